@@ -1,0 +1,134 @@
+"""One configuration object for PHNet, shared by the library, the nodes and the trainer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OUTPUTS = ("image", "residual")
+
+
+@dataclass(frozen=True)
+class PHNetConfig:
+    """Architecture and usage settings of one PHNet model.
+
+    ``enc_sizes`` are the 7 channel widths of the encoder (input first); ``grid_counts`` are the patch
+    grids of the Patch-based Normalization blocks, applied to the last ``len(grid_counts)`` decoder
+    skips (the very last one, on the input image, is never reached, exactly as in the official code).
+    ``pfe_grid`` is the grid of the Patch-based Feature Extractor; the official code uses
+    ``grid_counts[1]``. ``image_size`` is the square side the weights were trained at (the working
+    resolution). ``output="image"`` is the official mapping (the sigmoid output is the picture);
+    ``"residual"`` re-centres it so that 0.5 means "leave the pixel as it is".
+    """
+
+    enc_sizes: tuple[int, ...] = (3, 16, 32, 64, 128, 256, 512)
+    grid_counts: tuple[int, ...] = (10, 5, 1)
+    pfe_grid: int | None = None
+    init_weights: tuple[float, float] = (0.5, 0.5)
+    init_value: float = 0.8
+    se_reduction: int = 8
+    image_size: int = 512
+    output: str = "image"
+    name: str = "custom"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "enc_sizes", tuple(int(c) for c in self.enc_sizes))
+        object.__setattr__(self, "grid_counts", tuple(int(g) for g in self.grid_counts))
+        object.__setattr__(self, "init_weights", tuple(float(w) for w in self.init_weights))
+        if self.pfe_grid is None:
+            object.__setattr__(self, "pfe_grid", self.grid_counts[1] if len(self.grid_counts) > 1 else 1)
+        if len(self.enc_sizes) != 7 or self.enc_sizes[0] != 3 or min(self.enc_sizes) < 1:
+            raise ValueError(
+                f"enc_sizes must be 7 positive widths starting with 3 (RGB), got {self.enc_sizes}; "
+                "e.g. (3, 16, 32, 64, 128, 256, 512)"
+            )
+        if not 1 <= len(self.grid_counts) <= 7 or min(self.grid_counts) < 1:
+            raise ValueError(f"grid_counts must be 1 to 7 positive patch grids, got {self.grid_counts}")
+        if self.enc_sizes[6] < self.se_reduction:
+            raise ValueError(
+                f"the bottleneck width {self.enc_sizes[6]} must be at least se_reduction={self.se_reduction}"
+            )
+        if self.image_size < 8 or self.image_size % 8:
+            raise ValueError(f"image_size must be a positive multiple of 8, got {self.image_size}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+
+    # Which decoder stage's skip the first PN block rewrites (4 for the iHarmony config).
+    @property
+    def start_level(self) -> int:
+        return 7 - len(self.grid_counts)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "PHNetConfig":
+        try:
+            base = PRESETS[name]
+        except KeyError:
+            raise ValueError(f"unknown PHNet preset {name!r}; choose one of {sorted(PRESETS)}") from None
+        return dataclasses.replace(base, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["enc_sizes"] = list(self.enc_sizes)
+        d["grid_counts"] = list(self.grid_counts)
+        d["init_weights"] = list(self.init_weights)
+        d = {"model_type": "phnet", **d}
+        if not d["extra"]:
+            del d["extra"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PHNetConfig":
+        d = dict(d)
+        kind = d.pop("model_type", "phnet")
+        if kind != "phnet":
+            raise ValueError(f"this config describes a {kind!r} model, not a PHNet")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown PHNet config fields {unknown}; the file was written by a newer comfyui-phnet, "
+                "upgrade the package"
+            )
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "PHNetConfig":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"PHNet config is not valid JSON ({e})") from None
+        return cls.from_dict(d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PHNetConfig":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+PRESETS: dict[str, PHNetConfig] = {
+    # Released with the paper: iharmony512.pth (iHarmony4, 512 px).
+    "iharmony": PHNetConfig(
+        enc_sizes=(3, 16, 32, 64, 128, 256, 512), grid_counts=(10, 5, 1), image_size=512, name="iharmony"
+    ),
+    # ffhqh{256,512,1024}.pth share this architecture; set image_size to the checkpoint's resolution.
+    "ffhqh": PHNetConfig(
+        enc_sizes=(3, 16, 64, 128, 256, 512, 1024), grid_counts=(4, 3, 2, 1), image_size=512, name="ffhqh"
+    ),
+    # A CPU-sized model with the identity-initialised output mapping, used for our own default weights.
+    "small": PHNetConfig(
+        enc_sizes=(3, 16, 32, 64, 128, 128, 256),
+        grid_counts=(10, 5, 1),
+        image_size=256,
+        output="residual",
+        name="small",
+    ),
+}

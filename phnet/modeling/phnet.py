@@ -1,0 +1,98 @@
+"""PHNet: a U-Net whose skip features are re-normalized by Patch-based Normalization blocks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import PHNetConfig
+from .features import PatchFeatureExtractor, SqueezeExcitationGate
+from .normalization import PatchNormalization
+
+
+def encoder_layer(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
+    kernel, stride = (4, 2) if downsample else (3, 1)
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=1),
+        nn.InstanceNorm2d(c_out),
+        nn.ReLU(),
+    )
+
+
+def decoder_layer(c_in: int, c_out: int, upsample: bool, batch_norm: bool, last: bool) -> nn.Sequential:
+    kernel, stride = (4, 2) if upsample else (3, 1)
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, kernel, stride=stride, padding=1),
+        nn.BatchNorm2d(c_out) if batch_norm else nn.Identity(),
+        nn.Identity() if last else nn.LeakyReLU(),
+    )
+
+
+class SkipFusion(nn.Module):
+    """ReLU(Conv3×3([decoder features, skip features])), no bias."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.rconv = nn.Conv2d(2 * channels, channels, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.rconv(x))
+
+
+class PHNet(nn.Module):
+    """PHNet as the official code computes it; module names match the official state_dict.
+
+    ``forward(composite, mask)`` takes B×3×H×W images in [0, 1] and B×1×H×W masks (H, W multiples
+    of 8) and returns the raw B×3×H×W prediction; blending with the composite is the caller's job.
+    The last PN block and ``skip.6`` are never reached, as in the official model, but exist so the
+    official checkpoints load strictly.
+    """
+
+    def __init__(self, config: PHNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or PHNetConfig()
+        enc = config.enc_sizes
+        dec = enc[::-1]
+        self.feature_extractor = PatchFeatureExtractor(config.pfe_grid)
+        self.encoder = nn.ModuleList(encoder_layer(enc[i], enc[i + 1], downsample=i % 2 == 0) for i in range(6))
+        self.normalizers = nn.ModuleList(
+            PatchNormalization(dec[config.start_level + i], grid, config.init_weights, config.init_value)
+            for i, grid in enumerate(config.grid_counts)
+        )
+        self.decoder = nn.ModuleList(
+            decoder_layer(dec[i], dec[i + 1] if i < 5 else 3, upsample=i % 2 == 1, batch_norm=i < 3, last=i == 5)
+            for i in range(6)
+        )
+        self.skip = nn.ModuleList(SkipFusion(c) for c in dec)
+        self.SE_block = SqueezeExcitationGate(enc[6], config.se_reduction)
+        if config.output == "residual":
+            # start at "leave every pixel as it is": sigmoid(0) = 0.5 maps to the composite itself
+            nn.init.zeros_(self.decoder[5][0].weight)
+            nn.init.zeros_(self.decoder[5][0].bias)
+
+    def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.to(composite.dtype)
+        gate_features = self.feature_extractor(composite, mask)
+
+        skips, masks = [composite], [mask]
+        x = composite
+        for i, layer in enumerate(self.encoder):
+            x = layer(x)
+            skips.append(x)
+            # nearest resize with a scale factor, like the official code (exact for its sizes)
+            masks.append(F.interpolate(masks[-1], scale_factor=0.5) if i % 2 == 0 else masks[-1])
+
+        x = self.SE_block(x, gate_features)
+        start = self.config.start_level
+        for i, layer in enumerate(self.decoder):
+            skip, level_mask = skips[6 - i], masks[6 - i]
+            if i >= start:
+                skip = self.normalizers[i - start](skip, level_mask)
+            x = layer(self.skip[i](torch.cat([x, skip], dim=1)))
+        return self.to_output(x, composite)
+
+    def to_output(self, logits: torch.Tensor, composite: torch.Tensor) -> torch.Tensor:
+        if self.config.output == "residual":
+            return (composite + 2 * (torch.sigmoid(logits) - 0.5)).clamp(0, 1)
+        return torch.sigmoid(logits)
