@@ -1,0 +1,1 @@
+"""Reusable builders for tests (tiny models that run in milliseconds on CPU)."""

@@ -1,0 +1,113 @@
+"""A tiny, randomly initialised Segment Anything model for fast CPU tests.
+
+It has the same module tree as the real SAM (so checkpoint loading, size
+inference and ``SamPredictor`` are exercised for real) but works at 64 px with
+an embedding dimension of 32, and runs in a few milliseconds.
+
+Shared by tests/phnet, tests/nodes and tests/webui::
+
+    from tests.helpers.tiny_sam import build_tiny_sam, save_tiny_sam
+    path = save_tiny_sam(tmp_path / "tiny_sam.safetensors")
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
+
+# The numbers the loader must rediscover from the state_dict alone.
+TINY_SAM = dict(
+    img_size=64,
+    patch_size=16,
+    embed_dim=32,
+    depth=2,
+    num_heads=2,
+    window_size=2,
+    global_attn_indexes=(1,),
+    prompt_embed_dim=32,
+    mask_in_chans=8,
+    decoder_depth=2,
+    decoder_mlp_dim=64,
+    decoder_heads=8,
+    iou_head_depth=3,
+    iou_head_hidden_dim=32,
+)
+
+
+def build_tiny_sam(seed: int = 0) -> Sam:
+    """Return a tiny SAM in eval mode, deterministic for a given seed."""
+    c = TINY_SAM
+    grid = c["img_size"] // c["patch_size"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = Sam(
+            image_encoder=ImageEncoderViT(
+                img_size=c["img_size"],
+                patch_size=c["patch_size"],
+                embed_dim=c["embed_dim"],
+                depth=c["depth"],
+                num_heads=c["num_heads"],
+                mlp_ratio=4,
+                norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                qkv_bias=True,
+                use_rel_pos=True,
+                window_size=c["window_size"],
+                global_attn_indexes=c["global_attn_indexes"],
+                out_chans=c["prompt_embed_dim"],
+            ),
+            prompt_encoder=PromptEncoder(
+                embed_dim=c["prompt_embed_dim"],
+                image_embedding_size=(grid, grid),
+                input_image_size=(c["img_size"], c["img_size"]),
+                mask_in_chans=c["mask_in_chans"],
+            ),
+            mask_decoder=MaskDecoder(
+                num_multimask_outputs=3,
+                transformer=TwoWayTransformer(
+                    depth=c["decoder_depth"],
+                    embedding_dim=c["prompt_embed_dim"],
+                    mlp_dim=c["decoder_mlp_dim"],
+                    num_heads=c["decoder_heads"],
+                ),
+                transformer_dim=c["prompt_embed_dim"],
+                iou_head_depth=c["iou_head_depth"],
+                iou_head_hidden_dim=c["iou_head_hidden_dim"],
+            ),
+        )
+        # Relative position tables start at zero in SAM; randomise them so a
+        # wrongly sized or wrongly placed table would change the output.
+        for name, p in sam.named_parameters():
+            if "rel_pos" in name:
+                torch.nn.init.normal_(p, std=0.02)
+    return sam.eval()
+
+
+def save_tiny_sam(path, fmt: str | None = None, seed: int = 0) -> Path:
+    """Write a tiny SAM checkpoint to ``path`` and return the path.
+
+    ``fmt`` is ``"safetensors"`` or ``"pth"``; by default it follows the
+    file suffix (``.safetensors`` → safetensors, anything else → pth).
+    """
+    path = Path(path)
+    if fmt is None:
+        fmt = "safetensors" if path.suffix == ".safetensors" else "pth"
+    if fmt not in ("safetensors", "pth"):
+        raise ValueError(f"fmt must be 'safetensors' or 'pth', got {fmt!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone().contiguous() for k, v in build_tiny_sam(seed).state_dict().items()}
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, str(path))
+    return path

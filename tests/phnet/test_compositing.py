@@ -1,0 +1,148 @@
+"""phnet.compositing.paste_subject: placement, anchors, clipping, alpha, input kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phnet.compositing import paste_subject
+from phnet.segmentation import mask_bbox
+
+
+def _bg(h=40, w=60):
+    return np.full((h, w, 3), 0.25, np.float32)
+
+
+def _subject(h=10, w=8, value=(1.0, 0.0, 0.0)):
+    return np.broadcast_to(np.asarray(value, np.float32), (h, w, 3)).copy()
+
+
+def test_top_left_placement():
+    comp, mask = paste_subject(_bg(), _subject(), x=5, y=7)
+    assert comp.shape == (40, 60, 3) and comp.dtype == np.float32
+    assert mask.shape == (40, 60) and mask.dtype == np.float32
+    assert mask_bbox(mask) == (5, 7, 13, 17)
+    np.testing.assert_array_equal(comp[7:17, 5:13], _subject())
+    # outside the subject the background is untouched
+    outside = mask == 0
+    np.testing.assert_array_equal(comp[outside], _bg()[outside])
+
+
+@pytest.mark.parametrize(
+    "anchor,expected",
+    [
+        ("top-left", (30, 20, 38, 30)),
+        ("center", (26, 15, 34, 25)),
+        ("bottom-center", (26, 10, 34, 20)),
+    ],
+)
+def test_anchors(anchor, expected):
+    _, mask = paste_subject(_bg(), _subject(), x=30, y=20, anchor=anchor)
+    assert mask_bbox(mask) == expected
+
+
+def test_scale_resizes_subject_and_mask():
+    alpha = np.zeros((10, 8), np.float32)
+    alpha[2:8, 2:6] = 1.0
+    comp, mask = paste_subject(_bg(), _subject(), subject_mask=alpha, x=0, y=0, scale=2.0)
+    x0, y0, x1, y1 = mask_bbox(mask)
+    assert (x1 - x0, y1 - y0) == pytest.approx((8, 12), abs=1)
+    _, full = paste_subject(_bg(), _subject(), x=10, y=10, scale=0.5)
+    assert mask_bbox(full) == (10, 10, 14, 15)
+    # downscaling is antialiased: a 1-px checkerboard averages to grey, no aliasing
+    checker = (np.indices((20, 20)).sum(0) % 2).astype(np.float32)
+    comp, _ = paste_subject(_bg(), np.repeat(checker[..., None], 3, -1), x=0, y=0, scale=0.5)
+    np.testing.assert_allclose(comp[1:9, 1:9], 0.5, atol=0.02)
+
+
+def test_partly_outside_is_clipped():
+    comp, mask = paste_subject(_bg(), _subject(), x=-3, y=35)
+    assert mask_bbox(mask) == (0, 35, 5, 40)
+    np.testing.assert_array_equal(comp[35:40, 0:5], _subject()[:5, 3:])
+    comp, mask = paste_subject(_bg(), _subject(), x=58, y=-9)
+    assert mask_bbox(mask) == (58, 0, 60, 1)
+
+
+def test_fully_outside_raises():
+    with pytest.raises(ValueError, match="entirely outside the 60x40 background"):
+        paste_subject(_bg(), _subject(), x=60, y=0)
+    with pytest.raises(ValueError, match="entirely outside"):
+        paste_subject(_bg(), _subject(), x=-8, y=5)
+    with pytest.raises(ValueError, match="entirely outside"):
+        paste_subject(_bg(), _subject(), x=10, y=0, anchor="bottom-center")
+
+
+def test_rgba_alpha_is_the_mask():
+    rgba = np.zeros((10, 8, 4), np.uint8)
+    rgba[..., 1] = 255
+    rgba[3:7, 2:6, 3] = 255
+    rgba[0, 0, 3] = 100  # soft alpha survives (below the 0.5 bbox threshold)
+    comp, mask = paste_subject(_bg(), rgba, x=10, y=10)
+    assert mask_bbox(mask) == (12, 13, 16, 17)
+    assert mask[10, 10] == pytest.approx(100 / 255)
+    np.testing.assert_allclose(comp[10, 10], 0.25 * (1 - 100 / 255) + np.array([0, 1, 0]) * 100 / 255, atol=1e-6)
+    np.testing.assert_array_equal(comp[13:17, 12:16], np.broadcast_to([0, 1, 0], (4, 4, 3)))
+    # PIL RGBA works the same
+    comp2, mask2 = paste_subject(Image.fromarray((_bg() * 255).astype(np.uint8)), Image.fromarray(rgba), x=10, y=10)
+    np.testing.assert_array_equal(mask2, mask)
+
+
+def test_explicit_mask_overrides_alpha():
+    rgba = np.zeros((10, 8, 4), np.float32)
+    rgba[..., 3] = 1.0
+    m = np.zeros((10, 8), np.float32)
+    m[:5] = 1.0
+    _, mask = paste_subject(_bg(), rgba, subject_mask=m, x=0, y=0)
+    assert mask_bbox(mask) == (0, 0, 8, 5)
+    _, mask = paste_subject(_bg(), rgba, subject_mask=Image.fromarray((m * 255).astype(np.uint8)), x=0, y=0)
+    assert mask_bbox(mask) == (0, 0, 8, 5)
+
+
+def test_no_mask_pastes_rectangle():
+    _, mask = paste_subject(_bg(), _subject(), x=1, y=2)
+    assert mask.sum() == 80 and mask.max() == 1.0
+
+
+def test_grey_inputs_and_types():
+    bg_grey = np.full((40, 60), 64, np.uint8)
+    subj_grey = np.full((10, 8), 1.0, np.float32)
+    comp, mask = paste_subject(bg_grey, subj_grey, x=0, y=0)
+    assert comp.shape == (40, 60, 3)
+    np.testing.assert_allclose(comp[20, 30], 64 / 255)
+    np.testing.assert_array_equal(comp[0, 0], [1, 1, 1])
+    # grey + alpha (LA)
+    la = np.zeros((10, 8, 2), np.float32)
+    la[..., 0] = 1.0
+    la[:, :4, 1] = 1.0
+    _, mask = paste_subject(bg_grey, la, x=0, y=0)
+    assert mask_bbox(mask) == (0, 0, 4, 10)
+    # torch in, numpy out
+    comp_t, _ = paste_subject(torch.from_numpy(_bg()), torch.from_numpy(_subject()), x=5, y=7)
+    np.testing.assert_array_equal(comp_t, paste_subject(_bg(), _subject(), x=5, y=7)[0])
+
+
+def test_transparent_colour_does_not_bleed():
+    # a subject whose transparent half is bright blue garbage: after a resize the edge
+    # must stay red, not purple
+    rgba = np.zeros((10, 10, 4), np.float32)
+    rgba[:, :5] = (1, 0, 0, 1)
+    rgba[:, 5:] = (0, 0, 1, 0)
+    comp, mask = paste_subject(np.zeros((30, 30, 3), np.float32), rgba, x=0, y=0, scale=2.3)
+    edge = (mask > 0.05) & (mask < 0.95)
+    assert edge.any()
+    premult = comp[edge]
+    # composite over black = colour * alpha: the blue channel stays zero
+    assert premult[:, 2].max() < 1e-5
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        paste_subject(_bg(), _subject(), anchor="middle")
+    with pytest.raises(ValueError, match="scale must be a positive"):
+        paste_subject(_bg(), _subject(), scale=0)
+    with pytest.raises(ValueError, match="same size"):
+        paste_subject(_bg(), _subject(), subject_mask=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="background must be"):
+        paste_subject(np.zeros((3, 40, 60, 3)), _subject())
