@@ -1,0 +1,242 @@
+"""Conversions between what callers hand us (PIL, numpy, torch) and B×C×H×W float tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
+
+
+@dataclass
+class ImageForm:
+    """How an input image was given, so the result goes back in the same form."""
+
+    kind: str  # "pil" | "numpy" | "torch"
+    layout: str  # one of LAYOUTS
+    dtype: Any  # numpy / torch dtype of the input (for PIL: "uint8" or "uint16")
+    channels: int  # 1 (grey), 3 or 4 (alpha kept aside and put back untouched)
+    original: Any  # the input itself: pixels outside the mask are copied from it verbatim
+    pil_mode: str | None = None
+    device: Any = None
+
+
+def _integer_peak(dtype) -> float | None:
+    if dtype in (np.uint8, torch.uint8, "uint8"):
+        return 255.0
+    if dtype in (np.uint16, torch.uint16, "uint16"):
+        return 65535.0
+    return None
+
+
+def image_to_tensor(image: Any, layout: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None, ImageForm]:
+    """→ (B×3×H×W float32 RGB in [0, 1], B×1×H×W alpha or None, form)."""
+    if _is_pil(image):
+        array, mode = _pil_to_array(image)
+        form_kind, pil_mode = "pil", mode
+        layout = "HWC" if array.ndim == 3 else "HW"
+        data: Any = array
+    elif isinstance(image, np.ndarray):
+        form_kind, pil_mode, data = "numpy", None, image
+        layout = layout or {2: "HW", 3: "HWC", 4: "BHWC"}.get(image.ndim)
+    elif isinstance(image, torch.Tensor):
+        form_kind, pil_mode, data = "torch", None, image
+        layout = layout or _guess_torch_layout(image)
+    else:
+        raise TypeError(
+            f"unsupported image type {type(image).__name__}: pass a PIL image, a numpy array (HWC/BHWC) or a "
+            "torch tensor (BHWC/BCHW)"
+        )
+    if layout not in LAYOUTS or data.ndim != len(layout):
+        raise ValueError(f"an image of shape {tuple(data.shape)} does not match layout {layout!r}")
+
+    dtype = data.dtype
+    if form_kind == "pil":
+        dtype = str(data.dtype)
+    t = torch.from_numpy(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else data
+    device = t.device
+    t = _to_bchw(t, layout)
+    channels = t.shape[1]
+    if channels not in (1, 3, 4):
+        raise ValueError(f"an image needs 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} (layout {layout})")
+    if t.shape[-1] < 1 or t.shape[-2] < 1 or t.shape[0] < 1:
+        raise ValueError(f"empty image of shape {tuple(data.shape)}")
+    t = _to_unit_float(t, dtype)
+    alpha = t[:, 3:4] if channels == 4 else None
+    rgb = t[:, :3] if channels >= 3 else t.expand(-1, 3, -1, -1)
+    form = ImageForm(form_kind, layout, dtype, channels, image, pil_mode, device)
+    return rgb.contiguous(), alpha, form
+
+
+def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageForm, keep: torch.Tensor) -> Any:
+    """Inverse of image_to_tensor. Where ``keep`` (B×1×H×W bool) is set, the input's own pixels are returned."""
+    rgb = rgb.clamp(0, 1)
+    if form.channels == 4:
+        rgb = torch.cat([rgb, alpha], dim=1)
+    peak = _integer_peak(form.dtype)
+    original = form.original
+    if form.kind == "pil":
+        array, _ = _pil_to_array(original)
+        out = _from_unit(rgb, peak, np.dtype(form.dtype))
+        out = _from_bchw(out, "HWC")
+        if form.channels == 1:
+            array = np.repeat(array[..., None], 3, axis=-1)
+        out = np.where(_from_bchw(keep, "HWC").numpy(), array, out.numpy())
+        from PIL import Image
+
+        mode = "RGBA" if form.channels == 4 else "RGB"
+        if out.dtype != np.uint8:  # PIL has no 16-bit RGB mode (rejected earlier); cannot happen
+            raise AssertionError
+        return Image.fromarray(out, mode)
+    target_dtype = form.dtype
+    if form.kind == "numpy":
+        out = _from_unit(rgb.cpu(), peak, np.dtype(target_dtype))
+        orig = torch.from_numpy(np.ascontiguousarray(original))
+    else:
+        out = _from_unit(rgb, peak, target_dtype).to(form.device)
+        orig = original
+    orig = _to_bchw(orig, form.layout)
+    if form.channels == 1:
+        orig = orig.expand(-1, 3, -1, -1)
+    keep = keep.to(out.device)
+    out = torch.where(keep, orig.to(out.device), out)
+    out_layout = form.layout.replace("HW", "HWC") if form.layout in ("HW", "BHW") else form.layout
+    out = _from_bchw(out, out_layout)
+    return out.numpy() if form.kind == "numpy" else out
+
+
+def mask_to_tensor(mask: Any, batch: int, height: int, width: int) -> torch.Tensor:
+    """→ B×1×H×W float32 in [0, 1]; one mask broadcasts over a batch."""
+    if _is_pil(mask):
+        if mask.mode in ("RGBA", "LA", "PA"):
+            mask = mask.getchannel("A")
+        elif mask.mode not in ("1", "L", "I", "I;16", "F"):
+            mask = mask.convert("L")
+        array = np.array(mask)
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        dtype: Any = array.dtype
+    elif isinstance(mask, np.ndarray):
+        t, dtype = torch.from_numpy(np.ascontiguousarray(mask)), mask.dtype
+    elif isinstance(mask, torch.Tensor):
+        t, dtype = mask, mask.dtype
+    else:
+        raise TypeError(f"unsupported mask type {type(mask).__name__}: pass a PIL image, numpy array or tensor")
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+        dtype = "bool"
+    t = t.detach().cpu()
+    if t.ndim == 2:
+        t = t[None, None]
+    elif t.ndim == 3:
+        t = t[:, None] if t.shape[-1] not in (1,) or t.shape[0] == 1 else t.permute(2, 0, 1)[None]
+    elif t.ndim == 4 and t.shape[1] != 1 and t.shape[-1] == 1:
+        t = t.permute(0, 3, 1, 2)
+    if t.ndim != 4 or t.shape[1] != 1:
+        raise ValueError(
+            f"a mask must be H×W, B×H×W or B×1×H×W with one channel, got shape {tuple(mask.shape)}"
+        )
+    t = t.float() / (1.0 if dtype == "bool" else (_integer_peak(dtype) or 1.0))
+    if torch.isnan(t).any():
+        raise ValueError("the mask contains NaN values; fix the mask (e.g. torch.nan_to_num)")
+    if t.min() < 0 or t.max() > 1:
+        raise ValueError(
+            f"mask values must be in 0..1 (float) or 0..255 (uint8), got {t.min().item():g}..{t.max().item():g}"
+        )
+    if t.shape[-2:] != (height, width):
+        raise ValueError(
+            f"the mask is {t.shape[-1]}×{t.shape[-2]} (W×H) but the image is {width}×{height}; resize the mask "
+            "to the image size"
+        )
+    if t.shape[0] not in (1, batch):
+        raise ValueError(f"{t.shape[0]} masks for {batch} images: give one mask, or one per image")
+    return t.expand(batch, -1, -1, -1)
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
+
+
+def _pil_to_array(image) -> tuple[np.ndarray, str]:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        raise ValueError(
+            f"PIL mode {mode!r} (16/32-bit grey) has no RGB counterpart in PIL; pass np.asarray(image) to get a "
+            "16-bit result, or image.convert('L') for 8 bits"
+        )
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode in ("LA", "PA"):
+        image = image.convert("RGBA")
+    elif mode not in ("RGB", "RGBA", "L"):
+        image = image.convert("RGB")
+    return np.array(image), image.mode
+
+
+def _guess_torch_layout(t: torch.Tensor) -> str:
+    chans = (1, 3, 4)
+    if t.ndim == 2:
+        return "HW"
+    if t.ndim in (3, 4):
+        first, last = t.shape[-3] in chans, t.shape[-1] in chans
+        if first != last:
+            return ("CHW" if first else "HWC") if t.ndim == 3 else ("BCHW" if first else "BHWC")
+    raise ValueError(
+        f"cannot tell the layout of a tensor of shape {tuple(t.shape)}; pass layout='BHWC' (ComfyUI) or 'BCHW'"
+    )
+
+
+def _to_bchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    if "C" not in layout:
+        t = t.unsqueeze(-1)
+        layout += "C"
+    if "B" not in layout:
+        t = t.unsqueeze(0)
+        layout = "B" + layout
+    return t.permute(0, 3, 1, 2) if layout == "BHWC" else t
+
+
+def _from_bchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout in ("BHWC", "HWC"):
+        t = t.permute(0, 2, 3, 1)
+    return t[0] if "B" not in layout else t
+
+
+def _to_unit_float(t: torch.Tensor, dtype) -> torch.Tensor:
+    peak = _integer_peak(dtype)
+    if peak is not None:
+        return t.to(torch.float32) / peak
+    if t.dtype == torch.bool or not t.is_floating_point():
+        raise ValueError(f"unsupported image dtype {dtype}: use uint8, uint16 or float in 0..1")
+    t = t.to(torch.float32)
+    if not torch.isfinite(t).all():
+        raise ValueError("the image contains NaN or infinite values; fix the input (e.g. torch.nan_to_num)")
+    lo, hi = t.min().item(), t.max().item()
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(
+            f"float images must be in 0..1, got values in {lo:g}..{hi:g}; divide 0..255 images by 255"
+        )
+    return t.clamp(0, 1)
+
+
+def _from_unit(t: torch.Tensor, peak: float | None, dtype) -> torch.Tensor:
+    if peak is None:
+        if isinstance(dtype, np.dtype):
+            dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+        return t.to(dtype)
+    scaled = torch.round(t.detach().cpu().double() * peak).numpy()
+    return torch.from_numpy(scaled.astype(_np_dtype(dtype)))
+
+
+def _np_dtype(dtype) -> np.dtype:
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if isinstance(dtype, torch.dtype):
+        return {torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16)}[dtype]
+    return np.dtype(dtype)

@@ -1,0 +1,344 @@
+"""Reading and writing PHNet weights: our safetensors folders, official .pth files, the Hub.
+
+A model folder holds ``config.json`` + ``model.safetensors`` (the config is also stored in the
+safetensors metadata, so a lone ``.safetensors`` file is self-describing). Official checkpoints are
+plain state_dicts in ``.pth`` files; they are read with ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .config import PRESETS, PHNetConfig
+from .modeling import PHNet
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+DEFAULT_DIR = Path(__file__).parent / "assets" / "default"
+
+OFFICIAL_TERMS = (
+    "The official PHNet weights (iharmony512.pth, ffhqh*.pth by Efremyan et al.) are released under the "
+    "authors' public licence with attribution and share-alike conditions (a CC BY-SA 4.0 variant, see "
+    "license/en_us.pdf in the official repository); FFHQH-trained weights may also be bound by FFHQ's "
+    "CC BY-NC-SA 4.0 terms. Those terms travel with any converted copy."
+)
+
+
+# ----------------------------------------------------------------------------------------------------
+# state_dict files
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], PHNetConfig | None]:
+    """Tensors of a weights file, plus the config stored in it (safetensors metadata) if any."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"PHNet weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    if path.suffix in PICKLE_SUFFIXES:
+        return _read_pickle(path), None
+    raise ValueError(
+        f"unsupported weights file {path.name!r}: use a .safetensors file (ours) or an official .pth state_dict"
+    )
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], PHNetConfig | None]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt: "
+            "download or convert it again"
+        ) from None
+    config = PHNetConfig.from_json(metadata["phnet_config"]) if "phnet_config" in metadata else None
+    return tensors, config
+
+
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
+        raise ValueError(
+            f"could not read {path} as a plain PyTorch state_dict ({type(e).__name__}: {str(e).splitlines()[0]}). "
+            "Only tensors are loaded (weights_only=True); if the file is truncated, download it again; if it holds "
+            "pickled objects, convert it to safetensors with code you trust"
+        ) from None
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "model_state_dict"):  # common trainer wrappers
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path} does not hold a state_dict of tensors")
+    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+
+
+def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None = None) -> PHNetConfig:
+    """The architecture a PHNet state_dict was made for, read off its tensor shapes."""
+    try:
+        widths = [state_dict["encoder.0.0.weight"].shape[1]]
+        widths += [state_dict[f"encoder.{i}.0.weight"].shape[0] for i in range(6)]
+        grids = []
+        while f"normalizers.{len(grids)}.grid_weights" in state_dict:
+            grids.append(state_dict[f"normalizers.{len(grids)}.grid_weights"].shape[-1])
+    except KeyError as e:
+        raise ValueError(f"this is not a PHNet state_dict (no {e.args[0]!r} tensor)") from None
+    if not grids:
+        raise ValueError("this is not a PHNet state_dict (no normalizers.*.grid_weights tensors)")
+    for name, preset in PRESETS.items():
+        if preset.enc_sizes == tuple(widths) and preset.grid_counts == tuple(grids) and name != "small":
+            return PHNetConfig.preset(name, **({"image_size": image_size} if image_size else {}))
+    return PHNetConfig(enc_sizes=tuple(widths), grid_counts=tuple(grids), image_size=image_size or 512)
+
+
+def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any = "") -> None:
+    """Strict loading with one readable message for every kind of mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or wrong:
+        found = ""
+        try:
+            found = f" The weights look like: {infer_config(state_dict).to_dict()}."
+        except ValueError as e:
+            found = f" ({e})"
+        detail = "; ".join(
+            part
+            for part in (
+                f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+                f"{len(wrong)} with other shapes (e.g. {wrong[0]}: {tuple(state_dict[wrong[0]].shape)} vs "
+                f"{tuple(own[wrong[0]].shape)})"
+                if wrong
+                else "",
+            )
+            if part
+        )
+        raise ValueError(
+            f"the weights {source} do not fit this PHNet config ({detail}).{found} "
+            "Pass the matching config (or --config iharmony|ffhqh), or let it be inferred from the file"
+        )
+    converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    model.load_state_dict(converted, strict=True)
+
+
+def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNet:
+    tensors, stored = read_state_dict(path)
+    path = Path(path)
+    side = Path(path).parent / CONFIG_NAME
+    if config is None:
+        if stored is not None:
+            config = stored
+        elif side.is_file() and path.suffix == ".safetensors":
+            config = PHNetConfig.load(side)
+        else:
+            config = infer_config(tensors, image_size=_size_from_name(path.name))
+    model = PHNet(config)
+    load_state_dict_into(model, tensors, source=str(path))
+    return model.eval()
+
+
+def _size_from_name(name: str) -> int | None:
+    """Official files carry their resolution in the name: iharmony512.pth, ffhqh1024.pth."""
+    m = re.search(r"(256|512|1024|2048)", name)
+    return int(m.group(1)) if m else None
+
+
+# ----------------------------------------------------------------------------------------------------
+# folders and the Hub
+
+
+def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors``; files appear whole or not at all."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config_json = model.config.to_json()
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu")
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    metadata = {"format": "pt", "phnet_config": config_json}
+    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
+    _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(config_json, encoding="utf-8"))
+    return directory
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:
+    directory = Path(directory)
+    weights = directory / WEIGHTS_NAME
+    if weights.is_file():
+        if config is None and (directory / CONFIG_NAME).is_file():
+            config = PHNetConfig.load(directory / CONFIG_NAME)
+        return model_from_file(weights, config)
+    candidates = sorted(p for p in directory.iterdir() if p.suffix in (".safetensors",) + PICKLE_SUFFIXES)
+    if len(candidates) == 1:
+        return model_from_file(candidates[0], config)
+    listing = ", ".join(p.name for p in candidates) or "nothing"
+    raise FileNotFoundError(
+        f"{directory} holds no {WEIGHTS_NAME} (found {listing}); point at one weights file, or save the model "
+        "there with save_pretrained()"
+    )
+
+
+def looks_like_repo_id(source: str) -> bool:
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", source)) and not source.startswith((".", "/"))
+
+
+def download_from_hub(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """Local folder holding the repo's config.json + model.safetensors (from the HF cache when offline)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.pth"],
+        )
+    except LocalEntryNotFoundError:
+        raise FileNotFoundError(
+            f"PHNet weights {repo_id!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
+            f"({cache_dir or 'default HF cache'}) and the Hub cannot be reached (offline: HF_HUB_OFFLINE="
+            f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}). Download them once with network access "
+            f"(`huggingface-cli download {repo_id}`), or pass a local folder or file"
+        ) from None
+    except RevisionNotFoundError:
+        raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(
+            f"no Hub repo {repo_id!r} (or it is private: log in with `huggingface-cli login` or pass token=)"
+        ) from None
+    return Path(folder)
+
+
+def load_model(
+    source: str | Path | None = None,
+    *,
+    config: PHNetConfig | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> PHNet:
+    """A PHNet in eval mode from a weights file, a model folder, a Hub repo id, or (None) the bundled default."""
+    if source is None:
+        if not (DEFAULT_DIR / WEIGHTS_NAME).is_file():
+            raise FileNotFoundError(
+                "no bundled default PHNet weights in this installation "
+                f"({DEFAULT_DIR / WEIGHTS_NAME} is missing). Pass weights explicitly: a folder or .safetensors "
+                "file saved by save_pretrained, an official .pth (e.g. iharmony512.pth from the PHNet authors), "
+                "or a Hub repo id"
+            )
+        return model_from_folder(DEFAULT_DIR, config)
+    path = Path(source).expanduser()
+    if path.is_file():
+        return model_from_file(path, config)
+    if path.is_dir():
+        return model_from_folder(path, config)
+    if isinstance(source, str) and looks_like_repo_id(source):
+        folder = download_from_hub(
+            source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+        return model_from_folder(folder, config)
+    raise FileNotFoundError(
+        f"PHNet weights {str(source)!r} not found: give an existing file or folder, or a Hub repo id 'owner/name'"
+    )
+
+
+def model_card(config: PHNetConfig, base_model: str | None = None) -> str:
+    lines = [
+        "---",
+        "library_name: phnet",
+        "tags: [image-harmonization, portrait, phnet, comfyui]",
+        "---",
+        f"# PHNet ({config.name})",
+        "",
+        "Weights for [comfyui-phnet](https://github.com/comfyui-phnet/comfyui-phnet): "
+        "`phnet.Harmonizer.from_pretrained(\"<this repo>\")`.",
+        "",
+        "```json",
+        json.dumps(config.to_dict(), indent=2),
+        "```",
+    ]
+    if base_model:
+        lines += ["", f"Converted from the official checkpoint `{base_model}`.", "", OFFICIAL_TERMS]
+    return "\n".join(lines) + "\n"
+
+
+def push_to_hub(
+    model: PHNet,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | bool | None = None,
+    commit_message: str = "Upload PHNet weights",
+    base_model: str | None = None,
+) -> str:
+    """Upload config.json + model.safetensors (+ a model card) to a Hub model repo; returns its URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp)
+        (Path(tmp) / "README.md").write_text(model_card(model.config, base_model), encoding="utf-8")
+        api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+    return str(url)
+
+
+def convert_official(
+    checkpoint: str | Path, out_dir: str | Path, *, config: PHNetConfig | str | None = None
+) -> PHNet:
+    """Official .pth state_dict → our folder (config.json + model.safetensors), loaded strictly on the way."""
+    checkpoint = Path(checkpoint)
+    if isinstance(config, str):
+        config = PHNetConfig.preset(config)
+        size = _size_from_name(checkpoint.name)
+        config = dataclasses.replace(config, image_size=size) if size else config
+    model = model_from_file(checkpoint, config)
+    save_pretrained(model, out_dir)
+    (Path(out_dir) / "LICENSE-WEIGHTS.txt").write_text(OFFICIAL_TERMS + "\n", encoding="utf-8")
+    return model
