@@ -1,0 +1,72 @@
+"""Data sets for training and evaluation: iHarmony4, FFHQH, or any folder of photos.
+
+``build_dataset(data_cfg, split, train=...)`` picks the loader from ``data.kind``
+(``auto`` looks at the folder) and applies the shared options.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainer.data.base import HarmonizationDataset
+from trainer.data.common import BadSampleError, Record, collate
+from trainer.data.ffhqh import FFHQHDataset, ffhqh_records, is_ffhqh_root
+from trainer.data.folder import FolderDataset, folder_records
+from trainer.data.iharmony import IHarmony4Dataset, iharmony_records, is_iharmony_root
+from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
+
+KINDS = ("auto", "iharmony", "ffhqh", "folder")
+
+__all__ = ["build_dataset", "detect_kind", "collate", "BadSampleError", "Record", "HarmonizationDataset",
+           "IHarmony4Dataset", "FFHQHDataset", "FolderDataset", "SynthesisOptions", "synthesize",
+           "sample_strength", "KINDS"]
+
+
+def detect_kind(root: Path) -> str:
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"data root not found: {root}")
+    if is_iharmony_root(root):
+        return "iharmony"
+    if is_ffhqh_root(root):
+        return "ffhqh"
+    return "folder"
+
+
+def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
+                  resize: str | None = None, seed: int | None = None) -> HarmonizationDataset:
+    """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table."""
+    if not data.get("root"):
+        raise ValueError("data.root is not set (the data-set folder)")
+    root = Path(data["root"]).expanduser()
+    kind = data.get("kind", "auto")
+    if kind not in KINDS:
+        raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+    if kind == "auto":
+        kind = detect_kind(root)
+    train = (split == "train") if train is None else train
+    policy = data.get("on_bad_sample", "error")
+    syn = dict(data.get("synthesis", {}))
+    common = dict(
+        image_size=image_size or data.get("image_size") or 256,
+        resize=resize or data.get("resize", "stretch"),
+        train=train, hflip=data.get("hflip", 0.0), crop_scale=tuple(data.get("crop_scale", (1.0, 1.0))),
+        on_bad_sample=policy, seed=data.get("seed", 0) if seed is None else seed,
+        synthesis=SynthesisOptions(**syn), description=f"{kind}:{root}:{split}",
+    )
+    val_fraction = float(data.get("val_fraction", 0.05))
+    if kind == "iharmony":
+        recs = iharmony_records(root, split, data.get("subsets") or None, val_fraction, policy)
+        ds = IHarmony4Dataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
+    elif kind == "ffhqh":
+        recs = ffhqh_records(root, split, data.get("ffhq_root") or None, val_fraction, policy)
+        ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
+    else:
+        recs = folder_records(root, split, data.get("mask_dir") or None, val_fraction,
+                              float(data.get("test_fraction", 0.0)))
+        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
+    limit = int(data.get("max_samples", 0) or 0)
+    if limit and len(ds.records) > limit:
+        ds.records = ds.records[:limit]
+    if len(ds) == 0:
+        raise ValueError(f"the {split} split of {root} ({kind}) is empty")
+    return ds

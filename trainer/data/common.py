@@ -1,0 +1,227 @@
+"""Shared pieces of the data sets: file reading, bad-sample policy, geometry, batching."""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+RESIZE_MODES = ("stretch", "crop", "pad", "none")
+
+
+class BadSampleError(ValueError):
+    """A sample that cannot be used; the message names the offending file."""
+
+
+@dataclass
+class Record:
+    """One sample on disk. ``comp`` is None when the composite is synthesised on the fly."""
+    name: str
+    real: Path
+    mask: Path | None = None
+    comp: Path | None = None
+    subset: str = ""
+
+
+# --------------------------------------------------------------------------- reading
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except FileNotFoundError:
+        raise BadSampleError(f"missing file: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadSampleError(f"unreadable image {path}: {exc}") from None
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """float32 HxWx3 in [0, 1]."""
+    img = _open(Path(path))
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+
+
+def load_rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The picture and, when it has one, its alpha channel as a binary mask."""
+    img = _open(Path(path))
+    alpha = None
+    if has_alpha(img):
+        a = np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0
+        alpha = (a >= 0.5).astype(np.float32)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0, alpha
+
+
+def load_mask(path: Path) -> np.ndarray:
+    """Binary float32 HxW mask. A mask with an alpha channel uses the alpha, else the luminance."""
+    img = _open(Path(path))
+    if has_alpha(img):
+        a = np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3]
+        # an RGBA mask whose alpha is all opaque is really a luminance mask
+        if a.min() < 255:
+            return (a >= 127.5).astype(np.float32)
+    return (np.asarray(img.convert("L"), dtype=np.float32) >= 127.5).astype(np.float32)
+
+
+def ellipse_mask(h: int, w: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Fallback subject mask: a centred, portrait-shaped ellipse (head and shoulders area).
+
+    It is *not* a person segmentation: pairs built with it teach the network to
+    harmonise an elliptical region against its surroundings, which is still a
+    correct training signal (the ground truth is the untouched photo).
+    """
+    cy, cx, ry, rx = 0.56, 0.5, 0.40, 0.30
+    if rng is not None:
+        cy += rng.uniform(-0.06, 0.06)
+        cx += rng.uniform(-0.08, 0.08)
+        ry *= rng.uniform(0.8, 1.15)
+        rx *= rng.uniform(0.8, 1.2)
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = ((yy + 0.5) / h - cy) ** 2 / ry ** 2 + ((xx + 0.5) / w - cx) ** 2 / rx ** 2
+    return (d <= 1.0).astype(np.float32)
+
+
+def check_pair(comp: np.ndarray | None, real: np.ndarray, mask: np.ndarray, record: Record) -> None:
+    """Raise BadSampleError for size mismatches and empty masks, naming the files."""
+    if comp is not None and comp.shape != real.shape:
+        raise BadSampleError(
+            f"composite {record.comp} is {comp.shape[1]}x{comp.shape[0]} but real image "
+            f"{record.real} is {real.shape[1]}x{real.shape[0]}")
+    if mask.shape != real.shape[:2]:
+        raise BadSampleError(
+            f"mask {record.mask or '(alpha/fallback)'} is {mask.shape[1]}x{mask.shape[0]} but image "
+            f"{record.comp or record.real} is {real.shape[1]}x{real.shape[0]}")
+    if not (mask > 0.5).any():
+        raise BadSampleError(f"empty mask (no foreground pixel): {record.mask or record.real}")
+
+
+def find_with_any_extension(folder: Path, stem: str) -> Path | None:
+    for ext in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".PNG", ".JPG"):
+        p = folder / (stem + ext)
+        if p.exists():
+            return p
+    return None
+
+
+def list_images(root: Path) -> list[Path]:
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def in_holdout(key: str, fraction: float) -> bool:
+    """Deterministic split membership from a stable hash of ``key`` (same on every machine)."""
+    if fraction <= 0:
+        return False
+    return (zlib.crc32(key.encode("utf-8")) % 100000) < fraction * 100000
+
+
+def read_split_file(path: Path) -> list[str]:
+    lines = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def apply_missing_policy(records: list[Record], policy: str, what: str) -> list[Record]:
+    """Check that every listed file exists; raise or drop (with a warning and a count)."""
+    kept, missing = [], []
+    for r in records:
+        paths = [p for p in (r.comp, r.mask, r.real) if p is not None]
+        bad = [p for p in paths if not os.path.isfile(p)]
+        if bad:
+            missing.append((r, bad[0]))
+        else:
+            kept.append(r)
+    if missing:
+        first = missing[0][1]
+        if policy == "error":
+            raise BadSampleError(
+                f"{len(missing)} sample(s) of {what} list files that do not exist, first: {first} "
+                f"(set data.on_bad_sample = \"skip\" to drop them)")
+        shown = ", ".join(str(b) for _, b in missing[:3])
+        warnings.warn(f"{what}: skipped {len(missing)} sample(s) with missing files ({shown}"
+                      f"{', ...' if len(missing) > 3 else ''})", stacklevel=2)
+    return kept
+
+
+# --------------------------------------------------------------------------- geometry
+
+def to_chw(x: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
+
+
+def _resize(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    if t.shape[-2:] == (h, w):
+        return t
+    return F.interpolate(t[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def crop_box(h: int, w: int, rng: np.random.Generator | None, scale: tuple[float, float]) -> tuple[int, int, int, int]:
+    """A random crop with area fraction in ``scale`` and the picture's own aspect."""
+    if rng is None or scale[0] >= 1.0:
+        return 0, 0, h, w
+    s = math.sqrt(rng.uniform(scale[0], min(scale[1], 1.0)))
+    ch, cw = max(8, int(round(h * s))), max(8, int(round(w * s)))
+    y0 = int(rng.integers(0, h - ch + 1))
+    x0 = int(rng.integers(0, w - cw + 1))
+    return y0, x0, ch, cw
+
+
+def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generator | None) -> torch.Tensor:
+    """Bring a CxHxW stack to ``size``x``size`` (or a multiple of 8 for ``none``)."""
+    _, h, w = stack.shape
+    if mode == "stretch":
+        return _resize(stack, size, size)
+    if mode == "crop":
+        s = size / min(h, w)
+        nh, nw = max(size, round(h * s)), max(size, round(w * s))
+        stack = _resize(stack, nh, nw)
+        if rng is None:
+            y0, x0 = (nh - size) // 2, (nw - size) // 2
+        else:
+            y0, x0 = int(rng.integers(0, nh - size + 1)), int(rng.integers(0, nw - size + 1))
+        return stack[:, y0:y0 + size, x0:x0 + size]
+    if mode == "pad":
+        s = size / max(h, w)
+        nh, nw = min(size, max(1, round(h * s))), min(size, max(1, round(w * s)))
+        stack = _resize(stack, nh, nw)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        return F.pad(stack, (left, size - nw - left, top, size - nh - top), value=0.0)
+    if mode == "none":
+        nh, nw = max(8, h // 8 * 8), max(8, w // 8 * 8)
+        if (nh, nw) != (h, w):  # crop to a multiple of 8 (the network needs it)
+            y0, x0 = (h - nh) // 2, (w - nw) // 2
+            stack = stack[:, y0:y0 + nh, x0:x0 + nw]
+        return stack
+    raise ValueError(f"unknown resize mode {mode!r}; choose from {RESIZE_MODES}")
+
+
+# --------------------------------------------------------------------------- batching
+
+def collate(batch: list[dict | None]) -> dict:
+    """Stack samples; ``None`` entries (skipped bad samples) are counted in ``skipped``."""
+    good = [b for b in batch if b is not None]
+    out: dict = {"skipped": len(batch) - len(good)}
+    if not good:
+        return out
+    for key in good[0]:
+        vals = [b[key] for b in good]
+        out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out

@@ -1,0 +1,85 @@
+"""FFHQH: ``comp/`` composites, ``alpha/`` masks and ``{train,val,test}_split.txt``.
+
+The real images are the original FFHQ pictures under ``ffhq_root`` (FFHQH does not
+ship them); a set written by ``python -m trainer.synth`` has them in ``real/`` and
+that folder is used when no ``ffhq_root`` is given. Split lines may be
+``00609.png`` or ``00000/00609.png``; both the flat and the official FFHQ
+``<thousands>/<id>.png`` folder layouts are looked up. Without a
+``val_split.txt`` the validation split is carved from ``train``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data.base import HarmonizationDataset
+from trainer.data.common import (Record, apply_missing_policy, find_with_any_extension, in_holdout,
+                                 load_mask, load_rgb, read_split_file)
+
+
+def is_ffhqh_root(root: Path) -> bool:
+    root = Path(root)
+    return (root / "comp").is_dir() and (root / "alpha").is_dir()
+
+
+def _first_existing(candidates: list[Path]) -> Path:
+    for c in candidates:
+        if c.exists():
+            return c
+    return candidates[0]
+
+
+def _locate(folder: Path, line: str) -> Path:
+    p = Path(line)
+    cands = [folder / p, folder / p.name]
+    stem_hit = find_with_any_extension(folder / p.parent, p.stem) or find_with_any_extension(folder, p.stem)
+    if stem_hit is not None:
+        cands.append(stem_hit)
+    return _first_existing(cands)
+
+
+def _locate_real(ffhq_root: Path, line: str) -> Path:
+    p = Path(line)
+    cands = [ffhq_root / p, ffhq_root / p.name]
+    if p.stem.isdigit():
+        cands.append(ffhq_root / f"{int(p.stem) // 1000 * 1000:05d}" / p.name)
+        cands.append(ffhq_root / "images1024x1024" / f"{int(p.stem) // 1000 * 1000:05d}" / p.name)
+    for c in list(cands):
+        if c.suffix.lower() != ".png":
+            cands.append(c.with_suffix(".png"))
+    return _first_existing(cands)
+
+
+def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fraction: float = 0.05,
+                  on_bad_sample: str = "error") -> list[Record]:
+    root = Path(root)
+    if ffhq_root is None or str(ffhq_root) == "":
+        if not (root / "real").is_dir():
+            raise FileNotFoundError(
+                f"FFHQH ships composites and masks only: set data.ffhq_root to the FFHQ images folder "
+                f"(or put the real images in {root / 'real'})")
+        ffhq_root = root / "real"
+    ffhq_root = Path(ffhq_root)
+    carve = False
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r} (train, val or test)")
+    path = root / f"{split}_split.txt"
+    if split == "val" and not path.exists():
+        path, carve = root / "train_split.txt", True
+    elif split == "train" and not (root / "val_split.txt").exists():
+        carve = True
+    if not path.exists():
+        raise FileNotFoundError(f"split file not found: {path}")
+    records = []
+    for line in read_split_file(path):
+        if carve and in_holdout(Path(line).stem, val_fraction) != (split == "val"):
+            continue
+        records.append(Record(name=line, subset="FFHQH", comp=_locate(root / "comp", line),
+                              mask=_locate(root / "alpha", line), real=_locate_real(ffhq_root, line)))
+    return apply_missing_policy(records, on_bad_sample, f"FFHQH {split} split under {root}")
+
+
+class FFHQHDataset(HarmonizationDataset):
+    def load(self, record: Record, rng: np.random.Generator):
+        return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask)

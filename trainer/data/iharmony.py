@@ -1,0 +1,97 @@
+"""iHarmony4: HCOCO / HAdobe5k / HFlickr / Hday2night with the official split files.
+
+Layout per subset: ``composite_images/``, ``masks/``, ``real_images/`` and
+``<Subset>_train.txt`` / ``<Subset>_test.txt`` (one composite file name per line).
+Name mapping: composite ``a3323_1_1.jpg`` -> mask ``masks/a3323_1.png`` and real
+``real_images/a3323.jpg``. The release has no validation list: unless a
+``<Subset>_val.txt`` exists, ``val`` is carved from ``train`` deterministically,
+grouping composites by their real photo so no photo is in both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data.base import HarmonizationDataset
+from trainer.data.common import (BadSampleError, Record, apply_missing_policy, find_with_any_extension,
+                                 in_holdout, load_mask, load_rgb, read_split_file)
+
+SUBSETS = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
+
+
+def is_iharmony_root(root: Path) -> bool:
+    root = Path(root)
+    if any((root / s).is_dir() for s in SUBSETS):
+        return True
+    return (root / "composite_images").is_dir() and any(root.glob("*_train.txt"))
+
+
+def _subset_dirs(root: Path, subsets) -> list[tuple[str, Path]]:
+    root = Path(root)
+    if (root / "composite_images").is_dir():  # root *is* one subset
+        return [(root.name, root)]
+    names = list(subsets) if subsets else [s for s in SUBSETS if (root / s).is_dir()]
+    out = []
+    for s in names:
+        if not (root / s).is_dir():
+            raise FileNotFoundError(f"iHarmony4 subset folder not found: {root / s}")
+        out.append((s, root / s))
+    if not out:
+        raise FileNotFoundError(f"no iHarmony4 subset ({', '.join(SUBSETS)}) under {root}")
+    return out
+
+
+def record_for_line(subset: str, folder: Path, line: str) -> Record:
+    name = Path(line).name
+    stem = Path(name).stem
+    parts = stem.split("_")
+    if len(parts) < 3:
+        raise BadSampleError(f"{folder}: composite name {name!r} does not follow <image>_<mask>_<k>")
+    mask_stem, real_stem = "_".join(parts[:-1]), "_".join(parts[:-2])
+    real = find_with_any_extension(folder / "real_images", real_stem) or folder / "real_images" / f"{real_stem}.jpg"
+    mask = folder / "masks" / f"{mask_stem}.png"
+    if not mask.exists():
+        mask = find_with_any_extension(folder / "masks", mask_stem) or mask
+    return Record(name=f"{subset}/{name}", subset=subset, comp=folder / "composite_images" / name,
+                  mask=mask, real=real)
+
+
+def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float = 0.05,
+                     on_bad_sample: str = "error") -> list[Record]:
+    records = []
+    for subset, folder in _subset_dirs(root, subsets):
+        carve = False
+        if split == "val" and (folder / f"{subset}_val.txt").exists():
+            lines = read_split_file(folder / f"{subset}_val.txt")
+        elif split in ("train", "val"):
+            path = folder / f"{subset}_train.txt"
+            if not path.exists():
+                raise FileNotFoundError(f"split file not found: {path}")
+            lines = read_split_file(path)
+            carve = not (folder / f"{subset}_val.txt").exists()
+        elif split == "test":
+            path = folder / f"{subset}_test.txt"
+            if not path.exists():
+                raise FileNotFoundError(f"split file not found: {path}")
+            lines = read_split_file(path)
+        else:
+            raise ValueError(f"unknown split {split!r} (train, val or test)")
+        for line in lines:
+            try:
+                rec = record_for_line(subset, folder, line)
+            except BadSampleError:
+                if on_bad_sample == "error":
+                    raise
+                continue
+            if carve:
+                held = in_holdout(f"{subset}/{rec.real.stem}", val_fraction)
+                if held != (split == "val"):
+                    continue
+            records.append(rec)
+    return apply_missing_policy(records, on_bad_sample, f"iHarmony4 {split} split under {root}")
+
+
+class IHarmony4Dataset(HarmonizationDataset):
+    def load(self, record: Record, rng: np.random.Generator):
+        return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask)
