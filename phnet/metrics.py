@@ -1,0 +1,135 @@
+"""iHarmony4-style metrics: MSE, fMSE, PSNR, fPSNR in 0–255 units, per image, on blended predictions.
+
+Conventions follow the official PHNet evaluation (tools/metrics.py): the prediction is blended
+with the composite first, values are scaled to 0–255 without quantisation, fMSE divides the
+foreground squared error by 3·N_fg, and PSNR uses the ground truth's own peak (max(gt)²).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import torch
+
+BUCKETS = ("0-5%", "5-15%", "15-100%")
+FMSE_EPS = 1e-6
+PSNR_EPS = 1e-6
+
+
+def _per_image(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1)
+
+
+def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
+    if pred.shape != gt.shape or pred.ndim != 4:
+        raise ValueError(f"pred and gt must both be B×3×H×W, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+
+
+def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    _check(pred, gt)
+    return ((pred.double() - gt.double()) * 255).pow(2).flatten(1).mean(dim=1)
+
+
+def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    _check(pred, gt)
+    m = (mask >= 0.5).double()
+    err = ((pred.double() - gt.double()) * 255).pow(2) * m
+    return err.flatten(1).sum(dim=1) / (3 * m.flatten(1).sum(dim=1) + FMSE_EPS)
+
+
+def _psnr(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    peak = (gt.double() * 255).flatten(1).amax(dim=1)
+    return 10 * torch.log10(peak.pow(2) / (err + PSNR_EPS))
+
+
+def psnr(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    return _psnr(mse(pred, gt), gt)
+
+
+def fpsnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return _psnr(fmse(pred, gt, mask), gt)
+
+
+def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
+    return (mask >= 0.5).double().flatten(1).mean(dim=1)
+
+
+def fg_bucket(mask: torch.Tensor) -> str | list[str]:
+    """The foreground-ratio bucket (<5 %, 5–15 %, ≥15 %) of one mask, or a list for a batch."""
+    ratios = fg_ratio(mask if mask.ndim == 4 else mask.reshape(1, 1, *mask.shape[-2:]))
+    names = [BUCKETS[0] if r < 0.05 else BUCKETS[1] if r < 0.15 else BUCKETS[2] for r in ratios.tolist()]
+    return names[0] if len(names) == 1 else names
+
+
+def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return pred * mask + composite * (1 - mask)
+
+
+def all_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"MSE": mse(pred, gt), "fMSE": fmse(pred, gt, mask), "PSNR": psnr(pred, gt), "fPSNR": fpsnr(pred, gt, mask)}
+
+
+class MetricTracker:
+    """Averages per-image metrics overall, per group (e.g. subset) and per fg-ratio bucket.
+
+    ``update(pred, gt, mask, composite=None, group=None)``: ``pred`` is already blended; with
+    ``composite`` the do-nothing baseline is tracked alongside under the key ``"composite"``.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
+
+    def _add(self, method: str, values: dict[str, torch.Tensor], groups: list[str], buckets: list[str]) -> None:
+        for i, (group, bucket) in enumerate(zip(groups, buckets)):
+            for key in {(method, "all", "all"), (method, group, "all"), (method, "all", bucket)}:
+                self._counts[key] += 1
+                for name, v in values.items():
+                    self._sums[key][name] += float(v[i])
+
+    def update(self, pred, gt, mask, composite=None, group: str | list[str] | None = None) -> dict[str, torch.Tensor]:
+        n = pred.shape[0]
+        groups = [group] * n if isinstance(group, str) or group is None else list(group)
+        groups = [g or "all" for g in groups]
+        buckets = fg_bucket(mask)
+        buckets = [buckets] if isinstance(buckets, str) else buckets
+        values = all_metrics(pred, gt, mask)
+        self._add("model", values, groups, buckets)
+        if composite is not None:
+            self._add("composite", all_metrics(composite, gt, mask), groups, buckets)
+        return values
+
+    def summary(self) -> dict:
+        """{method: {"all": {metric: mean, "count": n}, "groups": {...}, "buckets": {...}}}"""
+        out: dict = {}
+        for (method, group, bucket), count in sorted(self._counts.items()):
+            means = {k: v / count for k, v in self._sums[(method, group, bucket)].items()}
+            means["count"] = count
+            entry = out.setdefault(method, {"all": {}, "groups": {}, "buckets": {}})
+            if group == "all" and bucket == "all":
+                entry["all"] = means
+            elif bucket == "all":
+                entry["groups"][group] = means
+            else:
+                entry["buckets"][bucket] = means
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.summary(), indent=2)
+
+    def to_markdown(self) -> str:
+        s = self.summary()
+        rows = ["| method | split | n | MSE | fMSE | PSNR | fPSNR |", "|---|---|---:|---:|---:|---:|---:|"]
+        for method, entry in s.items():
+            parts = [("all", entry["all"])] + sorted(entry["groups"].items()) + [
+                (f"fg {b}", entry["buckets"][b]) for b in BUCKETS if b in entry["buckets"]
+            ]
+            for name, m in parts:
+                if not m:
+                    continue
+                rows.append(
+                    f"| {method} | {name} | {m['count']} | {m['MSE']:.2f} | {m['fMSE']:.2f} | "
+                    f"{m['PSNR']:.2f} | {m['fPSNR']:.2f} |"
+                )
+        return "\n".join(rows) + "\n"
