@@ -1,0 +1,220 @@
+"""SAM segmentation: IMAGE + SAM_MODEL + prompts (box, points, or a guide MASK) -> MASK."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from . import _env, tensors
+
+log = logging.getLogger("comfyui-phnet")
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def parse_points(text: str | None, name: str = "points") -> list[tuple[float, float]]:
+    """Parse pixel coordinates: ``"x,y; x,y"`` (also newlines, spaces), ``[[x,y], ...]`` or
+    ``[{"x": .., "y": ..}, ...]`` (the JSON some point-editor nodes emit)."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    if text[0] in "[{":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{name}: could not read {text!r} as JSON ({e}); write points as 'x,y; x,y'") from None
+        if isinstance(data, dict):
+            data = [data]
+        out = []
+        for p in data:
+            if isinstance(p, dict) and "x" in p and "y" in p:
+                out.append((float(p["x"]), float(p["y"])))
+            elif isinstance(p, (list, tuple)) and len(p) == 2:
+                out.append((float(p[0]), float(p[1])))
+            else:
+                raise ValueError(f"{name}: each point must be [x, y] or {{'x':..,'y':..}}, got {p!r}")
+        return out
+    out = []
+    for chunk in re.split(r"[;\n]+", text):
+        chunk = chunk.strip().strip("()[]")
+        if not chunk:
+            continue
+        nums = re.findall(_NUM, chunk)
+        if len(nums) != 2 or re.sub(_NUM, "", chunk).strip(" ,\t") != "":
+            raise ValueError(f"{name}: {chunk!r} is not a point; write pixel coordinates as 'x,y; x,y'")
+        out.append((float(nums[0]), float(nums[1])))
+    return out
+
+
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """Parse ``"x0,y0,x1,y1"`` (pixels, any order of corners) or a JSON list of 4 numbers."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    nums = re.findall(_NUM, text)
+    if len(nums) != 4 or re.sub(_NUM, "", text).strip(" ,;\t[]()") != "":
+        raise ValueError(f"box: {text!r} is not a box; write it as 'x0,y0,x1,y1' in pixels")
+    x0, y0, x1, y1 = (float(n) for n in nums)
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise ValueError(f"box: {text!r} has no area; give two opposite corners 'x0,y0,x1,y1'")
+    return (x0, y0, x1, y1)
+
+
+def as_segmenter(sam_model):
+    """Our SamSegmenter, or a plain ``segment_anything`` Sam model (as other packs' SAM loaders output)
+    wrapped into one."""
+    seg_mod = _env.phnet_module("segmentation")
+    if isinstance(sam_model, seg_mod.SamSegmenter):
+        return sam_model
+    if hasattr(sam_model, "set_image") and hasattr(sam_model, "predict"):
+        return sam_model
+    if hasattr(sam_model, "image_encoder") and hasattr(sam_model, "mask_decoder"):
+        # e.g. the SAM_MODEL of Impact Pack's / comfyui_segment_anything's loaders (a segment_anything Sam)
+        cached = getattr(sam_model, "_phnet_segmenter", None)
+        if cached is None:
+            dev = next(sam_model.parameters()).device
+            cached = seg_mod.SamSegmenter(sam_model, device=dev)
+            try:
+                sam_model._phnet_segmenter = cached
+            except Exception:
+                pass
+        return cached
+    raise ValueError(
+        f"sam_model is a {type(sam_model).__name__}, which PHNet SAM Segment cannot use; load the checkpoint "
+        "with 'PHNet SAM Loader'"
+    )
+
+
+class PHNetSAMSegment:
+    DESCRIPTION = (
+        "Segments the subject with Segment Anything. Prompt with a box, with positive/negative points, or "
+        "with a guide mask whose bounding box becomes the box prompt (any MASK works, e.g. a rough hand-drawn "
+        "one or the output of another segmentation node). Each image of a batch is segmented on its own."
+    )
+    CATEGORY = "PHNet/masking"
+    FUNCTION = "segment"
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("mask",)
+    OUTPUT_TOOLTIPS = ("Subject mask [B,H,W] (1 = subject), same size as the image.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "sam_model": ("SAM_MODEL", {"tooltip": "SAM model from 'PHNet SAM Loader'."}),
+                "image": ("IMAGE", {"tooltip": "Image(s) to segment."}),
+                "box": ("STRING", {
+                    "default": "",
+                    "tooltip": "Box prompt in pixels 'x0,y0,x1,y1'. Leave empty to use guide_mask or points only.",
+                }),
+                "positive_points": ("STRING", {
+                    "default": "",
+                    "multiline": False,
+                    "tooltip": "Points on the subject in pixels: 'x,y; x,y' (JSON [[x,y],...] also accepted).",
+                }),
+                "negative_points": ("STRING", {
+                    "default": "",
+                    "multiline": False,
+                    "tooltip": "Points that are NOT the subject (background), same format as positive_points.",
+                }),
+                "multimask": ("BOOLEAN", {
+                    "default": False,
+                    "label_on": "best of 3",
+                    "label_off": "single",
+                    "tooltip": "Let SAM propose 3 masks and keep the one it scores best (better for single "
+                               "points); 'single' asks for one mask (often better for boxes).",
+                }),
+                "threshold": ("FLOAT", {
+                    "default": 0.0, "min": -10.0, "max": 10.0, "step": 0.1,
+                    "tooltip": "Cut-off on SAM's mask logits: higher makes the mask tighter, lower makes it larger.",
+                }),
+                "grow": ("INT", {
+                    "default": 0, "min": -64, "max": 64, "step": 1,
+                    "tooltip": "Grow (positive) or shrink (negative) the mask by this many pixels.",
+                }),
+                "feather": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
+                    "tooltip": "Soften the mask edge by this many pixels (0 = hard edge).",
+                }),
+            },
+            "optional": {
+                "guide_mask": ("MASK", {
+                    "tooltip": "Optional rough mask; its bounding box is used as the box prompt (per image; one "
+                               "mask is shared by the whole batch). Ignored for images where it is empty.",
+                }),
+            },
+        }
+
+    def segment(self, sam_model, image, box="", positive_points="", negative_points="", multimask=False,
+                threshold=0.0, grow=0, feather=0.0, guide_mask=None):
+        import numpy as np
+
+        seg_mod = _env.phnet_module("segmentation")
+        segmenter = as_segmenter(sam_model)
+        image = tensors.as_image(image)
+        b, h, w = image.shape[0], image.shape[1], image.shape[2]
+
+        box_px = parse_box(box)
+        pos = parse_points(positive_points, "positive_points")
+        neg = parse_points(negative_points, "negative_points")
+        guides = tensors.mask_for_image(guide_mask, image, "guide_mask") if guide_mask is not None else None
+        if box_px is None and not pos and not neg and guides is None:
+            raise ValueError(
+                "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
+                "or connect a guide_mask"
+            )
+        if box_px is not None and guides is not None:
+            log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
+
+        load_device = getattr(segmenter, "comfy_load_device", None) or segmenter.device
+        offload = getattr(segmenter, "comfy_offload_device", None)
+        points = pos + neg
+        labels = [1] * len(pos) + [0] * len(neg)
+        pbar = _env.progress_bar(b)
+        out = []
+        if str(segmenter.device) != str(load_device):
+            segmenter.to(load_device)
+        try:
+            out = self._run(segmenter, seg_mod, image, guides, box_px, points, labels, multimask, threshold,
+                            grow, feather, pbar)
+        finally:
+            if offload is not None and str(offload) != str(segmenter.device):
+                segmenter.to(offload)
+            _env.soft_empty_cache()
+        masks = tensors.numpy_to_tensor(np.stack(out, 0), _env.intermediate_device())
+        return (masks.clamp(0.0, 1.0),)
+
+    @staticmethod
+    def _run(segmenter, seg_mod, image, guides, box_px, points, labels, multimask, threshold, grow, feather, pbar):
+        import numpy as np
+
+        b, h, w = image.shape[0], image.shape[1], image.shape[2]
+        out = []
+        for i in range(b):
+            _env.check_interrupt()
+            item_box = box_px
+            if item_box is None and guides is not None:
+                bb = seg_mod.mask_bbox(guides[i].cpu().numpy())
+                if bb is not None:
+                    item_box = tuple(float(v) for v in bb)
+            if item_box is None and not points:
+                log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
+                out.append(np.zeros((h, w), dtype=np.float32))
+                pbar.update(1)
+                continue
+            segmenter.set_image(tensors.image_to_numpy(image[i]))
+            m = segmenter.predict(
+                box=np.asarray(item_box, dtype=np.float32) if item_box is not None else None,
+                points=np.asarray(points, dtype=np.float32) if points else None,
+                point_labels=np.asarray(labels, dtype=np.int64) if points else None,
+                multimask=bool(multimask),
+                threshold=float(threshold),
+            )
+            if grow or feather:
+                m = seg_mod.refine_mask(m, grow=int(grow), feather=float(feather))
+            out.append(np.asarray(m, dtype=np.float32))
+            pbar.update(1)
+        return out

@@ -1,0 +1,169 @@
+"""The pack as ComfyUI sees it: import, registration, node definitions, model folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import REPO  # noqa: F401  (tests/nodes is on sys.path in pytest's default import mode)
+
+WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+
+def test_mappings(pack):
+    m = pack.NODE_CLASS_MAPPINGS
+    assert set(m) == {"PHNetModelLoader", "PHNetSAMLoader", "PHNetSAMSegment", "PHNetPasteSubject", "PHNetHarmonize"}
+    assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == set(m)
+    assert all(k.startswith("PHNet") for k in m)
+    assert not hasattr(pack, "WEB_DIRECTORY")  # no JS shipped
+
+
+def test_node_definitions_are_well_formed(pack):
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        assert set(spec) <= {"required", "optional", "hidden"}, node_id
+        assert isinstance(cls.RETURN_TYPES, tuple) and cls.RETURN_TYPES, node_id
+        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) == len(cls.OUTPUT_TOOLTIPS), node_id
+        assert callable(getattr(cls, cls.FUNCTION)), node_id
+        assert cls.CATEGORY.startswith("PHNet") and cls.DESCRIPTION, node_id
+        names = []
+        for section in ("required", "optional"):
+            for name, decl in spec.get(section, {}).items():
+                names.append(name)
+                assert isinstance(decl, tuple) and 1 <= len(decl) <= 2, (node_id, name)
+                typ = decl[0]
+                opts = decl[1] if len(decl) > 1 else {}
+                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+                assert isinstance(typ, (str, list)), (node_id, name)
+                if isinstance(typ, list):
+                    assert all(isinstance(x, str) for x in typ)
+                    if "default" in opts:
+                        assert opts["default"] in typ
+                if isinstance(typ, str) and typ in ("INT", "FLOAT"):
+                    assert opts["min"] <= opts["default"] <= opts["max"], (node_id, name)
+                if isinstance(typ, str) and typ in WIDGETS:
+                    assert "default" in opts, (node_id, name)
+        # the function accepts every input by name
+        params = __import__("inspect").signature(getattr(cls, cls.FUNCTION)).parameters
+        assert set(names) <= set(params), node_id
+
+
+def test_stable_interface(pack):
+    """Saved workflows refer to these ids and input names: never rename, only add optional inputs."""
+    expected = {
+        "PHNetModelLoader": ["model_name", "hub_repo_id", "device", "dtype"],
+        "PHNetSAMLoader": ["model_name", "hub_repo_id", "hub_filename", "model_type", "device"],
+        "PHNetSAMSegment": ["sam_model", "image", "box", "positive_points", "negative_points", "multimask",
+                            "threshold", "grow", "feather", "guide_mask"],
+        "PHNetPasteSubject": ["background", "subject", "x", "y", "scale", "anchor", "subject_mask"],
+        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size"],
+    }
+    for node_id, names in expected.items():
+        spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+        assert list(spec.get("required", {})) + list(spec.get("optional", {})) == names
+    rt = {k: c.RETURN_TYPES for k, c in pack.NODE_CLASS_MAPPINGS.items()}
+    assert rt == {"PHNetModelLoader": ("PHNET_MODEL",), "PHNetSAMLoader": ("SAM_MODEL",),
+                  "PHNetSAMSegment": ("MASK",), "PHNetPasteSubject": ("IMAGE", "MASK"),
+                  "PHNetHarmonize": ("IMAGE",)}
+
+
+def test_anchor_choices_match_core(pack):
+    from phnet.compositing import ANCHORS
+
+    spec = pack.NODE_CLASS_MAPPINGS["PHNetPasteSubject"].INPUT_TYPES()
+    assert spec["required"]["anchor"][0] == list(ANCHORS)
+
+
+def test_model_folders_registered(pack, comfy_env):
+    fp = comfy_env.fp
+    for name in ("phnet", "sams"):
+        paths, exts = fp.folder_names_and_paths[name]
+        assert os.path.join(fp.models_dir, name) in paths
+        assert ".safetensors" in exts and ".pth" in exts
+
+
+def test_model_lists(pack, tiny_phnet, tiny_sam):
+    phnet_list = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
+    assert phnet_list[0] == "default (bundled)"
+    assert tiny_phnet in phnet_list
+    assert not any(n.endswith(".json") for n in phnet_list)
+    sam_list = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"].INPUT_TYPES()["required"]["model_name"][0]
+    assert tiny_sam in sam_list
+
+
+def test_registration_is_additive(pack, comfy_env, tmp_path):
+    """A user's extra_model_paths.yaml entry (applied before packs load) survives; ours is appended."""
+    from importlib import import_module
+
+    paths_mod = import_module(pack.__name__ + ".nodes.paths")
+    fp = comfy_env.fp
+    saved = {k: (list(v[0]), set(v[1])) for k, v in fp.folder_names_and_paths.items()}
+    try:
+        del fp.folder_names_and_paths["phnet"]
+        user = str(tmp_path / "user_phnet")
+        fp.add_model_folder_path("phnet", user)  # what ComfyUI does for a YAML entry: exts = set() ("all")
+        fp.folder_names_and_paths["sams"] = ([str(tmp_path / "impact_sams")], {".pth"})  # another pack's entry
+        assert paths_mod.register_model_folders()
+        p, exts = fp.folder_names_and_paths["phnet"]
+        assert p == [user, os.path.join(fp.models_dir, "phnet")] and exts == set()
+        p, exts = fp.folder_names_and_paths["sams"]
+        assert p == [str(tmp_path / "impact_sams"), os.path.join(fp.models_dir, "sams")]
+        assert {".pth", ".safetensors"} <= exts
+        assert paths_mod.register_model_folders()  # idempotent
+        assert fp.folder_names_and_paths["phnet"][0] == [user, os.path.join(fp.models_dir, "phnet")]
+        # a file in the user's folder is listed (config.json beside it is not, even with exts == "all")
+        os.makedirs(os.path.join(user, "mine"))
+        open(os.path.join(user, "mine", "model.safetensors"), "wb").close()
+        open(os.path.join(user, "mine", "config.json"), "w").close()
+        assert "mine/model.safetensors" in paths_mod.phnet_choices()
+        assert "mine/config.json" not in paths_mod.phnet_choices()
+    finally:
+        fp.folder_names_and_paths.clear()
+        fp.folder_names_and_paths.update({k: (v[0], v[1]) for k, v in saved.items()})
+
+
+def _run_isolated(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_is_light_and_phnet_found_without_repo_on_path(tmp_path):
+    """In ComfyUI the repo root is not on sys.path: importing the pack must stay light (no torch) and
+    the nodes must still find the bundled phnet, without exposing our nodes/ as a top-level 'nodes'."""
+    link = tmp_path / "custom_nodes" / "comfyui-phnet"
+    link.parent.mkdir()
+    os.symlink(REPO, link)
+    r = _run_isolated(f"""
+        import importlib.util, sys
+        sys.path = [p for p in sys.path if p not in ('', {str(REPO)!r})]
+        path = {str(link)!r}
+        spec = importlib.util.spec_from_file_location(path.replace('.', '_x_'), path + '/__init__.py')
+        m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
+        assert len(m.NODE_CLASS_MAPPINGS) == 5
+        assert 'torch' not in sys.modules, 'import pulled in torch'
+        env = sys.modules[spec.name + '.nodes._env']
+        ph = env.phnet()
+        print(ph.__file__)
+        assert 'nodes' not in sys.modules, 'our nodes/ leaked as top-level nodes'
+        import phnet.compositing
+        print('ok')
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("ok")
+    assert os.path.realpath(r.stdout.splitlines()[0]) == str(REPO / "phnet" / "__init__.py")
+
+
+def test_root_init_imports_outside_comfyui():
+    """Plain `import phnet` with the repo root on sys.path, and the root __init__ run outside a package."""
+    r = _run_isolated(f"""
+        import sys, runpy
+        sys.path.insert(0, {str(REPO)!r})
+        import phnet
+        ns = runpy.run_path({str(REPO / '__init__.py')!r})
+        assert ns['NODE_CLASS_MAPPINGS'] == {{}}
+        print('ok')
+    """)
+    assert r.returncode == 0, r.stderr

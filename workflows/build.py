@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""Generate the example workflows of the node pack in both ComfyUI formats from one description.
+
+    python workflows/build.py            # (re)write example_workflows/*.json and workflows/api/*.json
+    python workflows/build.py --check    # exit 1 if the files on disk differ from what would be written
+
+* ``example_workflows/<name>.json``: UI (litegraph) format, what the template browser (Workflow ->
+  Browse Templates -> comfyui-phnet) and drag-and-drop load. Model download hints live in
+  ``properties.models``.
+* ``workflows/api/<name>.api.json``: API ("prompt") format, what ``POST /prompt`` accepts.
+
+Input order, socket types and widget order of our nodes are read from the pack itself (imported the
+way ComfyUI imports it), those of ComfyUI core nodes from ``CORE_NODES`` below (checked against a
+real ComfyUI's /object_info by tests/nodes and tests/comfyui_live), so the files cannot drift from the
+node definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UI_DIR = ROOT / "example_workflows"
+API_DIR = ROOT / "workflows" / "api"
+
+PACK_ID = "comfyui-phnet"          # Comfy Registry id (pyproject [project].name)
+PACK_VERSION = "0.1.0"
+CORE_VERSION = "0.3.64"
+
+SAM_VIT_B = {
+    "name": "sam_vit_b_01ec64.pth",
+    "url": "https://huggingface.co/ybelkada/segment-anything/resolve/main/checkpoints/sam_vit_b_01ec64.pth",
+    "directory": "sams",
+}
+SD15 = {
+    "name": "v1-5-pruned-emaonly-fp16.safetensors",
+    "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+           "v1-5-pruned-emaonly-fp16.safetensors?download=true",
+    "directory": "checkpoints",
+}
+
+# ------------------------------------------------------------------------------------------------
+# Core node specs (ComfyUI 0.3.64 nodes.py / comfy_extras): inputs in INPUT_TYPES order as
+# (name, type, default); a list type is a combo; ``ui_extra`` = UI-only widget values inserted after
+# the named widget (KSampler's control_after_generate, LoadImage's upload button).
+# ------------------------------------------------------------------------------------------------
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+CORE_NODES: dict[str, dict] = {
+    "LoadImage": {
+        "inputs": [("image", "COMBO", None)],
+        "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
+        "ui_extra": {"image": "image"},
+    },
+    "SaveImage": {
+        "inputs": [("images", "IMAGE", None), ("filename_prefix", "STRING", "ComfyUI")],
+        "outputs": [],
+        "output_node": True,
+    },
+    "PreviewImage": {"inputs": [("images", "IMAGE", None)], "outputs": [], "output_node": True},
+    "InvertMask": {"inputs": [("mask", "MASK", None)], "outputs": [("MASK", "MASK")]},
+    "ImageBatch": {"inputs": [("image1", "IMAGE", None), ("image2", "IMAGE", None)], "outputs": [("IMAGE", "IMAGE")]},
+    "CheckpointLoaderSimple": {
+        "inputs": [("ckpt_name", "COMBO", None)],
+        "outputs": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+    },
+    "CLIPTextEncode": {
+        "inputs": [("text", "STRING", ""), ("clip", "CLIP", None)],
+        "outputs": [("CONDITIONING", "CONDITIONING")],
+    },
+    "EmptyLatentImage": {
+        "inputs": [("width", "INT", 512), ("height", "INT", 512), ("batch_size", "INT", 1)],
+        "outputs": [("LATENT", "LATENT")],
+    },
+    "KSampler": {
+        "inputs": [
+            ("model", "MODEL", None), ("seed", "INT", 0), ("steps", "INT", 20), ("cfg", "FLOAT", 8.0),
+            ("sampler_name", "COMBO", "euler"), ("scheduler", "COMBO", "normal"),
+            ("positive", "CONDITIONING", None), ("negative", "CONDITIONING", None),
+            ("latent_image", "LATENT", None), ("denoise", "FLOAT", 1.0),
+        ],
+        "outputs": [("LATENT", "LATENT")],
+        "ui_extra": {"seed": "fixed"},
+    },
+    "VAEDecode": {"inputs": [("samples", "LATENT", None), ("vae", "VAE", None)], "outputs": [("IMAGE", "IMAGE")]},
+}
+UI_ONLY_NODES = {"Note"}  # frontend-only nodes: in the UI file, never in the API prompt
+
+
+def load_pack():
+    """Import the pack like ComfyUI does (package loaded from its __init__.py under a path-like name)."""
+    name = str(ROOT / "__init__.py").replace(".", "_x_") + "-build"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def node_spec(class_type: str, pack=None) -> dict:
+    """{"inputs": [(name, type, default)], "outputs": [(name, type)], "ui_extra": {}} for a node type."""
+    if class_type in CORE_NODES:
+        return CORE_NODES[class_type]
+    pack = pack or load_pack()
+    cls = pack.NODE_CLASS_MAPPINGS[class_type]
+    it = cls.INPUT_TYPES()
+    inputs = []
+    for section in ("required", "optional"):
+        for name, spec in it.get(section, {}).items():
+            typ, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+            inputs.append((name, "COMBO" if isinstance(typ, list) else typ, opts.get("default")))
+    names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
+    return {
+        "inputs": inputs,
+        "outputs": list(zip(names, cls.RETURN_TYPES)),
+        "output_node": bool(getattr(cls, "OUTPUT_NODE", False)),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Graph description
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: tuple[int, int]
+    widgets: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)      # input name -> (source node id, output slot)
+    title: str | None = None
+    size: tuple[int, int] = (320, 110)
+    models: list = field(default_factory=list)     # download hints (properties.models)
+
+
+@dataclass
+class Workflow:
+    name: str
+    description: str
+    nodes: list[Node]
+
+
+def _note(id_, pos, text, size=(420, 220)):
+    return Node(id_, "Note", pos, widgets={"text": text}, size=size, title="Read me")
+
+
+def workflows() -> list[Workflow]:
+    harmonize_composite = Workflow(
+        "phnet-harmonize-composite",
+        "Harmonize an existing composite: an RGBA PNG whose alpha is the pasted subject.",
+        [
+            _note(1, (40, 40),
+                  "Harmonize a composite\n\n1. Put an RGBA PNG into ComfyUI/input whose alpha channel is the pasted "
+                  "subject (opaque = subject) and pick it in Load Image.\n2. LoadImage's MASK is 1 where the PNG is "
+                  "transparent, so it is inverted to get the subject mask.\n3. PHNet Harmonize adjusts the subject's "
+                  "colours to the background; pixels outside the mask are unchanged.\n\nThe bundled default PHNet "
+                  "needs no download; other weights go into ComfyUI/models/phnet."),
+            Node(2, "LoadImage", (40, 300), {"image": "phnet_composite.png"}, size=(320, 320),
+                 title="Load composite (RGBA)"),
+            Node(3, "InvertMask", (400, 440), links={"mask": (2, 1)}, size=(220, 30),
+                 title="Alpha -> subject mask"),
+            Node(4, "PHNetModelLoader", (400, 260),
+                 {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"},
+                 size=(320, 130)),
+            Node(5, "PHNetHarmonize", (760, 300), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(300, 130)),
+            Node(6, "SaveImage", (1100, 300), {"filename_prefix": "phnet/harmonized"},
+                 links={"images": (5, 0)}, size=(320, 360)),
+        ],
+    )
+
+    paste_and_harmonize = Workflow(
+        "phnet-paste-and-harmonize",
+        "Cut a subject out with SAM, paste it onto a background and harmonize it (with a before/after preview).",
+        [
+            _note(1, (40, 40),
+                  "Paste and harmonize\n\n1. Load a background and a subject photo (ComfyUI/input).\n2. PHNet SAM "
+                  "Segment cuts the subject out: set 'box' to x0,y0,x1,y1 around the person in the SUBJECT image "
+                  "(pixels), or use positive/negative points.\n3. PHNet Paste Subject places it at x, y (scale "
+                  "resizes it).\n4. PHNet Harmonize matches its colours to the background.\n\nSAM weights: "
+                  "sam_vit_b_01ec64.pth in ComfyUI/models/sams (the loader can also download from the Hub). "
+                  "The preview shows before | after."),
+            Node(2, "LoadImage", (40, 300), {"image": "phnet_background.png"}, size=(320, 320),
+                 title="Load background"),
+            Node(3, "LoadImage", (40, 660), {"image": "phnet_subject.png"}, size=(320, 320), title="Load subject"),
+            Node(4, "PHNetSAMLoader", (400, 820),
+                 {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
+                  "device": "auto"}, size=(320, 160), models=[SAM_VIT_B]),
+            Node(5, "PHNetSAMSegment", (760, 660),
+                 {"box": "32,16,224,256", "positive_points": "", "negative_points": "", "multimask": False,
+                  "threshold": 0.0, "grow": 0, "feather": 1.0},
+                 links={"sam_model": (4, 0), "image": (3, 0)}, size=(320, 270)),
+            Node(6, "PHNetPasteSubject", (1120, 420), {"x": 64, "y": 96, "scale": 1.0, "anchor": "top-left"},
+                 links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(300, 190)),
+            Node(7, "PHNetModelLoader", (1120, 200),
+                 {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"},
+                 size=(320, 130)),
+            Node(8, "PHNetHarmonize", (1460, 300), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(300, 130)),
+            Node(9, "SaveImage", (1800, 300), {"filename_prefix": "phnet/paste_harmonized"},
+                 links={"images": (8, 0)}, size=(320, 360)),
+            Node(10, "ImageBatch", (1460, 700), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 50),
+                 title="Before | after"),
+            Node(11, "PreviewImage", (1800, 700), links={"images": (10, 0)}, size=(320, 360),
+                 title="Preview before/after"),
+        ],
+    )
+
+    generate_and_harmonize = Workflow(
+        "phnet-generate-and-harmonize",
+        "Generate a background with Stable Diffusion, paste a SAM-masked subject onto it and harmonize.",
+        [
+            _note(1, (40, 40),
+                  "Generate and harmonize\n\n1. A text-to-image background is generated (any SD1.5 checkpoint in "
+                  "ComfyUI/models/checkpoints).\n2. PHNet SAM Segment cuts the subject out of the subject photo "
+                  "(set 'box' around it).\n3. The subject is pasted onto the generated background and harmonized."),
+            Node(2, "CheckpointLoaderSimple", (40, 320), {"ckpt_name": SD15["name"]}, size=(320, 100), models=[SD15]),
+            Node(3, "CLIPTextEncode", (400, 200),
+                 {"text": "a sunny beach at golden hour, empty scene, photograph, detailed"},
+                 links={"clip": (2, 1)}, size=(400, 160), title="Background prompt"),
+            Node(4, "CLIPTextEncode", (400, 400), {"text": "people, person, text, watermark, blurry"},
+                 links={"clip": (2, 1)}, size=(400, 160), title="Negative prompt"),
+            Node(5, "EmptyLatentImage", (400, 600), {"width": 512, "height": 512, "batch_size": 1}, size=(320, 110)),
+            Node(6, "KSampler", (840, 200),
+                 {"seed": 42, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
+                 links={"model": (2, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (5, 0)},
+                 size=(320, 270)),
+            Node(7, "VAEDecode", (1200, 200), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 50)),
+            Node(8, "LoadImage", (40, 760), {"image": "phnet_subject.png"}, size=(320, 320), title="Load subject"),
+            Node(9, "PHNetSAMLoader", (400, 1000),
+                 {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
+                  "device": "auto"}, size=(320, 160), models=[SAM_VIT_B]),
+            Node(10, "PHNetSAMSegment", (840, 800),
+                 {"box": "32,16,224,256", "positive_points": "", "negative_points": "", "multimask": False,
+                  "threshold": 0.0, "grow": 0, "feather": 1.0},
+                 links={"sam_model": (9, 0), "image": (8, 0)}, size=(320, 270)),
+            Node(11, "PHNetPasteSubject", (1200, 500), {"x": 128, "y": 192, "scale": 1.0, "anchor": "top-left"},
+                 links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(300, 190)),
+            Node(12, "PHNetModelLoader", (1200, 300),
+                 {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"},
+                 size=(320, 130)),
+            Node(13, "PHNetHarmonize", (1560, 400), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(300, 130)),
+            Node(14, "SaveImage", (1900, 400), {"filename_prefix": "phnet/generated_harmonized"},
+                 links={"images": (13, 0)}, size=(320, 360)),
+            Node(15, "ImageBatch", (1560, 800), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 50),
+                 title="Before | after"),
+            Node(16, "PreviewImage", (1900, 800), links={"images": (15, 0)}, size=(320, 360),
+                 title="Preview before/after"),
+        ],
+    )
+    return [harmonize_composite, paste_and_harmonize, generate_and_harmonize]
+
+
+# ------------------------------------------------------------------------------------------------
+# Emitters
+# ------------------------------------------------------------------------------------------------
+def _widget_values(node: Node, spec: dict) -> dict:
+    """All widget values of ``node`` by name (given or default), in input order."""
+    sockets = {n for n, t, _ in spec["inputs"] if t not in WIDGET_TYPES}
+    unknown = set(node.widgets) - {n for n, _, _ in spec["inputs"]}
+    if unknown:
+        raise ValueError(f"{node.type} #{node.id}: unknown widget(s) {sorted(unknown)}")
+    bad = set(node.links) - {n for n, _, _ in spec["inputs"]}
+    if bad:
+        raise ValueError(f"{node.type} #{node.id}: unknown input(s) {sorted(bad)}")
+    out = {}
+    for name, typ, default in spec["inputs"]:
+        if name in sockets or name in node.links:
+            continue
+        value = node.widgets.get(name, default)
+        if value is None:
+            raise ValueError(f"{node.type} #{node.id}: widget {name!r} needs a value")
+        out[name] = value
+    return out
+
+
+def _topo_order(nodes: list[Node]) -> list[Node]:
+    by_id = {n.id: n for n in nodes}
+    done: list[int] = []
+
+    def visit(n: Node, stack=()):
+        if n.id in done:
+            return
+        if n.id in stack:
+            raise ValueError(f"cycle at node {n.id}")
+        for src, _ in n.links.values():
+            visit(by_id[src], stack + (n.id,))
+        done.append(n.id)
+
+    for n in sorted(nodes, key=lambda n: n.id):
+        visit(n)
+    return [by_id[i] for i in done]
+
+
+def to_api(wf: Workflow, pack=None) -> dict:
+    prompt = {}
+    for node in sorted(wf.nodes, key=lambda n: n.id):
+        if node.type in UI_ONLY_NODES:
+            continue
+        spec = node_spec(node.type, pack)
+        inputs: dict = {}
+        widgets = _widget_values(node, spec)
+        for name, _typ, _ in spec["inputs"]:
+            if name in node.links:
+                src, slot = node.links[name]
+                inputs[name] = [str(src), slot]
+            elif name in widgets:
+                inputs[name] = widgets[name]
+        prompt[str(node.id)] = {
+            "class_type": node.type,
+            "inputs": inputs,
+            "_meta": {"title": node.title or node_title(node.type, pack)},
+        }
+    return prompt
+
+
+def node_title(class_type: str, pack=None) -> str:
+    if class_type in CORE_NODES or class_type in UI_ONLY_NODES:
+        return {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+                "InvertMask": "InvertMask", "ImageBatch": "Batch Images",
+                "CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
+                "EmptyLatentImage": "Empty Latent Image", "KSampler": "KSampler", "VAEDecode": "VAE Decode",
+                "Note": "Note"}[class_type]
+    pack = pack or load_pack()
+    return pack.NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type)
+
+
+def to_ui(wf: Workflow, pack=None) -> dict:
+    order = {n.id: i for i, n in enumerate(_topo_order(wf.nodes))}
+    links = []
+    link_of: dict[tuple[int, str], int] = {}
+    out_links: dict[tuple[int, int], list[int]] = {}
+    specs = {n.id: (None if n.type in UI_ONLY_NODES else node_spec(n.type, pack)) for n in wf.nodes}
+    by_id = {n.id: n for n in wf.nodes}
+    for node in sorted(wf.nodes, key=lambda n: n.id):
+        spec = specs[node.id]
+        if spec is None:
+            continue
+        sockets = [(n, t) for n, t, _ in spec["inputs"] if t not in WIDGET_TYPES]
+        for slot, (name, typ) in enumerate(sockets):
+            if name not in node.links:
+                continue
+            src, src_slot = node.links[name]
+            src_type = specs[src]["outputs"][src_slot][1]
+            if src_type != typ:
+                raise ValueError(f"{wf.name}: {by_id[src].type}#{src}:{src_slot} is {src_type}, "
+                                 f"{node.type}#{node.id}.{name} wants {typ}")
+            link_id = len(links) + 1
+            links.append([link_id, src, src_slot, node.id, slot, typ])
+            link_of[(node.id, name)] = link_id
+            out_links.setdefault((src, src_slot), []).append(link_id)
+
+    ui_nodes = []
+    for node in sorted(wf.nodes, key=lambda n: n.id):
+        spec = specs[node.id]
+        entry = {
+            "id": node.id,
+            "type": node.type,
+            "pos": list(node.pos),
+            "size": list(node.size),
+            "flags": {},
+            "order": order[node.id],
+            "mode": 0,
+        }
+        if node.title:
+            entry["title"] = node.title
+        if spec is None:  # Note
+            entry["properties"] = {}
+            entry["widgets_values"] = [node.widgets["text"]]
+            entry["color"] = "#432"
+            entry["bgcolor"] = "#653"
+            ui_nodes.append(entry)
+            continue
+        entry["inputs"] = [
+            {"name": n, "type": t, "link": link_of.get((node.id, n))}
+            for n, t, _ in spec["inputs"] if t not in WIDGET_TYPES
+        ]
+        entry["outputs"] = [
+            {"name": n, "type": t, "links": out_links.get((node.id, i), []), "slot_index": i}
+            for i, (n, t) in enumerate(spec["outputs"])
+        ]
+        core = node.type in CORE_NODES
+        props = {"Node name for S&R": node.type, "cnr_id": "comfy-core" if core else PACK_ID,
+                 "ver": CORE_VERSION if core else PACK_VERSION}
+        if node.models:
+            props["models"] = [dict(m) for m in node.models]
+        entry["properties"] = props
+        widgets = _widget_values(node, spec)
+        values = []
+        extra = spec.get("ui_extra", {})
+        for name, value in widgets.items():
+            values.append(value)
+            if name in extra:
+                values.append(extra[name])
+        if values:
+            entry["widgets_values"] = values
+        ui_nodes.append(entry)
+
+    return {
+        "last_node_id": max(n.id for n in wf.nodes),
+        "last_link_id": len(links),
+        "nodes": ui_nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "info": {"description": wf.description}},
+        "version": 0.4,
+    }
+
+
+def render() -> dict[Path, str]:
+    pack = load_pack()
+    files = {}
+    for wf in workflows():
+        files[UI_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf, pack), indent=2) + "\n"
+        files[API_DIR / f"{wf.name}.api.json"] = json.dumps(to_api(wf, pack), indent=2) + "\n"
+    return files
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
+    args = ap.parse_args(argv)
+    files = render()
+    stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    if args.check:
+        for p in stale:
+            print(f"out of date: {p.relative_to(ROOT)}")
+        return 1 if stale else 0
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(files[p], encoding="utf-8")
+        print(f"wrote {p.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
