@@ -1,0 +1,130 @@
+"""Every node run on small tensors through the pack's classes (tiny random PHNet and SAM on disk)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from conftest import portrait
+
+
+# ---------------------------------------------------------------- loaders
+def test_sam_loader(sam_model, nodes, tiny_sam):
+    from phnet.segmentation import SamSegmenter
+
+    assert isinstance(sam_model, SamSegmenter)
+    assert str(sam_model.comfy_load_device) == "cpu"
+
+
+def test_sam_loader_missing_file(nodes, pack):
+    cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
+    msg = cls.VALIDATE_INPUTS(model_name="nope.pth", hub_repo_id="")
+    assert isinstance(msg, str) and "models/sams" in msg
+    assert cls.VALIDATE_INPUTS(model_name="nope.pth", hub_repo_id="owner/repo") is True
+    with pytest.raises(FileNotFoundError, match="sams"):
+        nodes["PHNetSAMLoader"].load("nope.pth", "", "", "auto", "auto")
+
+
+def test_sam_loader_is_changed_tracks_file(pack, tiny_sam):
+    cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
+    a = cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto")
+    assert a == cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto") and "sam_vit_b" in a
+
+
+# ---------------------------------------------------------------- segment
+def test_parse_prompts(pack):
+    seg = importlib.import_module(pack.__name__ + ".nodes.segment")
+    assert seg.parse_points("10,20; 30.5, 40\n 1 2") == [(10, 20), (30.5, 40), (1, 2)]
+    assert seg.parse_points("[[1,2],[3,4]]") == [(1, 2), (3, 4)]
+    assert seg.parse_points('[{"x": 5, "y": 6}]') == [(5, 6)]
+    assert seg.parse_points("") == []
+    assert seg.parse_box("40,30,10,5") == (10, 5, 40, 30)
+    assert seg.parse_box(" ") is None
+    for bad in ("1,2,3", "a,b; c", "1,2,3,4,5"):
+        with pytest.raises(ValueError):
+            (seg.parse_box if bad.count(",") >= 2 and ";" not in bad else seg.parse_points)(bad)
+    with pytest.raises(ValueError, match="no area"):
+        seg.parse_box("5,5,5,9")
+
+
+def test_segment_box_points_and_guide(nodes, sam_model, comfy_env):
+    img, subject = portrait(b=2)
+    node = nodes["PHNetSAMSegment"]
+    (m,) = node.segment(sam_model, img, box="20,10,44,38")
+    assert m.shape == (2, 48, 64) and m.dtype == torch.float32 and m.min() >= 0 and m.max() <= 1
+    (m2,) = node.segment(sam_model, img, positive_points="32,24", negative_points="2,2", multimask=True,
+                         grow=2, feather=1.5)
+    assert m2.shape == (2, 48, 64)
+    # a single guide mask is broadcast over the batch; its bbox becomes the box prompt
+    (m3,) = node.segment(sam_model, img, guide_mask=subject[:1])
+    (m4,) = node.segment(sam_model, img, box="{},{},{},{}".format(*_bbox(subject[0])))
+    assert torch.equal(m3, m4)
+
+
+def _bbox(m):
+    ys, xs = torch.nonzero(m > 0.5, as_tuple=True)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def test_segment_empty_guide_gives_empty_mask(nodes, sam_model, caplog):
+    img, _ = portrait(b=1)
+    (m,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=torch.zeros(1, 48, 64))
+    assert m.shape == (1, 48, 64) and m.sum() == 0
+    assert "empty" in caplog.text
+
+
+def test_segment_needs_a_prompt(nodes, sam_model):
+    img, _ = portrait()
+    with pytest.raises(ValueError, match="needs a prompt"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img)
+
+
+def test_segment_accepts_plain_sam_model(nodes, tiny_sam):
+    """Other packs' SAM loaders put a segment_anything Sam on the SAM_MODEL socket."""
+    from tests.helpers.tiny_sam import build_tiny_sam
+
+    img, _ = portrait()
+    (m,) = nodes["PHNetSAMSegment"].segment(build_tiny_sam(), img, box="20,10,44,38")
+    assert m.shape == (1, 48, 64)
+    with pytest.raises(ValueError, match="cannot use"):
+        nodes["PHNetSAMSegment"].segment(object(), img, box="20,10,44,38")
+
+
+def test_segment_honours_interrupt(nodes, sam_model, comfy_env):
+    img, _ = portrait(b=2)
+    comfy_env.mm.interrupt_current_processing(True)
+    with pytest.raises(comfy_env.mm.InterruptProcessingException):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
+    assert not comfy_env.mm.processing_interrupted()
+
+
+def test_progress_bar_ticks_per_item(nodes, sam_model, comfy_env):
+    ticks = []
+    comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append((v, t)))
+    try:
+        img, _ = portrait(b=3)
+        nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
+    finally:
+        comfy_env.utils.set_progress_bar_global_hook(None)
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
+
+
+# ---------------------------------------------------------------- paste
+def test_paste_subject(nodes):
+    bg = torch.zeros(1, 40, 50, 3)
+    sub = torch.ones(2, 10, 10, 3)
+    sm = torch.zeros(1, 10, 10)
+    sm[:, 2:8, 2:8] = 1
+    comp, mask = nodes["PHNetPasteSubject"].paste(bg, sub, x=5, y=7, scale=1.0, anchor="top-left", subject_mask=sm)
+    assert comp.shape == (2, 40, 50, 3) and mask.shape == (2, 40, 50)
+    assert mask.sum() == 2 * 36 and torch.all(comp[:, 9:15, 7:13] == 1)
+    assert torch.equal(comp[..., 0] > 0.5, mask > 0.5)
+    # without a mask the rectangle is pasted; clipping at the border; centre anchor; scale
+    comp, mask = nodes["PHNetPasteSubject"].paste(bg, sub[:1], x=48, y=0, scale=2.0, anchor="center")
+    assert mask.shape == (1, 40, 50) and 0 < mask.sum() < 400
+    with pytest.raises(ValueError, match="outside"):
+        nodes["PHNetPasteSubject"].paste(bg, sub, x=500, y=500)
+    with pytest.raises(ValueError, match="batch"):
+        nodes["PHNetPasteSubject"].paste(torch.zeros(2, 8, 8, 3), torch.zeros(3, 4, 4, 3))
