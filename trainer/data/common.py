@@ -185,7 +185,7 @@ def crop_box(h: int, w: int, rng: np.random.Generator | None, scale: tuple[float
 
 
 def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generator | None) -> torch.Tensor:
-    """Bring a CxHxW stack to ``size``x``size`` (or a multiple of 8 for ``none``)."""
+    """Bring a CxHxW stack to ``size``x``size`` (``none`` keeps the native size)."""
     _, h, w = stack.shape
     if mode == "stretch":
         return _resize(stack, size, size)
@@ -204,11 +204,7 @@ def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generat
         stack = _resize(stack, nh, nw)
         top, left = (size - nh) // 2, (size - nw) // 2
         return F.pad(stack, (left, size - nw - left, top, size - nh - top), value=0.0)
-    if mode == "none":
-        nh, nw = max(8, h // 8 * 8), max(8, w // 8 * 8)
-        if (nh, nw) != (h, w):  # crop to a multiple of 8 (the network needs it)
-            y0, x0 = (h - nh) // 2, (w - nw) // 2
-            stack = stack[:, y0:y0 + nh, x0:x0 + nw]
+    if mode == "none":  # native size (evaluation through the Harmonizer, or writing sets as they are)
         return stack
     raise ValueError(f"unknown resize mode {mode!r}; choose from {RESIZE_MODES}")
 

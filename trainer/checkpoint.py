@@ -1,0 +1,198 @@
+"""Atomic checkpoints that load with ``phnet.Harmonizer.from_pretrained`` and resume training.
+
+A checkpoint is a folder::
+
+    config.json, model.safetensors   phnet.weights.save_pretrained (the model, loadable anywhere)
+    training_state.pt                 optimizer, scheduler, scaler, step, RNG states (weights_only-safe)
+    checkpoint.json                   step, epoch, best validation fMSE (human-readable)
+    training_config.json              the full trainer config used
+
+It is written into ``.tmp-<name>-<pid>`` next to its final place, flushed, and
+renamed into place, so a killed process leaves either the previous checkpoint or
+the new one, never half a folder. Leftover ``.tmp-*`` folders are ignored and
+cleaned up on the next start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STATE_FILE = "training_state.pt"
+INFO_FILE = "checkpoint.json"
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+# --------------------------------------------------------------------------- RNG states
+# torch.load(weights_only=True) accepts tensors, dicts, lists, tuples and primitives
+# only, so the numpy and python RNG states are converted to tensors.
+
+def capture_rng_state() -> dict:
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": int(py_version), "state": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].to(torch.uint8))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        except (RuntimeError, IndexError):
+            pass  # a different number of GPUs: keep the fresh CUDA seeds
+
+
+# --------------------------------------------------------------------------- writing
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.iterdir():
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, info: dict,
+                    train_config: dict | None = None) -> Path:
+    """Write a checkpoint folder atomically (replacing an existing one of the same name)."""
+    from phnet.weights import save_pretrained
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_pretrained(model, tmp)
+    if state is not None:
+        torch.save(state, tmp / STATE_FILE)
+    (tmp / INFO_FILE).write_text(json.dumps({**info, "saved_at": time.time()}, indent=2) + "\n")
+    if train_config is not None:
+        (tmp / "training_config.json").write_text(json.dumps(train_config, indent=2, default=str) + "\n")
+    _fsync_tree(tmp)
+    if folder.exists():  # directories cannot be replaced in one step: swap via a side name
+        old = folder.with_name(f".tmp-old-{folder.name}-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(folder, old)
+        os.rename(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, folder)
+    _fsync_dir(folder.parent)
+    return folder
+
+
+def clean_temporaries(root: Path) -> None:
+    """Remove half-written ``.tmp-*`` folders left by a killed run (and restore a swapped-out one)."""
+    root = Path(root)
+    for sub in (root, root / "checkpoints"):
+        if not sub.is_dir():
+            continue
+        for p in sub.glob(".tmp-old-*"):
+            name = re.sub(r"^\.tmp-old-(.*)-\d+$", r"\1", p.name)
+            if not (sub / name).exists() and is_complete(p):
+                os.rename(p, sub / name)  # killed between the two renames: keep the old copy
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+        for p in sub.glob(".tmp-*"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def is_complete(folder: Path) -> bool:
+    folder = Path(folder)
+    return all((folder / f).is_file() for f in ("config.json", "model.safetensors", INFO_FILE))
+
+
+def read_info(folder: Path) -> dict:
+    return json.loads((Path(folder) / INFO_FILE).read_text())
+
+
+def step_checkpoints(root: Path) -> list[tuple[int, Path]]:
+    ck = Path(root) / "checkpoints"
+    if not ck.is_dir():
+        return []
+    out = []
+    for p in ck.iterdir():
+        m = STEP_DIR.match(p.name)
+        if m and p.is_dir() and is_complete(p) and (p / STATE_FILE).is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = step_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(root: Path, keep_last: int) -> None:
+    if keep_last <= 0:
+        return
+    for _, p in step_checkpoints(root)[:-keep_last]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def load_training_state(folder: Path, map_location="cpu") -> dict:
+    return torch.load(Path(folder) / STATE_FILE, map_location=map_location, weights_only=True)
+
+
+# --------------------------------------------------------------------------- Hub
+
+def push_to_hub(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None,
+                commit_message: str | None = None) -> str:
+    """Upload a checkpoint's model (config.json + model.safetensors + model card) to a Hub model repo.
+
+    Goes through ``phnet.weights.push_to_hub`` (huggingface_hub's HfApi); the
+    training state is not uploaded. Returns the repo URL.
+    """
+    from phnet.weights import load_model, push_to_hub as _push
+
+    folder = Path(folder)
+    if not is_complete(folder):
+        raise FileNotFoundError(f"{folder} is not a complete checkpoint (config.json + model.safetensors)")
+    step = read_info(folder).get("step")
+    message = commit_message or f"Upload PHNet weights ({folder.name}, step {step})"
+    return _push(load_model(folder), repo_id, private=private, token=token, commit_message=message)

@@ -1,0 +1,316 @@
+"""Score PHNet weights on a data set, next to the do-nothing and Reinhard baselines.
+
+    python -m trainer.evaluate --weights runs/x/best --data /data/iHarmony4            # test split, 256 px
+    python -m trainer.evaluate --weights W --data /data/FFHQH --ffhq-root /data/ffhq/images1024x1024
+    python -m trainer.evaluate --weights W --data PHOTOS --resolution native --working-size 256
+
+Prints a Markdown report and writes ``results.json``, ``results.md`` and
+``grid.png`` (composite | mask | Reinhard | PHNet | real) into ``--out``.
+
+Tables: overall, per subset, per foreground-ratio bucket (<5 %, 5-15 %, >=15 %),
+per composite-error bucket (the composite's own fMSE: <300 nearly harmonious,
+300-1000, >=1000 clearly wrong), and "untouched photos" (the real image fed in as
+the composite: how much a method changes a picture that needs no change).
+
+Metrics are phnet.metrics (iHarmony4 conventions: prediction blended with the
+composite, 0-255 float units, fMSE over 3*N_fg, PSNR with the GT's own peak).
+``--resolution 256`` (default) resizes composite, mask and real to 256x256 like the
+official evaluation and runs the network there; ``--resolution native`` keeps the
+pictures at their own size and runs the network through ``phnet.Harmonizer``
+(working size ``--working-size``, default the model's), scoring at full size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from torch.utils.data import DataLoader, Subset
+
+from trainer.baselines import reinhard_batch
+from trainer.data import build_dataset, collate
+
+METRICS = ("MSE", "fMSE", "PSNR", "fPSNR")
+ERROR_BUCKETS = ("<300", "300-1000", ">=1000")
+METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer", "phnet": "PHNet"}
+
+
+def error_bucket(composite_fmse: float) -> str:
+    return ERROR_BUCKETS[0] if composite_fmse < 300 else ERROR_BUCKETS[1] if composite_fmse < 1000 else ERROR_BUCKETS[2]
+
+
+def _means(rows: list[dict]) -> dict:
+    out = {m: float(np.mean([r[m] for r in rows])) for m in METRICS if rows}
+    out["count"] = len(rows)
+    return out
+
+
+def summarise(rows: list[dict], untouched: list[dict], methods: list[str]) -> dict:
+    def by(key: str, order=None) -> dict:
+        keys = order or sorted({r[key] for r in rows})
+        table = {}
+        for k in keys:
+            sel = [r for r in rows if r[key] == k]
+            if sel:
+                table[k] = {m: _means([r for r in sel if r["method"] == m]) for m in methods}
+        return table
+
+    from phnet.metrics import BUCKETS
+
+    summary = {
+        "overall": {m: _means([r for r in rows if r["method"] == m]) for m in methods},
+        "subsets": by("subset"),
+        "fg_ratio": by("fg_bucket", list(BUCKETS)),
+        "composite_error": by("error_bucket", list(ERROR_BUCKETS)),
+    }
+    if untouched:
+        summary["untouched"] = {
+            m: {"MSE": float(np.mean([r["MSE"] for r in untouched if r["method"] == m])),
+                "fMSE": float(np.mean([r["fMSE"] for r in untouched if r["method"] == m])),
+                "count": sum(1 for r in untouched if r["method"] == m)}
+            for m in methods if m != "composite"}
+    return summary
+
+
+def to_markdown(summary: dict, meta: dict) -> str:
+    methods = list(summary["overall"])
+    lines = [f"# Evaluation: {meta.get('weights') or '(baselines only)'}", "",
+             f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples), "
+             f"resolution {meta['resolution']}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB).", ""]
+
+    def table(title: str, groups: dict | None, label: str):
+        lines.extend([f"## {title}", "", f"| {label} | method | n | MSE | fMSE | PSNR | fPSNR |",
+                      "|---|---|---:|---:|---:|---:|---:|"])
+        items = groups.items() if groups is not None else [("all", summary["overall"])]
+        for g, per in items:
+            for m in methods:
+                v = per.get(m)
+                if not v or not v.get("count"):
+                    continue
+                lines.append(f"| {g} | {METHOD_LABELS.get(m, m)} | {v['count']} | {v['MSE']:.2f} | {v['fMSE']:.2f} | "
+                             f"{v['PSNR']:.2f} | {v['fPSNR']:.2f} |")
+        lines.append("")
+
+    table("Overall", None, "set")
+    if len(summary["subsets"]) > 1:
+        table("Per subset", summary["subsets"], "subset")
+    table("By foreground ratio", summary["fg_ratio"], "foreground")
+    table("By composite error (the composite's own fMSE)", summary["composite_error"], "composite fMSE")
+    if "untouched" in summary:
+        lines.extend(["## Untouched photos (real image in; the change a method makes, lower is better)", "",
+                      "| method | n | MSE of the change | fMSE of the change |", "|---|---:|---:|---:|"])
+        for m, v in summary["untouched"].items():
+            lines.append(f"| {METHOD_LABELS.get(m, m)} | {v['count']} | {v['MSE']:.2f} | {v['fMSE']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- grid
+
+def _cell(t: torch.Tensor, side: int) -> Image.Image:
+    t = t.detach().float().cpu()
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    h, w = t.shape[-2:]
+    s = side / max(h, w)
+    t = F.interpolate(t[None], size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
+                      align_corners=False, antialias=True)[0]
+    arr = (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    img = Image.fromarray(arr)
+    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return canvas
+
+
+def save_grid(samples: list[dict], columns: list[str], path: Path, side: int = 128) -> Path:
+    font = ImageFont.load_default()
+    head, pad = 18, 4
+    grid = Image.new("RGB", (len(columns) * (side + pad) + pad, head + len(samples) * (side + pad) + pad),
+                     (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for j, col in enumerate(columns):
+        draw.text((pad + j * (side + pad) + side // 2, 4), col, fill=(20, 20, 20), font=font, anchor="mt")
+    for i, s in enumerate(samples):
+        for j, col in enumerate(columns):
+            grid.paste(_cell(s[col], side), (pad + j * (side + pad), head + pad + i * (side + pad)))
+    grid.save(path)
+    return path
+
+
+# --------------------------------------------------------------------------- main routine
+
+@torch.no_grad()
+def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution: str | int = 256,
+             working_size: int | None = None, batch_size: int = 8, device: str | None = None,
+             max_samples: int = 0, grid_rows: int = 6, out_dir: str | Path | None = None,
+             untouched_check: bool = True, progress: bool = True) -> dict:
+    native = str(resolution) == "native"
+    size = None if native else int(resolution)
+    if size is not None and (size < 8 or size % 8):
+        raise ValueError(f"--resolution must be a multiple of 8 or 'native', got {resolution}")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = harmonizer = None
+    methods = ["composite", "reinhard"]
+    if weights:
+        from phnet import Harmonizer
+        from phnet.weights import load_model
+
+        model = load_model(weights).to(dev).eval()
+        harmonizer = Harmonizer(model, device=dev)
+        methods.append("phnet")
+    ds = build_dataset(data, split, train=False, image_size=size or 8,
+                       resize="none" if native else data.get("resize", "stretch"))
+    base_ds = ds
+    if max_samples and len(ds) > max_samples:
+        ds = Subset(ds, range(max_samples))
+    loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,
+                        num_workers=int(data.get("num_workers", 0)))
+
+    from phnet import metrics
+
+    rows, untouched, grid, skipped = [], [], [], 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(ds), desc="evaluate", unit="img", file=sys.stderr)
+    t0 = time.time()
+
+    def run_model(img, mask):
+        if native:
+            return harmonizer.harmonize_tensor(img, mask, working_size=working_size)
+        pred = model(img, mask).float().clamp(0, 1)
+        return metrics.blend(pred, img, mask)
+
+    for batch in loader:
+        skipped += batch.get("skipped", 0)
+        if "comp" not in batch:
+            continue
+        comp, real, mask = (batch[k].to(dev) for k in ("comp", "real", "mask"))
+        outs = {"composite": comp, "reinhard": reinhard_batch(comp, mask)}
+        if model is not None:
+            outs["phnet"] = run_model(comp, mask)
+        per = {m: metrics.all_metrics(o, real, mask) for m, o in outs.items()}
+        fg = metrics.fg_bucket(mask)
+        fg = [fg] if isinstance(fg, str) else fg
+        for i in range(comp.shape[0]):
+            eb = error_bucket(float(per["composite"]["fMSE"][i]))
+            for m in methods:
+                rows.append({"method": m, "name": batch["name"][i], "subset": batch["subset"][i] or "all",
+                             "fg_bucket": fg[i], "error_bucket": eb,
+                             **{k: float(per[m][k][i]) for k in METRICS}})
+        if untouched_check:
+            touched = {"reinhard": reinhard_batch(real, mask)}
+            if model is not None:
+                touched["phnet"] = run_model(real, mask)
+            for m, o in touched.items():
+                mse, fmse = metrics.mse(o, real), metrics.fmse(o, real, mask)
+                for i in range(comp.shape[0]):
+                    untouched.append({"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])})
+        for i in range(comp.shape[0]):
+            if len(grid) < grid_rows:
+                cell = {"composite": comp[i].cpu(), "mask": mask[i].cpu(), "Reinhard": outs["reinhard"][i].cpu(),
+                        "real": real[i].cpu()}
+                if "phnet" in outs:
+                    cell["PHNet"] = outs["phnet"][i].cpu()
+                grid.append(cell)
+        if bar is not None:
+            bar.update(comp.shape[0] + batch.get("skipped", 0))
+    if bar is not None:
+        bar.close()
+    if not rows:
+        raise ValueError(f"no sample of {base_ds} could be evaluated (all {skipped} skipped)")
+
+    summary = summarise(rows, untouched, methods)
+    meta = {"weights": str(weights) if weights else None, "data": str(data.get("root")),
+            "kind": base_ds.description.split(":")[0], "split": split, "samples": len(rows) // len(methods),
+            "skipped": skipped, "resolution": "native" if native else size,
+            "working_size": (working_size or (model.config.image_size if model is not None else None)) if native else size,
+            "device": str(dev), "seconds": round(time.time() - t0, 2)}
+    if model is not None:
+        meta["model_config"] = model.config.to_dict()
+    result = {"meta": meta, **summary}
+    report = to_markdown(summary, meta)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (out / "results.md").write_text(report, encoding="utf-8")
+        cols = ["composite", "mask", "Reinhard"] + (["PHNet"] if model is not None else []) + ["real"]
+        save_grid(grid, cols, out / "grid.png")
+        result["files"] = {k: str(out / f) for k, f in
+                           (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
+    result["markdown"] = report
+    return result
+
+
+def _data_table(args) -> dict:
+    data: dict = {}
+    if args.config:
+        p = Path(args.config)
+        if p.suffix == ".json" and p.exists():
+            data = dict(json.loads(p.read_text()).get("data", {}))
+        else:
+            from trainer.config import load_config
+            data = dict(load_config(args.config)["data"])
+    flags = {"root": args.data, "kind": args.kind, "ffhq_root": args.ffhq_root, "mask_dir": args.mask_dir,
+             "resize": args.resize, "seed": args.seed, "on_bad_sample": args.on_bad_sample,
+             "val_fraction": args.val_fraction, "num_workers": args.num_workers}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.subsets:
+        data["subsets"] = [s for s in args.subsets.split(",") if s]
+    data.setdefault("num_workers", 0)
+    return data
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", "-w", help="checkpoint folder, weights file or Hub repo id (omit: baselines only)")
+    p.add_argument("--data", "-d", help="data-set folder (iHarmony4, FFHQH or photos)")
+    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name) or a run's config.json")
+    p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--subsets", help="iHarmony4 subsets, comma-separated (default: all found)")
+    p.add_argument("--ffhq-root", help="FFHQH: folder of the real FFHQ images")
+    p.add_argument("--mask-dir", help="photo folders: folder of masks")
+    p.add_argument("--resolution", default="256", help="square evaluation size (default 256) or 'native'")
+    p.add_argument("--working-size", type=int, default=None, help="native: the network's working size")
+    p.add_argument("--resize", choices=["stretch", "crop", "pad"], help="how pictures are made square (default stretch)")
+    p.add_argument("--seed", type=int, help="photo folders: seed of the synthetic composites")
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--on-bad-sample", choices=["error", "skip"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--max-samples", type=int, default=0)
+    p.add_argument("--grid-rows", type=int, default=6)
+    p.add_argument("--no-untouched", action="store_true", help="skip the untouched-photo check")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", "-o", default=None, help="output folder (default: eval-<data name>)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    data = _data_table(args)
+    if not data.get("root"):
+        p.error("--data is required (or a --config whose data.root is set)")
+    out = args.out or f"eval-{Path(data['root']).name}-{args.split}-{args.resolution}"
+    try:
+        res = evaluate(args.weights, data, split=args.split, resolution=args.resolution,
+                       working_size=args.working_size, batch_size=args.batch_size, device=args.device,
+                       max_samples=args.max_samples, grid_rows=args.grid_rows, out_dir=out,
+                       untouched_check=not args.no_untouched, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(res["markdown"])
+    print(f"wrote {', '.join(res['files'].values())}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Upload a trained checkpoint to the Hugging Face Hub.
+
+    python -m trainer.push runs/folder/best user/phnet-portraits [--private]
+
+Needs a Hub token (``huggingface-cli login`` or ``HF_TOKEN``). Only the model
+files are uploaded (config.json, model.safetensors and a model card).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainer.checkpoint import push_to_hub
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/best or runs/x/checkpoints/step-...)")
+    p.add_argument("repo", help="Hub model repo id, owner/name")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--token", default=None)
+    args = p.parse_args(argv)
+    try:
+        url = push_to_hub(args.checkpoint, args.repo, private=args.private, token=args.token)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Write a synthetic harmonisation set to disk, in the FFHQH layout.
+
+    python -m trainer.synth PHOTOS OUT [--size 512] [--mask-dir MASKS] [--copies 2]
+
+For every photo under PHOTOS (masks as in ``trainer/data/folder.py``: a mask
+folder, the alpha channel, or the ellipse fallback) it writes::
+
+    OUT/comp/<name>.png    composite: the subject's colours changed (synthesis.py)
+    OUT/alpha/<name>.png   binary mask (white = subject)
+    OUT/real/<name>.png    the untouched photo (ground truth)
+    OUT/{train,val,test}_split.txt
+
+so that ``python -m trainer.fit --data OUT`` trains on it (kind ffhqh, real
+images found in ``OUT/real``) and the set can be built once and shared. Splits are
+decided per photo (all copies of a photo go to the same split). The output is a
+pure function of the photos, the options and ``--seed``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from trainer.data.common import BadSampleError, in_holdout, list_images, find_with_any_extension, Record
+from trainer.data.folder import FolderDataset
+from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
+
+
+def _png(t, path: Path, mode: str = "RGB") -> None:
+    arr = t.numpy()
+    arr = np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 and arr.shape[0] == 3 else arr.squeeze(0)
+    Image.fromarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8), mode=mode if arr.ndim == 3 else "L").save(path)
+
+
+def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = "crop", mask_dir: Path | None = None,
+                        mask_fallback: str = "ellipse", copies: int = 1, val_fraction: float = 0.05,
+                        test_fraction: float = 0.05, seed: int = 0, on_bad_sample: str = "skip",
+                        options: SynthesisOptions | None = None, limit: int = 0, progress: bool = False) -> dict:
+    src, out = Path(src), Path(out)
+    photos = list_images(src)
+    if mask_dir is not None:
+        md = Path(mask_dir).resolve()
+        photos = [p for p in photos if not p.resolve().is_relative_to(md)]
+    if limit:
+        photos = photos[:limit]
+    if not photos:
+        raise FileNotFoundError(f"no images under {src}")
+    records = []
+    for p in photos:
+        rel = p.relative_to(src)
+        mask = find_with_any_extension(Path(mask_dir) / rel.parent, rel.stem) if mask_dir else None
+        records.append(Record(name=rel.as_posix(), real=p, mask=mask, subset=src.name))
+    ds = FolderDataset(records, mask_fallback=mask_fallback, image_size=size if size else 8,
+                       resize=resize if size else "none", train=False, on_bad_sample=on_bad_sample,
+                       seed=seed, synthesis=options or SynthesisOptions())
+    for sub in ("comp", "alpha", "real"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    skipped = []
+    iterator = range(len(records))
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(iterator, desc="synth", unit="photo")
+    for i in iterator:
+        rec = records[i]
+        key = rec.name
+        split = ("test" if in_holdout("test:" + key, test_fraction)
+                 else "val" if in_holdout("val:" + key, val_fraction) else "train")
+        base = key.rsplit(".", 1)[0].replace("/", "__")
+        for k in range(copies):
+            name = f"{base}.png" if copies == 1 else f"{base}_{k}.png"
+            try:
+                sample = ds.make_sample(i, np.random.default_rng([seed, i, k]))
+            except BadSampleError as exc:
+                if on_bad_sample == "error":
+                    raise
+                warnings.warn(f"skipping {rec.real}: {exc}")
+                skipped.append(str(rec.real))
+                break
+            _png(sample["comp"], out / "comp" / name)
+            _png(sample["mask"], out / "alpha" / name)
+            _png(sample["real"], out / "real" / name)
+            splits[split].append(name)
+    for split, names in splits.items():
+        (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
+    summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size, "resize": resize,
+               "seed": seed, "skipped": len(skipped), **{f"{k}_samples": len(v) for k, v in splits.items()},
+               "synthesis": {k: v for k, v in vars(ds.synthesis).items() if k != "extra"}}
+    (out / "synth_info.json").write_text(json.dumps(summary, indent=2, default=list) + "\n", encoding="utf-8")
+    return summary
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.synth", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="folder of photos (searched recursively)")
+    p.add_argument("out", help="output folder (FFHQH layout)")
+    p.add_argument("--size", type=int, default=512, help="square side, multiple of 8; 0 = native size")
+    p.add_argument("--resize", default="crop", choices=["crop", "pad", "stretch"])
+    p.add_argument("--mask-dir", default=None, help="folder of masks (same relative path and stem)")
+    p.add_argument("--mask-fallback", default="ellipse", choices=["ellipse", "error"])
+    p.add_argument("--copies", type=int, default=1, help="composites per photo")
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--test-fraction", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transforms", default=",".join(TRANSFORMS), help="comma-separated subset of " + ",".join(TRANSFORMS))
+    p.add_argument("--identity-fraction", type=float, default=0.1)
+    p.add_argument("--mild-fraction", type=float, default=0.2)
+    p.add_argument("--on-bad-sample", default="skip", choices=["skip", "error"])
+    p.add_argument("--limit", type=int, default=0, help="use only the first N photos")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if a.size and a.size % 8:
+        p.error(f"--size must be a multiple of 8, got {a.size}")
+    try:
+        opts = SynthesisOptions(transforms=[t.strip() for t in a.transforms.split(",") if t.strip()],
+                                identity_fraction=a.identity_fraction, mild_fraction=a.mild_fraction)
+        summary = build_synthetic_set(a.src, a.out, size=a.size, resize=a.resize, mask_dir=a.mask_dir,
+                                      mask_fallback=a.mask_fallback, copies=a.copies, val_fraction=a.val_fraction,
+                                      test_fraction=a.test_fraction, seed=a.seed, on_bad_sample=a.on_bad_sample,
+                                      options=opts, limit=a.limit, progress=not a.no_progress)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2, default=list))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
