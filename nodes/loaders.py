@@ -95,9 +95,9 @@ class PHNetModelLoader:
                 "hub_repo_id": ("STRING", {
                     "default": "",
                     "multiline": False,
-                    "tooltip": "Optional Hugging Face Hub repo id (e.g. 'user/phnet-portrait') or a local folder. "
-                               "When set it is used instead of model_name. Set HF_HUB_OFFLINE=1 to use only the "
-                               "local Hub cache.",
+                    "tooltip": "Optional Hugging Face Hub repo id ('owner/name', or 'owner/name@revision') or a "
+                               "local folder/file path. When set it is used instead of model_name. Set "
+                               "HF_HUB_OFFLINE=1 to use only the local Hub cache.",
                 }),
                 "device": (DEVICES, {
                     "default": "auto",
@@ -106,8 +106,8 @@ class PHNetModelLoader:
                 }),
                 "dtype": (DTYPES, {
                     "default": "auto",
-                    "tooltip": "Weight precision. 'auto' uses float32 on CPU and lets the library choose on GPU; "
-                               "fp16/bf16 halve memory on GPUs that support them.",
+                    "tooltip": "Compute precision. 'auto' = fp32 (safest colours); fp16/bf16 run the convolutions "
+                               "under autocast on GPUs that support them (normalisation statistics stay fp32).",
                 }),
             }
         }
@@ -138,17 +138,14 @@ class PHNetModelLoader:
         source = resolve_phnet_source(model_name, hub_repo_id)
         load_device = _env.compute_device(device)
         offload = load_device if device == "cpu" else _env.offload_device()
-        torch_dtype = _torch_dtype(dtype)
-        if torch_dtype is None and getattr(load_device, "type", "cpu") == "cpu":
-            torch_dtype = _torch_dtype("fp32")
+        torch_dtype = _torch_dtype(dtype) or _torch_dtype("fp32")
         kwargs = {"device": offload, "dtype": torch_dtype}
-        if source is not None and (hub_repo_id or "").strip():
+        if source is not None and (hub_repo_id or "").strip() and not os.path.exists(os.path.expanduser(source)):
+            repo, _, revision = source.partition("@")  # "owner/name@revision"
+            source = repo.strip()
+            kwargs["revision"] = revision.strip() or None
             kwargs["local_files_only"] = _offline()
-        try:
-            h = Harmonizer.from_pretrained(source, **kwargs)
-        except Exception as e:
-            what = "the bundled default PHNet weights" if source is None else f"PHNet weights from {source!r}"
-            raise RuntimeError(f"could not load {what}: {e}") from e
+        h = Harmonizer.from_pretrained(source, **kwargs)  # the core's errors already say what to do
         log.info("comfyui-phnet: loaded PHNet %s (%s)", source or paths.BUNDLED_DEFAULT, h.config.name)
         return (PHNetModel(h, load_device, offload, source or paths.BUNDLED_DEFAULT),)
 

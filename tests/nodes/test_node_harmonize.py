@@ -1,0 +1,118 @@
+"""PHNet loader + Harmonize node on a tiny random PHNet saved to models/phnet."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from conftest import portrait
+
+
+def test_loader_lists_and_loads(phnet_model, tiny_phnet):
+    from phnet import Harmonizer
+
+    assert isinstance(phnet_model.harmonizer, Harmonizer)
+    assert phnet_model.config.image_size == 64
+    assert phnet_model.source.endswith("model.safetensors")
+    assert str(phnet_model.load_device) == "cpu" and str(phnet_model.offload_device) == "cpu"
+
+
+def test_loader_validation(pack, tiny_phnet):
+    cls = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"]
+    assert cls.VALIDATE_INPUTS(model_name=tiny_phnet, hub_repo_id="") is True
+    assert cls.VALIDATE_INPUTS(model_name="default (bundled)", hub_repo_id="") is True
+    assert "models/phnet" in cls.VALIDATE_INPUTS(model_name="gone.safetensors", hub_repo_id="")
+    assert cls.VALIDATE_INPUTS(model_name="gone.safetensors", hub_repo_id="owner/repo") is True
+
+
+def test_loader_hub_id_may_be_a_local_folder(nodes, comfy_env, tiny_phnet):
+    folder = comfy_env.base / "models" / "phnet" / tiny_phnet.split("/")[0]
+    (m,) = nodes["PHNetModelLoader"].load("default (bundled)", str(folder), "cpu", "fp32")
+    assert m.config.image_size == 64
+
+
+def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
+        nodes["PHNetModelLoader"].load("default (bundled)", "nobody/no-such-phnet", "auto", "auto")
+
+
+def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env):
+    img, subject = portrait(b=2, h=40, w=56)
+    comfy_env.calls.clear()
+    (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject[:1], strength=1.0, working_size=0)
+    assert out.shape == img.shape and out.dtype == torch.float32 and out.device.type == "cpu"
+    assert 0 <= out.min() and out.max() <= 1
+    outside = subject[0] == 0
+    assert torch.equal(out[:, outside], img[:, outside])  # background bit-identical
+    assert not torch.allclose(out[:, ~outside], img[:, ~outside])
+    assert ("soft_empty_cache",) in comfy_env.calls
+
+
+def test_harmonize_strength_and_working_size(nodes, phnet_model):
+    img, subject = portrait(b=1)
+    node = nodes["PHNetHarmonize"]
+    (zero,) = node.harmonize(phnet_model, img, subject, strength=0.0)
+    assert torch.equal(zero, img)
+    (full,) = node.harmonize(phnet_model, img, subject, strength=1.0)
+    (half,) = node.harmonize(phnet_model, img, subject, strength=0.5)
+    torch.testing.assert_close(half, (img + full) / 2, atol=2e-3, rtol=0)
+    (small,) = node.harmonize(phnet_model, img, subject, working_size=32)
+    assert small.shape == img.shape
+    with pytest.raises(ValueError, match="multiple of 8"):
+        node.harmonize(phnet_model, img, subject, working_size=30)
+
+
+def test_harmonize_resizes_mismatched_mask_with_warning(nodes, phnet_model, caplog):
+    img, _ = portrait(b=1, h=40, w=56)
+    mask = torch.zeros(64, 64)  # what LoadImage gives for a picture without alpha...
+    mask[16:48, 16:48] = 1      # ...painted by a user
+    with caplog.at_level(logging.WARNING):
+        (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, img, mask)
+    assert out.shape == img.shape and "resized" in caplog.text
+
+
+def test_harmonize_rejects_nonsense(nodes, phnet_model):
+    img, subject = portrait(b=2)
+    node = nodes["PHNetHarmonize"]
+    with pytest.raises(ValueError, match="batch of 3"):
+        node.harmonize(phnet_model, img, subject[:1].repeat(3, 1, 1))
+    with pytest.raises(ValueError, match="IMAGE connected to a MASK"):
+        node.harmonize(phnet_model, img, img)
+    with pytest.raises(ValueError, match="not a PHNet model"):
+        node.harmonize("a string", img, subject)
+
+
+def test_harmonize_rgba_and_4d_mask(nodes, phnet_model):
+    img, subject = portrait(b=1)
+    rgba = torch.cat([img, torch.ones_like(img[..., :1])], -1)
+    (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, rgba, subject[:, None])
+    assert out.shape == img.shape
+
+
+def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env):
+    img, subject = portrait(b=3)
+    ticks = []
+    comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append(v))
+    try:
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject)
+    finally:
+        comfy_env.utils.set_progress_bar_global_hook(None)
+    assert ticks == [1, 2, 3]
+    comfy_env.mm.interrupt_current_processing(True)
+    with pytest.raises(comfy_env.mm.InterruptProcessingException):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject)
+
+
+def test_bundled_default_loads(nodes):
+    from phnet.weights import DEFAULT_DIR
+
+    if not (DEFAULT_DIR / "model.safetensors").is_file():
+        pytest.skip("bundled default weights not present yet")
+    (m,) = nodes["PHNetModelLoader"].load("default (bundled)", "", "auto", "auto")
+    img, subject = portrait(b=1)
+    (out,) = nodes["PHNetHarmonize"].harmonize(m, img, subject)
+    assert out.shape == img.shape
