@@ -1,0 +1,87 @@
+"""Dependency check run by the SD-WebUI launcher and by ComfyUI-Manager.
+
+- Inside the SD-WebUI (AUTOMATIC1111 / Forge) launcher, ``import launch`` works: missing
+  requirements are installed the WebUI way (``launch.is_installed`` / ``launch.run_pip``).
+- Under ComfyUI-Manager (it sets ``COMFYUI_PATH`` and has already pip-installed
+  requirements.txt) or any other host without ``launch``: only check and print what is
+  missing. Nothing is installed.
+- torch / torchvision / torchaudio are never installed: the host owns its CUDA build.
+
+Idempotent and fast: one metadata lookup per requirement, nothing when all are present.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from importlib import metadata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Used when requirements.txt is absent; keep in step with it.
+FALLBACK_REQUIREMENTS = ("numpy", "pillow", "safetensors", "huggingface-hub", "segment-anything")
+HOST_OWNED = {"torch", "torchvision", "torchaudio", "xformers"}
+
+
+def _name(requirement: str) -> str:
+    """Distribution name of a requirement line: 'huggingface-hub>=0.20' → 'huggingface-hub'."""
+    return re.split(r"[\s<>=!~;\[@]", requirement.strip(), maxsplit=1)[0]
+
+
+def requirements(path: str | None = None) -> list[str]:
+    """Requirement lines of requirements.txt (comments, options and host-owned packages dropped)."""
+    path = path or os.path.join(HERE, "requirements.txt")
+    lines: list[str] = []
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            for raw in f:
+                line = raw.split("#", 1)[0].strip()
+                if line and not line.startswith("-"):
+                    lines.append(line)
+    else:
+        lines = list(FALLBACK_REQUIREMENTS)
+    return [r for r in lines if _name(r).lower() not in HOST_OWNED]
+
+
+def _installed(dist: str) -> bool:
+    try:
+        metadata.distribution(dist)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _webui_launch():
+    """The WebUI launcher module, or None outside it (ComfyUI-Manager, plain Python)."""
+    if os.environ.get("COMFYUI_PATH"):
+        return None
+    try:
+        import launch  # provided by the SD-WebUI launcher (PYTHONPATH = webui root)
+    except Exception:
+        return None
+    if not (hasattr(launch, "is_installed") and hasattr(launch, "run_pip")):
+        return None
+    return launch
+
+
+def main(path: str | None = None) -> int:
+    reqs = requirements(path)
+    if not _installed("torch"):
+        print("[PHNet] torch is not installed; install the PyTorch build for your GPU first (not done here).")
+    launch = _webui_launch()
+    if launch is None:
+        missing = [r for r in reqs if not _installed(_name(r))]
+        if missing:
+            quoted = " ".join(f'"{r}"' for r in missing)
+            print(f"[PHNet] missing packages: {', '.join(missing)}. Install them with:\n"
+                  f'    "{sys.executable}" -m pip install {quoted}')  # fmt: skip
+        return 0
+    for req in reqs:
+        if not launch.is_installed(_name(req)):
+            launch.run_pip(f'install "{req}"', f"PHNet requirement: {req}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""SD-WebUI (AUTOMATIC1111 / Forge) extension: a "PHNet harmonize" accordion in txt2img / img2img.
+
+Every generated image passes through ``postprocess_image``; when enabled, the region given
+by the chosen mask source is harmonized with PHNet. The WebUI imports this file with the
+extension folder on ``sys.path``; ComfyUI never scans ``scripts/``. All logic lives in
+``phnet`` (``phnet.integrations``); this file only declares the UI and forwards values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from modules import scripts
+
+# The WebUI puts the extension folder on sys.path only while importing this file, so the
+# package is imported now (cheap: phnet's heavy parts load lazily on first use).
+_EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _EXT_DIR not in sys.path:
+    sys.path.insert(0, _EXT_DIR)
+import phnet  # noqa: E402,F401
+from phnet import integrations as _phnet  # noqa: E402
+
+TITLE = "PHNet harmonize"
+ANCHORS = ("center", "bottom-center", "top-left")
+
+
+def _models_dirs():
+    """(models/PHNet, [models/sam, models/sams]) under the WebUI's models path."""
+    from modules import paths
+
+    root = paths.models_path
+    return os.path.join(root, "PHNet"), [os.path.join(root, "sam"), os.path.join(root, "sams")]
+
+
+def _device():
+    try:
+        from modules import devices
+
+        return devices.device
+    except (ImportError, AttributeError):
+        return None
+
+
+class PHNetHarmonizeScript(scripts.Script):
+    def title(self):
+        return TITLE
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        import gradio as gr
+
+        phnet_dir, sam_dirs = _models_dirs()
+        sources = list(_phnet.MASK_SOURCES) if is_img2img else [_phnet.MASK_SUBJECT, _phnet.MASK_SAM]
+        with gr.Accordion(TITLE, open=False, elem_id=self.elem_id("accordion")):
+            with gr.Row():
+                enable = gr.Checkbox(label="Enable", value=False, elem_id=self.elem_id("enable"))
+                strength = gr.Slider(
+                    label="Strength", minimum=0.0, maximum=1.0, step=0.05, value=1.0, elem_id=self.elem_id("strength")
+                )
+            weights = gr.Dropdown(
+                label=f"Weights (bundled default, {phnet_dir}, or a Hugging Face repo id)",
+                choices=_phnet.list_phnet_weights(phnet_dir),
+                value=_phnet.DEFAULT_WEIGHTS,
+                allow_custom_value=True,
+                elem_id=self.elem_id("weights"),
+            )
+            mask_source = gr.Radio(
+                label="Harmonize which region", choices=sources, value=sources[0], elem_id=self.elem_id("mask_source")
+            )
+            with gr.Group(visible=sources[0] == _phnet.MASK_SUBJECT) as subject_group:
+                subject = gr.Image(
+                    label="Subject cut-out (PNG with transparency)",
+                    type="pil",
+                    image_mode="RGBA",
+                    elem_id=self.elem_id("subject"),
+                )
+                with gr.Row():
+                    x = gr.Number(label="x (px)", value=0, precision=0, elem_id=self.elem_id("x"))
+                    y = gr.Number(label="y (px)", value=0, precision=0, elem_id=self.elem_id("y"))
+                    scale = gr.Slider(
+                        label="Scale", minimum=0.05, maximum=4.0, step=0.05, value=1.0, elem_id=self.elem_id("scale")
+                    )
+                    anchor = gr.Dropdown(label="Anchor", choices=list(ANCHORS), value="center", elem_id=self.elem_id("anchor"))
+            with gr.Group(visible=sources[0] == _phnet.MASK_SAM) as sam_group:
+                sam_weights = gr.Dropdown(
+                    label=f"SAM checkpoint ({' or '.join(sam_dirs)}, or owner/name:file)",
+                    choices=_phnet.list_sam_weights(sam_dirs),
+                    value=None,
+                    allow_custom_value=True,
+                    elem_id=self.elem_id("sam_weights"),
+                )
+                with gr.Row():
+                    box_x0 = gr.Number(label="box x0", value=0, precision=0, elem_id=self.elem_id("box_x0"))
+                    box_y0 = gr.Number(label="box y0", value=0, precision=0, elem_id=self.elem_id("box_y0"))
+                    box_x1 = gr.Number(label="box x1", value=512, precision=0, elem_id=self.elem_id("box_x1"))
+                    box_y1 = gr.Number(label="box y1", value=512, precision=0, elem_id=self.elem_id("box_y1"))
+            with gr.Row():
+                grow = gr.Slider(label="Grow mask (px)", minimum=-32, maximum=32, step=1, value=0, elem_id=self.elem_id("grow"))
+                feather = gr.Slider(
+                    label="Feather (px)", minimum=0.0, maximum=16.0, step=0.5, value=0.0, elem_id=self.elem_id("feather")
+                )
+
+        def _toggle(source):
+            return (
+                gr.update(visible=source == _phnet.MASK_SUBJECT),
+                gr.update(visible=source == _phnet.MASK_SAM),
+            )
+
+        mask_source.change(fn=_toggle, inputs=[mask_source], outputs=[subject_group, sam_group])
+
+        # Pasting generation parameters back into the UI restores these settings.
+        self.infotext_fields = [
+            (enable, lambda params: "PHNet strength" in params),
+            (strength, "PHNet strength"),
+            (weights, "PHNet weights"),
+            (mask_source, "PHNet mask"),
+        ]
+        return [
+            enable, weights, strength, mask_source,
+            subject, x, y, scale, anchor,
+            sam_weights, box_x0, box_y0, box_x1, box_y1,
+            grow, feather,
+        ]  # fmt: skip
+
+    # --- hooks -------------------------------------------------------------------------
+
+    @staticmethod
+    def _params(weights, strength, mask_source, scale, anchor, sam_weights, box, grow, feather):
+        params = {
+            "PHNet weights": weights or _phnet.DEFAULT_WEIGHTS,
+            "PHNet strength": round(float(strength), 3),
+            "PHNet mask": mask_source,
+        }
+        if mask_source == _phnet.MASK_SUBJECT:
+            params["PHNet subject"] = f"scale {float(scale):g}, anchor {anchor}"
+        elif mask_source == _phnet.MASK_SAM:
+            params["PHNet SAM"] = f"{sam_weights}, box {tuple(int(v) for v in box)}"
+        if grow or feather:
+            params["PHNet mask refine"] = f"grow {int(grow)}, feather {float(feather):g}"
+        return params
+
+    def process(self, p, enable=False, weights=None, strength=1.0, mask_source=None, subject=None, x=0, y=0,
+                scale=1.0, anchor="center", sam_weights=None, box_x0=0, box_y0=0, box_x1=0, box_y1=0,
+                grow=0, feather=0.0, *rest):  # fmt: skip
+        # Recorded before generation so every image's infotext carries the settings.
+        if enable:
+            box = (box_x0, box_y0, box_x1, box_y1)
+            p.extra_generation_params.update(
+                self._params(weights, strength, mask_source, scale, anchor, sam_weights, box, grow, feather)
+            )
+
+    def postprocess_image(self, p, pp, enable=False, weights=None, strength=1.0, mask_source=None, subject=None,
+                          x=0, y=0, scale=1.0, anchor="center", sam_weights=None, box_x0=0, box_y0=0, box_x1=0,
+                          box_y1=0, grow=0, feather=0.0, *rest):  # fmt: skip
+        if not enable or pp.image is None:
+            return
+        phnet_dir, sam_dirs = _models_dirs()
+        device = _device()
+        harmonizer = _phnet.resolve_harmonizer(weights, phnet_dir, device=device)
+        image = pp.image
+        kwargs = dict(strength=float(strength), grow=int(grow or 0), feather=float(feather or 0.0))
+        box = (box_x0, box_y0, box_x1, box_y1)
+        if mask_source == _phnet.MASK_INPAINT:
+            image_mask = getattr(p, "image_mask", None)
+            if image_mask is None:
+                raise ValueError("PHNet: 'Inpaint mask' needs img2img inpainting with a painted or uploaded mask.")
+            crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
+            kwargs["mask"] = _phnet.mask_from_inpaint(
+                image_mask, image.size, invert=bool(getattr(p, "inpainting_mask_invert", 0)), crop=crop
+            )
+        elif mask_source == _phnet.MASK_SUBJECT:
+            if subject is None:
+                raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
+            kwargs.update(subject=subject, x=float(x or 0), y=float(y or 0), scale=float(scale), anchor=anchor)
+        elif mask_source == _phnet.MASK_SAM:
+            kwargs.update(
+                segmenter=_phnet.resolve_segmenter(sam_weights, sam_dirs, device=device),
+                box=tuple(float(v or 0) for v in box),
+            )
+        else:
+            raise ValueError(f"PHNet: unknown mask source {mask_source!r}; choose one of {list(_phnet.MASK_SOURCES)}.")
+        pp.image, _ = _phnet.harmonize_image(harmonizer, image, **kwargs)
+        p.extra_generation_params.update(
+            self._params(weights, strength, mask_source, scale, anchor, sam_weights, box, grow, feather)
+        )

@@ -1,0 +1,89 @@
+"""install.py: installs the WebUI way inside the WebUI launcher, only checks anywhere else."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def install(monkeypatch):
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    monkeypatch.delitem(sys.modules, "launch", raising=False)
+    spec = importlib.util.spec_from_file_location("phnet_install_under_test", REPO / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # importing must not run anything
+    return module
+
+
+def _fake_launch(monkeypatch, installed):
+    launch = types.ModuleType("launch")
+    launch.pip_calls = []
+    launch.is_installed = lambda name: name in installed
+    launch.run_pip = lambda args, desc=None: launch.pip_calls.append(args)
+    monkeypatch.setitem(sys.modules, "launch", launch)
+    return launch
+
+
+def _reqs(tmp_path, text):
+    path = tmp_path / "requirements.txt"
+    path.write_text(text)
+    return str(path)
+
+
+def test_requirements_parsing_drops_host_packages(install, tmp_path):
+    path = _reqs(tmp_path, "# deps\ntorch>=2.1\nnumpy\nsafetensors>=0.4  # fast\n-e .\nTorchVision\nsegment-anything\n")
+    assert install.requirements(path) == ["numpy", "safetensors>=0.4", "segment-anything"]
+    assert install._name("huggingface-hub[cli]>=0.20") == "huggingface-hub"
+
+
+def test_webui_installs_missing_with_run_pip(install, monkeypatch, tmp_path):
+    launch = _fake_launch(monkeypatch, installed={"numpy", "safetensors"})
+    path = _reqs(tmp_path, "torch\nnumpy\nsafetensors>=0.4\nsegment-anything\n")
+    assert install.main(path) == 0
+    assert launch.pip_calls == ['install "segment-anything"']
+
+
+def test_webui_second_run_does_nothing(install, monkeypatch, tmp_path):
+    launch = _fake_launch(monkeypatch, installed={"numpy", "safetensors", "segment-anything"})
+    path = _reqs(tmp_path, "torch\nnumpy\nsafetensors\nsegment-anything\n")
+    install.main(path)
+    install.main(path)
+    assert launch.pip_calls == []
+
+
+def test_comfyui_manager_only_checks(install, monkeypatch, tmp_path, capsys):
+    launch = _fake_launch(monkeypatch, installed=set())
+    monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
+    path = _reqs(tmp_path, "torch\nnumpy\ndefinitely-not-installed-pkg-xyz\n")
+    assert install.main(path) == 0
+    assert launch.pip_calls == []  # the WebUI launcher is never used under ComfyUI
+    out = capsys.readouterr().out
+    assert "definitely-not-installed-pkg-xyz" in out and "-m pip install" in out
+    assert "torch" not in out.split("Install them with")[-1]
+
+
+def test_without_launch_only_prints(install, tmp_path, capsys):
+    path = _reqs(tmp_path, "numpy\n")
+    assert install.main(path) == 0
+    assert capsys.readouterr().out == ""  # all present: silent
+
+
+def test_runs_as_a_script_under_comfyui_manager(tmp_path):
+    # ComfyUI-Manager: `python install.py`, cwd = the node folder, COMFYUI_PATH set
+    env = dict(os.environ, COMFYUI_PATH=str(tmp_path))
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, str(REPO / "install.py")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.perf_counter() - start < 15
+    assert "Installing" not in result.stdout

@@ -1,0 +1,270 @@
+"""The SD-WebUI extension script against stand-in ``modules``/``gradio`` and tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from phnet import integrations
+
+
+def _generated(w=64, h=48, seed=0):
+    """A stand-in for a freshly generated image (what pp.image holds)."""
+    rng = np.random.RandomState(seed)
+    base = np.linspace(40, 200, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    return Image.fromarray(np.clip(base + rng.randint(0, 30, (h, w, 3)), 0, 255).astype(np.uint8))
+
+
+def _runner(webui, is_img2img):
+    script = webui.script_module.PHNetHarmonizeScript()
+    runner = webui.scripts.ScriptRunner()
+    runner.add(script, is_img2img)
+    return script, runner
+
+
+def _args(runner, script, **values):
+    """The UI's default values with some changed by label-free keyword names."""
+    names = [
+        "enable", "weights", "strength", "mask_source",
+        "subject", "x", "y", "scale", "anchor",
+        "sam_weights", "box_x0", "box_y0", "box_x1", "box_y1",
+        "grow", "feather",
+    ]  # fmt: skip
+    args = runner.default_args()
+    for k, v in values.items():
+        args[script.args_from + names.index(k)] = v
+    return args
+
+
+def _postprocess(webui, runner, p, image):
+    pp = webui.scripts.PostprocessImageArgs(image)
+    runner.process(p)
+    runner.postprocess_image(p, pp)
+    return pp.image
+
+
+def _changed_only_inside(before: Image.Image, after: Image.Image, mask: np.ndarray):
+    a, b = np.asarray(before), np.asarray(after)
+    assert after.size == before.size and after.mode == "RGB"
+    outside = mask == 0
+    np.testing.assert_array_equal(b[outside], a[outside])  # bit-identical outside
+    assert np.abs(b[mask > 0.5].astype(int) - a[mask > 0.5].astype(int)).max() > 0  # harmonized inside
+
+
+# ---- import and UI -----------------------------------------------------------------------
+
+
+def test_script_imports_and_is_always_visible(webui):
+    cls = webui.script_module.PHNetHarmonizeScript
+    assert issubclass(cls, webui.scripts.Script)
+    s = cls()
+    assert s.title() == "PHNet harmonize"
+    assert s.show(False) is webui.scripts.AlwaysVisible
+    assert s.show(True) is webui.scripts.AlwaysVisible
+
+
+@pytest.mark.parametrize("is_img2img", [False, True])
+def test_ui_builds(webui, is_img2img):
+    script, runner = _runner(webui, is_img2img)
+    controls = script.controls
+    assert len(controls) == 16 and script.args_to - script.args_from == 16
+    built = webui.gradio.registry.built
+    accordion = next(c for c in built if c.kind == "Accordion")
+    assert accordion.label == "PHNet harmonize" and accordion.kwargs["open"] is False
+    enable, weights, strength, mask_source = controls[:4]
+    assert enable.kind == "Checkbox" and enable.value is False  # off by default
+    assert weights.choices[0] == integrations.DEFAULT_WEIGHTS and "tiny-phnet" in weights.choices
+    assert weights.kwargs["allow_custom_value"] is True  # a Hub repo id can be typed
+    assert strength.value == 1.0 and strength.kwargs["maximum"] == 1.0
+    expected = list(integrations.MASK_SOURCES) if is_img2img else [integrations.MASK_SUBJECT, integrations.MASK_SAM]
+    assert mask_source.choices == expected
+    sam = controls[9]
+    assert "tiny_sam.safetensors" in sam.choices
+    # every control lives inside the accordion, and ids are unique per tab
+    assert all(c in _descendants(accordion) for c in controls)
+    ids = [c.kwargs.get("elem_id") for c in controls]
+    assert len(set(ids)) == len(ids) and all(i.startswith(f"script_{script.tabname}_phnet_harmonize_") for i in ids)
+    # switching the mask source shows the matching settings group
+    (event, fn, inputs, outputs), = mask_source.events
+    subject_vis, sam_vis = fn(integrations.MASK_SAM)
+    assert subject_vis["visible"] is False and sam_vis["visible"] is True
+    assert [k for _, k in script.infotext_fields[1:]] == ["PHNet strength", "PHNet weights", "PHNet mask"]
+
+
+def _descendants(c):
+    out = []
+    for ch in c.children:
+        out += [ch] + _descendants(ch)
+    return out
+
+
+# ---- postprocess_image -------------------------------------------------------------------
+
+
+def test_disabled_does_nothing(webui):
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = runner.default_args()
+    image = _generated()
+    assert _postprocess(webui, runner, p, image) is image
+    assert p.extra_generation_params == {}
+
+
+def test_img2img_inpaint_mask_is_harmonized(webui):
+    script, runner = _runner(webui, True)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 20:50] = 255
+    p = webui.processing.StableDiffusionProcessingImg2Img(
+        width=64, height=48, init_images=[_generated(seed=1)], image_mask=Image.fromarray(mask)
+    )
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", strength=0.8,
+                          mask_source=integrations.MASK_INPAINT)  # fmt: skip
+    before = _generated()
+    after = _postprocess(webui, runner, p, before)
+    _changed_only_inside(before, after, mask / 255.0)
+    assert p.extra_generation_params["PHNet weights"] == "tiny-phnet"
+    assert p.extra_generation_params["PHNet strength"] == 0.8
+    assert p.extra_generation_params["PHNet mask"] == integrations.MASK_INPAINT
+
+
+def test_inpaint_only_masked_crops_the_mask(webui):
+    # "inpaint only masked": pp.image is the crop (x, y, w, h) = paste_to, resized to width x height
+    full = np.zeros((128, 128), np.uint8)
+    full[40:72, 40:72] = 255
+    m = integrations.mask_from_inpaint(Image.fromarray(full), (64, 64), crop=(32, 32, 64, 64))
+    expected = np.zeros((64, 64), np.uint8)
+    expected[8:40, 8:40] = 255
+    np.testing.assert_array_equal(np.asarray(m), expected)
+    inverted = integrations.mask_from_inpaint(Image.fromarray(full), (128, 128), invert=True)
+    np.testing.assert_array_equal(np.asarray(inverted), 255 - full)
+    # the script passes p.paste_to when p.inpaint_full_res is set
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(
+        width=64, height=64, image_mask=Image.fromarray(full), inpaint_full_res=True
+    )
+    p.paste_to = (32, 32, 64, 64)
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    before = _generated(64, 64)
+    _changed_only_inside(before, _postprocess(webui, runner, p, before), expected / 255.0)
+
+
+def test_pasted_subject_is_harmonized(webui):
+    script, runner = _runner(webui, False)
+    rgba = np.zeros((16, 12, 4), np.uint8)
+    rgba[..., :3] = (230, 40, 40)
+    rgba[2:14, 2:10, 3] = 255
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
+                          subject=Image.fromarray(rgba), x=30, y=20, scale=1.0, anchor="top-left")  # fmt: skip
+    before = _generated()
+    after = _postprocess(webui, runner, p, before)
+    mask = np.zeros((48, 64), np.float32)
+    mask[22:34, 32:40] = 1.0
+    _changed_only_inside(before, after, mask)
+    assert p.extra_generation_params["PHNet subject"] == "scale 1, anchor top-left"
+
+
+def test_sam_box_is_harmonized(webui):
+    from phnet.segmentation import SamSegmenter
+
+    script, runner = _runner(webui, False)
+    box = (8, 4, 40, 30)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM,
+                          sam_weights="tiny_sam.safetensors", box_x0=box[0], box_y0=box[1], box_x1=box[2],
+                          box_y1=box[3])  # fmt: skip
+    before = _generated()
+    seg = SamSegmenter.from_pretrained(webui.models_path / "sam" / "tiny_sam.safetensors", device="cpu")
+    seg.set_image(before)
+    expected = seg.predict(box=box)
+    assert expected.sum() > 0
+    _changed_only_inside(before, _postprocess(webui, runner, p, before), expected)
+    assert p.extra_generation_params["PHNet SAM"] == "tiny_sam.safetensors, box (8, 4, 40, 30)"
+
+
+def test_grow_and_feather_are_recorded(webui):
+    script, runner = _runner(webui, False)
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[4:12, 4:12] = 255
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
+                          subject=Image.fromarray(rgba), x=20, y=20, grow=2, feather=1.5)  # fmt: skip
+    before = _generated()
+    after = _postprocess(webui, runner, p, before)
+    assert after.size == before.size
+    assert p.extra_generation_params["PHNet mask refine"] == "grow 2, feather 1.5"
+
+
+def test_models_are_loaded_once(webui, monkeypatch):
+    from phnet import Harmonizer
+
+    calls = []
+    real = Harmonizer.from_pretrained.__func__
+
+    def counting(cls, *a, **k):
+        calls.append(a)
+        return real(cls, *a, **k)
+
+    monkeypatch.setattr(Harmonizer, "from_pretrained", classmethod(counting))
+    script, runner = _runner(webui, True)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 20:50] = 255
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, image_mask=Image.fromarray(mask))
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    for seed in range(3):  # a batch of three images
+        _postprocess(webui, runner, p, _generated(seed=seed))
+    assert len(calls) == 1
+
+
+def test_clear_errors(webui):
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    with pytest.raises(ValueError, match="needs img2img inpainting"):
+        _postprocess(webui, runner, p, _generated())
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT)
+    with pytest.raises(ValueError, match="upload a subject"):
+        _postprocess(webui, runner, p, _generated())
+    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM)
+    with pytest.raises(ValueError, match="No SAM checkpoint chosen"):
+        _postprocess(webui, runner, p, _generated())
+    p.script_args = _args(runner, script, enable=True, weights="not-there", mask_source=integrations.MASK_SUBJECT)
+    with pytest.raises(FileNotFoundError, match="'not-there' not found in .*PHNet"):
+        _postprocess(webui, runner, p, _generated())
+
+
+# ---- weights resolution ------------------------------------------------------------------
+
+
+def test_weights_list_and_default(webui, tmp_path):
+    phnet_dir = webui.models_path / "PHNet"
+    (phnet_dir / "official.pth").write_bytes(b"")
+    (phnet_dir / "notes.txt").write_text("ignored")
+    assert integrations.list_phnet_weights(phnet_dir) == [integrations.DEFAULT_WEIGHTS, "official.pth", "tiny-phnet"]
+    assert integrations.list_phnet_weights(tmp_path / "missing") == [integrations.DEFAULT_WEIGHTS]
+    default = integrations.default_weights_dir()
+    if (default / "config.json").is_file():
+        h = integrations.resolve_harmonizer(integrations.DEFAULT_WEIGHTS, phnet_dir, device="cpu")
+        assert h.config is not None
+        assert integrations.resolve_harmonizer("", phnet_dir, device="cpu") is h  # cached
+    else:
+        with pytest.raises(FileNotFoundError, match="bundled default PHNet weights are missing.*Hugging Face repo id"):
+            integrations.resolve_harmonizer(integrations.DEFAULT_WEIGHTS, phnet_dir, device="cpu")
+
+
+def test_weights_by_path_and_hub_offline(webui, tmp_path, monkeypatch):
+    h = integrations.resolve_harmonizer(str(webui.models_path / "PHNet" / "tiny-phnet"), device="cpu")
+    assert h.config.image_size == 64
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Exception, match="someone/phnet-weights|offline|cache"):
+        integrations.resolve_harmonizer("someone/phnet-weights", None, device="cpu", cache_dir=tmp_path,
+                                        local_files_only=True)  # fmt: skip
+    assert integrations.parse_hub_choice("a/b@v1") == ("a/b", "v1")
+
+
+def test_sam_choices(webui):
+    sam_dirs = [webui.models_path / "sam", webui.models_path / "sams"]
+    assert integrations.list_sam_weights(sam_dirs) == ["tiny_sam.safetensors"]
+    seg = integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu")
+    assert integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu") is seg
