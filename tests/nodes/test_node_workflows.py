@@ -1,0 +1,200 @@
+"""The example workflows: generated files up to date, UI and API forms describe the same graph, every
+node / input / widget / link type-checks against the node definitions, and the workflows that need no
+diffusion weights run end to end through our nodes (core LoadImage/SaveImage replaced by stand-ins)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, core_nodes, workflow_exec
+
+UI_DIR = REPO / "example_workflows"
+API_DIR = REPO / "workflows" / "api"
+NAMES = ["phnet-harmonize-composite", "phnet-paste-and-harmonize", "phnet-generate-and-harmonize"]
+RUNNABLE = ["phnet-harmonize-composite", "phnet-paste-and-harmonize"]
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+
+@pytest.fixture(scope="module")
+def build():
+    name = "phnet_workflows_build"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "workflows" / "build.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def classes(pack):
+    return {**core_nodes.NODE_CLASS_MAPPINGS, **pack.NODE_CLASS_MAPPINGS}
+
+
+def _ui(name):
+    return json.loads((UI_DIR / f"{name}.json").read_text())
+
+
+def _api(name):
+    return json.loads((API_DIR / f"{name}.api.json").read_text())
+
+
+def test_files_are_generated_and_up_to_date(build):
+    files = build.render()
+    assert {p.name for p in files} == {f"{n}.json" for n in NAMES} | {f"{n}.api.json" for n in NAMES}
+    for path, text in files.items():
+        assert path.read_text() == text, f"{path.name} is stale: run python workflows/build.py"
+    # only UI-format files where ComfyUI's template browser looks (it also scans workflows/*.json)
+    assert not list((REPO / "workflows").glob("*.json"))
+    assert sorted(p.stem for p in UI_DIR.glob("*.json")) == sorted(NAMES)
+
+
+def test_every_node_is_demonstrated(pack):
+    used = {n["type"] for name in NAMES for n in _ui(name)["nodes"]}
+    assert set(pack.NODE_CLASS_MAPPINGS) <= used
+
+
+def _inputs(cls):
+    spec = cls.INPUT_TYPES()
+    return [(n, d) for s in ("required", "optional") for n, d in spec.get(s, {}).items()]
+
+
+def _is_widget(decl):
+    return isinstance(decl[0], list) or decl[0] in WIDGET_TYPES
+
+
+def ui_to_api(ui: dict, classes: dict) -> dict:
+    """Convert like the frontend does: widget values by position (skipping UI-only extras), links by id."""
+    links = {l[0]: l for l in ui["links"]}
+    prompt = {}
+    for node in ui["nodes"]:
+        if node["type"] == "Note":
+            continue
+        cls = classes[node["type"]]
+        values = list(node.get("widgets_values", []))
+        inputs = {}
+        socket_links = {i["name"]: i["link"] for i in node.get("inputs", [])}
+        for name, decl in _inputs(cls):
+            if socket_links.get(name) is not None:
+                link = links[socket_links[name]]
+                inputs[name] = [str(link[1]), link[2]]
+            elif _is_widget(decl):
+                inputs[name] = values.pop(0)
+                opts = decl[1] if len(decl) > 1 else {}
+                if opts.get("control_after_generate") or opts.get("image_upload"):
+                    values.pop(0)  # "fixed"/"randomize", the upload button
+        assert not values, f"{node['type']} #{node['id']}: {len(values)} unused widget values"
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_format_is_consistent(name, classes):
+    ui = _ui(name)
+    assert ui["version"] == 0.4
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    assert ui["last_node_id"] == max(nodes) and ui["last_link_id"] == max(l[0] for l in ui["links"])
+    for n in ui["nodes"]:
+        assert n["type"] in classes or n["type"] == "Note", n["type"]
+        if n["type"] == "Note":
+            continue
+        cls = classes[n["type"]]
+        decl = dict(_inputs(cls))
+        for i in n.get("inputs", []):
+            assert i["name"] in decl and not _is_widget(decl[i["name"]]), (n["type"], i["name"])
+            assert i["type"] == decl[i["name"]][0]
+        outs = cls.RETURN_TYPES
+        assert [o["type"] for o in n.get("outputs", [])] == list(outs)
+        assert n["properties"]["Node name for S&R"] == n["type"]
+        assert n["properties"]["cnr_id"] in ("comfy-core", "comfyui-phnet")
+        for m in n["properties"].get("models", []):
+            assert m["url"].startswith("https://huggingface.co/") and m["directory"] in ("sams", "checkpoints")
+            assert m["name"] in n["widgets_values"]
+    for link_id, src, src_slot, dst, dst_slot, typ in ui["links"]:
+        out = nodes[src]["outputs"][src_slot]
+        inp = nodes[dst]["inputs"][dst_slot]
+        assert out["type"] == inp["type"] == typ, (name, link_id)
+        assert link_id in out["links"] and inp["link"] == link_id
+    orders = sorted(n["order"] for n in ui["nodes"])
+    assert orders == list(range(len(ui["nodes"])))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_and_api_describe_the_same_graph(name, classes):
+    api = _api(name)
+    stripped = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+    assert ui_to_api(_ui(name), classes) == stripped
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_prompt_validates(name, classes, tiny_sam, comfy_env):
+    _scene(comfy_env)
+    assert workflow_exec.validate_prompt(_api(name), classes) == []
+
+
+def test_validator_catches_mistakes(classes, tiny_sam, comfy_env):
+    _scene(comfy_env)
+    api = _api("phnet-paste-and-harmonize")
+    bad = copy.deepcopy(api)
+    bad["8"]["inputs"]["mask"] = ["6", 0]  # IMAGE into MASK
+    bad["8"]["inputs"]["strength"] = 1.5
+    bad["6"]["inputs"]["anchor"] = "middle"
+    del bad["5"]["inputs"]["image"]
+    bad["4"]["inputs"]["model_name"] = "missing.pth"
+    errors = " | ".join(workflow_exec.validate_prompt(bad, classes))
+    for expected in ("wants MASK, gets IMAGE", "1.5 > max", "'middle' not in", "required input 'image'",
+                     "VALIDATE_INPUTS"):
+        assert expected in errors
+
+
+def _scene(comfy_env):
+    """Input pictures the workflows name, written into the (stand-in) ComfyUI input folder."""
+    d = comfy_env.fp.get_input_directory()
+    if os.path.exists(os.path.join(d, "phnet_subject.png")):
+        return
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:320, 0:384] / 320.0
+    bg = np.stack([0.3 + 0.4 * xx, 0.4 + 0.3 * yy, 0.7 - 0.3 * xx], -1)
+    Image.fromarray((bg * 255).astype(np.uint8)).save(os.path.join(d, "phnet_background.png"))
+    sy, sx = np.mgrid[0:256, 0:256]
+    person = ((sx - 128) / 80.0) ** 2 + ((sy - 140) / 110.0) ** 2 < 1
+    sub = np.where(person[..., None], [0.95, 0.7, 0.5], [0.1, 0.5, 0.2]) + 0.02 * rng.random((256, 256, 3))
+    Image.fromarray((sub.clip(0, 1) * 255).astype(np.uint8)).save(os.path.join(d, "phnet_subject.png"))
+    comp = bg.copy()
+    comp[40:296, 64:320][person] = sub[person]
+    alpha = np.zeros((320, 384), np.uint8)
+    alpha[40:296, 64:320][person] = 255
+    rgba = np.dstack([(comp.clip(0, 1) * 255).astype(np.uint8), alpha])
+    Image.fromarray(rgba, "RGBA").save(os.path.join(d, "phnet_composite.png"))
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny_sam):
+    _scene(comfy_env)
+    prompt = _api(name)
+    for node in prompt.values():  # the templates use the bundled default; the test uses the tiny model
+        if node["class_type"] == "PHNetModelLoader":
+            node["inputs"]["model_name"] = tiny_phnet
+    results = workflow_exec.run_prompt(prompt, classes)
+    saved = [r for k, r in results.items() if k.endswith(":ui") and r]
+    files = [img for ui in saved for img in ui["images"]]
+    out = [f for f in files if f["type"] == "output"]
+    assert len(out) == 1
+    path = os.path.join(comfy_env.fp.get_output_directory(), out[0]["subfolder"], out[0]["filename"])
+    result = np.asarray(Image.open(path))
+    assert result.shape == (320, 384, 3)
+    if name == "phnet-paste-and-harmonize":
+        previews = [f for f in files if f["type"] == "temp"]
+        assert len(previews) == 2  # before | after
+        harmonize = next(k for k, v in prompt.items() if v["class_type"] == "PHNetHarmonize")
+        paste = next(k for k, v in prompt.items() if v["class_type"] == "PHNetPasteSubject")
+        assert results[paste][1].sum() > 100  # SAM found a subject that was pasted
+        assert results[harmonize][0].shape == (1, 320, 384, 3)
