@@ -320,6 +320,10 @@ def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} does not contain a state_dict (a mapping of names to tensors).")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    # Normalisation constants are non-persistent buffers in segment_anything; some
+    # conversions still store them. They are fixed numbers, not weights.
+    for key in ("pixel_mean", "pixel_std"):
+        state.pop(key, None)
     return state
 
 

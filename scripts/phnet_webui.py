@@ -8,6 +8,7 @@ extension folder on ``sys.path``; ComfyUI never scans ``scripts/``. All logic li
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -118,71 +119,97 @@ class PHNetHarmonizeScript(scripts.Script):
             (weights, "PHNet weights"),
             (mask_source, "PHNet mask"),
         ]
-        return [
-            enable, weights, strength, mask_source,
-            subject, x, y, scale, anchor,
-            sam_weights, box_x0, box_y0, box_x1, box_y1,
-            grow, feather,
-        ]  # fmt: skip
+        # Order matters: the WebUI passes the values back in this order (see Settings).
+        return [enable, weights, strength, mask_source, subject, x, y, scale, anchor,
+                sam_weights, box_x0, box_y0, box_x1, box_y1, grow, feather]  # fmt: skip
 
     # --- hooks -------------------------------------------------------------------------
 
-    @staticmethod
-    def _params(weights, strength, mask_source, scale, anchor, sam_weights, box, grow, feather):
+    def process(self, p, *args):
+        # Recorded before generation so every image's infotext carries the settings.
+        settings = Settings.from_args(args)
+        if settings.enable:
+            p.extra_generation_params.update(settings.infotext())
+
+    def postprocess_image(self, p, pp, *args):
+        settings = Settings.from_args(args)
+        if not settings.enable or pp.image is None:
+            return
+        params = settings.infotext()
+        try:
+            pp.image = _harmonize(p, pp.image, settings)
+        except Exception:
+            # The WebUI reports the error and keeps the image as generated: don't claim otherwise.
+            for key in params:
+                p.extra_generation_params.pop(key, None)
+            raise
+        p.extra_generation_params.update(params)
+
+
+@dataclasses.dataclass
+class Settings:
+    """The values of the controls ``ui()`` returns, in the same order."""
+
+    enable: bool = False
+    weights: str | None = None
+    strength: float = 1.0
+    mask_source: str | None = None
+    subject: object = None
+    x: float = 0
+    y: float = 0
+    scale: float = 1.0
+    anchor: str = "center"
+    sam_weights: str | None = None
+    box_x0: float = 0
+    box_y0: float = 0
+    box_x1: float = 0
+    box_y1: float = 0
+    grow: int = 0
+    feather: float = 0.0
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(*args[: len(dataclasses.fields(cls))])
+
+    @property
+    def box(self):
+        return tuple(float(v or 0) for v in (self.box_x0, self.box_y0, self.box_x1, self.box_y1))
+
+    def infotext(self):
         params = {
-            "PHNet weights": weights or _phnet.DEFAULT_WEIGHTS,
-            "PHNet strength": round(float(strength), 3),
-            "PHNet mask": mask_source,
+            "PHNet weights": self.weights or _phnet.DEFAULT_WEIGHTS,
+            "PHNet strength": round(float(self.strength), 3),
+            "PHNet mask": self.mask_source,
         }
-        if mask_source == _phnet.MASK_SUBJECT:
-            params["PHNet subject"] = f"scale {float(scale):g}, anchor {anchor}"
-        elif mask_source == _phnet.MASK_SAM:
-            params["PHNet SAM"] = f"{sam_weights}, box {tuple(int(v) for v in box)}"
-        if grow or feather:
-            params["PHNet mask refine"] = f"grow {int(grow)}, feather {float(feather):g}"
+        if self.mask_source == _phnet.MASK_SUBJECT:
+            params["PHNet subject"] = f"scale {float(self.scale):g}, anchor {self.anchor}"
+        elif self.mask_source == _phnet.MASK_SAM:
+            params["PHNet SAM"] = f"{self.sam_weights}, box {tuple(int(v) for v in self.box)}"
+        if self.grow or self.feather:
+            params["PHNet mask refine"] = f"grow {int(self.grow)}, feather {float(self.feather):g}"
         return params
 
-    def process(self, p, enable=False, weights=None, strength=1.0, mask_source=None, subject=None, x=0, y=0,
-                scale=1.0, anchor="center", sam_weights=None, box_x0=0, box_y0=0, box_x1=0, box_y1=0,
-                grow=0, feather=0.0, *rest):  # fmt: skip
-        # Recorded before generation so every image's infotext carries the settings.
-        if enable:
-            box = (box_x0, box_y0, box_x1, box_y1)
-            p.extra_generation_params.update(
-                self._params(weights, strength, mask_source, scale, anchor, sam_weights, box, grow, feather)
-            )
 
-    def postprocess_image(self, p, pp, enable=False, weights=None, strength=1.0, mask_source=None, subject=None,
-                          x=0, y=0, scale=1.0, anchor="center", sam_weights=None, box_x0=0, box_y0=0, box_x1=0,
-                          box_y1=0, grow=0, feather=0.0, *rest):  # fmt: skip
-        if not enable or pp.image is None:
-            return
-        phnet_dir, sam_dirs = _models_dirs()
-        device = _device()
-        harmonizer = _phnet.resolve_harmonizer(weights, phnet_dir, device=device)
-        image = pp.image
-        kwargs = dict(strength=float(strength), grow=int(grow or 0), feather=float(feather or 0.0))
-        box = (box_x0, box_y0, box_x1, box_y1)
-        if mask_source == _phnet.MASK_INPAINT:
-            image_mask = getattr(p, "image_mask", None)
-            if image_mask is None:
-                raise ValueError("PHNet: 'Inpaint mask' needs img2img inpainting with a painted or uploaded mask.")
-            crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
-            kwargs["mask"] = _phnet.mask_from_inpaint(
-                image_mask, image.size, invert=bool(getattr(p, "inpainting_mask_invert", 0)), crop=crop
-            )
-        elif mask_source == _phnet.MASK_SUBJECT:
-            if subject is None:
-                raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
-            kwargs.update(subject=subject, x=float(x or 0), y=float(y or 0), scale=float(scale), anchor=anchor)
-        elif mask_source == _phnet.MASK_SAM:
-            kwargs.update(
-                segmenter=_phnet.resolve_segmenter(sam_weights, sam_dirs, device=device),
-                box=tuple(float(v or 0) for v in box),
-            )
-        else:
-            raise ValueError(f"PHNet: unknown mask source {mask_source!r}; choose one of {list(_phnet.MASK_SOURCES)}.")
-        pp.image, _ = _phnet.harmonize_image(harmonizer, image, **kwargs)
-        p.extra_generation_params.update(
-            self._params(weights, strength, mask_source, scale, anchor, sam_weights, box, grow, feather)
-        )
+def _harmonize(p, image, s: Settings):
+    phnet_dir, sam_dirs = _models_dirs()
+    device = _device()
+    harmonizer = _phnet.resolve_harmonizer(s.weights, phnet_dir, device=device)
+    kwargs = dict(strength=float(s.strength), grow=int(s.grow or 0), feather=float(s.feather or 0.0))
+    if s.mask_source == _phnet.MASK_INPAINT:
+        image_mask = getattr(p, "image_mask", None)
+        if image_mask is None:
+            raise ValueError("PHNet: 'Inpaint mask' needs img2img inpainting with a painted or uploaded mask.")
+        # "Inpaint only masked" generates the crop p.paste_to = (x, y, w, h) at full size.
+        crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
+        invert = bool(getattr(p, "inpainting_mask_invert", 0))
+        kwargs["mask"] = _phnet.mask_from_inpaint(image_mask, image.size, invert=invert, crop=crop)
+    elif s.mask_source == _phnet.MASK_SUBJECT:
+        if s.subject is None:
+            raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
+        kwargs.update(subject=s.subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor)
+    elif s.mask_source == _phnet.MASK_SAM:
+        kwargs.update(segmenter=_phnet.resolve_segmenter(s.sam_weights, sam_dirs, device=device), box=s.box)
+    else:
+        raise ValueError(f"PHNet: unknown mask source {s.mask_source!r}; choose one of {list(_phnet.MASK_SOURCES)}.")
+    out, _ = _phnet.harmonize_image(harmonizer, image, **kwargs)
+    return out

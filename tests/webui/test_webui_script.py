@@ -23,14 +23,11 @@ def _runner(webui, is_img2img):
     return script, runner
 
 
-def _args(runner, script, **values):
+def _args(webui, runner, script, **values):
     """The UI's default values with some changed by label-free keyword names."""
-    names = [
-        "enable", "weights", "strength", "mask_source",
-        "subject", "x", "y", "scale", "anchor",
-        "sam_weights", "box_x0", "box_y0", "box_x1", "box_y1",
-        "grow", "feather",
-    ]  # fmt: skip
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(webui.script_module.Settings)]
     args = runner.default_args()
     for k, v in values.items():
         args[script.args_from + names.index(k)] = v
@@ -84,7 +81,12 @@ def test_ui_builds(webui, is_img2img):
     # every control lives inside the accordion, and ids are unique per tab
     assert all(c in _descendants(accordion) for c in controls)
     ids = [c.kwargs.get("elem_id") for c in controls]
-    assert len(set(ids)) == len(ids) and all(i.startswith(f"script_{script.tabname}_phnet_harmonize_") for i in ids)
+    prefix = f"script_{script.tabname}_phnet_harmonize_"
+    assert all(i.startswith(prefix) for i in ids)
+    # the hooks read the values back in Settings' field order
+    import dataclasses
+
+    assert [i[len(prefix):] for i in ids] == [f.name for f in dataclasses.fields(webui.script_module.Settings)]
     # switching the mask source shows the matching settings group
     (event, fn, inputs, outputs), = mask_source.events
     subject_vis, sam_vis = fn(integrations.MASK_SAM)
@@ -118,7 +120,7 @@ def test_img2img_inpaint_mask_is_harmonized(webui):
     p = webui.processing.StableDiffusionProcessingImg2Img(
         width=64, height=48, init_images=[_generated(seed=1)], image_mask=Image.fromarray(mask)
     )
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", strength=0.8,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", strength=0.8,
                           mask_source=integrations.MASK_INPAINT)  # fmt: skip
     before = _generated()
     after = _postprocess(webui, runner, p, before)
@@ -144,7 +146,7 @@ def test_inpaint_only_masked_crops_the_mask(webui):
         width=64, height=64, image_mask=Image.fromarray(full), inpaint_full_res=True
     )
     p.paste_to = (32, 32, 64, 64)
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
     before = _generated(64, 64)
     _changed_only_inside(before, _postprocess(webui, runner, p, before), expected / 255.0)
 
@@ -155,7 +157,7 @@ def test_pasted_subject_is_harmonized(webui):
     rgba[..., :3] = (230, 40, 40)
     rgba[2:14, 2:10, 3] = 255
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
                           subject=Image.fromarray(rgba), x=30, y=20, scale=1.0, anchor="top-left")  # fmt: skip
     before = _generated()
     after = _postprocess(webui, runner, p, before)
@@ -171,7 +173,7 @@ def test_sam_box_is_harmonized(webui):
     script, runner = _runner(webui, False)
     box = (8, 4, 40, 30)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM,
                           sam_weights="tiny_sam.safetensors", box_x0=box[0], box_y0=box[1], box_x1=box[2],
                           box_y1=box[3])  # fmt: skip
     before = _generated()
@@ -188,7 +190,7 @@ def test_grow_and_feather_are_recorded(webui):
     rgba = np.zeros((16, 16, 4), np.uint8)
     rgba[4:12, 4:12] = 255
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
                           subject=Image.fromarray(rgba), x=20, y=20, grow=2, feather=1.5)  # fmt: skip
     before = _generated()
     after = _postprocess(webui, runner, p, before)
@@ -211,7 +213,7 @@ def test_models_are_loaded_once(webui, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 20:50] = 255
     p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, image_mask=Image.fromarray(mask))
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
     for seed in range(3):  # a batch of three images
         _postprocess(webui, runner, p, _generated(seed=seed))
     assert len(calls) == 1
@@ -220,16 +222,18 @@ def test_models_are_loaded_once(webui, monkeypatch):
 def test_clear_errors(webui):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
     with pytest.raises(ValueError, match="needs img2img inpainting"):
         _postprocess(webui, runner, p, _generated())
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT)
+    # process() recorded the settings; the failed image must not claim it was harmonized
+    assert not any(k.startswith("PHNet") for k in p.extra_generation_params)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT)
     with pytest.raises(ValueError, match="upload a subject"):
         _postprocess(webui, runner, p, _generated())
-    p.script_args = _args(runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM)
     with pytest.raises(ValueError, match="No SAM checkpoint chosen"):
         _postprocess(webui, runner, p, _generated())
-    p.script_args = _args(runner, script, enable=True, weights="not-there", mask_source=integrations.MASK_SUBJECT)
+    p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=integrations.MASK_SUBJECT)
     with pytest.raises(FileNotFoundError, match="'not-there' not found in .*PHNet"):
         _postprocess(webui, runner, p, _generated())
 
