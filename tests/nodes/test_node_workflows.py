@@ -198,3 +198,36 @@ def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny
         paste = next(k for k, v in prompt.items() if v["class_type"] == "PHNetPasteSubject")
         assert results[paste][1].sum() > 100  # SAM found a subject that was pasted
         assert results[harmonize][0].shape == (1, 320, 384, 3)
+
+
+def _snapshot():
+    return json.loads((REPO / "tests" / "nodes" / "data" / "core_object_info.json").read_text())["nodes"]
+
+
+def test_core_specs_match_real_comfyui(build):
+    """build.CORE_NODES and the test stand-ins agree with a real ComfyUI's /object_info (captured by
+    tests/comfyui_live/run_live.py --snapshot)."""
+    snap = _snapshot()
+    used = {n["type"] for name in NAMES for n in _ui(name)["nodes"]} - {"Note"} - set(build.load_pack().NODE_CLASS_MAPPINGS)
+    assert used <= set(snap) and used <= set(build.CORE_NODES) and used <= set(core_nodes.NODE_CLASS_MAPPINGS)
+    for name in used:
+        real = snap[name]
+        real_inputs = [(n, real["input"][s][n]) for s in ("required", "optional") for n in real["input_order"].get(s, [])]
+        real_types = [(n, "COMBO" if isinstance(d[0], list) else d[0]) for n, d in real_inputs]
+        assert [(n, t) for n, t, _ in build.CORE_NODES[name]["inputs"]] == real_types, name
+        assert [t for _, t in build.CORE_NODES[name]["outputs"]] == real["output"], name
+        assert [n for n, _ in build.CORE_NODES[name]["outputs"]] == real["output_name"], name
+        stand_in = core_nodes.NODE_CLASS_MAPPINGS[name]
+        spec = stand_in.INPUT_TYPES()
+        mine = [(n, d) for s in ("required", "optional") for n, d in spec.get(s, {}).items()]
+        assert [n for n, _ in mine] == [n for n, _ in real_inputs], name
+        assert list(stand_in.RETURN_TYPES) == real["output"], name
+        for (n, d), (_, r) in zip(mine, real_inputs):
+            if isinstance(r[0], list):
+                assert isinstance(d[0], list) and (not r[0] or set(d[0]) <= set(r[0])), (name, n)
+            else:
+                assert d[0] == r[0], (name, n)
+            ro, do = (r[1] if len(r) > 1 else {}), (d[1] if len(d) > 1 else {})
+            for flag in ("control_after_generate", "image_upload"):
+                assert bool(ro.get(flag)) == bool(do.get(flag)), (name, n, flag)
+        assert bool(getattr(stand_in, "OUTPUT_NODE", False)) == real["output_node"], name
