@@ -204,12 +204,31 @@ def _harmonize(p, image, s: Settings):
         invert = bool(getattr(p, "inpainting_mask_invert", 0))
         kwargs["mask"] = _phnet.mask_from_inpaint(image_mask, image.size, invert=invert, crop=crop)
     elif s.mask_source == _phnet.MASK_SUBJECT:
-        if s.subject is None:
+        if s.subject is None or s.subject == "":
             raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
-        kwargs.update(subject=s.subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor)
+        kwargs.update(subject=_decode_image(s.subject), x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor)
     elif s.mask_source == _phnet.MASK_SAM:
         kwargs.update(segmenter=_phnet.resolve_segmenter(s.sam_weights, sam_dirs, device=device), box=s.box)
     else:
         raise ValueError(f"PHNet: unknown mask source {s.mask_source!r}; choose one of {list(_phnet.MASK_SOURCES)}.")
     out, _ = _phnet.harmonize_image(harmonizer, image, **kwargs)
     return out
+
+
+def _decode_image(value):
+    """The subject as the UI gives it (PIL), or as API clients send it (base64 / data URL)."""
+    if not isinstance(value, str):
+        return value
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image
+
+    data = value.split(",", 1)[1] if value.startswith("data:") else value
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
+        image.load()
+    except (binascii.Error, ValueError, OSError) as exc:
+        raise ValueError(f"PHNet: the subject is not a base64-encoded image ({exc}).") from exc
+    return image

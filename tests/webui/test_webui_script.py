@@ -272,3 +272,40 @@ def test_sam_choices(webui):
     assert integrations.list_sam_weights(sam_dirs) == ["tiny_sam.safetensors"]
     seg = integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu")
     assert integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu") is seg
+
+
+def test_api_subject_as_base64(webui):
+    """API clients send images as base64 strings (optionally a data URL)."""
+    import base64
+    import io
+
+    script, runner = _runner(webui, False)
+    rgba = np.zeros((16, 12, 4), np.uint8)
+    rgba[..., :3] = (230, 40, 40)
+    rgba[2:14, 2:10, 3] = 255
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, format="PNG")
+    encoded = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
+                          mask_source=integrations.MASK_SUBJECT, subject=encoded, x=30, y=20,
+                          anchor="top-left")  # fmt: skip
+    before = _generated()
+    mask = np.zeros((48, 64), np.float32)
+    mask[22:34, 32:40] = 1.0
+    _changed_only_inside(before, _postprocess(webui, runner, p, before), mask)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
+                          mask_source=integrations.MASK_SUBJECT, subject="not base64!")  # fmt: skip
+    with pytest.raises(ValueError, match="not a base64-encoded image"):
+        _postprocess(webui, runner, p, before)
+
+
+def test_core_never_imports_host_modules():
+    """phnet/ is shared by ComfyUI and the WebUI: no gradio / modules.* / comfy imports in it."""
+    import re
+    from pathlib import Path
+
+    core = Path(integrations.__file__).resolve().parent
+    pattern = re.compile(r"^\s*(from|import)\s+(gradio|modules|comfy|folder_paths)\b", re.M)
+    offenders = [str(p) for p in core.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
