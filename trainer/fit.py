@@ -180,7 +180,7 @@ def unwrap(model):
 
 def train(cfg: dict, *, resume: str | bool = False, progress: bool = True, push_to_hub: str | None = None,
           hub_private: bool = False) -> dict:
-    t_cfg, d_cfg = cfg["train"], cfg["data"]
+    t_cfg = cfg["train"]
     env = Dist(t_cfg.get("device", ""))
     out_dir = Path(t_cfg["out_dir"]).expanduser()
     try:
@@ -234,7 +234,6 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
     train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                               **loader_kw)
     val_loader = DataLoader(val_set, batch_size=int(t_cfg["val_batch_size"]), shuffle=False, **loader_kw)
-    batches_per_epoch = (sampler.num_samples // batch_size) if drop_last else math.ceil(sampler.num_samples / batch_size)
 
     # ---- optimisation
     criterion = HarmonizationLoss.from_config(cfg["loss"])
@@ -301,7 +300,6 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
             env.barrier()  # everybody waits so nobody races ahead into the next interval
 
     def run_validation() -> dict | None:
-        nonlocal best
         res = None
         if env.main:
             res = validate(unwrap(model), val_loader, device, amp=use_amp)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainer.data.common import BadSampleError, in_holdout, list_images, find_with_any_extension, Record
+from trainer.data.common import BadSampleError, Record, find_with_any_extension, holdout_set, list_images
 from trainer.data.folder import FolderDataset
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
 
@@ -61,6 +61,9 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     for sub in ("comp", "alpha", "real"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    keys = [r.name for r in records]  # same carving as trainer/data/folder.py
+    test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
+    val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
     skipped = []
     iterator = range(len(records))
     if progress:
@@ -69,8 +72,7 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     for i in iterator:
         rec = records[i]
         key = rec.name
-        split = ("test" if in_holdout("test:" + key, test_fraction)
-                 else "val" if in_holdout("val:" + key, val_fraction) else "train")
+        split = "test" if key in test_keys else "val" if key in val_keys else "train"
         base = key.rsplit(".", 1)[0].replace("/", "__")
         for k in range(copies):
             name = f"{base}.png" if copies == 1 else f"{base}_{k}.png"

@@ -128,6 +128,25 @@ def in_holdout(key: str, fraction: float) -> bool:
     return (zlib.crc32(key.encode("utf-8")) % 100000) < fraction * 100000
 
 
+def holdout_set(keys: list[str], fraction: float) -> set[str]:
+    """The keys carved out for a held-out split: by stable hash, never empty nor everything.
+
+    With ``fraction`` > 0 and at least two distinct keys, at least one key is held
+    out and at least one is kept, so tiny data sets still get both splits.
+    """
+    distinct = sorted(set(keys))
+    if fraction <= 0 or not distinct:
+        return set()
+    held = {k for k in distinct if in_holdout(k, fraction)}
+    if len(distinct) >= 2:
+        ranked = sorted(distinct, key=lambda k: zlib.crc32(k.encode("utf-8")))
+        if not held:
+            held = {ranked[0]}
+        elif len(held) == len(distinct):
+            held.discard(ranked[-1])
+    return held
+
+
 def read_split_file(path: Path) -> list[str]:
     lines = []
     with open(path, encoding="utf-8") as fh:

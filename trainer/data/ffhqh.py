@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (Record, apply_missing_policy, find_with_any_extension, in_holdout,
+from trainer.data.common import (Record, apply_missing_policy, find_with_any_extension, holdout_set,
                                  load_mask, load_rgb, read_split_file)
 
 
@@ -71,9 +71,11 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
         carve = True
     if not path.exists():
         raise FileNotFoundError(f"split file not found: {path}")
+    lines = read_split_file(path)
+    held = holdout_set([Path(l).stem for l in lines], val_fraction) if carve else set()
     records = []
-    for line in read_split_file(path):
-        if carve and in_holdout(Path(line).stem, val_fraction) != (split == "val"):
+    for line in lines:
+        if carve and (Path(line).stem in held) != (split == "val"):
             continue
         records.append(Record(name=line, subset="FFHQH", comp=_locate(root / "comp", line),
                               mask=_locate(root / "alpha", line), real=_locate_real(ffhq_root, line)))

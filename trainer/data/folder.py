@@ -13,7 +13,7 @@ Masks, first match wins:
 
 Splits are carved deterministically by a hash of the relative path
 (``val_fraction``, ``test_fraction``; with ``test_fraction = 0`` the test split is
-the validation split). Validation composites are a pure function of the index;
+the validation split; a folder with a single photo uses it for every split). Validation composites are a pure function of the index;
 training composites change every epoch.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (BadSampleError, Record, find_with_any_extension, in_holdout, list_images,
+from trainer.data.common import (BadSampleError, Record, find_with_any_extension, holdout_set, list_images,
                                  load_mask, load_rgb_and_alpha, ellipse_mask)
 
 MASK_FALLBACKS = ("ellipse", "error")
@@ -44,27 +44,21 @@ def folder_records(root: Path, split: str, mask_dir: Path | None = None, val_fra
             pass
     if not images:
         raise FileNotFoundError(f"no images ({', '.join(('jpg', 'png', 'webp', 'bmp', 'tif'))}) under {root}")
+    keys = [p.relative_to(root).as_posix() for p in images]
+    test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
+    val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
+    if len(images) == 1:
+        split = "train"  # a single photo serves every split (useful to evaluate one picture)
+    elif split == "test" and test_fraction <= 0:
+        split = "val"  # no separate test photos: the test split is the validation split
     out = []
-    for p in images:
-        rel = p.relative_to(root)
-        key = rel.as_posix()
-        is_test = in_holdout("test:" + key, test_fraction)
-        is_val = not is_test and in_holdout("val:" + key, val_fraction)
-        which = "test" if is_test else "val" if is_val else "train"
-        if split == "test" and test_fraction <= 0:
-            which = "test" if is_val else which
+    for p, key in zip(images, keys):
+        which = "test" if key in test_keys else "val" if key in val_keys else "train"
         if which != split:
             continue
-        mask = None
-        if mask_dir is not None:
-            mask = find_with_any_extension(mask_dir / rel.parent, rel.stem)
+        rel = p.relative_to(root)
+        mask = find_with_any_extension(mask_dir / rel.parent, rel.stem) if mask_dir is not None else None
         out.append(Record(name=key, real=p, mask=mask, subset=root.name))
-    if not out and images and split in ("val", "test"):
-        # a tiny folder whose hash split came out empty: use one photo rather than nothing
-        first = images[0]
-        rel = first.relative_to(root)
-        mask = find_with_any_extension(mask_dir / rel.parent, rel.stem) if mask_dir else None
-        out.append(Record(name=rel.as_posix(), real=first, mask=mask, subset=root.name))
     return out
 
 

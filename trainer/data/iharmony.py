@@ -15,7 +15,7 @@ import numpy as np
 
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import (BadSampleError, Record, apply_missing_policy, find_with_any_extension,
-                                 in_holdout, load_mask, load_rgb, read_split_file)
+                                 holdout_set, load_mask, load_rgb, read_split_file)
 
 SUBSETS = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
 
@@ -77,18 +77,17 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
             lines = read_split_file(path)
         else:
             raise ValueError(f"unknown split {split!r} (train, val or test)")
+        recs = []
         for line in lines:
             try:
-                rec = record_for_line(subset, folder, line)
+                recs.append(record_for_line(subset, folder, line))
             except BadSampleError:
                 if on_bad_sample == "error":
                     raise
-                continue
-            if carve:
-                held = in_holdout(f"{subset}/{rec.real.stem}", val_fraction)
-                if held != (split == "val"):
-                    continue
-            records.append(rec)
+        if carve:  # group by real photo: no photo on both sides
+            held = holdout_set([f"{subset}/{r.real.stem}" for r in recs], val_fraction)
+            recs = [r for r in recs if (f"{subset}/{r.real.stem}" in held) == (split == "val")]
+        records.extend(recs)
     return apply_missing_policy(records, on_bad_sample, f"iHarmony4 {split} split under {root}")
 
 

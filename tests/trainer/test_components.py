@@ -1,0 +1,166 @@
+"""Config merging, losses, Lion, LR schedule, checkpoint files, curves."""
+from __future__ import annotations
+
+import math
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trainer import checkpoint as ckpt
+from trainer.config import load_config, model_config, parse_set
+from trainer.curves import draw_curves
+from trainer.losses import HarmonizationLoss, fn_mse, masked_gradient_l1, psnr_loss
+from trainer.optim import Lion, build_scheduler, lr_factor
+
+
+def test_config_layers_and_overrides():
+    cfg = load_config("tiny_cpu", ["train.lr=1e-4", "loss.mse=1", "data.subsets=[\"HCOCO\"]", "model.output=image"])
+    assert cfg["train"]["lr"] == 1e-4 and cfg["loss"]["mse"] == 1 and cfg["data"]["subsets"] == ["HCOCO"]
+    assert cfg["train"]["ckpt_every"] == 100  # from tiny_cpu.toml, over default.toml
+    m = model_config(cfg)
+    assert m.enc_sizes == (3, 8, 8, 16, 16, 32, 32) and m.grid_counts == (4, 2, 1) and m.output == "image"
+    assert m.pfe_grid == 2  # re-derived from the new grids
+    assert parse_set("data.root=/x y") == {"data": {"root": "/x y"}}
+    with pytest.raises(KeyError, match="train.lrr"):
+        load_config(None, ["train.lrr=1"])
+    with pytest.raises(ValueError, match="optimizer"):
+        load_config(None, ["train.optimizer=sgd"])
+    for name in ("default", "iharmony", "ffhqh", "folder", "tiny_cpu"):
+        model_config(load_config(name))
+
+
+def test_loss_terms():
+    real = torch.rand(2, 3, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:12, 4:12] = 1
+    assert masked_gradient_l1(real, real, mask) == 0
+    pred = real + 0.1
+    # min area 100: an 8x8 = 64 px mask is normalised by 100, the full error counts
+    expected = (25.5 ** 2 * 3 * 256) / (3 * 100)
+    assert fn_mse(pred, real, mask) == pytest.approx(expected, rel=1e-4)
+    assert psnr_loss(pred, real) == pytest.approx(100 / 20.0, rel=1e-3)
+    loss = HarmonizationLoss(psnr=0.2, fnmse=0.01, gradient=0.01)
+    total, parts = loss(pred, real, mask)
+    assert set(parts) == {"psnr", "fnmse", "gradient"}
+    assert float(total) == pytest.approx(0.2 * parts["psnr"] + 0.01 * parts["fnmse"] + 0.01 * parts["gradient"],
+                                         rel=1e-5)
+    with pytest.raises(ValueError):
+        HarmonizationLoss(psnr=0, fnmse=0, gradient=0)
+    total, parts = HarmonizationLoss.from_config({"psnr": 0, "fnmse": 0, "gradient": 0, "mse": 1})(pred, real, mask)
+    assert float(total) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_lion_update_rule_and_convergence():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = Lion([p], lr=0.1, betas=(0.9, 0.99))
+    p.grad = torch.tensor([0.5, -0.5])
+    opt.step()
+    assert torch.allclose(p.detach(), torch.tensor([0.9, -1.9]))  # lr * sign(update)
+    assert torch.allclose(opt.state[p]["exp_avg"], torch.tensor([0.005, -0.005]))
+    w = torch.nn.Parameter(torch.linspace(-2, 2, 10))
+    opt = Lion([w], lr=0.05, weight_decay=0.0)
+    for _ in range(200):
+        opt.zero_grad()
+        ((w - 3.0) ** 2).sum().backward()
+        opt.step()
+    assert torch.allclose(w.detach(), torch.full((10,), 3.0), atol=0.1)
+
+
+def test_schedule_warmup_then_cosine():
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, min_ratio=0.0) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10, min_ratio=0.05) == pytest.approx(0.05)
+    assert lr_factor(50, 100, 10, schedule="constant") == 1.0
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1.0)
+    sch = build_scheduler(opt, {"steps": 20, "warmup_steps": 5, "schedule": "cosine", "min_lr_ratio": 0.0})
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert lrs[5] > lrs[10] > lrs[19] > 0
+
+
+def test_rng_state_round_trip_is_weights_only_loadable(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    state = ckpt.capture_rng_state()
+    torch.save({"rng": state, "step": 3}, tmp_path / "s.pt")
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    loaded = torch.load(tmp_path / "s.pt", weights_only=True)
+    ckpt.restore_rng_state(loaded["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_atomic_checkpoint_and_cleanup(tmp_path):
+    from phnet import Harmonizer, PHNet, PHNetConfig
+
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
+    opt = Lion(model.parameters(), lr=1e-3)
+    folder = tmp_path / "checkpoints" / "step-00000005"
+    ckpt.save_checkpoint(folder, model, {"step": 5, "optimizer": opt.state_dict(), "rng": ckpt.capture_rng_state()},
+                         {"step": 5})
+    assert ckpt.latest_checkpoint(tmp_path) == folder
+    assert ckpt.load_training_state(folder)["step"] == 5
+    ckpt.save_checkpoint(folder, model, {"step": 5}, {"step": 5})  # replacing an existing folder
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".tmp")]
+    # a half-written folder from a killed process is neither "latest" nor kept
+    half = folder.parent / f".tmp-step-00000010-{os.getpid() + 1}"
+    half.mkdir()
+    (half / "config.json").write_text("{}")
+    assert ckpt.latest_checkpoint(tmp_path) == folder
+    ckpt.clean_temporaries(tmp_path)
+    assert not half.exists()
+    h = Harmonizer.from_pretrained(folder)
+    out = h(np.zeros((40, 24, 3), np.uint8), np.ones((40, 24), np.uint8))
+    assert out.shape == (40, 24, 3)
+    for s in (10, 15, 20):
+        ckpt.save_checkpoint(tmp_path / "checkpoints" / f"step-{s:08d}", model, {"step": s}, {"step": s})
+    ckpt.prune_checkpoints(tmp_path, 2)
+    assert [s for s, _ in ckpt.step_checkpoints(tmp_path)] == [15, 20]
+
+
+def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from phnet import PHNet, PHNetConfig
+
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kw):
+            calls["create"] = (repo_id, kw)
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, *, repo_id, folder_path, **kw):
+            calls["upload"] = (repo_id, sorted(os.listdir(folder_path)), kw)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
+    folder = ckpt.save_checkpoint(tmp_path / "best", model, None, {"step": 7})
+    url = ckpt.push_to_hub(folder, "someone/phnet-test", private=True)
+    assert "someone/phnet-test" in url
+    assert calls["create"][0] == "someone/phnet-test" and calls["create"][1]["private"] is True
+    repo, files, kw = calls["upload"]
+    assert repo == "someone/phnet-test" and {"config.json", "model.safetensors"} <= set(files)
+    assert "training_state.pt" not in files and "step 7" in kw["commit_message"]
+    with pytest.raises(FileNotFoundError):
+        ckpt.push_to_hub(tmp_path, "someone/x")
+
+
+def test_curves_png(tmp_path):
+    recs = [{"type": "train", "step": s, "loss": 3 * math.exp(-s / 30)} for s in range(1, 100, 3)]
+    recs += [{"type": "val", "step": s, "fmse": 500 - s, "composite_fmse": 450} for s in (25, 50, 75, 100)]
+    path = draw_curves(recs, tmp_path / "c.png")
+    img = Image.open(path)
+    assert img.size == (760, 300) and len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 4
+    draw_curves([], tmp_path / "empty.png")  # nothing logged yet: still an image

@@ -1,0 +1,197 @@
+"""Data-set layouts, splits, geometry and the bad-sample policy."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import portrait
+from trainer.data import BadSampleError, build_dataset, collate, detect_kind
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def make_iharmony(root: Path, subsets=("HCOCO", "HFlickr"), n_real=6, with_val=False) -> dict:
+    rng = np.random.default_rng(0)
+    lines = {}
+    for s in subsets:
+        train, test = [], []
+        for r in range(n_real):
+            img, mask = portrait(rng, 40, 48)
+            _save(root / s / "real_images" / f"a{r:04d}.jpg", img)
+            _save(root / s / "masks" / f"a{r:04d}_1.png", mask)
+            for k in (1, 2):
+                comp = np.clip(img.astype(int) + (mask[..., None] > 0) * 40 * k, 0, 255).astype(np.uint8)
+                name = f"a{r:04d}_1_{k}.jpg"
+                _save(root / s / "composite_images" / name, comp)
+                (test if r == 0 else train).append(name)
+        (root / s / f"{s}_train.txt").write_text("\n".join(train) + "\n")
+        (root / s / f"{s}_test.txt").write_text("\n".join(test) + "\n")
+        if with_val:
+            (root / s / f"{s}_val.txt").write_text(train[0] + "\n")
+        lines[s] = (train, test)
+    return lines
+
+
+def test_iharmony_layout_name_mapping_and_splits(tmp_path):
+    lines = make_iharmony(tmp_path)
+    assert detect_kind(tmp_path) == "iharmony"
+    data = {"root": str(tmp_path), "image_size": 32, "val_fraction": 0.4}
+    test = build_dataset(data, "test")
+    assert len(test) == 4 and {r.subset for r in test.records} == {"HCOCO", "HFlickr"}
+    rec = test.records[0]
+    assert rec.comp.name == "a0000_1_1.jpg" and rec.mask.name == "a0000_1.png" and rec.real.name == "a0000.jpg"
+    train, val = build_dataset(data, "train"), build_dataset(data, "val")
+    assert len(train) + len(val) == sum(len(t) for t, _ in lines.values())
+    # carved deterministically and by real photo: both composites of a photo on the same side
+    real_train = {(r.subset, r.real.stem) for r in train.records}
+    real_val = {(r.subset, r.real.stem) for r in val.records}
+    assert real_val and not (real_train & real_val)
+    assert [r.name for r in build_dataset(data, "val").records] == [r.name for r in val.records]
+    one = build_dataset({**data, "subsets": ["HFlickr"]}, "test")
+    assert {r.subset for r in one.records} == {"HFlickr"}
+    s = train[0]
+    assert s["comp"].shape == (3, 32, 32) and s["mask"].shape == (1, 32, 32)
+    assert set(torch.unique(s["mask"]).tolist()) <= {0.0, 1.0}
+
+
+def test_iharmony_official_val_list_is_used(tmp_path):
+    make_iharmony(tmp_path, subsets=("Hday2night",), with_val=True)
+    val = build_dataset({"root": str(tmp_path), "image_size": 32}, "val")
+    assert [r.name for r in val.records] == ["Hday2night/a0001_1_1.jpg"]
+
+
+def make_ffhqh(root: Path, ffhq: Path, nested_lines: bool) -> list[str]:
+    rng = np.random.default_rng(1)
+    names = []
+    for i in (609, 1001, 1002):
+        img, mask = portrait(rng, 32, 32)
+        name = f"{i:05d}.png"
+        line = f"{i // 1000 * 1000:05d}/{name}" if nested_lines else name
+        _save(root / "comp" / line, np.clip(img.astype(int) - 30, 0, 255).astype(np.uint8))
+        _save(root / "alpha" / line, mask)
+        _save(ffhq / f"{i // 1000 * 1000:05d}" / name, img)  # official FFHQ thousands folders
+        names.append(line)
+    (root / "train_split.txt").write_text("\n".join(names[:2]) + "\n")
+    (root / "test_split.txt").write_text(names[2] + "\n")
+    return names
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_ffhqh_layout_both_line_formats(tmp_path, nested):
+    make_ffhqh(tmp_path / "FFHQH", tmp_path / "ffhq", nested)
+    assert detect_kind(tmp_path / "FFHQH") == "ffhqh"
+    data = {"root": str(tmp_path / "FFHQH"), "ffhq_root": str(tmp_path / "ffhq"), "image_size": 32,
+            "val_fraction": 0.5}
+    test = build_dataset(data, "test")
+    assert test.records[0].real == tmp_path / "ffhq" / "01000" / "01002.png"
+    sample = test[0]
+    assert torch.allclose(sample["comp"][:, sample["mask"][0] == 0], sample["real"][:, sample["mask"][0] == 0],
+                          atol=0.2)
+    assert len(build_dataset(data, "train")) + len(build_dataset(data, "val")) == 2
+    with pytest.raises(FileNotFoundError, match="ffhq_root"):
+        build_dataset({"root": str(tmp_path / "FFHQH"), "image_size": 32}, "test")
+
+
+def test_folder_masks_from_dir_alpha_and_ellipse(tmp_path, photos):
+    img_dir, mask_dir = photos
+    data = {"root": str(img_dir), "mask_dir": str(mask_dir), "image_size": 32, "val_fraction": 0.3}
+    assert detect_kind(img_dir) == "folder"
+    val = build_dataset(data, "val")
+    a, b = val[0], val[0]
+    assert torch.equal(a["comp"], b["comp"])  # validation composites are a function of the index
+    expected = np.asarray(Image.open(mask_dir / Path(val.records[0].name).name).convert("L").resize((32, 32))) > 127
+    assert (a["mask"][0].numpy() > 0.5).mean() == pytest.approx(expected.mean(), abs=0.08)
+    # alpha channel as the mask
+    rgba_dir = tmp_path / "rgba"
+    rgba_dir.mkdir()
+    img, mask = portrait(np.random.default_rng(2), 32, 32)
+    Image.fromarray(np.dstack([img, mask])).save(rgba_dir / "cut.png")
+    s = build_dataset({"root": str(rgba_dir), "image_size": 32}, "val")[0]
+    assert (s["mask"][0].numpy() > 0.5).sum() == (mask > 127).sum()
+    # no mask at all: ellipse fallback, or an error naming the file
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Image.fromarray(img).save(plain / "x.png")
+    s = build_dataset({"root": str(plain), "image_size": 32}, "val")[0]
+    assert 0.1 < s["mask"].mean() < 0.6
+    with pytest.raises(BadSampleError, match="x.png"):
+        build_dataset({"root": str(plain), "image_size": 32, "mask_fallback": "error"}, "val")[0]
+
+
+def test_training_samples_vary_by_epoch_but_are_reproducible(photos):
+    img_dir, mask_dir = photos
+    ds = build_dataset({"root": str(img_dir), "mask_dir": str(mask_dir), "image_size": 32,
+                        "synthesis": {"identity_fraction": 0.0, "mild_fraction": 0.0}}, "train")
+    a, b, c = ds[(0, 0)], ds[(0, 0)], ds[(0, 1)]
+    assert torch.equal(a["comp"], b["comp"])
+    assert not torch.equal(a["comp"], c["comp"])
+    outside = a["mask"][0] == 0
+    assert torch.allclose(a["comp"][:, outside], a["real"][:, outside], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["pad", "crop", "stretch"])
+def test_resize_modes(tmp_path, mode):
+    img = np.zeros((40, 80, 3), np.uint8)
+    img[:, :40] = 200  # left half bright: shows whether the aspect was kept
+    mask = np.zeros((40, 80), np.uint8)
+    mask[10:30, 30:50] = 255
+    _save(tmp_path / "img" / "w.png", img)
+    _save(tmp_path / "masks" / "w.png", mask)
+    s = build_dataset({"root": str(tmp_path / "img"), "mask_dir": str(tmp_path / "masks"), "image_size": 32,
+                       "resize": mode}, "val")[0]
+    assert s["real"].shape == (3, 32, 32)
+    if mode == "pad":  # 80x40 -> 32x16 centred, zero bars above and below, no subject in the bars
+        assert s["real"][:, :8].abs().max() == 0 and s["mask"][:, :8].max() == 0
+        assert s["real"][:, 12, :14].mean() > 0.7 and s["real"][:, 12, 18:].mean() < 0.1
+    elif mode == "crop":  # centre 40x40 crop: half bright, half dark
+        assert s["real"][:, :, :14].mean() > 0.7 and s["real"][:, :, 18:].mean() < 0.1
+    else:
+        assert s["real"][:, :, :14].mean() > 0.7
+
+
+def test_bad_samples_error_names_file_or_skip_with_count(tmp_path):
+    names = make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
+    root = tmp_path / "F"
+    lines = (root / "train_split.txt").read_text().split() + ["missing.png"]
+    (root / "train_split.txt").write_text("\n".join(lines) + "\n")
+    data = {"root": str(root), "image_size": 32, "val_fraction": 0.0}
+    with pytest.raises(BadSampleError, match="missing.png"):
+        build_dataset(data, "train")
+    with pytest.warns(UserWarning, match="skipped 1 sample"):
+        ds = build_dataset({**data, "on_bad_sample": "skip"}, "train")
+    assert len(ds) == 2
+
+    # unreadable composite, size mismatch, empty mask
+    (root / "comp" / names[0]).write_bytes(b"not a png")
+    big = np.zeros((48, 48), np.uint8)
+    big[10:20, 10:20] = 255
+    _save(root / "alpha" / names[1], big)
+    (root / "train_split.txt").write_text("\n".join(names[:2]) + "\n")
+    ds = build_dataset(data, "train")
+    with pytest.raises(BadSampleError, match=f"unreadable image .*{names[0]}"):
+        ds[0]
+    with pytest.raises(BadSampleError, match=f"mask .*{names[1]}.* is 48x48"):
+        ds[1]
+    _save(root / "alpha" / names[1], np.zeros((32, 32), np.uint8))
+    with pytest.raises(BadSampleError, match="empty mask"):
+        ds[1]
+    skip = build_dataset({**data, "on_bad_sample": "skip"}, "train")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch = collate([skip[0], skip[1]])
+    assert batch["skipped"] == 2 and "comp" not in batch
+    assert any(names[0] in str(w.message) for w in caught)
+
+
+def test_collate_stacks_and_counts():
+    s = {"comp": torch.zeros(3, 8, 8), "name": "a"}
+    out = collate([s, None, s])
+    assert out["skipped"] == 1 and out["comp"].shape == (2, 3, 8, 8) and out["name"] == ["a", "a"]

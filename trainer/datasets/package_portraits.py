@@ -1,0 +1,430 @@
+"""Build a harmonisation training set from images that ship inside installed packages.
+
+    python -m trainer.datasets.package_portraits OUT [--size 256] [--val-size 512]
+
+Sources (all installed with pip, nothing downloaded at run time):
+
+* ``comfyui-workflow-templates-media-api``, ``-media-video`` and ``-media-other`` (MIT):
+  the thumbnails of ComfyUI's workflow templates, many of them generated portraits.
+  Animated thumbnails contribute up to ``--frames`` frames, spread over the animation.
+* ``scikit-image``'s ``skimage.data`` colour photos (astronaut, chelsea, coffee, rocket).
+
+``comfyui-workflow-templates-media-image`` is **never** read: it is reserved for held-out
+evaluation elsewhere in the project.
+
+Subject masks (documented in docs/default-weights.md):
+
+1. *person*: OpenCV's Haar frontal-face cascade (shipped in ``opencv-python-headless`` < 5)
+   finds the largest face; a person-shaped region around it (face core = sure foreground,
+   a body-sized box under it = probable foreground, everything else = sure background)
+   seeds GrabCut. The result is cleaned (largest component holding the face, holes filled).
+2. *object*: no face → GrabCut initialised with a central rectangle (the picture's subject).
+3. *random*: neither gives an acceptable mask → a smooth random blob (union of ellipses).
+
+Every training source also gets one extra *random*-shape mask as augmentation. A mask is
+rejected when it covers less than 4 % or more than 65 % of the picture, or is mostly made
+of scattered pieces.
+
+Split: by source (package + path inside it, so all frames of one animation land together),
+``sha1(key) % 100 < --val-percent`` goes to validation; ``skimage/astronaut`` is always in
+validation because the repo's example composite is made from it. Validation keeps one frame
+and its subject mask per source, at a larger size so native-resolution scores mean something.
+
+Output::
+
+    OUT/train/images/<name>.png   OUT/train/masks/<name>.png   (mask: L, 0 / 255)
+    OUT/val/images/<name>.png     OUT/val/masks/<name>.png
+    OUT/manifest.json             sources, package versions, mask method per pair
+
+Everything is deterministic for fixed package versions (per-source seeds, OpenCV RNG seeded
+before each GrabCut, single-threaded OpenCV).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+# (import name, distribution name) of the allowed template bundles.
+MEDIA_PACKAGES = (
+    ("comfyui_workflow_templates_media_api", "comfyui-workflow-templates-media-api"),
+    ("comfyui_workflow_templates_media_video", "comfyui-workflow-templates-media-video"),
+    ("comfyui_workflow_templates_media_other", "comfyui-workflow-templates-media-other"),
+)
+# Held out for the project's evaluation: a builder must never read it.
+FORBIDDEN_PACKAGES = ("comfyui_workflow_templates_media_image",)
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+ALWAYS_VAL = ("skimage/astronaut",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+MIN_FG, MAX_FG = 0.04, 0.65
+GRABCUT_SIDE = 320  # GrabCut runs at this long side (speed); the mask is upsampled after
+MAX_ASPECT = 4 / 3  # sources are cropped around the subject to at most this aspect ratio
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError as e:  # pragma: no cover - message only
+        raise SystemExit("this builder needs OpenCV: pip install 'opencv-python-headless<5'") from e
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise SystemExit("OpenCV 5 dropped the Haar cascades: pip install 'opencv-python-headless<5'")
+    cv2.setNumThreads(1)
+    return cv2
+
+
+# ---------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    key: str                                  # stable id, e.g. "media-api/templates/x.webp"
+    load: Callable[[int], list[np.ndarray]]   # max_frames -> list of RGB uint8 HxWx3
+
+
+def _seed(key: str, salt: str = "") -> int:
+    return int.from_bytes(hashlib.sha1((salt + key).encode()).digest()[:8], "little")
+
+
+def split_of(key: str, val_percent: int) -> str:
+    if key in ALWAYS_VAL:
+        return "val"
+    return "val" if _seed(key, "split:") % 100 < val_percent else "train"
+
+
+def _frames_from_file(path: Path, max_frames: int) -> list[np.ndarray]:
+    im = Image.open(path)
+    n = getattr(im, "n_frames", 1)
+    picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
+    frames = []
+    for i in picks[:max_frames]:
+        im.seek(i)
+        fr = im.convert("RGBA")
+        a = np.asarray(fr)[..., 3]
+        if (a < 250).mean() > 0.02:  # a cut-out on transparency is not a photo
+            return []
+        frames.append(np.asarray(fr.convert("RGB")))
+    return frames
+
+
+def iter_sources() -> Iterator[Source]:
+    for mod_name in FORBIDDEN_PACKAGES:
+        assert all(mod_name != m for m, _ in MEDIA_PACKAGES)
+    for mod_name, dist in MEDIA_PACKAGES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            print(f"warning: {dist} not installed, skipped", file=sys.stderr)
+            continue
+        root = Path(mod.__file__).parent
+        short = dist.replace("comfyui-workflow-templates-", "")
+        for p in sorted(root.rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                key = f"{short}/{p.relative_to(root).as_posix()}"
+                yield Source(key, lambda k, p=p: _frames_from_file(p, k))
+    try:
+        import skimage.data as skd
+    except ImportError:
+        print("warning: scikit-image not installed, skimage.data skipped", file=sys.stderr)
+        return
+    for name in SKIMAGE_PHOTOS:
+        yield Source(f"skimage/{name}", lambda k, name=name: [np.ascontiguousarray(getattr(skd, name)()[..., :3])])
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for dist in [d for _, d in MEDIA_PACKAGES] + ["scikit-image", "opencv-python-headless", "numpy", "pillow"]:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Masks
+# ---------------------------------------------------------------------------------------
+def _resize_long(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    h, w = rgb.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return rgb, 1.0
+    im = Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
+    return np.asarray(im), s
+
+
+def _clean(fg: np.ndarray, seed_point: tuple[int, int] | None) -> np.ndarray:
+    """Keep the component holding ``seed_point`` (else the largest), fill its holes."""
+    cv2 = _cv2()
+    fg = fg.astype(np.uint8)
+    k = np.ones((5, 5), np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, k)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, k)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(fg, bool)
+    pick = 0
+    if seed_point is not None:
+        pick = lab[seed_point[1], seed_point[0]]
+    if pick == 0:
+        pick = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    comp = (lab == pick).astype(np.uint8)
+    # fill holes: flood the background from the border, whatever it doesn't reach is a hole
+    pad = np.pad(comp, 1)
+    flood = pad.copy()
+    cv2.floodFill(flood, np.zeros((pad.shape[0] + 2, pad.shape[1] + 2), np.uint8), (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
+    return (comp.astype(bool) | holes)
+
+
+def _acceptable(mask: np.ndarray) -> bool:
+    f = float(mask.mean())
+    return MIN_FG <= f <= MAX_FG
+
+
+def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Largest frontal face (x, y, w, h) or None."""
+    cv2 = _cv2()
+    gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    casc = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    side = min(gray.shape)
+    faces = casc.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=6,
+                                  minSize=(max(16, side // 12),) * 2)
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return int(x), int(y), int(w), int(h)
+
+
+def person_mask(rgb: np.ndarray, face: tuple[int, int, int, int], seed: int,
+                body_width: float = 1.8) -> np.ndarray | None:
+    """Face-seeded GrabCut for the person around ``face`` (coordinates in ``rgb``).
+
+    The body may reach ``body_width`` face widths either side of the face centre.
+    """
+    cv2 = _cv2()
+    H, W = rgb.shape[:2]
+    x, y, w, h = face
+    cx = x + w / 2
+    gc = np.full((H, W), cv2.GC_BGD, np.uint8)
+
+    def box(x0, y0, x1, y1, val):
+        x0, x1 = int(max(0, x0)), int(min(W, x1))
+        y0, y1 = int(max(0, y0)), int(min(H, y1))
+        if x1 > x0 and y1 > y0:
+            gc[y0:y1, x0:x1] = val
+
+    box(cx - 0.9 * w, y - 0.6 * h, cx + 0.9 * w, y + 1.4 * h, cv2.GC_PR_FGD)    # head + hair
+    box(cx - body_width * w, y + 1.1 * h, cx + body_width * w, y + 7.0 * h, cv2.GC_PR_FGD)  # shoulders, body
+    box(x + 0.2 * w, y + 0.2 * h, x + 0.8 * w, y + 0.9 * h, cv2.GC_FGD)         # face core
+    box(cx - 0.35 * w, y + 1.25 * h, cx + 0.35 * w, y + 1.9 * h, cv2.GC_PR_FGD)  # neck
+    cv2.setRNGSeed(seed % (2**31))
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return None
+    fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    m = _clean(fg, (int(cx), int(min(H - 1, y + h / 2))))
+    face_cover = m[y:y + h, x:x + w].mean() if w and h else 0
+    if not _acceptable(m) or face_cover < 0.5:
+        return None
+    return m
+
+
+def object_mask(rgb: np.ndarray, seed: int) -> np.ndarray | None:
+    """GrabCut from a central rectangle: the picture's main subject."""
+    cv2 = _cv2()
+    H, W = rgb.shape[:2]
+    rect = (int(0.12 * W), int(0.10 * H), int(0.76 * W), int(0.85 * H))
+    gc = np.zeros((H, W), np.uint8)
+    cv2.setRNGSeed(seed % (2**31))
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, rect, bgd, fgd, 5, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:
+        return None
+    fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    total = fg.sum()
+    m = _clean(fg, None)
+    if total == 0 or m.sum() < 0.8 * total or not _acceptable(m):
+        return None
+    return m
+
+
+def random_shape_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth blob: union of 1-3 rotated ellipses, blurred and re-thresholded."""
+    cv2 = _cv2()
+    for _ in range(50):
+        m = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            c = (int(rng.uniform(0.25, 0.75) * w), int(rng.uniform(0.25, 0.8) * h))
+            ax = (int(rng.uniform(0.08, 0.3) * w), int(rng.uniform(0.1, 0.4) * h))
+            cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        k = 2 * (min(h, w) // 20) + 1
+        m = cv2.GaussianBlur(m.astype(np.float32), (k, k), 0) > 0.5
+        if _acceptable(m):
+            return m
+    raise RuntimeError("could not draw an acceptable random mask")  # pragma: no cover
+
+
+def subject_mask(rgb: np.ndarray, seed: int) -> tuple[np.ndarray, str, tuple | None]:
+    """(mask at rgb's size, method, face box at rgb's size or None)."""
+    small, s = _resize_long(rgb, GRABCUT_SIDE)
+    face = detect_face(small)
+    m, method = None, ""
+    if face is not None:
+        m, method = person_mask(small, face, seed), "person"
+    if m is None:
+        m, method = object_mask(small, seed), "object"
+    if m is None:
+        m, method = random_shape_mask(*small.shape[:2], np.random.default_rng(seed)), "random"
+    H, W = rgb.shape[:2]
+    if s != 1.0:
+        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((W, H), Image.BILINEAR)) >= 128
+        face = None if face is None else tuple(int(round(v / s)) for v in face)
+    return m, method, face
+
+
+# ---------------------------------------------------------------------------------------
+# Geometry
+# ---------------------------------------------------------------------------------------
+def crop_window(h: int, w: int, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the largest window with aspect <= MAX_ASPECT centred on the subject."""
+    ys, xs = np.nonzero(mask)
+    cy, cx = (ys.mean(), xs.mean()) if len(ys) else (h / 2, w / 2)
+    nh, nw = h, w
+    if w > h * MAX_ASPECT:
+        nw = int(h * MAX_ASPECT)
+    elif h > w * MAX_ASPECT:
+        nh = int(w * MAX_ASPECT)
+    y0 = int(np.clip(cy - nh / 2, 0, h - nh))
+    x0 = int(np.clip(cx - nw / 2, 0, w - nw))
+    return y0, y0 + nh, x0, x0 + nw
+
+
+def _resize_short(a: np.ndarray, side: int, resample) -> np.ndarray:
+    h, w = a.shape[:2]
+    s = side / min(h, w)
+    if s >= 1:
+        return a
+    size = (max(8, round(w * s)), max(8, round(h * s)))
+    return np.asarray(Image.fromarray(a).resize(size, resample))
+
+
+def _save_pair(out: Path, split: str, name: str, rgb: np.ndarray, mask: np.ndarray, side: int) -> tuple[int, int]:
+    y0, y1, x0, x1 = crop_window(*rgb.shape[:2], mask)
+    img = _resize_short(rgb[y0:y1, x0:x1], side, Image.LANCZOS)
+    m = _resize_short(mask[y0:y1, x0:x1].astype(np.uint8) * 255, side, Image.BILINEAR)
+    m = np.where(m >= 128, 255, 0).astype(np.uint8)
+    Image.fromarray(img).save(out / split / "images" / f"{name}.png", optimize=False)
+    Image.fromarray(m, "L").save(out / split / "masks" / f"{name}.png")
+    return img.shape[0], img.shape[1]
+
+
+def _usable(rgb: np.ndarray, min_side: int) -> bool:
+    if min(rgb.shape[:2]) < min_side:
+        return False
+    small, _ = _resize_long(rgb, 128)
+    # flat placeholders and near-monochrome graphics teach nothing about colour
+    colourfulness = float(np.abs(small.astype(np.float32) - small.mean(-1, keepdims=True)).mean())
+    return float(small.std()) > 20 and colourfulness > 3
+
+
+def _slug(key: str) -> str:
+    stem = key.rsplit(".", 1)[0] if "." in key.rsplit("/", 1)[-1] else key
+    return stem.replace("/templates/", "_").replace("/", "_")
+
+
+# ---------------------------------------------------------------------------------------
+# Build
+# ---------------------------------------------------------------------------------------
+def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
+          val_percent: int = 15, min_side: int = 256, limit: int | None = None,
+          log: Callable[[str], None] = print) -> dict:
+    _cv2()
+    out = Path(out)
+    for split in ("train", "val"):
+        for sub in ("images", "masks"):
+            (out / split / sub).mkdir(parents=True, exist_ok=True)
+    entries, skipped = [], []
+    t0 = time.time()
+    sources = list(iter_sources())
+    if limit is not None:
+        sources = sources[:limit]
+    for i, src in enumerate(sources):
+        split = split_of(src.key, val_percent)
+        try:
+            frs = src.load(1 if split == "val" else frames)
+        except Exception as e:  # unreadable file: record it, carry on
+            skipped.append({"source": src.key, "reason": f"unreadable: {e}"})
+            continue
+        frs = [f for f in frs if _usable(f, min_side)]
+        if not frs:
+            skipped.append({"source": src.key, "reason": "too small, transparent or flat"})
+            continue
+        base = _slug(src.key)
+        for j, rgb in enumerate(frs):
+            seed = _seed(f"{src.key}#{j}")
+            m, method, _ = subject_mask(rgb, seed)
+            side = val_size if split == "val" else size
+            name = f"{base}_f{j}"
+            hw = _save_pair(out, split, name, rgb, m, side)
+            entries.append({"name": name, "split": split, "source": src.key, "frame": j,
+                            "mask": method, "fg": round(float(m.mean()), 4), "size": hw})
+            if split == "train" and j == len(frs) // 2:
+                # augmentation: the same picture with a random-shape region
+                rm = random_shape_mask(*rgb.shape[:2], np.random.default_rng(seed + 1))
+                name = f"{base}_f{j}_rand"
+                hw = _save_pair(out, split, name, rgb, rm, side)
+                entries.append({"name": name, "split": split, "source": src.key, "frame": j,
+                                "mask": "random", "fg": round(float(rm.mean()), 4), "size": hw})
+        if (i + 1) % 25 == 0:
+            log(f"{i + 1}/{len(sources)} sources, {len(entries)} pairs, {time.time() - t0:.0f}s")
+    counts = {s: {m: sum(1 for e in entries if e["split"] == s and e["mask"] == m)
+                  for m in ("person", "object", "random")} for s in ("train", "val")}
+    manifest = {
+        "builder": "trainer.datasets.package_portraits",
+        "args": {"size": size, "val_size": val_size, "frames": frames, "val_percent": val_percent,
+                 "min_side": min_side, "limit": limit},
+        "packages": package_versions(),
+        "sources": len(sources),
+        "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val")},
+        "pairs_by_split_and_mask": counts,
+        "entries": entries,
+        "skipped": skipped,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    log(f"done: {len(entries)} pairs from {len(sources) - len(skipped)} sources "
+        f"({counts}) in {time.time() - t0:.0f}s -> {out}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m trainer.datasets.package_portraits",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path, help="output folder (train/, val/, manifest.json)")
+    p.add_argument("--size", type=int, default=256, help="short side of training images (default 256)")
+    p.add_argument("--val-size", type=int, default=512,
+                   help="short side of validation images, for native-resolution scoring (default 512)")
+    p.add_argument("--frames", type=int, default=3, help="frames taken from an animated source (default 3)")
+    p.add_argument("--val-percent", type=int, default=15, help="share of sources held out (default 15)")
+    p.add_argument("--min-side", type=int, default=256, help="skip sources smaller than this (default 256)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N sources (quick tests)")
+    a = p.parse_args(argv)
+    build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
+          min_side=a.min_side, limit=a.limit)
+
+
+if __name__ == "__main__":
+    main()
