@@ -87,3 +87,9 @@ def test_runs_as_a_script_under_comfyui_manager(tmp_path):
     assert result.returncode == 0, result.stderr
     assert time.perf_counter() - start < 15
     assert "Installing" not in result.stdout
+
+
+def test_fallback_list_without_requirements_txt(install, tmp_path):
+    reqs = install.requirements(str(tmp_path / "absent.txt"))
+    assert "segment-anything" in reqs and "safetensors" in reqs
+    assert not any(install._name(r) in install.HOST_OWNED for r in reqs)

@@ -309,3 +309,16 @@ def test_core_never_imports_host_modules():
     pattern = re.compile(r"^\s*(from|import)\s+(gradio|modules|comfy|folder_paths)\b", re.M)
     offenders = [str(p) for p in core.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_inpaint_mask_from_sketch_alpha():
+    """Sketch / inpaint-upload masks may arrive as RGBA with the strokes in alpha."""
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[2:5, 3:6, 3] = 255
+    m = integrations.mask_from_inpaint(Image.fromarray(rgba), (8, 8))
+    np.testing.assert_array_equal(np.asarray(m), rgba[..., 3])
+    opaque = np.full((8, 8, 4), 255, np.uint8)
+    opaque[..., :3] = 0
+    opaque[1:3, 1:3, :3] = 255  # fully opaque: the white pixels are the mask
+    np.testing.assert_array_equal(np.asarray(integrations.mask_from_inpaint(Image.fromarray(opaque), (8, 8))),
+                                  opaque[..., 0])  # fmt: skip
