@@ -121,6 +121,13 @@ def sam_model(nodes, tiny_sam):
     return nodes["PHNetSAMLoader"].load(tiny_sam, "", "", "auto", "auto")[0]
 
 
+@pytest.fixture(scope="session")
+def helpers():
+    """Shared helpers as a fixture (test modules never ``import conftest``: with several conftest.py in
+    the repo that name is ambiguous)."""
+    return types.SimpleNamespace(portrait=portrait, core_nodes=core_nodes, workflow_exec=workflow_exec, repo=REPO)
+
+
 def portrait(b: int = 1, h: int = 48, w: int = 64, seed: int = 0):
     """A small synthetic scene: a smooth background with a bright ellipse 'subject'."""
     import torch

@@ -7,7 +7,11 @@ import logging
 import pytest
 import torch
 
-from conftest import portrait
+
+
+@pytest.fixture(scope="module")
+def portrait(helpers):
+    return helpers.portrait
 
 
 def test_loader_lists_and_loads(phnet_model, tiny_phnet):
@@ -40,7 +44,7 @@ def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, tmp_path):
         nodes["PHNetModelLoader"].load("default (bundled)", "nobody/no-such-phnet", "auto", "auto")
 
 
-def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env):
+def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=2, h=40, w=56)
     comfy_env.calls.clear()
     (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject[:1], strength=1.0, working_size=0)
@@ -52,7 +56,7 @@ def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env):
     assert ("soft_empty_cache",) in comfy_env.calls
 
 
-def test_harmonize_strength_and_working_size(nodes, phnet_model):
+def test_harmonize_strength_and_working_size(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     node = nodes["PHNetHarmonize"]
     (zero,) = node.harmonize(phnet_model, img, subject, strength=0.0)
@@ -66,7 +70,7 @@ def test_harmonize_strength_and_working_size(nodes, phnet_model):
         node.harmonize(phnet_model, img, subject, working_size=30)
 
 
-def test_harmonize_resizes_mismatched_mask_with_warning(nodes, phnet_model, caplog):
+def test_harmonize_resizes_mismatched_mask_with_warning(nodes, phnet_model, caplog, portrait):
     img, _ = portrait(b=1, h=40, w=56)
     mask = torch.zeros(64, 64)  # what LoadImage gives for a picture without alpha...
     mask[16:48, 16:48] = 1      # ...painted by a user
@@ -75,7 +79,7 @@ def test_harmonize_resizes_mismatched_mask_with_warning(nodes, phnet_model, capl
     assert out.shape == img.shape and "resized" in caplog.text
 
 
-def test_harmonize_rejects_nonsense(nodes, phnet_model):
+def test_harmonize_rejects_nonsense(nodes, phnet_model, portrait):
     img, subject = portrait(b=2)
     node = nodes["PHNetHarmonize"]
     with pytest.raises(ValueError, match="batch of 3"):
@@ -86,14 +90,14 @@ def test_harmonize_rejects_nonsense(nodes, phnet_model):
         node.harmonize("a string", img, subject)
 
 
-def test_harmonize_rgba_and_4d_mask(nodes, phnet_model):
+def test_harmonize_rgba_and_4d_mask(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     rgba = torch.cat([img, torch.ones_like(img[..., :1])], -1)
     (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, rgba, subject[:, None])
     assert out.shape == img.shape
 
 
-def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env):
+def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=3)
     ticks = []
     comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append(v))
@@ -107,7 +111,7 @@ def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env):
         nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject)
 
 
-def test_bundled_default_loads(nodes):
+def test_bundled_default_loads(nodes, portrait):
     from phnet.weights import DEFAULT_DIR
 
     if not (DEFAULT_DIR / "model.safetensors").is_file():

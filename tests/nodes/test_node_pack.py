@@ -7,7 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO  # noqa: F401  (tests/nodes is on sys.path in pytest's default import mode)
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 

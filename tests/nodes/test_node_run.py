@@ -7,7 +7,11 @@ import importlib
 import pytest
 import torch
 
-from conftest import portrait
+
+
+@pytest.fixture(scope="module")
+def portrait(helpers):
+    return helpers.portrait
 
 
 # ---------------------------------------------------------------- loaders
@@ -49,7 +53,7 @@ def test_parse_prompts(pack):
         seg.parse_box("5,5,5,9")
 
 
-def test_segment_box_points_and_guide(nodes, sam_model, comfy_env):
+def test_segment_box_points_and_guide(nodes, sam_model, comfy_env, portrait):
     img, subject = portrait(b=2)
     node = nodes["PHNetSAMSegment"]
     (m,) = node.segment(sam_model, img, box="20,10,44,38")
@@ -68,20 +72,20 @@ def _bbox(m):
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def test_segment_empty_guide_gives_empty_mask(nodes, sam_model, caplog):
+def test_segment_empty_guide_gives_empty_mask(nodes, sam_model, caplog, portrait):
     img, _ = portrait(b=1)
     (m,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=torch.zeros(1, 48, 64))
     assert m.shape == (1, 48, 64) and m.sum() == 0
     assert "empty" in caplog.text
 
 
-def test_segment_needs_a_prompt(nodes, sam_model):
+def test_segment_needs_a_prompt(nodes, sam_model, portrait):
     img, _ = portrait()
     with pytest.raises(ValueError, match="needs a prompt"):
         nodes["PHNetSAMSegment"].segment(sam_model, img)
 
 
-def test_segment_accepts_plain_sam_model(nodes, tiny_sam):
+def test_segment_accepts_plain_sam_model(nodes, tiny_sam, portrait):
     """Other packs' SAM loaders put a segment_anything Sam on the SAM_MODEL socket."""
     from tests.helpers.tiny_sam import build_tiny_sam
 
@@ -92,7 +96,7 @@ def test_segment_accepts_plain_sam_model(nodes, tiny_sam):
         nodes["PHNetSAMSegment"].segment(object(), img, box="20,10,44,38")
 
 
-def test_segment_honours_interrupt(nodes, sam_model, comfy_env):
+def test_segment_honours_interrupt(nodes, sam_model, comfy_env, portrait):
     img, _ = portrait(b=2)
     comfy_env.mm.interrupt_current_processing(True)
     with pytest.raises(comfy_env.mm.InterruptProcessingException):
@@ -100,7 +104,7 @@ def test_segment_honours_interrupt(nodes, sam_model, comfy_env):
     assert not comfy_env.mm.processing_interrupted()
 
 
-def test_progress_bar_ticks_per_item(nodes, sam_model, comfy_env):
+def test_progress_bar_ticks_per_item(nodes, sam_model, comfy_env, portrait):
     ticks = []
     comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append((v, t)))
     try:

@@ -9,12 +9,15 @@ import importlib.util
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, core_nodes, workflow_exec
+REPO = Path(__file__).resolve().parents[2]
+core_nodes = sys.modules["phnet_nodes_test_core_nodes"]        # loaded by conftest.py
+workflow_exec = sys.modules["phnet_nodes_test_workflow_exec"]  # loaded by conftest.py
 
 UI_DIR = REPO / "example_workflows"
 API_DIR = REPO / "workflows" / "api"
