@@ -301,6 +301,10 @@ def main() -> int:
               f"PHNet model list = {phnet_list} (default first, models/phnet + YAML path)")
         check("sam_vit_b_01ec64.pth" in sam_list, f"SAM model list = {sam_list}")
 
+        folders = client.get("/models")
+        check("phnet" in folders and "sams" in folders, "/models lists the 'phnet' and 'sams' folders")
+        check(TINY_PHNET in client.get("/models/phnet"), "/models/phnet lists the tiny model")
+
         templates = client.get("/workflow_templates")
         report["workflow_templates"] = templates
         ours = sorted(templates.get("comfyui-phnet", []))
