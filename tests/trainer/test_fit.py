@@ -1,0 +1,263 @@
+"""End-to-end: a tiny training that learns, evaluation, SIGKILL + resume, 2-process DDP, bad samples."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, portrait
+from trainer.config import load_config
+
+
+
+def write_shift_set(root: Path, n: int = 40, n_val: int = 8, seed: int = 5) -> Path:
+    """FFHQH layout; every composite's subject has the same strong colour cast (learnable in ~100 steps)."""
+    rng = np.random.default_rng(seed)
+    for d in ("comp", "alpha", "real"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(n):
+        img, mask = portrait(rng, 32, 32)
+        f, m = img / 255.0, (mask > 0)[..., None]
+        comp = np.where(m, np.clip(f * np.array([0.55, 0.75, 1.25]) + 0.02, 0, 1), f)
+        name = f"{i:05d}.png"
+        Image.fromarray((comp * 255).round().astype(np.uint8)).save(root / "comp" / name)
+        Image.fromarray(mask).save(root / "alpha" / name)
+        Image.fromarray(img).save(root / "real" / name)
+        names.append(name)
+    (root / "train_split.txt").write_text("\n".join(names[:-n_val]) + "\n")
+    (root / "val_split.txt").write_text("\n".join(names[-n_val:]) + "\n")
+    (root / "test_split.txt").write_text("\n".join(names[-n_val:]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shift_set(tmp_path_factory) -> Path:
+    return write_shift_set(tmp_path_factory.mktemp("shift") / "set")
+
+
+def tiny_cfg(data: Path, out: Path, **train) -> dict:
+    over = {"data": {"root": str(data), "num_workers": 0},
+            "train": {"out_dir": str(out), "log_every": 10, **train}}
+    return load_config("tiny_cpu", overrides=over)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, shift_set):
+    from trainer.fit import train
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    result = train(tiny_cfg(shift_set, out, steps=100, val_every=50, ckpt_every=50, warmup_steps=20),
+                   progress=False)
+    return out, result
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_tiny_training_learns_and_checkpoints_load(trained_run):
+    from phnet import Harmonizer
+
+    out, result = trained_run
+    log = read_log(out)
+    train = [r for r in log if r["type"] == "train"]
+    assert train[-1]["loss"] < 0.6 * train[0]["loss"]
+    lrs = [r["lr"] for r in train]
+    assert lrs[0] < max(lrs) and lrs[-1] < 0.2 * max(lrs)  # warm-up, then the cosine decays: it is stepped
+    val = [r for r in log if r["type"] == "val"]
+    assert [v["step"] for v in val] == [50, 100]
+    assert val[-1]["fmse"] < 0.5 * val[-1]["composite_fmse"]
+    assert result["best_val_fmse"] == min(v["fmse"] for v in val)
+    assert Image.open(out / "curves.png").size[0] > 100
+    steps = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert steps == ["step-00000050", "step-00000100"]
+    assert (out / "latest").read_text().strip() == "step-00000100"
+    comp = torch.rand(1, 3, 40, 48)
+    mask = torch.zeros(1, 1, 40, 48)
+    mask[..., 10:30, 12:36] = 1
+    for folder in (out / "best", out / "checkpoints" / "step-00000100"):
+        h = Harmonizer.from_pretrained(folder)
+        assert h.config.output == "residual" and h.config.enc_sizes == (3, 8, 8, 16, 16, 32, 32)
+        res = h.harmonize_tensor(comp, mask)
+        assert res.shape == comp.shape and torch.equal(res[..., mask[0, 0] == 0], comp[..., mask[0, 0] == 0])
+    state = torch.load(out / "checkpoints" / "step-00000100" / "training_state.pt", weights_only=True)
+    assert state["step"] == 100 and "optimizer" in state and "scheduler" in state
+
+
+def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsys):
+    from trainer.evaluate import main
+
+    out, _ = trained_run
+    assert main(["--weights", str(out / "best"), "--data", str(shift_set), "--resolution", "32",
+                 "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    overall = res["overall"]
+    assert set(overall) == {"composite", "reinhard", "phnet"}
+    assert overall["phnet"]["fMSE"] < 0.5 * overall["composite"]["fMSE"]
+    assert overall["phnet"]["count"] == 8
+    assert set(res["composite_error"]) <= {"<300", "300-1000", ">=1000"} and res["fg_ratio"]
+    assert res["untouched"]["phnet"]["count"] == 8
+    md = (tmp_path / "ev" / "results.md").read_text()
+    for heading in ("## Overall", "## By foreground ratio", "## By composite error", "## Untouched photos"):
+        assert heading in md and heading in printed
+    grid = Image.open(tmp_path / "ev" / "grid.png")
+    assert grid.width > 5 * 128 and grid.height > 6 * 128
+
+
+def test_evaluate_native_resolution_through_harmonizer(trained_run, photos, tmp_path):
+    from trainer.evaluate import evaluate
+
+    out, _ = trained_run
+    img_dir, mask_dir = photos
+    res = evaluate(str(out / "best"), {"root": str(img_dir), "mask_dir": str(mask_dir), "val_fraction": 0.25},
+                   split="val", resolution="native", max_samples=3, out_dir=tmp_path / "native", progress=False)
+    assert res["meta"]["resolution"] == "native" and res["meta"]["working_size"] == 32
+    assert res["overall"]["phnet"]["count"] == 3
+    assert (tmp_path / "native" / "grid.png").exists()
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended (rc {proc.returncode}) before {path} appeared:\n"
+                                 + proc.stderr.read().decode(errors="replace")[-3000:])
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.05)
+
+
+def _fit_cmd(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(data), "--out", str(out),
+            "--no-progress", "--set", "data.num_workers=0", "--set", "train.log_every=5", *extra]
+
+
+def test_sigkill_then_resume_continues_from_its_step(shift_set, tmp_path, subprocess_env):
+    out = tmp_path / "killed"
+    common = ["--set", "train.ckpt_every=10", "--set", "train.val_every=0", "--set", "train.batch_size=4"]
+    proc = subprocess.Popen(_fit_cmd(shift_set, out, "--steps", "400", *common), cwd=REPO, env=subprocess_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for(out / "checkpoints" / "step-00000020", proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    from trainer.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(out)
+    k = int(latest.name.split("-")[1])
+    assert 20 <= k < 400
+    logged = max(r["step"] for r in read_log(out) if r["type"] == "train")
+    assert logged - k <= 10 + 5  # at most one checkpoint interval lost (plus the log interval)
+    res = subprocess.run(_fit_cmd(shift_set, out, "--steps", str(k + 10), "--resume", *common), cwd=REPO,
+                         env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"at step {k}" in res.stderr
+    log = read_log(out)
+    resume = [r for r in log if r.get("event") == "resume"]
+    assert len(resume) == 1 and resume[0]["step"] == k
+    train_steps = [r["step"] for r in log if r["type"] == "train"]
+    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == k + 10  # no duplicates after resume
+    assert (out / "checkpoints" / f"step-{k + 10:08d}" / "training_state.pt").exists()
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_resume_reproduces_an_uninterrupted_run(shift_set, tmp_path):
+    """Stopping at a checkpoint and resuming gives the same weights as never stopping."""
+    from safetensors.torch import load_file
+
+    from trainer.fit import train
+
+    full = tmp_path / "full"
+    train(tiny_cfg(shift_set, full, steps=12, ckpt_every=6, val_every=0, batch_size=4), progress=False)
+    part = tmp_path / "part"
+    train(tiny_cfg(shift_set, part, steps=12, ckpt_every=6, val_every=0, batch_size=4), progress=False)
+    # throw away the end of the second run, as if it had been killed after step 6
+    import shutil
+    shutil.rmtree(part / "checkpoints" / "step-00000012")
+    train(tiny_cfg(shift_set, part, steps=12, ckpt_every=6, val_every=0, batch_size=4), resume=True,
+          progress=False)
+    a = load_file(full / "checkpoints" / "step-00000012" / "model.safetensors")
+    b = load_file(part / "checkpoints" / "step-00000012" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+def test_torchrun_two_processes(shift_set, tmp_path, subprocess_env):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
+           "--steps", "8", "--no-progress", "--set", "train.ckpt_every=4", "--set", "train.val_every=4",
+           "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4"]
+    res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    log = read_log(out)
+    start = [r for r in log if r.get("event") == "start"]
+    assert len(start) == 1 and start[0]["world_size"] == 2  # rank 0 alone writes
+    steps = [r["step"] for r in log if r["type"] == "train"]
+    assert steps == [2, 4, 6, 8]
+    assert (out / "checkpoints" / "step-00000008" / "model.safetensors").exists()
+    from phnet import Harmonizer
+
+    Harmonizer.from_pretrained(out / "checkpoints" / "step-00000008")
+
+
+def test_bad_sample_policy_in_training(shift_set, tmp_path):
+    import shutil
+
+    from trainer.data import BadSampleError
+    from trainer.fit import train
+
+    data = tmp_path / "bad"
+    shutil.copytree(shift_set, data)
+    victim = (data / "train_split.txt").read_text().split()[0]
+    (data / "comp" / victim).write_bytes(b"garbage")
+    with pytest.raises(BadSampleError, match=victim):
+        train(tiny_cfg(data, tmp_path / "err", steps=10, val_every=0, ckpt_every=0), progress=False)
+    cfg = tiny_cfg(data, tmp_path / "skip", steps=10, val_every=0, ckpt_every=0)
+    cfg["data"]["on_bad_sample"] = "skip"
+    with pytest.warns(UserWarning, match=victim):
+        train(cfg, progress=False)
+    log = read_log(tmp_path / "skip")
+    assert sum(r.get("skipped_samples", 0) for r in log if r["type"] == "train") >= 1
+
+
+def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from trainer.fit import main
+
+    uploads = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kw):
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, *, repo_id, folder_path, **kw):
+            uploads.append((repo_id, sorted(os.listdir(folder_path))))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "p"), "--steps", "3",
+               "--set", "train.val_every=3", "--set", "data.num_workers=0", "--no-progress",
+               "--push-to-hub", "me/tiny-phnet"])
+    assert rc == 0
+    assert uploads and uploads[0][0] == "me/tiny-phnet" and "model.safetensors" in uploads[0][1]
+    assert main(["--config", "tiny_cpu", "--steps", "3"]) == 2  # no data
+    assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--set", "train.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "train.nope" in err
