@@ -160,7 +160,11 @@ def build_model(cfg: dict, resume_from: Path | None):
             if diffs and cfg["model"].get("preset", "") != "":
                 print(f"[trainer] init_from {source}: using its architecture (differs in {diffs})",
                       file=sys.stderr)
-            # the training resolution and output mapping of the new run are taken from the config
+            if loaded.output != mcfg.output:
+                print(f"[trainer] init_from {source}: keeping its output mapping {loaded.output!r} "
+                      f"(the config asks for {mcfg.output!r}; the weights only make sense with their own)",
+                      file=sys.stderr)
+            # the training resolution of the new run is taken from the config
             import dataclasses
             new = dataclasses.replace(loaded, image_size=mcfg.image_size)
             if new != loaded:
@@ -305,11 +309,16 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
             res = validate(unwrap(model), val_loader, device, amp=use_amp)
             log.write({"type": "val", "step": step, **res}, curves=True)
             if progress:
-                print(f"[trainer] step {step}: val fMSE {res['fmse']:.1f} (composite {res['composite_fmse']:.1f}) "
-                      f"MSE {res['mse']:.1f} PSNR {res['psnr']:.2f}", file=sys.stderr)
+                msg = (f"[trainer] step {step}: val fMSE {res['fmse']:.1f} (composite {res['composite_fmse']:.1f}) "
+                       f"MSE {res['mse']:.1f} PSNR {res['psnr']:.2f}")
+                if bar is not None:
+                    bar.write(msg, file=sys.stderr)
+                else:
+                    print(msg, file=sys.stderr)
         env.barrier()
         return res
 
+    bar = None
     # ---- stop cleanly on SIGTERM/SIGINT (single process: save, then exit)
     stop = {"flag": False}
     if env.world == 1:
@@ -339,7 +348,6 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
             if "comp" in batch:
                 return batch, skipped
 
-    bar = None
     if env.main and progress:
         from tqdm import tqdm
         bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
@@ -471,7 +479,6 @@ def main(argv=None) -> int:
     if not cfg["data"].get("root"):
         print("error: no data set: pass --data FOLDER (or set data.root in the config)", file=sys.stderr)
         return 2
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     result = train(cfg, resume=args.resume, progress=not args.no_progress, push_to_hub=args.push_to_hub,
                    hub_private=args.hub_private)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -58,10 +58,12 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         recs = iharmony_records(root, split, data.get("subsets") or None, val_fraction, policy)
         ds = IHarmony4Dataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
     elif kind == "ffhqh":
-        recs = ffhqh_records(root, split, data.get("ffhq_root") or None, val_fraction, policy)
+        ffhq_root = Path(data["ffhq_root"]).expanduser() if data.get("ffhq_root") else None
+        recs = ffhqh_records(root, split, ffhq_root, val_fraction, policy)
         ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
     else:
-        recs = folder_records(root, split, data.get("mask_dir") or None, val_fraction,
+        mask_dir = Path(data["mask_dir"]).expanduser() if data.get("mask_dir") else None
+        recs = folder_records(root, split, mask_dir, val_fraction,
                               float(data.get("test_fraction", 0.0)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     limit = int(data.get("max_samples", 0) or 0)
