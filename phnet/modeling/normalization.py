@@ -5,15 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .patches import partition, patch_sums
+from .patches import partition
 
 
-def masked_mean_std(x: torch.Tensor, region: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (biased) std of ``x`` over the pixels weighted by ``region`` (B×1×H×W), per channel."""
-    count = region.sum(dim=(2, 3), keepdim=True)
-    mean = (x * region).sum(dim=(2, 3), keepdim=True) / (count + eps)
-    var = (((x - mean) * region) ** 2).sum(dim=(2, 3), keepdim=True) / (count + eps)
-    return mean, torch.sqrt(var + eps)
+def region_moments(x: torch.Tensor, regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ x·r and Σ x²·r² per channel for each region r (B×K×H×W) → two B×C×K tensors (as matmuls)."""
+    flat = x.flatten(2)
+    r = regions.flatten(2).transpose(1, 2)
+    return flat @ r, (flat * flat) @ (r * r)
 
 
 class PatchNormalization(nn.Module):
@@ -21,7 +20,8 @@ class PatchNormalization(nn.Module):
 
     With X̂ = (X − μF)/σF:  global = (X̂σB + μB)·γF + βF,  patch = (X̂σB + Σ W_ij μB_ij)·γP + βP,
     foreground = λ0·global + λ1·patch; background = (X − μB)/σB·γB + βB. Parameter names follow the
-    official state_dict.
+    official state_dict. Every branch is an affine map of X per sample and channel, so the block is
+    computed as one scale and one shift per region.
     """
 
     def __init__(
@@ -44,24 +44,40 @@ class PatchNormalization(nn.Module):
         self.bg_bias = nn.Parameter(torch.zeros(shape))
         self.grid_weights = nn.Parameter(torch.full((1, channels, grid, grid), 1.0 / (grid * grid * channels)))
 
-    def patch_background_means(self, x: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-        rows, cols = partition(x, self.grid)
-        sums = patch_sums(x * background, rows, cols)
-        counts = patch_sums(background, rows, cols)
-        return sums / (counts + self.eps)  # a patch with no background gets mean 0
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        eps = self.eps
         background = 1 - mask
-        mu_b, sd_b = masked_mean_std(x, background, self.eps)
-        mu_f, sd_f = masked_mean_std(x, mask, self.eps)
-        mu_patch = (self.patch_background_means(x, background) * self.grid_weights).sum(dim=(2, 3), keepdim=True)
+        patches = partition(x, self.grid)
+        # Masked statistics as in the official block: μ = Σxr / (Σr + ε), σ² = Σ((x − μ)r)² / (Σr + ε) + ε,
+        # expanded so that one pass of matrix products over x gives all of them.
+        regions = torch.cat([mask, background], dim=1)
+        sum_x, sum_xx = region_moments(x, regions)
+        counts = regions.sum(dim=(2, 3))[:, None, :]
+        sum_rr = (regions * regions).sum(dim=(2, 3))[:, None, :]
+        mean = sum_x / (counts + eps)
+        weighted_x = x.flatten(2) @ (regions * regions).flatten(2).transpose(1, 2)
+        var = (sum_xx - 2 * mean * weighted_x + mean * mean * sum_rr) / (counts + eps)
+        std = torch.sqrt(var.clamp(min=0) + eps)
+        mu_f, mu_b = mean[..., 0, None, None], mean[..., 1, None, None]
+        sd_f, sd_b = std[..., 0, None, None], std[..., 1, None, None]
 
-        restyled = (x - mu_f) / sd_f * sd_b
-        fg_global = (restyled + mu_b) * self.fg_var + self.fg_bias
-        fg_patch = (restyled + mu_patch) * self.patched_fg_var + self.patched_fg_bias
-        foreground = self.weights[0] * fg_global + self.weights[1] * fg_patch
-        bg = (x - mu_b) / sd_b * self.bg_var + self.bg_bias
-        return foreground * mask + bg * (1 - mask)
+        # Σ_ij W_ij·μB_ij: the learnt mix of per-patch background means (a patch with no background counts 0)
+        patch_means = patches.sums(x * background) / (patches.sums(background) + eps)
+        mu_patch = (patch_means * self.grid_weights).sum(dim=(2, 3), keepdim=True)
+
+        w0, w1 = self.weights[0], self.weights[1]
+        ratio = sd_b / sd_f
+        gain = w0 * self.fg_var + w1 * self.patched_fg_var
+        fg_scale = ratio * gain
+        fg_shift = (
+            w0 * (mu_b * self.fg_var + self.fg_bias)
+            + w1 * (mu_patch * self.patched_fg_var + self.patched_fg_bias)
+            - mu_f * fg_scale
+        )
+        bg_scale = self.bg_var / sd_b
+        bg_shift = self.bg_bias - mu_b * bg_scale
+        foreground = torch.addcmul(fg_shift, x, fg_scale)
+        return torch.lerp(torch.addcmul(bg_shift, x, bg_scale), foreground, mask)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, grid={self.grid}"

@@ -2,7 +2,8 @@
 
 Rows are cut into bands of ``size // G`` pixels; the last band runs to the edge and takes the
 remainder (the official partition). Sums over every patch are two small matrix products with
-one-hot band matrices, so no Python loop over patches is needed.
+one-hot band matrices, and patch values go back to pixels the same way, so no Python loop over
+patches is needed.
 """
 
 from __future__ import annotations
@@ -11,29 +12,30 @@ import torch
 import torch.nn.functional as F
 
 
-def band_matrix(size: int, grid: int, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """size×grid one-hot matrix: entry (p, g) is 1 when pixel p falls in band g."""
+def band_index(size: int, grid: int, device: torch.device) -> torch.Tensor:
+    """The band each of ``size`` pixels falls in."""
     step = size // grid
     if step == 0:  # fewer pixels than bands: every pixel lies in the last band, the others are empty
-        index = torch.full((size,), grid - 1, device=device, dtype=torch.long)
-    else:
-        index = (torch.arange(size, device=device) // step).clamp_(max=grid - 1)
-    return F.one_hot(index, grid).to(dtype)
+        return torch.full((size,), grid - 1, device=device, dtype=torch.long)
+    return (torch.arange(size, device=device) // step).clamp_(max=grid - 1)
 
 
-def patch_sums(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """B×C×H×W → B×C×G×G sums over each patch."""
-    return torch.einsum("bchw,hi,wj->bcij", x, rows, cols)
+class Partition:
+    def __init__(self, height: int, width: int, grid: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.grid = grid
+        self.row_index = band_index(height, grid, device)
+        self.col_index = band_index(width, grid, device)
+        self.rows_t = F.one_hot(self.row_index, grid).to(dtype).t().contiguous()  # G×H
+        self.cols = F.one_hot(self.col_index, grid).to(dtype)  # W×G
+
+    def sums(self, x: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W → B×C×G×G sums over each patch."""
+        return self.rows_t @ (x @ self.cols)
+
+    def expand(self, stat: torch.Tensor) -> torch.Tensor:
+        """B×C×G×G → B×C×H×W, every pixel taking its patch's value."""
+        return self.rows_t.t() @ stat @ self.cols.t()  # one-hot products copy values exactly
 
 
-def expand_patches(stat: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """B×C×G×G → B×C×H×W, every pixel taking its patch's value."""
-    return torch.einsum("bcij,hi,wj->bchw", stat, rows, cols)
-
-
-def partition(x: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
-    h, w = x.shape[-2:]
-    return (
-        band_matrix(h, grid, device=x.device, dtype=x.dtype),
-        band_matrix(w, grid, device=x.device, dtype=x.dtype),
-    )
+def partition(x: torch.Tensor, grid: int) -> Partition:
+    return Partition(x.shape[-2], x.shape[-1], grid, x.device, x.dtype)
