@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import portrait
+from procedural_portraits import portrait
 from trainer.data import BadSampleError, build_dataset, collate, detect_kind
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, portrait
+from procedural_portraits import REPO, portrait
 from trainer.config import load_config
 
 

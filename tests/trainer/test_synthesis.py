@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import portrait
+from procedural_portraits import portrait
 from trainer.baselines import reinhard_lab
 from trainer.colour import lab_to_rgb, rgb_to_lab
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions, sample_strength, synthesize
