@@ -232,6 +232,9 @@ def main() -> int:
     ap.add_argument("--snapshot", action="store_true", help="write tests/nodes/data/core_object_info.json")
     ap.add_argument("--keep", action="store_true", help="keep the base directory")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--frontend", action="store_true",
+                    help="also load the UI workflows in the real web frontend (headless chromium) and compare "
+                         "the prompt it builds with our API files")
     args = ap.parse_args()
 
     base = Path(args.base or tempfile.mkdtemp(prefix="phnet-live-"))
@@ -341,6 +344,23 @@ def main() -> int:
 
         results_dir = base / "results"
         results_dir.mkdir(exist_ok=True)
+        if args.frontend:
+            r = subprocess.run([args.comfy_python, str(Path(__file__).with_name("frontend_check.py")),
+                                "--url", client.base + "/", "--out", str(results_dir)],
+                               capture_output=True, text=True, timeout=args.timeout)
+            try:
+                fe = json.loads(r.stdout.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                fe = {"error": (r.stdout + r.stderr)[-3000:]}
+            report["frontend"] = fe
+            if "skipped" in fe:
+                print("frontend check skipped:", fe["skipped"])
+            elif check(fe.get("frontend_ready", False), f"web frontend {fe.get('frontend_version')} loaded"):
+                check(fe.get("template_browser_lists_pack", False), "template browser shows a comfyui-phnet category")
+                for name, w in fe.get("workflows", {}).items():
+                    check(w["same_prompt_as_api_file"],
+                          f"{name}: frontend graphToPrompt() of the UI file == our API file {w['diffs'] or ''}")
+                    check(not w["console_errors"], f"{name}: no frontend errors while loading {w['console_errors']}")
         for name in RUNNABLE:
             prompt = json.loads((REPO / "workflows" / "api" / f"{name}.api.json").read_text())
             if not args.use_default:
