@@ -50,7 +50,10 @@ def _load_bundled_phnet() -> ModuleType:
 
 
 def phnet() -> ModuleType:
-    """Return the ``phnet`` package, preferring the copy bundled with this node pack."""
+    """Return the ``phnet`` package, preferring the copy bundled with this node pack.
+
+    Nodes call ``phnet_module(...)`` / ``phnet().Harmonizer`` only when they run, never at import time.
+    """
     mod = sys.modules.get("phnet")
     if mod is not None:
         return mod
@@ -67,10 +70,26 @@ def phnet() -> ModuleType:
     return _load_bundled_phnet()
 
 
+_PIP_NAMES = {"segment_anything": "segment-anything", "huggingface_hub": "huggingface-hub",
+              "safetensors": "safetensors", "PIL": "pillow", "numpy": "numpy"}
+
+
 def phnet_module(name: str) -> ModuleType:
-    """``phnet_module("segmentation")`` -> ``phnet.segmentation`` (core package loaded first)."""
-    phnet()
-    return importlib.import_module(f"phnet.{name}")
+    """``phnet_module("segmentation")`` -> ``phnet.segmentation`` (core package loaded first).
+
+    A missing third-party dependency becomes an ImportError that says what to install, and where.
+    """
+    try:
+        phnet()
+        return importlib.import_module(f"phnet.{name}")
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top in _PIP_NAMES:
+            raise ImportError(
+                f"comfyui-phnet needs the Python package '{_PIP_NAMES[top]}': install it into ComfyUI's Python "
+                f"({sys.executable} -m pip install {_PIP_NAMES[top]}) and restart ComfyUI"
+            ) from e
+        raise
 
 
 # --------------------------------------------------------------------------------------------------

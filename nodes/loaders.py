@@ -134,7 +134,7 @@ class PHNetModelLoader:
         return _mtime(path)
 
     def load(self, model_name, hub_repo_id="", device="auto", dtype="auto"):
-        Harmonizer = _env.phnet().Harmonizer
+        Harmonizer = _env.phnet_module("harmonizer").Harmonizer
         source = resolve_phnet_source(model_name, hub_repo_id)
         load_device = _env.compute_device(device)
         offload = load_device if device == "cpu" else _env.offload_device()

@@ -132,3 +132,27 @@ def test_paste_subject(nodes):
         nodes["PHNetPasteSubject"].paste(bg, sub, x=500, y=500)
     with pytest.raises(ValueError, match="batch"):
         nodes["PHNetPasteSubject"].paste(torch.zeros(2, 8, 8, 3), torch.zeros(3, 4, 4, 3))
+
+
+def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
+    from tests.helpers.tiny_sam import save_tiny_sam
+
+    save_tiny_sam(comfy_env.base / "models" / "sams" / "sub" / "tiny.safetensors")
+    (seg,) = nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "auto", "cpu")
+    assert seg.model_type == "custom"
+    with pytest.raises(ValueError, match="not the requested vit_b"):
+        nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "vit_b", "cpu")
+
+
+def test_missing_dependency_message(pack, monkeypatch):
+    env = importlib.import_module(pack.__name__ + ".nodes._env")
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "phnet.fake_dep_user":
+            raise ModuleNotFoundError("No module named 'segment_anything'", name="segment_anything")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(env.importlib, "import_module", fake)
+    with pytest.raises(ImportError, match="pip install segment-anything"):
+        env.phnet_module("fake_dep_user")
