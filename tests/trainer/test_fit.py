@@ -98,8 +98,9 @@ def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsy
     from trainer.evaluate import main
 
     out, _ = trained_run
-    assert main(["--weights", str(out / "best"), "--data", str(shift_set), "--resolution", "32",
-                 "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+    # the data table comes from the run's own config.json, --data points it at the set
+    assert main(["--weights", str(out / "best"), "--config", str(out / "config.json"), "--data", str(shift_set),
+                 "--resolution", "32", "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     overall = res["overall"]
@@ -195,19 +196,27 @@ def test_resume_reproduces_an_uninterrupted_run(shift_set, tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-6), key
 
 
-def test_torchrun_two_processes(shift_set, tmp_path, subprocess_env):
+def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
-           "--steps", "8", "--no-progress", "--set", "train.ckpt_every=4", "--set", "train.val_every=4",
-           "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4"]
-    res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-4000:]
+
+    def run(steps: int, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
+               "--steps", str(steps), "--no-progress", "--set", "train.ckpt_every=4", "--set", "train.val_every=4",
+               "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4", *extra]
+        res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-4000:]
+        return res
+
+    run(4)
+    res = run(8, "--resume")
+    assert "at step 4" in res.stderr
     log = read_log(out)
-    start = [r for r in log if r.get("event") == "start"]
-    assert len(start) == 1 and start[0]["world_size"] == 2  # rank 0 alone writes
-    steps = [r["step"] for r in log if r["type"] == "train"]
-    assert steps == [2, 4, 6, 8]
+    events = [r["event"] for r in log if r["type"] == "event"]
+    assert events == ["start", "end", "resume", "end"]  # rank 0 alone writes
+    assert [r for r in log if r["type"] == "event"][0]["world_size"] == 2
+    assert [r["step"] for r in log if r["type"] == "train"] == [2, 4, 6, 8]
+    assert [r["step"] for r in log if r["type"] == "val"] == [4, 8]
     assert (out / "checkpoints" / "step-00000008" / "model.safetensors").exists()
     from phnet import Harmonizer
 

@@ -9,6 +9,7 @@ grouping composites by their real photo so no photo is in both.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +78,17 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
             lines = read_split_file(path)
         else:
             raise ValueError(f"unknown split {split!r} (train, val or test)")
-        recs = []
+        recs, bad = [], []
         for line in lines:
             try:
                 recs.append(record_for_line(subset, folder, line))
             except BadSampleError:
                 if on_bad_sample == "error":
                     raise
+                bad.append(line)
+        if bad:
+            warnings.warn(f"{subset}: skipped {len(bad)} line(s) that are not composite names "
+                          f"(first: {bad[0]!r})", stacklevel=2)
         if carve:  # group by real photo: no photo on both sides
             held = holdout_set([f"{subset}/{r.real.stem}" for r in recs], val_fraction)
             recs = [r for r in recs if (f"{subset}/{r.real.stem}" in held) == (split == "val")]
