@@ -270,3 +270,14 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
     assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--set", "train.nope=1"]) == 2
     err = capsys.readouterr().err
     assert "--data" in err and "train.nope" in err
+
+
+def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
+    from trainer.fit import train
+
+    out = tmp_path / "accum"
+    train(tiny_cfg(shift_set, out, steps=3, grad_accum=2, batch_size=2, val_every=0, ckpt_every=0, log_every=1),
+          progress=False)
+    state = torch.load(out / "checkpoints" / "step-00000003" / "training_state.pt", weights_only=True)
+    assert state["step"] == 3 and state["batch_in_epoch"] == 6  # 3 steps x 2 micro-batches of 2
+    assert [r["step"] for r in read_log(out) if r["type"] == "train"] == [1, 2, 3]
