@@ -232,6 +232,8 @@ def main() -> int:
     ap.add_argument("--snapshot", action="store_true", help="write tests/nodes/data/core_object_info.json")
     ap.add_argument("--keep", action="store_true", help="keep the base directory")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--thumbnails", action="store_true",
+                    help="with --frontend: refresh example_workflows/<name>.jpg from the frontend screenshots")
     ap.add_argument("--frontend", action="store_true",
                     help="also load the UI workflows in the real web frontend (headless chromium) and compare "
                          "the prompt it builds with our API files")
@@ -346,7 +348,8 @@ def main() -> int:
         results_dir.mkdir(exist_ok=True)
         if args.frontend:
             r = subprocess.run([args.comfy_python, str(Path(__file__).with_name("frontend_check.py")),
-                                "--url", client.base + "/", "--out", str(results_dir)],
+                                "--url", client.base + "/", "--out", str(results_dir)]
+                               + (["--thumbnails", str(REPO / "example_workflows")] if args.thumbnails else []),
                                capture_output=True, text=True, timeout=args.timeout)
             try:
                 fe = json.loads(r.stdout.strip().splitlines()[-1])
