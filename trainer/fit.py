@@ -175,6 +175,31 @@ def build_model(cfg: dict, resume_from: Path | None):
     return PHNet(mcfg)
 
 
+def freeze_dead_parameters(model: torch.nn.Module, size: int, device: torch.device) -> list[str]:
+    """Find parameters that never receive a gradient and stop training them.
+
+    The official architecture keeps modules that never run (the last PN block and
+    ``skip.6``) so that its weights load; DDP would otherwise need
+    ``find_unused_parameters=True`` on every step. One probe forward/backward in
+    eval mode (so BatchNorm statistics are untouched) finds them.
+    """
+    was_training = model.training
+    model.eval()
+    s = max(16, size // 8 * 8)
+    probe = torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(0)).to(device)  # global RNG untouched
+    mask = torch.zeros(1, 1, s, s, device=device)
+    mask[..., s // 4: 3 * s // 4, s // 4: 3 * s // 4] = 1
+    model.zero_grad(set_to_none=True)
+    model(probe, mask).float().mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    for name, p in model.named_parameters():
+        p.grad = None
+        if name in dead:
+            p.requires_grad_(False)
+    model.train(was_training)
+    return dead
+
+
 def unwrap(model):
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
@@ -240,6 +265,10 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
     val_loader = DataLoader(val_set, batch_size=int(t_cfg["val_batch_size"]), shuffle=False, **loader_kw)
 
     # ---- optimisation
+    dead = freeze_dead_parameters(model, min(image_size, 64), device) if t_cfg.get("freeze_dead_modules", True) else []
+    if dead and env.main:
+        print(f"[trainer] {len(dead)} parameter tensors never get a gradient (dead modules), not trained: "
+              f"{', '.join(sorted({n.rsplit('.', 1)[0] for n in dead}))}", file=sys.stderr)
     criterion = HarmonizationLoss.from_config(cfg["loss"])
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], t_cfg)
     scheduler = build_scheduler(optimizer, t_cfg)
@@ -272,10 +301,13 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
     train_model = model
     if t_cfg.get("compile"):
         train_model = torch.compile(train_model)
+    find_unused = t_cfg.get("find_unused_parameters", "auto")
+    if find_unused == "auto":  # needed only while the dead modules are still trainable
+        find_unused = not t_cfg.get("freeze_dead_modules", True)
     if env.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=bool(t_cfg.get("find_unused_parameters", True)))
+            find_unused_parameters=find_unused)
 
     log = RunLog(out_dir, env.main, step if resume_dir is not None else None)
     if env.main:

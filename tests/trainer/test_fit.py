@@ -281,3 +281,17 @@ def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
     state = torch.load(out / "checkpoints" / "step-00000003" / "training_state.pt", weights_only=True)
     assert state["step"] == 3 and state["batch_in_epoch"] == 6  # 3 steps x 2 micro-batches of 2
     assert [r["step"] for r in read_log(out) if r["type"] == "train"] == [1, 2, 3]
+
+
+def test_dead_modules_are_found_and_frozen():
+    from phnet import PHNet, PHNetConfig
+
+    from trainer.fit import freeze_dead_parameters
+
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32)).train()
+    bn_before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    dead = freeze_dead_parameters(model, 32, torch.device("cpu"))
+    assert "skip.6.rconv.weight" in dead and any(n.startswith("normalizers.2.") for n in dead)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if n in dead)
+    assert all(p.grad is None for p in model.parameters()) and model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in bn_before.items())
