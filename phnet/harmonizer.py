@@ -13,6 +13,7 @@ from .config import PHNetConfig
 from .fullres import METHODS, apply_full_resolution, resize, working_shape
 from .imageio import image_to_tensor, mask_to_tensor, tensor_to_image
 from .modeling import PHNet
+from .modeling.inference import InferencePHNet
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")
@@ -66,6 +67,7 @@ class Harmonizer:
         self.dtype = _dtype(dtype)
         self.method = method
         self.model = model.eval().to(self.device)
+        self._net = InferencePHNet(self.model)
 
     @property
     def config(self) -> PHNetConfig:
@@ -106,6 +108,7 @@ class Harmonizer:
         if device is not None:
             self.device = torch.device(device)
             self.model.to(self.device)
+            self._net = InferencePHNet(self.model)
         if dtype is not None:
             self.dtype = _dtype(dtype)
         return self
@@ -171,7 +174,7 @@ class Harmonizer:
         if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
             flat = resize(mask, low_shape, "bilinear").flatten()
             mask_low.view(-1)[flat.argmax()] = 1.0
-        pred_low = self._run(image_low, mask_low)
+        pred_low = self._run(self._net, image_low, mask_low)
         pred_low = pred_low * mask_low + image_low * (1 - mask_low)
         harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, self.method)
         weight = mask * strength
@@ -182,18 +185,18 @@ class Harmonizer:
         shape = image.shape[-2:]
         image_sq = resize(image, (size, size), "bilinear")
         mask_sq = (resize(mask, (size, size), "nearest-exact") >= 0.5).float()
-        pred = self._run(image_sq, mask_sq)
+        pred = self._run(self.model, image_sq, mask_sq)
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
         return resize(blended, shape, "bicubic").clamp(0, 1)
 
-    def _run(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _run(self, net: PHNet, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         autocast = (
             torch.autocast(self.device.type, dtype=self.dtype)
             if self.dtype != torch.float32
             else contextlib.nullcontext()
         )
         with autocast:
-            return self.model(image, mask).float()
+            return net(image, mask).float()
 
 
 def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:

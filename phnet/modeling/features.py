@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .patches import Partition, partition
+from .patches import Partition, full_precision, partition
 
 
 def mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,6 +35,7 @@ class PatchColorTransfer(nn.Module):
         var = patches.sums(centred * centred) / (count - 1).clamp(min=1)
         return mean, var.sqrt()
 
+    @full_precision
     def forward(self, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
         patches = partition(fg, self.grid)
         mu_f, sd_f = self.patch_stats(fg, patches)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .patches import partition
+from .patches import full_precision, partition
 
 
 def region_moments(x: torch.Tensor, regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,6 +44,7 @@ class PatchNormalization(nn.Module):
         self.bg_bias = nn.Parameter(torch.zeros(shape))
         self.grid_weights = nn.Parameter(torch.full((1, channels, grid, grid), 1.0 / (grid * grid * channels)))
 
+    @full_precision
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         eps = self.eps
         background = 1 - mask

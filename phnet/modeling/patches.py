@@ -8,6 +8,8 @@ patches is needed.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -39,3 +41,14 @@ class Partition:
 
 def partition(x: torch.Tensor, grid: int) -> Partition:
     return Partition(x.shape[-2], x.shape[-1], grid, x.device, x.dtype)
+
+
+def full_precision(forward):
+    """Run a module's statistics in fp32 even under autocast: sums over many pixels need the mantissa."""
+
+    @functools.wraps(forward)
+    def wrapper(self, *tensors: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(tensors[0].device.type, enabled=False):
+            return forward(self, *(t.float() for t in tensors))
+
+    return wrapper

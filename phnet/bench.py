@@ -1,0 +1,141 @@
+"""Speed and memory of our pipeline against the official one, same weights, same run.
+
+    python -m phnet.bench [--config iharmony | --weights W] [--repeat 3] [--threads N]
+
+Each (pipeline, size) case runs in a fresh child process so its peak RSS is its own. "official" is
+the official pipeline (squash to a square, the plain network, bicubic resize of the whole image);
+"ours" keeps the aspect ratio, runs the folded inference network at the working resolution and
+applies the result at full resolution. Weights do not change the cost, so random weights of the
+chosen architecture are used unless --weights is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+SIZES = [(256, 256), (512, 512), (1024, 1024), (2160, 3840)]
+
+
+def portrait_mask(height: int, width: int):
+    import torch
+
+    ys = torch.linspace(-1, 1, height)[:, None]
+    xs = torch.linspace(-1, 1, width)[None, :] * (width / height)
+    head = (xs / 0.28) ** 2 + ((ys + 0.25) / 0.36) ** 2 <= 1
+    body = ((xs / 0.55) ** 2 + ((ys - 0.85) / 0.6) ** 2 <= 1) & (ys > 0.1)
+    return (head | body).float()[None, None]
+
+
+def make_inputs(height: int, width: int):
+    import torch
+
+    g = torch.Generator().manual_seed(height * 7919 + width)
+    low = torch.rand(1, 3, max(2, height // 32), max(2, width // 32), generator=g)
+    image = torch.nn.functional.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)
+    image = (image + 0.05 * torch.rand(1, 3, height, width, generator=g)).clamp(0, 1)
+    return image, portrait_mask(height, width)
+
+
+def build_harmonizer(args):
+    import torch
+
+    from .harmonizer import Harmonizer
+
+    if args.weights:
+        return Harmonizer.from_pretrained(args.weights, device="cpu")
+    from .config import PHNetConfig
+    from .modeling import PHNet
+
+    torch.manual_seed(0)
+    return Harmonizer(PHNet(PHNetConfig.preset(args.config)), device="cpu")
+
+
+def run_case(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    harmonizer = build_harmonizer(args)
+    height, width = args.case_size
+    image, mask = make_inputs(height, width)
+    times = []
+    for i in range(args.repeat + 1):  # the first run warms up allocators and kernels
+        start = time.perf_counter()
+        out = harmonizer.harmonize_tensor(image, mask, mode=args.case_pipeline)
+        if i:
+            times.append(time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"seconds": sorted(times)[len(times) // 2], "peak_rss_mb": peak_mb}
+    if args.save_output:
+        torch.save(out, args.save_output)
+    return result
+
+
+def child(pipeline: str, size: tuple[int, int], args, save: str | None = None) -> dict:
+    cmd = [
+        sys.executable, "-m", "phnet.bench", "--case-pipeline", pipeline, "--case-size", str(size[0]), str(size[1]),
+        "--repeat", str(args.repeat), "--threads", str(args.threads), "--config", args.config,
+    ]
+    if args.weights:
+        cmd += ["--weights", args.weights]
+    if save:
+        cmd += ["--save-output", save]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"benchmark case {pipeline} {size} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phnet.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="iharmony", help="architecture preset for random weights")
+    parser.add_argument("--weights", help="benchmark these weights instead")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--sizes", default="all", help="'all' or e.g. 512x512,2160x3840 (H×W)")
+    parser.add_argument("--case-pipeline", help=argparse.SUPPRESS)
+    parser.add_argument("--case-size", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--save-output", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case_pipeline:
+        print(json.dumps(run_case(args)))
+        return 0
+
+    import tempfile
+
+    import torch
+
+    sizes = SIZES if args.sizes == "all" else [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    print(f"PHNet pipeline benchmark: {args.weights or args.config + ' (random weights)'}, {args.threads} threads, "
+          f"median of {args.repeat}, torch {torch.__version__}")
+    print(f"{'input (H×W)':>13} | {'official s':>10} {'peak MB':>8} | {'ours s':>8} {'peak MB':>8} | {'speed-up':>8} | {'memory':>6}")
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            save_o = save_u = None
+            if size == (512, 512):
+                save_o, save_u = os.path.join(tmp, "official.pt"), os.path.join(tmp, "ours.pt")
+            official = child("official", size, args, save_o)
+            ours = child("full", size, args, save_u)
+            rows[size] = (official, ours)
+            print(f"{size[0]:>6}×{size[1]:<6} | {official['seconds']:>10.3f} {official['peak_rss_mb']:>8.0f} | "
+                  f"{ours['seconds']:>8.3f} {ours['peak_rss_mb']:>8.0f} | {official['seconds'] / ours['seconds']:>7.2f}× | "
+                  f"{ours['peak_rss_mb'] / official['peak_rss_mb']:>5.2f}×")
+            if save_o:
+                a, b = torch.load(save_o, weights_only=True), torch.load(save_u, weights_only=True)
+                diff = (a - b).abs().max().item()
+                print(f"{'':>13}   512² is where the pipelines coincide: max |official − ours| = {diff:.1e}")
+    if (512, 512) in rows and (2160, 3840) in rows:
+        ratio = rows[(2160, 3840)][1]["seconds"] / rows[(512, 512)][1]["seconds"]
+        print(f"ours: 3840×2160 → 3840×2160 takes {ratio:.2f}× our 512² time, peak RSS "
+              f"{rows[(2160, 3840)][1]['peak_rss_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Pictures people look at: before/after comparisons."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | None = None, height: int = 512) -> Image.Image:
+    """Composite | harmonized side by side (scaled to ``height``), the subject outlined on the left."""
+    scale = min(1.0, height / before.height)
+    size = (max(1, round(before.width * scale)), max(1, round(before.height * scale)))
+    left = before.convert("RGB").resize(size, Image.LANCZOS)
+    right = after.convert("RGB").resize(size, Image.LANCZOS)
+    if mask is not None:
+        m = np.asarray(mask.convert("L").resize(size, Image.BILINEAR)) >= 128
+        edge = m ^ np.roll(m, 1, 0) | m ^ np.roll(m, 1, 1)
+        pixels = np.array(left)
+        pixels[edge] = (255, 64, 64)
+        left = Image.fromarray(pixels)
+    bar = 28
+    canvas = Image.new("RGB", (2 * size[0] + 8, size[1] + bar), (24, 24, 24))
+    canvas.paste(left, (0, bar))
+    canvas.paste(right, (size[0] + 8, bar))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 8), "composite", fill=(235, 235, 235))
+    draw.text((size[0] + 16, 8), "harmonized (PHNet)", fill=(235, 235, 235))
+    return canvas
