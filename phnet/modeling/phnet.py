@@ -72,6 +72,16 @@ class PHNet(nn.Module):
             nn.init.zeros_(self.decoder[5][0].bias)
 
     def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if composite.ndim != 4 or composite.shape[1] != 3 or mask.shape != (composite.shape[0], 1, *composite.shape[2:]):
+            raise ValueError(
+                f"PHNet takes a B×3×H×W composite and a B×1×H×W mask, got {tuple(composite.shape)} and "
+                f"{tuple(mask.shape)}"
+            )
+        if composite.shape[-1] % 8 or composite.shape[-2] % 8:
+            raise ValueError(
+                f"PHNet needs H and W divisible by 8, got {tuple(composite.shape[-2:])}; resize or pad the input "
+                "(phnet.Harmonizer does this for you)"
+            )
         mask = mask.to(composite.dtype)
         gate_features = self.feature_extractor(composite, mask)
 

@@ -1,0 +1,237 @@
+"""The network against the documented official architecture and hand-written per-patch formulas."""
+
+import pytest
+import torch
+
+from phnet import PHNet, PHNetConfig
+from phnet.modeling import PatchColorTransfer, PatchFeatureExtractor, PatchNormalization, SqueezeExcitationGate
+from phnet.modeling.inference import InferencePHNet
+
+SUBMODULE_PARAMS = {
+    "iharmony": dict(feature_extractor=167, encoder=1_816_816, normalizers=3_915, decoder=1_817_203, skip=6_290_082, SE_block=66_112),
+    "ffhqh": dict(feature_extractor=167, encoder=7_253_712, normalizers=3_965, decoder=7_254_483, skip=25_146_018, SE_block=263_296),
+}
+
+
+@pytest.mark.parametrize("name, total, keys", [("iharmony", 9_994_295, 77), ("ffhqh", 39_921_641, 85)])
+def test_parameter_counts_and_key_count(name, total, keys):
+    model = PHNet(PHNetConfig.preset(name))
+    assert sum(p.numel() for p in model.parameters()) == total
+    assert len(model.state_dict()) == keys
+    for child, count in SUBMODULE_PARAMS[name].items():
+        assert sum(p.numel() for p in getattr(model, child).parameters()) == count, child
+
+
+def official_key_layout(enc, grids):
+    """The official state_dict layout, written out from the reference notes (names → shapes)."""
+    dec = enc[::-1]
+    layout = {
+        "feature_extractor.patch_harmonizer.grid_weights": (2,),
+        "feature_extractor.head.0.weight": (3, 6, 3, 3),
+        "feature_extractor.head.0.bias": (3,),
+    }
+    for i in range(6):
+        k = 4 if i % 2 == 0 else 3
+        layout[f"encoder.{i}.0.weight"] = (enc[i + 1], enc[i], k, k)
+        layout[f"encoder.{i}.0.bias"] = (enc[i + 1],)
+    start = 7 - len(grids)
+    for j, g in enumerate(grids):
+        c = dec[start + j]
+        layout[f"normalizers.{j}.weights"] = (2,)
+        for name in ("fg_var", "fg_bias", "patched_fg_var", "patched_fg_bias", "bg_var", "bg_bias"):
+            layout[f"normalizers.{j}.{name}"] = (1, c, 1, 1)
+        layout[f"normalizers.{j}.grid_weights"] = (1, c, g, g)
+    for i in range(6):
+        c_out = dec[i + 1] if i < 5 else 3
+        k = 3 if i % 2 == 0 else 4
+        layout[f"decoder.{i}.0.weight"] = (dec[i], c_out, k, k)
+        layout[f"decoder.{i}.0.bias"] = (c_out,)
+        if i < 3:
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                layout[f"decoder.{i}.1.{name}"] = (c_out,)
+            layout[f"decoder.{i}.1.num_batches_tracked"] = ()
+    for i, c in enumerate(dec):
+        layout[f"skip.{i}.rconv.weight"] = (c, 2 * c, 3, 3)
+    c = enc[6]
+    layout.update({
+        "SE_block.fc.0.weight": (c // 8, c), "SE_block.fc.0.bias": (c // 8,),
+        "SE_block.fc.2.weight": (c, c // 8), "SE_block.fc.2.bias": (c,),
+    })
+    return layout
+
+
+@pytest.mark.parametrize("name", ["iharmony", "ffhqh"])
+def test_state_dict_equals_the_official_layout(name):
+    config = PHNetConfig.preset(name)
+    ours = {k: tuple(v.shape) for k, v in PHNet(config).state_dict().items()}
+    assert ours == official_key_layout(config.enc_sizes, config.grid_counts)
+
+
+def test_last_pn_block_and_last_skip_never_run(tiny_config):
+    model = PHNet(tiny_config).eval()
+    called = set()
+    for name, module in model.named_modules():
+        if name.startswith(("normalizers.", "skip.")) and name.count(".") == 1:
+            module.register_forward_hook(lambda m, i, o, name=name: called.add(name))
+    x, m = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    m[..., 8:24, 8:20] = 1
+    model(x, m)
+    assert called == {"normalizers.0", "normalizers.1", *(f"skip.{i}" for i in range(6))}
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-patch reference formulas, written as loops straight from the paper/official description.
+
+
+def bands(size, grid):
+    step = size // grid
+    edges = [i * step for i in range(grid)] + [size]
+    return [(edges[i], edges[i + 1]) for i in range(grid)]
+
+
+def pn_reference(block, x, m, eps=1e-7):
+    def stats(r):
+        n = r.sum(dim=(2, 3), keepdim=True)
+        mu = (x * r).sum(dim=(2, 3), keepdim=True) / (n + eps)
+        var = (((x - mu) * r) ** 2).sum(dim=(2, 3), keepdim=True) / (n + eps)
+        return mu, torch.sqrt(var + eps)
+
+    mu_f, sd_f = stats(m)
+    mu_b, sd_b = stats(1 - m)
+    G = block.grid
+    mix = torch.zeros_like(mu_b)
+    for i, (r0, r1) in enumerate(bands(x.shape[2], G)):
+        for j, (c0, c1) in enumerate(bands(x.shape[3], G)):
+            xb, rb = x[:, :, r0:r1, c0:c1], (1 - m)[:, :, r0:r1, c0:c1]
+            mean_ij = (xb * rb).sum(dim=(2, 3), keepdim=True) / (rb.sum(dim=(2, 3), keepdim=True) + eps)
+            mix = mix + block.grid_weights[:, :, i : i + 1, j : j + 1] * mean_ij
+    xhat = (x - mu_f) / sd_f
+    fg_global = (xhat * sd_b + mu_b) * block.fg_var + block.fg_bias
+    fg_patch = (xhat * sd_b + mix) * block.patched_fg_var + block.patched_fg_bias
+    fg = block.weights[0] * fg_global + block.weights[1] * fg_patch
+    bg = (x - mu_b) / sd_b * block.bg_var + block.bg_bias
+    return fg * m + bg * (1 - m)
+
+
+def transfer_reference(block, fg, bg, eps=1e-8):
+    out = torch.zeros_like(fg)
+    g_ratio = bg.std(dim=(2, 3), keepdim=True) / (fg.std(dim=(2, 3), keepdim=True) + eps)
+    global_ = (fg - fg.mean(dim=(2, 3), keepdim=True)) * g_ratio + bg.mean(dim=(2, 3), keepdim=True)
+    for r0, r1 in bands(fg.shape[2], block.grid):
+        for c0, c1 in bands(fg.shape[3], block.grid):
+            f, b = fg[:, :, r0:r1, c0:c1], bg[:, :, r0:r1, c0:c1]
+            ratio = b.std(dim=(2, 3), keepdim=True) / (f.std(dim=(2, 3), keepdim=True) + eps)
+            local = (f - f.mean(dim=(2, 3), keepdim=True)) * ratio + b.mean(dim=(2, 3), keepdim=True)
+            out[:, :, r0:r1, c0:c1] = block.grid_weights[0] * local + block.grid_weights[1] * global_[:, :, r0:r1, c0:c1]
+    return out
+
+
+def perturb(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("shape, grid", [((2, 5, 20, 30), 4), ((1, 3, 17, 23), 5), ((1, 4, 6, 6), 10)])
+def test_pn_block_matches_the_per_patch_formula(shape, grid):
+    torch.manual_seed(1)
+    block = PatchNormalization(shape[1], grid)
+    perturb(block)
+    x = torch.randn(shape)
+    m = torch.zeros(shape[0], 1, *shape[2:])
+    m[..., 2 : shape[2] // 2 + 2, 3 : shape[3] // 2 + 1] = 1
+    torch.testing.assert_close(block(x, m), pn_reference(block, x, m), rtol=1e-5, atol=1e-5)
+
+
+def test_pn_block_on_hand_computed_values():
+    # one channel, 2×2 image: foreground {1, 3}, background {5, 9}; identity affine parameters
+    block = PatchNormalization(1, 1, init_weights=(1.0, 0.0), init_value=1.0, eps=0.0)
+    x = torch.tensor([[[[1.0, 5.0], [3.0, 9.0]]]])
+    m = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
+    out = block(x, m)
+    # fg re-styled to background statistics: (x - 2)/1 * 2 + 7 → {5, 9}; bg standardised → {-1, 1}
+    torch.testing.assert_close(out, torch.tensor([[[[5.0, -1.0], [9.0, 1.0]]]]))
+
+
+def test_feature_extractor_transfer_matches_the_per_patch_formula():
+    torch.manual_seed(2)
+    block = PatchColorTransfer(5)
+    perturb(block)
+    image = torch.rand(2, 3, 33, 41)
+    m = (torch.rand(2, 1, 33, 41) > 0.6).float()
+    fg, bg = image * m, image * (1 - m)
+    torch.testing.assert_close(block(fg, bg), transfer_reference(block, fg, bg), rtol=1e-5, atol=1e-5)
+
+
+def test_feature_extractor_head_sees_the_transfer_inside_and_bg_over_255_outside():
+    torch.manual_seed(3)
+    pfe = PatchFeatureExtractor(3)
+    image = torch.rand(1, 3, 24, 24)
+    m = torch.zeros(1, 1, 24, 24)
+    m[..., 6:18, 4:14] = 1
+    fg, bg = image * m, image * (1 - m)
+    head_input = torch.cat([fg, transfer_reference(pfe.patch_harmonizer, fg, bg) * m + bg / 255 * (1 - m)], 1)
+    torch.testing.assert_close(pfe(image, m), pfe.head(head_input), rtol=1e-5, atol=1e-6)
+
+
+def test_se_gate_adds_a_scalar_from_the_feature_map():
+    gate = SqueezeExcitationGate(16, 8)
+    x, features = torch.rand(2, 16, 4, 4), torch.rand(2, 3, 12, 12)
+    q = torch.sigmoid(features.amax(dim=(2, 3)).mean(dim=1))[:, None, None, None]
+    se = gate.fc(x.mean(dim=(2, 3)))[:, :, None, None]
+    torch.testing.assert_close(gate(x, features), x * (se + q))
+
+
+def test_inference_network_equals_the_trained_one(tiny_config):
+    torch.manual_seed(4)
+    model = PHNet(tiny_config)
+    perturb(model)
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if "running_var" in name:
+                buf.uniform_(0.5, 1.5)
+            elif "running_mean" in name:
+                buf.normal_(0, 0.2)
+    model.eval()
+    fast = InferencePHNet(model)
+    x, m = torch.rand(2, 3, 40, 56), torch.zeros(2, 1, 40, 56)
+    m[:, :, 8:32, 10:30] = 1
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x, m), model(x, m), rtol=0, atol=1e-5)
+    with pytest.raises(RuntimeError, match="inference only"):
+        fast.train()
+
+
+def test_residual_output_starts_as_the_identity(tiny_config):
+    import dataclasses
+
+    model = PHNet(dataclasses.replace(tiny_config, output="residual")).eval()
+    x, m = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    m[..., 8:24, 8:24] = 1
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, m), x)
+
+
+def test_output_is_an_image_in_unit_range(tiny_model):
+    x, m = torch.rand(2, 3, 48, 32), torch.zeros(2, 1, 48, 32)
+    m[..., 10:30, 5:20] = 1
+    with torch.no_grad():
+        out = tiny_model(x, m)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+
+
+def test_low_precision_keeps_statistics_in_fp32(tiny_model):
+    x, m = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    m[..., 8:24, 8:24] = 1
+    with torch.no_grad():
+        ref = tiny_model(x, m)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = tiny_model(x, m).float()
+    assert (low - ref).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 30, 32), (1, 4, 32, 32)])
+def test_bad_shapes_are_named(tiny_model, shape):
+    with pytest.raises(ValueError, match="divisible by 8|B×3×H×W"):
+        tiny_model(torch.rand(shape), torch.zeros(1, 1, *shape[2:]))
