@@ -1,4 +1,4 @@
-"""Train or fine-tune PHNet.
+r"""Train or fine-tune PHNet.
 
     python -m trainer.fit --config tiny_cpu --data PHOTOS --out runs/tiny
     python -m trainer.fit --config iharmony --data /data/iHarmony4 --resume

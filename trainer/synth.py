@@ -90,7 +90,8 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
             splits[split].append(name)
     for split, names in splits.items():
         (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
-    summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size, "resize": resize,
+    summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,
+               "resize": resize if size else "none",
                "seed": seed, "skipped": len(skipped), **{f"{k}_samples": len(v) for k, v in splits.items()},
                "synthesis": {k: v for k, v in vars(ds.synthesis).items() if k != "extra"}}
     (out / "synth_info.json").write_text(json.dumps(summary, indent=2, default=list) + "\n", encoding="utf-8")
