@@ -1,0 +1,217 @@
+"""Harmonizer: every input kind round-trips, the background is untouched, bad input is named."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phnet import Harmonizer
+from phnet.fullres import working_shape
+
+
+@pytest.fixture()
+def harmonizer(tiny_model):
+    return Harmonizer(tiny_model, device="cpu")
+
+
+def subject_mask(h, w, soft=False):
+    m = np.zeros((h, w), np.float32)
+    m[h // 4 : 3 * h // 4, w // 3 : 2 * w // 3] = 1
+    if soft:
+        m[h // 4, :] *= 0.5
+    return m
+
+
+def photo(h, w, seed=0, channels=3):
+    rng = np.random.default_rng(seed)
+    return (rng.random((h, w, channels)) * 255).astype(np.uint8)
+
+
+def test_numpy_uint8_keeps_size_type_and_background(harmonizer):
+    img, m = photo(70, 130), subject_mask(70, 130)
+    out = harmonizer(img, (m * 255).astype(np.uint8))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.array_equal(out[m == 0], img[m == 0])
+    assert not np.array_equal(out[m == 1], img[m == 1])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+def test_pil_modes(harmonizer, mode):
+    base = Image.fromarray(photo(48, 40))
+    img = base.convert(mode) if mode != "RGBA" else Image.fromarray(photo(48, 40, channels=4))
+    m = Image.fromarray((subject_mask(48, 40) * 255).astype(np.uint8))
+    out = harmonizer(img, m)
+    assert isinstance(out, Image.Image) and out.size == img.size
+    assert out.mode == ("RGBA" if mode == "RGBA" else "RGB")
+    keep = subject_mask(48, 40) == 0
+    ref = np.asarray(img.convert(out.mode))
+    assert np.array_equal(np.asarray(out)[keep], ref[keep])
+    if mode == "RGBA":  # alpha is carried through untouched
+        assert np.array_equal(np.asarray(out)[..., 3], np.asarray(img)[..., 3])
+
+
+def test_mask_as_pil_mode_1_and_rgba_alpha(harmonizer):
+    img = Image.fromarray(photo(32, 48))
+    m = Image.fromarray(subject_mask(32, 48) > 0).convert("1")
+    a = harmonizer(img, m)
+    rgba = Image.new("RGBA", (48, 32))
+    rgba.putalpha(Image.fromarray((subject_mask(32, 48) * 255).astype(np.uint8)))
+    b = harmonizer(img, rgba)
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_numpy_dtypes_round_trip(harmonizer, dtype):
+    img = photo(40, 56).astype(np.float64) / 255
+    if dtype == np.uint8:
+        img = (img * 255).round().astype(dtype)
+    elif dtype == np.uint16:
+        img = (img * 65535).round().astype(dtype)
+    else:
+        img = img.astype(dtype)
+    m = subject_mask(40, 56)
+    out = harmonizer(img, m)
+    assert out.dtype == img.dtype and out.shape == img.shape
+    assert np.array_equal(out[m == 0], img[m == 0])
+
+
+def test_grey_numpy_becomes_rgb(harmonizer):
+    grey = photo(40, 40)[..., 0]
+    out = harmonizer(grey, subject_mask(40, 40))
+    assert out.shape == (40, 40, 3)
+    keep = subject_mask(40, 40) == 0
+    assert np.array_equal(out[keep], np.repeat(grey[..., None], 3, -1)[keep])
+
+
+def test_torch_layouts_and_batches(harmonizer):
+    bhwc = torch.rand(3, 40, 64, 3)
+    m = torch.from_numpy(subject_mask(40, 64))
+    out = harmonizer(bhwc, m)  # one mask broadcasts over the batch
+    assert out.shape == bhwc.shape and out.dtype == bhwc.dtype
+    keep = (m == 0)[None, :, :, None].expand_as(bhwc)
+    assert torch.equal(out[keep], bhwc[keep])
+    bchw = bhwc.permute(0, 3, 1, 2).contiguous()
+    out2 = harmonizer(bchw, m[None, None].expand(3, 1, -1, -1))
+    torch.testing.assert_close(out2.permute(0, 2, 3, 1), out)
+    chw = harmonizer(bchw[0], m)
+    torch.testing.assert_close(chw, out2[0])
+
+
+def test_explicit_layout_resolves_ambiguity(harmonizer):
+    t = torch.rand(1, 3, 3, 3)
+    with pytest.raises(ValueError, match="layout"):
+        harmonizer(t, torch.ones(3, 3))
+    m = torch.zeros(3, 3)
+    m[1, 1] = 1
+    assert harmonizer(t, m, layout="BCHW").shape == t.shape
+
+
+def test_batched_results_equal_single_ones(harmonizer):
+    imgs = torch.rand(2, 3, 48, 48)
+    m = torch.from_numpy(subject_mask(48, 48))[None, None].expand(2, 1, -1, -1)
+    both = harmonizer.harmonize_tensor(imgs, m)
+    one = harmonizer.harmonize_tensor(imgs[1:], m[1:])
+    torch.testing.assert_close(both[1:], one)
+
+
+def test_soft_mask_blends_and_strength_scales(harmonizer):
+    img = torch.rand(1, 3, 64, 64)
+    m = torch.from_numpy(subject_mask(64, 64, soft=True))[None, None]
+    full = harmonizer.harmonize_tensor(img, m)
+    half = harmonizer.harmonize_tensor(img, m, strength=0.5)
+    none = harmonizer.harmonize_tensor(img, m, strength=0.0)
+    assert torch.equal(none, img)
+    torch.testing.assert_close(half - img, (full - img) / 2, atol=1e-6, rtol=0)
+
+
+def test_aspect_ratio_is_kept_at_working_resolution():
+    assert working_shape(512, 512, 512) == (512, 512)
+    h, w = working_shape(2160, 3840, 512)
+    assert h % 8 == 0 and w % 8 == 0 and abs(w / h - 3840 / 2160) < 0.03
+    assert abs(h * w - 512 * 512) / (512 * 512) < 0.05
+
+
+def test_official_mode_and_ours_coincide_on_a_square_at_working_size(harmonizer):
+    size = harmonizer.config.image_size
+    img = torch.rand(1, 3, size, size)
+    m = torch.from_numpy(subject_mask(size, size))[None, None]
+    ours = harmonizer.harmonize_tensor(img, m)
+    official = harmonizer.harmonize_tensor(img, m, mode="official")
+    torch.testing.assert_close(ours, official, rtol=0, atol=1e-5)
+
+
+def test_official_mode_resamples_everything_as_the_official_pipeline(harmonizer, tiny_model):
+    import torch.nn.functional as F
+
+    img = torch.rand(1, 3, 50, 90)
+    m = torch.from_numpy(subject_mask(50, 90))[None, None]
+    out = harmonizer.harmonize_tensor(img, m, mode="official")
+    s = harmonizer.config.image_size
+    sq = F.interpolate(img, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+    msq = (F.interpolate(m, size=(s, s), mode="nearest-exact") >= 0.5).float()
+    with torch.no_grad():
+        pred = tiny_model(sq, msq)
+    expected = F.interpolate(pred * msq + sq * (1 - msq), size=(50, 90), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    assert not torch.equal(out[m.expand_as(out) == 0], img[m.expand_as(img) == 0])  # background resampled
+
+
+def test_large_image_runs_at_working_resolution(harmonizer, monkeypatch):
+    seen = []
+    forward = harmonizer._net.forward
+    monkeypatch.setattr(harmonizer._net, "forward", lambda x, m: seen.append(tuple(x.shape[-2:])) or forward(x, m))
+    img = np.zeros((1500, 2000, 3), np.uint8)
+    out = harmonizer(img, subject_mask(1500, 2000))
+    assert out.shape == img.shape and seen == [working_shape(1500, 2000, 64)]
+
+
+def test_progress_is_reported_per_image(harmonizer):
+    calls = []
+    harmonizer.harmonize_tensor(torch.rand(3, 3, 32, 32), torch.ones(3, 1, 32, 32).tril(), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_low_precision_runs(tiny_model, dtype):
+    h = Harmonizer(tiny_model, device="cpu", dtype=dtype)
+    img = torch.rand(1, 3, 32, 32)
+    m = torch.from_numpy(subject_mask(32, 32))[None, None]
+    ref = Harmonizer(tiny_model, device="cpu").harmonize_tensor(img, m)
+    assert (h.harmonize_tensor(img, m) - ref).abs().max() < 0.05
+
+
+@pytest.mark.parametrize(
+    "image, mask, words",
+    [
+        (np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32)), "empty"),
+        (np.zeros((32, 32, 3), np.uint8), np.ones((32, 32)), "whole image"),
+        (np.zeros((32, 32, 3), np.uint8), np.ones((16, 32)), "resize the mask"),
+        (np.full((32, 32, 3), np.nan, np.float32), np.eye(32), "NaN"),
+        (np.full((32, 32, 3), 200.0, np.float32), np.eye(32), "divide 0..255"),
+        (np.zeros((32, 32, 2), np.uint8), np.eye(32), "channels"),
+        (np.zeros((32, 32, 3), np.int64), np.eye(32), "dtype"),
+        (np.zeros((1, 1, 3), np.uint8), np.ones((1, 1)), "whole image"),
+        (np.zeros((32, 32, 3), np.uint8), np.full((32, 32), 2.0), "0..1"),
+        (np.zeros((32, 32, 3), np.uint8), np.full((32, 32), np.nan), "NaN"),
+        (np.zeros((2, 32, 32, 3), np.uint8), np.stack([np.eye(32)] * 3), "one per image"),
+    ],
+)
+def test_bad_input_gets_one_clear_error(harmonizer, image, mask, words):
+    with pytest.raises(ValueError, match=words):
+        harmonizer(image, mask)
+
+
+def test_bad_options(harmonizer):
+    img, m = photo(32, 32), subject_mask(32, 32)
+    with pytest.raises(ValueError, match="strength"):
+        harmonizer(img, m, strength=2)
+    with pytest.raises(ValueError, match="mode"):
+        harmonizer(img, m, mode="fast")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        harmonizer(img, m, working_size=100)
+    with pytest.raises(TypeError, match="PIL image"):
+        harmonizer([[1, 2]], m)
+    with pytest.raises(ValueError, match="16/32-bit"):
+        harmonizer(Image.new("I;16", (32, 32)), m)
+    with pytest.raises(ValueError, match="dtype"):
+        Harmonizer(harmonizer.model, dtype="int8")
