@@ -234,7 +234,12 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
             "device": str(dev), "seconds": round(time.time() - t0, 2)}
     if model is not None:
         meta["model_config"] = model.config.to_dict()
-    result = {"meta": meta, **summary}
+    per_image: dict[str, dict] = {}
+    for r in rows:  # one entry per sample, every method side by side
+        entry = per_image.setdefault(f"{r['subset']}/{r['name']}", {
+            "subset": r["subset"], "fg_bucket": r["fg_bucket"], "error_bucket": r["error_bucket"]})
+        entry[r["method"]] = {k: r[k] for k in METRICS}
+    result = {"meta": meta, **summary, "per_image": per_image}
     report = to_markdown(summary, meta)
     if out_dir is not None:
         out = Path(out_dir)

@@ -1,0 +1,16 @@
+"""``python -m trainer``: list the trainer's commands."""
+import sys
+
+COMMANDS = """PHNet trainer commands (each has --help):
+
+  python -m trainer.fit        train or fine-tune (torchrun for DDP); --resume continues a run
+  python -m trainer.evaluate   MSE/fMSE/PSNR/fPSNR tables and a grid, with baselines
+  python -m trainer.synth      write a synthetic set (FFHQH layout) from a folder of photos
+  python -m trainer.push       upload a checkpoint folder to the Hugging Face Hub
+
+Configs: trainer/configs/*.toml   Documentation: trainer/README.md
+"""
+
+if __name__ == "__main__":
+    sys.stdout.write(COMMANDS)
+    sys.exit(0)
