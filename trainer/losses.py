@@ -16,9 +16,14 @@ def psnr_loss(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return 100.0 / (1e-7 + psnr)
 
 
-def fn_mse(pred: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, min_area: float = 100.0) -> torch.Tensor:
-    """Foreground-normalised MSE in 0-255 units: sum of squared errors / (3 * max(area, min_area)), batch mean."""
-    se = ((pred - real) * 255.0) ** 2
+def fn_mse(pred: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, min_area: float = 100.0,
+           scale: float = 1.0) -> torch.Tensor:
+    """Foreground-normalised MSE: sum of squared errors / (3 * max(area, min_area)), batch mean.
+
+    ``scale`` 1 works in [0, 1] units, as the official trainer does (its FnMSE sees
+    the raw [0, 1] prediction); 255 gives the 0-255 units of the fMSE metric.
+    """
+    se = ((pred - real) * scale) ** 2
     per = se.flatten(1).sum(1) / (3.0 * mask.flatten(1).sum(1).clamp_min(min_area))
     return per.mean()
 
@@ -48,17 +53,19 @@ class HarmonizationLoss(nn.Module):
 
     TERMS = ("psnr", "fnmse", "gradient", "mse", "l1")
 
-    def __init__(self, psnr=0.2, fnmse=0.01, gradient=0.01, mse=0.0, l1=0.0, fnmse_min_area=100):
+    def __init__(self, psnr=0.2, fnmse=0.01, gradient=0.01, mse=0.0, l1=0.0, fnmse_min_area=100,
+                 fnmse_scale=1.0):
         super().__init__()
         self.weights = {"psnr": float(psnr), "fnmse": float(fnmse), "gradient": float(gradient),
                         "mse": float(mse), "l1": float(l1)}
         if not any(self.weights.values()):
             raise ValueError("every loss weight is 0: set at least one of loss.psnr/fnmse/gradient/mse/l1")
         self.min_area = float(fnmse_min_area)
+        self.fnmse_scale = float(fnmse_scale)
 
     @classmethod
     def from_config(cls, table: dict) -> "HarmonizationLoss":
-        unknown = set(table) - set(cls.TERMS) - {"fnmse_min_area"}
+        unknown = set(table) - set(cls.TERMS) - {"fnmse_min_area", "fnmse_scale"}
         if unknown:
             raise KeyError(f"unknown loss term(s) {sorted(unknown)}; known: {cls.TERMS}")
         return cls(**table)
@@ -70,7 +77,7 @@ class HarmonizationLoss(nn.Module):
         if w["psnr"]:
             parts["psnr"] = psnr_loss(pred, real)
         if w["fnmse"]:
-            parts["fnmse"] = fn_mse(pred, real, mask, self.min_area)
+            parts["fnmse"] = fn_mse(pred, real, mask, self.min_area, self.fnmse_scale)
         if w["gradient"]:
             parts["gradient"] = masked_gradient_l1(pred, real, mask)
         if w["mse"]:

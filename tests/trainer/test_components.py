@@ -40,8 +40,9 @@ def test_loss_terms():
     assert masked_gradient_l1(real, real, mask) == 0
     pred = real + 0.1
     # min area 100: an 8x8 = 64 px mask is normalised by 100, the full error counts
-    expected = (25.5 ** 2 * 3 * 256) / (3 * 100)
+    expected = (0.1 ** 2 * 3 * 256) / (3 * 100)
     assert fn_mse(pred, real, mask) == pytest.approx(expected, rel=1e-4)
+    assert fn_mse(pred, real, mask, scale=255) == pytest.approx(expected * 255 ** 2, rel=1e-4)
     assert psnr_loss(pred, real) == pytest.approx(100 / 20.0, rel=1e-3)
     loss = HarmonizationLoss(psnr=0.2, fnmse=0.01, gradient=0.01)
     total, parts = loss(pred, real, mask)
