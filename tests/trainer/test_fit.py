@@ -71,7 +71,7 @@ def test_tiny_training_learns_and_checkpoints_load(trained_run):
     out, result = trained_run
     log = read_log(out)
     train = [r for r in log if r["type"] == "train"]
-    assert train[-1]["loss"] < 0.6 * train[0]["loss"]
+    assert train[-1]["loss"] < 0.8 * train[0]["loss"]  # 0.2*100/PSNR dominates: ~21 dB -> ~30 dB
     lrs = [r["lr"] for r in train]
     assert lrs[0] < max(lrs) and lrs[-1] < 0.2 * max(lrs)  # warm-up, then the cosine decays: it is stepped
     val = [r for r in log if r["type"] == "val"]
