@@ -1,0 +1,32 @@
+"""Shared fixtures for the core-library tests: a tiny PHNet that builds and runs in milliseconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from phnet import PHNet, PHNetConfig
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture()
+def tiny_config() -> PHNetConfig:
+    """A full PHNet architecture (7 widths, 3 PN blocks), only a few channels wide, 64 px working size."""
+    return PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+
+
+@pytest.fixture()
+def tiny_model(tiny_config) -> PHNet:
+    """The tiny PHNet with seeded random weights, in eval mode (same weights in every test)."""
+    torch.manual_seed(0)
+    return PHNet(tiny_config).eval()
+
+
+@pytest.fixture()
+def tiny_folder(tiny_model, tmp_path) -> Path:
+    """``tiny_model`` saved with save_pretrained: a folder with config.json + model.safetensors."""
+    from phnet.weights import save_pretrained
+
+    return save_pretrained(tiny_model, tmp_path / "tiny-phnet")

@@ -1,0 +1,142 @@
+"""`phnet harmonize` / `phnet convert` through phnet.cli.main, with tiny weights and tiny images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phnet import cli
+from phnet.weights import load_model
+
+W, H = 45, 37  # odd sizes: the output must still match the input exactly
+
+
+def _composite(seed: int = 0, size=(W, H)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+def _mask(size=(W, H)) -> Image.Image:
+    m = np.zeros((size[1], size[0]), dtype=np.uint8)
+    m[size[1] // 4 : 3 * size[1] // 4, size[0] // 3 : 2 * size[0] // 3] = 255
+    return Image.fromarray(m, "L")
+
+
+def _harmonize(*args: str | Path) -> int:
+    return cli.main(["harmonize", *map(str, args), "--device", "cpu"])
+
+
+def test_single_composite_and_mask(tiny_folder, tmp_path, capsys):
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    out, compare = tmp_path / "out" / "result.png", tmp_path / "compare.png"
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder, "--compare", compare) == 0
+    result = Image.open(out)
+    assert result.size == (W, H) and result.mode == "RGB"
+    # The background (mask == 0) comes back bit-identical.
+    bg = np.asarray(_mask()) == 0
+    assert np.array_equal(np.asarray(result)[bg], np.asarray(_composite())[bg])
+    assert Image.open(compare).size[0] >= W
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_strength_zero_changes_nothing(tiny_folder, tmp_path):
+    comp, mask, out = tmp_path / "comp.png", tmp_path / "mask.png", tmp_path / "out.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder, "--strength", "0") == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))
+
+
+def test_rgba_composite_uses_its_alpha(tiny_folder, tmp_path):
+    rgba = _composite().convert("RGBA")
+    rgba.putalpha(_mask())
+    comp, out = tmp_path / "cutout.png", tmp_path / "out.png"
+    rgba.save(comp)
+    assert _harmonize(comp, "-o", out, "--weights", tiny_folder) == 0
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert result.shape == (H, W, 3)
+    bg = np.asarray(_mask()) == 0
+    assert np.array_equal(result[bg], np.asarray(_composite())[bg])
+    assert not np.array_equal(result, np.asarray(_composite()))  # the subject was changed
+
+
+def test_rgb_composite_without_mask_is_refused(tiny_folder, tmp_path):
+    comp = tmp_path / "comp.png"
+    _composite().save(comp)
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    assert "no alpha channel" in str(e.value.code) and "MASK" in str(e.value.code)
+
+
+def test_folder_of_composites(tiny_folder, tmp_path):
+    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+    comps.mkdir()
+    masks.mkdir()
+    _composite(1).save(comps / "a.png")
+    _composite(2, (32, 40)).save(comps / "b.jpg")
+    (comps / "notes.txt").write_text("not an image")
+    _mask().save(masks / "a.png")
+    _mask((32, 40)).save(masks / "b.png")
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder, "--compare", "yes") == 0
+    assert Image.open(out / "a.png").size == (W, H)
+    assert Image.open(out / "b.png").size == (32, 40)
+    assert (out / "a_compare.png").is_file() and (out / "b_compare.png").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_compare.png", "b.png", "b_compare.png"]
+
+
+def test_folder_with_a_missing_mask(tiny_folder, tmp_path):
+    comps, masks = tmp_path / "comps", tmp_path / "masks"
+    comps.mkdir()
+    masks.mkdir()
+    _composite().save(comps / "a.png")
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comps, masks, "-o", tmp_path / "out", "--weights", tiny_folder)
+    assert "no mask named a.*" in str(e.value.code)
+
+
+def test_mismatched_mask_size(tiny_folder, tmp_path):
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask((W + 3, H)).save(mask)
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    msg = str(e.value.code)
+    assert msg.startswith("error:") and f"{W + 3}×{H}" in msg and f"{W}×{H}" in msg and "resize the mask" in msg
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_convert_official_style_pth(tiny_model, tmp_path, capsys):
+    ckpt, out = tmp_path / "tiny.pth", tmp_path / "converted"
+    torch.save(tiny_model.state_dict(), ckpt)
+    assert cli.main(["convert", str(ckpt), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["LICENSE-WEIGHTS.txt", "config.json", "model.safetensors"]
+    assert "CC BY-SA 4.0" in (out / "LICENSE-WEIGHTS.txt").read_text()
+    loaded = load_model(out)
+    assert loaded.config.enc_sizes == tiny_model.config.enc_sizes
+    assert all(torch.equal(v, tiny_model.state_dict()[k]) for k, v in loaded.state_dict().items())
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_convert_with_the_wrong_preset(tiny_model, tmp_path, capsys):
+    ckpt = tmp_path / "tiny.pth"
+    torch.save(tiny_model.state_dict(), ckpt)
+    assert cli.main(["convert", str(ckpt), str(tmp_path / "out"), "--config", "iharmony"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "do not fit" in err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_bad_weights_path(tmp_path, capsys):
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    code = _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tmp_path / "missing.safetensors")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "missing.safetensors" in err and "not found" in err
+    assert not (tmp_path / "out.png").exists()

@@ -1,0 +1,175 @@
+"""Metrics against hand-computed values (0–255 units, fMSE = fg SSE / (3·N_fg), PSNR peak = max(gt)²)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from phnet import metrics
+
+
+def _pair(dtype=torch.float64):
+    """2×2 image pair with known errors (0–255 units).
+
+    gt is 100 everywhere except red at pixel (0,0) = 200 (so the PSNR peak is 200).
+    pred = gt + 10 on all three channels of pixel (0,1) + 20 on the red channel of pixel (1,1).
+    Foreground = pixels (0,1) and (1,0).
+    """
+    gt = torch.full((1, 3, 2, 2), 100.0, dtype=torch.float64)
+    gt[0, 0, 0, 0] = 200.0
+    pred = gt.clone()
+    pred[0, :, 0, 1] += 10.0
+    pred[0, 0, 1, 1] += 20.0
+    mask = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    mask[0, 0, 0, 1] = 1.0
+    mask[0, 0, 1, 0] = 1.0
+    return (pred / 255).to(dtype), (gt / 255).to(dtype), mask.to(dtype)
+
+
+# SSE = 3·10² + 20² = 700 over 12 values; fg SSE = 300 over 2 pixels (the code adds tiny epsilons).
+MSE = 700 / 12
+FMSE = 300 / (3 * 2)
+PSNR = 10 * math.log10(200**2 / MSE)
+FPSNR = 10 * math.log10(200**2 / FMSE)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-4)])
+def test_hand_computed_values(dtype, tol):
+    pred, gt, mask = _pair(dtype)
+    assert metrics.mse(pred, gt).item() == pytest.approx(MSE, rel=tol)
+    assert metrics.fmse(pred, gt, mask).item() == pytest.approx(FMSE, rel=tol)
+    assert metrics.psnr(pred, gt).item() == pytest.approx(PSNR, rel=tol)
+    assert metrics.fpsnr(pred, gt, mask).item() == pytest.approx(FPSNR, rel=tol)
+    everything = metrics.all_metrics(pred, gt, mask)
+    assert set(everything) == {"MSE", "fMSE", "PSNR", "fPSNR"}
+    assert everything["fMSE"].item() == pytest.approx(FMSE, rel=tol)
+
+
+def test_values_are_per_image_in_a_batch():
+    pred, gt, mask = _pair()
+    pred2 = torch.cat([pred, gt])  # second image is predicted perfectly
+    gt2, mask2 = torch.cat([gt, gt]), torch.cat([mask, mask])
+    m = metrics.mse(pred2, gt2)
+    assert m.shape == (2,)
+    assert m[0].item() == pytest.approx(MSE) and m[1].item() == 0.0
+    f = metrics.fmse(pred2, gt2, mask2)
+    assert f[0].item() == pytest.approx(FMSE) and f[1].item() == 0.0
+    # A perfect prediction has a large but finite PSNR (epsilon in the denominator).
+    p = metrics.psnr(pred2, gt2)
+    assert p[0].item() == pytest.approx(PSNR) and math.isfinite(p[1].item()) and p[1].item() > 90
+
+
+def test_psnr_peak_is_the_ground_truth_maximum():
+    pred, gt, _ = _pair()
+    darker = gt * 0.5  # peak 100 instead of 200, same error → PSNR lower by 20·log10(2)
+    pred_dark = darker + (pred - gt)
+    assert metrics.psnr(pred_dark, darker).item() == pytest.approx(PSNR - 20 * math.log10(2))
+
+
+def test_soft_mask_is_thresholded_at_one_half():
+    pred, gt, mask = _pair()
+    soft = mask * 0.5  # 0.5 still counts as foreground
+    assert metrics.fmse(pred, gt, soft).item() == pytest.approx(FMSE)
+    softer = mask * 0.49  # below 0.5: no foreground, fMSE is 0
+    assert metrics.fmse(pred, gt, softer).item() == 0.0
+
+
+def test_shape_mismatch_is_refused():
+    pred, gt, _ = _pair()
+    with pytest.raises(ValueError, match="B×3×H×W"):
+        metrics.mse(pred, gt[:, :, :1])
+    with pytest.raises(ValueError):
+        metrics.mse(pred[0], gt[0])
+
+
+def _mask_with(n_fg: int, total: int = 1000) -> torch.Tensor:
+    m = torch.zeros(1, 1, 10, total // 10)
+    m.view(-1)[:n_fg] = 1.0
+    return m
+
+
+@pytest.mark.parametrize(
+    "n_fg,bucket",
+    [(1, "0-5%"), (49, "0-5%"), (50, "5-15%"), (149, "5-15%"), (150, "15-100%"), (999, "15-100%")],
+)
+def test_fg_bucket_boundaries(n_fg, bucket):
+    assert metrics.fg_bucket(_mask_with(n_fg)) == bucket
+    assert metrics.fg_bucket(_mask_with(n_fg)[0, 0]) == bucket  # an H×W mask works too
+
+
+def test_fg_bucket_of_a_batch_is_a_list():
+    batch = torch.cat([_mask_with(49), _mask_with(50), _mask_with(150)])
+    assert metrics.fg_bucket(batch) == ["0-5%", "5-15%", "15-100%"]
+    assert metrics.fg_ratio(batch).tolist() == pytest.approx([0.049, 0.05, 0.15])
+
+
+def test_blend():
+    pred, comp = torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    mask = torch.tensor([[[[1.0, 0.0], [0.25, 0.0]]]])
+    out = metrics.blend(pred, comp, mask)
+    assert out[0, :, 0, 0].tolist() == [1, 1, 1] and out[0, :, 0, 1].tolist() == [0, 0, 0]
+    assert out[0, 0, 1, 0].item() == 0.25
+
+
+def _tracked():
+    """Three images: two in group A (fg 5 % and 15 %), one in group B (fg 5 %)."""
+    torch.manual_seed(0)
+    gt = torch.rand(3, 3, 10, 100, dtype=torch.float64)
+    pred = (gt + 0.02 * torch.randn_like(gt)).clamp(0, 1)
+    comp = (gt + 0.1).clamp(0, 1)
+    masks = torch.cat([_mask_with(50), _mask_with(150), _mask_with(60)]).double()
+    pred, comp = metrics.blend(pred, gt, masks), metrics.blend(comp, gt, masks)
+    tracker = metrics.MetricTracker()
+    first = tracker.update(pred[:2], gt[:2], masks[:2], composite=comp[:2], group="A")
+    tracker.update(pred[2:], gt[2:], masks[2:], composite=comp[2:], group=["B"])
+    return tracker, first, (pred, gt, masks, comp)
+
+
+def test_metric_tracker_groups_buckets_and_baseline():
+    tracker, first, (pred, gt, masks, comp) = _tracked()
+    assert first["MSE"].shape == (2,)
+    s = tracker.summary()
+    assert set(s) == {"model", "composite"}
+    for method, images in (("model", pred), ("composite", comp)):
+        entry = s[method]
+        per = metrics.all_metrics(images, gt, masks)
+        assert entry["all"]["count"] == 3
+        assert entry["all"]["MSE"] == pytest.approx(per["MSE"].mean().item())
+        assert entry["all"]["fPSNR"] == pytest.approx(per["fPSNR"].mean().item())
+        assert {g: v["count"] for g, v in entry["groups"].items()} == {"A": 2, "B": 1}
+        assert entry["groups"]["A"]["fMSE"] == pytest.approx(per["fMSE"][:2].mean().item())
+        assert entry["groups"]["B"]["PSNR"] == pytest.approx(per["PSNR"][2].item())
+        assert {b: v["count"] for b, v in entry["buckets"].items()} == {"5-15%": 2, "15-100%": 1}
+        assert entry["buckets"]["5-15%"]["MSE"] == pytest.approx(per["MSE"][[0, 2]].mean().item())
+    # The baseline (composite) is worse than the near-perfect prediction.
+    assert s["composite"]["all"]["MSE"] > s["model"]["all"]["MSE"]
+    assert json.loads(tracker.to_json())["model"]["all"]["count"] == 3
+
+
+def test_metric_tracker_without_group_or_composite():
+    pred, gt, mask = _pair()
+    tracker = metrics.MetricTracker()
+    tracker.update(pred, gt, mask)
+    s = tracker.summary()
+    assert set(s) == {"model"}
+    assert s["model"]["all"]["count"] == 1
+    assert s["model"]["all"]["MSE"] == pytest.approx(MSE)
+    assert s["model"]["groups"] == {}  # no group → only the overall entry
+    assert set(s["model"]["buckets"]) == {"15-100%"}  # 2 of 4 pixels
+
+
+def test_metric_tracker_markdown():
+    tracker, _, (pred, gt, masks, _) = _tracked()
+    md = tracker.to_markdown()
+    lines = md.strip().splitlines()
+    assert lines[0] == "| method | split | n | MSE | fMSE | PSNR | fPSNR |"
+    mse_all = metrics.mse(pred, gt).mean().item()
+    assert any(line.startswith(f"| model | all | 3 | {mse_all:.2f} |") for line in lines)
+    for row in ("| model | A | 2 |", "| model | B | 1 |", "| model | fg 5-15% | 2 |",
+                "| model | fg 15-100% | 1 |", "| composite | all | 3 |", "| composite | fg 15-100% | 1 |"):
+        assert any(line.startswith(row) for line in lines), row
+    # header + separator + (all, 2 groups, 2 buckets) × 2 methods
+    assert len(lines) == 2 + 5 * 2
+    assert not any("0-5%" in line for line in lines)  # empty buckets are left out

@@ -1,0 +1,469 @@
+"""Weights I/O: our folders and safetensors files, official .pth state_dicts, bad files, the Hub (offline, faked)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import phnet.weights as W
+from phnet import Harmonizer, PHNet, PHNetConfig
+from phnet.weights import infer_config, load_model, save_pretrained
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].dtype)) for k in sa)
+
+
+def _inputs(seed: int = 1, size: int = 32):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, size, size, generator=g)
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., size // 4 : 3 * size // 4, size // 4 : size // 2] = 1
+    return image, mask
+
+
+def _out(model: PHNet) -> torch.Tensor:
+    with torch.no_grad():
+        return model(*_inputs())
+
+
+# ----------------------------------------------------------------------------------------------------
+# our format
+
+
+def test_save_pretrained_folder_round_trip(tiny_model, tiny_folder):
+    assert sorted(p.name for p in tiny_folder.iterdir()) == ["config.json", "model.safetensors"]
+    stored = json.loads((tiny_folder / "config.json").read_text())
+    assert stored["model_type"] == "phnet" and stored["enc_sizes"] == list(tiny_model.config.enc_sizes)
+    loaded = load_model(tiny_folder)
+    assert isinstance(loaded, PHNet) and not loaded.training
+    assert loaded.config == tiny_model.config
+    assert _same_weights(loaded, tiny_model)
+    assert torch.equal(_out(loaded), _out(tiny_model))
+
+
+def test_lone_safetensors_file_carries_its_config(tiny_model, tiny_folder, tmp_path):
+    lone = tmp_path / "elsewhere" / "my-weights.safetensors"
+    lone.parent.mkdir()
+    shutil.copy(tiny_folder / "model.safetensors", lone)  # no config.json next to it
+    with safe_open(str(lone), framework="pt") as f:
+        assert PHNetConfig.from_json(f.metadata()["phnet_config"]) == tiny_model.config
+    loaded = load_model(lone)
+    assert loaded.config == tiny_model.config
+    assert torch.equal(_out(loaded), _out(tiny_model))
+    # Harmonizer.from_pretrained takes the same sources.
+    h = Harmonizer.from_pretrained(lone, device="cpu")
+    assert h.config == tiny_model.config and _same_weights(h.model, tiny_model)
+
+
+def test_save_pretrained_keeps_the_residual_output_setting(tiny_config, tmp_path):
+    import dataclasses
+
+    model = PHNet(dataclasses.replace(tiny_config, output="residual", name="mine"))
+    loaded = load_model(save_pretrained(model, tmp_path / "r"))
+    assert loaded.config.output == "residual" and loaded.config.name == "mine"
+
+
+def test_fp16_storage_loads_back_as_fp32(tiny_model, tmp_path):
+    folder = save_pretrained(tiny_model, tmp_path / "half", dtype=torch.float16)
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    loaded = load_model(folder)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    ref = tiny_model.state_dict()
+    for k, v in loaded.state_dict().items():
+        if v.is_floating_point():
+            assert v.dtype == torch.float32
+            torch.testing.assert_close(v, ref[k], rtol=1e-3, atol=1e-4)
+        else:
+            assert torch.equal(v, ref[k])  # num_batches_tracked stays an integer
+    torch.testing.assert_close(_out(loaded), _out(tiny_model), rtol=0, atol=2e-2)
+
+
+def test_save_pretrained_leaves_no_temporary_files(tiny_model, tmp_path):
+    folder = save_pretrained(tiny_model, tmp_path / "a")
+    save_pretrained(tiny_model, folder)  # overwriting in place works too
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# official .pth state_dicts
+
+
+@pytest.fixture(scope="module")
+def official_files(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """iharmony512.pth and ffhqh256.pth written like the official trainer (a plain state_dict)."""
+    root = tmp_path_factory.mktemp("official")
+    files = {}
+    for preset, name in (("iharmony", "iharmony512.pth"), ("ffhqh", "ffhqh256.pth")):
+        torch.manual_seed(3)
+        sd = PHNet(PHNetConfig.preset(preset)).state_dict()
+        torch.save(sd, root / name)
+        files[preset] = (root / name, sd)
+    return files
+
+
+@pytest.mark.parametrize(
+    "preset,enc_sizes,grid_counts,image_size",
+    [
+        ("iharmony", (3, 16, 32, 64, 128, 256, 512), (10, 5, 1), 512),
+        ("ffhqh", (3, 16, 64, 128, 256, 512, 1024), (4, 3, 2, 1), 256),
+    ],
+)
+def test_official_pth_loads_strictly_and_infers_the_preset(official_files, preset, enc_sizes, grid_counts, image_size):
+    path, sd = official_files[preset]
+    model = load_model(path)
+    cfg = model.config
+    assert (cfg.name, cfg.enc_sizes, cfg.grid_counts, cfg.image_size) == (preset, enc_sizes, grid_counts, image_size)
+    assert cfg.output == "image"  # official mapping
+    loaded = model.state_dict()
+    assert loaded.keys() == sd.keys() and all(torch.equal(loaded[k], sd[k]) for k in sd)
+    assert infer_config(sd).name == preset
+    assert infer_config(sd, image_size=1024).image_size == 1024
+
+
+def test_official_key_layout(official_files):
+    ih = official_files["iharmony"][1]
+    ff = official_files["ffhqh"][1]
+    assert len(ih) == 77 and len(ff) == 85
+    expected = {
+        "feature_extractor.patch_harmonizer.grid_weights": (2,),
+        "feature_extractor.head.0.weight": (3, 6, 3, 3),
+        "normalizers.0.grid_weights": (1, 32, 10, 10),
+        "normalizers.1.grid_weights": (1, 16, 5, 5),
+        "normalizers.2.grid_weights": (1, 3, 1, 1),
+        "decoder.0.0.weight": (512, 256, 3, 3),
+        "decoder.0.1.num_batches_tracked": (),
+        "skip.0.rconv.weight": (512, 1024, 3, 3),
+        "skip.6.rconv.weight": (3, 6, 3, 3),
+        "SE_block.fc.0.weight": (64, 512),
+        "SE_block.fc.2.weight": (512, 64),
+    }
+    for key, shape in expected.items():
+        assert key in ih, key
+        assert tuple(ih[key].shape) == shape, key
+    assert "decoder.3.0.weight" in ih and not any(k.startswith("decoder.3.1.") for k in ih)
+    assert not any(k.startswith("module.") for k in ih)
+    extra = sorted(set(ff) - set(ih))
+    assert len(extra) == 8 and all(k.startswith("normalizers.3.") for k in extra)
+
+
+def test_custom_tiny_pth_infers_a_custom_config(tiny_model, tmp_path):
+    path = tmp_path / "tiny.pth"
+    torch.save(tiny_model.state_dict(), path)
+    model = load_model(path)
+    cfg = model.config
+    assert cfg.name == "custom"
+    assert cfg.enc_sizes == tiny_model.config.enc_sizes and cfg.grid_counts == tiny_model.config.grid_counts
+    assert _same_weights(model, tiny_model)
+    assert torch.equal(_out(model), _out(tiny_model))
+    # An explicit config wins over inference.
+    assert load_model(path, config=tiny_model.config).config == tiny_model.config
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: {f"module.{k}": v for k, v in sd.items()},  # saved from a DDP/DataParallel wrapper
+        lambda sd: {"state_dict": sd, "epoch": 3},
+        lambda sd: {"model": {f"module.{k}": v for k, v in sd.items()}},
+    ],
+    ids=["module-prefix", "state_dict-wrapper", "model-wrapper+prefix"],
+)
+def test_wrapped_state_dicts_load(tiny_model, tmp_path, wrap):
+    path = tmp_path / "wrapped.pt"
+    torch.save(wrap(tiny_model.state_dict()), path)
+    assert _same_weights(load_model(path), tiny_model)
+
+
+# ----------------------------------------------------------------------------------------------------
+# bad files: each with a message that says what to do
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_model(tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        W.read_state_dict(tmp_path / "nope.pth")
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_truncated_safetensors(tiny_folder):
+    _truncate(tiny_folder / "model.safetensors")
+    with pytest.raises(ValueError) as e:
+        load_model(tiny_folder)
+    msg = str(e.value)
+    assert "truncated" in msg and "corrupt" in msg and "again" in msg
+
+
+def test_truncated_pth(tiny_model, tmp_path):
+    path = tmp_path / "cut.pth"
+    torch.save(tiny_model.state_dict(), path)
+    _truncate(path)
+    with pytest.raises(ValueError, match="download it again"):
+        load_model(path)
+
+
+def test_pickled_objects_are_refused(tiny_model, tmp_path):
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"state_dict": tiny_model.state_dict(), "args": argparse.Namespace(lr=1e-4)}, path)
+    with pytest.raises(ValueError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "UnpicklingError" in msg and "weights_only" in msg and "pickled objects" in msg
+
+
+def test_wrong_architecture_shapes(tiny_model, tmp_path):
+    path = tmp_path / "tiny.pth"
+    torch.save(tiny_model.state_dict(), path)
+    with pytest.raises(ValueError) as e:
+        load_model(path, config=PHNetConfig.preset("iharmony"))
+    msg = str(e.value)
+    assert "do not fit" in msg and "config" in msg and "other shapes" in msg
+    assert "'enc_sizes': [3, 8, 8, 16, 16, 32, 32]" in msg  # what the weights look like
+
+
+def test_wrong_architecture_missing_and_unexpected(tiny_config, tmp_path):
+    import dataclasses
+
+    four = PHNet(dataclasses.replace(tiny_config, grid_counts=(4, 2, 2, 1), pfe_grid=2))
+    path = tmp_path / "four.pth"
+    torch.save(four.state_dict(), path)
+    with pytest.raises(ValueError) as e:
+        load_model(path, config=tiny_config)
+    msg = str(e.value)
+    assert "unexpected" in msg and "normalizers.3." in msg and "config" in msg
+    with pytest.raises(ValueError) as e:  # and the other way round
+        W.load_state_dict_into(four, PHNet(tiny_config).state_dict(), source="x")
+    assert "missing" in str(e.value) and "config" in str(e.value)
+
+
+def test_non_phnet_state_dict(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2), "fc.bias": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a PHNet state_dict"):
+        load_model(path)
+    path2 = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], path2)
+    with pytest.raises(ValueError, match="state_dict of tensors"):
+        load_model(path2)
+
+
+def test_unsupported_suffix(tiny_folder, tmp_path):
+    path = tmp_path / "model.onnx"
+    shutil.copy(tiny_folder / "model.safetensors", path)
+    with pytest.raises(ValueError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "unsupported" in msg and ".safetensors" in msg and ".pth" in msg
+
+
+def test_folder_with_two_candidates(tiny_model, tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    torch.save(tiny_model.state_dict(), folder / "a.pth")
+    torch.save(tiny_model.state_dict(), folder / "b.pth")
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(folder)
+    msg = str(e.value)
+    assert "a.pth" in msg and "b.pth" in msg and "model.safetensors" in msg
+    (folder / "b.pth").unlink()  # a single candidate is taken
+    assert _same_weights(load_model(folder), tiny_model)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="found nothing"):
+        load_model(tmp_path)
+
+
+def test_no_source_without_bundled_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(W, "DEFAULT_DIR", tmp_path / "default")
+    with pytest.raises(FileNotFoundError) as e:
+        Harmonizer.from_pretrained()
+    msg = str(e.value)
+    assert "no bundled default" in msg
+    assert "Pass weights explicitly" in msg and ".pth" in msg and "Hub repo id" in msg
+
+
+def test_no_source_loads_the_bundled_folder(tiny_model, tiny_folder, monkeypatch):
+    monkeypatch.setattr(W, "DEFAULT_DIR", tiny_folder)
+    h = Harmonizer.from_pretrained(device="cpu")
+    assert _same_weights(h.model, tiny_model)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the Hub, offline, from a hand-built cache
+
+
+COMMIT_A = "a" * 40
+COMMIT_B = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _add_snapshot(cache: Path, repo_id: str, commit: str, model: PHNet, refs: tuple[str, ...] = ()) -> None:
+    """Put ``model`` into the HF cache layout: blobs/<hash> + snapshots/<commit>/<file> symlinks + refs/<ref>."""
+    import hashlib
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    staging = save_pretrained(model, repo / "staging")
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for f in sorted(staging.iterdir()):
+        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+        f.replace(blob)
+        (snap / f.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    staging.rmdir()
+    for ref in refs:
+        (repo / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)  # the HF cache stores the bare hash, no newline
+
+
+@pytest.fixture()
+def offline_hub(tmp_path, monkeypatch):
+    """HF offline (env + the constant read at import), no sockets, cwd away from any owner/name folder."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert constants.is_offline_mode()
+
+    attempts = []
+
+    def no_network(*args, **kwargs):  # recorded, since huggingface_hub would swallow a raised error
+        attempts.append(args)
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path / "hf-cache"
+    assert not attempts, "the offline Hub test tried to reach the network"
+
+
+@pytest.fixture()
+def two_models(tiny_config):
+    torch.manual_seed(10)
+    a = PHNet(tiny_config).eval()
+    torch.manual_seed(11)
+    b = PHNet(tiny_config).eval()
+    assert not _same_weights(a, b)
+    return a, b
+
+
+def test_hub_repo_from_the_offline_cache(offline_hub, tiny_model):
+    _add_snapshot(offline_hub, "owner/name", COMMIT_B, tiny_model, refs=("main",))
+    model = load_model("owner/name", cache_dir=offline_hub)
+    assert model.config == tiny_model.config and _same_weights(model, tiny_model)
+    h = Harmonizer.from_pretrained("owner/name", cache_dir=offline_hub, local_files_only=True, device="cpu")
+    assert _same_weights(h.model, tiny_model)
+
+
+def test_hub_revision_pinning(offline_hub, two_models):
+    a, b = two_models
+    _add_snapshot(offline_hub, "owner/name", COMMIT_A, a, refs=("v1",))
+    _add_snapshot(offline_hub, "owner/name", COMMIT_B, b, refs=("main",))
+    assert _same_weights(load_model("owner/name", cache_dir=offline_hub), b)
+    assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision=COMMIT_A), a)
+    assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision=COMMIT_B, local_files_only=True), b)
+    assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision="v1"), a)
+    h = Harmonizer.from_pretrained("owner/name", cache_dir=offline_hub, revision="v1", local_files_only=True, device="cpu")
+    assert _same_weights(h.model, a)
+
+
+@pytest.mark.parametrize("local_files_only", [False, True])
+def test_hub_repo_not_in_the_cache(offline_hub, tiny_model, local_files_only):
+    _add_snapshot(offline_hub, "owner/name", COMMIT_B, tiny_model, refs=("main",))
+    with pytest.raises(FileNotFoundError) as e:
+        load_model("owner/other", cache_dir=offline_hub, local_files_only=local_files_only)
+    msg = str(e.value)
+    assert "cache" in msg and "offline" in msg and "HF_HUB_OFFLINE=1" in msg and "owner/other" in msg
+    with pytest.raises(FileNotFoundError, match="revision v2"):  # a ref that is not cached either
+        load_model("owner/name", cache_dir=offline_hub, revision="v2", local_files_only=local_files_only)
+
+
+def test_not_a_path_nor_a_repo_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_model("no/such/place")
+
+
+# ----------------------------------------------------------------------------------------------------
+# push_to_hub with a fake HfApi
+
+
+class FakeHfApi:
+    """Records what push_to_hub does, keeping a copy of the uploaded folder."""
+
+    calls: list = []
+
+    def __init__(self, token=None):
+        self.calls.append(("init", {"token": token}))
+        self.store = None
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        copy = Path(FakeHfApi.upload_root) / f"upload{len(self.calls)}"
+        shutil.copytree(folder_path, copy)
+        self.calls.append(("upload_folder", {"repo_id": repo_id, "folder": copy, **kwargs}))
+        return f"https://huggingface.co/{repo_id}/commit/{COMMIT_A}"
+
+
+@pytest.fixture()
+def fake_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    FakeHfApi.calls = []
+    FakeHfApi.upload_root = tmp_path / "uploaded"
+    FakeHfApi.upload_root.mkdir()
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    return FakeHfApi.calls
+
+
+def _uploaded(calls) -> Path:
+    uploads = [c for name, c in calls if name == "upload_folder"]
+    assert len(uploads) == 1
+    return uploads[0]["folder"]
+
+
+def test_push_to_hub(fake_hub, tiny_model):
+    url = Harmonizer(tiny_model, device="cpu").push_to_hub("me/phnet-tiny", private=True, token="hf_x")
+    assert url == "https://huggingface.co/me/phnet-tiny"
+    kinds = [name for name, _ in fake_hub]
+    assert kinds == ["init", "create_repo", "upload_folder"]
+    assert fake_hub[0][1]["token"] == "hf_x"
+    create = fake_hub[1][1]
+    assert create["repo_id"] == "me/phnet-tiny" and create["private"] is True and create["exist_ok"] is True
+    folder = _uploaded(fake_hub)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: phnet" in card and '"enc_sizes"' in card
+    assert W.OFFICIAL_TERMS not in card  # our own weights carry no third-party terms
+    assert _same_weights(load_model(folder), tiny_model)
+
+
+def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path):
+    from phnet import cli
+
+    ckpt = tmp_path / "iharmony512-tiny.pth"
+    torch.save(tiny_model.state_dict(), ckpt)
+    assert cli.main(["convert", str(ckpt), str(tmp_path / "out"), "--push-to-hub", "me/converted"]) == 0
+    folder = _uploaded(fake_hub)
+    assert {p.name for p in folder.iterdir()} >= {"README.md", "config.json", "model.safetensors"}
+    card = (folder / "README.md").read_text()
+    assert W.OFFICIAL_TERMS in card and "CC BY-SA 4.0" in card and "iharmony512-tiny.pth" in card
+    assert _same_weights(load_model(folder), tiny_model)
