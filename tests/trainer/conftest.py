@@ -14,7 +14,14 @@ from procedural_portraits import REPO, write_photos  # noqa: E402
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread on a shared 2-core machine; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -23,17 +30,6 @@ def photos(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("photos")
     write_photos(root / "img", 24, seed=1, masks=root / "masks")
     return root / "img", root / "masks"
-
-
-@pytest.fixture(scope="session")
-def synth_set(tmp_path_factory, photos) -> Path:
-    """An FFHQH-layout set written by trainer.synth from the procedural photos."""
-    from trainer.synth import build_synthetic_set
-
-    out = tmp_path_factory.mktemp("synth") / "set"
-    build_synthetic_set(photos[0], out, size=32, mask_dir=photos[1], copies=2, val_fraction=0.2,
-                        test_fraction=0.2, seed=3)
-    return out
 
 
 @pytest.fixture()
