@@ -42,7 +42,9 @@ def _pairs(composite: Path, mask: Path | None, out: Path) -> list[tuple[Path, Pa
     for path in sorted(p for p in composite.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         found = None
         if mask is not None:
-            found = next((m for m in sorted(mask.glob(path.stem + ".*")) if m.suffix.lower() in IMAGE_SUFFIXES), None)
+            found = next(
+                (m for m in sorted(mask.iterdir()) if m.stem == path.stem and m.suffix.lower() in IMAGE_SUFFIXES), None
+            )
             if found is None:
                 raise SystemExit(f"error: no mask named {path.stem}.* in {mask} for {path}")
         pairs.append((path, found, out / (path.stem + ".png")))

@@ -71,8 +71,11 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        refused = re.search(r"Unsupported global: (.*)", reason)
+        reason = refused.group(0) if refused else reason.partition("\n")[0] or "empty file"
         raise ValueError(
-            f"could not read {path} as a plain PyTorch state_dict ({type(e).__name__}: {str(e).splitlines()[0]}). "
+            f"could not read {path} as a plain PyTorch state_dict ({type(e).__name__}: {reason}). "
             "Only tensors are loaded (weights_only=True); if the file is truncated, download it again; if it holds "
             "pickled objects, convert it to safetensors with code you trust"
         ) from None
@@ -201,6 +204,8 @@ def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) 
         return model_from_file(weights, config)
     candidates = sorted(p for p in directory.iterdir() if p.suffix in (".safetensors",) + PICKLE_SUFFIXES)
     if len(candidates) == 1:
+        if config is None and (directory / CONFIG_NAME).is_file():
+            config = PHNetConfig.load(directory / CONFIG_NAME)
         return model_from_file(candidates[0], config)
     listing = ", ".join(p.name for p in candidates) or "nothing"
     raise FileNotFoundError(

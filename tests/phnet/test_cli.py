@@ -89,6 +89,16 @@ def test_folder_of_composites(tiny_folder, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_compare.png", "b.png", "b_compare.png"]
 
 
+def test_folder_names_with_glob_characters(tiny_folder, tmp_path):
+    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+    comps.mkdir()
+    masks.mkdir()
+    _composite().save(comps / "shot[1].png")
+    _mask().save(masks / "shot[1].png")
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 0
+    assert (out / "shot[1].png").is_file()
+
+
 def test_folder_with_a_missing_mask(tiny_folder, tmp_path):
     comps, masks = tmp_path / "comps", tmp_path / "masks"
     comps.mkdir()

@@ -216,6 +216,24 @@ def test_truncated_pth(tiny_model, tmp_path):
         load_model(path)
 
 
+def test_empty_pth_from_an_interrupted_download(tmp_path):
+    path = tmp_path / "empty.pth"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty file.*download it again"):
+        load_model(path)
+
+
+def test_config_json_beside_a_pth_is_used(tiny_config, tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(tiny_config, output="residual", image_size=48)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.save(PHNet(config).state_dict(), folder / "trained.pth")
+    config.save(folder / "config.json")
+    assert load_model(folder).config == config
+
+
 def test_pickled_objects_are_refused(tiny_model, tmp_path):
     path = tmp_path / "checkpoint.pth"
     torch.save({"state_dict": tiny_model.state_dict(), "args": argparse.Namespace(lr=1e-4)}, path)
@@ -223,6 +241,7 @@ def test_pickled_objects_are_refused(tiny_model, tmp_path):
         load_model(path)
     msg = str(e.value)
     assert "UnpicklingError" in msg and "weights_only" in msg and "pickled objects" in msg
+    assert "argparse.Namespace" in msg and "\x1b[" not in msg
 
 
 def test_wrong_architecture_shapes(tiny_model, tmp_path):
