@@ -18,8 +18,8 @@ class PHNetConfig:
     ``enc_sizes`` are the 7 channel widths of the encoder (input first); ``grid_counts`` are the patch
     grids of the Patch-based Normalization blocks, applied to the last ``len(grid_counts)`` decoder
     skips (the very last one, on the input image, is never reached, exactly as in the official code).
-    ``pfe_grid`` is the grid of the Patch-based Feature Extractor; the official code uses
-    ``grid_counts[1]``. ``image_size`` is the square side the weights were trained at (the working
+    ``pfe_grid`` is the grid of the Patch-based Feature Extractor; left unset it follows the
+    official code, ``grid_counts[1]`` (see ``feature_grid``). ``image_size`` is the square side the weights were trained at (the working
     resolution). ``output="image"`` is the official mapping (the sigmoid output is the picture);
     ``"residual"`` re-centres it so that 0.5 means "leave the pixel as it is".
     """
@@ -39,8 +39,6 @@ class PHNetConfig:
         object.__setattr__(self, "enc_sizes", tuple(int(c) for c in self.enc_sizes))
         object.__setattr__(self, "grid_counts", tuple(int(g) for g in self.grid_counts))
         object.__setattr__(self, "init_weights", tuple(float(w) for w in self.init_weights))
-        if self.pfe_grid is None:
-            object.__setattr__(self, "pfe_grid", self.grid_counts[1] if len(self.grid_counts) > 1 else 1)
         if len(self.enc_sizes) != 7 or self.enc_sizes[0] != 3 or min(self.enc_sizes) < 1:
             raise ValueError(
                 f"enc_sizes must be 7 positive widths starting with 3 (RGB), got {self.enc_sizes}; "
@@ -56,6 +54,13 @@ class PHNetConfig:
             raise ValueError(f"image_size must be a positive multiple of 8, got {self.image_size}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+
+    @property
+    def feature_grid(self) -> int:
+        """The PFE's patch grid: ``pfe_grid`` when set, else the official choice, the second PN grid."""
+        if self.pfe_grid is not None:
+            return self.pfe_grid
+        return self.grid_counts[1] if len(self.grid_counts) > 1 else 1
 
     # Which decoder stage's skip the first PN block rewrites (4 for the iHarmony config).
     @property

@@ -54,7 +54,7 @@ class PHNet(nn.Module):
         self.config = config = config or PHNetConfig()
         enc = config.enc_sizes
         dec = enc[::-1]
-        self.feature_extractor = PatchFeatureExtractor(config.pfe_grid)
+        self.feature_extractor = PatchFeatureExtractor(config.feature_grid)
         self.encoder = nn.ModuleList(encoder_layer(enc[i], enc[i + 1], downsample=i % 2 == 0) for i in range(6))
         self.normalizers = nn.ModuleList(
             PatchNormalization(dec[config.start_level + i], grid, config.init_weights, config.init_value)

@@ -10,8 +10,9 @@ def test_presets_match_the_released_architectures():
     assert ih.enc_sizes == (3, 16, 32, 64, 128, 256, 512) and ih.grid_counts == (10, 5, 1)
     assert ff.enc_sizes == (3, 16, 64, 128, 256, 512, 1024) and ff.grid_counts == (4, 3, 2, 1)
     # the feature extractor uses the second grid, PN blocks start at decoder stage 7 - len(grids)
-    assert (ih.pfe_grid, ih.start_level) == (5, 4)
-    assert (ff.pfe_grid, ff.start_level) == (3, 3)
+    assert (ih.feature_grid, ih.start_level) == (5, 4)
+    assert (ff.feature_grid, ff.start_level) == (3, 3)
+    assert PHNetConfig.preset("iharmony", grid_counts=(4, 2, 1)).feature_grid == 2
     assert ih.output == ff.output == "image"
 
 

@@ -23,7 +23,7 @@ def test_config_layers_and_overrides():
     assert cfg["train"]["ckpt_every"] == 100  # from tiny_cpu.toml, over default.toml
     m = model_config(cfg)
     assert m.enc_sizes == (3, 8, 8, 16, 16, 32, 32) and m.grid_counts == (4, 2, 1) and m.output == "image"
-    assert m.pfe_grid == 2  # re-derived from the new grids
+    assert m.feature_grid == 2  # re-derived from the new grids
     assert parse_set("data.root=/x y") == {"data": {"root": "/x y"}}
     with pytest.raises(KeyError, match="train.lrr"):
         load_config(None, ["train.lrr=1"])
