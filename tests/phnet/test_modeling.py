@@ -6,6 +6,7 @@ import torch
 from phnet import PHNet, PHNetConfig
 from phnet.modeling import PatchColorTransfer, PatchFeatureExtractor, PatchNormalization, SqueezeExcitationGate
 from phnet.modeling.inference import InferencePHNet
+from phnet.modeling.reference import ReferencePHNet, pn_forward, transfer_forward
 
 SUBMODULE_PARAMS = {
     "iharmony": dict(feature_extractor=167, encoder=1_816_816, normalizers=3_915, decoder=1_817_203, skip=6_290_082, SE_block=66_112),
@@ -80,50 +81,7 @@ def test_last_pn_block_and_last_skip_never_run(tiny_config):
 
 
 # ------------------------------------------------------------------------------------------------
-# Per-patch reference formulas, written as loops straight from the paper/official description.
-
-
-def bands(size, grid):
-    step = size // grid
-    edges = [i * step for i in range(grid)] + [size]
-    return [(edges[i], edges[i + 1]) for i in range(grid)]
-
-
-def pn_reference(block, x, m, eps=1e-7):
-    def stats(r):
-        n = r.sum(dim=(2, 3), keepdim=True)
-        mu = (x * r).sum(dim=(2, 3), keepdim=True) / (n + eps)
-        var = (((x - mu) * r) ** 2).sum(dim=(2, 3), keepdim=True) / (n + eps)
-        return mu, torch.sqrt(var + eps)
-
-    mu_f, sd_f = stats(m)
-    mu_b, sd_b = stats(1 - m)
-    G = block.grid
-    mix = torch.zeros_like(mu_b)
-    for i, (r0, r1) in enumerate(bands(x.shape[2], G)):
-        for j, (c0, c1) in enumerate(bands(x.shape[3], G)):
-            xb, rb = x[:, :, r0:r1, c0:c1], (1 - m)[:, :, r0:r1, c0:c1]
-            mean_ij = (xb * rb).sum(dim=(2, 3), keepdim=True) / (rb.sum(dim=(2, 3), keepdim=True) + eps)
-            mix = mix + block.grid_weights[:, :, i : i + 1, j : j + 1] * mean_ij
-    xhat = (x - mu_f) / sd_f
-    fg_global = (xhat * sd_b + mu_b) * block.fg_var + block.fg_bias
-    fg_patch = (xhat * sd_b + mix) * block.patched_fg_var + block.patched_fg_bias
-    fg = block.weights[0] * fg_global + block.weights[1] * fg_patch
-    bg = (x - mu_b) / sd_b * block.bg_var + block.bg_bias
-    return fg * m + bg * (1 - m)
-
-
-def transfer_reference(block, fg, bg, eps=1e-8):
-    out = torch.zeros_like(fg)
-    g_ratio = bg.std(dim=(2, 3), keepdim=True) / (fg.std(dim=(2, 3), keepdim=True) + eps)
-    global_ = (fg - fg.mean(dim=(2, 3), keepdim=True)) * g_ratio + bg.mean(dim=(2, 3), keepdim=True)
-    for r0, r1 in bands(fg.shape[2], block.grid):
-        for c0, c1 in bands(fg.shape[3], block.grid):
-            f, b = fg[:, :, r0:r1, c0:c1], bg[:, :, r0:r1, c0:c1]
-            ratio = b.std(dim=(2, 3), keepdim=True) / (f.std(dim=(2, 3), keepdim=True) + eps)
-            local = (f - f.mean(dim=(2, 3), keepdim=True)) * ratio + b.mean(dim=(2, 3), keepdim=True)
-            out[:, :, r0:r1, c0:c1] = block.grid_weights[0] * local + block.grid_weights[1] * global_[:, :, r0:r1, c0:c1]
-    return out
+# The vectorised blocks against the per-patch formulas (phnet.modeling.reference).
 
 
 def perturb(module, seed=0):
@@ -141,7 +99,7 @@ def test_pn_block_matches_the_per_patch_formula(shape, grid):
     x = torch.randn(shape)
     m = torch.zeros(shape[0], 1, *shape[2:])
     m[..., 2 : shape[2] // 2 + 2, 3 : shape[3] // 2 + 1] = 1
-    torch.testing.assert_close(block(x, m), pn_reference(block, x, m), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(block(x, m), pn_forward(block, x, m), rtol=1e-5, atol=1e-5)
 
 
 def test_pn_block_on_hand_computed_values():
@@ -161,7 +119,7 @@ def test_feature_extractor_transfer_matches_the_per_patch_formula():
     image = torch.rand(2, 3, 33, 41)
     m = (torch.rand(2, 1, 33, 41) > 0.6).float()
     fg, bg = image * m, image * (1 - m)
-    torch.testing.assert_close(block(fg, bg), transfer_reference(block, fg, bg), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(block(fg, bg), transfer_forward(block, fg, bg), rtol=1e-5, atol=1e-5)
 
 
 def test_feature_extractor_head_sees_the_transfer_inside_and_bg_over_255_outside():
@@ -171,7 +129,7 @@ def test_feature_extractor_head_sees_the_transfer_inside_and_bg_over_255_outside
     m = torch.zeros(1, 1, 24, 24)
     m[..., 6:18, 4:14] = 1
     fg, bg = image * m, image * (1 - m)
-    head_input = torch.cat([fg, transfer_reference(pfe.patch_harmonizer, fg, bg) * m + bg / 255 * (1 - m)], 1)
+    head_input = torch.cat([fg, transfer_forward(pfe.patch_harmonizer, fg, bg) * m + bg / 255 * (1 - m)], 1)
     torch.testing.assert_close(pfe(image, m), pfe.head(head_input), rtol=1e-5, atol=1e-6)
 
 
@@ -181,6 +139,14 @@ def test_se_gate_adds_a_scalar_from_the_feature_map():
     q = torch.sigmoid(features.amax(dim=(2, 3)).mean(dim=1))[:, None, None, None]
     se = gate.fc(x.mean(dim=(2, 3)))[:, :, None, None]
     torch.testing.assert_close(gate(x, features), x * (se + q))
+
+
+def test_reference_network_equals_the_vectorised_one(tiny_model):
+    x, m = torch.rand(2, 3, 48, 40), torch.zeros(2, 1, 48, 40)
+    m[0, :, 8:40, 10:30] = 1
+    m[1, :, 0:20, 0:40] = 1
+    with torch.no_grad():
+        torch.testing.assert_close(ReferencePHNet(tiny_model)(x, m), tiny_model(x, m), rtol=0, atol=1e-5)
 
 
 def test_inference_network_equals_the_trained_one(tiny_config):

@@ -1,0 +1,109 @@
+"""Which way of carrying a working-resolution result up to full resolution loses least?
+
+    python benchmarks/fullres_methods.py --data DIR [--weights W] [--size 256] [--limit 40]
+
+DIR holds ``images/`` and ``masks/`` of real photos (e.g. the ``val`` split written by
+``python -m trainer.datasets.package_portraits OUT --val-size 1024``). Each photo gets a seeded
+synthetic composite (trainer.data.synthesis) at its native resolution. The network's job is played
+either by an oracle (the ground truth at working resolution: measures the upsampling alone) or by
+real weights (``--weights``). Scores are PSNR / fPSNR at native resolution, next to the same
+prediction scored at working resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from phnet import metrics  # noqa: E402
+from phnet.fullres import apply_full_resolution, resize, working_shape  # noqa: E402
+from trainer.data.synthesis import synthesize  # noqa: E402
+
+METHODS = ("official", "resize", "correction", "guided")
+
+
+def load_pairs(root: Path, limit: int):
+    images = sorted((root / "images").iterdir())[:limit]
+    for path in images:
+        mask = next((root / "masks").glob(path.stem + ".*"), None)
+        if mask is None:
+            continue
+        real = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+        m = (np.asarray(Image.open(mask).convert("L"), np.float32) / 255 >= 0.5).astype(np.float32)
+        if 0 < m.mean() < 1:
+            yield path.stem, real, m
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--weights", help="score a real model instead of the oracle")
+    parser.add_argument("--size", type=int, default=256, help="working resolution")
+    parser.add_argument("--limit", type=int, default=40)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = None
+    if args.weights:
+        from phnet.weights import load_model
+
+        model = load_model(args.weights)
+    native = {m: metrics.MetricTracker() for m in METHODS}
+    low_scores = metrics.MetricTracker()
+    sides = []
+    for i, (name, real, mask) in enumerate(load_pairs(args.data, args.limit)):
+        comp = synthesize(real, mask, np.random.default_rng(1000 + i), strength=1.0)
+        gt = torch.from_numpy(real).permute(2, 0, 1)[None]
+        image = torch.from_numpy(np.ascontiguousarray(comp, np.float32)).permute(2, 0, 1)[None]
+        m = torch.from_numpy(mask)[None, None]
+        sides.append(min(real.shape[:2]))
+        shape = working_shape(*real.shape[:2], args.size)
+        image_low, gt_low = resize(image, shape), resize(gt, shape)
+        m_low = (resize(m, shape) >= 0.5).float()
+        if model is None:
+            pred_low = gt_low
+        else:
+            with torch.no_grad():
+                pred_low = model(image_low, m_low)
+        pred_low = pred_low * m_low + image_low * (1 - m_low)
+        low_scores.update(pred_low, gt_low, m_low, composite=image_low)
+        for method in METHODS:
+            if method == "official":  # square working image, whole result resized back
+                sq = (args.size, args.size)
+                im_sq, m_sq = resize(image, sq), (resize(m, sq, "nearest-exact") >= 0.5).float()
+                if model is None:
+                    p_sq = resize(gt, sq)
+                else:
+                    with torch.no_grad():
+                        p_sq = model(im_sq, m_sq)
+                out = resize(p_sq * m_sq + im_sq * (1 - m_sq), real.shape[:2], "bicubic").clamp(0, 1)
+            else:
+                up = apply_full_resolution(image, m, image_low, pred_low, m_low, method).clamp(0, 1)
+                out = up * m + image * (1 - m)
+            native[method].update(out, gt, m, composite=image)
+    if not sides:
+        raise SystemExit(f"no image/mask pairs in {args.data}")
+    low = low_scores.summary()
+    who = f"weights {args.weights}" if args.weights else "oracle (ground truth at working resolution)"
+    print(f"{len(sides)} composites, native short side {min(sides)}–{max(sides)} px, working size {args.size}, {who}\n")
+    print("| pipeline | MSE | fMSE | PSNR | fPSNR | PSNR − PSNR@working |")
+    print("|---|---:|---:|---:|---:|---:|")
+    c = native["official"].summary()["composite"]["all"]
+    print(f"| composite (do nothing), native | {c['MSE']:.1f} | {c['fMSE']:.1f} | {c['PSNR']:.2f} | {c['fPSNR']:.2f} | |")
+    w = low["model"]["all"]
+    print(f"| prediction at working resolution | {w['MSE']:.1f} | {w['fMSE']:.1f} | {w['PSNR']:.2f} | {w['fPSNR']:.2f} | 0 |")
+    for method in METHODS:
+        s = native[method].summary()["model"]["all"]
+        print(f"| {method}, native | {s['MSE']:.1f} | {s['fMSE']:.1f} | {s['PSNR']:.2f} | {s['fPSNR']:.2f} | "
+              f"{s['PSNR'] - w['PSNR']:+.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
