@@ -1,0 +1,59 @@
+"""The package-image data-set builder: split, geometry, masks (OpenCV parts skip without it)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.datasets import package_portraits as pp
+
+
+def test_split_is_deterministic_by_source_and_holds_out_the_example():
+    keys = [f"media-api/templates/x{i}.webp" for i in range(400)]
+    splits = [pp.split_of(k, 15) for k in keys]
+    assert splits == [pp.split_of(k, 15) for k in keys]
+    assert 0.08 < splits.count("val") / len(keys) < 0.22
+    assert pp.split_of("skimage/astronaut", 0) == "val"
+
+
+def test_the_reserved_evaluation_bundle_is_never_a_source():
+    names = [m for m, _ in pp.MEDIA_PACKAGES]
+    assert "comfyui_workflow_templates_media_image" not in names
+    assert set(pp.FORBIDDEN_PACKAGES).isdisjoint(names)
+
+
+def test_crop_window_limits_the_aspect_and_follows_the_subject():
+    mask = np.zeros((300, 900), bool)
+    mask[100:200, 700:800] = True
+    y0, y1, x0, x1 = pp.crop_window(300, 900, mask)
+    assert (y1 - y0, x1 - x0) == (300, 400)
+    assert x0 <= 700 and x1 >= 800
+
+
+def test_usable_rejects_flat_and_grey_pictures():
+    rng = np.random.default_rng(0)
+    colour = (rng.random((300, 300, 3)) * 255).astype(np.uint8)
+    grey = np.repeat(colour[..., :1], 3, axis=2)
+    assert pp._usable(colour, 256)
+    assert not pp._usable(grey, 256)
+    assert not pp._usable(np.full((300, 300, 3), 128, np.uint8), 256)
+    assert not pp._usable(colour[:200], 256)
+
+
+def test_random_masks_are_within_the_accepted_area():
+    pytest.importorskip("cv2")
+    for seed in range(5):
+        m = pp.random_shape_mask(96, 128, np.random.default_rng(seed))
+        assert m.shape == (96, 128) and pp.MIN_FG <= m.mean() <= pp.MAX_FG
+
+
+def test_object_mask_finds_a_central_subject():
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    img = (rng.random((160, 160, 3)) * 60 + 20).astype(np.uint8)   # dark textured background
+    yy, xx = np.mgrid[0:160, 0:160]
+    disc = (yy - 85) ** 2 + (xx - 80) ** 2 < 45 ** 2
+    img[disc] = (230, 120, 40)
+    m = pp.object_mask(img, seed=1)
+    assert m is not None
+    inter = (m & disc).sum() / (m | disc).sum()
+    assert inter > 0.8
