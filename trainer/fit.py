@@ -387,6 +387,18 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
     log_every, val_every, ckpt_every = (int(t_cfg[k]) for k in ("log_every", "val_every", "ckpt_every"))
     window = {"loss": 0.0, "n": 0, "samples": 0, "skipped": 0, "t": time.time(), "parts": {}}
     last_val = None
+    budget = float(t_cfg.get("max_minutes") or 0) * 60
+    started = time.time()
+
+    def out_of_time() -> bool:
+        """The wall-clock budget is spent (decided on rank 0, so every rank stops at the same step)."""
+        if not budget:
+            return False
+        flag = torch.tensor([float(time.time() - started >= budget)], device=device)
+        if env.world > 1:
+            torch.distributed.broadcast(flag, 0)
+        return bool(flag.item())
+
     model.train()
     try:
         while step < total_steps and not stop["flag"]:
@@ -434,6 +446,10 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}",
                                     img_s=f"{rec['samples_per_s']:.1f}")
                 window = {"loss": 0.0, "n": 0, "samples": 0, "skipped": 0, "t": time.time(), "parts": {}}
+            if step < total_steps and out_of_time():
+                total_steps = step
+                if env.main:
+                    log.write({"type": "event", "step": step, "event": f"time budget of {budget / 60:g} min reached"})
             at_end = step == total_steps
             if (val_every and step % val_every == 0) or at_end:
                 last_val = run_validation()

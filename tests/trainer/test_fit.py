@@ -295,3 +295,16 @@ def test_dead_modules_are_found_and_frozen():
     assert all(not p.requires_grad for n, p in model.named_parameters() if n in dead)
     assert all(p.grad is None for p in model.parameters()) and model.training
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in bn_before.items())
+
+
+def test_time_budget_stops_with_a_checkpoint(shift_set, tmp_path):
+    from phnet import Harmonizer
+    from trainer.fit import train
+
+    out = tmp_path / "budget"
+    result = train(tiny_cfg(shift_set, out, steps=10_000, max_minutes=1e-4, val_every=0, ckpt_every=0),
+                   progress=False)
+    assert 1 <= result["step"] < 10_000
+    events = [r["event"] for r in read_log(out) if r.get("type") == "event"]
+    assert any("time budget" in e for e in events)
+    assert Harmonizer.from_pretrained(out / "best").config.enc_sizes == (3, 8, 8, 16, 16, 32, 32)
