@@ -17,17 +17,16 @@ class ImageForm:
 
     kind: str  # "pil" | "numpy" | "torch"
     layout: str  # one of LAYOUTS
-    dtype: Any  # numpy / torch dtype of the input (for PIL: "uint8" or "uint16")
+    dtype: Any  # numpy / torch dtype of the input pixels
     channels: int  # 1 (grey), 3 or 4 (alpha kept aside and put back untouched)
-    original: Any  # the input itself: pixels outside the mask are copied from it verbatim
-    pil_mode: str | None = None
+    original: Any  # the input's pixels (array or tensor): outside the mask they are copied verbatim
     device: Any = None
 
 
 def _integer_peak(dtype) -> float | None:
-    if dtype in (np.uint8, torch.uint8, "uint8"):
+    if dtype in (np.uint8, torch.uint8):
         return 255.0
-    if dtype in (np.uint16, torch.uint16, "uint16"):
+    if dtype in (np.uint16, torch.uint16):
         return 65535.0
     return None
 
@@ -35,15 +34,13 @@ def _integer_peak(dtype) -> float | None:
 def image_to_tensor(image: Any, layout: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None, ImageForm]:
     """→ (B×3×H×W float32 RGB in [0, 1], B×1×H×W alpha or None, form)."""
     if _is_pil(image):
-        array, mode = _pil_to_array(image)
-        form_kind, pil_mode = "pil", mode
-        layout = "HWC" if array.ndim == 3 else "HW"
-        data: Any = array
+        data: Any = _pil_to_array(image)
+        form_kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
     elif isinstance(image, np.ndarray):
-        form_kind, pil_mode, data = "numpy", None, image
+        form_kind, data = "numpy", image
         layout = layout or {2: "HW", 3: "HWC", 4: "BHWC"}.get(image.ndim)
     elif isinstance(image, torch.Tensor):
-        form_kind, pil_mode, data = "torch", None, image
+        form_kind, data = "torch", image
         layout = layout or _guess_torch_layout(image)
     else:
         raise TypeError(
@@ -54,8 +51,6 @@ def image_to_tensor(image: Any, layout: str | None = None) -> tuple[torch.Tensor
         raise ValueError(f"an image of shape {tuple(data.shape)} does not match layout {layout!r}")
 
     dtype = data.dtype
-    if form_kind == "pil":
-        dtype = str(data.dtype)
     t = torch.from_numpy(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else data
     device = t.device
     t = _to_bchw(t, layout)
@@ -67,7 +62,7 @@ def image_to_tensor(image: Any, layout: str | None = None) -> tuple[torch.Tensor
     t = _to_unit_float(t, dtype)
     alpha = t[:, 3:4] if channels == 4 else None
     rgb = t[:, :3] if channels >= 3 else t.expand(-1, 3, -1, -1)
-    form = ImageForm(form_kind, layout, dtype, channels, image, pil_mode, device)
+    form = ImageForm(form_kind, layout, dtype, channels, data, device)
     return rgb.contiguous(), alpha, form
 
 
@@ -77,35 +72,25 @@ def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageFo
     if form.channels == 4:
         rgb = torch.cat([rgb, alpha], dim=1)
     peak = _integer_peak(form.dtype)
-    original = form.original
-    if form.kind == "pil":
-        array, _ = _pil_to_array(original)
-        out = _from_unit(rgb, peak, np.dtype(form.dtype))
-        out = _from_bchw(out, "HWC")
-        if form.channels == 1:
-            array = np.repeat(array[..., None], 3, axis=-1)
-        out = np.where(_from_bchw(keep, "HWC").numpy(), array, out.numpy())
-        from PIL import Image
-
-        mode = "RGBA" if form.channels == 4 else "RGB"
-        if out.dtype != np.uint8:  # PIL has no 16-bit RGB mode (rejected earlier); cannot happen
-            raise AssertionError
-        return Image.fromarray(out, mode)
-    target_dtype = form.dtype
-    if form.kind == "numpy":
-        out = _from_unit(rgb.cpu(), peak, np.dtype(target_dtype))
-        orig = torch.from_numpy(np.ascontiguousarray(original))
-    else:
-        out = _from_unit(rgb, peak, target_dtype).to(form.device)
-        orig = original
+    if form.kind == "torch":
+        out = _from_unit(rgb, peak, form.dtype).to(form.device)
+        orig = form.original
+    else:  # numpy, or the array a PIL image was read into
+        out = _from_unit(rgb.cpu(), peak, np.dtype(form.dtype))
+        orig = torch.from_numpy(np.ascontiguousarray(form.original))
     orig = _to_bchw(orig, form.layout)
     if form.channels == 1:
         orig = orig.expand(-1, 3, -1, -1)
-    keep = keep.to(out.device)
-    out = torch.where(keep, orig.to(out.device), out)
+    out = torch.where(keep.to(out.device), orig.to(out.device), out)
     out_layout = form.layout.replace("HW", "HWC") if form.layout in ("HW", "BHW") else form.layout
     out = _from_bchw(out, out_layout)
-    return out.numpy() if form.kind == "numpy" else out
+    if form.kind == "torch":
+        return out
+    if form.kind == "pil":
+        from PIL import Image
+
+        return Image.fromarray(out.numpy(), "RGBA" if form.channels == 4 else "RGB")
+    return out.numpy()
 
 
 def mask_to_tensor(mask: Any, batch: int, height: int, width: int) -> torch.Tensor:
@@ -163,7 +148,7 @@ def _is_pil(x: Any) -> bool:
     return isinstance(x, Image.Image)
 
 
-def _pil_to_array(image) -> tuple[np.ndarray, str]:
+def _pil_to_array(image) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         raise ValueError(
@@ -176,7 +161,7 @@ def _pil_to_array(image) -> tuple[np.ndarray, str]:
         image = image.convert("RGBA")
     elif mode not in ("RGB", "RGBA", "L"):
         image = image.convert("RGB")
-    return np.array(image), image.mode
+    return np.array(image)
 
 
 def _guess_torch_layout(t: torch.Tensor) -> str:

@@ -6,10 +6,6 @@ import contextlib
 import torch
 
 
-def blend(pred: torch.Tensor, comp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return pred * mask + comp * (1 - mask)
-
-
 def autocast_for(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
@@ -33,7 +29,7 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: bool 
             comp, real, mask = (batch[k].to(device) for k in ("comp", "real", "mask"))
             with autocast_for(device, amp):
                 pred = model(comp, mask)
-            out = blend(pred.float().clamp(0, 1), comp, mask)
+            out = metrics.blend(pred.float().clamp(0, 1), comp, mask)
             vals = {
                 "mse": metrics.mse(out, real), "fmse": metrics.fmse(out, real, mask),
                 "psnr": metrics.psnr(out, real), "fpsnr": metrics.fpsnr(out, real, mask),
