@@ -170,10 +170,10 @@ class Harmonizer:
             return self._official(image, mask, size).to(home)
         low_shape = working_shape(*image.shape[-2:], size)
         image_low = resize(image, low_shape, "bilinear")
-        mask_low = (resize(mask, low_shape, "bilinear") >= 0.5).float()
+        coverage = resize(mask, low_shape, "bilinear")
+        mask_low = (coverage >= 0.5).float()
         if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
-            flat = resize(mask, low_shape, "bilinear").flatten()
-            mask_low.view(-1)[flat.argmax()] = 1.0
+            mask_low.view(-1)[coverage.argmax()] = 1.0
         pred_low = self._run(self._net, image_low, mask_low)
         pred_low = pred_low * mask_low + image_low * (1 - mask_low)
         harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, self.method)

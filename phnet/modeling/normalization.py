@@ -8,13 +8,6 @@ from torch import nn
 from .patches import full_precision, partition
 
 
-def region_moments(x: torch.Tensor, regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ x·r and Σ x²·r² per channel for each region r (B×K×H×W) → two B×C×K tensors (as matmuls)."""
-    flat = x.flatten(2)
-    r = regions.flatten(2).transpose(1, 2)
-    return flat @ r, (flat * flat) @ (r * r)
-
-
 class PatchNormalization(nn.Module):
     """Foreground = mix of a global and a patch-aware re-styling with background statistics.
 
@@ -51,13 +44,12 @@ class PatchNormalization(nn.Module):
         patches = partition(x, self.grid)
         # Masked statistics as in the official block: μ = Σxr / (Σr + ε), σ² = Σ((x − μ)r)² / (Σr + ε) + ε,
         # expanded so that one pass of matrix products over x gives all of them.
-        regions = torch.cat([mask, background], dim=1)
-        sum_x, sum_xx = region_moments(x, regions)
-        counts = regions.sum(dim=(2, 3))[:, None, :]
-        sum_rr = (regions * regions).sum(dim=(2, 3))[:, None, :]
-        mean = sum_x / (counts + eps)
-        weighted_x = x.flatten(2) @ (regions * regions).flatten(2).transpose(1, 2)
-        var = (sum_xx - 2 * mean * weighted_x + mean * mean * sum_rr) / (counts + eps)
+        regions = torch.cat([mask, background], dim=1).flatten(2).transpose(1, 2)  # B×HW×2
+        squared = regions * regions
+        flat = x.flatten(2)
+        counts, sum_rr = regions.sum(dim=1)[:, None, :], squared.sum(dim=1)[:, None, :]
+        mean = (flat @ regions) / (counts + eps)
+        var = ((flat * flat) @ squared - 2 * mean * (flat @ squared) + mean * mean * sum_rr) / (counts + eps)
         std = torch.sqrt(var.clamp(min=0) + eps)
         mu_f, mu_b = mean[..., 0, None, None], mean[..., 1, None, None]
         sd_f, sd_b = std[..., 0, None, None], std[..., 1, None, None]
