@@ -140,16 +140,11 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
 
 
 def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNet:
-    tensors, stored = read_state_dict(path)
+    """Config: the one given, else the one stored in the file, else read off the tensor shapes."""
     path = Path(path)
-    side = Path(path).parent / CONFIG_NAME
+    tensors, stored = read_state_dict(path)
     if config is None:
-        if stored is not None:
-            config = stored
-        elif side.is_file() and path.suffix == ".safetensors":
-            config = PHNetConfig.load(side)
-        else:
-            config = infer_config(tensors, image_size=_size_from_name(path.name))
+        config = stored or infer_config(tensors, image_size=_size_from_name(path.name))
     model = PHNet(config)
     load_state_dict_into(model, tensors, source=str(path))
     return model.eval()
@@ -197,15 +192,13 @@ def _atomic_write(target: Path, write) -> None:
 
 def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:
     directory = Path(directory)
+    if config is None and (directory / CONFIG_NAME).is_file():  # a folder is one model: its config.json rules
+        config = PHNetConfig.load(directory / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
     if weights.is_file():
-        if config is None and (directory / CONFIG_NAME).is_file():
-            config = PHNetConfig.load(directory / CONFIG_NAME)
         return model_from_file(weights, config)
     candidates = sorted(p for p in directory.iterdir() if p.suffix in (".safetensors",) + PICKLE_SUFFIXES)
     if len(candidates) == 1:
-        if config is None and (directory / CONFIG_NAME).is_file():
-            config = PHNetConfig.load(directory / CONFIG_NAME)
         return model_from_file(candidates[0], config)
     listing = ", ".join(p.name for p in candidates) or "nothing"
     raise FileNotFoundError(
