@@ -13,18 +13,8 @@ def _move(harmonizer, device) -> None:
     """Move a Harmonizer's weights (and its notion of its device) to ``device``."""
     import torch
 
-    device = torch.device(device)
-    if getattr(harmonizer, "device", None) == device:
-        return
-    to = getattr(harmonizer, "to", None)
-    if callable(to):
-        to(device)
-    else:
-        harmonizer.model.to(device)
-        try:
-            harmonizer.device = device
-        except AttributeError:
-            pass
+    if harmonizer.device != torch.device(device):
+        harmonizer.to(device)
 
 
 def _unwrap(phnet_model):
