@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-OUTPUTS = ("image", "residual")
+OUTPUTS = ("image", "residual", "transform")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,11 @@ class PHNetConfig:
     ``pfe_grid`` is the grid of the Patch-based Feature Extractor; left unset it follows the
     official code, ``grid_counts[1]`` (see ``feature_grid``). ``image_size`` is the square side the weights were trained at (the working
     resolution). ``output="image"`` is the official mapping (the sigmoid output is the picture);
-    ``"residual"`` re-centres it so that 0.5 means "leave the pixel as it is".
+    ``"residual"`` re-centres it so that 0.5 means "leave the pixel as it is"; ``"transform"``
+    predicts one affine colour transform of the subject (see ``phnet.modeling.transform``), which
+    the Harmonizer applies to the full-resolution pixels. ``correction_threshold`` (0–255 units,
+    0 = off) drops predicted corrections whose RMS change of the subject is below it and shrinks
+    larger ones by it (a soft threshold calibrated on held-out composites: do no harm first).
     """
 
     enc_sizes: tuple[int, ...] = (3, 16, 32, 64, 128, 256, 512)
@@ -32,6 +36,7 @@ class PHNetConfig:
     se_reduction: int = 8
     image_size: int = 512
     output: str = "image"
+    correction_threshold: float = 0.0
     name: str = "custom"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -54,6 +59,10 @@ class PHNetConfig:
             raise ValueError(f"image_size must be a positive multiple of 8, got {self.image_size}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if not self.correction_threshold >= 0:
+            raise ValueError(f"correction_threshold must be >= 0 (0-255 units), got {self.correction_threshold}")
+        if self.output == "image" and self.correction_threshold:
+            raise ValueError("correction_threshold needs output='residual' or 'transform' (a correction to shrink)")
 
     @property
     def feature_grid(self) -> int:

@@ -14,6 +14,7 @@ from .fullres import METHODS, apply_full_resolution, resize, working_shape
 from .imageio import image_to_tensor, mask_to_tensor, tensor_to_image
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
+from .modeling.transform import apply_colour_transform
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")
@@ -174,9 +175,13 @@ class Harmonizer:
         mask_low = (coverage >= 0.5).float()
         if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
             mask_low.view(-1)[coverage.argmax()] = 1.0
-        pred_low = self._run(self._net, image_low, mask_low)
-        pred_low = pred_low * mask_low + image_low * (1 - mask_low)
-        harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, self.method)
+        if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
+            coefficients = self._run(self._net.predict_transform, image_low, mask_low)
+            harmonized = apply_colour_transform(image, coefficients)
+        else:
+            pred_low = self._run(self._net, image_low, mask_low)
+            pred_low = pred_low * mask_low + image_low * (1 - mask_low)
+            harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, self.method)
         weight = mask * strength
         return (image + weight * (harmonized.clamp_(0, 1) - image)).to(home)
 
@@ -189,7 +194,8 @@ class Harmonizer:
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
         return resize(blended, shape, "bicubic").clamp(0, 1)
 
-    def _run(self, net: PHNet, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _run(self, net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], image: torch.Tensor,
+             mask: torch.Tensor) -> torch.Tensor:
         autocast = (
             torch.autocast(self.device.type, dtype=self.dtype)
             if self.dtype != torch.float32

@@ -9,6 +9,7 @@ from torch import nn
 from ..config import PHNetConfig
 from .features import PatchFeatureExtractor, SqueezeExcitationGate
 from .normalization import PatchNormalization
+from .transform import COEFFICIENTS, apply_colour_transform, subject_mean, threshold_scale
 
 
 def encoder_layer(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
@@ -60,18 +61,41 @@ class PHNet(nn.Module):
             PatchNormalization(dec[config.start_level + i], grid, config.init_weights, config.init_value)
             for i, grid in enumerate(config.grid_counts)
         )
+        last_width = COEFFICIENTS if config.output == "transform" else 3
         self.decoder = nn.ModuleList(
-            decoder_layer(dec[i], dec[i + 1] if i < 5 else 3, upsample=i % 2 == 1, batch_norm=i < 3, last=i == 5)
+            decoder_layer(dec[i], dec[i + 1] if i < 5 else last_width, upsample=i % 2 == 1, batch_norm=i < 3,
+                          last=i == 5)
             for i in range(6)
         )
         self.skip = nn.ModuleList(SkipFusion(c) for c in dec)
         self.SE_block = SqueezeExcitationGate(enc[6], config.se_reduction)
-        if config.output == "residual":
-            # start at "leave every pixel as it is": sigmoid(0) = 0.5 maps to the composite itself
+        if config.output in ("residual", "transform"):
+            # start at "leave every pixel as it is": sigmoid(0) = 0.5 maps to the composite itself, and
+            # zero transform coefficients are the identity
             nn.init.zeros_(self.decoder[5][0].weight)
             nn.init.zeros_(self.decoder[5][0].bias)
 
     def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The prediction at the input's size (before blending with the composite)."""
+        if self.config.output == "transform":
+            return self.transform_output(composite, self.predict_transform(composite, mask))
+        return self.to_output(self.decode(composite, mask), composite, mask)
+
+    def predict_transform(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """B×12 colour-transform coefficients (``output="transform"`` only), threshold applied."""
+        if self.config.output != "transform":
+            raise ValueError(f"predict_transform needs output='transform', this model has {self.config.output!r}")
+        coefficients = subject_mean(self.decode(composite, mask).float(), mask)
+        if self.config.correction_threshold:
+            change = apply_colour_transform(composite.float(), coefficients) - composite.float()
+            coefficients = coefficients * threshold_scale(change, mask, self.config.correction_threshold)[:, :, 0, 0]
+        return coefficients
+
+    def transform_output(self, composite: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        return apply_colour_transform(composite, coefficients).clamp(0, 1)
+
+    def decode(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output: B×3×H×W logits, or B×12×H×W coefficients for ``output="transform"``."""
         if composite.ndim != 4 or composite.shape[1] != 3 or mask.shape != (composite.shape[0], 1, *composite.shape[2:]):
             raise ValueError(
                 f"PHNet takes a B×3×H×W composite and a B×1×H×W mask, got {tuple(composite.shape)} and "
@@ -100,9 +124,12 @@ class PHNet(nn.Module):
             if i >= start:
                 skip = self.normalizers[i - start](skip, level_mask)
             x = layer(self.skip[i](torch.cat([x, skip], dim=1)))
-        return self.to_output(x, composite)
+        return x
 
-    def to_output(self, logits: torch.Tensor, composite: torch.Tensor) -> torch.Tensor:
+    def to_output(self, logits: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.config.output == "residual":
-            return (composite + 2 * (torch.sigmoid(logits) - 0.5)).clamp(0, 1)
+            change = 2 * (torch.sigmoid(logits) - 0.5)
+            if self.config.correction_threshold:
+                change = change * threshold_scale(change, mask, self.config.correction_threshold).to(change.dtype)
+            return (composite + change).clamp(0, 1)
         return torch.sigmoid(logits)

@@ -1,0 +1,122 @@
+"""The colour-transform output: identity at the start, exact at any size, the do-no-harm threshold."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from phnet import Harmonizer, PHNet, PHNetConfig
+from phnet.modeling.inference import InferencePHNet
+from phnet.modeling.transform import apply_colour_transform, subject_mean, threshold_scale
+from phnet.weights import load_model, save_pretrained
+
+
+@pytest.fixture
+def transform_model(tiny_config):
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output="transform")).eval()
+    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.02)
+    return model
+
+
+def _pair(h=64, w=64, batch=2):
+    torch.manual_seed(1)
+    image = torch.rand(batch, 3, h, w)
+    mask = torch.zeros(batch, 1, h, w)
+    mask[..., h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
+    return image, mask
+
+
+def test_untrained_transform_model_is_the_identity(tiny_config):
+    model = PHNet(dataclasses.replace(tiny_config, output="transform")).eval()
+    image, mask = _pair()
+    assert torch.equal(model(image, mask), image)
+    assert torch.equal(model.predict_transform(image, mask), torch.zeros(2, 12))
+
+
+def test_forward_is_the_predicted_transform_applied(transform_model):
+    image, mask = _pair()
+    coefficients = transform_model.predict_transform(image, mask)
+    assert coefficients.shape == (2, 12)
+    expected = apply_colour_transform(image, coefficients).clamp(0, 1)
+    torch.testing.assert_close(transform_model(image, mask), expected)
+
+
+def test_colour_transform_formula():
+    image = torch.rand(1, 3, 5, 7)
+    coefficients = torch.randn(1, 12) * 0.1
+    a, b = coefficients[0, :9].reshape(3, 3), coefficients[0, 9:]
+    pixels = image[0].reshape(3, -1)
+    expected = pixels + a @ (pixels - 0.5) + b[:, None]
+    torch.testing.assert_close(apply_colour_transform(image, coefficients)[0].reshape(3, -1), expected)
+
+
+def test_subject_mean_ignores_the_background():
+    values = torch.zeros(1, 2, 4, 4)
+    values[..., :2, :] = 3.0
+    values[..., 2:, :] = 100.0
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    torch.testing.assert_close(subject_mean(values, mask), torch.full((1, 2), 3.0))
+
+
+def test_threshold_is_a_soft_threshold_on_the_rms_change():
+    mask = torch.ones(2, 1, 4, 4)
+    change = torch.stack([torch.full((3, 4, 4), 2 / 255), torch.full((3, 4, 4), 10 / 255)])
+    scale = threshold_scale(change, mask, 4.0).flatten()
+    torch.testing.assert_close(scale, torch.tensor([0.0, 0.6]))
+
+
+def test_threshold_drops_small_corrections_and_shortens_large_ones(transform_model):
+    image, mask = _pair()
+    change = transform_model(image, mask) - image
+    rms = float(255 * change.pow(2).mean().sqrt())
+    big = PHNet(dataclasses.replace(transform_model.config, correction_threshold=rms * 10)).eval()
+    big.load_state_dict(transform_model.state_dict())
+    assert torch.equal(big(image, mask), image)
+
+
+def test_inference_form_matches(transform_model):
+    image, mask = _pair()
+    torch.testing.assert_close(InferencePHNet(transform_model).predict_transform(image, mask),
+                               transform_model.predict_transform(image, mask), atol=1e-6, rtol=1e-5)
+
+
+def test_harmonizer_applies_the_transform_at_full_resolution(transform_model):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    mask = np.zeros((90, 130), np.uint8)
+    mask[20:70, 30:100] = 255
+    out = Harmonizer(transform_model)(image, mask)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.array_equal(out[mask == 0], image[mask == 0])
+    assert np.abs(out.astype(int) - image).max() > 0
+    # the same coefficients as at the working size, applied to every full-size pixel
+    h = Harmonizer(transform_model)
+    from phnet.fullres import resize, working_shape
+
+    full = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    m = torch.from_numpy(mask)[None, None].float() / 255
+    shape = working_shape(90, 130, transform_model.config.image_size)
+    coefficients = h._net.predict_transform(resize(full, shape), (resize(m, shape) >= 0.5).float())
+    expected = apply_colour_transform(full, coefficients).clamp(0, 1)
+    got = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
+    inside = m.expand_as(full) > 0
+    assert (got[inside] - expected[inside]).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_config_round_trip_keeps_output_and_threshold(transform_model, tmp_path):
+    model = PHNet(dataclasses.replace(transform_model.config, correction_threshold=2.5))
+    model.load_state_dict(transform_model.state_dict())
+    loaded = load_model(str(save_pretrained(model, tmp_path / "m")))
+    assert loaded.config.output == "transform" and loaded.config.correction_threshold == 2.5
+    image, mask = _pair()
+    torch.testing.assert_close(loaded.eval()(image, mask), model.eval()(image, mask))
+
+
+def test_threshold_needs_a_correction_output():
+    with pytest.raises(ValueError, match="correction_threshold"):
+        PHNetConfig(output="image", correction_threshold=1.0)
+    with pytest.raises(ValueError, match="correction_threshold"):
+        PHNetConfig(output="residual", correction_threshold=-1.0)
