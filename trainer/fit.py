@@ -35,7 +35,7 @@ from trainer.curves import draw_curves
 from trainer.data import build_dataset, collate
 from trainer.losses import HarmonizationLoss
 from trainer.optim import build_optimizer, build_scheduler
-from trainer.validation import autocast_for, validate
+from trainer.validation import amp_available, autocast_for, validate
 
 
 # --------------------------------------------------------------------------- sampling
@@ -272,8 +272,15 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
     criterion = HarmonizationLoss.from_config(cfg["loss"])
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], t_cfg)
     scheduler = build_scheduler(optimizer, t_cfg)
-    use_amp = bool(t_cfg.get("amp")) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    use_amp = bool(t_cfg.get("amp")) and amp_available(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")  # bf16 needs no scaling
+    ema_decay = float(t_cfg.get("ema") or 0.0)
+    ema = (torch.optim.swa_utils.AveragedModel(unwrap(model), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema_decay),
+                                              use_buffers=True) if ema_decay else None)
+
+    def eval_model():
+        """The weights people get: the running average when train.ema is set."""
+        return ema.module if ema is not None else unwrap(model)
     total_steps, accum = int(t_cfg["steps"]), int(t_cfg["grad_accum"])
 
     step, epoch, batch_in_epoch, best = 0, 0, 0, math.inf
@@ -281,8 +288,10 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
         state = ckpt.load_training_state(resume_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        if use_amp and state.get("scaler"):
+        if scaler.is_enabled() and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
         step, epoch = int(state["step"]), int(state["epoch"])
         batch_in_epoch = int(state["batch_in_epoch"])
         best = float(state.get("best_val_fmse", math.inf))
@@ -322,13 +331,15 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
             state = {
                 "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if use_amp else {}, "rng": ckpt.capture_rng_state(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": ckpt.capture_rng_state(),
+                "ema": ema.state_dict() if ema is not None else {},
                 "best_val_fmse": best, "world_size": env.world, "batch_size": batch_size,
             }
             info = {"step": step, "epoch": epoch, "best_val_fmse": None if math.isinf(best) else best,
                     "val": val}
             folder = out_dir / "best" if best_dir else out_dir / "checkpoints" / f"step-{name_step:08d}"
-            ckpt.save_checkpoint(folder, unwrap(model), None if best_dir else state, info, cfg)
+            ckpt.save_checkpoint(folder, eval_model() if best_dir else unwrap(model), None if best_dir else state,
+                                 info, cfg)
             if not best_dir:
                 ckpt.write_atomic_text(out_dir / "latest", folder.name + "\n")
                 ckpt.prune_checkpoints(out_dir, int(t_cfg.get("keep_last", 0)))
@@ -338,11 +349,13 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
     def run_validation() -> dict | None:
         res = None
         if env.main:
-            res = validate(unwrap(model), val_loader, device, amp=use_amp)
+            res = validate(eval_model(), val_loader, device, amp=use_amp)
             log.write({"type": "val", "step": step, **res}, curves=True)
             if progress:
                 msg = (f"[trainer] step {step}: val fMSE {res['fmse']:.1f} (composite {res['composite_fmse']:.1f}) "
-                       f"MSE {res['mse']:.1f} PSNR {res['psnr']:.2f}")
+                       f"MSE {res['mse']:.1f} (composite {res['composite_mse']:.1f}) near-right fMSE "
+                       f"{res['near_right_fmse']:.1f} (composite {res['composite_near_right_fmse']:.1f}) "
+                       f"untouched {res['untouched_mse']:.1f}")
                 if bar is not None:
                     bar.write(msg, file=sys.stderr)
                 else:
@@ -429,6 +442,8 @@ def _train(cfg, env: Dist, out_dir: Path, resume, progress, push_to_hub, hub_pri
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(unwrap(model))
             step += 1
             if bar is not None:
                 bar.update(1)

@@ -6,15 +6,32 @@ import contextlib
 import torch
 
 
+NEAR_RIGHT_FMSE = 300.0  # a composite whose own fMSE is below this is already nearly harmonious
+
+
+def amp_available(device: torch.device) -> bool:
+    """Mixed precision pays off here: fp16 on CUDA, bf16 on CPUs with AMX."""
+    from phnet.precision import cpu_has_fast_bf16
+
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
+
+
 def autocast_for(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
+    if enabled and amp_available(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: bool = False) -> dict:
-    """Mean per-image MSE/fMSE/PSNR/fPSNR of the model and of the untouched composite."""
+    """Mean per-image MSE/fMSE/PSNR/fPSNR of the model and of the untouched composite.
+
+    Also the two "do no harm" figures: ``near_right_fmse`` (and the composites' own
+    ``composite_near_right_fmse``) over composites whose fMSE is below ``NEAR_RIGHT_FMSE``, and
+    ``untouched_mse``, the MSE of the change the model makes when given the real photo itself.
+    """
     from phnet import metrics
 
     was_training = model.training
@@ -29,18 +46,27 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: bool 
             comp, real, mask = (batch[k].to(device) for k in ("comp", "real", "mask"))
             with autocast_for(device, amp):
                 pred = model(comp, mask)
+                pred_real = model(real, mask)
             out = metrics.blend(pred.float().clamp(0, 1), comp, mask)
+            out_real = metrics.blend(pred_real.float().clamp(0, 1), real, mask)
+            comp_fmse = metrics.fmse(comp, real, mask)
+            near = (comp_fmse < NEAR_RIGHT_FMSE).double()
             vals = {
                 "mse": metrics.mse(out, real), "fmse": metrics.fmse(out, real, mask),
                 "psnr": metrics.psnr(out, real), "fpsnr": metrics.fpsnr(out, real, mask),
-                "composite_mse": metrics.mse(comp, real), "composite_fmse": metrics.fmse(comp, real, mask),
+                "composite_mse": metrics.mse(comp, real), "composite_fmse": comp_fmse,
+                "untouched_mse": metrics.mse(out_real, real),
+                "near_right_fmse": metrics.fmse(out, real, mask).double() * near,
+                "composite_near_right_fmse": comp_fmse.double() * near, "near_right_n": near,
             }
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + float(v.double().sum())
             n += comp.shape[0]
     finally:
         model.train(was_training)
-    out = {k: v / max(n, 1) for k, v in sums.items()}
+    near_n = sums.pop("near_right_n", 0.0)
+    out = {k: v / max(near_n if "near_right" in k else n, 1) for k, v in sums.items()}
+    out["near_right_n"] = int(near_n)
     out["n"] = n
     out["skipped"] = skipped
     return out

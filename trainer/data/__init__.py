@@ -61,6 +61,11 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         ffhq_root = Path(data["ffhq_root"]).expanduser() if data.get("ffhq_root") else None
         recs = ffhqh_records(root, split, ffhq_root, val_fraction, policy)
         ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
+    elif split == "val" and data.get("val_root"):  # validation on a folder of held-out photos
+        vroot = Path(data["val_root"]).expanduser()
+        vmask = Path(data["val_mask_dir"]).expanduser() if data.get("val_mask_dir") else None
+        recs = folder_records(vroot, "train", vmask, 0.0, 0.0) * max(1, int(data.get("val_copies", 1)))
+        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     else:
         mask_dir = Path(data["mask_dir"]).expanduser() if data.get("mask_dir") else None
         recs = folder_records(root, split, mask_dir, val_fraction,

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trainer.data.common import BadSampleError, Record, check_pair, crop_box, fit_square, to_chw
-from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
+from trainer.data.synthesis import SynthesisOptions, recolour_photo, sample_strength, synthesize
 
 BAD_SAMPLE_POLICIES = ("error", "skip")
 
@@ -103,6 +103,9 @@ class HarmonizationDataset(Dataset):
             opts = self.synthesis
             strength = sample_strength(rng, opts)
             real_np = real_t.permute(1, 2, 0).numpy()
+            if self.train and opts.photo_recolour and rng.random() < opts.photo_recolour:
+                real_np = recolour_photo(real_np, rng)
+                real_t = torch.from_numpy(real_np).permute(2, 0, 1)
             ref = self.reference_for(index, rng)
             comp_np = synthesize(real_np, mask_t[0].numpy(), rng, reference=ref, strength=strength,
                                  options=opts)

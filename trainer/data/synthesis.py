@@ -121,6 +121,7 @@ class SynthesisOptions:
     mild_fraction: float = 0.2       # pairs with strength in (0, mild_max]
     mild_max: float = 0.2
     reference_probability: float = 0.7  # transfer from another photo vs. random statistics
+    photo_recolour: float = 0.0  # training only: chance of recolouring the whole photo first
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -144,6 +145,22 @@ def sample_strength(rng: np.random.Generator, options: SynthesisOptions | None =
     if u < o.identity_fraction + o.mild_fraction:
         return float(rng.uniform(0.02, o.mild_max))
     return float(rng.uniform(*o.strength_range))
+
+
+def recolour_photo(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A mild random colour grade of the whole photo (white balance, exposure, gamma, saturation).
+
+    Applied to subject and background alike before the subject is perturbed, so the ground truth
+    stays harmonious while the network cannot learn a training photo's absolute colours: what it
+    can learn is the subject's colour *relative to its scene*.
+    """
+    x = np.asarray(real, dtype=np.float64)
+    gains = np.exp(rng.normal(0.0, 0.08, size=3))
+    x = x * gains * np.exp(rng.normal(0.0, 0.12))
+    x = np.clip(x, 0.0, 1.0) ** np.exp(rng.normal(0.0, 0.1))
+    grey = x.mean(axis=-1, keepdims=True)
+    x = grey + np.exp(rng.normal(0.0, 0.15)) * (x - grey)
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
 def synthesize(real: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
