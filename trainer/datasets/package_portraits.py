@@ -7,6 +7,9 @@ Sources (all installed with pip, nothing downloaded at run time):
 * ``comfyui-workflow-templates-media-api``, ``-media-video`` and ``-media-other`` (MIT):
   the thumbnails of ComfyUI's workflow templates, many of them generated portraits.
   Animated thumbnails contribute up to ``--frames`` frames, spread over the animation.
+* ``comfyui-workflow-templates-media-assets-01`` and ``-02`` (MIT): newer template thumbnails,
+  many of them renders, interface screenshots and logos. Only their pictures of people (a face
+  found, so a *person* mask) are kept: training pictures should look like the use.
 * ``scikit-image``'s ``skimage.data`` colour photos (astronaut, chelsea, coffee, rocket).
 
 ``comfyui-workflow-templates-media-image`` is **never** read: it is reserved for held-out
@@ -26,9 +29,11 @@ rejected when it covers less than 4 % or more than 65 % of the picture, or is mo
 of scattered pieces.
 
 Split: by source (package + path inside it, so all frames of one animation land together),
-``sha1(key) % 100 < --val-percent`` goes to validation; ``skimage/astronaut`` is always in
-validation because the repo's example composite is made from it. Validation keeps one frame
-and its subject mask per source, at a larger size so native-resolution scores mean something.
+``sha1(key) % 100 < --val-percent`` goes to validation (checkpoint selection), the next
+``--test-percent`` to test (the report); ``skimage/astronaut`` is always held out (in test when
+there is a test split) because the repo's example composite is made from it. Held-out splits keep
+one frame and its subject mask per source, at a larger size so native-resolution scores mean
+something.
 
 Output::
 
@@ -60,7 +65,11 @@ MEDIA_PACKAGES = (
     ("comfyui_workflow_templates_media_api", "comfyui-workflow-templates-media-api"),
     ("comfyui_workflow_templates_media_video", "comfyui-workflow-templates-media-video"),
     ("comfyui_workflow_templates_media_other", "comfyui-workflow-templates-media-other"),
+    ("comfyui_workflow_templates_media_assets_01", "comfyui-workflow-templates-media-assets-01"),
+    ("comfyui_workflow_templates_media_assets_02", "comfyui-workflow-templates-media-assets-02"),
 )
+# Bundles of mostly renders and screenshots: only their pictures of people are used.
+PEOPLE_ONLY = ("media-assets-01/", "media-assets-02/")
 # Held out for the project's evaluation: a builder must never read it.
 FORBIDDEN_PACKAGES = ("comfyui_workflow_templates_media_image",)
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -96,10 +105,11 @@ def _seed(key: str, salt: str = "") -> int:
     return int.from_bytes(hashlib.sha1((salt + key).encode()).digest()[:8], "little")
 
 
-def split_of(key: str, val_percent: int) -> str:
+def split_of(key: str, val_percent: int, test_percent: int = 0) -> str:
     if key in ALWAYS_VAL:
-        return "val"
-    return "val" if _seed(key, "split:") % 100 < val_percent else "train"
+        return "test" if test_percent > 0 else "val"
+    h = _seed(key, "split:") % 100
+    return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
 
 
 def _frames_from_file(path: Path, max_frames: int) -> list[np.ndarray]:
@@ -349,12 +359,52 @@ def _slug(key: str) -> str:
 # ---------------------------------------------------------------------------------------
 # Build
 # ---------------------------------------------------------------------------------------
+_BUILD: dict = {}  # the build's arguments, shared with forked workers
+
+
+def _build_one(i: int) -> tuple[list[dict], list[dict]]:
+    """Masks and files of one source: (manifest entries, skipped records)."""
+    b = _BUILD
+    src, out = b["sources"][i], b["out"]
+    split = split_of(src.key, b["val_percent"], b["test_percent"])
+    try:
+        frs = src.load(1 if split != "train" else b["frames"])
+    except Exception as e:  # unreadable file: record it, carry on
+        return [], [{"source": src.key, "reason": f"unreadable: {e}"}]
+    frs = [f for f in frs if _usable(f, b["min_side"])]
+    if not frs:
+        return [], [{"source": src.key, "reason": "too small, transparent or flat"}]
+    people_only = src.key.startswith(PEOPLE_ONLY)
+    base = _slug(src.key)
+    entries = []
+    for j, rgb in enumerate(frs):
+        seed = _seed(f"{src.key}#{j}")
+        m, method, _ = subject_mask(rgb, seed)
+        if people_only and method != "person":
+            continue
+        side = b["size"] if split == "train" else b["val_size"]
+        name = f"{base}_f{j}"
+        hw = _save_pair(out, split, name, rgb, m, side)
+        entries.append({"name": name, "split": split, "source": src.key, "frame": j,
+                        "mask": method, "fg": round(float(m.mean()), 4), "size": hw})
+        if split == "train" and j == len(frs) // 2:
+            # augmentation: the same picture with a random-shape region
+            rm = random_shape_mask(*rgb.shape[:2], np.random.default_rng(seed + 1))
+            name = f"{base}_f{j}_rand"
+            hw = _save_pair(out, split, name, rgb, rm, side)
+            entries.append({"name": name, "split": split, "source": src.key, "frame": j,
+                            "mask": "random", "fg": round(float(rm.mean()), 4), "size": hw})
+    if not entries:
+        return [], [{"source": src.key, "reason": "no person found (a people-only bundle)"}]
+    return entries, []
+
+
 def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
           val_percent: int = 15, min_side: int = 256, limit: int | None = None,
-          log: Callable[[str], None] = print) -> dict:
+          log: Callable[[str], None] = print, test_percent: int = 0, workers: int = 1) -> dict:
     _cv2()
     out = Path(out)
-    for split in ("train", "val"):
+    for split in ("train", "val", "test") if test_percent > 0 else ("train", "val"):
         for sub in ("images", "masks"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
     entries, skipped = [], []
@@ -362,44 +412,34 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     sources = list(iter_sources())
     if limit is not None:
         sources = sources[:limit]
-    for i, src in enumerate(sources):
-        split = split_of(src.key, val_percent)
-        try:
-            frs = src.load(1 if split == "val" else frames)
-        except Exception as e:  # unreadable file: record it, carry on
-            skipped.append({"source": src.key, "reason": f"unreadable: {e}"})
-            continue
-        frs = [f for f in frs if _usable(f, min_side)]
-        if not frs:
-            skipped.append({"source": src.key, "reason": "too small, transparent or flat"})
-            continue
-        base = _slug(src.key)
-        for j, rgb in enumerate(frs):
-            seed = _seed(f"{src.key}#{j}")
-            m, method, _ = subject_mask(rgb, seed)
-            side = val_size if split == "val" else size
-            name = f"{base}_f{j}"
-            hw = _save_pair(out, split, name, rgb, m, side)
-            entries.append({"name": name, "split": split, "source": src.key, "frame": j,
-                            "mask": method, "fg": round(float(m.mean()), 4), "size": hw})
-            if split == "train" and j == len(frs) // 2:
-                # augmentation: the same picture with a random-shape region
-                rm = random_shape_mask(*rgb.shape[:2], np.random.default_rng(seed + 1))
-                name = f"{base}_f{j}_rand"
-                hw = _save_pair(out, split, name, rgb, rm, side)
-                entries.append({"name": name, "split": split, "source": src.key, "frame": j,
-                                "mask": "random", "fg": round(float(rm.mean()), 4), "size": hw})
-        if (i + 1) % 25 == 0:
-            log(f"{i + 1}/{len(sources)} sources, {len(entries)} pairs, {time.time() - t0:.0f}s")
+    global _BUILD
+    _BUILD = dict(sources=sources, out=out, size=size, val_size=val_size, frames=frames,
+                  val_percent=val_percent, test_percent=test_percent, min_side=min_side)
+    if workers > 1:
+        import multiprocessing
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        results = pool.imap(_build_one, range(len(sources)))
+    else:
+        pool, results = None, map(_build_one, range(len(sources)))
+    try:
+        for i, (new, skip) in enumerate(results):
+            entries += new
+            skipped += skip
+            if (i + 1) % 25 == 0:
+                log(f"{i + 1}/{len(sources)} sources, {len(entries)} pairs, {time.time() - t0:.0f}s")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     counts = {s: {m: sum(1 for e in entries if e["split"] == s and e["mask"] == m)
-                  for m in ("person", "object", "random")} for s in ("train", "val")}
+                  for m in ("person", "object", "random")} for s in ("train", "val", "test")}
     manifest = {
         "builder": "trainer.datasets.package_portraits",
         "args": {"size": size, "val_size": val_size, "frames": frames, "val_percent": val_percent,
-                 "min_side": min_side, "limit": limit},
+                 "min_side": min_side, "limit": limit, "test_percent": test_percent},
         "packages": package_versions(),
         "sources": len(sources),
-        "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val")},
+        "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},
         "pairs_by_split_and_mask": counts,
         "entries": entries,
         "skipped": skipped,
@@ -419,11 +459,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="short side of validation images, for native-resolution scoring (default 512)")
     p.add_argument("--frames", type=int, default=3, help="frames taken from an animated source (default 3)")
     p.add_argument("--val-percent", type=int, default=15, help="share of sources held out (default 15)")
+    p.add_argument("--test-percent", type=int, default=0,
+                   help="share of sources held out for the final report, after --val-percent (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="processes (the result does not depend on it)")
     p.add_argument("--min-side", type=int, default=256, help="skip sources smaller than this (default 256)")
     p.add_argument("--limit", type=int, default=None, help="only the first N sources (quick tests)")
     a = p.parse_args(argv)
     build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
-          min_side=a.min_side, limit=a.limit)
+          min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers)
 
 
 if __name__ == "__main__":
