@@ -6,11 +6,9 @@ extension folder on ``sys.path``; ComfyUI never scans ``scripts/``. All logic li
 ``phnet`` (``phnet.integrations``); this file only declares the UI and forwards values.
 """
 
-from __future__ import annotations
-
-import dataclasses
 import os
 import sys
+from typing import NamedTuple
 
 from modules import scripts
 
@@ -146,9 +144,12 @@ class PHNetHarmonizeScript(scripts.Script):
         p.extra_generation_params.update(params)
 
 
-@dataclasses.dataclass
-class Settings:
-    """The values of the controls ``ui()`` returns, in the same order."""
+class Settings(NamedTuple):
+    """The values of the controls ``ui()`` returns, in the same order.
+
+    A NamedTuple, not a dataclass: the WebUI executes this file without registering it in
+    ``sys.modules``, and ``dataclasses`` looks the module up there to read string annotations.
+    """
 
     enable: bool = False
     weights: str | None = None
@@ -169,7 +170,7 @@ class Settings:
 
     @classmethod
     def from_args(cls, args):
-        return cls(*args[: len(dataclasses.fields(cls))])
+        return cls(*args[: len(cls._fields)])
 
     @property
     def box(self):

@@ -1,12 +1,15 @@
-"""The SD-WebUI extension script against stand-in ``modules``/``gradio`` and tiny models."""
+"""The SD-WebUI extension script, loaded and driven like the WebUI does (stand-ins, tiny models)."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from phnet import integrations
+from tests.webui.harness import open_tab, script_args
 
 
 def _generated(w=64, h=48, seed=0):
@@ -17,28 +20,26 @@ def _generated(w=64, h=48, seed=0):
 
 
 def _runner(webui, is_img2img):
-    script = webui.script_module.PHNetHarmonizeScript()
-    runner = webui.scripts.ScriptRunner()
-    runner.add(script, is_img2img)
-    return script, runner
+    return open_tab(webui, is_img2img)
 
 
 def _args(webui, runner, script, **values):
-    """The UI's default values with some changed by label-free keyword names."""
-    import dataclasses
-
-    names = [f.name for f in dataclasses.fields(webui.script_module.Settings)]
-    args = runner.default_args()
-    for k, v in values.items():
-        args[script.args_from + names.index(k)] = v
-    return args
+    return script_args(webui, runner, script, **values)
 
 
 def _postprocess(webui, runner, p, image):
-    pp = webui.scripts.PostprocessImageArgs(image)
-    runner.process(p)
-    runner.postprocess_image(p, pp)
-    return pp.image
+    """One generated image through the always-on scripts, the way process_images hands it over."""
+    p.scripts = runner
+    (out,) = webui.processing.postprocess_generated(p, [image])
+    return out
+
+
+def _reported(webui, capsys):
+    """The errors the WebUI printed (it reports a failing hook and carries on)."""
+    err = capsys.readouterr().err
+    records = list(webui.errors.exception_records)
+    webui.errors.exception_records.clear()
+    return err, records
 
 
 def _changed_only_inside(before: Image.Image, after: Image.Image, mask: np.ndarray):
@@ -66,7 +67,7 @@ def test_ui_builds(webui, is_img2img):
     script, runner = _runner(webui, is_img2img)
     controls = script.controls
     assert len(controls) == 16 and script.args_to - script.args_from == 16
-    built = webui.gradio.registry.built
+    built = webui.gradio.built
     accordion = next(c for c in built if c.kind == "Accordion")
     assert accordion.label == "PHNet harmonize" and accordion.kwargs["open"] is False
     enable, weights, strength, mask_source = controls[:4]
@@ -79,26 +80,21 @@ def test_ui_builds(webui, is_img2img):
     sam = controls[9]
     assert "tiny_sam.safetensors" in sam.choices
     # every control lives inside the accordion, and ids are unique per tab
-    assert all(c in _descendants(accordion) for c in controls)
-    ids = [c.kwargs.get("elem_id") for c in controls]
+    assert all(c in accordion.descendants() for c in controls)
+    ids = [c.elem_id for c in controls]
     prefix = f"script_{script.tabname}_phnet_harmonize_"
     assert all(i.startswith(prefix) for i in ids)
     # the hooks read the values back in Settings' field order
-    import dataclasses
-
-    assert [i[len(prefix):] for i in ids] == [f.name for f in dataclasses.fields(webui.script_module.Settings)]
+    assert [i[len(prefix):] for i in ids] == list(webui.script_module.Settings._fields)
+    # what the WebUI's runner derives from the controls for /sdapi/v1/scripts
+    assert script.api_info["is_alwayson"] is True and len(script.api_info["args"]) == 16
+    assert script.api_info["args"][3]["choices"] == expected
+    assert script.group.visible is True and accordion in script.group.descendants()
     # switching the mask source shows the matching settings group
     (event, fn, inputs, outputs), = mask_source.events
     subject_vis, sam_vis = fn(integrations.MASK_SAM)
     assert subject_vis["visible"] is False and sam_vis["visible"] is True
     assert [k for _, k in script.infotext_fields[1:]] == ["PHNet strength", "PHNet weights", "PHNet mask"]
-
-
-def _descendants(c):
-    out = []
-    for ch in c.children:
-        out += [ch] + _descendants(ch)
-    return out
 
 
 # ---- postprocess_image -------------------------------------------------------------------
@@ -107,7 +103,7 @@ def _descendants(c):
 def test_disabled_does_nothing(webui):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = runner.default_args()
+    p.script_args = runner.default_script_args()
     image = _generated()
     assert _postprocess(webui, runner, p, image) is image
     assert p.extra_generation_params == {}
@@ -118,7 +114,7 @@ def test_img2img_inpaint_mask_is_harmonized(webui):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 20:50] = 255
     p = webui.processing.StableDiffusionProcessingImg2Img(
-        width=64, height=48, init_images=[_generated(seed=1)], image_mask=Image.fromarray(mask)
+        width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(mask), inpaint_full_res=False
     )
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", strength=0.8,
                           mask_source=integrations.MASK_INPAINT)  # fmt: skip
@@ -143,7 +139,7 @@ def test_inpaint_only_masked_crops_the_mask(webui):
     # the script passes p.paste_to when p.inpaint_full_res is set
     script, runner = _runner(webui, True)
     p = webui.processing.StableDiffusionProcessingImg2Img(
-        width=64, height=64, image_mask=Image.fromarray(full), inpaint_full_res=True
+        width=64, height=64, mask=Image.fromarray(full), inpaint_full_res=True
     )
     p.paste_to = (32, 32, 64, 64)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
@@ -212,30 +208,35 @@ def test_models_are_loaded_once(webui, monkeypatch):
     script, runner = _runner(webui, True)
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 20:50] = 255
-    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, image_mask=Image.fromarray(mask))
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(mask), inpaint_full_res=False)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
     for seed in range(3):  # a batch of three images
         _postprocess(webui, runner, p, _generated(seed=seed))
     assert len(calls) == 1
 
 
-def test_clear_errors(webui):
+def _fails(webui, capsys, runner, p, message):
+    """The WebUI reports the error, names the hook, and keeps the image as generated."""
+    before = _generated()
+    assert _postprocess(webui, runner, p, before) is before
+    err, records = _reported(webui, capsys)
+    assert "*** Error running postprocess_image:" in err and "phnet_webui.py" in err
+    assert len(records) == 1 and re.search(message, records[0]["exception"]), records
+
+
+def test_clear_errors(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
-    with pytest.raises(ValueError, match="needs img2img inpainting"):
-        _postprocess(webui, runner, p, _generated())
+    _fails(webui, capsys, runner, p, "needs img2img inpainting")
     # process() recorded the settings; the failed image must not claim it was harmonized
     assert not any(k.startswith("PHNet") for k in p.extra_generation_params)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT)
-    with pytest.raises(ValueError, match="upload a subject"):
-        _postprocess(webui, runner, p, _generated())
+    _fails(webui, capsys, runner, p, "upload a subject")
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM)
-    with pytest.raises(ValueError, match="No SAM checkpoint chosen"):
-        _postprocess(webui, runner, p, _generated())
+    _fails(webui, capsys, runner, p, "No SAM checkpoint chosen")
     p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=integrations.MASK_SUBJECT)
-    with pytest.raises(FileNotFoundError, match="'not-there' not found in .*PHNet"):
-        _postprocess(webui, runner, p, _generated())
+    _fails(webui, capsys, runner, p, "'not-there' not found in .*PHNet")
 
 
 # ---- weights resolution ------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_sam_choices(webui):
     assert integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu") is seg
 
 
-def test_api_subject_as_base64(webui):
+def test_api_subject_as_base64(webui, capsys):
     """API clients send images as base64 strings (optionally a data URL)."""
     import base64
     import io
@@ -298,8 +299,7 @@ def test_api_subject_as_base64(webui):
     _changed_only_inside(before, _postprocess(webui, runner, p, before), mask)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
                           mask_source=integrations.MASK_SUBJECT, subject="not base64!")  # fmt: skip
-    with pytest.raises(ValueError, match="not a base64-encoded image"):
-        _postprocess(webui, runner, p, before)
+    _fails(webui, capsys, runner, p, "not a base64-encoded image")
 
 
 def test_core_never_imports_host_modules():
