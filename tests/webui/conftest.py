@@ -77,6 +77,4 @@ def webui(webui_env):
         pytest.fail(f"the WebUI could not load {SCRIPT.name}: {webui_env.errors.exception_records}")
     webui_env.script_module = loaded[0].module
     yield webui_env
-    from phnet import integrations
-
-    integrations.clear_cache()
+    webui_env.script_module.clear_loaded_models()
