@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from modules import scripts
 
-import phnet  # noqa: F401  (imported while the WebUI has the extension folder on sys.path)
+# imported now, while the WebUI has the extension folder on sys.path
 from phnet.compositing import ANCHORS
 
 TITLE = "PHNet harmonize"

@@ -11,7 +11,6 @@ gradio importable, and ``modules.scripts.load_scripts()`` executes ``scripts/phn
 from __future__ import annotations
 
 import importlib
-import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
