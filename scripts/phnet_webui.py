@@ -1,46 +1,39 @@
 """SD-WebUI (AUTOMATIC1111 / Forge) extension: a "PHNet harmonize" accordion in txt2img / img2img.
 
-Every generated image passes through ``postprocess_image``; when enabled, the region given
-by the chosen mask source is harmonized with PHNet. The WebUI imports this file with the
-extension folder on ``sys.path``; ComfyUI never scans ``scripts/``. All logic lives in
-``phnet`` (``phnet.integrations``); this file only declares the UI and forwards values.
+Every generated image passes through ``postprocess_image``; when enabled, the region given by the
+chosen mask source is harmonized with PHNet. ComfyUI never scans ``scripts/``.
+
+How the WebUI runs this file decides its shape (``modules/scripts.py::load_scripts`` and
+``modules/script_loading.py::load_module``, the same in A1111 1.10 and Forge):
+
+- The file is executed with ``importlib.util.spec_from_file_location("phnet_webui.py", path)`` +
+  ``exec_module`` and is never registered in ``sys.modules``. Nothing here may look its own module
+  up by name: a dataclass under ``from __future__ import annotations`` does exactly that and fails
+  (issue 15), so there is no future import and ``Settings`` is a NamedTuple.
+- The extension folder is on ``sys.path`` only while the file executes (A1111 restores the list
+  afterwards), so ``phnet`` is imported now; its submodules load later through the package itself.
+- Every ``.py`` in ``scripts/`` is executed as a script of its own, and ``scripts/`` is never on
+  ``sys.path``: a helper module next to this file could not be imported by it. So the WebUI side of
+  the extension (labels, the inpaint-mask rule, model folders, the model cache) lives here, and the
+  ``phnet`` library knows nothing about the WebUI.
 """
 
-from __future__ import annotations
-
-import dataclasses
 import os
-import sys
+import threading
+from typing import NamedTuple
 
 from modules import scripts
 
-# The WebUI puts the extension folder on sys.path only while importing this file, so the
-# package is imported now (cheap: phnet's heavy parts load lazily on first use).
-_EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _EXT_DIR not in sys.path:
-    sys.path.insert(0, _EXT_DIR)
-import phnet  # noqa: E402,F401
-from phnet import integrations as _phnet  # noqa: E402
+# imported now, while the WebUI has the extension folder on sys.path
+from phnet.compositing import ANCHORS
 
 TITLE = "PHNet harmonize"
-ANCHORS = ("center", "bottom-center", "top-left")
-
-
-def _models_dirs():
-    """(models/PHNet, [models/sam, models/sams]) under the WebUI's models path."""
-    from modules import paths
-
-    root = paths.models_path
-    return os.path.join(root, "PHNet"), [os.path.join(root, "sam"), os.path.join(root, "sams")]
-
-
-def _device():
-    try:
-        from modules import devices
-
-        return devices.device
-    except (ImportError, AttributeError):
-        return None
+DEFAULT_WEIGHTS = "default (bundled)"
+# UI labels, and also the values API clients send for "Harmonize which region".
+MASK_INPAINT = "Inpaint mask"
+MASK_SUBJECT = "Pasted subject (alpha)"
+MASK_SAM = "SAM box"
+MASK_SOURCES = (MASK_INPAINT, MASK_SUBJECT, MASK_SAM)
 
 
 class PHNetHarmonizeScript(scripts.Script):
@@ -54,7 +47,7 @@ class PHNetHarmonizeScript(scripts.Script):
         import gradio as gr
 
         phnet_dir, sam_dirs = _models_dirs()
-        sources = list(_phnet.MASK_SOURCES) if is_img2img else [_phnet.MASK_SUBJECT, _phnet.MASK_SAM]
+        sources = list(MASK_SOURCES) if is_img2img else [MASK_SUBJECT, MASK_SAM]
         with gr.Accordion(TITLE, open=False, elem_id=self.elem_id("accordion")):
             with gr.Row():
                 enable = gr.Checkbox(label="Enable", value=False, elem_id=self.elem_id("enable"))
@@ -63,15 +56,15 @@ class PHNetHarmonizeScript(scripts.Script):
                 )
             weights = gr.Dropdown(
                 label=f"Weights (bundled default, {phnet_dir}, or a Hugging Face repo id)",
-                choices=_phnet.list_phnet_weights(phnet_dir),
-                value=_phnet.DEFAULT_WEIGHTS,
+                choices=phnet_choices(phnet_dir),
+                value=DEFAULT_WEIGHTS,
                 allow_custom_value=True,
                 elem_id=self.elem_id("weights"),
             )
             mask_source = gr.Radio(
                 label="Harmonize which region", choices=sources, value=sources[0], elem_id=self.elem_id("mask_source")
             )
-            with gr.Group(visible=sources[0] == _phnet.MASK_SUBJECT) as subject_group:
+            with gr.Group(visible=sources[0] == MASK_SUBJECT) as subject_group:
                 subject = gr.Image(
                     label="Subject cut-out (PNG with transparency)",
                     type="pil",
@@ -85,10 +78,10 @@ class PHNetHarmonizeScript(scripts.Script):
                         label="Scale", minimum=0.05, maximum=4.0, step=0.05, value=1.0, elem_id=self.elem_id("scale")
                     )
                     anchor = gr.Dropdown(label="Anchor", choices=list(ANCHORS), value="center", elem_id=self.elem_id("anchor"))
-            with gr.Group(visible=sources[0] == _phnet.MASK_SAM) as sam_group:
+            with gr.Group(visible=sources[0] == MASK_SAM) as sam_group:
                 sam_weights = gr.Dropdown(
                     label=f"SAM checkpoint ({' or '.join(sam_dirs)}, or owner/name:file)",
-                    choices=_phnet.list_sam_weights(sam_dirs),
+                    choices=sam_choices(sam_dirs),
                     value=None,
                     allow_custom_value=True,
                     elem_id=self.elem_id("sam_weights"),
@@ -105,10 +98,7 @@ class PHNetHarmonizeScript(scripts.Script):
                 )
 
         def _toggle(source):
-            return (
-                gr.update(visible=source == _phnet.MASK_SUBJECT),
-                gr.update(visible=source == _phnet.MASK_SAM),
-            )
+            return gr.update(visible=source == MASK_SUBJECT), gr.update(visible=source == MASK_SAM)
 
         mask_source.change(fn=_toggle, inputs=[mask_source], outputs=[subject_group, sam_group])
 
@@ -146,9 +136,8 @@ class PHNetHarmonizeScript(scripts.Script):
         p.extra_generation_params.update(params)
 
 
-@dataclasses.dataclass
-class Settings:
-    """The values of the controls ``ui()`` returns, in the same order."""
+class Settings(NamedTuple):
+    """The values of the controls ``ui()`` returns, in the same order (also the API's ``args``)."""
 
     enable: bool = False
     weights: str | None = None
@@ -169,7 +158,7 @@ class Settings:
 
     @classmethod
     def from_args(cls, args):
-        return cls(*args[: len(dataclasses.fields(cls))])
+        return cls(*args[: len(cls._fields)])
 
     @property
     def box(self):
@@ -177,42 +166,89 @@ class Settings:
 
     def infotext(self):
         params = {
-            "PHNet weights": self.weights or _phnet.DEFAULT_WEIGHTS,
+            "PHNet weights": self.weights or DEFAULT_WEIGHTS,
             "PHNet strength": round(float(self.strength), 3),
             "PHNet mask": self.mask_source,
         }
-        if self.mask_source == _phnet.MASK_SUBJECT:
+        if self.mask_source == MASK_SUBJECT:
             params["PHNet subject"] = f"scale {float(self.scale):g}, anchor {self.anchor}"
-        elif self.mask_source == _phnet.MASK_SAM:
+        elif self.mask_source == MASK_SAM:
             params["PHNet SAM"] = f"{self.sam_weights}, box {tuple(int(v) for v in self.box)}"
         if self.grow or self.feather:
             params["PHNet mask refine"] = f"grow {int(self.grow)}, feather {float(self.feather):g}"
         return params
 
 
-def _harmonize(p, image, s: Settings):
+# --- one generated image ------------------------------------------------------------------
+
+
+def _harmonize(p, image, s):
+    from phnet.imageio import mask_to_tensor
+    from phnet.segmentation import refine_mask
+
     phnet_dir, sam_dirs = _models_dirs()
-    device = _device()
-    harmonizer = _phnet.resolve_harmonizer(s.weights, phnet_dir, device=device)
-    kwargs = dict(strength=float(s.strength), grow=int(s.grow or 0), feather=float(s.feather or 0.0))
-    if s.mask_source == _phnet.MASK_INPAINT:
-        image_mask = getattr(p, "image_mask", None)
-        if image_mask is None:
-            raise ValueError("PHNet: 'Inpaint mask' needs img2img inpainting with a painted or uploaded mask.")
-        # "Inpaint only masked" generates the crop p.paste_to = (x, y, w, h) at full size.
-        crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
-        invert = bool(getattr(p, "inpainting_mask_invert", 0))
-        kwargs["mask"] = _phnet.mask_from_inpaint(image_mask, image.size, invert=invert, crop=crop)
-    elif s.mask_source == _phnet.MASK_SUBJECT:
-        if s.subject is None or s.subject == "":
-            raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
-        kwargs.update(subject=_decode_image(s.subject), x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor)
-    elif s.mask_source == _phnet.MASK_SAM:
-        kwargs.update(segmenter=_phnet.resolve_segmenter(s.sam_weights, sam_dirs, device=device), box=s.box)
+    harmonizer = load_harmonizer(s.weights, phnet_dir)
+    image = image.convert("RGB")
+    if s.mask_source == MASK_INPAINT:
+        mask = inpaint_mask(p, image.size)
+    elif s.mask_source == MASK_SUBJECT:
+        image, mask = _paste_subject(image, s)
+    elif s.mask_source == MASK_SAM:
+        segmenter = load_segmenter(s.sam_weights, sam_dirs)
+        segmenter.set_image(image)
+        mask = segmenter.predict(box=s.box)
     else:
-        raise ValueError(f"PHNet: unknown mask source {s.mask_source!r}; choose one of {list(_phnet.MASK_SOURCES)}.")
-    out, _ = _phnet.harmonize_image(harmonizer, image, **kwargs)
-    return out
+        raise ValueError(f"PHNet: unknown mask source {s.mask_source!r}; choose one of {list(MASK_SOURCES)}.")
+    if s.grow or s.feather:
+        mask = refine_mask(mask, grow=int(s.grow or 0), feather=float(s.feather or 0.0))
+    mask = mask_to_tensor(mask, 1, image.height, image.width)
+    if not bool((mask > 0).any()):
+        raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
+    return harmonizer(image, mask, strength=float(s.strength))
+
+
+def inpaint_mask(p, size):
+    """The img2img inpaint mask as an "L" mask of ``size`` (W, H), read the way the WebUI reads it.
+
+    ``p.image_mask`` is what the user painted or uploaded, untouched by processing. Like the WebUI's
+    ``create_binary_mask``, an RGBA mask (gradio's sketch) holds the strokes in its alpha unless it
+    is fully opaque. "Mask mode: inpaint not masked" inverts it, and "Inpaint only masked" generates
+    the crop ``p.paste_to`` = (x, y, w, h) at full size, so the mask is cut to that crop.
+    """
+    from PIL import Image, ImageOps
+
+    mask = getattr(p, "image_mask", None)
+    if mask is None:
+        raise ValueError("PHNet: 'Inpaint mask' needs img2img inpainting with a painted or uploaded mask.")
+    if mask.mode in ("RGBA", "LA") and mask.getchannel("A").getextrema() != (255, 255):
+        mask = mask.getchannel("A")
+    mask = mask.convert("L")
+    if getattr(p, "inpainting_mask_invert", 0):
+        mask = ImageOps.invert(mask)
+    crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
+    if crop is not None:
+        x, y, w, h = crop
+        mask = mask.crop((x, y, x + w, y + h))
+    if mask.size != tuple(size):
+        mask = mask.resize(tuple(size), Image.BILINEAR)
+    return mask
+
+
+def _paste_subject(image, s):
+    """(the image with the subject pasted on it, the subject's mask); pixels off the subject are kept."""
+    from phnet.compositing import paste_subject
+    from phnet.imageio import image_to_tensor, mask_to_tensor, tensor_to_image
+
+    if s.subject is None or s.subject == "":
+        raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
+    subject = _decode_image(s.subject)
+    composite, mask = paste_subject(
+        image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor
+    )
+    _, _, form = image_to_tensor(image)
+    pasted, _, _ = image_to_tensor(composite)
+    keep = mask_to_tensor(mask, 1, image.height, image.width) == 0
+    return tensor_to_image(pasted, None, form, keep), mask
 
 
 def _decode_image(value):
@@ -232,3 +268,139 @@ def _decode_image(value):
     except (binascii.Error, ValueError, OSError) as exc:
         raise ValueError(f"PHNet: the subject is not a base64-encoded image ({exc}).") from exc
     return image
+
+
+# --- model folders and the loaded models ----------------------------------------------------
+
+
+def _models_dirs():
+    """(models/PHNet, [models/sam, models/sams]) under the WebUI's models path."""
+    from modules import paths
+
+    root = paths.models_path
+    return os.path.join(root, "PHNet"), [os.path.join(root, "sam"), os.path.join(root, "sams")]
+
+
+def _device():
+    try:
+        from modules import devices
+
+        return devices.device
+    except (ImportError, AttributeError):
+        return None
+
+
+def _folder_entries(folders, suffixes, model_folders=False):
+    """Names of weights files (and, with ``model_folders``, of folders holding a config.json)."""
+    names = []
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            wanted = (os.path.isfile(path) and name.lower().endswith(suffixes)) or (
+                model_folders and os.path.isfile(os.path.join(path, "config.json"))
+            )
+            if wanted and name not in names:
+                names.append(name)
+    return names
+
+
+def phnet_choices(phnet_dir):
+    """The Weights dropdown: the bundled default, then what models/PHNet holds."""
+    from phnet.weights import PICKLE_SUFFIXES
+
+    return [DEFAULT_WEIGHTS] + _folder_entries([phnet_dir], (".safetensors",) + PICKLE_SUFFIXES, model_folders=True)
+
+
+def sam_choices(sam_dirs):
+    from phnet.segmentation import CHECKPOINT_SUFFIXES
+
+    return _folder_entries(sam_dirs, CHECKPOINT_SUFFIXES)
+
+
+def _local(choice, folders):
+    for folder in folders:
+        if os.path.exists(os.path.join(folder, choice)):
+            return os.path.join(folder, choice)
+    path = os.path.expanduser(choice)
+    return path if os.path.exists(path) else None
+
+
+# The WebUI calls once per generated image; one model of each kind stays loaded so a batch (or a
+# SAM vit_h, 2.5 GB) is not read from disk again for every image.
+_loaded = {}
+_loaded_lock = threading.Lock()
+
+
+def _cached(kind, key, build):
+    with _loaded_lock:
+        hit = _loaded.get(kind)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+    value = build()
+    with _loaded_lock:
+        _loaded[kind] = (key, value)
+    return value
+
+
+def clear_loaded_models():
+    with _loaded_lock:
+        _loaded.clear()
+
+
+def load_harmonizer(choice, phnet_dir):
+    """A Harmonizer for a Weights choice: the bundled default, a models/PHNet entry, a path, or a repo id."""
+    from phnet import Harmonizer
+    from phnet.weights import looks_like_repo_id
+
+    choice = (choice or "").strip()
+    source, revision = None, None  # None: the core loads its bundled default
+    if choice and choice != DEFAULT_WEIGHTS:
+        source = _local(choice, [phnet_dir])
+        if source is None:
+            source, _, revision = choice.partition("@")
+            if not looks_like_repo_id(source):
+                raise FileNotFoundError(
+                    f"PHNet weights {choice!r} not found in {phnet_dir}, and it is not a Hugging Face repo id "
+                    "('owner/name'). Pick an entry from the list or type a repo id."
+                )
+    device = _device()
+
+    def build():
+        try:
+            return Harmonizer.from_pretrained(source, revision=revision or None, device=device)
+        except FileNotFoundError as exc:
+            if source is not None:
+                raise
+            raise FileNotFoundError(
+                f"{exc}. In the WebUI: put weights in {phnet_dir} and pick them under 'Weights', or type a "
+                "Hugging Face repo id there."
+            ) from exc
+
+    return _cached("phnet", (source, revision, str(device)), build)
+
+
+def load_segmenter(choice, sam_dirs):
+    """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
+    from phnet.segmentation import SamSegmenter
+
+    choice = (choice or "").strip()
+    if not choice:
+        raise ValueError(
+            f"No SAM checkpoint chosen: put e.g. sam_vit_b_01ec64.pth in {' or '.join(sam_dirs)} and pick it, "
+            "or type a Hub repo id as owner/name:filename."
+        )
+    device = _device()
+    local = _local(choice, sam_dirs)
+    if local is not None:
+        return _cached("sam", (local, str(device)), lambda: SamSegmenter.from_pretrained(local, device=device))
+    repo, _, filename = choice.partition(":")
+    repo, _, revision = repo.partition("@")
+    return _cached(
+        "sam",
+        (repo, filename, revision, str(device)),
+        lambda: SamSegmenter.from_pretrained(
+            repo, filename=filename or None, revision=revision or None, device=device
+        ),
+    )

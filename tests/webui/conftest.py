@@ -1,74 +1,79 @@
-"""Fixtures for the SD-WebUI extension tests.
+"""Fixtures for the SD-WebUI extension tests: the script is loaded the way the WebUI loads it.
 
-The extension script is imported the way the WebUI imports it (by file path, with
-``modules.*`` and ``gradio`` already importable), but against the small stand-ins in
-``webui_stubs.py``. Models are tiny, random, and saved under a temporary ``models`` folder.
+``webui_root`` builds a WebUI folder in a temporary directory: the stand-in ``modules`` package
+(``standin/webui/modules``, mirroring A1111 v1.10.1), ``extensions/comfyui-phnet`` pointing at this
+repository, and ``models/`` holding a tiny random PHNet and SAM. ``webui`` then does what the WebUI
+does at start-up: working directory = the WebUI root, the root first on ``sys.path``, the stand-in
+gradio importable, and ``modules.scripts.load_scripts()`` executes ``scripts/phnet_webui.py`` through
+``modules.script_loading.load_module``, which does not register it in ``sys.modules``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
+import importlib
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from tests.webui import webui_stubs  # noqa: E402
-
-SCRIPT = REPO / "scripts" / "phnet_webui.py"
-TINY_PHNET = dict(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+from tests.webui.harness import FAKE_SITE, HOST_PACKAGES, SCRIPT, TINY_PHNET, build_webui_root
 
 
 @pytest.fixture(scope="session")
-def tiny_phnet_dir(tmp_path_factory):
-    """A tiny random PHNet saved as a model folder (config.json + model.safetensors)."""
+def tiny_models(tmp_path_factory):
+    """models/PHNet/tiny-phnet (config.json + model.safetensors) and models/sam/tiny_sam.safetensors."""
     import torch
 
     from phnet import PHNet, PHNetConfig
     from phnet.weights import save_pretrained
-
-    torch.manual_seed(0)
-    model = PHNet(PHNetConfig(**TINY_PHNET)).eval()
-    folder = tmp_path_factory.mktemp("phnet") / "tiny-phnet"
-    save_pretrained(model, folder)
-    return folder
-
-
-@pytest.fixture
-def models_path(tmp_path, tiny_phnet_dir):
-    """A WebUI ``models`` folder holding models/PHNet/tiny-phnet and models/sam/tiny_sam.safetensors."""
     from tests.helpers.tiny_sam import save_tiny_sam
 
-    root = tmp_path / "models"
-    shutil.copytree(tiny_phnet_dir, root / "PHNet" / "tiny-phnet")
-    save_tiny_sam(root / "sam" / "tiny_sam.safetensors")
-    return root
+    torch.manual_seed(0)
+    models = tmp_path_factory.mktemp("models")
+    save_pretrained(PHNet(PHNetConfig(**TINY_PHNET)).eval(), models / "PHNet" / "tiny-phnet")
+    save_tiny_sam(models / "sam" / "tiny_sam.safetensors")
+    return models
 
 
 @pytest.fixture
-def webui(tmp_path, models_path, monkeypatch):
-    """The extension script loaded against fake ``modules``/``gradio``; fresh for every test."""
-    from phnet import integrations
+def webui_root(tmp_path, tiny_models):
+    return build_webui_root(tmp_path / "webui", tiny_models)
 
-    fakes = webui_stubs.install(monkeypatch, models_path, tmp_path)
-    integrations.clear_cache()
-    spec = importlib.util.spec_from_file_location("phnet_webui_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    fakes["gradio"].reset()
-    yield SimpleNamespace(
-        script_module=module,
-        modules=fakes,
-        gradio=fakes["gradio"],
-        scripts=fakes["modules.scripts"],
-        processing=fakes["modules.processing"],
-        models_path=models_path,
+
+def _host_module_names():
+    return [n for n in sys.modules if n.split(".")[0] in HOST_PACKAGES]
+
+
+@pytest.fixture
+def webui_env(webui_root, monkeypatch):
+    """The WebUI process before scripts load: its working directory, ``sys.path`` and ``modules``."""
+    saved = {name: sys.modules.pop(name) for name in _host_module_names()}
+    monkeypatch.chdir(webui_root)
+    # launch.py runs from the WebUI root, so the root comes first; gradio is an installed package
+    monkeypatch.setattr(sys, "path", [str(webui_root), str(FAKE_SITE)] + sys.path)
+    env = SimpleNamespace(
+        root=webui_root,
+        models_path=webui_root / "models",
+        scripts=importlib.import_module("modules.scripts"),
+        errors=importlib.import_module("modules.errors"),
+        script_loading=importlib.import_module("modules.script_loading"),
+        processing=importlib.import_module("modules.processing"),
+        gradio=importlib.import_module("gradio"),
     )
-    integrations.clear_cache()
+    yield env
+    for name in _host_module_names():
+        del sys.modules[name]
+    sys.modules.update(saved)
+
+
+@pytest.fixture
+def webui(webui_env):
+    """``webui_env`` after ``load_scripts()``, with ``script_module`` = the executed PHNet script."""
+    webui_env.scripts.load_scripts()
+    loaded = [d for d in webui_env.scripts.scripts_data if Path(d.path).name == SCRIPT.name]
+    if not loaded:
+        pytest.fail(f"the WebUI could not load {SCRIPT.name}: {webui_env.errors.exception_records}")
+    webui_env.script_module = loaded[0].module
+    yield webui_env
+    webui_env.script_module.clear_loaded_models()

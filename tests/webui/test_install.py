@@ -93,3 +93,20 @@ def test_fallback_list_without_requirements_txt(install, tmp_path):
     reqs = install.requirements(str(tmp_path / "absent.txt"))
     assert "segment-anything" in reqs and "safetensors" in reqs
     assert not any(install._name(r) in install.HOST_OWNED for r in reqs)
+
+
+def test_runs_as_the_webui_runs_it(tmp_path):
+    """launch_utils.run_extension_installer: `python <ext>/install.py`, cwd = the WebUI root, the
+    root on PYTHONPATH so `import launch` works; missing requirements go through launch.run_pip."""
+    from tests.webui.harness import EXTENSION, build_webui_root
+
+    root = build_webui_root(tmp_path / "webui")
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    env["PYTHONPATH"] = f"{root}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env["PHNET_TEST_MISSING"] = "segment-anything"
+    installer = root / "extensions" / EXTENSION / "install.py"
+    result = subprocess.run([sys.executable, str(installer)], cwd=root, env=env, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Installing PHNet requirement: segment-anything" in result.stdout
+    assert (root / "pip-calls.txt").read_text().splitlines() == ['install "segment-anything"']

@@ -1,12 +1,19 @@
-"""The SD-WebUI extension script against stand-in ``modules``/``gradio`` and tiny models."""
+"""The SD-WebUI extension script, loaded and driven like the WebUI does (stand-ins, tiny models)."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from phnet import integrations
+from tests.webui.harness import open_tab, script_args
+
+
+# The mask sources and the default weights as API clients send them: these strings are an interface.
+INPAINT, SUBJECT, SAM = "Inpaint mask", "Pasted subject (alpha)", "SAM box"
+DEFAULT = "default (bundled)"
 
 
 def _generated(w=64, h=48, seed=0):
@@ -17,28 +24,26 @@ def _generated(w=64, h=48, seed=0):
 
 
 def _runner(webui, is_img2img):
-    script = webui.script_module.PHNetHarmonizeScript()
-    runner = webui.scripts.ScriptRunner()
-    runner.add(script, is_img2img)
-    return script, runner
+    return open_tab(webui, is_img2img)
 
 
 def _args(webui, runner, script, **values):
-    """The UI's default values with some changed by label-free keyword names."""
-    import dataclasses
-
-    names = [f.name for f in dataclasses.fields(webui.script_module.Settings)]
-    args = runner.default_args()
-    for k, v in values.items():
-        args[script.args_from + names.index(k)] = v
-    return args
+    return script_args(webui, runner, script, **values)
 
 
 def _postprocess(webui, runner, p, image):
-    pp = webui.scripts.PostprocessImageArgs(image)
-    runner.process(p)
-    runner.postprocess_image(p, pp)
-    return pp.image
+    """One generated image through the always-on scripts, the way process_images hands it over."""
+    p.scripts = runner
+    (out,) = webui.processing.postprocess_generated(p, [image])
+    return out
+
+
+def _reported(webui, capsys):
+    """The errors the WebUI printed (it reports a failing hook and carries on)."""
+    err = capsys.readouterr().err
+    records = list(webui.errors.exception_records)
+    webui.errors.exception_records.clear()
+    return err, records
 
 
 def _changed_only_inside(before: Image.Image, after: Image.Image, mask: np.ndarray):
@@ -66,39 +71,34 @@ def test_ui_builds(webui, is_img2img):
     script, runner = _runner(webui, is_img2img)
     controls = script.controls
     assert len(controls) == 16 and script.args_to - script.args_from == 16
-    built = webui.gradio.registry.built
+    built = webui.gradio.built
     accordion = next(c for c in built if c.kind == "Accordion")
     assert accordion.label == "PHNet harmonize" and accordion.kwargs["open"] is False
     enable, weights, strength, mask_source = controls[:4]
     assert enable.kind == "Checkbox" and enable.value is False  # off by default
-    assert weights.choices[0] == integrations.DEFAULT_WEIGHTS and "tiny-phnet" in weights.choices
+    assert weights.choices[0] == DEFAULT and weights.value == DEFAULT and "tiny-phnet" in weights.choices
     assert weights.kwargs["allow_custom_value"] is True  # a Hub repo id can be typed
     assert strength.value == 1.0 and strength.kwargs["maximum"] == 1.0
-    expected = list(integrations.MASK_SOURCES) if is_img2img else [integrations.MASK_SUBJECT, integrations.MASK_SAM]
+    expected = [INPAINT, SUBJECT, SAM] if is_img2img else [SUBJECT, SAM]
     assert mask_source.choices == expected
     sam = controls[9]
     assert "tiny_sam.safetensors" in sam.choices
     # every control lives inside the accordion, and ids are unique per tab
-    assert all(c in _descendants(accordion) for c in controls)
-    ids = [c.kwargs.get("elem_id") for c in controls]
+    assert all(c in accordion.descendants() for c in controls)
+    ids = [c.elem_id for c in controls]
     prefix = f"script_{script.tabname}_phnet_harmonize_"
     assert all(i.startswith(prefix) for i in ids)
     # the hooks read the values back in Settings' field order
-    import dataclasses
-
-    assert [i[len(prefix):] for i in ids] == [f.name for f in dataclasses.fields(webui.script_module.Settings)]
+    assert [i[len(prefix):] for i in ids] == list(webui.script_module.Settings._fields)
+    # what the WebUI's runner derives from the controls for /sdapi/v1/scripts
+    assert script.api_info["is_alwayson"] is True and len(script.api_info["args"]) == 16
+    assert script.api_info["args"][3]["choices"] == expected
+    assert script.group.visible is True and accordion in script.group.descendants()
     # switching the mask source shows the matching settings group
     (event, fn, inputs, outputs), = mask_source.events
-    subject_vis, sam_vis = fn(integrations.MASK_SAM)
+    subject_vis, sam_vis = fn(SAM)
     assert subject_vis["visible"] is False and sam_vis["visible"] is True
     assert [k for _, k in script.infotext_fields[1:]] == ["PHNet strength", "PHNet weights", "PHNet mask"]
-
-
-def _descendants(c):
-    out = []
-    for ch in c.children:
-        out += [ch] + _descendants(ch)
-    return out
 
 
 # ---- postprocess_image -------------------------------------------------------------------
@@ -107,7 +107,7 @@ def _descendants(c):
 def test_disabled_does_nothing(webui):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = runner.default_args()
+    p.script_args = runner.default_script_args()
     image = _generated()
     assert _postprocess(webui, runner, p, image) is image
     assert p.extra_generation_params == {}
@@ -118,35 +118,49 @@ def test_img2img_inpaint_mask_is_harmonized(webui):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 20:50] = 255
     p = webui.processing.StableDiffusionProcessingImg2Img(
-        width=64, height=48, init_images=[_generated(seed=1)], image_mask=Image.fromarray(mask)
+        width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(mask), inpaint_full_res=False
     )
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", strength=0.8,
-                          mask_source=integrations.MASK_INPAINT)  # fmt: skip
+                          mask_source=INPAINT)  # fmt: skip
     before = _generated()
     after = _postprocess(webui, runner, p, before)
     _changed_only_inside(before, after, mask / 255.0)
     assert p.extra_generation_params["PHNet weights"] == "tiny-phnet"
     assert p.extra_generation_params["PHNet strength"] == 0.8
-    assert p.extra_generation_params["PHNet mask"] == integrations.MASK_INPAINT
+    assert p.extra_generation_params["PHNet mask"] == INPAINT
 
 
-def test_inpaint_only_masked_crops_the_mask(webui):
-    # "inpaint only masked": pp.image is the crop (x, y, w, h) = paste_to, resized to width x height
+def test_inpaint_mask_follows_the_webui_rules(webui):
+    inpaint_mask = webui.script_module.inpaint_mask
+    img2img = webui.processing.StableDiffusionProcessingImg2Img
     full = np.zeros((128, 128), np.uint8)
     full[40:72, 40:72] = 255
-    m = integrations.mask_from_inpaint(Image.fromarray(full), (64, 64), crop=(32, 32, 64, 64))
+    # "Inpaint only masked": pp.image is the crop p.paste_to = (x, y, w, h), resized to width x height
+    p = img2img(width=64, height=64, mask=Image.fromarray(full), inpaint_full_res=True)
+    p.paste_to = (32, 32, 64, 64)
     expected = np.zeros((64, 64), np.uint8)
     expected[8:40, 8:40] = 255
-    np.testing.assert_array_equal(np.asarray(m), expected)
-    inverted = integrations.mask_from_inpaint(Image.fromarray(full), (128, 128), invert=True)
-    np.testing.assert_array_equal(np.asarray(inverted), 255 - full)
-    # the script passes p.paste_to when p.inpaint_full_res is set
+    np.testing.assert_array_equal(np.asarray(inpaint_mask(p, (64, 64))), expected)
+    # "Whole picture" ignores paste_to; "Inpaint not masked" inverts
+    p = img2img(width=128, height=128, mask=Image.fromarray(full), inpaint_full_res=False, inpainting_mask_invert=1)
+    p.paste_to = (32, 32, 64, 64)
+    np.testing.assert_array_equal(np.asarray(inpaint_mask(p, (128, 128))), 255 - full)
+    # no mask at all (txt2img, or img2img without inpainting)
+    with pytest.raises(ValueError, match="needs img2img inpainting"):
+        inpaint_mask(img2img(width=64, height=64), (64, 64))
+
+
+def test_inpaint_only_masked_is_harmonized_inside_the_crop(webui):
+    full = np.zeros((128, 128), np.uint8)
+    full[40:72, 40:72] = 255
+    expected = np.zeros((64, 64), np.uint8)
+    expected[8:40, 8:40] = 255
     script, runner = _runner(webui, True)
     p = webui.processing.StableDiffusionProcessingImg2Img(
-        width=64, height=64, image_mask=Image.fromarray(full), inpaint_full_res=True
+        width=64, height=64, mask=Image.fromarray(full), inpaint_full_res=True
     )
     p.paste_to = (32, 32, 64, 64)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
     before = _generated(64, 64)
     _changed_only_inside(before, _postprocess(webui, runner, p, before), expected / 255.0)
 
@@ -157,7 +171,7 @@ def test_pasted_subject_is_harmonized(webui):
     rgba[..., :3] = (230, 40, 40)
     rgba[2:14, 2:10, 3] = 255
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=Image.fromarray(rgba), x=30, y=20, scale=1.0, anchor="top-left")  # fmt: skip
     before = _generated()
     after = _postprocess(webui, runner, p, before)
@@ -173,7 +187,7 @@ def test_sam_box_is_harmonized(webui):
     script, runner = _runner(webui, False)
     box = (8, 4, 40, 30)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
                           sam_weights="tiny_sam.safetensors", box_x0=box[0], box_y0=box[1], box_x1=box[2],
                           box_y1=box[3])  # fmt: skip
     before = _generated()
@@ -190,7 +204,7 @@ def test_grow_and_feather_are_recorded(webui):
     rgba = np.zeros((16, 16, 4), np.uint8)
     rgba[4:12, 4:12] = 255
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT,
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=Image.fromarray(rgba), x=20, y=20, grow=2, feather=1.5)  # fmt: skip
     before = _generated()
     after = _postprocess(webui, runner, p, before)
@@ -212,71 +226,82 @@ def test_models_are_loaded_once(webui, monkeypatch):
     script, runner = _runner(webui, True)
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 20:50] = 255
-    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, image_mask=Image.fromarray(mask))
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(mask), inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
     for seed in range(3):  # a batch of three images
         _postprocess(webui, runner, p, _generated(seed=seed))
     assert len(calls) == 1
 
 
-def test_clear_errors(webui):
+def _fails(webui, capsys, runner, p, message):
+    """The WebUI reports the error, names the hook, and keeps the image as generated."""
+    before = _generated()
+    assert _postprocess(webui, runner, p, before) is before
+    err, records = _reported(webui, capsys)
+    assert "*** Error running postprocess_image:" in err and "phnet_webui.py" in err
+    assert len(records) == 1 and re.search(message, records[0]["exception"]), records
+
+
+def test_clear_errors(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_INPAINT)
-    with pytest.raises(ValueError, match="needs img2img inpainting"):
-        _postprocess(webui, runner, p, _generated())
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    _fails(webui, capsys, runner, p, "needs img2img inpainting")
     # process() recorded the settings; the failed image must not claim it was harmonized
     assert not any(k.startswith("PHNet") for k in p.extra_generation_params)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SUBJECT)
-    with pytest.raises(ValueError, match="upload a subject"):
-        _postprocess(webui, runner, p, _generated())
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=integrations.MASK_SAM)
-    with pytest.raises(ValueError, match="No SAM checkpoint chosen"):
-        _postprocess(webui, runner, p, _generated())
-    p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=integrations.MASK_SUBJECT)
-    with pytest.raises(FileNotFoundError, match="'not-there' not found in .*PHNet"):
-        _postprocess(webui, runner, p, _generated())
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT)
+    _fails(webui, capsys, runner, p, "upload a subject")
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM)
+    _fails(webui, capsys, runner, p, "No SAM checkpoint chosen")
+    p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=SUBJECT)
+    _fails(webui, capsys, runner, p, "'not-there' not found in .*PHNet")
 
 
 # ---- weights resolution ------------------------------------------------------------------
 
 
 def test_weights_list_and_default(webui, tmp_path):
+    m = webui.script_module
     phnet_dir = webui.models_path / "PHNet"
     (phnet_dir / "official.pth").write_bytes(b"")
     (phnet_dir / "notes.txt").write_text("ignored")
-    assert integrations.list_phnet_weights(phnet_dir) == [integrations.DEFAULT_WEIGHTS, "official.pth", "tiny-phnet"]
-    assert integrations.list_phnet_weights(tmp_path / "missing") == [integrations.DEFAULT_WEIGHTS]
+    assert m.phnet_choices(str(phnet_dir)) == [DEFAULT, "official.pth", "tiny-phnet"]
+    assert m.phnet_choices(str(tmp_path / "missing")) == [DEFAULT]
     # the bundled default loads with no download (HF offline for the whole test run in CI)
-    h = integrations.resolve_harmonizer(integrations.DEFAULT_WEIGHTS, phnet_dir, device="cpu")
-    assert h.config.name == "default-cpu"
-    assert integrations.resolve_harmonizer("", phnet_dir, device="cpu") is h  # cached
+    h = m.load_harmonizer(DEFAULT, str(phnet_dir))
+    assert h.config.name == "default-cpu" and h.device.type == "cpu"  # modules.devices.device
+    assert m.load_harmonizer("", str(phnet_dir)) is h  # cached
 
 
 def test_missing_default_weights_say_what_to_do(webui, monkeypatch, tmp_path):
-    monkeypatch.setattr(integrations, "default_weights_dir", lambda: tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match="bundled default PHNet weights are missing.*Hugging Face repo id"):
-        integrations.resolve_harmonizer(integrations.DEFAULT_WEIGHTS, webui.models_path / "PHNet", device="cpu")
+    import phnet.weights
+
+    monkeypatch.setattr(phnet.weights, "DEFAULT_DIR", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="no bundled default PHNet weights.*models.PHNet.*Hugging Face repo id"):
+        webui.script_module.load_harmonizer(DEFAULT, str(webui.models_path / "PHNet"))
 
 
-def test_weights_by_path_and_hub_offline(webui, tmp_path, monkeypatch):
-    h = integrations.resolve_harmonizer(str(webui.models_path / "PHNet" / "tiny-phnet"), device="cpu")
+def test_weights_by_path_and_by_repo_id(webui, monkeypatch):
+    from phnet import Harmonizer
+
+    m = webui.script_module
+    h = m.load_harmonizer(str(webui.models_path / "PHNet" / "tiny-phnet"), str(webui.models_path / "PHNet"))
     assert h.config.image_size == 64
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(Exception, match="someone/phnet-weights|offline|cache"):
-        integrations.resolve_harmonizer("someone/phnet-weights", None, device="cpu", cache_dir=tmp_path,
-                                        local_files_only=True)  # fmt: skip
-    assert integrations.parse_hub_choice("a/b@v1") == ("a/b", "v1")
+    asked = []
+    monkeypatch.setattr(Harmonizer, "from_pretrained", classmethod(lambda cls, source, **kw: asked.append((source, kw))))
+    m.load_harmonizer("someone/phnet-weights@v1", str(webui.models_path / "PHNet"))
+    assert asked[0][0] == "someone/phnet-weights" and asked[0][1]["revision"] == "v1"
 
 
 def test_sam_choices(webui):
-    sam_dirs = [webui.models_path / "sam", webui.models_path / "sams"]
-    assert integrations.list_sam_weights(sam_dirs) == ["tiny_sam.safetensors"]
-    seg = integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu")
-    assert integrations.resolve_segmenter("tiny_sam.safetensors", sam_dirs, device="cpu") is seg
+    m = webui.script_module
+    sam_dirs = [str(webui.models_path / "sam"), str(webui.models_path / "sams")]
+    assert m.sam_choices(sam_dirs) == ["tiny_sam.safetensors"]
+    seg = m.load_segmenter("tiny_sam.safetensors", sam_dirs)
+    assert m.load_segmenter("tiny_sam.safetensors", sam_dirs) is seg
 
 
-def test_api_subject_as_base64(webui):
+def test_api_subject_as_base64(webui, capsys):
     """API clients send images as base64 strings (optionally a data URL)."""
     import base64
     import io
@@ -290,37 +315,48 @@ def test_api_subject_as_base64(webui):
     encoded = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
-                          mask_source=integrations.MASK_SUBJECT, subject=encoded, x=30, y=20,
+                          mask_source=SUBJECT, subject=encoded, x=30, y=20,
                           anchor="top-left")  # fmt: skip
     before = _generated()
     mask = np.zeros((48, 64), np.float32)
     mask[22:34, 32:40] = 1.0
     _changed_only_inside(before, _postprocess(webui, runner, p, before), mask)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
-                          mask_source=integrations.MASK_SUBJECT, subject="not base64!")  # fmt: skip
-    with pytest.raises(ValueError, match="not a base64-encoded image"):
-        _postprocess(webui, runner, p, before)
+                          mask_source=SUBJECT, subject="not base64!")  # fmt: skip
+    _fails(webui, capsys, runner, p, "not a base64-encoded image")
 
 
-def test_core_never_imports_host_modules():
-    """phnet/ is shared by ComfyUI and the WebUI: no gradio / modules.* / comfy imports in it."""
+def test_the_core_knows_no_host():
+    """phnet/ is shared by ComfyUI, the WebUI and plain Python: no host imports, and the WebUI is
+    named only where a module says it does not import it."""
     import re
     from pathlib import Path
 
-    core = Path(integrations.__file__).resolve().parent
-    pattern = re.compile(r"^\s*(from|import)\s+(gradio|modules|comfy|folder_paths)\b", re.M)
-    offenders = [str(p) for p in core.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
+    import phnet
+
+    core = Path(phnet.__file__).resolve().parent
+    host_import = re.compile(r"^\s*(from|import)\s+(gradio|modules|launch|comfy|folder_paths)\b", re.M)
+    offenders = []
+    for path in sorted(core.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if host_import.search(text):
+            offenders.append(f"{path.name}: imports a host module")
+        offenders += [f"{path.name}: {line.strip()}" for line in text.splitlines()
+                      if re.search(r"web\s*ui|gradio|a1111", line, re.I) and "import" not in line]  # fmt: skip
     assert offenders == []
+    assert not (core / "integrations.py").exists()
 
 
-def test_inpaint_mask_from_sketch_alpha():
-    """Sketch / inpaint-upload masks may arrive as RGBA with the strokes in alpha."""
+def test_an_rgba_sketch_mask_carries_the_strokes_in_alpha(webui):
+    """Like the WebUI's create_binary_mask: gradio's RGBA masks hold the strokes in alpha, unless
+    the alpha is fully opaque (an uploaded black/white picture): then its grey values count."""
+    img2img = webui.processing.StableDiffusionProcessingImg2Img
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[2:5, 3:6, 3] = 255
-    m = integrations.mask_from_inpaint(Image.fromarray(rgba), (8, 8))
-    np.testing.assert_array_equal(np.asarray(m), rgba[..., 3])
+    p = img2img(width=8, height=8, mask=Image.fromarray(rgba), inpaint_full_res=False)
+    np.testing.assert_array_equal(np.asarray(webui.script_module.inpaint_mask(p, (8, 8))), rgba[..., 3])
     opaque = np.full((8, 8, 4), 255, np.uint8)
     opaque[..., :3] = 0
-    opaque[1:3, 1:3, :3] = 255  # fully opaque: the white pixels are the mask
-    np.testing.assert_array_equal(np.asarray(integrations.mask_from_inpaint(Image.fromarray(opaque), (8, 8))),
-                                  opaque[..., 0])  # fmt: skip
+    opaque[1:3, 1:3, :3] = 255
+    p = img2img(width=8, height=8, mask=Image.fromarray(opaque), inpaint_full_res=False)
+    np.testing.assert_array_equal(np.asarray(webui.script_module.inpaint_mask(p, (8, 8))), opaque[..., 0])
