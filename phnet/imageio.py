@@ -44,6 +44,7 @@ import torch
 
 __all__ = [
     "LAYOUTS",
+    "IMAGE_SUFFIXES",
     "ImageForm",
     "image_to_tensor",
     "tensor_to_image",
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
 _SLACK = 1e-3  # float rounding noise tolerated (and clamped) at either end of 0..1
 
 

@@ -158,7 +158,7 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
         )
         raise ValueError(
             f"the weights {source} do not fit this PHNet config ({detail}).{found} "
-            "Pass the matching config (or --config iharmony|ffhqh), or let it be inferred from the file"
+            "Use the matching architecture (preset iharmony or ffhqh), or let it be read off the file"
         )
     bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
@@ -193,7 +193,7 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
     infer_config(tensors)  # a non-PHNet file gets that message first
     raise ValueError(
         f"{path} stores no PHNet config (no 'phnet_config' metadata) and none was given, so its output mapping "
-        "('image' or 'residual') and working size are unknown: put a config.json beside it, or pass config="
+        "('image' or 'residual') and working size are unknown: put its config.json beside it"
     )
 
 
@@ -250,8 +250,8 @@ def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) 
         if len(candidates) != 1:
             listing = ", ".join(p.name for p in candidates) or "nothing"
             raise FileNotFoundError(
-                f"{directory} holds no {WEIGHTS_NAME} (found {listing}); point at one weights file, or save the "
-                "model there with save_pretrained()"
+                f"{directory} holds no {WEIGHTS_NAME} (found {listing}); point at one weights file, or at a folder "
+                "holding config.json + model.safetensors"
             )
         weights = candidates[0]
     if config is None and (directory / CONFIG_NAME).is_file():  # a folder is one model: its config.json rules
