@@ -23,6 +23,7 @@ class _Job(NamedTuple):
     composite: Path
     mask: Path | None
     target: Path
+    compare: Path | None = None
 
 
 def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -48,13 +49,15 @@ def _is_folder_target(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir() or not Path(output).suffix
 
 
-def _plan(composite: Path, mask: Path | None, output: str) -> list[_Job]:
-    """Every (composite, mask, target) of the run, checked before anything is computed or written."""
+def _plan(composite: Path, mask: Path | None, output: str, compare: str | None = None) -> list[_Job]:
+    """Every job of the run, its files checked before anything is computed or written. ``compare``: the
+    comparison image of a single composite; in folder mode any value asks for ``<result>_compare.png``."""
     out = Path(output)
     if composite.is_file():
         if mask is not None and not mask.is_file():
             raise SystemExit(f"error: mask {mask} is not a file")
-        jobs = [_Job(composite, mask, out / composite.name if _is_folder_target(output) else out)]
+        target = out / composite.name if _is_folder_target(output) else out
+        jobs = [_Job(composite, mask, target, Path(compare) if compare else None)]
     elif composite.is_dir():
         if mask is not None and not mask.is_dir():
             raise SystemExit("error: with a folder of composites, MASK must be a folder of masks with the same names")
@@ -68,7 +71,9 @@ def _plan(composite: Path, mask: Path | None, output: str) -> list[_Job]:
         for path in images:
             # x.jpg and x.png both in the folder: x_jpg.png and x_png.png, so neither result is lost
             name = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
-            jobs.append(_Job(path, _find_mask(mask, path) if mask is not None else None, out / (name + ".png")))
+            target = out / (name + ".png")
+            paired = _find_mask(mask, path) if mask is not None else None
+            jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
     else:
         raise SystemExit(f"error: {composite} does not exist")
     _check_targets(jobs)
@@ -84,10 +89,11 @@ def _find_mask(folder: Path, composite: Path) -> Path:
     return found
 
 
-def _check_targets(jobs: list[_Job], extra: tuple[Path, ...] = ()) -> None:
+def _check_targets(jobs: list[_Job]) -> None:
     inputs = {p.resolve() for job in jobs for p in (job.composite, job.mask) if p is not None}
     seen: dict[Path, Path] = {}
-    for target, source in [(job.target, job.composite) for job in jobs] + [(p, p) for p in extra]:
+    writes = [(t, job.composite) for job in jobs for t in (job.target, job.compare) if t is not None]
+    for target, source in writes:
         if target.suffix.lower() not in IMAGE_SUFFIXES:
             raise SystemExit(
                 f"error: cannot write an image named {target.name}: use one of {', '.join(IMAGE_SUFFIXES)}, "
@@ -119,20 +125,20 @@ def _save(result: np.ndarray, target: Path) -> None:
     Image.fromarray(result).save(target)
 
 
-def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, compare: Path | None, say) -> None:
+def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
     image, mask = _load_pair(job.composite, job.mask)
     result = harmonizer(image, mask, strength=args.strength, mode=args.mode, working_size=args.working_size)
     _save(result, job.target)
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
-    if compare is not None:
+    if job.compare is not None:
         from PIL import Image
 
         from .visualize import before_after
 
         m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
-        compare.parent.mkdir(parents=True, exist_ok=True)
-        before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m).save(compare)
+        job.compare.parent.mkdir(parents=True, exist_ok=True)
+        before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m).save(job.compare)
 
 
 def harmonize(args: argparse.Namespace) -> int:
@@ -140,20 +146,15 @@ def harmonize(args: argparse.Namespace) -> int:
 
     from .harmonizer import Harmonizer
 
-    jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output)
-    single = len(jobs) == 1 and Path(args.composite).is_file()
-    if single and args.compare:
-        _check_targets(jobs, extra=(Path(args.compare),))
+    jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare)
+    single = Path(args.composite).is_file()
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
     )
     failed: list[Path] = []
     for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single):
-        compare = None
-        if args.compare:
-            compare = Path(args.compare) if single else job.target.with_name(job.target.stem + "_compare.png")
         try:
-            _harmonize_one(harmonizer, job, args, compare, tqdm.write)
+            _harmonize_one(harmonizer, job, args, tqdm.write)
         except (ValueError, OSError) as e:  # this file is bad; the others may not be
             if single:
                 raise SystemExit(f"error: {e}") from None
@@ -161,7 +162,7 @@ def harmonize(args: argparse.Namespace) -> int:
             failed.append(job.composite)
             continue
         if single:
-            print(f"wrote {job.target}" + (f" and {compare}" if compare else ""))
+            print(f"wrote {job.target}" + (f" and {job.compare}" if job.compare else ""))
     if single:
         return 0
     done = len(jobs) - len(failed)
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
 
