@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .config import PHNetConfig
 from .fullres import METHODS, apply_full_resolution, resize, working_shape
-from .imageio import check_mask_coverage, image_to_tensor, mask_to_tensor, tensor_to_image
+from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .weights import load_model, push_to_hub, save_pretrained
@@ -207,6 +207,6 @@ def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
             f"masks must be B×1×H×W matching the images {tuple(images.shape)}, got {tuple(masks.shape)}; "
             "resize the mask to the image"
         )
-    if not torch.isfinite(images).all() or not torch.isfinite(masks).all():
-        raise ValueError("the image or mask contains NaN/inf values; fix the input (e.g. torch.nan_to_num)")
+    check_unit_range(images, "images")  # tensors handed in directly meet the same range check as any input
+    check_unit_range(masks, "masks", "mask")
     check_mask_coverage(masks)

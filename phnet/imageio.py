@@ -55,6 +55,7 @@ __all__ = [
     "image_to_bhwc",
     "mask_to_bhw",
     "check_mask_coverage",
+    "check_unit_range",
     "read_image",
     "read_mask",
 ]
@@ -362,12 +363,7 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
             )
         return f / peak
     f = t.to(torch.float32)
-    if not torch.isfinite(f).all():
-        raise ValueError(f"the {name} contains NaN or infinite values; fix the mask (e.g. torch.nan_to_num)")
-    lo, hi = f.min().item(), f.max().item()
-    if lo < -_SLACK or hi > 1 + _SLACK:
-        hint = "; this looks like a 0..255 mask: divide it by 255" if hi <= 255 and lo >= 0 else ""
-        raise ValueError(f"float {name} values must be in 0..1, got {lo:g}..{hi:g}{hint}")
+    check_unit_range(f, name, "mask")
     return f.clamp(0, 1)
 
 
@@ -519,15 +515,21 @@ def _image_unit(t: torch.Tensor, dtype, name: str = "image") -> torch.Tensor:
     if t.dtype == torch.bool or not t.is_floating_point():
         raise ValueError(f"unsupported {name} dtype {dtype}: use uint8, uint16 or float in 0..1")
     t = t.to(torch.float32)
+    check_unit_range(t, name)
+    return t.clamp(0, 1)
+
+
+def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") -> None:
+    """A float tensor must be finite and within 0..1 (give or take the rounding slack); the check every host
+    boundary shares. ``kind`` ("image" / "mask") only words the message."""
     if not torch.isfinite(t).all():
-        raise ValueError(f"the {name} contains NaN or infinite values; fix the input (e.g. torch.nan_to_num)")
+        raise ValueError(f"the {name} contains NaN or infinite values; fix the {kind} (e.g. torch.nan_to_num)")
     lo, hi = t.min().item(), t.max().item()
     if lo < -_SLACK or hi > 1 + _SLACK:
-        hint = " (this looks like a 0..255 image)" if hi <= 255 and lo >= -_SLACK else ""
+        hint = f" (this looks like a 0..255 {kind})" if hi <= 255 and lo >= -_SLACK else ""
         raise ValueError(
-            f"float {name}s must be in 0..1, got values in {lo:g}..{hi:g}{hint}; divide 0..255 images by 255"
+            f"the {name} must hold float values in 0..1, got {lo:g}..{hi:g}{hint}; divide 0..255 {kind}s by 255"
         )
-    return t.clamp(0, 1)
 
 
 def _from_unit(t: torch.Tensor, peak: float | None, dtype) -> torch.Tensor:

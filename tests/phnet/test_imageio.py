@@ -288,3 +288,19 @@ def test_unreadable_file_is_named(tmp_path):
         io_.read_image(tmp_path / "bad.png")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         io_.read_mask(tmp_path / "missing.png")
+
+
+def test_tensors_handed_to_the_library_directly_meet_the_same_range_check(tiny_model):
+    """A host that converts its own tensors (a 0..255 IMAGE from some node) still gets the boundary's check,
+    not a white background."""
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu")
+    masks = torch.zeros(1, 1, 16, 16)
+    masks[..., 4:8, 4:8] = 1
+    with pytest.raises(ValueError, match="divide 0..255 images by 255"):
+        h.harmonize_tensor(torch.rand(1, 3, 16, 16) * 255, masks)
+    with pytest.raises(ValueError, match="0..1"):
+        h.harmonize_tensor(torch.rand(1, 3, 16, 16), masks * 2)
+    with pytest.raises(ValueError, match="NaN"):
+        h.harmonize_tensor(torch.full((1, 3, 16, 16), float("nan")), masks)

@@ -578,6 +578,7 @@ class _Payload:
         return (os.system, ("echo this must never run",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("protocol", [2, 4])
 def test_pickle_payload_refusal_never_advises_weights_only_false(tmp_path, protocol):
     import pickle
