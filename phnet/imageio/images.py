@@ -137,9 +137,14 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
 
 def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     """One image → uint8 H×W×3 RGB (alpha dropped, grey expanded, 16-bit and float rounded)."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
-        return np.ascontiguousarray(image)
-    rgb, _ = image_to_array(image, name)
+    pixels = pil_image_pixels(image, name, allow_16bit=True) if is_pil(image) else image
+    if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim in (2, 3):
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        if pixels.shape[-1] in (1, 2, 3, 4) and pixels.shape[0] and pixels.shape[1]:  # 8 bits stay exact, no floats
+            grey = pixels.shape[-1] < 3
+            return np.ascontiguousarray(np.repeat(pixels[..., :1], 3, -1) if grey else pixels[..., :3])
+    rgb, _ = image_to_array(pixels, name)
     return np.round(rgb * 255.0).astype(np.uint8)
 
 
@@ -230,7 +235,7 @@ def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") 
     """A float tensor must be finite and within 0..1 (give or take the rounding slack); the check every host
     boundary shares. ``kind`` ("image" / "mask") only words the message."""
     if not torch.isfinite(t).all():
-        raise ValueError(f"the {name} contains NaN or infinite values; fix the {kind} (e.g. torch.nan_to_num)")
+        raise ValueError(f"the {name} contains NaN or infinite values; replace them with numbers in 0..1")
     lo, hi = t.min().item(), t.max().item()
     if lo < -_SLACK or hi > 1 + _SLACK:
         hint = f" (this looks like a 0..255 {kind})" if hi <= 255 and lo >= -_SLACK else ""

@@ -304,3 +304,17 @@ def test_tensors_handed_to_the_library_directly_meet_the_same_range_check(tiny_m
         h.harmonize_tensor(torch.rand(1, 3, 16, 16), masks * 2)
     with pytest.raises(ValueError, match="NaN"):
         h.harmonize_tensor(torch.full((1, 3, 16, 16), float("nan")), masks)
+
+
+def test_uint8_for_sam_is_exact():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(io_.image_to_uint8(rgb), rgb)
+    assert np.array_equal(io_.image_to_uint8(Image.fromarray(rgb)), rgb)
+    rgba = np.concatenate([rgb, np.full((5, 7, 1), 9, np.uint8)], -1)
+    assert np.array_equal(io_.image_to_uint8(Image.fromarray(rgba)), rgb)
+    grey = rgb[..., 0]
+    assert np.array_equal(io_.image_to_uint8(grey), np.repeat(grey[..., None], 3, -1))
+    assert np.array_equal(io_.image_to_uint8(rgb.astype(np.float32) / 255), rgb)
+    with pytest.raises(ValueError, match="one image"):
+        io_.image_to_uint8(np.zeros((5, 7, 5), np.uint8))
