@@ -118,7 +118,7 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
         raise ValueError(
-            f"{name} must be one image, H×W or H×W×C with C = 1, 2, 3 or 4 channels (channels last), "
+            f"{name} must be one image, H x W or H x W x C with C = 1, 2, 3 or 4 channels (channels last), "
             f"got shape {shape}"
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -225,7 +225,7 @@ def _image_unit(t: torch.Tensor, dtype, name: str = "image") -> torch.Tensor:
     if peak is not None:
         return t.to(torch.float32) / peak
     if t.dtype == torch.bool or not t.is_floating_point():
-        raise ValueError(f"unsupported {name} dtype {dtype}: use uint8, uint16 or float in 0..1")
+        raise ValueError(f"Unsupported {name} dtype {dtype}: use uint8, uint16 or float in 0..1")
     t = t.to(torch.float32)
     check_unit_range(t, name)
     return t.clamp(0, 1)
