@@ -318,3 +318,16 @@ def test_uint8_for_sam_is_exact():
     assert np.array_equal(io_.image_to_uint8(rgb.astype(np.float32) / 255), rgb)
     with pytest.raises(ValueError, match="one image"):
         io_.image_to_uint8(np.zeros((5, 7, 5), np.uint8))
+
+
+def test_sam_mask_helpers_follow_the_same_rules():
+    """SAM's mask helpers used to read a 0/1 uint8 mask as 1/255 (no box) and clip floats outside 0..1."""
+    from phnet.segmentation import mask_bbox, refine_mask
+
+    m = np.zeros((8, 8), np.uint8)
+    m[2:5, 3:6] = 1
+    assert mask_bbox(m) == (3, 2, 6, 5)
+    with pytest.raises(ValueError, match="0..1"):
+        refine_mask(np.full((8, 8), 1.5, np.float32))
+    grey16 = Image.fromarray(np.full((8, 8), 16384, np.uint16))  # a quarter: not white, not a mask
+    assert mask_bbox(grey16) is None and mask_bbox(grey16, threshold=0.2) == (0, 0, 8, 8)
