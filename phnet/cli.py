@@ -158,7 +158,8 @@ def harmonize(args: argparse.Namespace) -> int:
         except (ValueError, OSError) as e:  # this file is bad; the others may not be
             if single:
                 raise SystemExit(f"error: {e}") from None
-            tqdm.write(f"error: {job.composite}: {e}", file=sys.stderr)
+            named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
+            tqdm.write(f"error: {named}", file=sys.stderr)
             failed.append(job.composite)
             continue
         if single:
