@@ -1,80 +1,177 @@
-"""Command line: ``phnet harmonize``, ``phnet convert``."""
+"""Command line: ``phnet harmonize``, ``phnet convert``.
+
+``harmonize`` never writes over one of its inputs, gives every result its own name, and in folder mode
+goes on past a bad file: each failure is reported with its file name as it happens, and the run ends with
+a summary and exit code 1. Files are read through :mod:`phnet.imageio` (EXIF orientation, 16-bit grey).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+import numpy as np
+
+from .imageio import IMAGE_SUFFIXES
 
 
-def _load_pair(composite: Path, mask: Path | None):
-    from PIL import Image
+class _Job(NamedTuple):
+    composite: Path
+    mask: Path | None
+    target: Path
+    compare: Path | None = None
 
-    image = Image.open(composite)
-    image.load()
+
+def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(image array as stored, float32 mask) for one job; ValueError naming the file when it cannot be used."""
+    from .imageio import mask_to_array, read_image, read_mask
+
+    image = read_image(composite)
     if mask is None:
-        if image.mode not in ("RGBA", "LA") and "transparency" not in image.info:
-            raise SystemExit(f"error: {composite} has no alpha channel; give a MASK image as the second argument")
-        alpha = image.convert("RGBA").getchannel("A")
-        return image.convert("RGB"), alpha
-    m = Image.open(mask)
-    m.load()
-    if m.size != image.size:
-        raise SystemExit(
-            f"error: mask {mask} is {m.size[0]}×{m.size[1]} but {composite} is {image.size[0]}×{image.size[1]}; "
+        if image.ndim != 3 or image.shape[-1] != 4:
+            raise ValueError(f"{composite} has no alpha channel; give a MASK image as the second argument")
+        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}")
+    m = read_mask(mask)
+    if m.shape != image.shape[:2]:
+        raise ValueError(
+            f"mask {mask} is {m.shape[1]}×{m.shape[0]} but {composite} is {image.shape[1]}×{image.shape[0]}; "
             "resize the mask to the composite"
         )
     return image, m
 
 
-def _pairs(composite: Path, mask: Path | None, out: Path) -> list[tuple[Path, Path | None, Path]]:
+def _is_folder_target(output: str) -> bool:
+    """``-o results/``, an existing folder, or a name without an image extension: a folder."""
+    return output.endswith(("/", os.sep)) or Path(output).is_dir() or not Path(output).suffix
+
+
+def _plan(composite: Path, mask: Path | None, output: str, compare: str | None = None) -> list[_Job]:
+    """Every job of the run, its files checked before anything is computed or written. ``compare``: the
+    comparison image of a single composite; in folder mode any value asks for ``<result>_compare.png``."""
+    out = Path(output)
     if composite.is_file():
-        target = out / composite.name if out.is_dir() else out
-        return [(composite, mask, target)]
-    if not composite.is_dir():
+        if mask is not None and not mask.is_file():
+            raise SystemExit(f"error: mask {mask} is not a file")
+        target = out / composite.name if _is_folder_target(output) else out
+        jobs = [_Job(composite, mask, target, Path(compare) if compare else None)]
+    elif composite.is_dir():
+        if mask is not None and not mask.is_dir():
+            raise SystemExit("error: with a folder of composites, MASK must be a folder of masks with the same names")
+        if not _is_folder_target(output):
+            raise SystemExit(f"error: with a folder of composites, -o must be a folder, not {output}")
+        images = sorted(p for p in composite.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise SystemExit(f"error: no images in {composite}")
+        stems = Counter(p.stem for p in images)
+        jobs = []
+        for path in images:
+            # x.jpg and x.png both in the folder: x_jpg.png and x_png.png, so neither result is lost
+            name = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
+            target = out / (name + ".png")
+            paired = _find_mask(mask, path) if mask is not None else None
+            jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
+    else:
         raise SystemExit(f"error: {composite} does not exist")
-    if mask is not None and not mask.is_dir():
-        raise SystemExit("error: with a folder of composites, MASK must be a folder of masks with the same names")
-    out.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    for path in sorted(p for p in composite.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        found = None
-        if mask is not None:
-            found = next(
-                (m for m in sorted(mask.iterdir()) if m.stem == path.stem and m.suffix.lower() in IMAGE_SUFFIXES), None
+    _check_targets(jobs)
+    return jobs
+
+
+def _find_mask(folder: Path, composite: Path) -> Path:
+    candidates = [m for m in sorted(folder.iterdir()) if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+    found = next((m for m in candidates if m.name == composite.name), None)  # x.jpg's own mask first
+    found = found or next((m for m in candidates if m.stem == composite.stem), None)
+    if found is None:
+        raise SystemExit(f"error: no mask named {composite.stem}.* in {folder} for {composite}")
+    return found
+
+
+def _check_targets(jobs: list[_Job]) -> None:
+    inputs = {p.resolve() for job in jobs for p in (job.composite, job.mask) if p is not None}
+    seen: dict[Path, Path] = {}
+    writes = [(t, job.composite) for job in jobs for t in (job.target, job.compare) if t is not None]
+    for target, source in writes:
+        if target.suffix.lower() not in IMAGE_SUFFIXES:
+            raise SystemExit(
+                f"error: cannot write an image named {target.name}: use one of {', '.join(IMAGE_SUFFIXES)}, "
+                "or end -o with / for a folder"
             )
-            if found is None:
-                raise SystemExit(f"error: no mask named {path.stem}.* in {mask} for {path}")
-        pairs.append((path, found, out / (path.stem + ".png")))
-    if not pairs:
-        raise SystemExit(f"error: no images in {composite}")
-    return pairs
+        resolved = target.resolve()
+        if resolved in inputs:
+            raise SystemExit(f"error: refusing to overwrite the input {target}; choose another output (-o/--compare)")
+        if resolved in seen:
+            raise SystemExit(f"error: {seen[resolved]} and {source} would both be written to {target}")
+        seen[resolved] = source
+
+
+def _eight_bit(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint16:
+        return np.round(array / 257.0).astype(np.uint8)
+    if array.dtype != np.uint8:
+        return np.round(np.clip(array, 0, 1) * 255.0).astype(np.uint8)
+    return array
+
+
+def _save(result: np.ndarray, target: Path) -> None:
+    from PIL import Image
+
+    result = _eight_bit(result)
+    if result.ndim == 3 and result.shape[-1] == 4 and target.suffix.lower() in (".jpg", ".jpeg"):
+        result = result[..., :3]  # JPEG has no alpha
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(result).save(target)
+
+
+def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
+    image, mask = _load_pair(job.composite, job.mask)
+    result = harmonizer(image, mask, strength=args.strength, mode=args.mode, working_size=args.working_size)
+    _save(result, job.target)
+    if image.dtype == np.uint16:
+        say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
+    if job.compare is not None:
+        from PIL import Image
+
+        from .visualize import before_after
+
+        m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
+        job.compare.parent.mkdir(parents=True, exist_ok=True)
+        before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m).save(job.compare)
 
 
 def harmonize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .harmonizer import Harmonizer
-    from .visualize import before_after
 
-    pairs = _pairs(Path(args.composite), Path(args.mask) if args.mask else None, Path(args.output))
+    jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare)
+    single = Path(args.composite).is_file()
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
     )
-    for composite, mask, target in tqdm(pairs, desc="harmonizing", unit="image", disable=len(pairs) == 1):
-        image, m = _load_pair(composite, mask)
-        result = harmonizer(
-            image, m, strength=args.strength, mode=args.mode, working_size=args.working_size
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        result.save(target)
-        if args.compare:
-            compare = Path(args.compare) if len(pairs) == 1 else target.with_name(target.stem + "_compare.png")
-            before_after(image, result, m).save(compare)
-        if len(pairs) == 1:
-            print(f"wrote {target}" + (f" and {compare}" if args.compare else ""))
+    failed: list[Path] = []
+    for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single):
+        try:
+            _harmonize_one(harmonizer, job, args, tqdm.write)
+        except (ValueError, OSError) as e:  # this file is bad; the others may not be
+            if single:
+                raise SystemExit(f"error: {e}") from None
+            named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
+            tqdm.write(f"error: {named}", file=sys.stderr)
+            failed.append(job.composite)
+            continue
+        if single:
+            print(f"wrote {job.target}" + (f" and {job.compare}" if job.compare else ""))
+    if single:
+        return 0
+    done = len(jobs) - len(failed)
+    print(f"harmonized {done} of {len(jobs)} images into {Path(args.output)}")
+    if failed:
+        names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        print(f"error: {len(failed)} of {len(jobs)} images failed ({names}); see the messages above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -97,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("harmonize", help="harmonize a composite (or a folder of them) given the subject mask")
     h.add_argument("composite", help="composite image, or a folder of them")
     h.add_argument("mask", nargs="?", help="subject mask (white = subject), or a folder; default: the alpha channel")
-    h.add_argument("-o", "--output", required=True, help="output image (or folder)")
-    h.add_argument("--weights", help="weights file, model folder or Hub repo id (default: bundled weights)")
+    h.add_argument("-o", "--output", required=True, help="output image, or a folder (ending in /; created if needed)")
+    h.add_argument("--weights", help="weights file, model folder or Hub repo id owner/name[@revision] (default: bundled weights)")
     h.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--mode", choices=("full", "official"), default="full", help="full resolution (default) or the official square pipeline")
@@ -122,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
 

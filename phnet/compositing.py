@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imageio import image_to_array, mask_to_array
+
 __all__ = ["paste_subject", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
@@ -20,79 +22,6 @@ ANCHORS: dict[str, tuple[float, float]] = {
     "center": (0.5, 0.5),
     "bottom-center": (0.5, 1.0),
 }
-
-
-def _as_float_array(x: Any, what: str) -> np.ndarray:
-    """numpy / torch / PIL → float32 array in [0, 1] with a channel axis (H x W x C)."""
-    try:
-        from PIL import Image
-
-        if isinstance(x, Image.Image):
-            if x.mode in ("RGBA", "LA", "RGB", "L"):
-                arr = np.asarray(x)
-            elif "A" in x.getbands() or x.info.get("transparency") is not None:
-                arr = np.asarray(x.convert("RGBA"))
-            elif x.mode in ("1", "I", "I;16", "F"):
-                arr = np.asarray(x.convert("L"))
-            else:
-                arr = np.asarray(x.convert("RGB"))
-            x = arr
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        pass
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        x = x.float().numpy() if x.is_floating_point() else x.numpy()
-    arr = np.asarray(x)
-    if arr.ndim == 4 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(
-            f"{what} must be H x W, H x W x C (C = 1, 2, 3 or 4) or a PIL image; got shape {tuple(arr.shape)}."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{what} is empty (shape {tuple(arr.shape)}).")
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    if arr.dtype == bool:
-        return arr.astype(np.float32)
-    if np.issubdtype(arr.dtype, np.floating):
-        return np.clip(arr.astype(np.float32), 0.0, 1.0)
-    raise ValueError(f"{what} has unsupported dtype {arr.dtype}: use uint8 (0..255) or float (0..1).")
-
-
-def _split_rgb_alpha(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    c = arr.shape[-1]
-    if c == 1:
-        return np.repeat(arr, 3, axis=-1), None
-    if c == 2:  # grey + alpha
-        return np.repeat(arr[..., :1], 3, axis=-1), arr[..., 1]
-    if c == 3:
-        return arr, None
-    return arr[..., :3], arr[..., 3]
-
-
-def _as_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
-    try:
-        from PIL import Image
-
-        if isinstance(mask, Image.Image):
-            mask = mask.getchannel("A") if mask.mode in ("RGBA", "LA") else mask.convert("L")
-    except ImportError:  # pragma: no cover
-        pass
-    arr = _as_float_array(mask, "subject_mask")
-    if arr.shape[-1] != 1:
-        raise ValueError(f"subject_mask must have one channel (H x W), got shape {tuple(arr.shape)}.")
-    arr = arr[..., 0]
-    if arr.shape != shape:
-        raise ValueError(
-            f"subject_mask is {arr.shape[1]}x{arr.shape[0]} but the subject is {shape[1]}x{shape[0]}; "
-            "they must be the same size."
-        )
-    return arr
 
 
 def _resize(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -123,9 +52,10 @@ def paste_subject(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Alpha-composite ``subject`` onto ``background``.
 
-    background: H x W (x C) numpy uint8 / float 0..1, torch, or PIL. Alpha is ignored.
+    background: H x W (x C) numpy uint8 / uint16 / float 0..1, torch, or PIL. Alpha is ignored.
     subject: same kinds; an RGBA / LA subject's alpha is its mask unless ``subject_mask``
         is given; with neither, the whole subject rectangle is pasted.
+    Images and masks follow the rules of :mod:`phnet.imageio` (a float outside 0..1 is an error).
     x, y: background pixel where the ``anchor`` point of the scaled subject lands.
     anchor: "top-left", "center" or "bottom-center" (feet on the floor).
     scale: resize factor for subject and mask (antialiased).
@@ -141,11 +71,11 @@ def paste_subject(
     if not (math.isfinite(x) and math.isfinite(y)):
         raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r}).")
 
-    bg, _ = _split_rgb_alpha(_as_float_array(background, "background"))
-    rgb, alpha = _split_rgb_alpha(_as_float_array(subject, "subject"))
-    sh, sw = alpha.shape if alpha is not None else rgb.shape[:2]
+    bg, _ = image_to_array(background, "background")
+    rgb, alpha = image_to_array(subject, "subject")
+    sh, sw = rgb.shape[:2]
     if subject_mask is not None:
-        alpha = _as_mask(subject_mask, (sh, sw))
+        alpha = mask_to_array(subject_mask, "subject_mask", size=(sh, sw), against="subject")
     elif alpha is None:
         alpha = np.ones((sh, sw), np.float32)
 

@@ -95,37 +95,81 @@ class PHNetConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PHNetConfig":
+    def from_dict(cls, d: Any, *, source: str = "PHNet config", required: tuple[str, ...] = ()) -> "PHNetConfig":
+        """A config from its dict form. Every present field's type is checked (the field named in the error);
+        fields in ``required`` must be present. ``source`` (e.g. the file) starts every message."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{source} must be a JSON object of config fields, got a {type(d).__name__}")
         d = dict(d)
         kind = d.pop("model_type", "phnet")
         if kind != "phnet":
-            raise ValueError(f"this config describes a {kind!r} model, not a PHNet")
+            raise ValueError(f"{source} describes a {kind!r} model, not a PHNet")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(
-                f"unknown PHNet config fields {unknown}; the file was written by a newer comfyui-phnet, "
+                f"unknown PHNet config fields {unknown} in {source}; the file was written by a newer comfyui-phnet, "
                 "upgrade the package"
             )
-        return cls(**d)
+        missing = [f for f in required if f not in d]
+        if missing:
+            raise ValueError(f"{source} has no {', '.join(map(repr, missing))} field: add it (see {REQUIRED_FIELDS})")
+        for key, value in d.items():
+            _check_field(key, value, source)
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "PHNetConfig":
+    def from_json(cls, text: str, *, source: str = "PHNet config", required: tuple[str, ...] = ()) -> "PHNetConfig":
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"PHNet config is not valid JSON ({e})") from None
-        return cls.from_dict(d)
+            raise ValueError(f"{source} is not valid JSON ({e})") from None
+        return cls.from_dict(d, source=source, required=required)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json(), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "PHNetConfig":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+    def load(cls, path: str | Path, *, required: tuple[str, ...] = ()) -> "PHNetConfig":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"), source=str(path), required=required)
+
+
+# A stored config must carry these: they fix the architecture and how the output is read, and no default
+# is safe for them (the tensors do not show the output mapping or the training resolution).
+REQUIRED_FIELDS = ("enc_sizes", "grid_counts", "image_size", "output")
+
+_INT_LISTS, _INTS = ("enc_sizes", "grid_counts"), ("image_size", "se_reduction")
+
+
+def _check_field(key: str, value: Any, source: str) -> None:
+    def bad(expected: str) -> ValueError:
+        return ValueError(f"{source}: field {key!r} must be {expected}, got {value!r} ({type(value).__name__})")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if key in _INT_LISTS and not (isinstance(value, (list, tuple)) and all(is_int(v) for v in value)):
+        raise bad("a list of integers")
+    if key in _INTS and not is_int(value):
+        raise bad("an integer")
+    if key == "pfe_grid" and value is not None and not is_int(value):
+        raise bad("an integer or null")
+    if key == "init_weights" and not (
+        isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+    ):
+        raise bad("a list of two numbers")
+    if key == "init_value" and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        raise bad("a number")
+    if key in ("output", "name") and not isinstance(value, str):
+        raise bad("a string")
+    if key == "extra" and not isinstance(value, dict):
+        raise bad("an object")
 
 
 PRESETS: dict[str, PHNetConfig] = {

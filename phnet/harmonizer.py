@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .config import PHNetConfig
 from .fullres import METHODS, apply_full_resolution, resize, working_shape
-from .imageio import image_to_tensor, mask_to_tensor, tensor_to_image
+from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import apply_colour_transform
@@ -213,15 +213,6 @@ def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
             f"masks must be B×1×H×W matching the images {tuple(images.shape)}, got {tuple(masks.shape)}; "
             "resize the mask to the image"
         )
-    if not torch.isfinite(images).all() or not torch.isfinite(masks).all():
-        raise ValueError("the image or mask contains NaN/inf values; fix the input (e.g. torch.nan_to_num)")
-    covered = masks.flatten(1).amax(dim=1)
-    if (covered == 0).any():
-        bad = (covered == 0).nonzero().flatten().tolist()
-        raise ValueError(
-            f"the mask of image {bad} is empty (all zero): nothing to harmonize; paint the subject white in the mask"
-        )
-    if (masks.flatten(1).amin(dim=1) >= 0.5).any():
-        raise ValueError(
-            "the mask covers the whole image: there is no background to harmonize against; mask only the subject"
-        )
+    check_unit_range(images, "images")  # tensors handed in directly meet the same range check as any input
+    check_unit_range(masks, "masks", "mask")
+    check_mask_coverage(masks)

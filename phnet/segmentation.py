@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imageio import image_to_uint8, mask_to_array
+
 __all__ = [
     "SamSegmenter",
     "SamArchitecture",
@@ -657,7 +659,7 @@ class SamSegmenter:
 
         Setting the same pixels again is free: the encoder only runs for a new image.
         """
-        rgb = _to_rgb_uint8(image)
+        rgb = image_to_uint8(image)
         digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
         digest.update(repr(rgb.shape).encode())
         fingerprint = digest.hexdigest()
@@ -695,7 +697,7 @@ class SamSegmenter:
         if mask_prompt is not None:
             if box is not None:
                 raise ValueError("Give either box or mask_prompt, not both (mask_prompt is turned into a box).")
-            m = _to_mask(mask_prompt, "mask_prompt")
+            m = mask_to_array(mask_prompt, "mask_prompt")
             if m.shape != (h, w):
                 raise ValueError(
                     f"mask_prompt is {m.shape[1]}x{m.shape[0]} but the image is {w}x{h}; resize the mask to the image."
@@ -776,7 +778,7 @@ def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
 
 def gaussian_blur(mask_hw: Any, sigma: float) -> np.ndarray:
     """Separable gaussian blur of a H x W mask (edge pixels replicated), float32 out."""
-    m = _to_mask(mask_hw)
+    m = mask_to_array(mask_hw)
     if sigma <= 0:
         return m
     k = _gaussian_kernel1d(float(sigma))
@@ -808,7 +810,7 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
     """
     if feather < 0:
         raise ValueError(f"feather must be >= 0 (a blur sigma in pixels), got {feather}.")
-    m = _to_mask(mask_hw)
+    m = mask_to_array(mask_hw)
     grow = int(round(grow))
     if grow != 0:
         t = torch.from_numpy(np.ascontiguousarray(m))[None, None]
@@ -829,7 +831,7 @@ def mask_bbox(mask_hw: Any, threshold: float = 0.5) -> tuple[int, int, int, int]
 
     None when no pixel is above the threshold.
     """
-    m = _to_mask(mask_hw)
+    m = mask_to_array(mask_hw)
     on = m > threshold
     if not on.any():
         return None

@@ -11,19 +11,21 @@ import dataclasses
 import json
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from .config import PRESETS, PHNetConfig
+from . import sources
+from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig
 from .modeling import PHNet
+from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
-DEFAULT_DIR = Path(__file__).parent / "assets" / "default"
+DEFAULT_DIR = sources.BUNDLED_DIR
 
 OFFICIAL_TERMS = (
     "The official PHNet weights (iharmony512.pth, ffhqh*.pth by Efremyan et al.) are released under the "
@@ -42,12 +44,14 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], PHNetCon
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"PHNet weights file not found: {path}")
-    if path.suffix == ".safetensors":
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS_SUFFIXES:
         return _read_safetensors(path)
-    if path.suffix in PICKLE_SUFFIXES:
+    if suffix in PICKLE_SUFFIXES:
         return _read_pickle(path), None
     raise ValueError(
-        f"unsupported weights file {path.name!r}: use a .safetensors file (ours) or an official .pth state_dict"
+        f"unsupported weights file {path.name!r}: use a .safetensors file (ours) or an official .pth state_dict "
+        f"(accepted: {', '.join(sources.WEIGHT_SUFFIXES)})"
     )
 
 
@@ -63,22 +67,43 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], PHNetConfig 
             f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt: "
             "download or convert it again"
         ) from None
-    config = PHNetConfig.from_json(metadata["phnet_config"]) if "phnet_config" in metadata else None
+    config = None
+    if "phnet_config" in metadata:
+        config = PHNetConfig.from_json(
+            metadata["phnet_config"], source=f"the config in {path}'s metadata", required=REQUIRED_FIELDS
+        )
     return tensors, config
 
 
-def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+def safe_torch_load(path: str | Path, what: str = "PHNet weights") -> Any:
+    """``torch.load(weights_only=True)`` with one readable error: what was refused (e.g. ``unsupported GLOBAL
+    posix.system``) or that the file is damaged. Never passes on torch's advice to load unsafely."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
-        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-        refused = re.search(r"Unsupported global: (.*)", reason)
-        reason = refused.group(0) if refused else reason.partition("\n")[0] or "empty file"
         raise ValueError(
-            f"could not read {path} as a plain PyTorch state_dict ({type(e).__name__}: {reason}). "
-            "Only tensors are loaded (weights_only=True); if the file is truncated, download it again; if it holds "
-            "pickled objects, convert it to safetensors with code you trust"
+            f"could not read {path} as plain {what} ({type(e).__name__}: {_load_failure(e)}). Only tensors are "
+            "loaded (weights_only=True); if the file is truncated, download it again; if it holds pickled "
+            "objects, convert it to safetensors with code you trust"
         ) from None
+
+
+def _load_failure(e: Exception) -> str:
+    """The informative part of a torch.load failure, without torch's suggestion to turn weights_only off."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", text, re.IGNORECASE)
+    if refused:
+        return f"unsupported GLOBAL {refused.group(1)} refused"
+    other = re.search(r"unsupported (?:operand|opcode)[^\n.]*", text, re.IGNORECASE)
+    if other:
+        return other.group(0)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if "weights_only" not in ln.lower() and "trusted source" not in ln.lower()]
+    return lines[0][:200] if lines else "empty file"
+
+
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    obj = safe_torch_load(path)
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "model_state_dict"):  # common trainer wrappers
             if key in obj and isinstance(obj[key], Mapping):
@@ -133,21 +158,43 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
         )
         raise ValueError(
             f"the weights {source} do not fit this PHNet config ({detail}).{found} "
-            "Pass the matching config (or --config iharmony|ffhqh), or let it be inferred from the file"
+            "Use the matching architecture (preset iharmony or ffhqh), or let it be read off the file"
+        )
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise ValueError(
+            f"the weights {source} hold NaN or infinite values in {bad[0]!r}{more}: they would give NaN pixels. "
+            "The file is damaged or comes from a training run that diverged; use another checkpoint"
         )
     converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
     model.load_state_dict(converted, strict=True)
 
 
 def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNet:
-    """Config: the one given, else the one stored in the file, else read off the tensor shapes."""
+    """Config: the one given, else the one stored in the file, else (an official-style .pth only) read off
+    the tensor shapes with the official output mapping."""
     path = Path(path)
     tensors, stored = read_state_dict(path)
     if config is None:
-        config = stored or infer_config(tensors, image_size=_size_from_name(path.name))
+        config = stored or _config_from_shapes(path, tensors)
     model = PHNet(config)
     load_state_dict_into(model, tensors, source=str(path))
     return model.eval()
+
+
+def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNetConfig:
+    """A .pth is the official format: a plain state_dict whose sigmoid output is the picture
+    (``output="image"``), trained at the size its name carries. A .safetensors file is ours and always
+    stores its config; one without it has lost what the shapes cannot show (``output``, ``image_size``),
+    so it is refused rather than guessed."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return infer_config(tensors, image_size=_size_from_name(path.name))
+    infer_config(tensors)  # a non-PHNet file gets that message first
+    raise ValueError(
+        f"{path} stores no PHNet config (no 'phnet_config' metadata) and none was given, so its output mapping "
+        "('image' or 'residual') and working size are unknown: put its config.json beside it"
+    )
 
 
 def _size_from_name(name: str) -> int | None:
@@ -180,10 +227,15 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
 
 
 def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
+    # The file gets the mode a plain open() would give it (0666 minus the umask), not mkstemp's or a writer's
+    # 0600, which would hide weights from, e.g., a ComfyUI service user: the kernel applies the umask to this
+    # os.open, and that mode is put back after the writer has done its work.
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(tmp).st_mode & 0o777
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -192,23 +244,48 @@ def _atomic_write(target: Path, write) -> None:
 
 def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:
     directory = Path(directory)
-    if config is None and (directory / CONFIG_NAME).is_file():  # a folder is one model: its config.json rules
-        config = PHNetConfig.load(directory / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
-    if weights.is_file():
-        return model_from_file(weights, config)
-    candidates = sorted(p for p in directory.iterdir() if p.suffix in (".safetensors",) + PICKLE_SUFFIXES)
-    if len(candidates) == 1:
-        return model_from_file(candidates[0], config)
-    listing = ", ".join(p.name for p in candidates) or "nothing"
-    raise FileNotFoundError(
-        f"{directory} holds no {WEIGHTS_NAME} (found {listing}); point at one weights file, or save the model "
-        "there with save_pretrained()"
-    )
+    if not weights.is_file():
+        candidates = sorted(p for p in directory.iterdir() if p.is_file() and sources.is_weights_file(p.name))
+        if len(candidates) != 1:
+            listing = ", ".join(p.name for p in candidates) or "nothing"
+            raise FileNotFoundError(
+                f"{directory} holds no {WEIGHTS_NAME} (found {listing}); point at one weights file, or at a folder "
+                "holding config.json + model.safetensors"
+            )
+        weights = candidates[0]
+    if config is None and (directory / CONFIG_NAME).is_file():  # a folder is one model: its config.json rules
+        config = _folder_config(directory / CONFIG_NAME, weights)
+    return model_from_file(weights, config)
 
 
-def looks_like_repo_id(source: str) -> bool:
-    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", source)) and not source.startswith((".", "/"))
+def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
+    """config.json rules; a field it lacks comes from the config stored in the weights file, or is an error
+    naming the file and the field (a default could silently change the architecture or the output mapping)."""
+    try:
+        d = json.loads(config_json.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{config_json} is not valid JSON ({e})") from None
+    if isinstance(d, dict) and any(f not in d for f in REQUIRED_FIELDS):
+        stored = _stored_config(weights)
+        if stored is not None:
+            d = {**stored.to_dict(), **d}
+    return PHNetConfig.from_dict(d, source=str(config_json), required=REQUIRED_FIELDS)
+
+
+def _stored_config(weights: Path) -> PHNetConfig | None:
+    if weights.suffix.lower() not in SAFETENSORS_SUFFIXES:
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            text = (f.metadata() or {}).get("phnet_config")
+    except (SafetensorError, OSError, ValueError):
+        return None  # reading the weights themselves reports the damage
+    if text is None:
+        return None
+    return PHNetConfig.from_json(text, source=f"the config in {weights}'s metadata", required=REQUIRED_FIELDS)
 
 
 def download_from_hub(
@@ -220,36 +297,14 @@ def download_from_hub(
     token: str | bool | None = None,
 ) -> Path:
     """Local folder holding the repo's config.json + model.safetensors (from the HF cache when offline)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
+    return sources.download(
+        repo_id,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.pth"],
     )
-
-    try:
-        folder = snapshot_download(
-            repo_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.pth"],
-        )
-    except LocalEntryNotFoundError:
-        raise FileNotFoundError(
-            f"PHNet weights {repo_id!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
-            f"({cache_dir or 'default HF cache'}) and the Hub cannot be reached (offline: HF_HUB_OFFLINE="
-            f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}). Download them once with network access "
-            f"(`huggingface-cli download {repo_id}`), or pass a local folder or file"
-        ) from None
-    except RevisionNotFoundError:
-        raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None
-    except RepositoryNotFoundError:
-        raise FileNotFoundError(
-            f"no Hub repo {repo_id!r} (or it is private: log in with `huggingface-cli login` or pass token=)"
-        ) from None
-    return Path(folder)
 
 
 def load_model(
@@ -261,8 +316,10 @@ def load_model(
     local_files_only: bool = False,
     token: str | bool | None = None,
 ) -> PHNet:
-    """A PHNet in eval mode from a weights file, a model folder, a Hub repo id, or (None) the bundled default."""
-    if source is None:
+    """A PHNet in eval mode from a weights file, a model folder, a Hub repo id (``owner/name[@revision]``),
+    or (None / ``"default (bundled)"``) the bundled default. See :func:`phnet.sources.resolve`."""
+    found = sources.resolve(source, revision=revision)
+    if found.kind == "default":
         if not (DEFAULT_DIR / WEIGHTS_NAME).is_file():
             raise FileNotFoundError(
                 "no bundled default PHNet weights in this installation "
@@ -271,19 +328,20 @@ def load_model(
                 "or a Hub repo id"
             )
         return model_from_folder(DEFAULT_DIR, config)
-    path = Path(source).expanduser()
-    if path.is_file():
-        return model_from_file(path, config)
-    if path.is_dir():
-        return model_from_folder(path, config)
-    if isinstance(source, str) and looks_like_repo_id(source):
-        folder = download_from_hub(
-            source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+    if found.kind == "file":
+        return model_from_file(found.path, config)
+    if found.kind == "folder":
+        return model_from_folder(found.path, config)
+    if found.filename is not None:
+        path = sources.download(
+            found.repo_id, revision=found.revision, filename=found.filename, cache_dir=cache_dir,
+            local_files_only=local_files_only, token=token,
         )
-        return model_from_folder(folder, config)
-    raise FileNotFoundError(
-        f"PHNet weights {str(source)!r} not found: give an existing file or folder, or a Hub repo id 'owner/name'"
+        return model_from_file(path, config)
+    folder = download_from_hub(
+        found.repo_id, revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
     )
+    return model_from_folder(folder, config)
 
 
 def model_card(config: PHNetConfig, base_model: str | None = None) -> str:

@@ -150,3 +150,117 @@ def test_bad_weights_path(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "missing.safetensors" in err and "not found" in err
     assert not (tmp_path / "out.png").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# hostile input (issue 12): nothing overwritten, nothing lost, every bad file named
+
+
+def test_output_equal_to_the_input_is_refused(tiny_folder, tmp_path):
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    before = comp.read_bytes(), mask.read_bytes()
+    for target in (comp, mask, tmp_path):  # the folder form resolves to tmp_path/comp.png
+        with pytest.raises(SystemExit) as e:
+            _harmonize(comp, mask, "-o", target, "--weights", tiny_folder)
+        assert "refusing to overwrite the input" in str(e.value.code)
+    with pytest.raises(SystemExit, match="refusing to overwrite"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder, "--compare", mask)
+    assert (comp.read_bytes(), mask.read_bytes()) == before
+
+
+def test_folder_output_into_the_input_folder_never_overwrites(tiny_folder, tmp_path):
+    comps, masks = tmp_path / "comps", tmp_path / "masks"
+    comps.mkdir()
+    masks.mkdir()
+    _composite().save(comps / "a.png")
+    _mask().save(masks / "a.png")
+    before = (comps / "a.png").read_bytes()
+    with pytest.raises(SystemExit, match="refusing to overwrite the input"):
+        _harmonize(comps, masks, "-o", comps, "--weights", tiny_folder)
+    assert (comps / "a.png").read_bytes() == before
+
+
+def test_same_stem_different_suffix_keeps_both_results(tiny_folder, tmp_path):
+    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+    comps.mkdir()
+    masks.mkdir()
+    _composite(1).save(comps / "x.jpg")
+    _composite(2, (32, 40)).save(comps / "x.png")
+    _mask().save(masks / "x.jpg")  # x.jpg's own mask
+    _mask((32, 40)).save(masks / "x.png")
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["x_jpg.png", "x_png.png"]
+    assert Image.open(out / "x_jpg.png").size == (W, H) and Image.open(out / "x_png.png").size == (32, 40)
+
+
+def test_folder_goes_on_past_bad_files_and_names_each(tiny_folder, tmp_path, capsys):
+    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+    comps.mkdir()
+    masks.mkdir()
+    for name in ("a", "b", "c", "d"):
+        _composite().save(comps / f"{name}.png")
+        _mask().save(masks / f"{name}.png")
+    (comps / "b.png").write_bytes((comps / "b.png").read_bytes()[:60])  # corrupt
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "c.png")  # empty mask
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "d.png"]  # the files after the bad ones too
+    captured = capsys.readouterr()
+    err_lines = captured.err.splitlines()
+    assert any("b.png" in ln and ln.startswith("error:") for ln in err_lines)
+    assert any("c.png" in ln and "empty" in ln for ln in err_lines)
+    assert "Traceback" not in captured.err
+    assert "harmonized 2 of 4 images" in captured.out
+    assert "2 of 4 images failed (b.png, c.png)" in captured.err
+
+
+def test_output_folder_is_created(tiny_folder, tmp_path):
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", str(tmp_path / "newdir") + "/", "--weights", tiny_folder) == 0
+    assert Image.open(tmp_path / "newdir" / "comp.png").size == (W, H)
+    with pytest.raises(SystemExit, match="cannot write an image named out.xyz"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.xyz", "--weights", tiny_folder)
+
+
+def test_16bit_grey_composite_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 65536, (H, W), dtype=np.uint16)
+    comp, mask, out = tmp_path / "grey16.png", tmp_path / "mask.png", tmp_path / "out.png"
+    Image.fromarray(grey).save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    result = np.asarray(Image.open(out))
+    bg = np.asarray(_mask()) == 0
+    expected = np.round(grey / 257.0).astype(np.uint8)
+    assert np.array_equal(result[bg][:, 0], expected[bg])  # the picture, not white
+    captured = capsys.readouterr()
+    assert "8 bits" in captured.out
+    for text in (captured.out, captured.err):  # no library advice in a command-line message
+        assert "np." not in text and "asarray" not in text and "convert(" not in text
+
+
+def test_exif_rotated_composite_and_mask(tiny_folder, tmp_path):
+    """A phone JPEG stored landscape with 'rotate 90°' in EXIF, and its mask drawn on the upright picture."""
+    stored = _composite(3, (H, W))  # W and H swapped: stored sideways
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    comp, mask, out = tmp_path / "phone.jpg", tmp_path / "mask.png", tmp_path / "out.png"
+    stored.save(comp, exif=exif, quality=95)
+    _mask().save(mask)  # W×H: the upright size
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert Image.open(out).size == (W, H)
+
+
+def test_mask_file_holding_0_and_1_is_binary(tiny_folder, tmp_path):
+    comp, mask, out = tmp_path / "comp.png", tmp_path / "mask01.png", tmp_path / "out.png"
+    _composite().save(comp)
+    Image.fromarray((np.asarray(_mask()) > 0).astype(np.uint8)).save(mask)  # values 0 and 1, not 0 and 255
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    m255, ref = tmp_path / "m255.png", tmp_path / "ref.png"
+    _mask().save(m255)
+    assert _harmonize(comp, m255, "-o", ref, "--weights", tiny_folder) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(ref)))
+    assert not np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))

@@ -146,3 +146,22 @@ def test_bad_arguments():
         paste_subject(_bg(), _subject(), subject_mask=np.ones((3, 3)))
     with pytest.raises(ValueError, match="background must be"):
         paste_subject(np.zeros((3, 40, 60, 3)), _subject())
+
+
+def test_input_rules_are_those_of_the_boundary():
+    """The old paste code clipped floats outside 0..1 and read a 0/1 uint8 mask as 1/255; the documented
+    rules of phnet.imageio win: the float is refused, the 0/1 mask is binary."""
+    with pytest.raises(ValueError, match="0..1"):
+        paste_subject(_bg(), _subject(), subject_mask=np.full((10, 8), 1.5, np.float32))
+    with pytest.raises(ValueError, match="divide"):
+        paste_subject(_bg() * 255, _subject())
+    binary = np.zeros((10, 8), np.uint8)
+    binary[:5] = 1
+    _, mask = paste_subject(_bg(), _subject(), subject_mask=binary, x=0, y=0)
+    assert mask.max() == 1.0 and mask_bbox(mask) == (0, 0, 8, 5)
+
+
+def test_16bit_grey_background_is_not_white():
+    grey = Image.fromarray(np.full((40, 60), 16384, np.uint16))  # a quarter of the 16-bit range
+    comp, _ = paste_subject(grey, _subject(), x=0, y=0)
+    np.testing.assert_allclose(comp[30, 50], 16384 / 65535, atol=1e-6)

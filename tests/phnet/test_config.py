@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -55,3 +56,43 @@ def test_unknown_preset_and_fields():
         PHNetConfig.from_dict({"model_type": "sam"})
     with pytest.raises(ValueError, match="not valid JSON"):
         PHNetConfig.from_json("{")
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("image_size", "64", "'image_size' must be an integer"),
+        ("image_size", True, "'image_size' must be an integer"),
+        ("grid_counts", None, "'grid_counts' must be a list of integers"),
+        ("enc_sizes", "3,16", "'enc_sizes' must be a list of integers"),
+        ("init_weights", [0.5], "'init_weights' must be a list of two numbers"),
+        ("output", None, "'output' must be a string"),
+        ("extra", [], "'extra' must be an object"),
+    ],
+)
+def test_wrong_types_name_the_field_and_the_source(field, value, words):
+    d = {**PHNetConfig().to_dict(), field: value}
+    with pytest.raises(ValueError, match=words) as e:
+        PHNetConfig.from_dict(d, source="weights/config.json")
+    assert str(e.value).startswith("weights/config.json")
+
+
+def test_not_an_object_and_required_fields(tmp_path):
+    (tmp_path / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(ValueError, match="config.json must be a JSON object.*list"):
+        PHNetConfig.load(tmp_path / "config.json")
+    from phnet.config import REQUIRED_FIELDS
+
+    d = PHNetConfig().to_dict()
+    del d["image_size"]
+    assert PHNetConfig.from_dict(d).image_size == 512  # building a config in code keeps the defaults
+    with pytest.raises(ValueError, match="x.json has no 'image_size' field"):
+        PHNetConfig.from_dict(d, source="x.json", required=REQUIRED_FIELDS)
+
+
+def test_bad_values_in_a_file_name_the_file(tmp_path):
+    PHNetConfig().save(tmp_path / "config.json")
+    d = {**PHNetConfig().to_dict(), "image_size": 100}
+    (tmp_path / "config.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"config.json: image_size must be a positive multiple of 8"):
+        PHNetConfig.load(tmp_path / "config.json")

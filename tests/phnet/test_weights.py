@@ -486,3 +486,124 @@ def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_mode
     card = (folder / "README.md").read_text()
     assert W.OFFICIAL_TERMS in card and "CC BY-SA 4.0" in card and "iharmony512-tiny.pth" in card
     assert _same_weights(load_model(folder), tiny_model)
+
+
+# ----------------------------------------------------------------------------------------------------
+# hostile files (issue 12): configs with holes or wrong types, NaN weights, pickles, file modes
+
+
+def _residual_folder(tiny_config, tmp_path) -> tuple[Path, PHNetConfig]:
+    import dataclasses
+
+    config = dataclasses.replace(tiny_config, output="residual", image_size=48)
+    return save_pretrained(PHNet(config), tmp_path / "residual"), config
+
+
+@pytest.mark.parametrize("field", ["output", "image_size"])
+def test_config_json_missing_a_field_takes_it_from_the_metadata(tiny_config, tmp_path, field):
+    folder, config = _residual_folder(tiny_config, tmp_path)
+    d = json.loads((folder / "config.json").read_text())
+    del d[field]
+    (folder / "config.json").write_text(json.dumps(d))
+    assert load_model(folder).config == config  # not output="image" / 512 from the defaults
+
+
+def test_config_json_missing_a_field_with_nothing_to_take_it_from(tiny_config, tmp_path):
+    folder = tmp_path / "pth"
+    folder.mkdir()
+    torch.save(PHNet(tiny_config).state_dict(), folder / "trained.pth")
+    d = tiny_config.to_dict()
+    del d["output"]
+    (folder / "config.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError) as e:
+        load_model(folder)
+    assert "config.json" in str(e.value) and "'output'" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"image_size": "64"}, "'image_size' must be an integer"),
+        ({"grid_counts": None}, "'grid_counts' must be a list of integers"),
+        ({"enc_sizes": [3, 8, "8", 16, 16, 32, 32]}, "'enc_sizes' must be a list of integers"),
+        ({"output": 1}, "'output' must be a string"),
+        ({"pfe_grid": 2.5}, "'pfe_grid' must be an integer or null"),
+    ],
+)
+def test_config_json_with_wrong_types_names_the_field(tiny_folder, change, words):
+    d = json.loads((tiny_folder / "config.json").read_text())
+    (tiny_folder / "config.json").write_text(json.dumps({**d, **change}))
+    with pytest.raises(ValueError, match=words) as e:
+        load_model(tiny_folder)
+    assert "config.json" in str(e.value)
+
+
+def test_config_json_that_is_a_list(tiny_folder):
+    (tiny_folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="config.json must be a JSON object.*list"):
+        load_model(tiny_folder)
+
+
+def test_safetensors_without_a_config_is_not_guessed(tiny_config, tmp_path):
+    """Shapes cannot show a residual model's output mapping or its working size: a lone .safetensors that
+    lost its metadata is refused; an official-style .pth keeps the official mapping (that is its format)."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    model = PHNet(dataclasses.replace(tiny_config, output="residual"))
+    save_file(model.state_dict(), str(tmp_path / "bare.safetensors"))
+    with pytest.raises(ValueError) as e:
+        load_model(tmp_path / "bare.safetensors")
+    msg = str(e.value)
+    assert "bare.safetensors" in msg and "output" in msg and "config.json" in msg
+    assert load_model(tmp_path / "bare.safetensors", config=model.config).config.output == "residual"
+    (tmp_path / "config.json").write_text(model.config.to_json())  # a config beside it is used
+    assert load_model(tmp_path).config == model.config
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(tiny_model, tmp_path, bad):
+    sd = tiny_model.state_dict()
+    sd["decoder.0.0.weight"][0, 0, 0, 0] = bad
+    torch.save(sd, tmp_path / "nan.pth")
+    with pytest.raises(ValueError, match=r"NaN or infinite values in 'decoder\.0\.0\.weight'"):
+        load_model(tmp_path / "nan.pth")
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_pickle_payload_refusal_never_advises_weights_only_false(tmp_path, protocol):
+    import pickle
+
+    path = tmp_path / "payload.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"x": _Payload()}, f, protocol=protocol)
+    with pytest.raises(ValueError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "weights_only=False" not in msg.replace(" ", "") and "will likely succeed" not in msg
+    assert "set to `False`" not in msg and "trusted source" not in msg
+    if protocol == 2:
+        assert "unsupported global posix.system" in msg.lower()
+    assert "pickled objects" in msg
+
+
+def test_save_pretrained_files_get_the_umask_mode(tiny_model, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = save_pretrained(tiny_model, tmp_path / "shared")
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644, name

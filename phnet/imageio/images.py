@@ -1,0 +1,261 @@
+"""Images: PIL / numpy / torch in any layout → float tensors or arrays in 0..1, and back.
+
+The rules are in :mod:`phnet.imageio`'s docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .decode import is_pil, pil_image_pixels
+
+LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
+_SLACK = 1e-3  # float rounding noise tolerated (and clamped) at either end of 0..1
+
+
+@dataclass
+class ImageForm:
+    """How an input image was given, so the result goes back in the same form."""
+
+    kind: str  # "pil" | "numpy" | "torch"
+    layout: str  # one of LAYOUTS
+    dtype: Any  # numpy / torch dtype of the input pixels
+    channels: int  # 1 (grey), 3 or 4 (alpha kept aside and put back untouched)
+    original: Any  # the input's pixels (array or tensor): outside the mask they are copied verbatim
+    device: Any = None
+
+
+
+def image_to_tensor(
+    image: Any, layout: str | None = None, name: str = "image"
+) -> tuple[torch.Tensor, torch.Tensor | None, ImageForm]:
+    """→ (B×3×H×W float32 RGB in [0, 1], B×1×H×W alpha or None, form for :func:`tensor_to_image`)."""
+    if is_pil(image):
+        data: Any = pil_image_pixels(image, name, allow_16bit=False)
+        kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
+    elif isinstance(image, np.ndarray):
+        kind, data = "numpy", image
+        layout = layout or {2: "HW", 3: "HWC", 4: "BHWC"}.get(image.ndim)
+    elif isinstance(image, torch.Tensor):
+        kind, data = "torch", image
+        layout = layout or _guess_torch_layout(image, name)
+    else:
+        raise TypeError(
+            f"unsupported {name} type {type(image).__name__}: pass a PIL image, a numpy array (HWC/BHWC) or a "
+            "torch tensor (BHWC/BCHW)"
+        )
+    if layout not in LAYOUTS or data.ndim != len(layout):
+        raise ValueError(f"an {name} of shape {tuple(data.shape)} does not match layout {layout!r}")
+
+    dtype = data.dtype
+    t = torch.from_numpy(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else data
+    device = t.device
+    t = _to_bchw(t, layout)
+    channels = t.shape[1]
+    if channels not in (1, 3, 4):
+        raise ValueError(
+            f"an {name} needs 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} (layout {layout}, "
+            f"shape {tuple(data.shape)})"
+        )
+    if t.shape[-1] < 1 or t.shape[-2] < 1 or t.shape[0] < 1:
+        raise ValueError(f"empty {name} of shape {tuple(data.shape)}")
+    t = _image_unit(t, dtype, name)
+    alpha = t[:, 3:4] if channels == 4 else None
+    rgb = t[:, :3] if channels >= 3 else t.expand(-1, 3, -1, -1)
+    form = ImageForm(kind, layout, dtype, channels, data, device)
+    return rgb.contiguous(), alpha, form
+
+
+def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageForm, keep: torch.Tensor) -> Any:
+    """Inverse of image_to_tensor. Where ``keep`` (B×1×H×W bool) is set, the input's own pixels are returned."""
+    rgb = rgb.clamp(0, 1)
+    if form.channels == 4:
+        rgb = torch.cat([rgb, alpha], dim=1)
+    peak = integer_peak(form.dtype)
+    if form.kind == "torch":
+        out = _from_unit(rgb, peak, form.dtype).to(form.device)
+        orig = form.original
+    else:  # numpy, or the array a PIL image was read into
+        out = _from_unit(rgb.cpu(), peak, np.dtype(form.dtype))
+        orig = torch.from_numpy(np.ascontiguousarray(form.original))
+    orig = _to_bchw(orig, form.layout)
+    if form.channels == 1:
+        orig = orig.expand(-1, 3, -1, -1)
+    out = torch.where(keep.to(out.device), orig.to(out.device), out)
+    out_layout = form.layout.replace("HW", "HWC") if form.layout in ("HW", "BHW") else form.layout
+    out = _from_bchw(out, out_layout)
+    if form.kind == "torch":
+        return out
+    if form.kind == "pil":
+        from PIL import Image
+
+        return Image.fromarray(out.numpy(), "RGBA" if form.channels == 4 else "RGB")
+    return out.numpy()
+
+
+def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+    """One image → (float32 H×W×3 RGB in [0, 1], float32 H×W alpha or None).
+
+    Takes H×W, H×W×C (C = 1, 2, 3, 4), a batch of one, PIL (16-bit grey read at 16 bits) or a torch
+    tensor in the same layouts (channels last).
+    """
+    if is_pil(image):
+        arr: Any = pil_image_pixels(image, name, allow_16bit=True)
+    elif isinstance(image, torch.Tensor):
+        arr = image.detach().cpu()
+    elif isinstance(image, np.ndarray):
+        arr = image
+    else:
+        raise TypeError(f"unsupported {name} type {type(image).__name__}: pass a PIL image, numpy array or tensor")
+    shape = tuple(arr.shape)
+    if arr.ndim == 4 and shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(
+            f"{name} must be one image, H x W or H x W x C with C = 1, 2, 3 or 4 channels (channels last), "
+            f"got shape {shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {shape})")
+    dtype = arr.dtype
+    t = torch.from_numpy(np.ascontiguousarray(arr)) if isinstance(arr, np.ndarray) else arr
+    t = _image_unit(t, dtype, name)
+    c = t.shape[-1]
+    alpha = t[..., c - 1] if c in (2, 4) else None
+    rgb = t[..., :3] if c >= 3 else t[..., :1].expand(-1, -1, 3)
+    return (
+        np.ascontiguousarray(rgb.numpy(), dtype=np.float32),
+        None if alpha is None else np.ascontiguousarray(alpha.numpy(), dtype=np.float32),
+    )
+
+
+def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
+    """One image → uint8 H×W×3 RGB (alpha dropped, grey expanded, 16-bit and float rounded)."""
+    pixels = pil_image_pixels(image, name, allow_16bit=True) if is_pil(image) else image
+    if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim in (2, 3):
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        if pixels.shape[-1] in (1, 2, 3, 4) and pixels.shape[0] and pixels.shape[1]:  # 8 bits stay exact, no floats
+            grey = pixels.shape[-1] < 3
+            return np.ascontiguousarray(np.repeat(pixels[..., :1], 3, -1) if grey else pixels[..., :3])
+    rgb, _ = image_to_array(pixels, name)
+    return np.round(rgb * 255.0).astype(np.uint8)
+
+
+def image_to_bhwc(image: Any, name: str = "image") -> torch.Tensor:
+    """A batch in the B×H×W×C float layout (ComfyUI's IMAGE) → float32 B×H×W×3 in [0, 1].
+
+    H×W×C is taken as a batch of one; grey is expanded, an alpha channel dropped (check
+    ``image.shape[-1] == 4`` first to warn about it). Values follow the image rules: a 0..255 float
+    tensor is refused.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"{name} must be an image tensor [B,H,W,C], got {type(image).__name__}")
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4:
+        raise ValueError(f"{name} must be an image tensor [B,H,W,C], got shape {tuple(image.shape)}")
+    b, h, w, c = image.shape
+    if b < 1 or h < 1 or w < 1:
+        raise ValueError(f"{name} is empty (shape {tuple(image.shape)})")
+    if c not in (1, 3, 4):
+        raise ValueError(
+            f"{name} must have 3 (RGB) channels in the last dimension, got shape {tuple(image.shape)}; "
+            "is a mask or a channels-first tensor connected to an image input?"
+        )
+    t = _image_unit(image, image.dtype, name)
+    if c == 4:
+        t = t[..., :3]
+    elif c == 1:
+        t = t.expand(b, h, w, 3)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------
+# layouts and value ranges
+
+
+def integer_peak(dtype) -> float | None:
+    if dtype in (np.uint8, torch.uint8):
+        return 255.0
+    if dtype in (np.uint16, torch.uint16):
+        return 65535.0
+    return None
+
+
+def _guess_torch_layout(t: torch.Tensor, name: str = "image") -> str:
+    chans = (1, 3, 4)
+    if t.ndim == 2:
+        return "HW"
+    if t.ndim in (3, 4):
+        first, last = t.shape[-3] in chans, t.shape[-1] in chans
+        if first != last:
+            return ("CHW" if first else "HWC") if t.ndim == 3 else ("BCHW" if first else "BHWC")
+    raise ValueError(
+        f"cannot tell the layout of an {name} tensor of shape {tuple(t.shape)}; pass layout='BHWC' (ComfyUI) or "
+        "'BCHW'"
+    )
+
+
+def _to_bchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    if "C" not in layout:
+        t = t.unsqueeze(-1)
+        layout += "C"
+    if "B" not in layout:
+        t = t.unsqueeze(0)
+        layout = "B" + layout
+    return t.permute(0, 3, 1, 2) if layout == "BHWC" else t
+
+
+def _from_bchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout in ("BHWC", "HWC"):
+        t = t.permute(0, 2, 3, 1)
+    return t[0] if "B" not in layout else t
+
+
+def _image_unit(t: torch.Tensor, dtype, name: str = "image") -> torch.Tensor:
+    """Pixels of any layout → float32 in [0, 1] by the image rules."""
+    peak = integer_peak(dtype)
+    if peak is not None:
+        return t.to(torch.float32) / peak
+    if t.dtype == torch.bool or not t.is_floating_point():
+        raise ValueError(f"Unsupported {name} dtype {dtype}: use uint8, uint16 or float in 0..1")
+    t = t.to(torch.float32)
+    check_unit_range(t, name)
+    return t.clamp(0, 1)
+
+
+def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") -> None:
+    """A float tensor must be finite and within 0..1 (give or take the rounding slack); the check every host
+    boundary shares. ``kind`` ("image" / "mask") only words the message."""
+    if not torch.isfinite(t).all():
+        raise ValueError(f"the {name} contains NaN or infinite values; replace them with numbers in 0..1")
+    lo, hi = t.min().item(), t.max().item()
+    if lo < -_SLACK or hi > 1 + _SLACK:
+        hint = f" (this looks like a 0..255 {kind})" if hi <= 255 and lo >= -_SLACK else ""
+        raise ValueError(
+            f"the {name} must hold float values in 0..1, got {lo:g}..{hi:g}{hint}; divide 0..255 {kind}s by 255"
+        )
+
+
+def _from_unit(t: torch.Tensor, peak: float | None, dtype) -> torch.Tensor:
+    if peak is None:
+        if isinstance(dtype, np.dtype):
+            dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+        return t.to(dtype)
+    scaled = torch.round(t.detach().cpu().double() * peak).numpy()
+    return torch.from_numpy(scaled.astype(_np_dtype(dtype)))
+
+
+def _np_dtype(dtype) -> np.dtype:
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if isinstance(dtype, torch.dtype):
+        return {torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16)}[dtype]
+    return np.dtype(dtype)

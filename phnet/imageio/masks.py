@@ -1,0 +1,161 @@
+"""Masks: PIL / numpy / torch in any one-channel layout → float in 0..1, and the checks on their content.
+
+The rules are in :mod:`phnet.imageio`'s docstring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .decode import is_pil, open_picture, pil_mask_pixels
+from .images import integer_peak, check_unit_range
+
+
+def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask") -> torch.Tensor:
+    """→ B×1×H×W float32 in [0, 1] for a batch of ``batch`` images of ``height``×``width``.
+
+    One mask broadcasts over the batch; any other size or count is an error naming both.
+    """
+    t = _mask_bhw(mask, name, height, width)
+    if tuple(t.shape[-2:]) != (height, width):
+        raise ValueError(_size_message(name, t.shape[-1], t.shape[-2], width, height, "image"))
+    if t.shape[0] not in (1, batch):
+        raise ValueError(f"{t.shape[0]} masks for {batch} images: give one {name}, or one per image")
+    return t[:, None].cpu().expand(batch, -1, -1, -1)
+
+
+def mask_to_array(
+    mask: Any, name: str = "mask", size: tuple[int, int] | None = None, against: str = "image"
+) -> np.ndarray:
+    """One mask → float32 H×W in [0, 1]. ``size`` = (H, W) it must have (the ``against`` picture's)."""
+    t = _mask_bhw(mask, name, *(size or (None, None)))
+    if t.shape[0] != 1:
+        raise ValueError(f"{name} is a batch of {t.shape[0]} masks (shape {tuple(t.shape)}); give one mask")
+    if size is not None and tuple(t.shape[-2:]) != tuple(size):
+        raise ValueError(_size_message(name, t.shape[-1], t.shape[-2], size[1], size[0], against))
+    return np.ascontiguousarray(t[0].cpu().numpy(), dtype=np.float32)
+
+
+def mask_to_bhw(mask: Any, name: str = "mask", height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """A mask batch (ComfyUI's MASK layout, B×H×W; H×W, B×1×H×W, B×H×W×1 too) → float32 B×H×W in [0, 1].
+
+    ``height`` / ``width`` (the image's) only settle ambiguous layouts; sizes are not enforced, so a host
+    may resize. Stays on the input's device.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"{name} must be a mask tensor [B,H,W], got {type(mask).__name__}")
+    return _mask_bhw(mask, name, height, width)
+
+
+def check_mask_coverage(masks: torch.Tensor) -> None:
+    """B×1×H×W masks: each must have a subject (a pixel > 0) and some background (a pixel < 0.5).
+
+    The message names the batch index (0-based) of every mask that fails.
+    """
+    flat = masks.flatten(1)
+    empty = (flat.amax(dim=1) <= 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"{_which(empty, masks.shape[0])} is empty (all zero): nothing to harmonize; paint the subject white "
+            "in the mask"
+        )
+    full = (flat.amin(dim=1) >= 0.5).nonzero().flatten().tolist()
+    if full:
+        raise ValueError(
+            f"{_which(full, masks.shape[0])} covers the whole image: there is no background to harmonize against; "
+            "mask only the subject"
+        )
+
+
+def _which(idx: list[int], batch: int) -> str:
+    if batch == 1:
+        return "the mask"
+    listed = ", ".join(map(str, idx[:8])) + (", ..." if len(idx) > 8 else "")
+    return f"the mask at batch index {listed} (of {batch}, counting from 0)"
+
+
+def _size_message(name: str, mw: int, mh: int, w: int, h: int, against: str) -> str:
+    return (
+        f"the {name} is {mw}×{mh} (W×H) but the {against} is {w}×{h}; resize the mask to the same size as the "
+        f"{against}"
+    )
+
+
+def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """Any mask kind and layout → float32 B×H×W in [0, 1] (the rules in the module docstring)."""
+    if is_pil(mask):
+        array = pil_mask_pixels(mask)
+        t, dtype = torch.from_numpy(np.ascontiguousarray(array)), array.dtype
+    elif isinstance(mask, np.ndarray):
+        t, dtype = torch.from_numpy(np.ascontiguousarray(mask)), mask.dtype
+    elif isinstance(mask, torch.Tensor):
+        t, dtype = mask.detach(), mask.dtype
+    else:
+        raise TypeError(f"unsupported {name} type {type(mask).__name__}: pass a PIL image, numpy array or tensor")
+    t = _mask_layout(t, name, height, width)
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
+    return _mask_unit(t, dtype, name)
+
+
+def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | None) -> torch.Tensor:
+    shape = tuple(t.shape)
+    image_hw = (height, width) if height is not None else None
+    if t.ndim == 2:
+        return t[None]
+    if t.ndim == 3:
+        if image_hw is not None and shape[1:] == image_hw:
+            return t  # B×H×W
+        if shape[-1] in (3, 4) and (image_hw is None or shape[:2] == image_hw):
+            raise ValueError(
+                f"the {name} is H×W×{shape[-1]} ({shape[0]}×{shape[1]}×{shape[2]}): a colour picture, but a mask "
+                "has one channel; pass one channel (e.g. the alpha or the grey level)"
+            )
+        if shape[-1] == 1:
+            return t[..., 0][None]  # H×W×1
+        return t
+    if t.ndim == 4:
+        if shape[1] == 1:
+            return t[:, 0]
+        if shape[-1] == 1:
+            return t[..., 0]
+        if shape[-1] in (3, 4):
+            raise ValueError(
+                f"the {name} is B×H×W×{shape[-1]} {shape}: colour pictures, but a mask has one channel; pass one "
+                "channel (e.g. the alpha or the grey level)"
+            )
+    raise ValueError(
+        f"a {name} must be H×W, B×H×W, B×1×H×W or B×H×W×1 with one channel, got shape {shape}"
+    )
+
+
+def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
+    if t.dtype == torch.bool:
+        return t.to(torch.float32)
+    if not t.is_floating_point():
+        f = t.to(torch.float32)
+        lo, hi = f.min().item(), f.max().item()
+        if lo < 0:
+            raise ValueError(f"{name} values must not be negative, got {lo:g}..{hi:g}")
+        if hi <= 1:  # 0/1 integer masks are binary, whatever the dtype
+            return f
+        peak = integer_peak(dtype)
+        if peak is None:
+            raise ValueError(
+                f"{name} has dtype {dtype} with values {lo:g}..{hi:g}: use 0/1, uint8 0..255, uint16 0..65535 or "
+                "float 0..1"
+            )
+        return f / peak
+    f = t.to(torch.float32)
+    check_unit_range(f, name, "mask")
+    return f.clamp(0, 1)
+
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Decode a mask file → float32 H×W in [0, 1], upright by EXIF (the mask rules)."""
+    return mask_to_array(open_picture(path), name=f"mask {path}")

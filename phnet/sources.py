@@ -1,0 +1,204 @@
+"""Where weights come from: one resolver for PHNet weights, SAM checkpoints and every host's model list.
+
+A *source* is what a user types or picks: nothing / ``"default (bundled)"`` (the weights shipped in
+``phnet/assets/default``), a weights file, a model folder, a name found in one of the host's model
+folders, or a Hugging Face repo ``owner/name``, optionally ``owner/name@revision`` and, for a single
+file in the repo, ``owner/name@revision:path/in/repo.pth``. :func:`resolve` says which one it is
+without loading or downloading anything; :func:`download` brings a Hub source into the HF cache
+(or finds it there when offline) with one set of error messages.
+
+Offline mode is ``HF_HUB_OFFLINE`` (read by :func:`hub_offline` the way ``huggingface_hub`` reads it)
+or ``local_files_only=True``. Caching, revisions and tokens are ``huggingface_hub``'s own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+__all__ = [
+    "DEFAULT_LABEL",
+    "BUNDLED_DIR",
+    "SAFETENSORS_SUFFIXES",
+    "PICKLE_SUFFIXES",
+    "WEIGHT_SUFFIXES",
+    "Source",
+    "is_weights_file",
+    "looks_like_repo_id",
+    "parse_hub_ref",
+    "hub_offline",
+    "resolve",
+    "download",
+    "list_weights",
+]
+
+DEFAULT_LABEL = "default (bundled)"
+BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "default"
+
+SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
+PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")  # only ever opened with torch.load(weights_only=True)
+WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def is_weights_file(path: str | os.PathLike) -> bool:
+    """True for a name ending in one of :data:`WEIGHT_SUFFIXES` (any case)."""
+    return str(path).lower().endswith(WEIGHT_SUFFIXES)
+
+
+def looks_like_repo_id(text: str) -> bool:
+    """``owner/name`` as the Hub spells repo ids (no path-like starts, no suffix of a weights file)."""
+    return bool(_REPO_ID.fullmatch(text)) and not is_weights_file(text) and ".." not in text
+
+
+def parse_hub_ref(text: str) -> tuple[str, str | None, str | None]:
+    """``owner/name[@revision][:filename]`` → (repo_id, revision or None, filename or None)."""
+    head, _, filename = text.strip().partition(":")
+    repo, _, revision = head.partition("@")
+    return repo.strip(), (revision.strip() or None), (filename.strip() or None)
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` set to a true value (1 / true / yes / on, any case)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved source. ``kind``: "default", "file", "folder" or "hub"."""
+
+    kind: str
+    path: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    filename: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "default":
+            return DEFAULT_LABEL
+        if self.kind == "hub":
+            return self.repo_id + (f"@{self.revision}" if self.revision else "") + (
+                f":{self.filename}" if self.filename else ""
+            )
+        return str(self.path)
+
+
+def resolve(
+    source: str | os.PathLike | None,
+    *,
+    revision: str | None = None,
+    search_dirs: Iterable[str | os.PathLike | None] = (),
+    what: str = "PHNet weights",
+) -> Source:
+    """Say what ``source`` is, without loading or downloading.
+
+    Order: nothing / the default label → the bundled default; an existing path (``~`` expanded); a name
+    found in ``search_dirs``; a Hub repo id (``revision=`` is used unless the text carries ``@revision``).
+    Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
+    """
+    text = "" if source is None else str(source).strip()
+    if not text or text == DEFAULT_LABEL:
+        return Source("default", path=BUNDLED_DIR)
+    path = Path(os.path.expanduser(text))
+    dirs = [Path(d) for d in search_dirs if d]
+    for candidate in [path] + [d / text for d in dirs if not path.is_absolute()]:
+        if candidate.is_file():
+            return Source("file", path=candidate)
+        if candidate.is_dir():
+            return Source("folder", path=candidate)
+    if not isinstance(source, os.PathLike) and not text.startswith((".", "/", "~", "\\")):
+        repo, rev, filename = parse_hub_ref(text)
+        if looks_like_repo_id(repo):
+            return Source("hub", repo_id=repo, revision=rev or revision, filename=filename)
+    where = f" (looked in {', '.join(map(str, dirs))})" if dirs else ""
+    raise FileNotFoundError(
+        f"{what} {text!r} not found{where}: give an existing file or folder, or a Hub repo id 'owner/name' "
+        "(optionally 'owner/name@revision')"
+    )
+
+
+def download(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    filename: str | None = None,
+    allow_patterns: Sequence[str] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    what: str = "PHNet weights",
+) -> Path:
+    """A Hub repo (or one ``filename`` in it) in the local HF cache → its snapshot folder (or that file).
+
+    Offline (``HF_HUB_OFFLINE`` or ``local_files_only``) only the cache is read. Every failure is a
+    ``FileNotFoundError`` / ``PermissionError`` / ``ConnectionError`` saying what to do.
+    """
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    offline = bool(local_files_only) or hub_offline()
+    where = f"Hub repo {repo_id!r} (revision {revision or 'main'})"
+    try:
+        if filename is not None:
+            found = huggingface_hub.hf_hub_download(
+                repo_id, filename, revision=revision, cache_dir=cache_dir, local_files_only=offline, token=token
+            )
+        else:
+            found = huggingface_hub.snapshot_download(
+                repo_id,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=offline,
+                token=token,
+                allow_patterns=list(allow_patterns) if allow_patterns else None,
+            )
+    except errors.LocalEntryNotFoundError:
+        item = f"{repo_id}:{filename}" if filename else repo_id
+        raise FileNotFoundError(
+            f"{what} {item!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
+            f"({cache_dir or 'the default HF cache'}) and the Hub cannot be used (offline: HF_HUB_OFFLINE="
+            f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}, local_files_only={bool(local_files_only)}). Download "
+            f"them once with network access (`hf download {repo_id}{' ' + filename if filename else ''}`), or "
+            "give a local file or folder"
+        ) from None
+    except errors.GatedRepoError:
+        raise PermissionError(
+            f"{where} is gated: accept its licence on https://huggingface.co/{repo_id} and log in "
+            "(`hf auth login`), or download the file yourself and give its path"
+        ) from None
+    except errors.RepositoryNotFoundError:
+        raise FileNotFoundError(
+            f"no {where} (or it is private: log in with `hf auth login` or pass a token)"
+        ) from None
+    except errors.RevisionNotFoundError:
+        raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None
+    except errors.EntryNotFoundError:
+        raise FileNotFoundError(f"{filename!r} is not a file of the {where}") from None
+    except (OSError, errors.HfHubHTTPError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ConnectionError(
+            f"could not download {what} from the {where}: {e}. Check the connection, set HF_HUB_OFFLINE=1 to use "
+            "the local cache only, or give a local file or folder"
+        ) from None
+    return Path(found)
+
+
+def list_weights(folder: str | os.PathLike | None, folder_marker: str | None = "config.json") -> list[str]:
+    """Entries of a host's model folder a picker can offer: weights files, and sub-folders holding
+    ``folder_marker`` (a saved PHNet model folder). Sorted; missing folder → []."""
+    if not folder or not Path(folder).is_dir():
+        return []
+    names = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_file() and is_weights_file(p.name):
+            names.append(p.name)
+        elif p.is_dir() and folder_marker and (p / folder_marker).is_file():
+            names.append(p.name)
+    return names

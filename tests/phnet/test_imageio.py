@@ -1,0 +1,333 @@
+"""phnet.imageio: the one input boundary. Each rule of its docstring is tested here, once, through every
+entry point that applies it (library tensors, single-image arrays, the B×H×W×C host layout, files)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phnet import imageio as io_
+
+
+def _mask_entry_points():
+    """Every function that turns a numpy mask into numbers, as f(mask) -> float array H×W (first of the batch)."""
+    return {
+        "mask_to_tensor": lambda m: io_.mask_to_tensor(m, 1, 4, 6)[0, 0].numpy(),
+        "mask_to_array": lambda m: io_.mask_to_array(m),
+        "mask_to_bhw": lambda m: io_.mask_to_bhw(torch.from_numpy(m))[0].numpy(),
+    }
+
+
+MASK_FNS = list(_mask_entry_points().items())
+
+
+# ----------------------------------------------------------------------------------------------------
+# mask values
+
+
+@pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
+def test_uint8_mask_holding_0_and_1_is_binary(name, fn):
+    m = np.zeros((4, 6), np.uint8)
+    m[1:3, 2:4] = 1
+    out = fn(m)
+    assert out.max() == 1.0 and set(np.unique(out)) == {0.0, 1.0}
+    # the same as a 0/255 mask
+    np.testing.assert_array_equal(out, fn(m * 255))
+
+
+def test_pil_mask_holding_0_and_1_is_binary():
+    m = np.zeros((4, 6), np.uint8)
+    m[1:3, 2:4] = 1
+    out = io_.mask_to_array(Image.fromarray(m, "L"))
+    assert out.max() == 1.0
+
+
+@pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
+def test_uint16_half_is_half_everywhere(name, fn):
+    m = np.zeros((4, 6), np.uint16)
+    m[0, 0] = 32768
+    m[0, 1] = 65535
+    out = fn(m)
+    assert out[0, 0] == pytest.approx(0.5, abs=1e-4) and out[0, 1] == 1.0
+
+
+def test_uint16_mask_file_reads_half(tmp_path):
+    m = np.zeros((4, 6), np.uint16)
+    m[0, 0] = 32768
+    Image.fromarray(m).save(tmp_path / "m.png")
+    assert io_.read_mask(tmp_path / "m.png")[0, 0] == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
+@pytest.mark.parametrize("value", [1.5, -0.2, 255.0, np.nan])
+def test_float_mask_outside_0_1_is_an_error_everywhere(name, fn, value):
+    m = np.zeros((4, 6), np.float32)
+    m[0, 0] = value
+    with pytest.raises(ValueError, match="0..1|NaN"):
+        fn(m)
+
+
+def test_float_mask_rounding_slack_is_clamped_and_soft_values_kept():
+    m = np.full((4, 6), 0.25, np.float32)
+    m[0, 0] = 1.0004
+    m[0, 1] = -0.0004
+    out = io_.mask_to_array(m)
+    assert out[0, 0] == 1.0 and out[0, 1] == 0.0 and out[1, 1] == 0.25
+
+
+def test_other_integer_masks_must_be_0_1():
+    assert io_.mask_to_array(np.eye(4, dtype=np.int64)).max() == 1.0
+    with pytest.raises(ValueError, match="0/1, uint8 0..255"):
+        io_.mask_to_array(np.full((4, 4), 200, np.int64))
+    assert io_.mask_to_array(np.eye(4, dtype=bool)).sum() == 4
+
+
+# ----------------------------------------------------------------------------------------------------
+# mask layouts and alpha
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (1, 4, 6), (4, 6, 1), (1, 1, 4, 6), (1, 4, 6, 1)])
+def test_mask_layouts(shape):
+    assert io_.mask_to_tensor(np.ones(shape, np.float32), 2, 4, 6).shape == (2, 1, 4, 6)
+    assert io_.mask_to_array(np.ones(shape, np.float32)).shape == (4, 6)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_colour_mask_is_named_as_such(channels):
+    m = np.zeros((64, 48, channels), np.uint8)
+    for call in (lambda: io_.mask_to_tensor(m, 1, 64, 48), lambda: io_.mask_to_array(m)):
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert f"H×W×{channels}" in msg and "one channel" in msg and "W×H" not in msg
+
+
+def test_batch_of_masks_is_not_read_as_a_colour_picture():
+    # three masks 4 pixels wide... and the image is 4 wide: B×H×W wins when it matches the image
+    m = np.ones((3, 5, 4), np.float32)
+    assert io_.mask_to_tensor(m, 3, 5, 4).shape == (3, 1, 5, 4)
+
+
+def test_mask_size_and_count_messages():
+    with pytest.raises(ValueError, match=r"mask is 32×16 \(W×H\) but the image is 32×32; resize the mask"):
+        io_.mask_to_tensor(np.ones((16, 32)), 1, 32, 32)
+    with pytest.raises(ValueError, match="3 masks for 2 images"):
+        io_.mask_to_tensor(np.ones((3, 8, 8)), 2, 8, 8)
+    with pytest.raises(ValueError, match="give one mask"):
+        io_.mask_to_array(np.ones((2, 8, 8)))
+
+
+@pytest.mark.parametrize("batch,bad,words", [(2, 1, r"batch index 1 \(of 2"), (1, 0, "the mask is empty")])
+def test_empty_mask_names_its_batch_index(batch, bad, words):
+    masks = torch.zeros(batch, 1, 8, 8)
+    masks[:, :, 2:4, 2:4] = 1
+    masks[bad] = 0
+    with pytest.raises(ValueError, match=words):
+        io_.check_mask_coverage(masks)
+    masks[bad] = 1
+    with pytest.raises(ValueError, match="covers the whole image"):
+        io_.check_mask_coverage(masks)
+
+
+def test_pil_alpha_is_the_mask_unless_opaque():
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 3] = 0
+    rgba[1:3, 1:3, 3] = 255
+    assert io_.mask_to_array(Image.fromarray(rgba, "RGBA")).sum() == 4
+    # an opaque alpha carries no mask: the picture's luminance is the mask
+    rgba[..., 3] = 255
+    rgba[..., :3] = 0
+    rgba[0, 0, :3] = 255
+    assert io_.mask_to_array(Image.fromarray(rgba, "RGBA")).sum() == 1
+    la = Image.fromarray(rgba[..., :2].copy(), "LA")
+    assert io_.mask_to_array(la).sum() == 1
+
+
+def test_pil_mask_modes():
+    m = np.zeros((4, 6), np.uint8)
+    m[1, 1] = 255
+    for mode in ("L", "1", "RGB", "P"):
+        assert io_.mask_to_array(Image.fromarray(m).convert(mode)).sum() == 1, mode
+
+
+def test_bhw_host_masks_stay_on_their_tensor_and_refuse_images():
+    m = torch.rand(2, 8, 8)
+    assert torch.equal(io_.mask_to_bhw(m), m)
+    assert io_.mask_to_bhw(m[:, None]).shape == (2, 8, 8)
+    with pytest.raises(ValueError, match="H×W×3|B×H×W×3"):
+        io_.mask_to_bhw(torch.rand(1, 8, 8, 3))
+    with pytest.raises(ValueError, match="mask tensor"):
+        io_.mask_to_bhw(np.zeros((8, 8)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# images
+
+
+def _all_image_entry_points():
+    return {
+        "image_to_tensor": lambda x: io_.image_to_tensor(x)[0],
+        "image_to_array": lambda x: io_.image_to_array(x)[0],
+        "image_to_bhwc": lambda x: io_.image_to_bhwc(torch.as_tensor(x)),
+        "image_to_uint8": lambda x: io_.image_to_uint8(x),
+    }
+
+
+IMAGE_FNS = list(_all_image_entry_points().items())
+
+
+@pytest.mark.parametrize("name,fn", IMAGE_FNS, ids=[n for n, _ in IMAGE_FNS])
+def test_float_image_in_0_255_is_refused_with_the_fix(name, fn):
+    img = np.full((4, 6, 3), 200.0, np.float32)
+    with pytest.raises(ValueError) as e:
+        fn(img)
+    msg = str(e.value)
+    assert "0..1" in msg and "divide" in msg and "255" in msg
+
+
+@pytest.mark.parametrize("name,fn", IMAGE_FNS, ids=[n for n, _ in IMAGE_FNS])
+def test_nan_image_is_refused(name, fn):
+    with pytest.raises(ValueError, match="NaN"):
+        fn(np.full((4, 6, 3), np.nan, np.float32))
+
+
+@pytest.mark.parametrize("name,fn", IMAGE_FNS, ids=[n for n, _ in IMAGE_FNS])
+def test_integer_ranges(name, fn):
+    u8 = np.full((4, 6, 3), 255, np.uint8)
+    u16 = np.full((4, 6, 3), 32768, np.uint16)
+    out8, out16 = (np.asarray(fn(x), np.float64) for x in (u8, u16))
+    if name == "image_to_uint8":
+        assert out8.max() == 255 and out16.max() == 128
+    else:
+        assert out8.max() == 1.0 and out16.max() == pytest.approx(0.5, abs=1e-4)
+
+
+def test_image_channels_and_alpha():
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 3] = 128
+    rgb, alpha = io_.image_to_array(rgba)
+    assert rgb.shape == (4, 6, 3) and alpha[0, 0] == pytest.approx(128 / 255)
+    grey_alpha = np.zeros((4, 6, 2), np.float32)
+    grey_alpha[..., 0] = 0.5
+    rgb, alpha = io_.image_to_array(grey_alpha)
+    assert np.all(rgb == 0.5) and alpha is not None
+    _, a, form = io_.image_to_tensor(rgba)
+    assert a.shape == (1, 1, 4, 6) and form.channels == 4
+    with pytest.raises(ValueError, match="channels"):
+        io_.image_to_tensor(np.zeros((4, 6, 2), np.uint8))
+    assert io_.image_to_bhwc(torch.rand(2, 4, 6, 4)).shape == (2, 4, 6, 3)
+    assert io_.image_to_bhwc(torch.rand(4, 6, 1)).shape == (1, 4, 6, 3)
+    with pytest.raises(ValueError, match="channels-first"):
+        io_.image_to_bhwc(torch.rand(1, 3, 8, 8))
+
+
+def test_one_image_helpers_refuse_batches():
+    with pytest.raises(ValueError, match="background must be one image"):
+        io_.image_to_array(np.zeros((3, 4, 6, 3)), "background")
+
+
+# ----------------------------------------------------------------------------------------------------
+# 16 bits and EXIF
+
+
+def test_16bit_grey_file_decodes_at_16_bits(tmp_path):
+    grey = (np.arange(24, dtype=np.uint16).reshape(4, 6) * 2000)  # up to 46000: far beyond 8 bits
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    arr = io_.read_image(tmp_path / "g16.png")
+    assert arr.dtype == np.uint16 and np.array_equal(arr, grey)
+    rgb, _ = io_.image_to_array(Image.open(tmp_path / "g16.png"))
+    np.testing.assert_allclose(rgb[..., 0], grey / 65535, atol=1e-6)  # not white
+    assert rgb.max() < 0.71
+    # a PIL 16-bit grey image cannot come back as PIL RGB: refused, pointing at an array
+    with pytest.raises(ValueError, match="16/32-bit") as e:
+        io_.image_to_tensor(Image.open(tmp_path / "g16.png"))
+    assert "read_image" in str(e.value) and "convert('L')" not in str(e.value)
+
+
+def test_32bit_integer_grey_in_16_bit_range():
+    pil = Image.fromarray(np.full((4, 6), 40000, np.int32), "I")
+    rgb, _ = io_.image_to_array(pil)
+    assert rgb.max() == pytest.approx(40000 / 65535, abs=1e-6)
+
+
+def _exif_rotated(array: np.ndarray, orientation: int) -> Image.Image:
+    img = Image.fromarray(array)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "PNG", exif=exif)
+    buf.seek(0)
+    return Image.open(buf)
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    raw = np.zeros((4, 6, 3), np.uint8)  # stored 6 wide, 4 high
+    raw[0, 0] = 255
+    img = _exif_rotated(raw, 6)  # "rotate 90° clockwise to display"
+    img.save(tmp_path / "rot.png", exif=img.getexif())
+    arr = io_.read_image(tmp_path / "rot.png")
+    assert arr.shape == (6, 4, 3) and arr[0, -1].max() == 255  # top-left moved to top-right
+    rgb, _ = io_.image_to_array(_exif_rotated(raw, 6))
+    assert rgb.shape == (6, 4, 3)
+    rgb_t, _, _ = io_.image_to_tensor(_exif_rotated(raw, 6))
+    assert rgb_t.shape == (1, 3, 6, 4)
+    m = np.zeros((4, 6), np.uint8)
+    m[0, 0] = 255
+    mask_img = _exif_rotated(m, 6)
+    mask_img.save(tmp_path / "m.png", exif=mask_img.getexif())
+    mask = io_.read_mask(tmp_path / "m.png")
+    assert mask.shape == (6, 4) and mask[0, -1] == 1.0
+
+
+def test_unreadable_file_is_named(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="bad.png"):
+        io_.read_image(tmp_path / "bad.png")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        io_.read_mask(tmp_path / "missing.png")
+
+
+def test_tensors_handed_to_the_library_directly_meet_the_same_range_check(tiny_model):
+    """A host that converts its own tensors (a 0..255 IMAGE from some node) still gets the boundary's check,
+    not a white background."""
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu")
+    masks = torch.zeros(1, 1, 16, 16)
+    masks[..., 4:8, 4:8] = 1
+    with pytest.raises(ValueError, match="divide 0..255 images by 255"):
+        h.harmonize_tensor(torch.rand(1, 3, 16, 16) * 255, masks)
+    with pytest.raises(ValueError, match="0..1"):
+        h.harmonize_tensor(torch.rand(1, 3, 16, 16), masks * 2)
+    with pytest.raises(ValueError, match="NaN"):
+        h.harmonize_tensor(torch.full((1, 3, 16, 16), float("nan")), masks)
+
+
+def test_uint8_for_sam_is_exact():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(io_.image_to_uint8(rgb), rgb)
+    assert np.array_equal(io_.image_to_uint8(Image.fromarray(rgb)), rgb)
+    rgba = np.concatenate([rgb, np.full((5, 7, 1), 9, np.uint8)], -1)
+    assert np.array_equal(io_.image_to_uint8(Image.fromarray(rgba)), rgb)
+    grey = rgb[..., 0]
+    assert np.array_equal(io_.image_to_uint8(grey), np.repeat(grey[..., None], 3, -1))
+    assert np.array_equal(io_.image_to_uint8(rgb.astype(np.float32) / 255), rgb)
+    with pytest.raises(ValueError, match="one image"):
+        io_.image_to_uint8(np.zeros((5, 7, 5), np.uint8))
+
+
+def test_sam_mask_helpers_follow_the_same_rules():
+    """SAM's mask helpers used to read a 0/1 uint8 mask as 1/255 (no box) and clip floats outside 0..1."""
+    from phnet.segmentation import mask_bbox, refine_mask
+
+    m = np.zeros((8, 8), np.uint8)
+    m[2:5, 3:6] = 1
+    assert mask_bbox(m) == (3, 2, 6, 5)
+    with pytest.raises(ValueError, match="0..1"):
+        refine_mask(np.full((8, 8), 1.5, np.float32))
+    grey16 = Image.fromarray(np.full((8, 8), 16384, np.uint16))  # a quarter: not white, not a mask
+    assert mask_bbox(grey16) is None and mask_bbox(grey16, threshold=0.2) == (0, 0, 8, 8)

@@ -1,0 +1,73 @@
+"""phnet.sources: one resolver for every kind of weights source (no loading, no network)."""
+from __future__ import annotations
+
+import pytest
+
+from phnet import sources
+
+
+def test_default(monkeypatch):
+    for given in (None, "", "  ", sources.DEFAULT_LABEL):
+        found = sources.resolve(given)
+        assert found.kind == "default" and found.path == sources.BUNDLED_DIR and found.label == "default (bundled)"
+
+
+def test_local_file_folder_and_search_dirs(tmp_path, monkeypatch):
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    (tmp_path / "model").mkdir()
+    assert sources.resolve(tmp_path / "w.safetensors").kind == "file"
+    assert sources.resolve(str(tmp_path / "model")).kind == "folder"
+    found = sources.resolve("w.safetensors", search_dirs=[None, tmp_path])
+    assert found.kind == "file" and found.path == tmp_path / "w.safetensors"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert sources.resolve("~/model").path == tmp_path / "model"
+
+
+def test_local_folder_named_like_a_repo_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    assert sources.resolve("owner/name").kind == "folder"
+
+
+@pytest.mark.parametrize(
+    "text, repo, revision, filename",
+    [
+        ("owner/name", "owner/name", None, None),
+        ("owner/name@v1", "owner/name", "v1", None),
+        ("owner/name@v1:sub/sam.pth", "owner/name", "v1", "sub/sam.pth"),
+        ("owner/name:sam.pth", "owner/name", None, "sam.pth"),
+    ],
+)
+def test_hub_references(tmp_path, monkeypatch, text, repo, revision, filename):
+    monkeypatch.chdir(tmp_path)
+    found = sources.resolve(text)
+    assert (found.kind, found.repo_id, found.revision, found.filename) == ("hub", repo, revision, filename)
+    assert found.label == text
+    assert sources.resolve("owner/name", revision="main").revision == "main"  # revision= when none in the text
+
+
+@pytest.mark.parametrize("text", ["no/such/place", "./owner/name", "/abs/missing.pth", "missing.safetensors", "a/b.pth"])
+def test_not_found(tmp_path, monkeypatch, text):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found.*owner/name"):
+        sources.resolve(text, search_dirs=[tmp_path])
+
+
+@pytest.mark.parametrize("value, offline", [("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+                                            ("0", False), ("", False), ("false", False)])
+def test_hub_offline(monkeypatch, value, offline):
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert sources.hub_offline() is offline
+
+
+def test_suffixes_and_listing(tmp_path):
+    assert all(sources.is_weights_file("x" + s.upper()) for s in sources.WEIGHT_SUFFIXES)
+    assert not sources.is_weights_file("config.json")
+    for name in ("b.pth", "a.SAFETENSORS", "notes.txt", "config.json"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    assert sources.list_weights(tmp_path) == ["a.SAFETENSORS", "b.pth", "saved"]
+    assert sources.list_weights(tmp_path, folder_marker=None) == ["a.SAFETENSORS", "b.pth"]
+    assert sources.list_weights(tmp_path / "nope") == [] and sources.list_weights(None) == []
