@@ -225,3 +225,30 @@ def _np_dtype(dtype) -> np.dtype:
     if isinstance(dtype, torch.dtype):
         return {torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16)}[dtype]
     return np.dtype(dtype)
+
+
+def image_to_rgb_uint8(image: Any) -> np.ndarray:
+    """One image → H×W×3 uint8 RGB array (the input Segment Anything's preprocessing takes).
+
+    Read by the rules of :func:`image_to_tensor`; alpha is dropped, grey is repeated.
+    """
+    rgb, _, _ = image_to_tensor(image)
+    if rgb.shape[0] != 1:
+        raise ValueError(f"expected one image, got a batch of {rgb.shape[0]}; pass the images one at a time")
+    return torch.round(rgb[0].permute(1, 2, 0) * 255.0).to(torch.uint8).cpu().numpy()
+
+
+def mask_to_array(mask: Any) -> np.ndarray:
+    """One mask of its own size → H×W float32 array in [0, 1], by the rules of :func:`mask_to_tensor`."""
+    if _is_pil(mask):
+        height, width = mask.height, mask.width
+    else:
+        shape = tuple(getattr(mask, "shape", ()))
+        while len(shape) > 2 and shape[0] == 1:
+            shape = shape[1:]
+        if len(shape) == 3 and shape[-1] == 1:
+            shape = shape[:2]
+        if len(shape) != 2:
+            raise ValueError(f"expected one mask (H×W), got shape {tuple(getattr(mask, 'shape', ()))}")
+        height, width = shape
+    return mask_to_tensor(mask, 1, height, width)[0, 0].numpy()

@@ -111,3 +111,10 @@ def save_tiny_sam(path, fmt: str | None = None, seed: int = 0) -> Path:
     else:
         torch.save(state, str(path))
     return path
+
+
+def has_tiny_sam_weights(model: torch.nn.Module, seed: int = 0) -> bool:
+    """True when ``model`` holds exactly the tiny SAM of ``seed`` (same keys, equal tensors)."""
+    ref = build_tiny_sam(seed).state_dict()
+    got = model.state_dict()
+    return ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
