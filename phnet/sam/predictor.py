@@ -2,14 +2,15 @@
 
 The expensive step is explicit: :meth:`SamSegmenter.set_image` runs the image encoder once and caches
 the embedding; every :meth:`SamSegmenter.predict` afterwards only runs the light prompt encoder and
-mask decoder.
+mask decoder. :meth:`SamSegmenter.segment` does both, checking the prompt before it encodes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,20 @@ from .prompts import SamPrompt, make_prompt
 
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def _interrupt_between_blocks(encoder: torch.nn.Module, interrupt: Callable[[], Any] | None) -> Iterator[None]:
+    """Call ``interrupt()`` before each ViT block, so a host's Cancel stops a long CPU encode early."""
+    if interrupt is None:
+        yield
+        return
+    handles = [block.register_forward_pre_hook(lambda *_: interrupt()) for block in getattr(encoder, "blocks", ())]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class SamSegmenter:
@@ -100,24 +115,33 @@ class SamSegmenter:
         """(H, W) of the current image, or None."""
         return self._size
 
+    @property
+    def image_embedding(self) -> torch.Tensor | None:
+        """The image encoder's output for the current image (1 x C x h x w), or None."""
+        return self._predictor.features if self._predictor.is_image_set else None
+
     def reset_image(self) -> None:
         self._predictor.reset_image()
         self._fingerprint = None
         self._size = None
 
-    def set_image(self, image: Any) -> None:
+    def set_image(self, image: Any, interrupt: Callable[[], Any] | None = None) -> None:
         """Encode ``image`` (PIL, numpy or torch; see :mod:`phnet.imageio`) and cache the embedding.
 
         Setting the same pixels again is free: the encoder only runs for a new image.
+        ``interrupt`` is called between the encoder's blocks; whatever it raises stops the encode.
         """
-        rgb = image_to_rgb_uint8(image)
+        self._encode(image_to_rgb_uint8(image), interrupt)
+
+    def _encode(self, rgb: np.ndarray, interrupt: Callable[[], Any] | None) -> None:
         digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
         digest.update(repr(rgb.shape).encode())
         fingerprint = digest.hexdigest()
         if self._predictor.is_image_set and fingerprint == self._fingerprint:
             return
         self.reset_image()
-        self._predictor.set_image(rgb, image_format="RGB")
+        with _interrupt_between_blocks(self.model.image_encoder, interrupt):
+            self._predictor.set_image(rgb, image_format="RGB")
         self._fingerprint = fingerprint
         self._size = (int(rgb.shape[0]), int(rgb.shape[1]))
 
@@ -144,6 +168,24 @@ class SamSegmenter:
         if not self._predictor.is_image_set or self._size is None:
             raise RuntimeError("No image set: call SamSegmenter.set_image(image) before predict().")
         prompt = make_prompt(self._size, box, points, point_labels, mask_prompt)
+        return self._decode(prompt, multimask, soft, threshold)
+
+    def segment(
+        self,
+        image: Any,
+        box: Sequence[float] | None = None,
+        points: Sequence[Sequence[float]] | None = None,
+        point_labels: Sequence[int] | None = None,
+        mask_prompt: Any = None,
+        multimask: bool = False,
+        soft: bool = False,
+        threshold: float = 0.0,
+        interrupt: Callable[[], Any] | None = None,
+    ) -> np.ndarray:
+        """:meth:`set_image` + :meth:`predict`, with the prompt checked before the image is encoded."""
+        rgb = image_to_rgb_uint8(image)
+        prompt = make_prompt(rgb.shape[:2], box, points, point_labels, mask_prompt)
+        self._encode(rgb, interrupt)
         return self._decode(prompt, multimask, soft, threshold)
 
     def _decode(self, prompt: SamPrompt, multimask: bool, soft: bool, threshold: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""phnet.sam.predictor and prompts: prompting, caching, prompt checks."""
+"""phnet.sam.predictor and prompts: prompting, caching, checks before encoding, Cancel between blocks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from phnet.sam import SamSegmenter, make_prompt
+from tests.helpers.tiny_sam import TINY_SAM
 
 
 def test_predict_box(seg, image):
@@ -96,6 +97,55 @@ def test_embedding_is_cached(tiny_path, image):
     seg.set_image(255 - image)
     seg.predict(points=[(5, 5)])
     assert len(calls) == 2
+    assert seg.image_embedding.shape == (1, TINY_SAM["prompt_embed_dim"], 4, 4)
+
+
+def test_segment_is_set_image_plus_predict(seg, image):
+    seg.set_image(image)
+    ref = seg.predict(box=(10, 5, 40, 30), points=[(20, 20)], soft=True)
+    seg.reset_image()
+    out = seg.segment(image, box=(10, 5, 40, 30), points=[(20, 20)], soft=True)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_prompt_is_checked_before_the_image_is_encoded(tiny_path, image):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    calls = []
+    seg.model.image_encoder.register_forward_pre_hook(lambda *a: calls.append(1))
+    with pytest.raises(ValueError, match="no area inside the 80x48 image"):
+        seg.segment(image, box=(100, 60, 200, 90))
+    with pytest.raises(ValueError, match="outside the 80x48 image"):
+        seg.segment(image, points=[(90, 10)])
+    with pytest.raises(ValueError, match="Empty prompt"):
+        seg.segment(image)
+    assert calls == [] and not seg.is_image_set
+
+
+class Cancelled(Exception):
+    """Stands in for a host's 'processing interrupted' exception."""
+
+
+def test_interrupt_is_called_between_encoder_blocks(tiny_path, image):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    blocks_run = []
+    for block in seg.model.image_encoder.blocks:
+        block.register_forward_hook(lambda *a: blocks_run.append(1))
+    checks = []
+    seg.set_image(image, interrupt=lambda: checks.append(len(blocks_run)))
+    assert checks == list(range(TINY_SAM["depth"]))  # once before each block
+
+    def cancel_after_first_block():
+        if blocks_run:
+            raise Cancelled
+
+    blocks_run.clear()
+    with pytest.raises(Cancelled):
+        seg.segment(255 - image, box=(10, 5, 40, 30), interrupt=cancel_after_first_block)
+    assert len(blocks_run) == 1  # the second block never ran
+    assert not seg.is_image_set and seg.image_size is None
+    # the hooks are gone: a later encode without interrupt runs through
+    seg.set_image(255 - image)
+    assert seg.is_image_set
 
 
 def test_make_prompt_clips_and_sorts():
