@@ -2,6 +2,8 @@
 
 - ``architecture``: :class:`SamArchitecture`, the vit_b / vit_l / vit_h presets, reading a size back
   from a state_dict, building the model with segment_anything's modules.
+- ``transformers_layout``: Meta's ``facebook/sam-vit-*`` repos (transformers' key names + config.json)
+  converted to those modules.
 - ``loading``: finding a checkpoint (file, folder, Hub repo) and reading it safely.
 - ``prompts``: boxes and points checked against the image size.
 - ``predictor``: :class:`SamSegmenter`, the cached image embedding and the prompt → mask step.

@@ -44,6 +44,11 @@ class SamArchitecture:
     num_multimask_outputs: int = 3
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
+    # LayerNorm epsilons. segment_anything hard-codes them; the transformers port reads them from its
+    # config and uses 1e-6 in the decoder's two-way blocks where the original uses torch's 1e-5.
+    encoder_norm_eps: float = 1e-6
+    mask_embed_norm_eps: float = 1e-6
+    decoder_norm_eps: float = 1e-5
 
     @property
     def name(self) -> str:
@@ -67,12 +72,6 @@ SAM_PRESETS: dict[str, SamArchitecture] = {
 
 def _foreign_format_hint(keys: Iterable[str]) -> str:
     keys = list(keys)
-    if any(k.startswith("vision_encoder.") for k in keys):
-        return (
-            " It looks like a Hugging Face transformers `SamModel` checkpoint (keys start with "
-            "'vision_encoder.'); use the original segment-anything checkpoint instead, e.g. "
-            "sam_vit_b_01ec64.pth."
-        )
     if any(k.startswith("image_encoder.trunk.") for k in keys):
         return " It looks like a SAM 2 checkpoint, which this loader does not support; use a SAM 1 checkpoint."
     if any(k.startswith("image_encoder.layers.") for k in keys):
@@ -153,9 +152,10 @@ def _infer_decoder(state_dict: Mapping[str, torch.Tensor], prompt_embed_dim: int
     )
 
 
-def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor]) -> SamArchitecture:
+def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor], **overrides) -> SamArchitecture:
     """Read the SAM size from a segment_anything state_dict's tensor shapes.
 
+    ``overrides`` set fields the weights cannot show (e.g. ``decoder_norm_eps``).
     Raises ``ValueError`` when the mapping is not a segment_anything SAM state_dict.
     """
     missing = [k for k in _REQUIRED_KEYS if k not in state_dict]
@@ -168,7 +168,7 @@ def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor]) -> SamArchite
         )
     encoder = _infer_encoder(state_dict)
     decoder = _infer_decoder(state_dict, encoder["prompt_embed_dim"])
-    return SamArchitecture(**encoder, **decoder)
+    return SamArchitecture(**{**encoder, **decoder, **overrides})
 
 
 def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
@@ -190,7 +190,7 @@ def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
             mlp_ratio=arch.mlp_ratio,
             out_chans=arch.prompt_embed_dim,
             qkv_bias=arch.qkv_bias,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            norm_layer=partial(torch.nn.LayerNorm, eps=arch.encoder_norm_eps),
             use_rel_pos=arch.use_rel_pos,
             window_size=arch.window_size,
             global_attn_indexes=arch.global_attn_indexes,
@@ -215,4 +215,10 @@ def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
             iou_head_hidden_dim=arch.iou_head_hidden_dim,
         ),
     )
+    # The modules take no epsilon arguments for these norms; set them after construction.
+    for norm in (sam.prompt_encoder.mask_downscaling[1], sam.prompt_encoder.mask_downscaling[4]):
+        norm.eps = arch.mask_embed_norm_eps
+    for block in sam.mask_decoder.transformer.layers:
+        for norm in (block.norm1, block.norm2, block.norm3, block.norm4):
+            norm.eps = arch.decoder_norm_eps
     return sam.eval()

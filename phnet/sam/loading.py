@@ -1,14 +1,22 @@
 """Find a SAM checkpoint (file, folder or Hub repo), read it safely and turn it into a model.
 
-Checkpoints are segment_anything's own state_dicts (``sam_vit_b_01ec64.pth`` and friends) as
-``.safetensors`` or ``.pth``; a ``.pth`` is only ever opened with ``torch.load(weights_only=True)``.
-The size is read from the tensor shapes, so file names don't matter.
+Two layouts are read:
+
+- segment_anything's own state_dicts (``sam_vit_b_01ec64.pth`` and friends) as ``.safetensors`` or
+  ``.pth``; a ``.pth`` is only ever opened with ``torch.load(weights_only=True)``. The size is read
+  from the tensor shapes, so file names don't matter.
+- Meta's transformers-layout Hub repos (``facebook/sam-vit-base``, ``-large``, ``-huge``): the
+  ``model.safetensors`` keys are renamed at load time and the sizes come from the ``config.json``
+  beside it (or from the shapes when the file travels alone).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import pickle
+import posixpath
 import re
 from pathlib import Path
 from typing import Sequence
@@ -16,10 +24,50 @@ from typing import Sequence
 import torch
 
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
+from .transformers_layout import (
+    TRANSFORMERS_NORM_EPS,
+    architecture_from_config,
+    convert_transformers_state_dict,
+    is_transformers_layout,
+)
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _PICKLE_SUFFIXES = (".pth", ".pt", ".bin")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointFile:
+    """A located checkpoint, and where its neighbours (``config.json``) can be found."""
+
+    path: Path
+    repo_id: str | None = None
+    repo_filename: str | None = None
+    revision: str | None = None
+    cache_dir: str | os.PathLike | None = None
+    offline: bool = False
+
+    def sibling(self, name: str) -> Path | None:
+        """``name`` from the checkpoint's own folder (local, or the same folder of its Hub repo), or None."""
+        local = self.path.parent / name
+        if local.is_file():
+            return local
+        if self.repo_id is None:
+            return None
+        import huggingface_hub
+
+        folder = posixpath.dirname(self.repo_filename or "")
+        try:
+            found = huggingface_hub.hf_hub_download(
+                self.repo_id,
+                posixpath.join(folder, name) if folder else name,
+                revision=self.revision,
+                cache_dir=self.cache_dir,
+                local_files_only=self.offline,
+            )
+        except Exception:  # absent, not cached, offline: the caller falls back to what the weights show
+            return None
+        return Path(found)
 
 
 # --------------------------------------------------------------------------------------
@@ -99,7 +147,8 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
         if typed:
             candidates = typed
     if len(candidates) > 1:
-        # A .safetensors twin of a .pth is the same weights; prefer the safe format.
+        # A .safetensors twin of a .pth (or of transformers' pytorch_model.bin) holds the same
+        # weights; prefer the safe format.
         safe = [n for n in candidates if n.lower().endswith(".safetensors")]
         if len(safe) == 1:
             candidates = safe
@@ -161,7 +210,7 @@ def _download_from_hub(
     cache_dir: str | os.PathLike | None,
     local_files_only: bool,
     model_type: str | None,
-) -> Path:
+) -> CheckpointFile:
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
 
@@ -182,7 +231,7 @@ def _download_from_hub(
         )
     except (OSError, hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError) as exc:
         raise _hub_error(exc, repo_id, filename, revision, cache_dir) from exc
-    return Path(path)
+    return CheckpointFile(Path(path), repo_id, filename, revision, cache_dir, offline)
 
 
 def locate_checkpoint(
@@ -193,19 +242,19 @@ def locate_checkpoint(
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     model_type: str | None = None,
-) -> Path:
+) -> CheckpointFile:
     """A checkpoint file from a file path, a folder holding one, or a Hub repo id (+ ``filename``)."""
     path = Path(os.path.expanduser(str(source)))
     if path.is_file():
-        return path
+        return CheckpointFile(path)
     if path.is_dir():
         if filename is not None:
             target = path / filename
             if not target.is_file():
                 raise FileNotFoundError(f"SAM checkpoint {filename!r} not found in folder {path}.")
-            return target
+            return CheckpointFile(target)
         names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
-        return path / _pick_checkpoint(names, f"folder {path}", model_type)
+        return CheckpointFile(path / _pick_checkpoint(names, f"folder {path}", model_type))
     text = str(source)
     looks_like_path = (
         isinstance(source, os.PathLike)
@@ -234,13 +283,48 @@ def locate_checkpoint(
 # --------------------------------------------------------------------------------------
 
 
-def _infer(path: Path, state: dict[str, torch.Tensor]) -> SamArchitecture:
+def _sam_config(checkpoint: CheckpointFile) -> dict | None:
+    """The transformers ``config.json`` beside the weights, when there is one that describes a SAM."""
+    found = checkpoint.sibling("config.json")
+    if found is None:
+        return None
     try:
-        return infer_sam_architecture(state)
+        config = json.loads(found.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{found} is not a readable JSON file ({exc}); download it again or remove it.") from exc
+    if not isinstance(config, dict) or not str(config.get("model_type", "")).startswith("sam"):
+        return None  # some other model's config that happens to share the folder
+    return config
+
+
+def _infer(path: Path, state: dict[str, torch.Tensor], **overrides) -> SamArchitecture:
+    try:
+        return infer_sam_architecture(state, **overrides)
     except (KeyError, IndexError) as exc:
         raise ValueError(f"{path}: not a supported SAM state_dict (missing or odd tensor {exc}).") from exc
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def _from_transformers_layout(
+    checkpoint: CheckpointFile, state: dict[str, torch.Tensor]
+) -> tuple[SamArchitecture, dict[str, torch.Tensor]]:
+    path = checkpoint.path
+    if path.suffix.lower() != ".safetensors":
+        raise ValueError(
+            f"{path} is a transformers-layout SAM in a pickle file; that layout is read from the repo's "
+            "model.safetensors only. Download model.safetensors from the same repo instead."
+        )
+    converted = convert_transformers_state_dict(state)
+    config = _sam_config(checkpoint)
+    if config is None:
+        # A lone model.safetensors (e.g. saved into models/sams by a UI): sizes from the shapes,
+        # epsilons as transformers uses them.
+        return _infer(path, converted, **TRANSFORMERS_NORM_EPS), converted
+    try:
+        return architecture_from_config(config), converted
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config.json beside {path}: {exc}") from exc
 
 
 def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: SamArchitecture) -> None:
@@ -255,7 +339,8 @@ def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
             parts.append("unexpected " + ", ".join(unexpected[:3]))
         raise ValueError(
             f"{path} does not match a plain SAM {arch.name} ({'; '.join(parts)}). Variants such as "
-            "SAM-HQ, MobileSAM or SAM 2 are not supported; use an original segment-anything checkpoint."
+            "SAM-HQ, MobileSAM or SAM 2 are not supported; use an original segment-anything checkpoint "
+            "or one of Meta's facebook/sam-vit-* repos."
         )
     try:
         sam.load_state_dict(state, strict=True)
@@ -263,13 +348,17 @@ def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
         raise ValueError(f"{path}: tensor shapes do not fit a SAM {arch.name}: {exc}") from exc
 
 
-def load_sam(path: Path, model_type: str | None = None) -> tuple[torch.nn.Module, SamArchitecture]:
-    """Build the SAM stored in ``path`` (on the CPU, eval mode) and return it with its size.
+def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple[torch.nn.Module, SamArchitecture]:
+    """Build the SAM stored in ``checkpoint`` (on the CPU, eval mode) and return it with its size.
 
     ``model_type`` (``"vit_b"``...) is checked against the weights when given.
     """
+    path = checkpoint.path
     state = load_sam_state_dict(path)
-    arch = _infer(path, state)
+    if is_transformers_layout(state):
+        arch, state = _from_transformers_layout(checkpoint, state)
+    else:
+        arch = _infer(path, state)
     if model_type is not None and arch.name != model_type:
         raise ValueError(
             f"{path} holds a {arch.name} SAM (embed dim {arch.embed_dim}, {arch.depth} blocks), "

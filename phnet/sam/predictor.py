@@ -74,13 +74,14 @@ class SamSegmenter:
     ) -> "SamSegmenter":
         """Load a SAM from a file, a folder holding one, or a Hub repo id (+ ``filename``).
 
-        ``model_type`` (``"vit_b"``, ``"vit_l"``,
+        Original segment-anything checkpoints and Meta's transformers-layout repos
+        (``facebook/sam-vit-base`` ...) both work. ``model_type`` (``"vit_b"``, ``"vit_l"``,
         ``"vit_h"``) is optional: the size is read from the weights; when given it is checked
         against them and used to pick a file in a folder or repo holding several.
         """
         if model_type is not None and model_type not in SAM_PRESETS:
             raise ValueError(f"Unknown SAM model_type {model_type!r}; choose one of {sorted(SAM_PRESETS)} or None.")
-        path = locate_checkpoint(
+        checkpoint = locate_checkpoint(
             source,
             filename=filename,
             revision=revision,
@@ -88,7 +89,7 @@ class SamSegmenter:
             local_files_only=local_files_only,
             model_type=model_type,
         )
-        sam, arch = load_sam(path, model_type=model_type)
+        sam, arch = load_sam(checkpoint, model_type=model_type)
         seg = cls(sam, device=device)
         seg.architecture = arch
         return seg

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from phnet.sam import SAM_PRESETS, build_sam, infer_sam_architecture
+from phnet.sam import SAM_PRESETS, SamArchitecture, build_sam, infer_sam_architecture
 from tests.helpers.tiny_sam import TINY_SAM, build_tiny_sam
 
 
@@ -33,6 +33,27 @@ def test_infer_real_sizes(name):
     assert arch == SAM_PRESETS[name]
     assert arch.name == name
     assert arch.img_size == 1024 and arch.window_size == 14
+
+
+def test_overrides_set_what_the_weights_cannot_show():
+    arch = infer_sam_architecture(build_tiny_sam().state_dict(), decoder_norm_eps=1e-6)
+    assert arch.decoder_norm_eps == 1e-6
+    assert arch.name == "custom"
+
+
+def test_build_uses_the_norm_epsilons():
+    # segment_anything's defaults unless the architecture says otherwise
+    default = build_sam(infer_sam_architecture(build_tiny_sam().state_dict()))
+    assert default.mask_decoder.transformer.layers[0].norm1.eps == 1e-5
+    assert default.image_encoder.blocks[0].norm1.eps == 1e-6
+    arch = SamArchitecture(
+        **{**vars(infer_sam_architecture(build_tiny_sam().state_dict())),
+           "encoder_norm_eps": 1e-4, "mask_embed_norm_eps": 1e-3, "decoder_norm_eps": 1e-6}
+    )
+    sam = build_sam(arch)
+    assert sam.image_encoder.blocks[1].norm2.eps == 1e-4
+    assert sam.prompt_encoder.mask_downscaling[4].eps == 1e-3
+    assert {n.eps for b in sam.mask_decoder.transformer.layers for n in (b.norm1, b.norm2, b.norm3, b.norm4)} == {1e-6}
 
 
 def test_unknown_preset():
