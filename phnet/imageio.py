@@ -227,21 +227,22 @@ def _np_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
-def image_to_rgb_uint8(image: Any) -> np.ndarray:
-    """One image → H×W×3 uint8 RGB array (the input Segment Anything's preprocessing takes).
 
-    Read by the rules of :func:`image_to_tensor`; alpha is dropped, grey is repeated.
-    """
+def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
+    """One image → uint8 H×W×3 RGB (alpha dropped, grey expanded, floats rounded), by the image rules."""
     rgb, _, _ = image_to_tensor(image)
     if rgb.shape[0] != 1:
-        raise ValueError(f"expected one image, got a batch of {rgb.shape[0]}; pass the images one at a time")
+        raise ValueError(f"{name} is a batch of {rgb.shape[0]} images; give one image")
     return torch.round(rgb[0].permute(1, 2, 0) * 255.0).to(torch.uint8).cpu().numpy()
 
 
-def mask_to_array(mask: Any) -> np.ndarray:
-    """One mask of its own size → H×W float32 array in [0, 1], by the rules of :func:`mask_to_tensor`."""
+def mask_to_array(
+    mask: Any, name: str = "mask", size: tuple[int, int] | None = None, against: str = "image"
+) -> np.ndarray:
+    """One mask → float32 H×W in [0, 1], by the mask rules. ``size`` = (H, W) it must have (the ``against``
+    picture's)."""
     if _is_pil(mask):
-        height, width = mask.height, mask.width
+        own = (mask.height, mask.width)
     else:
         shape = tuple(getattr(mask, "shape", ()))
         while len(shape) > 2 and shape[0] == 1:
@@ -249,6 +250,11 @@ def mask_to_array(mask: Any) -> np.ndarray:
         if len(shape) == 3 and shape[-1] == 1:
             shape = shape[:2]
         if len(shape) != 2:
-            raise ValueError(f"expected one mask (H×W), got shape {tuple(getattr(mask, 'shape', ()))}")
-        height, width = shape
-    return mask_to_tensor(mask, 1, height, width)[0, 0].numpy()
+            raise ValueError(f"{name} has shape {tuple(getattr(mask, 'shape', ()))}; give one mask (H×W)")
+        own = shape
+    if size is not None and tuple(own) != tuple(size):
+        raise ValueError(
+            f"the {name} is {own[1]}×{own[0]} (W×H) but the {against} is {size[1]}×{size[0]}; resize the mask "
+            f"to the same size as the {against}"
+        )
+    return mask_to_tensor(mask, 1, *own)[0, 0].numpy()

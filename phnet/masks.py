@@ -1,7 +1,7 @@
 """Mask morphology: grow or shrink, feather, bounding box. Any mask source, not only SAM's.
 
-Masks come in through :func:`phnet.imageio.mask_to_array` (PIL, numpy or torch, one H x W mask) and
-go out as float32 H x W arrays in [0, 1].
+Masks come in through :func:`phnet.imageio.mask_to_array` (PIL, numpy or torch, one H x W mask, read
+by the input rules) and go out as float32 H x W arrays in [0, 1].
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..imageio import image_to_rgb_uint8
+from ..imageio import image_to_uint8
 from .architecture import SAM_PRESETS, SamArchitecture
 from .loading import load_sam, locate_checkpoint
 from .prompts import SamPrompt, make_prompt
@@ -132,7 +132,7 @@ class SamSegmenter:
         Setting the same pixels again is free: the encoder only runs for a new image.
         ``interrupt`` is called between the encoder's blocks; whatever it raises stops the encode.
         """
-        self._encode(image_to_rgb_uint8(image), interrupt)
+        self._encode(image_to_uint8(image), interrupt)
 
     def _encode(self, rgb: np.ndarray, interrupt: Callable[[], Any] | None) -> None:
         digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
@@ -184,7 +184,7 @@ class SamSegmenter:
         interrupt: Callable[[], Any] | None = None,
     ) -> np.ndarray:
         """:meth:`set_image` + :meth:`predict`, with the prompt checked before the image is encoded."""
-        rgb = image_to_rgb_uint8(image)
+        rgb = image_to_uint8(image)
         prompt = make_prompt(rgb.shape[:2], box, points, point_labels, mask_prompt)
         self._encode(rgb, interrupt)
         return self._decode(prompt, multimask, soft, threshold)

@@ -25,13 +25,7 @@ class SamPrompt:
 
 
 def _box_from_mask(mask_prompt: Any, height: int, width: int) -> tuple[int, int, int, int]:
-    mask = mask_to_array(mask_prompt)
-    if mask.shape != (height, width):
-        raise ValueError(
-            f"mask_prompt is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; "
-            "resize the mask to the image."
-        )
-    box = mask_bbox(mask)
+    box = mask_bbox(mask_to_array(mask_prompt, "mask_prompt", size=(height, width)))
     if box is None:
         raise ValueError("mask_prompt is empty (no pixel above 0.5): nothing to segment.")
     return box

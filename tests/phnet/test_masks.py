@@ -56,9 +56,9 @@ def test_refine_accepts_other_kinds():
 def test_masks_follow_the_imageio_rules():
     # phnet.imageio reads every mask: uint8 is 0..255, a float outside 0..1 is an error, not clipped
     np.testing.assert_array_equal(refine_mask((_square() * 255).astype(np.uint8)), _square())
-    with pytest.raises(ValueError, match="mask values must be in 0..1"):
+    with pytest.raises(ValueError, match=r"0\.\.1"):
         refine_mask(_square() * 2)
-    with pytest.raises(ValueError, match="expected one mask"):
+    with pytest.raises(ValueError, match="one mask"):
         mask_bbox(np.zeros((2, 5, 5)))
 
 

@@ -182,15 +182,15 @@ def test_bad_prompts(seg, image):
         seg.predict(box=(0, 0, 5, 5), mask_prompt=np.ones((48, 80)))
     with pytest.raises(ValueError, match="mask_prompt is empty"):
         seg.predict(mask_prompt=np.zeros((48, 80)))
-    with pytest.raises(ValueError, match="resize the mask to the image"):
+    with pytest.raises(ValueError, match="resize the mask to the same size as the image"):
         seg.predict(mask_prompt=np.ones((10, 10)))
 
 
 def test_bad_images(seg):
     # Images are read by phnet.imageio's rules (one boundary for every host), so its messages apply.
-    with pytest.raises(ValueError, match="needs 1 .grey., 3 .RGB. or 4 .RGBA. channels"):
+    with pytest.raises(ValueError, match="channels"):
         seg.set_image(np.zeros((3, 32, 32), np.uint8))  # channel-first
     with pytest.raises(ValueError, match="(?i)unsupported image dtype"):
         seg.set_image(np.zeros((8, 8, 3), np.int32))
-    with pytest.raises(ValueError, match="float images must be in 0..1"):
+    with pytest.raises(ValueError, match=r"0\.\.1"):
         seg.set_image(np.full((8, 8, 3), 2.0, np.float32))
