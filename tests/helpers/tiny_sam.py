@@ -111,3 +111,54 @@ def save_tiny_sam(path, fmt: str | None = None, seed: int = 0) -> Path:
     else:
         torch.save(state, str(path))
     return path
+
+
+def has_tiny_sam_weights(model: torch.nn.Module, seed: int = 0) -> bool:
+    """True when ``model`` holds exactly the tiny SAM of ``seed`` (same keys, equal tensors)."""
+    ref = build_tiny_sam(seed).state_dict()
+    got = model.state_dict()
+    return ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+
+# The same tiny sizes written as a transformers ``SamConfig`` (Meta's Hub repos use this layout).
+TINY_TRANSFORMERS_SAM = dict(
+    vision_config=dict(
+        hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2, image_size=64,
+        patch_size=16, window_size=2, global_attn_indexes=[1], num_pos_feats=16, mlp_dim=128,
+    ),
+    prompt_encoder_config=dict(hidden_size=32, image_size=64, patch_size=16, mask_input_channels=8),
+    mask_decoder_config=dict(
+        hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=8, iou_head_hidden_dim=32,
+    ),
+)
+
+
+def build_tiny_transformers_sam(seed: int = 0):
+    """A tiny transformers ``SamModel`` in eval mode with random weights that matter.
+
+    transformers starts norms at 1, tables and positions at 0; every tensor is randomised here so
+    that a key mapped to the wrong place, or a wrong epsilon, changes the output.
+    """
+    import math
+
+    from transformers import SamConfig, SamModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SamModel(SamConfig(**TINY_TRANSFORMERS_SAM)).eval()
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "layer_norm" in name and name.endswith("weight"):
+                    p.copy_(1.0 + 0.1 * torch.randn_like(p))
+                elif p.ndim > 1 and not name.split(".")[-1].endswith("embed"):
+                    p.copy_(torch.randn_like(p) / math.sqrt(p[0].numel()))
+                else:
+                    p.copy_(0.5 * torch.randn_like(p))
+    return model
+
+
+def save_tiny_transformers_sam(folder, seed: int = 0):
+    """Write a tiny transformers-layout SAM (``config.json`` + ``model.safetensors``); return (folder, model)."""
+    folder = Path(folder)
+    model = build_tiny_transformers_sam(seed)
+    model.save_pretrained(folder)
+    return folder, model

@@ -1,0 +1,369 @@
+"""Find a SAM checkpoint (file, folder or Hub repo), read it safely and turn it into a model.
+
+Two layouts are read:
+
+- segment_anything's own state_dicts (``sam_vit_b_01ec64.pth`` and friends) as ``.safetensors`` or
+  ``.pth``; a ``.pth`` is only ever opened with ``torch.load(weights_only=True)``. The size is read
+  from the tensor shapes, so file names don't matter.
+- Meta's transformers-layout Hub repos (``facebook/sam-vit-base``, ``-large``, ``-huge``): the
+  ``model.safetensors`` keys are renamed at load time and the sizes come from the ``config.json``
+  beside it (or from the shapes when the file travels alone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import posixpath
+import re
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .architecture import SamArchitecture, build_sam, infer_sam_architecture
+from .transformers_layout import (
+    TRANSFORMERS_NORM_EPS,
+    architecture_from_config,
+    convert_transformers_state_dict,
+    is_transformers_layout,
+)
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+_PICKLE_SUFFIXES = (".pth", ".pt", ".bin")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointFile:
+    """A located checkpoint, and where its neighbours (``config.json``) can be found."""
+
+    path: Path
+    repo_id: str | None = None
+    repo_filename: str | None = None
+    revision: str | None = None
+    cache_dir: str | os.PathLike | None = None
+    offline: bool = False
+
+    def sibling(self, name: str) -> Path | None:
+        """``name`` from the checkpoint's own folder (local, or the same folder of its Hub repo), or None."""
+        local = self.path.parent / name
+        if local.is_file():
+            return local
+        if self.repo_id is None:
+            return None
+        import huggingface_hub
+
+        folder = posixpath.dirname(self.repo_filename or "")
+        try:
+            found = huggingface_hub.hf_hub_download(
+                self.repo_id,
+                posixpath.join(folder, name) if folder else name,
+                revision=self.revision,
+                cache_dir=self.cache_dir,
+                local_files_only=self.offline,
+            )
+        except Exception:  # absent, not cached, offline: the caller falls back to what the weights show
+            return None
+        return Path(found)
+
+
+# --------------------------------------------------------------------------------------
+# Reading one file
+# --------------------------------------------------------------------------------------
+
+
+def _read_pickle_file(path: Path) -> object:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "GLOBAL " in str(exc):
+            raise ValueError(
+                f"SAM checkpoint {path} contains pickled Python objects besides tensors, and is not "
+                "loaded for safety (only torch.load(weights_only=True) is used). Convert it to "
+                ".safetensors with a trusted script, or use the official checkpoint."
+            ) from exc
+        raise ValueError(
+            f"SAM checkpoint {path} is not a readable PyTorch file ({exc}). It is probably "
+            "truncated or corrupt: download it again."
+        ) from exc
+    except Exception as exc:  # RuntimeError (bad zip), EOFError, ...
+        raise ValueError(
+            f"SAM checkpoint {path} is not a readable PyTorch file ({type(exc).__name__}: {exc}). "
+            "It is probably truncated or corrupt: download it again."
+        ) from exc
+
+
+def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a SAM checkpoint file (``.safetensors`` or a ``.pth`` loaded with ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SAM checkpoint not found: {path}. Check the path or download the file there.")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError, OSError, ...
+            raise ValueError(
+                f"SAM checkpoint {path} is not a readable .safetensors file ({exc}). "
+                "It is probably truncated or corrupt: download it again."
+            ) from exc
+    elif suffix in _PICKLE_SUFFIXES:
+        state = _read_pickle_file(path)
+    else:
+        raise ValueError(f"Unsupported SAM checkpoint type {path.name!r}: use a .safetensors or .pth file.")
+
+    # Some training scripts wrap the weights: {"model": {...}} or {"state_dict": {...}}.
+    if isinstance(state, dict):
+        for key in ("model", "state_dict"):
+            inner = state.get(key)
+            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                state = inner
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not contain a state_dict (a mapping of names to tensors).")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    # Normalisation constants are non-persistent buffers in segment_anything; some
+    # conversions still store them. They are fixed numbers, not weights.
+    for key in ("pixel_mean", "pixel_std"):
+        state.pop(key, None)
+    return state
+
+
+# --------------------------------------------------------------------------------------
+# Locating: local path / folder / Hugging Face Hub
+# --------------------------------------------------------------------------------------
+
+
+def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -> str:
+    candidates = sorted(n for n in names if n.lower().endswith(CHECKPOINT_SUFFIXES))
+    if model_type:
+        typed = [n for n in candidates if model_type.lower() in Path(n).name.lower()]
+        if typed:
+            candidates = typed
+    if len(candidates) > 1:
+        # A .safetensors twin of a .pth (or of transformers' pytorch_model.bin) holds the same
+        # weights; prefer the safe format.
+        safe = [n for n in candidates if n.lower().endswith(".safetensors")]
+        if len(safe) == 1:
+            candidates = safe
+    if not candidates:
+        raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}.")
+    if len(candidates) > 1:
+        raise ValueError(
+            f"Several SAM checkpoints in {where}: {', '.join(candidates)}. Pass filename=... to choose one."
+        )
+    return candidates[0]
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_error(exc: Exception, repo_id: str, filename: str | None, revision: str | None, cache_dir) -> Exception:
+    """The user-facing error for a failed Hub lookup."""
+    from huggingface_hub import errors as hf_errors
+
+    where = f"Hugging Face repo {repo_id!r}" + (f" (revision {revision})" if revision else "")
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError):
+        what = f"{repo_id}/{filename}" if filename else repo_id
+        return FileNotFoundError(
+            f"SAM weights {what!r} are not in the Hugging Face cache"
+            + (f" ({cache_dir})" if cache_dir else "")
+            + " and downloading is disabled (HF_HUB_OFFLINE=1 or local_files_only=True) or the Hub is "
+            "unreachable. Download them once while online, e.g. `hf download "
+            + repo_id
+            + (f" {filename}" if filename else "")
+            + "`, or pass a local file path."
+        )
+    if isinstance(exc, hf_errors.GatedRepoError):
+        return PermissionError(
+            f"{where} is gated: accept its licence on https://huggingface.co/{repo_id} and log in "
+            "(`hf auth login`), or download the checkpoint manually and pass its path."
+        )
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        return FileNotFoundError(f"{where} does not exist (or is private). Check the repo id, or pass a local file path.")
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return FileNotFoundError(f"Revision {revision!r} not found in {where}.")
+    if isinstance(exc, hf_errors.EntryNotFoundError):
+        return FileNotFoundError(
+            f"File {filename!r} not found in {where}. Check filename=... against the repo's file list."
+        )
+    if isinstance(exc, FileNotFoundError):
+        return exc
+    return ConnectionError(
+        f"Could not download SAM weights from {where}: {exc}. Check your connection, set "
+        "HF_HUB_OFFLINE=1 to use the local cache only, or pass a local file path."
+    )
+
+
+def _download_from_hub(
+    repo_id: str,
+    filename: str | None,
+    *,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+    local_files_only: bool,
+    model_type: str | None,
+) -> CheckpointFile:
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    offline = local_files_only or _hub_offline()
+    where = f"Hugging Face repo {repo_id!r}" + (f" (revision {revision})" if revision else "")
+    try:
+        if filename is None:
+            if offline:
+                folder = huggingface_hub.snapshot_download(
+                    repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True
+                )
+                names = [p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file()]
+            else:
+                names = huggingface_hub.list_repo_files(repo_id, revision=revision)
+            filename = _pick_checkpoint(names, where, model_type)
+        path = huggingface_hub.hf_hub_download(
+            repo_id, filename, revision=revision, cache_dir=cache_dir, local_files_only=offline
+        )
+    except (OSError, hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError) as exc:
+        raise _hub_error(exc, repo_id, filename, revision, cache_dir) from exc
+    return CheckpointFile(Path(path), repo_id, filename, revision, cache_dir, offline)
+
+
+def locate_checkpoint(
+    source: str | os.PathLike,
+    *,
+    filename: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    model_type: str | None = None,
+) -> CheckpointFile:
+    """A checkpoint file from a file path, a folder holding one, or a Hub repo id (+ ``filename``)."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_file():
+        return CheckpointFile(path)
+    if path.is_dir():
+        if filename is not None:
+            target = path / filename
+            if not target.is_file():
+                raise FileNotFoundError(f"SAM checkpoint {filename!r} not found in folder {path}.")
+            return CheckpointFile(target)
+        names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
+        return CheckpointFile(path / _pick_checkpoint(names, f"folder {path}", model_type))
+    text = str(source)
+    looks_like_path = (
+        isinstance(source, os.PathLike)
+        or text.startswith((".", "/", "~", "\\"))
+        or text.lower().endswith(CHECKPOINT_SUFFIXES)
+        or os.path.isabs(text)
+        or not _REPO_ID.match(text)
+    )
+    if looks_like_path:
+        raise FileNotFoundError(
+            f"SAM checkpoint not found: {text}. Give an existing .safetensors/.pth file, a folder "
+            "holding one, or a Hugging Face repo id like 'owner/name' (with filename=...)."
+        )
+    return _download_from_hub(
+        text,
+        filename,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        model_type=model_type,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# From a file to a model
+# --------------------------------------------------------------------------------------
+
+
+def _sam_config(checkpoint: CheckpointFile) -> dict | None:
+    """The transformers ``config.json`` beside the weights, when there is one that describes a SAM."""
+    found = checkpoint.sibling("config.json")
+    if found is None:
+        return None
+    try:
+        config = json.loads(found.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{found} is not a readable JSON file ({exc}); download it again or remove it.") from exc
+    if not isinstance(config, dict) or not str(config.get("model_type", "")).startswith("sam"):
+        return None  # some other model's config that happens to share the folder
+    return config
+
+
+def _infer(path: Path, state: dict[str, torch.Tensor], **overrides) -> SamArchitecture:
+    try:
+        return infer_sam_architecture(state, **overrides)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"{path}: not a supported SAM state_dict (missing or odd tensor {exc}).") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _from_transformers_layout(
+    checkpoint: CheckpointFile, state: dict[str, torch.Tensor]
+) -> tuple[SamArchitecture, dict[str, torch.Tensor]]:
+    path = checkpoint.path
+    if path.suffix.lower() != ".safetensors":
+        raise ValueError(
+            f"{path} is a transformers-layout SAM in a pickle file; that layout is read from the repo's "
+            "model.safetensors only. Download model.safetensors from the same repo instead."
+        )
+    converted = convert_transformers_state_dict(state)
+    config = _sam_config(checkpoint)
+    if config is None:
+        # A lone model.safetensors (e.g. saved into models/sams by a UI): sizes from the shapes,
+        # epsilons as transformers uses them.
+        return _infer(path, converted, **TRANSFORMERS_NORM_EPS), converted
+    try:
+        return architecture_from_config(config), converted
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config.json beside {path}: {exc}") from exc
+
+
+def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: SamArchitecture) -> None:
+    expected = set(sam.state_dict())
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing[:3]))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected[:3]))
+        raise ValueError(
+            f"{path} does not match a plain SAM {arch.name} ({'; '.join(parts)}). Variants such as "
+            "SAM-HQ, MobileSAM or SAM 2 are not supported; use an original segment-anything checkpoint "
+            "or one of Meta's facebook/sam-vit-* repos."
+        )
+    try:
+        sam.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: tensor shapes do not fit a SAM {arch.name}: {exc}") from exc
+
+
+def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple[torch.nn.Module, SamArchitecture]:
+    """Build the SAM stored in ``checkpoint`` (on the CPU, eval mode) and return it with its size.
+
+    ``model_type`` (``"vit_b"``...) is checked against the weights when given.
+    """
+    path = checkpoint.path
+    state = load_sam_state_dict(path)
+    if is_transformers_layout(state):
+        arch, state = _from_transformers_layout(checkpoint, state)
+    else:
+        arch = _infer(path, state)
+    if model_type is not None and arch.name != model_type:
+        raise ValueError(
+            f"{path} holds a {arch.name} SAM (embed dim {arch.embed_dim}, {arch.depth} blocks), "
+            f"not the requested {model_type}. Drop model_type to use the file's own size."
+        )
+    sam = build_sam(arch)
+    _load_weights(sam, state, path, arch)
+    return sam, arch

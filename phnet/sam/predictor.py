@@ -1,0 +1,204 @@
+"""SamSegmenter: a SAM model plus the cached embedding of the current image.
+
+The expensive step is explicit: :meth:`SamSegmenter.set_image` runs the image encoder once and caches
+the embedding; every :meth:`SamSegmenter.predict` afterwards only runs the light prompt encoder and
+mask decoder. :meth:`SamSegmenter.segment` does both, checking the prompt before it encodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..imageio import image_to_uint8
+from .architecture import SAM_PRESETS, SamArchitecture
+from .loading import load_sam, locate_checkpoint
+from .prompts import SamPrompt, make_prompt
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def _interrupt_between_blocks(encoder: torch.nn.Module, interrupt: Callable[[], Any] | None) -> Iterator[None]:
+    """Call ``interrupt()`` before each ViT block, so a host's Cancel stops a long CPU encode early."""
+    if interrupt is None:
+        yield
+        return
+    handles = [block.register_forward_pre_hook(lambda *_: interrupt()) for block in getattr(encoder, "blocks", ())]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class SamSegmenter:
+    """A SAM model plus the cached embedding of the current image.
+
+    >>> seg = SamSegmenter.from_pretrained("models/sams/sam_vit_b_01ec64.pth")
+    >>> seg.set_image(image)                      # runs the image encoder once
+    >>> person = seg.predict(box=(40, 10, 200, 300))
+    >>> face = seg.predict(points=[(120, 60)])    # reuses the cached embedding
+    """
+
+    def __init__(self, sam_model: torch.nn.Module, device: str | torch.device | None = None):
+        from segment_anything import SamPredictor
+
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.model = sam_model.to(self.device).eval()
+        self.architecture: SamArchitecture | None = None
+        self._predictor = SamPredictor(self.model)
+        self._fingerprint: str | None = None
+        self._size: tuple[int, int] | None = None
+
+    # ---- loading ----------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike,
+        *,
+        filename: str | None = None,
+        model_type: str | None = None,
+        device: str | torch.device | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+    ) -> "SamSegmenter":
+        """Load a SAM from a file, a folder holding one, or a Hub repo id (+ ``filename``).
+
+        Original segment-anything checkpoints and Meta's transformers-layout repos
+        (``facebook/sam-vit-base`` ...) both work. ``model_type`` (``"vit_b"``, ``"vit_l"``,
+        ``"vit_h"``) is optional: the size is read from the weights; when given it is checked
+        against them and used to pick a file in a folder or repo holding several.
+        """
+        if model_type is not None and model_type not in SAM_PRESETS:
+            raise ValueError(f"Unknown SAM model_type {model_type!r}; choose one of {sorted(SAM_PRESETS)} or None.")
+        checkpoint = locate_checkpoint(
+            source,
+            filename=filename,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            model_type=model_type,
+        )
+        sam, arch = load_sam(checkpoint, model_type=model_type)
+        seg = cls(sam, device=device)
+        seg.architecture = arch
+        return seg
+
+    @property
+    def model_type(self) -> str:
+        return self.architecture.name if self.architecture is not None else "custom"
+
+    def to(self, device: str | torch.device) -> "SamSegmenter":
+        """Move the model; the cached embedding is dropped (it lives on the old device)."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.reset_image()
+        return self
+
+    # ---- image ------------------------------------------------------------------------
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._predictor.is_image_set
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, or None."""
+        return self._size
+
+    @property
+    def image_embedding(self) -> torch.Tensor | None:
+        """The image encoder's output for the current image (1 x C x h x w), or None."""
+        return self._predictor.features if self._predictor.is_image_set else None
+
+    def reset_image(self) -> None:
+        self._predictor.reset_image()
+        self._fingerprint = None
+        self._size = None
+
+    def set_image(self, image: Any, interrupt: Callable[[], Any] | None = None) -> None:
+        """Encode ``image`` (PIL, numpy or torch; see :mod:`phnet.imageio`) and cache the embedding.
+
+        Setting the same pixels again is free: the encoder only runs for a new image.
+        ``interrupt`` is called between the encoder's blocks; whatever it raises stops the encode.
+        """
+        self._encode(image_to_uint8(image), interrupt)
+
+    def _encode(self, rgb: np.ndarray, interrupt: Callable[[], Any] | None) -> None:
+        digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
+        digest.update(repr(rgb.shape).encode())
+        fingerprint = digest.hexdigest()
+        if self._predictor.is_image_set and fingerprint == self._fingerprint:
+            return
+        self.reset_image()
+        with _interrupt_between_blocks(self.model.image_encoder, interrupt):
+            self._predictor.set_image(rgb, image_format="RGB")
+        self._fingerprint = fingerprint
+        self._size = (int(rgb.shape[0]), int(rgb.shape[1]))
+
+    # ---- prompts ----------------------------------------------------------------------
+
+    def predict(
+        self,
+        box: Sequence[float] | None = None,
+        points: Sequence[Sequence[float]] | None = None,
+        point_labels: Sequence[int] | None = None,
+        mask_prompt: Any = None,
+        multimask: bool = False,
+        soft: bool = False,
+        threshold: float = 0.0,
+    ) -> np.ndarray:
+        """Mask for the current image as float32 H x W in [0, 1].
+
+        box: (x0, y0, x1, y1) in pixels, clipped to the image.
+        points: [(x, y), ...] with point_labels 1 = on the subject, 0 = not (default all 1).
+        mask_prompt: an existing mask / alpha of the image; its bounding box becomes the box.
+        multimask: let SAM propose three masks and keep the best-scoring one.
+        soft: return sigmoid(logits) instead of the binary mask ``logits > threshold``.
+        """
+        if not self._predictor.is_image_set or self._size is None:
+            raise RuntimeError("No image set: call SamSegmenter.set_image(image) before predict().")
+        prompt = make_prompt(self._size, box, points, point_labels, mask_prompt)
+        return self._decode(prompt, multimask, soft, threshold)
+
+    def segment(
+        self,
+        image: Any,
+        box: Sequence[float] | None = None,
+        points: Sequence[Sequence[float]] | None = None,
+        point_labels: Sequence[int] | None = None,
+        mask_prompt: Any = None,
+        multimask: bool = False,
+        soft: bool = False,
+        threshold: float = 0.0,
+        interrupt: Callable[[], Any] | None = None,
+    ) -> np.ndarray:
+        """:meth:`set_image` + :meth:`predict`, with the prompt checked before the image is encoded."""
+        rgb = image_to_uint8(image)
+        prompt = make_prompt(rgb.shape[:2], box, points, point_labels, mask_prompt)
+        self._encode(rgb, interrupt)
+        return self._decode(prompt, multimask, soft, threshold)
+
+    def _decode(self, prompt: SamPrompt, multimask: bool, soft: bool, threshold: float) -> np.ndarray:
+        logits, scores, _ = self._predictor.predict(
+            point_coords=prompt.points,
+            point_labels=prompt.labels,
+            box=prompt.box,
+            multimask_output=bool(multimask),
+            return_logits=True,
+        )
+        best = int(np.argmax(scores)) if multimask else 0
+        logit = torch.from_numpy(np.asarray(logits[best], dtype=np.float32))
+        if soft:
+            return torch.sigmoid(logit).numpy().astype(np.float32)
+        return (logit > float(threshold)).numpy().astype(np.float32)

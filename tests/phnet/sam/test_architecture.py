@@ -1,0 +1,68 @@
+"""phnet.sam.architecture: sizes read back from tensor shapes, presets, building."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from phnet.sam import SAM_PRESETS, SamArchitecture, build_sam, infer_sam_architecture
+from tests.helpers.tiny_sam import TINY_SAM, build_tiny_sam
+
+
+def test_infer_tiny_architecture():
+    arch = infer_sam_architecture(build_tiny_sam().state_dict())
+    assert arch.img_size == TINY_SAM["img_size"]
+    assert arch.patch_size == TINY_SAM["patch_size"]
+    assert arch.embed_dim == TINY_SAM["embed_dim"]
+    assert arch.depth == TINY_SAM["depth"]
+    assert arch.num_heads == TINY_SAM["num_heads"]
+    assert arch.window_size == TINY_SAM["window_size"]
+    assert arch.global_attn_indexes == TINY_SAM["global_attn_indexes"]
+    assert arch.prompt_embed_dim == TINY_SAM["prompt_embed_dim"]
+    assert arch.mask_in_chans == TINY_SAM["mask_in_chans"]
+    assert arch.decoder_mlp_dim == TINY_SAM["decoder_mlp_dim"]
+    assert arch.iou_head_hidden_dim == TINY_SAM["iou_head_hidden_dim"]
+    assert arch.name == "custom"
+
+
+@pytest.mark.parametrize("name", ["vit_b", "vit_l", "vit_h"])
+def test_infer_real_sizes(name):
+    with torch.device("meta"):  # shapes only, no memory
+        sam = build_sam(name)
+    arch = infer_sam_architecture(sam.state_dict())
+    assert arch == SAM_PRESETS[name]
+    assert arch.name == name
+    assert arch.img_size == 1024 and arch.window_size == 14
+
+
+def test_overrides_set_what_the_weights_cannot_show():
+    arch = infer_sam_architecture(build_tiny_sam().state_dict(), decoder_norm_eps=1e-6)
+    assert arch.decoder_norm_eps == 1e-6
+    assert arch.name == "custom"
+
+
+def test_build_uses_the_norm_epsilons():
+    # segment_anything's defaults unless the architecture says otherwise
+    default = build_sam(infer_sam_architecture(build_tiny_sam().state_dict()))
+    assert default.mask_decoder.transformer.layers[0].norm1.eps == 1e-5
+    assert default.image_encoder.blocks[0].norm1.eps == 1e-6
+    arch = SamArchitecture(
+        **{**vars(infer_sam_architecture(build_tiny_sam().state_dict())),
+           "encoder_norm_eps": 1e-4, "mask_embed_norm_eps": 1e-3, "decoder_norm_eps": 1e-6}
+    )
+    sam = build_sam(arch)
+    assert sam.image_encoder.blocks[1].norm2.eps == 1e-4
+    assert sam.prompt_encoder.mask_downscaling[4].eps == 1e-3
+    assert {n.eps for b in sam.mask_decoder.transformer.layers for n in (b.norm1, b.norm2, b.norm3, b.norm4)} == {1e-6}
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="Unknown SAM model_type"):
+        build_sam("vit_x")
+
+
+def test_not_a_sam_state_dict():
+    with pytest.raises(ValueError, match="Not a Segment Anything"):
+        infer_sam_architecture({"conv.weight": torch.zeros(2, 2)})
+    with pytest.raises(ValueError, match="SAM 2"):
+        infer_sam_architecture({"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(2, 2)})

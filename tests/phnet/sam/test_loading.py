@@ -1,0 +1,154 @@
+"""phnet.sam.loading: files, folders, the Hub cache, safety and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from phnet.sam import SamSegmenter
+from tests.helpers.tiny_sam import build_tiny_sam, has_tiny_sam_weights, save_tiny_sam
+
+
+class NotATensor:
+    """Pickled into a .pth to check that arbitrary objects are refused."""
+
+
+@pytest.mark.parametrize("fmt,name", [("safetensors", "tiny.safetensors"), ("pth", "tiny.pth")])
+def test_load_file_formats(tmp_path, fmt, name):
+    path = save_tiny_sam(tmp_path / name, fmt=fmt)
+    seg = SamSegmenter.from_pretrained(path, device="cpu")
+    assert has_tiny_sam_weights(seg.model)
+    assert seg.model_type == "custom"
+    assert str(seg.device) == "cpu"
+
+
+def test_pth_is_loaded_weights_only(tmp_path, monkeypatch):
+    path = save_tiny_sam(tmp_path / "tiny.pth")
+    seen = {}
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    SamSegmenter.from_pretrained(path, device="cpu")
+    assert seen.get("weights_only") is True
+
+
+def test_load_wrapped_state_dict(tmp_path):
+    state = build_tiny_sam().state_dict()
+    wrapped = {"module." + k: v for k, v in state.items()}
+    wrapped["module.pixel_mean"] = torch.zeros(3, 1, 1)  # stored by some conversions; ignored
+    torch.save({"model": wrapped}, tmp_path / "wrapped.pth")
+    assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path / "wrapped.pth", device="cpu").model)
+
+
+def test_load_from_folder(tmp_path):
+    save_tiny_sam(tmp_path / "sam_tiny.safetensors")
+    assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path, device="cpu").model)
+    # a .pth twin of the same weights: the safetensors file is preferred
+    save_tiny_sam(tmp_path / "sam_tiny.pth")
+    assert has_tiny_sam_weights(SamSegmenter.from_pretrained(str(tmp_path), device="cpu").model)
+
+
+def test_folder_with_several_checkpoints_needs_filename(tmp_path):
+    save_tiny_sam(tmp_path / "a.safetensors")
+    save_tiny_sam(tmp_path / "b.safetensors", seed=1)
+    with pytest.raises(ValueError, match="Several SAM checkpoints.*filename="):
+        SamSegmenter.from_pretrained(tmp_path, device="cpu")
+    seg = SamSegmenter.from_pretrained(tmp_path, filename="a.safetensors", device="cpu")
+    assert has_tiny_sam_weights(seg.model)
+
+
+def _fake_hub_cache(cache_dir, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
+    """Lay out the huggingface_hub cache by hand: models--o--n/{refs/main, snapshots/<rev>/...}."""
+    repo = cache_dir / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    snap = repo / "snapshots" / revision
+    snap.mkdir(parents=True)
+    for name in files:
+        save_tiny_sam(snap / name)
+    return revision
+
+
+def test_load_from_hub_cache_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rev = _fake_hub_cache(tmp_path, "someone/tiny-sam", ["sam_tiny.safetensors"])
+    seg = SamSegmenter.from_pretrained(
+        "someone/tiny-sam", filename="sam_tiny.safetensors", cache_dir=tmp_path, device="cpu"
+    )
+    assert has_tiny_sam_weights(seg.model)
+    # without filename the single checkpoint of the cached snapshot is found
+    seg = SamSegmenter.from_pretrained("someone/tiny-sam", cache_dir=tmp_path, device="cpu")
+    assert has_tiny_sam_weights(seg.model)
+    # an explicit revision works too
+    seg = SamSegmenter.from_pretrained(
+        "someone/tiny-sam", filename="sam_tiny.safetensors", revision=rev, cache_dir=tmp_path, device="cpu"
+    )
+    assert has_tiny_sam_weights(seg.model)
+
+
+def test_hub_not_cached_offline_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache.*HF_HUB_OFFLINE.*hf download"):
+        SamSegmenter.from_pretrained("someone/missing", filename="sam.safetensors", cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
+        SamSegmenter.from_pretrained("someone/missing", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_model_type_mismatch(tiny_path):
+    with pytest.raises(ValueError, match="holds a custom SAM.*not the requested vit_b"):
+        SamSegmenter.from_pretrained(tiny_path, model_type="vit_b")
+    with pytest.raises(ValueError, match="Unknown SAM model_type"):
+        SamSegmenter.from_pretrained(tiny_path, model_type="vit_x")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SAM checkpoint not found"):
+        SamSegmenter.from_pretrained(tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError, match="SAM checkpoint not found"):
+        SamSegmenter.from_pretrained("models/sams/sam_vit_b_01ec64.pth")
+    with pytest.raises(FileNotFoundError, match="No SAM checkpoint"):
+        SamSegmenter.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found in folder"):
+        SamSegmenter.from_pretrained(tmp_path, filename="x.pth")
+
+
+def test_corrupt_files(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00\x01garbage" * 10)
+    with pytest.raises(ValueError, match="corrupt: download it again"):
+        SamSegmenter.from_pretrained(tmp_path / "bad.safetensors")
+    (tmp_path / "bad.pth").write_bytes(b"not a zip or pickle")
+    with pytest.raises(ValueError, match="corrupt: download it again"):
+        SamSegmenter.from_pretrained(tmp_path / "bad.pth")
+    full = save_tiny_sam(tmp_path / "full.pth").read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(full[: len(full) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        SamSegmenter.from_pretrained(tmp_path / "truncated.pth")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    torch.save({"weights": torch.zeros(1), "extra": NotATensor()}, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="pickled Python objects.*safetensors"):
+        SamSegmenter.from_pretrained(tmp_path / "evil.pth")
+
+
+def test_not_a_sam_state_dict(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"conv.weight": torch.zeros(2, 2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="Not a Segment Anything"):
+        SamSegmenter.from_pretrained(tmp_path / "other.safetensors")
+    state = {k: v.contiguous() for k, v in build_tiny_sam().state_dict().items()}
+    state["mask_decoder.hf_token.weight"] = torch.zeros(1, 32)  # SAM-HQ style extra
+    save_file(state, str(tmp_path / "hq.safetensors"))
+    with pytest.raises(ValueError, match="unexpected mask_decoder.hf_token.weight.*not supported"):
+        SamSegmenter.from_pretrained(tmp_path / "hq.safetensors")
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="does not contain a state_dict"):
+        SamSegmenter.from_pretrained(tmp_path / "list.pth")
+    (tmp_path / "weights.onnx").write_bytes(b"x")
+    with pytest.raises(ValueError, match="Unsupported SAM checkpoint type"):
+        SamSegmenter.from_pretrained(tmp_path / "weights.onnx")

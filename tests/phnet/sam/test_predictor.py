@@ -1,0 +1,196 @@
+"""phnet.sam.predictor and prompts: prompting, caching, checks before encoding, Cancel between blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phnet.sam import SamSegmenter, make_prompt
+from tests.helpers.tiny_sam import TINY_SAM
+
+
+def test_predict_box(seg, image):
+    seg.set_image(image)
+    m = seg.predict(box=(10, 5, 40, 30))
+    assert m.shape == (48, 80) and m.dtype == np.float32
+    assert set(np.unique(m)) <= {0.0, 1.0}
+    soft = seg.predict(box=(10, 5, 40, 30), soft=True)
+    assert soft.dtype == np.float32 and 0.0 <= soft.min() and soft.max() <= 1.0
+    # the binary mask is the soft one thresholded at logit 0 (= probability 0.5)
+    np.testing.assert_array_equal(m, (soft > 0.5).astype(np.float32))
+    # a higher logit threshold keeps fewer pixels
+    assert seg.predict(box=(10, 5, 40, 30), threshold=0.5).sum() <= m.sum()
+
+
+def test_box_is_clipped(seg, image):
+    seg.set_image(image)
+    inside = seg.predict(box=(0, 0, 40, 30), soft=True)
+    np.testing.assert_array_equal(seg.predict(box=(-20, -7, 40, 30), soft=True), inside)
+    # corners in any order
+    np.testing.assert_array_equal(seg.predict(box=(40, 30, -20, -7), soft=True), inside)
+
+
+def test_predict_points_and_labels(seg, image):
+    seg.set_image(image)
+    pos = seg.predict(points=[(20, 20)], soft=True)
+    assert pos.shape == (48, 80)
+    both = seg.predict(points=[(20, 20), (60, 40)], point_labels=[1, 0], soft=True)
+    assert not np.array_equal(pos, both)
+    combined = seg.predict(box=(10, 5, 40, 30), points=[(20, 20)], soft=True)
+    assert combined.shape == (48, 80)
+
+
+def test_predict_mask_prompt_uses_its_box(seg, image):
+    seg.set_image(image)
+    alpha = np.zeros((48, 80), np.float32)
+    alpha[6:30, 12:41] = 1.0
+    from_mask = seg.predict(mask_prompt=alpha, soft=True)
+    np.testing.assert_array_equal(from_mask, seg.predict(box=(12, 6, 41, 30), soft=True))
+    # PIL and torch masks work the same
+    pil = Image.fromarray((alpha * 255).astype(np.uint8))
+    np.testing.assert_array_equal(seg.predict(mask_prompt=pil, soft=True), from_mask)
+    np.testing.assert_array_equal(seg.predict(mask_prompt=torch.from_numpy(alpha)[None], soft=True), from_mask)
+
+
+def test_multimask_picks_best_score(seg, image):
+    seg.set_image(image)
+    logits, scores, _ = seg._predictor.predict(
+        point_coords=np.array([[20.0, 20.0]], np.float32),
+        point_labels=np.array([1]),
+        multimask_output=True,
+        return_logits=True,
+    )
+    best = torch.sigmoid(torch.from_numpy(logits[int(np.argmax(scores))])).numpy()
+    np.testing.assert_allclose(seg.predict(points=[(20, 20)], multimask=True, soft=True), best, rtol=0, atol=1e-6)
+
+
+def test_image_kinds_agree(seg, image):
+    seg.set_image(image)
+    ref = seg.predict(box=(10, 5, 40, 30), soft=True)
+    for variant in (
+        Image.fromarray(image),
+        image.astype(np.float32) / 255.0,
+        torch.from_numpy(image.astype(np.float32) / 255.0),
+        torch.from_numpy(image)[None],  # a 1 x H x W x C batch of one
+        np.concatenate([image, np.full((48, 80, 1), 255, np.uint8)], axis=-1),  # RGBA
+    ):
+        seg.set_image(variant)
+        np.testing.assert_array_equal(seg.predict(box=(10, 5, 40, 30), soft=True), ref)
+    seg.set_image(image[..., 0])  # greyscale works
+    assert seg.predict(box=(10, 5, 40, 30)).shape == (48, 80)
+
+
+def test_embedding_is_cached(tiny_path, image):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    calls = []
+    seg.model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    seg.set_image(image)
+    seg.predict(box=(10, 5, 40, 30))
+    seg.predict(points=[(20, 20)])
+    seg.predict(box=(0, 0, 20, 20), multimask=True, soft=True)
+    assert len(calls) == 1
+    seg.set_image(image.copy())  # same pixels: nothing to recompute
+    seg.predict(points=[(5, 5)])
+    assert len(calls) == 1
+    seg.set_image(255 - image)
+    seg.predict(points=[(5, 5)])
+    assert len(calls) == 2
+    assert seg.image_embedding.shape == (1, TINY_SAM["prompt_embed_dim"], 4, 4)
+
+
+def test_segment_is_set_image_plus_predict(seg, image):
+    seg.set_image(image)
+    ref = seg.predict(box=(10, 5, 40, 30), points=[(20, 20)], soft=True)
+    seg.reset_image()
+    out = seg.segment(image, box=(10, 5, 40, 30), points=[(20, 20)], soft=True)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_prompt_is_checked_before_the_image_is_encoded(tiny_path, image):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    calls = []
+    seg.model.image_encoder.register_forward_pre_hook(lambda *a: calls.append(1))
+    with pytest.raises(ValueError, match="no area inside the 80x48 image"):
+        seg.segment(image, box=(100, 60, 200, 90))
+    with pytest.raises(ValueError, match="outside the 80x48 image"):
+        seg.segment(image, points=[(90, 10)])
+    with pytest.raises(ValueError, match="Empty prompt"):
+        seg.segment(image)
+    assert calls == [] and not seg.is_image_set
+
+
+class Cancelled(Exception):
+    """Stands in for a host's 'processing interrupted' exception."""
+
+
+def test_interrupt_is_called_between_encoder_blocks(tiny_path, image):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    blocks_run = []
+    for block in seg.model.image_encoder.blocks:
+        block.register_forward_hook(lambda *a: blocks_run.append(1))
+    checks = []
+    seg.set_image(image, interrupt=lambda: checks.append(len(blocks_run)))
+    assert checks == list(range(TINY_SAM["depth"]))  # once before each block
+
+    def cancel_after_first_block():
+        if blocks_run:
+            raise Cancelled
+
+    blocks_run.clear()
+    with pytest.raises(Cancelled):
+        seg.segment(255 - image, box=(10, 5, 40, 30), interrupt=cancel_after_first_block)
+    assert len(blocks_run) == 1  # the second block never ran
+    assert not seg.is_image_set and seg.image_size is None
+    # the hooks are gone: a later encode without interrupt runs through
+    seg.set_image(255 - image)
+    assert seg.is_image_set
+
+
+def test_make_prompt_clips_and_sorts():
+    p = make_prompt((48, 80), box=(90, 60, -5, 10), points=[(1, 2)], point_labels=[0])
+    np.testing.assert_array_equal(p.box, np.array([0, 10, 80, 48], np.float32))
+    assert p.points.dtype == np.float32 and p.labels.tolist() == [0]
+
+
+def test_no_image_set(tiny_path):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    with pytest.raises(RuntimeError, match="call SamSegmenter.set_image"):
+        seg.predict(box=(0, 0, 10, 10))
+
+
+def test_bad_prompts(seg, image):
+    seg.set_image(image)
+    with pytest.raises(ValueError, match="Empty prompt"):
+        seg.predict()
+    with pytest.raises(ValueError, match="Empty prompt"):
+        seg.predict(points=[])
+    with pytest.raises(ValueError, match="no area inside the 80x48 image"):
+        seg.predict(box=(100, 60, 200, 90))
+    with pytest.raises(ValueError, match="no area"):
+        seg.predict(box=(10, 10, 10, 30))
+    with pytest.raises(ValueError, match="four finite numbers"):
+        seg.predict(box=(1, 2, 3))
+    with pytest.raises(ValueError, match="outside the 80x48 image"):
+        seg.predict(points=[(10, 10), (90, 10)])
+    with pytest.raises(ValueError, match="one label per point"):
+        seg.predict(points=[(10, 10)], point_labels=[1, 0])
+    with pytest.raises(ValueError, match="must be 1 .* or 0"):
+        seg.predict(points=[(10, 10)], point_labels=[2])
+    with pytest.raises(ValueError, match="either box or mask_prompt"):
+        seg.predict(box=(0, 0, 5, 5), mask_prompt=np.ones((48, 80)))
+    with pytest.raises(ValueError, match="mask_prompt is empty"):
+        seg.predict(mask_prompt=np.zeros((48, 80)))
+    with pytest.raises(ValueError, match="resize the mask to the same size as the image"):
+        seg.predict(mask_prompt=np.ones((10, 10)))
+
+
+def test_bad_images(seg):
+    # Images are read by phnet.imageio's rules (one boundary for every host), so its messages apply.
+    with pytest.raises(ValueError, match="channels"):
+        seg.set_image(np.zeros((3, 32, 32), np.uint8))  # channel-first
+    with pytest.raises(ValueError, match="(?i)unsupported image dtype"):
+        seg.set_image(np.zeros((8, 8, 3), np.int32))
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        seg.set_image(np.full((8, 8, 3), 2.0, np.float32))
