@@ -1,11 +1,12 @@
-"""Score PHNet weights on a data set, next to the do-nothing and Reinhard baselines.
+"""Score PHNet weights on a data set, next to the do-nothing, Reinhard and MKL baselines.
 
     python -m trainer.evaluate --weights runs/x/best --data /data/iHarmony4            # test split, 256 px
+    python -m trainer.evaluate --weights new=runs/x/best --weights old=runs/y/best --data D   # side by side
     python -m trainer.evaluate --weights W --data /data/FFHQH --ffhq-root /data/ffhq/images1024x1024
     python -m trainer.evaluate --weights W --data PHOTOS --resolution native --working-size 256
 
 Prints a Markdown report and writes ``results.json``, ``results.md`` and
-``grid.png`` (composite | mask | Reinhard | PHNet | real) into ``--out``.
+``grid.png`` (composite | mask | Reinhard | MKL | each model | real) into ``--out``.
 
 Tables: overall, per subset, per foreground-ratio bucket (<5 %, 5-15 %, >=15 %),
 per composite-error bucket (the composite's own fMSE: <300 nearly harmonious,
@@ -33,12 +34,29 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
-from trainer.baselines import reinhard_batch
+from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
 
 METRICS = ("MSE", "fMSE", "PSNR", "fPSNR")
 ERROR_BUCKETS = ("<300", "300-1000", ">=1000")
-METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer", "phnet": "PHNet"}
+METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer",
+                 "mkl": "MKL colour transfer (color-matcher)", "phnet": "PHNet"}
+BASELINES = {"reinhard": reinhard_batch, "mkl": mkl_batch}
+
+
+def parse_weights(items) -> dict[str, str]:
+    """``["path"]`` -> {"phnet": path}; ``["new=path", "old=path2"]`` -> labelled models, in order."""
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
+    for item in items or []:
+        label, sep, path = str(item).partition("=")
+        if not sep or not label or "/" in label:
+            label, path = ("phnet" if not out else f"phnet{len(out) + 1}"), str(item)
+        if label in out or label in BASELINES or label == "composite":
+            raise ValueError(f"--weights label {label!r} is used twice or names a baseline; pick another")
+        out[label] = path
+    return out
 
 
 def error_bucket(composite_fmse: float) -> str:
@@ -80,7 +98,7 @@ def summarise(rows: list[dict], untouched: list[dict], methods: list[str]) -> di
 
 def to_markdown(summary: dict, meta: dict) -> str:
     methods = list(summary["overall"])
-    lines = [f"# Evaluation: {meta.get('weights') or '(baselines only)'}", "",
+    lines = [f"# Evaluation: {', '.join(f'{k} = {v}' for k, v in (meta.get('weights') or {}).items()) or '(baselines only)'}", "",
              f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples), "
              f"resolution {meta['resolution']}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB).", ""]
 
@@ -146,7 +164,7 @@ def save_grid(samples: list[dict], columns: list[str], path: Path, side: int = 1
 # --------------------------------------------------------------------------- main routine
 
 @torch.no_grad()
-def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution: str | int = 256,
+def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test", resolution: str | int = 256,
              working_size: int | None = None, batch_size: int = 8, device: str | None = None,
              max_samples: int = 0, grid_rows: int = 6, out_dir: str | Path | None = None,
              untouched_check: bool = True, progress: bool = True) -> dict:
@@ -155,15 +173,13 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
     if size is not None and (size < 8 or size % 8):
         raise ValueError(f"--resolution must be a multiple of 8 or 'native', got {resolution}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = harmonizer = None
-    methods = ["composite", "reinhard"]
-    if weights:
-        from phnet import Harmonizer
-        from phnet.weights import load_model
+    from phnet import Harmonizer
+    from phnet.weights import load_model
 
-        model = load_model(weights).to(dev).eval()
-        harmonizer = Harmonizer(model, device=dev)
-        methods.append("phnet")
+    models = {label: load_model(path).to(dev).eval() for label, path in parse_weights(weights).items()}
+    harmonizers = {label: Harmonizer(m, device=dev) for label, m in models.items()}
+    model = next(iter(models.values()), None)
+    methods = ["composite", *BASELINES, *models]
     ds = build_dataset(data, split, train=False, image_size=size or 8,
                        resize="none" if native else data.get("resize", "stretch"))
     base_ds = ds
@@ -181,10 +197,10 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
         bar = tqdm(total=len(ds), desc="evaluate", unit="img", file=sys.stderr)
     t0 = time.time()
 
-    def run_model(img, mask):
+    def run_model(label, img, mask):
         if native:
-            return harmonizer.harmonize_tensor(img, mask, working_size=working_size)
-        pred = model(img, mask).float().clamp(0, 1)
+            return harmonizers[label].harmonize_tensor(img, mask, working_size=working_size)
+        pred = models[label](img, mask).float().clamp(0, 1)
         return metrics.blend(pred, img, mask)
 
     for batch in loader:
@@ -192,9 +208,9 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
         if "comp" not in batch:
             continue
         comp, real, mask = (batch[k].to(dev) for k in ("comp", "real", "mask"))
-        outs = {"composite": comp, "reinhard": reinhard_batch(comp, mask)}
-        if model is not None:
-            outs["phnet"] = run_model(comp, mask)
+        outs = {"composite": comp, **{name: fn(comp, mask) for name, fn in BASELINES.items()}}
+        for label in models:
+            outs[label] = run_model(label, comp, mask)
         per = {m: metrics.all_metrics(o, real, mask) for m, o in outs.items()}
         fg = metrics.fg_bucket(mask)
         fg = [fg] if isinstance(fg, str) else fg
@@ -205,9 +221,9 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
                              "fg_bucket": fg[i], "error_bucket": eb,
                              **{k: float(per[m][k][i]) for k in METRICS}})
         if untouched_check:
-            touched = {"reinhard": reinhard_batch(real, mask)}
-            if model is not None:
-                touched["phnet"] = run_model(real, mask)
+            touched = {name: fn(real, mask) for name, fn in BASELINES.items()}
+            for label in models:
+                touched[label] = run_model(label, real, mask)
             for m, o in touched.items():
                 mse, fmse = metrics.mse(o, real), metrics.fmse(o, real, mask)
                 for i in range(comp.shape[0]):
@@ -215,9 +231,9 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
         for i in range(comp.shape[0]):
             if len(grid) < grid_rows:
                 cell = {"composite": comp[i].cpu(), "mask": mask[i].cpu(), "Reinhard": outs["reinhard"][i].cpu(),
-                        "real": real[i].cpu()}
-                if "phnet" in outs:
-                    cell["PHNet"] = outs["phnet"][i].cpu()
+                        "MKL": outs["mkl"][i].cpu(), "real": real[i].cpu()}
+                for label in models:
+                    cell[grid_label(label)] = outs[label][i].cpu()
                 grid.append(cell)
         if bar is not None:
             bar.update(comp.shape[0] + batch.get("skipped", 0))
@@ -227,7 +243,7 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
         raise ValueError(f"no sample of {base_ds} could be evaluated (all {skipped} skipped)")
 
     summary = summarise(rows, untouched, methods)
-    meta = {"weights": str(weights) if weights else None, "data": str(data.get("root")),
+    meta = {"weights": parse_weights(weights) or None, "data": str(data.get("root")),
             "kind": base_ds.description.split(":")[0], "split": split, "samples": len(rows) // len(methods),
             "skipped": skipped, "resolution": "native" if native else size,
             "working_size": (working_size or (model.config.image_size if model is not None else None)) if native else size,
@@ -246,12 +262,16 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         (out / "results.md").write_text(report, encoding="utf-8")
-        cols = ["composite", "mask", "Reinhard"] + (["PHNet"] if model is not None else []) + ["real"]
+        cols = ["composite", "mask", "Reinhard", "MKL"] + [grid_label(m) for m in models] + ["real"]
         save_grid(grid, cols, out / "grid.png")
         result["files"] = {k: str(out / f) for k, f in
                            (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
     result["markdown"] = report
     return result
+
+
+def grid_label(label: str) -> str:
+    return "PHNet" if label == "phnet" else label
 
 
 def _data_table(args) -> dict:
@@ -276,7 +296,9 @@ def _data_table(args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", "-w", help="checkpoint folder, weights file or Hub repo id (omit: baselines only)")
+    p.add_argument("--weights", "-w", action="append",
+                   help="checkpoint folder, weights file or Hub repo id, optionally LABEL=...; repeat to compare "
+                        "models side by side (omit: baselines only)")
     p.add_argument("--data", "-d", help="data-set folder (iHarmony4, FFHQH or photos)")
     p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name) or a run's config.json")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"])

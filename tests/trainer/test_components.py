@@ -166,3 +166,20 @@ def test_curves_png(tmp_path):
     img = Image.open(path)
     assert img.size == (760, 300) and len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 4
     draw_curves([], tmp_path / "empty.png")  # nothing logged yet: still an image
+
+
+def test_mkl_transfer_moves_the_subject_onto_the_background_distribution():
+    from trainer.baselines import mkl_transfer
+
+    rng = np.random.default_rng(0)
+    comp = np.empty((40, 40, 3))
+    mask = np.zeros((40, 40))
+    mask[10:30, 10:30] = 1
+    comp[mask == 0] = rng.normal([0.6, 0.4, 0.3], 0.08, size=(int((mask == 0).sum()), 3))
+    comp[mask == 1] = rng.normal([0.3, 0.5, 0.6], 0.03, size=(400, 3))
+    comp = comp.clip(0, 1)
+    out = mkl_transfer(comp, mask)
+    fg, bg = out[mask == 1], comp[mask == 0]
+    np.testing.assert_allclose(fg.mean(0), bg.mean(0), atol=0.01)
+    np.testing.assert_allclose(np.cov(fg, rowvar=False), np.cov(bg, rowvar=False), atol=1e-3)
+    assert np.array_equal(out[mask == 0], comp[mask == 0].astype(np.float32))

@@ -104,7 +104,7 @@ def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsy
     printed = capsys.readouterr().out
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     overall = res["overall"]
-    assert set(overall) == {"composite", "reinhard", "phnet"}
+    assert set(overall) == {"composite", "reinhard", "mkl", "phnet"}
     assert overall["phnet"]["fMSE"] < 0.5 * overall["composite"]["fMSE"]
     assert overall["phnet"]["count"] == 8
     assert set(res["composite_error"]) <= {"<300", "300-1000", ">=1000"} and res["fg_ratio"]
@@ -114,6 +114,17 @@ def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsy
         assert heading in md and heading in printed
     grid = Image.open(tmp_path / "ev" / "grid.png")
     assert grid.width > 5 * 128 and grid.height > 6 * 128
+
+
+def test_evaluate_compares_labelled_models_side_by_side(trained_run, shift_set, tmp_path):
+    from trainer.evaluate import evaluate
+
+    out, _ = trained_run
+    res = evaluate([f"new={out / 'best'}", f"again={out / 'best'}"], {"root": str(shift_set)}, resolution=32,
+                   out_dir=tmp_path / "ev", progress=False)
+    assert list(res["overall"]) == ["composite", "reinhard", "mkl", "new", "again"]
+    assert res["overall"]["new"] == res["overall"]["again"]
+    assert set(res["untouched"]) == {"reinhard", "mkl", "new", "again"}
 
 
 def test_evaluate_native_resolution_through_harmonizer(trained_run, photos, tmp_path):
