@@ -91,15 +91,14 @@ class PHNetModelLoader:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name=None, hub_repo_id=None):
-        # Accept a model that is not listed (yet) when a Hub repo id replaces it; check the list otherwise.
-        if isinstance(hub_repo_id, str) and hub_repo_id.strip():
-            return True
-        if model_name is None or model_name in paths.phnet_choices():
+    def VALIDATE_INPUTS(cls, model_name):
+        # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
+        if model_name in paths.phnet_choices():
             return True
         return (
             f"PHNet model {model_name!r} is not in ComfyUI/models/phnet (or the extra 'phnet' paths); "
-            "download it there, pick another model, or set hub_repo_id"
+            f"download it there, or pick another model ('{paths.BUNDLED_DEFAULT}' with hub_repo_id set loads "
+            "from the Hub)"
         )
 
     @classmethod
@@ -187,7 +186,8 @@ class PHNetSAMLoader:
             "required": {
                 "model_name": (paths.sam_choices(), {
                     "tooltip": "SAM checkpoint in ComfyUI/models/sams (shared with Impact Pack and other SAM "
-                               "packs), e.g. sam_vit_b_01ec64.pth. Ignored when hub_repo_id is set.",
+                               "packs), e.g. sam_vit_b_01ec64.pth. Ignored when hub_repo_id is set; pick "
+                               f"'{paths.SAM_FROM_HUB}' when you have no local file.",
                 }),
                 "hub_repo_id": ("STRING", {
                     "default": "",
@@ -213,14 +213,14 @@ class PHNetSAMLoader:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name=None, hub_repo_id=None):
-        if isinstance(hub_repo_id, str) and hub_repo_id.strip():
-            return True
-        if model_name is None or model_name in paths.sam_choices():
+    def VALIDATE_INPUTS(cls, model_name):
+        # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
+        if model_name in paths.sam_choices():
             return True
         return (
             f"SAM checkpoint {model_name!r} is not in ComfyUI/models/sams (or the extra 'sams' paths); download "
-            "it there (e.g. sam_vit_b_01ec64.pth), pick another file, or set hub_repo_id + hub_filename"
+            f"it there (e.g. sam_vit_b_01ec64.pth), pick another file, or pick '{paths.SAM_FROM_HUB}' and set "
+            "hub_repo_id (+ hub_filename)"
         )
 
     @classmethod
@@ -239,12 +239,12 @@ class PHNetSAMLoader:
             source, filename = _download_sam(repo, filename), None
         elif repo:
             source, kwargs["local_files_only"] = repo, _offline()
-        elif model_name:
+        elif model_name and model_name != paths.SAM_FROM_HUB:
             source = paths.full_path(paths.SAM_FOLDER, model_name)
         else:
             raise ValueError(
                 "no SAM checkpoint selected: put one into ComfyUI/models/sams (e.g. sam_vit_b_01ec64.pth) "
-                "and refresh, or set hub_repo_id"
+                f"and refresh, or set hub_repo_id when model_name is '{paths.SAM_FROM_HUB}'"
             )
         load_device = _device(device)
         offload = load_device if device == "cpu" else mm.unet_offload_device()

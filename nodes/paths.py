@@ -19,6 +19,7 @@ SAM_FOLDER = "sams"
 WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt"}
 
 BUNDLED_DEFAULT = "default (bundled)"
+SAM_FROM_HUB = "(from hub_repo_id)"  # always listed, so a Hub-only setup passes validation
 
 
 def _register(name: str) -> None:
@@ -55,7 +56,7 @@ def phnet_choices() -> list[str]:
 
 
 def sam_choices() -> list[str]:
-    return list_models(SAM_FOLDER)
+    return list_models(SAM_FOLDER) + [SAM_FROM_HUB]
 
 
 def full_path(folder: str, name: str) -> str:

@@ -241,13 +241,13 @@ def download_from_hub(
             f"PHNet weights {repo_id!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
             f"({cache_dir or 'default HF cache'}) and the Hub cannot be reached (offline: HF_HUB_OFFLINE="
             f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}). Download them once with network access "
-            f"(`huggingface-cli download {repo_id}`), or pass a local folder or file"
+            f"(`hf download {repo_id}`), or pass a local folder or file"
         ) from None
     except RevisionNotFoundError:
         raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None
     except RepositoryNotFoundError:
         raise FileNotFoundError(
-            f"no Hub repo {repo_id!r} (or it is private: log in with `huggingface-cli login` or pass token=)"
+            f"no Hub repo {repo_id!r} (or it is private: log in with `hf auth login` or pass token=)"
         ) from None
     return Path(folder)
 

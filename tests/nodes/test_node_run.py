@@ -25,9 +25,12 @@ def test_sam_loader(pack, sam_model, nodes, tiny_sam):
 
 def test_sam_loader_missing_file(nodes, pack):
     cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
-    msg = cls.VALIDATE_INPUTS(model_name="nope.pth", hub_repo_id="")
+    msg = cls.VALIDATE_INPUTS(model_name="nope.pth")
     assert isinstance(msg, str) and "models/sams" in msg
-    assert cls.VALIDATE_INPUTS(model_name="nope.pth", hub_repo_id="owner/repo") is True
+    assert cls.VALIDATE_INPUTS(model_name="(from hub_repo_id)") is True  # a Hub-only setup validates
+    assert list(__import__("inspect").signature(cls.VALIDATE_INPUTS).parameters) == ["model_name"]
+    with pytest.raises(ValueError, match="set hub_repo_id"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", "", "", "auto", "auto")
     with pytest.raises(FileNotFoundError, match="sams"):
         nodes["PHNetSAMLoader"].load("nope.pth", "", "", "auto", "auto")
 
