@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -62,16 +62,17 @@ def make_pictures(out: Path = OUT) -> list[Path]:
 
 def _label(im: Image.Image, text: str) -> Image.Image:
     draw = ImageDraw.Draw(im)
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text)
-    draw.rectangle((4, 4, x1 + 12, y1 + 10), fill=(0, 0, 0))
-    draw.text((8, 6), text, fill=(255, 255, 255))
+    font = ImageFont.load_default(size=15)
+    x0, y0, x1, y1 = draw.textbbox((8, 6), text, font=font)
+    draw.rectangle((4, 4, x1 + 4, y1 + 5), fill=(0, 0, 0))
+    draw.text((8, 6), text, fill=(255, 255, 255), font=font)
     return im
 
 
 def before_after(before: np.ndarray, after: np.ndarray, note: str = "") -> Image.Image:
     """Side by side, 640 px wide in all, each half labelled."""
     halves = []
-    for arr, text in ((before, "before" + note), (after, "after: PHNet Harmonize")):
+    for arr, text in ((before, "before" + note), (after, "after PHNet")):
         im = Image.fromarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8))
         im = im.resize((320, round(320 * im.height / im.width)), Image.LANCZOS)
         halves.append(_label(im, text))
@@ -97,7 +98,7 @@ def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
     square = np.asarray(Image.fromarray(np.uint8(square * 255)).resize((512, 512), Image.LANCZOS)) / 255.0
     sheets = {"composite": before_after(comp, h(comp, alpha))}
     for key, bg, where, note in (("paste", background, PASTE_ON_PHOTO, ""),
-                                 ("generate", square, PASTE_ON_GENERATED, ", SD output replaced by a photo")):
+                                 ("generate", square, PASTE_ON_GENERATED, " (photo for SD)")):
         pasted, mask = paste_subject(bg, subject, subject_mask(), **where)
         sheets[key] = before_after(pasted, h(pasted, mask), note)
     paths = []
