@@ -141,6 +141,13 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                 await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close')"
                              ".forEach(b => b.click()); true")
                 await asyncio.sleep(1.0)
+                # the link rule the frontend applies to our SAM socket: other packs' SAM_MODEL may feed
+                # PHNet SAM Segment, our PHNET_SAM may not feed their SAM_MODEL inputs
+                report["link_rules"] = await cdp.js(
+                    "(() => { const ok = (a, b) => window.LiteGraph.isValidConnection(a, b);"
+                    " return {sam_model_into_segment: ok('SAM_MODEL', 'PHNET_SAM,SAM_MODEL'),"
+                    " phnet_sam_into_segment: ok('PHNET_SAM', 'PHNET_SAM,SAM_MODEL'),"
+                    " phnet_sam_into_impact: ok('PHNET_SAM', 'SAM_MODEL')} })()")
                 await cdp.js("(async () => { try { await window.app.extensionManager.setting.set("
                              "'Comfy.Minimap.Visible', false) } catch (e) {} return true })()")
                 for name in NAMES:

@@ -532,6 +532,10 @@ def main() -> int:
                 check(cards == WORKFLOWS and fe.get("thumbnails_shown", 0) >= len(WORKFLOWS),
                       f"template browser: a card with thumbnail and description for {cards} "
                       f"({fe.get('thumbnails_shown')} thumbnails shown)")
+                rules = fe.get("link_rules") or {}
+                check(rules == {"sam_model_into_segment": True, "phnet_sam_into_segment": True,
+                                "phnet_sam_into_impact": False},
+                      f"frontend link rules for the SAM socket: {rules}")
                 for name, w in fe.get("workflows", {}).items():
                     check(w["same_prompt_as_api_file"],
                           f"{name}: frontend graphToPrompt() of the UI file == our API file {w['diffs'] or ''}")
