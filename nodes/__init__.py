@@ -1,12 +1,18 @@
 """ComfyUI nodes of comfyui-phnet (V1 node API).
 
+The pack folder is a Python package when ComfyUI loads it, so the nodes reach the core library
+bundled next to them with relative imports (``from ..phnet.harmonizer import Harmonizer``): the
+copy in this folder is used even when another ``phnet`` is installed, and nothing is added to
+``sys.path`` or ``sys.modules``. ComfyUI's own modules (``folder_paths``, ``comfy.*``) are imported
+by name, as every node pack does. The core is imported when a node runs, so loading the pack is cheap.
+
 Node ids are prefixed ``PHNet`` and are stable: never rename an id or an input, add new optional inputs
-instead. Importing this package is cheap: torch, SAM and the PHNet network load only when a node runs.
+instead.
 """
 
 from __future__ import annotations
 
-from . import paths
+from . import paths, template_inputs
 from .composite import PHNetPasteSubject
 from .harmonize import PHNetHarmonize
 from .loaders import PHNetModelLoader, PHNetSAMLoader
@@ -28,7 +34,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PHNetHarmonize": "PHNet Harmonize",
 }
 
-# Register models/phnet and models/sams (additively) when running inside ComfyUI.
-paths.register_model_folders()
+paths.register_model_folders()  # models/phnet and models/sams, added to what the user configured
+template_inputs.install()  # the example workflows' pictures, into ComfyUI's input folder if missing
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from . import _env, tensors
+import comfy.utils
+import torch
+
+from .masks import check_mask
 
 ANCHORS = ["top-left", "center", "bottom-center"]  # = phnet.compositing.ANCHORS
 
@@ -57,32 +60,29 @@ class PHNetPasteSubject:
         }
 
     def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None):
-        import numpy as np
+        from ..phnet.compositing import paste_subject
+        from ..phnet.imageio import mask_to_tensor
 
-        paste_subject = _env.phnet_module("compositing").paste_subject
-        bg = tensors.as_image(background, "background")
-        sub = tensors.as_image(subject, "subject")
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        if anchor not in ANCHORS:
-            raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
-        bg, sub = tensors.broadcast_pair(bg, sub, "background", "subject")
-        masks = tensors.mask_for_image(subject_mask, sub, "subject_mask") if subject_mask is not None else None
-        n = bg.shape[0]
-        pbar = _env.progress_bar(n)
+        n = max(background.shape[0], subject.shape[0])
+        if min(background.shape[0], subject.shape[0]) not in (1, n):
+            raise ValueError(
+                f"PHNet Paste Subject: a batch of {background.shape[0]} backgrounds and {subject.shape[0]} subjects; "
+                "give one of them, or the same number of both"
+            )
+        masks = None
+        if subject_mask is not None:
+            check_mask(subject_mask, subject, "subject_mask", "PHNet Paste Subject")
+            masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
+        bar = comfy.utils.ProgressBar(n)
         comps, outs = [], []
         for i in range(n):
-            _env.check_interrupt()
             comp, m = paste_subject(
-                tensors.image_to_numpy(bg[i]),
-                tensors.image_to_numpy(sub[i]),
-                masks[i].cpu().numpy() if masks is not None else None,
+                background[min(i, background.shape[0] - 1)],
+                subject[min(i, subject.shape[0] - 1)],
+                masks[min(i, masks.shape[0] - 1)] if masks is not None else None,
                 x=int(x), y=int(y), scale=float(scale), anchor=anchor,
             )
-            comps.append(np.asarray(comp, dtype=np.float32))
-            outs.append(np.asarray(m, dtype=np.float32))
-            pbar.update(1)
-        dev = _env.intermediate_device()
-        image = tensors.numpy_to_tensor(np.stack(comps, 0), dev).clamp(0.0, 1.0)
-        mask = tensors.numpy_to_tensor(np.stack(outs, 0), dev).clamp(0.0, 1.0)
-        return (image, mask)
+            comps.append(torch.from_numpy(comp))
+            outs.append(torch.from_numpy(m))
+            bar.update_absolute(i + 1, n)
+        return (torch.stack(comps).to(background.device), torch.stack(outs).to(background.device))

@@ -1,80 +1,57 @@
-"""Model loaders: PHNet (-> PHNET_MODEL) and Segment Anything (-> SAM_MODEL)."""
+"""Model loaders: PHNet (-> PHNET_MODEL, a ``phnet.Harmonizer``) and Segment Anything (-> PHNET_SAM)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from . import _env, paths
+import comfy.model_management as mm
+
+from . import paths
 
 log = logging.getLogger("comfyui-phnet")
 
 DEVICES = ["auto", "cpu"]
 DTYPES = ["auto", "fp32", "fp16", "bf16"]
 SAM_TYPES = ["auto", "vit_b", "vit_l", "vit_h"]
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(name)
+SAM_TYPE = "PHNET_SAM"  # not Impact Pack's SAM_MODEL: a different object their detectors cannot use
 
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _mtime(path: str | None) -> str:
-    try:
-        return f"{path}:{os.path.getmtime(path)}" if path else ""
-    except OSError:
-        return f"{path}:missing"
+def _device(choice: str):
+    import torch
+
+    return torch.device("cpu") if choice == "cpu" else mm.get_torch_device()
 
 
 # --------------------------------------------------------------------------------------------------
 # PHNet
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class PHNetModel:
-    """What travels on a PHNET_MODEL socket.
-
-    ``harmonizer`` is a ``phnet.Harmonizer``. It is parked on ``offload_device`` between runs and moved
-    to ``load_device`` by the Harmonize node while it works (``keep_loaded`` skips the move back).
-    """
-
-    harmonizer: Any
-    load_device: Any
-    offload_device: Any
-    source: str
-    info: dict = field(default_factory=dict)
-
-    @property
-    def config(self):
-        return self.harmonizer.config
-
-    def __repr__(self) -> str:  # shown in ComfyUI error messages
-        return f"PHNetModel(source={self.source!r}, device={self.load_device})"
-
-
-def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> str | None:
-    """The ``source`` for ``Harmonizer.from_pretrained``: None for the bundled default, a local path, or a
-    Hub repo id."""
+def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | None, dict]:
+    """(source, extra from_pretrained arguments): None = the bundled default, else a path or a repo id."""
     repo = (hub_repo_id or "").strip()
+    if repo and not os.path.exists(os.path.expanduser(repo)):
+        repo_id, _, revision = repo.partition("@")  # "owner/name@revision"
+        return repo_id.strip(), {"revision": revision.strip() or None, "local_files_only": _offline()}
     if repo:
-        return repo
+        return repo, {}
     if not model_name or model_name == paths.BUNDLED_DEFAULT:
-        return None
+        return None, {}
     # A file; a config.json next to it (a folder written by save_pretrained) is picked up by the core.
-    return paths.full_path(paths.PHNET_FOLDER, model_name)
+    return paths.full_path(paths.PHNET_FOLDER, model_name), {}
 
 
 class PHNetModelLoader:
     DESCRIPTION = (
         "Loads PHNet harmonization weights: the default model bundled with this node pack, a file from "
         "ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + "
-        "model.safetensors), or a Hugging Face Hub repo id."
+        "model.safetensors), or a Hugging Face Hub repo id. The model (6 MB) stays on the chosen device."
     )
     CATEGORY = "PHNet/loaders"
     FUNCTION = "load"
@@ -101,27 +78,27 @@ class PHNetModelLoader:
                 }),
                 "device": (DEVICES, {
                     "default": "auto",
-                    "tooltip": "'auto' runs on ComfyUI's compute device (GPU when available) and parks the "
-                               "weights on the offload device between runs; 'cpu' always runs on the CPU.",
+                    "tooltip": "'auto' runs on ComfyUI's compute device (GPU when available); 'cpu' always runs "
+                               "on the CPU.",
                 }),
                 "dtype": (DTYPES, {
                     "default": "auto",
                     "tooltip": "Compute precision. 'auto' = fp32 (safest colours); fp16/bf16 run the convolutions "
-                               "under autocast on GPUs that support them (normalisation statistics stay fp32).",
+                               "under autocast on GPUs (normalisation statistics stay fp32). fp16 is refused on "
+                               "the CPU, where it is slower than fp32 (bf16 is faster there).",
                 }),
             }
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name=None, hub_repo_id=None):
-        # Accept a model that is not listed (yet) when a Hub repo id replaces it; check the list otherwise.
-        if isinstance(hub_repo_id, str) and hub_repo_id.strip():
-            return True
-        if model_name is None or model_name in paths.phnet_choices():
+    def VALIDATE_INPUTS(cls, model_name):
+        # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
+        if model_name in paths.phnet_choices():
             return True
         return (
             f"PHNet model {model_name!r} is not in ComfyUI/models/phnet (or the extra 'phnet' paths); "
-            "download it there, pick another model, or set hub_repo_id"
+            f"download it there, or pick another model ('{paths.BUNDLED_DEFAULT}' with hub_repo_id set loads "
+            "from the Hub)"
         )
 
     @classmethod
@@ -129,45 +106,66 @@ class PHNetModelLoader:
         # Reload when the weights file changes on disk.
         if (hub_repo_id or "").strip() or model_name == paths.BUNDLED_DEFAULT:
             return f"{model_name}|{hub_repo_id}"
-        fp = _env.folder_paths()
-        path = fp.get_full_path(paths.PHNET_FOLDER, model_name) if fp is not None else None
-        return _mtime(path)
+        return paths.mtime(paths.PHNET_FOLDER, model_name)
 
     def load(self, model_name, hub_repo_id="", device="auto", dtype="auto"):
-        Harmonizer = _env.phnet_module("harmonizer").Harmonizer
-        source = resolve_phnet_source(model_name, hub_repo_id)
-        load_device = _env.compute_device(device)
-        offload = load_device if device == "cpu" else _env.offload_device()
-        torch_dtype = _torch_dtype(dtype) or _torch_dtype("fp32")
-        kwargs = {"device": offload, "dtype": torch_dtype}
-        if source is not None and (hub_repo_id or "").strip() and not os.path.exists(os.path.expanduser(source)):
-            repo, _, revision = source.partition("@")  # "owner/name@revision"
-            source = repo.strip()
-            kwargs["revision"] = revision.strip() or None
-            kwargs["local_files_only"] = _offline()
-        h = Harmonizer.from_pretrained(source, **kwargs)  # the core's errors already say what to do
-        log.info("comfyui-phnet: loaded PHNet %s (%s)", source or paths.BUNDLED_DEFAULT, h.config.name)
-        return (PHNetModel(h, load_device, offload, source or paths.BUNDLED_DEFAULT),)
+        from ..phnet.harmonizer import Harmonizer
+
+        target = _device(device)
+        if dtype == "fp16" and target.type == "cpu":
+            raise ValueError(
+                "PHNet Model Loader: fp16 on the CPU runs slower than fp32, not faster (the CPU has no fast fp16 "
+                "convolutions: 1.6x to 4x slower in our measurements); choose dtype 'auto' (fp32) or 'bf16'"
+            )
+        source, extra = resolve_phnet_source(model_name, hub_repo_id)
+        h = Harmonizer.from_pretrained(source, device=target, dtype=None if dtype == "auto" else dtype, **extra)
+        log.info("comfyui-phnet: loaded PHNet %s (%s) on %s", source or paths.BUNDLED_DEFAULT, h.config.name, target)
+        return (h,)
 
 
 # --------------------------------------------------------------------------------------------------
 # Segment Anything
 # --------------------------------------------------------------------------------------------------
+@dataclass
+class PHNetSAM:
+    """What travels on a PHNET_SAM socket: a ``phnet.segmentation.SamSegmenter`` and where it runs.
+
+    SAM is large (375 MB to 2.5 GB), so it waits on ``offload_device`` between runs and works on
+    ``load_device``; ``on_device()`` does the round trip.
+    """
+
+    segmenter: Any
+    load_device: Any
+    offload_device: Any
+
+    @contextlib.contextmanager
+    def on_device(self):
+        if self.segmenter.device != self.load_device:
+            self.segmenter.to(self.load_device)
+        try:
+            yield self.segmenter
+        finally:
+            if self.offload_device != self.load_device:
+                self.segmenter.to(self.offload_device)
+                mm.soft_empty_cache()
+
+    def __repr__(self) -> str:  # shown in ComfyUI error messages
+        return f"PHNetSAM({self.segmenter.model_type}, runs on {self.load_device})"
+
+
 def _download_sam(repo_id: str, filename: str) -> str:
     """Download ``filename`` from a Hub repo into ComfyUI/models/sams (so it also shows in the list)."""
     from huggingface_hub import hf_hub_download
 
     target = paths.default_dir(paths.SAM_FOLDER)
-    kwargs = {"repo_id": repo_id, "filename": filename, "local_files_only": _offline()}
-    if target:
-        kwargs["local_dir"] = target
     try:
-        return hf_hub_download(**kwargs)
+        return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=target, local_files_only=_offline())
     except Exception as e:
         raise RuntimeError(
             f"could not get {filename!r} from the Hugging Face Hub repo {repo_id!r} "
             f"(https://huggingface.co/{repo_id}/blob/main/{filename}): {e}. Download it by hand into "
-            f"{target or 'ComfyUI/models/sams'} and pick it in model_name instead"
+            f"{target} (e.g. `hf download {repo_id} {filename} --local-dir {target}`) and pick it in "
+            "model_name instead"
         ) from e
 
 
@@ -178,9 +176,9 @@ class PHNetSAMLoader:
     )
     CATEGORY = "PHNet/loaders"
     FUNCTION = "load"
-    RETURN_TYPES = ("SAM_MODEL",)
+    RETURN_TYPES = (SAM_TYPE,)
     RETURN_NAMES = ("sam_model",)
-    OUTPUT_TOOLTIPS = ("The loaded SAM predictor; connect it to 'PHNet SAM Segment'.",)
+    OUTPUT_TOOLTIPS = ("The loaded SAM model; connect it to 'PHNet SAM Segment'.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -188,7 +186,8 @@ class PHNetSAMLoader:
             "required": {
                 "model_name": (paths.sam_choices(), {
                     "tooltip": "SAM checkpoint in ComfyUI/models/sams (shared with Impact Pack and other SAM "
-                               "packs), e.g. sam_vit_b_01ec64.pth. Ignored when hub_repo_id is set.",
+                               "packs), e.g. sam_vit_b_01ec64.pth. Ignored when hub_repo_id is set; pick "
+                               f"'{paths.SAM_FROM_HUB}' when you have no local file.",
                 }),
                 "hub_repo_id": ("STRING", {
                     "default": "",
@@ -207,56 +206,48 @@ class PHNetSAMLoader:
                 }),
                 "device": (DEVICES, {
                     "default": "auto",
-                    "tooltip": "'auto' runs SAM on ComfyUI's compute device (GPU when available); 'cpu' forces CPU.",
+                    "tooltip": "'auto' runs SAM on ComfyUI's compute device (GPU when available) and parks it on "
+                               "the offload device between runs; 'cpu' forces CPU.",
                 }),
             }
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name=None, hub_repo_id=None):
-        if isinstance(hub_repo_id, str) and hub_repo_id.strip():
-            return True
-        if model_name is None or model_name in paths.sam_choices():
+    def VALIDATE_INPUTS(cls, model_name):
+        # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
+        if model_name in paths.sam_choices():
             return True
         return (
             f"SAM checkpoint {model_name!r} is not in ComfyUI/models/sams (or the extra 'sams' paths); download "
-            "it there (e.g. sam_vit_b_01ec64.pth), pick another file, or set hub_repo_id + hub_filename"
+            f"it there (e.g. sam_vit_b_01ec64.pth), pick another file, or pick '{paths.SAM_FROM_HUB}' and set "
+            "hub_repo_id (+ hub_filename)"
         )
 
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
         if (hub_repo_id or "").strip():
             return f"{hub_repo_id}|{hub_filename}"
-        fp = _env.folder_paths()
-        path = fp.get_full_path(paths.SAM_FOLDER, model_name) if fp is not None else None
-        return _mtime(path)
+        return paths.mtime(paths.SAM_FOLDER, model_name)
 
     def load(self, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
-        SamSegmenter = _env.phnet_module("segmentation").SamSegmenter
+        from ..phnet.segmentation import SamSegmenter
+
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None
+        kwargs = {} if model_type == "auto" else {"model_type": model_type}
         if repo and filename:
-            source = _download_sam(repo, filename)
-            filename = None
+            source, filename = _download_sam(repo, filename), None
         elif repo:
-            source = repo
-        else:
-            if not model_name:
-                raise ValueError(
-                    "no SAM checkpoint selected: put one into ComfyUI/models/sams (e.g. sam_vit_b_01ec64.pth) "
-                    "and refresh, or set hub_repo_id"
-                )
+            source, kwargs["local_files_only"] = repo, _offline()
+        elif model_name and model_name != paths.SAM_FROM_HUB:
             source = paths.full_path(paths.SAM_FOLDER, model_name)
-        dev = _env.compute_device(device)
-        offload = dev if device == "cpu" else _env.offload_device()
-        # Park the weights on the offload device; 'PHNet SAM Segment' moves them to ``dev`` while it runs.
-        kwargs = {"device": offload}
-        if model_type != "auto":
-            kwargs["model_type"] = model_type
-        if repo and not hub_filename:
-            kwargs["local_files_only"] = _offline()
-        seg = SamSegmenter.from_pretrained(source, filename=filename, **kwargs)
-        seg.comfy_load_device = dev
-        seg.comfy_offload_device = offload
-        log.info("comfyui-phnet: loaded SAM %s on %s", source, dev)
-        return (seg,)
+        else:
+            raise ValueError(
+                "no SAM checkpoint selected: put one into ComfyUI/models/sams (e.g. sam_vit_b_01ec64.pth) "
+                f"and refresh, or set hub_repo_id when model_name is '{paths.SAM_FROM_HUB}'"
+            )
+        load_device = _device(device)
+        offload = load_device if device == "cpu" else mm.unet_offload_device()
+        seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
+        log.info("comfyui-phnet: loaded SAM %s (runs on %s)", source, load_device)
+        return (PHNetSAM(seg, load_device, offload),)

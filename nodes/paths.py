@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import _env
+import folder_paths
 
 PHNET_FOLDER = "phnet"
 SAM_FOLDER = "sams"
@@ -19,47 +19,33 @@ SAM_FOLDER = "sams"
 WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt"}
 
 BUNDLED_DEFAULT = "default (bundled)"
+SAM_FROM_HUB = "(from hub_repo_id)"  # always listed, so a Hub-only setup passes validation
 
 
-def _register(folder_paths, name: str) -> None:
-    default_dir = os.path.join(folder_paths.models_dir, name)
+def _register(name: str) -> None:
     table = folder_paths.folder_names_and_paths
-    if name in table:
-        # Keep the user's/other packs' paths; add ours at the end; make sure our weight types are listed
-        # (an empty extension set means "every file", leave that alone).
-        folder_paths.add_model_folder_path(name, default_dir)
-        paths, exts = table[name]
-        if exts and not WEIGHT_EXTENSIONS <= set(exts):
-            if isinstance(exts, set):
-                exts.update(WEIGHT_EXTENSIONS)
-            else:
-                table[name] = (paths, set(exts) | WEIGHT_EXTENSIONS)
-    else:
-        folder_paths.add_model_folder_path(name, default_dir)
-        # add_model_folder_path creates the entry with an empty extension set ("every file"); restrict it
-        # to weight files so config.json / README files of saved model folders are not listed.
-        paths, _ = table[name]
-        exts = set(getattr(folder_paths, "supported_pt_extensions", set())) | WEIGHT_EXTENSIONS
-        table[name] = (paths, exts)
+    existed = name in table
+    folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
+    paths, exts = table[name]
+    if existed and not exts:
+        return  # someone registered it for "every file": leave that alone
+    if not existed:
+        # add_model_folder_path created the entry for "every file"; list only weights, so the
+        # config.json / README of a saved model folder does not show up in the picker
+        exts = set(getattr(folder_paths, "supported_pt_extensions", ()))
+    table[name] = (paths, set(exts) | WEIGHT_EXTENSIONS)
 
 
-def register_model_folders() -> bool:
-    """Register ``phnet`` and ``sams`` with ComfyUI's folder_paths. Returns False outside ComfyUI."""
-    fp = _env.folder_paths()
-    if fp is None or not hasattr(fp, "folder_names_and_paths"):
-        return False
+def register_model_folders() -> None:
+    """Register ``phnet`` and ``sams`` with ComfyUI's folder_paths."""
     for name in (PHNET_FOLDER, SAM_FOLDER):
-        _register(fp, name)
-    return True
+        _register(name)
 
 
 def list_models(folder: str) -> list[str]:
     """Weight files (relative paths, sorted) in every configured folder of ``folder``."""
-    fp = _env.folder_paths()
-    if fp is None:
-        return []
     try:
-        names = fp.get_filename_list(folder)
+        names = folder_paths.get_filename_list(folder)
     except KeyError:
         return []
     return [n for n in names if os.path.splitext(n)[1].lower() in WEIGHT_EXTENSIONS]
@@ -70,25 +56,29 @@ def phnet_choices() -> list[str]:
 
 
 def sam_choices() -> list[str]:
-    return list_models(SAM_FOLDER)
+    return list_models(SAM_FOLDER) + [SAM_FROM_HUB]
 
 
 def full_path(folder: str, name: str) -> str:
-    """Absolute path of a listed model file; a clear FileNotFoundError naming the folders otherwise."""
-    fp = _env.folder_paths()
-    path = fp.get_full_path(folder, name) if fp is not None else None
+    """Absolute path of a listed model file; a FileNotFoundError naming the folders otherwise."""
+    path = folder_paths.get_full_path(folder, name)
     if path is None:
-        where = fp.get_folder_paths(folder) if fp is not None and folder in fp.folder_names_and_paths else []
         raise FileNotFoundError(
-            f"model file {name!r} was not found in the {folder!r} model folders {where}; "
-            f"put the file into ComfyUI/models/{folder}/ (or a path configured in extra_model_paths.yaml) "
-            "and refresh the page"
+            f"model file {name!r} was not found in the {folder!r} model folders "
+            f"{folder_paths.get_folder_paths(folder)}; put the file into ComfyUI/models/{folder}/ (or a path "
+            "configured in extra_model_paths.yaml) and refresh the page"
         )
     return path
 
 
-def default_dir(folder: str) -> str | None:
-    fp = _env.folder_paths()
-    if fp is None:
-        return None
-    return os.path.join(fp.models_dir, folder)
+def mtime(folder: str, name: str) -> str:
+    """A value that changes when the file changes on disk (for IS_CHANGED)."""
+    path = folder_paths.get_full_path(folder, name)
+    try:
+        return f"{path}:{os.path.getmtime(path)}" if path else f"{name}:missing"
+    except OSError:
+        return f"{path}:missing"
+
+
+def default_dir(folder: str) -> str:
+    return os.path.join(folder_paths.models_dir, folder)

@@ -1,4 +1,4 @@
-"""SAM segmentation: IMAGE + SAM_MODEL + prompts (box, points, or a guide MASK) -> MASK."""
+"""SAM segmentation: IMAGE + PHNET_SAM (or another pack's SAM_MODEL) + prompts (box, points, or a guide MASK) -> MASK."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import json
 import logging
 import re
 
-from . import _env, tensors
+import comfy.utils
+import torch
+
+from .loaders import SAM_TYPE, PHNetSAM
+from .masks import check_mask
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -63,25 +67,16 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
     return (x0, y0, x1, y1)
 
 
-def as_segmenter(sam_model):
-    """Our SamSegmenter, or a plain ``segment_anything`` Sam model (as other packs' SAM loaders output)
-    wrapped into one."""
-    seg_mod = _env.phnet_module("segmentation")
-    if isinstance(sam_model, seg_mod.SamSegmenter):
-        return sam_model
-    if hasattr(sam_model, "set_image") and hasattr(sam_model, "predict"):
+def as_phnet_sam(sam_model):
+    """Our PHNET_SAM, or a plain ``segment_anything`` Sam (the SAM_MODEL of Impact Pack's and
+    comfyui_segment_anything's loaders) wrapped for this run on the device it already is on."""
+    if isinstance(sam_model, PHNetSAM):
         return sam_model
     if hasattr(sam_model, "image_encoder") and hasattr(sam_model, "mask_decoder"):
-        # e.g. the SAM_MODEL of Impact Pack's / comfyui_segment_anything's loaders (a segment_anything Sam)
-        cached = getattr(sam_model, "_phnet_segmenter", None)
-        if cached is None:
-            dev = next(sam_model.parameters()).device
-            cached = seg_mod.SamSegmenter(sam_model, device=dev)
-            try:
-                sam_model._phnet_segmenter = cached
-            except Exception:
-                pass
-        return cached
+        from ..phnet.segmentation import SamSegmenter
+
+        device = next(sam_model.parameters()).device
+        return PHNetSAM(SamSegmenter(sam_model, device=device), device, device)
     raise ValueError(
         f"sam_model is a {type(sam_model).__name__}, which PHNet SAM Segment cannot use; load the checkpoint "
         "with 'PHNet SAM Loader'"
@@ -104,7 +99,10 @@ class PHNetSAMSegment:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "sam_model": ("SAM_MODEL", {"tooltip": "SAM model from 'PHNet SAM Loader'."}),
+                "sam_model": (f"{SAM_TYPE},SAM_MODEL", {
+                    "tooltip": "SAM model from 'PHNet SAM Loader' (the SAM_MODEL of Impact Pack's or "
+                               "comfyui_segment_anything's loaders works too).",
+                }),
                 "image": ("IMAGE", {"tooltip": "Image(s) to segment."}),
                 "box": ("STRING", {
                     "default": "",
@@ -150,17 +148,18 @@ class PHNetSAMSegment:
 
     def segment(self, sam_model, image, box="", positive_points="", negative_points="", multimask=False,
                 threshold=0.0, grow=0, feather=0.0, guide_mask=None):
-        import numpy as np
+        from ..phnet.imageio import mask_to_tensor
+        from ..phnet.segmentation import mask_bbox, refine_mask
 
-        seg_mod = _env.phnet_module("segmentation")
-        segmenter = as_segmenter(sam_model)
-        image = tensors.as_image(image)
+        sam = as_phnet_sam(sam_model)
         b, h, w = image.shape[0], image.shape[1], image.shape[2]
-
         box_px = parse_box(box)
         pos = parse_points(positive_points, "positive_points")
         neg = parse_points(negative_points, "negative_points")
-        guides = tensors.mask_for_image(guide_mask, image, "guide_mask") if guide_mask is not None else None
+        guides = None
+        if guide_mask is not None:
+            check_mask(guide_mask, image, "guide_mask", "PHNet SAM Segment")
+            guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
         if box_px is None and not pos and not neg and guides is None:
             raise ValueError(
                 "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
@@ -168,53 +167,23 @@ class PHNetSAMSegment:
             )
         if box_px is not None and guides is not None:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
-
-        load_device = getattr(segmenter, "comfy_load_device", None) or segmenter.device
-        offload = getattr(segmenter, "comfy_offload_device", None)
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
-        pbar = _env.progress_bar(b)
-        out = []
-        if str(segmenter.device) != str(load_device):
-            segmenter.to(load_device)
-        try:
-            out = self._run(segmenter, seg_mod, image, guides, box_px, points, labels, multimask, threshold,
-                            grow, feather, pbar)
-        finally:
-            if offload is not None and str(offload) != str(segmenter.device):
-                segmenter.to(offload)
-            _env.soft_empty_cache()
-        masks = tensors.numpy_to_tensor(np.stack(out, 0), _env.intermediate_device())
-        return (masks.clamp(0.0, 1.0),)
-
-    @staticmethod
-    def _run(segmenter, seg_mod, image, guides, box_px, points, labels, multimask, threshold, grow, feather, pbar):
-        import numpy as np
-
-        b, h, w = image.shape[0], image.shape[1], image.shape[2]
-        out = []
-        for i in range(b):
-            _env.check_interrupt()
-            item_box = box_px
-            if item_box is None and guides is not None:
-                bb = seg_mod.mask_bbox(guides[i].cpu().numpy())
-                if bb is not None:
-                    item_box = tuple(float(v) for v in bb)
-            if item_box is None and not points:
-                log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
-                out.append(np.zeros((h, w), dtype=np.float32))
-                pbar.update(1)
-                continue
-            segmenter.set_image(tensors.image_to_numpy(image[i]))
-            m = segmenter.predict(
-                box=np.asarray(item_box, dtype=np.float32) if item_box is not None else None,
-                points=np.asarray(points, dtype=np.float32) if points else None,
-                point_labels=np.asarray(labels, dtype=np.int64) if points else None,
-                multimask=bool(multimask),
-                threshold=float(threshold),
-            )
-            if grow or feather:
-                m = seg_mod.refine_mask(m, grow=int(grow), feather=float(feather))
-            out.append(np.asarray(m, dtype=np.float32))
-            pbar.update(1)
-        return out
+        bar = comfy.utils.ProgressBar(b)
+        out = torch.zeros(b, h, w)
+        with sam.on_device() as segmenter:
+            for i in range(b):
+                item_box = box_px
+                if item_box is None and guides is not None:
+                    item_box = mask_bbox(guides[i])
+                if item_box is None and not points:
+                    log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
+                else:
+                    segmenter.set_image(image[i])
+                    m = segmenter.predict(box=item_box, points=points or None, point_labels=labels or None,
+                                          multimask=bool(multimask), threshold=float(threshold))
+                    if grow or feather:
+                        m = refine_mask(m, grow=int(grow), feather=float(feather))
+                    out[i] = torch.from_numpy(m)
+                bar.update_absolute(i + 1, b)
+        return (out.to(image.device),)

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+import make_template_media as media  # noqa: E402  (where the template pictures put the subject)
+
 UI_DIR = ROOT / "example_workflows"
 API_DIR = ROOT / "workflows" / "api"
 
@@ -94,10 +97,21 @@ UI_ONLY_NODES = {"Note"}  # frontend-only nodes: in the UI file, never in the AP
 
 
 def load_pack():
-    """Import the pack like ComfyUI does (package loaded from its __init__.py under a path-like name)."""
+    """Import the pack like ComfyUI does (package loaded from its __init__.py under a path-like name).
+
+    Outside ComfyUI the host modules the nodes import (``folder_paths``, ``comfy.*``) are the test
+    suite's stand-ins, installed here first.
+    """
     name = str(ROOT / "__init__.py").replace(".", "_x_") + "-build"
     if name in sys.modules:
         return sys.modules[name]
+    if "folder_paths" not in sys.modules:
+        import tempfile
+
+        stubs_spec = importlib.util.spec_from_file_location("phnet_build_stubs", ROOT / "tests/nodes/comfy_stubs.py")
+        stubs = importlib.util.module_from_spec(stubs_spec)
+        stubs_spec.loader.exec_module(stubs)
+        stubs.install(tempfile.mkdtemp(prefix="phnet-build-"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
@@ -142,121 +156,150 @@ class Node:
 
 @dataclass
 class Workflow:
-    name: str
+    key: str           # short handle (thumbnails, tests)
+    name: str          # file name; the frontend shows it as the card title and, dashes as spaces, as its description
     description: str
     nodes: list[Node]
 
 
-def _note(id_, pos, text, size=(420, 220)):
+def accepts(input_type: str, output_type: str) -> bool:
+    """ComfyUI's rule for a link: an input declared "A,B" takes an output of type A or B."""
+    return output_type in {t.strip() for t in input_type.split(",")}
+
+
+def _note(id_, pos, text, size=(400, 230)):
     return Node(id_, "Note", pos, widgets={"text": text}, size=size, title="Read me")
+
+
+PHNET_DEFAULT = {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"}
+SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
+            "device": "auto"}
+SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
+           "threshold": 0.0, "grow": 0, "feather": 1.0}
+PICTURES = ("The pictures it loads ship with the node pack and are copied into ComfyUI/input when ComfyUI "
+            "starts; pick your own in the Load Image nodes.")
+
+# Layout: columns 440 px apart, every node at least 20 px clear of the next (title bars included);
+# tests/comfyui_live/frontend_check.py measures the sizes the real frontend gives them.
 
 
 def workflows() -> list[Workflow]:
     harmonize_composite = Workflow(
-        "phnet-harmonize-composite",
+        "composite",
+        "PHNet-harmonize-a-composite-whose-alpha-is-the-subject",
         "Harmonize an existing composite: an RGBA PNG whose alpha is the pasted subject.",
         [
-            _note(1, (40, 40),
-                  "Harmonize a composite\n\n1. Put an RGBA PNG into ComfyUI/input whose alpha channel is the pasted "
-                  "subject (opaque = subject) and pick it in Load Image.\n2. LoadImage's MASK is 1 where the PNG is "
-                  "transparent, so it is inverted to get the subject mask.\n3. PHNet Harmonize adjusts the subject's "
-                  "colours to the background; pixels outside the mask are unchanged.\n\nThe bundled default PHNet "
-                  "needs no download; other weights go into ComfyUI/models/phnet."),
-            Node(2, "LoadImage", (40, 300), {"image": "phnet_composite.png"}, size=(340, 360),
+            _note(1, (40, 60),
+                  "Harmonize a composite\n\n1. Load Image reads an RGBA PNG whose alpha channel is the pasted "
+                  "subject (opaque = subject).\n2. Its MASK is 1 where the PNG is transparent, so InvertMask turns "
+                  "it into the subject mask.\n3. PHNet Harmonize adjusts the subject's colours to the background; "
+                  "pixels outside the mask are unchanged.\n\n" + PICTURES),
+            Node(2, "LoadImage", (40, 350), {"image": "phnet_composite.png"}, size=(360, 380),
                  title="Load composite (RGBA)"),
-            Node(3, "InvertMask", (460, 500), links={"mask": (2, 1)}, size=(220, 30),
+            Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
                  title="Alpha -> subject mask"),
-            Node(4, "PHNetModelLoader", (460, 300),
-                 {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"},
-                 size=(340, 150)),
-            Node(5, "PHNetHarmonize", (880, 300), {"strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(300, 130)),
-            Node(6, "SaveImage", (1240, 300), {"filename_prefix": "phnet/harmonized"},
-                 links={"images": (5, 0)}, size=(320, 360)),
+            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(5, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(330, 150)),
+            Node(6, "SaveImage", (1360, 350), {"filename_prefix": "phnet/harmonized"},
+                 links={"images": (5, 0)}, size=(360, 400)),
+            Node(7, "ImageBatch", (920, 580), links={"image1": (2, 0), "image2": (5, 0)}, size=(220, 70),
+                 title="Before | after"),
+            Node(8, "PreviewImage", (1360, 820), links={"images": (7, 0)}, size=(360, 400),
+                 title="Preview before/after"),
         ],
     )
 
     paste_and_harmonize = Workflow(
-        "phnet-paste-and-harmonize",
+        "paste",
+        "PHNet-cut-out-with-SAM-paste-onto-a-photo-and-harmonize",
         "Cut a subject out with SAM, paste it onto a background and harmonize it (with a before/after preview).",
         [
-            _note(1, (40, 40),
-                  "Paste and harmonize\n\n1. Load a background and a subject photo (ComfyUI/input).\n2. PHNet SAM "
-                  "Segment cuts the subject out: set 'box' to x0,y0,x1,y1 around the person in the SUBJECT image "
-                  "(pixels), or use positive/negative points.\n3. PHNet Paste Subject places it at x, y (scale "
-                  "resizes it).\n4. PHNet Harmonize matches its colours to the background.\n\nSAM weights: "
-                  "sam_vit_b_01ec64.pth in ComfyUI/models/sams (the loader can also download from the Hub). "
-                  "The preview shows before | after."),
-            Node(2, "LoadImage", (40, 300), {"image": "phnet_background.png"}, size=(340, 360),
+            _note(1, (40, 60),
+                  "Paste and harmonize\n\n1. PHNet SAM Segment cuts the subject out: 'box' is x0,y0,x1,y1 around "
+                  "the person in the SUBJECT image (pixels); points work too.\n2. PHNet Paste Subject places it "
+                  "(x, y, scale, anchor).\n3. PHNet Harmonize matches its colours to the background.\n\nSAM "
+                  "weights: sam_vit_b_01ec64.pth in ComfyUI/models/sams. " + PICTURES),
+            Node(2, "LoadImage", (40, 350), {"image": "phnet_background.png"}, size=(360, 380),
                  title="Load background"),
-            Node(3, "LoadImage", (40, 700), {"image": "phnet_subject.png"}, size=(340, 360), title="Load subject"),
-            Node(4, "PHNetSAMLoader", (460, 900),
-                 {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
-                  "device": "auto"}, size=(320, 160), models=[SAM_VIT_B]),
-            Node(5, "PHNetSAMSegment", (860, 700),
-                 {"box": "32,16,224,256", "positive_points": "", "negative_points": "", "multimask": False,
-                  "threshold": 0.0, "grow": 0, "feather": 1.0},
-                 links={"sam_model": (4, 0), "image": (3, 0)}, size=(320, 270)),
-            Node(6, "PHNetPasteSubject", (1260, 480), {"x": 64, "y": 96, "scale": 1.0, "anchor": "top-left"},
-                 links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(300, 190)),
-            Node(7, "PHNetModelLoader", (1260, 240),
-                 {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"},
-                 size=(340, 150)),
-            Node(8, "PHNetHarmonize", (1660, 300), {"strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(300, 130)),
-            Node(9, "SaveImage", (2040, 300), {"filename_prefix": "phnet/paste_harmonized"},
-                 links={"images": (8, 0)}, size=(320, 360)),
-            Node(10, "ImageBatch", (1660, 720), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 50),
+            Node(3, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
+            Node(4, "PHNetSAMLoader", (480, 1040), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
+            Node(5, "PHNetSAMSegment", (920, 920), SEGMENT, links={"sam_model": (4, 0), "image": (3, 0)},
+                 size=(360, 330)),
+            Node(6, "PHNetPasteSubject", (1360, 600), media.PASTE_ON_PHOTO,
+                 links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(330, 230)),
+            Node(7, "PHNetModelLoader", (1360, 350), PHNET_DEFAULT, size=(360, 160)),
+            Node(8, "PHNetHarmonize", (1800, 350), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 150)),
+            Node(9, "SaveImage", (2240, 350), {"filename_prefix": "phnet/paste_harmonized"},
+                 links={"images": (8, 0)}, size=(360, 400)),
+            Node(10, "ImageBatch", (1800, 600), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(11, "PreviewImage", (2040, 720), links={"images": (10, 0)}, size=(320, 360),
+            Node(11, "PreviewImage", (2240, 820), links={"images": (10, 0)}, size=(360, 400),
                  title="Preview before/after"),
         ],
     )
 
     generate_and_harmonize = Workflow(
-        "phnet-generate-and-harmonize",
+        "generate",
+        "PHNet-generate-a-background-with-SD-then-paste-and-harmonize",
         "Generate a background with Stable Diffusion, paste a SAM-masked subject onto it and harmonize.",
         [
-            _note(1, (40, 40),
+            _note(1, (40, 60),
                   "Generate and harmonize\n\n1. A text-to-image background is generated (any SD1.5 checkpoint in "
                   "ComfyUI/models/checkpoints).\n2. PHNet SAM Segment cuts the subject out of the subject photo "
-                  "(set 'box' around it).\n3. The subject is pasted onto the generated background and harmonized."),
-            Node(2, "CheckpointLoaderSimple", (40, 320), {"ckpt_name": SD15["name"]}, size=(320, 100), models=[SD15]),
-            Node(3, "CLIPTextEncode", (460, 200),
+                  "('box' around it).\n3. The subject is pasted onto the generated background and harmonized.\n\n"
+                  + PICTURES),
+            Node(2, "CheckpointLoaderSimple", (40, 350), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),
+            Node(3, "CLIPTextEncode", (480, 60),
                  {"text": "a sunny beach at golden hour, empty scene, photograph, detailed"},
-                 links={"clip": (2, 1)}, size=(400, 160), title="Background prompt"),
-            Node(4, "CLIPTextEncode", (460, 420), {"text": "people, person, text, watermark, blurry"},
-                 links={"clip": (2, 1)}, size=(400, 160), title="Negative prompt"),
-            Node(5, "EmptyLatentImage", (460, 640), {"width": 512, "height": 512, "batch_size": 1}, size=(320, 110)),
-            Node(6, "KSampler", (900, 200),
+                 links={"clip": (2, 1)}, size=(400, 200), title="Background prompt"),
+            Node(4, "CLIPTextEncode", (480, 330), {"text": "people, person, text, watermark, blurry"},
+                 links={"clip": (2, 1)}, size=(400, 200), title="Negative prompt"),
+            Node(5, "EmptyLatentImage", (40, 540), {"width": 512, "height": 512, "batch_size": 1}, size=(360, 120)),
+            Node(6, "KSampler", (920, 60),
                  {"seed": 42, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
                  links={"model": (2, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (5, 0)},
-                 size=(320, 270)),
-            Node(7, "VAEDecode", (1260, 200), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 50)),
-            Node(8, "LoadImage", (40, 820), {"image": "phnet_subject.png"}, size=(340, 360), title="Load subject"),
-            Node(9, "PHNetSAMLoader", (460, 1100),
-                 {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
-                  "device": "auto"}, size=(320, 160), models=[SAM_VIT_B]),
-            Node(10, "PHNetSAMSegment", (900, 820),
-                 {"box": "32,16,224,256", "positive_points": "", "negative_points": "", "multimask": False,
-                  "threshold": 0.0, "grow": 0, "feather": 1.0},
-                 links={"sam_model": (9, 0), "image": (8, 0)}, size=(320, 270)),
-            Node(11, "PHNetPasteSubject", (1300, 500), {"x": 128, "y": 192, "scale": 1.0, "anchor": "top-left"},
-                 links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(300, 190)),
-            Node(12, "PHNetModelLoader", (1300, 260),
-                 {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"},
-                 size=(340, 150)),
-            Node(13, "PHNetHarmonize", (1700, 400), {"strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(300, 130)),
-            Node(14, "SaveImage", (2080, 400), {"filename_prefix": "phnet/generated_harmonized"},
-                 links={"images": (13, 0)}, size=(320, 360)),
-            Node(15, "ImageBatch", (1700, 820), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 50),
+                 size=(360, 300)),
+            Node(7, "VAEDecode", (920, 450), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 70)),
+            Node(8, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
+            Node(9, "PHNetSAMLoader", (480, 1040), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
+            Node(10, "PHNetSAMSegment", (920, 920), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
+                 size=(360, 330)),
+            Node(11, "PHNetPasteSubject", (1360, 450), media.PASTE_ON_GENERATED,
+                 links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
+            Node(12, "PHNetModelLoader", (1360, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(13, "PHNetHarmonize", (1800, 60), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 150)),
+            Node(14, "SaveImage", (2240, 60), {"filename_prefix": "phnet/generated_harmonized"},
+                 links={"images": (13, 0)}, size=(360, 400)),
+            Node(15, "ImageBatch", (1800, 450), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(16, "PreviewImage", (2080, 820), links={"images": (15, 0)}, size=(320, 360),
+            Node(16, "PreviewImage", (2240, 560), links={"images": (15, 0)}, size=(360, 400),
                  title="Preview before/after"),
         ],
     )
     return [harmonize_composite, paste_and_harmonize, generate_and_harmonize]
+
+
+TITLE_HEIGHT = 30  # litegraph draws the title bar above a node's pos
+
+
+def overlaps(wf: Workflow, sizes: dict[int, tuple[float, float]] | None = None, gap: float = 0) -> list[str]:
+    """Pairs of nodes whose boxes (title bar included) touch; ``sizes`` overrides the declared sizes
+    (e.g. with what the frontend made of them)."""
+    boxes = {}
+    for n in wf.nodes:
+        w, h = (sizes or {}).get(n.id, n.size)
+        boxes[n.id] = (n.pos[0] - gap, n.pos[1] - TITLE_HEIGHT - gap, n.pos[0] + w + gap, n.pos[1] + h + gap)
+    out = []
+    ids = sorted(boxes)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
+            if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
+                out.append(f"{wf.name}: node {a} overlaps node {b}")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -350,11 +393,11 @@ def to_ui(wf: Workflow, pack=None) -> dict:
                 continue
             src, src_slot = node.links[name]
             src_type = specs[src]["outputs"][src_slot][1]
-            if src_type != typ:
+            if not accepts(typ, src_type):
                 raise ValueError(f"{wf.name}: {by_id[src].type}#{src}:{src_slot} is {src_type}, "
                                  f"{node.type}#{node.id}.{name} wants {typ}")
             link_id = len(links) + 1
-            links.append([link_id, src, src_slot, node.id, slot, typ])
+            links.append([link_id, src, src_slot, node.id, slot, src_type])
             link_of[(node.id, name)] = link_id
             out_links.setdefault((src, src_slot), []).append(link_id)
 
@@ -411,7 +454,7 @@ def to_ui(wf: Workflow, pack=None) -> dict:
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 0.75, "offset": [0, 0]}, "info": {"description": wf.description}},
+        "extra": {"ds": {"scale": 0.65, "offset": [20, 20]}, "info": {"description": wf.description}},
         "version": 0.4,
     }
 
@@ -420,6 +463,9 @@ def render() -> dict[Path, str]:
     pack = load_pack()
     files = {}
     for wf in workflows():
+        problems = overlaps(wf, gap=10)
+        if problems:
+            raise ValueError("; ".join(problems))
         files[UI_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf, pack), indent=2) + "\n"
         files[API_DIR / f"{wf.name}.api.json"] = json.dumps(to_api(wf, pack), indent=2) + "\n"
     return files

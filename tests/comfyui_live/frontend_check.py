@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Load the example workflows into the real ComfyUI web frontend (headless Chromium) and compare the
-prompt the frontend builds from each UI file (``app.graphToPrompt()``) with our API-format file.
+"""Load the example workflows into the real ComfyUI web frontend (headless Chromium), compare the
+prompt the frontend builds from each UI file (``app.graphToPrompt()``) with our API-format file, and
+measure whether any two nodes overlap with the sizes the frontend gives them (title bars included).
+Screenshots of the template browser (our category opened) and of every graph land in --out.
 
 Run by ``run_live.py --frontend`` while its server is up, with ComfyUI's Python (it needs aiohttp):
 
@@ -26,7 +28,20 @@ from pathlib import Path
 import aiohttp
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ["phnet-harmonize-composite", "phnet-paste-and-harmonize", "phnet-generate-and-harmonize"]
+NAMES = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
+
+
+def overlaps(bounds: dict[str, list[float]]) -> list[str]:
+    """Pairs of nodes whose on-canvas boxes ([x, y, w, h], title bar included) intersect."""
+    out = []
+    ids = sorted(bounds, key=int)
+    for i, a in enumerate(ids):
+        ax, ay, aw, ah = bounds[a]
+        for b in ids[i + 1:]:
+            bx, by, bw, bh = bounds[b]
+            if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                out.append(f"{a}/{b}")
+    return out
 
 
 class CDP:
@@ -63,25 +78,14 @@ class CDP:
         return r["result"].get("value")
 
 
-def make_thumbnail(png: Path, target: Path) -> None:
-    """Crop the canvas out of a screenshot and save it as the template-browser thumbnail (.jpg)."""
-    from PIL import Image
-
-    with Image.open(png) as im:
-        w, h = im.size
-        canvas = im.convert("RGB").crop((64, 80, w, h - 110))  # no side bar, tabs, toolbar
-        canvas.thumbnail((640, 400))
-        canvas.save(target, "JPEG", quality=85, optimize=True)
-
-
-async def run(url: str, out: Path, cdp_port: int, thumbnails: Path | None = None) -> dict:
+async def run(url: str, out: Path, cdp_port: int) -> dict:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not chromium:
         return {"skipped": "no chromium binary"}
     profile = tempfile.mkdtemp(prefix="phnet-chromium-")
     proc = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
                              f"--remote-debugging-port={cdp_port}", f"--user-data-dir={profile}",
-                             "--window-size=1600,1000", "about:blank"],
+                             "--window-size=1920,1080", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     report: dict = {"workflows": {}}
     try:
@@ -117,13 +121,33 @@ async def run(url: str, out: Path, cdp_port: int, thumbnails: Path | None = None
                 # The first-run template browser is open: is our pack's category in it?
                 report["template_browser_lists_pack"] = await cdp.js(
                     "document.body.innerText.toLowerCase().includes('comfyui-phnet')")
-                shot = await cdp.call("Page.captureScreenshot", format="png")
                 import base64
 
+                # open our category in the template browser: the cards show thumbnail, title, description
+                await cdp.js("(() => { const el = [...document.querySelectorAll('*')].find(e => "
+                             "e.children.length === 0 && e.textContent.trim() === 'comfyui-phnet');"
+                             " if (el) el.click(); return !!el })()")
+                await asyncio.sleep(2.0)
+                shot = await cdp.call("Page.captureScreenshot", format="png")
                 (out / "frontend_template_browser.png").write_bytes(base64.b64decode(shot["data"]))
+                # a card shows the thumbnail (fetched as a blob), the file name as title and, dashes as
+                # spaces, as its one-line description
+                report["template_cards"] = await cdp.js(
+                    "(() => { const text = document.body.innerText;"
+                    " return " + json.dumps(NAMES) + ".filter(n => text.includes(n.replace(/[-_]/g, ' '))) })()")
+                report["thumbnails_shown"] = await cdp.js(
+                    "[...document.querySelectorAll('img')].filter(i => i.src.startsWith('blob:') && i.complete"
+                    " && i.naturalWidth > 0).length")
                 await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close')"
                              ".forEach(b => b.click()); true")
                 await asyncio.sleep(1.0)
+                # the link rule the frontend applies to our SAM socket: other packs' SAM_MODEL may feed
+                # PHNet SAM Segment, our PHNET_SAM may not feed their SAM_MODEL inputs
+                report["link_rules"] = await cdp.js(
+                    "(() => { const ok = (a, b) => window.LiteGraph.isValidConnection(a, b);"
+                    " return {sam_model_into_segment: ok('SAM_MODEL', 'PHNET_SAM,SAM_MODEL'),"
+                    " phnet_sam_into_segment: ok('PHNET_SAM', 'PHNET_SAM,SAM_MODEL'),"
+                    " phnet_sam_into_impact: ok('PHNET_SAM', 'SAM_MODEL')} })()")
                 await cdp.js("(async () => { try { await window.app.extensionManager.setting.set("
                              "'Comfy.Minimap.Visible', false) } catch (e) {} return true })()")
                 for name in NAMES:
@@ -132,10 +156,13 @@ async def run(url: str, out: Path, cdp_port: int, thumbnails: Path | None = None
                     n_events = len(cdp.events)
                     value = await cdp.js(
                         "(async () => { await window.app.loadGraphData(" + json.dumps(ui) + ");"
+                        " await new Promise(r => setTimeout(r, 1000));"
                         " const p = await window.app.graphToPrompt();"
                         " const nodes = window.app.graph._nodes.map(n => ({id: n.id, type: n.type,"
                         "   widgets: (n.widgets || []).map(w => [w.name, w.value]),"
-                        "   inputs: (n.inputs || []).map(i => [i.name, i.type, i.link])}));"
+                        "   inputs: (n.inputs || []).map(i => [i.name, i.type, i.link]),"
+                        "   bounding: [n.pos[0], n.pos[1] - (window.LiteGraph?.NODE_TITLE_HEIGHT ?? 30), n.size[0],"
+                        "              n.size[1] + (window.LiteGraph?.NODE_TITLE_HEIGHT ?? 30)]}));"
                         " return JSON.stringify({output: p.output, nodes}); })()", timeout=120)
                     got = json.loads(value)
                     frontend = {k: {"class_type": v["class_type"], "inputs": v["inputs"]}
@@ -160,12 +187,12 @@ async def run(url: str, out: Path, cdp_port: int, thumbnails: Path | None = None
                     shot = await cdp.call("Page.captureScreenshot", format="png")
                     png = out / f"frontend_{name}.png"
                     png.write_bytes(base64.b64decode(shot["data"]))
-                    if thumbnails is not None:
-                        make_thumbnail(png, thumbnails / f"{name}.jpg")
                     report["workflows"][name] = {
                         "same_prompt_as_api_file": not diffs,
                         "diffs": diffs,
                         "nodes_loaded": len(got["nodes"]),
+                        "overlaps": overlaps({str(n["id"]): n["bounding"] for n in got["nodes"]}),
+                        "bounds": {str(n["id"]): [round(v) for v in n["bounding"]] for n in got["nodes"]},
                         "console_errors": [json.dumps(e["params"])[:500] for e in errors],
                         "ignored_offline_errors": len(offline),
                         "screenshot": str(png),
@@ -186,11 +213,10 @@ def main() -> int:
     ap.add_argument("--url", default="http://127.0.0.1:18188/")
     ap.add_argument("--out", default=".")
     ap.add_argument("--cdp-port", type=int, default=19333)
-    ap.add_argument("--thumbnails", default=None, help="write <name>.jpg template thumbnails into this folder")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = asyncio.run(run(args.url, out, args.cdp_port, Path(args.thumbnails) if args.thumbnails else None))
+    report = asyncio.run(run(args.url, out, args.cdp_port))
     print(json.dumps(report))
     return 0
 

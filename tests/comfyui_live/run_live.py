@@ -1,20 +1,33 @@
 #!/usr/bin/env python3
 """Live check of the node pack in a real, headless ComfyUI (CPU). Not run by CI; run it by hand:
 
-    python tests/comfyui_live/run_live.py --comfy /tmp/comfy --comfy-python /tmp/comfyvenv/bin/python
+    python tests/comfyui_live/run_live.py --comfy /tmp/comfy --comfy-python /tmp/comfyvenv/bin/python [--frontend]
 
-What it does (everything under a fresh --base-directory, nothing is written into the ComfyUI checkout):
- 1. builds a tiny random PHNet (models/phnet/tiny-phnet/) and a tiny random SAM saved as
-    models/sams/sam_vit_b_01ec64.pth (the file name the example workflows use), input pictures, and an
-    extra_model_paths.yaml that adds a second 'phnet' folder (to see that registration is additive);
+Getting a real ComfyUI here: a checkout of Comfy-Org/ComfyUI (verified with 0.3.64) and a separate venv
+with its requirements from PyPI (``pip install torch==2.14.1 torchvision==0.29.1``, then its
+requirements.txt without the torch lines, plus ``requests``; other torch versions pull gigabytes).
+
+What it does (under a fresh --base-directory with an EMPTY input folder; nothing is written into the
+ComfyUI checkout):
+ 1. builds a tiny random SAM saved as models/sams/sam_vit_b_01ec64.pth (the file the templates name;
+    the real one is a 375 MB download), a tiny PHNet in models/phnet and one in a second 'phnet' folder
+    given by an extra_model_paths.yaml (to see that registration is additive);
  2. starts ``main.py --cpu --listen 127.0.0.1`` with this repo symlinked as custom_nodes/comfyui-phnet;
- 3. checks the import log (no IMPORT FAILED), /object_info (our 5 nodes, their inputs, the model lists),
-    /workflow_templates (our example workflows are offered) and that every example workflow matches
-    /object_info (node types, input names, link types, widget positions of the UI form);
- 4. POSTs the harmonize-composite and paste-and-harmonize API workflows to /prompt (PHNet Model Loader
-    switched to the tiny model unless --use-default), waits for /history and downloads the saved images;
- 5. POSTs generate-and-harmonize: with no SD checkpoint installed the only accepted error is the missing
-    ckpt_name; everything else must validate.
+ 3. checks the import log (no IMPORT FAILED, the pack's import time), that the pack copied the
+    templates' pictures into the empty input folder, /object_info (our 5 nodes, their inputs, the model
+    lists), /workflow_templates (every template and its thumbnail served) and that every template's API
+    form matches /object_info and its UI form;
+ 4. runs EVERY template as shipped through /prompt (bundled default PHNet, the shipped pictures): the
+    ones without diffusion as they are; a template with a diffusion part is first validated whole (only
+    the missing SD checkpoint may be reported), then run with its VAE Decode output replaced by a Load
+    Image of the shipped background (the diffusion nodes are validated, not run);
+ 5. makes each mask mistake on a copy of the RGBA template (no InvertMask, a picture without alpha, a
+    mask of another size) plus fp16 on the CPU, and records the message the user is shown;
+ 6. checks that a missing model is reported once in the /prompt response;
+ 7. builds the pip wheel of the repository and checks it holds the library but no ComfyUI pack (a
+    top-level 'nodes' would shadow ComfyUI's nodes.py) and that the installed 'phnet' harmonizes;
+ 8. with --frontend, loads every template into the real web frontend (headless Chromium), compares
+    the prompt it builds with our API file, measures node overlaps and saves screenshots.
 With --snapshot it also writes the /object_info entries of the core nodes our workflows use to
 tests/nodes/data/core_object_info.json (used by the unit tests). Exit code 0 = all checks passed.
 Needs torch + segment-anything in the Python running this script (the repo venv has them).
@@ -40,8 +53,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 OUR_NODES = ["PHNetModelLoader", "PHNetSAMLoader", "PHNetSAMSegment", "PHNetPasteSubject", "PHNetHarmonize"]
-WORKFLOWS = ["phnet-harmonize-composite", "phnet-paste-and-harmonize", "phnet-generate-and-harmonize"]
-RUNNABLE = WORKFLOWS[:2]
+WORKFLOWS = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
+PICTURES = ["phnet_background.png", "phnet_composite.png", "phnet_subject.png"]
+DIFFUSION = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode"}
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 TINY_PHNET = "tiny-phnet/model.safetensors"
 
@@ -70,25 +84,14 @@ def make_models(base: Path) -> None:
     save_tiny_sam(base / "models" / "sams" / "sam_vit_b_01ec64.pth")
 
 
-def make_inputs(d: Path) -> None:
-    import numpy as np
+def mistake_pictures(d: Path) -> None:
+    """Pictures for the mask-mistake runs: the RGBA template picture saved as a JPG (no alpha), and an
+    RGBA cut-out of another size."""
     from PIL import Image
 
-    d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:320, 0:384] / 320.0
-    bg = np.stack([0.25 + 0.5 * xx, 0.35 + 0.35 * yy, 0.75 - 0.35 * xx], -1)  # cool, bluish scene
-    Image.fromarray((bg * 255).astype(np.uint8)).save(d / "phnet_background.png")
-    sy, sx = np.mgrid[0:256, 0:256]
-    person = ((sx - 128) / 80.0) ** 2 + ((sy - 140) / 110.0) ** 2 < 1
-    sub = np.where(person[..., None], [0.95, 0.7, 0.5], [0.1, 0.5, 0.2]) + 0.02 * rng.random((256, 256, 3))
-    Image.fromarray((sub.clip(0, 1) * 255).astype(np.uint8)).save(d / "phnet_subject.png")
-    comp = bg.copy()
-    comp[40:296, 64:320][person] = sub[person]
-    alpha = np.zeros((320, 384), np.uint8)
-    alpha[40:296, 64:320][person] = 255
-    Image.fromarray(np.dstack([(comp.clip(0, 1) * 255).astype(np.uint8), alpha]), "RGBA").save(
-        d / "phnet_composite.png")
+    with Image.open(REPO / "examples" / "comfyui" / "phnet_composite.png") as im:
+        im.convert("RGB").save(d / "phnet_live_no_alpha.jpg", quality=90)
+        im.resize((200, 200)).save(d / "phnet_live_other_size.png")
 
 
 # ------------------------------------------------------------------------------------------ http
@@ -166,7 +169,7 @@ def validate_api(prompt: dict, oi: dict, allowed_missing: set[tuple[str, str]] =
             if isinstance(v, list):
                 src = prompt[v[0]]
                 got = oi[src["class_type"]]["output"][v[1]]
-                if got != want:
+                if got not in want.split(","):
                     errs.append(f"#{nid} {node['class_type']}.{name}: {got} -> {want}")
             else:
                 opts = _combo_options(decl[name])
@@ -222,18 +225,172 @@ def run_prompt(client: Client, prompt: dict, timeout: float) -> tuple[dict | Non
     return None, "timeout"
 
 
+def _api(name: str) -> dict:
+    return json.loads((REPO / "workflows" / "api" / f"{name}.api.json").read_text())
+
+
+def _size(name: str) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(REPO / "examples" / "comfyui" / name) as im:
+        return im.size
+
+
+def without_diffusion(prompt: dict) -> dict:
+    """The template with its diffusion part cut off: VAE Decode's IMAGE becomes a Load Image of the
+    shipped background (same node id, same output slot), the other diffusion nodes are dropped."""
+    out = {}
+    for nid, node in prompt.items():
+        if node["class_type"] == "VAEDecode":
+            out[nid] = {"class_type": "LoadImage", "inputs": {"image": "phnet_background.png"}}
+        elif node["class_type"] not in DIFFUSION:
+            out[nid] = node
+    return out
+
+
+def run_template(client: Client, name: str, oi: dict, results_dir: Path, timeout: float) -> None:
+    prompt = _api(name)
+    background = None
+    if any(n["class_type"] in DIFFUSION for n in prompt.values()):
+        status, body = client.post("/prompt", {"prompt": prompt, "client_id": "phnet-live"})
+        errors = body.get("node_errors", {})
+        kinds = sorted({(v["class_type"], e["type"], e.get("extra_info", {}).get("input_name"))
+                        for v in errors.values() for e in v["errors"]})
+        report.setdefault("diffusion_validation", {})[name] = {"http": status, "node_errors": kinds}
+        only_ckpt = status == 200 or kinds == [("CheckpointLoaderSimple", "value_not_in_list", "ckpt_name")]
+        check(only_ckpt, f"{name}: whole template validated: HTTP {status}, node errors {kinds} "
+                         "(only the missing SD checkpoint is allowed)")
+        if status == 200:  # an SD checkpoint is installed: don't wait for a CPU diffusion run
+            client.post("/interrupt", {})
+        prompt = without_diffusion(prompt)
+        background = _size("phnet_background.png")
+    t0 = time.time()
+    hist, status = run_prompt(client, prompt, timeout)
+    dt = round(time.time() - t0, 1)
+    if not check(status == "success", f"{name}: ran as shipped{' (diffusion cut off)' if background else ''} "
+                                      f"({status}, {dt} s)"):
+        return
+    saved = []
+    from PIL import Image
+
+    for out in hist["outputs"].values():
+        for f in out.get("images", []):
+            q = urllib.parse.urlencode({"filename": f["filename"], "subfolder": f["subfolder"], "type": f["type"]})
+            code, data = client.get(f"/view?{q}", raw=True)
+            target = results_dir / f"{name}__{f['type']}__{f['filename']}"
+            target.write_bytes(data)
+            with Image.open(target) as im:
+                saved.append({"file": str(target), "type": f["type"], "size": im.size, "http": code})
+    report.setdefault("runs", {})[name] = {"seconds": dt, "images": saved}
+    first_load = next(n for n in prompt.values() if n["class_type"] == "LoadImage")["inputs"]["image"]
+    want = background or _size(first_load)
+    outputs = [s["size"] for s in saved if s["type"] == "output"]
+    check(outputs == [want], f"{name}: saved one output image of {want}: {outputs}")
+    previews = [s for s in saved if s["type"] == "temp"]
+    check(len(previews) == 2, f"{name}: before | after preview ({len(previews)} images)")
+
+
+def _composite_prompt() -> tuple[dict, str, str]:
+    name = next(n for n in WORKFLOWS if "composite" in n)
+    prompt = _api(name)
+    harmonize = next(k for k, v in prompt.items() if v["class_type"] == "PHNetHarmonize")
+    load = next(k for k, v in prompt.items() if v["class_type"] == "LoadImage")
+    return prompt, harmonize, load
+
+
+def _error_message(client: Client, prompt: dict, timeout: float) -> str:
+    status, body = client.post("/prompt", {"prompt": prompt, "client_id": "phnet-live"})
+    if status != 200:
+        return f"HTTP {status}: {json.dumps(body)[:500]}"
+    pid = body["prompt_id"]
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        h = client.get(f"/history/{pid}").get(pid)
+        if h and h.get("status", {}).get("completed") is not None:
+            for event, data in h["status"].get("messages", []):
+                if event == "execution_error":
+                    return f"{data['node_type']}: {data['exception_type']}: {data['exception_message']}"
+            return "no error"
+        time.sleep(0.5)
+    return "timeout"
+
+
+def mask_mistakes(client: Client, timeout: float) -> None:
+    """Each mistake on a copy of the RGBA template; the message is what the frontend's error dialog shows."""
+    import copy
+
+    base, harmonize, load = _composite_prompt()
+    cases = {}
+    p = copy.deepcopy(base)
+    p[harmonize]["inputs"]["mask"] = [load, 1]  # InvertMask left out
+    cases["no InvertMask on an RGBA cut-out"] = (p, "InvertMask")
+    p = copy.deepcopy(base)
+    p[load]["inputs"]["image"] = "phnet_live_no_alpha.jpg"
+    cases["a picture without alpha"] = (p, "no alpha channel")
+    p = copy.deepcopy(base)
+    p["900"] = {"class_type": "LoadImage", "inputs": {"image": "phnet_live_other_size.png"}}
+    p["901"] = {"class_type": "InvertMask", "inputs": {"mask": ["900", 1]}}
+    p[harmonize]["inputs"]["mask"] = ["901", 0]
+    cases["a mask of another size"] = (p, "must be the same size")
+    p = copy.deepcopy(base)
+    loader = next(k for k, v in p.items() if v["class_type"] == "PHNetModelLoader")
+    p[loader]["inputs"]["dtype"] = "fp16"
+    cases["fp16 on the CPU"] = (p, "runs slower than fp32")
+    for what, (prompt, expected) in cases.items():
+        msg = _error_message(client, prompt, timeout)
+        report.setdefault("mask_mistakes", {})[what] = msg
+        check(expected in msg, f"{what}: the user reads {msg!r}")
+
+
+def reported_once(client: Client) -> None:
+    prompt, _, _ = _composite_prompt()
+    loader = next(k for k, v in prompt.items() if v["class_type"] == "PHNetModelLoader")
+    prompt[loader]["inputs"]["model_name"] = "gone.safetensors"
+    status, body = client.post("/prompt", {"prompt": prompt, "client_id": "phnet-live"})
+    errors = body.get("node_errors", {}).get(loader, {}).get("errors", [])
+    report["missing_model_errors"] = errors
+    check(status == 400 and len(errors) == 1, f"a missing model is reported once: HTTP {status}, "
+                                              f"{[e.get('details') for e in errors]}")
+
+
+def pip_package(work: Path) -> None:
+    """The same folder as a pip package: the wheel has the library and the trainer, not the node pack."""
+    import zipfile
+
+    src = work / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "build", "*.egg-info"),
+                    symlinks=True)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(work / "wheel")], capture_output=True, text=True, timeout=600)
+    wheels = list((work / "wheel").glob("*.whl"))
+    if not check(r.returncode == 0 and len(wheels) == 1, f"pip wheel builds {[w.name for w in wheels]} "
+                                                         f"{r.stderr[-500:] if r.returncode else ''}"):
+        return
+    tops = sorted({n.split("/")[0] for n in zipfile.ZipFile(wheels[0]).namelist()} - {""})
+    report["wheel_top_level"] = tops
+    check("phnet" in tops and "nodes" not in tops and "__init__.py" not in tops,
+          f"the wheel holds {tops}: the library, no node pack")
+    target = work / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheels[0])],
+                   capture_output=True, text=True, timeout=600)
+    code = ("import numpy as np, phnet; from phnet import Harmonizer; h = Harmonizer.from_pretrained(device='cpu');"
+            "m = np.zeros((64, 64), 'float32'); m[16:48, 16:48] = 1;"
+            "print(phnet.__file__, h(np.random.rand(64, 64, 3).astype('float32'), m).shape)")
+    env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0 and r.stdout.startswith(str(target)) and "(64, 64, 3)" in r.stdout,
+          f"the installed phnet harmonizes: {r.stdout.strip() or r.stderr[-500:]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comfy", default=os.environ.get("COMFYUI_PATH", "/tmp/comfy"), help="ComfyUI checkout")
     ap.add_argument("--comfy-python", default="/tmp/comfyvenv/bin/python", help="Python of ComfyUI's venv")
     ap.add_argument("--port", type=int, default=18188)
     ap.add_argument("--base", default=None, help="base directory to use (default: a new temp dir)")
-    ap.add_argument("--use-default", action="store_true", help="run with the bundled default PHNet")
     ap.add_argument("--snapshot", action="store_true", help="write tests/nodes/data/core_object_info.json")
     ap.add_argument("--keep", action="store_true", help="keep the base directory")
     ap.add_argument("--timeout", type=float, default=600)
-    ap.add_argument("--thumbnails", action="store_true",
-                    help="with --frontend: refresh example_workflows/<name>.jpg from the frontend screenshots")
     ap.add_argument("--frontend", action="store_true",
                     help="also load the UI workflows in the real web frontend (headless chromium) and compare "
                          "the prompt it builds with our API files")
@@ -246,7 +403,7 @@ def main() -> int:
     if not link.exists():
         os.symlink(REPO, link)
     make_models(base)
-    make_inputs(base / "input")
+    check(not any((base / "input").iterdir()), "the input folder starts empty")
     yaml = base / "extra_model_paths.yaml"
     yaml.write_text(f"phnet_live:\n    base_path: {base}\n    phnet: extra_phnet\n")
     log_path = base / "comfyui.log"
@@ -276,6 +433,16 @@ def main() -> int:
         check(not any("IMPORT FAILED" in l or "Cannot import" in l for l in import_lines),
               "pack imported without IMPORT FAILED / Cannot import")
         check("Adding extra search path phnet" in text, "extra_model_paths.yaml 'phnet' path applied before packs")
+        timing = [l for l in import_lines if "seconds" in l]
+        report["pack_import_time"] = timing
+        check(bool(timing), f"pack import time: {timing}")
+        present = sorted(p.name for p in (base / "input").iterdir())
+        same = all((base / "input" / f).read_bytes() == (REPO / "examples" / "comfyui" / f).read_bytes()
+                   for f in PICTURES if f in present)
+        report["input_folder_after_start"] = present
+        check(present == PICTURES and same, f"the pack copied the template pictures into the empty input folder: "
+                                            f"{present}")
+        mistake_pictures(base / "input")
 
         oi = client.get("/object_info")
         from importlib.util import module_from_spec, spec_from_file_location
@@ -315,15 +482,17 @@ def main() -> int:
         ours = sorted(templates.get("comfyui-phnet", []))
         check(ours == sorted(WORKFLOWS), f"/workflow_templates offers {ours}")
         for name in WORKFLOWS:
-            status, _ = client.get(f"/api/workflow_templates/comfyui-phnet/{name}.json", raw=True)
-            check(status == 200, f"template file {name}.json served ({status})")
+            for ext in ("json", "jpg"):
+                status, _ = client.get(f"/api/workflow_templates/comfyui-phnet/{urllib.parse.quote(name)}.{ext}",
+                                       raw=True)
+                check(status == 200, f"template file {name}.{ext} served ({status})")
 
         used_core = set()
         for name in WORKFLOWS:
             api = json.loads((REPO / "workflows" / "api" / f"{name}.api.json").read_text())
             ui = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
             used_core |= {n["class_type"] for n in api.values() if n["class_type"] not in OUR_NODES}
-            allowed = {("CheckpointLoaderSimple", "ckpt_name")} if "generate" in name else set()
+            allowed = {("CheckpointLoaderSimple", "ckpt_name")}
             errs = validate_api(api, oi, allowed)
             check(not errs, f"{name}: API form valid against /object_info {errs if errs else ''}")
             conv = ui_to_api(ui, oi)
@@ -348,8 +517,7 @@ def main() -> int:
         results_dir.mkdir(exist_ok=True)
         if args.frontend:
             r = subprocess.run([args.comfy_python, str(Path(__file__).with_name("frontend_check.py")),
-                                "--url", client.base + "/", "--out", str(results_dir)]
-                               + (["--thumbnails", str(REPO / "example_workflows")] if args.thumbnails else []),
+                                "--url", client.base + "/", "--out", str(results_dir)],
                                capture_output=True, text=True, timeout=args.timeout)
             try:
                 fe = json.loads(r.stdout.strip().splitlines()[-1])
@@ -360,50 +528,24 @@ def main() -> int:
                 print("frontend check skipped:", fe["skipped"])
             elif check(fe.get("frontend_ready", False), f"web frontend {fe.get('frontend_version')} loaded"):
                 check(fe.get("template_browser_lists_pack", False), "template browser shows a comfyui-phnet category")
+                cards = sorted(fe.get("template_cards") or [])
+                check(cards == WORKFLOWS and fe.get("thumbnails_shown", 0) >= len(WORKFLOWS),
+                      f"template browser: a card with thumbnail and description for {cards} "
+                      f"({fe.get('thumbnails_shown')} thumbnails shown)")
+                rules = fe.get("link_rules") or {}
+                check(rules == {"sam_model_into_segment": True, "phnet_sam_into_segment": True,
+                                "phnet_sam_into_impact": False},
+                      f"frontend link rules for the SAM socket: {rules}")
                 for name, w in fe.get("workflows", {}).items():
                     check(w["same_prompt_as_api_file"],
                           f"{name}: frontend graphToPrompt() of the UI file == our API file {w['diffs'] or ''}")
                     check(not w["console_errors"], f"{name}: no frontend errors while loading {w['console_errors']}")
-        for name in RUNNABLE:
-            prompt = json.loads((REPO / "workflows" / "api" / f"{name}.api.json").read_text())
-            if not args.use_default:
-                for n in prompt.values():
-                    if n["class_type"] == "PHNetModelLoader":
-                        n["inputs"]["model_name"] = TINY_PHNET
-            t0 = time.time()
-            hist, status = run_prompt(client, prompt, args.timeout)
-            dt = round(time.time() - t0, 1)
-            if not check(status == "success", f"{name}: /prompt ran ({status}, {dt} s)"):
-                continue
-            files = [img for out in hist["outputs"].values() for img in out.get("images", [])]
-            saved = []
-            for f in files:
-                q = urllib.parse.urlencode({"filename": f["filename"], "subfolder": f["subfolder"], "type": f["type"]})
-                code, data = client.get(f"/view?{q}", raw=True)
-                target = results_dir / f"{name}__{f['type']}__{f['filename']}"
-                target.write_bytes(data)
-                from PIL import Image
-
-                with Image.open(target) as im:
-                    saved.append({"file": str(target), "type": f["type"], "size": im.size, "http": code})
-            report.setdefault("runs", {})[name] = {"seconds": dt, "images": saved}
-            outputs = [s for s in saved if s["type"] == "output"]
-            check(len(outputs) == 1 and outputs[0]["size"] == (384, 320),
-                  f"{name}: saved output image {[(s['size'], Path(s['file']).name) for s in outputs]}")
-            if name == "phnet-paste-and-harmonize":
-                check(len([s for s in saved if s["type"] == "temp"]) == 2, f"{name}: before/after preview (2 images)")
-
-        gen = json.loads((REPO / "workflows" / "api" / "phnet-generate-and-harmonize.api.json").read_text())
-        status, body = client.post("/prompt", {"prompt": gen, "client_id": "phnet-live"})
-        errors = body.get("node_errors", {})
-        kinds = sorted({(v["class_type"], e["type"], e.get("extra_info", {}).get("input_name"))
-                        for v in errors.values() for e in v["errors"]})
-        report["generate_prompt"] = {"http": status, "node_errors": kinds}
-        only_ckpt = status == 200 or kinds == [("CheckpointLoaderSimple", "value_not_in_list", "ckpt_name")]
-        check(only_ckpt, f"phnet-generate-and-harmonize: /prompt -> HTTP {status}, node errors {kinds} "
-                         "(only the missing SD checkpoint is allowed)")
-        if status == 200:  # a checkpoint is installed: let it finish (or fail) but don't wait for ever
-            client.post("/interrupt", {})
+                    check(not w["overlaps"], f"{name}: no two nodes overlap in the frontend {w['overlaps'] or ''}")
+        for name in WORKFLOWS:
+            run_template(client, name, oi, results_dir, args.timeout)
+        mask_mistakes(client, args.timeout)
+        reported_once(client)
+        pip_package(base / "pip")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -66,7 +66,7 @@ def test_stable_interface(pack):
         spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
         assert list(spec.get("required", {})) + list(spec.get("optional", {})) == names
     rt = {k: c.RETURN_TYPES for k, c in pack.NODE_CLASS_MAPPINGS.items()}
-    assert rt == {"PHNetModelLoader": ("PHNET_MODEL",), "PHNetSAMLoader": ("SAM_MODEL",),
+    assert rt == {"PHNetModelLoader": ("PHNET_MODEL",), "PHNetSAMLoader": ("PHNET_SAM",),
                   "PHNetSAMSegment": ("MASK",), "PHNetPasteSubject": ("IMAGE", "MASK"),
                   "PHNetHarmonize": ("IMAGE",)}
 
@@ -107,13 +107,13 @@ def test_registration_is_additive(pack, comfy_env, tmp_path):
         user = str(tmp_path / "user_phnet")
         fp.add_model_folder_path("phnet", user)  # what ComfyUI does for a YAML entry: exts = set() ("all")
         fp.folder_names_and_paths["sams"] = ([str(tmp_path / "impact_sams")], {".pth"})  # another pack's entry
-        assert paths_mod.register_model_folders()
+        paths_mod.register_model_folders()
         p, exts = fp.folder_names_and_paths["phnet"]
         assert p == [user, os.path.join(fp.models_dir, "phnet")] and exts == set()
         p, exts = fp.folder_names_and_paths["sams"]
         assert p == [str(tmp_path / "impact_sams"), os.path.join(fp.models_dir, "sams")]
         assert {".pth", ".safetensors"} <= exts
-        assert paths_mod.register_model_folders()  # idempotent
+        paths_mod.register_model_folders()  # idempotent
         assert fp.folder_names_and_paths["phnet"][0] == [user, os.path.join(fp.models_dir, "phnet")]
         # a file in the user's folder is listed (config.json beside it is not, even with exts == "all")
         os.makedirs(os.path.join(user, "mine"))
@@ -132,30 +132,43 @@ def _run_isolated(code: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_import_is_light_and_phnet_found_without_repo_on_path(tmp_path):
-    """In ComfyUI the repo root is not on sys.path: importing the pack must stay light (no torch) and
-    the nodes must still find the bundled phnet, without exposing our nodes/ as a top-level 'nodes'."""
+def test_pack_uses_its_own_core_without_touching_sys_modules(tmp_path):
+    """In ComfyUI the repo root is not on sys.path. Loading the pack must stay light (the core, SAM and
+    the Hub client load when a node runs), must not add a top-level 'phnet' or 'nodes' module (ours
+    would shadow ComfyUI's nodes.py), and a node must reach the core bundled beside it, even when a
+    different 'phnet' is importable."""
     link = tmp_path / "custom_nodes" / "comfyui-phnet"
     link.parent.mkdir()
     os.symlink(REPO, link)
+    decoy = tmp_path / "site" / "phnet"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the installed phnet must not be used')\n")
     r = _run_isolated(f"""
-        import importlib.util, sys
-        sys.path = [p for p in sys.path if p not in ('', {str(REPO)!r})]
+        import importlib, importlib.util, sys
+        sys.path = [p for p in sys.path if p not in ('', {str(REPO)!r})] + [{str(decoy.parent)!r}]
+        spec = importlib.util.spec_from_file_location('stubs', {str(REPO / 'tests/nodes/comfy_stubs.py')!r})
+        stubs = importlib.util.module_from_spec(spec); spec.loader.exec_module(stubs)
+        stubs.install({str(tmp_path)!r})
+        before = set(sys.modules)
         path = {str(link)!r}
         spec = importlib.util.spec_from_file_location(path.replace('.', '_x_'), path + '/__init__.py')
         m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
         assert len(m.NODE_CLASS_MAPPINGS) == 5
-        assert 'torch' not in sys.modules, 'import pulled in torch'
-        env = sys.modules[spec.name + '.nodes._env']
-        ph = env.phnet()
-        print(ph.__file__)
-        assert 'nodes' not in sys.modules, 'our nodes/ leaked as top-level nodes'
-        import phnet.compositing
+        new = set(sys.modules) - before
+        assert not [n for n in new if not n.startswith(spec.name + '.') and n.split('.')[0] in
+                    ('phnet', 'nodes', 'segment_anything', 'huggingface_hub', 'safetensors')], sorted(new)
+        assert not [n for n in new if n.startswith(spec.name + '.phnet')], 'the core loaded at import'
+        loaders = sys.modules[spec.name + '.nodes.loaders']
+        (h,) = loaders.PHNetModelLoader().load('default (bundled)', '', 'cpu', 'auto')
+        print(type(h).__module__, sys.modules[type(h).__module__].__file__)
+        assert 'phnet' not in sys.modules and 'nodes' not in sys.modules
         print('ok')
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("ok")
-    assert os.path.realpath(r.stdout.splitlines()[0]) == str(REPO / "phnet" / "__init__.py")
+    module, file = r.stdout.splitlines()[0].split()
+    assert module.endswith("comfyui-phnet.phnet.harmonizer")
+    assert os.path.realpath(file) == str(REPO / "phnet" / "harmonizer.py")
 
 
 def test_root_init_imports_outside_comfyui():

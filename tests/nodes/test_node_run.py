@@ -15,18 +15,22 @@ def portrait(helpers):
 
 
 # ---------------------------------------------------------------- loaders
-def test_sam_loader(sam_model, nodes, tiny_sam):
-    from phnet.segmentation import SamSegmenter
-
-    assert isinstance(sam_model, SamSegmenter)
-    assert str(sam_model.comfy_load_device) == "cpu"
+def test_sam_loader(pack, sam_model, nodes, tiny_sam):
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    SamSegmenter = importlib.import_module(pack.__name__ + ".phnet.segmentation").SamSegmenter
+    assert isinstance(sam_model, loaders.PHNetSAM) and isinstance(sam_model.segmenter, SamSegmenter)
+    assert str(sam_model.load_device) == "cpu" and str(sam_model.offload_device) == "cpu"
+    assert pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"].RETURN_TYPES == ("PHNET_SAM",)
 
 
 def test_sam_loader_missing_file(nodes, pack):
     cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
-    msg = cls.VALIDATE_INPUTS(model_name="nope.pth", hub_repo_id="")
+    msg = cls.VALIDATE_INPUTS(model_name="nope.pth")
     assert isinstance(msg, str) and "models/sams" in msg
-    assert cls.VALIDATE_INPUTS(model_name="nope.pth", hub_repo_id="owner/repo") is True
+    assert cls.VALIDATE_INPUTS(model_name="(from hub_repo_id)") is True  # a Hub-only setup validates
+    assert list(__import__("inspect").signature(cls.VALIDATE_INPUTS).parameters) == ["model_name"]
+    with pytest.raises(ValueError, match="set hub_repo_id"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", "", "", "auto", "auto")
     with pytest.raises(FileNotFoundError, match="sams"):
         nodes["PHNetSAMLoader"].load("nope.pth", "", "", "auto", "auto")
 
@@ -98,9 +102,14 @@ def test_segment_accepts_plain_sam_model(nodes, tiny_sam, portrait):
 
 def test_segment_honours_interrupt(nodes, sam_model, comfy_env, portrait):
     img, _ = portrait(b=2)
+    comfy_env.utils.set_progress_bar_global_hook(
+        lambda v, t, p, node_id=None: comfy_env.mm.throw_exception_if_processing_interrupted())
     comfy_env.mm.interrupt_current_processing(True)
-    with pytest.raises(comfy_env.mm.InterruptProcessingException):
-        nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
+    try:
+        with pytest.raises(comfy_env.mm.InterruptProcessingException):
+            nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
+    finally:
+        comfy_env.utils.set_progress_bar_global_hook(None)
     assert not comfy_env.mm.processing_interrupted()
 
 
@@ -138,21 +147,7 @@ def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
     from tests.helpers.tiny_sam import save_tiny_sam
 
     save_tiny_sam(comfy_env.base / "models" / "sams" / "sub" / "tiny.safetensors")
-    (seg,) = nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "auto", "cpu")
-    assert seg.model_type == "custom"
+    (sam,) = nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "auto", "cpu")
+    assert sam.segmenter.model_type == "custom"
     with pytest.raises(ValueError, match="not the requested vit_b"):
         nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "vit_b", "cpu")
-
-
-def test_missing_dependency_message(pack, monkeypatch):
-    env = importlib.import_module(pack.__name__ + ".nodes._env")
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name == "phnet.fake_dep_user":
-            raise ModuleNotFoundError("No module named 'segment_anything'", name="segment_anything")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(env.importlib, "import_module", fake)
-    with pytest.raises(ImportError, match="pip install segment-anything"):
-        env.phnet_module("fake_dep_user")

@@ -21,8 +21,11 @@ workflow_exec = sys.modules["phnet_nodes_test_workflow_exec"]  # loaded by conft
 
 UI_DIR = REPO / "example_workflows"
 API_DIR = REPO / "workflows" / "api"
-NAMES = ["phnet-harmonize-composite", "phnet-paste-and-harmonize", "phnet-generate-and-harmonize"]
-RUNNABLE = ["phnet-harmonize-composite", "phnet-paste-and-harmonize"]
+COMPOSITE = "PHNet-harmonize-a-composite-whose-alpha-is-the-subject"
+PASTE = "PHNet-cut-out-with-SAM-paste-onto-a-photo-and-harmonize"
+GENERATE = "PHNet-generate-a-background-with-SD-then-paste-and-harmonize"
+NAMES = [COMPOSITE, PASTE, GENERATE]
+RUNNABLE = [COMPOSITE, PASTE]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
@@ -124,7 +127,7 @@ def test_ui_format_is_consistent(name, classes):
     for link_id, src, src_slot, dst, dst_slot, typ in ui["links"]:
         out = nodes[src]["outputs"][src_slot]
         inp = nodes[dst]["inputs"][dst_slot]
-        assert out["type"] == inp["type"] == typ, (name, link_id)
+        assert out["type"] == typ and typ in inp["type"].split(","), (name, link_id)
         assert link_id in out["links"] and inp["link"] == link_id
     orders = sorted(n["order"] for n in ui["nodes"])
     assert orders == list(range(len(ui["nodes"])))
@@ -138,14 +141,14 @@ def test_ui_and_api_describe_the_same_graph(name, classes):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_api_prompt_validates(name, classes, tiny_sam, comfy_env):
-    _scene(comfy_env)
+def test_api_prompt_validates(name, classes, tiny_sam, comfy_env, pack):
+    _scene(comfy_env, pack)
     assert workflow_exec.validate_prompt(_api(name), classes) == []
 
 
-def test_validator_catches_mistakes(classes, tiny_sam, comfy_env):
-    _scene(comfy_env)
-    api = _api("phnet-paste-and-harmonize")
+def test_validator_catches_mistakes(classes, tiny_sam, comfy_env, pack):
+    _scene(comfy_env, pack)
+    api = _api(PASTE)
     bad = copy.deepcopy(api)
     bad["8"]["inputs"]["mask"] = ["6", 0]  # IMAGE into MASK
     bad["8"]["inputs"]["strength"] = 1.5
@@ -158,30 +161,43 @@ def test_validator_catches_mistakes(classes, tiny_sam, comfy_env):
         assert expected in errors
 
 
-def _scene(comfy_env):
-    """Input pictures the workflows name, written into the (stand-in) ComfyUI input folder."""
-    d = comfy_env.fp.get_input_directory()
-    if os.path.exists(os.path.join(d, "phnet_subject.png")):
-        return
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:320, 0:384] / 320.0
-    bg = np.stack([0.3 + 0.4 * xx, 0.4 + 0.3 * yy, 0.7 - 0.3 * xx], -1)
-    Image.fromarray((bg * 255).astype(np.uint8)).save(os.path.join(d, "phnet_background.png"))
-    sy, sx = np.mgrid[0:256, 0:256]
-    person = ((sx - 128) / 80.0) ** 2 + ((sy - 140) / 110.0) ** 2 < 1
-    sub = np.where(person[..., None], [0.95, 0.7, 0.5], [0.1, 0.5, 0.2]) + 0.02 * rng.random((256, 256, 3))
-    Image.fromarray((sub.clip(0, 1) * 255).astype(np.uint8)).save(os.path.join(d, "phnet_subject.png"))
-    comp = bg.copy()
-    comp[40:296, 64:320][person] = sub[person]
-    alpha = np.zeros((320, 384), np.uint8)
-    alpha[40:296, 64:320][person] = 255
-    rgba = np.dstack([(comp.clip(0, 1) * 255).astype(np.uint8), alpha])
-    Image.fromarray(rgba, "RGBA").save(os.path.join(d, "phnet_composite.png"))
+def _scene(comfy_env, pack):
+    """The input pictures the workflows name, put into the (stand-in) ComfyUI input folder by the pack."""
+    import importlib
+
+    importlib.import_module(pack.__name__ + ".nodes.template_inputs").install()
+
+
+def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, build):
+    shipped = REPO / "examples" / "comfyui"
+    named = {n["widgets_values"][0] for name in NAMES for n in _ui(name)["nodes"] if n["type"] == "LoadImage"}
+    assert named == {"phnet_composite.png", "phnet_background.png", "phnet_subject.png"}
+    assert sum((shipped / f).stat().st_size for f in named) < 800_000
+    assert Image.open(shipped / "phnet_composite.png").mode == "RGBA"
+    _scene(comfy_env, pack)
+    d = Path(comfy_env.fp.get_input_directory())
+    for f in named:
+        assert (d / f).read_bytes() == (shipped / f).read_bytes()
+    # a user's own file of that name is never overwritten
+    (d / "phnet_subject.png").write_bytes(b"mine")
+    import importlib
+
+    assert importlib.import_module(pack.__name__ + ".nodes.template_inputs").install() == []
+    assert (d / "phnet_subject.png").read_bytes() == b"mine"
+    (d / "phnet_subject.png").write_bytes((shipped / "phnet_subject.png").read_bytes())
+
+
+def test_layout_has_no_overlaps_and_cards_describe_themselves(build):
+    for wf in build.workflows():
+        assert build.overlaps(wf, gap=10) == []
+        # the template browser shows the file name, dashes as spaces, as the card's description
+        assert len(wf.name.split("-")) >= 6 and wf.name.startswith("PHNet-")
+        assert (REPO / "example_workflows" / f"{wf.name}.jpg").is_file()
 
 
 @pytest.mark.parametrize("name", RUNNABLE)
-def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny_sam):
-    _scene(comfy_env)
+def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny_sam, pack):
+    _scene(comfy_env, pack)
     prompt = _api(name)
     for node in prompt.values():  # the templates use the bundled default; the test uses the tiny model
         if node["class_type"] == "PHNetModelLoader":
@@ -193,14 +209,14 @@ def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny
     assert len(out) == 1
     path = os.path.join(comfy_env.fp.get_output_directory(), out[0]["subfolder"], out[0]["filename"])
     result = np.asarray(Image.open(path))
-    assert result.shape == (320, 384, 3)
-    if name == "phnet-paste-and-harmonize":
-        previews = [f for f in files if f["type"] == "temp"]
-        assert len(previews) == 2  # before | after
+    assert result.shape == {COMPOSITE: (384, 384, 3), PASTE: (320, 480, 3)}[name]
+    previews = [f for f in files if f["type"] == "temp"]
+    assert len(previews) == 2  # before | after
+    if name == PASTE:
         harmonize = next(k for k, v in prompt.items() if v["class_type"] == "PHNetHarmonize")
         paste = next(k for k, v in prompt.items() if v["class_type"] == "PHNetPasteSubject")
         assert results[paste][1].sum() > 100  # SAM found a subject that was pasted
-        assert results[harmonize][0].shape == (1, 320, 384, 3)
+        assert results[harmonize][0].shape == (1, 320, 480, 3)
 
 
 def _snapshot():

@@ -61,7 +61,7 @@ def validate_prompt(prompt: dict, classes: dict) -> list[str]:
                     errors.append(f"#{nid} {ct}.{name}: {src['class_type']} has no output {v[1]}")
                     continue
                 want = "COMBO" if isinstance(typ, list) else typ
-                if outs[v[1]] != want and "*" not in (outs[v[1]], want):
+                if outs[v[1]] not in want.split(",") and "*" not in (outs[v[1]], want):
                     errors.append(f"#{nid} {ct}.{name}: wants {want}, gets {outs[v[1]]} from #{v[0]}")
                 continue
             if isinstance(typ, list):

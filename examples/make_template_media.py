@@ -1,0 +1,128 @@
+"""Make the pictures the ComfyUI templates load, and the templates' before | after thumbnails.
+
+    python examples/make_template_media.py                # pictures only (needs scikit-image)
+    python examples/make_template_media.py --thumbnails   # also example_workflows/*.jpg (runs PHNet)
+
+Pictures (written to examples/comfyui/, copied into ComfyUI's input folder by the node pack):
+- ``phnet_composite.png``: ``composite.png`` with ``mask.png`` as its alpha channel (opaque = the
+  pasted subject), the RGBA cut-out composite the first template expects.
+- ``phnet_subject.png``: ``skimage.data.astronaut()`` (NASA, public domain), 320 x 320.
+- ``phnet_background.png``: ``skimage.data.rocket()`` (SpaceX launch photo, released into the public
+  domain), 480 x 320: a blue dusk scene, so the warm studio light of the subject visibly changes.
+
+Thumbnails: the template's result next to its input, computed with the bundled default PHNet. SAM
+is replaced by ``mask.png`` (what a box prompt around the astronaut gives); the generate template
+cannot run Stable Diffusion here, so its thumbnail uses a square crop of the rocket photo as the
+"generated" background and says so in its label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "comfyui"
+SUBJECT_SIDE = 320
+BACKGROUND_SIZE = (480, 320)  # W x H
+
+# Where the templates put the subject (kept in step with workflows/build.py, which imports these).
+SUBJECT_BOX = "24,6,232,320"  # around the astronaut in phnet_subject.png, for PHNet SAM Segment
+PASTE_ON_PHOTO = {"x": 130, "y": 320, "scale": 0.7, "anchor": "bottom-center"}
+PASTE_ON_GENERATED = {"x": 256, "y": 512, "scale": 0.9, "anchor": "bottom-center"}
+
+
+def subject_mask(side: int = SUBJECT_SIDE) -> np.ndarray:
+    m = Image.open(HERE / "mask.png").convert("L").resize((side, side), Image.BILINEAR)
+    return np.asarray(m, dtype=np.float32) / 255.0
+
+
+def make_pictures(out: Path = OUT) -> list[Path]:
+    import skimage.data
+
+    out.mkdir(parents=True, exist_ok=True)
+    comp = np.asarray(Image.open(HERE / "composite.png").convert("RGB"))
+    alpha = np.asarray(Image.open(HERE / "mask.png").convert("L"))
+    files = {
+        "phnet_composite.png": Image.fromarray(np.dstack([comp, alpha]), "RGBA"),
+        "phnet_subject.png": Image.fromarray(skimage.data.astronaut()).resize((SUBJECT_SIDE,) * 2, Image.LANCZOS),
+        "phnet_background.png": Image.fromarray(skimage.data.rocket()).resize(BACKGROUND_SIZE, Image.LANCZOS),
+    }
+    paths = []
+    for name, im in files.items():
+        im.save(out / name, optimize=True)
+        paths.append(out / name)
+    return paths
+
+
+def _label(im: Image.Image, text: str) -> Image.Image:
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=15)
+    x0, y0, x1, y1 = draw.textbbox((8, 6), text, font=font)
+    draw.rectangle((4, 4, x1 + 4, y1 + 5), fill=(0, 0, 0))
+    draw.text((8, 6), text, fill=(255, 255, 255), font=font)
+    return im
+
+
+def before_after(before: np.ndarray, after: np.ndarray, note: str = "") -> Image.Image:
+    """Side by side, 640 px wide in all, each half labelled."""
+    halves = []
+    for arr, text in ((before, "before" + note), (after, "after PHNet")):
+        im = Image.fromarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8))
+        im = im.resize((320, round(320 * im.height / im.width)), Image.LANCZOS)
+        halves.append(_label(im, text))
+    sheet = Image.new("RGB", (640 + 4, max(h.height for h in halves)), (24, 24, 24))
+    sheet.paste(halves[0], (0, 0))
+    sheet.paste(halves[1], (324, 0))
+    return sheet
+
+
+def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
+    """``names`` maps "composite" / "paste" / "generate" to template file names (without .jpg)."""
+    sys.path.insert(0, str(ROOT))
+    from phnet import Harmonizer
+    from phnet.compositing import paste_subject
+
+    h = Harmonizer.from_pretrained(device="cpu")
+    load = lambda name: np.asarray(Image.open(OUT / name).convert("RGB"), dtype=np.float32) / 255.0  # noqa: E731
+    comp = load("phnet_composite.png")
+    alpha = np.asarray(Image.open(OUT / "phnet_composite.png").getchannel("A"), dtype=np.float32) / 255.0
+    subject, background = load("phnet_subject.png"), load("phnet_background.png")
+    side = background.shape[0]
+    square = background[:, (background.shape[1] - side) // 2:][:, :side]
+    square = np.asarray(Image.fromarray(np.uint8(square * 255)).resize((512, 512), Image.LANCZOS)) / 255.0
+    sheets = {"composite": before_after(comp, h(comp, alpha))}
+    for key, bg, where, note in (("paste", background, PASTE_ON_PHOTO, ""),
+                                 ("generate", square, PASTE_ON_GENERATED, " (photo for SD)")):
+        pasted, mask = paste_subject(bg, subject, subject_mask(), **where)
+        sheets[key] = before_after(pasted, h(pasted, mask), note)
+    paths = []
+    for key, sheet in sheets.items():
+        path = target / f"{names[key]}.jpg"
+        sheet.save(path, "JPEG", quality=85, optimize=True)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--thumbnails", action="store_true", help="also write example_workflows/*.jpg")
+    a = p.parse_args()
+    for path in make_pictures():
+        print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
+    if a.thumbnails:
+        sys.path.insert(0, str(ROOT / "workflows"))
+        import build
+
+        names = {w.key: w.name for w in build.workflows()}
+        for path in make_thumbnails(names, ROOT / "example_workflows"):
+            print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The mask mistakes ComfyUI users make, caught before they turn into a wrong picture.
+
+Each check raises a ValueError whose text is what the user reads in the frontend's error dialog,
+so it names the node to add or the picture to fix. Converting masks is not done here
+(``phnet.imageio`` does that); this only looks at a MASK next to the IMAGE it belongs to.
+
+Why a likely inverted mask is refused and not quietly inverted: a ComfyUI graph says what happens
+to a picture, and users fix wiring by reading it; an automatic flip would make the same graph do
+opposite things on different pictures, and would flip the rare mask that really is meant that way.
+The refusal names the core InvertMask node, which is the one-click fix.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# LoadImage outputs a 64x64 mask of zeros when the picture has no alpha channel.
+NO_ALPHA_SIDE = 64
+# "Covers most of the image and its border": the shape of a cut-out's transparent area.
+INVERTED_AREA = 0.5
+INVERTED_BORDER = 0.75
+
+
+def _hw(t: torch.Tensor) -> tuple[int, int]:
+    return int(t.shape[-2]), int(t.shape[-1])
+
+
+def _image_hw(image: torch.Tensor) -> tuple[int, int]:
+    return int(image.shape[-3]), int(image.shape[-2])  # IMAGE is [B, H, W, C]
+
+
+def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
+    """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them)."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        return  # not a ComfyUI MASK: the library's own checks say what is wrong
+    mh, mw = _hw(mask)
+    ih, iw = _image_hw(image)
+    if (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) != (ih, iw):
+        m = mask.float()
+        if bool((m == m.flatten()[0]).all()):
+            inverted = " (inverted by InvertMask)" if float(m.flatten()[0]) > 0.5 else ""
+            raise ValueError(
+                f"{node}: '{name}' is the empty 64x64 mask{inverted} that Load Image gives for a picture with "
+                "no alpha channel, so it cannot tell the subject apart. Load a PNG whose subject is opaque and "
+                "whose background is transparent, or load a black-and-white subject mask with "
+                "'Load Image (as Mask)' and connect that instead."
+            )
+    if (mh, mw) != (ih, iw):
+        raise ValueError(
+            f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}; they must be the same size. "
+            "Connect the mask that was made for this image, or resize it to the image first (e.g. Convert Mask "
+            "to Image -> Upscale Image -> Convert Image to Mask)."
+        )
+    for i, m in enumerate(mask.reshape(-1, mh, mw)):
+        on = m >= 0.5
+        border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
+        area = on.float().mean().item()
+        if area >= INVERTED_AREA and border >= INVERTED_BORDER:
+            which = f" (image {i} of the batch)" if mask.ndim == 3 and mask.shape[0] > 1 else ""
+            raise ValueError(
+                f"{node}: '{name}'{which} covers {area:.0%} of the picture and {border:.0%} of its border, so it "
+                "looks inverted: 1 must mark the subject, 0 the background. Load Image's MASK is 1 where a PNG is "
+                f"transparent, so an RGBA cut-out needs an InvertMask node between Load Image and {node}."
+            )

@@ -1,0 +1,41 @@
+"""Put the pictures the example workflows load into ComfyUI's input folder.
+
+The templates' Load Image nodes name ``phnet_composite.png``, ``phnet_background.png`` and
+``phnet_subject.png``. They ship in ``examples/comfyui/`` (made by ``examples/make_template_media.py``
+from public-domain pictures, about 0.5 MB together) and are copied into the input folder when ComfyUI
+loads the pack, so a template runs as soon as it is opened. A file that is already there is never
+overwritten (a user's own ``phnet_subject.png`` stays theirs), and a failure to copy (read-only
+input folder) is logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import folder_paths
+
+log = logging.getLogger("comfyui-phnet")
+
+SOURCE = Path(__file__).resolve().parents[1] / "examples" / "comfyui"
+NAMES = ("phnet_composite.png", "phnet_background.png", "phnet_subject.png")
+
+
+def install() -> list[str]:
+    """Copy the missing template pictures; returns the names copied."""
+    target = Path(folder_paths.get_input_directory())
+    copied = []
+    for name in NAMES:
+        src, dst = SOURCE / name, target / name
+        if dst.exists() or not src.is_file():
+            continue
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            copied.append(name)
+        except OSError as e:
+            log.warning("comfyui-phnet: could not copy the template picture %s into %s (%s)", name, target, e)
+    if copied:
+        log.info("comfyui-phnet: copied the template pictures %s into %s", ", ".join(copied), target)
+    return copied

@@ -1,0 +1,96 @@
+"""The mask mistakes ComfyUI users make, each shown with the message the user reads in the frontend.
+
+Pictures go through the Load Image stand-in (same MASK rules as ComfyUI's: 1 - alpha, and a 64x64
+zero mask for a picture without alpha), like in a real graph.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+core_nodes = sys.modules["phnet_nodes_test_core_nodes"]  # loaded by conftest.py
+
+
+@pytest.fixture(scope="module")
+def cutout(comfy_env, helpers):
+    """An RGBA composite whose alpha is the subject, and the same picture saved as a JPG (no alpha)."""
+    img, subject = helpers.portrait(b=1, h=48, w=64)
+    rgb = np.round(img[0].numpy() * 255).astype(np.uint8)
+    alpha = np.round(subject[0].numpy() * 255).astype(np.uint8)
+    d = comfy_env.fp.get_input_directory()
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(f"{d}/mask_test_cutout.png")
+    Image.fromarray(rgb).save(f"{d}/mask_test_cutout.jpg")
+    return "mask_test_cutout"
+
+
+def load(name):
+    return core_nodes.LoadImage().load_image(name)
+
+
+def invert(mask):
+    return core_nodes.InvertMask().invert(mask)[0]
+
+
+def test_cutout_with_invert_mask_works(nodes, phnet_model, cutout):
+    image, mask = load(cutout + ".png")
+    (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, image, invert(mask))
+    assert out.shape == image.shape
+
+
+def test_forgotten_invert_mask_is_refused_naming_invert_mask(nodes, phnet_model, cutout):
+    image, mask = load(cutout + ".png")  # MASK = 1 on the transparent background
+    with pytest.raises(ValueError) as e:
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
+    msg = str(e.value)
+    assert msg.startswith("PHNet Harmonize: 'mask' covers") and "of its border, so it looks inverted" in msg
+    assert "needs an InvertMask node between Load Image and PHNet Harmonize" in msg
+
+
+def test_forgotten_invert_mask_on_the_paste_subject_mask(nodes, cutout):
+    image, mask = load(cutout + ".png")
+    with pytest.raises(ValueError, match=r"PHNet Paste Subject: 'subject_mask' covers .* InvertMask"):
+        nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=mask)
+    comp, pasted = nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=invert(mask))
+    assert comp.shape == image.shape and 0 < pasted.mean() < 0.5
+
+
+def test_a_picture_without_alpha_says_no_alpha(nodes, phnet_model, cutout):
+    image, mask = load(cutout + ".jpg")
+    assert mask.shape == (1, 64, 64) and image.shape[1:3] != (64, 64)
+    for m, inverted in ((mask, ""), (invert(mask), " (inverted by InvertMask)")):
+        with pytest.raises(ValueError) as e:
+            nodes["PHNetHarmonize"].harmonize(phnet_model, image, m)
+        assert str(e.value).startswith(
+            f"PHNet Harmonize: 'mask' is the empty 64x64 mask{inverted} that Load Image gives for a picture with "
+            "no alpha channel")
+        assert "'Load Image (as Mask)'" in str(e.value)
+
+
+def test_a_mask_of_another_size_is_an_error_naming_both_sizes(nodes, phnet_model, helpers):
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    small = torch.nn.functional.interpolate(subject[:, None], size=(24, 32))[:, 0]
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'mask' is 32x24 pixels but the image is 64x48; "
+                                         r"they must be the same size"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)
+
+
+def test_only_likely_inverted_masks_are_refused(pack):
+    """A big subject that reaches the bottom and the sides is fine; the background of a cut-out is not."""
+    from importlib import import_module
+
+    check = import_module(pack.__name__ + ".nodes.masks").check_mask
+    image = torch.zeros(1, 100, 100, 3)
+    close_up = torch.zeros(1, 100, 100)
+    close_up[:, 20:, 5:95] = 1  # head and shoulders filling the frame: 72% of the picture, 54% of the border
+    check(close_up, image, "mask", "PHNet Harmonize")
+    background = 1 - torch.nn.functional.pad(torch.ones(1, 60, 40), (30, 30, 40, 0))  # cut-out subject at the bottom
+    with pytest.raises(ValueError, match="looks inverted"):
+        check(background, image, "mask", "PHNet Harmonize")
+    batch = torch.cat([close_up, background])
+    with pytest.raises(ValueError, match=r"\(image 1 of the batch\)"):
+        check(batch, image.expand(2, -1, -1, -1), "mask", "PHNet Harmonize")
