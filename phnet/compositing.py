@@ -1,6 +1,6 @@
 """Paste a cut-out subject onto a background: the composite PHNet then harmonizes.
 
-No ComfyUI / WebUI imports here.
+No host imports here.
 """
 
 from __future__ import annotations

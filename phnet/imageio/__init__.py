@@ -1,7 +1,7 @@
 """The input boundary: every image and mask a caller, a file or a host hands to phnet is converted here.
 
-The library (``Harmonizer``, ``paste_subject``, SAM), the CLI, the ComfyUI nodes, the WebUI script
-and the trainer all convert through these functions, so one set of rules holds everywhere:
+The library (``Harmonizer``, ``paste_subject``, SAM), the CLI, every host adapter and the trainer
+convert through these functions, so one set of rules holds everywhere:
 
 Images
     - Kinds: a PIL image, a numpy array or a torch tensor. Layouts: ``HW``, ``HWC``, ``BHWC``, ``CHW``,

@@ -9,7 +9,7 @@
 - ``predictor``: :class:`SamSegmenter`, the cached image embedding and the prompt → mask step.
 
 Mask refinement (grow, feather, bounding box) is not SAM's and lives in :mod:`phnet.masks`.
-No ComfyUI, WebUI or training imports here.
+No host or training imports here.
 """
 
 from .architecture import SAM_PRESETS, SamArchitecture, build_sam, infer_sam_architecture
