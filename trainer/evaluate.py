@@ -154,7 +154,9 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
     size = None if native else int(resolution)
     if size is not None and (size < 8 or size % 8):
         raise ValueError(f"--resolution must be a multiple of 8 or 'native', got {resolution}")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from phnet.harmonizer import pick_device
+
+    dev = pick_device(device)
     model = harmonizer = None
     methods = ["composite", "reinhard"]
     if weights:
@@ -257,12 +259,8 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
 def _data_table(args) -> dict:
     data: dict = {}
     if args.config:
-        p = Path(args.config)
-        if p.suffix == ".json" and p.exists():
-            data = dict(json.loads(p.read_text()).get("data", {}))
-        else:
-            from trainer.config import load_config
-            data = dict(load_config(args.config)["data"])
+        from trainer.config import read_config
+        data = dict(read_config(args.config)["data"])
     flags = {"root": args.data, "kind": args.kind, "ffhq_root": args.ffhq_root, "mask_dir": args.mask_dir,
              "resize": args.resize, "seed": args.seed, "on_bad_sample": args.on_bad_sample,
              "val_fraction": args.val_fraction, "num_workers": args.num_workers}
@@ -278,7 +276,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", "-w", help="checkpoint folder, weights file or Hub repo id (omit: baselines only)")
     p.add_argument("--data", "-d", help="data-set folder (iHarmony4, FFHQH or photos)")
-    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name) or a run's config.json")
+    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name), a run folder or its run_config.json")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"])
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--subsets", help="iHarmony4 subsets, comma-separated (default: all found)")

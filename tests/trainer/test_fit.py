@@ -98,8 +98,8 @@ def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsy
     from trainer.evaluate import main
 
     out, _ = trained_run
-    # the data table comes from the run's own config.json, --data points it at the set
-    assert main(["--weights", str(out / "best"), "--config", str(out / "config.json"), "--data", str(shift_set),
+    # the data table comes from the run's own run_config.json, --data points it at the set
+    assert main(["--weights", str(out / "best"), "--config", str(out / "run_config.json"), "--data", str(shift_set),
                  "--resolution", "32", "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
@@ -286,7 +286,7 @@ def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
 def test_dead_modules_are_found_and_frozen():
     from phnet import PHNet, PHNetConfig
 
-    from trainer.fit import freeze_dead_parameters
+    from trainer.model import freeze_dead_parameters
 
     model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32)).train()
     bn_before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}

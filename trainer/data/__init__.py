@@ -46,8 +46,11 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     train = (split == "train") if train is None else train
     policy = data.get("on_bad_sample", "error")
     syn = dict(data.get("synthesis", {}))
+    size = image_size or data.get("image_size")
+    if not size:
+        raise ValueError("no working size: pass image_size= or set data.image_size")
     common = dict(
-        image_size=image_size or data.get("image_size") or 256,
+        image_size=size,
         resize=resize or data.get("resize", "stretch"),
         train=train, hflip=data.get("hflip", 0.0), crop_scale=tuple(data.get("crop_scale", (1.0, 1.0))),
         on_bad_sample=policy, seed=data.get("seed", 0) if seed is None else seed,
