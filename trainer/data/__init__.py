@@ -1,7 +1,14 @@
-"""Data sets for training and evaluation: iHarmony4, FFHQH, or any folder of photos.
+"""Data sets read while training and evaluating: iHarmony4, FFHQH, or any folder of photos.
 
-``build_dataset(data_cfg, split, train=...)`` picks the loader from ``data.kind``
-(``auto`` looks at the folder) and applies the shared options.
+``build_dataset(data_cfg, split, image_size=...)`` picks the loader from ``data.kind``
+(``auto`` looks at the folder) and applies the shared options. The parts:
+
+* ``base.py``       HarmonizationDataset: load a pair, fit it to the working size, augment, synthesise
+* ``common.py``     file reading, the bad-sample policy, geometry, batching (``collate``)
+* ``iharmony.py``, ``ffhqh.py``, ``folder.py``  the three layouts (records and loaders)
+* ``synthesis.py``  composites made on the fly from a photo and a mask (the ``[data.synthesis]`` table)
+
+Sets written to disk beforehand come from :mod:`trainer.builders`.
 """
 from __future__ import annotations
 
