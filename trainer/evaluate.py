@@ -236,24 +236,32 @@ def evaluate(weights: str | None, data: dict, *, split: str = "test", resolution
             "device": str(dev), "seconds": round(time.time() - t0, 2)}
     if model is not None:
         meta["model_config"] = model.config.to_dict()
+    result = {"meta": meta, **summary, "per_image": per_image_table(rows)}
+    report = to_markdown(summary, meta)
+    if out_dir is not None:
+        result["files"] = write_outputs(Path(out_dir), result, report, grid, with_model=model is not None)
+    result["markdown"] = report
+    return result
+
+
+def per_image_table(rows: list[dict]) -> dict[str, dict]:
+    """One entry per sample, every method side by side."""
     per_image: dict[str, dict] = {}
-    for r in rows:  # one entry per sample, every method side by side
+    for r in rows:
         entry = per_image.setdefault(f"{r['subset']}/{r['name']}", {
             "subset": r["subset"], "fg_bucket": r["fg_bucket"], "error_bucket": r["error_bucket"]})
         entry[r["method"]] = {k: r[k] for k in METRICS}
-    result = {"meta": meta, **summary, "per_image": per_image}
-    report = to_markdown(summary, meta)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        (out / "results.md").write_text(report, encoding="utf-8")
-        cols = ["composite", "mask", "Reinhard"] + (["PHNet"] if model is not None else []) + ["real"]
-        save_grid(grid, cols, out / "grid.png")
-        result["files"] = {k: str(out / f) for k, f in
-                           (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
-    result["markdown"] = report
-    return result
+    return per_image
+
+
+def write_outputs(out: Path, result: dict, report: str, grid: list[dict], *, with_model: bool) -> dict:
+    """``results.json``, ``results.md`` and ``grid.png`` in ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(report, encoding="utf-8")
+    cols = ["composite", "mask", "Reinhard"] + (["PHNet"] if with_model else []) + ["real"]
+    save_grid(grid, cols, out / "grid.png")
+    return {k: str(out / f) for k, f in (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
 
 
 def _data_table(args) -> dict:

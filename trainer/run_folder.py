@@ -61,6 +61,11 @@ class RunFolder:
                 break
             os.close(fd)
             holder = self.lock_holder()
+            if holder is not None and fcntl is not None and not self._alive(holder):
+                # the trainer is gone but a child it forked (a data-loader worker) still holds the file:
+                # a new file is a new lock
+                self.lock_path.unlink(missing_ok=True)
+                continue
             if holder is not None or fcntl is None:
                 self._refuse(holder)
             time.sleep(0.01)  # locked, its holder has not written its pid yet
