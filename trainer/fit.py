@@ -55,6 +55,7 @@ def train(cfg: dict, *, resume: str | bool = False, overwrite: bool = False, pro
 
 
 def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_to_hub, hub_private) -> dict:
+    """The steps of a run, in the order they happen (the random-number streams depend on this order)."""
     t_cfg = cfg["train"]
     seed = int(t_cfg["seed"])
     seed_everything(seed + env.rank)
@@ -68,16 +69,7 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     position, best = Position(), math.inf
     if resume_dir is not None:
         position, best = restore(resume_dir, cfg, env, opt, data.batch_size)
-    log = RunLog(run.root, env.main, position.step if resume_dir is not None else None)
-    if env.main:
-        event = {"type": "event", "step": position.step, "event": "resume" if resume_dir is not None else "start",
-                 "from": str(resume_dir) if resume_dir else None, "world_size": env.world,
-                 "train_samples": len(data.train_set), "val_samples": len(data.val_set)}
-        if changes:
-            event["changed"] = {k: list(v) for k, v in changes.items()}
-            print("[trainer] the resumed run uses the new config: "
-                  + "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), file=sys.stderr)
-        log.write(event)
+    log = open_log(run, env, resume_dir, position, changes, data)
     loop = TrainingLoop(cfg=cfg, env=env, out_dir=run.root, log=log, model=model,
                         train_model=wrap_for_training(model, t_cfg, env), ema=opt.ema, criterion=opt.criterion,
                         optimizer=opt.optimizer, scheduler=opt.scheduler, scaler=opt.scaler, sampler=data.sampler,
@@ -120,6 +112,21 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
         raise
     env.from_main(("ok", str(resume_dir) if resume_dir else None, changes))
     return resume_dir, changes
+
+
+def open_log(run: RunFolder, env: Dist, resume_dir, position, changes: dict, data) -> RunLog:
+    """``log.jsonl`` (cut back to the checkpoint on resume) and its start or resume record."""
+    log = RunLog(run.root, env.main, position.step if resume_dir is not None else None)
+    if env.main:
+        event = {"type": "event", "step": position.step, "event": "resume" if resume_dir is not None else "start",
+                 "from": str(resume_dir) if resume_dir else None, "world_size": env.world,
+                 "train_samples": len(data.train_set), "val_samples": len(data.val_set)}
+        if changes:
+            event["changed"] = {k: list(v) for k, v in changes.items()}
+            print("[trainer] the resumed run uses the new config: "
+                  + "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), file=sys.stderr)
+        log.write(event)
+    return log
 
 
 def describe(model, size: int, env: Dist) -> None:
