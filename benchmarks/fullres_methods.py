@@ -3,7 +3,7 @@
     python benchmarks/fullres_methods.py --data DIR [--weights W] [--size 256] [--limit 40]
 
 DIR holds ``images/`` and ``masks/`` of real photos (e.g. the ``val`` split written by
-``python -m trainer.datasets.package_portraits OUT --val-size 1024``). Each photo gets a seeded
+``python -m trainer.builders.package_portraits OUT --val-size 1024``). Each photo gets a seeded
 synthetic composite (trainer.data.synthesis) at its native resolution. The network's job is played
 either by an oracle (the ground truth at working resolution: measures the upsampling alone) or by
 real weights (``--weights``). Scores are PSNR / fPSNR at native resolution, next to the same

@@ -5,7 +5,7 @@
 Source: ``skimage.data.astronaut()`` from scikit-image (a NASA photograph of astronaut
 Eileen Collins, public domain; see examples/README.md). The person mask comes from the
 data-set builder's documented method (Haar face cascade seeding GrabCut,
-``trainer.datasets.package_portraits.subject_mask``); the person is then given a fixed,
+``trainer.builders.subject_masks.subject_mask``); the person is then given a fixed,
 clearly visible colour cast, so the picture looks like a cut-out pasted from another photo.
 
 Needs the ``data`` extra (``scikit-image``, ``opencv-python-headless<5``).
@@ -41,7 +41,7 @@ def colour_cast(rgb: np.ndarray) -> np.ndarray:
 def make(out_dir: Path = HERE, side: int = SIDE) -> tuple[Path, Path]:
     import skimage.data
 
-    from trainer.datasets.package_portraits import GRABCUT_SIDE, detect_face, person_mask
+    from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, person_mask
 
     photo = Image.fromarray(skimage.data.astronaut())
     small = np.asarray(photo.resize((GRABCUT_SIDE, GRABCUT_SIDE), Image.LANCZOS))

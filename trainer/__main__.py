@@ -3,10 +3,12 @@ import sys
 
 COMMANDS = """PHNet trainer commands (each has --help):
 
-  python -m trainer.fit        train or fine-tune (torchrun for DDP); --resume continues a run
-  python -m trainer.evaluate   MSE/fMSE/PSNR/fPSNR tables and a grid, with baselines
-  python -m trainer.synth      write a synthetic set (FFHQH layout) from a folder of photos
-  python -m trainer.push       upload a checkpoint folder to the Hugging Face Hub
+  python -m trainer.fit                         train or fine-tune (torchrun for DDP); --resume continues a run
+  python -m trainer.evaluate                    MSE/fMSE/PSNR/fPSNR tables and a grid, with baselines
+  python -m trainer.calibrate                   choose the do-no-harm threshold on the validation split
+  python -m trainer.push                        upload a checkpoint folder to the Hugging Face Hub
+  python -m trainer.builders.synthetic_set      write a synthetic set (FFHQH layout) from a folder of photos
+  python -m trainer.builders.package_portraits  build the default training set from installed packages
 
 Configs: trainer/configs/*.toml   Documentation: trainer/README.md
 """

@@ -82,7 +82,7 @@ def choose(table: list[dict], max_untouched: float, max_near_right: float) -> di
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="model folder (e.g. runs/default_cpu/best)")
-    p.add_argument("--config", required=True, help="the run's trainer config (.toml or the run's JSON)")
+    p.add_argument("--config", required=True, help="the run's trainer config: the run folder, its run_config.json, or a .toml")
     p.add_argument("--out", required=True, help="folder for the calibrated model (config.json + model.safetensors)")
     p.add_argument("--max-untouched", type=float, default=5.0, help="MSE of the change on untouched photos")
     p.add_argument("--max-near-right", type=float, default=1.1, help="near-right fMSE over doing nothing's")
@@ -90,10 +90,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from phnet.weights import load_model, save_pretrained
-    from trainer.config import load_config
+    from trainer.config import read_config
 
-    cfg_path = Path(a.config)
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.suffix == ".json" else load_config(cfg_path)
+    cfg = read_config(a.config)
     model = load_model(a.weights).eval()
     data = dict(cfg["data"], num_workers=0)
     ds = build_dataset(data, "val", image_size=model.config.image_size)

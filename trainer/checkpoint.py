@@ -27,6 +27,7 @@ import torch
 
 STATE_FILE = "training_state.pt"
 INFO_FILE = "checkpoint.json"
+TRAIN_CONFIG_FILE = "training_config.json"
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -86,12 +87,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, info: dict,
                     train_config: dict | None = None) -> Path:
     """Write a checkpoint folder atomically (replacing an existing one of the same name)."""
@@ -108,7 +103,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, in
         torch.save(state, tmp / STATE_FILE)
     (tmp / INFO_FILE).write_text(json.dumps({**info, "saved_at": time.time()}, indent=2) + "\n")
     if train_config is not None:
-        (tmp / "training_config.json").write_text(json.dumps(train_config, indent=2, default=str) + "\n")
+        (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2, default=str) + "\n")
     _fsync_tree(tmp)
     if folder.exists():  # directories cannot be replaced in one step: swap via a side name
         old = folder.with_name(f".tmp-old-{folder.name}-{os.getpid()}")

@@ -3,6 +3,11 @@
 A config is a plain nested dict with the sections ``model``, ``data``, ``loss`` and
 ``train``. ``--set section.key=value`` parses ``value`` as a TOML value (so
 ``1e-4``, ``true``, ``[3, 8]`` and ``"text"`` work) and falls back to a string.
+
+A run records the config it used as ``run_config.json`` at the root of its output
+folder (runs before this name wrote ``config.json``, the name of a *model* config
+inside checkpoints; :func:`read_config` still reads it). :func:`model_config` is the
+one place the working size is decided.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from typing import Any
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PATH = CONFIG_DIR / "default.toml"
+RUN_CONFIG_NAME = "run_config.json"   # at the root of a run folder
+LEGACY_RUN_CONFIG_NAME = "config.json"  # what runs wrote there before; inside checkpoints it is the model's
 
 
 def available_configs() -> list[str]:
@@ -106,10 +113,18 @@ def validate(cfg: dict) -> None:
             raise ValueError(f"train.{k} must be >= 1, got {t[k]}")
     if d["resize"] not in ("stretch", "crop", "pad"):
         raise ValueError(f"data.resize must be 'stretch', 'crop' or 'pad' for training, got {d['resize']!r}")
+    if int(d["max_bad_in_a_row"]) < 1:
+        raise ValueError(f"data.max_bad_in_a_row must be >= 1, got {d['max_bad_in_a_row']}")
 
 
 def model_config(cfg: dict):
-    """The ``[model]`` table as a phnet.PHNetConfig (``preset`` + field overrides)."""
+    """The ``[model]`` table as a phnet.PHNetConfig (``preset`` + field overrides).
+
+    Its ``image_size`` is the run's working size: ``data.image_size`` when set, else the
+    ``[model]`` table's (or the preset's). The trainer builds the model with this config and
+    the data sets at ``model.config.image_size``, so a checkpoint records the size it was
+    trained at.
+    """
     from phnet import PHNetConfig
 
     m = dict(cfg["model"])
@@ -122,12 +137,45 @@ def model_config(cfg: dict):
         raise KeyError(f"unknown [model] key(s) {unknown}; PHNetConfig fields are {sorted(known)}")
     if "grid_counts" in m and "pfe_grid" not in m:
         m["pfe_grid"] = None  # re-derive the PFE grid from the new grids (official: grid_counts[1])
+    if cfg["data"].get("image_size"):
+        m["image_size"] = int(cfg["data"]["image_size"])
     return dataclasses.replace(base, **m)
-
-
-def data_image_size(cfg: dict, model_cfg) -> int:
-    return int(cfg["data"].get("image_size") or model_cfg.image_size)
 
 
 def to_json(cfg: dict) -> str:
     return json.dumps(cfg, indent=2, default=str) + "\n"
+
+
+def is_trainer_config(obj) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("train"), dict) and isinstance(obj.get("data"), dict)
+
+
+def run_config_path(run_dir: Path) -> Path | None:
+    """The trainer config recorded in a run folder: ``run_config.json``, else an old run's ``config.json``."""
+    run_dir = Path(run_dir)
+    if (run_dir / RUN_CONFIG_NAME).is_file():
+        return run_dir / RUN_CONFIG_NAME
+    legacy = run_dir / LEGACY_RUN_CONFIG_NAME
+    if legacy.is_file():
+        try:
+            if is_trainer_config(json.loads(legacy.read_text(encoding="utf-8"))):
+                return legacy
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def read_config(source: str | Path) -> dict:
+    """A trainer config from a run folder, a recorded JSON config, a TOML file or a config name."""
+    p = Path(source).expanduser()
+    if p.is_dir():
+        found = run_config_path(p)
+        if found is None:
+            raise FileNotFoundError(f"{p} holds no {RUN_CONFIG_NAME} (is it a training run folder?)")
+        p = found
+    if p.suffix == ".json" and p.is_file():
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+        if not is_trainer_config(cfg):
+            raise ValueError(f"{p} is not a trainer config (a model's config.json? use the run's {RUN_CONFIG_NAME})")
+        return cfg
+    return load_config(source)

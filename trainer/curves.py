@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from trainer.atomic import write_atomic
+
 BG, AXIS, GRID, TEXT = (255, 255, 255), (60, 60, 60), (228, 228, 228), (30, 30, 30)
 RAW, SMOOTH, VAL, BASE = (170, 200, 235), (31, 100, 180), (214, 90, 30), (120, 120, 120)
 
@@ -119,9 +121,7 @@ def draw_curves(records: list[dict], path: Path, size=(760, 300)) -> Path:
     _panel(draw, (w // 2, 0, w, h), "validation fMSE (dashed: composite)", "step", "fMSE",
            [base_series, (val, VAL, 2, False)], font)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    img.save(tmp)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))
     return path
 
 

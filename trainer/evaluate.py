@@ -172,9 +172,11 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     size = None if native else int(resolution)
     if size is not None and (size < 8 or size % 8):
         raise ValueError(f"--resolution must be a multiple of 8 or 'native', got {resolution}")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     from phnet import Harmonizer
+    from phnet.harmonizer import pick_device
     from phnet.weights import load_model
+
+    dev = pick_device(device)
 
     models = {label: load_model(path).to(dev).eval() for label, path in parse_weights(weights).items()}
     harmonizers = {label: Harmonizer(m, device=dev) for label, m in models.items()}
@@ -250,24 +252,32 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
             "device": str(dev), "seconds": round(time.time() - t0, 2)}
     if model is not None:
         meta["model_config"] = model.config.to_dict()
+    result = {"meta": meta, **summary, "per_image": per_image_table(rows)}
+    report = to_markdown(summary, meta)
+    if out_dir is not None:
+        columns = ["composite", "mask", "Reinhard", "MKL"] + [grid_label(m) for m in models] + ["real"]
+        result["files"] = write_outputs(Path(out_dir), result, report, grid, columns)
+    result["markdown"] = report
+    return result
+
+
+def per_image_table(rows: list[dict]) -> dict[str, dict]:
+    """One entry per sample, every method side by side."""
     per_image: dict[str, dict] = {}
-    for r in rows:  # one entry per sample, every method side by side
+    for r in rows:
         entry = per_image.setdefault(f"{r['subset']}/{r['name']}", {
             "subset": r["subset"], "fg_bucket": r["fg_bucket"], "error_bucket": r["error_bucket"]})
         entry[r["method"]] = {k: r[k] for k in METRICS}
-    result = {"meta": meta, **summary, "per_image": per_image}
-    report = to_markdown(summary, meta)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        (out / "results.md").write_text(report, encoding="utf-8")
-        cols = ["composite", "mask", "Reinhard", "MKL"] + [grid_label(m) for m in models] + ["real"]
-        save_grid(grid, cols, out / "grid.png")
-        result["files"] = {k: str(out / f) for k, f in
-                           (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
-    result["markdown"] = report
-    return result
+    return per_image
+
+
+def write_outputs(out: Path, result: dict, report: str, grid: list[dict], columns: list[str]) -> dict:
+    """``results.json``, ``results.md`` and ``grid.png`` in ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(report, encoding="utf-8")
+    save_grid(grid, columns, out / "grid.png")
+    return {k: str(out / f) for k, f in (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
 
 
 def grid_label(label: str) -> str:
@@ -277,12 +287,8 @@ def grid_label(label: str) -> str:
 def _data_table(args) -> dict:
     data: dict = {}
     if args.config:
-        p = Path(args.config)
-        if p.suffix == ".json" and p.exists():
-            data = dict(json.loads(p.read_text()).get("data", {}))
-        else:
-            from trainer.config import load_config
-            data = dict(load_config(args.config)["data"])
+        from trainer.config import read_config
+        data = dict(read_config(args.config)["data"])
     flags = {"root": args.data, "kind": args.kind, "ffhq_root": args.ffhq_root, "mask_dir": args.mask_dir,
              "resize": args.resize, "seed": args.seed, "on_bad_sample": args.on_bad_sample,
              "val_fraction": args.val_fraction, "num_workers": args.num_workers}
@@ -300,7 +306,7 @@ def main(argv=None) -> int:
                    help="checkpoint folder, weights file or Hub repo id, optionally LABEL=...; repeat to compare "
                         "models side by side (omit: baselines only)")
     p.add_argument("--data", "-d", help="data-set folder (iHarmony4, FFHQH or photos)")
-    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name) or a run's config.json")
+    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name), a run folder or its run_config.json")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"])
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--subsets", help="iHarmony4 subsets, comma-separated (default: all found)")

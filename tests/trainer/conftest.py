@@ -39,3 +39,11 @@ def subprocess_env() -> dict:
     env["OMP_NUM_THREADS"] = "1"
     env["MKL_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def shift_set(tmp_path_factory) -> Path:
+    """A tiny FFHQH-layout set whose composites all carry the same colour cast (see training_runs.py)."""
+    from training_runs import write_shift_set
+
+    return write_shift_set(tmp_path_factory.mktemp("shift") / "set")

@@ -6,49 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from procedural_portraits import REPO, portrait
-from trainer.config import load_config
-
-
-
-def write_shift_set(root: Path, n: int = 40, n_val: int = 8, seed: int = 5) -> Path:
-    """FFHQH layout; every composite's subject has the same strong colour cast (learnable in ~100 steps)."""
-    rng = np.random.default_rng(seed)
-    for d in ("comp", "alpha", "real"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    names = []
-    for i in range(n):
-        img, mask = portrait(rng, 32, 32)
-        f, m = img / 255.0, (mask > 0)[..., None]
-        comp = np.where(m, np.clip(f * np.array([0.55, 0.75, 1.25]) + 0.02, 0, 1), f)
-        name = f"{i:05d}.png"
-        Image.fromarray((comp * 255).round().astype(np.uint8)).save(root / "comp" / name)
-        Image.fromarray(mask).save(root / "alpha" / name)
-        Image.fromarray(img).save(root / "real" / name)
-        names.append(name)
-    (root / "train_split.txt").write_text("\n".join(names[:-n_val]) + "\n")
-    (root / "val_split.txt").write_text("\n".join(names[-n_val:]) + "\n")
-    (root / "test_split.txt").write_text("\n".join(names[-n_val:]) + "\n")
-    return root
-
-
-@pytest.fixture(scope="module")
-def shift_set(tmp_path_factory) -> Path:
-    return write_shift_set(tmp_path_factory.mktemp("shift") / "set")
-
-
-def tiny_cfg(data: Path, out: Path, **train) -> dict:
-    over = {"data": {"root": str(data), "num_workers": 0},
-            "train": {"out_dir": str(out), "log_every": 10, **train}}
-    return load_config("tiny_cpu", overrides=over)
+from training_runs import REPO, read_log, tiny_cfg
+from training_runs import fit_cmd as _fit_cmd
+from training_runs import wait_for as _wait_for
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +24,6 @@ def trained_run(tmp_path_factory, shift_set):
     result = train(tiny_cfg(shift_set, out, steps=100, val_every=50, ckpt_every=50, warmup_steps=20),
                    progress=False)
     return out, result
-
-
-def read_log(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 def test_tiny_training_learns_and_checkpoints_load(trained_run):
@@ -98,8 +59,8 @@ def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsy
     from trainer.evaluate import main
 
     out, _ = trained_run
-    # the data table comes from the run's own config.json, --data points it at the set
-    assert main(["--weights", str(out / "best"), "--config", str(out / "config.json"), "--data", str(shift_set),
+    # the data table comes from the run's own run_config.json, --data points it at the set
+    assert main(["--weights", str(out / "best"), "--config", str(out / "run_config.json"), "--data", str(shift_set),
                  "--resolution", "32", "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
@@ -137,23 +98,6 @@ def test_evaluate_native_resolution_through_harmonizer(trained_run, photos, tmp_
     assert res["meta"]["resolution"] == "native" and res["meta"]["working_size"] == 32
     assert res["overall"]["phnet"]["count"] == 3
     assert (tmp_path / "native" / "grid.png").exists()
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    t0 = time.time()
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"training ended (rc {proc.returncode}) before {path} appeared:\n"
-                                 + proc.stderr.read().decode(errors="replace")[-3000:])
-        if time.time() - t0 > timeout:
-            proc.kill()
-            raise AssertionError(f"{path} did not appear in {timeout} s")
-        time.sleep(0.05)
-
-
-def _fit_cmd(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(data), "--out", str(out),
-            "--no-progress", "--set", "data.num_workers=0", "--set", "train.log_every=5", *extra]
 
 
 def test_sigkill_then_resume_continues_from_its_step(shift_set, tmp_path, subprocess_env):
@@ -292,20 +236,6 @@ def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
     state = torch.load(out / "checkpoints" / "step-00000003" / "training_state.pt", weights_only=True)
     assert state["step"] == 3 and state["batch_in_epoch"] == 6  # 3 steps x 2 micro-batches of 2
     assert [r["step"] for r in read_log(out) if r["type"] == "train"] == [1, 2, 3]
-
-
-def test_dead_modules_are_found_and_frozen():
-    from phnet import PHNet, PHNetConfig
-
-    from trainer.fit import freeze_dead_parameters
-
-    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32)).train()
-    bn_before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
-    dead = freeze_dead_parameters(model, 32, torch.device("cpu"))
-    assert "skip.6.rconv.weight" in dead and any(n.startswith("normalizers.2.") for n in dead)
-    assert all(not p.requires_grad for n, p in model.named_parameters() if n in dead)
-    assert all(p.grad is None for p in model.parameters()) and model.training
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in bn_before.items())
 
 
 def test_time_budget_stops_with_a_checkpoint(shift_set, tmp_path):

@@ -1,7 +1,14 @@
-"""Data sets for training and evaluation: iHarmony4, FFHQH, or any folder of photos.
+"""Data sets read while training and evaluating: iHarmony4, FFHQH, or any folder of photos.
 
-``build_dataset(data_cfg, split, train=...)`` picks the loader from ``data.kind``
-(``auto`` looks at the folder) and applies the shared options.
+``build_dataset(data_cfg, split, image_size=...)`` picks the loader from ``data.kind``
+(``auto`` looks at the folder) and applies the shared options. The parts:
+
+* ``base.py``       HarmonizationDataset: load a pair, fit it to the working size, augment, synthesise
+* ``common.py``     file reading, the bad-sample policy, geometry, batching (``collate``)
+* ``iharmony.py``, ``ffhqh.py``, ``folder.py``  the three layouts (records and loaders)
+* ``synthesis.py``  composites made on the fly from a photo and a mask (the ``[data.synthesis]`` table)
+
+Sets written to disk beforehand come from :mod:`trainer.builders`.
 """
 from __future__ import annotations
 
@@ -46,8 +53,11 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     train = (split == "train") if train is None else train
     policy = data.get("on_bad_sample", "error")
     syn = dict(data.get("synthesis", {}))
+    size = image_size or data.get("image_size")
+    if not size:
+        raise ValueError("no working size: pass image_size= or set data.image_size")
     common = dict(
-        image_size=image_size or data.get("image_size") or 256,
+        image_size=size,
         resize=resize or data.get("resize", "stretch"),
         train=train, hflip=data.get("hflip", 0.0), crop_scale=tuple(data.get("crop_scale", (1.0, 1.0))),
         on_bad_sample=policy, seed=data.get("seed", 0) if seed is None else seed,

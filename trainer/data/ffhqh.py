@@ -1,7 +1,7 @@
 """FFHQH: ``comp/`` composites, ``alpha/`` masks and ``{train,val,test}_split.txt``.
 
 The real images are the original FFHQ pictures under ``ffhq_root`` (FFHQH does not
-ship them); a set written by ``python -m trainer.synth`` has them in ``real/`` and
+ship them); a set written by ``python -m trainer.builders.synthetic_set`` has them in ``real/`` and
 that folder is used when no ``ffhq_root`` is given. Split lines may be
 ``00609.png`` or ``00000/00609.png``; both the flat and the official FFHQ
 ``<thousands>/<id>.png`` folder layouts are looked up. Without a

@@ -22,7 +22,7 @@ Identity and mild pairs ("do no harm" training) are drawn by
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -122,7 +122,6 @@ class SynthesisOptions:
     mild_max: float = 0.2
     reference_probability: float = 0.7  # transfer from another photo vs. random statistics
     photo_recolour: float = 0.0  # training only: chance of recolouring the whole photo first
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         unknown = [t for t in self.transforms if t not in TRANSFORMS]

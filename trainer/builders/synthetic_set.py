@@ -1,11 +1,11 @@
 """Write a synthetic harmonisation set to disk, in the FFHQH layout.
 
-    python -m trainer.synth PHOTOS OUT [--size 512] [--mask-dir MASKS] [--copies 2]
+    python -m trainer.builders.synthetic_set PHOTOS OUT [--size 512] [--mask-dir MASKS] [--copies 2]
 
 For every photo under PHOTOS (masks as in ``trainer/data/folder.py``: a mask
 folder, the alpha channel, or the ellipse fallback) it writes::
 
-    OUT/comp/<name>.png    composite: the subject's colours changed (synthesis.py)
+    OUT/comp/<name>.png    composite: the subject's colours changed (trainer/data/synthesis.py)
     OUT/alpha/<name>.png   binary mask (white = subject)
     OUT/real/<name>.png    the untouched photo (ground truth)
     OUT/{train,val,test}_split.txt
@@ -68,7 +68,7 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     iterator = range(len(records))
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(iterator, desc="synth", unit="photo")
+        iterator = tqdm(iterator, desc="synthetic set", unit="photo")
     for i in iterator:
         rec = records[i]
         key = rec.name
@@ -93,13 +93,13 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,
                "resize": resize if size else "none",
                "seed": seed, "skipped": len(skipped), **{f"{k}_samples": len(v) for k, v in splits.items()},
-               "synthesis": {k: v for k, v in vars(ds.synthesis).items() if k != "extra"}}
+               "synthesis": vars(ds.synthesis)}
     (out / "synth_info.json").write_text(json.dumps(summary, indent=2, default=list) + "\n", encoding="utf-8")
     return summary
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.synth", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m trainer.builders.synthetic_set", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="folder of photos (searched recursively)")
     p.add_argument("out", help="output folder (FFHQH layout)")

@@ -1,10 +1,9 @@
-"""The package-image data-set builder: split, geometry, masks (OpenCV parts skip without it)."""
+"""The package-image data-set builder: split, geometry, usable pictures."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from trainer.datasets import package_portraits as pp
+from trainer.builders import package_portraits as pp
 
 
 def test_split_is_deterministic_by_source_and_holds_out_the_example():
@@ -37,23 +36,3 @@ def test_usable_rejects_flat_and_grey_pictures():
     assert not pp._usable(grey, 256)
     assert not pp._usable(np.full((300, 300, 3), 128, np.uint8), 256)
     assert not pp._usable(colour[:200], 256)
-
-
-def test_random_masks_are_within_the_accepted_area():
-    pytest.importorskip("cv2")
-    for seed in range(5):
-        m = pp.random_shape_mask(96, 128, np.random.default_rng(seed))
-        assert m.shape == (96, 128) and pp.MIN_FG <= m.mean() <= pp.MAX_FG
-
-
-def test_object_mask_finds_a_central_subject():
-    pytest.importorskip("cv2")
-    rng = np.random.default_rng(0)
-    img = (rng.random((160, 160, 3)) * 60 + 20).astype(np.uint8)   # dark textured background
-    yy, xx = np.mgrid[0:160, 0:160]
-    disc = (yy - 85) ** 2 + (xx - 80) ** 2 < 45 ** 2
-    img[disc] = (230, 120, 40)
-    m = pp.object_mask(img, seed=1)
-    assert m is not None
-    inter = (m & disc).sum() / (m | disc).sum()
-    assert inter > 0.8

@@ -1,0 +1,44 @@
+"""trainer.loop: no hang on data where every sample is bad, and a signal stops a run promptly."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+from training_runs import REPO, fit_cmd, read_log, wait_for
+
+
+def garbage_photos(folder):
+    folder.mkdir(parents=True)
+    for i in range(6):
+        (folder / f"p{i}.png").write_bytes(b"not a picture " * (i + 1))
+    return folder
+
+
+def test_all_bad_samples_end_with_a_clear_error(tmp_path, subprocess_env):
+    data = garbage_photos(tmp_path / "garbage")
+    res = subprocess.run(fit_cmd(data, tmp_path / "run", "--steps", "5", "--set", 'data.on_bad_sample="skip"'),
+                         cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 2, res.stderr[-3000:]
+    err = res.stderr.splitlines()[-1]
+    assert err.startswith("error: gave up: 10") and "bad samples in a row" in err and "max_bad_in_a_row" in err
+
+
+def test_a_signal_stops_a_run_stuck_on_bad_data(tmp_path, subprocess_env):
+    data = garbage_photos(tmp_path / "garbage")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(fit_cmd(data, out, "--steps", "5", "--set", 'data.on_bad_sample="skip"',
+                                    "--set", "data.max_bad_in_a_row=1000000000"),
+                            cwd=REPO, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(out / "log.jsonl", proc)
+        time.sleep(1.0)  # well into the skipping
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0
+    assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start", "stopped by signal", "end"]
+    assert not (out / "trainer.lock").exists()

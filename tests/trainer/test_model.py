@@ -1,0 +1,40 @@
+"""trainer.model: dead parameters, and one working size from the config to the checkpoint."""
+from __future__ import annotations
+
+import torch
+
+from training_runs import tiny_cfg
+
+
+def test_dead_modules_are_found_and_frozen():
+    from phnet import PHNet, PHNetConfig
+
+    from trainer.model import freeze_dead_parameters
+
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32)).train()
+    bn_before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    dead = freeze_dead_parameters(model, 32, torch.device("cpu"))
+    assert "skip.6.rconv.weight" in dead and any(n.startswith("normalizers.2.") for n in dead)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if n in dead)
+    assert all(p.grad is None for p in model.parameters()) and model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in bn_before.items())
+
+
+def test_checkpoints_record_the_size_they_were_trained_at(shift_set, tmp_path):
+    """data.image_size decides the working size, and the saved model says so (it used to keep model.image_size)."""
+    from phnet.weights import load_model
+    from trainer.config import model_config
+    from trainer.fit import train
+
+    cfg = tiny_cfg(shift_set, tmp_path / "run", steps=2, val_every=0, ckpt_every=0, batch_size=4)
+    cfg["data"]["image_size"] = 16  # model.image_size stays 32 (tiny_cpu.toml)
+    assert model_config(cfg).image_size == 16
+    train(cfg, progress=False)
+    for folder in ("best", "checkpoints/step-00000002"):
+        assert load_model(str(tmp_path / "run" / folder)).config.image_size == 16
+    # fine-tuning from those weights at another size records the new size
+    cfg2 = tiny_cfg(shift_set, tmp_path / "tuned", steps=1, val_every=0, ckpt_every=0, batch_size=4)
+    cfg2["model"]["init_from"] = str(tmp_path / "run" / "best")
+    cfg2["data"]["image_size"] = 24
+    train(cfg2, progress=False)
+    assert load_model(str(tmp_path / "tuned" / "best")).config.image_size == 24

@@ -1,0 +1,57 @@
+"""trainer.resume: a resumed run applies the config it records, or refuses what it cannot change."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from training_runs import read_log, tiny_cfg
+
+
+@pytest.fixture()
+def two_steps(shift_set, tmp_path):
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4, log_every=1, warmup_steps=0,
+                   schedule="constant", lr=1e-3), progress=False)
+    return out
+
+
+def resumed_cfg(shift_set, out, **train):
+    base = dict(steps=4, ckpt_every=2, val_every=0, batch_size=4, log_every=1, warmup_steps=0, schedule="constant",
+                lr=1e-3)
+    return tiny_cfg(shift_set, out, **{**base, **train})
+
+
+@pytest.mark.parametrize("change", [("model", "enc_sizes", [3, 8, 8, 16, 16, 32, 64]),
+                                    ("model", "output", "image"), ("data", "image_size", 16),
+                                    ("train", "optimizer", "lion")])
+def test_resume_refuses_a_changed_architecture_or_optimizer(two_steps, shift_set, change):
+    from trainer.fit import train
+    from trainer.resume import ResumeConfigError
+
+    section, key, value = change
+    cfg = resumed_cfg(shift_set, two_steps)
+    cfg[section][key] = value
+    recorded = (two_steps / "run_config.json").read_text()
+    with pytest.raises(ResumeConfigError, match=f"{section}.{key}.*--init-from"):
+        train(cfg, resume=True, progress=False)
+    assert (two_steps / "run_config.json").read_text() == recorded  # nothing claims the refused values
+    assert not (two_steps / "checkpoints" / "step-00000004").exists()
+
+
+def test_resume_applies_a_changed_learning_rate_and_says_so(two_steps, shift_set):
+    from trainer.fit import train
+
+    train(resumed_cfg(shift_set, two_steps, lr=5e-4, weight_decay=0.02), resume=True, progress=False)
+    log = read_log(two_steps)
+    assert [r["lr"] for r in log if r["type"] == "train"] == [1e-3, 1e-3, 5e-4, 5e-4]
+    resume = [r for r in log if r.get("event") == "resume"][0]
+    assert resume["changed"] == {"train.lr": [1e-3, 5e-4], "train.steps": [2, 4], "train.weight_decay": [0.0, 0.02]}
+    state = torch.load(two_steps / "checkpoints" / "step-00000004" / "training_state.pt", weights_only=True)
+    groups = state["optimizer"]["param_groups"]
+    assert all(g["initial_lr"] == 5e-4 and g["weight_decay"] == 0.02 for g in groups)
+    recorded = json.loads((two_steps / "run_config.json").read_text())
+    assert recorded["train"]["lr"] == 5e-4 and recorded["train"]["weight_decay"] == 0.02

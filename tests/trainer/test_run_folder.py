@@ -1,0 +1,91 @@
+"""trainer.run_folder: a run is never replaced by accident, one trainer per folder, run_config.json."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from training_runs import REPO, fit_cmd, read_log, tiny_cfg, wait_for
+
+
+def test_a_fresh_run_refuses_a_folder_that_holds_a_run(shift_set, tmp_path, capsys):
+    from trainer.fit import main, train
+    from trainer.run_folder import RunFolderError
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, ckpt_every=2, val_every=2, log_every=1, batch_size=4), progress=False)
+    before = (out / "log.jsonl").read_text()
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    with pytest.raises(RunFolderError, match="--resume.*--overwrite"):
+        train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4), progress=False)
+    assert (out / "log.jsonl").read_text() == before
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == kept and (out / "best").is_dir()
+    assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out), "--steps", "2",
+                 "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    # --overwrite: the old run goes, the new one starts from nothing
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4), overwrite=True,
+          progress=False)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]
+    assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start", "end"]
+    assert not (out / "trainer.lock").exists()  # released at the end
+
+
+def test_the_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
+    from trainer.run_folder import RunFolder, RunFolderError
+
+    first = RunFolder(tmp_path)
+    first.acquire_lock()
+    assert json.loads((tmp_path / "trainer.lock").read_text())["pid"] == os.getpid()
+    with pytest.raises(RunFolderError, match=f"in use by another trainer \\(pid {os.getpid()}"):
+        RunFolder(tmp_path).acquire_lock()
+    first.release_lock()
+    # a lock file left by a process that is gone (killed: nobody holds it any more)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "trainer.lock").write_text(json.dumps({"pid": gone.pid, "host": "x", "started": 0}))
+    second = RunFolder(tmp_path)
+    second.acquire_lock()
+    assert json.loads((tmp_path / "trainer.lock").read_text())["pid"] == os.getpid()
+    second.release_lock()
+
+
+def test_two_trainers_cannot_share_a_folder(shift_set, tmp_path, subprocess_env):
+    from trainer.fit import train
+    from trainer.run_folder import RunFolderError
+
+    out = tmp_path / "shared"
+    proc = subprocess.Popen(fit_cmd(shift_set, out, "--steps", "100000", "--set", "train.ckpt_every=0",
+                                    "--set", "train.val_every=0"),
+                            cwd=REPO, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(out / "log.jsonl", proc)
+        for resume in (True, False):
+            with pytest.raises(RunFolderError, match=f"pid {proc.pid}"):
+                train(tiny_cfg(shift_set, out, steps=1, val_every=0, ckpt_every=0), resume=resume, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start"]
+
+
+def test_the_run_config_is_not_named_like_a_model_config(shift_set, tmp_path):
+    from phnet import Harmonizer
+    from trainer.config import read_config
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4), progress=False)
+    assert (out / "run_config.json").is_file() and not (out / "config.json").exists()
+    assert read_config(out)["train"]["steps"] == 2 and read_config(out / "run_config.json") == read_config(out)
+    with pytest.raises(FileNotFoundError) as err:
+        Harmonizer.from_pretrained(out)  # a run folder is not a model folder
+    assert "newer" not in str(err.value) and "upgrade" not in str(err.value)
+    # a run written before the rename (config.json at its root) still resumes, and is renamed on the way
+    (out / "run_config.json").rename(out / "config.json")
+    assert read_config(out)["train"]["steps"] == 2
+    train(tiny_cfg(shift_set, out, steps=4, ckpt_every=2, val_every=0, batch_size=4), resume=True, progress=False)
+    assert (out / "run_config.json").is_file() and not (out / "config.json").exists()
+    assert read_config(out)["train"]["steps"] == 4

@@ -1,0 +1,11 @@
+"""Tools that write a data set to disk once, before training (the trainer reads them with :mod:`trainer.data`).
+
+* :mod:`trainer.builders.package_portraits` - real photos + subject masks from images that ship
+  inside installed packages (scikit-image's ``skimage.data``, the MIT-licensed ComfyUI template
+  media bundles): ``python -m trainer.builders.package_portraits OUT``. Images are never
+  committed: the builder re-creates the set from the installed packages, deterministically.
+* :mod:`trainer.builders.subject_masks` - the masks it draws (face + GrabCut, object, random shape).
+* :mod:`trainer.builders.synthetic_set` - a frozen synthetic harmonisation set (composite, mask,
+  real; FFHQH layout) from a folder of photos: ``python -m trainer.builders.synthetic_set PHOTOS OUT``.
+  The composites come from :mod:`trainer.data.synthesis`, the same code that makes them on the fly.
+"""

@@ -1,0 +1,79 @@
+"""Process facts for one or several training processes (``torchrun``), seeding, and the resumable sampler."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+
+class Dist:
+    """Process-group facts; a single process is rank 0 of 1.
+
+    The device comes from ``phnet``'s picker (``train.device``, else CUDA, MPS, CPU); under
+    ``torchrun`` each process takes the GPU of its local rank.
+    """
+
+    def __init__(self, device_pref: str = ""):
+        from phnet.harmonizer import pick_device
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = pick_device(device_pref or None)
+        if dev.type == "cuda":
+            dev = torch.device("cuda", self.local_rank if dev.index is None else dev.index)
+            torch.cuda.set_device(dev)
+        self.device = dev
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def from_main(self, value):
+        """Rank 0's ``value`` on every rank (a picklable object)."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self):
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EpochSampler(DistributedSampler):
+    """DistributedSampler that yields ``(index, epoch)`` and can start mid-epoch (for resume).
+
+    The epoch travels with the index so that the data set's random augmentation
+    and synthesis are a function of (seed, epoch, index): a resumed run sees the
+    same samples it would have seen without the interruption.
+    """
+
+    def __init__(self, dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=False)
+        self.start = 0
+
+    def __iter__(self):
+        indices = list(super().__iter__())[self.start:]
+        return iter([(i, self.epoch) for i in indices])
+
+    def __len__(self):
+        return max(0, self.num_samples - self.start)

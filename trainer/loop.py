@@ -1,0 +1,295 @@
+"""The training loop: one optimizer step, validation, checkpoints and log records, each a method.
+
+:class:`TrainingLoop` receives everything already built (model, data loaders, optimizer,
+run folder, log) from :mod:`trainer.fit` and owns only the moving parts: the position in
+the data (step, epoch, batch), the best validation score, the running loss window and the
+stop flag set by SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer.atomic import write_atomic_text
+from trainer.model import unwrap
+from trainer.validation import autocast_for, validate
+
+
+class TooManyBadSamples(RuntimeError):
+    """``data.on_bad_sample = "skip"`` dropped ``data.max_bad_in_a_row`` samples and found no good one."""
+
+
+class _Stop(Exception):
+    """Raised inside the loop when a stop was requested while no step could finish."""
+
+
+@dataclass
+class Position:
+    """Where the run is: optimizer steps done, and the data epoch and batch to read next."""
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+@dataclass
+class LossWindow:
+    """Training losses summed since the last log record."""
+    loss: float = 0.0
+    n: int = 0
+    samples: int = 0
+    skipped: int = 0
+    parts: dict = field(default_factory=dict)
+    t: float = field(default_factory=time.time)
+
+    def add(self, loss: float, parts: dict, samples: int, skipped: int) -> None:
+        self.loss += loss
+        self.n += 1
+        self.samples += samples
+        self.skipped += skipped
+        for k, v in parts.items():
+            self.parts[k] = self.parts.get(k, 0.0) + v
+
+
+class StopSignal:
+    """SIGTERM/SIGINT set a flag (the run checkpoints and stops); a second one stops at once."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.requested = False
+        self._old: dict = {}
+
+    def __enter__(self):
+        if self.enabled:
+            self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _on_signal(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt(f"signal {signum} received twice")
+        self.requested = True
+        print(f"[trainer] signal {signum}: saving a checkpoint and stopping (send it again to stop at once)",
+              file=sys.stderr)
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
+
+
+class TrainingLoop:
+    def __init__(self, *, cfg, env, out_dir, log, model, train_model, ema, criterion, optimizer, scheduler, scaler,
+                 sampler, train_loader, val_loader, use_amp: bool, position: Position, best: float,
+                 progress: bool):
+        t = cfg["train"]
+        self.cfg, self.env, self.out_dir, self.log = cfg, env, out_dir, log
+        self.model, self.train_model, self.ema = model, train_model, ema
+        self.criterion, self.optimizer, self.scheduler, self.scaler = criterion, optimizer, scheduler, scaler
+        self.sampler, self.train_loader, self.val_loader = sampler, train_loader, val_loader
+        self.use_amp, self.progress = use_amp, progress
+        self.pos, self.best = position, best
+        self.total_steps, self.accum = int(t["steps"]), int(t["grad_accum"])
+        self.batch_size = int(t["batch_size"])
+        self.log_every, self.val_every, self.ckpt_every = (int(t[k]) for k in ("log_every", "val_every", "ckpt_every"))
+        self.grad_clip = float(t.get("grad_clip") or 0)
+        self.budget = float(t.get("max_minutes") or 0) * 60
+        self.max_bad = int(cfg["data"].get("max_bad_in_a_row", 100))
+        self.iterator = None
+        self.window = LossWindow()
+        self.last_val = None
+        self.bar = None
+        self.stop = StopSignal(enabled=env.world == 1)
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> dict:
+        """Train until ``train.steps`` (or the time budget, or a signal); validate and checkpoint on the way."""
+        if self.env.main and self.progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.total_steps, initial=self.pos.step, desc="train", unit="step",
+                            dynamic_ncols=True, file=sys.stderr)
+        started = time.time()
+        self.model.train()
+        try:
+            with self.stop:
+                while self.pos.step < self.total_steps and not self.stop.requested:
+                    try:
+                        self.train_step()
+                    except _Stop:
+                        break
+                    self.after_step(started)
+                if self.stop.requested and self.pos.step < self.total_steps:
+                    self.save()
+                    if self.env.main:
+                        self.log.write({"type": "event", "step": self.pos.step, "event": "stopped by signal"})
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return {"step": self.pos.step, "best_val_fmse": None if math.isinf(self.best) else self.best,
+                "last_val": self.last_val}
+
+    def after_step(self, started: float) -> None:
+        """Log, check the time budget, validate and checkpoint as the intervals say."""
+        step = self.pos.step
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % self.log_every == 0 or step == self.total_steps:
+            self.log_window()
+        if step < self.total_steps and self.out_of_time(started):
+            self.total_steps = step
+            if self.env.main:
+                self.log.write({"type": "event", "step": step,
+                                "event": f"time budget of {self.budget / 60:g} min reached"})
+        at_end = step == self.total_steps
+        if (self.val_every and step % self.val_every == 0) or at_end:
+            self.last_val = self.validate()
+            if self.env.main and self.last_val is not None and self.last_val["n"] and self.last_val["fmse"] < self.best:
+                self.best = self.last_val["fmse"]
+                self.save(best_dir=True, val=self.last_val)
+        if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
+            self.save(val=self.last_val if at_end else None)
+
+    # ------------------------------------------------------------------ one step
+    def next_batch(self) -> tuple[dict, int]:
+        """The next batch holding at least one good sample, and how many bad ones were skipped to get it."""
+        skipped = 0
+        while True:
+            if self.iterator is None:
+                self.sampler.set_epoch(self.pos.epoch)
+                self.sampler.start = self.pos.batch_in_epoch * self.batch_size
+                self.iterator = iter(self.train_loader)
+            try:
+                batch = next(self.iterator)
+            except StopIteration:
+                self.iterator = None
+                self.pos.epoch, self.pos.batch_in_epoch = self.pos.epoch + 1, 0
+                continue
+            self.pos.batch_in_epoch += 1
+            skipped += batch.get("skipped", 0)
+            if "comp" in batch:
+                return batch, skipped
+            if self.stop.requested:
+                raise _Stop
+            if skipped >= self.max_bad:
+                raise TooManyBadSamples(
+                    f"gave up: {skipped} bad samples in a row and not one usable sample (data.on_bad_sample = "
+                    f"\"skip\" drops them; the warnings above name the files). Check data.root "
+                    f"({self.cfg['data'].get('root')}) and the masks; data.max_bad_in_a_row ({self.max_bad}) sets "
+                    f"how many are tolerated.")
+
+    def train_step(self) -> None:
+        """One optimizer step over ``grad_accum`` micro-batches (EMA updated after it)."""
+        start = (self.pos.epoch, self.pos.batch_in_epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        for micro in range(self.accum):
+            try:
+                batch, skipped = self.next_batch()
+            except _Stop:  # stopped while skipping bad data: the step never happened
+                self.pos.epoch, self.pos.batch_in_epoch = start
+                self.iterator = None
+                raise
+            comp, real, mask = (batch[k].to(self.env.device, non_blocking=True) for k in ("comp", "real", "mask"))
+            sync = (self.train_model.no_sync() if self.env.world > 1 and micro < self.accum - 1
+                    else contextlib.nullcontext())
+            with sync:
+                with autocast_for(self.env.device, self.use_amp):
+                    pred = self.train_model(comp, mask)
+                loss, parts = self.criterion(pred, real, mask)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {float(loss)} at step {self.pos.step} (lr {self.scheduler.get_last_lr()[0]:.3g}); "
+                        f"lower train.lr or enable train.grad_clip")
+                self.scaler.scale(loss / self.accum).backward()
+            self.window.add(float(loss.detach()), parts, comp.shape[0], skipped)
+        if self.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(unwrap(self.model))
+        self.pos.step += 1
+
+    def out_of_time(self, started: float) -> bool:
+        """The wall-clock budget is spent (decided on rank 0, so every rank stops at the same step)."""
+        if not self.budget:
+            return False
+        flag = torch.tensor([float(time.time() - started >= self.budget)], device=self.env.device)
+        if self.env.world > 1:
+            torch.distributed.broadcast(flag, 0)
+        return bool(flag.item())
+
+    # ------------------------------------------------------------------ logging
+    def log_window(self) -> None:
+        w = self.window
+        dt = max(time.time() - w.t, 1e-9)
+        rec = {"type": "train", "step": self.pos.step, "epoch": self.pos.epoch,
+               "loss": w.loss / max(w.n, 1),
+               **{k: v / max(w.n, 1) for k, v in w.parts.items()},
+               "lr": self.scheduler.get_last_lr()[0],
+               "samples_per_s": w.samples * self.env.world / dt}
+        if w.skipped:
+            rec["skipped_samples"] = w.skipped
+        self.log.write(rec, curves=True)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", img_s=f"{rec['samples_per_s']:.1f}")
+        self.window = LossWindow()
+
+    def say(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr)
+
+    # ------------------------------------------------------------------ validation
+    def eval_model(self):
+        """The weights people get: the running average when train.ema is set."""
+        return self.ema.module if self.ema is not None else unwrap(self.model)
+
+    def validate(self) -> dict | None:
+        """Rank 0 scores the validation split and logs it; the other ranks wait."""
+        res = None
+        if self.env.main:
+            res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.use_amp)
+            self.log.write({"type": "val", "step": self.pos.step, **res}, curves=True)
+            if self.progress:
+                self.say(f"[trainer] step {self.pos.step}: val fMSE {res['fmse']:.1f} (composite "
+                         f"{res['composite_fmse']:.1f}) MSE {res['mse']:.1f} (composite {res['composite_mse']:.1f}) "
+                         f"near-right fMSE {res['near_right_fmse']:.1f} (composite "
+                         f"{res['composite_near_right_fmse']:.1f}) untouched {res['untouched_mse']:.1f}")
+        self.env.barrier()
+        return res
+
+    # ------------------------------------------------------------------ checkpoints
+    def training_state(self) -> dict:
+        """Everything a resume needs besides the weights (loads with ``torch.load(weights_only=True)``)."""
+        return {
+            "step": self.pos.step, "epoch": self.pos.epoch, "batch_in_epoch": self.pos.batch_in_epoch,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": ckpt.capture_rng_state(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "best_val_fmse": self.best, "world_size": self.env.world, "batch_size": self.batch_size,
+        }
+
+    def save(self, *, best_dir: bool = False, val: dict | None = None) -> None:
+        """Rank 0 writes ``checkpoints/step-N`` (then every rank meets) or ``best/`` (alone, no barrier)."""
+        if self.env.main:
+            step = self.pos.step
+            info = {"step": step, "epoch": self.pos.epoch,
+                    "best_val_fmse": None if math.isinf(self.best) else self.best, "val": val}
+            if best_dir:
+                ckpt.save_checkpoint(self.out_dir / "best", self.eval_model(), None, info, self.cfg)
+            else:
+                folder = self.out_dir / "checkpoints" / f"step-{step:08d}"
+                ckpt.save_checkpoint(folder, unwrap(self.model), self.training_state(), info, self.cfg)
+                write_atomic_text(self.out_dir / "latest", folder.name + "\n")
+                ckpt.prune_checkpoints(self.out_dir, int(self.cfg["train"].get("keep_last", 0)))
+        if not best_dir:
+            self.env.barrier()  # everybody waits so nobody races ahead into the next interval

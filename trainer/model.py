@@ -1,0 +1,75 @@
+"""The network a run trains: built from ``[model]``, from ``model.init_from`` weights, or from a checkpoint.
+
+Whatever the source, the model's config carries the run's working size
+(:func:`trainer.config.model_config`), so every checkpoint records the resolution it
+was trained at.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from trainer.config import model_config
+
+
+def build_model(cfg: dict, resume_from: Path | None = None):
+    """A fresh PHNet, the ``init_from`` weights (their architecture), or the checkpoint being resumed."""
+    from phnet import PHNet
+    from phnet.weights import load_model
+
+    wanted = model_config(cfg)
+    source = resume_from or cfg["model"].get("init_from") or None
+    if not source:
+        return PHNet(wanted)
+    model = load_model(str(source))
+    loaded = model.config
+    if resume_from is None:
+        arch = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction")
+        diffs = [k for k in arch if getattr(loaded, k) != getattr(wanted, k)]
+        if diffs and cfg["model"].get("preset", "") != "":
+            print(f"[trainer] init_from {source}: using its architecture (differs in {diffs})", file=sys.stderr)
+        if loaded.output != wanted.output:
+            print(f"[trainer] init_from {source}: keeping its output mapping {loaded.output!r} "
+                  f"(the config asks for {wanted.output!r}; the weights only make sense with their own)",
+                  file=sys.stderr)
+    # the working size is the run's (a resumed run checked that its config did not change it)
+    new = dataclasses.replace(loaded, image_size=wanted.image_size)
+    if new != loaded:
+        fresh = PHNet(new)
+        fresh.load_state_dict(model.state_dict())
+        model = fresh
+    return model
+
+
+def freeze_dead_parameters(model: torch.nn.Module, size: int, device: torch.device) -> list[str]:
+    """Find parameters that never receive a gradient and stop training them.
+
+    The official architecture keeps modules that never run (the last PN block and
+    ``skip.6``) so that its weights load; DDP would otherwise need
+    ``find_unused_parameters=True`` on every step. One probe forward/backward in
+    eval mode (so BatchNorm statistics are untouched) finds them.
+    """
+    was_training = model.training
+    model.eval()
+    s = max(16, size // 8 * 8)
+    probe = torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(0)).to(device)  # global RNG untouched
+    mask = torch.zeros(1, 1, s, s, device=device)
+    mask[..., s // 4: 3 * s // 4, s // 4: 3 * s // 4] = 1
+    model.zero_grad(set_to_none=True)
+    model(probe, mask).float().mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    for name, p in model.named_parameters():
+        p.grad = None
+        if name in dead:
+            p.requires_grad_(False)
+    model.train(was_training)
+    return dead
+
+
+def unwrap(model):
+    """The plain PHNet inside a DDP and/or ``torch.compile`` wrapper."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)

@@ -1,0 +1,69 @@
+"""What a resumed run may change: the config it was started with against the one it resumes with.
+
+The network and what its weights or optimizer state mean are fixed for the life of a run:
+the ``[model]`` table, the working size (``data.image_size``), ``train.optimizer`` and
+``train.freeze_dead_modules`` (which parameters the optimizer holds). Changing one of them is
+an error that names it (start a new run with ``model.init_from`` instead). Everything else is
+applied from the new config - learning rate, betas, weight decay, steps, schedule, batch
+size, data, losses, intervals - and listed in the log's ``resume`` event, so the recorded
+``run_config.json`` is always the config in use.
+"""
+from __future__ import annotations
+
+FIXED_SECTIONS = ("model",)
+FIXED_KEYS = ("data.image_size", "train.optimizer", "train.freeze_dead_modules")
+
+
+class ResumeConfigError(ValueError):
+    """The new config changes something a run cannot change on resume."""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> dict[str, tuple]:
+    """``{"section.key": (old, new)}`` for every value that differs (a missing key is ``None``)."""
+    a, b = _flatten(old), _flatten(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def is_fixed(key: str) -> bool:
+    return key.split(".", 1)[0] in FIXED_SECTIONS or key in FIXED_KEYS
+
+
+def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:
+    """The changes the resume will apply; raise ResumeConfigError for changes it cannot make."""
+    changes = config_changes(old, new)
+    fixed = {k: v for k, v in changes.items() if is_fixed(k)}
+    if fixed:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in fixed.items())
+        raise ResumeConfigError(
+            f"cannot resume {checkpoint} with a changed {', '.join(fixed)} ({listed}). A run keeps its "
+            f"[model] table, working size (data.image_size), optimizer type and frozen parameters. Put the "
+            f"old values back, or start a new run from these weights with --init-from {checkpoint}.")
+    return changes
+
+
+def apply_hyperparameters(optimizer, scheduler, train: dict, step: int) -> None:
+    """Put the config's lr, betas and weight decay into a restored optimizer; set the lr for ``step``.
+
+    ``optimizer.load_state_dict`` brings back the hyperparameters the state was saved with; the
+    scheduler's factor is a function of the new ``[train]`` table (steps, warm-up, schedule).
+    """
+    lr = float(train["lr"])
+    betas = tuple(float(b) for b in train.get("betas", (0.9, 0.99)))
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr
+        group["betas"] = betas
+        group["weight_decay"] = float(train["weight_decay"])
+    scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * scheduler.lr_lambdas[0](step)

@@ -1,0 +1,197 @@
+"""A run's output folder: who may write in it (a lock), whether a start may replace what is there,
+which checkpoint a resume continues from, and the recorded trainer config.
+
+Layout::
+
+    run_config.json        the trainer config this run uses (runs before it wrote config.json)
+    log.jsonl, curves.png  trainer.run_log
+    checkpoints/step-N/    trainer.checkpoint (resumable), latest (the newest one's name)
+    best/                  the weights with the lowest validation fMSE
+    trainer.lock           held while a trainer runs here: pid, host, start time
+
+A run folder is not a model folder: load ``<run>/best`` or ``<run>/checkpoints/step-N``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+from trainer import checkpoint as ckpt
+from trainer.atomic import write_atomic_text
+from trainer.config import LEGACY_RUN_CONFIG_NAME, RUN_CONFIG_NAME, run_config_path, to_json
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock falls back to "is the recorded pid alive"
+    fcntl = None
+
+LOCK_NAME = "trainer.lock"
+RUN_FILES = ("log.jsonl", "curves.png", "latest", RUN_CONFIG_NAME)
+RUN_DIRS = ("checkpoints", "best")
+
+
+class RunFolderError(RuntimeError):
+    """The folder cannot be used as asked (another trainer holds it, or it holds a run to keep)."""
+
+
+class RunFolder:
+    def __init__(self, root: Path):
+        self.root = Path(root).expanduser()
+        self.lock_path = self.root / LOCK_NAME
+        self._lock_fd: int | None = None
+
+    # ------------------------------------------------------------------ lock
+    def acquire_lock(self) -> None:
+        """Hold ``trainer.lock`` until :meth:`release_lock`; refuse if a live trainer holds it.
+
+        With ``fcntl`` the kernel holds the lock and drops it when the process dies, so a lock
+        file left by a killed trainer is recognised as stale and taken over. Without it (Windows)
+        the recorded pid is checked instead.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        previous = self.lock_holder()
+        for _ in range(100):
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self._lock(fd, previous):
+                break
+            os.close(fd)
+            holder = self.lock_holder()
+            if holder is not None and fcntl is not None and not self._alive(holder):
+                # the trainer is gone but a child it forked (a data-loader worker) still holds the file:
+                # a new file is a new lock
+                self.lock_path.unlink(missing_ok=True)
+                continue
+            if holder is not None or fcntl is None:
+                self._refuse(holder)
+            time.sleep(0.01)  # locked, its holder has not written its pid yet
+        else:
+            self._refuse(None)
+        if previous and previous.get("pid") != os.getpid():
+            print(f"[trainer] {self.lock_path} was left by a trainer that is gone (pid {previous.get('pid')}); "
+                  f"taking the folder over", file=sys.stderr)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(info) + "\n").encode())
+        self._lock_fd = fd
+
+    def _lock(self, fd: int, previous: dict | None) -> bool:
+        if fcntl is None:  # a lock file is taken when it is new or its pid is gone
+            if previous is not None and self._alive(previous):
+                return False
+            return os.fstat(fd).st_size == 0 or previous is not None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        try:  # the holder may have deleted the file between our open and our lock
+            return os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+        except FileNotFoundError:
+            return False
+
+    @staticmethod
+    def _alive(holder: dict) -> bool:
+        if holder.get("host") != socket.gethostname():
+            return True  # another machine's process cannot be checked
+        try:
+            os.kill(int(holder.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError, OSError):
+            return True
+        return True
+
+    def _refuse(self, holder: dict | None):
+        who = "another trainer"
+        if holder:
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
+            who += f" (pid {holder.get('pid')} on {holder.get('host')}, since {since})"
+        raise RunFolderError(
+            f"{self.root} is in use by {who}; two trainers cannot share a run folder. Wait for it, stop it, "
+            f"or choose another --out. If no trainer runs there, delete {self.lock_path}.")
+
+    def lock_holder(self) -> dict | None:
+        try:
+            return json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def release_lock(self) -> None:
+        if self._lock_fd is None:
+            return
+        self.lock_path.unlink(missing_ok=True)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    # ------------------------------------------------------------------ what is there
+    def previous_run(self) -> list[str]:
+        """What a run left here that is worth keeping: checkpoints, best/, a log of training (empty: nothing).
+
+        A config and an empty log alone (a start that failed before its first step) are not a run.
+        """
+        found = [n + "/" for n in RUN_DIRS if (self.root / n).is_dir() and any((self.root / n).iterdir())]
+        log = self.root / "log.jsonl"
+        if log.is_file() and any('"type": "train"' in line or '"type": "val"' in line
+                                 for line in log.read_text(encoding="utf-8", errors="replace").splitlines()):
+            found.append(log.name)
+        return found
+
+    def remove_previous_run(self) -> None:
+        legacy = run_config_path(self.root) == self.root / LEGACY_RUN_CONFIG_NAME
+        for n in RUN_DIRS:
+            shutil.rmtree(self.root / n, ignore_errors=True)
+        for n in RUN_FILES + ((LEGACY_RUN_CONFIG_NAME,) if legacy else ()):
+            (self.root / n).unlink(missing_ok=True)
+
+    def prepare(self, resume: str | bool, overwrite: bool) -> Path | None:
+        """Decide how this start uses the folder (call with the lock held); return the checkpoint to resume."""
+        if resume and overwrite:
+            raise RunFolderError("--resume continues the run and --overwrite deletes it: choose one")
+        ckpt.clean_temporaries(self.root)
+        if resume:
+            found = Path(resume) if isinstance(resume, str) else ckpt.latest_checkpoint(self.root)
+            if found is None:
+                previous = self.previous_run()
+                if previous:
+                    raise RunFolderError(
+                        f"--resume: {self.root} holds a run ({', '.join(previous)}) but no complete checkpoint to "
+                        f"continue from; start over with --overwrite instead, or choose another --out.")
+                print(f"[trainer] --resume: no checkpoint in {self.root / 'checkpoints'}, starting fresh",
+                      file=sys.stderr)
+            elif not (ckpt.is_complete(found) and (found / ckpt.STATE_FILE).exists()):
+                raise FileNotFoundError(f"{found} is not a resumable checkpoint (needs {ckpt.STATE_FILE})")
+            return found
+        previous = self.previous_run()
+        if previous and not overwrite:
+            raise RunFolderError(
+                f"{self.root} already holds a training run ({', '.join(previous)}). Pass --resume to continue "
+                f"it, --overwrite to delete it and start over, or choose another --out.")
+        if previous:
+            self.remove_previous_run()
+            print(f"[trainer] --overwrite: deleted the previous run in {self.root}", file=sys.stderr)
+        return None
+
+    # ------------------------------------------------------------------ recorded config
+    def recorded_config(self, checkpoint: Path | None) -> dict | None:
+        """The config a resumed checkpoint was trained with (its own copy, else the run's)."""
+        candidates = []
+        if checkpoint is not None:
+            candidates.append(Path(checkpoint) / ckpt.TRAIN_CONFIG_FILE)
+        path = run_config_path(self.root)
+        if path is not None:
+            candidates.append(path)
+        for p in candidates:
+            if p.is_file():
+                return json.loads(p.read_text(encoding="utf-8"))
+        return None
+
+    def write_config(self, cfg: dict) -> None:
+        """Record ``cfg`` as ``run_config.json`` (and retire an old run's ``config.json``)."""
+        legacy = run_config_path(self.root) == self.root / LEGACY_RUN_CONFIG_NAME
+        write_atomic_text(self.root / RUN_CONFIG_NAME, to_json(cfg))
+        if legacy:
+            (self.root / LEGACY_RUN_CONFIG_NAME).unlink(missing_ok=True)
