@@ -21,6 +21,10 @@ class PatchColorTransfer(nn.Module):
 
     Statistics are taken over all pixels of a patch (the zeroed-out region included) with the
     unbiased std, as the official code does; ``grid_weights`` mixes the local and global branches.
+
+    With a reference (``reference`` = the image inside the reference region, zero elsewhere, and
+    ``region`` that region) the background statistics are those of the reference image, computed the
+    same way, globally and per patch; where the region has no pixel they stay the background's.
     """
 
     def __init__(self, grid: int, init_weights: tuple[float, float] = (0.9, 0.1), eps: float = 1e-8) -> None:
@@ -36,12 +40,25 @@ class PatchColorTransfer(nn.Module):
         return mean, var.sqrt()
 
     @full_precision
-    def forward(self, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        fg: torch.Tensor,
+        bg: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        region: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         patches = partition(fg, self.grid)
         mu_f, sd_f = self.patch_stats(fg, patches)
         mu_b, sd_b = self.patch_stats(bg, patches)
         gmu_f, gsd_f = mean_std(fg)
         gmu_b, gsd_b = mean_std(bg)
+        if reference is not None:
+            in_patch = patches.sums(region) > 0
+            in_image = region.sum(dim=(2, 3), keepdim=True) > 0
+            ref_mu, ref_sd = self.patch_stats(reference, patches)
+            ref_gmu, ref_gsd = mean_std(reference)
+            mu_b, sd_b = torch.where(in_patch, ref_mu, mu_b), torch.where(in_patch, ref_sd, sd_b)
+            gmu_b, gsd_b = torch.where(in_image, ref_gmu, gmu_b), torch.where(in_image, ref_gsd, gsd_b)
         # local and global transfers are both affine in fg: fold them into one per-patch scale and shift
         w0, w1 = self.grid_weights[0], self.grid_weights[1]
         local_ratio = sd_b / (sd_f + self.eps)
@@ -59,12 +76,18 @@ class PatchFeatureExtractor(nn.Module):
         self.patch_harmonizer = PatchColorTransfer(grid)
         self.head = nn.Sequential(nn.Conv2d(2 * channels, channels, 3, padding=1), nn.Identity(), nn.ReLU())
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """``reference`` (optional B×1×H×W): the part of the background the transfer aims at."""
         fg, bg = image * mask, image * (1 - mask)
+        if reference is None:
+            transfer = self.patch_harmonizer(fg, bg)
+        else:
+            region = reference * (1 - mask)
+            transfer = self.patch_harmonizer(fg, bg, image * region, region)
         # The official block feeds the head the transfer blended with the background scaled by 1/255
         # (its harmonizer returns (blend, transfer) and the block keeps the first); the released
         # weights were trained with exactly this input.
-        transferred = self.patch_harmonizer(fg, bg) * mask + bg / 255.0 * (1 - mask)
+        transferred = transfer * mask + bg / 255.0 * (1 - mask)
         return self.head(torch.cat([fg, transferred], dim=1))
 
 

@@ -15,6 +15,12 @@ class PatchNormalization(nn.Module):
     foreground = λ0·global + λ1·patch; background = (X − μB)/σB·γB + βB. Parameter names follow the
     official state_dict. Every branch is an affine map of X per sample and channel, so the block is
     computed as one scale and one shift per region.
+
+    ``reference`` (B×1×H×W, optional) restricts the statistics the foreground is re-styled towards
+    (μB, σB and the patch means μB_ij) to the background pixels it covers. An image whose reference
+    holds no background pixel, or a patch without any, keeps the whole background's statistics. The
+    background branch still normalises the background with its own statistics: it is how the
+    network saw the background in training; only the foreground's target moves.
     """
 
     def __init__(
@@ -38,7 +44,7 @@ class PatchNormalization(nn.Module):
         self.grid_weights = nn.Parameter(torch.full((1, channels, grid, grid), 1.0 / (grid * grid * channels)))
 
     @full_precision
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         eps = self.eps
         background = 1 - mask
         patches = partition(x, self.grid)
@@ -56,6 +62,11 @@ class PatchNormalization(nn.Module):
 
         # Σ_ij W_ij·μB_ij: the learnt mix of per-patch background means (a patch with no background counts 0)
         patch_means = patches.sums(x * background) / (patches.sums(background) + eps)
+        bg_mu, bg_sd = mu_b, sd_b  # the background branch keeps the whole background's statistics
+        if reference is not None:
+            mu_b, sd_b, patch_means = restrict_to_reference(
+                x, reference * background, patches, (mu_b, sd_b, patch_means), eps
+            )
         mu_patch = (patch_means * self.grid_weights).sum(dim=(2, 3), keepdim=True)
 
         w0, w1 = self.weights[0], self.weights[1]
@@ -67,10 +78,34 @@ class PatchNormalization(nn.Module):
             + w1 * (mu_patch * self.patched_fg_var + self.patched_fg_bias)
             - mu_f * fg_scale
         )
-        bg_scale = self.bg_var / sd_b
-        bg_shift = self.bg_bias - mu_b * bg_scale
+        bg_scale = self.bg_var / bg_sd
+        bg_shift = self.bg_bias - bg_mu * bg_scale
         foreground = torch.addcmul(fg_shift, x, fg_scale)
         return torch.lerp(torch.addcmul(bg_shift, x, bg_scale), foreground, mask)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, grid={self.grid}"
+
+
+
+def restrict_to_reference(
+    x: torch.Tensor,
+    region: torch.Tensor,
+    patches,
+    background_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(μ, σ, patch means) over ``region`` (B×1×H×W, the reference part of the background), each
+    replaced by the whole background's value (``background_stats``) where the region has no pixel."""
+    mu_b, sd_b, patch_means_b = background_stats
+    count = region.sum(dim=(2, 3), keepdim=True)
+    mu = (x * region).sum(dim=(2, 3), keepdim=True) / (count + eps)
+    sd = torch.sqrt((((x - mu) * region) ** 2).sum(dim=(2, 3), keepdim=True) / (count + eps) + eps)
+    patch_count = patches.sums(region)
+    patch_means = patches.sums(x * region) / (patch_count + eps)
+    found = count > 0
+    return (
+        torch.where(found, mu, mu_b),
+        torch.where(found, sd, sd_b),
+        torch.where(patch_count > 0, patch_means, patch_means_b),
+    )

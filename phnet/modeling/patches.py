@@ -47,8 +47,8 @@ def full_precision(forward):
     """Run a module's statistics in fp32 even under autocast: sums over many pixels need the mantissa."""
 
     @functools.wraps(forward)
-    def wrapper(self, *tensors: torch.Tensor) -> torch.Tensor:
+    def wrapper(self, *tensors: torch.Tensor | None) -> torch.Tensor:
         with torch.autocast(tensors[0].device.type, enabled=False):
-            return forward(self, *(t.float() for t in tensors))
+            return forward(self, *(None if t is None else t.float() for t in tensors))
 
     return wrapper

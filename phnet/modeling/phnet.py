@@ -46,6 +46,9 @@ class PHNet(nn.Module):
 
     ``forward(composite, mask)`` takes B×3×H×W images in [0, 1] and B×1×H×W masks (H, W multiples
     of 8) and returns the raw B×3×H×W prediction; blending with the composite is the caller's job.
+    An optional B×1×H×W ``reference`` mask names the part of the background the subject should
+    match: the PN blocks and the PFE take their background statistics from it (see
+    ``PatchNormalization``); without it the network is the official one, bit for bit.
     The last PN block and ``skip.6`` are never reached, as in the official model, but exist so the
     official checkpoints load strictly.
     """
@@ -75,17 +78,21 @@ class PHNet(nn.Module):
             nn.init.zeros_(self.decoder[5][0].weight)
             nn.init.zeros_(self.decoder[5][0].bias)
 
-    def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The prediction at the input's size (before blending with the composite)."""
         if self.config.output == "transform":
-            return self.transform_output(composite, self.predict_transform(composite, mask))
-        return self.to_output(self.decode(composite, mask), composite, mask)
+            return self.transform_output(composite, self.predict_transform(composite, mask, reference))
+        return self.to_output(self.decode(composite, mask, reference), composite, mask)
 
-    def predict_transform(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def predict_transform(
+        self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """B×12 colour-transform coefficients (``output="transform"`` only), threshold applied."""
         if self.config.output != "transform":
             raise ValueError(f"predict_transform needs output='transform', this model has {self.config.output!r}")
-        coefficients = subject_mean(self.decode(composite, mask).float(), mask)
+        coefficients = subject_mean(self.decode(composite, mask, reference).float(), mask)
         if self.config.correction_threshold:
             change = apply_colour_transform(composite.float(), coefficients) - composite.float()
             coefficients = coefficients * threshold_scale(change, mask, self.config.correction_threshold)[:, :, 0, 0]
@@ -94,7 +101,9 @@ class PHNet(nn.Module):
     def transform_output(self, composite: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         return apply_colour_transform(composite, coefficients).clamp(0, 1)
 
-    def decode(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The decoder's raw output: B×3×H×W logits, or B×12×H×W coefficients for ``output="transform"``."""
         if composite.ndim != 4 or composite.shape[1] != 3 or mask.shape != (composite.shape[0], 1, *composite.shape[2:]):
             raise ValueError(
@@ -107,22 +116,34 @@ class PHNet(nn.Module):
                 "(phnet.Harmonizer does this for you)"
             )
         mask = mask.to(composite.dtype)
-        gate_features = self.feature_extractor(composite, mask)
+        if reference is not None:
+            if reference.shape != mask.shape:
+                raise ValueError(f"the reference mask must be shaped like the mask {tuple(mask.shape)}, got "
+                                 f"{tuple(reference.shape)}")
+            reference = reference.to(composite.dtype)
+        gate_features = (self.feature_extractor(composite, mask) if reference is None
+                         else self.feature_extractor(composite, mask, reference))
 
-        skips, masks = [composite], [mask]
+        skips, masks, references = [composite], [mask], [reference]
         x = composite
         for i, layer in enumerate(self.encoder):
             x = layer(x)
             skips.append(x)
             # nearest resize with a scale factor, like the official code (exact for its sizes)
             masks.append(F.interpolate(masks[-1], scale_factor=0.5) if i % 2 == 0 else masks[-1])
+            last = references[-1]
+            references.append(F.interpolate(last, scale_factor=0.5) if last is not None and i % 2 == 0 else last)
 
         x = self.SE_block(x, gate_features)
         start = self.config.start_level
         for i, layer in enumerate(self.decoder):
             skip, level_mask = skips[6 - i], masks[6 - i]
             if i >= start:
-                skip = self.normalizers[i - start](skip, level_mask)
+                normalizer = self.normalizers[i - start]
+                if references[6 - i] is None:
+                    skip = normalizer(skip, level_mask)
+                else:
+                    skip = normalizer(skip, level_mask, references[6 - i])
             x = layer(self.skip[i](torch.cat([x, skip], dim=1)))
         return x
 

@@ -1,0 +1,144 @@
+"""Reference-region guidance: background statistics taken from a chosen part of the background."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from phnet import PHNet, PHNetConfig
+from phnet.modeling.features import PatchFeatureExtractor
+from phnet.modeling.normalization import PatchNormalization
+
+
+def _inputs(size: int = 64, batch: int = 2):
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(batch, 3, size, size, generator=g)
+    mask = torch.zeros(batch, 1, size, size)
+    mask[..., size // 4 : 3 * size // 4, size // 3 : 2 * size // 3] = 1
+    return image, mask
+
+
+def _perturbed(config: PHNetConfig) -> PHNet:
+    torch.manual_seed(0)
+    model = PHNet(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # a non-zero last layer, so residual/transform models do something
+            p.add_(torch.randn_like(p) * 0.02)
+    return model
+
+
+OUTPUTS = ("image", "residual", "transform")
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_empty_reference_is_bit_identical_to_none(tiny_config, output):
+    import dataclasses
+
+    model = _perturbed(dataclasses.replace(tiny_config, output=output))
+    image, mask = _inputs()
+    with torch.no_grad():
+        plain = model(image, mask)
+        empty = model(image, mask, torch.zeros_like(mask))
+        inside_subject_only = model(image, mask, mask.clone())  # no background pixel: same fallback
+    assert torch.equal(plain, empty)
+    assert torch.equal(plain, inside_subject_only)
+
+
+def test_whole_background_reference_matches_none(tiny_config):
+    model = _perturbed(tiny_config)
+    image, mask = _inputs()
+    with torch.no_grad():
+        plain = model(image, mask)
+        full = model(image, mask, torch.ones_like(mask))
+    torch.testing.assert_close(full, plain, atol=1e-5, rtol=1e-4)
+
+
+def test_reference_changes_the_result_and_keeps_the_shape(tiny_config):
+    model = _perturbed(tiny_config)
+    image, mask = _inputs(batch=3)
+    reference = torch.zeros_like(mask)
+    reference[..., :, : 64 // 4] = 1  # the left strip
+    with torch.no_grad():
+        plain = model(image, mask)
+        guided = model(image, mask, reference)
+    assert guided.shape == plain.shape
+    assert not torch.allclose(guided, plain)
+
+
+def test_reference_is_per_image_in_a_batch(tiny_config):
+    model = _perturbed(tiny_config)
+    image, mask = _inputs(batch=2)
+    reference = torch.zeros_like(mask)
+    reference[1, :, :, :16] = 1  # only the second image is guided
+    with torch.no_grad():
+        out = model(image, mask, reference)
+        first_alone = model(image[:1], mask[:1])
+        second_alone = model(image[1:], mask[1:], reference[1:])
+    torch.testing.assert_close(out[:1], first_alone, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out[1:], second_alone, atol=1e-6, rtol=1e-5)
+
+
+def test_reference_shape_is_checked(tiny_model):
+    image, mask = _inputs()
+    with pytest.raises(ValueError, match="reference mask"):
+        tiny_model(image, mask, torch.ones(2, 1, 32, 32))
+
+
+def test_pn_targets_the_reference_statistics():
+    """A PN block whose patch branch is off re-styles the foreground towards the reference's μ and σ."""
+    block = PatchNormalization(channels=1, grid=2)
+    with torch.no_grad():
+        block.weights.copy_(torch.tensor([1.0, 0.0]))
+        block.fg_var.fill_(1.0)
+    x = torch.zeros(1, 1, 8, 8)
+    x[..., :, :4] = 0.2  # left background
+    x[..., :, 4:] = 0.8  # right background
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 3:5] = 1
+    x = x + mask * torch.linspace(0, 1, 64).reshape(1, 1, 8, 8)  # a varying subject
+    reference = torch.zeros_like(mask)
+    reference[..., :, 4:] = 1
+    out = block(x, mask, reference)
+    subject = out[mask.bool()]
+    assert subject.mean().item() == pytest.approx(0.8, abs=1e-4)
+    assert subject.std(unbiased=False).item() == pytest.approx(0.0, abs=1e-2)  # the right side is flat
+
+
+def test_pn_patch_means_fall_back_where_a_patch_has_no_reference():
+    block = PatchNormalization(channels=2, grid=2)
+    x = torch.rand(1, 2, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 3:5, 3:5] = 1
+    reference = torch.zeros_like(mask)
+    reference[..., :4, :4] = 1  # the top-left patch only
+    captured = {}
+
+    import phnet.modeling.normalization as normalization
+
+    original = normalization.restrict_to_reference
+
+    def spy(*args, **kwargs):
+        captured["out"] = original(*args, **kwargs)
+        captured["background"] = args[3]
+        return captured["out"]
+
+    normalization.restrict_to_reference = spy
+    try:
+        block(x, mask, reference)
+    finally:
+        normalization.restrict_to_reference = original
+    patch_means, background_patch_means = captured["out"][2], captured["background"][2]
+    region = reference * (1 - mask)
+    expected_top_left = (x[..., :4, :4] * region[..., :4, :4]).sum(dim=(2, 3)) / region[..., :4, :4].sum()
+    torch.testing.assert_close(patch_means[..., 0, 0], expected_top_left)
+    torch.testing.assert_close(patch_means[..., 0, 1], background_patch_means[..., 0, 1])
+    torch.testing.assert_close(patch_means[..., 1, :], background_patch_means[..., 1, :])
+
+
+def test_pfe_with_empty_reference_is_bit_identical():
+    torch.manual_seed(0)
+    pfe = PatchFeatureExtractor(grid=3)
+    image, mask = _inputs(size=32)
+    assert torch.equal(pfe(image, mask), pfe(image, mask, torch.zeros_like(mask)))
+    left = torch.zeros_like(mask)
+    left[..., :, :8] = 1
+    assert not torch.equal(pfe(image, mask), pfe(image, mask, left))
