@@ -126,13 +126,24 @@ class Harmonizer:
         working_size: int | None = None,
         layout: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        reference_mask: Any = None,
+        temporal: Any = None,
     ) -> Any:
-        """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout."""
+        """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout.
+
+        ``reference_mask``: the part of the background the subject should match (one mask, or one per
+        image). ``temporal``: the batch is a clip in time order; its corrections are smoothed over
+        time with cuts kept (``True``, a window in frames, or a ``phnet.temporal.Temporal``).
+        Both go through ``phnet.temporal``.
+        """
         rgb, alpha, form = image_to_tensor(image, layout)
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        out = self.harmonize_tensor(
-            rgb, masks, strength=strength, mode=mode, working_size=working_size, progress=progress
-        )
+        if reference_mask is not None or temporal not in (None, False):
+            out = self._guided(rgb, masks, reference_mask, temporal, strength, mode, working_size, progress)
+        else:
+            out = self.harmonize_tensor(
+                rgb, masks, strength=strength, mode=mode, working_size=working_size, progress=progress
+            )
         keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
         return tensor_to_image(out.cpu(), alpha, form, keep.cpu())
 
@@ -162,6 +173,17 @@ class Harmonizer:
             if progress is not None:
                 progress(i + 1, images.shape[0])
         return out
+
+    def _guided(self, rgb, masks, reference_mask, temporal, strength, mode, working_size, progress):
+        from .temporal import harmonize_frames
+
+        if mode != "full":
+            raise ValueError("reference_mask and temporal work with mode='full' only")
+        _check_pair(rgb, masks)
+        references = (None if reference_mask is None
+                      else mask_to_tensor(reference_mask, *rgb.shape[:1], *rgb.shape[-2:], "reference mask"))
+        return harmonize_frames(self, rgb, masks, temporal=temporal, reference=references, strength=strength,
+                                working_size=working_size, progress=progress)
 
     def _one(self, image: torch.Tensor, mask: torch.Tensor, strength: float, mode: str, size: int) -> torch.Tensor:
         home = image.device

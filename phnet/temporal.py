@@ -1,0 +1,214 @@
+"""Frames of a clip harmonized with a colour correction that is steady over time.
+
+Harmonizing each frame on its own lets the subject's colour jump whenever the network's estimate
+wobbles. Here the correction is estimated per frame, averaged over neighbouring frames, and only
+then applied:
+
+* ``output="transform"`` models predict 12 colour-transform coefficients per frame; the average of
+  those is again a colour transform, so the smoothing is exact and costs nothing.
+* "residual" and "image" models give a picture; what is averaged is the low-resolution correction
+  (prediction − composite at the working resolution, filled outward from the subject as the
+  full-resolution step does), so a frame gets the mean change of its neighbours. The maps are
+  averaged pixel for pixel: right for a subject that stays roughly in place, and smeared in
+  proportion to how far the subject moves within the window.
+
+**Scene cuts.** A new shot must not inherit the correction of the last one. Each frame's background
+is summarised by the mean colour of a 4×4 grid of cells at the working resolution (subject pixels
+left out); when the mean absolute change of those cells from the previous frame exceeds
+``cut_threshold`` (0–255 units), the frame starts a new shot. Slow pans and lighting drift move
+the cells by a few units per frame, a cut by tens. A change of frame size is always a cut, and
+``cuts`` adds shot starts by hand. Averages never cross a shot boundary: the first frame of a shot
+uses only frames of its own shot.
+
+The same path carries the optional reference mask (the part of the background the subject should
+match, see ``PHNet``) for single images and batches alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .fullres import apply_full_resolution, fill_outside, resize, working_shape
+from .modeling.patches import partition
+from .modeling.transform import apply_colour_transform
+
+SIGNATURE_GRID = 4
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """How the per-frame corrections of a batch are averaged over time.
+
+    ``window``: the spread of the average in frames (the σ of a Gaussian over neighbouring frames,
+    or the time constant of the exponential average); 0 turns smoothing off (cut detection still
+    runs, but has nothing to protect). ``causal``: average past frames only (an exponential
+    average, what a live stream can do); by default the window is centred, so the correction does
+    not lag behind a change. ``cut_threshold``: the background change (0–255 units) that starts a
+    new shot; ``cuts``: frame indices that start a new shot whatever the detector says.
+    """
+
+    window: float = 3.0
+    causal: bool = False
+    cut_threshold: float = 20.0
+    cuts: tuple[int, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.window >= 0 or math.isinf(self.window):
+            raise ValueError(f"temporal window must be a finite number of frames >= 0, got {self.window}")
+        if not self.cut_threshold > 0:
+            raise ValueError(f"cut_threshold must be > 0 (0–255 units), got {self.cut_threshold}")
+        object.__setattr__(self, "cuts", tuple(int(c) for c in self.cuts))
+
+
+def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:
+    """``None``/``False``: no smoothing; ``True``: the defaults; a number: that window in frames."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Temporal()
+    if isinstance(value, Temporal):
+        return value
+    if isinstance(value, (int, float)):
+        return Temporal(window=float(value))
+    raise TypeError(f"temporal must be None, a bool, a number of frames or a phnet.temporal.Temporal, got {value!r}")
+
+
+@dataclass
+class FrameEstimate:
+    """One frame's correction: 12 coefficients (transform models) or a 1×3×h×w low-resolution map."""
+
+    correction: torch.Tensor
+    signature: torch.Tensor  # 1×3×G×G background cell means, NaN where a cell has no background
+    shape: tuple[int, int]  # the working shape the correction belongs to
+
+
+def _low_resolution(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int):
+    """The frame at the working resolution and its binary mask, as the Harmonizer makes them."""
+    low_shape = working_shape(*image.shape[-2:], size)
+    image_low = resize(image, low_shape, "bilinear")
+    coverage = resize(mask, low_shape, "bilinear")
+    mask_low = (coverage >= 0.5).float()
+    if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
+        mask_low.view(-1)[coverage.argmax()] = 1.0
+    return image_low, mask_low
+
+
+def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
+             reference: torch.Tensor | None = None) -> FrameEstimate:
+    """The correction the network proposes for one 1×3×H×W frame (float, on the harmonizer's device)."""
+    image_low, mask_low = _low_resolution(harmonizer, image, mask, size)
+    ref_low = None
+    if reference is not None:
+        ref_low = (resize(reference, image_low.shape[-2:], "bilinear") >= 0.5).float()
+    net = harmonizer._net
+    if harmonizer.config.output == "transform":
+        correction = harmonizer._run(lambda x, m: net.predict_transform(x, m, ref_low), image_low, mask_low)
+    else:
+        pred_low = harmonizer._run(lambda x, m: net(x, m, ref_low), image_low, mask_low)
+        correction = fill_outside(pred_low - image_low, mask_low)
+    return FrameEstimate(correction, _signature(image_low, mask_low), tuple(image_low.shape[-2:]))
+
+
+def _signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
+    cells = partition(image_low, SIGNATURE_GRID)
+    background = 1 - mask_low
+    count = cells.sums(background)
+    return torch.where(count > 0, cells.sums(image_low * background) / count.clamp(min=1e-6), float("nan"))
+
+
+def background_change(a: FrameEstimate, b: FrameEstimate) -> float:
+    """Mean absolute change (0–255) of the background cells two frames both have; inf if sizes differ."""
+    if a.shape != b.shape:
+        return math.inf
+    diff = (a.signature - b.signature).abs()
+    valid = ~torch.isnan(diff)
+    return 255.0 * float(diff[valid].mean()) if valid.any() else 0.0
+
+
+def shot_starts(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[int]:
+    """Indices of the frames that begin a shot (always 0)."""
+    starts = {0} | {c for c in temporal.cuts if 0 < c < len(estimates)}
+    for i in range(1, len(estimates)):
+        if background_change(estimates[i - 1], estimates[i]) > temporal.cut_threshold:
+            starts.add(i)
+    return sorted(starts)
+
+
+def smooth(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[torch.Tensor]:
+    """Each frame's correction averaged with its shot's neighbours."""
+    values = [e.correction for e in estimates]
+    if temporal.window == 0:
+        return values
+    starts = shot_starts(estimates, temporal) + [len(values)]
+    out: list[torch.Tensor] = []
+    for s0, s1 in zip(starts[:-1], starts[1:]):
+        shot = torch.stack(values[s0:s1])
+        times = torch.arange(s1 - s0, dtype=torch.float32)
+        lag = times[:, None] - times[None, :]  # row t, column s: t − s
+        if temporal.causal:
+            weights = torch.where(lag >= 0, torch.exp(-lag.clamp(min=0) / temporal.window), 0.0)
+        else:
+            weights = torch.exp(-0.5 * (lag / temporal.window) ** 2)
+        weights = (weights / weights.sum(dim=1, keepdim=True)).to(shot.device, shot.dtype)
+        out.extend(torch.tensordot(weights, shot, dims=1).unbind(0))
+    return out
+
+
+def apply(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int, correction: torch.Tensor,
+          strength: float = 1.0) -> torch.Tensor:
+    """One 1×3×H×W frame with a (smoothed) correction applied inside the mask."""
+    if harmonizer.config.output == "transform":
+        harmonized = apply_colour_transform(image, correction)
+    else:
+        image_low, mask_low = _low_resolution(harmonizer, image, mask, size)
+        pred_low = image_low + correction * mask_low
+        harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, harmonizer.method)
+    return image + mask * strength * (harmonized.clamp(0, 1) - image)
+
+
+@torch.inference_mode()
+def harmonize_frames(
+    harmonizer,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    temporal: Temporal | bool | float | None = None,
+    reference: torch.Tensor | None = None,
+    strength: float = 1.0,
+    working_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """B×3×H×W frames in [0, 1] (in time order) and B×1×H×W masks → harmonized frames (input's device).
+
+    ``reference``: optional B×1×H×W masks of the background region to match. ``progress(done, total)``
+    counts both passes (estimate, then apply), 2·B steps.
+    """
+    temporal = as_temporal(temporal)
+    size = working_size or harmonizer.config.image_size
+    if size < 8 or size % 8:
+        raise ValueError(f"working_size must be a positive multiple of 8, got {size}")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in 0..1, got {strength}")
+    count, home = images.shape[0], images.device
+    device = harmonizer.device
+
+    def frame(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return images[i : i + 1].to(device, torch.float32), masks[i : i + 1].to(device, torch.float32)
+
+    estimates = []
+    for i in range(count):
+        ref = None if reference is None else reference[i : i + 1].to(device, torch.float32)
+        estimates.append(estimate(harmonizer, *frame(i), size, ref))
+        if progress is not None:
+            progress(i + 1, 2 * count)
+    corrections = [e.correction for e in estimates] if temporal is None else smooth(estimates, temporal)
+    out = torch.empty_like(images)
+    for i in range(count):
+        out[i : i + 1] = apply(harmonizer, *frame(i), size, corrections[i], strength).to(home)
+        if progress is not None:
+            progress(count + i + 1, 2 * count)
+    return out

@@ -1,0 +1,142 @@
+"""Frames harmonized with a correction smoothed over time, cuts kept; the reference mask through the Harmonizer."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from phnet import Harmonizer, PHNet
+from phnet.temporal import FrameEstimate, Temporal, as_temporal, harmonize_frames, shot_starts, smooth
+
+
+def _harmonizer(config, output: str) -> Harmonizer:
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(config, output=output)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return Harmonizer(model, device="cpu")
+
+
+def _clip(frames: int = 8, cut: int | None = None, size: int = 48):
+    """A still subject in front of a background that drifts slowly; a different scene from ``cut`` on."""
+    g = torch.Generator().manual_seed(5)
+    base = torch.rand(1, 3, size, size, generator=g) * 0.3 + 0.3
+    other = torch.rand(1, 3, size, size, generator=g) * 0.2 + torch.tensor([0.7, 0.2, 0.1]).reshape(1, 3, 1, 1)
+    images = []
+    for t in range(frames):
+        scene = other if cut is not None and t >= cut else base
+        images.append((scene + 0.002 * t).clamp(0, 1))
+    images = torch.cat(images)
+    masks = torch.zeros(frames, 1, size, size)
+    masks[..., 12:40, 16:32] = 1
+    subject = torch.tensor([0.2, 0.4, 0.8]).reshape(1, 3, 1, 1)
+    images = images * (1 - masks) + subject * masks
+    return images, masks
+
+
+def _est(value: float, signature: float, shape=(8, 8)) -> FrameEstimate:
+    return FrameEstimate(torch.full((1, 12), value), torch.full((1, 3, 4, 4), signature), shape)
+
+
+def test_as_temporal():
+    assert as_temporal(None) is None and as_temporal(False) is None
+    assert as_temporal(True) == Temporal()
+    assert as_temporal(5).window == 5.0
+    with pytest.raises(ValueError):
+        Temporal(window=-1)
+    with pytest.raises(TypeError):
+        as_temporal("yes")
+
+
+def test_cuts_are_detected_added_by_hand_and_at_size_changes():
+    estimates = [_est(0, 0.5), _est(0, 0.51), _est(0, 0.9), _est(0, 0.9), _est(0, 0.9, (16, 8)), _est(0, 0.9, (16, 8))]
+    assert shot_starts(estimates, Temporal()) == [0, 2, 4]
+    assert shot_starts(estimates, Temporal(cuts=(1, 5, 99))) == [0, 1, 2, 4, 5]
+    assert shot_starts(estimates, Temporal(cut_threshold=200)) == [0, 4]
+
+
+def test_smoothing_stays_inside_a_shot():
+    values = [0.0, 1.0, 0.0, 1.0, 10.0, 10.0, 10.0]
+    signatures = [0.5] * 4 + [0.9] * 3
+    estimates = [_est(v, s) for v, s in zip(values, signatures)]
+    out = [float(c[0, 0]) for c in smooth(estimates, Temporal(window=2.0))]
+    assert all(0.0 < v < 1.0 for v in out[:4])  # the wobble is averaged
+    assert out[4:] == pytest.approx([10.0] * 3)  # the new shot takes nothing from the old one
+    causal = [float(c[0, 0]) for c in smooth(estimates, Temporal(window=2.0, causal=True))]
+    assert causal[0] == 0.0  # a causal average knows only the past
+    assert smooth(estimates, Temporal(window=0))[1][0, 0] == 1.0
+
+
+def test_a_constant_correction_is_unchanged_by_smoothing():
+    estimates = [_est(0.25, 0.5 + 0.001 * t) for t in range(6)]
+    for c in smooth(estimates, Temporal(window=3.0)):
+        torch.testing.assert_close(c, torch.full((1, 12), 0.25))
+
+
+@pytest.mark.parametrize("output", ["image", "residual", "transform"])
+def test_batch_shape_background_and_no_smoothing_matches_per_frame(tiny_config, output):
+    harmonizer = _harmonizer(tiny_config, output)
+    images, masks = _clip(frames=4)
+    per_frame = harmonizer.harmonize_tensor(images, masks)
+    plain = harmonize_frames(harmonizer, images, masks)
+    assert plain.shape == images.shape
+    torch.testing.assert_close(plain, per_frame, atol=2e-5, rtol=0)
+    smoothed = harmonize_frames(harmonizer, images, masks, temporal=2.0)
+    assert smoothed.shape == images.shape
+    assert torch.equal(smoothed * (1 - masks), images * (1 - masks))
+
+
+@pytest.mark.parametrize("output", ["residual", "transform"])
+def test_smoothing_steadies_the_subject_and_keeps_the_cut(tiny_config, output):
+    harmonizer = _harmonizer(tiny_config, output)
+    images, masks = _clip(frames=8, cut=4)
+    g = torch.Generator().manual_seed(9)
+    noisy = (images + (torch.rand(8, 3, 1, 1, generator=g) - 0.5) * 0.2 * (1 - masks)).clamp(0, 1)
+
+    def subject_means(out):
+        m = masks[: out.shape[0]]
+        return (out * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3))
+
+    plain = subject_means(harmonize_frames(harmonizer, noisy, masks))
+    smoothed = subject_means(harmonize_frames(harmonizer, noisy, masks, temporal=Temporal(window=2.0, cut_threshold=30)))
+    jitter = lambda m: (m[1:4] - m[:3]).abs().mean() + (m[5:] - m[4:-1]).abs().mean()  # within each shot
+    assert jitter(smoothed) < jitter(plain)
+    alone = subject_means(harmonize_frames(harmonizer, noisy[4:], masks[4:], temporal=Temporal(window=2.0,
+                                                                                               cut_threshold=30)))
+    torch.testing.assert_close(smoothed[4:], alone, atol=1e-5, rtol=0)  # after the cut: as if the clip began there
+
+
+def test_harmonizer_call_takes_temporal_and_reference(tiny_config):
+    harmonizer = _harmonizer(tiny_config, "transform")
+    images, masks = _clip(frames=3)
+    frames = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    out = harmonizer(frames, masks[:, 0].numpy(), temporal=True)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    background = masks[:, 0].numpy() == 0
+    assert (out[background] == frames[background]).all()
+    reference = np.zeros(frames.shape[1:3], np.float32)
+    reference[:, :10] = 1  # one reference mask shared by the batch
+    guided = harmonizer(frames, masks[:, 0].numpy(), reference_mask=reference)
+    assert guided.shape == frames.shape and not (guided == out).all()
+    plain = harmonizer(frames, masks[:, 0].numpy())
+    assert (harmonizer(frames, masks[:, 0].numpy(), reference_mask=None) == plain).all()
+    with pytest.raises(ValueError, match="reference mask"):
+        harmonizer(frames, masks[:, 0].numpy(), reference_mask=np.ones((5, 5), np.float32))
+    with pytest.raises(ValueError, match="mode='full'"):
+        harmonizer(frames, masks[:, 0].numpy(), temporal=True, mode="official")
+
+
+@pytest.mark.parametrize("coverage", ["empty", "full"])
+def test_empty_and_full_reference_masks(tiny_config, coverage):
+    harmonizer = _harmonizer(tiny_config, "residual")
+    images, masks = _clip(frames=2)
+    reference = torch.zeros_like(masks) if coverage == "empty" else torch.ones_like(masks)
+    guided = harmonize_frames(harmonizer, images, masks, reference=reference)
+    plain = harmonize_frames(harmonizer, images, masks)
+    if coverage == "empty":
+        assert torch.equal(guided, plain)
+    else:
+        torch.testing.assert_close(guided, plain, atol=1e-4, rtol=0)
