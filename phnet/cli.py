@@ -1,5 +1,10 @@
 """Command line: ``phnet harmonize``, ``phnet convert``.
 
+``harmonize --temporal`` treats a folder of composites as the frames of a clip, in natural name order
+(frame2 before frame10): every frame's correction is estimated first, smoothed over time (cuts kept,
+see :mod:`phnet.temporal`), then applied. ``--reference`` names the part of the background the subject
+should match: one mask for every composite, or a folder of masks named like the composites.
+
 ``harmonize`` never writes over one of its inputs, gives every result its own name, and in folder mode
 goes on past a bad file: each failure is reported with its file name as it happens, and the run ends with
 a summary and exit code 1. Files are read through :mod:`phnet.imageio` (EXIF orientation, 16-bit grey).
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -127,7 +133,9 @@ def _save(result: np.ndarray, target: Path) -> None:
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
     image, mask = _load_pair(job.composite, job.mask)
-    result = harmonizer(image, mask, strength=args.strength, mode=args.mode, working_size=args.working_size)
+    reference = _reference_for(job, args.reference)
+    result = harmonizer(image, mask, strength=args.strength, mode=args.mode, working_size=args.working_size,
+                        reference_mask=reference)
     _save(result, job.target)
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
@@ -141,6 +149,66 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
         before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m).save(job.compare)
 
 
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _reference_for(job: _Job, reference: str | None) -> np.ndarray | None:
+    """The reference mask of one composite: the --reference file itself, or its namesake in that folder."""
+    if reference is None:
+        return None
+    from .imageio import read_mask
+
+    path = Path(reference)
+    if path.is_dir():
+        path = _find_mask(path, job.composite)
+    elif not path.is_file():
+        raise SystemExit(f"error: reference mask {reference} is not a file or folder")
+    return read_mask(path)
+
+
+def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:
+    """Two passes over the frames (estimate, then smooth and apply), one frame in memory at a time."""
+    import torch
+    from tqdm import tqdm
+
+    from . import temporal
+    from .imageio import image_to_tensor, mask_to_tensor, tensor_to_image
+
+    settings = temporal.Temporal(window=args.temporal, cut_threshold=args.cut_threshold)
+    size = args.working_size or harmonizer.config.image_size
+    if size < 8 or size % 8:
+        raise SystemExit(f"error: --working-size must be a positive multiple of 8, got {size}")
+    jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
+
+    def load(job: _Job):
+        image, mask = _load_pair(job.composite, job.mask)
+        rgb, alpha, form = image_to_tensor(image)
+        masks = mask_to_tensor(mask, 1, rgb.shape[-2], rgb.shape[-1])
+        device = harmonizer.device
+        return image, rgb.to(device), masks.to(device), alpha, form
+
+    estimates = []
+    for job in tqdm(jobs, desc="estimating", unit="frame"):
+        _, rgb, masks, _, _ = load(job)
+        reference = _reference_for(job, args.reference)
+        if reference is not None:
+            reference = mask_to_tensor(reference, 1, rgb.shape[-2], rgb.shape[-1], "reference mask").to(rgb.device)
+        with torch.inference_mode():
+            estimates.append(temporal.estimate(harmonizer, rgb, masks, size, reference))
+    starts = temporal.shot_starts(estimates, settings)
+    corrections = temporal.smooth(estimates, settings)
+    for job, correction in tqdm(list(zip(jobs, corrections)), desc="applying", unit="frame"):
+        image, rgb, masks, alpha, form = load(job)
+        with torch.inference_mode():
+            out = temporal.apply(harmonizer, rgb, masks, size, correction, args.strength)
+        _save(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), job.target)
+    cuts = ", ".join(jobs[i].composite.name for i in starts[1:]) or "none"
+    print(f"harmonized {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "
+          f"shots start at: {cuts})")
+    return 0
+
+
 def harmonize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -148,9 +216,13 @@ def harmonize(args: argparse.Namespace) -> int:
 
     jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare)
     single = Path(args.composite).is_file()
+    if args.temporal is not None and (single or args.mode != "full" or args.compare):
+        raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
     )
+    if args.temporal is not None:
+        return _harmonize_clip(harmonizer, jobs, args)
     failed: list[Path] = []
     for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single):
         try:
@@ -204,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     h.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="compute precision (default fp32)")
     h.add_argument("--compare", help="also write a before/after comparison image here")
+    h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
+                   "this), or a folder of them named like the composites")
+    h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="FRAMES",
+                   help="the folder is a clip (natural name order): smooth the correction over about FRAMES "
+                   "frames (default 3), never across a detected cut")
+    h.add_argument("--cut-threshold", type=float, default=20.0, help="background change (0-255) that counts as "
+                   "a cut in --temporal mode (default 20)")
     h.set_defaults(run=harmonize)
 
     c = sub.add_parser("convert", help="official .pth checkpoint → config.json + model.safetensors")
