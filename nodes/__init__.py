@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import paths, template_inputs
 from .composite import PHNetPasteSubject
-from .harmonize import PHNetHarmonize
+from .harmonize import PHNetHarmonize, PHNetHarmonizeFrames
 from .loaders import PHNetModelLoader, PHNetSAMLoader
 from .segment import PHNetSAMSegment
 
@@ -24,6 +24,7 @@ NODE_CLASS_MAPPINGS = {
     "PHNetSAMSegment": PHNetSAMSegment,
     "PHNetPasteSubject": PHNetPasteSubject,
     "PHNetHarmonize": PHNetHarmonize,
+    "PHNetHarmonizeFrames": PHNetHarmonizeFrames,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -32,6 +33,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PHNetSAMSegment": "PHNet SAM Segment",
     "PHNetPasteSubject": "PHNet Paste Subject",
     "PHNetHarmonize": "PHNet Harmonize",
+    "PHNetHarmonizeFrames": "PHNet Harmonize Frames",
 }
 
 paths.register_model_folders()  # models/phnet and models/sams, added to what the user configured

@@ -1,10 +1,39 @@
-"""PHNet Harmonize: PHNET_MODEL + IMAGE + MASK -> IMAGE, one call into ``phnet.Harmonizer``."""
+"""PHNet Harmonize and PHNet Harmonize Frames: PHNET_MODEL + IMAGE + MASK -> IMAGE, one call into ``phnet.Harmonizer``."""
 
 from __future__ import annotations
 
 import comfy.utils
 
-from .masks import check_mask
+from .masks import check_mask, check_mask_size
+
+REFERENCE_TOOLTIP = (
+    "Optional: the part of the background the subject should match (1 = match this region, e.g. the lit side "
+    "of the room or the person next to the subject). Same size as the image; one mask or one per image. "
+    "Leave it unconnected to match the whole background."
+)
+
+
+def _inputs(image_tooltip: str) -> dict:
+    return {
+        "phnet_model": ("PHNET_MODEL", {"tooltip": "PHNet model from 'PHNet Model Loader'."}),
+        "image": ("IMAGE", {"tooltip": image_tooltip}),
+        "mask": ("MASK", {
+            "tooltip": "Foreground mask (1 = pasted subject to adjust, 0 = background to keep), the size "
+                       "of the image. Load Image's mask is 1 where the PNG is transparent: invert it "
+                       "first (a mask that looks inverted is refused).",
+        }),
+    }
+
+
+STRENGTH = ("FLOAT", {
+    "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
+    "tooltip": "How much of the correction to apply: 0 = unchanged composite, 1 = full PHNet result.",
+})
+WORKING_SIZE = ("INT", {
+    "default": 0, "min": 0, "max": 4096, "step": 8,
+    "tooltip": "Resolution (square side, multiple of 8) the network runs at; 0 = the resolution the "
+               "weights were trained at. Lower it to save memory.",
+})
 
 
 class PHNetHarmonize:
@@ -12,7 +41,7 @@ class PHNetHarmonize:
         "Harmonizes the colours and lighting of the masked subject (mask = 1) to match the rest of the image "
         "with PHNet. Pixels outside the mask are returned unchanged. The network runs at its working resolution "
         "and the correction is applied at full resolution. A single mask is shared by a whole batch; the mask "
-        "must have the image's size."
+        "must have the image's size. An optional reference mask picks the part of the background to match."
     )
     CATEGORY = "PHNet"
     FUNCTION = "harmonize"
@@ -23,31 +52,75 @@ class PHNetHarmonize:
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": {
-                "phnet_model": ("PHNET_MODEL", {"tooltip": "PHNet model from 'PHNet Model Loader'."}),
-                "image": ("IMAGE", {"tooltip": "Composite image(s) to harmonize."}),
-                "mask": ("MASK", {
-                    "tooltip": "Foreground mask (1 = pasted subject to adjust, 0 = background to keep), the size "
-                               "of the image. Load Image's mask is 1 where the PNG is transparent: invert it "
-                               "first (a mask that looks inverted is refused).",
-                }),
-            },
+            "required": _inputs("Composite image(s) to harmonize."),
             "optional": {
-                "strength": ("FLOAT", {
-                    "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
-                    "tooltip": "How much of the correction to apply: 0 = unchanged composite, 1 = full PHNet result.",
-                }),
-                "working_size": ("INT", {
-                    "default": 0, "min": 0, "max": 4096, "step": 8,
-                    "tooltip": "Resolution (square side, multiple of 8) the network runs at; 0 = the resolution the "
-                               "weights were trained at. Lower it to save memory.",
-                }),
+                "strength": STRENGTH,
+                "working_size": WORKING_SIZE,
+                "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
             },
         }
 
-    def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0):
+    def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None):
         check_mask(mask, image, "mask", "PHNet Harmonize")
+        check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize")
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         out = phnet_model(image, mask, strength=strength, working_size=working_size or None, layout="BHWC",
+                          reference_mask=reference_mask,
+                          progress=lambda done, total: bar.update_absolute(done, total))
+        return (out,)
+
+
+class PHNetHarmonizeFrames:
+    DESCRIPTION = (
+        "Harmonizes a batch of video frames (in time order) with steady colours: PHNet's correction is "
+        "estimated for every frame, averaged over neighbouring frames, then applied, so the subject does not "
+        "flicker when the per-frame estimate wobbles. A scene cut (the background changing abruptly) starts a "
+        "new average, so one shot's colour never leaks into the next. Pixels outside the mask are unchanged."
+    )
+    CATEGORY = "PHNet"
+    FUNCTION = "harmonize"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("The harmonized frames, same size and count as the input.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                **_inputs("The frames of a clip as one image batch, in time order (e.g. from a video loader)."),
+                "smoothing": ("FLOAT", {
+                    "default": 3.0, "min": 0.0, "max": 100.0, "step": 0.5,
+                    "tooltip": "How many frames the correction is averaged over (the spread of the average); "
+                               "0 = every frame on its own.",
+                }),
+                "cut_threshold": ("FLOAT", {
+                    "default": 20.0, "min": 1.0, "max": 255.0, "step": 1.0,
+                    "tooltip": "How much the background must change from one frame to the next (0-255, mean over "
+                               "a 4x4 grid of background colours) to count as a scene cut. Lower it if a cut is "
+                               "smeared, raise it if a fast pan is treated as a cut.",
+                }),
+                "causal": ("BOOLEAN", {
+                    "default": False,
+                    "tooltip": "Average past frames only (as a live stream would); off = frames on both sides, "
+                               "no lag.",
+                }),
+            },
+            "optional": {
+                "strength": STRENGTH,
+                "working_size": WORKING_SIZE,
+                "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
+            },
+        }
+
+    def harmonize(self, phnet_model, image, mask, smoothing=3.0, cut_threshold=20.0, causal=False, strength=1.0,
+                  working_size=0, reference_mask=None):
+        from ..phnet.temporal import Temporal
+
+        check_mask(mask, image, "mask", "PHNet Harmonize Frames")
+        check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize Frames")
+        bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
+        temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
+        out = phnet_model(image, mask, strength=strength, working_size=working_size or None, layout="BHWC",
+                          temporal=temporal, reference_mask=reference_mask,
                           progress=lambda done, total: bar.update_absolute(done, total))
         return (out,)

@@ -29,8 +29,8 @@ def _image_hw(image: torch.Tensor) -> tuple[int, int]:
     return int(image.shape[-3]), int(image.shape[-2])  # IMAGE is [B, H, W, C]
 
 
-def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
-    """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them)."""
+def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
+    """The size checks alone, for a mask that may rightly cover most of the picture (a reference region)."""
     if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     mh, mw = _hw(mask)
@@ -51,6 +51,14 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) ->
             "Connect the mask that was made for this image, or resize it to the image first (e.g. Convert Mask "
             "to Image -> Upscale Image -> Convert Image to Mask)."
         )
+
+
+def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
+    """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them)."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        return  # not a ComfyUI MASK: the library's own checks say what is wrong
+    check_mask_size(mask, image, name, node)
+    mh, mw = _hw(mask)
     for i, m in enumerate(mask.reshape(-1, mh, mw)):
         on = m >= 0.5
         border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()

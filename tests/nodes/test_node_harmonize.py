@@ -126,3 +126,47 @@ def test_bundled_default_loads(nodes, portrait):
     img, subject = portrait(b=1)
     (out,) = nodes["PHNetHarmonize"].harmonize(m, img, subject)
     assert out.shape == img.shape
+
+
+def test_harmonize_reference_mask(nodes, phnet_model, portrait):
+    img, subject = portrait(b=2, h=40, w=56)
+    node = nodes["PHNetHarmonize"]
+    (plain,) = node.harmonize(phnet_model, img, subject[:1])
+    (unset,) = node.harmonize(phnet_model, img, subject[:1], reference_mask=None)
+    assert torch.equal(plain, unset)
+    reference = torch.zeros(1, 40, 56)
+    reference[:, :, :28] = 1  # the left half (it may cover most of the picture: no "inverted" refusal)
+    (guided,) = node.harmonize(phnet_model, img, subject[:1], reference_mask=1 - subject[:1])
+    assert guided.shape == img.shape
+    (left,) = node.harmonize(phnet_model, img, subject[:1], reference_mask=reference)
+    assert not torch.equal(left, plain)
+    outside = subject[0] == 0
+    assert torch.equal(left[:, outside], img[:, outside])
+    with pytest.raises(ValueError, match="'reference_mask' is 28x20 pixels"):
+        node.harmonize(phnet_model, img, subject[:1], reference_mask=torch.ones(1, 20, 28))
+
+
+def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
+    img, subject = portrait(b=4, h=40, w=56)
+    frames = img[:1].repeat(4, 1, 1, 1)
+    frames[2:] = frames[2:].flip(1).flip(2) * 0.5  # a cut before frame 2
+    ticks = []
+
+    def hook(value, total, preview, node_id=None):
+        ticks.append((value, total))
+
+    comfy_env.utils.set_progress_bar_global_hook(hook)
+    try:
+        (out,) = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=2.0)
+    finally:
+        comfy_env.utils.set_progress_bar_global_hook(None)
+    assert out.shape == frames.shape and ticks[-1] == (8, 8)
+    outside = subject[0] == 0
+    assert torch.equal(out[:, outside], frames[:, outside])
+    # identical frames within a shot get identical results, and the shot after the cut is its own
+    torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=0)
+    (second_shot,) = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames[2:], subject[:1], smoothing=2.0)
+    torch.testing.assert_close(out[2:], second_shot, atol=1e-6, rtol=0)
+    (zero,) = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=0.0)
+    (single,) = nodes["PHNetHarmonize"].harmonize(phnet_model, frames, subject[:1])
+    torch.testing.assert_close(zero, single, atol=1e-4, rtol=0)

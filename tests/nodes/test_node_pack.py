@@ -16,7 +16,8 @@ WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 def test_mappings(pack):
     m = pack.NODE_CLASS_MAPPINGS
-    assert set(m) == {"PHNetModelLoader", "PHNetSAMLoader", "PHNetSAMSegment", "PHNetPasteSubject", "PHNetHarmonize"}
+    assert set(m) == {"PHNetModelLoader", "PHNetSAMLoader", "PHNetSAMSegment", "PHNetPasteSubject", "PHNetHarmonize",
+                      "PHNetHarmonizeFrames"}
     assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == set(m)
     assert all(k.startswith("PHNet") for k in m)
     assert not hasattr(pack, "WEB_DIRECTORY")  # no JS shipped
@@ -60,7 +61,9 @@ def test_stable_interface(pack):
         "PHNetSAMSegment": ["sam_model", "image", "box", "positive_points", "negative_points", "multimask",
                             "threshold", "grow", "feather", "guide_mask"],
         "PHNetPasteSubject": ["background", "subject", "x", "y", "scale", "anchor", "subject_mask"],
-        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size"],
+        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size", "reference_mask"],
+        "PHNetHarmonizeFrames": ["phnet_model", "image", "mask", "smoothing", "cut_threshold", "causal", "strength",
+                                 "working_size", "reference_mask"],
     }
     for node_id, names in expected.items():
         spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
@@ -68,7 +71,7 @@ def test_stable_interface(pack):
     rt = {k: c.RETURN_TYPES for k, c in pack.NODE_CLASS_MAPPINGS.items()}
     assert rt == {"PHNetModelLoader": ("PHNET_MODEL",), "PHNetSAMLoader": ("PHNET_SAM",),
                   "PHNetSAMSegment": ("MASK",), "PHNetPasteSubject": ("IMAGE", "MASK"),
-                  "PHNetHarmonize": ("IMAGE",)}
+                  "PHNetHarmonize": ("IMAGE",), "PHNetHarmonizeFrames": ("IMAGE",)}
 
 
 def test_anchor_choices_match_core(pack):
@@ -153,7 +156,7 @@ def test_pack_uses_its_own_core_without_touching_sys_modules(tmp_path):
         path = {str(link)!r}
         spec = importlib.util.spec_from_file_location(path.replace('.', '_x_'), path + '/__init__.py')
         m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
-        assert len(m.NODE_CLASS_MAPPINGS) == 5
+        assert len(m.NODE_CLASS_MAPPINGS) == 6
         new = set(sys.modules) - before
         assert not [n for n in new if not n.startswith(spec.name + '.') and n.split('.')[0] in
                     ('phnet', 'nodes', 'segment_anything', 'huggingface_hub', 'safetensors')], sorted(new)
