@@ -9,6 +9,12 @@ Pictures (written to examples/comfyui/, copied into ComfyUI's input folder by th
 - ``phnet_subject.png``: ``skimage.data.astronaut()`` (NASA, public domain), 320 x 320.
 - ``phnet_background.png``: ``skimage.data.rocket()`` (SpaceX launch photo, released into the public
   domain), 480 x 320: a blue dusk scene, so the warm studio light of the subject visibly changes.
+- ``phnet_frame_1.jpg`` .. ``phnet_frame_4.jpg`` and ``phnet_frames_mask.png``: a four-frame "clip"
+  for the frames template, 320 x 320: the astronaut pasted at one place over a window panning across
+  the rocket photo (frames 1-2), then a cut to ``skimage.data.coffee()`` (CC0, Rachel Michetti),
+  panning too (frames 3-4); the mask is the pasted subject, shared by the four frames.
+- ``phnet_reference.png``: the reference region for ``phnet_composite.png`` in the reference template
+  (white = match this part of the background): the flag on the left.
 
 Thumbnails: the template's result next to its input, computed with the bundled default PHNet. SAM
 is replaced by ``mask.png`` (what a box prompt around the astronaut gives); the generate template
@@ -35,6 +41,11 @@ BACKGROUND_SIZE = (480, 320)  # W x H
 SUBJECT_BOX = "24,6,232,320"  # around the astronaut in phnet_subject.png, for PHNet SAM Segment
 PASTE_ON_PHOTO = {"x": 130, "y": 320, "scale": 0.7, "anchor": "bottom-center"}
 PASTE_ON_GENERATED = {"x": 256, "y": 512, "scale": 0.9, "anchor": "bottom-center"}
+FRAME_SIDE = 320
+FRAMES = tuple(f"phnet_frame_{i}.jpg" for i in range(1, 5))
+FRAMES_MASK = "phnet_frames_mask.png"
+PASTE_IN_FRAMES = {"x": 160, "y": 320, "scale": 0.8, "anchor": "bottom-center"}
+REFERENCE_COLUMNS = 0.22  # the flag: the left 22 % of phnet_composite.png
 
 
 def subject_mask(side: int = SUBJECT_SIDE) -> np.ndarray:
@@ -53,11 +64,38 @@ def make_pictures(out: Path = OUT) -> list[Path]:
         "phnet_subject.png": Image.fromarray(skimage.data.astronaut()).resize((SUBJECT_SIDE,) * 2, Image.LANCZOS),
         "phnet_background.png": Image.fromarray(skimage.data.rocket()).resize(BACKGROUND_SIZE, Image.LANCZOS),
     }
+    frames, frames_mask = clip_frames(files["phnet_subject.png"], files["phnet_background.png"])
+    files.update({name: Image.fromarray(frame) for name, frame in zip(FRAMES, frames)})
+    files[FRAMES_MASK] = Image.fromarray(frames_mask, "L")
+    reference = np.zeros(alpha.shape, np.uint8)
+    reference[:, : round(REFERENCE_COLUMNS * alpha.shape[1])] = 255
+    files["phnet_reference.png"] = Image.fromarray(reference, "L")
     paths = []
     for name, im in files.items():
-        im.save(out / name, optimize=True)
+        if name.endswith(".jpg"):
+            im.save(out / name, quality=90, optimize=True)
+        else:
+            im.save(out / name, optimize=True)
         paths.append(out / name)
     return paths
+
+
+def clip_frames(subject: Image.Image, rocket: Image.Image) -> tuple[list[np.ndarray], np.ndarray]:
+    """Four 320 x 320 frames (two shots, each panning) with the subject pasted at one place, and its mask."""
+    import skimage.data
+
+    sys.path.insert(0, str(ROOT))
+    from phnet.compositing import paste_subject
+
+    coffee = Image.fromarray(skimage.data.coffee()).resize((480, 320), Image.LANCZOS)
+    side = FRAME_SIDE
+    windows = [(rocket, 40), (rocket, 64), (coffee, 120), (coffee, 144)]  # (scene, left edge): a cut after frame 2
+    frames, mask = [], None
+    for scene, left in windows:
+        background = np.asarray(scene)[:side, left : left + side]
+        pasted, mask = paste_subject(background, np.asarray(subject), subject_mask(), **PASTE_IN_FRAMES)
+        frames.append(np.uint8(np.round(pasted * 255)))
+    return frames, np.uint8(np.round(mask * 255))
 
 
 def _label(im: Image.Image, text: str) -> Image.Image:
@@ -82,8 +120,28 @@ def before_after(before: np.ndarray, after: np.ndarray, note: str = "") -> Image
     return sheet
 
 
+def frames_sheet(before: np.ndarray, after: np.ndarray) -> Image.Image:
+    """The frames in a row, before above after, 640 px wide."""
+    side = 640 // len(before)
+    sheet = Image.new("RGB", (640, 2 * side), (24, 24, 24))
+    for row, (frames, text) in enumerate(((before, "before"), (after, "after PHNet, smoothed over time"))):
+        for i, frame in enumerate(frames):
+            im = Image.fromarray(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)).resize((side, side), Image.LANCZOS)
+            sheet.paste(im, (i * side, row * side))
+        _label_at(sheet, text, row * side)
+    return sheet
+
+
+def _label_at(im: Image.Image, text: str, top: int) -> None:
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=15)
+    x0, y0, x1, y1 = draw.textbbox((8, top + 6), text, font=font)
+    draw.rectangle((4, top + 4, x1 + 4, y1 + 5), fill=(0, 0, 0))
+    draw.text((8, top + 6), text, fill=(255, 255, 255), font=font)
+
+
 def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
-    """``names`` maps "composite" / "paste" / "generate" to template file names (without .jpg)."""
+    """``names`` maps "composite" / "paste" / "generate" / "reference" / "frames" to template file names."""
     sys.path.insert(0, str(ROOT))
     from phnet import Harmonizer
     from phnet.compositing import paste_subject
@@ -97,6 +155,11 @@ def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
     square = background[:, (background.shape[1] - side) // 2:][:, :side]
     square = np.asarray(Image.fromarray(np.uint8(square * 255)).resize((512, 512), Image.LANCZOS)) / 255.0
     sheets = {"composite": before_after(comp, h(comp, alpha))}
+    reference = np.asarray(Image.open(OUT / "phnet_reference.png"), dtype=np.float32) / 255.0
+    sheets["reference"] = before_after(comp, h(comp, alpha, reference_mask=reference), " (match the flag)")
+    frames = np.stack([load(name) for name in FRAMES])
+    frames_mask = np.asarray(Image.open(OUT / FRAMES_MASK), dtype=np.float32) / 255.0
+    sheets["frames"] = frames_sheet(frames, h(frames, frames_mask, temporal=True))
     for key, bg, where, note in (("paste", background, PASTE_ON_PHOTO, ""),
                                  ("generate", square, PASTE_ON_GENERATED, " (photo for SD)")):
         pasted, mask = paste_subject(bg, subject, subject_mask(), **where)

@@ -1,8 +1,8 @@
 """Put the pictures the example workflows load into ComfyUI's input folder.
 
-The templates' Load Image nodes name ``phnet_composite.png``, ``phnet_background.png`` and
-``phnet_subject.png``. They ship in ``examples/comfyui/`` (made by ``examples/make_template_media.py``
-from public-domain pictures, about 0.5 MB together) and are copied into the input folder when ComfyUI
+The templates' Load Image nodes name the pictures in ``NAMES`` (a composite, a background, a subject,
+four video frames, and masks). They ship in ``examples/comfyui/`` (made by
+``examples/make_template_media.py`` from public-domain pictures, about 0.7 MB together) and are copied into the input folder when ComfyUI
 loads the pack, so a template runs as soon as it is opened. A file that is already there is never
 overwritten (a user's own ``phnet_subject.png`` stays theirs), and a failure to copy (read-only
 input folder) is logged, never fatal.
@@ -19,7 +19,8 @@ import folder_paths
 log = logging.getLogger("comfyui-phnet")
 
 SOURCE = Path(__file__).resolve().parents[1] / "examples" / "comfyui"
-NAMES = ("phnet_composite.png", "phnet_background.png", "phnet_subject.png")
+NAMES = ("phnet_composite.png", "phnet_background.png", "phnet_subject.png", "phnet_reference.png",
+         "phnet_frame_1.jpg", "phnet_frame_2.jpg", "phnet_frame_3.jpg", "phnet_frame_4.jpg", "phnet_frames_mask.png")
 
 
 def install() -> list[str]:

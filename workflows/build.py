@@ -61,6 +61,11 @@ CORE_NODES: dict[str, dict] = {
         "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
         "ui_extra": {"image": "image"},
     },
+    "LoadImageMask": {
+        "inputs": [("image", "COMBO", None), ("channel", "COMBO", "alpha")],
+        "outputs": [("MASK", "MASK")],
+        "ui_extra": {"image": "image"},
+    },
     "SaveImage": {
         "inputs": [("images", "IMAGE", None), ("filename_prefix", "STRING", "ComfyUI")],
         "outputs": [],
@@ -279,7 +284,72 @@ def workflows() -> list[Workflow]:
                  title="Preview before/after"),
         ],
     )
-    return [harmonize_composite, paste_and_harmonize, generate_and_harmonize]
+
+    reference = Workflow(
+        "reference",
+        "PHNet-harmonize-toward-a-chosen-region-of-the-background",
+        "Harmonize the subject toward one part of the background (a reference mask), not the whole background.",
+        [
+            _note(1, (40, 60),
+                  "Match a chosen region\n\n1. Load Image reads the RGBA composite; InvertMask turns its alpha "
+                  "into the subject mask.\n2. Load Image (as Mask) reads the reference mask: white = the part of "
+                  "the background the subject should match (here the flag on the left).\n3. PHNet Harmonize takes "
+                  "its background statistics from that region only. Unplug reference_mask to match the whole "
+                  "background.\n\n" + PICTURES),
+            Node(2, "LoadImage", (40, 350), {"image": "phnet_composite.png"}, size=(360, 380),
+                 title="Load composite (RGBA)"),
+            Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
+                 title="Alpha -> subject mask"),
+            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(5, "LoadImageMask", (480, 780), {"image": "phnet_reference.png", "channel": "red"},
+                 size=(320, 360), title="Load reference mask"),
+            Node(6, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0), "reference_mask": (5, 0)},
+                 size=(330, 170)),
+            Node(7, "SaveImage", (1360, 350), {"filename_prefix": "phnet/reference_harmonized"},
+                 links={"images": (6, 0)}, size=(360, 400)),
+            Node(8, "ImageBatch", (920, 600), links={"image1": (2, 0), "image2": (6, 0)}, size=(220, 70),
+                 title="Before | after"),
+            Node(9, "PreviewImage", (1360, 820), links={"images": (8, 0)}, size=(360, 400),
+                 title="Preview before/after"),
+        ],
+    )
+
+    frame_loaders = [
+        Node(2 + i, "LoadImage", (40, 350 + 350 * i), {"image": name}, size=(260, 300), title=f"Frame {i + 1}")
+        for i, name in enumerate(media.FRAMES)
+    ]
+    frames = Workflow(
+        "frames",
+        "PHNet-harmonize-video-frames-with-steady-colours-across-a-scene-cut",
+        "Harmonize a batch of video frames with colours smoothed over time; a scene cut starts afresh.",
+        [
+            _note(1, (40, 60),
+                  "Harmonize frames\n\n1. Four frames are batched in time order (two shots; a cut after frame "
+                  "2). With a video, use a video loader's IMAGE output instead.\n2. Load Image (as Mask) reads "
+                  "the subject mask shared by all frames (one mask per frame works too).\n3. PHNet Harmonize "
+                  "Frames estimates the correction per frame, averages it over about 'smoothing' frames, and "
+                  "starts a new average at a cut.\n\n" + PICTURES),
+            *frame_loaders,
+            Node(6, "ImageBatch", (480, 350), links={"image1": (2, 0), "image2": (3, 0)}, size=(220, 70)),
+            Node(7, "ImageBatch", (480, 480), links={"image1": (6, 0), "image2": (4, 0)}, size=(220, 70)),
+            Node(8, "ImageBatch", (480, 610), links={"image1": (7, 0), "image2": (5, 0)}, size=(220, 70),
+                 title="Frames 1-4"),
+            Node(9, "LoadImageMask", (480, 760), {"image": media.FRAMES_MASK, "channel": "red"},
+                 size=(320, 360), title="Load subject mask"),
+            Node(10, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(11, "PHNetHarmonizeFrames", (920, 350),
+                 {"smoothing": 3.0, "cut_threshold": 20.0, "causal": False, "strength": 1.0, "working_size": 0},
+                 links={"phnet_model": (10, 0), "image": (8, 0), "mask": (9, 0)}, size=(330, 240)),
+            Node(12, "SaveImage", (1360, 350), {"filename_prefix": "phnet/frames"},
+                 links={"images": (11, 0)}, size=(360, 400)),
+            Node(13, "ImageBatch", (920, 680), links={"image1": (8, 0), "image2": (11, 0)}, size=(220, 70),
+                 title="Before | after"),
+            Node(14, "PreviewImage", (1360, 820), links={"images": (13, 0)}, size=(360, 400),
+                 title="Preview before/after"),
+        ],
+    )
+    return [harmonize_composite, paste_and_harmonize, generate_and_harmonize, reference, frames]
 
 
 TITLE_HEIGHT = 30  # litegraph draws the title bar above a node's pos
@@ -367,7 +437,7 @@ def to_api(wf: Workflow, pack=None) -> dict:
 
 def node_title(class_type: str, pack=None) -> str:
     if class_type in CORE_NODES or class_type in UI_ONLY_NODES:
-        return {"LoadImage": "Load Image", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+        return {"LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
                 "InvertMask": "InvertMask", "ImageBatch": "Batch Images",
                 "CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
                 "EmptyLatentImage": "Empty Latent Image", "KSampler": "KSampler", "VAEDecode": "VAE Decode",

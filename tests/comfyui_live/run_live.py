@@ -14,7 +14,7 @@ ComfyUI checkout):
     given by an extra_model_paths.yaml (to see that registration is additive);
  2. starts ``main.py --cpu --listen 127.0.0.1`` with this repo symlinked as custom_nodes/comfyui-phnet;
  3. checks the import log (no IMPORT FAILED, the pack's import time), that the pack copied the
-    templates' pictures into the empty input folder, /object_info (our 5 nodes, their inputs, the model
+    templates' pictures into the empty input folder, /object_info (our 6 nodes, their inputs, the model
     lists), /workflow_templates (every template and its thumbnail served) and that every template's API
     form matches /object_info and its UI form;
  4. runs EVERY template as shipped through /prompt (bundled default PHNet, the shipped pictures): the
@@ -52,9 +52,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-OUR_NODES = ["PHNetModelLoader", "PHNetSAMLoader", "PHNetSAMSegment", "PHNetPasteSubject", "PHNetHarmonize"]
+OUR_NODES = ["PHNetModelLoader", "PHNetSAMLoader", "PHNetSAMSegment", "PHNetPasteSubject", "PHNetHarmonize",
+             "PHNetHarmonizeFrames"]
 WORKFLOWS = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
-PICTURES = ["phnet_background.png", "phnet_composite.png", "phnet_subject.png"]
+PICTURES = sorted(["phnet_background.png", "phnet_composite.png", "phnet_subject.png", "phnet_reference.png",
+                   "phnet_frame_1.jpg", "phnet_frame_2.jpg", "phnet_frame_3.jpg", "phnet_frame_4.jpg",
+                   "phnet_frames_mask.png"])
 DIFFUSION = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode"}
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 TINY_PHNET = "tiny-phnet/model.safetensors"
@@ -284,10 +287,13 @@ def run_template(client: Client, name: str, oi: dict, results_dir: Path, timeout
     report.setdefault("runs", {})[name] = {"seconds": dt, "images": saved}
     first_load = next(n for n in prompt.values() if n["class_type"] == "LoadImage")["inputs"]["image"]
     want = background or _size(first_load)
+    # a frames template saves every frame: as many as it loads pictures
+    count = sum(n["class_type"] == "LoadImage" for n in prompt.values()) if any(
+        n["class_type"] == "PHNetHarmonizeFrames" for n in prompt.values()) else 1
     outputs = [s["size"] for s in saved if s["type"] == "output"]
-    check(outputs == [want], f"{name}: saved one output image of {want}: {outputs}")
+    check(outputs == [want] * count, f"{name}: saved {count} output image(s) of {want}: {outputs}")
     previews = [s for s in saved if s["type"] == "temp"]
-    check(len(previews) == 2, f"{name}: before | after preview ({len(previews)} images)")
+    check(len(previews) == 2 * count, f"{name}: before | after preview ({len(previews)} images)")
 
 
 def _composite_prompt() -> tuple[dict, str, str]:
@@ -504,8 +510,7 @@ def main() -> int:
             for k in snap:  # file lists depend on the machine
                 for sec in snap[k]["input"].values():
                     for n, d in sec.items():
-                        if isinstance(d, list) and d and isinstance(d[0], list) and k in (
-                                "LoadImage", "CheckpointLoaderSimple"):
+                        if isinstance(d, list) and d and isinstance(d[0], list) and n in ("image", "ckpt_name"):
                             d[0] = []
             out = REPO / "tests" / "nodes" / "data" / "core_object_info.json"
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,32 @@ class LoadImage:
         return (rgb, mask[None])
 
 
+class LoadImageMask:
+    """One channel of a picture as a MASK (alpha inverted), 64x64 zeros when the channel is missing."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        d = _fp().get_input_directory()
+        files = sorted(f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f)))
+        return {"required": {"image": (files, {"image_upload": True}), "channel": (["alpha", "red", "green", "blue"],)}}
+
+    RETURN_TYPES = ("MASK",)
+    FUNCTION = "load_image"
+
+    def load_image(self, image, channel):
+        import torch
+        from PIL import Image
+
+        img = Image.open(_fp().get_annotated_filepath(image))
+        if img.getbands() != ("R", "G", "B", "A"):
+            img = img.convert("RGBA")
+        band = channel[0].upper()
+        mask = torch.from_numpy(np.asarray(img.getchannel(band), dtype=np.float32) / 255.0)
+        if band == "A":
+            mask = 1.0 - mask
+        return (mask[None],)
+
+
 class SaveImage:
     @classmethod
     def INPUT_TYPES(cls):
@@ -147,7 +173,7 @@ KSampler = _spec_only(
 VAEDecode = _spec_only("VAEDecode", {"required": {"samples": ("LATENT",), "vae": ("VAE",)}}, ("IMAGE",))
 
 NODE_CLASS_MAPPINGS = {
-    "LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage, "InvertMask": InvertMask,
+    "LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "SaveImage": SaveImage, "PreviewImage": PreviewImage, "InvertMask": InvertMask,
     "ImageBatch": ImageBatch, "CheckpointLoaderSimple": CheckpointLoaderSimple, "CLIPTextEncode": CLIPTextEncode,
     "EmptyLatentImage": EmptyLatentImage, "KSampler": KSampler, "VAEDecode": VAEDecode,
 }

@@ -24,8 +24,10 @@ API_DIR = REPO / "workflows" / "api"
 COMPOSITE = "PHNet-harmonize-a-composite-whose-alpha-is-the-subject"
 PASTE = "PHNet-cut-out-with-SAM-paste-onto-a-photo-and-harmonize"
 GENERATE = "PHNet-generate-a-background-with-SD-then-paste-and-harmonize"
-NAMES = [COMPOSITE, PASTE, GENERATE]
-RUNNABLE = [COMPOSITE, PASTE]
+REFERENCE = "PHNet-harmonize-toward-a-chosen-region-of-the-background"
+FRAMES = "PHNet-harmonize-video-frames-with-steady-colours-across-a-scene-cut"
+NAMES = [COMPOSITE, PASTE, GENERATE, REFERENCE, FRAMES]
+RUNNABLE = [COMPOSITE, PASTE, REFERENCE, FRAMES]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
@@ -170,8 +172,11 @@ def _scene(comfy_env, pack):
 
 def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, build):
     shipped = REPO / "examples" / "comfyui"
-    named = {n["widgets_values"][0] for name in NAMES for n in _ui(name)["nodes"] if n["type"] == "LoadImage"}
-    assert named == {"phnet_composite.png", "phnet_background.png", "phnet_subject.png"}
+    named = {n["widgets_values"][0] for name in NAMES for n in _ui(name)["nodes"]
+             if n["type"] in ("LoadImage", "LoadImageMask")}
+    assert named == {"phnet_composite.png", "phnet_background.png", "phnet_subject.png", "phnet_reference.png",
+                     "phnet_frame_1.jpg", "phnet_frame_2.jpg", "phnet_frame_3.jpg", "phnet_frame_4.jpg",
+                     "phnet_frames_mask.png"}
     assert sum((shipped / f).stat().st_size for f in named) < 800_000
     assert Image.open(shipped / "phnet_composite.png").mode == "RGBA"
     _scene(comfy_env, pack)
@@ -206,12 +211,14 @@ def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny
     saved = [r for k, r in results.items() if k.endswith(":ui") and r]
     files = [img for ui in saved for img in ui["images"]]
     out = [f for f in files if f["type"] == "output"]
-    assert len(out) == 1
-    path = os.path.join(comfy_env.fp.get_output_directory(), out[0]["subfolder"], out[0]["filename"])
-    result = np.asarray(Image.open(path))
-    assert result.shape == {COMPOSITE: (384, 384, 3), PASTE: (320, 480, 3)}[name]
+    count = 4 if name == FRAMES else 1
+    assert len(out) == count
+    for f in out:
+        result = np.asarray(Image.open(os.path.join(comfy_env.fp.get_output_directory(), f["subfolder"], f["filename"])))
+        assert result.shape == {COMPOSITE: (384, 384, 3), PASTE: (320, 480, 3), REFERENCE: (384, 384, 3),
+                                FRAMES: (320, 320, 3)}[name]
     previews = [f for f in files if f["type"] == "temp"]
-    assert len(previews) == 2  # before | after
+    assert len(previews) == 2 * count  # before | after
     if name == PASTE:
         harmonize = next(k for k, v in prompt.items() if v["class_type"] == "PHNetHarmonize")
         paste = next(k for k, v in prompt.items() if v["class_type"] == "PHNetPasteSubject")
