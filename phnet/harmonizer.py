@@ -129,21 +129,14 @@ class Harmonizer:
         reference_mask: Any = None,
         temporal: Any = None,
     ) -> Any:
-        """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout.
-
-        ``reference_mask``: the part of the background the subject should match (one mask, or one per
-        image). ``temporal``: the batch is a clip in time order; its corrections are smoothed over
-        time with cuts kept (``True``, a window in frames, or a ``phnet.temporal.Temporal``).
-        Both go through ``phnet.temporal``.
-        """
+        """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout."""
+        if reference_mask is not None or temporal not in (None, False):  # see _guided
+            return self._guided(image, mask, layout, reference_mask, temporal, strength, mode, working_size, progress)
         rgb, alpha, form = image_to_tensor(image, layout)
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        if reference_mask is not None or temporal not in (None, False):
-            out = self._guided(rgb, masks, reference_mask, temporal, strength, mode, working_size, progress)
-        else:
-            out = self.harmonize_tensor(
-                rgb, masks, strength=strength, mode=mode, working_size=working_size, progress=progress
-            )
+        out = self.harmonize_tensor(
+            rgb, masks, strength=strength, mode=mode, working_size=working_size, progress=progress
+        )
         keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
         return tensor_to_image(out.cpu(), alpha, form, keep.cpu())
 
@@ -173,17 +166,6 @@ class Harmonizer:
             if progress is not None:
                 progress(i + 1, images.shape[0])
         return out
-
-    def _guided(self, rgb, masks, reference_mask, temporal, strength, mode, working_size, progress):
-        from .temporal import harmonize_frames
-
-        if mode != "full":
-            raise ValueError("reference_mask and temporal work with mode='full' only")
-        _check_pair(rgb, masks)
-        references = (None if reference_mask is None
-                      else mask_to_tensor(reference_mask, *rgb.shape[:1], *rgb.shape[-2:], "reference mask"))
-        return harmonize_frames(self, rgb, masks, temporal=temporal, reference=references, strength=strength,
-                                working_size=working_size, progress=progress)
 
     def _one(self, image: torch.Tensor, mask: torch.Tensor, strength: float, mode: str, size: int) -> torch.Tensor:
         home = image.device
@@ -225,6 +207,24 @@ class Harmonizer:
         )
         with autocast:
             return net(image, mask).float()
+
+    def _guided(self, image, mask, layout, reference_mask, temporal, strength, mode, working_size, progress):
+        """``reference_mask``: the part of the background the subject should match (one mask, or one per
+        image). ``temporal``: the batch is a clip in time order; its corrections are smoothed over time
+        with cuts kept (``True``, a window in frames, or a ``phnet.temporal.Temporal``). Both run through
+        ``phnet.temporal``, whose single-image path is the same estimate-then-apply."""
+        from .temporal import harmonize_frames
+
+        if mode != "full":
+            raise ValueError("reference_mask and temporal work with mode='full' only")
+        rgb, alpha, form = image_to_tensor(image, layout)
+        masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
+        _check_pair(rgb, masks)
+        references = (None if reference_mask is None
+                      else mask_to_tensor(reference_mask, *rgb.shape[:1], *rgb.shape[-2:], "reference mask"))
+        out = harmonize_frames(self, rgb, masks, temporal=temporal, reference=references, strength=strength,
+                               working_size=working_size, progress=progress)
+        return tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu())
 
 
 def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
