@@ -205,6 +205,28 @@ def reference_table(harmonizer: Harmonizer, pairs, size: int) -> list[str]:
     return lines
 
 
+def timing_table(harmonizer: Harmonizer, side: int = 320, frames: int = 24) -> list[str]:
+    """Milliseconds per frame, best of 3, per-frame vs. temporal, on a random clip (the cost, not the quality)."""
+    import time
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(frames, 3, side, side, generator=g)
+    masks = torch.zeros(frames, 1, side, side)
+    masks[..., side // 4 :, side // 3 : 2 * side // 3] = 1
+    harmonize_frames(harmonizer, images[:2], masks[:2], temporal=3.0)  # warm-up
+    runs = {"per frame (Harmonizer)": lambda: harmonizer.harmonize_tensor(images, masks),
+            "temporal, window 3": lambda: harmonize_frames(harmonizer, images, masks, temporal=3.0)}
+    lines = [f"{frames} frames of {side}×{side} px, one thread", "", "| run | ms per frame |", "|---|---|"]
+    for name, run in runs.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        lines.append(f"| {name} | {1000 * best / frames:.1f} |")
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True)
@@ -213,12 +235,18 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=36)
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--limit", type=int, default=12, help="portraits to use")
+    p.add_argument("--timing-only", action="store_true", help="only the cost per frame")
     a = p.parse_args()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     pairs = load(a.data, a.limit)
     for weights in a.weights or [None]:
         h = Harmonizer.from_pretrained(weights, device="cpu", dtype="fp32")
         print(f"## {weights or 'bundled default'} (output={h.config.output!r}, working size {h.config.image_size})\n")
+        print("### Cost\n")
+        print("\n".join(timing_table(h)) + "\n")
+        if a.timing_only:
+            continue
         print("### Clips\n")
         print("\n".join(clip_table(h, pairs, a.frames, a.size, a.clips)))
         print("\n### Reference region\n")
