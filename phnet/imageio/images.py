@@ -52,7 +52,7 @@ def image_to_tensor(
         raise ValueError(f"an {name} of shape {tuple(data.shape)} does not match layout {layout!r}")
 
     dtype = data.dtype
-    t = torch.from_numpy(np.ascontiguousarray(data)) if isinstance(data, np.ndarray) else data
+    t = _tensor_view(data) if isinstance(data, np.ndarray) else data
     device = t.device
     t = _to_bchw(t, layout)
     channels = t.shape[1]
@@ -81,7 +81,7 @@ def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageFo
         orig = form.original
     else:  # numpy, or the array a PIL image was read into
         out = _from_unit(rgb.cpu(), peak, np.dtype(form.dtype))
-        orig = torch.from_numpy(np.ascontiguousarray(form.original))
+        orig = _tensor_view(form.original)
     orig = _to_bchw(orig, form.layout)
     if form.channels == 1:
         orig = orig.expand(-1, 3, -1, -1)
@@ -259,3 +259,13 @@ def _np_dtype(dtype) -> np.dtype:
     if isinstance(dtype, torch.dtype):
         return {torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16)}[dtype]
     return np.dtype(dtype)
+
+
+def _tensor_view(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory, only ever read. torch warns when the array is read-only
+    (``np.asarray`` of a PIL image is); nothing here writes through the view, so no copy is made."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
