@@ -1,8 +1,8 @@
 """Command line: ``phnet harmonize``, ``phnet convert``.
 
 ``harmonize --temporal`` treats a folder of composites as the frames of a clip, in natural name order
-(frame2 before frame10): every frame's correction is estimated first, smoothed over time (cuts kept,
-see :mod:`phnet.temporal`), then applied. ``--reference`` names the part of the background the subject
+(frame2 before frame10): every frame's correction is estimated, smoothed over time (cuts kept, see
+:mod:`phnet.temporal`), then applied. ``--reference`` names the part of the background the subject
 should match: one mask for every composite, or a folder of masks named like the composites.
 
 ``harmonize`` never writes over one of its inputs, gives every result its own name, and in folder mode
@@ -168,7 +168,8 @@ def _reference_for(job: _Job, reference: str | None) -> np.ndarray | None:
 
 
 def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:
-    """Two passes over the frames (estimate, then smooth and apply), one frame in memory at a time."""
+    """Each frame is read twice: to estimate its correction, and to apply the smoothed one once it is final
+    (a few frames later). Only the window's low-resolution corrections are held, whatever the clip's length."""
     import torch
     from tqdm import tqdm
 
@@ -188,21 +189,24 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         device = harmonizer.device
         return image, rgb.to(device), masks.to(device), alpha, form
 
-    estimates = []
-    for job in tqdm(jobs, desc="estimating", unit="frame"):
+    smoother = temporal.Smoother(settings)
+
+    def write(ready) -> None:
+        for j, correction in ready:
+            _, rgb, masks, alpha, form = load(jobs[j])
+            with torch.inference_mode():
+                out = temporal.apply(harmonizer, rgb, masks, size, correction, args.strength)
+            _save(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), jobs[j].target)
+
+    for job in tqdm(jobs, desc="harmonizing", unit="frame"):
         _, rgb, masks, _, _ = load(job)
         reference = _reference_for(job, args.reference)
         if reference is not None:
             reference = mask_to_tensor(reference, 1, rgb.shape[-2], rgb.shape[-1], "reference mask").to(rgb.device)
         with torch.inference_mode():
-            estimates.append(temporal.estimate(harmonizer, rgb, masks, size, reference))
-    starts = temporal.shot_starts(estimates, settings)
-    corrections = temporal.smooth(estimates, settings)
-    for job, correction in tqdm(list(zip(jobs, corrections)), desc="applying", unit="frame"):
-        image, rgb, masks, alpha, form = load(job)
-        with torch.inference_mode():
-            out = temporal.apply(harmonizer, rgb, masks, size, correction, args.strength)
-        _save(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), job.target)
+            write(smoother.push(temporal.estimate(harmonizer, rgb, masks, size, reference)))
+    write(smoother.finish())
+    starts = smoother.starts
     cuts = ", ".join(jobs[i].composite.name for i in starts[1:]) or "none"
     print(f"harmonized {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "
           f"shots start at: {cuts})")

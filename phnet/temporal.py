@@ -86,7 +86,7 @@ class FrameEstimate:
     shape: tuple[int, int]  # the working shape the correction belongs to
 
 
-def _low_resolution(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int):
+def _low_resolution(image: torch.Tensor, mask: torch.Tensor, size: int):
     """The frame at the working resolution and its binary mask, as the Harmonizer makes them."""
     low_shape = working_shape(*image.shape[-2:], size)
     image_low = resize(image, low_shape, "bilinear")
@@ -100,7 +100,7 @@ def _low_resolution(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: i
 def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
              reference: torch.Tensor | None = None) -> FrameEstimate:
     """The correction the network proposes for one 1×3×H×W frame (float, on the harmonizer's device)."""
-    image_low, mask_low = _low_resolution(harmonizer, image, mask, size)
+    image_low, mask_low = _low_resolution(image, mask, size)
     ref_low = None
     if reference is not None:
         ref_low = (resize(reference, image_low.shape[-2:], "bilinear") >= 0.5).float()
@@ -129,33 +129,87 @@ def background_change(a: FrameEstimate, b: FrameEstimate) -> float:
     return 255.0 * float(diff[valid].mean()) if valid.any() else 0.0
 
 
+def _starts_shot(index: int, previous: FrameEstimate | None, current: FrameEstimate, temporal: Temporal) -> bool:
+    if previous is None or index in temporal.cuts:
+        return True
+    return background_change(previous, current) > temporal.cut_threshold
+
+
 def shot_starts(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[int]:
     """Indices of the frames that begin a shot (always 0)."""
-    starts = {0} | {c for c in temporal.cuts if 0 < c < len(estimates)}
-    for i in range(1, len(estimates)):
-        if background_change(estimates[i - 1], estimates[i]) > temporal.cut_threshold:
-            starts.add(i)
-    return sorted(starts)
+    return [i for i, e in enumerate(estimates) if _starts_shot(i, estimates[i - 1] if i else None, e, temporal)]
+
+
+class Smoother:
+    """Averages the corrections of frames pushed in time order, holding only a window of them.
+
+    ``push(estimate)`` returns the (frame index, smoothed correction) pairs that have become final:
+    with the centred window a frame is final once the frames up to 3σ after it are in (or its shot
+    has ended), with the causal average at once. ``finish()`` returns the rest. The Gaussian is cut
+    at 3σ (the tails beyond hold 0.3 % of its weight), so memory stays at 6σ + 1 corrections
+    whatever the length of the clip; the causal average is kept as a running sum and needs none.
+    """
+
+    def __init__(self, temporal: Temporal) -> None:
+        self.temporal = temporal
+        self.radius = 0 if temporal.causal or temporal.window == 0 else math.ceil(3 * temporal.window)
+        self.decay = math.exp(-1.0 / temporal.window) if temporal.causal and temporal.window > 0 else 0.0
+        self.count = 0
+        self.starts: list[int] = []
+        self._previous: FrameEstimate | None = None
+        self._window: list[tuple[int, torch.Tensor]] = []  # this shot's corrections still needed
+        self._next = 0  # the first frame not yet returned
+        self._sum: torch.Tensor | None = None
+        self._weight = 0.0
+
+    def push(self, estimate: FrameEstimate) -> list[tuple[int, torch.Tensor]]:
+        index, ready = self.count, []
+        self.count += 1
+        if _starts_shot(index, self._previous, estimate, self.temporal):
+            ready += self.finish()  # the last shot's frames need nothing from this one
+            self.starts.append(index)
+            self._sum, self._weight = None, 0.0
+        self._previous = estimate
+        x = estimate.correction
+        if self.temporal.window == 0:
+            self._next = index + 1
+            return ready + [(index, x)]
+        if self.temporal.causal:  # Σ e^(−lag/τ)·x over the shot so far, normalised
+            self._sum = x.clone() if self._sum is None else self._sum * self.decay + x
+            self._weight = self._weight * self.decay + 1.0
+            self._next = index + 1
+            return ready + [(index, self._sum / self._weight)]
+        self._window.append((index, x))
+        while self._next <= index - self.radius:
+            ready.append(self._centred(self._next))
+        return ready
+
+    def finish(self) -> list[tuple[int, torch.Tensor]]:
+        """The frames still held back: the end of the clip (or of a shot) has been reached."""
+        ready = []
+        while self._window and self._next <= self._window[-1][0]:
+            ready.append(self._centred(self._next))
+        self._window = []
+        return ready
+
+    def _centred(self, index: int) -> tuple[int, torch.Tensor]:
+        sigma = self.temporal.window
+        total, weights = None, 0.0
+        for k, x in self._window:
+            if abs(k - index) <= self.radius:
+                w = math.exp(-0.5 * ((k - index) / sigma) ** 2)
+                total = x * w if total is None else total + x * w
+                weights += w
+        self._next = index + 1
+        self._window = [(k, x) for k, x in self._window if k >= self._next - self.radius]
+        return index, total / weights
 
 
 def smooth(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[torch.Tensor]:
-    """Each frame's correction averaged with its shot's neighbours."""
-    values = [e.correction for e in estimates]
-    if temporal.window == 0:
-        return values
-    starts = shot_starts(estimates, temporal) + [len(values)]
-    out: list[torch.Tensor] = []
-    for s0, s1 in zip(starts[:-1], starts[1:]):
-        shot = torch.stack(values[s0:s1])
-        times = torch.arange(s1 - s0, dtype=torch.float32)
-        lag = times[:, None] - times[None, :]  # row t, column s: t − s
-        if temporal.causal:
-            weights = torch.where(lag >= 0, torch.exp(-lag.clamp(min=0) / temporal.window), 0.0)
-        else:
-            weights = torch.exp(-0.5 * (lag / temporal.window) ** 2)
-        weights = (weights / weights.sum(dim=1, keepdim=True)).to(shot.device, shot.dtype)
-        out.extend(torch.tensordot(weights, shot, dims=1).unbind(0))
-    return out
+    """Each frame's correction averaged with its shot's neighbours (all at once; see ``Smoother``)."""
+    smoother = Smoother(temporal)
+    ready = [pair for e in estimates for pair in smoother.push(e)] + smoother.finish()
+    return [x for _, x in sorted(ready, key=lambda pair: pair[0])]
 
 
 def apply(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int, correction: torch.Tensor,
@@ -164,7 +218,7 @@ def apply(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int, correc
     if harmonizer.config.output == "transform":
         harmonized = apply_colour_transform(image, correction)
     else:
-        image_low, mask_low = _low_resolution(harmonizer, image, mask, size)
+        image_low, mask_low = _low_resolution(image, mask, size)
         pred_low = image_low + correction * mask_low
         harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, harmonizer.method)
     return image + mask * strength * (harmonized.clamp(0, 1) - image)
@@ -184,8 +238,9 @@ def harmonize_frames(
 ) -> torch.Tensor:
     """B×3×H×W frames in [0, 1] (in time order) and B×1×H×W masks → harmonized frames (input's device).
 
-    ``reference``: optional B×1×H×W masks of the background region to match. ``progress(done, total)``
-    counts both passes (estimate, then apply), 2·B steps.
+    ``reference``: optional B×1×H×W masks of the background region to match. Each frame is applied
+    as soon as its smoothed correction is final (see ``Smoother``). ``progress(done, total)`` counts
+    2·B steps: an estimate and an application per frame.
     """
     temporal = as_temporal(temporal)
     size = working_size or harmonizer.config.image_size
@@ -199,16 +254,24 @@ def harmonize_frames(
     def frame(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return images[i : i + 1].to(device, torch.float32), masks[i : i + 1].to(device, torch.float32)
 
-    estimates = []
+    smoother = Smoother(temporal or Temporal(window=0))
+    out = torch.empty_like(images)
+    done = 0
+
+    def finish_frames(ready: list[tuple[int, torch.Tensor]]) -> None:
+        nonlocal done
+        for j, correction in ready:
+            out[j : j + 1] = apply(harmonizer, *frame(j), size, correction, strength).to(home)
+            done += 1
+            if progress is not None:
+                progress(done, 2 * count)
+
     for i in range(count):
         ref = None if reference is None else reference[i : i + 1].to(device, torch.float32)
-        estimates.append(estimate(harmonizer, *frame(i), size, ref))
+        ready = smoother.push(estimate(harmonizer, *frame(i), size, ref))
+        done += 1
         if progress is not None:
-            progress(i + 1, 2 * count)
-    corrections = [e.correction for e in estimates] if temporal is None else smooth(estimates, temporal)
-    out = torch.empty_like(images)
-    for i in range(count):
-        out[i : i + 1] = apply(harmonizer, *frame(i), size, corrections[i], strength).to(home)
-        if progress is not None:
-            progress(count + i + 1, 2 * count)
+            progress(done, 2 * count)
+        finish_frames(ready)
+    finish_frames(smoother.finish())
     return out

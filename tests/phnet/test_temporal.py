@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from phnet import Harmonizer, PHNet
-from phnet.temporal import FrameEstimate, Temporal, as_temporal, harmonize_frames, shot_starts, smooth
+from phnet.temporal import FrameEstimate, Smoother, Temporal, as_temporal, harmonize_frames, shot_starts, smooth
 
 
 def _harmonizer(config, output: str) -> Harmonizer:
@@ -68,6 +68,28 @@ def test_smoothing_stays_inside_a_shot():
     causal = [float(c[0, 0]) for c in smooth(estimates, Temporal(window=2.0, causal=True))]
     assert causal[0] == 0.0  # a causal average knows only the past
     assert smooth(estimates, Temporal(window=0))[1][0, 0] == 1.0
+
+
+def test_the_smoother_holds_only_a_window_and_matches_the_gaussian():
+    values = [float(v) for v in torch.randn(60, generator=torch.Generator().manual_seed(2))]
+    estimates = [_est(v, 0.5) for v in values]
+    smoother = Smoother(Temporal(window=2.0))
+    held, ready = 0, []
+    for e in estimates:
+        ready += smoother.push(e)
+        held = max(held, len(smoother._window))
+    ready += smoother.finish()
+    assert held <= 2 * smoother.radius + 1 == 13
+    assert [i for i, _ in ready] == list(range(60))  # every frame once, in order
+    t = torch.arange(60.0)
+    weights = torch.exp(-0.5 * ((t[:, None] - t[None, :]) / 2.0) ** 2) * ((t[:, None] - t[None, :]).abs() <= 6)
+    expected = (weights @ torch.tensor(values)) / weights.sum(dim=1)
+    torch.testing.assert_close(torch.stack([c[0, 0] for _, c in ready]), expected)
+    causal = Smoother(Temporal(window=2.0, causal=True))
+    out = [c for e in estimates for _, c in causal.push(e)]
+    lag = (t[:, None] - t[None, :]).clamp(min=0)
+    w = torch.exp(-lag / 2.0) * (t[:, None] >= t[None, :])
+    torch.testing.assert_close(torch.stack([c[0, 0] for c in out]), (w @ torch.tensor(values)) / w.sum(dim=1))
 
 
 def test_a_constant_correction_is_unchanged_by_smoothing():
