@@ -16,9 +16,12 @@ then applied:
 is summarised by the mean colour of a 4×4 grid of cells at the working resolution (subject pixels
 left out); when the mean absolute change of those cells from the previous frame exceeds
 ``cut_threshold`` (0–255 units), the frame starts a new shot. Slow pans and lighting drift move
-the cells by a few units per frame, a cut by tens. A change of frame size is always a cut, and
-``cuts`` adds shot starts by hand. Averages never cross a shot boundary: the first frame of a shot
-uses only frames of its own shot.
+the cells little from one frame to the next, a cut moves them a lot (docs/video-and-reference.md
+measures both). A change of frame size is always a cut, and ``cuts`` adds shot starts by hand.
+Averages never cross a shot boundary: the first frame of a shot uses only frames of its own shot.
+
+The averaging streams (``Smoother``): a frame is final once the frames of its window after it are
+in, so a clip of any length holds only a window of low-resolution corrections.
 
 The same path carries the optional reference mask (the part of the background the subject should
 match, see ``PHNet``) for single images and batches alike.
