@@ -61,10 +61,10 @@ CORE_NODES: dict[str, dict] = {
         "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
         "ui_extra": {"image": "image"},
     },
-    "LoadImageMask": {
+    "LoadImageMask": {  # the frontend appends the upload button's value after the node's last widget
         "inputs": [("image", "COMBO", None), ("channel", "COMBO", "alpha")],
         "outputs": [("MASK", "MASK")],
-        "ui_extra": {"image": "image"},
+        "ui_extra": {"channel": "image"},
     },
     "SaveImage": {
         "inputs": [("images", "IMAGE", None), ("filename_prefix", "STRING", "ComfyUI")],

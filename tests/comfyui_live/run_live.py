@@ -196,6 +196,7 @@ def ui_to_api(ui: dict, oi: dict) -> dict:
         values = list(n.get("widgets_values", []))
         linked = {i["name"]: i["link"] for i in n.get("inputs", []) if i.get("link") is not None}
         inputs = {}
+        upload = False
         for name, decl in _inputs(info):
             if name in linked:
                 l = links[linked[name]]
@@ -203,8 +204,11 @@ def ui_to_api(ui: dict, oi: dict) -> dict:
             elif _type(decl) in WIDGETS:
                 inputs[name] = values.pop(0)
                 o = decl[1] if len(decl) > 1 else {}
-                if o.get("control_after_generate") or o.get("image_upload"):
+                if o.get("control_after_generate"):
                     values.pop(0)
+                upload = upload or bool(o.get("image_upload"))
+        if upload:  # the upload button's value comes after the node's last widget
+            values.pop(0)
         if values:
             inputs["__unused_widget_values__"] = values
         out[str(n["id"])] = {"class_type": n["type"], "inputs": inputs}

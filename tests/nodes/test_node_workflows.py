@@ -90,6 +90,7 @@ def ui_to_api(ui: dict, classes: dict) -> dict:
         values = list(node.get("widgets_values", []))
         inputs = {}
         socket_links = {i["name"]: i["link"] for i in node.get("inputs", [])}
+        upload = False
         for name, decl in _inputs(cls):
             if socket_links.get(name) is not None:
                 link = links[socket_links[name]]
@@ -97,8 +98,11 @@ def ui_to_api(ui: dict, classes: dict) -> dict:
             elif _is_widget(decl):
                 inputs[name] = values.pop(0)
                 opts = decl[1] if len(decl) > 1 else {}
-                if opts.get("control_after_generate") or opts.get("image_upload"):
-                    values.pop(0)  # "fixed"/"randomize", the upload button
+                if opts.get("control_after_generate"):
+                    values.pop(0)  # "fixed"/"randomize", right after its widget
+                upload = upload or bool(opts.get("image_upload"))
+        if upload:
+            values.pop(0)  # the upload button's value, after the node's last widget
         assert not values, f"{node['type']} #{node['id']}: {len(values)} unused widget values"
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
