@@ -227,3 +227,34 @@ def apply_in_tiles(
         else:  # floats were clamped (and float64 rounded): outside the mask keep the caller's own values
             y = torch.where(w > 0, y, tile)
         out[r0:r1, c0:c1] = y
+
+
+def lift(
+    method: str,
+    composite_low: torch.Tensor,
+    prediction_low: torch.Tensor,
+    mask_low: torch.Tensor,
+    shape: tuple[int, int],
+    box: tuple[int, int, int, int],
+    peak: float,
+) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
+    """``apply_full_resolution`` as a colour map for ``apply_in_tiles``: rows r0..r1 of the box's
+    columns, H×W×3 float pixels in 0..peak units → the harmonized pixels."""
+    columns = (box[2], box[3])
+
+    def hwc(t: torch.Tensor) -> torch.Tensor:
+        return t[0].permute(1, 2, 0).to(torch.float32).contiguous()
+
+    if method == "correction":
+        delta = RowUpsampler(hwc(fill_outside(prediction_low - composite_low, mask_low)), shape, columns)
+        return lambda x, r0, r1: torch.add(x, delta.rows(r0, r1), alpha=peak)
+    if method == "guided":
+        radius = max(1, round(min(composite_low.shape[-2:]) / 64))
+        a, b = local_affine(composite_low, prediction_low, mask_low, radius)
+        a = RowUpsampler(hwc(fill_outside(a, mask_low)), shape, columns)
+        b = RowUpsampler(hwc(fill_outside(b, mask_low)), shape, columns)
+        return lambda x, r0, r1: torch.addcmul(b.rows(r0, r1) * peak, a.rows(r0, r1), x)
+    if method == "resize":
+        up = RowUpsampler(hwc(prediction_low), shape, columns, mode="bicubic")
+        return lambda x, r0, r1: up.rows(r0, r1) * peak
+    raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")

@@ -9,8 +9,7 @@ from typing import Any, Callable
 import torch
 
 from .config import PHNetConfig
-from .fullres import METHODS, RowUpsampler, apply_in_tiles, bounding_box, downscale, fill_outside, local_affine
-from .fullres import resize, working_shape
+from .fullres import METHODS, apply_in_tiles, bounding_box, downscale, lift, resize, working_shape
 from .imageio import image_from_pixels, image_pixels, image_to_tensor, mask_pixels, mask_to_tensor, tensor_to_image
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
@@ -221,27 +220,8 @@ class Harmonizer:
         else:
             pred_low = self._run(self._net, image_low, mask_low)
             pred_low = pred_low * mask_low + image_low * (1 - mask_low)
-            colour_map = self._lift(image_low, pred_low, mask_low, shape, box, peak, home)
+            colour_map = lift(self.method, image_low.to(home), pred_low.to(home), mask_low.to(home), shape, box, peak)
         apply_in_tiles(rgb, out[..., :3], mask, strength / mask_peak, peak, colour_map, box)
-
-    def _lift(self, image_low, pred_low, mask_low, shape, box, peak, home) -> Callable:
-        """How the working-resolution prediction reaches a band of full-resolution rows (``self.method``)."""
-        columns = (box[2], box[3])
-
-        def hwc(t: torch.Tensor) -> torch.Tensor:
-            return t[0].permute(1, 2, 0).to(home, torch.float32).contiguous()
-
-        if self.method == "correction":
-            delta = RowUpsampler(hwc(fill_outside(pred_low - image_low, mask_low)), shape, columns)
-            return lambda x, r0, r1: torch.add(x, delta.rows(r0, r1), alpha=peak)
-        if self.method == "guided":
-            radius = max(1, round(min(image_low.shape[-2:]) / 64))
-            a, b = local_affine(image_low, pred_low, mask_low, radius)
-            a = RowUpsampler(hwc(fill_outside(a, mask_low)), shape, columns)
-            b = RowUpsampler(hwc(fill_outside(b, mask_low)), shape, columns)
-            return lambda x, r0, r1: torch.addcmul(b.rows(r0, r1) * peak, a.rows(r0, r1), x)
-        up = RowUpsampler(hwc(pred_low), shape, columns, mode="bicubic")  # "resize": the prediction itself
-        return lambda x, r0, r1: up.rows(r0, r1) * peak
 
     def _official(self, image: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
         """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back."""

@@ -64,7 +64,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -
         return auto_dtype(device)
     if isinstance(dtype, str):
         try:
-            return DTYPES[dtype.replace("float", "fp").replace("bfloat", "bf")]
+            return DTYPES[dtype.replace("bfloat", "bf").replace("float", "fp")]
         except KeyError:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(CHOICES)}") from None
     if dtype not in DTYPES.values():
