@@ -13,7 +13,8 @@ Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same o
 
 Times: all pipelines and sizes are loaded in one process and called in turn, round after round
 (A/B interleaved), and the median of each is printed, so that load from other processes on a
-shared machine hits every case alike; read the ratios, not the absolute times. Peak RSS: every
+shared machine hits every case alike; read the ratios, not the absolute times. On a busy machine
+``--threads 1 --clock cpu`` (the CPU time given to the process) is steadier than wall time. Peak RSS: every
 (pipeline, size) case runs once more in a fresh child process (model loaded, one warm-up call,
 one measured call) and reports its own peak. Weights do not change the cost, so random weights of
 the chosen architecture are used unless --weights is given.
@@ -141,21 +142,22 @@ def timing_run(args) -> dict:
     frame_mask = portrait_mask(*FRAMES[1:])
     times: dict[str, list[float]] = {}
     outputs = {}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for round_ in range(args.rounds + 1):  # round 0 warms up allocators and kernels
         for size, (image, mask) in inputs.items():
             for pipeline, run in runs.items():
-                start = time.perf_counter()
+                start = clock()
                 out = run(image, mask)
                 if round_:
-                    times.setdefault(f"{pipeline}|{size}", []).append(time.perf_counter() - start)
+                    times.setdefault(f"{pipeline}|{size}", []).append(clock() - start)
                 if size == "512²":
                     outputs[pipeline] = out
         if args.frames:
             for pipeline in ("official", "ours auto"):
-                start = time.perf_counter()
+                start = clock()
                 runs[pipeline](frames, frame_mask)
                 if round_:
-                    times.setdefault(f"{pipeline}|frames", []).append(time.perf_counter() - start)
+                    times.setdefault(f"{pipeline}|frames", []).append(clock() - start)
     result = {key: statistics.median(values) for key, values in times.items()}
     if outputs:
         ref = outputs["official"].astype(np.int16)
@@ -166,7 +168,7 @@ def timing_run(args) -> dict:
 
 def child(args, *extra: str) -> dict:
     cmd = [sys.executable, __file__, "--threads", str(args.threads), "--config", args.config,
-           "--rounds", str(args.rounds), "--sizes", ",".join(args.sizes), *extra]
+           "--rounds", str(args.rounds), "--sizes", ",".join(args.sizes), "--clock", args.clock, *extra]
     if args.weights:
         cmd += ["--weights", args.weights]
     if args.output:
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (medians)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, from {list(SIZES)}")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (steadier on a busy machine; use with --threads 1)")
     parser.add_argument("--no-frames", dest="frames", action="store_false", help="skip the 1080p batch")
     parser.add_argument("--case-pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--case-size", help=argparse.SUPPRESS)
@@ -213,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     auto = str(auto_dtype("cpu")).replace("torch.", "")
     print(f"PHNet pipeline benchmark: {what}, {args.threads} threads, torch {torch.__version__}, "
           f"auto = {auto} here")
-    print(f"times: medians of {args.rounds} interleaved rounds in one process; peak RSS: one fresh process per case")
+    clock = "wall-clock" if args.clock == "wall" else "CPU"
+    print(f"times: {clock} seconds, medians of {args.rounds} interleaved rounds in one process; "
+          "peak RSS: one fresh process per case")
     timing = child(args, "--timing")
     memory = {(p, s): child(args, "--case-pipeline", p, "--case-size", s)["peak_rss_mb"]
               for s in args.sizes for p in PIPELINES}

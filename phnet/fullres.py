@@ -114,8 +114,7 @@ def to_uint8(pixels: torch.Tensor, peak: float) -> torch.Tensor:
     out = torch.empty(pixels.shape, dtype=torch.uint8, device=pixels.device)
     rows = max(1, TILE_PIXELS // max(1, pixels.shape[1]))
     for r0 in range(0, pixels.shape[0], rows):
-        band = pixels[r0 : r0 + rows].to(torch.float32, copy=True)
-        out[r0 : r0 + rows] = band.mul_(255.0 / peak).clamp_(0, 255).round_()
+        out[r0 : r0 + rows] = torch.mul(pixels[r0 : r0 + rows], 255.0 / peak).clamp_(0, 255).round_()
     return out
 
 
