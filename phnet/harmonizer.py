@@ -197,6 +197,7 @@ class Harmonizer:
                 progress(i + 1, pixels.shape[0])
 
     def _one_pixels(self, pixels, peak, mask, mask_peak, out, strength, size) -> None:
+        """One H×W×C image: the network at the working size, its result applied to ``out`` in tiles."""
         shape = pixels.shape[:2]
         low_shape = working_shape(*shape, size)
         rgb = pixels[..., :3]
