@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 
 from .config import PHNetConfig
-from .fullres import METHODS, apply_in_tiles, bounding_box, downscale, lift, resize, working_shape
+from .fullres import METHODS, apply_in_tiles, bounding_box, downscale, lift, one_thread, resize, working_shape
 from .imageio import image_from_pixels, image_pixels, image_to_tensor, mask_pixels, mask_to_tensor, tensor_to_image
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
@@ -197,17 +197,20 @@ class Harmonizer:
                 progress(i + 1, pixels.shape[0])
 
     def _one_pixels(self, pixels, peak, mask, mask_peak, out, strength, size) -> None:
-        """One H×W×C image: the network at the working size, its result applied to ``out`` in tiles."""
+        """One H×W×C image: the network at the working size, its result applied to ``out`` in tiles.
+
+        Everything but the network is many small operations: they run on one thread (see one_thread)."""
         shape = pixels.shape[:2]
         low_shape = working_shape(*shape, size)
         rgb = pixels[..., :3]
-        image_low = downscale(rgb, peak, low_shape).to(self.device)
-        coverage = downscale(mask[..., None], mask_peak, low_shape).to(self.device)
-        mask_low = (coverage >= 0.5).float()
-        if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
-            mask_low.view(-1)[coverage.argmax()] = 1.0
-        box = bounding_box(mask)
         home = pixels.device
+        with one_thread(home):
+            image_low = downscale(rgb, peak, low_shape).to(self.device)
+            coverage = downscale(mask[..., None], mask_peak, low_shape).to(self.device)
+            mask_low = (coverage >= 0.5).float()
+            if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
+                mask_low.view(-1)[coverage.argmax()] = 1.0
+            box = bounding_box(mask)
         if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
             coefficients = self._run(self._net.predict_transform, image_low, mask_low)[0].to(home, torch.float32)
             matrix = coefficients[:9].reshape(3, 3)
@@ -220,8 +223,9 @@ class Harmonizer:
 
         else:
             pred_low = self._run(self._net, image_low, mask_low)
-            pred_low = pred_low * mask_low + image_low * (1 - mask_low)
-            colour_map = lift(self.method, image_low.to(home), pred_low.to(home), mask_low.to(home), shape, box, peak)
+            with one_thread(home):
+                pred_low = pred_low * mask_low + image_low * (1 - mask_low)
+                colour_map = lift(self.method, image_low.to(home), pred_low.to(home), mask_low.to(home), shape, box, peak)
         apply_in_tiles(rgb, out[..., :3], mask, strength / mask_peak, peak, colour_map, box)
 
     def _official(self, image: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
