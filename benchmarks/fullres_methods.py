@@ -7,7 +7,10 @@ DIR holds ``images/`` and ``masks/`` of real photos (e.g. the ``val`` split writ
 synthetic composite (trainer.data.synthesis) at its native resolution. The network's job is played
 either by an oracle (the ground truth at working resolution: measures the upsampling alone) or by
 real weights (``--weights``). Scores are PSNR / fPSNR at native resolution, next to the same
-prediction scored at working resolution.
+prediction scored at working resolution. The "tiled" rows are what ``Harmonizer`` runs: its own
+downscale and the change applied tile by tile in the caller's dtype; "8-bit" rows take the
+composite rounded to 8 bits and round the output, as for an 8-bit photo (the reference row with
+"8-bit" is the whole-image float method given and giving the same 8-bit pixels).
 """
 
 from __future__ import annotations
@@ -23,10 +26,38 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from phnet import metrics  # noqa: E402
-from phnet.fullres import apply_full_resolution, resize, working_shape  # noqa: E402
+from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift  # noqa: E402
+from phnet.fullres import resize, working_shape  # noqa: E402
 from trainer.data.synthesis import synthesize  # noqa: E402
 
 METHODS = ("official", "resize", "correction", "guided")
+TILED = ("correction", "guided")
+
+
+def tiled(image, mask, gt, method, model, size, eight_bit):
+    """The Harmonizer's path: its downscale, the change applied tile by tile in the pixels' dtype."""
+    height, width = image.shape[-2:]
+    peak = 255.0 if eight_bit else 1.0
+    pixels = image[0].permute(1, 2, 0).contiguous()
+    pixels = (pixels * 255).round().to(torch.uint8) if eight_bit else pixels
+    mask8 = (mask[0, 0] * 255).round().to(torch.uint8)
+    shape = working_shape(height, width, size)
+    image_low = downscale(pixels, peak, shape)
+    mask_low = (downscale(mask8[..., None], 255.0, shape) >= 0.5).float()
+    if model is None:
+        pred_low = resize(gt, shape)
+    else:
+        with torch.no_grad():
+            pred_low = model(image_low, mask_low)
+    pred_low = pred_low * mask_low + image_low * (1 - mask_low)
+    out, box = pixels.clone(), bounding_box(mask8)
+    colour_map = lift(method, image_low, pred_low, mask_low, (height, width), box, peak)
+    apply_in_tiles(pixels, out, mask8, 1 / 255, peak, colour_map, box)
+    return out.permute(2, 0, 1)[None].float() / peak
+
+
+def eight_bit(x):
+    return (x * 255).round() / 255
 
 
 def load_pairs(root: Path, limit: int):
@@ -54,7 +85,8 @@ def main() -> int:
         from phnet.weights import load_model
 
         model = load_model(args.weights)
-    native = {m: metrics.MetricTracker() for m in METHODS}
+    extra = [f"{t}, {kind}" for t in TILED for kind in ("tiled", "8-bit", "8-bit, tiled")]
+    native = {m: metrics.MetricTracker() for m in METHODS + tuple(extra)}
     low_scores = metrics.MetricTracker()
     sides = []
     for i, (name, real, mask) in enumerate(load_pairs(args.data, args.limit)):
@@ -87,6 +119,21 @@ def main() -> int:
                 up = apply_full_resolution(image, m, image_low, pred_low, m_low, method).clamp(0, 1)
                 out = up * m + image * (1 - m)
             native[method].update(out, gt, m, composite=image)
+        for method in TILED:
+            out = tiled(image, m, gt, method, model, args.size, eight_bit=False)
+            native[f"{method}, tiled"].update(out, gt, m, composite=image)
+            image8 = eight_bit(image)
+            low8 = resize(image8, shape)
+            if model is None:
+                pred8 = gt_low
+            else:
+                with torch.no_grad():
+                    pred8 = model(low8, m_low)
+            pred8 = pred8 * m_low + low8 * (1 - m_low)
+            up = apply_full_resolution(image8, m, low8, pred8, m_low, method).clamp(0, 1)
+            native[f"{method}, 8-bit"].update(eight_bit(up * m + image8 * (1 - m)), gt, m, composite=image)
+            out = tiled(image, m, gt, method, model, args.size, eight_bit=True)
+            native[f"{method}, 8-bit, tiled"].update(out, gt, m, composite=image)
     if not sides:
         raise SystemExit(f"no image/mask pairs in {args.data}")
     low = low_scores.summary()
@@ -98,7 +145,7 @@ def main() -> int:
     print(f"| composite (do nothing), native | {c['MSE']:.1f} | {c['fMSE']:.1f} | {c['PSNR']:.2f} | {c['fPSNR']:.2f} | |")
     w = low["model"]["all"]
     print(f"| prediction at working resolution | {w['MSE']:.1f} | {w['fMSE']:.1f} | {w['PSNR']:.2f} | {w['fPSNR']:.2f} | 0 |")
-    for method in METHODS:
+    for method in native:
         s = native[method].summary()["model"]["all"]
         print(f"| {method}, native | {s['MSE']:.1f} | {s['fMSE']:.1f} | {s['PSNR']:.2f} | {s['fPSNR']:.2f} | "
               f"{s['PSNR'] - w['PSNR']:+.2f} |")

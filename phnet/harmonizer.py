@@ -7,18 +7,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from .config import PHNetConfig
-from .fullres import METHODS, apply_full_resolution, resize, working_shape
+from .fullres import METHODS, apply_in_tiles, bounding_box, downscale, lift, one_thread, resize, working_shape
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
+from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
-from .modeling.transform import apply_colour_transform
+from .modeling.transform import CENTRE
+from .precision import resolve_dtype
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -31,27 +31,17 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def _dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str):
-        try:
-            return DTYPES[dtype.replace("float", "fp").replace("bfloat", "bf")]
-        except KeyError:
-            raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(DTYPES)}") from None
-    if dtype not in DTYPES.values():
-        raise ValueError(f"unsupported dtype {dtype}; choose one of {list(DTYPES)}")
-    return dtype
-
-
 class Harmonizer:
     """``harmonizer(image, mask)`` re-colours the masked subject to fit its background.
 
     ``mode="full"`` (default) keeps the aspect ratio, runs the network at the weights' working
     resolution and applies the change at full resolution: pixels where the mask is 0 come back
     bit-identical. ``mode="official"`` reproduces the official pipeline (squash to a square, run,
-    blend, bicubic-resize the whole image back) for comparison. Low precision (fp16/bf16) runs the
-    convolutions under autocast; the normalization statistics stay in fp32.
+    blend, bicubic-resize the whole image back) for comparison.
+
+    ``dtype="auto"`` (default) picks the precision at run time for the device (``phnet.precision``):
+    bf16 autocast on CPUs with AMX and on recent GPUs, fp32 elsewhere. "fp32" is exact; "fp16" and
+    "bf16" run the convolutions under autocast; the normalization statistics are always fp32.
     """
 
     def __init__(
@@ -59,13 +49,14 @@ class Harmonizer:
         model: PHNet,
         *,
         device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
+        dtype: str | torch.dtype | None = "auto",
         method: str = "correction",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
         self.device = pick_device(device)
-        self.dtype = _dtype(dtype)
+        self.requested_dtype = "auto" if dtype is None else dtype
+        self.dtype = resolve_dtype(self.requested_dtype, self.device)
         self.method = method
         self.model = model.eval().to(self.device)
         self._net = InferencePHNet(self.model)
@@ -85,7 +76,7 @@ class Harmonizer:
         token: str | bool | None = None,
         config: PHNetConfig | None = None,
         device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
+        dtype: str | torch.dtype | None = "auto",
         method: str = "correction",
     ) -> "Harmonizer":
         """From a weights file, a model folder, a Hub repo id, or (no source) the bundled default weights."""
@@ -106,12 +97,14 @@ class Harmonizer:
         return push_to_hub(self.model, repo_id, **kwargs)
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "Harmonizer":
+        """Move to ``device`` and/or change the precision; "auto" is decided again for the new device."""
         if device is not None:
             self.device = torch.device(device)
             self.model.to(self.device)
             self._net = InferencePHNet(self.model)
         if dtype is not None:
-            self.dtype = _dtype(dtype)
+            self.requested_dtype = dtype
+        self.dtype = resolve_dtype(self.requested_dtype, self.device)
         return self
 
     # ------------------------------------------------------------------------------------------------
@@ -132,13 +125,24 @@ class Harmonizer:
         """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout."""
         if reference_mask is not None or temporal not in (None, False):  # see _guided
             return self._guided(image, mask, layout, reference_mask, temporal, strength, mode, working_size, progress)
-        rgb, alpha, form = image_to_tensor(image, layout)
-        masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        out = self.harmonize_tensor(
-            rgb, masks, strength=strength, mode=mode, working_size=working_size, progress=progress
-        )
-        keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
-        return tensor_to_image(out.cpu(), alpha, form, keep.cpu())
+        size = self._check_options(strength, mode, working_size)
+        native = image_pixels(image, layout) if mode == "full" else None
+        if native is None:  # the official pipeline, or an input that needs converting first
+            rgb, alpha, form = image_to_tensor(image, layout)
+            masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
+            out = self.harmonize_tensor(
+                rgb, masks, strength=strength, mode=mode, working_size=working_size, progress=progress
+            )
+            keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
+            return tensor_to_image(out.cpu(), alpha, form, keep.cpu())
+        pixels, peak, form = native
+        batch, height, width = pixels.shape[:3]
+        found = mask_pixels(mask, batch, height, width)
+        masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
+        check_mask_coverage(masks, mask_peak)
+        out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
+        self._harmonize_pixels(pixels, peak, masks.to(pixels.device), mask_peak, out, strength, size, progress)
+        return image_from_pixels(out, form)
 
     @torch.inference_mode()
     def harmonize_tensor(
@@ -152,6 +156,21 @@ class Harmonizer:
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device)."""
+        size = self._check_options(strength, mode, working_size)
+        _check_pair(images, masks)
+        if mode == "full":
+            out = images.clone()
+            pixels = images.permute(0, 2, 3, 1)
+            self._harmonize_pixels(pixels, 1.0, masks[:, 0], 1.0, out.permute(0, 2, 3, 1), strength, size, progress)
+            return out
+        out = torch.empty_like(images)
+        for i in range(images.shape[0]):  # one at a time: bounded memory, progress, interruption
+            out[i : i + 1] = self._official(images[i : i + 1], masks[i : i + 1], size)
+            if progress is not None:
+                progress(i + 1, images.shape[0])
+        return out
+
+    def _check_options(self, strength: float, mode: str, working_size: int | None) -> int:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if not 0.0 <= strength <= 1.0:
@@ -159,44 +178,71 @@ class Harmonizer:
         size = working_size or self.config.image_size
         if size < 8 or size % 8:
             raise ValueError(f"working_size must be a positive multiple of 8, got {size}")
-        _check_pair(images, masks)
-        out = torch.empty_like(images)
-        for i in range(images.shape[0]):  # one at a time: bounded memory, progress, interruption
-            out[i : i + 1] = self._one(images[i : i + 1], masks[i : i + 1], strength, mode, size)
-            if progress is not None:
-                progress(i + 1, images.shape[0])
-        return out
+        return size
 
-    def _one(self, image: torch.Tensor, mask: torch.Tensor, strength: float, mode: str, size: int) -> torch.Tensor:
-        home = image.device
-        image = image.to(self.device, torch.float32)
-        mask = mask.to(self.device, torch.float32)
-        if mode == "official":
-            return self._official(image, mask, size).to(home)
-        low_shape = working_shape(*image.shape[-2:], size)
-        image_low = resize(image, low_shape, "bilinear")
-        coverage = resize(mask, low_shape, "bilinear")
-        mask_low = (coverage >= 0.5).float()
-        if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
-            mask_low.view(-1)[coverage.argmax()] = 1.0
+    @torch.inference_mode()
+    def _harmonize_pixels(
+        self,
+        pixels: torch.Tensor,
+        peak: float,
+        masks: torch.Tensor,
+        mask_peak: float,
+        out: torch.Tensor,
+        strength: float,
+        size: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        """B×H×W×C ``pixels`` (any dtype, ``peak`` = full intensity) and B×H×W ``masks`` → ``out``
+        (same shape and dtype, a copy of ``pixels``), rewritten inside the masks only."""
+        for i in range(pixels.shape[0]):  # one at a time: bounded memory, progress, interruption
+            if strength > 0:
+                self._one_pixels(pixels[i], peak, masks[i], mask_peak, out[i], strength, size)
+            if progress is not None:
+                progress(i + 1, pixels.shape[0])
+
+    def _one_pixels(self, pixels, peak, mask, mask_peak, out, strength, size) -> None:
+        """One H×W×C image: the network at the working size, its result applied to ``out`` in tiles.
+
+        Everything but the network is many small operations: they run on one thread (see one_thread)."""
+        shape = pixels.shape[:2]
+        low_shape = working_shape(*shape, size)
+        rgb = pixels[..., :3]
+        home = pixels.device
+        with one_thread(home):
+            image_low = downscale(rgb, peak, low_shape).to(self.device)
+            coverage = downscale(mask[..., None], mask_peak, low_shape).to(self.device)
+            mask_low = (coverage >= 0.5).float()
+            if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
+                mask_low.view(-1)[coverage.argmax()] = 1.0
+            box = bounding_box(mask)
         if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
-            coefficients = self._run(self._net.predict_transform, image_low, mask_low)
-            harmonized = apply_colour_transform(image, coefficients)
+            coefficients = self._run(self._net.predict_transform, image_low, mask_low)[0].to(home, torch.float32)
+            matrix = coefficients[:9].reshape(3, 3)
+            # x + A(x − c) + b in 0..peak units: (I + A)·x + peak·(b − A·c)
+            gain = (torch.eye(3, device=home) + matrix).t().contiguous()
+            offset = peak * (coefficients[9:] - CENTRE * matrix.sum(dim=1))
+
+            def colour_map(x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+                return (x.view(-1, 3) @ gain).add_(offset).view_as(x)  # addmm's broadcast bias is 5× slower
+
         else:
             pred_low = self._run(self._net, image_low, mask_low)
-            pred_low = pred_low * mask_low + image_low * (1 - mask_low)
-            harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, self.method)
-        weight = mask * strength
-        return (image + weight * (harmonized.clamp_(0, 1) - image)).to(home)
+            with one_thread(home):
+                pred_low = pred_low * mask_low + image_low * (1 - mask_low)
+                colour_map = lift(self.method, image_low.to(home), pred_low.to(home), mask_low.to(home), shape, box, peak)
+        apply_in_tiles(rgb, out[..., :3], mask, strength / mask_peak, peak, colour_map, box)
 
     def _official(self, image: torch.Tensor, mask: torch.Tensor, size: int) -> torch.Tensor:
         """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back."""
+        home = image.device
+        image = image.to(self.device, torch.float32)
+        mask = mask.to(self.device, torch.float32)
         shape = image.shape[-2:]
         image_sq = resize(image, (size, size), "bilinear")
         mask_sq = (resize(mask, (size, size), "nearest-exact") >= 0.5).float()
         pred = self._run(self.model, image_sq, mask_sq)
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
-        return resize(blended, shape, "bicubic").clamp(0, 1)
+        return resize(blended, shape, "bicubic").clamp(0, 1).to(home)
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], image: torch.Tensor,
              mask: torch.Tensor) -> torch.Tensor:

@@ -51,8 +51,9 @@ def mask_to_bhw(mask: Any, name: str = "mask", height: int | None = None, width:
     return _mask_bhw(mask, name, height, width)
 
 
-def check_mask_coverage(masks: torch.Tensor) -> None:
-    """B×1×H×W masks: each must have a subject (a pixel > 0) and some background (a pixel < 0.5).
+def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0) -> None:
+    """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0) and some background (a pixel
+    below half of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8).
 
     The message names the batch index (0-based) of every mask that fails.
     """
@@ -63,7 +64,7 @@ def check_mask_coverage(masks: torch.Tensor) -> None:
             f"{_which(empty, masks.shape[0])} is empty (all zero): nothing to harmonize; paint the subject white "
             "in the mask"
         )
-    full = (flat.amin(dim=1) >= 0.5).nonzero().flatten().tolist()
+    full = (flat.amin(dim=1) >= 0.5 * peak).nonzero().flatten().tolist()
     if full:
         raise ValueError(
             f"{_which(full, masks.shape[0])} covers the whole image: there is no background to harmonize against; "

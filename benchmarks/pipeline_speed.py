@@ -1,0 +1,252 @@
+"""Speed and memory of our pipeline against the official one, same weights, same run.
+
+    python benchmarks/pipeline_speed.py [--config iharmony | --weights W] [--rounds 5] [--threads N]
+
+Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same out):
+
+- official: the official pipeline (squash to a square, the network, bicubic resize of the whole
+  image back) with PN and PFE computed patch by patch as the official code does, in fp32 as the
+  official tester runs;
+- ours fp32 / ours auto: aspect ratio kept, the folded inference network at the working
+  resolution, the change applied at full resolution in the input's dtype; "auto" is the default
+  precision (bf16 autocast on CPUs with AMX, see phnet.precision).
+
+Times: all pipelines and sizes are loaded in one process and called in turn, round after round
+(A/B interleaved), and the median of each is printed, so that load from other processes on a
+shared machine hits every case alike; read the ratios, not the absolute times. On a busy machine
+``--threads 1 --clock cpu`` (the CPU time given to the process) is steadier than wall time. Peak RSS: every
+(pipeline, size) case runs once more in a fresh child process (model loaded, one warm-up call,
+one measured call) and reports its own peak. Weights do not change the cost, so random weights of
+the chosen architecture are used unless --weights is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
+PIPELINES = {"official": ("official", "fp32"), "ours fp32": ("full", "fp32"), "ours auto": ("full", "auto")}
+FRAMES = (8, 1080, 1920)  # the video case: a batch of 1080p frames
+
+
+def portrait_mask(height: int, width: int):
+    """A head-and-shoulders mask (uint8, 0/255) centred in the frame, built a band of rows at a time."""
+    import numpy as np
+
+    mask = np.empty((height, width), np.uint8)
+    xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :] * (width / height)
+    all_ys = np.linspace(-1, 1, height, dtype=np.float32)
+    for r0 in range(0, height, 256):
+        ys = all_ys[r0 : r0 + 256, None]
+        head = (xs / 0.28) ** 2 + ((ys + 0.25) / 0.36) ** 2 <= 1
+        body = ((xs / 0.55) ** 2 + ((ys - 0.85) / 0.6) ** 2 <= 1) & (ys > 0.1)
+        mask[r0 : r0 + 256] = (head | body) * 255
+    return mask
+
+
+def photo(height: int, width: int, batch: int | None = None):
+    """A smooth random picture with fine grain: uint8 H×W×3 (or B×H×W×3), no float copy at full size."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(height * 7919 + width)
+    n = batch or 1
+    low = torch.randint(0, 240, (n, 3, max(2, height // 32), max(2, width // 32)), generator=g, dtype=torch.uint8)
+    image = F.interpolate(low.contiguous(memory_format=torch.channels_last), size=(height, width), mode="bilinear",
+                          align_corners=False).permute(0, 2, 3, 1)
+    image.add_(torch.randint(0, 16, image.shape, generator=g, dtype=torch.uint8))
+    image = image.contiguous().numpy()
+    return image if batch else image[0]
+
+
+def build(args, pipeline: str):
+    import torch
+
+    from phnet.config import PHNetConfig
+    from phnet.harmonizer import Harmonizer
+    from phnet.modeling import PHNet
+    from phnet.modeling.reference import ReferencePHNet
+    from phnet.weights import load_model
+
+    mode, dtype = PIPELINES[pipeline]
+    torch.manual_seed(0)
+    if args.weights:
+        model = load_model(args.weights)
+    else:
+        overrides = {"output": args.output} if args.output else {}
+        model = PHNet(PHNetConfig.preset(args.config, **overrides)).eval()
+        if model.config.output != "image":  # an untrained head is the identity: give it something to do
+            with torch.no_grad():
+                model.decoder[5][0].weight.normal_(0, 0.02)
+    net = ReferencePHNet(model) if pipeline == "official" else model
+    harmonizer = Harmonizer(net, device="cpu", dtype=dtype)
+    return lambda image, mask: harmonizer(image, mask, mode=mode)
+
+
+def reset_peak_rss() -> bool:
+    """Start the peak-RSS count afresh from the current RSS (Linux); False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- child processes ----------------------------------------------------------------------------
+
+
+def memory_case(args) -> dict:
+    """One (pipeline, size) case in this fresh process: its peak RSS, model and inputs included."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    run = build(args, args.case_pipeline)
+    height, width = SIZES[args.case_size]
+    image, mask = photo(height, width), portrait_mask(height, width)
+    reset_peak_rss()  # what counts: the model, the inputs and the calls, not how the inputs were made
+    run(image, mask)
+    start = time.perf_counter()
+    run(image, mask)
+    return {"peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - start}
+
+
+def timing_run(args) -> dict:
+    """Every pipeline on every size, interleaved round after round; medians, and the 512² outputs."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    runs = {p: build(args, p) for p in PIPELINES}
+    inputs = {s: (photo(*SIZES[s]), portrait_mask(*SIZES[s])) for s in args.sizes}
+    frames = photo(*FRAMES[1:], batch=FRAMES[0])
+    frame_mask = portrait_mask(*FRAMES[1:])
+    times: dict[str, list[float]] = {}
+    outputs = {}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    for round_ in range(args.rounds + 1):  # round 0 warms up allocators and kernels
+        for size, (image, mask) in inputs.items():
+            for pipeline, run in runs.items():
+                start = clock()
+                out = run(image, mask)
+                if round_:
+                    times.setdefault(f"{pipeline}|{size}", []).append(clock() - start)
+                if size == "512²":
+                    outputs[pipeline] = out
+        if args.frames:
+            for pipeline in ("official", "ours auto"):
+                start = clock()
+                runs[pipeline](frames, frame_mask)
+                if round_:
+                    times.setdefault(f"{pipeline}|frames", []).append(clock() - start)
+    result = {key: statistics.median(values) for key, values in times.items()}
+    if outputs:
+        ref = outputs["official"].astype(np.int16)
+        result["diff"] = {p: int(np.abs(o.astype(np.int16) - ref).max()) for p, o in outputs.items()}
+        result["mean_diff"] = {p: float(np.abs(o.astype(np.int16) - ref).mean()) for p, o in outputs.items()}
+    return result
+
+
+def child(args, *extra: str) -> dict:
+    cmd = [sys.executable, __file__, "--threads", str(args.threads), "--config", args.config,
+           "--rounds", str(args.rounds), "--sizes", ",".join(args.sizes), "--clock", args.clock, *extra]
+    if args.weights:
+        cmd += ["--weights", args.weights]
+    if args.output:
+        cmd += ["--output", args.output]
+    if not args.frames:
+        cmd += ["--no-frames"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"benchmark child {extra} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="iharmony", help="architecture preset for random weights")
+    parser.add_argument("--output", choices=("image", "residual", "transform"), help="override the preset's output")
+    parser.add_argument("--weights", help="benchmark these weights instead")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (medians)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, from {list(SIZES)}")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (steadier on a busy machine; use with --threads 1)")
+    parser.add_argument("--no-frames", dest="frames", action="store_false", help="skip the 1080p batch")
+    parser.add_argument("--case-pipeline", help=argparse.SUPPRESS)
+    parser.add_argument("--case-size", help=argparse.SUPPRESS)
+    parser.add_argument("--timing", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes.split(",")
+    if unknown := set(args.sizes) - set(SIZES):
+        parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
+    if args.case_pipeline:
+        print(json.dumps(memory_case(args)))
+        return 0
+    if args.timing:
+        print(json.dumps(timing_run(args)))
+        return 0
+
+    import torch
+
+    from phnet.precision import auto_dtype
+
+    what = args.weights or f"{args.config}{'/' + args.output if args.output else ''} (random weights)"
+    auto = str(auto_dtype("cpu")).replace("torch.", "")
+    print(f"PHNet pipeline benchmark: {what}, {args.threads} threads, torch {torch.__version__}, "
+          f"auto = {auto} here")
+    clock = "wall-clock" if args.clock == "wall" else "CPU"
+    print(f"times: {clock} seconds, medians of {args.rounds} interleaved rounds in one process; "
+          "peak RSS: one fresh process per case")
+    timing = child(args, "--timing")
+    memory = {(p, s): child(args, "--case-pipeline", p, "--case-size", s)["peak_rss_mb"]
+              for s in args.sizes for p in PIPELINES}
+    names = list(PIPELINES)
+    head = " | ".join(f"{n:>17}" for n in names)
+    print(f"{'input':>11} | {head} | speed vs official: fp32   auto")
+    print(f"{'':>11} | " + " | ".join(f"{'s':>7} {'peak MB':>9}" for _ in names) + " |")
+    for size in args.sizes:
+        cells = " | ".join(f"{timing[f'{p}|{size}']:>7.3f} {memory[(p, size)]:>9.0f}" for p in names)
+        official = timing[f"official|{size}"]
+        print(f"{size + ' ' + 'x'.join(map(str, SIZES[size][::-1])):>11} | {cells} | "
+              f"{'':>17}{official / timing[f'ours fp32|{size}']:>5.2f}× {official / timing[f'ours auto|{size}']:>5.2f}×")
+    if "diff" in timing:
+        diffs = ", ".join(f"{p} {timing['diff'][p]}/255 (mean {timing['mean_diff'][p]:.2f})" for p in names[1:])
+        print(f"512² output vs official (8-bit, max |Δ|): {diffs}")
+    for p in names[1:]:
+        base = timing.get(f"{p}|512²")
+        rows = [f"{s} {timing[f'{p}|{s}'] / base:.2f}×" for s in args.sizes if s != "512²" and base]
+        if rows:
+            print(f"{p}: time vs its own 512²: " + ", ".join(rows))
+    if args.frames:
+        n, h, w = FRAMES
+        fps = {p: n / timing[f"{p}|frames"] for p in ("official", "ours auto")}
+        print(f"video: a batch of {n} frames {w}x{h} (uint8): official {fps['official']:.2f} fps, "
+              f"ours auto {fps['ours auto']:.2f} fps ({fps['ours auto'] / fps['official']:.2f}×)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The native-dtype fast path of ``Harmonizer.__call__``.
+
+It takes the caller's pixels as they are, without a full-size float copy, when they plainly follow
+the rules in :mod:`phnet.imageio`; for anything else it returns None and the caller goes through
+``image_to_tensor`` / ``mask_to_tensor``, which own the rules and the error messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .decode import is_pil
+from .images import LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _to_bchw, integer_peak
+
+_NATIVE_DTYPES = (torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, float, ImageForm] | None:
+    """→ (B×H×W×C view of the caller's RGB/RGBA pixels in their own dtype, full-intensity value, form).
+
+    None where the fast path does not apply (grey, unusual dtypes, values that image_to_tensor
+    would reject): use image_to_tensor then.
+    """
+    if is_pil(image):
+        if image.mode not in ("RGB", "RGBA") or _has_orientation(image):
+            return None
+        data: Any = np.array(image)
+        kind, layout = "pil", "HWC"
+    elif isinstance(image, np.ndarray):
+        kind, data = "numpy", image
+        layout = layout or {3: "HWC", 4: "BHWC"}.get(image.ndim)
+    elif isinstance(image, torch.Tensor):
+        kind, data = "torch", image
+        try:
+            layout = layout or _guess_torch_layout(image)
+        except ValueError:
+            return None
+    else:
+        return None
+    if layout not in LAYOUTS or "C" not in layout or data.ndim != len(layout) or min(data.shape, default=0) < 1:
+        return None
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind not in "uf":
+            return None
+        try:
+            t = torch.from_numpy(np.ascontiguousarray(data))
+        except TypeError:
+            return None
+    else:
+        t = data.detach()
+    if t.dtype not in _NATIVE_DTYPES:
+        return None
+    pixels = _to_bchw(t, layout).permute(0, 2, 3, 1)
+    if pixels.shape[-1] not in (3, 4):
+        return None
+    peak = integer_peak(t.dtype)
+    if peak is None:  # floats: finite and in 0..1 (the same tolerance as _to_unit_float)
+        lo, hi = torch.aminmax(pixels[..., :3])
+        lo, hi = lo.item(), hi.item()
+        if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also False for NaN
+            return None
+        peak = 1.0
+    return pixels, peak, ImageForm(kind, layout, data.dtype, pixels.shape[-1], data, t.device)
+
+
+def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
+    """B×H×W×C pixels in the input's dtype (C as in the input) → the input's kind and layout."""
+    out = _from_bchw(pixels.permute(0, 3, 1, 2), form.layout)
+    if form.kind == "torch":
+        return out.to(form.device)
+    array = out.cpu().numpy()
+    if form.kind == "pil":
+        from PIL import Image
+
+        return Image.fromarray(array, "RGBA" if form.channels == 4 else "RGB")
+    return array
+
+
+def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.Tensor, float] | None:
+    """→ (B×H×W mask in its own dtype, the value meaning "fully subject"); None: use mask_to_tensor."""
+    if is_pil(mask):
+        if mask.mode not in ("L", "1") or _has_orientation(mask):
+            return None
+        mask = np.array(mask)
+    if isinstance(mask, np.ndarray):
+        try:
+            t = torch.from_numpy(np.ascontiguousarray(mask))
+        except TypeError:
+            return None
+    elif isinstance(mask, torch.Tensor):
+        t = mask.detach()
+    else:
+        return None
+    if t.ndim == 4 and t.shape[1] == 1:
+        t = t[:, 0]
+    elif t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3 or tuple(t.shape[1:]) != (height, width) or t.shape[0] not in (1, batch):
+        return None
+    if t.dtype == torch.bool:
+        t, peak = t.to(torch.uint8) * 255, 255.0
+    elif t.dtype == torch.uint8:
+        if int(t.max()) <= 1:  # a 0/1 mask is binary: mask_to_tensor reads it that way
+            return None
+        peak = 255.0
+    elif t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        lo, hi = torch.aminmax(t)
+        if not (lo.item() >= 0 and hi.item() <= 1):  # also False for NaN
+            return None
+        peak = 1.0
+    else:
+        return None
+    return t.expand(batch, -1, -1), peak
+
+
+def _has_orientation(image) -> bool:
+    """A PIL image whose EXIF asks for a rotation: the slow path turns it upright."""
+    try:
+        return image.getexif().get(0x0112, 1) not in (1, None)
+    except Exception:  # unreadable EXIF: let the slow path decide
+        return True

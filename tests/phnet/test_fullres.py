@@ -1,0 +1,158 @@
+"""The full-resolution step in tiles and in the caller's dtype: the same result as the whole-image
+float formulas, the background bit-identical, and no full-size float copy."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from phnet import Harmonizer, PHNet, PHNetConfig
+from phnet.fullres import (
+    RowUpsampler,
+    apply_full_resolution,
+    apply_in_tiles,
+    bounding_box,
+    downscale,
+    lift,
+    resize,
+    working_shape,
+)
+
+
+def photo(h, w, seed=0, channels=3, dtype=np.uint8):
+    rng = np.random.default_rng(seed)
+    low = rng.random((-(-h // 8), -(-w // 8), channels))
+    image = np.kron(low, np.ones((8, 8, 1)))[:h, :w] * 0.9 + rng.random((h, w, channels)) * 0.1
+    if dtype == np.uint8:
+        return (image * 255).round().astype(np.uint8)
+    if dtype == np.uint16:
+        return (image * 65535).round().astype(np.uint16)
+    return image.astype(dtype)
+
+
+def soft_mask(h, w):
+    yy, xx = np.mgrid[:h, :w]
+    d = np.sqrt(((xx - w / 2) / (0.3 * w)) ** 2 + ((yy - h / 2) / (0.35 * h)) ** 2)
+    return (np.clip((1.1 - d) * 5, 0, 1) * 255).round().astype(np.uint8)  # soft edge, zero outside
+
+
+@pytest.mark.parametrize("low, full, columns", [((24, 40), (300, 500), (37, 411)), ((64, 64), (40, 100), (3, 50))])
+def test_row_upsampler_is_the_bilinear_resize(low, full, columns):
+    values = torch.rand(*low, 3)
+    expected = resize(values.permute(2, 0, 1)[None], full)[0].permute(1, 2, 0)[:, columns[0] : columns[1]]
+    up = RowUpsampler(values, full, columns)
+    got = torch.cat([up.rows(r, min(r + 17, full[0])) for r in range(0, full[0], 17)])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_downscale_small_is_exact_and_large_is_8bit_close():
+    small = torch.from_numpy(photo(60, 90, dtype=np.float32))
+    shape = working_shape(60, 90, 64)
+    exact = resize(small.permute(2, 0, 1)[None], shape)
+    assert torch.equal(downscale(small, 1.0, shape), exact)
+    large = torch.from_numpy(photo(600, 900))
+    shape = working_shape(600, 900, 64)
+    reference = resize(large.permute(2, 0, 1)[None].float() / 255, shape)
+    assert (downscale(large, 255.0, shape) - reference).abs().max() <= 1.5 / 255
+    mask = torch.from_numpy(soft_mask(600, 900))
+    coverage = resize(mask[None, None].float() / 255, shape)
+    assert (downscale(mask[..., None], 255.0, shape) - coverage).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("method", ["correction", "guided", "resize"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_tiles_match_the_whole_image_formula(method, dtype):
+    h, w = 300, 500
+    peak = 255.0 if dtype == np.uint8 else 1.0
+    pixels = torch.from_numpy(photo(h, w, dtype=dtype))
+    mask = torch.from_numpy(soft_mask(h, w))
+    full = pixels.permute(2, 0, 1)[None].float() / peak
+    m = mask[None, None].float() / 255
+    shape = working_shape(h, w, 64)
+    low = resize(full, shape)
+    m_low = (resize(m, shape) >= 0.5).float()
+    pred_low = (low + 0.2 * torch.rand_like(low) - 0.1).clamp(0, 1) * m_low + low * (1 - m_low)
+    harmonized = apply_full_resolution(full, m, low, pred_low, m_low, method).clamp(0, 1)
+    expected = (full + 0.7 * m * (harmonized - full)).clamp(0, 1)
+    out, box = pixels.clone(), bounding_box(mask)
+    apply_in_tiles(pixels, out, mask, 0.7 / 255, peak, lift(method, low, pred_low, m_low, (h, w), box, peak), box)
+    got = out.permute(2, 0, 1)[None].float() / peak
+    tolerance = 0.5 / 255 + 1e-4 if dtype == np.uint8 else 1e-4  # 8-bit: rounding; float: upsampling's rounding
+    assert (got - expected).abs().max() <= tolerance
+    assert torch.equal(out[mask == 0], pixels[mask == 0])
+
+
+@pytest.fixture()
+def transform_harmonizer(tiny_config):
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output="transform")).eval()
+    with torch.no_grad():
+        model.decoder[5][0].weight.normal_(0, 0.05)
+        model.decoder[5][0].bias.normal_(0, 0.1)
+    return Harmonizer(model, device="cpu", dtype="fp32")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_background_and_alpha_are_bit_identical(tiny_model, transform_harmonizer, dtype, channels):
+    image = photo(200, 320, channels=channels, dtype=dtype)
+    mask = soft_mask(200, 320)
+    for h in (Harmonizer(tiny_model, device="cpu", dtype="fp32"), transform_harmonizer):
+        out = h(image, mask)
+        assert out.dtype == image.dtype and out.shape == image.shape
+        assert np.array_equal(out[mask == 0], image[mask == 0])
+        assert not np.array_equal(out[mask == 255], image[mask == 255])
+        if channels == 4:
+            assert np.array_equal(out[..., 3], image[..., 3])
+
+
+def test_transform_is_applied_to_every_subject_pixel(transform_harmonizer):
+    image = photo(240, 400)
+    mask = soft_mask(240, 400)
+    out = transform_harmonizer(image, mask, strength=0.6)
+    h = transform_harmonizer
+    shape = working_shape(240, 400, h.config.image_size)
+    pixels = torch.from_numpy(image)
+    low = downscale(pixels, 255.0, shape)
+    m_low = (downscale(torch.from_numpy(mask)[..., None], 255.0, shape) >= 0.5).float()
+    with torch.no_grad():
+        coefficients = h._net.predict_transform(low, m_low)
+    from phnet.modeling.transform import apply_colour_transform
+
+    full = pixels.permute(2, 0, 1)[None].float() / 255
+    m = torch.from_numpy(mask)[None, None].float() / 255
+    expected = full + 0.6 * m * (apply_colour_transform(full, coefficients).clamp(0, 1) - full)
+    got = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
+    assert (got - expected).abs().max() <= 0.5 / 255 + 1e-5
+
+
+def test_batched_tensor_api_uses_the_same_step(tiny_model):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    images = torch.from_numpy(np.stack([photo(120, 200, seed=s, dtype=np.float32) for s in (0, 1)]))
+    mask = torch.from_numpy(soft_mask(120, 200)).float() / 255
+    bhwc = h(images, mask)  # B×H×W×3 float, as ComfyUI passes them
+    bchw = h.harmonize_tensor(images.permute(0, 3, 1, 2).contiguous(), mask[None, None].expand(2, 1, -1, -1))
+    torch.testing.assert_close(bhwc.permute(0, 3, 1, 2), bchw, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak RSS")
+def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from pipeline_speed import peak_rss_mb, photo as bench_photo, portrait_mask, reset_peak_rss
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image, mask = bench_photo(2160, 3840), portrait_mask(2160, 3840)
+    h(image, mask)  # warm-up: kernels and allocator caches
+    if not reset_peak_rss():
+        pytest.skip("cannot reset the peak RSS count here")
+    before = peak_rss_mb()
+    out = h(image, mask)
+    grown = peak_rss_mb() - before
+    # the 8-bit result itself is 25 MB; one float32 copy of the image would be 100 MB
+    assert grown < 70, f"peak RSS grew by {grown:.0f} MB during a 4K call"
+    assert np.array_equal(out[mask == 0], image[mask == 0])
