@@ -37,7 +37,8 @@ def main() -> None:
     comp = np.asarray(Image.open(HERE / "composite.png").convert("RGB"))
     mask = np.asarray(Image.open(HERE / "mask.png").convert("L")) >= 128
     real = truth(comp.shape[0])
-    print(f"composite: fMSE {errors(comp, real, mask)[0]:.1f}  MSE {errors(comp, real, mask)[1]:.1f}")
+    f, m = errors(comp, real, mask)
+    print(f"composite: fMSE {f:.1f}  MSE {m:.1f}")
     for w in a.weights or [None]:
         out = Harmonizer.from_pretrained(w, device="cpu")(comp, mask.astype(np.uint8) * 255)
         f, m = errors(out, real, mask)

@@ -14,7 +14,7 @@ from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mas
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
-from .modeling.transform import CENTRE
+from .modeling.transform import gain_and_offset
 from .precision import resolve_dtype
 from .weights import load_model, push_to_hub, save_pretrained
 
@@ -217,10 +217,7 @@ class Harmonizer:
             box = bounding_box(mask)
         if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
             coefficients = self._run(self._net.predict_transform, image_low, mask_low)[0].to(home, torch.float32)
-            matrix = coefficients[:9].reshape(3, 3)
-            # x + A(x − c) + b in 0..peak units: (I + A)·x + peak·(b − A·c)
-            gain = (torch.eye(3, device=home) + matrix).t().contiguous()
-            offset = peak * (coefficients[9:] - CENTRE * matrix.sum(dim=1))
+            gain, offset = gain_and_offset(coefficients, peak)
 
             def colour_map(x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
                 return (x.view(-1, 3) @ gain).add_(offset).view_as(x)  # addmm's broadcast bias is 5× slower

@@ -17,11 +17,10 @@ def amp_available(device: torch.device) -> bool:
 
 
 def autocast_for(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    if enabled and amp_available(device):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """``enabled`` is decided once per run (``train.amp`` and ``amp_available``), not per step."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
 @torch.no_grad()

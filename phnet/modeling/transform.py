@@ -36,6 +36,17 @@ def apply_colour_transform(image: torch.Tensor, coefficients: torch.Tensor) -> t
     return image + torch.einsum("bij,bjhw->bihw", matrix, image - CENTRE) + offset
 
 
+def gain_and_offset(coefficients: torch.Tensor, peak: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One item's 12 coefficients as ``x ↦ x @ gain + offset`` on pixel rows in 0..``peak`` units.
+
+    The same map as :func:`apply_colour_transform`, rearranged for H×W×3 pixels of any range:
+    x + A(x − ½·peak) + b·peak = x(I + A)ᵀ + peak·(b − A·½).
+    """
+    matrix = coefficients[:9].reshape(3, 3)
+    gain = (torch.eye(3, dtype=matrix.dtype, device=matrix.device) + matrix).t().contiguous()
+    return gain, peak * (coefficients[9:] - CENTRE * matrix.sum(dim=1))
+
+
 def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
     """Soft-threshold factor per item (B×1×1×1) for a correction ``change`` (B×3×H×W, 0..1 units).
 

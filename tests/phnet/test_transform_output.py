@@ -120,3 +120,15 @@ def test_threshold_needs_a_correction_output():
         PHNetConfig(output="image", correction_threshold=1.0)
     with pytest.raises(ValueError, match="correction_threshold"):
         PHNetConfig(output="residual", correction_threshold=-1.0)
+
+
+def test_gain_and_offset_is_the_same_map_in_any_pixel_range():
+    from phnet.modeling.transform import gain_and_offset
+
+    coefficients = torch.randn(1, 12) * 0.1
+    image = torch.rand(1, 3, 4, 5)
+    expected = apply_colour_transform(image, coefficients)[0].permute(1, 2, 0).reshape(-1, 3)
+    for peak in (1.0, 255.0):
+        gain, offset = gain_and_offset(coefficients[0], peak)
+        rows = image[0].permute(1, 2, 0).reshape(-1, 3) * peak
+        torch.testing.assert_close((rows @ gain + offset) / peak, expected)
