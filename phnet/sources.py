@@ -2,7 +2,8 @@
 
 A *source* is what a user types or picks: nothing / ``"default (bundled)"`` (the weights shipped in
 ``phnet/assets/default``), a weights file, a model folder, a name found in one of the host's model
-folders, or a Hugging Face repo ``owner/name``, optionally ``owner/name@revision`` and, for a single
+folders, one of the official checkpoints by name (``official-ffhqh512``, see :mod:`phnet.official`),
+or a Hugging Face repo ``owner/name``, optionally ``owner/name@revision`` and, for a single
 file in the repo, ``owner/name@revision:path/in/repo.pth``. :func:`resolve` says which one it is
 without loading or downloading anything; :func:`download` brings a Hub source into the HF cache
 (or finds it there when offline) with one set of error messages.
@@ -70,18 +71,21 @@ def hub_offline() -> bool:
 
 @dataclass(frozen=True)
 class Source:
-    """A resolved source. ``kind``: "default", "file", "folder" or "hub"."""
+    """A resolved source. ``kind``: "default", "file", "folder", "official" (``name``) or "hub"."""
 
     kind: str
     path: Path | None = None
     repo_id: str | None = None
     revision: str | None = None
     filename: str | None = None
+    name: str | None = None
 
     @property
     def label(self) -> str:
         if self.kind == "default":
             return DEFAULT_LABEL
+        if self.kind == "official":
+            return self.name
         if self.kind == "hub":
             return self.repo_id + (f"@{self.revision}" if self.revision else "") + (
                 f":{self.filename}" if self.filename else ""
@@ -99,7 +103,7 @@ def resolve(
     """Say what ``source`` is, without loading or downloading.
 
     Order: nothing / the default label → the bundled default; an existing path (``~`` expanded); a name
-    found in ``search_dirs``; a Hub repo id (``revision=`` is used unless the text carries ``@revision``).
+    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` is used unless the text carries ``@revision``).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
     text = "" if source is None else str(source).strip()
@@ -112,14 +116,18 @@ def resolve(
             return Source("file", path=candidate)
         if candidate.is_dir():
             return Source("folder", path=candidate)
+    from .official import OFFICIAL
+
+    if text in OFFICIAL:
+        return Source("official", name=text)
     if not isinstance(source, os.PathLike) and not text.startswith((".", "/", "~", "\\")):
         repo, rev, filename = parse_hub_ref(text)
         if looks_like_repo_id(repo):
             return Source("hub", repo_id=repo, revision=rev or revision, filename=filename)
     where = f" (looked in {', '.join(map(str, dirs))})" if dirs else ""
     raise FileNotFoundError(
-        f"{what} {text!r} not found{where}: give an existing file or folder, or a Hub repo id 'owner/name' "
-        "(optionally 'owner/name@revision')"
+        f"{what} {text!r} not found{where}: give an existing file or folder, one of the official weights "
+        f"({', '.join(OFFICIAL)}), or a Hub repo id 'owner/name' (optionally 'owner/name@revision')"
     )
 
 

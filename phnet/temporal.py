@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .corrections import Correction
 from .fullres import apply_full_resolution, fill_outside, resize, working_shape
 from .modeling.patches import partition
 from .modeling.transform import apply_colour_transform
@@ -87,6 +88,7 @@ class FrameEstimate:
     correction: torch.Tensor
     signature: torch.Tensor  # 1×3×G×G background cell means, NaN where a cell has no background
     shape: tuple[int, int]  # the working shape the correction belongs to
+    report: Correction | None = None  # the network's proposal and the do-no-harm threshold's verdict
 
 
 def _low_resolution(image: torch.Tensor, mask: torch.Tensor, size: int):
@@ -101,19 +103,17 @@ def _low_resolution(image: torch.Tensor, mask: torch.Tensor, size: int):
 
 
 def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
-             reference: torch.Tensor | None = None) -> FrameEstimate:
-    """The correction the network proposes for one 1×3×H×W frame (float, on the harmonizer's device)."""
+             reference: torch.Tensor | None = None, threshold: float | None = None,
+             strength: float = 1.0) -> FrameEstimate:
+    """The correction the network proposes for one 1×3×H×W frame (float, on the harmonizer's device),
+    the do-no-harm ``threshold`` (default: the weights' own) applied."""
     image_low, mask_low = _low_resolution(image, mask, size)
     ref_low = None
     if reference is not None:
         ref_low = (resize(reference, image_low.shape[-2:], "bilinear") >= 0.5).float()
-    net = harmonizer._net
-    if harmonizer.config.output == "transform":
-        correction = harmonizer._run(lambda x, m: net.predict_transform(x, m, ref_low), image_low, mask_low)
-    else:
-        pred_low = harmonizer._run(lambda x, m: net(x, m, ref_low), image_low, mask_low)
-        correction = fill_outside(pred_low - image_low, mask_low)
-    return FrameEstimate(correction, _signature(image_low, mask_low), tuple(image_low.shape[-2:]))
+    output, report = harmonizer.estimate_low(image_low, mask_low, ref_low, threshold=threshold, strength=strength)
+    correction = output if harmonizer.config.output == "transform" else fill_outside(output - image_low, mask_low)
+    return FrameEstimate(correction, _signature(image_low, mask_low), tuple(image_low.shape[-2:]), report)
 
 
 def _signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
@@ -238,12 +238,15 @@ def harmonize_frames(
     strength: float = 1.0,
     working_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    threshold: float | None = None,
+    report: list | None = None,
 ) -> torch.Tensor:
     """B×3×H×W frames in [0, 1] (in time order) and B×1×H×W masks → harmonized frames (input's device).
 
     ``reference``: optional B×1×H×W masks of the background region to match. Each frame is applied
     as soon as its smoothed correction is final (see ``Smoother``). ``progress(done, total)`` counts
-    2·B steps: an estimate and an application per frame.
+    2·B steps: an estimate and an application per frame. ``threshold``: the do-no-harm threshold instead of
+    the weights' own. ``report``: a list that receives each frame's ``Correction`` (before smoothing).
     """
     temporal = as_temporal(temporal)
     size = working_size or harmonizer.config.image_size
@@ -271,7 +274,10 @@ def harmonize_frames(
 
     for i in range(count):
         ref = None if reference is None else reference[i : i + 1].to(device, torch.float32)
-        ready = smoother.push(estimate(harmonizer, *frame(i), size, ref))
+        found = estimate(harmonizer, *frame(i), size, ref, threshold, strength)
+        if report is not None:
+            report.append(found.report)
+        ready = smoother.push(found)
         done += 1
         if progress is not None:
             progress(done, 2 * count)

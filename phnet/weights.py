@@ -14,7 +14,7 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -315,10 +315,20 @@ def load_model(
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PHNet:
-    """A PHNet in eval mode from a weights file, a model folder, a Hub repo id (``owner/name[@revision]``),
-    or (None / ``"default (bundled)"``) the bundled default. See :func:`phnet.sources.resolve`."""
+    """A PHNet in eval mode from a weights file, a model folder, an official checkpoint's name
+    (``official-ffhqh512``: downloaded on first use, see :mod:`phnet.official`), a Hub repo id
+    (``owner/name[@revision]``), or (None / ``"default (bundled)"``) the bundled default. See
+    :func:`phnet.sources.resolve`. ``cache_dir``: the HF cache for Hub repos; for official names the
+    folder (or list of folders, the first one written) where they are kept. ``progress(done, total)``
+    follows an official download in bytes."""
     found = sources.resolve(source, revision=revision)
+    if found.kind == "official":
+        from . import official
+
+        folder = official.fetch(found.name, cache_dir, local_files_only=local_files_only, progress=progress)
+        return model_from_folder(folder, config)
     if found.kind == "default":
         if not (DEFAULT_DIR / WEIGHTS_NAME).is_file():
             raise FileNotFoundError(

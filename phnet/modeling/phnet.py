@@ -9,7 +9,7 @@ from torch import nn
 from ..config import PHNetConfig
 from .features import PatchFeatureExtractor, SqueezeExcitationGate
 from .normalization import PatchNormalization
-from .transform import COEFFICIENTS, apply_colour_transform, subject_mean, threshold_scale
+from .transform import COEFFICIENTS, apply_colour_transform, correction_size, soft_threshold, subject_mean
 
 
 def encoder_layer(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
@@ -84,7 +84,7 @@ class PHNet(nn.Module):
         """The prediction at the input's size (before blending with the composite)."""
         if self.config.output == "transform":
             return self.transform_output(composite, self.predict_transform(composite, mask, reference))
-        return self.to_output(self.decode(composite, mask, reference), composite, mask)
+        return self.estimate(composite, mask, reference)[0]
 
     def predict_transform(
         self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
@@ -92,11 +92,42 @@ class PHNet(nn.Module):
         """B×12 colour-transform coefficients (``output="transform"`` only), threshold applied."""
         if self.config.output != "transform":
             raise ValueError(f"predict_transform needs output='transform', this model has {self.config.output!r}")
-        coefficients = subject_mean(self.decode(composite, mask, reference).float(), mask)
-        if self.config.correction_threshold:
-            change = apply_colour_transform(composite.float(), coefficients) - composite.float()
-            coefficients = coefficients * threshold_scale(change, mask, self.config.correction_threshold)[:, :, 0, 0]
-        return coefficients
+        return self.estimate(composite, mask, reference)[0]
+
+    def estimate(
+        self,
+        composite: torch.Tensor,
+        mask: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        *,
+        threshold: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(output, size, kept), each with the batch first.
+
+        ``output``: B×12 coefficients for ``output="transform"``, else the picture at the input's size, with
+        the do-no-harm ``threshold`` (0–255 units; default the config's ``correction_threshold``) applied.
+        ``size``: the RMS over the subject (0–255) of the change the network proposed. ``kept``: the
+        fraction of that change in ``output`` (0 = the subject is left as it was).
+        """
+        threshold = self.config.correction_threshold if threshold is None else float(threshold)
+        raw = self.decode(composite, mask, reference)
+        if self.config.output == "transform":
+            coefficients = subject_mean(raw.float(), mask)
+            size = correction_size(apply_colour_transform(composite.float(), coefficients) - composite.float(), mask)
+            kept = soft_threshold(size, threshold)
+            return (coefficients * kept[:, None] if threshold else coefficients), size, kept
+        if self.config.output == "residual":
+            change = 2 * (torch.sigmoid(raw) - 0.5)
+            picture = None
+        else:  # the official mapping: the sigmoid output is the picture itself
+            picture = torch.sigmoid(raw)
+            change = picture - composite
+        size = correction_size(change, mask)
+        kept = soft_threshold(size, threshold)
+        if picture is not None and not threshold:
+            return picture, size, kept  # exactly the official output
+        change = change * kept.reshape(-1, 1, 1, 1).to(change.dtype) if threshold else change
+        return (composite + change).clamp(0, 1), size, kept
 
     def transform_output(self, composite: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
         return apply_colour_transform(composite, coefficients).clamp(0, 1)
@@ -146,11 +177,3 @@ class PHNet(nn.Module):
                     skip = normalizer(skip, level_mask, references[6 - i])
             x = layer(self.skip[i](torch.cat([x, skip], dim=1)))
         return x
-
-    def to_output(self, logits: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.config.output == "residual":
-            change = 2 * (torch.sigmoid(logits) - 0.5)
-            if self.config.correction_threshold:
-                change = change * threshold_scale(change, mask, self.config.correction_threshold).to(change.dtype)
-            return (composite + change).clamp(0, 1)
-        return torch.sigmoid(logits)

@@ -47,12 +47,21 @@ def gain_and_offset(coefficients: torch.Tensor, peak: float = 1.0) -> tuple[torc
     return gain, peak * (coefficients[9:] - CENTRE * matrix.sum(dim=1))
 
 
-def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Soft-threshold factor per item (B×1×1×1) for a correction ``change`` (B×3×H×W, 0..1 units).
+def correction_size(change: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RMS over the subject (0–255 units, one per item: B) of a correction ``change`` (B×3×H×W, 0..1 units)."""
+    return 255.0 * subject_mean(change.float().pow(2).mean(dim=1, keepdim=True), mask).sqrt().reshape(-1)
 
-    A correction whose RMS over the subject is below ``threshold`` (0–255 units) becomes zero,
-    a larger one is shortened by ``threshold``: small, uncertain corrections are where a
-    harmonizer does harm, large ones are where it helps.
+
+def soft_threshold(size: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The fraction of each correction of RMS ``size`` (B) that the do-no-harm ``threshold`` keeps.
+
+    A correction below ``threshold`` (0–255 units) becomes zero, a larger one is shortened by
+    ``threshold``: small, uncertain corrections are where a harmonizer does harm, large ones are
+    where it helps.
     """
-    rms = 255.0 * subject_mean(change.float().pow(2).mean(dim=1, keepdim=True), mask).sqrt()
-    return (1.0 - threshold / rms.clamp(min=1e-6)).clamp(min=0.0).reshape(-1, 1, 1, 1)
+    return (1.0 - threshold / size.clamp(min=1e-6)).clamp(min=0.0)
+
+
+def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """:func:`soft_threshold` of ``change``'s :func:`correction_size`, as a B×1×1×1 factor."""
+    return soft_threshold(correction_size(change, mask), threshold).reshape(-1, 1, 1, 1)

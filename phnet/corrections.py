@@ -1,0 +1,80 @@
+"""What the Harmonizer did to each subject, in numbers and in one line a person can read.
+
+The network proposes a correction of the subject; the weights' do-no-harm threshold (``PHNetConfig.
+correction_threshold``, or a caller's ``threshold=``) drops a correction smaller than itself and
+shortens a larger one by itself. A :class:`Correction` records both sides, so that no surface leaves a
+picture unchanged without saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+log = logging.getLogger("phnet")
+
+OFFICIAL_HINT = "official-ffhqh512"  # the weights a user is pointed at when ours leave a subject as it was
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One image's correction. ``size``: the RMS change (0–255) over the subject that the network proposed;
+    ``threshold``: the do-no-harm threshold it was held against; ``kept``: the fraction of it applied before
+    ``strength`` (0 = the subject is left as it was); ``strength``: the caller's blend with the composite."""
+
+    size: float
+    threshold: float
+    kept: float
+    strength: float = 1.0
+
+    @property
+    def unchanged(self) -> bool:
+        return self.kept == 0 or self.strength == 0
+
+    @property
+    def applied(self) -> float:
+        """RMS change (0–255) applied to the subject: ``size × kept × strength``."""
+        return self.size * self.kept * self.strength
+
+    def describe(self) -> str:
+        """One line: whether the subject changed, by how much, and why not when it did not."""
+        if self.kept == 0:
+            return (f"unchanged: the correction {self.size:.1f} is below the weights' do-no-harm threshold "
+                    f"{self.threshold:g}")
+        if self.strength == 0:
+            return f"unchanged: strength 0 (the correction would be {self.size:.1f})"
+        shortened = f", shortened by the do-no-harm threshold {self.threshold:g}" if self.kept < 1 else ""
+        strength = f" at strength {self.strength:g}" if self.strength < 1 else ""
+        return f"changed by {self.applied:.1f} (RMS, 0-255): the correction {self.size:.1f}{shortened}{strength}"
+
+
+def summary(corrections: Sequence[Correction]) -> str:
+    """One line for a batch: the single image's :meth:`~Correction.describe`, or counts and the range."""
+    if len(corrections) == 1:
+        return corrections[0].describe()
+    left = sum(c.unchanged for c in corrections)
+    sizes = [c.size for c in corrections]
+    line = (f"{len(corrections) - left} of {len(corrections)} images changed; corrections {min(sizes):.1f} to "
+            f"{max(sizes):.1f}")
+    below = [c for c in corrections if c.kept == 0]
+    if below:
+        line += f"; {len(below)} below the weights' do-no-harm threshold {below[0].threshold:g}, left unchanged"
+    return line
+
+
+def advice(corrections: Sequence[Correction], threshold_option: str, weights_option: str) -> str:
+    """What a user can do when the threshold left subjects unchanged, in a host's own words for its
+    options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``); empty otherwise."""
+    if not any(c.kept == 0 and c.threshold > 0 for c in corrections):
+        return ""
+    return (f"{threshold_option} applies the raw correction (it may do harm on near-right composites), "
+            f"or try {weights_option}")
+
+
+def log_corrections(corrections: Sequence[Correction]) -> None:
+    """A ``logging`` line on the ``phnet`` logger: a warning when a subject was left unchanged."""
+    if not corrections:
+        return
+    level = logging.WARNING if any(c.kept == 0 for c in corrections) else logging.INFO
+    log.log(level, "PHNet: %s", summary(corrections))

@@ -1,0 +1,274 @@
+"""The official PHNet checkpoints by name, downloaded on first use and kept as safetensors.
+
+``official-iharmony512``, ``official-ffhqh256``, ``official-ffhqh512`` and ``official-ffhqh1024`` are
+the four files of the authors' Model Zoo (``best_iharmony.pth`` … ``best_ffhqh1024.pth``). Nothing is
+downloaded until a name is asked for. :func:`fetch` then looks for a copy in the given folders (our
+converted ``<name>/`` folder, or the ``.pth`` placed there by hand under its download or README name),
+and only when there is none downloads it:
+
+- into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
+  (or restarted when the server ignores ranges), its size checked against the server's;
+- under a lock file, so two processes asking at once download it once;
+- then loaded strictly (every key, no extra: the integrity check) with ``torch.load(weights_only=True)``
+  and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The
+  downloaded ``.pth`` is removed; later loads read only the safetensors copy and never unpickle.
+
+The download site is ``PHNET_OFFICIAL_BASE_URL`` when set (a mirror, or a test server), else the
+authors'. Offline (``HF_HUB_OFFLINE=1`` or ``local_files_only``) or with the site unreachable, the
+error names the URL, the file and the folder to put it in. The library's own folder is
+:func:`default_folder`: ``$PHNET_HOME/official``, else ``$XDG_CACHE_HOME/phnet/official``, else
+``~/.cache/phnet/official``; host programs pass their own model folders instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .sources import hub_offline
+
+__all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL", "BASE_URL_ENV", "default_folder", "find", "fetch"]
+
+BASE_URL = "https://n-ws-620xz-pd11.s3pd11.sbercloud.ru/b-ws-620xz-pd11-jux/harmonization/models"
+BASE_URL_ENV = "PHNET_OFFICIAL_BASE_URL"
+TIMEOUT_S = 15.0  # per connection attempt and per read: a dead network fails in seconds, not minutes
+CHUNK = 1 << 20
+
+AUTHORS_TERMS = (
+    "the authors' public licence with attribution and share-alike conditions (a CC BY-SA 4.0 variant: "
+    "license/en_us.pdf in github.com/befozg/PHNet)"
+)
+FFHQ_TERMS = "trained on FFHQH, derived from FFHQ (CC BY-NC-SA 4.0): non-commercial use only, to be safe"
+
+
+@dataclass(frozen=True)
+class OfficialWeights:
+    """One checkpoint of the official Model Zoo."""
+
+    name: str  # what users pick: official-ffhqh512
+    filename: str  # the file on the authors' server: best_ffhqh512.pth
+    readme_name: str  # what the authors' README renames it to: ffhqh512.pth
+    preset: str  # the architecture (phnet.config.PRESETS)
+    image_size: int  # the resolution it was trained at
+    trained_on: str
+
+    @property
+    def url(self) -> str:
+        base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
+        return f"{base.rstrip('/')}/{self.filename}"
+
+    @property
+    def licence(self) -> str:
+        terms = AUTHORS_TERMS + ("; " + FFHQ_TERMS if self.trained_on == "FFHQH" else "")
+        return f"official PHNet weights (Efremyan et al.), {terms}"
+
+    @property
+    def label(self) -> str:
+        """One line for a picker's tooltip: what it is and on what terms."""
+        use = "portraits" if self.trained_on == "FFHQH" else "any subject"
+        return f"{self.name}: trained on {self.trained_on} at {self.image_size} px, {use}; {self.licence}"
+
+
+OFFICIAL: dict[str, OfficialWeights] = {
+    w.name: w
+    for w in (
+        OfficialWeights("official-iharmony512", "best_iharmony.pth", "iharmony512.pth", "iharmony", 512, "iHarmony4"),
+        OfficialWeights("official-ffhqh256", "best_ffhqh256.pth", "ffhqh256.pth", "ffhqh", 256, "FFHQH"),
+        OfficialWeights("official-ffhqh512", "best_ffhqh512.pth", "ffhqh512.pth", "ffhqh", 512, "FFHQH"),
+        OfficialWeights("official-ffhqh1024", "best_ffhqh1024.pth", "ffhqh1024.pth", "ffhqh", 1024, "FFHQH"),
+    )
+}
+NAMES = tuple(OFFICIAL)
+
+
+def default_folder() -> Path:
+    """Where the library keeps official weights (see the module docstring for the variables it reads)."""
+    if os.environ.get("PHNET_HOME"):
+        return Path(os.path.expanduser(os.environ["PHNET_HOME"])) / "official"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "phnet" / "official"
+
+
+def _weights(name: str) -> OfficialWeights:
+    try:
+        return OFFICIAL[name]
+    except KeyError:
+        raise ValueError(f"unknown official PHNet weights {name!r}; choose one of {', '.join(NAMES)}") from None
+
+
+def _folders(folders: Iterable[str | os.PathLike | None] | str | os.PathLike | None) -> list[Path]:
+    if folders is None:
+        return [default_folder()]
+    if isinstance(folders, (str, os.PathLike)):
+        folders = [folders]
+    found = [Path(os.path.expanduser(str(f))) for f in folders if f]
+    return found or [default_folder()]
+
+
+def find(name: str, folders=None) -> Path | None:
+    """The converted copy of ``name`` (a model folder) in ``folders``, if there is one; nothing is changed."""
+    _weights(name)
+    for folder in _folders(folders):
+        converted = folder / name
+        if (converted / "model.safetensors").is_file() and (converted / "config.json").is_file():
+            return converted
+    return None
+
+
+def fetch(
+    name: str,
+    folders=None,
+    *,
+    local_files_only: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Path:
+    """The model folder of the official weights ``name``: found, converted from a ``.pth`` beside it, or
+    downloaded into the first of ``folders`` (default: :func:`default_folder`) and converted.
+
+    ``progress(done_bytes, total_bytes)`` follows a download (default: a tqdm bar on stderr); ``say`` gets
+    the one line that starts it, with the licence (default: stderr).
+    """
+    weights = _weights(name)
+    folders = _folders(folders)
+    found = find(name, folders)
+    if found is not None:
+        return found
+    target = folders[0]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}); "
+                              "give another folder") from None
+    from filelock import FileLock
+
+    with FileLock(str(target / f".{name}.lock")):
+        found = find(name, folders)  # another process may have finished while this one waited
+        if found is not None:
+            return found
+        local = _local_checkpoint(weights, folders)
+        if local is not None:
+            return _convert(weights, local, target / name)
+        if local_files_only or hub_offline():
+            raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only"))
+        checkpoint = target / weights.filename
+        (say or _stderr)(
+            f"downloading {weights.filename} for {name} from {weights.url} into {target} "
+            f"(licence: {weights.licence})"
+        )
+        _download(weights, checkpoint, target, progress)
+        try:
+            return _convert(weights, checkpoint, target / name)
+        except ValueError as e:
+            raise ValueError(
+                f"{weights.url} did not give the official PHNet checkpoint {weights.filename} ({e}); the file "
+                f"was removed: try again later, or download it by hand into {target}"
+            ) from None
+        finally:
+            checkpoint.unlink(missing_ok=True)
+
+
+def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | None:
+    for folder in folders:
+        for filename in (weights.filename, weights.readme_name):
+            if (folder / filename).is_file():
+                return folder / filename
+    return None
+
+
+def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path) -> Path:
+    """Strict load of the .pth (weights_only) → ``out_dir`` with config, safetensors and the licence."""
+    from .config import PHNetConfig
+    from .weights import convert_official
+
+    config = dataclasses.replace(PHNetConfig.preset(weights.preset), image_size=weights.image_size, name=weights.name)
+    staging = out_dir.with_name(f".{out_dir.name}.converting")
+    convert_official(checkpoint, staging, config=config)
+    (staging / "LICENSE-WEIGHTS.txt").write_text(
+        f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n", encoding="utf-8"
+    )
+    os.replace(staging, out_dir)  # the folder appears whole: a later find() never sees half a model
+    return out_dir
+
+
+def _missing(weights: OfficialWeights, target: Path, why: str) -> str:
+    return (
+        f"the official PHNet weights {weights.name} are not on this machine and cannot be downloaded ({why}). "
+        f"Download {weights.url} and put {weights.filename} into {target} (it is converted to safetensors on "
+        f"first use), or use the bundled default weights"
+    )
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _tqdm_progress(name: str) -> Callable[[int, int], None]:
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total or None, initial=done, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    return update
+
+
+def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
+              progress: Callable[[int, int], None] | None) -> None:
+    """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part`` (resumed if one is left over)."""
+    part = checkpoint.with_name(checkpoint.name + ".part")
+    progress = progress or _tqdm_progress(weights.filename)
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(weights.url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the leftover part is already whole (or longer): start again
+            part.unlink()
+            return _download(weights, checkpoint, target, progress)
+        raise FileNotFoundError(_missing(weights, target, f"the server answered HTTP {e.code} {e.reason}")) from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ConnectionError(_missing(weights, target, f"the server could not be reached: {reason}")) from None
+    with response:
+        kind = response.headers.get("Content-Type", "")
+        if kind.startswith("text/"):
+            raise ValueError(
+                f"{weights.url} answered with a {kind.split(';')[0]} page, not the checkpoint: the link may have "
+                f"moved. Download {weights.filename} by hand into {target}, or set {BASE_URL_ENV} to a mirror"
+            )
+        resumed = response.status == 206
+        if not resumed:
+            have = 0  # the server sent the whole file
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else 0
+        with open(part, "ab" if resumed else "wb") as out:
+            progress(have, total)
+            try:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    have += len(chunk)
+                    progress(have, total)
+            except OSError as e:  # a connection cut mid-file: the part stays, the next try resumes it
+                raise ConnectionError(
+                    f"the download of {weights.url} broke off after {have:,} of {total or '?'} bytes ({e}); "
+                    f"run again to resume it ({part} is kept)"
+                ) from None
+    if total and have != total:
+        raise ConnectionError(
+            f"the download of {weights.url} ended after {have:,} of {total:,} bytes; run again to resume it "
+            f"({part} is kept)"
+        )
+    os.replace(part, checkpoint)

@@ -1,0 +1,95 @@
+"""A download site on 127.0.0.1 for the tests: serves files from a dict, with the faults real sites have.
+
+``server.files["best_x.pth"] = b"..."`` serves a file (HTTP ranges honoured, as S3 does);
+``server.faults["best_x.pth"]`` picks one misbehaviour: ``"cut"`` (the first answer stops halfway and
+closes the connection), ``"html"`` (an error page with status 200), ``"short"`` (announces the whole
+length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses between chunks).
+``server.requests`` lists (path, Range header) of every request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FileServer:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        self._cut_done: set[str] = set()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                owner._answer(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/models"
+
+    def __enter__(self) -> "FileServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        name = handler.path.rsplit("/", 1)[-1]
+        range_header = handler.headers.get("Range")
+        self.requests.append((name, range_header))
+        fault = self.faults.get(name)
+        data = self.files.get(name)
+        if data is None:
+            handler.send_error(404, "Not Found")
+            return
+        if fault == "html":
+            page = b"<html><body>Access denied</body></html>"
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            handler.send_header("Content-Length", str(len(page)))
+            handler.end_headers()
+            handler.wfile.write(page)
+            return
+        start = 0
+        if range_header and fault != "no-range":
+            start = int(range_header.split("=")[1].split("-")[0])
+            if start >= len(data):
+                handler.send_response(416)
+                handler.send_header("Content-Range", f"bytes */{len(data)}")
+                handler.end_headers()
+                return
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            handler.send_response(200)
+        body = data[start:]
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if fault == "short" or (fault == "cut" and name not in self._cut_done):
+            self._cut_done.add(name)
+            handler.wfile.write(body[: len(body) // 2])
+            handler.wfile.flush()
+            handler.close_connection = True
+            return
+        step = max(1, len(body) // 20)
+        for i in range(0, len(body), step):
+            handler.wfile.write(body[i : i + step])
+            if fault == "slow":
+                time.sleep(0.05)

@@ -1,0 +1,190 @@
+"""The official checkpoints by name: downloaded from a loopback site on first use, kept as safetensors.
+
+The site is ``tests.helpers.file_server`` on 127.0.0.1; the checkpoints are official-layout ``.pth``
+state_dicts of a tiny architecture, registered under the official names for the test.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phnet import Harmonizer, PHNet, PHNetConfig, official
+from phnet.config import PRESETS
+from tests.helpers.file_server import FileServer
+
+NAME = "official-ffhqh512"
+FILE = "best_ffhqh512.pth"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def tiny_official(monkeypatch, tiny_config):
+    """``official-ffhqh512`` stands for a tiny official-layout checkpoint; returns its .pth bytes."""
+    monkeypatch.setitem(PRESETS, "tiny-official", tiny_config)
+    tiny = official.OfficialWeights(NAME, FILE, "ffhqh512.pth", "tiny-official", 64, "FFHQH")
+    monkeypatch.setitem(official.OFFICIAL, NAME, tiny)
+    torch.manual_seed(1)
+    buffer = io.BytesIO()
+    torch.save(PHNet(tiny_config).state_dict(), buffer)  # a plain state_dict, as the authors publish
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def site(monkeypatch, tiny_official):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with FileServer() as server:
+        server.files[FILE] = tiny_official
+        monkeypatch.setenv(official.BASE_URL_ENV, server.url)
+        yield server
+
+
+def _image_and_mask():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.zeros((40, 56), np.float32)
+    mask[10:30, 15:40] = 1
+    return image, mask
+
+
+def test_names_and_licences_are_listed():
+    assert official.NAMES == ("official-iharmony512", "official-ffhqh256", "official-ffhqh512", "official-ffhqh1024")
+    assert official.OFFICIAL["official-ffhqh512"].url.endswith("/harmonization/models/best_ffhqh512.pth")
+    assert "non-commercial" in official.OFFICIAL["official-ffhqh256"].licence
+    assert "non-commercial" not in official.OFFICIAL["official-iharmony512"].licence
+    assert "CC BY-SA 4.0" in official.OFFICIAL["official-iharmony512"].licence
+
+
+def test_default_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("PHNET_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert official.default_folder() == tmp_path / "xdg" / "phnet" / "official"
+    monkeypatch.setenv("PHNET_HOME", str(tmp_path / "home"))
+    assert official.default_folder() == tmp_path / "home" / "official"
+
+
+def test_download_converts_once_and_loads_from_the_copy_with_the_site_gone(site, tmp_path):
+    progress, said = [], []
+    folder = official.fetch(NAME, tmp_path, progress=lambda d, t: progress.append((d, t)), say=said.append)
+    assert folder == tmp_path / NAME
+    assert sorted(p.name for p in folder.iterdir()) == ["LICENSE-WEIGHTS.txt", "config.json", "model.safetensors"]
+    assert "non-commercial" in (folder / "LICENSE-WEIGHTS.txt").read_text()
+    assert not list(tmp_path.glob("*.pth*"))  # the pickle is gone: later loads never unpickle
+    assert progress[-1] == (len(site.files[FILE]),) * 2 and len(said) == 1 and "licence" in said[0]
+    site.close()  # the server is gone
+    assert official.fetch(NAME, tmp_path) == folder
+    image, mask = _image_and_mask()
+    assert Harmonizer.from_pretrained(NAME, cache_dir=tmp_path, device="cpu")(image, mask).shape == image.shape
+
+
+def test_downloaded_and_hand_placed_copies_give_identical_output(site, tmp_path, tiny_official):
+    downloaded = Harmonizer.from_pretrained(NAME, cache_dir=tmp_path / "a", device="cpu", dtype="fp32")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "ffhqh512.pth").write_bytes(tiny_official)  # placed by hand under its README name
+    site.close()
+    by_hand = Harmonizer.from_pretrained(NAME, cache_dir=tmp_path / "b", device="cpu", dtype="fp32")
+    assert (tmp_path / "b" / "ffhqh512.pth").is_file()  # the user's own file is kept
+    plain = Harmonizer.from_pretrained(tmp_path / "b" / "ffhqh512.pth", config=by_hand.config, device="cpu",
+                                       dtype="fp32")  # the .pth read directly, as before this feature
+    image, mask = _image_and_mask()
+    assert np.array_equal(downloaded(image, mask), by_hand(image, mask))
+    assert np.array_equal(downloaded(image, mask), plain(image, mask))
+
+
+def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
+    site.faults[FILE] = "cut"
+    with pytest.raises(ConnectionError, match="run again to resume"):
+        official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    part = tmp_path / (FILE + ".part")
+    assert 0 < part.stat().st_size < len(site.files[FILE])
+    assert official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert site.requests[-1][1] == f"bytes={len(site.files[FILE]) // 2}-" and not part.exists()
+
+
+def test_a_server_that_ignores_ranges_restarts_the_file(site, tmp_path):
+    (tmp_path / (FILE + ".part")).write_bytes(b"stale bytes from another file")
+    site.faults[FILE] = "no-range"
+    assert official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+
+
+@pytest.mark.parametrize(
+    "fault, error, words",
+    [
+        ("missing", FileNotFoundError, "HTTP 404"),
+        ("short", ConnectionError, "ended after"),
+        ("html", ValueError, "text/html page"),
+        ("truncated", ValueError, "did not give the official PHNet checkpoint"),
+    ],
+)
+def test_bad_answers_name_the_url_and_leave_no_model(site, tmp_path, fault, error, words):
+    if fault == "missing":
+        del site.files[FILE]
+    elif fault == "truncated":  # a whole transfer of a broken file: the strict load is the integrity check
+        site.files[FILE] = site.files[FILE][: len(site.files[FILE]) // 2]
+    else:
+        site.faults[FILE] = fault
+    with pytest.raises(error, match=words) as caught:
+        official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert site.url in str(caught.value)
+    assert official.find(NAME, tmp_path) is None and not (tmp_path / FILE).exists()
+
+
+def test_offline_with_no_copy_names_the_url_file_and_folder_at_once(monkeypatch, tiny_official, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError) as caught:
+        Harmonizer.from_pretrained(NAME, cache_dir=tmp_path)
+    message = str(caught.value)
+    assert official.OFFICIAL[NAME].url in message and FILE in message and str(tmp_path) in message
+    assert time.monotonic() - start < 5
+
+
+def test_an_unreachable_site_fails_in_seconds(monkeypatch, tiny_official, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with FileServer() as server:
+        url = server.url
+    monkeypatch.setenv(official.BASE_URL_ENV, url)  # nothing listens there any more
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match="could not be reached"):
+        official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert time.monotonic() - start < 5
+
+
+def test_two_processes_download_the_same_file_once(site, tmp_path, tiny_config):
+    site.faults[FILE] = "slow"
+    script = (
+        "import sys, torch; from phnet import official, PHNetConfig; from phnet.config import PRESETS\n"
+        f"PRESETS['tiny-official'] = PHNetConfig.from_json({tiny_config.to_json()!r})\n"
+        f"official.OFFICIAL[{NAME!r}] = official.OfficialWeights({NAME!r}, {FILE!r}, 'x.pth', 'tiny-official', 64, 'FFHQH')\n"
+        f"print(official.fetch({NAME!r}, sys.argv[1], progress=lambda d, t: None, say=lambda s: None))\n"
+    )
+    env = {**os.environ, official.BASE_URL_ENV: site.url, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert {out.strip() for out, _ in results} == {str(tmp_path / NAME)}
+    assert [path for path, _ in site.requests] == [FILE]  # one download between them
+
+
+def test_the_resolver_knows_the_names_and_a_local_file_wins(tmp_path):
+    from phnet import sources
+
+    assert sources.resolve(NAME).kind == "official" and sources.resolve(NAME).label == NAME
+    (tmp_path / NAME).mkdir()
+    assert sources.resolve(NAME, search_dirs=[tmp_path]).kind == "folder"
+    with pytest.raises(FileNotFoundError, match="official-ffhqh512"):
+        sources.resolve("no-such-weights")
+
+
+def test_the_converted_copy_keeps_the_official_mapping(site, tmp_path):
+    folder = official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    config = PHNetConfig.load(folder / "config.json")
+    assert config.output == "image" and config.correction_threshold == 0 and config.name == NAME
