@@ -20,7 +20,7 @@ from importlib import metadata
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Used when requirements.txt is absent; keep in step with it.
-FALLBACK_REQUIREMENTS = ("numpy", "pillow", "safetensors", "huggingface-hub", "segment-anything")
+FALLBACK_REQUIREMENTS = ("numpy", "pillow", "safetensors", "huggingface-hub", "segment-anything", "tqdm", "filelock")
 HOST_OWNED = {"torch", "torchvision", "torchaudio", "xformers"}
 
 

@@ -13,6 +13,7 @@ a summary and exit code 1. Files are read through :mod:`phnet.imageio` (EXIF ori
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -23,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .imageio import IMAGE_SUFFIXES
+from .official import NAMES as OFFICIAL_NAMES
 
 
 class _Job(NamedTuple):
@@ -131,12 +133,22 @@ def _save(result: np.ndarray, target: Path) -> None:
     Image.fromarray(result).save(target)
 
 
+def _verdict(corrections) -> str:
+    """How much the subject changed, and what to do when the do-no-harm threshold left it as it was."""
+    from .corrections import OFFICIAL_HINT, advice, summary
+
+    hint = advice(corrections, "--threshold 0", f"--weights {OFFICIAL_HINT}")
+    return summary(corrections) + (f"; {hint}" if hint else "")
+
+
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
     image, mask = _load_pair(job.composite, job.mask)
     reference = _reference_for(job, args.reference)
-    result = harmonizer(image, mask, strength=args.strength, mode=args.mode, working_size=args.working_size,
-                        reference_mask=reference)
+    result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
+                                               working_size=args.working_size, reference_mask=reference,
+                                               threshold=args.threshold)
     _save(result, job.target)
+    say(f"{job.composite.name}: {_verdict(corrections)}")
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
     if job.compare is not None:
@@ -190,6 +202,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         return image, rgb.to(device), masks.to(device), alpha, form
 
     smoother = temporal.Smoother(settings)
+    corrections = []
 
     def write(ready) -> None:
         for j, correction in ready:
@@ -204,12 +217,15 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         if reference is not None:
             reference = mask_to_tensor(reference, 1, rgb.shape[-2], rgb.shape[-1], "reference mask").to(rgb.device)
         with torch.inference_mode():
-            write(smoother.push(temporal.estimate(harmonizer, rgb, masks, size, reference)))
+            found = temporal.estimate(harmonizer, rgb, masks, size, reference, args.threshold, args.strength)
+            corrections.append(found.report)
+            write(smoother.push(found))
     write(smoother.finish())
     starts = smoother.starts
     cuts = ", ".join(jobs[i].composite.name for i in starts[1:]) or "none"
     print(f"harmonized {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "
           f"shots start at: {cuts})")
+    print(f"frames: {_verdict(corrections)} (before smoothing)")
     return 0
 
 
@@ -222,6 +238,8 @@ def harmonize(args: argparse.Namespace) -> int:
     single = Path(args.composite).is_file()
     if args.temporal is not None and (single or args.mode != "full" or args.compare):
         raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")
+    if args.threshold is not None and not args.threshold >= 0:
+        raise SystemExit(f"error: --threshold must be a number >= 0 (RMS, 0-255 units), got {args.threshold}")
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
     )
@@ -271,9 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("composite", help="composite image, or a folder of them")
     h.add_argument("mask", nargs="?", help="subject mask (white = subject), or a folder; default: the alpha channel")
     h.add_argument("-o", "--output", required=True, help="output image, or a folder (ending in /; created if needed)")
-    h.add_argument("--weights", help="weights file, model folder or Hub repo id owner/name[@revision] (default: bundled weights)")
+    h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision], or official "
+                   f"weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, under the authors' "
+                   "CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's non-commercial terms) "
+                   "(default: the bundled weights, offline, tuned to do no harm)")
     h.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
+    h.add_argument("--threshold", type=float, metavar="RMS",
+                   help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "
+                   "are dropped, larger ones shortened by it. Lower it to change more subjects (0 = the raw "
+                   "network, which may harm near-right composites); raise it to change only obvious mismatches")
     h.add_argument("--mode", choices=("full", "official"), default="full", help="full resolution (default) or the official square pipeline")
     h.add_argument("--method", choices=("correction", "guided", "resize"), default="correction", help="how the result reaches full resolution")
     h.add_argument("--working-size", type=int, help="override the network's working resolution (multiple of 8)")
@@ -301,12 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logger = logging.getLogger("phnet")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
     try:
         return args.run(args)
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
-
+    finally:
+        logger.setLevel(level)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -40,13 +40,14 @@ class Correction:
     def describe(self) -> str:
         """One line: whether the subject changed, by how much, and why not when it did not."""
         if self.kept == 0:
-            return (f"unchanged: the correction {self.size:.1f} is below the weights' do-no-harm threshold "
-                    f"{self.threshold:g}")
+            return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the weights' do-no-harm "
+                    f"threshold {self.threshold:g}")
         if self.strength == 0:
-            return f"unchanged: strength 0 (the correction would be {self.size:.1f})"
-        shortened = f", shortened by the do-no-harm threshold {self.threshold:g}" if self.kept < 1 else ""
-        strength = f" at strength {self.strength:g}" if self.strength < 1 else ""
-        return f"changed by {self.applied:.1f} (RMS, 0-255): the correction {self.size:.1f}{shortened}{strength}"
+            return f"unchanged: strength 0 (the correction would be RMS {self.size:.1f} of 255)"
+        line = f"changed by RMS {self.applied:.1f} of 255"
+        if self.kept < 1:
+            line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
+        return line + (f", at strength {self.strength:g}" if self.strength < 1 else "")
 
 
 def summary(corrections: Sequence[Correction]) -> str:

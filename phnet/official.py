@@ -23,6 +23,7 @@ error names the URL, the file and the folder to put it in. The library's own fol
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import os
 import sys
 import urllib.error
@@ -158,11 +159,7 @@ def fetch(
         if local_files_only or hub_offline():
             raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only"))
         checkpoint = target / weights.filename
-        (say or _stderr)(
-            f"downloading {weights.filename} for {name} from {weights.url} into {target} "
-            f"(licence: {weights.licence})"
-        )
-        _download(weights, checkpoint, target, progress)
+        _download(weights, checkpoint, target, progress, say or _stderr)
         try:
             return _convert(weights, checkpoint, target / name)
         except ValueError as e:
@@ -226,7 +223,7 @@ def _tqdm_progress(name: str) -> Callable[[int, int], None]:
 
 
 def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
-              progress: Callable[[int, int], None] | None) -> None:
+              progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
     """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part`` (resumed if one is left over)."""
     part = checkpoint.with_name(checkpoint.name + ".part")
     progress = progress or _tqdm_progress(weights.filename)
@@ -237,7 +234,7 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # the leftover part is already whole (or longer): start again
             part.unlink()
-            return _download(weights, checkpoint, target, progress)
+            return _download(weights, checkpoint, target, progress, say)
         raise FileNotFoundError(_missing(weights, target, f"the server answered HTTP {e.code} {e.reason}")) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -249,6 +246,8 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                 f"{weights.url} answered with a {kind.split(';')[0]} page, not the checkpoint: the link may have "
                 f"moved. Download {weights.filename} by hand into {target}, or set {BASE_URL_ENV} to a mirror"
             )
+        say(f"downloading {weights.filename} for {weights.name} from {weights.url} into {target} "
+            f"(licence: {weights.licence})")
         resumed = response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file
@@ -261,7 +260,7 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                     out.write(chunk)
                     have += len(chunk)
                     progress(have, total)
-            except OSError as e:  # a connection cut mid-file: the part stays, the next try resumes it
+            except (OSError, http.client.HTTPException) as e:  # a connection cut mid-file: the part stays, the next try resumes it
                 raise ConnectionError(
                     f"the download of {weights.url} broke off after {have:,} of {total or '?'} bytes ({e}); "
                     f"run again to resume it ({part} is kept)"

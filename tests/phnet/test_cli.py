@@ -264,3 +264,23 @@ def test_mask_file_holding_0_and_1_is_binary(tiny_folder, tmp_path):
     assert _harmonize(comp, m255, "-o", ref, "--weights", tiny_folder) == 0
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(ref)))
     assert not np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_bundled_weights_say_why_the_readme_example_is_unchanged_and_threshold_0_changes_it(tmp_path, capsys):
+    args = [EXAMPLES / "composite.png", EXAMPLES / "mask.png"]
+    assert _harmonize(*args, "-o", tmp_path / "kept.png") == 0
+    line = capsys.readouterr().out
+    assert "composite.png: unchanged" in line and "do-no-harm threshold 17" in line
+    assert "--threshold 0" in line and "--weights official-ffhqh512" in line
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "kept.png")), np.asarray(Image.open(args[0])))
+    assert _harmonize(*args, "-o", tmp_path / "raw.png", "--threshold", "0") == 0
+    assert "composite.png: changed by RMS" in capsys.readouterr().out
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "raw.png")), np.asarray(Image.open(args[0])))
+
+
+def test_a_negative_threshold_is_refused(tiny_folder, tmp_path):
+    with pytest.raises(SystemExit, match="--threshold must be a number >= 0"):
+        _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png", "--threshold", "-1")

@@ -216,3 +216,37 @@ def test_bad_options(harmonizer):
         harmonizer(Image.new("I;16", (32, 32)), m)
     with pytest.raises(ValueError, match="dtype"):
         Harmonizer(harmonizer.model, dtype="int8")
+
+
+def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model, caplog):
+    import dataclasses
+    import logging
+
+    from phnet import PHNet
+
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual", correction_threshold=1e6))
+    residual.load_state_dict(tiny_model.state_dict())
+    h = Harmonizer(residual, device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (2, 40, 48, 3), dtype=np.uint8)
+    mask = subject_mask(40, 48)
+    with caplog.at_level(logging.INFO, logger="phnet"):
+        kept, corrections = h.harmonize(image, mask)
+    assert np.array_equal(kept, image) and [c.kept for c in corrections] == [0.0, 0.0]
+    assert all(c.threshold == 1e6 and c.size > 0 and c.unchanged for c in corrections)
+    assert "do-no-harm threshold" in caplog.text and caplog.records[-1].levelname == "WARNING"
+    raw, corrections = h.harmonize(image, mask, threshold=0)
+    assert not np.array_equal(raw, image) and [c.kept for c in corrections] == [1.0, 1.0]
+    assert "changed by RMS" in corrections[0].describe()
+    half = h.harmonize(image, mask, threshold=corrections[0].size / 2).corrections[0]
+    assert half.kept == pytest.approx(0.5, abs=1e-4) and "shortened" in half.describe()
+    frames = h.harmonize(image, mask, temporal=True).corrections
+    assert len(frames) == 2 and all(c.unchanged for c in frames)
+    with pytest.raises(ValueError, match="threshold must be a number >= 0"):
+        h.harmonize(image, mask, threshold=-1)
+
+
+def test_official_mode_applies_strength(tiny_model):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    mask = subject_mask(40, 48)
+    assert np.array_equal(h(image, mask, mode="official", strength=0.0), image)

@@ -188,3 +188,37 @@ def test_the_converted_copy_keeps_the_official_mapping(site, tmp_path):
     folder = official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     config = PHNetConfig.load(folder / "config.json")
     assert config.output == "image" and config.correction_threshold == 0 and config.name == NAME
+
+
+def test_cli_downloads_by_name_then_runs_without_the_site_and_offline_names_the_url(site, tmp_path, monkeypatch,
+                                                                                 tiny_official, capsys):
+    from PIL import Image
+
+    from phnet import cli
+
+    monkeypatch.setenv("PHNET_HOME", str(tmp_path / "home"))
+    image, mask = _image_and_mask()
+    Image.fromarray(image).save(tmp_path / "comp.png")
+    Image.fromarray((mask * 255).astype(np.uint8)).save(tmp_path / "mask.png")
+
+    def run(*extra: str) -> int:
+        return cli.main(["harmonize", str(tmp_path / "comp.png"), str(tmp_path / "mask.png"), "--device", "cpu",
+                         "--dtype", "fp32", *extra])
+
+    assert run("-o", str(tmp_path / "downloaded.png"), "--weights", NAME) == 0
+    assert "licence" in capsys.readouterr().err
+    (tmp_path / "ffhqh512.pth").write_bytes(tiny_official)
+    config = str(tmp_path / "home" / "official" / NAME / "config.json")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "config.json").write_text(Path(config).read_text())
+    (local / "ffhqh512.pth").write_bytes(tiny_official)  # the same .pth, given by hand as a model folder
+    assert run("-o", str(tmp_path / "local.png"), "--weights", str(local)) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "downloaded.png")), np.asarray(Image.open(tmp_path / "local.png")))
+
+    site.close()
+    assert run("-o", str(tmp_path / "again.png"), "--weights", NAME) == 0
+    monkeypatch.setenv("PHNET_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert run("-o", str(tmp_path / "offline.png"), "--weights", NAME) == 2
+    assert official.OFFICIAL[NAME].url in capsys.readouterr().err
