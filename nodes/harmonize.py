@@ -6,6 +6,20 @@ import comfy.utils
 
 from .masks import check_mask, check_mask_size
 
+
+def _run(node: str, phnet_model, image, bar, **options) -> dict:
+    """The library call, and its report as a STRING output and as text under the node."""
+    from ..phnet.corrections import OFFICIAL_HINT, advice, summary
+
+    threshold = options.pop("threshold", -1.0)
+    result, corrections = phnet_model.harmonize(
+        image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
+        progress=lambda done, total: bar.update_absolute(done, total), **options,
+    )
+    hint = advice(corrections, "threshold 0", f"PHNet Model Loader: {OFFICIAL_HINT}")
+    report = f"{node}: {summary(corrections)}" + (f"; {hint}" if hint else "")
+    return {"ui": {"text": [report]}, "result": (result, report)}
+
 REFERENCE_TOOLTIP = (
     "Optional: the part of the background the subject should match (1 = match this region, e.g. the lit side "
     "of the room or the person next to the subject). Same size as the image; one mask or one per image. "
@@ -29,6 +43,15 @@ STRENGTH = ("FLOAT", {
     "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "display": "slider",
     "tooltip": "How much of the correction to apply: 0 = unchanged composite, 1 = full PHNet result.",
 })
+THRESHOLD = ("FLOAT", {
+    "default": -1.0, "min": -1.0, "max": 255.0, "step": 0.5,
+    "tooltip": "Do-no-harm threshold (RMS change of the subject, 0-255): corrections smaller than it are dropped, "
+               "larger ones shortened by it. -1 = the weights' own (17 for the bundled weights, 0 for the official "
+               "ones). Lower it to change more subjects (0 = the raw network, which may harm near-right "
+               "composites); raise it to change only obvious mismatches. The 'report' output says what happened.",
+})
+REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the do-no-harm threshold left it "
+                  "unchanged, why and what to do. Also shown under the node.")
 WORKING_SIZE = ("INT", {
     "default": 0, "min": 0, "max": 4096, "step": 8,
     "tooltip": "Resolution (square side, multiple of 8) the network runs at; 0 = the resolution the "
@@ -45,9 +68,9 @@ class PHNetHarmonize:
     )
     CATEGORY = "PHNet"
     FUNCTION = "harmonize"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("image",)
-    OUTPUT_TOOLTIPS = ("The harmonized image(s), same size and batch as the input image.",)
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("image", "report")
+    OUTPUT_TOOLTIPS = ("The harmonized image(s), same size and batch as the input image.", REPORT_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -57,17 +80,16 @@ class PHNetHarmonize:
                 "strength": STRENGTH,
                 "working_size": WORKING_SIZE,
                 "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
+                "threshold": THRESHOLD,
             },
         }
 
-    def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None):
+    def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
         check_mask(mask, image, "mask", "PHNet Harmonize")
         check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize")
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
-        out = phnet_model(image, mask, strength=strength, working_size=working_size or None, layout="BHWC",
-                          reference_mask=reference_mask,
-                          progress=lambda done, total: bar.update_absolute(done, total))
-        return (out,)
+        return _run("PHNet Harmonize", phnet_model, image, bar, mask=mask, strength=strength,
+                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)
 
 
 class PHNetHarmonizeFrames:
@@ -79,9 +101,9 @@ class PHNetHarmonizeFrames:
     )
     CATEGORY = "PHNet"
     FUNCTION = "harmonize"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
-    OUTPUT_TOOLTIPS = ("The harmonized frames, same size and count as the input.",)
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("frames", "report")
+    OUTPUT_TOOLTIPS = ("The harmonized frames, same size and count as the input.", REPORT_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -109,18 +131,18 @@ class PHNetHarmonizeFrames:
                 "strength": STRENGTH,
                 "working_size": WORKING_SIZE,
                 "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
+                "threshold": THRESHOLD,
             },
         }
 
     def harmonize(self, phnet_model, image, mask, smoothing=3.0, cut_threshold=20.0, causal=False, strength=1.0,
-                  working_size=0, reference_mask=None):
+                  working_size=0, reference_mask=None, threshold=-1.0):
         from ..phnet.temporal import Temporal
 
         check_mask(mask, image, "mask", "PHNet Harmonize Frames")
         check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize Frames")
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
-        out = phnet_model(image, mask, strength=strength, working_size=working_size or None, layout="BHWC",
-                          temporal=temporal, reference_mask=reference_mask,
-                          progress=lambda done, total: bar.update_absolute(done, total))
-        return (out,)
+        return _run("PHNet Harmonize Frames", phnet_model, image, bar, mask=mask, strength=strength,
+                    working_size=working_size or None, temporal=temporal, reference_mask=reference_mask,
+                    threshold=threshold)

@@ -33,8 +33,24 @@ def _device(choice: str):
 # --------------------------------------------------------------------------------------------------
 # PHNet
 # --------------------------------------------------------------------------------------------------
+def _download_progress():
+    """A ComfyUI progress bar for an official download, made when the size is known (Cancel stops it)."""
+    import comfy.utils
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = comfy.utils.ProgressBar(max(total, 1))
+        bar.update_absolute(done, max(total, 1))
+
+    return update
+
+
 def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | None, dict]:
-    """(source, extra from_pretrained arguments): None = the bundled default, else a path or a repo id."""
+    """(source, extra from_pretrained arguments): None = the bundled default, else a path, an official name
+    (downloaded into models/phnet on first use) or a repo id."""
     repo = (hub_repo_id or "").strip()
     if repo and not os.path.exists(os.path.expanduser(repo)):
         repo_id, _, revision = repo.partition("@")  # "owner/name@revision"
@@ -43,15 +59,21 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
         return repo, {}
     if not model_name or model_name == paths.BUNDLED_DEFAULT:
         return None, {}
+    if model_name in paths.official_names():
+        return model_name, {"cache_dir": paths.phnet_folders(), "local_files_only": _offline(),
+                            "progress": _download_progress()}
     # A file; a config.json next to it (a folder written by save_pretrained) is picked up by the core.
     return paths.full_path(paths.PHNET_FOLDER, model_name), {}
 
 
 class PHNetModelLoader:
     DESCRIPTION = (
-        "Loads PHNet harmonization weights: the default model bundled with this node pack, a file from "
-        "ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + "
-        "model.safetensors), or a Hugging Face Hub repo id. The model (6 MB) stays on the chosen device."
+        "Loads PHNet harmonization weights: the default model bundled with this node pack (offline, tuned to do "
+        "no harm, so it often leaves a subject unchanged: PHNet Harmonize says when), the official weights "
+        "(official-ffhqh512 for portraits; downloaded into ComfyUI/models/phnet when first picked; the authors' "
+        "CC BY-SA 4.0-variant licence, the ffhqh ones also FFHQ's non-commercial terms), a file from "
+        "ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + model.safetensors), "
+        "or a Hugging Face Hub repo id."
     )
     CATEGORY = "PHNet/loaders"
     FUNCTION = "load"
@@ -65,9 +87,14 @@ class PHNetModelLoader:
             "required": {
                 "model_name": (paths.phnet_choices(), {
                     "default": paths.BUNDLED_DEFAULT,
-                    "tooltip": "Weights to load. 'default (bundled)' ships with the node pack; other entries are "
-                               "files found in ComfyUI/models/phnet (and extra_model_paths.yaml 'phnet' paths). "
-                               "Ignored when hub_repo_id is set.",
+                    "tooltip": "Weights to load. 'default (bundled)' ships with the node pack: offline, tuned to do "
+                               "no harm, so it leaves many subjects unchanged. The official-* entries are the "
+                               "PHNet authors' weights, downloaded once into ComfyUI/models/phnet when picked: "
+                               "official-ffhqh256/512/1024 for portraits (trained on FFHQH), official-iharmony512 "
+                               "for any subject (iHarmony4). Their licence: the authors' CC BY-SA 4.0 variant; the "
+                               "ffhqh ones are also bound by FFHQ's non-commercial terms. Other entries are files "
+                               "found in ComfyUI/models/phnet (and extra_model_paths.yaml 'phnet' paths). Ignored "
+                               "when hub_repo_id is set.",
                 }),
                 "hub_repo_id": ("STRING", {
                     "default": "",
@@ -105,7 +132,8 @@ class PHNetModelLoader:
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", device="auto", dtype="auto"):
         # Reload when the weights file changes on disk.
-        if (hub_repo_id or "").strip() or model_name == paths.BUNDLED_DEFAULT:
+        named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
+        if (hub_repo_id or "").strip() or named:
             return f"{model_name}|{hub_repo_id}"
         return paths.mtime(paths.PHNET_FOLDER, model_name)
 

@@ -51,8 +51,28 @@ def list_models(folder: str) -> list[str]:
     return [n for n in names if os.path.splitext(n)[1].lower() in WEIGHT_EXTENSIONS]
 
 
+def official_names() -> tuple[str, ...]:
+    from ..phnet.official import NAMES
+
+    return NAMES
+
+
 def phnet_choices() -> list[str]:
-    return [BUNDLED_DEFAULT] + list_models(PHNET_FOLDER)
+    """The bundled default, the official weights by name (downloaded when picked), then the files in
+    models/phnet, less the official weights' own converted copies (``official-*/model.safetensors``)."""
+    official = official_names()
+    files = [n for n in list_models(PHNET_FOLDER) if n.replace("\\", "/").split("/")[0] not in official]
+    return [BUNDLED_DEFAULT, *official, *files]
+
+
+def phnet_folders() -> list[str]:
+    """models/phnet first (where downloads go), then every other configured 'phnet' folder."""
+    first = default_dir(PHNET_FOLDER)
+    try:
+        others = folder_paths.get_folder_paths(PHNET_FOLDER)
+    except KeyError:
+        others = []
+    return [first] + [f for f in others if os.path.abspath(f) != os.path.abspath(first)]
 
 
 def sam_choices() -> list[str]:

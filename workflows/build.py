@@ -172,7 +172,7 @@ def accepts(input_type: str, output_type: str) -> bool:
     return output_type in {t.strip() for t in input_type.split(",")}
 
 
-def _note(id_, pos, text, size=(400, 230)):
+def _note(id_, pos, text, size=(420, 240)):
     return Node(id_, "Note", pos, widgets={"text": text}, size=size, title="Read me")
 
 
@@ -181,8 +181,11 @@ SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": 
             "device": "auto"}
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
            "threshold": 0.0, "grow": 0, "feather": 1.0}
-PICTURES = ("The pictures it loads ship with the node pack and are copied into ComfyUI/input when ComfyUI "
-            "starts; pick your own in the Load Image nodes.")
+PICTURES = ("Its pictures ship with the pack (copied into ComfyUI/input); pick your own in Load Image.\n\n"
+            "Weights: 'default (bundled)' works offline and leaves a subject unchanged when its correction is "
+            "small; the text under PHNet Harmonize says so. For visible corrections pick official-ffhqh512 in "
+            "PHNet Model Loader (downloaded once into ComfyUI/models/phnet; the authors' CC BY-SA 4.0-variant "
+            "licence, FFHQ's non-commercial terms).")
 
 # Layout: columns 440 px apart, every node at least 20 px clear of the next (title bars included);
 # tests/comfyui_live/frontend_check.py measures the sizes the real frontend gives them.
@@ -205,7 +208,7 @@ def workflows() -> list[Workflow]:
                  title="Alpha -> subject mask"),
             Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
             Node(5, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(330, 150)),
+                 links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(330, 175)),
             Node(6, "SaveImage", (1360, 350), {"filename_prefix": "phnet/harmonized"},
                  links={"images": (5, 0)}, size=(360, 400)),
             Node(7, "ImageBatch", (920, 580), links={"image1": (2, 0), "image2": (5, 0)}, size=(220, 70),
@@ -235,7 +238,7 @@ def workflows() -> list[Workflow]:
                  links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(330, 230)),
             Node(7, "PHNetModelLoader", (1360, 350), PHNET_DEFAULT, size=(360, 160)),
             Node(8, "PHNetHarmonize", (1800, 350), {"strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 150)),
+                 links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 175)),
             Node(9, "SaveImage", (2240, 350), {"filename_prefix": "phnet/paste_harmonized"},
                  links={"images": (8, 0)}, size=(360, 400)),
             Node(10, "ImageBatch", (1800, 600), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 70),
@@ -275,7 +278,7 @@ def workflows() -> list[Workflow]:
                  links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
             Node(12, "PHNetModelLoader", (1360, 60), PHNET_DEFAULT, size=(360, 160)),
             Node(13, "PHNetHarmonize", (1800, 60), {"strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 150)),
+                 links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 175)),
             Node(14, "SaveImage", (2240, 60), {"filename_prefix": "phnet/generated_harmonized"},
                  links={"images": (13, 0)}, size=(360, 400)),
             Node(15, "ImageBatch", (1800, 450), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 70),
@@ -305,7 +308,7 @@ def workflows() -> list[Workflow]:
                  size=(320, 360), title="Load reference mask"),
             Node(6, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0), "reference_mask": (5, 0)},
-                 size=(330, 170)),
+                 size=(330, 195)),
             Node(7, "SaveImage", (1360, 350), {"filename_prefix": "phnet/reference_harmonized"},
                  links={"images": (6, 0)}, size=(360, 400)),
             Node(8, "ImageBatch", (920, 600), links={"image1": (2, 0), "image2": (6, 0)}, size=(220, 70),
@@ -340,7 +343,7 @@ def workflows() -> list[Workflow]:
             Node(10, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
             Node(11, "PHNetHarmonizeFrames", (920, 350),
                  {"smoothing": 3.0, "cut_threshold": 20.0, "causal": False, "strength": 1.0, "working_size": 0},
-                 links={"phnet_model": (10, 0), "image": (8, 0), "mask": (9, 0)}, size=(330, 240)),
+                 links={"phnet_model": (10, 0), "image": (8, 0), "mask": (9, 0)}, size=(330, 265)),
             Node(12, "SaveImage", (1360, 350), {"filename_prefix": "phnet/frames"},
                  links={"images": (11, 0)}, size=(360, 400)),
             Node(13, "ImageBatch", (920, 680), links={"image1": (8, 0), "image2": (11, 0)}, size=(220, 70),

@@ -52,7 +52,7 @@ def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, tmp_path):
 def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=2, h=40, w=56)
     comfy_env.calls.clear()
-    (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject[:1], strength=1.0, working_size=0)
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject[:1], strength=1.0, working_size=0)["result"]
     assert out.shape == img.shape and out.dtype == torch.float32 and out.device.type == "cpu"
     assert 0 <= out.min() and out.max() <= 1
     outside = subject[0] == 0
@@ -63,12 +63,12 @@ def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env, portrait):
 def test_harmonize_strength_and_working_size(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     node = nodes["PHNetHarmonize"]
-    (zero,) = node.harmonize(phnet_model, img, subject, strength=0.0)
+    zero, _ = node.harmonize(phnet_model, img, subject, strength=0.0)["result"]
     assert torch.equal(zero, img)
-    (full,) = node.harmonize(phnet_model, img, subject, strength=1.0)
-    (half,) = node.harmonize(phnet_model, img, subject, strength=0.5)
+    full, _ = node.harmonize(phnet_model, img, subject, strength=1.0)["result"]
+    half, _ = node.harmonize(phnet_model, img, subject, strength=0.5)["result"]
     torch.testing.assert_close(half, (img + full) / 2, atol=2e-3, rtol=0)
-    (small,) = node.harmonize(phnet_model, img, subject, working_size=32)
+    small, _ = node.harmonize(phnet_model, img, subject, working_size=32)["result"]
     assert small.shape == img.shape
     with pytest.raises(ValueError, match="multiple of 8"):
         node.harmonize(phnet_model, img, subject, working_size=30)
@@ -94,7 +94,7 @@ def test_harmonize_rejects_nonsense(nodes, phnet_model, portrait):
 def test_harmonize_rgba_and_4d_mask(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     rgba = torch.cat([img, torch.ones_like(img[..., :1])], -1)
-    (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, rgba, subject[:, None])
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, rgba, subject[:, None])["result"]
     assert out.shape == rgba.shape and torch.equal(out[..., 3], rgba[..., 3])  # alpha passes through
 
 
@@ -124,21 +124,21 @@ def test_bundled_default_loads(nodes, portrait):
         pytest.skip("bundled default weights not present yet")
     (m,) = nodes["PHNetModelLoader"].load("default (bundled)", "", "auto", "auto")
     img, subject = portrait(b=1)
-    (out,) = nodes["PHNetHarmonize"].harmonize(m, img, subject)
+    out, _ = nodes["PHNetHarmonize"].harmonize(m, img, subject)["result"]
     assert out.shape == img.shape
 
 
 def test_harmonize_reference_mask(nodes, phnet_model, portrait):
     img, subject = portrait(b=2, h=40, w=56)
     node = nodes["PHNetHarmonize"]
-    (plain,) = node.harmonize(phnet_model, img, subject[:1])
-    (unset,) = node.harmonize(phnet_model, img, subject[:1], reference_mask=None)
+    plain, _ = node.harmonize(phnet_model, img, subject[:1])["result"]
+    unset, _ = node.harmonize(phnet_model, img, subject[:1], reference_mask=None)["result"]
     assert torch.equal(plain, unset)
     reference = torch.zeros(1, 40, 56)
     reference[:, :, :28] = 1  # the left half (it may cover most of the picture: no "inverted" refusal)
-    (guided,) = node.harmonize(phnet_model, img, subject[:1], reference_mask=1 - subject[:1])
+    guided, _ = node.harmonize(phnet_model, img, subject[:1], reference_mask=1 - subject[:1])["result"]
     assert guided.shape == img.shape
-    (left,) = node.harmonize(phnet_model, img, subject[:1], reference_mask=reference)
+    left, _ = node.harmonize(phnet_model, img, subject[:1], reference_mask=reference)["result"]
     assert not torch.equal(left, plain)
     outside = subject[0] == 0
     assert torch.equal(left[:, outside], img[:, outside])
@@ -157,7 +157,7 @@ def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
 
     comfy_env.utils.set_progress_bar_global_hook(hook)
     try:
-        (out,) = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=2.0)
+        out, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=2.0)["result"]
     finally:
         comfy_env.utils.set_progress_bar_global_hook(None)
     assert out.shape == frames.shape and ticks[-1] == (8, 8)
@@ -165,8 +165,8 @@ def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
     assert torch.equal(out[:, outside], frames[:, outside])
     # identical frames within a shot get identical results, and the shot after the cut is its own
     torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=0)
-    (second_shot,) = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames[2:], subject[:1], smoothing=2.0)
+    second_shot, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames[2:], subject[:1], smoothing=2.0)["result"]
     torch.testing.assert_close(out[2:], second_shot, atol=1e-6, rtol=0)
-    (zero,) = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=0.0)
-    (single,) = nodes["PHNetHarmonize"].harmonize(phnet_model, frames, subject[:1])
+    zero, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=0.0)["result"]
+    single, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, frames, subject[:1])["result"]
     torch.testing.assert_close(zero, single, atol=1e-4, rtol=0)

@@ -38,7 +38,7 @@ def invert(mask):
 
 def test_cutout_with_invert_mask_works(nodes, phnet_model, cutout):
     image, mask = load(cutout + ".png")
-    (out,) = nodes["PHNetHarmonize"].harmonize(phnet_model, image, invert(mask))
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, image, invert(mask))["result"]
     assert out.shape == image.shape
 
 

@@ -61,9 +61,9 @@ def test_stable_interface(pack):
         "PHNetSAMSegment": ["sam_model", "image", "box", "positive_points", "negative_points", "multimask",
                             "threshold", "grow", "feather", "guide_mask"],
         "PHNetPasteSubject": ["background", "subject", "x", "y", "scale", "anchor", "subject_mask"],
-        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size", "reference_mask"],
+        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size", "reference_mask", "threshold"],
         "PHNetHarmonizeFrames": ["phnet_model", "image", "mask", "smoothing", "cut_threshold", "causal", "strength",
-                                 "working_size", "reference_mask"],
+                                 "working_size", "reference_mask", "threshold"],
     }
     for node_id, names in expected.items():
         spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
@@ -71,7 +71,7 @@ def test_stable_interface(pack):
     rt = {k: c.RETURN_TYPES for k, c in pack.NODE_CLASS_MAPPINGS.items()}
     assert rt == {"PHNetModelLoader": ("PHNET_MODEL",), "PHNetSAMLoader": ("PHNET_SAM",),
                   "PHNetSAMSegment": ("MASK",), "PHNetPasteSubject": ("IMAGE", "MASK"),
-                  "PHNetHarmonize": ("IMAGE",), "PHNetHarmonizeFrames": ("IMAGE",)}
+                  "PHNetHarmonize": ("IMAGE", "STRING"), "PHNetHarmonizeFrames": ("IMAGE", "STRING")}
 
 
 def test_anchor_choices_match_core(pack):

@@ -213,7 +213,9 @@ def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny
             node["inputs"]["model_name"] = tiny_phnet
     results = workflow_exec.run_prompt(prompt, classes)
     saved = [r for k, r in results.items() if k.endswith(":ui") and r]
-    files = [img for ui in saved for img in ui["images"]]
+    files = [img for ui in saved for img in ui.get("images", [])]
+    reports = [line for ui in saved for line in ui.get("text", [])]
+    assert reports and all(line.startswith("PHNet Harmonize") for line in reports)
     out = [f for f in files if f["type"] == "output"]
     count = 4 if name == FRAMES else 1
     assert len(out) == count

@@ -1,0 +1,79 @@
+"""The official weights in the loader's list, downloaded into models/phnet with ComfyUI's progress bar, and
+the Harmonize node's report when the bundled weights' do-no-harm threshold leaves a subject unchanged."""
+from __future__ import annotations
+
+import importlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.helpers.file_server import FileServer
+
+NAME, FILE = "official-ffhqh512", "best_ffhqh512.pth"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _core(pack, module: str):
+    return importlib.import_module(f"{pack.__name__}.phnet.{module}")  # the pack's own copy of the library
+
+
+def test_the_list_offers_the_official_names_and_hides_their_converted_copies(pack, comfy_env):
+    copy = comfy_env.base / "models" / "phnet" / "official-iharmony512"
+    copy.mkdir(parents=True, exist_ok=True)
+    (copy / "model.safetensors").write_bytes(b"")
+    try:
+        choices = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
+    finally:
+        (copy / "model.safetensors").unlink()
+    assert choices[:5] == ["default (bundled)", "official-iharmony512", "official-ffhqh256", NAME, "official-ffhqh1024"]
+    assert not any(c.startswith("official-iharmony512/") for c in choices)
+    tooltip = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"].INPUT_TYPES()["required"]["model_name"][1]["tooltip"]
+    assert "non-commercial" in tooltip and "CC BY-SA 4.0" in tooltip
+
+
+def test_picking_an_official_name_downloads_it_into_models_phnet_with_progress(pack, nodes, comfy_env, monkeypatch,
+                                                                             tmp_path):
+    official, config = _core(pack, "official"), _core(pack, "config")
+    tiny = config.PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+    monkeypatch.setitem(config.PRESETS, "tiny-official", tiny)
+    monkeypatch.setitem(official.OFFICIAL, NAME, official.OfficialWeights(NAME, FILE, "x.pth", "tiny-official", 64,
+                                                                          "FFHQH"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    modeling = _core(pack, "modeling")
+    buffer = io.BytesIO()
+    torch.save(modeling.PHNet(tiny).state_dict(), buffer)
+    seen = []
+    monkeypatch.setattr(comfy_env.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None:
+                        seen.append((value, total)))
+    target = comfy_env.base / "models" / "phnet" / NAME
+    with FileServer() as site:
+        site.files[FILE] = buffer.getvalue()
+        monkeypatch.setenv(official.BASE_URL_ENV, site.url)
+        loader = nodes["PHNetModelLoader"]
+        assert loader.VALIDATE_INPUTS(model_name=NAME) is True
+        try:
+            (model,) = loader.load(NAME, "", "cpu", "auto")
+            assert (target / "model.safetensors").is_file() and model.config.name == NAME
+            assert seen[-1] == (len(buffer.getvalue()),) * 2
+        finally:
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def test_the_harmonize_node_says_why_the_bundled_weights_left_the_example_unchanged(nodes):
+    (model,) = nodes["PHNetModelLoader"].load("default (bundled)", "", "cpu", "auto")
+    image = torch.from_numpy(np.asarray(Image.open(EXAMPLES / "composite.png").convert("RGB"))[None] / 255.0).float()
+    mask = torch.from_numpy(np.asarray(Image.open(EXAMPLES / "mask.png").convert("L"))[None] / 255.0).float()
+    out = nodes["PHNetHarmonize"].harmonize(model, image, mask)
+    result, report = out["result"]
+    assert torch.equal(result, image) and out["ui"]["text"] == [report]
+    assert report.startswith("PHNet Harmonize: unchanged") and "threshold 0" in report and NAME in report
+    result, report = nodes["PHNetHarmonize"].harmonize(model, image, mask, threshold=0.0)["result"]
+    assert (result - image).abs().mean() > 0 and "changed by RMS" in report
+    frames = nodes["PHNetHarmonizeFrames"].harmonize(model, image.repeat(2, 1, 1, 1), mask)["result"][1]
+    assert frames.startswith("PHNet Harmonize Frames: 0 of 2 images changed")

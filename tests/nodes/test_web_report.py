@@ -1,0 +1,56 @@
+"""web/phnet_report.js, run under Node.js with a stand-in for the frontend's app: the report a Harmonize
+node returns is drawn under it, wrapped to its width, and nothing is added to the saved widgets."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DRIVER = """
+import { registered } from "./scripts/app.js";
+await import("./extensions/comfyui-phnet/phnet_report.js");
+const ext = registered[0];
+function NodeType() {}
+await ext.beforeRegisterNodeDef(NodeType, { name: process.argv[2] });
+const node = Object.assign(new NodeType(), { size: [200, 100], widgets: [], setDirtyCanvas() {} });
+node.onExecuted?.({ text: [process.argv[3]] });
+const drawn = [];
+const ctx = { save() {}, restore() {}, measureText: (t) => ({ width: 6 * t.length }),
+              fillText: (t, x, y) => drawn.push([t, y]) };
+node.onDrawForeground?.(ctx);
+console.log(JSON.stringify({ drawn, widgets: node.widgets.length, colour: ctx.fillStyle ?? null }));
+"""
+
+
+def _run(tmp_path: Path, node_name: str, report: str) -> dict:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "app.js").write_text(
+        "export const registered = []; export const app = { registerExtension: (e) => registered.push(e) };\n")
+    (tmp_path / "extensions" / "comfyui-phnet").mkdir(parents=True)
+    shutil.copy(ROOT / "web" / "phnet_report.js", tmp_path / "extensions" / "comfyui-phnet")
+    (tmp_path / "driver.mjs").write_text(DRIVER)
+    done = subprocess.run([node, "driver.mjs", node_name, report], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_report_is_drawn_under_the_node_wrapped_to_its_width(tmp_path):
+    report = "PHNet Harmonize: unchanged: the correction (RMS 13.3 of 255) is below the threshold 17"
+    shown = _run(tmp_path, "PHNetHarmonize", report)
+    lines = [text for text, _ in shown["drawn"]]
+    assert " ".join(lines) == report and len(lines) > 1
+    assert all(6 * len(line) <= 188 for line in lines[:-1]) and all(y > 100 for _, y in shown["drawn"])
+    assert shown["widgets"] == 0
+
+
+def test_other_nodes_are_left_alone(tmp_path):
+    assert _run(tmp_path, "PHNetSAMSegment", "anything")["drawn"] == []

@@ -1,0 +1,51 @@
+// Shows the report of PHNet Harmonize / PHNet Harmonize Frames under the node after a run: how much the
+// subject changed, and when the do-no-harm threshold left it unchanged, why. The text is drawn on the
+// canvas, not held in a widget, so saved workflows are unchanged by it.
+import { app } from "../../scripts/app.js";
+
+const NODES = ["PHNetHarmonize", "PHNetHarmonizeFrames"];
+const LINE_HEIGHT = 16;
+
+function wrap(ctx, text, width) {
+  const lines = [];
+  for (const paragraph of text.split("\n")) {
+    let line = "";
+    for (const word of paragraph.split(" ")) {
+      const next = line ? `${line} ${word}` : word;
+      if (line && ctx.measureText(next).width > width) {
+        lines.push(line);
+        line = word;
+      } else {
+        line = next;
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+app.registerExtension({
+  name: "comfyui-phnet.report",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!NODES.includes(nodeData.name)) return;
+
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      onExecuted?.apply(this, arguments);
+      this.phnetReport = (message?.text ?? []).join("\n");
+      this.setDirtyCanvas?.(true, true);
+    };
+
+    const onDrawForeground = nodeType.prototype.onDrawForeground;
+    nodeType.prototype.onDrawForeground = function (ctx) {
+      onDrawForeground?.apply(this, arguments);
+      if (!this.phnetReport || this.flags?.collapsed) return;
+      ctx.save();
+      ctx.font = "12px sans-serif";
+      ctx.fillStyle = this.phnetReport.includes("unchanged") ? "#e8b04a" : "#9fd39f";
+      const lines = wrap(ctx, this.phnetReport, this.size[0] - 12);
+      lines.forEach((line, i) => ctx.fillText(line, 6, this.size[1] + 18 + i * LINE_HEIGHT));
+      ctx.restore();
+    };
+  },
+});
