@@ -20,7 +20,9 @@ def test_mappings(pack):
                       "PHNetHarmonizeFrames"}
     assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == set(m)
     assert all(k.startswith("PHNet") for k in m)
-    assert not hasattr(pack, "WEB_DIRECTORY")  # no JS shipped
+    # one small frontend extension: the Harmonize nodes' report drawn under them
+    assert pack.WEB_DIRECTORY == "./web"
+    assert sorted(p.name for p in (Path(pack.__file__).parent / "web").iterdir()) == ["phnet_report.js"]
 
 
 def test_node_definitions_are_well_formed(pack):
