@@ -26,9 +26,20 @@ from modules import scripts
 
 # imported now, while the WebUI has the extension folder on sys.path
 from phnet.compositing import ANCHORS
+from phnet.official import NAMES as OFFICIAL_NAMES
 
 TITLE = "PHNet harmonize"
 DEFAULT_WEIGHTS = "default (bundled)"
+WEIGHTS_INFO = (
+    "default (bundled): offline, tuned to do no harm, so it leaves many subjects unchanged (the infotext and the "
+    "console say when). official-*: the PHNet authors' weights, downloaded once into models/PHNet when picked; "
+    "official-ffhqh512 for portraits. Licence: the authors' CC BY-SA 4.0 variant; the ffhqh ones are also bound "
+    "by FFHQ's non-commercial terms."
+)
+THRESHOLD_INFO = (
+    "Corrections of the subject smaller than this (RMS, 0-255) are dropped, larger ones shortened by it. Lower "
+    "it to change more subjects (0 = the raw network, which may harm near-right composites)."
+)
 # UI labels, and also the values API clients send for "Harmonize which region".
 MASK_INPAINT = "Inpaint mask"
 MASK_SUBJECT = "Pasted subject (alpha)"
@@ -55,11 +66,16 @@ class PHNetHarmonizeScript(scripts.Script):
                     label="Strength", minimum=0.0, maximum=1.0, step=0.05, value=1.0, elem_id=self.elem_id("strength")
                 )
             weights = gr.Dropdown(
-                label=f"Weights (bundled default, {phnet_dir}, or a Hugging Face repo id)",
+                label=f"Weights (bundled default, official, {phnet_dir}, or a Hugging Face repo id)",
                 choices=phnet_choices(phnet_dir),
                 value=DEFAULT_WEIGHTS,
                 allow_custom_value=True,
+                info=WEIGHTS_INFO,
                 elem_id=self.elem_id("weights"),
+            )
+            threshold = gr.Slider(
+                label="Do-no-harm threshold (-1 = the weights' own)", minimum=-1.0, maximum=64.0, step=0.5,
+                value=-1.0, info=THRESHOLD_INFO, elem_id=self.elem_id("threshold"),
             )
             mask_source = gr.Radio(
                 label="Harmonize which region", choices=sources, value=sources[0], elem_id=self.elem_id("mask_source")
@@ -111,7 +127,7 @@ class PHNetHarmonizeScript(scripts.Script):
         ]
         # Order matters: the WebUI passes the values back in this order (see Settings).
         return [enable, weights, strength, mask_source, subject, x, y, scale, anchor,
-                sam_weights, box_x0, box_y0, box_x1, box_y1, grow, feather]  # fmt: skip
+                sam_weights, box_x0, box_y0, box_x1, box_y1, grow, feather, threshold]  # fmt: skip
 
     # --- hooks -------------------------------------------------------------------------
 
@@ -127,12 +143,14 @@ class PHNetHarmonizeScript(scripts.Script):
             return
         params = settings.infotext()
         try:
-            pp.image = _harmonize(p, pp.image, settings)
+            pp.image, corrections = _harmonize(p, pp.image, settings)
         except Exception:
             # The WebUI reports the error and keeps the image as generated: don't claim otherwise.
             for key in params:
                 p.extra_generation_params.pop(key, None)
             raise
+        params["PHNet result"] = _report(corrections)
+        print(f"PHNet: {params['PHNet result']}")  # the WebUI console
         p.extra_generation_params.update(params)
 
 
@@ -155,6 +173,7 @@ class Settings(NamedTuple):
     box_y1: float = 0
     grow: int = 0
     feather: float = 0.0
+    threshold: float = -1.0  # below 0: the weights' own
 
     @classmethod
     def from_args(cls, args):
@@ -176,7 +195,14 @@ class Settings(NamedTuple):
             params["PHNet SAM"] = f"{self.sam_weights}, box {tuple(int(v) for v in self.box)}"
         if self.grow or self.feather:
             params["PHNet mask refine"] = f"grow {int(self.grow)}, feather {float(self.feather):g}"
+        if self.threshold_override is not None:
+            params["PHNet threshold"] = self.threshold_override
         return params
+
+    @property
+    def threshold_override(self):
+        value = float(self.threshold if self.threshold is not None else -1.0)
+        return None if value < 0 else value
 
 
 # --- one generated image ------------------------------------------------------------------
@@ -204,7 +230,15 @@ def _harmonize(p, image, s):
     mask = mask_to_tensor(mask, 1, image.height, image.width)
     if not bool((mask > 0).any()):
         raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
-    return harmonizer(image, mask, strength=float(s.strength))
+    return harmonizer.harmonize(image, mask, strength=float(s.strength), threshold=s.threshold_override)
+
+
+def _report(corrections):
+    """The infotext's "PHNet result": how much the subject changed, and why not when it did not."""
+    from phnet.corrections import OFFICIAL_HINT, advice, summary
+
+    hint = advice(corrections, "a do-no-harm threshold of 0", f"Weights {OFFICIAL_HINT}")
+    return summary(corrections) + (f"; {hint}" if hint else "")
 
 
 def inpaint_mask(p, size):
@@ -307,10 +341,12 @@ def _folder_entries(folders, suffixes, model_folders=False):
 
 
 def phnet_choices(phnet_dir):
-    """The Weights dropdown: the bundled default, then what models/PHNet holds."""
+    """The Weights dropdown: the bundled default, the official weights (downloaded when picked), then what
+    models/PHNet holds (an official name's converted copy there is that name)."""
     from phnet.weights import PICKLE_SUFFIXES
 
-    return [DEFAULT_WEIGHTS] + _folder_entries([phnet_dir], (".safetensors",) + PICKLE_SUFFIXES, model_folders=True)
+    found = _folder_entries([phnet_dir], (".safetensors",) + PICKLE_SUFFIXES, model_folders=True)
+    return [DEFAULT_WEIGHTS, *OFFICIAL_NAMES] + [n for n in found if n not in OFFICIAL_NAMES]
 
 
 def sam_choices(sam_dirs):
@@ -356,7 +392,9 @@ def load_harmonizer(choice, phnet_dir):
 
     choice = (choice or "").strip()
     source, revision = None, None  # None: the core loads its bundled default
-    if choice and choice != DEFAULT_WEIGHTS:
+    if choice in OFFICIAL_NAMES:
+        source = choice  # found in, or downloaded into, models/PHNet (cache_dir below)
+    elif choice and choice != DEFAULT_WEIGHTS:
         source = _local(choice, [phnet_dir])
         if source is None:
             source, _, revision = choice.partition("@")
@@ -369,7 +407,8 @@ def load_harmonizer(choice, phnet_dir):
 
     def build():
         try:
-            return Harmonizer.from_pretrained(source, revision=revision or None, device=device)
+            return Harmonizer.from_pretrained(source, revision=revision or None, device=device, cache_dir=phnet_dir
+                                              if source in OFFICIAL_NAMES else None)
         except FileNotFoundError as exc:
             if source is not None:
                 raise

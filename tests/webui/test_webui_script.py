@@ -14,6 +14,7 @@ from tests.webui.harness import open_tab, script_args
 # The mask sources and the default weights as API clients send them: these strings are an interface.
 INPAINT, SUBJECT, SAM = "Inpaint mask", "Pasted subject (alpha)", "SAM box"
 DEFAULT = "default (bundled)"
+OFFICIAL = ["official-iharmony512", "official-ffhqh256", "official-ffhqh512", "official-ffhqh1024"]
 
 
 def _generated(w=64, h=48, seed=0):
@@ -70,7 +71,7 @@ def test_script_imports_and_is_always_visible(webui):
 def test_ui_builds(webui, is_img2img):
     script, runner = _runner(webui, is_img2img)
     controls = script.controls
-    assert len(controls) == 16 and script.args_to - script.args_from == 16
+    assert len(controls) == 17 and script.args_to - script.args_from == 17
     built = webui.gradio.built
     accordion = next(c for c in built if c.kind == "Accordion")
     assert accordion.label == "PHNet harmonize" and accordion.kwargs["open"] is False
@@ -91,7 +92,7 @@ def test_ui_builds(webui, is_img2img):
     # the hooks read the values back in Settings' field order
     assert [i[len(prefix):] for i in ids] == list(webui.script_module.Settings._fields)
     # what the WebUI's runner derives from the controls for /sdapi/v1/scripts
-    assert script.api_info["is_alwayson"] is True and len(script.api_info["args"]) == 16
+    assert script.api_info["is_alwayson"] is True and len(script.api_info["args"]) == 17
     assert script.api_info["args"][3]["choices"] == expected
     assert script.group.visible is True and accordion in script.group.descendants()
     # switching the mask source shows the matching settings group
@@ -128,6 +129,7 @@ def test_img2img_inpaint_mask_is_harmonized(webui):
     assert p.extra_generation_params["PHNet weights"] == "tiny-phnet"
     assert p.extra_generation_params["PHNet strength"] == 0.8
     assert p.extra_generation_params["PHNet mask"] == INPAINT
+    assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
 
 
 def test_inpaint_mask_follows_the_webui_rules(webui):
@@ -265,8 +267,11 @@ def test_weights_list_and_default(webui, tmp_path):
     phnet_dir = webui.models_path / "PHNet"
     (phnet_dir / "official.pth").write_bytes(b"")
     (phnet_dir / "notes.txt").write_text("ignored")
-    assert m.phnet_choices(str(phnet_dir)) == [DEFAULT, "official.pth", "tiny-phnet"]
-    assert m.phnet_choices(str(tmp_path / "missing")) == [DEFAULT]
+    assert m.phnet_choices(str(phnet_dir)) == [DEFAULT, *OFFICIAL, "official.pth", "tiny-phnet"]
+    assert m.phnet_choices(str(tmp_path / "missing")) == [DEFAULT, *OFFICIAL]
+    (phnet_dir / "official-ffhqh512").mkdir()
+    (phnet_dir / "official-ffhqh512" / "config.json").write_text("{}")  # a downloaded copy: listed once
+    assert m.phnet_choices(str(phnet_dir)).count("official-ffhqh512") == 1
     # the bundled default loads with no download (HF offline for the whole test run in CI)
     h = m.load_harmonizer(DEFAULT, str(phnet_dir))
     assert h.config.name == "default-cpu" and h.device.type == "cpu"  # modules.devices.device
@@ -291,6 +296,8 @@ def test_weights_by_path_and_by_repo_id(webui, monkeypatch):
     monkeypatch.setattr(Harmonizer, "from_pretrained", classmethod(lambda cls, source, **kw: asked.append((source, kw))))
     m.load_harmonizer("someone/phnet-weights@v1", str(webui.models_path / "PHNet"))
     assert asked[0][0] == "someone/phnet-weights" and asked[0][1]["revision"] == "v1"
+    m.load_harmonizer("official-ffhqh512", str(webui.models_path / "PHNet"))  # downloaded into models/PHNet
+    assert asked[1][0] == "official-ffhqh512" and asked[1][1]["cache_dir"] == str(webui.models_path / "PHNet")
 
 
 def test_sam_choices(webui):
@@ -360,3 +367,26 @@ def test_an_rgba_sketch_mask_carries_the_strokes_in_alpha(webui):
     opaque[1:3, 1:3, :3] = 255
     p = img2img(width=8, height=8, mask=Image.fromarray(opaque), inpaint_full_res=False)
     np.testing.assert_array_equal(np.asarray(webui.script_module.inpaint_mask(p, (8, 8))), opaque[..., 0])
+
+
+def test_the_bundled_weights_say_why_a_subject_is_left_unchanged(webui, capsys):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    image = Image.open(examples / "composite.png").convert("RGB")
+    mask = Image.open(examples / "mask.png").convert("L")
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=image.width, height=image.height, init_images=[image],
+                                                          mask=mask, inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights=DEFAULT, mask_source=INPAINT)
+    after = _postprocess(webui, runner, p, image)
+    assert np.array_equal(np.asarray(after), np.asarray(image))
+    result = p.extra_generation_params["PHNet result"]
+    assert result.startswith("unchanged") and "threshold 17" in result and "official-ffhqh512" in result
+    assert f"PHNet: {result}" in capsys.readouterr().out
+    p.extra_generation_params.clear()
+    p.script_args = _args(webui, runner, script, enable=True, weights=DEFAULT, mask_source=INPAINT, threshold=0.0)
+    after = _postprocess(webui, runner, p, image)
+    assert not np.array_equal(np.asarray(after), np.asarray(image))
+    assert p.extra_generation_params["PHNet threshold"] == 0.0
+    assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
