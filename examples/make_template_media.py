@@ -107,10 +107,19 @@ def _label(im: Image.Image, text: str) -> Image.Image:
     return im
 
 
-def before_after(before: np.ndarray, after: np.ndarray, note: str = "") -> Image.Image:
+def _after(harmonized) -> tuple[np.ndarray, str]:
+    """The result and its label: what the shipped weights did, so a thumbnail never shows a change
+    that the template does not make."""
+    if all(c.unchanged for c in harmonized.corrections):
+        return harmonized.image, "after: unchanged (do-no-harm threshold)"
+    return harmonized.image, "after PHNet"
+
+
+def before_after(before: np.ndarray, harmonized, note: str = "") -> Image.Image:
     """Side by side, 640 px wide in all, each half labelled."""
     halves = []
-    for arr, text in ((before, "before" + note), (after, "after PHNet")):
+    after, label = _after(harmonized)
+    for arr, text in ((before, "before" + note), (after, label)):
         im = Image.fromarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8))
         im = im.resize((320, round(320 * im.height / im.width)), Image.LANCZOS)
         halves.append(_label(im, text))
@@ -120,11 +129,13 @@ def before_after(before: np.ndarray, after: np.ndarray, note: str = "") -> Image
     return sheet
 
 
-def frames_sheet(before: np.ndarray, after: np.ndarray) -> Image.Image:
+def frames_sheet(before: np.ndarray, harmonized) -> Image.Image:
     """The frames in a row, before above after, 640 px wide."""
     side = 640 // len(before)
     sheet = Image.new("RGB", (640, 2 * side), (24, 24, 24))
-    for row, (frames, text) in enumerate(((before, "before"), (after, "after PHNet, smoothed over time"))):
+    after, label = _after(harmonized)
+    label = label if label != "after PHNet" else "after PHNet, smoothed over time"
+    for row, (frames, text) in enumerate(((before, "before"), (after, label))):
         for i, frame in enumerate(frames):
             im = Image.fromarray(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)).resize((side, side), Image.LANCZOS)
             sheet.paste(im, (i * side, row * side))
@@ -154,16 +165,16 @@ def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
     side = background.shape[0]
     square = background[:, (background.shape[1] - side) // 2:][:, :side]
     square = np.asarray(Image.fromarray(np.uint8(square * 255)).resize((512, 512), Image.LANCZOS)) / 255.0
-    sheets = {"composite": before_after(comp, h(comp, alpha))}
+    sheets = {"composite": before_after(comp, h.harmonize(comp, alpha))}
     reference = np.asarray(Image.open(OUT / "phnet_reference.png"), dtype=np.float32) / 255.0
-    sheets["reference"] = before_after(comp, h(comp, alpha, reference_mask=reference), " (match the flag)")
+    sheets["reference"] = before_after(comp, h.harmonize(comp, alpha, reference_mask=reference), " (match the flag)")
     frames = np.stack([load(name) for name in FRAMES])
     frames_mask = np.asarray(Image.open(OUT / FRAMES_MASK), dtype=np.float32) / 255.0
-    sheets["frames"] = frames_sheet(frames, h(frames, frames_mask, temporal=True))
+    sheets["frames"] = frames_sheet(frames, h.harmonize(frames, frames_mask, temporal=True))
     for key, bg, where, note in (("paste", background, PASTE_ON_PHOTO, ""),
                                  ("generate", square, PASTE_ON_GENERATED, " (photo for SD)")):
         pasted, mask = paste_subject(bg, subject, subject_mask(), **where)
-        sheets[key] = before_after(pasted, h(pasted, mask), note)
+        sheets[key] = before_after(pasted, h.harmonize(pasted, mask), note)
     paths = []
     for key, sheet in sheets.items():
         path = target / f"{names[key]}.jpg"
