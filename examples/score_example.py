@@ -30,7 +30,8 @@ def errors(picture: np.ndarray, real: np.ndarray, mask: np.ndarray) -> tuple[flo
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("weights", nargs="*", help="model folders or files (default: the bundled weights)")
+    p.add_argument("weights", nargs="*", help="model folders or files, or official names (default: the bundled weights)")
+    p.add_argument("--threshold", type=float, help="do-no-harm threshold instead of the weights' own (0 = raw)")
     a = p.parse_args()
     from phnet import Harmonizer
 
@@ -40,9 +41,10 @@ def main() -> None:
     f, m = errors(comp, real, mask)
     print(f"composite: fMSE {f:.1f}  MSE {m:.1f}")
     for w in a.weights or [None]:
-        out = Harmonizer.from_pretrained(w, device="cpu")(comp, mask.astype(np.uint8) * 255)
+        out, (correction,) = Harmonizer.from_pretrained(w, device="cpu").harmonize(
+            comp, mask.astype(np.uint8) * 255, threshold=a.threshold)
         f, m = errors(out, real, mask)
-        print(f"{w or 'bundled default'}: fMSE {f:.1f}  MSE {m:.1f}")
+        print(f"{w or 'bundled default'}: fMSE {f:.1f}  MSE {m:.1f}  ({correction.describe()})")
 
 
 if __name__ == "__main__":

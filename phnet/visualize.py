@@ -6,8 +6,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | None = None, height: int = 512) -> Image.Image:
-    """Composite | harmonized side by side (scaled to ``height``), the subject outlined on the left."""
+def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | None = None, height: int = 512,
+                 after_label: str = "harmonized (PHNet)") -> Image.Image:
+    """Composite | harmonized side by side (scaled to ``height``), the subject outlined on the left;
+    ``after_label`` says what happened (e.g. that the subject was left unchanged)."""
     scale = min(1.0, height / before.height)
     size = (max(1, round(before.width * scale)), max(1, round(before.height * scale)))
     left = before.convert("RGB").resize(size, Image.LANCZOS)
@@ -24,5 +26,5 @@ def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | No
     canvas.paste(right, (size[0] + 8, bar))
     draw = ImageDraw.Draw(canvas)
     draw.text((8, 8), "composite", fill=(235, 235, 235))
-    draw.text((size[0] + 16, 8), "harmonized (PHNet)", fill=(235, 235, 235))
+    draw.text((size[0] + 16, 8), after_label, fill=(235, 235, 235))
     return canvas

@@ -7,6 +7,8 @@ the rules in :mod:`phnet.imageio`; for anything else it returns None and the cal
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 import numpy as np
@@ -46,7 +48,9 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
         if data.dtype.kind not in "uf":
             return None
         try:
-            t = torch.from_numpy(np.ascontiguousarray(data))
+            with warnings.catch_warnings():  # a read-only array (np.asarray of a PIL image) is only ever read here
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                t = torch.from_numpy(np.ascontiguousarray(data))
         except TypeError:
             return None
     else:
