@@ -14,22 +14,55 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # 
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file: uint8 (or uint16 for 16-bit grey) H×W, H×W×3 or H×W×4, upright by EXIF."""
-    return pil_image_pixels(open_picture(path), str(path), allow_16bit=True)
+    """Decode an image file: uint8, or uint16 for 16-bit files (grey, and PNG's 48/64-bit colour), H×W,
+    H×W×3 or H×W×4, upright by EXIF."""
+    image = open_picture(path)
+    if image.info.get(_RAWMODE) in _LOW_BYTES:
+        return _sixteen_bit_colour(path, image)
+    return pil_image_pixels(image, str(path), allow_16bit=True)
+
+
+# PNG's 16-bit colour: PIL decodes it to 8 bits (the high byte of each sample). Decoding it a second time
+# as little-endian data gives the other byte of each sample; the two make the 16-bit value.
+_RAWMODE = "phnet_rawmode"
+_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
+def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
+    from PIL import Image
+
+    low = Image.open(path)
+    low.tile = [tile._replace(args=_LOW_BYTES[tile.args]) for tile in low.tile]
+    low.load()
+    wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
+    return np.ascontiguousarray(wide)
 
 
 def open_picture(path: str | Path):
-    """A loaded PIL image; ``FileNotFoundError`` / ``ValueError`` naming the file otherwise."""
+    """A loaded PIL image of one frame; ``FileNotFoundError`` / ``ValueError`` naming the file otherwise."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(path)
+        if len(image.tile) >= 1 and all(isinstance(t.args, str) and t.args in _LOW_BYTES for t in image.tile):
+            image.info[_RAWMODE] = image.tile[0].args
         image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
+    _single_frame(image, str(path))
     return image
+
+
+def _single_frame(image, name: str) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise ValueError(
+            f"{name} is animated ({frames} frames); only its first frame would be used. Save the frames as "
+            "separate pictures in a folder and harmonize them as a clip: phnet harmonize frames/ masks/ -o out/ "
+            "--temporal (in ComfyUI, a video loader's IMAGE batch into PHNet Harmonize Frames)"
+        )
 
 
 def is_pil(x: Any) -> bool:
@@ -68,6 +101,7 @@ def _grey_16(image, name: str) -> np.ndarray:
 
 def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
     """An image's pixels: uint8 H×W / H×W×3 / H×W×4, uint16 (16-bit grey) or float32 (mode F)."""
+    _single_frame(image, name)
     image = _upright(image)
     mode = image.mode
     if mode in _GREY_16 or mode == "F":
@@ -86,6 +120,7 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
 
 def pil_mask_pixels(image) -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
+    _single_frame(image, "mask")
     image = _upright(image)
     mode = image.mode
     if mode in _GREY_16:

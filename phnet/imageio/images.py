@@ -70,6 +70,14 @@ def image_to_tensor(
     return rgb.contiguous(), alpha, form
 
 
+def _where(condition: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.where`` for every dtype we return: uint16 goes through int32, since torch.where has no uint16
+    kernel in the torch versions many hosts run (2.11 and older)."""
+    if a.dtype == torch.uint16:
+        return torch.where(condition, a.to(torch.int32), b.to(torch.int32)).to(torch.uint16)
+    return torch.where(condition, a, b)
+
+
 def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageForm, keep: torch.Tensor) -> Any:
     """Inverse of image_to_tensor. Where ``keep`` (B×1×H×W bool) is set, the input's own pixels are returned."""
     rgb = rgb.clamp(0, 1)
@@ -85,7 +93,7 @@ def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageFo
     orig = _to_bchw(orig, form.layout)
     if form.channels == 1:
         orig = orig.expand(-1, 3, -1, -1)
-    out = torch.where(keep.to(out.device), orig.to(out.device), out)
+    out = _where(keep.to(out.device), orig.to(out.device), out)
     out_layout = form.layout.replace("HW", "HWC") if form.layout in ("HW", "BHW") else form.layout
     out = _from_bchw(out, out_layout)
     if form.kind == "torch":

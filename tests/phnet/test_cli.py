@@ -284,3 +284,61 @@ def test_bundled_weights_say_why_the_readme_example_is_unchanged_and_threshold_0
 def test_a_negative_threshold_is_refused(tiny_folder, tmp_path):
     with pytest.raises(SystemExit, match="--threshold must be a number >= 0"):
         _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png", "--threshold", "-1")
+
+
+def _png_48bit(path: Path, pixels: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG written by hand (PIL cannot write one): filter type 0 on every row."""
+    import struct
+    import zlib
+
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\0" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def test_48bit_rgb_png_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
+    from phnet.imageio import read_image
+
+    rgb = np.random.default_rng(1).integers(0, 65536, (H, W, 3), dtype=np.uint16)
+    comp, mask, out = tmp_path / "rgb48.png", tmp_path / "mask.png", tmp_path / "out.png"
+    _png_48bit(comp, rgb)
+    _mask().save(mask)
+    decoded = read_image(comp)
+    assert decoded.dtype == np.uint16 and np.array_equal(decoded, rgb)  # every bit, not the high byte
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    bg = np.asarray(_mask()) == 0
+    assert np.array_equal(np.asarray(Image.open(out))[bg], np.round(rgb / 257.0).astype(np.uint8)[bg])
+    assert "is 16-bit" in capsys.readouterr().out
+
+
+def test_16bit_input_needs_no_uint16_where_kernel(tiny_folder, tmp_path, monkeypatch):
+    """torch.where has no uint16 kernel in the torch versions many hosts run; the library must not need one."""
+    where = torch.where
+
+    def old_where(condition, *values):
+        if any(isinstance(v, torch.Tensor) and v.dtype == torch.uint16 for v in values):
+            raise RuntimeError('"where_cpu" not implemented for \'UInt16\'')
+        return where(condition, *values)
+
+    monkeypatch.setattr(torch, "where", old_where)
+    grey = np.random.default_rng(0).integers(0, 65536, (H, W), dtype=np.uint16)
+    comp, mask = tmp_path / "grey16.png", tmp_path / "mask.png"
+    Image.fromarray(grey).save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_animated_pictures_are_refused_with_a_pointer_to_clips(tiny_folder, tmp_path, suffix):
+    frames = [_composite(seed) for seed in range(3)]
+    comp, mask = tmp_path / f"anim{suffix}", tmp_path / "mask.png"
+    frames[0].save(comp, save_all=True, append_images=frames[1:], duration=40)
+    _mask().save(mask)
+    with pytest.raises(SystemExit, match=r"animated \(3 frames\).*--temporal"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
