@@ -32,6 +32,11 @@ class _Job(NamedTuple):
     mask: Path | None
     target: Path
     compare: Path | None = None
+    reference: Path | None = None
+
+    @property
+    def inputs(self) -> list[Path]:
+        return [p for p in (self.composite, self.mask, self.reference) if p is not None]
 
 
 def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -57,10 +62,15 @@ def _is_folder_target(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir() or not Path(output).suffix
 
 
-def _plan(composite: Path, mask: Path | None, output: str, compare: str | None = None) -> list[_Job]:
+def _plan(composite: Path, mask: Path | None, output: str, compare: str | None = None,
+          reference: str | None = None) -> list[_Job]:
     """Every job of the run, its files checked before anything is computed or written. ``compare``: the
-    comparison image of a single composite; in folder mode any value asks for ``<result>_compare.png``."""
+    comparison image of a single composite; in folder mode any value asks for ``<result>_compare.png``.
+    ``reference``: one reference mask for every composite, or a folder of them named like the composites."""
     out = Path(output)
+    references = None if reference is None else Path(reference)
+    if references is not None and not references.exists():
+        raise SystemExit(f"error: reference mask {reference} is not a file or folder")
     if composite.is_file():
         if mask is not None and not mask.is_file():
             raise SystemExit(f"error: mask {mask} is not a file")
@@ -84,6 +94,9 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
             jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
     else:
         raise SystemExit(f"error: {composite} does not exist")
+    if references is not None:
+        jobs = [job._replace(reference=_find_mask(references, job.composite) if references.is_dir() else references)
+                for job in jobs]
     _check_targets(jobs)
     return jobs
 
@@ -97,8 +110,19 @@ def _find_mask(folder: Path, composite: Path) -> Path:
     return found
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: the same for every name of it, hard links included."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _check_targets(jobs: list[_Job]) -> None:
-    inputs = {p.resolve() for job in jobs for p in (job.composite, job.mask) if p is not None}
+    """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide."""
+    inputs = {p.resolve() for job in jobs for p in job.inputs}
+    input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
     seen: dict[Path, Path] = {}
     writes = [(t, job.composite) for job in jobs for t in (job.target, job.compare) if t is not None]
     for target, source in writes:
@@ -108,7 +132,7 @@ def _check_targets(jobs: list[_Job]) -> None:
                 "or end -o with / for a folder"
             )
         resolved = target.resolve()
-        if resolved in inputs:
+        if resolved in inputs or _identity(target) in input_ids:
             raise SystemExit(f"error: refusing to overwrite the input {target}; choose another output (-o/--compare)")
         if resolved in seen:
             raise SystemExit(f"error: {seen[resolved]} and {source} would both be written to {target}")
@@ -143,7 +167,7 @@ def _verdict(corrections) -> str:
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
     image, mask = _load_pair(job.composite, job.mask)
-    reference = _reference_for(job, args.reference)
+    reference = _reference_for(job)
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold)
@@ -168,18 +192,11 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def _reference_for(job: _Job, reference: str | None) -> np.ndarray | None:
-    """The reference mask of one composite: the --reference file itself, or its namesake in that folder."""
-    if reference is None:
-        return None
+def _reference_for(job: _Job) -> np.ndarray | None:
+    """The reference mask of one composite (planned by _plan), decoded."""
     from .imageio import read_mask
 
-    path = Path(reference)
-    if path.is_dir():
-        path = _find_mask(path, job.composite)
-    elif not path.is_file():
-        raise SystemExit(f"error: reference mask {reference} is not a file or folder")
-    return read_mask(path)
+    return None if job.reference is None else read_mask(job.reference)
 
 
 def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:
@@ -189,7 +206,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from tqdm import tqdm
 
     from . import temporal
-    from .imageio import image_to_tensor, mask_to_tensor, tensor_to_image
+    from .imageio import check_mask_coverage, image_to_tensor, mask_to_tensor, tensor_to_image
 
     settings = temporal.Temporal(window=args.temporal, cut_threshold=args.cut_threshold)
     size = args.working_size or harmonizer.config.image_size
@@ -205,30 +222,59 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         return image, rgb.to(device), masks.to(device), alpha, form
 
     smoother = temporal.Smoother(settings)
-    corrections = []
+    frames: list[_Job] = []  # the frames the smoother holds, by its index
+    corrections, failed, unchanged = [], [], []
+
+    def fail(job: _Job, e: Exception) -> None:  # this frame is bad; the others may not be
+        named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
+        tqdm.write(f"error: {named}", file=sys.stderr)
+        failed.append(job.composite)
 
     def write(ready) -> None:
         for j, correction in ready:
-            _, rgb, masks, alpha, form = load(jobs[j])
-            with torch.inference_mode():
-                out = temporal.apply(harmonizer, rgb, masks, size, correction, args.strength)
-            _save(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), jobs[j].target)
+            try:
+                _, rgb, masks, alpha, form = load(frames[j])
+                with torch.inference_mode():
+                    out = temporal.apply(harmonizer, rgb, masks, size, correction, args.strength)
+                _save(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), frames[j].target)
+            except (ValueError, OSError) as e:
+                fail(frames[j], e)
 
     for job in tqdm(jobs, desc="harmonizing", unit="frame"):
-        _, rgb, masks, _, _ = load(job)
-        reference = _reference_for(job, args.reference)
-        if reference is not None:
-            reference = mask_to_tensor(reference, 1, rgb.shape[-2], rgb.shape[-1], "reference mask").to(rgb.device)
+        try:
+            image, rgb, masks, _, _ = load(job)
+            if not bool((masks > 0).any()):  # the subject is out of the picture: the frame stays as it is
+                _save(image, job.target)
+                unchanged.append(job.composite.name)
+                continue
+            check_mask_coverage(masks)  # a mask with no background is refused, as for single pictures
+            reference = _reference_for(job)
+            if reference is not None:
+                reference = mask_to_tensor(reference, 1, rgb.shape[-2], rgb.shape[-1], "reference mask").to(rgb.device)
+            with torch.inference_mode():
+                found = temporal.estimate(harmonizer, rgb, masks, size, reference, args.threshold, args.strength)
+        except (ValueError, OSError) as e:
+            fail(job, e)
+            continue
+        corrections.append(found.report)
+        frames.append(job)
         with torch.inference_mode():
-            found = temporal.estimate(harmonizer, rgb, masks, size, reference, args.threshold, args.strength)
-            corrections.append(found.report)
             write(smoother.push(found))
-    write(smoother.finish())
-    starts = smoother.starts
-    cuts = ", ".join(jobs[i].composite.name for i in starts[1:]) or "none"
-    print(f"harmonized {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "
+    with torch.inference_mode():
+        write(smoother.finish())
+    cuts = ", ".join(frames[i].composite.name for i in smoother.starts[1:]) or "none"
+    done = len(jobs) - len(failed)
+    print(f"harmonized {done} of {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "
           f"shots start at: {cuts})")
-    print(f"frames: {_verdict(corrections)} (before smoothing)")
+    if unchanged:
+        print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
+              + (", ..." if len(unchanged) > 10 else ""))
+    if corrections:
+        print(f"frames: {_verdict(corrections)} (before smoothing)")
+    if failed:
+        names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -237,7 +283,8 @@ def harmonize(args: argparse.Namespace) -> int:
 
     from .harmonizer import Harmonizer
 
-    jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare)
+    jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare,
+                 args.reference)
     single = Path(args.composite).is_file()
     if args.temporal is not None and (single or args.mode != "full" or args.compare):
         raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")

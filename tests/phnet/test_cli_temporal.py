@@ -76,3 +76,47 @@ def test_reference_mask_file(tiny_folder, tmp_path):
     with pytest.raises(SystemExit, match="reference mask"):
         cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "p.png"), "--weights", str(tiny_folder),
                   "--reference", str(tmp_path / "missing.png")])
+
+
+def _run(*args) -> int:
+    return cli.main(["harmonize", *map(str, args), "--device", "cpu"])
+
+
+def test_no_input_is_written_to_references_and_hard_links_included(tiny_folder, tmp_path):
+    comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "ref.png"
+    Image.fromarray(_frame(0)).save(comp)
+    Image.fromarray(_mask()).save(mask)
+    Image.fromarray(255 - _mask()).save(ref)
+    before = {p: p.read_bytes() for p in (comp, mask, ref)}
+    with pytest.raises(SystemExit, match="refusing to overwrite the input"):
+        _run(comp, mask, "-o", ref, "--reference", ref, "--weights", tiny_folder)
+    link = tmp_path / "link.png"
+    link.hardlink_to(comp)  # another name of the composite itself
+    with pytest.raises(SystemExit, match="refusing to overwrite the input"):
+        _run(comp, mask, "-o", link, "--weights", tiny_folder)
+    with pytest.raises(SystemExit, match="refusing to overwrite the input"):
+        _run(comp, mask, "-o", tmp_path / "out.png", "--compare", link, "--weights", tiny_folder)
+    (tmp_path / "clip").mkdir()
+    comps, masks = _write_clip(tmp_path / "clip", frames=2)
+    refs = tmp_path / "clip" / "refs"
+    refs.mkdir()
+    for name in ("frame0.png", "frame5.png"):
+        Image.fromarray(255 - _mask()).save(refs / name)
+    with pytest.raises(SystemExit, match="refusing to overwrite the input"):
+        _run(comps, masks, "-o", f"{refs}/", "--reference", refs, "--weights", tiny_folder)
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_a_clip_gets_the_checks_single_pictures_get_and_goes_on_past_a_bad_frame(tiny_folder, tmp_path, capsys):
+    comps, masks = _write_clip(tmp_path, frames=6, cut_at=6)
+    Image.fromarray(np.full((H, W), 255, np.uint8)).save(masks / "frame5.png")  # no background left
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame10.png")  # the subject is out of the picture
+    (comps / "frame15.png").write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 1
+    printed = capsys.readouterr()
+    assert "frame5.png" in printed.err and "covers the whole image" in printed.err
+    assert "frame15.png" in printed.err and "2 of 6 frames failed" in printed.err
+    assert "empty mask" in printed.out and "frame10.png" in printed.out
+    assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png"]
+    assert np.array_equal(np.asarray(Image.open(out / "frame10.png")), _frame(2))  # written unchanged
