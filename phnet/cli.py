@@ -209,9 +209,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from .imageio import check_mask_coverage, image_to_tensor, mask_to_tensor, tensor_to_image
 
     settings = temporal.Temporal(window=args.temporal, cut_threshold=args.cut_threshold)
-    size = args.working_size or harmonizer.config.image_size
-    if size < 8 or size % 8:
-        raise SystemExit(f"error: --working-size must be a positive multiple of 8, got {size}")
+    size = harmonizer._check_options(args.strength, "full", args.working_size)  # one set of option rules
     jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
 
     def load(job: _Job):

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 OUTPUTS = ("image", "residual", "transform")
+# What a PHNet can use: the official models work at 256-1024 px; beyond 4096 a working size only costs memory
+# (65536 would allocate tens of GB for any picture). Widths and patch grids are bounded for the same reason.
+MAX_WORKING_SIZE = 4096
+MAX_WIDTH = 4096
+MAX_GRID = 64
 
 
 @dataclass(frozen=True)
@@ -41,26 +47,35 @@ class PHNetConfig:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for key in dataclasses.fields(self):  # types first: a wrong type must not surface as a TypeError later
+            if key.name != "extra":
+                _check_field(key.name, getattr(self, key.name), "PHNet config")
         object.__setattr__(self, "enc_sizes", tuple(int(c) for c in self.enc_sizes))
         object.__setattr__(self, "grid_counts", tuple(int(g) for g in self.grid_counts))
         object.__setattr__(self, "init_weights", tuple(float(w) for w in self.init_weights))
-        if len(self.enc_sizes) != 7 or self.enc_sizes[0] != 3 or min(self.enc_sizes) < 1:
+        if len(self.enc_sizes) != 7 or self.enc_sizes[0] != 3 or min(self.enc_sizes) < 1 or max(self.enc_sizes) > MAX_WIDTH:
             raise ValueError(
-                f"enc_sizes must be 7 positive widths starting with 3 (RGB), got {self.enc_sizes}; "
+                f"enc_sizes must be 7 widths from 1 to {MAX_WIDTH} starting with 3 (RGB), got {self.enc_sizes}; "
                 "e.g. (3, 16, 32, 64, 128, 256, 512)"
             )
-        if not 1 <= len(self.grid_counts) <= 7 or min(self.grid_counts) < 1:
-            raise ValueError(f"grid_counts must be 1 to 7 positive patch grids, got {self.grid_counts}")
-        if self.enc_sizes[6] < self.se_reduction:
+        if not 1 <= len(self.grid_counts) <= 7 or min(self.grid_counts) < 1 or max(self.grid_counts) > MAX_GRID:
+            raise ValueError(f"grid_counts must be 1 to 7 patch grids from 1 to {MAX_GRID}, got {self.grid_counts}")
+        if self.pfe_grid is not None and not 1 <= self.pfe_grid <= MAX_GRID:
+            raise ValueError(f"pfe_grid must be a patch grid from 1 to {MAX_GRID} (or null: the official choice), "
+                             f"got {self.pfe_grid}")
+        if not 1 <= self.se_reduction <= self.enc_sizes[6]:
             raise ValueError(
-                f"the bottleneck width {self.enc_sizes[6]} must be at least se_reduction={self.se_reduction}"
+                f"se_reduction must be from 1 to the bottleneck width {self.enc_sizes[6]}, got {self.se_reduction}"
             )
-        if self.image_size < 8 or self.image_size % 8:
-            raise ValueError(f"image_size must be a positive multiple of 8, got {self.image_size}")
+        if not 8 <= self.image_size <= MAX_WORKING_SIZE or self.image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 from 8 to {MAX_WORKING_SIZE}, got {self.image_size}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
-        if not self.correction_threshold >= 0:
-            raise ValueError(f"correction_threshold must be >= 0 (0-255 units), got {self.correction_threshold}")
+        if not all(math.isfinite(v) for v in (*self.init_weights, self.init_value)):
+            raise ValueError(f"init_weights and init_value must be finite, got {self.init_weights}, {self.init_value}")
+        if not 0 <= self.correction_threshold <= 255:
+            raise ValueError(f"correction_threshold must be from 0 to 255 (RMS, 0-255 units), got "
+                             f"{self.correction_threshold}")
         if self.output == "image" and self.correction_threshold:
             raise ValueError("correction_threshold needs output='residual' or 'transform' (a correction to shrink)")
 
@@ -164,7 +179,8 @@ def _check_field(key: str, value: Any, source: str) -> None:
         isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
     ):
         raise bad("a list of two numbers")
-    if key == "init_value" and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    if key in ("init_value", "correction_threshold") and not (isinstance(value, (int, float))
+                                                              and not isinstance(value, bool)):
         raise bad("a number")
     if key in ("output", "name") and not isinstance(value, str):
         raise bad("a string")

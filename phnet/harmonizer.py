@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from .config import PHNetConfig
+from .config import MAX_WORKING_SIZE, PHNetConfig
 from .corrections import Correction, log_corrections
 from .fullres import METHODS, apply_in_tiles, bounding_box, downscale, lift, one_thread, resize, working_shape
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
@@ -217,8 +217,8 @@ class Harmonizer:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in 0..1, got {strength}")
         size = working_size or self.config.image_size
-        if size < 8 or size % 8:
-            raise ValueError(f"working_size must be a positive multiple of 8, got {size}")
+        if not 8 <= size <= MAX_WORKING_SIZE or size % 8:
+            raise ValueError(f"working_size must be a multiple of 8 from 8 to {MAX_WORKING_SIZE}, got {size}")
         return size
 
     @staticmethod

@@ -249,11 +249,7 @@ def harmonize_frames(
     the weights' own. ``report``: a list that receives each frame's ``Correction`` (before smoothing).
     """
     temporal = as_temporal(temporal)
-    size = working_size or harmonizer.config.image_size
-    if size < 8 or size % 8:
-        raise ValueError(f"working_size must be a positive multiple of 8, got {size}")
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in 0..1, got {strength}")
+    size = harmonizer._check_options(strength, "full", working_size)
     count, home = images.shape[0], images.device
     device = harmonizer.device
 

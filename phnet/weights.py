@@ -266,11 +266,26 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
         d = json.loads(config_json.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{config_json} is not valid JSON ({e})") from None
-    if isinstance(d, dict) and any(f not in d for f in REQUIRED_FIELDS):
-        stored = _stored_config(weights)
-        if stored is not None:
-            d = {**stored.to_dict(), **d}
-    return PHNetConfig.from_dict(d, source=str(config_json), required=REQUIRED_FIELDS)
+    stored = _stored_config(weights) if isinstance(d, dict) else None
+    config = PHNetConfig.from_dict({**stored.to_dict(), **d} if stored else d, source=str(config_json),
+                                   required=REQUIRED_FIELDS)
+    if stored is not None:
+        _check_agreement(config, stored, config_json, weights)
+    return config
+
+
+# What the tensors were trained as: config.json may tune the rest (working size, threshold), never these.
+_TRAINED_AS = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction", "output")
+
+
+def _check_agreement(config: PHNetConfig, stored: PHNetConfig, config_json: Path, weights: Path) -> None:
+    clashes = [f"{key}: {getattr(config, key)!r} in {config_json.name}, {getattr(stored, key)!r} stored in "
+               f"{weights.name}" for key in _TRAINED_AS if getattr(config, key) != getattr(stored, key)]
+    if clashes:
+        raise ValueError(
+            f"{config_json} contradicts the config stored in {weights} ({'; '.join(clashes)}): the weights would "
+            f"load as something they are not. Fix or delete {config_json.name} (the stored config is used then)"
+        )
 
 
 def _stored_config(weights: Path) -> PHNetConfig | None:

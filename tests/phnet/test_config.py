@@ -33,7 +33,7 @@ def test_replace_and_overrides():
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        (dict(enc_sizes=(3, 8, 8)), "7 positive widths"),
+        (dict(enc_sizes=(3, 8, 8)), "7 widths from 1 to 4096"),
         (dict(enc_sizes=(4, 8, 8, 16, 16, 32, 32)), "starting with 3"),
         (dict(grid_counts=()), "grid_counts"),
         (dict(grid_counts=(0, 1)), "grid_counts"),
@@ -94,5 +94,5 @@ def test_bad_values_in_a_file_name_the_file(tmp_path):
     PHNetConfig().save(tmp_path / "config.json")
     d = {**PHNetConfig().to_dict(), "image_size": 100}
     (tmp_path / "config.json").write_text(json.dumps(d))
-    with pytest.raises(ValueError, match=r"config.json: image_size must be a positive multiple of 8"):
+    with pytest.raises(ValueError, match=r"config.json: image_size must be a multiple of 8 from 8 to 4096"):
         PHNetConfig.load(tmp_path / "config.json")

@@ -224,7 +224,7 @@ def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model
 
     from phnet import PHNet
 
-    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual", correction_threshold=1e6))
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual", correction_threshold=255.0))
     residual.load_state_dict(tiny_model.state_dict())
     h = Harmonizer(residual, device="cpu", dtype="fp32")
     image = np.random.default_rng(0).integers(0, 256, (2, 40, 48, 3), dtype=np.uint8)
@@ -232,7 +232,7 @@ def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model
     with caplog.at_level(logging.INFO, logger="phnet"):
         kept, corrections = h.harmonize(image, mask)
     assert np.array_equal(kept, image) and [c.kept for c in corrections] == [0.0, 0.0]
-    assert all(c.threshold == 1e6 and c.size > 0 and c.unchanged for c in corrections)
+    assert all(c.threshold == 255 and c.size > 0 and c.unchanged for c in corrections)
     assert "do-no-harm threshold" in caplog.text and caplog.records[-1].levelname == "WARNING"
     raw, corrections = h.harmonize(image, mask, threshold=0)
     assert not np.array_equal(raw, image) and [c.kept for c in corrections] == [1.0, 1.0]

@@ -607,3 +607,44 @@ def test_save_pretrained_files_get_the_umask_mode(tiny_model, tmp_path):
         os.umask(old)
     for name in ("config.json", "model.safetensors"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644, name
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"correction_threshold": True}, "'correction_threshold' must be a number, got True"),
+        ({"correction_threshold": "17"}, "'correction_threshold' must be a number, got '17'"),
+        ({"se_reduction": 0}, "se_reduction must be from 1 to the bottleneck width"),
+        ({"pfe_grid": 0}, "pfe_grid must be a patch grid from 1 to 64"),
+        ({"image_size": 65536}, "image_size must be a multiple of 8 from 8 to 4096"),
+        ({"grid_counts": [4, 2, 1000]}, "grid_counts must be 1 to 7 patch grids from 1 to 64"),
+        ({"init_value": float("nan")}, "must be finite"),
+    ],
+)
+def test_every_config_field_is_checked_at_load_naming_the_file_and_field(tiny_folder, change, words):
+    d = json.loads((tiny_folder / "config.json").read_text())
+    (tiny_folder / "config.json").write_text(json.dumps({**d, **change}))
+    with pytest.raises(ValueError, match=words) as e:
+        load_model(tiny_folder)
+    assert str(tiny_folder / "config.json") in str(e.value)
+
+
+def test_a_config_json_that_contradicts_the_stored_config_is_refused(tiny_folder):
+    d = json.loads((tiny_folder / "config.json").read_text())
+    assert d["output"] == "image"
+    (tiny_folder / "config.json").write_text(json.dumps({**d, "output": "residual"}))
+    with pytest.raises(ValueError, match=r"contradicts the config stored in .*output: 'residual' in config.json, "
+                                         r"'image' stored in model.safetensors"):
+        load_model(tiny_folder)
+    (tiny_folder / "config.json").write_text(json.dumps({**d, "image_size": 32, "name": "renamed"}))
+    assert load_model(tiny_folder).config.image_size == 32  # what config.json may tune, it tunes
+
+
+def test_a_working_size_beyond_what_a_model_can_use_is_refused(tiny_model):
+    import numpy as np
+
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu")
+    with pytest.raises(ValueError, match="working_size must be a multiple of 8 from 8 to 4096, got 65536"):
+        h(np.zeros((48, 64, 3), np.uint8), np.pad(np.ones((8, 8)), 20)[:48, :64], working_size=65536)
