@@ -21,12 +21,14 @@ OFFICIAL_HINT = "official-ffhqh512"  # the weights a user is pointed at when our
 class Correction:
     """One image's correction. ``size``: the RMS change (0–255) over the subject that the network proposed;
     ``threshold``: the do-no-harm threshold it was held against; ``kept``: the fraction of it applied before
-    ``strength`` (0 = the subject is left as it was); ``strength``: the caller's blend with the composite."""
+    ``strength`` (0 = the subject is left as it was); ``strength``: the caller's blend with the composite;
+    ``notes``: what else the user should know (e.g. that a reference mask was ignored)."""
 
     size: float
     threshold: float
     kept: float
     strength: float = 1.0
+    notes: tuple[str, ...] = ()
 
     @property
     def unchanged(self) -> bool:
@@ -39,6 +41,9 @@ class Correction:
 
     def describe(self) -> str:
         """One line: whether the subject changed, by how much, and why not when it did not."""
+        return "; ".join((self._verdict(), *self.notes))
+
+    def _verdict(self) -> str:
         if self.kept == 0:
             return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the weights' do-no-harm "
                     f"threshold {self.threshold:g}")
@@ -54,6 +59,7 @@ def summary(corrections: Sequence[Correction]) -> str:
     """One line for a batch: the single image's :meth:`~Correction.describe`, or counts and the range."""
     if len(corrections) == 1:
         return corrections[0].describe()
+    notes = sorted({note for c in corrections for note in c.notes})
     left = sum(c.unchanged for c in corrections)
     sizes = [c.size for c in corrections]
     line = (f"{len(corrections) - left} of {len(corrections)} images changed; corrections {min(sizes):.1f} to "
@@ -61,7 +67,7 @@ def summary(corrections: Sequence[Correction]) -> str:
     below = [c for c in corrections if c.kept == 0]
     if below:
         line += f"; {len(below)} below the weights' do-no-harm threshold {below[0].threshold:g}, left unchanged"
-    return line
+    return "; ".join((line, *notes))
 
 
 def advice(corrections: Sequence[Correction], threshold_option: str, weights_option: str) -> str:
@@ -77,5 +83,5 @@ def log_corrections(corrections: Sequence[Correction]) -> None:
     """A ``logging`` line on the ``phnet`` logger: a warning when a subject was left unchanged."""
     if not corrections:
         return
-    level = logging.WARNING if any(c.kept == 0 for c in corrections) else logging.INFO
+    level = logging.WARNING if any(c.kept == 0 or c.notes for c in corrections) else logging.INFO
     log.log(level, "PHNet: %s", summary(corrections))

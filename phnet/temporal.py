@@ -29,6 +29,7 @@ match, see ``PHNet``) for single images and batches alike.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -108,12 +109,28 @@ def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
     """The correction the network proposes for one 1×3×H×W frame (float, on the harmonizer's device),
     the do-no-harm ``threshold`` (default: the weights' own) applied."""
     image_low, mask_low = _low_resolution(image, mask, size)
-    ref_low = None
-    if reference is not None:
-        ref_low = (resize(reference, image_low.shape[-2:], "bilinear") >= 0.5).float()
+    ref_low = None if reference is None else reference_at(reference, tuple(image_low.shape[-2:]))
     output, report = harmonizer.estimate_low(image_low, mask_low, ref_low, threshold=threshold, strength=strength)
+    if ref_low is not None and not bool((ref_low * (1 - mask_low)).any()):
+        report = dataclasses.replace(report, notes=(*report.notes, IGNORED_REFERENCE))
     correction = output if harmonizer.config.output == "transform" else fill_outside(output - image_low, mask_low)
     return FrameEstimate(correction, _signature(image_low, mask_low), tuple(image_low.shape[-2:]), report)
+
+
+IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "
+                     "subject), so the whole background was matched")
+
+
+def reference_at(reference: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A 1×1×H×W reference mask as the binary region the network takes at the working ``shape``.
+
+    Read relative to its own strongest value (pixels at least half as strong count), so a soft mask
+    (0.4 everywhere in the region) is that region, and a region too small to survive the resize as a
+    whole pixel still keeps its strongest one. An empty mask stays empty (and is reported as ignored).
+    """
+    weight = resize(reference, shape, "bilinear")
+    peak = weight.max()
+    return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 
 def _signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:

@@ -94,3 +94,11 @@ def test_only_likely_inverted_masks_are_refused(pack):
     batch = torch.cat([close_up, background])
     with pytest.raises(ValueError, match=r"\(image 1 of the batch\)"):
         check(batch, image.expand(2, -1, -1, -1), "mask", "PHNet Harmonize")
+
+
+def test_a_channels_first_image_is_named_as_such_not_as_a_mask_of_the_wrong_size(nodes, phnet_model):
+    image = torch.rand(1, 3, 40, 56)
+    mask = torch.zeros(1, 40, 56)
+    mask[:, 10:30, 15:40] = 1
+    with pytest.raises(ValueError, match=r"channels first \(B×C×H×W\); ComfyUI IMAGEs are B×H×W×C"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)

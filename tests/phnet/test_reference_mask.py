@@ -142,3 +142,55 @@ def test_pfe_with_empty_reference_is_bit_identical():
     left = torch.zeros_like(mask)
     left[..., :, :8] = 1
     assert not torch.equal(pfe(image, mask), pfe(image, mask, left))
+
+
+def _harmonizer(tiny_config):
+    from phnet import Harmonizer
+
+    return Harmonizer(_perturbed(tiny_config), device="cpu", dtype="fp32")
+
+
+def _picture(height: int, width: int):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image[:, : width // 2] //= 3  # a dark half and a bright half: where the reference lies matters
+    mask = np.zeros((height, width), np.float32)
+    mask[height // 4 : 3 * height // 4, width // 3 : 2 * width // 3] = 1
+    return image, mask
+
+
+def test_a_soft_reference_is_its_region_not_nothing(tiny_config):
+    import numpy as np
+
+    h = _harmonizer(tiny_config)
+    image, mask = _picture(48, 64)
+    region = np.zeros_like(mask)
+    region[:, :12] = 1.0
+    plain = h(image, mask)
+    binary = h(image, mask, reference_mask=region)
+    soft = h(image, mask, reference_mask=0.4 * region)
+    assert np.array_equal(soft, binary) and not np.array_equal(soft, plain)
+
+
+def test_a_reference_too_small_for_the_working_size_still_counts(tiny_config):
+    import numpy as np
+
+    h = _harmonizer(tiny_config)  # works at 64 px: a 6×6 region of a 1500×2000 picture is far below one pixel
+    image, mask = _picture(1500, 2000)
+    region = np.zeros_like(mask)
+    region[100:106, 100:106] = 1.0
+    result, (correction,) = h.harmonize(image, mask, reference_mask=region)
+    assert not np.array_equal(result, h(image, mask)) and correction.notes == ()
+
+
+def test_a_reference_that_holds_no_background_is_reported_as_ignored(tiny_config):
+    import numpy as np
+
+    h = _harmonizer(tiny_config)
+    image, mask = _picture(48, 64)
+    for region in (np.zeros_like(mask), mask.copy()):  # all black, or only under the subject
+        result, (correction,) = h.harmonize(image, mask, reference_mask=region)
+        assert np.array_equal(result, h(image, mask))
+        assert "reference mask was ignored" in correction.describe()
