@@ -110,8 +110,9 @@ class PHNetModelLoader:
                 }),
                 "dtype": (DTYPES, {
                     "default": "auto",
-                    "tooltip": "Compute precision. 'auto' picks at run time: bf16 on CPUs with AMX bf16 units and on "
-                               "recent GPUs (about 2x faster, within 1/255 of fp32), fp32 elsewhere. fp32 is exact. "
+                    "tooltip": "Compute precision. 'auto' picks at run time: bf16 on CPUs with AMX bf16 units (about "
+                               "2x faster, within 1/255 of fp32), fp32 on GPUs (bf16 measured no faster there) and "
+                               "elsewhere. fp32 is exact. "
                                "Low precision runs the convolutions under autocast; normalisation statistics stay "
                                "fp32. fp16 is refused on the CPU, where it is slower than fp32.",
                 }),

@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--working-size", type=int, help="override the network's working resolution (multiple of 8)")
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     h.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                   help="compute precision; auto (default) = bf16 on CPUs with AMX and recent GPUs, else fp32")
+                   help="compute precision; auto (default) = bf16 on CPUs with AMX, else fp32")
     h.add_argument("--compare", help="also write a before/after comparison image here")
     h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
                    "this), or a folder of them named like the composites")

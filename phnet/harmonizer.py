@@ -50,7 +50,7 @@ class Harmonizer:
     blend, bicubic-resize the whole image back) for comparison.
 
     ``dtype="auto"`` (default) picks the precision at run time for the device (``phnet.precision``):
-    bf16 autocast on CPUs with AMX and on recent GPUs, fp32 elsewhere. "fp32" is exact; "fp16" and
+    bf16 autocast on CPUs with AMX, fp32 on GPUs and elsewhere. "fp32" is exact; "fp16" and
     "bf16" run the convolutions under autocast; the normalization statistics are always fp32.
 
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when

@@ -1,16 +1,20 @@
-"""Which low-precision arithmetic is fast on this machine (decided at run time, never assumed).
+"""Which precision to compute in, for inference and for training: one policy, decided at run time.
 
-``resolve_dtype("auto", device)`` is what ``Harmonizer(dtype="auto")`` (the default) runs under:
+:func:`native_low_precision` says which low precision the hardware computes natively: bf16 on CPUs
+with AMX (bf16 matrix units), bf16 on GPUs of compute capability 8 and later, fp16 on 7.x, none
+elsewhere (bf16 is emulated on other CPUs, and with AVX512-BF16 alone it ran at 0.8× fp32 at 512²
+on this project's AMX machine with oneDNN held to that instruction set).
 
-- CPU with AMX (bf16 matrix units): bf16 autocast, about twice as fast as fp32 with outputs
-  within 1/255 of it.
-- CPU with AVX512-BF16 but no AMX: fp32. Measured on this project's AMX machine with oneDNN held
-  to AVX512-BF16 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``): bf16 was 0.8× the speed of fp32 at
-  512², so there is nothing to gain.
-- CPU without either: fp32 (bf16 is emulated there, several times slower).
-- CUDA: bf16 where the GPU computes it natively (Ampere and later), fp16 on older GPUs with
-  tensor cores (compute capability 7.x), fp32 before that.
-- Anything else (MPS, XPU, ...): fp32; not measured.
+Whether it pays is measured per device and per use:
+
+- **Inference** (``resolve_dtype("auto", device)``, what ``Harmonizer(dtype="auto")`` runs under):
+  on the CPU the native low precision, about twice as fast as fp32 with the 8-bit output within
+  1/255 of it. On CUDA fp32: on an H200 a call is host- and launch-bound (512² 27.0 ms fp32 vs
+  27.6 ms bf16, 8K 247 vs 237 ms, the bare network 6.6 vs 6.1 ms per image), so bf16 gained nothing
+  and moved the 8-bit output by 3/255. Anything else (MPS, XPU, ...): fp32, not measured.
+- **Training** (:func:`training_dtype`): the native low precision wherever there is one. A batch
+  of crops keeps the convolutions busy, which is where low precision pays; fp16 needs a
+  ``GradScaler`` (:func:`needs_grad_scaling`), bf16 does not.
 
 The normalization statistics run in fp32 under every choice (``modeling.patches.full_precision``).
 """
@@ -48,14 +52,34 @@ def cuda_fast_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def auto_dtype(device: str | torch.device) -> torch.dtype:
-    """The fastest precision that keeps the 8-bit output within 1/255 of fp32 on ``device``."""
+def native_low_precision(device: str | torch.device) -> torch.dtype | None:
+    """The low precision ``device`` computes natively (bf16 or fp16), or None."""
     device = torch.device(device)
     if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+        return torch.bfloat16 if cpu_has_fast_bf16() else None
     if device.type == "cuda":
-        return cuda_fast_dtype(device)
+        dtype = cuda_fast_dtype(device)
+        return None if dtype == torch.float32 else dtype
+    return None
+
+
+def auto_dtype(device: str | torch.device) -> torch.dtype:
+    """Inference: the fastest precision measured to pay on ``device`` with the 8-bit output within 1/255
+    of fp32 (see the module docstring): the CPU's native low precision, fp32 on GPUs and elsewhere."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return native_low_precision(device) or torch.float32
     return torch.float32
+
+
+def training_dtype(device: str | torch.device) -> torch.dtype:
+    """Training: the native low precision of ``device`` under autocast, else fp32."""
+    return native_low_precision(device) or torch.float32
+
+
+def needs_grad_scaling(dtype: torch.dtype) -> bool:
+    """fp16 gradients underflow without a GradScaler; bf16 has fp32's range and needs none."""
+    return dtype == torch.float16
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:

@@ -69,3 +69,15 @@ def test_bf16_matches_fp32_on_the_official_architectures(preset):
     torch.manual_seed(0)
     model = PHNet(PHNetConfig.preset(preset)).eval()
     assert _max_difference(model, 256, working_size=256) <= 1
+
+
+@pytest.mark.parametrize("capability, training", [((9, 0), torch.bfloat16), ((8, 6), torch.bfloat16),
+                                                  ((7, 5), torch.float16), ((6, 1), torch.float32)])
+def test_one_policy_for_gpus_inference_fp32_training_native(monkeypatch, capability, training):
+    from phnet.precision import needs_grad_scaling, training_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert auto_dtype("cuda") == torch.float32  # measured on an H200: bf16 gained nothing, moved the output 3/255
+    assert training_dtype("cuda") == training
+    assert needs_grad_scaling(training) == (training == torch.float16)
