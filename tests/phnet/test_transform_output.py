@@ -99,7 +99,8 @@ def test_harmonizer_applies_the_transform_at_full_resolution(transform_model):
     full = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     m = torch.from_numpy(mask)[None, None].float() / 255
     shape = working_shape(90, 130, transform_model.config.image_size)
-    coefficients = h._net.predict_transform(resize(full, shape), (resize(m, shape) >= 0.5).float())
+    low, m_low = resize(full, shape).to(h.device), (resize(m, shape) >= 0.5).float().to(h.device)
+    coefficients = h._net.predict_transform(low, m_low).cpu()  # on the model's device, whichever it is
     expected = apply_colour_transform(full, coefficients).clamp(0, 1)
     got = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
     inside = m.expand_as(full) > 0

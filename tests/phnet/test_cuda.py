@@ -1,0 +1,59 @@
+"""The library on a CUDA GPU: the same results as on the CPU, the precision the policy picks, 16-bit
+input and the official pipeline. Skipped where there is no GPU (see tests/conftest.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from phnet import Harmonizer
+
+pytestmark = pytest.mark.cuda
+
+
+def _picture(height=300, width=420, dtype=np.uint8):
+    rng = np.random.default_rng(0)
+    peak = 65535 if dtype == np.uint16 else 255
+    image = rng.integers(0, peak + 1, (height, width, 3)).astype(dtype)
+    mask = np.zeros((height, width), np.float32)
+    mask[height // 4 : 3 * height // 4, width // 3 : 2 * width // 3] = 1
+    return image, mask
+
+
+@pytest.fixture()
+def pair(tiny_model):
+    import copy
+
+    return (Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32"),
+            Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32"))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gpu_and_cpu_agree_and_the_background_is_untouched(pair, dtype):
+    gpu, cpu = pair
+    image, mask = _picture(dtype=dtype)
+    a, b = gpu(image, mask), cpu(image, mask)
+    assert a.dtype == image.dtype and np.array_equal(a[mask == 0], image[mask == 0])
+    unit = 257 if dtype == np.uint16 else 1
+    assert np.abs(a.astype(np.int64) - b.astype(np.int64)).max() <= unit
+
+
+def test_torch_input_on_the_gpu_comes_back_on_the_gpu(pair):
+    gpu, _ = pair
+    image, mask = _picture()
+    t = torch.from_numpy(image).cuda()[None].float() / 255
+    out = gpu(t, torch.from_numpy(mask).cuda(), layout="BHWC")
+    assert out.device.type == "cuda" and out.shape == t.shape
+
+
+def test_auto_is_fp32_on_gpus(tiny_model):
+    assert Harmonizer(tiny_model, device="cuda").dtype == torch.float32
+
+
+def test_the_official_pipeline_and_frames_run_on_the_gpu(pair):
+    gpu, cpu = pair
+    image, mask = _picture()
+    a, b = gpu(image, mask, mode="official"), cpu(image, mask, mode="official")
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    frames = np.stack([image, image[::-1].copy()])
+    assert gpu(frames, mask, temporal=True).shape == frames.shape
