@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ DEVICES = ["auto", "cpu"]
 DTYPES = ["auto", "fp32", "fp16", "bf16"]
 SAM_TYPES = ["auto", "vit_b", "vit_l", "vit_h"]
 SAM_TYPE = "PHNET_SAM"  # not Impact Pack's SAM_MODEL: a different object their detectors cannot use
+SAM_VIT_B_URL = "https://huggingface.co/facebook/sam-vit-base/resolve/main/model.safetensors"  # the templates' SAM
 
 
 def _offline() -> bool:
@@ -184,19 +186,33 @@ class PHNetSAM:
 
 
 def _download_sam(repo_id: str, filename: str) -> str:
-    """Download ``filename`` from a Hub repo into ComfyUI/models/sams (so it also shows in the list)."""
+    """``filename`` of a Hub repo as ComfyUI/models/sams/<its base name> (so it also shows in the list).
+
+    It goes through the HF cache and is then linked (or copied) into the folder whole, so no half file
+    and none of the Hub client's bookkeeping folders are left in models/sams."""
+    folder = paths.default_dir(paths.SAM_FOLDER)
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    target = os.path.join(folder, name)
+    if os.path.isfile(target):
+        return target
+    url = f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
+    by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name."
+    if _offline():
+        raise FileNotFoundError(f"{name} is not in {folder} and downloading is off (HF_HUB_OFFLINE=1). {by_hand}")
     from huggingface_hub import hf_hub_download
 
-    target = paths.default_dir(paths.SAM_FOLDER)
     try:
-        return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=target, local_files_only=_offline())
+        cached = hf_hub_download(repo_id=repo_id, filename=filename, etag_timeout=5)
     except Exception as e:
-        raise RuntimeError(
-            f"could not get {filename!r} from the Hugging Face Hub repo {repo_id!r} "
-            f"(https://huggingface.co/{repo_id}/blob/main/{filename}): {e}. Download it by hand into "
-            f"{target} (e.g. `hf download {repo_id} {filename} --local-dir {target}`) and pick it in "
-            "model_name instead"
-        ) from e
+        raise RuntimeError(f"could not download {url} ({type(e).__name__}: {e}). {by_hand}") from None
+    os.makedirs(folder, exist_ok=True)
+    partial = f"{target}.part"
+    try:
+        os.link(cached, partial)
+    except OSError:  # another file system, or no hard links: a copy
+        shutil.copyfile(cached, partial)
+    os.replace(partial, target)
+    return target
 
 
 class PHNetSAMLoader:
@@ -216,7 +232,8 @@ class PHNetSAMLoader:
             "required": {
                 "model_name": (paths.sam_choices(), {
                     "tooltip": "SAM checkpoint in ComfyUI/models/sams (shared with Impact Pack and other SAM "
-                               "packs), e.g. sam_vit_b_01ec64.pth. Ignored when hub_repo_id is set; pick "
+                               "packs), e.g. sam-vit-base.safetensors (Meta's SAM ViT-B) or sam_vit_b_01ec64.pth; "
+                               "the size is read from the weights. Ignored when hub_repo_id is set; pick "
                                f"'{paths.SAM_FROM_HUB}' when you have no local file.",
                 }),
                 "hub_repo_id": ("STRING", {
@@ -248,9 +265,10 @@ class PHNetSAMLoader:
         if model_name in paths.sam_choices():
             return True
         return (
-            f"SAM checkpoint {model_name!r} is not in ComfyUI/models/sams (or the extra 'sams' paths); download "
-            f"it there (e.g. sam_vit_b_01ec64.pth), pick another file, or pick '{paths.SAM_FROM_HUB}' and set "
-            "hub_repo_id (+ hub_filename)"
+            f"SAM checkpoint {model_name!r} is not in ComfyUI/models/sams (or the extra 'sams' paths). Download "
+            f"it there: for sam-vit-base.safetensors, {SAM_VIT_B_URL} saved under that name (any SAM v1 file works "
+            f"under any name); or pick another file, or pick '{paths.SAM_FROM_HUB}' and set hub_repo_id "
+            "(+ hub_filename)"
         )
 
     @classmethod
@@ -273,8 +291,8 @@ class PHNetSAMLoader:
             source = paths.full_path(paths.SAM_FOLDER, model_name)
         else:
             raise ValueError(
-                "no SAM checkpoint selected: put one into ComfyUI/models/sams (e.g. sam_vit_b_01ec64.pth) "
-                f"and refresh, or set hub_repo_id when model_name is '{paths.SAM_FROM_HUB}'"
+                f"no SAM checkpoint selected: put one into ComfyUI/models/sams (e.g. {SAM_VIT_B_URL} saved as "
+                f"sam-vit-base.safetensors) and refresh, or set hub_repo_id when model_name is '{paths.SAM_FROM_HUB}'"
             )
         load_device = _device(device)
         offload = load_device if device == "cpu" else mm.unet_offload_device()

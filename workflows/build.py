@@ -37,8 +37,10 @@ PACK_VERSION = "0.1.0"
 CORE_VERSION = "0.3.64"
 
 SAM_VIT_B = {
-    "name": "sam_vit_b_01ec64.pth",
-    "url": "https://huggingface.co/ybelkada/segment-anything/resolve/main/checkpoints/sam_vit_b_01ec64.pth",
+    # A .safetensors, so the frontend's Missing Models dialog can download it: Meta's SAM ViT-B in the
+    # transformers layout, which the SAM loader reads under any file name.
+    "name": "sam-vit-base.safetensors",
+    "url": "https://huggingface.co/facebook/sam-vit-base/resolve/main/model.safetensors",
     "directory": "sams",
 }
 SD15 = {
@@ -227,7 +229,8 @@ def workflows() -> list[Workflow]:
                   "Paste and harmonize\n\n1. PHNet SAM Segment cuts the subject out: 'box' is x0,y0,x1,y1 around "
                   "the person in the SUBJECT image (pixels); points work too.\n2. PHNet Paste Subject places it "
                   "(x, y, scale, anchor).\n3. PHNet Harmonize matches its colours to the background.\n\nSAM "
-                  "weights: sam_vit_b_01ec64.pth in ComfyUI/models/sams. " + PICTURES),
+                  "weights: sam-vit-base.safetensors in ComfyUI/models/sams (the Missing Models dialog downloads "
+                  "it; by hand: " + SAM_VIT_B["url"] + " saved under that name). " + PICTURES),
             Node(2, "LoadImage", (40, 350), {"image": "phnet_background.png"}, size=(360, 380),
                  title="Load background"),
             Node(3, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import torch
 
+from ..sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
 from .transformers_layout import (
     TRANSFORMERS_NORM_EPS,
@@ -31,8 +32,8 @@ from .transformers_layout import (
     is_transformers_layout,
 )
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-_PICKLE_SUFFIXES = (".pth", ".pt", ".bin")
+# The one list of weights suffixes (phnet.sources), so every picker lists only files this loader reads.
+CHECKPOINT_SUFFIXES = WEIGHT_SUFFIXES
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -102,7 +103,7 @@ def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"SAM checkpoint not found: {path}. Check the path or download the file there.")
     suffix = path.suffix.lower()
-    if suffix == ".safetensors":
+    if suffix in SAFETENSORS_SUFFIXES:
         from safetensors.torch import load_file
 
         try:
@@ -112,7 +113,7 @@ def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 f"SAM checkpoint {path} is not a readable .safetensors file ({exc}). "
                 "It is probably truncated or corrupt: download it again."
             ) from exc
-    elif suffix in _PICKLE_SUFFIXES:
+    elif suffix in PICKLE_SUFFIXES:
         state = _read_pickle_file(path)
     else:
         raise ValueError(f"Unsupported SAM checkpoint type {path.name!r}: use a .safetensors or .pth file.")
@@ -310,7 +311,7 @@ def _from_transformers_layout(
     checkpoint: CheckpointFile, state: dict[str, torch.Tensor]
 ) -> tuple[SamArchitecture, dict[str, torch.Tensor]]:
     path = checkpoint.path
-    if path.suffix.lower() != ".safetensors":
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
         raise ValueError(
             f"{path} is a transformers-layout SAM in a pickle file; that layout is read from the repo's "
             "model.safetensors only. Download model.safetensors from the same repo instead."

@@ -40,7 +40,7 @@ core_nodes = _load_file("phnet_nodes_test_core_nodes", HERE / "core_nodes.py")
 workflow_exec = _load_file("phnet_nodes_test_workflow_exec", HERE / "workflow_exec.py")
 
 TINY_PHNET = "tiny-phnet"
-TINY_SAM_FILE = "sam_vit_b_01ec64.pth"  # the name the example workflows use
+TINY_SAM_FILE = "sam-vit-base.safetensors"  # the name the example workflows use
 _HOST_MODULES = ("folder_paths", "comfy", "comfy.model_management", "comfy.utils")
 
 

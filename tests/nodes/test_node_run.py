@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,7 +39,7 @@ def test_sam_loader_missing_file(nodes, pack):
 def test_sam_loader_is_changed_tracks_file(pack, tiny_sam):
     cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
     a = cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto")
-    assert a == cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto") and "sam_vit_b" in a
+    assert a == cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto") and "sam-vit-base" in a
 
 
 # ---------------------------------------------------------------- segment
@@ -151,3 +152,42 @@ def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
     assert sam.segmenter.model_type == "custom"
     with pytest.raises(ValueError, match="not the requested vit_b"):
         nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "vit_b", "cpu")
+
+
+def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_own_name(pack, comfy_env, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    sams = comfy_env.base / "models" / "sams"
+    before = set(p.relative_to(sams) for p in sams.rglob("*"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError) as e:
+        loaders._download_sam("someone/sam", "checkpoints/sam_vit_x.pth")
+    assert "https://huggingface.co/someone/sam/resolve/main/checkpoints/sam_vit_x.pth" in str(e.value)
+    assert "as sam_vit_x.pth" in str(e.value) and "--local-dir" not in str(e.value)
+    assert set(p.relative_to(sams) for p in sams.rglob("*")) == before  # no stray folders
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    cached = tmp_path / "blob"
+    cached.write_bytes(b"weights")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
+    try:
+        got = loaders._download_sam("someone/sam", "checkpoints/sam_vit_x.pth")
+        assert got == str(sams / "sam_vit_x.pth") and (sams / "sam_vit_x.pth").read_bytes() == b"weights"
+        assert set(p.relative_to(sams) for p in sams.rglob("*")) == before | {Path("sam_vit_x.pth")}
+    finally:
+        (sams / "sam_vit_x.pth").unlink(missing_ok=True)
+
+
+def test_the_sam_picker_lists_only_files_the_sam_loader_reads(pack, comfy_env):
+    from tests.helpers.tiny_sam import save_tiny_sam
+
+    sams = comfy_env.base / "models" / "sams"
+    save_tiny_sam(sams / "renamed.sft", fmt="safetensors")
+    try:
+        choices = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"].INPUT_TYPES()["required"]["model_name"][0]
+        assert "renamed.sft" in choices
+        loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+        (sam,) = loaders.PHNetSAMLoader().load("renamed.sft", "", "", "auto", "cpu")
+        assert sam.segmenter.model_type  # its size read from the weights
+    finally:
+        (sams / "renamed.sft").unlink()
