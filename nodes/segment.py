@@ -6,6 +6,7 @@ import json
 import logging
 import re
 
+import comfy.model_management as mm
 import comfy.utils
 import torch
 
@@ -149,6 +150,7 @@ class PHNetSAMSegment:
     def segment(self, sam_model, image, box="", positive_points="", negative_points="", multimask=False,
                 threshold=0.0, grow=0, feather=0.0, guide_mask=None):
         from ..phnet.imageio import mask_to_tensor
+        from ..phnet.sam.predictor import interrupt_points
         from ..phnet.segmentation import mask_bbox, refine_mask
 
         sam = as_phnet_sam(sam_model)
@@ -169,9 +171,19 @@ class PHNetSAMSegment:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
-        bar = comfy.utils.ProgressBar(b)
         out = torch.zeros(b, h, w)
         with sam.on_device() as segmenter:
+            # A step before each encoder block's attention and MLP, and one for the prompt, per image: the
+            # encode is most of the time (~50 s for a ViT-B on a 2-core CPU), and Cancel is checked at each.
+            steps = interrupt_points(segmenter.model) + 1
+            bar, done = comfy.utils.ProgressBar(b * steps), 0
+
+            def step() -> None:
+                nonlocal done
+                mm.throw_exception_if_processing_interrupted()
+                done += 1
+                bar.update_absolute(min(done, b * steps), b * steps)
+
             for i in range(b):
                 item_box = box_px
                 if item_box is None and guides is not None:
@@ -179,11 +191,12 @@ class PHNetSAMSegment:
                 if item_box is None and not points:
                     log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
                 else:
-                    segmenter.set_image(image[i])
+                    segmenter.set_image(image[i], interrupt=step)
                     m = segmenter.predict(box=item_box, points=points or None, point_labels=labels or None,
                                           multimask=bool(multimask), threshold=float(threshold))
                     if grow or feather:
                         m = refine_mask(m, grow=int(grow), feather=float(feather))
                     out[i] = torch.from_numpy(m)
-                bar.update_absolute(i + 1, b)
+                done = (i + 1) * steps
+                bar.update_absolute(done, b * steps)
         return (out.to(image.device),)

@@ -25,13 +25,23 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _interrupt_parts(encoder: torch.nn.Module) -> list[torch.nn.Module]:
+    return [part for block in getattr(encoder, "blocks", ()) for part in (block.attn, block.mlp)]
+
+
+def interrupt_points(model: torch.nn.Module) -> int:
+    """How many times one image encode calls ``interrupt`` (for a host's progress bar)."""
+    return len(_interrupt_parts(model.image_encoder))
+
+
 @contextlib.contextmanager
 def _interrupt_between_blocks(encoder: torch.nn.Module, interrupt: Callable[[], Any] | None) -> Iterator[None]:
-    """Call ``interrupt()`` before each ViT block, so a host's Cancel stops a long CPU encode early."""
+    """Call ``interrupt()`` before the attention and the MLP of each ViT block (:func:`interrupt_points` times
+    per encode), so a host's Cancel stops a long CPU encode within about half a block's time."""
     if interrupt is None:
         yield
         return
-    handles = [block.register_forward_pre_hook(lambda *_: interrupt()) for block in getattr(encoder, "blocks", ())]
+    handles = [part.register_forward_pre_hook(lambda *_: interrupt()) for part in _interrupt_parts(encoder)]
     try:
         yield
     finally:

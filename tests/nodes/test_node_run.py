@@ -114,7 +114,7 @@ def test_segment_honours_interrupt(nodes, sam_model, comfy_env, portrait):
     assert not comfy_env.mm.processing_interrupted()
 
 
-def test_progress_bar_ticks_per_item(nodes, sam_model, comfy_env, portrait):
+def test_progress_bar_ticks_per_encoder_block_and_prompt(nodes, sam_model, comfy_env, portrait):
     ticks = []
     comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append((v, t)))
     try:
@@ -122,7 +122,8 @@ def test_progress_bar_ticks_per_item(nodes, sam_model, comfy_env, portrait):
         nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
     finally:
         comfy_env.utils.set_progress_bar_global_hook(None)
-    assert ticks == [(1, 3), (2, 3), (3, 3)]
+    steps = 2 * len(sam_model.segmenter.model.image_encoder.blocks) + 1  # attention and MLP of each block
+    assert ticks == [(k, 3 * steps) for k in range(1, 3 * steps + 1)]
 
 
 # ---------------------------------------------------------------- paste
@@ -191,3 +192,24 @@ def test_the_sam_picker_lists_only_files_the_sam_loader_reads(pack, comfy_env):
         assert sam.segmenter.model_type  # its size read from the weights
     finally:
         (sams / "renamed.sft").unlink()
+
+
+def test_cancel_stops_sam_segment_within_half_an_encoder_block_with_progress_per_half_block(nodes, sam_model, comfy_env,
+                                                                                  monkeypatch):
+    seen = []
+    monkeypatch.setattr(comfy_env.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: seen.append((value, total)))
+    image = torch.rand(2, 48, 64, 3)
+    points = 2 * len(sam_model.segmenter.model.image_encoder.blocks)  # attention and MLP of each block
+    (mask,) = nodes["PHNetSAMSegment"].segment(sam_model, image, box="8,8,40,30")
+    assert seen[-1] == (2 * (points + 1),) * 2 and len(seen) >= 2 * points  # a tick per half block
+    calls = []
+
+    def press_cancel_during_the_first_block(*_):
+        calls.append(1)
+        comfy_env.mm.interrupt_current_processing()
+
+    monkeypatch.setattr(comfy_env.utils, "PROGRESS_BAR_HOOK", lambda *a, **k: press_cancel_during_the_first_block())
+    with pytest.raises(Exception) as stopped:
+        nodes["PHNetSAMSegment"].segment(sam_model, image, box="8,8,40,30")
+    assert "Interrupt" in type(stopped.value).__name__ and len(calls) == 1  # stopped before the next block

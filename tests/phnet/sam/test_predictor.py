@@ -125,14 +125,15 @@ class Cancelled(Exception):
     """Stands in for a host's 'processing interrupted' exception."""
 
 
-def test_interrupt_is_called_between_encoder_blocks(tiny_path, image):
+def test_interrupt_is_called_before_each_half_of_every_encoder_block(tiny_path, image):
     seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
     blocks_run = []
     for block in seg.model.image_encoder.blocks:
         block.register_forward_hook(lambda *a: blocks_run.append(1))
     checks = []
     seg.set_image(image, interrupt=lambda: checks.append(len(blocks_run)))
-    assert checks == list(range(TINY_SAM["depth"]))  # once before each block
+    # before each block's attention and before its MLP
+    assert checks == [k for k in range(TINY_SAM["depth"]) for _ in (0, 1)]
 
     def cancel_after_first_block():
         if blocks_run:
