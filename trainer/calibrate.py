@@ -88,7 +88,14 @@ def main(argv=None) -> int:
     p.add_argument("--max-near-right", type=float, default=1.1, help="near-right fMSE over doing nothing's")
     p.add_argument("--thresholds", default="0:40:0.5", help="start:stop:step in 0-255 units (default 0:40:0.5)")
     a = p.parse_args(argv)
+    try:
+        return calibrate(a)
+    except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def calibrate(a: argparse.Namespace) -> int:
     from phnet.weights import load_model, save_pretrained
     from trainer.config import read_config
 

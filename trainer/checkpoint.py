@@ -14,6 +14,7 @@ cleaned up on the next start.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -29,6 +30,11 @@ STATE_FILE = "training_state.pt"
 INFO_FILE = "checkpoint.json"
 TRAIN_CONFIG_FILE = "training_config.json"
 STEP_DIR = re.compile(r"^step-(\d+)$")
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space left, or the quota is used up
+
+
+class DiskFullError(OSError):
+    """A checkpoint could not be written for lack of space; the message says which one is intact."""
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -98,13 +104,17 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, in
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_pretrained(model, tmp)
-    if state is not None:
-        torch.save(state, tmp / STATE_FILE)
-    (tmp / INFO_FILE).write_text(json.dumps({**info, "saved_at": time.time()}, indent=2) + "\n")
-    if train_config is not None:
-        (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2, default=str) + "\n")
-    _fsync_tree(tmp)
+    try:
+        save_pretrained(model, tmp)
+        if state is not None:
+            torch.save(state, tmp / STATE_FILE)
+        (tmp / INFO_FILE).write_text(json.dumps({**info, "saved_at": time.time()}, indent=2) + "\n")
+        if train_config is not None:
+            (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2, default=str) + "\n")
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # half a checkpoint is no use, and its space may be needed
+        raise
     if folder.exists():  # directories cannot be replaced in one step: swap via a side name
         old = folder.with_name(f".tmp-old-{folder.name}-{os.getpid()}")
         if old.exists():
@@ -140,6 +150,25 @@ def clean_temporaries(root: Path) -> None:
 def is_complete(folder: Path) -> bool:
     folder = Path(folder)
     return all((folder / f).is_file() for f in ("config.json", "model.safetensors", INFO_FILE))
+
+
+def damage(folder: Path) -> str | None:
+    """Why ``folder`` cannot be resumed from (a file missing, truncated or unreadable), or None if it can."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    missing = [f for f in ("config.json", "model.safetensors", INFO_FILE, STATE_FILE) if not (folder / f).is_file()]
+    if missing:
+        return f"no {', '.join(missing)}"
+    try:
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        read_info(folder)
+        load_file(folder / "model.safetensors")
+        load_training_state(folder)
+    except Exception as exc:  # whatever the reader's complaint, the checkpoint cannot be used
+        reason = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {reason[0]}" if reason else type(exc).__name__
+    return None
 
 
 def read_info(folder: Path) -> dict:

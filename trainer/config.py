@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PATH = CONFIG_DIR / "default.toml"
 RUN_CONFIG_NAME = "run_config.json"   # at the root of a run folder
 LEGACY_RUN_CONFIG_NAME = "config.json"  # what runs wrote there before; inside checkpoints it is the model's
+
+
+class UnknownKeyError(KeyError, ValueError):
+    """A config key the trainer does not know: a KeyError to callers, a ValueError (a user error) to the CLI."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # a KeyError would print its message quoted
 
 
 def available_configs() -> list[str]:
@@ -59,7 +67,7 @@ def deep_merge(base: dict, over: dict, *, strict: bool, where: str = "") -> dict
         free = where == "model" or where.startswith("model.")
         if strict and not free and key not in base:
             known = ", ".join(sorted(base)) if base else "(none)"
-            raise KeyError(f"unknown config key {path!r}; known keys here: {known}")
+            raise UnknownKeyError(f"unknown config key {path!r}; known keys here: {known}")
         if isinstance(val, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], val, strict=strict, where=path)
         else:
@@ -89,32 +97,144 @@ def parse_set(item: str) -> dict:
 
 
 def load_config(name: str | Path | None = None, sets: list[str] | tuple = (), overrides: dict | None = None) -> dict:
-    cfg = _read_toml(DEFAULT_PATH)
+    defaults = _read_toml(DEFAULT_PATH)
+    cfg = defaults
     if name:
         cfg = deep_merge(cfg, _read_toml(resolve_config_path(name)), strict=True)
     if overrides:
         cfg = deep_merge(cfg, overrides, strict=True)
     for item in sets:
         cfg = deep_merge(cfg, parse_set(item), strict=True)
-    validate(cfg)
+    validate(cfg, defaults)
     return cfg
 
 
-def validate(cfg: dict) -> None:
-    t, d = cfg["train"], cfg["data"]
-    if t["optimizer"] not in ("lion", "adamw"):
-        raise ValueError(f"train.optimizer must be 'lion' or 'adamw', got {t['optimizer']!r}")
-    if t["schedule"] not in ("cosine", "constant"):
-        raise ValueError(f"train.schedule must be 'cosine' or 'constant', got {t['schedule']!r}")
-    if d["on_bad_sample"] not in ("error", "skip"):
-        raise ValueError(f"data.on_bad_sample must be 'error' or 'skip', got {d['on_bad_sample']!r}")
-    for k in ("steps", "batch_size", "grad_accum"):
-        if int(t[k]) < 1:
-            raise ValueError(f"train.{k} must be >= 1, got {t[k]}")
-    if d["resize"] not in ("stretch", "crop", "pad"):
-        raise ValueError(f"data.resize must be 'stretch', 'crop' or 'pad' for training, got {d['resize']!r}")
-    if int(d["max_bad_in_a_row"]) < 1:
-        raise ValueError(f"data.max_bad_in_a_row must be >= 1, got {d['max_bad_in_a_row']}")
+# --------------------------------------------------------------------------- validation
+# Every value is checked when the config is loaded, so a mistake stops the start naming the key,
+# not the run hours later (or never, training on something else).
+
+CHOICES = {
+    "data.kind": ("auto", "iharmony", "ffhqh", "folder"),
+    "data.resize": ("stretch", "crop", "pad"),
+    "data.mask_fallback": ("ellipse", "error"),
+    "data.on_bad_sample": ("error", "skip"),
+    "train.optimizer": ("lion", "adamw"),
+    "train.schedule": ("cosine", "constant"),
+    "train.find_unused_parameters": (True, False, "auto"),
+}
+
+
+def _at_least(n: int) -> tuple:
+    return (lambda v: v >= n), f"at least {n}"
+
+
+_ABOVE_ZERO = ((lambda v: v > 0), "above 0")
+_FRACTION = ((lambda v: 0 <= v <= 1), "from 0 to 1")
+_BELOW_ONE = ((lambda v: 0 <= v < 1), "from 0 to less than 1")
+_CROP_FRACTION = ((lambda v: 0 < v <= 1), "above 0 and at most 1")
+
+RANGES = {  # key -> (test, wording); a list's test applies to each item
+    **dict.fromkeys(("train.steps", "train.batch_size", "train.grad_accum", "train.val_batch_size",
+                     "train.log_every", "data.val_copies", "data.max_bad_in_a_row",
+                     "data.synthesis.max_transforms"), _at_least(1)),
+    **dict.fromkeys(("train.val_every", "train.ckpt_every", "train.keep_last", "train.warmup_steps",
+                     "train.val_max_samples", "train.max_minutes", "train.weight_decay", "train.grad_clip",
+                     "train.seed", "data.seed", "data.image_size", "data.num_workers", "data.max_samples",
+                     "loss.psnr", "loss.fnmse", "loss.fnmse_min_area", "loss.gradient", "loss.mse", "loss.l1"),
+                    _at_least(0)),
+    **dict.fromkeys(("train.min_lr_ratio", "data.hflip", "data.val_fraction", "data.test_fraction",
+                     "data.identity_pairs", "data.synthesis.identity_fraction", "data.synthesis.mild_fraction",
+                     "data.synthesis.mild_max", "data.synthesis.reference_probability",
+                     "data.synthesis.photo_recolour", "data.synthesis.strength_range"), _FRACTION),
+    **dict.fromkeys(("train.lr", "loss.fnmse_scale"), _ABOVE_ZERO),
+    **dict.fromkeys(("train.ema", "train.betas"), _BELOW_ONE),
+    "data.crop_scale": _CROP_FRACTION,
+}
+PAIRS = ("train.betas", "data.crop_scale", "data.synthesis.strength_range")  # two values each
+ORDERED_PAIRS = PAIRS[1:]  # [low, high]
+
+
+def validate(cfg: dict, defaults: dict | None = None) -> None:
+    """Raise ValueError naming the first key whose value has the wrong type, choice or range."""
+    check_types(cfg, _read_toml(DEFAULT_PATH) if defaults is None else defaults)
+    for key, choices in CHOICES.items():
+        value = lookup(cfg, key)
+        if not any(type(value) is type(c) and value == c for c in choices):
+            raise ValueError(f"{key} must be one of {', '.join(map(toml_text, choices))}, got {toml_text(value)}")
+    for key, (ok, wording) in RANGES.items():
+        value = lookup(cfg, key)
+        if not all(ok(v) for v in (value if isinstance(value, list) else [value])):
+            raise ValueError(f"{key} must be {wording}{' (each value)' if isinstance(value, list) else ''}, "
+                             f"got {toml_text(value)}")
+    for key in PAIRS:
+        value = lookup(cfg, key)
+        ordered = key in ORDERED_PAIRS
+        if len(value) != 2 or (ordered and value[0] > value[1]):
+            raise ValueError(f"{key} must be two values{' [low, high]' if ordered else ''}, got {toml_text(value)}")
+    check_tables(cfg)
+
+
+def check_types(cfg: dict, defaults: dict, where: str = "") -> None:
+    """Each value must have the type of its default (the ``[model]`` table is PHNetConfig's to check)."""
+    for key, default in defaults.items():
+        path = f"{where}.{key}" if where else key
+        value = cfg.get(key)
+        if path == "model" or path in CHOICES:
+            continue
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"{path} is a table of settings ([{path}]), got {toml_text(value)}")
+            check_types(value, default, path)
+        elif not same_kind(value, default):
+            raise ValueError(f"{path} must be {kind_of(default)} (e.g. --set {path}={toml_text(default)}), "
+                             f"got {toml_text(value)}")
+
+
+def same_kind(value, default) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, list):  # an empty default list (data.subsets) holds names
+        item = default[0] if default else ""
+        return isinstance(value, list) and all(same_kind(v, item) for v in value)
+    return isinstance(value, type(default))
+
+
+def kind_of(default) -> str:
+    if isinstance(default, list):
+        return f"a list, each item {kind_of(default[0] if default else '')}"
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    return names[type(default)]
+
+
+def toml_text(value) -> str:
+    """A value as it is written in a config or after ``--set key=``."""
+    return json.dumps(value, default=str)
+
+
+def lookup(cfg: dict, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def check_tables(cfg: dict) -> None:
+    """The ``[model]`` table (and working size) and ``[data.synthesis]``, as the classes they build check them."""
+    from trainer.data.synthesis import SynthesisOptions
+
+    try:
+        model_config(cfg)
+    except UnknownKeyError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"[model] (or data.image_size): {exc}") from None
+    try:
+        SynthesisOptions(**cfg["data"]["synthesis"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"[data.synthesis]: {exc}") from None
 
 
 def model_config(cfg: dict):
@@ -134,7 +254,8 @@ def model_config(cfg: dict):
     known = {f.name for f in dataclasses.fields(PHNetConfig)}
     unknown = sorted(set(m) - known)
     if unknown:
-        raise KeyError(f"unknown [model] key(s) {unknown}; PHNetConfig fields are {sorted(known)}")
+        raise UnknownKeyError(f"unknown [model] key(s) {unknown}: correct or remove them; the keys are "
+                              f"preset, init_from and the PHNetConfig fields {sorted(known)}")
     if "grid_counts" in m and "pfe_grid" not in m:
         m["pfe_grid"] = None  # re-derive the PFE grid from the new grids (official: grid_counts[1])
     if cfg["data"].get("image_size"):

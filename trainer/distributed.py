@@ -18,12 +18,10 @@ class Dist:
     """
 
     def __init__(self, device_pref: str = ""):
-        from phnet.harmonizer import pick_device
-
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        dev = pick_device(device_pref or None)
+        dev = usable_device(device_pref)
         if dev.type == "cuda":
             dev = torch.device("cuda", self.local_rank if dev.index is None else dev.index)
             torch.cuda.set_device(dev)
@@ -50,6 +48,24 @@ class Dist:
     def close(self):
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def usable_device(pref: str) -> torch.device:
+    """``train.device`` as a device this machine has (empty: the best one); ValueError naming the fix otherwise."""
+    from phnet.harmonizer import pick_device
+
+    fix = "use --device cpu, cuda, cuda:N or mps, or leave train.device empty to pick the best one"
+    try:
+        dev = pick_device(pref or None)
+    except RuntimeError:
+        raise ValueError(f"train.device {pref!r} is not a device name; {fix}") from None
+    if dev.type == "cuda":
+        present = torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()
+    else:
+        present = dev.type != "mps" or torch.backends.mps.is_available()
+    if not present:
+        raise ValueError(f"train.device is {pref!r} but this machine has no such device; {fix}")
+    return dev
 
 
 def seed_everything(seed: int) -> None:

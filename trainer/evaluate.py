@@ -336,7 +336,7 @@ def main(argv=None) -> int:
                        working_size=args.working_size, batch_size=args.batch_size, device=args.device,
                        max_samples=args.max_samples, grid_rows=args.grid_rows, out_dir=out,
                        untouched_check=not args.no_untouched, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
+    except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(res["markdown"])

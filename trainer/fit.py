@@ -27,23 +27,26 @@ from torch.utils.data import DataLoader, Subset
 
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
-from trainer.data import build_dataset, collate
+from trainer.data import build_dataset, check_data_folders, collate
 from trainer.distributed import Dist, EpochSampler, seed_everything
 from trainer.loop import Position, TooManyBadSamples, TrainingLoop
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
-from trainer.resume import ResumeConfigError, apply_hyperparameters, check_resume_config
+from trainer.resume import apply_hyperparameters, check_resume_config
 from trainer.run_folder import RunFolder, RunFolderError
 from trainer.run_log import RunLog
 from trainer.validation import amp_available
 
-USER_ERRORS = (RunFolderError, ResumeConfigError, TooManyBadSamples)
+# Errors whose message tells the user what to do (a config value, a path, the data, a full disk): the CLI
+# prints them as one line. ResumeConfigError and the config and data errors are ValueErrors.
+USER_ERRORS = (ValueError, OSError, RunFolderError, TooManyBadSamples, FloatingPointError)
 
 
 def train(cfg: dict, *, resume: str | bool = False, overwrite: bool = False, progress: bool = True,
           push_to_hub: str | None = None, hub_private: bool = False) -> dict:
     """Run one training as ``cfg`` says; return the final step, best validation fMSE and last scores."""
+    check_data_folders(cfg["data"])  # before the run folder is touched
     env = Dist(cfg["train"].get("device", ""))
     run = RunFolder(cfg["train"]["out_dir"])
     try:
@@ -94,7 +97,7 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
     if not env.main:
         outcome = env.from_main(None)
         if outcome[0] == "error":
-            raise RuntimeError(f"rank 0 could not open the run folder: {outcome[1]}")
+            raise RunFolderError(f"rank 0 could not open the run folder: {outcome[1]}")
         return (Path(outcome[1]) if outcome[1] else None), outcome[2]
     try:
         run.acquire_lock()
@@ -279,33 +282,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    over: dict = {}
-    flags = {("data", "root"): args.data, ("data", "kind"): args.kind, ("train", "out_dir"): args.out,
-             ("train", "steps"): args.steps, ("train", "batch_size"): args.batch_size,
-             ("train", "lr"): args.lr, ("train", "device"): args.device, ("model", "init_from"): args.init_from}
-    for (sec, key), val in flags.items():
-        if val is not None:
-            over.setdefault(sec, {})[key] = val
     try:
-        cfg = load_config(args.config, args.set, over)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return run_cli(args)
+    except USER_ERRORS as exc:
+        print(f"error: {user_message(exc)}", file=sys.stderr)
         return 2
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.set, flag_overrides(args))
     if args.print_config:
         print(to_json(cfg), end="")
         return 0
     if not cfg["data"].get("root"):
-        print("error: no data set: pass --data FOLDER (or set data.root in the config)", file=sys.stderr)
-        return 2
-    try:
-        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                       push_to_hub=args.push_to_hub, hub_private=args.hub_private)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ValueError("no data set: pass --data FOLDER (or set data.root in the config)")
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                   push_to_hub=args.push_to_hub, hub_private=args.hub_private)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, default=str))
     return 0
+
+
+def flag_overrides(args: argparse.Namespace) -> dict:
+    """The config values the named flags set (``--set`` is applied after them)."""
+    flags = {("data", "root"): args.data, ("data", "kind"): args.kind, ("train", "out_dir"): args.out,
+             ("train", "steps"): args.steps, ("train", "batch_size"): args.batch_size,
+             ("train", "lr"): args.lr, ("train", "device"): args.device, ("model", "init_from"): args.init_from}
+    over: dict = {}
+    for (sec, key), val in flags.items():
+        if val is not None:
+            over.setdefault(sec, {})[key] = val
+    return over
+
+
+def user_message(exc: BaseException) -> str:
+    """One line: the error's own message, also when a data-loader worker wrapped it with its traceback."""
+    text = str(exc)
+    if "Original Traceback" in text:  # torch re-raises a worker's error as "Caught X in ... Traceback ... X: msg"
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    if isinstance(exc, OSError) and exc.errno in ckpt.DISK_FULL:
+        text += "; free some space, then continue the run with --resume"
+    return text
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -176,11 +177,16 @@ class TrainingLoop:
             if self.stop.requested:
                 raise _Stop
             if skipped >= self.max_bad:
-                raise TooManyBadSamples(
-                    f"gave up: {skipped} bad samples in a row and not one usable sample (data.on_bad_sample = "
-                    f"\"skip\" drops them; the warnings above name the files). Check data.root "
-                    f"({self.cfg['data'].get('root')}) and the masks; data.max_bad_in_a_row ({self.max_bad}) sets "
-                    f"how many are tolerated.")
+                raise TooManyBadSamples(self.bad_data_message(skipped))
+
+    def bad_data_message(self, skipped: int) -> str:
+        root = self.cfg["data"].get("root")
+        if root and not Path(root).expanduser().is_dir():
+            return (f"gave up: {skipped} bad samples in a row, and the data folder {root} (data.root) is gone: "
+                    f"moved or deleted during the run? Put it back and continue with --resume.")
+        return (f"gave up: {skipped} bad samples in a row and not one usable sample (data.on_bad_sample = "
+                f"\"skip\" drops them; the warnings above name the files). Check data.root ({root}) and the "
+                f"masks; data.max_bad_in_a_row ({self.max_bad}) sets how many are tolerated.")
 
     def train_step(self) -> None:
         """One optimizer step over ``grad_accum`` micro-batches (EMA updated after it)."""
@@ -281,15 +287,31 @@ class TrainingLoop:
     def save(self, *, best_dir: bool = False, val: dict | None = None) -> None:
         """Rank 0 writes ``checkpoints/step-N`` (then every rank meets) or ``best/`` (alone, no barrier)."""
         if self.env.main:
-            step = self.pos.step
-            info = {"step": step, "epoch": self.pos.epoch,
-                    "best_val_fmse": None if math.isinf(self.best) else self.best, "val": val}
-            if best_dir:
-                ckpt.save_checkpoint(self.out_dir / "best", self.eval_model(), None, info, self.cfg)
-            else:
-                folder = self.out_dir / "checkpoints" / f"step-{step:08d}"
-                ckpt.save_checkpoint(folder, unwrap(self.model), self.training_state(), info, self.cfg)
-                write_atomic_text(self.out_dir / "latest", folder.name + "\n")
-                ckpt.prune_checkpoints(self.out_dir, int(self.cfg["train"].get("keep_last", 0)))
+            try:
+                self.write_checkpoint(best_dir, val)
+            except OSError as exc:
+                if exc.errno not in ckpt.DISK_FULL:
+                    raise
+                raise ckpt.DiskFullError(self.disk_full_message(exc)) from None
         if not best_dir:
             self.env.barrier()  # everybody waits so nobody races ahead into the next interval
+
+    def disk_full_message(self, exc: OSError) -> str:
+        intact = ckpt.latest_checkpoint(self.out_dir)  # a checkpoint is whole or absent (save_checkpoint)
+        if intact is None:
+            return (f"the disk is full ({exc.strerror}) while saving step {self.pos.step}, and no checkpoint of "
+                    f"this run was saved yet: free some space and start again")
+        return (f"the disk is full ({exc.strerror}) while saving step {self.pos.step}; the last checkpoint saved, "
+                f"{intact}, is intact: free some space, then continue the run with --resume")
+
+    def write_checkpoint(self, best_dir: bool, val: dict | None) -> None:
+        step = self.pos.step
+        info = {"step": step, "epoch": self.pos.epoch,
+                "best_val_fmse": None if math.isinf(self.best) else self.best, "val": val}
+        if best_dir:
+            ckpt.save_checkpoint(self.out_dir / "best", self.eval_model(), None, info, self.cfg)
+            return
+        folder = self.out_dir / "checkpoints" / f"step-{step:08d}"
+        ckpt.save_checkpoint(folder, unwrap(self.model), self.training_state(), info, self.cfg)
+        write_atomic_text(self.out_dir / "latest", folder.name + "\n")
+        ckpt.prune_checkpoints(self.out_dir, int(self.cfg["train"].get("keep_last", 0)))

@@ -53,7 +53,7 @@ class RunFolder:
         file left by a killed trainer is recognised as stale and taken over. Without it (Windows)
         the recorded pid is checked instead.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.make_root()
         previous = self.lock_holder()
         for _ in range(100):
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -78,6 +78,16 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.write(fd, (json.dumps(info) + "\n").encode())
         self._lock_fd = fd
+
+    def make_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise RunFolderError(f"{self.root} is a file, not a folder: give --out (train.out_dir) a folder for "
+                                 f"the run")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunFolderError(f"cannot create the run folder {self.root} ({exc.strerror}); choose another --out "
+                                 f"(train.out_dir)") from None
 
     def _lock(self, fd: int, previous: dict | None) -> bool:
         if fcntl is None:  # a lock file is taken when it is new or its pid is gone
@@ -153,7 +163,7 @@ class RunFolder:
             raise RunFolderError("--resume continues the run and --overwrite deletes it: choose one")
         ckpt.clean_temporaries(self.root)
         if resume:
-            found = Path(resume) if isinstance(resume, str) else ckpt.latest_checkpoint(self.root)
+            found = Path(resume).expanduser() if isinstance(resume, str) else ckpt.latest_checkpoint(self.root)
             if found is None:
                 previous = self.previous_run()
                 if previous:
@@ -162,8 +172,8 @@ class RunFolder:
                         f"continue from; start over with --overwrite instead, or choose another --out.")
                 print(f"[trainer] --resume: no checkpoint in {self.root / 'checkpoints'}, starting fresh",
                       file=sys.stderr)
-            elif not (ckpt.is_complete(found) and (found / ckpt.STATE_FILE).exists()):
-                raise FileNotFoundError(f"{found} is not a resumable checkpoint (needs {ckpt.STATE_FILE})")
+            else:
+                self.check_resumable(found)
             return found
         previous = self.previous_run()
         if previous and not overwrite:
@@ -174,6 +184,23 @@ class RunFolder:
             self.remove_previous_run()
             print(f"[trainer] --overwrite: deleted the previous run in {self.root}", file=sys.stderr)
         return None
+
+    def check_resumable(self, checkpoint: Path) -> None:
+        """Refuse a missing or damaged checkpoint, naming the intact ones to resume from instead."""
+        if not checkpoint.is_dir():
+            raise FileNotFoundError(
+                f"--resume {checkpoint}: no such checkpoint folder; give a <run>/checkpoints/step-N folder, or "
+                f"--resume alone to continue from the newest checkpoint in --out")
+        problem = ckpt.damage(checkpoint)
+        if problem is None:
+            return
+        intact = [p for _, p in reversed(ckpt.step_checkpoints(self.root))
+                  if p.resolve() != checkpoint.resolve() and ckpt.damage(p) is None]
+        if intact:
+            fix = "resume from an intact one instead: " + " or ".join(f"--resume {p}" for p in intact)
+        else:
+            fix = f"{self.root} holds no intact checkpoint: start over with --overwrite"
+        raise RunFolderError(f"the checkpoint {checkpoint} is damaged ({problem}); {fix}")
 
     # ------------------------------------------------------------------ recorded config
     def recorded_config(self, checkpoint: Path | None) -> dict | None:

@@ -22,10 +22,11 @@ from trainer.data.iharmony import IHarmony4Dataset, iharmony_records, is_iharmon
 from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
 
 KINDS = ("auto", "iharmony", "ffhqh", "folder")
+FOLDER_SETTINGS = ("root", "mask_dir", "val_root", "val_mask_dir", "ffhq_root")  # [data] keys naming a folder
 
-__all__ = ["build_dataset", "detect_kind", "collate", "BadSampleError", "Record", "HarmonizationDataset",
-           "IHarmony4Dataset", "FFHQHDataset", "FolderDataset", "SynthesisOptions", "synthesize",
-           "sample_strength", "KINDS"]
+__all__ = ["build_dataset", "check_data_folders", "detect_kind", "collate", "BadSampleError", "Record",
+           "HarmonizationDataset", "IHarmony4Dataset", "FFHQHDataset", "FolderDataset", "SynthesisOptions",
+           "synthesize", "sample_strength", "KINDS"]
 
 
 def detect_kind(root: Path) -> str:
@@ -39,12 +40,35 @@ def detect_kind(root: Path) -> str:
     return "folder"
 
 
+def check_data_folders(data: dict) -> None:
+    """Every folder the ``[data]`` table names must exist (a training run reads them all)."""
+    for key in FOLDER_SETTINGS:
+        configured_folder(data, key)
+
+
+def configured_folder(data: dict, key: str) -> Path | None:
+    """``data[key]`` as an existing folder (None when unset): a mistyped path must not quietly train on other data."""
+    if not data.get(key):
+        if key == "root":
+            raise ValueError("data.root is not set: pass --data FOLDER (the data-set folder)")
+        return None
+    path = Path(data[key]).expanduser()
+    if path.is_dir():
+        return path
+    fix = f"correct data.{key}" + (" (--data)" if key == "root" else " or leave it empty")
+    if path.exists():
+        raise NotADirectoryError(f"data.{key}: {path} is a file, not a folder; {fix}")
+    raise FileNotFoundError(f"data.{key}: the folder {path} does not exist; {fix}")
+
+
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
                   resize: str | None = None, seed: int | None = None) -> HarmonizationDataset:
-    """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table."""
-    if not data.get("root"):
-        raise ValueError("data.root is not set (the data-set folder)")
-    root = Path(data["root"]).expanduser()
+    """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table.
+
+    The folders the split reads must exist (:func:`configured_folder`); the others are not looked at, so a
+    recorded config can be evaluated on another machine.
+    """
+    root = configured_folder(data, "root")
     kind = data.get("kind", "auto")
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
@@ -68,17 +92,15 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         recs = iharmony_records(root, split, data.get("subsets") or None, val_fraction, policy)
         ds = IHarmony4Dataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
     elif kind == "ffhqh":
-        ffhq_root = Path(data["ffhq_root"]).expanduser() if data.get("ffhq_root") else None
-        recs = ffhqh_records(root, split, ffhq_root, val_fraction, policy)
+        recs = ffhqh_records(root, split, configured_folder(data, "ffhq_root"), val_fraction, policy)
         ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
     elif split == "val" and data.get("val_root"):  # validation on a folder of held-out photos
-        vroot = Path(data["val_root"]).expanduser()
-        vmask = Path(data["val_mask_dir"]).expanduser() if data.get("val_mask_dir") else None
-        recs = folder_records(vroot, "train", vmask, 0.0, 0.0) * max(1, int(data.get("val_copies", 1)))
+        recs = folder_records(configured_folder(data, "val_root"), "train", configured_folder(data, "val_mask_dir"),
+                              0.0, 0.0, mask_setting="data.val_mask_dir")
+        recs *= max(1, int(data.get("val_copies", 1)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     else:
-        mask_dir = Path(data["mask_dir"]).expanduser() if data.get("mask_dir") else None
-        recs = folder_records(root, split, mask_dir, val_fraction,
+        recs = folder_records(root, split, configured_folder(data, "mask_dir"), val_fraction,
                               float(data.get("test_fraction", 0.0)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     limit = int(data.get("max_samples", 0) or 0)

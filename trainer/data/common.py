@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+from phnet.imageio import IMAGE_SUFFIXES, image_to_array, image_to_uint8, read_image, read_mask
+
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the files the trainer lists as pictures: the ones phnet.imageio reads
 RESIZE_MODES = ("stretch", "crop", "pad", "none")
 
 
@@ -32,47 +34,62 @@ class Record:
 
 
 # --------------------------------------------------------------------------- reading
+# Pictures are decoded by phnet.imageio, the library's one set of rules (EXIF orientation,
+# 16-bit grey at full precision, palettes, the alpha rule); these functions only turn its
+# answers into what training needs and its refusals into BadSampleError.
 
-def _open(path: Path) -> Image.Image:
+def _decode(read, path: Path):
+    """``read(path)``, with a missing or undecodable file as a BadSampleError that names it."""
+    path = Path(path)
     try:
-        img = Image.open(path)
-        img.load()
-        return img
+        return read(path)
     except FileNotFoundError:
-        raise BadSampleError(f"missing file: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadSampleError(missing_file_message(path)) from None
+    except ValueError as exc:  # phnet.imageio's refusal says what is wrong with the file
         raise BadSampleError(f"unreadable image {path}: {exc}") from None
+
+
+def missing_file_message(path: Path) -> str:
+    if not path.parent.is_dir():
+        return (f"the folder {path.parent} is gone (moved or deleted while the data set was in use?); "
+                f"put it back and resume the run with --resume")
+    return (f"missing file: {path} (deleted after the data set was listed? put it back, or set "
+            f"data.on_bad_sample = \"skip\" to drop such samples)")
 
 
 def load_rgb(path: Path) -> np.ndarray:
     """float32 HxWx3 in [0, 1]."""
-    img = _open(Path(path))
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    return load_rgb_and_alpha(path)[0]
 
 
 def load_rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The picture and, when it has one, its alpha channel as a binary mask."""
-    img = _open(Path(path))
-    alpha = None
-    if has_alpha(img):
-        a = np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0
-        alpha = (a >= 0.5).astype(np.float32)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0, alpha
+    """The picture (float32 HxWx3 in [0, 1]) and, when it has one, its alpha channel as a binary mask."""
+    rgb, alpha = _decode(_rgb_and_alpha, path)
+    return rgb, None if alpha is None else (alpha >= 0.5).astype(np.float32)
+
+
+def _rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    return image_to_array(read_image(path), name=f"image {path}")
 
 
 def load_mask(path: Path) -> np.ndarray:
-    """Binary float32 HxW mask. A mask with an alpha channel uses the alpha, else the luminance."""
-    img = _open(Path(path))
-    if has_alpha(img):
-        a = np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3]
-        # an RGBA mask whose alpha is all opaque is really a luminance mask
-        if a.min() < 255:
-            return (a >= 127.5).astype(np.float32)
-    return (np.asarray(img.convert("L"), dtype=np.float32) >= 127.5).astype(np.float32)
+    """Binary float32 HxW mask (phnet.imageio's mask rules: a real alpha channel, else the luminance)."""
+    return (_decode(read_mask, path) >= 0.5).astype(np.float32)
+
+
+def load_thumbnail(path: Path, side: int) -> np.ndarray:
+    """float32 RGB in [0, 1] at most ``side`` pixels across (8 bits suffice for colour statistics)."""
+    path = Path(path)
+    try:
+        img = Image.open(path)
+        img.draft("RGB", (side, side))  # a JPEG decodes straight at a reduced size
+        small = Image.fromarray(image_to_uint8(img, name=f"image {path}"))
+    except FileNotFoundError:
+        raise BadSampleError(missing_file_message(path)) from None
+    except (ValueError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BadSampleError(f"unreadable image {path}: {exc}") from None
+    small.thumbnail((side, side))
+    return np.asarray(small, dtype=np.float32) / 255.0
 
 
 def ellipse_mask(h: int, w: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -108,7 +125,7 @@ def check_pair(comp: np.ndarray | None, real: np.ndarray, mask: np.ndarray, reco
 
 
 def find_with_any_extension(folder: Path, stem: str) -> Path | None:
-    for ext in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".PNG", ".JPG"):
+    for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
         p = folder / (stem + ext)
         if p.exists():
             return p

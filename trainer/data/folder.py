@@ -18,20 +18,24 @@ training composites change every epoch.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
+from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
 
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (BadSampleError, Record, find_with_any_extension, holdout_set, list_images,
-                                 load_mask, load_rgb_and_alpha, ellipse_mask)
+from trainer.data.common import (IMAGE_EXTENSIONS, BadSampleError, Record, holdout_set, list_images, load_mask,
+                                 load_rgb_and_alpha, load_thumbnail, ellipse_mask)
 
 MASK_FALLBACKS = ("ellipse", "error")
 
 
 def folder_records(root: Path, split: str, mask_dir: Path | None = None, val_fraction: float = 0.05,
-                   test_fraction: float = 0.0) -> list[Record]:
+                   test_fraction: float = 0.0, *, mask_setting: str = "data.mask_dir") -> list[Record]:
+    """The photos of ``split`` under ``root``, each with its mask from ``mask_dir`` when there is one.
+
+    ``mask_setting`` is the config key ``mask_dir`` came from, for the error when no photo has a mask there.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"photo folder not found: {root}")
@@ -43,8 +47,9 @@ def folder_records(root: Path, split: str, mask_dir: Path | None = None, val_fra
         except OSError:
             pass
     if not images:
-        raise FileNotFoundError(f"no images ({', '.join(('jpg', 'png', 'webp', 'bmp', 'tif'))}) under {root}")
+        raise FileNotFoundError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {root}")
     keys = [p.relative_to(root).as_posix() for p in images]
+    masks = masks_by_photo(keys, root, mask_dir, mask_setting) if mask_dir is not None else {}
     test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
     val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
     if len(images) == 1:
@@ -54,12 +59,45 @@ def folder_records(root: Path, split: str, mask_dir: Path | None = None, val_fra
     out = []
     for p, key in zip(images, keys):
         which = "test" if key in test_keys else "val" if key in val_keys else "train"
-        if which != split:
-            continue
-        rel = p.relative_to(root)
-        mask = find_with_any_extension(mask_dir / rel.parent, rel.stem) if mask_dir is not None else None
-        out.append(Record(name=key, real=p, mask=mask, subset=root.name))
+        if which == split:
+            out.append(Record(name=key, real=p, mask=masks.get(key), subset=root.name))
     return out
+
+
+def masks_by_photo(keys: list[str], root: Path, mask_dir: Path, mask_setting: str) -> dict[str, Path]:
+    """Each photo's mask (same relative path and stem, any image extension).
+
+    A mask folder that matches no photo is an error and one that misses some photos a warning:
+    either way those photos would silently train on their alpha channel or the fallback ellipse.
+    """
+    by_stem = pictures_by_stem(mask_dir)
+    found = {k: by_stem[stem_of(k)] for k in keys if stem_of(k) in by_stem}
+    if not found:
+        raise FileNotFoundError(
+            f"{mask_setting}: no photo under {root} has a mask in {mask_dir}; a mask needs the photo's relative "
+            f"path and name with any image extension (photo {root / keys[0]} -> mask "
+            f"{mask_dir / stem_of(keys[0])}.png). Point {mask_setting} at the photos' masks, or leave it empty.")
+    missing = [k for k in keys if k not in found]
+    if missing:
+        warnings.warn(f"{mask_setting}: {len(missing)} of {len(keys)} photos under {root} have no mask in "
+                      f"{mask_dir} (first: {missing[0]}); they use their alpha channel or data.mask_fallback",
+                      stacklevel=3)
+    return found
+
+
+def stem_of(key: str) -> str:
+    return PurePosixPath(key).with_suffix("").as_posix()
+
+
+def pictures_by_stem(folder: Path) -> dict[str, Path]:
+    """The pictures under ``folder`` by relative path without extension; ``.png`` wins over ``.jpg`` and so on."""
+    def rank(p: Path) -> tuple[bool, int]:
+        return p.suffix != p.suffix.lower(), IMAGE_EXTENSIONS.index(p.suffix.lower())
+
+    found: dict[str, Path] = {}
+    for p in sorted(list_images(folder), key=rank):
+        found.setdefault(stem_of(p.relative_to(folder).as_posix()), p)
+    return found
 
 
 class FolderDataset(HarmonizationDataset):
@@ -89,10 +127,6 @@ class FolderDataset(HarmonizationDataset):
         j = int(rng.integers(0, len(self.records) - 1))
         j = j + 1 if j >= index else j
         try:
-            img = Image.open(self.records[j].real)
-            img.draft("RGB", (self.reference_size, self.reference_size))
-            img = img.convert("RGB")
-            img.thumbnail((self.reference_size, self.reference_size))
-        except OSError:
+            return load_thumbnail(self.records[j].real, self.reference_size)
+        except BadSampleError:
             return None  # the reference is optional; its own sample reports the problem
-        return np.asarray(img, dtype=np.float32) / 255.0

@@ -1,0 +1,120 @@
+"""User errors end ``python -m trainer.fit`` with exit code 2 and one line ``error: ...`` that says what to do."""
+from __future__ import annotations
+
+import errno
+import shutil
+
+import pytest
+import torch
+
+from training_runs import read_log, tiny_cfg, write_shift_set
+
+
+def fit_main(capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI in this process; return its exit code and its one ``error:`` line (asserted to be one)."""
+    from trainer.fit import main
+
+    rc = main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--set", "train.log_every=1",
+               "--batch-size", "4", *args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert rc == 2 and len(errors) == 1 and err.splitlines()[-1] == errors[0], err[-3000:]
+    return rc, errors[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--set", "model.x=1"], ["unknown [model] key(s) ['x']", "correct or remove"]),
+    (["--set", 'train.steps="ten"'], ["train.steps must be an integer", "got \"ten\""]),
+    (["--lr", "-1"], ["train.lr must be above 0"]),
+    (["--set", "data.hflip=2"], ["data.hflip must be from 0 to 1"]),
+    (["--set", "train.amp=1"], ["train.amp must be true or false"]),
+    (["--device", "nonsense"], ["train.device 'nonsense' is not a device name", "--device cpu"]),
+])
+def test_config_mistakes(shift_set, tmp_path, capsys, args, expected):
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(tmp_path / "run"), "--steps", "1", *args)
+    assert all(e in line for e in expected), line
+
+
+def test_paths_that_cannot_be_used(shift_set, tmp_path, capsys):
+    _, line = fit_main(capsys, "--data", "/nope", "--out", str(tmp_path / "run"))
+    assert line == "error: data.root: the folder /nope does not exist; correct data.root (--data)"
+    missing = tmp_path / "run" / "checkpoints" / "step-00000009"
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(tmp_path / "run"), "--resume", str(missing))
+    assert line.startswith(f"error: --resume {missing}: no such checkpoint folder")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a run folder")
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(a_file))
+    assert line.startswith(f"error: {a_file} is a file, not a folder") and "--out" in line
+    assert a_file.read_text() == "not a run folder"
+
+
+@pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors"])
+def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, capsys, damaged):
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, ckpt_every=2, val_every=0, batch_size=4, log_every=1, keep_last=2),
+          progress=False)
+    newest, older = out / "checkpoints" / "step-00000004", out / "checkpoints" / "step-00000002"
+    path = newest / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated, e.g. copied off a full disk
+    log = (out / "log.jsonl").read_text()
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume")
+    assert line.startswith(f"error: the checkpoint {newest} is damaged (")
+    assert line.endswith(f"resume from an intact one instead: --resume {older}")
+    assert (out / "log.jsonl").read_text() == log  # nothing was cut back or appended
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume", str(newest))
+    assert f"--resume {older}" in line
+    shutil.rmtree(older)
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume")
+    assert line.endswith("holds no intact checkpoint: start over with --overwrite")
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(shift_set, tmp_path, capsys, monkeypatch):
+    from trainer import checkpoint as ckpt
+
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 1:
+            return real_save(obj, path, *a, **kw)
+        path.write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    out = tmp_path / "run"
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4",
+                       "--set", "train.ckpt_every=2")
+    previous = out / "checkpoints" / "step-00000002"
+    assert line == (f"error: the disk is full (No space left on device) while saving step 4; the last checkpoint "
+                    f"saved, {previous}, is intact: free some space, then continue the run with --resume")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]  # no half-written folder
+    assert ckpt.damage(previous) is None
+    assert not (out / "trainer.lock").exists()
+
+
+@pytest.mark.filterwarnings("ignore:skipping bad sample")
+@pytest.mark.parametrize("policy, workers", [("error", 0), ("skip", 0), ("error", 1)])
+def test_a_data_folder_that_vanishes_mid_run(tmp_path, capsys, monkeypatch, policy, workers):
+    import trainer.fit
+
+    data = write_shift_set(tmp_path / "set", n=12, n_val=4)
+    build_data = trainer.fit.build_data
+
+    def build_then_lose_the_folder(*args, **kwargs):
+        built = build_data(*args, **kwargs)
+        shutil.rmtree(data)  # an unmounted disk, a clean-up script
+        return built
+
+    monkeypatch.setattr(trainer.fit, "build_data", build_then_lose_the_folder)
+    out = tmp_path / "run"
+    _, line = fit_main(capsys, "--data", str(data), "--out", str(out), "--steps", "2",
+                       "--set", f'data.on_bad_sample="{policy}"', "--set", "data.max_bad_in_a_row=8",
+                       "--set", f"data.num_workers={workers}")
+    if policy == "error":
+        assert line.startswith(f"error: the folder {data}/") and " is gone " in line and "--resume" in line
+    else:
+        assert line.startswith("error: gave up: 8 bad samples in a row, and the data folder") and "--resume" in line
+    assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start"]
