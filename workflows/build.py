@@ -211,11 +211,11 @@ def workflows() -> list[Workflow]:
             Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
             Node(5, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(330, 175)),
-            Node(6, "SaveImage", (1360, 350), {"filename_prefix": "phnet/harmonized"},
+            Node(6, "SaveImage", (1800, 350), {"filename_prefix": "phnet/harmonized"},
                  links={"images": (5, 0)}, size=(360, 400)),
-            Node(7, "ImageBatch", (920, 580), links={"image1": (2, 0), "image2": (5, 0)}, size=(220, 70),
+            Node(7, "ImageBatch", (1360, 640), links={"image1": (2, 0), "image2": (5, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(8, "PreviewImage", (1360, 820), links={"images": (7, 0)}, size=(360, 400),
+            Node(8, "PreviewImage", (1800, 820), links={"images": (7, 0)}, size=(360, 400),
                  title="Preview before/after"),
         ],
     )
@@ -242,11 +242,11 @@ def workflows() -> list[Workflow]:
             Node(7, "PHNetModelLoader", (1360, 350), PHNET_DEFAULT, size=(360, 160)),
             Node(8, "PHNetHarmonize", (1800, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 175)),
-            Node(9, "SaveImage", (2240, 350), {"filename_prefix": "phnet/paste_harmonized"},
+            Node(9, "SaveImage", (2200, 60), {"filename_prefix": "phnet/paste_harmonized"},
                  links={"images": (8, 0)}, size=(360, 400)),
-            Node(10, "ImageBatch", (1800, 600), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 70),
+            Node(10, "ImageBatch", (2200, 640), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(11, "PreviewImage", (2240, 820), links={"images": (10, 0)}, size=(360, 400),
+            Node(11, "PreviewImage", (2480, 640), links={"images": (10, 0)}, size=(360, 400),
                  title="Preview before/after"),
         ],
     )
@@ -261,32 +261,34 @@ def workflows() -> list[Workflow]:
                   "ComfyUI/models/checkpoints).\n2. PHNet SAM Segment cuts the subject out of the subject photo "
                   "('box' around it).\n3. The subject is pasted onto the generated background and harmonized.\n\n"
                   + PICTURES),
-            Node(2, "CheckpointLoaderSimple", (40, 350), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),
-            Node(3, "CLIPTextEncode", (480, 60),
+            # SD on top, the subject below, paste and harmonize to the right; the checkpoint's model and VAE
+            # wires run in a free corridor above the prompts and the sampler
+            Node(2, "CheckpointLoaderSimple", (40, 360), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),
+            Node(3, "CLIPTextEncode", (500, 490),
                  {"text": "a sunny beach at golden hour, empty scene, photograph, detailed"},
-                 links={"clip": (2, 1)}, size=(400, 200), title="Background prompt"),
-            Node(4, "CLIPTextEncode", (480, 330), {"text": "people, person, text, watermark, blurry"},
-                 links={"clip": (2, 1)}, size=(400, 200), title="Negative prompt"),
-            Node(5, "EmptyLatentImage", (40, 540), {"width": 512, "height": 512, "batch_size": 1}, size=(360, 120)),
-            Node(6, "KSampler", (920, 60),
+                 links={"clip": (2, 1)}, size=(380, 130), title="Background prompt"),
+            Node(4, "CLIPTextEncode", (500, 680), {"text": "people, person, text, watermark, blurry"},
+                 links={"clip": (2, 1)}, size=(380, 130), title="Negative prompt"),
+            Node(5, "EmptyLatentImage", (500, 60), {"width": 512, "height": 512, "batch_size": 1}, size=(360, 120)),
+            Node(6, "KSampler", (940, 450),
                  {"seed": 42, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
                  links={"model": (2, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (5, 0)},
                  size=(360, 300)),
-            Node(7, "VAEDecode", (920, 450), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 70)),
+            Node(7, "VAEDecode", (1340, 350), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 70)),
             Node(8, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
-            Node(9, "PHNetSAMLoader", (480, 1040), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
-            Node(10, "PHNetSAMSegment", (920, 920), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
+            Node(9, "PHNetSAMLoader", (40, 1240), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
+            Node(10, "PHNetSAMSegment", (500, 1000), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
                  size=(360, 330)),
-            Node(11, "PHNetPasteSubject", (1360, 450), media.PASTE_ON_GENERATED,
+            Node(11, "PHNetPasteSubject", (1600, 800), media.PASTE_ON_GENERATED,
                  links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
-            Node(12, "PHNetModelLoader", (1360, 60), PHNET_DEFAULT, size=(360, 160)),
-            Node(13, "PHNetHarmonize", (1800, 60), {"strength": 1.0, "working_size": 0},
+            Node(12, "PHNetModelLoader", (1600, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(13, "PHNetHarmonize", (2000, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 175)),
-            Node(14, "SaveImage", (2240, 60), {"filename_prefix": "phnet/generated_harmonized"},
-                 links={"images": (13, 0)}, size=(360, 400)),
-            Node(15, "ImageBatch", (1800, 450), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 70),
+            Node(14, "SaveImage", (2370, 60), {"filename_prefix": "phnet/generated_harmonized"},
+                 links={"images": (13, 0)}, size=(330, 400)),
+            Node(15, "ImageBatch", (2370, 640), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(16, "PreviewImage", (2240, 560), links={"images": (15, 0)}, size=(360, 400),
+            Node(16, "PreviewImage", (2610, 640), links={"images": (15, 0)}, size=(300, 340),
                  title="Preview before/after"),
         ],
     )
@@ -312,17 +314,17 @@ def workflows() -> list[Workflow]:
             Node(6, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0), "reference_mask": (5, 0)},
                  size=(330, 195)),
-            Node(7, "SaveImage", (1360, 350), {"filename_prefix": "phnet/reference_harmonized"},
+            Node(7, "SaveImage", (1800, 350), {"filename_prefix": "phnet/reference_harmonized"},
                  links={"images": (6, 0)}, size=(360, 400)),
-            Node(8, "ImageBatch", (920, 600), links={"image1": (2, 0), "image2": (6, 0)}, size=(220, 70),
+            Node(8, "ImageBatch", (1360, 720), links={"image1": (2, 0), "image2": (6, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(9, "PreviewImage", (1360, 820), links={"images": (8, 0)}, size=(360, 400),
+            Node(9, "PreviewImage", (1800, 820), links={"images": (8, 0)}, size=(360, 400),
                  title="Preview before/after"),
         ],
     )
 
     frame_loaders = [
-        Node(2 + i, "LoadImage", (40, 350 + 350 * i), {"image": name}, size=(260, 300), title=f"Frame {i + 1}")
+        Node(2 + i, "LoadImage", (40, 350 + 270 * i), {"image": name}, size=(260, 220), title=f"Frame {i + 1}")
         for i, name in enumerate(media.FRAMES)
     ]
     frames = Workflow(
@@ -335,24 +337,23 @@ def workflows() -> list[Workflow]:
                   "2). With a video, use a video loader's IMAGE output instead.\n2. Load Image (as Mask) reads "
                   "the subject mask shared by all frames (one mask per frame works too).\n3. PHNet Harmonize "
                   "Frames estimates the correction per frame, averages it over about 'smoothing' frames, and "
-                  "starts a new average at a cut.\n\n" + PICTURES),
+                  "starts a new average at a cut. The frames before (top) and after (below) line up.\n\n"
+                  + PICTURES),
             *frame_loaders,
-            Node(6, "ImageBatch", (480, 350), links={"image1": (2, 0), "image2": (3, 0)}, size=(220, 70)),
-            Node(7, "ImageBatch", (480, 480), links={"image1": (6, 0), "image2": (4, 0)}, size=(220, 70)),
-            Node(8, "ImageBatch", (480, 610), links={"image1": (7, 0), "image2": (5, 0)}, size=(220, 70),
+            # the batch is built in a staircase, so no wire runs back under the node it came from
+            Node(6, "ImageBatch", (340, 350), links={"image1": (2, 0), "image2": (3, 0)}, size=(220, 70)),
+            Node(7, "ImageBatch", (600, 420), links={"image1": (6, 0), "image2": (4, 0)}, size=(220, 70)),
+            Node(8, "ImageBatch", (860, 490), links={"image1": (7, 0), "image2": (5, 0)}, size=(220, 70),
                  title="Frames 1-4"),
-            Node(9, "LoadImageMask", (480, 760), {"image": media.FRAMES_MASK, "channel": "red"},
+            Node(9, "LoadImageMask", (600, 900), {"image": media.FRAMES_MASK, "channel": "red"},
                  size=(320, 360), title="Load subject mask"),
-            Node(10, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
-            Node(11, "PHNetHarmonizeFrames", (920, 350),
+            Node(10, "PHNetModelLoader", (640, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(11, "PHNetHarmonizeFrames", (1160, 640),
                  {"smoothing": 3.0, "cut_threshold": 20.0, "causal": False, "strength": 1.0, "working_size": 0},
                  links={"phnet_model": (10, 0), "image": (8, 0), "mask": (9, 0)}, size=(330, 265)),
-            Node(12, "SaveImage", (1360, 350), {"filename_prefix": "phnet/frames"},
-                 links={"images": (11, 0)}, size=(360, 400)),
-            Node(13, "ImageBatch", (920, 680), links={"image1": (8, 0), "image2": (11, 0)}, size=(220, 70),
-                 title="Before | after"),
-            Node(14, "PreviewImage", (1360, 820), links={"images": (13, 0)}, size=(360, 400),
-                 title="Preview before/after"),
+            Node(12, "SaveImage", (1560, 560), {"filename_prefix": "phnet/frames"},
+                 links={"images": (11, 0)}, size=(360, 400), title="After (saved)"),
+            Node(13, "PreviewImage", (1560, 60), links={"images": (8, 0)}, size=(360, 400), title="Before"),
         ],
     )
     return [harmonize_composite, paste_and_harmonize, generate_and_harmonize, reference, frames]
@@ -375,6 +376,63 @@ def overlaps(wf: Workflow, sizes: dict[int, tuple[float, float]] | None = None, 
             (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
             if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
                 out.append(f"{wf.name}: node {a} overlaps node {b}")
+    return out
+
+
+SLOT_HEIGHT = 20  # litegraph: one row per slot, the first at 0.7 rows below pos, 10 px in from the side
+
+
+def _slot_rows(node: Node, pack=None) -> tuple[dict[str, int], int]:
+    """(row of each socket input by name, number of outputs) as litegraph lays the slots out."""
+    spec = node_spec(node.type, pack)
+    sockets = [n for n, t, _ in spec["inputs"] if t not in WIDGET_TYPES]
+    return {name: row for row, name in enumerate(sockets)}, len(spec["outputs"])
+
+
+def _spline(a: tuple[float, float], b: tuple[float, float], samples: int = 64) -> list[tuple[float, float]]:
+    """Points of the wire from output ``a`` to input ``b`` as litegraph draws it: a cubic Bézier leaving
+    ``a`` to the right and entering ``b`` from the left, its handles a quarter of the distance long."""
+    reach = 0.25 * ((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5
+    c1, c2 = (a[0] + reach, a[1]), (b[0] - reach, b[1])
+    points = []
+    for k in range(samples + 1):
+        t = k / samples
+        u = 1 - t
+        points.append(tuple(u**3 * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t**3 * p3
+                            for p0, p1, p2, p3 in zip(a, c1, c2, b)))
+    return points
+
+
+def hidden_wires(wf: Workflow, sizes: dict[int, tuple[float, float]] | None = None, pack=None) -> list[str]:
+    """Wires that pass under a node (title bars included), with the share of the wire that is hidden;
+    ``sizes`` overrides the declared sizes. Litegraph draws wires behind nodes, so a wire that loops back
+    under its own source or target is hidden too; only the slot's own 20 px at each end are allowed."""
+    boxes = {}
+    for n in wf.nodes:
+        w, h = (sizes or {}).get(n.id, n.size)
+        boxes[n.id] = (n.pos[0], n.pos[1] - TITLE_HEIGHT, n.pos[0] + w, n.pos[1] + h)
+    by_id = {n.id: n for n in wf.nodes}
+    out = []
+    for node in wf.nodes:
+        if not node.links:
+            continue
+        rows, _ = _slot_rows(node, pack)
+        for name, (src, slot) in sorted(node.links.items()):
+            source = by_id[src]
+            a = (boxes[src][2] - SLOT_HEIGHT / 2, source.pos[1] + (slot + 0.7) * SLOT_HEIGHT)
+            b = (node.pos[0] + SLOT_HEIGHT / 2, node.pos[1] + (rows[name] + 0.7) * SLOT_HEIGHT)
+            points = _spline(a, b)
+            own = dict(boxes)
+            own[src] = (*boxes[src][:2], boxes[src][2] - SLOT_HEIGHT, boxes[src][3])  # the output's end is fine
+            own[node.id] = (boxes[node.id][0] + SLOT_HEIGHT, *boxes[node.id][1:])  # and so is the input's
+            if src == node.id:
+                continue
+            hits = [[i for i, (x0, y0, x1, y1) in own.items() if x0 < x < x1 and y0 < y < y1] for x, y in points]
+            under = {i for hit in hits for i in hit}
+            if under:
+                share = sum(bool(hit) for hit in hits) / len(points)
+                out.append(f"{wf.name}: the wire {source.type}#{src} -> {node.type}#{node.id}.{name} passes under "
+                           f"node(s) {sorted(under)} ({share:.0%} of it)")
     return out
 
 
@@ -539,7 +597,7 @@ def render() -> dict[Path, str]:
     pack = load_pack()
     files = {}
     for wf in workflows():
-        problems = overlaps(wf, gap=10)
+        problems = overlaps(wf, gap=10) + hidden_wires(wf, pack=pack)
         if problems:
             raise ValueError("; ".join(problems))
         files[UI_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf, pack), indent=2) + "\n"

@@ -196,9 +196,14 @@ def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, buil
     (d / "phnet_subject.png").write_bytes((shipped / "phnet_subject.png").read_bytes())
 
 
-def test_layout_has_no_overlaps_and_cards_describe_themselves(build):
+def test_layout_has_no_overlaps_no_hidden_wires_and_cards_describe_themselves(build):
     for wf in build.workflows():
         assert build.overlaps(wf, gap=10) == []
+        assert build.hidden_wires(wf) == []
+        right = max(n.pos[0] + n.size[0] for n in wf.nodes)
+        bottom = max(n.pos[1] + n.size[1] for n in wf.nodes)
+        # whole on a 1920x1080 screen at the file's zoom (0.65, offset 20), the frontend's menus aside
+        assert 20 + 0.65 * right <= 1920 and 20 + 0.65 * bottom <= 1000, (wf.name, right, bottom)
         # the template browser shows the file name, dashes as spaces, as the card's description
         assert len(wf.name.split("-")) >= 6 and wf.name.startswith("PHNet-")
         assert (REPO / "example_workflows" / f"{wf.name}.jpg").is_file()
@@ -224,7 +229,8 @@ def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny
         assert result.shape == {COMPOSITE: (384, 384, 3), PASTE: (320, 480, 3), REFERENCE: (384, 384, 3),
                                 FRAMES: (320, 320, 3)}[name]
     previews = [f for f in files if f["type"] == "temp"]
-    assert len(previews) == 2 * count  # before | after
+    # before | after in one preview; the frames template previews the frames before, its save node shows after
+    assert len(previews) == (count if name == FRAMES else 2 * count)
     if name == PASTE:
         harmonize = next(k for k, v in prompt.items() if v["class_type"] == "PHNetHarmonize")
         paste = next(k for k, v in prompt.items() if v["class_type"] == "PHNetPasteSubject")
@@ -263,3 +269,19 @@ def test_core_specs_match_real_comfyui(build):
             for flag in ("control_after_generate", "image_upload"):
                 assert bool(ro.get(flag)) == bool(do.get(flag)), (name, n, flag)
         assert bool(getattr(stand_in, "OUTPUT_NODE", False)) == real["output_node"], name
+
+
+def test_the_builder_sees_a_wire_under_a_node_as_litegraph_draws_it(build):
+    """A wire that runs behind a third node, and one that loops back under its own nodes, are both found."""
+    Node, Workflow = build.Node, build.Workflow
+    behind = Workflow("t", "t", "t", [
+        Node(1, "LoadImage", (0, 100), {"image": "x.png"}, size=(300, 300)),
+        Node(2, "ImageBatch", (400, 60), size=(200, 400)),  # in the way
+        Node(3, "PreviewImage", (800, 100), links={"images": (1, 0)}, size=(300, 300)),
+    ])
+    assert any("LoadImage#1 -> PreviewImage#3.images passes under node(s) [2]" in p for p in build.hidden_wires(behind))
+    backwards = Workflow("t", "t", "t", [
+        Node(1, "LoadImage", (0, 100), {"image": "x.png"}, size=(300, 300)),
+        Node(2, "ImageBatch", (0, 500), links={"image1": (1, 0)}, size=(300, 100)),  # below its source
+    ])
+    assert any("LoadImage#1 -> ImageBatch#2.image1 passes under node(s) [1]" in p for p in build.hidden_wires(backwards))
