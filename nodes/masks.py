@@ -81,6 +81,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) ->
             which = f" (image {i} of the batch)" if mask.ndim == 3 and mask.shape[0] > 1 else ""
             raise ValueError(
                 f"{node}: '{name}'{which} covers {area:.0%} of the picture and {border:.0%} of its border, so it "
-                "looks inverted: 1 must mark the subject, 0 the background. Load Image's MASK is 1 where a PNG is "
-                f"transparent, so an RGBA cut-out needs an InvertMask node between Load Image and {node}."
+                "looks inverted: 1 (white) must mark the subject, 0 (black) the background. Put an InvertMask node "
+                f"in front of {node}. The usual causes: Load Image's MASK is 1 where a PNG is transparent (an RGBA "
+                "cut-out), and a mask file painted with a black subject on white, loaded with Load Image (as Mask)."
             )

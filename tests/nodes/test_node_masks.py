@@ -48,7 +48,16 @@ def test_forgotten_invert_mask_is_refused_naming_invert_mask(nodes, phnet_model,
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
     msg = str(e.value)
     assert msg.startswith("PHNet Harmonize: 'mask' covers") and "of its border, so it looks inverted" in msg
-    assert "needs an InvertMask node between Load Image and PHNet Harmonize" in msg
+    assert "Put an InvertMask node in front of PHNet Harmonize" in msg and "RGBA cut-out" in msg
+
+
+def test_a_black_subject_mask_file_gets_advice_for_its_own_case(nodes, phnet_model):
+    image = torch.rand(1, 48, 64, 3)
+    mask = torch.ones(1, 48, 64)  # Load Image (as Mask) of a file painted black-on-white
+    mask[:, 12:36, 20:44] = 0
+    with pytest.raises(ValueError, match=r"a mask file painted with a black subject on white, loaded with "
+                                         r"Load Image \(as Mask\)"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
 
 
 def test_forgotten_invert_mask_on_the_paste_subject_mask(nodes, cutout):
