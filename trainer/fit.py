@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from phnet.precision import needs_grad_scaling, training_dtype
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
@@ -203,7 +204,8 @@ def build_optimisation(cfg: dict, model, env: Dist, size: int) -> Optimisation:
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], t_cfg)
     scheduler = build_scheduler(optimizer, t_cfg)
     use_amp = bool(t_cfg.get("amp")) and amp_available(env.device)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and env.device.type == "cuda")  # bf16 needs no scaling
+    scaling = use_amp and env.device.type == "cuda" and needs_grad_scaling(training_dtype(env.device))
+    scaler = torch.amp.GradScaler("cuda", enabled=scaling)  # only fp16 needs it; bf16 has fp32's range
     decay = float(t_cfg.get("ema") or 0.0)
     ema = None
     if decay:

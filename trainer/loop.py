@@ -215,9 +215,13 @@ class TrainingLoop:
         if self.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        # the scaler skips the optimizer step when the gradients overflowed (and lowers its scale): the
+        # schedule then waits too, so it never runs ahead of the optimizer
+        if scale is None or self.scaler.get_scale() >= scale:
+            self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(unwrap(self.model))
         self.pos.step += 1

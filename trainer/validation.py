@@ -10,17 +10,21 @@ NEAR_RIGHT_FMSE = 300.0  # a composite whose own fMSE is below this is already n
 
 
 def amp_available(device: torch.device) -> bool:
-    """Mixed precision pays off here: fp16 on CUDA, bf16 on CPUs with AMX."""
-    from phnet.precision import cpu_has_fast_bf16
+    """Mixed precision pays off where the device computes a low precision natively (``phnet.precision``,
+    the one policy inference also follows): bf16 on CPUs with AMX and on GPUs from compute capability 8,
+    fp16 on 7.x."""
+    from phnet.precision import native_low_precision
 
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
+    return native_low_precision(device) is not None
 
 
 def autocast_for(device: torch.device, enabled: bool):
     """``enabled`` is decided once per run (``train.amp`` and ``amp_available``), not per step."""
     if not enabled:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+    from phnet.precision import training_dtype
+
+    return torch.autocast(device.type, dtype=training_dtype(device))
 
 
 @torch.no_grad()

@@ -249,3 +249,54 @@ def test_time_budget_stops_with_a_checkpoint(shift_set, tmp_path):
     events = [r["event"] for r in read_log(out) if r.get("type") == "event"]
     assert any("time budget" in e for e in events)
     assert Harmonizer.from_pretrained(out / "best").config.enc_sizes == (3, 8, 8, 16, 16, 32, 32)
+
+
+def test_the_schedule_waits_when_the_grad_scaler_skips_a_step(shift_set, tmp_path, monkeypatch):
+    """fp16 training on a GPU: a step whose gradients overflow is skipped by the GradScaler, and the LR
+    schedule must skip it too (torch warns "lr_scheduler.step() before optimizer.step()" otherwise)."""
+    import warnings
+
+    import trainer.fit as fit
+
+    class OverflowOnce:
+        """A GradScaler that finds inf gradients at its first step, then none."""
+
+        def __init__(self, *a, **k):
+            self.scale_value, self.steps, self.taken = 65536.0, 0, 0
+
+        def is_enabled(self):
+            return True
+
+        def scale(self, loss):
+            return loss
+
+        def unscale_(self, optimizer):
+            pass
+
+        def step(self, optimizer):
+            self.steps += 1
+            if self.steps > 1:
+                optimizer.step()
+                self.taken += 1
+
+        def update(self):
+            if self.steps == 1:
+                self.scale_value /= 2
+
+        def get_scale(self):
+            return self.scale_value
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    made = []
+    monkeypatch.setattr(fit.torch.amp, "GradScaler", lambda *a, **k: made.append(OverflowOnce()) or made[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the scheduler-before-optimizer warning would fail here
+        result = fit.train(tiny_cfg(shift_set, tmp_path / "run", steps=6, val_every=100, ckpt_every=100,
+                                    warmup_steps=2), progress=False)
+    assert made[0].taken == 5 and made[0].steps == 6
+    assert result is not None
