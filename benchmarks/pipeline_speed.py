@@ -1,6 +1,6 @@
 """Speed and memory of our pipeline against the official one, same weights, same run.
 
-    python benchmarks/pipeline_speed.py [--config iharmony | --weights W] [--rounds 5] [--threads N]
+    python benchmarks/pipeline_speed.py [--config iharmony | --weights W] [--rounds 5] [--threads N] [--device cuda]
 
 Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same out):
 
@@ -18,6 +18,10 @@ shared machine hits every case alike; read the ratios, not the absolute times. O
 (pipeline, size) case runs once more in a fresh child process (model loaded, one warm-up call,
 one measured call) and reports its own peak. Weights do not change the cost, so random weights of
 the chosen architecture are used unless --weights is given.
+
+``--device cuda`` runs every pipeline on the GPU (the arrays still come from and go back to the host,
+as a user passes them): times are taken after ``torch.cuda.synchronize()``, and the memory column is
+the peak of ``torch.cuda.max_memory_allocated`` in each fresh process instead of the RSS.
 """
 
 from __future__ import annotations
@@ -89,8 +93,16 @@ def build(args, pipeline: str):
             with torch.no_grad():
                 model.decoder[5][0].weight.normal_(0, 0.02)
     net = ReferencePHNet(model) if pipeline == "official" else model
-    harmonizer = Harmonizer(net, device="cpu", dtype=dtype)
+    harmonizer = Harmonizer(net, device=args.device, dtype=dtype)
     return lambda image, mask: harmonizer(image, mask, mode=mode)
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so a clock reading covers it."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def reset_peak_rss() -> bool:
@@ -125,9 +137,15 @@ def memory_case(args) -> dict:
     image, mask = photo(height, width), portrait_mask(height, width)
     reset_peak_rss()  # what counts: the model, the inputs and the calls, not how the inputs were made
     run(image, mask)
+    gpu = args.device.startswith("cuda")
+    if gpu:
+        synchronize(args.device)
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     run(image, mask)
-    return {"peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - start}
+    synchronize(args.device)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else peak_rss_mb()
+    return {"peak_mb": peak, "seconds": time.perf_counter() - start}
 
 
 def timing_run(args) -> dict:
@@ -146,16 +164,20 @@ def timing_run(args) -> dict:
     for round_ in range(args.rounds + 1):  # round 0 warms up allocators and kernels
         for size, (image, mask) in inputs.items():
             for pipeline, run in runs.items():
+                synchronize(args.device)
                 start = clock()
                 out = run(image, mask)
+                synchronize(args.device)
                 if round_:
                     times.setdefault(f"{pipeline}|{size}", []).append(clock() - start)
                 if size == "512²":
                     outputs[pipeline] = out
         if args.frames:
             for pipeline in ("official", "ours auto"):
+                synchronize(args.device)
                 start = clock()
                 runs[pipeline](frames, frame_mask)
+                synchronize(args.device)
                 if round_:
                     times.setdefault(f"{pipeline}|frames", []).append(clock() - start)
     result = {key: statistics.median(values) for key, values in times.items()}
@@ -168,7 +190,8 @@ def timing_run(args) -> dict:
 
 def child(args, *extra: str) -> dict:
     cmd = [sys.executable, __file__, "--threads", str(args.threads), "--config", args.config,
-           "--rounds", str(args.rounds), "--sizes", ",".join(args.sizes), "--clock", args.clock, *extra]
+           "--rounds", str(args.rounds), "--sizes", ",".join(args.sizes), "--clock", args.clock,
+           "--device", args.device, *extra]
     if args.weights:
         cmd += ["--weights", args.weights]
     if args.output:
@@ -195,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or this process's CPU time (steadier on a busy machine; use with --threads 1)")
     parser.add_argument("--no-frames", dest="frames", action="store_false", help="skip the 1080p batch")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--case-pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--case-size", help=argparse.SUPPRESS)
     parser.add_argument("--timing", action="store_true", help=argparse.SUPPRESS)
@@ -202,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     args.sizes = args.sizes.split(",")
     if unknown := set(args.sizes) - set(SIZES):
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
+    if args.device.startswith("cuda") and args.clock == "cpu":
+        parser.error("--clock cpu measures this process's CPU time, not the GPU's: use the wall clock with --device cuda")
     if args.case_pipeline:
         print(json.dumps(memory_case(args)))
         return 0
@@ -214,14 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     from phnet.precision import auto_dtype
 
     what = args.weights or f"{args.config}{'/' + args.output if args.output else ''} (random weights)"
-    auto = str(auto_dtype("cpu")).replace("torch.", "")
-    print(f"PHNet pipeline benchmark: {what}, {args.threads} threads, torch {torch.__version__}, "
+    auto = str(auto_dtype(args.device)).replace("torch.", "")
+    gpu = args.device.startswith("cuda")
+    where = torch.cuda.get_device_name(torch.device(args.device)) if gpu else "CPU"
+    print(f"PHNet pipeline benchmark: {what}, on {where}, {args.threads} threads, torch {torch.__version__}, "
           f"auto = {auto} here")
     clock = "wall-clock" if args.clock == "wall" else "CPU"
-    print(f"times: {clock} seconds, medians of {args.rounds} interleaved rounds in one process; "
-          "peak RSS: one fresh process per case")
+    memory_kind = "peak GPU memory allocated" if gpu else "peak RSS"
+    print(f"times: {clock} seconds{' (CUDA-synchronised)' if gpu else ''}, medians of {args.rounds} interleaved "
+          f"rounds in one process; {memory_kind}: one fresh process per case")
     timing = child(args, "--timing")
-    memory = {(p, s): child(args, "--case-pipeline", p, "--case-size", s)["peak_rss_mb"]
+    memory = {(p, s): child(args, "--case-pipeline", p, "--case-size", s)["peak_mb"]
               for s in args.sizes for p in PIPELINES}
     names = list(PIPELINES)
     head = " | ".join(f"{n:>17}" for n in names)
