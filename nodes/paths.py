@@ -52,7 +52,7 @@ def list_models(folder: str) -> list[str]:
 
 
 def official_names() -> tuple[str, ...]:
-    from ..phnet.official import NAMES
+    from ..phnet.sources import OFFICIAL_NAMES as NAMES
 
     return NAMES
 

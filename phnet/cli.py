@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .imageio import IMAGE_SUFFIXES
-from .official import NAMES as OFFICIAL_NAMES
+from .sources import OFFICIAL_NAMES
 
 
 class _Job(NamedTuple):

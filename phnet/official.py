@@ -28,65 +28,16 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .sources import hub_offline
+from .sources import BASE_URL_ENV, OFFICIAL, OfficialWeights, hub_offline
+from .sources import OFFICIAL_NAMES as NAMES
 
-__all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL", "BASE_URL_ENV", "default_folder", "find", "fetch"]
+__all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL_ENV", "TIMEOUT_S", "default_folder", "find", "fetch"]
 
-BASE_URL = "https://n-ws-620xz-pd11.s3pd11.sbercloud.ru/b-ws-620xz-pd11-jux/harmonization/models"
-BASE_URL_ENV = "PHNET_OFFICIAL_BASE_URL"
 TIMEOUT_S = 15.0  # per connection attempt and per read: a dead network fails in seconds, not minutes
 CHUNK = 1 << 20
-
-AUTHORS_TERMS = (
-    "the authors' public licence with attribution and share-alike conditions (a CC BY-SA 4.0 variant: "
-    "license/en_us.pdf in github.com/befozg/PHNet)"
-)
-FFHQ_TERMS = "trained on FFHQH, derived from FFHQ (CC BY-NC-SA 4.0): non-commercial use only, to be safe"
-
-
-@dataclass(frozen=True)
-class OfficialWeights:
-    """One checkpoint of the official Model Zoo."""
-
-    name: str  # what users pick: official-ffhqh512
-    filename: str  # the file on the authors' server: best_ffhqh512.pth
-    readme_name: str  # what the authors' README renames it to: ffhqh512.pth
-    preset: str  # the architecture (phnet.config.PRESETS)
-    image_size: int  # the resolution it was trained at
-    trained_on: str
-
-    @property
-    def url(self) -> str:
-        base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
-        return f"{base.rstrip('/')}/{self.filename}"
-
-    @property
-    def licence(self) -> str:
-        terms = AUTHORS_TERMS + ("; " + FFHQ_TERMS if self.trained_on == "FFHQH" else "")
-        return f"official PHNet weights (Efremyan et al.), {terms}"
-
-    @property
-    def label(self) -> str:
-        """One line for a picker's tooltip: what it is and on what terms."""
-        use = "portraits" if self.trained_on == "FFHQH" else "any subject"
-        return f"{self.name}: trained on {self.trained_on} at {self.image_size} px, {use}; {self.licence}"
-
-
-OFFICIAL: dict[str, OfficialWeights] = {
-    w.name: w
-    for w in (
-        OfficialWeights("official-iharmony512", "best_iharmony.pth", "iharmony512.pth", "iharmony", 512, "iHarmony4"),
-        OfficialWeights("official-ffhqh256", "best_ffhqh256.pth", "ffhqh256.pth", "ffhqh", 256, "FFHQH"),
-        OfficialWeights("official-ffhqh512", "best_ffhqh512.pth", "ffhqh512.pth", "ffhqh", 512, "FFHQH"),
-        OfficialWeights("official-ffhqh1024", "best_ffhqh1024.pth", "ffhqh1024.pth", "ffhqh", 1024, "FFHQH"),
-    )
-}
-NAMES = tuple(OFFICIAL)
-
 
 def default_folder() -> Path:
     """Where the library keeps official weights (see the module docstring for the variables it reads)."""
@@ -122,10 +73,14 @@ def find(name: str, folders=None) -> Path | None:
     return None
 
 
+Convert = Callable[[Path, Path, "object"], None]  # (the .pth, the folder to write, its PHNetConfig)
+
+
 def fetch(
     name: str,
     folders=None,
     *,
+    convert: Convert,
     local_files_only: bool = False,
     progress: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] | None = None,
@@ -133,8 +88,10 @@ def fetch(
     """The model folder of the official weights ``name``: found, converted from a ``.pth`` beside it, or
     downloaded into the first of ``folders`` (default: :func:`default_folder`) and converted.
 
-    ``progress(done_bytes, total_bytes)`` follows a download (default: a tqdm bar on stderr); ``say`` gets
-    the one line that starts it, with the licence (default: stderr).
+    ``convert(checkpoint, folder, config)`` loads the ``.pth`` strictly and writes the folder
+    (``phnet.weights.fetch_official`` passes its own). ``progress(done_bytes, total_bytes)`` follows a
+    download (default: a tqdm bar on stderr); ``say`` gets the one line that starts it, with the licence
+    (default: stderr).
     """
     weights = _weights(name)
     folders = _folders(folders)
@@ -155,13 +112,13 @@ def fetch(
             return found
         local = _local_checkpoint(weights, folders)
         if local is not None:
-            return _convert(weights, local, target / name)
+            return _convert(weights, local, target / name, convert)
         if local_files_only or hub_offline():
             raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only"))
         checkpoint = target / weights.filename
         _download(weights, checkpoint, target, progress, say or _stderr)
         try:
-            return _convert(weights, checkpoint, target / name)
+            return _convert(weights, checkpoint, target / name, convert)
         except ValueError as e:
             raise ValueError(
                 f"{weights.url} did not give the official PHNet checkpoint {weights.filename} ({e}); the file "
@@ -179,14 +136,13 @@ def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | N
     return None
 
 
-def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path) -> Path:
-    """Strict load of the .pth (weights_only) → ``out_dir`` with config, safetensors and the licence."""
+def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert: Convert) -> Path:
+    """The .pth → ``out_dir`` with config, safetensors and the licence, appearing whole."""
     from .config import PHNetConfig
-    from .weights import convert_official
 
     config = dataclasses.replace(PHNetConfig.preset(weights.preset), image_size=weights.image_size, name=weights.name)
     staging = out_dir.with_name(f".{out_dir.name}.converting")
-    convert_official(checkpoint, staging, config=config)
+    convert(checkpoint, staging, config)
     (staging / "LICENSE-WEIGHTS.txt").write_text(
         f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n", encoding="utf-8"
     )

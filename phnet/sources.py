@@ -34,6 +34,10 @@ __all__ = [
     "resolve",
     "download",
     "list_weights",
+    "OfficialWeights",
+    "OFFICIAL",
+    "OFFICIAL_NAMES",
+    "BASE_URL_ENV",
 ]
 
 DEFAULT_LABEL = "default (bundled)"
@@ -45,6 +49,63 @@ WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _TRUE = ("1", "true", "yes", "on")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The official checkpoints (Efremyan et al.): what each name is; phnet.official downloads them.
+
+BASE_URL = "https://n-ws-620xz-pd11.s3pd11.sbercloud.ru/b-ws-620xz-pd11-jux/harmonization/models"
+BASE_URL_ENV = "PHNET_OFFICIAL_BASE_URL"
+
+AUTHORS_TERMS = (
+    "the authors' public licence with attribution and share-alike conditions (a CC BY-SA 4.0 variant: "
+    "license/en_us.pdf in github.com/befozg/PHNet)"
+)
+FFHQ_TERMS = "trained on FFHQH, derived from FFHQ (CC BY-NC-SA 4.0): non-commercial use only, to be safe"
+
+
+@dataclass(frozen=True)
+class OfficialWeights:
+    """One checkpoint of the official Model Zoo."""
+
+    name: str  # what users pick: official-ffhqh512
+    filename: str  # the file on the authors' server: best_ffhqh512.pth
+    readme_name: str  # what the authors' README renames it to: ffhqh512.pth
+    preset: str  # the architecture (phnet.config.PRESETS)
+    image_size: int  # the resolution it was trained at
+    trained_on: str
+
+    @property
+    def url(self) -> str:
+        base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
+        return f"{base.rstrip('/')}/{self.filename}"
+
+    @property
+    def licence(self) -> str:
+        terms = AUTHORS_TERMS + ("; " + FFHQ_TERMS if self.trained_on == "FFHQH" else "")
+        return f"official PHNet weights (Efremyan et al.), {terms}"
+
+    @property
+    def label(self) -> str:
+        """One line for a picker's tooltip: what it is and on what terms."""
+        use = "portraits" if self.trained_on == "FFHQH" else "any subject"
+        return f"{self.name}: trained on {self.trained_on} at {self.image_size} px, {use}; {self.licence}"
+
+
+OFFICIAL: dict[str, OfficialWeights] = {
+    w.name: w
+    for w in (
+        OfficialWeights("official-iharmony512", "best_iharmony.pth", "iharmony512.pth", "iharmony", 512, "iHarmony4"),
+        OfficialWeights("official-ffhqh256", "best_ffhqh256.pth", "ffhqh256.pth", "ffhqh", 256, "FFHQH"),
+        OfficialWeights("official-ffhqh512", "best_ffhqh512.pth", "ffhqh512.pth", "ffhqh", 512, "FFHQH"),
+        OfficialWeights("official-ffhqh1024", "best_ffhqh1024.pth", "ffhqh1024.pth", "ffhqh", 1024, "FFHQH"),
+    )
+}
+OFFICIAL_NAMES = tuple(OFFICIAL)
+
+
+
+# ----------------------------------------------------------------------------------------------------
 
 
 def is_weights_file(path: str | os.PathLike) -> bool:
@@ -116,8 +177,6 @@ def resolve(
             return Source("file", path=candidate)
         if candidate.is_dir():
             return Source("folder", path=candidate)
-    from .official import OFFICIAL
-
     if text in OFFICIAL:
         return Source("official", name=text)
     if not isinstance(source, os.PathLike) and not text.startswith((".", "/", "~", "\\")):

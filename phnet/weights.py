@@ -340,9 +340,7 @@ def load_model(
     follows an official download in bytes."""
     found = sources.resolve(source, revision=revision)
     if found.kind == "official":
-        from . import official
-
-        folder = official.fetch(found.name, cache_dir, local_files_only=local_files_only, progress=progress)
+        folder = fetch_official(found.name, cache_dir, local_files_only=local_files_only, progress=progress)
         return model_from_folder(folder, config)
     if found.kind == "default":
         if not (DEFAULT_DIR / WEIGHTS_NAME).is_file():
@@ -423,3 +421,15 @@ def convert_official(
     save_pretrained(model, out_dir)
     (Path(out_dir) / "LICENSE-WEIGHTS.txt").write_text(OFFICIAL_TERMS + "\n", encoding="utf-8")
     return model
+
+
+def fetch_official(name: str, folders=None, **options: Any) -> Path:
+    """The model folder of an official checkpoint by name (``official-ffhqh512``), downloaded and converted
+    on first use: :func:`phnet.official.fetch` with this module's strict conversion. ``folders``: where
+    it is kept (default: :func:`phnet.official.default_folder`); ``options``: ``local_files_only``,
+    ``progress``, ``say``."""
+    from . import official
+
+    return official.fetch(name, folders, convert=lambda pth, folder, config: convert_official(pth, folder,
+                                                                                               config=config),
+                          **options)

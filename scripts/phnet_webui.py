@@ -26,7 +26,7 @@ from modules import scripts
 
 # imported now, while the WebUI has the extension folder on sys.path
 from phnet.compositing import ANCHORS
-from phnet.official import NAMES as OFFICIAL_NAMES
+from phnet.sources import OFFICIAL_NAMES
 
 TITLE = "PHNet harmonize"
 DEFAULT_WEIGHTS = "default (bundled)"

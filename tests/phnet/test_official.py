@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from phnet import Harmonizer, PHNet, PHNetConfig, official
+from phnet import Harmonizer, PHNet, PHNetConfig, official, weights
 from phnet.config import PRESETS
 from tests.helpers.file_server import FileServer
 
@@ -72,14 +72,14 @@ def test_default_folder_follows_the_environment(monkeypatch, tmp_path):
 
 def test_download_converts_once_and_loads_from_the_copy_with_the_site_gone(site, tmp_path):
     progress, said = [], []
-    folder = official.fetch(NAME, tmp_path, progress=lambda d, t: progress.append((d, t)), say=said.append)
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: progress.append((d, t)), say=said.append)
     assert folder == tmp_path / NAME
     assert sorted(p.name for p in folder.iterdir()) == ["LICENSE-WEIGHTS.txt", "config.json", "model.safetensors"]
     assert "non-commercial" in (folder / "LICENSE-WEIGHTS.txt").read_text()
     assert not list(tmp_path.glob("*.pth*"))  # the pickle is gone: later loads never unpickle
     assert progress[-1] == (len(site.files[FILE]),) * 2 and len(said) == 1 and "licence" in said[0]
     site.close()  # the server is gone
-    assert official.fetch(NAME, tmp_path) == folder
+    assert weights.fetch_official(NAME, tmp_path) == folder
     image, mask = _image_and_mask()
     assert Harmonizer.from_pretrained(NAME, cache_dir=tmp_path, device="cpu")(image, mask).shape == image.shape
 
@@ -101,17 +101,17 @@ def test_downloaded_and_hand_placed_copies_give_identical_output(site, tmp_path,
 def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
     site.faults[FILE] = "cut"
     with pytest.raises(ConnectionError, match="run again to resume"):
-        official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     part = tmp_path / (FILE + ".part")
     assert 0 < part.stat().st_size < len(site.files[FILE])
-    assert official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
     assert site.requests[-1][1] == f"bytes={len(site.files[FILE]) // 2}-" and not part.exists()
 
 
 def test_a_server_that_ignores_ranges_restarts_the_file(site, tmp_path):
     (tmp_path / (FILE + ".part")).write_bytes(b"stale bytes from another file")
     site.faults[FILE] = "no-range"
-    assert official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_bad_answers_name_the_url_and_leave_no_model(site, tmp_path, fault, erro
     else:
         site.faults[FILE] = fault
     with pytest.raises(error, match=words) as caught:
-        official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     assert site.url in str(caught.value)
     assert official.find(NAME, tmp_path) is None and not (tmp_path / FILE).exists()
 
@@ -153,17 +153,17 @@ def test_an_unreachable_site_fails_in_seconds(monkeypatch, tiny_official, tmp_pa
     monkeypatch.setenv(official.BASE_URL_ENV, url)  # nothing listens there any more
     start = time.monotonic()
     with pytest.raises(ConnectionError, match="could not be reached"):
-        official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     assert time.monotonic() - start < 5
 
 
 def test_two_processes_download_the_same_file_once(site, tmp_path, tiny_config):
     site.faults[FILE] = "slow"
     script = (
-        "import sys, torch; from phnet import official, PHNetConfig; from phnet.config import PRESETS\n"
+        "import sys, torch; from phnet import official, weights, PHNetConfig; from phnet.config import PRESETS\n"
         f"PRESETS['tiny-official'] = PHNetConfig.from_json({tiny_config.to_json()!r})\n"
         f"official.OFFICIAL[{NAME!r}] = official.OfficialWeights({NAME!r}, {FILE!r}, 'x.pth', 'tiny-official', 64, 'FFHQH')\n"
-        f"print(official.fetch({NAME!r}, sys.argv[1], progress=lambda d, t: None, say=lambda s: None))\n"
+        f"print(weights.fetch_official({NAME!r}, sys.argv[1], progress=lambda d, t: None, say=lambda s: None))\n"
     )
     env = {**os.environ, official.BASE_URL_ENV: site.url, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env, stdout=subprocess.PIPE,
@@ -185,7 +185,7 @@ def test_the_resolver_knows_the_names_and_a_local_file_wins(tmp_path):
 
 
 def test_the_converted_copy_keeps_the_official_mapping(site, tmp_path):
-    folder = official.fetch(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     config = PHNetConfig.load(folder / "config.json")
     assert config.output == "image" and config.correction_threshold == 0 and config.name == NAME
 
