@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import secrets
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -22,16 +20,17 @@ from . import sources
 from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig
 from .modeling import PHNet
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
+from .atomic import write_atomic, write_atomic_text
+from .state_dicts import read_tensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_DIR = sources.BUNDLED_DIR
 
 OFFICIAL_TERMS = (
-    "The official PHNet weights (iharmony512.pth, ffhqh*.pth by Efremyan et al.) are released under the "
-    "authors' public licence with attribution and share-alike conditions (a CC BY-SA 4.0 variant, see "
-    "license/en_us.pdf in the official repository); FFHQH-trained weights may also be bound by FFHQ's "
-    "CC BY-NC-SA 4.0 terms. Those terms travel with any converted copy."
+    f"The official PHNet weights (iharmony512.pth, ffhqh*.pth by Efremyan et al.) are released under "
+    f"{sources.AUTHORS_TERMS}; the FFHQH-trained ones are {sources.FFHQ_TERMS}. Those terms travel with any "
+    "converted copy."
 )
 
 
@@ -40,78 +39,15 @@ OFFICIAL_TERMS = (
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], PHNetConfig | None]:
-    """Tensors of a weights file, plus the config stored in it (safetensors metadata) if any."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"PHNet weights file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in SAFETENSORS_SUFFIXES:
-        return _read_safetensors(path)
-    if suffix in PICKLE_SUFFIXES:
-        return _read_pickle(path), None
-    raise ValueError(
-        f"unsupported weights file {path.name!r}: use a .safetensors file (ours) or an official .pth state_dict "
-        f"(accepted: {', '.join(sources.WEIGHT_SUFFIXES)})"
-    )
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], PHNetConfig | None]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(
-            f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt: "
-            "download or convert it again"
-        ) from None
+    """Tensors of a weights file (:func:`phnet.state_dicts.read_tensors`), plus the config stored in it
+    (safetensors metadata) if any."""
+    tensors, metadata = read_tensors(path, "PHNet weights")
     config = None
     if "phnet_config" in metadata:
         config = PHNetConfig.from_json(
             metadata["phnet_config"], source=f"the config in {path}'s metadata", required=REQUIRED_FIELDS
         )
     return tensors, config
-
-
-def safe_torch_load(path: str | Path, what: str = "PHNet weights") -> Any:
-    """``torch.load(weights_only=True)`` with one readable error: what was refused (e.g. ``unsupported GLOBAL
-    posix.system``) or that the file is damaged. Never passes on torch's advice to load unsafely."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
-        raise ValueError(
-            f"could not read {path} as plain {what} ({type(e).__name__}: {_load_failure(e)}). Only tensors are "
-            "loaded (weights_only=True); if the file is truncated, download it again; if it holds pickled "
-            "objects, convert it to safetensors with code you trust"
-        ) from None
-
-
-def _load_failure(e: Exception) -> str:
-    """The informative part of a torch.load failure, without torch's suggestion to turn weights_only off."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-    refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", text, re.IGNORECASE)
-    if refused:
-        return f"unsupported GLOBAL {refused.group(1)} refused"
-    other = re.search(r"unsupported (?:operand|opcode)[^\n.]*", text, re.IGNORECASE)
-    if other:
-        return other.group(0)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if "weights_only" not in ln.lower() and "trusted source" not in ln.lower()]
-    return lines[0][:200] if lines else "empty file"
-
-
-def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
-    obj = safe_torch_load(path)
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model", "model_state_dict"):  # common trainer wrappers
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state_dict of tensors")
-    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None = None) -> PHNetConfig:
@@ -221,25 +157,9 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
             v = v.to(dtype)
         tensors[k] = v.contiguous()
     metadata = {"format": "pt", "phnet_config": config_json}
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
-    _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(config_json, encoding="utf-8"))
+    write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
+    write_atomic_text(directory / CONFIG_NAME, config_json)
     return directory
-
-
-def _atomic_write(target: Path, write) -> None:
-    # The file gets the mode a plain open() would give it (0666 minus the umask), not mkstemp's or a writer's
-    # 0600, which would hide weights from, e.g., a ComfyUI service user: the kernel applies the umask to this
-    # os.open, and that mode is put back after the writer has done its work.
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    mode = os.stat(tmp).st_mode & 0o777
-    try:
-        write(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import posixpath
 import re
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Sequence
 
 import torch
 
-from ..sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
+from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
+from ..state_dicts import read_tensors
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
 from .transformers_layout import (
     TRANSFORMERS_NORM_EPS,
@@ -76,59 +76,10 @@ class CheckpointFile:
 # --------------------------------------------------------------------------------------
 
 
-def _read_pickle_file(path: Path) -> object:
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "GLOBAL " in str(exc):
-            raise ValueError(
-                f"SAM checkpoint {path} contains pickled Python objects besides tensors, and is not "
-                "loaded for safety (only torch.load(weights_only=True) is used). Convert it to "
-                ".safetensors with a trusted script, or use the official checkpoint."
-            ) from exc
-        raise ValueError(
-            f"SAM checkpoint {path} is not a readable PyTorch file ({exc}). It is probably "
-            "truncated or corrupt: download it again."
-        ) from exc
-    except Exception as exc:  # RuntimeError (bad zip), EOFError, ...
-        raise ValueError(
-            f"SAM checkpoint {path} is not a readable PyTorch file ({type(exc).__name__}: {exc}). "
-            "It is probably truncated or corrupt: download it again."
-        ) from exc
-
-
 def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a SAM checkpoint file (``.safetensors`` or a ``.pth`` loaded with ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SAM checkpoint not found: {path}. Check the path or download the file there.")
-    suffix = path.suffix.lower()
-    if suffix in SAFETENSORS_SUFFIXES:
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path), device="cpu")
-        except Exception as exc:  # SafetensorError, OSError, ...
-            raise ValueError(
-                f"SAM checkpoint {path} is not a readable .safetensors file ({exc}). "
-                "It is probably truncated or corrupt: download it again."
-            ) from exc
-    elif suffix in PICKLE_SUFFIXES:
-        state = _read_pickle_file(path)
-    else:
-        raise ValueError(f"Unsupported SAM checkpoint type {path.name!r}: use a .safetensors or .pth file.")
-
-    # Some training scripts wrap the weights: {"model": {...}} or {"state_dict": {...}}.
-    if isinstance(state, dict):
-        for key in ("model", "state_dict"):
-            inner = state.get(key)
-            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-                state = inner
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not contain a state_dict (a mapping of names to tensors).")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+    """Read a SAM checkpoint file (:func:`phnet.state_dicts.read_tensors`: safetensors, or a pickle opened
+    with ``weights_only=True`` only)."""
+    state, _ = read_tensors(path, "SAM checkpoint")
     # Normalisation constants are non-persistent buffers in segment_anything; some
     # conversions still store them. They are fixed numbers, not weights.
     for key in ("pixel_mean", "pixel_std"):

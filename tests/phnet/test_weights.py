@@ -240,7 +240,7 @@ def test_pickled_objects_are_refused(tiny_model, tmp_path):
     with pytest.raises(ValueError) as e:
         load_model(path)
     msg = str(e.value)
-    assert "UnpicklingError" in msg and "weights_only" in msg and "pickled objects" in msg
+    assert "UnpicklingError" in msg and "weights_only" in msg and "pickled Python objects" in msg
     assert "argparse.Namespace" in msg and "\x1b[" not in msg
 
 
@@ -593,7 +593,7 @@ def test_pickle_payload_refusal_never_advises_weights_only_false(tmp_path, proto
     assert "set to `False`" not in msg and "trusted source" not in msg
     if protocol == 2:
         assert "unsupported global posix.system" in msg.lower()
-    assert "pickled objects" in msg
+    assert "pickled Python objects" in msg
 
 
 def test_save_pretrained_files_get_the_umask_mode(tiny_model, tmp_path):

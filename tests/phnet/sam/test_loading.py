@@ -150,5 +150,5 @@ def test_not_a_sam_state_dict(tmp_path):
     with pytest.raises(ValueError, match="does not contain a state_dict"):
         SamSegmenter.from_pretrained(tmp_path / "list.pth")
     (tmp_path / "weights.onnx").write_bytes(b"x")
-    with pytest.raises(ValueError, match="Unsupported SAM checkpoint type"):
+    with pytest.raises(ValueError, match="unsupported SAM checkpoint file type"):
         SamSegmenter.from_pretrained(tmp_path / "weights.onnx")

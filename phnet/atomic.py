@@ -1,0 +1,33 @@
+"""The one way files are replaced: written beside the target under a temporary name, then renamed into
+place, so a reader (or a process killed mid-write) sees the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+
+def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary path beside ``target``, then rename it over ``target``.
+
+    The file gets the mode a plain open() would give it (0666 minus the umask), not a temporary file's
+    0600, which would hide weights from, e.g., a ComfyUI service user: the kernel applies the umask to
+    the os.open below, and that mode is put back after the writer has done its work.
+    """
+    target = Path(target)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(tmp).st_mode & 0o777
+    try:
+        write(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic_text(target: str | os.PathLike, text: str) -> None:
+    write_atomic(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

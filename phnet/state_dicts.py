@@ -1,0 +1,91 @@
+"""Reading a file of tensors safely: the one reader for PHNet weights and SAM checkpoints.
+
+``.safetensors`` (and ``.sft``) files are read with safetensors; the pickle formats (``.pth``, ``.pt``,
+``.bin``, ``.ckpt``) only ever with ``torch.load(weights_only=True)``, which refuses anything but
+tensors and plain containers. ``what`` names the file's kind ("PHNet weights", "SAM checkpoint") in
+every message, and every failure says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
+
+_WRAPPERS = ("state_dict", "model", "model_state_dict")  # how training scripts commonly wrap the tensors
+
+
+def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors by name, the safetensors metadata, ``{}`` for a pickle). A trainer's wrapper dict and
+    DDP's ``module.`` prefix are taken off."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}. Check the path, or download the file there")
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS_SUFFIXES:
+        return _read_safetensors(path, what)
+    if suffix in PICKLE_SUFFIXES:
+        return _state_dict(safe_torch_load(path, what), path, what), {}
+    raise ValueError(
+        f"unsupported {what} file type {path.name!r}: use a .safetensors file, or a .pth state_dict "
+        f"(accepted: {', '.join(WEIGHT_SUFFIXES)})"
+    )
+
+
+def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt: download it "
+            "again"
+        ) from None
+    return tensors, metadata
+
+
+def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
+    """``torch.load(weights_only=True)`` with one readable error: what was refused (e.g. ``unsupported GLOBAL
+    posix.system``) or that the file is damaged. Never passes on torch's advice to load unsafely."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
+        raise ValueError(
+            f"could not read {path} as plain {what} ({type(e).__name__}: {_load_failure(e)}). Only tensors are "
+            "loaded (torch.load with weights_only=True): if it holds pickled Python objects besides tensors, "
+            "convert it to .safetensors with code you trust; if it is truncated or corrupt: download it again"
+        ) from None
+
+
+def _load_failure(e: Exception) -> str:
+    """The informative part of a torch.load failure, without torch's suggestion to turn weights_only off."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", text, re.IGNORECASE)
+    if refused:
+        return f"unsupported GLOBAL {refused.group(1)} refused"
+    other = re.search(r"unsupported (?:operand|opcode)[^\n.]*", text, re.IGNORECASE)
+    if other:
+        return other.group(0)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if "weights_only" not in ln.lower() and "trusted source" not in ln.lower()]
+    return lines[0][:200] if lines else "empty file"
+
+
+def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _WRAPPERS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path} does not contain a state_dict of tensors (a mapping of names to tensors): it is "
+                         f"not {what}")
+    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
