@@ -38,7 +38,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from phnet import Harmonizer  # noqa: E402
-from phnet.temporal import Temporal, harmonize_frames, shot_starts  # noqa: E402
+from phnet.temporal import Temporal, shot_starts  # noqa: E402
 from trainer.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
 from trainer.data.synthesis import exposure, synthesize, white_balance  # noqa: E402
 
@@ -122,7 +122,7 @@ def clip_table(harmonizer: Harmonizer, pairs, frames: int, side: int, clips: int
         masks = torch.from_numpy(np.concatenate([m1, m2]))[:, None].float()
         outputs = {"composite": comps, "ground truth": gts}
         for name, temporal in runs.items():
-            outputs[name] = harmonize_frames(harmonizer, comps, masks, temporal=temporal)
+            outputs[name] = harmonizer(comps, masks, layout="BCHW", temporal=temporal)
         from phnet.temporal import estimate
 
         with torch.inference_mode():
@@ -187,9 +187,9 @@ def reference_table(harmonizer: Harmonizer, pairs, size: int) -> list[str]:
             rows["composite"].append(float(fmse(comps, gts, masks)))
             plain = harmonizer.harmonize_tensor(comps, masks)
             rows["no reference mask"].append(float(fmse(plain, gts, masks)))
-            guided = harmonize_frames(harmonizer, comps, masks, reference=ref)
+            guided = harmonizer(comps, masks, layout="BCHW", reference_mask=ref)
             rows["reference = the lit side"].append(float(fmse(guided, gts, masks)))
-            wrong = harmonize_frames(harmonizer, comps, masks, reference=other)
+            wrong = harmonizer(comps, masks, layout="BCHW", reference_mask=other)
             rows["reference = the other side"].append(float(fmse(wrong, gts, masks)))
     count = len(rows["composite"])
     better = sum(g < p for g, p in zip(rows["reference = the lit side"], rows["no reference mask"]))
@@ -213,9 +213,9 @@ def timing_table(harmonizer: Harmonizer, side: int = 320, frames: int = 24) -> l
     images = torch.rand(frames, 3, side, side, generator=g)
     masks = torch.zeros(frames, 1, side, side)
     masks[..., side // 4 :, side // 3 : 2 * side // 3] = 1
-    harmonize_frames(harmonizer, images[:2], masks[:2], temporal=3.0)  # warm-up
+    harmonizer(images[:2], masks[:2], layout="BCHW", temporal=3.0)  # warm-up
     runs = {"per frame (Harmonizer)": lambda: harmonizer.harmonize_tensor(images, masks),
-            "temporal, window 3": lambda: harmonize_frames(harmonizer, images, masks, temporal=3.0)}
+            "temporal, window 3": lambda: harmonizer(images, masks, layout="BCHW", temporal=3.0)}
     lines = [f"{frames} frames of {side}×{side} px, one thread", "", "| run | ms per frame |", "|---|---|"]
     for name, run in runs.items():
         best = float("inf")

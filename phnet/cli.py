@@ -206,21 +206,20 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from tqdm import tqdm
 
     from . import temporal
-    from .imageio import check_mask_coverage, image_to_tensor, mask_to_tensor, tensor_to_image
+    from .imageio import mask_to_tensor
 
     settings = temporal.Temporal(window=args.temporal, cut_threshold=args.cut_threshold)
     size = harmonizer._check_options(args.strength, "full", args.working_size)  # one set of option rules
     jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
 
-    def load(job: _Job):
-        image, mask = _load_pair(job.composite, job.mask)
-        rgb, alpha, form = image_to_tensor(image)
-        masks = mask_to_tensor(mask, 1, rgb.shape[-2], rgb.shape[-1])
-        device = harmonizer.device
-        return image, rgb.to(device), masks.to(device), alpha, form
+    def frame_of(image: np.ndarray, mask: np.ndarray):
+        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save)."""
+        pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask)
+        return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
     smoother = temporal.Smoother(settings)
     frames: list[_Job] = []  # the frames the smoother holds, by its index
+    held: dict[int, temporal.FrameEstimate] = {}
     corrections, failed, unchanged = [], [], []
 
     def fail(job: _Job, e: Exception) -> None:  # this frame is bad; the others may not be
@@ -230,36 +229,38 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     def write(ready) -> None:
         for j, correction in ready:
+            frame = held.pop(j)
             try:
-                _, rgb, masks, alpha, form = load(frames[j])
+                pixels, peak, mask, mask_peak, finish = frame_of(*_load_pair(frames[j].composite, frames[j].mask))
+                out = pixels.clone()
                 with torch.inference_mode():
-                    out = temporal.apply(harmonizer, rgb, masks, size, correction, args.strength)
-                _save(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), frames[j].target)
+                    harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, args.strength)
+                _save(finish(out), frames[j].target)
             except (ValueError, OSError) as e:
                 fail(frames[j], e)
 
     for job in tqdm(jobs, desc="harmonizing", unit="frame"):
         try:
-            image, rgb, masks, _, _ = load(job)
-            if not bool((masks > 0).any()):  # the subject is out of the picture: the frame stays as it is
+            image, mask = _load_pair(job.composite, job.mask)
+            if not bool((mask > 0).any()):  # the subject is out of the picture: the frame stays as it is
                 _save(image, job.target)
                 unchanged.append(job.composite.name)
                 continue
-            check_mask_coverage(masks)  # a mask with no background is refused, as for single pictures
+            pixels, peak, masks, mask_peak, _ = frame_of(image, mask)  # a mask with no background is refused here
             reference = _reference_for(job)
             if reference is not None:
-                reference = mask_to_tensor(reference, 1, rgb.shape[-2], rgb.shape[-1], "reference mask").to(rgb.device)
+                reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
             with torch.inference_mode():
-                found = temporal.estimate(harmonizer, rgb, masks, size, reference, args.threshold, args.strength)
+                found = harmonizer.estimate_frame(pixels, peak, masks, mask_peak, size, reference, args.threshold,
+                                                  args.strength)
         except (ValueError, OSError) as e:
             fail(job, e)
             continue
         corrections.append(found.report)
+        held[len(frames)] = found
         frames.append(job)
-        with torch.inference_mode():
-            write(smoother.push(found))
-    with torch.inference_mode():
-        write(smoother.finish())
+        write(smoother.push(found))
+    write(smoother.finish())
     cuts = ", ".join(frames[i].composite.name for i in smoother.starts[1:]) or "none"
     done = len(jobs) - len(failed)
     print(f"harmonized {done} of {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -11,16 +12,27 @@ import torch
 
 from .config import MAX_WORKING_SIZE, PHNetConfig
 from .corrections import Correction, log_corrections
-from .fullres import METHODS, apply_in_tiles, bounding_box, downscale, lift, one_thread, resize, working_shape
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, one_thread, resize,
+                      working_shape)
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import gain_and_offset
 from .precision import resolve_dtype
+from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")
+
+
+class LowResolution(NamedTuple):
+    """One picture prepared for the network: at the working resolution on the model's device, with its
+    binary mask, and the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty)."""
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    box: tuple[int, int, int, int] | None
 
 
 class Harmonized(NamedTuple):
@@ -153,31 +165,56 @@ class Harmonizer:
         applies every correction the network proposes, which helps obvious mismatches and may harm
         near-right composites."""
         self._check_threshold(threshold)
-        if reference_mask is not None or temporal not in (None, False):  # see _guided
-            result = self._guided(image, mask, layout, reference_mask, temporal, strength, mode, working_size,
-                                  progress, threshold)
-            log_corrections(result.corrections)
-            return result
         size = self._check_options(strength, mode, working_size)
+        guided = reference_mask is not None or temporal not in (None, False)
+        if guided and mode != "full":
+            raise ValueError("reference_mask and temporal work with mode='full' only")
         native = image_pixels(image, layout) if mode == "full" else None
-        if native is None:  # the official pipeline, or an input that needs converting first
+        if native is None and not guided:  # the official pipeline, or an input that needs converting first
             rgb, alpha, form = image_to_tensor(image, layout)
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
+            pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native)
+            out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
+            if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
+                references = (None if reference_mask is None else
+                              mask_to_tensor(reference_mask, *pixels.shape[:3], "reference mask")[:, 0])
+                corrections = self._harmonize_frames(pixels, peak, masks, mask_peak, out, as_temporal(temporal),
+                                                     references, strength, size, progress, threshold)
+            else:
+                corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
+                                                     threshold)
+            result = Harmonized(finish(out), corrections)
+        log_corrections(result.corrections)
+        return result
+
+    @staticmethod
+    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None):
+        """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
+        with the masks' coverage checked.
+
+        The caller's own pixels where they can be used as they are (see imageio.fast; ``native`` when the
+        caller has looked already); other inputs (grey, unusual dtypes) are converted once, and converted
+        back with the mask's zeros kept."""
+        native = native if native is not None else image_pixels(image, layout)
+        if native is not None:
             pixels, peak, form = native
             batch, height, width = pixels.shape[:3]
             found = mask_pixels(mask, batch, height, width)
             masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
             check_mask_coverage(masks, mask_peak)
-            out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
-            corrections = self._harmonize_pixels(pixels, peak, masks.to(pixels.device), mask_peak, out, strength,
-                                                 size, progress, threshold)
-            result = Harmonized(image_from_pixels(out, form), corrections)
-        log_corrections(result.corrections)
-        return result
+            return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
+        rgb, alpha, form = image_to_tensor(image, layout)
+        masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
+        check_mask_coverage(masks)
+
+        def finish(out: torch.Tensor) -> Any:
+            return tensor_to_image(out.permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
+
+        return rgb.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
     @torch.inference_mode()
     def harmonize_tensor(
@@ -256,23 +293,33 @@ class Harmonizer:
         return corrections
 
     def _one_pixels(self, pixels, peak, mask, mask_peak, out, strength, size, threshold=None) -> Correction:
-        """One H×W×C image: the network at the working size, its result applied to ``out`` in tiles.
+        """One H×W×C image: prepared at the working size, the network's estimate, applied to ``out``."""
+        low = self.prepare_low(pixels, peak, mask, mask_peak, size)
+        output, correction = self.estimate_low(low.image, low.mask, threshold=threshold, strength=strength)
+        if not correction.unchanged:  # else ``out`` is already a copy of the input
+            self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
+        return correction
+
+    def prepare_low(self, pixels, peak, mask, mask_peak, size) -> "LowResolution":
+        """One H×W×C picture (any dtype, ``peak`` = full intensity) and its H×W mask at the working
+        resolution on the model's device, and the mask's bounding box at full resolution.
 
         Everything but the network is many small operations: they run on one thread (see one_thread)."""
-        shape = pixels.shape[:2]
-        low_shape = working_shape(*shape, size)
-        rgb = pixels[..., :3]
+        low_shape = working_shape(*pixels.shape[:2], size)
         home = pixels.device
         with one_thread(home):
-            image_low = downscale(rgb, peak, low_shape).to(self.device)
+            image_low = downscale(pixels[..., :3], peak, low_shape).to(self.device)
             coverage = downscale(mask[..., None], mask_peak, low_shape).to(self.device)
             mask_low = (coverage >= 0.5).float()
             if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
                 mask_low.view(-1)[coverage.argmax()] = 1.0
             box = bounding_box(mask)
-        output, correction = self.estimate_low(image_low, mask_low, threshold=threshold, strength=strength)
-        if correction.unchanged:
-            return correction  # ``out`` is already a copy of the input
+        return LowResolution(image_low, mask_low, box)
+
+    def apply_low(self, pixels, peak, mask, mask_peak, out, strength, low: "LowResolution", output) -> None:
+        """``output`` of :meth:`estimate_low` (12 coefficients, or the 1×3×h×w picture at the working
+        size) applied to the subject of ``out`` (a copy of ``pixels``), in tiles at full resolution."""
+        home = pixels.device
         if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
             gain, offset = gain_and_offset(output[0].to(home, torch.float32), peak)
 
@@ -280,12 +327,62 @@ class Harmonizer:
                 return (x.view(-1, 3) @ gain).add_(offset).view_as(x)  # addmm's broadcast bias is 5× slower
 
         else:
-            pred_low = output
+            image_low, mask_low = low.image.to(home), low.mask.to(home)
             with one_thread(home):
-                pred_low = pred_low * mask_low + image_low * (1 - mask_low)
-                colour_map = lift(self.method, image_low.to(home), pred_low.to(home), mask_low.to(home), shape, box, peak)
-        apply_in_tiles(rgb, out[..., :3], mask, strength / mask_peak, peak, colour_map, box)
-        return correction
+                pred_low = output.to(home) * mask_low + image_low * (1 - mask_low)
+                colour_map = lift(self.method, image_low, pred_low, mask_low, pixels.shape[:2], low.box, peak)
+        apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, low.box)
+
+    def estimate_frame(self, pixels, peak, mask, mask_peak, size, reference=None, threshold=None,
+                       strength=1.0) -> FrameEstimate:
+        """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
+        low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..1."""
+        low = self.prepare_low(pixels, peak, mask, mask_peak, size)
+        ref_low = None if reference is None else reference_at(reference, tuple(low.image.shape[-2:]))
+        if ref_low is not None:
+            ref_low = ref_low.to(self.device)
+        output, report = self.estimate_low(low.image, low.mask, ref_low, threshold=threshold, strength=strength)
+        if ref_low is not None and not bool((ref_low * (1 - low.mask)).any()):
+            report = dataclasses.replace(report, notes=(*report.notes, IGNORED_REFERENCE))
+        correction = output if self.config.output == "transform" else fill_outside(output - low.image, low.mask)
+        return FrameEstimate(correction, signature(low.image, low.mask), tuple(low.image.shape[-2:]), report, low)
+
+    def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
+        """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``)."""
+        low = frame.low
+        output = correction if self.config.output == "transform" else low.image + correction * low.mask
+        self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
+
+    @torch.inference_mode()
+    def _harmonize_frames(self, pixels, peak, masks, mask_peak, out, temporal, references, strength, size,
+                          progress, threshold) -> list[Correction]:
+        """B×H×W×C frames in time order: each estimated, its correction smoothed with its shot's neighbours
+        (``phnet.temporal.Smoother``), and applied as soon as it is final. ``progress`` counts 2·B steps."""
+        count = pixels.shape[0]
+        smoother = Smoother(temporal or Temporal(window=0))
+        held: dict[int, FrameEstimate] = {}  # estimated, not yet applied: at most a window of them
+        reports: list[Correction] = []
+        done = 0
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, 2 * count)
+
+        def finish(ready: list[tuple[int, torch.Tensor]]) -> None:
+            for j, correction in ready:
+                self.apply_frame(pixels[j], peak, masks[j], mask_peak, out[j], held.pop(j), correction, strength)
+                step()
+
+        for i in range(count):
+            reference = None if references is None else references[i]
+            held[i] = self.estimate_frame(pixels[i], peak, masks[i], mask_peak, size, reference, threshold, strength)
+            reports.append(held[i].report)
+            step()
+            finish(smoother.push(held[i]))
+        finish(smoother.finish())
+        return reports
 
     def estimate_low(
         self,
@@ -334,26 +431,21 @@ class Harmonizer:
             out = net(image, mask)
         return tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
 
-    def _guided(self, image, mask, layout, reference_mask, temporal, strength, mode, working_size, progress,
-                threshold=None) -> Harmonized:
-        """``reference_mask``: the part of the background the subject should match (one mask, or one per
-        image). ``temporal``: the batch is a clip in time order; its corrections are smoothed over time
-        with cuts kept (``True``, a window in frames, or a ``phnet.temporal.Temporal``). Both run through
-        ``phnet.temporal``, whose single-image path is the same estimate-then-apply."""
-        from .temporal import harmonize_frames
 
-        if mode != "full":
-            raise ValueError("reference_mask and temporal work with mode='full' only")
-        rgb, alpha, form = image_to_tensor(image, layout)
-        masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        _check_pair(rgb, masks)
-        references = (None if reference_mask is None
-                      else mask_to_tensor(reference_mask, *rgb.shape[:1], *rgb.shape[-2:], "reference mask"))
-        corrections: list[Correction] = []
-        out = harmonize_frames(self, rgb, masks, temporal=temporal, reference=references, strength=strength,
-                               working_size=working_size, progress=progress, threshold=threshold,
-                               report=corrections)
-        return Harmonized(tensor_to_image(out.cpu(), alpha, form, (masks == 0).cpu()), corrections)
+IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "
+                     "subject), so the whole background was matched")
+
+
+def reference_at(reference: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """An H×W reference mask (0..1) as the 1×1×h×w binary region the network takes at the working ``shape``.
+
+    Read relative to its own strongest value (pixels at least half as strong count), so a soft mask
+    (0.4 everywhere in the region) is that region, and a region too small to survive the resize as a
+    whole pixel still keeps its strongest one. An empty mask stays empty (and is reported as ignored).
+    """
+    weight = downscale(reference[..., None], 1.0, shape)
+    peak = weight.max()
+    return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 
 def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:

@@ -23,23 +23,21 @@ Averages never cross a shot boundary: the first frame of a shot uses only frames
 The averaging streams (``Smoother``): a frame is final once the frames of its window after it are
 in, so a clip of any length holds only a window of low-resolution corrections.
 
-The same path carries the optional reference mask (the part of the background the subject should
-match, see ``PHNet``) for single images and batches alike.
+This module only smooths. Estimating a frame's correction and applying the smoothed one are the
+Harmonizer's own steps (``Harmonizer.estimate_frame`` / ``apply_frame``), the same that harmonize a
+single picture, with the same tiled full-resolution step and the optional reference mask.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from .corrections import Correction
-from .fullres import apply_full_resolution, fill_outside, resize, working_shape
 from .modeling.patches import partition
-from .modeling.transform import apply_colour_transform
 
 SIGNATURE_GRID = 4
 
@@ -90,50 +88,10 @@ class FrameEstimate:
     signature: torch.Tensor  # 1×3×G×G background cell means, NaN where a cell has no background
     shape: tuple[int, int]  # the working shape the correction belongs to
     report: Correction | None = None  # the network's proposal and the do-no-harm threshold's verdict
+    low: Any = None  # the frame as the network saw it (phnet.harmonizer.LowResolution), kept until it is applied
 
 
-def _low_resolution(image: torch.Tensor, mask: torch.Tensor, size: int):
-    """The frame at the working resolution and its binary mask, as the Harmonizer makes them."""
-    low_shape = working_shape(*image.shape[-2:], size)
-    image_low = resize(image, low_shape, "bilinear")
-    coverage = resize(mask, low_shape, "bilinear")
-    mask_low = (coverage >= 0.5).float()
-    if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
-        mask_low.view(-1)[coverage.argmax()] = 1.0
-    return image_low, mask_low
-
-
-def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
-             reference: torch.Tensor | None = None, threshold: float | None = None,
-             strength: float = 1.0) -> FrameEstimate:
-    """The correction the network proposes for one 1×3×H×W frame (float, on the harmonizer's device),
-    the do-no-harm ``threshold`` (default: the weights' own) applied."""
-    image_low, mask_low = _low_resolution(image, mask, size)
-    ref_low = None if reference is None else reference_at(reference, tuple(image_low.shape[-2:]))
-    output, report = harmonizer.estimate_low(image_low, mask_low, ref_low, threshold=threshold, strength=strength)
-    if ref_low is not None and not bool((ref_low * (1 - mask_low)).any()):
-        report = dataclasses.replace(report, notes=(*report.notes, IGNORED_REFERENCE))
-    correction = output if harmonizer.config.output == "transform" else fill_outside(output - image_low, mask_low)
-    return FrameEstimate(correction, _signature(image_low, mask_low), tuple(image_low.shape[-2:]), report)
-
-
-IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "
-                     "subject), so the whole background was matched")
-
-
-def reference_at(reference: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """A 1×1×H×W reference mask as the binary region the network takes at the working ``shape``.
-
-    Read relative to its own strongest value (pixels at least half as strong count), so a soft mask
-    (0.4 everywhere in the region) is that region, and a region too small to survive the resize as a
-    whole pixel still keeps its strongest one. An empty mask stays empty (and is reported as ignored).
-    """
-    weight = resize(reference, shape, "bilinear")
-    peak = weight.max()
-    return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
-
-
-def _signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
+def signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
     cells = partition(image_low, SIGNATURE_GRID)
     background = 1 - mask_low
     count = cells.sums(background)
@@ -230,70 +188,3 @@ def smooth(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[torch
     smoother = Smoother(temporal)
     ready = [pair for e in estimates for pair in smoother.push(e)] + smoother.finish()
     return [x for _, x in sorted(ready, key=lambda pair: pair[0])]
-
-
-def apply(harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int, correction: torch.Tensor,
-          strength: float = 1.0) -> torch.Tensor:
-    """One 1×3×H×W frame with a (smoothed) correction applied inside the mask."""
-    if harmonizer.config.output == "transform":
-        harmonized = apply_colour_transform(image, correction)
-    else:
-        image_low, mask_low = _low_resolution(image, mask, size)
-        pred_low = image_low + correction * mask_low
-        harmonized = apply_full_resolution(image, mask, image_low, pred_low, mask_low, harmonizer.method)
-    return image + mask * strength * (harmonized.clamp(0, 1) - image)
-
-
-@torch.inference_mode()
-def harmonize_frames(
-    harmonizer,
-    images: torch.Tensor,
-    masks: torch.Tensor,
-    *,
-    temporal: Temporal | bool | float | None = None,
-    reference: torch.Tensor | None = None,
-    strength: float = 1.0,
-    working_size: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    threshold: float | None = None,
-    report: list | None = None,
-) -> torch.Tensor:
-    """B×3×H×W frames in [0, 1] (in time order) and B×1×H×W masks → harmonized frames (input's device).
-
-    ``reference``: optional B×1×H×W masks of the background region to match. Each frame is applied
-    as soon as its smoothed correction is final (see ``Smoother``). ``progress(done, total)`` counts
-    2·B steps: an estimate and an application per frame. ``threshold``: the do-no-harm threshold instead of
-    the weights' own. ``report``: a list that receives each frame's ``Correction`` (before smoothing).
-    """
-    temporal = as_temporal(temporal)
-    size = harmonizer._check_options(strength, "full", working_size)
-    count, home = images.shape[0], images.device
-    device = harmonizer.device
-
-    def frame(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return images[i : i + 1].to(device, torch.float32), masks[i : i + 1].to(device, torch.float32)
-
-    smoother = Smoother(temporal or Temporal(window=0))
-    out = torch.empty_like(images)
-    done = 0
-
-    def finish_frames(ready: list[tuple[int, torch.Tensor]]) -> None:
-        nonlocal done
-        for j, correction in ready:
-            out[j : j + 1] = apply(harmonizer, *frame(j), size, correction, strength).to(home)
-            done += 1
-            if progress is not None:
-                progress(done, 2 * count)
-
-    for i in range(count):
-        ref = None if reference is None else reference[i : i + 1].to(device, torch.float32)
-        found = estimate(harmonizer, *frame(i), size, ref, threshold, strength)
-        if report is not None:
-            report.append(found.report)
-        ready = smoother.push(found)
-        done += 1
-        if progress is not None:
-            progress(done, 2 * count)
-        finish_frames(ready)
-    finish_frames(smoother.finish())
-    return out

@@ -141,18 +141,31 @@ def test_batched_tensor_api_uses_the_same_step(tiny_model):
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak RSS")
-def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model):
+@pytest.mark.parametrize("call", ["plain", "temporal", "reference"])
+def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model, call):
+    """Single pictures, clips and reference-guided calls take the same tiled full-resolution step."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from pipeline_speed import peak_rss_mb, photo as bench_photo, portrait_mask, reset_peak_rss
 
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
     image, mask = bench_photo(2160, 3840), portrait_mask(2160, 3840)
-    h(image, mask)  # warm-up: kernels and allocator caches
+    options = {"plain": {}, "temporal": {"temporal": True},
+               "reference": {"reference_mask": np.pad(np.ones((200, 200), np.uint8) * 255, ((0, 1960), (0, 3640)))}}
+    h(image, mask, **options[call])  # warm-up: kernels and allocator caches
     if not reset_peak_rss():
         pytest.skip("cannot reset the peak RSS count here")
     before = peak_rss_mb()
-    out = h(image, mask)
+    out = h(image, mask, **options[call])
     grown = peak_rss_mb() - before
-    # the 8-bit result itself is 25 MB; one float32 copy of the image would be 100 MB
-    assert grown < 70, f"peak RSS grew by {grown:.0f} MB during a 4K call"
+    # the 8-bit result itself is 25 MB; one float32 copy of the image would be 100 MB (a reference mask
+    # is read as one float channel, 33 MB)
+    assert grown < (70 if call != "reference" else 105), f"peak RSS grew by {grown:.0f} MB during a 4K {call} call"
     assert np.array_equal(out[mask == 0], image[mask == 0])
+
+
+def test_a_clip_with_no_smoothing_is_frame_by_frame_harmonization(tiny_model):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (3, 90, 130, 3), dtype=np.uint8)
+    mask = soft_mask(90, 130)
+    assert np.array_equal(h(frames, mask, temporal=0), h(frames, mask))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from phnet import Harmonizer, PHNet
-from phnet.temporal import FrameEstimate, Smoother, Temporal, as_temporal, harmonize_frames, shot_starts, smooth
+from phnet.temporal import FrameEstimate, Smoother, Temporal, as_temporal, shot_starts, smooth
 
 
 def _harmonizer(config, output: str) -> Harmonizer:
@@ -103,10 +103,10 @@ def test_batch_shape_background_and_no_smoothing_matches_per_frame(tiny_config, 
     harmonizer = _harmonizer(tiny_config, output)
     images, masks = _clip(frames=4)
     per_frame = harmonizer.harmonize_tensor(images, masks)
-    plain = harmonize_frames(harmonizer, images, masks)
+    plain = harmonizer(images, masks, layout="BCHW")
     assert plain.shape == images.shape
     torch.testing.assert_close(plain, per_frame, atol=2e-5, rtol=0)
-    smoothed = harmonize_frames(harmonizer, images, masks, temporal=2.0)
+    smoothed = harmonizer(images, masks, layout="BCHW", temporal=2.0)
     assert smoothed.shape == images.shape
     assert torch.equal(smoothed * (1 - masks), images * (1 - masks))
 
@@ -122,11 +122,11 @@ def test_smoothing_steadies_the_subject_and_keeps_the_cut(tiny_config, output):
         m = masks[: out.shape[0]]
         return (out * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3))
 
-    plain = subject_means(harmonize_frames(harmonizer, noisy, masks))
-    smoothed = subject_means(harmonize_frames(harmonizer, noisy, masks, temporal=Temporal(window=2.0, cut_threshold=30)))
+    plain = subject_means(harmonizer(noisy, masks, layout="BCHW"))
+    smoothed = subject_means(harmonizer(noisy, masks, layout="BCHW", temporal=Temporal(window=2.0, cut_threshold=30)))
     jitter = lambda m: (m[1:4] - m[:3]).abs().mean() + (m[5:] - m[4:-1]).abs().mean()  # within each shot
     assert jitter(smoothed) < jitter(plain)
-    alone = subject_means(harmonize_frames(harmonizer, noisy[4:], masks[4:], temporal=Temporal(window=2.0,
+    alone = subject_means(harmonizer(noisy[4:], masks[4:], layout="BCHW", temporal=Temporal(window=2.0,
                                                                                                cut_threshold=30)))
     torch.testing.assert_close(smoothed[4:], alone, atol=1e-5, rtol=0)  # after the cut: as if the clip began there
 
@@ -156,8 +156,8 @@ def test_empty_and_full_reference_masks(tiny_config, coverage):
     harmonizer = _harmonizer(tiny_config, "residual")
     images, masks = _clip(frames=2)
     reference = torch.zeros_like(masks) if coverage == "empty" else torch.ones_like(masks)
-    guided = harmonize_frames(harmonizer, images, masks, reference=reference)
-    plain = harmonize_frames(harmonizer, images, masks)
+    guided = harmonizer(images, masks, layout="BCHW", reference_mask=reference)
+    plain = harmonizer(images, masks, layout="BCHW")
     if coverage == "empty":
         assert torch.equal(guided, plain)
     else:
