@@ -79,7 +79,7 @@ def build(args, pipeline: str):
     from phnet.config import PHNetConfig
     from phnet.harmonizer import Harmonizer
     from phnet.modeling import PHNet
-    from phnet.modeling.reference import ReferencePHNet
+    from phnet.modeling.oracle import OraclePHNet
     from phnet.weights import load_model
 
     mode, dtype = PIPELINES[pipeline]
@@ -92,7 +92,7 @@ def build(args, pipeline: str):
         if model.config.output != "image":  # an untrained head is the identity: give it something to do
             with torch.no_grad():
                 model.decoder[5][0].weight.normal_(0, 0.02)
-    net = ReferencePHNet(model) if pipeline == "official" else model
+    net = OraclePHNet(model) if pipeline == "official" else model
     harmonizer = Harmonizer(net, device=args.device, dtype=dtype)
     return lambda image, mask: harmonizer(image, mask, mode=mode)
 

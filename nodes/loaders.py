@@ -16,7 +16,6 @@ from . import paths
 log = logging.getLogger("comfyui-phnet")
 
 DEVICES = ["auto", "cpu"]
-DTYPES = ["auto", "fp32", "fp16", "bf16"]
 SAM_TYPES = ["auto", "vit_b", "vit_l", "vit_h"]
 SAM_TYPE = "PHNET_SAM"  # not Impact Pack's SAM_MODEL: a different object their detectors cannot use
 SAM_VIT_B_URL = "https://huggingface.co/facebook/sam-vit-base/resolve/main/model.safetensors"  # the templates' SAM
@@ -85,6 +84,8 @@ class PHNetModelLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from ..phnet.precision import CHOICES as PRECISIONS
+
         return {
             "required": {
                 "model_name": (paths.phnet_choices(), {
@@ -110,7 +111,7 @@ class PHNetModelLoader:
                     "tooltip": "'auto' runs on ComfyUI's compute device (GPU when available); 'cpu' always runs "
                                "on the CPU.",
                 }),
-                "dtype": (DTYPES, {
+                "dtype": (list(PRECISIONS), {
                     "default": "auto",
                     "tooltip": "Compute precision. 'auto' picks at run time: bf16 on CPUs with AMX bf16 units (about "
                                "2x faster, within 1/255 of fp32), fp32 on GPUs (bf16 measured no faster there) and "
@@ -160,7 +161,7 @@ class PHNetModelLoader:
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class PHNetSAM:
-    """What travels on a PHNET_SAM socket: a ``phnet.segmentation.SamSegmenter`` and where it runs.
+    """What travels on a PHNET_SAM socket: a ``phnet.sam.SamSegmenter`` and where it runs.
 
     SAM is large (375 MB to 2.5 GB), so it waits on ``offload_device`` between runs and works on
     ``load_device``; ``on_device()`` does the round trip.
@@ -278,7 +279,7 @@ class PHNetSAMLoader:
         return paths.mtime(paths.SAM_FOLDER, model_name)
 
     def load(self, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
-        from ..phnet.segmentation import SamSegmenter
+        from ..phnet.sam import SamSegmenter
 
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None

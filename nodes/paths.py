@@ -18,6 +18,8 @@ SAM_FOLDER = "sams"
 # Files a model picker lists (config.json and friends are not models).
 WEIGHT_EXTENSIONS = {".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt"}
 
+# The library's phnet.sources.DEFAULT_LABEL, written out because loading the pack must not import the core
+# (a test holds the two equal).
 BUNDLED_DEFAULT = "default (bundled)"
 SAM_FROM_HUB = "(from hub_repo_id)"  # always listed, so a Hub-only setup passes validation
 
@@ -52,9 +54,9 @@ def list_models(folder: str) -> list[str]:
 
 
 def official_names() -> tuple[str, ...]:
-    from ..phnet.sources import OFFICIAL_NAMES as NAMES
+    from ..phnet.sources import OFFICIAL_NAMES
 
-    return NAMES
+    return OFFICIAL_NAMES
 
 
 def phnet_choices() -> list[str]:

@@ -74,7 +74,7 @@ def as_phnet_sam(sam_model):
     if isinstance(sam_model, PHNetSAM):
         return sam_model
     if hasattr(sam_model, "image_encoder") and hasattr(sam_model, "mask_decoder"):
-        from ..phnet.segmentation import SamSegmenter
+        from ..phnet.sam import SamSegmenter
 
         device = next(sam_model.parameters()).device
         return PHNetSAM(SamSegmenter(sam_model, device=device), device, device)
@@ -151,7 +151,7 @@ class PHNetSAMSegment:
                 threshold=0.0, grow=0, feather=0.0, guide_mask=None):
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.sam.predictor import interrupt_points
-        from ..phnet.segmentation import mask_bbox, refine_mask
+        from ..phnet.mask_tools import mask_bbox, refine_mask
 
         sam = as_phnet_sam(sam_model)
         b, h, w = image.shape[0], image.shape[1], image.shape[2]

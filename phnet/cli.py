@@ -24,7 +24,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .imageio import IMAGE_SUFFIXES
-from .sources import OFFICIAL_NAMES
+from .fullres import METHODS
+from .harmonizer import MODES
+from .precision import CHOICES as PRECISIONS
+from .sources import OFFICIAL, OFFICIAL_NAMES
+
+OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 
 
 class _Job(NamedTuple):
@@ -348,11 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "
                    "are dropped, larger ones shortened by it. Lower it to change more subjects (0 = the raw "
                    "network, which may harm near-right composites); raise it to change only obvious mismatches")
-    h.add_argument("--mode", choices=("full", "official"), default="full", help="full resolution (default) or the official square pipeline")
-    h.add_argument("--method", choices=("correction", "guided", "resize"), default="correction", help="how the result reaches full resolution")
+    h.add_argument("--mode", choices=MODES, default="full", help="full resolution (default) or the official square pipeline")
+    h.add_argument("--method", choices=METHODS, default="correction", help="how the result reaches full resolution")
     h.add_argument("--working-size", type=int, help="override the network's working resolution (multiple of 8)")
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
-    h.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+    h.add_argument("--dtype", choices=PRECISIONS, default="auto",
                    help="compute precision; auto (default) = bf16 on CPUs with AMX, else fp32")
     h.add_argument("--compare", help="also write a before/after comparison image here")
     h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
@@ -367,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="official .pth checkpoint → config.json + model.safetensors")
     c.add_argument("checkpoint")
     c.add_argument("out_dir")
-    c.add_argument("--config", choices=("iharmony", "ffhqh"), help="architecture (default: inferred from shapes)")
+    c.add_argument("--config", choices=OFFICIAL_PRESETS, help="architecture (default: inferred from shapes)")
     c.add_argument("--push-to-hub", metavar="REPO", help="also upload the converted weights to this Hub repo")
     c.set_defaults(run=convert)
     return parser

@@ -26,10 +26,10 @@ from modules import scripts
 
 # imported now, while the WebUI has the extension folder on sys.path
 from phnet.compositing import ANCHORS
-from phnet.sources import OFFICIAL_NAMES
+from phnet.sources import DEFAULT_LABEL, OFFICIAL_NAMES
 
 TITLE = "PHNet harmonize"
-DEFAULT_WEIGHTS = "default (bundled)"
+DEFAULT_WEIGHTS = DEFAULT_LABEL
 WEIGHTS_INFO = (
     "default (bundled): offline, tuned to do no harm, so it leaves many subjects unchanged (the infotext and the "
     "console say when). official-*: the PHNet authors' weights, downloaded once into models/PHNet when picked; "
@@ -210,7 +210,7 @@ class Settings(NamedTuple):
 
 def _harmonize(p, image, s):
     from phnet.imageio import mask_to_tensor
-    from phnet.segmentation import refine_mask
+    from phnet.mask_tools import refine_mask
 
     phnet_dir, sam_dirs = _models_dirs()
     harmonizer = load_harmonizer(s.weights, phnet_dir)
@@ -350,7 +350,7 @@ def phnet_choices(phnet_dir):
 
 
 def sam_choices(sam_dirs):
-    from phnet.segmentation import CHECKPOINT_SUFFIXES
+    from phnet.sam import CHECKPOINT_SUFFIXES
 
     return _folder_entries(sam_dirs, CHECKPOINT_SUFFIXES)
 
@@ -422,7 +422,7 @@ def load_harmonizer(choice, phnet_dir):
 
 def load_segmenter(choice, sam_dirs):
     """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
-    from phnet.segmentation import SamSegmenter
+    from phnet.sam import SamSegmenter
 
     choice = (choice or "").strip()
     if not choice:

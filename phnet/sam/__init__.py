@@ -8,7 +8,7 @@
 - ``prompts``: boxes and points checked against the image size.
 - ``predictor``: :class:`SamSegmenter`, the cached image embedding and the prompt → mask step.
 
-Mask refinement (grow, feather, bounding box) is not SAM's and lives in :mod:`phnet.masks`.
+Mask refinement (grow, feather, bounding box) is not SAM's and lives in :mod:`phnet.mask_tools`.
 No host or training imports here.
 """
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..imageio import mask_to_array
-from ..masks import mask_bbox
+from ..mask_tools import mask_bbox
 
 
 @dataclasses.dataclass(frozen=True)

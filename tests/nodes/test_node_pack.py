@@ -187,3 +187,17 @@ def test_root_init_imports_outside_comfyui():
         print('ok')
     """)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_pack_names_what_the_library_names(pack):
+    """The default's label and the dtype choices are the library's own (the pack only spells the label out,
+    so that loading it does not import the core)."""
+    import importlib
+
+    from phnet.precision import CHOICES
+    from phnet.sources import DEFAULT_LABEL
+
+    paths = importlib.import_module(pack.__name__ + ".nodes.paths")
+    assert paths.BUNDLED_DEFAULT == DEFAULT_LABEL
+    spec = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"].INPUT_TYPES()["required"]
+    assert spec["dtype"][0] == list(CHOICES) and spec["model_name"][1]["default"] == DEFAULT_LABEL

@@ -18,7 +18,7 @@ def portrait(helpers):
 # ---------------------------------------------------------------- loaders
 def test_sam_loader(pack, sam_model, nodes, tiny_sam):
     loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
-    SamSegmenter = importlib.import_module(pack.__name__ + ".phnet.segmentation").SamSegmenter
+    SamSegmenter = importlib.import_module(pack.__name__ + ".phnet.sam").SamSegmenter
     assert isinstance(sam_model, loaders.PHNetSAM) and isinstance(sam_model.segmenter, SamSegmenter)
     assert str(sam_model.load_device) == "cpu" and str(sam_model.offload_device) == "cpu"
     assert pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"].RETURN_TYPES == ("PHNET_SAM",)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from phnet.compositing import paste_subject
-from phnet.segmentation import mask_bbox
+from phnet.mask_tools import mask_bbox
 
 
 def _bg(h=40, w=60):

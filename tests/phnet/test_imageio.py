@@ -322,7 +322,7 @@ def test_uint8_for_sam_is_exact():
 
 def test_sam_mask_helpers_follow_the_same_rules():
     """SAM's mask helpers used to read a 0/1 uint8 mask as 1/255 (no box) and clip floats outside 0..1."""
-    from phnet.segmentation import mask_bbox, refine_mask
+    from phnet.mask_tools import mask_bbox, refine_mask
 
     m = np.zeros((8, 8), np.uint8)
     m[2:5, 3:6] = 1

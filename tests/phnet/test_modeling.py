@@ -6,7 +6,7 @@ import torch
 from phnet import PHNet, PHNetConfig
 from phnet.modeling import PatchColorTransfer, PatchFeatureExtractor, PatchNormalization, SqueezeExcitationGate
 from phnet.modeling.inference import InferencePHNet
-from phnet.modeling.reference import ReferencePHNet, pn_forward, transfer_forward
+from phnet.modeling.oracle import OraclePHNet, pn_forward, transfer_forward
 
 SUBMODULE_PARAMS = {
     "iharmony": dict(feature_extractor=167, encoder=1_816_816, normalizers=3_915, decoder=1_817_203, skip=6_290_082, SE_block=66_112),
@@ -81,7 +81,7 @@ def test_last_pn_block_and_last_skip_never_run(tiny_config):
 
 
 # ------------------------------------------------------------------------------------------------
-# The vectorised blocks against the per-patch formulas (phnet.modeling.reference).
+# The vectorised blocks against the per-patch formulas (phnet.modeling.oracle).
 
 
 def perturb(module, seed=0):
@@ -146,7 +146,7 @@ def test_reference_network_equals_the_vectorised_one(tiny_model):
     m[0, :, 8:40, 10:30] = 1
     m[1, :, 0:20, 0:40] = 1
     with torch.no_grad():
-        torch.testing.assert_close(ReferencePHNet(tiny_model)(x, m), tiny_model(x, m), rtol=0, atol=1e-5)
+        torch.testing.assert_close(OraclePHNet(tiny_model)(x, m), tiny_model(x, m), rtol=0, atol=1e-5)
 
 
 def test_inference_network_equals_the_trained_one(tiny_config):

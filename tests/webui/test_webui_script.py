@@ -184,7 +184,7 @@ def test_pasted_subject_is_harmonized(webui):
 
 
 def test_sam_box_is_harmonized(webui):
-    from phnet.segmentation import SamSegmenter
+    from phnet.sam import SamSegmenter
 
     script, runner = _runner(webui, False)
     box = (8, 4, 40, 30)

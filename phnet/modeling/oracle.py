@@ -1,7 +1,7 @@
 """PN and PFE computed patch by patch, in the order the official code computes them.
 
 Slow on purpose: this is the plain reading of the formulas, used as the oracle in the tests and as
-the network of the official pipeline in ``phnet.bench``. ``ReferencePHNet(model)`` shares the
+the network of the official pipeline in ``phnet.bench``. ``OraclePHNet(model)`` shares the
 model's parameters, so both forms run the same weights.
 """
 
@@ -85,7 +85,7 @@ class _ReferencePFE(nn.Module):
         return self.pfe.head(torch.cat([fg, transferred], dim=1))
 
 
-class ReferencePHNet(PHNet):
+class OraclePHNet(PHNet):
     """The model's own weights, with PN and PFE evaluated patch by patch."""
 
     def __init__(self, model: PHNet) -> None:

@@ -1,4 +1,4 @@
-"""phnet.masks: grow, shrink, feather and bounding boxes of any mask."""
+"""phnet.mask_tools: grow, shrink, feather and bounding boxes of any mask."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phnet.masks import mask_bbox, refine_mask
+from phnet.mask_tools import mask_bbox, refine_mask
 
 
 def _square(size=40, lo=15, hi=25):
