@@ -124,8 +124,9 @@ def test_bundled_default_loads(nodes, portrait):
         pytest.skip("bundled default weights not present yet")
     (m,) = nodes["PHNetModelLoader"].load("default (bundled)", "", "auto", "auto")
     img, subject = portrait(b=1)
-    out, _ = nodes["PHNetHarmonize"].harmonize(m, img, subject)["result"]
-    assert out.shape == img.shape
+    out, report = nodes["PHNetHarmonize"].harmonize(m, img, subject)["result"]
+    assert out.shape == img.shape and torch.equal(out[:, subject[0] == 0], img[:, subject[0] == 0])
+    assert m.config.correction_threshold == 17 and "PHNet Harmonize:" in report
 
 
 def test_harmonize_reference_mask(nodes, phnet_model, portrait):
@@ -136,8 +137,8 @@ def test_harmonize_reference_mask(nodes, phnet_model, portrait):
     assert torch.equal(plain, unset)
     reference = torch.zeros(1, 40, 56)
     reference[:, :, :28] = 1  # the left half (it may cover most of the picture: no "inverted" refusal)
-    guided, _ = node.harmonize(phnet_model, img, subject[:1], reference_mask=1 - subject[:1])["result"]
-    assert guided.shape == img.shape
+    whole, _ = node.harmonize(phnet_model, img, subject[:1], reference_mask=1 - subject[:1])["result"]
+    assert torch.equal(whole, plain)  # the whole background as the reference is no reference at all
     left, _ = node.harmonize(phnet_model, img, subject[:1], reference_mask=reference)["result"]
     assert not torch.equal(left, plain)
     outside = subject[0] == 0
