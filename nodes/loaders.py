@@ -22,7 +22,9 @@ SAM_VIT_B_URL = "https://huggingface.co/facebook/sam-vit-base/resolve/main/model
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    from ..phnet.sources import hub_offline
+
+    return hub_offline()
 
 
 def _device(choice: str):
@@ -54,8 +56,11 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
     (downloaded into models/phnet on first use) or a repo id."""
     repo = (hub_repo_id or "").strip()
     if repo and not os.path.exists(os.path.expanduser(repo)):
-        repo_id, _, revision = repo.partition("@")  # "owner/name@revision"
-        return repo_id.strip(), {"revision": revision.strip() or None, "local_files_only": _offline()}
+        from ..phnet.sources import parse_hub_ref
+
+        repo_id, revision, filename = parse_hub_ref(repo)  # "owner/name[@revision][:file]"
+        source = repo_id + (f":{filename}" if filename else "")
+        return source, {"revision": revision, "local_files_only": _offline()}
     if repo:
         return repo, {}
     if not model_name or model_name == paths.BUNDLED_DEFAULT:

@@ -324,35 +324,21 @@ def _device():
         return None
 
 
-def _folder_entries(folders, suffixes, model_folders=False):
-    """Names of weights files (and, with ``model_folders``, of folders holding a config.json)."""
-    names = []
-    for folder in folders:
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            path = os.path.join(folder, name)
-            wanted = (os.path.isfile(path) and name.lower().endswith(suffixes)) or (
-                model_folders and os.path.isfile(os.path.join(path, "config.json"))
-            )
-            if wanted and name not in names:
-                names.append(name)
-    return names
-
-
 def phnet_choices(phnet_dir):
     """The Weights dropdown: the bundled default, the official weights (downloaded when picked), then what
     models/PHNet holds (an official name's converted copy there is that name)."""
-    from phnet.weights import PICKLE_SUFFIXES
+    from phnet.sources import list_weights
 
-    found = _folder_entries([phnet_dir], (".safetensors",) + PICKLE_SUFFIXES, model_folders=True)
-    return [DEFAULT_WEIGHTS, *OFFICIAL_NAMES] + [n for n in found if n not in OFFICIAL_NAMES]
+    return [DEFAULT_WEIGHTS, *OFFICIAL_NAMES] + [n for n in list_weights(phnet_dir) if n not in OFFICIAL_NAMES]
 
 
 def sam_choices(sam_dirs):
-    from phnet.sam import CHECKPOINT_SUFFIXES
+    from phnet.sources import list_weights
 
-    return _folder_entries(sam_dirs, CHECKPOINT_SUFFIXES)
+    names = []
+    for folder in sam_dirs:
+        names += [n for n in list_weights(folder, folder_marker=None) if n not in names]
+    return names
 
 
 def _local(choice, folders):
@@ -386,29 +372,32 @@ def clear_loaded_models():
 
 
 def load_harmonizer(choice, phnet_dir):
-    """A Harmonizer for a Weights choice: the bundled default, a models/PHNet entry, a path, or a repo id."""
+    """A Harmonizer for a Weights choice: the bundled default, an official name, a models/PHNet entry, a
+    path, or a Hub repo id, told apart by the library's resolver (phnet.sources.resolve)."""
     from phnet import Harmonizer
-    from phnet.weights import looks_like_repo_id
+    from phnet.sources import resolve
 
-    choice = (choice or "").strip()
-    source, revision = None, None  # None: the core loads its bundled default
-    if choice in OFFICIAL_NAMES:
-        source = choice  # found in, or downloaded into, models/PHNet (cache_dir below)
-    elif choice and choice != DEFAULT_WEIGHTS:
-        source = _local(choice, [phnet_dir])
-        if source is None:
-            source, _, revision = choice.partition("@")
-            if not looks_like_repo_id(source):
-                raise FileNotFoundError(
-                    f"PHNet weights {choice!r} not found in {phnet_dir}, and it is not a Hugging Face repo id "
-                    "('owner/name'). Pick an entry from the list or type a repo id."
-                )
+    try:
+        found = resolve((choice or "").strip(), search_dirs=[phnet_dir])
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"PHNet weights {choice!r} not found in {phnet_dir}, and it is neither an official name nor a Hugging "
+            "Face repo id ('owner/name'). Pick an entry from the list or type a repo id."
+        ) from None
+    if found.kind == "default":
+        source, options = None, {}
+    elif found.kind == "official":  # found in, or downloaded into, models/PHNet
+        source, options = found.name, {"cache_dir": phnet_dir}
+    elif found.kind == "hub":
+        source = found.repo_id + (f":{found.filename}" if found.filename else "")
+        options = {"revision": found.revision}
+    else:
+        source, options = str(found.path), {}
     device = _device()
 
     def build():
         try:
-            return Harmonizer.from_pretrained(source, revision=revision or None, device=device, cache_dir=phnet_dir
-                                              if source in OFFICIAL_NAMES else None)
+            return Harmonizer.from_pretrained(source, device=device, **options)
         except FileNotFoundError as exc:
             if source is not None:
                 raise
@@ -417,12 +406,13 @@ def load_harmonizer(choice, phnet_dir):
                 "Hugging Face repo id there."
             ) from exc
 
-    return _cached("phnet", (source, revision, str(device)), build)
+    return _cached("phnet", (found.label, str(device)), build)
 
 
 def load_segmenter(choice, sam_dirs):
     """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
     from phnet.sam import SamSegmenter
+    from phnet.sources import parse_hub_ref
 
     choice = (choice or "").strip()
     if not choice:
@@ -434,8 +424,7 @@ def load_segmenter(choice, sam_dirs):
     local = _local(choice, sam_dirs)
     if local is not None:
         return _cached("sam", (local, str(device)), lambda: SamSegmenter.from_pretrained(local, device=device))
-    repo, _, filename = choice.partition(":")
-    repo, _, revision = repo.partition("@")
+    repo, revision, filename = parse_hub_ref(choice)
     return _cached(
         "sam",
         (repo, filename, revision, str(device)),

@@ -16,13 +16,12 @@ import dataclasses
 import json
 import os
 import posixpath
-import re
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
+from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, hub_offline, looks_like_repo_id
 from ..state_dicts import read_tensors
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
 from .transformers_layout import (
@@ -34,7 +33,6 @@ from .transformers_layout import (
 
 # The one list of weights suffixes (phnet.sources), so every picker lists only files this loader reads.
 CHECKPOINT_SUFFIXES = WEIGHT_SUFFIXES
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,10 +111,6 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
     return candidates[0]
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _hub_error(exc: Exception, repo_id: str, filename: str | None, revision: str | None, cache_dir) -> Exception:
     """The user-facing error for a failed Hub lookup."""
     from huggingface_hub import errors as hf_errors
@@ -166,7 +160,7 @@ def _download_from_hub(
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
 
-    offline = local_files_only or _hub_offline()
+    offline = local_files_only or hub_offline()
     where = f"Hugging Face repo {repo_id!r}" + (f" (revision {revision})" if revision else "")
     try:
         if filename is None:
@@ -213,7 +207,7 @@ def locate_checkpoint(
         or text.startswith((".", "/", "~", "\\"))
         or text.lower().endswith(CHECKPOINT_SUFFIXES)
         or os.path.isabs(text)
-        or not _REPO_ID.match(text)
+        or not looks_like_repo_id(text)
     )
     if looks_like_path:
         raise FileNotFoundError(
