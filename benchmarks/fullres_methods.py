@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phnet import metrics  # noqa: E402
-from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift  # noqa: E402
-from phnet.fullres import resize, working_shape  # noqa: E402
-from trainer.data.synthesis import synthesize  # noqa: E402
+from phnet import metrics
+from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift
+from phnet.fullres import resize, working_shape
+from trainer.data.synthesis import synthesize
 
 METHODS = ("official", "resize", "correction", "guided")
 TILED = ("correction", "guided")

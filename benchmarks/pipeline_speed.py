@@ -36,7 +36,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
 PIPELINES = {"official": ("official", "fp32"), "ours fp32": ("full", "fp32"), "ours auto": ("full", "auto")}

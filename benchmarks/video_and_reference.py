@@ -28,19 +28,17 @@ side. Reported: fMSE with the reference mask and without it (the whole backgroun
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phnet import Harmonizer  # noqa: E402
-from phnet.temporal import Temporal, shot_starts  # noqa: E402
-from trainer.colour import linear_to_srgb, srgb_to_linear  # noqa: E402
-from trainer.data.synthesis import exposure, synthesize, white_balance  # noqa: E402
+from phnet import Harmonizer
+from phnet.temporal import Temporal, shot_starts
+from trainer.colour import linear_to_srgb, srgb_to_linear
+from trainer.data.synthesis import exposure, synthesize, white_balance
 
 
 def load(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,7 +1,7 @@
 """Make the pictures the ComfyUI templates load, and the templates' before | after thumbnails.
 
-    python examples/make_template_media.py                # pictures only (needs scikit-image)
-    python examples/make_template_media.py --thumbnails   # also example_workflows/*.jpg (runs PHNet)
+    python -m examples.make_template_media                # pictures only (needs scikit-image)
+    python -m examples.make_template_media --thumbnails   # also example_workflows/*.jpg (runs PHNet)
 
 Pictures (written to examples/comfyui/, copied into ComfyUI's input folder by the node pack):
 - ``phnet_composite.png``: ``composite.png`` with ``mask.png`` as its alpha channel (opaque = the
@@ -25,7 +25,6 @@ cannot run Stable Diffusion here, so its thumbnail uses a square crop of the roc
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +83,6 @@ def clip_frames(subject: Image.Image, rocket: Image.Image) -> tuple[list[np.ndar
     """Four 320 x 320 frames (two shots, each panning) with the subject pasted at one place, and its mask."""
     import skimage.data
 
-    sys.path.insert(0, str(ROOT))
     from phnet.compositing import paste_subject
 
     coffee = Image.fromarray(skimage.data.coffee()).resize((480, 320), Image.LANCZOS)
@@ -153,7 +151,6 @@ def _label_at(im: Image.Image, text: str, top: int) -> None:
 
 def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
     """``names`` maps "composite" / "paste" / "generate" / "reference" / "frames" to template file names."""
-    sys.path.insert(0, str(ROOT))
     from phnet import Harmonizer
     from phnet.compositing import paste_subject
 
@@ -190,8 +187,7 @@ def main() -> None:
     for path in make_pictures():
         print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB)")
     if a.thumbnails:
-        sys.path.insert(0, str(ROOT / "workflows"))
-        import build
+        from workflows import build
 
         names = {w.key: w.name for w in build.workflows()}
         for path in make_thumbnails(names, ROOT / "example_workflows"):

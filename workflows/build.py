@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate the example workflows of the node pack in both ComfyUI formats from one description.
 
-    python workflows/build.py            # (re)write example_workflows/*.json and workflows/api/*.json
-    python workflows/build.py --check    # exit 1 if the files on disk differ from what would be written
+    python -m workflows.build            # (re)write example_workflows/*.json and workflows/api/*.json
+    python -m workflows.build --check    # exit 1 if the files on disk differ from what would be written
 
 * ``example_workflows/<name>.json``: UI (litegraph) format, what the template browser (Workflow ->
   Browse Templates -> comfyui-phnet) and drag-and-drop load. Model download hints live in
@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from examples import make_template_media as media  # where the template pictures put the subject
+from workflows import comfy_standins
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-import make_template_media as media  # noqa: E402  (where the template pictures put the subject)
 
 UI_DIR = ROOT / "example_workflows"
 API_DIR = ROOT / "workflows" / "api"
@@ -106,8 +106,8 @@ UI_ONLY_NODES = {"Note"}  # frontend-only nodes: in the UI file, never in the AP
 def load_pack():
     """Import the pack like ComfyUI does (package loaded from its __init__.py under a path-like name).
 
-    Outside ComfyUI the host modules the nodes import (``folder_paths``, ``comfy.*``) are the test
-    suite's stand-ins, installed here first.
+    Outside ComfyUI the host modules the nodes import (``folder_paths``, ``comfy.*``) are the stand-ins of
+    :mod:`workflows.comfy_standins`, installed here first.
     """
     name = str(ROOT / "__init__.py").replace(".", "_x_") + "-build"
     if name in sys.modules:
@@ -115,10 +115,7 @@ def load_pack():
     if "folder_paths" not in sys.modules:
         import tempfile
 
-        stubs_spec = importlib.util.spec_from_file_location("phnet_build_stubs", ROOT / "tests/nodes/comfy_stubs.py")
-        stubs = importlib.util.module_from_spec(stubs_spec)
-        stubs_spec.loader.exec_module(stubs)
-        stubs.install(tempfile.mkdtemp(prefix="phnet-build-"))
+        comfy_standins.install(tempfile.mkdtemp(prefix="phnet-build-"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod

@@ -35,7 +35,8 @@ def _load_file(name: str, path: Path) -> types.ModuleType:
     return mod
 
 
-stubs = _load_file("phnet_nodes_test_stubs", HERE / "comfy_stubs.py")
+from workflows import comfy_standins as stubs  # noqa: E402  (ComfyUI's host modules, shared with the builder)
+
 core_nodes = _load_file("phnet_nodes_test_core_nodes", HERE / "core_nodes.py")
 workflow_exec = _load_file("phnet_nodes_test_workflow_exec", HERE / "workflow_exec.py")
 

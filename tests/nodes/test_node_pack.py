@@ -151,7 +151,7 @@ def test_pack_uses_its_own_core_without_touching_sys_modules(tmp_path):
     r = _run_isolated(f"""
         import importlib, importlib.util, sys
         sys.path = [p for p in sys.path if p not in ('', {str(REPO)!r})] + [{str(decoy.parent)!r}]
-        spec = importlib.util.spec_from_file_location('stubs', {str(REPO / 'tests/nodes/comfy_stubs.py')!r})
+        spec = importlib.util.spec_from_file_location('stubs', {str(REPO / 'workflows/comfy_standins.py')!r})
         stubs = importlib.util.module_from_spec(spec); spec.loader.exec_module(stubs)
         stubs.install({str(tmp_path)!r})
         before = set(sys.modules)

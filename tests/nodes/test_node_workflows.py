@@ -33,13 +33,9 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 @pytest.fixture(scope="module")
 def build():
-    name = "phnet_workflows_build"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "workflows" / "build.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    from workflows import build
+
+    return build
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +55,7 @@ def test_files_are_generated_and_up_to_date(build):
     files = build.render()
     assert {p.name for p in files} == {f"{n}.json" for n in NAMES} | {f"{n}.api.json" for n in NAMES}
     for path, text in files.items():
-        assert path.read_text() == text, f"{path.name} is stale: run python workflows/build.py"
+        assert path.read_text() == text, f"{path.name} is stale: run python -m workflows.build"
     # only UI-format files where ComfyUI's template browser looks (it also scans workflows/*.json)
     assert not list((REPO / "workflows").glob("*.json"))
     assert sorted(p.stem for p in UI_DIR.glob("*.json")) == sorted(NAMES)

@@ -1,15 +1,13 @@
 """The full-resolution step in tiles and in the caller's dtype: the same result as the whole-image
 float formulas, the background bit-identical, and no full-size float copy."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from phnet import Harmonizer, PHNet, PHNetConfig
+from phnet import Harmonizer, PHNet
 from phnet.fullres import (
     RowUpsampler,
     apply_full_resolution,
@@ -144,8 +142,7 @@ def test_batched_tensor_api_uses_the_same_step(tiny_model):
 @pytest.mark.parametrize("call", ["plain", "temporal", "reference"])
 def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model, call):
     """Single pictures, clips and reference-guided calls take the same tiled full-resolution step."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from pipeline_speed import peak_rss_mb, photo as bench_photo, portrait_mask, reset_peak_rss
+    from benchmarks.pipeline_speed import peak_rss_mb, photo as bench_photo, portrait_mask, reset_peak_rss
 
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
     image, mask = bench_photo(2160, 3840), portrait_mask(2160, 3840)

@@ -1,0 +1,1 @@
+"""The example composite, the template pictures and the scripts that make them."""
