@@ -19,6 +19,8 @@ import torch
 
 from trainer import checkpoint as ckpt
 from trainer.atomic import write_atomic_text
+from trainer.data.synthesis import SynthesisOptions
+from trainer.data.synthesis_torch import synthesize_batch
 from trainer.model import unwrap
 from trainer.validation import autocast_for, validate
 
@@ -101,6 +103,7 @@ class TrainingLoop:
         self.grad_clip = float(t.get("grad_clip") or 0)
         self.budget = float(t.get("max_minutes") or 0) * 60
         self.max_bad = int(cfg["data"].get("max_bad_in_a_row", 100))
+        self.synthesis = SynthesisOptions(**cfg["data"].get("synthesis", {}))
         self.iterator = None
         self.window = LossWindow()
         self.last_val = None
@@ -172,7 +175,7 @@ class TrainingLoop:
                 continue
             self.pos.batch_in_epoch += 1
             skipped += batch.get("skipped", 0)
-            if "comp" in batch:
+            if "real" in batch:
                 return batch, skipped
             if self.stop.requested:
                 raise _Stop
@@ -199,7 +202,7 @@ class TrainingLoop:
                 self.pos.epoch, self.pos.batch_in_epoch = start
                 self.iterator = None
                 raise
-            comp, real, mask = (batch[k].to(self.env.device, non_blocking=True) for k in ("comp", "real", "mask"))
+            comp, real, mask = self.to_device(batch)
             sync = (self.train_model.no_sync() if self.env.world > 1 and micro < self.accum - 1
                     else contextlib.nullcontext())
             with sync:
@@ -225,6 +228,14 @@ class TrainingLoop:
         if self.ema is not None:
             self.ema.update_parameters(unwrap(self.model))
         self.pos.step += 1
+
+    def to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``comp``, ``real`` and ``mask`` on the device; composites still to make (on_device) are made there."""
+        real, mask = (batch[k].to(self.env.device, non_blocking=True) for k in ("real", "mask"))
+        if "synthesis" in batch:
+            comp, real = synthesize_batch(real, mask, batch["synthesis"], self.synthesis)
+            return comp, real, mask
+        return batch["comp"].to(self.env.device, non_blocking=True), real, mask
 
     def out_of_time(self, started: float) -> bool:
         """The wall-clock budget is spent (decided on rank 0, so every rank stops at the same step)."""

@@ -7,6 +7,7 @@
 * ``common.py``     file reading, the bad-sample policy, geometry, batching (``collate``)
 * ``iharmony.py``, ``ffhqh.py``, ``folder.py``  the three layouts (records and loaders)
 * ``synthesis.py``  composites made on the fly from a photo and a mask (the ``[data.synthesis]`` table)
+* ``synthesis_torch.py``  the same composites made in batches on the training device (``on_device``)
 
 Sets written to disk beforehand come from :mod:`trainer.builders`.
 """

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from trainer.data.common import BadSampleError, Record, check_pair, crop_box, fit_square, to_chw
 from trainer.data.synthesis import SynthesisOptions, recolour_photo, sample_strength, synthesize
+from trainer.data.synthesis_torch import draw_sample
 
 BAD_SAMPLE_POLICIES = ("error", "skip")
 
@@ -19,6 +20,9 @@ class HarmonizationDataset(Dataset):
     Indices may be plain ints or ``(index, epoch)`` tuples (the trainer's sampler
     passes the epoch so that random augmentation and synthesis are reproducible
     across a resume). Validation samples are a pure function of the index.
+
+    A training sample to be synthesised with ``[data.synthesis] on_device`` has no ``comp``: it holds
+    ``synthesis``, the parameters the training loop makes its composite with (synthesis_torch.py).
     """
 
     def __init__(self, records: list[Record], *, image_size: int = 256, resize: str = "stretch",
@@ -99,6 +103,10 @@ class HarmonizationDataset(Dataset):
         mask_t = (out[3:4] >= 0.5).float()
         if comp is not None:
             comp_t = out[4:7].clamp(0, 1)
+        elif self.train and self.synthesis.on_device:
+            params = draw_sample(rng, self.synthesis, lambda r: self.reference_for(index, r))
+            return {"real": real_t.contiguous(), "mask": mask_t, "synthesis": params,
+                    "name": record.name, "subset": record.subset}
         else:
             opts = self.synthesis
             strength = sample_strength(rng, opts)

@@ -254,6 +254,14 @@ def collate(batch: list[dict | None]) -> dict:
     if not good:
         return out
     for key in good[0]:
-        vals = [b[key] for b in good]
-        out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+        out[key] = _stack([b[key] for b in good])
     return out
+
+
+def _stack(vals: list):
+    """Tensors stacked, dicts of them (the on-device synthesis parameters) stacked key by key, the rest listed."""
+    if isinstance(vals[0], torch.Tensor):
+        return torch.stack(vals)
+    if isinstance(vals[0], dict):
+        return {k: _stack([v[k] for v in vals]) for k in vals[0]}
+    return vals

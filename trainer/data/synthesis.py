@@ -122,6 +122,7 @@ class SynthesisOptions:
     mild_max: float = 0.2
     reference_probability: float = 0.7  # transfer from another photo vs. random statistics
     photo_recolour: float = 0.0  # training only: chance of recolouring the whole photo first
+    on_device: bool = False  # training only: make the composites on the training device (synthesis_torch.py)
 
     def __post_init__(self):
         unknown = [t for t in self.transforms if t not in TRANSFORMS]
