@@ -164,6 +164,7 @@ class Workflow:
     name: str          # file name; the frontend shows it as the card title and, dashes as spaces, as its description
     description: str
     nodes: list[Node]
+    zoom: float = 0.65  # the canvas scale the template opens at: small enough to show every node
 
 
 def accepts(input_type: str, output_type: str) -> bool:
@@ -288,6 +289,7 @@ def workflows() -> list[Workflow]:
             Node(16, "PreviewImage", (2610, 640), links={"images": (15, 0)}, size=(300, 340),
                  title="Preview before/after"),
         ],
+        zoom=0.58,
     )
 
     reference = Workflow(
@@ -320,8 +322,12 @@ def workflows() -> list[Workflow]:
         ],
     )
 
+    # The frontend gives Load Image at least 314 px of height: the frames stand in two columns (one shot
+    # each), and the batch is built in a staircase beside them, so no wire runs back under the node it
+    # came from or through a frame.
+    frame_places = [(40, 60), (40, 424), (340, 420), (340, 800)]
     frame_loaders = [
-        Node(2 + i, "LoadImage", (40, 350 + 270 * i), {"image": name}, size=(260, 220), title=f"Frame {i + 1}")
+        Node(2 + i, "LoadImage", frame_places[i], {"image": name}, size=(260, 314), title=f"Frame {i + 1}")
         for i, name in enumerate(media.FRAMES)
     ]
     frames = Workflow(
@@ -329,28 +335,27 @@ def workflows() -> list[Workflow]:
         "PHNet-harmonize-video-frames-with-steady-colours-across-a-scene-cut",
         "Harmonize a batch of video frames with colours smoothed over time; a scene cut starts afresh.",
         [
-            _note(1, (40, 60),
+            _note(1, (40, 800),
                   "Harmonize frames\n\n1. Four frames are batched in time order (two shots; a cut after frame "
                   "2). With a video, use a video loader's IMAGE output instead.\n2. Load Image (as Mask) reads "
                   "the subject mask shared by all frames (one mask per frame works too).\n3. PHNet Harmonize "
                   "Frames estimates the correction per frame, averages it over about 'smoothing' frames, and "
                   "starts a new average at a cut. The frames before (top) and after (below) line up.\n\n"
-                  + PICTURES),
+                  + PICTURES, size=(280, 330)),
             *frame_loaders,
-            # the batch is built in a staircase, so no wire runs back under the node it came from
-            Node(6, "ImageBatch", (340, 350), links={"image1": (2, 0), "image2": (3, 0)}, size=(220, 70)),
-            Node(7, "ImageBatch", (600, 420), links={"image1": (6, 0), "image2": (4, 0)}, size=(220, 70)),
-            Node(8, "ImageBatch", (860, 490), links={"image1": (7, 0), "image2": (5, 0)}, size=(220, 70),
+            Node(6, "ImageBatch", (340, 60), links={"image1": (2, 0), "image2": (3, 0)}, size=(220, 70)),
+            Node(7, "ImageBatch", (600, 130), links={"image1": (6, 0), "image2": (4, 0)}, size=(220, 70)),
+            Node(8, "ImageBatch", (860, 200), links={"image1": (7, 0), "image2": (5, 0)}, size=(220, 70),
                  title="Frames 1-4"),
-            Node(9, "LoadImageMask", (600, 900), {"image": media.FRAMES_MASK, "channel": "red"},
+            Node(9, "LoadImageMask", (860, 560), {"image": media.FRAMES_MASK, "channel": "red"},
                  size=(320, 360), title="Load subject mask"),
-            Node(10, "PHNetModelLoader", (640, 60), PHNET_DEFAULT, size=(360, 160)),
-            Node(11, "PHNetHarmonizeFrames", (1160, 640),
+            Node(10, "PHNetModelLoader", (860, 1000), PHNET_DEFAULT, size=(360, 160)),
+            Node(11, "PHNetHarmonizeFrames", (1240, 350),
                  {"smoothing": 3.0, "cut_threshold": 20.0, "causal": False, "strength": 1.0, "working_size": 0},
                  links={"phnet_model": (10, 0), "image": (8, 0), "mask": (9, 0)}, size=(330, 265)),
-            Node(12, "SaveImage", (1560, 560), {"filename_prefix": "phnet/frames"},
+            Node(12, "SaveImage", (1640, 560), {"filename_prefix": "phnet/frames"},
                  links={"images": (11, 0)}, size=(360, 400), title="After (saved)"),
-            Node(13, "PreviewImage", (1560, 60), links={"images": (8, 0)}, size=(360, 400), title="Before"),
+            Node(13, "PreviewImage", (1640, 60), links={"images": (8, 0)}, size=(360, 400), title="Before"),
         ],
     )
     return [harmonize_composite, paste_and_harmonize, generate_and_harmonize, reference, frames]
@@ -585,7 +590,7 @@ def to_ui(wf: Workflow, pack=None) -> dict:
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 0.65, "offset": [20, 20]}, "info": {"description": wf.description}},
+        "extra": {"ds": {"scale": wf.zoom, "offset": [20, 20]}, "info": {"description": wf.description}},
         "version": 0.4,
     }
 

@@ -9,7 +9,7 @@ requirements.txt without the torch lines, plus ``requests``; other torch version
 
 What it does (under a fresh --base-directory with an EMPTY input folder; nothing is written into the
 ComfyUI checkout):
- 1. builds a tiny random SAM saved as models/sams/sam_vit_b_01ec64.pth (the file the templates name;
+ 1. builds a tiny random SAM saved as models/sams/sam-vit-base.safetensors (the file the templates name;
     the real one is a 375 MB download), a tiny PHNet in models/phnet and one in a second 'phnet' folder
     given by an extra_model_paths.yaml (to see that registration is additive);
  2. starts ``main.py --cpu --listen 127.0.0.1`` with this repo symlinked as custom_nodes/comfyui-phnet;
@@ -84,7 +84,7 @@ def make_models(base: Path) -> None:
     torch.manual_seed(0)
     save_pretrained(PHNet(cfg).eval(), base / "models" / "phnet" / "tiny-phnet")
     save_pretrained(PHNet(cfg).eval(), base / "extra_phnet" / "extra-phnet")
-    save_tiny_sam(base / "models" / "sams" / "sam_vit_b_01ec64.pth")
+    save_tiny_sam(base / "models" / "sams" / "sam-vit-base.safetensors")
 
 
 def mistake_pictures(d: Path) -> None:
@@ -297,7 +297,14 @@ def run_template(client: Client, name: str, oi: dict, results_dir: Path, timeout
     outputs = [s["size"] for s in saved if s["type"] == "output"]
     check(outputs == [want] * count, f"{name}: saved {count} output image(s) of {want}: {outputs}")
     previews = [s for s in saved if s["type"] == "temp"]
-    check(len(previews) == 2 * count, f"{name}: before | after preview ({len(previews)} images)")
+    # the frames template previews the frames before; its save node shows them after
+    wanted = count if count > 1 else 2 * count
+    check(len(previews) == wanted, f"{name}: before | after preview ({len(previews)} images)")
+    # every Harmonize node says what it did, and the text reaches the frontend with the node's output
+    reports = [line for out in hist["outputs"].values() for line in out.get("text", [])]
+    check(bool(reports) and all(r.startswith("PHNet Harmonize") for r in reports),
+          f"{name}: the Harmonize report reaches the UI: {reports}")
+    report["runs"][name]["reports"] = reports
 
 
 def _composite_prompt() -> tuple[dict, str, str]:
@@ -481,7 +488,7 @@ def main() -> int:
         check(phnet_list[0] == "default (bundled)" and TINY_PHNET in phnet_list
               and "extra-phnet/model.safetensors" in phnet_list,
               f"PHNet model list = {phnet_list} (default first, models/phnet + YAML path)")
-        check("sam_vit_b_01ec64.pth" in sam_list, f"SAM model list = {sam_list}")
+        check("sam-vit-base.safetensors" in sam_list, f"SAM model list = {sam_list}")
 
         folders = client.get("/models")
         check("phnet" in folders and "sams" in folders, "/models lists the 'phnet' and 'sams' folders")
