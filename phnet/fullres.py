@@ -144,7 +144,8 @@ def downscale(pixels: torch.Tensor, peak: float, shape: tuple[int, int]) -> torc
     and is ~20× faster than the float one; other dtypes are rounded to 8 bits for it (in bands). The
     rounding touches only the network's input; the full-resolution output uses the exact pixels.
     """
-    if pixels.shape[0] * pixels.shape[1] <= 4 * shape[0] * shape[1]:
+    # torch's uint8 antialiased kernel exists on the CPU only: elsewhere (CUDA) the float resize is used
+    if pixels.shape[0] * pixels.shape[1] <= 4 * shape[0] * shape[1] or pixels.device.type != "cpu":
         image = pixels.permute(2, 0, 1)[None].to(torch.float32, copy=True).div_(peak).clamp_(0, 1)
         return resize(image, shape).contiguous()
     small = to_uint8(pixels, peak)
