@@ -19,7 +19,6 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
 from trainer.distributed import Dist, EpochSampler, seed_everything
-from trainer.loop import Position, TooManyBadSamples, TrainingLoop
+from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
@@ -75,10 +74,8 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
         position, best = restore(resume_dir, cfg, env, opt, data.batch_size)
     log = open_log(run, env, resume_dir, position, changes, data)
     loop = TrainingLoop(cfg=cfg, env=env, out_dir=run.root, log=log, model=model,
-                        train_model=wrap_for_training(model, t_cfg, env), ema=opt.ema, criterion=opt.criterion,
-                        optimizer=opt.optimizer, scheduler=opt.scheduler, scaler=opt.scaler, sampler=data.sampler,
-                        train_loader=data.train_loader, val_loader=data.val_loader, use_amp=opt.use_amp,
-                        position=position, best=best, progress=progress)
+                        train_model=wrap_for_training(model, t_cfg, env), data=data, opt=opt, position=position,
+                        best=best, progress=progress)
     done = loop.run()
     result = {"step": done["step"], "out_dir": str(run.root), "best_val_fmse": done["best_val_fmse"],
               "last_val": done["last_val"]}
@@ -153,16 +150,6 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
 
 # --------------------------------------------------------------------------- data
 
-@dataclass
-class Data:
-    train_set: object
-    val_set: object
-    sampler: EpochSampler
-    train_loader: DataLoader
-    val_loader: DataLoader
-    batch_size: int
-
-
 def build_data(cfg: dict, env: Dist, size: int, seed: int) -> Data:
     """Training and validation sets at the working size, and their loaders (the sampler resumes mid-epoch)."""
     t_cfg, d_cfg = cfg["train"], cfg["data"]
@@ -182,16 +169,6 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int) -> Data:
 
 
 # --------------------------------------------------------------------------- optimisation
-
-@dataclass
-class Optimisation:
-    criterion: HarmonizationLoss
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    ema: torch.optim.swa_utils.AveragedModel | None
-    use_amp: bool
-
 
 def build_optimisation(cfg: dict, model, env: Dist, size: int) -> Optimisation:
     """Loss, optimizer over the live parameters, schedule, AMP scaler and the weight average."""

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,12 @@ from trainer.data.synthesis import SynthesisOptions
 from trainer.data.synthesis_torch import synthesize_batch
 from trainer.model import unwrap
 from trainer.validation import autocast_for, validate
+
+if TYPE_CHECKING:  # the groups' field types, for readers and checkers only
+    from torch.utils.data import DataLoader
+
+    from trainer.distributed import EpochSampler
+    from trainer.losses import HarmonizationLoss
 
 
 class TooManyBadSamples(RuntimeError):
@@ -86,23 +93,42 @@ class StopSignal:
         self._old = {}
 
 
+@dataclass
+class Data:
+    train_set: object
+    val_set: object
+    sampler: EpochSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    batch_size: int
+
+
+@dataclass
+class Optimisation:
+    criterion: HarmonizationLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    ema: torch.optim.swa_utils.AveragedModel | None
+    use_amp: bool
+
+
 class TrainingLoop:
-    def __init__(self, *, cfg, env, out_dir, log, model, train_model, ema, criterion, optimizer, scheduler, scaler,
-                 sampler, train_loader, val_loader, use_amp: bool, position: Position, best: float,
-                 progress: bool):
+    def __init__(self, *, cfg, env, out_dir, log, model, train_model, data: Data, opt: Optimisation,
+                 position: Position, best: float, progress: bool):
         t = cfg["train"]
         self.cfg, self.env, self.out_dir, self.log = cfg, env, out_dir, log
-        self.model, self.train_model, self.ema = model, train_model, ema
-        self.criterion, self.optimizer, self.scheduler, self.scaler = criterion, optimizer, scheduler, scaler
-        self.sampler, self.train_loader, self.val_loader = sampler, train_loader, val_loader
-        self.use_amp, self.progress = use_amp, progress
+        self.model, self.train_model, self.ema = model, train_model, opt.ema
+        self.criterion, self.optimizer, self.scheduler, self.scaler = opt.criterion, opt.optimizer, opt.scheduler, opt.scaler
+        self.sampler, self.train_loader, self.val_loader = data.sampler, data.train_loader, data.val_loader
+        self.use_amp, self.progress = opt.use_amp, progress
         self.pos, self.best = position, best
         self.total_steps, self.accum = int(t["steps"]), int(t["grad_accum"])
         self.batch_size = int(t["batch_size"])
         self.log_every, self.val_every, self.ckpt_every = (int(t[k]) for k in ("log_every", "val_every", "ckpt_every"))
-        self.grad_clip = float(t.get("grad_clip") or 0)
-        self.budget = float(t.get("max_minutes") or 0) * 60
-        self.max_bad = int(cfg["data"].get("max_bad_in_a_row", 100))
+        self.grad_clip = float(t["grad_clip"])  # every key has its one default in configs/default.toml
+        self.budget = float(t["max_minutes"]) * 60
+        self.max_bad = int(cfg["data"]["max_bad_in_a_row"])
         self.synthesis = SynthesisOptions(**cfg["data"].get("synthesis", {}))
         self.iterator = None
         self.window = LossWindow()
@@ -329,4 +355,4 @@ class TrainingLoop:
         folder = self.out_dir / "checkpoints" / f"step-{step:08d}"
         ckpt.save_checkpoint(folder, unwrap(self.model), self.training_state(), info, self.cfg)
         write_atomic_text(self.out_dir / "latest", folder.name + "\n")
-        ckpt.prune_checkpoints(self.out_dir, int(self.cfg["train"].get("keep_last", 0)))
+        ckpt.prune_checkpoints(self.out_dir, int(self.cfg["train"]["keep_last"]))
