@@ -100,6 +100,7 @@ def test_evaluate_native_resolution_through_harmonizer(trained_run, photos, tmp_
     assert (tmp_path / "native" / "grid.png").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_continues_from_its_step(shift_set, tmp_path, subprocess_env):
     out = tmp_path / "killed"
     common = ["--set", "train.ckpt_every=10", "--set", "train.val_every=0", "--set", "train.batch_size=4"]
@@ -151,6 +152,7 @@ def test_resume_reproduces_an_uninterrupted_run(shift_set, tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env):
     out = tmp_path / "ddp"
 
