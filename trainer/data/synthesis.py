@@ -163,6 +163,14 @@ def recolour_photo(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
+def choose_transforms(rng: np.random.Generator, options: SynthesisOptions) -> tuple[list[str], np.ndarray]:
+    """(the configured transform names, the indices of the 1..max_transforms drawn for one sample)."""
+    names = list(options.transforms)
+    weights = np.array([_DEFAULT_WEIGHTS.get(n, 1.0) for n in names])
+    k = int(rng.integers(1, min(options.max_transforms, len(names)) + 1))
+    return names, rng.choice(len(names), size=k, replace=False, p=weights / weights.sum())
+
+
 def synthesize(real: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                reference: np.ndarray | None = None, strength: float | None = None,
                *, options: SynthesisOptions | None = None) -> np.ndarray:
@@ -180,10 +188,7 @@ def synthesize(real: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
         strength = float(rng.uniform(*o.strength_range))
     # draw the transform parameters even for strength 0 so a seed gives the same
     # random stream whatever the strength
-    names = list(o.transforms)
-    weights = np.array([_DEFAULT_WEIGHTS.get(n, 1.0) for n in names])
-    k = int(rng.integers(1, min(o.max_transforms, len(names)) + 1))
-    chosen = rng.choice(len(names), size=k, replace=False, p=weights / weights.sum())
+    names, chosen = choose_transforms(rng, o)
     ctx = {"mask": mask, "reference": None}
     if reference is not None and rng.random() < o.reference_probability:
         ctx["reference"] = np.asarray(reference, dtype=np.float64)

@@ -24,7 +24,7 @@ import torch
 
 from trainer import colour as np_colour
 from trainer.colour import LUMA
-from trainer.data.synthesis import _DEFAULT_WEIGHTS, TRANSFORMS, SynthesisOptions, sample_strength
+from trainer.data.synthesis import TRANSFORMS, SynthesisOptions, choose_transforms, sample_strength
 
 TRANSFORM_NAMES = tuple(TRANSFORMS)  # the columns of ``params["chosen"]``
 _CURVE_XS = np.linspace(0, 1, 6)
@@ -117,10 +117,7 @@ def draw_params(rng: np.random.Generator, options: SynthesisOptions | None = Non
     o = options or SynthesisOptions()
     if strength is None:
         strength = float(rng.uniform(*o.strength_range))
-    names = list(o.transforms)
-    weights = np.array([_DEFAULT_WEIGHTS.get(n, 1.0) for n in names])
-    k = int(rng.integers(1, min(o.max_transforms, len(names)) + 1))
-    chosen = rng.choice(len(names), size=k, replace=False, p=weights / weights.sum())
+    names, chosen = choose_transforms(rng, o)
     if reference is not None and not rng.random() < o.reference_probability:
         reference = None
     p = dict(recolour or {}, strength=strength, chosen=np.zeros(len(TRANSFORM_NAMES)))
