@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,75 @@ def save_grid(samples: list[dict], columns: list[str], path: Path, side: int = 1
 
 # --------------------------------------------------------------------------- main routine
 
+@dataclass
+class Candidates:
+    """The weights under evaluation, each run the way the resolution asks: the network at the sample's
+    size (then blended), or the whole Harmonizer at native resolution."""
+
+    models: dict
+    harmonizers: dict
+    native: bool
+    working_size: int | None
+
+    def run(self, label: str, img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        from phnet import metrics
+
+        if self.native:
+            return self.harmonizers[label].harmonize_tensor(img, mask, working_size=self.working_size)
+        return metrics.blend(self.models[label](img, mask).float().clamp(0, 1), img, mask)
+
+    def outputs(self, img: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The baselines' and every model's result on ``img``."""
+        outs = {name: fn(img, mask) for name, fn in BASELINES.items()}
+        return {**outs, **{label: self.run(label, img, mask) for label in self.models}}
+
+
+def load_candidates(weights, device, native: bool, working_size: int | None) -> Candidates:
+    from phnet import Harmonizer
+    from phnet.weights import load_model
+
+    models = {label: load_model(path).to(device).eval() for label, path in parse_weights(weights).items()}
+    return Candidates(models, {label: Harmonizer(m, device=device) for label, m in models.items()}, native,
+                      working_size)
+
+
+def score_rows(batch: dict, outs: dict[str, torch.Tensor], real, mask, methods: list[str]) -> list[dict]:
+    """One row per sample and method: its metrics, subset and buckets."""
+    from phnet import metrics
+
+    per = {m: metrics.all_metrics(o, real, mask) for m, o in outs.items()}
+    fg = metrics.fg_bucket(mask)
+    fg = [fg] if isinstance(fg, str) else fg
+    rows = []
+    for i in range(real.shape[0]):
+        eb = error_bucket(float(per["composite"]["fMSE"][i]))
+        for m in methods:
+            rows.append({"method": m, "name": batch["name"][i], "subset": batch["subset"][i] or "all",
+                         "fg_bucket": fg[i], "error_bucket": eb, **{k: float(per[m][k][i]) for k in METRICS}})
+    return rows
+
+
+def untouched_rows(candidates: Candidates, real, mask) -> list[dict]:
+    """What each method does to the real photo itself (do no harm: ideally nothing)."""
+    from phnet import metrics
+
+    rows = []
+    for m, o in candidates.outputs(real, mask).items():
+        mse, fmse = metrics.mse(o, real), metrics.fmse(o, real, mask)
+        rows += [{"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])} for i in range(real.shape[0])]
+    return rows
+
+
+def grid_cells(comp, mask, real, outs: dict[str, torch.Tensor], models, room: int) -> list[dict]:
+    """Up to ``room`` rows of the before/after grid from this batch."""
+    cells = []
+    for i in range(min(room, comp.shape[0])):
+        cell = {"composite": comp[i].cpu(), "mask": mask[i].cpu(), "Reinhard": outs["reinhard"][i].cpu(),
+                "MKL": outs["mkl"][i].cpu(), "real": real[i].cpu()}
+        cells.append({**cell, **{grid_label(label): outs[label][i].cpu() for label in models}})
+    return cells
+
+
 @torch.no_grad()
 def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test", resolution: str | int = 256,
              working_size: int | None = None, batch_size: int = 8, device: str | None = None,
@@ -172,15 +242,11 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     size = None if native else int(resolution)
     if size is not None and (size < 8 or size % 8):
         raise ValueError(f"--resolution must be a multiple of 8 or 'native', got {resolution}")
-    from phnet import Harmonizer
     from phnet.harmonizer import pick_device
-    from phnet.weights import load_model
 
     dev = pick_device(device)
-
-    models = {label: load_model(path).to(dev).eval() for label, path in parse_weights(weights).items()}
-    harmonizers = {label: Harmonizer(m, device=dev) for label, m in models.items()}
-    model = next(iter(models.values()), None)
+    candidates = load_candidates(weights, dev, native, working_size)
+    models = candidates.models
     methods = ["composite", *BASELINES, *models]
     ds = build_dataset(data, split, train=False, image_size=size or 8,
                        resize="none" if native else data.get("resize", "stretch"))
@@ -190,53 +256,22 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,
                         num_workers=int(data.get("num_workers", 0)))
 
-    from phnet import metrics
-
     rows, untouched, grid, skipped = [], [], [], 0
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(ds), desc="evaluate", unit="img", file=sys.stderr)
     t0 = time.time()
-
-    def run_model(label, img, mask):
-        if native:
-            return harmonizers[label].harmonize_tensor(img, mask, working_size=working_size)
-        pred = models[label](img, mask).float().clamp(0, 1)
-        return metrics.blend(pred, img, mask)
-
     for batch in loader:
         skipped += batch.get("skipped", 0)
         if "comp" not in batch:
             continue
         comp, real, mask = (batch[k].to(dev) for k in ("comp", "real", "mask"))
-        outs = {"composite": comp, **{name: fn(comp, mask) for name, fn in BASELINES.items()}}
-        for label in models:
-            outs[label] = run_model(label, comp, mask)
-        per = {m: metrics.all_metrics(o, real, mask) for m, o in outs.items()}
-        fg = metrics.fg_bucket(mask)
-        fg = [fg] if isinstance(fg, str) else fg
-        for i in range(comp.shape[0]):
-            eb = error_bucket(float(per["composite"]["fMSE"][i]))
-            for m in methods:
-                rows.append({"method": m, "name": batch["name"][i], "subset": batch["subset"][i] or "all",
-                             "fg_bucket": fg[i], "error_bucket": eb,
-                             **{k: float(per[m][k][i]) for k in METRICS}})
+        outs = {"composite": comp, **candidates.outputs(comp, mask)}
+        rows += score_rows(batch, outs, real, mask, methods)
         if untouched_check:
-            touched = {name: fn(real, mask) for name, fn in BASELINES.items()}
-            for label in models:
-                touched[label] = run_model(label, real, mask)
-            for m, o in touched.items():
-                mse, fmse = metrics.mse(o, real), metrics.fmse(o, real, mask)
-                for i in range(comp.shape[0]):
-                    untouched.append({"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])})
-        for i in range(comp.shape[0]):
-            if len(grid) < grid_rows:
-                cell = {"composite": comp[i].cpu(), "mask": mask[i].cpu(), "Reinhard": outs["reinhard"][i].cpu(),
-                        "MKL": outs["mkl"][i].cpu(), "real": real[i].cpu()}
-                for label in models:
-                    cell[grid_label(label)] = outs[label][i].cpu()
-                grid.append(cell)
+            untouched += untouched_rows(candidates, real, mask)
+        grid += grid_cells(comp, mask, real, outs, models, grid_rows - len(grid))
         if bar is not None:
             bar.update(comp.shape[0] + batch.get("skipped", 0))
     if bar is not None:
@@ -245,6 +280,7 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
         raise ValueError(f"no sample of {base_ds} could be evaluated (all {skipped} skipped)")
 
     summary = summarise(rows, untouched, methods)
+    model = next(iter(models.values()), None)
     meta = {"weights": parse_weights(weights) or None, "data": str(data.get("root")),
             "kind": base_ds.description.split(":")[0], "split": split, "samples": len(rows) // len(methods),
             "skipped": skipped, "resolution": "native" if native else size,
