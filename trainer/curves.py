@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from trainer.atomic import write_atomic
+from phnet.atomic import write_atomic
 
 BG, AXIS, GRID, TEXT = (255, 255, 255), (60, 60, 60), (228, 228, 228), (30, 30, 30)
 RAW, SMOOTH, VAL, BASE = (170, 200, 235), (31, 100, 180), (214, 90, 30), (120, 120, 120)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from phnet.atomic import write_atomic_text
 from trainer import checkpoint as ckpt
-from trainer.atomic import write_atomic_text
 from trainer.data.synthesis import SynthesisOptions
 from trainer.data.synthesis_torch import synthesize_batch
 from trainer.model import unwrap

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from phnet.atomic import write_atomic_text
 from trainer import checkpoint as ckpt
-from trainer.atomic import write_atomic_text
 from trainer.config import LEGACY_RUN_CONFIG_NAME, RUN_CONFIG_NAME, run_config_path, to_json
 
 try:

@@ -6,7 +6,7 @@ import time
 import warnings
 from pathlib import Path
 
-from trainer.atomic import write_atomic_text
+from phnet.atomic import write_atomic_text
 from trainer.curves import draw_curves
 
 
