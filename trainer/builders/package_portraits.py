@@ -1,8 +1,8 @@
 """Build a harmonisation training set from images that ship inside installed packages.
 
-    python -m trainer.builders.package_portraits OUT [--size 256] [--val-size 512]
+    python -m trainer.builders.package_portraits OUT [--size 256] [--val-size 512] [--all-versions]
 
-Sources (all installed with pip, nothing downloaded at run time):
+Sources (all installed with pip, nothing downloaded at run time unless ``--all-versions``):
 
 * ``comfyui-workflow-templates-media-api``, ``-media-video`` and ``-media-other`` (MIT):
   the thumbnails of ComfyUI's workflow templates, many of them generated portraits.
@@ -13,7 +13,13 @@ Sources (all installed with pip, nothing downloaded at run time):
 * ``scikit-image``'s ``skimage.data`` colour photos (astronaut, chelsea, coffee, rocket).
 
 ``comfyui-workflow-templates-media-image`` is **never** read: it is reserved for held-out
-evaluation elsewhere in the project.
+evaluation elsewhere in the project. Its pictures also turn up in old versions of the allowed
+bundles, so every source is checked against the reserved list (:mod:`trainer.builders.held_out`:
+same file, or a dHash within 6 bits) and dropped when it matches; the build prints how many.
+
+``--all-versions`` adds the pictures that only older published versions of the five bundles hold
+(:mod:`trainer.builders.package_history`: downloaded once into a cache, near-duplicates of the
+installed pictures dropped). Off by default, so the default build depends only on what is installed.
 
 Subject masks (:mod:`trainer.builders.subject_masks`, documented in docs/default-weights.md):
 
@@ -55,11 +61,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
+from trainer.builders.held_out import is_held_out
 from trainer.builders.subject_masks import load_cv2, random_shape_mask, resize_long, subject_mask
 
 # (import name, distribution name) of the allowed template bundles.
@@ -88,6 +95,7 @@ MAX_ASPECT = 4 / 3  # sources are cropped around the subject to at most this asp
 class Source:
     key: str                                  # stable id, e.g. "media-api/templates/x.webp"
     load: Callable[[int], list[np.ndarray]]   # max_frames -> list of RGB uint8 HxWx3
+    data: Callable[[], bytes] | None = None   # the file's bytes, when the source is a file
 
 
 def _seed(key: str, salt: str = "") -> int:
@@ -101,8 +109,8 @@ def split_of(key: str, val_percent: int, test_percent: int = 0) -> str:
     return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
 
 
-def _frames_from_file(path: Path, max_frames: int) -> list[np.ndarray]:
-    im = Image.open(path)
+def _frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray]:
+    im = Image.open(file)
     n = getattr(im, "n_frames", 1)
     picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
     frames = []
@@ -130,7 +138,7 @@ def iter_sources() -> Iterator[Source]:
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
                 key = f"{short}/{p.relative_to(root).as_posix()}"
-                yield Source(key, lambda k, p=p: _frames_from_file(p, k))
+                yield Source(key, lambda k, p=p: _frames_from_file(p, k), p.read_bytes)
     try:
         import skimage.data as skd
     except ImportError:
@@ -204,6 +212,13 @@ def _slug(key: str) -> str:
 # Build
 # ---------------------------------------------------------------------------------------
 _BUILD: dict = {}  # the build's arguments, shared with forked workers
+HELD_OUT = "held out for evaluation"  # the skip reason of a reserved picture
+
+
+def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
+    if src.data is not None:
+        return is_held_out(src.data())
+    return bool(frames) and is_held_out(frames[0])
 
 
 def _build_one(i: int) -> tuple[list[dict], list[dict]]:
@@ -213,6 +228,8 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     split = split_of(src.key, b["val_percent"], b["test_percent"])
     try:
         frs = src.load(1 if split != "train" else b["frames"])
+        if _held_out(src, frs):
+            return [], [{"source": src.key, "reason": HELD_OUT}]
     except Exception as e:  # unreadable file: record it, carry on
         return [], [{"source": src.key, "reason": f"unreadable: {e}"}]
     frs = [f for f in frs if _usable(f, b["min_side"])]
@@ -245,7 +262,8 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
 
 def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
           val_percent: int = 15, min_side: int = 256, limit: int | None = None,
-          log: Callable[[str], None] = print, test_percent: int = 0, workers: int = 1) -> dict:
+          log: Callable[[str], None] = print, test_percent: int = 0, workers: int = 1,
+          all_versions: bool = False, history_cache: Path | None = None) -> dict:
     load_cv2()
     out = Path(out)
     for split in ("train", "val", "test") if test_percent > 0 else ("train", "val"):
@@ -254,6 +272,10 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     entries, skipped = [], []
     t0 = time.time()
     sources = list(iter_sources())
+    if all_versions:
+        from trainer.builders.package_history import history_sources  # it imports this module
+
+        sources += history_sources(history_cache, min_side, log=log)
     if limit is not None:
         sources = sources[:limit]
     global _BUILD
@@ -275,14 +297,18 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
         if pool is not None:
             pool.close()
             pool.join()
+    held = sum(1 for s in skipped if s["reason"] == HELD_OUT)
+    log(f"held out: {held} of {len(sources)} sources excluded (reserved pictures or near-duplicates of them)")
     counts = {s: {m: sum(1 for e in entries if e["split"] == s and e["mask"] == m)
                   for m in ("person", "object", "random")} for s in ("train", "val", "test")}
     manifest = {
         "builder": "trainer.builders.package_portraits",
         "args": {"size": size, "val_size": val_size, "frames": frames, "val_percent": val_percent,
-                 "min_side": min_side, "limit": limit, "test_percent": test_percent},
+                 "min_side": min_side, "limit": limit, "test_percent": test_percent,
+                 "all_versions": all_versions},
         "packages": package_versions(),
         "sources": len(sources),
+        "held_out_excluded": held,
         "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},
         "pairs_by_split_and_mask": counts,
         "entries": entries,
@@ -308,9 +334,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes (the result does not depend on it)")
     p.add_argument("--min-side", type=int, default=256, help="skip sources smaller than this (default 256)")
     p.add_argument("--limit", type=int, default=None, help="only the first N sources (quick tests)")
+    p.add_argument("--all-versions", action="store_true",
+                   help="also pictures that only older published versions of the bundles hold (downloads them once)")
+    p.add_argument("--history-cache", type=Path, default=None,
+                   help="where --all-versions keeps the wheels (default ~/.cache/phnet/package-history)")
     a = p.parse_args(argv)
     build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
-          min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers)
+          min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers,
+          all_versions=a.all_versions, history_cache=a.history_cache)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""trainer.builders.package_history on fake wheels: choice of versions, cache, dedup, held out. No network."""
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainer.builders import package_history as ph
+
+DIST = "comfyui-workflow-templates-media-fake"
+MODULE = "comfyui_workflow_templates_media_fake"
+
+
+def test_greedy_choice_covers_every_new_file_with_few_versions():
+    listings = {
+        "4": {"p/a.png": [1, 10], "p/b.png": [2, 10]},
+        "3": {"p/a.png": [1, 10], "p/c.png": [3, 10], "p/x.txt": [9, 10]},
+        "2": {"p/c.png": [3, 10], "p/d.png": [4, 10], "p/e.png": [5, 10]},
+        "1": {"p/c.png": [3, 10], "p/d.png": [4, 10], "p/f.png": [6, 10]},
+    }
+    assert ph.choose_versions(listings, have={(1, 10), (2, 10)}) == ["2", "1"]
+    assert ph.choose_versions(listings, have={(1, 10), (2, 10), (6, 10)}) == ["2"]
+    assert ph.choose_versions(listings, have=set()) == ["2", "4", "1"]   # ties go to the newest
+
+
+def _wheel(path, version: str, files: dict[str, bytes], licence: str = "MIT"):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(f"{MODULE}/templates/{name}", data)
+        zf.writestr(f"{MODULE}/__init__.py", "")
+        zf.writestr(f"{MODULE}-{version}.dist-info/METADATA",
+                    f"Metadata-Version: 2.4\nName: {DIST}\nVersion: {version}\nLicense-Expression: {licence}\n")
+
+
+@pytest.fixture()
+def downloads(tmp_path, monkeypatch, reserved, picture, encoded) -> list[str]:
+    """A fake bundle (version 3 installed; 3, 2 and 1 on a fake index, a folder); the versions downloaded."""
+    a, b, c, d = (encoded(picture(s)) for s in (11, 12, 13, 14))
+    b_again = encoded(np.asarray(Image.open(io.BytesIO(b)).convert("RGB")), "JPEG", quality=85)
+    reserved_again = encoded(np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB")), "WEBP", quality=80)
+    icon = encoded(picture(15, size=32))
+    index = tmp_path / "index"
+    index.mkdir()
+    published = {"3": {"a.png": a, "b.png": b},
+                 "2": {"a.png": a, "b.png": b_again, "c.png": c, "r.webp": reserved_again},
+                 "1": {"a.png": a, "c.png": c, "d.png": d, "icon.png": icon}}
+    for v, files in published.items():
+        _wheel(index / f"{MODULE}-{v}-py3-none-any.whl", v, files)
+    site = tmp_path / "site"
+    (site / MODULE / "templates").mkdir(parents=True)
+    (site / MODULE / "__init__.py").write_text("")
+    for name, data in published["3"].items():
+        (site / MODULE / "templates" / name).write_bytes(data)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+
+    monkeypatch.setattr(ph, "MEDIA_PACKAGES", ((MODULE, DIST),))
+    monkeypatch.setattr(ph, "published_wheels", lambda dist: [
+        ph.Wheel(dist, v, f"{MODULE}-{v}-py3-none-any.whl", f"https://example.invalid/{v}.whl", 0)
+        for v in ("3", "2", "1")])
+    monkeypatch.setattr(ph, "read_listing", lambda wheel: ph._members(zipfile.ZipFile(index / wheel.filename)))
+    done = []
+
+    def fake_pip(cmd, check):
+        version = cmd[-1].split("==")[1]
+        done.append(version)
+        shutil.copy(index / f"{MODULE}-{version}-py3-none-any.whl", cmd[cmd.index("-d") + 1])
+
+    monkeypatch.setattr(ph.subprocess, "run", fake_pip)
+
+    def no_network(*args, **kw):
+        raise AssertionError("the test touched the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    return done
+
+
+def test_harvest_keeps_new_pictures_only_and_drops_the_held_out(tmp_path, downloads):
+    cache = tmp_path / "cache"
+    pictures, (tally,) = ph.harvest(cache, min_side=64, faces=False, log=lambda m: None)
+    assert tally.versions == ["2", "1"] and downloads == ["2", "1"]
+    assert tally.licence == "MIT"
+    assert tally.today == 2
+    # found: b re-encoded, c, the reserved picture, d (a, and c in version 1, are the same files; the icon is too small)
+    assert (tally.found, tally.duplicates, tally.held_out, tally.kept) == (4, 1, 1, 2)
+    assert [p.key for p in pictures] == ["media-fake/v2/templates/c.png", "media-fake/v1/templates/d.png"]
+    src = pictures[0].source()
+    assert src.load(1)[0].shape == (96, 96, 3) and src.data()[:4] == b"\x89PNG"
+
+    # a second run reads the cache: no downloads, the same result
+    downloads.clear()
+    again, _ = ph.harvest(cache, min_side=64, faces=False, log=lambda m: None)
+    assert downloads == [] and [p.key for p in again] == [p.key for p in pictures]
+    assert sorted(p.name for p in (cache / "wheels").iterdir()) == [f"{MODULE}-{v}-py3-none-any.whl" for v in "12"]
+
+
+def test_the_table_has_the_counts_and_the_gain(tmp_path, downloads):
+    _, tallies = ph.harvest(tmp_path / "cache", min_side=64, faces=False, log=lambda m: None)
+    table = ph.format_table(tallies)
+    assert "| media-fake | 2 | MIT | 4 | 1 | 1 | 2 |" in table
+    assert "with a face" not in table
+    assert "today (installed versions): 2 usable pictures; with all versions: 4 (+100 %)" in table
+
+
+def test_cache_folder_can_be_chosen(monkeypatch, tmp_path):
+    monkeypatch.setenv("PHNET_PACKAGE_HISTORY", str(tmp_path / "h"))
+    assert ph.cache_dir() == tmp_path / "h"
+    assert ph.cache_dir(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("PHNET_PACKAGE_HISTORY")
+    assert ph.cache_dir().parts[-3:] == (".cache", "phnet", "package-history")
+
+
+def test_licence_comes_from_the_wheel_metadata(tmp_path):
+    path = tmp_path / "w.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x-1.dist-info/METADATA", "Metadata-Version: 2.1\nName: x\n"
+                    "Classifier: License :: OSI Approved :: MIT License\n")
+    with zipfile.ZipFile(path) as zf:
+        assert ph.wheel_licence(zf) == "MIT License"

