@@ -173,8 +173,9 @@ class PHNetSAMSegment:
         labels = [1] * len(pos) + [0] * len(neg)
         out = torch.zeros(b, h, w)
         with sam.on_device() as segmenter:
-            # A step before each encoder block's attention and MLP, and one for the prompt, per image: the
-            # encode is most of the time (~50 s for a ViT-B on a 2-core CPU), and Cancel is checked at each.
+            # A step at each of the encoder's interrupt points (each block's attention and MLP, each head of a
+            # global attention) and one for the prompt, per image: the encode is most of the time (~50 s
+            # for a ViT-B on a 2-core CPU), and Cancel is checked at each step.
             steps = interrupt_points(segmenter.model) + 1
             bar, done = comfy.utils.ProgressBar(b * steps), 0
 

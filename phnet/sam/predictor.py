@@ -7,10 +7,9 @@ mask decoder. :meth:`SamSegmenter.segment` does both, checking the prompt before
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +17,8 @@ import torch
 from ..imageio import image_to_uint8
 from .architecture import SAM_PRESETS, SamArchitecture
 from .loading import load_sam, locate_checkpoint
+from .interruptible import interrupt_points as _interrupt_points
+from .interruptible import interruptible
 from .prompts import SamPrompt, make_prompt
 
 
@@ -25,28 +26,9 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _interrupt_parts(encoder: torch.nn.Module) -> list[torch.nn.Module]:
-    return [part for block in getattr(encoder, "blocks", ()) for part in (block.attn, block.mlp)]
-
-
 def interrupt_points(model: torch.nn.Module) -> int:
     """How many times one image encode calls ``interrupt`` (for a host's progress bar)."""
-    return len(_interrupt_parts(model.image_encoder))
-
-
-@contextlib.contextmanager
-def _interrupt_between_blocks(encoder: torch.nn.Module, interrupt: Callable[[], Any] | None) -> Iterator[None]:
-    """Call ``interrupt()`` before the attention and the MLP of each ViT block (:func:`interrupt_points` times
-    per encode), so a host's Cancel stops a long CPU encode within about half a block's time."""
-    if interrupt is None:
-        yield
-        return
-    handles = [part.register_forward_pre_hook(lambda *_: interrupt()) for part in _interrupt_parts(encoder)]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return _interrupt_points(model.image_encoder)
 
 
 class SamSegmenter:
@@ -140,7 +122,8 @@ class SamSegmenter:
         """Encode ``image`` (PIL, numpy or torch; see :mod:`phnet.imageio`) and cache the embedding.
 
         Setting the same pixels again is free: the encoder only runs for a new image.
-        ``interrupt`` is called between the encoder's blocks; whatever it raises stops the encode.
+        ``interrupt`` is called between the parts of the encoder (see ``phnet.sam.interruptible``); whatever it
+        raises stops the encode.
         """
         self._encode(image_to_uint8(image), interrupt)
 
@@ -151,7 +134,7 @@ class SamSegmenter:
         if self._predictor.is_image_set and fingerprint == self._fingerprint:
             return
         self.reset_image()
-        with _interrupt_between_blocks(self.model.image_encoder, interrupt):
+        with interruptible(self.model.image_encoder, interrupt):
             self._predictor.set_image(rgb, image_format="RGB")
         self._fingerprint = fingerprint
         self._size = (int(rgb.shape[0]), int(rgb.shape[1]))

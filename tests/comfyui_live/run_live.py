@@ -23,7 +23,8 @@ ComfyUI checkout):
     Image of the shipped background (the diffusion nodes are validated, not run);
  5. makes each mask mistake on a copy of the RGBA template (no InvertMask, a picture without alpha, a
     mask of another size) plus fp16 on the CPU, and records the message the user is shown;
- 6. checks that a missing model is reported once in the /prompt response;
+ 6. checks that a missing model is reported once in the /prompt response, and presses Cancel while PHNet
+    SAM Segment encodes with a full-size ViT-B (random weights): idle again within 2 s;
  7. builds the pip wheel of the repository and checks it holds the library but no ComfyUI pack (a
     top-level 'nodes' would shadow ComfyUI's nodes.py) and that the installed 'phnet' harmonizes;
  8. with --frontend, loads every template into the real web frontend (headless Chromium), compares
@@ -112,7 +113,7 @@ class Client:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
+                return r.status, json.loads(r.read() or b"{}")  # /interrupt answers with an empty body
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
 
@@ -359,6 +360,48 @@ def mask_mistakes(client: Client, timeout: float) -> None:
         check(expected in msg, f"{what}: the user reads {msg!r}")
 
 
+def cancel_latency(client: Client, base: Path, log_path: Path, timeout: float) -> None:
+    """Cancel pressed while PHNet SAM Segment encodes with a full-size ViT-B (random weights, the real
+    architecture and cost): the server must be idle again within 2 s on this CPU."""
+    import torch
+    from safetensors.torch import save_file
+    from segment_anything import sam_model_registry
+
+    name = "sam_vit_b_random.safetensors"
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in sam_model_registry["vit_b"]().state_dict().items()}
+    save_file(state, str(base / "models" / "sams" / name))
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "phnet_subject.png"}},
+        "2": {"class_type": "PHNetSAMLoader", "inputs": {"model_name": name, "hub_repo_id": "", "hub_filename": "",
+                                                         "model_type": "auto", "device": "cpu"}},
+        "3": {"class_type": "PHNetSAMSegment", "inputs": {"sam_model": ["2", 0], "image": ["1", 0], "box": "60,20,260,300",
+                                                          "positive_points": "", "negative_points": "",
+                                                          "multimask": False, "threshold": 0.0, "grow": 0,
+                                                          "feather": 0.0}},
+        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+    }
+    seen = len(log_path.read_text())
+    status, body = client.post("/prompt", {"prompt": prompt, "client_id": "phnet-live"})
+    if not check(status == 200, f"cancel check: the SAM prompt is queued (HTTP {status})"):
+        return
+    t0 = time.time()
+    while "loaded SAM" not in log_path.read_text()[seen:] and time.time() - t0 < timeout:
+        time.sleep(0.2)
+    time.sleep(3.0)  # well into the encode (tens of seconds for a ViT-B on this CPU)
+    pressed = time.time()
+    client.post("/interrupt", {})
+    while client.get("/queue")["queue_running"] and time.time() - pressed < 120:
+        time.sleep(0.05)
+    latency = time.time() - pressed
+    hist = client.get(f"/history/{body['prompt_id']}").get(body["prompt_id"], {})
+    interrupted = any(m[0] == "execution_interrupted" for m in hist.get("status", {}).get("messages", []))
+    report["cancel_seconds"] = round(latency, 2)
+    check(interrupted and latency <= 2.0, f"Cancel during PHNet SAM Segment: idle after {latency:.2f} s "
+                                          f"(interrupted: {interrupted})")
+
+
 def reported_once(client: Client) -> None:
     prompt, _, _ = _composite_prompt()
     loader = next(k for k, v in prompt.items() if v["class_type"] == "PHNetModelLoader")
@@ -560,6 +603,7 @@ def main() -> int:
         for name in WORKFLOWS:
             run_template(client, name, oi, results_dir, args.timeout)
         mask_mistakes(client, args.timeout)
+        cancel_latency(client, base, log_path, args.timeout)
         reported_once(client)
         pip_package(base / "pip")
     finally:

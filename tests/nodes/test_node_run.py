@@ -116,6 +116,12 @@ def test_segment_honours_interrupt(nodes, sam_model, comfy_env, portrait):
     assert not comfy_env.mm.processing_interrupted()
 
 
+def _points(sam_model) -> int:
+    from phnet.sam.interruptible import interrupt_points
+
+    return interrupt_points(sam_model.segmenter.model.image_encoder)
+
+
 def test_progress_bar_ticks_per_encoder_block_and_prompt(nodes, sam_model, comfy_env, portrait):
     ticks = []
     comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append((v, t)))
@@ -124,7 +130,7 @@ def test_progress_bar_ticks_per_encoder_block_and_prompt(nodes, sam_model, comfy
         nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
     finally:
         comfy_env.utils.set_progress_bar_global_hook(None)
-    steps = 2 * len(sam_model.segmenter.model.image_encoder.blocks) + 1  # attention and MLP of each block
+    steps = _points(sam_model) + 1  # the encoder's interrupt points, then the prompt
     assert ticks == [(k, 3 * steps) for k in range(1, 3 * steps + 1)]
 
 
@@ -196,13 +202,13 @@ def test_the_sam_picker_lists_only_files_the_sam_loader_reads(pack, comfy_env):
         (sams / "renamed.sft").unlink()
 
 
-def test_cancel_stops_sam_segment_within_half_an_encoder_block_with_progress_per_half_block(nodes, sam_model, comfy_env,
+def test_cancel_stops_sam_segment_between_encoder_parts_with_progress_at_each(nodes, sam_model, comfy_env,
                                                                                   monkeypatch):
     seen = []
     monkeypatch.setattr(comfy_env.utils, "PROGRESS_BAR_HOOK",
                         lambda value, total, preview, node_id=None: seen.append((value, total)))
     image = torch.rand(2, 48, 64, 3)
-    points = 2 * len(sam_model.segmenter.model.image_encoder.blocks)  # attention and MLP of each block
+    points = _points(sam_model)  # each block's attention and MLP, and each head of a global attention
     (mask,) = nodes["PHNetSAMSegment"].segment(sam_model, image, box="8,8,40,30")
     assert seen[-1] == (2 * (points + 1),) * 2 and len(seen) >= 2 * points  # a tick per half block
     calls = []

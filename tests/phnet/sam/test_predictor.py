@@ -125,15 +125,20 @@ class Cancelled(Exception):
     """Stands in for a host's 'processing interrupted' exception."""
 
 
-def test_interrupt_is_called_before_each_half_of_every_encoder_block(tiny_path, image):
+def test_interrupt_is_called_inside_every_encoder_block_and_every_global_attention_head(tiny_path, image):
+    from phnet.sam.predictor import interrupt_points
+
     seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
     blocks_run = []
     for block in seg.model.image_encoder.blocks:
         block.register_forward_hook(lambda *a: blocks_run.append(1))
     checks = []
     seg.set_image(image, interrupt=lambda: checks.append(len(blocks_run)))
-    # before each block's attention and before its MLP
-    assert checks == [k for k in range(TINY_SAM["depth"]) for _ in (0, 1)]
+    # before each block's attention and MLP, and before each head of a global-attention block
+    heads = TINY_SAM["num_heads"]
+    expected = [k for k in range(TINY_SAM["depth"])
+                for _ in range(2 + (heads if k in TINY_SAM["global_attn_indexes"] else 0))]
+    assert checks == expected and len(checks) == interrupt_points(seg.model)
 
     def cancel_after_first_block():
         if blocks_run:
@@ -195,3 +200,15 @@ def test_bad_images(seg):
         seg.set_image(np.zeros((8, 8, 3), np.int32))
     with pytest.raises(ValueError, match=r"0\.\.1"):
         seg.set_image(np.full((8, 8, 3), 2.0, np.float32))
+
+
+def test_attention_head_by_head_is_the_same_encode(tiny_path, image):
+    """The interruptible encode computes the global attention one head at a time: the same embedding, up to
+    the float rounding of one GEMM per head instead of a batched one."""
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    seg.set_image(image)
+    plain = seg._predictor.features.clone()
+    seg.set_image(255 - image)
+    seg.set_image(image, interrupt=lambda: None)
+    torch.testing.assert_close(seg._predictor.features, plain, rtol=0, atol=1e-5)  # float rounding only
+    assert "forward" not in vars(seg.model.image_encoder.blocks[1].attn)  # the class's own forward is back
