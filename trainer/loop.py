@@ -67,6 +67,9 @@ class LossWindow:
             self.parts[k] = self.parts.get(k, 0.0) + v
 
 
+READY_TO_STOP = "[trainer] Ctrl-C or SIGTERM stops the run after a checkpoint (twice: at once)"
+
+
 class StopSignal:
     """SIGTERM/SIGINT set a flag (the run checkpoints and stops); a second one stops at once."""
 
@@ -78,6 +81,7 @@ class StopSignal:
     def __enter__(self):
         if self.enabled:
             self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            print(READY_TO_STOP, file=sys.stderr, flush=True)
         return self
 
     def _on_signal(self, signum, frame):
