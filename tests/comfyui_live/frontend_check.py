@@ -78,6 +78,31 @@ class CDP:
         return r["result"].get("value")
 
 
+async def missing_model_offer(cdp: CDP) -> dict:
+    """What the Missing Models dialog offers for the SAM file a template names when it is not on disk:
+    the SAM template loaded with its model entry renamed to a file that is absent (the URL unchanged)."""
+    name = next(n for n in NAMES if "SAM" in n and "SD" not in n)
+    ui = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
+    loader = next(n for n in ui["nodes"] if n["type"] == "PHNetSAMLoader")
+    entry = loader["properties"]["models"][0]
+    absent = "phnet-live-absent-" + entry["name"]
+    loader["properties"]["models"][0] = {**entry, "name": absent}
+    loader["widgets_values"][0] = absent
+    found = await cdp.js(
+        "(async () => { await window.app.loadGraphData(" + json.dumps(ui) + ");"
+        " await new Promise(r => setTimeout(r, 2000));"
+        " const dialog = [...document.querySelectorAll('.p-dialog')].find(d => d.innerText.includes("
+        + json.dumps(absent) + "));"
+        " if (!dialog) return {listed: false};"
+        " const row = [...dialog.querySelectorAll('*')].filter(e => e.innerText && e.innerText.includes("
+        + json.dumps(absent) + ") && e.querySelector('button')).pop() || dialog;"
+        " const buttons = [...row.querySelectorAll('button')].map(b => [b.innerText.trim(), b.disabled]);"
+        " return {listed: true, buttons, text: row.innerText.slice(0, 400)}; })()")
+    await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close')"
+                 ".forEach(b => b.click()); true")
+    return {**found, "url": entry["url"]}
+
+
 async def run(url: str, out: Path, cdp_port: int) -> dict:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not chromium:
@@ -197,6 +222,7 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         "ignored_offline_errors": len(offline),
                         "screenshot": str(png),
                     }
+                report["missing_sam_offer"] = await missing_model_offer(cdp)
                 cdp.reader.cancel()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -600,6 +600,11 @@ def main() -> int:
                           f"{name}: frontend graphToPrompt() of the UI file == our API file {w['diffs'] or ''}")
                     check(not w["console_errors"], f"{name}: no frontend errors while loading {w['console_errors']}")
                     check(not w["overlaps"], f"{name}: no two nodes overlap in the frontend {w['overlaps'] or ''}")
+                offer = fe.get("missing_sam_offer", {})
+                download = [enabled for label, disabled in offer.get("buttons", [])
+                            for enabled in [not disabled] if "download" in label.lower()]
+                check(offer.get("listed") and download and all(download) and offer["url"].endswith(".safetensors"),
+                      f"the Missing Models dialog offers the SAM file with Download enabled: {offer}")
         for name in WORKFLOWS:
             run_template(client, name, oi, results_dir, args.timeout)
         mask_mistakes(client, args.timeout)
