@@ -205,10 +205,25 @@ def test_bad_images(seg):
 def test_attention_head_by_head_is_the_same_encode(tiny_path, image):
     """The interruptible encode computes the global attention one head at a time: the same embedding, up to
     the float rounding of one GEMM per head instead of a batched one."""
+    from phnet.sam.interruptible import interruptible
+
+    encoder = SamSegmenter.from_pretrained(tiny_path, device="cpu").model.image_encoder
+    x = torch.randn(1, 3, TINY_SAM["img_size"], TINY_SAM["img_size"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        batched = encoder(x)
+        with interruptible(encoder, lambda: None):
+            by_head = encoder(x)
+    torch.testing.assert_close(by_head, batched, rtol=0, atol=1e-5)  # float rounding only
+    assert "forward" not in vars(encoder.blocks[1].attn)  # the class's own forward is back
+
+
+def test_a_cpu_encode_computes_global_attention_head_by_head_even_without_an_interrupt(tiny_path, image,
+                                                                                     monkeypatch):
+    import phnet.sam.interruptible as interruptible
+
+    calls = []
+    by_head = interruptible.attention_by_head
+    monkeypatch.setattr(interruptible, "attention_by_head", lambda *a: calls.append(1) or by_head(*a))
     seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
     seg.set_image(image)
-    plain = seg._predictor.features.clone()
-    seg.set_image(255 - image)
-    seg.set_image(image, interrupt=lambda: None)
-    torch.testing.assert_close(seg._predictor.features, plain, rtol=0, atol=1e-5)  # float rounding only
-    assert "forward" not in vars(seg.model.image_encoder.blocks[1].attn)  # the class's own forward is back
+    assert calls == [1] * len(TINY_SAM["global_attn_indexes"])
