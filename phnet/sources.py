@@ -14,11 +14,12 @@ or ``local_files_only=True``. Caching, revisions and tokens are ``huggingface_hu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 __all__ = [
     "DEFAULT_LABEL",
@@ -33,6 +34,8 @@ __all__ = [
     "hub_offline",
     "resolve",
     "download",
+    "hub_errors",
+    "list_files",
     "list_weights",
     "OfficialWeights",
     "OFFICIAL",
@@ -207,11 +210,9 @@ def download(
     ``FileNotFoundError`` / ``PermissionError`` / ``ConnectionError`` saying what to do.
     """
     import huggingface_hub
-    from huggingface_hub import errors
 
     offline = bool(local_files_only) or hub_offline()
-    where = f"Hub repo {repo_id!r} (revision {revision or 'main'})"
-    try:
+    with hub_errors(repo_id, revision, filename, cache_dir, local_files_only, what):
         if filename is not None:
             found = huggingface_hub.hf_hub_download(
                 repo_id, filename, revision=revision, cache_dir=cache_dir, local_files_only=offline, token=token
@@ -225,6 +226,19 @@ def download(
                 token=token,
                 allow_patterns=list(allow_patterns) if allow_patterns else None,
             )
+    return Path(found)
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_dir, local_files_only: bool,
+               what: str) -> Iterator[None]:
+    """One set of messages for every Hub failure: ``FileNotFoundError`` / ``PermissionError`` /
+    ``ConnectionError``, each saying what to do."""
+    from huggingface_hub import errors
+
+    where = f"Hub repo {repo_id!r} (revision {revision or 'main'})"
+    try:
+        yield
     except errors.LocalEntryNotFoundError:
         item = f"{repo_id}:{filename}" if filename else repo_id
         raise FileNotFoundError(
@@ -254,7 +268,26 @@ def download(
             f"could not download {what} from the {where}: {e}. Check the connection, set HF_HUB_OFFLINE=1 to use "
             "the local cache only, or give a local file or folder"
         ) from None
-    return Path(found)
+
+
+def list_files(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    what: str = "weights",
+) -> list[str]:
+    """The files of a Hub repo: asked of the Hub, or offline those of its snapshot in the HF cache."""
+    import huggingface_hub
+
+    offline = bool(local_files_only) or hub_offline()
+    with hub_errors(repo_id, revision, None, cache_dir, local_files_only, what):
+        if not offline:
+            return list(huggingface_hub.list_repo_files(repo_id, revision=revision))
+        folder = Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                                        local_files_only=True))
+    return [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
 
 
 def list_weights(folder: str | os.PathLike | None, folder_marker: str | None = "config.json") -> list[str]:

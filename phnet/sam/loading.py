@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from .. import sources
 from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, hub_offline, looks_like_repo_id
 from ..state_dicts import read_tensors
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
@@ -111,43 +112,6 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
     return candidates[0]
 
 
-def _hub_error(exc: Exception, repo_id: str, filename: str | None, revision: str | None, cache_dir) -> Exception:
-    """The user-facing error for a failed Hub lookup."""
-    from huggingface_hub import errors as hf_errors
-
-    where = f"Hugging Face repo {repo_id!r}" + (f" (revision {revision})" if revision else "")
-    if isinstance(exc, hf_errors.LocalEntryNotFoundError):
-        what = f"{repo_id}/{filename}" if filename else repo_id
-        return FileNotFoundError(
-            f"SAM weights {what!r} are not in the Hugging Face cache"
-            + (f" ({cache_dir})" if cache_dir else "")
-            + " and downloading is disabled (HF_HUB_OFFLINE=1 or local_files_only=True) or the Hub is "
-            "unreachable. Download them once while online, e.g. `hf download "
-            + repo_id
-            + (f" {filename}" if filename else "")
-            + "`, or pass a local file path."
-        )
-    if isinstance(exc, hf_errors.GatedRepoError):
-        return PermissionError(
-            f"{where} is gated: accept its licence on https://huggingface.co/{repo_id} and log in "
-            "(`hf auth login`), or download the checkpoint manually and pass its path."
-        )
-    if isinstance(exc, hf_errors.RepositoryNotFoundError):
-        return FileNotFoundError(f"{where} does not exist (or is private). Check the repo id, or pass a local file path.")
-    if isinstance(exc, hf_errors.RevisionNotFoundError):
-        return FileNotFoundError(f"Revision {revision!r} not found in {where}.")
-    if isinstance(exc, hf_errors.EntryNotFoundError):
-        return FileNotFoundError(
-            f"File {filename!r} not found in {where}. Check filename=... against the repo's file list."
-        )
-    if isinstance(exc, FileNotFoundError):
-        return exc
-    return ConnectionError(
-        f"Could not download SAM weights from {where}: {exc}. Check your connection, set "
-        "HF_HUB_OFFLINE=1 to use the local cache only, or pass a local file path."
-    )
-
-
 def _download_from_hub(
     repo_id: str,
     filename: str | None,
@@ -157,27 +121,17 @@ def _download_from_hub(
     local_files_only: bool,
     model_type: str | None,
 ) -> CheckpointFile:
-    import huggingface_hub
-    from huggingface_hub import errors as hf_errors
-
+    """A checkpoint of a Hub repo through the resolver's Hub access (``phnet.sources``): the one named, or
+    the one the repo's file list holds."""
     offline = local_files_only or hub_offline()
-    where = f"Hugging Face repo {repo_id!r}" + (f" (revision {revision})" if revision else "")
-    try:
-        if filename is None:
-            if offline:
-                folder = huggingface_hub.snapshot_download(
-                    repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True
-                )
-                names = [p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file()]
-            else:
-                names = huggingface_hub.list_repo_files(repo_id, revision=revision)
-            filename = _pick_checkpoint(names, where, model_type)
-        path = huggingface_hub.hf_hub_download(
-            repo_id, filename, revision=revision, cache_dir=cache_dir, local_files_only=offline
-        )
-    except (OSError, hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError) as exc:
-        raise _hub_error(exc, repo_id, filename, revision, cache_dir) from exc
-    return CheckpointFile(Path(path), repo_id, filename, revision, cache_dir, offline)
+    if filename is None:
+        names = sources.list_files(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline,
+                                   what="SAM weights")
+        where = f"Hugging Face repo {repo_id!r}" + (f" (revision {revision})" if revision else "")
+        filename = _pick_checkpoint(names, where, model_type)
+    path = sources.download(repo_id, filename=filename, revision=revision, cache_dir=cache_dir,
+                            local_files_only=offline, what="SAM weights")
+    return CheckpointFile(path, repo_id, filename, revision, cache_dir, offline)
 
 
 def locate_checkpoint(
