@@ -48,7 +48,7 @@ import numpy as np
 from packaging.version import Version
 
 from trainer.builders import held_out
-from trainer.builders.package_portraits import (
+from trainer.builders.package_pictures import (
     FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, _frames_from_file, _usable,
 )
 from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, resize_long

@@ -59,31 +59,19 @@ import importlib.metadata
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
 from trainer.builders.held_out import is_held_out
-from trainer.builders.subject_masks import load_cv2, random_shape_mask, resize_long, subject_mask
+from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, PEOPLE_ONLY, Source,
+                                              _frames_from_file, _usable)
+from trainer.builders.subject_masks import load_cv2, random_shape_mask, subject_mask
 
-# (import name, distribution name) of the allowed template bundles.
-MEDIA_PACKAGES = (
-    ("comfyui_workflow_templates_media_api", "comfyui-workflow-templates-media-api"),
-    ("comfyui_workflow_templates_media_video", "comfyui-workflow-templates-media-video"),
-    ("comfyui_workflow_templates_media_other", "comfyui-workflow-templates-media-other"),
-    ("comfyui_workflow_templates_media_assets_01", "comfyui-workflow-templates-media-assets-01"),
-    ("comfyui_workflow_templates_media_assets_02", "comfyui-workflow-templates-media-assets-02"),
-)
-# Bundles of mostly renders and screenshots: only their pictures of people are used.
-PEOPLE_ONLY = ("media-assets-01/", "media-assets-02/")
-# Held out for the project's evaluation: a builder must never read it.
-FORBIDDEN_PACKAGES = ("comfyui_workflow_templates_media_image",)
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 ALWAYS_VAL = ("skimage/astronaut",)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 MAX_ASPECT = 4 / 3  # sources are cropped around the subject to at most this aspect ratio
 
@@ -91,13 +79,6 @@ MAX_ASPECT = 4 / 3  # sources are cropped around the subject to at most this asp
 # ---------------------------------------------------------------------------------------
 # Sources
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Source:
-    key: str                                  # stable id, e.g. "media-api/templates/x.webp"
-    load: Callable[[int], list[np.ndarray]]   # max_frames -> list of RGB uint8 HxWx3
-    data: Callable[[], bytes] | None = None   # the file's bytes, when the source is a file
-
-
 def _seed(key: str, salt: str = "") -> int:
     return int.from_bytes(hashlib.sha1((salt + key).encode()).digest()[:8], "little")
 
@@ -107,21 +88,6 @@ def split_of(key: str, val_percent: int, test_percent: int = 0) -> str:
         return "test" if test_percent > 0 else "val"
     h = _seed(key, "split:") % 100
     return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
-
-
-def _frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray]:
-    im = Image.open(file)
-    n = getattr(im, "n_frames", 1)
-    picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
-    frames = []
-    for i in picks[:max_frames]:
-        im.seek(i)
-        fr = im.convert("RGBA")
-        a = np.asarray(fr)[..., 3]
-        if (a < 250).mean() > 0.02:  # a cut-out on transparency is not a photo
-            return []
-        frames.append(np.asarray(fr.convert("RGB")))
-    return frames
 
 
 def iter_sources() -> Iterator[Source]:
@@ -194,15 +160,6 @@ def _save_pair(out: Path, split: str, name: str, rgb: np.ndarray, mask: np.ndarr
     return img.shape[0], img.shape[1]
 
 
-def _usable(rgb: np.ndarray, min_side: int) -> bool:
-    if min(rgb.shape[:2]) < min_side:
-        return False
-    small, _ = resize_long(rgb, 128)
-    # flat placeholders and near-monochrome graphics teach nothing about colour
-    colourfulness = float(np.abs(small.astype(np.float32) - small.mean(-1, keepdims=True)).mean())
-    return float(small.std()) > 20 and colourfulness > 3
-
-
 def _slug(key: str) -> str:
     stem = key.rsplit(".", 1)[0] if "." in key.rsplit("/", 1)[-1] else key
     return stem.replace("/templates/", "_").replace("/", "_")
@@ -273,7 +230,7 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     t0 = time.time()
     sources = list(iter_sources())
     if all_versions:
-        from trainer.builders.package_history import history_sources  # it imports this module
+        from trainer.builders.package_history import history_sources
 
         sources += history_sources(history_cache, min_side, log=log)
     if limit is not None:

@@ -1,0 +1,61 @@
+"""The allowed picture bundles and how a picture in them is read: shared by the builders.
+
+Every bundle here is MIT-licensed. ``comfyui-workflow-templates-media-image`` is reserved for held-out
+evaluation and is never read (and :mod:`trainer.builders.held_out` drops its pictures wherever else
+they turn up).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+from PIL import Image
+
+from trainer.builders.subject_masks import resize_long
+
+# (import name, distribution name) of the allowed template bundles.
+MEDIA_PACKAGES = (
+    ("comfyui_workflow_templates_media_api", "comfyui-workflow-templates-media-api"),
+    ("comfyui_workflow_templates_media_video", "comfyui-workflow-templates-media-video"),
+    ("comfyui_workflow_templates_media_other", "comfyui-workflow-templates-media-other"),
+    ("comfyui_workflow_templates_media_assets_01", "comfyui-workflow-templates-media-assets-01"),
+    ("comfyui_workflow_templates_media_assets_02", "comfyui-workflow-templates-media-assets-02"),
+)
+# Bundles of mostly renders and screenshots: only their pictures of people are used.
+PEOPLE_ONLY = ("media-assets-01/", "media-assets-02/")
+# Held out for the project's evaluation: a builder must never read it.
+FORBIDDEN_PACKAGES = ("comfyui_workflow_templates_media_image",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str                                  # stable id, e.g. "media-api/templates/x.webp"
+    load: Callable[[int], list[np.ndarray]]   # max_frames -> list of RGB uint8 HxWx3
+    data: Callable[[], bytes] | None = None   # the file's bytes, when the source is a file
+
+
+def _frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray]:
+    im = Image.open(file)
+    n = getattr(im, "n_frames", 1)
+    picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
+    frames = []
+    for i in picks[:max_frames]:
+        im.seek(i)
+        fr = im.convert("RGBA")
+        a = np.asarray(fr)[..., 3]
+        if (a < 250).mean() > 0.02:  # a cut-out on transparency is not a photo
+            return []
+        frames.append(np.asarray(fr.convert("RGB")))
+    return frames
+
+
+def _usable(rgb: np.ndarray, min_side: int) -> bool:
+    if min(rgb.shape[:2]) < min_side:
+        return False
+    small, _ = resize_long(rgb, 128)
+    # flat placeholders and near-monochrome graphics teach nothing about colour
+    colourfulness = float(np.abs(small.astype(np.float32) - small.mean(-1, keepdims=True)).mean())
+    return float(small.std()) > 20 and colourfulness > 3
