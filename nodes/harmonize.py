@@ -9,16 +9,15 @@ from .masks import check_mask, check_mask_size
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
     """The library call, and its report as a STRING output and as text under the node."""
-    from ..phnet.corrections import OFFICIAL_HINT, advice, summary
+    from ..phnet.corrections import OFFICIAL_HINT, report
 
     threshold = options.pop("threshold", -1.0)
     result, corrections = phnet_model.harmonize(
         image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
         progress=lambda done, total: bar.update_absolute(done, total), **options,
     )
-    hint = advice(corrections, "threshold 0", f"PHNet Model Loader: {OFFICIAL_HINT}")
-    report = f"{node}: {summary(corrections)}" + (f"; {hint}" if hint else "")
-    return {"ui": {"text": [report]}, "result": (result, report)}
+    line = node + ": " + report(corrections, "threshold 0", f"PHNet Model Loader: {OFFICIAL_HINT}")
+    return {"ui": {"text": [line]}, "result": (result, line)}
 
 REFERENCE_TOOLTIP = (
     "Optional: the part of the background the subject should match (1 = match this region, e.g. the lit side "

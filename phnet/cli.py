@@ -164,10 +164,9 @@ def _save(result: np.ndarray, target: Path) -> None:
 
 def _verdict(corrections) -> str:
     """How much the subject changed, and what to do when the do-no-harm threshold left it as it was."""
-    from .corrections import OFFICIAL_HINT, advice, summary
+    from .corrections import OFFICIAL_HINT, report
 
-    hint = advice(corrections, "--threshold 0", f"--weights {OFFICIAL_HINT}")
-    return summary(corrections) + (f"; {hint}" if hint else "")
+    return report(corrections, "--threshold 0", f"--weights {OFFICIAL_HINT}")
 
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:

@@ -70,13 +70,14 @@ def summary(corrections: Sequence[Correction]) -> str:
     return "; ".join((line, *notes))
 
 
-def advice(corrections: Sequence[Correction], threshold_option: str, weights_option: str) -> str:
-    """What a user can do when the threshold left subjects unchanged, in a host's own words for its
-    options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``); empty otherwise."""
-    if not any(c.kept == 0 and c.threshold > 0 for c in corrections):
-        return ""
-    return (f"{threshold_option} applies the raw correction (it may do harm on near-right composites), "
-            f"or try {weights_option}")
+def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str) -> str:
+    """:func:`summary`, followed, when the threshold left subjects unchanged, by what a user can do, in a
+    host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``)."""
+    line = summary(corrections)
+    if any(c.kept == 0 and c.threshold > 0 for c in corrections):
+        line += (f"; {threshold_option} applies the raw correction (it may do harm on near-right composites), "
+                 f"or try {weights_option}")
+    return line
 
 
 def log_corrections(corrections: Sequence[Correction]) -> None:

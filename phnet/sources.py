@@ -107,10 +107,6 @@ OFFICIAL: dict[str, OfficialWeights] = {
 OFFICIAL_NAMES = tuple(OFFICIAL)
 
 
-
-# ----------------------------------------------------------------------------------------------------
-
-
 def is_weights_file(path: str | os.PathLike) -> bool:
     """True for a name ending in one of :data:`WEIGHT_SUFFIXES` (any case)."""
     return str(path).lower().endswith(WEIGHT_SUFFIXES)

@@ -235,10 +235,9 @@ def _harmonize(p, image, s):
 
 def _report(corrections):
     """The infotext's "PHNet result": how much the subject changed, and why not when it did not."""
-    from phnet.corrections import OFFICIAL_HINT, advice, summary
+    from phnet.corrections import OFFICIAL_HINT, report
 
-    hint = advice(corrections, "a do-no-harm threshold of 0", f"Weights {OFFICIAL_HINT}")
-    return summary(corrections) + (f"; {hint}" if hint else "")
+    return report(corrections, "a do-no-harm threshold of 0", f"Weights {OFFICIAL_HINT}")
 
 
 def inpaint_mask(p, size):
