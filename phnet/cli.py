@@ -213,7 +213,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from .imageio import mask_to_tensor
 
     settings = temporal.Temporal(window=args.temporal, cut_threshold=args.cut_threshold)
-    size = harmonizer._check_options(args.strength, "full", args.working_size)  # one set of option rules
+    size = harmonizer.check_options(args.strength, "full", args.working_size)  # one set of option rules
     jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
 
     def frame_of(image: np.ndarray, mask: np.ndarray):

@@ -165,7 +165,7 @@ class Harmonizer:
         applies every correction the network proposes, which helps obvious mismatches and may harm
         near-right composites."""
         self._check_threshold(threshold)
-        size = self._check_options(strength, mode, working_size)
+        size = self.check_options(strength, mode, working_size)
         guided = reference_mask is not None or temporal not in (None, False)
         if guided and mode != "full":
             raise ValueError("reference_mask and temporal work with mode='full' only")
@@ -228,7 +228,7 @@ class Harmonizer:
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device)."""
-        size = self._check_options(strength, mode, working_size)
+        size = self.check_options(strength, mode, working_size)
         return self._harmonize_tensor(images, masks, strength, mode, size, progress, None)[0]
 
     @torch.inference_mode()
@@ -248,7 +248,8 @@ class Harmonizer:
                 progress(i + 1, images.shape[0])
         return out, corrections
 
-    def _check_options(self, strength: float, mode: str, working_size: int | None) -> int:
+    def check_options(self, strength: float, mode: str, working_size: int | None) -> int:
+        """The working size a call with these options uses; a ``ValueError`` naming the bad option otherwise."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if not 0.0 <= strength <= 1.0:
