@@ -49,7 +49,7 @@ from packaging.version import Version
 
 from trainer.builders import held_out
 from trainer.builders.package_pictures import (
-    FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, _frames_from_file, _usable,
+    FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, usable,
 )
 from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, resize_long
 
@@ -207,10 +207,10 @@ def wheel_licence(zf: zipfile.ZipFile) -> str:
 def first_frame(data: bytes, min_side: int) -> np.ndarray | None:
     """The first frame when the builder would use the picture, else None."""
     try:
-        frames = _frames_from_file(io.BytesIO(data), 1)
+        frames = frames_from_file(io.BytesIO(data), 1)
     except Exception:  # unreadable: the builder would skip it too
         return None
-    return frames[0] if frames and _usable(frames[0], min_side) else None
+    return frames[0] if frames and usable(frames[0], min_side) else None
 
 
 def has_face(rgb: np.ndarray) -> bool:
@@ -239,7 +239,7 @@ class Picture:
 
     def source(self) -> Source:
         data = functools.partial(read_member, self.wheel, self.member)
-        return Source(self.key, lambda k: _frames_from_file(io.BytesIO(data()), k), data)
+        return Source(self.key, lambda k: frames_from_file(io.BytesIO(data()), k), data)
 
 
 class _Seen:

@@ -37,7 +37,7 @@ class Source:
     data: Callable[[], bytes] | None = None   # the file's bytes, when the source is a file
 
 
-def _frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray]:
+def frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray]:
     im = Image.open(file)
     n = getattr(im, "n_frames", 1)
     picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
@@ -52,7 +52,7 @@ def _frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray
     return frames
 
 
-def _usable(rgb: np.ndarray, min_side: int) -> bool:
+def usable(rgb: np.ndarray, min_side: int) -> bool:
     if min(rgb.shape[:2]) < min_side:
         return False
     small, _ = resize_long(rgb, 128)

@@ -67,7 +67,7 @@ from PIL import Image
 
 from trainer.builders.held_out import is_held_out
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, PEOPLE_ONLY, Source,
-                                              _frames_from_file, _usable)
+                                              frames_from_file, usable)
 from trainer.builders.subject_masks import load_cv2, random_shape_mask, subject_mask
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -104,7 +104,7 @@ def iter_sources() -> Iterator[Source]:
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
                 key = f"{short}/{p.relative_to(root).as_posix()}"
-                yield Source(key, lambda k, p=p: _frames_from_file(p, k), p.read_bytes)
+                yield Source(key, lambda k, p=p: frames_from_file(p, k), p.read_bytes)
     try:
         import skimage.data as skd
     except ImportError:
@@ -189,7 +189,7 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
             return [], [{"source": src.key, "reason": HELD_OUT}]
     except Exception as e:  # unreadable file: record it, carry on
         return [], [{"source": src.key, "reason": f"unreadable: {e}"}]
-    frs = [f for f in frs if _usable(f, b["min_side"])]
+    frs = [f for f in frs if usable(f, b["min_side"])]
     if not frs:
         return [], [{"source": src.key, "reason": "too small, transparent or flat"}]
     people_only = src.key.startswith(PEOPLE_ONLY)

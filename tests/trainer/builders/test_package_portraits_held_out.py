@@ -12,7 +12,7 @@ from trainer.builders import package_portraits as pp
 
 
 def _file_source(key: str, data: bytes) -> pp.Source:
-    return pp.Source(key, lambda k: pp._frames_from_file(io.BytesIO(data), k), lambda: data)
+    return pp.Source(key, lambda k: pp.frames_from_file(io.BytesIO(data), k), lambda: data)
 
 
 def test_build_excludes_planted_copies_of_a_reserved_picture(tmp_path, monkeypatch, reserved, picture, encoded):
