@@ -1,0 +1,50 @@
+"""trainer.builders.source_subset: part of a pool's training photos, the held-out splits whole."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainer.builders import source_subset
+
+
+def _pool(root, n_train=8):
+    entries = []
+    for split, n in (("train", n_train), ("val", 2), ("test", 2)):
+        for i in range(n):
+            source = f"bundle/templates/{split}-{i}.webp"
+            for name in (f"{split}-{i}_f0", f"{split}-{i}_f0_rand"):
+                entries.append({"name": name, "split": split, "source": source})
+                for kind in ("images", "masks"):
+                    (root / split / kind).mkdir(parents=True, exist_ok=True)
+                    (root / split / kind / f"{name}.png").write_bytes(name.encode())
+    (root / "manifest.json").write_text(json.dumps({"entries": entries}))
+    return root
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_subsets_nest_keep_whole_sources_and_every_held_out_pair(tmp_path):
+    pool = _pool(tmp_path / "pool")
+    small = source_subset.build_subset(pool, tmp_path / "quarter", 0.25)
+    half = source_subset.build_subset(pool, tmp_path / "half", 0.5)
+    assert (small["train_sources"], half["train_sources"]) == (2, 4)
+    assert small["pairs"] == {"train": 4, "val": 4, "test": 4}  # both pairs of each chosen source
+    assert set(_names(tmp_path / "quarter" / "train" / "images")) < set(_names(tmp_path / "half" / "train" / "images"))
+    for split in ("val", "test"):
+        assert _names(tmp_path / "quarter" / split / "masks") == _names(pool / split / "masks")
+    kept = json.loads((tmp_path / "quarter" / "manifest.json").read_text())
+    assert kept["subset"]["fraction"] == 0.25 and len(kept["entries"]) == 12
+
+
+def test_bad_requests_name_the_fix(tmp_path, capsys):
+    pool = _pool(tmp_path / "pool")
+    assert source_subset.main([str(pool), str(tmp_path / "x"), "--fraction", "0"]) == 2
+    assert "(0, 1]" in capsys.readouterr().err
+    assert source_subset.main([str(tmp_path), str(tmp_path / "y"), "--fraction", "0.5"]) == 2
+    assert "package_portraits" in capsys.readouterr().err
+    source_subset.build_subset(pool, tmp_path / "z", 0.5)
+    with pytest.raises(FileExistsError, match="not empty"):
+        source_subset.build_subset(pool, tmp_path / "z", 0.5)

@@ -1,0 +1,87 @@
+"""A pool with only part of its training photos, for the curve of error against the number of photos.
+
+    python -m trainer.builders.source_subset data/package_portraits_all data/pool_25 --fraction 0.25
+
+Reads a pool written by ``trainer.builders.package_portraits`` (its ``manifest.json``) and links into OUT
+the training pairs of ``--fraction`` of its training *sources* (every pair of a chosen source: its
+frames and mask kinds), and all of its val and test pairs, so that every subset is scored on the same
+held-out photos. Sources are ranked by a hash of their name, so a smaller fraction is always a subset of
+a larger one and the choice does not depend on the order of the files. Files are hard-linked where the
+file system allows, copied otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+SPLITS = ("train", "val", "test")
+
+
+def ranked_sources(entries: list[dict]) -> list[str]:
+    """The pool's training sources, in the order subsets take them."""
+    sources = {e["source"] for e in entries if e["split"] == "train"}
+    return sorted(sources, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    found = sorted(folder.glob(f"{stem}.*"))
+    if not found:
+        raise FileNotFoundError(f"{folder / stem}.* is listed in the manifest but missing: rebuild the pool")
+    return found[0]
+
+
+def build_subset(pool: Path, out: Path, fraction: float) -> dict:
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
+    manifest_path = Path(pool) / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path} not found: POOL must be a folder written by "
+                                "python -m trainer.builders.package_portraits")
+    if Path(out).exists() and any(Path(out).iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty: choose a new folder or delete it")
+    manifest = json.loads(manifest_path.read_text())
+    ranked = ranked_sources(manifest["entries"])
+    chosen = set(ranked[: max(1, math.ceil(fraction * len(ranked)))])
+    kept = [e for e in manifest["entries"] if e["split"] != "train" or e["source"] in chosen]
+    for e in kept:
+        for kind in ("images", "masks"):
+            src = _find(Path(pool) / e["split"] / kind, e["name"])
+            _link(src, Path(out) / e["split"] / kind / src.name)
+    summary = {"pool": str(pool), "fraction": fraction, "train_sources": len(chosen), "of": len(ranked),
+               "pairs": {s: sum(e["split"] == s for e in kept) for s in SPLITS}}
+    (Path(out) / "manifest.json").write_text(json.dumps({**manifest, "entries": kept, "subset": summary}, indent=1))
+    return summary
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.builders.source_subset", description=__doc__.split("\n\n")[0])
+    p.add_argument("pool", type=Path, help="a folder written by trainer.builders.package_portraits")
+    p.add_argument("out", type=Path, help="new folder for the subset")
+    p.add_argument("--fraction", type=float, required=True, help="share of the training sources to keep, in (0, 1]")
+    a = p.parse_args(argv)
+    try:
+        summary = build_subset(a.pool, a.out, a.fraction)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{summary['train_sources']} of {summary['of']} training sources: {summary['pairs']['train']} train, "
+          f"{summary['pairs']['val']} val, {summary['pairs']['test']} test pairs -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
