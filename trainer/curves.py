@@ -51,7 +51,7 @@ def _smooth(values: list[float]) -> list[float]:
     return out
 
 
-def _panel(draw: ImageDraw.ImageDraw, box, title: str, xlabel: str, ylabel: str, series, font) -> None:
+def panel(draw: ImageDraw.ImageDraw, box, title: str, xlabel: str, ylabel: str, series, font) -> None:
     """series: list of (points [(x, y)], colour, width, dashed)."""
     x0, y0, x1, y1 = box
     left, right, top, bottom = x0 + 52, x1 - 12, y0 + 26, y1 - 40
@@ -109,7 +109,7 @@ def draw_curves(records: list[dict], path: Path, size=(760, 300)) -> Path:
     base = [(r["step"], r["composite_fmse"]) for r in records
             if r.get("type") == "val" and "composite_fmse" in r]
     smooth = list(zip([p[0] for p in train], _smooth([p[1] for p in train])))
-    _panel(draw, (0, 0, w // 2, h), "training loss", "step", "loss",
+    panel(draw, (0, 0, w // 2, h), "training loss", "step", "loss",
            [(train, RAW, 1, False), (smooth, SMOOTH, 2, False)], font)
     if base:  # the do-nothing baseline as a dashed horizontal line across the panel
         xs = [p[0] for p in val] or [0]
@@ -118,7 +118,7 @@ def draw_curves(records: list[dict], path: Path, size=(760, 300)) -> Path:
         base_series = (span, BASE, 1, True)
     else:
         base_series = ([], BASE, 1, True)
-    _panel(draw, (w // 2, 0, w, h), "validation fMSE (dashed: composite)", "step", "fMSE",
+    panel(draw, (w // 2, 0, w, h), "validation fMSE (dashed: composite)", "step", "fMSE",
            [base_series, (val, VAL, 2, False)], font)
     path = Path(path)
     write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))

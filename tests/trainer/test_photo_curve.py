@@ -1,0 +1,41 @@
+"""trainer.photo_curve: one point per run, from its pool's manifest and its validation log."""
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from trainer import photo_curve
+
+
+def _run(root, name, sources, fmses):
+    pool = root / f"pool_{name}"
+    entries = [{"name": f"s{i}", "split": "train", "source": f"s{i}"} for i in range(sources)]
+    (pool / "train" / "images").mkdir(parents=True)
+    (pool / "manifest.json").write_text(json.dumps({"entries": entries + [{"name": "v", "split": "val",
+                                                                           "source": "v"}]}))
+    run = root / name
+    run.mkdir()
+    (run / "run_config.json").write_text(json.dumps({"data": {"root": str(pool / "train" / "images")}}))
+    records = [{"type": "train", "step": 1, "loss": 1.0}]
+    records += [{"type": "val", "step": 100 * (i + 1), "n": 9, "fmse": f, "mse": f / 4, "composite_fmse": 800.0,
+                 "composite_mse": 200.0, "near_right_fmse": 70.0, "composite_near_right_fmse": 60.0,
+                 "untouched_mse": 30.0} for i, f in enumerate(fmses)]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+def test_each_run_gives_its_sources_and_best_validation(tmp_path, capsys):
+    small = _run(tmp_path, "small", 10, [760.0, 720.0, 740.0])
+    large = _run(tmp_path, "large", 40, [700.0, 640.0])
+    assert photo_curve.point(small)["sources"] == 10 and photo_curve.point(small)["step"] == 200
+    assert photo_curve.main([str(large), str(small), "--out", str(tmp_path / "curve.png")]) == 0
+    table = capsys.readouterr().out
+    assert table.index("| 10 |") < table.index("| 40 |")  # sorted by photos
+    assert "640.0 (0.80×)" in table
+    assert Image.open(tmp_path / "curve.png").size == (520, 320)
+
+
+def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
+    assert photo_curve.main([str(tmp_path), "--out", str(tmp_path / "c.png")]) == 2
+    assert "run_config.json not found" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""Held-out error against the number of training photos: one point per run, a table and a PNG.
+
+    python -m trainer.photo_curve runs/photos_* --out docs/default-weights-photos-curve.png
+
+Each run folder's ``run_config.json`` names its training folder, whose pool ``manifest.json``
+(``trainer.builders.source_subset`` or ``package_portraits``) gives the number of training sources;
+the run's ``log.jsonl`` gives its best validation fMSE and MSE and those of doing nothing. Runs meant for
+one curve share the recipe and the validation split; only the photos differ.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from phnet.atomic import write_atomic
+from trainer.curves import BASE, BG, VAL, panel
+
+MSE_COLOUR = (31, 100, 180)
+
+
+def point(run: Path) -> dict:
+    """The run's training sources and the validation record with the lowest fMSE."""
+    config_path, log_path = run / "run_config.json", run / "log.jsonl"
+    for path in (config_path, log_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: give run folders written by python -m trainer.fit")
+    root = Path(json.loads(config_path.read_text())["data"]["root"])
+    pool = next((p for p in (root, *root.parents) if (p / "manifest.json").is_file()), None)
+    if pool is None:
+        raise FileNotFoundError(f"no manifest.json in or above {root}: train on a pool built by "
+                                "trainer.builders.package_portraits or source_subset")
+    entries = json.loads((pool / "manifest.json").read_text())["entries"]
+    sources = len({e["source"] for e in entries if e["split"] == "train"})
+    vals = [json.loads(line) for line in log_path.read_text().splitlines() if '"type": "val"' in line]
+    vals = [v for v in vals if v.get("n")]
+    if not vals:
+        raise ValueError(f"{log_path} has no validation record: the run must validate (train.val_every)")
+    best = min(vals, key=lambda v: v["fmse"])
+    return {"run": run.name, "sources": sources, "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
+            "fmse_ratio": best["fmse"] / best["composite_fmse"], "mse_ratio": best["mse"] / best["composite_mse"],
+            "near_right_ratio": best["near_right_fmse"] / max(best["composite_near_right_fmse"], 1e-6),
+            "untouched_mse": best["untouched_mse"]}
+
+
+def draw(points: list[dict], path: Path, size=(520, 320)) -> Path:
+    font = ImageFont.load_default()
+    img = Image.new("RGB", size, BG)
+    fmse = [(p["sources"], p["fmse_ratio"]) for p in points]
+    mse = [(p["sources"], p["mse_ratio"]) for p in points]
+    nothing = [(points[0]["sources"], 1.0), (points[-1]["sources"], 1.0)]
+    panel(ImageDraw.Draw(img), (0, 0, *size), "validation error / doing nothing (orange fMSE, blue MSE)",
+           "training photos (sources)", "ratio", [(nothing, BASE, 1, True), (fmse, VAL, 2, False),
+                                                   (mse, MSE_COLOUR, 2, False)], font)
+    write_atomic(Path(path), lambda tmp: img.save(tmp, format="PNG"))
+    return Path(path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.photo_curve", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="run folders, one per number of photos")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    a = p.parse_args(argv)
+    try:
+        points = sorted((point(run) for run in a.runs), key=lambda q: q["sources"])
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("| training sources | run | best step | val MSE (× nothing) | val fMSE (× nothing) | near-right × | untouched |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for q in points:
+        print(f"| {q['sources']} | {q['run']} | {q['step']} | {q['mse']:.1f} ({q['mse_ratio']:.2f}×) | "
+              f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | {q['near_right_ratio']:.2f} | {q['untouched_mse']:.1f} |")
+    print(f"wrote {draw(points, a.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
