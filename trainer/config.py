@@ -138,7 +138,7 @@ RANGES = {  # key -> (test, wording); a list's test applies to each item
                      "train.log_every", "data.val_copies", "data.max_bad_in_a_row",
                      "data.synthesis.max_transforms"), _at_least(1)),
     **dict.fromkeys(("train.val_every", "train.ckpt_every", "train.keep_last", "train.warmup_steps",
-                     "train.val_max_samples", "train.max_minutes", "train.weight_decay", "train.grad_clip",
+                     "train.val_max_samples", "train.max_minutes", "train.patience", "train.weight_decay", "train.grad_clip",
                      "train.seed", "data.seed", "data.image_size", "data.num_workers", "data.max_samples",
                      "loss.psnr", "loss.fnmse", "loss.fnmse_min_area", "loss.gradient", "loss.mse", "loss.l1"),
                     _at_least(0)),

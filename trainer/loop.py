@@ -132,6 +132,7 @@ class TrainingLoop:
         self.log_every, self.val_every, self.ckpt_every = (int(t[k]) for k in ("log_every", "val_every", "ckpt_every"))
         self.grad_clip = float(t["grad_clip"])  # every key has its one default in configs/default.toml
         self.budget = float(t["max_minutes"]) * 60
+        self.patience, self.since_best = int(t["patience"]), 0
         self.max_bad = int(cfg["data"]["max_bad_in_a_row"])
         self.synthesis = SynthesisOptions(**cfg["data"].get("synthesis", {}))
         self.iterator = None
@@ -182,9 +183,17 @@ class TrainingLoop:
         at_end = step == self.total_steps
         if (self.val_every and step % self.val_every == 0) or at_end:
             self.last_val = self.validate()
-            if self.env.main and self.last_val is not None and self.last_val["n"] and self.last_val["fmse"] < self.best:
-                self.best = self.last_val["fmse"]
-                self.save(best_dir=True, val=self.last_val)
+            if self.env.main and self.last_val is not None and self.last_val["n"]:
+                if self.last_val["fmse"] < self.best:
+                    self.best, self.since_best = self.last_val["fmse"], 0
+                    self.save(best_dir=True, val=self.last_val)
+                else:
+                    self.since_best += 1
+            if not at_end and self.patience and self.env.from_main(self.since_best >= self.patience):
+                self.total_steps, at_end = step, True  # decided on rank 0: every rank stops here
+                if self.env.main:
+                    self.log.write({"type": "event", "step": step, "event": f"stopped early: no better validation "
+                                    f"fMSE in {self.patience} checks (best {self.best:.1f})"})
         if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
             self.save(val=self.last_val if at_end else None)
 

@@ -302,3 +302,18 @@ def test_the_schedule_waits_when_the_grad_scaler_skips_a_step(shift_set, tmp_pat
                                     warmup_steps=2), progress=False)
     assert made[0].taken == 5 and made[0].steps == 6
     assert result is not None
+
+
+def test_patience_stops_when_validation_stops_improving(shift_set, tmp_path, monkeypatch):
+    import trainer.loop
+    from trainer.fit import train
+
+    scores = iter([500.0, 510.0, 490.0, 495.0, 496.0, 497.0])  # best at the 3rd check, then two worse ones
+    monkeypatch.setattr(trainer.loop, "validate", lambda *a, **k: {"n": 4, "fmse": next(scores), "mse": 1.0})
+    out = tmp_path / "patience"
+    result = train(tiny_cfg(shift_set, out, steps=100, val_every=2, ckpt_every=0, patience=2), progress=False)
+    assert result["step"] == 10 and result["best_val_fmse"] == 490.0
+    events = [r["event"] for r in read_log(out) if r.get("type") == "event"]
+    assert any(e.startswith("stopped early: no better validation fMSE in 2 checks") for e in events)
+    assert json.loads((out / "best" / "checkpoint.json").read_text())["step"] == 6
+    assert (out / "checkpoints" / "step-00000010").is_dir()  # the stop leaves a checkpoint, as a finished run does
