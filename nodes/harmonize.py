@@ -45,8 +45,8 @@ STRENGTH = ("FLOAT", {
 THRESHOLD = ("FLOAT", {
     "default": -1.0, "min": -1.0, "max": 255.0, "step": 0.5,
     "tooltip": "Do-no-harm threshold (RMS change of the subject, 0-255): corrections smaller than it are dropped, "
-               "larger ones shortened by it. -1 = the weights' own (17 for the bundled weights, 0 for the official "
-               "ones). Lower it to change more subjects (0 = the raw network, which may harm near-right "
+               "those just above it shortened. -1 = the weights' own (calibrated for the bundled weights, 0 for the "
+               "official ones). Lower it to change more subjects (0 = the raw network, which may harm near-right "
                "composites); raise it to change only obvious mismatches. The 'report' output says what happened.",
 })
 REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the do-no-harm threshold left it "

@@ -30,8 +30,10 @@ class PHNetConfig:
     ``"residual"`` re-centres it so that 0.5 means "leave the pixel as it is"; ``"transform"``
     predicts one affine colour transform of the subject (see ``phnet.modeling.transform``), which
     the Harmonizer applies to the full-resolution pixels. ``correction_threshold`` (0–255 units,
-    0 = off) drops predicted corrections whose RMS change of the subject is below it and shrinks
-    larger ones by it (a soft threshold calibrated on held-out composites: do no harm first).
+    0 = off) drops predicted corrections whose RMS change of the subject is below it (calibrated on
+    held-out composites: do no harm first); ``correction_ramp`` unset shrinks larger ones by it (soft
+    thresholding), set it keeps corrections above ``correction_threshold + correction_ramp`` whole
+    (firm thresholding; see ``phnet.modeling.transform.kept_fraction``).
     """
 
     enc_sizes: tuple[int, ...] = (3, 16, 32, 64, 128, 256, 512)
@@ -43,6 +45,7 @@ class PHNetConfig:
     image_size: int = 512
     output: str = "image"
     correction_threshold: float = 0.0
+    correction_ramp: float | None = None
     name: str = "custom"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -76,6 +79,9 @@ class PHNetConfig:
         if not 0 <= self.correction_threshold <= 255:
             raise ValueError(f"correction_threshold must be from 0 to 255 (RMS, 0-255 units), got "
                              f"{self.correction_threshold}")
+        if self.correction_ramp is not None and not 0 <= self.correction_ramp <= 255:
+            raise ValueError(f"correction_ramp must be from 0 to 255 (RMS, 0-255 units) or null, got "
+                             f"{self.correction_ramp}")
         if self.output == "image" and self.correction_threshold:
             raise ValueError("correction_threshold needs output='residual' or 'transform' (a correction to shrink)")
 
@@ -105,8 +111,9 @@ class PHNetConfig:
         d["grid_counts"] = list(self.grid_counts)
         d["init_weights"] = list(self.init_weights)
         d = {"model_type": "phnet", **d}
-        if not d["extra"]:
-            del d["extra"]
+        for key in ("extra", "correction_ramp"):  # left out when unset: files older readers can load
+            if d[key] in (None, {}):
+                del d[key]
         return d
 
     @classmethod
@@ -182,6 +189,9 @@ def _check_field(key: str, value: Any, source: str) -> None:
     if key in ("init_value", "correction_threshold") and not (isinstance(value, (int, float))
                                                               and not isinstance(value, bool)):
         raise bad("a number")
+    if key == "correction_ramp" and value is not None and not (isinstance(value, (int, float))
+                                                               and not isinstance(value, bool)):
+        raise bad("a number or null")
     if key in ("output", "name") and not isinstance(value, str):
         raise bad("a string")
     if key == "extra" and not isinstance(value, dict):

@@ -3,11 +3,13 @@
     python -m trainer.calibrate runs/default_cpu/best --config runs/default_cpu/run_config.json --out runs/default_cpu/calibrated
 
 ``PHNetConfig.correction_threshold`` drops predicted corrections whose RMS change of the subject
-is below the threshold and shortens larger ones by it. Small corrections are the uncertain ones:
+is below the threshold; ``correction_ramp`` says how the larger ones are kept (unset: shortened by
+the threshold; a number: whole from threshold + ramp on). Small corrections are the uncertain ones:
 on composites that already fit and on untouched photos a harmonizer can only do harm. The rule:
-among thresholds whose untouched-photo change stays at most ``--max-untouched`` (MSE) and whose
-near-right composites (own fMSE < 300) get at most ``--max-near-right`` times their own error,
-take the one with the lowest fMSE; if none qualifies, the one that misses those two limits least.
+among (threshold, ramp) pairs whose untouched-photo change stays at most ``--max-untouched`` (MSE)
+and whose near-right composites (own fMSE < 300) get at most ``--max-near-right`` times their own
+error, take the one with the lowest fMSE; if none qualifies, the one that misses those two limits
+least.
 The validation split of the run's ``[data]`` table is used (never the test split).
 """
 from __future__ import annotations
@@ -44,28 +46,63 @@ def collect(model, loader) -> list[dict]:
     return out
 
 
-def score(batches: list[dict], threshold: float) -> dict:
-    from phnet import metrics
-    from phnet.modeling.transform import threshold_scale
+SHARES = 41  # the errors are measured with 0, 1/40, …, 1 of each proposed change applied
 
-    rows = {"mse": [], "fmse": [], "composite_fmse": [], "composite_mse": [], "untouched": []}
+
+@torch.no_grad()
+def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndarray]:
+    """Per composite, its errors with a share ``k`` of the proposed change applied, for ``shares`` values
+    of ``k`` from 0 to 1 (N×shares), and the sizes of the proposed changes (N). A threshold only scales
+    each change, so every (threshold, ramp) pair is then scored from these without touching the pixels
+    again; between two shares the error is interpolated (it is a parabola in ``k``: off by < 0.2 MSE)."""
+    from phnet import metrics
+    from phnet.modeling.transform import correction_size
+
+    rows: dict[str, list] = {k: [] for k in ("mse", "fmse", "untouched", "size", "size_real",
+                                             "composite_mse", "composite_fmse")}
     for b in batches:
-        comp, real, mask = b["comp"], b["real"], b["mask"]
-        pred = (comp + threshold_scale(b["change"], mask, threshold) * b["change"]).clamp(0, 1)
-        out = metrics.blend(pred, comp, mask)
-        pred_real = (real + threshold_scale(b["change_real"], mask, threshold) * b["change_real"]).clamp(0, 1)
-        rows["mse"] += metrics.mse(out, real).tolist()
-        rows["fmse"] += metrics.fmse(out, real, mask).tolist()
-        rows["composite_mse"] += metrics.mse(comp, real).tolist()
-        rows["composite_fmse"] += metrics.fmse(comp, real, mask).tolist()
-        rows["untouched"] += metrics.mse(metrics.blend(pred_real, real, mask), real).tolist()
-    r = {k: np.asarray(v) for k, v in rows.items()}
-    near = r["composite_fmse"] < NEAR_RIGHT_FMSE
-    return {"threshold": threshold, "mse": float(r["mse"].mean()), "fmse": float(r["fmse"].mean()),
-            "composite_mse": float(r["composite_mse"].mean()), "composite_fmse": float(r["composite_fmse"].mean()),
-            "near_right_fmse": float(r["fmse"][near].mean()) if near.any() else 0.0,
-            "composite_near_right_fmse": float(r["composite_fmse"][near].mean()) if near.any() else 0.0,
-            "near_right_n": int(near.sum()), "untouched_mse": float(r["untouched"].mean()), "n": int(len(near))}
+        comp, real, mask, change, change_real = (b[k] for k in ("comp", "real", "mask", "change", "change_real"))
+        curves = {"mse": [], "fmse": [], "untouched": []}
+        for k in np.linspace(0.0, 1.0, shares):
+            out = metrics.blend((comp + float(k) * change).clamp(0, 1), comp, mask)
+            curves["mse"].append(metrics.mse(out, real))
+            curves["fmse"].append(metrics.fmse(out, real, mask))
+            curves["untouched"].append(metrics.mse(metrics.blend((real + float(k) * change_real).clamp(0, 1), real,
+                                                                 mask), real))
+        for key, values in curves.items():
+            rows[key].append(torch.stack(values, dim=1))
+        rows["size"].append(correction_size(change, mask))
+        rows["size_real"].append(correction_size(change_real, mask))
+        rows["composite_mse"].append(metrics.mse(comp, real))
+        rows["composite_fmse"].append(metrics.fmse(comp, real, mask))
+    return {key: torch.cat(values).double().numpy() for key, values in rows.items()}
+
+
+def _at(curve: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Each row of ``curve`` (N×shares over k = 0..1) read at its own share ``kept`` (N)."""
+    position = kept * (curve.shape[1] - 1)
+    low = np.clip(np.floor(position).astype(int), 0, curve.shape[1] - 2)
+    frac = position - low
+    rows = np.arange(len(curve))
+    return curve[rows, low] * (1 - frac) + curve[rows, low + 1] * frac
+
+
+def score(curves: dict[str, np.ndarray], threshold: float, ramp: float | None = None) -> dict:
+    """The errors of one (threshold, ramp) pair, from :func:`error_curves`."""
+    from phnet.modeling.transform import kept_fraction
+
+    def kept(size: np.ndarray) -> np.ndarray:
+        return kept_fraction(torch.from_numpy(size), threshold, ramp).numpy()
+
+    mse, fmse = _at(curves["mse"], kept(curves["size"])), _at(curves["fmse"], kept(curves["size"]))
+    untouched = _at(curves["untouched"], kept(curves["size_real"]))
+    near = curves["composite_fmse"] < NEAR_RIGHT_FMSE
+    return {"threshold": threshold, "ramp": ramp, "mse": float(mse.mean()), "fmse": float(fmse.mean()),
+            "composite_mse": float(curves["composite_mse"].mean()),
+            "composite_fmse": float(curves["composite_fmse"].mean()),
+            "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,
+            "composite_near_right_fmse": float(curves["composite_fmse"][near].mean()) if near.any() else 0.0,
+            "near_right_n": int(near.sum()), "untouched_mse": float(untouched.mean()), "n": int(len(near))}
 
 
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
@@ -79,6 +116,23 @@ def choose(table: list[dict], max_untouched: float, max_near_right: float) -> di
     return min(table, key=lambda row: (excess(row), row["fmse"]))
 
 
+def grid(spec: str) -> np.ndarray:
+    try:
+        start, stop, step = (float(v) for v in spec.split(":"))
+    except ValueError:
+        raise ValueError(f"expected start:stop:step, got {spec!r}") from None
+    if step <= 0 or stop < start or start < 0:
+        raise ValueError(f"expected start:stop:step with 0 <= start <= stop and step > 0, got {spec!r}")
+    return np.arange(start, stop + 1e-9, step)
+
+
+def parse_ramps(spec: str) -> list[float | None]:
+    ramps: list[float | None] = []
+    for part in spec.split(","):
+        ramps += [None] if part.strip() == "soft" else [float(r) for r in grid(part.strip())]
+    return ramps
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="model folder (e.g. runs/default_cpu/best)")
@@ -87,6 +141,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-untouched", type=float, default=5.0, help="MSE of the change on untouched photos")
     p.add_argument("--max-near-right", type=float, default=1.1, help="near-right fMSE over doing nothing's")
     p.add_argument("--thresholds", default="0:40:0.5", help="start:stop:step in 0-255 units (default 0:40:0.5)")
+    p.add_argument("--ramps", default="soft,0:30:2",
+                   help="ramps to try: 'soft' (shorten every correction by the threshold) and/or start:stop:step "
+                        "(0-255 units; default soft,0:30:2)")
     a = p.parse_args(argv)
     try:
         return calibrate(a)
@@ -103,16 +160,21 @@ def calibrate(a: argparse.Namespace) -> int:
     model = load_model(a.weights).eval()
     data = dict(cfg["data"], num_workers=0)
     ds = build_dataset(data, "val", image_size=model.config.image_size)
-    batches = collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate))
-    start, stop, step = (float(v) for v in a.thresholds.split(":"))
-    table = [score(batches, float(t)) for t in np.arange(start, stop + 1e-9, step)]
+    thresholds = [float(t) for t in grid(a.thresholds)]
+    ramps = parse_ramps(a.ramps)
+    curves = error_curves(collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate)))
+    table = [score(curves, t, r) for r in ramps for t in thresholds]
     best = choose(table, a.max_untouched, a.max_near_right)
-    for row in table:
-        mark = " <" if row is best else ""
-        print(f"threshold {row['threshold']:5.1f}: MSE {row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right "
-              f"{row['near_right_fmse']:6.1f} (nothing {row['composite_near_right_fmse']:.1f}) untouched "
-              f"{row['untouched_mse']:6.2f}{mark}", file=sys.stderr)
-    calibrated = type(model)(dataclasses.replace(model.config, correction_threshold=float(best["threshold"])))
+    for r in ramps:  # the best pair of each ramp, then the soft rule's whole curve
+        rows = [row for row in table if row["ramp"] == r]
+        for row in rows if r is None else [choose(rows, a.max_untouched, a.max_near_right)]:
+            mark = " <" if row is best else ""
+            print(f"ramp {'soft' if r is None else f'{r:g}':>4} threshold {row['threshold']:5.1f}: MSE "
+                  f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {row['near_right_fmse']:6.1f} (nothing "
+                  f"{row['composite_near_right_fmse']:.1f}) untouched {row['untouched_mse']:6.2f}{mark}",
+                  file=sys.stderr)
+    calibrated = type(model)(dataclasses.replace(model.config, correction_threshold=float(best["threshold"]),
+                                                 correction_ramp=best["ramp"]))
     calibrated.load_state_dict(model.state_dict())
     out = save_pretrained(calibrated, a.out)
     (Path(out) / "calibration.json").write_text(json.dumps({"chosen": best, "table": table}, indent=1) + "\n")

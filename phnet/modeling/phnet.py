@@ -9,7 +9,7 @@ from torch import nn
 from ..config import PHNetConfig
 from .features import PatchFeatureExtractor, SqueezeExcitationGate
 from .normalization import PatchNormalization
-from .transform import COEFFICIENTS, apply_colour_transform, correction_size, soft_threshold, subject_mean
+from .transform import COEFFICIENTS, apply_colour_transform, correction_size, kept_fraction, subject_mean
 
 
 def encoder_layer(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
@@ -114,7 +114,7 @@ class PHNet(nn.Module):
         if self.config.output == "transform":
             coefficients = subject_mean(raw.float(), mask)
             size = correction_size(apply_colour_transform(composite.float(), coefficients) - composite.float(), mask)
-            kept = soft_threshold(size, threshold)
+            kept = kept_fraction(size, threshold, self.config.correction_ramp)
             return (coefficients * kept[:, None] if threshold else coefficients), size, kept
         if self.config.output == "residual":
             change = 2 * (torch.sigmoid(raw) - 0.5)
@@ -123,7 +123,7 @@ class PHNet(nn.Module):
             picture = torch.sigmoid(raw)
             change = picture - composite
         size = correction_size(change, mask)
-        kept = soft_threshold(size, threshold)
+        kept = kept_fraction(size, threshold, self.config.correction_ramp)
         if picture is not None and not threshold:
             return picture, size, kept  # exactly the official output
         change = change * kept.reshape(-1, 1, 1, 1).to(change.dtype) if threshold else change

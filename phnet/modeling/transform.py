@@ -52,16 +52,27 @@ def correction_size(change: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return 255.0 * subject_mean(change.float().pow(2).mean(dim=1, keepdim=True), mask).sqrt().reshape(-1)
 
 
-def soft_threshold(size: torch.Tensor, threshold: float) -> torch.Tensor:
+def kept_fraction(size: torch.Tensor, threshold: float, ramp: float | None = None) -> torch.Tensor:
     """The fraction of each correction of RMS ``size`` (B) that the do-no-harm ``threshold`` keeps.
 
-    A correction below ``threshold`` (0–255 units) becomes zero, a larger one is shortened by
-    ``threshold``: small, uncertain corrections are where a harmonizer does harm, large ones are
-    where it helps.
+    A correction below ``threshold`` (0–255 units) becomes zero: small, uncertain corrections are where
+    a harmonizer does harm, large ones are where it helps. With ``ramp`` unset, a larger correction is
+    shortened by ``threshold`` (soft thresholding). With a ``ramp``, the applied size climbs from 0 at
+    ``threshold`` to the whole correction at ``threshold + ramp`` and is the whole correction above it
+    (firm thresholding), so a clearly wrong subject gets all of its correction; ``ramp=0`` is a hard cut.
     """
-    return (1.0 - threshold / size.clamp(min=1e-6)).clamp(min=0.0)
+    if not threshold:
+        return torch.ones_like(size)
+    size = size.clamp(min=1e-6)
+    if ramp is None:
+        return (1.0 - threshold / size).clamp(min=0.0)
+    if ramp <= 0:
+        return (size > threshold).to(size.dtype)
+    full = threshold + ramp
+    return (full * (size - threshold) / (ramp * size)).clamp(0.0, 1.0)
 
 
-def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
-    """:func:`soft_threshold` of ``change``'s :func:`correction_size`, as a B×1×1×1 factor."""
-    return soft_threshold(correction_size(change, mask), threshold).reshape(-1, 1, 1, 1)
+def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float,
+                    ramp: float | None = None) -> torch.Tensor:
+    """:func:`kept_fraction` of ``change``'s :func:`correction_size`, as a B×1×1×1 factor."""
+    return kept_fraction(correction_size(change, mask), threshold, ramp).reshape(-1, 1, 1, 1)

@@ -8,7 +8,7 @@ import torch
 
 from phnet import Harmonizer, PHNet, PHNetConfig
 from phnet.modeling.inference import InferencePHNet
-from phnet.modeling.transform import apply_colour_transform, subject_mean, threshold_scale
+from phnet.modeling.transform import apply_colour_transform, kept_fraction, subject_mean, threshold_scale
 from phnet.weights import load_model, save_pretrained
 
 
@@ -66,6 +66,41 @@ def test_threshold_is_a_soft_threshold_on_the_rms_change():
     change = torch.stack([torch.full((3, 4, 4), 2 / 255), torch.full((3, 4, 4), 10 / 255)])
     scale = threshold_scale(change, mask, 4.0).flatten()
     torch.testing.assert_close(scale, torch.tensor([0.0, 0.6]))
+
+
+def test_a_ramp_keeps_large_corrections_whole():
+    sizes = torch.tensor([2.0, 4.0, 6.0, 8.0, 30.0])
+    # firm: nothing up to the threshold, the applied size climbing to the whole correction at threshold + ramp
+    firm = kept_fraction(sizes, 4.0, ramp=4.0)
+    torch.testing.assert_close(firm * sizes, torch.tensor([0.0, 0.0, 4.0, 8.0, 30.0]))
+    torch.testing.assert_close(kept_fraction(sizes, 4.0, ramp=0.0), torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]))
+    torch.testing.assert_close(kept_fraction(sizes, 4.0) * sizes, torch.tensor([0.0, 0.0, 2.0, 4.0, 26.0]))
+    assert torch.equal(kept_fraction(sizes, 0.0, ramp=5.0), torch.ones(5))  # threshold 0: the raw network
+
+
+@torch.no_grad()
+def test_the_config_ramp_reaches_the_output(transform_model):
+    image, mask = _pair()
+    _, size, _ = transform_model.estimate(image, mask)
+    threshold = float(size[0]) * 0.5  # below the correction: soft shortens it, a ramp of 0 keeps it whole
+    soft = PHNet(dataclasses.replace(transform_model.config, correction_threshold=threshold)).eval()
+    firm = PHNet(dataclasses.replace(transform_model.config, correction_threshold=threshold, correction_ramp=0.0))
+    soft.load_state_dict(transform_model.state_dict())
+    firm.eval().load_state_dict(transform_model.state_dict())
+    assert float(soft.estimate(image, mask)[2][0]) == pytest.approx(0.5, abs=1e-4)
+    assert float(firm.estimate(image, mask)[2][0]) == 1.0
+    torch.testing.assert_close(firm(image, mask), transform_model(image, mask))
+
+
+def test_the_ramp_is_stored_only_when_set():
+    config = PHNetConfig.preset("small", correction_threshold=9.0)
+    assert "correction_ramp" not in config.to_dict()  # older readers still load a file without a ramp
+    ramped = dataclasses.replace(config, correction_ramp=6.0)
+    assert PHNetConfig.from_json(ramped.to_json()) == ramped
+    with pytest.raises(ValueError, match="'correction_ramp' must be a number or null"):
+        PHNetConfig.from_dict({**config.to_dict(), "correction_ramp": "6"})
+    with pytest.raises(ValueError, match="correction_ramp must be from 0 to 255"):
+        dataclasses.replace(config, correction_ramp=-1.0)
 
 
 def test_threshold_drops_small_corrections_and_shortens_large_ones(transform_model):

@@ -1,0 +1,77 @@
+"""trainer.calibrate: the do-no-harm threshold and ramp chosen on held-out composites."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from trainer import calibrate
+
+
+def _batches():
+    """Two composites: one clearly wrong (cast of 40/255, corrected exactly), one near-right (cast 2/255)
+    whose proposed correction is a wrong 6/255; the untouched photos get a proposed change of 6/255."""
+    real = torch.full((2, 3, 8, 8), 0.5)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    cast = torch.tensor([40 / 255, 2 / 255]).reshape(2, 1, 1, 1) * mask
+    comp = real + cast
+    change = torch.stack([-cast[0].expand(3, 8, 8), torch.full((3, 8, 8), 6 / 255) * mask[1]])
+    return [{"comp": comp, "real": real, "mask": mask, "change": change,
+             "change_real": torch.full_like(real, 6 / 255) * mask}]
+
+
+def test_a_ramp_keeps_the_large_correction_whole_where_soft_shortens_it():
+    curves = calibrate.error_curves(_batches())
+    soft, firm = calibrate.score(curves, 10.0), calibrate.score(curves, 10.0, ramp=0.0)
+    assert soft["untouched_mse"] == firm["untouched_mse"] == 0.0  # 6 < 10: both drop the small ones
+    assert soft["near_right_fmse"] == firm["near_right_fmse"] == pytest.approx(4.0, abs=1e-3)
+    assert firm["fmse"] == pytest.approx(4.0 / 2, abs=1e-3)  # the wrong one fixed entirely: 0 and 4
+    assert soft["fmse"] > firm["fmse"] + 20  # soft leaves 10 of the 40 in: fMSE 100 on it
+
+
+def test_choose_prefers_the_lowest_error_that_does_no_harm():
+    curves = calibrate.error_curves(_batches())
+    table = [calibrate.score(curves, t, r) for r in calibrate.parse_ramps("soft,0:4:2") for t in (0.0, 10.0)]
+    best = calibrate.choose(table, max_untouched=5.0, max_near_right=1.1)
+    assert (best["threshold"], best["ramp"]) == (10.0, 0.0)
+    raw = next(row for row in table if row["threshold"] == 0)
+    assert raw["untouched_mse"] > 5  # the raw network changes untouched photos: not chosen
+
+
+def test_scores_between_the_measured_shares_match_the_pixels():
+    curves = calibrate.error_curves(_batches())
+    for threshold in (3.0, 7.3, 21.0):
+        wrong = threshold ** 2  # soft: 40 shortened by the threshold leaves an error of the threshold
+        near = (2 + 6 * max(0.0, 1 - threshold / 6)) ** 2  # the cast of 2 plus what is kept of the wrong 6
+        assert calibrate.score(curves, threshold)["fmse"] == pytest.approx((wrong + near) / 2, abs=0.2)
+
+
+def test_bad_grids_are_refused_by_name():
+    assert calibrate.parse_ramps("soft") == [None]
+    assert calibrate.parse_ramps("soft,0:4:2") == [None, 0.0, 2.0, 4.0]
+    for spec in ("0:4", "4:0:1", "0:4:0", "firm"):
+        with pytest.raises(ValueError, match="start:stop:step"):
+            calibrate.parse_ramps(spec)
+
+
+def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import load_model, save_pretrained
+    from training_runs import tiny_cfg
+
+    torch.manual_seed(0)
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output="residual"))
+    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)  # a network that proposes corrections
+    save_pretrained(model, tmp_path / "model")
+    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+    rc = calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
+                         "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:10:5"])
+    assert rc == 0
+    chosen = json.loads((tmp_path / "out" / "calibration.json").read_text())["chosen"]
+    config = load_model(tmp_path / "out").config
+    assert (config.correction_threshold, config.correction_ramp) == (chosen["threshold"], chosen["ramp"])
+    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
+                           "--out", str(tmp_path / "bad"), "--ramps", "firm"]) == 2
