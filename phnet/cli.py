@@ -187,7 +187,8 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
         m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
         job.compare.parent.mkdir(parents=True, exist_ok=True)
         label = ("unchanged: correction below the do-no-harm threshold" if all(c.kept == 0 for c in corrections)
-                 else "harmonized (PHNet)")
+                 else "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+                 if any(c.kept < 1 for c in corrections) else "harmonized (PHNet)")
         before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
                      after_label=label).save(job.compare)
 

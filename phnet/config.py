@@ -33,7 +33,8 @@ class PHNetConfig:
     0 = off) drops predicted corrections whose RMS change of the subject is below it (calibrated on
     held-out composites: do no harm first); ``correction_ramp`` unset shrinks larger ones by it (soft
     thresholding), set it keeps corrections above ``correction_threshold + correction_ramp`` whole
-    (firm thresholding; see ``phnet.modeling.transform.kept_fraction``).
+    (firm thresholding); ``correction_floor`` is the share of a correction below the threshold that is
+    still applied (see ``phnet.modeling.transform.kept_fraction``).
     """
 
     enc_sizes: tuple[int, ...] = (3, 16, 32, 64, 128, 256, 512)
@@ -46,6 +47,7 @@ class PHNetConfig:
     output: str = "image"
     correction_threshold: float = 0.0
     correction_ramp: float | None = None
+    correction_floor: float = 0.0
     name: str = "custom"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -82,6 +84,8 @@ class PHNetConfig:
         if self.correction_ramp is not None and not 0 <= self.correction_ramp <= 255:
             raise ValueError(f"correction_ramp must be from 0 to 255 (RMS, 0-255 units) or null, got "
                              f"{self.correction_ramp}")
+        if not 0 <= self.correction_floor <= 1:
+            raise ValueError(f"correction_floor must be a share from 0 to 1, got {self.correction_floor}")
         if self.output == "image" and self.correction_threshold:
             raise ValueError("correction_threshold needs output='residual' or 'transform' (a correction to shrink)")
 
@@ -111,8 +115,8 @@ class PHNetConfig:
         d["grid_counts"] = list(self.grid_counts)
         d["init_weights"] = list(self.init_weights)
         d = {"model_type": "phnet", **d}
-        for key in ("extra", "correction_ramp"):  # left out when unset: files older readers can load
-            if d[key] in (None, {}):
+        for key, unset in (("extra", {}), ("correction_ramp", None), ("correction_floor", 0.0)):
+            if d[key] == unset:  # left out when unset, so that older readers load the file
                 del d[key]
         return d
 
@@ -186,7 +190,7 @@ def _check_field(key: str, value: Any, source: str) -> None:
         isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
     ):
         raise bad("a list of two numbers")
-    if key in ("init_value", "correction_threshold") and not (isinstance(value, (int, float))
+    if key in ("init_value", "correction_threshold", "correction_floor") and not (isinstance(value, (int, float))
                                                               and not isinstance(value, bool)):
         raise bad("a number")
     if key == "correction_ramp" and value is not None and not (isinstance(value, (int, float))

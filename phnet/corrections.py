@@ -67,14 +67,17 @@ def summary(corrections: Sequence[Correction]) -> str:
     below = [c for c in corrections if c.kept == 0]
     if below:
         line += f"; {len(below)} below the weights' do-no-harm threshold {below[0].threshold:g}, left unchanged"
+    shortened = [c for c in corrections if 0 < c.kept < 1]
+    if shortened:
+        line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"
     return "; ".join((line, *notes))
 
 
 def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str) -> str:
-    """:func:`summary`, followed, when the threshold left subjects unchanged, by what a user can do, in a
+    """:func:`summary`, followed, when the threshold held corrections back, by what a user can do, in a
     host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``)."""
     line = summary(corrections)
-    if any(c.kept == 0 and c.threshold > 0 for c in corrections):
+    if any(c.kept < 1 and c.threshold > 0 for c in corrections):
         line += (f"; {threshold_option} applies the raw correction (it may do harm on near-right composites), "
                  f"or try {weights_option}")
     return line

@@ -3,10 +3,11 @@
     python -m trainer.calibrate runs/default_cpu/best --config runs/default_cpu/run_config.json --out runs/default_cpu/calibrated
 
 ``PHNetConfig.correction_threshold`` drops predicted corrections whose RMS change of the subject
-is below the threshold; ``correction_ramp`` says how the larger ones are kept (unset: shortened by
-the threshold; a number: whole from threshold + ramp on). Small corrections are the uncertain ones:
-on composites that already fit and on untouched photos a harmonizer can only do harm. The rule:
-among (threshold, ramp) pairs whose untouched-photo change stays at most ``--max-untouched`` (MSE)
+is below the threshold, except for ``correction_floor`` of them; ``correction_ramp`` says how the
+larger ones are kept (unset: shortened by the threshold; a number: whole from threshold + ramp on).
+Small corrections are the uncertain ones: on composites that already fit and on untouched photos a
+harmonizer can only do harm, and a small share of them is all it may apply. The rule: among
+(threshold, ramp, floor) choices whose untouched-photo change stays at most ``--max-untouched`` (MSE)
 and whose near-right composites (own fMSE < 300) get at most ``--max-near-right`` times their own
 error, take the one with the lowest fMSE; if none qualifies, the one that misses those two limits
 least.
@@ -87,17 +88,17 @@ def _at(curve: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return curve[rows, low] * (1 - frac) + curve[rows, low + 1] * frac
 
 
-def score(curves: dict[str, np.ndarray], threshold: float, ramp: float | None = None) -> dict:
-    """The errors of one (threshold, ramp) pair, from :func:`error_curves`."""
+def score(curves: dict[str, np.ndarray], threshold: float, ramp: float | None = None, floor: float = 0.0) -> dict:
+    """The errors of one (threshold, ramp, floor) choice, from :func:`error_curves`."""
     from phnet.modeling.transform import kept_fraction
 
     def kept(size: np.ndarray) -> np.ndarray:
-        return kept_fraction(torch.from_numpy(size), threshold, ramp).numpy()
+        return kept_fraction(torch.from_numpy(size), threshold, ramp, floor).numpy()
 
     mse, fmse = _at(curves["mse"], kept(curves["size"])), _at(curves["fmse"], kept(curves["size"]))
     untouched = _at(curves["untouched"], kept(curves["size_real"]))
     near = curves["composite_fmse"] < NEAR_RIGHT_FMSE
-    return {"threshold": threshold, "ramp": ramp, "mse": float(mse.mean()), "fmse": float(fmse.mean()),
+    return {"threshold": threshold, "ramp": ramp, "floor": floor, "mse": float(mse.mean()), "fmse": float(fmse.mean()),
             "composite_mse": float(curves["composite_mse"].mean()),
             "composite_fmse": float(curves["composite_fmse"].mean()),
             "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,
@@ -123,7 +124,7 @@ def grid(spec: str) -> np.ndarray:
         raise ValueError(f"expected start:stop:step, got {spec!r}") from None
     if step <= 0 or stop < start or start < 0:
         raise ValueError(f"expected start:stop:step with 0 <= start <= stop and step > 0, got {spec!r}")
-    return np.arange(start, stop + 1e-9, step)
+    return np.round(np.arange(start, stop + 1e-9, step), 6)
 
 
 def parse_ramps(spec: str) -> list[float | None]:
@@ -140,10 +141,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder for the calibrated model (config.json + model.safetensors)")
     p.add_argument("--max-untouched", type=float, default=5.0, help="MSE of the change on untouched photos")
     p.add_argument("--max-near-right", type=float, default=1.1, help="near-right fMSE over doing nothing's")
-    p.add_argument("--thresholds", default="0:40:0.5", help="start:stop:step in 0-255 units (default 0:40:0.5)")
-    p.add_argument("--ramps", default="soft,0:30:2",
+    p.add_argument("--thresholds", default="0:60:0.5", help="start:stop:step in 0-255 units (default 0:60:0.5)")
+    p.add_argument("--ramps", default="soft,0:24:4",
                    help="ramps to try: 'soft' (shorten every correction by the threshold) and/or start:stop:step "
-                        "(0-255 units; default soft,0:30:2)")
+                        "(0-255 units; default soft,0:24:4)")
+    p.add_argument("--floors", default="0:0.5:0.05",
+                   help="shares of a correction below the threshold still applied, start:stop:step (default "
+                        "0:0.5:0.05; 0:0:1 = none)")
     a = p.parse_args(argv)
     try:
         return calibrate(a)
@@ -161,20 +165,22 @@ def calibrate(a: argparse.Namespace) -> int:
     data = dict(cfg["data"], num_workers=0)
     ds = build_dataset(data, "val", image_size=model.config.image_size)
     thresholds = [float(t) for t in grid(a.thresholds)]
-    ramps = parse_ramps(a.ramps)
+    ramps, floors = parse_ramps(a.ramps), [float(f) for f in grid(a.floors)]
+    if floors[-1] > 1:
+        raise ValueError(f"--floors are shares from 0 to 1, got {a.floors!r}")
     curves = error_curves(collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate)))
-    table = [score(curves, t, r) for r in ramps for t in thresholds]
+    table = [score(curves, t, r, f) for f in floors for r in ramps for t in thresholds]
     best = choose(table, a.max_untouched, a.max_near_right)
-    for r in ramps:  # the best pair of each ramp, then the soft rule's whole curve
-        rows = [row for row in table if row["ramp"] == r]
-        for row in rows if r is None else [choose(rows, a.max_untouched, a.max_near_right)]:
-            mark = " <" if row is best else ""
-            print(f"ramp {'soft' if r is None else f'{r:g}':>4} threshold {row['threshold']:5.1f}: MSE "
-                  f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {row['near_right_fmse']:6.1f} (nothing "
-                  f"{row['composite_near_right_fmse']:.1f}) untouched {row['untouched_mse']:6.2f}{mark}",
-                  file=sys.stderr)
+    for f in floors:  # the best choice at each floor
+        row = choose([row for row in table if row["floor"] == f], a.max_untouched, a.max_near_right)
+        mark = " <" if row is best else ""
+        r = row["ramp"]
+        print(f"floor {f:4.2f} ramp {'soft' if r is None else f'{r:g}':>4} threshold {row['threshold']:5.1f}: MSE "
+              f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {row['near_right_fmse']:6.1f} (nothing "
+              f"{row['composite_near_right_fmse']:.1f}) untouched {row['untouched_mse']:6.2f}{mark}",
+              file=sys.stderr)
     calibrated = type(model)(dataclasses.replace(model.config, correction_threshold=float(best["threshold"]),
-                                                 correction_ramp=best["ramp"]))
+                                                 correction_ramp=best["ramp"], correction_floor=best["floor"]))
     calibrated.load_state_dict(model.state_dict())
     out = save_pretrained(calibrated, a.out)
     (Path(out) / "calibration.json").write_text(json.dumps({"chosen": best, "table": table}, indent=1) + "\n")

@@ -114,7 +114,7 @@ class PHNet(nn.Module):
         if self.config.output == "transform":
             coefficients = subject_mean(raw.float(), mask)
             size = correction_size(apply_colour_transform(composite.float(), coefficients) - composite.float(), mask)
-            kept = kept_fraction(size, threshold, self.config.correction_ramp)
+            kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)
             return (coefficients * kept[:, None] if threshold else coefficients), size, kept
         if self.config.output == "residual":
             change = 2 * (torch.sigmoid(raw) - 0.5)
@@ -123,7 +123,7 @@ class PHNet(nn.Module):
             picture = torch.sigmoid(raw)
             change = picture - composite
         size = correction_size(change, mask)
-        kept = kept_fraction(size, threshold, self.config.correction_ramp)
+        kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)
         if picture is not None and not threshold:
             return picture, size, kept  # exactly the official output
         change = change * kept.reshape(-1, 1, 1, 1).to(change.dtype) if threshold else change

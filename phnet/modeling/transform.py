@@ -52,27 +52,29 @@ def correction_size(change: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return 255.0 * subject_mean(change.float().pow(2).mean(dim=1, keepdim=True), mask).sqrt().reshape(-1)
 
 
-def kept_fraction(size: torch.Tensor, threshold: float, ramp: float | None = None) -> torch.Tensor:
+def kept_fraction(size: torch.Tensor, threshold: float, ramp: float | None = None, floor: float = 0.0) -> torch.Tensor:
     """The fraction of each correction of RMS ``size`` (B) that the do-no-harm ``threshold`` keeps.
 
-    A correction below ``threshold`` (0–255 units) becomes zero: small, uncertain corrections are where
-    a harmonizer does harm, large ones are where it helps. With ``ramp`` unset, a larger correction is
-    shortened by ``threshold`` (soft thresholding). With a ``ramp``, the applied size climbs from 0 at
-    ``threshold`` to the whole correction at ``threshold + ramp`` and is the whole correction above it
-    (firm thresholding), so a clearly wrong subject gets all of its correction; ``ramp=0`` is a hard cut.
+    A correction below ``threshold`` (0–255 units) is cut to ``floor`` of itself (0: dropped): small,
+    uncertain corrections are where a harmonizer does harm, large ones are where it helps. With
+    ``ramp`` unset, a larger correction is shortened by ``threshold`` (soft thresholding). With a
+    ``ramp``, the cut part climbs back from 0 at ``threshold`` to nothing at ``threshold + ramp``, above
+    which the whole correction is applied (firm thresholding); ``ramp=0`` is a hard cut. ``threshold``
+    0 keeps every correction whole.
     """
     if not threshold:
         return torch.ones_like(size)
     size = size.clamp(min=1e-6)
     if ramp is None:
-        return (1.0 - threshold / size).clamp(min=0.0)
-    if ramp <= 0:
-        return (size > threshold).to(size.dtype)
-    full = threshold + ramp
-    return (full * (size - threshold) / (ramp * size)).clamp(0.0, 1.0)
+        kept = (1.0 - threshold / size).clamp(min=0.0)
+    elif ramp <= 0:
+        kept = (size > threshold).to(size.dtype)
+    else:
+        kept = ((threshold + ramp) * (size - threshold) / (ramp * size)).clamp(0.0, 1.0)
+    return floor + (1.0 - floor) * kept if floor else kept
 
 
-def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float,
-                    ramp: float | None = None) -> torch.Tensor:
+def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float, ramp: float | None = None,
+                    floor: float = 0.0) -> torch.Tensor:
     """:func:`kept_fraction` of ``change``'s :func:`correction_size`, as a B×1×1×1 factor."""
-    return kept_fraction(correction_size(change, mask), threshold, ramp).reshape(-1, 1, 1, 1)
+    return kept_fraction(correction_size(change, mask), threshold, ramp, floor).reshape(-1, 1, 1, 1)

@@ -75,7 +75,9 @@ def test_a_ramp_keeps_large_corrections_whole():
     torch.testing.assert_close(firm * sizes, torch.tensor([0.0, 0.0, 4.0, 8.0, 30.0]))
     torch.testing.assert_close(kept_fraction(sizes, 4.0, ramp=0.0), torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]))
     torch.testing.assert_close(kept_fraction(sizes, 4.0) * sizes, torch.tensor([0.0, 0.0, 2.0, 4.0, 26.0]))
-    assert torch.equal(kept_fraction(sizes, 0.0, ramp=5.0), torch.ones(5))  # threshold 0: the raw network
+    assert torch.equal(kept_fraction(sizes, 0.0, ramp=5.0, floor=0.3), torch.ones(5))  # threshold 0: the raw network
+    # a floor: that share of the corrections below the threshold is still applied, the large ones stay whole
+    torch.testing.assert_close(kept_fraction(sizes, 4.0, ramp=0.0, floor=0.25), torch.tensor([0.25, 0.25, 1, 1, 1.0]))
 
 
 @torch.no_grad()
@@ -92,11 +94,15 @@ def test_the_config_ramp_reaches_the_output(transform_model):
     torch.testing.assert_close(firm(image, mask), transform_model(image, mask))
 
 
-def test_the_ramp_is_stored_only_when_set():
+def test_the_ramp_and_floor_are_stored_only_when_set():
     config = PHNetConfig.preset("small", correction_threshold=9.0)
-    assert "correction_ramp" not in config.to_dict()  # older readers still load a file without a ramp
-    ramped = dataclasses.replace(config, correction_ramp=6.0)
-    assert PHNetConfig.from_json(ramped.to_json()) == ramped
+    stored = config.to_dict()
+    assert "correction_ramp" not in stored and "correction_floor" not in stored  # older readers load the file
+    for ramped in (dataclasses.replace(config, correction_ramp=6.0, correction_floor=0.25),
+                   dataclasses.replace(config, correction_ramp=0.0)):  # a hard cut is not "unset"
+        assert PHNetConfig.from_json(ramped.to_json()) == ramped
+    with pytest.raises(ValueError, match="correction_floor must be a share from 0 to 1"):
+        dataclasses.replace(config, correction_floor=1.5)
     with pytest.raises(ValueError, match="'correction_ramp' must be a number or null"):
         PHNetConfig.from_dict({**config.to_dict(), "correction_ramp": "6"})
     with pytest.raises(ValueError, match="correction_ramp must be from 0 to 255"):

@@ -31,6 +31,13 @@ def test_a_ramp_keeps_the_large_correction_whole_where_soft_shortens_it():
     assert soft["fmse"] > firm["fmse"] + 20  # soft leaves 10 of the 40 in: fMSE 100 on it
 
 
+def test_a_floor_applies_a_share_of_the_small_corrections():
+    curves = calibrate.error_curves(_batches())
+    row = calibrate.score(curves, 10.0, ramp=0.0, floor=0.5)
+    assert row["near_right_fmse"] == pytest.approx((2 + 3) ** 2, abs=0.2)  # half of the wrong 6 applied
+    assert row["untouched_mse"] == pytest.approx(9 * 16 / 64, abs=0.05)  # 3 of 255 on the 4x4 subject of 8x8
+
+
 def test_choose_prefers_the_lowest_error_that_does_no_harm():
     curves = calibrate.error_curves(_batches())
     table = [calibrate.score(curves, t, r) for r in calibrate.parse_ramps("soft,0:4:2") for t in (0.0, 10.0)]
@@ -68,10 +75,12 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
     save_pretrained(model, tmp_path / "model")
     (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
     rc = calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
-                         "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:10:5"])
+                         "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:10:5",
+                         "--floors", "0:0.2:0.1"])
     assert rc == 0
     chosen = json.loads((tmp_path / "out" / "calibration.json").read_text())["chosen"]
     config = load_model(tmp_path / "out").config
-    assert (config.correction_threshold, config.correction_ramp) == (chosen["threshold"], chosen["ramp"])
+    assert (config.correction_threshold, config.correction_ramp, config.correction_floor) == (
+        chosen["threshold"], chosen["ramp"], chosen["floor"])
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                            "--out", str(tmp_path / "bad"), "--ramps", "firm"]) == 2
