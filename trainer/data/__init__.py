@@ -62,6 +62,17 @@ def configured_folder(data: dict, key: str) -> Path | None:
     raise FileNotFoundError(f"data.{key}: the folder {path} does not exist; {fix}")
 
 
+def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
+    """(photos, masks) of ``split`` when ``root`` is a pool written by ``trainer.builders.package_portraits``
+    (a ``manifest.json`` beside ``train/``, ``val/`` and ``test/``, each with ``images/`` and ``masks/``);
+    None for any other folder. Read as one plain folder, a pool would mix its splits and its masks into
+    the photos."""
+    photos, masks = root / split / "images", root / split / "masks"
+    if (root / "manifest.json").is_file() and photos.is_dir() and masks.is_dir():
+        return photos, masks
+    return None
+
+
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
                   resize: str | None = None, seed: int | None = None) -> HarmonizationDataset:
     """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table.
@@ -99,6 +110,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         recs = folder_records(configured_folder(data, "val_root"), "train", configured_folder(data, "val_mask_dir"),
                               0.0, 0.0, mask_setting="data.val_mask_dir")
         recs *= max(1, int(data.get("val_copies", 1)))
+        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
+    elif (pool := pool_split(root, split)) is not None and not data.get("mask_dir"):
+        recs = folder_records(pool[0], "train", pool[1], 0.0, 0.0)  # every photo of the pool's split, with its mask
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     else:
         recs = folder_records(root, split, configured_folder(data, "mask_dir"), val_fraction,
