@@ -110,6 +110,8 @@ def _after(harmonized) -> tuple[np.ndarray, str]:
     that the template does not make."""
     if all(c.unchanged for c in harmonized.corrections):
         return harmonized.image, "after: unchanged (do-no-harm threshold)"
+    if any(c.kept < 1 for c in harmonized.corrections):
+        return harmonized.image, "after PHNet (shortened: do-no-harm)"
     return harmonized.image, "after PHNet"
 
 
@@ -132,7 +134,7 @@ def frames_sheet(before: np.ndarray, harmonized) -> Image.Image:
     side = 640 // len(before)
     sheet = Image.new("RGB", (640, 2 * side), (24, 24, 24))
     after, label = _after(harmonized)
-    label = label if label != "after PHNet" else "after PHNet, smoothed over time"
+    label = label if not label.startswith("after PHNet") else label + ", smoothed over time"
     for row, (frames, text) in enumerate(((before, "before"), (after, label))):
         for i, frame in enumerate(frames):
             im = Image.fromarray(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)).resize((side, side), Image.LANCZOS)

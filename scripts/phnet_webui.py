@@ -37,8 +37,9 @@ WEIGHTS_INFO = (
     "by FFHQ's non-commercial terms."
 )
 THRESHOLD_INFO = (
-    "Corrections of the subject smaller than this (RMS, 0-255) are dropped, those just above it shortened. Lower "
-    "it to change more subjects (0 = the raw network, which may harm near-right composites)."
+    "Corrections of the subject smaller than this (RMS, 0-255) are dropped (the bundled weights keep a quarter of "
+    "them), those just above it shortened. Lower it to change more subjects (0 = the raw network, which may harm "
+    "near-right composites)."
 )
 # UI labels, and also the values API clients send for "Harmonize which region".
 MASK_INPAINT = "Inpaint mask"

@@ -126,7 +126,7 @@ def test_bundled_default_loads(nodes, portrait):
     img, subject = portrait(b=1)
     out, report = nodes["PHNetHarmonize"].harmonize(m, img, subject)["result"]
     assert out.shape == img.shape and torch.equal(out[:, subject[0] == 0], img[:, subject[0] == 0])
-    assert m.config.correction_threshold == 17 and "PHNet Harmonize:" in report
+    assert m.config.correction_threshold > 0 and "PHNet Harmonize:" in report  # calibrated (docs/default-weights.md)
 
 
 def test_harmonize_reference_mask(nodes, phnet_model, portrait):

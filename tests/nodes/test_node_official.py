@@ -65,15 +65,16 @@ def test_picking_an_official_name_downloads_it_into_models_phnet_with_progress(p
             shutil.rmtree(target, ignore_errors=True)
 
 
-def test_the_harmonize_node_says_why_the_bundled_weights_left_the_example_unchanged(nodes):
+def test_the_harmonize_node_says_how_much_of_the_correction_the_bundled_weights_applied(nodes):
     (model,) = nodes["PHNetModelLoader"].load("default (bundled)", "", "cpu", "auto")
     image = torch.from_numpy(np.asarray(Image.open(EXAMPLES / "composite.png").convert("RGB"))[None] / 255.0).float()
     mask = torch.from_numpy(np.asarray(Image.open(EXAMPLES / "mask.png").convert("L"))[None] / 255.0).float()
     out = nodes["PHNetHarmonize"].harmonize(model, image, mask)
     result, report = out["result"]
-    assert torch.equal(result, image) and out["ui"]["text"] == [report]
-    assert report.startswith("PHNet Harmonize: unchanged") and "threshold 0" in report and NAME in report
+    shortened = float((result - image).abs().mean())
+    assert out["ui"]["text"] == [report] and report.startswith("PHNet Harmonize: changed by RMS")
+    assert "shortened by the do-no-harm threshold" in report and "threshold 0" in report and NAME in report
     result, report = nodes["PHNetHarmonize"].harmonize(model, image, mask, threshold=0.0)["result"]
-    assert (result - image).abs().mean() > 0 and "changed by RMS" in report
+    assert 0 < shortened < float((result - image).abs().mean()) and "shortened" not in report
     frames = nodes["PHNetHarmonizeFrames"].harmonize(model, image.repeat(2, 1, 1, 1), mask)["result"][1]
-    assert frames.startswith("PHNet Harmonize Frames: 0 of 2 images changed")
+    assert frames.startswith("PHNet Harmonize Frames: 2 of 2 images changed") and "2 shortened" in frames

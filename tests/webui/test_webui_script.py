@@ -369,8 +369,11 @@ def test_an_rgba_sketch_mask_carries_the_strokes_in_alpha(webui):
     np.testing.assert_array_equal(np.asarray(webui.script_module.inpaint_mask(p, (8, 8))), opaque[..., 0])
 
 
-def test_the_bundled_weights_say_why_a_subject_is_left_unchanged(webui, capsys):
+def test_the_bundled_weights_say_how_much_of_the_correction_they_applied(webui, capsys):
     from pathlib import Path
+
+    from phnet import PHNetConfig
+    from phnet.sources import BUNDLED_DIR
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     image = Image.open(examples / "composite.png").convert("RGB")
@@ -379,14 +382,14 @@ def test_the_bundled_weights_say_why_a_subject_is_left_unchanged(webui, capsys):
     p = webui.processing.StableDiffusionProcessingImg2Img(width=image.width, height=image.height, init_images=[image],
                                                           mask=mask, inpaint_full_res=False)
     p.script_args = _args(webui, runner, script, enable=True, weights=DEFAULT, mask_source=INPAINT)
-    after = _postprocess(webui, runner, p, image)
-    assert np.array_equal(np.asarray(after), np.asarray(image))
+    shortened = np.abs(np.asarray(_postprocess(webui, runner, p, image), float) - np.asarray(image, float)).mean()
     result = p.extra_generation_params["PHNet result"]
-    assert result.startswith("unchanged") and "threshold 17" in result and "official-ffhqh512" in result
-    assert f"PHNet: {result}" in capsys.readouterr().out
+    threshold = PHNetConfig.load(BUNDLED_DIR / "config.json").correction_threshold
+    assert result.startswith("changed by RMS") and f"shortened by the do-no-harm threshold {threshold:g}" in result
+    assert "official-ffhqh512" in result and f"PHNet: {result}" in capsys.readouterr().out
     p.extra_generation_params.clear()
     p.script_args = _args(webui, runner, script, enable=True, weights=DEFAULT, mask_source=INPAINT, threshold=0.0)
-    after = _postprocess(webui, runner, p, image)
-    assert not np.array_equal(np.asarray(after), np.asarray(image))
+    raw = np.abs(np.asarray(_postprocess(webui, runner, p, image), float) - np.asarray(image, float)).mean()
+    assert 0 < shortened < raw
     assert p.extra_generation_params["PHNet threshold"] == 0.0
     assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
