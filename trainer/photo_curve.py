@@ -40,21 +40,28 @@ def point(run: Path) -> dict:
     if not vals:
         raise ValueError(f"{log_path} has no validation record: the run must validate (train.val_every)")
     best = min(vals, key=lambda v: v["fmse"])
-    return {"run": run.name, "sources": sources, "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
+    budget = int(json.loads(config_path.read_text()).get("train", {}).get("steps", 0))
+    return {"run": run.name, "sources": sources, "budget": budget, "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
             "fmse_ratio": best["fmse"] / best["composite_fmse"], "mse_ratio": best["mse"] / best["composite_mse"],
             "near_right_ratio": best["near_right_fmse"] / max(best["composite_near_right_fmse"], 1e-6),
             "untouched_mse": best["untouched_mse"]}
 
 
+COLOURS = (VAL, MSE_COLOUR, (60, 150, 80), (150, 60, 160))
+
+
 def draw(points: list[dict], path: Path, size=(520, 320)) -> Path:
+    """Validation fMSE over doing nothing against the number of photos, one line per step budget."""
     font = ImageFont.load_default()
     img = Image.new("RGB", size, BG)
-    fmse = [(p["sources"], p["fmse_ratio"]) for p in points]
-    mse = [(p["sources"], p["mse_ratio"]) for p in points]
-    nothing = [(points[0]["sources"], 1.0), (points[-1]["sources"], 1.0)]
-    panel(ImageDraw.Draw(img), (0, 0, *size), "validation error / doing nothing (orange fMSE, blue MSE)",
-           "training photos (sources)", "ratio", [(nothing, BASE, 1, True), (fmse, VAL, 2, False),
-                                                   (mse, MSE_COLOUR, 2, False)], font)
+    budgets = sorted({p["budget"] for p in points})
+    xs = [p["sources"] for p in points]
+    series = [([(min(xs), 1.0), (max(xs), 1.0)], BASE, 1, True)]
+    for budget, colour in zip(budgets, COLOURS):
+        series.append(([(p["sources"], p["fmse_ratio"]) for p in points if p["budget"] == budget], colour, 2, False))
+    names = ", ".join(f"{name} {b} steps" for b, name in zip(budgets, ("orange", "blue", "green", "purple")))
+    panel(ImageDraw.Draw(img), (0, 0, *size), f"best validation fMSE / doing nothing ({names})",
+          "training photos (sources)", "ratio", series, font)
     write_atomic(Path(path), lambda tmp: img.save(tmp, format="PNG"))
     return Path(path)
 
@@ -65,14 +72,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     a = p.parse_args(argv)
     try:
-        points = sorted((point(run) for run in a.runs), key=lambda q: q["sources"])
+        points = sorted((point(run) for run in a.runs), key=lambda q: (q["budget"], q["sources"]))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("| training sources | run | best step | val MSE (× nothing) | val fMSE (× nothing) | near-right × | untouched |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("| training sources | run | steps | best step | val MSE (× nothing) | val fMSE (× nothing) | near-right × | "
+          "untouched |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for q in points:
-        print(f"| {q['sources']} | {q['run']} | {q['step']} | {q['mse']:.1f} ({q['mse_ratio']:.2f}×) | "
+        print(f"| {q['sources']} | {q['run']} | {q['budget']} | {q['step']} | {q['mse']:.1f} ({q['mse_ratio']:.2f}×) | "
               f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | {q['near_right_ratio']:.2f} | {q['untouched_mse']:.1f} |")
     print(f"wrote {draw(points, a.out)}")
     return 0

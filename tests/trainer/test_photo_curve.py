@@ -8,7 +8,7 @@ from PIL import Image
 from trainer import photo_curve
 
 
-def _run(root, name, sources, fmses):
+def _run(root, name, sources, fmses, steps=800):
     pool = root / f"pool_{name}"
     entries = [{"name": f"s{i}", "split": "train", "source": f"s{i}"} for i in range(sources)]
     (pool / "train" / "images").mkdir(parents=True)
@@ -16,7 +16,8 @@ def _run(root, name, sources, fmses):
                                                                            "source": "v"}]}))
     run = root / name
     run.mkdir()
-    (run / "run_config.json").write_text(json.dumps({"data": {"root": str(pool / "train" / "images")}}))
+    (run / "run_config.json").write_text(json.dumps({"data": {"root": str(pool / "train" / "images")},
+                                                     "train": {"steps": steps}}))
     records = [{"type": "train", "step": 1, "loss": 1.0}]
     records += [{"type": "val", "step": 100 * (i + 1), "n": 9, "fmse": f, "mse": f / 4, "composite_fmse": 800.0,
                  "composite_mse": 200.0, "near_right_fmse": 70.0, "composite_near_right_fmse": 60.0,
@@ -28,10 +29,11 @@ def _run(root, name, sources, fmses):
 def test_each_run_gives_its_sources_and_best_validation(tmp_path, capsys):
     small = _run(tmp_path, "small", 10, [760.0, 720.0, 740.0])
     large = _run(tmp_path, "large", 40, [700.0, 640.0])
+    longer = _run(tmp_path, "longer", 40, [700.0, 600.0, 620.0], steps=2400)
     assert photo_curve.point(small)["sources"] == 10 and photo_curve.point(small)["step"] == 200
-    assert photo_curve.main([str(large), str(small), "--out", str(tmp_path / "curve.png")]) == 0
+    assert photo_curve.main([str(longer), str(large), str(small), "--out", str(tmp_path / "curve.png")]) == 0
     table = capsys.readouterr().out
-    assert table.index("| 10 |") < table.index("| 40 |")  # sorted by photos
+    assert table.index("| 10 |") < table.index("| 40 | large") < table.index("| 40 | longer")  # by budget, photos
     assert "640.0 (0.80×)" in table
     assert Image.open(tmp_path / "curve.png").size == (520, 320)
 
