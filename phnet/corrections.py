@@ -2,8 +2,8 @@
 
 The network proposes a correction of the subject; the weights' do-no-harm threshold (``PHNetConfig.
 correction_threshold``, or a caller's ``threshold=``) drops a correction smaller than itself and
-shortens one just above it (``phnet.modeling.transform.kept_fraction``). A :class:`Correction` records both sides, so that no surface leaves a
-picture unchanged without saying so.
+shortens one just above it (``phnet.modeling.transform.kept_fraction``). A :class:`Correction`
+records both sides, so that no surface leaves a picture unchanged without saying so.
 """
 
 from __future__ import annotations

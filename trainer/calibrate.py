@@ -95,10 +95,12 @@ def score(curves: dict[str, np.ndarray], threshold: float, ramp: float | None = 
     def kept(size: np.ndarray) -> np.ndarray:
         return kept_fraction(torch.from_numpy(size), threshold, ramp, floor).numpy()
 
-    mse, fmse = _at(curves["mse"], kept(curves["size"])), _at(curves["fmse"], kept(curves["size"]))
+    share = kept(curves["size"])
+    mse, fmse = _at(curves["mse"], share), _at(curves["fmse"], share)
     untouched = _at(curves["untouched"], kept(curves["size_real"]))
     near = curves["composite_fmse"] < NEAR_RIGHT_FMSE
-    return {"threshold": threshold, "ramp": ramp, "floor": floor, "mse": float(mse.mean()), "fmse": float(fmse.mean()),
+    return {"threshold": threshold, "ramp": ramp, "floor": floor, "mse": float(mse.mean()),
+            "fmse": float(fmse.mean()),
             "composite_mse": float(curves["composite_mse"].mean()),
             "composite_fmse": float(curves["composite_fmse"].mean()),
             "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,

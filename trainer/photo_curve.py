@@ -28,20 +28,21 @@ def point(run: Path) -> dict:
     for path in (config_path, log_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: give run folders written by python -m trainer.fit")
-    root = Path(json.loads(config_path.read_text())["data"]["root"])
+    config = json.loads(config_path.read_text())
+    root = Path(config["data"]["root"])
     pool = next((p for p in (root, *root.parents) if (p / "manifest.json").is_file()), None)
     if pool is None:
         raise FileNotFoundError(f"no manifest.json in or above {root}: train on a pool built by "
                                 "trainer.builders.package_portraits or source_subset")
     entries = json.loads((pool / "manifest.json").read_text())["entries"]
     sources = len({e["source"] for e in entries if e["split"] == "train"})
-    vals = [json.loads(line) for line in log_path.read_text().splitlines() if '"type": "val"' in line]
-    vals = [v for v in vals if v.get("n")]
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    vals = [r for r in records if r.get("type") == "val" and r.get("n")]
     if not vals:
         raise ValueError(f"{log_path} has no validation record: the run must validate (train.val_every)")
     best = min(vals, key=lambda v: v["fmse"])
-    budget = int(json.loads(config_path.read_text()).get("train", {}).get("steps", 0))
-    return {"run": run.name, "sources": sources, "budget": budget, "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
+    return {"run": run.name, "sources": sources, "budget": int(config.get("train", {}).get("steps", 0)),
+            "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
             "fmse_ratio": best["fmse"] / best["composite_fmse"], "mse_ratio": best["mse"] / best["composite_mse"],
             "near_right_ratio": best["near_right_fmse"] / max(best["composite_near_right_fmse"], 1e-6),
             "untouched_mse": best["untouched_mse"]}

@@ -72,9 +72,3 @@ def kept_fraction(size: torch.Tensor, threshold: float, ramp: float | None = Non
     else:
         kept = ((threshold + ramp) * (size - threshold) / (ramp * size)).clamp(0.0, 1.0)
     return floor + (1.0 - floor) * kept if floor else kept
-
-
-def threshold_scale(change: torch.Tensor, mask: torch.Tensor, threshold: float, ramp: float | None = None,
-                    floor: float = 0.0) -> torch.Tensor:
-    """:func:`kept_fraction` of ``change``'s :func:`correction_size`, as a B×1×1×1 factor."""
-    return kept_fraction(correction_size(change, mask), threshold, ramp, floor).reshape(-1, 1, 1, 1)

@@ -8,7 +8,7 @@ import torch
 
 from phnet import Harmonizer, PHNet, PHNetConfig
 from phnet.modeling.inference import InferencePHNet
-from phnet.modeling.transform import apply_colour_transform, kept_fraction, subject_mean, threshold_scale
+from phnet.modeling.transform import apply_colour_transform, correction_size, kept_fraction, subject_mean
 from phnet.weights import load_model, save_pretrained
 
 
@@ -64,7 +64,7 @@ def test_subject_mean_ignores_the_background():
 def test_threshold_is_a_soft_threshold_on_the_rms_change():
     mask = torch.ones(2, 1, 4, 4)
     change = torch.stack([torch.full((3, 4, 4), 2 / 255), torch.full((3, 4, 4), 10 / 255)])
-    scale = threshold_scale(change, mask, 4.0).flatten()
+    scale = kept_fraction(correction_size(change, mask), 4.0)
     torch.testing.assert_close(scale, torch.tensor([0.0, 0.6]))
 
 
