@@ -20,6 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from trainer.data.common import find_with_any_extension
+
 SPLITS = ("train", "val", "test")
 
 
@@ -38,10 +40,10 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def _find(folder: Path, stem: str) -> Path:
-    found = sorted(folder.glob(f"{stem}.*"))
-    if not found:
+    found = find_with_any_extension(folder, stem)
+    if found is None:
         raise FileNotFoundError(f"{folder / stem}.* is listed in the manifest but missing: rebuild the pool")
-    return found[0]
+    return found
 
 
 def build_subset(pool: Path, out: Path, fraction: float) -> dict:
