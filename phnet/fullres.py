@@ -106,6 +106,11 @@ def apply_full_resolution(
 # --------------------------------------------------------------------------------------------------
 
 TILE_PIXELS = 1 << 16  # per tile on the CPU: a few float copies of it stay in the core's L2 cache
+DEVICE_TILE_PIXELS = 1 << 22  # per tile on a GPU: few launches, and an 8K picture's float copies stay bounded
+
+
+def tile_pixels(device: torch.device) -> int:
+    return TILE_PIXELS if device.type == "cpu" else DEVICE_TILE_PIXELS
 
 
 @contextlib.contextmanager
@@ -140,14 +145,16 @@ def downscale(pixels: torch.Tensor, peak: float, shape: tuple[int, int]) -> torc
     """H×W×C pixels (any dtype, ``peak`` = full intensity) → 1×C×h×w float32 in [0, 1] at ``shape``.
 
     Small images are resized as floats, exactly as ``resize`` does. Larger ones (over 4× the working
-    area) take torch's uint8 antialiased kernel, which reads the interleaved H×W×C memory as it is
-    and is ~20× faster than the float one; other dtypes are rounded to 8 bits for it (in bands). The
-    rounding touches only the network's input; the full-resolution output uses the exact pixels.
+    area) take torch's uint8 antialiased kernel on the CPU, which reads the interleaved H×W×C memory
+    as it is and is ~20× faster than the float one; other dtypes are rounded to 8 bits for it (in
+    bands). The rounding touches only the network's input; the full-resolution output uses the exact
+    pixels. Other devices (CUDA) resize as floats, in bands (``downscale_in_bands``).
     """
-    # torch's uint8 antialiased kernel exists on the CPU only: elsewhere (CUDA) the float resize is used
-    if pixels.shape[0] * pixels.shape[1] <= 4 * shape[0] * shape[1] or pixels.device.type != "cpu":
+    if pixels.shape[0] * pixels.shape[1] <= 4 * shape[0] * shape[1]:
         image = pixels.permute(2, 0, 1)[None].to(torch.float32, copy=True).div_(peak).clamp_(0, 1)
         return resize(image, shape).contiguous()
+    if pixels.device.type != "cpu":  # torch's uint8 antialiased kernel exists on the CPU only
+        return downscale_in_bands(pixels, peak, shape, tile_pixels(pixels.device))
     small = to_uint8(pixels, peak)
     grouped = 1
     if small.shape[2] == 1:  # one channel takes a slow generic kernel: read k neighbours as k channels
@@ -159,6 +166,24 @@ def downscale(pixels: torch.Tensor, peak: float, shape: tuple[int, int]) -> torc
     if grouped > 1:  # a k-pixel box average before the same antialiased resize: as good for a coverage map
         low = low.mean(dim=1, keepdim=True)
     return low.contiguous()
+
+
+def downscale_in_bands(
+    pixels: torch.Tensor, peak: float, shape: tuple[int, int], pixels_per_band: int
+) -> torch.Tensor:
+    """``downscale``'s float resize without a full-size float copy: torch's antialiased resize is
+    separable, so the columns are resized one band of ``pixels_per_band`` pixels at a time and the
+    rows once, on the narrow result. Equal to resizing the whole picture as floats."""
+    height, width = pixels.shape[:2]
+    antialias = shape[0] < height or shape[1] < width
+    rows = max(1, pixels_per_band // width)
+    bands = []
+    for r0 in range(0, height, rows):
+        band = pixels[r0 : r0 + rows].permute(2, 0, 1)[None].to(torch.float32, copy=True).div_(peak).clamp_(0, 1)
+        bands.append(F.interpolate(band, size=(band.shape[-2], shape[1]), mode="bilinear", align_corners=False,
+                                   antialias=antialias))
+    narrow = torch.cat(bands, dim=-2)
+    return F.interpolate(narrow, size=shape, mode="bilinear", align_corners=False, antialias=antialias).contiguous()
 
 
 def _linear_taps(out_size: int, in_size: int, start: int, stop: int, device: torch.device):
@@ -217,8 +242,10 @@ def apply_in_tiles(
     peak: float,
     colour_map: Callable[[torch.Tensor, int, int], torch.Tensor],
     box: tuple[int, int, int, int],
+    pixels_per_tile: int | None = None,
 ) -> None:
-    """``out = source + w·(clamp(colour_map(source)) − source)`` inside ``box``, tile by tile.
+    """``out = source + w·(clamp(colour_map(source)) − source)`` inside ``box``, tile by tile
+    (``pixels_per_tile`` each; by default what suits the device, see ``tile_pixels``).
 
     ``source`` and ``out`` are H×W×3 views in the caller's dtype (``peak`` = full intensity),
     ``weight`` is the H×W mask in its own dtype, scaled by ``weight_scale`` (strength / the mask's
@@ -227,7 +254,7 @@ def apply_in_tiles(
     source pixel itself, bit for bit.
     """
     r_start, r_stop, c0, c1 = box
-    rows = r_stop - r_start if source.device.type != "cpu" else max(1, TILE_PIXELS // (c1 - c0))
+    rows = max(1, (pixels_per_tile or tile_pixels(source.device)) // (c1 - c0))
     integer = not source.dtype.is_floating_point
     with one_thread(source.device):
         for r0 in range(r_start, r_stop, rows):

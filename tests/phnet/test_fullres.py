@@ -14,6 +14,7 @@ from phnet.fullres import (
     apply_in_tiles,
     bounding_box,
     downscale,
+    downscale_in_bands,
     lift,
     resize,
     working_shape,
@@ -58,6 +59,28 @@ def test_downscale_small_is_exact_and_large_is_8bit_close():
     mask = torch.from_numpy(soft_mask(600, 900))
     coverage = resize(mask[None, None].float() / 255, shape)
     assert (downscale(mask[..., None], 255.0, shape) - coverage).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("full, band", [((600, 900), 9000), ((601, 899), 1), ((90, 1000), 10**6)])
+def test_downscale_in_bands_is_the_whole_float_resize(dtype, full, band):
+    pixels = torch.from_numpy(photo(*full, dtype=dtype))
+    peak = 255.0 if dtype == np.uint8 else 1.0
+    shape = working_shape(*full, 64)
+    whole = resize(pixels.permute(2, 0, 1)[None].float() / peak, shape)
+    torch.testing.assert_close(downscale_in_bands(pixels, peak, shape, band), whole, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pixels_per_tile", [1, 5000, 10**7])
+def test_any_tile_size_gives_the_same_pixels(pixels_per_tile):
+    h, w = 200, 300
+    pixels, mask = torch.from_numpy(photo(h, w)), torch.from_numpy(soft_mask(h, w))
+    box = bounding_box(mask)
+    shift = lambda x, r0, r1: x * 0.9 + 12.0  # noqa: E731
+    default, tiled = pixels.clone(), pixels.clone()
+    apply_in_tiles(pixels, default, mask, 1 / 255, 255.0, shift, box)
+    apply_in_tiles(pixels, tiled, mask, 1 / 255, 255.0, shift, box, pixels_per_tile=pixels_per_tile)
+    assert torch.equal(default, tiled)
 
 
 @pytest.mark.parametrize("method", ["correction", "guided", "resize"])
