@@ -9,7 +9,10 @@ Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same o
   official tester runs;
 - ours fp32 / ours auto: aspect ratio kept, the folded inference network at the working
   resolution, the change applied at full resolution in the input's dtype; "auto" is the default
-  precision (bf16 autocast on CPUs with AMX, see phnet.precision).
+  precision (bf16 autocast on CPUs with AMX, see phnet.precision);
+- ours fp32 on host (``--device cuda`` only): ours fp32 with the full-resolution work left on the
+  host, where the arrays are (``full_resolution_on="input"``), against the default that copies each
+  picture to the GPU and works there.
 
 Times: all pipelines and sizes are loaded in one process and called in turn, round after round
 (A/B interleaved), and the median of each is printed, so that load from other processes on a
@@ -38,7 +41,13 @@ from pathlib import Path
 
 
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
-PIPELINES = {"official": ("official", "fp32"), "ours fp32": ("full", "fp32"), "ours auto": ("full", "auto")}
+PIPELINES = {"official": ("official", "fp32", "auto"), "ours fp32": ("full", "fp32", "auto"),
+             "ours auto": ("full", "auto", "auto"), "ours fp32 on host": ("full", "fp32", "input")}
+
+
+def pipelines(device: str) -> list[str]:
+    """The pipelines compared on ``device``: on the CPU, "on host" is "ours fp32" itself."""
+    return [p for p in PIPELINES if device.startswith("cuda") or p != "ours fp32 on host"]
 FRAMES = (8, 1080, 1920)  # the video case: a batch of 1080p frames
 
 
@@ -81,7 +90,7 @@ def build(args, pipeline: str):
     from phnet.modeling.oracle import OraclePHNet
     from phnet.weights import load_model
 
-    mode, dtype = PIPELINES[pipeline]
+    mode, dtype, where = PIPELINES[pipeline]
     torch.manual_seed(0)
     if args.weights:
         model = load_model(args.weights)
@@ -92,7 +101,7 @@ def build(args, pipeline: str):
             with torch.no_grad():
                 model.decoder[5][0].weight.normal_(0, 0.02)
     net = OraclePHNet(model) if pipeline == "official" else model
-    harmonizer = Harmonizer(net, device=args.device, dtype=dtype)
+    harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where)
     return lambda image, mask: harmonizer(image, mask, mode=mode)
 
 
@@ -153,7 +162,7 @@ def timing_run(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    runs = {p: build(args, p) for p in PIPELINES}
+    runs = {p: build(args, p) for p in pipelines(args.device)}
     inputs = {s: (photo(*SIZES[s]), portrait_mask(*SIZES[s])) for s in args.sizes}
     frames = photo(*FRAMES[1:], batch=FRAMES[0])
     frame_mask = portrait_mask(*FRAMES[1:])
@@ -250,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
           f"rounds in one process; {memory_kind}: one fresh process per case")
     timing = child(args, "--timing")
     memory = {(p, s): child(args, "--case-pipeline", p, "--case-size", s)["peak_mb"]
-              for s in args.sizes for p in PIPELINES}
-    names = list(PIPELINES)
+              for s in args.sizes for p in pipelines(args.device)}
+    names = pipelines(args.device)
     head = " | ".join(f"{n:>17}" for n in names)
     print(f"{'input':>11} | {head} | speed vs official: fp32   auto")
     print(f"{'':>11} | " + " | ".join(f"{'s':>7} {'peak MB':>9}" for _ in names) + " |")
@@ -268,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [f"{s} {timing[f'{p}|{s}'] / base:.2f}×" for s in args.sizes if s != "512²" and base]
         if rows:
             print(f"{p}: time vs its own 512²: " + ", ".join(rows))
+    if "ours fp32 on host" in names:
+        rows = [f"{s} {timing[f'ours fp32 on host|{s}'] / timing[f'ours fp32|{s}']:.2f}×" for s in args.sizes]
+        print("ours fp32, full-resolution work on the GPU (default) vs on the host: speed " + ", ".join(rows))
     if args.frames:
         n, h, w = FRAMES
         fps = {p: n / timing[f"{p}|frames"] for p in ("official", "ours auto")}

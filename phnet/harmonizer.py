@@ -24,6 +24,9 @@ from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")
+FULL_RESOLUTION_ON = ("auto", "model", "input")
+# what the staged path copies to an accelerator: uint16 has too few kernels off the CPU in older torch
+_STAGED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 class LowResolution(NamedTuple):
@@ -65,6 +68,11 @@ class Harmonizer:
     bf16 autocast on CPUs with AMX, fp32 on GPUs and elsewhere. "fp32" is exact; "fp16" and
     "bf16" run the convolutions under autocast; the normalization statistics are always fp32.
 
+    ``full_resolution_on``: where a picture's full-resolution work (the network's input taken from it,
+    the change applied to it) runs. "input": where the caller's pixels are. "model": on the model's
+    device; host pictures are copied there one at a time and only the subject's box comes back.
+    "auto" (default): "model" on CUDA, "input" elsewhere.
+
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
     the network's correction of it is smaller; ``threshold=`` overrides it per call (0 = the raw network).
     :meth:`harmonize` returns each image's :class:`~phnet.corrections.Correction` with the result, and
@@ -78,9 +86,13 @@ class Harmonizer:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = "auto",
         method: str = "correction",
+        full_resolution_on: str = "auto",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
+        if full_resolution_on not in FULL_RESOLUTION_ON:
+            raise ValueError(f"unknown full_resolution_on {full_resolution_on!r}; choose one of {FULL_RESOLUTION_ON}")
+        self.full_resolution_on = full_resolution_on
         self.device = pick_device(device)
         self.requested_dtype = "auto" if dtype is None else dtype
         self.dtype = resolve_dtype(self.requested_dtype, self.device)
@@ -105,6 +117,7 @@ class Harmonizer:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = "auto",
         method: str = "correction",
+        full_resolution_on: str = "auto",
         progress: Callable[[int, int], None] | None = None,
     ) -> "Harmonizer":
         """From a weights file, a model folder, an official checkpoint's name (``"official-ffhqh512"``,
@@ -119,7 +132,7 @@ class Harmonizer:
             token=token,
             progress=progress,
         )
-        return cls(model, device=device, dtype=dtype, method=method)
+        return cls(model, device=device, dtype=dtype, method=method, full_resolution_on=full_resolution_on)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return save_pretrained(self.model, directory)
@@ -295,11 +308,26 @@ class Harmonizer:
 
     def _one_pixels(self, pixels, peak, mask, mask_peak, out, strength, size, threshold=None) -> Correction:
         """One H×W×C image: prepared at the working size, the network's estimate, applied to ``out``."""
+        pixels, mask = self.staged(pixels, mask)
         low = self.prepare_low(pixels, peak, mask, mask_peak, size)
         output, correction = self.estimate_low(low.image, low.mask, threshold=threshold, strength=strength)
         if not correction.unchanged:  # else ``out`` is already a copy of the input
             self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
         return correction
+
+    def full_resolution_device(self, pixels: torch.Tensor) -> torch.device:
+        """Where the full-resolution work on these pixels runs (see ``full_resolution_on``)."""
+        where = self.full_resolution_on
+        if where == "auto":
+            where = "model" if self.device.type == "cuda" else "input"
+        if where == "input" or pixels.dtype not in _STAGED_DTYPES:
+            return pixels.device
+        return self.device
+
+    def staged(self, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One picture and its mask where their full-resolution work runs: themselves, or copies there."""
+        device = self.full_resolution_device(pixels)
+        return pixels.to(device), mask.to(device)
 
     def prepare_low(self, pixels, peak, mask, mask_peak, size) -> "LowResolution":
         """One H×W×C picture (any dtype, ``peak`` = full intensity) and its H×W mask at the working
@@ -319,7 +347,16 @@ class Harmonizer:
 
     def apply_low(self, pixels, peak, mask, mask_peak, out, strength, low: "LowResolution", output) -> None:
         """``output`` of :meth:`estimate_low` (12 coefficients, or the 1×3×h×w picture at the working
-        size) applied to the subject of ``out`` (a copy of ``pixels``), in tiles at full resolution."""
+        size) applied to the subject of ``out`` (a copy of ``pixels``), in tiles at full resolution.
+
+        ``pixels`` and ``mask`` may be staged copies on another device than ``out`` (see :meth:`staged`):
+        the work runs there on a copy, and the subject's box is copied back into ``out``."""
+        if out.device != pixels.device:
+            staged_out = pixels.clone()
+            self.apply_low(pixels, peak, mask, mask_peak, staged_out, strength, low, output)
+            r0, r1, c0, c1 = low.box
+            out[r0:r1, c0:c1] = staged_out[r0:r1, c0:c1].to(out.device)
+            return
         home = pixels.device
         if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
             gain, offset = gain_and_offset(output[0].to(home, torch.float32), peak)
@@ -338,7 +375,8 @@ class Harmonizer:
                        strength=1.0) -> FrameEstimate:
         """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
         low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..1."""
-        low = self.prepare_low(pixels, peak, mask, mask_peak, size)
+        staged_pixels, staged_mask = self.staged(pixels, mask)
+        low = self.prepare_low(staged_pixels, peak, staged_mask, mask_peak, size)
         ref_low = None if reference is None else reference_at(reference, tuple(low.image.shape[-2:]))
         if ref_low is not None:
             ref_low = ref_low.to(self.device)
@@ -352,6 +390,7 @@ class Harmonizer:
         """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``)."""
         low = frame.low
         output = correction if self.config.output == "transform" else low.image + correction * low.mask
+        pixels, mask = self.staged(pixels, mask)  # a frame waiting for its neighbours is not kept on the device
         self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
 
     @torch.inference_mode()

@@ -57,3 +57,27 @@ def test_the_official_pipeline_and_frames_run_on_the_gpu(pair):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     frames = np.stack([image, image[::-1].copy()])
     assert gpu(frames, mask, temporal=True).shape == frames.shape
+
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float", "frames"])
+def test_full_resolution_work_on_the_gpu_is_the_work_on_the_host(tiny_model, kind):
+    import copy
+
+    on_model = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32")
+    on_input = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", full_resolution_on="input")
+    assert on_model.full_resolution_device(torch.zeros(1)).type == "cuda"  # "auto" works on the GPU
+    image, mask = _picture(1200, 1700)  # large enough for the banded downscale
+    options = {}
+    if kind == "float":  # a ComfyUI IMAGE: B×H×W×C float32 on the host
+        image = torch.from_numpy(image)[None].float() / 255
+    if kind == "frames":
+        image, options = np.stack([image, image[::-1].copy()]), {"temporal": True}
+    a, b = on_model(image, mask, **options), on_input(image, mask, **options)
+    if kind == "float":
+        assert a.device.type == "cpu"
+        assert torch.equal(a[:, mask == 0], image[:, mask == 0])
+        a, b = (a * 255).numpy(), (b * 255).numpy()
+    else:
+        assert np.array_equal(a[..., mask == 0, :], image[..., mask == 0, :])
+    assert np.abs(a.astype(np.float64) - b.astype(np.float64)).max() <= 1

@@ -218,6 +218,24 @@ def test_bad_options(harmonizer):
         Harmonizer(harmonizer.model, dtype="int8")
 
 
+def test_full_resolution_work_runs_where_asked(tiny_model):
+    pixels = torch.zeros(8, 8, 3, dtype=torch.uint8)
+    assert Harmonizer(tiny_model, device="cpu").full_resolution_on == "auto"
+    for where in ("auto", "model", "input"):
+        h = Harmonizer(tiny_model, device="cpu", full_resolution_on=where)
+        assert h.full_resolution_device(pixels) == torch.device("cpu")
+    h = Harmonizer(tiny_model, device="cpu", full_resolution_on="model")
+    h.device = torch.device("cuda")  # what it would choose with the model on a GPU (not moved: none here)
+    assert h.full_resolution_device(pixels) == torch.device("cuda")
+    assert h.full_resolution_device(pixels.to(torch.uint16)) == torch.device("cpu")  # few uint16 kernels there
+    h.full_resolution_on = "auto"
+    assert h.full_resolution_device(pixels) == torch.device("cuda")
+    h.full_resolution_on = "input"
+    assert h.full_resolution_device(pixels) == torch.device("cpu")
+    with pytest.raises(ValueError, match="full_resolution_on"):
+        Harmonizer(tiny_model, device="cpu", full_resolution_on="gpu")
+
+
 def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model, caplog):
     import dataclasses
     import logging
