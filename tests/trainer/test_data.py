@@ -213,3 +213,40 @@ def test_a_package_portraits_pool_is_read_split_by_split_with_its_masks(tmp_path
         # only that split's photos, never its masks read as photos, every photo with its own mask
         assert sorted(r.name for r in ds.records) == [f"{split}{i}.png" for i in range(n)]
         assert all(r.mask is not None and r.mask.parent.name == "masks" for r in ds.records)
+
+
+@pytest.mark.parametrize("synthesis", [{"on_device": True}, {"on_device": False}])
+def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, capsys):
+    img_dir, mask_dir = photos
+    rgba = tmp_path / "mixed"  # a cut-out with its alpha, a photo with no mask (ellipse), a broken file
+    rgba.mkdir()
+    img, mask = portrait(np.random.default_rng(3), 40, 32)
+    Image.fromarray(np.dstack([img, mask])).save(rgba / "cut.png")
+    Image.fromarray(img).save(rgba / "plain.png")
+    (rgba / "broken.png").write_bytes(b"not a png")
+    for data, splits in (({"root": str(img_dir), "mask_dir": str(mask_dir), "val_fraction": 0.3},
+                          ("train", "val")),
+                         ({"root": str(rgba), "val_fraction": 0.0}, ("train",))):
+        data = {**data, "image_size": 32, "crop_scale": [0.7, 1.0], "hflip": 0.5, "synthesis": synthesis}
+        for split in splits:
+            plain, kept = build_dataset(data, split), build_dataset({**data, "preload": True}, split)
+            assert kept.preloaded is not None and plain.preloaded is None
+            for i, record in enumerate(plain.records):
+                if record.real.name == "broken.png":
+                    with pytest.raises(BadSampleError, match="broken.png"):
+                        kept[(i, 1)]
+                    continue
+                a, b = plain[(i, 1)], kept[(i, 1)]
+                assert a.keys() == b.keys()
+                for key in ("comp", "real", "mask"):
+                    if key in a:
+                        assert torch.equal(a[key], b[key]), (key, record.name)
+                for key, value in a.get("synthesis", {}).items():
+                    assert torch.equal(value, b["synthesis"][key]), key
+    assert "photos preloaded" in capsys.readouterr().out
+
+
+def test_preload_is_for_folders_of_photos(tmp_path, capsys):
+    make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
+    ds = build_dataset({"root": str(tmp_path / "F"), "image_size": 32, "preload": True, "val_fraction": 0.0}, "train")
+    assert len(ds) > 0 and "read from its files" in capsys.readouterr().out

@@ -123,4 +123,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         ds.records = ds.records[:limit]
     if len(ds) == 0:
         raise ValueError(f"the {split} split of {root} ({kind}) is empty")
+    if data.get("preload"):
+        if isinstance(ds, FolderDataset):
+            ds.preload()
+        else:  # a speed setting: a recorded folder config still evaluates on iHarmony4 or FFHQH
+            print(f"[data] data.preload is for folder data sets (photos and masks); {kind} is read from its files")
     return ds

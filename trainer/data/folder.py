@@ -107,18 +107,33 @@ class FolderDataset(HarmonizationDataset):
         super().__init__(records, **kw)
         self.mask_fallback = mask_fallback
         self.reference_size = reference_size
+        self.preloaded: dict[Path, Preloaded] | None = None
+
+    def preload(self) -> None:
+        """Decode every photo, mask and reference thumbnail now, once, and keep them in memory (8-bit
+        pictures as uint8). Data workers forked afterwards share them, so a sample costs its crop and
+        draws, not two decodes: what a pool of small photos, each read hundreds of times, spends most
+        on. The samples are the same as without it."""
+        from tqdm import tqdm
+
+        photos = list(dict.fromkeys(r.real for r in self.records))  # val sets repeat their records
+        masks = {r.real: r.mask for r in self.records}
+        self.preloaded = {p: Preloaded.read(p, masks[p], self.reference_size)
+                          for p in tqdm(photos, desc="preloading photos", unit="photo", leave=False)}
+        size = sum(p.nbytes for p in self.preloaded.values()) / 2**20
+        print(f"[data] {self.description}: {len(photos)} photos preloaded, {size:.1f} MB in memory")
 
     def load(self, record: Record, rng: np.random.Generator):
-        real, alpha = load_rgb_and_alpha(record.real)
-        if record.mask is not None:
-            mask = load_mask(record.mask)
-        elif alpha is not None:
-            mask = alpha
-        elif self.mask_fallback == "ellipse":
-            mask = ellipse_mask(real.shape[0], real.shape[1], rng)
+        if self.preloaded is not None:
+            real, mask = self.preloaded[record.real].pictures()
         else:
-            raise BadSampleError(f"no mask for {record.real} (no mask file, no alpha channel and "
-                                 f"data.mask_fallback = \"error\")")
+            real, alpha = load_rgb_and_alpha(record.real)
+            mask = load_mask(record.mask) if record.mask is not None else alpha
+        if mask is None:
+            if self.mask_fallback != "ellipse":
+                raise BadSampleError(f"no mask for {record.real} (no mask file, no alpha channel and "
+                                     f"data.mask_fallback = \"error\")")
+            mask = ellipse_mask(real.shape[0], real.shape[1], rng)
         return None, real, mask
 
     def reference_for(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -126,7 +141,53 @@ class FolderDataset(HarmonizationDataset):
             return None
         j = int(rng.integers(0, len(self.records) - 1))
         j = j + 1 if j >= index else j
+        if self.preloaded is not None:
+            return self.preloaded[self.records[j].real].thumbnail()
         try:
             return load_thumbnail(self.records[j].real, self.reference_size)
         except BadSampleError:
             return None  # the reference is optional; its own sample reports the problem
+
+
+class Preloaded:
+    """One photo's decoded pixels, mask (None: none found) and thumbnail, or the error reading it gave."""
+
+    def __init__(self, real=None, mask=None, thumb=None, error: BadSampleError | None = None):
+        self.real, self.mask, self.thumb, self.error = real, mask, thumb, error
+
+    @classmethod
+    def read(cls, photo: Path, mask_file: Path | None, reference_size: int) -> "Preloaded":
+        try:
+            real, alpha = load_rgb_and_alpha(photo)
+            mask = load_mask(mask_file) if mask_file is not None else alpha
+        except BadSampleError as exc:  # raised when the sample is drawn, under the data set's policy
+            return cls(error=exc)
+        try:
+            thumb = load_thumbnail(photo, reference_size)
+        except BadSampleError:
+            thumb = None
+        return cls(compact(real), None if mask is None else mask.astype(bool), compact(thumb))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.real, self.mask, self.thumb) if a is not None)
+
+    def pictures(self) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.error is not None:
+            raise self.error
+        return widen(self.real), None if self.mask is None else self.mask.astype(np.float32)
+
+    def thumbnail(self) -> np.ndarray | None:
+        return None if self.thumb is None else widen(self.thumb)
+
+
+def compact(x: np.ndarray | None) -> np.ndarray | None:
+    """float32 pixels in [0, 1] as uint8 when they are exactly k/255 (8-bit pictures), else as they are."""
+    if x is None:
+        return None
+    small = np.rint(x * 255).astype(np.uint8)
+    return small if np.array_equal(widen(small), x) else x
+
+
+def widen(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
