@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one call, for a machine with a CUDA GPU and torch already installed (no network
 # needed): the CUDA-marked tests and the whole library suite with the GPU as the best device, the
-# pipeline benchmark on the GPU, and the synthesis throughput. Results go to $OUT (default ./gpu-out).
+# pipeline benchmark on the GPU, the synthesis throughput and the trainer's throughput. Results go
+# to $OUT (default ./gpu-out).
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_check.sh
 #
@@ -22,7 +23,6 @@ PY
 python -m pytest -q -p no:cacheprovider -m cuda tests -rs > "$OUT/tests-cuda.txt" 2>&1
 python -m pytest -q -p no:cacheprovider tests/phnet tests/nodes > "$OUT/tests-library-and-nodes.txt" 2>&1
 python benchmarks/pipeline_speed.py --device cuda --rounds 7 > "$OUT/pipeline-speed-cuda.txt" 2>&1
-if [ -f benchmarks/synthesis_speed.py ]; then
-  python benchmarks/synthesis_speed.py > "$OUT/synthesis-speed.txt" 2>&1
-fi
+python benchmarks/synthesis_speed.py > "$OUT/synthesis-speed.txt" 2>&1
+python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 300 > "$OUT/training-speed.txt" 2>&1
 tail -n 3 "$OUT"/*.txt

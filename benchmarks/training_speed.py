@@ -1,0 +1,130 @@
+"""Training throughput: composites per second through ``trainer.fit``, photos decoded per sample or kept in memory.
+
+    python benchmarks/training_speed.py [--device cuda] [--size 256] [--batch 64] [--steps 300] [--workers N]
+                                        [--photos 400] [--data POOL]
+
+Each setting is one real ``python -m trainer.fit`` run of the bundled recipe (``trainer/configs/default_cpu.toml``,
+composites made on the training device) on the same photos, for ``--steps`` steps:
+
+- decoded per sample: every sample decodes its photo and the thumbnail of its colour reference (``preload = false``);
+- kept in memory: ``[data] preload = true``.
+
+The photos are ``--photos`` procedural portraits of ``--size`` pixels with their masks, written to a temporary
+folder, or a pool built by ``trainer.builders.package_portraits`` (``--data``). Throughput is the median of the
+runs' logged samples/s after the first fifth of the steps; on CUDA, GPU utilisation is sampled with
+``nvidia-smi`` twice a second during each run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a script: import the repository's packages (benchmarks.*) too
+    sys.path.insert(0, str(REPO))
+SETTINGS = {"decoded per sample": False, "kept in memory": True}
+
+
+def write_pool(folder: Path, count: int, size: int) -> tuple[Path, Path]:
+    """``count`` procedural portraits and their masks as PNG files: (photo folder, mask folder)."""
+    from benchmarks.synthesis_speed import photo
+
+    images, masks = folder / "images", folder / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        picture, mask = photo(rng, size)
+        Image.fromarray((picture * 255).round().astype(np.uint8)).save(images / f"p{i:04d}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(masks / f"p{i:04d}.png")
+    return images, masks
+
+
+class Utilisation(threading.Thread):
+    """GPU utilisation (%) read from ``nvidia-smi`` every half second until stopped."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[float] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", "0"], capture_output=True, text=True, timeout=5).stdout
+                self.samples.append(float(out.split()[0]))
+            except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+                return
+
+
+def train(args, images: Path, masks: Path, preload: bool, out: Path) -> dict:
+    sets = {
+        "data.root": images, "data.mask_dir": masks, "data.val_root": "", "data.val_mask_dir": "",
+        "data.val_fraction": 0.02, "data.preload": str(preload).lower(), "data.num_workers": args.workers,
+        "model.image_size": args.size, "train.device": args.device, "train.batch_size": args.batch,
+        "train.steps": args.steps, "train.val_every": 0, "train.val_max_samples": 8, "train.ckpt_every": args.steps,
+        "train.patience": 0, "train.max_minutes": 0, "train.log_every": 5,
+    }
+    cmd = [sys.executable, "-m", "trainer.fit", "--config", "trainer/configs/default_cpu.toml", "--out", str(out)]
+    for key, value in sets.items():
+        cmd += ["--set", f"{key}={value}"]
+    watch = Utilisation() if args.device.startswith("cuda") else None
+    if watch:
+        watch.start()
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if watch:
+        watch.done.set()
+        watch.join()
+    if done.returncode:
+        raise SystemExit(f"trainer.fit failed:\n{done.stderr[-3000:]}")
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["samples_per_s"] for r in records if r["type"] == "train" and r["step"] > args.steps // 5]
+    busy = watch.samples[len(watch.samples) // 5:] if watch and watch.samples else []
+    return {"samples_per_s": statistics.median(rates), "gpu_util": statistics.mean(busy) if busy else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="train.device: cpu or cuda")
+    p.add_argument("--size", type=int, default=256, help="working size (and the procedural photos' side)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--photos", type=int, default=400, help="procedural photos to train on (without --data)")
+    p.add_argument("--data", type=Path, help="a package_portraits pool (its train/images and train/masks)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.data:
+            images, masks = args.data / "train" / "images", args.data / "train" / "masks"
+            source = f"{args.data} (train split)"
+        else:
+            images, masks = write_pool(Path(tmp) / "pool", args.photos, args.size)
+            source = f"{args.photos} procedural {args.size}² portraits"
+        print(f"trainer.fit throughput on {where}, torch {torch.__version__}: {source}, {args.size}² working size, "
+              f"batch {args.batch}, {args.steps} steps, {args.workers} data workers, composites made on the device")
+        results = {name: train(args, images, masks, preload, Path(tmp) / f"run{i}")
+                   for i, (name, preload) in enumerate(SETTINGS.items())}
+    base = results["decoded per sample"]["samples_per_s"]
+    for name, r in results.items():
+        util = f", GPU busy {r['gpu_util']:.0f} %" if r["gpu_util"] is not None else ""
+        print(f"  {name:<20} {r['samples_per_s']:8.1f} composites/s  x{r['samples_per_s'] / base:.2f}{util}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
