@@ -250,3 +250,13 @@ def test_preload_is_for_folders_of_photos(tmp_path, capsys):
     make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
     ds = build_dataset({"root": str(tmp_path / "F"), "image_size": 32, "preload": True, "val_fraction": 0.0}, "train")
     assert len(ds) > 0 and "read from its files" in capsys.readouterr().out
+
+
+def test_a_preload_too_large_for_memory_stops_before_it_fills_it(photos, monkeypatch):
+    import trainer.data.folder as folder
+
+    img_dir, mask_dir = photos
+    monkeypatch.setattr(folder, "PRELOAD_PROBE", 4)
+    monkeypatch.setattr(folder, "available_memory", lambda: 10_000)  # bytes: a few of these photos
+    with pytest.raises(ValueError, match="set data.preload = false"):
+        build_dataset({"root": str(img_dir), "mask_dir": str(mask_dir), "image_size": 32, "preload": True}, "train")

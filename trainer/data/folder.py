@@ -118,10 +118,19 @@ class FolderDataset(HarmonizationDataset):
 
         photos = list(dict.fromkeys(r.real for r in self.records))  # val sets repeat their records
         masks = {r.real: r.mask for r in self.records}
-        self.preloaded = {p: Preloaded.read(p, masks[p], self.reference_size)
-                          for p in tqdm(photos, desc="preloading photos", unit="photo", leave=False)}
-        size = sum(p.nbytes for p in self.preloaded.values()) / 2**20
-        print(f"[data] {self.description}: {len(photos)} photos preloaded, {size:.1f} MB in memory")
+        room = available_memory()
+        loaded: dict[Path, Preloaded] = {}
+        total = 0
+        for i, photo in enumerate(tqdm(photos, desc="preloading photos", unit="photo", leave=False), 1):
+            loaded[photo] = Preloaded.read(photo, masks[photo], self.reference_size)
+            total += loaded[photo].nbytes
+            if i == min(PRELOAD_PROBE, len(photos)) and room and total / i * len(photos) > room / 2:
+                raise ValueError(
+                    f"data.preload: the {len(photos)} photos of {self.description} would take about "
+                    f"{total / i * len(photos) / 2**30:.1f} GB in memory (judging by the first {i}), more than half "
+                    f"of the {room / 2**30:.1f} GB available; set data.preload = false for a pool this large")
+        self.preloaded = loaded
+        print(f"[data] {self.description}: {len(photos)} photos preloaded, {total / 2**20:.1f} MB in memory")
 
     def load(self, record: Record, rng: np.random.Generator):
         if self.preloaded is not None:
@@ -147,6 +156,20 @@ class FolderDataset(HarmonizationDataset):
             return load_thumbnail(self.records[j].real, self.reference_size)
         except BadSampleError:
             return None  # the reference is optional; its own sample reports the problem
+
+
+PRELOAD_PROBE = 32  # photos decoded before the memory a whole preload needs is judged
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 class Preloaded:
