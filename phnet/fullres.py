@@ -141,6 +141,11 @@ def to_uint8(pixels: torch.Tensor, peak: float) -> torch.Tensor:
     return out
 
 
+def unit_float(pixels: torch.Tensor, peak: float) -> torch.Tensor:
+    """H×W×C pixels (``peak`` = full intensity) → a new 1×C×H×W float32 copy in [0, 1]."""
+    return pixels.permute(2, 0, 1)[None].to(torch.float32, copy=True).div_(peak).clamp_(0, 1)
+
+
 def downscale(pixels: torch.Tensor, peak: float, shape: tuple[int, int]) -> torch.Tensor:
     """H×W×C pixels (any dtype, ``peak`` = full intensity) → 1×C×h×w float32 in [0, 1] at ``shape``.
 
@@ -151,8 +156,7 @@ def downscale(pixels: torch.Tensor, peak: float, shape: tuple[int, int]) -> torc
     pixels. Other devices (CUDA) resize as floats, in bands (``downscale_in_bands``).
     """
     if pixels.shape[0] * pixels.shape[1] <= 4 * shape[0] * shape[1]:
-        image = pixels.permute(2, 0, 1)[None].to(torch.float32, copy=True).div_(peak).clamp_(0, 1)
-        return resize(image, shape).contiguous()
+        return resize(unit_float(pixels, peak), shape).contiguous()
     if pixels.device.type != "cpu":  # torch's uint8 antialiased kernel exists on the CPU only
         return downscale_in_bands(pixels, peak, shape, tile_pixels(pixels.device))
     small = to_uint8(pixels, peak)
@@ -179,7 +183,7 @@ def downscale_in_bands(
     rows = max(1, pixels_per_band // width)
     bands = []
     for r0 in range(0, height, rows):
-        band = pixels[r0 : r0 + rows].permute(2, 0, 1)[None].to(torch.float32, copy=True).div_(peak).clamp_(0, 1)
+        band = unit_float(pixels[r0 : r0 + rows], peak)
         bands.append(F.interpolate(band, size=(band.shape[-2], shape[1]), mode="bilinear", align_corners=False,
                                    antialias=antialias))
     narrow = torch.cat(bands, dim=-2)
