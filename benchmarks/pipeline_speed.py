@@ -12,7 +12,9 @@ Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same o
   precision (bf16 autocast on CPUs with AMX, see phnet.precision);
 - ours fp32 on host (``--device cuda`` only): ours fp32 with the full-resolution work left on the
   host, where the arrays are (``full_resolution_on="input"``), against the default that copies each
-  picture to the GPU and works there.
+  picture to the GPU and works there;
+- ours fp32 graphs (``--device cuda`` only): ours fp32 with the network call replayed from a CUDA
+  graph (``cuda_graphs=True``), against the same without.
 
 Times: all pipelines and sizes are loaded in one process and called in turn, round after round
 (A/B interleaved), and the median of each is printed, so that load from other processes on a
@@ -41,13 +43,15 @@ from pathlib import Path
 
 
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
-PIPELINES = {"official": ("official", "fp32", "auto"), "ours fp32": ("full", "fp32", "auto"),
-             "ours auto": ("full", "auto", "auto"), "ours fp32 on host": ("full", "fp32", "input")}
+PIPELINES = {"official": ("official", "fp32", "auto", False), "ours fp32": ("full", "fp32", "auto", False),
+             "ours auto": ("full", "auto", "auto", False), "ours fp32 on host": ("full", "fp32", "input", False),
+             "ours fp32 graphs": ("full", "fp32", "auto", True)}
+CUDA_ONLY = ("ours fp32 on host", "ours fp32 graphs")
 
 
 def pipelines(device: str) -> list[str]:
-    """The pipelines compared on ``device``: on the CPU, "on host" is "ours fp32" itself."""
-    return [p for p in PIPELINES if device.startswith("cuda") or p != "ours fp32 on host"]
+    """The pipelines compared on ``device``: on the CPU, "on host" and "graphs" are "ours fp32" itself."""
+    return [p for p in PIPELINES if device.startswith("cuda") or p not in CUDA_ONLY]
 FRAMES = (8, 1080, 1920)  # the video case: a batch of 1080p frames
 
 
@@ -90,7 +94,7 @@ def build(args, pipeline: str):
     from phnet.modeling.oracle import OraclePHNet
     from phnet.weights import load_model
 
-    mode, dtype, where = PIPELINES[pipeline]
+    mode, dtype, where, graphs = PIPELINES[pipeline]
     torch.manual_seed(0)
     if args.weights:
         model = load_model(args.weights)
@@ -101,7 +105,7 @@ def build(args, pipeline: str):
             with torch.no_grad():
                 model.decoder[5][0].weight.normal_(0, 0.02)
     net = OraclePHNet(model) if pipeline == "official" else model
-    harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where)
+    harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where, cuda_graphs=graphs)
     return lambda image, mask: harmonizer(image, mask, mode=mode)
 
 
@@ -280,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     if "ours fp32 on host" in names:
         rows = [f"{s} {timing[f'ours fp32 on host|{s}'] / timing[f'ours fp32|{s}']:.2f}×" for s in args.sizes]
         print("ours fp32, full-resolution work on the GPU (default) vs on the host: speed " + ", ".join(rows))
+    if "ours fp32 graphs" in names:
+        rows = [f"{s} {timing[f'ours fp32|{s}'] / timing[f'ours fp32 graphs|{s}']:.2f}×" for s in args.sizes]
+        print("ours fp32 with the network replayed from a CUDA graph vs without: speed " + ", ".join(rows))
     if args.frames:
         n, h, w = FRAMES
         fps = {p: n / timing[f"{p}|frames"] for p in ("official", "ours auto")}

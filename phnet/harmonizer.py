@@ -14,6 +14,7 @@ from .config import MAX_WORKING_SIZE, PHNetConfig
 from .corrections import Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, one_thread, resize,
                       working_shape)
+from .graphs import GraphCache
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .modeling import PHNet
@@ -73,6 +74,10 @@ class Harmonizer:
     device; host pictures are copied there one at a time and only the subject's box comes back.
     "auto" (default): "model" on CUDA, "input" elsewhere.
 
+    ``cuda_graphs=True``: on CUDA, the network call is captured as a CUDA graph the first time a working
+    size is seen and replayed after that (:mod:`phnet.graphs`), one launch instead of thousands; a few
+    seconds' capture per new size. Ignored on other devices.
+
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
     the network's correction of it is smaller; ``threshold=`` overrides it per call (0 = the raw network).
     :meth:`harmonize` returns each image's :class:`~phnet.corrections.Correction` with the result, and
@@ -87,6 +92,7 @@ class Harmonizer:
         dtype: str | torch.dtype | None = "auto",
         method: str = "correction",
         full_resolution_on: str = "auto",
+        cuda_graphs: bool = False,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
@@ -98,7 +104,13 @@ class Harmonizer:
         self.dtype = resolve_dtype(self.requested_dtype, self.device)
         self.method = method
         self.model = model.eval().to(self.device)
+        self.cuda_graphs = cuda_graphs
+        self._set_network()
+
+    def _set_network(self) -> None:
+        """The eval-only network for the model's device, and its graph cache where graphs are used."""
         self._net = InferencePHNet(self.model)
+        self._graphs = GraphCache(self._estimate) if self.cuda_graphs and self.device.type == "cuda" else None
 
     @property
     def config(self) -> PHNetConfig:
@@ -118,6 +130,7 @@ class Harmonizer:
         dtype: str | torch.dtype | None = "auto",
         method: str = "correction",
         full_resolution_on: str = "auto",
+        cuda_graphs: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> "Harmonizer":
         """From a weights file, a model folder, an official checkpoint's name (``"official-ffhqh512"``,
@@ -132,7 +145,8 @@ class Harmonizer:
             token=token,
             progress=progress,
         )
-        return cls(model, device=device, dtype=dtype, method=method, full_resolution_on=full_resolution_on)
+        return cls(model, device=device, dtype=dtype, method=method, full_resolution_on=full_resolution_on,
+                   cuda_graphs=cuda_graphs)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return save_pretrained(self.model, directory)
@@ -145,10 +159,10 @@ class Harmonizer:
         if device is not None:
             self.device = torch.device(device)
             self.model.to(self.device)
-            self._net = InferencePHNet(self.model)
         if dtype is not None:
             self.requested_dtype = dtype
         self.dtype = resolve_dtype(self.requested_dtype, self.device)
+        self._set_network()  # a graph holds the device and precision it was captured with
         return self
 
     # ------------------------------------------------------------------------------------------------
@@ -436,9 +450,8 @@ class Harmonizer:
         """The network on one 1×3×h×w image at its working size (binary 1×1×h×w mask): B×12 coefficients
         (``output="transform"``) or the 1×3×h×w picture, threshold applied, and its :class:`Correction`."""
         threshold = self.threshold_for(threshold)
-        output, size, kept = self._run(
-            lambda x, m: self._net.estimate(x, m, reference_low, threshold=threshold), image_low, mask_low
-        )
+        run = self._estimate if self._graphs is None else self._graphs
+        output, size, kept = run(image_low, mask_low, reference_low, threshold=threshold)
         return output, Correction(float(size[0]), threshold, float(kept[0]), float(strength))
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
@@ -461,9 +474,14 @@ class Harmonizer:
             result = image.to(home) + strength * (result - image.to(home))
         return result, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
+    def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *,
+                  threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold), image, mask)
+
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
+        # no cast cache: a captured graph must not depend on weights cast outside it
         autocast = (
-            torch.autocast(self.device.type, dtype=self.dtype)
+            torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
             if self.dtype != torch.float32
             else contextlib.nullcontext()
         )

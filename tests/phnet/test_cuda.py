@@ -82,3 +82,18 @@ def test_full_resolution_work_on_the_gpu_is_the_work_on_the_host(tiny_model, kin
     else:
         assert np.array_equal(a[..., mask == 0, :], image[..., mask == 0, :])
     assert np.abs(a.astype(np.float64) - b.astype(np.float64)).max() <= 1
+
+
+def test_cuda_graphs_give_the_eager_pictures(tiny_model):
+    import copy
+
+    eager = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32")
+    graphed = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", cuda_graphs=True)
+    image, mask = _picture()
+    for flip in (False, True, False):
+        picture = image[::-1].copy() if flip else image
+        a, b = graphed(picture, mask, threshold=0), eager(picture, mask, threshold=0)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert graphed._graphs.captures == 1
+    frames = np.stack([image, image[::-1].copy()])
+    assert graphed(frames, mask, temporal=True).shape == frames.shape

@@ -1,0 +1,65 @@
+"""phnet.graphs: the network call replayed from captured graphs, checked on the CPU with a stand-in capture
+that behaves like a CUDA graph (outputs are fixed buffers rewritten by each replay)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from phnet import Harmonizer
+from phnet.graphs import GraphCache
+
+
+def capture_like_a_graph(run):
+    outputs = run()
+
+    def replay():
+        fresh = run()
+        for buffer, value in zip(outputs if isinstance(outputs, tuple) else (outputs,),
+                                 fresh if isinstance(fresh, tuple) else (fresh,)):
+            buffer.copy_(value)
+
+    return outputs, replay
+
+
+def test_each_call_gets_its_own_result_and_one_capture_per_shape():
+    cache = GraphCache(lambda x, y, *, scale: (x * scale, x.sum() + (0 if y is None else y.sum())),
+                       capture=capture_like_a_graph)
+    a, b = torch.ones(2, 3), torch.full((2, 3), 2.0)
+    first = cache(a, None, scale=3.0)
+    second = cache(b, None, scale=3.0)
+    assert torch.equal(first[0], torch.full((2, 3), 3.0))  # not overwritten by the second replay
+    assert torch.equal(second[0], torch.full((2, 3), 6.0)) and second[1].item() == 12.0
+    assert cache.captures == 1
+    cache(torch.ones(4, 3), None, scale=3.0)  # a new shape
+    cache(a, None, scale=2.0)  # a new option
+    cache(a, torch.ones(1), scale=2.0)  # a tensor where there was None
+    assert cache.captures == 4
+
+
+def test_the_least_recently_used_graph_is_dropped():
+    cache = GraphCache(lambda x: x + 1, size=2, capture=capture_like_a_graph)
+    one, two, three = torch.zeros(1), torch.zeros(2), torch.zeros(3)
+    cache(one), cache(two), cache(one), cache(three)  # "two" was used least recently
+    assert [key[0][0][0] for key in cache.graphs] == [(1,), (3,)]
+    with pytest.raises(ValueError, match="at least one graph"):
+        GraphCache(lambda x: x, size=0)
+
+
+def test_graphs_are_only_used_on_cuda(tiny_model):
+    assert Harmonizer(tiny_model, device="cpu", cuda_graphs=True)._graphs is None
+
+
+def test_the_harmonizer_through_a_graph_cache_gives_the_same_pictures(tiny_model):
+    rng = np.random.default_rng(0)
+    plain = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    graphed = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    graphed._graphs = GraphCache(graphed._estimate, capture=capture_like_a_graph)
+    mask = np.zeros((120, 160), np.float32)
+    mask[30:90, 40:120] = 1
+    for _ in range(2):
+        image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+        assert np.array_equal(graphed(image, mask, threshold=0), plain(image, mask, threshold=0))
+    assert graphed._graphs.captures == 1
