@@ -12,6 +12,11 @@ and whose near-right composites (own fMSE < 300) get at most ``--max-near-right`
 error, take the one with the lowest fMSE; if none qualifies, the one that misses those two limits
 least.
 The validation split of the run's ``[data]`` table is used (never the test split).
+
+It also prints the **ceiling** of any such rule: the error if each composite got the share of its
+correction (of the 41 measured) that suits it best and untouched photos were left alone, which is what a
+network that knew exactly when it is wrong could reach. ``--data``/``--split`` with ``--report-only``
+score another folder's split (the test split, say) without writing a model.
 """
 from __future__ import annotations
 
@@ -108,6 +113,31 @@ def score(curves: dict[str, np.ndarray], threshold: float, ramp: float | None = 
             "near_right_n": int(near.sum()), "untouched_mse": float(untouched.mean()), "n": int(len(near))}
 
 
+def ceiling(curves: dict[str, np.ndarray]) -> dict:
+    """The errors of a gate that knew, for each composite, the measured share of its correction with the
+    lowest fMSE, and left untouched photos alone: the best any rule on these corrections can do."""
+    best = curves["fmse"].argmin(axis=1)
+    rows = np.arange(len(best))
+    fmse, mse = curves["fmse"][rows, best], curves["mse"][rows, best]
+    near = curves["composite_fmse"] < NEAR_RIGHT_FMSE
+    return {"mse": float(mse.mean()), "fmse": float(fmse.mean()),
+            "composite_mse": float(curves["composite_mse"].mean()),
+            "composite_fmse": float(curves["composite_fmse"].mean()),
+            "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,
+            "composite_near_right_fmse": float(curves["composite_fmse"][near].mean()) if near.any() else 0.0,
+            "near_right_n": int(near.sum()), "untouched_mse": 0.0, "n": int(len(near)),
+            "mean_share": float(best.mean() / (curves["fmse"].shape[1] - 1))}
+
+
+def describe(row: dict) -> str:
+    """One line of errors as a share of doing nothing's."""
+    def ratio(key: str) -> float:
+        return row[key] / max(row[f"composite_{key}"], 1e-6)
+
+    return (f"MSE {row['mse']:.1f} ({ratio('mse'):.2f}x) fMSE {row['fmse']:.1f} ({ratio('fmse'):.2f}x) near-right "
+            f"{row['near_right_fmse']:.1f} ({ratio('near_right_fmse'):.2f}x) untouched {row['untouched_mse']:.2f}")
+
+
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
     def excess(row):
         ratio = row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
@@ -140,7 +170,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="model folder (e.g. runs/default_cpu/best)")
     p.add_argument("--config", required=True, help="the run's trainer config: the run folder, its run_config.json, or a .toml")
-    p.add_argument("--out", required=True, help="folder for the calibrated model (config.json + model.safetensors)")
+    p.add_argument("--out", help="folder for the calibrated model (config.json + model.safetensors)")
     p.add_argument("--max-untouched", type=float, default=5.0, help="MSE of the change on untouched photos")
     p.add_argument("--max-near-right", type=float, default=1.1, help="near-right fMSE over doing nothing's")
     p.add_argument("--thresholds", default="0:60:0.5", help="start:stop:step in 0-255 units (default 0:60:0.5)")
@@ -150,7 +180,17 @@ def main(argv=None) -> int:
     p.add_argument("--floors", default="0:0.5:0.05",
                    help="shares of a correction below the threshold still applied, start:stop:step (default "
                         "0:0.5:0.05; 0:0:1 = none)")
+    p.add_argument("--data", help="score the composites of this data-set folder instead of the run's val split")
+    p.add_argument("--split", default="val", choices=["val", "test"],
+                   help="the split of --data (or of the run) to score; test only with --report-only")
+    p.add_argument("--report-only", action="store_true",
+                   help="print the best rule and the ceiling for these composites; write nothing")
     a = p.parse_args(argv)
+    if not a.report_only and not a.out:
+        p.error("--out is required (or --report-only)")
+    if a.split == "test" and not a.report_only:
+        p.error("a rule chosen on the test split would be scored on the composites it was chosen on: "
+                "calibrate on val, and use --split test with --report-only to read the test split")
     try:
         return calibrate(a)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
@@ -165,7 +205,9 @@ def calibrate(a: argparse.Namespace) -> int:
     cfg = read_config(a.config)
     model = load_model(a.weights).eval()
     data = dict(cfg["data"], num_workers=0)
-    ds = build_dataset(data, "val", image_size=model.config.image_size)
+    if a.data:
+        data = {"root": a.data, "num_workers": 0}
+    ds = build_dataset(data, a.split, image_size=model.config.image_size)
     thresholds = [float(t) for t in grid(a.thresholds)]
     ramps, floors = parse_ramps(a.ramps), [float(f) for f in grid(a.floors)]
     if floors[-1] > 1:
@@ -181,11 +223,18 @@ def calibrate(a: argparse.Namespace) -> int:
               f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {row['near_right_fmse']:6.1f} (nothing "
               f"{row['composite_near_right_fmse']:.1f}) untouched {row['untouched_mse']:6.2f}{mark}",
               file=sys.stderr)
+    top = ceiling(curves)
+    print(f"chosen rule: {describe(best)}", file=sys.stderr)
+    print(f"ceiling (each composite's best share, untouched photos left alone; mean share "
+          f"{top['mean_share']:.2f}): {describe(top)}", file=sys.stderr)
+    if a.report_only:
+        print(json.dumps({"chosen": best, "ceiling": top}))
+        return 0
     calibrated = type(model)(dataclasses.replace(model.config, correction_threshold=float(best["threshold"]),
                                                  correction_ramp=best["ramp"], correction_floor=best["floor"]))
     calibrated.load_state_dict(model.state_dict())
     out = save_pretrained(calibrated, a.out)
-    (Path(out) / "calibration.json").write_text(json.dumps({"chosen": best, "table": table}, indent=1) + "\n")
+    (Path(out) / "calibration.json").write_text(json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
     print(json.dumps(best))
     return 0
 

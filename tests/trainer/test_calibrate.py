@@ -84,3 +84,29 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
         chosen["threshold"], chosen["ramp"], chosen["floor"])
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                            "--out", str(tmp_path / "bad"), "--ramps", "firm"]) == 2
+
+
+def test_the_ceiling_gives_each_composite_its_best_share():
+    top = calibrate.ceiling(calibrate.error_curves(_batches()))
+    assert top["fmse"] == pytest.approx(4.0 / 2, abs=1e-6)  # the wrong one fixed whole, the near-right one left
+    assert top["near_right_fmse"] == pytest.approx(4.0, abs=1e-6)
+    assert (top["untouched_mse"], top["mean_share"]) == (0.0, 0.5)
+
+
+def test_the_test_split_is_only_read_never_chosen_on(shift_set, tmp_path, capsys):
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from training_runs import tiny_cfg
+
+    save_pretrained(PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                                      output="residual")), tmp_path / "model")
+    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+    args = [str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--thresholds", "0:10:5",
+            "--ramps", "soft", "--floors", "0:0:1", "--split", "test"]
+    with pytest.raises(SystemExit) as refused:
+        calibrate.main(args + ["--out", str(tmp_path / "out")])
+    assert refused.value.code == 2 and "--report-only" in capsys.readouterr().err
+    assert calibrate.main(args + ["--report-only"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"chosen", "ceiling"} and report["ceiling"]["fmse"] <= report["chosen"]["fmse"] + 1e-9
+    assert not (tmp_path / "out").exists()
