@@ -101,16 +101,9 @@ def score(curves: dict[str, np.ndarray], threshold: float, ramp: float | None = 
         return kept_fraction(torch.from_numpy(size), threshold, ramp, floor).numpy()
 
     share = kept(curves["size"])
-    mse, fmse = _at(curves["mse"], share), _at(curves["fmse"], share)
     untouched = _at(curves["untouched"], kept(curves["size_real"]))
-    near = curves["composite_fmse"] < NEAR_RIGHT_FMSE
-    return {"threshold": threshold, "ramp": ramp, "floor": floor, "mse": float(mse.mean()),
-            "fmse": float(fmse.mean()),
-            "composite_mse": float(curves["composite_mse"].mean()),
-            "composite_fmse": float(curves["composite_fmse"].mean()),
-            "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,
-            "composite_near_right_fmse": float(curves["composite_fmse"][near].mean()) if near.any() else 0.0,
-            "near_right_n": int(near.sum()), "untouched_mse": float(untouched.mean()), "n": int(len(near))}
+    return {"threshold": threshold, "ramp": ramp, "floor": floor,
+            **_errors(curves, _at(curves["mse"], share), _at(curves["fmse"], share), untouched)}
 
 
 def ceiling(curves: dict[str, np.ndarray]) -> dict:
@@ -118,15 +111,19 @@ def ceiling(curves: dict[str, np.ndarray]) -> dict:
     lowest fMSE, and left untouched photos alone: the best any rule on these corrections can do."""
     best = curves["fmse"].argmin(axis=1)
     rows = np.arange(len(best))
-    fmse, mse = curves["fmse"][rows, best], curves["mse"][rows, best]
+    errors = _errors(curves, curves["mse"][rows, best], curves["fmse"][rows, best], np.zeros(len(best)))
+    return {**errors, "mean_share": float(best.mean() / (curves["fmse"].shape[1] - 1))}
+
+
+def _errors(curves: dict[str, np.ndarray], mse: np.ndarray, fmse: np.ndarray, untouched: np.ndarray) -> dict:
+    """Mean errors of per-composite results, beside doing nothing's, overall and on near-right composites."""
     near = curves["composite_fmse"] < NEAR_RIGHT_FMSE
     return {"mse": float(mse.mean()), "fmse": float(fmse.mean()),
             "composite_mse": float(curves["composite_mse"].mean()),
             "composite_fmse": float(curves["composite_fmse"].mean()),
             "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,
             "composite_near_right_fmse": float(curves["composite_fmse"][near].mean()) if near.any() else 0.0,
-            "near_right_n": int(near.sum()), "untouched_mse": 0.0, "n": int(len(near)),
-            "mean_share": float(best.mean() / (curves["fmse"].shape[1] - 1))}
+            "near_right_n": int(near.sum()), "untouched_mse": float(untouched.mean()), "n": int(len(near))}
 
 
 def describe(row: dict) -> str:
