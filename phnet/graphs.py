@@ -33,8 +33,9 @@ def capture_cuda(run: Callable[[], Any]) -> tuple[Any, Callable[[], None]]:
 
 class GraphCache:
     """``cache(*tensors, **options)`` = ``fn(*tensors, **options)``, replayed from a graph captured on the
-    first call with these shapes, dtypes, devices and options (``None`` tensors allowed). ``fn`` must
-    return a tensor or a tuple of tensors and may not synchronise with the host. The ``size`` most
+    first call with these shapes, dtypes, devices and options (``None`` tensors allowed), for inference
+    (it runs under ``torch.inference_mode``). ``fn`` must return a tensor or a tuple of tensors and may not
+    synchronise with the host. The ``size`` most
     recently used graphs are kept: each holds its own buffers."""
 
     def __init__(self, fn: Callable[..., Any], *, size: int = 4,
@@ -50,6 +51,7 @@ class GraphCache:
         shapes = tuple(None if t is None else (tuple(t.shape), t.dtype, t.device) for t in tensors)
         return shapes, tuple(sorted(options.items()))
 
+    @torch.inference_mode()  # the buffers are written in place on every call: keep them in one mode
     def __call__(self, *tensors: torch.Tensor | None, **options: Any) -> Any:
         key = self.key(tensors, options)
         entry = self.graphs.get(key)

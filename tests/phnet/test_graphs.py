@@ -28,7 +28,8 @@ def test_each_call_gets_its_own_result_and_one_capture_per_shape():
     cache = GraphCache(lambda x, y, *, scale: (x * scale, x.sum() + (0 if y is None else y.sum())),
                        capture=capture_like_a_graph)
     a, b = torch.ones(2, 3), torch.full((2, 3), 2.0)
-    first = cache(a, None, scale=3.0)
+    with torch.inference_mode():  # captured in inference mode, replayed outside it
+        first = cache(a, None, scale=3.0)
     second = cache(b, None, scale=3.0)
     assert torch.equal(first[0], torch.full((2, 3), 3.0))  # not overwritten by the second replay
     assert torch.equal(second[0], torch.full((2, 3), 6.0)) and second[1].item() == 12.0
