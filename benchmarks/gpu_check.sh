@@ -1,28 +1,65 @@
 #!/usr/bin/env bash
 # Every GPU check in one call, for a machine with a CUDA GPU and torch already installed (no network
-# needed): the CUDA-marked tests and the whole library suite with the GPU as the best device, the
-# pipeline benchmark on the GPU, the synthesis throughput and the trainer's throughput. Results go
-# to $OUT (default ./gpu-out).
+# needed). Steps, most wanted first:
 #
-#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh
+#   cuda-tests  the `cuda`-marked tests
+#   bench       the pipeline benchmark on the GPU (official vs ours, same run)
+#   training    the trainer's throughput (composites/s, GPU utilisation)
+#   synthesis   synthetic composites/s: numpy, torch on the CPU, torch on the GPU
+#   suite       the whole test suite with the GPU as the best device (the `cuda` tests excepted: done above)
 #
+#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh                 # all of them
+#   OUT=/tmp/gpu STEPS="bench suite" bash benchmarks/gpu_check.sh   # a rerun of some
+#
+# All steps share DEADLINE seconds (default 540, inside a 10-minute call); each also has its own cap, so
+# a step that hangs costs its cap, not the rest. $OUT/summary.txt gives each step's exit status and
+# time, $OUT/<step>.txt its output, $OUT/machine.txt the GPU and the versions: seven files in all.
 # Packages the machine lacks can be carried in as wheels: WHEELS=wheelhouse/ (pip install --no-index).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"
+DEADLINE="${DEADLINE:-540}"
+STEPS="${STEPS:-cuda-tests bench training synthesis suite}"
 mkdir -p "$OUT"
-if [ -n "${WHEELS:-}" ]; then
-  python -m pip install -q --no-index --find-links "$WHEELS" segment-anything tqdm filelock > "$OUT/pip.txt" 2>&1
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-python - > "$OUT/versions.txt" 2>&1 <<'PY'
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+started=$SECONDS
+
+{
+  if [ -n "${WHEELS:-}" ]; then
+    python -m pip install -q --no-index --find-links "$WHEELS" segment-anything tqdm filelock 2>&1
+  fi
+  nvidia-smi 2>&1
+  python - 2>&1 <<'PY'
 import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
 PY
-python -m pytest -q -p no:cacheprovider -m cuda tests -rs > "$OUT/tests-cuda.txt" 2>&1
-python -m pytest -q -p no:cacheprovider tests/phnet tests/nodes > "$OUT/tests-library-and-nodes.txt" 2>&1
-python benchmarks/pipeline_speed.py --device cuda --rounds 7 > "$OUT/pipeline-speed-cuda.txt" 2>&1
-python benchmarks/synthesis_speed.py > "$OUT/synthesis-speed.txt" 2>&1
-python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 300 > "$OUT/training-speed.txt" 2>&1
-tail -n 3 "$OUT"/*.txt
+} > "$OUT/machine.txt"
+
+step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within its cap and what is left
+  local name=$1 cap=$2 left limit began rc
+  shift 2
+  case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
+  left=$((DEADLINE - (SECONDS - started)))
+  if [ "$left" -lt 30 ]; then
+    echo "$name: not run, ${left}s left of DEADLINE=${DEADLINE}s" >> "$OUT/summary.txt"
+    return 0
+  fi
+  limit=$((cap < left ? cap : left))
+  began=$SECONDS
+  timeout --signal=INT --kill-after=15 "$limit" "$@" > "$OUT/$name.txt" 2>&1
+  rc=$?
+  echo "$name: exit $rc after $((SECONDS - began)) s (limit ${limit} s)$([ "$rc" = 124 ] && echo ', timed out')" \
+    >> "$OUT/summary.txt"
+}
+
+step cuda-tests 120 python -m pytest -q -p no:cacheprovider -m cuda tests -rs
+step bench 240 python benchmarks/pipeline_speed.py --device cuda --rounds 7
+step training 180 python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 200
+step synthesis 90 python benchmarks/synthesis_speed.py
+step suite 300 python -m pytest -q -p no:cacheprovider -m "not cuda" tests -rs
+
+cat "$OUT/summary.txt"
+for name in $STEPS; do
+  [ -f "$OUT/$name.txt" ] && { echo "== $name"; tail -n 14 "$OUT/$name.txt"; }
+done
+exit 0
