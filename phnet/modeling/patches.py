@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
 
 def band_index(size: int, grid: int, device: torch.device) -> torch.Tensor:
@@ -22,13 +21,19 @@ def band_index(size: int, grid: int, device: torch.device) -> torch.Tensor:
     return (torch.arange(size, device=device) // step).clamp_(max=grid - 1)
 
 
+def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """``F.one_hot(index, classes).to(dtype)`` without its range check, which reads the index back to the
+    host on the CPU (a forward pass stays free of host reads on every device, as CUDA graphs need)."""
+    return (index[:, None] == torch.arange(classes, device=index.device)).to(dtype)
+
+
 class Partition:
     def __init__(self, height: int, width: int, grid: int, device: torch.device, dtype: torch.dtype) -> None:
         self.grid = grid
         self.row_index = band_index(height, grid, device)
         self.col_index = band_index(width, grid, device)
-        self.rows_t = F.one_hot(self.row_index, grid).to(dtype).t().contiguous()  # G×H
-        self.cols = F.one_hot(self.col_index, grid).to(dtype)  # W×G
+        self.rows_t = one_hot(self.row_index, grid, dtype).t().contiguous()  # G×H
+        self.cols = one_hot(self.col_index, grid, dtype)  # W×G
 
     def sums(self, x: torch.Tensor) -> torch.Tensor:
         """B×C×H×W → B×C×G×G sums over each patch."""

@@ -201,3 +201,21 @@ def test_low_precision_keeps_statistics_in_fp32(tiny_model):
 def test_bad_shapes_are_named(tiny_model, shape):
     with pytest.raises(ValueError, match="divisible by 8|B×3×H×W"):
         tiny_model(torch.rand(shape), torch.zeros(1, 1, *shape[2:]))
+
+
+@pytest.mark.parametrize("output", ["image", "residual", "transform"])
+def test_a_forward_pass_never_reads_a_value_back_to_the_host(tiny_config, output):
+    """What lets a GPU run ahead of the host, and a CUDA graph capture the call."""
+    import dataclasses
+
+    from tests.helpers.host_reads import HostReads
+
+    model = PHNet(dataclasses.replace(tiny_config, output=output))
+    x, m = torch.rand(2, 3, 40, 56), torch.zeros(2, 1, 40, 56)
+    m[:, :, 8:32, 10:30] = 1
+    reference = torch.ones_like(m)
+    with HostReads() as reads:
+        model(x, m).float().mean().backward()  # training
+        with torch.no_grad():
+            InferencePHNet(model.eval()).estimate(x, m, reference, threshold=10.0)
+    assert reads.count == 0
