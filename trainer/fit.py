@@ -30,6 +30,7 @@ from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
 from trainer.distributed import Dist, EpochSampler, seed_everything
 from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
+from trainer.ema import WeightAverage
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
@@ -184,10 +185,7 @@ def build_optimisation(cfg: dict, model, env: Dist, size: int) -> Optimisation:
     scaling = use_amp and env.device.type == "cuda" and needs_grad_scaling(training_dtype(env.device))
     scaler = torch.amp.GradScaler("cuda", enabled=scaling)  # only fp16 needs it; bf16 has fp32's range
     decay = float(t_cfg.get("ema") or 0.0)
-    ema = None
-    if decay:
-        swa = torch.optim.swa_utils
-        ema = swa.AveragedModel(unwrap(model), multi_avg_fn=swa.get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema = WeightAverage(unwrap(model), decay) if decay else None
     return Optimisation(criterion, optimizer, scheduler, scaler, ema, use_amp)
 
 
