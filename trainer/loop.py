@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the groups' field types, for readers and checkers only
     from torch.utils.data import DataLoader
 
     from trainer.distributed import EpochSampler
+    from trainer.ema import WeightAverage
     from trainer.losses import HarmonizationLoss
 
 
@@ -50,21 +51,32 @@ class Position:
 
 @dataclass
 class LossWindow:
-    """Training losses summed since the last log record."""
-    loss: float = 0.0
+    """Training losses summed since the last log record, left on the device until :meth:`read`: reading a
+    GPU tensor makes the loop wait for the step to finish before it can queue the next one."""
+    first_step: int = 1
+    loss: torch.Tensor | float = 0.0
     n: int = 0
     samples: int = 0
     skipped: int = 0
     parts: dict = field(default_factory=dict)
     t: float = field(default_factory=time.time)
 
-    def add(self, loss: float, parts: dict, samples: int, skipped: int) -> None:
-        self.loss += loss
+    def add(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], samples: int, skipped: int) -> None:
+        self.loss = self.loss + loss.detach()
         self.n += 1
         self.samples += samples
         self.skipped += skipped
         for k, v in parts.items():
-            self.parts[k] = self.parts.get(k, 0.0) + v
+            self.parts[k] = self.parts.get(k, 0.0) + v.detach()
+
+    def read(self) -> tuple[float, dict[str, float]]:
+        """The mean loss and parts over the window, in one read from the device."""
+        values = [torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in (self.loss, *self.parts.values())]
+        means = (torch.stack([v.to(values[0].device) for v in values]) / max(self.n, 1)).tolist()
+        return means[0], dict(zip(self.parts, means[1:]))
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(torch.as_tensor(self.loss)).all())
 
 
 READY_TO_STOP = "[trainer] Ctrl-C or SIGTERM stops the run after a checkpoint (twice: at once)"
@@ -113,7 +125,7 @@ class Optimisation:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
-    ema: torch.optim.swa_utils.AveragedModel | None
+    ema: WeightAverage | None
     use_amp: bool
 
 
@@ -136,7 +148,7 @@ class TrainingLoop:
         self.max_bad = int(cfg["data"]["max_bad_in_a_row"])
         self.synthesis = SynthesisOptions(**cfg["data"].get("synthesis", {}))
         self.iterator = None
-        self.window = LossWindow()
+        self.window = LossWindow(first_step=self.pos.step + 1)
         self.last_val = None
         self.bar = None
         self.stop = StopSignal(enabled=env.world == 1)
@@ -248,12 +260,8 @@ class TrainingLoop:
                 with autocast_for(self.env.device, self.use_amp):
                     pred = self.train_model(comp, mask)
                 loss, parts = self.criterion(pred, real, mask)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss became {float(loss)} at step {self.pos.step} (lr {self.scheduler.get_last_lr()[0]:.3g}); "
-                        f"lower train.lr or enable train.grad_clip")
                 self.scaler.scale(loss / self.accum).backward()
-            self.window.add(float(loss.detach()), parts, comp.shape[0], skipped)
+            self.window.add(loss, parts, comp.shape[0], skipped)
         if self.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -280,18 +288,33 @@ class TrainingLoop:
         """The wall-clock budget is spent (decided on rank 0, so every rank stops at the same step)."""
         if not self.budget:
             return False
+        if self.env.world == 1:
+            return time.time() - started >= self.budget
         flag = torch.tensor([float(time.time() - started >= self.budget)], device=self.env.device)
         if self.env.world > 1:
             torch.distributed.broadcast(flag, 0)
         return bool(flag.item())
 
     # ------------------------------------------------------------------ logging
+    def check_loss(self) -> None:
+        """Stop if a training loss since the last log record was not finite. Checked whenever the run logs,
+        validates or saves, not every step, so that nothing is saved from a model that took such a step."""
+        w = self.window
+        if not w.finite():
+            loss, _ = w.read()
+            raise FloatingPointError(
+                f"the training loss became {loss} within steps {w.first_step}-{self.pos.step} (lr "
+                f"{self.scheduler.get_last_lr()[0]:.3g}); nothing was saved after it: lower train.lr or enable "
+                f"train.grad_clip")
+
     def log_window(self) -> None:
+        self.check_loss()
         w = self.window
         dt = max(time.time() - w.t, 1e-9)
+        loss, parts = w.read()
         rec = {"type": "train", "step": self.pos.step, "epoch": self.pos.epoch,
-               "loss": w.loss / max(w.n, 1),
-               **{k: v / max(w.n, 1) for k, v in w.parts.items()},
+               "loss": loss,
+               **parts,
                "lr": self.scheduler.get_last_lr()[0],
                "samples_per_s": w.samples * self.env.world / dt}
         if w.skipped:
@@ -299,7 +322,7 @@ class TrainingLoop:
         self.log.write(rec, curves=True)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", img_s=f"{rec['samples_per_s']:.1f}")
-        self.window = LossWindow()
+        self.window = LossWindow(first_step=self.pos.step + 1)
 
     def say(self, msg: str) -> None:
         if self.bar is not None:
@@ -315,6 +338,7 @@ class TrainingLoop:
     def validate(self) -> dict | None:
         """Rank 0 scores the validation split and logs it; the other ranks wait."""
         res = None
+        self.check_loss()
         if self.env.main:
             res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.use_amp)
             self.log.write({"type": "val", "step": self.pos.step, **res}, curves=True)
@@ -340,6 +364,7 @@ class TrainingLoop:
 
     def save(self, *, best_dir: bool = False, val: dict | None = None) -> None:
         """Rank 0 writes ``checkpoints/step-N`` (then every rank meets) or ``best/`` (alone, no barrier)."""
+        self.check_loss()
         if self.env.main:
             try:
                 self.write_checkpoint(best_dir, val)

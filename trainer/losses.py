@@ -49,7 +49,8 @@ def masked_l1(pred, real, mask):
 
 
 class HarmonizationLoss(nn.Module):
-    """Weighted sum of the terms named in the ``[loss]`` config table; returns (total, parts)."""
+    """Weighted sum of the terms named in the ``[loss]`` config table; returns (total, parts), the parts
+    as detached 0-dim tensors (read when the loop logs them, not every step)."""
 
     TERMS = ("psnr", "fnmse", "gradient", "mse", "l1")
 
@@ -85,4 +86,4 @@ class HarmonizationLoss(nn.Module):
         if w["l1"]:
             parts["l1"] = masked_l1(pred, real, mask)
         total = sum(w[k] * v for k, v in parts.items())
-        return total, {k: float(v.detach()) for k, v in parts.items()}
+        return total, {k: v.detach() for k, v in parts.items()}

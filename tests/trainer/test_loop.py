@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from training_runs import REPO, fit_cmd, read_log, wait_for
+from training_runs import REPO, fit_cmd, read_log, tiny_cfg, wait_for
 
 from trainer.loop import READY_TO_STOP
 
@@ -47,3 +47,27 @@ def test_a_signal_stops_a_run_stuck_on_bad_data(tmp_path, subprocess_env):
     assert rc == 0
     assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start", "stopped by signal", "end"]
     assert not (out / "trainer.lock").exists()
+
+
+
+def test_a_loss_that_stops_being_finite_ends_the_run_before_anything_is_saved(tmp_path, shift_set, monkeypatch):
+    """The loss stays on the device between log records; the check comes before every log, validation and save."""
+    import pytest
+
+    from trainer.fit import train
+    from trainer.losses import HarmonizationLoss
+
+    calls = []
+    finite_forward = HarmonizationLoss.forward
+
+    def turns_nan_at_step_3(self, pred, real, mask):
+        calls.append(1)
+        total, parts = finite_forward(self, pred, real, mask)
+        return (total * float("nan"), parts) if len(calls) >= 3 else (total, parts)
+
+    monkeypatch.setattr(HarmonizationLoss, "forward", turns_nan_at_step_3)
+    out = tmp_path / "run"
+    cfg = tiny_cfg(shift_set, out, steps=10, log_every=5, val_every=5, ckpt_every=5)
+    with pytest.raises(FloatingPointError, match=r"the training loss became nan within steps 1-5 .* lower train.lr"):
+        train(cfg, progress=False)
+    assert not list(out.glob("checkpoints/step-*")) and not (out / "best").exists()
