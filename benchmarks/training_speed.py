@@ -1,4 +1,4 @@
-"""Training throughput: composites per second through ``trainer.fit``, photos decoded per sample or kept in memory.
+"""Training throughput: composites per second through ``trainer.fit``, in a few settings, same photos, same run.
 
     python benchmarks/training_speed.py [--device cuda] [--size 256] [--batch 64] [--steps 300] [--workers N]
                                         [--photos 400] [--data POOL]
@@ -7,7 +7,9 @@ Each setting is one real ``python -m trainer.fit`` run of the bundled recipe (``
 composites made on the training device) on the same photos, for ``--steps`` steps:
 
 - decoded per sample: every sample decodes its photo and the thumbnail of its colour reference (``preload = false``);
-- kept in memory: ``[data] preload = true``.
+- kept in memory: ``[data] preload = true``;
+- on CUDA also, each against "kept in memory": without cuDNN's algorithm search (``train.cudnn_benchmark = false``),
+  and with batches 4× as large (a quarter of the steps), which shows how much of a step is fixed cost (launches).
 
 The photos are ``--photos`` procedural portraits of ``--size`` pixels with their masks, written to a temporary
 folder, or a pool built by ``trainer.builders.package_portraits`` (``--data``). Throughput is the median of the
@@ -32,7 +34,17 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 if not __package__:  # run as a script: import the repository's packages (benchmarks.*) too
     sys.path.insert(0, str(REPO))
-SETTINGS = {"decoded per sample": False, "kept in memory": True}
+BASE = "kept in memory"
+
+
+def settings(args) -> dict[str, dict]:
+    """Each setting's config overrides (on top of :func:`train`'s) and its number of steps."""
+    runs = {"decoded per sample": {"data.preload": "false"}, BASE: {"data.preload": "true"}}
+    if args.device.startswith("cuda"):
+        runs["no cuDNN algorithm search"] = {"data.preload": "true", "train.cudnn_benchmark": "false"}
+        runs[f"batch {4 * args.batch}"] = {"data.preload": "true", "train.batch_size": 4 * args.batch,
+                                           "train.steps": max(25, args.steps // 4)}
+    return runs
 
 
 def write_pool(folder: Path, count: int, size: int) -> tuple[Path, Path]:
@@ -68,14 +80,15 @@ class Utilisation(threading.Thread):
                 return
 
 
-def train(args, images: Path, masks: Path, preload: bool, out: Path) -> dict:
+def train(args, images: Path, masks: Path, overrides: dict, out: Path) -> dict:
     sets = {
         "data.root": images, "data.mask_dir": masks, "data.val_root": "", "data.val_mask_dir": "",
-        "data.val_fraction": 0.02, "data.preload": str(preload).lower(), "data.num_workers": args.workers,
+        "data.val_fraction": 0.02, "data.num_workers": args.workers,
         "model.image_size": args.size, "train.device": args.device, "train.batch_size": args.batch,
-        "train.steps": args.steps, "train.val_every": 0, "train.val_max_samples": 8, "train.ckpt_every": args.steps,
-        "train.patience": 0, "train.max_minutes": 0, "train.log_every": 5,
+        "train.steps": args.steps, "train.val_every": 0, "train.val_max_samples": 8, "train.ckpt_every": 0,
+        "train.patience": 0, "train.max_minutes": 0, "train.log_every": 5, **overrides,
     }
+    steps = int(sets["train.steps"])
     cmd = [sys.executable, "-m", "trainer.fit", "--config", "trainer/configs/default_cpu.toml", "--out", str(out)]
     for key, value in sets.items():
         cmd += ["--set", f"{key}={value}"]
@@ -89,7 +102,7 @@ def train(args, images: Path, masks: Path, preload: bool, out: Path) -> dict:
     if done.returncode:
         raise SystemExit(f"trainer.fit failed:\n{done.stderr[-3000:]}")
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    rates = [r["samples_per_s"] for r in records if r["type"] == "train" and r["step"] > args.steps // 5]
+    rates = [r["samples_per_s"] for r in records if r["type"] == "train" and r["step"] > steps // 5]
     busy = watch.samples[len(watch.samples) // 5:] if watch and watch.samples else []
     return {"samples_per_s": statistics.median(rates), "gpu_util": statistics.mean(busy) if busy else None}
 
@@ -117,12 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             source = f"{args.photos} procedural {args.size}² portraits"
         print(f"trainer.fit throughput on {where}, torch {torch.__version__}: {source}, {args.size}² working size, "
               f"batch {args.batch}, {args.steps} steps, {args.workers} data workers, composites made on the device")
-        results = {name: train(args, images, masks, preload, Path(tmp) / f"run{i}")
-                   for i, (name, preload) in enumerate(SETTINGS.items())}
-    base = results["decoded per sample"]["samples_per_s"]
-    for name, r in results.items():
-        util = f", GPU busy {r['gpu_util']:.0f} %" if r["gpu_util"] is not None else ""
-        print(f"  {name:<20} {r['samples_per_s']:8.1f} composites/s  x{r['samples_per_s'] / base:.2f}{util}")
+        results = {}
+        for i, (name, overrides) in enumerate(settings(args).items()):
+            results[name] = r = train(args, images, masks, overrides, Path(tmp) / f"run{i}")
+            util = f", GPU busy {r['gpu_util']:.0f} %" if r["gpu_util"] is not None else ""
+            print(f"  {name:<26} {r['samples_per_s']:8.1f} composites/s{util}", flush=True)
+    base = results[BASE]["samples_per_s"]
+    print(f"against {BASE}: " + ", ".join(f"{name} x{r['samples_per_s'] / base:.2f}"
+                                        for name, r in results.items() if name != BASE))
     return 0
 
 

@@ -29,8 +29,8 @@ from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
 from trainer.distributed import Dist, EpochSampler, seed_everything
-from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
 from trainer.ema import WeightAverage
+from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
@@ -215,7 +215,10 @@ def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_siz
 
 
 def wrap_for_training(model, t_cfg: dict, env: Dist):
-    """``torch.compile`` and DistributedDataParallel, as configured (the plain model stays for saving)."""
+    """``torch.compile``, cuDNN's algorithm search and DistributedDataParallel, as configured (the plain model
+    stays for saving)."""
+    if env.device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(t_cfg["cudnn_benchmark"])
     train_model = model
     if t_cfg.get("compile"):
         train_model = torch.compile(train_model)
