@@ -14,7 +14,9 @@ Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same o
   host, where the arrays are (``full_resolution_on="input"``), against the default that copies each
   picture to the GPU and works there;
 - ours fp32 graphs (``--device cuda`` only): ours fp32 with the network call replayed from a CUDA
-  graph (``cuda_graphs=True``), against the same without.
+  graph (``cuda_graphs=True``), against the same without;
+- ours fp32 one per call (``--device cuda`` only, frames only): ours fp32 with each frame in its own
+  network call (``network_batch=1``), against the default that gives the GPU 8 frames per call.
 
 Times: all pipelines and sizes are loaded in one process and called in turn, round after round
 (A/B interleaved), and the median of each is printed, so that load from other processes on a
@@ -43,15 +45,27 @@ from pathlib import Path
 
 
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
-PIPELINES = {"official": ("official", "fp32", "auto", False), "ours fp32": ("full", "fp32", "auto", False),
-             "ours auto": ("full", "auto", "auto", False), "ours fp32 on host": ("full", "fp32", "input", False),
-             "ours fp32 graphs": ("full", "fp32", "auto", True)}
-CUDA_ONLY = ("ours fp32 on host", "ours fp32 graphs")
+# name: (mode, dtype, full_resolution_on, cuda_graphs, network_batch)
+PIPELINES = {"official": ("official", "fp32", "auto", False, "auto"),
+             "ours fp32": ("full", "fp32", "auto", False, "auto"),
+             "ours auto": ("full", "auto", "auto", False, "auto"),
+             "ours fp32 on host": ("full", "fp32", "input", False, "auto"),
+             "ours fp32 graphs": ("full", "fp32", "auto", True, "auto"),
+             "ours fp32 one per call": ("full", "fp32", "auto", False, 1)}
+CUDA_ONLY = ("ours fp32 on host", "ours fp32 graphs", "ours fp32 one per call")
+FRAMES_ONLY = ("ours fp32 one per call",)
 
 
 def pipelines(device: str) -> list[str]:
-    """The pipelines compared on ``device``: on the CPU, "on host" and "graphs" are "ours fp32" itself."""
-    return [p for p in PIPELINES if device.startswith("cuda") or p not in CUDA_ONLY]
+    """The pipelines compared on single pictures on ``device``: on the CPU, the CUDA-only ones would be
+    "ours fp32" itself."""
+    return [p for p in PIPELINES if (device.startswith("cuda") or p not in CUDA_ONLY) and p not in FRAMES_ONLY]
+
+
+def frame_pipelines(device: str) -> list[str]:
+    """The pipelines timed on the batch of frames."""
+    extra = ("ours fp32", "ours fp32 graphs", "ours fp32 one per call") if device.startswith("cuda") else ()
+    return ["official", "ours auto", *extra]
 
 
 FRAMES = (8, 1080, 1920)  # the video case: a batch of 1080p frames
@@ -96,7 +110,7 @@ def build(args, pipeline: str):
     from phnet.modeling.oracle import OraclePHNet
     from phnet.weights import load_model
 
-    mode, dtype, where, graphs = PIPELINES[pipeline]
+    mode, dtype, where, graphs, network_batch = PIPELINES[pipeline]
     torch.manual_seed(0)
     if args.weights:
         model = load_model(args.weights)
@@ -107,7 +121,8 @@ def build(args, pipeline: str):
             with torch.no_grad():
                 model.decoder[5][0].weight.normal_(0, 0.02)
     net = OraclePHNet(model) if pipeline == "official" else model
-    harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where, cuda_graphs=graphs)
+    harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where, cuda_graphs=graphs,
+                            network_batch=network_batch)
     return lambda image, mask: harmonizer(image, mask, mode=mode)
 
 
@@ -168,7 +183,7 @@ def timing_run(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    runs = {p: build(args, p) for p in pipelines(args.device)}
+    runs = {p: build(args, p) for p in dict.fromkeys([*pipelines(args.device), *frame_pipelines(args.device)])}
     inputs = {s: (photo(*SIZES[s]), portrait_mask(*SIZES[s])) for s in args.sizes}
     frames = photo(*FRAMES[1:], batch=FRAMES[0])
     frame_mask = portrait_mask(*FRAMES[1:])
@@ -177,7 +192,8 @@ def timing_run(args) -> dict:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for round_ in range(args.rounds + 1):  # round 0 warms up allocators and kernels
         for size, (image, mask) in inputs.items():
-            for pipeline, run in runs.items():
+            for pipeline in pipelines(args.device):
+                run = runs[pipeline]
                 synchronize(args.device)
                 start = clock()
                 out = run(image, mask)
@@ -187,7 +203,7 @@ def timing_run(args) -> dict:
                 if size == "512²":
                     outputs[pipeline] = out
         if args.frames:
-            for pipeline in ("official", "ours auto"):
+            for pipeline in frame_pipelines(args.device):
                 synchronize(args.device)
                 start = clock()
                 runs[pipeline](frames, frame_mask)
@@ -292,9 +308,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: speed " + ", ".join(rows))
     if args.frames:
         n, h, w = FRAMES
-        fps = {p: n / timing[f"{p}|frames"] for p in ("official", "ours auto")}
-        print(f"video: a batch of {n} frames {w}x{h} (uint8): official {fps['official']:.2f} fps, "
-              f"ours auto {fps['ours auto']:.2f} fps ({fps['ours auto'] / fps['official']:.2f}×)")
+        fps = {p: n / timing[f"{p}|frames"] for p in frame_pipelines(args.device)}
+        rows = ", ".join(f"{p} {f:.2f} fps ({f / fps['official']:.2f}×)" for p, f in fps.items() if p != "official")
+        print(f"video: a batch of {n} frames {w}x{h} (uint8): official {fps['official']:.2f} fps, {rows}")
+        if "ours fp32 one per call" in fps:
+            print(f"ours fp32, {n} frames per network call (default on CUDA) vs one: speed "
+                  f"{fps['ours fp32'] / fps['ours fp32 one per call']:.2f}×")
     return 0
 
 

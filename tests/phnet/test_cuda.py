@@ -97,3 +97,17 @@ def test_cuda_graphs_give_the_eager_pictures(tiny_model):
     assert graphed._graphs.captures == 1
     frames = np.stack([image, image[::-1].copy()])
     assert graphed(frames, mask, temporal=True).shape == frames.shape
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_pictures_sharing_a_network_call_on_the_gpu_come_out_as_one_at_a_time(tiny_model, graphs):
+    import copy
+
+    image, mask = _picture()
+    frames = np.stack([image, image[::-1].copy(), image[:, ::-1].copy(), image // 2, image])
+    one = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", network_batch=1)
+    shared = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", cuda_graphs=graphs)
+    assert shared.pictures_per_call(torch.from_numpy(frames)) == 8
+    for options in ({}, {"temporal": True}):
+        a, b = shared(frames, mask, threshold=0, **options), one(frames, mask, threshold=0, **options)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

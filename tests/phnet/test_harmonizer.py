@@ -268,3 +268,52 @@ def test_official_mode_applies_strength(tiny_model):
     image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     mask = subject_mask(40, 48)
     assert np.array_equal(h(image, mask, mode="official", strength=0.0), image)
+
+
+def test_pictures_sharing_a_network_call_come_out_as_one_at_a_time(tiny_model):
+    """network_batch: pictures of a batch go through the network together; each keeps its own threshold
+    decision, its own correction report and its own progress step."""
+    import dataclasses
+
+    from phnet import PHNet
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (7, 40, 56, 3), dtype=np.uint8)
+    masks = np.stack([subject_mask(40, 56)] * 7)
+    images[2] = 128  # a flat picture: a small correction, left alone under the threshold below
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual"))
+    residual.load_state_dict(tiny_model.state_dict())
+    one = Harmonizer(residual, device="cpu", dtype="fp32", network_batch=1)
+    sizes = [c.size for c in one.harmonize(images, masks, threshold=0).corrections]
+    threshold = float(np.median(sizes))
+    expected = one.harmonize(images, masks, threshold=threshold)
+    assert 0 < sum(c.unchanged for c in expected.corrections) < 7
+    for batch in (3, 7, 16):
+        calls, steps = [], []
+        shared = Harmonizer(residual, device="cpu", dtype="fp32", network_batch=batch)
+        shared._estimate = lambda *a, _run=shared._estimate, **k: calls.append(a[0].shape[0]) or _run(*a, **k)
+        got = shared.harmonize(images, masks, threshold=threshold, progress=lambda d, t: steps.append(d))
+        assert calls == [min(batch, 7 - s) for s in range(0, 7, batch)]
+        assert steps == list(range(1, 8))
+        assert np.abs(got.image.astype(int) - expected.image.astype(int)).max() <= 1
+        assert [c.unchanged for c in got.corrections] == [c.unchanged for c in expected.corrections]
+        assert [c.size for c in got.corrections] == pytest.approx([c.size for c in expected.corrections], rel=1e-4)
+
+
+def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny_model):
+    from phnet import harmonizer as module
+
+    pixels = torch.zeros(12, 8, 8, 3, dtype=torch.uint8)
+    h = Harmonizer(tiny_model, device="cpu")
+    assert h.network_batch == "auto" and h.pictures_per_call(pixels) == 1
+    assert Harmonizer(tiny_model, device="cpu", network_batch=5).pictures_per_call(pixels) == 5
+    h.device = torch.device("cuda")  # what it would choose with the model on a GPU (not moved: none here)
+    assert h.pictures_per_call(pixels) == module.CUDA_NETWORK_BATCH
+    big = torch.zeros(1, 1, 1, 3, dtype=torch.uint8).expand(3, 4320, 7680, 3)  # 8K: 100 MB a picture, on the GPU
+    assert h.pictures_per_call(big) == 1
+    assert h.pictures_per_call(big[:, :1080, :1920]) == module.CUDA_NETWORK_BATCH
+    h.full_resolution_on = "input"  # nothing waits on the GPU: the full batch
+    assert h.pictures_per_call(big) == module.CUDA_NETWORK_BATCH
+    for bad in (0, -1, 2.0, True, "8"):
+        with pytest.raises(ValueError, match="network_batch must be a whole number >= 1 or 'auto'"):
+            Harmonizer(tiny_model, device="cpu", network_batch=bad)

@@ -162,3 +162,26 @@ def test_empty_and_full_reference_masks(tiny_config, coverage):
         assert torch.equal(guided, plain)
     else:
         torch.testing.assert_close(guided, plain, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("output", ["residual", "transform"])
+def test_frames_sharing_network_calls_come_out_as_one_at_a_time(tiny_config, output):
+    """network_batch for frames: estimated several per call, smoothed and applied in order, each frame's
+    reference and its 'reference ignored' note kept."""
+    images, masks = _clip(frames=7, cut=4)
+    reference = torch.zeros(7, 48, 48)
+    reference[:, :, :10] = 1
+    reference[2] = 0  # no background in this frame's reference: ignored, and said so
+    options = dict(layout="BCHW", temporal=Temporal(window=2.0, cut_threshold=30), reference_mask=reference)
+    one = _harmonizer(tiny_config, output)
+    one.network_batch = 1
+    expected = one.harmonize(images, masks, **options)
+    for batch in (3, 8):
+        shared = _harmonizer(tiny_config, output)
+        shared.network_batch = batch
+        steps = []
+        got = shared.harmonize(images, masks, progress=lambda d, t: steps.append(d), **options)
+        torch.testing.assert_close(got.image, expected.image, atol=1e-5, rtol=0)
+        assert [c.notes for c in got.corrections] == [c.notes for c in expected.corrections]
+        assert sum(bool(c.notes) for c in got.corrections) == 1 and got.corrections[2].notes
+        assert steps == list(range(1, 15))
