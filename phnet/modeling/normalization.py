@@ -65,7 +65,7 @@ class PatchNormalization(nn.Module):
         bg_mu, bg_sd = mu_b, sd_b  # the background branch keeps the whole background's statistics
         if reference is not None:
             mu_b, sd_b, patch_means = restrict_to_reference(
-                x, reference * background, patches, (mu_b, sd_b, patch_means), eps
+                x, reference * background, patches, (mu_b, sd_b, patch_means), eps, background=background
             )
         mu_patch = (patch_means * self.grid_weights).sum(dim=(2, 3), keepdim=True)
 
@@ -94,18 +94,23 @@ def restrict_to_reference(
     patches,
     background_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     eps: float,
+    *,
+    background: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(μ, σ, patch means) over ``region`` (B×1×H×W, the reference part of the background), each
-    replaced by the whole background's value (``background_stats``) where the region has no pixel."""
+    """(μ, σ, patch means) over ``region`` (B×1×H×W, the reference part of ``background``), each
+    replaced by the whole background's value (``background_stats``) where the region has no pixel, or
+    all of the background's pixels: then they are the same numbers, not a second sum that rounds apart."""
     mu_b, sd_b, patch_means_b = background_stats
     count = region.sum(dim=(2, 3), keepdim=True)
     mu = (x * region).sum(dim=(2, 3), keepdim=True) / (count + eps)
     sd = torch.sqrt((((x - mu) * region) ** 2).sum(dim=(2, 3), keepdim=True) / (count + eps) + eps)
     patch_count = patches.sums(region)
     patch_means = patches.sums(x * region) / (patch_count + eps)
-    found = count > 0
+    left_out = background - region  # the background pixels outside the reference (none is negative)
+    own = (count > 0) & (left_out.sum(dim=(2, 3), keepdim=True) > 0)
+    patch_own = (patch_count > 0) & (patches.sums(left_out) > 0)
     return (
-        torch.where(found, mu, mu_b),
-        torch.where(found, sd, sd_b),
-        torch.where(patch_count > 0, patch_means, patch_means_b),
+        torch.where(own, mu, mu_b),
+        torch.where(own, sd, sd_b),
+        torch.where(patch_own, patch_means, patch_means_b),
     )

@@ -194,3 +194,14 @@ def test_a_reference_that_holds_no_background_is_reported_as_ignored(tiny_config
         result, (correction,) = h.harmonize(image, mask, reference_mask=region)
         assert np.array_equal(result, h(image, mask))
         assert "reference mask was ignored" in correction.describe()
+
+
+def test_pn_with_the_whole_background_as_reference_is_pn_without_one():
+    """The same numbers, not a second computation of them that rounds differently (on any torch)."""
+    torch.manual_seed(2)
+    block = PatchNormalization(channels=4, grid=3)
+    x = torch.rand(2, 4, 30, 42)
+    mask = torch.zeros(2, 1, 30, 42)
+    mask[..., 8:22, 10:30] = 1
+    assert torch.equal(block(x, mask, 1 - mask), block(x, mask))
+    assert torch.equal(block(x, mask, torch.ones_like(mask)), block(x, mask))
