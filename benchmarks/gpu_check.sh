@@ -53,8 +53,8 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
 }
 
 step cuda-tests 120 python -m pytest -q -p no:cacheprovider -m cuda tests -rs
-step bench 240 python benchmarks/pipeline_speed.py --device cuda --rounds 7
-step training 180 python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 200
+step bench 300 python benchmarks/pipeline_speed.py --device cuda --rounds 7
+step training 240 python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 150
 step synthesis 90 python benchmarks/synthesis_speed.py
 step suite 300 python -m pytest -q -p no:cacheprovider -m "not cuda" tests -rs
 

@@ -83,9 +83,9 @@ class Harmonizer:
     seconds' capture per new size. Ignored on other devices.
 
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
-    8 on CUDA, where a call on one picture is bound by kernel launches, not by the GPU's arithmetic (no more
-    than fit in 128 MiB when their full-resolution work runs there); 1 elsewhere (on CPUs a batch saved under 10 % per picture at 256² and
-    cost 30–80 % at 512²).
+    8 on CUDA, where a call on one picture is bound by kernel launches, not by the GPU's arithmetic (no
+    more than fit in 128 MiB when their full-resolution work runs there); 1 elsewhere (on CPUs a batch
+    saved under 10 % per picture at 256² and cost 30–80 % at 512²).
 
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
     the network's correction of it is smaller; ``threshold=`` overrides it per call (0 = the raw network).
@@ -390,8 +390,9 @@ class Harmonizer:
         return LowResolution(image_low, mask_low, box)
 
     def apply_low(self, pixels, peak, mask, mask_peak, out, strength, low: "LowResolution", output) -> None:
-        """``output`` of :meth:`estimate_low` (12 coefficients, or the 1×3×h×w picture at the working
-        size) applied to the subject of ``out`` (a copy of ``pixels``), in tiles at full resolution.
+        """This picture's ``output`` of :meth:`estimate_batch` (12 coefficients, or the 1×3×h×w picture at
+        the working size) applied to the subject of ``out`` (a copy of ``pixels``), in tiles at full
+        resolution.
 
         ``pixels`` and ``mask`` may be staged copies on another device than ``out`` (see :meth:`staged`):
         the work runs there on a copy, and the subject's box is copied back into ``out``."""
@@ -429,14 +430,14 @@ class Harmonizer:
         for i in range(pixels.shape[0]):  # the full-size copies are let go once prepared
             staged_pixels, staged_mask = self.staged(pixels[i], masks[i])
             lows.append(self.prepare_low(staged_pixels, peak, staged_mask, mask_peak, size))
-        images, lows_masks = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
+        images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
         shape = tuple(images.shape[-2:])
         refs = None
         if references is not None:
             refs = torch.cat([reference_at(r, shape) for r in references]).to(self.device)
-        outputs, reports = self.estimate_batch(images, lows_masks, refs, threshold=threshold, strength=strength)
+        outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength)
         if refs is not None:  # a reference with no background pixel left was ignored: say so
-            found = (refs * (1 - lows_masks)).flatten(1).any(1).tolist()
+            found = (refs * (1 - masks_low)).flatten(1).any(1).tolist()
             reports = [r if f else dataclasses.replace(r, notes=(*r.notes, IGNORED_REFERENCE))
                        for r, f in zip(reports, found)]
         frames = []
@@ -488,21 +489,6 @@ class Harmonizer:
         finish(smoother.finish())
         return reports
 
-    def estimate_low(
-        self,
-        image_low: torch.Tensor,
-        mask_low: torch.Tensor,
-        reference_low: torch.Tensor | None = None,
-        *,
-        threshold: float | None = None,
-        strength: float = 1.0,
-    ) -> tuple[torch.Tensor, Correction]:
-        """The network on one 1×3×h×w image at its working size (binary 1×1×h×w mask): B×12 coefficients
-        (``output="transform"``) or the 1×3×h×w picture, threshold applied, and its :class:`Correction`."""
-        output, corrections = self.estimate_batch(image_low, mask_low, reference_low, threshold=threshold,
-                                                  strength=strength)
-        return output, corrections[0]
-
     def estimate_batch(
         self,
         images_low: torch.Tensor,
@@ -512,8 +498,9 @@ class Harmonizer:
         threshold: float | None = None,
         strength: float = 1.0,
     ) -> tuple[torch.Tensor, list[Correction]]:
-        """:meth:`estimate_low` for B pictures of one working size in one network call: the B outputs, and
-        a :class:`Correction` for each (read back from the device together)."""
+        """The network on B×3×h×w pictures of one working size (binary B×1×h×w masks) in one call: B×12
+        coefficients (``output="transform"``) or the B×3×h×w pictures, threshold applied, and a
+        :class:`Correction` for each (read back from the device together)."""
         threshold = self.threshold_for(threshold)
         run = self._estimate if self._graphs is None else self._graphs
         output, size, kept = run(images_low, masks_low, references_low, threshold=threshold)
