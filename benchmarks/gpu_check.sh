@@ -56,7 +56,9 @@ step cuda-tests 120 python -m pytest -q -p no:cacheprovider -m cuda tests -rs
 step bench 300 python benchmarks/pipeline_speed.py --device cuda --rounds 7
 step training 240 python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 150
 step synthesis 90 python benchmarks/synthesis_speed.py
-step suite 300 python -m pytest -q -p no:cacheprovider -m "not cuda" tests -rs
+parallel=()  # pytest-xdist, where the machine has it: the suite in 8 processes
+python -c "import xdist" 2>/dev/null && parallel=(-n 8)
+step suite 300 python -m pytest -q -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} -m "not cuda" tests -rs
 
 cat "$OUT/summary.txt"
 for name in $STEPS; do
