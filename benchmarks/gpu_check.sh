@@ -14,7 +14,10 @@
 # All steps share DEADLINE seconds (default 540, inside a 10-minute call); each also has its own cap, so
 # a step that hangs costs its cap, not the rest. $OUT/summary.txt gives each step's exit status and
 # time, $OUT/<step>.txt its output, $OUT/machine.txt the GPU and the versions: seven files in all.
-# Packages the machine lacks can be carried in as wheels: WHEELS=wheelhouse/ (pip install --no-index).
+# Packages the machine lacks can be carried in as wheels (pip install --no-index): an image without
+# segment-anything fails the SAM tests at import, so build the folder where there is a network, e.g.
+#   pip download --no-deps -d wheelhouse segment-anything
+# and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"
@@ -26,7 +29,7 @@ started=$SECONDS
 
 {
   if [ -n "${WHEELS:-}" ]; then
-    python -m pip install -q --no-index --find-links "$WHEELS" segment-anything tqdm filelock 2>&1
+    python -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1
   fi
   nvidia-smi 2>&1
   python - 2>&1 <<'PY'
