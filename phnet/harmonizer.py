@@ -79,12 +79,12 @@ class Harmonizer:
     "auto" (default): "model" on CUDA, "input" elsewhere.
 
     ``cuda_graphs=True``: on CUDA, the network call is captured as a CUDA graph the first time a working
-    size is seen and replayed after that (:mod:`phnet.graphs`), one launch instead of thousands; a few
+    size is seen and replayed after that (:mod:`phnet.graphs`), one launch instead of hundreds; a few
     seconds' capture per new size. Ignored on other devices.
 
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
-    8 on CUDA, where a call on one picture is bound by kernel launches, not by the GPU's arithmetic (no
-    more than fit in 128 MiB when their full-resolution work runs there); 1 elsewhere (on CPUs a batch
+    8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the GPU's
+    arithmetic (no more than fit in 128 MiB when their full-resolution work runs there); 1 elsewhere (on CPUs a batch
     saved under 10 % per picture at 256² and cost 30–80 % at 512²).
 
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
