@@ -28,9 +28,11 @@ MODES = ("full", "official")
 FULL_RESOLUTION_ON = ("auto", "model", "input")
 # what the staged path copies to an accelerator: uint16 has too few kernels off the CPU in older torch
 _STAGED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# network_batch="auto": pictures per network call on CUDA (one elsewhere), and how many bytes of a batch's
-# pictures may wait on the device for their shared call
+# network_batch="auto": pictures per network call on CUDA (one elsewhere); how many working-size pixels one
+# call may hold (the network's activations grow with them); and how many bytes of a batch's pictures may
+# wait on the device for their shared call
 CUDA_NETWORK_BATCH = 8
+NETWORK_PIXELS = CUDA_NETWORK_BATCH * 512 * 512
 STAGED_BYTES = 128 * 2**20
 
 
@@ -84,7 +86,8 @@ class Harmonizer:
 
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
     8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the GPU's
-    arithmetic (no more than fit in 128 MiB when their full-resolution work runs there); 1 elsewhere (on CPUs a batch
+    arithmetic; fewer above a 512² working size (8·512² pixels a call) and when their copies on the GPU
+    would pass 128 MiB; 1 elsewhere (on CPUs a batch
     saved under 10 % per picture at 256² and cost 30–80 % at 512²).
 
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
@@ -331,7 +334,7 @@ class Harmonizer:
         :meth:`pictures_per_call` pictures at a time are prepared and go through the network together, then
         each is applied: bounded memory, progress after every picture, interruption between calls."""
         corrections: list[Correction] = []
-        count, chunk = pixels.shape[0], self.pictures_per_call(pixels)
+        count, chunk = pixels.shape[0], self.pictures_per_call(pixels, size)
         for start in range(0, count, chunk):
             rows = range(start, min(start + chunk, count))
             staged = [self.staged(pixels[i], masks[i]) for i in rows]
@@ -349,15 +352,18 @@ class Harmonizer:
                     progress(i + 1, count)
         return corrections
 
-    def pictures_per_call(self, pixels: torch.Tensor) -> int:
-        """How many of the B×H×W×C ``pixels`` share one network call (see ``network_batch``)."""
+    def pictures_per_call(self, pixels: torch.Tensor, size: int) -> int:
+        """How many of the B×H×W×C ``pixels`` share one network call at working size ``size`` (see
+        ``network_batch``)."""
         if self.network_batch != "auto":
             return self.network_batch
         if self.device.type != "cuda":
             return 1
+        height, width = working_shape(*pixels.shape[1:3], size)
+        count = min(CUDA_NETWORK_BATCH, NETWORK_PIXELS // (height * width))
         if self.full_resolution_device(pixels[0]) != pixels.device:  # their copies wait there for the call
-            return max(1, min(CUDA_NETWORK_BATCH, STAGED_BYTES // max(1, pixels[0].nbytes)))
-        return CUDA_NETWORK_BATCH
+            count = min(count, STAGED_BYTES // max(1, pixels[0].nbytes))
+        return max(1, count)
 
     def full_resolution_device(self, pixels: torch.Tensor) -> torch.device:
         """Where the full-resolution work on these pixels runs (see ``full_resolution_on``)."""
@@ -476,7 +482,7 @@ class Harmonizer:
                 self.apply_frame(pixels[j], peak, masks[j], mask_peak, out[j], held.pop(j), correction, strength)
                 step()
 
-        chunk = self.pictures_per_call(pixels)
+        chunk = self.pictures_per_call(pixels, size)
         for start in range(0, count, chunk):
             rows = slice(start, min(start + chunk, count))
             estimated = self.estimate_frames(pixels[rows], peak, masks[rows], mask_peak, size,

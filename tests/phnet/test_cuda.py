@@ -107,7 +107,7 @@ def test_pictures_sharing_a_network_call_on_the_gpu_come_out_as_one_at_a_time(ti
     frames = np.stack([image, image[::-1].copy(), image[:, ::-1].copy(), image // 2, image])
     one = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", network_batch=1)
     shared = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", cuda_graphs=graphs)
-    assert shared.pictures_per_call(torch.from_numpy(frames)) == 8
+    assert shared.pictures_per_call(torch.from_numpy(frames), 256) == 8
     for options in ({}, {"temporal": True}):
         a, b = shared(frames, mask, threshold=0, **options), one(frames, mask, threshold=0, **options)
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

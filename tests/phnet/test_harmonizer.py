@@ -305,15 +305,17 @@ def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny
 
     pixels = torch.zeros(12, 8, 8, 3, dtype=torch.uint8)
     h = Harmonizer(tiny_model, device="cpu")
-    assert h.network_batch == "auto" and h.pictures_per_call(pixels) == 1
-    assert Harmonizer(tiny_model, device="cpu", network_batch=5).pictures_per_call(pixels) == 5
+    assert h.network_batch == "auto" and h.pictures_per_call(pixels, 512) == 1
+    assert Harmonizer(tiny_model, device="cpu", network_batch=5).pictures_per_call(pixels, 512) == 5
     h.device = torch.device("cuda")  # what it would choose with the model on a GPU (not moved: none here)
-    assert h.pictures_per_call(pixels) == module.CUDA_NETWORK_BATCH
+    assert h.pictures_per_call(pixels, 512) == module.CUDA_NETWORK_BATCH
+    assert h.pictures_per_call(pixels, 1024) == 2  # the network's activations grow with the working size
+    assert h.pictures_per_call(pixels, 2048) == 1
     big = torch.zeros(1, 1, 1, 3, dtype=torch.uint8).expand(3, 4320, 7680, 3)  # 8K: 100 MB a picture, on the GPU
-    assert h.pictures_per_call(big) == 1
-    assert h.pictures_per_call(big[:, :1080, :1920]) == module.CUDA_NETWORK_BATCH
+    assert h.pictures_per_call(big, 512) == 1
+    assert h.pictures_per_call(big[:, :1080, :1920], 512) == module.CUDA_NETWORK_BATCH
     h.full_resolution_on = "input"  # nothing waits on the GPU: the full batch
-    assert h.pictures_per_call(big) == module.CUDA_NETWORK_BATCH
+    assert h.pictures_per_call(big, 512) == module.CUDA_NETWORK_BATCH
     for bad in (0, -1, 2.0, True, "8"):
         with pytest.raises(ValueError, match="network_batch must be a whole number >= 1 or 'auto'"):
             Harmonizer(tiny_model, device="cpu", network_batch=bad)
