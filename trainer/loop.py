@@ -285,11 +285,14 @@ class TrainingLoop:
         return batch["comp"].to(self.env.device, non_blocking=True), real, mask
 
     def out_of_time(self, started: float) -> bool:
-        """The wall-clock budget is spent (decided on rank 0, so every rank stops at the same step)."""
+        """The wall-clock budget is spent (decided on rank 0, so every rank stops at the same step: several
+        processes ask only at log steps, as the broadcast waits for every rank's queued work)."""
         if not self.budget:
             return False
         if self.env.world == 1:
             return time.time() - started >= self.budget
+        if self.pos.step % self.log_every:
+            return False
         flag = torch.tensor([float(time.time() - started >= self.budget)], device=self.env.device)
         if self.env.world > 1:
             torch.distributed.broadcast(flag, 0)

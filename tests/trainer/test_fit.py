@@ -180,6 +180,22 @@ def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env):
     Harmonizer.from_pretrained(out / "checkpoints" / "step-00000008")
 
 
+@pytest.mark.slow
+def test_torchrun_two_processes_stop_together_on_the_time_budget(shift_set, tmp_path, subprocess_env):
+    """Several processes agree on the budget at log steps only (a broadcast waits for every rank's GPU)."""
+    out = tmp_path / "ddp-budget"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
+           "--steps", "10000", "--no-progress", "--set", "train.max_minutes=1e-4", "--set", "train.log_every=3",
+           "--set", "train.val_every=0", "--set", "train.ckpt_every=0", "--set", "data.num_workers=0",
+           "--set", "train.batch_size=4"]
+    res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    log = read_log(out)
+    stopped = [r for r in log if r["type"] == "event" and "time budget" in r["event"]]
+    assert len(stopped) == 1 and stopped[0]["step"] % 3 == 0
+
+
 def test_bad_sample_policy_in_training(shift_set, tmp_path):
     import shutil
 
