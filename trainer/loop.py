@@ -71,12 +71,10 @@ class LossWindow:
 
     def read(self) -> tuple[float, dict[str, float]]:
         """The mean loss and parts over the window, in one read from the device."""
-        values = [torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in (self.loss, *self.parts.values())]
-        means = (torch.stack([v.to(values[0].device) for v in values]) / max(self.n, 1)).tolist()
+        if not self.n:
+            return 0.0, {}
+        means = (torch.stack([self.loss, *self.parts.values()]).float() / self.n).tolist()
         return means[0], dict(zip(self.parts, means[1:]))
-
-    def finite(self) -> bool:
-        return bool(torch.isfinite(torch.as_tensor(self.loss)).all())
 
 
 READY_TO_STOP = "[trainer] Ctrl-C or SIGTERM stops the run after a checkpoint (twice: at once)"
@@ -294,27 +292,27 @@ class TrainingLoop:
         if self.pos.step % self.log_every:
             return False
         flag = torch.tensor([float(time.time() - started >= self.budget)], device=self.env.device)
-        if self.env.world > 1:
-            torch.distributed.broadcast(flag, 0)
+        torch.distributed.broadcast(flag, 0)
         return bool(flag.item())
 
     # ------------------------------------------------------------------ logging
-    def check_loss(self) -> None:
-        """Stop if a training loss since the last log record was not finite. Checked whenever the run logs,
-        validates or saves, not every step, so that nothing is saved from a model that took such a step."""
+    def check_loss(self, loss: float | None = None) -> None:
+        """Stop if a training loss since the last log record (``loss``: their mean, when already read) was not
+        finite. Checked whenever the run logs, validates or saves, not every step, so that nothing is saved
+        from a model that took such a step."""
         w = self.window
-        if not w.finite():
-            loss, _ = w.read()
+        loss = w.read()[0] if loss is None else loss
+        if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the training loss became {loss} within steps {w.first_step}-{self.pos.step} (lr "
                 f"{self.scheduler.get_last_lr()[0]:.3g}); nothing was saved after it: lower train.lr or enable "
                 f"train.grad_clip")
 
     def log_window(self) -> None:
-        self.check_loss()
         w = self.window
         dt = max(time.time() - w.t, 1e-9)
         loss, parts = w.read()
+        self.check_loss(loss)
         rec = {"type": "train", "step": self.pos.step, "epoch": self.pos.epoch,
                "loss": loss,
                **parts,
