@@ -85,10 +85,10 @@ class Harmonizer:
     seconds' capture per new size. Ignored on other devices.
 
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
-    8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the GPU's
-    arithmetic; fewer above a 512² working size (8·512² pixels a call) and when their copies on the GPU
-    would pass 128 MiB; 1 elsewhere (on CPUs a batch
-    saved under 10 % per picture at 256² and cost 30–80 % at 512²).
+    8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the
+    GPU's arithmetic; fewer above a 512² working size (8·512² pixels a call) and when their copies on the
+    GPU would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at 256² and cost
+    30–80 % at 512²).
 
     The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
     the network's correction of it is smaller; ``threshold=`` overrides it per call (0 = the raw network).
