@@ -230,12 +230,15 @@ class RowUpsampler:
 
 
 def bounding_box(weight: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """(r0, r1, c0, c1) of the nonzero entries of an H×W map (end exclusive), None if all zero."""
-    rows = (weight.amax(dim=1) > 0).nonzero()
-    if rows.numel() == 0:
-        return None
-    cols = (weight.amax(dim=0) > 0).nonzero()
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    """(r0, r1, c0, c1) of the nonzero entries of an H×W map (end exclusive), None if all zero.
+
+    Read back from the map's device once: on a GPU each read makes the host wait for the queued work."""
+    rows, cols = (weight.amax(dim=1) > 0).to(torch.uint8), (weight.amax(dim=0) > 0).to(torch.uint8)
+    found, r0, r_last, c0, c_last = torch.stack([
+        rows.amax().long(), rows.argmax(), rows.shape[0] - 1 - rows.flip(0).argmax(), cols.argmax(),
+        cols.shape[0] - 1 - cols.flip(0).argmax(),
+    ]).tolist()
+    return (r0, r_last + 1, c0, c_last + 1) if found else None
 
 
 def apply_in_tiles(

@@ -390,8 +390,9 @@ class Harmonizer:
             image_low = downscale(pixels[..., :3], peak, low_shape).to(self.device)
             coverage = downscale(mask[..., None], mask_peak, low_shape).to(self.device)
             mask_low = (coverage >= 0.5).float()
-            if mask_low.sum() == 0:  # the subject vanishes at working resolution: take its largest pixel
-                mask_low.view(-1)[coverage.argmax()] = 1.0
+            # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device)
+            largest = torch.zeros_like(mask_low).view(-1).scatter_(0, coverage.argmax().view(1), 1.0)
+            mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             box = bounding_box(mask)
         return LowResolution(image_low, mask_low, box)
 

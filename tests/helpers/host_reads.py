@@ -1,15 +1,19 @@
-"""Counting the reads of tensor values back to the host (``.item()``, ``float(t)``, ``bool(t)``, ...).
+"""Counting the reads of tensor values back to the host (``.item()``, ``float(t)``, ``bool(t)``,
+``.tolist()``, ``nonzero``, ...).
 
 On a GPU each such read makes the host wait for the queued work, and none may happen while a CUDA graph
-is captured. On the CPU they cost nothing, so tests count them instead: every read goes through
-``aten::_local_scalar_dense``.
+is captured. On the CPU they cost nothing, so tests count them instead: scalar reads go through
+``aten::_local_scalar_dense`` (``bool(t)`` through ``aten::is_nonzero``), operations whose output size
+depends on the values (``nonzero``) read the count, and ``Tensor.tolist`` (which bypasses the dispatcher on
+the CPU) is counted where it is called.
 """
 from __future__ import annotations
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-READS = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default)
+READS = (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default, torch.ops.aten.is_nonzero.default,
+         torch.ops.aten.nonzero.default, torch.ops.aten.masked_select.default)
 
 
 class HostReads(TorchDispatchMode):
@@ -18,6 +22,22 @@ class HostReads(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self._tolist = None
+
+    def __enter__(self):
+        self._tolist = torch.Tensor.tolist
+        reads, tolist = self, self._tolist
+
+        def counted(tensor, *args, **kwargs):
+            reads.count += 1
+            return tolist(tensor, *args, **kwargs)
+
+        torch.Tensor.tolist = counted
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        torch.Tensor.tolist = self._tolist
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func in READS:

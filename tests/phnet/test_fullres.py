@@ -189,3 +189,23 @@ def test_a_clip_with_no_smoothing_is_frame_by_frame_harmonization(tiny_model):
     frames = rng.integers(0, 256, (3, 90, 130, 3), dtype=np.uint8)
     mask = soft_mask(90, 130)
     assert np.array_equal(h(frames, mask, temporal=0), h(frames, mask))
+
+
+def nonzero_box(mask):
+    rows, cols = np.nonzero(mask.numpy().any(axis=1))[0], np.nonzero(mask.numpy().any(axis=0))[0]
+    return None if rows.size == 0 else (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_the_bounding_box_of_any_mask(dtype):
+    rng = np.random.default_rng(3)
+    masks = [np.zeros((9, 13)), np.ones((9, 13)), np.eye(9, 13)]
+    for r, c in [(0, 0), (8, 12), (0, 12), (4, 6)]:  # single pixels, corners included
+        one = np.zeros((9, 13))
+        one[r, c] = 1
+        masks.append(one)
+    masks += [rng.random((9, 13)) > 0.9 for _ in range(20)]
+    for mask in masks:
+        mask = torch.from_numpy(np.asarray(mask)).to(dtype)
+        assert bounding_box(mask) == nonzero_box(mask)
+

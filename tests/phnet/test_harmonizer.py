@@ -319,3 +319,37 @@ def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny
     for bad in (0, -1, 2.0, True, "8"):
         with pytest.raises(ValueError, match="network_batch must be a whole number >= 1 or 'auto'"):
             Harmonizer(tiny_model, device="cpu", network_batch=bad)
+
+
+def test_a_subject_too_small_for_the_working_size_keeps_its_largest_pixel(harmonizer):
+    pixels = torch.from_numpy(photo(256, 256))
+    mask = torch.zeros(256, 256)
+    mask[100, 37] = 1.0  # one pixel: under half a working-size pixel's coverage
+    low = harmonizer.prepare_low(pixels, 255.0, mask, 1.0, 64)
+    assert low.mask.sum() == 1
+    assert low.mask[0, 0, 100 // 4, 37 // 4] == 1
+    assert low.box == (100, 101, 37, 38)
+
+
+def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_network_call(harmonizer):
+    """On a GPU each read makes the host wait for the queued work: a picture's box is read once as it is
+    prepared, the batch's reports once after the network, and applying the results reads nothing."""
+    from tests.helpers.host_reads import HostReads
+
+    pixels = torch.from_numpy(np.stack([photo(60, 90, seed) for seed in range(3)]))
+    masks = torch.from_numpy(np.stack([subject_mask(60, 90)] * 3))
+    masks[2] = 0
+    masks[2, 30, 40] = 1  # vanishes at the working size
+    with HostReads() as reads:
+        lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 32) for p, m in zip(pixels, masks)]
+    assert reads.count == 3
+    with HostReads() as reads:
+        outputs, found = harmonizer.estimate_batch(torch.cat([low.image for low in lows]),
+                                                   torch.cat([low.mask for low in lows]), threshold=0)
+    assert reads.count == 1 and len(found) == 3
+    out = pixels.clone()
+    with HostReads() as reads:
+        for i, low in enumerate(lows):
+            harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1])
+    assert reads.count == 0
+
