@@ -294,20 +294,27 @@ def lift(
     """``apply_full_resolution`` as a colour map for ``apply_in_tiles``: rows r0..r1 of the box's
     columns, H×W×3 float pixels in 0..peak units → the harmonized pixels."""
     columns = (box[2], box[3])
-
-    def hwc(t: torch.Tensor) -> torch.Tensor:
-        return t[0].permute(1, 2, 0).to(torch.float32).contiguous()
-
     if method == "correction":
-        delta = RowUpsampler(hwc(fill_outside(prediction_low - composite_low, mask_low)), shape, columns)
-        return lambda x, r0, r1: torch.add(x, delta.rows(r0, r1), alpha=peak)
+        return lift_change(fill_outside(prediction_low - composite_low, mask_low), shape, box, peak)
     if method == "guided":
         radius = max(1, round(min(composite_low.shape[-2:]) / 64))
         a, b = local_affine(composite_low, prediction_low, mask_low, radius)
-        a = RowUpsampler(hwc(fill_outside(a, mask_low)), shape, columns)
-        b = RowUpsampler(hwc(fill_outside(b, mask_low)), shape, columns)
+        a = RowUpsampler(_hwc(fill_outside(a, mask_low)), shape, columns)
+        b = RowUpsampler(_hwc(fill_outside(b, mask_low)), shape, columns)
         return lambda x, r0, r1: torch.addcmul(b.rows(r0, r1) * peak, a.rows(r0, r1), x)
     if method == "resize":
-        up = RowUpsampler(hwc(prediction_low), shape, columns, mode="bicubic")
+        up = RowUpsampler(_hwc(prediction_low), shape, columns, mode="bicubic")
         return lambda x, r0, r1: up.rows(r0, r1) * peak
     raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
+
+
+def lift_change(change_low: torch.Tensor, shape: tuple[int, int], box: tuple[int, int, int, int],
+                peak: float) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
+    """Method "correction" as a colour map for ``apply_in_tiles``, from its 1×3×h×w change at the working
+    resolution already filled outward from the subject (``fill_outside``): the change, upscaled, is added."""
+    delta = RowUpsampler(_hwc(change_low), shape, (box[2], box[3]))
+    return lambda x, r0, r1: torch.add(x, delta.rows(r0, r1), alpha=peak)
+
+
+def _hwc(t: torch.Tensor) -> torch.Tensor:
+    return t[0].permute(1, 2, 0).to(torch.float32).contiguous()

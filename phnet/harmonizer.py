@@ -12,8 +12,8 @@ import torch
 
 from .config import MAX_WORKING_SIZE, PHNetConfig
 from .corrections import Correction, log_corrections
-from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, one_thread, resize,
-                      working_shape)
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, lift_change, one_thread,
+                      resize, working_shape)
 from .graphs import GraphCache
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
@@ -80,9 +80,10 @@ class Harmonizer:
     device; host pictures are copied there one at a time and only the subject's box comes back.
     "auto" (default): "model" on CUDA, "input" elsewhere.
 
-    ``cuda_graphs=True``: on CUDA, the network call is captured as a CUDA graph the first time a working
-    size is seen and replayed after that (:mod:`phnet.graphs`), one launch instead of hundreds; a few
-    seconds' capture per new size. Ignored on other devices.
+    ``cuda_graphs=True``: on CUDA, the network call (with the fill of its change, see :meth:`estimate_batch`)
+    is captured as a CUDA graph the first time a working size is seen and replayed after that
+    (:mod:`phnet.graphs`), one launch instead of hundreds; a few seconds' capture per new size. Ignored on
+    other devices.
 
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
     8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the
@@ -341,11 +342,12 @@ class Harmonizer:
             lows = [self.prepare_low(p, peak, m, mask_peak, size) for p, m in staged]
             outputs, found = self.estimate_batch(torch.cat([low.image for low in lows]),
                                                  torch.cat([low.mask for low in lows]),
-                                                 threshold=threshold, strength=strength)
+                                                 threshold=threshold, strength=strength, as_change=self.lifts_change)
             for j, i in enumerate(rows):
                 if not found[j].unchanged:  # else ``out`` is already a copy of the input
                     (p, m), low = staged[j], lows[j]
-                    self.apply_low(p, peak, m, mask_peak, out[i], strength, low, outputs[j : j + 1])
+                    self.apply_low(p, peak, m, mask_peak, out[i], strength, low, outputs[j : j + 1],
+                                   as_change=self.lifts_change)
                 staged[j] = None  # done with its device copy
                 corrections.append(found[j])
                 if progress is not None:
@@ -396,16 +398,23 @@ class Harmonizer:
             box = bounding_box(mask)
         return LowResolution(image_low, mask_low, box)
 
-    def apply_low(self, pixels, peak, mask, mask_peak, out, strength, low: "LowResolution", output) -> None:
-        """This picture's ``output`` of :meth:`estimate_batch` (12 coefficients, or the 1×3×h×w picture at
-        the working size) applied to the subject of ``out`` (a copy of ``pixels``), in tiles at full
-        resolution.
+    @property
+    def lifts_change(self) -> bool:
+        """Whether the network's pictures reach full resolution as their change filled outward from the
+        subject (method "correction"), which :meth:`estimate_batch` then computes for the whole batch."""
+        return self.config.output != "transform" and self.method == "correction"
+
+    def apply_low(self, pixels, peak, mask, mask_peak, out, strength, low: "LowResolution", output, *,
+                  as_change: bool = False) -> None:
+        """This picture's ``output`` of :meth:`estimate_batch` (12 coefficients, the 1×3×h×w picture at the
+        working size, or with ``as_change`` its change filled outward) applied to the subject of ``out`` (a
+        copy of ``pixels``), in tiles at full resolution.
 
         ``pixels`` and ``mask`` may be staged copies on another device than ``out`` (see :meth:`staged`):
         the work runs there on a copy, and the subject's box is copied back into ``out``."""
         if out.device != pixels.device:
             staged_out = pixels.clone()
-            self.apply_low(pixels, peak, mask, mask_peak, staged_out, strength, low, output)
+            self.apply_low(pixels, peak, mask, mask_peak, staged_out, strength, low, output, as_change=as_change)
             r0, r1, c0, c1 = low.box
             out[r0:r1, c0:c1] = staged_out[r0:r1, c0:c1].to(out.device)
             return
@@ -416,6 +425,9 @@ class Harmonizer:
             def colour_map(x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
                 return (x.view(-1, 3) @ gain).add_(offset).view_as(x)  # addmm's broadcast bias is 5× slower
 
+        elif as_change:
+            with one_thread(home):
+                colour_map = lift_change(output.to(home, torch.float32), pixels.shape[:2], low.box, peak)
         else:
             image_low, mask_low = low.image.to(home), low.mask.to(home)
             with one_thread(home):
@@ -442,16 +454,15 @@ class Harmonizer:
         refs = None
         if references is not None:
             refs = torch.cat([reference_at(r, shape) for r in references]).to(self.device)
-        outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength)
+        outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength,
+                                               as_change=True)
         if refs is not None:  # a reference with no background pixel left was ignored: say so
             found = (refs * (1 - masks_low)).flatten(1).any(1).tolist()
             reports = [r if f else dataclasses.replace(r, notes=(*r.notes, IGNORED_REFERENCE))
                        for r, f in zip(reports, found)]
         frames = []
         for j, low in enumerate(lows):
-            output = outputs[j : j + 1]
-            correction = output if self.config.output == "transform" else fill_outside(output - low.image, low.mask)
-            frames.append(FrameEstimate(correction, signature(low.image, low.mask), shape, reports[j], low))
+            frames.append(FrameEstimate(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low))
         return frames
 
     def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
@@ -504,13 +515,16 @@ class Harmonizer:
         *,
         threshold: float | None = None,
         strength: float = 1.0,
+        as_change: bool = False,
     ) -> tuple[torch.Tensor, list[Correction]]:
         """The network on B×3×h×w pictures of one working size (binary B×1×h×w masks) in one call: B×12
         coefficients (``output="transform"``) or the B×3×h×w pictures, threshold applied, and a
-        :class:`Correction` for each (read back from the device together)."""
+        :class:`Correction` for each (read back from the device together). ``as_change``: pictures come
+        back as their change, filled outward from the subject (``phnet.fullres.fill_outside``)."""
         threshold = self.threshold_for(threshold)
         run = self._estimate if self._graphs is None else self._graphs
-        output, size, kept = run(images_low, masks_low, references_low, threshold=threshold)
+        as_change = as_change and self.config.output != "transform"
+        output, size, kept = run(images_low, masks_low, references_low, threshold=threshold, as_change=as_change)
         sizes, kepts = torch.stack([size.reshape(-1), kept.reshape(-1)]).tolist()
         return output, [Correction(a, threshold, b, float(strength)) for a, b in zip(sizes, kepts)]
 
@@ -535,8 +549,15 @@ class Harmonizer:
         return result, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *,
-                  threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold), image, mask)
+                  threshold: float, as_change: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # the change's fill is a pyramid of dozens of small operations: here it runs once for the whole
+        # batch, and inside the captured graph when there is one
+        output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
+                                       image, mask)
+        if as_change:
+            with one_thread(image.device):
+                output = fill_outside(output - image, mask)
+        return output, size, kept
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it

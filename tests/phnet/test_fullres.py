@@ -15,7 +15,9 @@ from phnet.fullres import (
     bounding_box,
     downscale,
     downscale_in_bands,
+    fill_outside,
     lift,
+    lift_change,
     resize,
     working_shape,
 )
@@ -209,3 +211,19 @@ def test_the_bounding_box_of_any_mask(dtype):
         mask = torch.from_numpy(np.asarray(mask)).to(dtype)
         assert bounding_box(mask) == nonzero_box(mask)
 
+
+def test_the_filled_change_lifts_as_the_correction_method():
+    h, w = 90, 140
+    pixels = torch.from_numpy(photo(h, w))
+    mask = torch.from_numpy(soft_mask(h, w))
+    shape = working_shape(h, w, 48)
+    low = resize(pixels.permute(2, 0, 1)[None].float() / 255, shape)
+    m_low = (resize(mask[None, None].float() / 255, shape) >= 0.5).float()
+    pred_low = (low + 0.1) * m_low + low * (1 - m_low)
+    box = bounding_box(mask)
+    by_lift, by_change = pixels.clone(), pixels.clone()
+    apply_in_tiles(pixels, by_lift, mask, 1 / 255, 255.0, lift("correction", low, pred_low, m_low, (h, w), box, 255.0),
+                   box)
+    change = lift_change(fill_outside(pred_low - low, m_low), (h, w), box, 255.0)
+    apply_in_tiles(pixels, by_change, mask, 1 / 255, 255.0, change, box)
+    assert torch.equal(by_lift, by_change)

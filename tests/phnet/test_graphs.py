@@ -64,3 +64,17 @@ def test_the_harmonizer_through_a_graph_cache_gives_the_same_pictures(tiny_model
         image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
         assert np.array_equal(graphed(image, mask, threshold=0), plain(image, mask, threshold=0))
     assert graphed._graphs.captures == 1
+
+
+@pytest.mark.parametrize("as_change", [False, True])
+def test_what_a_graph_captures_reads_nothing_back_to_the_host(tiny_model, as_change):
+    """A CUDA graph cannot be captured around a read: the network call, with the change's fill when the
+    method carries the change, must run without one."""
+    from tests.helpers.host_reads import HostReads
+
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    images, masks = torch.rand(2, 3, 48, 64), torch.zeros(2, 1, 48, 64)
+    masks[:, :, 8:40, 16:48] = 1
+    with HostReads() as reads, torch.inference_mode():
+        harmonizer._estimate(images, masks, torch.ones_like(masks), threshold=10.0, as_change=as_change)
+    assert reads.count == 0

@@ -345,11 +345,32 @@ def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_networ
     assert reads.count == 3
     with HostReads() as reads:
         outputs, found = harmonizer.estimate_batch(torch.cat([low.image for low in lows]),
-                                                   torch.cat([low.mask for low in lows]), threshold=0)
+                                                   torch.cat([low.mask for low in lows]), threshold=0,
+                                                   as_change=True)
     assert reads.count == 1 and len(found) == 3
     out = pixels.clone()
     with HostReads() as reads:
         for i, low in enumerate(lows):
-            harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1])
+            harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
+                                 as_change=True)
     assert reads.count == 0
 
+
+@pytest.mark.parametrize("network_batch", [1, 3])
+def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_model, network_batch):
+    """Method "correction" takes the network's change filled outward from the whole batch's call; the
+    same pixels as filling it from each picture when it is applied."""
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", network_batch=network_batch)
+    pixels = torch.from_numpy(np.stack([photo(70, 110, seed) for seed in range(3)]))
+    masks = torch.from_numpy(np.stack([subject_mask(70, 110, soft=True)] * 3))
+    lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]
+    images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
+    pictures, _ = harmonizer.estimate_batch(images, masks_low, threshold=0)
+    changes, _ = harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True)
+    by_picture, by_change = pixels.clone(), pixels.clone()
+    for i, low in enumerate(lows):
+        harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, by_picture[i], 1.0, low, pictures[i : i + 1])
+        harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, by_change[i], 1.0, low, changes[i : i + 1],
+                             as_change=True)
+    assert torch.equal(by_picture, by_change)
+    assert torch.equal(harmonizer(pixels, masks.float(), threshold=0), by_change)
