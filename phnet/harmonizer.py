@@ -520,12 +520,26 @@ class Harmonizer:
         """The network on B×3×h×w pictures of one working size (binary B×1×h×w masks) in one call: B×12
         coefficients (``output="transform"``) or the B×3×h×w pictures, threshold applied, and a
         :class:`Correction` for each (read back from the device together). ``as_change``: pictures come
-        back as their change, filled outward from the subject (``phnet.fullres.fill_outside``)."""
+        back as their change filled outward from the subject (:func:`filled_change`; 0 for a subject left
+        as it was)."""
         threshold = self.threshold_for(threshold)
-        run = self._estimate if self._graphs is None else self._graphs
         as_change = as_change and self.config.output != "transform"
-        output, size, kept = run(images_low, masks_low, references_low, threshold=threshold, as_change=as_change)
+        if self._graphs is not None:  # the fill is captured with the network: no read may come between them
+            output, size, kept = self._graphs(images_low, masks_low, references_low, threshold=threshold,
+                                              as_change=as_change)
+        else:
+            output, size, kept = self._estimate(images_low, masks_low, references_low, threshold=threshold)
         sizes, kepts = torch.stack([size.reshape(-1), kept.reshape(-1)]).tolist()
+        if as_change and self._graphs is None:  # filled for the subjects that change only: the others' change is 0
+            changing = [j for j, k in enumerate(kepts) if k > 0]
+            if len(changing) == len(kepts):
+                output = filled_change(output, images_low, masks_low)
+            else:
+                rows = torch.tensor(changing, dtype=torch.long, device=output.device)
+                changes = torch.zeros_like(output)
+                if changing:
+                    changes[rows] = filled_change(output[rows], images_low[rows], masks_low[rows])
+                output = changes
         return output, [Correction(a, threshold, b, float(strength)) for a, b in zip(sizes, kepts)]
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
@@ -550,14 +564,9 @@ class Harmonizer:
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *,
                   threshold: float, as_change: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # the change's fill is a pyramid of dozens of small operations: here it runs once for the whole
-        # batch, and inside the captured graph when there is one
         output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
                                        image, mask)
-        if as_change:
-            with one_thread(image.device):
-                output = fill_outside(output - image, mask)
-        return output, size, kept
+        return (filled_change(output, image, mask) if as_change else output), size, kept
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it
@@ -569,6 +578,14 @@ class Harmonizer:
         with autocast:
             out = net(image, mask)
         return tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
+
+
+def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The network's B×3×h×w change of the ``image`` filled outward from the subject (``fill_outside``): what
+    method "correction" and frames carry to full resolution. A pyramid of dozens of small operations, run
+    once per network call (and captured with it in a CUDA graph)."""
+    with one_thread(image.device):
+        return fill_outside(output - image, mask)
 
 
 IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "

@@ -78,3 +78,20 @@ def test_what_a_graph_captures_reads_nothing_back_to_the_host(tiny_model, as_cha
     with HostReads() as reads, torch.inference_mode():
         harmonizer._estimate(images, masks, torch.ones_like(masks), threshold=10.0, as_change=as_change)
     assert reads.count == 0
+
+
+def test_with_a_subject_left_unchanged_the_graph_gives_the_eager_pictures(tiny_model):
+    """Eager calls fill the change of the subjects that change only; a graph fills every subject's."""
+    plain = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32", network_batch=2)
+    graphed = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32", network_batch=2)
+    graphed._graphs = GraphCache(graphed._estimate, capture=capture_like_a_graph)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (2, 96, 128, 3), dtype=np.uint8)
+    images[1] = images[1] // 4 + 96  # a flatter picture: a different correction
+    masks = np.zeros((2, 96, 128), np.float32)
+    masks[:, 20:80, 30:100] = 1
+    sizes = [c.size for c in plain.harmonize(images, masks, threshold=0).corrections]
+    threshold = sum(sizes) / 2  # between the two: one subject is left as it was
+    found = plain.harmonize(images, masks, threshold=threshold)
+    assert sorted(c.unchanged for c in found.corrections) == [False, True]
+    assert np.array_equal(graphed(images, masks, threshold=threshold), found.image)
