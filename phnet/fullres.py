@@ -271,7 +271,7 @@ def apply_in_tiles(
             if not integer:
                 x.clamp_(0, peak)
             y = colour_map(x, r0, r1).clamp_(0, peak)
-            w = weight[r0:r1, c0:c1, None].to(torch.float32)
+            w = weight[r0:r1, c0:c1, None].to(torch.float32, copy=weight_scale != 1.0)  # the caller's mask stays
             if weight_scale != 1.0:
                 w.mul_(weight_scale)
             y.sub_(x).mul_(w).add_(x)  # exactly x where w = 0 (lerp would be slower: w broadcasts over channels)

@@ -171,3 +171,15 @@ def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
     zero, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=0.0)["result"]
     single, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, frames, subject[:1])["result"]
     torch.testing.assert_close(zero, single, atol=1e-4, rtol=0)
+
+
+def test_harmonize_leaves_its_input_image_and_mask_as_they_were(nodes, phnet_model, portrait):
+    """ComfyUI hands a node the cached outputs of the nodes before it: a run at strength 0.5 must not dim
+    the mask that the next run (or a preview of the mask) receives."""
+    img, subject = portrait(b=1)
+    img_before, subject_before = img.clone(), subject.clone()
+    node = nodes["PHNetHarmonize"]
+    first, _ = node.harmonize(phnet_model, img, subject, strength=0.5)["result"]
+    assert torch.equal(img, img_before) and torch.equal(subject, subject_before)
+    again, _ = node.harmonize(phnet_model, img, subject, strength=0.5)["result"]
+    assert torch.equal(first, again)

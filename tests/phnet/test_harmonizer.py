@@ -374,3 +374,24 @@ def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_mo
                              as_change=True)
     assert torch.equal(by_picture, by_change)
     assert torch.equal(harmonizer(pixels, masks.float(), threshold=0), by_change)
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+@pytest.mark.parametrize("options", [{}, {"temporal": True}, {"reference_mask": "left"}])
+def test_the_callers_pictures_and_masks_are_never_written(harmonizer, kind, options):
+    """A ComfyUI MASK is a cached node output: scaling it in place by the strength would dim it for every
+    later node and run."""
+    images = np.stack([photo(60, 90, seed) for seed in range(2)]).astype(np.float32) / 255
+    masks = np.stack([subject_mask(60, 90, soft=True)] * 2) * 0.9  # a peak under 1 is scaled too
+    if options.get("reference_mask") == "left":
+        options = {"reference_mask": np.tile(np.linspace(1, 0, 90, dtype=np.float32), (2, 60, 1))}
+    if kind == "torch":
+        images, masks = torch.from_numpy(images), torch.from_numpy(masks)
+        options = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
+    given = [x for x in (images, masks, *options.values()) if not isinstance(x, bool)]
+    copies = [x.copy() if isinstance(x, np.ndarray) else x.clone() for x in given]
+    first = harmonizer(images, masks, strength=0.6, threshold=0, **options)
+    for before, now in zip(copies, given):
+        assert np.array_equal(np.asarray(before), np.asarray(now))
+    again = harmonizer(images, masks, strength=0.6, threshold=0, **options)
+    assert np.array_equal(np.asarray(first), np.asarray(again))
