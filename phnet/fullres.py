@@ -226,7 +226,7 @@ class RowUpsampler:
         if not self.banded:
             return self.full[r0:r1]
         i0, _, f = (t[r0:r1] for t in self.taps)
-        return torch.addcmul(self.rows_low.index_select(0, i0), self.steps.index_select(0, i0), f[:, None, None])
+        return self.rows_low.index_select(0, i0).addcmul_(self.steps.index_select(0, i0), f[:, None, None])
 
 
 def bounding_box(weight: torch.Tensor) -> tuple[int, int, int, int] | None:
@@ -250,9 +250,11 @@ def apply_in_tiles(
     colour_map: Callable[[torch.Tensor, int, int], torch.Tensor],
     box: tuple[int, int, int, int],
     pixels_per_tile: int | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> None:
     """``out = source + w·(clamp(colour_map(source)) − source)`` inside ``box``, tile by tile
-    (``pixels_per_tile`` each; by default what suits the device, see ``tile_pixels``).
+    (``pixels_per_tile`` each; by default what suits the device, see ``tile_pixels``). ``out`` may hold
+    only part of the picture: the rows and columns from ``origin`` (its top-left pixel in ``source``) on.
 
     ``source`` and ``out`` are H×W×3 views in the caller's dtype (``peak`` = full intensity),
     ``weight`` is the H×W mask in its own dtype, scaled by ``weight_scale`` (strength / the mask's
@@ -279,7 +281,7 @@ def apply_in_tiles(
                 y.round_()
             else:  # floats were clamped (and float64 rounded): outside the mask keep the caller's own values
                 y = torch.where(w > 0, y, tile)
-            out[r0:r1, c0:c1] = y
+            out[r0 - origin[0] : r1 - origin[0], c0 - origin[1] : c1 - origin[1]] = y
 
 
 def lift(
@@ -313,7 +315,12 @@ def lift_change(change_low: torch.Tensor, shape: tuple[int, int], box: tuple[int
     """Method "correction" as a colour map for ``apply_in_tiles``, from its 1×3×h×w change at the working
     resolution already filled outward from the subject (``fill_outside``): the change, upscaled, is added."""
     delta = RowUpsampler(_hwc(change_low), shape, (box[2], box[3]))
-    return lambda x, r0, r1: torch.add(x, delta.rows(r0, r1), alpha=peak)
+
+    def colour_map(x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+        rows = delta.rows(r0, r1)
+        return torch.add(x, rows, alpha=peak, out=rows)  # written over the rows: one tile-sized copy fewer
+
+    return colour_map
 
 
 def _hwc(t: torch.Tensor) -> torch.Tensor:

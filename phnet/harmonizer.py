@@ -411,13 +411,25 @@ class Harmonizer:
         copy of ``pixels``), in tiles at full resolution.
 
         ``pixels`` and ``mask`` may be staged copies on another device than ``out`` (see :meth:`staged`):
-        the work runs there on a copy, and the subject's box is copied back into ``out``."""
+        the subject's box is worked on there (:meth:`apply_to_box`) and copied back into ``out``."""
         if out.device != pixels.device:
-            staged_out = pixels.clone()
-            self.apply_low(pixels, peak, mask, mask_peak, staged_out, strength, low, output, as_change=as_change)
             r0, r1, c0, c1 = low.box
-            out[r0:r1, c0:c1] = staged_out[r0:r1, c0:c1].to(out.device)
+            out[r0:r1, c0:c1] = self.apply_to_box(pixels, peak, mask, mask_peak, strength, low, output,
+                                                  as_change=as_change).to(out.device)
             return
+        self._apply(pixels, peak, mask, mask_peak, out, (0, 0), strength, low, output, as_change)
+
+    def apply_to_box(self, pixels, peak, mask, mask_peak, strength, low: "LowResolution", output, *,
+                     as_change: bool = False) -> torch.Tensor:
+        """:meth:`apply_low` on the subject's box only: a new box-sized copy of ``pixels``, rewritten inside the
+        mask, on their device (what a staged picture copies back; no full-size copy is made)."""
+        r0, r1, c0, c1 = low.box
+        box_out = pixels[r0:r1, c0:c1].clone()
+        self._apply(pixels, peak, mask, mask_peak, box_out, (r0, c0), strength, low, output, as_change)
+        return box_out
+
+    def _apply(self, pixels, peak, mask, mask_peak, out, origin, strength, low, output, as_change) -> None:
+        """``out`` holds the rows and columns of ``pixels`` from ``origin`` (its top-left pixel) on."""
         home = pixels.device
         if self.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
             gain, offset = gain_and_offset(output[0].to(home, torch.float32), peak)
@@ -433,7 +445,8 @@ class Harmonizer:
             with one_thread(home):
                 pred_low = output.to(home) * mask_low + image_low * (1 - mask_low)
                 colour_map = lift(self.method, image_low, pred_low, mask_low, pixels.shape[:2], low.box, peak)
-        apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, low.box)
+        apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, low.box,
+                       origin=origin)
 
     def estimate_frame(self, pixels, peak, mask, mask_peak, size, reference=None, threshold=None,
                        strength=1.0) -> FrameEstimate:
@@ -507,6 +520,7 @@ class Harmonizer:
         finish(smoother.finish())
         return reports
 
+    @torch.inference_mode()
     def estimate_batch(
         self,
         images_low: torch.Tensor,

@@ -227,3 +227,15 @@ def test_the_filled_change_lifts_as_the_correction_method():
     change = lift_change(fill_outside(pred_low - low, m_low), (h, w), box, 255.0)
     apply_in_tiles(pixels, by_change, mask, 1 / 255, 255.0, change, box)
     assert torch.equal(by_lift, by_change)
+
+
+def test_the_result_can_be_written_into_the_box_alone():
+    h, w = 120, 170
+    pixels, mask = torch.from_numpy(photo(h, w, channels=4)), torch.from_numpy(soft_mask(h, w))
+    r0, r1, c0, c1 = box = bounding_box(mask)
+    shift = lambda x, a, b: x * 0.8 + 20.0  # noqa: E731
+    whole, alone = pixels.clone(), pixels[r0:r1, c0:c1].clone()
+    apply_in_tiles(pixels[..., :3], whole[..., :3], mask, 1 / 255, 255.0, shift, box, pixels_per_tile=999)
+    apply_in_tiles(pixels[..., :3], alone[..., :3], mask, 1 / 255, 255.0, shift, box, pixels_per_tile=999,
+                   origin=(r0, c0))
+    assert torch.equal(alone, whole[r0:r1, c0:c1])

@@ -376,6 +376,23 @@ def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_mo
     assert torch.equal(harmonizer(pixels, masks.float(), threshold=0), by_change)
 
 
+@pytest.mark.parametrize("as_change", [False, True])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_a_staged_picture_is_worked_on_in_its_subjects_box_alone(harmonizer, as_change, dtype):
+    """What a picture copied to the GPU computes there and copies back: the subject's box of the result."""
+    pixels = torch.from_numpy(photo(90, 150, channels=4))
+    pixels, peak = (pixels, 255.0) if dtype == torch.uint8 else (pixels.float() / 255, 1.0)
+    mask = torch.from_numpy(subject_mask(90, 150, soft=True))
+    low = harmonizer.prepare_low(pixels, peak, mask, 1.0, 64)
+    output, _ = harmonizer.estimate_batch(low.image, low.mask, threshold=0, as_change=as_change)
+    whole = pixels.clone()
+    harmonizer.apply_low(pixels, peak, mask, 1.0, whole, 0.8, low, output, as_change=as_change)
+    r0, r1, c0, c1 = low.box
+    box = harmonizer.apply_to_box(pixels, peak, mask, 1.0, 0.8, low, output, as_change=as_change)
+    assert torch.equal(box, whole[r0:r1, c0:c1])
+    assert not torch.equal(box, pixels[r0:r1, c0:c1])
+
+
 @pytest.mark.parametrize("kind", ["torch", "numpy"])
 @pytest.mark.parametrize("options", [{}, {"temporal": True}, {"reference_mask": "left"}])
 def test_the_callers_pictures_and_masks_are_never_written(harmonizer, kind, options):
