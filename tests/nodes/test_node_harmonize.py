@@ -183,3 +183,7 @@ def test_harmonize_leaves_its_input_image_and_mask_as_they_were(nodes, phnet_mod
     assert torch.equal(img, img_before) and torch.equal(subject, subject_before)
     again, _ = node.harmonize(phnet_model, img, subject, strength=0.5)["result"]
     assert torch.equal(first, again)
+    frames = torch.cat([img, img.flip(1)])
+    frames_before = frames.clone()
+    nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject, strength=0.5)
+    assert torch.equal(frames, frames_before) and torch.equal(subject, subject_before)
