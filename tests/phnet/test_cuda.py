@@ -111,3 +111,35 @@ def test_pictures_sharing_a_network_call_on_the_gpu_come_out_as_one_at_a_time(ti
     for options in ({}, {"temporal": True}):
         a, b = shared(frames, mask, threshold=0, **options), one(frames, mask, threshold=0, **options)
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_the_gpu_waits_for_the_host_once_per_picture_and_once_per_network_call(tiny_model, graphs):
+    """CUDA's own count of the operations that make the host wait (``set_sync_debug_mode``): a picture's box as
+    it is prepared, the batch's reports after the network, nothing while the results are applied."""
+    import warnings
+
+    harmonizer = Harmonizer(tiny_model, device="cuda", dtype="fp32", cuda_graphs=graphs)
+    image, mask = _picture()
+    pixels = torch.from_numpy(np.stack([image, image[::-1].copy(), image // 2])).cuda()
+    masks = torch.from_numpy(mask).cuda().expand(3, -1, -1)
+    lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]  # warm-up (and capture)
+    images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
+    outputs, _ = harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True)
+
+    def waits(run) -> int:
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchronizing" in str(w.message) for w in caught)
+
+    assert waits(lambda: [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]) == 3
+    assert waits(lambda: harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True)) == 1
+    out = pixels.clone()
+    assert waits(lambda: [harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
+                                               as_change=True) for i, low in enumerate(lows)]) == 0
