@@ -246,10 +246,14 @@ def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") 
         raise ValueError(f"the {name} contains NaN or infinite values; replace them with numbers in 0..1")
     lo, hi = t.min().item(), t.max().item()
     if lo < -_SLACK or hi > 1 + _SLACK:
-        hint = f" (this looks like a 0..255 {kind})" if hi <= 255 and lo >= -_SLACK else ""
-        raise ValueError(
-            f"the {name} must hold float values in 0..1, got {lo:g}..{hi:g}{hint}; divide 0..255 {kind}s by 255"
-        )
+        if 2 < hi <= 255 and lo >= -_SLACK:  # a 0..255 picture whose brightest value is under 2 is black
+            fix = f" (this looks like a 0..255 {kind}); divide 0..255 {kind}s by 255"
+        elif hi <= 2 and lo >= -1:
+            fix = (f" (a little outside 0..1: an output that was not clamped); clamp the {kind} to 0..1, e.g. "
+                   f"x.clamp(0, 1) or numpy.clip(x, 0, 1)")
+        else:
+            fix = f"; give {kind}s in 0..1 (divide 0..255 {kind}s by 255)"
+        raise ValueError(f"the {name} must hold float values in 0..1, got {lo:g}..{hi:g}{fix}")
 
 
 def _from_unit(t: torch.Tensor, peak: float | None, dtype) -> torch.Tensor:

@@ -331,3 +331,16 @@ def test_sam_mask_helpers_follow_the_same_rules():
         refine_mask(np.full((8, 8), 1.5, np.float32))
     grey16 = Image.fromarray(np.full((8, 8), 16384, np.uint16))  # a quarter: not white, not a mask
     assert mask_bbox(grey16) is None and mask_bbox(grey16, threshold=0.2) == (0, 0, 8, 8)
+
+
+@pytest.mark.parametrize("scale, words", [(255.0, "looks like a 0..255 image"), (1.05, "clamp the image to 0..1"),
+                                          (40.0, "looks like a 0..255 image"), (1000.0, "give images in 0..1")])
+def test_an_out_of_range_float_image_is_told_the_fix_that_fits_it(tiny_model, scale, words):
+    """1.05 is an unclamped 0..1 image, not a 0..255 one: dividing it by 255 would be the wrong fix."""
+    from phnet import Harmonizer
+
+    masks = torch.zeros(1, 1, 16, 16)
+    masks[..., 4:8, 4:8] = 1
+    image = torch.linspace(0, 1, 16 * 16 * 3).reshape(1, 3, 16, 16) * scale
+    with pytest.raises(ValueError, match=words):
+        Harmonizer(tiny_model, device="cpu").harmonize_tensor(image, masks)
