@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import comfy.utils
+import torch
 
 from .masks import check_mask, check_mask_size
+
+
+UNCLAMPED = 0.25  # how far outside 0..1 an IMAGE from a node that does not clamp its output may reach
+SLACK = 1e-3  # rounding noise, which the library tolerates as it is
 
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
@@ -12,12 +17,27 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
     from ..phnet.corrections import OFFICIAL_HINT, report
 
     threshold = options.pop("threshold", -1.0)
+    image, clamped = _clamped(image)
     result, corrections = phnet_model.harmonize(
         image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
         progress=lambda done, total: bar.update_absolute(done, total), **options,
     )
-    line = node + ": " + report(corrections, "threshold 0", f"PHNet Model Loader: {OFFICIAL_HINT}")
+    line = node + ": " + report(corrections, "threshold 0", f"PHNet Model Loader: {OFFICIAL_HINT}") + clamped
     return {"ui": {"text": [line]}, "result": (result, line)}
+
+
+def _clamped(image):
+    """An IMAGE a little outside 0..1 (a node before this one does not clamp its output) is clamped, and the
+    report says so; further outside (a 0..255 image, NaN), the library's own check names the fix."""
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.numel() == 0:
+        return image, ""
+    lo, hi = (float(v) for v in image.aminmax())
+    a_little_outside = (lo < -SLACK or hi > 1 + SLACK) and -UNCLAMPED <= lo and hi <= 1 + UNCLAMPED  # NaN: False
+    if not a_little_outside:
+        return image, ""
+    return image.clamp(0, 1), (f"; the image held values from {lo:.3g} to {hi:.3g} (a node before this one does "
+                               f"not clamp its output): they were clamped to 0..1 first")
+
 
 REFERENCE_TOOLTIP = (
     "Optional: the part of the background the subject should match (1 = match this region, e.g. the lit side "

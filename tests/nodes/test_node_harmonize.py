@@ -187,3 +187,21 @@ def test_harmonize_leaves_its_input_image_and_mask_as_they_were(nodes, phnet_mod
     frames_before = frames.clone()
     nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject, strength=0.5)
     assert torch.equal(frames, frames_before) and torch.equal(subject, subject_before)
+
+
+def test_an_image_a_little_outside_0_1_is_clamped_and_the_report_says_so(nodes, phnet_model, portrait):
+    """Some nodes do not clamp their output; a 0..255 image is still refused with the library's fix."""
+    img, subject = portrait(b=1)
+    unclamped = img.clone()
+    unclamped[0, 0, 0], unclamped[0, -1, -1] = 1.08, -0.02  # corners: background
+    out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, unclamped, subject)["result"]
+    assert 0 <= out.min() and out.max() <= 1
+    outside = subject[0] == 0
+    assert torch.equal(out[:, outside], unclamped.clamp(0, 1)[:, outside])
+    assert "clamped to 0..1 first" in line and "-0.02" in line
+    _, line = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject)["result"]
+    assert "clamped" not in line
+    with pytest.raises(ValueError, match="divide 0..255 images by 255"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img * 255, subject)
+    with pytest.raises(ValueError, match="clamp the image to 0..1"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img * 1.6, subject)
