@@ -37,6 +37,7 @@ Needs torch + segment-anything in the Python running this script (the repo venv 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -360,6 +361,36 @@ def mask_mistakes(client: Client, timeout: float) -> None:
         check(expected in msg, f"{what}: the user reads {msg!r}")
 
 
+def _output_pixels(client: Client, hist: dict) -> list[bytes]:
+    from PIL import Image
+
+    pixels = []
+    for out in hist["outputs"].values():
+        for f in out.get("images", []):
+            if f["type"] == "output":
+                q = urllib.parse.urlencode({"filename": f["filename"], "subfolder": f["subfolder"], "type": f["type"]})
+                _, data = client.get(f"/view?{q}", raw=True)
+                with Image.open(io.BytesIO(data)) as im:
+                    pixels.append(im.tobytes())
+    return pixels
+
+
+def cached_inputs_stay(client: Client, timeout: float) -> None:
+    """ComfyUI hands a node the cached outputs of the nodes before it. Strength 0.5, then 0.51 (only the
+    Harmonize node runs again), then 0.5: the last result must be the first, with the same cached mask."""
+    base, harmonize, _ = _composite_prompt()
+    results = []
+    for strength in (0.5, 0.51, 0.5):
+        prompt = json.loads(json.dumps(base))
+        prompt[harmonize]["inputs"].update(strength=strength, threshold=0.0)
+        hist, status = run_prompt(client, prompt, timeout)
+        if not check(status == "success", f"cached inputs: the composite template at strength {strength} ({status})"):
+            return
+        results.append(_output_pixels(client, hist))
+    check(results[0] == results[2] and results[0] != results[1] and results[0],
+          "a Harmonize run leaves the cached mask it was given as it was: strength 0.5 again gives the first result")
+
+
 def cancel_latency(client: Client, base: Path, log_path: Path, timeout: float) -> None:
     """Cancel pressed while PHNet SAM Segment encodes with a full-size ViT-B (random weights, the real
     architecture and cost): the server must be idle again within 2 s on this CPU."""
@@ -608,6 +639,7 @@ def main() -> int:
         for name in WORKFLOWS:
             run_template(client, name, oi, results_dir, args.timeout)
         mask_mistakes(client, args.timeout)
+        cached_inputs_stay(client, args.timeout)
         cancel_latency(client, base, log_path, args.timeout)
         reported_once(client)
         pip_package(base / "pip")
