@@ -22,7 +22,9 @@ ComfyUI checkout):
     the missing SD checkpoint may be reported), then run with its VAE Decode output replaced by a Load
     Image of the shipped background (the diffusion nodes are validated, not run);
  5. makes each mask mistake on a copy of the RGBA template (no InvertMask, a picture without alpha, a
-    mask of another size) plus fp16 on the CPU, and records the message the user is shown;
+    mask of another size) plus fp16 on the CPU, and records the message the user is shown; then runs
+    that template at strength 0.5, 0.51 and 0.5 again: only Harmonize runs again, on the cached mask,
+    and the third result must be the first;
  6. checks that a missing model is reported once in the /prompt response, and presses Cancel while PHNet
     SAM Segment encodes with a full-size ViT-B (random weights): idle again within 2 s;
  7. builds the pip wheel of the repository and checks it holds the library but no ComfyUI pack (a
