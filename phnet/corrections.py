@@ -22,13 +22,20 @@ class Correction:
     """One image's correction. ``size``: the RMS change (0–255) over the subject that the network proposed;
     ``threshold``: the do-no-harm threshold it was held against; ``kept``: the fraction of it applied before
     ``strength`` (0 = the subject is left as it was); ``strength``: the caller's blend with the composite;
-    ``notes``: what else the user should know (e.g. that a reference mask was ignored)."""
+    ``notes``: what else the user should know (e.g. that a reference mask was ignored); ``empty_mask``: a
+    frame of a clip whose mask is empty (no subject in it), left as it was."""
 
     size: float
     threshold: float
     kept: float
     strength: float = 1.0
     notes: tuple[str, ...] = ()
+    empty_mask: bool = False
+
+    @classmethod
+    def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
+        """A frame whose mask is empty: nothing was proposed or applied."""
+        return cls(0.0, threshold, 0.0, strength, empty_mask=True)
 
     @property
     def unchanged(self) -> bool:
@@ -44,6 +51,8 @@ class Correction:
         return "; ".join((self._verdict(), *self.notes))
 
     def _verdict(self) -> str:
+        if self.empty_mask:
+            return "unchanged: its mask is empty (no subject in this frame)"
         if self.kept == 0:
             return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the weights' do-no-harm "
                     f"threshold {self.threshold:g}")
@@ -61,10 +70,14 @@ def summary(corrections: Sequence[Correction]) -> str:
         return corrections[0].describe()
     notes = sorted({note for c in corrections for note in c.notes})
     left = sum(c.unchanged for c in corrections)
-    sizes = [c.size for c in corrections]
-    line = (f"{len(corrections) - left} of {len(corrections)} images changed; corrections {min(sizes):.1f} to "
-            f"{max(sizes):.1f}")
-    below = [c for c in corrections if c.kept == 0]
+    sizes = [c.size for c in corrections if not c.empty_mask]
+    line = f"{len(corrections) - left} of {len(corrections)} images changed"
+    if sizes:
+        line += f"; corrections {min(sizes):.1f} to {max(sizes):.1f}"
+    empty = sum(c.empty_mask for c in corrections)
+    if empty:
+        line += f"; {empty} with an empty mask (no subject in the frame), left as they were"
+    below = [c for c in corrections if c.kept == 0 and not c.empty_mask]
     if below:
         line += f"; {len(below)} below the weights' do-no-harm threshold {below[0].threshold:g}, left unchanged"
     shortened = [c for c in corrections if 0 < c.kept < 1]
@@ -77,7 +90,7 @@ def report(corrections: Sequence[Correction], threshold_option: str, weights_opt
     """:func:`summary`, followed, when the threshold held corrections back, by what a user can do, in a
     host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``)."""
     line = summary(corrections)
-    if any(c.kept < 1 and c.threshold > 0 for c in corrections):
+    if any(c.kept < 1 and c.threshold > 0 and not c.empty_mask for c in corrections):
         line += (f"; {threshold_option} applies the raw correction (it may do harm on near-right composites), "
                  f"or try {weights_option}")
     return line

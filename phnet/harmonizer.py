@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import math
@@ -223,7 +224,9 @@ class Harmonizer:
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
-            pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native)
+            clip = temporal not in (None, False)  # a frame whose mask is empty (no subject) stays as it is
+            pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native,
+                                                                    allow_empty=clip)
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
             if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
                 references = (None if reference_mask is None else
@@ -238,9 +241,9 @@ class Harmonizer:
         return result
 
     @staticmethod
-    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None):
+    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False):
         """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
-        with the masks' coverage checked.
+        with the masks' coverage checked (empty masks refused unless ``allow_empty``).
 
         The caller's own pixels where they can be used as they are (see imageio.fast; ``native`` when the
         caller has looked already); other inputs (grey, unusual dtypes) are converted once, and converted
@@ -251,11 +254,11 @@ class Harmonizer:
             batch, height, width = pixels.shape[:3]
             found = mask_pixels(mask, batch, height, width)
             masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
-            check_mask_coverage(masks, mask_peak)
+            check_mask_coverage(masks, mask_peak, allow_empty=allow_empty)
             return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
         rgb, alpha, form = image_to_tensor(image, layout)
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        check_mask_coverage(masks)
+        check_mask_coverage(masks, allow_empty=allow_empty)
 
         def finish(out: torch.Tensor) -> Any:
             return tensor_to_image(out.permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
@@ -457,9 +460,10 @@ class Harmonizer:
 
     def estimate_frames(self, pixels, peak, masks, mask_peak, size, references=None, threshold=None,
                         strength=1.0) -> list[FrameEstimate]:
-        """:meth:`estimate_frame` for B×H×W×C frames (B×H×W masks and references) in one network call."""
+        """:meth:`estimate_frame` for B×H×W×C frames (B×H×W masks and references; or sequences of H×W×C and H×W
+        tensors) in one network call."""
         lows = []
-        for i in range(pixels.shape[0]):  # the full-size copies are let go once prepared
+        for i in range(len(pixels)):  # the full-size copies are let go once prepared
             staged_pixels, staged_mask = self.staged(pixels[i], masks[i])
             lows.append(self.prepare_low(staged_pixels, peak, staged_mask, mask_peak, size))
         images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
@@ -489,32 +493,47 @@ class Harmonizer:
     def _harmonize_frames(self, pixels, peak, masks, mask_peak, out, temporal, references, strength, size,
                           progress, threshold) -> list[Correction]:
         """B×H×W×C frames in time order: each estimated, its correction smoothed with its shot's neighbours
-        (``phnet.temporal.Smoother``), and applied as soon as it is final. ``progress`` counts 2·B steps."""
+        (``phnet.temporal.Smoother``), and applied as soon as it is final. ``progress`` counts 2·B steps.
+
+        A frame whose mask is empty (the subject is out of the picture) stays as it is, and the smoothing
+        goes on across it from the frames before to the frames after."""
         count = pixels.shape[0]
-        smoother = Smoother(temporal or Temporal(window=0))
+        present = (masks.flatten(1).amax(1) > 0).tolist()
+        order = [i for i in range(count) if present[i]]  # the frames the smoother sees, in time order
+        temporal = temporal or Temporal(window=0)
+        if temporal.cuts and len(order) < count:  # a cut given by hand names a frame: the next one with a subject
+            cuts = {bisect.bisect_left(order, cut) for cut in temporal.cuts}
+            temporal = dataclasses.replace(temporal, cuts=tuple(sorted(k for k in cuts if k < len(order))))
+        smoother = Smoother(temporal)
         held: dict[int, FrameEstimate] = {}  # estimated, not yet applied: at most a window of them
-        reports: list[Correction] = []
+        reports: list[Correction | None] = [None] * count
         done = 0
 
-        def step() -> None:
+        def step(steps: int = 1) -> None:
             nonlocal done
-            done += 1
+            done += steps
             if progress is not None:
                 progress(done, 2 * count)
 
         def finish(ready: list[tuple[int, torch.Tensor]]) -> None:
-            for j, correction in ready:
+            for k, correction in ready:
+                j = order[k]
                 self.apply_frame(pixels[j], peak, masks[j], mask_peak, out[j], held.pop(j), correction, strength)
                 step()
 
+        for i in range(count):
+            if not present[i]:  # ``out`` is already a copy of it
+                reports[i] = Correction.no_subject(self.threshold_for(threshold), float(strength))
+                step(2)
         chunk = self.pictures_per_call(pixels, size)
-        for start in range(0, count, chunk):
-            rows = slice(start, min(start + chunk, count))
-            estimated = self.estimate_frames(pixels[rows], peak, masks[rows], mask_peak, size,
-                                             None if references is None else references[rows], threshold, strength)
-            for i, frame in enumerate(estimated, start):
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
+            estimated = self.estimate_frames([pixels[i] for i in rows], peak, [masks[i] for i in rows], mask_peak,
+                                             size, None if references is None else [references[i] for i in rows],
+                                             threshold, strength)
+            for i, frame in zip(rows, estimated):
                 held[i] = frame
-                reports.append(frame.report)
+                reports[i] = frame.report
                 step()
                 finish(smoother.push(frame))
         finish(smoother.finish())

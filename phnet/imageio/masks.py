@@ -51,15 +51,20 @@ def mask_to_bhw(mask: Any, name: str = "mask", height: int | None = None, width:
     return _mask_bhw(mask, name, height, width)
 
 
-def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0) -> None:
-    """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0) and some background (a pixel
-    below half of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8).
+def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False) -> None:
+    """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0; unless ``allow_empty``, as the frames
+    of a clip may) and some background (a pixel below half of ``peak``, the value meaning "fully subject": 1
+    for unit masks, 255 for uint8).
 
     The message names the batch index (0-based) of every mask that fails.
     """
     flat = masks.flatten(1)
     empty = (flat.amax(dim=1) <= 0).nonzero().flatten().tolist()
-    if empty:
+    every = len(empty) == masks.shape[0]
+    if allow_empty and every and len(empty) > 1:
+        raise ValueError("every frame's mask is empty (all zero): nothing to harmonize; paint the subject white in "
+                         "the masks")
+    if empty and (every or not allow_empty):
         raise ValueError(
             f"{_which(empty, masks.shape[0])} is empty (all zero): nothing to harmonize; paint the subject white "
             "in the mask"

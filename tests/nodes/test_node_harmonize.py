@@ -173,6 +173,18 @@ def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
     torch.testing.assert_close(zero, single, atol=1e-4, rtol=0)
 
 
+def test_harmonize_frames_passes_a_frame_without_its_subject_through(nodes, phnet_model, portrait):
+    """Per-frame masks from a segmenter are empty where the subject has left the picture."""
+    img, subject = portrait(b=1, h=40, w=56)
+    frames, masks = img.repeat(3, 1, 1, 1), subject[:1].repeat(3, 1, 1)
+    masks[1] = 0
+    out, line = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, masks, smoothing=1.0)["result"]
+    assert torch.equal(out[1], frames[1]) and not torch.equal(out[0], frames[0])
+    assert "1 with an empty mask (no subject in the frame), left as they were" in line
+    with pytest.raises(ValueError, match="every frame's mask is empty"):
+        nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, torch.zeros_like(masks))
+
+
 def test_harmonize_leaves_its_input_image_and_mask_as_they_were(nodes, phnet_model, portrait):
     """ComfyUI hands a node the cached outputs of the nodes before it: a run at strength 0.5 must not dim
     the mask that the next run (or a preview of the mask) receives."""

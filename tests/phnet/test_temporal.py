@@ -182,3 +182,33 @@ def test_frames_sharing_network_calls_come_out_as_one_at_a_time(tiny_config, out
         assert [c.notes for c in got.corrections] == [c.notes for c in expected.corrections]
         assert sum(bool(c.notes) for c in got.corrections) == 1 and got.corrections[2].notes
         assert steps == list(range(1, 15))
+
+
+@pytest.mark.parametrize("network_batch", [1, 3])
+def test_a_frame_without_its_subject_stays_as_it_is_and_the_clip_goes_on(tiny_config, network_batch):
+    """A subject that leaves the picture for a frame (an empty mask) is not an error in a clip: the frame comes
+    back as it was, the report says so, and the others are smoothed across it as if it were not there."""
+    harmonizer = _harmonizer(tiny_config, "residual")
+    harmonizer.network_batch = network_batch
+    images, masks = _clip(frames=6, cut=4)
+    masks[2] = 0
+    options = dict(layout="BCHW", temporal=Temporal(window=2.0, cut_threshold=30))
+    steps = []
+    got = harmonizer.harmonize(images, masks, progress=lambda d, t: steps.append((d, t)), **options)
+    assert torch.equal(got.image[2], images[2])
+    assert got.corrections[2].empty_mask and "mask is empty" in got.corrections[2].describe()
+    assert [c.empty_mask for c in got.corrections] == [False, False, True, False, False, False]
+    keep = [0, 1, 3, 4, 5]
+    without = harmonizer.harmonize(images[keep], masks[keep], **options)
+    torch.testing.assert_close(got.image[keep], without.image, atol=1e-6, rtol=0)
+    assert steps[-1] == (12, 12) and [d for d, _ in steps] == sorted(d for d, _ in steps)
+    alone = harmonizer(images[keep], masks[keep], layout="BCHW",
+                       temporal=Temporal(window=2.0, cut_threshold=255, cuts=(2,)))  # a cut before frame 3
+    for cut in (2, 3):  # a cut given by hand at the empty frame moves to the next one
+        by_hand = harmonizer(images, masks, layout="BCHW", temporal=Temporal(window=2.0, cut_threshold=255,
+                                                                             cuts=(cut,)))
+        torch.testing.assert_close(by_hand[keep], alone, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="at batch index 2"):
+        harmonizer(images, masks, layout="BCHW")  # pictures, not a clip: an empty mask is a mistake
+    with pytest.raises(ValueError, match="every frame's mask is empty"):
+        harmonizer(images, torch.zeros_like(masks), **options)
