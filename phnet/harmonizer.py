@@ -485,8 +485,11 @@ class Harmonizer:
     def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
         """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``)."""
         low = frame.low
-        output = correction if self.config.output == "transform" else low.image + correction * low.mask
         pixels, mask = self.staged(pixels, mask)  # a frame waiting for its neighbours is not kept on the device
+        if self.lifts_change:  # the correction is the change, filled outward already: it is carried up as it is
+            self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, correction, as_change=True)
+            return
+        output = correction if self.config.output == "transform" else low.image + correction * low.mask
         self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
 
     @torch.inference_mode()
