@@ -9,7 +9,6 @@ from .masks import check_mask, check_mask_size
 
 
 UNCLAMPED = 0.25  # how far outside 0..1 an IMAGE from a node that does not clamp its output may reach
-SLACK = 1e-3  # rounding noise, which the library tolerates as it is
 
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
@@ -29,10 +28,13 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
 def _clamped(image):
     """An IMAGE a little outside 0..1 (a node before this one does not clamp its output) is clamped, and the
     report says so; further outside (a 0..255 image, NaN), the library's own check names the fix."""
+    from ..phnet.imageio import UNIT_SLACK  # rounding noise, which the library tolerates as it is
+
     if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.numel() == 0:
         return image, ""
     lo, hi = (float(v) for v in image.aminmax())
-    a_little_outside = (lo < -SLACK or hi > 1 + SLACK) and -UNCLAMPED <= lo and hi <= 1 + UNCLAMPED  # NaN: False
+    a_little_outside = ((lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK)
+                        and -UNCLAMPED <= lo and hi <= 1 + UNCLAMPED)  # NaN: False
     if not a_little_outside:
         return image, ""
     return image.clamp(0, 1), (f"; the image held values from {lo:.3g} to {hi:.3g} (a node before this one does "

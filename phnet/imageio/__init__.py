@@ -36,6 +36,7 @@ Every refusal is a ``ValueError`` (``TypeError`` for an unsupported kind) naming
 from .decode import IMAGE_SUFFIXES, read_image
 from .images import (
     LAYOUTS,
+    UNIT_SLACK,
     ImageForm,
     check_unit_range,
     image_to_array,
@@ -48,6 +49,7 @@ from .masks import check_mask_coverage, mask_to_array, mask_to_bhw, mask_to_tens
 
 __all__ = [
     "LAYOUTS",
+    "UNIT_SLACK",
     "IMAGE_SUFFIXES",
     "ImageForm",
     "image_to_tensor",

@@ -14,7 +14,7 @@ import torch
 from .decode import is_pil, pil_image_pixels
 
 LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
-_SLACK = 1e-3  # float rounding noise tolerated (and clamped) at either end of 0..1
+UNIT_SLACK = 1e-3  # float rounding noise tolerated (and clamped) at either end of 0..1
 
 
 @dataclass
@@ -245,8 +245,8 @@ def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") 
     if not torch.isfinite(t).all():
         raise ValueError(f"the {name} contains NaN or infinite values; replace them with numbers in 0..1")
     lo, hi = t.min().item(), t.max().item()
-    if lo < -_SLACK or hi > 1 + _SLACK:
-        if 2 < hi <= 255 and lo >= -_SLACK:  # a 0..255 picture whose brightest value is under 2 is black
+    if lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK:
+        if 2 < hi <= 255 and lo >= -UNIT_SLACK:  # a 0..255 picture whose brightest value is under 2 is black
             fix = f" (this looks like a 0..255 {kind}); divide 0..255 {kind}s by 255"
         elif hi <= 2 and lo >= -1:
             fix = (f" (a little outside 0..1: an output that was not clamped); clamp the {kind} to 0..1, e.g. "
