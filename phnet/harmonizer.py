@@ -6,6 +6,7 @@ import bisect
 import contextlib
 import dataclasses
 import math
+import numbers
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -211,9 +212,11 @@ class Harmonizer:
         ``threshold``: the do-no-harm threshold (0–255 RMS) for this call instead of the weights' own; 0
         applies every correction the network proposes, which helps obvious mismatches and may harm
         near-right composites."""
-        self._check_threshold(threshold)
+        threshold = self._check_threshold(threshold)
+        strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size)
-        guided = reference_mask is not None or temporal not in (None, False)
+        clip = temporal is not None and temporal is not False  # a window of 0 frames is still a clip
+        guided = reference_mask is not None or clip
         if guided and mode != "full":
             raise ValueError("reference_mask and temporal work with mode='full' only")
         native = image_pixels(image, layout) if mode == "full" else None
@@ -224,7 +227,7 @@ class Harmonizer:
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
-            clip = temporal not in (None, False)  # a frame whose mask is empty (no subject) stays as it is
+            # in a clip, a frame whose mask is empty (no subject) stays as it is
             pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native,
                                                                     allow_empty=clip)
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
@@ -277,6 +280,7 @@ class Harmonizer:
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device)."""
+        strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size)
         return self._harmonize_tensor(images, masks, strength, mode, size, progress, None)[0]
 
@@ -301,19 +305,22 @@ class Harmonizer:
         """The working size a call with these options uses; a ``ValueError`` naming the bad option otherwise."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
-        if not 0.0 <= strength <= 1.0:
+        if not 0.0 <= as_number(strength, "strength") <= 1.0:
             raise ValueError(f"strength must be in 0..1, got {strength}")
-        size = working_size or self.config.image_size
+        size = self.config.image_size if working_size is None else working_size
         if not 8 <= size <= MAX_WORKING_SIZE or size % 8:
             raise ValueError(f"working_size must be a multiple of 8 from 8 to {MAX_WORKING_SIZE}, got {size}")
         return size
 
     @staticmethod
-    def _check_threshold(threshold: float | None) -> None:
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                      or not math.isfinite(threshold) or threshold < 0):
-            raise ValueError(f"threshold must be a number >= 0 (RMS, 0-255 units) or None for the weights' own, "
-                             f"got {threshold!r}")
+    def _check_threshold(threshold: float | None) -> float | None:
+        rule = "a number >= 0 (RMS, 0-255 units) or None for the weights' own"
+        if threshold is None:
+            return None
+        value = as_number(threshold, "threshold", rule)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"threshold must be {rule}, got {threshold!r}")
+        return value
 
     def threshold_for(self, threshold: float | None = None) -> float:
         """The do-no-harm threshold a call uses: ``threshold`` when given, else the weights' own."""
@@ -640,14 +647,28 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int]) -> torch.Tenso
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 
+def as_number(value: Any, name: str, rule: str = "a number") -> float:
+    """A plain float from a Python or numpy number or a one-element tensor; a ``ValueError`` otherwise."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool is no Real
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return float(value)
+
+
 def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be B×3×H×W, got {tuple(images.shape)}")
-    if masks.shape != (images.shape[0], 1, *images.shape[-2:]):
-        raise ValueError(
-            f"masks must be B×1×H×W matching the images {tuple(images.shape)}, got {tuple(masks.shape)}; "
-            "resize the mask to the image"
-        )
+    wanted = (images.shape[0], 1, *images.shape[-2:])
+    if masks.shape != wanted:
+        if masks.ndim != 4 or masks.shape[1] != 1:
+            fix = "give them a channel axis (masks[:, None] for B×H×W)"
+        elif masks.shape[-2:] != images.shape[-2:]:
+            fix = "resize the mask to the image"
+        else:
+            fix = f"give one mask per image ({images.shape[0]}; masks.expand({', '.join(map(str, wanted))}) repeats one)"
+        raise ValueError(f"masks must be B×1×H×W matching the images {tuple(images.shape)}, got "
+                         f"{tuple(masks.shape)}: {fix}")
     check_unit_range(images, "images")  # tensors handed in directly meet the same range check as any input
     check_unit_range(masks, "masks", "mask")
     check_mask_coverage(masks)

@@ -31,6 +31,7 @@ single picture, with the same tiled full-resolution step and the optional refere
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -75,7 +76,7 @@ def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:
         return Temporal()
     if isinstance(value, Temporal):
         return value
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):  # numpy numbers too
         return Temporal(window=float(value))
     raise TypeError(f"temporal must be None, a bool, a number of frames or a phnet.temporal.Temporal, got {value!r}")
 

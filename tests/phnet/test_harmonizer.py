@@ -218,6 +218,37 @@ def test_bad_options(harmonizer):
         Harmonizer(harmonizer.model, dtype="int8")
 
 
+def test_numbers_of_any_kind_are_options(harmonizer):
+    """numpy and one-element torch numbers (a slider's value, np.linspace) work where Python numbers do."""
+    img, m = photo(32, 40), subject_mask(32, 40)
+    want = harmonizer.harmonize(img, m, strength=0.5, threshold=10)
+    for number in (np.float64, np.float32, torch.tensor):
+        got = harmonizer.harmonize(img, m, strength=number(0.5), threshold=number(10))
+        assert np.array_equal(got.image, want.image) and got.corrections == want.corrections
+    assert np.array_equal(harmonizer(img, m, threshold=np.int64(10), strength=0.5), want.image)
+    torch_img = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    torch_mask = torch.from_numpy(m)[None, None]
+    assert torch.equal(harmonizer.harmonize_tensor(torch_img, torch_mask, strength=np.float32(0.5)),
+                       harmonizer.harmonize_tensor(torch_img, torch_mask, strength=0.5))
+    for bad in (True, "0.5", np.bool_(True), torch.tensor([0.5, 0.5])):
+        with pytest.raises(ValueError, match="strength must be a number"):
+            harmonizer(img, m, strength=bad)
+    with pytest.raises(ValueError, match="threshold must be a number >= 0"):
+        harmonizer(img, m, threshold=np.float32(-1))
+    with pytest.raises(ValueError, match="multiple of 8 from 8"):
+        harmonizer(img, m, working_size=0)  # None is the weights' own size; 0 is no size
+
+
+@pytest.mark.parametrize(
+    "mask_shape, words",
+    [((2, 32, 40), r"a channel axis \(masks\[:, None\]"), ((1, 1, 32, 40), r"one mask per image \(2"),
+     ((2, 1, 16, 40), "resize the mask to the image")],
+)
+def test_harmonize_tensor_names_what_is_wrong_with_the_masks(harmonizer, mask_shape, words):
+    with pytest.raises(ValueError, match=words):
+        harmonizer.harmonize_tensor(torch.rand(2, 3, 32, 40), torch.ones(mask_shape))
+
+
 def test_full_resolution_work_runs_where_asked(tiny_model):
     pixels = torch.zeros(8, 8, 3, dtype=torch.uint8)
     assert Harmonizer(tiny_model, device="cpu").full_resolution_on == "auto"

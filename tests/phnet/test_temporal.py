@@ -45,6 +45,7 @@ def test_as_temporal():
     assert as_temporal(None) is None and as_temporal(False) is None
     assert as_temporal(True) == Temporal()
     assert as_temporal(5).window == 5.0
+    assert as_temporal(0).window == 0.0 and as_temporal(np.float32(2.5)).window == 2.5  # a window, not "off"
     with pytest.raises(ValueError):
         Temporal(window=-1)
     with pytest.raises(TypeError):
@@ -212,3 +213,5 @@ def test_a_frame_without_its_subject_stays_as_it_is_and_the_clip_goes_on(tiny_co
         harmonizer(images, masks, layout="BCHW")  # pictures, not a clip: an empty mask is a mistake
     with pytest.raises(ValueError, match="every frame's mask is empty"):
         harmonizer(images, torch.zeros_like(masks), **options)
+    for window in (0, 0.0):  # a window of no frames is a clip still: its empty frame is passed through
+        assert torch.equal(harmonizer(images, masks, layout="BCHW", temporal=window)[2], images[2])
