@@ -14,13 +14,20 @@ import torch
 
 from trainer.config import model_config
 
+UNGATED = {"correction_threshold": 0.0, "correction_ramp": None, "correction_floor": 0.0}
+
 
 def build_model(cfg: dict, resume_from: Path | None = None):
-    """A fresh PHNet, the ``init_from`` weights (their architecture), or the checkpoint being resumed."""
+    """A fresh PHNet, the ``init_from`` weights (their architecture), or the checkpoint being resumed.
+
+    The network trains without a do-no-harm rule: a threshold would scale the correction, and with it
+    the gradient, down (to nothing below the threshold when the floor is 0). Weights that carry one
+    (the bundled default, a calibrated run) lose it here; ``trainer.calibrate`` chooses one afterwards.
+    """
     from phnet import PHNet
     from phnet.weights import load_model
 
-    wanted = model_config(cfg)
+    wanted = ungated(model_config(cfg), "the [model] table")
     source = resume_from or cfg["model"].get("init_from") or None
     if not source:
         return PHNet(wanted)
@@ -36,12 +43,21 @@ def build_model(cfg: dict, resume_from: Path | None = None):
                   f"(the config asks for {wanted.output!r}; the weights only make sense with their own)",
                   file=sys.stderr)
     # the working size is the run's (a resumed run checked that its config did not change it)
-    new = dataclasses.replace(loaded, image_size=wanted.image_size)
+    new = dataclasses.replace(ungated(loaded, str(source)), image_size=wanted.image_size)
     if new != loaded:
         fresh = PHNet(new)
         fresh.load_state_dict(model.state_dict())
         model = fresh
     return model
+
+
+def ungated(config, source: str):
+    """``config`` without its do-no-harm rule, saying so when it had one."""
+    if config.correction_threshold:
+            print(f"[trainer] {source}: training without its do-no-harm threshold "
+              f"({config.correction_threshold:g}; it would shrink the gradient of every correction below it); "
+              f"choose one for the trained weights with python -m trainer.calibrate", file=sys.stderr)
+    return dataclasses.replace(config, **UNGATED)
 
 
 def freeze_dead_parameters(model: torch.nn.Module, size: int, device: torch.device) -> list[str]:

@@ -38,3 +38,32 @@ def test_checkpoints_record_the_size_they_were_trained_at(shift_set, tmp_path):
     cfg2["data"]["image_size"] = 24
     train(cfg2, progress=False)
     assert load_model(str(tmp_path / "tuned" / "best")).config.image_size == 24
+
+
+def test_weights_with_a_do_no_harm_threshold_are_trained_without_it(tmp_path, capsys):
+    """A threshold scales the correction, and its gradient, down (to zero with floor 0): a fine-tune of
+    calibrated weights (the bundled default) trains the raw network and says so."""
+    import dataclasses
+
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from trainer.model import build_model
+
+    config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                         output="residual", correction_threshold=60.0, correction_ramp=4.0, correction_floor=0.25)
+    save_pretrained(PHNet(config), tmp_path / "calibrated")
+    cfg = {"model": {"init_from": str(tmp_path / "calibrated")}, "data": {"image_size": 32}}
+    model = build_model(cfg)
+    assert (model.config.correction_threshold, model.config.correction_ramp, model.config.correction_floor) == (
+        0.0, None, 0.0)
+    assert dataclasses.replace(model.config, correction_threshold=60.0, correction_ramp=4.0,
+                               correction_floor=0.25) == config
+    assert "training without its do-no-harm threshold (60" in capsys.readouterr().err
+    image = torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    for net, gradient in ((PHNet(dataclasses.replace(config, correction_floor=0.0)), "none"), (model, "some")):
+        net.load_state_dict(model.state_dict())
+        net(image, mask).square().mean().backward()  # the proposed change is far below 60: the gate shuts
+        total = sum(p.grad.abs().sum() for p in net.parameters() if p.grad is not None)
+        assert (total > 0) == (gradient == "some")
