@@ -7,6 +7,8 @@ Layout::
     log.jsonl, curves.png  trainer.run_log
     checkpoints/step-N/    trainer.checkpoint (resumable), latest (the newest one's name)
     best/                  the weights with the lowest validation fMSE
+    superseded/after-step-N/  what a resume from an older step N set aside: the later checkpoints, the
+                           best/ of those steps and the log as it was
     trainer.lock           held while a trainer runs here: pid, host, start time
 
 A run folder is not a model folder: load ``<run>/best`` or ``<run>/checkpoints/step-N``.
@@ -32,7 +34,7 @@ except ImportError:  # Windows: the lock falls back to "is the recorded pid aliv
 
 LOCK_NAME = "trainer.lock"
 RUN_FILES = ("log.jsonl", "curves.png", "latest", RUN_CONFIG_NAME)
-RUN_DIRS = ("checkpoints", "best")
+RUN_DIRS = ("checkpoints", "best", "superseded")
 
 
 class RunFolderError(RuntimeError):
@@ -174,6 +176,7 @@ class RunFolder:
                       file=sys.stderr)
             else:
                 self.check_resumable(found)
+                self.set_aside_later_than(found)
             return found
         previous = self.previous_run()
         if previous and not overwrite:
@@ -184,6 +187,34 @@ class RunFolder:
             self.remove_previous_run()
             print(f"[trainer] --overwrite: deleted the previous run in {self.root}", file=sys.stderr)
         return None
+
+    def set_aside_later_than(self, checkpoint: Path) -> None:
+        """Resuming from an older step starts a new branch: the old one's later checkpoints, its best/ and its
+        log move to ``superseded/after-step-N`` (kept, but no longer what ``--resume`` or ``best/`` means)."""
+        step = int(ckpt.read_info(checkpoint)["step"])
+        later = [p for s, p in ckpt.step_checkpoints(self.root) if s > step]
+        best = self.root / "best"
+        if best.is_dir() and ckpt.is_complete(best) and int(ckpt.read_info(best).get("step", 0)) > step:
+            later.append(best)
+        if not later:
+            return
+        aside = self.root / "superseded" / f"after-step-{step:08d}"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = aside.with_name(f"after-step-{step:08d}-{n}")
+        aside.mkdir(parents=True)
+        if (self.root / "log.jsonl").is_file():
+            shutil.copy2(self.root / "log.jsonl", aside / "log.jsonl")  # the resume cuts the run's own copy
+        for p in later:
+            os.rename(p, aside / p.name)
+        latest = self.root / "latest"
+        if checkpoint.resolve().parent == (self.root / "checkpoints").resolve():
+            write_atomic_text(latest, checkpoint.name + "\n")
+        else:
+            latest.unlink(missing_ok=True)
+        print(f"[trainer] --resume {checkpoint}: this run had gone on from step {step}; its later "
+              f"{', '.join(p.name for p in later)} and log moved to {aside}", file=sys.stderr)
 
     def check_resumable(self, checkpoint: Path) -> None:
         """Refuse a missing or damaged checkpoint, naming the intact ones to resume from instead."""

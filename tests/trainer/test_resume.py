@@ -55,3 +55,28 @@ def test_resume_applies_a_changed_learning_rate_and_says_so(two_steps, shift_set
     assert all(g["initial_lr"] == 5e-4 and g["weight_decay"] == 0.02 for g in groups)
     recorded = json.loads((two_steps / "run_config.json").read_text())
     assert recorded["train"]["lr"] == 5e-4 and recorded["train"]["weight_decay"] == 0.02
+
+
+def test_resuming_from_an_older_checkpoint_starts_a_branch_and_sets_the_old_one_aside(shift_set, tmp_path, capsys):
+    """After --resume step-2 of a run that went on to step 4, a plain --resume continues the new branch (it used to
+    pick step 4 again, dropping the branch and its changed learning rate); nothing of the old branch is deleted."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(resumed_cfg(shift_set, out, val_every=2), progress=False)
+    old_log = (out / "log.jsonl").read_text()
+    step2 = out / "checkpoints" / "step-00000002"
+    train(resumed_cfg(shift_set, out, steps=3, lr=5e-4), resume=str(step2), progress=False)
+    aside = out / "superseded" / "after-step-00000002"
+    assert f"moved to {aside}" in capsys.readouterr().err
+    assert sorted(p.name for p in aside.iterdir()) == ["best", "log.jsonl", "step-00000004"]
+    assert (aside / "log.jsonl").read_text() == old_log
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002", "step-00000003"]
+    assert (out / "latest").read_text() == "step-00000003\n"
+    result = train(resumed_cfg(shift_set, out, steps=4, lr=5e-4), resume=True, progress=False)
+    assert result["step"] == 4
+    log = read_log(out)
+    assert [r["from"] for r in log if r.get("event") == "resume"] == [str(step2),
+                                                                     str(out / "checkpoints" / "step-00000003")]
+    assert [(r["step"], r["lr"]) for r in log if r["type"] == "train"] == [(1, 1e-3), (2, 1e-3), (3, 5e-4),
+                                                                            (4, 5e-4)]
