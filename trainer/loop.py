@@ -343,11 +343,17 @@ class TrainingLoop:
         if self.env.main:
             res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.use_amp)
             self.log.write({"type": "val", "step": self.pos.step, **res}, curves=True)
-            if self.progress:
-                self.say(f"[trainer] step {self.pos.step}: val fMSE {res['fmse']:.1f} (composite "
-                         f"{res['composite_fmse']:.1f}) MSE {res['mse']:.1f} (composite {res['composite_mse']:.1f}) "
-                         f"near-right fMSE {res['near_right_fmse']:.1f} (composite "
-                         f"{res['composite_near_right_fmse']:.1f}) untouched {res['untouched_mse']:.1f}")
+        unreadable = self.env.from_main(res is not None and not res["n"] and res["skipped"])
+        if unreadable:  # every rank stops, with the same message
+            raise ValueError(
+                f"validation at step {self.pos.step}: none of the {unreadable} samples of the validation split could "
+                f"be read (data.on_bad_sample = \"skip\" dropped them all; the warnings above name the files): "
+                f"replace them, or point data.val_root at readable photos, and run again")
+        if self.env.main and self.progress and res["n"]:
+            self.say(f"[trainer] step {self.pos.step}: val fMSE {res['fmse']:.1f} (composite "
+                     f"{res['composite_fmse']:.1f}) MSE {res['mse']:.1f} (composite {res['composite_mse']:.1f}) "
+                     f"near-right fMSE {res['near_right_fmse']:.1f} (composite "
+                     f"{res['composite_near_right_fmse']:.1f}) untouched {res['untouched_mse']:.1f}")
         self.env.barrier()
         return res
 

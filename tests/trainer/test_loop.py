@@ -71,3 +71,23 @@ def test_a_loss_that_stops_being_finite_ends_the_run_before_anything_is_saved(tm
     with pytest.raises(FloatingPointError, match=r"the training loss became nan within steps 1-5 .* lower train.lr"):
         train(cfg, progress=False)
     assert not list(out.glob("checkpoints/step-*")) and not (out / "best").exists()
+
+
+def test_a_validation_split_with_no_readable_sample_stops_the_run_with_a_clear_error(tmp_path, photos):
+    """It ended in a KeyError with the progress bar, and without it trained on with no validation and no best/."""
+    import pytest
+
+    from trainer.fit import train
+
+    cfg = tiny_cfg(photos[0], tmp_path / "run", steps=4, val_every=2, batch_size=4)
+    cfg["data"].update(kind="folder", val_root=str(garbage_photos(tmp_path / "garbage")), on_bad_sample="skip")
+    for progress in (True, False):
+        with pytest.raises(ValueError, match="validation at step 2: none of the 6 samples of the validation split"):
+            train(cfg, progress=progress, overwrite=True)
+
+
+def test_a_validation_folder_given_with_composite_data_is_named_as_unused(shift_set, tmp_path, capsys):
+    from trainer.data import build_dataset
+
+    build_dataset({"root": str(shift_set), "kind": "ffhqh", "val_root": str(tmp_path)}, "val", image_size=16)
+    assert f"ffhqh data validate on their own split, not on {tmp_path}" in capsys.readouterr().err

@@ -13,6 +13,7 @@ Sets written to disk beforehand come from :mod:`trainer.builders`.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from trainer.data.base import HarmonizationDataset
@@ -100,6 +101,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         synthesis=SynthesisOptions(**syn), description=f"{kind}:{root}:{split}",
     )
     val_fraction = float(data.get("val_fraction", 0.05))
+    if split == "val" and kind in ("iharmony", "ffhqh") and data.get("val_root"):
+        print(f"[data] data.val_root is for folder data sets: {kind} data validate on their own split, not on "
+              f"{data['val_root']}", file=sys.stderr)
     if kind == "iharmony":
         recs = iharmony_records(root, split, data.get("subsets") or None, val_fraction, policy)
         ds = IHarmony4Dataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
