@@ -260,3 +260,18 @@ def test_a_preload_too_large_for_memory_stops_before_it_fills_it(photos, monkeyp
     monkeypatch.setattr(folder, "available_memory", lambda: 10_000)  # bytes: a few of these photos
     with pytest.raises(ValueError, match="set data.preload = false"):
         build_dataset({"root": str(img_dir), "mask_dir": str(mask_dir), "image_size": 32, "preload": True}, "train")
+
+
+def test_a_run_folder_inside_the_photo_folder_is_not_read_as_photos(tmp_path, capsys):
+    """--out inside --data: the run's curves.png (and an evaluation's grid.png) joined the photos on --resume,
+    changing the splits and the data order."""
+    from trainer.data.common import list_images
+
+    for name in ("a.png", "people/b.jpg", ".cache/c.png", "runs/r1/curves.png", "runs/r1/best/x.png",
+                 "eval/grid.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    (tmp_path / "runs" / "r1" / "run_config.json").write_text("{}")
+    (tmp_path / "eval" / "results.md").write_text("")
+    assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == ["a.png", "people/b.jpg"]
+    assert "left out 2 folder(s) the trainer wrote (not photos): eval, runs/r1" in capsys.readouterr().err

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -132,10 +133,29 @@ def find_with_any_extension(folder: Path, stem: str) -> Path | None:
     return None
 
 
+# a folder holding one of these was written by the trainer (a run, an evaluation): its pictures are no photos
+TRAINER_OUTPUT_MARKERS = ("run_config.json", "trainer.lock", "log.jsonl", "results.md")
+
+
 def list_images(root: Path) -> list[Path]:
+    """The pictures under ``root``, leaving out hidden folders and what the trainer wrote there (a run's
+    ``curves.png``, an evaluation's ``grid.png``: a run folder placed inside its own photo folder)."""
     root = Path(root)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    found, left_out = [], []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        if here != root and any(m in files for m in TRAINER_OUTPUT_MARKERS):
+            left_out.append(here)
+            dirs.clear()
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+    if left_out:
+        left_out.sort()
+        print(f"[data] {root}: left out {len(left_out)} folder(s) the trainer wrote (not photos): "
+              f"{', '.join(str(p.relative_to(root)) for p in left_out[:3])}{' ...' if len(left_out) > 3 else ''}",
+              file=sys.stderr)
+    return sorted(p for p in found if p.is_file())
 
 
 def in_holdout(key: str, fraction: float) -> bool:
