@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -87,14 +88,18 @@ class StopSignal:
         self.enabled = enabled
         self.requested = False
         self._old: dict = {}
+        self._pid = os.getpid()
 
     def __enter__(self):
         if self.enabled:
+            self._pid = os.getpid()
             self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
             print(READY_TO_STOP, file=sys.stderr, flush=True)
         return self
 
     def _on_signal(self, signum, frame):
+        if os.getpid() != self._pid:  # a data worker forked with this handler: the trainer itself decides
+            return
         if self.requested:
             raise KeyboardInterrupt(f"signal {signum} received twice")
         self.requested = True

@@ -91,3 +91,32 @@ def test_a_validation_folder_given_with_composite_data_is_named_as_unused(shift_
 
     build_dataset({"root": str(shift_set), "kind": "ffhqh", "val_root": str(tmp_path)}, "val", image_size=16)
     assert f"ffhqh data validate on their own split, not on {tmp_path}" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_terminal_is_answered_once_with_data_workers(tmp_path, shift_set, subprocess_env):
+    """A terminal's Ctrl-C reaches the whole process group: the data workers, forked with the trainer's handler,
+    each said "saving a checkpoint" too."""
+    import os
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(fit_cmd(shift_set, out, "--steps", "100000", "--set", "data.num_workers=2"), cwd=REPO,
+                            env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        for line in iter(proc.stderr.readline, b""):
+            if READY_TO_STOP.encode() in line:
+                break
+        wait_for(out / "log.jsonl", proc)
+        while '"type": "train"' not in (out / "log.jsonl").read_text():  # the workers are running
+            assert proc.poll() is None
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.stderr.read().decode(errors="replace")
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0, err[-3000:]
+    assert err.count("saving a checkpoint and stopping") == 1, err[-3000:]
