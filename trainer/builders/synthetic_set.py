@@ -88,6 +88,9 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
             _png(sample["mask"], out / "alpha" / name)
             _png(sample["real"], out / "real" / name)
             splits[split].append(name)
+    if len(skipped) == len(records):
+        raise ValueError(f"none of the {len(records)} pictures under {src} could be read (the warnings above say "
+                         f"why); no composite was written to {out}")
     for split, names in splits.items():
         (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,

@@ -33,3 +33,20 @@ def test_synth_cli_writes_ffhqh_layout(tmp_path, photos):
     main([str(img_dir), str(out2), "--size", "32", "--mask-dir", str(mask_dir), "--copies", "2",
           "--val-fraction", "0.2", "--test-fraction", "0.2", "--no-progress"])
     assert (out2 / "comp" / name).read_bytes() == (out / "comp" / name).read_bytes()
+
+
+def test_a_folder_with_no_readable_picture_is_an_error(tmp_path, capsys):
+    """It wrote an empty set and exited 0; the error came later, from trainer.fit."""
+    import warnings
+
+    from trainer.builders.synthetic_set import main
+
+    for i in range(3):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        (tmp_path / "photos" / f"p{i}.png").write_bytes(b"not a picture")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([str(tmp_path / "photos"), str(tmp_path / "set"), "--size", "32", "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: none of the 3 pictures under {tmp_path / 'photos'} could be read (the warnings above say why); "
+        f"no composite was written to {tmp_path / 'set'}")
