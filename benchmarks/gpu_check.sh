@@ -8,14 +8,14 @@
 #   synthesis   synthetic composites/s: numpy, torch on the CPU, torch on the GPU
 #   suite       the whole test suite with the GPU as the best device (the `cuda` tests excepted: done above)
 #
-#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh                 # all of them
-#   OUT=/tmp/gpu STEPS="bench suite" bash benchmarks/gpu_check.sh   # a rerun of some
+#   OUT=/tmp/gpu WHEELS=wheelhouse bash benchmarks/gpu_check.sh                 # all of them
+#   OUT=/tmp/gpu WHEELS=wheelhouse STEPS="bench suite" bash benchmarks/gpu_check.sh   # a rerun of some
 #
 # All steps share DEADLINE seconds (default 540, inside a 10-minute call); each also has its own cap, so
 # a step that hangs costs its cap, not the rest. $OUT/summary.txt gives each step's exit status and
 # time, $OUT/<step>.txt its output, $OUT/machine.txt the GPU and the versions: seven files in all.
-# Packages the machine lacks can be carried in as wheels (pip install --no-index): an image without
-# segment-anything fails the SAM tests at import, so build the folder where there is a network, e.g.
+# Packages the machine lacks can be carried in as wheels (pip install --no-index): on an image without
+# segment-anything the SAM, node-workflow and WebUI tests skip, so build the folder where there is a network, e.g.
 #   pip download --no-deps -d wheelhouse segment-anything
 # and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
@@ -24,12 +24,15 @@ OUT="${OUT:-gpu-out}"
 DEADLINE="${DEADLINE:-540}"
 STEPS="${STEPS:-cuda-tests bench training synthesis suite}"
 mkdir -p "$OUT"
+: > "$OUT/summary.txt"  # this call's steps only
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 started=$SECONDS
 
 {
   if [ -n "${WHEELS:-}" ]; then
-    python -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1
+    # an image's system Python may be "externally managed": these wheels go into it all the same
+    PIP_BREAK_SYSTEM_PACKAGES=1 python -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1 ||
+      echo "wheels from $WHEELS: not installed (machine.txt says why)" >> "$OUT/summary.txt"
   fi
   nvidia-smi 2>&1
   python - 2>&1 <<'PY'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phnet.sam import SamSegmenter
-from tests.helpers.tiny_sam import save_tiny_sam
+from tests.helpers.tiny_sam import save_tiny_sam  # first: it skips these tests where segment-anything is missing
+from phnet.sam import SamSegmenter  # noqa: I001
 
 
 @pytest.fixture(scope="module")
