@@ -56,13 +56,19 @@ class Harmonized(NamedTuple):
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` (default: CUDA, else MPS, else the CPU), a GPU with its index: tensors report theirs
+    ("cuda:0"), and a device compared with theirs must be spelt the same way."""
     if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        chosen = torch.device(device)
+    elif torch.cuda.is_available():
+        chosen = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        chosen = torch.device("mps")
+    else:
+        chosen = torch.device("cpu")
+    if chosen.type == "cuda" and chosen.index is None and torch.cuda.is_available():
+        chosen = torch.device("cuda", torch.cuda.current_device())
+    return chosen
 
 
 class Harmonizer:
@@ -178,7 +184,7 @@ class Harmonizer:
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "Harmonizer":
         """Move to ``device`` and/or change the precision; "auto" is decided again for the new device."""
         if device is not None:
-            self.device = torch.device(device)
+            self.device = pick_device(device)
             self.model.to(self.device)
         if dtype is not None:
             self.requested_dtype = dtype

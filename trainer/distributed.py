@@ -23,7 +23,13 @@ class Dist:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         dev = usable_device(device_pref)
         if dev.type == "cuda":
-            dev = torch.device("cuda", self.local_rank if dev.index is None else dev.index)
+            named = torch.device(device_pref).index if device_pref else None  # "cuda:1" names one GPU
+            if named is None and self.local_rank >= torch.cuda.device_count():
+                raise ValueError(
+                    f"this process is number {self.local_rank} on its machine, which has "
+                    f"{torch.cuda.device_count()} GPU(s): start at most one process per GPU (torchrun "
+                    f"--nproc_per_node {torch.cuda.device_count()}), or train on the CPU with --device cpu")
+            dev = torch.device("cuda", self.local_rank if named is None else named)
             torch.cuda.set_device(dev)
         self.device = dev
         if self.world > 1 and not dist.is_initialized():

@@ -443,3 +443,14 @@ def test_the_callers_pictures_and_masks_are_never_written(harmonizer, kind, opti
         assert np.array_equal(np.asarray(before), np.asarray(now))
     again = harmonizer(images, masks, strength=0.6, threshold=0, **options)
     assert np.array_equal(np.asarray(first), np.asarray(again))
+
+
+def test_the_gpu_chosen_carries_its_index_as_tensors_on_it_do(monkeypatch):
+    """Pictures already on "cuda:0" were taken for pictures still to be copied to "cuda" (no index), and went
+    through the network in smaller batches."""
+    from phnet.harmonizer import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert pick_device() == pick_device("cuda") == torch.device("cuda", 0)
+    assert pick_device("cuda:1") == torch.device("cuda", 1) and pick_device("cpu") == torch.device("cpu")

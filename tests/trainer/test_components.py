@@ -189,3 +189,21 @@ def test_mkl_transfer_moves_the_subject_onto_the_background_distribution():
     np.testing.assert_allclose(fg.mean(0), bg.mean(0), atol=0.01)
     np.testing.assert_allclose(np.cov(fg, rowvar=False), np.cov(bg, rowvar=False), atol=1e-3)
     assert np.array_equal(out[mask == 0], comp[mask == 0].astype(np.float32))
+
+
+def test_more_processes_than_gpus_on_a_machine_is_named(monkeypatch):
+    """torchrun --nproc_per_node 2 on a one-GPU machine: the second process asked for cuda:1 and died with
+    "invalid device ordinal"."""
+    from trainer.distributed import Dist
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ValueError, match=r"number 1 on its machine, which has 1 GPU\(s\): .*--nproc_per_node 1"):
+        Dist("")
+    assert Dist("cuda:0").device == torch.device("cuda", 0)  # a GPU named by the user is taken as it is
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert Dist("cuda").device == torch.device("cuda", 0) and chosen == [torch.device("cuda", 0)] * 2

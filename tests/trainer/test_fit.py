@@ -136,15 +136,16 @@ def test_resume_reproduces_an_uninterrupted_run(shift_set, tmp_path):
 
     from trainer.fit import train
 
+    # on the CPU: on a GPU, cuDNN's weight gradients and bf16 autocast differ from run to run by more than 1e-6
+    options = dict(steps=12, ckpt_every=6, val_every=0, batch_size=4, device="cpu")
     full = tmp_path / "full"
-    train(tiny_cfg(shift_set, full, steps=12, ckpt_every=6, val_every=0, batch_size=4), progress=False)
+    train(tiny_cfg(shift_set, full, **options), progress=False)
     part = tmp_path / "part"
-    train(tiny_cfg(shift_set, part, steps=12, ckpt_every=6, val_every=0, batch_size=4), progress=False)
+    train(tiny_cfg(shift_set, part, **options), progress=False)
     # throw away the end of the second run, as if it had been killed after step 6
     import shutil
     shutil.rmtree(part / "checkpoints" / "step-00000012")
-    train(tiny_cfg(shift_set, part, steps=12, ckpt_every=6, val_every=0, batch_size=4), resume=True,
-          progress=False)
+    train(tiny_cfg(shift_set, part, **options), resume=True, progress=False)
     a = load_file(full / "checkpoints" / "step-00000012" / "model.safetensors")
     b = load_file(part / "checkpoints" / "step-00000012" / "model.safetensors")
     assert a.keys() == b.keys()
@@ -160,7 +161,8 @@ def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
                "--steps", str(steps), "--no-progress", "--set", "train.ckpt_every=4", "--set", "train.val_every=4",
-               "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4", *extra]
+               "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4",
+               "--device", "cpu", *extra]  # gloo: two processes on one machine, which may have one GPU
         res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr[-4000:]
         return res
@@ -188,7 +190,7 @@ def test_torchrun_two_processes_stop_together_on_the_time_budget(shift_set, tmp_
            "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
            "--steps", "10000", "--no-progress", "--set", "train.max_minutes=1e-4", "--set", "train.log_every=3",
            "--set", "train.val_every=0", "--set", "train.ckpt_every=0", "--set", "data.num_workers=0",
-           "--set", "train.batch_size=4"]
+           "--set", "train.batch_size=4", "--device", "cpu"]
     res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
     log = read_log(out)
