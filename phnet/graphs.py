@@ -11,6 +11,7 @@ the outputs, so a result stays valid after the next call.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ WARMUP_CALLS = 2  # on a side stream before capture, as CUDA graphs need (lazy i
 
 
 def capture_cuda(run: Callable[[], Any]) -> tuple[Any, Callable[[], None]]:
-    """``run()``'s outputs as static buffers, and the replay that rewrites them."""
+    """``run()``'s outputs as static buffers, and the replay that rewrites them, on the current GPU."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -28,7 +29,8 @@ def capture_cuda(run: Callable[[], Any]) -> tuple[Any, Callable[[], None]]:
             run()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    # a stream of this GPU: torch.cuda.graph's default one is made once, on whichever GPU was current then
+    with torch.cuda.graph(graph, stream=stream):
         outputs = run()
     return outputs, graph.replay
 
@@ -55,6 +57,11 @@ class GraphCache:
 
     @torch.inference_mode()  # the buffers are written in place on every call: keep them in one mode
     def __call__(self, *tensors: torch.Tensor | None, **options: Any) -> Any:
+        device = next(t.device for t in tensors if t is not None)
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            return self._call(tensors, options)  # a graph is captured and replayed on its tensors' GPU
+
+    def _call(self, tensors: tuple, options: dict) -> Any:
         key = self.key(tensors, options)
         entry = self.graphs.get(key)
         if entry is None:
