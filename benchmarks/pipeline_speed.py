@@ -133,7 +133,7 @@ def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)  # the GPU benchmarked, which need not be the current one
 
 
 def reset_peak_rss() -> bool:
@@ -171,11 +171,11 @@ def memory_case(args) -> dict:
     gpu = args.device.startswith("cuda")
     if gpu:
         synchronize(args.device)
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(args.device)
     start = time.perf_counter()
     run(image, mask)
     synchronize(args.device)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else peak_rss_mb()
+    peak = torch.cuda.max_memory_allocated(args.device) / 2**20 if gpu else peak_rss_mb()
     return {"peak_mb": peak, "seconds": time.perf_counter() - start}
 
 

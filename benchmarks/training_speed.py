@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:
             images, masks = args.data / "train" / "images", args.data / "train" / "masks"
