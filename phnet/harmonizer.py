@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import logging
 import math
 import numbers
 from pathlib import Path
@@ -22,7 +23,7 @@ from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import gain_and_offset
-from .precision import resolve_dtype
+from .precision import resolve_dtype, slow_on
 from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
 from .weights import load_model, push_to_hub, save_pretrained
 
@@ -124,6 +125,7 @@ class Harmonizer:
         self.device = pick_device(device)
         self.requested_dtype = "auto" if dtype is None else dtype
         self.dtype = resolve_dtype(self.requested_dtype, self.device)
+        self._warn_if_slow()
         self.method = method
         if network_batch != "auto" and (isinstance(network_batch, bool) or not isinstance(network_batch, int)
                                         or network_batch < 1):
@@ -132,6 +134,11 @@ class Harmonizer:
         self.model = model.eval().to(self.device)
         self.cuda_graphs = cuda_graphs
         self._set_network()
+
+    def _warn_if_slow(self) -> None:
+        reason = slow_on(self.dtype, self.device)
+        if reason:
+            logging.getLogger("phnet").warning("phnet: %s", reason)
 
     def _set_network(self) -> None:
         """The eval-only network for the model's device, and its graph cache where graphs are used."""
@@ -189,6 +196,7 @@ class Harmonizer:
         if dtype is not None:
             self.requested_dtype = dtype
         self.dtype = resolve_dtype(self.requested_dtype, self.device)
+        self._warn_if_slow()
         self._set_network()  # a graph holds the device and precision it was captured with
         return self
 

@@ -82,6 +82,18 @@ def needs_grad_scaling(dtype: torch.dtype) -> bool:
     return dtype == torch.float16
 
 
+def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
+    """Why ``dtype`` asked for by name is slower than fp32 on ``device``, or None. bf16 on a GPU before
+    compute capability 8 (T4, V100, RTX 20xx) has no cuDNN kernels, and convolutions fall back to slow ones."""
+    device = torch.device(device)
+    if dtype == torch.bfloat16 and device.type == "cuda" and native_low_precision(device) != torch.bfloat16:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        return (f"bf16 on {torch.cuda.get_device_name(index)} (compute capability {major}.{minor}) has no native "
+                f"kernels and runs slower than fp32: choose dtype 'fp16' or 'auto'")
+    return None
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:
     """``"auto"``/None → :func:`auto_dtype` for ``device``; "fp32"/"float32"/torch.float32 etc. as given."""
     if dtype is None or dtype == "auto":

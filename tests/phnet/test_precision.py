@@ -81,3 +81,18 @@ def test_one_policy_for_gpus_inference_fp32_training_native(monkeypatch, capabil
     assert auto_dtype("cuda") == torch.float32  # measured on an H200: bf16 gained nothing, moved the output 3/255
     assert training_dtype("cuda") == training
     assert needs_grad_scaling(training) == (training == torch.float16)
+
+
+@pytest.mark.parametrize("capability, slow", [((9, 0), False), ((8, 0), False), ((7, 5), True), ((6, 1), True)])
+def test_bf16_asked_for_on_a_gpu_without_it_is_named_as_slow(monkeypatch, capability, slow):
+    from phnet.precision import slow_on
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    reason = slow_on(torch.bfloat16, "cuda")
+    assert (reason is not None) == slow
+    if slow:
+        assert reason.startswith(f"bf16 on Tesla T4 (compute capability {capability[0]}.{capability[1]})")
+        assert "choose dtype 'fp16' or 'auto'" in reason
+    assert slow_on(torch.float16, "cuda") is None and slow_on(torch.bfloat16, "cpu") is None
