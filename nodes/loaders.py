@@ -132,7 +132,7 @@ class PHNetModelLoader:
     @classmethod
     def VALIDATE_INPUTS(cls, model_name):
         # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
-        if model_name in paths.phnet_choices():
+        if model_name is None or model_name in paths.phnet_choices():  # None: linked, known when it runs
             return True
         return (
             f"PHNet model {model_name!r} is not in ComfyUI/models/phnet (or the extra 'phnet' paths); "
@@ -143,8 +143,11 @@ class PHNetModelLoader:
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", device="auto", dtype="auto"):
         # Reload when the weights file changes on disk.
+        repo = (hub_repo_id or "").strip()
+        if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
+            return paths.stamp(repo)
         named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
-        if (hub_repo_id or "").strip() or named:
+        if repo or named:
             return f"{model_name}|{hub_repo_id}"
         return paths.mtime(paths.PHNET_FOLDER, model_name)
 
@@ -270,7 +273,7 @@ class PHNetSAMLoader:
     @classmethod
     def VALIDATE_INPUTS(cls, model_name):
         # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
-        if model_name in paths.sam_choices():
+        if model_name is None or model_name in paths.sam_choices():  # None: linked, known when it runs
             return True
         return (
             f"SAM checkpoint {model_name!r} is not in ComfyUI/models/sams (or the extra 'sams' paths). Download "
@@ -281,7 +284,10 @@ class PHNetSAMLoader:
 
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
-        if (hub_repo_id or "").strip():
+        repo = (hub_repo_id or "").strip()
+        if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
+            return paths.stamp(repo)
+        if repo:
             return f"{hub_repo_id}|{hub_filename}"
         return paths.mtime(paths.SAM_FOLDER, model_name)
 

@@ -272,6 +272,8 @@ def load_model(
             )
         return model_from_folder(DEFAULT_DIR, config)
     if found.kind == "file":
+        if Path(found.path).name == WEIGHTS_NAME and (Path(found.path).parent / CONFIG_NAME).is_file():
+            return model_from_folder(Path(found.path).parent, config)  # a model folder's weights: its config rules
         return model_from_file(found.path, config)
     if found.kind == "folder":
         return model_from_folder(found.path, config)

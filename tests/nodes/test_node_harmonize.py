@@ -32,6 +32,7 @@ def test_loader_validation(pack, tiny_phnet):
     assert cls.VALIDATE_INPUTS(model_name=tiny_phnet) is True
     assert cls.VALIDATE_INPUTS(model_name="default (bundled)") is True
     assert "models/phnet" in cls.VALIDATE_INPUTS(model_name="gone.safetensors")
+    assert cls.VALIDATE_INPUTS(model_name=None) is True  # a link (a switch node's output): checked when it runs
     # ComfyUI reports a VALIDATE_INPUTS message once per input the method takes: only model_name
     assert list(__import__("inspect").signature(cls.VALIDATE_INPUTS).parameters) == ["model_name"]
 
@@ -40,6 +41,34 @@ def test_loader_hub_id_may_be_a_local_folder(nodes, comfy_env, tiny_phnet):
     folder = comfy_env.base / "models" / "phnet" / tiny_phnet.split("/")[0]
     (m,) = nodes["PHNetModelLoader"].load("default (bundled)", str(folder), "cpu", "fp32")
     assert m.config.image_size == 64
+
+
+def test_loader_reloads_weights_changed_on_disk_in_a_folder_or_given_as_a_path(pack, comfy_env, tiny_phnet, nodes):
+    """A folder's config.json is read with the weights picked in it, and a local path in hub_repo_id is watched
+    like a picked file (it was cached by its text: replaced weights were never reloaded)."""
+    import os
+    import time
+
+    cls = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"]
+    folder = comfy_env.base / "models" / "phnet" / tiny_phnet.split("/")[0]
+    config = folder / "config.json"
+    assert (folder / "model.safetensors").is_file() and config.is_file()
+    text = config.read_text()
+    as_picked, as_path = cls.IS_CHANGED(tiny_phnet, ""), cls.IS_CHANGED("default (bundled)", str(folder))
+    file_path = cls.IS_CHANGED("default (bundled)", str(folder / "model.safetensors"))
+    try:
+        (m,) = nodes["PHNetModelLoader"].load(tiny_phnet, "", "cpu", "fp32")
+        assert m.config.image_size == 64
+        config.write_text(text.replace('"image_size": 64', '"image_size": 48'))
+        later = time.time() + 5
+        os.utime(config, (later, later))
+        assert cls.IS_CHANGED(tiny_phnet, "") != as_picked
+        assert cls.IS_CHANGED("default (bundled)", str(folder)) != as_path
+        assert cls.IS_CHANGED("default (bundled)", str(folder / "model.safetensors")) != file_path
+        (m,) = nodes["PHNetModelLoader"].load(tiny_phnet, "", "cpu", "fp32")
+        assert m.config.image_size == 48  # the folder's config.json, with the file picked in it
+    finally:
+        config.write_text(text)
 
 
 def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, tmp_path):

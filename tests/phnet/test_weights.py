@@ -234,6 +234,30 @@ def test_config_json_beside_a_pth_is_used(tiny_config, tmp_path):
     assert load_model(folder).config == config
 
 
+def test_a_model_folders_weights_file_given_by_path_loads_with_the_folders_config(tiny_config, tiny_model,
+                                                                                   tiny_folder, tmp_path):
+    """The folder's config.json rules as when the folder is given (the ComfyUI picker names the file): a tuned
+    working size or threshold was ignored, and a file with no stored config was refused."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    tuned = tmp_path / "tuned"
+    shutil.copytree(tiny_folder, tuned)
+    config = dataclasses.replace(tiny_model.config, image_size=48)
+    config.save(tuned / "config.json")
+    assert load_model(tuned / "model.safetensors").config == load_model(tuned).config == config
+    bare = tmp_path / "hub-style"  # weights without a stored config, config.json beside them
+    bare.mkdir()
+    save_file(tiny_model.state_dict(), str(bare / "model.safetensors"))
+    tiny_model.config.save(bare / "config.json")
+    assert load_model(bare / "model.safetensors").config == tiny_model.config
+    other = tmp_path / "other.safetensors"  # another name: a file of its own, whatever lies beside it
+    shutil.copy(tiny_folder / "model.safetensors", other)
+    shutil.copy(tuned / "config.json", tmp_path / "config.json")
+    assert load_model(other).config == tiny_model.config
+
+
 def test_pickled_objects_are_refused(tiny_model, tmp_path):
     path = tmp_path / "checkpoint.pth"
     torch.save({"state_dict": tiny_model.state_dict(), "args": argparse.Namespace(lr=1e-4)}, path)
