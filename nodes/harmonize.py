@@ -76,7 +76,7 @@ REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the
                   "why and what to do. Also shown under the node.")
 WORKING_SIZE = ("INT", {
     "default": 0, "min": 0, "max": 4096, "step": 8,
-    "tooltip": "Resolution (square side, multiple of 8) the network runs at; 0 = the resolution the "
+    "tooltip": "Resolution (square side, a multiple of 8 from 16) the network runs at; 0 = the resolution the "
                "weights were trained at. Lower it to save memory.",
 })
 

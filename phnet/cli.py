@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "to change only obvious mismatches")
     h.add_argument("--mode", choices=MODES, default="full", help="full resolution (default) or the official square pipeline")
     h.add_argument("--method", choices=METHODS, default="correction", help="how the result reaches full resolution")
-    h.add_argument("--working-size", type=int, help="override the network's working resolution (multiple of 8)")
+    h.add_argument("--working-size", type=int, help="override the network's working resolution (a multiple of 8 from 16)")
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     h.add_argument("--dtype", choices=PRECISIONS, default="auto",
                    help="compute precision; auto (default) = bf16 on CPUs with AMX, else fp32")

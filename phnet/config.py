@@ -13,6 +13,7 @@ OUTPUTS = ("image", "residual", "transform")
 # What a PHNet can use: the official models work at 256-1024 px; beyond 4096 a working size only costs memory
 # (65536 would allocate tens of GB for any picture). Widths and patch grids are bounded for the same reason.
 MAX_WORKING_SIZE = 4096
+MIN_WORKING_SIZE = 16  # at 8×8 the bottleneck is one pixel, and instance normalization needs two
 MAX_WIDTH = 4096
 MAX_GRID = 64
 
@@ -72,8 +73,9 @@ class PHNetConfig:
             raise ValueError(
                 f"se_reduction must be from 1 to the bottleneck width {self.enc_sizes[6]}, got {self.se_reduction}"
             )
-        if not 8 <= self.image_size <= MAX_WORKING_SIZE or self.image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8 from 8 to {MAX_WORKING_SIZE}, got {self.image_size}")
+        if not MIN_WORKING_SIZE <= self.image_size <= MAX_WORKING_SIZE or self.image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}, got "
+                             f"{self.image_size}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
         if not all(math.isfinite(v) for v in (*self.init_weights, self.init_value)):

@@ -13,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from .config import MAX_WORKING_SIZE, PHNetConfig
+from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, lift_change, one_thread,
                       resize, working_shape)
@@ -322,8 +322,9 @@ class Harmonizer:
         if not 0.0 <= as_number(strength, "strength") <= 1.0:
             raise ValueError(f"strength must be in 0..1, got {strength}")
         size = self.config.image_size if working_size is None else working_size
-        if not 8 <= size <= MAX_WORKING_SIZE or size % 8:
-            raise ValueError(f"working_size must be a multiple of 8 from 8 to {MAX_WORKING_SIZE}, got {size}")
+        if not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE or size % 8:
+            raise ValueError(f"working_size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}, "
+                             f"got {size}")
         return size
 
     @staticmethod

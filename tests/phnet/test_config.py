@@ -94,5 +94,5 @@ def test_bad_values_in_a_file_name_the_file(tmp_path):
     PHNetConfig().save(tmp_path / "config.json")
     d = {**PHNetConfig().to_dict(), "image_size": 100}
     (tmp_path / "config.json").write_text(json.dumps(d))
-    with pytest.raises(ValueError, match=r"config.json: image_size must be a multiple of 8 from 8 to 4096"):
+    with pytest.raises(ValueError, match=r"config.json: image_size must be a multiple of 8 from 16 to 4096"):
         PHNetConfig.load(tmp_path / "config.json")

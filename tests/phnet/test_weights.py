@@ -640,7 +640,7 @@ def test_save_pretrained_files_get_the_umask_mode(tiny_model, tmp_path):
         ({"correction_threshold": "17"}, "'correction_threshold' must be a number, got '17'"),
         ({"se_reduction": 0}, "se_reduction must be from 1 to the bottleneck width"),
         ({"pfe_grid": 0}, "pfe_grid must be a patch grid from 1 to 64"),
-        ({"image_size": 65536}, "image_size must be a multiple of 8 from 8 to 4096"),
+        ({"image_size": 65536}, "image_size must be a multiple of 8 from 16 to 4096"),
         ({"grid_counts": [4, 2, 1000]}, "grid_counts must be 1 to 7 patch grids from 1 to 64"),
         ({"init_value": float("nan")}, "must be finite"),
     ],
@@ -670,5 +670,5 @@ def test_a_working_size_beyond_what_a_model_can_use_is_refused(tiny_model):
     from phnet import Harmonizer
 
     h = Harmonizer(tiny_model, device="cpu")
-    with pytest.raises(ValueError, match="working_size must be a multiple of 8 from 8 to 4096, got 65536"):
+    with pytest.raises(ValueError, match="working_size must be a multiple of 8 from 16 to 4096, got 65536"):
         h(np.zeros((48, 64, 3), np.uint8), np.pad(np.ones((8, 8)), 20)[:48, :64], working_size=65536)
