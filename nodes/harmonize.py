@@ -13,7 +13,7 @@ UNCLAMPED = 0.25  # how far outside 0..1 an IMAGE from a node that does not clam
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
     """The library call, and its report as a STRING output and as text under the node."""
-    from ..phnet.corrections import OFFICIAL_HINT, report
+    from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
     threshold = options.pop("threshold", -1.0)
     image, clamped = _clamped(image)
@@ -21,7 +21,8 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
         image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
         progress=lambda done, total: bar.update_absolute(done, total), **options,
     )
-    line = node + ": " + report(corrections, "threshold 0", f"PHNet Model Loader: {OFFICIAL_HINT}") + clamped
+    hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
+    line = node + ": " + report(corrections, "threshold 0", hint) + clamped
     return {"ui": {"text": [line]}, "result": (result, line)}
 
 

@@ -77,8 +77,13 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) ->
         on = m >= 0.5
         border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
         area = on.float().mean().item()
+        which = f" (image {i} of the batch)" if mask.ndim == 3 and mask.shape[0] > 1 else ""
+        if area == 1.0:  # inverting it would leave nothing
+            raise ValueError(
+                f"{node}: '{name}'{which} covers the whole picture, so no background is left to match the subject "
+                "to: connect a mask that marks only the subject (1, white) and leaves the background 0 (black), "
+                "e.g. from PHNet SAM Segment.")
         if area >= INVERTED_AREA and border >= INVERTED_BORDER:
-            which = f" (image {i} of the batch)" if mask.ndim == 3 and mask.shape[0] > 1 else ""
             raise ValueError(
                 f"{node}: '{name}'{which} covers {area:.0%} of the picture and {border:.0%} of its border, so it "
                 "looks inverted: 1 (white) must mark the subject, 0 (black) the background. Put an InvertMask node "

@@ -162,11 +162,11 @@ def _save(result: np.ndarray, target: Path) -> None:
     Image.fromarray(result).save(target)
 
 
-def _verdict(corrections) -> str:
+def _verdict(corrections, harmonizer) -> str:
     """How much the subject changed, and what to do when the do-no-harm threshold left it as it was."""
-    from .corrections import OFFICIAL_HINT, report
+    from .corrections import OFFICIAL_HINT, report, weights_hint
 
-    return report(corrections, "--threshold 0", f"--weights {OFFICIAL_HINT}")
+    return report(corrections, "--threshold 0", weights_hint(harmonizer.config.name, f"--weights {OFFICIAL_HINT}"))
 
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
@@ -176,7 +176,7 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold)
     _save(result, job.target)
-    say(f"{job.composite.name}: {_verdict(corrections)}")
+    say(f"{job.composite.name}: {_verdict(corrections, harmonizer)}")
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
     if job.compare is not None:
@@ -274,7 +274,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
               + (", ..." if len(unchanged) > 10 else ""))
     if corrections:
-        print(f"frames: {_verdict(corrections)} (before smoothing)")
+        print(f"frames: {_verdict(corrections, harmonizer)} (before smoothing)")
     if failed:
         names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)

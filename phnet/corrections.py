@@ -54,7 +54,7 @@ class Correction:
         if self.empty_mask:
             return "unchanged: its mask is empty (no subject in this frame)"
         if self.kept == 0:
-            return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the weights' do-no-harm "
+            return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the do-no-harm "
                     f"threshold {self.threshold:g}")
         if self.strength == 0:
             return f"unchanged: strength 0 (the correction would be RMS {self.size:.1f} of 255)"
@@ -79,21 +79,28 @@ def summary(corrections: Sequence[Correction]) -> str:
         line += f"; {empty} with an empty mask (no subject in the frame), left as they were"
     below = [c for c in corrections if c.kept == 0 and not c.empty_mask]
     if below:
-        line += f"; {len(below)} below the weights' do-no-harm threshold {below[0].threshold:g}, left unchanged"
+        line += f"; {len(below)} below the do-no-harm threshold {below[0].threshold:g}, left unchanged"
     shortened = [c for c in corrections if 0 < c.kept < 1]
     if shortened:
         line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"
     return "; ".join((line, *notes))
 
 
-def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str) -> str:
+def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str | None) -> str:
     """:func:`summary`, followed, when the threshold held corrections back, by what a user can do, in a
-    host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``)."""
+    host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``; None when
+    the official weights are the ones in use, see :func:`weights_hint`)."""
     line = summary(corrections)
     if any(c.kept < 1 and c.threshold > 0 and not c.empty_mask for c in corrections):
-        line += (f"; {threshold_option} applies the raw correction (it may do harm on near-right composites), "
-                 f"or try {weights_option}")
+        line += f"; {threshold_option} applies the raw correction (it may do harm on near-right composites)"
+        line += f", or try {weights_option}" if weights_option else ""
     return line
+
+
+def weights_hint(model_name: str, option: str) -> str | None:
+    """``option`` (a host's words for choosing the official weights), or None when ``model_name`` (a
+    ``PHNetConfig.name``) says they are already in use."""
+    return None if model_name.startswith("official-") else option
 
 
 def log_corrections(corrections: Sequence[Correction]) -> None:

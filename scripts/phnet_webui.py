@@ -144,13 +144,13 @@ class PHNetHarmonizeScript(scripts.Script):
             return
         params = settings.infotext()
         try:
-            pp.image, corrections = _harmonize(p, pp.image, settings)
+            pp.image, corrections, model_name = _harmonize(p, pp.image, settings)
         except Exception:
             # The WebUI reports the error and keeps the image as generated: don't claim otherwise.
             for key in params:
                 p.extra_generation_params.pop(key, None)
             raise
-        params["PHNet result"] = _report(corrections)
+        params["PHNet result"] = _report(corrections, model_name)
         print(f"PHNet: {params['PHNet result']}")  # the WebUI console
         p.extra_generation_params.update(params)
 
@@ -231,14 +231,16 @@ def _harmonize(p, image, s):
     mask = mask_to_tensor(mask, 1, image.height, image.width)
     if not bool((mask > 0).any()):
         raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
-    return harmonizer.harmonize(image, mask, strength=float(s.strength), threshold=s.threshold_override)
+    result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
+                                               threshold=s.threshold_override)
+    return result, corrections, harmonizer.config.name
 
 
-def _report(corrections):
+def _report(corrections, model_name):
     """The infotext's "PHNet result": how much the subject changed, and why not when it did not."""
-    from phnet.corrections import OFFICIAL_HINT, report
+    from phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
-    return report(corrections, "a do-no-harm threshold of 0", f"Weights {OFFICIAL_HINT}")
+    return report(corrections, "a do-no-harm threshold of 0", weights_hint(model_name, f"Weights {OFFICIAL_HINT}"))
 
 
 def inpaint_mask(p, size):

@@ -24,7 +24,8 @@ def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "
     if tuple(t.shape[-2:]) != (height, width):
         raise ValueError(_size_message(name, t.shape[-1], t.shape[-2], width, height, "image"))
     if t.shape[0] not in (1, batch):
-        raise ValueError(f"{t.shape[0]} masks for {batch} images: give one {name}, or one per image")
+        raise ValueError(f"{t.shape[0]} masks for {batch} image{'s' if batch != 1 else ''}: give one {name}, or one "
+                         f"per image")
     return t[:, None].cpu().expand(batch, -1, -1, -1)
 
 

@@ -103,6 +103,10 @@ def test_only_likely_inverted_masks_are_refused(pack):
     batch = torch.cat([close_up, background])
     with pytest.raises(ValueError, match=r"\(image 1 of the batch\)"):
         check(batch, image.expand(2, -1, -1, -1), "mask", "PHNet Harmonize")
+    # a mask of the whole picture is no inverted one: an InvertMask would leave nothing
+    with pytest.raises(ValueError, match="covers the whole picture, so no background is left") as refused:
+        check(torch.ones(1, 100, 100), image, "mask", "PHNet Harmonize")
+    assert "InvertMask" not in str(refused.value)
 
 
 def test_a_channels_first_image_is_named_as_such_not_as_a_mask_of_the_wrong_size(nodes, phnet_model):

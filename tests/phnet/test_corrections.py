@@ -7,7 +7,7 @@ from phnet.corrections import Correction, report, summary
 def test_each_verdict_says_what_happened_and_why():
     assert Correction(20.0, 10.0, 1.0).describe() == "changed by RMS 20.0 of 255"
     assert "shortened by the do-no-harm threshold 43" in Correction(12.8, 43.0, 0.25).describe()
-    assert "below the weights' do-no-harm threshold 43" in Correction(5.0, 43.0, 0.0).describe()
+    assert "below the do-no-harm threshold 43" in Correction(5.0, 43.0, 0.0).describe()
     assert Correction(5.0, 0.0, 1.0, strength=0.0).describe().startswith("unchanged: strength 0")
     empty = Correction.no_subject(43.0)
     assert empty.unchanged and empty.describe() == "unchanged: its mask is empty (no subject in this frame)"
@@ -20,7 +20,18 @@ def test_a_clip_with_frames_without_a_subject():
                     "frame), left as they were")
     assert report(frames, "--threshold 0", "--weights x") == line  # no threshold held anything back
     held = [Correction(5.0, 43.0, 0.0), Correction.no_subject(43.0)]
-    assert "1 below the weights' do-no-harm threshold 43" in summary(held)
+    assert "1 below the do-no-harm threshold 43" in summary(held)
     assert "--threshold 0 applies the raw correction" in report(held, "--threshold 0", "--weights x")
     assert report([Correction.no_subject(43.0)] * 2, "t", "w") == (
         "0 of 2 images changed; 2 with an empty mask (no subject in the frame), left as they were")
+
+
+def test_the_official_weights_are_not_suggested_to_who_uses_them():
+    from phnet.corrections import weights_hint
+
+    held = [Correction(5.0, 43.0, 0.0)]
+    ours = report(held, "threshold 0", weights_hint("bundled-default", "official-ffhqh512"))
+    official = report(held, "threshold 0", weights_hint("official-ffhqh512", "official-ffhqh512"))
+    assert ours.endswith("threshold 0 applies the raw correction (it may do harm on near-right composites), or try "
+                         "official-ffhqh512")
+    assert official.endswith("threshold 0 applies the raw correction (it may do harm on near-right composites)")
