@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import comfy.model_management as mm
 import comfy.utils
 import torch
 
@@ -17,10 +18,11 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
 
     threshold = options.pop("threshold", -1.0)
     image, clamped = _clamped(image)
-    result, corrections = phnet_model.harmonize(
-        image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
-        progress=lambda done, total: bar.update_absolute(done, total), **options,
-    )
+    with phnet_model.interruptible(mm.throw_exception_if_processing_interrupted):  # Cancel within a call too
+        result, corrections = phnet_model.harmonize(
+            image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
+            progress=lambda done, total: bar.update_absolute(done, total), **options,
+        )
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
     line = node + ": " + report(corrections, "threshold 0", hint) + clamped
     return {"ui": {"text": [line]}, "result": (result, line)}

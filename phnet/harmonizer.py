@@ -9,7 +9,7 @@ import logging
 import math
 import numbers
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 
@@ -187,6 +187,21 @@ class Harmonizer:
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         return push_to_hub(self.model, repo_id, **kwargs)
+
+    @contextlib.contextmanager
+    def interruptible(self, check: Callable[[], Any]) -> Iterator[None]:
+        """Within this block every stage of a network call (each encoder, normalizer, skip and decoder stage)
+        calls ``check()`` first; whatever it raises stops the call: a host's Cancel. At a large working size a
+        call on a CPU takes seconds (2048²: ~5 s for the bundled weights on two cores). A replayed CUDA graph
+        runs no Python, so it is checked between calls only."""
+        stages = [stage for part in self._net.children()
+                  for stage in (part if isinstance(part, torch.nn.ModuleList) else (part,))]
+        handles = [stage.register_forward_pre_hook(lambda *_: check()) for stage in stages]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "Harmonizer":
         """Move to ``device`` and/or change the precision; "auto" is decided again for the new device."""

@@ -146,6 +146,24 @@ def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env, portrai
         comfy_env.utils.set_progress_bar_global_hook(None)
 
 
+@pytest.mark.parametrize("node", ["PHNetHarmonize", "PHNetHarmonizeFrames"])
+def test_cancel_stops_inside_a_network_call(nodes, phnet_model, comfy_env, portrait, node):
+    """Not only between pictures: a call at a large working size on a CPU takes seconds to minutes."""
+    img, subject = portrait(b=2)
+    ticks = []
+    comfy_env.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: ticks.append(value))
+    comfy_env.mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy_env.mm.InterruptProcessingException):
+            getattr(nodes[node], "harmonize")(phnet_model, img, subject)
+        assert ticks == []  # stopped before the first picture was done
+    finally:
+        comfy_env.mm.interrupt_current_processing(False)
+        comfy_env.utils.set_progress_bar_global_hook(None)
+    assert not any(stage._forward_pre_hooks for stage in phnet_model._net.modules())  # the checks are gone
+    nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject)
+
+
 def test_bundled_default_loads(nodes, portrait):
     from phnet.weights import DEFAULT_DIR
 

@@ -456,3 +456,22 @@ def test_the_gpu_chosen_carries_its_index_as_tensors_on_it_do(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert pick_device() == pick_device("cuda") == torch.device("cuda", 0)
     assert pick_device("cuda:1") == torch.device("cuda", 1) and pick_device("cpu") == torch.device("cpu")
+
+
+def test_a_check_stops_a_network_call_between_its_stages(harmonizer):
+    """A host's Cancel (ComfyUI) reaches inside a call, not only between pictures."""
+    img, m = photo(32, 40), subject_mask(32, 40)
+    calls = []
+
+    def cancel_at_the_third_stage():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("cancelled")
+
+    with harmonizer.interruptible(cancel_at_the_third_stage), pytest.raises(KeyboardInterrupt, match="cancelled"):
+        harmonizer(img, m)
+    assert len(calls) == 3
+    with harmonizer.interruptible(lambda: calls.append(1)):
+        checked = harmonizer(img, m)
+    assert len(calls) > 3 + 10  # every stage of the call
+    assert np.array_equal(checked, harmonizer(img, m))  # and nothing else changes, inside the block or after it
