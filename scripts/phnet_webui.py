@@ -29,6 +29,7 @@ from phnet.compositing import ANCHORS
 from phnet.sources import DEFAULT_LABEL, OFFICIAL_NAMES
 
 TITLE = "PHNet harmonize"
+RESULT_KEY = "PHNet result"  # the infotext line that says how much the subject changed
 DEFAULT_WEIGHTS = DEFAULT_LABEL
 WEIGHTS_INFO = (
     "default (bundled): offline, tuned to do no harm, so it leaves many subjects unchanged (the infotext and the "
@@ -119,12 +120,14 @@ class PHNetHarmonizeScript(scripts.Script):
 
         mask_source.change(fn=_toggle, inputs=[mask_source], outputs=[subject_group, sam_group])
 
-        # Pasting generation parameters back into the UI restores these settings.
+        # Pasting generation parameters back into the UI restores these settings (None: leave the control as it
+        # is). A threshold not written is the weights' own; a mask source of the other tab is not offered here.
         self.infotext_fields = [
             (enable, lambda params: "PHNet strength" in params),
             (strength, "PHNet strength"),
             (weights, "PHNet weights"),
-            (mask_source, "PHNet mask"),
+            (mask_source, lambda params: params.get("PHNet mask") if params.get("PHNet mask") in sources else None),
+            (threshold, lambda params: params.get("PHNet threshold", -1.0) if "PHNet strength" in params else None),
         ]
         # Order matters: the WebUI passes the values back in this order (see Settings).
         return [enable, weights, strength, mask_source, subject, x, y, scale, anchor,
@@ -142,16 +145,22 @@ class PHNetHarmonizeScript(scripts.Script):
         settings = Settings.from_args(args)
         if not settings.enable or pp.image is None:
             return
+        if getattr(p, "txt2img_upscale", False):
+            # the Upscale button (and Forge's later hires pass) starts from an image this script already
+            # harmonized: pasting or harmonizing it again would add a second subject or move the first
+            print("PHNet: the upscale pass keeps the subject harmonized in the first pass; not run again")
+            return
         params = settings.infotext()
         try:
             pp.image, corrections, model_name = _harmonize(p, pp.image, settings)
         except Exception:
-            # The WebUI reports the error and keeps the image as generated: don't claim otherwise.
-            for key in params:
+            # The WebUI reports the error and keeps the image as generated: don't claim otherwise (nor
+            # leave an earlier image of the batch's result in this one's infotext).
+            for key in (*params, RESULT_KEY):
                 p.extra_generation_params.pop(key, None)
             raise
-        params["PHNet result"] = _report(corrections, model_name)
-        print(f"PHNet: {params['PHNet result']}")  # the WebUI console
+        params[RESULT_KEY] = _report(corrections, model_name)
+        print(f"PHNet: {params[RESULT_KEY]}")  # the WebUI console
         p.extra_generation_params.update(params)
 
 
@@ -178,7 +187,9 @@ class Settings(NamedTuple):
 
     @classmethod
     def from_args(cls, args):
-        return cls(*args[: len(cls._fields)])
+        """The API's ``null`` (None) takes the control's default, as a value left out does."""
+        given = args[: len(cls._fields)]
+        return cls(*(cls._field_defaults[name] if value is None else value for name, value in zip(cls._fields, given)))
 
     @property
     def box(self):
@@ -249,7 +260,10 @@ def inpaint_mask(p, size):
     ``p.image_mask`` is what the user painted or uploaded, untouched by processing. Like the WebUI's
     ``create_binary_mask``, an RGBA mask (gradio's sketch) holds the strokes in its alpha unless it
     is fully opaque. "Mask mode: inpaint not masked" inverts it, and "Inpaint only masked" generates
-    the crop ``p.paste_to`` = (x, y, w, h) at full size, so the mask is cut to that crop.
+    the crop ``p.paste_to`` = (x, y, w, h) at full size, so the mask is cut to that crop. "Whole
+    picture" brings the mask to the output size with the WebUI's own ``images.resize_image`` and the
+    img2img resize mode, as the WebUI does for the mask it pastes the original back through ("Crop and
+    resize" crops the mask's middle, "Resize and fill" pads it).
     """
     from PIL import Image, ImageOps
 
@@ -265,6 +279,13 @@ def inpaint_mask(p, size):
     if crop is not None:
         x, y, w, h = crop
         mask = mask.crop((x, y, x + w, y + h))
+    elif mask.size != (p.width, p.height):
+        try:
+            from modules import images
+        except ImportError:  # not inside a WebUI: a plain resize below
+            pass
+        else:
+            mask = images.resize_image(getattr(p, "resize_mode", 0), mask, p.width, p.height).convert("L")
     if mask.size != tuple(size):
         mask = mask.resize(tuple(size), Image.BILINEAR)
     return mask

@@ -24,6 +24,14 @@ def _generated(w=64, h=48, seed=0):
     return Image.fromarray(np.clip(base + rng.randint(0, 30, (h, w, 3)), 0, 255).astype(np.uint8))
 
 
+def _subject():
+    """A red cut-out with transparent edges, for the "Pasted subject" mask source."""
+    rgba = np.zeros((16, 12, 4), np.uint8)
+    rgba[..., :3] = (230, 40, 40)
+    rgba[2:14, 2:10, 3] = 255
+    return Image.fromarray(rgba)
+
+
 def _runner(webui, is_img2img):
     return open_tab(webui, is_img2img)
 
@@ -99,7 +107,21 @@ def test_ui_builds(webui, is_img2img):
     (event, fn, inputs, outputs), = mask_source.events
     subject_vis, sam_vis = fn(SAM)
     assert subject_vis["visible"] is False and sam_vis["visible"] is True
-    assert [k for _, k in script.infotext_fields[1:]] == ["PHNet strength", "PHNet weights", "PHNet mask"]
+    assert [k for _, k in script.infotext_fields[1:3]] == ["PHNet strength", "PHNet weights"]
+
+
+@pytest.mark.parametrize("is_img2img", [False, True])
+def test_pasted_generation_parameters_restore_the_settings_this_tab_has(webui, is_img2img):
+    """What the WebUI does with infotext_fields: a callable's None leaves the control as it is."""
+    script, _ = _runner(webui, is_img2img)
+    fields = {control.elem_id.rsplit("_harmonize_", 1)[1]: key for control, key in script.infotext_fields}
+    read = {name: (key(params) if callable(key) else params.get(key)) for name, key in fields.items()
+            for params in [{"PHNet strength": 0.8, "PHNet weights": "tiny-phnet", "PHNet mask": INPAINT}]}
+    # the threshold goes back to the weights' own when none was written; an inpaint mask is img2img's alone
+    assert read == {"enable": True, "strength": 0.8, "weights": "tiny-phnet", "threshold": -1.0,
+                    "mask_source": INPAINT if is_img2img else None}
+    threshold = dict(fields)["threshold"]
+    assert threshold({"PHNet strength": 1.0, "PHNet threshold": 0.0}) == 0.0 and threshold({"Steps": 20}) is None
 
 
 # ---- postprocess_image -------------------------------------------------------------------
@@ -150,6 +172,20 @@ def test_inpaint_mask_follows_the_webui_rules(webui):
     # no mask at all (txt2img, or img2img without inpainting)
     with pytest.raises(ValueError, match="needs img2img inpainting"):
         inpaint_mask(img2img(width=64, height=64), (64, 64))
+
+
+@pytest.mark.parametrize("resize_mode, box", [(0, (16, 48, 16, 32)), (1, (16, 48, 0, 32)), (2, (24, 40, 16, 32))])
+def test_a_whole_picture_mask_is_resized_as_the_webui_resizes_it(webui, resize_mode, box):
+    """A wide 128x64 mask for a 64x64 output: "Crop and resize" keeps its middle and "Resize and fill" pads it,
+    as the WebUI does to the mask it pastes the original back through; a plain stretch put the subject's mask
+    off its place (IoU 0.5)."""
+    wide = np.zeros((64, 128), np.uint8)
+    wide[16:48, 32:64] = 255  # the subject: rows 16..47, columns 32..63
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=64, mask=Image.fromarray(wide),
+                                                          inpaint_full_res=False, resize_mode=resize_mode)
+    got = np.asarray(webui.script_module.inpaint_mask(p, (64, 64))) > 127
+    rows, columns = np.flatnonzero(got.any(axis=1)), np.flatnonzero(got.any(axis=0))
+    assert (rows[0], rows[-1] + 1, columns[0], columns[-1] + 1) == box
 
 
 def test_inpaint_only_masked_is_harmonized_inside_the_crop(webui):
@@ -257,6 +293,47 @@ def test_clear_errors(webui, capsys):
     _fails(webui, capsys, runner, p, "No SAM checkpoint chosen")
     p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=SUBJECT)
     _fails(webui, capsys, runner, p, "'not-there' not found in .*PHNet")
+
+
+def test_the_upscale_pass_of_an_image_already_harmonized_leaves_it_alone(webui, capsys):
+    """The txt2img Upscale button (and Forge's later hires pass) runs the scripts again on the first pass's
+    output: the subject was pasted a second time, off its place at the new size."""
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject())
+    p.txt2img_upscale = True
+    before = _generated()
+    assert _postprocess(webui, runner, p, before) is before
+    assert "upscale pass keeps the subject harmonized in the first pass" in capsys.readouterr().out
+
+
+def test_the_api_null_takes_the_default(webui):
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), strength=None, scale=None, grow=None, feather=1.0, threshold=None)
+    settings = webui.script_module.Settings.from_args(p.script_args[script.args_from:script.args_to])
+    assert (settings.strength, settings.scale, settings.grow, settings.threshold) == (1.0, 1.0, 0, -1.0)
+    assert not np.array_equal(np.asarray(_postprocess(webui, runner, p, _generated())), np.asarray(_generated()))
+
+
+def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_before(webui, capsys, monkeypatch):
+    full = np.zeros((48, 64), np.uint8)
+    full[10:40, 20:44] = 255
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(full),
+                                                          inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    _postprocess(webui, runner, p, _generated(seed=0))
+    assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
+
+    def out_of_memory(*args):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(webui.script_module, "_harmonize", out_of_memory)
+    _fails(webui, capsys, runner, p, "out of memory")
+    assert not any(k.startswith("PHNet") for k in p.extra_generation_params)
 
 
 # ---- weights resolution ------------------------------------------------------------------
