@@ -230,7 +230,7 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
                what: str) -> Iterator[None]:
     """One set of messages for every Hub failure: ``FileNotFoundError`` / ``PermissionError`` /
     ``ConnectionError``, each saying what to do."""
-    from huggingface_hub import errors
+    from huggingface_hub import utils as errors  # these classes are there from 0.23 on (huggingface_hub.errors: 0.25)
 
     where = f"Hub repo {repo_id!r} (revision {revision or 'main'})"
     try:
