@@ -95,8 +95,8 @@ def main() -> int:
 
     ok = (
         not report["errors"]
-        and report["txt2img"]["controls"] == 16
-        and report["img2img"]["controls"] == 16
+        and report["txt2img"]["controls"] == 17
+        and report["img2img"]["controls"] == 17
         and report["img2img"]["mask_sources"] == list(module.MASK_SOURCES)
         and report["generation"]["changed_outside_subject"] == 0
         and report["generation"]["changed_inside_subject"] > 0

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainer.data.common import BadSampleError, Record, find_with_any_extension, holdout_set, list_images
-from trainer.data.folder import FolderDataset
+from trainer.data.common import BadSampleError, Record, holdout_set, list_images
+from trainer.data.folder import FolderDataset, masks_by_photo
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
 
 
@@ -50,18 +50,20 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
         photos = photos[:limit]
     if not photos:
         raise FileNotFoundError(f"no images under {src}")
-    records = []
-    for p in photos:
-        rel = p.relative_to(src)
-        mask = find_with_any_extension(Path(mask_dir) / rel.parent, rel.stem) if mask_dir else None
-        records.append(Record(name=rel.as_posix(), real=p, mask=mask, subset=src.name))
+    keys = [p.relative_to(src).as_posix() for p in photos]
+    masks = {}
+    if mask_dir is not None:  # the trainer's rules: a folder matching no photo is an error, a gap a warning
+        if not Path(mask_dir).is_dir():
+            raise FileNotFoundError(f"--mask-dir: the folder {mask_dir} does not exist; correct it or leave it out")
+        masks = masks_by_photo(keys, src, Path(mask_dir), "--mask-dir")
+    records = [Record(name=key, real=p, mask=masks.get(key), subset=src.name) for key, p in zip(keys, photos)]
     ds = FolderDataset(records, mask_fallback=mask_fallback, image_size=size if size else 8,
                        resize=resize if size else "none", train=False, on_bad_sample=on_bad_sample,
                        seed=seed, synthesis=options or SynthesisOptions())
     for sub in ("comp", "alpha", "real"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    keys = [r.name for r in records]  # same carving as trainer/data/folder.py
+    # keys: the same carving as trainer/data/folder.py
     test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
     val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
     skipped = []

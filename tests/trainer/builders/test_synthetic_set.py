@@ -50,3 +50,19 @@ def test_a_folder_with_no_readable_picture_is_an_error(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: none of the 3 pictures under {tmp_path / 'photos'} could be read (the warnings above say why); "
         f"no composite was written to {tmp_path / 'set'}")
+
+
+def test_a_mask_folder_that_does_not_exist_or_matches_no_photo_is_an_error(tmp_path, photos, capsys):
+    """As for trainer.fit's data.mask_dir; the builder fell back to the ellipse in silence."""
+    from trainer.builders.synthetic_set import main
+
+    img_dir, mask_dir = photos
+    assert main([str(img_dir), str(tmp_path / "a"), "--size", "32", "--mask-dir", str(tmp_path / "none"),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: --mask-dir: the folder {tmp_path / 'none'} does not exist; correct it or leave it out")
+    (tmp_path / "other").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "other" / "not-a-photo.png")
+    assert main([str(img_dir), str(tmp_path / "b"), "--size", "32", "--mask-dir", str(tmp_path / "other"),
+                 "--no-progress"]) == 2
+    assert "--mask-dir: no photo under" in capsys.readouterr().err
