@@ -242,6 +242,11 @@ def _harmonize(p, image, s):
     mask = mask_to_tensor(mask, 1, image.height, image.width)
     if not bool((mask > 0).any()):
         raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
+    if s.mask_source == MASK_INPAINT and getattr(p, "inpaint_full_res", False) and bool((mask >= 0.5).all()):
+        raise ValueError(
+            f"PHNet: with 'Inpaint area: Only masked' the generated crop is all mask (padding "
+            f"{getattr(p, 'inpaint_full_res_padding', 0)} px), so no background is left to match the subject to: "
+            "raise 'Only masked padding, pixels' (e.g. to 32), or inpaint the whole picture.")
     result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
     return result, corrections, harmonizer.config.name

@@ -203,6 +203,17 @@ def test_inpaint_only_masked_is_harmonized_inside_the_crop(webui):
     _changed_only_inside(before, _postprocess(webui, runner, p, before), expected / 255.0)
 
 
+def test_an_only_masked_crop_that_is_all_mask_asks_for_padding(webui, capsys):
+    full = np.zeros((128, 128), np.uint8)
+    full[32:96, 32:96] = 255
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=64, mask=Image.fromarray(full),
+                                                          inpaint_full_res=True, inpaint_full_res_padding=0)
+    p.paste_to = (32, 32, 64, 64)  # the mask's own box: padding 0
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    _fails(webui, capsys, runner, p, r"all mask \(padding 0 px\).*raise 'Only masked padding, pixels'")
+
+
 def test_pasted_subject_is_harmonized(webui):
     script, runner = _runner(webui, False)
     rgba = np.zeros((16, 12, 4), np.uint8)
