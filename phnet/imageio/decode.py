@@ -13,6 +13,12 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
 
 
+
+def native(array: np.ndarray) -> np.ndarray:
+    """``array`` C-contiguous and in this machine's byte order: torch reads no other (a big-endian array,
+    from FITS or some TIFF readers, is converted rather than refused)."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and PNG's 48/64-bit colour), H×W,
     H×W×3 or H×W×4, upright by EXIF."""

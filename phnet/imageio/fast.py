@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decode import is_pil
+from .decode import is_pil, native
 from .images import LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _to_bchw, integer_peak
 
 _NATIVE_DTYPES = (torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -50,7 +50,7 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
         try:
             with warnings.catch_warnings():  # a read-only array (np.asarray of a PIL image) is only ever read here
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                t = torch.from_numpy(np.ascontiguousarray(data))
+                t = torch.from_numpy(native(data))
         except TypeError:
             return None
     else:
@@ -91,7 +91,7 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
         mask = np.array(mask)
     if isinstance(mask, np.ndarray):
         try:
-            t = torch.from_numpy(np.ascontiguousarray(mask))
+            t = torch.from_numpy(native(mask))
         except TypeError:
             return None
     elif isinstance(mask, torch.Tensor):

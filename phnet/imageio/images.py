@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decode import is_pil, pil_image_pixels
+from .decode import is_pil, native, pil_image_pixels
 
 LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
 UNIT_SLACK = 1e-3  # float rounding noise tolerated (and clamped) at either end of 0..1
@@ -132,7 +132,7 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {shape})")
     dtype = arr.dtype
-    t = torch.from_numpy(np.ascontiguousarray(arr)) if isinstance(arr, np.ndarray) else arr
+    t = torch.from_numpy(native(arr)) if isinstance(arr, np.ndarray) else arr
     t = _image_unit(t, dtype, name)
     c = t.shape[-1]
     alpha = t[..., c - 1] if c in (2, 4) else None
@@ -151,7 +151,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
             pixels = pixels[..., None]
         if pixels.shape[-1] in (1, 2, 3, 4) and pixels.shape[0] and pixels.shape[1]:  # 8 bits stay exact, no floats
             grey = pixels.shape[-1] < 3
-            return np.ascontiguousarray(np.repeat(pixels[..., :1], 3, -1) if grey else pixels[..., :3])
+            return native(np.repeat(pixels[..., :1], 3, -1) if grey else pixels[..., :3])
     rgb, _ = image_to_array(pixels, name)
     return np.round(rgb * 255.0).astype(np.uint8)
 
@@ -280,4 +280,4 @@ def _tensor_view(array: np.ndarray) -> torch.Tensor:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(np.ascontiguousarray(array))
+        return torch.from_numpy(native(array))

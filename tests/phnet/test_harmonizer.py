@@ -475,3 +475,11 @@ def test_a_check_stops_a_network_call_between_its_stages(harmonizer):
         checked = harmonizer(img, m)
     assert len(calls) > 3 + 10  # every stage of the call
     assert np.array_equal(checked, harmonizer(img, m))  # and nothing else changes, inside the block or after it
+
+
+def test_big_endian_arrays_are_read_as_their_values(harmonizer):
+    """torch refuses a non-native byte order ("conversion between byte orders is not supported")."""
+    img, m = (photo(32, 40).astype(np.uint16) * 257), subject_mask(32, 40)
+    want = harmonizer(img, m)
+    got = harmonizer(img.astype(">u2"), m.astype(">f4"))
+    assert np.array_equal(got, want) and got.dtype.isnative
