@@ -71,7 +71,7 @@ class PHNetPasteSubject:
             )
         masks = None
         if subject_mask is not None:
-            check_mask(subject_mask, subject, "subject_mask", "PHNet Paste Subject")
+            check_mask(subject_mask, subject, "subject_mask", "PHNet Paste Subject", whole_ok=True)
             masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
         bar = comfy.utils.ProgressBar(n)
         comps, outs = [], []

@@ -67,8 +67,9 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         )
 
 
-def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
-    """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them)."""
+def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False) -> None:
+    """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them).
+    ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle)."""
     if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)
@@ -78,6 +79,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) ->
         border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
         area = on.float().mean().item()
         which = f" (image {i} of the batch)" if mask.ndim == 3 and mask.shape[0] > 1 else ""
+        if area == 1.0 and whole_ok:
+            continue
         if area == 1.0:  # inverting it would leave nothing
             raise ValueError(
                 f"{node}: '{name}'{which} covers the whole picture, so no background is left to match the subject "

@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_mask
+from .masks import check_mask_size
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -160,12 +160,12 @@ class PHNetSAMSegment:
         neg = parse_points(negative_points, "negative_points")
         guides = None
         if guide_mask is not None:
-            check_mask(guide_mask, image, "guide_mask", "PHNet SAM Segment")
+            check_mask_size(guide_mask, image, "guide_mask", "PHNet SAM Segment")  # only its box is used
             guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
-        if box_px is None and not pos and not neg and guides is None:
+        if box_px is None and not pos and guides is None:  # negative points only say where the subject is not
             raise ValueError(
                 "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
-                "or connect a guide_mask"
+                "or connect a guide_mask" + (" (negative points alone do not say where the subject is)" if neg else "")
             )
         if box_px is not None and guides is not None:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
@@ -189,7 +189,7 @@ class PHNetSAMSegment:
                 item_box = box_px
                 if item_box is None and guides is not None:
                     item_box = mask_bbox(guides[i])
-                if item_box is None and not points:
+                if item_box is None and not pos:
                     log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
                 else:
                     segmenter.set_image(image[i], interrupt=step)

@@ -91,6 +91,27 @@ def test_segment_needs_a_prompt(nodes, sam_model, portrait):
     img, _ = portrait()
     with pytest.raises(ValueError, match="needs a prompt"):
         nodes["PHNetSAMSegment"].segment(sam_model, img)
+    with pytest.raises(ValueError, match=r"needs a prompt.*negative points alone"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, negative_points="1,1")
+
+
+def test_segment_guide_masks_are_boxes_of_any_size(nodes, sam_model, caplog, portrait):
+    """An empty guide gives an empty mask even with negative points (SAM ran on the negative click alone), and
+    a guide of the whole picture is the box of the whole picture (it was refused as a harmonization mask)."""
+    img, _ = portrait(b=1)
+    (m,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=torch.zeros(1, 48, 64), negative_points="1,1")
+    assert m.sum() == 0 and "empty" in caplog.text
+    (whole,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=torch.ones(1, 48, 64))
+    (boxed,) = nodes["PHNetSAMSegment"].segment(sam_model, img, box="0,0,64,48")
+    assert torch.equal(whole, boxed)
+
+
+def test_paste_subject_takes_a_subject_mask_of_the_whole_cut_out(nodes):
+    bg, sub = torch.rand(1, 40, 50, 3), torch.rand(1, 10, 12, 3)
+    comp, mask = nodes["PHNetPasteSubject"].paste(bg, sub, x=5, y=7, scale=1.0, anchor="top-left",
+                                                   subject_mask=torch.ones(1, 10, 12))
+    plain, plain_mask = nodes["PHNetPasteSubject"].paste(bg, sub, x=5, y=7, scale=1.0, anchor="top-left")
+    assert torch.equal(comp, plain) and torch.equal(mask, plain_mask)
 
 
 def test_segment_accepts_plain_sam_model(nodes, tiny_sam, portrait):
@@ -126,6 +147,7 @@ def _points(sam_model) -> int:
 def test_progress_bar_ticks_per_encoder_block_and_prompt(nodes, sam_model, comfy_env, portrait):
     ticks = []
     comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append((v, t)))
+    sam_model.segmenter.reset_image()  # an image encoded by an earlier test would not be encoded again
     try:
         img, _ = portrait(b=3)
         nodes["PHNetSAMSegment"].segment(sam_model, img, box="20,10,44,38")
