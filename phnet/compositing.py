@@ -6,6 +6,7 @@ No host imports here.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,29 @@ def _resize(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int]) -> tup
     return col[0].permute(1, 2, 0).numpy(), a[0, 0].numpy()
 
 
+def _enlarge_window(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int],
+                    rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``rows`` and columns ``cols`` of ``_resize(rgb, alpha, size_hw)`` for an enlargement, computed
+    alone: an enlargement is plain bilinear (half-pixel centres, edges held), so each output pixel reads
+    two rows and two columns of the source, and a subject scaled far past the background costs only the
+    part that lands on it."""
+    (sh, sw), (nh, nw) = alpha.shape, size_hw
+
+    def grid(lo: int, hi: int, n_in: int, n_out: int) -> torch.Tensor:
+        src = (torch.arange(lo, hi, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
+        return ((src.clamp(0, n_in - 1) + 0.5) / n_in * 2 - 1).float()  # grid_sample's unit, pixel centres
+
+    gy, gx = grid(*rows, sh, nh), grid(*cols, sw, nw)
+    where = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), dim=-1)[None]
+    t_rgb = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    t_a = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
+    out = F.grid_sample(torch.cat([t_rgb * t_a, t_a], dim=1), where, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    a = out[:, 3:].clamp(0.0, 1.0)
+    col = torch.where(a > 1e-6, out[:, :3] / a.clamp_min(1e-6), torch.zeros_like(out[:, :3])).clamp(0.0, 1.0)
+    return col[0].permute(1, 2, 0).numpy(), a[0, 0].numpy()
+
+
 def paste_subject(
     background: Any,
     subject: Any,
@@ -66,7 +90,7 @@ def paste_subject(
     """
     if anchor not in ANCHORS:
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+    if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}.")
     if not (math.isfinite(x) and math.isfinite(y)):
         raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r}).")
@@ -81,7 +105,6 @@ def paste_subject(
 
     new_h = max(1, int(round(sh * scale)))
     new_w = max(1, int(round(sw * scale)))
-    rgb, alpha = _resize(rgb, alpha, (new_h, new_w))
 
     ax, ay = ANCHORS[anchor]
     left = int(math.floor(x - ax * new_w + 0.5))
@@ -96,10 +119,14 @@ def paste_subject(
             f"({x}, {y}) lies entirely outside the {bw}x{bh} background; move x/y inside it."
         )
 
+    rows, cols = (y0 - top, y1 - top), (x0 - left, x1 - left)
+    if new_h > sh and new_w > sw and new_h * new_w > bh * bw:  # enlarged past the background: its part only
+        s, a = _enlarge_window(rgb, alpha, (new_h, new_w), rows, cols)
+    else:
+        rgb, alpha = _resize(rgb, alpha, (new_h, new_w))
+        s, a = rgb[slice(*rows), slice(*cols)], alpha[slice(*rows), slice(*cols)]
     comp = bg.copy()
     mask = np.zeros((bh, bw), np.float32)
-    a = alpha[y0 - top : y1 - top, x0 - left : x1 - left]
-    s = rgb[y0 - top : y1 - top, x0 - left : x1 - left]
     region = comp[y0:y1, x0:x1]
     comp[y0:y1, x0:x1] = region * (1.0 - a[..., None]) + s * a[..., None]
     mask[y0:y1, x0:x1] = a

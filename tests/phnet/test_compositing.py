@@ -165,3 +165,31 @@ def test_16bit_grey_background_is_not_white():
     grey = Image.fromarray(np.full((40, 60), 16384, np.uint16))  # a quarter of the 16-bit range
     comp, _ = paste_subject(grey, _subject(), x=0, y=0)
     np.testing.assert_allclose(comp[30, 50], 16384 / 65535, atol=1e-6)
+
+
+@pytest.mark.parametrize("anchor, x, y", [("center", 20, 15), ("top-left", -50, -60), ("bottom-center", 33, 100)])
+def test_a_subject_enlarged_past_the_background_costs_only_the_part_on_it(anchor, x, y):
+    """Only the window on the background is enlarged (a 1000 px subject at scale 8 on 512² peaked at 4 GB);
+    it is the window of the whole enlargement."""
+    from phnet.compositing import _resize
+
+    rng = np.random.default_rng(3)
+    subject = rng.random((21, 17, 3)).astype(np.float32)
+    alpha = (rng.random((21, 17)) > 0.2).astype(np.float32)
+    background = rng.random((30, 40, 3)).astype(np.float32)
+    comp, mask = paste_subject(background, subject, alpha, x=x, y=y, scale=6.0, anchor=anchor)
+    big_rgb, big_alpha = _resize(subject, alpha, (126, 102))  # the whole enlargement, as smaller scales do
+    fx, fy = {"center": (0.5, 0.5), "top-left": (0.0, 0.0), "bottom-center": (0.5, 1.0)}[anchor]
+    left, top = int(np.floor(x - fx * 102 + 0.5)), int(np.floor(y - fy * 126 + 0.5))
+    a = big_alpha[-top:-top + 30, -left:-left + 40] if top <= 0 and left <= 0 else None
+    assert a is not None and a.shape == (30, 40)  # these placements cover the background
+    want = background * (1 - a[..., None]) + big_rgb[-top:-top + 30, -left:-left + 40] * a[..., None]
+    np.testing.assert_allclose(mask, a, atol=1e-5)
+    np.testing.assert_allclose(comp, want, atol=1e-4)
+
+
+def test_a_numpy_scale_is_a_scale():
+    bg, sub = np.zeros((20, 20, 3), np.float32), np.ones((4, 4, 3), np.float32)
+    a = paste_subject(bg, sub, x=2, y=2, scale=np.float32(2.0))
+    b = paste_subject(bg, sub, x=2, y=2, scale=2.0)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
