@@ -27,9 +27,10 @@ def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, tor
         raise FileNotFoundError(f"{what} not found: {path}. Check the path, or download the file there")
     suffix = path.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES:
-        return _read_safetensors(path, what)
+        tensors, metadata = _read_safetensors(path, what)
+        return _without_ddp_prefix(tensors), metadata
     if suffix in PICKLE_SUFFIXES:
-        return _state_dict(safe_torch_load(path, what), path, what), {}
+        return _without_ddp_prefix(_state_dict(safe_torch_load(path, what), path, what)), {}
     raise ValueError(
         f"unsupported {what} file type {path.name!r}: use a .safetensors file, or a .pth state_dict "
         f"(accepted: {', '.join(WEIGHT_SUFFIXES)})"
@@ -88,4 +89,9 @@ def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not contain a state_dict of tensors (a mapping of names to tensors): it is "
                          f"not {what}")
-    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _without_ddp_prefix(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DDP saves every name under ``module.``; a file saved from a wrapped model has them."""
+    return {re.sub(r"^module\.", "", k): v for k, v in tensors.items()}

@@ -42,6 +42,10 @@ def test_load_wrapped_state_dict(tmp_path):
     wrapped["module.pixel_mean"] = torch.zeros(3, 1, 1)  # stored by some conversions; ignored
     torch.save({"model": wrapped}, tmp_path / "wrapped.pth")
     assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path / "wrapped.pth", device="cpu").model)
+    from safetensors.torch import save_file  # a DDP model saved as safetensors: the same prefix
+
+    save_file({k: v.contiguous() for k, v in wrapped.items()}, str(tmp_path / "wrapped.safetensors"))
+    assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path / "wrapped.safetensors", device="cpu").model)
 
 
 def test_load_from_folder(tmp_path):
