@@ -279,6 +279,11 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
         return 1
+    if not corrections:  # as the library refuses such a clip: most likely the wrong masks folder
+        masks = args.mask or "the frames' alpha channels"
+        print(f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as "
+              f"they were); check {masks} (white = subject)", file=sys.stderr)
+        return 1
     return 0
 
 

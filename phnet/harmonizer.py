@@ -507,7 +507,8 @@ class Harmonizer:
         shape = tuple(images.shape[-2:])
         refs = None
         if references is not None:
-            refs = torch.cat([reference_at(r, shape) for r in references]).to(self.device)
+            refs = torch.cat([reference_at(r, shape, masks[i], mask_peak)
+                              for i, r in enumerate(references)]).to(self.device)
         outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength,
                                                as_change=True)
         if refs is not None:  # a reference with no background pixel left was ignored: say so
@@ -516,7 +517,8 @@ class Harmonizer:
                        for r, f in zip(reports, found)]
         frames = []
         for j, low in enumerate(lows):
-            frames.append(FrameEstimate(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low))
+            frames.append(FrameEstimate(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low,
+                                        tuple(pixels[j].shape[:2])))
         return frames
 
     def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
@@ -665,15 +667,21 @@ IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it
                      "subject), so the whole background was matched")
 
 
-def reference_at(reference: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch.Tensor | None = None,
+                 subject_peak: float = 1.0) -> torch.Tensor:
     """An H×W reference mask (0..1) as the 1×1×h×w binary region the network takes at the working ``shape``.
 
-    Read relative to its own strongest value (pixels at least half as strong count), so a soft mask
-    (0.4 everywhere in the region) is that region, and a region too small to survive the resize as a
-    whole pixel still keeps its strongest one. An empty mask stays empty (and is reported as ignored).
+    Read relative to its own strongest value off the ``subject`` (its H×W mask, ``subject_peak`` = fully
+    subject; under the subject nothing is matched anyway), pixels at least half as strong counting: a soft
+    mask (0.4 everywhere in the region) is that region, also when it was painted over the subject at full
+    strength, and a region too small to survive the resize as a whole pixel still keeps its strongest one.
+    An empty mask stays empty (and is reported as ignored).
     """
     weight = downscale(reference[..., None], 1.0, shape)
-    peak = weight.max()
+    off = weight  # where the strongest value is read: not where the subject reaches, even in part
+    if subject is not None:
+        off = weight * (downscale(subject[..., None], subject_peak, shape).to(weight.device) <= 0)
+    peak = off.max()
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 

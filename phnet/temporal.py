@@ -90,6 +90,7 @@ class FrameEstimate:
     shape: tuple[int, int]  # the working shape the correction belongs to
     report: Correction | None = None  # the network's proposal and the do-no-harm threshold's verdict
     low: Any = None  # the frame as the network saw it (phnet.harmonizer.LowResolution), kept until it is applied
+    size: tuple[int, int] | None = None  # the frame's own size: frames of other sizes may share a working shape
 
 
 def signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,7 @@ def signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
 
 def background_change(a: FrameEstimate, b: FrameEstimate) -> float:
     """Mean absolute change (0–255) of the background cells two frames both have; inf if sizes differ."""
-    if a.shape != b.shape:
+    if a.shape != b.shape or a.size != b.size:
         return math.inf
     diff = (a.signature - b.signature).abs()
     valid = ~torch.isnan(diff)

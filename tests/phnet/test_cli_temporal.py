@@ -120,3 +120,33 @@ def test_a_clip_gets_the_checks_single_pictures_get_and_goes_on_past_a_bad_frame
     assert "empty mask" in printed.out and "frame10.png" in printed.out
     assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png"]
     assert np.array_equal(np.asarray(Image.open(out / "frame10.png")), _frame(2))  # written unchanged
+
+
+def test_a_change_of_frame_size_starts_a_shot_even_at_the_same_working_shape(tiny_folder, tmp_path, capsys):
+    """32x40 and 64x80 frames share one working shape: the size change was not a cut, and the first shot's
+    correction leaked into the second."""
+    comps, masks = tmp_path / "frames", tmp_path / "masks"
+    comps.mkdir()
+    masks.mkdir()
+    for t in range(6):
+        frame, mask = Image.fromarray(_frame(t)), Image.fromarray(_mask())
+        if t >= 3:
+            frame, mask = frame.resize((2 * W, 2 * H)), mask.resize((2 * W, 2 * H), Image.NEAREST)
+        frame.save(comps / f"frame{t}.png")
+        mask.save(masks / f"frame{t}.png")
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2", "--cut-threshold", "255"]) == 0
+    assert "shots start at: frame3.png" in capsys.readouterr().out
+
+
+def test_a_clip_whose_every_mask_is_empty_is_an_error(tiny_folder, tmp_path, capsys):
+    """As the library refuses it; the CLI copied the frames and exited 0, so a wrong masks folder passed."""
+    comps, masks = _write_clip(tmp_path, frames=3)
+    for m in masks.iterdir():
+        Image.fromarray(np.zeros((H, W), np.uint8)).save(m)
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as they "
+        f"were); check {masks} (white = subject)")

@@ -205,3 +205,18 @@ def test_pn_with_the_whole_background_as_reference_is_pn_without_one():
     mask[..., 8:22, 10:30] = 1
     assert torch.equal(block(x, mask, 1 - mask), block(x, mask))
     assert torch.equal(block(x, mask, torch.ones_like(mask)), block(x, mask))
+
+
+def test_a_soft_reference_painted_over_the_subject_at_full_strength_is_still_its_soft_region(tiny_config):
+    """Its strength is read off the subject: a 0.4 region that also covers the subject at 1.0 (the union of a
+    region and the subject mask) was cut to the few rim pixels of the subject, with no note."""
+    import numpy as np
+
+    h = _harmonizer(tiny_config)
+    image, mask = _picture(48, 64)
+    left = np.zeros_like(mask)
+    left[:, :24] = 1
+    soft = np.maximum(0.4 * left, mask)
+    want, got = h.harmonize(image, mask, reference_mask=left), h.harmonize(image, mask, reference_mask=soft)
+    assert np.array_equal(got.image, want.image) and got.corrections == want.corrections
+    assert not np.array_equal(want.image, h(image, mask))  # the region matters here
