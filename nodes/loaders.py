@@ -297,7 +297,9 @@ class PHNetSAMLoader:
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None
         kwargs = {} if model_type == "auto" else {"model_type": model_type}
-        if repo and filename:
+        if repo and os.path.isdir(os.path.expanduser(repo)) and filename:  # a local folder and one of its files
+            source, filename = os.path.join(os.path.expanduser(repo), filename), None
+        elif repo and filename:
             source, filename = _download_sam(repo, filename), None
         elif repo:
             source, kwargs["local_files_only"] = repo, _offline()

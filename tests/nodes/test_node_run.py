@@ -186,6 +186,16 @@ def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
         nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "vit_b", "cpu")
 
 
+def test_a_sam_file_in_a_local_folder_given_as_hub_repo_id(nodes, tmp_path):
+    """A folder holding several checkpoints asks for a filename; given one, it made a Hub URL of the folder."""
+    from tests.helpers.tiny_sam import save_tiny_sam
+
+    for name in ("a.safetensors", "b.safetensors"):
+        save_tiny_sam(tmp_path / name)
+    (sam,) = nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(tmp_path), "b.safetensors", "auto", "cpu")
+    assert sam.segmenter.model_type == "custom"
+
+
 def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_own_name(pack, comfy_env, monkeypatch, tmp_path):
     import huggingface_hub
 

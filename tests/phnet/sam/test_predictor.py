@@ -227,3 +227,11 @@ def test_a_cpu_encode_computes_global_attention_head_by_head_even_without_an_int
     seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
     seg.set_image(image)
     assert calls == [1] * len(TINY_SAM["global_attn_indexes"])
+
+
+def test_a_strip_too_narrow_for_sams_input_is_named(seg):
+    """At SAM's input size (64 px here, 1024 for the real ones) a 1x129 strip's short side rounds to 0: PIL
+    failed with 'height and width must be > 0'."""
+    with pytest.raises(ValueError, match=r"1x129 .*short side would be 0; crop it to at most 128:1"):
+        seg.set_image(np.zeros((129, 1, 3), np.uint8))
+    seg.set_image(np.zeros((128, 1, 3), np.uint8))  # 0.5 rounds up to one pixel
