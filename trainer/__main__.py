@@ -10,7 +10,8 @@ COMMANDS = """PHNet trainer commands (each has --help):
   python -m trainer.builders.synthetic_set      write a synthetic set (FFHQH layout) from a folder of photos
   python -m trainer.builders.package_portraits  build the default training set from installed packages
 
-Configs: trainer/configs/*.toml   Documentation: trainer/README.md
+Configs: trainer/configs/*.toml (python -m trainer.fit --config NAME --print-config shows one)
+Documentation: trainer/README.md in the repository, https://github.com/comfyui-phnet/comfyui-phnet/tree/main/trainer
 """
 
 if __name__ == "__main__":

@@ -15,9 +15,13 @@ import copy
 import dataclasses
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same reader, as a package
+    import tomli as tomllib
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PATH = CONFIG_DIR / "default.toml"

@@ -110,4 +110,4 @@ def test_runs_as_the_webui_runs_it(tmp_path):
                             timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Installing PHNet requirement: segment-anything" in result.stdout
-    assert (root / "pip-calls.txt").read_text().splitlines() == ['install "segment-anything"']
+    assert (root / "pip-calls.txt").read_text().splitlines() == ['install "segment-anything>=1.0"']
