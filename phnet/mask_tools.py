@@ -6,6 +6,7 @@ by the input rules) and go out as float32 H x W arrays in [0, 1].
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,10 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
 
     ``feather`` is the gaussian sigma in pixels. Returns float32 H x W in [0, 1].
     """
-    if feather < 0:
-        raise ValueError(f"feather must be >= 0 (a blur sigma in pixels), got {feather}.")
+    if not (math.isfinite(feather) and feather >= 0):
+        raise ValueError(f"feather must be a number >= 0 (a blur sigma in pixels), got {feather}.")
+    if not math.isfinite(grow):
+        raise ValueError(f"grow must be a whole number of pixels, got {grow}.")
     m = mask_to_array(mask_hw)
     grow = int(round(grow))
     if grow != 0:

@@ -8,6 +8,7 @@ mask decoder. :meth:`SamSegmenter.segment` does both, checking the prompt before
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from typing import Any, Callable, Sequence
 
@@ -199,6 +200,8 @@ class SamSegmenter:
         return self._decode(prompt, multimask, soft, threshold)
 
     def _decode(self, prompt: SamPrompt, multimask: bool, soft: bool, threshold: float) -> np.ndarray:
+        if not math.isfinite(threshold):  # NaN gave an empty mask without a word
+            raise ValueError(f"threshold must be a finite number (a logit; 0 is SAM's own), got {threshold}")
         logits, scores, _ = self._predictor.predict(
             point_coords=prompt.points,
             point_labels=prompt.labels,

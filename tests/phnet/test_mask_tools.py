@@ -41,8 +41,11 @@ def test_refine_feather():
     assert 0.0 < soft[10, 20] < 1.0 and 0.0 < soft[9, 20] < 1.0  # edges are soft on both sides
     assert soft[20, 20] == pytest.approx(1.0, abs=1e-3)
     assert soft.sum() == pytest.approx(m.sum(), rel=1e-3)  # blur moves mass, keeps it
-    with pytest.raises(ValueError, match="feather must be >= 0"):
-        refine_mask(m, feather=-1)
+    for bad in (-1, float("nan"), float("inf")):  # NaN was ignored, inf overflowed
+        with pytest.raises(ValueError, match="feather must be a number >= 0"):
+            refine_mask(m, feather=bad)
+    with pytest.raises(ValueError, match="grow must be a whole number of pixels, got nan"):
+        refine_mask(m, grow=float("nan"))
 
 
 def test_refine_accepts_other_kinds():

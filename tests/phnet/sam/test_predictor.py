@@ -235,3 +235,9 @@ def test_a_strip_too_narrow_for_sams_input_is_named(seg):
     with pytest.raises(ValueError, match=r"1x129 .*short side would be 0; crop it to at most 128:1"):
         seg.set_image(np.zeros((129, 1, 3), np.uint8))
     seg.set_image(np.zeros((128, 1, 3), np.uint8))  # 0.5 rounds up to one pixel
+
+
+def test_a_threshold_that_is_not_a_number_is_refused(seg, image):
+    seg.set_image(image)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        seg.predict(box=(10, 10, 40, 30), threshold=float("nan"))  # gave an empty mask without a word
