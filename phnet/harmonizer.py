@@ -618,7 +618,8 @@ class Harmonizer:
         return output, [Correction(a, threshold, b, float(strength)) for a, b in zip(sizes, kepts)]
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
-        """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back."""
+        """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back (not
+        antialiased, as torchvision 0.15 resized the official tester's tensors)."""
         home = image.device
         image = image.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
@@ -632,7 +633,10 @@ class Harmonizer:
         if self.config.output == "transform":  # the official pipeline has no transform head: apply it here
             pred = self.model.transform_output(image_sq, pred)
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
-        result = resize(blended, shape, "bicubic").clamp(0, 1).to(home)
+        # the official tester's tensor resize under its torchvision 0.15: bicubic, never antialiased (it
+        # matters where the picture is smaller than the square)
+        result = torch.nn.functional.interpolate(blended, size=tuple(shape), mode="bicubic", align_corners=False,
+                                                 antialias=False).clamp(0, 1).to(home)
         if strength < 1:
             result = image.to(home) + strength * (result - image.to(home))
         return result, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
