@@ -15,8 +15,9 @@ the composite: how much a method changes a picture that needs no change).
 
 Metrics are phnet.metrics (iHarmony4 conventions: prediction blended with the
 composite, 0-255 float units, fMSE over 3*N_fg, PSNR with the GT's own peak).
-``--resolution 256`` (default) resizes composite, mask and real to 256x256 like the
-official evaluation and runs the network there; ``--resolution native`` keeps the
+``--resolution 256`` (default) resizes composite, mask and real to 256x256, as iHarmony4 results are
+usually reported, and runs the network there (the official tester scores at the model's own size,
+512 for iharmony512: pass that to match it); ``--resolution native`` keeps the
 pictures at their own size and runs the network through ``phnet.Harmonizer``
 (working size ``--working-size``, default the model's), scoring at full size.
 """
