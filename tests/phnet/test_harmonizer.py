@@ -160,6 +160,20 @@ def test_official_mode_resamples_everything_as_the_official_pipeline(harmonizer,
     assert not torch.equal(out[m.expand_as(out) == 0], img[m.expand_as(img) == 0])  # background resampled
 
 
+def test_official_mode_dithers_a_soft_mask_as_the_official_tester_reads_it(harmonizer):
+    """The official tester opens the mask with PIL and calls convert("1"): Floyd-Steinberg dithering, not a
+    threshold at 0.5 (where alpha is 0.39, 37 % of the pixels are subject there, none here before)."""
+    img = torch.rand(1, 3, 48, 60)
+    levels = np.zeros((48, 60), np.uint8)
+    levels[8:40, 10:50] = 100
+    levels[16:32, 20:40] = 200
+    soft = torch.from_numpy(levels / 255.0).float()[None, None]
+    dithered = torch.from_numpy(np.asarray(Image.fromarray(levels).convert("1"), dtype=np.float32))[None, None]
+    assert 0 < dithered[soft == 100 / 255].mean() < 1  # really dithered, not thresholded
+    out = harmonizer.harmonize_tensor(img, soft, mode="official")
+    assert torch.equal(out, harmonizer.harmonize_tensor(img, dithered, mode="official"))
+
+
 def test_large_image_runs_at_working_resolution(harmonizer, monkeypatch):
     seen = []
     estimate = harmonizer._net.estimate
