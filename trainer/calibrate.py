@@ -36,19 +36,29 @@ from trainer.validation import NEAR_RIGHT_FMSE
 
 @torch.no_grad()
 def collect(model, loader) -> list[dict]:
-    """Per batch: composite, real, mask and the model's unthresholded change of composite and real."""
+    """Per batch: composite, real, mask, and the model's unthresholded change of composite and real with its
+    size as the model measures it for its threshold (before the picture is clamped to 0..1)."""
     from phnet import PHNet
 
     plain = PHNet(dataclasses.replace(model.config, correction_threshold=0.0))
     plain.load_state_dict(model.state_dict())
     plain.eval()
+
+    def proposal(picture: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output, size, _ = plain.estimate(picture, mask)
+        if plain.config.output == "transform":
+            output = plain.transform_output(picture, output)
+        return output.float() - picture, size.float()
+
     out = []
     for batch in loader:
         if "comp" not in batch:
             continue
         comp, real, mask = batch["comp"], batch["real"], batch["mask"]
-        out.append({"comp": comp, "real": real, "mask": mask,
-                    "change": plain(comp, mask).float() - comp, "change_real": plain(real, mask).float() - real})
+        change, size = proposal(comp, mask)
+        change_real, size_real = proposal(real, mask)
+        out.append({"comp": comp, "real": real, "mask": mask, "change": change, "size": size,
+                    "change_real": change_real, "size_real": size_real})
     return out
 
 
@@ -62,7 +72,6 @@ def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndar
     each change, so every (threshold, ramp) pair is then scored from these without touching the pixels
     again; between two shares the error is interpolated (it is a parabola in ``k``: off by < 0.2 MSE)."""
     from phnet import metrics
-    from phnet.modeling.transform import correction_size
 
     rows: dict[str, list] = {k: [] for k in ("mse", "fmse", "untouched", "size", "size_real",
                                              "composite_mse", "composite_fmse")}
@@ -77,8 +86,8 @@ def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndar
                                                                  mask), real))
         for key, values in curves.items():
             rows[key].append(torch.stack(values, dim=1))
-        rows["size"].append(correction_size(change, mask))
-        rows["size_real"].append(correction_size(change_real, mask))
+        rows["size"].append(b["size"])  # what the model's threshold reads, not the clamped picture's change
+        rows["size_real"].append(b["size_real"])
         rows["composite_mse"].append(metrics.mse(comp, real))
         rows["composite_fmse"].append(metrics.fmse(comp, real, mask))
     return {key: torch.cat(values).double().numpy() for key, values in rows.items()}

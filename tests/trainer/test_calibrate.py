@@ -17,9 +17,12 @@ def _batches():
     mask[..., 2:6, 2:6] = 1
     cast = torch.tensor([40 / 255, 2 / 255]).reshape(2, 1, 1, 1) * mask
     comp = real + cast
+    from phnet.modeling.transform import correction_size
+
     change = torch.stack([-cast[0].expand(3, 8, 8), torch.full((3, 8, 8), 6 / 255) * mask[1]])
-    return [{"comp": comp, "real": real, "mask": mask, "change": change,
-             "change_real": torch.full_like(real, 6 / 255) * mask}]
+    change_real = torch.full_like(real, 6 / 255) * mask
+    return [{"comp": comp, "real": real, "mask": mask, "change": change, "size": correction_size(change, mask),
+             "change_real": change_real, "size_real": correction_size(change_real, mask)}]
 
 
 def test_a_ramp_keeps_the_large_correction_whole_where_soft_shortens_it():
@@ -110,3 +113,28 @@ def test_the_test_split_is_only_read_never_chosen_on(shift_set, tmp_path, capsys
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"chosen", "ceiling"} and report["ceiling"]["fmse"] <= report["chosen"]["fmse"] + 1e-9
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("output", ["residual", "transform"])
+def test_the_size_a_rule_is_chosen_on_is_the_size_the_model_thresholds(output):
+    """A proposal that overshoots 0..1 is clamped in the picture; the model's threshold reads it before the clamp,
+    and so must calibrate (it read the clamped change: at threshold 90 it claimed fMSE 3251, the model gave 4227)."""
+    from phnet import PHNet, PHNetConfig
+
+    torch.manual_seed(0)
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output=output)).eval()
+    comp = torch.rand(2, 3, 32, 32) * 0.05 + 0.95  # nearly white: a brightening change overshoots
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+        (batch,) = calibrate.collect(model, [{"comp": comp, "real": comp.clone(), "mask": mask}])
+        _, size, _ = model.estimate(comp, mask, threshold=0.0)
+    torch.testing.assert_close(batch["size"], size.float())
+    from phnet.modeling.transform import correction_size
+
+    clamped = (comp + batch["change"]).clamp(0, 1) - comp
+    torch.testing.assert_close(batch["change"], clamped, rtol=0, atol=1e-6)  # the pixels scored are clamped ones
+    assert not torch.allclose(correction_size(clamped, mask), size, rtol=0.01)  # and the two sizes differ here
