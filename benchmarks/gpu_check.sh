@@ -10,6 +10,10 @@
 #
 #   OUT=/tmp/gpu WHEELS=wheelhouse bash benchmarks/gpu_check.sh                 # all of them
 #   OUT=/tmp/gpu WHEELS=wheelhouse STEPS="bench suite" bash benchmarks/gpu_check.sh   # a rerun of some
+#   OUT=/tmp/gpu REHEARSE=1 bash benchmarks/gpu_check.sh       # on the CPU, tiny sizes: a minute, before GPU time
+#
+# REHEARSE=1 runs the same commands on the CPU with the smallest settings (and without the suite unless
+# STEPS names it), so that a broken option or import shows here and not on the GPU's clock.
 #
 # All steps share DEADLINE seconds (default 540, inside a 10-minute call); each also has its own cap, so
 # a step that hangs costs its cap, not the rest. $OUT/summary.txt gives each step's exit status and
@@ -22,7 +26,17 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"
 DEADLINE="${DEADLINE:-540}"
-STEPS="${STEPS:-cuda-tests bench training synthesis suite}"
+if [ -n "${REHEARSE:-}" ]; then
+  DEVICE=cpu STEPS="${STEPS:-cuda-tests bench training synthesis}"
+  BENCH=(--rounds 1 --sizes 512² --no-frames)
+  TRAINING=(--size 64 --batch 8 --steps 10 --photos 24 --workers 1)
+  SYNTHESIS=(--size 64 --rounds 1 --numpy-samples 4 --batch 8)
+else
+  DEVICE=cuda STEPS="${STEPS:-cuda-tests bench training synthesis suite}"
+  BENCH=(--rounds 7)
+  TRAINING=(--size 256 --batch 64 --steps 150)
+  SYNTHESIS=()
+fi
 mkdir -p "$OUT"
 : > "$OUT/summary.txt"  # this call's steps only
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -37,7 +51,8 @@ started=$SECONDS
   nvidia-smi 2>&1
   python - 2>&1 <<'PY'
 import torch
-print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
+print("torch", torch.__version__, "cuda", torch.version.cuda, gpu)
 PY
 } > "$OUT/machine.txt"
 
@@ -59,9 +74,9 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
 }
 
 step cuda-tests 120 python -m pytest -q -p no:cacheprovider -m cuda tests -rs
-step bench 300 python benchmarks/pipeline_speed.py --device cuda --rounds 7
-step training 240 python benchmarks/training_speed.py --device cuda --size 256 --batch 64 --steps 150
-step synthesis 90 python benchmarks/synthesis_speed.py
+step bench 300 python benchmarks/pipeline_speed.py --device "$DEVICE" "${BENCH[@]}"
+step training 240 python benchmarks/training_speed.py --device "$DEVICE" "${TRAINING[@]}"
+step synthesis 90 python benchmarks/synthesis_speed.py ${SYNTHESIS[@]+"${SYNTHESIS[@]}"}
 parallel=()  # pytest-xdist, where the machine has it: the suite in 8 processes
 python -c "import xdist" 2>/dev/null && parallel=(-n 8)
 step suite 300 python -m pytest -q -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} -m "not cuda" tests -rs

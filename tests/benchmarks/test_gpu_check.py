@@ -1,0 +1,30 @@
+"""The one-call GPU check, rehearsed on the CPU: every step's command line still runs, so that a renamed
+option or a broken import shows in CI and not on a borrowed GPU's clock."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the check itself runs, not its rehearsal")
+def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "summary.txt").read_text().splitlines()
+    assert [line.split(":")[0] for line in summary] == ["cuda-tests", "bench", "training", "synthesis"]
+    assert all(": exit 0 after" in line for line in summary), "\n".join(summary)
+    assert "no CUDA device" in (tmp_path / "machine.txt").read_text()
+    assert "speed vs official" in (tmp_path / "bench.txt").read_text()
+    assert "composites/s" in (tmp_path / "training.txt").read_text()
+    assert "composites/s" in (tmp_path / "synthesis.txt").read_text()
