@@ -197,12 +197,14 @@ class PHNetSAM:
 
 
 def _download_sam(repo_id: str, filename: str) -> str:
-    """``filename`` of a Hub repo as ComfyUI/models/sams/<its base name> (so it also shows in the list).
+    """``filename`` of a Hub repo as ComfyUI/models/sams/<owner>--<repo>--<its base name> (so it also shows
+    in the list). The repo is part of the name because repos share file names: Meta's sam-vit-base,
+    -large and -huge all hold a model.safetensors, and a file found under the name is used as it is.
 
     It goes through the HF cache and is then linked (or copied) into the folder whole, so no half file
     and none of the Hub client's bookkeeping folders are left in models/sams."""
     folder = paths.default_dir(paths.SAM_FOLDER)
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "--".join([*repo_id.strip("/").split("/"), filename.replace("\\", "/").rsplit("/", 1)[-1]])
     target = os.path.join(folder, name)
     if os.path.isfile(target):
         return target

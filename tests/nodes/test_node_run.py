@@ -196,7 +196,7 @@ def test_a_sam_file_in_a_local_folder_given_as_hub_repo_id(nodes, tmp_path):
     assert sam.segmenter.model_type == "custom"
 
 
-def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_own_name(pack, comfy_env, monkeypatch, tmp_path):
+def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pack, comfy_env, monkeypatch, tmp_path):
     import huggingface_hub
 
     loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
@@ -206,7 +206,7 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_own_name(pack, c
     with pytest.raises(FileNotFoundError) as e:
         loaders._download_sam("someone/sam", "checkpoints/sam_vit_x.pth")
     assert "https://huggingface.co/someone/sam/resolve/main/checkpoints/sam_vit_x.pth" in str(e.value)
-    assert "as sam_vit_x.pth" in str(e.value) and "--local-dir" not in str(e.value)
+    assert "as someone--sam--sam_vit_x.pth" in str(e.value) and "--local-dir" not in str(e.value)
     assert set(p.relative_to(sams) for p in sams.rglob("*")) == before  # no stray folders
     monkeypatch.delenv("HF_HUB_OFFLINE")
     cached = tmp_path / "blob"
@@ -214,10 +214,18 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_own_name(pack, c
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
     try:
         got = loaders._download_sam("someone/sam", "checkpoints/sam_vit_x.pth")
-        assert got == str(sams / "sam_vit_x.pth") and (sams / "sam_vit_x.pth").read_bytes() == b"weights"
-        assert set(p.relative_to(sams) for p in sams.rglob("*")) == before | {Path("sam_vit_x.pth")}
+        placed = sams / "someone--sam--sam_vit_x.pth"
+        assert got == str(placed) and placed.read_bytes() == b"weights"
+        assert set(p.relative_to(sams) for p in sams.rglob("*")) == before | {Path(placed.name)}
+        # another repo's file of the same name is its own download, not the first one reused
+        other = tmp_path / "other-blob"
+        other.write_bytes(b"other weights")
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(other))
+        got = loaders._download_sam("someone-else/sam", "sam_vit_x.pth")
+        assert Path(got).read_bytes() == b"other weights" and placed.read_bytes() == b"weights"
     finally:
-        (sams / "sam_vit_x.pth").unlink(missing_ok=True)
+        for placed in sams.glob("someone*--sam--sam_vit_x.pth"):
+            placed.unlink()
 
 
 def test_the_sam_picker_lists_only_files_the_sam_loader_reads(pack, comfy_env):
