@@ -5,7 +5,7 @@ from __future__ import annotations
 import comfy.utils
 import torch
 
-from .masks import check_mask
+from .masks import check_mask, clamped
 
 ANCHORS = ["top-left", "center", "bottom-center"]  # = phnet.compositing.ANCHORS
 
@@ -72,6 +72,7 @@ class PHNetPasteSubject:
         masks = None
         if subject_mask is not None:
             check_mask(subject_mask, subject, "subject_mask", "PHNet Paste Subject", whole_ok=True)
+            subject_mask, _ = clamped(subject_mask, "subject_mask")  # an upscaled mask's overshoot
             masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
         bar = comfy.utils.ProgressBar(n)
         comps, outs = [], []

@@ -6,10 +6,7 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from .masks import check_mask, check_mask_size
-
-
-UNCLAMPED = 0.25  # how far outside 0..1 an IMAGE from a node that does not clamp its output may reach
+from .masks import check_mask, check_mask_size, clamped
 
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
@@ -17,31 +14,19 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
     from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
     threshold = options.pop("threshold", -1.0)
-    image, clamped = _clamped(image)
+    image, notes = clamped(image, "image")
+    for name in ("mask", "reference_mask"):
+        options[name], note = clamped(options[name], name)
+        notes += note
     with phnet_model.interruptible(mm.throw_exception_if_processing_interrupted):  # Cancel within a call too
         result, corrections = phnet_model.harmonize(
             image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
             progress=lambda done, total: bar.update_absolute(done, total), **options,
         )
+    result = result.float().contiguous()  # an fp16/bf16 IMAGE came back as it went in; SaveImage cannot write bf16
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
-    line = node + ": " + report(corrections, "threshold 0", hint) + clamped
+    line = node + ": " + report(corrections, "threshold 0", hint) + notes
     return {"ui": {"text": [line]}, "result": (result, line)}
-
-
-def _clamped(image):
-    """An IMAGE a little outside 0..1 (a node before this one does not clamp its output) is clamped, and the
-    report says so; further outside (a 0..255 image, NaN), the library's own check names the fix."""
-    from ..phnet.imageio import UNIT_SLACK  # rounding noise, which the library tolerates as it is
-
-    if not isinstance(image, torch.Tensor) or not image.is_floating_point() or image.numel() == 0:
-        return image, ""
-    lo, hi = (float(v) for v in image.aminmax())
-    a_little_outside = ((lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK)
-                        and -UNCLAMPED <= lo and hi <= 1 + UNCLAMPED)  # NaN: False
-    if not a_little_outside:
-        return image, ""
-    return image.clamp(0, 1), (f"; the image held values from {lo:.3g} to {hi:.3g} (a node before this one does "
-                               f"not clamp its output): they were clamped to 0..1 first")
 
 
 REFERENCE_TOOLTIP = (

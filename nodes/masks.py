@@ -19,10 +19,24 @@ NO_ALPHA_SIDE = 64
 # "Covers most of the image and its border": the shape of a cut-out's transparent area.
 INVERTED_AREA = 0.5
 INVERTED_BORDER = 0.75
+# How far outside 0..1 an IMAGE or MASK from a node that does not clamp its output may reach: a bicubic
+# upscale (core Upscale Image, ImageScale) of a hard edge overshoots by up to about 0.2.
+UNCLAMPED = 0.25
 
 
 def _hw(t: torch.Tensor) -> tuple[int, int]:
     return int(t.shape[-2]), int(t.shape[-1])
+
+
+def _plain(mask):
+    """A MASK as ComfyUI's H×W or B×H×W, from the B×1×H×W and B×H×W×1 some nodes emit; None if not a mask."""
+    if not isinstance(mask, torch.Tensor):
+        return None
+    if mask.ndim == 4 and mask.shape[1] == 1:
+        return mask[:, 0]
+    if mask.ndim == 4 and mask.shape[-1] == 1:
+        return mask[..., 0]
+    return mask if mask.ndim in (2, 3) else None
 
 
 def _image_hw(image: torch.Tensor) -> tuple[int, int]:
@@ -45,7 +59,8 @@ def check_image(image: torch.Tensor, node: str) -> None:
 def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
     """The size checks alone, for a mask that may rightly cover most of the picture (a reference region)."""
     check_image(image, node)
-    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+    mask = _plain(mask)
+    if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     mh, mw = _hw(mask)
     ih, iw = _image_hw(image)
@@ -53,12 +68,14 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         m = mask.float()
         if bool((m == m.flatten()[0]).all()):
             inverted = " (inverted by InvertMask)" if float(m.flatten()[0]) > 0.5 else ""
-            raise ValueError(
-                f"{node}: '{name}' is the empty 64x64 mask{inverted} that Load Image gives for a picture with "
-                "no alpha channel, so it cannot tell the subject apart. Load a PNG whose subject is opaque and "
-                "whose background is transparent, or load a black-and-white subject mask with "
-                "'Load Image (as Mask)' and connect that instead."
-            )
+            fix = ("it marks no region to match. Connect a mask of the region the subject should match, the "
+                   "image's size, or leave reference_mask unconnected to match the whole background."
+                   if name == "reference_mask" else
+                   "it cannot tell the subject apart. Load a PNG whose subject is opaque and whose background is "
+                   "transparent, or load a black-and-white subject mask with 'Load Image (as Mask)' and connect "
+                   "that instead.")
+            raise ValueError(f"{node}: '{name}' is the empty 64x64 mask{inverted} that Load Image gives for a "
+                             f"picture with no alpha channel, so {fix}")
     if (mh, mw) != (ih, iw):
         raise ValueError(
             f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}; they must be the same size. "
@@ -70,7 +87,8 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
 def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False) -> None:
     """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them).
     ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle)."""
-    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+    mask = _plain(mask)
+    if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
@@ -93,3 +111,19 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
                 f"in front of {node}. The usual causes: Load Image's MASK is 1 where a PNG is transparent (an RGBA "
                 "cut-out), and a mask file painted with a black subject on white, loaded with Load Image (as Mask)."
             )
+
+
+def clamped(t, name: str):
+    """An IMAGE or MASK a little outside 0..1 (a node before this one does not clamp its output) is clamped,
+    with a note for the report; further outside (a 0..255 image, NaN), the library's own check names the fix."""
+    from ..phnet.imageio import UNIT_SLACK  # rounding noise, which the library tolerates as it is
+
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+        return t, ""
+    lo, hi = (float(v) for v in t.aminmax())
+    a_little_outside = ((lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK)
+                        and -UNCLAMPED <= lo and hi <= 1 + UNCLAMPED)  # NaN: False
+    if not a_little_outside:
+        return t, ""
+    return t.clamp(0, 1), (f"; the {name} held values from {lo:.3g} to {hi:.3g} (a node before this one does "
+                           "not clamp its output): they were clamped to 0..1 first")

@@ -80,6 +80,9 @@ def summary(corrections: Sequence[Correction]) -> str:
     below = [c for c in corrections if c.kept == 0 and not c.empty_mask]
     if below:
         line += f"; {len(below)} below the do-no-harm threshold {below[0].threshold:g}, left unchanged"
+    muted = [c for c in corrections if c.strength == 0 and c.kept > 0 and not c.empty_mask]
+    if muted:
+        line += f"; {len(muted)} at strength 0, left unchanged"
     shortened = [c for c in corrections if 0 < c.kept < 1]
     if shortened:
         line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"

@@ -264,3 +264,20 @@ def test_an_image_a_little_outside_0_1_is_clamped_and_the_report_says_so(nodes, 
         nodes["PHNetHarmonize"].harmonize(phnet_model, img * 255, subject)
     with pytest.raises(ValueError, match="clamp the image to 0..1"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, img * 1.6, subject)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_harmonize_returns_a_float32_image_whatever_the_input_dtype(nodes, phnet_model, portrait, dtype):
+    """ComfyUI IMAGEs are float32: SaveImage cannot write a bf16 tensor."""
+    img, subject = portrait(b=1)
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, img.to(dtype), subject)["result"]
+    assert out.dtype == torch.float32 and out.is_contiguous()
+    outside = subject[0] == 0
+    assert torch.equal(out[:, outside], img.to(dtype).float()[:, outside])
+
+
+def test_a_batch_at_strength_0_says_why_nothing_changed(nodes, phnet_model, portrait):
+    img, subject = portrait(b=2)
+    out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject, strength=0.0)["result"]
+    assert torch.equal(out, img)
+    assert "0 of 2 images changed" in line and "2 at strength 0, left unchanged" in line

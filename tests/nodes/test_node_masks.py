@@ -115,3 +115,44 @@ def test_a_channels_first_image_is_named_as_such_not_as_a_mask_of_the_wrong_size
     mask[:, 10:30, 15:40] = 1
     with pytest.raises(ValueError, match=r"channels first \(B×C×H×W\); ComfyUI IMAGEs are B×H×W×C"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
+
+
+@pytest.mark.parametrize("layout", ["B1HW", "BHW1"])
+def test_masks_with_a_channel_axis_get_the_same_checks(nodes, phnet_model, cutout, layout):
+    """Some nodes emit B×1×H×W or B×H×W×1 masks, which the library reads; the checks look at them too."""
+    image, mask = load(cutout + ".png")  # 1 on the transparent background: a forgotten InvertMask
+    four_d = mask[:, None] if layout == "B1HW" else mask[..., None]
+    with pytest.raises(ValueError, match="looks inverted"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, four_d)
+    with pytest.raises(ValueError, match="looks inverted"):
+        nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=four_d)
+    small = torch.zeros(1, 1, 24, 32) if layout == "B1HW" else torch.zeros(1, 24, 32, 1)
+    with pytest.raises(ValueError, match="is 32x24 pixels but the image is 64x48"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)
+
+
+def test_an_upscaled_mask_overshooting_0_1_is_clamped_where_it_is_used(nodes, phnet_model, sam_model, helpers):
+    """The pack's own advice for a mask of another size is Upscale Image, whose bicubic overshoots 0..1."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    small = subject[:, ::2, ::2]
+    upscaled = torch.nn.functional.interpolate(small[:, None], size=(48, 64), mode="bicubic")[:, 0]
+    assert upscaled.min() < -0.05 and upscaled.max() > 1.05
+    (out, line), exact = (nodes["PHNetHarmonize"].harmonize(phnet_model, image, m, reference_mask=m)["result"]
+                          for m in (upscaled, upscaled.clamp(0, 1)))
+    assert torch.equal(out, exact[0])
+    assert "the mask held values from -0." in line and "the reference_mask held values from" in line
+    comp, pasted = nodes["PHNetPasteSubject"].paste(image, image, subject_mask=upscaled)
+    assert 0 <= pasted.min() and pasted.max() <= 1
+    (guided,) = nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=upscaled)
+    assert guided.shape == (1, 48, 64)
+
+
+def test_an_empty_reference_mask_gets_advice_for_a_reference(nodes, phnet_model, cutout):
+    image, _ = load(cutout + ".png")
+    mask = torch.zeros(1, 48, 64)
+    mask[:, 10:30, 20:40] = 1
+    with pytest.raises(ValueError) as e:
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask, reference_mask=torch.zeros(1, 64, 64))
+    assert "'reference_mask' is the empty 64x64 mask" in str(e.value)
+    assert "leave reference_mask unconnected to match the whole background" in str(e.value)
+    assert "subject apart" not in str(e.value)
