@@ -299,6 +299,10 @@ class PHNetSAMLoader:
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None
         kwargs = {} if model_type == "auto" else {"model_type": model_type}
+        if repo and os.path.isfile(os.path.expanduser(repo)) and filename:
+            raise ValueError(
+                f"PHNet SAM Loader: hub_repo_id {repo!r} is a file, and hub_filename {filename!r} names a file inside "
+                "a Hub repo or a local folder: leave hub_filename empty to load that file, or give its folder")
         if repo and os.path.isdir(os.path.expanduser(repo)) and filename:  # a local folder and one of its files
             source, filename = os.path.join(os.path.expanduser(repo), filename), None
         elif repo and filename:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 
 import comfy.model_management as mm
@@ -11,7 +12,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_mask_size
+from .masks import check_mask_size, clamped
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -70,14 +71,17 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
 
 def as_phnet_sam(sam_model):
     """Our PHNET_SAM, or a plain ``segment_anything`` Sam (the SAM_MODEL of Impact Pack's and
-    comfyui_segment_anything's loaders) wrapped for this run on the device it already is on."""
+    comfyui_segment_anything's loaders) wrapped for this run: it works on ComfyUI's compute device and goes
+    back to the device it came on."""
     if isinstance(sam_model, PHNetSAM):
         return sam_model
     if hasattr(sam_model, "image_encoder") and hasattr(sam_model, "mask_decoder"):
         from ..phnet.sam import SamSegmenter
 
+        # Impact Pack parks its SAM on the CPU between its own runs: this run takes it to the compute
+        # device like our own loader's SAM, and puts it back where it was.
         device = next(sam_model.parameters()).device
-        return PHNetSAM(SamSegmenter(sam_model, device=device), device, device)
+        return PHNetSAM(SamSegmenter(sam_model, device=device), mm.get_torch_device(), device)
     raise ValueError(
         f"sam_model is a {type(sam_model).__name__}, which PHNet SAM Segment cannot use; load the checkpoint "
         "with 'PHNet SAM Loader'"
@@ -142,7 +146,8 @@ class PHNetSAMSegment:
             "optional": {
                 "guide_mask": ("MASK", {
                     "tooltip": "Optional rough mask; its bounding box is used as the box prompt (per image; one "
-                               "mask is shared by the whole batch). Ignored for images where it is empty.",
+                               "mask is shared by the whole batch). Where it is empty, that image's mask is empty (no "
+                               "subject there), whatever the points say.",
                 }),
             },
         }
@@ -152,6 +157,7 @@ class PHNetSAMSegment:
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.sam.predictor import interrupt_points
         from ..phnet.mask_tools import mask_bbox, refine_mask
+        from ..phnet.sam.prompts import make_prompt
 
         sam = as_phnet_sam(sam_model)
         b, h, w = image.shape[0], image.shape[1], image.shape[2]
@@ -161,7 +167,7 @@ class PHNetSAMSegment:
         guides = None
         if guide_mask is not None:
             check_mask_size(guide_mask, image, "guide_mask", "PHNet SAM Segment")  # only its box is used
-            guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
+            guides = mask_to_tensor(clamped(guide_mask, "guide_mask")[0], b, h, w)[:, 0]
         if box_px is None and not pos and guides is None:  # negative points only say where the subject is not
             raise ValueError(
                 "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
@@ -171,6 +177,14 @@ class PHNetSAMSegment:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
+        if not math.isfinite(float(threshold)):
+            raise ValueError(f"PHNet SAM Segment: threshold must be a finite number (a logit; 0 is SAM's own), "
+                             f"got {threshold}")
+        # An image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty.
+        boxes = [box_px if box_px is not None or guides is None else mask_bbox(guides[i]) for i in range(b)]
+        for item_box in boxes:  # a prompt outside the image is refused before SAM moves or encodes anything
+            if item_box is not None or guides is None:
+                make_prompt((h, w), item_box, points or None, labels or None, None)
         out = torch.zeros(b, h, w)
         with sam.on_device() as segmenter:
             # A step at each of the encoder's interrupt points (each block's attention and MLP, each head of a
@@ -185,16 +199,13 @@ class PHNetSAMSegment:
                 done += 1
                 bar.update_absolute(min(done, b * steps), b * steps)
 
-            for i in range(b):
-                item_box = box_px
+            for i, item_box in enumerate(boxes):
                 if item_box is None and guides is not None:
-                    item_box = mask_bbox(guides[i])
-                if item_box is None and not pos:
                     log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
                 else:
-                    segmenter.set_image(image[i], interrupt=step)
-                    m = segmenter.predict(box=item_box, points=points or None, point_labels=labels or None,
-                                          multimask=bool(multimask), threshold=float(threshold))
+                    m = segmenter.segment(image[i], box=item_box, points=points or None,
+                                          point_labels=labels or None, multimask=bool(multimask),
+                                          threshold=float(threshold), interrupt=step)
                     if grow or feather:
                         m = refine_mask(m, grow=int(grow), feather=float(feather))
                     out[i] = torch.from_numpy(m)

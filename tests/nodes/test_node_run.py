@@ -262,3 +262,40 @@ def test_cancel_stops_sam_segment_between_encoder_parts_with_progress_at_each(no
     with pytest.raises(Exception) as stopped:
         nodes["PHNetSAMSegment"].segment(sam_model, image, box="8,8,40,30")
     assert "Interrupt" in type(stopped.value).__name__ and len(calls) == 1  # stopped before the next block
+
+
+@pytest.mark.parametrize("prompt", [{"positive_points": "500,500"}, {"box": "1000,1000,2000,2000"}])
+def test_a_prompt_outside_the_image_is_refused_before_sam_moves_or_encodes(nodes, sam_model, portrait,
+                                                                            monkeypatch, prompt):
+    img, _ = portrait(b=2)
+    seen = []
+    monkeypatch.setattr(sam_model.segmenter, "_encode", lambda *a: seen.append("encode"))
+    monkeypatch.setattr(sam_model.segmenter, "to", lambda *a: seen.append("moved"))
+    with pytest.raises(ValueError, match="outside the 64x48 image|no area inside the 64x48 image"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, **prompt)
+    assert seen == []
+
+
+def test_where_the_guide_mask_is_empty_the_mask_is_empty_whatever_the_points_say(nodes, sam_model, portrait):
+    """A clip's frame that its subject has left: Harmonize Frames then passes it through as it was."""
+    img, subject = portrait(b=2)
+    guides = torch.stack([subject[0], torch.zeros_like(subject[0])])
+    (m,) = nodes["PHNetSAMSegment"].segment(sam_model, img, positive_points="32,24", guide_mask=guides)
+    (first,) = nodes["PHNetSAMSegment"].segment(sam_model, img[:1], positive_points="32,24", guide_mask=guides[:1])
+    assert m[1].sum() == 0 and torch.equal(m[0], first[0])
+
+
+def test_another_packs_sam_works_on_the_compute_device_and_goes_back(nodes, pack, comfy_env, monkeypatch):
+    """Impact Pack parks its SAM on the CPU between its own runs; a GPU machine should not encode there."""
+    from tests.helpers.tiny_sam import build_tiny_sam
+
+    segment = importlib.import_module(pack.__name__ + ".nodes.segment")
+    monkeypatch.setattr(comfy_env.mm, "get_torch_device", lambda: torch.device("meta"))  # no CUDA call needed
+    wrapped = segment.as_phnet_sam(build_tiny_sam())
+    assert wrapped.load_device == torch.device("meta") and wrapped.offload_device == torch.device("cpu")
+
+
+def test_a_local_sam_file_with_a_hub_filename_says_which_to_leave_out(nodes, comfy_env, tiny_sam):
+    local = comfy_env.base / "models" / "sams" / tiny_sam
+    with pytest.raises(ValueError, match="is a file, and hub_filename 'x.pth' names a file inside a Hub repo"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(local), "x.pth", "auto", "cpu")
