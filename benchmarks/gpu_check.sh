@@ -4,9 +4,9 @@
 #
 #   cuda-tests  the `cuda`-marked tests
 #   bench       the pipeline benchmark on the GPU (official vs ours, same run)
+#   suite       the whole test suite with the GPU as the best device (the `cuda` tests excepted: done above)
 #   training    the trainer's throughput (composites/s, GPU utilisation)
 #   synthesis   synthetic composites/s: numpy, torch on the CPU, torch on the GPU
-#   suite       the whole test suite with the GPU as the best device (the `cuda` tests excepted: done above)
 #
 #   OUT=/tmp/gpu WHEELS=wheelhouse bash benchmarks/gpu_check.sh                 # all of them
 #   OUT=/tmp/gpu WHEELS=wheelhouse STEPS="bench suite" bash benchmarks/gpu_check.sh   # a rerun of some
@@ -32,8 +32,8 @@ if [ -n "${REHEARSE:-}" ]; then
   TRAINING=(--size 64 --batch 8 --steps 10 --photos 24 --workers 1)
   SYNTHESIS=(--size 64 --rounds 1 --numpy-samples 4 --batch 8)
 else
-  DEVICE=cuda STEPS="${STEPS:-cuda-tests bench training synthesis suite}"
-  BENCH=(--rounds 7)
+  DEVICE=cuda STEPS="${STEPS:-cuda-tests bench suite training synthesis}"
+  BENCH=(--rounds 5)
   TRAINING=(--size 256 --batch 64 --steps 150)
   SYNTHESIS=()
 fi
@@ -73,13 +73,13 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
     >> "$OUT/summary.txt"
 }
 
-step cuda-tests 120 python -m pytest -q -p no:cacheprovider -m cuda tests -rs
-step bench 300 python benchmarks/pipeline_speed.py --device "$DEVICE" "${BENCH[@]}"
-step training 240 python benchmarks/training_speed.py --device "$DEVICE" "${TRAINING[@]}"
-step synthesis 90 python benchmarks/synthesis_speed.py ${SYNTHESIS[@]+"${SYNTHESIS[@]}"}
+step cuda-tests 90 python -m pytest -q -p no:cacheprovider -m cuda tests -rs
+step bench 180 python benchmarks/pipeline_speed.py --device "$DEVICE" "${BENCH[@]}"
 parallel=()  # pytest-xdist, where the machine has it: the suite in 8 processes
 python -c "import xdist" 2>/dev/null && parallel=(-n 8)
-step suite 300 python -m pytest -q -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} -m "not cuda" tests -rs
+step suite 150 python -m pytest -q -p no:cacheprovider ${parallel[@]+"${parallel[@]}"} -m "not cuda" tests -rs
+step training 150 python benchmarks/training_speed.py --device "$DEVICE" "${TRAINING[@]}"
+step synthesis 60 python benchmarks/synthesis_speed.py ${SYNTHESIS[@]+"${SYNTHESIS[@]}"}
 
 cat "$OUT/summary.txt"
 for name in $STEPS; do
