@@ -95,6 +95,21 @@ def test_schedule_warmup_then_cosine():
     assert lrs[5] > lrs[10] > lrs[19] > 0
 
 
+def test_the_ffhqh_config_keeps_the_official_constant_learning_rate():
+    """The official trainer builds CosineAnnealingLR but never calls scheduler.step(): the LR stays at 1e-5."""
+    t = load_config("ffhqh")["train"]
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=t["lr"])
+    sch = build_scheduler(opt, t)
+    assert opt.param_groups[0]["lr"] == 1e-5
+    for step in range(3):
+        opt.step()
+        sch.step()
+    assert opt.param_groups[0]["lr"] == 1e-5
+    total = int(t["steps"])
+    assert [t["lr"] * sch.lr_lambdas[0](s) for s in (0, 999, 1000, total // 2, total - 1, total)] == [1e-5] * 6
+
+
 def test_rng_state_round_trip_is_weights_only_loadable(tmp_path):
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     state = ckpt.capture_rng_state()
