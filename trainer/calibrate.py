@@ -37,17 +37,23 @@ from trainer.validation import NEAR_RIGHT_FMSE
 @torch.no_grad()
 def collect(model, loader) -> list[dict]:
     """Per batch: composite, real, mask, and the model's unthresholded change of composite and real with its
-    size as the model measures it for its threshold (before the picture is clamped to 0..1)."""
+    size as the model measures it for its threshold, both before the picture is clamped to 0..1: the model
+    applies a share ``k`` of a change as ``clamp(picture + k·change)`` (``PHNet.estimate``)."""
     from phnet import PHNet
+    from phnet.modeling.phnet import residual_change
+    from phnet.modeling.transform import apply_colour_transform, correction_size
 
     plain = PHNet(dataclasses.replace(model.config, correction_threshold=0.0))
     plain.load_state_dict(model.state_dict())
     plain.eval()
 
     def proposal(picture: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if plain.config.output == "residual":  # PHNet.estimate's change, which it returns only clamped
+            change = residual_change(plain.decode(picture, mask))
+            return change.float(), correction_size(change, mask).float()
         output, size, _ = plain.estimate(picture, mask)
-        if plain.config.output == "transform":
-            output = plain.transform_output(picture, output)
+        if plain.config.output == "transform":  # coefficients: a share of them is that share of this change
+            output = apply_colour_transform(picture.float(), output.float())
         return output.float() - picture, size.float()
 
     out = []
@@ -78,7 +84,7 @@ def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndar
     for b in batches:
         comp, real, mask, change, change_real = (b[k] for k in ("comp", "real", "mask", "change", "change_real"))
         curves = {"mse": [], "fmse": [], "untouched": []}
-        for k in np.linspace(0.0, 1.0, shares):
+        for k in np.linspace(0.0, 1.0, shares):  # the picture the model makes with a share k of its change
             out = metrics.blend((comp + float(k) * change).clamp(0, 1), comp, mask)
             curves["mse"].append(metrics.mse(out, real))
             curves["fmse"].append(metrics.fmse(out, real, mask))
@@ -214,6 +220,8 @@ def calibrate(a: argparse.Namespace) -> int:
     if a.data:
         data = {"root": a.data, "num_workers": 0}
     ds = build_dataset(data, a.split, image_size=model.config.image_size)
+    if ds.not_held_out:
+        print(f"warning: {ds.not_held_out}", file=sys.stderr)
     thresholds = [float(t) for t in grid(a.thresholds)]
     ramps, floors = parse_ramps(a.ramps), [float(f) for f in grid(a.floors)]
     if floors[-1] > 1:

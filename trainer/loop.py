@@ -396,9 +396,15 @@ class TrainingLoop:
                 f"{intact}, is intact: free some space, then continue the run with --resume")
 
     def write_checkpoint(self, best_dir: bool, val: dict | None) -> None:
+        """``checkpoint.json``'s ``val`` scores the weights saved beside it. With ``train.ema`` a step checkpoint
+        saves the trained weights (a resume goes on from them) while validation scored the average (what
+        ``best/`` saves): that score is kept as ``ema_val``."""
         step = self.pos.step
         info = {"step": step, "epoch": self.pos.epoch,
-                "best_val_fmse": None if math.isinf(self.best) else self.best, "val": val}
+                "best_val_fmse": None if math.isinf(self.best) else self.best,
+                "weights": "ema" if best_dir and self.ema is not None else "trained", "val": val}
+        if self.ema is not None and not best_dir:
+            info["val"], info["ema_val"] = None, val
         if best_dir:
             ckpt.save_checkpoint(self.out_dir / "best", self.eval_model(), None, info, self.cfg)
             return

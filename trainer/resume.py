@@ -52,11 +52,14 @@ def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:
     return changes
 
 
-def apply_hyperparameters(optimizer, scheduler, train: dict, step: int) -> None:
-    """Put the config's lr, betas and weight decay into a restored optimizer; set the lr for ``step``.
+def apply_hyperparameters(optimizer, scheduler, train: dict) -> None:
+    """Put the config's lr, betas and weight decay into a restored optimizer and scheduler; set the lr for the
+    scheduler's restored position.
 
     ``optimizer.load_state_dict`` brings back the hyperparameters the state was saved with; the
-    scheduler's factor is a function of the new ``[train]`` table (steps, warm-up, schedule).
+    scheduler's factor is a function of the new ``[train]`` table (steps, warm-up, schedule). The position is
+    the scheduler's own count (``last_epoch``), not the optimizer steps done: the schedule waits out the steps
+    an fp16 gradient scaler skipped, so it can lag behind them.
     """
     lr = float(train["lr"])
     betas = tuple(float(b) for b in train.get("betas", (0.9, 0.99)))
@@ -66,4 +69,5 @@ def apply_hyperparameters(optimizer, scheduler, train: dict, step: int) -> None:
         group["weight_decay"] = float(train["weight_decay"])
     scheduler.base_lrs = [lr for _ in optimizer.param_groups]
     for group in optimizer.param_groups:
-        group["lr"] = group["initial_lr"] * scheduler.lr_lambdas[0](step)
+        group["lr"] = group["initial_lr"] * scheduler.lr_lambdas[0](scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports

@@ -41,6 +41,11 @@ class SkipFusion(nn.Module):
         return F.relu(self.rconv(x))
 
 
+def residual_change(raw: torch.Tensor) -> torch.Tensor:
+    """``output="residual"``: the decoder's logits as a change of the picture, in -1..1."""
+    return 2 * (torch.sigmoid(raw) - 0.5)
+
+
 class PHNet(nn.Module):
     """PHNet as the official code computes it; module names match the official state_dict.
 
@@ -117,7 +122,7 @@ class PHNet(nn.Module):
             kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)
             return (coefficients * kept[:, None] if threshold else coefficients), size, kept
         if self.config.output == "residual":
-            change = 2 * (torch.sigmoid(raw) - 0.5)
+            change = residual_change(raw)
             picture = None
         else:  # the official mapping: the sigmoid output is the picture itself
             picture = torch.sigmoid(raw)

@@ -335,3 +335,33 @@ def test_patience_stops_when_validation_stops_improving(shift_set, tmp_path, mon
     assert any(e.startswith("stopped early: no better validation fMSE in 2 checks") for e in events)
     assert json.loads((out / "best" / "checkpoint.json").read_text())["step"] == 6
     assert (out / "checkpoints" / "step-00000010").is_dir()  # the stop leaves a checkpoint, as a finished run does
+
+
+def test_every_checkpoint_records_the_score_of_the_weights_it_holds(shift_set, tmp_path):
+    """train.ema: validation scores the average, which best/ saves; a step checkpoint saves the trained weights (a
+    resume goes on from them), so the average's score must not stand there as its own (it did: 788 recorded for
+    weights that score 319)."""
+    from torch.utils.data import DataLoader
+
+    from phnet.weights import load_model
+    from trainer.data import build_dataset, collate
+    from trainer.fit import train
+    from trainer.validation import validate
+
+    out = tmp_path / "ema"
+    cfg = tiny_cfg(shift_set, out, steps=6, val_every=0, ckpt_every=0, ema=0.9, amp=False)  # scored as below
+    train(cfg, progress=False)
+    loader = DataLoader(build_dataset(cfg["data"], "val", image_size=32), batch_size=16, collate_fn=collate)
+    step = out / "checkpoints" / "step-00000006"
+    info, best = (json.loads((d / "checkpoint.json").read_text()) for d in (step, out / "best"))
+    logged = [r for r in read_log(out) if r["type"] == "val"][-1]
+    assert info["weights"] == "trained" and info["val"] is None and info["ema_val"]["fmse"] == logged["fmse"]
+    assert best["weights"] == "ema" and best["val"]["fmse"] == logged["fmse"]
+    assert validate(load_model(out / "best").eval(), loader, torch.device("cpu"))["fmse"] == pytest.approx(
+        best["val"]["fmse"], rel=1e-5)
+    plain = tmp_path / "plain"
+    train(tiny_cfg(shift_set, plain, steps=2, val_every=0, ckpt_every=0, amp=False), progress=False)
+    info = json.loads((plain / "checkpoints" / "step-00000002" / "checkpoint.json").read_text())
+    assert info["weights"] == "trained" and "ema_val" not in info
+    assert validate(load_model(plain / "checkpoints" / "step-00000002").eval(), loader,
+                    torch.device("cpu"))["fmse"] == pytest.approx(info["val"]["fmse"], rel=1e-5)

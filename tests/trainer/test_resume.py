@@ -80,3 +80,34 @@ def test_resuming_from_an_older_checkpoint_starts_a_branch_and_sets_the_old_one_
                                                                      str(out / "checkpoints" / "step-00000003")]
     assert [(r["step"], r["lr"]) for r in log if r["type"] == "train"] == [(1, 1e-3), (2, 1e-3), (3, 5e-4),
                                                                             (4, 5e-4)]
+
+
+def test_a_resume_sets_the_lr_of_the_schedules_own_position_not_of_the_steps_done():
+    """fp16: the schedule does not advance on a step the GradScaler skipped, so it lags the step count; the lr a
+    resume sets must be the one the uninterrupted run would use next (it was set from the step count)."""
+    from trainer.optim import build_optimizer, build_scheduler
+    from trainer.resume import apply_hyperparameters
+
+    t = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0, "steps": 100, "warmup_steps": 10,
+         "schedule": "cosine", "min_lr_ratio": 0.0}
+
+    def fresh():
+        opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], t)
+        return opt, build_scheduler(opt, t)
+
+    opt, sch = fresh()
+    steps_done, skipped = 6, 2
+    for _ in range(steps_done - skipped):  # the two skipped steps left the schedule where it was
+        opt.step()
+        sch.step()
+    state = {"optimizer": opt.state_dict(), "scheduler": sch.state_dict()}
+    going_on = opt.param_groups[0]["lr"]
+
+    opt2, sch2 = fresh()
+    opt2.load_state_dict(state["optimizer"])
+    sch2.load_state_dict(state["scheduler"])
+    apply_hyperparameters(opt2, sch2, t)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(going_on) == pytest.approx(1e-3 * 5 / 10)
+    assert sch2.get_last_lr() == pytest.approx([going_on])
+    opt.step(), sch.step(), opt2.step(), sch2.step()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
