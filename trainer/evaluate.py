@@ -13,13 +13,17 @@ per composite-error bucket (the composite's own fMSE: <300 nearly harmonious,
 300-1000, >=1000 clearly wrong), and "untouched photos" (the real image fed in as
 the composite: how much a method changes a picture that needs no change).
 
-Metrics are phnet.metrics (iHarmony4 conventions: prediction blended with the
-composite, 0-255 float units, fMSE over 3*N_fg, PSNR with the GT's own peak).
-``--resolution 256`` (default) resizes composite, mask and real to 256x256, as iHarmony4 results are
-usually reported, and runs the network there (the official tester scores at the model's own size,
-512 for iharmony512: pass that to match it); ``--resolution native`` keeps the
-pictures at their own size and runs the network through ``phnet.Harmonizer``
-(working size ``--working-size``, default the model's), scoring at full size.
+Metrics are phnet.metrics (the official PHNet tester's conventions: prediction blended with the
+composite, 0-255 float units, fMSE over 3*N_fg, PSNR with the GT's own peak), plus PSNR255 and
+fPSNR255 with the fixed peak 255 of the DoveNet/bcmi evaluation. ``--resolution 256`` (default)
+resizes composite, mask and real to 256x256, as iHarmony4 results are usually reported, and runs
+the network there; the official tester scores at the model's own size (512 for iharmony512, 256,
+512 or 1024 for the ffhqh weights): ``--resolution <model size>`` matches it. ``--resolution
+native`` keeps the pictures at their own size and runs the network through ``phnet.Harmonizer``
+(working size ``--working-size``, default the model's), scoring at full size. With ``--resize pad``
+only the picture is scored, not its padding. ``--max-samples N`` scores a fixed spread of N samples
+of the split, not its first N. A photo folder's test split without ``data.test_fraction`` is its
+validation split: the report then says so at the top.
 """
 from __future__ import annotations
 
@@ -38,8 +42,13 @@ from torch.utils.data import DataLoader, Subset
 
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
+from trainer.data.common import spread_sample
 
-METRICS = ("MSE", "fMSE", "PSNR", "fPSNR")
+METRICS = ("MSE", "fMSE", "PSNR", "fPSNR", "PSNR255", "fPSNR255")
+PEAKS = ("PSNR and fPSNR use each ground truth's own peak, max(gt)², as the official PHNet tester does; PSNR255 and "
+         "fPSNR255 use the fixed 255² of the DoveNet/bcmi iHarmony4 evaluation, where most published numbers come "
+         "from. On a photo that never reaches 255 the own-peak values are lower by 20·log10(255/max(gt)) dB. Neither "
+         "quantises to 8 bits.")
 ERROR_BUCKETS = ("<300", "300-1000", ">=1000")
 METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer",
                  "mkl": "MKL colour transfer (color-matcher)", "phnet": "PHNet"}
@@ -101,15 +110,26 @@ def summarise(rows: list[dict], untouched: list[dict], methods: list[str]) -> di
     return summary
 
 
+def sampled(meta: dict) -> str:
+    everyone = meta.get("split_samples")
+    if not everyone or everyone <= meta["samples"]:
+        return ""
+    return f" of {everyone}, a fixed spread over the split (--max-samples)"
+
+
 def to_markdown(summary: dict, meta: dict) -> str:
     methods = list(summary["overall"])
-    lines = [f"# Evaluation: {', '.join(f'{k} = {v}' for k, v in (meta.get('weights') or {}).items()) or '(baselines only)'}", "",
-             f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples), "
-             f"resolution {meta['resolution']}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB).", ""]
+    lines = [f"# Evaluation: {', '.join(f'{k} = {v}' for k, v in (meta.get('weights') or {}).items()) or '(baselines only)'}", ""]
+    if meta.get("not_held_out"):
+        lines.extend([f"**{meta['not_held_out']}**", ""])
+    lines.extend([f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples"
+                  f"{sampled(meta)}), resolution {meta['resolution']}"
+                  f"{RESIZE_NOTES.get(meta.get('resize'), '')}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB). "
+                  f"{PEAKS}", ""])
 
     def table(title: str, groups: dict | None, label: str):
-        lines.extend([f"## {title}", "", f"| {label} | method | n | MSE | fMSE | PSNR | fPSNR |",
-                      "|---|---|---:|---:|---:|---:|---:|"])
+        lines.extend([f"## {title}", "", f"| {label} | method | n | MSE | fMSE | PSNR | fPSNR | PSNR255 | fPSNR255 |",
+                      "|---|---|---:|---:|---:|---:|---:|---:|---:|"])
         items = groups.items() if groups is not None else [("all", summary["overall"])]
         for g, per in items:
             for m in methods:
@@ -117,7 +137,7 @@ def to_markdown(summary: dict, meta: dict) -> str:
                 if not v or not v.get("count"):
                     continue
                 lines.append(f"| {g} | {METHOD_LABELS.get(m, m)} | {v['count']} | {v['MSE']:.2f} | {v['fMSE']:.2f} | "
-                             f"{v['PSNR']:.2f} | {v['fPSNR']:.2f} |")
+                             f"{v['PSNR']:.2f} | {v['fPSNR']:.2f} | {v['PSNR255']:.2f} | {v['fPSNR255']:.2f} |")
         lines.append("")
 
     table("Overall", None, "set")
@@ -207,11 +227,39 @@ def load_candidates(weights, device, native: bool, working_size: int | None) -> 
                       working_size)
 
 
+RESIZE_NOTES = {"pad": " (pictures padded to the square to run the network; scored on the picture alone, "
+                       "the padding left out)",
+                "crop": " (pictures cut to their centre square: their edges are not scored)"}
+
+
+def scores(out: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``phnet.metrics.all_metrics`` and the same PSNRs with the fixed peak 255 (see ``PEAKS``)."""
+    from phnet import metrics
+
+    per = metrics.all_metrics(out, real, mask)
+    for name, err in (("PSNR255", per["MSE"]), ("fPSNR255", per["fMSE"])):
+        per[name] = 10 * torch.log10(255.0 ** 2 / (err + metrics.PSNR_EPS))
+    return per
+
+
+def pictures(batch: dict, tensors: dict[str, torch.Tensor]) -> list[tuple[dict, dict[str, torch.Tensor]]]:
+    """``tensors`` (each B×C×S×S) with the batch's ``name`` and ``subset``: as they are, or, for pictures padded
+    to the square (``box``, resize "pad"), one sample at a time cut to the picture, so that the padding, equal
+    in every method's output and the photo, does not count as error-free pixels."""
+    if "box" not in batch:
+        return [(batch, tensors)]
+    out = []
+    for i, (top, left, h, w) in enumerate(batch["box"].tolist()):
+        out.append(({"name": batch["name"][i:i + 1], "subset": batch["subset"][i:i + 1]},
+                    {k: t[i:i + 1, :, top:top + h, left:left + w] for k, t in tensors.items()}))
+    return out
+
+
 def score_rows(batch: dict, outs: dict[str, torch.Tensor], real, mask, methods: list[str]) -> list[dict]:
     """One row per sample and method: its metrics, subset and buckets."""
     from phnet import metrics
 
-    per = {m: metrics.all_metrics(o, real, mask) for m, o in outs.items()}
+    per = {m: scores(o, real, mask) for m, o in outs.items()}
     fg = metrics.fg_bucket(mask)
     fg = [fg] if isinstance(fg, str) else fg
     rows = []
@@ -225,14 +273,15 @@ def score_rows(batch: dict, outs: dict[str, torch.Tensor], real, mask, methods: 
     return rows
 
 
-def untouched_rows(candidates: Candidates, real, mask) -> list[dict]:
+def untouched_rows(candidates: Candidates, batch: dict, real, mask) -> list[dict]:
     """What each method does to the real photo itself (do no harm: ideally nothing)."""
     from phnet import metrics
 
     rows = []
-    for m, o in candidates.outputs(real, mask).items():
-        mse, fmse = metrics.mse(o, real), metrics.fmse(o, real, mask)
-        rows += [{"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])} for i in range(real.shape[0])]
+    for _, t in pictures(batch, {"real": real, "mask": mask, **candidates.outputs(real, mask)}):
+        for m in [k for k in t if k not in ("real", "mask")]:
+            mse, fmse = metrics.mse(t[m], t["real"]), metrics.fmse(t[m], t["real"], t["mask"])
+            rows += [{"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])} for i in range(mse.shape[0])]
     return rows
 
 
@@ -261,11 +310,11 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     candidates = load_candidates(weights, dev, native, working_size)
     models = candidates.models
     methods = ["composite", *BASELINES, *models]
-    ds = build_dataset(data, split, train=False, image_size=size or 8,
-                       resize="none" if native else data.get("resize", "stretch"))
+    resize = "none" if native else data.get("resize", "stretch")
+    ds = build_dataset(data, split, train=False, image_size=size or 8, resize=resize)
     base_ds = ds
     if max_samples and len(ds) > max_samples:
-        ds = Subset(ds, range(max_samples))
+        ds = Subset(ds, spread_sample([r.name for r in base_ds.records], max_samples))
     loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,
                         num_workers=int(data.get("num_workers", 0)))
 
@@ -281,9 +330,10 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
             continue
         comp, real, mask = (batch[k].to(dev) for k in ("comp", "real", "mask"))
         outs = {"composite": comp, **candidates.outputs(comp, mask)}
-        rows += score_rows(batch, outs, real, mask, methods)
+        for names, t in pictures(batch, {"real": real, "mask": mask, **outs}):
+            rows += score_rows(names, {m: t[m] for m in outs}, t["real"], t["mask"], methods)
         if untouched_check:
-            untouched += untouched_rows(candidates, real, mask)
+            untouched += untouched_rows(candidates, batch, real, mask)
         grid += grid_cells(comp, mask, real, outs, models, grid_rows - len(grid))
         if bar is not None:
             bar.update(comp.shape[0] + batch.get("skipped", 0))
@@ -296,6 +346,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     model = next(iter(models.values()), None)
     meta = {"weights": parse_weights(weights) or None, "data": str(data.get("root")),
             "kind": base_ds.description.split(":")[0], "split": split, "samples": len(rows) // len(methods),
+            "split_samples": len(base_ds),
+            "not_held_out": base_ds.not_held_out, "resize": resize, "psnr_peaks": PEAKS,
             "skipped": skipped, "resolution": "native" if native else size,
             "working_size": (working_size or (model.config.image_size if model is not None else None)) if native else size,
             "device": str(dev), "seconds": round(time.time() - t0, 2)}
@@ -389,6 +441,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(res["markdown"])
+    if res["meta"].get("not_held_out"):
+        print(f"warning: {res['meta']['not_held_out']}", file=sys.stderr)
     print(f"wrote {', '.join(res['files'].values())}", file=sys.stderr)
     return 0
 

@@ -28,6 +28,7 @@ from phnet.precision import needs_grad_scaling, training_dtype
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
+from trainer.data.common import spread_sample
 from trainer.distributed import Dist, EpochSampler, seed_everything
 from trainer.ema import WeightAverage
 from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
@@ -156,8 +157,8 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int) -> Data:
     t_cfg, d_cfg = cfg["train"], cfg["data"]
     train_set = build_dataset(d_cfg, "train", image_size=size)
     val_set = build_dataset(d_cfg, "val", image_size=size)
-    if t_cfg.get("val_max_samples"):
-        val_set = Subset(val_set, range(min(len(val_set), int(t_cfg["val_max_samples"]))))
+    if t_cfg.get("val_max_samples"):  # a fixed spread of the split, the same on every rank and resume
+        val_set = Subset(val_set, spread_sample([r.name for r in val_set.records], int(t_cfg["val_max_samples"])))
     batch_size = int(t_cfg["batch_size"])
     sampler = EpochSampler(train_set, env.world, env.rank, seed)
     workers = int(d_cfg.get("num_workers", 0))
@@ -208,7 +209,7 @@ def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_siz
         ckpt.restore_rng_state(state["rng"])
     else:
         seed_everything(int(t_cfg["seed"]) + env.rank + pos.step)
-    apply_hyperparameters(opt.optimizer, opt.scheduler, t_cfg, pos.step)
+    apply_hyperparameters(opt.optimizer, opt.scheduler, t_cfg)
     if env.main:
         print(f"[trainer] resumed from {resume_dir} at step {pos.step}", file=sys.stderr)
     return pos, best

@@ -68,6 +68,63 @@ def test_iharmony_official_val_list_is_used(tmp_path):
     assert [r.name for r in val.records] == ["Hday2night/a0001_1_1.jpg"]
 
 
+def test_an_iharmony_val_list_is_not_trained_on_and_must_not_list_test_composites(tmp_path, capsys):
+    """The official trainer asks for <Subset>_val.txt, made from the train list: its composites, and every other
+    composite of the same photos, leave the train split."""
+    lines = make_iharmony(tmp_path, subsets=("HCOCO",), with_val=True)  # val: a0001_1_1.jpg
+    data = {"root": str(tmp_path), "image_size": 32}
+    train = [r.name for r in build_dataset(data, "train").records]
+    assert [r.name for r in build_dataset(data, "val").records] == ["HCOCO/a0001_1_1.jpg"]
+    assert train == [f"HCOCO/{n}" for n in lines["HCOCO"][0] if not n.startswith("a0001_")]
+    assert "2 composites of HCOCO_train.txt are of photos in HCOCO_val.txt" in capsys.readouterr().err
+    (tmp_path / "HCOCO" / "HCOCO_val.txt").write_text("a0002_1_1.jpg\na0000_1_2.jpg\n")  # a test composite
+    for split in ("train", "val", "test"):
+        with pytest.raises(ValueError, match=r"HCOCO_val.txt lists 1 composite\(s\) of HCOCO_test.txt \(first: "
+                                             r"a0000_1_2.jpg\).*HCOCO_train.txt"):
+            build_dataset(data, split)
+
+
+def test_max_samples_is_a_fixed_spread_of_the_split_not_its_first_records(tmp_path):
+    """iHarmony4 lists HCOCO first: the first N of a split were all HCOCO."""
+    from trainer.data.common import spread_sample
+
+    make_iharmony(tmp_path, subsets=("HCOCO", "HFlickr"), n_real=10)
+    data = {"root": str(tmp_path), "image_size": 32, "val_fraction": 0.2}
+    everyone = [r.name for r in build_dataset(data, "train").records]
+    few = [r.name for r in build_dataset({**data, "max_samples": 6}, "train").records]
+    assert len(few) == 6 and {n.split("/")[0] for n in few} == {"HCOCO", "HFlickr"}
+    assert few == [n for n in everyone if n in few]  # in the split's order
+    assert few == [r.name for r in build_dataset({**data, "max_samples": 6}, "train").records]  # every run
+    assert few == [everyone[i] for i in spread_sample(everyone, 6)]
+    assert spread_sample(everyone, 0) == spread_sample(everyone, 99) == list(range(len(everyone)))
+    assert len(set(spread_sample(["same"] * 5, 3))) == 3  # repeated records (val_copies) are told apart
+
+
+def test_a_padded_evaluation_sample_says_where_its_picture_is(tmp_path):
+    from procedural_portraits import write_photos
+
+    write_photos(tmp_path / "img", 4, seed=2, masks=tmp_path / "masks", sizes=((32, 64),))
+    data = {"root": str(tmp_path / "img"), "mask_dir": str(tmp_path / "masks"), "val_fraction": 0.5}
+    s = build_dataset(data, "val", image_size=32, resize="pad")[0]
+    assert s["box"].tolist() == [8, 0, 16, 32]  # top, left, height, width
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[8:24] = False
+    assert (s["real"][:, outside] == 0).all() and (s["real"][:, ~outside] > 0).any()
+    assert "box" not in build_dataset(data, "val", image_size=32, resize="stretch")[0]
+    assert "box" not in build_dataset(data, "train", image_size=32, resize="pad")[0]
+
+
+def test_a_photo_folders_test_split_says_it_is_its_validation_split(photos):
+    img, masks = photos
+    data = {"root": str(img), "mask_dir": str(masks), "image_size": 32}
+    test = build_dataset(data, "test")
+    assert [r.name for r in test.records] == [r.name for r in build_dataset(data, "val").records]
+    assert "NOT A HELD-OUT SCORE" in test.not_held_out and "data.test_fraction" in test.not_held_out
+    assert build_dataset({**data, "test_fraction": 0.2}, "test").not_held_out is None
+    assert build_dataset({**data, "val_root": str(img)}, "test").not_held_out is None  # validation is elsewhere
+    assert build_dataset(data, "val").not_held_out is None
+
+
 def make_ffhqh(root: Path, ffhq: Path, nested_lines: bool) -> list[str]:
     rng = np.random.default_rng(1)
     names = []

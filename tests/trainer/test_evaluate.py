@@ -1,13 +1,17 @@
-"""trainer.evaluate's summary: what its tables average (the end-to-end runs are in test_fit.py)."""
+"""trainer.evaluate's summary: what its tables average and what its report says (the runs with trained weights
+are in test_fit.py)."""
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
 
 
 def _rows(name: str, identity: bool, psnr: dict[str, float]) -> list[dict]:
     return [{"method": m, "name": name, "subset": "all", "fg_bucket": "5-15%", "error_bucket": "<300",
              "identity": identity, "MSE": 0.0 if identity and m == "composite" else 10.0, "fMSE": 20.0,
-             "PSNR": value, "fPSNR": value} for m, value in psnr.items()]
+             "PSNR": value, "fPSNR": value, "PSNR255": value, "fPSNR255": value} for m, value in psnr.items()]
 
 
 def test_identity_pairs_are_counted_and_left_out_of_a_second_overall_table():
@@ -21,7 +25,7 @@ def test_identity_pairs_are_counted_and_left_out_of_a_second_overall_table():
     summary = summarise(rows, [], ["composite", "phnet"])
     assert summary["overall"]["composite"]["PSNR"] == pytest.approx(166 / 3)
     assert summary["without_identity"]["composite"] == pytest.approx(
-        {"MSE": 10.0, "fMSE": 20.0, "PSNR": 29.0, "fPSNR": 29.0, "count": 2})
+        {"MSE": 10.0, "fMSE": 20.0, "PSNR": 29.0, "fPSNR": 29.0, "PSNR255": 29.0, "fPSNR255": 29.0, "count": 2})
     assert summary["without_identity"]["phnet"]["PSNR"] == pytest.approx(31.0)
     md = to_markdown(summary, {"data": "d", "kind": "ffhqh", "split": "test", "samples": 3, "resolution": 256})
     assert "1 of 3 composites equal their photo (identity pairs)" in md
@@ -30,3 +34,81 @@ def test_identity_pairs_are_counted_and_left_out_of_a_second_overall_table():
     assert "without_identity" not in plain
     assert "identity pairs" not in to_markdown(plain, {"data": "d", "kind": "ffhqh", "split": "test", "samples": 2,
                                                        "resolution": 256})
+
+
+def test_the_report_names_its_psnr_peaks_and_adds_the_fixed_255_peak():
+    """phnet.metrics (the official PHNet tester) divides by max(gt)²; the DoveNet/bcmi evaluation by 255²."""
+    from trainer.evaluate import scores, summarise, to_markdown
+
+    real = torch.full((2, 3, 8, 8), 0.5)
+    real[0, 0, 0, 0] = 1.0  # this photo reaches 255, the other peaks at 127.5
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    out = real + 0.04 * mask
+    per = scores(out, real, mask)
+    assert per["PSNR255"][0] == pytest.approx(float(per["PSNR"][0]))
+    assert per["PSNR255"][1] - per["PSNR"][1] == pytest.approx(20 * math.log10(2), abs=1e-6)
+    assert per["fPSNR255"][1] - per["fPSNR"][1] == pytest.approx(20 * math.log10(2), abs=1e-6)
+    md = to_markdown(summarise(_rows("a", False, {"composite": 30.0}), [], ["composite"]),
+                     {"data": "d", "kind": "iharmony", "split": "test", "samples": 1, "resolution": 256})
+    assert "max(gt)²" in md and "fixed 255²" in md and "| PSNR255 | fPSNR255 |" in md
+
+
+@pytest.fixture(scope="module")
+def landscapes(tmp_path_factory):
+    """Photo folder of 1:2 landscape portraits with their masks."""
+    from procedural_portraits import write_photos
+
+    root = tmp_path_factory.mktemp("landscapes")
+    write_photos(root / "img", 12, seed=4, masks=root / "masks", sizes=((32, 64),))
+    return {"root": str(root / "img"), "mask_dir": str(root / "masks"), "num_workers": 0,
+            "synthesis": {"identity_fraction": 0.0, "mild_fraction": 0.0}}
+
+
+def test_a_padded_picture_is_scored_without_its_padding(landscapes, tmp_path):
+    """Padding is the same zeros in every output and the photo: counted, it made every MSE half as large here."""
+    from phnet import metrics
+    from trainer.data import build_dataset
+    from trainer.evaluate import evaluate
+
+    data = {**landscapes, "resize": "pad", "val_fraction": 0.5}
+    res = evaluate(None, data, split="val", resolution=32, out_dir=tmp_path / "ev", progress=False, grid_rows=1)
+    ds = build_dataset(data, "val", train=False, image_size=32, resize="pad")
+    cut, whole = [], []
+    for i in range(len(ds)):
+        s = ds[i]
+        top, left, h, w = s["box"].tolist()
+        c, r = (s[k][None, :, top:top + h, left:left + w] for k in ("comp", "real"))
+        cut.append(float(metrics.mse(c, r)))
+        whole.append(float(metrics.mse(s["comp"][None], s["real"][None])))
+    assert res["overall"]["composite"]["MSE"] == pytest.approx(sum(cut) / len(cut))
+    assert res["overall"]["composite"]["MSE"] > 1.8 * sum(whole) / len(whole)
+    assert "the padding left out" in res["markdown"]
+    assert res["untouched"]["reinhard"]["count"] == len(ds) > 2
+
+
+def test_a_photo_folders_test_split_is_reported_as_not_held_out(landscapes, tmp_path, capsys):
+    from trainer.evaluate import main
+
+    args = ["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+            "--no-untouched", "--no-progress", "--grid-rows", "1", "--out", str(tmp_path / "ev")]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    first = printed.out.split("\n## ")[0]  # the header, before the first table
+    assert "NOT A HELD-OUT SCORE" in first and "is its validation split" in first and "data.test_fraction" in first
+    assert "NOT A HELD-OUT SCORE" in printed.err
+    assert main(args + ["--split", "val"]) == 0
+    assert "HELD-OUT" not in capsys.readouterr().out
+
+
+def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
+    from trainer.data import build_dataset
+    from trainer.data.common import spread_sample
+    from trainer.evaluate import evaluate
+
+    data = {**landscapes, "val_fraction": 0.5}
+    names = [r.name for r in build_dataset(data, "val", image_size=32).records]
+    res = evaluate(None, data, split="val", resolution=32, max_samples=3, untouched_check=False, progress=False)
+    scored = sorted(k.split("/", 1)[1] for k in res["per_image"])
+    assert scored == sorted(names[i] for i in spread_sample(names, 3)) != sorted(names[:3])
+    assert f"3 samples of {len(names)}, a fixed spread" in res["markdown"]

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import BadSampleError, Record, collate
+from trainer.data.common import BadSampleError, Record, collate, spread_sample
 from trainer.data.ffhqh import FFHQHDataset, ffhqh_records, is_ffhqh_root
 from trainer.data.folder import FolderDataset, folder_records
 from trainer.data.iharmony import IHarmony4Dataset, iharmony_records, is_iharmony_root
@@ -74,12 +74,22 @@ def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
     return None
 
 
+TEST_IS_VALIDATION = (
+    "NOT A HELD-OUT SCORE: the test split of the photo folder {root} is its validation split (data.test_fraction "
+    "= 0, the default). A run trained on this folder chose its best/ checkpoint and calibrated its do-no-harm rule "
+    "on these very composites. For a real test split, train with data.test_fraction > 0 (e.g. --set "
+    "data.test_fraction=0.1; evaluating with --config RUN then reads it) or a data.val_root folder, or evaluate on "
+    "photos the run never saw (a package_portraits pool's test/, or another folder).")
+
+
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
                   resize: str | None = None, seed: int | None = None) -> HarmonizationDataset:
     """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table.
 
     The folders the split reads must exist (:func:`configured_folder`); the others are not looked at, so a
-    recorded config can be evaluated on another machine.
+    recorded config can be evaluated on another machine. ``max_samples`` keeps a fixed spread of the split
+    (:func:`~trainer.data.common.spread_sample`). A test split that is not held out (a photo folder's, without
+    ``test_fraction``) carries the warning to print with its scores in ``not_held_out``.
     """
     root = configured_folder(data, "root")
     kind = data.get("kind", "auto")
@@ -119,12 +129,14 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         recs = folder_records(pool[0], "train", pool[1], 0.0, 0.0)  # every photo of the pool's split, with its mask
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     else:
-        recs = folder_records(root, split, configured_folder(data, "mask_dir"), val_fraction,
-                              float(data.get("test_fraction", 0.0)))
+        test_fraction = float(data.get("test_fraction", 0.0))
+        recs = folder_records(root, split, configured_folder(data, "mask_dir"), val_fraction, test_fraction)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
+        if split == "test" and test_fraction <= 0 and not data.get("val_root"):
+            ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
     limit = int(data.get("max_samples", 0) or 0)
     if limit and len(ds.records) > limit:
-        ds.records = ds.records[:limit]
+        ds.records = [ds.records[i] for i in spread_sample([r.name for r in ds.records], limit)]
     if len(ds) == 0:
         raise ValueError(f"the {split} split of {root} ({kind}) is empty")
     if data.get("preload"):

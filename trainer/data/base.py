@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainer.data.common import BadSampleError, Record, check_pair, crop_box, fit_square, to_chw
+from trainer.data.common import BadSampleError, Record, check_pair, crop_box, fit_square, pad_box, to_chw
 from trainer.data.synthesis import SynthesisOptions, recolour_photo, sample_strength, synthesize
 from trainer.data.synthesis_torch import draw_sample
 
@@ -15,7 +15,8 @@ BAD_SAMPLE_POLICIES = ("error", "skip")
 
 
 class HarmonizationDataset(Dataset):
-    """Samples are dicts of ``comp``/``real`` (3xSxS), ``mask`` (1xSxS, {0,1}), ``name``, ``subset``.
+    """Samples are dicts of ``comp``/``real`` (3xSxS), ``mask`` (1xSxS, {0,1}), ``name``, ``subset``; with
+    ``resize="pad"`` outside training also ``box``, the picture's (top, left, height, width) in the square.
 
     Indices may be plain ints or ``(index, epoch)`` tuples (the trainer's sampler
     passes the epoch so that random augmentation and synthesis are reproducible
@@ -44,6 +45,7 @@ class HarmonizationDataset(Dataset):
         self.identity_pairs = float(identity_pairs) if train else 0.0
         self.synthesis = synthesis or SynthesisOptions()
         self.description = description
+        self.not_held_out: str | None = None  # why scores on this split are not held-out scores (build_dataset)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -118,5 +120,8 @@ class HarmonizationDataset(Dataset):
             comp_np = synthesize(real_np, mask_t[0].numpy(), rng, reference=ref, strength=strength,
                                  options=opts)
             comp_t = torch.from_numpy(comp_np).permute(2, 0, 1).contiguous()
-        return {"comp": comp_t, "real": real_t.contiguous(), "mask": mask_t,
-                "name": record.name, "subset": record.subset}
+        sample = {"comp": comp_t, "real": real_t.contiguous(), "mask": mask_t,
+                  "name": record.name, "subset": record.subset}
+        if self.resize == "pad" and not self.train:  # where the picture is: evaluation scores no padding
+            sample["box"] = torch.tensor(pad_box(ch, cw, self.image_size))
+        return sample

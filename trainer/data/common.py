@@ -184,6 +184,16 @@ def holdout_set(keys: list[str], fraction: float) -> set[str]:
     return held
 
 
+def spread_sample(names: list[str], limit: int) -> list[int]:
+    """The indices of ``limit`` of ``names``, in their order, chosen by a stable hash of each name and position:
+    the same on every run, rank and machine, and drawn from the whole list (its first ``limit`` would be one
+    subset of an iHarmony4 set, HCOCO, or one corner of a folder)."""
+    if limit <= 0 or limit >= len(names):
+        return list(range(len(names)))
+    ranked = sorted(range(len(names)), key=lambda i: (zlib.crc32(f"{names[i]}#{i}".encode("utf-8")), i))
+    return sorted(ranked[:limit])
+
+
 def read_split_file(path: Path) -> list[str]:
     lines = []
     with open(path, encoding="utf-8") as fh:
@@ -240,6 +250,13 @@ def crop_box(h: int, w: int, rng: np.random.Generator | None, scale: tuple[float
     return y0, x0, ch, cw
 
 
+def pad_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of an HxW picture inside the ``size`` square ``fit_square(mode="pad")`` makes."""
+    s = size / max(h, w)
+    nh, nw = min(size, max(1, round(h * s))), min(size, max(1, round(w * s)))
+    return (size - nh) // 2, (size - nw) // 2, nh, nw
+
+
 def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generator | None) -> torch.Tensor:
     """Bring a CxHxW stack to ``size``x``size`` (``none`` keeps the native size)."""
     _, h, w = stack.shape
@@ -255,10 +272,8 @@ def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generat
             y0, x0 = int(rng.integers(0, nh - size + 1)), int(rng.integers(0, nw - size + 1))
         return stack[:, y0:y0 + size, x0:x0 + size]
     if mode == "pad":
-        s = size / max(h, w)
-        nh, nw = min(size, max(1, round(h * s))), min(size, max(1, round(w * s)))
+        top, left, nh, nw = pad_box(h, w, size)
         stack = _resize(stack, nh, nw)
-        top, left = (size - nh) // 2, (size - nw) // 2
         return F.pad(stack, (left, size - nw - left, top, size - nh - top), value=0.0)
     if mode == "none":  # native size (evaluation through the Harmonizer, or writing sets as they are)
         return stack

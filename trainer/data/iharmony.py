@@ -5,10 +5,13 @@ Layout per subset: ``composite_images/``, ``masks/``, ``real_images/`` and
 Name mapping: composite ``a3323_1_1.jpg`` -> mask ``masks/a3323_1.png`` and real
 ``real_images/a3323.jpg``. The release has no validation list: unless a
 ``<Subset>_val.txt`` exists, ``val`` is carved from ``train`` deterministically,
-grouping composites by their real photo so no photo is in both.
+grouping composites by their real photo so no photo is in both. A ``<Subset>_val.txt``
+(made from the train list, as the official trainer expects) is taken out of ``train``
+with every composite of its photos, and must not list a composite of the test list.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -62,15 +65,22 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
                      on_bad_sample: str = "error") -> list[Record]:
     records = []
     for subset, folder in _subset_dirs(root, subsets):
-        carve = False
-        if split == "val" and (folder / f"{subset}_val.txt").exists():
-            lines = read_split_file(folder / f"{subset}_val.txt")
+        carve, val_list = False, folder / f"{subset}_val.txt"
+        listed = val_photos(folder, subset) if val_list.exists() else set()
+        if split == "val" and val_list.exists():
+            lines = read_split_file(val_list)
         elif split in ("train", "val"):
             path = folder / f"{subset}_train.txt"
             if not path.exists():
                 raise FileNotFoundError(f"split file not found: {path}")
             lines = read_split_file(path)
-            carve = not (folder / f"{subset}_val.txt").exists()
+            carve = not val_list.exists()
+            if listed and split == "train":  # a val list is carved from the train list: its photos are not trained on
+                kept = [line for line in lines if _photo_of(line) not in listed]
+                if len(kept) < len(lines):
+                    print(f"[data] {subset}: {len(lines) - len(kept)} composites of {path.name} are of photos in "
+                          f"{val_list.name}; left out of training", file=sys.stderr)
+                lines = kept
         elif split == "test":
             path = folder / f"{subset}_test.txt"
             if not path.exists():
@@ -94,6 +104,26 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
             recs = [r for r in recs if (f"{subset}/{r.real.stem}" in held) == (split == "val")]
         records.extend(recs)
     return apply_missing_policy(records, on_bad_sample, f"iHarmony4 {split} split under {root}")
+
+
+def _photo_of(line: str) -> str:
+    """The real photo a composite line belongs to (``a3323_1_1.jpg`` -> ``a3323``; a malformed line: itself)."""
+    parts = Path(line).stem.split("_")
+    return "_".join(parts[:-2]) if len(parts) >= 3 else line
+
+
+def val_photos(folder: Path, subset: str) -> set[str]:
+    """The photos of ``<Subset>_val.txt``; refused when it lists a composite of ``<Subset>_test.txt``."""
+    val_list, test_list = folder / f"{subset}_val.txt", folder / f"{subset}_test.txt"
+    lines = read_split_file(val_list)
+    if test_list.exists():
+        both = sorted({Path(x).name for x in lines} & {Path(x).name for x in read_split_file(test_list)})
+        if both:
+            raise ValueError(
+                f"{val_list} lists {len(both)} composite(s) of {test_list.name} (first: {both[0]}): checkpoints "
+                f"would be chosen on the test set. Make the val list from {subset}_train.txt, or delete it "
+                f"(data.val_fraction of the training photos is then held out)")
+    return {_photo_of(line) for line in lines}
 
 
 class IHarmony4Dataset(HarmonizationDataset):
