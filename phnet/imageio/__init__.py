@@ -27,13 +27,19 @@ Masks (white / 1 = the subject)
       0 and 1. Floats must be in 0..1 (slack 0.001, clamped); NaN / inf are refused.
     - Soft values blend; nothing is thresholded here.
 
-Files (``read_image``, ``read_mask``)
+Files (``read_image``, ``read_picture``, ``read_mask``)
     - EXIF orientation is applied, 16-bit grey files decode to uint16 (not to white), palettes expand.
+      ``read_picture`` also gives the ICC profile and EXIF a result saved from the pixels should carry.
+    - A camera JPEG holding previews (MPO) is read as its main picture; animations and multi-page TIFFs
+      are refused.
+    - A mask file must be grey: a colour picture is refused. With transparent pixels, the alpha is the
+      mask of a cut-out and the painted grey that of a black-and-white mask with a transparent border;
+      a file that is neither plainly is refused (``decode.file_mask_pixels``).
 
 Every refusal is a ``ValueError`` (``TypeError`` for an unsupported kind) naming the input and the fix.
 """
 
-from .decode import IMAGE_SUFFIXES, read_image
+from .decode import IMAGE_SUFFIXES, read_image, read_picture
 from .images import (
     LAYOUTS,
     UNIT_SLACK,
@@ -63,5 +69,6 @@ __all__ = [
     "mask_to_bhw",
     "check_mask_coverage",
     "read_image",
+    "read_picture",
     "read_mask",
 ]

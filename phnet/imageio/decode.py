@@ -5,6 +5,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,34 @@ def native(array: np.ndarray) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and PNG's 48/64-bit colour), H×W,
     H×W×3 or H×W×4, upright by EXIF."""
+    return read_picture(path)[0]
+
+
+def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
+    """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same: the
+    file's ICC profile (``icc_profile``) and EXIF (``exif``, its orientation reset: the pixels are upright),
+    as keyword arguments of PIL's ``save``."""
     image = open_picture(path)
     if image.info.get(_RAWMODE) in _LOW_BYTES:
-        return _sixteen_bit_colour(path, image)
-    return pil_image_pixels(image, str(path), allow_16bit=True)
+        pixels = _sixteen_bit_colour(path, image)
+    else:
+        pixels = pil_image_pixels(image, str(path), allow_16bit=True)
+    return pixels, _metadata(image)
+
+
+def _metadata(image) -> dict:
+    kept = {}
+    if image.info.get("icc_profile"):
+        kept["icc_profile"] = image.info["icc_profile"]
+    if image.info.get("exif"):  # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy)
+        try:
+            exif = image.getexif()
+            if exif.get(0x0112, 1) != 1:
+                exif[0x0112] = 1
+            kept["exif"] = exif.tobytes()
+        except Exception:  # a broken EXIF block is not worth refusing the picture for
+            pass
+    return kept
 
 
 # PNG's 16-bit colour: PIL decodes it to 8 bits (the high byte of each sample). Decoding it a second time
@@ -55,7 +80,14 @@ def open_picture(path: str | Path):
         image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels[1]) / 1e6:.3g} megapixels" if pixels else "too many pixels"
+        raise ValueError(
+            f"{path} holds {size}, more than the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels PIL opens (its "
+            "guard against decompression bombs); resize it below that, e.g. to half its width and height"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
     _single_frame(image, str(path))
     return image
@@ -63,6 +95,10 @@ def open_picture(path: str | Path):
 
 def _single_frame(image, name: str) -> None:
     frames = getattr(image, "n_frames", 1)
+    if frames > 1 and image.format == "MPO":  # a camera JPEG with previews after it: frame 0 is the picture
+        return
+    if frames > 1 and image.format == "TIFF":
+        raise ValueError(f"{name} is a multi-page TIFF ({frames} pages); save the page you want as its own file")
     if frames > 1:
         raise ValueError(
             f"{name} is animated ({frames} frames); only its first frame would be used. Save the frames as "
@@ -140,3 +176,55 @@ def pil_mask_pixels(image) -> np.ndarray:
             return alpha
         return np.array(rgba.convert("RGB").convert("L"))
     return np.array(image.convert("L"))
+
+
+_NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
+
+
+def file_mask_pixels(image, name: str) -> np.ndarray:
+    """A mask file's one channel. In-memory PIL masks keep :func:`pil_mask_pixels`' rules; a file, more
+    likely a picture made for another purpose, is held to stricter ones:
+
+    - Opaque (or no alpha): the grey level is the mask; a colour picture (channels more than 8 levels
+      apart on over 1 % of the pixels) is refused.
+    - With transparent pixels, two readings: the alpha (a cut-out: the subject opaque, in any colours, on a
+      transparent background) or the painted grey, transparent pixels counting as 0 (a black-and-white
+      mask with a transparent border, e.g. after cropping). Where they agree (white on transparent) either
+      is taken. The painted grey when the opaque pixels are a black-and-white painting (grey, mostly black
+      or white, both present) and at most 10 % of the picture is transparent; the alpha when they are not
+      (colours, greys, all black) and more than 10 % is transparent; any other file is refused.
+    """
+    from PIL import Image
+
+    if image.mode in _GREY_16 or image.mode in ("L", "1", "F"):
+        return pil_mask_pixels(image)
+    image = _upright(image)
+    mode = image.mode
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
+    rgb = np.array(image.convert("RGBA" if has_alpha else "RGB"))
+    alpha = rgb[..., 3] if has_alpha else None
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    grey = np.array(Image.fromarray(rgb).convert("L"))
+    colour = (rgb.max(-1).astype(np.int16) - rgb.min(-1)) > _NOISE
+    if alpha is None or alpha.min() == 255:
+        if colour.mean() > 0.01:
+            raise ValueError(f"{name} is a colour picture; save it as black and white (white = subject)")
+        return grey
+    painted = np.round(grey * (alpha / 255.0)).astype(np.uint8)
+    if (np.abs(painted.astype(np.int16) - alpha) > _NOISE).mean() <= 0.01:
+        return alpha
+    opaque = alpha == 255
+    ink = grey[opaque]
+    dark, light = ink <= 32, ink >= 223
+    black_and_white = bool(ink.size and colour[opaque].mean() <= 0.01 and (dark | light).mean() >= 0.75
+                           and dark.any() and light.any())
+    few_transparent = 1 - opaque.mean() <= 0.1
+    if black_and_white and few_transparent:
+        return painted
+    if not black_and_white and not few_transparent:
+        return alpha
+    raise ValueError(
+        f"{name} has transparent pixels, and it cannot be told whether its alpha (a cut-out) or its painted "
+        "grey (a black-and-white mask) is the mask; save it without alpha, white = subject on black, or as a "
+        "cut-out: the subject opaque on a transparent background"
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decode import is_pil, native, open_picture, pil_mask_pixels
+from .decode import file_mask_pixels, is_pil, native, open_picture, pil_mask_pixels
 from .images import integer_peak, check_unit_range
 
 
@@ -164,5 +164,7 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Decode a mask file → float32 H×W in [0, 1], upright by EXIF (the mask rules)."""
-    return mask_to_array(open_picture(path), name=f"mask {path}")
+    """Decode a mask file → float32 H×W in [0, 1], upright by EXIF (the mask rules, and
+    :func:`~phnet.imageio.decode.file_mask_pixels`' for colour and transparency)."""
+    name = f"mask {path}"
+    return mask_to_array(file_mask_pixels(open_picture(path), name), name=name)

@@ -344,3 +344,83 @@ def test_an_out_of_range_float_image_is_told_the_fix_that_fits_it(tiny_model, sc
     image = torch.linspace(0, 1, 16 * 16 * 3).reshape(1, 3, 16, 16) * scale
     with pytest.raises(ValueError, match=words):
         Harmonizer(tiny_model, device="cpu").harmonize_tensor(image, masks)
+
+
+# ----------------------------------------------------------------------------------------------------
+# files: camera JPEGs, multi-page TIFFs, what a result carries, mask files
+
+
+def test_camera_jpeg_with_a_preview_is_its_main_picture_and_a_multipage_tiff_is_named(tmp_path):
+    main = np.full((16, 24, 3), (200, 60, 30), np.uint8)
+    Image.fromarray(main).save(tmp_path / "phone.jpg", format="MPO", save_all=True, quality=95,
+                               append_images=[Image.new("RGB", (6, 4), "white")])  # a preview after the picture
+    assert Image.open(tmp_path / "phone.jpg").format == "MPO"
+    decoded = io_.read_image(tmp_path / "phone.jpg")
+    assert decoded.shape == (16, 24, 3) and np.abs(decoded.astype(int) - main).max() <= 4
+    Image.fromarray(main).save(tmp_path / "pages.tif", save_all=True, append_images=[Image.new("RGB", (6, 4))])
+    with pytest.raises(ValueError, match="multi-page TIFF.*save the page you want as its own file") as e:
+        io_.read_image(tmp_path / "pages.tif")
+    assert "animated" not in str(e.value)
+
+
+def test_read_picture_gives_the_profile_and_exif_upright(tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = _exif_rotated(np.zeros((4, 6, 3), np.uint8), 6)
+    exif = img.getexif()
+    exif[0x010F] = "Maker"
+    img.save(tmp_path / "rot.png", exif=exif, icc_profile=srgb)
+    pixels, keep = io_.read_picture(tmp_path / "rot.png")
+    assert pixels.shape == (6, 4, 3) and keep["icc_profile"] == srgb
+    carried = Image.Exif()
+    carried.load(keep["exif"])
+    assert carried[0x0112] == 1 and carried[0x010F] == "Maker"
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    assert io_.read_picture(tmp_path / "plain.png")[1] == {}
+
+
+def test_a_decompression_bomb_names_its_size_and_the_fix(tmp_path, monkeypatch):
+    Image.new("L", (1000, 1000)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000)
+    with pytest.raises(ValueError, match=r"big.png holds 1 megapixels, more than the 0.4 megapixels.*resize it"):
+        io_.read_image(tmp_path / "big.png")
+
+
+def _subject(size: int = 100) -> np.ndarray:
+    m = np.zeros((size, size), np.uint8)
+    m[30:70, 35:65] = 255
+    return m
+
+
+def test_a_colour_mask_file_is_refused_but_a_grey_jpeg_one_is_read(tmp_path):
+    m = _subject()
+    red = np.zeros((100, 100, 3), np.uint8)
+    red[m > 0] = (255, 0, 0)
+    Image.fromarray(red).save(tmp_path / "red.png")
+    with pytest.raises(ValueError, match=r"red.png is a colour picture; save it as black and white \(white = subj"):
+        io_.read_mask(tmp_path / "red.png")
+    Image.fromarray(np.dstack([m] * 3)).save(tmp_path / "grey.jpg", quality=90)  # RGB JPEG: noise between channels
+    assert np.abs(io_.read_mask(tmp_path / "grey.jpg") - m / 255).max() < 0.1
+    # the library's in-memory masks keep their rules: a colour PIL mask is read as luminance
+    assert io_.mask_to_array(Image.fromarray(red)).max() == pytest.approx(76 / 255)
+
+
+def test_mask_files_with_transparent_pixels(tmp_path):
+    """A cut-out's alpha is its mask; a black-and-white mask with a transparent border is its painted grey;
+    a black-and-white painting on a large transparent area could be either, and is refused."""
+    m = _subject()
+    cutout = np.dstack([np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8), m])
+    border = np.dstack([m, m, m, np.full_like(m, 255)])
+    border[:2, :, 3] = border[-2:, :, 3] = border[:, :2, 3] = border[:, -2:, 3] = 0
+    silhouette = np.dstack([np.zeros((100, 100, 3), np.uint8), m])  # black, the alpha drawn
+    ambiguous = border.copy()
+    ambiguous[:, :50, 3] = 0
+    for name, rgba in (("cutout", cutout), ("border", border), ("silhouette", silhouette), ("ambiguous", ambiguous)):
+        Image.fromarray(rgba).save(tmp_path / f"{name}.png")
+    for name in ("cutout", "border", "silhouette"):
+        assert np.array_equal(io_.read_mask(tmp_path / f"{name}.png"), m / 255), name
+    with pytest.raises(ValueError, match="save it without alpha.*or as a cut-out"):
+        io_.read_mask(tmp_path / "ambiguous.png")
+    # in memory, the library reads a real alpha as the mask, as before
+    assert io_.mask_to_array(Image.fromarray(border)).mean() > 0.9
