@@ -8,6 +8,8 @@ should match: one mask for every composite, or a folder of masks named like the 
 ``harmonize`` never writes over one of its inputs, gives every result its own name, and in folder mode
 goes on past a bad file: each failure is reported with its file name as it happens, and the run ends with
 a summary and exit code 1. Files are read through :mod:`phnet.imageio` (EXIF orientation, 16-bit grey).
+Every file is written whole or not at all (:mod:`phnet.atomic`), carrying the composite's ICC profile and
+EXIF; JPEG at quality 95 without chroma subsampling, WebP lossless.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
 from .fullres import METHODS
 from .harmonizer import MODES
@@ -44,22 +47,39 @@ class _Job(NamedTuple):
         return [p for p in (self.composite, self.mask, self.reference) if p is not None]
 
 
-def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """(image array as stored, float32 mask) for one job; ValueError naming the file when it cannot be used."""
-    from .imageio import mask_to_array, read_image, read_mask
+def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(image array as stored, float32 mask, what its results carry: see read_picture) for one job; ValueError
+    naming the file when it cannot be used."""
+    from .imageio import mask_to_array, read_mask, read_picture
 
-    image = read_image(composite)
+    image, keep = read_picture(composite)
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ValueError(f"{composite} has no alpha channel; give a MASK image as the second argument")
-        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}")
+        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}"), keep
     m = read_mask(mask)
     if m.shape != image.shape[:2]:
+        if m.shape == image.shape[1::-1] and _orientation(composite) in (5, 6, 7, 8):
+            raise ValueError(
+                f"mask {mask} is {m.shape[1]}×{m.shape[0]}, the size of {composite} as stored, but the composite is "
+                f"rotated by its EXIF orientation to {image.shape[1]}×{image.shape[0]}; draw the mask on the upright "
+                "picture"
+            )
         raise ValueError(
             f"mask {mask} is {m.shape[1]}×{m.shape[0]} but {composite} is {image.shape[1]}×{image.shape[0]}; "
             "resize the mask to the composite"
         )
-    return image, m
+    return image, m, keep
+
+
+def _orientation(path: Path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.getexif().get(0x0112, 1)
+    except Exception:  # only words a message
+        return 1
 
 
 def _is_folder_target(output: str) -> bool:
@@ -79,39 +99,54 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
     if composite.is_file():
         if mask is not None and not mask.is_file():
             raise SystemExit(f"error: mask {mask} is not a file")
-        target = out / composite.name if _is_folder_target(output) else out
+        target = out / (composite.stem + ".png") if _is_folder_target(output) else out  # as in folder mode
         jobs = [_Job(composite, mask, target, Path(compare) if compare else None)]
     elif composite.is_dir():
         if mask is not None and not mask.is_dir():
             raise SystemExit("error: with a folder of composites, MASK must be a folder of masks with the same names")
         if not _is_folder_target(output):
             raise SystemExit(f"error: with a folder of composites, -o must be a folder, not {output}")
-        images = sorted(p for p in composite.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        images = _pictures(composite)
         if not images:
             raise SystemExit(f"error: no images in {composite}")
         stems = Counter(p.stem for p in images)
+        masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
         jobs = []
-        for path in images:
+        for path, paired in zip(images, masks):
             # x.jpg and x.png both in the folder: x_jpg.png and x_png.png, so neither result is lost
             name = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
             target = out / (name + ".png")
-            paired = _find_mask(mask, path) if mask is not None else None
             jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
     else:
         raise SystemExit(f"error: {composite} does not exist")
     if references is not None:
-        jobs = [job._replace(reference=_find_mask(references, job.composite) if references.is_dir() else references)
-                for job in jobs]
+        found = (_find_masks(references, [job.composite for job in jobs], "reference mask") if references.is_dir()
+                 else [references] * len(jobs))
+        jobs = [job._replace(reference=r) for job, r in zip(jobs, found)]
     _check_targets(jobs)
     return jobs
 
 
-def _find_mask(folder: Path, composite: Path) -> Path:
-    candidates = [m for m in sorted(folder.iterdir()) if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
-    found = next((m for m in candidates if m.name == composite.name), None)  # x.jpg's own mask first
-    found = found or next((m for m in candidates if m.stem == composite.stem), None)
-    if found is None:
-        raise SystemExit(f"error: no mask named {composite.stem}.* in {folder} for {composite}")
+def _pictures(folder: Path) -> list[Path]:
+    """The image files of a folder, by name; hidden ones (macOS's ._name beside each file) are not pictures."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list[Path]:
+    """Each composite's mask in ``folder``: the one of the same name (x.jpg's own), else of the same stem. One
+    error names every composite without one."""
+    by_name, by_stem = {}, {}
+    for m in _pictures(folder):
+        by_name[m.name] = m
+        by_stem.setdefault(m.stem, m)
+    found = [by_name.get(c.name) or by_stem.get(c.stem) for c in composites]
+    missing = [c for c, m in zip(composites, found) if m is None]
+    if missing:
+        names = ", ".join(f"{c.stem}.*" for c in missing[:10]) + (f" and {len(missing) - 10} more"
+                                                                  if len(missing) > 10 else "")
+        raise SystemExit(f"error: no {what} named {names} in {folder} ({len(missing)} of {len(composites)} "
+                         "composites); name each mask like its composite")
     return found
 
 
@@ -128,20 +163,47 @@ def _check_targets(jobs: list[_Job]) -> None:
     """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide."""
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
-    seen: dict[Path, Path] = {}
-    writes = [(t, job.composite) for job in jobs for t in (job.target, job.compare) if t is not None]
-    for target, source in writes:
+    seen: dict[Path, tuple[Path, str]] = {}
+    writes = [(t, job.composite, option) for job in jobs
+              for t, option in ((job.target, "-o"), (job.compare, "--compare")) if t is not None]
+    for target, source, option in writes:
         if target.suffix.lower() not in IMAGE_SUFFIXES:
             raise SystemExit(
-                f"error: cannot write an image named {target.name}: use one of {', '.join(IMAGE_SUFFIXES)}, "
-                "or end -o with / for a folder"
+                f"error: cannot write an image named {target.name} ({option}): use one of "
+                f"{', '.join(IMAGE_SUFFIXES)}" + (", or end -o with / for a folder" if option == "-o" else "")
             )
         resolved = target.resolve()
         if resolved in inputs or _identity(target) in input_ids:
-            raise SystemExit(f"error: refusing to overwrite the input {target}; choose another output (-o/--compare)")
+            raise SystemExit(f"error: refusing to overwrite the input {target}; choose another {option}")
+        if resolved in seen and seen[resolved][0] == source:
+            raise SystemExit(f"error: -o and --compare are both {target}; give --compare another name")
         if resolved in seen:
-            raise SystemExit(f"error: {seen[resolved]} and {source} would both be written to {target}")
-        seen[resolved] = source
+            raise SystemExit(f"error: {seen[resolved][0]} and {source} would both be written to {target}")
+        seen[resolved] = source, option
+
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+            ".tiff": "TIFF"}
+_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True, "exact": True}}
+_NO_ALPHA = ("JPEG", "BMP")  # PIL writes BMP's alpha but reads it back (as most viewers do) as RGB
+
+
+def _transparent_into_no_alpha(job: _Job) -> bool:
+    """Would the result keep the composite's not-opaque alpha (a MASK is given), in a format without one?"""
+    from PIL import Image
+
+    from .imageio import read_image
+
+    if job.mask is None or _FORMATS[job.target.suffix.lower()] not in _NO_ALPHA:
+        return False
+    try:
+        with Image.open(job.composite) as image:
+            if "A" not in image.getbands() and "transparency" not in image.info:
+                return False
+        pixels = read_image(job.composite)
+    except (ValueError, OSError):  # reported when the job runs
+        return False
+    return pixels.ndim == 3 and pixels.shape[-1] == 4 and pixels[..., 3].min() < np.iinfo(pixels.dtype).max
 
 
 def _eight_bit(array: np.ndarray) -> np.ndarray:
@@ -152,14 +214,25 @@ def _eight_bit(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _save(result: np.ndarray, target: Path) -> None:
+def _save(result: np.ndarray, target: Path, keep: dict) -> None:
     from PIL import Image
 
     result = _eight_bit(result)
-    if result.ndim == 3 and result.shape[-1] == 4 and target.suffix.lower() in (".jpg", ".jpeg"):
-        result = result[..., :3]  # JPEG has no alpha
+    if result.ndim == 3 and result.shape[-1] == 4 and _FORMATS[target.suffix.lower()] in _NO_ALPHA:
+        result = result[..., :3]  # an opaque alpha: _transparent_into_no_alpha refused any other
+    _write(Image.fromarray(result), target, keep)
+
+
+def _write(picture, target: Path, keep: dict) -> None:
+    """Save a PIL picture to ``target`` whole or not at all, with ``keep`` (ICC profile, EXIF) where its format
+    holds them; an ICC profile only where it describes the picture's colours (not a grey or CMYK one on RGB)."""
+    fmt = _FORMATS[target.suffix.lower()]
+    options = dict(_OPTIONS.get(fmt, {}))
+    if fmt != "BMP":
+        space = b"GRAY" if picture.mode in ("L", "LA") else b"RGB "
+        options.update((k, v) for k, v in keep.items() if k != "icc_profile" or v[16:20] == space)
     target.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(result).save(target)
+    write_atomic(target, lambda tmp: picture.save(tmp, format=fmt, **options))
 
 
 def _verdict(corrections, harmonizer) -> str:
@@ -170,12 +243,12 @@ def _verdict(corrections, harmonizer) -> str:
 
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
-    image, mask = _load_pair(job.composite, job.mask)
+    image, mask, keep = _load_pair(job.composite, job.mask)
     reference = _reference_for(job)
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold)
-    _save(result, job.target)
+    _save(result, job.target, keep)
     say(f"{job.composite.name}: {_verdict(corrections, harmonizer)}")
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
@@ -185,12 +258,11 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
         from .visualize import before_after
 
         m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
-        job.compare.parent.mkdir(parents=True, exist_ok=True)
         label = ("unchanged: correction below the do-no-harm threshold" if all(c.kept == 0 for c in corrections)
                  else "harmonized (PHNet), correction shortened by the do-no-harm threshold"
                  if any(c.kept < 1 for c in corrections) else "harmonized (PHNet)")
-        before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
-                     after_label=label).save(job.compare)
+        _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
+                            after_label=label), job.compare, keep)
 
 
 def _natural_key(path: Path) -> list:
@@ -236,19 +308,20 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         for j, correction in ready:
             frame = held.pop(j)
             try:
-                pixels, peak, mask, mask_peak, finish = frame_of(*_load_pair(frames[j].composite, frames[j].mask))
+                image, mask, keep = _load_pair(frames[j].composite, frames[j].mask)
+                pixels, peak, mask, mask_peak, finish = frame_of(image, mask)
                 out = pixels.clone()
                 with torch.inference_mode():
                     harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, args.strength)
-                _save(finish(out), frames[j].target)
+                _save(finish(out), frames[j].target, keep)
             except (ValueError, OSError) as e:
                 fail(frames[j], e)
 
     for job in tqdm(jobs, desc="harmonizing", unit="frame"):
         try:
-            image, mask = _load_pair(job.composite, job.mask)
+            image, mask, keep = _load_pair(job.composite, job.mask)
             if not bool((mask > 0).any()):  # the subject is out of the picture: the frame stays as it is
-                _save(image, job.target)
+                _save(image, job.target, keep)
                 unchanged.append(job.composite.name)
                 continue
             pixels, peak, masks, mask_peak, _ = frame_of(image, mask)  # a mask with no background is refused here
@@ -299,6 +372,11 @@ def harmonize(args: argparse.Namespace) -> int:
         raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")
     if args.threshold is not None and not args.threshold >= 0:
         raise SystemExit(f"error: --threshold must be a number >= 0 (RMS, 0-255 units), got {args.threshold}")
+    for job in jobs:
+        if _transparent_into_no_alpha(job):
+            raise SystemExit(f"error: {job.composite} has transparent pixels, which {job.target.name} cannot hold; "
+                             "write the result as .png, .webp or .tif")
+    _check_device(args.device)
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
     )
@@ -328,6 +406,28 @@ def harmonize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device(device: str | None) -> None:
+    """--device names a device torch has here (the library would end in torch's own traceback)."""
+    import torch
+
+    if device is None:
+        return
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        chosen = None
+    if chosen is None or chosen.type not in ("cpu", "cuda", "mps"):
+        raise SystemExit(f"error: --device {device}: not a device phnet runs on; use cpu, cuda (or cuda:N) or mps")
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {device}: no CUDA GPU is visible to torch here; use --device cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise SystemExit(f"error: --device {device}: torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered "
+                         "from 0; use --device cuda:0")
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SystemExit(f"error: --device {device}: MPS (Apple GPU) is not available to torch here; "
+                         "use --device cpu")
+
+
 def convert(args: argparse.Namespace) -> int:
     from .weights import convert_official, push_to_hub
 
@@ -347,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("harmonize", help="harmonize a composite (or a folder of them) given the subject mask")
     h.add_argument("composite", help="composite image, or a folder of them")
     h.add_argument("mask", nargs="?", help="subject mask (white = subject), or a folder; default: the alpha channel")
-    h.add_argument("-o", "--output", required=True, help="output image, or a folder (ending in /; created if needed)")
+    h.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder "
+                   "(ending in /; created if needed) that gets NAME.png for each composite NAME.*")
     h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision], or official "
                    f"weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, under the authors' "
                    "CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's non-commercial terms) "
@@ -394,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: every file is written whole or not at all
+        print("interrupted; files written so far are complete", file=sys.stderr)
+        return 130
     finally:
         logger.setLevel(level)
 

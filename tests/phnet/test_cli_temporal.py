@@ -150,3 +150,21 @@ def test_a_clip_whose_every_mask_is_empty_is_an_error(tiny_folder, tmp_path, cap
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as they "
         f"were); check {masks} (white = subject)")
+
+
+def test_every_frame_is_written_whole_with_its_profile(tiny_folder, tmp_path, monkeypatch):
+    """Frames harmonized and frames copied (empty mask) alike go through the atomic helper, ICC profile kept."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    comps, masks = _write_clip(tmp_path, frames=3)
+    for path in comps.iterdir():
+        Image.open(path).save(path, icc_profile=srgb)
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame5.png")
+    written = []
+    write_atomic = cli.write_atomic
+    monkeypatch.setattr(cli, "write_atomic", lambda path, write: (written.append(path), write_atomic(path, write)))
+    out = tmp_path / "out"
+    assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 0
+    assert sorted(written) == sorted(out.iterdir()) and len(written) == 3
+    assert all(Image.open(p).info.get("icc_profile") == srgb for p in written)
