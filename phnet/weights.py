@@ -114,6 +114,10 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNe
     tensors, stored = read_state_dict(path)
     if config is None:
         config = stored or _config_from_shapes(path, tensors)
+    elif stored is not None:
+        _check_agreement(config, stored, "the config given", path,
+                         "Start from the stored one (Harmonizer.from_pretrained(...).config, changed with "
+                         "dataclasses.replace), or pass working_size= to the call for another working size")
     model = PHNet(config)
     load_state_dict_into(model, tensors, source=str(path))
     return model.eval()
@@ -190,7 +194,8 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
     config = PHNetConfig.from_dict({**stored.to_dict(), **d} if stored else d, source=str(config_json),
                                    required=REQUIRED_FIELDS)
     if stored is not None:
-        _check_agreement(config, stored, config_json, weights)
+        _check_agreement(config, stored, str(config_json), weights,
+                         f"Fix or delete {config_json.name} (the stored config is used then)", config_json.name)
     return config
 
 
@@ -198,13 +203,14 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
 _TRAINED_AS = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction", "output")
 
 
-def _check_agreement(config: PHNetConfig, stored: PHNetConfig, config_json: Path, weights: Path) -> None:
-    clashes = [f"{key}: {getattr(config, key)!r} in {config_json.name}, {getattr(stored, key)!r} stored in "
-               f"{weights.name}" for key in _TRAINED_AS if getattr(config, key) != getattr(stored, key)]
+def _check_agreement(config: PHNetConfig, stored: PHNetConfig, given: str, weights: Path, fix: str,
+                     short: str | None = None) -> None:
+    clashes = [f"{key}: {getattr(config, key)!r} in {short or given}, {getattr(stored, key)!r} stored in {weights.name}"
+               for key in _TRAINED_AS if getattr(config, key) != getattr(stored, key)]
     if clashes:
         raise ValueError(
-            f"{config_json} contradicts the config stored in {weights} ({'; '.join(clashes)}): the weights would "
-            f"load as something they are not. Fix or delete {config_json.name} (the stored config is used then)"
+            f"{given} contradicts the config stored in {weights} ({'; '.join(clashes)}): the weights would "
+            f"load as something they are not. {fix}"
         )
 
 

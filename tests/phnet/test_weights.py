@@ -664,6 +664,23 @@ def test_a_config_json_that_contradicts_the_stored_config_is_refused(tiny_folder
     assert load_model(tiny_folder).config.image_size == 32  # what config.json may tune, it tunes
 
 
+def test_a_config_argument_that_contradicts_the_stored_config_is_refused(tiny_folder):
+    """A config built by hand leaves ``output`` at its default: loading residual weights as "image" moved the
+    bundled weights' subject by RMS 48.8 where they propose 18.9, without a word."""
+    import dataclasses
+
+    from phnet import Harmonizer
+
+    stored = load_model(tiny_folder).config
+    wrong = dataclasses.replace(stored, output="residual")
+    for source in (tiny_folder, tiny_folder / "model.safetensors"):
+        with pytest.raises(ValueError, match=r"the config given contradicts the config stored in .*output: "
+                                             r"'residual' in the config given, 'image' stored"):
+            Harmonizer.from_pretrained(source, config=wrong, device="cpu")
+    tuned = dataclasses.replace(stored, image_size=32, correction_threshold=0.0)
+    assert Harmonizer.from_pretrained(tiny_folder, config=tuned, device="cpu").config.image_size == 32
+
+
 def test_a_working_size_beyond_what_a_model_can_use_is_refused(tiny_model):
     import numpy as np
 
