@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 import torch
 
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
-from .corrections import Correction, log_corrections
+from .corrections import MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, lift_change, one_thread,
                       resize, working_shape)
 from .graphs import GraphCache
@@ -600,11 +600,12 @@ class Harmonizer:
         threshold = self.threshold_for(threshold)
         as_change = as_change and self.config.output != "transform"
         if self._graphs is not None:  # the fill is captured with the network: no read may come between them
-            output, size, kept = self._graphs(images_low, masks_low, references_low, threshold=threshold,
-                                              as_change=as_change)
+            output, size, kept, background = self._graphs(images_low, masks_low, references_low,
+                                                          threshold=threshold, as_change=as_change)
         else:
-            output, size, kept = self._estimate(images_low, masks_low, references_low, threshold=threshold)
-        sizes, kepts = torch.stack([size.reshape(-1), kept.reshape(-1)]).tolist()
+            output, size, kept, background = self._estimate(images_low, masks_low, references_low,
+                                                            threshold=threshold)
+        sizes, kepts, backgrounds = torch.stack([size.reshape(-1), kept.reshape(-1), background.reshape(-1)]).tolist()
         if as_change and self._graphs is None:  # filled for the subjects that change only: the others' change is 0
             changing = [j for j, k in enumerate(kepts) if k > 0]
             if len(changing) == len(kepts):
@@ -615,7 +616,8 @@ class Harmonizer:
                 if changing:
                     changes[rows] = filled_change(output[rows], images_low[rows], masks_low[rows])
                 output = changes
-        return output, [Correction(a, threshold, b, float(strength)) for a, b in zip(sizes, kepts)]
+        return output, [Correction(a, threshold, b, float(strength), background=c if c < MIN_BACKGROUND else None)
+                        for a, b, c in zip(sizes, kepts, backgrounds)]
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
         """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back (not
@@ -643,11 +645,20 @@ class Harmonizer:
             result = image.to(home) + strength * (result - image.to(home))
         return result, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
-    def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *,
-                  threshold: float, as_change: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *, threshold: float,
+                  as_change: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's (output, size, kept) and each picture's share of background; a picture with under
+        ``MIN_BACKGROUND`` of it is left as it was, whatever the threshold (its statistics are noise)."""
         output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
                                        image, mask)
-        return (filled_change(output, image, mask) if as_change else output), size, kept
+        background = 1 - mask.float().mean(dim=(1, 2, 3))
+        enough = background >= MIN_BACKGROUND
+        kept = kept * enough
+        if self.config.output == "transform":  # zero coefficients are the identity
+            output = output * enough.reshape(-1, 1).to(output.dtype)
+        else:
+            output = torch.where(enough.reshape(-1, 1, 1, 1), output, image.to(output.dtype))
+        return (filled_change(output, image, mask) if as_change else output), size, kept, background
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it

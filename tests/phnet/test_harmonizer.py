@@ -501,3 +501,34 @@ def test_big_endian_arrays_are_read_as_their_values(harmonizer):
     want = harmonizer(img, m)
     got = harmonizer(img.astype(">u2"), m.astype(">f4"))
     assert np.array_equal(got, want) and got.dtype.isnative
+
+
+@pytest.mark.parametrize("output", ["image", "residual", "transform"])
+def test_a_subject_with_almost_no_background_around_it_is_left_as_it_was(tiny_config, output):
+    """Under 3 % of background the network's background statistics are noise (an untouched photo with a
+    16 px strip of background came back changed by RMS 83): the subject stays, and the report says why,
+    also at threshold 0, which asks for the raw correction and not for this."""
+    import dataclasses
+
+    from phnet import PHNet, corrections
+
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output=output)).eval()
+    h = Harmonizer(model, device="cpu", dtype="fp32")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    cramped, roomy = np.ones((200, 300), np.float32), np.ones((200, 300), np.float32)
+    cramped[:, -6:] = 0  # 2 % background
+    roomy[:, -30:] = 0  # 10 %
+    for threshold in (None, 0):
+        out, (report,) = h.harmonize(image, cramped, threshold=threshold)
+        assert np.array_equal(out, image) and report.unchanged and report.background == pytest.approx(0.02, abs=0.01)
+        assert "of the picture is background, too little to match the subject to (at least 3%)" in report.describe()
+    out, (report,) = h.harmonize(image, roomy, threshold=0)
+    assert report.background is None
+    if output == "image":  # the others propose no change at initialisation
+        assert not np.array_equal(out, image)
+        _, reports = h.harmonize(np.stack([image, image]), np.stack([cramped, roomy]), threshold=0)
+        line = corrections.report(reports, "threshold 0", None)
+        assert "1 of 2 images changed" in line and "1 with under 3% background" in line
+        assert "threshold 0 applies" not in line
