@@ -30,6 +30,8 @@ def resize(x: torch.Tensor, shape: tuple[int, int], mode: str = "bilinear") -> t
     if mode in ("nearest", "nearest-exact"):
         return F.interpolate(x, size=shape, mode=mode)
     shrinking = shape[0] < x.shape[-2] or shape[1] < x.shape[-1]
+    if shrinking and shape[1] == 1 < shape[0]:  # torch's antialiased kernel gives every row the first row's
+        return resize(x.mT, (1, shape[0]), mode).mT  # value when the output is one pixel wide (2.14, CPU)
     return F.interpolate(x, size=shape, mode=mode, align_corners=False, antialias=shrinking)
 
 

@@ -239,3 +239,27 @@ def test_the_result_can_be_written_into_the_box_alone():
     apply_in_tiles(pixels[..., :3], alone[..., :3], mask, 1 / 255, 255.0, shift, box, pixels_per_tile=999,
                    origin=(r0, c0))
     assert torch.equal(alone, whole[r0:r1, c0:c1])
+
+
+def test_maps_shrunk_to_one_pixel_wide_keep_their_rows():
+    """torch's antialiased resize gives every row the first row's value when the output is one pixel wide."""
+    from phnet.fullres import resize
+
+    bar = torch.zeros(1, 1, 16, 8)
+    bar[..., 4:12, :] = 1
+    column = resize(bar, (4, 1)).flatten()
+    row = resize(bar.mT, (1, 4)).flatten()
+    torch.testing.assert_close(column, row)
+    assert column[1] > 0.8 > 0.2 > column[0]
+
+
+@pytest.mark.parametrize("method", ["correction", "guided", "resize"])
+def test_a_picture_one_pixel_wide_changes_its_subject_only(tiny_model, method):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    image = np.random.default_rng(3).integers(0, 256, (400, 1, 3), dtype=np.uint8)
+    mask = np.zeros((400, 1), np.float32)
+    mask[100:300] = 1
+    out = h(image, mask, threshold=0)
+    changed = (out != image).any(-1)[:, 0]
+    assert not changed[mask[:, 0] == 0].any() and changed[100:300].mean() > 0.5
+    assert len(np.unique(out[100:300].reshape(-1, 3), axis=0)) > 20  # not one flat colour
