@@ -16,7 +16,9 @@ def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | No
     right = after.convert("RGB").resize(size, Image.LANCZOS)
     if mask is not None:
         m = np.asarray(mask.convert("L").resize(size, Image.BILINEAR)) >= 128
-        edge = m ^ np.roll(m, 1, 0) | m ^ np.roll(m, 1, 1)
+        edge = np.zeros_like(m)  # where a pixel differs from the one above or to its left (no wrapping round)
+        edge[1:] |= m[1:] ^ m[:-1]
+        edge[:, 1:] |= m[:, 1:] ^ m[:, :-1]
         pixels = np.array(left)
         pixels[edge] = (255, 64, 64)
         left = Image.fromarray(pixels)
