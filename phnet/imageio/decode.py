@@ -138,6 +138,12 @@ def _grey_16(image, name: str) -> np.ndarray:
         return array.astype(np.uint16, copy=False)  # native byte order
     if array.size and (array.min() < 0 or array.max() > 65535):
         raise ValueError(f"{name} is a 32-bit grey image with values beyond 16 bits; save it as 8 or 16 bits")
+    if image.mode == "I" and array.size and 1 < array.max() <= 255:  # 8-bit values in PIL's 32-bit mode
+        raise ValueError(
+            f"{name} is a PIL 'I' (32-bit) picture holding only values up to {array.max()}: read as 16 bits it "
+            "would be nearly black. If it holds 8-bit values (PIL's ImageMath returns 'I'), convert it first: "
+            ".convert('L')"
+        )
     return array.astype(np.uint16)
 
 

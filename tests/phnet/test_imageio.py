@@ -424,3 +424,17 @@ def test_mask_files_with_transparent_pixels(tmp_path):
         io_.read_mask(tmp_path / "ambiguous.png")
     # in memory, the library reads a real alpha as the mask, as before
     assert io_.mask_to_array(Image.fromarray(border)).mean() > 0.9
+
+
+def test_a_pil_i_picture_of_8bit_values_is_refused_naming_convert_l():
+    """ImageMath returns mode 'I': read as 16 bits, a 0/255 mask was 0.4 % subject, and nothing changed."""
+    from PIL import Image
+
+    from phnet.imageio import mask_to_array
+
+    values = np.zeros((8, 8), np.int32)
+    values[2:6, 2:6] = 255
+    with pytest.raises(ValueError, match=r"\.convert\('L'\)"):
+        mask_to_array(Image.fromarray(values, "I"))
+    sixteen = Image.fromarray(values * 257, "I")  # a real 16-bit mask in the 32-bit mode
+    assert mask_to_array(sixteen).max() == pytest.approx(1.0)
