@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import math
 import numbers
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -144,6 +145,16 @@ class Harmonizer:
         """The eval-only network for the model's device, and its graph cache where graphs are used."""
         self._net = InferencePHNet(self.model)
         self._graphs = GraphCache(self._estimate) if self.cuda_graphs and self.device.type == "cuda" else None
+        self._weights_seen = self._weights_version()
+
+    def _weights_version(self) -> tuple[int, ...]:
+        return tuple(t._version for t in (*self.model.parameters(), *self.model.buffers()))
+
+    def _check_weights(self) -> None:
+        """The inference network folds some of the model's weights into its own: weights changed in place since
+        (``harmonizer.model.load_state_dict``) are folded again, so no call mixes old and new ones."""
+        if self._weights_version() != self._weights_seen:
+            self._set_network()
 
     @property
     def config(self) -> PHNetConfig:
@@ -193,10 +204,18 @@ class Harmonizer:
         """Within this block every stage of a network call (each encoder, normalizer, skip and decoder stage)
         calls ``check()`` first; whatever it raises stops the call: a host's Cancel. At a large working size a
         call on a CPU takes seconds (2048²: ~5 s for the bundled weights on two cores). A replayed CUDA graph
-        runs no Python, so it is checked between calls only."""
+        runs no Python, so it is checked between calls only. Only calls made by the thread that opened the
+        block are checked: another thread's calls on the same Harmonizer are not this Cancel's."""
+        owner = threading.get_ident()
+        self._check_weights()  # the hooks go on the network that will run
+
+        def hook(*_: Any) -> None:
+            if threading.get_ident() == owner:
+                check()
+
         stages = [stage for part in self._net.children()
                   for stage in (part if isinstance(part, torch.nn.ModuleList) else (part,))]
-        handles = [stage.register_forward_pre_hook(lambda *_: check()) for stage in stages]
+        handles = [stage.register_forward_pre_hook(hook) for stage in stages]
         try:
             yield
         finally:
@@ -204,13 +223,13 @@ class Harmonizer:
                 handle.remove()
 
     def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "Harmonizer":
-        """Move to ``device`` and/or change the precision; "auto" is decided again for the new device."""
-        if device is not None:
-            self.device = pick_device(device)
-            self.model.to(self.device)
-        if dtype is not None:
-            self.requested_dtype = dtype
-        self.dtype = resolve_dtype(self.requested_dtype, self.device)
+        """Move to ``device`` and/or change the precision; "auto" is decided again for the new device. If
+        either is refused (no such device, an unknown precision), the Harmonizer stays as it was."""
+        target = self.device if device is None else pick_device(device)
+        requested = self.requested_dtype if dtype is None else dtype
+        resolved = resolve_dtype(requested, target)
+        self.model.to(target)
+        self.device, self.requested_dtype, self.dtype = target, requested, resolved
         self._warn_if_slow()
         self._set_network()  # a graph holds the device and precision it was captured with
         return self
@@ -599,6 +618,7 @@ class Harmonizer:
         as it was)."""
         threshold = self.threshold_for(threshold)
         as_change = as_change and self.config.output != "transform"
+        self._check_weights()
         if self._graphs is not None:  # the fill is captured with the network: no read may come between them
             output, size, kept, background = self._graphs(images_low, masks_low, references_low,
                                                           threshold=threshold, as_change=as_change)

@@ -532,3 +532,50 @@ def test_a_subject_with_almost_no_background_around_it_is_left_as_it_was(tiny_co
         line = corrections.report(reports, "threshold 0", None)
         assert "1 of 2 images changed" in line and "1 with under 3% background" in line
         assert "threshold 0 applies" not in line
+
+
+def test_a_refused_move_leaves_the_harmonizer_as_it_was(tiny_model):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image, mask = np.full((40, 56, 3), 120, np.uint8), np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    before = h(image, mask, threshold=0)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        h.to(dtype="fp64")
+    with pytest.raises((RuntimeError, AssertionError, ValueError)):
+        h.to("cuda:7")
+    assert h.device == torch.device("cpu") and h.requested_dtype == "fp32"
+    assert np.array_equal(h.to("cpu")(image, mask, threshold=0), before)
+
+
+def test_a_cancel_check_stops_only_the_thread_that_opened_it(tiny_model):
+    import threading
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image, mask = np.full((40, 56, 3), 120, np.uint8), np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    results = []
+
+    def cancelled():
+        raise InterruptedError("this thread's Cancel")
+
+    with h.interruptible(cancelled):
+        other = threading.Thread(target=lambda: results.append(h(image, mask)))
+        other.start()
+        other.join()
+        with pytest.raises(InterruptedError):
+            h(image, mask)
+    assert len(results) == 1
+
+
+def test_weights_loaded_into_the_model_afterwards_are_the_ones_used(tiny_config):
+    from phnet import PHNet
+
+    torch.manual_seed(0)
+    first = PHNet(tiny_config).eval()
+    torch.manual_seed(1)
+    second = PHNet(tiny_config).eval()
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    h = Harmonizer(first, device="cpu", dtype="fp32")
+    h(image, mask, threshold=0)
+    h.model.load_state_dict(second.state_dict())
+    fresh = Harmonizer(second, device="cpu", dtype="fp32")
+    assert np.array_equal(h(image, mask, threshold=0), fresh(image, mask, threshold=0))
