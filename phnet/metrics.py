@@ -31,8 +31,15 @@ def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return ((pred.double() - gt.double()) * 255).pow(2).flatten(1).mean(dim=1)
 
 
+def _check_mask(mask: torch.Tensor, pred: torch.Tensor) -> None:
+    if tuple(mask.shape) != (pred.shape[0], 1, *pred.shape[2:]):
+        raise ValueError(f"the mask must be B×1×H×W for pictures of {tuple(pred.shape)}, got {tuple(mask.shape)}; "
+                         "add the channel axis (mask[:, None]): a B×H×W mask would pair mask k with channel k")
+
+
 def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     _check(pred, gt)
+    _check_mask(mask, pred)
     m = (mask >= 0.5).double()
     err = ((pred.double() - gt.double()) * 255).pow(2) * m
     return err.flatten(1).sum(dim=1) / (3 * m.flatten(1).sum(dim=1) + FMSE_EPS)

@@ -173,3 +173,14 @@ def test_metric_tracker_markdown():
     # header + separator + (all, 2 groups, 2 buckets) × 2 methods
     assert len(lines) == 2 + 5 * 2
     assert not any("0-5%" in line for line in lines)  # empty buckets are left out
+
+
+def test_a_mask_without_its_channel_axis_is_refused():
+    """A B×H×W mask (ComfyUI's MASK layout) broadcast mask k onto channel k when B was 3: wrong numbers."""
+    from phnet import metrics
+
+    pred, gt = torch.rand(3, 3, 8, 8), torch.rand(3, 3, 8, 8)
+    mask = torch.ones(3, 8, 8)
+    with pytest.raises(ValueError, match=r"B×1×H×W .*mask\[:, None\]"):
+        metrics.fmse(pred, gt, mask)
+    assert metrics.fmse(pred, gt, mask[:, None]).shape == (3,)
