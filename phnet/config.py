@@ -165,7 +165,7 @@ class PHNetConfig:
 
     @classmethod
     def load(cls, path: str | Path, *, required: tuple[str, ...] = ()) -> "PHNetConfig":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"), source=str(path), required=required)
+        return cls.from_json(Path(path).read_text(encoding="utf-8-sig"), source=str(path), required=required)
 
 
 # A stored config must carry these: they fix the architecture and how the output is read, and no default

@@ -187,7 +187,7 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
     """config.json rules; a field it lacks comes from the config stored in the weights file, or is an error
     naming the file and the field (a default could silently change the architecture or the output mapping)."""
     try:
-        d = json.loads(config_json.read_text(encoding="utf-8"))
+        d = json.loads(config_json.read_text(encoding="utf-8-sig"))  # Windows editors may write a BOM
     except json.JSONDecodeError as e:
         raise ValueError(f"{config_json} is not valid JSON ({e})") from None
     stored = _stored_config(weights) if isinstance(d, dict) else None

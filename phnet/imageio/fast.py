@@ -47,11 +47,8 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     if isinstance(data, np.ndarray):
         if data.dtype.kind not in "uf":
             return None
-        try:
-            with warnings.catch_warnings():  # a read-only array (np.asarray of a PIL image) is only ever read here
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                t = torch.from_numpy(native(data))
-        except TypeError:
+        t = _read_only_tensor(data)
+        if t is None:
             return None
     else:
         t = data.detach()
@@ -68,6 +65,17 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
             return None
         peak = 1.0
     return pixels, peak, ImageForm(kind, layout, data.dtype, pixels.shape[-1], data, t.device)
+
+
+def _read_only_tensor(array: np.ndarray) -> torch.Tensor | None:
+    """A tensor sharing ``array``'s memory, None for dtypes torch has not. A read-only array (np.asarray of a
+    PIL image) is only ever read here, so torch's warning about it is not shown."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(native(array))
+    except TypeError:
+        return None
 
 
 def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
@@ -90,9 +98,8 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
             return None
         mask = np.array(mask)
     if isinstance(mask, np.ndarray):
-        try:
-            t = torch.from_numpy(native(mask))
-        except TypeError:
+        t = _read_only_tensor(mask)
+        if t is None:
             return None
     elif isinstance(mask, torch.Tensor):
         t = mask.detach()

@@ -579,3 +579,16 @@ def test_weights_loaded_into_the_model_afterwards_are_the_ones_used(tiny_config)
     h.model.load_state_dict(second.state_dict())
     fresh = Harmonizer(second, device="cpu", dtype="fp32")
     assert np.array_equal(h(image, mask, threshold=0), fresh(image, mask, threshold=0))
+
+
+def test_read_only_inputs_raise_no_warning(tiny_model):
+    """np.asarray of a PIL image is read-only: torch warns about such arrays unless told they are only read."""
+    import warnings
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image = np.full((40, 56, 3), 120, np.uint8)
+    mask = np.pad(np.ones((20, 20), np.uint8) * 255, ((10, 10), (18, 18)))
+    image.flags.writeable = mask.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h(image, mask)

@@ -689,3 +689,10 @@ def test_a_working_size_beyond_what_a_model_can_use_is_refused(tiny_model):
     h = Harmonizer(tiny_model, device="cpu")
     with pytest.raises(ValueError, match="working_size must be a multiple of 8 from 16 to 4096, got 65536"):
         h(np.zeros((48, 64, 3), np.uint8), np.pad(np.ones((8, 8)), 20)[:48, :64], working_size=65536)
+
+
+def test_a_config_json_saved_with_a_byte_order_mark_loads(tiny_folder):
+    """Windows editors may save config.json with a UTF-8 BOM."""
+    text = (tiny_folder / "config.json").read_text(encoding="utf-8")
+    (tiny_folder / "config.json").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_model(tiny_folder).config == load_model(tiny_folder / "model.safetensors").config
