@@ -57,9 +57,12 @@ def image_to_tensor(
     t = _to_bchw(t, layout)
     channels = t.shape[1]
     if channels not in (1, 3, 4):
+        first = layout.replace("C", "").replace("HW", "CHW")  # the same pictures, channels first
+        hint = (f"; it looks channels-first: pass layout={first!r}"
+                if layout.endswith("C") and data.shape[layout.index("H")] in (1, 3, 4) else "")
         raise ValueError(
             f"an {name} needs 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} (layout {layout}, "
-            f"shape {tuple(data.shape)})"
+            f"shape {tuple(data.shape)}){hint}"
         )
     if t.shape[-1] < 1 or t.shape[-2] < 1 or t.shape[0] < 1:
         raise ValueError(f"empty {name} of shape {tuple(data.shape)}")

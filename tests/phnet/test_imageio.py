@@ -438,3 +438,10 @@ def test_a_pil_i_picture_of_8bit_values_is_refused_naming_convert_l():
         mask_to_array(Image.fromarray(values, "I"))
     sixteen = Image.fromarray(values * 257, "I")  # a real 16-bit mask in the 32-bit mode
     assert mask_to_array(sixteen).max() == pytest.approx(1.0)
+
+
+def test_a_channels_first_array_read_as_channels_last_is_told_its_layout():
+    with pytest.raises(ValueError, match=r"looks channels-first: pass layout='CHW'"):
+        io_.image_to_tensor(np.zeros((3, 40, 56), np.uint8))
+    with pytest.raises(ValueError, match=r"looks channels-first: pass layout='BCHW'"):
+        io_.image_to_tensor(np.zeros((2, 3, 40, 56), np.uint8))
