@@ -718,6 +718,9 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
     off = weight  # where the strongest value is read: not where the subject reaches, even in part
     if subject is not None:
         off = weight * (downscale(subject[..., None], subject_peak, shape).to(weight.device) <= 0)
+        # the region itself is read without the subject too: a pixel the subject only partly covers would
+        # otherwise count from the subject's strength, not the region's
+        weight = downscale(torch.where(subject.to(reference.device) > 0, 0, reference)[..., None], 1.0, shape)
     peak = off.max()
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 

@@ -174,6 +174,23 @@ def test_a_soft_reference_is_its_region_not_nothing(tiny_config):
     assert np.array_equal(soft, binary) and not np.array_equal(soft, plain)
 
 
+def test_a_soft_reference_painted_over_the_subject_too_is_still_its_region():
+    """Working-size pixels the subject only partly covers took the subject's full strength into the region
+    (with the bundled weights: up to 4/255 on a real paste)."""
+    import numpy as np
+
+    from phnet.fullres import working_shape
+    from phnet.harmonizer import reference_at
+
+    image, mask = _picture(301, 419)  # the subject's edges fall inside working-size pixels
+    region = np.zeros_like(mask)
+    region[:, :60] = 1.0
+    shape = working_shape(301, 419, 64)
+    soft = reference_at(torch.from_numpy(0.4 * region), shape, torch.from_numpy(mask))
+    over = reference_at(torch.from_numpy(np.maximum(0.4 * region, mask)), shape, torch.from_numpy(mask))
+    assert torch.equal(over, soft) and soft.sum() > 0
+
+
 def test_a_reference_too_small_for_the_working_size_still_counts(tiny_config):
     import numpy as np
 
