@@ -10,23 +10,8 @@ from PIL import Image
 
 from phnet import PHNetConfig, cli
 from phnet.weights import DEFAULT_DIR, load_model
-
-W, H = 45, 37  # odd sizes: the output must still match the input exactly
-
-
-def _composite(seed: int = 0, size=(W, H)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
-
-
-def _mask(size=(W, H)) -> Image.Image:
-    m = np.zeros((size[1], size[0]), dtype=np.uint8)
-    m[size[1] // 4 : 3 * size[1] // 4, size[0] // 3 : 2 * size[0] // 3] = 255
-    return Image.fromarray(m, "L")
-
-
-def _harmonize(*args: str | Path) -> int:
-    return cli.main(["harmonize", *map(str, args), "--device", "cpu"])
+from tests.helpers.cli_pictures import H, W
+from tests.helpers.cli_pictures import composite as _composite, harmonize as _harmonize, mask as _mask
 
 
 def test_single_composite_and_mask(tiny_folder, tmp_path, capsys):

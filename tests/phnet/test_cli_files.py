@@ -10,23 +10,8 @@ import torch
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from phnet import cli
-
-W, H = 45, 37
-
-
-def _composite(seed: int = 0, size=(W, H)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
-
-
-def _mask(size=(W, H)) -> Image.Image:
-    m = np.zeros((size[1], size[0]), dtype=np.uint8)
-    m[size[1] // 4 : 3 * size[1] // 4, size[0] // 3 : 2 * size[0] // 3] = 255
-    return Image.fromarray(m, "L")
-
-
-def _harmonize(*args: str | Path) -> int:
-    return cli.main(["harmonize", *map(str, args), "--device", "cpu"])
+from tests.helpers.cli_pictures import H, W
+from tests.helpers.cli_pictures import composite as _composite, harmonize as _harmonize, mask as _mask
 
 
 def _pair(tmp_path: Path, name: str = "comp.png", **save) -> tuple[Path, Path]:
