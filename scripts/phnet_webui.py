@@ -137,12 +137,12 @@ class PHNetHarmonizeScript(scripts.Script):
 
     def process(self, p, *args):
         # Recorded before generation so every image's infotext carries the settings.
-        settings = Settings.from_args(args)
+        settings = Settings.from_args(args, p)
         if settings.enable:
             p.extra_generation_params.update(settings.infotext())
 
     def postprocess_image(self, p, pp, *args):
-        settings = Settings.from_args(args)
+        settings = Settings.from_args(args, p)
         if not settings.enable or pp.image is None:
             return
         if getattr(p, "txt2img_upscale", False):
@@ -179,17 +179,22 @@ class Settings(NamedTuple):
     sam_weights: str | None = None
     box_x0: float = 0
     box_y0: float = 0
-    box_x1: float = 0
-    box_y1: float = 0
+    box_x1: float = 512
+    box_y1: float = 512
     grow: int = 0
     feather: float = 0.0
     threshold: float = -1.0  # below 0: the weights' own
 
     @classmethod
-    def from_args(cls, args):
-        """The API's ``null`` (None) takes the control's default, as a value left out does."""
+    def from_args(cls, args, p=None):
+        """The API's ``null`` (None) takes the control's default, as a value left out does: for the mask
+        source the tab's first choice (the inpaint mask in img2img, the pasted subject in txt2img)."""
         given = args[: len(cls._fields)]
-        return cls(*(cls._field_defaults[name] if value is None else value for name, value in zip(cls._fields, given)))
+        settings = cls(*(cls._field_defaults[name] if value is None else value
+                         for name, value in zip(cls._fields, given)))
+        if settings.mask_source is None:
+            settings = settings._replace(mask_source=MASK_INPAINT if getattr(p, "init_images", None) else MASK_SUBJECT)
+        return settings
 
     @property
     def box(self):
@@ -226,6 +231,7 @@ def _harmonize(p, image, s):
 
     phnet_dir, sam_dirs = _models_dirs()
     harmonizer = load_harmonizer(s.weights, phnet_dir)
+    alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None  # another extension's RGBA image
     image = image.convert("RGB")
     if s.mask_source == MASK_INPAINT:
         mask = inpaint_mask(p, image.size)
@@ -249,6 +255,8 @@ def _harmonize(p, image, s):
             "raise 'Only masked padding, pixels' (e.g. to 32), or inpaint the whole picture.")
     result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
+    if alpha is not None:
+        result.putalpha(alpha)
     return result, corrections, harmonizer.config.name
 
 
@@ -265,7 +273,9 @@ def inpaint_mask(p, size):
     ``p.image_mask`` is what the user painted or uploaded, untouched by processing. Like the WebUI's
     ``create_binary_mask``, an RGBA mask (gradio's sketch) holds the strokes in its alpha unless it
     is fully opaque. "Mask mode: inpaint not masked" inverts it, and "Inpaint only masked" generates
-    the crop ``p.paste_to`` = (x, y, w, h) at full size, so the mask is cut to that crop. "Whole
+    the crop ``p.paste_to`` = (x, y, w, h) fitted into the output size and padded, so the mask is cut to
+    that crop and fitted the same way (where the crop meets the picture's border it is not the output's
+    shape). "Whole
     picture" brings the mask to the output size with the WebUI's own ``images.resize_image`` and the
     img2img resize mode, as the WebUI does for the mask it pastes the original back through ("Crop and
     resize" crops the mask's middle, "Resize and fill" pads it).
@@ -281,19 +291,24 @@ def inpaint_mask(p, size):
     if getattr(p, "inpainting_mask_invert", 0):
         mask = ImageOps.invert(mask)
     crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
-    if crop is not None:
+    if crop is not None:  # the WebUI fits the crop into the generated size and pads it (resize mode 2)
         x, y, w, h = crop
-        mask = mask.crop((x, y, x + w, y + h))
+        mask = _webui_resize(2, mask.crop((x, y, x + w, y + h)), p.width, p.height)
     elif mask.size != (p.width, p.height):
-        try:
-            from modules import images
-        except ImportError:  # not inside a WebUI: a plain resize below
-            pass
-        else:
-            mask = images.resize_image(getattr(p, "resize_mode", 0), mask, p.width, p.height).convert("L")
+        mask = _webui_resize(getattr(p, "resize_mode", 0), mask, p.width, p.height)
     if mask.size != tuple(size):
         mask = mask.resize(tuple(size), Image.BILINEAR)
     return mask
+
+
+def _webui_resize(mode, mask, width, height):
+    """``mask`` brought to width × height by the WebUI's own ``images.resize_image`` in resize ``mode``; outside
+    a WebUI it is returned as it is (a plain resize follows)."""
+    try:
+        from modules import images
+    except ImportError:
+        return mask
+    return images.resize_image(mode, mask, width, height).convert("L")
 
 
 def _paste_subject(image, s):

@@ -188,6 +188,21 @@ def test_a_whole_picture_mask_is_resized_as_the_webui_resizes_it(webui, resize_m
     assert (rows[0], rows[-1] + 1, columns[0], columns[-1] + 1) == box
 
 
+def test_an_only_masked_crop_held_by_the_picture_border_is_fitted_as_the_webui_fits_it(webui):
+    """Where the WebUI's crop meets the border it keeps the picture's aspect, not the output's: the WebUI fits
+    it into the output and pads it (resize mode 2); stretched, a tall subject's mask lay beside it (IoU 0.72)."""
+    from modules import images
+
+    full = np.zeros((96, 64), np.uint8)
+    full[8:88, 4:20] = 255  # a tall subject near the left edge of a portrait picture
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=64, mask=Image.fromarray(full),
+                                                          inpaint_full_res=True)
+    p.paste_to = (0, 0, 64, 96)  # the whole picture: its border held the crop
+    expected = np.asarray(images.resize_image(2, Image.fromarray(full), 64, 64).convert("L")) > 127
+    got = np.asarray(webui.script_module.inpaint_mask(p, (64, 64))) > 127
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_inpaint_only_masked_is_harmonized_inside_the_crop(webui):
     full = np.zeros((128, 128), np.uint8)
     full[40:72, 40:72] = 255
@@ -324,9 +339,14 @@ def test_the_api_null_takes_the_default(webui):
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=_subject(), strength=None, scale=None, grow=None, feather=1.0, threshold=None)
-    settings = webui.script_module.Settings.from_args(p.script_args[script.args_from:script.args_to])
+    settings = webui.script_module.Settings.from_args(p.script_args[script.args_from:script.args_to], p)
     assert (settings.strength, settings.scale, settings.grow, settings.threshold) == (1.0, 1.0, 0, -1.0)
     assert not np.array_equal(np.asarray(_postprocess(webui, runner, p, _generated())), np.asarray(_generated()))
+    # as the controls show them: the tab's first mask source, SAM's box 0,0 to 512,512
+    nulls = webui.script_module.Settings.from_args([True] + [None] * 16, p)
+    assert nulls.mask_source == SUBJECT and nulls.box == (0, 0, 512, 512)
+    img2img = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, init_images=[_generated()])
+    assert webui.script_module.Settings.from_args([True] + [None] * 16, img2img).mask_source == INPAINT
 
 
 def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_before(webui, capsys, monkeypatch):
@@ -481,3 +501,16 @@ def test_the_bundled_weights_say_how_much_of_the_correction_they_applied(webui, 
     assert 0 < shortened < raw
     assert p.extra_generation_params["PHNet threshold"] == 0.0
     assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
+
+
+def test_an_rgba_image_from_another_extension_keeps_its_alpha(webui):
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=40, y=20, anchor="top-left")
+    before = _generated()
+    alpha = np.zeros((48, 64), np.uint8)
+    alpha[:, 32:] = 255
+    before.putalpha(Image.fromarray(alpha))
+    after = _postprocess(webui, runner, p, before)
+    assert after.mode == "RGBA" and np.array_equal(np.asarray(after)[..., 3], alpha)
