@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -54,6 +55,9 @@ class SamSegmenter:
         self._predictor = SamPredictor(self.model)
         self._fingerprint: str | None = None
         self._size: tuple[int, int] | None = None
+        # one call at a time: an encode patches the model's attention and caches its embedding, which another
+        # thread's call would pull from under it; segment() holds it across encode and decode
+        self._lock = threading.RLock()
 
     # ---- loading ----------------------------------------------------------------------
 
@@ -97,9 +101,10 @@ class SamSegmenter:
 
     def to(self, device: str | torch.device) -> "SamSegmenter":
         """Move the model; the cached embedding is dropped (it lives on the old device)."""
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        self.reset_image()
+        with self._lock:
+            self.device = torch.device(device)
+            self.model.to(self.device)
+            self.reset_image()
         return self
 
     # ---- image ------------------------------------------------------------------------
@@ -119,18 +124,22 @@ class SamSegmenter:
         return self._predictor.features if self._predictor.is_image_set else None
 
     def reset_image(self) -> None:
-        self._predictor.reset_image()
-        self._fingerprint = None
-        self._size = None
+        with self._lock:
+            self._predictor.reset_image()
+            self._fingerprint = None
+            self._size = None
 
     def set_image(self, image: Any, interrupt: Callable[[], Any] | None = None) -> None:
         """Encode ``image`` (PIL, numpy or torch; see :mod:`phnet.imageio`) and cache the embedding.
 
         Setting the same pixels again is free: the encoder only runs for a new image.
         ``interrupt`` is called between the parts of the encoder (see ``phnet.sam.interruptible``); whatever it
-        raises stops the encode.
+        raises stops the encode. With several threads, use :meth:`segment`: another thread's image may be set
+        between this and :meth:`predict`.
         """
-        self._encode(image_to_uint8(image), interrupt)
+        rgb = image_to_uint8(image)
+        with self._lock:
+            self._encode(rgb, interrupt)
 
     def _encode(self, rgb: np.ndarray, interrupt: Callable[[], Any] | None) -> None:
         digest = hashlib.blake2b(rgb.tobytes(), digest_size=16)
@@ -176,10 +185,11 @@ class SamSegmenter:
         multimask: let SAM propose three masks and keep the best-scoring one.
         soft: return sigmoid(logits) instead of the binary mask ``logits > threshold``.
         """
-        if not self._predictor.is_image_set or self._size is None:
-            raise RuntimeError("No image set: call SamSegmenter.set_image(image) before predict().")
-        prompt = make_prompt(self._size, box, points, point_labels, mask_prompt)
-        return self._decode(prompt, multimask, soft, threshold)
+        with self._lock:
+            if not self._predictor.is_image_set or self._size is None:
+                raise RuntimeError("No image set: call SamSegmenter.set_image(image) before predict().")
+            prompt = make_prompt(self._size, box, points, point_labels, mask_prompt)
+            return self._decode(prompt, multimask, soft, threshold)
 
     def segment(
         self,
@@ -193,11 +203,13 @@ class SamSegmenter:
         threshold: float = 0.0,
         interrupt: Callable[[], Any] | None = None,
     ) -> np.ndarray:
-        """:meth:`set_image` + :meth:`predict`, with the prompt checked before the image is encoded."""
+        """:meth:`set_image` + :meth:`predict`, with the prompt checked before the image is encoded; one call,
+        so it is safe from several threads."""
         rgb = image_to_uint8(image)
         prompt = make_prompt(rgb.shape[:2], box, points, point_labels, mask_prompt)
-        self._encode(rgb, interrupt)
-        return self._decode(prompt, multimask, soft, threshold)
+        with self._lock:
+            self._encode(rgb, interrupt)
+            return self._decode(prompt, multimask, soft, threshold)
 
     def _decode(self, prompt: SamPrompt, multimask: bool, soft: bool, threshold: float) -> np.ndarray:
         if not math.isfinite(threshold):  # NaN gave an empty mask without a word

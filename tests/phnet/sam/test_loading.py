@@ -48,6 +48,15 @@ def test_load_wrapped_state_dict(tmp_path):
     assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path / "wrapped.safetensors", device="cpu").model)
 
 
+@pytest.mark.parametrize("prefix", ["model.", "sam."])
+def test_a_sam_saved_inside_a_wrapper_module_loads(tmp_path, prefix):
+    """A Lightning module's ``model.`` (or a ``sam.`` attribute) before every name, in a file or a state_dict
+    wrapper: it was refused as 'not a Segment Anything state_dict'."""
+    state = {prefix + k: v for k, v in build_tiny_sam().state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "lightning.ckpt")
+    assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path / "lightning.ckpt", device="cpu").model)
+
+
 def test_load_from_folder(tmp_path):
     save_tiny_sam(tmp_path / "sam_tiny.safetensors")
     assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path, device="cpu").model)
