@@ -24,6 +24,7 @@ from PIL import Image
 
 TABLE = Path(__file__).with_name("held_out_pictures.tsv")
 NEAR_DUPLICATE_BITS = 6
+FORBIDDEN_PACKAGES = ("comfyui_workflow_templates_media_image",)  # import names (the folders they install)
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,28 @@ def near(a: int, hashes: np.ndarray, bits: int = NEAR_DUPLICATE_BITS) -> bool:
 
 
 def is_held_out(picture: bytes | np.ndarray | Image.Image, table: HeldOutTable | None = None) -> bool:
-    """True for a reserved picture: its file's md5 is listed, or its dHash is near a listed one.
+    """True for a reserved picture: its file's md5 is listed, or its dHash (or its mirror image's) is near a
+    listed one.
 
     ``picture`` is a file's bytes (md5 and dHash are both checked) or a decoded picture (dHash only).
     """
     table = default_table() if table is None else table
     if isinstance(picture, (bytes, bytearray)) and hashlib.md5(picture).hexdigest() in table.md5s:
         return True
-    return near(dhash64(picture), table.dhashes)
+    image = as_image(picture)
+    return near(dhash64(image), table.dhashes) or near(dhash64(image.transpose(Image.FLIP_LEFT_RIGHT)), table.dhashes)
+
+
+def reserved_package(path: str | Path) -> str | None:
+    """The reserved package ``path`` lies in (followed through links), or None."""
+    parts = {part.replace("-", "_").lower() for part in Path(path).resolve().parts}
+    return next((name for name in FORBIDDEN_PACKAGES if name in parts), None)
+
+
+def refuse_reserved(path: str | Path) -> None:
+    """A ValueError for a folder or file inside the package reserved for held-out evaluation."""
+    name = reserved_package(path)
+    if name is not None:
+        raise ValueError(
+            f"{path} lies in {name.replace('_', '-')}, which is reserved for held-out evaluation: it is never "
+            "trained on. Use the allowed bundles (trainer.builders.package_portraits) or your own photos")

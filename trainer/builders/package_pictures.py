@@ -13,6 +13,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 from PIL import Image
 
+from trainer.builders.held_out import FORBIDDEN_PACKAGES  # noqa: F401  (held out for evaluation: never read)
 from trainer.builders.subject_masks import resize_long
 
 # (import name, distribution name) of the allowed template bundles.
@@ -25,8 +26,6 @@ MEDIA_PACKAGES = (
 )
 # Bundles of mostly renders and screenshots: only their pictures of people are used.
 PEOPLE_ONLY = ("media-assets-01/", "media-assets-02/")
-# Held out for the project's evaluation: a builder must never read it.
-FORBIDDEN_PACKAGES = ("comfyui_workflow_templates_media_image",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 

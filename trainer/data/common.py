@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from phnet.imageio import IMAGE_SUFFIXES, image_to_array, image_to_uint8, read_image, read_mask
+from trainer.builders.held_out import refuse_reserved
 
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the files the trainer lists as pictures: the ones phnet.imageio reads
 RESIZE_MODES = ("stretch", "crop", "pad", "none")
@@ -139,7 +140,8 @@ TRAINER_OUTPUT_MARKERS = ("run_config.json", "trainer.lock", "log.jsonl", "resul
 
 def list_images(root: Path) -> list[Path]:
     """The pictures under ``root``, leaving out hidden folders and what the trainer wrote there (a run's
-    ``curves.png``, an evaluation's ``grid.png``: a run folder placed inside its own photo folder)."""
+    ``curves.png``, an evaluation's ``grid.png``: a run folder placed inside its own photo folder). A folder
+    or picture in the package reserved for held-out evaluation is refused (``builders.held_out``)."""
     root = Path(root)
     found, left_out = [], []
     for folder, dirs, files in os.walk(root):
@@ -155,7 +157,10 @@ def list_images(root: Path) -> list[Path]:
         print(f"[data] {root}: left out {len(left_out)} folder(s) the trainer wrote (not photos): "
               f"{', '.join(str(p.relative_to(root)) for p in left_out[:3])}{' ...' if len(left_out) > 3 else ''}",
               file=sys.stderr)
-    return sorted(p for p in found if p.is_file())
+    pictures = sorted(p for p in found if p.is_file())
+    for p in (root, *pictures):  # also through links: the reserved package is never read
+        refuse_reserved(p)
+    return pictures
 
 
 def in_holdout(key: str, fraction: float) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from trainer.builders.held_out import is_held_out
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import (IMAGE_EXTENSIONS, BadSampleError, Record, holdout_set, list_images, load_mask,
                                  load_rgb_and_alpha, load_thumbnail, ellipse_mask)
@@ -138,12 +139,23 @@ class FolderDataset(HarmonizationDataset):
         else:
             real, alpha = load_rgb_and_alpha(record.real)
             mask = load_mask(record.mask) if record.mask is not None else alpha
+        self._refuse_if_reserved(record.real, real)
         if mask is None:
             if self.mask_fallback != "ellipse":
                 raise BadSampleError(f"no mask for {record.real} (no mask file, no alpha channel and "
                                      f"data.mask_fallback = \"error\")")
             mask = ellipse_mask(real.shape[0], real.shape[1], rng)
         return None, real, mask
+
+    def _refuse_if_reserved(self, path: Path, real: np.ndarray) -> None:
+        """A copy of a picture reserved for held-out evaluation (re-encoded, resized, mirrored: its dHash) is a
+        bad sample, looked at once per photo: it is never trained on."""
+        seen = self.__dict__.setdefault("_reserved", {})
+        if path not in seen:
+            seen[path] = is_held_out(np.round(np.asarray(real, np.float32) * 255).astype(np.uint8))
+        if seen[path]:
+            raise BadSampleError(f"{path} is a copy of a picture reserved for held-out evaluation "
+                                 "(comfyui-workflow-templates-media-image): it is never trained on; remove it")
 
     def reference_for(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
         if len(self.records) < 2:

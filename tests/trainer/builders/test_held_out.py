@@ -67,3 +67,40 @@ def test_hamming_counts_differing_bits():
     hashes = np.array([0, 0xFF, 2**64 - 1], np.uint64)
     assert held_out.hamming(0b1011, hashes).tolist() == [3, 5, 61]
     assert held_out.near(0b111111, hashes) and not held_out.near(0b1111111, np.array([0], np.uint64))
+
+
+def test_a_mirrored_copy_is_held_out_too(reserved):
+    """Training flips pictures anyway: a mirrored copy is the same picture to a model."""
+    rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
+    assert held_out.is_held_out(rgb[:, ::-1].copy())
+
+
+def test_the_trainer_never_reads_the_reserved_package_nor_copies_of_its_pictures(reserved, picture, tmp_path):
+    import pytest
+
+    from trainer.data import build_dataset
+    from trainer.data.common import BadSampleError, list_images
+
+    bundle = tmp_path / "site-packages" / "comfyui_workflow_templates_media_image" / "templates"
+    bundle.mkdir(parents=True)
+    (bundle / "a.png").write_bytes(reserved)
+    with pytest.raises(ValueError, match="reserved for held-out evaluation: it is never trained on"):
+        list_images(bundle)
+    linked = tmp_path / "photos"  # a folder of links into it
+    linked.mkdir()
+    (linked / "a.png").symlink_to(bundle / "a.png")
+    with pytest.raises(ValueError, match="comfyui-workflow-templates-media-image"):
+        list_images(linked)
+    copies = tmp_path / "copies"  # re-encoded and mirrored copies beside photos of one's own
+    copies.mkdir()
+    rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
+    Image.fromarray(rgb[:, ::-1]).save(copies / "mirrored.jpg", quality=85)
+    for seed in (1, 2, 3):
+        Image.fromarray(picture(seed)).save(copies / f"own{seed}.png")
+    ds = build_dataset({"root": str(copies), "val_fraction": 0.0}, "train", image_size=32)
+    for record in ds.records:
+        if record.real.name == "mirrored.jpg":
+            with pytest.raises(BadSampleError, match="reserved for held-out evaluation"):
+                ds.load(record, np.random.default_rng(0))
+        else:
+            ds.load(record, np.random.default_rng(0))
