@@ -24,6 +24,9 @@ MEDIA_PACKAGES = (
     ("comfyui_workflow_templates_media_assets_01", "comfyui-workflow-templates-media-assets-01"),
     ("comfyui_workflow_templates_media_assets_02", "comfyui-workflow-templates-media-assets-02"),
 )
+# The licence of the pictures each source ships (recorded in every pool's manifest.json).
+LICENCES = {**{dist: "MIT" for _, dist in MEDIA_PACKAGES},
+            "scikit-image": "skimage.data: public domain or CC0, per image (see each function's docstring)"}
 # Bundles of mostly renders and screenshots: only their pictures of people are used.
 PEOPLE_ONLY = ("media-assets-01/", "media-assets-02/")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")

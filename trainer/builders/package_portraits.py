@@ -45,7 +45,7 @@ Output::
 
     OUT/train/images/<name>.png   OUT/train/masks/<name>.png   (mask: L, 0 / 255)
     OUT/val/images/<name>.png     OUT/val/masks/<name>.png
-    OUT/manifest.json             sources, package versions, mask method per pair
+    OUT/manifest.json             sources, package versions and licences, mask method per pair
 
 Everything is deterministic for fixed package versions (per-source seeds, OpenCV RNG seeded
 before each GrabCut, single-threaded OpenCV).
@@ -66,8 +66,8 @@ import numpy as np
 from PIL import Image
 
 from trainer.builders.held_out import is_held_out
-from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, PEOPLE_ONLY, Source,
-                                              frames_from_file, usable)
+from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
+                                              PEOPLE_ONLY, Source, frames_from_file, usable)
 from trainer.builders.subject_masks import load_cv2, random_shape_mask, subject_mask
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -264,6 +264,7 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
                  "min_side": min_side, "limit": limit, "test_percent": test_percent,
                  "all_versions": all_versions},
         "packages": package_versions(),
+        "licences": LICENCES,
         "sources": len(sources),
         "held_out_excluded": held,
         "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},

@@ -104,3 +104,4 @@ def test_the_trainer_never_reads_the_reserved_package_nor_copies_of_its_pictures
                 ds.load(record, np.random.default_rng(0))
         else:
             ds.load(record, np.random.default_rng(0))
+

@@ -36,3 +36,10 @@ def test_usable_rejects_flat_and_grey_pictures():
     assert not pp.usable(grey, 256)
     assert not pp.usable(np.full((300, 300, 3), 128, np.uint8), 256)
     assert not pp.usable(colour[:200], 256)
+
+
+def test_every_source_a_pool_reads_has_its_licence_recorded():
+    from trainer.builders.package_pictures import LICENCES, MEDIA_PACKAGES
+
+    assert {dist for _, dist in MEDIA_PACKAGES} | {"scikit-image"} == set(LICENCES)
+    assert all(LICENCES[dist] == "MIT" for _, dist in MEDIA_PACKAGES)
