@@ -93,6 +93,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _nearly_full(folder: Path) -> bool:
+    """Less than 1 MiB left on the disk holding ``folder``."""
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
 def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, info: dict,
                     train_config: dict | None = None) -> Path:
     """Write a checkpoint folder atomically (replacing an existing one of the same name)."""
@@ -112,8 +120,11 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, in
         if train_config is not None:
             (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2, default=str) + "\n")
         _fsync_tree(tmp)
-    except BaseException:
+    except BaseException as exc:
+        full = not isinstance(exc, OSError) and _nearly_full(tmp)  # before the half-written files go
         shutil.rmtree(tmp, ignore_errors=True)  # half a checkpoint is no use, and its space may be needed
+        if full:  # torch.save and safetensors report a full disk as their own errors, not as an OSError
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from exc
         raise
     if folder.exists():  # directories cannot be replaced in one step: swap via a side name
         old = folder.with_name(f".tmp-old-{folder.name}-{os.getpid()}")

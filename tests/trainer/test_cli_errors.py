@@ -95,6 +95,27 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(shift_set
     assert not (out / "trainer.lock").exists()
 
 
+def test_a_full_disk_reported_in_torchs_own_words_is_still_a_full_disk(shift_set, tmp_path, capsys, monkeypatch):
+    """torch.save says '[enforce fail at inline_container.cc] . unexpected pos' and safetensors 'os error 28':
+    neither is an OSError, and the run ended in a traceback."""
+    import shutil
+
+    real_save, real_usage, calls = torch.save, shutil.disk_usage, []
+
+    def save_until_the_disk_fills(obj, path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 1:
+            return real_save(obj, path, *a, **kw)
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=0))
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    out = tmp_path / "run"
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4",
+                       "--set", "train.ckpt_every=2")
+    assert line.startswith("error: the disk is full (No space left on device) while saving step 4")
+
+
 @pytest.mark.filterwarnings("ignore:skipping bad sample")
 @pytest.mark.parametrize("policy, workers", [("error", 0), ("skip", 0), ("error", 1)])
 def test_a_data_folder_that_vanishes_mid_run(tmp_path, capsys, monkeypatch, policy, workers):
