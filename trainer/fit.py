@@ -145,7 +145,13 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
               curves=True)
     if push_to_hub:
         source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
-        url = ckpt.push_to_hub(source, push_to_hub, private=hub_private)
+        try:
+            url = ckpt.push_to_hub(source, push_to_hub, private=hub_private)
+        except Exception as exc:  # the Hub's errors are many; the run itself is saved either way
+            result["hub_error"] = f"{type(exc).__name__}: {exc}"
+            print(f"[trainer] the upload to {push_to_hub} failed ({result['hub_error'].splitlines()[0]}); the run is "
+                  f"saved: upload it later with python -m trainer.push {source} {push_to_hub}", file=sys.stderr)
+            return
         print(f"[trainer] uploaded {source} to {url}", file=sys.stderr)
         result["hub_url"] = url
 

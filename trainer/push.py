@@ -26,6 +26,11 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # no network, no login, no such repo: the Hub's own words, on one line
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: the upload to {args.repo} failed ({type(exc).__name__}: {first}); check the network and "
+              "`hf auth login` (or HF_TOKEN)", file=sys.stderr)
+        return 1
     print(url)
     return 0
 

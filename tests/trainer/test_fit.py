@@ -241,6 +241,17 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
                "--push-to-hub", "me/tiny-phnet"])
     assert rc == 0
     assert uploads and uploads[0][0] == "me/tiny-phnet" and "model.safetensors" in uploads[0][1]
+
+    def unreachable(self, repo_id, **kw):
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(FakeApi, "create_repo", unreachable)  # the run is kept, and says how to upload it later
+    rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "q"), "--steps", "2",
+               "--set", "train.val_every=2", "--set", "data.num_workers=0", "--no-progress",
+               "--push-to-hub", "me/tiny-phnet"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and '"hub_error": "ConnectionError' in out
+    assert f"upload it later with python -m trainer.push {tmp_path / 'q' / 'best'} me/tiny-phnet" in err
     assert main(["--config", "tiny_cpu", "--steps", "3"]) == 2  # no data
     assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--set", "train.nope=1"]) == 2
     err = capsys.readouterr().err
