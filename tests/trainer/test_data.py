@@ -332,3 +332,10 @@ def test_a_run_folder_inside_the_photo_folder_is_not_read_as_photos(tmp_path, ca
     (tmp_path / "eval" / "results.md").write_text("")
     assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == ["a.png", "people/b.jpg"]
     assert "left out 2 folder(s) the trainer wrote (not photos): eval, runs/r1" in capsys.readouterr().err
+
+
+def test_an_empty_validation_split_says_how_to_get_one(tmp_path):
+    for i in range(4):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
+    with pytest.raises(ValueError, match=r"val split .* is empty; set data.val_fraction above 0"):
+        build_dataset({"root": str(tmp_path), "val_fraction": 0.0}, "val", image_size=32)

@@ -138,7 +138,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     if limit and len(ds.records) > limit:
         ds.records = [ds.records[i] for i in spread_sample([r.name for r in ds.records], limit)]
     if len(ds) == 0:
-        raise ValueError(f"the {split} split of {root} ({kind}) is empty")
+        fix = {"val": "; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root folder",
+               "test": "; set data.test_fraction above 0 or evaluate on another folder"}.get(split, "")
+        raise ValueError(f"the {split} split of {root} ({kind}) is empty{fix}")
     if data.get("preload"):
         if isinstance(ds, FolderDataset):
             ds.preload()
