@@ -7,15 +7,14 @@ the rules in :mod:`phnet.imageio`; for anything else it returns None and the cal
 
 from __future__ import annotations
 
-import warnings
 
 from typing import Any
 
 import numpy as np
 import torch
 
-from .decode import is_pil, native
-from .images import LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _to_bchw, integer_peak
+from .decode import is_pil
+from .images import LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak
 
 _NATIVE_DTYPES = (torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -47,8 +46,9 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     if isinstance(data, np.ndarray):
         if data.dtype.kind not in "uf":
             return None
-        t = _read_only_tensor(data)
-        if t is None:
+        try:
+            t = _tensor_view(data)
+        except TypeError:  # a dtype torch has not
             return None
     else:
         t = data.detach()
@@ -65,17 +65,6 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
             return None
         peak = 1.0
     return pixels, peak, ImageForm(kind, layout, data.dtype, pixels.shape[-1], data, t.device)
-
-
-def _read_only_tensor(array: np.ndarray) -> torch.Tensor | None:
-    """A tensor sharing ``array``'s memory, None for dtypes torch has not. A read-only array (np.asarray of a
-    PIL image) is only ever read here, so torch's warning about it is not shown."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            return torch.from_numpy(native(array))
-    except TypeError:
-        return None
 
 
 def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
@@ -98,8 +87,9 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
             return None
         mask = np.array(mask)
     if isinstance(mask, np.ndarray):
-        t = _read_only_tensor(mask)
-        if t is None:
+        try:
+            t = _tensor_view(mask)
+        except TypeError:
             return None
     elif isinstance(mask, torch.Tensor):
         t = mask.detach()

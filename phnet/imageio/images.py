@@ -135,7 +135,7 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {shape})")
     dtype = arr.dtype
-    t = torch.from_numpy(native(arr)) if isinstance(arr, np.ndarray) else arr
+    t = _tensor_view(arr) if isinstance(arr, np.ndarray) else arr
     t = _image_unit(t, dtype, name)
     c = t.shape[-1]
     alpha = t[..., c - 1] if c in (2, 4) else None

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decode import file_mask_pixels, is_pil, native, open_picture, pil_mask_pixels
-from .images import integer_peak, check_unit_range
+from .decode import file_mask_pixels, is_pil, open_picture, pil_mask_pixels
+from .images import _tensor_view, integer_peak, check_unit_range
 
 
 def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask") -> torch.Tensor:
@@ -96,9 +96,9 @@ def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None
     """Any mask kind and layout → float32 B×H×W in [0, 1] (the rules in the module docstring)."""
     if is_pil(mask):
         array = pil_mask_pixels(mask)
-        t, dtype = torch.from_numpy(native(array)), array.dtype
+        t, dtype = _tensor_view(array), array.dtype
     elif isinstance(mask, np.ndarray):
-        t, dtype = torch.from_numpy(native(mask)), mask.dtype
+        t, dtype = _tensor_view(mask), mask.dtype
     elif isinstance(mask, torch.Tensor):
         t, dtype = mask.detach(), mask.dtype
     else:

@@ -592,3 +592,4 @@ def test_read_only_inputs_raise_no_warning(tiny_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         h(image, mask)
+        h(image, mask, reference_mask=np.asarray(mask)[::-1])  # the slow path's masks, too
