@@ -708,20 +708,19 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
                  subject_peak: float = 1.0) -> torch.Tensor:
     """An H×W reference mask (0..1) as the 1×1×h×w binary region the network takes at the working ``shape``.
 
-    Read relative to its own strongest value off the ``subject`` (its H×W mask, ``subject_peak`` = fully
-    subject; under the subject nothing is matched anyway), pixels at least half as strong counting: a soft
-    mask (0.4 everywhere in the region) is that region, also when it was painted over the subject at full
-    strength, and a region too small to survive the resize as a whole pixel still keeps its strongest one.
-    An empty mask stays empty (and is reported as ignored).
+    Read off the ``subject`` (its H×W mask, ``subject_peak`` = fully subject; under it nothing is matched
+    anyway), relative to its own strongest value where the subject does not reach, pixels at least half as
+    strong counting: a soft mask (0.4 everywhere in the region) is that region, also when it was painted over
+    the subject at full strength, and a region too small to survive the resize as a whole pixel still keeps
+    its strongest one. An empty mask stays empty (and is reported as ignored).
     """
-    weight = downscale(reference[..., None], 1.0, shape)
-    off = weight  # where the strongest value is read: not where the subject reaches, even in part
-    if subject is not None:
-        off = weight * (downscale(subject[..., None], subject_peak, shape).to(weight.device) <= 0)
-        # the region itself is read without the subject too: a pixel the subject only partly covers would
-        # otherwise count from the subject's strength, not the region's
+    if subject is None:
+        weight = off = downscale(reference[..., None], 1.0, shape)
+    else:  # the region is read without the subject: a pixel the subject partly covers would otherwise count
+        # the strength painted over the subject, not the region's (one more float channel at full size)
         weight = downscale(torch.where(subject.to(reference.device) > 0, 0, reference)[..., None], 1.0, shape)
-    peak = off.max()
+        off = weight * (downscale(subject[..., None], subject_peak, shape).to(weight.device) <= 0)
+    peak = off.max()  # the strongest value where the subject does not reach, even in part
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 
