@@ -148,7 +148,8 @@ class Harmonizer:
         self._weights_seen = self._weights_version()
 
     def _weights_version(self) -> tuple[int, ...]:
-        return tuple(t._version for t in (*self.model.parameters(), *self.model.buffers()))
+        # weights made under torch.inference_mode (ComfyUI loads models so) keep no version count: -1
+        return tuple(-1 if t.is_inference() else t._version for t in (*self.model.parameters(), *self.model.buffers()))
 
     def _check_weights(self) -> None:
         """The inference network folds some of the model's weights into its own: weights changed in place since

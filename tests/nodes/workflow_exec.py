@@ -89,7 +89,8 @@ def validate_prompt(prompt: dict, classes: dict) -> list[str]:
 
 
 def run_prompt(prompt: dict, classes: dict) -> dict:
-    """Execute the prompt; returns {node_id: outputs tuple or ui dict}."""
+    """Execute the prompt, under ``torch.inference_mode`` as ComfyUI does; returns {node_id: outputs tuple or ui
+    dict}."""
     errors = validate_prompt(prompt, classes)
     if errors:
         raise PromptError("; ".join(errors))
@@ -117,7 +118,10 @@ def run_prompt(prompt: dict, classes: dict) -> dict:
             results[nid] = out
         return results[nid]
 
-    for nid, node in prompt.items():
-        if getattr(classes[node["class_type"]], "OUTPUT_NODE", False):
-            run(nid)
+    import torch
+
+    with torch.inference_mode():  # as ComfyUI's executor runs every node: models load as inference tensors
+        for nid, node in prompt.items():
+            if getattr(classes[node["class_type"]], "OUTPUT_NODE", False):
+                run(nid)
     return results

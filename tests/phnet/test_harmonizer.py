@@ -593,3 +593,15 @@ def test_read_only_inputs_raise_no_warning(tiny_model):
         warnings.simplefilter("error")
         h(image, mask)
         h(image, mask, reference_mask=np.asarray(mask)[::-1])  # the slow path's masks, too
+
+
+def test_a_model_made_under_inference_mode_runs(tiny_config):
+    """ComfyUI runs every node under torch.inference_mode, so its loader makes inference tensors, which keep
+    no version count (reading it raised 'Inference tensors do not track version counter')."""
+    from phnet import PHNet
+
+    with torch.inference_mode():
+        torch.manual_seed(0)
+        h = Harmonizer(PHNet(tiny_config).eval(), device="cpu", dtype="fp32")
+        image = np.full((40, 56, 3), 120, np.uint8)
+        h(image, np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18))))
