@@ -548,6 +548,8 @@ class Harmonizer:
         if self.lifts_change:  # the correction is the change, filled outward already: it is carried up as it is
             self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, correction, as_change=True)
             return
+        if self.config.output != "transform" and not bool(correction.any()):
+            return  # left as it was (guided and resize would otherwise re-make the subject from its own picture)
         output = correction if self.config.output == "transform" else low.image + correction * low.mask
         self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
 

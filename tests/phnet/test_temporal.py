@@ -215,3 +215,18 @@ def test_a_frame_without_its_subject_stays_as_it_is_and_the_clip_goes_on(tiny_co
         harmonizer(images, torch.zeros_like(masks), **options)
     for window in (0, 0.0):  # a window of no frames is a clip still: its empty frame is passed through
         assert torch.equal(harmonizer(images, masks, layout="BCHW", temporal=window)[2], images[2])
+
+
+@pytest.mark.parametrize("method", ["guided", "resize"])
+def test_a_frame_left_as_it_was_is_not_rewritten_by_guided_or_resize(tiny_model, method):
+    """A zero correction is no change for "correction", but guided and resize re-make the subject from the
+    working-size picture: a frame the report calls unchanged came back rewritten (up to 34/255)."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, 120, 160, 3), dtype=np.uint8)
+    masks = np.ones((2, 120, 160), np.float32)
+    masks[0, :, -40:] = 0  # 25 % background
+    masks[1, :, -2:] = 0  # about 1 %: left as it was
+    out, reports = h.harmonize(frames, masks, temporal=0, threshold=0)
+    assert reports[1].background is not None and np.array_equal(out[1], frames[1])
+    assert not np.array_equal(out[0], frames[0])
