@@ -102,11 +102,9 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
     if t.ndim != 3 or tuple(t.shape[1:]) != (height, width) or t.shape[0] not in (1, batch):
         return None
     if t.dtype == torch.bool:
-        t, peak = t.to(torch.uint8) * 255, 255.0
+        t, peak = t.to(torch.uint8), 1.0
     elif t.dtype == torch.uint8:
-        if int(t.max()) <= 1:  # a 0/1 mask is binary: mask_to_tensor reads it that way
-            return None
-        peak = 255.0
+        peak = 1.0 if int(t.max()) <= 1 else 255.0  # a 0/1 mask is binary, as mask_to_tensor reads it
     elif t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         lo, hi = torch.aminmax(t)
         if not (lo.item() >= 0 and hi.item() <= 1):  # also False for NaN

@@ -605,3 +605,16 @@ def test_a_model_made_under_inference_mode_runs(tiny_config):
         h = Harmonizer(PHNet(tiny_config).eval(), device="cpu", dtype="fp32")
         image = np.full((40, 56, 3), 120, np.uint8)
         h(image, np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18))))
+
+
+def test_a_0_1_uint8_or_bool_mask_is_the_0_255_mask_without_a_float_copy(tiny_model):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    binary = np.zeros((2, 40, 56), np.uint8)
+    binary[:, 10:30, 18:38] = 1
+    expected = h(image, binary * 255, threshold=0)
+    assert np.array_equal(h(image, binary, threshold=0), expected)
+    assert np.array_equal(h(image, binary.astype(bool), threshold=0), expected)
+    from phnet.imageio.fast import mask_pixels
+
+    assert mask_pixels(binary, 2, 40, 56)[1] == 1.0  # the fast path: the caller's bytes, not a float copy
