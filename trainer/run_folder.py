@@ -176,6 +176,12 @@ class RunFolder:
                       file=sys.stderr)
             else:
                 self.check_resumable(found)
+                own = found.resolve().parent == (self.root / "checkpoints").resolve()
+                previous = [] if own else self.previous_run()
+                if previous:  # its log and curves would go on from another run's history
+                    raise RunFolderError(
+                        f"--resume {found} is not a checkpoint of the run in {self.root} ({', '.join(previous)}): "
+                        "continue it in an empty --out, or resume one of this run's own checkpoints")
                 self.set_aside_later_than(found)
             return found
         previous = self.previous_run()

@@ -33,6 +33,26 @@ def test_a_fresh_run_refuses_a_folder_that_holds_a_run(shift_set, tmp_path, caps
     assert not (out / "trainer.lock").exists()  # released at the end
 
 
+def test_another_runs_checkpoint_is_resumed_only_into_an_empty_folder(shift_set, tmp_path):
+    """Resumed into a folder holding its own run, the log and curves went on from two histories."""
+    from trainer.fit import train
+    from trainer.run_folder import RunFolderError
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4), progress=False)
+    before = (second / "log.jsonl").read_text()
+    other = first / "checkpoints" / "step-00000002"
+    with pytest.raises(RunFolderError, match="is not a checkpoint of the run in .*continue it in an empty --out"):
+        train(tiny_cfg(shift_set, second, steps=3, ckpt_every=3, val_every=0, batch_size=4), resume=str(other),
+              progress=False)
+    assert (second / "log.jsonl").read_text() == before
+    fork = tmp_path / "fork"  # an empty folder: the other run goes on there
+    train(tiny_cfg(shift_set, fork, steps=3, ckpt_every=3, val_every=0, batch_size=4), resume=str(other),
+          progress=False)
+    assert (fork / "checkpoints" / "step-00000003").is_dir()
+
+
 def test_the_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
     from trainer.run_folder import RunFolder, RunFolderError
 
