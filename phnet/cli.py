@@ -192,18 +192,15 @@ def _transparent_into_no_alpha(job: _Job) -> bool:
     """Would the result keep the composite's not-opaque alpha (a MASK is given), in a format without one?"""
     from PIL import Image
 
-    from .imageio import read_image
-
     if job.mask is None or _FORMATS[job.target.suffix.lower()] not in _NO_ALPHA:
         return False
     try:
         with Image.open(job.composite) as image:
             if "A" not in image.getbands() and "transparency" not in image.info:
                 return False
-        pixels = read_image(job.composite)
+            return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
     except (ValueError, OSError):  # reported when the job runs
         return False
-    return pixels.ndim == 3 and pixels.shape[-1] == 4 and pixels[..., 3].min() < np.iinfo(pixels.dtype).max
 
 
 def _eight_bit(array: np.ndarray) -> np.ndarray:
