@@ -23,7 +23,7 @@ def native(array: np.ndarray) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and PNG's 48/64-bit colour), H×W,
     H×W×3 or H×W×4, upright by EXIF."""
-    return read_picture(path)[0]
+    return _pixels(path, open_picture(path))
 
 
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -31,11 +31,13 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     file's ICC profile (``icc_profile``) and EXIF (``exif``, its orientation reset: the pixels are upright),
     as keyword arguments of PIL's ``save``."""
     image = open_picture(path)
+    return _pixels(path, image), _metadata(image)
+
+
+def _pixels(path: str | Path, image) -> np.ndarray:
     if image.info.get(_RAWMODE) in _LOW_BYTES:
-        pixels = _sixteen_bit_colour(path, image)
-    else:
-        pixels = pil_image_pixels(image, str(path), allow_16bit=True)
-    return pixels, _metadata(image)
+        return _sixteen_bit_colour(path, image)
+    return pil_image_pixels(image, str(path), allow_16bit=True)
 
 
 def _metadata(image) -> dict:
