@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 
 import comfy.model_management as mm
@@ -177,9 +176,6 @@ class PHNetSAMSegment:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
-        if not math.isfinite(float(threshold)):
-            raise ValueError(f"PHNet SAM Segment: threshold must be a finite number (a logit; 0 is SAM's own), "
-                             f"got {threshold}")
         # An image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty.
         boxes = [box_px if box_px is not None or guides is None else mask_bbox(guides[i]) for i in range(b)]
         for item_box in boxes:  # a prompt outside the image is refused before SAM moves or encodes anything

@@ -207,13 +207,13 @@ class SamSegmenter:
         so it is safe from several threads."""
         rgb = image_to_uint8(image)
         prompt = make_prompt(rgb.shape[:2], box, points, point_labels, mask_prompt)
+        _check_threshold(threshold)
         with self._lock:
             self._encode(rgb, interrupt)
             return self._decode(prompt, multimask, soft, threshold)
 
     def _decode(self, prompt: SamPrompt, multimask: bool, soft: bool, threshold: float) -> np.ndarray:
-        if not math.isfinite(threshold):  # NaN gave an empty mask without a word
-            raise ValueError(f"threshold must be a finite number (a logit; 0 is SAM's own), got {threshold}")
+        _check_threshold(threshold)
         logits, scores, _ = self._predictor.predict(
             point_coords=prompt.points,
             point_labels=prompt.labels,
@@ -226,3 +226,8 @@ class SamSegmenter:
         if soft:
             return torch.sigmoid(logit).numpy().astype(np.float32)
         return (logit > float(threshold)).numpy().astype(np.float32)
+
+
+def _check_threshold(threshold: float) -> None:
+    if not math.isfinite(threshold):  # NaN gave an empty mask without a word
+        raise ValueError(f"threshold must be a finite number (a logit; 0 is SAM's own), got {threshold}")
