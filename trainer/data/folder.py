@@ -109,6 +109,7 @@ class FolderDataset(HarmonizationDataset):
         self.mask_fallback = mask_fallback
         self.reference_size = reference_size
         self.preloaded: dict[Path, Preloaded] | None = None
+        self.reserved: dict[Path, bool] = {}  # photo -> a copy of a picture held out for evaluation
 
     def preload(self) -> None:
         """Decode every photo, mask and reference thumbnail now, once, and keep them in memory (8-bit
@@ -150,10 +151,9 @@ class FolderDataset(HarmonizationDataset):
     def _refuse_if_reserved(self, path: Path, real: np.ndarray) -> None:
         """A copy of a picture reserved for held-out evaluation (re-encoded, resized, mirrored: its dHash) is a
         bad sample, looked at once per photo: it is never trained on."""
-        seen = self.__dict__.setdefault("_reserved", {})
-        if path not in seen:
-            seen[path] = is_held_out(np.round(np.asarray(real, np.float32) * 255).astype(np.uint8))
-        if seen[path]:
+        if path not in self.reserved:
+            self.reserved[path] = is_held_out(np.round(np.asarray(real, np.float32) * 255).astype(np.uint8))
+        if self.reserved[path]:
             raise BadSampleError(f"{path} is a copy of a picture reserved for held-out evaluation "
                                  "(comfyui-workflow-templates-media-image): it is never trained on; remove it")
 
