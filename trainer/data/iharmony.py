@@ -46,13 +46,23 @@ def _subset_dirs(root: Path, subsets) -> list[tuple[str, Path]]:
     return out
 
 
+def _stems(line: str) -> tuple[str, str] | None:
+    """(mask stem, real photo stem) of a composite line (``a3323_1_1.jpg`` -> ``a3323_1``, ``a3323``), or None."""
+    parts = Path(line).stem.split("_")
+    return ("_".join(parts[:-1]), "_".join(parts[:-2])) if len(parts) >= 3 else None
+
+
+def _photo(line: str) -> str | None:
+    stems = _stems(line)
+    return stems[1] if stems else None
+
+
 def record_for_line(subset: str, folder: Path, line: str) -> Record:
     name = Path(line).name
-    stem = Path(name).stem
-    parts = stem.split("_")
-    if len(parts) < 3:
+    stems = _stems(name)
+    if stems is None:
         raise BadSampleError(f"{folder}: composite name {name!r} does not follow <image>_<mask>_<k>")
-    mask_stem, real_stem = "_".join(parts[:-1]), "_".join(parts[:-2])
+    mask_stem, real_stem = stems
     real = find_with_any_extension(folder / "real_images", real_stem) or folder / "real_images" / f"{real_stem}.jpg"
     mask = folder / "masks" / f"{mask_stem}.png"
     if not mask.exists():
@@ -76,7 +86,7 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
             lines = read_split_file(path)
             carve = not val_list.exists()
             if listed and split == "train":  # a val list is carved from the train list: its photos are not trained on
-                kept = [line for line in lines if _photo_of(line) not in listed]
+                kept = [line for line in lines if _photo(line) not in listed]
                 if len(kept) < len(lines):
                     print(f"[data] {subset}: {len(lines) - len(kept)} composites of {path.name} are of photos in "
                           f"{val_list.name}; left out of training", file=sys.stderr)
@@ -106,12 +116,6 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
     return apply_missing_policy(records, on_bad_sample, f"iHarmony4 {split} split under {root}")
 
 
-def _photo_of(line: str) -> str:
-    """The real photo a composite line belongs to (``a3323_1_1.jpg`` -> ``a3323``; a malformed line: itself)."""
-    parts = Path(line).stem.split("_")
-    return "_".join(parts[:-2]) if len(parts) >= 3 else line
-
-
 def val_photos(folder: Path, subset: str) -> set[str]:
     """The photos of ``<Subset>_val.txt``; refused when it lists a composite of ``<Subset>_test.txt``."""
     val_list, test_list = folder / f"{subset}_val.txt", folder / f"{subset}_test.txt"
@@ -123,7 +127,7 @@ def val_photos(folder: Path, subset: str) -> set[str]:
                 f"{val_list} lists {len(both)} composite(s) of {test_list.name} (first: {both[0]}): checkpoints "
                 f"would be chosen on the test set. Make the val list from {subset}_train.txt, or delete it "
                 f"(data.val_fraction of the training photos is then held out)")
-    return {_photo_of(line) for line in lines}
+    return {_photo(line) for line in lines} - {None}
 
 
 class IHarmony4Dataset(HarmonizationDataset):
