@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training_runs import REPO, read_log, tiny_cfg
+from training_runs import REPO, read_log, run_torchrun, tiny_cfg
 from training_runs import fit_cmd as _fit_cmd
 from training_runs import wait_for as _wait_for
 
@@ -163,7 +163,7 @@ def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env):
                "--steps", str(steps), "--no-progress", "--set", "train.ckpt_every=4", "--set", "train.val_every=4",
                "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4",
                "--device", "cpu", *extra]  # gloo: two processes on one machine, which may have one GPU
-        res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
+        res = run_torchrun(cmd, cwd=REPO, env=subprocess_env)
         assert res.returncode == 0, res.stderr[-4000:]
         return res
 
@@ -191,7 +191,7 @@ def test_torchrun_two_processes_stop_together_on_the_time_budget(shift_set, tmp_
            "--steps", "10000", "--no-progress", "--set", "train.max_minutes=1e-4", "--set", "train.log_every=3",
            "--set", "train.val_every=0", "--set", "train.ckpt_every=0", "--set", "data.num_workers=0",
            "--set", "train.batch_size=4", "--device", "cpu"]
-    res = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    res = run_torchrun(cmd, cwd=REPO, env=subprocess_env)
     assert res.returncode == 0, res.stderr[-4000:]
     log = read_log(out)
     stopped = [r for r in log if r["type"] == "event" and "time budget" in r["event"]]

@@ -64,3 +64,21 @@ def wait_for(path: Path, proc, timeout: float = 120) -> None:
 
 
 __all__ = ["REPO", "write_shift_set", "tiny_cfg", "read_log", "fit_cmd", "wait_for"]
+
+
+def run_torchrun(cmd: list[str], timeout: float = 300, **kw):
+    """``subprocess.run`` for a torchrun: on timeout the whole process group goes (its ranks too), so a hung
+    rank is not left running after the test has failed."""
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kw)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"torchrun did not finish in {timeout} s:\n{err[-4000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
