@@ -22,17 +22,18 @@ _NATIVE_DTYPES = (torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torc
 def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, float, ImageForm] | None:
     """→ (B×H×W×C view of the caller's RGB/RGBA pixels in their own dtype, full-intensity value, form).
 
-    None where the fast path does not apply (grey, unusual dtypes, values that image_to_tensor
-    would reject): use image_to_tensor then.
+    Grey pictures are seen as RGB through a view (no copy) and come back RGB, as from image_to_tensor.
+    None where the fast path does not apply (unusual dtypes, values that image_to_tensor would reject):
+    use image_to_tensor then.
     """
     if is_pil(image):
-        if image.mode not in ("RGB", "RGBA") or _has_orientation(image):
+        if image.mode not in ("RGB", "RGBA", "L") or _has_orientation(image):
             return None
         data: Any = np.array(image)
-        kind, layout = "pil", "HWC"
+        kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
     elif isinstance(image, np.ndarray):
         kind, data = "numpy", image
-        layout = layout or {3: "HWC", 4: "BHWC"}.get(image.ndim)
+        layout = layout or {2: "HW", 3: "HWC", 4: "BHWC"}.get(image.ndim)
     elif isinstance(image, torch.Tensor):
         kind, data = "torch", image
         try:
@@ -41,7 +42,7 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
             return None
     else:
         return None
-    if layout not in LAYOUTS or "C" not in layout or data.ndim != len(layout) or min(data.shape, default=0) < 1:
+    if layout not in LAYOUTS or data.ndim != len(layout) or min(data.shape, default=0) < 1:
         return None
     if isinstance(data, np.ndarray):
         if data.dtype.kind not in "uf":
@@ -55,6 +56,9 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     if t.dtype not in _NATIVE_DTYPES:
         return None
     pixels = _to_bchw(t, layout).permute(0, 2, 3, 1)
+    if pixels.shape[-1] == 1:  # grey: the result is RGB, in the layout with channels
+        pixels = pixels.expand(-1, -1, -1, 3)
+        layout = layout if "C" in layout else layout.replace("HW", "HWC")
     if pixels.shape[-1] not in (3, 4):
         return None
     peak = integer_peak(t.dtype)

@@ -164,14 +164,17 @@ def test_batched_tensor_api_uses_the_same_step(tiny_model):
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak RSS")
-@pytest.mark.parametrize("call", ["plain", "temporal", "reference"])
+@pytest.mark.parametrize("call", ["plain", "temporal", "reference", "grey"])
 def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model, call):
-    """Single pictures, clips and reference-guided calls take the same tiled full-resolution step."""
+    """Single pictures, clips, reference-guided calls and grey pictures take the same tiled full-resolution
+    step."""
     from benchmarks.pipeline_speed import peak_rss_mb, photo as bench_photo, portrait_mask, reset_peak_rss
 
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
     image, mask = bench_photo(2160, 3840), portrait_mask(2160, 3840)
-    options = {"plain": {}, "temporal": {"temporal": True},
+    if call == "grey":
+        image = np.ascontiguousarray(image[..., 1])
+    options = {"plain": {}, "grey": {}, "temporal": {"temporal": True},
                "reference": {"reference_mask": np.pad(np.ones((200, 200), np.uint8) * 255, ((0, 1960), (0, 3640)))}}
     h(image, mask, **options[call])  # warm-up: kernels and allocator caches
     if not reset_peak_rss():
@@ -182,7 +185,8 @@ def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model, call):
     # the 8-bit result itself is 25 MB; one float32 copy of the image would be 100 MB (a reference mask
     # is read as one float channel, 33 MB, and once more without the subject, 33 + 8 MB)
     assert grown < (70 if call != "reference" else 150), f"peak RSS grew by {grown:.0f} MB during a 4K {call} call"
-    assert np.array_equal(out[mask == 0], image[mask == 0])
+    rgb = np.repeat(image[..., None], 3, -1) if call == "grey" else image
+    assert np.array_equal(out[mask == 0], rgb[mask == 0])
 
 
 def test_a_clip_with_no_smoothing_is_frame_by_frame_harmonization(tiny_model):

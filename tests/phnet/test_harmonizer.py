@@ -83,6 +83,21 @@ def test_grey_numpy_becomes_rgb(harmonizer):
     assert np.array_equal(out[keep], np.repeat(grey[..., None], 3, -1)[keep])
 
 
+def test_grey_in_any_form_is_harmonized_as_its_rgb(harmonizer):
+    """Grey pictures take the caller's pixels through a view: the same result as the RGB picture they show."""
+    grey = photo(40, 56)[..., 1]
+    m = subject_mask(40, 56)
+    rgb = harmonizer(np.repeat(grey[..., None], 3, -1), m)
+    assert np.array_equal(harmonizer(grey, m), rgb)
+    assert np.array_equal(harmonizer(grey[..., None], m), rgb)
+    assert np.array_equal(harmonizer(grey[None], m, layout="BHW")[0], rgb)
+    assert np.array_equal(np.asarray(harmonizer(Image.fromarray(grey), m)), rgb)
+    batch = torch.from_numpy(grey)[None, None].float() / 255  # B×1×H×W float
+    out = harmonizer(batch, m)
+    rgb_float = harmonizer(batch.expand(-1, 3, -1, -1).contiguous(), m)
+    assert out.shape == (1, 3, 40, 56) and torch.equal(out, rgb_float)
+
+
 def test_torch_layouts_and_batches(harmonizer):
     bhwc = torch.rand(3, 40, 64, 3)
     m = torch.from_numpy(subject_mask(40, 64))
