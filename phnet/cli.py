@@ -405,24 +405,11 @@ def harmonize(args: argparse.Namespace) -> int:
 
 def _check_device(device: str | None) -> None:
     """--device names a device torch has here (the library would end in torch's own traceback)."""
-    import torch
+    from .harmonizer import device_problem
 
-    if device is None:
-        return
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, ValueError):
-        chosen = None
-    if chosen is None or chosen.type not in ("cpu", "cuda", "mps"):
-        raise SystemExit(f"error: --device {device}: not a device phnet runs on; use cpu, cuda (or cuda:N) or mps")
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {device}: no CUDA GPU is visible to torch here; use --device cpu")
-    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
-        raise SystemExit(f"error: --device {device}: torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered "
-                         "from 0; use --device cuda:0")
-    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SystemExit(f"error: --device {device}: MPS (Apple GPU) is not available to torch here; "
-                         "use --device cpu")
+    problem = device_problem(device) if device is not None else None
+    if problem:
+        raise SystemExit(f"error: --device {device}: {problem}")
 
 
 def convert(args: argparse.Namespace) -> int:

@@ -57,10 +57,34 @@ class Harmonized(NamedTuple):
     corrections: list[Correction]
 
 
+def device_problem(device: str | torch.device) -> str | None:
+    """Why ``device`` cannot be used here, in words that end with the fix (a name torch does not know, a GPU
+    this machine lacks); None when it can. Device kinds other than the CPU, CUDA, MPS and XPU are left to
+    torch."""
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return "not a device name torch knows; use cpu, cuda (or cuda:N) or mps"
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is visible to torch here; use cpu"
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            return f"torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; use cuda:0"
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return "MPS (Apple GPU) is not available to torch here; use cpu"
+    if chosen.type == "xpu" and not (getattr(torch, "xpu", None) and torch.xpu.is_available()):
+        return "no Intel XPU is visible to torch here; use cpu"
+    return None
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` (default: CUDA, else MPS, else the CPU), a GPU with its index: tensors report theirs
-    ("cuda:0"), and a device compared with theirs must be spelt the same way."""
+    ("cuda:0"), and a device compared with theirs must be spelt the same way. A ``ValueError`` naming the fix
+    for a device this machine does not have (see :func:`device_problem`)."""
     if device is not None:
+        problem = device_problem(device)
+        if problem:
+            raise ValueError(f"device {str(device)!r}: {problem}")
         chosen = torch.device(device)
     elif torch.cuda.is_available():
         chosen = torch.device("cuda")

@@ -58,20 +58,13 @@ class Dist:
 
 def usable_device(pref: str) -> torch.device:
     """``train.device`` as a device this machine has (empty: the best one); ValueError naming the fix otherwise."""
-    from phnet.harmonizer import pick_device
+    from phnet.harmonizer import device_problem, pick_device
 
-    fix = "use --device cpu, cuda, cuda:N or mps, or leave train.device empty to pick the best one"
-    try:
-        dev = pick_device(pref or None)
-    except RuntimeError:
-        raise ValueError(f"train.device {pref!r} is not a device name; {fix}") from None
-    if dev.type == "cuda":
-        present = torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()
-    else:
-        present = dev.type != "mps" or torch.backends.mps.is_available()
-    if not present:
-        raise ValueError(f"train.device is {pref!r} but this machine has no such device; {fix}")
-    return dev
+    problem = device_problem(pref) if pref else None
+    if problem:
+        raise ValueError(f"train.device {pref!r}: {problem} (--device), or leave train.device empty to pick the "
+                         "best one")
+    return pick_device(pref or None)
 
 
 def seed_everything(seed: int) -> None:

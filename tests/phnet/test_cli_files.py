@@ -143,7 +143,7 @@ def test_a_gpu_index_beyond_those_visible_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     comp, mask = _pair(tmp_path)
-    with pytest.raises(SystemExit, match=r"--device cuda:3: torch sees 1 CUDA GPU\(s\).*use --device cuda:0"):
+    with pytest.raises(SystemExit, match=r"--device cuda:3: torch sees 1 CUDA GPU\(s\).*use cuda:0"):
         cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "out.png"), "--device", "cuda:3"])
 
 

@@ -29,7 +29,7 @@ def fit_main(capsys, *args: str) -> tuple[int, str]:
     (["--lr", "-1"], ["train.lr must be above 0"]),
     (["--set", "data.hflip=2"], ["data.hflip must be from 0 to 1"]),
     (["--set", "train.amp=1"], ["train.amp must be true or false"]),
-    (["--device", "nonsense"], ["train.device 'nonsense' is not a device name", "--device cpu"]),
+    (["--device", "nonsense"], ["train.device 'nonsense': not a device name torch knows", "use cpu"]),
 ])
 def test_config_mistakes(shift_set, tmp_path, capsys, args, expected):
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(tmp_path / "run"), "--steps", "1", *args)
