@@ -51,6 +51,15 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def ranks_where(self, flag: bool) -> list[int]:
+        """The ranks whose ``flag`` is true; every rank calls this at the same point of the run."""
+        if self.world == 1:
+            return [0] if flag else []
+        flags = torch.zeros(self.world, device=self.device)
+        flags[self.rank] = float(flag)
+        dist.all_reduce(flags)
+        return [rank for rank, f in enumerate(flags.tolist()) if f]
+
     def close(self):
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -301,17 +301,25 @@ class TrainingLoop:
         return bool(flag.item())
 
     # ------------------------------------------------------------------ logging
-    def check_loss(self, loss: float | None = None) -> None:
+    def check_loss(self, loss: float | None = None, *, every_rank: bool = True) -> None:
         """Stop if a training loss since the last log record (``loss``: their mean, when already read) was not
         finite. Checked whenever the run logs, validates or saves, not every step, so that nothing is saved
-        from a model that took such a step."""
+        from a model that took such a step. With several processes they all stop when one saw it (its step
+        reached every model through the averaged gradients); ``every_rank=False`` where rank 0 checks alone,
+        after a check of them all at the same step."""
         w = self.window
         loss = w.read()[0] if loss is None else loss
+        where = f"within steps {w.first_step}-{self.pos.step} (lr {self.scheduler.get_last_lr()[0]:.3g})"
+        fix = "nothing was saved after it: lower train.lr or enable train.grad_clip"
         if not math.isfinite(loss):
+            if self.env.world > 1 and every_rank:
+                self.env.ranks_where(True)  # the others stop too
+            raise FloatingPointError(f"the training loss became {loss} {where}; {fix}")
+        others = self.env.ranks_where(False) if self.env.world > 1 and every_rank else []
+        if others:
             raise FloatingPointError(
-                f"the training loss became {loss} within steps {w.first_step}-{self.pos.step} (lr "
-                f"{self.scheduler.get_last_lr()[0]:.3g}); nothing was saved after it: lower train.lr or enable "
-                f"train.grad_clip")
+                f"the training loss of process {others[0]} (of {self.env.world}) became non-finite {where}, and the "
+                f"averaged gradients carried it into this process's weights; {fix}")
 
     def log_window(self) -> None:
         w = self.window
@@ -376,7 +384,7 @@ class TrainingLoop:
 
     def save(self, *, best_dir: bool = False, val: dict | None = None) -> None:
         """Rank 0 writes ``checkpoints/step-N`` (then every rank meets) or ``best/`` (alone, no barrier)."""
-        self.check_loss()
+        self.check_loss(every_rank=not best_dir)
         if self.env.main:
             try:
                 self.write_checkpoint(best_dir, val)

@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 import torch
 from PIL import Image
 
@@ -196,6 +198,26 @@ def test_torchrun_two_processes_stop_together_on_the_time_budget(shift_set, tmp_
     log = read_log(out)
     stopped = [r for r in log if r["type"] == "event" and "time budget" in r["event"]]
     assert len(stopped) == 1 and stopped[0]["step"] % 3 == 0
+
+
+@pytest.mark.slow
+def test_a_loss_that_is_not_finite_on_one_process_stops_every_process_before_it_saves(shift_set, tmp_path,
+                                                                                     subprocess_env):
+    """Process 1's NaN loss reached process 0's weights through the averaged gradients, while process 0's own
+    losses were finite: it saved the NaN weights as the latest checkpoint and pruned a good one."""
+    out = tmp_path / "ddp-nan"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("nan_on_one_rank.py")), "--config", "tiny_cpu", "--data", str(shift_set),
+           "--out", str(out), "--steps", "12", "--no-progress", "--set", "train.ckpt_every=4", "--set",
+           "train.val_every=0", "--set", "train.log_every=4", "--set", "train.keep_last=1", "--set",
+           "data.num_workers=0", "--set", "train.batch_size=4", "--device", "cpu"]
+    res = run_torchrun(cmd, cwd=REPO, env={**subprocess_env, "NAN_AT": "8"})
+    assert res.returncode != 0
+    assert "the training loss became nan within steps 5-8" in res.stderr
+    assert "the training loss of process 1 (of 2) became non-finite within steps 5-8" in res.stderr
+    assert (out / "latest").read_text().strip() == "step-00000004"
+    weights = load_file(out / "checkpoints" / "step-00000004" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
 
 
 def test_bad_sample_policy_in_training(shift_set, tmp_path):
