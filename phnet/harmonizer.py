@@ -17,7 +17,7 @@ import torch
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, lift_change, one_thread,
-                      resize, working_shape)
+                      resize, unit_float, working_shape)
 from .graphs import GraphCache
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
@@ -292,8 +292,8 @@ class Harmonizer:
         guided = reference_mask is not None or clip
         if guided and mode != "full":
             raise ValueError("reference_mask and temporal work with mode='full' only")
-        native = image_pixels(image, layout) if mode == "full" else None
-        if native is None and not guided:  # the official pipeline, or an input that needs converting first
+        native = image_pixels(image, layout)
+        if native is None and not guided:  # an input that needs converting first
             rgb, alpha, form = image_to_tensor(image, layout)
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold)
@@ -309,6 +309,9 @@ class Harmonizer:
                               mask_to_tensor(reference_mask, *pixels.shape[:3], "reference mask")[:, 0])
                 corrections = self._harmonize_frames(pixels, peak, masks, mask_peak, out, as_temporal(temporal),
                                                      references, strength, size, progress, threshold)
+            elif mode == "official":
+                corrections = self._official_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
+                                                    threshold)
             else:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                      threshold)
@@ -667,16 +670,52 @@ class Harmonizer:
                         for a, b, c in zip(sizes, kepts, backgrounds)]
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
-        """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back (not
-        antialiased, as torchvision 0.15 resized the official tester's tensors)."""
+        """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
+        picture and its mask."""
         home = image.device
         image = image.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
         if bool(((mask > 0) & (mask < 1)).any()):
             mask = _dithered(mask)  # the official tester reads a soft mask as 1 bit: PIL's convert("1")
-        shape = image.shape[-2:]
         image_sq = resize(image, (size, size), "bilinear")
-        mask_sq = (resize(mask, (size, size), "nearest-exact") >= 0.5).float()
+        result, correction = self._official_square(image_sq, mask, image.shape[-2:], strength, threshold)
+        result = result.clamp_(0, 1).to(home)
+        if strength < 1:
+            result = image.to(home) + strength * (result - image.to(home))
+        return result, correction
+
+    @torch.inference_mode()
+    def _official_pixels(self, pixels, peak, masks, mask_peak, out, strength, size, progress, threshold):
+        """:meth:`_official` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
+        into ``out`` in their dtype, one picture at a time. As in the official tester, the square comes from the
+        antialiased resize of the 8-bit picture (PIL's there, torch's uint8 kernel here, see ``downscale``) and
+        only the bicubic result is float at full size."""
+        corrections = []
+        for i in range(pixels.shape[0]):
+            picture, mask = pixels[i].to(self.device), masks[i].to(self.device)
+            image_sq = downscale(picture[..., :3], peak, (size, size))
+            if bool(((mask > 0) & (mask < mask_peak)).any()):
+                mask = _dithered(mask[None, None].float() / mask_peak)
+            else:  # binary: nearest sampling reads it as it is (uint8 on the CPU, no float copy)
+                mask = (mask > 0)[None, None].to(torch.uint8 if mask.device.type == "cpu" else torch.float32)
+            result, correction = self._official_square(image_sq, mask, picture.shape[:2], strength, threshold)
+            result = result.clamp_(0, 1)
+            if strength < 1:
+                base = unit_float(picture[..., :3], peak)
+                result = base.add_(result.sub_(base).mul_(strength))
+            if peak != 1.0:
+                result = result.mul_(peak).round_()
+            out[i, ..., :3] = result[0].permute(1, 2, 0).to(out.dtype).to(out.device)
+            corrections.append(correction)
+            if progress is not None:
+                progress(i + 1, pixels.shape[0])
+        return corrections
+
+    def _official_square(self, image_sq, mask, shape, strength, threshold) -> tuple[torch.Tensor, Correction]:
+        """The network on the 1×3×s×s square (``mask`` at full size, binary: sampled to the square), blended
+        there, and the whole picture resized back to ``shape``: the full-size float result, not clamped."""
+        size = image_sq.shape[-2:]
+        mask_sq = (resize(mask, tuple(size), "nearest-exact").float() >= 0.5).float()
         threshold = self.threshold_for(threshold)
         pred, correction_size, kept = self._run(
             lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq
@@ -687,9 +726,7 @@ class Harmonizer:
         # the official tester's tensor resize under its torchvision 0.15: bicubic, never antialiased (it
         # matters where the picture is smaller than the square)
         result = torch.nn.functional.interpolate(blended, size=tuple(shape), mode="bicubic", align_corners=False,
-                                                 antialias=False).clamp(0, 1).to(home)
-        if strength < 1:
-            result = image.to(home) + strength * (result - image.to(home))
+                                                 antialias=False)
         return result, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *, threshold: float,

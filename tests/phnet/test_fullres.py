@@ -189,6 +189,23 @@ def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model, call):
     assert np.array_equal(out[mask == 0], rgb[mask == 0])
 
 
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak RSS")
+def test_the_official_pipeline_on_an_8bit_picture_makes_one_float_copy_its_result(tiny_model):
+    """As in the official tester, only the bicubic result is float at full size (100 MB at 4K); the picture
+    went through float copies and a float64 rounding (704 MB)."""
+    from benchmarks.pipeline_speed import peak_rss_mb, photo as bench_photo, portrait_mask, reset_peak_rss
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image, mask = bench_photo(2160, 3840), portrait_mask(2160, 3840)
+    h(image, mask, mode="official")
+    if not reset_peak_rss():
+        pytest.skip("cannot reset the peak RSS count here")
+    before = peak_rss_mb()
+    h(image, mask, mode="official")
+    grown = peak_rss_mb() - before
+    assert grown < 200, f"peak RSS grew by {grown:.0f} MB during a 4K official call"
+
+
 def test_a_clip_with_no_smoothing_is_frame_by_frame_harmonization(tiny_model):
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
     rng = np.random.default_rng(2)

@@ -177,6 +177,28 @@ def test_official_mode_resamples_everything_as_the_official_pipeline(harmonizer,
     assert not torch.equal(out[m.expand_as(out) == 0], img[m.expand_as(img) == 0])  # background resampled
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_official_mode_on_8bit_pictures_resizes_them_as_8bit_and_matches_the_float_pipeline(harmonizer, channels):
+    """8-bit pictures go through the official pipeline as the official tester reads them (the square from the
+    8-bit picture, only the bicubic result float at full size): within 1/255 of the float pipeline."""
+    s = harmonizer.config.image_size
+    height, width = 3 * s, 5 * s  # large enough for the 8-bit resize kernel
+    rgb = photo(height, width)
+    image = np.dstack([rgb, np.full((height, width), 77, np.uint8)]) if channels == 4 else rgb
+    mask = subject_mask(height, width)
+    out = harmonizer(image, mask, mode="official")
+    as_float = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    expected = harmonizer.harmonize_tensor(as_float, torch.from_numpy(mask)[None, None], mode="official")
+    expected = (expected[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    assert np.abs(out[..., :3].astype(int) - expected).max() <= 1
+    if channels == 4:
+        assert (out[..., 3] == 77).all()
+    half = harmonizer(image, mask, mode="official", strength=0.5)
+    midway = (image[..., :3].astype(np.float32) + out[..., :3]) / 2
+    assert np.abs(half[..., :3] - midway).max() <= 1
+
+
 def test_official_mode_dithers_a_soft_mask_as_the_official_tester_reads_it(harmonizer):
     """The official tester opens the mask with PIL and calls convert("1"): Floyd-Steinberg dithering, not a
     threshold at 0.5 (where alpha is 0.39, 37 % of the pixels are subject there, none here before)."""
