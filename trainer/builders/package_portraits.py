@@ -37,7 +37,10 @@ of scattered pieces.
 Split: by source (package + path inside it, so all frames of one animation land together),
 ``sha1(key) % 100 < --val-percent`` goes to validation (checkpoint selection), the next
 ``--test-percent`` to test (the report); ``skimage/astronaut`` is always held out (in test when
-there is a test split) because the repo's example composite is made from it. Held-out splits keep
+there is a test split) because the repo's example composite is made from it. Near-duplicate sources
+(dHash within 6 bits: one template's thumbnail shipped by two bundles, a re-encoded or retitled copy)
+are split together, by the first key of their group, so no copy of a held-out picture is trained on.
+Held-out splits keep
 one frame and its subject mask per source, at a larger size so native-resolution scores mean
 something.
 
@@ -60,12 +63,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
-from trainer.builders.held_out import is_held_out
+from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
                                               PEOPLE_ONLY, Source, frames_from_file, usable)
 from trainer.builders.subject_masks import load_cv2, random_shape_mask, subject_mask
@@ -88,6 +91,33 @@ def split_of(key: str, val_percent: int, test_percent: int = 0) -> str:
         return "test" if test_percent > 0 else "val"
     h = _seed(key, "split:") % 100
     return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
+
+
+def split_groups(keys: list[str], hashes: list[int | None], bits: int = NEAR_DUPLICATE_BITS) -> dict[str, str]:
+    """Each key's group: the key whose split it takes. Keys whose pictures' dHashes lie within ``bits`` of
+    each other (directly or through others) form one group, named by its first key in sorted order, or by
+    its ``ALWAYS_VAL`` key when it holds one; a key without a hash (unreadable) is its own group."""
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    known = [i for i, h in enumerate(hashes) if h is not None]
+    table = np.array([hashes[i] for i in known], np.uint64)
+    for n, i in enumerate(known[:-1]):
+        for m in np.nonzero(hamming(hashes[i], table[n + 1:]) <= bits)[0]:
+            parent[root(known[n + 1 + m])] = root(i)
+    members: dict[int, list[str]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(root(i), []).append(key)
+    group = {}
+    for names in members.values():
+        name = next((k for k in ALWAYS_VAL if k in names), min(names))
+        group.update(dict.fromkeys(names, name))
+    return group
 
 
 def iter_sources() -> Iterator[Source]:
@@ -173,16 +203,27 @@ HELD_OUT = "held out for evaluation"  # the skip reason of a reserved picture
 
 
 def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
-    if src.data is not None:
-        return is_held_out(src.data())
-    return bool(frames) and is_held_out(frames[0])
+    """A reserved picture: the file, or any frame the build would use (a later frame of an animation too)."""
+    return (src.data is not None and is_held_out(src.data())) or any(is_held_out(f) for f in frames)
+
+
+def _hash_one(i: int) -> int | None:
+    """The dHash of a source's first frame (None when it cannot be read: the build records why)."""
+    src = _BUILD["sources"][i]
+    try:
+        if src.data is not None:
+            return dhash64(src.data())
+        frames = src.load(1)
+        return dhash64(frames[0]) if frames else None
+    except Exception:
+        return None
 
 
 def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     """Masks and files of one source: (manifest entries, skipped records)."""
     b = _BUILD
     src, out = b["sources"][i], b["out"]
-    split = split_of(src.key, b["val_percent"], b["test_percent"])
+    split = split_of(b["groups"][src.key], b["val_percent"], b["test_percent"])
     try:
         frs = src.load(1 if split != "train" else b["frames"])
         if _held_out(src, frs):
@@ -217,6 +258,16 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     return entries, []
 
 
+def _each(fn: Callable[[int], Any], count: int, workers: int) -> Iterator[Any]:
+    """``fn(0) .. fn(count - 1)`` in order, in ``workers`` forked processes (they share ``_BUILD``)."""
+    if workers <= 1:
+        yield from map(fn, range(count))
+        return
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(fn, range(count))
+
+
 def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
           val_percent: int = 15, min_side: int = 256, limit: int | None = None,
           log: Callable[[str], None] = print, test_percent: int = 0, workers: int = 1,
@@ -238,22 +289,16 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     global _BUILD
     _BUILD = dict(sources=sources, out=out, size=size, val_size=val_size, frames=frames,
                   val_percent=val_percent, test_percent=test_percent, min_side=min_side)
-    if workers > 1:
-        import multiprocessing
-        pool = multiprocessing.get_context("fork").Pool(workers)
-        results = pool.imap(_build_one, range(len(sources)))
-    else:
-        pool, results = None, map(_build_one, range(len(sources)))
-    try:
-        for i, (new, skip) in enumerate(results):
-            entries += new
-            skipped += skip
-            if (i + 1) % 25 == 0:
-                log(f"{i + 1}/{len(sources)} sources, {len(entries)} pairs, {time.time() - t0:.0f}s")
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    keys = [src.key for src in sources]
+    groups = _BUILD["groups"] = split_groups(keys, list(_each(_hash_one, len(sources), workers)))
+    joined = {g for k, g in groups.items() if k != g}
+    log(f"near-duplicates: {sum(1 for g in groups.values() if g in joined)} sources in {len(joined)} groups, "
+        f"each group split together")
+    for i, (new, skip) in enumerate(_each(_build_one, len(sources), workers)):
+        entries += new
+        skipped += skip
+        if (i + 1) % 25 == 0:
+            log(f"{i + 1}/{len(sources)} sources, {len(entries)} pairs, {time.time() - t0:.0f}s")
     held = sum(1 for s in skipped if s["reason"] == HELD_OUT)
     log(f"held out: {held} of {len(sources)} sources excluded (reserved pictures or near-duplicates of them)")
     counts = {s: {m: sum(1 for e in entries if e["split"] == s and e["mask"] == m)
@@ -267,6 +312,7 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
         "licences": LICENCES,
         "sources": len(sources),
         "held_out_excluded": held,
+        "near_duplicate_groups": sorted(sorted(k for k, g in groups.items() if g == name) for name in joined),
         "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},
         "pairs_by_split_and_mask": counts,
         "entries": entries,

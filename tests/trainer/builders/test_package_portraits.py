@@ -43,3 +43,20 @@ def test_every_source_a_pool_reads_has_its_licence_recorded():
 
     assert {dist for _, dist in MEDIA_PACKAGES} | {"scikit-image"} == set(LICENCES)
     assert all(LICENCES[dist] == "MIT" for _, dist in MEDIA_PACKAGES)
+
+
+def test_near_duplicate_sources_form_one_group_named_by_its_first_key():
+    a, b = 0b1011_0000, 0b1011_0111        # 3 bits apart
+    c = b ^ 0b111 << 8                      # 3 from b, 6 from a: joined through b
+    far = ~a & (1 << 64) - 1
+    keys = ["media-video/t/x.webp", "media-api/t/x.webp", "media-other/t/y.webp", "media-api/t/far.webp",
+            "media-api/t/unreadable.webp"]
+    groups = pp.split_groups(keys, [a, b, c, far, None])
+    assert groups == {"media-video/t/x.webp": "media-api/t/x.webp", "media-api/t/x.webp": "media-api/t/x.webp",
+                      "media-other/t/y.webp": "media-api/t/x.webp", "media-api/t/far.webp": "media-api/t/far.webp",
+                      "media-api/t/unreadable.webp": "media-api/t/unreadable.webp"}
+
+
+def test_a_copy_of_the_example_photo_is_held_out_with_it():
+    groups = pp.split_groups(["media-api/a/astronaut_copy.png", "skimage/astronaut"], [5, 5])
+    assert set(groups.values()) == {"skimage/astronaut"}
