@@ -121,11 +121,10 @@ def clip_table(harmonizer: Harmonizer, pairs, frames: int, side: int, clips: int
         outputs = {"composite": comps, "ground truth": gts}
         for name, temporal in runs.items():
             outputs[name] = harmonizer(comps, masks, layout="BCHW", temporal=temporal)
-        from phnet.temporal import estimate
-
         with torch.inference_mode():
             size = harmonizer.config.image_size
-            estimates = [estimate(harmonizer, comps[i : i + 1], masks[i : i + 1], size) for i in range(frames)]
+            estimates = [harmonizer.estimate_frame(comps[i].permute(1, 2, 0), 1.0, masks[i, 0], 1.0, size)
+                         for i in range(frames)]
         found.append(shot_starts(estimates, Temporal()))
         truth = subject_means(gts, masks)
         for name, out in outputs.items():
