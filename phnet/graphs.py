@@ -12,6 +12,7 @@ the outputs, so a result stays valid after the next call.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -40,7 +41,8 @@ class GraphCache:
     first call with these shapes, dtypes, devices and options (``None`` tensors allowed), for inference
     (it runs under ``torch.inference_mode``). ``fn`` must return a tensor or a tuple of tensors and may not
     synchronise with the host. The ``size`` most
-    recently used graphs are kept: each holds its own buffers."""
+    recently used graphs are kept: each holds its own buffers, so one call at a time uses them (a lock: two
+    threads sharing a Harmonizer would otherwise read each other's results)."""
 
     def __init__(self, fn: Callable[..., Any], *, size: int = 4,
                  capture: Callable[[Callable[[], Any]], tuple[Any, Callable[[], None]]] = capture_cuda) -> None:
@@ -49,6 +51,7 @@ class GraphCache:
         self.fn, self.size, self.capture = fn, size, capture
         self.graphs: OrderedDict[tuple, tuple[list, Any, Callable[[], None]]] = OrderedDict()
         self.captures = 0
+        self.lock = threading.Lock()
 
     @staticmethod
     def key(tensors: tuple, options: dict) -> tuple:
@@ -58,7 +61,7 @@ class GraphCache:
     @torch.inference_mode()  # the buffers are written in place on every call: keep them in one mode
     def __call__(self, *tensors: torch.Tensor | None, **options: Any) -> Any:
         device = next(t.device for t in tensors if t is not None)
-        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        with self.lock, torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
             return self._call(tensors, options)  # a graph is captured and replayed on its tensors' GPU
 
     def _call(self, tensors: tuple, options: dict) -> Any:

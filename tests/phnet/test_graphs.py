@@ -40,6 +40,38 @@ def test_each_call_gets_its_own_result_and_one_capture_per_shape():
     assert cache.captures == 4
 
 
+def test_two_threads_sharing_a_graph_each_get_their_own_result():
+    """One graph's buffers serve one call at a time: with a replay in flight (the GPU busy, Python's lock free),
+    another thread's copy into the buffers made the first thread read the second one's result."""
+    import threading
+    import time
+
+    def capture_with_a_slow_replay(run):
+        outputs, replay = capture_like_a_graph(run)
+
+        def slow():
+            time.sleep(0.05)
+            replay()
+
+        return outputs, slow
+
+    cache = GraphCache(lambda x: x * 2, capture=capture_with_a_slow_replay)
+    cache(torch.zeros(4))
+    results = {}
+
+    def call(name, value):
+        results[name] = cache(torch.full((4,), float(value)))[0].item()
+
+    first = threading.Thread(target=call, args=("first", 1))
+    second = threading.Thread(target=call, args=("second", 100))
+    first.start()
+    time.sleep(0.01)
+    second.start()
+    first.join()
+    second.join()
+    assert results == {"first": 2.0, "second": 200.0}
+
+
 def test_the_least_recently_used_graph_is_dropped():
     cache = GraphCache(lambda x: x + 1, size=2, capture=capture_like_a_graph)
     one, two, three = torch.zeros(1), torch.zeros(2), torch.zeros(3)
