@@ -51,6 +51,14 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def least(self, value: int) -> int:
+        """The smallest of the ranks' ``value``; every rank calls this at the same point of the run."""
+        if self.world == 1:
+            return value
+        box = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(box, op=dist.ReduceOp.MIN)
+        return int(box.item())
+
     def ranks_where(self, flag: bool) -> list[int]:
         """The ranks whose ``flag`` is true; every rank calls this at the same point of the run."""
         if self.world == 1:

@@ -188,12 +188,27 @@ def build_optimisation(cfg: dict, model, env: Dist, size: int) -> Optimisation:
     criterion = HarmonizationLoss.from_config(cfg["loss"])
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], t_cfg)
     scheduler = build_scheduler(optimizer, t_cfg)
-    use_amp = bool(t_cfg.get("amp")) and amp_available(env.device)
-    scaling = use_amp and env.device.type == "cuda" and needs_grad_scaling(training_dtype(env.device))
+    own = training_dtype(env.device) if t_cfg.get("amp") and amp_available(env.device) else None
+    amp = shared_precision(env, own)
+    if amp != own:
+        print(f"[trainer] process {env.rank}: the processes' devices differ; every one trains in "
+              f"{PRECISIONS[amp]}, the lowest precision all of them compute natively (this one: {PRECISIONS[own]})",
+              file=sys.stderr)
+    scaling = amp is not None and env.device.type == "cuda" and needs_grad_scaling(amp)
     scaler = torch.amp.GradScaler("cuda", enabled=scaling)  # only fp16 needs it; bf16 has fp32's range
     decay = float(t_cfg.get("ema") or 0.0)
     ema = WeightAverage(unwrap(model), decay) if decay else None
-    return Optimisation(criterion, optimizer, scheduler, scaler, ema, use_amp)
+    return Optimisation(criterion, optimizer, scheduler, scaler, ema, amp)
+
+
+PRECISIONS = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}  # from least to most to agree on
+
+
+def shared_precision(env: Dist, own: torch.dtype | None) -> torch.dtype | None:
+    """One autocast precision for every process: DDP averages their gradients, and an fp16 process's are
+    scaled by its GradScaler while a bf16 one's are not (GPUs of two generations under one torchrun)."""
+    order = list(PRECISIONS)
+    return order[env.least(order.index(own))]
 
 
 def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_size: int) -> tuple[Position, float]:

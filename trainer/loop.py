@@ -129,7 +129,7 @@ class Optimisation:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     ema: WeightAverage | None
-    use_amp: bool
+    amp: torch.dtype | None  # the autocast precision every process trains in; None: fp32
 
 
 class TrainingLoop:
@@ -140,7 +140,7 @@ class TrainingLoop:
         self.model, self.train_model, self.ema = model, train_model, opt.ema
         self.criterion, self.optimizer, self.scheduler, self.scaler = opt.criterion, opt.optimizer, opt.scheduler, opt.scaler
         self.sampler, self.train_loader, self.val_loader = data.sampler, data.train_loader, data.val_loader
-        self.use_amp, self.progress = opt.use_amp, progress
+        self.amp, self.progress = opt.amp, progress
         self.pos, self.best = position, best
         self.total_steps, self.accum = int(t["steps"]), int(t["grad_accum"])
         self.batch_size = int(t["batch_size"])
@@ -260,7 +260,7 @@ class TrainingLoop:
             sync = (self.train_model.no_sync() if self.env.world > 1 and micro < self.accum - 1
                     else contextlib.nullcontext())
             with sync:
-                with autocast_for(self.env.device, self.use_amp):
+                with autocast_for(self.env.device, self.amp):
                     pred = self.train_model(comp, mask)
                 loss, parts = self.criterion(pred, real, mask)
                 self.scaler.scale(loss / self.accum).backward()
@@ -354,7 +354,7 @@ class TrainingLoop:
         res = None
         self.check_loss()
         if self.env.main:
-            res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.use_amp)
+            res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.amp)
             self.log.write({"type": "val", "step": self.pos.step, **res}, curves=True)
         unreadable = self.env.from_main(res is not None and not res["n"] and res["skipped"])
         if unreadable:  # every rank stops, with the same message

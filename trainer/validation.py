@@ -18,17 +18,16 @@ def amp_available(device: torch.device) -> bool:
     return native_low_precision(device) is not None
 
 
-def autocast_for(device: torch.device, enabled: bool):
-    """``enabled`` is decided once per run (``train.amp`` and ``amp_available``), not per step."""
-    if not enabled:
+def autocast_for(device: torch.device, amp: torch.dtype | None):
+    """Autocast to ``amp``, the precision decided once per run for every process (``train.amp``,
+    ``amp_available``), not per step; None: fp32."""
+    if amp is None:
         return contextlib.nullcontext()
-    from phnet.precision import training_dtype
-
-    return torch.autocast(device.type, dtype=training_dtype(device))
+    return torch.autocast(device.type, dtype=amp)
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: bool = False) -> dict:
+def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch.dtype | None = None) -> dict:
     """Mean per-image MSE/fMSE/PSNR/fPSNR of the model and of the untouched composite.
 
     Also the two "do no harm" figures: ``near_right_fmse`` (and the composites' own

@@ -222,3 +222,33 @@ def test_more_processes_than_gpus_on_a_machine_is_named(monkeypatch):
     assert Dist("cuda:0").device == torch.device("cuda", 0)  # a GPU named by the user is taken as it is
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert Dist("cuda").device == torch.device("cuda", 0) and chosen == [torch.device("cuda", 0)] * 2
+
+
+def test_every_process_trains_in_the_lowest_precision_all_of_them_compute():
+    """GPUs of two generations under one torchrun chose bf16 on one process and fp16 with a GradScaler on the
+    other: DDP averaged scaled with unscaled gradients."""
+    import torch
+
+    from trainer.fit import PRECISIONS, shared_precision
+
+    class Processes:  # this process, and the others' choices as numbers of PRECISIONS' order
+        def __init__(self, *others):
+            self.others = [list(PRECISIONS).index(o) for o in others]
+
+        def least(self, value):
+            return min(value, *self.others)
+
+    assert shared_precision(Processes(torch.float16), torch.bfloat16) is torch.float16
+    assert shared_precision(Processes(torch.bfloat16), torch.float16) is torch.float16
+    assert shared_precision(Processes(None, torch.bfloat16), torch.bfloat16) is None
+    assert shared_precision(Processes(torch.bfloat16), torch.bfloat16) is torch.bfloat16
+
+
+def test_a_single_process_keeps_its_own_precision():
+    import torch
+
+    from trainer.distributed import Dist
+    from trainer.fit import shared_precision
+
+    env = Dist("cpu")
+    assert env.least(2) == 2 and shared_precision(env, torch.bfloat16) is torch.bfloat16
