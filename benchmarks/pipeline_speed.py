@@ -29,7 +29,8 @@ the chosen architecture are used unless --weights is given.
 ``--device cuda`` runs every pipeline on the GPU (the arrays still come from and go back to the host,
 as a user passes them): times are taken after ``torch.cuda.synchronize()``, and the memory column is
 the peak of ``torch.cuda.max_memory_allocated`` in each fresh process instead of the RSS (four of those
-processes at a time: each counts only its own allocations).
+processes at a time: each counts only its own allocations), and a line after the table gives each case's
+``max_memory_reserved``, which also counts a CUDA graph's private pool.
 """
 
 from __future__ import annotations
@@ -180,7 +181,9 @@ def memory_case(args) -> dict:
     run(image, mask)
     synchronize(args.device)
     peak = torch.cuda.max_memory_allocated(args.device) / 2**20 if gpu else peak_rss_mb()
-    return {"peak_mb": peak, "seconds": time.perf_counter() - start}
+    # a captured graph's working memory sits in its own pool, reserved but never counted as allocated
+    reserved = torch.cuda.max_memory_reserved(args.device) / 2**20 if gpu else None
+    return {"peak_mb": peak, "reserved_mb": reserved, "seconds": time.perf_counter() - start}
 
 
 def timing_run(args) -> dict:
@@ -290,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     cases = [(p, s) for s in args.sizes for p in pipelines(args.device)]
     # each case's peak is its own process's: on a GPU, several run at once (none is timed here)
     with ThreadPoolExecutor(max_workers=4 if gpu else 1) as pool:
-        peaks = pool.map(lambda case: child(args, "--case-pipeline", case[0], "--case-size", case[1])["peak_mb"],
-                         cases)
-        memory = dict(zip(cases, peaks))
+        found = list(pool.map(lambda case: child(args, "--case-pipeline", case[0], "--case-size", case[1]), cases))
+        memory = {case: result["peak_mb"] for case, result in zip(cases, found)}
+        reserved = {case: result.get("reserved_mb") for case, result in zip(cases, found)}
     names = pipelines(args.device)
     head = " | ".join(f"{n:>17}" for n in names)
     print(f"{'input':>11} | {head} | speed vs official: fp32   auto")
@@ -302,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         official = timing[f"official|{size}"]
         print(f"{size + ' ' + 'x'.join(map(str, SIZES[size][::-1])):>11} | {cells} | "
               f"{'':>17}{official / timing[f'ours fp32|{size}']:>5.2f}× {official / timing[f'ours auto|{size}']:>5.2f}×")
+    if gpu:
+        rows = "; ".join(f"{p} " + " ".join(f"{reserved[(p, size)]:.0f}" for size in args.sizes) for p in names)
+        print(f"peak GPU memory reserved, MB ({', '.join(args.sizes)}; the allocator's pools, a CUDA graph's own "
+              f"included, which 'allocated' leaves out): {rows}")
     if "diff" in timing:
         diffs = ", ".join(f"{p} {timing['diff'][p]}/255 (mean {timing['mean_diff'][p]:.2f})" for p in names[1:])
         size = timing.get("working_size", 512)
