@@ -284,11 +284,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), os.environ.get("RANK", "0")
+    who = f"process {rank} of {world}: " if world > 1 else ""  # which process stopped, under torchrun
     try:
         return run_cli(args)
-    except USER_ERRORS as exc:
-        print(f"error: {user_message(exc)}", file=sys.stderr)
+    except (RuntimeError, OSError) as exc:
+        if world > 1 and lost_a_peer(exc):
+            print(f"error: {who}{peer_message(exc)}", file=sys.stderr)
+            return 2
+        if not isinstance(exc, USER_ERRORS):
+            raise
+        print(f"error: {who}{user_message(exc)}", file=sys.stderr)
         return 2
+    except USER_ERRORS as exc:
+        print(f"error: {who}{user_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def lost_a_peer(exc: BaseException) -> bool:
+    """An error of the process group itself: another process stopped, or did not come in time."""
+    backend = getattr(torch.distributed, "DistBackendError", ())
+    words = ("Connection closed by peer", "Connection reset by peer", "Timed out waiting", "NCCL", "gloo")
+    return isinstance(exc, (ConnectionError, backend)) or any(w in str(exc) for w in words)
+
+
+def peer_message(exc: BaseException) -> str:
+    if "Timed out" in str(exc) or "timeout" in str(exc).lower():
+        return ("another process of this run did not reach the same step in time (it stalled, or validation or a "
+                "checkpoint on process 0 took longer than the process group's timeout); this one stops too")
+    return "another process of this run stopped (its own error above says why); this one stops too"
 
 
 def run_cli(args: argparse.Namespace) -> int:

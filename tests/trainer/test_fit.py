@@ -200,24 +200,40 @@ def test_torchrun_two_processes_stop_together_on_the_time_budget(shift_set, tmp_
     assert len(stopped) == 1 and stopped[0]["step"] % 3 == 0
 
 
+def one_process_fails(shift_set, out, env, fault: str, at: int) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("one_process_fails.py")), "--config", "tiny_cpu", "--data", str(shift_set),
+           "--out", str(out), "--steps", "12", "--no-progress", "--set", "train.ckpt_every=4", "--set",
+           "train.val_every=0", "--set", "train.log_every=4", "--set", "train.keep_last=1", "--set",
+           "data.num_workers=0", "--set", "train.batch_size=4", "--device", "cpu"]
+    return run_torchrun(cmd, cwd=REPO, env={**env, "FAULT": fault, "AT": str(at)})
+
+
 @pytest.mark.slow
 def test_a_loss_that_is_not_finite_on_one_process_stops_every_process_before_it_saves(shift_set, tmp_path,
                                                                                      subprocess_env):
     """Process 1's NaN loss reached process 0's weights through the averaged gradients, while process 0's own
     losses were finite: it saved the NaN weights as the latest checkpoint and pruned a good one."""
     out = tmp_path / "ddp-nan"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(Path(__file__).with_name("nan_on_one_rank.py")), "--config", "tiny_cpu", "--data", str(shift_set),
-           "--out", str(out), "--steps", "12", "--no-progress", "--set", "train.ckpt_every=4", "--set",
-           "train.val_every=0", "--set", "train.log_every=4", "--set", "train.keep_last=1", "--set",
-           "data.num_workers=0", "--set", "train.batch_size=4", "--device", "cpu"]
-    res = run_torchrun(cmd, cwd=REPO, env={**subprocess_env, "NAN_AT": "8"})
+    res = one_process_fails(shift_set, out, subprocess_env, "nan", 8)
     assert res.returncode != 0
-    assert "the training loss became nan within steps 5-8" in res.stderr
-    assert "the training loss of process 1 (of 2) became non-finite within steps 5-8" in res.stderr
+    assert "error: process 1 of 2: the training loss became nan within steps 5-8" in res.stderr
+    assert ("error: process 0 of 2: the training loss of process 1 (of 2) became non-finite within steps 5-8"
+            in res.stderr)
     assert (out / "latest").read_text().strip() == "step-00000004"
     weights = load_file(out / "checkpoints" / "step-00000004" / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+@pytest.mark.slow
+def test_a_process_that_stops_leaves_one_error_line_not_a_traceback_from_the_others(shift_set, tmp_path,
+                                                                                    subprocess_env):
+    """The process that outlived the failing one printed gloo's 'Connection closed by peer' traceback (the README
+    says a traceback is a trainer bug)."""
+    res = one_process_fails(shift_set, tmp_path / "ddp-error", subprocess_env, "error", 3)
+    assert res.returncode != 0
+    assert "error: process 1 of 2: a fault of process 1 alone" in res.stderr
+    assert "[rank0]: Traceback" not in res.stderr and "[rank0]: RuntimeError" not in res.stderr, res.stderr[-3000:]
 
 
 def test_bad_sample_policy_in_training(shift_set, tmp_path):
