@@ -223,9 +223,13 @@ def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_siz
         opt.ema.load_state_dict(state["ema"])
     pos = Position(int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]))
     best = float(state.get("best_val_fmse", math.inf))
-    if int(state.get("world_size", env.world)) != env.world or int(state.get("batch_size", batch_size)) != batch_size:
-        pos.batch_in_epoch = 0  # different sharding: restart the epoch rather than guess
-        pos.epoch += 1
+    saved_world, saved_batch = int(state.get("world_size", env.world)), int(state.get("batch_size", batch_size))
+    if (saved_world, saved_batch) != (env.world, batch_size) and pos.batch_in_epoch:
+        if env.main:  # the shards of the epoch differ: where the run stood in it has no meaning here
+            print(f"[trainer] the checkpoint was written by {saved_world} process(es) with batches of {saved_batch}, "
+                  f"this run has {env.world} with {batch_size}: epoch {pos.epoch} starts again from its first batch "
+                  f"({pos.batch_in_epoch} batches of it were trained on before)", file=sys.stderr)
+        pos.batch_in_epoch = 0
     if env.main:
         ckpt.restore_rng_state(state["rng"])
     else:

@@ -111,3 +111,17 @@ def test_a_resume_sets_the_lr_of_the_schedules_own_position_not_of_the_steps_don
     assert sch2.get_last_lr() == pytest.approx([going_on])
     opt.step(), sch.step(), opt2.step(), sch2.step()
     assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
+
+
+def test_a_resume_with_other_batches_starts_the_epoch_again_and_says_so(two_steps, shift_set, capsys):
+    """Another batch size (or number of processes) shards the epoch differently: the resume went on to the next
+    epoch, silently leaving out the rest of this one."""
+    from trainer.fit import train
+
+    before = torch.load(two_steps / "checkpoints" / "step-00000002" / "training_state.pt", weights_only=True)
+    assert (before["epoch"], before["batch_in_epoch"]) == (0, 2)
+    train(resumed_cfg(shift_set, two_steps, batch_size=2), resume=True, progress=False)
+    state = torch.load(two_steps / "checkpoints" / "step-00000004" / "training_state.pt", weights_only=True)
+    assert (state["epoch"], state["batch_in_epoch"]) == (0, 2)  # epoch 0 again, from its first batch
+    assert ("this run has 1 with 2: epoch 0 starts again from its first batch (2 batches of it were trained on "
+            "before)") in capsys.readouterr().err
