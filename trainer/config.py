@@ -151,7 +151,7 @@ RANGES = {  # key -> (test, wording); a list's test applies to each item
                      "data.identity_pairs", "data.synthesis.identity_fraction", "data.synthesis.mild_fraction",
                      "data.synthesis.mild_max", "data.synthesis.reference_probability",
                      "data.synthesis.photo_recolour", "data.synthesis.strength_range"), _FRACTION),
-    **dict.fromkeys(("train.lr", "loss.fnmse_scale"), _ABOVE_ZERO),
+    **dict.fromkeys(("train.lr", "loss.fnmse_scale", "train.process_timeout_minutes"), _ABOVE_ZERO),
     **dict.fromkeys(("train.ema", "train.betas"), _BELOW_ONE),
     "data.crop_scale": _CROP_FRACTION,
 }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ class Dist:
     ``torchrun`` each process takes the GPU of its local rank.
     """
 
-    def __init__(self, device_pref: str = ""):
+    def __init__(self, device_pref: str = "", timeout_minutes: float = 30.0):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -33,7 +34,8 @@ class Dist:
             torch.cuda.set_device(dev)
         self.device = dev
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
+                                    timeout=timedelta(minutes=timeout_minutes))
 
     @property
     def main(self) -> bool:

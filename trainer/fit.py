@@ -49,7 +49,7 @@ def train(cfg: dict, *, resume: str | bool = False, overwrite: bool = False, pro
           push_to_hub: str | None = None, hub_private: bool = False) -> dict:
     """Run one training as ``cfg`` says; return the final step, best validation fMSE and last scores."""
     check_data_folders(cfg["data"])  # before the run folder is touched
-    env = Dist(cfg["train"].get("device", ""))
+    env = Dist(cfg["train"].get("device", ""), float(cfg["train"]["process_timeout_minutes"]))
     run = RunFolder(cfg["train"]["out_dir"])
     try:
         resume_dir, changes = open_run(cfg, env, run, resume, overwrite)
@@ -315,7 +315,8 @@ def lost_a_peer(exc: BaseException) -> bool:
 def peer_message(exc: BaseException) -> str:
     if "Timed out" in str(exc) or "timeout" in str(exc).lower():
         return ("another process of this run did not reach the same step in time (it stalled, or validation or a "
-                "checkpoint on process 0 took longer than the process group's timeout); this one stops too")
+                "checkpoint on process 0 took longer than train.process_timeout_minutes: raise it, or validate "
+                "fewer samples with train.val_max_samples); this one stops too")
     return "another process of this run stopped (its own error above says why); this one stops too"
 
 

@@ -1,13 +1,15 @@
 """``python -m trainer.fit`` in which process 1 alone meets trouble at its AT-th step, for torchrun in test_fit.py:
 FAULT=nan, its training loss is NaN (one batch that overflows; the other process's own losses stay finite);
-FAULT=error, it stops with a user error (a file only it reads, say)."""
+FAULT=error, it stops with a user error (a file only it reads, say); FAULT=slow_validation: process 0's
+validation takes AT seconds (a large validation split)."""
 import os
 import sys
+import time
 
 from trainer.fit import main
 from trainer.losses import HarmonizationLoss
 
-if os.environ.get("RANK") == "1":
+if os.environ.get("RANK") == "1" and os.environ["FAULT"] in ("nan", "error"):
     forward, calls = HarmonizationLoss.forward, [0]
 
     def faulty(self, pred, real, mask):
@@ -20,5 +22,16 @@ if os.environ.get("RANK") == "1":
         return total, parts
 
     HarmonizationLoss.forward = faulty
+
+if os.environ.get("RANK") == "0" and os.environ["FAULT"] == "slow_validation":
+    import trainer.loop
+
+    validate = trainer.loop.validate
+
+    def slow(*args, **kwargs):
+        time.sleep(float(os.environ["AT"]))
+        return validate(*args, **kwargs)
+
+    trainer.loop.validate = slow
 
 sys.exit(main())

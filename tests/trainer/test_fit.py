@@ -200,12 +200,12 @@ def test_torchrun_two_processes_stop_together_on_the_time_budget(shift_set, tmp_
     assert len(stopped) == 1 and stopped[0]["step"] % 3 == 0
 
 
-def one_process_fails(shift_set, out, env, fault: str, at: int) -> subprocess.CompletedProcess:
+def one_process_fails(shift_set, out, env, fault: str, at: int, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(Path(__file__).with_name("one_process_fails.py")), "--config", "tiny_cpu", "--data", str(shift_set),
            "--out", str(out), "--steps", "12", "--no-progress", "--set", "train.ckpt_every=4", "--set",
            "train.val_every=0", "--set", "train.log_every=4", "--set", "train.keep_last=1", "--set",
-           "data.num_workers=0", "--set", "train.batch_size=4", "--device", "cpu"]
+           "data.num_workers=0", "--set", "train.batch_size=4", "--device", "cpu", *extra]
     return run_torchrun(cmd, cwd=REPO, env={**env, "FAULT": fault, "AT": str(at)})
 
 
@@ -234,6 +234,18 @@ def test_a_process_that_stops_leaves_one_error_line_not_a_traceback_from_the_oth
     assert res.returncode != 0
     assert "error: process 1 of 2: a fault of process 1 alone" in res.stderr
     assert "[rank0]: Traceback" not in res.stderr and "[rank0]: RuntimeError" not in res.stderr, res.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_processes_wait_for_each_other_as_long_as_the_config_says_and_name_the_setting(shift_set, tmp_path,
+                                                                                       subprocess_env):
+    """Process 0 validates alone while the others wait: a validation longer than the process group's timeout
+    (torch's default: 10 minutes for NCCL) ended the run in a gloo or NCCL traceback."""
+    res = one_process_fails(shift_set, tmp_path / "ddp-slow", subprocess_env, "slow_validation", 8,
+                            "--set", "train.val_every=4", "--set", "train.process_timeout_minutes=0.05")
+    assert res.returncode != 0
+    assert "error: process 1 of 2: another process of this run did not reach the same step in time" in res.stderr
+    assert "raise it" in res.stderr and "train.process_timeout_minutes" in res.stderr
 
 
 def test_bad_sample_policy_in_training(shift_set, tmp_path):
