@@ -184,6 +184,8 @@ class PHNetSAM:
     @contextlib.contextmanager
     def on_device(self):
         if self.segmenter.device != self.load_device:
+            # room first: ComfyUI moves its own models out (a diffusion model may fill the GPU), ours it cannot
+            mm.free_memory(sam_memory(self.segmenter.model), self.load_device)
             self.segmenter.to(self.load_device)
         try:
             yield self.segmenter
@@ -194,6 +196,12 @@ class PHNetSAM:
 
     def __repr__(self) -> str:  # shown in ComfyUI error messages
         return f"PHNetSAM({self.segmenter.model_type}, runs on {self.load_device})"
+
+
+def sam_memory(model) -> int:
+    """Bytes SAM needs on its device while it segments: its weights, and as much again for the image
+    encoder's activations at 1024² (a rule of thumb, generous for ViT-B, near the mark for ViT-H in fp32)."""
+    return 2 * sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
 
 
 def _download_sam(repo_id: str, filename: str) -> str:

@@ -299,3 +299,23 @@ def test_a_local_sam_file_with_a_hub_filename_says_which_to_leave_out(nodes, com
     local = comfy_env.base / "models" / "sams" / tiny_sam
     with pytest.raises(ValueError, match="is a file, and hub_filename 'x.pth' names a file inside a Hub repo"):
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(local), "x.pth", "auto", "cpu")
+
+
+def test_sam_asks_comfyui_for_room_before_it_moves_to_the_gpu(pack, comfy_env):
+    """SAM ViT-H (2.5 GB) went onto a GPU that a diffusion model may fill without ComfyUI's free_memory first."""
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+
+    class Parked:  # a segmenter waiting on the CPU
+        device = torch.device("cpu")
+        model = torch.nn.Linear(100, 100)
+
+        def to(self, device):
+            self.device = device
+
+    sam = loaders.PHNetSAM(Parked(), load_device=torch.device("meta"), offload_device=torch.device("cpu"))
+    comfy_env.calls.clear()
+    with sam.on_device() as segmenter:
+        assert segmenter.device == torch.device("meta")
+    weights = 100 * 100 * 4 + 100 * 4
+    assert ("free_memory", 2 * weights, torch.device("meta")) in comfy_env.calls
+    assert sam.segmenter.device == torch.device("cpu")
