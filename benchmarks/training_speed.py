@@ -62,11 +62,25 @@ def write_pool(folder: Path, count: int, size: int) -> tuple[Path, Path]:
     return images, masks
 
 
-class Utilisation(threading.Thread):
-    """GPU utilisation (%) read from ``nvidia-smi`` every half second until stopped."""
+def smi_id(device: str) -> str:
+    """``device`` as nvidia-smi names it: its UUID where torch gives one (torch numbers the GPUs that
+    CUDA_VISIBLE_DEVICES leaves, fastest first; nvidia-smi numbers all of them by PCI bus), else its index."""
+    import torch
 
-    def __init__(self):
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "")
+    if not uuid:
+        return str(index)
+    return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+
+
+class Utilisation(threading.Thread):
+    """GPU utilisation (%) of one GPU, read from ``nvidia-smi`` every half second until stopped."""
+
+    def __init__(self, gpu: str = "0"):
         super().__init__(daemon=True)
+        self.gpu = gpu
         self.samples: list[float] = []
         self.done = threading.Event()
 
@@ -74,7 +88,7 @@ class Utilisation(threading.Thread):
         while not self.done.wait(0.5):
             try:
                 out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                      "-i", "0"], capture_output=True, text=True, timeout=5).stdout
+                                      "-i", self.gpu], capture_output=True, text=True, timeout=5).stdout
                 self.samples.append(float(out.split()[0]))
             except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
                 return
@@ -92,7 +106,7 @@ def train(args, images: Path, masks: Path, overrides: dict, out: Path) -> dict:
     cmd = [sys.executable, "-m", "trainer.fit", "--config", "trainer/configs/default_cpu.toml", "--out", str(out)]
     for key, value in sets.items():
         cmd += ["--set", f"{key}={value}"]
-    watch = Utilisation() if args.device.startswith("cuda") else None
+    watch = Utilisation(smi_id(args.device)) if args.device.startswith("cuda") else None
     if watch:
         watch.start()
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
