@@ -55,10 +55,15 @@ class Dist:
 
     def least(self, value: int) -> int:
         """The smallest of the ranks' ``value``; every rank calls this at the same point of the run."""
-        if self.world == 1:
-            return value
+        return self._reduce(value, dist.ReduceOp.MIN) if self.world > 1 else value
+
+    def total(self, value: int) -> int:
+        """The sum of the ranks' ``value``; every rank calls this at the same point of the run."""
+        return self._reduce(value, dist.ReduceOp.SUM) if self.world > 1 else value
+
+    def _reduce(self, value: int, op) -> int:
         box = torch.tensor([value], dtype=torch.int64, device=self.device)
-        dist.all_reduce(box, op=dist.ReduceOp.MIN)
+        dist.all_reduce(box, op=op)
         return int(box.item())
 
     def ranks_where(self, flag: bool) -> list[int]:

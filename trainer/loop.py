@@ -331,8 +331,9 @@ class TrainingLoop:
                **parts,
                "lr": self.scheduler.get_last_lr()[0],
                "samples_per_s": w.samples * self.env.world / dt}
-        if w.skipped:
-            rec["skipped_samples"] = w.skipped
+        skipped = self.env.total(w.skipped)  # every process's, each skipping its own share of the data
+        if skipped:
+            rec["skipped_samples"] = skipped
         self.log.write(rec, curves=True)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", img_s=f"{rec['samples_per_s']:.1f}")

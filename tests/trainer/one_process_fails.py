@@ -1,7 +1,8 @@
 """``python -m trainer.fit`` in which process 1 alone meets trouble at its AT-th step, for torchrun in test_fit.py:
 FAULT=nan, its training loss is NaN (one batch that overflows; the other process's own losses stay finite);
 FAULT=error, it stops with a user error (a file only it reads, say); FAULT=slow_validation: process 0's
-validation takes AT seconds (a large validation split)."""
+validation takes AT seconds (a large validation split); FAULT=skip: process 1's first AT samples are bad (run
+with data.on_bad_sample = "skip")."""
 import os
 import sys
 import time
@@ -22,6 +23,20 @@ if os.environ.get("RANK") == "1" and os.environ["FAULT"] in ("nan", "error"):
         return total, parts
 
     HarmonizationLoss.forward = faulty
+
+if os.environ.get("RANK") == "1" and os.environ["FAULT"] == "skip":
+    from trainer.data import BadSampleError
+    from trainer.data.base import HarmonizationDataset
+
+    make_sample, bad = HarmonizationDataset.make_sample, [int(os.environ["AT"])]
+
+    def sometimes_bad(self, index, rng):
+        if self.train and bad[0] > 0:
+            bad[0] -= 1
+            raise BadSampleError(f"sample {index} is bad on process 1")
+        return make_sample(self, index, rng)
+
+    HarmonizationDataset.make_sample = sometimes_bad
 
 if os.environ.get("RANK") == "0" and os.environ["FAULT"] == "slow_validation":
     import trainer.loop

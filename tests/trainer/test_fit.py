@@ -248,6 +248,15 @@ def test_processes_wait_for_each_other_as_long_as_the_config_says_and_name_the_s
     assert "raise it" in res.stderr and "train.process_timeout_minutes" in res.stderr
 
 
+@pytest.mark.slow
+def test_the_log_counts_the_bad_samples_every_process_skipped(shift_set, tmp_path, subprocess_env):
+    """Only process 0's skipped samples reached the log: 3 of 10 in the run that found this."""
+    out = tmp_path / "ddp-skip"
+    res = one_process_fails(shift_set, out, subprocess_env, "skip", 3, "--set", 'data.on_bad_sample="skip"')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sum(r.get("skipped_samples", 0) for r in read_log(out) if r["type"] == "train") == 3
+
+
 def test_bad_sample_policy_in_training(shift_set, tmp_path):
     import shutil
 
