@@ -16,8 +16,8 @@ import torch
 
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import MIN_BACKGROUND, Correction, log_corrections
-from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, fill_outside, lift, lift_change, one_thread,
-                      resize, unit_float, working_shape)
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
+                      lift_change, one_thread, resize, tile_pixels, unit_float, working_shape)
 from .graphs import GraphCache
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
@@ -59,8 +59,7 @@ class Harmonized(NamedTuple):
 
 def device_problem(device: str | torch.device) -> str | None:
     """Why ``device`` cannot be used here, in words that end with the fix (a name torch does not know, a GPU
-    this machine lacks); None when it can. Device kinds other than the CPU, CUDA, MPS and XPU are left to
-    torch."""
+    this machine lacks, a kind torch cannot place tensors on, the meta device); None when it can."""
     try:
         chosen = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
@@ -74,6 +73,13 @@ def device_problem(device: str | torch.device) -> str | None:
         return "MPS (Apple GPU) is not available to torch here; use cpu"
     if chosen.type == "xpu" and not (getattr(torch, "xpu", None) and torch.xpu.is_available()):
         return "no Intel XPU is visible to torch here; use cpu"
+    if chosen.type == "meta":
+        return "the meta device holds no data, so nothing could be computed or given back; use cpu or cuda"
+    if chosen.type not in ("cpu", "cuda", "mps", "xpu"):  # DirectML ("privateuseone"), NPUs...: if torch can
+        try:
+            torch.zeros(1, device=chosen)
+        except Exception as exc:  # torch's own words differ by kind: module missing, unsupported scalar type...
+            return f"torch cannot place tensors on it here ({type(exc).__name__}); use cpu, cuda (or cuda:N) or mps"
     return None
 
 
@@ -678,7 +684,8 @@ class Harmonizer:
         if bool(((mask > 0) & (mask < 1)).any()):
             mask = _dithered(mask)  # the official tester reads a soft mask as 1 bit: PIL's convert("1")
         image_sq = resize(image, (size, size), "bilinear")
-        result, correction = self._official_square(image_sq, mask, image.shape[-2:], strength, threshold)
+        result, correction = self._official_square(image_sq, official_mask_square(mask, size), image.shape[-2:],
+                                                   strength, threshold)
         result = result.clamp_(0, 1).to(home)
         if strength < 1:
             result = image.to(home) + strength * (result - image.to(home))
@@ -687,21 +694,21 @@ class Harmonizer:
     @torch.inference_mode()
     def _official_pixels(self, pixels, peak, masks, mask_peak, out, strength, size, progress, threshold):
         """:meth:`_official` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
-        into ``out`` in their dtype, one picture at a time. As in the official tester, the square comes from the
-        antialiased resize of the 8-bit picture (PIL's there, torch's uint8 kernel here, see ``downscale``) and
-        only the bicubic result is float at full size."""
+        into ``out`` in their dtype, one picture at a time, and as in the official tester only the bicubic result
+        is float at full size (see :func:`official_square` for the square)."""
         corrections = []
         for i in range(pixels.shape[0]):
-            picture, mask = pixels[i].to(self.device), masks[i].to(self.device)
-            image_sq = downscale(picture[..., :3], peak, (size, size))
+            picture, mask = pixels[i], masks[i]  # where the caller's pixels are: only the squares move
+            image_sq = official_square(picture, peak, size).to(self.device)
             if bool(((mask > 0) & (mask < mask_peak)).any()):
                 mask = _dithered(mask[None, None].float() / mask_peak)
             else:  # binary: nearest sampling reads it as it is (uint8 on the CPU, no float copy)
                 mask = (mask > 0)[None, None].to(torch.uint8 if mask.device.type == "cpu" else torch.float32)
-            result, correction = self._official_square(image_sq, mask, picture.shape[:2], strength, threshold)
+            mask_sq = official_mask_square(mask, size).to(self.device)
+            result, correction = self._official_square(image_sq, mask_sq, picture.shape[:2], strength, threshold)
             result = result.clamp_(0, 1)
             if strength < 1:
-                base = unit_float(picture[..., :3], peak)
+                base = unit_float(picture[..., :3].to(self.device), peak)
                 result = base.add_(result.sub_(base).mul_(strength))
             if peak != 1.0:
                 result = result.mul_(peak).round_()
@@ -711,11 +718,9 @@ class Harmonizer:
                 progress(i + 1, pixels.shape[0])
         return corrections
 
-    def _official_square(self, image_sq, mask, shape, strength, threshold) -> tuple[torch.Tensor, Correction]:
-        """The network on the 1×3×s×s square (``mask`` at full size, binary: sampled to the square), blended
-        there, and the whole picture resized back to ``shape``: the full-size float result, not clamped."""
-        size = image_sq.shape[-2:]
-        mask_sq = (resize(mask, tuple(size), "nearest-exact").float() >= 0.5).float()
+    def _official_square(self, image_sq, mask_sq, shape, strength, threshold) -> tuple[torch.Tensor, Correction]:
+        """The network on the 1×3×s×s square and its binary mask, blended there, and the whole picture resized
+        back to ``shape``: the full-size float result, not clamped."""
         threshold = self.threshold_for(threshold)
         pred, correction_size, kept = self._run(
             lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq
@@ -786,6 +791,27 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
         off = weight * (downscale(subject[..., None], subject_peak, shape).to(weight.device) <= 0)
     peak = off.max()  # the strongest value where the subject does not reach, even in part
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
+
+
+def official_square(picture: torch.Tensor, peak: float, size: int) -> torch.Tensor:
+    """One H×W×C picture as the official tester squashes it: 1×3×size×size float32 in [0, 1]. An 8-bit
+    picture on the host goes through PIL's bilinear resize, as the tester reads it (torch's own 8-bit kernel
+    differs from PIL's by a level in a fifth of the values, which the network turns into up to 3/255); other
+    pictures are resized as floats, as the float pipeline does, a band of rows at a time."""
+    if picture.dtype == torch.uint8 and picture.device.type == "cpu":
+        import numpy as np
+        from PIL import Image
+
+        rgb = np.ascontiguousarray(picture[..., :3].numpy())
+        square = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+        return torch.from_numpy(square.copy()).permute(2, 0, 1)[None].float().div_(255).contiguous()
+    return downscale_in_bands(picture[..., :3], peak, (size, size), tile_pixels(picture.device))
+
+
+def official_mask_square(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """A binary 1×1×H×W mask (any dtype) sampled to the square as the tester's nearest resize does: 1×1×s×s
+    float."""
+    return (resize(mask, (size, size), "nearest-exact").float() >= 0.5).float()
 
 
 def _dithered(mask: torch.Tensor) -> torch.Tensor:

@@ -177,26 +177,55 @@ def test_official_mode_resamples_everything_as_the_official_pipeline(harmonizer,
     assert not torch.equal(out[m.expand_as(out) == 0], img[m.expand_as(img) == 0])  # background resampled
 
 
+def authors_official(model, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The official tester's steps on an 8-bit picture: PIL's bilinear resize to the square, the mask read as
+    1 bit and resized nearest, the network, the blend, torch's bicubic resize back, x255."""
+    import torch.nn.functional as F
+
+    s = model.config.image_size
+    square = torch.from_numpy(np.array(Image.fromarray(rgb).resize((s, s), Image.BILINEAR))).permute(2, 0, 1)
+    bits = Image.fromarray((mask * 255).astype(np.uint8)).convert("1").resize((s, s), Image.NEAREST)
+    m = torch.from_numpy(np.asarray(bits, dtype=np.float32))[None, None]
+    x = square[None].float() / 255
+    with torch.no_grad():
+        pred = model(x, m)
+    back = F.interpolate(pred * m + x * (1 - m), size=rgb.shape[:2], mode="bicubic", align_corners=False)
+    return (back[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize("height, width", [(3 * 64, 5 * 64), (41, 300), (700, 90)])
 @pytest.mark.parametrize("channels", [3, 4])
-def test_official_mode_on_8bit_pictures_resizes_them_as_8bit_and_matches_the_float_pipeline(harmonizer, channels):
-    """8-bit pictures go through the official pipeline as the official tester reads them (the square from the
-    8-bit picture, only the bicubic result float at full size): within 1/255 of the float pipeline."""
-    s = harmonizer.config.image_size
-    height, width = 3 * s, 5 * s  # large enough for the 8-bit resize kernel
+def test_official_mode_on_8bit_pictures_is_the_official_testers_steps(harmonizer, tiny_model, channels, height,
+                                                                       width):
+    """8-bit pictures go through the official pipeline as the official tester reads them: PIL's resize to the
+    square (torch's own 8-bit kernel differs by a level in a fifth of the values, which real weights turned into
+    3/255), and only the bicubic result float at full size."""
     rgb = photo(height, width)
     image = np.dstack([rgb, np.full((height, width), 77, np.uint8)]) if channels == 4 else rgb
     mask = subject_mask(height, width)
     out = harmonizer(image, mask, mode="official")
-    as_float = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-    expected = harmonizer.harmonize_tensor(as_float, torch.from_numpy(mask)[None, None], mode="official")
-    expected = (expected[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     assert out.dtype == np.uint8 and out.shape == image.shape
-    assert np.abs(out[..., :3].astype(int) - expected).max() <= 1
+    assert np.abs(out[..., :3].astype(int) - authors_official(tiny_model, rgb, mask)).max() <= 1
     if channels == 4:
         assert (out[..., 3] == 77).all()
     half = harmonizer(image, mask, mode="official", strength=0.5)
     midway = (image[..., :3].astype(np.float32) + out[..., :3]) / 2
     assert np.abs(half[..., :3] - midway).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint16])
+def test_official_mode_on_other_pictures_is_the_float_pipeline(harmonizer, dtype):
+    """Pictures that are not 8-bit are resized as floats, as harmonize_tensor does: they were rounded to 8 bits
+    first above four times the square's area, 2.4/255 away from it."""
+    height, width = 3 * 64, 5 * 64
+    unit = photo(height, width).astype(np.float64) / 255
+    image = (unit * 65535).round().astype(np.uint16) if dtype == np.uint16 else unit.astype(dtype)
+    exact = image.astype(np.float64) / (65535 if dtype == np.uint16 else 1)
+    mask = subject_mask(height, width)
+    out = harmonizer(image, mask, mode="official").astype(np.float64) / (65535 if dtype == np.uint16 else 1)
+    as_float = torch.from_numpy(exact).permute(2, 0, 1)[None].float()
+    expected = harmonizer.harmonize_tensor(as_float, torch.from_numpy(mask)[None, None], mode="official")
+    assert np.abs(out - expected[0].permute(1, 2, 0).numpy()).max() * 255 <= 1
 
 
 def test_official_mode_dithers_a_soft_mask_as_the_official_tester_reads_it(harmonizer):
@@ -517,6 +546,10 @@ def test_the_gpu_chosen_carries_its_index_as_tensors_on_it_do(monkeypatch):
 
 
 @pytest.mark.parametrize("device, words", [("tpu", "not a device name torch knows; use cpu, cuda (or cuda:N) or mps"),
+                                           ("meta", "the meta device holds no data, so nothing could be computed or "
+                                                    "given back; use cpu or cuda"),
+                                           ("vulkan", "torch cannot place tensors on it here (NotImplementedError); "
+                                                      "use cpu, cuda (or cuda:N) or mps"),
                                            ("cuda", "no CUDA GPU is visible to torch here; use cpu"),
                                            ("cuda:2", "torch sees 1 CUDA GPU(s), numbered from 0; use cuda:0"),
                                            ("mps", "MPS (Apple GPU) is not available to torch here; use cpu")])
