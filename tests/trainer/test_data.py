@@ -339,3 +339,11 @@ def test_an_empty_validation_split_says_how_to_get_one(tmp_path):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
     with pytest.raises(ValueError, match=r"val split .* is empty; set data.val_fraction above 0"):
         build_dataset({"root": str(tmp_path), "val_fraction": 0.0}, "val", image_size=32)
+
+
+def test_a_ready_composite_set_is_not_read_as_a_folder_of_photos(tmp_path):
+    """--config folder (data.kind = "folder") on a set frozen by synthetic_set trained on every picture in it,
+    masks, ground truths and test composites included, each with the ellipse mask, and said nothing."""
+    make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
+    with pytest.raises(ValueError, match=r'data.kind is "folder".* holds a ready ffhqh set.*pass --kind auto'):
+        build_dataset({"root": str(tmp_path / "F"), "kind": "folder", "image_size": 32}, "train")

@@ -97,6 +97,12 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
     if kind == "auto":
         kind = detect_kind(root)
+    elif kind == "folder" and detect_kind(root) != "folder":
+        found = detect_kind(root)
+        raise ValueError(
+            f"data.kind is \"folder\" (photos to synthesise composites from), but {root} holds a ready {found} set "
+            f"(composites, masks and real pictures in their own folders, split lists): read as photos, every "
+            f"picture in it, masks included, would become a training photo; pass --kind auto (or --kind {found})")
     train = (split == "train") if train is None else train
     policy = data.get("on_bad_sample", "error")
     syn = dict(data.get("synthesis", {}))
