@@ -73,11 +73,15 @@ def load_pairs(root: Path, limit: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--data", required=True, type=Path,
+                        help="a split folder holding images/ and masks/ (e.g. POOL/val of package_portraits)")
     parser.add_argument("--weights", help="score a real model instead of the oracle")
     parser.add_argument("--size", type=int, default=256, help="working resolution")
     parser.add_argument("--limit", type=int, default=40)
     args = parser.parse_args()
+    if not (args.data / "images").is_dir() or not (args.data / "masks").is_dir():
+        parser.error(f"--data {args.data} holds no images/ and masks/: give a split folder, e.g. POOL/val of "
+                     "python -m trainer.builders.package_portraits POOL")
     torch.set_num_threads(2)
     model = None
     if args.weights:

@@ -237,10 +237,12 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         yield
     except errors.LocalEntryNotFoundError:
         item = f"{repo_id}:{filename}" if filename else repo_id
+        offline = os.environ.get("HF_HUB_OFFLINE")
+        why = (f"offline: HF_HUB_OFFLINE={offline}" if offline else
+               "offline: local_files_only=True" if local_files_only else "it could not be reached: no connection?")
         raise FileNotFoundError(
             f"{what} {item!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
-            f"({cache_dir or 'the default HF cache'}) and the Hub cannot be used (offline: HF_HUB_OFFLINE="
-            f"{os.environ.get('HF_HUB_OFFLINE', 'unset')}, local_files_only={bool(local_files_only)}). Download "
+            f"({cache_dir or 'the default HF cache'}) and the Hub cannot be used ({why}). Download "
             f"them once with network access (`hf download {repo_id}{' ' + filename if filename else ''}"
             f"{' --revision ' + revision if revision else ''}`), or "
             f"give a local file or folder (there is no {repo_id!r} in {os.getcwd()} either)"
