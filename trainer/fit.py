@@ -29,6 +29,7 @@ from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
 from trainer.data.common import spread_sample
+from trainer.data.folder import FolderDataset, copies_across
 from trainer.distributed import Dist, EpochSampler, seed_everything
 from trainer.ema import WeightAverage
 from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
@@ -163,6 +164,13 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int) -> Data:
     t_cfg, d_cfg = cfg["train"], cfg["data"]
     train_set = build_dataset(d_cfg, "train", image_size=size)
     val_set = build_dataset(d_cfg, "val", image_size=size)
+    if env.main and isinstance(val_set, FolderDataset) and isinstance(train_set, FolderDataset):
+        copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]  # one photo: every split
+        if copies:
+            held, seen = copies[0]
+            print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate among the "
+                  f"training photos (e.g. {held} ~ {seen}): their scores are not held-out scores; keep one copy of "
+                  f"each picture", file=sys.stderr)
     if t_cfg.get("val_max_samples"):  # a fixed spread of the split, the same on every rank and resume
         val_set = Subset(val_set, spread_sample([r.name for r in val_set.records], int(t_cfg["val_max_samples"])))
     batch_size = int(t_cfg["batch_size"])

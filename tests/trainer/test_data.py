@@ -347,3 +347,36 @@ def test_a_ready_composite_set_is_not_read_as_a_folder_of_photos(tmp_path):
     make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
     with pytest.raises(ValueError, match=r'data.kind is "folder".* holds a ready ffhqh set.*pass --kind auto'):
         build_dataset({"root": str(tmp_path / "F"), "kind": "folder", "image_size": 32}, "train")
+
+
+def test_a_picture_saved_under_two_names_in_two_splits_is_pointed_out(photos, tmp_path, capsys):
+    """Splits are drawn by file name: a copy of a validation photo under another name was trained on, and the
+    validation scores silently stopped being held-out scores."""
+    import shutil
+
+    from trainer.data.folder import copies_across
+    from trainer.fit import build_data
+    from trainer.distributed import Dist
+
+    img_dir, mask_dir = photos
+    root, masks = tmp_path / "img", tmp_path / "masks"
+    shutil.copytree(img_dir, root)
+    shutil.copytree(mask_dir, masks)
+    data = {"root": str(root), "mask_dir": str(masks), "image_size": 32, "preload": True, "val_fraction": 0.25}
+    val = build_dataset(data, "val")
+    assert copies_across(val, build_dataset(data, "train")) == []
+    victim = val.records[0].real
+    for i in range(50):  # a name the split sends to training
+        copy = root / f"copy{i}.png"
+        shutil.copy(victim, copy)
+        shutil.copy(masks / victim.name, masks / copy.name)
+        if any(r.real == copy for r in build_dataset(data, "train").records):
+            break
+        copy.unlink()
+        (masks / copy.name).unlink()
+    train, val = build_dataset(data, "train"), build_dataset(data, "val")
+    assert copies_across(val, train) == [(victim, copy)]
+    cfg = {"data": data, "train": {"batch_size": 2, "val_batch_size": 2, "val_max_samples": 0}}
+    capsys.readouterr()
+    build_data(cfg, Dist("cpu"), 32, 0)
+    assert f"near-duplicate among the training photos (e.g. {victim} ~ {copy})" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from trainer.builders.held_out import is_held_out
+from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import (IMAGE_EXTENSIONS, BadSampleError, Record, holdout_set, list_images, load_mask,
                                  load_rgb_and_alpha, load_thumbnail, ellipse_mask)
@@ -168,6 +168,31 @@ class FolderDataset(HarmonizationDataset):
             return load_thumbnail(self.records[j].real, self.reference_size)
         except BadSampleError:
             return None  # the reference is optional; its own sample reports the problem
+
+
+def copies_across(held: FolderDataset, train: FolderDataset) -> list[tuple[Path, Path]]:
+    """(held-out photo, training photo) pairs of near-duplicate pictures (dHash within ``NEAR_DUPLICATE_BITS``):
+    one picture saved under two names lands in two splits, and its held-out scores are no longer held-out
+    ones. Read from the preloaded pictures; [] when either set was not preloaded (hashing would mean
+    decoding every photo once more)."""
+    if held.preloaded is None or train.preloaded is None:
+        return []
+
+    def hashes(ds: FolderDataset) -> dict[Path, int]:
+        return {path: dhash64(np.asarray(photo.real if photo.real.dtype == np.uint8 else
+                                         np.round(photo.real * 255).astype(np.uint8)))
+                for path, photo in ds.preloaded.items() if photo.real is not None}
+
+    seen = hashes(train)
+    if not seen:
+        return []
+    paths, table = list(seen), np.array(list(seen.values()), np.uint64)
+    pairs = []
+    for path, h in hashes(held).items():
+        close = np.nonzero(hamming(h, table) <= NEAR_DUPLICATE_BITS)[0]
+        if len(close):
+            pairs.append((path, paths[int(close[0])]))
+    return pairs
 
 
 PRELOAD_PROBE = 32  # photos decoded before the memory a whole preload needs is judged
