@@ -61,6 +61,15 @@ class Dist:
         """The sum of the ranks' ``value``; every rank calls this at the same point of the run."""
         return self._reduce(value, dist.ReduceOp.SUM) if self.world > 1 else value
 
+    def gather(self, values: tuple[int, ...]) -> list[list[int]]:
+        """Every rank's ``values``, by rank; every rank calls this at the same point of the run."""
+        if self.world == 1:
+            return [list(values)]
+        mine = torch.tensor(values, dtype=torch.int64, device=self.device)
+        boxes = [torch.empty_like(mine) for _ in range(self.world)]
+        dist.all_gather(boxes, mine)
+        return [box.tolist() for box in boxes]
+
     def _reduce(self, value: int, op) -> int:
         box = torch.tensor([value], dtype=torch.int64, device=self.device)
         dist.all_reduce(box, op=op)

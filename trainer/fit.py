@@ -230,6 +230,9 @@ def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_siz
     if opt.ema is not None and state.get("ema"):
         opt.ema.load_state_dict(state["ema"])
     pos = Position(int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]))
+    positions = state.get("positions") or []  # each process's own (older checkpoints: process 0's for all)
+    if len(positions) == env.world:
+        pos.epoch, pos.batch_in_epoch = (int(v) for v in positions[env.rank])
     best = float(state.get("best_val_fmse", math.inf))
     saved_world, saved_batch = int(state.get("world_size", env.world)), int(state.get("batch_size", batch_size))
     if (saved_world, saved_batch) != (env.world, batch_size) and pos.batch_in_epoch:

@@ -386,9 +386,11 @@ class TrainingLoop:
     def save(self, *, best_dir: bool = False, val: dict | None = None) -> None:
         """Rank 0 writes ``checkpoints/step-N`` (then every rank meets) or ``best/`` (alone, no barrier)."""
         self.check_loss(every_rank=not best_dir)
+        # where each process stands in its share of the epoch: skipped bad batches move them apart
+        positions = None if best_dir else self.env.gather((self.pos.epoch, self.pos.batch_in_epoch))
         if self.env.main:
             try:
-                self.write_checkpoint(best_dir, val)
+                self.write_checkpoint(best_dir, val, positions)
             except OSError as exc:
                 if exc.errno not in ckpt.DISK_FULL:
                     raise
@@ -404,7 +406,7 @@ class TrainingLoop:
         return (f"the disk is full ({exc.strerror}) while saving step {self.pos.step}; the last checkpoint saved, "
                 f"{intact}, is intact: free some space, then continue the run with --resume")
 
-    def write_checkpoint(self, best_dir: bool, val: dict | None) -> None:
+    def write_checkpoint(self, best_dir: bool, val: dict | None, positions: list | None = None) -> None:
         """``checkpoint.json``'s ``val`` scores the weights saved beside it. With ``train.ema`` a step checkpoint
         saves the trained weights (a resume goes on from them) while validation scored the average (what
         ``best/`` saves): that score is kept as ``ema_val``."""
@@ -418,6 +420,7 @@ class TrainingLoop:
             ckpt.save_checkpoint(self.out_dir / "best", self.eval_model(), None, info, self.cfg)
             return
         folder = self.out_dir / "checkpoints" / f"step-{step:08d}"
-        ckpt.save_checkpoint(folder, unwrap(self.model), self.training_state(), info, self.cfg)
+        ckpt.save_checkpoint(folder, unwrap(self.model), {**self.training_state(), "positions": positions}, info,
+                             self.cfg)
         write_atomic_text(self.out_dir / "latest", folder.name + "\n")
         ckpt.prune_checkpoints(self.out_dir, int(self.cfg["train"]["keep_last"]))

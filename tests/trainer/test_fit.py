@@ -257,6 +257,25 @@ def test_the_log_counts_the_bad_samples_every_process_skipped(shift_set, tmp_pat
     assert sum(r.get("skipped_samples", 0) for r in read_log(out) if r["type"] == "train") == 3
 
 
+@pytest.mark.slow
+def test_each_process_resumes_where_it_stood_in_the_epoch(shift_set, tmp_path, subprocess_env):
+    """Process 1 fetched two more batches than process 0 (all of their samples bad), and a resume put it at
+    process 0's place in the epoch: it saw those batches' samples again."""
+    out = tmp_path / "ddp-positions"
+    res = one_process_fails(shift_set, out, subprocess_env, "skip", 8, "--set", 'data.on_bad_sample="skip"')
+    assert res.returncode == 0, res.stderr[-3000:]
+    state = torch.load(out / "checkpoints" / "step-00000012" / "training_state.pt", weights_only=True)
+    first, second = state["positions"]
+    assert first == [state["epoch"], state["batch_in_epoch"]]
+    per_epoch = -(-len((shift_set / "train_split.txt").read_text().split()) // 2 // 4)  # batches of 4 per process
+    assert (second[0] - first[0]) * per_epoch + second[1] - first[1] == 2
+    again = one_process_fails(shift_set, out, subprocess_env, "skip", 0, "--set", 'data.on_bad_sample="skip"',
+                              "--steps", "16", "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = torch.load(out / "checkpoints" / "step-00000016" / "training_state.pt", weights_only=True)
+    assert [resumed["positions"][1][k] - second[k] for k in (0, 1)] in ([0, 4], [1, 4 - per_epoch])
+
+
 def test_bad_sample_policy_in_training(shift_set, tmp_path):
     import shutil
 
