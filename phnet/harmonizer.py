@@ -803,8 +803,8 @@ def official_square(picture: torch.Tensor, peak: float, size: int) -> torch.Tens
         from PIL import Image
 
         rgb = np.ascontiguousarray(picture[..., :3].numpy())
-        square = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
-        return torch.from_numpy(square.copy()).permute(2, 0, 1)[None].float().div_(255).contiguous()
+        square = np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+        return torch.from_numpy(square).permute(2, 0, 1)[None].float().div_(255).contiguous()
     return downscale_in_bands(picture[..., :3], peak, (size, size), tile_pixels(picture.device))
 
 
