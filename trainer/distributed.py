@@ -53,14 +53,6 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def least(self, value: int) -> int:
-        """The smallest of the ranks' ``value``; every rank calls this at the same point of the run."""
-        return self._reduce(value, dist.ReduceOp.MIN) if self.world > 1 else value
-
-    def total(self, value: int) -> int:
-        """The sum of the ranks' ``value``; every rank calls this at the same point of the run."""
-        return self._reduce(value, dist.ReduceOp.SUM) if self.world > 1 else value
-
     def gather(self, values: tuple[int, ...]) -> list[list[int]]:
         """Every rank's ``values``, by rank; every rank calls this at the same point of the run."""
         if self.world == 1:
@@ -70,19 +62,17 @@ class Dist:
         dist.all_gather(boxes, mine)
         return [box.tolist() for box in boxes]
 
-    def _reduce(self, value: int, op) -> int:
-        box = torch.tensor([value], dtype=torch.int64, device=self.device)
-        dist.all_reduce(box, op=op)
-        return int(box.item())
+    def least(self, value: int) -> int:
+        """The smallest of the ranks' ``value`` (all call it at the same point, as for :meth:`gather`)."""
+        return min(v for (v,) in self.gather((value,)))
+
+    def total(self, value: int) -> int:
+        """The sum of the ranks' ``value`` (all call it at the same point, as for :meth:`gather`)."""
+        return sum(v for (v,) in self.gather((value,)))
 
     def ranks_where(self, flag: bool) -> list[int]:
-        """The ranks whose ``flag`` is true; every rank calls this at the same point of the run."""
-        if self.world == 1:
-            return [0] if flag else []
-        flags = torch.zeros(self.world, device=self.device)
-        flags[self.rank] = float(flag)
-        dist.all_reduce(flags)
-        return [rank for rank, f in enumerate(flags.tolist()) if f]
+        """The ranks whose ``flag`` is true (all call it at the same point, as for :meth:`gather`)."""
+        return [rank for rank, (f,) in enumerate(self.gather((int(flag),))) if f]
 
     def close(self):
         if self.world > 1 and dist.is_initialized():
