@@ -303,23 +303,21 @@ def main(argv=None) -> int:
     who = f"process {rank} of {world}: " if world > 1 else ""  # which process stopped, under torchrun
     try:
         return run_cli(args)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, *USER_ERRORS) as exc:
         if world > 1 and lost_a_peer(exc):
-            print(f"error: {who}{peer_message(exc)}", file=sys.stderr)
-            return 2
-        if not isinstance(exc, USER_ERRORS):
+            message = peer_message(exc)
+        elif isinstance(exc, USER_ERRORS):
+            message = user_message(exc)
+        else:
             raise
-        print(f"error: {who}{user_message(exc)}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as exc:
-        print(f"error: {who}{user_message(exc)}", file=sys.stderr)
+        print(f"error: {who}{message}", file=sys.stderr)
         return 2
 
 
 def lost_a_peer(exc: BaseException) -> bool:
     """An error of the process group itself: another process stopped, or did not come in time."""
-    backend = getattr(torch.distributed, "DistBackendError", ())
-    words = ("Connection closed by peer", "Connection reset by peer", "Timed out waiting", "NCCL", "gloo")
+    backend = getattr(torch.distributed, "DistBackendError", ())  # NCCL's; gloo raises RuntimeErrors
+    words = ("Connection closed by peer", "Connection reset by peer", "Timed out waiting")
     return isinstance(exc, (ConnectionError, backend)) or any(w in str(exc) for w in words)
 
 
