@@ -95,10 +95,10 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     kind = data.get("kind", "auto")
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+    found = detect_kind(root)
     if kind == "auto":
-        kind = detect_kind(root)
-    elif kind == "folder" and detect_kind(root) != "folder":
-        found = detect_kind(root)
+        kind = found
+    elif kind == "folder" and found != "folder":
         raise ValueError(
             f"data.kind is \"folder\" (photos to synthesise composites from), but {root} holds a ready {found} set "
             f"(composites, masks and real pictures in their own folders, split lists): read as photos, every "

@@ -152,7 +152,7 @@ class FolderDataset(HarmonizationDataset):
         """A copy of a picture reserved for held-out evaluation (re-encoded, resized, mirrored: its dHash) is a
         bad sample, looked at once per photo: it is never trained on."""
         if path not in self.reserved:
-            self.reserved[path] = is_held_out(np.round(np.asarray(real, np.float32) * 255).astype(np.uint8))
+            self.reserved[path] = is_held_out(eight_bit(real))
         if self.reserved[path]:
             raise BadSampleError(f"{path} is a copy of a picture reserved for held-out evaluation "
                                  "(comfyui-workflow-templates-media-image): it is never trained on; remove it")
@@ -179,9 +179,7 @@ def copies_across(held: FolderDataset, train: FolderDataset) -> list[tuple[Path,
         return []
 
     def hashes(ds: FolderDataset) -> dict[Path, int]:
-        return {path: dhash64(np.asarray(photo.real if photo.real.dtype == np.uint8 else
-                                         np.round(photo.real * 255).astype(np.uint8)))
-                for path, photo in ds.preloaded.items() if photo.real is not None}
+        return {path: dhash64(eight_bit(photo.real)) for path, photo in ds.preloaded.items() if photo.real is not None}
 
     seen = hashes(train)
     if not seen:
@@ -247,6 +245,11 @@ def compact(x: np.ndarray | None) -> np.ndarray | None:
         return None
     small = np.rint(x * 255).astype(np.uint8)
     return small if np.array_equal(widen(small), x) else x
+
+
+def eight_bit(x: np.ndarray) -> np.ndarray:
+    """Pixels in [0, 1] (or compacted to uint8) as uint8, for the dHash checks."""
+    return x if x.dtype == np.uint8 else np.round(np.asarray(x, np.float32) * 255).astype(np.uint8)
 
 
 def widen(x: np.ndarray) -> np.ndarray:
