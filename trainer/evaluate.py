@@ -311,7 +311,7 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     models = candidates.models
     methods = ["composite", *BASELINES, *models]
     resize = "none" if native else data.get("resize", "stretch")
-    ds = build_dataset(data, split, train=False, image_size=size or 8, resize=resize)
+    ds = build_dataset(data, split, train=False, image_size=size or 8, resize=resize, progress=progress)
     base_ds = ds
     if max_samples and len(ds) > max_samples:
         ds = Subset(ds, spread_sample([r.name for r in base_ds.records], max_samples))

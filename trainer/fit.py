@@ -70,7 +70,7 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     if env.main:
         describe(model, size, env)
         run.write_config(cfg)
-    data = build_data(cfg, env, size, seed)
+    data = build_data(cfg, env, size, seed, progress)
     opt = build_optimisation(cfg, model, env, size)
     position, best = Position(), math.inf
     if resume_dir is not None:
@@ -159,11 +159,12 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
 
 # --------------------------------------------------------------------------- data
 
-def build_data(cfg: dict, env: Dist, size: int, seed: int) -> Data:
+def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True) -> Data:
     """Training and validation sets at the working size, and their loaders (the sampler resumes mid-epoch)."""
     t_cfg, d_cfg = cfg["train"], cfg["data"]
-    train_set = build_dataset(d_cfg, "train", image_size=size)
-    val_set = build_dataset(d_cfg, "val", image_size=size)
+    shown = dict(image_size=size, progress=env.main and progress, report=env.main)  # one process speaks
+    train_set = build_dataset(d_cfg, "train", **shown)
+    val_set = build_dataset(d_cfg, "val", **shown)
     if env.main and isinstance(val_set, FolderDataset) and isinstance(train_set, FolderDataset):
         copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]  # one photo: every split
         if copies:

@@ -303,6 +303,26 @@ def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, cap
     assert "photos preloaded" in capsys.readouterr().out
 
 
+def test_preloading_speaks_once_and_only_when_asked(photos, capsys):
+    """--no-progress drew the preload's bar anyway (into log files), and under torchrun every process drew
+    one and printed its memory line."""
+    from types import SimpleNamespace
+
+    from trainer.fit import build_data
+
+    img_dir, mask_dir = photos
+    data = {"root": str(img_dir), "mask_dir": str(mask_dir), "val_fraction": 0.3, "preload": True}
+    build_dataset(data, "train", image_size=32, progress=False, report=False)
+    assert capsys.readouterr() == ("", "")
+    build_dataset(data, "train", image_size=32, progress=False)
+    out, err = capsys.readouterr()
+    assert "photos preloaded" in out and "preloading" not in err
+    cfg = {"data": data, "train": {"batch_size": 2, "val_batch_size": 2, "val_max_samples": 0}}
+    other_process = SimpleNamespace(main=False, world=2, rank=1, device=torch.device("cpu"))
+    build_data(cfg, other_process, 32, 0)
+    assert capsys.readouterr() == ("", "")
+
+
 def test_preload_is_for_folders_of_photos(tmp_path, capsys):
     make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
     ds = build_dataset({"root": str(tmp_path / "F"), "image_size": 32, "preload": True, "val_fraction": 0.0}, "train")

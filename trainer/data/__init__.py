@@ -83,13 +83,15 @@ TEST_IS_VALIDATION = (
 
 
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
-                  resize: str | None = None, seed: int | None = None) -> HarmonizationDataset:
+                  resize: str | None = None, seed: int | None = None, progress: bool = True,
+                  report: bool = True) -> HarmonizationDataset:
     """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table.
 
     The folders the split reads must exist (:func:`configured_folder`); the others are not looked at, so a
     recorded config can be evaluated on another machine. ``max_samples`` keeps a fixed spread of the split
     (:func:`~trainer.data.common.spread_sample`). A test split that is not held out (a photo folder's, without
-    ``test_fraction``) carries the warning to print with its scores in ``not_held_out``.
+    ``test_fraction``) carries the warning to print with its scores in ``not_held_out``. ``progress`` and
+    ``report``: the preload's tqdm bar and its memory line (:meth:`FolderDataset.preload`).
     """
     root = configured_folder(data, "root")
     kind = data.get("kind", "auto")
@@ -149,7 +151,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         raise ValueError(f"the {split} split of {root} ({kind}) is empty{fix}")
     if data.get("preload"):
         if isinstance(ds, FolderDataset):
-            ds.preload()
-        else:  # a speed setting: a recorded folder config still evaluates on iHarmony4 or FFHQH
+            ds.preload(progress=progress, report=report)
+        elif report:  # a speed setting: a recorded folder config still evaluates on iHarmony4 or FFHQH
             print(f"[data] data.preload is for folder data sets (photos and masks); {kind} is read from its files")
     return ds

@@ -111,11 +111,12 @@ class FolderDataset(HarmonizationDataset):
         self.preloaded: dict[Path, Preloaded] | None = None
         self.reserved: dict[Path, bool] = {}  # photo -> a copy of a picture held out for evaluation
 
-    def preload(self) -> None:
+    def preload(self, *, progress: bool = True, report: bool = True) -> None:
         """Decode every photo, mask and reference thumbnail now, once, and keep them in memory (8-bit
         pictures as uint8). Data workers forked afterwards share them, so a sample costs its crop and
         draws, not two decodes: what a pool of small photos, each read hundreds of times, spends most
-        on. The samples are the same as without it."""
+        on. The samples are the same as without it. ``progress``: a tqdm bar; ``report``: a line saying
+        how much memory it took (one process of several says nothing)."""
         from tqdm import tqdm
 
         photos = list(dict.fromkeys(r.real for r in self.records))  # val sets repeat their records
@@ -123,7 +124,8 @@ class FolderDataset(HarmonizationDataset):
         room = available_memory()
         loaded: dict[Path, Preloaded] = {}
         total = 0
-        for i, photo in enumerate(tqdm(photos, desc="preloading photos", unit="photo", leave=False), 1):
+        bar = tqdm(photos, desc="preloading photos", unit="photo", leave=False, disable=not progress)
+        for i, photo in enumerate(bar, 1):
             loaded[photo] = Preloaded.read(photo, masks[photo], self.reference_size)
             total += loaded[photo].nbytes
             if i == min(PRELOAD_PROBE, len(photos)) and room and total / i * len(photos) > room / 2:
@@ -132,7 +134,8 @@ class FolderDataset(HarmonizationDataset):
                     f"{total / i * len(photos) / 2**30:.1f} GB in memory (judging by the first {i}), more than half "
                     f"of the {room / 2**30:.1f} GB available; set data.preload = false for a pool this large")
         self.preloaded = loaded
-        print(f"[data] {self.description}: {len(photos)} photos preloaded, {total / 2**20:.1f} MB in memory")
+        if report:
+            print(f"[data] {self.description}: {len(photos)} photos preloaded, {total / 2**20:.1f} MB in memory")
 
     def load(self, record: Record, rng: np.random.Generator):
         if self.preloaded is not None:
