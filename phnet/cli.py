@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--threshold", type=float, metavar="RMS",
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "
-                   "are dropped (the bundled weights keep a quarter of them), those just above it shortened. Lower "
+                   "are dropped (the bundled weights keep part of them), those just above it shortened. Lower "
                    "it to change more subjects (0 = the raw network, which may harm near-right composites; a subject with under 3%% background stays as it was); raise it "
                    "to change only obvious mismatches")
     h.add_argument("--mode", choices=MODES, default="full", help="full resolution (default) or the official square pipeline")

@@ -38,7 +38,7 @@ WEIGHTS_INFO = (
     "by FFHQ's non-commercial terms."
 )
 THRESHOLD_INFO = (
-    "Corrections of the subject smaller than this (RMS, 0-255) are dropped (the bundled weights keep a quarter of "
+    "Corrections of the subject smaller than this (RMS, 0-255) are dropped (the bundled weights keep part of "
     "them), those just above it shortened. Lower it to change more subjects (0 = the raw network, which may harm "
     "near-right composites)."
 )

@@ -182,7 +182,7 @@ SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": 
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
            "threshold": 0.0, "grow": 0, "feather": 1.0}
 PICTURES = ("Its pictures ship with the pack (copied into ComfyUI/input); pick your own in Load Image.\n\n"
-            "Weights: 'default (bundled)' works offline and applies only a quarter of a correction it is unsure "
+            "Weights: 'default (bundled)' works offline and applies only part of a correction it is unsure "
             "of (a small one); the text under PHNet Harmonize says how much. For full corrections pick "
             "official-ffhqh512 in "
             "PHNet Model Loader (downloaded once into ComfyUI/models/phnet; the authors' CC BY-SA 4.0-variant "
