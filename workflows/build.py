@@ -113,9 +113,13 @@ def load_pack():
     if name in sys.modules:
         return sys.modules[name]
     if "folder_paths" not in sys.modules:
+        import atexit
+        import shutil
         import tempfile
 
-        comfy_standins.install(tempfile.mkdtemp(prefix="phnet-build-"))
+        base = tempfile.mkdtemp(prefix="phnet-build-")
+        atexit.register(shutil.rmtree, base, True)
+        comfy_standins.install(base)
     spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod

@@ -33,8 +33,9 @@ def photos(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture()
-def subprocess_env() -> dict:
+def subprocess_env(tmp_path) -> dict:
     env = dict(os.environ)
+    env["TMPDIR"] = str(tmp_path)  # torchrun leaves a log folder behind in the temp dir on every start
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     env["MKL_NUM_THREADS"] = "1"
