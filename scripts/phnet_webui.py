@@ -238,9 +238,7 @@ def _harmonize(p, image, s):
     elif s.mask_source == MASK_SUBJECT:
         image, mask = _paste_subject(image, s)
     elif s.mask_source == MASK_SAM:
-        segmenter = load_segmenter(s.sam_weights, sam_dirs)
-        segmenter.set_image(image)
-        mask = segmenter.predict(box=s.box)
+        mask = _segment(load_segmenter(s.sam_weights, sam_dirs), image, s.box)
     else:
         raise ValueError(f"PHNet: unknown mask source {s.mask_source!r}; choose one of {list(MASK_SOURCES)}.")
     if s.grow or s.feather:
@@ -258,6 +256,19 @@ def _harmonize(p, image, s):
     if alpha is not None:
         result.putalpha(alpha)
     return result, corrections, harmonizer.config.name
+
+
+def _segment(segmenter, image, box):
+    """SAM's mask of ``box``, computed on the WebUI's device. Between images SAM waits on the CPU: a vit_h
+    holds 2.5 GB of GPU memory that the next generation needs more."""
+    device = _device()
+    if device is not None:
+        segmenter.to(device)
+    try:
+        segmenter.set_image(image)
+        return segmenter.predict(box=box)
+    finally:
+        segmenter.to("cpu")
 
 
 def _report(corrections, model_name):
@@ -403,6 +414,7 @@ def _cached(kind, key, build):
         hit = _loaded.get(kind)
         if hit is not None and hit[0] == key:
             return hit[1]
+        _loaded.pop(kind, None)  # the model being replaced goes first: never two of a kind in memory
     value = build()
     with _loaded_lock:
         _loaded[kind] = (key, value)
@@ -463,15 +475,14 @@ def load_segmenter(choice, sam_dirs):
             f"No SAM checkpoint chosen: put e.g. sam_vit_b_01ec64.pth in {' or '.join(sam_dirs)} and pick it, "
             "or type a Hub repo id as owner/name:filename."
         )
-    device = _device()
-    local = _local(choice, sam_dirs)
+    local = _local(choice, sam_dirs)  # loaded on the CPU: _segment moves it to the WebUI's device per image
     if local is not None:
-        return _cached("sam", (local, str(device)), lambda: SamSegmenter.from_pretrained(local, device=device))
+        return _cached("sam", (local,), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
     repo, revision, filename = parse_hub_ref(choice)
     return _cached(
         "sam",
-        (repo, filename, revision, str(device)),
+        (repo, filename, revision),
         lambda: SamSegmenter.from_pretrained(
-            repo, filename=filename or None, revision=revision or None, device=device
+            repo, filename=filename or None, revision=revision or None, device="cpu"
         ),
     )

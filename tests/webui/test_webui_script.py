@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import numpy as np
@@ -261,6 +262,31 @@ def test_sam_box_is_harmonized(webui):
     assert expected.sum() > 0
     _changed_only_inside(before, _postprocess(webui, runner, p, before), expected)
     assert p.extra_generation_params["PHNet SAM"] == "tiny_sam.safetensors, box (8, 4, 40, 30)"
+
+
+def test_sam_waits_on_the_cpu_between_images(webui, monkeypatch):
+    """The cached SAM stayed on the WebUI's GPU for the whole session (a vit_h holds 2.5 GB that the next
+    generation needs): it now runs on the WebUI's device and goes back to the CPU after each image, and a
+    new SAM choice drops the old model before the new one loads."""
+    from phnet.sam import SamSegmenter
+
+    moves = []
+    real_to = SamSegmenter.to
+    monkeypatch.setattr(SamSegmenter, "to", lambda self, device: moves.append(str(device)) or real_to(self, device))
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
+                          sam_weights="tiny_sam.safetensors", box_x0=8, box_y0=4, box_x1=40, box_y1=30)  # fmt: skip
+    for seed in range(2):
+        _postprocess(webui, runner, p, _generated(seed=seed))
+    assert moves == [str(importlib.import_module("modules.devices").device), "cpu"] * 2
+    seg = webui.script_module._loaded["sam"][1]
+    assert seg.device.type == "cpu" and next(seg.model.parameters()).device.type == "cpu"
+
+    built = []
+    monkeypatch.setattr(webui.script_module, "_loaded", {"sam": (("old",), seg)})
+    webui.script_module._cached("sam", ("new",), lambda: built.append(dict(webui.script_module._loaded)) or seg)
+    assert built == [{}]
 
 
 def test_grow_and_feather_are_recorded(webui):
