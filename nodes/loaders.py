@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,12 +228,19 @@ def _download_sam(repo_id: str, filename: str) -> str:
     except Exception as e:
         raise RuntimeError(f"could not download {url} ({type(e).__name__}: {e}). {by_hand}") from None
     os.makedirs(folder, exist_ok=True)
-    partial = f"{target}.part"
+    partial = f"{target}.{os.getpid()}.{threading.get_ident()}.part"  # two ComfyUIs sharing the folder
     try:
-        os.link(cached, partial)
-    except OSError:  # another file system, or no hard links: a copy
-        shutil.copyfile(cached, partial)
-    os.replace(partial, target)
+        try:
+            os.link(cached, partial)
+        except OSError:  # another file system, or no hard links: a copy
+            shutil.copyfile(cached, partial)
+        os.replace(partial, target)
+    except OSError as e:
+        raise RuntimeError(f"could not place {name} in {folder} ({e}). Free space there, or {by_hand[0].lower()}"
+                           f"{by_hand[1:]}") from None
+    finally:
+        if os.path.exists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
+            os.unlink(partial)
     return target
 
 

@@ -228,6 +228,35 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
             placed.unlink()
 
 
+def test_a_sam_copy_cut_short_leaves_no_half_file(pack, comfy_env, monkeypatch, tmp_path):
+    """A copy from the Hub cache that failed (a full disk) left a <name>.part of up to 2.5 GB in models/sams
+    for good: now it goes, and the error says where the file should go."""
+    import errno
+
+    import huggingface_hub
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    sams = comfy_env.base / "models" / "sams"
+    before = set(sams.rglob("*"))
+    cached = tmp_path / "blob"
+    cached.write_bytes(b"weights")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # CI runs offline; the Hub client is faked here
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
+
+    def no_link(src, dst):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    def copy_until_full(src, dst):
+        Path(dst).write_bytes(b"wei")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loaders.os, "link", no_link)
+    monkeypatch.setattr(loaders.shutil, "copyfile", copy_until_full)
+    with pytest.raises(RuntimeError, match=r"No space left on device\). Free space there, or download https://"):
+        loaders._download_sam("someone/sam", "sam_vit_x.pth")
+    assert set(sams.rglob("*")) == before
+
+
 def test_the_sam_picker_lists_only_files_the_sam_loader_reads(pack, comfy_env):
     from tests.helpers.tiny_sam import save_tiny_sam
 
