@@ -35,6 +35,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -47,6 +48,7 @@ from typing import Callable
 import numpy as np
 from packaging.version import Version
 
+from phnet.atomic import write_atomic_text
 from trainer.builders import held_out
 from trainer.builders.package_pictures import (
     FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, usable,
@@ -138,7 +140,7 @@ def wheel_listing(wheel: Wheel, cache: Path) -> dict[str, list[int]]:
     else:
         listing = read_listing(wheel)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(listing))
+    write_atomic_text(path, json.dumps(listing))  # the cache trusts any file it finds: never half of one
     return listing
 
 
@@ -170,9 +172,15 @@ def download(wheel: Wheel, cache: Path) -> Path:
     path = cache / "wheels" / wheel.filename
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                        "--disable-pip-version-check", "-q", "-d", str(path.parent),
-                        f"{wheel.dist}=={wheel.version}"], check=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:  # renamed in whole
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                            "--disable-pip-version-check", "-q", "-d", tmp, f"{wheel.dist}=={wheel.version}"],
+                           check=True)
+            got = Path(tmp) / wheel.filename
+            if not got.exists():
+                raise RuntimeError(f"pip download {wheel.dist}=={wheel.version} gave {os.listdir(tmp)}, not "
+                                   f"{wheel.filename}: download that file by hand into {path.parent}")
+            os.replace(got, path)
     return path
 
 

@@ -123,3 +123,29 @@ def test_licence_comes_from_the_wheel_metadata(tmp_path):
                     "Classifier: License :: OSI Approved :: MIT License\n")
     with zipfile.ZipFile(path) as zf:
         assert ph.wheel_licence(zf) == "MIT License"
+
+
+def test_an_interrupted_download_leaves_nothing_the_cache_would_trust(tmp_path, monkeypatch):
+    """pip wrote the wheel straight into the cache and the cache trusts any file it finds: a Ctrl-C mid-way
+    left a truncated wheel that failed every later run with BadZipFile."""
+    wheel = ph.Wheel(DIST, "2", f"{MODULE}-2-py3-none-any.whl", "https://example.invalid/2.whl", 0)
+
+    def pip_cut_short(cmd, check):
+        (tmp_path / "started").touch()
+        with open(f"{cmd[cmd.index('-d') + 1]}/{wheel.filename}", "wb") as f:
+            f.write(b"PK\x03\x04 half a wheel")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ph.subprocess, "run", pip_cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        ph.download(wheel, tmp_path / "cache")
+    assert (tmp_path / "started").exists() and list((tmp_path / "cache" / "wheels").iterdir()) == []
+
+    def pip_renames(cmd, check):
+        with open(f"{cmd[cmd.index('-d') + 1]}/{MODULE.replace('_', '-')}-2.tar.gz", "wb") as f:
+            f.write(b"not the wheel")
+
+    monkeypatch.setattr(ph.subprocess, "run", pip_renames)
+    with pytest.raises(RuntimeError, match="download that file by hand into"):
+        ph.download(wheel, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "wheels").iterdir()) == []
