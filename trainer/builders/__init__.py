@@ -14,4 +14,6 @@
 * :mod:`trainer.builders.synthetic_set` - a frozen synthetic harmonisation set (composite, mask,
   real; FFHQH layout) from a folder of photos: ``python -m trainer.builders.synthetic_set PHOTOS OUT``.
   The composites come from :mod:`trainer.data.synthesis`, the same code that makes them on the fly.
+* :mod:`trainer.builders.staging` - both sets are built beside their folder and put in place whole: a
+  rebuild leaves nothing of the old set, an interrupted one leaves it as it was.
 """

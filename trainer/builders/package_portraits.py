@@ -68,6 +68,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
                                               PEOPLE_ONLY, Source, frames_from_file, usable)
@@ -264,16 +265,45 @@ def _each(fn: Callable[[int], Any], count: int, workers: int) -> Iterator[Any]:
         yield from map(fn, range(count))
         return
     import multiprocessing
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(fn, range(count))
+    from concurrent.futures import ProcessPoolExecutor
+
+    # not multiprocessing.Pool: a worker killed (out of memory) raises BrokenProcessPool here instead of
+    # leaving its task unanswered and the build waiting for ever
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        try:
+            yield from pool.map(fn, range(count))
+        except BrokenProcessPool:
+            raise SystemExit(f"a worker process died (out of memory?): run again with fewer than {workers} "
+                             "--workers") from None
 
 
 def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
           val_percent: int = 15, min_side: int = 256, limit: int | None = None,
           log: Callable[[str], None] = print, test_percent: int = 0, workers: int = 1,
           all_versions: bool = False, history_cache: Path | None = None) -> dict:
-    load_cv2()
+    """The pool, built beside ``out`` and then put in place of it whole (:mod:`trainer.builders.staging`)."""
     out = Path(out)
+    staging.check_replaceable(out, _is_pool, "pool")
+    load_cv2()
+    with staging.staged(out) as tmp:
+        manifest = _build_into(tmp, size, val_size, frames, val_percent, min_side, limit, log, test_percent,
+                               workers, all_versions, history_cache)
+    log(f"pool in place: {out}")
+    return manifest
+
+
+def _is_pool(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "manifest.json").read_text())["builder"] == "trainer.builders.package_portraits"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: int, min_side: int,
+                limit: int | None, log: Callable[[str], None], test_percent: int, workers: int,
+                all_versions: bool, history_cache: Path | None) -> dict:
     for split in ("train", "val", "test") if test_percent > 0 else ("train", "val"):
         for sub in ("images", "masks"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
@@ -320,7 +350,7 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     log(f"done: {len(entries)} pairs from {len(sources) - len(skipped)} sources "
-        f"({counts}) in {time.time() - t0:.0f}s -> {out}")
+        f"({counts}) in {time.time() - t0:.0f}s")
     return manifest
 
 
@@ -343,9 +373,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--history-cache", type=Path, default=None,
                    help="where --all-versions keeps the wheels (default ~/.cache/phnet/package-history)")
     a = p.parse_args(argv)
-    build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
-          min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers,
-          all_versions=a.all_versions, history_cache=a.history_cache)
+    try:
+        build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
+              min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers,
+              all_versions=a.all_versions, history_cache=a.history_cache)
+    except FileExistsError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

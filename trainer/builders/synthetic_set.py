@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from trainer.builders import staging
 from trainer.data.common import BadSampleError, Record, holdout_set, list_images
 from trainer.data.folder import FolderDataset, masks_by_photo
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
@@ -60,8 +61,18 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     ds = FolderDataset(records, mask_fallback=mask_fallback, image_size=size if size else 8,
                        resize=resize if size else "none", train=False, on_bad_sample=on_bad_sample,
                        seed=seed, synthesis=options or SynthesisOptions())
+    staging.check_replaceable(out, lambda folder: (folder / "synth_info.json").exists(), "synthetic set")
+    with staging.staged(out) as tmp:
+        return _write(ds, records, keys, tmp, dest=out, src=src, size=size, resize=resize, copies=copies,
+                      val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                      on_bad_sample=on_bad_sample, progress=progress)
+
+
+def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path, *, dest: Path, src: Path, size: int,
+           resize: str, copies: int, val_fraction: float, test_fraction: float, seed: int, on_bad_sample: str,
+           progress: bool) -> dict:
     for sub in ("comp", "alpha", "real"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        (out / sub).mkdir(parents=True)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     # keys: the same carving as trainer/data/folder.py
     test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
@@ -92,7 +103,7 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
             splits[split].append(name)
     if len(skipped) == len(records):
         raise ValueError(f"none of the {len(records)} pictures under {src} could be read (the warnings above say "
-                         f"why); no composite was written to {out}")
+                         f"why); no composite was written to {dest}")
     for split, names in splits.items():
         (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,
@@ -132,7 +143,7 @@ def main(argv=None) -> int:
                                       mask_fallback=a.mask_fallback, copies=a.copies, val_fraction=a.val_fraction,
                                       test_fraction=a.test_fraction, seed=a.seed, on_bad_sample=a.on_bad_sample,
                                       options=opts, limit=a.limit, progress=not a.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2, default=list))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -64,3 +66,51 @@ def test_a_reserved_picture_as_a_later_frame_of_an_animation_is_dropped(tmp_path
     manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=3, val_percent=0, min_side=64,
                         log=lambda line: None)
     assert manifest["entries"] == [] and manifest["held_out_excluded"] == 1
+
+
+def test_a_rebuild_replaces_the_pool_whole_and_an_interrupted_one_leaves_it_as_it_was(tmp_path, monkeypatch,
+                                                                                     picture, encoded):
+    """A rebuild wrote into the old pool: pairs of the old splits stayed (a photo in train and in val), and
+    an interrupted rebuild left old and new pairs under the old manifest."""
+    pytest.importorskip("cv2")
+    sources = [_file_source(f"media-api/templates/p{i}.png", encoded(picture(40 + i))) for i in range(6)]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    out = tmp_path / "pool"
+    args = dict(size=64, val_size=64, frames=1, min_side=64, log=lambda line: None)
+    pp.build(out, val_percent=0, **args)
+    assert len(list((out / "train" / "images").iterdir())) > 0
+    manifest = pp.build(out, val_percent=100, **args)
+    assert {e["split"] for e in manifest["entries"]} == {"val"}
+    assert list((out / "train" / "images").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]  # no staging or old folder left
+
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def interrupted(i):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pp, "_build_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pp.build(out, val_percent=0, **args)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]
+
+
+def test_a_folder_that_is_not_a_pool_is_never_replaced(tmp_path):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"a photo")
+    with pytest.raises(SystemExit, match="^error: .*not a pool this builder made.*give a new or empty folder"):
+        pp.main([str(mine)])
+    assert (mine / "holiday.jpg").read_bytes() == b"a photo"
+
+
+def _dies_at_two(i):
+    if i == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    return i
+
+
+def test_a_killed_worker_stops_the_build_with_a_message_instead_of_a_wait_for_ever():
+    with pytest.raises(SystemExit, match="a worker process died .*fewer than 2 --workers"):
+        list(pp._each(_dies_at_two, 6, workers=2))

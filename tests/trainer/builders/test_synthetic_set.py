@@ -66,3 +66,18 @@ def test_a_mask_folder_that_does_not_exist_or_matches_no_photo_is_an_error(tmp_p
     assert main([str(img_dir), str(tmp_path / "b"), "--size", "32", "--mask-dir", str(tmp_path / "other"),
                  "--no-progress"]) == 2
     assert "--mask-dir: no photo under" in capsys.readouterr().err
+
+
+def test_a_rebuild_replaces_the_set_whole_and_other_folders_are_refused(tmp_path, photos, capsys):
+    """A rebuild wrote over the old set in place: an interrupted one mixed old and new composites under the
+    old split files. Now the set is built beside its folder and put in place whole."""
+    from trainer.builders.synthetic_set import main
+
+    img_dir, mask_dir = photos
+    out = tmp_path / "set"
+    args = [str(img_dir), str(out), "--size", "32", "--mask-dir", str(mask_dir), "--no-progress"]
+    assert main(args + ["--copies", "2"]) == 0 and len(list((out / "comp").iterdir())) == 48
+    assert main(args) == 0 and len(list((out / "comp").iterdir())) == 24
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    assert main([str(img_dir), str(img_dir.parent), "--size", "32", "--no-progress"]) == 2
+    assert "holds files that are not a synthetic set this builder made" in capsys.readouterr().err

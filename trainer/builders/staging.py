@@ -1,0 +1,41 @@
+"""A data set is written in a folder beside its destination, then put in place whole: a rebuild with other
+settings leaves nothing of the old set behind (a photo in two splits), an interrupted one leaves the old
+set as it was, and a folder some other program wrote is never replaced."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str) -> None:
+    """Stop unless ``out`` is missing, empty, or a ``what`` this builder wrote (``is_ours``)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} is a file: give a folder for the {what}")
+    if any(out.iterdir()) and not is_ours(out):
+        raise FileExistsError(f"{out} holds files that are not a {what} this builder made, and a build replaces the "
+                         "whole folder: give a new or empty folder")
+
+
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A new folder beside ``out`` to build in; when the block ends without an error it becomes ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
+    try:
+        yield staging
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{time.time_ns()}"
+            out.rename(old)
+        staging.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
