@@ -31,11 +31,14 @@ def install() -> list[str]:
         src, dst = SOURCE / name, target / name
         if dst.exists() or not src.is_file():
             continue
+        partial = dst.with_name(f".{name}.part")  # renamed in whole: a half copy would never be repaired
         try:
             target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            shutil.copyfile(src, partial)
+            partial.replace(dst)
             copied.append(name)
         except OSError as e:
+            partial.unlink(missing_ok=True)
             log.warning("comfyui-phnet: could not copy the template picture %s into %s (%s)", name, target, e)
     if copied:
         log.info("comfyui-phnet: copied the template pictures %s into %s", ", ".join(copied), target)

@@ -161,7 +161,9 @@ class PHNetConfig:
         return cls.from_dict(d, source=source, required=required)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        from phnet.atomic import write_atomic_text
+
+        write_atomic_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path, *, required: tuple[str, ...] = ()) -> "PHNetConfig":

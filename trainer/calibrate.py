@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from phnet.atomic import write_atomic_text
 from trainer.data import build_dataset, collate
 from trainer.validation import NEAR_RIGHT_FMSE
 
@@ -248,7 +249,8 @@ def calibrate(a: argparse.Namespace) -> int:
                                                  correction_ramp=best["ramp"], correction_floor=best["floor"]))
     calibrated.load_state_dict(model.state_dict())
     out = save_pretrained(calibrated, a.out)
-    (Path(out) / "calibration.json").write_text(json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
+    write_atomic_text(Path(out) / "calibration.json",
+                      json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
     print(json.dumps(best))
     return 0
 

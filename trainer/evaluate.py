@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
+from phnet.atomic import write_atomic_text
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
@@ -375,8 +376,8 @@ def per_image_table(rows: list[dict]) -> dict[str, dict]:
 def write_outputs(out: Path, result: dict, report: str, grid: list[dict], columns: list[str]) -> dict:
     """``results.json``, ``results.md`` and ``grid.png`` in ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "results.md").write_text(report, encoding="utf-8")
+    write_atomic_text(out / "results.json", json.dumps(result, indent=2) + "\n")
+    write_atomic_text(out / "results.md", report)
     save_grid(grid, columns, out / "grid.png")
     return {k: str(out / f) for k, f in (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
 
