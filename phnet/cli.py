@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -413,13 +414,17 @@ def _check_device(device: str | None) -> None:
 
 
 def convert(args: argparse.Namespace) -> int:
-    from .weights import convert_official, push_to_hub
+    from .weights import convert_official, is_official_file_name, push_to_hub
 
-    model = convert_official(args.checkpoint, args.out_dir, config=args.config)
+    model = convert_official(args.checkpoint, args.out_dir, config=args.config, overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out_dir}/config.json + model.safetensors ({model.config.name}, {n:,} parameters)")
+    official = is_official_file_name(Path(args.checkpoint).name)
+    if not official:
+        print("not an official file name: no licence file was written; add the terms of these weights yourself",
+              file=sys.stderr)
     if args.push_to_hub:
-        url = push_to_hub(model, args.push_to_hub, base_model=Path(args.checkpoint).name)
+        url = push_to_hub(model, args.push_to_hub, base_model=Path(args.checkpoint).name if official else None)
         print(f"uploaded to {url}")
     return 0
 
@@ -464,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("checkpoint")
     c.add_argument("out_dir")
     c.add_argument("--config", choices=OFFICIAL_PRESETS, help="architecture (default: inferred from shapes)")
+    c.add_argument("--overwrite", action="store_true", help="replace the weights already in OUT_DIR")
     c.add_argument("--push-to-hub", metavar="REPO", help="also upload the converted weights to this Hub repo")
     c.set_defaults(run=convert)
     return parser
@@ -475,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     level = logger.level
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
+            warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+            return args.run(args)
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -129,7 +130,14 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
     stores its config; one without it has lost what the shapes cannot show (``output``, ``image_size``),
     so it is refused rather than guessed."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        return infer_config(tensors, image_size=_size_from_name(path.name))
+        config = infer_config(tensors, image_size=_size_from_name(path.name))
+        if not is_official_file_name(path.name):
+            warnings.warn(
+                f"{path.name} is not an official checkpoint's file name, but a .pth stores no config: it is read as "
+                f"one (output 'image', working size {config.image_size}). Weights trained otherwise (our "
+                "'residual' output, another size) come out wrong this way: keep them as a folder with their "
+                "config.json (phnet.save_pretrained)", stacklevel=3)
+        return config
     infer_config(tensors)  # a non-PHNet file gets that message first
     raise ValueError(
         f"{path} stores no PHNet config (no 'phnet_config' metadata) and none was given, so its output mapping "
@@ -337,18 +345,37 @@ def push_to_hub(
 
 
 def convert_official(
-    checkpoint: str | Path, out_dir: str | Path, *, config: PHNetConfig | str | None = None
+    checkpoint: str | Path, out_dir: str | Path, *, config: PHNetConfig | str | None = None,
+    overwrite: bool = False,
 ) -> PHNet:
-    """Official .pth state_dict → our folder (config.json + model.safetensors), loaded strictly on the way."""
-    checkpoint = Path(checkpoint)
+    """Official .pth state_dict → our folder (config.json + model.safetensors), loaded strictly on the way.
+
+    A folder that already holds files is replaced only with ``overwrite``. The official weights' terms
+    (LICENSE-WEIGHTS.txt) go with a checkpoint under an official file name only: other weights keep
+    whatever terms their owner gave them."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file: give a folder for the converted weights")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
+                              "overwrite=True (phnet convert --overwrite)")
     if isinstance(config, str):
         config = PHNetConfig.preset(config)
         size = _size_from_name(checkpoint.name)
         config = dataclasses.replace(config, image_size=size) if size else config
     model = model_from_file(checkpoint, config)
     save_pretrained(model, out_dir)
-    (Path(out_dir) / "LICENSE-WEIGHTS.txt").write_text(OFFICIAL_TERMS + "\n", encoding="utf-8")
+    licence = out_dir / "LICENSE-WEIGHTS.txt"
+    if is_official_file_name(checkpoint.name):
+        write_atomic_text(licence, OFFICIAL_TERMS + "\n")
+    else:
+        licence.unlink(missing_ok=True)  # an earlier conversion's official terms do not belong to these
     return model
+
+
+def is_official_file_name(name: str) -> bool:
+    """``name`` is one the authors' files are downloaded or renamed to (best_ffhqh512.pth, ffhqh512.pth)."""
+    return name in {n for w in sources.OFFICIAL.values() for n in (w.filename, w.readme_name)}
 
 
 def fetch_official(name: str, folders=None, **options: Any) -> Path:
@@ -358,6 +385,6 @@ def fetch_official(name: str, folders=None, **options: Any) -> Path:
     ``progress``, ``say``."""
     from . import official
 
-    return official.fetch(name, folders, convert=lambda pth, folder, config: convert_official(pth, folder,
-                                                                                               config=config),
+    return official.fetch(name, folders, convert=lambda pth, folder, config: convert_official(
+                              pth, folder, config=config, overwrite=True),  # a killed conversion's staging
                           **options)

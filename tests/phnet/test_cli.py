@@ -106,7 +106,8 @@ def test_mismatched_mask_size(tiny_folder, tmp_path):
 
 
 def test_convert_official_style_pth(tiny_model, tmp_path, capsys):
-    ckpt, out = tmp_path / "tiny.pth", tmp_path / "converted"
+    (tmp_path / "zoo").mkdir()
+    ckpt, out = tmp_path / "zoo" / "iharmony512.pth", tmp_path / "converted"  # an official file's name
     torch.save(tiny_model.state_dict(), ckpt)
     assert cli.main(["convert", str(ckpt), str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["LICENSE-WEIGHTS.txt", "config.json", "model.safetensors"]
@@ -114,7 +115,32 @@ def test_convert_official_style_pth(tiny_model, tmp_path, capsys):
     loaded = load_model(out)
     assert loaded.config.enc_sizes == tiny_model.config.enc_sizes
     assert all(torch.equal(v, tiny_model.state_dict()[k]) for k, v in loaded.state_dict().items())
-    assert "wrote" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "wrote" in captured.out and captured.err == ""
+
+
+def test_convert_of_weights_that_are_not_official_says_what_it_guessed_and_claims_no_licence(tiny_model, tmp_path,
+                                                                                            capsys):
+    """Any .pth was converted as official, silently: our own residual weights came out as a flat grey
+    subject, and every folder got the authors' licence. An existing folder was replaced without a word."""
+    ckpt, out = tmp_path / "mine.pth", tmp_path / "converted"
+    torch.save(tiny_model.state_dict(), ckpt)
+    assert cli.main(["convert", str(ckpt), str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("warning: mine.pth is not an official checkpoint's file name") and "config.json" in err[0]
+    assert err[1].startswith("not an official file name: no licence file was written")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    before = (out / "model.safetensors").read_bytes()
+    assert cli.main(["convert", str(ckpt), str(out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {out} already holds files: give a new folder, or replace them with overwrite=True "
+        "(phnet convert --overwrite)")
+    assert (out / "model.safetensors").read_bytes() == before
+    (out / "LICENSE-WEIGHTS.txt").write_text("an earlier conversion's terms")
+    assert cli.main(["convert", str(ckpt), str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert cli.main(["convert", str(ckpt), str(ckpt)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {ckpt} is a file: give a folder for the converted weights"
 
 
 def test_convert_with_the_wrong_preset(tiny_model, tmp_path, capsys):

@@ -502,14 +502,20 @@ def test_push_to_hub(fake_hub, tiny_model):
 def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path):
     from phnet import cli
 
-    ckpt = tmp_path / "iharmony512-tiny.pth"
+    ckpt = tmp_path / "ffhqh512.pth"  # an official file's name
     torch.save(tiny_model.state_dict(), ckpt)
     assert cli.main(["convert", str(ckpt), str(tmp_path / "out"), "--push-to-hub", "me/converted"]) == 0
     folder = _uploaded(fake_hub)
     assert {p.name for p in folder.iterdir()} >= {"README.md", "config.json", "model.safetensors"}
     card = (folder / "README.md").read_text()
-    assert W.OFFICIAL_TERMS in card and "CC BY-SA 4.0" in card and "iharmony512-tiny.pth" in card
+    assert W.OFFICIAL_TERMS in card and "CC BY-SA 4.0" in card and "ffhqh512.pth" in card
     assert _same_weights(load_model(folder), tiny_model)
+    (tmp_path / "mine").mkdir()  # other weights: no claim that they are the authors'
+    torch.save(tiny_model.state_dict(), tmp_path / "mine" / "tuned.pth")
+    assert cli.main(["convert", str(tmp_path / "mine" / "tuned.pth"), str(tmp_path / "out2"), "--push-to-hub",
+                     "me/converted"]) == 0
+    card = ([c for name, c in fake_hub if name == "upload_folder"][-1]["folder"] / "README.md").read_text()
+    assert "Efremyan" not in card and "official" not in card
 
 
 # ----------------------------------------------------------------------------------------------------
