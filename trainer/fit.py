@@ -337,11 +337,22 @@ def run_cli(args: argparse.Namespace) -> int:
         return 0
     if not cfg["data"].get("root"):
         raise ValueError("no data set: pass --data FOLDER (or set data.root in the config)")
+    check_out_outside_data(cfg)
     result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    push_to_hub=args.push_to_hub, hub_private=args.hub_private)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, default=str))
     return 0
+
+
+def check_out_outside_data(cfg: dict) -> None:
+    """A run folder inside a photo folder: its curves.png and best/ would become training photos next time."""
+    out = Path(cfg["train"]["out_dir"]).expanduser().resolve()
+    for key, flag in (("root", "--data"), ("val_root", "data.val_root")):
+        folder = cfg["data"].get(key)
+        if folder and out.is_relative_to(Path(folder).expanduser().resolve()):
+            raise ValueError(f"--out {cfg['train']['out_dir']} is inside the data folder {folder} ({flag}): the run's "
+                             "own pictures would be read as photos. Choose an --out outside it")
 
 
 def flag_overrides(args: argparse.Namespace) -> dict:

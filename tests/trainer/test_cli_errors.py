@@ -47,6 +47,11 @@ def test_paths_that_cannot_be_used(shift_set, tmp_path, capsys):
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(a_file))
     assert line.startswith(f"error: {a_file} is a file, not a folder") and "--out" in line
     assert a_file.read_text() == "not a run folder"
+    # the run's own curves.png and best/ were read as photos by the next run on that folder
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(shift_set / "runs" / "a"))
+    assert line == (f"error: --out {shift_set / 'runs' / 'a'} is inside the data folder {shift_set} (--data): the run's "
+                    "own pictures would be read as photos. Choose an --out outside it")
+    assert not (shift_set / "runs").exists()
 
 
 @pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors"])
