@@ -33,6 +33,8 @@ from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
 from .sources import OFFICIAL, OFFICIAL_NAMES
 
+CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
+
 OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 
 
@@ -283,7 +285,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from . import temporal
     from .imageio import mask_to_tensor
 
-    settings = temporal.Temporal(window=args.temporal, cut_threshold=args.cut_threshold)
+    cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
+    settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
     size = harmonizer.check_options(args.strength, "full", args.working_size)  # one set of option rules
     jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
 
@@ -368,8 +371,17 @@ def harmonize(args: argparse.Namespace) -> int:
     single = Path(args.composite).is_file()
     if args.temporal is not None and (single or args.mode != "full" or args.compare):
         raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")
-    if args.threshold is not None and not args.threshold >= 0:
-        raise SystemExit(f"error: --threshold must be a number >= 0 (RMS, 0-255 units), got {args.threshold}")
+    if args.threshold is not None and not 0 <= args.threshold <= 255:
+        raise SystemExit(f"error: --threshold must be from 0 to 255 (RMS of the correction), got {args.threshold}")
+    if args.cut_threshold is not None and args.temporal is None:
+        raise SystemExit("error: --cut-threshold applies to --temporal only: add --temporal, or leave it out")
+    if args.revision is not None and _weights_kind(args.weights) != "hub":
+        raise SystemExit(f"error: --revision picks a version of a Hub repo, and --weights {args.weights or '(default)'} "
+                         "is not one: leave --revision out")
+    if args.compare and not single and Path(args.compare).suffix:
+        print(f"note: with a folder of composites each comparison is NAME_compare.png beside its result, not "
+              f"{args.compare}", file=sys.stderr)
+    _check_writable(jobs)
     for job in jobs:
         if _transparent_into_no_alpha(job):
             raise SystemExit(f"error: {job.composite} has transparent pixels, which {job.target.name} cannot hold; "
@@ -402,6 +414,33 @@ def harmonize(args: argparse.Namespace) -> int:
         print(f"error: {len(failed)} of {len(jobs)} images failed ({names}); see the messages above", file=sys.stderr)
         return 1
     return 0
+
+
+def _weights_kind(weights: str | None) -> str | None:
+    from .sources import resolve
+
+    try:
+        return resolve(weights).kind
+    except FileNotFoundError:
+        return None  # the load says what is wrong with it
+
+
+def _check_writable(jobs: list[_Job]) -> None:
+    """Every folder an output goes to takes a file, before any picture is computed (a read-only folder
+    failed each picture in turn, naming a hidden temporary file)."""
+    import tempfile
+
+    folders = {t.parent for job in jobs for t in (job.target, job.compare) if t is not None}
+    for folder in sorted(folders):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:  # a folder -o will create
+            existing = existing.parent
+        try:
+            fd, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-write-check-")
+        except OSError as e:
+            raise SystemExit(f"error: cannot write into {existing} ({e.strerror}); choose another -o") from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def _check_device(device: str | None) -> None:
@@ -455,13 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     h.add_argument("--dtype", choices=PRECISIONS, default="auto",
                    help="compute precision; auto (default) = bf16 on CPUs with AMX, else fp32")
-    h.add_argument("--compare", help="also write a before/after comparison image here")
+    h.add_argument("--compare", help="also write a before/after comparison image here (with a folder of "
+                   "composites: any value writes NAME_compare.png beside each result)")
     h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
                    "this), or a folder of them named like the composites")
     h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="FRAMES",
                    help="the folder is a clip (natural name order): smooth the correction over about FRAMES "
                    "frames (default 3), never across a detected cut")
-    h.add_argument("--cut-threshold", type=float, default=20.0, help="background change (0-255) that counts as "
+    h.add_argument("--cut-threshold", type=float, help="background change (0-255) that counts as "
                    "a cut in --temporal mode (default 20)")
     h.set_defaults(run=harmonize)
 

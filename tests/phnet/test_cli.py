@@ -297,9 +297,35 @@ def test_bundled_weights_say_how_much_of_the_readme_example_correction_they_appl
     assert 0 < change("kept.png") < change("raw.png")
 
 
-def test_a_negative_threshold_is_refused(tiny_folder, tmp_path):
-    with pytest.raises(SystemExit, match="--threshold must be a number >= 0"):
-        _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png", "--threshold", "-1")
+@pytest.mark.parametrize("value", ["-1", "300", "nan"])
+def test_a_threshold_outside_0_to_255_is_refused(tmp_path, value):
+    """300 ran, although the same value in a config.json is refused."""
+    with pytest.raises(SystemExit, match="--threshold must be from 0 to 255"):
+        _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png", "--threshold", value)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--cut-threshold", "30"], "--cut-threshold applies to --temporal only"),
+    (["--revision", "v9"], r"--revision picks a version of a Hub repo, and --weights \(default\) is not one"),
+])
+def test_options_that_would_do_nothing_are_refused(tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png", *extra)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_folder_that_takes_no_file_is_named_before_any_picture_is_computed(tmp_path, monkeypatch):
+    """A read-only -o folder failed every picture in turn, after computing it, naming a hidden temp file."""
+    import tempfile
+
+    def refused(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    with pytest.raises(SystemExit) as e:
+        _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "new" / "x.png")
+    assert str(e.value) == f"error: cannot write into {tmp_path} (Permission denied); choose another -o"
 
 
 def _png_48bit(path: Path, pixels: np.ndarray) -> None:
