@@ -141,7 +141,9 @@ class PHNetConfig:
             )
         missing = [f for f in required if f not in d]
         if missing:
-            raise ValueError(f"{source} has no {', '.join(map(repr, missing))} field: add it (see {REQUIRED_FIELDS})")
+            many = len(missing) > 1
+            raise ValueError(f"{source} has no {', '.join(map(repr, missing))} field{'s' if many else ''}: add "
+                             f"{'them' if many else 'it'} (every PHNet config names {', '.join(REQUIRED_FIELDS)})")
         for key, value in d.items():
             _check_field(key, value, source)
         try:
