@@ -12,6 +12,9 @@ import torch
 from safetensors import safe_open
 
 import phnet.weights as W
+
+# most files here are official-style .pth under made-up names: the warning about that is tested once
+pytestmark = pytest.mark.filterwarnings("ignore:.*is not an official checkpoint's file name:UserWarning")
 from phnet import Harmonizer, PHNet, PHNetConfig
 from phnet.weights import infer_config, load_model, save_pretrained
 
@@ -159,7 +162,8 @@ def test_official_key_layout(official_files):
 def test_custom_tiny_pth_infers_a_custom_config(tiny_model, tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save(tiny_model.state_dict(), path)
-    model = load_model(path)
+    with pytest.warns(UserWarning, match=r"tiny.pth is not an official checkpoint's file name.*output 'image'"):
+        model = load_model(path)
     cfg = model.config
     assert cfg.name == "custom"
     assert cfg.enc_sizes == tiny_model.config.enc_sizes and cfg.grid_counts == tiny_model.config.grid_counts
