@@ -5,8 +5,9 @@ from __future__ import annotations
 import comfy.utils
 import torch
 
-from .masks import check_mask, clamped
+from .masks import check_image, check_mask, clamped
 
+NODE = "PHNet Paste Subject"
 ANCHORS = ["top-left", "center", "bottom-center"]  # = phnet.compositing.ANCHORS
 
 
@@ -66,13 +67,17 @@ class PHNetPasteSubject:
         n = max(background.shape[0], subject.shape[0])
         if min(background.shape[0], subject.shape[0]) not in (1, n):
             raise ValueError(
-                f"PHNet Paste Subject: a batch of {background.shape[0]} backgrounds and {subject.shape[0]} subjects; "
+                f"{NODE}: a batch of {background.shape[0]} backgrounds and {subject.shape[0]} subjects; "
                 "give one of them, or the same number of both"
             )
+        check_image(background, NODE, "background")
+        check_image(subject, NODE, "subject")
+        background, _ = clamped(background, "background")  # an upscaled picture's overshoot, as in Harmonize
+        subject, _ = clamped(subject, "subject")
         masks = None
         if subject_mask is not None:
-            check_mask(subject_mask, subject, "subject_mask", "PHNet Paste Subject", whole_ok=True)
-            subject_mask, _ = clamped(subject_mask, "subject_mask")  # an upscaled mask's overshoot
+            check_mask(subject_mask, subject, "subject_mask", NODE, whole_ok=True)
+            subject_mask, _ = clamped(subject_mask, "subject_mask")
             masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
         bar = comfy.utils.ProgressBar(n)
         comps, outs = [], []
@@ -83,7 +88,16 @@ class PHNetPasteSubject:
                 masks[min(i, masks.shape[0] - 1)] if masks is not None else None,
                 x=int(x), y=int(y), scale=float(scale), anchor=anchor,
             )
-            comps.append(torch.from_numpy(comp))
-            outs.append(torch.from_numpy(m))
+            comp, m = torch.from_numpy(comp), torch.from_numpy(m)
+            if background.shape[-1] == 4:  # an RGBA background keeps its alpha, opaque where the subject is
+                alpha = background[min(i, background.shape[0] - 1), ..., 3].float().cpu()
+                comp = torch.cat([comp, torch.maximum(alpha, m)[..., None]], -1)
+            comps.append(comp)
+            outs.append(m)
             bar.update_absolute(i + 1, n)
+        if all(not bool((m > 0).any()) for m in outs):
+            raise ValueError(
+                f"{NODE}: no opaque part of the subject lands on the background (the part inside it is transparent"
+                f"{' in subject_mask' if subject_mask is not None else ''}), so the composite has no subject: move "
+                "x/y so the subject's visible part overlaps the background, or check subject_mask.")
         return (torch.stack(comps).to(background.device), torch.stack(outs).to(background.device))

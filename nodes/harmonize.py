@@ -14,6 +14,11 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
     from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
     threshold = options.pop("threshold", -1.0)
+    if isinstance(image, torch.Tensor) and not image.is_floating_point():
+        if image.dtype != torch.uint8:
+            raise ValueError(f"{node}: 'image' holds {image.dtype} values; a ComfyUI IMAGE is float32 in 0..1: the "
+                             "node that made it returns the wrong type")
+        image = image.float() / 255  # a custom node's 8-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, notes = clamped(image, "image")
     for name in ("mask", "reference_mask"):
         options[name], note = clamped(options[name], name)

@@ -43,14 +43,14 @@ def _image_hw(image: torch.Tensor) -> tuple[int, int]:
     return int(image.shape[-3]), int(image.shape[-2])  # IMAGE is [B, H, W, C]
 
 
-def check_image(image: torch.Tensor, node: str) -> None:
+def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
     """An IMAGE is B×H×W×C with 3 or 4 channels; a channels-first tensor from a custom node says so here,
     before its sizes are compared with the mask's."""
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] in (3, 4):
         return  # other shapes: the library's own checks say what is wrong
     if image.shape[1] in (1, 3, 4):
         raise ValueError(
-            f"{node}: 'image' is {tuple(image.shape)}, channels first (B×C×H×W); ComfyUI IMAGEs are B×H×W×C. "
+            f"{node}: '{name}' is {tuple(image.shape)}, channels first (B×C×H×W); ComfyUI IMAGEs are B×H×W×C. "
             "The node that made it returns the wrong layout: permute it to B×H×W×C (e.g. image.permute(0, 2, 3, 1)) "
             "or connect a node that returns a ComfyUI IMAGE."
         )

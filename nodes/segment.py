@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_mask_size, clamped
+from .masks import check_image, check_mask_size, clamped
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -159,6 +159,8 @@ class PHNetSAMSegment:
         from ..phnet.sam.prompts import make_prompt
 
         sam = as_phnet_sam(sam_model)
+        check_image(image, "PHNet SAM Segment")
+        image, _ = clamped(image, "image")  # an upscaled picture's overshoot, as in Harmonize
         b, h, w = image.shape[0], image.shape[1], image.shape[2]
         box_px = parse_box(box)
         pos = parse_points(positive_points, "positive_points")

@@ -156,3 +156,48 @@ def test_an_empty_reference_mask_gets_advice_for_a_reference(nodes, phnet_model,
     assert "'reference_mask' is the empty 64x64 mask" in str(e.value)
     assert "leave reference_mask unconnected to match the whole background" in str(e.value)
     assert "subject apart" not in str(e.value)
+
+
+def test_an_upscaled_image_overshooting_0_1_is_clamped_by_every_node(nodes, phnet_model, sam_model, helpers):
+    """Upscale Image (bicubic) leaves values a little outside 0..1: Harmonize clamped them, while Paste Subject
+    and SAM Segment stopped the run with advice in Python (x.clamp) a ComfyUI user cannot follow."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    up = torch.nn.functional.interpolate(image[:, ::2, ::2].movedim(-1, 1), size=(48, 64), mode="bicubic")
+    up = up.movedim(1, -1)
+    assert up.max() > 1 + 1e-3 or up.min() < -1e-3
+    comp, pasted = nodes["PHNetPasteSubject"].paste(up, up, subject_mask=subject)
+    assert torch.equal(comp, nodes["PHNetPasteSubject"].paste(up.clamp(0, 1), up.clamp(0, 1), subject_mask=subject)[0])
+    (mask,) = nodes["PHNetSAMSegment"].segment(sam_model, up, box="10,5,50,40")
+    assert mask.shape == (1, 48, 64)
+
+
+def test_image_layouts_and_types_a_custom_node_may_send(nodes, phnet_model, sam_model, helpers):
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    with pytest.raises(ValueError, match="PHNet SAM Segment: 'image' is \\(1, 3, 48, 64\\), channels first"):
+        nodes["PHNetSAMSegment"].segment(sam_model, image.permute(0, 3, 1, 2), box="10,5,50,40")
+    with pytest.raises(ValueError, match="PHNet Paste Subject: 'background' is \\(1, 3, 48, 64\\), channels first"):
+        nodes["PHNetPasteSubject"].paste(image.permute(0, 3, 1, 2), image)
+    # an 8-bit IMAGE came back as float 0..255, which the next node took for a burnt-out picture
+    eight_bit = (image * 255).round().to(torch.uint8)
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, eight_bit, subject)["result"]
+    assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    expected, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, eight_bit.float() / 255, subject)["result"]
+    assert torch.equal(out, expected)
+    with pytest.raises(ValueError, match="holds torch.int32 values; a ComfyUI IMAGE is float32 in 0..1"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, eight_bit.int(), subject)
+
+
+def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_lands(nodes, helpers):
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    alpha = torch.zeros(1, 48, 64)
+    alpha[:, :, :32] = 1
+    comp, pasted = nodes["PHNetPasteSubject"].paste(torch.cat([image, alpha[..., None]], -1), image,
+                                                    subject_mask=subject)
+    assert comp.shape == (1, 48, 64, 4)
+    assert torch.equal(comp[..., :3], nodes["PHNetPasteSubject"].paste(image, image, subject_mask=subject)[0])
+    assert torch.equal(comp[..., 3], torch.maximum(alpha, pasted))
+    # the rectangle overlaps the background but only its transparent part does: the error was Harmonize's
+    corner = torch.zeros(1, 48, 64)
+    corner[:, -10:, -10:] = 1  # the part of the subject that lands (its top-left corner) is transparent
+    with pytest.raises(ValueError, match="PHNet Paste Subject: no opaque part of the subject lands on the background"):
+        nodes["PHNetPasteSubject"].paste(image, image, x=60, y=40, subject_mask=corner)
