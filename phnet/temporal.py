@@ -35,6 +35,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from .corrections import Correction
@@ -61,11 +62,28 @@ class Temporal:
     cuts: tuple[int, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not self.window >= 0 or math.isinf(self.window):
-            raise ValueError(f"temporal window must be a finite number of frames >= 0, got {self.window}")
-        if not self.cut_threshold > 0:
-            raise ValueError(f"cut_threshold must be > 0 (0–255 units), got {self.cut_threshold}")
-        object.__setattr__(self, "cuts", tuple(int(c) for c in self.cuts))
+        window = self.window
+        if not _real(window) or not (window == 0 or MIN_WINDOW <= window <= MAX_WINDOW):
+            raise ValueError(f"temporal window must be 0 (off) or a number of frames from {MIN_WINDOW} to "
+                             f"{MAX_WINDOW}, got {window!r}")
+        if not _real(self.cut_threshold) or not self.cut_threshold > 0:
+            raise ValueError(f"cut_threshold must be a number > 0 (0–255 units), got {self.cut_threshold!r}")
+        if not isinstance(self.causal, (bool, np.bool_)):
+            raise ValueError(f"causal must be True or False, got {self.causal!r}")
+        cuts = (self.cuts,) if isinstance(self.cuts, numbers.Integral) else self.cuts
+        if isinstance(cuts, (str, bytes)) or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool)
+                                                       for c in cuts):
+            raise ValueError(f"cuts must be frame indices (whole numbers), got {self.cuts!r}")
+        object.__setattr__(self, "window", float(window))
+        object.__setattr__(self, "causal", bool(self.causal))
+        object.__setattr__(self, "cuts", tuple(int(c) for c in cuts))
+
+
+MIN_WINDOW, MAX_WINDOW = 0.01, 10_000.0  # below, the weights underflow; above, the kernel outgrows any clip
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:

@@ -62,8 +62,8 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     if pixels.shape[-1] not in (3, 4):
         return None
     peak = integer_peak(t.dtype)
-    if peak is None:  # floats: finite and in 0..1 (the same tolerance as _to_unit_float)
-        lo, hi = torch.aminmax(pixels[..., :3])
+    if peak is None:  # floats, alpha included: finite and in 0..1 (the same tolerance as _to_unit_float)
+        lo, hi = torch.aminmax(pixels)
         lo, hi = lo.item(), hi.item()
         if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also False for NaN
             return None

@@ -49,7 +49,12 @@ def image_to_tensor(
             f"unsupported {name} type {type(image).__name__}: pass a PIL image, a numpy array (HWC/BHWC) or a "
             "torch tensor (BHWC/BCHW)"
         )
-    if layout not in LAYOUTS or data.ndim != len(layout):
+    if layout not in LAYOUTS:
+        raise ValueError(f"an {name} needs a layout of {', '.join(map(repr, LAYOUTS))}, got {layout!r}"
+                         if layout is not None else
+                         f"an {name} of {data.ndim} dimensions (shape {tuple(data.shape)}) is no picture: give "
+                         "H×W, H×W×C or B×H×W×C pixels")
+    if data.ndim != len(layout):
         raise ValueError(f"an {name} of shape {tuple(data.shape)} does not match layout {layout!r}")
 
     dtype = data.dtype
@@ -209,10 +214,9 @@ def _guess_torch_layout(t: torch.Tensor, name: str = "image") -> str:
         first, last = t.shape[-3] in chans, t.shape[-1] in chans
         if first != last:
             return ("CHW" if first else "HWC") if t.ndim == 3 else ("BCHW" if first else "BHWC")
-    raise ValueError(
-        f"cannot tell the layout of an {name} tensor of shape {tuple(t.shape)}; pass layout='BHWC' (ComfyUI) or "
-        "'BCHW'"
-    )
+    choices = {3: "'HWC' or 'CHW' (one picture), 'BHW' (a grey batch)", 4: "'BHWC' (ComfyUI) or 'BCHW'"}
+    raise ValueError(f"cannot tell the layout of an {name} tensor of shape {tuple(t.shape)}; pass layout="
+                     + choices.get(t.ndim, f"one of {', '.join(map(repr, LAYOUTS))}"))
 
 
 def _to_bchw(t: torch.Tensor, layout: str) -> torch.Tensor:

@@ -52,6 +52,9 @@ def mask_to_bhw(mask: Any, name: str = "mask", height: int | None = None, width:
     return _mask_bhw(mask, name, height, width)
 
 
+FAINT = 1 / 64  # a mask whose strongest value is below this (of full) is on the wrong scale
+
+
 def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False) -> None:
     """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0; unless ``allow_empty``, as the frames
     of a clip may) and some background (a pixel below half of ``peak``, the value meaning "fully subject": 1
@@ -70,6 +73,12 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
             f"{_which(empty, masks.shape[0])} is empty (all zero): nothing to harmonize; paint the subject white "
             "in the mask"
         )
+    strongest = float(flat.amax()) / peak
+    if 0 < strongest < FAINT:  # the whole batch: a frame may rightly hold only the edge of a subject leaving it
+        raise ValueError(
+            f"the mask's strongest value is {strongest:.2%} of full, so it marks no subject (the result would be the "
+            "composite as it was): a 16-bit mask holding 0..255 values, or one divided by 255 twice? Give 8-bit "
+            "masks as uint8, 16-bit ones scaled to 0..65535 (x257), float ones in 0..1")
     full = (flat.amin(dim=1) >= 0.5 * peak).nonzero().flatten().tolist()
     if full:
         raise ValueError(

@@ -709,3 +709,32 @@ def test_a_0_1_uint8_or_bool_mask_is_the_0_255_mask_without_a_float_copy(tiny_mo
     from phnet.imageio.fast import mask_pixels
 
     assert mask_pixels(binary, 2, 40, 56)[1] == 1.0  # the fast path: the caller's bytes, not a float copy
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 5.0])
+def test_a_float_rgba_pictures_alpha_is_checked_like_its_colours(harmonizer, bad):
+    """The fast path checked R, G and B only: a NaN or 5.0 alpha came back in the result as it went in."""
+    image = torch.rand(32, 40, 4)
+    image[..., 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinite|outside 0..1|0..1"):
+        harmonizer(image, torch.from_numpy(subject_mask(32, 40)))
+
+
+def test_a_mask_on_the_wrong_scale_is_refused_instead_of_changing_nothing(harmonizer):
+    """A uint16 mask holding 0/255 is 0.4 % of full: the result was the composite as it was, 'changed by 0.0'."""
+    mask = (subject_mask(32, 40) * 255).astype(np.uint16)
+    with pytest.raises(ValueError, match=r"strongest value is 0.39% of full.*scaled to 0..65535"):
+        harmonizer.harmonize(photo(32, 40), mask, threshold=0)
+    with pytest.raises(ValueError, match=r"strongest value is 0.39% of full"):
+        harmonizer.harmonize(photo(32, 40), subject_mask(32, 40) / 255)
+
+
+@pytest.mark.parametrize("size, ok", [(32.0, True), (np.int64(32), True), ("32", False), (32.5, False), (True, False)])
+def test_working_size_must_be_a_whole_number(harmonizer, size, ok):
+    """'256' ended in a comparison TypeError and 256.0 in PIL's, in mode="official"."""
+    if ok:
+        out, _ = harmonizer.harmonize(photo(32, 40), subject_mask(32, 40), mode="official", working_size=size)
+        assert out.shape == (32, 40, 3)
+    else:
+        with pytest.raises(ValueError, match="working_size must be a multiple of 8"):
+            harmonizer.harmonize(photo(32, 40), subject_mask(32, 40), working_size=size)

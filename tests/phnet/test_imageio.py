@@ -445,3 +445,16 @@ def test_a_channels_first_array_read_as_channels_last_is_told_its_layout():
         io_.image_to_tensor(np.zeros((3, 40, 56), np.uint8))
     with pytest.raises(ValueError, match=r"looks channels-first: pass layout='BCHW'"):
         io_.image_to_tensor(np.zeros((2, 3, 40, 56), np.uint8))
+
+
+@pytest.mark.parametrize("image, layout, message", [
+    (torch.full((4, 64, 3), 0.5), None, "pass layout='HWC' or 'CHW' \\(one picture\\), 'BHW' \\(a grey batch\\)"),
+    (np.zeros((1, 2, 3, 4, 5)), None, "an image of 5 dimensions .* is no picture"),
+    (torch.rand(40, 48, 3), "XYZ", "an image needs a layout of 'HWC', .* got 'XYZ'"),
+])
+def test_layout_messages_name_a_layout_that_fits(image, layout, message):
+    """A 3-D tensor was told to pass 'BHWC' or 'BCHW', which then failed; 5-D data 'does not match layout None'."""
+    from phnet.imageio import image_to_tensor
+
+    with pytest.raises(ValueError, match=message):
+        image_to_tensor(image, layout=layout)

@@ -230,3 +230,18 @@ def test_a_frame_left_as_it_was_is_not_rewritten_by_guided_or_resize(tiny_model,
     out, reports = h.harmonize(frames, masks, temporal=0, threshold=0)
     assert reports[1].background is not None and np.array_equal(out[1], frames[1])
     assert not np.array_equal(out[0], frames[0])
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(window=1e-300), "temporal window must be 0 \\(off\\) or a number of frames from 0.01"),
+    (dict(window=1e308), "temporal window must be 0"),
+    (dict(window="3"), "temporal window must be 0"),
+    (dict(causal="no"), "causal must be True or False"),
+    (dict(cuts=("a",)), "cuts must be frame indices"),
+    (dict(cut_threshold="20"), "cut_threshold must be a number > 0"),
+])
+def test_temporal_settings_are_checked_where_they_are_made(options, message):
+    """Tiny and huge windows overflowed deep in the smoothing; causal="no" meant causal."""
+    with pytest.raises(ValueError, match=message):
+        Temporal(**options)
+    assert Temporal(cuts=5).cuts == (5,) and Temporal(window=0).window == 0.0
