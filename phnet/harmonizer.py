@@ -293,7 +293,7 @@ class Harmonizer:
         near-right composites."""
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
-        size = self.check_options(strength, mode, working_size)
+        size = self.check_options(strength, mode, working_size, progress)
         clip = temporal is not None and temporal is not False  # a window of 0 frames is still a clip
         guided = reference_mask is not None or clip
         if guided and mode != "full":
@@ -363,7 +363,7 @@ class Harmonizer:
     ) -> torch.Tensor:
         """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device)."""
         strength = as_number(strength, "strength")
-        size = self.check_options(strength, mode, working_size)
+        size = self.check_options(strength, mode, working_size, progress)
         return self._harmonize_tensor(images, masks, strength, mode, size, progress, None)[0]
 
     @torch.inference_mode()
@@ -383,8 +383,10 @@ class Harmonizer:
                 progress(i + 1, images.shape[0])
         return out, corrections
 
-    def check_options(self, strength: float, mode: str, working_size: int | None) -> int:
+    def check_options(self, strength: float, mode: str, working_size: int | None, progress=None) -> int:
         """The working size a call with these options uses; a ``ValueError`` naming the bad option otherwise."""
+        if progress is not None and not callable(progress):  # it failed after the first picture was computed
+            raise ValueError(f"progress must be a function progress(done, total) or None, got {progress!r}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if not 0.0 <= as_number(strength, "strength") <= 1.0:
@@ -601,6 +603,9 @@ class Harmonizer:
         present = (masks.flatten(1).amax(1) > 0).tolist()
         order = [i for i in range(count) if present[i]]  # the frames the smoother sees, in time order
         temporal = temporal or Temporal(window=0)
+        outside = [cut for cut in temporal.cuts if not 0 <= cut < count]
+        if outside:
+            raise ValueError(f"cuts {outside} are not frames of this clip of {count}: give indices from 0 to {count - 1}")
         if temporal.cuts and len(order) < count:  # a cut given by hand names a frame: the next one with a subject
             cuts = {bisect.bisect_left(order, cut) for cut in temporal.cuts}
             temporal = dataclasses.replace(temporal, cuts=tuple(sorted(k for k in cuts if k < len(order))))

@@ -49,7 +49,7 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
             return None
         try:
             t = _tensor_view(data)
-        except TypeError:  # a dtype torch has not
+        except (TypeError, ValueError):  # a dtype torch has not
             return None
     else:
         t = data.detach()
@@ -93,7 +93,7 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
     if isinstance(mask, np.ndarray):
         try:
             t = _tensor_view(mask)
-        except TypeError:
+        except (TypeError, ValueError):
             return None
     elif isinstance(mask, torch.Tensor):
         t = mask.detach()

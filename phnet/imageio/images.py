@@ -288,4 +288,8 @@ def _tensor_view(array: np.ndarray) -> torch.Tensor:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(native(array))
+        try:
+            return torch.from_numpy(native(array))
+        except TypeError:  # object, string, datetime arrays...
+            raise ValueError(f"a numpy array of dtype {array.dtype} holds no pixels: give uint8, uint16 or float "
+                             "values (np.asarray(x, dtype=np.float32) for numbers stored as objects)") from None

@@ -245,3 +245,17 @@ def test_temporal_settings_are_checked_where_they_are_made(options, message):
     with pytest.raises(ValueError, match=message):
         Temporal(**options)
     assert Temporal(cuts=5).cuts == (5,) and Temporal(window=0).window == 0.0
+
+
+def test_cuts_outside_the_clip_and_a_progress_that_is_no_function_are_refused_before_any_work(tiny_model):
+    import torch
+
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu")
+    frames, masks = torch.rand(4, 3, 24, 32), torch.zeros(4, 1, 24, 32)
+    masks[:, :, 6:18, 8:24] = 1
+    with pytest.raises(ValueError, match=r"cuts \[100\] are not frames of this clip of 4: give indices from 0 to 3"):
+        h(frames, masks, layout="BCHW", temporal=Temporal(cuts=(1, 100)))
+    with pytest.raises(ValueError, match="progress must be a function"):
+        h(frames, masks, layout="BCHW", temporal=2.0, progress=5)
