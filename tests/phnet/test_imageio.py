@@ -458,3 +458,14 @@ def test_layout_messages_name_a_layout_that_fits(image, layout, message):
 
     with pytest.raises(ValueError, match=message):
         image_to_tensor(image, layout=layout)
+
+
+def test_a_mask_turned_by_90_degrees_is_named_so():
+    """A photo with an EXIF rotation is read upright; its mask, drawn on the stored pixels, was told to be
+    resized."""
+    from phnet.imageio import mask_to_tensor
+
+    with pytest.raises(ValueError, match="turned by 90°.*exif_transpose"):
+        mask_to_tensor(np.zeros((40, 30), np.uint8), 1, 30, 40)
+    with pytest.raises(ValueError, match="resize the mask"):
+        mask_to_tensor(np.zeros((20, 30), np.uint8), 1, 30, 40)
