@@ -19,6 +19,7 @@ How the WebUI runs this file decides its shape (``modules/scripts.py::load_scrip
 """
 
 import os
+import re
 import threading
 from typing import NamedTuple
 
@@ -128,6 +129,15 @@ class PHNetHarmonizeScript(scripts.Script):
             (weights, "PHNet weights"),
             (mask_source, lambda params: params.get("PHNet mask") if params.get("PHNet mask") in sources else None),
             (threshold, lambda params: params.get("PHNet threshold", -1.0) if "PHNet strength" in params else None),
+            (x, lambda params: _recorded(params, "PHNet subject", r"\bx (-?[\d.]+)", float)),
+            (y, lambda params: _recorded(params, "PHNet subject", r"\by (-?[\d.]+)", float)),
+            (scale, lambda params: _recorded(params, "PHNet subject", r"scale ([\d.]+)", float)),
+            (anchor, lambda params: _recorded(params, "PHNet subject", r"anchor ([\w-]+)", str)),
+            (sam_weights, lambda params: _recorded(params, "PHNet SAM", r"^(.*), box \(", str)),
+            *((box, lambda params, i=i: _recorded(params, "PHNet SAM", BOX_PATTERN, int, i + 1))
+              for i, box in enumerate((box_x0, box_y0, box_x1, box_y1))),
+            (grow, lambda params: _recorded(params, "PHNet mask refine", r"grow (-?\d+)", int)),
+            (feather, lambda params: _recorded(params, "PHNet mask refine", r"feather ([\d.]+)", float)),
         ]
         # Order matters: the WebUI passes the values back in this order (see Settings).
         return [enable, weights, strength, mask_source, subject, x, y, scale, anchor,
@@ -159,9 +169,18 @@ class PHNetHarmonizeScript(scripts.Script):
             for key in (*params, RESULT_KEY):
                 p.extra_generation_params.pop(key, None)
             raise
-        params[RESULT_KEY] = _report(corrections, model_name)
+        params[RESULT_KEY] = _report(corrections, model_name, p)
         print(f"PHNet: {params[RESULT_KEY]}")  # the WebUI console
         p.extra_generation_params.update(params)
+
+
+BOX_PATTERN = r"box \((-?\d+), (-?\d+), (-?\d+), (-?\d+)\)"
+
+
+def _recorded(params, key, pattern, cast, group=1):
+    """A setting read back from the infotext's ``key`` (None: not written, the control stays as it is)."""
+    found = re.search(pattern, str(params.get(key) or ""))
+    return cast(found.group(group)) if found else None
 
 
 class Settings(NamedTuple):
@@ -207,7 +226,8 @@ class Settings(NamedTuple):
             "PHNet mask": self.mask_source,
         }
         if self.mask_source == MASK_SUBJECT:
-            params["PHNet subject"] = f"scale {float(self.scale):g}, anchor {self.anchor}"
+            params["PHNet subject"] = (f"x {float(self.x or 0):g}, y {float(self.y or 0):g}, scale {float(self.scale):g}, "
+                                       f"anchor {self.anchor}")
         elif self.mask_source == MASK_SAM:
             params["PHNet SAM"] = f"{self.sam_weights}, box {tuple(int(v) for v in self.box)}"
         if self.grow or self.feather:
@@ -246,6 +266,14 @@ def _harmonize(p, image, s):
     mask = mask_to_tensor(mask, 1, image.height, image.width)
     if not bool((mask > 0).any()):
         raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
+    if s.mask_source != MASK_INPAINT and getattr(p, "image_mask", None) is not None and _option("overlay_inpaint", True):
+        lost = _share_outside_inpaint_mask(p, mask)
+        if lost > 0.01:
+            raise ValueError(
+                f"PHNet: {lost:.0%} of the {'pasted subject' if s.mask_source == MASK_SUBJECT else 'SAM mask'} lies "
+                "outside the inpaint mask, and after this step the WebUI pastes the original picture back there, so "
+                "that part of the change would be lost. Paint the inpaint mask over the whole subject, choose the "
+                "mask source 'Inpaint mask', or paste the subject in txt2img (or img2img without a mask).")
     if s.mask_source == MASK_INPAINT and getattr(p, "inpaint_full_res", False) and bool((mask >= 0.5).all()):
         raise ValueError(
             f"PHNet: with 'Inpaint area: Only masked' the generated crop is all mask (padding "
@@ -271,11 +299,35 @@ def _segment(segmenter, image, box):
         segmenter.to("cpu")
 
 
-def _report(corrections, model_name):
+def _share_outside_inpaint_mask(p, mask):
+    """The share of ``mask`` (1×1×H×W, the generated image's size) where the WebUI's inpaint overlay will put
+    the original picture back."""
+    import numpy as np
+    import torch
+
+    height, width = mask.shape[-2:]
+    inpainted = torch.from_numpy(np.asarray(inpaint_mask(p, (width, height))) >= 128)
+    return float((mask[0, 0] * ~inpainted).sum() / mask.sum())
+
+
+def _option(name, default):
+    try:
+        from modules import shared
+
+        return getattr(shared.opts, name, default)
+    except (ImportError, AttributeError):
+        return default
+
+
+def _report(corrections, model_name, p=None):
     """The infotext's "PHNet result": how much the subject changed, and why not when it did not."""
     from phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
-    return report(corrections, "a do-no-harm threshold of 0", weights_hint(model_name, f"Weights {OFFICIAL_HINT}"))
+    line = report(corrections, "a do-no-harm threshold of 0", weights_hint(model_name, f"Weights {OFFICIAL_HINT}"))
+    if getattr(p, "init_images", None) and _option("img2img_color_correction", False):
+        line += ("; the WebUI's 'Apply color correction to img2img results' runs after this and pulls the colours "
+                 "back toward the init image: turn it off to keep the harmonization")
+    return line
 
 
 def inpaint_mask(p, size):

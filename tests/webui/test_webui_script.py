@@ -119,10 +119,31 @@ def test_pasted_generation_parameters_restore_the_settings_this_tab_has(webui, i
     read = {name: (key(params) if callable(key) else params.get(key)) for name, key in fields.items()
             for params in [{"PHNet strength": 0.8, "PHNet weights": "tiny-phnet", "PHNet mask": INPAINT}]}
     # the threshold goes back to the weights' own when none was written; an inpaint mask is img2img's alone
+    unwritten = dict.fromkeys(["x", "y", "scale", "anchor", "sam_weights", "box_x0", "box_y0", "box_x1", "box_y1",
+                               "grow", "feather"])
     assert read == {"enable": True, "strength": 0.8, "weights": "tiny-phnet", "threshold": -1.0,
-                    "mask_source": INPAINT if is_img2img else None}
+                    "mask_source": INPAINT if is_img2img else None, **unwritten}
     threshold = dict(fields)["threshold"]
     assert threshold({"PHNet strength": 1.0, "PHNet threshold": 0.0}) == 0.0 and threshold({"Steps": 20}) is None
+
+
+def test_the_subject_sam_and_refine_settings_come_back_from_the_infotext(webui):
+    """Pasting parameters back restored strength and weights only: a SAM run came back with the default box
+    and no checkpoint, and failed; x and y were not even written."""
+    script, _ = _runner(webui, False)
+    m = webui.script_module
+    fields = {control.elem_id.rsplit("_harmonize_", 1)[1]: key for control, key in script.infotext_fields}
+    for settings in (m.Settings(True, "tiny-phnet", 0.5, SUBJECT, None, 40, -12.5, 1.5, "bottom-center", grow=3,
+                                feather=1.5),
+                     m.Settings(True, None, 1.0, SAM, sam_weights="owner/sam, v2:sam_vit_b.pth", box_x0=8, box_y0=4,
+                                box_x1=40, box_y1=30)):
+        params = {k: str(v) for k, v in settings.infotext().items()}  # the infotext holds text
+        read = {name: key(params) for name, key in fields.items() if callable(key)}
+        restored = {name: value for name, value in read.items() if value is not None}
+        expected = {name: getattr(settings, name) for name in restored if name not in ("enable", "mask_source",
+                                                                                         "threshold")}
+        assert {name: restored[name] for name in expected} == expected
+        assert len(expected) == (6 if settings.mask_source == SUBJECT else 5)
 
 
 # ---- postprocess_image -------------------------------------------------------------------
@@ -243,7 +264,7 @@ def test_pasted_subject_is_harmonized(webui):
     mask = np.zeros((48, 64), np.float32)
     mask[22:34, 32:40] = 1.0
     _changed_only_inside(before, after, mask)
-    assert p.extra_generation_params["PHNet subject"] == "scale 1, anchor top-left"
+    assert p.extra_generation_params["PHNet subject"] == "x 30, y 20, scale 1, anchor top-left"
 
 
 def test_sam_box_is_harmonized(webui):
@@ -287,6 +308,41 @@ def test_sam_waits_on_the_cpu_between_images(webui, monkeypatch):
     monkeypatch.setattr(webui.script_module, "_loaded", {"sam": (("old",), seg)})
     webui.script_module._cached("sam", ("new",), lambda: built.append(dict(webui.script_module._loaded)) or seg)
     assert built == [{}]
+
+
+@pytest.mark.parametrize("inpainted_columns, lost", [((0, 28), True), ((20, 50), False)])
+def test_a_subject_pasted_outside_the_inpaint_mask_is_refused_not_silently_lost(webui, capsys, inpainted_columns,
+                                                                               lost):
+    """After this hook the WebUI pastes the original picture back outside the inpaint mask: a subject pasted
+    there vanished while the infotext said 'changed by RMS 92'."""
+    script, runner = _runner(webui, True)
+    inpaint = np.zeros((48, 64), np.uint8)
+    inpaint[5:45, slice(*inpainted_columns)] = 255
+    rgba = np.zeros((16, 12, 4), np.uint8)
+    rgba[..., :3] = (230, 40, 40)
+    rgba[2:14, 2:10, 3] = 255
+    p = webui.processing.StableDiffusionProcessingImg2Img(
+        width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(inpaint), inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(rgba), x=30, y=20, scale=1.0, anchor="top-left")  # fmt: skip
+    if lost:
+        _fails(webui, capsys, runner, p, r"100% of the pasted subject lies outside the inpaint mask.*Paint the "
+                                         "inpaint mask over the whole subject")
+    else:
+        assert _postprocess(webui, runner, p, _generated()) is not None
+        assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
+
+
+def test_the_webuis_colour_correction_is_named_when_it_will_undo_part_of_the_change(webui, monkeypatch):
+    script, runner = _runner(webui, True)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 20:50] = 255
+    monkeypatch.setattr(importlib.import_module("modules.shared").opts, "img2img_color_correction", True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(
+        width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(mask), inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    _postprocess(webui, runner, p, _generated())
+    assert "'Apply color correction to img2img results' runs after this" in p.extra_generation_params["PHNet result"]
 
 
 def test_grow_and_feather_are_recorded(webui):
