@@ -43,6 +43,7 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
                         test_fraction: float = 0.05, seed: int = 0, on_bad_sample: str = "skip",
                         options: SynthesisOptions | None = None, limit: int = 0, progress: bool = False) -> dict:
     src, out = Path(src), Path(out)
+    _check_arguments(src, out, size, copies, val_fraction, test_fraction, limit)
     photos = list_images(src)
     if mask_dir is not None:
         md = Path(mask_dir).resolve()
@@ -66,6 +67,28 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
         return _write(ds, records, keys, tmp, dest=out, src=src, size=size, resize=resize, copies=copies,
                       val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                       on_bad_sample=on_bad_sample, progress=progress)
+
+
+def _check_arguments(src: Path, out: Path, size: int, copies: int, val_fraction: float, test_fraction: float,
+                     limit: int) -> None:
+    if copies < 1:
+        raise ValueError(f"--copies must be at least 1, got {copies}")
+    if size < 0:
+        raise ValueError(f"--size must be a multiple of 8 above 0, or 0 for the native size; got {size}")
+    if limit < 0:
+        raise ValueError(f"--limit must be a number of photos (0: all of them), got {limit}")
+    for name, fraction in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"{name} must be from 0 to 1, got {fraction}")
+    if val_fraction + test_fraction > 1:
+        raise ValueError(f"--val-fraction and --test-fraction add up to {val_fraction + test_fraction:g}: at most 1")
+    s, o = src.expanduser().resolve(), out.expanduser().resolve()
+    if s == o or s.is_relative_to(o):  # the set replaces its folder whole: the photos would go with it
+        raise ValueError(f"the photos ({src}) are inside the output folder {out}, which a build replaces whole: "
+                         "choose an output folder outside them")
+    if o.is_relative_to(s):
+        raise ValueError(f"the output folder {out} is inside the photo folder {src}: the next build would read the "
+                         "set's own composites as photos. Choose an output folder outside it")
 
 
 def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path, *, dest: Path, src: Path, size: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -79,5 +80,39 @@ def test_a_rebuild_replaces_the_set_whole_and_other_folders_are_refused(tmp_path
     assert main(args + ["--copies", "2"]) == 0 and len(list((out / "comp").iterdir())) == 48
     assert main(args) == 0 and len(list((out / "comp").iterdir())) == 24
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
-    assert main([str(img_dir), str(img_dir.parent), "--size", "32", "--no-progress"]) == 2
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    assert main([str(img_dir), str(notes), "--size", "32", "--no-progress"]) == 2
     assert "holds files that are not a synthetic set this builder made" in capsys.readouterr().err
+    assert (notes / "todo.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--copies", "0"], "--copies must be at least 1, got 0"),
+    (["--val-fraction", "1.5"], "--val-fraction must be from 0 to 1, got 1.5"),
+    (["--val-fraction", "0.6", "--test-fraction", "0.6"], "add up to 1.2: at most 1"),
+    (["--size", "-8"], "--size must be a multiple of 8 above 0"),
+    (["--limit", "-3"], "--limit must be a number of photos"),
+])
+def test_settings_that_make_no_set_are_refused(tmp_path, photos, capsys, args, message):
+    """--copies 0 wrote an empty set and exited 0; --val-fraction 1.5 was taken; --size -8 ended in a traceback."""
+    from trainer.builders.synthetic_set import main
+
+    assert main([str(photos[0]), str(tmp_path / "set"), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_photos_and_set_never_nest(tmp_path, capsys):
+    """A set built inside its photo folder was read as photos by the next build; photos inside an existing
+    set's folder were deleted with the old set when it was rebuilt."""
+    from trainer.builders.synthetic_set import main
+
+    photos = tmp_path / "set" / "myphotos"
+    photos.mkdir(parents=True)
+    Image.new("RGB", (40, 40), (120, 80, 60)).save(photos / "a.png")
+    (tmp_path / "set" / "synth_info.json").write_text("{}")  # an earlier set in that folder
+    assert main([str(photos), str(tmp_path / "set"), "--size", "32", "--no-progress"]) == 2
+    assert "are inside the output folder" in capsys.readouterr().err and (photos / "a.png").exists()
+    assert main([str(photos), str(photos / "synth"), "--size", "32", "--no-progress"]) == 2
+    assert "is inside the photo folder" in capsys.readouterr().err
