@@ -285,7 +285,7 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
           all_versions: bool = False, history_cache: Path | None = None) -> dict:
     """The pool, built beside ``out`` and then put in place of it whole (:mod:`trainer.builders.staging`)."""
     out = Path(out)
-    staging.check_replaceable(out, _is_pool, "pool")
+    staging.check_replaceable(out, _is_pool, "pool", {"train", "val", "test", "manifest.json"})
     load_cv2()
     with staging.staged(out) as tmp:
         manifest = _build_into(tmp, size, val_size, frames, val_percent, min_side, limit, log, test_percent,

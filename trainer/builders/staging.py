@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
-def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str) -> None:
-    """Stop unless ``out`` is missing, empty, or a ``what`` this builder wrote (``is_ours``)."""
+def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, names: set[str]) -> None:
+    """Stop unless ``out`` is missing, empty, or a ``what`` this builder wrote (``is_ours``) holding nothing
+    but the ``names`` it writes at its top."""
     if not out.exists():
         return
     if not out.is_dir():
         raise FileExistsError(f"{out} is a file: give a folder for the {what}")
     if any(out.iterdir()) and not is_ours(out):
         raise FileExistsError(f"{out} holds files that are not a {what} this builder made, and a build replaces the "
-                         "whole folder: give a new or empty folder")
+                              "whole folder: give a new or empty folder")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in names)
+    if foreign:
+        raise FileExistsError(f"{out} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} besides the "
+                              f"{what}, and a rebuild replaces the whole folder: move them out first")
 
 
 @contextlib.contextmanager

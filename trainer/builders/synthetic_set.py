@@ -62,11 +62,15 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     ds = FolderDataset(records, mask_fallback=mask_fallback, image_size=size if size else 8,
                        resize=resize if size else "none", train=False, on_bad_sample=on_bad_sample,
                        seed=seed, synthesis=options or SynthesisOptions())
-    staging.check_replaceable(out, lambda folder: (folder / "synth_info.json").exists(), "synthetic set")
+    staging.check_replaceable(out, lambda folder: (folder / "synth_info.json").exists(), "synthetic set",
+                              {"comp", "alpha", "real", "synth_info.json", *(f"{s}_split.txt" for s in SPLITS)})
     with staging.staged(out) as tmp:
         return _write(ds, records, keys, tmp, dest=out, src=src, size=size, resize=resize, copies=copies,
                       val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                       on_bad_sample=on_bad_sample, progress=progress)
+
+
+SPLITS = ("train", "val", "test")
 
 
 def _check_arguments(src: Path, out: Path, size: int, copies: int, val_fraction: float, test_fraction: float,

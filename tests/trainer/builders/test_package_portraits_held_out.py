@@ -114,3 +114,14 @@ def _dies_at_two(i):
 def test_a_killed_worker_stops_the_build_with_a_message_instead_of_a_wait_for_ever():
     with pytest.raises(SystemExit, match="a worker process died .*fewer than 2 --workers"):
         list(pp._each(_dies_at_two, 6, workers=2))
+
+
+def test_a_pool_holding_other_things_is_not_rebuilt_over_them(tmp_path):
+    pool = tmp_path / "pool"
+    (pool / "train").mkdir(parents=True)
+    (pool / "manifest.json").write_text(json.dumps({"builder": "trainer.builders.package_portraits"}))
+    (pool / "runs").mkdir()
+    (pool / "runs" / "notes.txt").write_text("a run of mine")
+    with pytest.raises(SystemExit, match="holds runs besides the pool.*move them out first"):
+        pp.main([str(pool)])
+    assert (pool / "runs" / "notes.txt").read_text() == "a run of mine"
