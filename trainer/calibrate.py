@@ -154,7 +154,7 @@ def describe(row: dict) -> str:
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
     def excess(row):
         ratio = row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
-        return max(0.0, row["untouched_mse"] - max_untouched) / max_untouched + max(0.0, ratio - max_near_right)
+        return max(0.0, row["untouched_mse"] - max_untouched) / max(max_untouched, 1e-6) + max(0.0, ratio - max_near_right)
 
     feasible = [row for row in table if excess(row) == 0]
     if feasible:
@@ -198,9 +198,17 @@ def main(argv=None) -> int:
                    help="the split of --data (or of the run) to score; test only with --report-only")
     p.add_argument("--report-only", action="store_true",
                    help="print the best rule and the ceiling for these composites; write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
     a = p.parse_args(argv)
     if not a.report_only and not a.out:
         p.error("--out is required (or --report-only)")
+    if a.max_untouched < 0 or a.max_near_right < 0:
+        p.error("--max-untouched and --max-near-right are limits of errors: 0 or more")
+    if a.out and not a.report_only:
+        out = Path(a.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not a.overwrite:
+            p.error(f"{out} already holds files (a model, a checkpoint?): give a new folder for the calibrated "
+                    "model, or --overwrite to replace what is there")
     if a.split == "test" and not a.report_only:
         p.error("a rule chosen on the test split would be scored on the composites it was chosen on: "
                 "calibrate on val, and use --split test with --report-only to read the test split")
@@ -227,7 +235,15 @@ def calibrate(a: argparse.Namespace) -> int:
     ramps, floors = parse_ramps(a.ramps), [float(f) for f in grid(a.floors)]
     if floors[-1] > 1:
         raise ValueError(f"--floors are shares from 0 to 1, got {a.floors!r}")
-    curves = error_curves(collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate)))
+    batches = collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate))
+    if not batches:
+        raise ValueError(f"no composite of the {a.split} split could be read (see the warnings above): nothing "
+                         "to choose a rule on")
+    curves = error_curves(batches)
+    if not (curves["composite_fmse"] < NEAR_RIGHT_FMSE).any():
+        print(f"warning: none of these {len(curves['size'])} composites is near-right (fMSE below "
+              f"{NEAR_RIGHT_FMSE:g}), so the --max-near-right limit is not tested: use a split with more composites",
+              file=sys.stderr)
     table = [score(curves, t, r, f) for f in floors for r in ramps for t in thresholds]
     best = choose(table, a.max_untouched, a.max_near_right)
     for f in floors:  # the best choice at each floor

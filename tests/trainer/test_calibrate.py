@@ -87,6 +87,15 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
         chosen["threshold"], chosen["ramp"], chosen["floor"])
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                            "--out", str(tmp_path / "bad"), "--ramps", "firm"]) == 2
+    # --out on a model folder replaced its weights without a word (in a step checkpoint, beside its old state)
+    before = (tmp_path / "model" / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit) as refused:
+        calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
+                        "--out", str(tmp_path / "model")])
+    assert refused.value.code == 2 and (tmp_path / "model" / "model.safetensors").read_bytes() == before
+    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
+                           "--out", str(tmp_path / "out"), "--overwrite", "--thresholds", "0:20:5",
+                           "--ramps", "soft", "--floors", "0:0:1", "--max-untouched", "0"]) == 0
 
 
 def test_the_ceiling_gives_each_composite_its_best_share():
