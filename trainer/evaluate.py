@@ -427,12 +427,29 @@ def main(argv=None) -> int:
     p.add_argument("--no-untouched", action="store_true", help="skip the untouched-photo check")
     p.add_argument("--device", default=None)
     p.add_argument("--out", "-o", default=None, help="output folder (default: eval-<data name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    data = _data_table(args)
+    if args.resolution != "native" and not (args.resolution.isdigit() and int(args.resolution) % 8 == 0
+                                            and int(args.resolution) > 0):
+        p.error(f"--resolution must be a multiple of 8 (e.g. 256) or 'native', got {args.resolution!r}")
+    if args.max_samples < 0:
+        p.error(f"--max-samples must be a number of composites (0: all of them), got {args.max_samples}")
+    if args.val_fraction is not None and not 0 <= args.val_fraction <= 1:
+        p.error(f"--val-fraction must be from 0 to 1, got {args.val_fraction}")
+    try:
+        data = _data_table(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not data.get("root"):
         p.error("--data is required (or a --config whose data.root is set)")
     out = args.out or f"eval-{Path(data['root']).name}-{args.split}-{args.resolution}"
+    if Path(out).exists() and not Path(out).is_dir():
+        p.error(f"--out {out} is a file: give a folder for the results")
+    if (Path(out) / "results.json").exists() and not args.overwrite:
+        p.error(f"{out} holds the results of an earlier evaluation: give another --out, or --overwrite to replace "
+                "them")
     try:
         res = evaluate(args.weights, data, split=args.split, resolution=args.resolution,
                        working_size=args.working_size, batch_size=args.batch_size, device=args.device,

@@ -97,8 +97,28 @@ def test_a_photo_folders_test_split_is_reported_as_not_held_out(landscapes, tmp_
     first = printed.out.split("\n## ")[0]  # the header, before the first table
     assert "NOT A HELD-OUT SCORE" in first and "is its validation split" in first and "data.test_fraction" in first
     assert "NOT A HELD-OUT SCORE" in printed.err
-    assert main(args + ["--split", "val"]) == 0
+    with pytest.raises(SystemExit):  # a second run replaced the first one's results without a word
+        main(args + ["--split", "val"])
+    assert "holds the results of an earlier evaluation" in capsys.readouterr().err
+    assert main(args + ["--split", "val", "--overwrite"]) == 0
     assert "HELD-OUT" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resolution", "abc"], "--resolution must be a multiple of 8 (e.g. 256) or 'native', got 'abc'"),
+    (["--max-samples", "-1"], "--max-samples must be a number of composites"),
+    (["--val-fraction", "1.5"], "--val-fraction must be from 0 to 1, got 1.5"),
+    (["--config", "/nope/run_config.json"], "config"),
+])
+def test_settings_that_cannot_be_used_are_refused_before_any_work(tmp_path, capsys, extra, message):
+    from trainer.evaluate import main
+
+    try:
+        rc = main(["--data", str(tmp_path), "--out", str(tmp_path / "ev"), *extra])
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
 
 
 def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
