@@ -20,6 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from trainer.builders.staging import staged
 from trainer.data.common import find_with_any_extension
 
 SPLITS = ("train", "val", "test")
@@ -53,19 +54,29 @@ def build_subset(pool: Path, out: Path, fraction: float) -> dict:
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path} not found: POOL must be a folder written by "
                                 "python -m trainer.builders.package_portraits")
-    if Path(out).exists() and any(Path(out).iterdir()):
+    if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
         raise FileExistsError(f"{out} exists and is not empty: choose a new folder or delete it")
-    manifest = json.loads(manifest_path.read_text())
-    ranked = ranked_sources(manifest["entries"])
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        entries = manifest["entries"]
+        if not all(isinstance(e, dict) and {"name", "split", "source"} <= set(e) for e in entries):
+            raise KeyError("name, split, source")
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{manifest_path} is not a pool's manifest (entries with name, split and source): rebuild "
+                         "the pool with python -m trainer.builders.package_portraits") from None
+    ranked = ranked_sources(entries)
+    if not ranked:
+        raise ValueError(f"the pool {pool} has no training pairs: nothing to take a share of")
     chosen = set(ranked[: max(1, math.ceil(fraction * len(ranked)))])
-    kept = [e for e in manifest["entries"] if e["split"] != "train" or e["source"] in chosen]
-    for e in kept:
-        for kind in ("images", "masks"):
-            src = _find(Path(pool) / e["split"] / kind, e["name"])
-            _link(src, Path(out) / e["split"] / kind / src.name)
+    kept = [e for e in entries if e["split"] != "train" or e["source"] in chosen]
     summary = {"pool": str(pool), "fraction": fraction, "train_sources": len(chosen), "of": len(ranked),
                "pairs": {s: sum(e["split"] == s for e in kept) for s in SPLITS}}
-    (Path(out) / "manifest.json").write_text(json.dumps({**manifest, "entries": kept, "subset": summary}, indent=1))
+    with staged(Path(out)) as tmp:  # a pool file missing half-way leaves no half subset behind
+        for e in kept:
+            for kind in ("images", "masks"):
+                src = _find(Path(pool) / e["split"] / kind, e["name"])
+                _link(src, tmp / e["split"] / kind / src.name)
+        (tmp / "manifest.json").write_text(json.dumps({**manifest, "entries": kept, "subset": summary}, indent=1))
     return summary
 
 

@@ -48,3 +48,24 @@ def test_bad_requests_name_the_fix(tmp_path, capsys):
     source_subset.build_subset(pool, tmp_path / "z", 0.5)
     with pytest.raises(FileExistsError, match="not empty"):
         source_subset.build_subset(pool, tmp_path / "z", 0.5)
+
+
+def test_a_pool_file_missing_half_way_leaves_no_half_subset(tmp_path, capsys):
+    """The rerun after such a failure refused the half-built folder as 'not empty'."""
+    pool = _pool(tmp_path / "pool")
+    (pool / "test" / "masks" / "test-1_f0.png").unlink()
+    assert source_subset.main([str(pool), str(tmp_path / "half"), "--fraction", "1"]) == 2
+    assert "is listed in the manifest but missing: rebuild the pool" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ({"entries": [{"name": "a", "source": "s"}]}, "is not a pool's manifest"),
+    ({"entries": []}, "has no training pairs"),
+    ([], "is not a pool's manifest"),
+])
+def test_a_manifest_that_is_no_pool_is_named(tmp_path, capsys, manifest, message):
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "manifest.json").write_text(json.dumps(manifest))
+    assert source_subset.main([str(tmp_path / "pool"), str(tmp_path / "sub"), "--fraction", "0.5"]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "sub").exists()
