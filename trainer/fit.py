@@ -111,6 +111,10 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
                       file=sys.stderr)
             else:
                 changes = check_resume_config(old, cfg, resume_dir)
+            done, steps = int(ckpt.read_info(resume_dir)["step"]), int(cfg["train"]["steps"])
+            if done >= steps:  # it trained nothing and printed the old run's result as if it were new
+                raise RunFolderError(f"--resume {resume_dir}: the run already reached step {done} of train.steps="
+                                     f"{steps}; raise --steps to train further")
     except BaseException as exc:
         env.from_main(("error", f"{type(exc).__name__}: {exc}"))
         raise

@@ -228,6 +228,15 @@ class RunFolder:
             raise FileNotFoundError(
                 f"--resume {checkpoint}: no such checkpoint folder; give a <run>/checkpoints/step-N folder, or "
                 f"--resume alone to continue from the newest checkpoint in --out")
+        step_like = checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step-")
+        if not step_like and not (checkpoint / ckpt.STATE_FILE).exists():
+            what = ("a run folder" if (checkpoint / "checkpoints").is_dir() else
+                    "a model folder (weights only, as best/ is)" if (checkpoint / "model.safetensors").exists()
+                    else "not a checkpoint")
+            raise RunFolderError(
+                f"--resume {checkpoint}: {what}, not a step checkpoint; give a <run>/checkpoints/step-N folder, or "
+                "--resume alone (with --out the run) to continue from its newest checkpoint. To start a new run "
+                "from weights, use --init-from")
         problem = ckpt.damage(checkpoint)
         if problem is None:
             return

@@ -54,6 +54,21 @@ def test_paths_that_cannot_be_used(shift_set, tmp_path, capsys):
     assert not (shift_set / "runs").exists()
 
 
+def test_resuming_a_finished_run_or_a_folder_that_is_no_checkpoint(shift_set, tmp_path, capsys):
+    """A finished run 'resumed' trained nothing and printed a result as if it were new; best/ and the run folder
+    were called damaged checkpoints."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=1, batch_size=4, log_every=1), progress=False)
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "2", "--resume")
+    assert line.endswith("the run already reached step 2 of train.steps=2; raise --steps to train further")
+    for folder, what in ((out / "best", "a model folder (weights only, as best/ is)"), (out, "a run folder")):
+        _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4", "--resume",
+                           str(folder))
+        assert line.startswith(f"error: --resume {folder}: {what}, not a step checkpoint") and "--init-from" in line
+
+
 @pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors"])
 def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, capsys, damaged):
     from trainer.fit import train
