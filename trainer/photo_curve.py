@@ -36,14 +36,22 @@ def point(run: Path) -> dict:
                                 "trainer.builders.package_portraits or source_subset")
     entries = json.loads((pool / "manifest.json").read_text())["entries"]
     sources = len({e["source"] for e in entries if e["split"] == "train"})
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(log_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line cut short (the run was killed while writing it) says nothing
+            print(f"warning: {log_path} line {number} is not a whole record; skipped", file=sys.stderr)
     vals = [r for r in records if r.get("type") == "val" and r.get("n")]
     if not vals:
         raise ValueError(f"{log_path} has no validation record: the run must validate (train.val_every)")
     best = min(vals, key=lambda v: v["fmse"])
     return {"run": run.name, "sources": sources, "budget": int(config.get("train", {}).get("steps", 0)),
             "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
-            "fmse_ratio": best["fmse"] / best["composite_fmse"], "mse_ratio": best["mse"] / best["composite_mse"],
+            "fmse_ratio": best["fmse"] / max(best["composite_fmse"], 1e-6),
+            "mse_ratio": best["mse"] / max(best["composite_mse"], 1e-6),
             "near_right_ratio": best["near_right_fmse"] / max(best["composite_near_right_fmse"], 1e-6),
             "untouched_mse": best["untouched_mse"]}
 
@@ -72,8 +80,11 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="run folders, one per number of photos")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     a = p.parse_args(argv)
+    if a.out.is_dir() or not a.out.parent.is_dir():
+        p.error(f"--out {a.out}: give a PNG file name in an existing folder")
+    runs = list(dict.fromkeys(run.resolve() for run in a.runs))  # a run given twice is one point
     try:
-        points = sorted((point(run) for run in a.runs), key=lambda q: (q["budget"], q["sources"]))
+        points = sorted((point(run) for run in runs), key=lambda q: (q["budget"], q["sources"]))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,3 +41,18 @@ def test_each_run_gives_its_sources_and_best_validation(tmp_path, capsys):
 def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
     assert photo_curve.main([str(tmp_path), "--out", str(tmp_path / "c.png")]) == 2
     assert "run_config.json not found" in capsys.readouterr().err
+
+
+def test_a_cut_log_line_a_run_given_twice_and_a_bad_out(tmp_path, capsys):
+    import pytest
+
+    run = _run(tmp_path, "small", 10, [760.0, 720.0])
+    with open(run / "log.jsonl", "a") as f:
+        f.write('{"type": "val", "st')  # killed while writing
+    assert photo_curve.main([str(run), str(run), "--out", str(tmp_path / "curve.png")]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.count("| 10 | small |") == 1 and "line 4 is not a whole record; skipped" in printed.err
+    for out in (tmp_path, tmp_path / "missing" / "curve.png"):
+        with pytest.raises(SystemExit):
+            photo_curve.main([str(run), "--out", str(out)])
+        assert "give a PNG file name in an existing folder" in capsys.readouterr().err
