@@ -10,6 +10,8 @@ ViT-B), only one (about 70 MB). The result is segment_anything's own computation
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from typing import Any, Callable, Iterator
 
 import torch
@@ -44,22 +46,39 @@ def attention_by_head(attn: torch.nn.Module, x: torch.Tensor, interrupt: Callabl
     return attn.proj(out)
 
 
+_locks: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _lock_of(encoder: torch.nn.Module) -> threading.RLock:
+    """One lock per encoder, not per segmenter: two segmenters sharing a model (a host wraps one per run)
+    must not patch and unpatch its attention under each other."""
+    with _locks_guard:
+        return _locks.setdefault(encoder, threading.RLock())
+
+
 @contextlib.contextmanager
 def interruptible(encoder: torch.nn.Module, interrupt: Callable[[], Any] | None) -> Iterator[None]:
     """Within this block, ``encoder`` calls ``interrupt()`` at :func:`interrupt_points` places per encode;
-    whatever it raises stops the encode. Nothing changes when ``interrupt`` is None."""
-    if interrupt is None:
-        yield
-        return
-    parts = [part for block in getattr(encoder, "blocks", ()) for part in (block.attn, block.mlp)]
-    handles = [part.register_forward_pre_hook(lambda *_: interrupt()) for part in parts]
-    patched = _global_blocks(encoder)
-    for block in patched:  # an instance attribute shadows the class's forward until it is deleted
-        block.attn.forward = lambda x, attn=block.attn: attention_by_head(attn, x, interrupt)
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        for block in patched:
-            del block.attn.forward
+    whatever it raises stops the encode (what it returns is ignored). Nothing changes when ``interrupt`` is
+    None. One encode at a time per encoder."""
+    with _lock_of(encoder):
+        if interrupt is None:
+            yield
+            return
+        parts = [part for block in getattr(encoder, "blocks", ()) for part in (block.attn, block.mlp)]
+
+        def check(*_: Any) -> None:  # a pre-hook that returned a value would replace the block's input
+            interrupt()
+
+        handles = [part.register_forward_pre_hook(check) for part in parts]
+        patched = _global_blocks(encoder)
+        for block in patched:  # an instance attribute shadows the class's forward until it is deleted
+            block.attn.forward = lambda x, attn=block.attn: attention_by_head(attn, x, interrupt)
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            for block in patched:
+                del block.attn.forward

@@ -104,6 +104,13 @@ def _without_wrapper_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.T
 # --------------------------------------------------------------------------------------
 
 
+def _twins(safe: str, other: str) -> bool:
+    a, b = Path(safe), Path(other)
+    if a.parent != b.parent:
+        return False
+    return a.stem.lower() == b.stem.lower() or (a.name == "model.safetensors" and b.name == "pytorch_model.bin")
+
+
 def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -> str:
     candidates = sorted(n for n in names if n.lower().endswith(CHECKPOINT_SUFFIXES))
     if model_type:
@@ -111,10 +118,10 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
         if typed:
             candidates = typed
     if len(candidates) > 1:
-        # A .safetensors twin of a .pth (or of transformers' pytorch_model.bin) holds the same
-        # weights; prefer the safe format.
+        # A .safetensors twin of a .pth (the same name), or transformers' model.safetensors beside its
+        # pytorch_model.bin, holds the same weights: prefer the safe format. Another SAM beside it is a choice.
         safe = [n for n in candidates if n.lower().endswith(".safetensors")]
-        if len(safe) == 1:
+        if len(safe) == 1 and all(_twins(safe[0], n) for n in candidates if n != safe[0]):
             candidates = safe
     if not candidates:
         raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}.")

@@ -100,10 +100,19 @@ class SamSegmenter:
         return self.architecture.name if self.architecture is not None else "custom"
 
     def to(self, device: str | torch.device) -> "SamSegmenter":
-        """Move the model; the cached embedding is dropped (it lives on the old device)."""
+        """Move the model; the cached embedding is dropped (it lives on the old device) unless the device
+        stays the same."""
+        from ..harmonizer import device_problem
+
         with self._lock:
-            self.device = torch.device(device)
-            self.model.to(self.device)
+            problem = device_problem(device)
+            if problem:
+                raise ValueError(f"SamSegmenter.to({str(device)!r}): {problem}")
+            target = torch.device(device)
+            if target == self.device:
+                return self
+            self.model.to(target)
+            self.device = target
             self.reset_image()
         return self
 

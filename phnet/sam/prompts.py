@@ -56,11 +56,15 @@ def _checked_points(
     if point_labels is None:
         labels = np.ones(len(coords), dtype=np.int64)
     else:
-        labels = np.asarray(point_labels, dtype=np.int64).reshape(-1)
-        if labels.shape[0] != coords.shape[0]:
-            raise ValueError(f"{coords.shape[0]} points but {labels.shape[0]} point_labels; give one label per point.")
-        if not np.isin(labels, (0, 1)).all():
+        try:
+            given = np.asarray(point_labels, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            given = np.array([np.nan])
+        if given.shape[0] != coords.shape[0] and not np.isnan(given).any():
+            raise ValueError(f"{coords.shape[0]} points but {given.shape[0]} point_labels; give one label per point.")
+        if not np.isin(given, (0, 1)).all():  # checked before any rounding: 0.9 is no background point
             raise ValueError("point_labels must be 1 (on the subject) or 0 (background).")
+        labels = given.astype(np.int64)
     outside = (coords[:, 0] < 0) | (coords[:, 0] > width) | (coords[:, 1] < 0) | (coords[:, 1] > height)
     if outside.any():
         bad = tuple(float(v) for v in coords[np.argmax(outside)])

@@ -74,6 +74,15 @@ def test_folder_with_several_checkpoints_needs_filename(tmp_path):
     assert has_tiny_sam_weights(seg.model)
 
 
+def test_a_safetensors_beside_another_sams_pth_is_no_twin(tmp_path):
+    """models/sams with sam_vit_h's .pth and the template's sam-vit-base.safetensors loaded the latter in
+    silence, as if it were the .pth's copy."""
+    save_tiny_sam(tmp_path / "sam_vit_h_4b8939.pth")
+    save_tiny_sam(tmp_path / "sam-vit-base.safetensors", seed=1)
+    with pytest.raises(ValueError, match="Several SAM checkpoints.*filename="):
+        SamSegmenter.from_pretrained(tmp_path, device="cpu")
+
+
 def _fake_hub_cache(cache_dir, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
     """Lay out the huggingface_hub cache by hand: models--o--n/{refs/main, snapshots/<rev>/...}."""
     repo = cache_dir / ("models--" + repo_id.replace("/", "--"))

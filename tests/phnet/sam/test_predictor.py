@@ -267,3 +267,57 @@ def test_one_segmenter_serves_several_threads(tiny_path, image):
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_labels_that_are_not_0_or_1_are_refused_before_rounding(seg, image):
+    """0.9 was rounded to 0: a point meant on the subject became a background point."""
+    seg.set_image(image)
+    for labels in ([0.9], [1.5], [-0.5], ["x"]):
+        with pytest.raises(ValueError, match="point_labels must be 1 .* or 0"):
+            seg.predict(points=[(10, 10)], point_labels=labels)
+
+
+def test_an_interrupt_check_that_returns_a_value_is_fine(tiny_path, image):
+    """A forward pre-hook that returns something replaces the block's input: Event.is_set crashed the encode."""
+    import threading
+
+    expected = SamSegmenter.from_pretrained(tiny_path, device="cpu").segment(image, box=(10, 5, 60, 40), soft=True)
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")  # no embedding cached: it encodes
+    stop = threading.Event()
+    assert np.array_equal(seg.segment(image, box=(10, 5, 60, 40), soft=True, interrupt=stop.is_set), expected)
+
+
+def test_two_segmenters_sharing_one_model_do_not_unpatch_each_other(tiny_path, image):
+    """A host wraps one model in a new segmenter per run: each had its own lock while both patched the
+    model's attention, and 17 of 40 calls failed."""
+    import threading
+
+    first = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    segmenters = [first, SamSegmenter(first.model, device="cpu")]
+    pictures = [image, image[::-1].copy()]  # alternated, so that every call encodes
+    expected = [first.segment(p, box=(10, 5, 60, 40), soft=True) for p in pictures]
+    failures = []
+
+    def work(seg) -> None:
+        for i in range(16):
+            try:
+                if not np.array_equal(seg.segment(pictures[i % 2], box=(10, 5, 60, 40), soft=True), expected[i % 2]):
+                    failures.append("another mask")
+            except Exception as e:  # noqa: BLE001 - a failure of any kind is what this test looks for
+                failures.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in segmenters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_to_the_same_device_keeps_the_image_and_a_device_torch_lacks_changes_nothing(tiny_path, image):
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    seg.set_image(image)
+    assert seg.to("cpu").is_image_set
+    with pytest.raises(ValueError, match=r"SamSegmenter.to\('nonsense'\): not a device name torch knows"):
+        seg.to("nonsense")
+    assert seg.device.type == "cpu" and seg.is_image_set
