@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import comfy.utils
 import torch
 
 from .masks import check_image, check_mask, clamped
 
 NODE = "PHNet Paste Subject"
+log = logging.getLogger("comfyui-phnet")
 ANCHORS = ["top-left", "center", "bottom-center"]  # = phnet.compositing.ANCHORS
 
 
@@ -72,13 +75,17 @@ class PHNetPasteSubject:
             )
         check_image(background, NODE, "background")
         check_image(subject, NODE, "subject")
-        background, _ = clamped(background, "background")  # an upscaled picture's overshoot, as in Harmonize
-        subject, _ = clamped(subject, "subject")
+        background, notes = clamped(background, "background")  # an upscaled picture's overshoot, as in Harmonize
+        subject, note = clamped(subject, "subject")
+        notes += note
         masks = None
         if subject_mask is not None:
             check_mask(subject_mask, subject, "subject_mask", NODE, whole_ok=True)
-            subject_mask, _ = clamped(subject_mask, "subject_mask")
+            subject_mask, note = clamped(subject_mask, "subject_mask")
+            notes += note
             masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
+        if notes:
+            log.info("comfyui-phnet: %s%s", NODE, notes)
         bar = comfy.utils.ProgressBar(n)
         comps, outs = [], []
         for i in range(n):

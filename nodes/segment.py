@@ -160,7 +160,7 @@ class PHNetSAMSegment:
 
         sam = as_phnet_sam(sam_model)
         check_image(image, "PHNet SAM Segment")
-        image, _ = clamped(image, "image")  # an upscaled picture's overshoot, as in Harmonize
+        image, notes = clamped(image, "image")  # an upscaled picture's overshoot, as in Harmonize
         b, h, w = image.shape[0], image.shape[1], image.shape[2]
         box_px = parse_box(box)
         pos = parse_points(positive_points, "positive_points")
@@ -168,7 +168,11 @@ class PHNetSAMSegment:
         guides = None
         if guide_mask is not None:
             check_mask_size(guide_mask, image, "guide_mask", "PHNet SAM Segment")  # only its box is used
-            guides = mask_to_tensor(clamped(guide_mask, "guide_mask")[0], b, h, w)[:, 0]
+            guide_mask, note = clamped(guide_mask, "guide_mask")
+            notes += note
+            guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
+        if notes:
+            log.info("comfyui-phnet: PHNet SAM Segment%s", notes)
         if box_px is None and not pos and guides is None:  # negative points only say where the subject is not
             raise ValueError(
                 "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "

@@ -501,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="FRAMES",
                    help="the folder is a clip (natural name order): smooth the correction over about FRAMES "
                    "frames (default 3), never across a detected cut")
-    h.add_argument("--cut-threshold", type=float, help="background change (0-255) that counts as "
-                   "a cut in --temporal mode (default 20)")
+    h.add_argument("--cut-threshold", type=float, help="background change (above 0, in 0-255 "
+                   "units) that counts as a cut in --temporal mode (default 20)")
     h.set_defaults(run=harmonize)
 
     c = sub.add_parser("convert", help="official .pth checkpoint → config.json + model.safetensors")
