@@ -77,7 +77,7 @@ class PHNetHarmonizeScript(scripts.Script):
                 elem_id=self.elem_id("weights"),
             )
             threshold = gr.Slider(
-                label="Do-no-harm threshold (-1 = the weights' own)", minimum=-1.0, maximum=64.0, step=0.5,
+                label="Do-no-harm threshold (below 0 = the weights' own)", minimum=-1.0, maximum=64.0, step=0.5,
                 value=-1.0, info=THRESHOLD_INFO, elem_id=self.elem_id("threshold"),
             )
             mask_source = gr.Radio(

@@ -257,7 +257,7 @@ def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") 
         if 2 < hi <= 255 and lo >= -UNIT_SLACK:  # a 0..255 picture whose brightest value is under 2 is black
             fix = f" (this looks like a 0..255 {kind}); divide 0..255 {kind}s by 255"
         elif hi <= 2 and lo >= -1:
-            fix = (f" (a little outside 0..1: an output that was not clamped); clamp the {kind} to 0..1, e.g. "
+            fix = (f" (outside 0..1, as an operation that does not clamp leaves it); clamp the {kind} to 0..1, e.g. "
                    f"x.clamp(0, 1) or numpy.clip(x, 0, 1)")
         else:
             fix = f"; give {kind}s in 0..1 (divide 0..255 {kind}s by 255)"
