@@ -382,6 +382,16 @@ def _paste_subject(image, s):
     if s.subject is None or s.subject == "":
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
     subject = _decode_image(s.subject)
+    mode = getattr(subject, "mode", None)
+    if mode == "P" and "transparency" in subject.info:
+        subject, mode = subject.convert("RGBA"), "RGBA"
+    alpha = subject.getchannel("A") if mode in ("RGBA", "LA", "PA") else None
+    if alpha is not None and alpha.getextrema()[1] == 0:
+        raise ValueError("PHNet: the subject is fully transparent, so there is nothing to paste: upload a cut-out "
+                         "whose subject is opaque.")
+    if mode is not None and (alpha is None or alpha.getextrema()[0] == 255):
+        print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
+              "background is transparent to paste the subject alone.")
     composite, mask = paste_subject(
         image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor
     )

@@ -596,3 +596,17 @@ def test_an_rgba_image_from_another_extension_keeps_its_alpha(webui):
     before.putalpha(Image.fromarray(alpha))
     after = _postprocess(webui, runner, p, before)
     assert after.mode == "RGBA" and np.array_equal(np.asarray(after)[..., 3], alpha)
+
+
+def test_a_subject_without_transparency_is_named_and_a_fully_transparent_one_refused(webui, capsys):
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    opaque = Image.new("RGB", (12, 16), (230, 40, 40))  # a JPEG, or gradio's RGBA of one: no cut-out
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=opaque, x=30, y=20, scale=1.0, anchor="top-left")  # fmt: skip
+    _postprocess(webui, runner, p, _generated())
+    assert "the subject has no transparency: its whole rectangle is pasted" in capsys.readouterr().out
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.new("RGBA", (12, 16)), x=30, y=20)  # fmt: skip
+    _fails(webui, capsys, runner, p, "the subject is fully transparent, so there is nothing to paste")
