@@ -160,6 +160,12 @@ class PHNetHarmonizeScript(scripts.Script):
             # harmonized: pasting or harmonizing it again would add a second subject or move the first
             print("PHNet: the upscale pass keeps the subject harmonized in the first pass; not run again")
             return
+        if "SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT:
+            # the SD upscale script runs the always-on scripts once per tile: x, y and the box would be
+            # read in tile pixels, and a subject pasted into every tile
+            print("PHNet: not run on SD upscale's tiles (a subject or box would land in every tile); harmonize "
+                  "the picture first, then upscale it with PHNet off")
+            return
         params = settings.infotext()
         try:
             pp.image, corrections, model_name = _harmonize(p, pp.image, settings)

@@ -610,3 +610,17 @@ def test_a_subject_without_transparency_is_named_and_a_fully_transparent_one_ref
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=Image.new("RGBA", (12, 16)), x=30, y=20)  # fmt: skip
     _fails(webui, capsys, runner, p, "the subject is fully transparent, so there is nothing to paste")
+
+
+def test_sd_upscale_tiles_are_left_alone_with_a_pasted_subject(webui, capsys):
+    """The SD upscale script runs the always-on scripts per tile: the subject was pasted into every tile."""
+    script, runner = _runner(webui, True)
+    rgba = np.zeros((16, 12, 4), np.uint8)
+    rgba[2:14, 2:10] = (230, 40, 40, 255)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, init_images=[_generated(seed=1)])
+    p.extra_generation_params["SD upscale overlap"] = 64  # what the SD upscale script sets before its tiles
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(rgba), x=30, y=20)  # fmt: skip
+    tile = _generated()
+    assert _postprocess(webui, runner, p, tile) is tile
+    assert "not run on SD upscale's tiles" in capsys.readouterr().out
