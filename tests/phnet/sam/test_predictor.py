@@ -246,27 +246,34 @@ def test_a_threshold_that_is_not_a_number_is_refused(seg, image):
 def test_one_segmenter_serves_several_threads(tiny_path, image):
     """Two threads segmenting their own pictures: an encode patches the model's attention and caches its
     embedding, and without a lock 140 of 300 calls failed or came back with the other thread's mask."""
-    import threading
-
     seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
     pictures = [image, image[::-1].copy()]
     expected = [seg.segment(p, box=(10, 5, 60, 40), soft=True) for p in pictures]
+    assert _segment_in_threads([(seg, [(pictures[k], expected[k])]) for k in range(2)], rounds=8) == []
+
+
+def _segment_in_threads(jobs, rounds: int) -> list[str]:
+    """Each job (segmenter, [(picture, its expected mask), ...]) in a thread of its own, ``rounds`` calls
+    cycling through its pictures; the failures of any kind."""
+    import threading
+
     failures = []
 
-    def work(k: int) -> None:
-        for _ in range(8):
+    def work(seg, pairs) -> None:
+        for i in range(rounds):
+            picture, expected = pairs[i % len(pairs)]
             try:
-                if not np.array_equal(seg.segment(pictures[k], box=(10, 5, 60, 40), soft=True), expected[k]):
-                    failures.append(f"thread {k}: another picture's mask")
-            except Exception as e:  # noqa: BLE001 - a failure of any kind is what this test looks for
-                failures.append(f"thread {k}: {type(e).__name__}: {e}")
+                if not np.array_equal(seg.segment(picture, box=(10, 5, 60, 40), soft=True), expected):
+                    failures.append("another picture's mask")
+            except Exception as e:  # noqa: BLE001 - a failure of any kind is what these tests look for
+                failures.append(f"{type(e).__name__}: {e}")
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert failures == []
+    return failures
 
 
 def test_labels_that_are_not_0_or_1_are_refused_before_rounding(seg, image):
@@ -290,28 +297,11 @@ def test_an_interrupt_check_that_returns_a_value_is_fine(tiny_path, image):
 def test_two_segmenters_sharing_one_model_do_not_unpatch_each_other(tiny_path, image):
     """A host wraps one model in a new segmenter per run: each had its own lock while both patched the
     model's attention, and 17 of 40 calls failed."""
-    import threading
-
     first = SamSegmenter.from_pretrained(tiny_path, device="cpu")
     segmenters = [first, SamSegmenter(first.model, device="cpu")]
     pictures = [image, image[::-1].copy()]  # alternated, so that every call encodes
     expected = [first.segment(p, box=(10, 5, 60, 40), soft=True) for p in pictures]
-    failures = []
-
-    def work(seg) -> None:
-        for i in range(16):
-            try:
-                if not np.array_equal(seg.segment(pictures[i % 2], box=(10, 5, 60, 40), soft=True), expected[i % 2]):
-                    failures.append("another mask")
-            except Exception as e:  # noqa: BLE001 - a failure of any kind is what this test looks for
-                failures.append(f"{type(e).__name__}: {e}")
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in segmenters]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
+    assert _segment_in_threads([(seg, list(zip(pictures, expected))) for seg in segmenters], rounds=16) == []
 
 
 def test_to_the_same_device_keeps_the_image_and_a_device_torch_lacks_changes_nothing(tiny_path, image):
