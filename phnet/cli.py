@@ -533,5 +533,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         logger.setLevel(level)
 
+def entry() -> None:
+    """The ``phnet`` command. A refused input (a ``SystemExit`` carrying its message) exits with 2, as
+    argparse's own errors and the library's refusals do; 1 stays for a run in which some files failed."""
+    try:
+        code = main()
+    except SystemExit as e:
+        if not isinstance(e.code, str):
+            raise
+        print(e.code, file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -384,3 +384,18 @@ def test_animated_pictures_are_refused_with_a_pointer_to_clips(tiny_folder, tmp_
     _mask().save(mask)
     with pytest.raises(SystemExit, match=r"animated \(3 frames\).*--temporal"):
         _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
+def test_the_command_exits_2_for_any_refused_input(tmp_path):
+    """A refusal said by the CLI itself exited 1 (Python's SystemExit), one found by the library 2."""
+    import subprocess
+    import sys
+
+    def status(*extra):
+        return subprocess.run([sys.executable, "-m", "phnet", "harmonize", str(EXAMPLES / "composite.png"),
+                               str(EXAMPLES / "mask.png"), "-o", str(tmp_path / "x.png"), *extra],
+                              capture_output=True, text=True, timeout=120)
+
+    for extra in (["--threshold", "300"], ["--strength", "2"]):
+        done = status(*extra)
+        assert done.returncode == 2 and done.stderr.startswith("error:"), done.stderr
