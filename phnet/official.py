@@ -110,14 +110,17 @@ def fetch(
         found = find(name, folders)  # another process may have finished while this one waited
         if found is not None:
             return found
-        local = _local_checkpoint(weights, folders)
-        if local is not None:
-            return _convert(weights, local, target / name, convert)
-        if local_files_only or hub_offline():
-            raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only"))
         checkpoint = target / weights.filename
-        _download(weights, checkpoint, target, progress, say or _stderr)
-        try:
+        downloaded = target / f".{weights.filename}.downloaded"  # this .pth is ours to remove, not the user's
+        local = _local_checkpoint(weights, folders)
+        if local is not None and not (local == checkpoint and downloaded.exists()):
+            return _convert(weights, local, target / name, convert)
+        if local is None:
+            if local_files_only or hub_offline():
+                raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only"))
+            _download(weights, checkpoint, target, progress, say or _stderr)
+            downloaded.touch()
+        try:  # a download, or one whose conversion a kill cut short: converted, then removed
             return _convert(weights, checkpoint, target / name, convert)
         except ValueError as e:
             raise ValueError(
@@ -126,6 +129,7 @@ def fetch(
             ) from None
         finally:
             checkpoint.unlink(missing_ok=True)
+            downloaded.unlink(missing_ok=True)
 
 
 def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | None:

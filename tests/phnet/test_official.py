@@ -222,3 +222,14 @@ def test_cli_downloads_by_name_then_runs_without_the_site_and_offline_names_the_
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert run("-o", str(tmp_path / "offline.png"), "--weights", NAME) == 2
     assert official.OFFICIAL[NAME].url in capsys.readouterr().err
+
+
+def test_a_download_whose_conversion_was_killed_is_converted_and_removed_next_time(tiny_official, tmp_path,
+                                                                                 monkeypatch):
+    """The downloaded .pth stayed for good beside the converted copy (a second choice in the pickers)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no site: the leftover alone must do
+    (tmp_path / FILE).write_bytes(tiny_official)
+    (tmp_path / f".{FILE}.downloaded").touch()  # what the download leaves before its conversion
+    folder = weights.fetch_official(NAME, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{NAME}.lock", NAME]
+    assert (folder / "model.safetensors").is_file()
