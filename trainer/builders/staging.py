@@ -31,6 +31,7 @@ def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, nam
 @contextlib.contextmanager
 def staged(out: Path) -> Iterator[Path]:
     """A new folder beside ``out`` to build in; when the block ends without an error it becomes ``out``."""
+    out = out.resolve() if out.is_symlink() else out  # a link to the set: the set is replaced, the link kept
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
     try:
@@ -39,7 +40,12 @@ def staged(out: Path) -> Iterator[Path]:
         if out.exists():
             old = out.parent / f".{out.name}.old-{time.time_ns()}"
             out.rename(old)
-        staging.rename(out)
+        try:
+            staging.rename(out)
+        except OSError:
+            if old is not None:
+                old.rename(out)  # the previous set goes back where it was
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

@@ -1,0 +1,34 @@
+"""trainer.builders.staging: a set appears whole in place of the old one, or the old one stays."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer.builders import staging
+
+
+def test_a_link_to_the_set_stays_a_link_and_a_failed_swap_puts_the_old_set_back(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with staging.staged(link) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert link.is_symlink() and sorted(p.name for p in link.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+    rename = Path.rename
+
+    def refused(self, target):  # the new set cannot take the old one's place
+        if self.name.startswith(".real.building-"):
+            raise OSError(18, "Invalid cross-device link")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refused)
+    with pytest.raises(OSError):
+        with staging.staged(real) as tmp:
+            (tmp / "newer.txt").write_text("newer")
+    assert sorted(p.name for p in real.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
