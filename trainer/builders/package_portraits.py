@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
               min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers,
               all_versions=a.all_versions, history_cache=a.history_cache)
-    except FileExistsError as e:
+    except OSError as e:  # a folder that cannot be replaced, a full disk
         raise SystemExit(f"error: {e}") from None
 
 

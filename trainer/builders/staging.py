@@ -5,6 +5,7 @@ set as it was, and a folder some other program wrote is never replaced."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -31,7 +32,9 @@ def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, nam
 @contextlib.contextmanager
 def staged(out: Path) -> Iterator[Path]:
     """A new folder beside ``out`` to build in; when the block ends without an error it becomes ``out``."""
-    out = out.resolve() if out.is_symlink() else out  # a link to the set: the set is replaced, the link kept
+    out = out.resolve() if out.is_symlink() else out.absolute()  # a link to the set: the set is replaced, the link kept
+    if os.path.ismount(out):
+        raise FileExistsError(f"{out} is a mount point, which cannot be replaced whole: give a folder inside it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
     try:

@@ -170,7 +170,7 @@ def main(argv=None) -> int:
                                       mask_fallback=a.mask_fallback, copies=a.copies, val_fraction=a.val_fraction,
                                       test_fraction=a.test_fraction, seed=a.seed, on_bad_sample=a.on_bad_sample,
                                       options=opts, limit=a.limit, progress=not a.no_progress)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2, default=list))
