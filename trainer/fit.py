@@ -102,7 +102,7 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
         return (Path(outcome[1]) if outcome[1] else None), outcome[2]
     try:
         run.acquire_lock()
-        resume_dir = run.prepare(resume, overwrite)
+        resume_dir = run.prepare(resume, overwrite, steps=int(cfg["train"]["steps"]))
         changes: dict = {}
         if resume_dir is not None:
             old = run.recorded_config(resume_dir)
@@ -111,10 +111,6 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
                       file=sys.stderr)
             else:
                 changes = check_resume_config(old, cfg, resume_dir)
-            done, steps = int(ckpt.read_info(resume_dir)["step"]), int(cfg["train"]["steps"])
-            if done >= steps:  # it trained nothing and printed the old run's result as if it were new
-                raise RunFolderError(f"--resume {resume_dir}: the run already reached step {done} of train.steps="
-                                     f"{steps}; raise --steps to train further")
     except BaseException as exc:
         env.from_main(("error", f"{type(exc).__name__}: {exc}"))
         raise
@@ -350,13 +346,14 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def check_out_outside_data(cfg: dict) -> None:
-    """A run folder inside a photo folder: its curves.png and best/ would become training photos next time."""
+    """The run folder is the photo folder itself: its curves.png would be read as a photo next time (a run
+    folder inside the photos is left out when they are listed, by the files it holds)."""
     out = Path(cfg["train"]["out_dir"]).expanduser().resolve()
     for key, flag in (("root", "--data"), ("val_root", "data.val_root")):
         folder = cfg["data"].get(key)
-        if folder and out.is_relative_to(Path(folder).expanduser().resolve()):
-            raise ValueError(f"--out {cfg['train']['out_dir']} is inside the data folder {folder} ({flag}): the run's "
-                             "own pictures would be read as photos. Choose an --out outside it")
+        if folder and out == Path(folder).expanduser().resolve():
+            raise ValueError(f"--out {cfg['train']['out_dir']} is the data folder {folder} itself ({flag}): the run's "
+                             "own pictures would be read as photos. Choose another --out (a folder inside it is fine)")
 
 
 def flag_overrides(args: argparse.Namespace) -> dict:

@@ -159,8 +159,9 @@ class RunFolder:
         for n in RUN_FILES + ((LEGACY_RUN_CONFIG_NAME,) if legacy else ()):
             (self.root / n).unlink(missing_ok=True)
 
-    def prepare(self, resume: str | bool, overwrite: bool) -> Path | None:
-        """Decide how this start uses the folder (call with the lock held); return the checkpoint to resume."""
+    def prepare(self, resume: str | bool, overwrite: bool, steps: int | None = None) -> Path | None:
+        """Decide how this start uses the folder (call with the lock held); return the checkpoint to resume.
+        ``steps``: the run's train.steps; a checkpoint already there is refused before anything is moved."""
         if resume and overwrite:
             raise RunFolderError("--resume continues the run and --overwrite deletes it: choose one")
         ckpt.clean_temporaries(self.root)
@@ -176,6 +177,10 @@ class RunFolder:
                       file=sys.stderr)
             else:
                 self.check_resumable(found)
+                done = int(ckpt.read_info(found)["step"])
+                if steps is not None and done >= steps:  # it trained nothing and printed a result as if new
+                    raise RunFolderError(f"--resume {found}: the run already reached step {done} of train.steps="
+                                         f"{steps}; raise --steps to train further")
                 own = found.resolve().parent == (self.root / "checkpoints").resolve()
                 previous = [] if own else self.previous_run()
                 if previous:  # its log and curves would go on from another run's history

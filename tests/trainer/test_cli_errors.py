@@ -47,11 +47,11 @@ def test_paths_that_cannot_be_used(shift_set, tmp_path, capsys):
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(a_file))
     assert line.startswith(f"error: {a_file} is a file, not a folder") and "--out" in line
     assert a_file.read_text() == "not a run folder"
-    # the run's own curves.png and best/ were read as photos by the next run on that folder
-    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(shift_set / "runs" / "a"))
-    assert line == (f"error: --out {shift_set / 'runs' / 'a'} is inside the data folder {shift_set} (--data): the run's "
-                    "own pictures would be read as photos. Choose an --out outside it")
-    assert not (shift_set / "runs").exists()
+    # the run's own curves.png was read as a photo by the next run on that folder
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(shift_set))
+    assert line == (f"error: --out {shift_set} is the data folder {shift_set} itself (--data): the run's own "
+                    "pictures would be read as photos. Choose another --out (a folder inside it is fine)")
+    assert not (shift_set / "run_config.json").exists()
 
 
 def test_resuming_a_finished_run_or_a_folder_that_is_no_checkpoint(shift_set, tmp_path, capsys):
@@ -159,3 +159,17 @@ def test_a_data_folder_that_vanishes_mid_run(tmp_path, capsys, monkeypatch, poli
     else:
         assert line.startswith("error: gave up: 8 bad samples in a row, and the data folder") and "--resume" in line
     assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start"]
+
+
+def test_a_refused_resume_of_an_older_checkpoint_moves_nothing(shift_set, tmp_path, capsys):
+    """The finished-run check came after the later checkpoints and best/ had been set aside."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, ckpt_every=2, val_every=2, batch_size=4, log_every=1, keep_last=2),
+          progress=False)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "2", "--resume",
+                       str(out / "checkpoints" / "step-00000002"))
+    assert line.endswith("the run already reached step 2 of train.steps=2; raise --steps to train further")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
