@@ -136,8 +136,9 @@ class PHNetHarmonizeScript(scripts.Script):
             (sam_weights, lambda params: _recorded(params, "PHNet SAM", r"^(.*), box \(", str)),
             *((box, lambda params, i=i: _recorded(params, "PHNet SAM", BOX_PATTERN, int, i + 1))
               for i, box in enumerate((box_x0, box_y0, box_x1, box_y1))),
-            (grow, lambda params: _recorded(params, "PHNet mask refine", r"grow (-?\d+)", int)),
-            (feather, lambda params: _recorded(params, "PHNet mask refine", r"feather ([\d.]+)", float)),
+            (grow, lambda params: _recorded(params, "PHNet mask refine", r"grow (-?\d+)", int, unwritten=0)),
+            (feather, lambda params: _recorded(params, "PHNet mask refine", r"feather ([\d.]+)", float,
+                                               unwritten=0.0)),
         ]
         # Order matters: the WebUI passes the values back in this order (see Settings).
         return [enable, weights, strength, mask_source, subject, x, y, scale, anchor,
@@ -183,10 +184,13 @@ class PHNetHarmonizeScript(scripts.Script):
 BOX_PATTERN = r"box \((-?\d+), (-?\d+), (-?\d+), (-?\d+)\)"
 
 
-def _recorded(params, key, pattern, cast, group=1):
-    """A setting read back from the infotext's ``key`` (None: not written, the control stays as it is)."""
+def _recorded(params, key, pattern, cast, group=1, unwritten=None):
+    """A setting read back from the infotext's ``key``. Not written: ``unwritten`` for a PHNet run (a setting
+    written only when it is not 0), else None (the control stays as it is)."""
     found = re.search(pattern, str(params.get(key) or ""))
-    return cast(found.group(group)) if found else None
+    if found:
+        return cast(found.group(group))
+    return unwritten if "PHNet strength" in params else None
 
 
 class Settings(NamedTuple):

@@ -119,8 +119,8 @@ def test_pasted_generation_parameters_restore_the_settings_this_tab_has(webui, i
     read = {name: (key(params) if callable(key) else params.get(key)) for name, key in fields.items()
             for params in [{"PHNet strength": 0.8, "PHNet weights": "tiny-phnet", "PHNet mask": INPAINT}]}
     # the threshold goes back to the weights' own when none was written; an inpaint mask is img2img's alone
-    unwritten = dict.fromkeys(["x", "y", "scale", "anchor", "sam_weights", "box_x0", "box_y0", "box_x1", "box_y1",
-                               "grow", "feather"])
+    unwritten = {**dict.fromkeys(["x", "y", "scale", "anchor", "sam_weights", "box_x0", "box_y0", "box_x1",
+                                  "box_y1"]), "grow": 0, "feather": 0.0}  # refine is written only when not 0
     assert read == {"enable": True, "strength": 0.8, "weights": "tiny-phnet", "threshold": -1.0,
                     "mask_source": INPAINT if is_img2img else None, **unwritten}
     threshold = dict(fields)["threshold"]
@@ -143,7 +143,7 @@ def test_the_subject_sam_and_refine_settings_come_back_from_the_infotext(webui):
         expected = {name: getattr(settings, name) for name in restored if name not in ("enable", "mask_source",
                                                                                          "threshold")}
         assert {name: restored[name] for name in expected} == expected
-        assert len(expected) == (6 if settings.mask_source == SUBJECT else 5)
+        assert len(expected) == (6 if settings.mask_source == SUBJECT else 7)  # SAM: grow and feather back to 0
 
 
 # ---- postprocess_image -------------------------------------------------------------------
