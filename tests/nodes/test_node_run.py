@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -348,3 +350,27 @@ def test_sam_asks_comfyui_for_room_before_it_moves_to_the_gpu(pack, comfy_env):
     weights = 100 * 100 * 4 + 100 * 4
     assert ("free_memory", 2 * weights, torch.device("meta")) in comfy_env.calls
     assert sam.segmenter.device == torch.device("cpu")
+
+
+def test_half_copies_left_by_a_killed_comfyui_are_removed_on_the_next_download(pack, comfy_env, monkeypatch,
+                                                                               tmp_path):
+    """Each kill during a copy left a part of up to 2.5 GB under a name no later run reused."""
+    import huggingface_hub
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    sams = comfy_env.base / "models" / "sams"
+    stale, live = sams / "someone--sam--sam_vit_x.pth.123.456.part", sams / "someone--sam--sam_vit_x.pth.789.1.part"
+    for part in (stale, live):
+        part.write_bytes(b"half")
+    old = time.time() - 2 * loaders.STALE_PART_S
+    os.utime(stale, (old, old))  # abandoned long ago; `live` is still being written by another ComfyUI
+    cached = tmp_path / "blob"
+    cached.write_bytes(b"weights")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
+    try:
+        loaders._download_sam("someone/sam", "sam_vit_x.pth")
+        assert not stale.exists() and live.exists()
+    finally:
+        for placed in sams.glob("someone--sam--sam_vit_x.pth*"):
+            placed.unlink()
