@@ -392,8 +392,8 @@ class Harmonizer:
         if not 0.0 <= as_number(strength, "strength") <= 1.0:
             raise ValueError(f"strength must be in 0..1, got {strength}")
         size = self.config.image_size if working_size is None else working_size
-        if isinstance(size, float) and size.is_integer():  # 256.0 from a UI's number field
-            size = int(size)
+        if isinstance(size, numbers.Real) and not isinstance(size, (bool, numbers.Integral)) and float(size).is_integer():
+            size = int(size)  # 256.0 from a UI's number field, numpy's float32 too
         whole = isinstance(size, numbers.Integral) and not isinstance(size, bool)
         if not whole or not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE or size % 8:
             raise ValueError(f"working_size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}, "

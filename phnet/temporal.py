@@ -70,9 +70,8 @@ class Temporal:
             raise ValueError(f"cut_threshold must be a number > 0 (0–255 units), got {self.cut_threshold!r}")
         if not isinstance(self.causal, (bool, np.bool_)):
             raise ValueError(f"causal must be True or False, got {self.causal!r}")
-        cuts = (self.cuts,) if isinstance(self.cuts, numbers.Integral) else self.cuts
-        if isinstance(cuts, (str, bytes)) or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool)
-                                                       for c in cuts):
+        cuts = (self.cuts,) if isinstance(self.cuts, numbers.Real) else self.cuts
+        if isinstance(cuts, (str, bytes)) or not all(_real(c) and float(c).is_integer() for c in cuts):
             raise ValueError(f"cuts must be frame indices (whole numbers), got {self.cuts!r}")
         object.__setattr__(self, "window", float(window))
         object.__setattr__(self, "causal", bool(self.causal))

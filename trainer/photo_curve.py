@@ -82,7 +82,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.out.is_dir() or not a.out.parent.is_dir():
         p.error(f"--out {a.out}: give a PNG file name in an existing folder")
-    runs = list(dict.fromkeys(run.resolve() for run in a.runs))  # a run given twice is one point
+    runs, seen = [], set()
+    for run in a.runs:  # a run given twice is one point
+        if run.resolve() not in seen:
+            seen.add(run.resolve())
+            runs.append(run)
     try:
         points = sorted((point(run) for run in runs), key=lambda q: (q["budget"], q["sources"]))
     except (ValueError, OSError) as exc:
