@@ -57,6 +57,16 @@ class Harmonized(NamedTuple):
     corrections: list[Correction]
 
 
+MIN_SIDE = 8  # pixels: a thinner picture is stretched to the working size row by row; an untouched 94×1 strip
+# came back changed by RMS 117
+
+
+def _check_picture_size(height: int, width: int) -> None:
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(f"the picture is {width}×{height} pixels: PHNet needs at least {MIN_SIDE} on each side to "
+                         "tell the subject's colours from the scene's; give a larger picture")
+
+
 def device_problem(device: str | torch.device) -> str | None:
     """Why ``device`` cannot be used here, in words that end with the fix (a name torch does not know, a GPU
     this machine lacks, a kind torch cannot place tensors on, the meta device); None when it can."""
@@ -301,14 +311,18 @@ class Harmonizer:
         native = image_pixels(image, layout)
         if native is None and not guided:  # an input that needs converting first
             rgb, alpha, form = image_to_tensor(image, layout)
+            _check_picture_size(*rgb.shape[-2:])
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
             # in a clip, a frame whose mask is empty (no subject) stays as it is
+            if native is not None:  # before the masks' checks, as in the branch above
+                _check_picture_size(*native[0].shape[1:3])
             pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native,
                                                                     allow_empty=clip)
+            _check_picture_size(*pixels.shape[1:3])
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
             if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
                 references = (None if reference_mask is None else

@@ -275,12 +275,16 @@ def test_maps_shrunk_to_one_pixel_wide_keep_their_rows():
 
 
 @pytest.mark.parametrize("method", ["correction", "guided", "resize"])
-def test_a_picture_one_pixel_wide_changes_its_subject_only(tiny_model, method):
+def test_a_picture_eight_pixels_wide_changes_its_subject_only_and_a_thinner_one_is_refused(tiny_model, method):
+    """A one-pixel strip is stretched to the working size row by row: an untouched 94×1 strip came back
+    changed by RMS 117 with the bundled weights."""
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
-    image = np.random.default_rng(3).integers(0, 256, (400, 1, 3), dtype=np.uint8)
-    mask = np.zeros((400, 1), np.float32)
+    image = np.random.default_rng(3).integers(0, 256, (400, 8, 3), dtype=np.uint8)
+    mask = np.zeros((400, 8), np.float32)
     mask[100:300] = 1
     out = h(image, mask, threshold=0)
-    changed = (out != image).any(-1)[:, 0]
-    assert not changed[mask[:, 0] == 0].any() and changed[100:300].mean() > 0.5
+    changed = (out != image).any(-1)
+    assert not changed[mask == 0].any() and changed[100:300].mean() > 0.5
     assert len(np.unique(out[100:300].reshape(-1, 3), axis=0)) > 20  # not one flat colour
+    with pytest.raises(ValueError, match="the picture is 1×400 pixels: PHNet needs at least 8 on each side"):
+        h(image[:, :1], mask[:, :1], threshold=0)

@@ -115,12 +115,15 @@ def test_torch_layouts_and_batches(harmonizer):
 
 
 def test_explicit_layout_resolves_ambiguity(harmonizer):
-    t = torch.rand(1, 3, 3, 3)
+    from phnet.imageio import image_to_tensor
+
+    t = torch.rand(1, 3, 3, 3)  # pictures this small are refused, but only once their layout is known
     with pytest.raises(ValueError, match="layout"):
         harmonizer(t, torch.ones(3, 3))
-    m = torch.zeros(3, 3)
-    m[1, 1] = 1
-    assert harmonizer(t, m, layout="BCHW").shape == t.shape
+    with pytest.raises(ValueError, match="the picture is 3×3 pixels: PHNet needs at least 8"):
+        harmonizer(t, torch.eye(3), layout="BCHW")
+    assert image_to_tensor(t, layout="BCHW")[0].shape == (1, 3, 3, 3)
+    assert image_to_tensor(t, layout="BHWC")[0].shape == (1, 3, 3, 3)
 
 
 def test_batched_results_equal_single_ones(harmonizer):
@@ -277,7 +280,7 @@ def test_low_precision_runs(tiny_model, dtype):
         (np.full((32, 32, 3), 200.0, np.float32), np.eye(32), "divide 0..255"),
         (np.zeros((32, 32, 2), np.uint8), np.eye(32), "channels"),
         (np.zeros((32, 32, 3), np.int64), np.eye(32), "dtype"),
-        (np.zeros((1, 1, 3), np.uint8), np.ones((1, 1)), "whole image"),
+        (np.zeros((1, 1, 3), np.uint8), np.ones((1, 1)), "at least 8 on each side"),
         (np.zeros((32, 32, 3), np.uint8), np.full((32, 32), 2.0), "0..1"),
         (np.zeros((32, 32, 3), np.uint8), np.full((32, 32), np.nan), "NaN"),
         (np.zeros((2, 32, 32, 3), np.uint8), np.stack([np.eye(32)] * 3), "one per image"),
