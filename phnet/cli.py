@@ -336,6 +336,9 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             fail(job, e)
             continue
         corrections.append(found.report)
+        if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
+            _save(image, job.target, keep)
+            continue
         held[len(frames)] = found
         frames.append(job)
         write(smoother.push(found))

@@ -594,7 +594,10 @@ class Harmonizer:
         return frames
 
     def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
-        """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``)."""
+        """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
+        frame with too little background is left as it was, whatever its neighbours' correction."""
+        if frame.report.background is not None:
+            return
         low = frame.low
         pixels, mask = self.staged(pixels, mask)  # a frame waiting for its neighbours is not kept on the device
         if self.lifts_change:  # the correction is the change, filled outward already: it is carried up as it is
@@ -615,7 +618,11 @@ class Harmonizer:
         goes on across it from the frames before to the frames after."""
         count = pixels.shape[0]
         present = (masks.flatten(1).amax(1) > 0).tolist()
-        order = [i for i in range(count) if present[i]]  # the frames the smoother sees, in time order
+        # a frame with too little background is left as it was, as on its own: its neighbours' smoothed
+        # correction must not reach it either, and its zero must not pull theirs down
+        background = (1 - masks.flatten(1).float().mean(1) / mask_peak).tolist()
+        cramped = [p and b < MIN_BACKGROUND for p, b in zip(present, background)]
+        order = [i for i in range(count) if present[i] and not cramped[i]]  # what the smoother sees, in order
         temporal = temporal or Temporal(window=0)
         outside = [cut for cut in temporal.cuts if not 0 <= cut < count]
         if outside:
@@ -640,9 +647,13 @@ class Harmonizer:
                 self.apply_frame(pixels[j], peak, masks[j], mask_peak, out[j], held.pop(j), correction, strength)
                 step()
 
-        for i in range(count):
-            if not present[i]:  # ``out`` is already a copy of it
+        for i in range(count):  # ``out`` is already a copy of the frames left as they were
+            if not present[i]:
                 reports[i] = Correction.no_subject(self.threshold_for(threshold), float(strength))
+                step(2)
+            elif cramped[i]:
+                reports[i] = Correction(0.0, self.threshold_for(threshold), 0.0, float(strength),
+                                        background=background[i])
                 step(2)
         chunk = self.pictures_per_call(pixels, size)
         for start in range(0, len(order), chunk):

@@ -168,3 +168,20 @@ def test_every_frame_is_written_whole_with_its_profile(tiny_folder, tmp_path, mo
     assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 0
     assert sorted(written) == sorted(out.iterdir()) and len(written) == 3
     assert all(Image.open(p).info.get("icc_profile") == srgb for p in written)
+
+
+def test_a_frame_with_too_little_background_is_written_as_it_was(tiny_folder, tmp_path):
+    """It was reported unchanged, then written with its neighbours' smoothed correction."""
+    comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
+    cramped = np.full((H, W), 255, np.uint8)
+    cramped[0, :10] = 0  # under 1 % background
+    Image.fromarray(cramped).save(masks / "frame5.png")
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2", "--threshold", "0"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "frame5.png")), _frame(1))
+    frames = np.stack([_frame(t) for t in range(4)])
+    every = np.stack([_mask(), cramped, _mask(), _mask()]) / 255.0
+    expected = Harmonizer.from_pretrained(tiny_folder, device="cpu")(frames, every, temporal=2.0, threshold=0)
+    results = np.stack([np.asarray(Image.open(out / f"frame{t * 5}.png")) for t in range(4)])
+    assert np.abs(results.astype(int) - expected.astype(int)).max() <= 1

@@ -259,3 +259,20 @@ def test_cuts_outside_the_clip_and_a_progress_that_is_no_function_are_refused_be
         h(frames, masks, layout="BCHW", temporal=Temporal(cuts=(1, 100)))
     with pytest.raises(ValueError, match="progress must be a function"):
         h(frames, masks, layout="BCHW", temporal=2.0, progress=5)
+
+
+def test_a_frame_with_too_little_background_stays_as_it_was_in_a_clip(tiny_model):
+    """It was reported 'unchanged' and changed anyway by its neighbours' smoothed correction."""
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu")
+    frames = np.zeros((3, 64, 64, 3), np.uint8)
+    frames[...] = (200, 120, 60)
+    frames[:, 16:48, 16:48] = (40, 90, 200)
+    masks = np.zeros((3, 64, 64), np.float32)
+    masks[:, 16:48, 16:48] = 1
+    masks[1] = 1
+    masks[1, 0, :] = 0  # 1.6 % background
+    out, reports = h.harmonize(frames, masks, temporal=True, threshold=0)
+    assert reports[1].unchanged and reports[1].background is not None
+    assert np.array_equal(out[1], frames[1]) and not np.array_equal(out[0], frames[0])
