@@ -318,11 +318,8 @@ class Harmonizer:
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
             # in a clip, a frame whose mask is empty (no subject) stays as it is
-            if native is not None:  # before the masks' checks, as in the branch above
-                _check_picture_size(*native[0].shape[1:3])
             pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native,
                                                                     allow_empty=clip)
-            _check_picture_size(*pixels.shape[1:3])
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
             if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
                 references = (None if reference_mask is None else
@@ -351,11 +348,13 @@ class Harmonizer:
         if native is not None:
             pixels, peak, form = native
             batch, height, width = pixels.shape[:3]
+            _check_picture_size(height, width)
             found = mask_pixels(mask, batch, height, width)
             masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
             check_mask_coverage(masks, mask_peak, allow_empty=allow_empty)
             return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
         rgb, alpha, form = image_to_tensor(image, layout)
+        _check_picture_size(*rgb.shape[-2:])
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
         check_mask_coverage(masks, allow_empty=allow_empty)
 
@@ -406,9 +405,8 @@ class Harmonizer:
         if not 0.0 <= as_number(strength, "strength") <= 1.0:
             raise ValueError(f"strength must be in 0..1, got {strength}")
         size = self.config.image_size if working_size is None else working_size
-        if isinstance(size, numbers.Real) and not isinstance(size, (bool, numbers.Integral)) and float(size).is_integer():
-            size = int(size)  # 256.0 from a UI's number field, numpy's float32 too
-        whole = isinstance(size, numbers.Integral) and not isinstance(size, bool)
+        # any whole number: 256.0 from a UI's number field, numpy's int64 or float32 too
+        whole = isinstance(size, numbers.Real) and not isinstance(size, bool) and float(size).is_integer()
         if not whole or not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE or size % 8:
             raise ValueError(f"working_size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}, "
                              f"got {size!r}")
