@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,8 +227,7 @@ def _download_sam(repo_id: str, filename: str) -> str:
     except Exception as e:
         raise RuntimeError(f"could not download {url} ({type(e).__name__}: {e}). {by_hand}") from None
     os.makedirs(folder, exist_ok=True)
-    _remove_stale_parts(target)
-    partial = f"{target}.{os.getpid()}.{threading.get_ident()}.part"  # two ComfyUIs sharing the folder
+    partial = f"{target}.part"  # one name: a copy a kill cut short is overwritten by the next try
     try:
         try:
             os.link(cached, partial)
@@ -243,20 +241,6 @@ def _download_sam(repo_id: str, filename: str) -> str:
         if os.path.exists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
             os.unlink(partial)
     return target
-
-
-STALE_PART_S = 15 * 60  # a copy in progress writes all the time; a part untouched this long was abandoned
-
-
-def _remove_stale_parts(target: str) -> None:
-    """Half copies of ``target`` left by a ComfyUI killed while copying (up to 2.5 GB each)."""
-    import glob
-    import time
-
-    for part in glob.glob(glob.escape(target) + ".*.*.part"):
-        with contextlib.suppress(OSError):
-            if time.time() - os.path.getmtime(part) > STALE_PART_S:
-                os.remove(part)
 
 
 class PHNetSAMLoader:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -352,25 +350,22 @@ def test_sam_asks_comfyui_for_room_before_it_moves_to_the_gpu(pack, comfy_env):
     assert sam.segmenter.device == torch.device("cpu")
 
 
-def test_half_copies_left_by_a_killed_comfyui_are_removed_on_the_next_download(pack, comfy_env, monkeypatch,
-                                                                               tmp_path):
-    """Each kill during a copy left a part of up to 2.5 GB under a name no later run reused."""
+def test_a_half_copy_left_by_a_killed_comfyui_is_replaced_by_the_next_download(pack, comfy_env, monkeypatch,
+                                                                             tmp_path):
+    """A kill during the copy leaves the part; the next try writes over it and leaves no half file."""
     import huggingface_hub
 
     loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
     sams = comfy_env.base / "models" / "sams"
-    stale, live = sams / "someone--sam--sam_vit_x.pth.123.456.part", sams / "someone--sam--sam_vit_x.pth.789.1.part"
-    for part in (stale, live):
-        part.write_bytes(b"half")
-    old = time.time() - 2 * loaders.STALE_PART_S
-    os.utime(stale, (old, old))  # abandoned long ago; `live` is still being written by another ComfyUI
+    (sams / "someone--sam--sam_vit_x.pth.part").write_bytes(b"half")
     cached = tmp_path / "blob"
     cached.write_bytes(b"weights")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
     try:
         loaders._download_sam("someone/sam", "sam_vit_x.pth")
-        assert not stale.exists() and live.exists()
+        assert [p.name for p in sams.glob("someone--sam--sam_vit_x.pth*")] == ["someone--sam--sam_vit_x.pth"]
+        assert (sams / "someone--sam--sam_vit_x.pth").read_bytes() == b"weights"
     finally:
         for placed in sams.glob("someone--sam--sam_vit_x.pth*"):
             placed.unlink()
