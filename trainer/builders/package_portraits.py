@@ -266,11 +266,10 @@ def _each(fn: Callable[[int], Any], count: int, workers: int) -> Iterator[Any]:
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # not multiprocessing.Pool: a worker killed (out of memory) raises BrokenProcessPool here instead of
     # leaving its task unanswered and the build waiting for ever
-    from concurrent.futures.process import BrokenProcessPool
-
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         try:
             yield from pool.map(fn, range(count))
