@@ -16,7 +16,7 @@ What each part owns:
   ``loop`` (one optimizer step, validation, checkpoints, log records) with ``run_log``
   (``log.jsonl``, ``curves.png``), ``checkpoint`` (atomic, resumable checkpoint folders),
   ``validation`` (scores and mixed precision), ``losses``, ``optim`` (Lion, schedule),
-  ``distributed`` (process facts, seeding, the resumable sampler);
+  ``distributed`` (process facts, seeding, the resumable batches);
 * configuration: ``config`` (TOML layers, the ``[model]`` table, the working size) and ``configs/``;
 * data read while training: ``data/`` (iHarmony4, FFHQH, photo folders; ``data/synthesis.py``
   makes composites on the fly); data written once before training: ``builders/``;

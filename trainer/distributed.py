@@ -1,4 +1,4 @@
-"""Process facts for one or several training processes (``torchrun``), seeding, and the resumable sampler."""
+"""Process facts for one or several training processes (``torchrun``), seeding, and the resumable batches."""
 from __future__ import annotations
 
 import os
@@ -96,22 +96,40 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class EpochSampler(DistributedSampler):
-    """DistributedSampler that yields ``(index, epoch)`` and can start mid-epoch (for resume).
+class EpochBatches:
+    """The training batches of one process: lists of ``(index, epoch)``, epoch after epoch without end.
 
-    The epoch travels with the index so that the data set's random augmentation
-    and synthesis are a function of (seed, epoch, index): a resumed run sees the
-    same samples it would have seen without the interruption.
+    The epoch travels with each index so that the data set's random augmentation and synthesis are a function
+    of (seed, epoch, index): a resumed run sees the samples it would have seen without the interruption.
+    One loader iterator runs through every epoch, so its workers make the next epoch's first batches while
+    this epoch's last ones train; a loader that ends with each epoch stops its workers there, and the device
+    waits at every epoch's start (with a few hundred photos and a GPU, a good part of each epoch).
+
+    Each process reads its share of a shuffled epoch, as ``DistributedSampler`` splits it; an epoch's last
+    short batch is dropped, unless the share is smaller than one batch (then it is that epoch's one batch).
     """
 
-    def __init__(self, dataset, num_replicas: int, rank: int, seed: int):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
-                         drop_last=False)
-        self.start = 0
+    def __init__(self, dataset, batch_size: int, num_replicas: int, rank: int, seed: int):
+        self.order = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                                        drop_last=False)
+        self.batch_size = batch_size
+        self.epoch = self.first = 0
+
+    @property
+    def per_epoch(self) -> int:
+        share = self.order.num_samples
+        return share // self.batch_size if share >= self.batch_size else min(share, 1)
+
+    def start_at(self, epoch: int, batch: int) -> None:
+        """Where the next iterator starts: ``batch`` of ``epoch`` (for resume)."""
+        self.epoch, self.first = epoch, batch
 
     def __iter__(self):
-        indices = list(super().__iter__())[self.start:]
-        return iter([(i, self.epoch) for i in indices])
-
-    def __len__(self):
-        return max(0, self.num_samples - self.start)
+        epoch, first = self.epoch, self.first
+        while self.per_epoch:
+            self.order.set_epoch(epoch)
+            indices = list(self.order)
+            size = min(self.batch_size, len(indices))
+            for b in range(first, self.per_epoch):
+                yield [(i, epoch) for i in indices[b * size : (b + 1) * size]]
+            epoch, first = epoch + 1, 0

@@ -30,7 +30,7 @@ from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across
-from trainer.distributed import Dist, EpochSampler, seed_everything
+from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
 from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
 from trainer.losses import HarmonizationLoss
@@ -160,7 +160,7 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
 # --------------------------------------------------------------------------- data
 
 def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True) -> Data:
-    """Training and validation sets at the working size, and their loaders (the sampler resumes mid-epoch)."""
+    """Training and validation sets at the working size, and their loaders (the batches resume mid-epoch)."""
     t_cfg, d_cfg = cfg["train"], cfg["data"]
     shown = dict(image_size=size, progress=env.main and progress, report=env.main)  # one process speaks
     train_set = build_dataset(d_cfg, "train", **shown)
@@ -175,14 +175,13 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
     if t_cfg.get("val_max_samples"):  # a fixed spread of the split, the same on every rank and resume
         val_set = Subset(val_set, spread_sample([r.name for r in val_set.records], int(t_cfg["val_max_samples"])))
     batch_size = int(t_cfg["batch_size"])
-    sampler = EpochSampler(train_set, env.world, env.rank, seed)
+    batches = EpochBatches(train_set, batch_size, env.world, env.rank, seed)
     workers = int(d_cfg.get("num_workers", 0))
     loader_kw = dict(num_workers=workers, collate_fn=collate, pin_memory=env.device.type == "cuda",
                      persistent_workers=workers > 0)
-    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
-                              drop_last=sampler.num_samples >= batch_size, **loader_kw)
+    train_loader = DataLoader(train_set, batch_sampler=batches, **loader_kw)
     val_loader = DataLoader(val_set, batch_size=int(t_cfg["val_batch_size"]), shuffle=False, **loader_kw)
-    return Data(train_set, val_set, sampler, train_loader, val_loader, batch_size)
+    return Data(train_set, val_set, batches, train_loader, val_loader, batch_size)
 
 
 # --------------------------------------------------------------------------- optimisation

@@ -29,7 +29,7 @@ from trainer.validation import autocast_for, validate
 if TYPE_CHECKING:  # the groups' field types, for readers and checkers only
     from torch.utils.data import DataLoader
 
-    from trainer.distributed import EpochSampler
+    from trainer.distributed import EpochBatches
     from trainer.ema import WeightAverage
     from trainer.losses import HarmonizationLoss
 
@@ -116,7 +116,7 @@ class StopSignal:
 class Data:
     train_set: object
     val_set: object
-    sampler: EpochSampler
+    batches: EpochBatches
     train_loader: DataLoader
     val_loader: DataLoader
     batch_size: int
@@ -139,7 +139,7 @@ class TrainingLoop:
         self.cfg, self.env, self.out_dir, self.log = cfg, env, out_dir, log
         self.model, self.train_model, self.ema = model, train_model, opt.ema
         self.criterion, self.optimizer, self.scheduler, self.scaler = opt.criterion, opt.optimizer, opt.scheduler, opt.scaler
-        self.sampler, self.train_loader, self.val_loader = data.sampler, data.train_loader, data.val_loader
+        self.batches, self.train_loader, self.val_loader = data.batches, data.train_loader, data.val_loader
         self.amp, self.progress = opt.amp, progress
         self.pos, self.best = position, best
         self.total_steps, self.accum = int(t["steps"]), int(t["grad_accum"])
@@ -217,17 +217,19 @@ class TrainingLoop:
         """The next batch holding at least one good sample, and how many bad ones were skipped to get it."""
         skipped = 0
         while True:
-            if self.iterator is None:
-                self.sampler.set_epoch(self.pos.epoch)
-                self.sampler.start = self.pos.batch_in_epoch * self.batch_size
+            if self.iterator is None:  # one iterator for the whole run (a resume or a stop starts a new one)
+                if self.pos.batch_in_epoch >= self.batches.per_epoch:  # saved at an epoch's end (earlier versions)
+                    self.pos.epoch, self.pos.batch_in_epoch = self.pos.epoch + 1, 0
+                self.batches.start_at(self.pos.epoch, self.pos.batch_in_epoch)
                 self.iterator = iter(self.train_loader)
             try:
                 batch = next(self.iterator)
             except StopIteration:
-                self.iterator = None
-                self.pos.epoch, self.pos.batch_in_epoch = self.pos.epoch + 1, 0
-                continue
+                raise ValueError("the training set holds no sample for this process: give data.root more "
+                                 "photos (at least one per process)") from None
             self.pos.batch_in_epoch += 1
+            if self.pos.batch_in_epoch >= self.batches.per_epoch:
+                self.pos.epoch, self.pos.batch_in_epoch = self.pos.epoch + 1, 0
             skipped += batch.get("skipped", 0)
             if "real" in batch:
                 return batch, skipped

@@ -1,0 +1,58 @@
+"""The training batches: the same samples as epoch-by-epoch loading, one loader iterator for a whole run."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+
+from trainer.distributed import EpochBatches
+from training_runs import tiny_cfg
+
+
+def epoch_by_epoch(n: int, batch: int, world: int, rank: int, seed: int, epochs: int) -> list[list[tuple[int, int]]]:
+    """What a loader that ends with each epoch reads: a shuffled share per process, the short last batch
+    dropped unless the share is smaller than one batch."""
+    order = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    batches = []
+    for epoch in range(epochs):
+        order.set_epoch(epoch)
+        drop = order.num_samples >= batch
+        batches += [[(i, epoch) for i in b] for b in BatchSampler(list(order), batch, drop_last=drop)]
+    return batches
+
+
+@pytest.mark.parametrize("n, batch, world", [(11, 3, 2), (32, 8, 1), (3, 8, 1), (5, 4, 2)])
+def test_the_batches_are_those_of_epoch_by_epoch_loading_without_an_end(n, batch, world):
+    for rank in range(world):
+        batches = EpochBatches(range(n), batch, world, rank, seed=7)
+        expected = epoch_by_epoch(n, batch, world, rank, 7, epochs=4)
+        assert list(itertools.islice(iter(batches), len(expected))) == expected
+        per_epoch = len(expected) // 4
+        assert batches.per_epoch == per_epoch
+        batches.start_at(2, 1)  # a resume: the rest of epoch 2, then on
+        tail = expected[2 * per_epoch + 1 :]
+        assert list(itertools.islice(iter(batches), len(tail))) == tail
+
+
+def test_an_empty_share_yields_nothing():
+    assert list(EpochBatches([], 4, 1, 0, seed=0)) == []
+
+
+def test_a_run_over_several_epochs_reads_them_through_one_loader_iterator(shift_set, tmp_path, monkeypatch):
+    """The workers go on into the next epoch while this one's last batches train: the training loader is
+    never started again (each start stops and refills every worker)."""
+    from trainer.fit import train
+
+    started = []
+    original = DataLoader.__iter__
+
+    def counting(loader):
+        if isinstance(loader.batch_sampler, EpochBatches):
+            started.append(loader)
+        return original(loader)
+
+    monkeypatch.setattr(DataLoader, "__iter__", counting)
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=10, batch_size=8, val_every=0, ckpt_every=0), progress=False)
+    assert len(started) == 1  # 32 training photos in batches of 8: ten steps are two and a half epochs
