@@ -325,8 +325,8 @@ class TrainingLoop:
 
     def log_window(self) -> None:
         w = self.window
+        loss, parts = w.read()  # waits for the window's last steps: only then is its time known
         dt = max(time.time() - w.t, 1e-9)
-        loss, parts = w.read()
         self.check_loss(loss)
         rec = {"type": "train", "step": self.pos.step, "epoch": self.pos.epoch,
                "loss": loss,

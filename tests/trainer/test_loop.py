@@ -120,3 +120,24 @@ def test_ctrl_c_in_a_terminal_is_answered_once_with_data_workers(tmp_path, shift
             proc.wait()
     assert rc == 0, err[-3000:]
     assert err.count("saving a checkpoint and stopping") == 1, err[-3000:]
+
+
+def test_the_logged_rate_counts_the_wait_for_the_windows_last_steps(shift_set, tmp_path, monkeypatch):
+    """On a GPU the loss read at a log step is where the loop waits for the steps still queued: that wait
+    belongs to the window's time, or the rate reads too high."""
+    import time
+
+    from trainer.fit import train
+    from trainer.loop import LossWindow
+
+    read = LossWindow.read
+
+    def slow_read(window):
+        time.sleep(0.5)  # the queued steps finishing
+        return read(window)
+
+    monkeypatch.setattr(LossWindow, "read", slow_read)
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=5, batch_size=8, log_every=5, val_every=0, ckpt_every=0), progress=False)
+    rate = next(r["samples_per_s"] for r in read_log(out) if r["type"] == "train")
+    assert rate <= 40 / 0.5  # 5 steps of 8 composites took at least the wait
