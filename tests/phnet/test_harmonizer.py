@@ -270,6 +270,16 @@ def test_low_precision_runs(tiny_model, dtype):
     assert (h.harmonize_tensor(img, m) - ref).abs().max() < 0.05
 
 
+def test_fp32_stays_fp32_inside_a_callers_autocast(tiny_model):
+    """A host program may run its whole graph under autocast: the fp32 network is not cast by it."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    img = torch.rand(1, 3, 32, 32)
+    m = torch.from_numpy(subject_mask(32, 32))[None, None]
+    ref = h.harmonize_tensor(img, m)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(h.harmonize_tensor(img, m), ref)
+
+
 @pytest.mark.parametrize(
     "image, mask, words",
     [
