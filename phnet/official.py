@@ -7,9 +7,10 @@ converted ``<name>/`` folder, or the ``.pth`` placed there by hand under its dow
 and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
-  (or restarted when the server ignores ranges), its size checked against the server's;
+  if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges,
+  restarted), its size checked against the server's;
 - under a lock file, so two processes asking at once download it once;
-- then loaded strictly (every key, no extra: the integrity check) with ``torch.load(weights_only=True)``
+- then loaded strictly (every key and shape, no extra; no checksum is published) with ``torch.load(weights_only=True)``
   and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The
   downloaded ``.pth`` is removed; later loads read only the safetensors copy and never unpickle.
 
@@ -184,16 +185,21 @@ def _tqdm_progress(name: str) -> Callable[[int, int], None]:
 
 def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
               progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
-    """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part`` (resumed if one is left over)."""
+    """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part``: a part left over is resumed only if
+    the server's file is still the one it began (``If-Range`` with the validator kept beside it, its ETag
+    or date); otherwise the server sends the whole file again, and two files are never spliced."""
     part = checkpoint.with_name(checkpoint.name + ".part")
+    validator = part.with_name(part.name + ".validator")
     progress = progress or _tqdm_progress(weights.filename)
-    have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(weights.url, headers={"Range": f"bytes={have}-"} if have else {})
+    have = part.stat().st_size if part.is_file() and validator.is_file() else 0
+    headers = {"Range": f"bytes={have}-", "If-Range": validator.read_text(encoding="utf-8")} if have else {}
+    request = urllib.request.Request(weights.url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # the leftover part is already whole (or longer): start again
             part.unlink()
+            validator.unlink()
             return _download(weights, checkpoint, target, progress, say)
         raise FileNotFoundError(_missing(weights, target, f"the server answered HTTP {e.code} {e.reason}")) from None
     except (urllib.error.URLError, OSError) as e:
@@ -211,6 +217,11 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
         resumed = response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file
+            same_file = response.headers.get("ETag") or response.headers.get("Last-Modified")
+            if same_file:  # what a later try asks to resume against
+                validator.write_text(same_file, encoding="utf-8")
+            else:  # nothing to tell its file from another one's by: a cut part is never resumed
+                validator.unlink(missing_ok=True)
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else 0
         with open(part, "ab" if resumed else "wb") as out:
@@ -231,3 +242,4 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
             f"({part} is kept)"
         )
     os.replace(part, checkpoint)
+    validator.unlink(missing_ok=True)

@@ -4,11 +4,13 @@
 ``server.faults["best_x.pth"]`` picks one misbehaviour: ``"cut"`` (the first answer stops halfway and
 closes the connection), ``"html"`` (an error page with status 200), ``"short"`` (announces the whole
 length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses between chunks).
-``server.requests`` lists (path, Range header) of every request.
+``server.requests`` lists (path, Range header) of every request. Every answer carries an ``ETag`` (a hash
+of the file), and a range asked for ``If-Range`` another one is answered with the whole file, as S3 does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,7 +69,9 @@ class FileServer:
             handler.wfile.write(page)
             return
         start = 0
-        if range_header and fault != "no-range":
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        if_range = handler.headers.get("If-Range")
+        if range_header and fault != "no-range" and if_range in (None, etag):
             start = int(range_header.split("=")[1].split("-")[0])
             if start >= len(data):
                 handler.send_response(416)
@@ -79,6 +83,7 @@ class FileServer:
         else:
             handler.send_response(200)
         body = data[start:]
+        handler.send_header("ETag", etag)
         handler.send_header("Content-Type", "application/octet-stream")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()

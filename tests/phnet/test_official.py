@@ -108,6 +108,28 @@ def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
     assert site.requests[-1][1] == f"bytes={len(site.files[FILE]) // 2}-" and not part.exists()
 
 
+def test_a_file_changed_on_the_site_between_tries_is_downloaded_whole_not_spliced(site, tmp_path, tiny_config):
+    site.faults[FILE] = "cut"
+    with pytest.raises(ConnectionError, match="run again to resume"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    torch.manual_seed(2)
+    buffer = io.BytesIO()
+    torch.save(PHNet(tiny_config).state_dict(), buffer)
+    site.files[FILE] = buffer.getvalue()  # the authors replaced the file meanwhile
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert site.requests[-1][1] is not None  # it asked to resume, and was sent the new file whole
+    converted = Harmonizer.from_pretrained(folder, device="cpu").model.state_dict()
+    new = torch.load(io.BytesIO(site.files[FILE]), weights_only=True)
+    assert all(torch.equal(converted[k], v) for k, v in new.items())
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_a_part_without_its_validator_is_not_resumed(site, tmp_path):
+    (tmp_path / (FILE + ".part")).write_bytes(site.files[FILE][:100])  # left by a version that kept none
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert site.requests == [(FILE, None)]
+
+
 def test_a_server_that_ignores_ranges_restarts_the_file(site, tmp_path):
     (tmp_path / (FILE + ".part")).write_bytes(b"stale bytes from another file")
     site.faults[FILE] = "no-range"
