@@ -3,7 +3,8 @@
 ``official-iharmony512``, ``official-ffhqh256``, ``official-ffhqh512`` and ``official-ffhqh1024`` are
 the four files of the authors' Model Zoo (``best_iharmony.pth`` … ``best_ffhqh1024.pth``). Nothing is
 downloaded until a name is asked for. :func:`fetch` then looks for a copy in the given folders (our
-converted ``<name>/`` folder, or the ``.pth`` placed there by hand under its download or README name),
+converted ``<name>/`` folder, or the ``.pth`` placed there or in ``<name>/`` by hand under its download or
+README name),
 and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
@@ -26,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -134,10 +136,12 @@ def fetch(
 
 
 def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | None:
+    """A ``.pth`` placed by hand: in a folder, or in the folder of its name there (``<name>/``)."""
     for folder in folders:
-        for filename in (weights.filename, weights.readme_name):
-            if (folder / filename).is_file():
-                return folder / filename
+        for place in (folder, folder / weights.name):
+            for filename in (weights.filename, weights.readme_name):
+                if (place / filename).is_file():
+                    return place / filename
     return None
 
 
@@ -147,12 +151,21 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
 
     config = dataclasses.replace(PHNetConfig.preset(weights.preset), image_size=weights.image_size, name=weights.name)
     staging = out_dir.with_name(f".{out_dir.name}.converting")
-    convert(checkpoint, staging, config)
-    (staging / "LICENSE-WEIGHTS.txt").write_text(
-        f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n", encoding="utf-8"
-    )
-    os.replace(staging, out_dir)  # the folder appears whole: a later find() never sees half a model
-    return out_dir
+    try:
+        convert(checkpoint, staging, config)
+        (staging / "LICENSE-WEIGHTS.txt").write_text(
+            f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n", encoding="utf-8"
+        )
+        if not out_dir.exists():
+            os.replace(staging, out_dir)  # the folder appears whole: a later find() never sees half a model
+            return out_dir
+        # the folder is there already (the .pth placed in it by hand, or what a user keeps beside it): the
+        # files move in one by one, config.json last, as find() needs both it and the weights
+        for name in ("model.safetensors", "LICENSE-WEIGHTS.txt", "config.json"):
+            os.replace(staging / name, out_dir / name)
+        return out_dir
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _missing(weights: OfficialWeights, target: Path, why: str) -> str:

@@ -98,6 +98,26 @@ def test_downloaded_and_hand_placed_copies_give_identical_output(site, tmp_path,
     assert np.array_equal(downloaded(image, mask), plain(image, mask))
 
 
+def test_a_pth_placed_in_the_folder_of_its_name_is_converted_there_and_kept(site, tmp_path, tiny_official):
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / FILE).write_bytes(tiny_official)
+    (tmp_path / NAME / "notes.txt").write_text("mine")
+    site.close()
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert folder == tmp_path / NAME and official.find(NAME, tmp_path) == folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["LICENSE-WEIGHTS.txt", "config.json", "model.safetensors", FILE, "notes.txt"])
+    assert not list(tmp_path.glob(".*converting"))
+
+
+def test_a_download_into_a_folder_of_its_name_that_holds_other_files(site, tmp_path):
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / "notes.txt").write_text("mine")
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert official.find(NAME, tmp_path) == folder and (folder / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".*converting")) and not list(tmp_path.glob("*.pth*"))
+
+
 def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
     site.faults[FILE] = "cut"
     with pytest.raises(ConnectionError, match="run again to resume"):
