@@ -3,9 +3,8 @@
 ``official-iharmony512``, ``official-ffhqh256``, ``official-ffhqh512`` and ``official-ffhqh1024`` are
 the four files of the authors' Model Zoo (``best_iharmony.pth`` … ``best_ffhqh1024.pth``). Nothing is
 downloaded until a name is asked for. :func:`fetch` then looks for a copy in the given folders (our
-converted ``<name>/`` folder, or the ``.pth`` placed there or in ``<name>/`` by hand under its download or
-README name),
-and only when there is none downloads it:
+converted ``<name>/`` folder, or the ``.pth`` placed there or in ``<name>/`` by hand under its download
+or README name), and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
   if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges,
