@@ -327,16 +327,22 @@ def push_to_hub(
     model: PHNet,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool | None = None,
     token: str | bool | None = None,
     commit_message: str = "Upload PHNet weights",
     base_model: str | None = None,
 ) -> str:
-    """Upload config.json + model.safetensors (+ a model card) to a Hub model repo; returns its URL."""
+    """Upload config.json + model.safetensors (+ a model card) to a Hub model repo; returns its URL.
+
+    ``private``: True creates the repo private, and refuses to upload into one that exists and is public
+    (the Hub leaves an existing repo's visibility as it is); None, the account's or organisation's default."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    if private and not api.repo_info(repo_id, repo_type="model").private:
+        raise PermissionError(f"the Hub repo {repo_id} exists and is public: nothing was uploaded. Make it private "
+                              "on the Hub first, or give another repo name")
     with tempfile.TemporaryDirectory() as tmp:
         save_pretrained(model, tmp)
         (Path(tmp) / "README.md").write_text(model_card(model.config, base_model), encoding="utf-8")

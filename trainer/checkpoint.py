@@ -216,18 +216,19 @@ def load_training_state(folder: Path, map_location="cpu") -> dict:
 
 # --------------------------------------------------------------------------- Hub
 
-def push_to_hub(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None,
+def push_to_hub(folder: Path, repo_id: str, *, private: bool | None = None, token: str | None = None,
                 commit_message: str | None = None) -> str:
-    """Upload a checkpoint's model (config.json + model.safetensors + model card) to a Hub model repo.
-
-    Goes through ``phnet.weights.push_to_hub`` (huggingface_hub's HfApi); the
-    training state is not uploaded. Returns the repo URL.
+    """Upload a model folder (config.json + model.safetensors: a checkpoint, or what ``trainer.calibrate``
+    or ``phnet convert`` wrote) to a Hub model repo, with a model card; a checkpoint's training state is not
+    uploaded. ``private``: see ``phnet.weights.push_to_hub``. Goes through huggingface_hub's HfApi; returns
+    the repo URL.
     """
     from phnet.weights import load_model, push_to_hub as _push
 
     folder = Path(folder)
-    if not is_complete(folder):
-        raise FileNotFoundError(f"{folder} is not a complete checkpoint (config.json + model.safetensors)")
-    step = read_info(folder).get("step")
-    message = commit_message or f"Upload PHNet weights ({folder.name}, step {step})"
+    if not all((folder / f).is_file() for f in ("config.json", "model.safetensors")):
+        raise FileNotFoundError(f"{folder} holds no model (config.json + model.safetensors): give a checkpoint "
+                                "folder (e.g. runs/x/best) or a folder of weights")
+    step = read_info(folder).get("step") if (folder / INFO_FILE).is_file() else None
+    message = commit_message or f"Upload PHNet weights ({folder.name}{f', step {step}' if step is not None else ''})"
     return _push(load_model(folder), repo_id, private=private, token=token, commit_message=message)

@@ -147,7 +147,7 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     if push_to_hub:
         source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
         try:
-            url = ckpt.push_to_hub(source, push_to_hub, private=hub_private)
+            url = ckpt.push_to_hub(source, push_to_hub, private=hub_private or None)
         except Exception as exc:  # the Hub's errors are many; the run itself is saved either way
             result["hub_error"] = f"{type(exc).__name__}: {exc}"
             print(f"[trainer] the upload to {push_to_hub} failed ({result['hub_error'].splitlines()[0]}); the run is "
@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="delete the run already in the output folder (checkpoints, best/, log) and start over")
     p.add_argument("--push-to-hub", metavar="REPO", help="upload best/ (else the last checkpoint) at the end")
-    p.add_argument("--hub-private", action="store_true", help="create the Hub repo as private")
+    p.add_argument("--hub-private", action="store_true", help="create the Hub repo as private (an existing public "
+                   "one is refused; default: the account's own default)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
     return p

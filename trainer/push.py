@@ -2,6 +2,9 @@
 
     python -m trainer.push runs/folder/best user/phnet-portraits [--private]
 
+Any folder of weights goes too (config.json + model.safetensors: what ``trainer.calibrate`` or
+``phnet convert`` writes).
+
 Needs a Hub token (``huggingface-cli login`` or ``HF_TOKEN``). Only the model
 files are uploaded (config.json, model.safetensors and a model card).
 """
@@ -16,14 +19,16 @@ from trainer.checkpoint import push_to_hub
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/best or runs/x/checkpoints/step-...)")
+    p.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/best or runs/x/checkpoints/step-...), or "
+                   "a folder of weights (config.json + model.safetensors)")
     p.add_argument("repo", help="Hub model repo id, owner/name")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="create the repo private; refuse a public one that exists "
+                   "(default: the account's own default for new repos)")
     p.add_argument("--token", default=None)
     args = p.parse_args(argv)
     try:
-        url = push_to_hub(args.checkpoint, args.repo, private=args.private, token=args.token)
-    except FileNotFoundError as exc:
+        url = push_to_hub(args.checkpoint, args.repo, private=args.private or None, token=args.token)
+    except (FileNotFoundError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # no network, no login, no such repo: the Hub's own words, on one line

@@ -5,6 +5,7 @@ import argparse
 import json
 import shutil
 import socket
+import types
 from pathlib import Path
 
 import pytest
@@ -454,6 +455,7 @@ class FakeHfApi:
     """Records what push_to_hub does, keeping a copy of the uploaded folder."""
 
     calls: list = []
+    public: set = set()  # repos that exist already, public
 
     def __init__(self, token=None):
         self.calls.append(("init", {"token": token}))
@@ -462,6 +464,10 @@ class FakeHfApi:
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
         return f"https://huggingface.co/{repo_id}"
+
+    def repo_info(self, repo_id, **kwargs):
+        self.calls.append(("repo_info", {"repo_id": repo_id}))
+        return types.SimpleNamespace(private=repo_id not in self.public)
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
         copy = Path(FakeHfApi.upload_root) / f"upload{len(self.calls)}"
@@ -475,6 +481,7 @@ def fake_hub(tmp_path, monkeypatch):
     import huggingface_hub
 
     FakeHfApi.calls = []
+    FakeHfApi.public = set()
     FakeHfApi.upload_root = tmp_path / "uploaded"
     FakeHfApi.upload_root.mkdir()
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
@@ -491,7 +498,7 @@ def test_push_to_hub(fake_hub, tiny_model):
     url = Harmonizer(tiny_model, device="cpu").push_to_hub("me/phnet-tiny", private=True, token="hf_x")
     assert url == "https://huggingface.co/me/phnet-tiny"
     kinds = [name for name, _ in fake_hub]
-    assert kinds == ["init", "create_repo", "upload_folder"]
+    assert kinds == ["init", "create_repo", "repo_info", "upload_folder"]
     assert fake_hub[0][1]["token"] == "hf_x"
     create = fake_hub[1][1]
     assert create["repo_id"] == "me/phnet-tiny" and create["private"] is True and create["exist_ok"] is True
@@ -501,6 +508,18 @@ def test_push_to_hub(fake_hub, tiny_model):
     assert card.startswith("---\n") and "library_name: phnet" in card and '"enc_sizes"' in card
     assert W.OFFICIAL_TERMS not in card  # our own weights carry no third-party terms
     assert _same_weights(load_model(folder), tiny_model)
+
+
+def test_push_to_hub_keeps_the_accounts_default_and_never_uploads_private_weights_into_a_public_repo(
+        fake_hub, tiny_model):
+    h = Harmonizer(tiny_model, device="cpu")
+    h.push_to_hub("org/plain")
+    assert [c for name, c in fake_hub if name == "create_repo"][0]["private"] is None  # the org's default stands
+    fake_hub.clear()
+    FakeHfApi.public.add("org/open")
+    with pytest.raises(PermissionError, match="exists and is public: nothing was uploaded"):
+        h.push_to_hub("org/open", private=True)
+    assert "upload_folder" not in [name for name, _ in fake_hub]
 
 
 def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path):

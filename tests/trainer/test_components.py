@@ -164,6 +164,9 @@ def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch):
             calls["create"] = (repo_id, kw)
             return f"https://huggingface.co/{repo_id}"
 
+        def repo_info(self, repo_id, **kw):
+            return type("Info", (), {"private": True})
+
         def upload_folder(self, *, repo_id, folder_path, **kw):
             calls["upload"] = (repo_id, sorted(os.listdir(folder_path)), kw)
 
@@ -176,8 +179,16 @@ def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch):
     repo, files, kw = calls["upload"]
     assert repo == "someone/phnet-test" and {"config.json", "model.safetensors"} <= set(files)
     assert "training_state.pt" not in files and "step 7" in kw["commit_message"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="holds no model"):
         ckpt.push_to_hub(tmp_path, "someone/x")
+    from phnet.weights import save_pretrained
+
+    weights = save_pretrained(model, tmp_path / "calibrated")  # what trainer.calibrate writes: no checkpoint.json
+    from trainer.push import main as push_main
+
+    assert push_main([str(weights), "someone/calibrated"]) == 0
+    assert calls["create"] == ("someone/calibrated", {"private": None, "exist_ok": True, "repo_type": "model"})
+    assert calls["upload"][2]["commit_message"] == "Upload PHNet weights (calibrated)"
 
 
 def test_curves_png(tmp_path):
