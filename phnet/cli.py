@@ -466,7 +466,14 @@ def convert(args: argparse.Namespace) -> int:
         print("not an official file name: no licence file was written; add the terms of these weights yourself",
               file=sys.stderr)
     if args.push_to_hub:
-        url = push_to_hub(model, args.push_to_hub, base_model=Path(args.checkpoint).name if official else None)
+        try:
+            url = push_to_hub(model, args.push_to_hub, base_model=Path(args.checkpoint).name if official else None)
+        except Exception as e:  # no network, no login, no such account: the Hub's own words, on one line
+            first = str(e).splitlines()[0] if str(e) else ""
+            print(f"error: the upload to {args.push_to_hub} failed ({type(e).__name__}: {first}); the converted "
+                  f"weights are in {args.out_dir}: check the network and `hf auth login` (or HF_TOKEN), and push "
+                  f"them with python -m trainer.push {args.out_dir} {args.push_to_hub}", file=sys.stderr)
+            return 1
         print(f"uploaded to {url}")
     return 0
 

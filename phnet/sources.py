@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "resolve",
     "download",
     "hub_errors",
+    "transport_errors",
     "list_files",
     "list_weights",
     "OfficialWeights",
@@ -225,6 +227,14 @@ def download(
     return Path(found)
 
 
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """The connection errors of the HTTP clients that huggingface_hub uses (httpx's are not ``OSError``s,
+    as requests' are): those loaded in this process."""
+    found = (getattr(sys.modules.get(module), name, None) for module, name in
+             (("httpx", "TransportError"), ("httpx2", "TransportError"), ("requests", "RequestException")))
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_dir, local_files_only: bool,
                what: str) -> Iterator[None]:
@@ -237,7 +247,7 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         yield
     except errors.LocalEntryNotFoundError:
         item = f"{repo_id}:{filename}" if filename else repo_id
-        offline = os.environ.get("HF_HUB_OFFLINE")
+        offline = os.environ.get("HF_HUB_OFFLINE") if hub_offline() else None
         why = (f"offline: HF_HUB_OFFLINE={offline}" if offline else
                "offline: local_files_only=True" if local_files_only else "it could not be reached: no connection?")
         raise FileNotFoundError(
@@ -260,7 +270,7 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None
     except errors.EntryNotFoundError:
         raise FileNotFoundError(f"{filename!r} is not a file of the {where}") from None
-    except (OSError, errors.HfHubHTTPError) as e:
+    except (OSError, errors.HfHubHTTPError, *transport_errors()) as e:
         if isinstance(e, FileNotFoundError):
             raise
         raise ConnectionError(

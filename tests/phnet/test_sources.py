@@ -71,3 +71,28 @@ def test_suffixes_and_listing(tmp_path):
     assert sources.list_weights(tmp_path) == ["a.SAFETENSORS", "b.pth", "saved"]
     assert sources.list_weights(tmp_path, folder_marker=None) == ["a.SAFETENSORS", "b.pth"]
     assert sources.list_weights(tmp_path / "nope") == [] and sources.list_weights(None) == []
+
+
+def test_a_connection_the_hub_client_lost_is_one_connection_error():
+    import importlib
+
+    for client in ("httpx2", "httpx", "requests"):  # whichever this huggingface_hub uses, loaded as it would be
+        try:
+            importlib.import_module(client)
+        except ImportError:
+            pass
+    lost = sources.transport_errors()
+    assert lost  # httpx's errors are not OSErrors: without this they ended the CLI in a traceback
+    with pytest.raises(ConnectionError, match="could not download weights from the Hub repo 'me/x'.*Check the connection"):
+        with sources.hub_errors("me/x", None, None, None, False, "weights"):
+            raise lost[0]("peer closed connection without sending complete message body")
+
+
+def test_a_cache_miss_online_does_not_blame_an_offline_switch_that_is_off(monkeypatch):
+    from huggingface_hub.utils import LocalEntryNotFoundError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(FileNotFoundError) as caught:
+        with sources.hub_errors("me/x", None, None, None, False, "weights"):
+            raise LocalEntryNotFoundError("not cached, and the connection failed")
+    assert "HF_HUB_OFFLINE" not in str(caught.value) and "could not be reached" in str(caught.value)

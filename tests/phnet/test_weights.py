@@ -522,6 +522,21 @@ def test_push_to_hub_keeps_the_accounts_default_and_never_uploads_private_weight
     assert "upload_folder" not in [name for name, _ in fake_hub]
 
 
+def test_convert_keeps_its_result_and_says_how_to_push_it_when_the_upload_fails(tiny_model, tmp_path, monkeypatch,
+                                                                            capsys):
+    from phnet import cli
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(W, "push_to_hub", unreachable)
+    torch.save(tiny_model.state_dict(), tmp_path / "ffhqh512.pth")
+    assert cli.main(["convert", str(tmp_path / "ffhqh512.pth"), str(tmp_path / "out"), "--push-to-hub", "me/x"]) == 1
+    err = capsys.readouterr().err
+    assert "the upload to me/x failed (ConnectionRefusedError" in err and "python -m trainer.push" in err
+    assert load_model(tmp_path / "out") is not None
+
+
 def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path):
     from phnet import cli
 
