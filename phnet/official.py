@@ -23,6 +23,7 @@ error names the URL, the file and the folder to put it in. The library's own fol
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import os
@@ -31,7 +32,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .sources import BASE_URL_ENV, OFFICIAL, OfficialWeights, hub_offline
 from .sources import OFFICIAL_NAMES as NAMES
@@ -106,9 +107,7 @@ def fetch(
     except OSError as e:
         raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}); "
                               "give another folder") from None
-    from filelock import FileLock
-
-    with FileLock(str(target / f".{name}.lock")):
+    with _locked(weights, folders, offline=local_files_only or hub_offline()):
         found = find(name, folders)  # another process may have finished while this one waited
         if found is not None:
             return found
@@ -132,6 +131,29 @@ def fetch(
         finally:
             checkpoint.unlink(missing_ok=True)
             downloaded.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Iterator[None]:
+    """The lock on ``weights`` in the first folder, where they are downloaded and converted (it must be
+    writable); offline with no copy anywhere, the message says where to put one instead."""
+    from filelock import FileLock
+
+    target = folders[0]
+    lock = FileLock(str(target / f".{weights.name}.lock"))
+    try:
+        lock.acquire()
+    except OSError as e:
+        if offline and _local_checkpoint(weights, folders) is None:
+            raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only")) from None
+        raise PermissionError(
+            f"cannot write into {target} ({e.strerror or e}), where the official PHNet weights {weights.name} are "
+            "downloaded and converted: make it writable, or give another folder (PHNET_HOME, cache_dir=)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | None:

@@ -188,6 +188,24 @@ def test_offline_with_no_copy_names_the_url_file_and_folder_at_once(monkeypatch,
     assert time.monotonic() - start < 5
 
 
+def test_a_folder_that_cannot_be_written_is_named_and_offline_says_where_to_put_the_file(monkeypatch, tiny_official,
+                                                                                        tmp_path):
+    import errno
+
+    import filelock
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", read_only)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=f"put {FILE} into"):
+        weights.fetch_official(NAME, tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(PermissionError, match=f"cannot write into {tmp_path} \\(Read-only file system\\).*PHNET_HOME"):
+        weights.fetch_official(NAME, tmp_path)
+
+
 def test_an_unreachable_site_fails_in_seconds(monkeypatch, tiny_official, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with FileServer() as server:
