@@ -286,9 +286,12 @@ def load_model(
             )
         return model_from_folder(DEFAULT_DIR, config)
     if found.kind == "file":
-        if Path(found.path).name == WEIGHTS_NAME and (Path(found.path).parent / CONFIG_NAME).is_file():
-            return model_from_folder(Path(found.path).parent, config)  # a model folder's weights: its config rules
-        return model_from_file(found.path, config)
+        path = Path(found.path)
+        beside = path.parent / CONFIG_NAME
+        # a model folder's weights, or a .pth (which stores no config) with a config.json beside it: that rules
+        if config is None and beside.is_file() and (path.name == WEIGHTS_NAME or path.suffix.lower() in PICKLE_SUFFIXES):
+            config = _folder_config(beside, path)
+        return model_from_file(path, config)
     if found.kind == "folder":
         return model_from_folder(found.path, config)
     if found.filename is not None:

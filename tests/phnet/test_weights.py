@@ -237,6 +237,7 @@ def test_config_json_beside_a_pth_is_used(tiny_config, tmp_path):
     torch.save(PHNet(config).state_dict(), folder / "trained.pth")
     config.save(folder / "config.json")
     assert load_model(folder).config == config
+    assert load_model(folder / "trained.pth").config == config  # the file itself picked (the ComfyUI list)
 
 
 def test_a_model_folders_weights_file_given_by_path_loads_with_the_folders_config(tiny_config, tiny_model,
