@@ -165,7 +165,8 @@ def resolve(
     """Say what ``source`` is, without loading or downloading.
 
     Order: nothing / the default label → the bundled default; an existing path (``~`` expanded); a name
-    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` is used unless the text carries ``@revision``).
+    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` is used unless the text carries ``@revision``;
+    a revision with a local path is refused, as it would be ignored).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
     text = "" if source is None else str(source).strip()
@@ -174,10 +175,14 @@ def resolve(
     path = Path(os.path.expanduser(text))
     dirs = [Path(d) for d in search_dirs if d]
     for candidate in [path] + [d / text for d in dirs if not path.is_absolute()]:
-        if candidate.is_file():
-            return Source("file", path=candidate)
-        if candidate.is_dir():
-            return Source("folder", path=candidate)
+        kind = "file" if candidate.is_file() else "folder" if candidate.is_dir() else None
+        if kind and revision:  # a local copy wins over the Hub: the revision asked for would be ignored
+            raise ValueError(
+                f"revision {revision!r} is for a Hub repo, but {text!r} is the {kind} {candidate} on this machine, "
+                f"which is used instead: drop the revision, or move that {kind} away to use the Hub repo"
+            )
+        if kind:
+            return Source(kind, path=candidate)
     if text in OFFICIAL:
         return Source("official", name=text)
     if not isinstance(source, os.PathLike) and not text.startswith((".", "/", "~", "\\")):

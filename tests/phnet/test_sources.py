@@ -96,3 +96,11 @@ def test_a_cache_miss_online_does_not_blame_an_offline_switch_that_is_off(monkey
         with sources.hub_errors("me/x", None, None, None, False, "weights"):
             raise LocalEntryNotFoundError("not cached, and the connection failed")
     assert "HF_HUB_OFFLINE" not in str(caught.value) and "could not be reached" in str(caught.value)
+
+
+def test_a_revision_for_a_name_that_is_a_local_folder_here_is_refused_not_ignored(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    with pytest.raises(ValueError, match="revision 'v1' is for a Hub repo, but 'owner/name' is the folder"):
+        sources.resolve("owner/name", revision="v1")
+    assert sources.resolve("owner/other", revision="v1").revision == "v1"
