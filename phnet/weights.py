@@ -245,15 +245,20 @@ def download_from_hub(
     local_files_only: bool = False,
     token: str | bool | None = None,
 ) -> Path:
-    """Local folder holding the repo's config.json + model.safetensors (from the HF cache when offline)."""
-    return sources.download(
-        repo_id,
-        revision=revision,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        token=token,
-        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.pth"],
-    )
+    """Local folder holding the repo's config.json + model.safetensors (from the HF cache when offline); a
+    repo without model.safetensors is an official-style one, and its .pth files are fetched instead (not
+    beside it: a repo may also keep a training state of gigabytes)."""
+    where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME], **where)
+    if not (folder / WEIGHTS_NAME).is_file():
+        folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, "*.pth"], **where)
+    if not any(sources.is_weights_file(p.name) for p in folder.iterdir() if p.is_file()):
+        raise FileNotFoundError(
+            f"the Hub repo {repo_id!r} (revision {revision or 'main'}) gave no weights file ({folder} holds no "
+            f"{WEIGHTS_NAME} or .pth): a download cut short, or weights under another name. Download it again "
+            f"(`hf download {repo_id}`), or name the file: '{repo_id}:FILE.safetensors'"
+        )
+    return folder
 
 
 def load_model(

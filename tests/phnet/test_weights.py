@@ -741,3 +741,27 @@ def test_a_config_json_saved_with_a_byte_order_mark_loads(tiny_folder):
     text = (tiny_folder / "config.json").read_text(encoding="utf-8")
     (tiny_folder / "config.json").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert load_model(tiny_folder).config == load_model(tiny_folder / "model.safetensors").config
+
+
+def test_a_hub_repo_gives_its_safetensors_alone_and_pth_files_only_without_them(tiny_model, tmp_path, monkeypatch):
+    from phnet import sources
+
+    asked = []
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+
+    def download(repo_id, *, allow_patterns, **kwargs):
+        asked.append(allow_patterns)
+        return snapshot
+
+    monkeypatch.setattr(sources, "download", download)
+    W.save_pretrained(tiny_model, snapshot)
+    assert W.download_from_hub("me/ours") == snapshot and asked == [["config.json", "model.safetensors"]]
+    (snapshot / "model.safetensors").unlink()
+    (snapshot / "config.json").unlink()
+    torch.save(tiny_model.state_dict(), snapshot / "best_ffhqh512.pth")
+    asked.clear()
+    assert W.download_from_hub("me/official-style") == snapshot and asked[1] == ["config.json", "*.pth"]
+    (snapshot / "best_ffhqh512.pth").unlink()
+    with pytest.raises(FileNotFoundError, match="gave no weights file.*Download it again.*'me/cut:FILE.safetensors'"):
+        W.download_from_hub("me/cut")  # a snapshot whose blob never arrived
