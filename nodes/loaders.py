@@ -55,6 +55,8 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
     """(source, extra from_pretrained arguments): None = the bundled default, else a path, an official name
     (downloaded into models/phnet on first use) or a repo id."""
     repo = (hub_repo_id or "").strip()
+    if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
+        model_name, repo = repo, ""
     if repo and not os.path.exists(os.path.expanduser(repo)):
         from ..phnet.sources import parse_hub_ref
 

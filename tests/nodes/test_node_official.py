@@ -65,6 +65,12 @@ def test_picking_an_official_name_downloads_it_into_models_phnet_with_progress(p
             shutil.rmtree(target, ignore_errors=True)
 
 
+def test_an_official_name_typed_as_the_hub_repo_is_kept_in_models_phnet_too(pack, comfy_env):
+    loaders = importlib.import_module(f"{pack.__name__}.nodes.loaders")
+    source, extra = loaders.resolve_phnet_source("default (bundled)", f" {NAME} ")
+    assert source == NAME and str(comfy_env.base / "models" / "phnet") in map(str, extra["cache_dir"])
+
+
 def test_the_harmonize_node_says_how_much_of_the_correction_the_bundled_weights_applied(nodes):
     (model,) = nodes["PHNetModelLoader"].load("default (bundled)", "", "cpu", "auto")
     image = torch.from_numpy(np.asarray(Image.open(EXAMPLES / "composite.png").convert("RGB"))[None] / 255.0).float()
