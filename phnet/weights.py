@@ -104,6 +104,13 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
             f"the weights {source} hold NaN or infinite values in {bad[0]!r}{more}: they would give NaN pixels. "
             "The file is damaged or comes from a training run that diverged; use another checkpoint"
         )
+    whole = [k for k, v in state_dict.items() if own[k].is_floating_point() and not v.is_floating_point()]
+    if whole:
+        raise ValueError(
+            f"the weights {source} store {whole[0]!r} as {state_dict[whole[0]].dtype}, where PHNet keeps floats "
+            f"({len(whole)} such tensors): they are not PHNet weights as trained (a quantized or wrongly written "
+            "file?); use the original checkpoint"
+        )
     converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
     model.load_state_dict(converted, strict=True)
 

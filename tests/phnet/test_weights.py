@@ -640,6 +640,14 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tiny_model, tmp_path, 
         load_model(tmp_path / "nan.pth")
 
 
+def test_whole_numbers_stored_for_float_weights_are_refused(tiny_model, tmp_path):
+    sd = tiny_model.state_dict()
+    sd["decoder.0.0.weight"] = (sd["decoder.0.0.weight"] * 100).round().to(torch.int8)  # a quantized copy
+    torch.save(sd, tmp_path / "int8.pth")
+    with pytest.raises(ValueError, match=r"store 'decoder\.0\.0\.weight' as torch\.int8, where PHNet keeps floats"):
+        load_model(tmp_path / "int8.pth", config=tiny_model.config)
+
+
 class _Payload:
     def __reduce__(self):
         import os
