@@ -241,7 +241,7 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
         raise ConnectionError(_missing(weights, target, f"the server could not be reached: {reason}")) from None
     with response:
         kind = response.headers.get("Content-Type", "")
-        if kind.startswith("text/"):
+        if kind.startswith("text/") and weights.url.startswith(("http:", "https:")):  # a file: mirror says text/plain
             raise ValueError(
                 f"{weights.url} answered with a {kind.split(';')[0]} page, not the checkpoint: the link may have "
                 f"moved. Download {weights.filename} by hand into {target}, or set {BASE_URL_ENV} to a mirror"

@@ -206,6 +206,16 @@ def test_a_folder_that_cannot_be_written_is_named_and_offline_says_where_to_put_
         weights.fetch_official(NAME, tmp_path)
 
 
+def test_a_mirror_in_a_local_folder_serves_as_a_site(monkeypatch, tiny_official, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / FILE).write_bytes(tiny_official)
+    monkeypatch.setenv(official.BASE_URL_ENV, mirror.as_uri())
+    folder = weights.fetch_official(NAME, tmp_path / "models", progress=lambda d, t: None, say=lambda s: None)
+    assert official.find(NAME, tmp_path / "models") == folder
+
+
 def test_an_unreachable_site_fails_in_seconds(monkeypatch, tiny_official, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with FileServer() as server:
