@@ -147,7 +147,9 @@ class PHNetModelLoader:
         # Reload when the weights file changes on disk.
         repo = (hub_repo_id or "").strip()
         if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
-            return paths.stamp(repo)
+            from ..phnet.sources import stamp
+
+            return stamp(repo)
         named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
         if repo or named:
             return f"{model_name}|{hub_repo_id}"
@@ -305,7 +307,9 @@ class PHNetSAMLoader:
     def IS_CHANGED(cls, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
         repo = (hub_repo_id or "").strip()
         if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
-            return paths.stamp(repo)
+            from ..phnet.sources import stamp
+
+            return stamp(repo)
         if repo:
             return f"{hub_repo_id}|{hub_filename}"
         return paths.mtime(paths.SAM_FOLDER, model_name)

@@ -95,24 +95,10 @@ def full_path(folder: str, name: str) -> str:
 
 def mtime(folder: str, name: str) -> str:
     """A value that changes when the file changes on disk (for IS_CHANGED)."""
+    from ..phnet.sources import stamp
+
     path = folder_paths.get_full_path(folder, name)
     return stamp(path) if path else f"{name}:missing"
-
-
-def stamp(path: str) -> str:
-    """A value that changes when ``path`` changes on disk: a file, a model folder (any file in it), or a
-    ``model.safetensors`` whose folder's ``config.json`` is loaded with it."""
-    path = os.path.expanduser(path)
-    folder = path if os.path.isdir(path) else None
-    if folder is None and os.path.basename(path) == "model.safetensors":
-        folder = os.path.dirname(path) if os.path.isfile(os.path.join(os.path.dirname(path), "config.json")) else None
-    try:
-        if folder is None:
-            return f"{path}:{os.path.getmtime(path)}"
-        times = [os.path.getmtime(e.path) for e in os.scandir(folder) if e.is_file()]
-        return f"{path}:{max(times, default=0.0)}:{len(times)}"
-    except OSError:
-        return f"{path}:missing"
 
 
 def default_dir(folder: str) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "resolve",
     "download",
     "hub_errors",
+    "stamp",
     "transport_errors",
     "list_files",
     "list_weights",
@@ -112,6 +113,24 @@ OFFICIAL_NAMES = tuple(OFFICIAL)
 def is_weights_file(path: str | os.PathLike) -> bool:
     """True for a name ending in one of :data:`WEIGHT_SUFFIXES` (any case)."""
     return str(path).lower().endswith(WEIGHT_SUFFIXES)
+
+
+def stamp(path: str | os.PathLike) -> str:
+    """A value that changes when the local weights at ``path`` change on disk, for a host that keeps models
+    loaded: a file (with the ``config.json`` beside it that a ``model.safetensors`` or a ``.pth`` is loaded
+    with), or a model folder (any file in it)."""
+    path = os.path.expanduser(str(path))
+    folder = path if os.path.isdir(path) else None
+    name = os.path.basename(path).lower()
+    if os.path.isfile(path) and (name == "model.safetensors" or name.endswith(PICKLE_SUFFIXES)):
+        folder = os.path.dirname(path) if os.path.isfile(os.path.join(os.path.dirname(path), "config.json")) else None
+    try:
+        if folder is None:
+            return f"{path}:{os.stat(path).st_mtime_ns}:{os.stat(path).st_size}"
+        times = [e.stat().st_mtime_ns for e in os.scandir(folder) if e.is_file()]
+        return f"{path}:{max(times, default=0)}:{len(times)}"
+    except OSError:
+        return f"{path}:missing"
 
 
 def looks_like_repo_id(text: str) -> bool:

@@ -502,7 +502,7 @@ def load_harmonizer(choice, phnet_dir):
     """A Harmonizer for a Weights choice: the bundled default, an official name, a models/PHNet entry, a
     path, or a Hub repo id, told apart by the library's resolver (phnet.sources.resolve)."""
     from phnet import Harmonizer
-    from phnet.sources import resolve
+    from phnet.sources import resolve, stamp
 
     try:
         found = resolve((choice or "").strip(), search_dirs=[phnet_dir])
@@ -533,7 +533,9 @@ def load_harmonizer(choice, phnet_dir):
                 "Hugging Face repo id there."
             ) from exc
 
-    return _cached("phnet", (found.label, str(device)), build)
+    # local weights retrained or replaced under the same name are loaded again
+    changed = stamp(found.path) if found.kind in ("file", "folder") else None
+    return _cached("phnet", (found.label, str(device), changed), build)
 
 
 def load_segmenter(choice, sam_dirs):

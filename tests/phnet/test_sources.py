@@ -104,3 +104,21 @@ def test_a_revision_for_a_name_that_is_a_local_folder_here_is_refused_not_ignore
     with pytest.raises(ValueError, match="revision 'v1' is for a Hub repo, but 'owner/name' is the folder"):
         sources.resolve("owner/name", revision="v1")
     assert sources.resolve("owner/other", revision="v1").revision == "v1"
+
+
+def test_the_stamp_of_local_weights_follows_the_files_they_are_loaded_with(tmp_path):
+    import os
+
+    def touch(path, seconds):
+        os.utime(path, ns=(seconds * 10**9, seconds * 10**9))
+
+    pth, config = tmp_path / "trained.pth", tmp_path / "config.json"
+    pth.write_bytes(b"weights")
+    touch(pth, 1000)
+    alone = sources.stamp(pth)
+    config.write_text("{}")
+    touch(config, 2000)
+    assert sources.stamp(pth) != alone  # a .pth is loaded with the config.json beside it
+    before = sources.stamp(tmp_path)
+    touch(config, 3000)
+    assert sources.stamp(tmp_path) != before and sources.stamp(tmp_path / "gone.pth").endswith(":missing")

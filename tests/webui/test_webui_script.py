@@ -490,6 +490,19 @@ def test_weights_by_path_and_by_repo_id(webui, monkeypatch):
     assert asked[1][0] == "official-ffhqh512" and asked[1][1]["cache_dir"] == str(webui.models_path / "PHNet")
 
 
+def test_weights_retrained_under_the_same_name_are_loaded_again(webui):
+    import os
+
+    m = webui.script_module
+    phnet_dir = str(webui.models_path / "PHNet")
+    first = m.load_harmonizer("tiny-phnet", phnet_dir)
+    assert m.load_harmonizer("tiny-phnet", phnet_dir) is first
+    weights = webui.models_path / "PHNet" / "tiny-phnet" / "model.safetensors"
+    later = weights.stat().st_mtime_ns + 10**9
+    os.utime(weights, ns=(later, later))  # written again by a training run
+    assert m.load_harmonizer("tiny-phnet", phnet_dir) is not first
+
+
 def test_sam_choices(webui):
     m = webui.script_module
     sam_dirs = [str(webui.models_path / "sam"), str(webui.models_path / "sams")]
