@@ -15,6 +15,7 @@ or ``local_files_only=True``. Caching, revisions and tokens are ``huggingface_hu
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import sys
@@ -297,6 +298,12 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
     except (OSError, errors.HfHubHTTPError, *transport_errors()) as e:
         if isinstance(e, FileNotFoundError):
             raise
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+            cache = cache_dir or "the default HF cache"
+            raise PermissionError(
+                f"cannot write {what} from the {where} into the Hugging Face cache ({cache}): {e.strerror} "
+                f"({e.filename}). Make it writable or free space, or give another cache (HF_HOME, cache_dir=)"
+            ) from None
         raise ConnectionError(
             f"could not download {what} from the {where}: {e}. Check the connection, set HF_HUB_OFFLINE=1 to use "
             "the local cache only, or give a local file or folder"

@@ -122,3 +122,11 @@ def test_the_stamp_of_local_weights_follows_the_files_they_are_loaded_with(tmp_p
     before = sources.stamp(tmp_path)
     touch(config, 3000)
     assert sources.stamp(tmp_path) != before and sources.stamp(tmp_path / "gone.pth").endswith(":missing")
+
+
+def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tmp_path):
+    import errno
+
+    with pytest.raises(PermissionError, match="cannot write weights .* into the Hugging Face cache .*Read-only"):
+        with sources.hub_errors("me/x", None, None, tmp_path, False, "weights"):
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
