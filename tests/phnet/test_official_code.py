@@ -1,0 +1,69 @@
+"""Our network against the authors' own model code, where a checkout of it is at hand.
+
+The official code (github.com/befozg/PHNet, ``tools/model.py``) is not part of this repository, so the
+test runs only with ``PHNET_OFFICIAL_CODE`` set to the folder holding its ``tools/`` (it needs opencv and
+torchvision, as that code imports them). Elsewhere the tests compare PN and PFE with per-patch loops
+(``test_modeling.py``). Both architectures, square and non-square pictures, every parameter moved off its
+initial value (0.05·randn) and the batch-norm statistics made non-trivial, so that every path counts.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import pytest
+import torch
+
+from phnet import PHNet, PHNetConfig
+
+CODE = os.environ.get("PHNET_OFFICIAL_CODE")
+pytestmark = pytest.mark.skipif(not CODE, reason="set PHNET_OFFICIAL_CODE to a checkout of the official PHNet code")
+
+ARGUMENTS = {"iharmony": {"enc_sizes": [3, 16, 32, 64, 128, 256, 512], "grid_count": [10, 5, 1]},
+             "ffhqh": {"enc_sizes": [3, 16, 64, 128, 256, 512, 1024], "grid_count": [4, 3, 2, 1]}}
+
+
+@pytest.fixture(scope="module")
+def official_model_class():
+    sys.path.insert(0, CODE)
+    try:
+        return importlib.import_module("tools.model").PHNet
+    finally:
+        sys.path.remove(CODE)
+
+
+def perturbed(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        for name, b in model.named_buffers():
+            if name.endswith("running_var"):
+                b.uniform_(0.5, 1.5, generator=g)
+            elif name.endswith("running_mean"):
+                b.normal_(0, 0.1, generator=g)
+    return model.eval()
+
+
+@pytest.mark.parametrize("preset", ["iharmony", "ffhqh"])
+@pytest.mark.parametrize("shape", [(128, 128), (96, 160)])
+def test_our_network_computes_what_the_official_code_computes(official_model_class, preset, shape):
+    torch.manual_seed(0)
+    official = perturbed(official_model_class(skips=True, init_weights=[0.5, 0.5], init_value=0.8,
+                                              **ARGUMENTS[preset]), seed=1)
+    ours = PHNet(PHNetConfig.preset(preset)).eval()
+    ours.load_state_dict(official.state_dict(), strict=True)
+    h, w = shape
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(2, 3, h, w, generator=g)
+    mask = torch.zeros(2, 1, h, w)
+    mask[0, :, h // 4 : 3 * h // 4, w // 5 : w // 2] = 1
+    mask[1, :, 10 : h - 8, 30 : w - 20] = 1
+    with torch.no_grad():
+        theirs = official(image, mask)
+        exact = perturbed(official_model_class(skips=True, init_weights=[0.5, 0.5], init_value=0.8,
+                                               **ARGUMENTS[preset]), seed=1).double()(image.double(), mask.double())
+        ours_out = ours(image, mask)
+    float_error = (theirs.double() - exact).abs().max().item()  # how far fp32 itself is from the exact result
+    assert (ours_out.double() - theirs.double()).abs().max().item() <= max(2 * float_error, 1e-6)
