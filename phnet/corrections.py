@@ -27,7 +27,7 @@ class Correction:
     ``threshold``: the do-no-harm threshold it was held against; ``kept``: the fraction of it applied before
     ``strength`` (0 = the subject is left as it was); ``strength``: the caller's blend with the composite;
     ``notes``: what else the user should know (e.g. that a reference mask was ignored); ``empty_mask``: a
-    frame of a clip whose mask is empty (no subject in it), left as it was; ``background``: the share of the
+    frame of a clip or a picture of a batch whose mask is empty (no subject in it), left as it was; ``background``: the share of the
     picture (at the working size) that is background, set when it is under :data:`MIN_BACKGROUND` and the
     subject was therefore left as it was."""
 
@@ -41,7 +41,7 @@ class Correction:
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
-        """A frame whose mask is empty: nothing was proposed or applied."""
+        """A frame or picture whose mask is empty: nothing was proposed or applied."""
         return cls(0.0, threshold, 0.0, strength, empty_mask=True)
 
     @property
@@ -59,7 +59,7 @@ class Correction:
 
     def _verdict(self) -> str:
         if self.empty_mask:
-            return "unchanged: its mask is empty (no subject in this frame)"
+            return "unchanged: its mask is empty (no subject in it)"
         if self.background is not None:
             return (f"unchanged: only {self.background:.1%} of the picture is background, too little to match the "
                     f"subject to (at least {MIN_BACKGROUND:.0%}); give it more of the scene around the subject")
@@ -86,7 +86,7 @@ def summary(corrections: Sequence[Correction]) -> str:
         line += f"; corrections {min(sizes):.1f} to {max(sizes):.1f}"
     empty = sum(c.empty_mask for c in corrections)
     if empty:
-        line += f"; {empty} with an empty mask (no subject in the frame), left as they were"
+        line += f"; {empty} with an empty mask (no subject in them), left as they were"
     cramped = sum(c.background is not None for c in corrections)
     if cramped:
         line += f"; {cramped} with under {MIN_BACKGROUND:.0%} background, too little to match to, left unchanged"

@@ -313,13 +313,14 @@ class Harmonizer:
             rgb, alpha, form = image_to_tensor(image, layout)
             _check_picture_size(*rgb.shape[-2:])
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-            out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold)
+            out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
+                                                      allow_empty=True)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
-            # in a clip, a frame whose mask is empty (no subject) stays as it is
+            # a frame of a clip, or a picture of a batch, whose mask is empty (no subject) stays as it is
             pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native,
-                                                                    allow_empty=clip)
+                                                                    allow_empty=True, unit="frame" if clip else "picture")
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
             if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
                 references = (None if reference_mask is None else
@@ -337,9 +338,11 @@ class Harmonizer:
         return result
 
     @staticmethod
-    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False):
+    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False,
+                  unit: str = "picture"):
         """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
-        with the masks' coverage checked (empty masks refused unless ``allow_empty``).
+        with the masks' coverage checked (empty masks refused unless ``allow_empty``: then only where every
+        one is empty; ``unit`` names what a mask belongs to, for the message).
 
         The caller's own pixels where they can be used as they are (see imageio.fast; ``native`` when the
         caller has looked already); other inputs (grey, unusual dtypes) are converted once, and converted
@@ -351,12 +354,12 @@ class Harmonizer:
             _check_picture_size(height, width)
             found = mask_pixels(mask, batch, height, width)
             masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
-            check_mask_coverage(masks, mask_peak, allow_empty=allow_empty)
+            check_mask_coverage(masks, mask_peak, allow_empty=allow_empty, unit=unit)
             return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
         rgb, alpha, form = image_to_tensor(image, layout)
         _check_picture_size(*rgb.shape[-2:])
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        check_mask_coverage(masks, allow_empty=allow_empty)
+        check_mask_coverage(masks, allow_empty=allow_empty, unit=unit)
 
         def finish(out: torch.Tensor) -> Any:
             return tensor_to_image(out.permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
@@ -374,23 +377,28 @@ class Harmonizer:
         working_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device)."""
+        """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device); a
+        picture whose mask is empty comes back as it was (only a batch whose every mask is empty is refused)."""
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
-        return self._harmonize_tensor(images, masks, strength, mode, size, progress, None)[0]
+        return self._harmonize_tensor(images, masks, strength, mode, size, progress, None, allow_empty=True)[0]
 
     @torch.inference_mode()
-    def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold):
-        _check_pair(images, masks)
+    def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold, allow_empty=False):
+        _check_pair(images, masks, allow_empty)
         if mode == "full":
             out = images.clone()
             pixels = images.permute(0, 2, 3, 1)
             corrections = self._harmonize_pixels(pixels, 1.0, masks[:, 0], 1.0, out.permute(0, 2, 3, 1), strength,
                                                  size, progress, threshold)
             return out, corrections
-        out, corrections = torch.empty_like(images), []
+        out, corrections = images.clone(), []
         for i in range(images.shape[0]):  # one at a time: bounded memory, progress, interruption
-            out[i : i + 1], correction = self._official(images[i : i + 1], masks[i : i + 1], size, strength, threshold)
+            if bool(masks[i].any()):
+                out[i : i + 1], correction = self._official(images[i : i + 1], masks[i : i + 1], size, strength,
+                                                            threshold)
+            else:  # no subject in this picture of the batch: left as it was
+                correction = Correction.no_subject(self.threshold_for(threshold), float(strength))
             corrections.append(correction)
             if progress is not None:
                 progress(i + 1, images.shape[0])
@@ -444,10 +452,15 @@ class Harmonizer:
 
         :meth:`pictures_per_call` pictures at a time are prepared and go through the network together, then
         each is applied: bounded memory, progress after every picture, interruption between calls."""
-        corrections: list[Correction] = []
         count, chunk = pixels.shape[0], self.pictures_per_call(pixels, size)
-        for start in range(0, count, chunk):
-            rows = range(start, min(start + chunk, count))
+        present = (masks.flatten(1).amax(1) > 0).tolist()
+        # a picture of a batch with no subject (an empty mask) stays as it was
+        corrections: list[Correction | None] = [
+            None if here else Correction.no_subject(self.threshold_for(threshold), float(strength)) for here in present]
+        subjects = [i for i in range(count) if present[i]]
+        done = count - len(subjects)
+        for start in range(0, len(subjects), chunk):
+            rows = subjects[start : start + chunk]
             staged = [self.staged(pixels[i], masks[i]) for i in rows]
             lows = [self.prepare_low(p, peak, m, mask_peak, size) for p, m in staged]
             outputs, found = self.estimate_batch(torch.cat([low.image for low in lows]),
@@ -459,9 +472,10 @@ class Harmonizer:
                     self.apply_low(p, peak, m, mask_peak, out[i], strength, low, outputs[j : j + 1],
                                    as_change=self.lifts_change)
                 staged[j] = None  # done with its device copy
-                corrections.append(found[j])
+                corrections[i] = found[j]
+                done += 1
                 if progress is not None:
-                    progress(i + 1, count)
+                    progress(done, count)
         return corrections
 
     def pictures_per_call(self, pixels: torch.Tensor, size: int) -> int:
@@ -730,6 +744,11 @@ class Harmonizer:
         corrections = []
         for i in range(pixels.shape[0]):
             picture, mask = pixels[i], masks[i]  # where the caller's pixels are: only the squares move
+            if not bool(mask.any()):  # no subject in this picture of the batch: ``out`` holds it as it was
+                corrections.append(Correction.no_subject(self.threshold_for(threshold), float(strength)))
+                if progress is not None:
+                    progress(i + 1, pixels.shape[0])
+                continue
             image_sq = official_square(picture, peak, size).to(self.device)
             if bool(((mask > 0) & (mask < mask_peak)).any()):
                 mask = _dithered(mask[None, None].float() / mask_peak)
@@ -866,7 +885,7 @@ def as_number(value: Any, name: str, rule: str = "a number") -> float:
     return float(value)
 
 
-def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
+def _check_pair(images: torch.Tensor, masks: torch.Tensor, allow_empty: bool = False) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be B×3×H×W, got {tuple(images.shape)}")
     wanted = (images.shape[0], 1, *images.shape[-2:])
@@ -881,4 +900,4 @@ def _check_pair(images: torch.Tensor, masks: torch.Tensor) -> None:
                          f"{tuple(masks.shape)}: {fix}")
     check_unit_range(images, "images")  # tensors handed in directly meet the same range check as any input
     check_unit_range(masks, "masks", "mask")
-    check_mask_coverage(masks)
+    check_mask_coverage(masks, allow_empty=allow_empty)

@@ -55,10 +55,12 @@ def mask_to_bhw(mask: Any, name: str = "mask", height: int | None = None, width:
 FAINT = 1 / 64  # a mask whose strongest value is below this (of full) is on the wrong scale
 
 
-def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False) -> None:
+def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False,
+                        unit: str = "picture") -> None:
     """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0; unless ``allow_empty``, as the frames
-    of a clip may) and some background (a pixel below half of ``peak``, the value meaning "fully subject": 1
-    for unit masks, 255 for uint8).
+    of a clip and the pictures of a batch may, though not all of them) and some background (a pixel below half
+    of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8). ``unit``: what one
+    mask belongs to, for the message ("frame" in a clip).
 
     The message names the batch index (0-based) of every mask that fails.
     """
@@ -66,7 +68,7 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
     empty = (flat.amax(dim=1) <= 0).nonzero().flatten().tolist()
     every = len(empty) == masks.shape[0]
     if allow_empty and every and len(empty) > 1:
-        raise ValueError("every frame's mask is empty (all zero): nothing to harmonize; paint the subject white in "
+        raise ValueError(f"every {unit}'s mask is empty (all zero): nothing to harmonize; paint the subject white in "
                          "the masks")
     if empty and (every or not allow_empty):
         raise ValueError(

@@ -10,20 +10,20 @@ def test_each_verdict_says_what_happened_and_why():
     assert "below the do-no-harm threshold 43" in Correction(5.0, 43.0, 0.0).describe()
     assert Correction(5.0, 0.0, 1.0, strength=0.0).describe().startswith("unchanged: strength 0")
     empty = Correction.no_subject(43.0)
-    assert empty.unchanged and empty.describe() == "unchanged: its mask is empty (no subject in this frame)"
+    assert empty.unchanged and empty.describe() == "unchanged: its mask is empty (no subject in it)"
 
 
 def test_a_clip_with_frames_without_a_subject():
     frames = [Correction(20.0, 0.0, 1.0), Correction.no_subject(0.0), Correction(30.0, 0.0, 1.0)]
     line = summary(frames)
-    assert line == ("2 of 3 images changed; corrections 20.0 to 30.0; 1 with an empty mask (no subject in the "
-                    "frame), left as they were")
+    assert line == ("2 of 3 images changed; corrections 20.0 to 30.0; 1 with an empty mask (no subject in "
+                    "them), left as they were")
     assert report(frames, "--threshold 0", "--weights x") == line  # no threshold held anything back
     held = [Correction(5.0, 43.0, 0.0), Correction.no_subject(43.0)]
     assert "1 below the do-no-harm threshold 43" in summary(held)
     assert "--threshold 0 applies the raw correction" in report(held, "--threshold 0", "--weights x")
     assert report([Correction.no_subject(43.0)] * 2, "t", "w") == (
-        "0 of 2 images changed; 2 with an empty mask (no subject in the frame), left as they were")
+        "0 of 2 images changed; 2 with an empty mask (no subject in them), left as they were")
 
 
 def test_the_official_weights_are_not_suggested_to_who_uses_them():

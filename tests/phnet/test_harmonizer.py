@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from phnet import Harmonizer
+from phnet.corrections import summary
 from phnet.fullres import working_shape
 
 
@@ -268,6 +269,26 @@ def test_low_precision_runs(tiny_model, dtype):
     m = torch.from_numpy(subject_mask(32, 32))[None, None]
     ref = Harmonizer(tiny_model, device="cpu", dtype="fp32").harmonize_tensor(img, m)
     assert (h.harmonize_tensor(img, m) - ref).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("mode", ["full", "official"])
+def test_a_picture_of_a_batch_without_a_subject_stays_as_it_was(harmonizer, mode):
+    """A detector that found nobody in one picture of a batch: that picture is left, the others are done."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8)
+    masks = np.zeros((3, 40, 56), np.float32)
+    masks[0, 10:30, 15:40] = 1
+    masks[2, 5:20, 5:30] = 1
+    got = harmonizer.harmonize(images, masks, mode=mode, threshold=0)
+    assert np.array_equal(got.image[1], images[1]) and got.corrections[1].empty_mask
+    alone = harmonizer.harmonize(images[[0, 2]], masks[[0, 2]], mode=mode, threshold=0)
+    assert np.array_equal(got.image[[0, 2]], alone.image) and not np.array_equal(got.image[0], images[0])
+    assert "1 with an empty mask" in summary(got.corrections)
+    floats = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    out = harmonizer.harmonize_tensor(floats, torch.from_numpy(masks)[:, None], mode=mode)
+    assert torch.equal(out[1], floats[1])
+    with pytest.raises(ValueError, match="is empty"):  # a single picture with no subject is a mistake
+        harmonizer.harmonize(images[1], masks[1], mode=mode)
 
 
 def test_fp32_stays_fp32_inside_a_callers_autocast(tiny_model):

@@ -209,8 +209,10 @@ def test_a_frame_without_its_subject_stays_as_it_is_and_the_clip_goes_on(tiny_co
         by_hand = harmonizer(images, masks, layout="BCHW", temporal=Temporal(window=2.0, cut_threshold=255,
                                                                              cuts=(cut,)))
         torch.testing.assert_close(by_hand[keep], alone, atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="at batch index 2"):
-        harmonizer(images, masks, layout="BCHW")  # pictures, not a clip: an empty mask is a mistake
+    pictures = harmonizer.harmonize(images, masks, layout="BCHW")  # not a clip: each picture on its own
+    assert torch.equal(pictures.image[2], images[2]) and pictures.corrections[2].empty_mask
+    with pytest.raises(ValueError, match="every picture's mask is empty"):
+        harmonizer(images, torch.zeros_like(masks), layout="BCHW")
     with pytest.raises(ValueError, match="every frame's mask is empty"):
         harmonizer(images, torch.zeros_like(masks), **options)
     for window in (0, 0.0):  # a window of no frames is a clip still: its empty frame is passed through
