@@ -74,17 +74,29 @@ def as_phnet_sam(sam_model):
     back to the device it came on."""
     if isinstance(sam_model, PHNetSAM):
         return sam_model
-    if hasattr(sam_model, "image_encoder") and hasattr(sam_model, "mask_decoder"):
+    if _is_segment_anything(sam_model):
         from ..phnet.sam import SamSegmenter
 
         # Impact Pack parks its SAM on the CPU between its own runs: this run takes it to the compute
         # device like our own loader's SAM, and puts it back where it was.
         device = next(sam_model.parameters()).device
         return PHNetSAM(SamSegmenter(sam_model, device=device), mm.get_torch_device(), device)
+    kind = type(sam_model)
     raise ValueError(
-        f"sam_model is a {type(sam_model).__name__}, which PHNet SAM Segment cannot use; load the checkpoint "
-        "with 'PHNet SAM Loader'"
+        f"sam_model is a {kind.__name__} from {kind.__module__} (a SAM variant such as SAM-HQ, whose encoder "
+        "works otherwise?), which PHNet SAM Segment cannot use: load a Segment Anything checkpoint with "
+        "'PHNet SAM Loader', or connect Impact Pack's or comfyui_segment_anything's plain SAM"
     )
+
+
+def _is_segment_anything(model) -> bool:
+    """Meta's own ``segment_anything`` Sam, not a look-alike (SAM-HQ's encoder returns a tuple and would fail
+    deep inside the predictor)."""
+    try:
+        from segment_anything.modeling import Sam
+    except ImportError:
+        return False
+    return isinstance(model, Sam) and type(model).__module__.startswith("segment_anything.")
 
 
 class PHNetSAMSegment:
