@@ -6,7 +6,7 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from .masks import check_mask, check_mask_size, clamped
+from .masks import check_mask, check_mask_size, clamped, fitted
 
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
@@ -14,12 +14,14 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
     from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
     threshold = options.pop("threshold", -1.0)
+    resized = options.pop("notes", "")
     if isinstance(image, torch.Tensor) and not image.is_floating_point():
         if image.dtype != torch.uint8:
             raise ValueError(f"{node}: 'image' holds {image.dtype} values; a ComfyUI IMAGE is float32 in 0..1: the "
                              "node that made it returns the wrong type")
         image = image.float() / 255  # a custom node's 8-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, notes = clamped(image, "image")
+    notes = resized + notes
     for name in ("mask", "reference_mask"):
         options[name], note = clamped(options[name], name)
         notes += note
@@ -32,6 +34,13 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
     line = node + ": " + report(corrections, "threshold 0", hint) + notes
     return {"ui": {"text": [line]}, "result": (result, line)}
+
+
+def _fitted(image, mask, reference_mask) -> tuple[tuple, str]:
+    """The masks resized to an image that was scaled after they were made (see ``masks.fitted``), and the note."""
+    mask, note = fitted(mask, image, "mask")
+    reference_mask, reference_note = fitted(reference_mask, image, "reference_mask")
+    return (mask, reference_mask), note + reference_note
 
 
 REFERENCE_TOOLTIP = (
@@ -100,11 +109,13 @@ class PHNetHarmonize:
         }
 
     def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
+        (mask, reference_mask), notes = _fitted(image, mask, reference_mask)
         check_mask(mask, image, "mask", "PHNet Harmonize")
         check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize")
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         return _run("PHNet Harmonize", phnet_model, image, bar, mask=mask, strength=strength,
-                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)
+                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold,
+                    notes=notes)
 
 
 class PHNetHarmonizeFrames:
@@ -154,10 +165,11 @@ class PHNetHarmonizeFrames:
                   working_size=0, reference_mask=None, threshold=-1.0):
         from ..phnet.temporal import Temporal
 
+        (mask, reference_mask), notes = _fitted(image, mask, reference_mask)
         check_mask(mask, image, "mask", "PHNet Harmonize Frames")
         check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize Frames")
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
         return _run("PHNet Harmonize Frames", phnet_model, image, bar, mask=mask, strength=strength,
                     working_size=working_size or None, temporal=temporal, reference_mask=reference_mask,
-                    threshold=threshold)
+                    threshold=threshold, notes=notes)

@@ -43,6 +43,25 @@ def _image_hw(image: torch.Tensor) -> tuple[int, int]:
     return int(image.shape[-3]), int(image.shape[-2])  # IMAGE is [B, H, W, C]
 
 
+def fitted(mask, image: torch.Tensor, name: str):
+    """(mask, note): a MASK made for this picture before it was scaled (an upscaler, a hires fix) resized to
+    the picture, when its aspect ratio is the picture's to within a pixel; anything else as it was, for the
+    checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask)."""
+    plain = _plain(mask)
+    if plain is None or not isinstance(image, torch.Tensor) or image.ndim != 4:
+        return mask, ""
+    (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
+    if (mh, mw) == (ih, iw) or (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) or not (mh and mw and ih and iw):
+        return mask, ""
+    if abs(mw * ih / mh - iw) > max(1.0, ih / mh) or abs(mh * iw / mw - ih) > max(1.0, iw / mw):
+        return mask, ""  # another shape: not this picture's mask
+    resized = torch.nn.functional.interpolate(plain.reshape(-1, 1, mh, mw).float(), size=(ih, iw), mode="bilinear",
+                                              align_corners=False, antialias=ih < mh)
+    resized = resized.reshape(*plain.shape[:-2], ih, iw).clamp_(0, 1).to(plain.dtype if plain.is_floating_point()
+                                                                          else torch.float32)
+    return resized, f"; '{name}' was {mw}x{mh}, resized to the image's {iw}x{ih}"
+
+
 def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
     """An IMAGE is B×H×W×C with 3 or 4 channels; a channels-first tensor from a custom node says so here,
     before its sizes are compared with the mask's."""
@@ -78,9 +97,9 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
                              f"picture with no alpha channel, so {fix}")
     if (mh, mw) != (ih, iw):
         raise ValueError(
-            f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}; they must be the same size. "
-            "Connect the mask that was made for this image, or resize it to the image first (e.g. Convert Mask "
-            "to Image -> Upscale Image -> Convert Image to Mask)."
+            f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}, another shape (a mask of the image's "
+            "shape at another size is resized to it). Connect the mask that was made for this image, or crop it "
+            "to the image first."
         )
 
 

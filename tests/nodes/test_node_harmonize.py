@@ -103,12 +103,19 @@ def test_harmonize_strength_and_working_size(nodes, phnet_model, portrait):
         node.harmonize(phnet_model, img, subject, working_size=30)
 
 
-def test_harmonize_refuses_a_mask_of_another_size(nodes, phnet_model, portrait):
-    img, _ = portrait(b=1, h=40, w=56)
-    mask = torch.zeros(1, 80, 112)
-    mask[:, 20:60, 30:80] = 1
-    with pytest.raises(ValueError, match=r"'mask' is 112x80 pixels but the image is 56x40"):
-        nodes["PHNetHarmonize"].harmonize(phnet_model, img, mask)
+def test_harmonize_resizes_a_mask_made_before_the_image_was_scaled_and_refuses_another_shape(nodes, phnet_model,
+                                                                                             portrait):
+    """An upscaler or hires fix after the paste: the mask of the smaller picture is resized to it and the report
+    says so; a mask of another shape is someone else's."""
+    img, _ = portrait(b=1, h=80, w=112)
+    mask = torch.zeros(1, 40, 56)
+    mask[:, 10:30, 15:40] = 1
+    (out, line), (exact, _) = (nodes["PHNetHarmonize"].harmonize(phnet_model, img, m, threshold=0.0)["result"]
+                               for m in (mask, torch.nn.functional.interpolate(mask[:, None], size=(80, 112),
+                                                                               mode="bilinear")[:, 0]))
+    assert torch.equal(out, exact) and "'mask' was 56x40, resized to the image's 112x80" in line
+    with pytest.raises(ValueError, match=r"'mask' is 56x50 pixels but the image is 112x80, another shape"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img, torch.ones(1, 50, 56))
 
 
 def test_harmonize_rejects_nonsense(nodes, phnet_model, portrait):
@@ -190,8 +197,8 @@ def test_harmonize_reference_mask(nodes, phnet_model, portrait):
     assert not torch.equal(left, plain)
     outside = subject[0] == 0
     assert torch.equal(left[:, outside], img[:, outside])
-    with pytest.raises(ValueError, match="'reference_mask' is 28x20 pixels"):
-        node.harmonize(phnet_model, img, subject[:1], reference_mask=torch.ones(1, 20, 28))
+    with pytest.raises(ValueError, match="'reference_mask' is 28x24 pixels .* another shape"):
+        node.harmonize(phnet_model, img, subject[:1], reference_mask=torch.ones(1, 24, 28))
 
 
 def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):

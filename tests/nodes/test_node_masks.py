@@ -82,10 +82,10 @@ def test_a_picture_without_alpha_says_no_alpha(nodes, phnet_model, cutout):
 
 def test_a_mask_of_another_size_is_an_error_naming_both_sizes(nodes, phnet_model, helpers):
     image, subject = helpers.portrait(b=1, h=48, w=64)
-    small = torch.nn.functional.interpolate(subject[:, None], size=(24, 32))[:, 0]
-    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'mask' is 32x24 pixels but the image is 64x48; "
-                                         r"they must be the same size"):
-        nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)
+    other = torch.nn.functional.interpolate(subject[:, None], size=(24, 40))[:, 0]
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'mask' is 40x24 pixels but the image is 64x48, "
+                                         r"another shape"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, other)
 
 
 def test_only_likely_inverted_masks_are_refused(pack):
@@ -126,8 +126,8 @@ def test_masks_with_a_channel_axis_get_the_same_checks(nodes, phnet_model, cutou
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, four_d)
     with pytest.raises(ValueError, match="looks inverted"):
         nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=four_d)
-    small = torch.zeros(1, 1, 24, 32) if layout == "B1HW" else torch.zeros(1, 24, 32, 1)
-    with pytest.raises(ValueError, match="is 32x24 pixels but the image is 64x48"):
+    small = torch.zeros(1, 1, 24, 40) if layout == "B1HW" else torch.zeros(1, 24, 40, 1)
+    with pytest.raises(ValueError, match="is 40x24 pixels but the image is 64x48"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)
 
 
