@@ -5,7 +5,9 @@ four video frames, and masks). They ship in ``examples/comfyui/`` (made by
 ``examples/make_template_media.py`` from public-domain pictures, about 0.7 MB together) and are copied into the input folder when ComfyUI
 loads the pack, so a template runs as soon as it is opened. A file that is already there is never
 overwritten (a user's own ``phnet_subject.png`` stays theirs), and a failure to copy (read-only
-input folder) is logged, never fatal.
+input folder) is logged, never fatal. Once all of them are there, a marker file (``MARKER``) in the input
+folder says so, and they are never copied again: pictures a user deletes stay deleted (deleting the
+marker brings them back at the next start).
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ NAMES = ("phnet_composite.png", "phnet_background.png", "phnet_subject.png", "ph
          "phnet_frame_1.jpg", "phnet_frame_2.jpg", "phnet_frame_3.jpg", "phnet_frame_4.jpg", "phnet_frames_mask.png")
 
 
+MARKER = ".comfyui-phnet-template-pictures"
+
+
 def install() -> list[str]:
-    """Copy the missing template pictures; returns the names copied."""
+    """Copy the missing template pictures, unless they were copied before; returns the names copied."""
     target = Path(folder_paths.get_input_directory())
+    marker = target / MARKER
+    if marker.exists():
+        return []
     copied = []
     for name in NAMES:
         src, dst = SOURCE / name, target / name
@@ -42,4 +50,11 @@ def install() -> list[str]:
             log.warning("comfyui-phnet: could not copy the template picture %s into %s (%s)", name, target, e)
     if copied:
         log.info("comfyui-phnet: copied the template pictures %s into %s", ", ".join(copied), target)
+    if all((target / name).exists() for name in NAMES):
+        try:
+            marker.write_text("comfyui-phnet copied the pictures its example workflows load into this folder: "
+                              f"{', '.join(NAMES)}.\nThey are not copied again; delete this file to have the missing "
+                              "ones copied at the next start.\n", encoding="utf-8")
+        except OSError as e:
+            log.warning("comfyui-phnet: could not write %s (%s)", marker, e)
     return copied

@@ -187,9 +187,18 @@ def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, buil
     (d / "phnet_subject.png").write_bytes(b"mine")
     import importlib
 
-    assert importlib.import_module(pack.__name__ + ".nodes.template_inputs").install() == []
+    inputs = importlib.import_module(pack.__name__ + ".nodes.template_inputs")
+    marker = d / inputs.MARKER
+    marker.unlink()
+    assert inputs.install() == []
     assert (d / "phnet_subject.png").read_bytes() == b"mine"
     (d / "phnet_subject.png").write_bytes((shipped / "phnet_subject.png").read_bytes())
+    # copied once: a picture the user deletes stays deleted, until the marker goes too
+    assert marker.is_file()
+    (d / "phnet_frame_4.jpg").unlink()
+    assert inputs.install() == [] and not (d / "phnet_frame_4.jpg").exists()
+    marker.unlink()
+    assert inputs.install() == ["phnet_frame_4.jpg"] and marker.is_file()
 
 
 def test_layout_has_no_overlaps_no_hidden_wires_and_cards_describe_themselves(build):
