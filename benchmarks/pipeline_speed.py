@@ -7,6 +7,9 @@ Pipelines, all called the way a user calls them (8-bit H×W×3 arrays in, same o
 - official: the official pipeline (squash to a square, the network, bicubic resize of the whole
   image back) with PN and PFE computed patch by patch as the official code does, in fp32 as the
   official tester runs;
+- official auto (where "auto" is not fp32, i.e. on CPUs with AMX): the same official steps with the
+  network under the precision "auto" picks, so that "ours auto" is also compared at equal precision
+  and a precision gain is not read as the pipeline's;
 - ours fp32 / ours auto: aspect ratio kept, the folded inference network at the working
   resolution, the change applied at full resolution in the input's dtype; "auto" is the default
   precision (bf16 autocast on CPUs with AMX, see phnet.precision);
@@ -50,6 +53,7 @@ from pathlib import Path
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
 # name: (mode, dtype, full_resolution_on, cuda_graphs, network_batch)
 PIPELINES = {"official": ("official", "fp32", "auto", False, "auto"),
+             "official auto": ("official", "auto", "auto", False, "auto"),
              "ours fp32": ("full", "fp32", "auto", False, "auto"),
              "ours auto": ("full", "auto", "auto", False, "auto"),
              "ours fp32 on host": ("full", "fp32", "input", False, "auto"),
@@ -59,16 +63,42 @@ CUDA_ONLY = ("ours fp32 on host", "ours fp32 graphs", "ours fp32 one per call")
 FRAMES_ONLY = ("ours fp32 one per call",)
 
 
+def low_precision(device: str) -> bool:
+    """Whether "auto" is other than fp32 on ``device`` (then "official auto" is a case of its own)."""
+    import torch
+
+    from phnet.precision import auto_dtype
+
+    return auto_dtype(device) != torch.float32
+
+
 def pipelines(device: str) -> list[str]:
     """The pipelines compared on single pictures on ``device``: on the CPU, the CUDA-only ones would be
-    "ours fp32" itself."""
-    return [p for p in PIPELINES if (device.startswith("cuda") or p not in CUDA_ONLY) and p not in FRAMES_ONLY]
+    "ours fp32" itself, and where "auto" is fp32, "official auto" would be "official"."""
+    gpu, low = device.startswith("cuda"), low_precision(device)
+    return [p for p in PIPELINES if (gpu or p not in CUDA_ONLY) and p not in FRAMES_ONLY
+            and (low or p != "official auto")]
 
 
 def frame_pipelines(device: str) -> list[str]:
     """The pipelines timed on the batch of frames."""
     extra = ("ours fp32", "ours fp32 graphs", "ours fp32 one per call") if device.startswith("cuda") else ()
-    return ["official", "ours auto", *extra]
+    return ["official", *(("official auto",) if low_precision(device) else ()), "ours auto", *extra]
+
+
+def cpu_name() -> str:
+    """The CPU's model name and the instructions that decide "auto" (AMX, AVX512-BF16), from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or "CPU"
+    fields = {key.strip(): value for key, value in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
+    name = " ".join(fields.get("model name", "CPU").split())
+    flags = set(fields.get("flags", "").split())
+    has = [label for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
+    return f"{name} ({', '.join(has) if has else 'no AMX or AVX512-BF16'})"
 
 
 FRAMES = (8, 1080, 1920)  # the video case: a batch of 1080p frames
@@ -282,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     what = args.weights or f"{args.config}{'/' + args.output if args.output else ''} (random weights)"
     auto = str(auto_dtype(args.device)).replace("torch.", "")
     gpu = args.device.startswith("cuda")
-    where = torch.cuda.get_device_name(torch.device(args.device)) if gpu else "CPU"
+    where = torch.cuda.get_device_name(torch.device(args.device)) if gpu else cpu_name()
     print(f"PHNet pipeline benchmark: {what}, on {where}, {args.threads} threads, torch {torch.__version__}, "
           f"auto = {auto} here")
     clock = "wall-clock" if args.clock == "wall" else "CPU"
@@ -298,13 +328,15 @@ def main(argv: list[str] | None = None) -> int:
         reserved = {case: result.get("reserved_mb") for case, result in zip(cases, found)}
     names = pipelines(args.device)
     head = " | ".join(f"{n:>17}" for n in names)
-    print(f"{'input':>11} | {head} | speed vs official: fp32   auto")
+    same = "official auto" in names  # "auto" also against the official steps at its own precision
+    print(f"{'input':>11} | {head} | speed vs official: fp32   auto" + ("   auto vs official auto" if same else ""))
     print(f"{'':>11} | " + " | ".join(f"{'s':>7} {'peak MB':>9}" for _ in names) + " |")
     for size in args.sizes:
         cells = " | ".join(f"{timing[f'{p}|{size}']:>7.3f} {memory[(p, size)]:>9.0f}" for p in names)
-        official = timing[f"official|{size}"]
-        print(f"{size + ' ' + 'x'.join(map(str, SIZES[size][::-1])):>11} | {cells} | "
-              f"{'':>17}{official / timing[f'ours fp32|{size}']:>5.2f}× {official / timing[f'ours auto|{size}']:>5.2f}×")
+        official, auto = timing[f"official|{size}"], timing[f"ours auto|{size}"]
+        line = (f"{size + ' ' + 'x'.join(map(str, SIZES[size][::-1])):>11} | {cells} | "
+                f"{'':>17}{official / timing[f'ours fp32|{size}']:>5.2f}× {official / auto:>5.2f}×")
+        print(line + (f" {timing[f'official auto|{size}'] / auto:>22.2f}×" if same else ""))
     if gpu:
         rows = "; ".join(f"{p} " + " ".join(f"{reserved[(p, size)]:.0f}" for size in args.sizes) for p in names)
         print(f"peak GPU memory reserved, MB ({', '.join(args.sizes)}; the allocator's pools, a CUDA graph's own "
@@ -315,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         why = "" if size == 512 else (f" (these weights work at {size}²: at 512² the two pipelines differ by design, "
                                       "the official one resampling the whole picture, not by rounding)")
         print(f"512² output vs official (8-bit, max |Δ|): {diffs}{why}")
-    for p in names[1:]:
+    for p in (n for n in names if n.startswith("ours")):
         base = timing.get(f"{p}|512²")
         rows = [f"{s} {timing[f'{p}|{s}'] / base:.2f}×" for s in args.sizes if s != "512²" and base]
         if rows:
@@ -332,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         fps = {p: n / timing[f"{p}|frames"] for p in frame_pipelines(args.device)}
         rows = ", ".join(f"{p} {f:.2f} fps ({f / fps['official']:.2f}×)" for p, f in fps.items() if p != "official")
         print(f"video: a batch of {n} frames {w}x{h} (uint8): official {fps['official']:.2f} fps, {rows}")
+        if "official auto" in fps:
+            print(f"video, ours auto vs official auto: {fps['ours auto'] / fps['official auto']:.2f}×")
         if "ours fp32 one per call" in fps:
             print(f"ours fp32, {n} frames per network call (default on CUDA) vs one: speed "
                   f"{fps['ours fp32'] / fps['ours fp32 one per call']:.2f}×")
