@@ -10,7 +10,7 @@ from .masks import check_mask, check_mask_size, clamped, fitted
 
 
 def _run(node: str, phnet_model, image, bar, **options) -> dict:
-    """The library call, and its report as a STRING output and as text under the node."""
+    """The library call, and its report as a STRING output and as text on the node."""
     from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
     threshold = options.pop("threshold", -1.0)
@@ -75,7 +75,7 @@ THRESHOLD = ("FLOAT", {
                "mismatches. The 'report' output says what happened.",
 })
 REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the do-no-harm threshold held it back, "
-                  "why and what to do. Also shown under the node.")
+                  "why and what to do. Also shown on the node.")
 WORKING_SIZE = ("INT", {
     "default": 0, "min": 0, "max": 4096, "step": 8,
     "tooltip": "Resolution (square side, a multiple of 8 from 16) the network runs at; 0 = the resolution the "

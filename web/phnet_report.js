@@ -1,6 +1,8 @@
-// Shows the report of PHNet Harmonize / PHNet Harmonize Frames under the node after a run: how much the
-// subject changed, and when the do-no-harm threshold left it unchanged, why. The text is drawn on the
-// canvas, not held in a widget, so saved workflows are unchanged by it.
+// Shows the report of PHNet Harmonize / PHNet Harmonize Frames inside the node after a run, below its
+// widgets: how much the subject changed, and when the do-no-harm threshold left it unchanged, why. The
+// node grows to hold it (drawn outside, it lay over the node below). The text is drawn on the canvas, not
+// held in a widget, so saved workflows are unchanged by it; the templates also wire the node's `report`
+// output to a Preview Any node, which shows it in every frontend.
 import { app } from "../../scripts/app.js";
 
 const NODES = ["PHNetHarmonize", "PHNetHarmonizeFrames"];
@@ -44,7 +46,13 @@ app.registerExtension({
       ctx.font = "12px sans-serif";
       ctx.fillStyle = this.phnetReport.includes("unchanged") ? "#e8b04a" : "#9fd39f";
       const lines = wrap(ctx, this.phnetReport, this.size[0] - 12);
-      lines.forEach((line, i) => ctx.fillText(line, 6, this.size[1] + 18 + i * LINE_HEIGHT));
+      const top = this.computeSize ? this.computeSize()[1] : this.size[1]; // below the slots and widgets
+      const needed = top + lines.length * LINE_HEIGHT + 6;
+      if (this.size[1] < needed) {
+        if (this.setSize) this.setSize([this.size[0], needed]);
+        else this.size[1] = needed;
+      }
+      lines.forEach((line, i) => ctx.fillText(line, 6, top + 12 + i * LINE_HEIGHT));
       ctx.restore();
     };
   },

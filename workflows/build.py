@@ -74,6 +74,8 @@ CORE_NODES: dict[str, dict] = {
         "output_node": True,
     },
     "PreviewImage": {"inputs": [("images", "IMAGE", None)], "outputs": [], "output_node": True},
+    # shows a STRING on the node (comfy_extras/nodes_preview_any.py): the Harmonize nodes' report
+    "PreviewAny": {"inputs": [("source", "*", None)], "outputs": [], "output_node": True},
     "InvertMask": {"inputs": [("mask", "MASK", None)], "outputs": [("MASK", "MASK")]},
     "ImageBatch": {"inputs": [("image1", "IMAGE", None), ("image2", "IMAGE", None)], "outputs": [("IMAGE", "IMAGE")]},
     "CheckpointLoaderSimple": {
@@ -172,12 +174,17 @@ class Workflow:
 
 
 def accepts(input_type: str, output_type: str) -> bool:
-    """ComfyUI's rule for a link: an input declared "A,B" takes an output of type A or B."""
-    return output_type in {t.strip() for t in input_type.split(",")}
+    """ComfyUI's rule for a link: an input declared "A,B" takes an output of type A or B; "*" takes any."""
+    return input_type == "*" or output_type in {t.strip() for t in input_type.split(",")}
 
 
 def _note(id_, pos, text, size=(420, 240)):
     return Node(id_, "Note", pos, widgets={"text": text}, size=size, title="Read me")
+
+
+def _report(id_, pos, harmonize, size=(380, 200)):
+    """The Harmonize node's report on the canvas: how much the subject changed, or why it did not."""
+    return Node(id_, "PreviewAny", pos, links={"source": (harmonize, 1)}, size=size, title="Report")
 
 
 PHNET_DEFAULT = {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"}
@@ -187,7 +194,7 @@ SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "
            "threshold": 0.0, "grow": 0, "feather": 1.0}
 PICTURES = ("Its pictures ship with the pack (copied into ComfyUI/input); pick your own in Load Image.\n\n"
             "Weights: 'default (bundled)' works offline and applies only part of a correction it is unsure "
-            "of (a small one); the text under PHNet Harmonize says how much. For full corrections pick "
+            "of (a small one); the Report node says how much. For full corrections pick "
             "official-ffhqh512 in "
             "PHNet Model Loader (downloaded once into ComfyUI/models/phnet; the authors' CC BY-SA 4.0-variant "
             "licence, FFHQ's non-commercial terms).")
@@ -220,6 +227,7 @@ def workflows() -> list[Workflow]:
                  title="Before | after"),
             Node(8, "PreviewImage", (1800, 820), links={"images": (7, 0)}, size=(360, 400),
                  title="Preview before/after"),
+            _report(9, (1360, 60), harmonize=5),
         ],
     )
 
@@ -251,6 +259,7 @@ def workflows() -> list[Workflow]:
                  title="Before | after"),
             Node(11, "PreviewImage", (2480, 640), links={"images": (10, 0)}, size=(360, 400),
                  title="Preview before/after"),
+            _report(12, (2080, 760), harmonize=8),
         ],
     )
 
@@ -293,6 +302,7 @@ def workflows() -> list[Workflow]:
                  title="Before | after"),
             Node(16, "PreviewImage", (2610, 640), links={"images": (15, 0)}, size=(300, 340),
                  title="Preview before/after"),
+            _report(17, (2200, 820), harmonize=13),
         ],
         zoom=0.58,
     )
@@ -324,6 +334,7 @@ def workflows() -> list[Workflow]:
                  title="Before | after"),
             Node(9, "PreviewImage", (1800, 820), links={"images": (8, 0)}, size=(360, 400),
                  title="Preview before/after"),
+            _report(10, (1360, 60), harmonize=6),
         ],
     )
 
@@ -361,6 +372,7 @@ def workflows() -> list[Workflow]:
             Node(12, "SaveImage", (1640, 560), {"filename_prefix": "phnet/frames"},
                  links={"images": (11, 0)}, size=(360, 400), title="After (saved)"),
             Node(13, "PreviewImage", (1640, 60), links={"images": (8, 0)}, size=(360, 400), title="Before"),
+            _report(14, (1600, 1020), harmonize=11),
         ],
     )
     return [harmonize_composite, paste_and_harmonize, generate_and_harmonize, reference, frames]
@@ -508,7 +520,7 @@ def to_api(wf: Workflow, pack=None) -> dict:
 
 def node_title(class_type: str, pack=None) -> str:
     if class_type in CORE_NODES or class_type in UI_ONLY_NODES:
-        return {"LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+        return {"LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image", "PreviewImage": "Preview Image", "PreviewAny": "Preview Any",
                 "InvertMask": "InvertMask", "ImageBatch": "Batch Images",
                 "CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
                 "EmptyLatentImage": "Empty Latent Image", "KSampler": "KSampler", "VAEDecode": "VAE Decode",

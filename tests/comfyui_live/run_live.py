@@ -22,7 +22,7 @@ ComfyUI checkout):
     the missing SD checkpoint may be reported), then run with its VAE Decode output replaced by a Load
     Image of the shipped background (the diffusion nodes are validated, not run);
  5. makes each mask mistake on a copy of the RGBA template (no InvertMask, a picture without alpha, a
-    mask of another size) plus fp16 on the CPU, and records the message the user is shown; then runs
+    mask of another shape) plus fp16 on the CPU, and records the message the user is shown; then runs
     that template at strength 0.5, 0.51 and 0.5 again: only Harmonize runs again, on the cached mask,
     and the third result must be the first;
  6. checks that a missing model is reported once in the /prompt response, and presses Cancel while PHNet
@@ -98,7 +98,7 @@ def mistake_pictures(d: Path) -> None:
 
     with Image.open(REPO / "examples" / "comfyui" / "phnet_composite.png") as im:
         im.convert("RGB").save(d / "phnet_live_no_alpha.jpg", quality=90)
-        im.resize((200, 200)).save(d / "phnet_live_other_size.png")
+        im.resize((200, 150)).save(d / "phnet_live_other_size.png")  # another shape (the same one is resized)
 
 
 # ------------------------------------------------------------------------------------------ http
@@ -176,7 +176,7 @@ def validate_api(prompt: dict, oi: dict, allowed_missing: set[tuple[str, str]] =
             if isinstance(v, list):
                 src = prompt[v[0]]
                 got = oi[src["class_type"]]["output"][v[1]]
-                if got not in want.split(","):
+                if got not in want.split(",") and want != "*":
                     errs.append(f"#{nid} {node['class_type']}.{name}: {got} -> {want}")
             else:
                 opts = _combo_options(decl[name])
@@ -308,6 +308,9 @@ def run_template(client: Client, name: str, oi: dict, results_dir: Path, timeout
     reports = [line for out in hist["outputs"].values() for line in out.get("text", [])]
     check(bool(reports) and all(r.startswith("PHNet Harmonize") for r in reports),
           f"{name}: the Harmonize report reaches the UI: {reports}")
+    shown = [line for nid, out in hist["outputs"].items() if prompt.get(nid, {}).get("class_type") == "PreviewAny"
+             for line in out.get("text", [])]
+    check(len(shown) == 1 and shown[0] in reports, f"{name}: the template's Report node shows it: {shown}")
     report["runs"][name]["reports"] = reports
 
 
@@ -352,7 +355,7 @@ def mask_mistakes(client: Client, timeout: float) -> None:
     p["900"] = {"class_type": "LoadImage", "inputs": {"image": "phnet_live_other_size.png"}}
     p["901"] = {"class_type": "InvertMask", "inputs": {"mask": ["900", 1]}}
     p[harmonize]["inputs"]["mask"] = ["901", 0]
-    cases["a mask of another size"] = (p, "must be the same size")
+    cases["a mask of another shape"] = (p, "another shape")
     p = copy.deepcopy(base)
     loader = next(k for k, v in p.items() if v["class_type"] == "PHNetModelLoader")
     p[loader]["inputs"]["dtype"] = "fp16"
@@ -529,11 +532,12 @@ def main() -> int:
         timing = [l for l in import_lines if "seconds" in l]
         report["pack_import_time"] = timing
         check(bool(timing), f"pack import time: {timing}")
-        present = sorted(p.name for p in (base / "input").iterdir())
+        present = sorted(p.name for p in (base / "input").iterdir() if not p.name.startswith("."))
+        marked = (base / "input" / ".comfyui-phnet-template-pictures").is_file()  # copied once, not again
         same = all((base / "input" / f).read_bytes() == (REPO / "examples" / "comfyui" / f).read_bytes()
                    for f in PICTURES if f in present)
         report["input_folder_after_start"] = present
-        check(present == PICTURES and same, f"the pack copied the template pictures into the empty input folder: "
+        check(present == PICTURES and same and marked, f"the pack copied the template pictures into the empty input folder: "
                                             f"{present}")
         mistake_pictures(base / "input")
 

@@ -102,6 +102,21 @@ class PreviewImage(SaveImage):
         return super().save_images(images, filename_prefix, prompt, extra_pnginfo)
 
 
+class PreviewAny:
+    """comfy_extras/nodes_preview_any.py: a value shown as text on the node."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"source": ("*", {})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "main"
+    OUTPUT_NODE = True
+
+    def main(self, source=None):
+        return {"ui": {"text": (source if isinstance(source, str) else str(source),)}}
+
+
 class InvertMask:
     @classmethod
     def INPUT_TYPES(cls):
@@ -173,7 +188,8 @@ KSampler = _spec_only(
 VAEDecode = _spec_only("VAEDecode", {"required": {"samples": ("LATENT",), "vae": ("VAE",)}}, ("IMAGE",))
 
 NODE_CLASS_MAPPINGS = {
-    "LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "SaveImage": SaveImage, "PreviewImage": PreviewImage, "InvertMask": InvertMask,
+    "LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "SaveImage": SaveImage, "PreviewImage": PreviewImage, "PreviewAny": PreviewAny,
+    "InvertMask": InvertMask,
     "ImageBatch": ImageBatch, "CheckpointLoaderSimple": CheckpointLoaderSimple, "CLIPTextEncode": CLIPTextEncode,
     "EmptyLatentImage": EmptyLatentImage, "KSampler": KSampler, "VAEDecode": VAEDecode,
 }

@@ -17,13 +17,15 @@ await import("./extensions/comfyui-phnet/phnet_report.js");
 const ext = registered[0];
 function NodeType() {}
 await ext.beforeRegisterNodeDef(NodeType, { name: process.argv[2] });
-const node = Object.assign(new NodeType(), { size: [200, 100], widgets: [], setDirtyCanvas() {} });
+const node = Object.assign(new NodeType(), { size: [200, 100], widgets: [], setDirtyCanvas() {},
+                                             computeSize() { return [200, 80]; },
+                                             setSize(size) { this.size = size; } });
 node.onExecuted?.({ text: [process.argv[3]] });
 const drawn = [];
 const ctx = { save() {}, restore() {}, measureText: (t) => ({ width: 6 * t.length }),
               fillText: (t, x, y) => drawn.push([t, y]) };
 node.onDrawForeground?.(ctx);
-console.log(JSON.stringify({ drawn, widgets: node.widgets.length, colour: ctx.fillStyle ?? null }));
+console.log(JSON.stringify({ drawn, widgets: node.widgets.length, colour: ctx.fillStyle ?? null, size: node.size }));
 """
 
 
@@ -43,12 +45,14 @@ def _run(tmp_path: Path, node_name: str, report: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_the_report_is_drawn_under_the_node_wrapped_to_its_width(tmp_path):
+def test_the_report_is_drawn_inside_the_node_below_its_widgets_wrapped_to_its_width(tmp_path):
+    """Drawn under the node, it lay over whatever node was below: the node grows to hold it."""
     report = "PHNet Harmonize: unchanged: the correction (RMS 13.3 of 255) is below the threshold 17"
     shown = _run(tmp_path, "PHNetHarmonize", report)
     lines = [text for text, _ in shown["drawn"]]
     assert " ".join(lines) == report and len(lines) > 1
-    assert all(6 * len(line) <= 188 for line in lines[:-1]) and all(y > 100 for _, y in shown["drawn"])
+    assert all(6 * len(line) <= 188 for line in lines[:-1])
+    assert all(80 < y < shown["size"][1] for _, y in shown["drawn"]) and shown["size"][0] == 200
     assert shown["widgets"] == 0
 
 
