@@ -188,6 +188,7 @@ def _report(id_, pos, harmonize, size=(380, 200)):
 
 
 PHNET_DEFAULT = {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"}
+LOADER_TITLE = "PHNet weights (official-ffhqh512: full corrections)"  # the switch, on the canvas
 SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
             "device": "auto"}
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
@@ -218,7 +219,8 @@ def workflows() -> list[Workflow]:
                  title="Load composite (RGBA)"),
             Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
                  title="Alpha -> subject mask"),
-            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160),
+                 title=LOADER_TITLE),
             Node(5, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(330, 175)),
             Node(6, "SaveImage", (1800, 350), {"filename_prefix": "phnet/harmonized"},
@@ -250,7 +252,8 @@ def workflows() -> list[Workflow]:
                  size=(360, 330)),
             Node(6, "PHNetPasteSubject", (1360, 600), media.PASTE_ON_PHOTO,
                  links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(330, 230)),
-            Node(7, "PHNetModelLoader", (1360, 350), PHNET_DEFAULT, size=(360, 160)),
+            Node(7, "PHNetModelLoader", (1360, 350), PHNET_DEFAULT, size=(360, 160),
+                 title=LOADER_TITLE),
             Node(8, "PHNetHarmonize", (1800, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 175)),
             Node(9, "SaveImage", (2200, 60), {"filename_prefix": "phnet/paste_harmonized"},
@@ -293,7 +296,8 @@ def workflows() -> list[Workflow]:
                  size=(360, 330)),
             Node(11, "PHNetPasteSubject", (1600, 800), media.PASTE_ON_GENERATED,
                  links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
-            Node(12, "PHNetModelLoader", (1600, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(12, "PHNetModelLoader", (1600, 60), PHNET_DEFAULT, size=(360, 160),
+                 title=LOADER_TITLE),
             Node(13, "PHNetHarmonize", (2000, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 175)),
             Node(14, "SaveImage", (2370, 60), {"filename_prefix": "phnet/generated_harmonized"},
@@ -322,7 +326,8 @@ def workflows() -> list[Workflow]:
                  title="Load composite (RGBA)"),
             Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
                  title="Alpha -> subject mask"),
-            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160)),
+            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160),
+                 title=LOADER_TITLE),
             Node(5, "LoadImageMask", (480, 780), {"image": "phnet_reference.png", "channel": "red"},
                  size=(320, 360), title="Load reference mask"),
             Node(6, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
@@ -365,7 +370,8 @@ def workflows() -> list[Workflow]:
                  title="Frames 1-4"),
             Node(9, "LoadImageMask", (860, 560), {"image": media.FRAMES_MASK, "channel": "red"},
                  size=(320, 360), title="Load subject mask"),
-            Node(10, "PHNetModelLoader", (860, 1000), PHNET_DEFAULT, size=(360, 160)),
+            Node(10, "PHNetModelLoader", (860, 1000), PHNET_DEFAULT, size=(360, 160),
+                 title=LOADER_TITLE),
             Node(11, "PHNetHarmonizeFrames", (1240, 350),
                  {"smoothing": 3.0, "cut_threshold": 20.0, "causal": False, "strength": 1.0, "working_size": 0},
                  links={"phnet_model": (10, 0), "image": (8, 0), "mask": (9, 0)}, size=(330, 265)),
