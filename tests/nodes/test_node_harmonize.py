@@ -227,29 +227,20 @@ def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
     torch.testing.assert_close(zero, single, atol=1e-4, rtol=0)
 
 
-def test_harmonize_frames_passes_a_frame_without_its_subject_through(nodes, phnet_model, portrait):
-    """Per-frame masks from a segmenter are empty where the subject has left the picture."""
+@pytest.mark.parametrize("node, options, unit", [("PHNetHarmonizeFrames", {"smoothing": 1.0}, "frame"),
+                                                 ("PHNetHarmonize", {"threshold": 0.0}, "picture")])
+def test_a_picture_without_its_subject_is_passed_through(nodes, phnet_model, portrait, node, options, unit):
+    """Per-frame masks from a segmenter are empty where the subject has left the picture; SAM Segment's mask is
+    empty where its guide_mask is, and a detector may find nobody in one picture of a batch: the rest is
+    harmonized, and a queue run goes on."""
     img, subject = portrait(b=1, h=40, w=56)
     frames, masks = img.repeat(3, 1, 1, 1), subject[:1].repeat(3, 1, 1)
     masks[1] = 0
-    out, line = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, masks, smoothing=1.0)["result"]
+    out, line = nodes[node].harmonize(phnet_model, frames, masks, **options)["result"]
     assert torch.equal(out[1], frames[1]) and not torch.equal(out[0], frames[0])
     assert "1 with an empty mask (no subject in them), left as they were" in line
-    with pytest.raises(ValueError, match="every frame's mask is empty"):
-        nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, torch.zeros_like(masks))
-
-
-def test_harmonize_passes_a_picture_without_a_subject_through(nodes, phnet_model, portrait):
-    """SAM Segment's mask is empty where its guide_mask is; a detector may find nobody in one picture: the rest
-    of the batch is harmonized, and a queue run goes on."""
-    img, subject = portrait(b=1, h=40, w=56)
-    images, masks = img.repeat(3, 1, 1, 1), subject[:1].repeat(3, 1, 1)
-    masks[1] = 0
-    out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, images, masks, threshold=0.0)["result"]
-    assert torch.equal(out[1], images[1]) and not torch.equal(out[0], images[0])
-    assert "1 with an empty mask (no subject in them), left as they were" in line
-    with pytest.raises(ValueError, match="every picture's mask is empty"):
-        nodes["PHNetHarmonize"].harmonize(phnet_model, images, torch.zeros_like(masks))
+    with pytest.raises(ValueError, match=f"every {unit}'s mask is empty"):
+        nodes[node].harmonize(phnet_model, frames, torch.zeros_like(masks))
 
 
 def test_harmonize_leaves_its_input_image_and_mask_as_they_were(nodes, phnet_model, portrait):
