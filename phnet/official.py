@@ -217,6 +217,13 @@ def _tqdm_progress(name: str) -> Callable[[int, int], None]:
     return update
 
 
+def _validator(headers) -> str | None:
+    """What tells this version of the file from another: its strong ETag (a weak one, W/"...", cannot be used
+    with If-Range), else its date."""
+    etag = headers.get("ETag")
+    return etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+
+
 def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
               progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
     """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part``: a part left over is resumed only if
@@ -246,12 +253,18 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                 f"{weights.url} answered with a {kind.split(';')[0]} page, not the checkpoint: the link may have "
                 f"moved. Download {weights.filename} by hand into {target}, or set {BASE_URL_ENV} to a mirror"
             )
+        if response.status == 206 and _validator(response.headers) != validator.read_text(encoding="utf-8"):
+            # a server that honours Range but not If-Range, and whose file changed: the part is another file's
+            response.close()
+            part.unlink()
+            validator.unlink()
+            return _download(weights, checkpoint, target, progress, say)
         say(f"downloading {weights.filename} for {weights.name} from {weights.url} into {target} "
             f"(licence: {weights.licence})")
         resumed = response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file
-            same_file = response.headers.get("ETag") or response.headers.get("Last-Modified")
+            same_file = _validator(response.headers)
             if same_file:  # what a later try asks to resume against
                 validator.write_text(same_file, encoding="utf-8")
             else:  # nothing to tell its file from another one's by: a cut part is never resumed

@@ -3,7 +3,9 @@
 ``server.files["best_x.pth"] = b"..."`` serves a file (HTTP ranges honoured, as S3 does);
 ``server.faults["best_x.pth"]`` picks one misbehaviour: ``"cut"`` (the first answer stops halfway and
 closes the connection), ``"html"`` (an error page with status 200), ``"short"`` (announces the whole
-length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses between chunks).
+length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses between chunks); and
+``server.quirks`` (a set) changes how it speaks: ``"ignores-if-range"`` (answers a range whatever the
+If-Range), ``"weak-etag"`` (a W/ ETag).
 ``server.requests`` lists (path, Range header) of every request. Every answer carries an ``ETag`` (a hash
 of the file), and a range asked for ``If-Range`` another one is answered with the whole file, as S3 does.
 """
@@ -20,6 +22,7 @@ class FileServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.faults: dict[str, str] = {}
+        self.quirks: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
         self._cut_done: set[str] = set()
         owner = self
@@ -69,9 +72,9 @@ class FileServer:
             handler.wfile.write(page)
             return
         start = 0
-        etag = f'"{hashlib.md5(data).hexdigest()}"'
-        if_range = handler.headers.get("If-Range")
-        if range_header and fault != "no-range" and if_range in (None, etag):
+        etag = ("W/" if "weak-etag" in self.quirks else "") + f'"{hashlib.md5(data).hexdigest()}"'
+        if_range = None if "ignores-if-range" in self.quirks else handler.headers.get("If-Range")
+        if range_header and fault != "no-range" and if_range in (None, etag) and not etag.startswith("W/"):
             start = int(range_header.split("=")[1].split("-")[0])
             if start >= len(data):
                 handler.send_response(416)
