@@ -74,29 +74,36 @@ def as_phnet_sam(sam_model):
     back to the device it came on."""
     if isinstance(sam_model, PHNetSAM):
         return sam_model
-    if _is_segment_anything(sam_model):
+    foreign = _not_segment_anything(sam_model)
+    if foreign is None:
         from ..phnet.sam import SamSegmenter
 
         # Impact Pack parks its SAM on the CPU between its own runs: this run takes it to the compute
         # device like our own loader's SAM, and puts it back where it was.
         device = next(sam_model.parameters()).device
         return PHNetSAM(SamSegmenter(sam_model, device=device), mm.get_torch_device(), device)
-    kind = type(sam_model)
     raise ValueError(
-        f"sam_model is a {kind.__name__} from {kind.__module__} (a SAM variant such as SAM-HQ, whose encoder "
-        "works otherwise?), which PHNet SAM Segment cannot use: load a Segment Anything checkpoint with "
-        "'PHNet SAM Loader', or connect Impact Pack's or comfyui_segment_anything's plain SAM"
+        f"sam_model is not Meta's Segment Anything: {foreign} (a SAM variant such as SAM-HQ or MobileSAM?), which "
+        "PHNet SAM Segment cannot use: load a Segment Anything checkpoint with 'PHNet SAM Loader', or connect "
+        "Impact Pack's or comfyui_segment_anything's plain SAM"
     )
 
 
-def _is_segment_anything(model) -> bool:
-    """Meta's own ``segment_anything`` Sam, not a look-alike (SAM-HQ's encoder returns a tuple and would fail
-    deep inside the predictor)."""
+def _not_segment_anything(model) -> str | None:
+    """None for Meta's own ``segment_anything`` Sam with its own parts, else what is not. comfyui_segment_anything
+    builds SAM-HQ (and MobileSAM) as that same Sam class around an encoder and a decoder of its own, which the
+    predictor cannot use (SAM-HQ's encoder returns a tuple)."""
     try:
         from segment_anything.modeling import Sam
     except ImportError:
-        return False
-    return isinstance(model, Sam) and type(model).__module__.startswith("segment_anything.")
+        return "segment_anything is not installed"
+    if not isinstance(model, Sam):
+        return f"it is a {type(model).__name__} from {type(model).__module__}"
+    for name in ("image_encoder", "prompt_encoder", "mask_decoder"):
+        kind = type(getattr(model, name, None))
+        if not kind.__module__.startswith("segment_anything."):
+            return f"its {name} is a {kind.__name__} from {kind.__module__}"
+    return None
 
 
 class PHNetSAMSegment:

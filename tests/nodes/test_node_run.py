@@ -322,10 +322,14 @@ def test_another_packs_sam_works_on_the_compute_device_and_goes_back(nodes, pack
     monkeypatch.setattr(comfy_env.mm, "get_torch_device", lambda: torch.device("meta"))  # no CUDA call needed
     wrapped = segment.as_phnet_sam(build_tiny_sam())
     assert wrapped.load_device == torch.device("meta") and wrapped.offload_device == torch.device("cpu")
-    look_alike = type("Sam", (torch.nn.Module,), {"__module__": "sam_hq.modeling.sam"})()  # SAM-HQ's own class
+    look_alike = type("Sam", (torch.nn.Module,), {"__module__": "sam_hq.modeling.sam"})()  # a class of its own
     look_alike.image_encoder, look_alike.mask_decoder = torch.nn.Identity(), torch.nn.Identity()
-    with pytest.raises(ValueError, match="Sam from sam_hq.modeling.sam .*SAM-HQ.*PHNet SAM Loader"):
+    with pytest.raises(ValueError, match="it is a Sam from sam_hq.modeling.sam .*SAM-HQ.*PHNet SAM Loader"):
         segment.as_phnet_sam(look_alike)
+    hq = build_tiny_sam()  # how comfyui_segment_anything builds SAM-HQ: Meta's Sam around an encoder of its own
+    hq.image_encoder = type("ImageEncoderViTHQ", (torch.nn.Module,), {"__module__": "sam_hq.modeling.image_encoder"})()
+    with pytest.raises(ValueError, match="its image_encoder is a ImageEncoderViTHQ from sam_hq.modeling.image_encoder"):
+        segment.as_phnet_sam(hq)
 
 
 def test_a_local_sam_file_with_a_hub_filename_says_which_to_leave_out(nodes, comfy_env, tiny_sam):
