@@ -7,7 +7,7 @@ import logging
 import comfy.utils
 import torch
 
-from .masks import check_image, check_mask, clamped
+from .masks import check_image, check_mask, clamped, fitted
 
 NODE = "PHNet Paste Subject"
 log = logging.getLogger("comfyui-phnet")
@@ -80,6 +80,8 @@ class PHNetPasteSubject:
         notes += note
         masks = None
         if subject_mask is not None:
+            subject_mask, note = fitted(subject_mask, subject, "subject_mask")  # a subject upscaled after SAM
+            notes += note
             check_mask(subject_mask, subject, "subject_mask", NODE, whole_ok=True)
             subject_mask, note = clamped(subject_mask, "subject_mask")
             notes += note

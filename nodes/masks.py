@@ -43,22 +43,29 @@ def _image_hw(image: torch.Tensor) -> tuple[int, int]:
     return int(image.shape[-3]), int(image.shape[-2])  # IMAGE is [B, H, W, C]
 
 
+MIN_FITTED_SIDE = 16  # a smaller mask is no picture's mask scaled down: it would fit almost any shape
+
+
 def fitted(mask, image: torch.Tensor, name: str):
     """(mask, note): a MASK made for this picture before it was scaled (an upscaler, a hires fix) resized to
-    the picture, when its aspect ratio is the picture's to within a pixel; anything else as it was, for the
-    checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask)."""
+    the picture, when its aspect ratio is the picture's to within the rounding of a scale; anything else as it
+    was, for the checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask).
+    Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
     plain = _plain(mask)
     if plain is None or not isinstance(image, torch.Tensor) or image.ndim != 4:
         return mask, ""
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
-    if (mh, mw) == (ih, iw) or (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) or not (mh and mw and ih and iw):
+    if (mh, mw) == (ih, iw) or (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) or min(mh, mw) < MIN_FITTED_SIDE:
         return mask, ""
-    if abs(mw * ih / mh - iw) > max(1.0, ih / mh) or abs(mh * iw / mw - ih) > max(1.0, iw / mw):
+    # an upscaler rounds each side on its own: the width it gives a mask's height may be off by the rounding
+    # of both sides, at most half a pixel each, times the aspect ratio
+    if abs(mw * ih / mh - iw) > 1 + mw / mh or abs(mh * iw / mw - ih) > 1 + mh / mw:
         return mask, ""  # another shape: not this picture's mask
-    resized = torch.nn.functional.interpolate(plain.reshape(-1, 1, mh, mw).float(), size=(ih, iw), mode="bilinear",
-                                              align_corners=False, antialias=ih < mh)
-    resized = resized.reshape(*plain.shape[:-2], ih, iw).clamp_(0, 1).to(plain.dtype if plain.is_floating_point()
-                                                                          else torch.float32)
+    values = plain.reshape(-1, 1, mh, mw)
+    resized = torch.nn.functional.interpolate(values.float(), size=(ih, iw), mode="bilinear", align_corners=False,
+                                              antialias=ih < mh)
+    resized = resized.reshape(*plain.shape[:-2], ih, iw)
+    resized = resized.to(plain.dtype) if plain.is_floating_point() else resized.round_().to(plain.dtype)
     return resized, f"; '{name}' was {mw}x{mh}, resized to the image's {iw}x{ih}"
 
 

@@ -201,3 +201,21 @@ def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_
     corner[:, -10:, -10:] = 1  # the part of the subject that lands (its top-left corner) is transparent
     with pytest.raises(ValueError, match="PHNet Paste Subject: no opaque part of the subject lands on the background"):
         nodes["PHNetPasteSubject"].paste(image, image, x=60, y=40, subject_mask=corner)
+
+
+def test_a_resized_mask_keeps_what_its_values_mean(pack):
+    """A uint8 0..255 mask stays one, a soft float value stays soft; a tiny mask, or one of another shape
+    within an upscaler's rounding only, is not taken for this picture's."""
+    from importlib import import_module
+
+    fitted = import_module(pack.__name__ + ".nodes.masks").fitted
+    image = torch.zeros(1, 96, 128, 3)
+    soft = torch.full((1, 48, 64), 0.25)
+    out, note = fitted(soft, image, "mask")
+    assert out.shape == (1, 96, 128) and torch.allclose(out, torch.full_like(out, 0.25)) and "48" in note
+    eight = torch.full((48, 64), 40, dtype=torch.uint8)
+    out, _ = fitted(eight, image, "mask")
+    assert out.dtype == torch.uint8 and out.shape == (96, 128) and bool((out == 40).all())
+    assert fitted(torch.ones(1, 3, 4), image, "mask")[1] == ""  # 4x3: no picture's mask
+    assert fitted(torch.ones(1, 48, 60), image, "mask")[1] == ""  # another shape
+    assert fitted(torch.ones(1, 97, 128), torch.zeros(1, 194, 257, 3), "mask")[1] != ""  # an upscaler's rounding

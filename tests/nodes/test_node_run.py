@@ -174,6 +174,12 @@ def test_paste_subject(nodes):
         nodes["PHNetPasteSubject"].paste(bg, sub, x=500, y=500)
     with pytest.raises(ValueError, match="batch"):
         nodes["PHNetPasteSubject"].paste(torch.zeros(2, 8, 8, 3), torch.zeros(3, 4, 4, 3))
+    # a subject upscaled after SAM cut it out: its mask is resized to it, as Harmonize does
+    big = torch.ones(1, 20, 20, 3)
+    sm16 = torch.zeros(1, 16, 16)
+    sm16[:, 4:12, 4:12] = 1
+    comp, mask = nodes["PHNetPasteSubject"].paste(bg, big, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=sm16)
+    assert mask.shape == (1, 40, 50) and 0 < float(mask.sum()) < 20 * 20
 
 
 def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
