@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import numbers
@@ -111,6 +112,21 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if chosen.type == "cuda" and chosen.index is None and torch.cuda.is_available():
         chosen = torch.device("cuda", torch.cuda.current_device())
     return chosen
+
+
+def own_precision(method):
+    """A caller's autocast (a host program may run its whole graph under one) is off for the whole call: the
+    full-resolution work stays fp32, and the network runs in the precision the Harmonizer chose."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with contextlib.ExitStack() as stack:
+            for kind in sorted({"cpu", self.device.type}):
+                if torch.amp.is_autocast_available(kind):
+                    stack.enter_context(torch.autocast(kind, enabled=False))
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class Harmonizer:
@@ -282,6 +298,7 @@ class Harmonizer:
         The options are :meth:`harmonize`'s."""
         return self.harmonize(image, mask, **options).image
 
+    @own_precision
     def harmonize(
         self,
         image: Any,
@@ -366,6 +383,7 @@ class Harmonizer:
 
         return rgb.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
+    @own_precision
     @torch.inference_mode()
     def harmonize_tensor(
         self,

@@ -174,3 +174,18 @@ def test_gain_and_offset_is_the_same_map_in_any_pixel_range():
         gain, offset = gain_and_offset(coefficients[0], peak)
         rows = image[0].permute(1, 2, 0).reshape(-1, 3) * peak
         torch.testing.assert_close((rows @ gain + offset) / peak, expected)
+
+
+def test_a_callers_autocast_leaves_the_full_resolution_map_in_fp32(transform_model):
+    """A host running its graph under autocast: the network is ours to cast, the colour map at full size
+    stays fp32 (it moved 8-bit results by up to 2 levels)."""
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 90, 130, 3), dtype=np.float32)
+    mask = np.zeros((1, 90, 130), np.float32)
+    mask[:, 20:70, 30:100] = 1
+    h = Harmonizer(transform_model, dtype="fp32")
+    floats, masks = torch.from_numpy(image).permute(0, 3, 1, 2), torch.from_numpy(mask)[:, None]
+    plain, plain_tensor = h(image, mask, layout="BHWC"), h.harmonize_tensor(floats, masks)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert np.array_equal(h(image, mask, layout="BHWC"), plain)
+        assert torch.equal(h.harmonize_tensor(floats, masks), plain_tensor)
