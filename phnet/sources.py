@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import sys
@@ -119,19 +120,27 @@ def is_weights_file(path: str | os.PathLike) -> bool:
 def stamp(path: str | os.PathLike) -> str:
     """A value that changes when the local weights at ``path`` change on disk, for a host that keeps models
     loaded: a file (with the ``config.json`` beside it that a ``model.safetensors`` or a ``.pth`` is loaded
-    with), or a model folder (any file in it)."""
+    with), or a model folder (any file in it). Each file counts by name, size, time and inode, so a copy
+    that keeps an older time (``cp -p``, ``rsync -a``) still counts as a change."""
     path = os.path.expanduser(str(path))
-    folder = path if os.path.isdir(path) else None
     name = os.path.basename(path).lower()
-    if os.path.isfile(path) and (name == "model.safetensors" or name.endswith(PICKLE_SUFFIXES)):
-        folder = os.path.dirname(path) if os.path.isfile(os.path.join(os.path.dirname(path), "config.json")) else None
-    try:
-        if folder is None:
-            return f"{path}:{os.stat(path).st_mtime_ns}:{os.stat(path).st_size}"
-        times = [e.stat().st_mtime_ns for e in os.scandir(folder) if e.is_file()]
-        return f"{path}:{max(times, default=0)}:{len(times)}"
-    except OSError:
-        return f"{path}:missing"
+    if os.path.isdir(path):
+        files = [os.path.join(path, entry) for entry in sorted(os.listdir(path))]
+    elif os.path.isfile(path) and (name == "model.safetensors" or name.endswith(PICKLE_SUFFIXES)):
+        files = [path, os.path.join(os.path.dirname(path), "config.json")]
+    else:
+        files = [path]
+    facts = []
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            if file == path:
+                return f"{path}:missing"
+            continue
+        if not os.path.isdir(file):
+            facts.append((os.path.basename(file), st.st_size, st.st_mtime_ns, st.st_ino))
+    return f"{path}:{hashlib.sha1(repr(facts).encode()).hexdigest()[:16]}"
 
 
 def looks_like_repo_id(text: str) -> bool:

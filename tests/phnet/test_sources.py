@@ -122,6 +122,11 @@ def test_the_stamp_of_local_weights_follows_the_files_they_are_loaded_with(tmp_p
     before = sources.stamp(tmp_path)
     touch(config, 3000)
     assert sources.stamp(tmp_path) != before and sources.stamp(tmp_path / "gone.pth").endswith(":missing")
+    before, file_before = sources.stamp(tmp_path), sources.stamp(pth)
+    pth.unlink()
+    pth.write_bytes(b"other weights, copied with their older time")  # as cp -p or rsync -a leave them
+    touch(pth, 1000)
+    assert sources.stamp(tmp_path) != before and sources.stamp(pth) != file_before
 
 
 def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tmp_path):
