@@ -5,9 +5,9 @@ four video frames, and masks). They ship in ``examples/comfyui/`` (made by
 ``examples/make_template_media.py`` from public-domain pictures, about 0.7 MB together) and are copied into the input folder when ComfyUI
 loads the pack, so a template runs as soon as it is opened. A file that is already there is never
 overwritten (a user's own ``phnet_subject.png`` stays theirs), and a failure to copy (read-only
-input folder) is logged, never fatal. Once all of them are there, a marker file (``MARKER``) in the input
-folder says so, and they are never copied again: pictures a user deletes stay deleted (deleting the
-marker brings them back at the next start).
+input folder) is logged, never fatal. A marker file (``MARKER``) in the input folder lists the pictures
+that were there, and those are never copied again: pictures a user deletes stay deleted (deleting the
+marker brings them back at the next start), while one a later version adds still comes.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ def install() -> list[str]:
     """Copy the missing template pictures, unless they were copied before; returns the names copied."""
     target = Path(folder_paths.get_input_directory())
     marker = target / MARKER
-    if marker.exists():
-        return []
+    try:  # the pictures copied before (a later version may add some: those still come)
+        done = set(marker.read_text(encoding="utf-8").split()) & set(NAMES)
+    except (OSError, UnicodeDecodeError):
+        done = set()
     copied = []
     for name in NAMES:
         src, dst = SOURCE / name, target / name
-        if dst.exists() or not src.is_file():
+        if name in done or dst.exists() or not src.is_file():
             continue
         partial = dst.with_name(f".{name}.part")  # renamed in whole: a half copy would never be repaired
         try:
@@ -50,11 +52,13 @@ def install() -> list[str]:
             log.warning("comfyui-phnet: could not copy the template picture %s into %s (%s)", name, target, e)
     if copied:
         log.info("comfyui-phnet: copied the template pictures %s into %s", ", ".join(copied), target)
-    if all((target / name).exists() for name in NAMES):
+    there = {name for name in NAMES if (target / name).exists()} | done
+    if there != done:
         try:
-            marker.write_text("comfyui-phnet copied the pictures its example workflows load into this folder: "
-                              f"{', '.join(NAMES)}.\nThey are not copied again; delete this file to have the missing "
-                              "ones copied at the next start.\n", encoding="utf-8")
+            marker.write_text("comfyui-phnet copied the pictures its example workflows load into this folder. "
+                              "Those listed here are not copied again; delete this file to have the missing ones "
+                              "copied at the next start.\n" + "".join(f"{n}\n" for n in NAMES if n in there),
+                              encoding="utf-8")
         except OSError as e:
             log.warning("comfyui-phnet: could not write %s (%s)", marker, e)
     return copied
