@@ -259,7 +259,7 @@ def download_from_hub(
     folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME], **where)
     if not (folder / WEIGHTS_NAME).is_file():
         folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, "*.pth"], **where)
-    if not any(sources.is_weights_file(p.name) for p in folder.iterdir() if p.is_file()):
+    if not folder.is_dir() or not any(sources.is_weights_file(p.name) for p in folder.iterdir() if p.is_file()):
         raise FileNotFoundError(
             f"the Hub repo {repo_id!r} (revision {revision or 'main'}) gave no weights file ({folder} holds no "
             f"{WEIGHTS_NAME} or .pth): a download cut short, or weights under another name. Download it again "
@@ -354,7 +354,8 @@ def push_to_hub(
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    # private only when asked: huggingface_hub before 0.27 reads None as False (public)
+    url = api.create_repo(repo_id, exist_ok=True, repo_type="model", **({"private": True} if private else {}))
     if private and not api.repo_info(repo_id, repo_type="model").private:
         raise PermissionError(f"the Hub repo {repo_id} exists and is public: nothing was uploaded. Make it private "
                               "on the Hub first, or give another repo name")

@@ -515,7 +515,7 @@ def test_push_to_hub_keeps_the_accounts_default_and_never_uploads_private_weight
         fake_hub, tiny_model):
     h = Harmonizer(tiny_model, device="cpu")
     h.push_to_hub("org/plain")
-    assert [c for name, c in fake_hub if name == "create_repo"][0]["private"] is None  # the org's default stands
+    assert "private" not in [c for name, c in fake_hub if name == "create_repo"][0]  # the org's default stands
     fake_hub.clear()
     FakeHfApi.public.add("org/open")
     with pytest.raises(PermissionError, match="exists and is public: nothing was uploaded"):
@@ -773,3 +773,6 @@ def test_a_hub_repo_gives_its_safetensors_alone_and_pth_files_only_without_them(
     (snapshot / "best_ffhqh512.pth").unlink()
     with pytest.raises(FileNotFoundError, match="gave no weights file.*Download it again.*'me/cut:FILE.safetensors'"):
         W.download_from_hub("me/cut")  # a snapshot whose blob never arrived
+    snapshot.rmdir()  # nothing matched at all: the Hub client returns a snapshot folder it never made
+    with pytest.raises(FileNotFoundError, match="gave no weights file"):
+        W.download_from_hub("me/other-names")

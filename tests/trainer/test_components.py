@@ -187,7 +187,7 @@ def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch):
     from trainer.push import main as push_main
 
     assert push_main([str(weights), "someone/calibrated"]) == 0
-    assert calls["create"] == ("someone/calibrated", {"private": None, "exist_ok": True, "repo_type": "model"})
+    assert calls["create"] == ("someone/calibrated", {"exist_ok": True, "repo_type": "model"})
     assert calls["upload"][2]["commit_message"] == "Upload PHNet weights (calibrated)"
 
 
