@@ -1,8 +1,8 @@
 // Shows the report of PHNet Harmonize / PHNet Harmonize Frames inside the node after a run, below its
 // widgets: how much the subject changed, and when the do-no-harm threshold left it unchanged, why. The
 // node grows to hold it (drawn outside, it lay over the node below). The text is drawn on the canvas, not
-// held in a widget, so saved workflows are unchanged by it; the templates also wire the node's `report`
-// output to a Preview Any node, which shows it in every frontend.
+// held in a widget, so a saved workflow holds no report (only the node's grown size); the templates also
+// wire the node's `report` output to a Preview Any node, which shows it in every frontend.
 import { app } from "../../scripts/app.js";
 
 const NODES = ["PHNetHarmonize", "PHNetHarmonizeFrames"];

@@ -125,3 +125,31 @@ def test_a_resume_with_other_batches_starts_the_epoch_again_and_says_so(two_step
     assert (state["epoch"], state["batch_in_epoch"]) == (0, 2)  # epoch 0 again, from its first batch
     assert ("this run has 1 with 2: epoch 0 starts again from its first batch (2 batches of it were trained on "
             "before)") in capsys.readouterr().err
+
+
+def test_a_checkpoint_saved_at_an_epochs_end_by_an_older_version_resumes_with_the_next_epoch(shift_set, tmp_path):
+    """Older versions saved the end of an epoch as (epoch, its number of batches); now it is (epoch + 1, 0).
+    Both resume to the same batches."""
+    from safetensors.torch import load_file
+
+    from trainer.fit import train
+
+    options = dict(steps=12, ckpt_every=8, val_every=0, batch_size=4, device="cpu")  # 32 photos: 8 per epoch
+    full = tmp_path / "full"
+    train(tiny_cfg(shift_set, full, **options), progress=False)
+    part = tmp_path / "part"
+    train(tiny_cfg(shift_set, part, **options), progress=False)
+    import shutil
+
+    shutil.rmtree(part / "checkpoints" / "step-00000012")
+    path = part / "checkpoints" / "step-00000008" / "training_state.pt"
+    state = torch.load(path, weights_only=True)
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 0) and state["positions"] == [[1, 0]]
+    state.update(epoch=0, batch_in_epoch=8, positions=[[0, 8]])  # as an older version wrote it
+    torch.save(state, path)
+    train(tiny_cfg(shift_set, part, **options), resume=True, progress=False)
+    a = load_file(full / "checkpoints" / "step-00000012" / "model.safetensors")
+    b = load_file(part / "checkpoints" / "step-00000012" / "model.safetensors")
+    assert all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)
+    end = torch.load(part / "checkpoints" / "step-00000012" / "training_state.pt", weights_only=True)
+    assert (end["epoch"], end["batch_in_epoch"]) == (1, 4)  # where a further resume must start
