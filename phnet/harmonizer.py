@@ -818,14 +818,13 @@ class Harmonizer:
         return (filled_change(output, image, mask) if as_change else output), size, kept, background
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
-        # no cast cache: a captured graph must not depend on weights cast outside it; in fp32, a caller's own
-        # autocast (a host program's, around its whole graph) is switched off for the network
-        if self.dtype != torch.float32:
-            autocast = torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
-        elif torch.amp.is_autocast_available(self.device.type):
-            autocast = torch.autocast(self.device.type, enabled=False)
-        else:
-            autocast = contextlib.nullcontext()
+        # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is
+        # off already: see own_precision)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
+            if self.dtype != torch.float32
+            else contextlib.nullcontext()
+        )
         with autocast:
             out = net(image, mask)
         return tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
