@@ -412,7 +412,7 @@ class Harmonizer:
             return out, corrections
         out, corrections = images.clone(), []
         for i in range(images.shape[0]):  # one at a time: bounded memory, progress, interruption
-            if bool(masks[i].any()):
+            if images.shape[0] == 1 or bool(masks[i].any()):  # a single picture's mask was checked
                 out[i : i + 1], correction = self._official(images[i : i + 1], masks[i : i + 1], size, strength,
                                                             threshold)
             else:  # no subject in this picture of the batch: left as it was
@@ -471,8 +471,9 @@ class Harmonizer:
         :meth:`pictures_per_call` pictures at a time are prepared and go through the network together, then
         each is applied: bounded memory, progress after every picture, interruption between calls."""
         count, chunk = pixels.shape[0], self.pictures_per_call(pixels, size)
-        present = (masks.flatten(1).amax(1) > 0).tolist()
-        # a picture of a batch with no subject (an empty mask) stays as it was
+        # a picture of a batch with no subject (an empty mask) stays as it was; a single one has a subject (its
+        # mask was checked), and is not read again
+        present = (masks.flatten(1).amax(1) > 0).tolist() if count > 1 else [True]
         corrections: list[Correction | None] = [
             None if here else Correction.no_subject(self.threshold_for(threshold), float(strength)) for here in present]
         subjects = [i for i in range(count) if present[i]]
@@ -762,7 +763,7 @@ class Harmonizer:
         corrections = []
         for i in range(pixels.shape[0]):
             picture, mask = pixels[i], masks[i]  # where the caller's pixels are: only the squares move
-            if not bool(mask.any()):  # no subject in this picture of the batch: ``out`` holds it as it was
+            if pixels.shape[0] > 1 and not bool(mask.any()):  # no subject in this picture of the batch: as it was
                 corrections.append(Correction.no_subject(self.threshold_for(threshold), float(strength)))
                 if progress is not None:
                     progress(i + 1, pixels.shape[0])

@@ -65,7 +65,8 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
     The message names the batch index (0-based) of every mask that fails.
     """
     flat = masks.flatten(1)
-    empty = (flat.amax(dim=1) <= 0).nonzero().flatten().tolist()
+    tops = flat.amax(dim=1)  # each mask's strongest value
+    empty = (tops <= 0).nonzero().flatten().tolist()
     every = len(empty) == masks.shape[0]
     if allow_empty and every and len(empty) > 1:
         raise ValueError(f"every {unit}'s mask is empty (all zero): nothing to harmonize; paint the subject white in "
@@ -75,7 +76,7 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
             f"{_which(empty, masks.shape[0])} is empty (all zero): nothing to harmonize; paint the subject white "
             "in the mask"
         )
-    strongest = float(flat.amax()) / peak
+    strongest = float(tops.amax()) / peak
     if 0 < strongest < FAINT:  # the whole batch: a frame may rightly hold only the edge of a subject leaving it
         raise ValueError(
             f"the mask's strongest value is {strongest:.2%} of full, so it marks no subject (the result would be the "
