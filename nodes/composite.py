@@ -7,7 +7,7 @@ import logging
 import comfy.utils
 import torch
 
-from .masks import check_image, check_mask, clamped, fitted
+from .masks import check_image, check_mask, clamped, prepared
 
 NODE = "PHNet Paste Subject"
 log = logging.getLogger("comfyui-phnet")
@@ -80,10 +80,8 @@ class PHNetPasteSubject:
         notes += note
         masks = None
         if subject_mask is not None:
-            subject_mask, note = fitted(subject_mask, subject, "subject_mask")  # a subject upscaled after SAM
-            notes += note
-            check_mask(subject_mask, subject, "subject_mask", NODE, whole_ok=True)
-            subject_mask, note = clamped(subject_mask, "subject_mask")
+            subject_mask, note = prepared(subject_mask, subject, "subject_mask",  # a subject upscaled after SAM
+                                          lambda m: check_mask(m, subject, "subject_mask", NODE, whole_ok=True))
             notes += note
             masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
         if notes:

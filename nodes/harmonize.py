@@ -6,25 +6,30 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from .masks import check_mask, check_mask_size, clamped, fitted
+from .masks import check_mask, check_mask_size, clamped, prepared
 
 
-def _run(node: str, phnet_model, image, bar, **options) -> dict:
-    """The library call, and its report as a STRING output and as text on the node."""
+def _masks(node: str, image, mask, reference_mask) -> tuple:
+    """(mask, reference_mask, notes): both made ready for ``image`` (see ``masks.prepared``)."""
+    mask, notes = prepared(mask, image, "mask", lambda m: check_mask(m, image, "mask", node))
+    reference_mask, note = prepared(reference_mask, image, "reference_mask",
+                                    lambda m: check_mask_size(m, image, "reference_mask", node))
+    return mask, reference_mask, notes + note
+
+
+def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
+    """The library call, and its report (with ``notes`` on the inputs) as a STRING output and as text on the
+    node."""
     from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
 
     threshold = options.pop("threshold", -1.0)
-    resized = options.pop("notes", "")
     if isinstance(image, torch.Tensor) and not image.is_floating_point():
         if image.dtype != torch.uint8:
             raise ValueError(f"{node}: 'image' holds {image.dtype} values; a ComfyUI IMAGE is float32 in 0..1: the "
                              "node that made it returns the wrong type")
         image = image.float() / 255  # a custom node's 8-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
-    image, notes = clamped(image, "image")
-    notes = resized + notes
-    for name in ("mask", "reference_mask"):
-        options[name], note = clamped(options[name], name)
-        notes += note
+    image, note = clamped(image, "image")
+    notes = note + notes
     with phnet_model.interruptible(mm.throw_exception_if_processing_interrupted):  # Cancel within a call too
         result, corrections = phnet_model.harmonize(
             image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
@@ -34,13 +39,6 @@ def _run(node: str, phnet_model, image, bar, **options) -> dict:
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
     line = node + ": " + report(corrections, "threshold 0", hint) + notes
     return {"ui": {"text": [line]}, "result": (result, line)}
-
-
-def _fitted(image, mask, reference_mask) -> tuple[tuple, str]:
-    """The masks resized to an image that was scaled after they were made (see ``masks.fitted``), and the note."""
-    mask, note = fitted(mask, image, "mask")
-    reference_mask, reference_note = fitted(reference_mask, image, "reference_mask")
-    return (mask, reference_mask), note + reference_note
 
 
 REFERENCE_TOOLTIP = (
@@ -109,13 +107,10 @@ class PHNetHarmonize:
         }
 
     def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
-        (mask, reference_mask), notes = _fitted(image, mask, reference_mask)
-        check_mask(mask, image, "mask", "PHNet Harmonize")
-        check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize")
+        mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask)
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
-        return _run("PHNet Harmonize", phnet_model, image, bar, mask=mask, strength=strength,
-                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold,
-                    notes=notes)
+        return _run("PHNet Harmonize", phnet_model, image, bar, notes, mask=mask, strength=strength,
+                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)
 
 
 class PHNetHarmonizeFrames:
@@ -165,11 +160,9 @@ class PHNetHarmonizeFrames:
                   working_size=0, reference_mask=None, threshold=-1.0):
         from ..phnet.temporal import Temporal
 
-        (mask, reference_mask), notes = _fitted(image, mask, reference_mask)
-        check_mask(mask, image, "mask", "PHNet Harmonize Frames")
-        check_mask_size(reference_mask, image, "reference_mask", "PHNet Harmonize Frames")
+        mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask)
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
-        return _run("PHNet Harmonize Frames", phnet_model, image, bar, mask=mask, strength=strength,
+        return _run("PHNet Harmonize Frames", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, temporal=temporal, reference_mask=reference_mask,
-                    threshold=threshold, notes=notes)
+                    threshold=threshold)

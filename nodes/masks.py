@@ -12,6 +12,8 @@ The refusal names the core InvertMask node, which is the one-click fix.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 
 # LoadImage outputs a 64x64 mask of zeros when the picture has no alpha channel.
@@ -67,6 +69,16 @@ def fitted(mask, image: torch.Tensor, name: str):
     resized = resized.reshape(*plain.shape[:-2], ih, iw)
     resized = resized.to(plain.dtype) if plain.is_floating_point() else resized.round_().to(plain.dtype)
     return resized, f"; '{name}' was {mw}x{mh}, resized to the image's {iw}x{ih}"
+
+
+def prepared(mask, image: torch.Tensor, name: str, check: Callable[[Any], None]):
+    """(mask, note): a MASK made ready for ``image`` the same way in every node: resized when it was made
+    before the picture was scaled (:func:`fitted`), judged by ``check``, an upscaler's overshoot clamped
+    (:func:`clamped`); the note is for the report."""
+    mask, resized = fitted(mask, image, name)
+    check(mask)
+    mask, clamp = clamped(mask, name)
+    return mask, resized + clamp
 
 
 def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:

@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_image, check_mask_size, clamped, fitted
+from .masks import check_image, check_mask_size, clamped, prepared
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -186,10 +186,8 @@ class PHNetSAMSegment:
         neg = parse_points(negative_points, "negative_points")
         guides = None
         if guide_mask is not None:
-            guide_mask, note = fitted(guide_mask, image, "guide_mask")
-            notes += note
-            check_mask_size(guide_mask, image, "guide_mask", "PHNet SAM Segment")  # only its box is used
-            guide_mask, note = clamped(guide_mask, "guide_mask")
+            guide_mask, note = prepared(guide_mask, image, "guide_mask",  # only its box is used: its size is checked
+                                        lambda m: check_mask_size(m, image, "guide_mask", "PHNet SAM Segment"))
             notes += note
             guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
         if notes:
