@@ -456,7 +456,7 @@ def _check_device(device: str | None) -> None:
 
 
 def convert(args: argparse.Namespace) -> int:
-    from .weights import convert_official, is_official_file_name, push_to_hub
+    from .weights import convert_official, is_official_file_name, push_to_hub, upload_failed
 
     model = convert_official(args.checkpoint, args.out_dir, config=args.config, overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
@@ -468,11 +468,10 @@ def convert(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         try:
             url = push_to_hub(model, args.push_to_hub, base_model=Path(args.checkpoint).name if official else None)
-        except Exception as e:  # no network, no login, no such account: the Hub's own words, on one line
-            first = str(e).splitlines()[0] if str(e) else ""
-            print(f"error: the upload to {args.push_to_hub} failed ({type(e).__name__}: {first}); the converted "
-                  f"weights are in {args.out_dir}: check the network and `hf auth login` (or HF_TOKEN), and push "
-                  f"them with python -m trainer.push {args.out_dir} {args.push_to_hub}", file=sys.stderr)
+        except Exception as e:  # the Hub's errors are many; the converted weights are saved either way
+            print(f"error: {upload_failed(args.push_to_hub, e)}; the converted weights are in {args.out_dir}: check "
+                  f"the network and `hf auth login` (or HF_TOKEN), and push them with python -m trainer.push "
+                  f"{args.out_dir} {args.push_to_hub}", file=sys.stderr)
             return 1
         print(f"uploaded to {url}")
     return 0
@@ -542,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         logger.setLevel(level)
+
 
 def entry() -> None:
     """The ``phnet`` command. A refused input (a ``SystemExit`` carrying its message) exits with 2, as

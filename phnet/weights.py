@@ -366,6 +366,12 @@ def push_to_hub(
     return str(url)
 
 
+def upload_failed(repo_id: str, exc: BaseException) -> str:
+    """One line for an upload that failed (no network, no login, no such account): the Hub's own words."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"the upload to {repo_id} failed ({type(exc).__name__}: {first})"
+
+
 def convert_official(
     checkpoint: str | Path, out_dir: str | Path, *, config: PHNetConfig | str | None = None,
     overwrite: bool = False,

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from phnet.precision import needs_grad_scaling, training_dtype
+from phnet.weights import upload_failed
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
@@ -150,8 +151,8 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
             url = ckpt.push_to_hub(source, push_to_hub, private=hub_private or None)
         except Exception as exc:  # the Hub's errors are many; the run itself is saved either way
             result["hub_error"] = f"{type(exc).__name__}: {exc}"
-            print(f"[trainer] the upload to {push_to_hub} failed ({result['hub_error'].splitlines()[0]}); the run is "
-                  f"saved: upload it later with python -m trainer.push {source} {push_to_hub}", file=sys.stderr)
+            print(f"[trainer] {upload_failed(push_to_hub, exc)}; the run is saved: upload it later with python -m "
+                  f"trainer.push {source} {push_to_hub}", file=sys.stderr)
             return
         print(f"[trainer] uploaded {source} to {url}", file=sys.stderr)
         result["hub_url"] = url

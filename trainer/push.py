@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phnet.weights import upload_failed
 from trainer.checkpoint import push_to_hub
 
 
@@ -31,10 +32,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # no network, no login, no such repo: the Hub's own words, on one line
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: the upload to {args.repo} failed ({type(exc).__name__}: {first}); check the network and "
-              "`hf auth login` (or HF_TOKEN)", file=sys.stderr)
+    except Exception as exc:  # no network, no login, no such repo
+        print(f"error: {upload_failed(args.repo, exc)}; check the network and `hf auth login` (or HF_TOKEN)",
+              file=sys.stderr)
         return 1
     print(url)
     return 0
