@@ -379,7 +379,8 @@ def harmonize(args: argparse.Namespace) -> int:
     if args.cut_threshold is not None and args.temporal is None:
         raise SystemExit("error: --cut-threshold applies to --temporal only: add --temporal, or leave it out")
     if args.revision is not None and _weights_kind(args.weights) != "hub":
-        raise SystemExit(f"error: --revision picks a version of a Hub repo, and --weights {args.weights or '(default)'} "
+        raise SystemExit(f"error: --revision picks a version of a Hub repo, and --weights "
+                         f"{args.weights or '(default)'} "
                          "is not one: leave --revision out")
     if args.compare and not single and Path(args.compare).suffix:
         print(f"note: with a folder of composites each comparison is NAME_compare.png beside its result, not "

@@ -27,9 +27,9 @@ class Correction:
     ``threshold``: the do-no-harm threshold it was held against; ``kept``: the fraction of it applied before
     ``strength`` (0 = the subject is left as it was); ``strength``: the caller's blend with the composite;
     ``notes``: what else the user should know (e.g. that a reference mask was ignored); ``empty_mask``: a
-    frame of a clip or a picture of a batch whose mask is empty (no subject in it), left as it was; ``background``: the share of the
-    picture (at the working size) that is background, set when it is under :data:`MIN_BACKGROUND` and the
-    subject was therefore left as it was."""
+    frame of a clip or a picture of a batch whose mask is empty (no subject in it), left as it was;
+    ``background``: the share of the picture (at the working size) that is background, set when it is under
+    :data:`MIN_BACKGROUND` and the subject was therefore left as it was."""
 
     size: float
     threshold: float

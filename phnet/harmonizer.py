@@ -336,8 +336,8 @@ class Harmonizer:
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
             # a frame of a clip, or a picture of a batch, whose mask is empty (no subject) stays as it is
-            pixels, peak, masks, mask_peak, finish = self.pixels_of(image, mask, layout, native=native,
-                                                                    allow_empty=True, unit="frame" if clip else "picture")
+            pixels, peak, masks, mask_peak, finish = self.pixels_of(
+                image, mask, layout, native=native, allow_empty=True, unit="frame" if clip else "picture")
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
             if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
                 references = (None if reference_mask is None else
@@ -474,8 +474,8 @@ class Harmonizer:
         # a picture of a batch with no subject (an empty mask) stays as it was; a single one has a subject (its
         # mask was checked), and is not read again
         present = (masks.flatten(1).amax(1) > 0).tolist() if count > 1 else [True]
-        corrections: list[Correction | None] = [
-            None if here else Correction.no_subject(self.threshold_for(threshold), float(strength)) for here in present]
+        empty = Correction.no_subject(self.threshold_for(threshold), float(strength))
+        corrections: list[Correction | None] = [None if here else empty for here in present]
         subjects = [i for i in range(count) if present[i]]
         done = count - len(subjects)
         for start in range(0, len(subjects), chunk):
@@ -657,7 +657,8 @@ class Harmonizer:
         temporal = temporal or Temporal(window=0)
         outside = [cut for cut in temporal.cuts if not 0 <= cut < count]
         if outside:
-            raise ValueError(f"cuts {outside} are not frames of this clip of {count}: give indices from 0 to {count - 1}")
+            raise ValueError(f"cuts {outside} are not frames of this clip of {count}: give indices from 0 to "
+                             f"{count - 1}")
         if temporal.cuts and len(order) < count:  # a cut given by hand names a frame: the next one with a subject
             cuts = {bisect.bisect_left(order, cut) for cut in temporal.cuts}
             temporal = dataclasses.replace(temporal, cuts=tuple(sorted(k for k in cuts if k < len(order))))

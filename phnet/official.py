@@ -39,6 +39,7 @@ from .sources import OFFICIAL_NAMES as NAMES
 
 __all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL_ENV", "TIMEOUT_S", "default_folder", "find", "fetch"]
 
+OFFLINE = "offline: HF_HUB_OFFLINE=1 or local_files_only"  # why nothing may be downloaded
 TIMEOUT_S = 15.0  # per connection attempt and per read: a dead network fails in seconds, not minutes
 CHUNK = 1 << 20
 
@@ -118,7 +119,7 @@ def fetch(
             return _convert(weights, local, target / name, convert)
         if local is None:
             if local_files_only or hub_offline():
-                raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only"))
+                raise FileNotFoundError(_missing(weights, target, OFFLINE))
             _download(weights, checkpoint, target, progress, say or _stderr)
             downloaded.touch()
         try:  # a download, or one whose conversion a kill cut short: converted, then removed
@@ -145,7 +146,7 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Ite
         lock.acquire()
     except OSError as e:
         if offline and _local_checkpoint(weights, folders) is None:
-            raise FileNotFoundError(_missing(weights, target, "offline: HF_HUB_OFFLINE=1 or local_files_only")) from None
+            raise FileNotFoundError(_missing(weights, target, OFFLINE)) from None
         raise PermissionError(
             f"cannot write into {target} ({e.strerror or e}), where the official PHNet weights {weights.name} are "
             "downloaded and converted: make it writable, or give another folder (PHNET_HOME, cache_dir=)"

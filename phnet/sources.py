@@ -194,8 +194,8 @@ def resolve(
     """Say what ``source`` is, without loading or downloading.
 
     Order: nothing / the default label → the bundled default; an existing path (``~`` expanded); a name
-    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` is used unless the text carries ``@revision``;
-    a revision with a local path is refused, as it would be ignored).
+    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` is used unless the
+    text carries ``@revision``; a revision with a local path is refused, as it would be ignored).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
     text = "" if source is None else str(source).strip()

@@ -301,7 +301,8 @@ def load_model(
         path = Path(found.path)
         beside = path.parent / CONFIG_NAME
         # a model folder's weights, or a .pth (which stores no config) with a config.json beside it: that rules
-        if config is None and beside.is_file() and (path.name == WEIGHTS_NAME or path.suffix.lower() in PICKLE_SUFFIXES):
+        takes_folder_config = path.name == WEIGHTS_NAME or path.suffix.lower() in PICKLE_SUFFIXES
+        if config is None and takes_folder_config and beside.is_file():
             config = _folder_config(beside, path)
         return model_from_file(path, config)
     if found.kind == "folder":
