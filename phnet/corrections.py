@@ -19,6 +19,8 @@ OFFICIAL_HINT = "official-ffhqh512"  # the weights a user is pointed at when our
 # pixels and the picture's padded border: an untouched 2880×1620 photo whose only background was a 16 px
 # strip came back changed by RMS 83, and a subject with a 40 px strip (1.4 %) was blown out by RMS 62.
 MIN_BACKGROUND = 0.03
+# A change under half a level of 255 cannot be seen, and 8-bit output rounds most of it away
+INVISIBLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ class Correction:
         """RMS change (0–255) applied to the subject: ``size × kept × strength``."""
         return self.size * self.kept * self.strength
 
+    @property
+    def invisible(self) -> bool:
+        """Changed, but by less than :data:`INVISIBLE` (half a level of 255): too little to see."""
+        return not self.unchanged and self.applied < INVISIBLE
+
     def describe(self) -> str:
         """One line: whether the subject changed, by how much, and why not when it did not."""
         return "; ".join((self._verdict(), *self.notes))
@@ -71,7 +78,8 @@ class Correction:
         line = f"changed by RMS {self.applied:.1f} of 255"
         if self.kept < 1:
             line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
-        return line + (f", at strength {self.strength:g}" if self.strength < 1 else "")
+        line += f", at strength {self.strength:g}" if self.strength < 1 else ""
+        return line + (" (under half a level: too small to see)" if self.invisible else "")
 
 
 def summary(corrections: Sequence[Correction]) -> str:
@@ -99,6 +107,9 @@ def summary(corrections: Sequence[Correction]) -> str:
     shortened = [c for c in corrections if 0 < c.kept < 1]
     if shortened:
         line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"
+    invisible = sum(c.invisible for c in corrections)
+    if invisible:
+        line += f"; {invisible} by under half a level (too small to see)"
     return "; ".join((line, *notes))
 
 

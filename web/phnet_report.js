@@ -8,6 +8,11 @@ import { app } from "../../scripts/app.js";
 const NODES = ["PHNetHarmonize", "PHNetHarmonizeFrames"];
 const LINE_HEIGHT = 16;
 
+// amber when a subject was left as it was or changed too little to see (phnet/corrections.py's words)
+function leftAsItWas(report) {
+  return /unchanged|left as they were|too small to see|\b0 of \d+ images changed/.test(report);
+}
+
 function wrap(ctx, text, width) {
   const lines = [];
   for (const paragraph of text.split("\n")) {
@@ -44,7 +49,7 @@ app.registerExtension({
       if (!this.phnetReport || this.flags?.collapsed) return;
       ctx.save();
       ctx.font = "12px sans-serif";
-      ctx.fillStyle = this.phnetReport.includes("unchanged") ? "#e8b04a" : "#9fd39f";
+      ctx.fillStyle = leftAsItWas(this.phnetReport) ? "#e8b04a" : "#9fd39f";
       const lines = wrap(ctx, this.phnetReport, this.size[0] - 12);
       const top = this.computeSize ? this.computeSize()[1] : this.size[1]; // below the slots and widgets
       const needed = top + lines.length * LINE_HEIGHT + 6;

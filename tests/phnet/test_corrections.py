@@ -13,6 +13,14 @@ def test_each_verdict_says_what_happened_and_why():
     assert empty.unchanged and empty.describe() == "unchanged: its mask is empty (no subject in it)"
 
 
+def test_a_change_too_small_to_see_says_so():
+    faint = Correction(10.5, 40.5, 0.2, strength=0.2)  # RMS 0.42: rounds away in 8 bits
+    assert faint.invisible and not faint.unchanged
+    assert faint.describe().endswith("at strength 0.2 (under half a level: too small to see)")
+    assert not Correction(10.5, 40.5, 0.2).invisible  # RMS 2.1
+    assert "1 by under half a level" in summary([faint, Correction(20.0, 0.0, 1.0)])
+
+
 def test_a_clip_with_frames_without_a_subject():
     frames = [Correction(20.0, 0.0, 1.0), Correction.no_subject(0.0), Correction(30.0, 0.0, 1.0)]
     line = summary(frames)
