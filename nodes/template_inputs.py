@@ -5,14 +5,17 @@ four video frames, and masks). They ship in ``examples/comfyui/`` (made by
 ``examples/make_template_media.py`` from public-domain pictures, about 0.7 MB together) and are copied into the input folder when ComfyUI
 loads the pack, so a template runs as soon as it is opened. A file that is already there is never
 overwritten (a user's own ``phnet_subject.png`` stays theirs), and a failure to copy (read-only
-input folder) is logged, never fatal. A marker file (``MARKER``) in the input folder lists the pictures
-that were there, and those are never copied again: pictures a user deletes stay deleted (deleting the
-marker brings them back at the next start), while one a later version adds still comes.
+input folder) is logged, never fatal. A record in ComfyUI's user folder (:func:`record_path`) lists, per
+input folder, the pictures that were there, and those are never copied again: pictures a user deletes stay
+deleted (deleting the record brings them back at the next start), while one a later version adds still comes.
+The record is kept out of the input folder, whose every file core "Load Image (as Mask)" lists as a picture.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -25,17 +28,39 @@ NAMES = ("phnet_composite.png", "phnet_background.png", "phnet_subject.png", "ph
          "phnet_frame_1.jpg", "phnet_frame_2.jpg", "phnet_frame_3.jpg", "phnet_frame_4.jpg", "phnet_frames_mask.png")
 
 
-MARKER = ".comfyui-phnet-template-pictures"
+OLD_MARKER = ".comfyui-phnet-template-pictures"  # where earlier versions kept the record: in the input folder
+
+
+def record_path() -> Path:
+    """``user/comfyui-phnet/template-pictures.json`` in ComfyUI's user folder (the pack's own folder in a
+    ComfyUI too old to have one)."""
+    user = getattr(folder_paths, "get_user_directory", None)
+    root = Path(user()) if user else Path(__file__).resolve().parents[1]
+    return root / "comfyui-phnet" / "template-pictures.json"
+
+
+def _read_record(path: Path) -> dict[str, list[str]]:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def install() -> list[str]:
     """Copy the missing template pictures, unless they were copied before; returns the names copied."""
     target = Path(folder_paths.get_input_directory())
-    marker = target / MARKER
-    try:  # the pictures copied before (a later version may add some: those still come)
-        done = set(marker.read_text(encoding="utf-8").split()) & set(NAMES)
+    key = os.path.normcase(os.path.abspath(target))
+    path = record_path()
+    record = _read_record(path)
+    listed = record.get(key)
+    listed = set(listed) & set(NAMES) if isinstance(listed, list) else set()
+    done = set(listed)  # copied before (a later version may add some: those still come)
+    old = target / OLD_MARKER
+    try:
+        done |= set(old.read_text(encoding="utf-8").split()) & set(NAMES)
     except (OSError, UnicodeDecodeError):
-        done = set()
+        old = None
     copied = []
     for name in NAMES:
         src, dst = SOURCE / name, target / name
@@ -53,12 +78,13 @@ def install() -> list[str]:
     if copied:
         log.info("comfyui-phnet: copied the template pictures %s into %s", ", ".join(copied), target)
     there = {name for name in NAMES if (target / name).exists()} | done
-    if there != done:
+    if there != listed or old is not None:
+        record[key] = [n for n in NAMES if n in there]
         try:
-            marker.write_text("comfyui-phnet copied the pictures its example workflows load into this folder. "
-                              "Those listed here are not copied again; delete this file to have the missing ones "
-                              "copied at the next start.\n" + "".join(f"{n}\n" for n in NAMES if n in there),
-                              encoding="utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+            if old is not None:
+                old.unlink()
         except OSError as e:
-            log.warning("comfyui-phnet: could not write %s (%s)", marker, e)
+            log.warning("comfyui-phnet: could not write %s (%s)", path, e)
     return copied

@@ -28,7 +28,8 @@ def make_folder_paths(base_dir: str) -> types.ModuleType:
     fp.output_directory = os.path.join(base_dir, "output")
     fp.temp_directory = os.path.join(base_dir, "temp")
     fp.input_directory = os.path.join(base_dir, "input")
-    for d in (fp.output_directory, fp.temp_directory, fp.input_directory):
+    fp.user_directory = os.path.join(base_dir, "user")
+    for d in (fp.output_directory, fp.temp_directory, fp.input_directory, fp.user_directory):
         os.makedirs(d, exist_ok=True)
 
     legacy = {"unet": "diffusion_models", "clip": "text_encoders"}
@@ -94,6 +95,9 @@ def make_folder_paths(base_dir: str) -> types.ModuleType:
     def get_temp_directory():
         return fp.temp_directory
 
+    def get_user_directory():
+        return fp.user_directory
+
     def get_annotated_filepath(name, default_dir=None):
         for suffix, d in ((" [output]", fp.output_directory), (" [input]", fp.input_directory),
                           (" [temp]", fp.temp_directory)):
@@ -106,7 +110,7 @@ def make_folder_paths(base_dir: str) -> types.ModuleType:
 
     for f in (map_legacy, add_model_folder_path, get_folder_paths, get_filename_list, get_full_path,
               get_full_path_or_raise, get_input_directory, get_output_directory, get_temp_directory,
-              get_annotated_filepath, exists_annotated_filepath):
+              get_user_directory, get_annotated_filepath, exists_annotated_filepath):
         setattr(fp, f.__name__, f)
     return fp
 

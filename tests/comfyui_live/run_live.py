@@ -532,8 +532,8 @@ def main() -> int:
         timing = [l for l in import_lines if "seconds" in l]
         report["pack_import_time"] = timing
         check(bool(timing), f"pack import time: {timing}")
-        present = sorted(p.name for p in (base / "input").iterdir() if not p.name.startswith("."))
-        marked = (base / "input" / ".comfyui-phnet-template-pictures").is_file()  # copied once, not again
+        present = sorted(p.name for p in (base / "input").iterdir())  # nothing else: Load Image (as Mask) lists all
+        marked = (base / "user" / "comfyui-phnet" / "template-pictures.json").is_file()  # copied once, not again
         same = all((base / "input" / f).read_bytes() == (REPO / "examples" / "comfyui" / f).read_bytes()
                    for f in PICTURES if f in present)
         report["input_folder_after_start"] = present

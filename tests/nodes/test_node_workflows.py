@@ -188,7 +188,9 @@ def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, buil
     import importlib
 
     inputs = importlib.import_module(pack.__name__ + ".nodes.template_inputs")
-    marker = d / inputs.MARKER
+    marker = inputs.record_path()
+    assert marker.parent.parent == Path(comfy_env.fp.get_user_directory())
+    assert not [f for f in d.iterdir() if f.name.startswith(".")]  # Load Image (as Mask) lists every file there
     marker.unlink()
     assert inputs.install() == []
     assert (d / "phnet_subject.png").read_bytes() == b"mine"
@@ -200,9 +202,15 @@ def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, buil
     marker.unlink()
     assert inputs.install() == ["phnet_frame_4.jpg"] and marker.is_file()
     # a picture a later version adds (not in the marker's list) still comes
-    marker.write_text(marker.read_text().replace("phnet_frame_4.jpg\n", ""))
+    marker.write_text(marker.read_text().replace('"phnet_frame_4.jpg",', ""))
     (d / "phnet_frame_4.jpg").unlink()
     assert inputs.install() == ["phnet_frame_4.jpg"] and "phnet_frame_4.jpg" in marker.read_text()
+    # an earlier version's record in the input folder is still honoured, and moved out of there
+    marker.unlink()
+    (d / "phnet_frame_4.jpg").unlink()
+    (d / inputs.OLD_MARKER).write_text("old words\nphnet_frame_4.jpg\n")
+    assert inputs.install() == [] and not (d / inputs.OLD_MARKER).exists()
+    assert "phnet_frame_4.jpg" in marker.read_text()
 
 
 def test_layout_has_no_overlaps_no_hidden_wires_and_cards_describe_themselves(build):
