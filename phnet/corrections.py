@@ -88,7 +88,7 @@ def summary(corrections: Sequence[Correction]) -> str:
         return corrections[0].describe()
     notes = sorted({note for c in corrections for note in c.notes})
     left = sum(c.unchanged for c in corrections)
-    sizes = [c.size for c in corrections if not c.empty_mask]
+    sizes = [c.size for c in corrections if not c.empty_mask and c.background is None]  # the network's proposals
     line = f"{len(corrections) - left} of {len(corrections)} images changed"
     if sizes:
         line += f"; corrections {min(sizes):.1f} to {max(sizes):.1f}"

@@ -57,9 +57,10 @@ FAINT = 1 / 64  # a mask whose strongest value is below this (of full) is on the
 
 def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False,
                         unit: str = "picture") -> None:
-    """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0; unless ``allow_empty``, as the frames
-    of a clip and the pictures of a batch may, though not all of them) and some background (a pixel below half
-    of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8). ``unit``: what one
+    """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0) and some background (a pixel below half
+    of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8), unless ``allow_empty``:
+    then a frame of a clip or a picture of a batch may lack either (the Harmonizer leaves it as it was and says
+    why), though not every one of them. ``unit``: what one
     mask belongs to, for the message ("frame" in a clip).
 
     The message names the batch index (0-based) of every mask that fails.
@@ -83,7 +84,7 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
             "composite as it was): a 16-bit mask holding 0..255 values, or one divided by 255 twice? Give 8-bit "
             "masks as uint8, 16-bit ones scaled to 0..65535 (x257), float ones in 0..1")
     full = (flat.amin(dim=1) >= 0.5 * peak).nonzero().flatten().tolist()
-    if full:
+    if full and (len(full) + len(empty) == masks.shape[0] or not allow_empty):
         raise ValueError(
             f"{_which(full, masks.shape[0])} covers the whole image: there is no background to harmonize against; "
             "mask only the subject"

@@ -132,6 +132,19 @@ def test_empty_mask_names_its_batch_index(batch, bad, words):
         io_.check_mask_coverage(masks)
 
 
+def test_a_whole_mask_in_a_clip_or_batch_is_passed_on_unless_every_mask_is_whole_or_empty():
+    """A subject that fills one frame (walking into the camera) is not a mistake in a clip: the Harmonizer leaves
+    that frame as it was, for too little background; a single picture so masked, or all of them, is refused."""
+    masks = torch.zeros(3, 1, 8, 8)
+    masks[:, :, 2:4, 2:4] = 1
+    masks[1] = 1
+    io_.check_mask_coverage(masks, allow_empty=True, unit="frame")
+    masks[0] = 0
+    masks[2] = 1
+    with pytest.raises(ValueError, match=r"batch index 1, 2 \(of 3, counting from 0\) covers the whole image"):
+        io_.check_mask_coverage(masks, allow_empty=True, unit="frame")
+
+
 def test_pil_alpha_is_the_mask_unless_opaque():
     rgba = np.zeros((4, 6, 4), np.uint8)
     rgba[..., 3] = 0

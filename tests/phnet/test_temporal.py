@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from phnet import Harmonizer, PHNet
+from phnet.corrections import summary
 from phnet.temporal import FrameEstimate, Smoother, Temporal, as_temporal, shot_starts, smooth
 
 
@@ -217,6 +218,11 @@ def test_a_frame_without_its_subject_stays_as_it_is_and_the_clip_goes_on(tiny_co
         harmonizer(images, torch.zeros_like(masks), **options)
     for window in (0, 0.0):  # a window of no frames is a clip still: its empty frame is passed through
         assert torch.equal(harmonizer(images, masks, layout="BCHW", temporal=window)[2], images[2])
+    masks[2] = 1  # the subject fills the frame: no background to match it to, so it is left as it was
+    filled = harmonizer.harmonize(images, masks, **options)
+    torch.testing.assert_close(filled.image[keep], without.image, atol=1e-6, rtol=0)
+    assert torch.equal(filled.image[2], images[2]) and filled.corrections[2].background == 0
+    assert "1 with under 3% background" in summary(filled.corrections)
 
 
 @pytest.mark.parametrize("method", ["guided", "resize"])
