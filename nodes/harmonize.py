@@ -9,9 +9,10 @@ import torch
 from .masks import check_mask, check_mask_size, clamped, prepared
 
 
-def _masks(node: str, image, mask, reference_mask) -> tuple:
-    """(mask, reference_mask, notes): both made ready for ``image`` (see ``masks.prepared``)."""
-    mask, notes = prepared(mask, image, "mask", lambda m: check_mask(m, image, "mask", node))
+def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
+    """(mask, reference_mask, notes): both made ready for ``image`` (see ``masks.prepared``); ``clip``: the masks
+    of a clip's frames, judged together."""
+    mask, notes = prepared(mask, image, "mask", lambda m: check_mask(m, image, "mask", node, clip=clip))
     reference_mask, note = prepared(reference_mask, image, "reference_mask",
                                     lambda m: check_mask_size(m, image, "reference_mask", node))
     return mask, reference_mask, notes + note
@@ -160,7 +161,7 @@ class PHNetHarmonizeFrames:
                   working_size=0, reference_mask=None, threshold=-1.0):
         from ..phnet.temporal import Temporal
 
-        mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask)
+        mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask, clip=True)
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
         return _run("PHNet Harmonize Frames", phnet_model, image, bar, notes, mask=mask, strength=strength,

@@ -122,33 +122,47 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         )
 
 
-def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False) -> None:
+def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False,
+               clip: bool = False) -> None:
     """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them).
-    ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle)."""
+    ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle). ``clip``: the
+    masks of a clip's frames, judged together: a subject may fill a frame or two (walking into the camera),
+    which the library leaves as they were; a clip is refused when every frame's mask is whole, or when most
+    look inverted."""
     mask = _plain(mask)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
-    for i, m in enumerate(mask.reshape(-1, mh, mw)):
+    frames = mask.reshape(-1, mh, mw)
+    whole, inverted = [], []
+    for i, m in enumerate(frames):
         on = m >= 0.5
         border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
         area = on.float().mean().item()
-        which = f" (image {i} of the batch)" if mask.ndim == 3 and mask.shape[0] > 1 else ""
-        if area == 1.0 and whole_ok:
-            continue
-        if area == 1.0:  # inverting it would leave nothing
-            raise ValueError(
-                f"{node}: '{name}'{which} covers the whole picture, so no background is left to match the subject "
-                "to: connect a mask that marks only the subject (1, white) and leaves the background 0 (black), "
-                "e.g. from PHNet SAM Segment.")
-        if area >= INVERTED_AREA and border >= INVERTED_BORDER:
-            raise ValueError(
-                f"{node}: '{name}'{which} covers {area:.0%} of the picture and {border:.0%} of its border, so it "
-                "looks inverted: 1 (white) must mark the subject, 0 (black) the background. Put an InvertMask node "
-                f"in front of {node}. The usual causes: Load Image's MASK is 1 where a PNG is transparent (an RGBA "
-                "cut-out), and a mask file painted with a black subject on white, loaded with Load Image (as Mask)."
-            )
+        if area == 1.0:
+            whole.append(i)
+        elif area >= INVERTED_AREA and border >= INVERTED_BORDER:
+            inverted.append((i, area, border))
+    subjects = sum(bool(m.amax() > 0) for m in frames) if clip else len(frames)
+    if clip and len(whole) < subjects and 2 * len(inverted) <= subjects:
+        return
+    which = (lambda i: f" (image {i} of the batch)") if len(frames) > 1 and not clip else (lambda i: "")
+    if whole and not whole_ok:  # inverting it would leave nothing
+        raise ValueError(
+            f"{node}: '{name}'{which(whole[0])} covers the whole picture{' in every frame' if clip else ''}, so no "
+            "background is left to match the subject to: connect a mask that marks only the subject (1, white) and "
+            "leaves the background 0 (black), e.g. from PHNet SAM Segment.")
+    if inverted:
+        i, area, border = inverted[0]
+        share = (f"{len(inverted)} of the {len(frames)} frames' masks cover most of the picture and its border"
+                 if clip else f"'{name}'{which(i)} covers {area:.0%} of the picture and {border:.0%} of its border")
+        raise ValueError(
+            f"{node}: {share}, so {'they look' if clip else 'it looks'} inverted: 1 (white) must mark the subject, 0 (black) the background. Put "
+            f"an InvertMask node in front of {node}. The usual causes: Load Image's MASK is 1 where a PNG is "
+            "transparent (an RGBA cut-out), and a mask file painted with a black subject on white, loaded with Load "
+            "Image (as Mask)."
+        )
 
 
 def clamped(t, name: str):

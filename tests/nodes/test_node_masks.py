@@ -109,6 +109,26 @@ def test_only_likely_inverted_masks_are_refused(pack):
     assert "InvertMask" not in str(refused.value)
 
 
+def test_a_clip_is_judged_as_a_whole_a_subject_may_fill_a_frame(nodes, phnet_model):
+    """Someone walking into the camera: a frame or two whose mask covers (nearly) all of it is no inverted mask;
+    those frames are left as they were (too little background), the others harmonized."""
+    image = torch.rand(4, 48, 64, 3)
+    mask = torch.zeros(4, 48, 64)
+    mask[:, 10:40, 15:50] = 1
+    mask[2] = 1
+    mask[3, 1:, 1:] = 1  # 96 % of the picture, most of its border
+    frames, report = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, image, mask, threshold=0)["result"]
+    assert torch.equal(frames[2], image[2]) and "1 with under 3% background" in report
+    assert not torch.equal(frames[0], image[0])
+    with pytest.raises(ValueError, match="covers the whole picture in every frame"):
+        nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, image, torch.ones(4, 48, 64))
+    with pytest.raises(ValueError, match=r"3 of the 4 frames' masks cover most of the picture and its border, so "
+                                         r"they look inverted"):
+        nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, image, 1 - mask[[0, 0, 0, 3]])
+    with pytest.raises(ValueError, match=r"\(image 2 of the batch\) covers the whole picture"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)  # separate pictures: each must be right
+
+
 def test_a_channels_first_image_is_named_as_such_not_as_a_mask_of_the_wrong_size(nodes, phnet_model):
     image = torch.rand(1, 3, 40, 56)
     mask = torch.zeros(1, 40, 56)
