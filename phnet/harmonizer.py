@@ -822,14 +822,22 @@ class Harmonizer:
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is
         # off already: see own_precision)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
-            if self.dtype != torch.float32
-            else contextlib.nullcontext()
-        )
-        with autocast:
-            out = net(image, mask)
-        return tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
+        if self.dtype == torch.float32:
+            return _floats(net(image, mask))
+        with torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False):
+            out = _floats(net(image, mask))
+        capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+        if not capturing and not all(bool(torch.isfinite(t).all()) for t in out):
+            # oneDNN's bf16 convolutions return NaN now and then on maps 2 px wide (a picture over ~450:1 at
+            # 256 px), and fp16 can overflow: such a call is run again in fp32 rather than blacken the subject
+            logging.getLogger("phnet").warning("phnet: the network gave non-finite values in %s; ran it again in "
+                                               "fp32", str(self.dtype).removeprefix("torch."))
+            out = _floats(net(image, mask))
+        return out
+
+
+def _floats(out: Any) -> tuple[torch.Tensor, ...]:
+    return tuple(t.float() for t in out) if isinstance(out, tuple) else (out.float(),)
 
 
 def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

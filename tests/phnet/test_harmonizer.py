@@ -291,6 +291,27 @@ def test_a_picture_of_a_batch_without_a_subject_stays_as_it_was(harmonizer, mode
         harmonizer.harmonize(images[1], masks[1], mode=mode)
 
 
+def test_a_low_precision_call_that_gives_nan_is_run_again_in_fp32(tiny_model, caplog):
+    """oneDNN's bf16 convolutions sometimes return NaN on maps 2 px wide (a 20000×8 picture): the subject came
+    back black, or the report said "changed by RMS nan"."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="bf16")
+    exact = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    network = h._net.estimate
+
+    def broken_in_bf16(x, m, *args, **kwargs):
+        out = network(x, m, *args, **kwargs)
+        in_bf16 = torch.nn.functional.linear(torch.ones(1, 1), torch.ones(1, 1)).dtype == torch.bfloat16
+        return tuple(t * float("nan") for t in out) if in_bf16 else out
+
+    h._net.estimate = broken_in_bf16
+    image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    mask = subject_mask(48, 40)
+    got = h.harmonize(image, mask, threshold=0)
+    assert np.isfinite(got.corrections[0].size) and "ran it again in fp32" in caplog.text
+    want = exact.harmonize(image, mask, threshold=0)
+    assert np.array_equal(got.image, want.image) and got.corrections == want.corrections
+
+
 def test_fp32_stays_fp32_inside_a_callers_autocast(tiny_model):
     """A host program may run its whole graph under autocast: the fp32 network is not cast by it."""
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
