@@ -6,6 +6,7 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
+from .loaders import make_room, phnet_memory
 from .masks import check_mask, check_mask_size, clamped, prepared
 
 
@@ -31,11 +32,17 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
         image = image.float() / 255  # a custom node's 8-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, note = clamped(image, "image")
     notes = note + notes
-    with phnet_model.interruptible(mm.throw_exception_if_processing_interrupted):  # Cancel within a call too
-        result, corrections = phnet_model.harmonize(
-            image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
-            progress=lambda done, total: bar.update_absolute(done, total), **options,
-        )
+    on_gpu = phnet_model.device.type != "cpu"
+    make_room(phnet_memory(phnet_model, image, options.get("working_size")), phnet_model.device)
+    try:
+        with phnet_model.interruptible(mm.throw_exception_if_processing_interrupted):  # Cancel within a call too
+            result, corrections = phnet_model.harmonize(
+                image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
+                progress=lambda done, total: bar.update_absolute(done, total), **options,
+            )
+    finally:
+        if on_gpu:  # the activations' memory back to the diffusion model that comes next
+            mm.soft_empty_cache()
     result = result.float().contiguous()  # an fp16/bf16 IMAGE came back as it went in; SaveImage cannot write bf16
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
     line = node + ": " + report(corrections, "threshold 0", hint) + notes

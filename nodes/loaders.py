@@ -187,19 +187,45 @@ class PHNetSAM:
 
     @contextlib.contextmanager
     def on_device(self):
-        if self.segmenter.device != self.load_device:
-            # room first: ComfyUI moves its own models out (a diffusion model may fill the GPU), ours it cannot
-            mm.free_memory(sam_memory(self.segmenter.model), self.load_device)
-            self.segmenter.to(self.load_device)
         try:
+            if self.segmenter.device != self.load_device:
+                make_room(sam_memory(self.segmenter.model), self.load_device)
+                self.segmenter.to(self.load_device)
             yield self.segmenter
-        finally:
+        finally:  # a move cut short by a full GPU is undone too
             if self.offload_device != self.load_device:
                 self.segmenter.to(self.offload_device)
                 mm.soft_empty_cache()
 
     def __repr__(self) -> str:  # shown in ComfyUI error messages
         return f"PHNetSAM({self.segmenter.model_type}, runs on {self.load_device})"
+
+
+def make_room(needed: int, device) -> None:
+    """Ask ComfyUI for ``needed`` bytes on ``device`` (and the reserve a user set with --reserve-vram): it moves
+    its own models out to make them (a diffusion model may fill the GPU); ours it does not know of."""
+    if device.type == "cpu":
+        return
+    reserve = getattr(mm, "extra_reserved_memory", lambda: 0)()
+    mm.free_memory(needed + reserve, device)
+
+
+# peak bytes the network holds per working-size pixel of each picture in a call (fp32, measured by tracking live
+# tensors): 673 for the official ffhqh architecture, 329 for our small one
+NETWORK_BYTES_PER_PIXEL = 700
+
+
+def phnet_memory(harmonizer, image, working_size: int | None) -> int:
+    """Bytes a Harmonize call on the B×H×W×C ``image`` needs on the model's device besides the weights: the
+    network's activations for one call's pictures, and a picture copied there for its full-resolution work
+    with room for its mask and tiles."""
+    from ..phnet.fullres import working_shape
+
+    size = working_size or harmonizer.config.image_size
+    height, width = working_shape(image.shape[1], image.shape[2], size)
+    network = harmonizer.pictures_per_call(image, size) * height * width * NETWORK_BYTES_PER_PIXEL
+    staged = harmonizer.full_resolution_device(image[0]) != image.device
+    return network + (2 * image[0].nbytes if staged else 0)
 
 
 def sam_memory(model) -> int:

@@ -364,6 +364,54 @@ def test_sam_asks_comfyui_for_room_before_it_moves_to_the_gpu(pack, comfy_env):
     assert sam.segmenter.device == torch.device("cpu")
 
 
+def test_a_sam_move_cut_short_by_a_full_gpu_is_undone(pack, comfy_env):
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+
+    class HalfMoved:
+        device = torch.device("cpu")
+        model = torch.nn.Linear(4, 4)
+        moves = []
+
+        def to(self, device):
+            self.moves.append(device)
+            if device.type == "meta":
+                raise torch.OutOfMemoryError("CUDA out of memory") if hasattr(torch, "OutOfMemoryError") else \
+                    RuntimeError("out of memory")
+            self.device = device
+
+    sam = loaders.PHNetSAM(HalfMoved(), load_device=torch.device("meta"), offload_device=torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with sam.on_device():
+            pass
+    assert HalfMoved.moves == [torch.device("meta"), torch.device("cpu")]
+
+
+def test_harmonize_asks_comfyui_for_room_on_the_gpu_and_gives_it_back(pack, nodes, phnet_model, comfy_env,
+                                                                     monkeypatch):
+    """PHNet's activations (up to ~2 GB for 8 pictures a call at 512 px) went onto a GPU that a diffusion model may
+    fill, without ComfyUI's free_memory first: an out-of-memory error failed the prompt."""
+    from phnet.fullres import working_shape
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    image = torch.rand(3, 48, 64, 3)
+    mask = torch.zeros(3, 48, 64)
+    mask[:, 10:40, 15:50] = 1
+    height, width = working_shape(48, 64, phnet_model.config.image_size)  # one picture a call on the CPU
+    assert loaders.phnet_memory(phnet_model, image, None) == height * width * loaders.NETWORK_BYTES_PER_PIXEL
+    height, width = working_shape(48, 64, 2 * phnet_model.config.image_size)
+    assert loaders.phnet_memory(phnet_model, image, 2 * phnet_model.config.image_size) == height * width * loaders.NETWORK_BYTES_PER_PIXEL
+    comfy_env.calls.clear()
+    nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
+    assert not [c for c in comfy_env.calls if c[0] in ("free_memory", "soft_empty_cache")]  # a CPU run asks nothing
+    monkeypatch.setattr(phnet_model, "device", torch.device("meta"))  # as if on a GPU: the network is not run
+    monkeypatch.setattr(phnet_model, "harmonize", lambda image, **kw: (_ for _ in ()).throw(RuntimeError("OOM")))
+    with pytest.raises(RuntimeError, match="OOM"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
+    asked = [c for c in comfy_env.calls if c[0] == "free_memory"]
+    assert asked == [("free_memory", loaders.phnet_memory(phnet_model, image, None), torch.device("meta"))]
+    assert comfy_env.calls[-1] == ("soft_empty_cache",)
+
+
 def test_a_half_copy_left_by_a_killed_comfyui_is_replaced_by_the_next_download(pack, comfy_env, monkeypatch,
                                                                              tmp_path):
     """A kill during the copy leaves the part; the next try writes over it and leaves no half file."""
