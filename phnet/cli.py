@@ -59,6 +59,7 @@ def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarr
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ValueError(f"{composite} has no alpha channel; give a MASK image as the second argument")
+        _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}"), keep
     m = read_mask(mask)
     if m.shape != image.shape[:2]:
@@ -73,6 +74,18 @@ def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarr
             "resize the mask to the composite"
         )
     return image, m, keep
+
+
+def _refuse_cut_out(image: np.ndarray, composite: Path) -> None:
+    """An RGBA picture whose alpha is the mask must hold a background under its transparent part: a cut-out's
+    is one flat colour (black, mostly), which the subject would be matched to."""
+    hidden = image[..., :3][image[..., 3] == 0]
+    if len(hidden) >= 0.03 * image.shape[0] * image.shape[1] and (hidden == hidden[0]).all():
+        colour = ", ".join(str(int(v)) for v in hidden[0])
+        raise ValueError(
+            f"{composite} is a cut-out: under its transparent part is one flat colour ({colour}), not a scene for the "
+            "subject to match; paste it onto its background first (phnet.compositing.paste_subject, or PHNet Paste "
+            "Subject in ComfyUI) and give the composite with its mask")
 
 
 def _orientation(path: Path) -> int:

@@ -50,6 +50,18 @@ def test_rgba_composite_uses_its_alpha(tiny_folder, tmp_path):
     assert not np.array_equal(result, np.asarray(_composite()))  # the subject was changed
 
 
+def test_a_cut_out_without_its_background_is_refused(tiny_folder, tmp_path):
+    """A subject cut out on a transparent background holds black there: it was matched to black."""
+    cut = np.asarray(_composite().convert("RGBA")).copy()
+    cut[..., 3] = np.asarray(_mask())
+    cut[cut[..., 3] == 0, :3] = 0
+    comp = tmp_path / "cutout.png"
+    Image.fromarray(cut).save(comp)
+    with pytest.raises(SystemExit, match=r"is a cut-out: under its transparent part is one flat colour \(0, 0, 0\)"):
+        _harmonize(comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_rgb_composite_without_mask_is_refused(tiny_folder, tmp_path):
     comp = tmp_path / "comp.png"
     _composite().save(comp)
