@@ -42,8 +42,9 @@ class SkipFusion(nn.Module):
 
 
 def residual_change(raw: torch.Tensor) -> torch.Tensor:
-    """``output="residual"``: the decoder's logits as a change of the picture, in -1..1."""
-    return 2 * (torch.sigmoid(raw) - 0.5)
+    """``output="residual"``: the decoder's logits as a change of the picture, in -1..1. In fp32 even under
+    autocast: in bf16 a change near 0 came out in steps of 1/255, and one under half a step as 0."""
+    return 2 * (torch.sigmoid(raw.float()) - 0.5)
 
 
 class PHNet(nn.Module):
@@ -125,7 +126,7 @@ class PHNet(nn.Module):
             change = residual_change(raw)
             picture = None
         else:  # the official mapping: the sigmoid output is the picture itself
-            picture = torch.sigmoid(raw)
+            picture = torch.sigmoid(raw.float())  # fp32 under autocast, as residual_change
             change = picture - composite
         size = correction_size(change, mask)
         kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)

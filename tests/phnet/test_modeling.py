@@ -219,3 +219,16 @@ def test_a_forward_pass_never_reads_a_value_back_to_the_host(tiny_config, output
         with torch.no_grad():
             InferencePHNet(model.eval()).estimate(x, m, reference, threshold=10.0)
     assert reads.count == 0
+
+
+def test_the_change_is_computed_in_fp32_under_autocast():
+    """In bf16 the residual change near 0 came in steps of 1/255 and one under half a step was 0: a bf16 training
+    run validated every model as doing nothing."""
+    from phnet.modeling.phnet import residual_change
+
+    raw = torch.linspace(-0.02, 0.02, 101)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        change = residual_change(raw.bfloat16())
+    assert change.dtype == torch.float32
+    torch.testing.assert_close(change, residual_change(raw.bfloat16().float()), atol=1e-6, rtol=0)
+    assert (change.abs() * 255 < 0.5).sum() >= 15 and change.nonzero().numel() == 100  # small, and not 0
