@@ -179,6 +179,10 @@ def test_folder_masks_from_dir_alpha_and_ellipse(tmp_path, photos):
     Image.fromarray(img).save(plain / "x.png")
     s = build_dataset({"root": str(plain), "image_size": 32}, "val")[0]
     assert 0.1 < s["mask"].mean() < 0.6
+    # a photo saved as RGBA, opaque everywhere: no mask in its alpha (it trained as a mask of the whole picture)
+    Image.fromarray(img).convert("RGBA").save(plain / "x.png")
+    s = build_dataset({"root": str(plain), "image_size": 32}, "val")[0]
+    assert 0.1 < s["mask"].mean() < 0.6
     with pytest.raises(BadSampleError, match="x.png"):
         build_dataset({"root": str(plain), "image_size": 32, "mask_fallback": "error"}, "val")[0]
 

@@ -65,9 +65,13 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def load_rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The picture (float32 HxWx3 in [0, 1]) and, when it has one, its alpha channel as a binary mask."""
+    """The picture (float32 HxWx3 in [0, 1]) and, when it has one that marks a subject, its alpha channel as a
+    binary mask. An alpha opaque everywhere marks none (a photo saved as RGBA): it trained as a mask of the whole
+    picture, with no background to harmonize against."""
     rgb, alpha = _decode(_rgb_and_alpha, path)
-    return rgb, None if alpha is None else (alpha >= 0.5).astype(np.float32)
+    if alpha is None or (alpha >= 0.5).all():
+        return rgb, None
+    return rgb, (alpha >= 0.5).astype(np.float32)
 
 
 def _rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

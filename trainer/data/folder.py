@@ -3,7 +3,7 @@
 Masks, first match wins:
 1. ``mask_dir``: a folder (e.g. a sibling ``masks/``) with a mask of the same
    relative path and stem as the photo (any image extension; white = subject);
-2. the photo's own alpha channel (RGBA PNG/WebP cut-outs);
+2. the photo's own alpha channel (RGBA PNG/WebP cut-outs; one opaque everywhere is passed over);
 3. ``mask_fallback``: ``"ellipse"`` (default) uses a centred portrait-shaped
    ellipse, jittered per sample. This is **not** a person segmentation: the pairs
    are still correct (the ground truth is the untouched photo) but the network
