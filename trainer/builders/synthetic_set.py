@@ -73,6 +73,27 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
 SPLITS = ("train", "val", "test")
 
 
+def _file_bases(keys: list[str]) -> dict[str, str]:
+    """Each photo's file name in the set, without extension: its path with "/" as "__" and no extension, unless
+    another photo's comes out the same (x.jpg and x.png, a/x.jpg and a__x.jpg), when the extension and a number
+    are kept: a name written twice gave one photo's composites to the other's split."""
+    plain = {key: key.rsplit(".", 1)[0].replace("/", "__") for key in keys}
+    count: dict[str, int] = {}
+    for base in plain.values():
+        count[base] = count.get(base, 0) + 1
+    bases, taken = {}, {b for b, n in count.items() if n == 1}
+    for key in keys:
+        base = plain[key]
+        if count[base] > 1:
+            root = base = key.replace("/", "__").replace(".", "_")
+            n = 1
+            while base in taken:
+                base, n = f"{root}_{n}", n + 1
+        taken.add(base)
+        bases[key] = base
+    return bases
+
+
 def _check_arguments(src: Path, out: Path, size: int, copies: int, val_fraction: float, test_fraction: float,
                      limit: int) -> None:
     if copies < 1:
@@ -105,6 +126,7 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
     test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
     val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
     skipped = []
+    bases = _file_bases(keys)
     iterator = range(len(records))
     if progress:
         from tqdm import tqdm
@@ -113,7 +135,7 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
         rec = records[i]
         key = rec.name
         split = "test" if key in test_keys else "val" if key in val_keys else "train"
-        base = key.rsplit(".", 1)[0].replace("/", "__")
+        base = bases[key]
         for k in range(copies):
             name = f"{base}.png" if copies == 1 else f"{base}_{k}.png"
             try:
@@ -131,6 +153,12 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
     if len(skipped) == len(records):
         raise ValueError(f"none of the {len(records)} pictures under {src} could be read (the warnings above say "
                          f"why); no composite was written to {dest}")
+    fractions = {"train": 1.0, "val": val_fraction, "test": test_fraction}
+    lost = [split for split, names in splits.items() if fractions[split] > 0 and not names]
+    if skipped and lost:
+        raise ValueError(f"the {' and '.join(lost)} split of the set would be empty: its photos were skipped (the "
+                         f"warnings above say why); mend or remove them, or build with another --seed; {dest} was "
+                         "left as it was")
     for split, names in splits.items():
         (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,

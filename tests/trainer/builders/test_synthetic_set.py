@@ -53,6 +53,42 @@ def test_a_folder_with_no_readable_picture_is_an_error(tmp_path, capsys):
         f"no composite was written to {tmp_path / 'set'}")
 
 
+def test_photos_whose_names_differ_only_by_extension_each_keep_their_own_files():
+    """x.jpg and x.png were both written as x_0.png: one photo's composites went to the other's split."""
+    from trainer.builders.synthetic_set import _file_bases
+
+    keys = ["chelsea.jpg", "chelsea.png", "a/x.jpg", "a__x.jpg", "chelsea_jpg.png", "solo.png"]
+    bases = _file_bases(keys)
+    assert len(set(bases.values())) == len(keys)
+    assert bases["solo.png"] == "solo" and bases["chelsea_jpg.png"] == "chelsea_jpg"  # unchanged where unique
+    assert bases["chelsea.jpg"] == "chelsea_jpg_1" and bases["chelsea.png"] == "chelsea_png"
+
+
+def test_a_split_emptied_by_skipped_photos_is_an_error(tmp_path, photos, capsys):
+    """The only validation photo was unreadable: the set was written with no val split, and trainer.fit's error then
+    named a setting that does nothing for such a set."""
+    import shutil
+    import warnings
+
+    from trainer.builders.synthetic_set import main
+    from trainer.data.common import holdout_set
+
+    img_dir, _ = photos
+    src = tmp_path / "photos"
+    shutil.copytree(img_dir, src)
+    keys = sorted(p.name for p in src.iterdir())
+    val = [k[4:] for k in holdout_set(["val:" + k for k in keys], 0.05)]
+    assert val
+    for name in val:
+        (src / name).write_bytes(b"not a picture")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([str(src), str(tmp_path / "set"), "--size", "32", "--val-fraction", "0.05", "--test-fraction",
+                     "0", "--no-progress"]) == 2
+    assert "the val split of the set would be empty: its photos were skipped" in capsys.readouterr().err
+    assert not (tmp_path / "set").exists()
+
+
 def test_a_mask_folder_that_does_not_exist_or_matches_no_photo_is_an_error(tmp_path, photos, capsys):
     """As for trainer.fit's data.mask_dir; the builder fell back to the ellipse in silence."""
     from trainer.builders.synthetic_set import main
