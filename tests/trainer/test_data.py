@@ -242,7 +242,8 @@ def test_bad_samples_error_names_file_or_skip_with_count(tmp_path):
     with pytest.raises(BadSampleError, match=f"mask .*{names[1]}.* is 48x48"):
         ds[1]
     _save(root / "alpha" / names[1], np.zeros((32, 32), np.uint8))
-    with pytest.raises(BadSampleError, match="empty mask"):
+    with pytest.raises(BadSampleError, match="empty mask.*; mend or remove the file, or set data.on_bad_sample = "
+                                             "\"skip\""):
         ds[1]
     skip = build_dataset({**data, "on_bad_sample": "skip"}, "train")
     with warnings.catch_warnings(record=True) as caught:

@@ -74,7 +74,10 @@ class HarmonizationDataset(Dataset):
             return self.make_sample(index, self.sample_rng(index, epoch))
         except BadSampleError as exc:
             if self.on_bad_sample == "error":
-                raise
+                if "on_bad_sample" in str(exc):
+                    raise
+                raise BadSampleError(f"{exc}; mend or remove the file, or set data.on_bad_sample = \"skip\" to train "
+                                     "without such samples") from None
             warnings.warn(f"skipping bad sample #{index}: {exc}", stacklevel=2)
             return None
 
