@@ -85,6 +85,8 @@ def test_schedule_warmup_then_cosine():
     assert lr_factor(50, 100, 10, schedule="constant") == 1.0
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1.0)
+    with pytest.warns(UserWarning, match=r"train.warmup_steps \(20\) is not below train.steps \(20\)"):
+        build_scheduler(opt, {"steps": 20, "warmup_steps": 20})
     sch = build_scheduler(opt, {"steps": 20, "warmup_steps": 5, "schedule": "cosine", "min_lr_ratio": 0.0})
     lrs = []
     for _ in range(20):
