@@ -37,7 +37,8 @@ def pick_pairs(root: Path, rows: int, subjects: list[str], backgrounds: list[str
     entries = {e["name"]: e for e in json.loads((root / "manifest.json").read_text())["entries"]}
     unknown = [n for n in subjects + backgrounds if n not in entries]
     if unknown:
-        raise ValueError(f"not in {root / 'manifest.json'}: {unknown}")
+        raise ValueError(f"not in {root / 'manifest.json'}: {unknown}; give photo names from it to --subjects / "
+                         "--backgrounds")
     test = [e for e in entries.values() if e["split"] == "test"]
     subjects = subjects or [e["name"] for e in test if e["mask"] == "person"]
 
@@ -50,7 +51,8 @@ def pick_pairs(root: Path, rows: int, subjects: list[str], backgrounds: list[str
 
     backgrounds = backgrounds or sorted((e["name"] for e in test if e["mask"] != "person"), key=cast, reverse=True)
     if not subjects or not backgrounds:
-        raise ValueError(f"{root} has no person photos or no other photos in its test split; name them")
+        raise ValueError(f"{root} has no person photos or no other photos in its test split; name them with "
+                         "--subjects and --backgrounds")
     pairs = []
     for i in range(rows):
         s, b = subjects[i % len(subjects)], backgrounds[i % len(backgrounds)]
@@ -77,6 +79,14 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--out", type=Path, required=True, help="the grid picture (.png)")
     a = p.parse_args(argv)
+    try:
+        return _grid(a)
+    except (ValueError, OSError) as exc:  # a bad folder, name or weights: the message says what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _grid(a: argparse.Namespace) -> int:
     from phnet import Harmonizer
 
     models = {label: Harmonizer.from_pretrained(path, device="cpu") for label, path in parse_weights(a.weights).items()}
