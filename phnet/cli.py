@@ -271,11 +271,8 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
         from .visualize import before_after
 
         m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
-        label = ("unchanged: correction below the do-no-harm threshold" if all(c.kept == 0 for c in corrections)
-                 else "harmonized (PHNet), correction shortened by the do-no-harm threshold"
-                 if any(c.kept < 1 for c in corrections) else "harmonized (PHNet)")
         _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
-                            after_label=label), job.compare, keep)
+                            after_label=corrections[0].label()), job.compare, keep)
 
 
 def _natural_key(path: Path) -> list:

@@ -64,6 +64,22 @@ class Correction:
         """One line: whether the subject changed, by how much, and why not when it did not."""
         return "; ".join((self._verdict(), *self.notes))
 
+    def label(self) -> str:
+        """A few words for a picture's caption (the before/after image): whether it changed, and why not."""
+        if self.empty_mask:
+            return "unchanged: empty mask"
+        if self.background is not None:
+            return "unchanged: too little background"
+        if self.kept == 0:
+            return "unchanged: correction below the do-no-harm threshold"
+        if self.strength == 0:
+            return "unchanged: strength 0"
+        if self.invisible:
+            return "harmonized (PHNet), by too little to see"
+        if self.kept < 1:
+            return "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+        return "harmonized (PHNet)"
+
     def _verdict(self) -> str:
         if self.empty_mask:
             return "unchanged: its mask is empty (no subject in it)"
@@ -118,7 +134,8 @@ def report(corrections: Sequence[Correction], threshold_option: str, weights_opt
     host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``; None when
     the official weights are the ones in use, see :func:`weights_hint`)."""
     line = summary(corrections)
-    if any(c.kept < 1 and c.threshold > 0 and not c.empty_mask and c.background is None for c in corrections):
+    if any(c.kept < 1 and c.threshold > 0 and c.strength > 0 and not c.empty_mask and c.background is None
+           for c in corrections):
         line += f"; {threshold_option} applies the raw correction (it may do harm on near-right composites)"
         line += f", or try {weights_option}" if weights_option else ""
     return line

@@ -21,6 +21,15 @@ def test_a_change_too_small_to_see_says_so():
     assert "1 by under half a level" in summary([faint, Correction(20.0, 0.0, 1.0)])
 
 
+def test_each_caption_says_whether_the_picture_changed_and_why_not():
+    assert Correction(20.0, 10.0, 1.0).label() == "harmonized (PHNet)"
+    assert Correction(12.8, 43.0, 0.25).label() == "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+    assert Correction(5.0, 43.0, 0.0).label() == "unchanged: correction below the do-no-harm threshold"
+    assert Correction(12.8, 43.0, 0.25, strength=0.0).label() == "unchanged: strength 0"
+    assert Correction(0.0, 0.0, 0.0, background=0.01).label() == "unchanged: too little background"
+    assert "applies the raw correction" not in report([Correction(12.8, 43.0, 0.25, strength=0.0)], "t0", "w")
+
+
 def test_a_clip_with_frames_without_a_subject():
     frames = [Correction(20.0, 0.0, 1.0), Correction.no_subject(0.0), Correction(30.0, 0.0, 1.0)]
     line = summary(frames)
