@@ -33,7 +33,8 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
     image, note = clamped(image, "image")
     notes = note + notes
     on_gpu = phnet_model.device.type != "cpu"
-    make_room(phnet_memory(phnet_model, image, options.get("working_size")), phnet_model.device)
+    if on_gpu:
+        make_room(phnet_memory(phnet_model, image, options.get("working_size")), phnet_model.device)
     try:
         with phnet_model.interruptible(mm.throw_exception_if_processing_interrupted):  # Cancel within a call too
             result, corrections = phnet_model.harmonize(

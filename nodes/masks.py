@@ -158,10 +158,10 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         share = (f"{len(inverted)} of the {len(frames)} frames' masks cover most of the picture and its border"
                  if clip else f"'{name}'{which(i)} covers {area:.0%} of the picture and {border:.0%} of its border")
         raise ValueError(
-            f"{node}: {share}, so {'they look' if clip else 'it looks'} inverted: 1 (white) must mark the subject, 0 (black) the background. Put "
-            f"an InvertMask node in front of {node}. The usual causes: Load Image's MASK is 1 where a PNG is "
-            "transparent (an RGBA cut-out), and a mask file painted with a black subject on white, loaded with Load "
-            "Image (as Mask)."
+            f"{node}: {share}, so {'they look' if clip else 'it looks'} inverted: 1 (white) must mark the subject, 0 "
+            f"(black) the background. Put an InvertMask node in front of {node}. The usual causes: Load Image's MASK "
+            "is 1 where a PNG is transparent (an RGBA cut-out), and a mask file painted with a black subject on white, "
+            "loaded with Load Image (as Mask)."
         )
 
 

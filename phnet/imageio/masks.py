@@ -60,8 +60,7 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
     """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0) and some background (a pixel below half
     of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8), unless ``allow_empty``:
     then a frame of a clip or a picture of a batch may lack either (the Harmonizer leaves it as it was and says
-    why), though not every one of them. ``unit``: what one
-    mask belongs to, for the message ("frame" in a clip).
+    why), though not every one of them. ``unit``: what one mask belongs to, for the message ("frame" in a clip).
 
     The message names the batch index (0-based) of every mask that fails.
     """

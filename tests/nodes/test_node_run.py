@@ -399,7 +399,8 @@ def test_harmonize_asks_comfyui_for_room_on_the_gpu_and_gives_it_back(pack, node
     height, width = working_shape(48, 64, phnet_model.config.image_size)  # one picture a call on the CPU
     assert loaders.phnet_memory(phnet_model, image, None) == height * width * loaders.NETWORK_BYTES_PER_PIXEL
     height, width = working_shape(48, 64, 2 * phnet_model.config.image_size)
-    assert loaders.phnet_memory(phnet_model, image, 2 * phnet_model.config.image_size) == height * width * loaders.NETWORK_BYTES_PER_PIXEL
+    doubled = loaders.phnet_memory(phnet_model, image, 2 * phnet_model.config.image_size)
+    assert doubled == height * width * loaders.NETWORK_BYTES_PER_PIXEL
     comfy_env.calls.clear()
     nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
     assert not [c for c in comfy_env.calls if c[0] in ("free_memory", "soft_empty_cache")]  # a CPU run asks nothing

@@ -23,7 +23,8 @@ def test_a_change_too_small_to_see_says_so():
 
 def test_each_caption_says_whether_the_picture_changed_and_why_not():
     assert Correction(20.0, 10.0, 1.0).label() == "harmonized (PHNet)"
-    assert Correction(12.8, 43.0, 0.25).label() == "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+    assert Correction(12.8, 43.0, 0.25).label() == ("harmonized (PHNet), correction shortened by the do-no-harm "
+                                                    "threshold")
     assert Correction(5.0, 43.0, 0.0).label() == "unchanged: correction below the do-no-harm threshold"
     assert Correction(12.8, 43.0, 0.25, strength=0.0).label() == "unchanged: strength 0"
     assert Correction(0.0, 0.0, 0.0, background=0.01).label() == "unchanged: too little background"
