@@ -31,7 +31,9 @@ class Correction:
     ``notes``: what else the user should know (e.g. that a reference mask was ignored); ``empty_mask``: a
     frame of a clip or a picture of a batch whose mask is empty (no subject in it), left as it was;
     ``background``: the share of the picture (at the working size) that is background, set when it is under
-    :data:`MIN_BACKGROUND` and the subject was therefore left as it was."""
+    :data:`MIN_BACKGROUND` and the subject was therefore left as it was; ``resampled``: where the result went
+    through the working size as a whole (mode "official", method "resize"), losing fine detail, the (subject,
+    background) RMS change measured in it, which the network's correction alone understates."""
 
     size: float
     threshold: float
@@ -40,6 +42,7 @@ class Correction:
     notes: tuple[str, ...] = ()
     empty_mask: bool = False
     background: float | None = None
+    resampled: tuple[float, float] | None = None
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
@@ -58,11 +61,20 @@ class Correction:
     @property
     def invisible(self) -> bool:
         """Changed, but by less than :data:`INVISIBLE` (half a level of 255): too little to see."""
-        return not self.unchanged and self.applied < INVISIBLE
+        seen = self.applied if self.resampled is None else max(self.resampled)
+        return not self.unchanged and seen < INVISIBLE
 
     def describe(self) -> str:
         """One line: whether the subject changed, by how much, and why not when it did not."""
-        return "; ".join((self._verdict(), *self.notes))
+        return "; ".join((self._verdict(), *self._resampling(), *self.notes))
+
+    def _resampling(self) -> tuple[str, ...]:
+        if self.resampled is None:
+            return ()
+        subject, background = self.resampled
+        line = (f"the result went through the working size (fine detail lost): the subject differs by RMS "
+                f"{subject:.1f}")
+        return (line + (f" and the background by RMS {background:.1f}" if background >= 0.05 else ""),)
 
     def label(self) -> str:
         """A few words for a picture's caption (the before/after image): whether it changed, and why not."""
@@ -126,7 +138,19 @@ def summary(corrections: Sequence[Correction]) -> str:
     invisible = sum(c.invisible for c in corrections)
     if invisible:
         line += f"; {invisible} by under half a level (too small to see)"
+    resampled = [c.resampled for c in corrections if c.resampled is not None]
+    if resampled:
+        line += (f"; {len(resampled)} went through the working size (fine detail lost): their subjects differ by "
+                 f"RMS {_span(r[0] for r in resampled)}")
+        backgrounds = [r[1] for r in resampled]
+        line += f" and their backgrounds by RMS {_span(backgrounds)}" if max(backgrounds) >= 0.05 else ""
     return "; ".join((line, *notes))
+
+
+def _span(values) -> str:
+    values = sorted(values)
+    low, high = f"{values[0]:.1f}", f"{values[-1]:.1f}"
+    return low if low == high else f"{low} to {high}"
 
 
 def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str | None) -> str:

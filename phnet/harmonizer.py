@@ -22,6 +22,7 @@ from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscal
 from .graphs import GraphCache
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
+from .metrics import rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import gain_and_offset
@@ -332,6 +333,8 @@ class Harmonizer:
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
                                                       allow_empty=True)
+            corrections = self._measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
+                                         masks[:, 0], 1.0, 1.0)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
@@ -350,9 +353,20 @@ class Harmonizer:
             else:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                      threshold)
+            corrections = self._measured(corrections, mode, pixels, out, masks, peak, mask_peak)
             result = Harmonized(finish(out), corrections)
         log_corrections(result.corrections)
         return result
+
+    def _measured(self, corrections, mode, before, after, masks, peak, mask_peak) -> list[Correction]:
+        """Where the result went through the working size as a whole (mode "official", method "resize"), each
+        changed picture's correction with the change measured in it (``Correction.resampled``): the network's
+        correction alone understates what fine detail the subject, and there the background, lost."""
+        if mode != "official" and (self.method != "resize" or self.config.output == "transform"):
+            return corrections
+        return [c if c.unchanged else dataclasses.replace(c, resampled=rms_change(before[i], after[i], masks[i],
+                                                                                  peak, mask_peak))
+                for i, c in enumerate(corrections)]
 
     @staticmethod
     def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False,
@@ -742,16 +756,17 @@ class Harmonizer:
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
         """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
-        picture and its mask."""
+        picture and its mask. A picture left unchanged is not resampled: it comes back as it was."""
         home = image.device
         image = image.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
         if bool(((mask > 0) & (mask < 1)).any()):
             mask = _dithered(mask)  # the official tester reads a soft mask as 1 bit: PIL's convert("1")
         image_sq = resize(image, (size, size), "bilinear")
-        result, correction = self._official_square(image_sq, official_mask_square(mask, size), image.shape[-2:],
-                                                   strength, threshold)
-        result = result.clamp_(0, 1).to(home)
+        blended, correction = self._official_square(image_sq, official_mask_square(mask, size), strength, threshold)
+        if correction.unchanged:
+            return image.to(home), correction
+        result = official_back(blended, image.shape[-2:]).clamp_(0, 1).to(home)
         if strength < 1:
             result = image.to(home) + strength * (result - image.to(home))
         return result, correction
@@ -763,34 +778,37 @@ class Harmonizer:
         is float at full size (see :func:`official_square` for the square)."""
         corrections = []
         for i in range(pixels.shape[0]):
-            picture, mask = pixels[i], masks[i]  # where the caller's pixels are: only the squares move
-            if pixels.shape[0] > 1 and not bool(mask.any()):  # no subject in this picture of the batch: as it was
+            if pixels.shape[0] > 1 and not bool(masks[i].any()):  # no subject in this picture of the batch
                 corrections.append(Correction.no_subject(self.threshold_for(threshold), float(strength)))
-                if progress is not None:
-                    progress(i + 1, pixels.shape[0])
-                continue
-            image_sq = official_square(picture, peak, size).to(self.device)
-            if bool(((mask > 0) & (mask < mask_peak)).any()):
-                mask = _dithered(mask[None, None].float() / mask_peak)
-            else:  # binary: nearest sampling reads it as it is (uint8 on the CPU, no float copy)
-                mask = (mask > 0)[None, None].to(torch.uint8 if mask.device.type == "cpu" else torch.float32)
-            mask_sq = official_mask_square(mask, size).to(self.device)
-            result, correction = self._official_square(image_sq, mask_sq, picture.shape[:2], strength, threshold)
-            result = result.clamp_(0, 1)
-            if strength < 1:
-                base = unit_float(picture[..., :3].to(self.device), peak)
-                result = base.add_(result.sub_(base).mul_(strength))
-            if peak != 1.0:
-                result = result.mul_(peak).round_()
-            out[i, ..., :3] = result[0].permute(1, 2, 0).to(out.dtype).to(out.device)
-            corrections.append(correction)
+            else:
+                corrections.append(self._official_picture(pixels[i], peak, masks[i], mask_peak, out[i], strength,
+                                                          size, threshold))
             if progress is not None:
                 progress(i + 1, pixels.shape[0])
         return corrections
 
-    def _official_square(self, image_sq, mask_sq, shape, strength, threshold) -> tuple[torch.Tensor, Correction]:
-        """The network on the 1×3×s×s square and its binary mask, blended there, and the whole picture resized
-        back to ``shape``: the full-size float result, not clamped."""
+    def _official_picture(self, picture, peak, mask, mask_peak, out, strength, size, threshold) -> Correction:
+        """One H×W×C picture of :meth:`_official_pixels` into ``out`` (a copy of it, left so when unchanged)."""
+        image_sq = official_square(picture, peak, size).to(self.device)  # only the squares move
+        if bool(((mask > 0) & (mask < mask_peak)).any()):
+            mask = _dithered(mask[None, None].float() / mask_peak)
+        else:  # binary: nearest sampling reads it as it is (uint8 on the CPU, no float copy)
+            mask = (mask > 0)[None, None].to(torch.uint8 if mask.device.type == "cpu" else torch.float32)
+        blended, correction = self._official_square(image_sq, official_mask_square(mask, size).to(self.device),
+                                                    strength, threshold)
+        if correction.unchanged:  # not resampled
+            return correction
+        result = official_back(blended, picture.shape[:2]).clamp_(0, 1)
+        if strength < 1:
+            base = unit_float(picture[..., :3].to(self.device), peak)
+            result = base.add_(result.sub_(base).mul_(strength))
+        if peak != 1.0:
+            result = result.mul_(peak).round_()
+        out[..., :3] = result[0].permute(1, 2, 0).to(out.dtype).to(out.device)
+        return correction
+
+    def _official_square(self, image_sq, mask_sq, strength, threshold) -> tuple[torch.Tensor, Correction]:
+        """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
         threshold = self.threshold_for(threshold)
         pred, correction_size, kept = self._run(
             lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq
@@ -798,11 +816,7 @@ class Harmonizer:
         if self.config.output == "transform":  # the official pipeline has no transform head: apply it here
             pred = self.model.transform_output(image_sq, pred)
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
-        # the official tester's tensor resize under its torchvision 0.15: bicubic, never antialiased (it
-        # matters where the picture is smaller than the square)
-        result = torch.nn.functional.interpolate(blended, size=tuple(shape), mode="bicubic", align_corners=False,
-                                                 antialias=False)
-        return result, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
+        return blended, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *, threshold: float,
                   as_change: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -885,6 +899,14 @@ def official_square(picture: torch.Tensor, peak: float, size: int) -> torch.Tens
         square = np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
         return torch.from_numpy(square).permute(2, 0, 1)[None].float().div_(255).contiguous()
     return downscale_in_bands(picture[..., :3], peak, (size, size), tile_pixels(picture.device))
+
+
+def official_back(square: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The whole blended 1×3×s×s square resized back to the picture's ``shape``, as the official tester's tensor
+    resize under its torchvision 0.15 does: bicubic, never antialiased (it matters where the picture is smaller
+    than the square). Float, not clamped."""
+    return torch.nn.functional.interpolate(square, size=tuple(shape), mode="bicubic", align_corners=False,
+                                           antialias=False)
 
 
 def official_mask_square(mask: torch.Tensor, size: int) -> torch.Tensor:

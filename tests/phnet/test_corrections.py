@@ -53,3 +53,15 @@ def test_the_official_weights_are_not_suggested_to_who_uses_them():
     assert ours.endswith("threshold 0 applies the raw correction (it may do harm on near-right composites), or try "
                          "official-ffhqh512")
     assert official.endswith("threshold 0 applies the raw correction (it may do harm on near-right composites)")
+
+
+def test_a_resampled_result_names_the_change_measured_in_it():
+    official = Correction(1.0, 0.0, 1.0, resampled=(6.4, 3.7))
+    assert official.describe() == ("changed by RMS 1.0 of 255; the result went through the working size (fine "
+                                   "detail lost): the subject differs by RMS 6.4 and the background by RMS 3.7")
+    resize = Correction(1.4, 0.0, 1.0, resampled=(6.3, 0.0))
+    assert resize.describe().endswith("the subject differs by RMS 6.3")
+    assert not Correction(0.2, 0.0, 1.0, resampled=(6.3, 0.0)).invisible  # the detail lost is seen
+    assert summary([official, resize]).endswith("2 went through the working size (fine detail lost): their "
+                                                "subjects differ by RMS 6.3 to 6.4 and their backgrounds by RMS "
+                                                "0.0 to 3.7")

@@ -793,3 +793,48 @@ def test_working_size_must_be_a_whole_number(harmonizer, size, ok):
     else:
         with pytest.raises(ValueError, match="working_size must be a multiple of 8"):
             harmonizer.harmonize(photo(32, 40), subject_mask(32, 40), working_size=size)
+
+
+def _held_back(tiny_model, **options):
+    import dataclasses
+
+    from phnet import PHNet
+
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual", correction_threshold=255.0))
+    residual.load_state_dict(tiny_model.state_dict())
+    return Harmonizer(residual, device="cpu", dtype="fp32", **options)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_official_mode_leaves_a_picture_it_does_not_change_as_it_was(tiny_model, as_tensor):
+    """A correction below the threshold was reported "unchanged" while the whole picture was still squashed to
+    the square and back (RMS 4 over the background of a 384×300 crop)."""
+    h = _held_back(tiny_model)
+    image, mask = photo(40, 56), subject_mask(40, 56)
+    if as_tensor:
+        image = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+        mask = torch.from_numpy(mask)[None, None]
+    out, (correction,) = h.harmonize(image, mask, mode="official")
+    assert correction.unchanged and correction.resampled is None
+    assert (torch.equal(out, image) if as_tensor else np.array_equal(out, image))
+
+
+@pytest.mark.parametrize("mode, method", [("official", "correction"), ("full", "resize")])
+def test_a_result_that_went_through_the_working_size_reports_the_change_measured_in_it(tiny_model, mode, method):
+    """The official square pipeline and method "resize" lose the subject's fine detail (and the official one the
+    background's): the network's correction alone said 1.4 where the file differed by 6.3."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    image, mask = photo(96, 72, seed=3), subject_mask(96, 72)
+    out, (correction,) = h.harmonize(image, mask, mode=mode, working_size=32)
+    diff = out.astype(float) - image.astype(float)
+    inside = mask > 0
+    subject, background = (np.sqrt((diff[where] ** 2).mean()) for where in (inside, ~inside))
+    assert correction.resampled == pytest.approx((subject, background), rel=1e-6)
+    assert subject > correction.applied + 1  # a noisy photo loses far more detail than the correction is
+    assert (background > 1) == (mode == "official")
+    assert f"the subject differs by RMS {subject:.1f}" in correction.describe()
+
+
+def test_the_default_method_reports_no_resampling(harmonizer):
+    _, (correction,) = harmonizer.harmonize(photo(96, 72), subject_mask(96, 72), working_size=32)
+    assert correction.resampled is None

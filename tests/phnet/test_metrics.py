@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -184,3 +185,19 @@ def test_a_mask_without_its_channel_axis_is_refused():
     with pytest.raises(ValueError, match=r"B×1×H×W .*mask\[:, None\]"):
         metrics.fmse(pred, gt, mask)
     assert metrics.fmse(pred, gt, mask[:, None]).shape == (3,)
+
+
+@pytest.mark.parametrize("band_pixels", [1 << 20, 7])
+def test_rms_change_weighs_subject_and_background_by_the_soft_mask_a_band_at_a_time(band_pixels):
+    from phnet.metrics import rms_change
+
+    rng = np.random.default_rng(0)
+    before = torch.from_numpy(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8))
+    after = torch.from_numpy(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8))
+    mask = torch.from_numpy(rng.integers(0, 256, (9, 11), dtype=np.uint8))
+    err = ((after[..., :3].double() - before[..., :3].double()) ** 2).sum(-1)
+    w = mask.double() / 255
+    expected = ((err * w).sum() / (3 * w.sum())).sqrt(), ((err * (1 - w)).sum() / (3 * (1 - w).sum())).sqrt()
+    got = rms_change(before, after, mask, 255, 255, band_pixels=band_pixels)
+    assert got == pytest.approx(tuple(float(e) for e in expected), rel=1e-9)
+    assert rms_change(before, before, torch.full((9, 11), 255, dtype=torch.uint8), 255, 255) == (0.0, 0.0)
