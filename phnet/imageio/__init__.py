@@ -28,7 +28,8 @@ Masks (white / 1 = the subject)
     - Soft values blend; nothing is thresholded here.
 
 Files (``read_image``, ``read_picture``, ``read_mask``)
-    - EXIF orientation is applied, 16-bit grey files decode to uint16 (not to white), palettes expand.
+    - EXIF orientation is applied, 16-bit files (grey, and PNG's and TIFF's 48/64-bit colour) decode to
+      uint16, palettes expand.
       ``read_picture`` also gives the ICC profile and EXIF a result saved from the pixels should carry.
     - A camera JPEG holding previews (MPO) is read as its main picture; animations and multi-page TIFFs
       are refused.

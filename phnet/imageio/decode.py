@@ -6,6 +6,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def native(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file: uint8, or uint16 for 16-bit files (grey, and PNG's 48/64-bit colour), H×W,
+    """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and TIFF), H×W,
     H×W×3 or H×W×4, upright by EXIF."""
     return _pixels(path, open_picture(path))
 
@@ -35,7 +36,7 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
 
 
 def _pixels(path: str | Path, image) -> np.ndarray:
-    if image.info.get(_RAWMODE) in _LOW_BYTES:
+    if image.info.get(_RAWMODE):
         return _sixteen_bit_colour(path, image)
     return pil_image_pixels(image, str(path), allow_16bit=True)
 
@@ -55,17 +56,32 @@ def _metadata(image) -> dict:
     return kept
 
 
-# PNG's 16-bit colour: PIL decodes it to 8 bits (the high byte of each sample). Decoding it a second time
-# as little-endian data gives the other byte of each sample; the two make the 16-bit value.
+# 16-bit colour (PNG's 48/64-bit, TIFF's): PIL decodes it to 8 bits (the high byte of each sample). Decoding
+# it a second time with the byte order swapped gives the other byte of each sample; the two make the 16-bit
+# value. A PNG tile's args are its raw mode; a TIFF's (raw or libtiff) a tuple that starts with it.
 _RAWMODE = "phnet_rawmode"
-_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
+def _low_byte_mode(rawmode: Any) -> str | None:
+    """The raw mode that decodes the low byte of each sample of 16-bit colour ``rawmode``; None for others."""
+    base, sixteen, order = rawmode.partition(";16") if isinstance(rawmode, str) else ("", "", "")
+    if base not in ("RGB", "RGBA") or not sixteen or order not in ("B", "L", "N"):
+        return None
+    if order == "N":
+        order = "L" if sys.byteorder == "little" else "B"
+    return f"{base};16{'L' if order == 'B' else 'B'}"
+
+
+def _rawmode(tile) -> Any:
+    return tile.args if isinstance(tile.args, str) else (tile.args or (None,))[0]
 
 
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     from PIL import Image
 
     low = Image.open(path)
-    low.tile = [tile._replace(args=_LOW_BYTES[tile.args]) for tile in low.tile]
+    low.tile = [tile._replace(args=_low_byte_mode(tile.args) if isinstance(tile.args, str) else
+                              (_low_byte_mode(tile.args[0]), *tile.args[1:])) for tile in low.tile]
     low.load()
     wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
     return np.ascontiguousarray(wide)
@@ -77,8 +93,9 @@ def open_picture(path: str | Path):
 
     try:
         image = Image.open(path)
-        if len(image.tile) >= 1 and all(isinstance(t.args, str) and t.args in _LOW_BYTES for t in image.tile):
-            image.info[_RAWMODE] = image.tile[0].args
+        modes = {_rawmode(tile) for tile in image.tile}
+        if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
+            image.info[_RAWMODE] = modes.pop()
         image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None

@@ -371,6 +371,22 @@ def test_48bit_rgb_png_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
     assert "is 16-bit" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_tiff_is_read_at_16_bits(tiny_folder, tmp_path, capsys, channels):
+    """PIL decodes a 16-bit colour TIFF to its high bytes: it was harmonized at 8 bits, and nothing said so."""
+    import cv2
+
+    from phnet.imageio import read_image
+
+    rgb = np.random.default_rng(2).integers(0, 65536, (H, W, channels), dtype=np.uint16)
+    comp, mask, out = tmp_path / "rgb48.tif", tmp_path / "mask.png", tmp_path / "out.tif"
+    cv2.imwrite(str(comp), rgb[..., [2, 1, 0, 3][:channels]])  # compressed, as libtiff writes it
+    _mask().save(mask)
+    assert np.array_equal(read_image(comp), rgb)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert "is 16-bit" in capsys.readouterr().out
+
+
 def test_16bit_input_needs_no_uint16_where_kernel(tiny_folder, tmp_path, monkeypatch):
     """torch.where has no uint16 kernel in the torch versions many hosts run; the library must not need one."""
     where = torch.where
