@@ -227,25 +227,58 @@ def _eight_bit(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _save(result: np.ndarray, target: Path, keep: dict) -> None:
+def _save(result: np.ndarray, target: Path, keep: dict) -> list[str]:
+    """:func:`_write` of an array, at 8 bits per channel."""
     from PIL import Image
 
     result = _eight_bit(result)
     if result.ndim == 3 and result.shape[-1] == 4 and _FORMATS[target.suffix.lower()] in _NO_ALPHA:
         result = result[..., :3]  # an opaque alpha: _transparent_into_no_alpha refused any other
-    _write(Image.fromarray(result), target, keep)
+    return _write(Image.fromarray(result), target, keep)
 
 
-def _write(picture, target: Path, keep: dict) -> None:
-    """Save a PIL picture to ``target`` whole or not at all, with ``keep`` (ICC profile, EXIF) where its format
-    holds them; an ICC profile only where it describes the picture's colours (not a grey or CMYK one on RGB)."""
+def _write(picture, target: Path, keep: dict) -> list[str]:
+    """Save a PIL picture to ``target`` whole or not at all, with what of ``keep`` (see ``read_picture``) its
+    format holds and what still describes it: an ICC profile only where it describes the picture's colours (not
+    a grey or CMYK one on RGB), PNG text in a PNG. Returns what was left out, a phrase each."""
     fmt = _FORMATS[target.suffix.lower()]
-    options = dict(_OPTIONS.get(fmt, {}))
-    if fmt != "BMP":
+    options, left = dict(_OPTIONS.get(fmt, {})), []
+    profile = keep.get("icc_profile")
+    if profile:
         space = b"GRAY" if picture.mode in ("L", "LA") else b"RGB "
-        options.update((k, v) for k, v in keep.items() if k != "icc_profile" or v[16:20] == space)
+        kind = profile[16:20].decode("ascii", "replace").strip()
+        if fmt == "BMP":
+            left.append(f"the {kind} colour profile, which BMP cannot hold")
+        elif profile[16:20] != space:
+            left.append(f"the {kind} colour profile, which does not describe the {picture.mode} result")
+        else:
+            options["icc_profile"] = profile
+    if keep.get("exif"):
+        if fmt == "BMP":
+            left.append("the EXIF, which BMP cannot hold")
+        else:
+            options["exif"] = keep["exif"]
+    if keep.get("text"):
+        if fmt == "PNG":
+            options["pnginfo"] = _png_text(keep["text"])
+        else:
+            left.append(f"the PNG text ({', '.join(keep['text'])}), which only a .png holds")
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, lambda tmp: picture.save(tmp, format=fmt, **options))
+    return left
+
+
+def _png_text(text: dict):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)  # tEXt, or iTXt where the value is not Latin-1
+    return info
+
+
+def _left_out(target: Path, composite: Path, left: list[str]) -> str:
+    return f"note: from {composite}, {target} leaves out {'; and '.join(left)}"
 
 
 def _verdict(corrections, harmonizer) -> str:
@@ -261,10 +294,12 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold)
-    _save(result, job.target, keep)
+    left = _save(result, job.target, keep)
     say(f"{job.composite.name}: {_verdict(corrections, harmonizer)}")
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
+    if left:
+        say(_left_out(job.target, job.composite, left))
     if job.compare is not None:
         from PIL import Image
 
@@ -272,7 +307,8 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
 
         m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
         _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
-                            after_label=corrections[0].label()), job.compare, keep)
+                            after_label=corrections[0].label()), job.compare,
+               {k: v for k, v in keep.items() if k != "text"})  # a comparison is no generator's picture
 
 
 def _natural_key(path: Path) -> list:
@@ -309,6 +345,13 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
     corrections, failed, unchanged = [], [], []
+    left_out: set[str] = set()  # what the frames' files could not carry
+    sixteen_bit = []
+
+    def save(result: np.ndarray, job: _Job, keep: dict, image: np.ndarray) -> None:
+        left_out.update(_save(result, job.target, keep))
+        if image.dtype == np.uint16:
+            sixteen_bit.append(job.composite.name)
 
     def fail(job: _Job, e: Exception) -> None:  # this frame is bad; the others may not be
         named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
@@ -324,7 +367,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 out = pixels.clone()
                 with torch.inference_mode():
                     harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, args.strength)
-                _save(finish(out), frames[j].target, keep)
+                save(finish(out), frames[j], keep, image)
             except (ValueError, OSError) as e:
                 fail(frames[j], e)
 
@@ -332,7 +375,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         try:
             image, mask, keep = _load_pair(job.composite, job.mask)
             if not bool((mask > 0).any()):  # the subject is out of the picture: the frame stays as it is
-                _save(image, job.target, keep)
+                save(image, job, keep, image)
                 unchanged.append(job.composite.name)
                 continue
             pixels, peak, masks, mask_peak, _ = frame_of(image, mask)  # a mask with no background is refused here
@@ -347,7 +390,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             continue
         corrections.append(found.report)
         if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
-            _save(image, job.target, keep)
+            save(image, job, keep, image)
             continue
         held[len(frames)] = found
         frames.append(job)
@@ -362,6 +405,11 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
               + (", ..." if len(unchanged) > 10 else ""))
     if corrections:
         print(f"frames: {_verdict(corrections, harmonizer)} (before smoothing)")
+    if sixteen_bit:
+        print(f"note: {len(sixteen_bit)} frames are 16-bit ({', '.join(sixteen_bit[:3])}"
+              f"{', ...' if len(sixteen_bit) > 3 else ''}); they are written with 8 bits per channel")
+    if left_out:
+        print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:
         names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)

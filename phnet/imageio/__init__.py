@@ -30,7 +30,8 @@ Masks (white / 1 = the subject)
 Files (``read_image``, ``read_picture``, ``read_mask``)
     - EXIF orientation is applied, 16-bit files (grey, and PNG's and TIFF's 48/64-bit colour) decode to
       uint16, palettes expand.
-      ``read_picture`` also gives the ICC profile and EXIF a result saved from the pixels should carry.
+      ``read_picture`` also gives the ICC profile, EXIF and PNG text a result saved from the pixels should
+      carry.
     - A camera JPEG holding previews (MPO) is read as its main picture; animations and multi-page TIFFs
       are refused.
     - A mask file must be grey: a colour picture is refused. With transparent pixels, the alpha is the

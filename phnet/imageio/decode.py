@@ -28,9 +28,9 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
-    """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same: the
-    file's ICC profile (``icc_profile``) and EXIF (``exif``, its orientation reset: the pixels are upright),
-    as keyword arguments of PIL's ``save``."""
+    """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same and keep
+    its history: the file's ICC profile (``icc_profile``), EXIF (``exif``, its orientation reset: the pixels
+    are upright) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``)."""
     image = open_picture(path)
     return _pixels(path, image), _metadata(image)
 
@@ -42,7 +42,7 @@ def _pixels(path: str | Path, image) -> np.ndarray:
 
 
 def _metadata(image) -> dict:
-    kept = {}
+    kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
     if image.info.get("exif"):  # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy)
@@ -53,6 +53,9 @@ def _metadata(image) -> dict:
             kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
+    text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
+    if text:
+        kept["text"] = text
     return kept
 
 
