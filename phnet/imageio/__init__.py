@@ -15,7 +15,7 @@ Images
     - PIL images are turned upright by their EXIF orientation. Palettes, CMYK and other modes become
       RGB (RGBA when they carry transparency). 16-bit grey PIL images are read at 16 bits where the
       result is an array; ``image_to_tensor`` refuses them because PIL has no 16-bit RGB mode to give
-      the result back in.
+      the result back in. A PIL result carries its input's ICC profile in ``info`` where it describes RGB.
 
 Masks (white / 1 = the subject)
     - One channel: ``H×W``, ``B×H×W``, ``B×1×H×W``, ``B×H×W×1``, ``H×W×1`` or ``1×H×W``. A mask shaped

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .decode import is_pil
-from .images import LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak
+from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
+                     pil_info, pil_result)
 
 _NATIVE_DTYPES = (torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -68,7 +69,8 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
         if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also False for NaN
             return None
         peak = 1.0
-    return pixels, peak, ImageForm(kind, layout, data.dtype, pixels.shape[-1], data, t.device)
+    info = pil_info(image) if kind == "pil" else None
+    return pixels, peak, ImageForm(kind, layout, data.dtype, pixels.shape[-1], data, t.device, info)
 
 
 def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
@@ -78,9 +80,7 @@ def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
         return out.to(form.device)
     array = out.cpu().numpy()
     if form.kind == "pil":
-        from PIL import Image
-
-        return Image.fromarray(array, "RGBA" if form.channels == 4 else "RGB")
+        return pil_result(array, form)
     return array
 
 

@@ -28,6 +28,23 @@ class ImageForm:
     channels: int  # 1 (grey), 3 or 4 (alpha kept aside and put back untouched)
     original: Any  # the input's pixels (array or tensor): outside the mask they are copied verbatim
     device: Any = None
+    info: dict | None = None  # a PIL input's ICC profile, for the RGB result's ``info`` (see pil_info)
+
+
+def pil_info(image: Any) -> dict:
+    """What of a PIL picture's ``info`` its RGB result carries: its ICC profile where that describes RGB
+    colours (PIL's PNG writer embeds it from there; other writers take ``info["icc_profile"]`` when given)."""
+    profile = image.info.get("icc_profile")
+    return {"icc_profile": profile} if profile and profile[16:20] == b"RGB " else {}
+
+
+def pil_result(array: np.ndarray, form: ImageForm) -> Any:
+    """An H×W×3/4 uint8 result as a PIL picture, with its input's :func:`pil_info`."""
+    from PIL import Image
+
+    picture = Image.fromarray(array, "RGBA" if form.channels == 4 else "RGB")
+    picture.info.update(form.info or {})
+    return picture
 
 
 
@@ -75,7 +92,7 @@ def image_to_tensor(
     t = _image_unit(t, dtype, name)
     alpha = t[:, 3:4] if channels == 4 else None
     rgb = t[:, :3] if channels >= 3 else t.expand(-1, 3, -1, -1)
-    form = ImageForm(kind, layout, dtype, channels, data, device)
+    form = ImageForm(kind, layout, dtype, channels, data, device, pil_info(image) if kind == "pil" else None)
     return rgb.contiguous(), alpha, form
 
 
@@ -108,9 +125,7 @@ def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageFo
     if form.kind == "torch":
         return out
     if form.kind == "pil":
-        from PIL import Image
-
-        return Image.fromarray(out.numpy(), "RGBA" if form.channels == 4 else "RGB")
+        return pil_result(out.numpy(), form)
     return out.numpy()
 
 

@@ -53,6 +53,22 @@ def test_pil_modes(harmonizer, mode):
         assert np.array_equal(np.asarray(out)[..., 3], np.asarray(img)[..., 3])
 
 
+@pytest.mark.parametrize("mode", ["RGB", "P", "L"])
+def test_a_pil_result_carries_its_inputs_rgb_colour_profile(harmonizer, tmp_path, mode):
+    """The result's info had no ICC profile: saved as PNG, a Display P3 or Adobe RGB portrait lost its colours."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profile = srgb if mode != "L" else srgb[:16] + b"GRAY" + srgb[20:]
+    img = Image.fromarray(photo(48, 40)).convert(mode)
+    img.info["icc_profile"] = profile
+    m = Image.fromarray((subject_mask(48, 40) * 255).astype(np.uint8))
+    out = harmonizer(img, m)
+    assert out.info.get("icc_profile") == (profile if mode != "L" else None)  # a grey one does not describe RGB
+    out.save(tmp_path / "out.png")
+    assert Image.open(tmp_path / "out.png").info.get("icc_profile") == out.info.get("icc_profile")
+
+
 def test_mask_as_pil_mode_1_and_rgba_alpha(harmonizer):
     img = Image.fromarray(photo(32, 48))
     m = Image.fromarray(subject_mask(32, 48) > 0).convert("1")
