@@ -19,6 +19,15 @@ def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
     return mask, reference_mask, notes + note
 
 
+def _one_per_mask(image, mask):
+    """One image and a batch of N masks (several subjects from SAM, a batch of masks): the image repeated, to be
+    harmonized once per mask, as ComfyUI's core nodes repeat a batch of one."""
+    if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4 or mask.ndim < 2:
+        return image
+    count = mask.reshape(-1, *mask.shape[-2:]).shape[0]
+    return image.expand(count, -1, -1, -1) if image.shape[0] == 1 and count > 1 else image
+
+
 def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
     """The library call, and its report (with ``notes`` on the inputs) as a STRING output and as text on the
     node."""
@@ -84,9 +93,9 @@ THRESHOLD = ("FLOAT", {
 REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the do-no-harm threshold held it back, "
                   "why and what to do. Also shown on the node.")
 WORKING_SIZE = ("INT", {
-    "default": 0, "min": 0, "max": 4096, "step": 8,
-    "tooltip": "Resolution (square side, a multiple of 8 from 16) the network runs at; 0 = the resolution the "
-               "weights were trained at. Lower it to save memory.",
+    "default": 0, "min": 0, "max": 4096, "step": 16,  # from 0 a step of 8 reached 8, which the network refuses
+    "tooltip": "Resolution (square side, in steps of 16) the network runs at; 0 = the resolution the weights were "
+               "trained at. Lower it to save memory.",
 })
 
 
@@ -94,14 +103,15 @@ class PHNetHarmonize:
     DESCRIPTION = (
         "Harmonizes the colours and lighting of the masked subject (mask = 1) to match the rest of the image "
         "with PHNet. Pixels outside the mask are returned unchanged. The network runs at its working resolution "
-        "and the correction is applied at full resolution. A single mask is shared by a whole batch; the mask "
-        "must have the image's size. An optional reference mask picks the part of the background to match."
+        "and the correction is applied at full resolution. A single mask is shared by a whole batch, and a single "
+        "image is harmonized once for each mask of a batch; the mask must have the image's size. An optional reference mask picks the part of the background to match."
     )
     CATEGORY = "PHNet"
     FUNCTION = "harmonize"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "report")
-    OUTPUT_TOOLTIPS = ("The harmonized image(s), same size and batch as the input image.", REPORT_TOOLTIP)
+    OUTPUT_TOOLTIPS = ("The harmonized image(s), the input's size; one per image, or per mask for one image and a "
+                       "batch of masks.", REPORT_TOOLTIP)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -117,6 +127,7 @@ class PHNetHarmonize:
 
     def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
         mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask)
+        image = _one_per_mask(image, mask)
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         return _run("PHNet Harmonize", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)

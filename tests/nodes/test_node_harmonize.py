@@ -89,6 +89,23 @@ def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env, portrait):
     assert not torch.allclose(out[:, ~outside], img[:, ~outside])
 
 
+def test_one_image_is_harmonized_once_per_mask_of_a_batch(nodes, phnet_model, portrait):
+    """Several subjects' masks (SAM, a mask batch) for one image were refused: "3 masks for 1 image"."""
+    img, subject = portrait(b=1, h=40, w=56)
+    masks = torch.stack([subject[0], subject[0].roll(12, 1), torch.zeros_like(subject[0])])
+    out, report = nodes["PHNetHarmonize"].harmonize(phnet_model, img, masks)["result"]
+    assert out.shape == (3, *img.shape[1:])
+    for k in range(2):
+        alone, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, img, masks[k : k + 1])["result"]
+        torch.testing.assert_close(out[k : k + 1], alone, atol=1e-6, rtol=0)
+    assert torch.equal(out[2:], img) and "1 with an empty mask" in report
+
+
+def test_the_working_size_widget_steps_between_sizes_the_network_takes(nodes):
+    spec = nodes["PHNetHarmonize"].INPUT_TYPES()["optional"]["working_size"][1]
+    assert spec["min"] == 0 and spec["step"] >= 16 and spec["step"] % 8 == 0  # 0, then 16: never 8
+
+
 def test_harmonize_strength_and_working_size(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     node = nodes["PHNetHarmonize"]
