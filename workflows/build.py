@@ -188,7 +188,7 @@ def _report(id_, pos, harmonize, size=(380, 200)):
 
 
 PHNET_DEFAULT = {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"}
-LOADER_TITLE = "PHNet weights (official-ffhqh512: full corrections)"  # the switch, on the canvas
+LOADER_TITLE = "PHNet weights: pick official-ffhqh512 for full corrections"  # the switch, on the canvas
 SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
             "device": "auto"}
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
