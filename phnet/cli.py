@@ -515,8 +515,10 @@ def _check_device(device: str | None) -> None:
 
 
 def convert(args: argparse.Namespace) -> int:
-    from .weights import convert_official, is_official_file_name, push_to_hub, upload_failed
+    from .weights import check_upload, convert_official, is_official_file_name, push_to_hub, upload_failed
 
+    if args.push_to_hub:
+        check_upload(args.push_to_hub)
     model = convert_official(args.checkpoint, args.out_dir, config=args.config, overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out_dir}/config.json + model.safetensors ({model.config.name}, {n:,} parameters)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import tempfile
 import warnings
@@ -365,6 +366,25 @@ def push_to_hub(
         (Path(tmp) / "README.md").write_text(model_card(model.config, base_model), encoding="utf-8")
         api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
     return str(url)
+
+
+def check_upload(repo_id: str, token: str | bool | None = None) -> None:
+    """Refuse an upload that cannot happen before any work is done for it (a training run, a conversion): a
+    name the Hub does not take, offline mode, no token. A ``ValueError`` naming the fix."""
+    from huggingface_hub.utils import HFValidationError, get_token, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise ValueError(f"{repo_id!r} is not a Hub repo id ({str(e).splitlines()[0].rstrip('.')}); give "
+                         "owner/name, e.g. you/phnet-portraits") from None
+    if sources.hub_offline():
+        raise ValueError(f"nothing can be uploaded to {repo_id} offline (HF_HUB_OFFLINE="
+                         f"{os.environ.get('HF_HUB_OFFLINE')}): unset it, or upload later with python -m "
+                         "trainer.push FOLDER REPO")
+    if token in (None, True) and not get_token():
+        raise ValueError(f"no Hugging Face token to upload to {repo_id} with: log in with `hf auth login` or set "
+                         "HF_TOKEN, then run again")
 
 
 def upload_failed(repo_id: str, exc: BaseException) -> str:

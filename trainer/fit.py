@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from phnet.precision import needs_grad_scaling, training_dtype
-from phnet.weights import upload_failed
+from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
@@ -49,7 +49,10 @@ USER_ERRORS = (ValueError, OSError, RunFolderError, TooManyBadSamples, FloatingP
 
 def train(cfg: dict, *, resume: str | bool = False, overwrite: bool = False, progress: bool = True,
           push_to_hub: str | None = None, hub_private: bool = False) -> dict:
-    """Run one training as ``cfg`` says; return the final step, best validation fMSE and last scores."""
+    """Run one training as ``cfg`` says; return the final step, best validation fMSE and last scores (and
+    ``hub_url``, or ``hub_error`` when the upload failed: the run is saved either way)."""
+    if push_to_hub:
+        check_upload(push_to_hub)  # not after hours of training
     check_data_folders(cfg["data"])  # before the run folder is touched
     env = Dist(cfg["train"].get("device", ""), float(cfg["train"]["process_timeout_minutes"]))
     run = RunFolder(cfg["train"]["out_dir"])
@@ -343,7 +346,7 @@ def run_cli(args: argparse.Namespace) -> int:
                    push_to_hub=args.push_to_hub, hub_private=args.hub_private)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, default=str))
-    return 0
+    return 1 if "hub_error" in result else 0  # asked for, the upload failed: a script must not read success
 
 
 def check_out_outside_data(cfg: dict) -> None:

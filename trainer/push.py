@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from phnet.weights import upload_failed
+from phnet.weights import check_upload, upload_failed
 from trainer.checkpoint import push_to_hub
 
 
@@ -28,8 +28,9 @@ def main(argv=None) -> int:
     p.add_argument("--token", default=None)
     args = p.parse_args(argv)
     try:
+        check_upload(args.repo, args.token)
         url = push_to_hub(args.checkpoint, args.repo, private=args.private or None, token=args.token)
-    except (FileNotFoundError, PermissionError) as exc:
+    except (FileNotFoundError, PermissionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # no network, no login, no such repo

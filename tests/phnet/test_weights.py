@@ -478,7 +478,7 @@ class FakeHfApi:
 
 
 @pytest.fixture()
-def fake_hub(tmp_path, monkeypatch):
+def fake_hub(tmp_path, monkeypatch, hub_login):
     import huggingface_hub
 
     FakeHfApi.calls = []
@@ -524,7 +524,7 @@ def test_push_to_hub_keeps_the_accounts_default_and_never_uploads_private_weight
 
 
 def test_convert_keeps_its_result_and_says_how_to_push_it_when_the_upload_fails(tiny_model, tmp_path, monkeypatch,
-                                                                            capsys):
+                                                                            capsys, hub_login):
     from phnet import cli
 
     def unreachable(*args, **kwargs):
@@ -536,6 +536,16 @@ def test_convert_keeps_its_result_and_says_how_to_push_it_when_the_upload_fails(
     err = capsys.readouterr().err
     assert "the upload to me/x failed (ConnectionRefusedError" in err and "python -m trainer.push" in err
     assert load_model(tmp_path / "out") is not None
+
+
+def test_convert_refuses_an_upload_that_cannot_happen_before_converting(tiny_model, tmp_path, monkeypatch, capsys):
+    from phnet import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.save(tiny_model.state_dict(), tmp_path / "ffhqh512.pth")
+    assert cli.main(["convert", str(tmp_path / "ffhqh512.pth"), str(tmp_path / "out"), "--push-to-hub", "me/x"]) == 2
+    assert "nothing can be uploaded to me/x offline" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path):

@@ -151,7 +151,7 @@ def test_atomic_checkpoint_and_cleanup(tmp_path):
     assert [s for s, _ in ckpt.step_checkpoints(tmp_path)] == [15, 20]
 
 
-def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch):
+def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch, hub_login):
     import huggingface_hub
 
     from phnet import PHNet, PHNetConfig
@@ -191,6 +191,18 @@ def test_push_to_hub_with_mocked_api(tmp_path, monkeypatch):
     assert push_main([str(weights), "someone/calibrated"]) == 0
     assert calls["create"] == ("someone/calibrated", {"exist_ok": True, "repo_type": "model"})
     assert calls["upload"][2]["commit_message"] == "Upload PHNet weights (calibrated)"
+
+
+def test_push_names_a_bad_repo_id_not_the_network(tmp_path, capsys, hub_login):
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from trainer.push import main as push_main
+
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
+    weights = save_pretrained(model, tmp_path / "w")
+    assert push_main([str(weights), "my phnet"]) == 2
+    err = capsys.readouterr().err
+    assert "'my phnet' is not a Hub repo id" in err and "owner/name" in err and "network" not in err
 
 
 def test_curves_png(tmp_path):

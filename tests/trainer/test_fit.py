@@ -296,7 +296,7 @@ def test_bad_sample_policy_in_training(shift_set, tmp_path):
     assert sum(r.get("skipped_samples", 0) for r in log if r["type"] == "train") >= 1
 
 
-def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys):
+def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys, hub_login):
     import huggingface_hub
 
     from trainer.fit import main
@@ -328,7 +328,7 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
                "--set", "train.val_every=2", "--set", "data.num_workers=0", "--no-progress",
                "--push-to-hub", "me/tiny-phnet"])
     out, err = capsys.readouterr()
-    assert rc == 0 and '"hub_error": "ConnectionError' in out
+    assert rc == 1 and '"hub_error": "ConnectionError' in out  # asked for and failed: not a success
     assert f"upload it later with python -m trainer.push {tmp_path / 'q' / 'best'} me/tiny-phnet" in err
     assert main(["--config", "tiny_cpu", "--steps", "3"]) == 2  # no data
     assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--set", "train.nope=1"]) == 2
@@ -454,3 +454,24 @@ def test_every_checkpoint_records_the_score_of_the_weights_it_holds(shift_set, t
     assert info["weights"] == "trained" and "ema_val" not in info
     assert validate(load_model(plain / "checkpoints" / "step-00000002").eval(), loader,
                     torch.device("cpu"))["fmse"] == pytest.approx(info["val"]["fmse"], rel=1e-5)
+
+
+@pytest.mark.parametrize("repo, env, words", [
+    ("my phnet", {"HF_TOKEN": "hf_test"}, "'my phnet' is not a Hub repo id"),
+    ("me/tiny-phnet", {"HF_TOKEN": "hf_test", "HF_HUB_OFFLINE": "1"}, "offline (HF_HUB_OFFLINE=1)"),
+    ("me/tiny-phnet", {}, "no Hugging Face token"),
+])
+def test_an_upload_that_cannot_happen_is_refused_before_training(shift_set, tmp_path, monkeypatch, capsys, repo, env,
+                                                                 words):
+    """The repo id, the offline switch and the login were first met after the whole run, which then exited 0."""
+    from trainer.fit import main
+
+    for name in ("HF_TOKEN", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login either
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "run"), "--steps", "2",
+               "--set", "data.num_workers=0", "--no-progress", "--push-to-hub", repo])
+    assert rc == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
