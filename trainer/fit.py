@@ -86,6 +86,8 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     done = loop.run()
     result = {"step": done["step"], "out_dir": str(run.root), "best_val_fmse": done["best_val_fmse"],
               "last_val": done["last_val"]}
+    if done["stopped_by_signal"] is not None:
+        result["stopped_by_signal"] = done["stopped_by_signal"]
     if env.main:
         finish(run.root, log, result, push_to_hub, hub_private)
     return result
@@ -148,6 +150,11 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     """Rank 0: the closing log record, and the upload when asked."""
     log.write({"type": "event", "step": result["step"], "event": "end", "best_val_fmse": result["best_val_fmse"]},
               curves=True)
+    if push_to_hub and "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
+        print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
+              "with --resume (it uploads at the end), or upload it as it is with python -m trainer.push "
+              f"{out_dir / 'best'} {push_to_hub}", file=sys.stderr)
+        return
     if push_to_hub:
         source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
         try:
@@ -346,6 +353,11 @@ def run_cli(args: argparse.Namespace) -> int:
                    push_to_hub=args.push_to_hub, hub_private=args.hub_private)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, default=str))
+    if "stopped_by_signal" in result:  # the shell's code for a command a signal stopped
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"[trainer] stopped at step {result['step']} of {cfg['train']['steps']}: continue it with --resume",
+                  file=sys.stderr)
+        return 128 + int(result["stopped_by_signal"])
     return 1 if "hub_error" in result else 0  # asked for, the upload failed: a script must not read success
 
 

@@ -87,6 +87,7 @@ class StopSignal:
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.requested = False
+        self.signum: int | None = None  # the signal that asked for the stop
         self._old: dict = {}
         self._pid = os.getpid()
 
@@ -102,7 +103,7 @@ class StopSignal:
             return
         if self.requested:
             raise KeyboardInterrupt(f"signal {signum} received twice")
-        self.requested = True
+        self.requested, self.signum = True, signum
         print(f"[trainer] signal {signum}: saving a checkpoint and stopping (send it again to stop at once)",
               file=sys.stderr)
 
@@ -180,8 +181,9 @@ class TrainingLoop:
         finally:
             if self.bar is not None:
                 self.bar.close()
+        stopped = self.stop.signum if self.stop.requested and self.pos.step < self.total_steps else None
         return {"step": self.pos.step, "best_val_fmse": None if math.isinf(self.best) else self.best,
-                "last_val": self.last_val}
+                "last_val": self.last_val, "stopped_by_signal": stopped}
 
     def after_step(self, started: float) -> None:
         """Log, check the time budget, validate and checkpoint as the intervals say."""

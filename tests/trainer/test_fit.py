@@ -475,3 +475,19 @@ def test_an_upload_that_cannot_happen_is_refused_before_training(shift_set, tmp_
                "--set", "data.num_workers=0", "--no-progress", "--push-to-hub", repo])
     assert rc == 2 and words in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_stopped_by_a_signal_is_not_uploaded(tmp_path, monkeypatch, capsys, hub_login):
+    """Ctrl-C checkpointed the run, uploaded it as if it were done, and exited 0."""
+    import huggingface_hub
+
+    from trainer.fit import finish
+
+    class Log:
+        def write(self, record, curves=False):
+            pass
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: pytest.fail("a stopped run was uploaded"))
+    result = {"step": 40, "best_val_fmse": 100.0, "stopped_by_signal": 2}
+    finish(tmp_path, Log(), result, "me/tiny-phnet", False)
+    assert "nothing was uploaded to me/tiny-phnet" in capsys.readouterr().err and "hub_url" not in result
