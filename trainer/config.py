@@ -41,15 +41,34 @@ def available_configs() -> list[str]:
 
 
 def resolve_config_path(name: str | Path) -> Path:
+    """A config file: a .toml path, a name from trainer/configs, or an earlier run (its folder, or the
+    ``run_config.json`` it recorded: the same settings for a new run)."""
     p = Path(name).expanduser()
-    if p.suffix == ".toml" and p.exists():
-        return p
-    if p.exists() and p.is_file():
+    if p.is_dir():
+        recorded = run_config_path(p)
+        if recorded is None:
+            raise FileNotFoundError(f"{p} is a folder that holds no run config ({RUN_CONFIG_NAME}): give a run folder "
+                                    f"trainer.fit wrote, a .toml file, or one of {available_configs()}")
+        return recorded
+    if p.is_file():
         return p
     q = CONFIG_DIR / f"{name}.toml"
     if q.exists():
         return q
-    raise FileNotFoundError(f"config {name!r} not found (a .toml path or one of {available_configs()})")
+    raise FileNotFoundError(f"config {name!r} not found (a .toml path, a run folder, or one of {available_configs()})")
+
+
+def read_config_file(path: Path) -> dict:
+    """A TOML config, or a run's recorded JSON one."""
+    if path.suffix == ".json":
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{path}: invalid JSON ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path} holds no trainer config (a JSON table of sections)")
+        return cfg
+    return _read_toml(path)
 
 
 def _read_toml(path: Path) -> dict:
@@ -104,7 +123,7 @@ def load_config(name: str | Path | None = None, sets: list[str] | tuple = (), ov
     defaults = _read_toml(DEFAULT_PATH)
     cfg = defaults
     if name:
-        cfg = deep_merge(cfg, _read_toml(resolve_config_path(name)), strict=True)
+        cfg = deep_merge(cfg, read_config_file(resolve_config_path(name)), strict=True)
     if overrides:
         cfg = deep_merge(cfg, overrides, strict=True)
     for item in sets:
@@ -174,8 +193,11 @@ def validate(cfg: dict, defaults: dict | None = None) -> None:
     for key in PAIRS:
         value = lookup(cfg, key)
         ordered = key in ORDERED_PAIRS
-        if len(value) != 2 or (ordered and value[0] > value[1]):
+        if len(value) != 2:
             raise ValueError(f"{key} must be two values{' [low, high]' if ordered else ''}, got {toml_text(value)}")
+        if ordered and value[0] > value[1]:
+            raise ValueError(f"{key} is [low, high]: its first value must not be above its second, got "
+                             f"{toml_text(value)} (did you mean {toml_text(value[::-1])}?)")
     check_tables(cfg)
 
 

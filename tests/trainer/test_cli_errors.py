@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 
 import pytest
@@ -28,6 +29,7 @@ def fit_main(capsys, *args: str) -> tuple[int, str]:
     (["--set", 'train.steps="ten"'], ["train.steps must be an integer", "got \"ten\""]),
     (["--lr", "-1"], ["train.lr must be above 0"]),
     (["--set", "data.hflip=2"], ["data.hflip must be from 0 to 1"]),
+    (["--set", "data.crop_scale=[1.0, 0.5]"], ["data.crop_scale is [low, high]", "did you mean [0.5, 1.0]?"]),
     (["--set", "train.amp=1"], ["train.amp must be true or false"]),
     (["--device", "nonsense"], ["train.device 'nonsense': not a device name torch knows", "use cpu"]),
 ])
@@ -173,3 +175,19 @@ def test_a_refused_resume_of_an_older_checkpoint_moves_nothing(shift_set, tmp_pa
                        str(out / "checkpoints" / "step-00000002"))
     assert line.endswith("the run already reached step 2 of train.steps=2; raise --steps to train further")
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
+def test_an_earlier_runs_folder_is_a_config_for_a_new_run(shift_set, tmp_path, capsys):
+    """--config RUN was refused: a run's recorded settings could only be copied out by hand."""
+    from trainer.fit import main
+
+    first = tmp_path / "first"
+    assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(first), "--steps", "1",
+                 "--lr", "0.0005", "--set", "data.num_workers=0", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(first), "--out", str(tmp_path / "second"), "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["train"]["lr"] == 0.0005 and cfg["train"]["out_dir"] == str(tmp_path / "second")
+    assert cfg["data"]["root"] == str(shift_set)
+    _, line = fit_main(capsys, "--config", str(tmp_path), "--data", str(shift_set))
+    assert "holds no run config" in line
