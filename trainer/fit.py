@@ -30,7 +30,7 @@ from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
 from trainer.data import build_dataset, check_data_folders, collate
 from trainer.data.common import spread_sample
-from trainer.data.folder import FolderDataset, copies_across
+from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
 from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
 from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
@@ -177,7 +177,18 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
     train_set = build_dataset(d_cfg, "train", **shown)
     val_set = build_dataset(d_cfg, "val", **shown)
     if env.main and isinstance(val_set, FolderDataset) and isinstance(train_set, FolderDataset):
-        copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]  # one photo: every split
+        small = upscaled_photos(train_set, size)
+        if small:
+            (path, (width, height)) = small[0]
+            print(f"[data] {len(small)} of the training photos are smaller than the working size {size} px (e.g. "
+                  f"{path.name}, {width}x{height}): they are enlarged, and the network learns their blur; use larger "
+                  "photos, or leave these out", file=sys.stderr)
+        shared = {r.real for r in val_set.records} & {r.real for r in train_set.records}
+        if shared:  # a folder of one photo serves every split
+            print(f"[data] the validation photo is the training photo ({next(iter(shared)).name}): its scores say how "
+                  "well the run learned that photo, not how it does on others; add photos, or give held-out ones "
+                  "in data.val_root", file=sys.stderr)
+        copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]
         if copies:
             held, seen = copies[0]
             print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate among the "

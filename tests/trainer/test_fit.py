@@ -491,3 +491,28 @@ def test_a_run_stopped_by_a_signal_is_not_uploaded(tmp_path, monkeypatch, capsys
     result = {"step": 40, "best_val_fmse": 100.0, "stopped_by_signal": 2}
     finish(tmp_path, Log(), result, "me/tiny-phnet", False)
     assert "nothing was uploaded to me/tiny-phnet" in capsys.readouterr().err and "hub_url" not in result
+
+
+def test_a_folder_of_one_photo_says_its_validation_is_its_training_photo(tmp_path, capsys):
+    from procedural_portraits import write_photos
+
+    from trainer.fit import main
+
+    write_photos(tmp_path / "one", 1, seed=3)
+    assert main(["--config", "tiny_cpu", "--data", str(tmp_path / "one"), "--out", str(tmp_path / "run"), "--steps",
+                 "1", "--set", "train.warmup_steps=0", "--set", "data.num_workers=0", "--no-progress"]) == 0
+    assert "the validation photo is the training photo (" in capsys.readouterr().err
+
+
+def test_photos_smaller_than_the_working_size_are_named(tmp_path, capsys):
+    """They were enlarged without a word: the network learned their blur."""
+    from procedural_portraits import write_photos
+
+    from trainer.fit import main
+
+    write_photos(tmp_path / "photos", 6, seed=4, sizes=((48, 48), (24, 20)))
+    assert main(["--config", "tiny_cpu", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"),
+                 "--steps", "1", "--set", "train.warmup_steps=0", "--set", "data.num_workers=0", "--no-progress",
+                 "--set", "model.image_size=32"]) == 0
+    err = capsys.readouterr().err
+    assert "of the training photos are smaller than the working size 32 px" in err and "x24)" in err

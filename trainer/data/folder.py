@@ -173,6 +173,29 @@ class FolderDataset(HarmonizationDataset):
             return None  # the reference is optional; its own sample reports the problem
 
 
+def upscaled_photos(ds: FolderDataset, size: int) -> list[tuple[Path, tuple[int, int]]]:
+    """(photo, (width, height)) of each photo enlarged to fill the working ``size`` (by its short side, or its
+    long one with ``data.resize = "pad"``): the network learns from its blur. Read from the preloaded pictures,
+    else from the files' headers."""
+    from PIL import Image
+
+    side = max if ds.resize == "pad" else min
+    found = []
+    for path in dict.fromkeys(r.real for r in ds.records):
+        photo = ds.preloaded.get(path) if ds.preloaded is not None else None
+        if photo is not None and photo.real is not None:
+            height, width = photo.real.shape[:2]
+        else:
+            try:
+                with Image.open(path) as image:
+                    width, height = image.size
+            except OSError:  # its own sample reports it
+                continue
+        if side(height, width) < size:
+            found.append((path, (width, height)))
+    return found
+
+
 def copies_across(held: FolderDataset, train: FolderDataset) -> list[tuple[Path, Path]]:
     """(held-out photo, training photo) pairs of near-duplicate pictures (dHash within ``NEAR_DUPLICATE_BITS``):
     one picture saved under two names lands in two splits, and its held-out scores are no longer held-out
