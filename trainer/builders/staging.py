@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,9 @@ def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, nam
     if foreign:
         raise FileExistsError(f"{out} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} besides the "
                               f"{what}, and a rebuild replaces the whole folder: move them out first")
+    if any(out.iterdir()):
+        print(f"[build] {out} holds an earlier {what}: this build replaces it when it succeeds (if it fails, the "
+              "earlier one is kept)", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -114,7 +114,9 @@ def test_a_rebuild_replaces_the_set_whole_and_other_folders_are_refused(tmp_path
     out = tmp_path / "set"
     args = [str(img_dir), str(out), "--size", "32", "--mask-dir", str(mask_dir), "--no-progress"]
     assert main(args + ["--copies", "2"]) == 0 and len(list((out / "comp").iterdir())) == 48
+    assert "replaces it" not in capsys.readouterr().err
     assert main(args) == 0 and len(list((out / "comp").iterdir())) == 24
+    assert f"{out} holds an earlier synthetic set: this build replaces it" in capsys.readouterr().err  # it was silent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
     notes = tmp_path / "notes"
     notes.mkdir()
