@@ -82,7 +82,14 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
             f"the mask's strongest value is {strongest:.2%} of full, so it marks no subject (the result would be the "
             "composite as it was): a 16-bit mask holding 0..255 values, or one divided by 255 twice? Give 8-bit "
             "masks as uint8, 16-bit ones scaled to 0..65535 (x257), float ones in 0..1")
-    full = (flat.amin(dim=1) >= 0.5 * peak).nonzero().flatten().tolist()
+    lows = flat.amin(dim=1)
+    flat_grey = ((lows == tops) & (tops > 0) & (lows < 0.5 * peak)).nonzero().flatten().tolist()
+    if flat_grey:  # a grey picture, or a slider's value, given as the mask: every pixel a little subject
+        level = float(tops[flat_grey[0]]) / peak
+        raise ValueError(
+            f"{_which(flat_grey, masks.shape[0])} is one flat grey ({level:.0%} of full) everywhere: it tells no "
+            "subject from the background; give a mask that is white on the subject and black elsewhere")
+    full = (lows >= 0.5 * peak).nonzero().flatten().tolist()
     if full and (len(full) + len(empty) == masks.shape[0] or not allow_empty):
         raise ValueError(
             f"{_which(full, masks.shape[0])} covers the whole image: there is no background to harmonize against; "

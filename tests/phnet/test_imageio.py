@@ -145,6 +145,17 @@ def test_a_whole_mask_in_a_clip_or_batch_is_passed_on_unless_every_mask_is_whole
         io_.check_mask_coverage(masks, allow_empty=True, unit="frame")
 
 
+@pytest.mark.parametrize("level, peak", [(0.3, 1.0), (77, 255)])
+def test_a_flat_grey_mask_is_refused(level, peak):
+    """One grey level everywhere (a grey picture given as the mask) made every pixel a little subject, silently."""
+    masks = torch.zeros(2, 1, 8, 8)
+    masks[:, :, 2:4, 2:4] = peak
+    masks[1] = level
+    with pytest.raises(ValueError, match=r"batch index 1 \(of 2, counting from 0\) is one flat grey \(30% of full\)"):
+        io_.check_mask_coverage(masks, peak, allow_empty=True)
+    io_.check_mask_coverage(masks[:1], peak)  # a subject and its background
+
+
 def test_pil_alpha_is_the_mask_unless_opaque():
     rgba = np.zeros((4, 6, 4), np.uint8)
     rgba[..., 3] = 0
