@@ -319,7 +319,7 @@ def _reference_for(job: _Job) -> np.ndarray | None:
     """The reference mask of one composite (planned by _plan), decoded."""
     from .imageio import read_mask
 
-    return None if job.reference is None else read_mask(job.reference)
+    return None if job.reference is None else read_mask(job.reference, "reference mask", "the region to match")
 
 
 def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:

@@ -209,8 +209,8 @@ def pil_mask_pixels(image) -> np.ndarray:
 _NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
 
 
-def file_mask_pixels(image, name: str) -> np.ndarray:
-    """A mask file's one channel. In-memory PIL masks keep :func:`pil_mask_pixels`' rules; a file, more
+def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
+    """A mask file's one channel (``white``: what its white marks, for the messages). In-memory PIL masks keep :func:`pil_mask_pixels`' rules; a file, more
     likely a picture made for another purpose, is held to stricter ones:
 
     - Opaque (or no alpha): the grey level is the mask; a colour picture (channels more than 8 levels
@@ -236,7 +236,7 @@ def file_mask_pixels(image, name: str) -> np.ndarray:
     colour = (rgb.max(-1).astype(np.int16) - rgb.min(-1)) > _NOISE
     if alpha is None or alpha.min() == 255:
         if colour.mean() > 0.01:
-            raise ValueError(f"{name} is a colour picture; save it as black and white (white = subject)")
+            raise ValueError(f"{name} is a colour picture; save it as black and white (white = {white})")
         return grey
     painted = np.round(grey * (alpha / 255.0)).astype(np.uint8)
     if (np.abs(painted.astype(np.int16) - alpha) > _NOISE).mean() <= 0.01:
@@ -253,6 +253,6 @@ def file_mask_pixels(image, name: str) -> np.ndarray:
         return alpha
     raise ValueError(
         f"{name} has transparent pixels, and it cannot be told whether its alpha (a cut-out) or its painted "
-        "grey (a black-and-white mask) is the mask; save it without alpha, white = subject on black, or as a "
+        f"grey (a black-and-white mask) is the mask; save it without alpha, white = {white} on black, or as a "
         "cut-out: the subject opaque on a transparent background"
     )

@@ -186,8 +186,9 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
 
 
 
-def read_mask(path: str | Path) -> np.ndarray:
+def read_mask(path: str | Path, kind: str = "mask", white: str = "subject") -> np.ndarray:
     """Decode a mask file → float32 H×W in [0, 1], upright by EXIF (the mask rules, and
-    :func:`~phnet.imageio.decode.file_mask_pixels`' for colour and transparency)."""
-    name = f"mask {path}"
-    return mask_to_array(file_mask_pixels(open_picture(path), name), name=name)
+    :func:`~phnet.imageio.decode.file_mask_pixels`' for colour and transparency). ``kind`` and ``white`` name
+    the mask and what its white marks in the messages (a "reference mask" marks "the region to match")."""
+    name = f"{kind} {path}"
+    return mask_to_array(file_mask_pixels(open_picture(path), name, white), name=name)

@@ -78,6 +78,19 @@ def test_reference_mask_file(tiny_folder, tmp_path):
                   "--reference", str(tmp_path / "missing.png")])
 
 
+def test_a_colour_reference_is_refused_in_a_references_words(tiny_folder, tmp_path):
+    """The message said "(white = subject)" of a mask that marks the region to match."""
+    comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png"
+    Image.fromarray(_frame(0)).save(comp)
+    Image.fromarray(_mask()).save(mask)
+    Image.fromarray(_frame(1)).save(ref)  # a photo, not a mask
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "o.png"), "--weights", str(tiny_folder),
+                  "--device", "cpu", "--reference", str(ref)])
+    assert f"reference mask {ref} is a colour picture" in str(stop.value)
+    assert str(stop.value).endswith("(white = the region to match)")
+
+
 def _run(*args) -> int:
     return cli.main(["harmonize", *map(str, args), "--device", "cpu"])
 
