@@ -194,8 +194,8 @@ def resolve(
     """Say what ``source`` is, without loading or downloading.
 
     Order: nothing / the default label → the bundled default; an existing path (``~`` expanded); a name
-    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` is used unless the
-    text carries ``@revision``; a revision with a local path is refused, as it would be ignored).
+    found in ``search_dirs``; an official checkpoint's name; a Hub repo id (``revision=`` or the text's
+    ``@revision``; two different ones, or a revision with a local path, are refused: one would be ignored).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
     text = "" if source is None else str(source).strip()
@@ -217,6 +217,9 @@ def resolve(
     if not isinstance(source, os.PathLike) and not text.startswith((".", "/", "~", "\\")):
         repo, rev, filename = parse_hub_ref(text)
         if looks_like_repo_id(repo):
+            if rev and revision and rev != revision:
+                raise ValueError(f"{text!r} names revision {rev!r}, and revision {revision!r} is asked for as well: "
+                                 "give the revision once")
             return Source("hub", repo_id=repo, revision=rev or revision, filename=filename)
     where = f" (looked in {', '.join(map(str, dirs))})" if dirs else ""
     raise FileNotFoundError(

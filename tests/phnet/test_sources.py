@@ -106,6 +106,14 @@ def test_a_revision_for_a_name_that_is_a_local_folder_here_is_refused_not_ignore
     assert sources.resolve("owner/other", revision="v1").revision == "v1"
 
 
+def test_two_different_revisions_are_refused_not_one_ignored(tmp_path, monkeypatch):
+    """owner/name@v1 with --revision v2 loaded v1 without a word."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="'owner/name@v1' names revision 'v1', and revision 'v2' is asked for"):
+        sources.resolve("owner/name@v1", revision="v2")
+    assert sources.resolve("owner/name@v1", revision="v1").revision == "v1"
+
+
 def test_the_stamp_of_local_weights_follows_the_files_they_are_loaded_with(tmp_path):
     import os
 
