@@ -88,6 +88,23 @@ def _refuse_cut_out(image: np.ndarray, composite: Path) -> None:
             "Subject in ComfyUI) and give the composite with its mask")
 
 
+_TURNS = {2: "mirrored", 3: "turned by 180°", 4: "flipped upside down", 5: "turned by 90° and mirrored",
+          6: "turned by 90°", 7: "turned by 90° and mirrored", 8: "turned by 90°"}
+
+
+def _orientation_note(job: _Job, shape: tuple[int, int]) -> str | None:
+    """A note when the composite is turned upright by its EXIF orientation and its mask, stored as it is, fits
+    both the upright and the stored picture: drawn on the stored one, it would mark the wrong pixels."""
+    if job.mask is None:
+        return None
+    turn = _orientation(job.composite)
+    if turn not in _TURNS or (turn >= 5 and shape[0] != shape[1]) or _orientation(job.mask) != 1:
+        return None  # a turned mask fitting only the stored picture is refused by its size
+    return (f"note: {job.composite.name} is {_TURNS[turn]} by its EXIF orientation, so it is read upright, and "
+            f"{job.mask.name} is read as stored; if the mask was drawn on the picture as stored rather than as "
+            "viewers show it, turn it the same way")
+
+
 def _orientation(path: Path) -> int:
     from PIL import Image
 
@@ -296,6 +313,9 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
                                                threshold=args.threshold)
     left = _save(result, job.target, keep)
     say(f"{job.composite.name}: {_verdict(corrections, harmonizer)}")
+    turned = _orientation_note(job, image.shape[:2])
+    if turned:
+        say(turned)
     if image.dtype == np.uint16:
         say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
     if left:

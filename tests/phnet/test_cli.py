@@ -265,7 +265,7 @@ def test_16bit_grey_composite_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
         assert "np." not in text and "asarray" not in text and "convert(" not in text
 
 
-def test_exif_rotated_composite_and_mask(tiny_folder, tmp_path):
+def test_exif_rotated_composite_and_mask(tiny_folder, tmp_path, capsys):
     """A phone JPEG stored landscape with 'rotate 90°' in EXIF, and its mask drawn on the upright picture."""
     stored = _composite(3, (H, W))  # W and H swapped: stored sideways
     exif = stored.getexif()
@@ -275,6 +275,23 @@ def test_exif_rotated_composite_and_mask(tiny_folder, tmp_path):
     _mask().save(mask)  # W×H: the upright size
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
     assert Image.open(out).size == (W, H)
+    assert "note:" not in capsys.readouterr().out  # only the upright picture's size fits the mask
+
+
+@pytest.mark.parametrize("turn, square", [(3, False), (6, True)])
+def test_a_mask_that_fits_the_stored_picture_as_well_gets_a_note(tiny_folder, tmp_path, capsys, turn, square):
+    """Turned by 180°, or square: a mask drawn on the picture as stored fits it, and marked the wrong pixels
+    without a word."""
+    size = (W, W) if square else (W, H)
+    stored = _composite(3, size)
+    exif = stored.getexif()
+    exif[0x0112] = turn
+    comp, mask, out = tmp_path / "phone.jpg", tmp_path / "mask.png", tmp_path / "out.png"
+    stored.save(comp, exif=exif, quality=95)
+    _mask(size).save(mask)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert (f"note: phone.jpg is turned by {'180' if turn == 3 else '90'}° by its EXIF orientation, so it is read "
+            "upright, and mask.png is read as stored") in capsys.readouterr().out
 
 
 def test_mask_file_holding_0_and_1_is_binary(tiny_folder, tmp_path):
