@@ -1,14 +1,18 @@
 """PHNet portrait harmonization (Efremyan et al., arXiv 2402.17561) in plain PyTorch."""
 
 from .config import PRESETS, PHNetConfig
-from .modeling import PHNet
 
 __version__ = "0.1.0"
 __all__ = ["PHNetConfig", "PHNet", "Harmonizer", "PRESETS", "__version__"]
 
 
 def __getattr__(name: str):
-    # Harmonizer pulls in the Hub client; keep `import phnet` light for the ComfyUI entry point
+    # torch (and, for Harmonizer, the Hub client) load on first use: `import phnet` stays light for the
+    # ComfyUI entry point, and the `phnet` command can answer Ctrl-C while they load
+    if name == "PHNet":
+        from .modeling import PHNet
+
+        return PHNet
     if name == "Harmonizer":
         from .harmonizer import Harmonizer
 

@@ -444,3 +444,28 @@ def test_the_command_exits_2_for_any_refused_input(tmp_path):
     for extra in (["--threshold", "300"], ["--strength", "2"]):
         done = status(*extra)
         assert done.returncode == 2 and done.stderr.startswith("error:"), done.stderr
+
+
+def test_import_phnet_loads_no_torch_and_ctrl_c_while_it_loads_ends_quietly(monkeypatch):
+    """Ctrl-C in the second or more torch takes to load printed a traceback from the `phnet` command."""
+    import subprocess
+    import sys
+
+    code = "import sys, phnet; assert 'torch' not in sys.modules; phnet.PHNetConfig; from phnet import Harmonizer"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+    from phnet import console
+
+    def interrupted(name, *args, **kwargs):
+        if name == "cli" or name.endswith(".cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    import builtins
+
+    real_import = builtins.__import__
+    monkeypatch.delitem(sys.modules, "phnet.cli")
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        console.entry()
+    assert stop.value.code == 130
