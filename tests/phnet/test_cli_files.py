@@ -135,3 +135,118 @@ def test_frames_say_once_what_their_files_could_not_carry(tiny_folder, tmp_path,
     assert Image.open(tmp_path / "out" / "1.png").text == {"parameters": "Steps: 30"}
     assert capsys.readouterr().out.count("note: from their composites, the frames' files leave out the GRAY colour "
                                          "profile, which does not describe the RGB result") == 1
+
+
+def test_jpeg_is_written_at_quality_95_without_subsampling_and_webp_lossless(tiny_folder, tmp_path):
+    comp, mask = _pair(tmp_path)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
+    jpeg = Image.open(tmp_path / "out.jpg")
+    assert JpegImagePlugin.get_sampling(jpeg) == 0 and max(jpeg.quantization[0]) <= 12  # quality 75: up to 61
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
+    bg = np.asarray(_mask()) == 0
+    webp = np.asarray(Image.open(tmp_path / "out.webp").convert("RGB"))
+    assert np.array_equal(webp[bg], np.asarray(_composite())[bg])
+
+
+def test_transparent_composite_into_jpeg_is_refused_before_any_work(tmp_path, capsys):
+    rgba = _composite().convert("RGBA")
+    rgba.putpixel((0, 0), (0, 0, 0, 0))
+    comp, mask = tmp_path / "cutout.png", tmp_path / "mask.png"
+    rgba.save(comp)
+    _mask().save(mask)
+    with pytest.raises(SystemExit) as e:  # before the (missing) weights are even looked for
+        _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tmp_path / "missing")
+    assert "transparent pixels" in str(e.value.code) and ".png, .webp or .tif" in str(e.value.code)
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_opaque_alpha_into_jpeg_is_written(tiny_folder, tmp_path):
+    comp, mask = tmp_path / "opaque.png", tmp_path / "mask.png"
+    _composite().convert("RGBA").save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
+    assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+
+
+def test_a_single_composite_into_a_folder_is_named_as_in_folder_mode(tiny_folder, tmp_path):
+    comp, mask = _pair(tmp_path, "photo.jpg", quality=95)
+    assert _harmonize(comp, mask, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo.png"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# inputs refused with the fix named
+
+
+@pytest.mark.parametrize("device,words", [("bogus", "not a device"), ("cuda", "no CUDA GPU"), ("mps", "MPS")])
+def test_an_unusable_device_is_one_line_naming_the_fix(tmp_path, monkeypatch, device, words):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    comp, mask = _pair(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "out.png"), "--device", device])
+    message = str(e.value.code)
+    assert message.startswith(f"error: --device {device}: ") and words in message and "use " in message
+    assert "\n" not in message
+
+
+def test_a_gpu_index_beyond_those_visible_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    comp, mask = _pair(tmp_path)
+    with pytest.raises(SystemExit, match=r"--device cuda:3: torch sees 1 CUDA GPU\(s\).*use cuda:0"):
+        cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "out.png"), "--device", "cuda:3"])
+
+
+def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder, tmp_path):
+    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+    comps.mkdir()
+    masks.mkdir()
+    for name in ("a", "b", "c"):
+        _composite().save(comps / f"{name}.png")
+    _mask().save(masks / "a.png")
+    for folder in (comps, masks):  # macOS's AppleDouble files: not pictures
+        (folder / "._a.png").write_bytes(b"\0\5\26\7 resource fork")
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comps, masks, "-o", out, "--weights", tiny_folder)
+    assert "no mask named b.*, c.* in" in str(e.value.code) and "2 of 3" in str(e.value.code)
+    for name in ("b", "c"):
+        _mask().save(masks / f"{name}.png")
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+def test_compare_errors_name_the_compare_option(tiny_folder, tmp_path):
+    comp, mask = _pair(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--compare", "yes", "--weights", tiny_folder)
+    assert "(--compare)" in str(e.value.code) and "-o" not in str(e.value.code)
+    with pytest.raises(SystemExit, match="choose another --compare"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--compare", comp, "--weights", tiny_folder)
+    with pytest.raises(SystemExit, match="-o and --compare are both"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--compare", tmp_path / "out.png", "--weights", tiny_folder)
+
+
+def test_a_mask_drawn_on_the_stored_sideways_picture_is_told_about_the_rotation(tiny_folder, tmp_path):
+    stored = _composite(size=(H, W))
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    comp, mask = tmp_path / "phone.jpg", tmp_path / "mask.png"
+    stored.save(comp, exif=exif)
+    _mask((H, W)).save(mask)  # the stored size, not the upright one
+    with pytest.raises(SystemExit, match="rotated by its EXIF orientation.*draw the mask on the upright picture"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
+def test_a_mask_with_a_transparent_border_is_read_by_its_painted_grey(tiny_folder, tmp_path):
+    size = (100, 80)  # a 2 px border: under 10 % of the picture
+    m = np.asarray(_mask(size))
+    rgba = np.dstack([m, m, m, np.full_like(m, 255)])
+    rgba[:2, :, 3] = rgba[-2:, :, 3] = rgba[:, :2, 3] = rgba[:, -2:, 3] = 0
+    comp, mask = tmp_path / "comp.png", tmp_path / "border.png"
+    _composite(size=size).save(comp)
+    Image.fromarray(rgba).save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder, "--threshold", "0") == 0
+    result = np.asarray(Image.open(tmp_path / "out.png"))
+    assert np.array_equal(result[m == 0], np.asarray(_composite(size=size))[m == 0])
+    assert not np.array_equal(result[m > 0], np.asarray(_composite(size=size))[m > 0])
