@@ -68,12 +68,12 @@ class PHNetHarmonizeScript(scripts.Script):
                 strength = gr.Slider(
                     label="Strength", minimum=0.0, maximum=1.0, step=0.05, value=1.0, elem_id=self.elem_id("strength")
                 )
-            weights = gr.Dropdown(
-                label=f"Weights (bundled default, official, {phnet_dir}, or a Hugging Face repo id)",
+            weights = gr.Dropdown(  # labels name no folder: the WebUI keys saved defaults (ui-config.json) on them
+                label="Weights (bundled default, official, your own, or a Hugging Face repo id)",
                 choices=phnet_choices(phnet_dir),
                 value=DEFAULT_WEIGHTS,
                 allow_custom_value=True,
-                info=WEIGHTS_INFO,
+                info=f"{WEIGHTS_INFO} Your own: in {phnet_dir}.",
                 elem_id=self.elem_id("weights"),
             )
             threshold = gr.Slider(
@@ -96,12 +96,14 @@ class PHNetHarmonizeScript(scripts.Script):
                     scale = gr.Slider(
                         label="Scale", minimum=0.05, maximum=4.0, step=0.05, value=1.0, elem_id=self.elem_id("scale")
                     )
-                    anchor = gr.Dropdown(label="Anchor", choices=list(ANCHORS), value="center", elem_id=self.elem_id("anchor"))
+                    anchor = gr.Dropdown(label="Anchor", choices=list(ANCHORS), value="top-left",
+                                         elem_id=self.elem_id("anchor"))  # at x = y = 0 the whole subject shows
             with gr.Group(visible=sources[0] == MASK_SAM) as sam_group:
-                sam_weights = gr.Dropdown(
-                    label=f"SAM checkpoint ({' or '.join(sam_dirs)}, or owner/name:file)",
+                sam_weights = gr.Dropdown(  # a str value: pasting parameters back converts to the value's type
+                    label="SAM checkpoint (a file in models/sam, or owner/name:file)",
+                    info=f"Looked for in {' and '.join(sam_dirs)}.",
                     choices=sam_choices(sam_dirs),
-                    value=None,
+                    value="",
                     allow_custom_value=True,
                     elem_id=self.elem_id("sam_weights"),
                 )
@@ -159,26 +161,36 @@ class PHNetHarmonizeScript(scripts.Script):
         if getattr(p, "txt2img_upscale", False):
             # the Upscale button (and Forge's later hires pass) starts from an image this script already
             # harmonized: pasting or harmonizing it again would add a second subject or move the first
-            print("PHNet: the upscale pass keeps the subject harmonized in the first pass; not run again")
+            _say(p, "not run again: the upscale pass starts from the first pass's harmonized picture")
             return
         if "SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT:
             # the SD upscale script runs the always-on scripts once per tile: x, y and the box would be
             # read in tile pixels, and a subject pasted into every tile
-            print("PHNet: not run on SD upscale's tiles (a subject or box would land in every tile); harmonize "
-                  "the picture first, then upscale it with PHNet off")
+            _say(p, "not run on SD upscale's tiles (a subject or box would land in every tile); harmonize the "
+                    "picture first, then upscale it with PHNet off")
             return
         params = settings.infotext()
         try:
-            pp.image, corrections, model_name = _harmonize(p, pp.image, settings)
-        except Exception:
-            # The WebUI reports the error and keeps the image as generated: don't claim otherwise (nor
-            # leave an earlier image of the batch's result in this one's infotext).
-            for key in (*params, RESULT_KEY):
-                p.extra_generation_params.pop(key, None)
+            pp.image, corrections, model_name, notes = _harmonize(p, pp.image, settings)
+        except Exception as exc:
+            # The WebUI reports the error and keeps the image as generated; its infotext and the page say so
+            # (and no earlier image of the batch's result is left in this one's)
+            _say(p, f"not run: {str(exc).removeprefix('PHNet: ')}", console=False)
             raise
-        params[RESULT_KEY] = _report(corrections, model_name, p)
+        params[RESULT_KEY] = "; ".join((_report(corrections, model_name, p), *notes))
         print(f"PHNet: {params[RESULT_KEY]}")  # the WebUI console
         p.extra_generation_params.update(params)
+
+
+def _say(p, line, console=True):
+    """Why PHNet left this image as generated: the infotext's result, a comment under the image (A1111 1.6 and
+    later, Forge) and, unless the WebUI prints the error itself, the console."""
+    p.extra_generation_params[RESULT_KEY] = line
+    comment = getattr(p, "comment", None)
+    if callable(comment):
+        comment(f"PHNet: {line}")
+    if console:
+        print(f"PHNet: {line}")
 
 
 BOX_PATTERN = r"box \((-?\d+), (-?\d+), (-?\d+), (-?\d+)\)"
@@ -204,7 +216,7 @@ class Settings(NamedTuple):
     x: float = 0
     y: float = 0
     scale: float = 1.0
-    anchor: str = "center"
+    anchor: str = "top-left"
     sam_weights: str | None = None
     box_x0: float = 0
     box_y0: float = 0
@@ -263,10 +275,16 @@ def _harmonize(p, image, s):
     harmonizer = load_harmonizer(s.weights, phnet_dir)
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None  # another extension's RGBA image
     image = image.convert("RGB")
+    notes = []
     if s.mask_source == MASK_INPAINT:
         mask = inpaint_mask(p, image.size)
+        reach = overlay_reach(p, image.size)
+        if reach is not None:
+            from PIL import ImageChops
+
+            mask = ImageChops.lighter(mask, reach)
     elif s.mask_source == MASK_SUBJECT:
-        image, mask = _paste_subject(image, s)
+        image, mask, notes = _paste_subject(image, s)
     elif s.mask_source == MASK_SAM:
         mask = _segment(load_segmenter(s.sam_weights, sam_dirs), image, s.box)
     else:
@@ -293,7 +311,7 @@ def _harmonize(p, image, s):
                                                threshold=s.threshold_override)
     if alpha is not None:
         result.putalpha(alpha)
-    return result, corrections, harmonizer.config.name
+    return result, corrections, harmonizer.config.name, notes
 
 
 def _segment(segmenter, image, box):
@@ -374,6 +392,28 @@ def inpaint_mask(p, size):
     return mask
 
 
+def overlay_reach(p, size):
+    """Where the generated picture still shows once the WebUI pastes the original back through its blurred
+    overlay mask (``p.mask_for_overlay``: the painted mask widened by "Mask blur"), as a binary "L" mask of
+    ``size``; None without one. Harmonizing the painted mask alone left the blur band's generated pixels
+    uncorrected: a seam around the subject."""
+    from PIL import Image
+
+    overlay = getattr(p, "mask_for_overlay", None)
+    if overlay is None:
+        return None
+    overlay = overlay.convert("L")
+    crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
+    if crop is not None:  # at the init picture's size: the crop, fitted as the generated crop was
+        x, y, w, h = crop
+        overlay = _webui_resize(2, overlay.crop((x, y, x + w, y + h)), p.width, p.height)
+    elif overlay.size != (p.width, p.height):
+        overlay = _webui_resize(getattr(p, "resize_mode", 0), overlay, p.width, p.height)
+    if overlay.size != tuple(size):
+        overlay = overlay.resize(tuple(size), Image.BILINEAR)
+    return overlay.point(lambda v: 255 if v > 0 else 0)
+
+
 def _webui_resize(mode, mask, width, height):
     """``mask`` brought to width × height by the WebUI's own ``images.resize_image`` in resize ``mode``; outside
     a WebUI it is returned as it is (a plain resize follows)."""
@@ -385,7 +425,9 @@ def _webui_resize(mode, mask, width, height):
 
 
 def _paste_subject(image, s):
-    """(the image with the subject pasted on it, the subject's mask); pixels off the subject are kept."""
+    """(the image with the subject pasted on it, the subject's mask, notes); pixels off the subject are kept."""
+    import numpy as np
+
     from phnet.compositing import paste_subject
     from phnet.imageio import image_to_tensor, mask_to_tensor, tensor_to_image
 
@@ -405,10 +447,18 @@ def _paste_subject(image, s):
     composite, mask = paste_subject(
         image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor
     )
+    notes = []
+    whole = float(np.asarray(alpha, np.float64).sum() / 255) * float(s.scale) ** 2 if alpha is not None else (
+        subject.width * subject.height * float(s.scale) ** 2)
+    shown = float(mask.sum())
+    if whole > 0 and shown < 0.95 * whole:
+        notes.append(f"{1 - shown / whole:.0%} of the pasted subject lies outside the picture (its {s.anchor} at "
+                     f"x {float(s.x or 0):g}, y {float(s.y or 0):g}): move it, or scale it down")
+        print(f"PHNet: {notes[-1]}")
     _, _, form = image_to_tensor(image)
     pasted, _, _ = image_to_tensor(composite)
     keep = mask_to_tensor(mask, 1, image.height, image.width) == 0
-    return tensor_to_image(pasted, None, form, keep), mask
+    return tensor_to_image(pasted, None, form, keep), mask, notes
 
 
 def _decode_image(value):

@@ -127,18 +127,30 @@ def test_pasted_generation_parameters_restore_the_settings_this_tab_has(webui, i
     assert threshold({"PHNet strength": 1.0, "PHNet threshold": 0.0}) == 0.0 and threshold({"Steps": 20}) is None
 
 
+def _as_pasted(control, value):
+    """A value read back from the infotext as the WebUI's paste sets it (infotext_utils.connect_paste): converted
+    to the type of the control's value, and the control left as it is (None) where that fails."""
+    if value is None:
+        return None
+    kind = type(control.value)
+    try:
+        return False if kind is bool and value == "False" else float(value) if kind is int else kind(value)
+    except Exception:
+        return None
+
+
 def test_the_subject_sam_and_refine_settings_come_back_from_the_infotext(webui):
     """Pasting parameters back restored strength and weights only: a SAM run came back with the default box
     and no checkpoint, and failed; x and y were not even written."""
     script, _ = _runner(webui, False)
     m = webui.script_module
-    fields = {control.elem_id.rsplit("_harmonize_", 1)[1]: key for control, key in script.infotext_fields}
+    fields = {control.elem_id.rsplit("_harmonize_", 1)[1]: (control, key) for control, key in script.infotext_fields}
     for settings in (m.Settings(True, "tiny-phnet", 0.5, SUBJECT, None, 40, -12.5, 1.5, "bottom-center", grow=3,
                                 feather=1.5),
                      m.Settings(True, None, 1.0, SAM, sam_weights="owner/sam, v2:sam_vit_b.pth", box_x0=8, box_y0=4,
                                 box_x1=40, box_y1=30)):
         params = {k: str(v) for k, v in settings.infotext().items()}  # the infotext holds text
-        read = {name: key(params) for name, key in fields.items() if callable(key)}
+        read = {name: _as_pasted(control, key(params)) for name, (control, key) in fields.items() if callable(key)}
         restored = {name: value for name, value in read.items() if value is not None}
         expected = {name: getattr(settings, name) for name in restored if name not in ("enable", "mask_source",
                                                                                          "threshold")}
@@ -238,6 +250,58 @@ def test_inpaint_only_masked_is_harmonized_inside_the_crop(webui):
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
     before = _generated(64, 64)
     _changed_only_inside(before, _postprocess(webui, runner, p, before), expected / 255.0)
+
+
+@pytest.mark.parametrize("only_masked", [False, True])
+def test_the_blur_band_the_webui_shows_generated_pixels_in_is_harmonized_too(webui, only_masked):
+    """The WebUI pastes the original back through the painted mask blurred and widened (mask_for_overlay):
+    generated pixels in that band were left uncorrected around the corrected subject, a seam."""
+    from PIL import ImageFilter
+
+    full = np.zeros((128, 128), np.uint8)
+    full[48:80, 48:80] = 255
+    overlay = Image.fromarray(full).filter(ImageFilter.GaussianBlur(4))  # as A1111 blurs by "Mask blur" 4
+    script, runner = _runner(webui, True)
+    if only_masked:  # the init picture's size, the crop fitted into the generated 64×64
+        p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=64, mask=Image.fromarray(full),
+                                                              inpaint_full_res=True)
+        p.paste_to, p.mask_for_overlay = (32, 32, 64, 64), overlay
+        reach = np.asarray(overlay)[32:96, 32:96] > 0
+        reach = np.asarray(Image.fromarray(reach.astype(np.uint8) * 255).resize((64, 64))) > 0
+    else:  # the generated size, doubled and clipped
+        p = webui.processing.StableDiffusionProcessingImg2Img(width=128, height=128, mask=Image.fromarray(full),
+                                                              inpaint_full_res=False)
+        p.mask_for_overlay = Image.fromarray(np.clip(np.asarray(overlay).astype(int) * 2, 0, 255).astype(np.uint8))
+        reach = np.asarray(p.mask_for_overlay) > 0
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    before = _generated(p.width, p.height)
+    after = np.asarray(_postprocess(webui, runner, p, before)).astype(int)
+    changed = np.abs(after - np.asarray(before).astype(int)).max(-1) > 0
+    painted = np.asarray(webui.script_module.inpaint_mask(p, (p.width, p.height))) > 0
+    band = reach & ~painted
+    assert band.sum() > 50 and changed[band].mean() > 0.9  # the band is corrected with the subject
+    assert not changed[~reach].any()
+
+
+def test_a_pasted_subject_mostly_off_the_picture_is_named(webui, capsys):
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=0, y=0, anchor="center")
+    _postprocess(webui, runner, p, _generated())
+    assert "of the pasted subject lies outside the picture (its center at x 0, y 0)" in p.extra_generation_params[
+        "PHNet result"]
+    assert "lies outside the picture" in capsys.readouterr().out
+
+
+def test_a_subject_pasted_with_the_default_anchor_at_0_0_is_whole(webui):
+    script, runner = _runner(webui, False)
+    assert script.infotext_fields and webui.script_module.Settings().anchor == "top-left"
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject())
+    _postprocess(webui, runner, p, _generated())
+    assert "outside the picture" not in p.extra_generation_params["PHNet result"]
 
 
 def test_an_only_masked_crop_that_is_all_mask_asks_for_padding(webui, capsys):
@@ -393,8 +457,9 @@ def test_clear_errors(webui, capsys):
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
     _fails(webui, capsys, runner, p, "needs img2img inpainting")
-    # process() recorded the settings; the failed image must not claim it was harmonized
-    assert not any(k.startswith("PHNet") for k in p.extra_generation_params)
+    # process() recorded the settings; the failed image's infotext and page say it was not run, and why
+    assert p.extra_generation_params["PHNet result"].startswith("not run: 'Inpaint mask' needs img2img inpainting")
+    assert any(c.startswith("PHNet: not run: 'Inpaint mask'") for c in p.comments)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT)
     _fails(webui, capsys, runner, p, "upload a subject")
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM)
@@ -413,7 +478,8 @@ def test_the_upscale_pass_of_an_image_already_harmonized_leaves_it_alone(webui, 
     p.txt2img_upscale = True
     before = _generated()
     assert _postprocess(webui, runner, p, before) is before
-    assert "upscale pass keeps the subject harmonized in the first pass" in capsys.readouterr().out
+    assert "not run again: the upscale pass starts from the first pass's harmonized picture" in capsys.readouterr().out
+    assert p.extra_generation_params["PHNet result"].startswith("not run again")
 
 
 def test_the_api_null_takes_the_default(webui):
@@ -446,7 +512,7 @@ def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_bef
 
     monkeypatch.setattr(webui.script_module, "_harmonize", out_of_memory)
     _fails(webui, capsys, runner, p, "out of memory")
-    assert not any(k.startswith("PHNet") for k in p.extra_generation_params)
+    assert p.extra_generation_params["PHNet result"] == "not run: CUDA out of memory (simulated)"
 
 
 # ---- weights resolution ------------------------------------------------------------------
@@ -637,3 +703,4 @@ def test_sd_upscale_tiles_are_left_alone_with_a_pasted_subject(webui, capsys):
     tile = _generated()
     assert _postprocess(webui, runner, p, tile) is tile
     assert "not run on SD upscale's tiles" in capsys.readouterr().out
+    assert p.extra_generation_params["PHNet result"].startswith("not run on SD upscale's tiles")  # not "applied"

@@ -29,8 +29,15 @@ class StableDiffusionProcessing:
     batch_index: int = field(default=0, init=False)
     is_api: bool = field(default=False, init=False)
 
+    comments: dict = field(default=None, init=False)
+
     def __post_init__(self):
         self.extra_generation_params = self.extra_generation_params or {}
+        self.comments = {}
+
+    def comment(self, text):
+        """Shown under the generated image (A1111 1.6 and later, Forge)."""
+        self.comments[text] = 1
 
 
 @dataclass(repr=False)
