@@ -21,10 +21,13 @@ def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
 
 def _one_per_mask(image, mask):
     """One image and a batch of N masks (several subjects from SAM, a batch of masks): the image repeated, to be
-    harmonized once per mask, as ComfyUI's core nodes repeat a batch of one."""
-    if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4 or mask.ndim < 2:
+    harmonized once per mask, as ComfyUI's core nodes repeat a batch of one. Masks are the image's size here
+    (``prepared``), in any layout the library takes (B×H×W, B×1×H×W, B×H×W×1...): their count is their size
+    over one picture's."""
+    if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4:
         return image
-    count = mask.reshape(-1, *mask.shape[-2:]).shape[0]
+    picture = image.shape[1] * image.shape[2]
+    count = mask.numel() // picture if picture and mask.numel() % picture == 0 else 1
     return image.expand(count, -1, -1, -1) if image.shape[0] == 1 and count > 1 else image
 
 

@@ -99,6 +99,9 @@ def test_one_image_is_harmonized_once_per_mask_of_a_batch(nodes, phnet_model, po
         alone, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, img, masks[k : k + 1])["result"]
         torch.testing.assert_close(out[k : k + 1], alone, atol=1e-6, rtol=0)
     assert torch.equal(out[2:], img) and "1 with an empty mask" in report
+    for channel_last in (subject[:1, ..., None], masks[..., None]):  # B×H×W×1 is B masks, not B·H
+        out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, img, channel_last)["result"]
+        assert out.shape == (channel_last.shape[0], *img.shape[1:])
 
 
 def test_the_working_size_widget_steps_between_sizes_the_network_takes(nodes):
