@@ -30,9 +30,26 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same and keep
     its history: the file's ICC profile (``icc_profile``), EXIF (``exif``, its orientation reset: the pixels
-    are upright) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``)."""
+    are upright) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``);
+    ``read_at_8_bits`` where a 16-bit TIFF's layout (premultiplied alpha, padding, planes) is decoded at 8."""
     image = open_picture(path)
-    return _pixels(path, image), _metadata(image)
+    pixels, kept = _pixels(path, image), _metadata(image)
+    if pixels.dtype == np.uint8 and _sixteen_bit_tiff(image):  # a layout PIL decodes to 8 bits only
+        kept["read_at_8_bits"] = True
+    return pixels, kept
+
+
+def _sixteen_bit_tiff(image) -> bool:
+    tags = getattr(image, "tag_v2", {})
+    bits = tags.get(258)  # BitsPerSample
+    return 16 in (bits if isinstance(bits, tuple) else (bits,))
+
+
+def _check_tiff_layout(image, name: str) -> None:
+    """PIL reads the bytes of a 16-bit colour TIFF stored plane by plane as 8-bit samples: noise, not the picture."""
+    if image.format == "TIFF" and _sixteen_bit_tiff(image) and image.tag_v2.get(284) == 2 and image.mode != "I;16":
+        raise ValueError(f"{name} is a 16-bit TIFF stored plane by plane (planar configuration 2), which PIL "
+                         "decodes wrongly; save it with its channels interleaved (contiguous), e.g. as 16-bit PNG")
 
 
 def _pixels(path: str | Path, image) -> np.ndarray:
@@ -45,7 +62,9 @@ def _metadata(image) -> dict:
     kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
-    if image.info.get("exif"):  # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy)
+    text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
+    # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy), or ImageMagick's copy of one in PNG text
+    if image.info.get("exif") or text.pop(_RAW_EXIF, None):
         try:
             exif = image.getexif()
             if exif.get(0x0112, 1) != 1:
@@ -53,10 +72,16 @@ def _metadata(image) -> dict:
             kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
-    text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
+    if _XMP in text:  # its orientation too: the pixels are upright, and a reader would turn them again
+        text[_XMP] = re.sub(r'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',
+                            lambda m: f"{m[1] or m[3]}1{m[2] or m[4]}", text[_XMP])
     if text:
         kept["text"] = text
     return kept
+
+
+_RAW_EXIF = "Raw profile type exif"  # ImageMagick's hex EXIF in a PNG text chunk
+_XMP = "XML:com.adobe.xmp"
 
 
 # 16-bit colour (PNG's 48/64-bit, TIFF's): PIL decodes it to 8 bits (the high byte of each sample). Decoding
@@ -68,7 +93,7 @@ _RAWMODE = "phnet_rawmode"
 def _low_byte_mode(rawmode: Any) -> str | None:
     """The raw mode that decodes the low byte of each sample of 16-bit colour ``rawmode``; None for others."""
     base, sixteen, order = rawmode.partition(";16") if isinstance(rawmode, str) else ("", "", "")
-    if base not in ("RGB", "RGBA") or not sixteen or order not in ("B", "L", "N"):
+    if base not in ("RGB", "RGBA", "RGBX") or not sixteen or order not in ("B", "L", "N"):
         return None
     if order == "N":
         order = "L" if sys.byteorder == "little" else "B"
@@ -112,6 +137,7 @@ def open_picture(path: str | Path):
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
     _single_frame(image, str(path))
+    _check_tiff_layout(image, str(path))
     return image
 
 

@@ -404,6 +404,24 @@ def test_16bit_colour_tiff_is_read_at_16_bits(tiny_folder, tmp_path, capsys, cha
     assert "is 16-bit" in capsys.readouterr().out
 
 
+def test_16bit_tiff_layouts_pil_reads_at_8_bits_or_wrongly_are_named(tiny_folder, tmp_path, capsys):
+    """Padding is read at 16 bits; premultiplied alpha only at 8 (said); planes not at all (PIL reads noise)."""
+    from phnet.imageio import read_image
+    from tests.helpers.tiff16 import write_tiff16
+
+    rgbx = np.random.default_rng(3).integers(0, 65536, (H, W, 4), dtype=np.uint16)
+    mask, out = tmp_path / "mask.png", tmp_path / "out.png"
+    _mask().save(mask)
+    write_tiff16(tmp_path / "padded.tif", rgbx)
+    assert np.array_equal(read_image(tmp_path / "padded.tif"), rgbx[..., :3])
+    write_tiff16(tmp_path / "premultiplied.tif", rgbx, extra_sample=1)
+    assert _harmonize(tmp_path / "premultiplied.tif", mask, "-o", out, "--weights", tiny_folder) == 0
+    assert "holds 16 bits per channel in a layout read at 8 bits" in capsys.readouterr().out
+    write_tiff16(tmp_path / "planes.tif", rgbx[..., :3], planar=True)
+    with pytest.raises(ValueError, match="stored plane by plane"):
+        read_image(tmp_path / "planes.tif")
+
+
 def test_16bit_input_needs_no_uint16_where_kernel(tiny_folder, tmp_path, monkeypatch):
     """torch.where has no uint16 kernel in the torch versions many hosts run; the library must not need one."""
     where = torch.where

@@ -111,6 +111,29 @@ def test_a_generators_png_text_is_carried_into_a_png_result(tiny_folder, tmp_pat
     assert "note:" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("carrier", ["xmp", "raw exif"])
+def test_an_orientation_in_png_text_is_reset_with_the_pixels(tiny_folder, tmp_path, carrier):
+    """XMP and ImageMagick's hex EXIF in PNG text carry an orientation too: copied as they were, the upright
+    result was turned a second time by every reader."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from phnet.imageio import read_image
+
+    info = PngInfo()
+    if carrier == "xmp":
+        info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>')
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        data = exif.tobytes()
+        info.add_text("Raw profile type exif", f"\nexif\n{len(data):8}\n{data.hex()}\n")
+    comp, mask, out = tmp_path / "turned.png", tmp_path / "mask.png", tmp_path / "out.png"
+    _composite(size=(H, W)).save(comp, pnginfo=info)  # stored sideways
+    _mask().save(mask)  # drawn on the upright picture
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert read_image(out).shape[:2] == read_image(comp).shape[:2] == (H, W)
+
+
 def test_png_text_a_format_cannot_hold_is_named(tiny_folder, tmp_path, capsys):
     comp, mask, _ = _generated(tmp_path)
     out = tmp_path / "out.jpg"
