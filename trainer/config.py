@@ -44,15 +44,17 @@ def resolve_config_path(name: str | Path) -> Path:
     """A config file: a .toml path, a name from trainer/configs, or an earlier run (its folder, or the
     ``run_config.json`` it recorded: the same settings for a new run)."""
     p = Path(name).expanduser()
+    q = CONFIG_DIR / f"{name}.toml"
     if p.is_dir():
         recorded = run_config_path(p)
-        if recorded is None:
-            raise FileNotFoundError(f"{p} is a folder that holds no run config ({RUN_CONFIG_NAME}): give a run folder "
-                                    f"trainer.fit wrote, a .toml file, or one of {available_configs()}")
-        return recorded
+        if recorded is not None:
+            return recorded
+        if q.exists():  # a data folder named like a config (--config ffhqh --data ffhqh)
+            return q
+        raise FileNotFoundError(f"{p} is a folder that holds no run config ({RUN_CONFIG_NAME}): give a run folder "
+                                f"trainer.fit wrote, a .toml file, or one of {available_configs()}")
     if p.is_file():
         return p
-    q = CONFIG_DIR / f"{name}.toml"
     if q.exists():
         return q
     raise FileNotFoundError(f"config {name!r} not found (a .toml path, a run folder, or one of {available_configs()})")

@@ -150,22 +150,24 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     """Rank 0: the closing log record, and the upload when asked."""
     log.write({"type": "event", "step": result["step"], "event": "end", "best_val_fmse": result["best_val_fmse"]},
               curves=True)
-    if push_to_hub and "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
-        print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
-              "with --resume (it uploads at the end), or upload it as it is with python -m trainer.push "
-              f"{out_dir / 'best'} {push_to_hub}", file=sys.stderr)
+    if not push_to_hub:
         return
-    if push_to_hub:
-        source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
-        try:
-            url = ckpt.push_to_hub(source, push_to_hub, private=hub_private or None)
-        except Exception as exc:  # the Hub's errors are many; the run itself is saved either way
-            result["hub_error"] = f"{type(exc).__name__}: {exc}"
-            print(f"[trainer] {upload_failed(push_to_hub, exc)}; the run is saved: upload it later with python -m "
-                  f"trainer.push {source} {push_to_hub}", file=sys.stderr)
-            return
-        print(f"[trainer] uploaded {source} to {url}", file=sys.stderr)
-        result["hub_url"] = url
+    source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
+    later = f"python -m trainer.push {source} {push_to_hub}{' --private' if hub_private else ''}"
+    if "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
+        print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
+              f"with --resume --push-to-hub {push_to_hub}{' --hub-private' if hub_private else ''} (it uploads at "
+              f"the end), or upload it as it is with {later}", file=sys.stderr)
+        return
+    try:
+        url = ckpt.push_to_hub(source, push_to_hub, private=hub_private or None)
+    except Exception as exc:  # the Hub's errors are many; the run itself is saved either way
+        result["hub_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"[trainer] {upload_failed(push_to_hub, exc)}; the run is saved: upload it later with {later}",
+              file=sys.stderr)
+        return
+    print(f"[trainer] uploaded {source} to {url}", file=sys.stderr)
+    result["hub_url"] = url
 
 
 # --------------------------------------------------------------------------- data
@@ -184,10 +186,12 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
                   f"{path.name}, {width}x{height}): they are enlarged, and the network learns their blur; use larger "
                   "photos, or leave these out", file=sys.stderr)
         shared = {r.real for r in val_set.records} & {r.real for r in train_set.records}
-        if shared:  # a folder of one photo serves every split
-            print(f"[data] the validation photo is the training photo ({next(iter(shared)).name}): its scores say how "
-                  "well the run learned that photo, not how it does on others; add photos, or give held-out ones "
-                  "in data.val_root", file=sys.stderr)
+        if shared:  # a folder of one photo serves every split; data.val_root may be (or hold) the photos
+            where = ("data.val_root holds training photos: give it photos that are not under data.root"
+                     if d_cfg.get("val_root") else "add photos, or give held-out ones in data.val_root")
+            print(f"[data] {len(shared)} of the {len({r.real for r in val_set.records})} validation photos are "
+                  f"training photos (e.g. {min(shared).name}): their scores say how well the run learned them, not "
+                  f"how it does on others; {where}", file=sys.stderr)
         copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]
         if copies:
             held, seen = copies[0]

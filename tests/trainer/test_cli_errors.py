@@ -191,3 +191,11 @@ def test_an_earlier_runs_folder_is_a_config_for_a_new_run(shift_set, tmp_path, c
     assert cfg["data"]["root"] == str(shift_set)
     _, line = fit_main(capsys, "--config", str(tmp_path), "--data", str(shift_set))
     assert "holds no run config" in line
+
+
+def test_a_data_folder_named_like_a_config_does_not_hide_the_config(tmp_path, monkeypatch):
+    from trainer.config import CONFIG_DIR, resolve_config_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ffhqh").mkdir()  # --config ffhqh --data ffhqh
+    assert resolve_config_path("ffhqh") == CONFIG_DIR / "ffhqh.toml"

@@ -488,9 +488,15 @@ def test_a_run_stopped_by_a_signal_is_not_uploaded(tmp_path, monkeypatch, capsys
             pass
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: pytest.fail("a stopped run was uploaded"))
-    result = {"step": 40, "best_val_fmse": 100.0, "stopped_by_signal": 2}
-    finish(tmp_path, Log(), result, "me/tiny-phnet", False)
-    assert "nothing was uploaded to me/tiny-phnet" in capsys.readouterr().err and "hub_url" not in result
+    result = {"step": 40, "best_val_fmse": None, "stopped_by_signal": 2}
+    from trainer import checkpoint  # no best/ before the first validation: the newest checkpoint
+
+    monkeypatch.setattr(checkpoint, "latest_checkpoint", lambda root: root / "checkpoints" / "step-00000040")
+    finish(tmp_path, Log(), result, "me/tiny-phnet", True)
+    err = capsys.readouterr().err
+    assert "nothing was uploaded to me/tiny-phnet" in err and "hub_url" not in result
+    assert "--resume --push-to-hub me/tiny-phnet --hub-private" in err  # --resume alone would not upload
+    assert "best" not in err and err.rstrip().endswith("me/tiny-phnet --private")
 
 
 def test_a_folder_of_one_photo_says_its_validation_is_its_training_photo(tmp_path, capsys):
@@ -501,7 +507,12 @@ def test_a_folder_of_one_photo_says_its_validation_is_its_training_photo(tmp_pat
     write_photos(tmp_path / "one", 1, seed=3)
     assert main(["--config", "tiny_cpu", "--data", str(tmp_path / "one"), "--out", str(tmp_path / "run"), "--steps",
                  "1", "--set", "train.warmup_steps=0", "--set", "data.num_workers=0", "--no-progress"]) == 0
-    assert "the validation photo is the training photo (" in capsys.readouterr().err
+    assert "1 of the 1 validation photos are training photos (e.g. p000.png)" in capsys.readouterr().err
+    write_photos(tmp_path / "six", 6, seed=3)
+    assert main(["--config", "tiny_cpu", "--data", str(tmp_path / "six"), "--out", str(tmp_path / "run6"), "--steps",
+                 "1", "--set", "train.warmup_steps=0", "--set", "data.num_workers=0", "--no-progress", "--set",
+                 f'data.val_root="{tmp_path / "six"}"']) == 0
+    assert "data.val_root holds training photos" in capsys.readouterr().err
 
 
 def test_photos_smaller_than_the_working_size_are_named(tmp_path, capsys):
