@@ -280,5 +280,5 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
     raise ValueError(
         f"{name} has transparent pixels, and it cannot be told whether its alpha (a cut-out) or its painted "
         f"grey (a black-and-white mask) is the mask; save it without alpha, white = {white} on black, or as a "
-        "cut-out: the subject opaque on a transparent background"
+        f"cut-out: {'the subject' if white == 'subject' else white} opaque on a transparent background"
     )

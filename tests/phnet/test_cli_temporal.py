@@ -89,6 +89,13 @@ def test_a_colour_reference_is_refused_in_a_references_words(tiny_folder, tmp_pa
                   "--device", "cpu", "--reference", str(ref)])
     assert f"reference mask {ref} is a colour picture" in str(stop.value)
     assert str(stop.value).endswith("(white = the region to match)")
+    ambiguous = np.dstack([_frame(1), np.full((H, W), 255, np.uint8)])
+    ambiguous[:2, :, 3] = 0  # a few transparent pixels on a colour picture: neither reading fits
+    Image.fromarray(ambiguous).save(ref)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "o.png"), "--weights", str(tiny_folder),
+                  "--device", "cpu", "--reference", str(ref)])
+    assert "cannot be told" in str(stop.value) and "subject" not in str(stop.value)
 
 
 def _run(*args) -> int:
