@@ -296,8 +296,8 @@ class Harmonizer:
 
     def __call__(self, image: Any, mask: Any, **options: Any) -> Any:
         """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout.
-        The options are :meth:`harmonize`'s."""
-        return self.harmonize(image, mask, **options).image
+        The options are :meth:`harmonize`'s; no report is returned, so none is measured (``measure=False``)."""
+        return self.harmonize(image, mask, **{"measure": False, **options}).image
 
     @own_precision
     def harmonize(
@@ -313,12 +313,15 @@ class Harmonizer:
         reference_mask: Any = None,
         temporal: Any = None,
         threshold: float | None = None,
+        measure: bool = True,
     ) -> Harmonized:
         """Like calling the Harmonizer, and also says per image how much the subject changed.
 
         ``threshold``: the do-no-harm threshold (0–255 RMS) for this call instead of the weights' own; 0
         applies every correction the network proposes, which helps obvious mismatches and may harm
-        near-right composites."""
+        near-right composites. ``measure``: where the result goes through the working size (the whole
+        picture in mode "official", the subject with method "resize"), measure the change in it for the report (``Correction.resampled``); False
+        spares that pass (a benchmark of the official pipeline)."""
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
@@ -333,8 +336,9 @@ class Harmonizer:
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
                                                       allow_empty=True)
-            corrections = self._measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
-                                         masks[:, 0], 1.0, 1.0)
+            if measure:
+                corrections = self._measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
+                                             masks[:, 0], 1.0, 1.0)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
@@ -353,13 +357,14 @@ class Harmonizer:
             else:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                      threshold)
-            corrections = self._measured(corrections, mode, pixels, out, masks, peak, mask_peak)
+            if measure:
+                corrections = self._measured(corrections, mode, pixels, out, masks, peak, mask_peak)
             result = Harmonized(finish(out), corrections)
         log_corrections(result.corrections)
         return result
 
     def _measured(self, corrections, mode, before, after, masks, peak, mask_peak) -> list[Correction]:
-        """Where the result went through the working size as a whole (mode "official", method "resize"), each
+        """Where the result went through the working size (mode "official", method "resize"), each
         changed picture's correction with the change measured in it (``Correction.resampled``): the network's
         correction alone understates what fine detail the subject, and there the background, lost."""
         if mode != "official" and (self.method != "resize" or self.config.output == "transform"):

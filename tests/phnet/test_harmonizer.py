@@ -849,6 +849,8 @@ def test_a_result_that_went_through_the_working_size_reports_the_change_measured
     assert subject > correction.applied + 1  # a noisy photo loses far more detail than the correction is
     assert (background > 1) == (mode == "official")
     assert f"the subject differs by RMS {subject:.1f}" in correction.describe()
+    _, (unmeasured,) = h.harmonize(image, mask, mode=mode, working_size=32, measure=False)  # as a call does
+    assert unmeasured.resampled is None and unmeasured.size == correction.size
 
 
 def test_the_default_method_reports_no_resampling(harmonizer):

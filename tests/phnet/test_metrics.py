@@ -201,3 +201,8 @@ def test_rms_change_weighs_subject_and_background_by_the_soft_mask_a_band_at_a_t
     got = rms_change(before, after, mask, 255, 255, band_pixels=band_pixels)
     assert got == pytest.approx(tuple(float(e) for e in expected), rel=1e-9)
     assert rms_change(before, before, torch.full((9, 11), 255, dtype=torch.uint8), 255, 255) == (0.0, 0.0)
+    grid = rms_change(before, after, mask, 255, 255, max_pixels=30)  # every 2nd row and column of a larger one
+    w = w[::2, ::2]
+    e = err[::2, ::2]
+    assert grid == pytest.approx((float(((e * w).sum() / (3 * w.sum())).sqrt()),
+                                  float(((e * (1 - w)).sum() / (3 * (1 - w).sum())).sqrt())), rel=1e-9)
