@@ -168,11 +168,12 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
 def clamped(t, name: str):
     """An IMAGE or MASK a little outside 0..1 (a node before this one does not clamp its output) is clamped,
     with a note for the report; further outside (a 0..255 image, NaN), the library's own check names the fix."""
+    from ..phnet.compat import aminmax
     from ..phnet.imageio import UNIT_SLACK  # rounding noise, which the library tolerates as it is
 
     if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
         return t, ""
-    lo, hi = (float(v) for v in t.aminmax())
+    lo, hi = (float(v) for v in aminmax(t))
     a_little_outside = ((lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK)
                         and -UNCLAMPED <= lo and hi <= 1 + UNCLAMPED)  # NaN: False
     if not a_little_outside:

@@ -9,12 +9,15 @@ __all__ = ["PHNetConfig", "PHNet", "Harmonizer", "PRESETS", "__version__"]
 def __getattr__(name: str):
     # torch (and, for Harmonizer, the Hub client) load on first use: `import phnet` stays light for the
     # ComfyUI entry point, and the `phnet` command can answer Ctrl-C while they load
-    if name == "PHNet":
-        from .modeling import PHNet
+    try:
+        if name == "PHNet":
+            from .modeling import PHNet
 
-        return PHNet
-    if name == "Harmonizer":
-        from .harmonizer import Harmonizer
+            return PHNet
+        if name == "Harmonizer":
+            from .harmonizer import Harmonizer
 
-        return Harmonizer
+            return Harmonizer
+    except AttributeError as e:  # raised here it would read as "phnet has no Harmonizer", hiding the cause
+        raise ImportError(f"phnet.{name} could not be imported: {e}") from e
     raise AttributeError(f"module 'phnet' has no attribute {name!r}")

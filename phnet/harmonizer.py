@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 
+from .compat import autocast_available
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
@@ -123,7 +124,7 @@ def own_precision(method):
     def call(self, *args, **kwargs):
         with contextlib.ExitStack() as stack:
             for kind in sorted({"cpu", self.device.type}):
-                if torch.amp.is_autocast_available(kind):
+                if autocast_available(kind):
                     stack.enter_context(torch.autocast(kind, enabled=False))
             return method(self, *args, **kwargs)
 

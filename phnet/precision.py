@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import torch
 
+from .compat import cpu_autocast_takes_fp16
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CHOICES = ("auto", *DTYPES)
 
@@ -100,9 +102,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -
         return auto_dtype(device)
     if isinstance(dtype, str):
         try:
-            return DTYPES[dtype.replace("bfloat", "bf").replace("float", "fp")]
+            dtype = DTYPES[dtype.replace("bfloat", "bf").replace("float", "fp")]
         except KeyError:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(CHOICES)}") from None
     if dtype not in DTYPES.values():
         raise ValueError(f"unsupported dtype {dtype}; choose one of {list(CHOICES)}")
+    if dtype == torch.float16 and torch.device(device).type == "cpu" and not cpu_autocast_takes_fp16():
+        raise ValueError(f"fp16 on the CPU needs a newer torch than {torch.__version__}: choose bf16, fp32 or auto")
     return dtype

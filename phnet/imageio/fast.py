@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compat import UINT16, aminmax
 from .decode import is_pil
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
                      pil_info, pil_result)
 
-_NATIVE_DTYPES = (torch.uint8, torch.uint16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_NATIVE_DTYPES = tuple(t for t in (torch.uint8, UINT16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+                       if t is not None)
 
 
 def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, float, ImageForm] | None:
@@ -64,7 +66,7 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
         return None
     peak = integer_peak(t.dtype)
     if peak is None:  # floats, alpha included: finite and in 0..1 (the same tolerance as _to_unit_float)
-        lo, hi = torch.aminmax(pixels)
+        lo, hi = aminmax(pixels)
         lo, hi = lo.item(), hi.item()
         if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also False for NaN
             return None
@@ -110,7 +112,7 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
     elif t.dtype == torch.uint8:
         peak = 1.0 if int(t.max()) <= 1 else 255.0  # a 0/1 mask is binary, as mask_to_tensor reads it
     elif t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        lo, hi = torch.aminmax(t)
+        lo, hi = aminmax(t)
         if not (lo.item() >= 0 and hi.item() <= 1):  # also False for NaN
             return None
         peak = 1.0

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compat import UINT16, aminmax, need_uint16
 from .decode import is_pil, native, pil_image_pixels
 
 LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
@@ -99,8 +100,8 @@ def image_to_tensor(
 def _where(condition: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``torch.where`` for every dtype we return: uint16 goes through int32, since torch.where has no uint16
     kernel in the torch versions many hosts run (2.11 and older)."""
-    if a.dtype == torch.uint16:
-        return torch.where(condition, a.to(torch.int32), b.to(torch.int32)).to(torch.uint16)
+    if UINT16 is not None and a.dtype == UINT16:
+        return torch.where(condition, a.to(torch.int32), b.to(torch.int32)).to(UINT16)
     return torch.where(condition, a, b)
 
 
@@ -216,7 +217,7 @@ def image_to_bhwc(image: Any, name: str = "image") -> torch.Tensor:
 def integer_peak(dtype) -> float | None:
     if dtype in (np.uint8, torch.uint8):
         return 255.0
-    if dtype in (np.uint16, torch.uint16):
+    if dtype == np.uint16 or (UINT16 is not None and dtype == UINT16):
         return 65535.0
     return None
 
@@ -265,7 +266,7 @@ def _image_unit(t: torch.Tensor, dtype, name: str = "image") -> torch.Tensor:
 def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") -> None:
     """A float tensor must be finite and within 0..1 (give or take the rounding slack); the check every host
     boundary shares. ``kind`` ("image" / "mask") only words the message."""
-    lo, hi = (float(v) for v in torch.aminmax(t))  # NaN and infinities reach these two (no full-size mask)
+    lo, hi = (float(v) for v in aminmax(t))  # NaN and infinities reach these two (no full-size mask)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"the {name} contains NaN or infinite values; replace them with numbers in 0..1")
     if lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK:
@@ -292,7 +293,7 @@ def _np_dtype(dtype) -> np.dtype:
     if isinstance(dtype, np.dtype):
         return dtype
     if isinstance(dtype, torch.dtype):
-        return {torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16)}[dtype]
+        return {torch.uint8: np.dtype(np.uint8), UINT16: np.dtype(np.uint16)}[dtype]
     return np.dtype(dtype)
 
 
@@ -301,6 +302,8 @@ def _tensor_view(array: np.ndarray) -> torch.Tensor:
     (``np.asarray`` of a PIL image is); nothing here writes through the view, so no copy is made."""
     import warnings
 
+    if array.dtype == np.uint16:
+        need_uint16("the picture")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         try:

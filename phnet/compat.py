@@ -1,0 +1,48 @@
+"""What older torch lacks that the library uses: host programs bring their own torch, 2.1 and 2.3 among them,
+ComfyUI 2.4 and later. Each name is the newer API where torch has it, and its nearest equivalent where not."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import torch
+
+_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+# torch 2.3 has uint16 but no arithmetic on it (no type promotion): before 2.4, 16-bit pictures are refused
+UINT16 = getattr(torch, "uint16", None) if _VERSION >= (2, 4) else None
+
+
+def autocast_available(device_type: str) -> bool:
+    """``torch.amp.is_autocast_available`` (torch 2.4); before it autocast knew the CPU and CUDA."""
+    check = getattr(torch.amp, "is_autocast_available", None)
+    return check(device_type) if check is not None else device_type in ("cpu", "cuda")
+
+
+def need_uint16(what: str) -> None:
+    """A ``ValueError`` naming the fix where this torch has no 16-bit unsigned integers."""
+    if UINT16 is None:
+        raise ValueError(f"{what} holds 16-bit pixels, which need torch 2.4 or later (this is torch "
+                         f"{torch.__version__}): upgrade torch, or convert the picture to 8 bits")
+
+
+def aminmax(t: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """``torch.aminmax``; torch before 2.2 has no fp16 kernel for it on the CPU (a half IMAGE from a host)."""
+    try:
+        return torch.aminmax(t)
+    except RuntimeError:
+        if t.dtype != torch.float16:
+            raise
+        return t.min(), t.max()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_autocast_takes_fp16() -> bool:
+    """Whether CPU autocast runs in fp16: torch 2.1 allows bf16 only (it warns, and turns autocast off)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            with torch.autocast("cpu", dtype=torch.float16):
+                return True
+        except (RuntimeError, UserWarning):
+            return False

@@ -1,0 +1,45 @@
+"""phnet.compat: the library on the API of older torch (the SD-WebUI brings 2.1 or 2.3), checked here by taking
+the newer names away from the torch this suite runs on; the whole suite was also run on torch 2.1.2 and 2.3.1."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+OLD_TORCH = """
+import torch
+del torch.uint16                      # torch 2.3 added it
+del torch.amp.is_autocast_available   # torch 2.4 added it
+import numpy as np
+from phnet import Harmonizer
+from phnet.modeling import PHNet
+from phnet.config import PHNetConfig
+
+torch.manual_seed(0)
+model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
+h = Harmonizer(model, device="cpu", dtype="fp32")
+image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+mask = np.zeros((40, 48), np.float32)
+mask[10:30, 16:32] = 1
+for mode in ("full", "official"):
+    out, (correction,) = h.harmonize(image, mask, mode=mode, threshold=0)
+    assert out.dtype == np.uint8 and out.shape == image.shape and correction.kept == 1
+half = torch.from_numpy(image).float().div(255).half()[None]
+assert h(half, torch.from_numpy(mask)[None], layout="BHWC").dtype == torch.float16
+try:
+    h((image.astype(np.uint16) * 257), mask)
+except ValueError as e:
+    assert "need torch 2.4 or later" in str(e), e
+else:
+    raise AssertionError("16-bit pixels were taken without torch's uint16")
+print("ok")
+"""
+
+
+def test_8bit_pictures_are_harmonized_on_the_api_of_older_torch_and_16bit_ones_refused_by_name():
+    """A1111's torch 2.1 has no torch.uint16 and Forge's 2.3 no torch.amp.is_autocast_available: the library
+    failed to import ("cannot import name 'Harmonizer'") or failed on every call."""
+    done = subprocess.run([sys.executable, "-c", OLD_TORCH], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
