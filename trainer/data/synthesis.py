@@ -1,9 +1,9 @@
 """Synthetic harmonisation pairs: change the subject's colours, keep the background.
 
-The recipe follows how FFHQH is described (a real portrait whose person region
-has its appearance shifted): take a real photo and a mask, apply a random
-colour/tone change to the whole picture, and paste the changed picture back
-inside the mask only. The untouched photo is the ground truth.
+The recipe is this project's own, after how FFHQH is described (a real portrait whose person region has
+its appearance shifted; its generation code is not published, so the match is unverified): take a real
+photo and a mask, apply a random colour/tone change to the whole picture, and paste the changed picture
+back inside the mask only. The untouched photo is the ground truth.
 
 Public API (used by the trainer and by other data-set builders)::
 
