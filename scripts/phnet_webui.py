@@ -371,7 +371,7 @@ def inpaint_mask(p, size):
     img2img resize mode, as the WebUI does for the mask it pastes the original back through ("Crop and
     resize" crops the mask's middle, "Resize and fill" pads it).
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     mask = getattr(p, "image_mask", None)
     if mask is None:
@@ -381,8 +381,17 @@ def inpaint_mask(p, size):
     mask = mask.convert("L")
     if getattr(p, "inpainting_mask_invert", 0):
         mask = ImageOps.invert(mask)
+    return _in_generated_frame(p, mask, size)
+
+
+def _in_generated_frame(p, mask, size):
+    """An "L" mask of the init picture (or already of the generated size) brought to the generated image of
+    ``size`` (W, H) as the WebUI brings its own: "Inpaint only masked" cuts the crop ``p.paste_to`` and fits it
+    into the generated size, padded (resize mode 2); "Whole picture" resizes by the img2img resize mode."""
+    from PIL import Image
+
     crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
-    if crop is not None:  # the WebUI fits the crop into the generated size and pads it (resize mode 2)
+    if crop is not None:
         x, y, w, h = crop
         mask = _webui_resize(2, mask.crop((x, y, x + w, y + h)), p.width, p.height)
     elif mask.size != (p.width, p.height):
@@ -397,21 +406,10 @@ def overlay_reach(p, size):
     overlay mask (``p.mask_for_overlay``: the painted mask widened by "Mask blur"), as a binary "L" mask of
     ``size``; None without one. Harmonizing the painted mask alone left the blur band's generated pixels
     uncorrected: a seam around the subject."""
-    from PIL import Image
-
     overlay = getattr(p, "mask_for_overlay", None)
     if overlay is None:
         return None
-    overlay = overlay.convert("L")
-    crop = getattr(p, "paste_to", None) if getattr(p, "inpaint_full_res", False) else None
-    if crop is not None:  # at the init picture's size: the crop, fitted as the generated crop was
-        x, y, w, h = crop
-        overlay = _webui_resize(2, overlay.crop((x, y, x + w, y + h)), p.width, p.height)
-    elif overlay.size != (p.width, p.height):
-        overlay = _webui_resize(getattr(p, "resize_mode", 0), overlay, p.width, p.height)
-    if overlay.size != tuple(size):
-        overlay = overlay.resize(tuple(size), Image.BILINEAR)
-    return overlay.point(lambda v: 255 if v > 0 else 0)
+    return _in_generated_frame(p, overlay.convert("L"), size).point(lambda v: 255 if v > 0 else 0)
 
 
 def _webui_resize(mode, mask, width, height):
