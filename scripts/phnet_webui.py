@@ -18,6 +18,7 @@ How the WebUI runs this file decides its shape (``modules/scripts.py::load_scrip
   ``phnet`` library knows nothing about the WebUI.
 """
 
+import contextlib
 import os
 import re
 import threading
@@ -62,12 +63,10 @@ class PHNetHarmonizeScript(scripts.Script):
 
         phnet_dir, sam_dirs = _models_dirs()
         sources = list(MASK_SOURCES) if is_img2img else [MASK_SUBJECT, MASK_SAM]
-        with gr.Accordion(TITLE, open=False, elem_id=self.elem_id("accordion")):
-            with gr.Row():
-                enable = gr.Checkbox(label="Enable", value=False, elem_id=self.elem_id("enable"))
-                strength = gr.Slider(
-                    label="Strength", minimum=0.0, maximum=1.0, step=0.05, value=1.0, elem_id=self.elem_id("strength")
-                )
+        with _enable_accordion(gr, self.elem_id) as enable:
+            strength = gr.Slider(
+                label="Strength", minimum=0.0, maximum=1.0, step=0.05, value=1.0, elem_id=self.elem_id("strength")
+            )
             weights = gr.Dropdown(  # labels name no folder: the WebUI keys saved defaults (ui-config.json) on them
                 label="Weights (bundled default, official, your own, or a Hugging Face repo id)",
                 choices=phnet_choices(phnet_dir),
@@ -191,6 +190,22 @@ def _say(p, line, console=True):
         comment(f"PHNet: {line}")
     if console:
         print(f"PHNet: {line}")
+
+
+@contextlib.contextmanager
+def _enable_accordion(gr, elem_id):
+    """The script's accordion, yielding its Enable checkbox: in the header where the WebUI has InputAccordion
+    (A1111 1.7 and later, Forge), so that a closed accordion still shows PHNet is on; else inside it."""
+    try:
+        from modules.ui_components import InputAccordion
+    except ImportError:
+        InputAccordion = None
+    if InputAccordion is not None:
+        with InputAccordion(False, label=TITLE, elem_id=elem_id("enable")) as enable:
+            yield enable
+        return
+    with gr.Accordion(TITLE, open=False, elem_id=elem_id("accordion")):
+        yield gr.Checkbox(label="Enable", value=False, elem_id=elem_id("enable"))
 
 
 BOX_PATTERN = r"box \((-?\d+), (-?\d+), (-?\d+), (-?\d+)\)"

@@ -93,8 +93,10 @@ def test_ui_builds(webui, is_img2img):
     assert mask_source.choices == expected
     sam = controls[9]
     assert "tiny_sam.safetensors" in sam.choices
-    # every control lives inside the accordion, and ids are unique per tab
-    assert all(c in accordion.descendants() for c in controls)
+    # Enable is the accordion's header (InputAccordion: a closed accordion still shows PHNet is on), every
+    # other control lives inside it, and ids are unique per tab
+    assert enable.accordion is accordion and enable.accordion_label == "PHNet harmonize"
+    assert all(c in accordion.descendants() for c in controls[1:])
     ids = [c.elem_id for c in controls]
     prefix = f"script_{script.tabname}_phnet_harmonize_"
     assert all(i.startswith(prefix) for i in ids)
@@ -159,6 +161,18 @@ def test_the_subject_sam_and_refine_settings_come_back_from_the_infotext(webui):
 
 
 # ---- postprocess_image -------------------------------------------------------------------
+
+
+def test_a_webui_without_input_accordion_gets_enable_inside_the_accordion(webui, monkeypatch):
+    """A1111 before 1.7 has no modules.ui_components.InputAccordion."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "modules.ui_components", None)
+    script, _ = _runner(webui, False)
+    accordion = [c for c in webui.gradio.built if c.kind == "Accordion"][-1]
+    enable = script.controls[0]
+    assert enable.kind == "Checkbox" and enable.label == "Enable" and enable in accordion.descendants()
+    assert all(c in accordion.descendants() for c in script.controls)
 
 
 def test_disabled_does_nothing(webui):
