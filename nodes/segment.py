@@ -201,8 +201,10 @@ class PHNetSAMSegment:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
-        # An image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty.
-        boxes = [box_px if box_px is not None or guides is None else mask_bbox(guides[i]) for i in range(b)]
+        # An image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty. A
+        # faint one (50 % opacity, feathered) marks its box by its own strongest half, not by an absolute 0.5
+        boxes = [box_px if box_px is not None or guides is None else
+                 mask_bbox(guides[i], threshold=0.5 * float(guides[i].max())) for i in range(b)]
         for item_box in boxes:  # a prompt outside the image is refused before SAM moves or encodes anything
             if item_box is not None or guides is None:
                 make_prompt((h, w), item_box, points or None, labels or None, None)

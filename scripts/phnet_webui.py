@@ -604,7 +604,7 @@ def load_harmonizer(choice, phnet_dir):
 def load_segmenter(choice, sam_dirs):
     """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
     from phnet.sam import SamSegmenter
-    from phnet.sources import parse_hub_ref
+    from phnet.sources import parse_hub_ref, stamp
 
     choice = (choice or "").strip()
     if not choice:
@@ -613,8 +613,8 @@ def load_segmenter(choice, sam_dirs):
             "or type a Hub repo id as owner/name:filename."
         )
     local = _local(choice, sam_dirs)  # loaded on the CPU: _segment moves it to the WebUI's device per image
-    if local is not None:
-        return _cached("sam", (local,), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
+    if local is not None:  # a file replaced under the same name is loaded again
+        return _cached("sam", (local, stamp(local)), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
     repo, revision, filename = parse_hub_ref(choice)
     return _cached(
         "sam",

@@ -204,7 +204,12 @@ def locate_checkpoint(
 
 
 def _sam_config(checkpoint: CheckpointFile) -> dict | None:
-    """The transformers ``config.json`` beside the weights, when there is one that describes a SAM."""
+    """The transformers ``config.json`` beside the weights, when there is one that describes a SAM and the
+    weights are a repo's own ``model.safetensors`` (a Hub download, or a repo folder): a file saved alone into
+    a shared folder (ComfyUI's models/sams, under a longer name) is not described by whatever config.json
+    another model left there."""
+    if checkpoint.repo_id is None and checkpoint.path.name != "model.safetensors":
+        return None
     found = checkpoint.sibling("config.json")
     if found is None:
         return None

@@ -87,6 +87,17 @@ def test_segment_empty_guide_gives_empty_mask(nodes, sam_model, caplog, portrait
     assert "empty" in caplog.text
 
 
+def test_a_faint_guide_mask_is_a_guide_not_an_empty_one(nodes, sam_model, caplog, portrait):
+    """A guide at 50 % opacity (feathered, or ImageToMask of a grey drawing) was taken for an empty one: the
+    output mask was empty, with a warning that the guide was."""
+    img, _ = portrait(b=1)
+    guide = torch.zeros(1, 48, 64)
+    guide[:, 10:40, 20:44] = 0.5
+    (m,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=guide)
+    (full,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=(guide > 0).float())
+    assert torch.equal(m, full) and "empty" not in caplog.text
+
+
 def test_segment_needs_a_prompt(nodes, sam_model, portrait):
     img, _ = portrait()
     with pytest.raises(ValueError, match="needs a prompt"):

@@ -589,6 +589,12 @@ def test_sam_choices(webui):
     assert m.sam_choices(sam_dirs) == ["tiny_sam.safetensors"]
     seg = m.load_segmenter("tiny_sam.safetensors", sam_dirs)
     assert m.load_segmenter("tiny_sam.safetensors", sam_dirs) is seg
+    import os
+
+    weights = webui.models_path / "sam" / "tiny_sam.safetensors"
+    later = weights.stat().st_mtime_ns + 10**9
+    os.utime(weights, ns=(later, later))  # downloaded again, or replaced under the same name
+    assert m.load_segmenter("tiny_sam.safetensors", sam_dirs) is not seg  # the old model was served on
 
 
 def test_api_subject_as_base64(webui, capsys):

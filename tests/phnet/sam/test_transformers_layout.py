@@ -139,6 +139,17 @@ def test_repo_folder_prefers_safetensors_and_refuses_pickled_layout(hub_folder, 
         SamSegmenter.from_pretrained(tmp_path / "pytorch_model.bin", device="cpu")
 
 
+def test_a_file_saved_alone_into_a_shared_folder_ignores_another_models_config(hub_folder, tmp_path):
+    """ComfyUI saves a download as models/sams/facebook--sam-vit-base--model.safetensors: a config.json another
+    model left in that folder was applied to it (a SAM 2 one refused it)."""
+    folder, model = hub_folder
+    lone = tmp_path / "facebook--sam-vit-base--model.safetensors"
+    shutil.copy(folder / "model.safetensors", lone)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "sam2_video"}))
+    seg = SamSegmenter.from_pretrained(lone, device="cpu")  # sizes from the shapes
+    assert max(_compare(seg, model).values()) <= TOLERANCE
+
+
 def test_config_errors(hub_folder, tmp_path):
     folder, _ = hub_folder
     shutil.copy(folder / "model.safetensors", tmp_path / "model.safetensors")
