@@ -561,6 +561,14 @@ class Harmonizer:
             box = bounding_box(mask)
         return LowResolution(image_low, mask_low, box)
 
+    def working_background(self, pixels, mask, mask_peak, size) -> float:
+        """The share of an H×W×C picture that is background at the working size, as :meth:`prepare_low` makes
+        its mask (the network's background statistics come from it)."""
+        low_shape = working_shape(*pixels.shape[:2], size)
+        with one_thread(mask.device):
+            coverage = downscale(mask[..., None], mask_peak, low_shape)
+        return 1 - float((coverage >= 0.5).float().mean())
+
     @property
     def lifts_change(self) -> bool:
         """Whether the network's pictures reach full resolution as their change filled outward from the
@@ -670,8 +678,10 @@ class Harmonizer:
         count = pixels.shape[0]
         present = (masks.flatten(1).amax(1) > 0).tolist()
         # a frame with too little background is left as it was, as on its own: its neighbours' smoothed
-        # correction must not reach it either, and its zero must not pull theirs down
-        background = (1 - masks.flatten(1).float().mean(1) / mask_peak).tolist()
+        # correction must not reach it either, and its zero must not pull theirs down. Judged at the working
+        # size, as the network sees the frame: a soft border at full size may be no background there
+        background = [self.working_background(pixels[i], masks[i], mask_peak, size) if here else 1.0
+                      for i, here in enumerate(present)]
         cramped = [p and b < MIN_BACKGROUND for p, b in zip(present, background)]
         order = [i for i in range(count) if present[i] and not cramped[i]]  # what the smoother sees, in order
         temporal = temporal or Temporal(window=0)

@@ -284,3 +284,21 @@ def test_a_frame_with_too_little_background_stays_as_it_was_in_a_clip(tiny_model
     out, reports = h.harmonize(frames, masks, temporal=True, threshold=0)
     assert reports[1].unchanged and reports[1].background is not None
     assert np.array_equal(out[1], frames[1]) and not np.array_equal(out[0], frames[0])
+
+
+def test_a_frame_with_no_background_at_the_working_size_does_not_pull_its_neighbours_down(tiny_config):
+    """Judged at full size, a whole mask with a soft 0.6 border (5.6 % background) went into the smoothing,
+    where at the working size it has none: its zero correction pulled its neighbours' down by about 15 %."""
+    h = _harmonizer(tiny_config, "transform")
+    images, masks = _clip(frames=7, size=64)
+    soft = torch.ones(64, 64)
+    soft[:4] = soft[-4:] = 0.6
+    soft[:, :4] = soft[:, -4:] = 0.6
+    runs = {}
+    for name, middle in (("soft border", soft), ("whole", torch.ones(64, 64))):
+        m = masks.clone()
+        m[3, 0] = middle
+        out, reports = h.harmonize(images, m, temporal=3.0, threshold=0)
+        assert reports[3].background is not None and torch.equal(out[3], images[3])
+        runs[name] = out
+    torch.testing.assert_close(runs["soft border"], runs["whole"], atol=0, rtol=0)
