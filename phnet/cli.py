@@ -361,8 +361,9 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
 
     def frame_of(image: np.ndarray, mask: np.ndarray):
-        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save)."""
-        pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask)
+        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save). A frame's
+        mask may cover it whole or only an edge of it (a subject walking in): the clip is judged as a whole."""
+        pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
     smoother = temporal.Smoother(settings)
@@ -402,7 +403,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 save(image, job, keep, image)
                 unchanged.append(job.composite.name)
                 continue
-            pixels, peak, masks, mask_peak, _ = frame_of(image, mask)  # a mask with no background is refused here
+            pixels, peak, masks, mask_peak, _ = frame_of(image, mask)
             reference = _reference_for(job)
             if reference is not None:
                 reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
@@ -437,6 +438,11 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     if failed:
         names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
+        return 1
+    if corrections and all(c.background is not None for c in corrections):  # as the library refuses it
+        masks = args.mask or "the frames' alpha channels"
+        print(f"error: every frame's mask covers (nearly) the whole frame: nothing was harmonized (the frames were "
+              f"written as they were); check {masks} (white = subject)", file=sys.stderr)
         return 1
     if not corrections:  # as the library refuses such a clip: most likely the wrong masks folder
         masks = args.mask or "the frames' alpha channels"

@@ -376,10 +376,11 @@ class Harmonizer:
 
     @staticmethod
     def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False,
-                  unit: str = "picture"):
+                  unit: str = "picture", one_of_more: bool = False):
         """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
         with the masks' coverage checked (empty masks refused unless ``allow_empty``: then only where every
-        one is empty; ``unit`` names what a mask belongs to, for the message).
+        one is empty; ``unit`` names what a mask belongs to, for the message; ``one_of_more``: frames of a
+        longer clip, judged as a whole by the caller: see ``check_mask_coverage``).
 
         The caller's own pixels where they can be used as they are (see imageio.fast; ``native`` when the
         caller has looked already); other inputs (grey, unusual dtypes) are converted once, and converted
@@ -391,12 +392,12 @@ class Harmonizer:
             _check_picture_size(height, width)
             found = mask_pixels(mask, batch, height, width)
             masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
-            check_mask_coverage(masks, mask_peak, allow_empty=allow_empty, unit=unit)
+            check_mask_coverage(masks, mask_peak, allow_empty=allow_empty, unit=unit, one_of_more=one_of_more)
             return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
         rgb, alpha, form = image_to_tensor(image, layout)
         _check_picture_size(*rgb.shape[-2:])
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
-        check_mask_coverage(masks, allow_empty=allow_empty, unit=unit)
+        check_mask_coverage(masks, allow_empty=allow_empty, unit=unit, one_of_more=one_of_more)
 
         def finish(out: torch.Tensor) -> Any:
             return tensor_to_image(out.permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())

@@ -56,16 +56,27 @@ FAINT = 1 / 64  # a mask whose strongest value is below this (of full) is on the
 
 
 def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False,
-                        unit: str = "picture") -> None:
+                        unit: str = "picture", one_of_more: bool = False) -> None:
     """B×1×H×W (or B×H×W) masks: each must have a subject (a pixel > 0) and some background (a pixel below half
     of ``peak``, the value meaning "fully subject": 1 for unit masks, 255 for uint8), unless ``allow_empty``:
     then a frame of a clip or a picture of a batch may lack either (the Harmonizer leaves it as it was and says
     why), though not every one of them. ``unit``: what one mask belongs to, for the message ("frame" in a clip).
+    ``one_of_more``: these masks are part of a longer clip read a frame at a time, whose caller judges the clip
+    as a whole: only what is wrong whatever the other frames hold is refused here (a flat grey mask).
 
     The message names the batch index (0-based) of every mask that fails.
     """
     flat = masks.flatten(1)
     tops = flat.amax(dim=1)  # each mask's strongest value
+    lows = flat.amin(dim=1)
+    flat_grey = ((lows == tops) & (tops > 0) & (lows < 0.5 * peak)).nonzero().flatten().tolist()
+    if flat_grey:  # a grey picture, or a slider's value, given as the mask: every pixel a little subject
+        level = float(tops[flat_grey[0]]) / peak
+        raise ValueError(
+            f"{_which(flat_grey, masks.shape[0])} is one flat grey ({level:.0%} of full) everywhere: it tells no "
+            "subject from the background; give a mask that is white on the subject and black elsewhere")
+    if one_of_more:
+        return
     empty = (tops <= 0).nonzero().flatten().tolist()
     every = len(empty) == masks.shape[0]
     if allow_empty and every and len(empty) > 1:
@@ -82,13 +93,6 @@ def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: 
             f"the mask's strongest value is {strongest:.2%} of full, so it marks no subject (the result would be the "
             "composite as it was): a 16-bit mask holding 0..255 values, or one divided by 255 twice? Give 8-bit "
             "masks as uint8, 16-bit ones scaled to 0..65535 (x257), float ones in 0..1")
-    lows = flat.amin(dim=1)
-    flat_grey = ((lows == tops) & (tops > 0) & (lows < 0.5 * peak)).nonzero().flatten().tolist()
-    if flat_grey:  # a grey picture, or a slider's value, given as the mask: every pixel a little subject
-        level = float(tops[flat_grey[0]]) / peak
-        raise ValueError(
-            f"{_which(flat_grey, masks.shape[0])} is one flat grey ({level:.0%} of full) everywhere: it tells no "
-            "subject from the background; give a mask that is white on the subject and black elsewhere")
     full = (lows >= 0.5 * peak).nonzero().flatten().tolist()
     if full and (len(full) + len(empty) == masks.shape[0] or not allow_empty):
         raise ValueError(

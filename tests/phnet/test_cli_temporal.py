@@ -127,19 +127,35 @@ def test_no_input_is_written_to_references_and_hard_links_included(tiny_folder, 
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
-def test_a_clip_gets_the_checks_single_pictures_get_and_goes_on_past_a_bad_frame(tiny_folder, tmp_path, capsys):
+def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(tiny_folder, tmp_path, capsys):
+    """A frame the subject fills, or only an edge of it enters, is part of a clip: such frames failed, and the
+    written sequence had gaps where the library and the node leave them as they were."""
     comps, masks = _write_clip(tmp_path, frames=6, cut_at=6)
     Image.fromarray(np.full((H, W), 255, np.uint8)).save(masks / "frame5.png")  # no background left
     Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame10.png")  # the subject is out of the picture
+    edge = np.zeros((H, W), np.uint8)
+    edge[0, 0] = 2  # the faint edge of a subject walking in
+    Image.fromarray(edge).save(masks / "frame20.png")
     (comps / "frame15.png").write_bytes(b"not a picture")
     out = tmp_path / "out"
     assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 1
     printed = capsys.readouterr()
-    assert "frame5.png" in printed.err and "covers the whole image" in printed.err
-    assert "frame15.png" in printed.err and "2 of 6 frames failed" in printed.err
+    assert "frame15.png" in printed.err and "1 of 6 frames failed" in printed.err
     assert "empty mask" in printed.out and "frame10.png" in printed.out
-    assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png"]
-    assert np.array_equal(np.asarray(Image.open(out / "frame10.png")), _frame(2))  # written unchanged
+    assert "too little to match to" in printed.out  # frame5, left as it was
+    assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png",
+                                                       "frame5.png"]
+    for name, t in (("frame10.png", 2), ("frame5.png", 1)):  # written unchanged
+        assert np.array_equal(np.asarray(Image.open(out / name)), _frame(t))
+
+
+def test_a_clip_whose_every_mask_covers_its_frame_is_an_error(tiny_folder, tmp_path, capsys):
+    comps, masks = _write_clip(tmp_path, frames=3)
+    for m in masks.iterdir():
+        Image.fromarray(np.full((H, W), 255, np.uint8)).save(m)
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 1
+    assert "every frame's mask covers (nearly) the whole frame" in capsys.readouterr().err
 
 
 def test_a_change_of_frame_size_starts_a_shot_even_at_the_same_working_shape(tiny_folder, tmp_path, capsys):
