@@ -373,15 +373,20 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit = []
 
+    # counts frames done with (written, or failed): the last window of them is written after the last estimate
+    bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame")
+
     def save(result: np.ndarray, job: _Job, keep: dict, image: np.ndarray) -> None:
         left_out.update(_save(result, job.target, keep))
         if image.dtype == np.uint16:
             sixteen_bit.append(job.composite.name)
+        bar.update(1)
 
     def fail(job: _Job, e: Exception) -> None:  # this frame is bad; the others may not be
         named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
         tqdm.write(f"error: {named}", file=sys.stderr)
         failed.append(job.composite)
+        bar.update(1)
 
     def write(ready) -> None:
         for j, correction in ready:
@@ -396,7 +401,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             except (ValueError, OSError) as e:
                 fail(frames[j], e)
 
-    for job in tqdm(jobs, desc="harmonizing", unit="frame"):
+    for job in jobs:
         try:
             image, mask, keep = _load_pair(job.composite, job.mask)
             if not bool((mask > 0).any()):  # the subject is out of the picture: the frame stays as it is
@@ -421,6 +426,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         frames.append(job)
         write(smoother.push(found))
     write(smoother.finish())
+    bar.close()
     cuts = ", ".join(frames[i].composite.name for i in smoother.starts[1:]) or "none"
     done = len(jobs) - len(failed)
     print(f"harmonized {done} of {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "

@@ -221,3 +221,20 @@ def test_a_frame_with_too_little_background_is_written_as_it_was(tiny_folder, tm
     expected = Harmonizer.from_pretrained(tiny_folder, device="cpu")(frames, every, temporal=2.0, threshold=0)
     results = np.stack([np.asarray(Image.open(out / f"frame{t * 5}.png")) for t in range(4)])
     assert np.abs(results.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_the_clip_bar_counts_frames_written_and_reaches_its_end_with_the_last(tiny_folder, tmp_path, monkeypatch):
+    """It counted estimates: it closed at 100 % while the last window of frames was still to be written."""
+    import tqdm as tqdm_module
+
+    seen = []
+
+    class Bar(tqdm_module.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            seen.append((self.n, len(list((tmp_path / "out").glob("*.png")))))
+
+    monkeypatch.setattr(tqdm_module, "tqdm", Bar)
+    comps, masks = _write_clip(tmp_path, frames=6)
+    assert _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal", "2") == 0
+    assert [n for n, _ in seen] == list(range(1, 7)) and all(n == written for n, written in seen)
