@@ -369,6 +369,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     smoother = temporal.Smoother(settings)
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
+    reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
     corrections, failed, unchanged = [], [], []
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit = []
@@ -397,6 +398,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 out = pixels.clone()
                 with torch.inference_mode():
                     harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, args.strength)
+                    corrections[reported[j]] = harmonizer.smoothed_report(frame, correction)
                 save(finish(out), frames[j], keep, image)
             except (ValueError, OSError) as e:
                 fail(frames[j], e)
@@ -423,6 +425,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             save(image, job, keep, image)
             continue
         held[len(frames)] = found
+        reported[len(frames)] = len(corrections) - 1
         frames.append(job)
         write(smoother.push(found))
     write(smoother.finish())
@@ -435,7 +438,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
               + (", ..." if len(unchanged) > 10 else ""))
     if corrections:
-        print(f"frames: {_verdict(corrections, harmonizer)} (before smoothing)")
+        print(f"frames: {_verdict(corrections, harmonizer)}")
     if sixteen_bit:
         print(f"note: {len(sixteen_bit)} frames are 16-bit ({', '.join(sixteen_bit[:3])}"
               f"{', ...' if len(sixteen_bit) > 3 else ''}); they are written with 8 bits per channel")

@@ -33,8 +33,10 @@ class Correction:
     ``background``: the share of the picture (at the working size) that is background, set when it is under
     :data:`MIN_BACKGROUND` and the subject was therefore left as it was; ``resampled``: where the result went
     through the working size (the whole picture in mode "official", the subject with method "resize"), losing
-    fine detail, the (subject,
-    background) RMS change measured in it, which the network's correction alone understates."""
+    fine detail, the (subject, background) RMS change measured in it, which the network's correction alone
+    understates; ``smoothed``: a frame of a clip, the RMS change (before ``strength``) applied to its subject
+    after smoothing over its shot, where that differs from its own correction (a frame whose own correction
+    the threshold dropped still gets its neighbours')."""
 
     size: float
     threshold: float
@@ -44,6 +46,7 @@ class Correction:
     empty_mask: bool = False
     background: float | None = None
     resampled: tuple[float, float] | None = None
+    smoothed: float | None = None
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
@@ -52,12 +55,19 @@ class Correction:
 
     @property
     def unchanged(self) -> bool:
-        return self.kept == 0 or self.strength == 0
+        return self.strength == 0 or not (self.kept if self.smoothed is None else self.smoothed)
 
     @property
     def applied(self) -> float:
-        """RMS change (0–255) applied to the subject: ``size × kept × strength``."""
-        return self.size * self.kept * self.strength
+        """RMS change (0–255) applied to the subject: ``size × kept × strength``, or after smoothing
+        ``smoothed × strength``."""
+        return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.strength
+
+    @property
+    def held_back(self) -> bool:
+        """Left as it was because its correction is below the do-no-harm threshold (and, in a clip, so are its
+        shot's)."""
+        return self.kept == 0 and not self.smoothed and not self.empty_mask and self.background is None
 
     @property
     def invisible(self) -> bool:
@@ -83,12 +93,14 @@ class Correction:
             return "unchanged: empty mask"
         if self.background is not None:
             return "unchanged: too little background"
-        if self.kept == 0:
+        if self.held_back:
             return "unchanged: correction below the do-no-harm threshold"
         if self.strength == 0:
             return "unchanged: strength 0"
         if self.invisible:
             return "harmonized (PHNet), by too little to see"
+        if self.smoothed is not None:
+            return "harmonized (PHNet), smoothed over its shot"
         if self.kept < 1:
             return "harmonized (PHNet), correction shortened by the do-no-harm threshold"
         return "harmonized (PHNet)"
@@ -99,13 +111,16 @@ class Correction:
         if self.background is not None:
             return (f"unchanged: only {self.background:.1%} of the picture is background, too little to match the "
                     f"subject to (at least {MIN_BACKGROUND:.0%}); give it more of the scene around the subject")
-        if self.kept == 0:
+        if self.held_back:
             return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the do-no-harm "
                     f"threshold {self.threshold:g}")
         if self.strength == 0:
             return f"unchanged: strength 0 (the correction would be RMS {self.size:.1f} of 255)"
         line = f"changed by RMS {self.applied:.1f} of 255"
-        if self.kept < 1:
+        if self.smoothed is not None:
+            own = "below the do-no-harm threshold" if self.kept == 0 else f"{self.size * self.kept:.1f}"
+            line += f" after smoothing over its shot (its own correction: {own})"
+        elif self.kept < 1:
             line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
         line += f", at strength {self.strength:g}" if self.strength < 1 else ""
         return line + (" (under half a level: too small to see)" if self.invisible else "")
@@ -127,9 +142,13 @@ def summary(corrections: Sequence[Correction]) -> str:
     cramped = sum(c.background is not None for c in corrections)
     if cramped:
         line += f"; {cramped} with under {MIN_BACKGROUND:.0%} background, too little to match to, left unchanged"
-    below = [c for c in corrections if c.kept == 0 and not c.empty_mask and c.background is None]
+    below = [c for c in corrections if c.held_back]
     if below:
         line += f"; {len(below)} below the do-no-harm threshold {below[0].threshold:g}, left unchanged"
+    lifted = [c for c in corrections if c.kept == 0 and c.smoothed]
+    if lifted:
+        line += (f"; {len(lifted)} below the do-no-harm threshold {lifted[0].threshold:g} on their own, changed by "
+                 "their shot's smoothed correction")
     muted = [c for c in corrections if c.strength == 0 and c.kept > 0 and not c.empty_mask]
     if muted:
         line += f"; {len(muted)} at strength 0, left unchanged"
@@ -176,5 +195,5 @@ def log_corrections(corrections: Sequence[Correction]) -> None:
     """A ``logging`` line on the ``phnet`` logger: a warning when a subject was left unchanged."""
     if not corrections:
         return
-    level = logging.WARNING if any(c.kept == 0 or c.notes for c in corrections) else logging.INFO
+    level = logging.WARNING if any(c.held_back or c.notes for c in corrections) else logging.INFO
     log.log(level, "PHNet: %s", summary(corrections))

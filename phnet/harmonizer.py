@@ -26,7 +26,7 @@ from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .metrics import rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
-from .modeling.transform import gain_and_offset
+from .modeling.transform import correction_size, gain_and_offset
 from .precision import resolve_dtype, slow_on
 from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
 from .weights import load_model, push_to_hub, save_pretrained
@@ -668,6 +668,19 @@ class Harmonizer:
         output = correction if self.config.output == "transform" else low.image + correction * low.mask
         self.apply_low(pixels, peak, mask, mask_peak, out, strength, low, output)
 
+    def smoothed_report(self, frame: FrameEstimate, correction: torch.Tensor) -> Correction:
+        """The frame's report, with the size of the ``correction`` it got after smoothing (``Correction.smoothed``,
+        measured at the working size) where that differs from its own by a hundredth of a level or more."""
+        low = frame.low
+        correction = correction.to(low.image.device)
+        if self.config.output == "transform":
+            change = self.model.transform_output(low.image.float(), correction.float()) - low.image.float()
+        else:  # the change itself (filled outward from the subject, for method "correction")
+            change = correction
+        applied = float(correction_size(change, low.mask)[0])
+        own = frame.report.size * frame.report.kept
+        return frame.report if abs(applied - own) < 0.01 else dataclasses.replace(frame.report, smoothed=applied)
+
     @torch.inference_mode()
     def _harmonize_frames(self, pixels, peak, masks, mask_peak, out, temporal, references, strength, size,
                           progress, threshold) -> list[Correction]:
@@ -707,7 +720,9 @@ class Harmonizer:
         def finish(ready: list[tuple[int, torch.Tensor]]) -> None:
             for k, correction in ready:
                 j = order[k]
-                self.apply_frame(pixels[j], peak, masks[j], mask_peak, out[j], held.pop(j), correction, strength)
+                frame = held.pop(j)
+                self.apply_frame(pixels[j], peak, masks[j], mask_peak, out[j], frame, correction, strength)
+                reports[j] = self.smoothed_report(frame, correction)
                 step()
 
         for i in range(count):  # ``out`` is already a copy of the frames left as they were

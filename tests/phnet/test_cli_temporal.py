@@ -46,10 +46,14 @@ def test_temporal_folder_matches_the_library(tiny_folder, tmp_path, capsys):
     names = [f"frame{t * 5}.png" for t in range(6)]
     results = np.stack([np.asarray(Image.open(out / n)) for n in names])
     frames = np.stack([_frame(t, t >= 4) for t in range(6)])
-    expected = Harmonizer.from_pretrained(tiny_folder, device="cpu")(frames, _mask() / 255.0, temporal=2.0)
+    expected, reports = Harmonizer.from_pretrained(tiny_folder, device="cpu").harmonize(frames, _mask() / 255.0,
+                                                                                         temporal=2.0)
     assert np.abs(results.astype(int) - expected.astype(int)).max() <= 1
     background = _mask() == 0
     assert (results[:, background] == frames[:, background]).all()
+    from phnet.corrections import summary
+
+    assert f"frames: {summary(reports)}" in printed  # after smoothing, as the library reports them
 
 
 def test_temporal_needs_a_folder(tiny_folder, tmp_path):

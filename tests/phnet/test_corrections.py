@@ -65,3 +65,14 @@ def test_a_resampled_result_names_the_change_measured_in_it():
     assert summary([official, resize]).endswith("2 went through the working size (fine detail lost): their "
                                                 "subjects differ by RMS 6.3 to 6.4 and their backgrounds by RMS "
                                                 "0.0 to 3.7")
+
+
+def test_a_frame_changed_by_its_shots_smoothed_correction_says_so():
+    lifted = Correction(12.1, 12.5, 0.0, smoothed=3.2)
+    assert not lifted.unchanged and lifted.applied == 3.2 and not lifted.held_back
+    assert lifted.describe() == ("changed by RMS 3.2 of 255 after smoothing over its shot (its own correction: below "
+                                 "the do-no-harm threshold)")
+    assert lifted.label() == "harmonized (PHNet), smoothed over its shot"
+    still = Correction(12.1, 12.5, 0.0)
+    assert still.held_back and summary([lifted, still]).startswith("1 of 2 images changed")
+    assert Correction(20.0, 0.0, 1.0, strength=0.5, smoothed=10.0).applied == 5.0

@@ -302,3 +302,20 @@ def test_a_frame_with_no_background_at_the_working_size_does_not_pull_its_neighb
         assert reports[3].background is not None and torch.equal(out[3], images[3])
         runs[name] = out
     torch.testing.assert_close(runs["soft border"], runs["whole"], atol=0, rtol=0)
+
+
+def test_each_frames_report_is_the_correction_it_got_after_smoothing(tiny_config):
+    """A frame whose own correction the threshold dropped was reported 'left unchanged' while its shot's
+    smoothed correction changed it."""
+    h = _harmonizer(tiny_config, "transform")
+    images, masks = _clip(frames=9)
+    images[4] = images[4] * (1 - masks[4]) + 0.5 * masks[4]  # its grey subject's correction is the largest
+    _, own = h.harmonize(images, masks, temporal=False, threshold=0)
+    threshold = (own[4].size + max(c.size for i, c in enumerate(own) if i != 4)) / 2
+    out, reports = h.harmonize(images, masks, temporal=3.0, threshold=threshold)
+    for i, report in enumerate(reports):
+        measured = float(((out[i] - images[i]) * masks[i]).pow(2).sum().div(3 * masks[i].sum()).sqrt()) * 255
+        assert report.applied == pytest.approx(measured, rel=0.05, abs=0.01)  # (the filled change, at 64 px)
+        assert not report.unchanged and report.smoothed is not None
+    assert reports[3].kept == 0 and "after smoothing over its shot (its own correction: below" in reports[3].describe()
+    assert "on their own, changed by their shot's smoothed correction" in summary(reports)
