@@ -226,7 +226,7 @@ def timing_table(harmonizer: Harmonizer, side: int = 320, frames: int = 24) -> l
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--data", type=Path, help="a split folder with images/ (not needed with --timing-only)")
     p.add_argument("--weights", action="append", help="weights (repeatable); default: the bundled default")
     p.add_argument("--size", type=int, default=320, help="frame side / composite shorter side in pixels")
     p.add_argument("--frames", type=int, default=36)
@@ -234,9 +234,11 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=12, help="portraits to use")
     p.add_argument("--timing-only", action="store_true", help="only the cost per frame")
     a = p.parse_args()
+    if a.data is None and not a.timing_only:
+        p.error("--data is needed for the clips and the reference region (or give --timing-only)")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    pairs = load(a.data, a.limit)
+    pairs = None if a.timing_only else load(a.data, a.limit)
     for weights in a.weights or [None]:
         h = Harmonizer.from_pretrained(weights, device="cpu", dtype="fp32")
         print(f"## {weights or 'bundled default'} (output={h.config.output!r}, working size {h.config.image_size})\n")

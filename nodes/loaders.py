@@ -98,7 +98,8 @@ class PHNetModelLoader:
                 "model_name": (paths.phnet_choices(), {
                     "default": paths.BUNDLED_DEFAULT,
                     "tooltip": "Weights to load. 'default (bundled)' ships with the node pack: offline, tuned to do "
-                               "no harm, so it leaves many subjects unchanged. The official-* entries are the "
+                               "no harm: a fifth of a small correction is applied, a large one whole, so every "
+                               "subject changes a little. The official-* entries are the "
                                "PHNet authors' weights, downloaded once into ComfyUI/models/phnet when picked: "
                                "official-ffhqh256/512/1024 for portraits (trained on FFHQH), official-iharmony512 "
                                "for any subject (iHarmony4). Their licence: the authors' CC BY-SA 4.0 variant; the "

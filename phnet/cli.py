@@ -432,7 +432,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     bar.close()
     cuts = ", ".join(frames[i].composite.name for i in smoother.starts[1:]) or "none"
     done = len(jobs) - len(failed)
-    print(f"harmonized {done} of {len(jobs)} frames into {Path(args.output)} (window {settings.window:g} frames; "
+    print(f"wrote {done} of {len(jobs)} frames into {Path(args.output)} (smoothing sigma {settings.window:g} frames; "
           f"shots start at: {cuts})")
     if unchanged:
         print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
@@ -607,9 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "composites: any value writes NAME_compare.png beside each result)")
     h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
                    "this), or a folder of them named like the composites")
-    h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="FRAMES",
-                   help="the folder is a clip (natural name order): smooth the correction over about FRAMES "
-                   "frames (default 3), never across a detected cut")
+    h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="SIGMA",
+                   help="the folder is a clip (natural name order): smooth the correction with a Gaussian of SIGMA "
+                   "frames (default 3; it reaches 3 SIGMA each way), never across a detected cut")
     h.add_argument("--cut-threshold", type=float, help="background change (above 0, in 0-255 "
                    "units) that counts as a cut in --temporal mode (default 20)")
     h.set_defaults(run=harmonize)

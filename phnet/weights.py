@@ -144,7 +144,7 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
                 f"{path.name} is not an official checkpoint's file name, but a .pth stores no config: it is read as "
                 f"one (output 'image', working size {config.image_size}). Weights trained otherwise (our "
                 "'residual' output, another size) come out wrong this way: keep them as a folder with their "
-                "config.json (phnet.save_pretrained)", stacklevel=3)
+                "config.json (phnet.weights.save_pretrained, or Harmonizer.save_pretrained)", stacklevel=3)
         return config
     infer_config(tensors)  # a non-PHNet file gets that message first
     raise ValueError(
