@@ -321,8 +321,8 @@ class Harmonizer:
         ``threshold``: the do-no-harm threshold (0–255 RMS) for this call instead of the weights' own; 0
         applies every correction the network proposes, which helps obvious mismatches and may harm
         near-right composites. ``measure``: where the result goes through the working size (the whole
-        picture in mode "official", the subject with method "resize"), measure the change in it for the report (``Correction.resampled``); False
-        spares that pass (a benchmark of the official pipeline)."""
+        picture in mode "official", the subject with method "resize"), measure the change in it for the report
+        (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline)."""
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)

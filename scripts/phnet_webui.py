@@ -35,9 +35,9 @@ RESULT_KEY = "PHNet result"  # the infotext line that says how much the subject 
 DEFAULT_WEIGHTS = DEFAULT_LABEL
 WEIGHTS_INFO = (
     "default (bundled): offline, tuned to do no harm: a fifth of a small correction is applied, a large one whole, "
-    "so every subject changes a little (the infotext and the console say how much). official-*: the PHNet authors' weights, downloaded once into models/PHNet when picked; "
-    "official-ffhqh512 for portraits. Licence: the authors' CC BY-SA 4.0 variant; the ffhqh ones are also bound "
-    "by FFHQ's non-commercial terms."
+    "so every subject changes a little (the infotext and the console say how much). official-*: the PHNet "
+    "authors' weights, downloaded once into models/PHNet when picked; official-ffhqh512 for portraits. Licence: "
+    "the authors' CC BY-SA 4.0 variant; the ffhqh ones are also bound by FFHQ's non-commercial terms."
 )
 THRESHOLD_INFO = (
     "Corrections of the subject smaller than this (RMS, 0-255) are dropped (the bundled weights keep part of "

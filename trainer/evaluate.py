@@ -48,8 +48,8 @@ from trainer.data.common import spread_sample
 METRICS = ("MSE", "fMSE", "PSNR", "fPSNR", "PSNR255", "fPSNR255")
 PEAKS = ("PSNR and fPSNR use each ground truth's own peak, max(gt)², as the official PHNet tester does; PSNR255 and "
          "fPSNR255 use the fixed 255² of the DoveNet/bcmi iHarmony4 evaluation (which peak a paper used is worth "
-         "checking before comparing). On a photo that never reaches 255 the own-peak values are lower by 20·log10(255/max(gt)) dB. Neither "
-         "quantises to 8 bits.")
+         "checking before comparing). On a photo that never reaches 255 the own-peak values are lower by "
+         "20·log10(255/max(gt)) dB. Neither quantises to 8 bits.")
 ERROR_BUCKETS = ("<300", "300-1000", ">=1000")
 METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer",
                  "mkl": "MKL colour transfer (color-matcher)", "phnet": "PHNet"}

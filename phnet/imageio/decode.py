@@ -236,8 +236,9 @@ _NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
 
 
 def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
-    """A mask file's one channel (``white``: what its white marks, for the messages). In-memory PIL masks keep :func:`pil_mask_pixels`' rules; a file, more
-    likely a picture made for another purpose, is held to stricter ones:
+    """A mask file's one channel (``white``: what its white marks, for the messages). In-memory PIL masks keep
+    :func:`pil_mask_pixels`' rules; a file, more likely a picture made for another purpose, is held to stricter
+    ones:
 
     - Opaque (or no alpha): the grey level is the mask; a colour picture (channels more than 8 levels
       apart on over 1 % of the pixels) is refused.
