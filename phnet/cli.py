@@ -354,6 +354,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     from . import temporal
     from .imageio import mask_to_tensor
+    from .imageio.masks import FAINT
 
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
@@ -372,7 +373,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
     corrections, failed, unchanged = [], [], []
     left_out: set[str] = set()  # what the frames' files could not carry
-    sixteen_bit = []
+    sixteen_bit, eight_of_sixteen = [], []
+    strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
 
     # counts frames done with (written, or failed): the last window of them is written after the last estimate
     bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame")
@@ -381,6 +383,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         left_out.update(_save(result, job.target, keep))
         if image.dtype == np.uint16:
             sixteen_bit.append(job.composite.name)
+        if keep.get("read_at_8_bits"):
+            eight_of_sixteen.append(job.composite.name)
         bar.update(1)
 
     def fail(job: _Job, e: Exception) -> None:  # this frame is bad; the others may not be
@@ -411,6 +415,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 unchanged.append(job.composite.name)
                 continue
             pixels, peak, masks, mask_peak, _ = frame_of(image, mask)
+            strongest = max(strongest, float(masks.max()) / mask_peak)
             reference = _reference_for(job)
             if reference is not None:
                 reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
@@ -442,19 +447,27 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     if sixteen_bit:
         print(f"note: {len(sixteen_bit)} frames are 16-bit ({', '.join(sixteen_bit[:3])}"
               f"{', ...' if len(sixteen_bit) > 3 else ''}); they are written with 8 bits per channel")
+    if eight_of_sixteen:
+        print(f"note: {len(eight_of_sixteen)} frames hold 16 bits per channel in a layout read at 8 bits "
+              f"({', '.join(eight_of_sixteen[:3])}{', ...' if len(eight_of_sixteen) > 3 else ''}): they were "
+              "harmonized at 8 bits; save them as plain 16-bit RGB or RGBA to keep them")
     if left_out:
         print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:
         names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
         return 1
+    masks = args.mask or "the frames' alpha channels"
     if corrections and all(c.background is not None for c in corrections):  # as the library refuses it
-        masks = args.mask or "the frames' alpha channels"
-        print(f"error: every frame's mask covers (nearly) the whole frame: nothing was harmonized (the frames were "
-              f"written as they were); check {masks} (white = subject)", file=sys.stderr)
+        print(f"error: every mask that has a subject covers (nearly) its whole frame: nothing was harmonized (the "
+              f"frames were written as they were); check {masks} (white = subject)", file=sys.stderr)
+        return 1
+    if corrections and strongest < FAINT:  # as the library refuses such a batch
+        print(f"error: the masks' strongest value is {strongest:.2%} of full, so they mark no subject (the frames "
+              f"are as they were): 16-bit masks holding 0..255 values? Check {masks}; save 8-bit masks as 8-bit, "
+              "16-bit ones scaled to 0..65535", file=sys.stderr)
         return 1
     if not corrections:  # as the library refuses such a clip: most likely the wrong masks folder
-        masks = args.mask or "the frames' alpha channels"
         print(f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as "
               f"they were); check {masks} (white = subject)", file=sys.stderr)
         return 1

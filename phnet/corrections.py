@@ -145,11 +145,12 @@ def summary(corrections: Sequence[Correction]) -> str:
     below = [c for c in corrections if c.held_back]
     if below:
         line += f"; {len(below)} below the do-no-harm threshold {below[0].threshold:g}, left unchanged"
-    lifted = [c for c in corrections if c.kept == 0 and c.smoothed]
+    lifted = [c for c in corrections if c.kept == 0 and c.smoothed and c.strength > 0]
     if lifted:
         line += (f"; {len(lifted)} below the do-no-harm threshold {lifted[0].threshold:g} on their own, changed by "
                  "their shot's smoothed correction")
-    muted = [c for c in corrections if c.strength == 0 and c.kept > 0 and not c.empty_mask]
+    muted = [c for c in corrections
+             if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None]
     if muted:
         line += f"; {len(muted)} at strength 0, left unchanged"
     shortened = [c for c in corrections if 0 < c.kept < 1]
@@ -195,5 +196,6 @@ def log_corrections(corrections: Sequence[Correction]) -> None:
     """A ``logging`` line on the ``phnet`` logger: a warning when a subject was left unchanged."""
     if not corrections:
         return
-    level = logging.WARNING if any(c.held_back or c.notes for c in corrections) else logging.INFO
+    left = any((c.kept == 0 and not c.smoothed) or c.notes for c in corrections)  # unchanged, for whatever reason
+    level = logging.WARNING if left else logging.INFO
     log.log(level, "PHNet: %s", summary(corrections))

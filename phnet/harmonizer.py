@@ -672,14 +672,19 @@ class Harmonizer:
         """The frame's report, with the size of the ``correction`` it got after smoothing (``Correction.smoothed``,
         measured at the working size) where that differs from its own by a hundredth of a level or more."""
         low = frame.low
-        correction = correction.to(low.image.device)
-        if self.config.output == "transform":
-            change = self.model.transform_output(low.image.float(), correction.float()) - low.image.float()
-        else:  # the change itself (filled outward from the subject, for method "correction")
-            change = correction
-        applied = float(correction_size(change, low.mask)[0])
-        own = frame.report.size * frame.report.kept
-        return frame.report if abs(applied - own) < 0.01 else dataclasses.replace(frame.report, smoothed=applied)
+
+        def size(output: torch.Tensor) -> float:  # the frame's own output is measured the same way (clamped)
+            output = output.to(low.image.device)
+            if self.config.output == "transform":
+                change = self.model.transform_output(low.image.float(), output.float()) - low.image.float()
+            else:  # the change itself (filled outward from the subject, for method "correction")
+                change = output
+            return float(correction_size(change, low.mask)[0])
+
+        applied = size(correction)
+        if abs(applied - size(frame.correction)) < 0.01:
+            return frame.report
+        return dataclasses.replace(frame.report, smoothed=applied)
 
     @torch.inference_mode()
     def _harmonize_frames(self, pixels, peak, masks, mask_peak, out, temporal, references, strength, size,

@@ -461,8 +461,9 @@ def _paste_subject(image, s):
         image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor
     )
     notes = []
-    whole = float(np.asarray(alpha, np.float64).sum() / 255) * float(s.scale) ** 2 if alpha is not None else (
-        subject.width * subject.height * float(s.scale) ** 2)
+    # the subject's area as pasted whole: its cover times its scaled size, rounded as paste_subject rounds it
+    cover = float(np.asarray(alpha, np.float64).mean() / 255) if alpha is not None else 1.0
+    whole = cover * max(1, round(subject.width * float(s.scale))) * max(1, round(subject.height * float(s.scale)))
     shown = float(mask.sum())
     if whole > 0 and shown < 0.95 * whole:
         notes.append(f"{1 - shown / whole:.0%} of the pasted subject lies outside the picture (its {s.anchor} at "

@@ -64,7 +64,8 @@ def _metadata(image) -> dict:
         kept["icc_profile"] = image.info["icc_profile"]
     text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
     # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy), or ImageMagick's copy of one in PNG text
-    if image.info.get("exif") or text.pop(_RAW_EXIF, None):
+    raw_exif = text.pop(_RAW_EXIF, None)  # carried, if at all, as the EXIF block below
+    if image.info.get("exif") or raw_exif:
         try:
             exif = image.getexif()
             if exif.get(0x0112, 1) != 1:

@@ -111,7 +111,7 @@ def test_a_generators_png_text_is_carried_into_a_png_result(tiny_folder, tmp_pat
     assert "note:" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("carrier", ["xmp", "raw exif"])
+@pytest.mark.parametrize("carrier", ["xmp", "raw exif", "raw exif and exif"])
 def test_an_orientation_in_png_text_is_reset_with_the_pixels(tiny_folder, tmp_path, carrier):
     """XMP and ImageMagick's hex EXIF in PNG text carry an orientation too: copied as they were, the upright
     result was turned a second time by every reader."""
@@ -128,10 +128,12 @@ def test_an_orientation_in_png_text_is_reset_with_the_pixels(tiny_folder, tmp_pa
         data = exif.tobytes()
         info.add_text("Raw profile type exif", f"\nexif\n{len(data):8}\n{data.hex()}\n")
     comp, mask, out = tmp_path / "turned.png", tmp_path / "mask.png", tmp_path / "out.png"
-    _composite(size=(H, W)).save(comp, pnginfo=info)  # stored sideways
+    extra = {"exif": data} if carrier == "raw exif and exif" else {}
+    _composite(size=(H, W)).save(comp, pnginfo=info, **extra)  # stored sideways
     _mask().save(mask)  # drawn on the upright picture
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
     assert read_image(out).shape[:2] == read_image(comp).shape[:2] == (H, W)
+    assert "Raw profile type exif" not in Image.open(out).text  # its EXIF, reset, is the eXIf chunk's
 
 
 def test_png_text_a_format_cannot_hold_is_named(tiny_folder, tmp_path, capsys):

@@ -159,7 +159,19 @@ def test_a_clip_whose_every_mask_covers_its_frame_is_an_error(tiny_folder, tmp_p
         Image.fromarray(np.full((H, W), 255, np.uint8)).save(m)
     assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
                      str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 1
-    assert "every frame's mask covers (nearly) the whole frame" in capsys.readouterr().err
+    assert "every mask that has a subject covers (nearly) its whole frame" in capsys.readouterr().err
+
+
+def test_a_clip_of_masks_on_the_wrong_scale_is_an_error(tiny_folder, tmp_path, capsys):
+    """16-bit masks holding 0..255 values: a single picture is refused, and so was a clip before its masks were
+    judged as a whole; then it exited 0, saying 5 of 5 changed, with the pixels as they were."""
+    comps, masks = _write_clip(tmp_path, frames=3)
+    for m in masks.iterdir():
+        faint = (np.asarray(Image.open(m)) > 0).astype(np.uint16) * 255
+        Image.fromarray(faint).save(m)  # 16-bit PNG, 0..255 values
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 1
+    assert "the masks' strongest value is 0.39% of full" in capsys.readouterr().err
 
 
 def test_a_change_of_frame_size_starts_a_shot_even_at_the_same_working_shape(tiny_folder, tmp_path, capsys):

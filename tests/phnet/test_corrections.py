@@ -76,3 +76,22 @@ def test_a_frame_changed_by_its_shots_smoothed_correction_says_so():
     still = Correction(12.1, 12.5, 0.0)
     assert still.held_back and summary([lifted, still]).startswith("1 of 2 images changed")
     assert Correction(20.0, 0.0, 1.0, strength=0.5, smoothed=10.0).applied == 5.0
+
+
+def test_a_clip_at_strength_0_is_counted_as_muted_not_changed_by_smoothing():
+    lifted = Correction(12.1, 12.5, 0.0, strength=0.0, smoothed=3.2)
+    line = summary([lifted, Correction(13.0, 12.5, 0.1, strength=0.0)])
+    assert line.startswith("0 of 2 images changed") and "2 at strength 0, left unchanged" in line
+    assert "smoothed correction" not in line
+
+
+def test_pictures_left_as_they_were_for_any_reason_are_logged_as_warnings(caplog):
+    import logging
+
+    from phnet.corrections import log_corrections
+
+    for left in (Correction(0.0, 0.0, 0.0, background=0.01), Correction.no_subject(40.0)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="phnet"):
+            log_corrections([left])
+        assert caplog.records[-1].levelname == "WARNING"

@@ -319,3 +319,13 @@ def test_each_frames_report_is_the_correction_it_got_after_smoothing(tiny_config
         assert not report.unchanged and report.smoothed is not None
     assert reports[3].kept == 0 and "after smoothing over its shot (its own correction: below" in reports[3].describe()
     assert "on their own, changed by their shot's smoothed correction" in summary(reports)
+
+
+def test_a_frame_is_not_said_to_be_smoothed_where_nothing_was(tiny_config):
+    """Its own correction was measured unclamped and the applied one clamped: frames were labelled "after
+    smoothing over its shot" with smoothing off."""
+    h = _harmonizer(tiny_config, "residual")
+    images, masks = _clip(frames=2)
+    images = images * (1 - masks) + 0.98 * masks  # a near-white subject: the change is clamped
+    _, reports = h.harmonize(images, masks, temporal=0.0, threshold=0)
+    assert all(r.smoothed is None for r in reports)

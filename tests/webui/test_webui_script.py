@@ -308,6 +308,14 @@ def test_a_pasted_subject_mostly_off_the_picture_is_named(webui, capsys):
     assert "lies outside the picture" in capsys.readouterr().out
 
 
+def test_a_small_scaled_subject_inside_the_picture_is_not_said_to_be_outside(webui):
+    """Its expected area was its size times scale², where the paste rounds the scaled size: 4×4 of 4.5²."""
+    settings = webui.script_module.Settings(True, "tiny-phnet", 1.0, SUBJECT, Image.new("RGBA", (30, 30), (200, 40,
+                                            40, 255)), 50, 50, 0.15, "top-left")
+    _, _, notes = webui.script_module._paste_subject(_generated(256, 256), settings)
+    assert notes == []
+
+
 def test_a_subject_pasted_with_the_default_anchor_at_0_0_is_whole(webui):
     script, runner = _runner(webui, False)
     assert script.infotext_fields and webui.script_module.Settings().anchor == "top-left"
