@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from phnet.atomic import write_atomic_text
+from trainer.builders import staging
 from trainer.data import build_dataset, collate
 from trainer.validation import NEAR_RIGHT_FMSE
 
@@ -57,8 +58,10 @@ def collect(model, loader) -> list[dict]:
             output = apply_colour_transform(picture.float(), output.float())
         return output.float() - picture, size.float()
 
+    from tqdm import tqdm
+
     out = []
-    for batch in loader:
+    for batch in tqdm(loader, desc="the model's corrections", unit="batch", leave=False, file=sys.stderr):
         if "comp" not in batch:
             continue
         comp, real, mask = batch["comp"], batch["real"], batch["mask"]
@@ -78,11 +81,13 @@ def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndar
     of ``k`` from 0 to 1 (N×shares), and the sizes of the proposed changes (N). A threshold only scales
     each change, so every (threshold, ramp) pair is then scored from these without touching the pixels
     again; between two shares the error is interpolated (it is a parabola in ``k``: off by < 0.2 MSE)."""
+    from tqdm import tqdm
+
     from phnet import metrics
 
     rows: dict[str, list] = {k: [] for k in ("mse", "fmse", "untouched", "size", "size_real",
                                              "composite_mse", "composite_fmse")}
-    for b in batches:
+    for b in tqdm(batches, desc=f"errors at {shares} shares of each", unit="batch", leave=False, file=sys.stderr):
         comp, real, mask, change, change_real = (b[k] for k in ("comp", "real", "mask", "change", "change_real"))
         curves = {"mse": [], "fmse": [], "untouched": []}
         for k in np.linspace(0.0, 1.0, shares):  # the picture the model makes with a share k of its change
@@ -144,11 +149,12 @@ def _errors(curves: dict[str, np.ndarray], mse: np.ndarray, fmse: np.ndarray, un
 
 def describe(row: dict) -> str:
     """One line of errors as a share of doing nothing's."""
-    def ratio(key: str) -> float:
-        return row[key] / max(row[f"composite_{key}"], 1e-6)
+    def ratio(key: str) -> str:  # none where doing nothing scores 0 (the only near-right ones are untouched)
+        nothing = row[f"composite_{key}"]
+        return f"{row[key] / nothing:.2f}x" if nothing > 1e-6 else "doing nothing: 0"
 
-    return (f"MSE {row['mse']:.1f} ({ratio('mse'):.2f}x) fMSE {row['fmse']:.1f} ({ratio('fmse'):.2f}x) near-right "
-            f"{row['near_right_fmse']:.1f} ({ratio('near_right_fmse'):.2f}x) untouched {row['untouched_mse']:.2f}")
+    return (f"MSE {row['mse']:.1f} ({ratio('mse')}) fMSE {row['fmse']:.1f} ({ratio('fmse')}) near-right "
+            f"{row['near_right_fmse']:.1f} ({ratio('near_right_fmse')}) untouched {row['untouched_mse']:.2f}")
 
 
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
@@ -225,9 +231,11 @@ def calibrate(a: argparse.Namespace) -> int:
 
     cfg = read_config(a.config)
     model = load_model(a.weights).eval()
-    data = dict(cfg["data"], num_workers=0)
-    if a.data:
-        data = {"root": a.data, "num_workers": 0}
+    if model.config.output == "image" and not a.report_only:  # before the work, not after it
+        raise ValueError(f"{a.weights} predicts whole pictures (output 'image', as the official weights do): there "
+                         "is no correction to hold to a threshold. Read its ceiling with --report-only")
+    # --data changes where the photos are, not how the run split or masked them
+    data = dict(cfg["data"], num_workers=0, **({"root": a.data} if a.data else {}))
     ds = build_dataset(data, a.split, image_size=model.config.image_size)
     if ds.not_held_out:
         print(f"warning: {ds.not_held_out}", file=sys.stderr)
@@ -264,9 +272,10 @@ def calibrate(a: argparse.Namespace) -> int:
     calibrated = type(model)(dataclasses.replace(model.config, correction_threshold=float(best["threshold"]),
                                                  correction_ramp=best["ramp"], correction_floor=best["floor"]))
     calibrated.load_state_dict(model.state_dict())
-    out = save_pretrained(calibrated, a.out)
-    write_atomic_text(Path(out) / "calibration.json",
-                      json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
+    with staging.staged(Path(a.out)) as folder:  # whole: nothing of what --overwrite replaces is left beside it
+        save_pretrained(calibrated, folder)
+        write_atomic_text(folder / "calibration.json",
+                          json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
     print(json.dumps(best))
     return 0
 

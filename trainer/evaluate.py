@@ -213,10 +213,23 @@ class Candidates:
             return self.harmonizers[label].harmonize_tensor(img, mask, working_size=self.working_size)
         return metrics.blend(self.models[label](img, mask).float().clamp(0, 1), img, mask)
 
-    def outputs(self, img: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The baselines' and every model's result on ``img``."""
-        outs = {name: fn(img, mask) for name, fn in BASELINES.items()}
+    def outputs(self, img: torch.Tensor, mask: torch.Tensor, boxes=None) -> dict[str, torch.Tensor]:
+        """The baselines' and every model's result on ``img``. ``boxes``: each picture's (top, left, height,
+        width) inside its padded square (resize "pad"): the baselines match colours to the picture's own
+        background there, not to the padding's black."""
+        outs = {name: _within(fn, img, mask, boxes) for name, fn in BASELINES.items()}
         return {**outs, **{label: self.run(label, img, mask) for label in self.models}}
+
+
+def _within(fn, img: torch.Tensor, mask: torch.Tensor, boxes) -> torch.Tensor:
+    """``fn(img, mask)``, or with ``boxes`` each picture's box only (the padding around it as it was)."""
+    if boxes is None:
+        return fn(img, mask)
+    out = img.clone()
+    for i, (top, left, h, w) in enumerate(boxes):
+        region = (slice(i, i + 1), slice(None), slice(top, top + h), slice(left, left + w))
+        out[region] = fn(img[region], mask[region])
+    return out
 
 
 def load_candidates(weights, device, native: bool, working_size: int | None) -> Candidates:
@@ -279,7 +292,8 @@ def untouched_rows(candidates: Candidates, batch: dict, real, mask) -> list[dict
     from phnet import metrics
 
     rows = []
-    for _, t in pictures(batch, {"real": real, "mask": mask, **candidates.outputs(real, mask)}):
+    boxes = batch["box"].tolist() if "box" in batch else None
+    for _, t in pictures(batch, {"real": real, "mask": mask, **candidates.outputs(real, mask, boxes)}):
         for m in [k for k in t if k not in ("real", "mask")]:
             mse, fmse = metrics.mse(t[m], t["real"]), metrics.fmse(t[m], t["real"], t["mask"])
             rows += [{"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])} for i in range(mse.shape[0])]
@@ -330,7 +344,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
         if "comp" not in batch:
             continue
         comp, real, mask = (batch[k].to(dev) for k in ("comp", "real", "mask"))
-        outs = {"composite": comp, **candidates.outputs(comp, mask)}
+        boxes = batch["box"].tolist() if "box" in batch else None
+        outs = {"composite": comp, **candidates.outputs(comp, mask, boxes)}
         for names, t in pictures(batch, {"real": real, "mask": mask, **outs}):
             rows += score_rows(names, {m: t[m] for m in outs}, t["real"], t["mask"], methods)
         if untouched_check:
@@ -426,7 +441,8 @@ def main(argv=None) -> int:
     p.add_argument("--grid-rows", type=int, default=6)
     p.add_argument("--no-untouched", action="store_true", help="skip the untouched-photo check")
     p.add_argument("--device", default=None)
-    p.add_argument("--out", "-o", default=None, help="output folder (default: eval-<data name>)")
+    p.add_argument("--out", "-o", default=None,
+                   help="output folder (default: eval-<data name>-<split>-<resolution>)")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -447,6 +463,10 @@ def main(argv=None) -> int:
     out = args.out or f"eval-{Path(data['root']).name}-{args.split}-{args.resolution}"
     if Path(out).exists() and not Path(out).is_dir():
         p.error(f"--out {out} is a file: give a folder for the results")
+    root = Path(data["root"]).resolve()
+    if Path(out).resolve() == root or root in Path(out).resolve().parents:
+        p.error(f"--out {out} is inside the data folder {data['root']}: its grid.png would be read as a photo next "
+                "time. Give a folder outside it")
     if (Path(out) / "results.json").exists() and not args.overwrite:
         p.error(f"{out} holds the results of an earlier evaluation: give another --out, or --overwrite to replace "
                 "them")

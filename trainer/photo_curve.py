@@ -52,7 +52,9 @@ def point(run: Path) -> dict:
             "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
             "fmse_ratio": best["fmse"] / max(best["composite_fmse"], 1e-6),
             "mse_ratio": best["mse"] / max(best["composite_mse"], 1e-6),
-            "near_right_ratio": best["near_right_fmse"] / max(best["composite_near_right_fmse"], 1e-6),
+            # none where doing nothing scores 0 there (the only near-right composites are untouched photos)
+            "near_right_ratio": (best["near_right_fmse"] / best["composite_near_right_fmse"]
+                                 if best["composite_near_right_fmse"] > 1e-6 else None),
             "untouched_mse": best["untouched_mse"]}
 
 
@@ -97,7 +99,9 @@ def main(argv=None) -> int:
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for q in points:
         print(f"| {q['sources']} | {q['run']} | {q['budget']} | {q['step']} | {q['mse']:.1f} ({q['mse_ratio']:.2f}×) | "
-              f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | {q['near_right_ratio']:.2f} | {q['untouched_mse']:.1f} |")
+              f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | "
+              f"{'n/a' if q['near_right_ratio'] is None else format(q['near_right_ratio'], '.2f')} | "
+              f"{q['untouched_mse']:.1f} |")
     print(f"wrote {draw(points, a.out)}")
     return 0
 

@@ -93,9 +93,40 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
         calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                         "--out", str(tmp_path / "model")])
     assert refused.value.code == 2 and (tmp_path / "model" / "model.safetensors").read_bytes() == before
+    (tmp_path / "out" / "training_state.pt").write_bytes(b"left by the checkpoint copied here")
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                            "--out", str(tmp_path / "out"), "--overwrite", "--thresholds", "0:20:5",
                            "--ramps", "soft", "--floors", "0:0:1", "--max-untouched", "0"]) == 0
+    # replaced whole: a checkpoint's state beside the calibrated weights would be resumed from as theirs
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration.json", "config.json",
+                                                                    "model.safetensors"]
+
+
+def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_model_before_work(shift_set,
+                                                                                                  tmp_path, capsys):
+    """--data replaced the run's whole [data] table (its split fractions, masks, seed): the rule was chosen on
+    another split. An output="image" model failed only after all the work."""
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from training_runs import tiny_cfg
+
+    cfg = tiny_cfg(shift_set, tmp_path / "run")
+    seen = []
+    original = calibrate.build_dataset
+    calibrate.build_dataset = lambda data, *a, **k: seen.append(data) or original(data, *a, **k)
+    try:
+        model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
+        save_pretrained(model, tmp_path / "image")
+        (tmp_path / "run_config.json").write_text(json.dumps(dict(cfg, data=dict(cfg["data"], seed=7))))
+        assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--data",
+                               str(shift_set), "--report-only"]) == 0
+        assert seen[-1]["seed"] == 7 and seen[-1]["root"] == str(shift_set)
+        capsys.readouterr()
+        assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--out",
+                               str(tmp_path / "out")]) == 2
+        assert "no correction to hold to a threshold" in capsys.readouterr().err and len(seen) == 1
+    finally:
+        calibrate.build_dataset = original
 
 
 def test_the_ceiling_gives_each_composite_its_best_share():

@@ -85,6 +85,16 @@ def test_a_padded_picture_is_scored_without_its_padding(landscapes, tmp_path):
     assert res["overall"]["composite"]["MSE"] > 1.8 * sum(whole) / len(whole)
     assert "the padding left out" in res["markdown"]
     assert res["untouched"]["reinhard"]["count"] == len(ds) > 2
+    # the baselines match colours to the picture's own background, not to the padding's black
+    from trainer.baselines import reinhard_batch
+
+    rows = []
+    for i in range(len(ds)):
+        s = ds[i]
+        top, left, h, w = s["box"].tolist()
+        c, r, m = (s[k][None, :, top:top + h, left:left + w] for k in ("comp", "real", "mask"))
+        rows.append(float(metrics.mse(metrics.blend(reinhard_batch(c, m), c, m), r)))
+    assert res["overall"]["reinhard"]["MSE"] == pytest.approx(sum(rows) / len(rows), rel=1e-4)
 
 
 def test_a_photo_folders_test_split_is_reported_as_not_held_out(landscapes, tmp_path, capsys):
@@ -132,3 +142,12 @@ def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
     scored = sorted(k.split("/", 1)[1] for k in res["per_image"])
     assert scored == sorted(names[i] for i in spread_sample(names, 3)) != sorted(names[:3])
     assert f"3 samples of {len(names)}, a fixed spread" in res["markdown"]
+
+
+def test_an_out_folder_inside_the_data_is_refused(landscapes, tmp_path, capsys):
+    """Its grid.png was read as a photo by the next run on that folder."""
+    from trainer.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main(["--data", landscapes["root"], "--out", landscapes["root"], "--resolution", "32"])
+    assert "is inside the data folder" in capsys.readouterr().err
