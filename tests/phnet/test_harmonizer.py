@@ -521,6 +521,17 @@ def test_a_subject_too_small_for_the_working_size_keeps_its_largest_pixel(harmon
     assert low.box == (100, 101, 37, 38)
 
 
+@pytest.mark.parametrize("level", [0.49, 0.3])
+def test_a_soft_mask_under_half_everywhere_is_its_region_not_one_pixel(harmonizer, level):
+    """Read against half of full, a mask at 0.49 kept none of its subject: the network saw one pixel, and the
+    picture barely moved while the report said it changed."""
+    pixels = torch.from_numpy(photo(96, 96))
+    mask = torch.from_numpy(subject_mask(96, 96))
+    whole = harmonizer.prepare_low(pixels, 255.0, mask, 1.0, 32).mask
+    soft = harmonizer.prepare_low(pixels, 255.0, mask * level, 1.0, 32).mask
+    assert whole.sum() > 10 and torch.equal(soft, whole)
+
+
 def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_network_call(harmonizer):
     """On a GPU each read makes the host wait for the queued work: a picture's box is read once as it is
     prepared, the batch's reports once after the network, and applying the results reads nothing."""
