@@ -405,7 +405,6 @@ class Harmonizer:
         return rgb.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
     @own_precision
-    @torch.inference_mode()
     def harmonize_tensor(
         self,
         images: torch.Tensor,
@@ -422,20 +421,23 @@ class Harmonizer:
         size = self.check_options(strength, mode, working_size, progress)
         return self._harmonize_tensor(images, masks, strength, mode, size, progress, None, allow_empty=True)[0]
 
-    @torch.inference_mode()
     def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold, allow_empty=False):
+        """The result is made outside inference mode and written inside it: a caller may change it in place or
+        use it with autograd, as any tensor of theirs."""
         _check_pair(images, masks, allow_empty)
         if mode == "full":
-            out = images.clone()
-            pixels = images.permute(0, 2, 3, 1)
+            out = images.detach().clone()
+            pixels = images.detach().permute(0, 2, 3, 1)
             corrections = self._harmonize_pixels(pixels, 1.0, masks[:, 0], 1.0, out.permute(0, 2, 3, 1), strength,
                                                  size, progress, threshold)
             return out, corrections
+        images = images.detach()
         out, corrections = images.clone(), []
         for i in range(images.shape[0]):  # one at a time: bounded memory, progress, interruption
             if images.shape[0] == 1 or bool(masks[i].any()):  # a single picture's mask was checked
-                out[i : i + 1], correction = self._official(images[i : i + 1], masks[i : i + 1], size, strength,
-                                                            threshold)
+                with torch.inference_mode():
+                    out[i : i + 1], correction = self._official(images[i : i + 1], masks[i : i + 1], size,
+                                                                strength, threshold)
             else:  # no subject in this picture of the batch: left as it was
                 correction = Correction.no_subject(self.threshold_for(threshold), float(strength))
             corrections.append(correction)

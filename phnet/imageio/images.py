@@ -266,7 +266,7 @@ def _image_unit(t: torch.Tensor, dtype, name: str = "image") -> torch.Tensor:
 def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") -> None:
     """A float tensor must be finite and within 0..1 (give or take the rounding slack); the check every host
     boundary shares. ``kind`` ("image" / "mask") only words the message."""
-    lo, hi = (float(v) for v in aminmax(t))  # NaN and infinities reach these two (no full-size mask)
+    lo, hi = (float(v) for v in aminmax(t.detach()))  # NaN and infinities reach these two (no full-size mask)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"the {name} contains NaN or infinite values; replace them with numbers in 0..1")
     if lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK:

@@ -867,3 +867,14 @@ def test_a_result_that_went_through_the_working_size_reports_the_change_measured
 def test_the_default_method_reports_no_resampling(harmonizer):
     _, (correction,) = harmonizer.harmonize(photo(96, 72), subject_mask(96, 72), working_size=32)
     assert correction.resampled is None
+
+
+@pytest.mark.parametrize("mode", ["full", "official"])
+def test_harmonize_tensor_gives_back_a_tensor_the_caller_can_use_as_any_other(harmonizer, mode):
+    """It came back an inference tensor: an in-place change or autograd on it raised."""
+    img = torch.rand(1, 3, 40, 48)
+    m = torch.from_numpy(subject_mask(40, 48))[None, None]
+    out = harmonizer.harmonize_tensor(img, m, mode=mode)
+    assert not out.is_inference()
+    out.mul_(0.5)
+    (out * torch.ones(1, requires_grad=True)).sum().backward()
