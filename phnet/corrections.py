@@ -32,8 +32,8 @@ class Correction:
     frame of a clip or a picture of a batch whose mask is empty (no subject in it), left as it was;
     ``background``: the share of the picture (at the working size) that is background, set when it is under
     :data:`MIN_BACKGROUND` and the subject was therefore left as it was; ``resampled``: where the result went
-    through the working size (the whole picture in mode "official", the subject with method "resize"), losing
-    fine detail, the (subject, background) RMS change measured in it, which the network's correction alone
+    through the working size (the whole picture in mode "official", the subject with methods "resize" and
+    "guided"), losing fine detail, the (subject, background) RMS change measured in it, which the network's correction alone
     understates; ``smoothed``: a frame of a clip, the RMS change (before ``strength``) applied to its subject
     after smoothing over its shot, where that differs from its own correction (a frame whose own correction
     the threshold dropped still gets its neighbours')."""

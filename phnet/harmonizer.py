@@ -321,8 +321,8 @@ class Harmonizer:
         ``threshold``: the do-no-harm threshold (0–255 RMS) for this call instead of the weights' own; 0
         applies every correction the network proposes, which helps obvious mismatches and may harm
         near-right composites. ``measure``: where the result goes through the working size (the whole
-        picture in mode "official", the subject with method "resize"), measure the change in it for the report
-        (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline)."""
+        picture in mode "official", the subject with methods "resize" and "guided"), measure the change in it
+        for the report (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline)."""
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
@@ -365,10 +365,10 @@ class Harmonizer:
         return result
 
     def _measured(self, corrections, mode, before, after, masks, peak, mask_peak) -> list[Correction]:
-        """Where the result went through the working size (mode "official", method "resize"), each
+        """Where the result went through the working size (mode "official", methods "resize" and "guided"), each
         changed picture's correction with the change measured in it (``Correction.resampled``): the network's
         correction alone understates what fine detail the subject, and there the background, lost."""
-        if mode != "official" and (self.method != "resize" or self.config.output == "transform"):
+        if mode != "official" and (self.method == "correction" or self.config.output == "transform"):
             return corrections
         return [c if c.unchanged else dataclasses.replace(c, resampled=rms_change(before[i], after[i], masks[i],
                                                                                   peak, mask_peak))
@@ -509,7 +509,9 @@ class Harmonizer:
                                                  torch.cat([low.mask for low in lows]),
                                                  threshold=threshold, strength=strength, as_change=self.lifts_change)
             for j, i in enumerate(rows):
-                if not found[j].unchanged:  # else ``out`` is already a copy of the input
+                # else ``out`` is already a copy of the input; a correction of exactly 0 is left out too: methods
+                # "guided" and "resize" would re-make the subject from its own low-resolution picture
+                if not found[j].unchanged and found[j].size > 0:
                     (p, m), low = staged[j], lows[j]
                     self.apply_low(p, peak, m, mask_peak, out[i], strength, low, outputs[j : j + 1],
                                    as_change=self.lifts_change)

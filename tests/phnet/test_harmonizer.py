@@ -846,7 +846,7 @@ def test_official_mode_leaves_a_picture_it_does_not_change_as_it_was(tiny_model,
     assert (torch.equal(out, image) if as_tensor else np.array_equal(out, image))
 
 
-@pytest.mark.parametrize("mode, method", [("official", "correction"), ("full", "resize")])
+@pytest.mark.parametrize("mode, method", [("official", "correction"), ("full", "resize"), ("full", "guided")])
 def test_a_result_that_went_through_the_working_size_reports_the_change_measured_in_it(tiny_model, mode, method):
     """The official square pipeline and method "resize" lose the subject's fine detail (and the official one the
     background's): the network's correction alone said 1.4 where the file differed by 6.3."""
@@ -878,3 +878,22 @@ def test_harmonize_tensor_gives_back_a_tensor_the_caller_can_use_as_any_other(ha
     assert not out.is_inference()
     out.mul_(0.5)
     (out * torch.ones(1, requires_grad=True)).sum().backward()
+
+
+@pytest.mark.parametrize("method", ["guided", "resize"])
+def test_a_correction_of_exactly_0_leaves_the_subject_as_it_was_whatever_the_method(tiny_model, method):
+    """Guided and resize re-made the subject from its own low-resolution picture: up to 28 levels of change for
+    a correction reported as 0."""
+    import dataclasses
+
+    from phnet import PHNet
+
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual"))
+    residual.load_state_dict(tiny_model.state_dict())
+    with torch.no_grad():
+        for p in residual.decoder[5].parameters():
+            p.zero_()  # a head that proposes no change at all
+    h = Harmonizer(residual, device="cpu", dtype="fp32", method=method)
+    image = photo(48, 40, seed=2)
+    out, (correction,) = h.harmonize(image, subject_mask(48, 40), threshold=0)
+    assert correction.size == 0 and np.array_equal(out, image)
