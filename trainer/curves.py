@@ -28,17 +28,27 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, step: float | None = None) -> str:
+    """A tick label; ``step`` (the ticks' spacing) sets the decimals, so that neighbouring ticks never read the
+    same (0.995, 1.000, 1.005, not 1, 1, 1.01)."""
     if v == 0:
         return "0"
     a = abs(v)
     if a >= 10000:
         return f"{v / 1000:.0f}k"
+    if step:
+        decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+        decimals += abs(round(step, decimals) - step) > 1e-9 * step  # a step of 2.5 × 10^k needs one more
+        return f"{v:.{decimals}f}"
     if a >= 100:
         return f"{v:.0f}"
     if a >= 1:
         return f"{v:.3g}"
     return f"{v:.2g}"
+
+
+def _step(ticks: list[float]) -> float | None:
+    return ticks[1] - ticks[0] if len(ticks) > 1 else None
 
 
 def _smooth(values: list[float]) -> list[float]:
@@ -74,14 +84,15 @@ def panel(draw: ImageDraw.ImageDraw, box, title: str, xlabel: str, ylabel: str, 
     def ty(y):
         return bottom - (y - ylo) / (yhi - ylo) * (bottom - top)
 
-    for t in _nice_ticks(ylo, yhi):
+    ys, xs = _nice_ticks(ylo, yhi), _nice_ticks(xlo, xhi)
+    for t in ys:
         if ylo <= t <= yhi:
             draw.line([(left, ty(t)), (right, ty(t))], fill=GRID)
-            draw.text((left - 4, ty(t)), _fmt(t), fill=TEXT, font=font, anchor="rm")
-    for t in _nice_ticks(xlo, xhi):
+            draw.text((left - 4, ty(t)), _fmt(t, _step(ys)), fill=TEXT, font=font, anchor="rm")
+    for t in xs:
         if xlo <= t <= xhi:
             draw.line([(tx(t), bottom), (tx(t), bottom + 4)], fill=AXIS)
-            draw.text((tx(t), bottom + 6), _fmt(t), fill=TEXT, font=font, anchor="mt")
+            draw.text((tx(t), bottom + 6), _fmt(t, _step(xs)), fill=TEXT, font=font, anchor="mt")
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=AXIS, width=1)
     draw.text(((left + right) // 2, y1 - 6), xlabel, fill=TEXT, font=font, anchor="mb")
     draw.text((x0 + 4, top - 14), ylabel, fill=TEXT, font=font, anchor="lt")

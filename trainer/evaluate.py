@@ -449,6 +449,9 @@ def main(argv=None) -> int:
     if args.resolution != "native" and not (args.resolution.isdigit() and int(args.resolution) % 8 == 0
                                             and int(args.resolution) > 0):
         p.error(f"--resolution must be a multiple of 8 (e.g. 256) or 'native', got {args.resolution!r}")
+    if args.working_size is not None and args.resolution != "native":
+        p.error("--working-size is for --resolution native (the Harmonizer at full size); at a fixed --resolution "
+                "the network runs at that size")
     if args.max_samples < 0:
         p.error(f"--max-samples must be a number of composites (0: all of them), got {args.max_samples}")
     if args.val_fraction is not None and not 0 <= args.val_fraction <= 1:

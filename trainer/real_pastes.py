@@ -34,6 +34,9 @@ def pick_pairs(root: Path, rows: int, subjects: list[str], backgrounds: list[str
     Without names: the test split's person photos, and its other photos whose mean colour is
     furthest from neutral.
     """
+    if not (root / "manifest.json").is_file():
+        raise ValueError(f"{root} holds no manifest.json: give a pool that trainer.builders.package_portraits (or "
+                         "source_subset) wrote")
     entries = {e["name"]: e for e in json.loads((root / "manifest.json").read_text())["entries"]}
     unknown = [n for n in subjects + backgrounds if n not in entries]
     if unknown:

@@ -277,3 +277,13 @@ def test_a_single_process_keeps_its_own_precision():
 
     env = Dist("cpu")
     assert env.least(2) == 2 and shared_precision(env, torch.bfloat16) is torch.bfloat16
+
+
+def test_neighbouring_tick_labels_never_read_the_same():
+    """0.99, 1, 1, 1.01 labelled a curve near doing nothing's 1: the 1.005 gridline read "1"."""
+    from trainer.curves import _fmt, _nice_ticks, _step
+
+    for lo, hi in ((0.985, 1.012), (0.9, 1.06), (0.0, 0.1), (120.0, 980.0), (0.5, 3.2)):
+        ticks = _nice_ticks(lo, hi)
+        labels = [_fmt(t, _step(ticks)) for t in ticks]
+        assert len(set(labels)) == len(labels), labels
