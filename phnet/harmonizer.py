@@ -558,8 +558,8 @@ class Harmonizer:
         home = pixels.device
         with one_thread(home):
             image_low = downscale(pixels[..., :3], peak, low_shape).to(self.device)
-            coverage = downscale(mask[..., None], mask_peak, low_shape).to(self.device)
-            mask_low = (coverage >= _half_of_strongest(mask, mask_peak).to(coverage.device)).float()
+            coverage, subject = _working_mask(mask, mask_peak, low_shape)
+            coverage, mask_low = coverage.to(self.device), subject.to(self.device).float()
             # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device)
             largest = torch.zeros_like(mask_low).view(-1).scatter_(0, coverage.argmax().view(1), 1.0)
             mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
@@ -571,8 +571,8 @@ class Harmonizer:
         its mask (the network's background statistics come from it)."""
         low_shape = working_shape(*pixels.shape[:2], size)
         with one_thread(mask.device):
-            coverage = downscale(mask[..., None], mask_peak, low_shape)
-        return 1 - float((coverage >= _half_of_strongest(mask, mask_peak).to(coverage.device)).float().mean())
+            _, subject = _working_mask(mask, mask_peak, low_shape)
+        return 1 - float(subject.float().mean())
 
     @property
     def lifts_change(self) -> bool:
@@ -891,11 +891,13 @@ class Harmonizer:
         return out
 
 
-def _half_of_strongest(mask: torch.Tensor, mask_peak: float) -> torch.Tensor:
-    """The coverage at the working size from which a mask's pixel counts as subject: half of full, or half of
-    the mask's own strongest value where it never reaches full, so that a soft mask under 0.5 everywhere is its
-    region, not its one largest pixel. A tensor: nothing is read back from the device."""
-    return (mask.amax().float() / mask_peak * 0.5).clamp(min=1e-6, max=0.5)
+def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """An H×W mask at the working ``shape``: its coverage (1×1×h×w, 0..1) and where that counts as subject,
+    from half of full, or from half the mask's own strongest value where it never reaches full: a soft mask
+    under 0.5 everywhere is its region, not its one largest pixel. Nothing is read back from the device."""
+    coverage = downscale(mask[..., None], mask_peak, shape)
+    half = (mask.amax().float() / mask_peak * 0.5).clamp(min=1e-6, max=0.5)
+    return coverage, coverage >= half.to(coverage.device)
 
 
 def _floats(out: Any) -> tuple[torch.Tensor, ...]:
