@@ -187,8 +187,7 @@ def test_a_mask_without_its_channel_axis_is_refused():
     assert metrics.fmse(pred, gt, mask[:, None]).shape == (3,)
 
 
-@pytest.mark.parametrize("band_pixels", [1 << 20, 7])
-def test_rms_change_weighs_subject_and_background_by_the_soft_mask_a_band_at_a_time(band_pixels):
+def test_rms_change_weighs_subject_and_background_by_the_soft_mask():
     from phnet.metrics import rms_change
 
     rng = np.random.default_rng(0)
@@ -198,7 +197,7 @@ def test_rms_change_weighs_subject_and_background_by_the_soft_mask_a_band_at_a_t
     err = ((after[..., :3].double() - before[..., :3].double()) ** 2).sum(-1)
     w = mask.double() / 255
     expected = ((err * w).sum() / (3 * w.sum())).sqrt(), ((err * (1 - w)).sum() / (3 * (1 - w).sum())).sqrt()
-    got = rms_change(before, after, mask, 255, 255, band_pixels=band_pixels)
+    got = rms_change(before, after, mask, 255, 255)
     assert got == pytest.approx(tuple(float(e) for e in expected), rel=1e-9)
     assert rms_change(before, before, torch.full((9, 11), 255, dtype=torch.uint8), 255, 255) == (0.0, 0.0)
     grid = rms_change(before, after, mask, 255, 255, max_pixels=30)  # every 2nd row and column of a larger one
