@@ -33,10 +33,10 @@ class Correction:
     ``background``: the share of the picture (at the working size) that is background, set when it is under
     :data:`MIN_BACKGROUND` and the subject was therefore left as it was; ``resampled``: where the result went
     through the working size (the whole picture in mode "official", the subject with methods "resize" and
-    "guided"), losing fine detail, the (subject, background) RMS change measured in it, which the network's correction alone
-    understates; ``smoothed``: a frame of a clip, the RMS change (before ``strength``) applied to its subject
-    after smoothing over its shot, where that differs from its own correction (a frame whose own correction
-    the threshold dropped still gets its neighbours')."""
+    "guided"), losing fine detail, the (subject, background) RMS change measured in it, which the network's
+    correction alone understates; ``smoothed``: a frame of a clip, the RMS change (before ``strength``) applied
+    to its subject after smoothing over its shot, where that differs from its own correction (a frame whose own
+    correction the threshold dropped still gets its neighbours')."""
 
     size: float
     threshold: float

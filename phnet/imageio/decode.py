@@ -22,8 +22,8 @@ def native(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and TIFF), H×W,
-    H×W×3 or H×W×4, upright by EXIF."""
+    """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and
+    TIFF), H×W, H×W×3 or H×W×4, upright by EXIF."""
     return _pixels(path, open_picture(path))
 
 
@@ -40,8 +40,7 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
 
 
 def _sixteen_bit_tiff(image) -> bool:
-    tags = getattr(image, "tag_v2", {})
-    bits = tags.get(258)  # BitsPerSample
+    bits = getattr(image, "tag_v2", {}).get(258)  # BitsPerSample
     return 16 in (bits if isinstance(bits, tuple) else (bits,))
 
 
@@ -105,12 +104,16 @@ def _rawmode(tile) -> Any:
     return tile.args if isinstance(tile.args, str) else (tile.args or (None,))[0]
 
 
+def _low_byte_tile(tile):
+    low = _low_byte_mode(_rawmode(tile))
+    return tile._replace(args=low if isinstance(tile.args, str) else (low, *tile.args[1:]))
+
+
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     from PIL import Image
 
     low = Image.open(path)
-    low.tile = [tile._replace(args=_low_byte_mode(tile.args) if isinstance(tile.args, str) else
-                              (_low_byte_mode(tile.args[0]), *tile.args[1:])) for tile in low.tile]
+    low.tile = [_low_byte_tile(tile) for tile in low.tile]
     low.load()
     wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
     return np.ascontiguousarray(wide)
