@@ -82,8 +82,9 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", type=Path, help="run folders, one per number of photos")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     a = p.parse_args(argv)
-    if a.out.is_dir() or not a.out.parent.is_dir():
-        p.error(f"--out {a.out}: give a PNG file name in an existing folder")
+    if a.out.is_dir() or not a.out.parent.is_dir() or a.out.suffix.lower() != ".png":
+        p.error(f"--out {a.out}: give a PNG file name (.png) in an existing folder")
+    replacing = a.out.exists()
     runs, seen = [], set()
     for run in a.runs:  # a run given twice is one point
         if run.resolve() not in seen:
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
               f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | "
               f"{'n/a' if q['near_right_ratio'] is None else format(q['near_right_ratio'], '.2f')} | "
               f"{q['untouched_mse']:.1f} |")
-    print(f"wrote {draw(points, a.out)}")
+    print(f"{'replaced' if replacing else 'wrote'} {draw(points, a.out)}")
     return 0
 
 

@@ -56,11 +56,13 @@ def pick_pairs(root: Path, rows: int, subjects: list[str], backgrounds: list[str
     if not subjects or not backgrounds:
         raise ValueError(f"{root} has no person photos or no other photos in its test split; name them with "
                          "--subjects and --backgrounds")
-    pairs = []
-    for i in range(rows):
-        s, b = subjects[i % len(subjects)], backgrounds[i % len(backgrounds)]
-        pairs.append((image(s), root / entries[s]["split"] / "masks" / f"{s}.png", image(b)))
-    return pairs
+    # every subject once per round, each round on the next background: no pair comes twice
+    order = [(s, backgrounds[(j + shift) % len(backgrounds)])
+             for shift in range(len(backgrounds)) for j, s in enumerate(subjects)][:rows]
+    if len(order) < rows:
+        print(f"note: {len(subjects)} subject(s) × {len(backgrounds)} background(s) make {len(order)} distinct "
+              f"pastes; the grid has {len(order)} rows, not {rows}", file=sys.stderr)
+    return [(image(s), root / entries[s]["split"] / "masks" / f"{s}.png", image(b)) for s, b in order]
 
 
 def paste(subject: Path, mask: Path, background: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +84,10 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--out", type=Path, required=True, help="the grid picture (.png)")
     a = p.parse_args(argv)
+    if a.out.suffix.lower() != ".png" or a.out.is_dir():
+        p.error(f"--out {a.out}: give a .png file name for the grid")
+    if a.rows < 1:
+        p.error(f"--rows {a.rows}: give at least 1")
     try:
         return _grid(a)
     except (ValueError, OSError) as exc:  # a bad folder, name or weights: the message says what to do

@@ -52,7 +52,9 @@ def test_a_cut_log_line_a_run_given_twice_and_a_bad_out(tmp_path, capsys):
     assert photo_curve.main([str(run), str(run), "--out", str(tmp_path / "curve.png")]) == 0
     printed = capsys.readouterr()
     assert printed.out.count("| 10 | small |") == 1 and "line 4 is not a whole record; skipped" in printed.err
-    for out in (tmp_path, tmp_path / "missing" / "curve.png"):
+    assert photo_curve.main([str(run), "--out", str(tmp_path / "curve.png")]) == 0
+    assert f"replaced {tmp_path / 'curve.png'}" in capsys.readouterr().out
+    for out in (tmp_path, tmp_path / "missing" / "curve.png", tmp_path / "curve.jpg"):
         with pytest.raises(SystemExit):
             photo_curve.main([str(run), "--out", str(out)])
-        assert "give a PNG file name in an existing folder" in capsys.readouterr().err
+        assert "give a PNG file name (.png) in an existing folder" in capsys.readouterr().err

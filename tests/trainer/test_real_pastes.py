@@ -17,3 +17,24 @@ def test_a_pool_without_people_or_names_is_one_error_line(tmp_path, capsys):
     assert main([str(tmp_path), "--subjects", "nobody", "--weights", OURS, "--out",
                  str(tmp_path / "grid.png")]) == 2
     assert "not in" in capsys.readouterr().err and not (tmp_path / "grid.png").exists()
+
+
+def test_pairs_do_not_repeat_and_a_short_pool_says_how_many_rows_it_gives(tmp_path, capsys):
+    from trainer.real_pastes import pick_pairs
+
+    entries = [{"name": n, "split": "test", "mask": "person" if n.startswith("p") else "object"}
+               for n in ("p1", "p2", "b1", "b2", "b3")]
+    (tmp_path / "manifest.json").write_text(json.dumps({"entries": entries}))
+    pairs = pick_pairs(tmp_path, 6, ["p1", "p2"], ["b1", "b2", "b3"])
+    named = [(s.stem, b.stem) for s, _, b in pairs]
+    assert len(set(named)) == 6 and named[:2] == [("p1", "b1"), ("p2", "b2")]
+    assert len(pick_pairs(tmp_path, 9, ["p1", "p2"], ["b1"])) == 2
+    assert "make 2 distinct pastes; the grid has 2 rows, not 9" in capsys.readouterr().err
+
+
+def test_out_that_is_not_a_png_is_refused_before_any_work(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.jpg")])
+    assert "give a .png file name" in capsys.readouterr().err
