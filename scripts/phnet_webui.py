@@ -176,15 +176,44 @@ class PHNetHarmonizeScript(scripts.Script):
             # (and no earlier image of the batch's result is left in this one's)
             _say(p, f"not run: {str(exc).removeprefix('PHNet: ')}", console=False)
             raise
-        params[RESULT_KEY] = "; ".join((_report(corrections, model_name, p), *notes))
-        print(f"PHNet: {params[RESULT_KEY]}")  # the WebUI console
+        result = "; ".join((_report(corrections, model_name, p), *notes))
+        print(f"PHNet: {result}")  # the WebUI console
         p.extra_generation_params.update(params)
+        _record(p, result)
+
+
+class BatchResults(str):
+    """The infotext's "PHNet result" for every image of a run. A1111 1.7 and later and Forge call a callable
+    value for each image's infotext (``index`` in the batch, ``p.iteration`` the batch) and for the grid's
+    (``use_main_prompt``), which lists the images whose results differ; older WebUIs read the string: the
+    latest image's result."""
+
+    def __new__(cls, latest, lines=None):  # (the order copy and pickle rebuild a str subclass in)
+        text = super().__new__(cls, latest)
+        text.lines = dict(lines or {})
+        return text
+
+    def __call__(self, p=None, index=0, use_main_prompt=False, **_):
+        if not use_main_prompt:
+            number = getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + (index or 0)
+            return self.lines.get(number, str(self))
+        if len(set(self.lines.values())) <= 1:
+            return str(self)
+        return " | ".join(f"image {number + 1}: {line}" for number, line in sorted(self.lines.items()))
+
+
+def _record(p, line):
+    """This image's result, kept beside those of the run's earlier images."""
+    before = p.extra_generation_params.get(RESULT_KEY)
+    lines = dict(before.lines) if isinstance(before, BatchResults) else {}
+    lines[getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + getattr(p, "batch_index", 0)] = line
+    p.extra_generation_params[RESULT_KEY] = BatchResults(line, lines)
 
 
 def _say(p, line, console=True):
     """Why PHNet left this image as generated: the infotext's result, a comment under the image (A1111 1.6 and
     later, Forge) and, unless the WebUI prints the error itself, the console."""
-    p.extra_generation_params[RESULT_KEY] = line
+    _record(p, line)
     comment = getattr(p, "comment", None)
     if callable(comment):
         comment(f"PHNet: {line}")

@@ -537,6 +537,43 @@ def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_bef
     assert p.extra_generation_params["PHNet result"] == "not run: CUDA out of memory (simulated)"
 
 
+
+def test_each_image_of_a_batch_and_the_grid_carry_their_own_result(webui, monkeypatch):
+    import copy
+    import json
+
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48, batch_size=2, n_iter=2)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=30, y=20, scale=1.0, anchor="top-left")
+    p.scripts = runner
+    real, calls = webui.script_module._harmonize, []
+
+    def every_third_fails(p, image, s):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("simulated")
+        return real(p, image, s)
+
+    monkeypatch.setattr(webui.script_module, "_harmonize", every_third_fails)
+    texts = []
+    for n in range(4):  # the WebUI makes each image's infotext right after its postprocess_image
+        p.iteration, p.batch_index = divmod(n, 2)
+        pp = webui.scripts.PostprocessImageArgs(_generated(seed=n))
+        try:
+            runner.postprocess_image(p, pp)
+        except RuntimeError:
+            pass
+        texts.append(webui.processing.create_infotext(p, index=p.batch_index)["PHNet result"])
+    assert texts[2] == "not run: simulated" and all(t.startswith("changed by RMS") for t in texts[:2] + texts[3:])
+    grid = webui.processing.create_infotext(p, use_main_prompt=True)["PHNet result"]
+    assert grid.startswith("image 1: changed by RMS") and "| image 3: not run: simulated | image 4: " in grid
+    # older WebUIs read the value as the string it is; the WebUI copies and serialises its parameters
+    result = p.extra_generation_params["PHNet result"]
+    assert str(result) == texts[3] and json.loads(json.dumps(result)) == texts[3]
+    assert copy.deepcopy(result)(p=p, index=0) == texts[2]
+
+
 # ---- weights resolution ------------------------------------------------------------------
 
 

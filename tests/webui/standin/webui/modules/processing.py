@@ -27,6 +27,7 @@ class StableDiffusionProcessing:
     script_args: list = field(default=None, init=False)
     paste_to: tuple = field(default=None, init=False)
     batch_index: int = field(default=0, init=False)
+    iteration: int = field(default=0, init=False)
     is_api: bool = field(default=False, init=False)
 
     comments: dict = field(default=None, init=False)
@@ -69,15 +70,31 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
         self.mask = None
 
 
+def create_infotext(p, index=0, use_main_prompt=False):
+    """The ``extra_generation_params`` part of an image's infotext (A1111 1.7 and later, Forge): a list
+    value is read at the image's index in the batch, a callable one is called with the function's locals
+    (``p``, ``index``, ``use_main_prompt``, ...); the grid's infotext is made with ``use_main_prompt``."""
+    if use_main_prompt:
+        index = 0
+    generation_params = dict(p.extra_generation_params)
+    for key, value in generation_params.items():
+        if isinstance(value, list):
+            generation_params[key] = value[index]
+        elif callable(value):
+            generation_params[key] = value(**locals())
+    return generation_params
+
+
 def postprocess_generated(p, images):
     """The part of ``process_images_inner`` around the scripts: ``process`` once before
     generation, then ``postprocess_image`` on each decoded image (after face restoration, before
-    colour correction and the inpaint overlay). Returns the images as the scripts left them."""
+    colour correction and the inpaint overlay), batch after batch (``p.iteration``, ``p.batch_index``).
+    Returns the images as the scripts left them."""
     if p.scripts is not None:
         p.scripts.process(p)
     out = []
-    for i, image in enumerate(images):
-        p.batch_index = i
+    for n, image in enumerate(images):  # n_iter batches of batch_size images
+        p.iteration, p.batch_index = divmod(n, p.batch_size)
         if p.scripts is not None:
             pp = scripts.PostprocessImageArgs(image)
             p.scripts.postprocess_image(p, pp)
