@@ -183,7 +183,7 @@ class PHNetHarmonizeScript(scripts.Script):
 
 
 class BatchResults(str):
-    """The infotext's "PHNet result" for every image of a run. A1111 1.7 and later and Forge call a callable
+    """The infotext's "PHNet result" for every image of a run. A1111 1.9 and later and Forge call a callable
     value for each image's infotext (``index`` in the batch, ``p.iteration`` the batch) and for the grid's
     (``use_main_prompt``), which lists the images whose results differ; older WebUIs read the string: the
     latest image's result."""

@@ -71,7 +71,7 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
 
 
 def create_infotext(p, index=0, use_main_prompt=False):
-    """The ``extra_generation_params`` part of an image's infotext (A1111 1.7 and later, Forge): a list
+    """The ``extra_generation_params`` part of an image's infotext (A1111 1.9 and later, Forge): a list
     value is read at the image's index in the batch, a callable one is called with the function's locals
     (``p``, ``index``, ``use_main_prompt``, ...); the grid's infotext is made with ``use_main_prompt``."""
     if use_main_prompt:
