@@ -21,6 +21,9 @@ OFFICIAL_HINT = "official-ffhqh512"  # the weights a user is pointed at when our
 MIN_BACKGROUND = 0.03
 # A change under half a level of 255 cannot be seen, and 8-bit output rounds most of it away
 INVISIBLE = 0.5
+# A mask that lets through less than this of the change over the subject (a feathered edge costs a few
+# hundredths) is named in the report: the figure is that much smaller than the network's correction
+FAINT = 0.95
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class Correction:
     "guided"), losing fine detail, the (subject, background) RMS change measured in it, which the network's
     correction alone understates; ``smoothed``: a frame of a clip, the RMS change (before ``strength``) applied
     to its subject after smoothing over its shot, where that differs from its own correction (a frame whose own
-    correction the threshold dropped still gets its neighbours')."""
+    correction the threshold dropped still gets its neighbours'); ``weight``: how much of the change the mask
+    lets through over the subject (:func:`phnet.metrics.blend_weight`: 1 for a hard mask, less for a faint one)."""
 
     size: float
     threshold: float
@@ -47,6 +51,7 @@ class Correction:
     background: float | None = None
     resampled: tuple[float, float] | None = None
     smoothed: float | None = None
+    weight: float = 1.0
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
@@ -59,9 +64,9 @@ class Correction:
 
     @property
     def applied(self) -> float:
-        """RMS change (0–255) applied to the subject: ``size × kept × strength``, or after smoothing
-        ``smoothed × strength``."""
-        return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.strength
+        """RMS change (0–255) applied to the subject: ``size × kept × strength × weight``, or after smoothing
+        ``smoothed × strength × weight``."""
+        return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.strength * self.weight
 
     @property
     def held_back(self) -> bool:
@@ -123,6 +128,7 @@ class Correction:
         elif self.kept < 1:
             line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
         line += f", at strength {self.strength:g}" if self.strength < 1 else ""
+        line += f", through a faint mask (weight {self.weight:.2f})" if self.weight < FAINT else ""
         return line + (" (under half a level: too small to see)" if self.invisible else "")
 
 

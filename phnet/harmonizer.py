@@ -23,7 +23,7 @@ from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscal
 from .graphs import GraphCache
 from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
-from .metrics import rms_change
+from .metrics import blend_weight, rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import correction_size, gain_and_offset
@@ -365,13 +365,17 @@ class Harmonizer:
         return result
 
     def _measured(self, corrections, mode, before, after, masks, peak, mask_peak) -> list[Correction]:
-        """Where the result went through the working size (mode "official", methods "resize" and "guided"), each
-        changed picture's correction with the change measured in it (``Correction.resampled``): the network's
+        """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
+        blends in part of the change) and, where the result went through the working size (mode "official",
+        methods "resize" and "guided"), with the change measured in it (``Correction.resampled``): the network's
         correction alone understates what fine detail the subject, and there the background, lost."""
-        if mode != "official" and (self.method == "correction" or self.config.output == "transform"):
+        if all(c.unchanged for c in corrections):
             return corrections
-        return [c if c.unchanged else dataclasses.replace(c, resampled=rms_change(before[i], after[i], masks[i],
-                                                                                  peak, mask_peak))
+        resampled = mode == "official" or (self.method != "correction" and self.config.output != "transform")
+        weights = blend_weight(masks, mask_peak)
+        return [c if c.unchanged else dataclasses.replace(
+                    c, weight=weights[i],
+                    resampled=rms_change(before[i], after[i], masks[i], peak, mask_peak) if resampled else None)
                 for i, c in enumerate(corrections)]
 
     @staticmethod

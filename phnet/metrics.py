@@ -95,6 +95,18 @@ def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, pe
     return tuple(float((error / (3 * w)).sqrt()) * scale if w > 0 else 0.0 for error, w in sums)
 
 
+def blend_weight(masks: torch.Tensor, mask_peak: float = 1.0, max_pixels: int = 1 << 18) -> list[float]:
+    """How much of a change each soft B×H×W mask (``mask_peak`` = fully subject) lets through, as RMS over its
+    subject: sqrt(Σw³ / Σw) for the weights w = mask / ``mask_peak``. 1 for a hard mask, 0.3 for one of 0.3
+    everywhere (1 for an empty one); read on a grid like :func:`rms_change`, in one read from the device. A
+    change c blended in by w has RMS c × this (for c even over the subject)."""
+    step = max(1, math.ceil(math.sqrt(masks[0].numel() / max_pixels)))
+    weight = masks[:, ::step, ::step].double() / mask_peak
+    covered = weight.sum(dim=(1, 2))
+    cubes = weight.pow(3).sum(dim=(1, 2))
+    return torch.where(covered > 0, (cubes / covered.clamp(min=1e-12)).sqrt(), torch.ones_like(covered)).tolist()
+
+
 class MetricTracker:
     """Averages per-image metrics overall, per group (e.g. subset) and per fg-ratio bucket.
 

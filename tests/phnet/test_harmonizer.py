@@ -897,3 +897,21 @@ def test_a_correction_of_exactly_0_leaves_the_subject_as_it_was_whatever_the_met
     image = photo(48, 40, seed=2)
     out, (correction,) = h.harmonize(image, subject_mask(48, 40), threshold=0)
     assert correction.size == 0 and np.array_equal(out, image)
+
+
+def test_the_report_of_a_faint_mask_is_the_change_it_let_through(harmonizer):
+    """A mask of 0.3 is read as the subject's region but blends in 0.3 of the change: the report said the
+    whole correction was applied, over three times what the picture shows."""
+    from phnet.metrics import rms_change
+
+    img, m = photo(64, 96), subject_mask(64, 96)
+    applied, measured = [], []
+    for level in (1.0, 0.3):
+        result = harmonizer.harmonize(img, m * level, threshold=0)
+        (report,) = result.corrections
+        applied.append(report.applied)
+        measured.append(rms_change(torch.from_numpy(img), torch.from_numpy(result.image), torch.from_numpy(m),
+                                   peak=255.0)[0])
+        assert report.weight == pytest.approx(level)
+        assert ("through a faint mask (weight 0.30)" in report.describe()) == (level < 1)
+    assert applied[1] / applied[0] == pytest.approx(measured[1] / measured[0], rel=0.05)

@@ -205,3 +205,15 @@ def test_rms_change_weighs_subject_and_background_by_the_soft_mask():
     e = err[::2, ::2]
     assert grid == pytest.approx((float(((e * w).sum() / (3 * w.sum())).sqrt()),
                                   float(((e * (1 - w)).sum() / (3 * (1 - w).sum())).sqrt())), rel=1e-9)
+
+
+def test_blend_weight_is_the_rms_of_what_a_mask_lets_through():
+    from phnet.metrics import blend_weight
+
+    hard = torch.zeros(40, 40)
+    hard[10:30, 10:30] = 1
+    half_edge = hard.clone()
+    half_edge[10] = 0.5 * hard[10]
+    weights = blend_weight(torch.stack([hard, hard * 0.3, half_edge, torch.zeros(40, 40)]))
+    assert weights[:2] == pytest.approx([1.0, 0.3]) and 0.9 < weights[2] < 1 and weights[3] == 1.0
+    assert blend_weight((hard * 255).to(torch.uint8)[None], mask_peak=255.0) == pytest.approx([1.0])
