@@ -236,30 +236,37 @@ def sam_memory(model) -> int:
 
 
 def _download_sam(repo_id: str, filename: str) -> str:
-    """``filename`` of a Hub repo as ComfyUI/models/sams/<owner>--<repo>--<its base name> (so it also shows
-    in the list). The repo is part of the name because repos share file names: Meta's sam-vit-base,
-    -large and -huge all hold a model.safetensors, and a file found under the name is used as it is.
+    """``filename`` of a Hub repo as ComfyUI/models/sams/<owner>--<repo>--<its path, / as -->, so it also shows
+    in the list. The repo and the path are part of the name because files share names: Meta's sam-vit-base,
+    -large and -huge all hold a model.safetensors, a repo may hold vit_b/ and vit_h/ ones, and a file found
+    under the name is used as it is.
 
-    It goes through the HF cache and is then linked (or copied) into the folder whole, so no half file
-    and none of the Hub client's bookkeeping folders are left in models/sams."""
+    It goes through the HF cache (only the cache when downloading is off) and is then linked (or copied) into
+    the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams."""
     folder = paths.default_dir(paths.SAM_FOLDER)
-    name = "--".join([*repo_id.strip("/").split("/"), filename.replace("\\", "/").rsplit("/", 1)[-1]])
+    name = "--".join([*repo_id.strip("/").split("/"), *filename.replace("\\", "/").strip("/").split("/")])
     target = os.path.join(folder, name)
     if os.path.isfile(target):
         return target
     url = f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
     by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name."
-    if _offline():
-        raise FileNotFoundError(f"{name} is not in {folder} and downloading is off (HF_HUB_OFFLINE=1). {by_hand}")
     from huggingface_hub import hf_hub_download
 
+    offline = _offline()
     try:
-        cached = hf_hub_download(repo_id=repo_id, filename=filename, etag_timeout=5)
+        cached = hf_hub_download(repo_id=repo_id, filename=filename, etag_timeout=5, local_files_only=offline)
     except Exception as e:
+        if offline:
+            raise FileNotFoundError(f"{name} is neither in {folder} nor in the Hugging Face cache, and downloading "
+                                    f"is off (HF_HUB_OFFLINE=1). {by_hand}") from None
         raise RuntimeError(f"could not download {url} ({type(e).__name__}: {e}). {by_hand}") from None
+    # the cache's snapshot entry is a relative link into its blobs: a hard link to the link would dangle
+    cached = os.path.realpath(cached)
     os.makedirs(folder, exist_ok=True)
     partial = f"{target}.part"  # one name: a copy a kill cut short is overwritten by the next try
     try:
+        if os.path.lexists(partial):
+            os.unlink(partial)
         try:
             os.link(cached, partial)
         except OSError:  # another file system, or no hard links: a copy
@@ -269,7 +276,7 @@ def _download_sam(repo_id: str, filename: str) -> str:
         raise RuntimeError(f"could not place {name} in {folder} ({e}). Free space there, or {by_hand[0].lower()}"
                            f"{by_hand[1:]}") from None
     finally:
-        if os.path.exists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
+        if os.path.lexists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
             os.unlink(partial)
     return target
 

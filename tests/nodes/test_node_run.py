@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -223,7 +224,7 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
     with pytest.raises(FileNotFoundError) as e:
         loaders._download_sam("someone/sam", "checkpoints/sam_vit_x.pth")
     assert "https://huggingface.co/someone/sam/resolve/main/checkpoints/sam_vit_x.pth" in str(e.value)
-    assert "as someone--sam--sam_vit_x.pth" in str(e.value) and "--local-dir" not in str(e.value)
+    assert "as someone--sam--checkpoints--sam_vit_x.pth" in str(e.value) and "--local-dir" not in str(e.value)
     assert set(p.relative_to(sams) for p in sams.rglob("*")) == before  # no stray folders
     monkeypatch.delenv("HF_HUB_OFFLINE")
     cached = tmp_path / "blob"
@@ -231,7 +232,7 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
     try:
         got = loaders._download_sam("someone/sam", "checkpoints/sam_vit_x.pth")
-        placed = sams / "someone--sam--sam_vit_x.pth"
+        placed = sams / "someone--sam--checkpoints--sam_vit_x.pth"
         assert got == str(placed) and placed.read_bytes() == b"weights"
         assert set(p.relative_to(sams) for p in sams.rglob("*")) == before | {Path(placed.name)}
         # another repo's file of the same name is its own download, not the first one reused
@@ -241,7 +242,45 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
         got = loaders._download_sam("someone-else/sam", "sam_vit_x.pth")
         assert Path(got).read_bytes() == b"other weights" and placed.read_bytes() == b"weights"
     finally:
-        for placed in sams.glob("someone*--sam--sam_vit_x.pth"):
+        for placed in sams.glob("someone*--sam--*sam_vit_x.pth"):
+            placed.unlink()
+
+
+def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_files_stay_apart(
+        pack, comfy_env, monkeypatch, tmp_path):
+    """The Hub cache's snapshot entries are relative links into its blobs: a hard link to the link dangled, so
+    every download ended "not found" (and a stale .part stayed). Offline, a cached file was refused unasked,
+    and vit_b/model.safetensors and vit_h/model.safetensors of one repo were saved under one name."""
+    import hashlib
+
+    import huggingface_hub.constants as constants
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    sams = comfy_env.base / "models" / "sams"
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--sams"
+    commit = "c" * 40
+    for path, data in (("vit_b/model.safetensors", b"weights of ViT-B"), ("vit_h/model.safetensors", b"ViT-H")):
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        entry = repo / "snapshots" / commit / path
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.symlink_to(Path("..", "..", "..", "blobs", blob.name))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    stale = sams / "someone--sams--vit_b--model.safetensors.part"
+    stale.symlink_to(Path("..", "..", "..", "blobs", "gone"))  # left by the broken link of an earlier version
+    try:
+        b = loaders._download_sam("someone/sams", "vit_b/model.safetensors")
+        h = loaders._download_sam("someone/sams", "vit_h/model.safetensors")
+        assert Path(b).name == "someone--sams--vit_b--model.safetensors" and not Path(b).is_symlink()
+        assert Path(b).read_bytes() == b"weights of ViT-B" and Path(h).read_bytes() == b"ViT-H"
+        assert not os.path.lexists(stale)
+    finally:
+        for placed in sams.glob("someone--sams--*"):
             placed.unlink()
 
 
