@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import posixpath
 import re
 import tempfile
 import warnings
@@ -230,6 +231,12 @@ def _check_agreement(config: PHNetConfig, stored: PHNetConfig, given: str, weigh
         )
 
 
+def _takes_folder_config(path: Path) -> bool:
+    """Whether a config.json beside weights ``path`` rules them: a model folder's weights, a .pth (which stores
+    no config), or a .safetensors that stores none."""
+    return path.name == WEIGHTS_NAME or path.suffix.lower() in PICKLE_SUFFIXES or _stored_config(path) is None
+
+
 def _stored_config(weights: Path) -> PHNetConfig | None:
     if weights.suffix.lower() not in SAFETENSORS_SUFFIXES:
         return None
@@ -259,7 +266,14 @@ def download_from_hub(
     where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
     folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME], **where)
     if not (folder / WEIGHTS_NAME).is_file():
-        folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, "*.pth"], **where)
+        # only a .pth at the repo's top: "*.pth" also matched a model zoo's or a training run's sub-folders
+        files = sources.list_files(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        top = sorted(f for f in files if "/" not in f and f.lower().endswith(tuple(PICKLE_SUFFIXES)))
+        if len(top) > 1:
+            raise FileNotFoundError(
+                f"the Hub repo {repo_id!r} has no {WEIGHTS_NAME} and several checkpoints ({', '.join(top)}): name "
+                f"one, e.g. '{repo_id}:{top[0]}'")
+        folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, *top], **where) if top else folder
     if not folder.is_dir() or not any(sources.is_weights_file(p.name) for p in folder.iterdir() if p.is_file()):
         raise FileNotFoundError(
             f"the Hub repo {repo_id!r} (revision {revision or 'main'}) gave no weights file ({folder} holds no "
@@ -301,18 +315,21 @@ def load_model(
     if found.kind == "file":
         path = Path(found.path)
         beside = path.parent / CONFIG_NAME
-        # a model folder's weights, or a .pth (which stores no config) with a config.json beside it: that rules
-        takes_folder_config = path.name == WEIGHTS_NAME or path.suffix.lower() in PICKLE_SUFFIXES
-        if config is None and takes_folder_config and beside.is_file():
+        if config is None and _takes_folder_config(path) and beside.is_file():
             config = _folder_config(beside, path)
         return model_from_file(path, config)
     if found.kind == "folder":
         return model_from_folder(found.path, config)
     if found.filename is not None:
-        path = sources.download(
-            found.repo_id, revision=found.revision, filename=found.filename, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token,
-        )
+        where = dict(revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        path = sources.download(found.repo_id, filename=found.filename, **where)
+        if config is None and _takes_folder_config(path):  # the config.json beside it in the repo, as for a folder
+            try:
+                beside = sources.download(found.repo_id, filename=posixpath.join(
+                    posixpath.dirname(found.filename.replace("\\", "/")), CONFIG_NAME), what="its config", **where)
+            except FileNotFoundError:  # none there (or, offline, not in the cache): the file's own rules
+                beside = None
+            config = _folder_config(beside, path) if beside is not None else None
         return model_from_file(path, config)
     folder = download_from_hub(
         found.repo_id, revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token

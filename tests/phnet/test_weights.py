@@ -773,16 +773,80 @@ def test_a_hub_repo_gives_its_safetensors_alone_and_pth_files_only_without_them(
         return snapshot
 
     monkeypatch.setattr(sources, "download", download)
+    monkeypatch.setattr(sources, "list_files", lambda repo_id, **kw: sorted(p.name for p in snapshot.glob("*")))
     W.save_pretrained(tiny_model, snapshot)
     assert W.download_from_hub("me/ours") == snapshot and asked == [["config.json", "model.safetensors"]]
     (snapshot / "model.safetensors").unlink()
     (snapshot / "config.json").unlink()
     torch.save(tiny_model.state_dict(), snapshot / "best_ffhqh512.pth")
     asked.clear()
-    assert W.download_from_hub("me/official-style") == snapshot and asked[1] == ["config.json", "*.pth"]
+    assert W.download_from_hub("me/official-style") == snapshot and asked[1] == ["config.json", "best_ffhqh512.pth"]
     (snapshot / "best_ffhqh512.pth").unlink()
     with pytest.raises(FileNotFoundError, match="gave no weights file.*Download it again.*'me/cut:FILE.safetensors'"):
         W.download_from_hub("me/cut")  # a snapshot whose blob never arrived
     snapshot.rmdir()  # nothing matched at all: the Hub client returns a snapshot folder it never made
     with pytest.raises(FileNotFoundError, match="gave no weights file"):
         W.download_from_hub("me/other-names")
+
+
+def _add_files(cache: Path, repo_id: str, files: dict[str, bytes], commit: str = COMMIT_B) -> None:
+    """Files at their paths in a repo's HF cache snapshot (links into blobs), its main ref pointing there."""
+    import hashlib
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        entry = repo / "snapshots" / commit / name
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.symlink_to(Path(*[".."] * (name.count("/") + 2), "blobs", blob.name))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def _bytes_of(save) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_hub_file_named_in_the_repo_takes_the_config_beside_it_as_the_repo_does(offline_hub, tiny_model,
+                                                                                  tiny_config, tmp_path):
+    """owner/name:FILE read only the file: a retuned working size, or the 'residual' output of a .pth, was
+    lost (the .pth came out through the official mapping, silently wrong)."""
+    import dataclasses
+
+    folder = save_pretrained(tiny_model, tmp_path / "saved")
+    retuned = {**json.loads((folder / "config.json").read_text()), "image_size": 96}
+    _add_files(offline_hub, "owner/name", {"config.json": json.dumps(retuned).encode(),
+                                           "model.safetensors": (folder / "model.safetensors").read_bytes()})
+    assert load_model("owner/name", cache_dir=offline_hub).config.image_size == 96
+    assert load_model("owner/name:model.safetensors", cache_dir=offline_hub).config.image_size == 96
+    residual = dataclasses.replace(tiny_config, output="residual")
+    _add_files(offline_hub, "owner/pth", {
+        "run/config.json": json.dumps(residual.to_dict()).encode(),
+        "run/trained.pth": _bytes_of(lambda f: torch.save(PHNet(residual).state_dict(), f))})
+    assert load_model("owner/pth:run/trained.pth", cache_dir=offline_hub).config == residual
+
+
+def test_a_safetensors_file_that_stores_no_config_takes_the_one_beside_it(tiny_model, tmp_path):
+    from safetensors.torch import save_file
+
+    folder = save_pretrained(tiny_model, tmp_path / "run")
+    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, str(folder / "phnet_ema.safetensors"))
+    (folder / "model.safetensors").unlink()
+    model = load_model(folder / "phnet_ema.safetensors")
+    assert model.config == tiny_model.config and _same_weights(model, tiny_model)
+
+
+def test_an_official_style_hub_repo_takes_only_its_top_checkpoint_and_names_one_of_several(offline_hub, tiny_model):
+    weights = _bytes_of(lambda f: torch.save(tiny_model.state_dict(), f))
+    _add_files(offline_hub, "owner/one", {"ffhqh512.pth": weights, "training/epoch_300.pth": b"not read"})
+    assert _same_weights(load_model("owner/one", cache_dir=offline_hub), tiny_model)
+    _add_files(offline_hub, "owner/zoo", {"ffhqh256.pth": weights, "ffhqh512.pth": weights})
+    with pytest.raises(FileNotFoundError, match=r"several checkpoints \(ffhqh256.pth, ffhqh512.pth\): name one, "
+                                                r"e.g. 'owner/zoo:ffhqh256.pth'"):
+        load_model("owner/zoo", cache_dir=offline_hub)
