@@ -135,9 +135,14 @@ class PHNetConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
+            import difflib
+
+            close = {name: difflib.get_close_matches(name, sorted(known), n=1) for name in unknown}
+            meant = [f"{name!r} → {found[0]!r}" for name, found in close.items() if found]
             raise ValueError(
-                f"unknown PHNet config fields {unknown} in {source}; the file was written by a newer comfyui-phnet, "
-                "upgrade the package"
+                f"unknown PHNet config fields {unknown} in {source}: "
+                + (f"misspelt? (did you mean {', '.join(meant)}), or " if meant else "")
+                + "written by a newer comfyui-phnet (upgrade the package)"
             )
         missing = [f for f in required if f not in d]
         if missing:

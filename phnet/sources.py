@@ -184,6 +184,12 @@ class Source:
         return str(self.path)
 
 
+def _no_revision(revision: str | None, text: str, what: str) -> None:
+    if revision:  # it would be ignored
+        raise ValueError(f"revision {revision!r} is for a Hub repo, but {text!r} names {what}, which has no "
+                         "revisions: drop the revision")
+
+
 def resolve(
     source: str | os.PathLike | None,
     *,
@@ -200,6 +206,7 @@ def resolve(
     """
     text = "" if source is None else str(source).strip()
     if not text or text == DEFAULT_LABEL:
+        _no_revision(revision, text or DEFAULT_LABEL, "the bundled default weights")
         return Source("default", path=BUNDLED_DIR)
     path = Path(os.path.expanduser(text))
     dirs = [Path(d) for d in search_dirs if d]
@@ -213,6 +220,7 @@ def resolve(
         if kind:
             return Source(kind, path=candidate)
     if text in OFFICIAL:
+        _no_revision(revision, text, "an official checkpoint, downloaded from its authors' release")
         return Source("official", name=text)
     if not isinstance(source, os.PathLike) and not text.startswith((".", "/", "~", "\\")):
         repo, rev, filename = parse_hub_ref(text)

@@ -169,14 +169,18 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     config_json = model.config.to_json()
     tensors = {}
     for k, v in model.state_dict().items():
         v = v.detach().to("cpu")
         if dtype is not None and v.is_floating_point():
-            v = v.to(dtype)
+            cast = v.to(dtype)
+            if torch.isfinite(v).all() and not torch.isfinite(cast).all():
+                raise ValueError(f"{k!r} holds values beyond what {dtype} can store (largest magnitude "
+                                 f"{v.abs().max().item():.4g}): save in torch.bfloat16 or float32 instead")
+            v = cast
         tensors[k] = v.contiguous()
+    directory.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "phnet_config": config_json}
     write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
     write_atomic_text(directory / CONFIG_NAME, config_json)

@@ -52,6 +52,8 @@ def test_unknown_preset_and_fields():
         PHNetConfig.preset("nope")
     with pytest.raises(ValueError, match="newer comfyui-phnet"):
         PHNetConfig.from_dict({**PHNetConfig().to_dict(), "attention": True})
+    with pytest.raises(ValueError, match=r"misspelt\? \(did you mean 'image_sise' → 'image_size'\), or written by"):
+        PHNetConfig.from_dict({**PHNetConfig().to_dict(), "image_sise": 1024})
     with pytest.raises(ValueError, match="not a PHNet"):
         PHNetConfig.from_dict({"model_type": "sam"})
     with pytest.raises(ValueError, match="not valid JSON"):

@@ -143,3 +143,9 @@ def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tm
     with pytest.raises(PermissionError, match="cannot write weights .* into the Hugging Face cache .*Read-only"):
         with sources.hub_errors("me/x", None, None, tmp_path, False, "weights"):
             raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
+
+
+@pytest.mark.parametrize("text", [None, "default (bundled)", "official-ffhqh512"])
+def test_a_revision_for_the_bundled_default_or_an_official_name_is_refused_not_ignored(text):
+    with pytest.raises(ValueError, match="revision 'v2' is for a Hub repo, .* which has no revisions: drop the"):
+        sources.resolve(text, revision="v2")

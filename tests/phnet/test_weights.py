@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import socket
 import types
@@ -850,3 +851,16 @@ def test_an_official_style_hub_repo_takes_only_its_top_checkpoint_and_names_one_
     with pytest.raises(FileNotFoundError, match=r"several checkpoints \(ffhqh256.pth, ffhqh512.pth\): name one, "
                                                 r"e.g. 'owner/zoo:ffhqh256.pth'"):
         load_model("owner/zoo", cache_dir=offline_hub)
+
+
+def test_saving_in_fp16_what_fp16_cannot_hold_is_refused_before_anything_is_written(tiny_model, tmp_path):
+    """The file was written with inf in it, and loading it later blamed damage or a diverged run."""
+    state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    key = next(k for k in state if k.endswith("running_var"))
+    state[key][0] = 1e5
+    tiny_model.load_state_dict(state)
+    with pytest.raises(ValueError, match=rf"'{re.escape(key)}' holds values beyond what torch.float16 can store "
+                                         r"\(largest magnitude 1e\+05\): save in torch.bfloat16"):
+        save_pretrained(tiny_model, tmp_path / "fp16", dtype=torch.float16)
+    assert not (tmp_path / "fp16").exists()
+    assert load_model(save_pretrained(tiny_model, tmp_path / "bf16", dtype=torch.bfloat16)) is not None
