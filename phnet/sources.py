@@ -86,6 +86,11 @@ class OfficialWeights:
     @property
     def url(self) -> str:
         base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
+        if "://" not in base:  # a folder on this machine (C:\\mirror, /srv/mirror): as the file:// URL it is
+            if not Path(base).expanduser().is_dir():
+                raise ValueError(f"{BASE_URL_ENV}={base!r} is neither a URL (https://..., file:///...) nor a folder "
+                                 "on this machine: set it to the mirror's folder URL")
+            return Path(base).expanduser().resolve().joinpath(self.filename).as_uri()
         return f"{base.rstrip('/')}/{self.filename}"
 
     @property
@@ -299,7 +304,7 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
             f"{what} {item!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
             f"({cache_dir or 'the default HF cache'}) and the Hub cannot be used ({why}). Download "
             f"them once with network access (`hf download {repo_id}{' ' + filename if filename else ''}"
-            f"{' --revision ' + revision if revision else ''}`), or "
+            f"{' --revision ' + revision if revision else ''}{f' --cache-dir {cache_dir}' if cache_dir else ''}`), or "
             f"give a local file or folder (there is no {repo_id!r} in {os.getcwd()} either)"
         ) from None
     except errors.GatedRepoError:

@@ -225,6 +225,12 @@ def test_a_mirror_in_a_local_folder_serves_as_a_site(monkeypatch, tiny_official,
     monkeypatch.setenv(official.BASE_URL_ENV, mirror.as_uri())
     folder = weights.fetch_official(NAME, tmp_path / "models", progress=lambda d, t: None, say=lambda s: None)
     assert official.find(NAME, tmp_path / "models") == folder
+    monkeypatch.setenv(official.BASE_URL_ENV, str(mirror))  # the folder's path (urllib said "unknown url type")
+    folder = weights.fetch_official(NAME, tmp_path / "by-path", progress=lambda d, t: None, say=lambda s: None)
+    assert official.find(NAME, tmp_path / "by-path") == folder
+    monkeypatch.setenv(official.BASE_URL_ENV, str(tmp_path / "no-such-mirror"))
+    with pytest.raises(ValueError, match="neither a URL .* nor a folder on this machine"):
+        weights.fetch_official(NAME, tmp_path / "other", progress=lambda d, t: None, say=lambda s: None)
 
 
 def test_an_unreachable_site_fails_in_seconds(monkeypatch, tiny_official, tmp_path):

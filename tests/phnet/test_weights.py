@@ -439,6 +439,7 @@ def test_hub_repo_not_in_the_cache(offline_hub, tiny_model, local_files_only):
         load_model("owner/other", cache_dir=offline_hub, local_files_only=local_files_only)
     msg = str(e.value)
     assert "cache" in msg and "offline" in msg and "HF_HUB_OFFLINE=1" in msg and "owner/other" in msg
+    assert f"`hf download owner/other --cache-dir {offline_hub}`" in msg  # where this call looks, not the default
     with pytest.raises(FileNotFoundError, match="revision v2"):  # a ref that is not cached either
         load_model("owner/name", cache_dir=offline_hub, revision="v2", local_files_only=local_files_only)
 
