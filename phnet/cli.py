@@ -79,9 +79,11 @@ def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarr
 def _refuse_cut_out(image: np.ndarray, composite: Path) -> None:
     """An RGBA picture whose alpha is the mask must hold a background under its transparent part: a cut-out's
     is one flat colour (black, mostly), which the subject would be matched to."""
-    hidden = image[..., :3][image[..., 3] == 0]
-    if len(hidden) >= 0.03 * image.shape[0] * image.shape[1] and (hidden == hidden[0]).all():
-        colour = ", ".join(str(int(v)) for v in hidden[0])
+    from .compositing import cut_out_colour
+
+    flat = cut_out_colour(image, image[..., 3] == 0)
+    if flat is not None:
+        colour = ", ".join(str(int(v)) for v in flat)
         raise ValueError(
             f"{composite} is a cut-out: under its transparent part is one flat colour ({colour}), not a scene for the "
             "subject to match; paste it onto its background first (phnet.compositing.paste_subject, or PHNet Paste "

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .imageio import image_to_array, mask_to_array
 
-__all__ = ["paste_subject", "ANCHORS"]
+__all__ = ["paste_subject", "cut_out_colour", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
 ANCHORS: dict[str, tuple[float, float]] = {
@@ -23,6 +23,22 @@ ANCHORS: dict[str, tuple[float, float]] = {
     "center": (0.5, 0.5),
     "bottom-center": (0.5, 1.0),
 }
+
+
+def cut_out_colour(pixels: Any, background: Any, share: float = 0.03) -> tuple[float, ...] | None:
+    """The one flat colour under a cut-out's transparent part, or None for a composite. ``pixels``: an H×W×C
+    picture (numpy or torch, its first three channels read); ``background``: H×W booleans, where the mask says
+    "scene". A cut-out saved as RGBA holds one colour there (black, mostly) over ``share`` of the picture or
+    more: no scene for a subject to be matched to, and matching it to that colour harms it."""
+    rgb, background = torch.as_tensor(pixels)[..., :3], torch.as_tensor(background)
+    step = max(1, math.isqrt(background.numel() // (1 << 16)))  # a scene shows on a grid of 65k pixels already
+    for grid in ((step, step), (1, 1)) if step > 1 else ((1, 1),):
+        hidden = rgb[:: grid[0], :: grid[1]][background[:: grid[0], :: grid[1]].to(rgb.device)]
+        if len(hidden) < max(1, share * background[:: grid[0], :: grid[1]].numel()):
+            return None
+        if not bool((hidden == hidden[0]).all()):
+            return None
+    return tuple(hidden[0].tolist())
 
 
 def _resize(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -312,3 +312,15 @@ def test_a_batch_at_strength_0_says_why_nothing_changed(nodes, phnet_model, port
     out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject, strength=0.0)["result"]
     assert torch.equal(out, img)
     assert "0 of 2 images changed" in line and "2 at strength 0, left unchanged" in line
+
+
+def test_a_cut_out_with_one_flat_colour_under_its_background_is_refused_by_name(nodes, phnet_model, portrait):
+    """A user's RGBA cut-out through Load Image and InvertMask: black under the transparent part, and the subject
+    was matched to black while the report read as a success (the CLI refuses the same file)."""
+    img, masks = portrait(b=1, h=40, w=56)
+    cut = img.clone()
+    cut[0][masks[0] == 0] = 0.0
+    with pytest.raises(ValueError, match=r"PHNet Harmonize: 'image' is a cut-out, not a composite: where 'mask' is "
+                                         r"0 it is one flat colour \(0, 0, 0\).*PHNet Paste Subject"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, cut, masks[:1])
+    nodes["PHNetHarmonize"].harmonize(phnet_model, img, masks[:1])  # a scene behind the subject: harmonized

@@ -193,3 +193,16 @@ def test_a_numpy_scale_is_a_scale():
     a = paste_subject(bg, sub, x=2, y=2, scale=np.float32(2.0))
     b = paste_subject(bg, sub, x=2, y=2, scale=2.0)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_a_cut_out_is_told_from_a_composite_by_its_flat_background_on_a_grid_and_in_full():
+    from phnet.compositing import cut_out_colour
+
+    picture = np.full((600, 500, 4), 7, np.uint8)
+    background = np.ones((600, 500), bool)
+    background[100:500, 100:400] = False
+    assert cut_out_colour(picture, background) == (7, 7, 7)
+    picture[3, 3, 1] = 8  # one pixel off the grid: the full check sees it
+    assert cut_out_colour(picture, background) is None
+    assert cut_out_colour(np.random.default_rng(0).random((40, 40, 3)), np.ones((40, 40), bool)) is None
+    assert cut_out_colour(np.zeros((40, 40, 3)), np.zeros((40, 40), bool)) is None  # no background at all
