@@ -21,6 +21,9 @@ NO_ALPHA_SIDE = 64
 # "Covers most of the image and its border": the shape of a cut-out's transparent area.
 INVERTED_AREA = 0.5
 INVERTED_BORDER = 0.75
+# A subject that fills its picture but for its corners (rounded, or a feathered edge) is no inverted mask: an
+# inverted cut-out mask leaves the subject itself 0, more than this share of a picture cropped around it
+WHOLE_BUT_CORNERS = 0.97
 # How far outside 0..1 an IMAGE or MASK from a node that does not clamp its output may reach: a bicubic
 # upscale (core Upscale Image, ImageScale) of a hard edge overshoots by up to about 0.2.
 UNCLAMPED = 0.25
@@ -142,7 +145,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         area = on.float().mean().item()
         if area == 1.0:
             whole.append(i)
-        elif area >= INVERTED_AREA and border >= INVERTED_BORDER:
+        elif area >= INVERTED_AREA and border >= INVERTED_BORDER and not (whole_ok and area > WHOLE_BUT_CORNERS):
             inverted.append((i, area, border))
     subjects = sum(bool(m.amax() > 0) for m in frames) if clip else len(frames)
     if clip and len(whole) < subjects and 2 * len(inverted) <= subjects:

@@ -107,6 +107,12 @@ def test_only_likely_inverted_masks_are_refused(pack):
     with pytest.raises(ValueError, match="covers the whole picture, so no background is left") as refused:
         check(torch.ones(1, 100, 100), image, "mask", "PHNet Harmonize")
     assert "InvertMask" not in str(refused.value)
+    # a subject cut out as its picture but for rounded corners (99.9 %): no InvertMask to add, it has one
+    rounded = torch.ones(1, 100, 100)
+    rounded[:, :2, :2] = rounded[:, :2, -2:] = rounded[:, -2:, :2] = rounded[:, -2:, -2:] = 0
+    check(rounded, image, "subject_mask", "PHNet Paste Subject", whole_ok=True)
+    with pytest.raises(ValueError, match="looks inverted"):
+        check(background, image, "subject_mask", "PHNet Paste Subject", whole_ok=True)
 
 
 def test_a_clip_is_judged_as_a_whole_a_subject_may_fill_a_frame(nodes, phnet_model):
