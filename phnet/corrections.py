@@ -140,8 +140,15 @@ def summary(corrections: Sequence[Correction]) -> str:
     left = sum(c.unchanged for c in corrections)
     sizes = [c.size for c in corrections if not c.empty_mask and c.background is None]  # the network's proposals
     line = f"{len(corrections) - left} of {len(corrections)} images changed"
-    if sizes:
-        line += f"; corrections {min(sizes):.1f} to {max(sizes):.1f}"
+    applied = [c.applied for c in corrections if not c.unchanged]  # what the pictures show
+    if applied:
+        line += f" by RMS {_span(applied)}"
+        strengths = sorted({c.strength for c in corrections if not c.unchanged})
+        line += f", at strength {_span(strengths, '{:g}')}" if strengths[0] < 1 else ""
+        proposed = _span(c.size for c in corrections if not c.unchanged)
+        line += f" (the network's corrections {proposed})" if proposed != _span(applied) else ""
+    elif sizes:
+        line += f"; corrections {_span(sizes)}"
     empty = sum(c.empty_mask for c in corrections)
     if empty:
         line += f"; {empty} with an empty mask (no subject in them), left as they were"
@@ -174,9 +181,9 @@ def summary(corrections: Sequence[Correction]) -> str:
     return "; ".join((line, *notes))
 
 
-def _span(values) -> str:
+def _span(values, style: str = "{:.1f}") -> str:
     values = sorted(values)
-    low, high = f"{values[0]:.1f}", f"{values[-1]:.1f}"
+    low, high = style.format(values[0]), style.format(values[-1])
     return low if low == high else f"{low} to {high}"
 
 

@@ -34,7 +34,7 @@ def test_each_caption_says_whether_the_picture_changed_and_why_not():
 def test_a_clip_with_frames_without_a_subject():
     frames = [Correction(20.0, 0.0, 1.0), Correction.no_subject(0.0), Correction(30.0, 0.0, 1.0)]
     line = summary(frames)
-    assert line == ("2 of 3 images changed; corrections 20.0 to 30.0; 1 with an empty mask (no subject in "
+    assert line == ("2 of 3 images changed by RMS 20.0 to 30.0; 1 with an empty mask (no subject in "
                     "them), left as they were")
     assert report(frames, "--threshold 0", "--weights x") == line  # no threshold held anything back
     held = [Correction(5.0, 43.0, 0.0), Correction.no_subject(43.0)]
@@ -95,3 +95,12 @@ def test_pictures_left_as_they_were_for_any_reason_are_logged_as_warnings(caplog
         with caplog.at_level(logging.INFO, logger="phnet"):
             log_corrections([left])
         assert caplog.records[-1].levelname == "WARNING"
+
+
+def test_a_batch_line_says_what_the_pictures_show_and_at_what_strength():
+    """It gave the network's proposals alone: five times what the bundled weights apply, twice what strength 0.5
+    applies, and never the strength."""
+    assert summary([Correction(4.7, 40.5, 0.2), Correction(19.3, 40.5, 0.2)]).startswith(
+        "2 of 2 images changed by RMS 0.9 to 3.9 (the network's corrections 4.7 to 19.3); 2 shortened")
+    assert summary([Correction(68.2, 0.0, 1.0, strength=0.5)] * 3) == (
+        "3 of 3 images changed by RMS 34.1, at strength 0.5 (the network's corrections 68.2)")
