@@ -320,13 +320,10 @@ def _harmonize(p, image, s):
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None  # another extension's RGBA image
     image = image.convert("RGB")
     notes = []
+    reach = None
     if s.mask_source == MASK_INPAINT:
         mask = inpaint_mask(p, image.size)
         reach = overlay_reach(p, image.size)
-        if reach is not None:
-            from PIL import ImageChops
-
-            mask = ImageChops.lighter(mask, reach)
     elif s.mask_source == MASK_SUBJECT:
         image, mask, notes = _paste_subject(image, s)
     elif s.mask_source == MASK_SAM:
@@ -353,6 +350,8 @@ def _harmonize(p, image, s):
             "raise 'Only masked padding, pixels' (e.g. to 32), or inpaint the whole picture.")
     result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
+    if reach is not None:
+        result = carry_into_band(image, result, mask.reshape(image.height, image.width).numpy(), reach)
     if alpha is not None:
         result.putalpha(alpha)
     return result, corrections, harmonizer.config.name, notes
@@ -454,6 +453,29 @@ def overlay_reach(p, size):
     if overlay is None:
         return None
     return _in_generated_frame(p, overlay.convert("L"), size).point(lambda v: 255 if v > 0 else 0)
+
+
+def carry_into_band(image, result, mask, reach):
+    """``result`` with the subject's correction carried into the blur band (``reach`` beyond ``mask``, H×W in
+    0..1), where the WebUI's overlay still shows generated pixels. The correction is estimated on the painted
+    mask alone: with the band inside the mask, its background colours made the subject look matched already
+    (a correction of 29 fell to 3). Here it is carried over as the gain and offset per channel that best map
+    the subject's pixels before onto after (least squares), applied to the band as far as it lies beyond the
+    mask."""
+    import numpy as np
+    from PIL import Image
+
+    band = np.clip(np.asarray(reach, np.float32) / 255 - mask, 0, 1)[..., None]
+    subject = mask >= 0.5
+    if not band.any() or subject.sum() < 2:
+        return result
+    before, after = np.asarray(image, np.float32), np.asarray(result, np.float32)
+    x, y = before[subject], after[subject]
+    mx, my = x.mean(0), y.mean(0)
+    spread = ((x - mx) ** 2).mean(0)
+    gain = np.where(spread > 1, ((x - mx) * (y - my)).mean(0) / np.maximum(spread, 1e-6), 1.0)
+    carried = np.clip(before * gain + (my - gain * mx), 0, 255)
+    return Image.fromarray(np.round(after + band * (carried - after)).astype(np.uint8))
 
 
 def _webui_resize(mode, mask, width, height):

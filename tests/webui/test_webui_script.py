@@ -295,6 +295,13 @@ def test_the_blur_band_the_webui_shows_generated_pixels_in_is_harmonized_too(web
     band = reach & ~painted
     assert band.sum() > 50 and changed[band].mean() > 0.9  # the band is corrected with the subject
     assert not changed[~reach].any()
+    # the correction is the painted mask's: with the band inside the mask, its background colours made the
+    # subject look matched already (a correction of 29 fell to 3)
+    with_band = str(p.extra_generation_params["PHNet result"])
+    p.mask_for_overlay = None
+    alone = np.asarray(_postprocess(webui, runner, p, before)).astype(int)
+    assert str(p.extra_generation_params["PHNet result"]) == with_band
+    np.testing.assert_array_equal(alone[painted], after[painted])
 
 
 def test_a_pasted_subject_mostly_off_the_picture_is_named(webui, capsys):
