@@ -162,11 +162,13 @@ class PHNetHarmonizeScript(scripts.Script):
             # harmonized: pasting or harmonizing it again would add a second subject or move the first
             _say(p, "not run again: the upscale pass starts from the first pass's harmonized picture")
             return
-        if "SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT:
-            # the SD upscale script runs the always-on scripts once per tile: x, y and the box would be
-            # read in tile pixels, and a subject pasted into every tile
-            _say(p, "not run on SD upscale's tiles (a subject or box would land in every tile); harmonize the "
-                    "picture first, then upscale it with PHNet off")
+        ultimate = any(str(key).startswith("Ultimate SD upscale") for key in p.extra_generation_params)
+        if ultimate or ("SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT):
+            # the SD upscale scripts run the always-on scripts once per tile: x, y and the box would be read in
+            # tile pixels, a subject pasted into every tile, and Ultimate SD upscale's tile mask taken for the
+            # inpaint mask (each tile matched to its own padding)
+            _say(p, f"not run on {'Ultimate ' if ultimate else ''}SD upscale's tiles (a subject or box would land "
+                    "in every tile); harmonize the picture first, then upscale it with PHNet off")
             return
         params = settings.infotext()
         try:

@@ -776,3 +776,20 @@ def test_sd_upscale_tiles_are_left_alone_with_a_pasted_subject(webui, capsys):
     assert _postprocess(webui, runner, p, tile) is tile
     assert "not run on SD upscale's tiles" in capsys.readouterr().out
     assert p.extra_generation_params["PHNet result"].startswith("not run on SD upscale's tiles")  # not "applied"
+
+
+@pytest.mark.parametrize("source", [INPAINT, SUBJECT])
+def test_ultimate_sd_upscale_tiles_are_left_alone_whatever_the_mask_source(webui, capsys, source):
+    """Ultimate SD upscale runs img2img once per tile with a tile mask: a subject landed in every tile, and the
+    inpaint source matched each tile to its own padding."""
+    script, runner = _runner(webui, True)
+    tile_mask = np.zeros((48, 64), np.uint8)
+    tile_mask[8:40, 8:56] = 255
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(tile_mask),
+                                                          inpaint_full_res=True)
+    p.extra_generation_params["Ultimate SD upscale upscaler"] = "R-ESRGAN 4x+"  # set before its tiles
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=source,
+                          subject=_subject(), x=30, y=20)
+    tile = _generated()
+    assert _postprocess(webui, runner, p, tile) is tile
+    assert p.extra_generation_params["PHNet result"].startswith("not run on Ultimate SD upscale's tiles")
