@@ -539,6 +539,7 @@ def _decode_image(value):
     from PIL import Image
 
     data = value.split(",", 1)[1] if value.startswith("data:") else value
+    data = "".join(data.split())  # `base64 file.png` and MIME encoders wrap lines at 76 columns
     try:
         image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
         image.load()

@@ -669,6 +669,11 @@ def test_api_subject_as_base64(webui, capsys):
     mask = np.zeros((48, 64), np.float32)
     mask[22:34, 32:40] = 1.0
     _changed_only_inside(before, _postprocess(webui, runner, p, before), mask)
+    wrapped = base64.encodebytes(buf.getvalue()).decode()  # `base64 file.png`: lines of 76 columns
+    assert "\n" in wrapped.strip()
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
+                          mask_source=SUBJECT, subject=wrapped, x=30, y=20, anchor="top-left")  # fmt: skip
+    _changed_only_inside(before, _postprocess(webui, runner, p, before), mask)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet",
                           mask_source=SUBJECT, subject="not base64!")  # fmt: skip
     _fails(webui, capsys, runner, p, "not a base64-encoded image")
