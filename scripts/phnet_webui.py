@@ -160,7 +160,13 @@ class PHNetHarmonizeScript(scripts.Script):
         if getattr(p, "txt2img_upscale", False):
             # the Upscale button (and Forge's later hires pass) starts from an image this script already
             # harmonized: pasting or harmonizing it again would add a second subject or move the first
-            _say(p, "not run again: the upscale pass starts from the first pass's harmonized picture")
+            first = getattr(getattr(p, "firstpass_image", None), "info", None) or {}
+            if "parameters" in first and "PHNet weights:" not in str(first["parameters"]):
+                _say(p, "not run: the upscale pass starts from a first pass made with PHNet off, and a subject or "
+                        "box placed in its pixels would land elsewhere at this size; generate with PHNet on, then "
+                        "upscale")
+            else:
+                _say(p, "not run again: the upscale pass starts from the first pass's harmonized picture")
             return
         ultimate = any(str(key).startswith("Ultimate SD upscale") for key in p.extra_generation_params)
         if ultimate or ("SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT):

@@ -509,6 +509,12 @@ def test_the_upscale_pass_of_an_image_already_harmonized_leaves_it_alone(webui, 
     assert _postprocess(webui, runner, p, before) is before
     assert "not run again: the upscale pass starts from the first pass's harmonized picture" in capsys.readouterr().out
     assert p.extra_generation_params["PHNet result"].startswith("not run again")
+    # a first pass made with PHNet off (its infotext, read back from the gallery's file, has no PHNet in it)
+    p.firstpass_image = _generated()
+    p.firstpass_image.info["parameters"] = "a portrait\nSteps: 20, Sampler: Euler a, Seed: 1"
+    assert _postprocess(webui, runner, p, before) is before
+    assert p.extra_generation_params["PHNet result"].startswith("not run: the upscale pass starts from a first "
+                                                                "pass made with PHNet off")
 
 
 def test_the_api_null_takes_the_default(webui):
