@@ -677,6 +677,11 @@ def load_segmenter(choice, sam_dirs):
     if local is not None:  # a file replaced under the same name is loaded again
         return _cached("sam", (local, stamp(local)), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
     repo, revision, filename = parse_hub_ref(choice)
+    if "/" not in repo.replace("\\", "/"):  # a file name, not a Hub repo: say where it was looked for
+        raise FileNotFoundError(
+            f"SAM checkpoint {choice!r} not found in {' or '.join(sam_dirs)}: put it there and pick it, give its "
+            "full path, or type a Hub repo as owner/name:filename (e.g. ybelkada/segment-anything:"
+            "checkpoints/sam_vit_b_01ec64.pth).")
     return _cached(
         "sam",
         (repo, filename, revision),

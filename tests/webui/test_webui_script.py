@@ -493,6 +493,10 @@ def test_clear_errors(webui, capsys):
     _fails(webui, capsys, runner, p, "upload a subject")
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM)
     _fails(webui, capsys, runner, p, "No SAM checkpoint chosen")
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
+                          sam_weights="sam_vit_b_01ec64.pth")
+    _fails(webui, capsys, runner, p, r"SAM checkpoint 'sam_vit_b_01ec64.pth' not found in .*sam.*: put it there and "
+                                     r"pick it, .* owner/name:filename")
     p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=SUBJECT)
     _fails(webui, capsys, runner, p, "'not-there' not found in .*PHNet")
 
