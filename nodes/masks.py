@@ -60,7 +60,8 @@ def fitted(mask, image: torch.Tensor, name: str):
     if plain is None or not isinstance(image, torch.Tensor) or image.ndim != 4:
         return mask, ""
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
-    if (mh, mw) == (ih, iw) or (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) or min(mh, mw) < MIN_FITTED_SIDE:
+    no_alpha = (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) and bool((plain == plain.flatten()[0]).all())
+    if (mh, mw) == (ih, iw) or no_alpha or min(mh, mw) < MIN_FITTED_SIDE:
         return mask, ""
     # an upscaler rounds each side on its own: the width it gives a mask's height may be off by the rounding
     # of both sides, at most half a pixel each, times the aspect ratio

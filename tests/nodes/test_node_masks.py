@@ -245,3 +245,12 @@ def test_a_resized_mask_keeps_what_its_values_mean(pack):
     assert fitted(torch.ones(1, 3, 4), image, "mask")[1] == ""  # 4x3: no picture's mask
     assert fitted(torch.ones(1, 48, 60), image, "mask")[1] == ""  # another shape
     assert fitted(torch.ones(1, 97, 128), torch.zeros(1, 194, 257, 3), "mask")[1] != ""  # an upscaler's rounding
+
+
+def test_a_64x64_mask_with_a_subject_is_resized_to_a_square_image_like_any_other(nodes, phnet_model, helpers):
+    """64x64 is also a 512x512 picture's latent size: a real subject mask of that size was refused as "another
+    shape" while the message said such masks are resized; only Load Image's flat no-alpha mask is kept as it is."""
+    image, subject = helpers.portrait(b=1, h=128, w=128)
+    small = torch.nn.functional.interpolate(subject[:, None], size=(64, 64), mode="bilinear")[:, 0]
+    _, line = nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)["result"]
+    assert "'mask' was 64x64, resized to the image's 128x128" in line
