@@ -133,14 +133,15 @@ class PHNetModelLoader:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name):
-        # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
-        if model_name is None or model_name in paths.phnet_choices():  # None: linked, known when it runs
+    def VALIDATE_INPUTS(cls, model_name, hub_repo_id=""):
+        # ComfyUI repeats a refusal for every input named here; hub_repo_id must be, since it makes model_name
+        # unused (a shared workflow keeps its sender's file name)
+        linked = model_name is None or hub_repo_id is None  # known when it runs
+        if linked or (hub_repo_id or "").strip() or model_name in paths.phnet_choices():
             return True
         return (
             f"PHNet model {model_name!r} is not in ComfyUI/models/phnet (or the extra 'phnet' paths); "
-            f"download it there, or pick another model ('{paths.BUNDLED_DEFAULT}' with hub_repo_id set loads "
-            "from the Hub)"
+            "download it there, pick another model, or give hub_repo_id (a Hub repo or a path)"
         )
 
     @classmethod
@@ -326,9 +327,10 @@ class PHNetSAMLoader:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name):
-        # Only model_name is named here: ComfyUI repeats a message for every input this method takes.
-        if model_name is None or model_name in paths.sam_choices():  # None: linked, known when it runs
+    def VALIDATE_INPUTS(cls, model_name, hub_repo_id=""):
+        # as the PHNet loader's: hub_repo_id makes model_name unused
+        linked = model_name is None or hub_repo_id is None  # known when it runs
+        if linked or (hub_repo_id or "").strip() or model_name in paths.sam_choices():
             return True
         return (
             f"SAM checkpoint {model_name!r} is not in ComfyUI/models/sams (or the extra 'sams' paths). Download "

@@ -33,8 +33,9 @@ def test_loader_validation(pack, tiny_phnet):
     assert cls.VALIDATE_INPUTS(model_name="default (bundled)") is True
     assert "models/phnet" in cls.VALIDATE_INPUTS(model_name="gone.safetensors")
     assert cls.VALIDATE_INPUTS(model_name=None) is True  # a link (a switch node's output): checked when it runs
-    # ComfyUI reports a VALIDATE_INPUTS message once per input the method takes: only model_name
-    assert list(__import__("inspect").signature(cls.VALIDATE_INPUTS).parameters) == ["model_name"]
+    # a shared workflow's stale file name is unused when hub_repo_id is set: not refused before it runs
+    assert cls.VALIDATE_INPUTS(model_name="gone.safetensors", hub_repo_id="owner/name") is True
+    assert "give hub_repo_id" in cls.VALIDATE_INPUTS(model_name="gone.safetensors", hub_repo_id="  ")
 
 
 def test_loader_hub_id_may_be_a_local_folder(nodes, comfy_env, tiny_phnet):
