@@ -7,7 +7,7 @@ import logging
 import comfy.utils
 import torch
 
-from .masks import check_image, check_mask, clamped, prepared
+from .masks import check_image, check_mask, clamped, one_per_mask, prepared
 
 NODE = "PHNet Paste Subject"
 log = logging.getLogger("comfyui-phnet")
@@ -67,12 +67,6 @@ class PHNetPasteSubject:
         from ..phnet.compositing import paste_subject
         from ..phnet.imageio import mask_to_tensor
 
-        n = max(background.shape[0], subject.shape[0])
-        if min(background.shape[0], subject.shape[0]) not in (1, n):
-            raise ValueError(
-                f"{NODE}: a batch of {background.shape[0]} backgrounds and {subject.shape[0]} subjects; "
-                "give one of them, or the same number of both"
-            )
         check_image(background, NODE, "background")
         check_image(subject, NODE, "subject")
         background, notes = clamped(background, "background")  # an upscaled picture's overshoot, as in Harmonize
@@ -83,7 +77,15 @@ class PHNetPasteSubject:
             subject_mask, note = prepared(subject_mask, subject, "subject_mask",  # a subject upscaled after SAM
                                           lambda m: check_mask(m, subject, "subject_mask", NODE, whole_ok=True))
             notes += note
+            subject = one_per_mask(subject, subject_mask)  # several subjects cut from one picture: one paste each
             masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
+        n = max(background.shape[0], subject.shape[0])
+        if min(background.shape[0], subject.shape[0]) not in (1, n):
+            raise ValueError(
+                f"{NODE}: a batch of {background.shape[0]} backgrounds and {subject.shape[0]} subjects"
+                f"{' (one per subject_mask)' if subject_mask is not None else ''}; give one of them, or the same "
+                "number of both"
+            )
         if notes:
             log.info("comfyui-phnet: %s%s", NODE, notes)
         bar = comfy.utils.ProgressBar(n)

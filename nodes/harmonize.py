@@ -7,7 +7,7 @@ import comfy.utils
 import torch
 
 from .loaders import make_room, phnet_memory
-from .masks import check_mask, check_mask_size, clamped, prepared
+from .masks import check_mask, check_mask_size, clamped, one_per_mask, prepared
 
 
 def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
@@ -17,18 +17,6 @@ def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
     reference_mask, note = prepared(reference_mask, image, "reference_mask",
                                     lambda m: check_mask_size(m, image, "reference_mask", node))
     return mask, reference_mask, notes + note
-
-
-def _one_per_mask(image, mask):
-    """One image and a batch of N masks (several subjects from SAM, a batch of masks): the image repeated, to be
-    harmonized once per mask, as ComfyUI's core nodes repeat a batch of one. Masks are the image's size here
-    (``prepared``), in any layout the library takes (B×H×W, B×1×H×W, B×H×W×1...): their count is their size
-    over one picture's."""
-    if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4:
-        return image
-    picture = image.shape[1] * image.shape[2]
-    count = mask.numel() // picture if picture and mask.numel() % picture == 0 else 1
-    return image.expand(count, -1, -1, -1) if image.shape[0] == 1 and count > 1 else image
 
 
 def _refuse_cut_outs(node: str, image, mask) -> None:
@@ -155,7 +143,7 @@ class PHNetHarmonize:
 
     def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
         mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask)
-        image = _one_per_mask(image, mask)
+        image = one_per_mask(image, mask)
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         return _run("PHNet Harmonize", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)

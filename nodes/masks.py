@@ -85,6 +85,18 @@ def prepared(mask, image: torch.Tensor, name: str, check: Callable[[Any], None])
     return mask, resized + clamp
 
 
+def one_per_mask(image, mask):
+    """One image and a batch of N masks (several subjects from SAM, a batch of masks): the image repeated, to be
+    harmonized once per mask, as ComfyUI's core nodes repeat a batch of one. Masks are the image's size here
+    (``prepared``), in any layout the library takes (B×H×W, B×1×H×W, B×H×W×1...): their count is their size
+    over one picture's."""
+    if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4:
+        return image
+    picture = image.shape[1] * image.shape[2]
+    count = mask.numel() // picture if picture and mask.numel() % picture == 0 else 1
+    return image.expand(count, -1, -1, -1) if image.shape[0] == 1 and count > 1 else image
+
+
 def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
     """An IMAGE is B×H×W×C with 3 or 4 channels; a channels-first tensor from a custom node says so here,
     before its sizes are compared with the mask's."""

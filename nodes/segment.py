@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_image, check_mask_size, clamped, prepared
+from .masks import check_image, check_mask_size, clamped, one_per_mask, prepared
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -189,6 +189,8 @@ class PHNetSAMSegment:
             guide_mask, note = prepared(guide_mask, image, "guide_mask",  # only its box is used: its size is checked
                                         lambda m: check_mask_size(m, image, "guide_mask", "PHNet SAM Segment"))
             notes += note
+            image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
+            b = image.shape[0]
             guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
         if notes:
             log.info("comfyui-phnet: PHNet SAM Segment%s", notes)

@@ -254,3 +254,16 @@ def test_a_64x64_mask_with_a_subject_is_resized_to_a_square_image_like_any_other
     small = torch.nn.functional.interpolate(subject[:, None], size=(64, 64), mode="bilinear")[:, 0]
     _, line = nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)["result"]
     assert "'mask' was 64x64, resized to the image's 128x128" in line
+
+
+def test_one_picture_with_several_masks_gives_one_result_per_mask_in_every_mask_node(nodes, helpers):
+    """Harmonize ran once per mask of one image; Paste Subject and SAM Segment refused the same inputs with a
+    message naming no node ("3 masks for 1 image")."""
+    image, subject = helpers.portrait(b=1, h=40, w=56)
+    masks = torch.stack([subject[0], subject[0].roll(12, 1), subject[0].roll(-12, 1)])
+    background = torch.rand(1, 40, 56, 3)
+    comps, pasted = nodes["PHNetPasteSubject"].paste(background, image, x=0, y=0, subject_mask=masks)
+    assert comps.shape == (3, 40, 56, 3) and pasted.shape == (3, 40, 56)
+    for k in range(3):
+        alone, _ = nodes["PHNetPasteSubject"].paste(background, image, x=0, y=0, subject_mask=masks[k : k + 1])
+        torch.testing.assert_close(comps[k : k + 1], alone)

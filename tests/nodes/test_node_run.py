@@ -81,6 +81,16 @@ def _bbox(m):
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def test_several_guide_masks_for_one_image_give_one_mask_each(nodes, sam_model, portrait):
+    img, subject = portrait(b=1)
+    guides = torch.stack([subject[0], subject[0].roll(-16, 1)])
+    (masks,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=guides)
+    assert masks.shape == (2, 48, 64)
+    for k in range(2):
+        (alone,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=guides[k : k + 1])
+        assert torch.equal(masks[k : k + 1], alone)
+
+
 def test_segment_empty_guide_gives_empty_mask(nodes, sam_model, caplog, portrait):
     img, _ = portrait(b=1)
     (m,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=torch.zeros(1, 48, 64))
