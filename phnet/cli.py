@@ -256,6 +256,9 @@ def _save(result: np.ndarray, target: Path, keep: dict) -> list[str]:
     return _write(Image.fromarray(result), target, keep)
 
 
+JPEG_EXIF_BYTES = 65533  # one APP1 segment, less its "Exif\0\0" header: Pillow refuses more after the work
+
+
 def _write(picture, target: Path, keep: dict) -> list[str]:
     """Save a PIL picture to ``target`` whole or not at all, with what of ``keep`` (see ``read_picture``) its
     format holds and what still describes it: an ICC profile only where it describes the picture's colours (not
@@ -275,6 +278,8 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
     if keep.get("exif"):
         if fmt == "BMP":
             left.append("the EXIF, which BMP cannot hold")
+        elif fmt == "JPEG" and len(keep["exif"]) > JPEG_EXIF_BYTES:
+            left.append(f"the EXIF ({len(keep['exif']) // 1024} KB), more than a JPEG holds (64 KB)")
         else:
             options["exif"] = keep["exif"]
     if keep.get("text"):

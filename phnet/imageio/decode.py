@@ -69,6 +69,8 @@ def _metadata(image) -> dict:
             exif = image.getexif()
             if exif.get(0x0112, 1) != 1:
                 exif[0x0112] = 1
+            for tag in _LAYOUT_TAGS.intersection(exif):  # the stored photo's layout: a TIFF writer would take it
+                del exif[tag]
             kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
@@ -81,6 +83,10 @@ def _metadata(image) -> dict:
 
 
 _RAW_EXIF = "Raw profile type exif"  # ImageMagick's hex EXIF in a PNG text chunk
+# EXIF tags that describe how the stored photo's pixels are laid out (size, samples, strips, compression,
+# colour model, subsampling); Pillow's TIFF writer lets them replace the result's own: a .tif came out with the
+# stored photo's width and height, turned and cut, or did not write at all
+_LAYOUT_TAGS = frozenset({256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 530, 531, 532})
 _XMP = "XML:com.adobe.xmp"
 
 

@@ -76,6 +76,34 @@ def test_icc_profile_and_exif_are_carried_with_the_orientation_reset(tiny_folder
     assert Image.open(out).size == (W, H)
 
 
+def test_a_tif_result_keeps_its_own_layout_whatever_the_composites_exif_says(tiny_folder, tmp_path, capsys):
+    """A camera's EXIF may carry the stored photo's width and height (and its colour model): Pillow's TIFF
+    writer took them over the result's own, and the .tif came out sideways and cut, or did not write."""
+    stored = _composite(size=(H, W))
+    exif = stored.getexif()
+    exif[0x0112], exif[256], exif[257], exif[262] = 6, H, W, 6
+    comp, mask = tmp_path / "phone.jpg", tmp_path / "mask.png"
+    stored.save(comp, exif=exif, quality=95)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.tif", "--compare", tmp_path / "c.tif",
+                      "--weights", tiny_folder) == 0
+    tif, png = Image.open(tmp_path / "out.tif"), Image.open(tmp_path / "out.png")
+    assert tif.mode == "RGB" and tif.size == png.size == (W, H)
+    assert np.array_equal(np.asarray(tif), np.asarray(png))
+
+
+def test_an_exif_too_large_for_a_jpeg_is_left_out_with_a_note(tiny_folder, tmp_path, capsys):
+    exif = Image.Exif()
+    exif[0x010F] = "x" * 70000  # a maker note's worth
+    comp, mask = tmp_path / "big.png", tmp_path / "mask.png"
+    _composite().save(comp, exif=exif)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
+    assert "leaves out the EXIF (68 KB), more than a JPEG holds (64 KB)" in capsys.readouterr().out
+    assert Image.open(tmp_path / "out.jpg").size == _composite().size
+
+
 def test_a_profile_of_another_colour_space_is_not_carried_and_that_is_said(tiny_folder, tmp_path, capsys):
     grey_profile = SRGB[:16] + b"GRAY" + SRGB[20:]  # a grey composite's profile does not describe an RGB result
     comp, mask = tmp_path / "grey.png", tmp_path / "mask.png"
