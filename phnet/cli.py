@@ -360,6 +360,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from tqdm import tqdm
 
     from . import temporal
+    from .corrections import MIN_BACKGROUND
     from .imageio import mask_to_tensor
     from .imageio.masks import FAINT
 
@@ -378,7 +379,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
     reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
-    corrections, failed, unchanged = [], [], []
+    corrections, failed, unchanged, cramped = [], [], [], []
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit, eight_of_sixteen = [], []
     strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
@@ -435,6 +436,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         corrections.append(found.report)
         if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
             save(image, job, keep, image)
+            cramped.append(job.composite.name)
             continue
         held[len(frames)] = found
         reported[len(frames)] = len(corrections) - 1
@@ -449,6 +451,9 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     if unchanged:
         print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
               + (", ..." if len(unchanged) > 10 else ""))
+    if cramped:
+        print(f"{len(cramped)} frames leave under {MIN_BACKGROUND:.0%} of the picture as background (the subject "
+              f"fills it) and were written unchanged: {', '.join(cramped[:10])}" + (", ..." if len(cramped) > 10 else ""))
     if corrections:
         print(f"frames: {_verdict(corrections, harmonizer)}")
     if sixteen_bit:

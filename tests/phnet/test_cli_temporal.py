@@ -147,6 +147,8 @@ def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(
     assert "frame15.png" in printed.err and "1 of 6 frames failed" in printed.err
     assert "empty mask" in printed.out and "frame10.png" in printed.out
     assert "too little to match to" in printed.out  # frame5, left as it was
+    assert "1 frames leave under 3% of the picture as background (the subject fills it) and were written " \
+           "unchanged: frame5.png" in printed.out
     assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png",
                                                        "frame5.png"]
     for name, t in (("frame10.png", 2), ("frame5.png", 1)):  # written unchanged
