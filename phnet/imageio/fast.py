@@ -30,8 +30,8 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     use image_to_tensor then.
     """
     if is_pil(image):
-        if image.mode not in ("RGB", "RGBA", "L") or _has_orientation(image):
-            return None
+        if image.mode not in ("RGB", "RGBA", "L") or _has_orientation(image) or getattr(image, "n_frames", 1) > 1:
+            return None  # (an animation: image_to_tensor refuses it by name)
         data: Any = np.array(image)
         kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
     elif isinstance(image, np.ndarray):
@@ -89,7 +89,7 @@ def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
 def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.Tensor, float] | None:
     """→ (B×H×W mask in its own dtype, the value meaning "fully subject"); None: use mask_to_tensor."""
     if is_pil(mask):
-        if mask.mode not in ("L", "1") or _has_orientation(mask):
+        if mask.mode not in ("L", "1") or _has_orientation(mask) or getattr(mask, "n_frames", 1) > 1:
             return None
         mask = np.array(mask)
     if isinstance(mask, np.ndarray):

@@ -915,3 +915,17 @@ def test_the_report_of_a_faint_mask_is_the_change_it_let_through(harmonizer):
         assert report.weight == pytest.approx(level)
         assert ("through a faint mask (weight 0.30)" in report.describe()) == (level < 1)
     assert applied[1] / applied[0] == pytest.approx(measured[1] / measured[0], rel=0.05)
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png"])
+def test_an_animated_picture_or_mask_given_as_pil_is_refused_as_a_file_is(harmonizer, tmp_path, suffix):
+    """An animated WebP or APNG went through the fast path: its first frame was harmonized without a word."""
+    frames = [Image.fromarray(photo(40, 48, seed)) for seed in range(2)]
+    frames[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:])
+    mask = subject_mask(40, 48)
+    with pytest.raises(ValueError, match=r"animated \(2 frames\)"):
+        harmonizer(Image.open(tmp_path / f"anim{suffix}"), mask)
+    masks = [Image.fromarray((mask * 255).astype(np.uint8)), Image.fromarray((255 - mask * 255).astype(np.uint8))]
+    masks[0].save(tmp_path / f"masks{suffix}", save_all=True, append_images=masks[1:])
+    with pytest.raises(ValueError, match=r"animated \(2 frames\)"):
+        harmonizer(frames[0], Image.open(tmp_path / f"masks{suffix}"))
