@@ -59,6 +59,10 @@ def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarr
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ValueError(f"{composite} has no alpha channel; give a MASK image as the second argument")
+        opaque = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+        if bool((image[..., 3] == opaque).all()):
+            raise ValueError(f"{composite}'s alpha channel is opaque everywhere, so it marks no subject; give a MASK "
+                             "image as the second argument")
         _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}"), keep
     m = read_mask(mask)

@@ -62,6 +62,15 @@ def test_a_cut_out_without_its_background_is_refused(tiny_folder, tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_an_rgba_composite_with_an_opaque_alpha_and_no_mask_is_told_so(tiny_folder, tmp_path):
+    """Screenshots and many exporters write opaque RGBA: the error spoke of a mask the user never gave."""
+    comp = tmp_path / "screenshot.png"
+    _composite().convert("RGBA").save(comp)
+    with pytest.raises(SystemExit, match=r"screenshot.png's alpha channel is opaque everywhere, so it marks no "
+                                         r"subject; give a MASK image as the second argument"):
+        _harmonize(comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
 def test_rgb_composite_without_mask_is_refused(tiny_folder, tmp_path):
     comp = tmp_path / "comp.png"
     _composite().save(comp)
