@@ -522,6 +522,12 @@ def harmonize(args: argparse.Namespace) -> int:
     )
     if args.temporal is not None:
         return _harmonize_clip(harmonizer, jobs, args)
+    if args.reference and args.mode != "full":
+        raise SystemExit("error: --reference works with --mode full only")
+    try:  # once, not in every picture's words
+        harmonizer.check_options(args.strength, args.mode, args.working_size)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     failed: list[Path] = []
     for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single):
         try:

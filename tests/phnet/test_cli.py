@@ -496,3 +496,25 @@ def test_import_phnet_loads_no_torch_and_ctrl_c_while_it_loads_ends_quietly(monk
     with pytest.raises(SystemExit) as stop:
         console.entry()
     assert stop.value.code == 130
+
+
+@pytest.mark.parametrize("options, words", [
+    (("--strength", "2"), "error: strength must be in 0..1, got 2.0"),
+    (("--working-size", "100"), "error: working_size must be a multiple of 8"),
+    (("--reference", "ref.png", "--mode", "official"), "error: --reference works with --mode full only"),
+])
+def test_a_bad_option_in_a_folder_run_is_one_error_before_any_picture(tiny_folder, tmp_path, capsys, options,
+                                                                       words):
+    """Each picture was read and then failed with the same option error, in the library's words."""
+    comps, masks = tmp_path / "c", tmp_path / "m"
+    comps.mkdir()
+    masks.mkdir()
+    for name in ("a.png", "b.png"):
+        _composite().save(comps / name)
+        _mask().save(masks / name)
+    _mask().save(tmp_path / "ref.png")
+    options = tuple(str(tmp_path / o) if o == "ref.png" else o for o in options)
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, *options)
+    assert str(e.value).startswith(words) and "a.png" not in str(e.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
