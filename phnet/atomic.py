@@ -17,7 +17,8 @@ def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> No
     the os.open below, and that mode is put back after the writer has done its work.
     """
     target = Path(target)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    # the name's start only: the whole name plus the suffix could pass the file system's 255 bytes
+    tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     mode = os.stat(tmp).st_mode & 0o777
     try:

@@ -303,3 +303,15 @@ def test_a_mask_with_a_transparent_border_is_read_by_its_painted_grey(tiny_folde
     result = np.asarray(Image.open(tmp_path / "out.png"))
     assert np.array_equal(result[m == 0], np.asarray(_composite(size=size))[m == 0])
     assert not np.array_equal(result[m > 0], np.asarray(_composite(size=size))[m > 0])
+
+
+def test_a_result_with_a_long_name_is_written(tiny_folder, tmp_path):
+    """The temporary name added ~20 bytes to the target's: a prompt-length name of 236 bytes or more failed
+    after the work, naming a hidden file."""
+    name = "p" * 160 + "_портрет" * 5  # 235 bytes in UTF-8 (the file 239), 200 characters
+    comp, mask = tmp_path / f"{name}.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    out = tmp_path / "out" / f"{name}.png"
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert Image.open(out).size == _composite().size and [p.name for p in out.parent.iterdir()] == [out.name]
