@@ -110,7 +110,10 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
     if t.dtype == torch.bool:
         t, peak = t.to(torch.uint8), 1.0
     elif t.dtype == torch.uint8:
-        peak = 1.0 if int(t.max()) <= 1 else 255.0  # a 0/1 mask is binary, as mask_to_tensor reads it
+        highs = t.reshape(t.shape[0], -1).amax(dim=1)
+        peak = 1.0 if int(highs.max()) <= 1 else 255.0  # a 0/1 mask is binary, as mask_to_tensor reads it
+        if peak > 1 and bool((highs == 1).any()):
+            return None  # 0/1 masks beside 0..255 ones: mask_to_tensor reads each on its own scale
     elif t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         lo, hi = aminmax(t)
         if not (lo.item() >= 0 and hi.item() <= 1):  # also False for NaN

@@ -172,7 +172,8 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
         return t.to(torch.float32)
     if not t.is_floating_point():
         f = t.to(torch.float32)
-        lo, hi = f.min().item(), f.max().item()
+        highs = f.reshape(f.shape[0], -1).amax(dim=1)
+        lo, hi = f.min().item(), highs.max().item()
         if lo < 0:
             raise ValueError(f"{name} values must not be negative, got {lo:g}..{hi:g}")
         if hi <= 1:  # 0/1 integer masks are binary, whatever the dtype
@@ -183,7 +184,8 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
                 f"{name} has dtype {dtype} with values {lo:g}..{hi:g}: use 0/1, uint8 0..255, uint16 0..65535 or "
                 "float 0..1"
             )
-        return f / peak
+        # each mask of a batch on its own scale: a 0/1 one beside 0..255 ones is binary, not 1/255
+        return torch.where((highs <= 1).reshape(-1, *[1] * (f.ndim - 1)), f, f / peak)
     f = t.to(torch.float32)
     check_unit_range(f, name, "mask")
     return f.clamp(0, 1)

@@ -929,3 +929,13 @@ def test_an_animated_picture_or_mask_given_as_pil_is_refused_as_a_file_is(harmon
     masks[0].save(tmp_path / f"masks{suffix}", save_all=True, append_images=masks[1:])
     with pytest.raises(ValueError, match=r"animated \(2 frames\)"):
         harmonizer(frames[0], Image.open(tmp_path / f"masks{suffix}"))
+
+
+def test_a_batch_of_uint8_masks_reads_each_on_its_own_scale(harmonizer):
+    """A 0/1 mask beside a 0..255 one was read as 1/255: its picture was left as it was, reported changed."""
+    img, m = photo(48, 64), subject_mask(48, 64)
+    masks = np.stack([(m > 0).astype(np.uint8), (m * 255).astype(np.uint8)])
+    out, reports = harmonizer.harmonize(np.stack([img, img]), masks, threshold=0)
+    alone = harmonizer(img, (m * 255).astype(np.uint8), threshold=0)
+    assert np.array_equal(out[0], alone) and np.array_equal(out[1], alone)
+    assert reports[0].size == pytest.approx(reports[1].size)
