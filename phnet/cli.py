@@ -630,8 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--threshold", type=float, metavar="RMS",
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "
                    "are dropped (the bundled weights keep part of them), those just above it shortened. Lower "
-                   "it to change more subjects (0 = the raw network, which may harm near-right composites; a subject with under 3%% background stays as it was); raise it "
-                   "to change only obvious mismatches")
+                   "it to apply more of each correction (0 = the raw network, which may harm near-right composites; "
+                   "a subject with under 3%% background stays as it was); raise it to hold back all but large ones")
     h.add_argument("--mode", choices=MODES, default="full", help="full resolution (default) or the official square pipeline")
     h.add_argument("--method", choices=METHODS, default="correction", help="how the result reaches full resolution")
     h.add_argument("--working-size", type=int, help="override the network's working resolution (a multiple of 8 from 16)")

@@ -41,8 +41,8 @@ WEIGHTS_INFO = (
 )
 THRESHOLD_INFO = (
     "Corrections of the subject smaller than this (RMS, 0-255) are dropped (the bundled weights keep part of "
-    "them), those just above it shortened. Lower it to change more subjects (0 = the raw network, which may harm "
-    "near-right composites)."
+    "them), those just above it shortened. Lower it to apply more of each correction (0 = the raw network, which may "
+    "harm near-right composites)."
 )
 # UI labels, and also the values API clients send for "Harmonize which region".
 MASK_INPAINT = "Inpaint mask"

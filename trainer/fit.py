@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.fit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", default=None,
-                   help="a TOML file, a name from trainer/configs (default, tiny_cpu, folder, iharmony, ffhqh), or an "
+                   help="a TOML file, a name from trainer/configs (default, tiny_cpu, default_cpu, folder, iharmony, ffhqh), or an "
                    "earlier run's folder (its settings for a new run: give a new --out)")
     p.add_argument("--data", help="data-set folder (data.root)")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"], help="data.kind")
