@@ -79,6 +79,13 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     position, best = Position(), math.inf
     if resume_dir is not None:
         position, best = restore(resume_dir, cfg, env, opt, data.batch_size)
+        if not math.isinf(best) and not (run.root / "best").is_dir():
+            # a fork, or a return to an earlier step that set best/ aside: the weights that scored it are not
+            # in this run, so its first validation writes best/ again
+            if env.main:
+                print(f"[trainer] this run has no best/ (the checkpoint's best fMSE {best:.1f} was scored "
+                      "elsewhere): its first validation writes one", file=sys.stderr)
+            best = math.inf
     log = open_log(run, env, resume_dir, position, changes, data)
     loop = TrainingLoop(cfg=cfg, env=env, out_dir=run.root, log=log, model=model,
                         train_model=wrap_for_training(model, t_cfg, env), data=data, opt=opt, position=position,

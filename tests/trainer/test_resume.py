@@ -153,3 +153,18 @@ def test_a_checkpoint_saved_at_an_epochs_end_by_an_older_version_resumes_with_th
     assert all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)
     end = torch.load(part / "checkpoints" / "step-00000012" / "training_state.pt", weights_only=True)
     assert (end["epoch"], end["batch_in_epoch"]) == (1, 4)  # where a further resume must start
+
+
+def test_a_fork_from_another_runs_checkpoint_writes_its_own_best(shift_set, tmp_path, capsys):
+    """The fork took the source run's best score, whose weights are not in it: a branch that never beat that
+    score ended with no best/ (evaluate --weights RUN/best failed, a push uploaded the last step)."""
+    from trainer.fit import train
+
+    base = tmp_path / "base"
+    train(resumed_cfg(shift_set, base, val_every=2), progress=False)
+    fork = tmp_path / "fork"
+    train(resumed_cfg(shift_set, fork, steps=4, val_every=2, lr=1e-12), resume=str(base / "checkpoints" /
+                                                                                      "step-00000002"),
+          progress=False)
+    assert "this run has no best/" in capsys.readouterr().err
+    assert (fork / "best").is_dir()
