@@ -275,6 +275,13 @@ def test_a_package_portraits_pool_is_read_split_by_split_with_its_masks(tmp_path
         # only that split's photos, never its masks read as photos, every photo with its own mask
         assert sorted(r.name for r in ds.records) == [f"{split}{i}.png" for i in range(n)]
         assert all(r.mask is not None and r.mask.parent.name == "masks" for r in ds.records)
+    # built with --test-percent 0 (the default): its test split is missing, not the whole pool read as photos
+    import shutil
+
+    shutil.rmtree(pool / "test")
+    with pytest.raises(ValueError, match=r"is a pool \(manifest.json\) without a test/ split \(it has train, val\): "
+                                         r"rebuild it with --test-percent 10"):
+        build_dataset({"root": str(pool), "kind": "folder", "mask_fallback": "error"}, "test", image_size=32)
 
 
 @pytest.mark.parametrize("synthesis", [{"on_device": True}, {"on_device": False}])

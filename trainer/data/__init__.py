@@ -69,9 +69,15 @@ def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
     None for any other folder. Read as one plain folder, a pool would mix its splits and its masks into
     the photos."""
     photos, masks = root / split / "images", root / split / "masks"
-    if (root / "manifest.json").is_file() and photos.is_dir() and masks.is_dir():
+    if not (root / "manifest.json").is_file():
+        return None
+    if photos.is_dir() and masks.is_dir():
         return photos, masks
-    return None
+    there = sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
+    flag = {"test": " --test-percent 10", "val": " --val-percent 10"}.get(split, "")
+    raise ValueError(f"{root} is a pool (manifest.json) without a {split}/ split (it has {', '.join(there) or 'none'}): "
+                     f"rebuild it with{flag or ' that split'} (trainer.builders.package_portraits), or choose one of its "
+                     "splits; read as a plain folder it would mix its splits and its masks into the photos")
 
 
 TEST_IS_VALIDATION = (
