@@ -199,9 +199,12 @@ def main(argv=None) -> int:
     p.add_argument("--floors", default="0:0.5:0.05",
                    help="shares of a correction below the threshold still applied, start:stop:step (default "
                         "0:0.5:0.05; 0:0:1 = none)")
-    p.add_argument("--data", help="score the composites of this data-set folder instead of the run's val split")
-    p.add_argument("--split", default="val", choices=["val", "test"],
-                   help="the split of --data (or of the run) to score; test only with --report-only")
+    p.add_argument("--data", help="score the composites of this data-set folder instead of the run's val split "
+                                  "(a pool's root, with --split; the run's own photo and mask folders are not used)")
+    p.add_argument("--mask-dir", help="the masks of --data's photos (a pool's root finds its own)")
+    p.add_argument("--split", default="val", choices=["val", "test", "all"],
+                   help="the split of --data (or of the run) to score (all: every photo of a photo folder); test "
+                        "only with --report-only")
     p.add_argument("--report-only", action="store_true",
                    help="print the best rule and the ceiling for these composites; write nothing")
     p.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
@@ -234,8 +237,15 @@ def calibrate(a: argparse.Namespace) -> int:
     if model.config.output == "image" and not a.report_only:  # before the work, not after it
         raise ValueError(f"{a.weights} predicts whole pictures (output 'image', as the official weights do): there "
                          "is no correction to hold to a threshold. Read its ceiling with --report-only")
-    # --data changes where the photos are, not how the run split or masked them
-    data = dict(cfg["data"], num_workers=0, **({"root": a.data} if a.data else {}))
+    # --data changes where the photos are, not how the run split them: the run's own photo and mask folders go
+    data = dict(cfg["data"], num_workers=0)
+    if a.data:
+        from trainer.evaluate import RUN_FOLDERS
+
+        data = {k: v for k, v in data.items() if k not in RUN_FOLDERS}
+        data["root"] = a.data
+    if a.mask_dir:
+        data["mask_dir"] = a.mask_dir
     ds = build_dataset(data, a.split, image_size=model.config.image_size)
     if ds.not_held_out:
         print(f"warning: {ds.not_held_out}", file=sys.stderr)

@@ -401,11 +401,17 @@ def grid_label(label: str) -> str:
     return "PHNet" if label == "phnet" else label
 
 
+RUN_FOLDERS = ("mask_dir", "val_root", "val_mask_dir")  # where a run's photos were: not where --data's are
+
+
 def _data_table(args) -> dict:
     data: dict = {}
     if args.config:
         from trainer.config import read_config
         data = dict(read_config(args.config)["data"])
+        if args.data:  # another folder: the run's own validation photos and masks are not its
+            for key in RUN_FOLDERS:
+                data.pop(key, None)
     flags = {"root": args.data, "kind": args.kind, "ffhq_root": args.ffhq_root, "mask_dir": args.mask_dir,
              "resize": args.resize, "seed": args.seed, "on_bad_sample": args.on_bad_sample,
              "val_fraction": args.val_fraction, "num_workers": args.num_workers}
@@ -425,7 +431,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", "-d", help="data-set folder (iHarmony4, FFHQH or photos)")
     p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name), a run folder or its run_config.json")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"])
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="the data set's split; all = every photo of a photo folder (one the run never saw)")
     p.add_argument("--subsets", help="iHarmony4 subsets, comma-separated (default: all found)")
     p.add_argument("--ffhq-root", help="FFHQH: folder of the real FFHQ images")
     p.add_argument("--mask-dir", help="photo folders: folder of masks")

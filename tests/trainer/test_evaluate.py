@@ -151,3 +151,27 @@ def test_an_out_folder_inside_the_data_is_refused(landscapes, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--data", landscapes["root"], "--out", landscapes["root"], "--resolution", "32"])
     assert "is inside the data folder" in capsys.readouterr().err
+
+
+def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_folders(landscapes, tmp_path,
+                                                                                        capsys):
+    """The test split of a folder a run never saw was its 5 % validation slice, called "not held out"; and with
+    --config RUN, --data was ignored for the run's val_root photos and its mask_dir masks."""
+    import json
+
+    from trainer.evaluate import main
+
+    other = tmp_path / "elsewhere"
+    (other / "photos").mkdir(parents=True)
+    (other / "masks").mkdir()
+    run = tmp_path / "run.toml"  # a run whose photos, validation photos and masks were all elsewhere
+    run.write_text(f'[data]\nroot = "{other / "photos"}"\nmask_dir = "{other / "masks"}"\nval_root = "{other / "photos"}"\n'
+                   f'val_mask_dir = "{other / "masks"}"\n')
+    args = ["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32", "--no-untouched",
+            "--no-progress", "--grid-rows", "0", "--config", str(run), "--out", str(tmp_path / "ev")]
+    assert main(args + ["--split", "all"]) == 0
+    printed = capsys.readouterr()
+    assert "12 samples" in printed.out and "HELD-OUT" not in printed.out + printed.err
+    assert main(args + ["--split", "val", "--out", str(tmp_path / "ev-val")]) == 0  # the landscapes' own val slice
+    results = json.loads((tmp_path / "ev-val" / "results.json").read_text())
+    assert results["per_image"] and all(name.startswith("img/") for name in results["per_image"])

@@ -85,13 +85,14 @@ TEST_IS_VALIDATION = (
     "= 0, the default). A run trained on this folder chose its best/ checkpoint and calibrated its do-no-harm rule "
     "on these very composites. For a real test split, train with data.test_fraction > 0 (e.g. --set "
     "data.test_fraction=0.1; evaluating with --config RUN then reads it) or a data.val_root folder, or evaluate on "
-    "photos the run never saw (a package_portraits pool's test/, or another folder).")
+    "photos the run never saw (a package_portraits pool's test/, or another folder with --split all).")
 
 
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
                   resize: str | None = None, seed: int | None = None, progress: bool = True,
                   report: bool = True) -> HarmonizationDataset:
-    """Build the ``split`` ("train", "val", "test") of the data set described by a ``[data]`` table.
+    """Build the ``split`` ("train", "val", "test"; "all": every photo of a photo folder, none held back, for
+    scoring a folder a run never saw) of the data set described by a ``[data]`` table.
 
     The folders the split reads must exist (:func:`configured_folder`); the others are not looked at, so a
     recorded config can be evaluated on another machine. ``max_samples`` keeps a fixed spread of the split
@@ -111,6 +112,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
             f"data.kind is \"folder\" (photos to synthesise composites from), but {root} holds a ready {found} set "
             f"(composites, masks and real pictures in their own folders, split lists): read as photos, every "
             f"picture in it, masks included, would become a training photo; pass --kind auto (or --kind {found})")
+    if split == "all" and (kind != "folder" or (root / "manifest.json").is_file()):
+        raise ValueError(f"split 'all' reads every photo of a photo folder; {root} is a "
+                         f"{'pool' if kind == 'folder' else kind} set with splits of its own: choose one of them")
     train = (split == "train") if train is None else train
     policy = data.get("on_bad_sample", "error")
     syn = dict(data.get("synthesis", {}))
@@ -138,6 +142,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         recs = folder_records(configured_folder(data, "val_root"), "train", configured_folder(data, "val_mask_dir"),
                               0.0, 0.0, mask_setting="data.val_mask_dir")
         recs *= max(1, int(data.get("val_copies", 1)))
+        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
+    elif split == "all":
+        recs = folder_records(root, "train", configured_folder(data, "mask_dir"), 0.0, 0.0)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     elif (pool := pool_split(root, split)) is not None and not data.get("mask_dir"):
         recs = folder_records(pool[0], "train", pool[1], 0.0, 0.0)  # every photo of the pool's split, with its mask
