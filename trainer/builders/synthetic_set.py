@@ -159,8 +159,9 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
         raise ValueError(f"the {' and '.join(lost)} split of the set would be empty: its photos were skipped (the "
                          f"warnings above say why); mend or remove them, or build with another --seed; {dest} was "
                          "left as it was")
-    for split, names in splits.items():
-        (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
+    for split, names in splits.items():  # no empty list: without val_split.txt, training carves its own val
+        if names or split == "train":
+            (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,
                "resize": resize if size else "none",
                "seed": seed, "skipped": len(skipped), **{f"{k}_samples": len(v) for k, v in splits.items()},

@@ -70,7 +70,9 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
     elif split == "train" and not (root / "val_split.txt").exists():
         carve = True
     if not path.exists():
-        raise FileNotFoundError(f"split file not found: {path}")
+        raise FileNotFoundError(f"split file not found: {path}" + (
+            " (a set built by trainer.builders.synthetic_set with --test-fraction 0 has no test split: rebuild it "
+            "with --test-fraction above 0)" if split == "test" else ""))
     lines = read_split_file(path)
     held = holdout_set([Path(l).stem for l in lines], val_fraction) if carve else set()
     records = []

@@ -154,3 +154,21 @@ def test_photos_and_set_never_nest(tmp_path, capsys):
     assert "are inside the output folder" in capsys.readouterr().err and (photos / "a.png").exists()
     assert main([str(photos), str(photos / "synth"), "--size", "32", "--no-progress"]) == 2
     assert "is inside the photo folder" in capsys.readouterr().err
+
+
+def test_a_set_built_without_val_or_test_carves_its_val_and_names_the_missing_test(tmp_path, photos):
+    """Empty val/test lists were written: training could not carve a val split (data.val_fraction was ignored),
+    and the errors told the user to set fractions that could not apply."""
+    from trainer.builders.synthetic_set import main
+    from trainer.data import build_dataset
+
+    img_dir, mask_dir = photos
+    out = tmp_path / "set"
+    assert main([str(img_dir), str(out), "--size", "32", "--mask-dir", str(mask_dir), "--val-fraction", "0",
+                 "--test-fraction", "0", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.glob("*_split.txt")) == ["train_split.txt"]
+    val = build_dataset({"root": str(out), "image_size": 32, "val_fraction": 0.2}, "val")
+    train = build_dataset({"root": str(out), "image_size": 32, "val_fraction": 0.2}, "train")
+    assert len(val) and len(train) and not {r.name for r in val.records} & {r.name for r in train.records}
+    with pytest.raises(FileNotFoundError, match="built by trainer.builders.synthetic_set with --test-fraction 0"):
+        build_dataset({"root": str(out), "image_size": 32}, "test")
