@@ -358,6 +358,9 @@ def model_card(config: PHNetConfig, base_model: str | None = None) -> str:
     ]
     if base_model:
         lines += ["", f"Converted from the official checkpoint `{base_model}`.", "", OFFICIAL_TERMS]
+    elif config.name.startswith("finetuned-official-"):  # trainer.fit's name for weights trained on from them
+        lines += ["", f"Fine-tuned from the official checkpoint `{config.name.removeprefix('finetuned-')}`.", "",
+                  OFFICIAL_TERMS]
     return "\n".join(lines) + "\n"
 
 

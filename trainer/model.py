@@ -42,13 +42,19 @@ def build_model(cfg: dict, resume_from: Path | None = None):
             print(f"[trainer] init_from {source}: keeping its output mapping {loaded.output!r} "
                   f"(the config asks for {wanted.output!r}; the weights only make sense with their own)",
                   file=sys.stderr)
-    # the working size is the run's (a resumed run checked that its config did not change it)
-    new = dataclasses.replace(ungated(loaded, str(source)), image_size=wanted.image_size)
+    # the working size is the run's (a resumed run checked that its config did not change it); weights trained
+    # further are no longer those they started from: an official name would hide the official-weights hint and
+    # drop their authors' terms from a model card
+    name = loaded.name if resume_from is not None or loaded.name.startswith(FINETUNED) else FINETUNED + loaded.name
+    new = dataclasses.replace(ungated(loaded, str(source)), image_size=wanted.image_size, name=name)
     if new != loaded:
         fresh = PHNet(new)
         fresh.load_state_dict(model.state_dict())
         model = fresh
     return model
+
+
+FINETUNED = "finetuned-"  # the name's prefix for weights trained on from init_from
 
 
 def ungated(config, source: str):

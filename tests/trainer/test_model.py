@@ -57,7 +57,7 @@ def test_weights_with_a_do_no_harm_threshold_are_trained_without_it(tmp_path, ca
     assert (model.config.correction_threshold, model.config.correction_ramp, model.config.correction_floor) == (
         0.0, None, 0.0)
     assert dataclasses.replace(model.config, correction_threshold=60.0, correction_ramp=4.0,
-                               correction_floor=0.25) == config
+                               correction_floor=0.25, name=config.name) == config
     assert "training without its do-no-harm threshold (60" in capsys.readouterr().err
     image = torch.rand(2, 3, 32, 32)
     mask = torch.zeros(2, 1, 32, 32)
@@ -67,3 +67,27 @@ def test_weights_with_a_do_no_harm_threshold_are_trained_without_it(tmp_path, ca
         net(image, mask).square().mean().backward()  # the proposed change is far below 60: the gate shuts
         total = sum(p.grad.abs().sum() for p in net.parameters() if p.grad is not None)
         assert (total > 0) == (gradient == "some")
+
+
+def test_weights_trained_on_from_official_ones_are_named_so_and_their_card_keeps_the_authors_terms(tmp_path):
+    """A fine-tune kept the name official-ffhqh256: the official-weights hint was hidden, and the uploaded card
+    carried neither where the weights came from nor the official weights' terms."""
+    import dataclasses
+
+    from phnet import PHNet, PHNetConfig
+    from phnet.corrections import weights_hint
+    from phnet.sources import AUTHORS_TERMS
+    from phnet.weights import model_card, save_pretrained
+    from trainer.model import build_model
+
+    config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                         name="official-ffhqh256")
+    save_pretrained(PHNet(config), tmp_path / "official")
+    model = build_model({"model": {"init_from": str(tmp_path / "official")}, "data": {"image_size": 32}})
+    assert model.config.name == "finetuned-official-ffhqh256"
+    assert weights_hint(model.config.name, "try the official weights") is not None
+    card = model_card(model.config)
+    assert "Fine-tuned from the official checkpoint `official-ffhqh256`" in card and AUTHORS_TERMS[:40] in card
+    again = build_model({"model": {"init_from": str(save_pretrained(model, tmp_path / "tuned"))},
+                         "data": {"image_size": 32}})
+    assert again.config.name == "finetuned-official-ffhqh256"  # not finetuned- twice
