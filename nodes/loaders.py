@@ -244,11 +244,12 @@ def _download_sam(repo_id: str, filename: str) -> str:
 
     It goes through the HF cache (only the cache when downloading is off) and is then linked (or copied) into
     the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams."""
-    folder = paths.default_dir(paths.SAM_FOLDER)
+    folder = paths.download_dir(paths.SAM_FOLDER)
     name = "--".join([*repo_id.strip("/").split("/"), *filename.replace("\\", "/").strip("/").split("/")])
+    placed = paths.placed(paths.SAM_FOLDER, name)  # in any of ComfyUI's 'sams' folders
+    if placed is not None:
+        return placed
     target = os.path.join(folder, name)
-    if os.path.isfile(target):
-        return target
     url = f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
     by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name."
     from huggingface_hub import hf_hub_download

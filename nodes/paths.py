@@ -68,13 +68,29 @@ def phnet_choices() -> list[str]:
 
 
 def phnet_folders() -> list[str]:
-    """models/phnet first (where downloads go), then every other configured 'phnet' folder."""
-    first = default_dir(PHNET_FOLDER)
+    """Every configured 'phnet' folder, the one downloads go into first (:func:`download_dir`)."""
+    first = download_dir(PHNET_FOLDER)
+    return [first] + [f for f in _configured(PHNET_FOLDER) if os.path.abspath(f) != os.path.abspath(first)]
+
+
+def download_dir(folder: str) -> str:
+    """Where a download for ``folder`` goes: the first of ComfyUI's folders for it that can be written (an
+    extra_model_paths.yaml folder marked ``is_default`` comes first, as ComfyUI orders them), else
+    models/<folder>."""
+    for path in _configured(folder) or [default_dir(folder)]:
+        existing = path
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)  # a folder not made yet: its nearest existing parent
+        if os.access(existing, os.W_OK | os.X_OK):
+            return path
+    return default_dir(folder)
+
+
+def _configured(folder: str) -> list[str]:
     try:
-        others = folder_paths.get_folder_paths(PHNET_FOLDER)
+        return list(folder_paths.get_folder_paths(folder))
     except KeyError:
-        others = []
-    return [first] + [f for f in others if os.path.abspath(f) != os.path.abspath(first)]
+        return []
 
 
 def sam_choices() -> list[str]:
@@ -91,6 +107,12 @@ def full_path(folder: str, name: str) -> str:
             "configured in extra_model_paths.yaml) and refresh the page"
         )
     return path
+
+
+def placed(folder: str, name: str) -> str | None:
+    """The file ``name`` in any of ComfyUI's folders for ``folder``, or None."""
+    path = folder_paths.get_full_path(folder, name)
+    return path if path is not None and os.path.isfile(path) else None
 
 
 def mtime(folder: str, name: str) -> str:

@@ -201,3 +201,26 @@ def test_the_pack_names_what_the_library_names(pack):
     assert paths.BUNDLED_DEFAULT == DEFAULT_LABEL
     spec = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"].INPUT_TYPES()["required"]
     assert spec["dtype"][0] == list(CHOICES) and spec["model_name"][1]["default"] == DEFAULT_LABEL
+
+
+def test_downloads_go_to_comfyuis_first_writable_folder(pack, comfy_env, tmp_path, monkeypatch):
+    """An extra_model_paths.yaml folder marked is_default is where ComfyUI puts downloads; ours went to
+    models/<folder> whatever the YAML said, and failed outright where that folder is read-only."""
+    from importlib import import_module
+
+    paths_mod = import_module(pack.__name__ + ".nodes.paths")
+    fp = comfy_env.fp
+    saved = {k: (list(v[0]), set(v[1])) for k, v in fp.folder_names_and_paths.items()}
+    try:
+        shared = str(tmp_path / "nas" / "phnet")
+        os.makedirs(shared)
+        fp.add_model_folder_path("phnet", shared, is_default=True)
+        assert paths_mod.download_dir("phnet") == shared and paths_mod.phnet_folders()[0] == shared
+        real_access = os.access
+        monkeypatch.setattr(paths_mod.os, "access", lambda p, mode: False if str(p).startswith(str(tmp_path / "nas"))
+                            else real_access(p, mode))  # the share mounted read-only
+        assert paths_mod.download_dir("phnet") == os.path.join(fp.models_dir, "phnet")
+        assert paths_mod.phnet_folders() == [os.path.join(fp.models_dir, "phnet"), shared]
+    finally:
+        fp.folder_names_and_paths.clear()
+        fp.folder_names_and_paths.update(saved)
