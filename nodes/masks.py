@@ -151,6 +151,13 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
     frames = mask.reshape(-1, mh, mw)
+    if not bool((frames > 0).any()):
+        which = f"every {'frame' if clip else 'picture'}'s mask" if len(frames) > 1 else f"'{name}'"
+        raise ValueError(
+            f"{node}: {which} is empty (all 0), so nothing marks the subject. The usual causes: Load Image's "
+            "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, or a "
+            "black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet SAM Segment that found "
+            "nothing (check its box or points).")
     whole, inverted = [], []
     for i, m in enumerate(frames):
         on = m >= 0.5

@@ -267,3 +267,10 @@ def test_one_picture_with_several_masks_gives_one_result_per_mask_in_every_mask_
     for k in range(3):
         alone, _ = nodes["PHNetPasteSubject"].paste(background, image, x=0, y=0, subject_mask=masks[k : k + 1])
         torch.testing.assert_close(comps[k : k + 1], alone)
+
+
+def test_an_empty_mask_is_named_with_its_usual_causes_in_comfyui(nodes, phnet_model, helpers):
+    image, _ = helpers.portrait(b=1, h=40, w=56)
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'mask' is empty \(all 0\), so nothing marks the "
+                                         r"subject. The usual causes: Load Image's MASK of a PNG with no transparent"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.zeros(1, 40, 56))
