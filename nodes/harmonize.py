@@ -19,29 +19,6 @@ def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
     return mask, reference_mask, notes + note
 
 
-def _refuse_cut_outs(node: str, image, mask) -> None:
-    """A picture whose background is one flat colour is a cut-out (an RGBA file from Load Image, its mask
-    inverted), not a composite: the subject would be matched to that colour (black, mostly)."""
-    from ..phnet.compositing import cut_out_colour
-
-    if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4:
-        return
-    masks = mask.reshape(-1, image.shape[1], image.shape[2]) if mask.numel() % (image.shape[1] * image.shape[2]) == 0 \
-        else None
-    if masks is None:
-        return
-    for i in range(image.shape[0]):
-        flat = cut_out_colour(image[i], masks[i if len(masks) > 1 else 0].to(image.device) == 0)
-        if flat is not None:
-            colour = ", ".join(str(round(v * 255)) for v in flat)
-            which = f"picture {i + 1} of 'image'" if image.shape[0] > 1 else "'image'"
-            raise ValueError(
-                f"{node}: {which} is a cut-out, not a composite: where 'mask' is 0 it is one flat colour ({colour}), "
-                "no scene for the subject to match (it would be pulled toward that colour). Paste the subject onto "
-                "its background first (PHNet Paste Subject, the cut-out as 'subject' and its mask as 'subject_mask') "
-                "and harmonize that composite")
-
-
 def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
     """The library call, and its report (with ``notes`` on the inputs) as a STRING output and as text on the
     node."""
@@ -55,7 +32,6 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
         image = image.float() / 255  # a custom node's 8-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, note = clamped(image, "image")
     notes = note + notes
-    _refuse_cut_outs(node, image, options.get("mask"))
     on_gpu = phnet_model.device.type != "cpu"
     if on_gpu:
         make_room(phnet_memory(phnet_model, image, options.get("working_size")), phnet_model.device)

@@ -383,7 +383,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
     reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
-    corrections, failed, unchanged, cramped = [], [], [], []
+    corrections, failed, unchanged, cramped, flat = [], [], [], [], []
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit, eight_of_sixteen = [], []
     strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
@@ -438,9 +438,9 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             fail(job, e)
             continue
         corrections.append(found.report)
-        if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
-            save(image, job, keep, image)
-            cramped.append(job.composite.name)
+        if found.report.background is not None or found.report.flat is not None:
+            save(image, job, keep, image)  # too little background, or one flat colour: as it was, not smoothed
+            (cramped if found.report.background is not None else flat).append(job.composite.name)
             continue
         held[len(frames)] = found
         reported[len(frames)] = len(corrections) - 1
@@ -455,9 +455,11 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     if unchanged:
         print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
               + (", ..." if len(unchanged) > 10 else ""))
-    if cramped:
-        print(f"{len(cramped)} frames leave under {MIN_BACKGROUND:.0%} of the picture as background (the subject "
-              f"fills it) and were written unchanged: {', '.join(cramped[:10])}" + (", ..." if len(cramped) > 10 else ""))
+    for names, why in ((cramped, f"leave under {MIN_BACKGROUND:.0%} of the picture as background (the subject fills "
+                                 "it)"), (flat, "have a background of one flat colour (no scene to match to)")):
+        if names:
+            print(f"{len(names)} frames {why} and were written unchanged: {', '.join(names[:10])}"
+                  + (", ..." if len(names) > 10 else ""))
     if corrections:
         print(f"frames: {_verdict(corrections, harmonizer)}")
     if sixteen_bit:

@@ -19,6 +19,10 @@ OFFICIAL_HINT = "official-ffhqh512"  # the weights a user is pointed at when our
 # pixels and the picture's padded border: an untouched 2880×1620 photo whose only background was a 16 px
 # strip came back changed by RMS 83, and a subject with a 40 px strip (1.4 %) was blown out by RMS 62.
 MIN_BACKGROUND = 0.03
+# A background whose colours at the working size all lie within this (0..1 units) of each other is one flat
+# colour: a cut-out's transparent part (black, mostly), a black frame, a plain backdrop. It is no scene to match
+# a subject to, and the network pulls the subject toward that one colour
+FLAT_SPREAD = 0.5 / 255
 # A change under half a level of 255 cannot be seen, and 8-bit output rounds most of it away
 INVISIBLE = 0.5
 # A mask that lets through less than this of the change over the subject (a feathered edge costs a few
@@ -40,7 +44,9 @@ class Correction:
     correction alone understates; ``smoothed``: a frame of a clip, the RMS change (before ``strength``) applied
     to its subject after smoothing over its shot, where that differs from its own correction (a frame whose own
     correction the threshold dropped still gets its neighbours'); ``weight``: how much of the change the mask
-    lets through over the subject (:func:`phnet.metrics.blend_weight`: 1 for a hard mask, less for a faint one)."""
+    lets through over the subject (:func:`phnet.metrics.blend_weight`: 1 for a hard mask, less for a faint one);
+    ``flat``: the background's one colour (0–255) when it has only one, and the subject was therefore left as
+    it was."""
 
     size: float
     threshold: float
@@ -52,6 +58,7 @@ class Correction:
     resampled: tuple[float, float] | None = None
     smoothed: float | None = None
     weight: float = 1.0
+    flat: tuple[int, int, int] | None = None
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
@@ -72,7 +79,8 @@ class Correction:
     def held_back(self) -> bool:
         """Left as it was because its correction is below the do-no-harm threshold (and, in a clip, so are its
         shot's)."""
-        return self.kept == 0 and not self.smoothed and not self.empty_mask and self.background is None
+        return (self.kept == 0 and not self.smoothed and not self.empty_mask and self.background is None
+                and self.flat is None)
 
     @property
     def invisible(self) -> bool:
@@ -98,6 +106,8 @@ class Correction:
             return "unchanged: empty mask"
         if self.background is not None:
             return "unchanged: too little background"
+        if self.flat is not None:
+            return "unchanged: a flat background"
         if self.held_back:
             return "unchanged: correction below the do-no-harm threshold"
         if self.strength == 0:
@@ -116,6 +126,9 @@ class Correction:
         if self.background is not None:
             return (f"unchanged: only {self.background:.1%} of the picture is background, too little to match the "
                     f"subject to (at least {MIN_BACKGROUND:.0%}); give it more of the scene around the subject")
+        if self.flat is not None:
+            return (f"unchanged: its background is one flat colour {self.flat}, no scene to match the subject to "
+                    "(a cut-out's transparent part? paste the subject onto its scene first)")
         if self.held_back:
             return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the do-no-harm "
                     f"threshold {self.threshold:g}")
@@ -138,7 +151,8 @@ def summary(corrections: Sequence[Correction]) -> str:
         return corrections[0].describe()
     notes = sorted({note for c in corrections for note in c.notes})
     left = sum(c.unchanged for c in corrections)
-    sizes = [c.size for c in corrections if not c.empty_mask and c.background is None]  # the network's proposals
+    sizes = [c.size for c in corrections  # the network's proposals
+             if not c.empty_mask and c.background is None and c.flat is None]
     line = f"{len(corrections) - left} of {len(corrections)} images changed"
     applied = [c.applied for c in corrections if not c.unchanged]  # what the pictures show
     if applied:
@@ -155,6 +169,10 @@ def summary(corrections: Sequence[Correction]) -> str:
     cramped = sum(c.background is not None for c in corrections)
     if cramped:
         line += f"; {cramped} with under {MIN_BACKGROUND:.0%} background, too little to match to, left unchanged"
+    flat = sorted({c.flat for c in corrections if c.flat is not None})
+    if flat:
+        line += (f"; {sum(c.flat is not None for c in corrections)} with a background of one flat colour "
+                 f"{', '.join(map(str, flat[:3]))}, no scene to match to, left unchanged")
     below = [c for c in corrections if c.held_back]
     if below:
         line += f"; {len(below)} below the do-no-harm threshold {below[0].threshold:g}, left unchanged"
@@ -163,7 +181,7 @@ def summary(corrections: Sequence[Correction]) -> str:
         line += (f"; {len(lifted)} below the do-no-harm threshold {lifted[0].threshold:g} on their own, changed by "
                  "their shot's smoothed correction")
     muted = [c for c in corrections
-             if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None]
+             if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None and c.flat is None]
     if muted:
         line += f"; {len(muted)} at strength 0, left unchanged"
     shortened = [c for c in corrections if 0 < c.kept < 1]
@@ -193,7 +211,7 @@ def report(corrections: Sequence[Correction], threshold_option: str, weights_opt
     the official weights are the ones in use, see :func:`weights_hint`)."""
     line = summary(corrections)
     if any(c.kept < 1 and c.threshold > 0 and c.strength > 0 and not c.empty_mask and c.background is None
-           for c in corrections):
+           and c.flat is None for c in corrections):
         line += f"; {threshold_option} applies the raw correction (it may do harm on near-right composites)"
         line += f", or try {weights_option}" if weights_option else ""
     return line

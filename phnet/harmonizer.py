@@ -17,7 +17,7 @@ import torch
 
 from .compat import autocast_available
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
-from .corrections import MIN_BACKGROUND, Correction, log_corrections
+from .corrections import FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
                       lift_change, one_thread, resize, tile_pixels, unit_float, working_shape)
 from .graphs import GraphCache
@@ -664,7 +664,7 @@ class Harmonizer:
     def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
         """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
         frame with too little background is left as it was, whatever its neighbours' correction."""
-        if frame.report.background is not None:
+        if frame.report.background is not None or frame.report.flat is not None:
             return
         low = frame.low
         pixels, mask = self.staged(pixels, mask)  # a frame waiting for its neighbours is not kept on the device
@@ -780,12 +780,15 @@ class Harmonizer:
         as_change = as_change and self.config.output != "transform"
         self._check_weights()
         if self._graphs is not None:  # the fill is captured with the network: no read may come between them
-            output, size, kept, background = self._graphs(images_low, masks_low, references_low,
-                                                          threshold=threshold, as_change=as_change)
+            output, size, kept, background, colour = self._graphs(images_low, masks_low, references_low,
+                                                                  threshold=threshold, as_change=as_change)
         else:
-            output, size, kept, background = self._estimate(images_low, masks_low, references_low,
-                                                            threshold=threshold)
-        sizes, kepts, backgrounds = torch.stack([size.reshape(-1), kept.reshape(-1), background.reshape(-1)]).tolist()
+            output, size, kept, background, colour = self._estimate(images_low, masks_low, references_low,
+                                                                    threshold=threshold)
+        read = torch.cat([torch.stack([size.reshape(-1), kept.reshape(-1), background.reshape(-1)], 1).float(),
+                          colour.float()], 1).tolist()  # one read back for the batch
+        sizes, kepts, backgrounds = [r[0] for r in read], [r[1] for r in read], [r[2] for r in read]
+        flats = [None if math.isnan(r[3]) else tuple(round(255 * v) for v in r[3:6]) for r in read]
         if as_change and self._graphs is None:  # filled for the subjects that change only: the others' change is 0
             changing = [j for j, k in enumerate(kepts) if k > 0]
             if len(changing) == len(kepts):
@@ -796,8 +799,9 @@ class Harmonizer:
                 if changing:
                     changes[rows] = filled_change(output[rows], images_low[rows], masks_low[rows])
                 output = changes
-        return output, [Correction(a, threshold, b, float(strength), background=c if c < MIN_BACKGROUND else None)
-                        for a, b, c in zip(sizes, kepts, backgrounds)]
+        return output, [Correction(a, threshold, b, float(strength), background=c if c < MIN_BACKGROUND else None,
+                                   flat=f if c >= MIN_BACKGROUND else None)
+                        for a, b, c, f in zip(sizes, kepts, backgrounds, flats)]
 
     def _official(self, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
         """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
@@ -864,19 +868,27 @@ class Harmonizer:
         return blended, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *, threshold: float,
-                  as_change: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The network's (output, size, kept) and each picture's share of background; a picture with under
-        ``MIN_BACKGROUND`` of it is left as it was, whatever the threshold (its statistics are noise)."""
+                  as_change: bool = False) -> tuple[torch.Tensor, ...]:
+        """The network's (output, size, kept), each picture's share of background, and its background's one
+        colour (B×3, 0..1) where it has only one, else NaN. A picture with under ``MIN_BACKGROUND`` of it, or
+        one flat colour (a cut-out's transparent part, a black frame: no scene to match), is left as it was,
+        whatever the threshold."""
         output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
                                        image, mask)
         background = 1 - mask.float().mean(dim=(1, 2, 3))
-        enough = background >= MIN_BACKGROUND
+        # away from the subject: a background pixel beside it holds some of its colours at the working size
+        scene = torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5
+        top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
+        bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
+        flat = (top - bottom).amax(dim=1) <= FLAT_SPREAD  # (no background at all: 2 - (-1) is no flat colour)
+        colour = torch.where(flat[:, None], top, torch.full_like(top, float("nan")))
+        enough = (background >= MIN_BACKGROUND) & ~flat
         kept = kept * enough
         if self.config.output == "transform":  # zero coefficients are the identity
             output = output * enough.reshape(-1, 1).to(output.dtype)
         else:
             output = torch.where(enough.reshape(-1, 1, 1, 1), output, image.to(output.dtype))
-        return (filled_change(output, image, mask) if as_change else output), size, kept, background
+        return (filled_change(output, image, mask) if as_change else output), size, kept, background, colour
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is

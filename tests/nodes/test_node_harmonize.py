@@ -315,13 +315,16 @@ def test_a_batch_at_strength_0_says_why_nothing_changed(nodes, phnet_model, port
     assert "0 of 2 images changed" in line and "2 at strength 0, left unchanged" in line
 
 
-def test_a_cut_out_with_one_flat_colour_under_its_background_is_refused_by_name(nodes, phnet_model, portrait):
-    """A user's RGBA cut-out through Load Image and InvertMask: black under the transparent part, and the subject
-    was matched to black while the report read as a success (the CLI refuses the same file)."""
+def test_a_cut_out_or_a_flat_backdrop_is_left_as_it_was_and_the_report_says_why(nodes, phnet_model, portrait):
+    """A user's RGBA cut-out through Load Image and InvertMask has black under its transparent part: the
+    subject was matched to black while the report read as a success. A black frame of a clip, or a paste onto
+    a plain backdrop, is no scene either: left as it was, the rest of the batch harmonized."""
     img, masks = portrait(b=1, h=40, w=56)
     cut = img.clone()
     cut[0][masks[0] == 0] = 0.0
-    with pytest.raises(ValueError, match=r"PHNet Harmonize: 'image' is a cut-out, not a composite: where 'mask' is "
-                                         r"0 it is one flat colour \(0, 0, 0\).*PHNet Paste Subject"):
-        nodes["PHNetHarmonize"].harmonize(phnet_model, cut, masks[:1])
-    nodes["PHNetHarmonize"].harmonize(phnet_model, img, masks[:1])  # a scene behind the subject: harmonized
+    batch = torch.cat([img, cut])
+    out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, batch, masks[:1], threshold=0.0)["result"]
+    assert torch.equal(out[1], cut[0]) and not torch.equal(out[0], img[0])
+    assert "1 with a background of one flat colour (0, 0, 0), no scene to match to, left unchanged" in line
+    _, line = nodes["PHNetHarmonize"].harmonize(phnet_model, cut, masks[:1])["result"]
+    assert "unchanged: its background is one flat colour (0, 0, 0)" in line and "paste the subject" in line

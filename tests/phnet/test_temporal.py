@@ -277,6 +277,7 @@ def test_a_frame_with_too_little_background_stays_as_it_was_in_a_clip(tiny_model
     frames = np.zeros((3, 64, 64, 3), np.uint8)
     frames[...] = (200, 120, 60)
     frames[:, 16:48, 16:48] = (40, 90, 200)
+    frames[:] += np.random.default_rng(0).integers(0, 20, (64, 64, 3), dtype=np.uint8)  # a scene, not a backdrop
     masks = np.zeros((3, 64, 64), np.float32)
     masks[:, 16:48, 16:48] = 1
     masks[1] = 1
@@ -329,3 +330,18 @@ def test_a_frame_is_not_said_to_be_smoothed_where_nothing_was(tiny_config):
     images = images * (1 - masks) + 0.98 * masks  # a near-white subject: the change is clamped
     _, reports = h.harmonize(images, masks, temporal=0.0, threshold=0)
     assert all(r.smoothed is None for r in reports)
+
+
+def test_a_black_frame_of_a_clip_stays_as_it_was_and_its_neighbours_are_harmonized(tiny_model):
+    """A fade to black with the subject still masked: its background is one flat colour, no scene to match."""
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu")
+    rng = np.random.default_rng(1)
+    frames = rng.integers(60, 200, (3, 64, 64, 3), dtype=np.uint8)
+    masks = np.zeros((3, 64, 64), np.float32)
+    masks[:, 16:48, 16:48] = 1
+    frames[1][masks[1] == 0] = 0
+    out, reports = h.harmonize(frames, masks, temporal=True, threshold=0)
+    assert reports[1].unchanged and reports[1].flat == (0, 0, 0) and np.array_equal(out[1], frames[1])
+    assert not np.array_equal(out[0], frames[0]) and not np.array_equal(out[2], frames[2])
