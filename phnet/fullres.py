@@ -42,9 +42,10 @@ def fill_outside(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     in from the inside, the correction stays whole up to the edge.
     """
     levels = [(values * weight, weight)]
-    while min(levels[-1][1].shape[-2:]) > 1:
-        num, den = levels[-1]
-        levels.append((F.avg_pool2d(num, 2, ceil_mode=True), F.avg_pool2d(den, 2, ceil_mode=True)))
+    while max(levels[-1][1].shape[-2:]) > 1:  # down to one cell: a top row of cells with no subject in some
+        num, den = levels[-1]                 # would fill them with 0, and that 0 would spread down (a fade)
+        kernel = tuple(2 if side > 1 else 1 for side in den.shape[-2:])
+        levels.append((F.avg_pool2d(num, kernel, ceil_mode=True), F.avg_pool2d(den, kernel, ceil_mode=True)))
     num, den = levels[-1]
     filled = num / den.clamp(min=1e-8)
     for num, den in reversed(levels[:-1]):
