@@ -19,6 +19,14 @@ def autocast_available(device_type: str) -> bool:
     return check(device_type) if check is not None else device_type in ("cpu", "cuda")
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """``torch.is_autocast_enabled(device_type)`` (torch 2.4); before it one function per device."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no argument, CUDA's; the CPU had its own
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 def need_uint16(what: str) -> None:
     """A ``ValueError`` naming the fix where this torch has no 16-bit unsigned integers."""
     if UINT16 is None:

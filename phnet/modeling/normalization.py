@@ -48,14 +48,16 @@ class PatchNormalization(nn.Module):
         eps = self.eps
         background = 1 - mask
         patches = partition(x, self.grid)
-        # Masked statistics as in the official block: μ = Σxr / (Σr + ε), σ² = Σ((x − μ)r)² / (Σr + ε) + ε,
-        # expanded so that one pass of matrix products over x gives all of them.
+        # Masked statistics as in the official block: μ = Σxr / (Σr + ε), σ² = Σ((x − μ)r)² / (Σr + ε) + ε, as
+        # matrix products over x; the variance from x − μ (expanded in one pass, a subject whose mean is far
+        # above its spread lost its variance to cancellation in fp32)
         regions = torch.cat([mask, background], dim=1).flatten(2).transpose(1, 2)  # B×HW×2
         squared = regions * regions
         flat = x.flatten(2)
-        counts, sum_rr = regions.sum(dim=1)[:, None, :], squared.sum(dim=1)[:, None, :]
+        counts = regions.sum(dim=1)[:, None, :]
         mean = (flat @ regions) / (counts + eps)
-        var = ((flat * flat) @ squared - 2 * mean * (flat @ squared) + mean * mean * sum_rr) / (counts + eps)
+        var = torch.cat([(flat - mean[..., r, None]).square() @ squared[..., r, None] for r in (0, 1)], dim=-1)
+        var = var / (counts + eps)
         std = torch.sqrt(var.clamp(min=0) + eps)
         mu_f, mu_b = mean[..., 0, None, None], mean[..., 1, None, None]
         sd_f, sd_b = std[..., 0, None, None], std[..., 1, None, None]

@@ -12,6 +12,8 @@ import functools
 
 import torch
 
+from ..compat import autocast_enabled
+
 
 def band_index(size: int, grid: int, device: torch.device) -> torch.Tensor:
     """The band each of ``size`` pixels falls in."""
@@ -49,11 +51,17 @@ def partition(x: torch.Tensor, grid: int) -> Partition:
 
 
 def full_precision(forward):
-    """Run a module's statistics in fp32 even under autocast: sums over many pixels need the mantissa."""
+    """Run a module's statistics in fp32 at least, even under autocast: sums over many pixels need the mantissa.
+    Without autocast the result comes back in the input's precision (a model cast with .half() or .double()
+    runs as a whole); under it, in fp32, as autocast's own fp32 operations return."""
 
     @functools.wraps(forward)
     def wrapper(self, *tensors: torch.Tensor | None) -> torch.Tensor:
-        with torch.autocast(tensors[0].device.type, enabled=False):
-            return forward(self, *(None if t is None else t.float() for t in tensors))
+        device, given = tensors[0].device.type, tensors[0].dtype
+        work = torch.promote_types(given, torch.float32)
+        autocasting = autocast_enabled(device)
+        with torch.autocast(device, enabled=False):  # (its parameters meet the tensors in elementwise steps)
+            out = forward(self, *(None if t is None else t.to(work) for t in tensors))
+        return out if autocasting else out.to(given)
 
     return wrapper

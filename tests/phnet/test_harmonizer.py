@@ -475,7 +475,7 @@ def test_pictures_sharing_a_network_call_come_out_as_one_at_a_time(tiny_model):
     residual.load_state_dict(tiny_model.state_dict())
     one = Harmonizer(residual, device="cpu", dtype="fp32", network_batch=1)
     sizes = [c.size for c in one.harmonize(images, masks, threshold=0).corrections]
-    threshold = float(np.median(sizes))
+    threshold = float(np.mean(sorted(sizes)[3:5]))  # between two sizes: no picture sits on it
     expected = one.harmonize(images, masks, threshold=threshold)
     assert 0 < sum(c.unchanged for c in expected.corrections) < 7
     for batch in (3, 7, 16):
