@@ -330,6 +330,8 @@ class Harmonizer:
         guided = reference_mask is not None or clip
         if guided and mode != "full":
             raise ValueError("reference_mask and temporal work with mode='full' only")
+        if mode == "official":
+            image = _as_official_tester_reads(image)
         native = image_pixels(image, layout)
         if native is None and not guided:  # an input that needs converting first
             rgb, alpha, form = image_to_tensor(image, layout)
@@ -859,8 +861,8 @@ class Harmonizer:
     def _official_square(self, image_sq, mask_sq, strength, threshold) -> tuple[torch.Tensor, Correction]:
         """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
         threshold = self.threshold_for(threshold)
-        pred, correction_size, kept = self._run(
-            lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq
+        pred, correction_size, kept = self._run(  # the official tester's fp32, unless asked otherwise
+            lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq, exact=True
         )
         if self.config.output == "transform":  # the official pipeline has no transform head: apply it here
             pred = self.model.transform_output(image_sq, pred)
@@ -890,10 +892,11 @@ class Harmonizer:
             output = torch.where(enough.reshape(-1, 1, 1, 1), output, image.to(output.dtype))
         return (filled_change(output, image, mask) if as_change else output), size, kept, background, colour
 
-    def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor) -> Any:
+    def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor,
+             exact: bool = False) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is
-        # off already: see own_precision)
-        if self.dtype == torch.float32:
+        # off already: see own_precision). ``exact``: fp32 unless a precision was asked for by name
+        if self.dtype == torch.float32 or (exact and self.requested_dtype == "auto"):
             return _floats(net(image, mask))
         with torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False):
             out = _floats(net(image, mask))
@@ -926,6 +929,18 @@ def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor)
     once per network call (and captured with it in a CUDA graph)."""
     with one_thread(image.device):
         return fill_outside(output - image, mask)
+
+
+def _as_official_tester_reads(image: Any) -> Any:
+    """A PIL picture in a mode the fast path does not take (P, LA, CMYK...) as 8-bit RGB (RGBA where it has
+    transparency), as the official tester's ``convert("RGB")`` reads it: converted to floats first, it was resized
+    to the square otherwise than the tester's 8-bit PIL resize (a level apart)."""
+    from .imageio.decode import is_pil
+
+    if not is_pil(image) or image.mode in ("RGB", "RGBA", "L") or image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return image
+    alpha = image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
+    return image.convert("RGBA" if alpha else "RGB")
 
 
 IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "

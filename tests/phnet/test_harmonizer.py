@@ -939,3 +939,25 @@ def test_a_batch_of_uint8_masks_reads_each_on_its_own_scale(harmonizer):
     alone = harmonizer(img, (m * 255).astype(np.uint8), threshold=0)
     assert np.array_equal(out[0], alone) and np.array_equal(out[1], alone)
     assert reports[0].size == pytest.approx(reports[1].size)
+
+
+def test_official_mode_runs_the_network_in_fp32_unless_a_precision_is_named(tiny_model):
+    """On a CPU with AMX, "auto" is bf16, and the official reproduction moved a level on 4 % of the subject."""
+    img, m = photo(60, 84), subject_mask(60, 84)
+    exact = Harmonizer(tiny_model, device="cpu", dtype="fp32")(img, m, mode="official", threshold=0)
+    auto = Harmonizer(tiny_model, device="cpu", dtype="auto")
+    auto.dtype = torch.bfloat16  # what "auto" resolves to where bf16 pays
+    assert np.array_equal(auto(img, m, mode="official", threshold=0), exact)
+    named = Harmonizer(tiny_model, device="cpu", dtype="bf16")
+    assert not np.array_equal(named(img, m, mode="official", threshold=0), exact)
+
+
+@pytest.mark.parametrize("convert", ["P", "LA", "CMYK"])
+def test_official_mode_reads_a_pil_picture_of_another_mode_as_the_official_tester_does(harmonizer, convert):
+    """The tester opens a picture and converts it to RGB; such a picture went through floats here and came back
+    a level or two apart from the same picture given as RGB."""
+    rgb = Image.fromarray(photo(48, 64)).convert(convert).convert("RGB")  # the tester's own picture
+    m = subject_mask(48, 64)
+    other = Image.fromarray(photo(48, 64)).convert(convert)
+    got = np.asarray(harmonizer(other, m, mode="official", threshold=0).convert("RGB"))
+    assert np.array_equal(got, np.asarray(harmonizer(rgb, m, mode="official", threshold=0)))
