@@ -235,6 +235,9 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
     progress = progress or _tqdm_progress(weights.filename)
     have = part.stat().st_size if part.is_file() and validator.is_file() else 0
     headers = {"Range": f"bytes={have}-", "If-Range": validator.read_text(encoding="utf-8")} if have else {}
+    if "://" not in weights.url:
+        raise ValueError(f"{BASE_URL_ENV}={os.environ.get(BASE_URL_ENV, '')!r} is neither a URL (https://..., "
+                         "file:///...) nor a folder on this machine: set it to the mirror's folder URL")
     request = urllib.request.Request(weights.url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)

@@ -86,10 +86,7 @@ class OfficialWeights:
     @property
     def url(self) -> str:
         base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
-        if "://" not in base:  # a folder on this machine (C:\\mirror, /srv/mirror): as the file:// URL it is
-            if not Path(base).expanduser().is_dir():
-                raise ValueError(f"{BASE_URL_ENV}={base!r} is neither a URL (https://..., file:///...) nor a folder "
-                                 "on this machine: set it to the mirror's folder URL")
+        if "://" not in base and Path(base).expanduser().is_dir():  # a folder on this machine: its file:// URL
             return Path(base).expanduser().resolve().joinpath(self.filename).as_uri()
         return f"{base.rstrip('/')}/{self.filename}"
 
@@ -341,6 +338,7 @@ def list_files(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
+    token: str | bool | None = None,
     what: str = "weights",
 ) -> list[str]:
     """The files of a Hub repo: asked of the Hub, or offline those of its snapshot in the HF cache."""
@@ -349,7 +347,7 @@ def list_files(
     offline = bool(local_files_only) or hub_offline()
     with hub_errors(repo_id, revision, None, cache_dir, local_files_only, what):
         if not offline:
-            return list(huggingface_hub.list_repo_files(repo_id, revision=revision))
+            return list(huggingface_hub.list_repo_files(repo_id, revision=revision, token=token))
         folder = Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
                                                         local_files_only=True))
     return [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]

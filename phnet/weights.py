@@ -271,7 +271,8 @@ def download_from_hub(
     folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME], **where)
     if not (folder / WEIGHTS_NAME).is_file():
         # only a .pth at the repo's top: "*.pth" also matched a model zoo's or a training run's sub-folders
-        files = sources.list_files(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        files = sources.list_files(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                                   token=token)
         top = sorted(f for f in files if "/" not in f and f.lower().endswith(tuple(PICKLE_SUFFIXES)))
         if len(top) > 1:
             raise FileNotFoundError(

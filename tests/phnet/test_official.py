@@ -231,6 +231,11 @@ def test_a_mirror_in_a_local_folder_serves_as_a_site(monkeypatch, tiny_official,
     monkeypatch.setenv(official.BASE_URL_ENV, str(tmp_path / "no-such-mirror"))
     with pytest.raises(ValueError, match="neither a URL .* nor a folder on this machine"):
         weights.fetch_official(NAME, tmp_path / "other", progress=lambda d, t: None, say=lambda s: None)
+    placed = tmp_path / "by-hand"  # a setting for downloads does not stand in the way of a file placed by hand
+    placed.mkdir()
+    (placed / FILE).write_bytes(tiny_official)
+    assert official.find(NAME, placed) is None
+    assert weights.fetch_official(NAME, placed, progress=lambda d, t: None, say=lambda s: None) == placed / NAME
 
 
 def test_an_unreachable_site_fails_in_seconds(monkeypatch, tiny_official, tmp_path):

@@ -775,14 +775,17 @@ def test_a_hub_repo_gives_its_safetensors_alone_and_pth_files_only_without_them(
         return snapshot
 
     monkeypatch.setattr(sources, "download", download)
-    monkeypatch.setattr(sources, "list_files", lambda repo_id, **kw: sorted(p.name for p in snapshot.glob("*")))
+    listed_with = []
+    monkeypatch.setattr(sources, "list_files", lambda repo_id, **kw: listed_with.append(kw.get("token")) or sorted(
+        p.name for p in snapshot.glob("*")))
     W.save_pretrained(tiny_model, snapshot)
     assert W.download_from_hub("me/ours") == snapshot and asked == [["config.json", "model.safetensors"]]
     (snapshot / "model.safetensors").unlink()
     (snapshot / "config.json").unlink()
     torch.save(tiny_model.state_dict(), snapshot / "best_ffhqh512.pth")
     asked.clear()
-    assert W.download_from_hub("me/official-style") == snapshot and asked[1] == ["config.json", "best_ffhqh512.pth"]
+    assert W.download_from_hub("me/official-style", token="hf_x") == snapshot
+    assert asked[1] == ["config.json", "best_ffhqh512.pth"] and listed_with[-1] == "hf_x"  # a private repo's too
     (snapshot / "best_ffhqh512.pth").unlink()
     with pytest.raises(FileNotFoundError, match="gave no weights file.*Download it again.*'me/cut:FILE.safetensors'"):
         W.download_from_hub("me/cut")  # a snapshot whose blob never arrived
