@@ -173,8 +173,10 @@ class PHNetHarmonizeScript(scripts.Script):
             # the SD upscale scripts run the always-on scripts once per tile: x, y and the box would be read in
             # tile pixels, a subject pasted into every tile, and Ultimate SD upscale's tile mask taken for the
             # inpaint mask (each tile matched to its own padding)
-            _say(p, f"not run on {'Ultimate ' if ultimate else ''}SD upscale's tiles (a subject or box would land "
-                    "in every tile); harmonize the picture first, then upscale it with PHNet off")
+            why = ("its tile mask is not your inpaint mask: each tile would be matched to its own padding"
+                   if settings.mask_source == MASK_INPAINT else "a subject or box would land in every tile")
+            _say(p, f"not run on {'Ultimate ' if ultimate else ''}SD upscale's tiles ({why}); harmonize the picture "
+                    "first, then upscale it with PHNet off")
             return
         params = settings.infotext()
         try:

@@ -807,4 +807,6 @@ def test_ultimate_sd_upscale_tiles_are_left_alone_whatever_the_mask_source(webui
                           subject=_subject(), x=30, y=20)
     tile = _generated()
     assert _postprocess(webui, runner, p, tile) is tile
-    assert p.extra_generation_params["PHNet result"].startswith("not run on Ultimate SD upscale's tiles")
+    result = p.extra_generation_params["PHNet result"]
+    assert result.startswith("not run on Ultimate SD upscale's tiles")
+    assert ("tile mask is not your inpaint mask" in result) == (source == INPAINT)
