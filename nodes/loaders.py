@@ -236,6 +236,9 @@ def sam_memory(model) -> int:
     return 2 * sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
 
 
+GENERIC_NAMES = {"model.safetensors", "pytorch_model.bin", "model.pth", "model.pt"}  # repos keep several
+
+
 def _download_sam(repo_id: str, filename: str) -> str:
     """``filename`` of a Hub repo as ComfyUI/models/sams/<owner>--<repo>--<its path, / as -->, so it also shows
     in the list. The repo and the path are part of the name because files share names: Meta's sam-vit-base,
@@ -246,9 +249,14 @@ def _download_sam(repo_id: str, filename: str) -> str:
     the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams."""
     folder = paths.download_dir(paths.SAM_FOLDER)
     name = "--".join([*repo_id.strip("/").split("/"), *filename.replace("\\", "/").strip("/").split("/")])
-    placed = paths.placed(paths.SAM_FOLDER, name)  # in any of ComfyUI's 'sams' folders
-    if placed is not None:
-        return placed
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    # in any of ComfyUI's 'sams' folders; or under the name an earlier release gave it, without the file's
+    # folders, where that name cannot be another folder's file of the same name
+    earlier = "--".join([*repo_id.strip("/").split("/"), base]) if base not in GENERIC_NAMES else name
+    for known in dict.fromkeys((name, earlier)):
+        placed = paths.placed(paths.SAM_FOLDER, known)
+        if placed is not None:
+            return placed
     target = os.path.join(folder, name)
     url = f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
     by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name."

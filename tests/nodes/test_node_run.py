@@ -292,6 +292,17 @@ def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_fil
     finally:
         for placed in sams.glob("someone--sams--*"):
             placed.unlink()
+    # a file an earlier release placed under its base name alone is still found, offline, unless that name is
+    # one that another folder's file of the repo may have
+    (sams / "someone--sams--sam_vit_b_01ec64.pth").write_bytes(b"placed before")
+    (sams / "someone--sams--model.safetensors").write_bytes(b"placed before")
+    try:
+        got = loaders._download_sam("someone/sams", "checkpoints/sam_vit_b_01ec64.pth")
+        assert Path(got).name == "someone--sams--sam_vit_b_01ec64.pth"
+        assert Path(loaders._download_sam("someone/sams", "vit_h/model.safetensors")).read_bytes() == b"ViT-H"
+    finally:
+        for placed in sams.glob("someone--sams--*"):
+            placed.unlink()
 
 
 def test_a_sam_copy_cut_short_leaves_no_half_file(pack, comfy_env, monkeypatch, tmp_path):
