@@ -25,9 +25,10 @@ MIN_BACKGROUND = 0.03
 FLAT_SPREAD = 0.5 / 255
 # A change under half a level of 255 cannot be seen, and 8-bit output rounds most of it away
 INVISIBLE = 0.5
-# A mask that lets through less than this of the change over the subject (a feathered edge costs a few
-# hundredths) is named in the report: the figure is that much smaller than the network's correction
-FAINT = 0.95
+# A mask that lets through less than this of the change over the subject is named in the report: the figure is
+# that much smaller than the network's correction. A feathered edge costs up to a fifth (a subject 40 px across,
+# feather 8: 0.82), so only a faint mask reaches it
+FAINT = 0.7
 
 
 @dataclass(frozen=True)

@@ -657,6 +657,9 @@ class Harmonizer:
             found = (refs * (1 - masks_low)).flatten(1).any(1).tolist()
             reports = [r if f else dataclasses.replace(r, notes=(*r.notes, IGNORED_REFERENCE))
                        for r, f in zip(reports, found)]
+        # what each frame's mask lets through, for its report (and its smoothed one) as a picture's has
+        weights = [blend_weight(masks[i][None], mask_peak)[0] for i in range(len(masks))]
+        reports = [dataclasses.replace(r, weight=w) if w != 1.0 else r for r, w in zip(reports, weights)]
         frames = []
         for j, low in enumerate(lows):
             frames.append(FrameEstimate(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low,

@@ -256,3 +256,20 @@ def test_the_clip_bar_counts_frames_written_and_reaches_its_end_with_the_last(ti
     comps, masks = _write_clip(tmp_path, frames=6)
     assert _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal", "2") == 0
     assert [n for n, _ in seen] == list(range(1, 7)) and all(n == written for n, written in seen)
+
+
+def test_a_faint_mask_clip_is_reported_as_the_library_reports_it(tiny_folder, tmp_path, capsys):
+    """The CLI's clip reports ignored what a mask of 0.3 lets through (11.8 where the library said 3.6)."""
+    from phnet.corrections import summary
+
+    comps, masks = _write_clip(tmp_path, frames=3, cut_at=3)
+    faint = (_mask() * 0.3).astype(np.uint8)
+    for name in ("frame0.png", "frame5.png", "frame10.png"):
+        Image.fromarray(faint).save(masks / name)
+    assert _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal", "2",
+                "--threshold", "0") == 0
+    frames = np.stack([_frame(t) for t in range(3)])
+    _, reports = Harmonizer.from_pretrained(tiny_folder, device="cpu").harmonize(frames, faint / 255.0, temporal=2.0,
+                                                                                 threshold=0)
+    assert all(0.25 < r.weight < 0.35 for r in reports)
+    assert f"frames: {summary(reports)}" in capsys.readouterr().out
