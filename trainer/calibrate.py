@@ -218,6 +218,14 @@ def main(argv=None) -> int:
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not a.overwrite:
             p.error(f"{out} already holds files (a model, a checkpoint?): give a new folder for the calibrated "
                     "model, or --overwrite to replace what is there")
+    try:
+        from trainer.evaluate import check_split_all
+
+        why = check_split_all(a.split, a.data, a.config)
+    except (ValueError, OSError) as exc:
+        why = str(exc)
+    if why:
+        p.error(why)
     if a.split == "test" and not a.report_only:
         p.error("a rule chosen on the test split would be scored on the composites it was chosen on: "
                 "calibrate on val, and use --split test with --report-only to read the test split")

@@ -404,6 +404,22 @@ def grid_label(label: str) -> str:
 RUN_FOLDERS = ("mask_dir", "val_root", "val_mask_dir")  # where a run's photos were: not where --data's are
 
 
+def check_split_all(split: str, data: str | None, config: str | None) -> str | None:
+    """Why ``--split all`` cannot be used here (it scores every photo of a folder a run never saw), or None."""
+    if split != "all":
+        return None
+    if not data:
+        return "--split all scores every photo of --data, a folder the run never saw: give --data"
+    if config:
+        from trainer.config import read_config
+
+        own = read_config(config)["data"].get("root")
+        if own and Path(str(own)).expanduser().resolve() == Path(data).expanduser().resolve():
+            return (f"--split all would score every photo of {data}, the run's own training folder: choose its val "
+                    "or test split, or give another --data")
+    return None
+
+
 def _data_table(args) -> dict:
     data: dict = {}
     if args.config:
@@ -464,6 +480,9 @@ def main(argv=None) -> int:
     if args.val_fraction is not None and not 0 <= args.val_fraction <= 1:
         p.error(f"--val-fraction must be from 0 to 1, got {args.val_fraction}")
     try:
+        why = check_split_all(args.split, args.data, args.config)
+        if why:
+            p.error(why)
         data = _data_table(args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -172,6 +172,12 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
     assert main(args + ["--split", "all"]) == 0
     printed = capsys.readouterr()
     assert "12 samples" in printed.out and "HELD-OUT" not in printed.out + printed.err
+    for refused, words in ((["--config", str(run), "--split", "all"], "give --data"),
+                           (["--data", str(other / "photos"), "--config", str(run), "--split", "all"],
+                            "the run's own training folder")):
+        with pytest.raises(SystemExit):
+            main(refused + ["--resolution", "32", "--out", str(tmp_path / "no")])
+        assert words in capsys.readouterr().err
     assert main(args + ["--split", "val", "--out", str(tmp_path / "ev-val")]) == 0  # the landscapes' own val slice
     results = json.loads((tmp_path / "ev-val" / "results.json").read_text())
     assert results["per_image"] and all(name.startswith("img/") for name in results["per_image"])

@@ -9,6 +9,7 @@ that folder is used when no ``ffhq_root`` is given. Split lines may be
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,19 @@ def _locate_real(ffhq_root: Path, line: str) -> Path:
     return _first_existing(cands)
 
 
+def _photo_key(root: Path):
+    """A split-list line → the photo it was made from: a ``trainer.builders.synthetic_set`` set of several copies
+    names them ``<photo>_<k>``, and a photo's copies must stay on one side of a carved validation split."""
+    info = root / "synth_info.json"
+    try:
+        copies = int(json.loads(info.read_text(encoding="utf-8")).get("copies", 1)) if info.is_file() else 1
+    except (ValueError, OSError):
+        copies = 1
+    if copies > 1:
+        return lambda line: Path(line).stem.rsplit("_", 1)[0]
+    return lambda line: Path(line).stem
+
+
 def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fraction: float = 0.05,
                   on_bad_sample: str = "error") -> list[Record]:
     root = Path(root)
@@ -74,10 +88,11 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
             " (a set built by trainer.builders.synthetic_set with --test-fraction 0 has no test split: rebuild it "
             "with --test-fraction above 0)" if split == "test" else ""))
     lines = read_split_file(path)
-    held = holdout_set([Path(l).stem for l in lines], val_fraction) if carve else set()
+    key = _photo_key(root)
+    held = holdout_set([key(l) for l in lines], val_fraction) if carve else set()
     records = []
     for line in lines:
-        if carve and (Path(line).stem in held) != (split == "val"):
+        if carve and (key(line) in held) != (split == "val"):
             continue
         records.append(Record(name=line, subset="FFHQH", comp=_locate(root / "comp", line),
                               mask=_locate(root / "alpha", line), real=_locate_real(ffhq_root, line)))
