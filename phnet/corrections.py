@@ -23,6 +23,7 @@ MIN_BACKGROUND = 0.03
 # colour: a cut-out's transparent part (black, mostly), a black frame, a plain backdrop. It is no scene to match
 # a subject to, and the network pulls the subject toward that one colour
 FLAT_SPREAD = 0.5 / 255
+FLAT_MIN_SCENE = 0.01  # the share of the working-size picture such a background must cover away from the subject
 # A change under half a level of 255 cannot be seen, and 8-bit output rounds most of it away
 INVISIBLE = 0.5
 # A mask that lets through less than this of the change over the subject is named in the report: the figure is

@@ -17,7 +17,7 @@ import torch
 
 from .compat import autocast_available
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
-from .corrections import FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
+from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
                       lift_change, one_thread, resize, tile_pixels, unit_float, working_shape)
 from .graphs import GraphCache
@@ -580,6 +580,16 @@ class Harmonizer:
             _, subject = _working_mask(mask, mask_peak, low_shape)
         return 1 - float(subject.float().mean())
 
+    def working_flat(self, pixels, peak, mask, mask_peak, size) -> tuple[int, int, int] | None:
+        """The one colour (0-255) of an H×W×C picture's background at the working size, as the network call
+        judges it (:func:`flat_colours`), or None where it is a scene."""
+        low_shape = working_shape(*pixels.shape[:2], size)
+        with one_thread(pixels.device):
+            image_low = downscale(pixels[..., :3], peak, low_shape)
+            _, subject = _working_mask(mask, mask_peak, low_shape)
+            colour = flat_colours(image_low, subject.float().to(image_low.device))[0].tolist()
+        return None if math.isnan(colour[0]) else tuple(round(255 * v) for v in colour)
+
     @property
     def lifts_change(self) -> bool:
         """Whether the network's pictures reach full resolution as their change filled outward from the
@@ -715,7 +725,10 @@ class Harmonizer:
         background = [self.working_background(pixels[i], masks[i], mask_peak, size) if here else 1.0
                       for i, here in enumerate(present)]
         cramped = [p and b < MIN_BACKGROUND for p, b in zip(present, background)]
-        order = [i for i in range(count) if present[i] and not cramped[i]]  # what the smoother sees, in order
+        # so is a frame whose background is one flat colour (a black frame): no scene, and a zero to pull with
+        flat = [self.working_flat(pixels[i], peak, masks[i], mask_peak, size) if present[i] and not cramped[i]
+                else None for i in range(count)]
+        order = [i for i in range(count) if present[i] and not cramped[i] and flat[i] is None]  # the smoother's
         temporal = temporal or Temporal(window=0)
         outside = [cut for cut in temporal.cuts if not 0 <= cut < count]
         if outside:
@@ -747,9 +760,9 @@ class Harmonizer:
             if not present[i]:
                 reports[i] = Correction.no_subject(self.threshold_for(threshold), float(strength))
                 step(2)
-            elif cramped[i]:
+            elif cramped[i] or flat[i] is not None:
                 reports[i] = Correction(0.0, self.threshold_for(threshold), 0.0, float(strength),
-                                        background=background[i])
+                                        background=background[i] if cramped[i] else None, flat=flat[i])
                 step(2)
         chunk = self.pictures_per_call(pixels, size)
         for start in range(0, len(order), chunk):
@@ -881,13 +894,8 @@ class Harmonizer:
         output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
                                        image, mask)
         background = 1 - mask.float().mean(dim=(1, 2, 3))
-        # away from the subject: a background pixel beside it holds some of its colours at the working size
-        scene = torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5
-        top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
-        bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
-        flat = (top - bottom).amax(dim=1) <= FLAT_SPREAD  # (no background at all: 2 - (-1) is no flat colour)
-        colour = torch.where(flat[:, None], top, torch.full_like(top, float("nan")))
-        enough = (background >= MIN_BACKGROUND) & ~flat
+        colour = flat_colours(image, mask)
+        enough = (background >= MIN_BACKGROUND) & colour[:, 0].isnan()
         kept = kept * enough
         if self.config.output == "transform":  # zero coefficients are the identity
             output = output * enough.reshape(-1, 1).to(output.dtype)
@@ -911,6 +919,18 @@ class Harmonizer:
                                                "fp32", str(self.dtype).removeprefix("torch."))
             out = _floats(net(image, mask))
         return out
+
+
+def flat_colours(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """B×3: the one colour (0..1) of each B×3×h×w working-size picture's background where it has only one
+    (:data:`~phnet.corrections.FLAT_SPREAD`), else NaN. The background is read away from the subject (a pixel
+    beside it holds some of the subject's colours at this size), and must be a real share of the picture
+    (:data:`~phnet.corrections.FLAT_MIN_SCENE`): a few pixels say nothing. Nothing is read back to the host."""
+    scene = torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5
+    top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
+    bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
+    flat = ((top - bottom).abs().amax(dim=1) <= FLAT_SPREAD) & (scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE)
+    return torch.where(flat[:, None], top, torch.full_like(top, float("nan")))
 
 
 def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -414,9 +414,11 @@ def check_split_all(split: str, data: str | None, config: str | None) -> str | N
         from trainer.config import read_config
 
         own = read_config(config)["data"].get("root")
-        if own and Path(str(own)).expanduser().resolve() == Path(data).expanduser().resolve():
-            return (f"--split all would score every photo of {data}, the run's own training folder: choose its val "
-                    "or test split, or give another --data")
+        if own:
+            own_path, given = Path(str(own)).expanduser().resolve(), Path(data).expanduser().resolve()
+            if own_path == given or own_path.is_relative_to(given) or given.is_relative_to(own_path):
+                return (f"--split all would score every photo of {data}, which holds the run's own training photos "
+                        f"({own}) or lies among them: choose a split, or give another --data")
     return None
 
 

@@ -174,7 +174,9 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
     assert "12 samples" in printed.out and "HELD-OUT" not in printed.out + printed.err
     for refused, words in ((["--config", str(run), "--split", "all"], "give --data"),
                            (["--data", str(other / "photos"), "--config", str(run), "--split", "all"],
-                            "the run's own training folder")):
+                            "holds the run's own training photos"),
+                           (["--data", str(other), "--config", str(run), "--split", "all"],  # a folder above them
+                            "holds the run's own training photos")):
         with pytest.raises(SystemExit):
             main(refused + ["--resolution", "32", "--out", str(tmp_path / "no")])
         assert words in capsys.readouterr().err
