@@ -168,7 +168,7 @@ class PHNetConfig:
         return cls.from_dict(d, source=source, required=required)
 
     def save(self, path: str | Path) -> None:
-        from phnet.atomic import write_atomic_text
+        from .atomic import write_atomic_text
 
         write_atomic_text(path, self.to_json())
 

@@ -224,3 +224,15 @@ def test_downloads_go_to_comfyuis_first_writable_folder(pack, comfy_env, tmp_pat
     finally:
         fp.folder_names_and_paths.clear()
         fp.folder_names_and_paths.update(saved)
+
+
+def test_the_core_imports_itself_relatively_so_the_pack_uses_its_own_copy():
+    """ComfyUI loads the pack's phnet/ as a subpackage: an absolute ``from phnet...`` there (PHNetConfig.save had
+    one) fails, or quietly uses another installed phnet."""
+    import re
+
+    core = Path(__file__).resolve().parents[2] / "phnet"
+    found = [f"{path.relative_to(core.parent)}:{n}" for path in core.rglob("*.py")
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.match(r"\s*(from phnet[. ]|import phnet\b)", line)]
+    assert found == []

@@ -491,6 +491,7 @@ def test_a_half_copy_left_by_a_killed_comfyui_is_replaced_by_the_next_download(p
 
     loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
     sams = comfy_env.base / "models" / "sams"
+    sams.mkdir(parents=True, exist_ok=True)
     (sams / "someone--sam--sam_vit_x.pth.part").write_bytes(b"half")
     cached = tmp_path / "blob"
     cached.write_bytes(b"weights")
