@@ -144,6 +144,10 @@ def build(args, pipeline: str):
     from phnet.weights import load_model
 
     mode, dtype, where, graphs, network_batch = PIPELINES[pipeline]
+    if mode == "official" and dtype == "auto":  # official mode runs fp32 unless a precision is named: name it
+        from phnet.precision import auto_dtype
+
+        dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(auto_dtype(args.device), "fp32")
     torch.manual_seed(0)
     if args.weights:
         model = load_model(args.weights)
@@ -153,7 +157,7 @@ def build(args, pipeline: str):
         if model.config.output != "image":  # an untrained head is the identity: give it something to do
             with torch.no_grad():
                 model.decoder[5][0].weight.normal_(0, 0.02)
-    net = OraclePHNet(model) if pipeline == "official" else model
+    net = OraclePHNet(model) if mode == "official" else model  # the official steps, at either precision
     harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where, cuda_graphs=graphs,
                             network_batch=network_batch)
     def run(image, mask):
