@@ -25,8 +25,15 @@
 # and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-# the Python that has torch: $PYTHON, else python3 (an image may have no `python`), else python
-PY="${PYTHON:-$(command -v python3 || command -v python)}"
+# the Python that has torch: $PYTHON, else the README's .venv, else python3 (an image may have no `python`)
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x .venv/bin/python ]; then PY=.venv/bin/python
+else PY="$(command -v python3 || command -v python)"; fi
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  echo "error: $PY cannot import torch: set PYTHON to the Python that has it (or create .venv as the README says)" >&2
+  exit 2
+fi
+failed=0  # the exit status: 1 when a step did not exit 0 (its output and time are in summary.txt all the same)
 OUT="${OUT:-gpu-out}"
 DEADLINE="${DEADLINE:-540}"
 if [ -n "${REHEARSE:-}" ]; then
@@ -72,6 +79,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
   began=$SECONDS
   timeout --signal=INT --kill-after=15 "$limit" "$@" > "$OUT/$name.txt" 2>&1
   rc=$?
+  [ "$rc" = 0 ] || failed=1
   echo "$name: exit $rc after $((SECONDS - began)) s (limit ${limit} s)$([ "$rc" = 124 ] && echo ', timed out')" \
     >> "$OUT/summary.txt"
 }
@@ -90,4 +98,4 @@ cat "$OUT/summary.txt"
 for name in $STEPS; do
   [ -f "$OUT/$name.txt" ] && { echo "== $name"; tail -n 14 "$OUT/$name.txt"; }
 done
-exit 0
+exit "$failed"

@@ -28,3 +28,16 @@ def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
     assert "speed vs official" in (tmp_path / "bench.txt").read_text()
     assert "composites/s" in (tmp_path / "training.txt").read_text()
     assert "composites/s" in (tmp_path / "synthesis.txt").read_text()
+
+
+def test_a_python_without_torch_is_named_before_any_step(tmp_path):
+    """Without the README's venv on PATH it took the system python3: every step failed, and it exited 0."""
+    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1", "PYTHON": "/usr/bin/env python-with-no-torch"}
+    fake = tmp_path / "python-with-no-torch"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    env["PYTHON"] = str(fake)
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "cannot import torch: set PYTHON" in done.stderr
+    assert not (tmp_path / "summary.txt").exists()
