@@ -116,7 +116,10 @@ def train(args, images: Path, masks: Path, overrides: dict, out: Path) -> dict:
     if done.returncode:
         raise SystemExit(f"trainer.fit failed:\n{done.stderr[-3000:]}")
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    rates = [r["samples_per_s"] for r in records if r["type"] == "train" and r["step"] > steps // 5]
+    # the first logged window holds the start-up (data workers, first batches): never counted
+    rates = [r["samples_per_s"] for r in records if r["type"] == "train" and r["step"] > max(steps // 5, 5)]
+    if not rates:
+        raise SystemExit(f"{steps} steps leave no logged window after the start-up: give more --steps (e.g. 20)")
     busy = watch.samples[len(watch.samples) // 5:] if watch and watch.samples else []
     return {"samples_per_s": statistics.median(rates), "gpu_util": statistics.mean(busy) if busy else None}
 

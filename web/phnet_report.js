@@ -13,11 +13,27 @@ function leftAsItWas(report) {
   return /unchanged|left as they were|too small to see|\b0 of \d+ images changed/.test(report);
 }
 
+// a word wider than the node (a long path in a message) is cut where it meets the edge
+function pieces(ctx, word, width) {
+  const out = [];
+  let piece = "";
+  for (const ch of word) {
+    if (piece && ctx.measureText(piece + ch).width > width) {
+      out.push(piece);
+      piece = ch;
+    } else {
+      piece += ch;
+    }
+  }
+  out.push(piece);
+  return out;
+}
+
 function wrap(ctx, text, width) {
   const lines = [];
   for (const paragraph of text.split("\n")) {
     let line = "";
-    for (const word of paragraph.split(" ")) {
+    for (const word of paragraph.split(" ").flatMap((w) => pieces(ctx, w, width))) {
       const next = line ? `${line} ${word}` : word;
       if (line && ctx.measureText(next).width > width) {
         lines.push(line);
@@ -39,7 +55,8 @@ app.registerExtension({
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       onExecuted?.apply(this, arguments);
-      this.phnetReport = (message?.text ?? []).join("\n");
+      const text = message?.text; // a list of lines from the node; a string or nothing from elsewhere
+      this.phnetReport = (Array.isArray(text) ? text : text == null ? [] : [text]).join("\n");
       this.setDirtyCanvas?.(true, true);
     };
 

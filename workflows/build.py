@@ -636,14 +636,21 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     files = render()
     stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    # a template no workflow makes any more (renamed, dropped) would still be listed by ComfyUI
+    orphans = sorted(p for folder in (UI_DIR, API_DIR) for p in folder.glob("*.json") if p not in files)
     if args.check:
         for p in stale:
             print(f"out of date: {p.relative_to(ROOT)}")
-        return 1 if stale else 0
+        for p in orphans:
+            print(f"made by no workflow: {p.relative_to(ROOT)}")
+        return 1 if stale or orphans else 0
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(files[p], encoding="utf-8")
         print(f"wrote {p.relative_to(ROOT)}")
+    for p in orphans:
+        p.unlink()
+        print(f"removed {p.relative_to(ROOT)} (made by no workflow)")
     return 0
 
 

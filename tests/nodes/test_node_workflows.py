@@ -305,3 +305,22 @@ def test_the_builder_sees_a_wire_under_a_node_as_litegraph_draws_it(build):
         Node(2, "ImageBatch", (0, 500), links={"image1": (1, 0)}, size=(300, 100)),  # below its source
     ])
     assert any("LoadImage#1 -> ImageBatch#2.image1 passes under node(s) [1]" in p for p in build.hidden_wires(backwards))
+
+
+def test_the_build_check_names_a_template_no_workflow_makes(tmp_path, monkeypatch, capsys):
+    """A renamed or dropped workflow left its old JSON behind, which ComfyUI still listed; --check passed."""
+    from workflows import build
+
+    ui, api = tmp_path / "ui", tmp_path / "api"
+    ui.mkdir()
+    api.mkdir()
+    files = {ui / "Kept.json": "{}\n", api / "Kept.api.json": "{}\n"}
+    for path, text in files.items():
+        path.write_text(text)
+    (ui / "PHNet-old-name.json").write_text("{}\n")
+    monkeypatch.setattr(build, "render", lambda: files)
+    monkeypatch.setattr(build, "UI_DIR", ui)
+    monkeypatch.setattr(build, "API_DIR", api)
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    assert build.main(["--check"]) == 1 and "made by no workflow: ui/PHNet-old-name.json" in capsys.readouterr().out
+    assert build.main([]) == 0 and not (ui / "PHNet-old-name.json").exists()

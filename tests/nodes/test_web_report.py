@@ -20,7 +20,7 @@ await ext.beforeRegisterNodeDef(NodeType, { name: process.argv[2] });
 const node = Object.assign(new NodeType(), { size: [200, 100], widgets: [], setDirtyCanvas() {},
                                              computeSize() { return [200, 80]; },
                                              setSize(size) { this.size = size; } });
-node.onExecuted?.({ text: [process.argv[3]] });
+node.onExecuted?.(process.argv[4] === "string" ? { text: process.argv[3] } : { text: [process.argv[3]] });
 const drawn = [];
 const ctx = { save() {}, restore() {}, measureText: (t) => ({ width: 6 * t.length }),
               fillText: (t, x, y) => drawn.push([t, y]) };
@@ -29,7 +29,7 @@ console.log(JSON.stringify({ drawn, widgets: node.widgets.length, colour: ctx.fi
 """
 
 
-def _run(tmp_path: Path, node_name: str, report: str) -> dict:
+def _run(tmp_path: Path, node_name: str, report: str, form: str = "list") -> dict:
     node = shutil.which("node")
     if node is None:
         pytest.skip("Node.js is not installed")
@@ -39,7 +39,7 @@ def _run(tmp_path: Path, node_name: str, report: str) -> dict:
     (tmp_path / "extensions" / "comfyui-phnet").mkdir(parents=True)
     shutil.copy(ROOT / "web" / "phnet_report.js", tmp_path / "extensions" / "comfyui-phnet")
     (tmp_path / "driver.mjs").write_text(DRIVER)
-    done = subprocess.run([node, "driver.mjs", node_name, report], cwd=tmp_path, capture_output=True, text=True,
+    done = subprocess.run([node, "driver.mjs", node_name, report, form], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -70,3 +70,12 @@ def test_a_subject_left_as_it_was_is_drawn_in_amber(tmp_path, report, amber):
 
 def test_other_nodes_are_left_alone(tmp_path):
     assert _run(tmp_path, "PHNetSAMSegment", "anything")["drawn"] == []
+
+
+def test_a_report_as_a_string_and_a_word_wider_than_the_node_are_drawn_within_it(tmp_path):
+    """A string where the node sends a list threw (join is not a function); a long path ran off the node."""
+    word = "x" * 100  # 600 px at 6 px a character, in a node 188 px wide inside
+    shown = _run(tmp_path, "PHNetHarmonize", f"PHNet Harmonize: note: {word}", form="string")
+    lines = [text for text, _ in shown["drawn"]]
+    assert "".join(lines).replace(" ", "") == f"PHNetHarmonize:note:{word}"
+    assert all(6 * len(line) <= 188 for line in lines)
