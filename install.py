@@ -7,7 +7,8 @@
   missing. Nothing is installed.
 - torch / torchvision / torchaudio are never installed: the host owns its CUDA build.
 
-Idempotent and fast: one metadata lookup per requirement, nothing when all are present.
+Idempotent and fast: a metadata lookup or two per requirement, nothing when all are present at versions
+requirements.txt allows.
 """
 
 from __future__ import annotations
@@ -52,6 +53,23 @@ def _installed(dist: str) -> bool:
         return False
 
 
+def _met(requirement: str) -> bool:
+    """Installed, at a version the line allows (an old WebUI venv's huggingface-hub 0.17 is not >=0.23).
+    Without ``packaging`` (it comes with huggingface-hub and pip) only whether it is installed."""
+    name = _name(requirement)
+    if not _installed(name):
+        return False
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        return True
+    try:
+        wanted = Requirement(requirement)
+    except Exception:  # a line packaging cannot read: presence is all we can tell
+        return True
+    return wanted.specifier.contains(metadata.version(name), prereleases=True)
+
+
 def _webui_launch():
     """The WebUI launcher module, or None outside it (ComfyUI-Manager, plain Python)."""
     if os.environ.get("COMFYUI_PATH"):
@@ -71,14 +89,14 @@ def main(path: str | None = None) -> int:
         print("[PHNet] torch is not installed; install the PyTorch build for your GPU first (not done here).")
     launch = _webui_launch()
     if launch is None:
-        missing = [r for r in reqs if not _installed(_name(r))]
+        missing = [r for r in reqs if not _met(r)]
         if missing:
             quoted = " ".join(f'"{r}"' for r in missing)
-            print(f"[PHNet] missing packages: {', '.join(missing)}. Install them with:\n"
+            print(f"[PHNet] missing or too old: {', '.join(missing)}. Install them with:\n"
                   f'    "{sys.executable}" -m pip install {quoted}')  # fmt: skip
         return 0
     for req in reqs:
-        if not launch.is_installed(_name(req)):
+        if not launch.is_installed(_name(req)) or not _met(req):
             launch.run_pip(f'install "{req}"', f"PHNet requirement: {req}")
     return 0
 

@@ -111,3 +111,16 @@ def test_runs_as_the_webui_runs_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Installing PHNet requirement: segment-anything" in result.stdout
     assert (root / "pip-calls.txt").read_text().splitlines() == ['install "segment-anything>=1.0"']
+
+
+def test_a_package_older_than_its_bound_is_upgraded_in_the_webui_and_named_elsewhere(install, monkeypatch,
+                                                                                      tmp_path, capsys):
+    """Only presence was checked: an old WebUI venv's huggingface-hub 0.17 stayed against >=0.23, unsaid."""
+    path = _reqs(tmp_path, "numpy>=999\nsafetensors>=0.4\n")
+    launch = _fake_launch(monkeypatch, installed={"numpy", "safetensors"})
+    assert install.main(path) == 0
+    assert launch.pip_calls == ['install "numpy>=999"']
+    monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
+    assert install.main(path) == 0
+    out = capsys.readouterr().out
+    assert "missing or too old: numpy>=999." in out and '"numpy>=999"' in out and "safetensors" not in out
