@@ -1,7 +1,8 @@
 """Dependency check run by the SD-WebUI launcher and by ComfyUI-Manager.
 
 - Inside the SD-WebUI (AUTOMATIC1111 / Forge) launcher, ``import launch`` works: missing
-  requirements are installed the WebUI way (``launch.is_installed`` / ``launch.run_pip``).
+  requirements are installed the WebUI way (``launch.is_installed`` / ``launch.run_pip``); one that
+  is too old is named, not upgraded (the WebUI's own packages pin theirs).
 - Under ComfyUI-Manager (it sets ``COMFYUI_PATH`` and has already pip-installed
   requirements.txt) or any other host without ``launch``: only check and print what is
   missing. Nothing is installed.
@@ -64,10 +65,9 @@ def _met(requirement: str) -> bool:
     except ImportError:
         return True
     try:
-        wanted = Requirement(requirement)
-    except Exception:  # a line packaging cannot read: presence is all we can tell
+        return Requirement(requirement).specifier.contains(metadata.version(name), prereleases=True)
+    except Exception:  # a line or a version packaging cannot read ('unknown'): presence is all we can tell
         return True
-    return wanted.specifier.contains(metadata.version(name), prereleases=True)
 
 
 def _webui_launch():
@@ -95,9 +95,15 @@ def main(path: str | None = None) -> int:
             print(f"[PHNet] missing or too old: {', '.join(missing)}. Install them with:\n"
                   f'    "{sys.executable}" -m pip install {quoted}')  # fmt: skip
         return 0
+    old = []
     for req in reqs:
-        if not launch.is_installed(_name(req)) or not _met(req):
+        if not launch.is_installed(_name(req)):
             launch.run_pip(f'install "{req}"', f"PHNet requirement: {req}")
+        elif not _met(req):
+            old.append(req)
+    if old:  # not upgraded here: the WebUI pins what its own packages need (transformers 4.30: huggingface-hub < 1)
+        print(f"[PHNet] older than PHNet needs: {', '.join(old)}. PHNet may fail until they are upgraded; "
+              f"check that the WebUI's own packages allow it first.")
     return 0
 
 

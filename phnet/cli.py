@@ -438,10 +438,12 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             fail(job, e)
             continue
         corrections.append(found.report)
-        if found.report.background is not None or found.report.flat is not None:
-            save(image, job, keep, image)  # too little background, or one flat colour: as it was, not smoothed
-            (cramped if found.report.background is not None else flat).append(job.composite.name)
+        if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
+            save(image, job, keep, image)
+            cramped.append(job.composite.name)
             continue
+        if found.report.flat is not None:  # one flat colour: the smoother keeps it in time, out of its averages
+            flat.append(job.composite.name)
         held[len(frames)] = found
         reported[len(frames)] = len(corrections) - 1
         frames.append(job)

@@ -580,16 +580,6 @@ class Harmonizer:
             _, subject = _working_mask(mask, mask_peak, low_shape)
         return 1 - float(subject.float().mean())
 
-    def working_flat(self, pixels, peak, mask, mask_peak, size) -> tuple[int, int, int] | None:
-        """The one colour (0-255) of an H×W×C picture's background at the working size, as the network call
-        judges it (:func:`flat_colours`), or None where it is a scene."""
-        low_shape = working_shape(*pixels.shape[:2], size)
-        with one_thread(pixels.device):
-            image_low = downscale(pixels[..., :3], peak, low_shape)
-            _, subject = _working_mask(mask, mask_peak, low_shape)
-            colour = flat_colours(image_low, subject.float().to(image_low.device))[0].tolist()
-        return None if math.isnan(colour[0]) else tuple(round(255 * v) for v in colour)
-
     @property
     def lifts_change(self) -> bool:
         """Whether the network's pictures reach full resolution as their change filled outward from the
@@ -725,10 +715,9 @@ class Harmonizer:
         background = [self.working_background(pixels[i], masks[i], mask_peak, size) if here else 1.0
                       for i, here in enumerate(present)]
         cramped = [p and b < MIN_BACKGROUND for p, b in zip(present, background)]
-        # so is a frame whose background is one flat colour (a black frame): no scene, and a zero to pull with
-        flat = [self.working_flat(pixels[i], peak, masks[i], mask_peak, size) if present[i] and not cramped[i]
-                else None for i in range(count)]
-        order = [i for i in range(count) if present[i] and not cramped[i] and flat[i] is None]  # the smoother's
+        # (a frame whose background is one flat colour is found by the network call: the smoother keeps it in
+        # time and out of its averages, and apply_frame leaves it as it was)
+        order = [i for i in range(count) if present[i] and not cramped[i]]  # what the smoother sees, in order
         temporal = temporal or Temporal(window=0)
         outside = [cut for cut in temporal.cuts if not 0 <= cut < count]
         if outside:
@@ -760,9 +749,9 @@ class Harmonizer:
             if not present[i]:
                 reports[i] = Correction.no_subject(self.threshold_for(threshold), float(strength))
                 step(2)
-            elif cramped[i] or flat[i] is not None:
+            elif cramped[i]:
                 reports[i] = Correction(0.0, self.threshold_for(threshold), 0.0, float(strength),
-                                        background=background[i] if cramped[i] else None, flat=flat[i])
+                                        background=background[i])
                 step(2)
         chunk = self.pictures_per_call(pixels, size)
         for start in range(0, len(order), chunk):

@@ -149,6 +149,8 @@ class Smoother:
 
     def __init__(self, temporal: Temporal) -> None:
         self.temporal = temporal
+        self._held_out: set[int] = set()  # frames counted in time but kept out of every average
+        self._cut_pending = False  # a cut given by hand on a held-out frame: the next frame starts the shot
         self.radius = 0 if temporal.causal or temporal.window == 0 else math.ceil(3 * temporal.window)
         self.decay = math.exp(-1.0 / temporal.window) if temporal.causal and temporal.window > 0 else 0.0
         self.count = 0
@@ -162,7 +164,12 @@ class Smoother:
     def push(self, estimate: FrameEstimate) -> list[tuple[int, torch.Tensor]]:
         index, ready = self.count, []
         self.count += 1
-        if _starts_shot(index, self._previous, estimate, self.temporal):
+        if held_out(estimate):  # no scene to match: its own (zero) correction, and no pull on its neighbours
+            self._held_out.add(index)
+            self._cut_pending = self._cut_pending or index in self.temporal.cuts
+            return [(index, estimate.correction)]
+        if _starts_shot(index, self._previous, estimate, self.temporal) or self._cut_pending:
+            self._cut_pending = False
             ready += self.finish()  # the last shot's frames need nothing from this one
             self.starts.append(index)
             self._sum, self._weight = None, 0.0
@@ -177,17 +184,23 @@ class Smoother:
             self._next = index + 1
             return ready + [(index, self._sum / self._weight)]
         self._window.append((index, x))
-        while self._next <= index - self.radius:
+        while self._skip_held_out() <= index - self.radius:
             ready.append(self._centred(self._next))
         return ready
 
     def finish(self) -> list[tuple[int, torch.Tensor]]:
         """The frames still held back: the end of the clip (or of a shot) has been reached."""
         ready = []
-        while self._window and self._next <= self._window[-1][0]:
+        while self._window and self._skip_held_out() <= self._window[-1][0]:
             ready.append(self._centred(self._next))
         self._window = []
         return ready
+
+    def _skip_held_out(self) -> int:
+        while self._next in self._held_out:
+            self._held_out.discard(self._next)
+            self._next += 1
+        return self._next
 
     def _centred(self, index: int) -> tuple[int, torch.Tensor]:
         sigma = self.temporal.window
@@ -200,6 +213,12 @@ class Smoother:
         self._next = index + 1
         self._window = [(k, x) for k, x in self._window if k >= self._next - self.radius]
         return index, total / weights
+
+
+def held_out(estimate: FrameEstimate) -> bool:
+    """A frame the smoothing leaves out: its background is one flat colour (no scene; its zero correction would
+    pull its neighbours' down). It keeps its place in time."""
+    return estimate.report is not None and getattr(estimate.report, "flat", None) is not None
 
 
 def smooth(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[torch.Tensor]:

@@ -363,3 +363,38 @@ def test_a_flat_frame_of_a_clip_does_not_pull_its_neighbours_down(tiny_config):
     assert reports[1].flat == (128, 128, 128) and reports[1].unchanged and np.array_equal(out[1], frames[1])
     alone = [h.harmonize(frames[i], masks[i], threshold=0).corrections[0].size for i in (0, 2)]
     assert [reports[i].applied for i in (0, 2)] == pytest.approx(alone, rel=0.05)
+
+
+def test_a_flat_frame_is_judged_by_the_network_call_itself_even_with_a_tiny_subject(tiny_config):
+    """Judged apart, a subject smaller than a working pixel read as scene there and as nothing in the network
+    call: the frame was smoothed, reported flat, and pulled its neighbours down."""
+    h = _harmonizer(tiny_config, "residual")
+    rng = np.random.default_rng(3)
+    frames = np.full((3, 256, 256, 3), 128, np.uint8)
+    frames[[0, 2]] += rng.integers(0, 3, (2, 256, 256, 3), dtype=np.uint8)
+    masks = np.zeros((3, 256, 256), np.float32)
+    masks[[0, 2], 64:192, 64:192] = 1
+    frames[[0, 2], 64:192, 64:192] = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    masks[1, 100:102, 100:102] = 1  # a speck of a subject, under half a working pixel
+    frames[1, 100:102, 100:102] = (250, 10, 10)
+    out, reports = h.harmonize(frames, masks, temporal=Temporal(window=2.0), threshold=0)
+    assert reports[1].flat is not None and reports[1].unchanged and np.array_equal(out[1], frames[1])
+    alone = [h.harmonize(frames[i], masks[i], threshold=0).corrections[0].size for i in (0, 2)]
+    assert [reports[i].applied for i in (0, 2)] == pytest.approx(alone, rel=0.05)
+
+
+def test_the_smoother_keeps_a_held_out_frame_in_time_and_out_of_its_averages():
+    import dataclasses
+
+    from phnet.corrections import Correction
+
+    flat = dataclasses.replace(_est(0.0, 0.5), report=Correction(0.0, 0.0, 0.0, flat=(0, 0, 0)))
+    with_it = smooth([_est(1.0, 0.5), flat, _est(1.0, 0.5)], Temporal(window=2.0))
+    assert float(with_it[0].mean()) == pytest.approx(1.0) and float(with_it[2].mean()) == pytest.approx(1.0)
+    assert float(with_it[1].mean()) == 0.0  # its own correction, which is never applied
+    # a cut given by hand on it starts the shot at the next frame
+    smoother = Smoother(Temporal(window=2.0, cuts=(2,)))
+    for e in (_est(1.0, 0.5), _est(1.0, 0.5), flat, _est(3.0, 0.5)):
+        smoother.push(e)
+    smoother.finish()
+    assert smoother.starts == [0, 3]
