@@ -25,12 +25,13 @@
 # and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-# the Python that has torch: $PYTHON, else the README's .venv, else python3 (an image may have no `python`)
-if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
-elif [ -x .venv/bin/python ]; then PY=.venv/bin/python
-else PY="$(command -v python3 || command -v python)"; fi
-if ! "$PY" -c "import torch" 2>/dev/null; then
-  echo "error: $PY cannot import torch: set PYTHON to the Python that has it (or create .venv as the README says)" >&2
+# the first Python that has torch: $PYTHON, the README's .venv, python3 (an image may have no `python`), python
+PY=
+for candidate in ${PYTHON:+"$PYTHON"} .venv/bin/python "$(command -v python3)" "$(command -v python)"; do
+  [ -n "$candidate" ] && "$candidate" -c "import torch" 2>/dev/null && { PY=$candidate; break; }
+done
+if [ -z "$PY" ]; then
+  echo "error: no Python here can import torch (PYTHON, .venv/bin/python, python3, python): set PYTHON to the one that has it" >&2
   exit 2
 fi
 failed=0  # the exit status: 1 when a step did not exit 0 (its output and time are in summary.txt all the same)
@@ -73,6 +74,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
   left=$((DEADLINE - (SECONDS - started)))
   if [ "$left" -lt 30 ]; then
     echo "$name: not run, ${left}s left of DEADLINE=${DEADLINE}s" >> "$OUT/summary.txt"
+    failed=1
     return 0
   fi
   limit=$((cap < left ? cap : left))

@@ -32,12 +32,24 @@ def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
 
 def test_a_python_without_torch_is_named_before_any_step(tmp_path):
     """Without the README's venv on PATH it took the system python3: every step failed, and it exited 0."""
-    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1", "PYTHON": "/usr/bin/env python-with-no-torch"}
-    fake = tmp_path / "python-with-no-torch"
-    fake.write_text("#!/bin/sh\nexit 1\n")
-    fake.chmod(0o755)
-    env["PYTHON"] = str(fake)
-    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("python3", "python", "no-torch"):
+        (fake / name).write_text("#!/bin/sh\nexit 1\n")
+        (fake / name).chmod(0o755)
+    repo = tmp_path / "repo"  # a checkout without .venv, so only the Pythons above are tried
+    (repo / "benchmarks").mkdir(parents=True)
+    (repo / "benchmarks" / "gpu_check.sh").write_text((REPO / "benchmarks" / "gpu_check.sh").read_text())
+    env = {"PATH": f"{fake}{os.pathsep}/usr/bin{os.pathsep}/bin", "OUT": str(tmp_path / "out"), "REHEARSE": "1",
+           "PYTHON": str(fake / "no-torch")}
+    done = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=60)
-    assert done.returncode == 2 and "cannot import torch: set PYTHON" in done.stderr
-    assert not (tmp_path / "summary.txt").exists()
+    assert done.returncode == 2 and "no Python here can import torch" in done.stderr
+    assert not (tmp_path / "out" / "summary.txt").exists()
+
+
+def test_a_step_left_unrun_for_lack_of_time_is_no_success(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1", "DEADLINE": "10", "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "not run" in (tmp_path / "summary.txt").read_text()
