@@ -648,9 +648,8 @@ def main(argv=None) -> int:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(files[p], encoding="utf-8")
         print(f"wrote {p.relative_to(ROOT)}")
-    for p in orphans:
-        p.unlink()
-        print(f"removed {p.relative_to(ROOT)} (made by no workflow)")
+    for p in orphans:  # a user's own file, or a stale template: only said, never deleted
+        print(f"note: {p.relative_to(ROOT)} is made by no workflow; remove it if it is a stale template")
     return 0
 
 
