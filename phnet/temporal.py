@@ -160,14 +160,18 @@ class Smoother:
         self._next = 0  # the first frame not yet returned
         self._sum: torch.Tensor | None = None
         self._weight = 0.0
+        self._last = 0  # the causal average's last frame: it decays with the time since, held-out frames too
 
     def push(self, estimate: FrameEstimate) -> list[tuple[int, torch.Tensor]]:
         index, ready = self.count, []
         self.count += 1
         if held_out(estimate):  # no scene to match: its own (zero) correction, and no pull on its neighbours
-            self._held_out.add(index)
             self._cut_pending = self._cut_pending or index in self.temporal.cuts
-            return [(index, estimate.correction)]
+            if self.radius:  # frames it completes the window of are final now, not at the next frame
+                while self._window and self._skip_held_out() <= min(index - self.radius, self._window[-1][0]):
+                    ready.append(self._centred(self._next))
+                self._held_out.add(index)
+            return ready + [(index, estimate.correction)]
         if _starts_shot(index, self._previous, estimate, self.temporal) or self._cut_pending:
             self._cut_pending = False
             ready += self.finish()  # the last shot's frames need nothing from this one
@@ -179,9 +183,10 @@ class Smoother:
             self._next = index + 1
             return ready + [(index, x)]
         if self.temporal.causal:  # Σ e^(−lag/τ)·x over the shot so far, normalised
-            self._sum = x.clone() if self._sum is None else self._sum * self.decay + x
-            self._weight = self._weight * self.decay + 1.0
-            self._next = index + 1
+            fade = self.decay ** (index - self._last)
+            self._sum = x.clone() if self._sum is None else self._sum * fade + x
+            self._weight = self._weight * fade + 1.0
+            self._next, self._last = index + 1, index
             return ready + [(index, self._sum / self._weight)]
         self._window.append((index, x))
         while self._skip_held_out() <= index - self.radius:
@@ -216,9 +221,11 @@ class Smoother:
 
 
 def held_out(estimate: FrameEstimate) -> bool:
-    """A frame the smoothing leaves out: its background is one flat colour (no scene; its zero correction would
-    pull its neighbours' down). It keeps its place in time."""
-    return estimate.report is not None and getattr(estimate.report, "flat", None) is not None
+    """A frame the smoothing leaves out: the network call left it as it was, its background one flat colour or
+    too small a share of it (its zero correction would pull its neighbours' down). It keeps its place in time."""
+    report = estimate.report
+    return report is not None and (getattr(report, "flat", None) is not None
+                                   or getattr(report, "background", None) is not None)
 
 
 def smooth(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[torch.Tensor]:

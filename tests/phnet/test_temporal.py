@@ -398,3 +398,18 @@ def test_the_smoother_keeps_a_held_out_frame_in_time_and_out_of_its_averages():
         smoother.push(e)
     smoother.finish()
     assert smoother.starts == [0, 3]
+
+
+def test_held_out_frames_count_in_time_in_the_causal_average_and_release_the_frames_they_complete():
+    import dataclasses
+
+    from phnet.corrections import Correction
+
+    flat = dataclasses.replace(_est(0.0, 0.5), report=Correction(0.0, 0.0, 0.0, flat=(0, 0, 0)))
+    for k, expected in ((0, 0.3775), (1, 0.2689), (3, 0.1192)):  # e^(-gap/2) of 1.0 against the new 0.0
+        causal = smooth([_est(1.0, 0.5), *[flat] * k, _est(0.0, 0.5)], Temporal(window=2.0, causal=True))
+        assert float(causal[-1].mean()) == pytest.approx(expected, abs=1e-4)
+    smoother = Smoother(Temporal(window=1.0))  # radius 3
+    released = [k for e in [_est(1.0, 0.5)] * 4 + [flat] * 5 for k, _ in smoother.push(e)]
+    # frame k is final once frame k + 3 is in, held-out or not: not kept back until the next frame with a scene
+    assert released == [0, 1, 4, 2, 5, 3, 6, 7, 8] and smoother.finish() == []
