@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+import unicodedata
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -148,12 +149,12 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         images = _pictures(composite)
         if not images:
             raise SystemExit(f"error: no images in {composite}")
-        stems = Counter(p.stem for p in images)
+        stems = Counter(_folded(p.stem) for p in images)
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
         jobs = []
         for path, paired in zip(images, masks):
             # x.jpg and x.png both in the folder: x_jpg.png and x_png.png, so neither result is lost
-            name = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
+            name = path.stem if stems[_folded(path.stem)] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
             target = out / (name + ".png")
             jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
     else:
@@ -179,7 +180,10 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
     for m in _pictures(folder):
         by_name[m.name] = m
         by_stem.setdefault(m.stem, m)
-    found = [by_name.get(c.name) or by_stem.get(c.stem) for c in composites]
+        by_name.setdefault(_folded(m.name), m)  # IMG_0001.JPG's mask img_0001.png, as Windows and macOS see it
+        by_stem.setdefault(_folded(m.stem), m)
+    found = [by_name.get(c.name) or by_stem.get(c.stem) or by_name.get(_folded(c.name)) or by_stem.get(_folded(c.stem))
+             for c in composites]
     missing = [c for c, m in zip(composites, found) if m is None]
     if missing:
         names = ", ".join(f"{c.stem}.*" for c in missing[:10]) + (f" and {len(missing) - 10} more"
@@ -189,20 +193,26 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
     return found
 
 
+def _folded(name: str) -> str:
+    """A name as Windows and macOS compare it: case and Unicode normalization (NFC/NFD) folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of an existing file: the same for every name of it, hard links included."""
+    """(device, inode) of an existing file: the same for every name of it, hard links included; None where the
+    file system has no inode numbers (0 for every file: some network drives and cloud folders)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+    return (st.st_dev, st.st_ino) if st.st_ino else None
 
 
 def _check_targets(jobs: list[_Job]) -> None:
     """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide."""
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
-    seen: dict[Path, tuple[Path, str]] = {}
+    seen: dict[str, tuple[Path, str]] = {}  # by folded path: one file on Windows and macOS
     writes = [(t, job.composite, option) for job in jobs
               for t, option in ((job.target, "-o"), (job.compare, "--compare")) if t is not None]
     for target, source, option in writes:
@@ -214,11 +224,14 @@ def _check_targets(jobs: list[_Job]) -> None:
         resolved = target.resolve()
         if resolved in inputs or _identity(target) in input_ids:
             raise SystemExit(f"error: refusing to overwrite the input {target}; choose another {option}")
-        if resolved in seen and seen[resolved][0] == source:
-            raise SystemExit(f"error: -o and --compare are both {target}; give --compare another name")
-        if resolved in seen:
-            raise SystemExit(f"error: {seen[resolved][0]} and {source} would both be written to {target}")
-        seen[resolved] = source, option
+        key = _folded(str(resolved))
+        if key in seen and seen[key][0] == source:
+            raise SystemExit(f"error: -o and --compare are both {target} (names that differ only in case are one file "
+                             "on Windows and macOS); give --compare another name")
+        if key in seen:
+            raise SystemExit(f"error: {seen[key][0]} and {source} would both be written to {target} (names that "
+                             "differ only in case are one file on Windows and macOS)")
+        seen[key] = source, option
 
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
@@ -653,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "units) that counts as a cut in --temporal mode (default 20)")
     h.set_defaults(run=harmonize)
 
-    c = sub.add_parser("convert", help="official .pth checkpoint → config.json + model.safetensors")
+    c = sub.add_parser("convert", help="official .pth checkpoint to config.json + model.safetensors")
     c.add_argument("checkpoint")
     c.add_argument("out_dir")
     c.add_argument("--config", choices=OFFICIAL_PRESETS, help="architecture (default: inferred from shapes)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -315,3 +317,39 @@ def test_a_result_with_a_long_name_is_written(tiny_folder, tmp_path):
     out = tmp_path / "out" / f"{name}.png"
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
     assert Image.open(out).size == _composite().size and [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_folder, tmp_path):
+    """Photo.jpg and photo.png gave Photo.png and photo.png: one file there, so one result was lost; a mask
+    named img_0001.png was not found for IMG_0001.JPG."""
+    comps, masks = tmp_path / "c", tmp_path / "m"
+    comps.mkdir()
+    masks.mkdir()
+    _composite().save(comps / "Photo.jpg")
+    _composite().save(comps / "photo.png")
+    _composite().save(comps / "IMG_0001.JPG")
+    for name in ("photo.png", "img_0001.png"):
+        _mask().save(masks / name)
+    assert _harmonize(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["IMG_0001.png", "Photo_jpg.png", "photo_png.png"]
+    with pytest.raises(SystemExit, match="differ only in case are one file"):
+        _harmonize(comps / "photo.png", masks / "photo.png", "-o", tmp_path / "one" / "result.png", "--compare",
+                   tmp_path / "one" / "Result.png", "--weights", tiny_folder)
+
+
+def test_output_redirected_to_a_file_in_a_code_page_that_lacks_the_names_characters(tiny_folder, tmp_path):
+    """Windows writes redirected stdout in cp1252: a result named Фото was written, then reported failed."""
+    import subprocess
+    import sys
+
+    comps, masks = tmp_path / "c", tmp_path / "m"
+    comps.mkdir()
+    masks.mkdir()
+    _composite().save(comps / "Фото.png")
+    _mask().save(masks / "Фото.png")
+    code = ("import sys; from phnet.console import entry; sys.argv = ['phnet', 'harmonize', sys.argv[1], sys.argv[2], "
+            "'-o', sys.argv[3], '--weights', sys.argv[4]]; entry()")
+    done = subprocess.run([sys.executable, "-c", code, str(comps), str(masks), f"{tmp_path / 'out'}/", str(tiny_folder)],
+                          capture_output=True, env={**os.environ, "PYTHONIOENCODING": "cp1252"}, timeout=120)
+    assert done.returncode == 0, done.stderr.decode("cp1252", "replace")
+    assert b"\\u0424" in done.stdout and (tmp_path / "out" / "Фото.png").is_file()
