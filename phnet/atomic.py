@@ -3,8 +3,10 @@ place, so a reader (or a process killed mid-write) sees the old file or the new 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,10 +26,25 @@ def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> No
     try:
         write(tmp)
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        _replace(tmp, target)
     finally:
         if os.path.exists(tmp):
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):  # (on Windows a writer cut short may still hold it open: the
+                os.unlink(tmp)                  # exception that cut it short is the one to raise)
+
+
+def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
+    """``os.replace``, tried again for a second on Windows, where a viewer, the indexer or a virus scanner may
+    hold either file for a moment; then the error names the target, not the temporary file."""
+    for attempt in range(tries):
+        try:
+            os.replace(tmp, target)
+            return
+        except PermissionError as e:
+            if os.name != "nt" or attempt == tries - 1:
+                raise PermissionError(e.errno, f"{e.strerror}: cannot replace {target} (is it open in another "
+                                               "program?)", str(target)) from None
+            time.sleep(0.1)
 
 
 def write_atomic_text(target: str | os.PathLike, text: str) -> None:

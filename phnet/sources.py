@@ -206,7 +206,7 @@ def resolve(
     ``@revision``; two different ones, or a revision with a local path, are refused: one would be ignored).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
-    text = "" if source is None else str(source).strip()
+    text = "" if source is None else str(source).strip().strip("\"'").strip()  # Explorer's "Copy as path" quotes
     if not text or text == DEFAULT_LABEL:
         _no_revision(revision, text or DEFAULT_LABEL, "the bundled default weights")
         return Source("default", path=BUNDLED_DIR)

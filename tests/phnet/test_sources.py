@@ -149,3 +149,10 @@ def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tm
 def test_a_revision_for_the_bundled_default_or_an_official_name_is_refused_not_ignored(text):
     with pytest.raises(ValueError, match="revision 'v2' is for a Hub repo, .* which has no revisions: drop the"):
         sources.resolve(text, revision="v2")
+
+
+def test_a_path_pasted_with_quotes_is_the_path(tmp_path):
+    """Explorer's "Copy as path" quotes it; pasted into a loader's field it was "not found"."""
+    (tmp_path / "x.safetensors").write_bytes(b"")
+    for quoted in (f'"{tmp_path / "x.safetensors"}"', f"'{tmp_path / 'x.safetensors'}'", f' "{tmp_path}" '):
+        assert sources.resolve(quoted).path in (tmp_path / "x.safetensors", tmp_path)
