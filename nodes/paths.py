@@ -81,9 +81,27 @@ def download_dir(folder: str) -> str:
         existing = path
         while not os.path.exists(existing) and os.path.dirname(existing) != existing:
             existing = os.path.dirname(existing)  # a folder not made yet: its nearest existing parent
-        if os.access(existing, os.W_OK | os.X_OK):
+        if _writable(existing):
             return path
     return default_dir(folder)
+
+
+def _writable(folder: str) -> bool:
+    """Whether files can be made in ``folder``. On Windows ``os.access`` says yes for every folder (read-only
+    and UAC-protected ones too), so a file is made there and removed."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    if os.name != "nt":
+        return True
+    import tempfile
+
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".phnet-write-test-")
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(probe)
+    return True
 
 
 def _configured(folder: str) -> list[str]:

@@ -29,6 +29,7 @@ import http.client
 import os
 import shutil
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -143,6 +144,11 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Ite
     target = folders[0]
     lock = FileLock(str(target / f".{weights.name}.lock"))
     try:
+        # filelock 3 on Windows reads a lock file it may not create as one another process holds, and waits for
+        # ever: a file made and removed first turns that into this message
+        handle, probe = tempfile.mkstemp(dir=target, prefix=".phnet-write-test-")
+        os.close(handle)
+        os.unlink(probe)
         lock.acquire()
     except OSError as e:
         if offline and _local_checkpoint(weights, folders) is None:

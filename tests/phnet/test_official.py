@@ -325,3 +325,18 @@ def test_a_download_whose_conversion_was_killed_is_converted_and_removed_next_ti
     folder = weights.fetch_official(NAME, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".{NAME}.lock", NAME]
     assert (folder / "model.safetensors").is_file()
+
+
+def test_a_folder_that_cannot_be_written_is_named_before_the_lock_is_waited_for(monkeypatch, tmp_path):
+    """filelock 3 on Windows takes a lock file it may not create for one another process holds, and waits for
+    ever: the folder is tried first."""
+    import filelock
+
+    waited = []
+    monkeypatch.setattr(filelock.FileLock, "acquire", lambda self, *a, **k: waited.append(1))
+    monkeypatch.setattr(official.tempfile, "mkstemp",
+                        lambda **kw: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(PermissionError, match=f"cannot write into {tmp_path}"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert waited == []
