@@ -371,9 +371,9 @@ def _segment(segmenter, image, box):
     """SAM's mask of ``box``, computed on the WebUI's device. Between images SAM waits on the CPU: a vit_h
     holds 2.5 GB of GPU memory that the next generation needs more."""
     device = _device()
-    if device is not None:
-        segmenter.to(device)
     try:
+        if device is not None:
+            segmenter.to(device)
         segmenter.set_image(image)
         return segmenter.predict(box=box)
     finally:

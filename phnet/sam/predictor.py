@@ -111,7 +111,12 @@ class SamSegmenter:
             target = torch.device(device)
             if target == self.device:
                 return self
-            self.model.to(target)
+            try:
+                self.model.to(target)
+            except BaseException:  # cut short (a full GPU): the weights already moved go back, none left there
+                self.model.to(self.device)
+                self.reset_image()
+                raise
             self.device = target
             self.reset_image()
         return self

@@ -311,3 +311,27 @@ def test_to_the_same_device_keeps_the_image_and_a_device_torch_lacks_changes_not
     with pytest.raises(ValueError, match=r"SamSegmenter.to\('nonsense'\): not a device name torch knows"):
         seg.to("nonsense")
     assert seg.device.type == "cpu" and seg.is_image_set
+
+
+def test_a_move_cut_short_goes_back_whole(seg, image, monkeypatch):
+    """A full GPU stopped Module.to halfway: the segmenter still said "cpu", so moving it back did nothing, and
+    the weights left on the GPU broke every later call ("Input type (float) and bias type (double)")."""
+    import torch
+
+    before = seg.segment(image, box=(10, 5, 50, 40))
+    real_to = type(seg.model).to
+    calls = []
+
+    def half_way(module, target, *args, **kwargs):
+        calls.append(str(target))
+        if str(target) != "cpu":
+            module.image_encoder.double()  # what had moved before the allocation failed
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_to(module.float(), target, *args, **kwargs)
+
+    monkeypatch.setattr(type(seg.model), "to", half_way)
+    monkeypatch.setattr("phnet.harmonizer.device_problem", lambda device: None)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        seg.to("cuda")
+    assert calls == ["cuda", "cpu"] and seg.device == torch.device("cpu")
+    assert (seg.segment(image, box=(10, 5, 50, 40)) == before).all()
