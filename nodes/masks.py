@@ -138,6 +138,18 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         )
 
 
+def looks_inverted(mask: torch.Tensor, whole_ok: bool = False) -> tuple[float, float] | None:
+    """(area, border) shares of an H×W mask that covers most of its picture and of its border (the shape of a
+    cut-out's transparent part: an inverted mask), else None. ``whole_ok``: a subject that fills its picture but
+    for its corners is no inverted mask."""
+    on = mask >= 0.5
+    border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
+    area = on.float().mean().item()
+    if area < 1.0 and area >= INVERTED_AREA and border >= INVERTED_BORDER and not (whole_ok and area > WHOLE_BUT_CORNERS):
+        return area, border
+    return None
+
+
 def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False,
                clip: bool = False) -> None:
     """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them).
@@ -160,13 +172,11 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             "nothing (check its box or points).")
     whole, inverted = [], []
     for i, m in enumerate(frames):
-        on = m >= 0.5
-        border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
-        area = on.float().mean().item()
-        if area == 1.0:
+        shares = looks_inverted(m, whole_ok)
+        if (m >= 0.5).all():
             whole.append(i)
-        elif area >= INVERTED_AREA and border >= INVERTED_BORDER and not (whole_ok and area > WHOLE_BUT_CORNERS):
-            inverted.append((i, area, border))
+        elif shares is not None:
+            inverted.append((i, *shares))
     subjects = sum(bool(m.amax() > 0) for m in frames) if clip else len(frames)
     if clip and len(whole) < subjects and 2 * len(inverted) <= subjects:
         return

@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_image, check_mask_size, clamped, one_per_mask, prepared
+from .masks import check_image, check_mask_size, clamped, looks_inverted, one_per_mask, prepared
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -80,8 +80,11 @@ def as_phnet_sam(sam_model):
 
         # Impact Pack parks its SAM on the CPU between its own runs: this run takes it to the compute
         # device like our own loader's SAM, and puts it back where it was.
-        device = next(sam_model.parameters()).device
-        return PHNetSAM(SamSegmenter(sam_model, device=device), mm.get_torch_device(), device)
+        first = next(sam_model.parameters())
+        if first.dtype != torch.float32:  # SamPredictor feeds it fp32 pictures: torch's own dtype error otherwise
+            raise ValueError(f"sam_model holds {str(first.dtype).removeprefix('torch.')} weights; PHNet SAM Segment "
+                             "runs SAM in fp32: load it in fp32 in its loader, or use 'PHNet SAM Loader'")
+        return PHNetSAM(SamSegmenter(sam_model, device=first.device), mm.get_torch_device(), first.device)
     raise ValueError(
         f"sam_model is not Meta's Segment Anything: {foreign} (a SAM variant such as SAM-HQ or MobileSAM?), which "
         "PHNet SAM Segment cannot use: load a Segment Anything checkpoint with 'PHNet SAM Loader', or connect "
@@ -173,6 +176,7 @@ class PHNetSAMSegment:
     def segment(self, sam_model, image, box="", positive_points="", negative_points="", multimask=False,
                 threshold=0.0, grow=0, feather=0.0, guide_mask=None):
         from ..phnet.imageio import mask_to_tensor
+        from ..phnet.imageio.masks import FAINT
         from ..phnet.sam.predictor import interrupt_points
         from ..phnet.mask_tools import mask_bbox, refine_mask
         from ..phnet.sam.prompts import make_prompt
@@ -192,6 +196,15 @@ class PHNetSAMSegment:
             image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
             b = image.shape[0]
             guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
+            inverted = [i for i, g in enumerate(guides) if looks_inverted(g, whole_ok=True)]
+            if inverted:
+                raise ValueError(
+                    f"PHNet SAM Segment: 'guide_mask'{f' (image {inverted[0]} of the batch)' if b > 1 else ''} covers "
+                    "most of the picture and of its border, so it looks inverted and its box would be the whole "
+                    "picture: put an InvertMask node in front of guide_mask (Load Image's MASK is 1 where a PNG is "
+                    "transparent)")
+            # a guide this faint is a detector's "nobody here", not a subject: its box would be its noise's
+            guides = torch.where(guides.flatten(1).amax(1)[:, None, None] >= FAINT, guides, torch.zeros_like(guides))
         if notes:
             log.info("comfyui-phnet: PHNet SAM Segment%s", notes)
         if box_px is None and not pos and guides is None:  # negative points only say where the subject is not

@@ -504,3 +504,18 @@ def test_a_half_copy_left_by_a_killed_comfyui_is_replaced_by_the_next_download(p
     finally:
         for placed in sams.glob("someone--sam--sam_vit_x.pth*"):
             placed.unlink()
+
+
+def test_an_inverted_or_faint_guide_mask_and_a_half_precision_sam_are_named(nodes, sam_model, portrait):
+    """An inverted guide (Load Image's MASK of a cut-out) prompted SAM with the whole picture; a detector's faint
+    "nobody here" got a box around its noise; a half-precision SAM from another pack failed in torch's words."""
+    from tests.helpers.tiny_sam import build_tiny_sam
+
+    img, subject = portrait(b=2)
+    with pytest.raises(ValueError, match="looks inverted .* InvertMask node in front of guide_mask"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img[:1], guide_mask=1 - subject[:1])
+    guides = torch.stack([subject[0], 0.001 * torch.rand_like(subject[0])])
+    (masks,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=guides)
+    assert masks[0].sum() > 0 and masks[1].sum() == 0  # the faint one is "no subject here"
+    with pytest.raises(ValueError, match="holds bfloat16 weights; .* load it in fp32"):
+        nodes["PHNetSAMSegment"].segment(build_tiny_sam().to(torch.bfloat16), img[:1], box="10,5,50,40")
