@@ -49,6 +49,11 @@ class SamSegmenter:
     def __init__(self, sam_model: torch.nn.Module, device: str | torch.device | None = None):
         from segment_anything import SamPredictor
 
+        from ..harmonizer import device_problem
+
+        problem = device_problem(device) if device is not None else None
+        if problem:  # as .to() says it, not in torch's words
+            raise ValueError(f"SamSegmenter(device={str(device)!r}): {problem}")
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = sam_model.to(self.device).eval()
         self.architecture: SamArchitecture | None = None

@@ -335,3 +335,12 @@ def test_a_move_cut_short_goes_back_whole(seg, image, monkeypatch):
         seg.to("cuda")
     assert calls == ["cuda", "cpu"] and seg.device == torch.device("cpu")
     assert (seg.segment(image, box=(10, 5, 50, 40)) == before).all()
+
+
+def test_a_device_this_machine_lacks_is_named_when_the_segmenter_is_made(monkeypatch):
+    import phnet.harmonizer
+    from tests.helpers.tiny_sam import build_tiny_sam
+
+    monkeypatch.setattr(phnet.harmonizer, "device_problem", lambda device: "no CUDA GPU is visible to torch here; use cpu")
+    with pytest.raises(ValueError, match=r"SamSegmenter\(device='cuda'\): no CUDA GPU is visible"):
+        SamSegmenter(build_tiny_sam(), device="cuda")
