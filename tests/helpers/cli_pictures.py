@@ -25,3 +25,14 @@ def harmonize(*args: str | Path) -> int:
     from phnet import cli
 
     return cli.main(["harmonize", *map(str, args), "--device", "cpu"])
+
+
+def folders(root: Path, *names: str) -> tuple[Path, Path]:
+    """root/c and root/m holding a composite and its mask under each name (a folder run's inputs)."""
+    comps, masks = root / "c", root / "m"
+    comps.mkdir()
+    masks.mkdir()
+    for name in names:
+        composite().save(comps / name)
+        mask().save(masks / name)
+    return comps, masks

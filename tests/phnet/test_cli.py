@@ -11,7 +11,7 @@ from PIL import Image
 from phnet import PHNetConfig, cli
 from phnet.weights import DEFAULT_DIR, load_model
 from tests.helpers.cli_pictures import H, W
-from tests.helpers.cli_pictures import composite as _composite, harmonize as _harmonize, mask as _mask
+from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
 
 
 def test_single_composite_and_mask(tiny_folder, tmp_path, capsys):
@@ -506,12 +506,7 @@ def test_import_phnet_loads_no_torch_and_ctrl_c_while_it_loads_ends_quietly(monk
 def test_a_bad_option_in_a_folder_run_is_one_error_before_any_picture(tiny_folder, tmp_path, capsys, options,
                                                                        words):
     """Each picture was read and then failed with the same option error, in the library's words."""
-    comps, masks = tmp_path / "c", tmp_path / "m"
-    comps.mkdir()
-    masks.mkdir()
-    for name in ("a.png", "b.png"):
-        _composite().save(comps / name)
-        _mask().save(masks / name)
+    comps, masks = folders(tmp_path, "a.png", "b.png")
     _mask().save(tmp_path / "ref.png")
     options = tuple(str(tmp_path / o) if o == "ref.png" else o for o in options)
     with pytest.raises(SystemExit) as e:

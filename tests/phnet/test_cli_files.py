@@ -13,7 +13,7 @@ from PIL import Image, ImageCms, JpegImagePlugin
 
 from phnet import cli
 from tests.helpers.cli_pictures import H, W
-from tests.helpers.cli_pictures import composite as _composite, harmonize as _harmonize, mask as _mask
+from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
 
 
 def _pair(tmp_path: Path, name: str = "comp.png", **save) -> tuple[Path, Path]:
@@ -342,11 +342,7 @@ def test_output_redirected_to_a_file_in_a_code_page_that_lacks_the_names_charact
     import subprocess
     import sys
 
-    comps, masks = tmp_path / "c", tmp_path / "m"
-    comps.mkdir()
-    masks.mkdir()
-    _composite().save(comps / "Фото.png")
-    _mask().save(masks / "Фото.png")
+    comps, masks = folders(tmp_path, "Фото.png")
     code = ("import sys; from phnet.console import entry; sys.argv = ['phnet', 'harmonize', sys.argv[1], sys.argv[2], "
             "'-o', sys.argv[3], '--weights', sys.argv[4]]; entry()")
     done = subprocess.run([sys.executable, "-c", code, str(comps), str(masks), f"{tmp_path / 'out'}/", str(tiny_folder)],
