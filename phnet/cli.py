@@ -149,12 +149,13 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         images = _pictures(composite)
         if not images:
             raise SystemExit(f"error: no images in {composite}")
-        stems = Counter(_folded(p.stem) for p in images)
+        fold = _folded if _folds_case(out) else str
+        stems = Counter(fold(p.stem) for p in images)
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
         jobs = []
         for path, paired in zip(images, masks):
             # x.jpg and x.png both in the folder: x_jpg.png and x_png.png, so neither result is lost
-            name = path.stem if stems[_folded(path.stem)] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
+            name = path.stem if stems[fold(path.stem)] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
             target = out / (name + ".png")
             jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
     else:
@@ -176,14 +177,14 @@ def _pictures(folder: Path) -> list[Path]:
 def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list[Path]:
     """Each composite's mask in ``folder``: the one of the same name (x.jpg's own), else of the same stem. One
     error names every composite without one."""
-    by_name, by_stem = {}, {}
+    by_name, by_stem, by_folded_name, by_folded_stem = {}, {}, {}, {}
     for m in _pictures(folder):
         by_name[m.name] = m
         by_stem.setdefault(m.stem, m)
-        by_name.setdefault(_folded(m.name), m)  # IMG_0001.JPG's mask img_0001.png, as Windows and macOS see it
-        by_stem.setdefault(_folded(m.stem), m)
-    found = [by_name.get(c.name) or by_stem.get(c.stem) or by_name.get(_folded(c.name)) or by_stem.get(_folded(c.stem))
-             for c in composites]
+        by_folded_name.setdefault(_folded(m.name), m)  # IMG_0001.JPG's img_0001.png, when no name matches as it is
+        by_folded_stem.setdefault(_folded(m.stem), m)
+    found = [by_name.get(c.name) or by_stem.get(c.stem) or by_folded_name.get(_folded(c.name))
+             or by_folded_stem.get(_folded(c.stem)) for c in composites]
     missing = [c for c, m in zip(composites, found) if m is None]
     if missing:
         names = ", ".join(f"{c.stem}.*" for c in missing[:10]) + (f" and {len(missing) - 10} more"
@@ -208,11 +209,32 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if st.st_ino else None
 
 
+def _folds_case(folder: Path) -> bool:
+    """Whether ``folder`` (or the nearest folder above it that exists) tells names apart by case only as one
+    file, as Windows and macOS do: a file made there is looked for under its other case."""
+    import tempfile
+
+    existing = folder
+    while not existing.is_dir() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-case-", suffix=".tmp")
+    except OSError:  # not writable: the check of the targets says so
+        return os.name == "nt" or sys.platform == "darwin"
+    os.close(handle)
+    try:
+        return os.path.exists(probe.replace(".phnet-case-", ".PHNET-CASE-"))
+    finally:
+        os.unlink(probe)
+
+
 def _check_targets(jobs: list[_Job]) -> None:
-    """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide."""
+    """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide
+    (where the output folder tells names apart by case only as one file, neither do they)."""
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
-    seen: dict[str, tuple[Path, str]] = {}  # by folded path: one file on Windows and macOS
+    fold = _folded if jobs and _folds_case(jobs[0].target.parent) else str
+    seen: dict[str, tuple[Path, str]] = {}  # by folded path where one file has every case of its name
     writes = [(t, job.composite, option) for job in jobs
               for t, option in ((job.target, "-o"), (job.compare, "--compare")) if t is not None]
     for target, source, option in writes:
@@ -224,7 +246,7 @@ def _check_targets(jobs: list[_Job]) -> None:
         resolved = target.resolve()
         if resolved in inputs or _identity(target) in input_ids:
             raise SystemExit(f"error: refusing to overwrite the input {target}; choose another {option}")
-        key = _folded(str(resolved))
+        key = fold(str(resolved))
         if key in seen and seen[key][0] == source:
             raise SystemExit(f"error: -o and --compare are both {target} (names that differ only in case are one file "
                              "on Windows and macOS); give --compare another name")

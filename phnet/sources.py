@@ -206,7 +206,10 @@ def resolve(
     ``@revision``; two different ones, or a revision with a local path, are refused: one would be ignored).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
-    text = "" if source is None else str(source).strip().strip("\"'").strip()  # Explorer's "Copy as path" quotes
+    text = "" if source is None else str(source).strip()
+    if isinstance(source, str) and len(text) > 1 and text[0] == text[-1] and text[0] in "\"'" \
+            and not os.path.exists(os.path.expanduser(text)):
+        text = text[1:-1].strip()  # Explorer's "Copy as path" quotes the path it copies
     if not text or text == DEFAULT_LABEL:
         _no_revision(revision, text or DEFAULT_LABEL, "the bundled default weights")
         return Source("default", path=BUNDLED_DIR)

@@ -319,9 +319,18 @@ def test_a_result_with_a_long_name_is_written(tiny_folder, tmp_path):
     assert Image.open(out).size == _composite().size and [p.name for p in out.parent.iterdir()] == [out.name]
 
 
-def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_folder, tmp_path):
+def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_folder, tmp_path, monkeypatch):
     """Photo.jpg and photo.png gave Photo.png and photo.png: one file there, so one result was lost; a mask
-    named img_0001.png was not found for IMG_0001.JPG."""
+    named img_0001.png was not found for IMG_0001.JPG. Where names keep their case (Linux), nothing changes."""
+    from phnet import cli
+
+    (tmp_path / "linux" / "out").mkdir(parents=True)
+    comps, masks = folders(tmp_path / "linux", "a.png", "A.png")
+    if cli._folds_case(tmp_path):
+        pytest.skip("this file system folds case")
+    assert _harmonize(comps, masks, "-o", f"{tmp_path / 'linux' / 'out'}/", "--weights", tiny_folder) == 0
+    assert sorted(p.name for p in (tmp_path / "linux" / "out").iterdir()) == ["A.png", "a.png"]
+    monkeypatch.setattr(cli, "_folds_case", lambda folder: True)  # as on Windows and macOS
     comps, masks = tmp_path / "c", tmp_path / "m"
     comps.mkdir()
     masks.mkdir()
@@ -349,3 +358,15 @@ def test_output_redirected_to_a_file_in_a_code_page_that_lacks_the_names_charact
                           capture_output=True, env={**os.environ, "PYTHONIOENCODING": "cp1252"}, timeout=120)
     assert done.returncode == 0, done.stderr.decode("cp1252", "replace")
     assert b"\\u0424" in done.stdout and (tmp_path / "out" / "Фото.png").is_file()
+
+
+def test_a_mask_named_exactly_wins_over_one_that_matches_only_folded(tmp_path):
+    from phnet import cli
+
+    (tmp_path / "m").mkdir()
+    for name in ("A.png", "a.png", "b.jpg", "B.png"):
+        _mask().save(tmp_path / "m" / name)
+    found = cli._find_masks(tmp_path / "m", [Path("a.jpg"), Path("b.png"), Path("IMG.png")][:2])
+    assert [m.name for m in found] == ["a.png", "b.jpg"]  # exact stems before A.png's and B.png's folded names
+    _mask().save(tmp_path / "m" / "img_0001.png")
+    assert cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG")])[0].name == "img_0001.png"

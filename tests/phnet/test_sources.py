@@ -156,3 +156,5 @@ def test_a_path_pasted_with_quotes_is_the_path(tmp_path):
     (tmp_path / "x.safetensors").write_bytes(b"")
     for quoted in (f'"{tmp_path / "x.safetensors"}"', f"'{tmp_path / 'x.safetensors'}'", f' "{tmp_path}" '):
         assert sources.resolve(quoted).path in (tmp_path / "x.safetensors", tmp_path)
+    (tmp_path / "model'").mkdir()  # a quote that belongs to the name stays
+    assert sources.resolve(str(tmp_path / "model'")).path == tmp_path / "model'"
