@@ -145,7 +145,12 @@ def looks_inverted(mask: torch.Tensor, whole_ok: bool = False) -> tuple[float, f
     on = mask >= 0.5
     border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
     area = on.float().mean().item()
-    if area < 1.0 and area >= INVERTED_AREA and border >= INVERTED_BORDER and not (whole_ok and area > WHOLE_BUT_CORNERS):
+    h, w = on.shape[-2:]
+    # a cut-out's transparent part leaves its hole where the subject is, around the middle; a face filling the
+    # frame (background in the upper corners only) covers the middle
+    middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)].float().mean().item()
+    if (area < 1.0 and area >= INVERTED_AREA and border >= INVERTED_BORDER and middle < 0.5
+            and not (whole_ok and area > WHOLE_BUT_CORNERS)):
         return area, border
     return None
 

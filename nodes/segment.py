@@ -196,15 +196,17 @@ class PHNetSAMSegment:
             image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
             b = image.shape[0]
             guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
-            inverted = [i for i, g in enumerate(guides) if looks_inverted(g, whole_ok=True)]
+            inverted = [i for i, g in enumerate(guides) if box_px is None and looks_inverted(g, whole_ok=True)]
             if inverted:
                 raise ValueError(
                     f"PHNet SAM Segment: 'guide_mask'{f' (image {inverted[0]} of the batch)' if b > 1 else ''} covers "
                     "most of the picture and of its border, so it looks inverted and its box would be the whole "
                     "picture: put an InvertMask node in front of guide_mask (Load Image's MASK is 1 where a PNG is "
                     "transparent)")
-            # a guide this faint is a detector's "nobody here", not a subject: its box would be its noise's
-            guides = torch.where(guides.flatten(1).amax(1)[:, None, None] >= FAINT, guides, torch.zeros_like(guides))
+            # a guide this faint beside the batch's others is a detector's "nobody here": its box would be its noise's
+            strongest = guides.flatten(1).amax(1)
+            faint = strongest < FAINT * strongest.max()
+            guides = torch.where(faint[:, None, None], torch.zeros_like(guides), guides)
         if notes:
             log.info("comfyui-phnet: PHNet SAM Segment%s", notes)
         if box_px is None and not pos and guides is None:  # negative points only say where the subject is not
@@ -239,7 +241,8 @@ class PHNetSAMSegment:
 
             for i, item_box in enumerate(boxes):
                 if item_box is None and guides is not None:
-                    log.warning("comfyui-phnet: guide_mask is empty for image %d of the batch; its mask is empty", i)
+                    log.warning("comfyui-phnet: guide_mask is empty (or under 1/64 of the batch's strongest) for image "
+                                "%d of the batch; its mask is empty", i)
                 else:
                     m = segmenter.segment(image[i], box=item_box, points=points or None,
                                           point_labels=labels or None, multimask=bool(multimask),

@@ -8,6 +8,7 @@ mask decoder. :meth:`SamSegmenter.segment` does both, checking the prompt before
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -119,8 +120,13 @@ class SamSegmenter:
             try:
                 self.model.to(target)
             except BaseException:  # cut short (a full GPU): the weights already moved go back, none left there
-                self.model.to(self.device)
-                self.reset_image()
+                try:
+                    self.model.to(self.device)
+                except BaseException as back:  # the first error is the one raised; this one is logged
+                    logging.getLogger("phnet").warning("phnet: moving the SAM weights back to %s failed too (%s): "
+                                                       "some may be left on %s", self.device, back, target)
+                finally:
+                    self.reset_image()
                 raise
             self.device = target
             self.reset_image()

@@ -516,6 +516,12 @@ def test_an_inverted_or_faint_guide_mask_and_a_half_precision_sam_are_named(node
         nodes["PHNetSAMSegment"].segment(sam_model, img[:1], guide_mask=1 - subject[:1])
     guides = torch.stack([subject[0], 0.001 * torch.rand_like(subject[0])])
     (masks,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=guides)
-    assert masks[0].sum() > 0 and masks[1].sum() == 0  # the faint one is "no subject here"
+    assert masks[0].sum() > 0 and masks[1].sum() == 0  # the faint one beside a subject is "no subject here"
+    (alone,) = nodes["PHNetSAMSegment"].segment(sam_model, img[:1], guide_mask=0.01 * subject[:1])
+    assert alone.sum() > 0  # a faint guide on its own is still a guide
+    close_up = torch.ones_like(subject[:1])
+    close_up[:, :12, :16] = close_up[:, :12, -16:] = 0  # a face filling the frame: background in the upper corners
+    (face,) = nodes["PHNetSAMSegment"].segment(sam_model, img[:1], guide_mask=close_up)
+    assert face.shape == (1, *img.shape[1:3])
     with pytest.raises(ValueError, match="holds bfloat16 weights; .* load it in fp32"):
         nodes["PHNetSAMSegment"].segment(build_tiny_sam().to(torch.bfloat16), img[:1], box="10,5,50,40")

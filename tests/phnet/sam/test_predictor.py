@@ -344,3 +344,14 @@ def test_a_device_this_machine_lacks_is_named_when_the_segmenter_is_made(monkeyp
     monkeypatch.setattr(phnet.harmonizer, "device_problem", lambda device: "no CUDA GPU is visible to torch here; use cpu")
     with pytest.raises(ValueError, match=r"SamSegmenter\(device='cuda'\): no CUDA GPU is visible"):
         SamSegmenter(build_tiny_sam(), device="cuda")
+
+
+def test_when_the_move_back_fails_too_the_first_error_is_raised(seg, monkeypatch, caplog):
+    def out_of_memory(module, target, *args, **kwargs):
+        raise RuntimeError(f"CUDA out of memory moving to {target}")
+
+    monkeypatch.setattr(type(seg.model), "to", out_of_memory)
+    monkeypatch.setattr("phnet.harmonizer.device_problem", lambda device: None)
+    with pytest.raises(RuntimeError, match="moving to cuda"):
+        seg.to("cuda")
+    assert "moving the SAM weights back to cpu failed too" in caplog.text and not seg.is_image_set
