@@ -360,13 +360,13 @@ class Harmonizer:
             else:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                      threshold)
-            if measure:
-                corrections = self._measured(corrections, mode, pixels, out, masks, peak, mask_peak)
+            if measure:  # (a clip's frames carry their masks' weight from estimate_frames already)
+                corrections = self._measured(corrections, mode, pixels, out, masks, peak, mask_peak, weigh=not clip)
             result = Harmonized(finish(out), corrections)
         log_corrections(result.corrections)
         return result
 
-    def _measured(self, corrections, mode, before, after, masks, peak, mask_peak) -> list[Correction]:
+    def _measured(self, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:
         """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
         blends in part of the change) and, where the result went through the working size (mode "official",
         methods "resize" and "guided"), with the change measured in it (``Correction.resampled``): the network's
@@ -374,7 +374,7 @@ class Harmonizer:
         if all(c.unchanged for c in corrections):
             return corrections
         resampled = mode == "official" or (self.method != "correction" and self.config.output != "transform")
-        weights = blend_weight(masks, mask_peak)
+        weights = blend_weight(masks, mask_peak) if weigh else [c.weight for c in corrections]
         return [c if c.unchanged else dataclasses.replace(
                     c, weight=weights[i],
                     resampled=rms_change(before[i], after[i], masks[i], peak, mask_peak) if resampled else None)
@@ -658,7 +658,8 @@ class Harmonizer:
             reports = [r if f else dataclasses.replace(r, notes=(*r.notes, IGNORED_REFERENCE))
                        for r, f in zip(reports, found)]
         # what each frame's mask lets through, for its report (and its smoothed one) as a picture's has
-        weights = [blend_weight(masks[i][None], mask_peak)[0] for i in range(len(masks))]
+        weights = (blend_weight(masks, mask_peak) if isinstance(masks, torch.Tensor) else  # one read for the call
+                   [blend_weight(m[None], mask_peak)[0] for m in masks])
         reports = [dataclasses.replace(r, weight=w) if w != 1.0 else r for r, w in zip(reports, weights)]
         frames = []
         for j, low in enumerate(lows):
@@ -949,7 +950,7 @@ def _as_official_tester_reads(image: Any) -> Any:
     to the square otherwise than the tester's 8-bit PIL resize (a level apart)."""
     from .imageio.decode import is_pil
 
-    if not is_pil(image) or image.mode in ("RGB", "RGBA", "L") or image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if not is_pil(image) or image.mode in ("RGB", "RGBA", "L", "I;16", "I;16B", "I;16L", "I", "F"):
         return image
     alpha = image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
     return image.convert("RGBA" if alpha else "RGB")
