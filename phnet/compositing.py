@@ -30,14 +30,10 @@ def cut_out_colour(pixels: Any, background: Any, share: float = 0.03) -> tuple[f
     picture (numpy or torch, its first three channels read); ``background``: H×W booleans, where the mask says
     "scene". A cut-out saved as RGBA holds one colour there (black, mostly) over ``share`` of the picture or
     more: no scene for a subject to be matched to, and matching it to that colour harms it."""
-    rgb, background = torch.as_tensor(pixels)[..., :3], torch.as_tensor(background)
-    step = max(1, math.isqrt(background.numel() // (1 << 16)))  # a scene shows on a grid of 65k pixels already
-    for grid in ((step, step), (1, 1)) if step > 1 else ((1, 1),):
-        hidden = rgb[:: grid[0], :: grid[1]][background[:: grid[0], :: grid[1]].to(rgb.device)]
-        if len(hidden) < max(1, share * background[:: grid[0], :: grid[1]].numel()):
-            return None
-        if not bool((hidden == hidden[0]).all()):
-            return None
+    background = np.asarray(background, dtype=bool)
+    hidden = np.asarray(pixels)[..., :3][background]
+    if len(hidden) < max(1, share * background.size) or not (hidden == hidden[0]).all():
+        return None
     return tuple(hidden[0].tolist())
 
 
