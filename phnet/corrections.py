@@ -29,7 +29,7 @@ INVISIBLE = 0.5
 # A mask that lets through less than this of the change over the subject is named in the report: the figure is
 # that much smaller than the network's correction. A feathered edge costs up to a fifth (a subject 40 px across,
 # feather 8: 0.82), so only a faint mask reaches it
-FAINT = 0.7
+FAINT_WEIGHT = 0.7
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Correction:
         elif self.kept < 1:
             line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
         line += f", at strength {self.strength:g}" if self.strength < 1 else ""
-        line += f", through a faint mask (weight {self.weight:.2f})" if self.weight < FAINT else ""
+        line += f", through a faint mask (weight {self.weight:.2f})" if self.weight < FAINT_WEIGHT else ""
         return line + (" (under half a level: too small to see)" if self.invisible else "")
 
 

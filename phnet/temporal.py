@@ -224,8 +224,7 @@ def held_out(estimate: FrameEstimate) -> bool:
     """A frame the smoothing leaves out: the network call left it as it was, its background one flat colour or
     too small a share of it (its zero correction would pull its neighbours' down). It keeps its place in time."""
     report = estimate.report
-    return report is not None and (getattr(report, "flat", None) is not None
-                                   or getattr(report, "background", None) is not None)
+    return report is not None and (report.flat is not None or report.background is not None)
 
 
 def smooth(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[torch.Tensor]:
