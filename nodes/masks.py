@@ -21,9 +21,6 @@ NO_ALPHA_SIDE = 64
 # "Covers most of the image and its border": the shape of a cut-out's transparent area.
 INVERTED_AREA = 0.5
 INVERTED_BORDER = 0.75
-# A subject that fills its picture but for its corners (rounded, or a feathered edge) is no inverted mask: an
-# inverted cut-out mask leaves the subject itself 0, more than this share of a picture cropped around it
-WHOLE_BUT_CORNERS = 0.97
 # How far outside 0..1 an IMAGE or MASK from a node that does not clamp its output may reach: a bicubic
 # upscale (core Upscale Image, ImageScale) of a hard edge overshoots by up to about 0.2.
 UNCLAMPED = 0.25
@@ -138,19 +135,16 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         )
 
 
-def looks_inverted(mask: torch.Tensor, whole_ok: bool = False) -> tuple[float, float] | None:
-    """(area, border) shares of an H×W mask that covers most of its picture and of its border (the shape of a
-    cut-out's transparent part: an inverted mask), else None. ``whole_ok``: a subject that fills its picture but
-    for its corners is no inverted mask."""
+def looks_inverted(mask: torch.Tensor) -> tuple[float, float] | None:
+    """(area, border) shares of an H×W mask shaped like a cut-out's transparent part (an inverted mask): most of
+    the picture and of its border, with its hole, where the subject is, around the middle; else None. A subject
+    that fills its picture but for its corners (rounded, a face filling the frame) covers the middle."""
     on = mask >= 0.5
     border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
     area = on.float().mean().item()
     h, w = on.shape[-2:]
-    # a cut-out's transparent part leaves its hole where the subject is, around the middle; a face filling the
-    # frame (background in the upper corners only) covers the middle
     middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)].float().mean().item()
-    if (area < 1.0 and area >= INVERTED_AREA and border >= INVERTED_BORDER and middle < 0.5
-            and not (whole_ok and area > WHOLE_BUT_CORNERS)):
+    if INVERTED_AREA <= area < 1.0 and border >= INVERTED_BORDER and middle < 0.5:
         return area, border
     return None
 
@@ -177,7 +171,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             "nothing (check its box or points).")
     whole, inverted = [], []
     for i, m in enumerate(frames):
-        shares = looks_inverted(m, whole_ok)
+        shares = looks_inverted(m)
         if (m >= 0.5).all():
             whole.append(i)
         elif shares is not None:

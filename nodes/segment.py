@@ -196,7 +196,7 @@ class PHNetSAMSegment:
             image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
             b = image.shape[0]
             guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
-            inverted = [i for i, g in enumerate(guides) if box_px is None and looks_inverted(g, whole_ok=True)]
+            inverted = [i for i, g in enumerate(guides) if box_px is None and looks_inverted(g)]
             if inverted:
                 raise ValueError(
                     f"PHNet SAM Segment: 'guide_mask'{f' (image {inverted[0]} of the batch)' if b > 1 else ''} covers "
