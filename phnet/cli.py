@@ -23,7 +23,7 @@ import unicodedata
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -133,6 +133,7 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
     comparison image of a single composite; in folder mode any value asks for ``<result>_compare.png``.
     ``reference``: one reference mask for every composite, or a folder of them named like the composites."""
     out = Path(output)
+    fold = _folded if _folds_case(out) else str  # how the output folder compares names
     references = None if reference is None else Path(reference)
     if references is not None and not references.exists():
         raise SystemExit(f"error: reference mask {reference} is not a file or folder")
@@ -149,7 +150,6 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         images = _pictures(composite)
         if not images:
             raise SystemExit(f"error: no images in {composite}")
-        fold = _folded if _folds_case(out) else str
         stems = Counter(fold(p.stem) for p in images)
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
         jobs = []
@@ -164,7 +164,7 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         found = (_find_masks(references, [job.composite for job in jobs], "reference mask") if references.is_dir()
                  else [references] * len(jobs))
         jobs = [job._replace(reference=r) for job, r in zip(jobs, found)]
-    _check_targets(jobs)
+    _check_targets(jobs, fold)
     return jobs
 
 
@@ -228,12 +228,11 @@ def _folds_case(folder: Path) -> bool:
         os.unlink(probe)
 
 
-def _check_targets(jobs: list[_Job]) -> None:
+def _check_targets(jobs: list[_Job], fold: Callable[[str], str] = str) -> None:
     """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide
-    (where the output folder tells names apart by case only as one file, neither do they)."""
+    (compared by ``fold``: :func:`_folded` where the output folder has every case of a name as one file)."""
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
-    fold = _folded if jobs and _folds_case(jobs[0].target.parent) else str
     seen: dict[str, tuple[Path, str]] = {}  # by folded path where one file has every case of its name
     writes = [(t, job.composite, option) for job in jobs
               for t, option in ((job.target, "-o"), (job.compare, "--compare")) if t is not None]
