@@ -205,8 +205,7 @@ class BatchResults(str):
 
     def __call__(self, p=None, index=0, use_main_prompt=False, **_):
         if not use_main_prompt:
-            number = getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + (index or 0)
-            return self.lines.get(number, str(self))
+            return self.lines.get(_image_number(p, index or 0), str(self))
         if len(set(self.lines.values())) <= 1:
             return str(self)
         return " | ".join(f"image {number + 1}: {line}" for number, line in sorted(self.lines.items()))
@@ -216,8 +215,13 @@ def _record(p, line):
     """This image's result, kept beside those of the run's earlier images."""
     before = p.extra_generation_params.get(RESULT_KEY)
     lines = dict(before.lines) if isinstance(before, BatchResults) else {}
-    lines[getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + getattr(p, "batch_index", 0)] = line
+    lines[_image_number(p, getattr(p, "batch_index", 0))] = line
     p.extra_generation_params[RESULT_KEY] = BatchResults(line, lines)
+
+
+def _image_number(p, index):
+    """The run's number of image ``index`` of the current batch (``p.iteration``)."""
+    return getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + index
 
 
 def _say(p, line, console=True):
