@@ -697,7 +697,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_quotes(argv: list[str], windows: bool = os.name == "nt") -> None:
+    """Windows reads ``"C:\\out\\" --compare x`` as the one argument ``C:\\out" --compare x``: the backslash
+    escapes the closing quote. No Windows path or option holds a ``"``, so an argument that does is this slip."""
+    for value in argv if windows else ():
+        if '"' in value:
+            raise SystemExit(f"error: the argument {value} holds a quote: on Windows a backslash before a closing "
+                             'quote escapes it, and what follows joins the argument. End the path without the '
+                             'backslash ("C:\\out") or double it ("C:\\out\\\\")')
+
+
 def main(argv: list[str] | None = None) -> int:
+    _check_quotes(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logger = logging.getLogger("phnet")
     level = logger.level

@@ -513,3 +513,10 @@ def test_a_bad_option_in_a_folder_run_is_one_error_before_any_picture(tiny_folde
         _harmonize(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, *options)
     assert str(e.value).startswith(words) and "a.png" not in str(e.value)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_windows_path_whose_backslash_ate_its_closing_quote_is_named():
+    swallowed = ["harmonize", "in.png", "-o", 'C:\\out" --compare c.png']  # what cmd.exe makes of -o "C:\out\"
+    with pytest.raises(SystemExit, match=r"backslash before a closing quote"):
+        cli._check_quotes(swallowed, windows=True)
+    cli._check_quotes(['odd"name.png'], windows=False)  # a legal file name elsewhere
