@@ -45,11 +45,13 @@ STAGED_BYTES = 128 * 2**20
 
 class LowResolution(NamedTuple):
     """One picture prepared for the network: at the working resolution on the model's device, with its
-    binary mask, and the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty)."""
+    binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), and where no trace
+    of the mask reaches (``untouched``, see :func:`flat_colours`)."""
 
     image: torch.Tensor
     mask: torch.Tensor
     box: tuple[int, int, int, int] | None
+    untouched: torch.Tensor | None = None
 
 
 class Harmonized(NamedTuple):
@@ -513,6 +515,7 @@ class Harmonizer:
             lows = [self.prepare_low(p, peak, m, mask_peak, size) for p, m in staged]
             outputs, found = self.estimate_batch(torch.cat([low.image for low in lows]),
                                                  torch.cat([low.mask for low in lows]),
+                                                 untouched=torch.cat([low.untouched for low in lows]),
                                                  threshold=threshold, strength=strength, as_change=self.lifts_change)
             for j, i in enumerate(rows):
                 # else ``out`` is already a copy of the input; a correction of exactly 0 is left out too: methods
@@ -570,7 +573,8 @@ class Harmonizer:
             largest = torch.zeros_like(mask_low).view(-1).scatter_(0, coverage.argmax().view(1), 1.0)
             mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             box = bounding_box(mask)
-        return LowResolution(image_low, mask_low, box)
+            untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
+        return LowResolution(image_low, mask_low, box, untouched)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
         """The share of an H×W×C picture that is background at the working size, as :meth:`prepare_low` makes
@@ -652,7 +656,7 @@ class Harmonizer:
             refs = torch.cat([reference_at(r, shape, masks[i], mask_peak)
                               for i, r in enumerate(references)]).to(self.device)
         outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength,
-                                               as_change=True)
+                                               as_change=True, untouched=torch.cat([low.untouched for low in lows]))
         if refs is not None:  # a reference with no background pixel left was ignored: say so
             found = (refs * (1 - masks_low)).flatten(1).any(1).tolist()
             reports = [r if f else dataclasses.replace(r, notes=(*r.notes, IGNORED_REFERENCE))
@@ -778,20 +782,22 @@ class Harmonizer:
         threshold: float | None = None,
         strength: float = 1.0,
         as_change: bool = False,
+        untouched: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[Correction]]:
         """The network on B×3×h×w pictures of one working size (binary B×1×h×w masks) in one call: B×12
         coefficients (``output="transform"``) or the B×3×h×w pictures, threshold applied, and a
         :class:`Correction` for each (read back from the device together). ``as_change``: pictures come
         back as their change filled outward from the subject (:func:`filled_change`; 0 for a subject left
-        as it was)."""
+        as it was). ``untouched``: B×1×h×w, where no trace of a soft mask reaches (:attr:`LowResolution.untouched`),
+        so that a cut-out with a feathered edge is seen to have no scene (:func:`flat_colours`)."""
         threshold = self.threshold_for(threshold)
         as_change = as_change and self.config.output != "transform"
         self._check_weights()
         if self._graphs is not None:  # the fill is captured with the network: no read may come between them
-            output, size, kept, background, colour = self._graphs(images_low, masks_low, references_low,
+            output, size, kept, background, colour = self._graphs(images_low, masks_low, references_low, untouched,
                                                                   threshold=threshold, as_change=as_change)
         else:
-            output, size, kept, background, colour = self._estimate(images_low, masks_low, references_low,
+            output, size, kept, background, colour = self._estimate(images_low, masks_low, references_low, untouched,
                                                                     threshold=threshold)
         read = torch.cat([torch.stack([size.reshape(-1), kept.reshape(-1), background.reshape(-1)], 1).float(),
                           colour.float()], 1).tolist()  # one read back for the batch
@@ -875,7 +881,8 @@ class Harmonizer:
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
         return blended, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
-    def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, *, threshold: float,
+    def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
+                  untouched: torch.Tensor | None = None, *, threshold: float,
                   as_change: bool = False) -> tuple[torch.Tensor, ...]:
         """The network's (output, size, kept), each picture's share of background, and its background's one
         colour (B×3, 0..1) where it has only one, else NaN. A picture with under ``MIN_BACKGROUND`` of it, or
@@ -884,7 +891,7 @@ class Harmonizer:
         output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
                                        image, mask)
         background = 1 - mask.float().mean(dim=(1, 2, 3))
-        colour = flat_colours(image, mask)
+        colour = flat_colours(image, mask, untouched)
         enough = (background >= MIN_BACKGROUND) & colour[:, 0].isnan()
         kept = kept * enough
         if self.config.output == "transform":  # zero coefficients are the identity
@@ -911,16 +918,24 @@ class Harmonizer:
         return out
 
 
-def flat_colours(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def flat_colours(image: torch.Tensor, mask: torch.Tensor, untouched: torch.Tensor | None = None) -> torch.Tensor:
     """B×3: the one colour (0..1) of each B×3×h×w working-size picture's background where it has only one
     (:data:`~phnet.corrections.FLAT_SPREAD`), else NaN. The background is read away from the subject (a pixel
     beside it holds some of the subject's colours at this size), and must be a real share of the picture
-    (:data:`~phnet.corrections.FLAT_MIN_SCENE`): a few pixels say nothing. Nothing is read back to the host."""
-    scene = torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5
-    top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
-    bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
-    flat = ((top - bottom).abs().amax(dim=1) <= FLAT_SPREAD) & (scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE)
-    return torch.where(flat[:, None], top, torch.full_like(top, float("nan")))
+    (:data:`~phnet.corrections.FLAT_MIN_SCENE`): a few pixels say nothing. ``untouched`` (B×1×h×w) is read too,
+    where given: a feathered edge mixes the subject into pixels well outside its binary mask, and where no trace
+    of the mask reaches is what remains of the scene. Nothing is read back to the host."""
+    scenes = [torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5]
+    if untouched is not None:
+        scenes.append(untouched.to(image.device, torch.bool))
+    colour = torch.full(image.shape[:2], float("nan"), device=image.device)
+    for scene in reversed(scenes):  # the binary mask's reading first, where both find one colour
+        top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
+        bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
+        flat = (top - bottom).abs().amax(dim=1) <= FLAT_SPREAD
+        flat &= scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE
+        colour = torch.where(flat[:, None], top, colour)
+    return colour
 
 
 def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -965,3 +965,20 @@ def test_official_mode_reads_a_pil_picture_of_another_mode_as_the_official_teste
     other = Image.fromarray(photo(48, 64)).convert(convert)
     got = np.asarray(harmonizer(other, m, mode="official", threshold=0).convert("RGB"))
     assert np.array_equal(got, np.asarray(harmonizer(rgb, m, mode="official", threshold=0)))
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_a_cut_out_with_a_feathered_edge_is_seen_to_have_no_scene(harmonizer, clip):
+    """A feather mixes the subject into pixels well outside its binary mask: read there, the transparent part's
+    black was not one colour, and the subject was matched to black."""
+    h = w = 256
+    yy, xx = np.mgrid[:h, :w]
+    outside = np.maximum(np.maximum(64 - yy, yy - 192), np.maximum(80 - xx, xx - 176)).clip(0)
+    feather = (1 - outside / 24).clip(0, 1).astype(np.float32)  # 1 on the subject, to 0 over 24 px
+    cut = (photo(h, w) * feather[..., None]).round().astype(np.uint8)
+    mask = (feather * 255).round().astype(np.uint8)
+    frames = np.stack([cut, photo(h, w, seed=1)])
+    result = harmonizer.harmonize(frames, np.stack([mask, mask]), threshold=0.0, working_size=64,
+                                  temporal=0 if clip else None)
+    assert [c.flat for c in result.corrections] == [(0, 0, 0), None]
+    assert np.array_equal(result.image[0], cut) and not np.array_equal(result.image[1], frames[1])
