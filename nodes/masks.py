@@ -149,19 +149,30 @@ def looks_inverted(mask: torch.Tensor) -> tuple[float, float] | None:
     return None
 
 
+def _unit(frames: torch.Tensor) -> torch.Tensor:
+    """B×H×W integer masks on the 0..1 scale the library reads them on: each 0/1 or 0..its dtype's peak."""
+    if frames.is_floating_point():
+        return frames
+    from ..phnet.imageio.images import integer_peak
+
+    values = frames.float()
+    peak = integer_peak(frames.dtype) or 1.0
+    return torch.where(values.flatten(1).amax(1).reshape(-1, 1, 1) <= 1, values, values / peak)
+
+
 def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False,
                clip: bool = False) -> None:
     """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them).
-    ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle). ``clip``: the
-    masks of a clip's frames, judged together: a subject may fill a frame or two (walking into the camera),
-    which the library leaves as they were; a clip is refused when every frame's mask is whole, or when most
-    look inverted."""
+    ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle). A batch, or
+    with ``clip`` a clip's frames, is judged as a whole: a subject may fill a picture or two (walking into the
+    camera), which the library leaves as they were; it is refused when every mask is whole, or when one looks
+    inverted (most, in a clip, where the subject may rightly fill much of a frame)."""
     mask = _plain(mask)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
-    frames = mask.reshape(-1, mh, mw)
+    frames = _unit(mask.reshape(-1, mh, mw))
     if not bool((frames > 0).any()):
         which = f"every {'frame' if clip else 'picture'}'s mask" if len(frames) > 1 else f"'{name}'"
         raise ValueError(
@@ -176,25 +187,26 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             whole.append(i)
         elif shares is not None:
             inverted.append((i, *shares))
-    subjects = sum(bool(m.amax() > 0) for m in frames) if clip else len(frames)
-    if clip and len(whole) < subjects and 2 * len(inverted) <= subjects:
-        return
-    which = (lambda i: f" (image {i} of the batch)") if len(frames) > 1 and not clip else (lambda i: "")
-    if whole and not whole_ok:  # inverting it would leave nothing
-        raise ValueError(
-            f"{node}: '{name}'{which(whole[0])} covers the whole picture{' in every frame' if clip else ''}, so no "
-            "background is left to match the subject to: connect a mask that marks only the subject (1, white) and "
-            "leaves the background 0 (black), e.g. from PHNet SAM Segment.")
-    if inverted:
+    subjects = sum(bool(m.amax() > 0) for m in frames)
+    several = len(frames) > 1
+    which = (lambda i: f" (image {i} of the batch)") if several and not clip else (lambda i: "")
+    if inverted and (2 * len(inverted) > subjects or not clip):  # a frame it leaves whole is inverted too
         i, area, border = inverted[0]
         share = (f"{len(inverted)} of the {len(frames)} frames' masks cover most of the picture and its border"
-                 if clip else f"'{name}'{which(i)} covers {area:.0%} of the picture and {border:.0%} of its border")
+                 if clip and several else
+                 f"'{name}'{which(i)} covers {area:.0%} of the picture and {border:.0%} of its border")
         raise ValueError(
-            f"{node}: {share}, so {'they look' if clip else 'it looks'} inverted: 1 (white) must mark the subject, 0 "
-            f"(black) the background. Put an InvertMask node in front of {node}. The usual causes: Load Image's MASK "
-            "is 1 where a PNG is transparent (an RGBA cut-out), and a mask file painted with a black subject on white, "
-            "loaded with Load Image (as Mask)."
+            f"{node}: {share}, so {'they look' if clip and several else 'it looks'} inverted: 1 (white) must mark the "
+            f"subject, 0 (black) the background. Put an InvertMask node in front of {node}. The usual causes: Load "
+            "Image's MASK is 1 where a PNG is transparent (an RGBA cut-out), and a mask file painted with a black "
+            "subject on white, loaded with Load Image (as Mask)."
         )
+    if len(whole) == subjects and not whole_ok:  # inverting it would leave nothing
+        every = (" in every frame" if clip else " in every picture of the batch") if several else ""
+        raise ValueError(
+            f"{node}: '{name}' covers the whole picture{every}, so no background is left to match the subject to: "
+            "connect a mask that marks only the subject (1, white) and leaves the background 0 (black), e.g. from "
+            "PHNet SAM Segment.")
 
 
 def clamped(t, name: str):

@@ -131,8 +131,31 @@ def test_a_clip_is_judged_as_a_whole_a_subject_may_fill_a_frame(nodes, phnet_mod
     with pytest.raises(ValueError, match=r"3 of the 4 frames' masks cover most of the picture and its border, so "
                                          r"they look inverted"):
         nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, image, 1 - mask[[0, 0, 0, 3]])
-    with pytest.raises(ValueError, match=r"\(image 2 of the batch\) covers the whole picture"):
-        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)  # separate pictures: each must be right
+    # separate pictures, as the library takes them: a whole mask beside others is left as it was, and said
+    out, report = nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask, threshold=0)["result"]
+    assert torch.equal(out[2], image[2]) and not torch.equal(out[0], image[0])
+    assert "1 with under 3% background" in report
+    with pytest.raises(ValueError, match="covers the whole picture in every picture of the batch"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.ones(4, 48, 64))
+
+
+def test_an_inverted_clip_whose_subject_leaves_a_frame_is_named_inverted(nodes, phnet_model):
+    """The frame without the subject has an all-1 inverted mask: it is no reason to call the clip's masks whole."""
+    image = torch.rand(4, 48, 64, 3)
+    mask = torch.zeros(4, 48, 64)
+    mask[:3, 10:40, 15:50] = 1
+    for node in ("PHNetHarmonizeFrames", "PHNetHarmonize"):
+        with pytest.raises(ValueError, match="inverted.*InvertMask"):
+            nodes[node].harmonize(phnet_model, image, 1 - mask)
+
+
+@pytest.mark.parametrize("node", ["PHNetHarmonize", "PHNetHarmonizeFrames"])
+def test_a_uint8_mask_is_judged_on_its_0_to_255_scale(nodes, phnet_model, node):
+    image = torch.rand(1, 48, 64, 3)
+    mask = torch.full((1, 48, 64), 10, dtype=torch.uint8)  # a faint haze around the subject, as 8 bits
+    mask[:, 10:40, 15:50] = 255
+    out, _ = nodes[node].harmonize(phnet_model, image, mask, threshold=0)["result"]
+    assert not torch.equal(out, image)
 
 
 def test_a_channels_first_image_is_named_as_such_not_as_a_mask_of_the_wrong_size(nodes, phnet_model):
