@@ -66,6 +66,7 @@ class PHNetPasteSubject:
     def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None):
         from ..phnet.compositing import paste_subject
         from ..phnet.imageio import mask_to_tensor
+        from ..phnet.imageio.images import integer_peak
 
         check_image(background, NODE, "background")
         check_image(subject, NODE, "subject")
@@ -100,6 +101,8 @@ class PHNetPasteSubject:
             comp, m = torch.from_numpy(comp), torch.from_numpy(m)
             if background.shape[-1] == 4:  # an RGBA background keeps its alpha, opaque where the subject is
                 alpha = background[min(i, background.shape[0] - 1), ..., 3].float().cpu()
+                if not background.is_floating_point():  # an 8- or 16-bit IMAGE, read on its scale as its colours are
+                    alpha /= integer_peak(background.dtype) or 1.0
                 comp = torch.cat([comp, torch.maximum(alpha, m)[..., None]], -1)
             comps.append(comp)
             outs.append(m)

@@ -245,6 +245,9 @@ def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_
     assert comp.shape == (1, 48, 64, 4)
     assert torch.equal(comp[..., :3], nodes["PHNetPasteSubject"].paste(image, image, subject_mask=subject)[0])
     assert torch.equal(comp[..., 3], torch.maximum(alpha, pasted))
+    rgba8 = (torch.cat([image, alpha[..., None]], -1) * 255).round().to(torch.uint8)  # an 8-bit IMAGE
+    comp8, _ = nodes["PHNetPasteSubject"].paste(rgba8, image, subject_mask=subject)
+    assert torch.equal(comp8[..., 3], torch.maximum(alpha, pasted))
     # the rectangle overlaps the background but only its transparent part does: the error was Harmonize's
     corner = torch.zeros(1, 48, 64)
     corner[:, -10:, -10:] = 1  # the part of the subject that lands (its top-left corner) is transparent
