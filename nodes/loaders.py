@@ -77,7 +77,7 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
 class PHNetModelLoader:
     DESCRIPTION = (
         "Loads PHNet harmonization weights: the default model bundled with this node pack (offline, tuned to do "
-        "no harm, so it often leaves a subject unchanged: PHNet Harmonize says when), the official weights "
+        "no harm: a fifth of a small correction and a large one whole; PHNet Harmonize says how much changed), the official weights "
         "(official-ffhqh512 for portraits; downloaded into ComfyUI/models/phnet when first picked; the authors' "
         "CC BY-SA 4.0-variant licence, the ffhqh ones also FFHQ's non-commercial terms), a file from "
         "ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + model.safetensors), "
@@ -153,7 +153,7 @@ class PHNetModelLoader:
 
             return stamp(repo)
         named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
-        if repo or named:
+        if repo or named or model_name is None:  # None: linked from another node, whose output ComfyUI tracks
             return f"{model_name}|{hub_repo_id}"
         return paths.mtime(paths.PHNET_FOLDER, model_name)
 
@@ -355,8 +355,8 @@ class PHNetSAMLoader:
             from ..phnet.sources import stamp
 
             return stamp(repo)
-        if repo:
-            return f"{hub_repo_id}|{hub_filename}"
+        if repo or model_name is None:  # None: linked from another node, whose output ComfyUI tracks
+            return f"{model_name}|{hub_repo_id}|{hub_filename}"
         return paths.mtime(paths.SAM_FOLDER, model_name)
 
     def load(self, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):

@@ -44,6 +44,14 @@ def test_sam_loader_is_changed_tracks_file(pack, tiny_sam):
     assert a == cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto") and "sam-vit-base" in a
 
 
+@pytest.mark.parametrize("loader", ["PHNetSAMLoader", "PHNetModelLoader"])
+def test_a_linked_model_name_is_no_change_of_its_own(pack, loader):
+    """Linked from another node, the input reaches IS_CHANGED as None: an error there reloaded the model on
+    every run (ComfyUI reads a failed IS_CHANGED as changed); the link's own output is tracked by ComfyUI."""
+    cls = pack.NODE_CLASS_MAPPINGS[loader]
+    assert cls.IS_CHANGED(None, "") == cls.IS_CHANGED(None, "")
+
+
 # ---------------------------------------------------------------- segment
 def test_parse_prompts(pack):
     seg = importlib.import_module(pack.__name__ + ".nodes.segment")
