@@ -469,13 +469,18 @@ def overlay_reach(p, size):
     return _in_generated_frame(p, overlay.convert("L"), size).point(lambda v: 255 if v > 0 else 0)
 
 
+CARRIED_GAIN = (0.5, 2.0)  # a harmonization scales a channel by far less; past this the fit reads noise
+
+
 def carry_into_band(image, result, mask, reach):
     """``result`` with the subject's correction carried into the blur band (``reach`` beyond ``mask``, H×W in
     0..1), where the WebUI's overlay still shows generated pixels. The correction is estimated on the painted
     mask alone: with the band inside the mask, its background colours made the subject look matched already
     (a correction of 29 fell to 3). Here it is carried over as the gain and offset per channel that best map
     the subject's pixels before onto after (least squares), applied to the band as far as it lies beyond the
-    mask."""
+    mask. A pixel at 0 or 255 before or after says nothing of the map (a white shirt brightened stays 255, which
+    read as a gain of 0 and painted the band white): the fit reads the others, its gain kept within
+    ``CARRIED_GAIN``, and falls back to the mean shift where too few are left."""
     import numpy as np
     from PIL import Image
 
@@ -484,11 +489,18 @@ def carry_into_band(image, result, mask, reach):
     if not band.any() or subject.sum() < 2:
         return result
     before, after = np.asarray(image, np.float32), np.asarray(result, np.float32)
-    x, y = before[subject], after[subject]
-    mx, my = x.mean(0), y.mean(0)
-    spread = ((x - mx) ** 2).mean(0)
-    gain = np.where(spread > 1, ((x - mx) * (y - my)).mean(0) / np.maximum(spread, 1e-6), 1.0)
-    carried = np.clip(before * gain + (my - gain * mx), 0, 255)
+    carried = before.copy()
+    for c in range(3):
+        x, y = before[..., c][subject], after[..., c][subject]
+        inside = (x > 0) & (x < 255) & (y > 0) & (y < 255)
+        if inside.sum() >= 2:
+            x, y = x[inside], y[inside]
+        mx, my = x.mean(), y.mean()
+        spread = ((x - mx) ** 2).mean()
+        gain = ((x - mx) * (y - my)).mean() / spread if spread > 1 and inside.sum() >= 2 else 1.0
+        gain = float(np.clip(gain, *CARRIED_GAIN))
+        carried[..., c] = before[..., c] * gain + (my - gain * mx)
+    carried = np.clip(carried, 0, 255)
     return Image.fromarray(np.round(after + band * (carried - after)).astype(np.uint8))
 
 

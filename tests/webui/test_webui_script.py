@@ -304,6 +304,28 @@ def test_the_blur_band_the_webui_shows_generated_pixels_in_is_harmonized_too(web
     np.testing.assert_array_equal(alone[painted], after[painted])
 
 
+@pytest.mark.parametrize("level, shift", [(235, 40), (25, -30)])
+def test_a_subject_that_clips_carries_its_shift_into_the_band_not_its_clipped_colour(webui, level, shift):
+    """A white shirt brightened stays 255: read as part of the map, its gain fell to 0 and the band around the
+    subject was painted white (a dark one black)."""
+    rng = np.random.default_rng(0)
+    before = np.full((40, 40, 3), (90, 110, 130), np.float32) + rng.normal(0, 3, (40, 40, 3))
+    mask = np.zeros((40, 40), np.float32)
+    mask[10:30, 10:30] = 1
+    before[10:30, 10:30] = level + rng.normal(0, 6, (20, 20, 3))
+    before = before.clip(0, 255).round()
+    after = before.copy()
+    after[10:30, 10:30] = (before[10:30, 10:30] + shift).clip(0, 255)
+    reach = np.zeros((40, 40), np.uint8)
+    reach[5:35, 5:35] = 255
+    carried = np.asarray(webui.script_module.carry_into_band(Image.fromarray(before.astype(np.uint8)),
+                                                             Image.fromarray(after.astype(np.uint8)), mask,
+                                                             Image.fromarray(reach))).astype(float)
+    ring = (reach > 0) & (mask == 0)
+    carried_shift = (carried - before)[ring].mean(0) / shift  # where the subject clips, what it shows of the shift
+    assert ((carried_shift > 0.4) & (carried_shift < 1.1)).all(), carried_shift
+
+
 def test_a_pasted_subject_mostly_off_the_picture_is_named(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
