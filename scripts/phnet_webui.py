@@ -161,12 +161,19 @@ class PHNetHarmonizeScript(scripts.Script):
             # the Upscale button (and Forge's later hires pass) starts from an image this script already
             # harmonized: pasting or harmonizing it again would add a second subject or move the first
             first = getattr(getattr(p, "firstpass_image", None), "info", None) or {}
-            if "parameters" in first and "PHNet weights:" not in str(first["parameters"]):
-                _say(p, "not run: the upscale pass starts from a first pass made with PHNet off, and a subject or "
-                        "box placed in its pixels would land elsewhere at this size; generate with PHNet on, then "
-                        "upscale")
-            else:
+            told = str(first.get("parameters", ""))
+            placed = "a subject or box placed in its pixels would land elsewhere at this size"
+            if "parameters" in first and "PHNet weights:" not in told:
+                _say(p, f"not run: the upscale pass starts from a first pass made with PHNet off, and {placed}; "
+                        "generate with PHNet on, then upscale")
+            elif re.search(rf'{RESULT_KEY}: "?not run[:,]', told):
+                _say(p, f"not run: PHNet did not run on the first pass (its result says why), and {placed}; "
+                        "generate again with PHNet set up, then upscale")
+            elif told:
                 _say(p, "not run again: the upscale pass starts from the first pass's harmonized picture")
+            else:  # its infotext was not kept (PNG info off): harmonized there if PHNet ran
+                _say(p, "not run again: the upscale pass starts from the first pass's picture, harmonized there "
+                        "if PHNet ran on it")
             return
         ultimate = any(str(key).startswith("Ultimate SD upscale") for key in p.extra_generation_params)
         if ultimate or ("SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT):

@@ -533,8 +533,20 @@ def test_the_upscale_pass_of_an_image_already_harmonized_leaves_it_alone(webui, 
     p.txt2img_upscale = True
     before = _generated()
     assert _postprocess(webui, runner, p, before) is before
-    assert "not run again: the upscale pass starts from the first pass's harmonized picture" in capsys.readouterr().out
+    # no infotext kept with it (PNG info off): whether PHNet ran there is not known
+    assert "not run again: the upscale pass starts from the first pass's picture, harmonized there if PHNet ran" \
+        in capsys.readouterr().out
     assert p.extra_generation_params["PHNet result"].startswith("not run again")
+    p.firstpass_image = _generated()
+    p.firstpass_image.info["parameters"] = 'a portrait\nSteps: 20, PHNet weights: tiny-phnet, PHNet result: "changed"'
+    assert _postprocess(webui, runner, p, before) is before
+    assert p.extra_generation_params["PHNet result"].startswith("not run again: the upscale pass starts from the "
+                                                                "first pass's harmonized picture")
+    # PHNet on but not run (no subject uploaded yet): that first pass was not harmonized either
+    p.firstpass_image.info["parameters"] = ('a portrait\nSteps: 20, PHNet weights: tiny-phnet, PHNet result: '
+                                            '"not run: upload a subject cut-out"')
+    assert _postprocess(webui, runner, p, before) is before
+    assert p.extra_generation_params["PHNet result"].startswith("not run: PHNet did not run on the first pass")
     # a first pass made with PHNet off (its infotext, read back from the gallery's file, has no PHNet in it)
     p.firstpass_image = _generated()
     p.firstpass_image.info["parameters"] = "a portrait\nSteps: 20, Sampler: Euler a, Seed: 1"
