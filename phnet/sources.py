@@ -344,16 +344,38 @@ def list_files(
     token: str | bool | None = None,
     what: str = "weights",
 ) -> list[str]:
-    """The files of a Hub repo: asked of the Hub, or offline those of its snapshot in the HF cache."""
+    """The files of a Hub repo: asked of the Hub, or offline (or with the Hub out of reach) those of its snapshot
+    in the HF cache."""
     import huggingface_hub
 
     offline = bool(local_files_only) or hub_offline()
     with hub_errors(repo_id, revision, None, cache_dir, local_files_only, what):
         if not offline:
-            return list(huggingface_hub.list_repo_files(repo_id, revision=revision, token=token))
-        folder = Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
-                                                        local_files_only=True))
+            try:
+                return list(huggingface_hub.list_repo_files(repo_id, revision=revision, token=token))
+            except (OSError, *transport_errors()) as e:  # no connection: the cache, as a download falls back to it
+                try:
+                    folder = _cached_snapshot(repo_id, revision, cache_dir)
+                except Exception:
+                    raise e from None
+        else:
+            folder = _cached_snapshot(repo_id, revision, cache_dir)
     return [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+
+
+def _cached_snapshot(repo_id: str, revision: str | None, cache_dir) -> Path:
+    """The repo's snapshot folder in the HF cache, as far as it was downloaded: huggingface_hub 1.x and later
+    refuse one that lacks files of the repo's listing, and a snapshot of the files PHNet fetched always does."""
+    import huggingface_hub
+
+    incomplete = getattr(getattr(huggingface_hub, "errors", None), "IncompleteSnapshotError", None)
+    try:
+        return Path(huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                                      local_files_only=True))
+    except Exception as e:
+        if incomplete is not None and isinstance(e, incomplete):
+            return Path(e.snapshot_path)
+        raise
 
 
 def list_weights(folder: str | os.PathLike | None, folder_marker: str | None = "config.json") -> list[str]:

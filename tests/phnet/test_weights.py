@@ -857,6 +857,35 @@ def test_an_official_style_hub_repo_takes_only_its_top_checkpoint_and_names_one_
         load_model("owner/zoo", cache_dir=offline_hub)
 
 
+def test_an_official_style_hub_repo_loads_offline_from_the_files_fetched_online(offline_hub, tiny_model):
+    """huggingface_hub 2.x keeps the repo's listing from the online download and refuses, offline, a snapshot
+    that lacks any of its files: ours never holds the README or .gitattributes, so the cached .pth was refused."""
+    tree_cache = pytest.importorskip("huggingface_hub._tree_cache")
+    weights = _bytes_of(lambda f: torch.save(tiny_model.state_dict(), f))
+    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": weights})
+    listing = {name: tree_cache.TreeCacheEntry(size=size, blob_id="0" * 40)
+               for name, size in (("ffhqh512.pth", len(weights)), ("README.md", 10), (".gitattributes", 10))}
+    tree_cache.write_tree_cache(str(offline_hub / "models--owner--offi"), COMMIT_B, listing)
+    assert _same_weights(load_model("owner/offi", cache_dir=offline_hub), tiny_model)
+
+
+def test_a_hub_out_of_reach_lists_the_repo_from_the_cache_as_a_download_falls_back_to_it(offline_hub, monkeypatch):
+    import huggingface_hub
+
+    from phnet import sources
+
+    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": b"cached"})
+    monkeypatch.setattr(sources, "hub_offline", lambda: False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", unreachable)
+    assert sources.list_files("owner/offi", cache_dir=offline_hub) == ["ffhqh512.pth"]
+    with pytest.raises(ConnectionError, match="connection refused.*HF_HUB_OFFLINE=1"):
+        sources.list_files("owner/elsewhere", cache_dir=offline_hub)
+
+
 def test_saving_in_fp16_what_fp16_cannot_hold_is_refused_before_anything_is_written(tiny_model, tmp_path):
     """The file was written with inf in it, and loading it later blamed damage or a diverged run."""
     state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
