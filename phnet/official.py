@@ -109,7 +109,8 @@ def fetch(
     except OSError as e:
         raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}); "
                               "give another folder") from None
-    with _locked(weights, folders, offline=local_files_only or hub_offline()):
+    offline = (local_files_only or hub_offline()) and not weights.url.startswith("file:")
+    with _locked(weights, folders, offline=offline):
         found = find(name, folders)  # another process may have finished while this one waited
         if found is not None:
             return found
@@ -119,7 +120,7 @@ def fetch(
         if local is not None and not (local == checkpoint and downloaded.exists()):
             return _convert(weights, local, target / name, convert)
         if local is None:
-            if local_files_only or hub_offline():
+            if offline:  # a mirror in a folder of this machine (file:) is no network: an air-gapped machine's way in
                 raise FileNotFoundError(_missing(weights, target, OFFLINE))
             _download(weights, checkpoint, target, progress, say or _stderr)
             downloaded.touch()

@@ -156,7 +156,7 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
 
 def _size_from_name(name: str) -> int | None:
     """Official files carry their resolution in the name: iharmony512.pth, ffhqh1024.pth."""
-    m = re.search(r"(256|512|1024|2048)", name)
+    m = re.search(r"(?<!\d)(256|512|1024|2048)(?!\d)", name)  # not the digits of a date or a step count
     return int(m.group(1)) if m else None
 
 

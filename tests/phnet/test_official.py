@@ -228,6 +228,10 @@ def test_a_mirror_in_a_local_folder_serves_as_a_site(monkeypatch, tiny_official,
     monkeypatch.setenv(official.BASE_URL_ENV, str(mirror))  # the folder's path (urllib said "unknown url type")
     folder = weights.fetch_official(NAME, tmp_path / "by-path", progress=lambda d, t: None, say=lambda s: None)
     assert official.find(NAME, tmp_path / "by-path") == folder
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a folder is no network: an air-gapped machine's mirror
+    folder = weights.fetch_official(NAME, tmp_path / "offline", progress=lambda d, t: None, say=lambda s: None)
+    assert official.find(NAME, tmp_path / "offline") == folder
+    monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv(official.BASE_URL_ENV, str(tmp_path / "no-such-mirror"))
     with pytest.raises(ValueError, match="neither a URL .* nor a folder on this machine"):
         weights.fetch_official(NAME, tmp_path / "other", progress=lambda d, t: None, say=lambda s: None)

@@ -897,3 +897,10 @@ def test_saving_in_fp16_what_fp16_cannot_hold_is_refused_before_anything_is_writ
         save_pretrained(tiny_model, tmp_path / "fp16", dtype=torch.float16)
     assert not (tmp_path / "fp16").exists()
     assert load_model(save_pretrained(tiny_model, tmp_path / "bf16", dtype=torch.bfloat16)) is not None
+
+
+def test_a_working_size_is_read_off_a_file_name_only_as_a_number_of_its_own():
+    from phnet.weights import _size_from_name
+
+    assert _size_from_name("ffhqh1024.pth") == 1024 and _size_from_name("iharmony_256.pth") == 256
+    assert _size_from_name("phnet_20251024.pth") is None and _size_from_name("iharmony_step1256.pth") is None
