@@ -55,7 +55,7 @@ SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")  # only ever opened with torch.load(weights_only=True)
 WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_REPO_ID = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9]([\w.-]{0,94}\w)?/[A-Za-z0-9]([\w.-]{0,94}\w)?")  # the Hub's rules
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -147,7 +147,7 @@ def stamp(path: str | os.PathLike) -> str:
 
 def looks_like_repo_id(text: str) -> bool:
     """``owner/name`` as the Hub spells repo ids (no path-like starts, no suffix of a weights file)."""
-    return bool(_REPO_ID.fullmatch(text)) and not is_weights_file(text) and ".." not in text
+    return bool(_REPO_ID.fullmatch(text)) and not is_weights_file(text)
 
 
 def parse_hub_ref(text: str) -> tuple[str, str | None, str | None]:
@@ -314,7 +314,8 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         ) from None
     except errors.RepositoryNotFoundError:
         raise FileNotFoundError(
-            f"no {where} (or it is private: log in with `hf auth login` or pass a token)"
+            f"no {where} (or it is private: log in with `hf auth login` or pass a token), and no file or folder "
+            f"{repo_id!r} in {os.getcwd()}"
         ) from None
     except errors.RevisionNotFoundError:
         raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None

@@ -46,7 +46,8 @@ def test_hub_references(tmp_path, monkeypatch, text, repo, revision, filename):
     assert sources.resolve("owner/name", revision="main").revision == "main"  # revision= when none in the text
 
 
-@pytest.mark.parametrize("text", ["no/such/place", "./owner/name", "/abs/missing.pth", "missing.safetensors", "a/b.pth"])
+@pytest.mark.parametrize("text", ["no/such/place", "./owner/name", "/abs/missing.pth", "missing.safetensors", "a/b.pth",
+                                  "runs/my--run", "runs/best.", "runs/-x"])  # no Hub repo id: a missing folder
 def test_not_found(tmp_path, monkeypatch, text):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not found.*owner/name"):
@@ -86,6 +87,16 @@ def test_a_connection_the_hub_client_lost_is_one_connection_error():
     with pytest.raises(ConnectionError, match="could not download weights from the Hub repo 'me/x'.*Check the connection"):
         with sources.hub_errors("me/x", None, None, None, False, "weights"):
             raise lost[0]("peer closed connection without sending complete message body")
+
+
+def test_no_such_hub_repo_says_there_is_no_such_folder_here_either(tmp_path, monkeypatch):
+    """runs/mine is a repo id in shape and a missing folder in intent: the Hub's answer alone blamed a login."""
+    from huggingface_hub.utils import RepositoryNotFoundError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no Hub repo 'runs/mine' .*and no file or folder 'runs/mine' in "):
+        with sources.hub_errors("runs/mine", None, None, None, False, "weights"):
+            raise RepositoryNotFoundError.__new__(RepositoryNotFoundError)  # what the Hub answers for it
 
 
 def test_a_cache_miss_online_does_not_blame_an_offline_switch_that_is_off(monkeypatch):
