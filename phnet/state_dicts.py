@@ -37,19 +37,25 @@ def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, tor
     )
 
 
-def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _read_safetensors(path: Path, what: str, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(
             f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt: download it "
             "again"
         ) from None
-    return tensors, metadata
+    return found, metadata
+
+
+def read_metadata(path: str | Path, what: str = "weights") -> dict[str, str]:
+    """A .safetensors file's metadata, without its tensors; a damaged file is named as :func:`read_tensors` names
+    it."""
+    return _read_safetensors(Path(path), what, tensors=False)[1]
 
 
 def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
@@ -76,7 +82,10 @@ def _load_failure(e: Exception) -> str:
         return other.group(0)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if "weights_only" not in ln.lower() and "trusted source" not in ln.lower()]
-    return lines[0][:200] if lines else "empty file"
+    if not lines:
+        return "empty file"
+    first = re.match(r".{0,200}?[.!?](?=\s|$)", lines[0])  # its first sentence, where one ends soon enough
+    return first.group(0).rstrip(".!?") if first else lines[0][:200]
 
 
 def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:

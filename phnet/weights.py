@@ -24,7 +24,7 @@ from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig
 from .modeling import PHNet
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
 from .atomic import write_atomic, write_atomic_text
-from .state_dicts import read_tensors
+from .state_dicts import read_metadata, read_tensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -244,13 +244,8 @@ def _takes_folder_config(path: Path) -> bool:
 def _stored_config(weights: Path) -> PHNetConfig | None:
     if weights.suffix.lower() not in SAFETENSORS_SUFFIXES:
         return None
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            text = (f.metadata() or {}).get("phnet_config")
-    except (SafetensorError, OSError, ValueError):
-        return None  # reading the weights themselves reports the damage
+    # a damaged file is named now: else a partial config.json beside it was blamed for the fields it lacks
+    text = read_metadata(weights, "PHNet weights").get("phnet_config")
     if text is None:
         return None
     return PHNetConfig.from_json(text, source=f"the config in {weights}'s metadata", required=REQUIRED_FIELDS)

@@ -212,14 +212,18 @@ def test_truncated_safetensors(tiny_folder):
         load_model(tiny_folder)
     msg = str(e.value)
     assert "truncated" in msg and "corrupt" in msg and "again" in msg
+    (tiny_folder / "config.json").write_text('{"image_size": 64}')  # a partial config: the damage is named first
+    with pytest.raises(ValueError, match="not a readable safetensors file.*download it again"):
+        load_model(tiny_folder)
 
 
 def test_truncated_pth(tiny_model, tmp_path):
     path = tmp_path / "cut.pth"
     torch.save(tiny_model.state_dict(), path)
     _truncate(path)
-    with pytest.raises(ValueError, match="download it again"):
+    with pytest.raises(ValueError, match="download it again") as caught:
         load_model(path)
+    assert "file is)" not in str(caught.value)  # torch's words end at a sentence, not at a character count
 
 
 def test_empty_pth_from_an_interrupted_download(tmp_path):
