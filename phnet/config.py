@@ -174,7 +174,20 @@ class PHNetConfig:
 
     @classmethod
     def load(cls, path: str | Path, *, required: tuple[str, ...] = ()) -> "PHNetConfig":
-        return cls.from_json(Path(path).read_text(encoding="utf-8-sig"), source=str(path), required=required)
+        return cls.from_json(read_text(path), source=str(path), required=required)
+
+
+def read_text(path: str | Path) -> str:
+    """A config file's text as Windows editors save it too: UTF-8 with or without a BOM, or UTF-16 with one
+    (PowerShell 5's ``>``); anything else is named with the fix."""
+    import codecs
+
+    data = Path(path).read_bytes()
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        return data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from None
 
 
 # A stored config must carry these: they fix the architecture and how the output is read, and no default

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from . import sources
-from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig
+from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
 from .atomic import write_atomic, write_atomic_text
@@ -208,7 +208,7 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
     """config.json rules; a field it lacks comes from the config stored in the weights file, or is an error
     naming the file and the field (a default could silently change the architecture or the output mapping)."""
     try:
-        d = json.loads(config_json.read_text(encoding="utf-8-sig"))  # Windows editors may write a BOM
+        d = json.loads(read_text(config_json))
     except json.JSONDecodeError as e:
         raise ValueError(f"{config_json} is not valid JSON ({e})") from None
     stored = _stored_config(weights) if isinstance(d, dict) else None

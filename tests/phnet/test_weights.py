@@ -765,6 +765,11 @@ def test_a_config_json_saved_with_a_byte_order_mark_loads(tiny_folder):
     text = (tiny_folder / "config.json").read_text(encoding="utf-8")
     (tiny_folder / "config.json").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert load_model(tiny_folder).config == load_model(tiny_folder / "model.safetensors").config
+    (tiny_folder / "config.json").write_text(text, encoding="utf-16")  # PowerShell 5's `>`
+    assert load_model(tiny_folder).config == load_model(tiny_folder / "model.safetensors").config
+    (tiny_folder / "config.json").write_bytes(text.encode("latin-1") + b"\xff\xfe")
+    with pytest.raises(ValueError, match=r"config.json is not UTF-8 text .*: save it as UTF-8"):
+        load_model(tiny_folder)
 
 
 def test_a_hub_repo_gives_its_safetensors_alone_and_pth_files_only_without_them(tiny_model, tmp_path, monkeypatch):
