@@ -78,9 +78,16 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
     unexpected = sorted(set(state_dict) - set(own))
     wrong = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
     if missing or unexpected or wrong:
-        found = ""
+        fix = "Use the matching architecture (preset iharmony or ffhqh), or let it be read off the file"
         try:
-            found = f" The weights look like: {infer_config(state_dict).to_dict()}."
+            inferred = infer_config(state_dict)
+            found = f" The weights look like: {inferred.to_dict()}."
+            mine = getattr(model, "config", None)
+            if mine is not None and (inferred.enc_sizes, inferred.grid_counts) == (mine.enc_sizes, mine.grid_counts):
+                found = f" Their architecture is this config's (enc_sizes {list(mine.enc_sizes)}, grid_counts " \
+                        f"{list(mine.grid_counts)})."
+                fix = ("So the file holds other tensors beside or instead of PHNet's: another model's, or those of "
+                       "another version of the code. Load it with the code that wrote it, or save PHNet's tensors alone")
         except ValueError as e:
             found = f" ({e})"
         detail = "; ".join(
@@ -96,8 +103,7 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
             if part
         )
         raise ValueError(
-            f"the weights {source} do not fit this PHNet config ({detail}).{found} "
-            "Use the matching architecture (preset iharmony or ffhqh), or let it be read off the file"
+            f"the weights {source} do not fit this PHNet config ({detail}).{found} {fix}"
         )
     bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:

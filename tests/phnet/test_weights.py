@@ -289,6 +289,15 @@ def test_wrong_architecture_shapes(tiny_model, tmp_path):
     assert "'enc_sizes': [3, 8, 8, 16, 16, 32, 32]" in msg  # what the weights look like
 
 
+def test_extra_tensors_in_weights_of_the_right_architecture_are_not_blamed_on_the_architecture(tiny_model, tmp_path):
+    path = tmp_path / "extra.pth"
+    torch.save({**tiny_model.state_dict(), "extra.weight": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match=r"1 unexpected \(e.g. extra.weight\)\)\. Their architecture is this "
+                                         r"config's .*holds other tensors beside or instead of PHNet's") as e:
+        load_model(path)
+    assert "preset iharmony or ffhqh" not in str(e.value)
+
+
 def test_wrong_architecture_missing_and_unexpected(tiny_config, tmp_path):
     import dataclasses
 
