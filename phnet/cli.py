@@ -408,9 +408,10 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     jobs = sorted(jobs, key=lambda job: _natural_key(job.composite))
 
     def frame_of(image: np.ndarray, mask: np.ndarray):
-        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save). A frame's
-        mask may cover it whole or only an edge of it (a subject walking in): the clip is judged as a whole."""
-        pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True)
+        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save, in the kind
+        every frame is saved as: a grey clip comes out RGB throughout). A frame's mask may cover it whole, only an
+        edge of it (a subject walking in), or none of it: the clip is judged as a whole."""
+        pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True, allow_empty=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
     smoother = temporal.Smoother(settings)
@@ -456,11 +457,11 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     for job in jobs:
         try:
             image, mask, keep = _load_pair(job.composite, job.mask)
+            pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
             if not bool((mask > 0).any()):  # the subject is out of the picture: the frame stays as it is
-                save(image, job, keep, image)
+                save(finish(pixels.clone()), job, keep, image)
                 unchanged.append(job.composite.name)
                 continue
-            pixels, peak, masks, mask_peak, _ = frame_of(image, mask)
             strongest = max(strongest, float(masks.max()) / mask_peak)
             reference = _reference_for(job)
             if reference is not None:
@@ -473,7 +474,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             continue
         corrections.append(found.report)
         if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
-            save(image, job, keep, image)
+            save(finish(pixels.clone()), job, keep, image)
             cramped.append(job.composite.name)
             continue
         if found.report.flat is not None:  # one flat colour: the smoother keeps it in time, out of its averages

@@ -273,3 +273,20 @@ def test_a_faint_mask_clip_is_reported_as_the_library_reports_it(tiny_folder, tm
                                                                                  threshold=0)
     assert all(0.25 < r.weight < 0.35 for r in reports)
     assert f"frames: {summary(reports)}" in capsys.readouterr().out
+
+
+def test_a_grey_clip_comes_out_in_one_kind_whatever_each_frame_met(tiny_folder, tmp_path):
+    """Frames with an empty or a whole mask were saved as read (grey), the others as the library returns them
+    (RGB): one clip of two kinds."""
+    comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
+    for t in range(4):
+        Image.open(comps / f"frame{t * 5}.png").convert("L").save(comps / f"frame{t * 5}.png")
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame5.png")
+    Image.fromarray(np.full((H, W), 255, np.uint8)).save(masks / "frame10.png")
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2", "--threshold", "0"]) == 0
+    pictures = [Image.open(out / f"frame{t * 5}.png") for t in range(4)]
+    assert [p.mode for p in pictures] == ["RGB"] * 4
+    grey = np.asarray(Image.open(comps / "frame5.png"))
+    assert np.array_equal(np.asarray(pictures[1]), np.repeat(grey[..., None], 3, -1))  # as it was, in RGB
