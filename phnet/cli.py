@@ -449,7 +449,10 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 out = pixels.clone()
                 with torch.inference_mode():
                     harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, args.strength)
-                    corrections[reported[j]] = harmonizer.smoothed_report(frame, correction)
+                    report = harmonizer.smoothed_report(frame, correction)
+                    # what went through the working size (methods "resize", "guided") measured, as for a picture
+                    corrections[reported[j]] = harmonizer.measured([report], "full", pixels[None], out[None],
+                                                                   mask[None], peak, mask_peak, weigh=False)[0]
                 save(finish(out), frames[j], keep, image)
             except (ValueError, OSError) as e:
                 fail(frames[j], e)

@@ -342,7 +342,7 @@ class Harmonizer:
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
                                                       allow_empty=True)
             if measure:
-                corrections = self._measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
+                corrections = self.measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
                                              masks[:, 0], 1.0, 1.0)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
@@ -363,12 +363,12 @@ class Harmonizer:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                      threshold)
             if measure:  # (a clip's frames carry their masks' weight from estimate_frames already)
-                corrections = self._measured(corrections, mode, pixels, out, masks, peak, mask_peak, weigh=not clip)
+                corrections = self.measured(corrections, mode, pixels, out, masks, peak, mask_peak, weigh=not clip)
             result = Harmonized(finish(out), corrections)
         log_corrections(result.corrections)
         return result
 
-    def _measured(self, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:
+    def measured(self, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:
         """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
         blends in part of the change) and, where the result went through the working size (mode "official",
         methods "resize" and "guided"), with the change measured in it (``Correction.resampled``): the network's

@@ -290,3 +290,11 @@ def test_a_grey_clip_comes_out_in_one_kind_whatever_each_frame_met(tiny_folder, 
     assert [p.mode for p in pictures] == ["RGB"] * 4
     grey = np.asarray(Image.open(comps / "frame5.png"))
     assert np.array_equal(np.asarray(pictures[1]), np.repeat(grey[..., None], 3, -1))  # as it was, in RGB
+
+
+def test_a_clip_through_the_working_size_says_so_as_a_picture_does(tiny_folder, tmp_path, capsys):
+    comps, masks = _write_clip(tmp_path, frames=3, cut_at=9)
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2", "--threshold", "0", "--method", "guided"]) == 0
+    assert "went through the working size" in capsys.readouterr().out
