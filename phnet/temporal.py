@@ -133,8 +133,12 @@ def _starts_shot(index: int, previous: FrameEstimate | None, current: FrameEstim
 
 
 def shot_starts(estimates: Sequence[FrameEstimate], temporal: Temporal) -> list[int]:
-    """Indices of the frames that begin a shot (always 0)."""
-    return [i for i, e in enumerate(estimates) if _starts_shot(i, estimates[i - 1] if i else None, e, temporal)]
+    """Indices of the frames that begin a shot, as the smoothing finds them (the first frame it smooths, then
+    each cut; a frame it holds out, a flat black one say, is measured against no neighbour)."""
+    smoother = Smoother(temporal)
+    for estimate in estimates:
+        smoother.push(estimate)
+    return smoother.starts
 
 
 class Smoother:

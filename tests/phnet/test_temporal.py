@@ -60,6 +60,21 @@ def test_cuts_are_detected_added_by_hand_and_at_size_changes():
     assert shot_starts(estimates, Temporal(cut_threshold=200)) == [0, 4]
 
 
+def test_shot_starts_are_the_smoothings_own_a_flat_frame_is_no_cut():
+    """A black frame in a shot was read as two cuts the smoothing never made."""
+    import dataclasses
+
+    from phnet.corrections import Correction
+
+    flat = dataclasses.replace(_est(0, 0.12), report=dataclasses.replace(Correction.no_subject(10.0, 1.0),
+                                                                          flat=(30, 30, 30)))
+    estimates = [_est(0, 0.5), _est(0, 0.5), flat, _est(0, 0.5)]
+    smoother = Smoother(Temporal())
+    for e in estimates:
+        smoother.push(e)
+    assert shot_starts(estimates, Temporal()) == smoother.starts == [0]
+
+
 def test_smoothing_stays_inside_a_shot():
     values = [0.0, 1.0, 0.0, 1.0, 10.0, 10.0, 10.0]
     signatures = [0.5] * 4 + [0.9] * 3
