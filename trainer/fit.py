@@ -73,12 +73,13 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     size = unwrap(model).config.image_size  # the working size: data sets, checkpoints and the model agree
     if env.main:
         describe(model, size, env)
-        run.write_config(cfg)
     data = build_data(cfg, env, size, seed, progress)
     opt = build_optimisation(cfg, model, env, size)
     position, best = Position(), math.inf
     if resume_dir is not None:
         position, best = restore(resume_dir, cfg, env, opt, data.batch_size)
+    commit_run(cfg, env, run)
+    if resume_dir is not None:
         if not math.isinf(best) and not (run.root / "best").is_dir():
             # a fork, or a return to an earlier step that set best/ aside: the weights that scored it are not
             # in this run, so its first validation writes best/ again
@@ -129,6 +130,23 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
         raise
     env.from_main(("ok", str(resume_dir) if resume_dir else None, changes))
     return resume_dir, changes
+
+
+def commit_run(cfg: dict, env: Dist, run: RunFolder) -> None:
+    """Rank 0 deletes the run --overwrite replaces, or sets aside what a resume from an older step supersedes,
+    and records the config: only now, with the weights, the data and the checkpoint's state all read, so a
+    start that fails leaves the folder as it was. Every rank goes on from the folder as rank 0 left it."""
+    outcome = ("ok",)
+    if env.main:
+        try:
+            run.commit()
+            run.write_config(cfg)
+        except BaseException as exc:
+            env.from_main(("error", f"{type(exc).__name__}: {exc}"))
+            raise
+    outcome = env.from_main(outcome)
+    if outcome[0] == "error":
+        raise RunFolderError(f"rank 0 could not prepare the run folder: {outcome[1]}")
 
 
 def open_log(run: RunFolder, env: Dist, resume_dir, position, changes: dict, data) -> RunLog:

@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from phnet.atomic import write_atomic_text
 from trainer import checkpoint as ckpt
@@ -46,6 +47,7 @@ class RunFolder:
         self.root = Path(root).expanduser()
         self.lock_path = self.root / LOCK_NAME
         self._lock_fd: int | None = None
+        self._pending: list[Callable[[], None]] = []  # what prepare() decided, done by commit()
 
     # ------------------------------------------------------------------ lock
     def acquire_lock(self) -> None:
@@ -161,7 +163,9 @@ class RunFolder:
 
     def prepare(self, resume: str | bool, overwrite: bool, steps: int | None = None) -> Path | None:
         """Decide how this start uses the folder (call with the lock held); return the checkpoint to resume.
-        ``steps``: the run's train.steps; a checkpoint already there is refused before anything is moved."""
+        ``steps``: the run's train.steps; a checkpoint already there is refused before anything is moved.
+        Nothing is deleted or moved until :meth:`commit`: a start refused later (a changed config, weights or
+        data that are not there) leaves the folder as it was."""
         if resume and overwrite:
             raise RunFolderError("--resume continues the run and --overwrite deletes it: choose one")
         ckpt.clean_temporaries(self.root)
@@ -187,7 +191,7 @@ class RunFolder:
                     raise RunFolderError(
                         f"--resume {found} is not a checkpoint of the run in {self.root} ({', '.join(previous)}): "
                         "continue it in an empty --out, or resume one of this run's own checkpoints")
-                self.set_aside_later_than(found)
+                self._pending.append(lambda: self.set_aside_later_than(found))
             return found
         previous = self.previous_run()
         if previous and not overwrite:
@@ -195,9 +199,19 @@ class RunFolder:
                 f"{self.root} already holds a training run ({', '.join(previous)}). Pass --resume to continue "
                 f"it, --overwrite to delete it and start over, or choose another --out.")
         if previous:
-            self.remove_previous_run()
-            print(f"[trainer] --overwrite: deleted the previous run in {self.root}", file=sys.stderr)
+            self._pending.append(self._overwrite)
         return None
+
+    def commit(self) -> None:
+        """Do what :meth:`prepare` decided (delete the run --overwrite replaces, set aside a resumed run's later
+        steps), once the start has passed every check: just before the run writes into the folder."""
+        pending, self._pending = self._pending, []
+        for action in pending:
+            action()
+
+    def _overwrite(self) -> None:
+        self.remove_previous_run()
+        print(f"[trainer] --overwrite: deleted the previous run in {self.root}", file=sys.stderr)
 
     def set_aside_later_than(self, checkpoint: Path) -> None:
         """Resuming from an older step starts a new branch: the old one's later checkpoints, its best/ and its

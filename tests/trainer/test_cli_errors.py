@@ -177,6 +177,23 @@ def test_a_refused_resume_of_an_older_checkpoint_moves_nothing(shift_set, tmp_pa
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
 
 
+def test_a_refused_start_deletes_or_moves_nothing(shift_set, tmp_path, capsys):
+    """--overwrite deleted the old run, and a resume from an older step set its later steps aside, before weights
+    that were not there or a changed [model] refused the start."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, ckpt_every=2, val_every=2, batch_size=4, log_every=1, keep_last=2),
+          progress=False)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--overwrite", "--init-from",
+                       str(tmp_path / "not-there"))
+    assert "not-there" in line and sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume",
+                       str(out / "checkpoints" / "step-00000002"), "--set", "model.grid_counts=[2, 2, 1]")
+    assert "grid_counts" in line and sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
 def test_an_earlier_runs_folder_is_a_config_for_a_new_run(shift_set, tmp_path, capsys):
     """--config RUN was refused: a run's recorded settings could only be copied out by hand."""
     from trainer.fit import main
