@@ -46,17 +46,18 @@ def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     return err.flatten(1).sum(dim=1) / (3 * m.flatten(1).sum(dim=1) + FMSE_EPS)
 
 
-def _psnr(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+def psnr_of(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """PSNR from a (f)MSE already measured, against the photo's own peak."""
     peak = (gt.double() * 255).flatten(1).amax(dim=1)
     return 10 * torch.log10(peak.pow(2) / (err + PSNR_EPS))
 
 
 def psnr(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    return _psnr(mse(pred, gt), gt)
+    return psnr_of(mse(pred, gt), gt)
 
 
 def fpsnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return _psnr(fmse(pred, gt, mask), gt)
+    return psnr_of(fmse(pred, gt, mask), gt)
 
 
 def fg_ratio(mask: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from phnet.atomic import write_atomic_text
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
-from trainer.validation import NEAR_RIGHT_FMSE
+from trainer.validation import NEAR_RIGHT_FMSE, picture_share
 
 
 @torch.no_grad()
@@ -68,7 +68,8 @@ def collect(model, loader) -> list[dict]:
         change, size = proposal(comp, mask)
         change_real, size_real = proposal(real, mask)
         out.append({"comp": comp, "real": real, "mask": mask, "change": change, "size": size,
-                    "change_real": change_real, "size_real": size_real})
+                    "change_real": change_real, "size_real": size_real,
+                    **({"box": batch["box"]} if "box" in batch else {})})
     return out
 
 
@@ -96,11 +97,12 @@ def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndar
             curves["fmse"].append(metrics.fmse(out, real, mask))
             curves["untouched"].append(metrics.mse(metrics.blend((real + float(k) * change_real).clamp(0, 1), real,
                                                                  mask), real))
+        share = picture_share(b, comp)[:, None]  # the padding around a picture counts for nothing
         for key, values in curves.items():
-            rows[key].append(torch.stack(values, dim=1))
+            rows[key].append(torch.stack(values, dim=1) / (1.0 if key == "fmse" else share))
         rows["size"].append(b["size"])  # what the model's threshold reads, not the clamped picture's change
         rows["size_real"].append(b["size_real"])
-        rows["composite_mse"].append(metrics.mse(comp, real))
+        rows["composite_mse"].append(metrics.mse(comp, real) / share[:, 0])
         rows["composite_fmse"].append(metrics.fmse(comp, real, mask))
     return {key: torch.cat(values).double().numpy() for key, values in rows.items()}
 

@@ -27,6 +27,16 @@ def autocast_for(device: torch.device, amp: torch.dtype | None):
 
 
 @torch.no_grad()
+def picture_share(batch: dict, like: torch.Tensor) -> torch.Tensor:
+    """Each sample's share of its square that is picture (B, float64): 1, or for a picture padded to the square
+    (``box``, resize "pad") its box's. A whole-picture error measured over the square is divided by it: the
+    padding is the same in the output and the photo, and counted as error-free pixels it diluted the mean."""
+    if "box" not in batch:
+        return torch.ones(like.shape[0], dtype=torch.float64)
+    box = batch["box"].double()
+    return box[:, 2] * box[:, 3] / (like.shape[-2] * like.shape[-1])
+
+
 def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch.dtype | None = None) -> dict:
     """Mean per-image MSE/fMSE/PSNR/fPSNR of the model and of the untouched composite.
 
@@ -53,11 +63,13 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch
             out_real = metrics.blend(pred_real.float().clamp(0, 1), real, mask)
             comp_fmse = metrics.fmse(comp, real, mask)
             near = (comp_fmse < NEAR_RIGHT_FMSE).double()
+            share = picture_share(batch, comp).to(device)
+            mse = metrics.mse(out, real) / share
             vals = {
-                "mse": metrics.mse(out, real), "fmse": metrics.fmse(out, real, mask),
-                "psnr": metrics.psnr(out, real), "fpsnr": metrics.fpsnr(out, real, mask),
-                "composite_mse": metrics.mse(comp, real), "composite_fmse": comp_fmse,
-                "untouched_mse": metrics.mse(out_real, real),
+                "mse": mse, "fmse": metrics.fmse(out, real, mask),
+                "psnr": metrics.psnr_of(mse, real), "fpsnr": metrics.fpsnr(out, real, mask),
+                "composite_mse": metrics.mse(comp, real) / share, "composite_fmse": comp_fmse,
+                "untouched_mse": metrics.mse(out_real, real) / share,
                 "near_right_fmse": metrics.fmse(out, real, mask).double() * near,
                 "composite_near_right_fmse": comp_fmse.double() * near, "near_right_n": near,
             }

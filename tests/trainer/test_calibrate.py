@@ -196,3 +196,25 @@ def test_a_rule_is_scored_on_the_pictures_the_model_makes_with_it(output):
         assert claimed["mse"] == pytest.approx(float(metrics.mse(out, real).mean()), rel=2e-3)
         assert claimed["fmse"] == pytest.approx(float(metrics.fmse(out, real, mask).mean()), rel=2e-3)
         assert claimed["untouched_mse"] == pytest.approx(float(metrics.mse(out_real, real).mean()), rel=2e-3, abs=0.01)
+
+
+def test_a_picture_padded_to_the_square_is_scored_on_the_picture_alone():
+    """With resize "pad" the black padding counted as error-free pixels: MSE and the untouched figure were diluted
+    (by 1.7x on wide photos), and the do-no-harm limit on them loosened as much."""
+    import torch.nn.functional as F
+
+    from trainer.validation import validate
+
+    class Dim(torch.nn.Module):  # per pixel: the same output cropped or padded
+        def forward(self, comp, mask):
+            return comp * 0.9
+
+    cropped = _batches()[0]
+    padded = {k: F.pad(v, (0, 0, 4, 4)) if v.ndim == 4 else v for k, v in cropped.items()}
+    padded["box"] = torch.tensor([[4, 0, 8, 8]] * 2)
+    for key in ("mse", "untouched_mse", "composite_mse", "psnr", "fmse"):
+        assert validate(Dim(), [padded], torch.device("cpu"))[key] == pytest.approx(
+            validate(Dim(), [cropped], torch.device("cpu"))[key])
+    a, b = calibrate.error_curves([padded]), calibrate.error_curves([cropped])
+    for key in ("mse", "untouched", "composite_mse", "fmse"):
+        assert a[key] == pytest.approx(b[key])
