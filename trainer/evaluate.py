@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ def parse_weights(items) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:
         label, sep, path = str(item).partition("=")
-        if not sep or not label or "/" in label:
+        if not sep or not label or "/" in label or os.path.exists(os.path.expanduser(str(item))):  # lr=3e-4/best
             label, path = ("phnet" if not out else f"phnet{len(out) + 1}"), str(item)
         if label in out or label in BASELINES or label == "composite":
             raise ValueError(f"--weights label {label!r} is used twice or names a baseline; pick another")

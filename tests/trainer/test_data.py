@@ -312,7 +312,7 @@ def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, cap
                         assert torch.equal(a[key], b[key]), (key, record.name)
                 for key, value in a.get("synthesis", {}).items():
                     assert torch.equal(value, b["synthesis"][key]), key
-    assert "photos preloaded" in capsys.readouterr().out
+    assert "photos preloaded" in capsys.readouterr().err
 
 
 def test_preloading_speaks_once_and_only_when_asked(photos, capsys):
@@ -328,7 +328,8 @@ def test_preloading_speaks_once_and_only_when_asked(photos, capsys):
     assert capsys.readouterr() == ("", "")
     build_dataset(data, "train", image_size=32, progress=False)
     out, err = capsys.readouterr()
-    assert "photos preloaded" in out and "preloading" not in err
+    assert "photos preloaded" in err and "preloading" not in err
+    assert out == ""  # calibrate --report-only, evaluate and fit print their JSON or Markdown there
     cfg = {"data": data, "train": {"batch_size": 2, "val_batch_size": 2, "val_max_samples": 0}}
     other_process = SimpleNamespace(main=False, world=2, rank=1, device=torch.device("cpu"))
     build_data(cfg, other_process, 32, 0)
@@ -338,7 +339,7 @@ def test_preloading_speaks_once_and_only_when_asked(photos, capsys):
 def test_preload_is_for_folders_of_photos(tmp_path, capsys):
     make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
     ds = build_dataset({"root": str(tmp_path / "F"), "image_size": 32, "preload": True, "val_fraction": 0.0}, "train")
-    assert len(ds) > 0 and "read from its files" in capsys.readouterr().out
+    assert len(ds) > 0 and "read from its files" in capsys.readouterr().err
 
 
 def test_a_preload_too_large_for_memory_stops_before_it_fills_it(photos, monkeypatch):

@@ -183,3 +183,14 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
     assert main(args + ["--split", "val", "--out", str(tmp_path / "ev-val")]) == 0  # the landscapes' own val slice
     results = json.loads((tmp_path / "ev-val" / "results.json").read_text())
     assert results["per_image"] and all(name.startswith("img/") for name in results["per_image"])
+
+
+def test_a_weights_path_with_an_equals_sign_in_a_folder_name_is_a_path(tmp_path, monkeypatch):
+    """Sweep folders are named key=value: lr=3e-4/best was read as the label lr and the Hub repo 3e-4/best."""
+    from trainer.evaluate import parse_weights
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lr=3e-4" / "best").mkdir(parents=True)
+    assert parse_weights(["lr=3e-4/best"]) == {"phnet": "lr=3e-4/best"}
+    assert parse_weights(["new=lr=3e-4/best"]) == {"new": "lr=3e-4/best"}
+    assert parse_weights(["new=runs/a/best"]) == {"new": "runs/a/best"}

@@ -166,5 +166,6 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         if isinstance(ds, FolderDataset):
             ds.preload(progress=progress, report=report)
         elif report:  # a speed setting: a recorded folder config still evaluates on iHarmony4 or FFHQH
-            print(f"[data] data.preload is for folder data sets (photos and masks); {kind} is read from its files")
+            print(f"[data] data.preload is for folder data sets (photos and masks); {kind} is read from its files",
+                  file=sys.stderr)
     return ds

@@ -18,6 +18,7 @@ training composites change every epoch.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path, PurePosixPath
 
@@ -135,7 +136,8 @@ class FolderDataset(HarmonizationDataset):
                     f"of the {room / 2**30:.1f} GB available; set data.preload = false for a pool this large")
         self.preloaded = loaded
         if report:
-            print(f"[data] {self.description}: {len(photos)} photos preloaded, {total / 2**20:.1f} MB in memory")
+            print(f"[data] {self.description}: {len(photos)} photos preloaded, {total / 2**20:.1f} MB in memory",
+                  file=sys.stderr)
 
     def load(self, record: Record, rng: np.random.Generator):
         if self.preloaded is not None:
