@@ -315,6 +315,26 @@ def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, cap
     assert "photos preloaded" in capsys.readouterr().err
 
 
+def test_a_photo_with_an_unreadable_mask_serves_as_a_reference_preloaded_as_not(photos, tmp_path):
+    """Preloaded, its thumbnail was never read: the samples that drew it as their reference differed."""
+    import shutil
+
+    img_dir, mask_dir = photos
+    masks = tmp_path / "masks"
+    shutil.copytree(mask_dir, masks)
+    broken = sorted(masks.iterdir())[0]
+    broken.write_bytes(b"not a png")
+    data = {"root": str(img_dir), "mask_dir": str(masks), "val_fraction": 0.0, "image_size": 32,
+            "on_bad_sample": "skip", "synthesis": {"reference_probability": 1.0}}
+    plain, kept = build_dataset(data, "train"), build_dataset({**data, "preload": True}, "train", report=False)
+    for i, record in enumerate(plain.records):
+        if record.real.stem == broken.stem:
+            continue
+        for epoch in range(3):
+            a, b = plain[(i, epoch)], kept[(i, epoch)]
+            assert torch.equal(a["comp"], b["comp"]), (record.name, epoch)
+
+
 def test_preloading_speaks_once_and_only_when_asked(photos, capsys):
     """--no-progress drew the preload's bar anyway (into log files), and under torchrun every process drew
     one and printed its memory line."""

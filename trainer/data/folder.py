@@ -243,15 +243,15 @@ class Preloaded:
 
     @classmethod
     def read(cls, photo: Path, mask_file: Path | None, reference_size: int) -> "Preloaded":
+        try:  # a photo whose own mask is unreadable still serves as another sample's reference, as unpreloaded
+            thumb = load_thumbnail(photo, reference_size)
+        except BadSampleError:
+            thumb = None
         try:
             real, alpha = load_rgb_and_alpha(photo)
             mask = load_mask(mask_file) if mask_file is not None else alpha
         except BadSampleError as exc:  # raised when the sample is drawn, under the data set's policy
-            return cls(error=exc)
-        try:
-            thumb = load_thumbnail(photo, reference_size)
-        except BadSampleError:
-            thumb = None
+            return cls(thumb=compact(thumb), error=exc)
         return cls(compact(real), None if mask is None else mask.astype(bool), compact(thumb))
 
     @property
