@@ -113,10 +113,12 @@ def summarise(rows: list[dict], untouched: list[dict], methods: list[str]) -> di
 
 
 def sampled(meta: dict) -> str:
-    everyone = meta.get("split_samples")
-    if not everyone or everyone <= meta["samples"]:
-        return ""
-    return f" of {everyone}, a fixed spread over the split (--max-samples)"
+    """What the sample count leaves out: a spread chosen by --max-samples, samples skipped as unreadable."""
+    everyone, spread, skipped = meta.get("split_samples"), meta.get("spread"), meta.get("skipped", 0)
+    parts = [f"a fixed spread of {spread} over the split (--max-samples)"] if spread else []
+    if skipped:
+        parts.append(f"{skipped} skipped as unreadable (--on-bad-sample skip)")
+    return f" of {everyone}: {'; '.join(parts)}" if parts and everyone else ""
 
 
 def to_markdown(summary: dict, meta: dict) -> str:
@@ -363,7 +365,7 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     model = next(iter(models.values()), None)
     meta = {"weights": parse_weights(weights) or None, "data": str(data.get("root")),
             "kind": base_ds.description.split(":")[0], "split": split, "samples": len(rows) // len(methods),
-            "split_samples": len(base_ds),
+            "split_samples": len(base_ds), "spread": len(ds) if len(ds) < len(base_ds) else None,
             "not_held_out": base_ds.not_held_out, "resize": resize, "psnr_peaks": PEAKS,
             "skipped": skipped, "resolution": "native" if native else size,
             "working_size": (working_size or (model.config.image_size if model is not None else None)) if native else size,

@@ -141,7 +141,20 @@ def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
     res = evaluate(None, data, split="val", resolution=32, max_samples=3, untouched_check=False, progress=False)
     scored = sorted(k.split("/", 1)[1] for k in res["per_image"])
     assert scored == sorted(names[i] for i in spread_sample(names, 3)) != sorted(names[:3])
-    assert f"3 samples of {len(names)}, a fixed spread" in res["markdown"]
+    assert f"3 samples of {len(names)}: a fixed spread of 3 over the split (--max-samples)" in res["markdown"]
+
+
+def test_skipped_samples_are_named_as_skipped_not_blamed_on_max_samples(photos, tmp_path):
+    import shutil
+
+    from trainer.evaluate import evaluate
+
+    img_dir, mask_dir = photos
+    shutil.copytree(mask_dir, tmp_path / "masks")
+    sorted((tmp_path / "masks").iterdir())[0].write_bytes(b"not a png")
+    data = {"root": str(img_dir), "mask_dir": str(tmp_path / "masks"), "on_bad_sample": "skip"}
+    res = evaluate(None, data, split="all", resolution=32, untouched_check=False, progress=False)
+    assert "23 samples of 24: 1 skipped as unreadable" in res["markdown"] and "--max-samples" not in res["markdown"]
 
 
 def test_an_out_folder_inside_the_data_is_refused(landscapes, tmp_path, capsys):
