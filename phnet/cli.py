@@ -29,6 +29,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
+from .imageio.decode import readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -169,9 +170,11 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
 
 
 def _pictures(folder: Path) -> list[Path]:
-    """The image files of a folder, by name; hidden ones (macOS's ._name beside each file) are not pictures."""
+    """The picture files of a folder (any this Pillow opens: a .jfif or .avif frame was passed over), by name;
+    hidden ones (macOS's ._name beside each file) are not pictures."""
+    suffixes = readable_suffixes()
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
 
 
 def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list[Path]:

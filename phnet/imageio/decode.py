@@ -15,6 +15,18 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
 
 
+def readable_suffixes() -> tuple[str, ...]:
+    """Every suffix of a file this Pillow can open (.jfif, .avif, .gif...), :data:`IMAGE_SUFFIXES` first: a
+    folder's pictures are these, so none is passed over without a word."""
+    from PIL import Image
+
+    opened = (ext.lower() for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN)
+    return IMAGE_SUFFIXES + tuple(sorted(set(opened) - set(IMAGE_SUFFIXES) - NOT_PICTURES))
+
+
+# formats Pillow only identifies, or decodes with a program or a handler of its own: data and video files
+NOT_PICTURES = {".bufr", ".grib", ".h5", ".hdf", ".mpeg", ".mpg", ".eps", ".ps", ".wmf", ".emf"}
+
 
 def native(array: np.ndarray) -> np.ndarray:
     """``array`` C-contiguous and in this machine's byte order: torch reads no other (a big-endian array,

@@ -370,3 +370,18 @@ def test_a_mask_named_exactly_wins_over_one_that_matches_only_folded(tmp_path):
     assert [m.name for m in found] == ["a.png", "b.jpg"]  # exact stems before A.png's and B.png's folded names
     _mask().save(tmp_path / "m" / "img_0001.png")
     assert cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG")])[0].name == "img_0001.png"
+
+
+def test_a_folder_takes_every_picture_pillow_opens_not_only_the_common_suffixes(tiny_folder, tmp_path):
+    """Windows saves JPEGs as .jfif: such a frame was passed over without a word, in clips too."""
+    comps, masks, out = tmp_path / "c", tmp_path / "m", tmp_path / "o"
+    comps.mkdir()
+    masks.mkdir()
+    _composite().save(comps / "a.jfif", format="JPEG")
+    _composite().save(comps / "b.png")
+    _mask().save(masks / "a.gif")
+    _mask().save(masks / "b.png")
+    (comps / "notes.txt").write_text("not a picture")
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
