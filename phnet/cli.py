@@ -565,6 +565,11 @@ def harmonize(args: argparse.Namespace) -> int:
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
     )
+    from . import precision
+
+    slow = precision.slow_on(harmonizer.dtype, harmonizer.device)  # the library logs it, which the CLI keeps quiet
+    if slow:
+        print(f"warning: {slow}", file=sys.stderr)
     if args.temporal is not None:
         return _harmonize_clip(harmonizer, jobs, args)
     if args.reference and args.mode != "full":

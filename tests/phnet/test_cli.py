@@ -520,3 +520,15 @@ def test_a_windows_path_whose_backslash_ate_its_closing_quote_is_named():
     with pytest.raises(SystemExit, match=r"backslash before a closing quote"):
         cli._check_quotes(swallowed, windows=True)
     cli._check_quotes(['odd"name.png'], windows=False)  # a legal file name elsewhere
+
+
+def test_a_precision_slower_than_fp32_on_this_device_is_said(tiny_folder, tmp_path, capsys, monkeypatch):
+    """The library logs it; the CLI, which keeps the library's log quiet, dropped it."""
+    from phnet import precision
+
+    monkeypatch.setattr(precision, "slow_on", lambda dtype, device: "bf16 on this GPU runs slower than fp32")
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert "warning: bf16 on this GPU runs slower than fp32" in capsys.readouterr().err
