@@ -217,6 +217,11 @@ def _grey_16(image, name: str) -> np.ndarray:
     return array.astype(np.uint16)
 
 
+def _keyed(image) -> bool:
+    """Transparency given as one key colour or a palette's (PNG's tRNS, GIF's), not as an alpha channel."""
+    return image.mode in ("P", "RGB", "L") and "transparency" in image.info
+
+
 def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
     """An image's pixels: uint8 H×W / H×W×3 / H×W×4, uint16 (16-bit grey) or float32 (mode F)."""
     _single_frame(image, name)
@@ -229,7 +234,7 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
                 "return the result in; pass a numpy array instead, e.g. phnet.imageio.read_image(path) (uint16)"
             )
         return np.asarray(image, dtype=np.float32) if mode == "F" else _grey_16(image, name)
-    if (mode == "P" and "transparency" in image.info) or mode in ("LA", "PA", "La", "RGBa"):
+    if _keyed(image) or mode in ("LA", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
     elif mode not in ("RGB", "RGBA", "L"):
         image = image.convert("RGB")
@@ -245,8 +250,8 @@ def pil_mask_pixels(image) -> np.ndarray:
         return _grey_16(image, "mask")
     if mode in ("L", "1", "F"):
         return np.array(image)
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA") if mode in ("P", "PA") else image
+    if mode in ("RGBA", "LA", "PA") or _keyed(image):
+        rgba = image.convert("RGBA") if mode != "RGBA" else image
         alpha = np.array(rgba.getchannel("A"))
         if alpha.min() < 255:  # a real alpha; an opaque one carries no mask, the picture does
             return alpha
@@ -277,7 +282,7 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
         return pil_mask_pixels(image)
     image = _upright(image)
     mode = image.mode
-    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
+    has_alpha = mode in ("RGBA", "LA", "PA") or _keyed(image)
     rgb = np.array(image.convert("RGBA" if has_alpha else "RGB"))
     alpha = rgb[..., 3] if has_alpha else None
     rgb = np.ascontiguousarray(rgb[..., :3])

@@ -385,3 +385,17 @@ def test_a_folder_takes_every_picture_pillow_opens_not_only_the_common_suffixes(
     assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
                      "--device", "cpu"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+
+
+def test_transparency_given_as_a_key_colour_is_kept_as_an_alpha_is(tiny_folder, tmp_path):
+    """An RGB PNG with a tRNS colour came back opaque in .png (while .jpg was refused for its transparency)."""
+    rgb = np.asarray(_composite()).copy()
+    rgb[:6, :6] = (1, 2, 3)
+    comp = tmp_path / "keyed.png"
+    Image.fromarray(rgb).save(comp, transparency=(1, 2, 3))
+    assert Image.open(comp).mode == "RGB"
+    _mask().save(tmp_path / "m.png")
+    out = tmp_path / "out.png"
+    assert _harmonize(comp, tmp_path / "m.png", "-o", out, "--weights", tiny_folder) == 0
+    result = np.asarray(Image.open(out).convert("RGBA"))
+    assert (result[:6, :6, 3] == 0).all() and (result[6:, 6:, 3] == 255).all()
