@@ -557,6 +557,8 @@ def harmonize(args: argparse.Namespace) -> int:
         print(f"note: with a folder of composites each comparison is NAME_compare.png beside its result, not "
               f"{args.compare}", file=sys.stderr)
     _check_writable(jobs)
+    if single:
+        _check_format_limits(jobs[0])
     for job in jobs:
         if _transparent_into_no_alpha(job):
             raise SystemExit(f"error: {job.composite} has transparent pixels, which {job.target.name} cannot hold; "
@@ -609,6 +611,32 @@ def _weights_kind(weights: str | None) -> str | None:
         return resolve(weights).kind
     except FileNotFoundError:
         return None  # the load says what is wrong with it
+
+
+FORMAT_SIDES = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535}  # the longest side each format can store
+
+
+def _check_format_limits(job: _Job) -> None:
+    """A result or --compare picture too large for its format (WebP: 16383 px a side) is named before the work,
+    not with the encoder's words after it. A file PIL cannot read yet is left to the run to name."""
+    from PIL import Image
+
+    from .visualize import COMPARE_HEIGHT
+
+    try:
+        with Image.open(job.composite) as picture:
+            width, height = picture.size
+    except Exception:
+        return
+    scale = min(1.0, COMPARE_HEIGHT / height)
+    sides = [(job.target, "-o", (width, height))]
+    if job.compare is not None:
+        sides.append((job.compare, "--compare", (2 * max(1, round(width * scale)) + 8, round(height * scale) + 28)))
+    for target, option, (w, h) in sides:
+        limit = FORMAT_SIDES.get(target.suffix.lower())
+        if limit is not None and max(w, h) > limit:
+            raise SystemExit(f"error: {option} {target.name} would be {w}x{h} pixels, more than "
+                             f"{target.suffix.lower()} can store ({limit} a side): write it as .png or .tif")
 
 
 def _check_writable(jobs: list[_Job]) -> None:

@@ -6,7 +6,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | None = None, height: int = 512,
+COMPARE_HEIGHT = 512  # a before/after picture's height at most
+
+
+def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | None = None, height: int = COMPARE_HEIGHT,
                  after_label: str = "harmonized (PHNet)") -> Image.Image:
     """Composite | harmonized side by side (scaled to ``height``), the subject outlined on the left;
     ``after_label`` says what happened (e.g. that the subject was left unchanged)."""

@@ -399,3 +399,17 @@ def test_transparency_given_as_a_key_colour_is_kept_as_an_alpha_is(tiny_folder, 
     assert _harmonize(comp, tmp_path / "m.png", "-o", out, "--weights", tiny_folder) == 0
     result = np.asarray(Image.open(out).convert("RGBA"))
     assert (result[:6, :6, 3] == 0).all() and (result[6:, 6:, 3] == 255).all()
+
+
+def test_a_result_too_large_for_its_format_is_named_before_the_work(tiny_folder, tmp_path):
+    """WebP stores 16383 px a side: the encoder said so after the work, without naming the file."""
+    comp, mask = tmp_path / "pano.png", tmp_path / "m.png"
+    Image.new("RGB", (16400, 16), (90, 100, 110)).save(comp)
+    Image.new("L", (16400, 16), 0).save(mask)
+    with pytest.raises(SystemExit, match=r"-o o.webp would be 16400x16 pixels, more than .webp can store \(16383 a "):
+        _harmonize(comp, mask, "-o", tmp_path / "o.webp", "--weights", tiny_folder)
+    Image.new("RGB", (8200, 16), (90, 100, 110)).save(comp)  # the comparison is two of it side by side
+    Image.new("L", (8200, 16), 0).save(mask)
+    with pytest.raises(SystemExit, match=r"--compare c.webp would be 16408x44 pixels"):
+        _harmonize(comp, mask, "-o", tmp_path / "o.png", "--compare", tmp_path / "c.webp", "--weights", tiny_folder)
+    assert not (tmp_path / "o.png").exists()
