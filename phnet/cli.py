@@ -329,7 +329,12 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
         else:
             left.append(f"the PNG text ({', '.join(keep['text'])}), which only a .png holds")
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, lambda tmp: picture.save(tmp, format=fmt, **options))
+    try:
+        write_atomic(target, lambda tmp: picture.save(tmp, format=fmt, **options))
+    except (OSError, ValueError) as e:  # an encoder's words ("encoding error 5") name no file
+        if str(target) in str(e):
+            raise
+        raise type(e)(f"cannot write {target}: {e}") from None
     return left
 
 

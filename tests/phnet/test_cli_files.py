@@ -413,3 +413,17 @@ def test_a_result_too_large_for_its_format_is_named_before_the_work(tiny_folder,
     with pytest.raises(SystemExit, match=r"--compare c.webp would be 16408x44 pixels"):
         _harmonize(comp, mask, "-o", tmp_path / "o.png", "--compare", tmp_path / "c.webp", "--weights", tiny_folder)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_encoder_that_fails_is_named_with_the_file(tiny_folder, tmp_path, monkeypatch):
+    comp, mask = tmp_path / "c.png", tmp_path / "m.png"
+    _composite().save(comp)
+    _mask().save(mask)
+
+    def refuses(target, write):
+        raise OSError("encoding error 5")
+
+    monkeypatch.setattr(cli, "write_atomic", refuses)
+    with pytest.raises(SystemExit) as caught:
+        _harmonize(comp, mask, "-o", tmp_path / "o.webp", "--weights", tiny_folder)
+    assert str(caught.value) == f"error: cannot write {tmp_path / 'o.webp'}: encoding error 5"
