@@ -151,14 +151,11 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         images = _pictures(composite)
         if not images:
             raise SystemExit(f"error: no images in {composite}")
-        stems = Counter(fold(p.stem) for p in images)
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
-        jobs = []
-        for path, paired in zip(images, masks):
-            # x.jpg and x.png both in the folder: x_jpg.png and x_png.png, so neither result is lost
-            name = path.stem if stems[fold(path.stem)] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
-            target = out / (name + ".png")
-            jobs.append(_Job(path, paired, target, target.with_name(name + "_compare.png") if compare else None))
+        names = _result_names(images, fold, bool(compare))
+        jobs = [_Job(path, paired, out / (names[path][0] + ".png"),
+                     out / (names[path][1] + ".png") if compare else None)
+                for path, paired in zip(images, masks)]
     else:
         raise SystemExit(f"error: {composite} does not exist")
     if references is not None:
@@ -167,6 +164,26 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         jobs = [job._replace(reference=r) for job, r in zip(jobs, found)]
     _check_targets(jobs, fold)
     return jobs
+
+
+def _result_names(images: list[Path], fold: Callable[[str], str], compare: bool) -> dict[Path, tuple[str, str]]:
+    """Each picture's result and comparison names (without .png), every one its own: its stem; x.jpg and x.png
+    both in the folder give x_jpg and x_png, so neither result is lost; a name another picture's stem or an earlier
+    name already holds is numbered (a_jpg_2, x_compare_2), stems first, so each picture keeps its own name."""
+    stems = Counter(fold(p.stem) for p in images)
+    taken: set[str] = set()
+
+    def claim(name: str) -> str:
+        numbered, k = name, 1
+        while fold(numbered) in taken:
+            k += 1
+            numbered = f"{name}_{k}"
+        taken.add(fold(numbered))
+        return numbered
+
+    own = {p: claim(p.stem) for p in images if stems[fold(p.stem)] == 1}
+    own.update({p: claim(f"{p.stem}_{p.suffix[1:].lower()}") for p in images if p not in own})
+    return {p: (own[p], claim(own[p] + "_compare") if compare else "") for p in images}
 
 
 def _pictures(folder: Path) -> list[Path]:
@@ -236,7 +253,7 @@ def _check_targets(jobs: list[_Job], fold: Callable[[str], str] = str) -> None:
     (compared by ``fold``: :func:`_folded` where the output folder has every case of a name as one file)."""
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
-    seen: dict[str, tuple[Path, str]] = {}  # by folded path where one file has every case of its name
+    seen: dict[str, tuple[Path, str, str]] = {}  # by folded path where one file has every case of its name
     writes = [(t, job.composite, option) for job in jobs
               for t, option in ((job.target, "-o"), (job.compare, "--compare")) if t is not None]
     for target, source, option in writes:
@@ -249,13 +266,13 @@ def _check_targets(jobs: list[_Job], fold: Callable[[str], str] = str) -> None:
         if resolved in inputs or _identity(target) in input_ids:
             raise SystemExit(f"error: refusing to overwrite the input {target}; choose another {option}")
         key = fold(str(resolved))
+        case = ("" if key not in seen or seen[key][2] == str(resolved) else
+                " (names that differ only in case are one file on Windows and macOS)")
         if key in seen and seen[key][0] == source:
-            raise SystemExit(f"error: -o and --compare are both {target} (names that differ only in case are one file "
-                             "on Windows and macOS); give --compare another name")
+            raise SystemExit(f"error: -o and --compare are both {target}{case}; give --compare another name")
         if key in seen:
-            raise SystemExit(f"error: {seen[key][0]} and {source} would both be written to {target} (names that "
-                             "differ only in case are one file on Windows and macOS)")
-        seen[key] = source, option
+            raise SystemExit(f"error: {seen[key][0]} and {source} would both be written to {target}{case}")
+        seen[key] = source, option, str(resolved)
 
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",

@@ -427,3 +427,25 @@ def test_an_encoder_that_fails_is_named_with_the_file(tiny_folder, tmp_path, mon
     with pytest.raises(SystemExit) as caught:
         _harmonize(comp, mask, "-o", tmp_path / "o.webp", "--weights", tiny_folder)
     assert str(caught.value) == f"error: cannot write {tmp_path / 'o.webp'}: encoding error 5"
+
+
+def test_every_picture_of_a_folder_gets_a_name_of_its_own(tiny_folder, tmp_path):
+    """a.jpg's result a_jpg.png clashed with a_jpg.png's own, and x.png's comparison with x_compare.png's result:
+    the whole run was refused, though each picture is meant to get its own name."""
+    comps, masks = folders(tmp_path, "a.jpg", "a.png", "a_jpg.png", "x.png", "x_compare.png")
+    out = tmp_path / "out"
+    assert _harmonize(comps, masks, "-o", f"{out}/", "--compare", "yes", "--weights", tiny_folder) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "a_jpg.png", "a_jpg_compare.png", "a_jpg_2.png", "a_jpg_2_compare.png", "a_png.png", "a_png_compare.png",
+        "x.png", "x_compare.png", "x_compare_2.png", "x_compare_compare.png"])
+    assert Image.open(out / "x_compare.png").size == (W, H)  # x_compare.png's result; x's comparison is numbered
+
+
+def test_an_output_named_twice_is_not_blamed_on_case(tiny_folder, tmp_path):
+    comp, mask = tmp_path / "c.png", tmp_path / "m.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    with pytest.raises(SystemExit) as caught:
+        _harmonize(comp, mask, "-o", tmp_path / "same.png", "--compare", tmp_path / "same.png", "--weights",
+                   tiny_folder)
+    assert "-o and --compare are both" in str(caught.value) and "case" not in str(caught.value)
