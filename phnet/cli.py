@@ -140,14 +140,15 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         raise SystemExit(f"error: reference mask {reference} is not a file or folder")
     if composite.is_file():
         if mask is not None and not mask.is_file():
-            raise SystemExit(f"error: mask {mask} is not a file")
+            raise SystemExit(f"error: mask {mask} {'is a folder, not a file' if mask.is_dir() else 'does not exist'}")
         target = out / (composite.stem + ".png") if _is_folder_target(output) else out  # as in folder mode
         jobs = [_Job(composite, mask, target, Path(compare) if compare else None)]
     elif composite.is_dir():
         if mask is not None and not mask.is_dir():
             raise SystemExit("error: with a folder of composites, MASK must be a folder of masks with the same names")
         if not _is_folder_target(output):
-            raise SystemExit(f"error: with a folder of composites, -o must be a folder, not {output}")
+            raise SystemExit(f"error: with a folder of composites, -o must be a folder, not {output}: end it with / "
+                             "to make it one")
         images = _pictures(composite)
         if not images:
             raise SystemExit(f"error: no images in {composite}")

@@ -449,3 +449,13 @@ def test_an_output_named_twice_is_not_blamed_on_case(tiny_folder, tmp_path):
         _harmonize(comp, mask, "-o", tmp_path / "same.png", "--compare", tmp_path / "same.png", "--weights",
                    tiny_folder)
     assert "-o and --compare are both" in str(caught.value) and "case" not in str(caught.value)
+
+
+def test_a_missing_mask_and_a_folder_run_into_a_dotted_name_say_what_to_do(tiny_folder, tmp_path):
+    comp = tmp_path / "c.png"
+    _composite().save(comp)
+    with pytest.raises(SystemExit, match=r"mask .*nope.png does not exist"):
+        _harmonize(comp, tmp_path / "nope.png", "-o", tmp_path / "o.png", "--weights", tiny_folder)
+    comps, masks = folders(tmp_path, "a.png")
+    with pytest.raises(SystemExit, match=r"-o must be a folder, not .*res.v1: end it with / to make it one"):
+        _harmonize(comps, masks, "-o", tmp_path / "res.v1", "--weights", tiny_folder)
