@@ -82,16 +82,18 @@ def all_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dic
 def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, peak: float = 1.0,
                mask_peak: float = 1.0, max_pixels: int = 1 << 18) -> tuple[float, float]:
     """How much ``after`` differs from ``before`` (H×W×C pixels, ``peak`` = full intensity; their first three
-    channels) over the subject and over the background of the H×W ``mask`` (``mask_peak`` = fully subject): two
-    RMS values in 0–255 units, a soft edge weighing on both. A report's figure, read on ``after``'s device on a
-    grid of at most ``max_pixels`` (every k-th row and column of a larger picture): a few milliseconds and
-    small copies, whatever the picture's size."""
+    channels) over the subject, weighed by the H×W ``mask`` (``mask_peak`` = fully subject), and over the
+    background, where the mask is 0 (a soft edge is the subject's: a faint mask's pixels counted as background
+    reported a change where none was): two RMS values in 0–255 units. A report's figure, read on ``after``'s
+    device on a grid of at most ``max_pixels`` (every k-th row and column of a larger picture): a few
+    milliseconds and small copies, whatever the picture's size."""
     step = max(1, math.ceil(math.sqrt(mask.numel() / max_pixels)))
     before, after, mask = before[::step, ::step], after[::step, ::step], mask[::step, ::step]
     err = (after[..., :3].double() - before[..., :3].to(after.device).double()).square_()
     weight = mask[..., None].to(after.device).double() / mask_peak
-    subject, total, covered = (err * weight).sum(), err.sum(), weight.sum()  # (a sum over 3 channels is slow)
-    sums = ((subject, covered), (total - subject, weight.numel() - covered))
+    outside = (weight == 0).double()
+    # (a sum over 3 channels is slow)
+    sums = (((err * weight).sum(), weight.sum()), ((err * outside).sum(), outside.sum()))
     scale = 255 / peak
     return tuple(float((error / (3 * w)).sqrt()) * scale if w > 0 else 0.0 for error, w in sums)
 

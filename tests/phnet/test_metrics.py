@@ -187,24 +187,28 @@ def test_a_mask_without_its_channel_axis_is_refused():
     assert metrics.fmse(pred, gt, mask[:, None]).shape == (3,)
 
 
-def test_rms_change_weighs_subject_and_background_by_the_soft_mask():
+def test_rms_change_weighs_the_subject_by_the_soft_mask_and_reads_the_background_where_it_is_0():
+    """Soft pixels counted as part background: a faint mask reported a background change where none was."""
     from phnet.metrics import rms_change
 
     rng = np.random.default_rng(0)
     before = torch.from_numpy(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8))
     after = torch.from_numpy(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8))
     mask = torch.from_numpy(rng.integers(0, 256, (9, 11), dtype=np.uint8))
+    mask[:, :3] = 0
     err = ((after[..., :3].double() - before[..., :3].double()) ** 2).sum(-1)
     w = mask.double() / 255
-    expected = ((err * w).sum() / (3 * w.sum())).sqrt(), ((err * (1 - w)).sum() / (3 * (1 - w).sum())).sqrt()
+    out = (w == 0).double()
+    expected = ((err * w).sum() / (3 * w.sum())).sqrt(), ((err * out).sum() / (3 * out.sum())).sqrt()
     got = rms_change(before, after, mask, 255, 255)
     assert got == pytest.approx(tuple(float(e) for e in expected), rel=1e-9)
     assert rms_change(before, before, torch.full((9, 11), 255, dtype=torch.uint8), 255, 255) == (0.0, 0.0)
     grid = rms_change(before, after, mask, 255, 255, max_pixels=30)  # every 2nd row and column of a larger one
-    w = w[::2, ::2]
-    e = err[::2, ::2]
+    w, out, e = w[::2, ::2], out[::2, ::2], err[::2, ::2]
     assert grid == pytest.approx((float(((e * w).sum() / (3 * w.sum())).sqrt()),
-                                  float(((e * (1 - w)).sum() / (3 * (1 - w).sum())).sqrt())), rel=1e-9)
+                                  float(((e * out).sum() / (3 * out.sum())).sqrt())), rel=1e-9)
+    faint = torch.full((9, 11), 153, dtype=torch.uint8)  # a faint mask, the change within it alone
+    assert rms_change(before, after, faint, 255, 255)[1] == 0.0
 
 
 def test_blend_weight_is_the_rms_of_what_a_mask_lets_through():
