@@ -376,7 +376,10 @@ class Harmonizer:
         if all(c.unchanged for c in corrections):
             return corrections
         resampled = mode == "official" or (self.method != "correction" and self.config.output != "transform")
-        weights = blend_weight(masks, mask_peak) if weigh else [c.weight for c in corrections]
+        if mode == "official":  # a soft mask is read as 1 bit there (dithered): each pixel gets all or none
+            weights = [1.0] * len(corrections)
+        else:
+            weights = blend_weight(masks, mask_peak) if weigh else [c.weight for c in corrections]
         return [c if c.unchanged else dataclasses.replace(
                     c, weight=weights[i],
                     resampled=rms_change(before[i], after[i], masks[i], peak, mask_peak) if resampled else None)

@@ -921,6 +921,14 @@ def test_the_report_of_a_faint_mask_is_the_change_it_let_through(harmonizer):
     assert applied[1] / applied[0] == pytest.approx(measured[1] / measured[0], rel=0.05)
 
 
+def test_official_mode_reads_a_soft_mask_as_one_bit_and_reports_no_faint_mask(harmonizer):
+    """The official pipeline dithers a soft mask: each pixel gets all of the change or none of it, and the report
+    scaled the change by the soft weight and called the mask faint."""
+    img, m = photo(64, 64), subject_mask(64, 64)
+    (report,) = harmonizer.harmonize(img, m * 0.6, threshold=0, mode="official", working_size=64).corrections
+    assert report.weight == 1.0 and "faint" not in report.describe()
+
+
 @pytest.mark.parametrize("suffix", [".webp", ".png"])
 def test_an_animated_picture_or_mask_given_as_pil_is_refused_as_a_file_is(harmonizer, tmp_path, suffix):
     """An animated WebP or APNG went through the fast path: its first frame was harmonized without a word."""
