@@ -215,6 +215,8 @@ def image_to_bhwc(image: Any, name: str = "image") -> torch.Tensor:
 
 
 def integer_peak(dtype) -> float | None:
+    if isinstance(dtype, np.dtype):
+        dtype = dtype.newbyteorder("=")  # a big-endian uint16 (PIL's I;16B read by numpy) is one too
     if dtype in (np.uint8, torch.uint8):
         return 255.0
     if dtype == np.uint16 or (UINT16 is not None and dtype == UINT16):

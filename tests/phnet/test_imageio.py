@@ -493,3 +493,14 @@ def test_a_mask_turned_by_90_degrees_is_named_so():
         mask_to_tensor(np.zeros((40, 30), np.uint8), 1, 30, 40)
     with pytest.raises(ValueError, match="resize the mask"):
         mask_to_tensor(np.zeros((20, 30), np.uint8), 1, 30, 40)
+
+
+def test_big_endian_16_bit_masks_and_images_read_as_little_endian_ones():
+    """numpy's array of a PIL I;16B picture is >u2: refused as 'use uint16 0..65535', which it is."""
+    from phnet.imageio import image_to_array, mask_to_array
+
+    mask = np.zeros((8, 8), "<u2")
+    mask[2:6, 2:6] = 65535
+    picture = np.random.default_rng(0).integers(0, 65536, (8, 8, 3)).astype("<u2")
+    assert np.array_equal(mask_to_array(mask.astype(">u2")), mask_to_array(mask))
+    assert np.array_equal(image_to_array(picture.astype(">u2"))[0], image_to_array(picture)[0])
