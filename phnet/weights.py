@@ -134,7 +134,7 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNe
         _check_agreement(config, stored, "the config given", path,
                          "Start from the stored one (Harmonizer.from_pretrained(...).config, changed with "
                          "dataclasses.replace), or pass working_size= to the call for another working size")
-    model = PHNet(config)
+    model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
     load_state_dict_into(model, tensors, source=str(path))
     return model.eval()
 

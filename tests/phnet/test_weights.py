@@ -922,3 +922,15 @@ def test_a_working_size_is_read_off_a_file_name_only_as_a_number_of_its_own():
 
     assert _size_from_name("ffhqh1024.pth") == 1024 and _size_from_name("iharmony_256.pth") == 256
     assert _size_from_name("phnet_20251024.pth") is None and _size_from_name("iharmony_step1256.pth") is None
+
+
+def test_weights_load_as_float32_whatever_torchs_default_dtype(tiny_folder):
+    """Under torch.set_default_dtype(torch.float64) the model came out part float64, part float32, and every call
+    failed on the mix."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = load_model(tiny_folder)
+    finally:
+        torch.set_default_dtype(before)
+    assert {p.dtype for p in model.state_dict().values() if p.is_floating_point()} == {torch.float32}
