@@ -25,6 +25,9 @@ def _per_image(x: torch.Tensor) -> torch.Tensor:
 def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
     if pred.shape != gt.shape or pred.ndim != 4:
         raise ValueError(f"pred and gt must both be B×3×H×W, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+    if not (pred.is_floating_point() and gt.is_floating_point()):  # 0..255 read as 0..1 is 65025 times the error
+        raise ValueError(f"pred and gt must be float pictures in 0..1, got {pred.dtype} and {gt.dtype}: divide "
+                         "8-bit ones by 255")
 
 
 def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -132,6 +135,8 @@ class MetricTracker:
         n = pred.shape[0]
         groups = [group] * n if isinstance(group, str) or group is None else list(group)
         groups = [g or "all" for g in groups]
+        _check(pred, gt)
+        _check_mask(mask, pred)
         buckets = fg_bucket(mask)
         buckets = [buckets] if isinstance(buckets, str) else buckets
         values = all_metrics(pred, gt, mask)

@@ -221,3 +221,15 @@ def test_blend_weight_is_the_rms_of_what_a_mask_lets_through():
     weights = blend_weight(torch.stack([hard, hard * 0.3, half_edge, torch.zeros(40, 40)]))
     assert weights[:2] == pytest.approx([1.0, 0.3]) and 0.9 < weights[2] < 1 and weights[3] == 1.0
     assert blend_weight((hard * 255).to(torch.uint8)[None], mask_peak=255.0) == pytest.approx([1.0])
+
+
+def test_8_bit_pictures_and_a_mask_without_its_channel_axis_are_refused_by_name():
+    """uint8 pictures gave 65025 times the MSE without a word; the tracker met a B×H×W mask with a reshape error."""
+    from phnet.metrics import MetricTracker, mse
+
+    pictures = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="float pictures in 0..1, got torch.uint8.*divide 8-bit ones by 255"):
+        mse(pictures, pictures)
+    floats = pictures.float() / 255
+    with pytest.raises(ValueError, match=r"add the channel axis \(mask\[:, None\]\)"):
+        MetricTracker().update(floats, floats, torch.ones(1, 16, 16))
