@@ -219,15 +219,19 @@ NETWORK_BYTES_PER_PIXEL = 700
 
 def phnet_memory(harmonizer, image, working_size: int | None) -> int:
     """Bytes a Harmonize call on the B×H×W×C ``image`` needs on the model's device besides the weights: the
-    network's activations for one call's pictures, and a picture copied there for its full-resolution work
-    with room for its mask and tiles."""
+    network's activations for one call's pictures (as many as the batch has, up to the call's share), and
+    where they are copied there for their full-resolution work, each picture with its float mask, and room
+    for the tiles."""
     from ..phnet.fullres import working_shape
 
     size = working_size or harmonizer.config.image_size
     height, width = working_shape(image.shape[1], image.shape[2], size)
-    network = harmonizer.pictures_per_call(image, size) * height * width * NETWORK_BYTES_PER_PIXEL
-    staged = harmonizer.full_resolution_device(image[0]) != image.device
-    return network + (2 * image[0].nbytes if staged else 0)
+    pictures = min(int(image.shape[0]), harmonizer.pictures_per_call(image, size))
+    network = pictures * height * width * NETWORK_BYTES_PER_PIXEL
+    if harmonizer.full_resolution_device(image[0]) == image.device:
+        return network
+    picture, mask = image[0].nbytes, image.shape[1] * image.shape[2] * 4
+    return network + pictures * (picture + mask) + picture
 
 
 def sam_memory(model) -> int:

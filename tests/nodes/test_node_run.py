@@ -480,6 +480,11 @@ def test_harmonize_asks_comfyui_for_room_on_the_gpu_and_gives_it_back(pack, node
     height, width = working_shape(48, 64, 2 * phnet_model.config.image_size)
     doubled = loaders.phnet_memory(phnet_model, image, 2 * phnet_model.config.image_size)
     assert doubled == height * width * loaders.NETWORK_BYTES_PER_PIXEL
+    # as on a GPU, with 8 pictures a call: one picture asks for one picture's room, a batch for its call's
+    with monkeypatch.context() as patch:
+        patch.setattr(phnet_model, "pictures_per_call", lambda pixels, size: 8)
+        one = loaders.phnet_memory(phnet_model, image[:1], None)
+        assert loaders.phnet_memory(phnet_model, image, None) == 3 * one
     comfy_env.calls.clear()
     nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
     assert not [c for c in comfy_env.calls if c[0] in ("free_memory", "soft_empty_cache")]  # a CPU run asks nothing
