@@ -71,6 +71,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
   local name=$1 cap=$2 left limit began rc
   shift 2
   case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
+  rm -f "$OUT/$name.txt"  # an earlier call's output is not this one's
   left=$((DEADLINE - (SECONDS - started)))
   if [ "$left" -lt 30 ]; then
     echo "$name: not run, ${left}s left of DEADLINE=${DEADLINE}s" >> "$OUT/summary.txt"

@@ -53,3 +53,12 @@ def test_a_step_left_unrun_for_lack_of_time_is_no_success(tmp_path):
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1 and "not run" in (tmp_path / "summary.txt").read_text()
+
+
+def test_a_step_left_unrun_shows_no_earlier_calls_output_as_its_own(tmp_path):
+    (tmp_path / "synthesis.txt").write_text("composites/s from an earlier call\n")
+    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1", "DEADLINE": "10", "PYTHON": sys.executable,
+           "STEPS": "synthesis"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "earlier call" not in done.stdout and not (tmp_path / "synthesis.txt").exists()
