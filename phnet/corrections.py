@@ -48,7 +48,9 @@ class Correction:
     correction the threshold dropped still gets its neighbours'); ``weight``: how much of the change the mask
     lets through over the subject (:func:`phnet.metrics.blend_weight`: 1 for a hard mask, less for a faint one);
     ``flat``: the background's one colour (0–255) when it has only one, and the subject was therefore left as
-    it was."""
+    it was; ``shown``: the RMS change over the subject measured in the result, where it was measured (a
+    correction that pushes colours past 0 or 255 shows less than it proposed: a saturated subject, 1.8 times
+    less)."""
 
     size: float
     threshold: float
@@ -61,6 +63,7 @@ class Correction:
     smoothed: float | None = None
     weight: float = 1.0
     flat: tuple[int, int, int] | None = None
+    shown: float | None = None
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
@@ -73,8 +76,10 @@ class Correction:
 
     @property
     def applied(self) -> float:
-        """RMS change (0–255) applied to the subject: ``size × kept × strength × weight``, or after smoothing
-        ``smoothed × strength × weight``."""
+        """RMS change (0–255) applied to the subject: as measured in the result (``shown``), else
+        ``size × kept × strength × weight``, or after smoothing ``smoothed × strength × weight``."""
+        if self.shown is not None:
+            return self.shown
         return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.strength * self.weight
 
     @property

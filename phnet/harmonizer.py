@@ -370,9 +370,10 @@ class Harmonizer:
 
     def measured(self, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:
         """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
-        blends in part of the change) and, where the result went through the working size (mode "official",
-        methods "resize" and "guided"), with the change measured in it (``Correction.resampled``): the network's
-        correction alone understates what fine detail the subject, and there the background, lost."""
+        blends in part of the change) and the change measured in the result: where it went through the working
+        size (mode "official", methods "resize" and "guided") as ``Correction.resampled`` (the network's
+        correction alone understates what fine detail the subject, and there the background, lost), else as
+        ``Correction.shown`` (what was applied, after colours pushed past 0 or 255 were clipped)."""
         if all(c.unchanged for c in corrections):
             return corrections
         resampled = mode == "official" or (self.method != "correction" and self.config.output != "transform")
@@ -380,10 +381,15 @@ class Harmonizer:
             weights = [1.0] * len(corrections)
         else:
             weights = blend_weight(masks, mask_peak) if weigh else [c.weight for c in corrections]
-        return [c if c.unchanged else dataclasses.replace(
-                    c, weight=weights[i],
-                    resampled=rms_change(before[i], after[i], masks[i], peak, mask_peak) if resampled else None)
-                for i, c in enumerate(corrections)]
+        out = []
+        for i, c in enumerate(corrections):
+            if c.unchanged:
+                out.append(c)
+                continue
+            change = rms_change(before[i], after[i], masks[i], peak, mask_peak)
+            out.append(dataclasses.replace(c, weight=weights[i], resampled=change if resampled else None,
+                                           shown=None if resampled else change[0]))
+        return out
 
     @staticmethod
     def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False,

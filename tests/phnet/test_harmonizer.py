@@ -990,3 +990,26 @@ def test_a_cut_out_with_a_feathered_edge_is_seen_to_have_no_scene(harmonizer, cl
                                   temporal=0 if clip else None)
     assert [c.flat for c in result.corrections] == [(0, 0, 0), None]
     assert np.array_equal(result.image[0], cut) and not np.array_equal(result.image[1], frames[1])
+
+
+def test_the_report_says_what_the_pixels_show_when_a_correction_pushes_past_255(tiny_config):
+    """Measured before the clip to 0..255, a saturated subject was reported changed by up to 1.8 times what its
+    pixels show."""
+    import dataclasses
+
+    from phnet import PHNet
+    from phnet.metrics import rms_change
+
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output="residual")).eval()
+    with torch.no_grad():  # a residual model starts at no change: some of one
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    harmonizer = Harmonizer(model, device="cpu", dtype="fp32")
+    img, m = photo(64, 96), subject_mask(64, 96)
+    img[m == 1] = (np.random.default_rng(1).random((int(m.sum()), 3)) < 0.5) * 255  # 0 or 255: any change clips
+    result = harmonizer.harmonize(img, m, threshold=0)
+    (report,) = result.corrections
+    shown = rms_change(torch.from_numpy(img), torch.from_numpy(result.image), torch.from_numpy(m), peak=255.0)[0]
+    assert report.applied == pytest.approx(shown) and report.applied < 0.9 * report.size
+    assert f"changed by RMS {shown:.1f} of 255" in report.describe()

@@ -394,7 +394,7 @@ def test_a_flat_frame_is_judged_by_the_network_call_itself_even_with_a_tiny_subj
     frames[1, 100:102, 100:102] = (250, 10, 10)
     out, reports = h.harmonize(frames, masks, temporal=Temporal(window=2.0), threshold=0)
     assert reports[1].flat is not None and reports[1].unchanged and np.array_equal(out[1], frames[1])
-    alone = [h.harmonize(frames[i], masks[i], threshold=0).corrections[0].size for i in (0, 2)]
+    alone = [h.harmonize(frames[i], masks[i], threshold=0).corrections[0].applied for i in (0, 2)]
     assert [reports[i].applied for i in (0, 2)] == pytest.approx(alone, rel=0.05)
 
 
