@@ -126,8 +126,11 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
     if not candidates:
         raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}.")
     if len(candidates) > 1:
+        name = ("give the file's path (or filename= in Python)" if where.startswith("folder ") else
+                "name the file (filename= in Python, hub_filename in ComfyUI, owner/name:FILE in the WebUI)")
         raise ValueError(
-            f"Several SAM checkpoints in {where}: {', '.join(candidates)}. Pass filename=... to choose one."
+            f"Several SAM checkpoints in {where}: {', '.join(candidates)}. Choose one: {name}, or a model type "
+            "(vit_b, vit_l, vit_h) that only one of them names."
         )
     return candidates[0]
 

@@ -68,7 +68,7 @@ def test_load_from_folder(tmp_path):
 def test_folder_with_several_checkpoints_needs_filename(tmp_path):
     save_tiny_sam(tmp_path / "a.safetensors")
     save_tiny_sam(tmp_path / "b.safetensors", seed=1)
-    with pytest.raises(ValueError, match="Several SAM checkpoints.*filename="):
+    with pytest.raises(ValueError, match=r"Several SAM checkpoints.*Choose one: give the file's path \(or filename="):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
     seg = SamSegmenter.from_pretrained(tmp_path, filename="a.safetensors", device="cpu")
     assert has_tiny_sam_weights(seg.model)
@@ -81,6 +81,15 @@ def test_a_safetensors_beside_another_sams_pth_is_no_twin(tmp_path):
     save_tiny_sam(tmp_path / "sam-vit-base.safetensors", seed=1)
     with pytest.raises(ValueError, match="Several SAM checkpoints.*filename="):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
+
+
+def test_a_hub_repo_with_several_checkpoints_names_each_hosts_way_to_choose(tmp_path, monkeypatch):
+    """'Pass filename=...' was the library's word: ComfyUI's field is hub_filename, the WebUI's owner/name:FILE."""
+    cache = tmp_path / "hf"
+    _fake_hub_cache(cache, "someone/sams", ["sam_vit_b.pth", "sam_vit_h.pth"])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"hub_filename in ComfyUI, owner/name:FILE in the WebUI\), or a model type"):
+        SamSegmenter.from_pretrained("someone/sams", cache_dir=cache, device="cpu")
 
 
 def _fake_hub_cache(cache_dir, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
