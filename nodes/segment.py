@@ -29,8 +29,9 @@ def parse_points(text: str | None, name: str = "points") -> list[tuple[float, fl
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{name}: could not read {text!r} as JSON ({e}); write points as 'x,y; x,y'") from None
-        if isinstance(data, dict):
-            data = [data]
+        if isinstance(data, dict) or (isinstance(data, list) and len(data) == 2
+                                      and all(isinstance(v, (int, float)) for v in data)):
+            data = [data]  # one point: {"x": .., "y": ..} or [x, y]
         out = []
         for p in data:
             if isinstance(p, dict) and "x" in p and "y" in p:

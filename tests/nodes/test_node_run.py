@@ -58,6 +58,7 @@ def test_parse_prompts(pack):
     assert seg.parse_points("10,20; 30.5, 40\n 1 2") == [(10, 20), (30.5, 40), (1, 2)]
     assert seg.parse_points("[[1,2],[3,4]]") == [(1, 2), (3, 4)]
     assert seg.parse_points('[{"x": 5, "y": 6}]') == [(5, 6)]
+    assert seg.parse_points("[10, 20.5]") == seg.parse_points("(10, 20.5)") == [(10, 20.5)]  # one point as JSON
     assert seg.parse_points("") == []
     assert seg.parse_box("40,30,10,5") == (10, 5, 40, 30)
     assert seg.parse_box(" ") is None
