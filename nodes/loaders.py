@@ -252,8 +252,9 @@ def _download_sam(repo_id: str, filename: str) -> str:
     It goes through the HF cache (only the cache when downloading is off) and is then linked (or copied) into
     the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams."""
     folder = paths.download_dir(paths.SAM_FOLDER)
-    name = "--".join([*repo_id.strip("/").split("/"), *filename.replace("\\", "/").strip("/").split("/")])
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    filename = filename.replace("\\", "/").strip("/")  # a Windows path, or one pasted with a leading /
+    name = "--".join([*repo_id.strip("/").split("/"), *filename.split("/")])
+    base = filename.rsplit("/", 1)[-1]
     # in any of ComfyUI's 'sams' folders; or under the name an earlier release gave it, without the file's
     # folders, where that name cannot be another folder's file of the same name
     earlier = "--".join([*repo_id.strip("/").split("/"), base]) if base not in GENERIC_NAMES else name

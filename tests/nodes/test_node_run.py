@@ -294,7 +294,7 @@ def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_fil
     stale.symlink_to(Path("..", "..", "..", "blobs", "gone"))  # left by the broken link of an earlier version
     try:
         b = loaders._download_sam("someone/sams", "vit_b/model.safetensors")
-        h = loaders._download_sam("someone/sams", "vit_h/model.safetensors")
+        h = loaders._download_sam("someone/sams", "/vit_h\\model.safetensors")  # pasted from Windows, with a /
         assert Path(b).name == "someone--sams--vit_b--model.safetensors" and not Path(b).is_symlink()
         assert Path(b).read_bytes() == b"weights of ViT-B" and Path(h).read_bytes() == b"ViT-H"
         assert not os.path.lexists(stale)
