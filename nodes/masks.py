@@ -123,8 +123,9 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
                    "image's size, or leave reference_mask unconnected to match the whole background."
                    if name == "reference_mask" else
                    "it cannot tell the subject apart. Load a PNG whose subject is opaque and whose background is "
-                   "transparent, or load a black-and-white subject mask with 'Load Image (as Mask)' and connect "
-                   "that instead.")
+                   "transparent and connect its MASK through an InvertMask node (Load Image's MASK is 1 where the "
+                   "PNG is transparent), or load a black-and-white subject mask with 'Load Image (as Mask)' and "
+                   "connect that instead.")
             raise ValueError(f"{node}: '{name}' is the empty 64x64 mask{inverted} that Load Image gives for a "
                              f"picture with no alpha channel, so {fix}")
     if (mh, mw) != (ih, iw):
@@ -177,8 +178,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         which = f"every {'frame' if clip else 'picture'}'s mask" if len(frames) > 1 else f"'{name}'"
         raise ValueError(
             f"{node}: {which} is empty (all 0), so nothing marks the subject. The usual causes: Load Image's "
-            "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, or a "
-            "black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet SAM Segment that found "
+            "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, its MASK "
+            "through InvertMask, or a black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet SAM Segment that found "
             "nothing (check its box or points).")
     whole, inverted = [], []
     for i, m in enumerate(frames):

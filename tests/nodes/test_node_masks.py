@@ -78,6 +78,7 @@ def test_a_picture_without_alpha_says_no_alpha(nodes, phnet_model, cutout):
             f"PHNet Harmonize: 'mask' is the empty 64x64 mask{inverted} that Load Image gives for a picture with "
             "no alpha channel")
         assert "'Load Image (as Mask)'" in str(e.value)
+        assert "through an InvertMask node" in str(e.value)  # else the advice led into the inverted-mask refusal
 
 
 def test_a_mask_of_another_size_is_an_error_naming_both_sizes(nodes, phnet_model, helpers):
