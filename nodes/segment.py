@@ -82,7 +82,7 @@ def as_phnet_sam(sam_model):
         # Impact Pack parks its SAM on the CPU between its own runs: this run takes it to the compute
         # device like our own loader's SAM, and puts it back where it was.
         first = next(sam_model.parameters())
-        if first.dtype != torch.float32:  # SamPredictor feeds it fp32 pictures: torch's own dtype error otherwise
+        if first.dtype != torch.float32:  # as SamSegmenter refuses it, in the words of a ComfyUI graph
             raise ValueError(f"sam_model holds {str(first.dtype).removeprefix('torch.')} weights; PHNet SAM Segment "
                              "runs SAM in fp32: load it in fp32 in its loader, or use 'PHNet SAM Loader'")
         return PHNetSAM(SamSegmenter(sam_model, device=first.device), mm.get_torch_device(), first.device)

@@ -55,6 +55,10 @@ class SamSegmenter:
         problem = device_problem(device) if device is not None else None
         if problem:  # as .to() says it, not in torch's words
             raise ValueError(f"SamSegmenter(device={str(device)!r}): {problem}")
+        weights = next(sam_model.parameters(), None)
+        if weights is not None and weights.dtype != torch.float32:  # SamPredictor feeds it fp32 pictures
+            raise ValueError(f"the SAM model holds {str(weights.dtype).removeprefix('torch.')} weights; SAM runs "
+                             "in fp32 here: load it in fp32 (model.float())")
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = sam_model.to(self.device).eval()
         self.architecture: SamArchitecture | None = None

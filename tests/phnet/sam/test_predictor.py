@@ -355,3 +355,12 @@ def test_when_the_move_back_fails_too_the_first_error_is_raised(seg, monkeypatch
     with pytest.raises(RuntimeError, match="moving to cuda"):
         seg.to("cuda")
     assert "moving the SAM weights back to cpu failed too" in caplog.text and not seg.is_image_set
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_sam_is_refused_by_name_when_the_segmenter_is_made(dtype):
+    """The node refused it; the library met it mid-encode with torch's dtype error."""
+    from tests.helpers.tiny_sam import build_tiny_sam
+
+    with pytest.raises(ValueError, match="holds (float16|bfloat16) weights; SAM runs in fp32 here"):
+        SamSegmenter(build_tiny_sam().to(dtype), device="cpu")
