@@ -119,12 +119,15 @@ def _low_byte_mode(rawmode: Any) -> str | None:
 
 
 def _rawmode(tile) -> Any:
-    return tile.args if isinstance(tile.args, str) else (tile.args or (None,))[0]
+    args = tile[3]  # (codec, extents, offset, args): a named tuple from Pillow 11, a plain one before
+    return args if isinstance(args, str) else (args or (None,))[0]
 
 
 def _low_byte_tile(tile):
+    args = tile[3]
     low = _low_byte_mode(_rawmode(tile))
-    return tile._replace(args=low if isinstance(tile.args, str) else (low, *tile.args[1:]))
+    fields = (*tile[:3], low if isinstance(args, str) else (low, *args[1:]), *tile[4:])
+    return tile._make(fields) if hasattr(tile, "_make") else tuple(fields)
 
 
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:

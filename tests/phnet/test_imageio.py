@@ -504,3 +504,12 @@ def test_big_endian_16_bit_masks_and_images_read_as_little_endian_ones():
     picture = np.random.default_rng(0).integers(0, 65536, (8, 8, 3)).astype("<u2")
     assert np.array_equal(mask_to_array(mask.astype(">u2")), mask_to_array(mask))
     assert np.array_equal(image_to_array(picture.astype(">u2"))[0], image_to_array(picture)[0])
+
+
+def test_pictures_read_with_the_plain_tuple_tiles_of_pillow_before_11():
+    """Pillow made tiles named tuples in 11.0: before it, reading any file failed on tile.args (9.5 is the floor)."""
+    from phnet.imageio.decode import _low_byte_tile, _rawmode
+
+    named = ("raw", (0, 0, 4, 4), 0, ("RGB;16B", 0, 1))
+    assert _rawmode(named) == "RGB;16B" and _low_byte_tile(named) == ("raw", (0, 0, 4, 4), 0, ("RGB;16L", 0, 1))
+    assert _rawmode(("raw", (0, 0, 4, 4), 0, "RGB;16B")) == "RGB;16B"
