@@ -33,7 +33,7 @@ from .imageio.decode import readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
-from .sources import OFFICIAL, OFFICIAL_NAMES
+from .sources import OFFICIAL, OFFICIAL_NAMES, hub_command
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
 
@@ -706,8 +706,8 @@ def convert(args: argparse.Namespace) -> int:
             url = push_to_hub(model, args.push_to_hub, base_model=Path(args.checkpoint).name if official else None)
         except Exception as e:  # the Hub's errors are many; the converted weights are saved either way
             print(f"error: {upload_failed(args.push_to_hub, e)}; the converted weights are in {args.out_dir}: check "
-                  f"the network and `hf auth login` (or HF_TOKEN), and push them with python -m trainer.push "
-                  f"{args.out_dir} {args.push_to_hub}", file=sys.stderr)
+                  f"the network and `{hub_command('auth login')}` (or HF_TOKEN), and push them with python -m "
+                  f"trainer.push {args.out_dir} {args.push_to_hub}", file=sys.stderr)
             return 1
         print(f"uploaded to {url}")
     return 0

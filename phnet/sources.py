@@ -277,6 +277,19 @@ def download(
     return Path(found)
 
 
+def hub_command(words: str) -> str:
+    """``hf <words>`` as the installed huggingface_hub spells it: its ``hf`` command came in 0.34, before which
+    ``huggingface-cli`` did the same (Forge pins 0.26)."""
+    try:
+        from huggingface_hub import __version__ as version
+        major, minor = (int(part) for part in re.findall(r"\d+", version)[:2])
+    except (ImportError, ValueError):
+        return f"hf {words}"
+    if (major, minor) >= (0, 34):
+        return f"hf {words}"
+    return f"huggingface-cli {words.replace('auth login', 'login')}"
+
+
 def transport_errors() -> tuple[type[BaseException], ...]:
     """The connection errors of the HTTP clients that huggingface_hub uses (httpx's are not ``OSError``s,
     as requests' are): those loaded in this process."""
@@ -303,19 +316,19 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         raise FileNotFoundError(
             f"{what} {item!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
             f"({cache_dir or 'the default HF cache'}) and the Hub cannot be used ({why}). Download "
-            f"them once with network access (`hf download {repo_id}{' ' + filename if filename else ''}"
+            f"them once with network access (`{hub_command('download ' + repo_id)}{' ' + filename if filename else ''}"
             f"{' --revision ' + revision if revision else ''}{f' --cache-dir {cache_dir}' if cache_dir else ''}`), or "
             f"give a local file or folder (there is no {repo_id!r} in {os.getcwd()} either)"
         ) from None
     except errors.GatedRepoError:
         raise PermissionError(
             f"{where} is gated: accept its licence on https://huggingface.co/{repo_id} and log in "
-            "(`hf auth login`), or download the file yourself and give its path"
+            f"(`{hub_command('auth login')}`), or download the file yourself and give its path"
         ) from None
     except errors.RepositoryNotFoundError:
         raise FileNotFoundError(
-            f"no {where} (or it is private: log in with `hf auth login` or pass a token), and no file or folder "
-            f"{repo_id!r} in {os.getcwd()}"
+            f"no {where} (or it is private: log in with `{hub_command('auth login')}` or pass a token), and no file "
+            f"or folder {repo_id!r} in {os.getcwd()}"
         ) from None
     except errors.RevisionNotFoundError:
         raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None

@@ -87,7 +87,8 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
                 found = f" Their architecture is this config's (enc_sizes {list(mine.enc_sizes)}, grid_counts " \
                         f"{list(mine.grid_counts)})."
                 fix = ("So the file holds other tensors beside or instead of PHNet's: another model's, or those of "
-                       "another version of the code. Load it with the code that wrote it, or save PHNet's tensors alone")
+                       "another version of the code. Load it with the code that wrote it, or save PHNet's tensors "
+                       "alone")
         except ValueError as e:
             found = f" ({e})"
         detail = "; ".join(
@@ -284,7 +285,7 @@ def download_from_hub(
         raise FileNotFoundError(
             f"the Hub repo {repo_id!r} (revision {revision or 'main'}) gave no weights file ({folder} holds no "
             f"{WEIGHTS_NAME} or .pth): a download cut short, or weights under another name. Download it again "
-            f"(`hf download {repo_id}`), or name the file: '{repo_id}:FILE.safetensors'"
+            f"(`{sources.hub_command('download ' + repo_id)}`), or name the file: '{repo_id}:FILE.safetensors'"
         )
     return folder
 
@@ -409,7 +410,8 @@ def check_upload(repo_id: str, token: str | bool | None = None) -> None:
                          f"{os.environ.get('HF_HUB_OFFLINE')}): unset it, or upload later with python -m "
                          "trainer.push FOLDER REPO")
     if token in (None, True) and not get_token():
-        raise ValueError(f"no Hugging Face token to upload to {repo_id} with: log in with `hf auth login` or set "
+        login = sources.hub_command("auth login")
+        raise ValueError(f"no Hugging Face token to upload to {repo_id} with: log in with `{login}` or set "
                          "HF_TOKEN, then run again")
 
 

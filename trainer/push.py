@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phnet.sources import hub_command
 from phnet.weights import check_upload, upload_failed
 from trainer.checkpoint import push_to_hub
 
@@ -34,7 +35,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # no network, no login, no such repo
-        print(f"error: {upload_failed(args.repo, exc)}; check the network and `hf auth login` (or HF_TOKEN)",
+        login = hub_command("auth login")
+        print(f"error: {upload_failed(args.repo, exc)}; check the network and `{login}` (or HF_TOKEN)",
               file=sys.stderr)
         return 1
     print(url)

@@ -169,3 +169,15 @@ def test_a_path_pasted_with_quotes_is_the_path(tmp_path):
         assert sources.resolve(quoted).path in (tmp_path / "x.safetensors", tmp_path)
     (tmp_path / "model'").mkdir()  # a quote that belongs to the name stays
     assert sources.resolve(str(tmp_path / "model'")).path == tmp_path / "model'"
+
+
+@pytest.mark.parametrize("version, download, login", [
+    ("0.26.2", "huggingface-cli download me/x", "huggingface-cli login"),  # Forge's pin: no `hf` command yet
+    ("0.34.0", "hf download me/x", "hf auth login"),
+    ("1.2.3", "hf download me/x", "hf auth login"),
+])
+def test_the_hub_commands_named_are_those_of_the_installed_huggingface_hub(monkeypatch, version, download, login):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "__version__", version)
+    assert sources.hub_command("download me/x") == download and sources.hub_command("auth login") == login
