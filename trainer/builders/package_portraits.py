@@ -347,6 +347,9 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
         "entries": entries,
         "skipped": skipped,
     }
+    if not any(e["split"] == "train" for e in entries):  # the staging keeps the earlier pool on an error
+        raise ValueError(f"no training pair from {len(sources)} sources ({len(skipped)} skipped): the earlier pool, "
+                         "if any, is kept")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     log(f"done: {len(entries)} pairs from {len(sources) - len(skipped)} sources "
         f"({counts}) in {time.time() - t0:.0f}s")
@@ -372,11 +375,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--history-cache", type=Path, default=None,
                    help="where --all-versions keeps the wheels (default ~/.cache/phnet/package-history)")
     a = p.parse_args(argv)
+    for option, value, low in (("--size", a.size, 8), ("--val-size", a.val_size, 8), ("--frames", a.frames, 1),
+                               ("--workers", a.workers, 1), ("--min-side", a.min_side, 1),
+                               ("--val-percent", a.val_percent, 0), ("--test-percent", a.test_percent, 0)):
+        if value < low:
+            p.error(f"{option} must be at least {low}, got {value}")
+    if a.limit is not None and a.limit < 1:
+        p.error(f"--limit must be a number of sources from 1 (leave it out for all of them), got {a.limit}")
+    if a.val_percent + a.test_percent >= 100:
+        p.error(f"--val-percent {a.val_percent} and --test-percent {a.test_percent} leave no source for training")
     try:
         build(a.out, size=a.size, val_size=a.val_size, frames=a.frames, val_percent=a.val_percent,
               min_side=a.min_side, limit=a.limit, test_percent=a.test_percent, workers=a.workers,
               all_versions=a.all_versions, history_cache=a.history_cache)
-    except OSError as e:  # a folder that cannot be replaced, a full disk
+    except (OSError, ValueError) as e:  # a folder that cannot be replaced, a full disk, nothing to train on
         raise SystemExit(f"error: {e}") from None
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from trainer.builders import package_portraits as pp
 
@@ -60,3 +61,33 @@ def test_near_duplicate_sources_form_one_group_named_by_its_first_key():
 def test_a_copy_of_the_example_photo_is_held_out_with_it():
     groups = pp.split_groups(["media-api/a/astronaut_copy.png", "skimage/astronaut"], [5, 5])
     assert set(groups.values()) == {"skimage/astronaut"}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--limit", "0"], "--limit must be a number of sources from 1"),
+    (["--limit", "-675"], "--limit must be a number of sources from 1"),
+    (["--size", "0"], "--size must be at least 8"),
+    (["--frames", "0"], "--frames must be at least 1"),
+    (["--val-percent", "100"], "leave no source for training"),
+])
+def test_options_that_would_build_a_wrong_or_empty_pool_are_refused_before_it(tmp_path, capsys, args, words):
+    """--limit 0 built an empty pool and put it in place of a good one, exiting 0."""
+    from trainer.builders.package_portraits import main
+
+    (tmp_path / "pool").mkdir()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "pool"), *args])
+    assert words in capsys.readouterr().err
+
+
+def test_a_build_with_no_training_pair_keeps_the_earlier_pool(tmp_path, monkeypatch):
+    from trainer.builders import package_portraits
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
+    monkeypatch.setattr(package_portraits, "iter_sources", lambda: iter(()))
+    monkeypatch.setattr(package_portraits, "load_cv2", lambda: None)
+    with pytest.raises(ValueError, match="no training pair from 0 sources"):
+        package_portraits.build(pool, log=lambda line: None)
+    assert (pool / "manifest.json").read_text() == '{"builder": "trainer.builders.package_portraits"}'
