@@ -26,7 +26,6 @@ def autocast_for(device: torch.device, amp: torch.dtype | None):
     return torch.autocast(device.type, dtype=amp)
 
 
-@torch.no_grad()
 def picture_share(batch: dict, like: torch.Tensor) -> torch.Tensor:
     """Each sample's share of its square that is picture (B, float64): 1, or for a picture padded to the square
     (``box``, resize "pad") its box's. A whole-picture error measured over the square is divided by it: the
@@ -37,6 +36,7 @@ def picture_share(batch: dict, like: torch.Tensor) -> torch.Tensor:
     return box[:, 2] * box[:, 3] / (like.shape[-2] * like.shape[-1])
 
 
+@torch.no_grad()
 def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch.dtype | None = None) -> dict:
     """Mean per-image MSE/fMSE/PSNR/fPSNR of the model and of the untouched composite.
 
