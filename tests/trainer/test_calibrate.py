@@ -219,21 +219,3 @@ def test_a_picture_padded_to_the_square_is_scored_on_the_picture_alone():
     for key in ("mse", "untouched", "composite_mse", "fmse"):
         assert a[key] == pytest.approx(b[key])
 
-
-def test_validation_builds_no_autograd_graph():
-    """A helper put between the decorator and validate() took its torch.no_grad: graphs, 5x the memory."""
-    from trainer.validation import validate
-
-    seen = []
-
-    class Watch(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.scale = torch.nn.Parameter(torch.tensor(0.9))
-
-        def forward(self, comp, mask):
-            seen.append(torch.is_grad_enabled())
-            return comp * self.scale
-
-    validate(Watch(), _batches(), torch.device("cpu"))
-    assert seen and not any(seen)
