@@ -365,7 +365,7 @@ class PHNetSAMLoader:
         return paths.mtime(paths.SAM_FOLDER, model_name)
 
     def load(self, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
-        from ..phnet.sam import SamSegmenter
+        from ..phnet.sam import SamSegmenter, SeveralCheckpoints
 
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None
@@ -389,6 +389,9 @@ class PHNetSAMLoader:
             )
         load_device = _device(device)
         offload = load_device if device == "cpu" else mm.unet_offload_device()
-        seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
+        try:
+            seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
+        except SeveralCheckpoints as e:
+            raise e.choosing("hub_filename") from None
         log.info("comfyui-phnet: loaded SAM %s (runs on %s)", source, load_device)
         return (PHNetSAM(seg, load_device, offload),)

@@ -689,7 +689,7 @@ def load_harmonizer(choice, phnet_dir):
 
 def load_segmenter(choice, sam_dirs):
     """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
-    from phnet.sam import SamSegmenter
+    from phnet.sam import SamSegmenter, SeveralCheckpoints
     from phnet.sources import parse_hub_ref, stamp
 
     choice = (choice or "").strip()
@@ -707,10 +707,13 @@ def load_segmenter(choice, sam_dirs):
             f"SAM checkpoint {choice!r} not found in {' or '.join(sam_dirs)}: put it there and pick it, give its "
             "full path, or type a Hub repo as owner/name:filename (e.g. ybelkada/segment-anything:"
             "checkpoints/sam_vit_b_01ec64.pth).")
-    return _cached(
-        "sam",
-        (repo, filename, revision),
-        lambda: SamSegmenter.from_pretrained(
-            repo, filename=filename or None, revision=revision or None, device="cpu"
-        ),
-    )
+    try:
+        return _cached(
+            "sam",
+            (repo, filename, revision),
+            lambda: SamSegmenter.from_pretrained(
+                repo, filename=filename or None, revision=revision or None, device="cpu"
+            ),
+        )
+    except SeveralCheckpoints as e:
+        raise e.choosing(f"as {repo}:FILE") from None

@@ -13,7 +13,7 @@ No host or training imports here.
 """
 
 from .architecture import SAM_PRESETS, SamArchitecture, build_sam, infer_sam_architecture
-from .loading import CHECKPOINT_SUFFIXES, load_sam_state_dict
+from .loading import CHECKPOINT_SUFFIXES, SeveralCheckpoints, load_sam_state_dict
 from .predictor import SamSegmenter
 from .prompts import SamPrompt, make_prompt
 
@@ -27,4 +27,5 @@ __all__ = [
     "build_sam",
     "load_sam_state_dict",
     "CHECKPOINT_SUFFIXES",
+    "SeveralCheckpoints",
 ]

@@ -126,13 +126,21 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
     if not candidates:
         raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}.")
     if len(candidates) > 1:
-        name = ("give the file's path (or filename= in Python)" if where.startswith("folder ") else
-                "name the file (filename= in Python, hub_filename in ComfyUI, owner/name:FILE in the WebUI)")
-        raise ValueError(
-            f"Several SAM checkpoints in {where}: {', '.join(candidates)}. Choose one: {name}, or a model type "
-            "(vit_b, vit_l, vit_h) that only one of them names."
-        )
+        raise SeveralCheckpoints(where, candidates)
     return candidates[0]
+
+
+class SeveralCheckpoints(ValueError):
+    """A folder or Hub repo holding more than one SAM checkpoint: ``choose`` says how to pick one, in the words
+    of whoever catches this (a host names its own control)."""
+
+    def __init__(self, where: str, names: Sequence[str], choose: str = "filename=") -> None:
+        self.where, self.names = where, list(names)
+        super().__init__(f"Several SAM checkpoints in {where}: {', '.join(names)}. Choose one: name its file "
+                         f"({choose}), or a model type (vit_b, vit_l, vit_h) that only one of them names.")
+
+    def choosing(self, choose: str) -> "SeveralCheckpoints":
+        return SeveralCheckpoints(self.where, self.names, choose)
 
 
 def _download_from_hub(

@@ -25,6 +25,17 @@ def test_sam_loader(pack, sam_model, nodes, tiny_sam):
     assert pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"].RETURN_TYPES == ("PHNET_SAM",)
 
 
+def test_a_sam_repo_with_several_checkpoints_is_met_with_the_nodes_way_to_choose(nodes, pack, monkeypatch):
+    sam = importlib.import_module(pack.__name__ + ".phnet.sam")
+
+    def several(*args, **kwargs):
+        raise sam.SeveralCheckpoints("Hugging Face repo 'someone/sams'", ["a.pth", "b.pth"])
+
+    monkeypatch.setattr(sam.SamSegmenter, "from_pretrained", several)
+    with pytest.raises(ValueError, match=r"name its file \(hub_filename\)"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", "someone/sams", "", "auto", "cpu")
+
+
 def test_sam_loader_missing_file(nodes, pack):
     cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
     msg = cls.VALIDATE_INPUTS(model_name="nope.pth")

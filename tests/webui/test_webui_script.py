@@ -693,6 +693,17 @@ def test_sam_choices(webui):
     assert m.load_segmenter("tiny_sam.safetensors", sam_dirs) is not seg  # the old model was served on
 
 
+def test_a_sam_repo_with_several_checkpoints_is_met_with_the_webuis_way_to_choose(webui, monkeypatch):
+    from phnet.sam import SamSegmenter, SeveralCheckpoints
+
+    def several(*args, **kwargs):
+        raise SeveralCheckpoints("Hugging Face repo 'someone/sams'", ["a.pth", "b.pth"])
+
+    monkeypatch.setattr(SamSegmenter, "from_pretrained", several)
+    with pytest.raises(SeveralCheckpoints, match=r"name its file \(as someone/sams:FILE\)"):
+        webui.script_module.load_segmenter("someone/sams", [str(webui.models_path / "sam")])
+
+
 def test_api_subject_as_base64(webui, capsys):
     """API clients send images as base64 strings (optionally a data URL)."""
     import base64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from phnet.sam import SamSegmenter
+from phnet.sam import SamSegmenter, SeveralCheckpoints
 from tests.helpers.tiny_sam import build_tiny_sam, has_tiny_sam_weights, save_tiny_sam
 
 
@@ -68,7 +68,7 @@ def test_load_from_folder(tmp_path):
 def test_folder_with_several_checkpoints_needs_filename(tmp_path):
     save_tiny_sam(tmp_path / "a.safetensors")
     save_tiny_sam(tmp_path / "b.safetensors", seed=1)
-    with pytest.raises(ValueError, match=r"Several SAM checkpoints.*Choose one: give the file's path \(or filename="):
+    with pytest.raises(ValueError, match=r"Several SAM checkpoints.*Choose one: name its file \(filename="):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
     seg = SamSegmenter.from_pretrained(tmp_path, filename="a.safetensors", device="cpu")
     assert has_tiny_sam_weights(seg.model)
@@ -88,8 +88,9 @@ def test_a_hub_repo_with_several_checkpoints_names_each_hosts_way_to_choose(tmp_
     cache = tmp_path / "hf"
     _fake_hub_cache(cache, "someone/sams", ["sam_vit_b.pth", "sam_vit_h.pth"])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ValueError, match=r"hub_filename in ComfyUI, owner/name:FILE in the WebUI\), or a model type"):
+    with pytest.raises(SeveralCheckpoints, match=r"Choose one: name its file \(filename=\), or a model type") as e:
         SamSegmenter.from_pretrained("someone/sams", cache_dir=cache, device="cpu")
+    assert "(hub_filename)" in str(e.value.choosing("hub_filename"))  # as a host words it
 
 
 def _fake_hub_cache(cache_dir, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
