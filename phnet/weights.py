@@ -147,12 +147,13 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
     so it is refused rather than guessed."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         config = infer_config(tensors, image_size=_size_from_name(path.name))
-        if not is_official_file_name(path.name):
-            warnings.warn(
-                f"{path.name} is not an official checkpoint's file name, but a .pth stores no config: it is read as "
-                f"one (output 'image', working size {config.image_size}). Weights trained otherwise (our "
-                "'residual' output, another size) come out wrong this way: keep them as a folder with their "
-                "config.json (phnet.weights.save_pretrained, or Harmonizer.save_pretrained)", stacklevel=3)
+        if is_official_file_name(path.name):
+            return _as_official(config, path.name)
+        warnings.warn(
+            f"{path.name} is not an official checkpoint's file name, but a .pth stores no config: it is read as "
+            f"one (output 'image', working size {config.image_size}). Weights trained otherwise (our "
+            "'residual' output, another size) come out wrong this way: keep them as a folder with their "
+            "config.json (phnet.weights.save_pretrained, or Harmonizer.save_pretrained)", stacklevel=3)
         return config
     infer_config(tensors)  # a non-PHNet file gets that message first
     raise ValueError(
@@ -361,6 +362,8 @@ def model_card(config: PHNetConfig, base_model: str | None = None) -> str:
     ]
     if base_model:
         lines += ["", f"Converted from the official checkpoint `{base_model}`.", "", OFFICIAL_TERMS]
+    elif config.name.startswith("official-"):  # fetched by name, or converted from an official file
+        lines += ["", f"The official checkpoint `{config.name}`, converted to safetensors.", "", OFFICIAL_TERMS]
     elif config.name.startswith("finetuned-official-"):  # trainer.fit's name for weights trained on from them
         lines += ["", f"Fine-tuned from the official checkpoint `{config.name.removeprefix('finetuned-')}`.", "",
                   OFFICIAL_TERMS]
@@ -441,6 +444,7 @@ def convert_official(
         size = _size_from_name(checkpoint.name)
         config = dataclasses.replace(config, image_size=size) if size else config
     model = model_from_file(checkpoint, config)
+    model.config = _as_official(model.config, checkpoint.name)
     save_pretrained(model, out_dir)
     licence = out_dir / "LICENSE-WEIGHTS.txt"
     if is_official_file_name(checkpoint.name):
@@ -452,7 +456,20 @@ def convert_official(
 
 def is_official_file_name(name: str) -> bool:
     """``name`` is one the authors' files are downloaded or renamed to (best_ffhqh512.pth, ffhqh512.pth)."""
-    return name in {n for w in sources.OFFICIAL.values() for n in (w.filename, w.readme_name)}
+    return official_by_file_name(name) is not None
+
+
+def official_by_file_name(name: str) -> sources.OfficialWeights | None:
+    return next((w for w in sources.OFFICIAL.values() if name in (w.filename, w.readme_name)), None)
+
+
+def _as_official(config: PHNetConfig, file_name: str) -> PHNetConfig:
+    """An official checkpoint's config under its official name (official-ffhqh512), whatever file it came in:
+    the name carries its authors' terms into a model card, and a fine-tune's name into its card too."""
+    official = official_by_file_name(file_name)
+    if official is None or config.name != official.preset:  # another architecture under an official file name
+        return config
+    return dataclasses.replace(config, name=official.name, image_size=official.image_size)
 
 
 def fetch_official(name: str, folders=None, **options: Any) -> Path:

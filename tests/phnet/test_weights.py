@@ -127,12 +127,29 @@ def test_official_pth_loads_strictly_and_infers_the_preset(official_files, prese
     path, sd = official_files[preset]
     model = load_model(path)
     cfg = model.config
-    assert (cfg.name, cfg.enc_sizes, cfg.grid_counts, cfg.image_size) == (preset, enc_sizes, grid_counts, image_size)
+    official = f"official-{path.stem}"  # an official file's weights under their official name, terms and all
+    assert (cfg.name, cfg.enc_sizes, cfg.grid_counts, cfg.image_size) == (official, enc_sizes, grid_counts,
+                                                                           image_size)
     assert cfg.output == "image"  # official mapping
     loaded = model.state_dict()
     assert loaded.keys() == sd.keys() and all(torch.equal(loaded[k], sd[k]) for k in sd)
     assert infer_config(sd).name == preset
     assert infer_config(sd, image_size=1024).image_size == 1024
+
+
+def test_official_weights_carry_their_terms_into_a_model_card_however_they_were_loaded(official_files, tmp_path):
+    """A .pth under its official name, its conversion, weights fetched by name and a fine-tune of them were
+    uploaded without the authors' terms: only `phnet convert --push-to-hub` added them."""
+    import dataclasses
+
+    from phnet.weights import convert_official, model_card
+
+    path, _ = official_files["iharmony"]
+    converted = convert_official(path, tmp_path / "converted")
+    fetched = dataclasses.replace(converted.config, name="official-iharmony512")
+    for config in (load_model(path).config, converted.config, load_model(tmp_path / "converted").config, fetched,
+                   dataclasses.replace(converted.config, name=f"finetuned-{converted.config.name}")):
+        assert "CC BY-SA" in model_card(config), config.name
 
 
 def test_official_key_layout(official_files):
