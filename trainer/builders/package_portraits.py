@@ -289,6 +289,9 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     with staging.staged(out) as tmp:
         manifest = _build_into(tmp, size, val_size, frames, val_percent, min_side, limit, log, test_percent,
                                workers, all_versions, history_cache)
+        if not manifest["entries"] and out.exists():  # an error here keeps the earlier pool (the staging's rule)
+            raise ValueError(f"no pair from {manifest['sources']} sources ({len(manifest['skipped'])} skipped): the "
+                             f"pool in {out} is kept as it was")
     log(f"pool in place: {out}")
     return manifest
 
@@ -347,9 +350,6 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
         "entries": entries,
         "skipped": skipped,
     }
-    if not any(e["split"] == "train" for e in entries):  # the staging keeps the earlier pool on an error
-        raise ValueError(f"no training pair from {len(sources)} sources ({len(skipped)} skipped): the earlier pool, "
-                         "if any, is kept")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     log(f"done: {len(entries)} pairs from {len(sources) - len(skipped)} sources "
         f"({counts}) in {time.time() - t0:.0f}s")
