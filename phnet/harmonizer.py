@@ -1055,6 +1055,7 @@ def as_number(value: Any, name: str, rule: str = "a number") -> float:
 def _check_pair(images: torch.Tensor, masks: torch.Tensor, allow_empty: bool = False) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be B×3×H×W, got {tuple(images.shape)}")
+    _check_picture_size(*images.shape[-2:])
     wanted = (images.shape[0], 1, *images.shape[-2:])
     if masks.shape != wanted:
         if masks.ndim != 4 or masks.shape[1] != 1:

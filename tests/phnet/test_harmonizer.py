@@ -1013,3 +1013,10 @@ def test_the_report_says_what_the_pixels_show_when_a_correction_pushes_past_255(
     shown = rms_change(torch.from_numpy(img), torch.from_numpy(result.image), torch.from_numpy(m), peak=255.0)[0]
     assert report.applied == pytest.approx(shown) and report.applied < 0.9 * report.size
     assert f"changed by RMS {shown:.1f} of 255" in report.describe()
+
+
+def test_harmonize_tensor_refuses_a_picture_under_8_pixels_a_side_as_every_input_is(harmonizer):
+    """A 94×1 strip went through harmonize_tensor: an untouched one came back changed by up to RMS 70."""
+    strip = torch.rand(1, 3, 94, 1)
+    with pytest.raises(ValueError, match="the picture is 1×94 pixels: PHNet needs at least 8 on each side"):
+        harmonizer.harmonize_tensor(strip, torch.ones(1, 1, 94, 1))
