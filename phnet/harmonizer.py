@@ -161,8 +161,10 @@ class Harmonizer:
     GPU would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at 256² and cost
     30–80 % at 512²).
 
-    The weights' do-no-harm threshold (``config.correction_threshold``) leaves a subject unchanged when
-    the network's correction of it is smaller; ``threshold=`` overrides it per call (0 = the raw network).
+    The weights' do-no-harm rule holds back a correction of a subject smaller than their threshold
+    (``config.correction_threshold``): it applies ``config.correction_floor`` of it (0: none, the subject left
+    unchanged; the bundled weights apply a fifth); ``threshold=`` overrides the threshold per call (0 = the
+    raw network).
     :meth:`harmonize` returns each image's :class:`~phnet.corrections.Correction` with the result, and
     every call logs one line on the ``phnet`` logger (a warning when a subject was left unchanged).
     """

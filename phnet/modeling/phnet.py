@@ -51,7 +51,9 @@ class PHNet(nn.Module):
     """PHNet as the official code computes it; module names match the official state_dict.
 
     ``forward(composite, mask)`` takes B×3×H×W images in [0, 1] and B×1×H×W masks (H, W multiples
-    of 8) and returns the raw B×3×H×W prediction; blending with the composite is the caller's job.
+    of 8) and returns the B×3×H×W prediction with the config's do-no-harm rule applied (threshold, ramp,
+    floor: the official weights have none); ``estimate(..., threshold=0)`` gives the raw network's.
+    Blending with the composite is the caller's job.
     An optional B×1×H×W ``reference`` mask names the part of the background the subject should
     match: the PN blocks and the PFE take their background statistics from it (see
     ``PatchNormalization``); without it the network is the official one, bit for bit.
@@ -87,7 +89,8 @@ class PHNet(nn.Module):
     def forward(
         self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The prediction at the input's size (before blending with the composite)."""
+        """The prediction at the input's size (before blending with the composite), the config's do-no-harm
+        rule applied."""
         if self.config.output == "transform":
             return self.transform_output(composite, self.predict_transform(composite, mask, reference))
         return self.estimate(composite, mask, reference)[0]
