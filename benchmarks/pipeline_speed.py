@@ -234,6 +234,8 @@ def timing_run(args) -> dict:
     outputs = {}
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for round_ in range(args.rounds + 1):  # round 0 warms up allocators and kernels
+        print(f"timing: {'warm-up' if not round_ else f'round {round_} of {args.rounds}'}", file=sys.stderr,
+              flush=True)
         for size, (image, mask) in inputs.items():
             for pipeline in pipelines(args.device):
                 run = runs[pipeline]
@@ -272,9 +274,10 @@ def child(args, *extra: str) -> dict:
         cmd += ["--output", args.output]
     if not args.frames:
         cmd += ["--no-frames"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # its progress goes straight to this process's stderr; its result comes back on stdout
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode:
-        raise RuntimeError(f"benchmark child {extra} failed:\n{done.stderr}")
+        raise RuntimeError(f"benchmark child {extra} failed (its error is above)")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -297,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case-size", help=argparse.SUPPRESS)
     parser.add_argument("--timing", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.threads < 1:
+        parser.error(f"--rounds and --threads must be at least 1, got {args.rounds} and {args.threads}")
     args.sizes = args.sizes.split(",")
     if unknown := set(args.sizes) - set(SIZES):
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
@@ -324,10 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"times: {clock} seconds{' (CUDA-synchronised)' if gpu else ''}, medians of {args.rounds} interleaved "
           f"rounds in one process; {memory_kind}: one fresh process per case")
     timing = child(args, "--timing")
+    # the times now, in case the memory cases below run out of a caller's time
+    print("times, s: " + "; ".join(f"{key} {value:.4f}" for key, value in timing.items()
+                                    if isinstance(value, float)), flush=True)
     cases = [(p, s) for s in args.sizes for p in pipelines(args.device)]
+    done = iter(range(1, len(cases) + 1))
+
+    def measured(case):
+        found = child(args, "--case-pipeline", case[0], "--case-size", case[1])
+        print(f"memory: case {next(done)} of {len(cases)} ({case[0]}, {case[1]})", file=sys.stderr, flush=True)
+        return found
+
     # each case's peak is its own process's: on a GPU, several run at once (none is timed here)
     with ThreadPoolExecutor(max_workers=4 if gpu else 1) as pool:
-        found = list(pool.map(lambda case: child(args, "--case-pipeline", case[0], "--case-size", case[1]), cases))
+        found = list(pool.map(measured, cases))
         memory = {case: result["peak_mb"] for case, result in zip(cases, found)}
         reserved = {case: result.get("reserved_mb") for case, result in zip(cases, found)}
     names = pipelines(args.device)

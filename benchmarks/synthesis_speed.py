@@ -70,6 +70,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads besides 1 (0: torch's default)")
     args = p.parse_args(argv)
+    for option in ("size", "batch", "cuda_batch", "numpy_samples", "rounds"):
+        if getattr(args, option) < 1:
+            p.error(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    if args.threads < 0:
+        p.error(f"--threads must be 0 (torch's default) or more, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -66,6 +66,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=HERE, help="output folder (default: examples/)")
     p.add_argument("--side", type=int, default=SIDE, help=f"image side in pixels (default {SIDE})")
     a = p.parse_args()
+    if a.side < 16:
+        p.error(f"--side must be at least 16 pixels, got {a.side}")
     for path in make(a.out, a.side):
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
