@@ -27,6 +27,7 @@ from PIL import Image
 from phnet import metrics
 from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift
 from phnet.fullres import resize, working_shape
+from trainer.data.common import find_with_any_extension
 from trainer.data.synthesis import synthesize
 
 METHODS = ("official", "resize", "correction", "guided")
@@ -62,7 +63,7 @@ def eight_bit(x):
 def load_pairs(root: Path, limit: int):
     images = sorted((root / "images").iterdir())[:limit]
     for path in images:
-        mask = next((root / "masks").glob(path.stem + ".*"), None)
+        mask = find_with_any_extension(root / "masks", path.stem)  # a name like portrait[1] is no pattern
         if mask is None:
             continue
         real = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255

@@ -1,6 +1,6 @@
 """Temporal smoothing and reference-region guidance, measured on synthetic clips and composites.
 
-    python benchmarks/video_and_reference.py --data DIR [--weights W ...] [--size 320] [--limit 6]
+    python benchmarks/video_and_reference.py --data DIR [--weights W ...] [--size 320] [--limit 12]
 
 DIR holds ``images/`` and ``masks/`` of real portraits (e.g. the ``test`` split written by
 ``python -m trainer.builders.package_portraits``). Everything is seeded; results go to stdout as
@@ -38,13 +38,18 @@ from PIL import Image
 from phnet import Harmonizer
 from phnet.temporal import Temporal, shot_starts
 from trainer.colour import linear_to_srgb, srgb_to_linear
+from trainer.data.common import find_with_any_extension
 from trainer.data.synthesis import exposure, synthesize, white_balance
 
 
 def load(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not (data / "images").is_dir() or not (data / "masks").is_dir():
+        raise SystemExit(f"error: {data} holds no images/ and masks/ folders: give a split of a pool (e.g. POOL/test)")
     pairs = []
     for path in sorted((data / "images").iterdir())[:limit]:
-        mask_path = next((data / "masks").glob(path.stem + ".*"))
+        mask_path = find_with_any_extension(data / "masks", path.stem)
+        if mask_path is None:
+            raise SystemExit(f"error: {path.name} has no mask in {data / 'masks'} (one named {path.stem}.*)")
         image = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
         mask = (np.asarray(Image.open(mask_path).convert("L"), dtype=np.float32) / 255.0 >= 0.5).astype(np.float32)
         pairs.append((image, mask))

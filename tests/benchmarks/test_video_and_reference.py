@@ -18,12 +18,18 @@ def test_the_clips_and_reference_tables_are_written(tmp_path):
         (tmp_path / sub).mkdir()
     for i in range(2):
         grid = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-        Image.fromarray(grid).resize((96, 96), Image.BICUBIC).save(tmp_path / "images" / f"p{i}.png")
+        Image.fromarray(grid).resize((96, 96), Image.BICUBIC).save(tmp_path / "images" / f"p[{i}].png")
         mask = np.zeros((96, 96), np.uint8)
         mask[24:90, 28:68] = 255
-        Image.fromarray(mask).save(tmp_path / "masks" / f"p{i}.png")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"p[{i}].png")  # a name glob read as a pattern
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_and_reference.py"), "--data", str(tmp_path),
                            "--frames", "4", "--clips", "1", "--limit", "2", "--size", "64"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "### Clips" in done.stdout and "### Reference region" in done.stdout
+
+
+def test_a_folder_without_a_pools_layout_is_named(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_and_reference.py"), "--data", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "holds no images/ and masks/ folders" in done.stderr
