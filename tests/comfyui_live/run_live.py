@@ -484,18 +484,25 @@ def pip_package(work: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--comfy", default=os.environ.get("COMFYUI_PATH", "/tmp/comfy"), help="ComfyUI checkout")
-    ap.add_argument("--comfy-python", default="/tmp/comfyvenv/bin/python", help="Python of ComfyUI's venv")
-    ap.add_argument("--port", type=int, default=18188)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--comfy", default=os.environ.get("COMFYUI_PATH", "/tmp/comfy"),
+                    help="ComfyUI checkout (default: $COMFYUI_PATH, else /tmp/comfy)")
+    ap.add_argument("--comfy-python", default="/tmp/comfyvenv/bin/python",
+                    help="Python of ComfyUI's venv (default: /tmp/comfyvenv/bin/python)")
+    ap.add_argument("--port", type=int, default=18188, help="port ComfyUI listens on, on 127.0.0.1 (default 18188)")
     ap.add_argument("--base", default=None, help="base directory to use (default: a new temp dir)")
     ap.add_argument("--snapshot", action="store_true", help="write tests/nodes/data/core_object_info.json")
     ap.add_argument("--keep", action="store_true", help="keep the base directory")
-    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds ComfyUI may take to start (default 600)")
     ap.add_argument("--frontend", action="store_true",
                     help="also load the UI workflows in the real web frontend (headless chromium) and compare "
                          "the prompt it builds with our API files")
     args = ap.parse_args()
+    if not (Path(args.comfy) / "main.py").is_file():
+        ap.error(f"--comfy {args.comfy} is no ComfyUI checkout (no main.py there)")
+    if not Path(args.comfy_python).is_file():
+        ap.error(f"--comfy-python {args.comfy_python} does not exist: give the Python of ComfyUI's venv")
 
     base = Path(args.base or tempfile.mkdtemp(prefix="phnet-live-"))
     for sub in ("custom_nodes", "models", "input", "output"):
