@@ -88,6 +88,22 @@ def published_wheels(dist: str) -> list[Wheel]:
     return sorted(wheels, key=lambda w: Version(w.version), reverse=True)
 
 
+def known_wheels(dist: str, cache: Path, log: Callable[[str], None] = print) -> list[Wheel]:
+    """:func:`published_wheels`, or with PyPI out of reach the versions whose listings the cache holds (an
+    offline machine rebuilds from its cache), newest first; neither is an error naming both."""
+    try:
+        return published_wheels(dist)
+    except OSError as e:  # urllib's URLError, a timeout
+        prefix = dist.replace("-", "_") + "-"
+        cached = sorted(p.name.removesuffix(".json") for p in (cache / "listings").glob(f"{prefix}*.whl.json"))
+        if not cached:
+            raise OSError(f"cannot reach PyPI to list the versions of {dist} ({e}), and {cache / 'listings'} holds "
+                          "none of them: run once with network access") from None
+        log(f"warning: cannot reach PyPI ({e}): the {len(cached)} versions of {dist} listed in the cache are read")
+        wheels = [Wheel(dist, name.split("-")[1], name, "", 0) for name in cached]
+        return sorted(wheels, key=lambda w: Version(w.version), reverse=True)
+
+
 class _RemoteFile:
     """Just enough of a read-only file over HTTP range requests for :class:`zipfile.ZipFile`."""
 
@@ -290,7 +306,7 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
         log(f"warning: {dist} not installed: every version counts as new")
     have = {(zlib.crc32(p.read_bytes()), p.stat().st_size) for p in files.values()}
     today_md5s = _today(files, tally, seen, min_side, faces)
-    wheels = {w.version: w for w in published_wheels(dist)}
+    wheels = {w.version: w for w in known_wheels(dist, cache, log)}
     listings = {v: wheel_listing(w, cache) for v, w in wheels.items()}
     tally.versions = choose_versions(listings, have)
     log(f"{short}: {len(wheels)} versions published, reading {len(tally.versions)}: {', '.join(tally.versions)}")

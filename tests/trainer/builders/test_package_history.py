@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import shutil
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 
@@ -149,3 +150,20 @@ def test_an_interrupted_download_leaves_nothing_the_cache_would_trust(tmp_path, 
     with pytest.raises(RuntimeError, match="download that file by hand into"):
         ph.download(wheel, tmp_path / "cache")
     assert list((tmp_path / "cache" / "wheels").iterdir()) == []
+
+
+def test_an_offline_rebuild_reads_the_versions_the_cache_lists(tmp_path, downloads, monkeypatch):
+    """Every run asked PyPI for the version list first: with every wheel cached, offline, a URLError traceback."""
+    cache = tmp_path / "cache"
+    first = ph.harvest(cache, min_side=64, faces=False, log=lambda m: None)
+
+    def unreachable(dist):
+        raise urllib.error.URLError("connection refused")
+
+    monkeypatch.setattr(ph, "published_wheels", unreachable)
+    said = []
+    again = ph.harvest(cache, min_side=64, faces=False, log=said.append)
+    assert [p.key for p in again[0]] == [p.key for p in first[0]]
+    assert any("cannot reach PyPI" in line for line in said)
+    with pytest.raises(OSError, match="cannot reach PyPI to list the versions of .* run once with network access"):
+        ph.harvest(tmp_path / "empty", min_side=64, faces=False, log=lambda m: None)
