@@ -125,15 +125,17 @@ def fetch(
             _download(weights, checkpoint, target, progress, say or _stderr)
             downloaded.touch()
         try:  # a download, or one whose conversion a kill cut short: converted, then removed
-            return _convert(weights, checkpoint, target / name, convert)
-        except ValueError as e:
+            found = _convert(weights, checkpoint, target / name, convert)
+        except ValueError as e:  # not the checkpoint: removed. Anything else (Ctrl-C) keeps it for the next try
+            checkpoint.unlink(missing_ok=True)
+            downloaded.unlink(missing_ok=True)
             raise ValueError(
                 f"{weights.url} did not give the official PHNet checkpoint {weights.filename} ({e}); the file "
                 f"was removed: try again later, or download it by hand into {target}"
             ) from None
-        finally:
-            checkpoint.unlink(missing_ok=True)
-            downloaded.unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)
+        downloaded.unlink(missing_ok=True)
+        return found
 
 
 @contextlib.contextmanager

@@ -331,6 +331,20 @@ def test_a_download_whose_conversion_was_killed_is_converted_and_removed_next_ti
     assert (folder / "model.safetensors").is_file()
 
 
+def test_a_conversion_stopped_by_ctrl_c_keeps_the_download_for_the_next_try(site, tmp_path):
+    """Any error in the conversion removed the .pth: a Ctrl-C in its second threw 160 MB away."""
+    from phnet import official
+
+    def interrupted(pth, folder, config):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        official.fetch(NAME, [tmp_path], convert=interrupted, progress=lambda d, t: None, say=lambda s: None)
+    assert (tmp_path / FILE).is_file() and (tmp_path / f".{FILE}.downloaded").exists()
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert (folder / "model.safetensors").is_file() and not (tmp_path / FILE).exists()
+
+
 def test_a_folder_that_cannot_be_written_is_named_before_the_lock_is_waited_for(monkeypatch, tmp_path):
     """filelock 3 on Windows takes a lock file it may not create for one another process holds, and waits for
     ever: the folder is tried first."""
