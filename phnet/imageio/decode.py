@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ def native(array: np.ndarray) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and
     TIFF), H×W, H×W×3 or H×W×4, upright by EXIF."""
-    return _pixels(path, open_picture(path))
+    with open_picture(path) as image:
+        return _pixels(path, image)
 
 
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -44,10 +46,10 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     its history: the file's ICC profile (``icc_profile``), EXIF (``exif``, its orientation reset: the pixels
     are upright) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``);
     ``read_at_8_bits`` where a 16-bit TIFF's layout (premultiplied alpha, padding, planes) is decoded at 8."""
-    image = open_picture(path)
-    pixels, kept = _pixels(path, image), _metadata(image)
-    if pixels.dtype == np.uint8 and _sixteen_bit_tiff(image):  # a layout PIL decodes to 8 bits only
-        kept["read_at_8_bits"] = True
+    with open_picture(path) as image:
+        pixels, kept = _pixels(path, image), _metadata(image)
+        if pixels.dtype == np.uint8 and _sixteen_bit_tiff(image):  # a layout PIL decodes to 8 bits only
+            kept["read_at_8_bits"] = True
     return pixels, kept
 
 
@@ -133,23 +135,40 @@ def _low_byte_tile(tile):
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     from PIL import Image
 
-    low = Image.open(path)
-    low.tile = [_low_byte_tile(tile) for tile in low.tile]
-    low.load()
-    wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
+    with Image.open(path) as low:
+        low.tile = [_low_byte_tile(tile) for tile in low.tile]
+        low.load()
+        wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
     return np.ascontiguousarray(wide)
 
 
 def open_picture(path: str | Path):
-    """A loaded PIL image of one frame; ``FileNotFoundError`` / ``ValueError`` naming the file otherwise."""
+    """A loaded PIL image of one frame (close it, or use it in a ``with``); ``FileNotFoundError`` /
+    ``ValueError`` naming the file otherwise, the file closed (an error kept in a notebook held it open)."""
+    opened = []
+    try:
+        image = _open_picture(path, opened)
+        _single_frame(image, str(path))
+        _check_tiff_layout(image, str(path))
+    except BaseException:
+        for image in opened:
+            image.close()
+        raise
+    return image
+
+
+def _open_picture(path: str | Path, opened: list):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(path)
-        modes = {_rawmode(tile) for tile in image.tile}
-        if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
-            image.info[_RAWMODE] = modes.pop()
-        image.load()
+        with warnings.catch_warnings():  # PIL's "decompression bomb DOS attack?" over 89 MP: the user's own file
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            opened.append(image)
+            modes = {_rawmode(tile) for tile in image.tile}
+            if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
+                image.info[_RAWMODE] = modes.pop()
+            image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except Image.DecompressionBombError as e:
@@ -161,8 +180,6 @@ def open_picture(path: str | Path):
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
-    _single_frame(image, str(path))
-    _check_tiff_layout(image, str(path))
     return image
 
 

@@ -197,4 +197,5 @@ def read_mask(path: str | Path, kind: str = "mask", white: str = "subject") -> n
     :func:`~phnet.imageio.decode.file_mask_pixels`' for colour and transparency). ``kind`` and ``white`` name
     the mask and what its white marks in the messages (a "reference mask" marks "the region to match")."""
     name = f"{kind} {path}"
-    return mask_to_array(file_mask_pixels(open_picture(path), name, white), name=name)
+    with open_picture(path) as picture:
+        return mask_to_array(file_mask_pixels(picture, name, white), name=name)

@@ -513,3 +513,33 @@ def test_pictures_read_with_the_plain_tuple_tiles_of_pillow_before_11():
     named = ("raw", (0, 0, 4, 4), 0, ("RGB;16B", 0, 1))
     assert _rawmode(named) == "RGB;16B" and _low_byte_tile(named) == ("raw", (0, 0, 4, 4), 0, ("RGB;16L", 0, 1))
     assert _rawmode(("raw", (0, 0, 4, 4), 0, "RGB;16B")) == "RGB;16B"
+
+
+def test_a_refused_or_read_picture_file_is_closed_and_a_large_one_is_no_bomb_warning(tmp_path, monkeypatch):
+    """A refused file stayed open while its error was kept (a notebook keeps the last one; Windows then cannot
+    replace the file), an MPO was never closed, and PIL's 'decompression bomb DOS attack' note met every photo
+    over 89 megapixels."""
+    import gc
+    import os
+    import warnings
+
+    from PIL import Image as PILImage
+
+    from phnet.imageio import read_image
+
+    frames = [PILImage.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    PILImage.new("RGB", (40, 30), "grey").save(tmp_path / "plain.png")
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    kept = []
+    for _ in range(10):
+        with pytest.raises(ValueError) as caught:
+            read_image(tmp_path / "anim.gif")
+        kept.append(caught.value)
+    gc.collect()
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) <= fds
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # the picture is "large" now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "plain.png").shape == (30, 40, 3)
