@@ -330,6 +330,7 @@ class Harmonizer:
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
+        _check_devices(image=image, mask=mask, reference_mask=reference_mask)
         clip = temporal is not None and temporal is not False  # a window of 0 frames is still a clip
         guided = reference_mask is not None or clip
         if guided and mode != "full":
@@ -1054,7 +1055,15 @@ def as_number(value: Any, name: str, rule: str = "a number") -> float:
     return float(value)
 
 
+def _check_devices(**tensors: Any) -> None:
+    """A tensor on a device that holds no data (meta) is named, not met with torch's words mid-call."""
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.device.type == "meta":
+            raise ValueError(f"the {name.replace('_', ' ')} is on the meta device: {device_problem(t.device)}")
+
+
 def _check_pair(images: torch.Tensor, masks: torch.Tensor, allow_empty: bool = False) -> None:
+    _check_devices(images=images, masks=masks)
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be B×3×H×W, got {tuple(images.shape)}")
     _check_picture_size(*images.shape[-2:])

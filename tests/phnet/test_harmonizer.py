@@ -1020,3 +1020,15 @@ def test_harmonize_tensor_refuses_a_picture_under_8_pixels_a_side_as_every_input
     strip = torch.rand(1, 3, 94, 1)
     with pytest.raises(ValueError, match="the picture is 1×94 pixels: PHNet needs at least 8 on each side"):
         harmonizer.harmonize_tensor(strip, torch.ones(1, 1, 94, 1))
+
+
+@pytest.mark.parametrize("which", ["image", "mask", "reference_mask"])
+def test_a_tensor_on_the_meta_device_is_named(harmonizer, which):
+    pictures = {"image": torch.rand(1, 64, 64, 3), "mask": torch.from_numpy(subject_mask(64, 64))[None],
+                "reference_mask": None}
+    if which == "reference_mask":
+        pictures["reference_mask"] = torch.ones(1, 64, 64)
+    pictures[which] = pictures[which].to("meta")
+    with pytest.raises(ValueError, match=f"the {which.replace('_', ' ')} is on the meta device: the meta device "
+                                         "holds no data"):
+        harmonizer.harmonize(pictures["image"], pictures["mask"], reference_mask=pictures["reference_mask"])
