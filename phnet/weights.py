@@ -83,7 +83,8 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
             inferred = infer_config(state_dict)
             found = f" The weights look like: {inferred.to_dict()}."
             mine = getattr(model, "config", None)
-            if mine is not None and (inferred.enc_sizes, inferred.grid_counts) == (mine.enc_sizes, mine.grid_counts):
+            same = mine is not None and (inferred.enc_sizes, inferred.grid_counts) == (mine.enc_sizes, mine.grid_counts)
+            if same and not wrong:  # a shape that differs is the config's (its output, say), not a foreign tensor
                 found = f" Their architecture is this config's (enc_sizes {list(mine.enc_sizes)}, grid_counts " \
                         f"{list(mine.grid_counts)})."
                 fix = ("So the file holds other tensors beside or instead of PHNet's: another model's, or those of "
@@ -439,12 +440,14 @@ def convert_official(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
                               "overwrite=True (phnet convert --overwrite)")
+    given = isinstance(config, PHNetConfig)  # a config given whole is kept as it is, name and size
     if isinstance(config, str):
         config = PHNetConfig.preset(config)
         size = _size_from_name(checkpoint.name)
         config = dataclasses.replace(config, image_size=size) if size else config
     model = model_from_file(checkpoint, config)
-    model.config = _as_official(model.config, checkpoint.name)
+    if not given:
+        model.config = _as_official(model.config, checkpoint.name)
     save_pretrained(model, out_dir)
     licence = out_dir / "LICENSE-WEIGHTS.txt"
     if is_official_file_name(checkpoint.name):

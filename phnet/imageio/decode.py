@@ -270,8 +270,8 @@ def pil_mask_pixels(image) -> np.ndarray:
         return _grey_16(image, "mask")
     if mode in ("L", "1", "F"):
         return np.array(image)
-    if mode in ("RGBA", "LA", "PA") or _keyed(image):
-        rgba = image.convert("RGBA") if mode != "RGBA" else image
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA") if mode in ("P", "PA") else image
         alpha = np.array(rgba.getchannel("A"))
         if alpha.min() < 255:  # a real alpha; an opaque one carries no mask, the picture does
             return alpha
@@ -302,7 +302,7 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
         return pil_mask_pixels(image)
     image = _upright(image)
     mode = image.mode
-    has_alpha = mode in ("RGBA", "LA", "PA") or _keyed(image)
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
     rgb = np.array(image.convert("RGBA" if has_alpha else "RGB"))
     alpha = rgb[..., 3] if has_alpha else None
     rgb = np.ascontiguousarray(rgb[..., :3])

@@ -543,3 +543,14 @@ def test_a_refused_or_read_picture_file_is_closed_and_a_large_one_is_no_bomb_war
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(tmp_path / "plain.png").shape == (30, 40, 3)
+
+
+def test_a_mask_with_a_white_key_colour_is_read_by_its_grey_not_its_key(tmp_path):
+    """Reading the key colour as transparency turned a white-on-black mask inside out."""
+    from phnet.imageio import read_mask
+
+    mask = np.zeros((20, 20, 3), np.uint8)
+    mask[5:15, 5:15] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png", transparency=(255, 255, 255))
+    read = read_mask(tmp_path / "m.png")
+    assert read[10, 10] == 1.0 and read[0, 0] == 0.0

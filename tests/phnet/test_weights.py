@@ -951,3 +951,24 @@ def test_weights_load_as_float32_whatever_torchs_default_dtype(tiny_folder):
     finally:
         torch.set_default_dtype(before)
     assert {p.dtype for p in model.state_dict().values() if p.is_floating_point()} == {torch.float32}
+
+
+def test_a_config_given_whole_to_convert_official_is_kept(official_files, tmp_path):
+    import dataclasses
+
+    from phnet.weights import convert_official
+
+    path, _ = official_files["iharmony"]
+    wanted = dataclasses.replace(PHNetConfig.preset("iharmony"), image_size=1024)
+    assert convert_official(path, tmp_path / "c", config=wanted).config == wanted
+
+
+def test_a_shape_that_differs_is_not_blamed_on_foreign_tensors(tiny_config, tmp_path):
+    """A transform model read as an image one differs in the decoder's last layer: that is the config's output."""
+    import dataclasses
+
+    path = tmp_path / "transform.pth"
+    torch.save(PHNet(dataclasses.replace(tiny_config, output="transform")).state_dict(), path)
+    with pytest.raises(ValueError, match="with other shapes") as caught:
+        load_model(path, config=tiny_config)
+    assert "other tensors beside or instead" not in str(caught.value)
