@@ -29,7 +29,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
-from .imageio.decode import readable_suffixes
+from .imageio.decode import quiet_open, readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -114,10 +114,8 @@ def _orientation_note(job: _Job, shape: tuple[int, int]) -> str | None:
 
 
 def _orientation(path: Path) -> int:
-    from PIL import Image
-
     try:
-        with Image.open(path) as image:
+        with quiet_open(path) as image:
             return image.getexif().get(0x0112, 1)
     except Exception:  # only words a message
         return 1
@@ -284,12 +282,10 @@ _NO_ALPHA = ("JPEG", "BMP")  # PIL writes BMP's alpha but reads it back (as most
 
 def _transparent_into_no_alpha(job: _Job) -> bool:
     """Would the result keep the composite's not-opaque alpha (a MASK is given), in a format without one?"""
-    from PIL import Image
-
     if job.mask is None or _FORMATS[job.target.suffix.lower()] not in _NO_ALPHA:
         return False
     try:
-        with Image.open(job.composite) as image:
+        with quiet_open(job.composite) as image:
             if "A" not in image.getbands() and "transparency" not in image.info:
                 return False
             return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
@@ -642,13 +638,13 @@ FORMAT_SIDES = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535}  # the longest si
 def _check_format_limits(job: _Job) -> None:
     """A result or --compare picture too large for its format (WebP: 16383 px a side) is named before the work,
     not with the encoder's words after it. A file PIL cannot read yet is left to the run to name."""
-    from PIL import Image
-
     from .visualize import COMPARE_HEIGHT
 
     try:
-        with Image.open(job.composite) as picture:
+        with quiet_open(job.composite) as picture:
             width, height = picture.size
+            if picture.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # turned upright, as it is read
+                width, height = height, width
     except Exception:
         return
     scale = min(1.0, COMPARE_HEIGHT / height)

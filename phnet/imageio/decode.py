@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # 
 
 
 def readable_suffixes() -> tuple[str, ...]:
-    """Every suffix of a file this Pillow can open (.jfif, .avif, .gif...), :data:`IMAGE_SUFFIXES` first: a
-    folder's pictures are these, so none is passed over without a word."""
+    """The suffixes of a folder's photos: :data:`IMAGE_SUFFIXES`, and the other photo formats this Pillow opens
+    (a .jfif frame was passed over without a word). Icons, animations and layered files (.ico, .gif, .psd) are
+    no photos: a preview.gif beside the frames is left alone."""
     from PIL import Image
 
-    opened = (ext.lower() for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN)
-    return IMAGE_SUFFIXES + tuple(sorted(set(opened) - set(IMAGE_SUFFIXES) - NOT_PICTURES))
+    opened = {ext.lower() for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN}
+    return IMAGE_SUFFIXES + tuple(sorted(opened & MORE_PHOTOS))
 
 
-# formats Pillow only identifies, or decodes with a program or a handler of its own: data and video files
-NOT_PICTURES = {".bufr", ".grib", ".h5", ".hdf", ".mpeg", ".mpg", ".eps", ".ps", ".wmf", ".emf"}
+MORE_PHOTOS = {".jfif", ".jpe", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpf", ".jpx", ".qoi", ".tga", ".ppm",
+               ".pgm", ".pnm"}
 
 
 def native(array: np.ndarray) -> np.ndarray:
@@ -157,18 +159,29 @@ def open_picture(path: str | Path):
     return image
 
 
+_QUIET = threading.Lock()  # warnings.catch_warnings swaps process-wide state: one at a time
+
+
+def quiet_open(path: str | Path):
+    """``PIL.Image.open`` without PIL's "decompression bomb DOS attack?" warning over 89 megapixels: the file is
+    the user's own photo (above twice that, PIL's error still stands, and the caller names the fix)."""
+    from PIL import Image
+
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def _open_picture(path: str | Path, opened: list):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():  # PIL's "decompression bomb DOS attack?" over 89 MP: the user's own file
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            opened.append(image)
-            modes = {_rawmode(tile) for tile in image.tile}
-            if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
-                image.info[_RAWMODE] = modes.pop()
-            image.load()
+        image = quiet_open(path)
+        opened.append(image)
+        modes = {_rawmode(tile) for tile in image.tile}
+        if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
+            image.info[_RAWMODE] = modes.pop()
+        image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except Image.DecompressionBombError as e:

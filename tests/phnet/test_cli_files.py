@@ -372,16 +372,18 @@ def test_a_mask_named_exactly_wins_over_one_that_matches_only_folded(tmp_path):
     assert cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG")])[0].name == "img_0001.png"
 
 
-def test_a_folder_takes_every_picture_pillow_opens_not_only_the_common_suffixes(tiny_folder, tmp_path):
+def test_a_folder_takes_every_photo_pillow_opens_not_only_the_common_suffixes(tiny_folder, tmp_path):
     """Windows saves JPEGs as .jfif: such a frame was passed over without a word, in clips too."""
     comps, masks, out = tmp_path / "c", tmp_path / "m", tmp_path / "o"
     comps.mkdir()
     masks.mkdir()
     _composite().save(comps / "a.jfif", format="JPEG")
     _composite().save(comps / "b.png")
-    _mask().save(masks / "a.gif")
+    _mask().save(masks / "a.tga")
     _mask().save(masks / "b.png")
     (comps / "notes.txt").write_text("not a picture")
+    _composite().save(comps / "preview.gif")  # an animation's preview, an icon: no photos of the run
+    _composite().save(comps / "b.ico")
     assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
                      "--device", "cpu"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
@@ -459,3 +461,15 @@ def test_a_missing_mask_and_a_folder_run_into_a_dotted_name_say_what_to_do(tiny_
     comps, masks = folders(tmp_path, "a.png")
     with pytest.raises(SystemExit, match=r"-o must be a folder, not .*res.v1: end it with / to make it one"):
         _harmonize(comps, masks, "-o", tmp_path / "res.v1", "--weights", tiny_folder)
+
+
+def test_the_size_a_format_can_hold_is_judged_upright(tiny_folder, tmp_path):
+    """A picture stored 9000x16 and turned upright by its EXIF was refused as a comparison 18008 px wide."""
+    comp, mask = tmp_path / "tall.jpg", tmp_path / "m.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (9000, 16), (90, 100, 110)).save(comp, exif=exif)
+    Image.new("L", (16, 9000), 0).save(mask)
+    from phnet.cli import _check_format_limits, _Job
+
+    _check_format_limits(_Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp"))  # upright: 16 wide

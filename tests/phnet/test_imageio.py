@@ -554,3 +554,25 @@ def test_a_mask_with_a_white_key_colour_is_read_by_its_grey_not_its_key(tmp_path
     Image.fromarray(mask).save(tmp_path / "m.png", transparency=(255, 255, 255))
     read = read_mask(tmp_path / "m.png")
     assert read[10, 10] == 1.0 and read[0, 0] == 0.0
+
+
+def test_quiet_opens_from_many_threads_leave_the_warning_filters_as_they_were(tmp_path):
+    """catch_warnings from several threads at once left an 'ignore' filter installed for the whole process."""
+    import threading
+    import warnings
+
+    from phnet.imageio.decode import quiet_open
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "p.png")
+    before = list(warnings.filters)
+
+    def read():
+        for _ in range(30):
+            quiet_open(tmp_path / "p.png").close()
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
