@@ -392,6 +392,6 @@ class PHNetSAMLoader:
         try:
             seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
         except SeveralCheckpoints as e:
-            raise e.choosing("hub_filename") from None
+            raise e.choosing("name its file in hub_filename, or set model_type to the one you want") from None
         log.info("comfyui-phnet: loaded SAM %s (runs on %s)", source, load_device)
         return (PHNetSAM(seg, load_device, offload),)

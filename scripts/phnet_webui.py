@@ -700,7 +700,10 @@ def load_segmenter(choice, sam_dirs):
         )
     local = _local(choice, sam_dirs)  # loaded on the CPU: _segment moves it to the WebUI's device per image
     if local is not None:  # a file replaced under the same name is loaded again
-        return _cached("sam", (local, stamp(local)), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
+        try:
+            return _cached("sam", (local, stamp(local)), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
+        except SeveralCheckpoints as e:
+            raise e.choosing("pick the file itself, or give its full path") from None
     repo, revision, filename = parse_hub_ref(choice)
     if "/" not in repo.replace("\\", "/"):  # a file name, not a Hub repo: say where it was looked for
         raise FileNotFoundError(
@@ -716,4 +719,4 @@ def load_segmenter(choice, sam_dirs):
             ),
         )
     except SeveralCheckpoints as e:
-        raise e.choosing(f"as {repo}:FILE") from None
+        raise e.choosing(f"type the file after the repo, {repo}:FILE") from None

@@ -134,12 +134,14 @@ class SeveralCheckpoints(ValueError):
     """A folder or Hub repo holding more than one SAM checkpoint: ``choose`` says how to pick one, in the words
     of whoever catches this (a host names its own control)."""
 
-    def __init__(self, where: str, names: Sequence[str], choose: str = "filename=") -> None:
+    def __init__(self, where: str, names: Sequence[str],
+                 choose: str = "name its file (filename=), or a model type (vit_b, vit_l, vit_h) that only one of "
+                               "them names") -> None:
         self.where, self.names = where, list(names)
-        super().__init__(f"Several SAM checkpoints in {where}: {', '.join(names)}. Choose one: name its file "
-                         f"({choose}), or a model type (vit_b, vit_l, vit_h) that only one of them names.")
+        super().__init__(f"Several SAM checkpoints in {where}: {', '.join(names)}. Choose one: {choose}.")
 
     def choosing(self, choose: str) -> "SeveralCheckpoints":
+        """The same refusal, saying how to choose in a host's own words."""
         return SeveralCheckpoints(self.where, self.names, choose)
 
 

@@ -32,7 +32,7 @@ def test_a_sam_repo_with_several_checkpoints_is_met_with_the_nodes_way_to_choose
         raise sam.SeveralCheckpoints("Hugging Face repo 'someone/sams'", ["a.pth", "b.pth"])
 
     monkeypatch.setattr(sam.SamSegmenter, "from_pretrained", several)
-    with pytest.raises(ValueError, match=r"name its file \(hub_filename\)"):
+    with pytest.raises(ValueError, match=r"Choose one: name its file in hub_filename, or set model_type"):
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", "someone/sams", "", "auto", "cpu")
 
 

@@ -700,8 +700,10 @@ def test_a_sam_repo_with_several_checkpoints_is_met_with_the_webuis_way_to_choos
         raise SeveralCheckpoints("Hugging Face repo 'someone/sams'", ["a.pth", "b.pth"])
 
     monkeypatch.setattr(SamSegmenter, "from_pretrained", several)
-    with pytest.raises(SeveralCheckpoints, match=r"name its file \(as someone/sams:FILE\)"):
+    with pytest.raises(SeveralCheckpoints, match=r"Choose one: type the file after the repo, someone/sams:FILE\.$"):
         webui.script_module.load_segmenter("someone/sams", [str(webui.models_path / "sam")])
+    with pytest.raises(SeveralCheckpoints, match=r"Choose one: pick the file itself, or give its full path\.$"):
+        webui.script_module.load_segmenter("tiny_sam.safetensors", [str(webui.models_path / "sam")])
 
 
 def test_api_subject_as_base64(webui, capsys):
