@@ -324,9 +324,10 @@ class Harmonizer:
 
         ``threshold``: the do-no-harm threshold (0–255 RMS) for this call instead of the weights' own; 0
         applies every correction the network proposes, which helps obvious mismatches and may harm
-        near-right composites. ``measure``: where the result goes through the working size (the whole
-        picture in mode "official", the subject with methods "resize" and "guided"), measure the change in it
-        for the report (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline)."""
+        near-right composites. ``measure``: measure the change in the result for the report: what its pixels
+        show (``Correction.shown``), or where the result went through the working size (the whole picture in
+        mode "official", the subject with methods "resize" and "guided") the change in it
+        (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline)."""
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
@@ -390,6 +391,12 @@ class Harmonizer:
                 out.append(c)
                 continue
             change = rms_change(before[i], after[i], masks[i], peak, mask_peak)
+            box = bounding_box(masks[i])
+            if box is not None:  # the subject read in its own box: a grid over the picture may step past it
+                r0, r1, c0, c1 = box
+                subject = rms_change(before[i][r0:r1, c0:c1], after[i][r0:r1, c0:c1], masks[i][r0:r1, c0:c1], peak,
+                                     mask_peak)[0]
+                change = (subject, change[1])
             out.append(dataclasses.replace(c, weight=weights[i], resampled=change if resampled else None,
                                            shown=None if resampled else change[0]))
         return out

@@ -1032,3 +1032,22 @@ def test_a_tensor_on_the_meta_device_is_named(harmonizer, which):
     with pytest.raises(ValueError, match=f"the {which.replace('_', ' ')} is on the meta device: the meta device "
                                          "holds no data"):
         harmonizer.harmonize(pictures["image"], pictures["mask"], reference_mask=pictures["reference_mask"])
+
+
+def test_a_thin_subject_of_a_large_picture_is_measured_in_its_own_box(tiny_config):
+    """Read on a grid over the picture, a subject 7 px wide in 4096 was never sampled: 'changed by RMS 0.0'."""
+    import dataclasses
+
+    from phnet import PHNet
+
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output="residual")).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    harmonizer = Harmonizer(model, device="cpu", dtype="fp32")
+    img = photo(2048, 2048)
+    m = np.zeros((2048, 2048), np.float32)
+    m[200:1800, 1001:1004] = 1
+    (report,) = harmonizer.harmonize(img, m, threshold=0).corrections
+    assert report.shown > 0.5 and "changed by RMS 0.0" not in report.describe()
