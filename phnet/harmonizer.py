@@ -390,15 +390,16 @@ class Harmonizer:
             if c.unchanged:
                 out.append(c)
                 continue
-            change = rms_change(before[i], after[i], masks[i], peak, mask_peak)
-            box = bounding_box(masks[i])
-            if box is not None:  # the subject read in its own box: a grid over the picture may step past it
-                r0, r1, c0, c1 = box
-                subject = rms_change(before[i][r0:r1, c0:c1], after[i][r0:r1, c0:c1], masks[i][r0:r1, c0:c1], peak,
-                                     mask_peak)[0]
-                change = (subject, change[1])
-            out.append(dataclasses.replace(c, weight=weights[i], resampled=change if resampled else None,
-                                           shown=None if resampled else change[0]))
+            # the subject read in its own box (a grid over the whole picture may step past a thin one); the
+            # background, where the result went through the working size, over the whole picture
+            r0, r1, c0, c1 = bounding_box(masks[i]) or (0, masks[i].shape[0], 0, masks[i].shape[1])
+            subject = rms_change(before[i][r0:r1, c0:c1], after[i][r0:r1, c0:c1], masks[i][r0:r1, c0:c1], peak,
+                                 mask_peak)[0]
+            if resampled:
+                background = rms_change(before[i], after[i], masks[i], peak, mask_peak)[1]
+                out.append(dataclasses.replace(c, weight=weights[i], resampled=(subject, background)))
+            else:
+                out.append(dataclasses.replace(c, weight=weights[i], shown=subject))
         return out
 
     @staticmethod
