@@ -186,8 +186,8 @@ def _result_names(images: list[Path], fold: Callable[[str], str], compare: bool)
 
 
 def _pictures(folder: Path) -> list[Path]:
-    """The picture files of a folder (any this Pillow opens: a .jfif or .avif frame was passed over), by name;
-    hidden ones (macOS's ._name beside each file) are not pictures."""
+    """The photos of a folder (:func:`~phnet.imageio.decode.readable_suffixes`: a .jfif or .avif frame was passed
+    over), by name; hidden ones (macOS's ._name beside each file) are not pictures."""
     suffixes = readable_suffixes()
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)

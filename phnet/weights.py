@@ -440,14 +440,11 @@ def convert_official(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
                               "overwrite=True (phnet convert --overwrite)")
-    given = isinstance(config, PHNetConfig)  # a config given whole is kept as it is, name and size
-    if isinstance(config, str):
+    if isinstance(config, str):  # a preset by name; a config given whole is kept as it is, name and size
         config = PHNetConfig.preset(config)
         size = _size_from_name(checkpoint.name)
-        config = dataclasses.replace(config, image_size=size) if size else config
-    model = model_from_file(checkpoint, config)
-    if not given:
-        model.config = _as_official(model.config, checkpoint.name)
+        config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)
+    model = model_from_file(checkpoint, config)  # (read off the file, an official one is named so there)
     save_pretrained(model, out_dir)
     licence = out_dir / "LICENSE-WEIGHTS.txt"
     if is_official_file_name(checkpoint.name):
