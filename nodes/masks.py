@@ -151,14 +151,13 @@ def looks_inverted(mask: torch.Tensor) -> tuple[float, float] | None:
 
 
 def _unit(frames: torch.Tensor) -> torch.Tensor:
-    """B×H×W integer masks on the 0..1 scale the library reads them on: each 0/1 or 0..its dtype's peak."""
+    """B×H×W integer masks on the 0..1 scale the library reads them on (each 0/1 or 0..its dtype's peak); float
+    ones as they are (an upscaler's overshoot is clamped after these checks)."""
     if frames.is_floating_point():
         return frames
-    from ..phnet.imageio.images import integer_peak
+    from ..phnet.imageio import mask_to_tensor
 
-    values = frames.float()
-    peak = integer_peak(frames.dtype) or 1.0
-    return torch.where(values.flatten(1).amax(1).reshape(-1, 1, 1) <= 1, values, values / peak)
+    return mask_to_tensor(frames, *frames.shape)[:, 0]
 
 
 def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False,
