@@ -77,8 +77,8 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
 class PHNetModelLoader:
     DESCRIPTION = (
         "Loads PHNet harmonization weights: the default model bundled with this node pack (offline, tuned to do "
-        "no harm: a fifth of a small correction and a large one whole; PHNet Harmonize says how much changed), the official weights "
-        "(official-ffhqh512 for portraits; downloaded into ComfyUI/models/phnet when first picked; the authors' "
+        "no harm: a fifth of a small correction and a large one whole; PHNet Harmonize says how much changed), "
+        "the official weights (official-ffhqh512 for portraits; downloaded into ComfyUI/models/phnet when first picked; the authors' "
         "CC BY-SA 4.0-variant licence, the ffhqh ones also FFHQ's non-commercial terms), a file from "
         "ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + model.safetensors), "
         "or a Hugging Face Hub repo id."

@@ -178,8 +178,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         raise ValueError(
             f"{node}: {which} is empty (all 0), so nothing marks the subject. The usual causes: Load Image's "
             "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, its MASK "
-            "through InvertMask, or a black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet SAM Segment that found "
-            "nothing (check its box or points).")
+            "through InvertMask, or a black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet "
+            "SAM Segment that found nothing (check its box or points).")
     whole, inverted = [], []
     for i, m in enumerate(frames):
         shares = looks_inverted(m)
