@@ -34,6 +34,46 @@ def test_refine_grow_and_shrink():
     assert refine_mask(edge, grow=-2)[:, :8].min() == 1.0
 
 
+def _grown_by_definition(m, radius):
+    # the octagon: a square of radius ceil(r/2) grown by a diamond of radius floor(r/2)
+    square, diamond = (radius + 1) // 2, radius // 2
+    h, w = m.shape
+    out = np.zeros_like(m)
+    for y in range(h):
+        for x in range(w):
+            for yy in range(max(0, y - radius), min(h, y + radius + 1)):
+                for xx in range(max(0, x - radius), min(w, x + radius + 1)):
+                    if max(abs(yy - y) - square, 0) + max(abs(xx - x) - square, 0) <= diamond:
+                        out[y, x] = max(out[y, x], m[yy, xx])
+    return out
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 4, 7, 10])
+def test_grow_and_shrink_follow_the_octagon(radius):
+    # grey masks, pixels on every edge, shapes thinner than the radius
+    rng = np.random.default_rng(radius)
+    m = np.where(rng.random((13, 17)) > 0.9, rng.random((13, 17)), 0.0).astype(np.float32)
+    m[0, 3] = m[12, 16] = m[6, 0] = 1.0
+    np.testing.assert_array_equal(refine_mask(m, grow=radius), _grown_by_definition(m, radius))
+    np.testing.assert_allclose(refine_mask(1.0 - m, grow=-radius), 1.0 - _grown_by_definition(m, radius),
+                               atol=1e-6)
+
+
+def test_feather_is_a_replicate_padded_gaussian():
+    # a wide feather is no slower than a narrow one, and still the same sum
+    m = np.zeros((30, 50), np.float32)
+    m[5:30, 20:50] = 1.0
+    sigma = 6.0
+    r = int(np.ceil(3 * sigma))
+    x = np.arange(-r, r + 1)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    k /= k.sum()
+    padded = np.pad(m.astype(np.float64), r, mode="edge")
+    rows = np.stack([np.convolve(row, k, mode="valid") for row in padded])
+    want = np.stack([np.convolve(col, k, mode="valid") for col in rows.T]).T
+    np.testing.assert_allclose(refine_mask(m, feather=sigma), want, atol=1e-5)
+
+
 def test_refine_feather():
     m = _square(lo=10, hi=30)
     soft = refine_mask(m, feather=2.0)
