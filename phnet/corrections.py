@@ -9,6 +9,7 @@ records both sides, so that no surface leaves a picture unchanged without saying
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -156,7 +157,8 @@ def summary(corrections: Sequence[Correction]) -> str:
     """One line for a batch: the single image's :meth:`~Correction.describe`, or counts and the range."""
     if len(corrections) == 1:
         return corrections[0].describe()
-    notes = sorted({note for c in corrections for note in c.notes})
+    notes = [note if count == len(corrections) else f"{count} of {len(corrections)}: {note}"
+             for note, count in sorted(Counter(note for c in corrections for note in set(c.notes)).items())]
     left = sum(c.unchanged for c in corrections)
     sizes = [c.size for c in corrections  # the network's proposals
              if not c.empty_mask and c.background is None and c.flat is None]

@@ -104,3 +104,10 @@ def test_a_batch_line_says_what_the_pictures_show_and_at_what_strength():
         "2 of 2 images changed by RMS 0.9 to 3.9 (the network's corrections 4.7 to 19.3); 2 shortened")
     assert summary([Correction(68.2, 0.0, 1.0, strength=0.5)] * 3) == (
         "3 of 3 images changed by RMS 34.1, at strength 0.5 (the network's corrections 68.2)")
+
+
+def test_a_note_on_some_pictures_of_a_batch_says_how_many():
+    note = "the reference mask was ignored"
+    with_note = Correction(20.0, 0.0, 1.0, notes=(note,))
+    assert summary([with_note, Correction(20.0, 0.0, 1.0)]).endswith(f"; 1 of 2: {note}")
+    assert summary([with_note, with_note]).endswith(f"changed by RMS 20.0; {note}")
