@@ -56,7 +56,8 @@ class PHNetPasteSubject:
             "optional": {
                 "subject_mask": ("MASK", {
                     "tooltip": "Mask of the subject inside the subject image (1 = keep), e.g. from 'PHNet SAM "
-                               "Segment'. Without it the whole subject image is pasted as a rectangle. It must be "
+                               "Segment'. Without it an RGBA subject's alpha is the mask, and an RGB one is pasted "
+                               "whole, as a rectangle. It must be "
                                "the subject image's size. LoadImage's MASK of an RGBA cut-out is 1 where it is "
                                "transparent: put an InvertMask in between.",
                 }),

@@ -222,6 +222,13 @@ def test_paste_subject(nodes):
     sm16[:, 4:12, 4:12] = 1
     comp, mask = nodes["PHNetPasteSubject"].paste(bg, big, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=sm16)
     assert mask.shape == (1, 40, 50) and 0 < float(mask.sum()) < 20 * 20
+    # an RGBA subject without a subject_mask is cut out by its alpha, as the tooltip says
+    rgba = torch.ones(1, 20, 20, 4)
+    rgba[..., 3] = 0
+    rgba[:, 5:15, 5:15, 3] = 1
+    comp, mask = nodes["PHNetPasteSubject"].paste(bg, rgba, x=0, y=0)
+    assert float(mask.sum()) == 100 and "RGBA subject's alpha" in nodes["PHNetPasteSubject"].INPUT_TYPES()[
+        "optional"]["subject_mask"][1]["tooltip"]
 
 
 def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
