@@ -203,6 +203,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         )
     if len(whole) == subjects and not whole_ok:  # inverting it would leave nothing
         every = (" in every frame" if clip else " in every picture of the batch") if several else ""
+        if every and subjects < len(frames):
+            every += " that has a subject (the other masks are empty)"
         raise ValueError(
             f"{node}: '{name}' covers the whole picture{every}, so no background is left to match the subject to: "
             "connect a mask that marks only the subject (1, white) and leaves the background 0 (black), e.g. from "

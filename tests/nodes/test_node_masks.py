@@ -138,6 +138,10 @@ def test_a_clip_is_judged_as_a_whole_a_subject_may_fill_a_frame(nodes, phnet_mod
     assert "1 with under 3% background" in report
     with pytest.raises(ValueError, match="covers the whole picture in every picture of the batch"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.ones(4, 48, 64))
+    with pytest.raises(ValueError, match=r"in every picture of the batch that has a subject \(the other masks are "
+                                         r"empty\), so no background"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image[:2], torch.stack([torch.zeros(48, 64),
+                                                                             torch.ones(48, 64)]))
 
 
 def test_an_inverted_clip_whose_subject_leaves_a_frame_is_named_inverted(nodes, phnet_model):
