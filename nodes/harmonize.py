@@ -7,7 +7,7 @@ import comfy.utils
 import torch
 
 from .loaders import make_room, phnet_memory
-from .masks import check_mask, check_mask_size, clamped, one_per_mask, prepared
+from .masks import check_mask, check_mask_size, clamped, mask_count, one_per_mask, prepared
 
 
 def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
@@ -119,7 +119,13 @@ class PHNetHarmonize:
 
     def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
         mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask)
+        pictures = image.shape[0] if isinstance(image, torch.Tensor) and image.ndim == 4 else None
         image = one_per_mask(image, mask)
+        references = mask_count(reference_mask, image)
+        if pictures == 1 and image.shape[0] > 1 and references not in (None, 1, image.shape[0]):
+            raise ValueError(
+                f"PHNet Harmonize: {references} reference masks for {image.shape[0]} masks (the one image is "
+                "harmonized once per mask): give one reference mask, or one per mask")
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         return _run("PHNet Harmonize", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)

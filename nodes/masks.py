@@ -87,11 +87,16 @@ def one_per_mask(image, mask):
     harmonized once per mask, as ComfyUI's core nodes repeat a batch of one. Masks are the image's size here
     (``prepared``), in any layout the library takes (B×H×W, B×1×H×W, B×H×W×1...): their count is their size
     over one picture's."""
+    count = mask_count(mask, image)
+    return image.expand(count, -1, -1, -1) if count and image.shape[0] == 1 and count > 1 else image
+
+
+def mask_count(mask, image) -> int | None:
+    """How many masks of ``image``'s size ``mask`` holds, in any layout; None when that cannot be told."""
     if not (isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor)) or image.ndim != 4:
-        return image
+        return None
     picture = image.shape[1] * image.shape[2]
-    count = mask.numel() // picture if picture and mask.numel() % picture == 0 else 1
-    return image.expand(count, -1, -1, -1) if image.shape[0] == 1 and count > 1 else image
+    return mask.numel() // picture if picture and mask.numel() % picture == 0 else None
 
 
 def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:

@@ -144,6 +144,9 @@ def test_harmonize_rejects_nonsense(nodes, phnet_model, portrait):
     node = nodes["PHNetHarmonize"]
     with pytest.raises(ValueError, match="3 masks for 2 images"):
         node.harmonize(phnet_model, img, subject[:1].repeat(3, 1, 1))
+    with pytest.raises(ValueError, match=r"2 reference masks for 3 masks \(the one image is harmonized once per "
+                                         r"mask\): give one reference mask, or one per mask"):
+        node.harmonize(phnet_model, img[:1], subject[:1].repeat(3, 1, 1), reference_mask=1 - subject)
     with pytest.raises(ValueError, match="one channel"):
         node.harmonize(phnet_model, img, img)
 
