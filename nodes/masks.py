@@ -100,8 +100,10 @@ def mask_count(mask, image) -> int | None:
 
 
 def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
-    """An IMAGE is B×H×W×C with 3 or 4 channels; a channels-first tensor from a custom node says so here,
-    before its sizes are compared with the mask's."""
+    """An IMAGE is B×H×W×C with 3 or 4 channels and at least one picture; a channels-first tensor from a custom
+    node says so here, before its sizes are compared with the mask's."""
+    if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] == 0:
+        raise ValueError(f"{node}: '{name}' is an empty batch (0 images): the node before it produced no picture")
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] in (3, 4):
         return  # other shapes: the library's own checks say what is wrong
     if image.shape[1] in (1, 3, 4):
