@@ -243,7 +243,7 @@ def sam_memory(model) -> int:
 GENERIC_NAMES = {"model.safetensors", "pytorch_model.bin", "model.pth", "model.pt"}  # repos keep several
 
 
-def _download_sam(repo_id: str, filename: str) -> str:
+def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> str:
     """``filename`` of a Hub repo as ComfyUI/models/sams/<owner>--<repo>--<its path, / as -->, so it also shows
     in the list. The repo and the path are part of the name because files share names: Meta's sam-vit-base,
     -large and -huge all hold a model.safetensors, a repo may hold vit_b/ and vit_h/ ones, and a file found
@@ -253,23 +253,25 @@ def _download_sam(repo_id: str, filename: str) -> str:
     the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams."""
     folder = paths.download_dir(paths.SAM_FOLDER)
     filename = filename.replace("\\", "/").strip("/")  # a Windows path, or one pasted with a leading /
-    name = "--".join([*repo_id.strip("/").split("/"), *filename.split("/")])
+    repo_name = repo_id.strip("/") + (f"@{revision}" if revision else "")  # another revision, another file
+    name = "--".join([*repo_name.split("/"), *filename.split("/")])
     base = filename.rsplit("/", 1)[-1]
     # in any of ComfyUI's 'sams' folders; or under the name an earlier release gave it, without the file's
     # folders, where that name cannot be another folder's file of the same name
-    earlier = "--".join([*repo_id.strip("/").split("/"), base]) if base not in GENERIC_NAMES else name
+    earlier = "--".join([*repo_name.split("/"), base]) if base not in GENERIC_NAMES else name
     for known in dict.fromkeys((name, earlier)):
         placed = paths.placed(paths.SAM_FOLDER, known)
         if placed is not None:
             return placed
     target = os.path.join(folder, name)
-    url = f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
+    url = f"https://huggingface.co/{repo_id}/resolve/{revision or 'main'}/{filename}"
     by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name."
     from huggingface_hub import hf_hub_download
 
     offline = _offline()
     try:
-        cached = hf_hub_download(repo_id=repo_id, filename=filename, etag_timeout=5, local_files_only=offline)
+        cached = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, etag_timeout=5,
+                                 local_files_only=offline)
     except Exception as e:
         if offline:
             raise FileNotFoundError(f"{name} is neither in {folder} nor in the Hugging Face cache, and downloading "
@@ -319,8 +321,9 @@ class PHNetSAMLoader:
                 }),
                 "hub_repo_id": ("STRING", {
                     "default": "",
-                    "tooltip": "Optional Hugging Face Hub repo id holding a SAM checkpoint; the file named in "
-                               "hub_filename is downloaded into ComfyUI/models/sams and used instead of model_name.",
+                    "tooltip": "Optional Hugging Face Hub repo id holding a SAM checkpoint ('owner/name', or "
+                               "'owner/name@revision'), or a local file or folder; the file named in hub_filename is "
+                               "downloaded into ComfyUI/models/sams and used instead of model_name.",
                 }),
                 "hub_filename": ("STRING", {
                     "default": "",
@@ -366,10 +369,16 @@ class PHNetSAMLoader:
 
     def load(self, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
         from ..phnet.sam import SamSegmenter, SeveralCheckpoints
+        from ..phnet.sources import parse_hub_ref
 
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None
         kwargs = {} if model_type == "auto" else {"model_type": model_type}
+        if repo and not os.path.exists(os.path.expanduser(repo)):  # owner/name[@revision][:file], as for PHNet
+            repo, revision, named = parse_hub_ref(repo)
+            filename = filename or named
+            if revision:
+                kwargs["revision"] = revision
         if repo and os.path.isfile(os.path.expanduser(repo)) and filename:
             raise ValueError(
                 f"PHNet SAM Loader: hub_repo_id {repo!r} is a file, and hub_filename {filename!r} names a file inside "
@@ -377,7 +386,7 @@ class PHNetSAMLoader:
         if repo and os.path.isdir(os.path.expanduser(repo)) and filename:  # a local folder and one of its files
             source, filename = os.path.join(os.path.expanduser(repo), filename), None
         elif repo and filename:
-            source, filename = _download_sam(repo, filename), None
+            source, filename = _download_sam(repo, filename, kwargs.pop("revision", None)), None
         elif repo:
             source, kwargs["local_files_only"] = repo, _offline()
         elif model_name and model_name != paths.SAM_FROM_HUB:

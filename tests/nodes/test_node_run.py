@@ -263,6 +263,12 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
     assert "https://huggingface.co/someone/sam/resolve/main/checkpoints/sam_vit_x.pth" in str(e.value)
     assert "as someone--sam--checkpoints--sam_vit_x.pth" in str(e.value) and "--local-dir" not in str(e.value)
     assert set(p.relative_to(sams) for p in sams.rglob("*")) == before  # no stray folders
+    # owner/name@revision[:file], as the PHNet loader takes it: the revision goes into the URL and the name
+    for repo, filename in (("someone/sam@v2", "sam_vit_x.pth"), ("someone/sam@v2:sam_vit_x.pth", "")):
+        with pytest.raises(FileNotFoundError) as e:
+            pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]().load("(from hub_repo_id)", repo, filename)
+        assert "https://huggingface.co/someone/sam/resolve/v2/sam_vit_x.pth" in str(e.value)
+        assert "as someone--sam@v2--sam_vit_x.pth" in str(e.value)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     cached = tmp_path / "blob"
     cached.write_bytes(b"weights")
