@@ -104,7 +104,7 @@ class PHNetConfig:
         return 7 - len(self.grid_counts)
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "PHNetConfig":
+    def preset(cls, name: str, /, **overrides: Any) -> "PHNetConfig":
         try:
             base = PRESETS[name]
         except KeyError:

@@ -47,6 +47,10 @@ def test_bad_values_are_named(kwargs, words):
         PHNetConfig(**kwargs)
 
 
+def test_a_preset_takes_a_name_of_its_own():
+    assert PHNetConfig.preset("ffhqh", name="my-portraits").name == "my-portraits"  # it clashed with the preset's
+
+
 def test_unknown_preset_and_fields():
     with pytest.raises(ValueError, match="choose one of"):
         PHNetConfig.preset("nope")
