@@ -65,10 +65,16 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None 
         raise ValueError(f"this is not a PHNet state_dict (no {e.args[0]!r} tensor)") from None
     if not grids:
         raise ValueError("this is not a PHNet state_dict (no normalizers.*.grid_weights tensors)")
+    squeeze = state_dict.get("SE_block.fc.0.weight")  # (bottleneck width / se_reduction) x bottleneck width
+    se_reduction = PHNetConfig.se_reduction
+    if squeeze is not None and squeeze.ndim == 2 and squeeze.shape[0] and widths[6] % squeeze.shape[0] == 0:
+        se_reduction = widths[6] // squeeze.shape[0]
     for name, preset in PRESETS.items():
-        if preset.enc_sizes == tuple(widths) and preset.grid_counts == tuple(grids) and name != "small":
+        if (preset.enc_sizes, preset.grid_counts, preset.se_reduction) == (tuple(widths), tuple(grids), se_reduction) \
+                and name != "small":
             return PHNetConfig.preset(name, **({"image_size": image_size} if image_size else {}))
-    return PHNetConfig(enc_sizes=tuple(widths), grid_counts=tuple(grids), image_size=image_size or 512)
+    return PHNetConfig(enc_sizes=tuple(widths), grid_counts=tuple(grids), se_reduction=se_reduction,
+                       image_size=image_size or 512)
 
 
 def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any = "") -> None:
@@ -246,8 +252,11 @@ def _check_agreement(config: PHNetConfig, stored: PHNetConfig, given: str, weigh
 
 def _takes_folder_config(path: Path) -> bool:
     """Whether a config.json beside weights ``path`` rules them: a model folder's weights, a .pth (which stores
-    no config), or a .safetensors that stores none."""
-    return path.name == WEIGHTS_NAME or path.suffix.lower() in PICKLE_SUFFIXES or _stored_config(path) is None
+    no config) unless it has an official file's name (the official mapping reads it, whatever else shares its
+    folder), or a .safetensors that stores none."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return official_by_file_name(path.name) is None
+    return path.name == WEIGHTS_NAME or _stored_config(path) is None
 
 
 def _stored_config(weights: Path) -> PHNetConfig | None:

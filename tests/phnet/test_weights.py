@@ -137,6 +137,28 @@ def test_official_pth_loads_strictly_and_infers_the_preset(official_files, prese
     assert infer_config(sd, image_size=1024).image_size == 1024
 
 
+def test_a_squeeze_width_of_its_own_is_read_off_the_file(tmp_path):
+    config = PHNetConfig.preset("iharmony", se_reduction=4)
+    torch.save(PHNet(config).state_dict(), tmp_path / "se4.pth")
+    assert infer_config(PHNet(config).state_dict()).se_reduction == 4
+    assert load_model(tmp_path / "se4.pth").config.se_reduction == 4  # it was refused, advising to do this
+
+
+def test_an_official_pth_is_read_with_the_official_mapping_whatever_config_json_lies_beside_it(official_files,
+                                                                                                tmp_path):
+    """A Hub repo's config.json copied into the same models folder decided how an official file loaded: a
+    residual fine-tune's config gave the official weights the residual mapping and another name."""
+    path, sd = official_files["ffhqh"]
+    folder = tmp_path / "phnet"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    PHNetConfig.preset("ffhqh", output="residual", name="my-finetune").save(folder / "config.json")
+    cfg = load_model(folder / path.name).config
+    assert (cfg.name, cfg.output) == ("official-ffhqh256", "image")
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    assert load_model(folder / path.name).config.name == "official-ffhqh256"
+
+
 def test_official_weights_carry_their_terms_into_a_model_card_however_they_were_loaded(official_files, tmp_path):
     """A .pth under its official name, its conversion, weights fetched by name and a fine-tune of them were
     uploaded without the authors' terms: only `phnet convert --push-to-hub` added them."""
