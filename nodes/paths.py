@@ -50,7 +50,8 @@ def list_models(folder: str) -> list[str]:
         names = folder_paths.get_filename_list(folder)
     except KeyError:
         return []
-    return [n for n in names if os.path.splitext(n)[1].lower() in WEIGHT_EXTENSIONS]
+    return [n for n in names if os.path.splitext(n)[1].lower() in WEIGHT_EXTENSIONS
+            and not os.path.basename(n).startswith(".")]  # hidden, or a Mac's ._name copy metadata
 
 
 def official_names() -> tuple[str, ...]:

@@ -121,14 +121,14 @@ def is_weights_file(path: str | os.PathLike) -> bool:
 
 def stamp(path: str | os.PathLike) -> str:
     """A value that changes when the local weights at ``path`` change on disk, for a host that keeps models
-    loaded: a file (with the ``config.json`` beside it that a ``model.safetensors`` or a ``.pth`` is loaded
-    with), or a model folder (any file in it). Each file counts by name, size, time and inode, so a copy
+    loaded: a weights file (with the ``config.json`` beside it, which may rule how it loads), or a model folder
+    (any file in it). Each file counts by name, size, time and inode, so a copy
     that keeps an older time (``cp -p``, ``rsync -a``) still counts as a change."""
     path = os.path.expanduser(str(path))
     name = os.path.basename(path).lower()
     if os.path.isdir(path):
         files = [os.path.join(path, entry) for entry in sorted(os.listdir(path))]
-    elif os.path.isfile(path) and (name == "model.safetensors" or name.endswith(PICKLE_SUFFIXES)):
+    elif os.path.isfile(path) and is_weights_file(name):
         files = [path, os.path.join(os.path.dirname(path), "config.json")]
     else:
         files = [path]
@@ -399,6 +399,8 @@ def list_weights(folder: str | os.PathLike | None, folder_marker: str | None = "
         return []
     names = []
     for p in sorted(Path(folder).iterdir()):
+        if p.name.startswith("."):  # hidden, or a Mac's ._name metadata beside a file copied to another disk
+            continue
         if p.is_file() and is_weights_file(p.name):
             names.append(p.name)
         elif p.is_dir() and folder_marker and (p / folder_marker).is_file():

@@ -206,7 +206,8 @@ def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) 
     directory = Path(directory)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        candidates = sorted(p for p in directory.iterdir() if p.is_file() and sources.is_weights_file(p.name))
+        candidates = sorted(p for p in directory.iterdir()
+                            if p.is_file() and sources.is_weights_file(p.name) and not p.name.startswith("."))
         if len(candidates) != 1:
             listing = ", ".join(p.name for p in candidates) or "nothing"
             raise FileNotFoundError(

@@ -124,8 +124,10 @@ def test_registration_is_additive(pack, comfy_env, tmp_path):
         os.makedirs(os.path.join(user, "mine"))
         open(os.path.join(user, "mine", "model.safetensors"), "wb").close()
         open(os.path.join(user, "mine", "config.json"), "w").close()
+        open(os.path.join(user, "mine", "._model.safetensors"), "wb").close()  # a Mac's metadata for it
         assert "mine/model.safetensors" in paths_mod.phnet_choices()
         assert "mine/config.json" not in paths_mod.phnet_choices()
+        assert "mine/._model.safetensors" not in paths_mod.phnet_choices()
     finally:
         fp.folder_names_and_paths.clear()
         fp.folder_names_and_paths.update({k: (v[0], v[1]) for k, v in saved.items()})

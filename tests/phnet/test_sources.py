@@ -64,7 +64,7 @@ def test_hub_offline(monkeypatch, value, offline):
 def test_suffixes_and_listing(tmp_path):
     assert all(sources.is_weights_file("x" + s.upper()) for s in sources.WEIGHT_SUFFIXES)
     assert not sources.is_weights_file("config.json")
-    for name in ("b.pth", "a.SAFETENSORS", "notes.txt", "config.json"):
+    for name in ("b.pth", "a.SAFETENSORS", "notes.txt", "config.json", "._b.pth"):  # ._b.pth: a Mac's metadata
         (tmp_path / name).write_text("")
     (tmp_path / "saved").mkdir()
     (tmp_path / "saved" / "config.json").write_text("{}")
@@ -138,6 +138,11 @@ def test_the_stamp_of_local_weights_follows_the_files_they_are_loaded_with(tmp_p
     config.write_text("{}")
     touch(config, 2000)
     assert sources.stamp(pth) != alone  # a .pth is loaded with the config.json beside it
+    bare = tmp_path / "mine.safetensors"  # as is a .safetensors that stores no config
+    bare.write_bytes(b"weights")
+    alone = sources.stamp(bare)
+    touch(config, 2500)
+    assert sources.stamp(bare) != alone
     before = sources.stamp(tmp_path)
     touch(config, 3000)
     assert sources.stamp(tmp_path) != before and sources.stamp(tmp_path / "gone.pth").endswith(":missing")

@@ -382,6 +382,7 @@ def test_folder_with_two_candidates(tiny_model, tmp_path):
     msg = str(e.value)
     assert "a.pth" in msg and "b.pth" in msg and "model.safetensors" in msg
     (folder / "b.pth").unlink()  # a single candidate is taken
+    (folder / "._a.pth").write_bytes(b"\0" * 4096)  # beside a Mac's metadata for it (a copy to exFAT or SMB)
     assert _same_weights(load_model(folder), tiny_model)
 
 
