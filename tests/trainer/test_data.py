@@ -218,6 +218,34 @@ def test_resize_modes(tmp_path, mode):
         assert s["real"][:, :, :14].mean() > 0.7
 
 
+def test_a_square_crop_keeps_a_subject_off_the_middle_of_a_wide_photo(tmp_path):
+    """The centre square of a wide photo missed a subject at its left edge: validation refused the photo as
+    'foreground too small' every time, and training retries could all miss it too."""
+    img = np.full((90, 160, 3), 90, np.uint8)
+    mask = np.zeros((90, 160), np.uint8)
+    mask[10:80, 5:30] = 255  # 12 % of the picture
+    for name in ("w1.png", "w2.png"):
+        _save(tmp_path / "img" / name, img)
+        _save(tmp_path / "masks" / name, mask)
+    data = {"root": str(tmp_path / "img"), "mask_dir": str(tmp_path / "masks"), "image_size": 32, "resize": "crop",
+            "val_fraction": 0.5}
+    assert build_dataset(data, "val")[0]["mask"].mean() > 0.1
+    train = build_dataset({**data, "crop_scale": [0.3, 0.6]}, "train")
+    assert all(train[(0, epoch)]["mask"].mean() > 0 for epoch in range(30))
+
+
+def test_a_picture_narrower_than_the_smallest_crop_is_cropped_to_its_width(tmp_path):
+    img = np.full((60, 6, 3), 90, np.uint8)
+    mask = np.zeros((60, 6), np.uint8)
+    mask[10:50, 1:5] = 255
+    for name in ("thin1.png", "thin2.png"):
+        _save(tmp_path / "img" / name, img)
+        _save(tmp_path / "masks" / name, mask)
+    data = {"root": str(tmp_path / "img"), "mask_dir": str(tmp_path / "masks"), "image_size": 32, "resize": "pad",
+            "val_fraction": 0.5, "crop_scale": [0.5, 1.0]}
+    assert build_dataset(data, "train")[(0, 0)]["real"].shape == (3, 32, 32)  # it raised "high <= 0"
+
+
 def test_bad_samples_error_names_file_or_skip_with_count(tmp_path):
     names = make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
     root = tmp_path / "F"

@@ -95,7 +95,7 @@ class HarmonizationDataset(Dataset):
             scale = self.crop_scale if attempt < 3 else (1.0, 1.0)
             y0, x0, ch, cw = crop_box(h, w, rng, scale)
             cand = fit_square(stack[:, y0:y0 + ch, x0:x0 + cw], self.image_size, self.resize,
-                              rng if self.train else None)
+                              rng if self.train else None, keep=3)
             if (cand[3] >= 0.5).any():
                 out = cand
                 break

@@ -253,7 +253,7 @@ def crop_box(h: int, w: int, rng: np.random.Generator | None, scale: tuple[float
     if rng is None or scale[0] >= 1.0:
         return 0, 0, h, w
     s = math.sqrt(rng.uniform(scale[0], min(scale[1], 1.0)))
-    ch, cw = max(8, int(round(h * s))), max(8, int(round(w * s)))
+    ch, cw = min(h, max(8, int(round(h * s)))), min(w, max(8, int(round(w * s))))
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
     return y0, x0, ch, cw
@@ -266,8 +266,10 @@ def pad_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
     return (size - nh) // 2, (size - nw) // 2, nh, nw
 
 
-def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generator | None) -> torch.Tensor:
-    """Bring a CxHxW stack to ``size``x``size`` (``none`` keeps the native size)."""
+def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generator | None,
+               keep: int | None = None) -> torch.Tensor:
+    """Bring a CxHxW stack to ``size``x``size`` (``none`` keeps the native size). ``keep``: a mask channel; a
+    ``crop`` square that would hold none of it is moved onto its middle instead."""
     _, h, w = stack.shape
     if mode == "stretch":
         return _resize(stack, size, size)
@@ -279,6 +281,11 @@ def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generat
             y0, x0 = (nh - size) // 2, (nw - size) // 2
         else:
             y0, x0 = int(rng.integers(0, nh - size + 1)), int(rng.integers(0, nw - size + 1))
+        if keep is not None and not (stack[keep, y0:y0 + size, x0:x0 + size] >= 0.5).any():
+            ys, xs = torch.nonzero(stack[keep] >= 0.5, as_tuple=True)  # a subject off the middle of a wide photo
+            if len(ys):
+                y0 = min(max(0, (int(ys.min()) + int(ys.max()) + 1 - size) // 2), nh - size)
+                x0 = min(max(0, (int(xs.min()) + int(xs.max()) + 1 - size) // 2), nw - size)
         return stack[:, y0:y0 + size, x0:x0 + size]
     if mode == "pad":
         top, left, nh, nw = pad_box(h, w, size)
