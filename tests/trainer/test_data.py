@@ -415,6 +415,24 @@ def test_a_run_folder_inside_the_photo_folder_is_not_read_as_photos(tmp_path, ca
     assert "left out 2 folder(s) the trainer wrote (not photos): eval, runs/r1" in capsys.readouterr().err
 
 
+def test_a_linked_folder_of_photos_is_read_once(tmp_path):
+    from trainer.data.common import list_images
+
+    shared = tmp_path / "setA"
+    shared.mkdir()
+    for name in ("x.png", "y.png"):
+        Image.new("RGB", (4, 4)).save(shared / name)
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.new("RGB", (4, 4)).save(root / "own.png")
+    (root / "setA").symlink_to(shared, target_is_directory=True)
+    (root / "again").symlink_to(shared, target_is_directory=True)
+    (shared / "up").symlink_to(root, target_is_directory=True)  # a loop
+    names = [p.relative_to(root).as_posix() for p in list_images(root)]
+    assert len(names) == 3 and "own.png" in names and {n.rsplit("/", 1)[-1] for n in names} == {"own.png", "x.png",
+                                                                                               "y.png"}
+
+
 def test_an_empty_validation_split_says_how_to_get_one(tmp_path):
     for i in range(4):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")

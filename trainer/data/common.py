@@ -147,13 +147,18 @@ def list_images(root: Path) -> list[Path]:
     ``curves.png``, an evaluation's ``grid.png``: a run folder placed inside its own photo folder). A folder
     or picture in the package reserved for held-out evaluation is refused (``builders.held_out``)."""
     root = Path(root)
-    found, left_out = [], []
-    for folder, dirs, files in os.walk(root):
+    found, left_out, seen = [], [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):  # a linked folder of photos counts too
         here = Path(folder)
         if here != root and any(m in files for m in TRAINER_OUTPUT_MARKERS):
             left_out.append(here)
             dirs.clear()
             continue
+        real = os.path.realpath(here)
+        if real in seen:  # a second link to one folder, or a link back up: read once
+            dirs.clear()
+            continue
+        seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     if left_out:
