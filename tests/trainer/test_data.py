@@ -185,6 +185,14 @@ def test_folder_masks_from_dir_alpha_and_ellipse(tmp_path, photos):
     assert 0.1 < s["mask"].mean() < 0.6
     with pytest.raises(BadSampleError, match="x.png"):
         build_dataset({"root": str(plain), "image_size": 32, "mask_fallback": "error"}, "val")[0]
+    # nor in one with transparent rounded corners: 99 % of the picture was its subject
+    rounded = Image.fromarray(img).convert("RGBA")
+    alpha = np.full(img.shape[:2], 255, np.uint8)
+    alpha[:2, :2] = alpha[:2, -2:] = alpha[-2:, :2] = alpha[-2:, -2:] = 0
+    rounded.putalpha(Image.fromarray(alpha))
+    rounded.save(plain / "x.png")
+    s = build_dataset({"root": str(plain), "image_size": 32}, "val")[0]
+    assert 0.1 < s["mask"].mean() < 0.6
 
 
 def test_training_samples_vary_by_epoch_but_are_reproducible(photos):

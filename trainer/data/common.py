@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from phnet.corrections import MIN_BACKGROUND
 from phnet.imageio import IMAGE_SUFFIXES, image_to_array, image_to_uint8, read_image, read_mask
 from trainer.builders.held_out import refuse_reserved
 
@@ -66,10 +67,10 @@ def load_rgb(path: Path) -> np.ndarray:
 
 def load_rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The picture (float32 HxWx3 in [0, 1]) and, when it has one that marks a subject, its alpha channel as a
-    binary mask. An alpha opaque everywhere marks none (a photo saved as RGBA): it trained as a mask of the whole
-    picture, with no background to harmonize against."""
+    binary mask. An alpha opaque everywhere, or nearly (a photo saved as RGBA, one with rounded or transparent
+    corners), marks none: it trained as a mask of the whole picture, with no background to harmonize against."""
     rgb, alpha = _decode(_rgb_and_alpha, path)
-    if alpha is None or (alpha >= 0.5).all():
+    if alpha is None or (alpha < 0.5).mean() < MIN_BACKGROUND:
         return rgb, None
     return rgb, (alpha >= 0.5).astype(np.float32)
 
