@@ -77,7 +77,10 @@ def _file_bases(keys: list[str]) -> dict[str, str]:
     """Each photo's file name in the set, without extension: its path with "/" as "__" and no extension, unless
     another photo's comes out the same (x.jpg and x.png, a/x.jpg and a__x.jpg), when the extension and a number
     are kept: a name written twice gave one photo's composites to the other's split."""
-    plain = {key: key.rsplit(".", 1)[0].replace("/", "__") for key in keys}
+    def uncommented(name: str) -> str:  # a split file's line starting with # is a comment
+        return "_" + name if name.startswith("#") else name
+
+    plain = {key: uncommented(key.rsplit(".", 1)[0].replace("/", "__")) for key in keys}
     count: dict[str, int] = {}
     for base in plain.values():
         count[base] = count.get(base, 0) + 1
@@ -85,7 +88,7 @@ def _file_bases(keys: list[str]) -> dict[str, str]:
     for key in keys:
         base = plain[key]
         if count[base] > 1:
-            root = base = key.replace("/", "__").replace(".", "_")
+            root = base = uncommented(key.replace("/", "__").replace(".", "_"))
             n = 1
             while base in taken:
                 base, n = f"{root}_{n}", n + 1

@@ -62,6 +62,8 @@ def test_photos_whose_names_differ_only_by_extension_each_keep_their_own_files()
     assert len(set(bases.values())) == len(keys)
     assert bases["solo.png"] == "solo" and bases["chelsea_jpg.png"] == "chelsea_jpg"  # unchanged where unique
     assert bases["chelsea.jpg"] == "chelsea_jpg_1" and bases["chelsea.png"] == "chelsea_png"
+    # a name starting with # was written into the split files, where the line read as a comment
+    assert _file_bases(["#3.png", "#3.jpg", "#4.png"]) == {"#3.png": "_#3_png", "#3.jpg": "_#3_jpg", "#4.png": "_#4"}
 
 
 def test_a_split_emptied_by_skipped_photos_is_an_error(tmp_path, photos, capsys):
