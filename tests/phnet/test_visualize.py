@@ -14,7 +14,27 @@ def test_the_subject_is_outlined_where_it_is_and_nowhere_else():
     mask = np.zeros((48, 64), np.uint8)
     mask[10:48, 40:64] = 255  # touching the bottom and right borders
     sheet = np.asarray(before_after(grey, grey, Image.fromarray(mask), height=48))
-    left = sheet[28:, :64]
+    left = sheet[-48:, :64]  # below the caption bar
     red = (left == RED).all(-1)
     assert red[10, 40:].all() and red[10:, 40].all()  # the subject's top and left sides
     assert not red[:, :40].any() and not red[:10].any()  # no outline wrapped round to the opposite borders
+
+
+def test_a_faint_mask_the_harmonizer_applies_is_outlined_too():
+    grey = Image.new("RGB", (64, 48), (128, 128, 128))
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:40] = 100  # a 40 % mask: harmonized, at that weight
+    red = (np.asarray(before_after(grey, grey, Image.fromarray(mask), height=48))[-48:, :64] == RED).all(-1)
+    assert red[10, 20:40].all() and red[10:30, 20].all()
+
+
+def test_a_long_caption_wraps_within_its_half_instead_of_being_cut_off():
+    black = Image.new("RGB", (256, 256))
+    label = "unchanged: correction below the do-no-harm threshold"
+    sheet = before_after(black, black, after_label=label)
+    assert sheet.height > 256 + 28  # a second line of caption
+    right = np.asarray(sheet)[:sheet.height - 256, 256 + 8:]
+    lit = np.flatnonzero((right > 100).any(-1).any(0))
+    assert lit.max() < 256 - 4  # nothing drawn to the picture's last pixel, where the text was cut off
+    one_line = before_after(Image.new("RGB", (800, 256)), Image.new("RGB", (800, 256)), after_label=label)
+    assert one_line.height == 256 + 28  # a wide picture keeps its one-line bar
