@@ -114,7 +114,9 @@ def _twins(safe: str, other: str) -> bool:
 def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -> str:
     candidates = sorted(n for n in names if n.lower().endswith(CHECKPOINT_SUFFIXES))
     if model_type:
-        typed = [n for n in candidates if model_type.lower() in Path(n).name.lower()]
+        # vit_b also in Meta's transformers names (sam-vit-base.safetensors): '-' read as '_'
+        key = model_type.lower().replace("-", "_")
+        typed = [n for n in candidates if key in Path(n).name.lower().replace("-", "_")]
         if typed:
             candidates = typed
     if len(candidates) > 1:

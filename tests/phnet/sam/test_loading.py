@@ -83,6 +83,15 @@ def test_a_safetensors_beside_another_sams_pth_is_no_twin(tmp_path):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
 
 
+def test_a_model_type_picks_a_file_by_meta_s_names_too():
+    from phnet.sam.loading import _pick_checkpoint
+
+    names = ["sam-vit-base.safetensors", "sam-vit-huge.safetensors", "sam_vit_l_0b3195.pth"]
+    assert _pick_checkpoint(names, "here", "vit_b") == "sam-vit-base.safetensors"
+    assert _pick_checkpoint(names, "here", "vit_h") == "sam-vit-huge.safetensors"
+    assert _pick_checkpoint(names, "here", "vit_l") == "sam_vit_l_0b3195.pth"
+
+
 def test_a_hub_repo_with_several_checkpoints_names_each_hosts_way_to_choose(tmp_path, monkeypatch):
     """'Pass filename=...' was the library's word: ComfyUI's field is hub_filename, the WebUI's owner/name:FILE."""
     cache = tmp_path / "hf"
