@@ -68,8 +68,9 @@ def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
 
 
 def fg_bucket(mask: torch.Tensor) -> str | list[str]:
-    """The foreground-ratio bucket (<5 %, 5–15 %, ≥15 %) of one mask, or a list for a batch."""
-    ratios = fg_ratio(mask if mask.ndim == 4 else mask.reshape(1, 1, *mask.shape[-2:]))
+    """The foreground-ratio bucket (<5 %, 5–15 %, ≥15 %) of one H x W mask, or a list for a batch (B x H x W
+    or B x 1 x H x W)."""
+    ratios = fg_ratio(mask if mask.ndim == 4 else mask[:, None] if mask.ndim == 3 else mask.reshape(1, 1, *mask.shape))
     names = [BUCKETS[0] if r < 0.05 else BUCKETS[1] if r < 0.15 else BUCKETS[2] for r in ratios.tolist()]
     return names[0] if len(names) == 1 else names
 

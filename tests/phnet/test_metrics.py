@@ -103,6 +103,7 @@ def test_fg_bucket_boundaries(n_fg, bucket):
 def test_fg_bucket_of_a_batch_is_a_list():
     batch = torch.cat([_mask_with(49), _mask_with(50), _mask_with(150)])
     assert metrics.fg_bucket(batch) == ["0-5%", "5-15%", "15-100%"]
+    assert metrics.fg_bucket(batch[:, 0]) == ["0-5%", "5-15%", "15-100%"]  # B x H x W, as masks come
     assert metrics.fg_ratio(batch).tolist() == pytest.approx([0.049, 0.05, 0.15])
 
 
