@@ -70,7 +70,7 @@ class Temporal:
             raise ValueError(f"cut_threshold must be a number > 0 (0–255 units), got {self.cut_threshold!r}")
         if not isinstance(self.causal, (bool, np.bool_)):
             raise ValueError(f"causal must be True or False, got {self.causal!r}")
-        cuts = (self.cuts,) if isinstance(self.cuts, numbers.Real) else self.cuts
+        cuts = () if self.cuts is None else (self.cuts,) if isinstance(self.cuts, numbers.Real) else self.cuts
         if isinstance(cuts, (str, bytes)) or not all(_real(c) and float(c).is_integer() for c in cuts):
             raise ValueError(f"cuts must be frame indices (whole numbers), got {self.cuts!r}")
         object.__setattr__(self, "window", float(window))
@@ -87,10 +87,10 @@ def _real(value) -> bool:
 
 def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:
     """``None``/``False``: no smoothing; ``True``: the defaults; a number: that window in frames."""
-    if value is None or value is False:
+    if value is None:
         return None
-    if value is True:
-        return Temporal()
+    if isinstance(value, (bool, np.bool_)):  # a numpy flag too
+        return Temporal() if value else None
     if isinstance(value, Temporal):
         return value
     if isinstance(value, numbers.Real):  # numpy numbers too

@@ -45,6 +45,8 @@ def _est(value: float, signature: float, shape=(8, 8)) -> FrameEstimate:
 def test_as_temporal():
     assert as_temporal(None) is None and as_temporal(False) is None
     assert as_temporal(True) == Temporal()
+    assert as_temporal(np.bool_(True)) == Temporal() and as_temporal(np.bool_(False)) is None  # numpy flags
+    assert Temporal(cuts=None).cuts == ()
     assert as_temporal(5).window == 5.0
     assert as_temporal(0).window == 0.0 and as_temporal(np.float32(2.5)).window == 2.5  # a window, not "off"
     with pytest.raises(ValueError):
