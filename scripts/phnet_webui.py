@@ -351,13 +351,18 @@ def _harmonize(p, image, s):
         mask = _segment(load_segmenter(s.sam_weights, sam_dirs), image, s.box)
     else:
         raise ValueError(f"PHNet: unknown mask source {s.mask_source!r}; choose one of {list(MASK_SOURCES)}.")
-    if s.grow or s.feather:
-        mask = refine_mask(mask, grow=int(s.grow or 0), feather=float(s.feather or 0.0))
-    mask = mask_to_tensor(mask, 1, image.height, image.width)
-    if not bool((mask > 0).any()):
+    given = mask_to_tensor(mask, 1, image.height, image.width)
+    if not bool((given > 0).any()):
         raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
+    mask = given
+    if s.grow or s.feather:
+        mask = mask_to_tensor(refine_mask(mask.reshape(image.height, image.width), grow=int(s.grow or 0),
+                                          feather=float(s.feather or 0.0)), 1, image.height, image.width)
+        if not bool((mask > 0).any()):
+            raise ValueError(f"PHNet: Grow {int(s.grow)} shrank the mask to nothing: raise Grow toward 0.")
     if s.mask_source != MASK_INPAINT and getattr(p, "image_mask", None) is not None and _option("overlay_inpaint", True):
-        lost = _share_outside_inpaint_mask(p, mask)
+        # the subject's own mask: Grow and Feather's halo of background may fall where the original comes back
+        lost = _share_outside_inpaint_mask(p, given)
         if lost > 0.01:
             raise ValueError(
                 f"PHNet: {lost:.0%} of the {'pasted subject' if s.mask_source == MASK_SUBJECT else 'SAM mask'} lies "
@@ -440,7 +445,7 @@ def inpaint_mask(p, size):
     mask = getattr(p, "image_mask", None)
     if mask is None:
         raise ValueError("PHNet: 'Inpaint mask' needs img2img inpainting with a painted or uploaded mask.")
-    if mask.mode in ("RGBA", "LA") and mask.getchannel("A").getextrema() != (255, 255):
+    if mask.mode == "RGBA" and mask.getchannel("A").getextrema() != (255, 255):  # as the WebUI: not "LA"
         mask = mask.getchannel("A")
     mask = mask.convert("L")
     if getattr(p, "inpainting_mask_invert", 0):

@@ -448,6 +448,46 @@ def test_a_subject_pasted_outside_the_inpaint_mask_is_refused_not_silently_lost(
         assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
 
 
+@pytest.mark.parametrize("grow, feather", [(12, 0.0), (0, 4.0)])
+def test_grow_and_feathers_halo_outside_the_inpaint_mask_is_no_subject_lost(webui, capsys, grow, feather):
+    """The share outside the inpaint mask was measured after Grow and Feather: their halo of background refused
+    a subject lying inside the mask ('11% of the pasted subject lies outside')."""
+    script, runner = _runner(webui, True)
+    inpaint = np.zeros((48, 64), np.uint8)
+    inpaint[5:45, 24:48] = 255
+    rgba = np.zeros((16, 12, 4), np.uint8)
+    rgba[..., :3] = (230, 40, 40)
+    rgba[2:14, 2:10, 3] = 255  # lands on columns 32-39, rows 22-33
+    p = webui.processing.StableDiffusionProcessingImg2Img(
+        width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(inpaint), inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(rgba), x=30, y=20, scale=1.0, anchor="top-left", grow=grow,
+                          feather=feather)  # fmt: skip
+    assert _postprocess(webui, runner, p, _generated()) is not None
+    assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
+
+
+def test_a_grow_that_shrinks_the_subject_to_nothing_names_grow(webui, capsys):
+    script, runner = _runner(webui, False)
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[4:12, 4:12] = 255
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(rgba), x=20, y=20, grow=-6)  # fmt: skip
+    _fails(webui, capsys, runner, p, r"Grow -6 shrank the mask to nothing: raise Grow toward 0")
+
+
+def test_an_la_inpaint_mask_is_read_by_its_luminance_as_the_webui_reads_it(webui):
+    luminance = np.zeros((48, 64), np.uint8)
+    luminance[10:30, 10:30] = 255
+    alpha = np.full((48, 64), 255, np.uint8)
+    alpha[:, 32:] = 0  # an alpha that is not the strokes
+    la = Image.merge("LA", (Image.fromarray(luminance), Image.fromarray(alpha)))
+    p = webui.processing.StableDiffusionProcessingImg2Img(
+        width=64, height=48, init_images=[_generated(seed=1)], mask=la, inpaint_full_res=False)
+    assert np.array_equal(np.asarray(webui.script_module.inpaint_mask(p, (64, 48))), luminance)
+
+
 def test_the_webuis_colour_correction_is_named_when_it_will_undo_part_of_the_change(webui, monkeypatch):
     script, runner = _runner(webui, True)
     mask = np.zeros((48, 64), np.uint8)
