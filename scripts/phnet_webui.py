@@ -695,7 +695,7 @@ def load_harmonizer(choice, phnet_dir):
 def load_segmenter(choice, sam_dirs):
     """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
     from phnet.sam import SamSegmenter, SeveralCheckpoints
-    from phnet.sources import parse_hub_ref, stamp
+    from phnet.sources import looks_like_repo_id, parse_hub_ref, stamp
 
     choice = (choice or "").strip()
     if not choice:
@@ -710,7 +710,7 @@ def load_segmenter(choice, sam_dirs):
         except SeveralCheckpoints as e:
             raise e.choosing("pick the file itself, or give its full path") from None
     repo, revision, filename = parse_hub_ref(choice)
-    if "/" not in repo.replace("\\", "/"):  # a file name, not a Hub repo: say where it was looked for
+    if not looks_like_repo_id(repo):  # a file name or a path, not a Hub repo: say where it was looked for
         raise FileNotFoundError(
             f"SAM checkpoint {choice!r} not found in {' or '.join(sam_dirs)}: put it there and pick it, give its "
             "full path, or type a Hub repo as owner/name:filename (e.g. ybelkada/segment-anything:"

@@ -559,6 +559,10 @@ def test_clear_errors(webui, capsys):
                           sam_weights="sam_vit_b_01ec64.pth")
     _fails(webui, capsys, runner, p, r"SAM checkpoint 'sam_vit_b_01ec64.pth' not found in .*sam.*: put it there and "
                                      r"pick it, .* owner/name:filename")
+    for path in ("~/sam_vit_b_01ec64.pth", "sub/sam_vit_b_01ec64.pth"):  # mistyped paths, not Hub repos
+        p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
+                              sam_weights=path)
+        _fails(webui, capsys, runner, p, r"not found in .*sam.*: put it there and pick it, give its full path")
     p.script_args = _args(webui, runner, script, enable=True, weights="not-there", mask_source=SUBJECT)
     _fails(webui, capsys, runner, p, "'not-there' not found in .*PHNet")
 
