@@ -6,6 +6,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 from __future__ import annotations
 
 import re
+import struct
 import sys
 import threading
 import warnings
@@ -173,7 +174,7 @@ def quiet_open(path: str | Path):
 
 
 def _open_picture(path: str | Path, opened: list):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         image = quiet_open(path)
@@ -191,13 +192,20 @@ def _open_picture(path: str | Path, opened: list):
             f"{path} holds {size}, more than the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels PIL opens (its "
             "guard against decompression bombs); resize it below that, e.g. to half its width and height"
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except _DAMAGED as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
     return image
 
 
+# what Pillow's decoders raise on a damaged file
+_DAMAGED = (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError, struct.error)
+
+
 def _single_frame(image, name: str) -> None:
-    frames = getattr(image, "n_frames", 1)
+    try:
+        frames = getattr(image, "n_frames", 1)  # reads every page of a TIFF: a damaged later one fails here
+    except _DAMAGED as e:
+        raise ValueError(f"cannot read {name} as an image ({type(e).__name__}: {e})") from None
     if frames > 1 and image.format == "MPO":  # a camera JPEG with previews after it: frame 0 is the picture
         return
     if frames > 1 and image.format == "TIFF":

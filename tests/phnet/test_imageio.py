@@ -385,6 +385,14 @@ def test_camera_jpeg_with_a_preview_is_its_main_picture_and_a_multipage_tiff_is_
     with pytest.raises(ValueError, match="multi-page TIFF.*save the page you want as its own file") as e:
         io_.read_image(tmp_path / "pages.tif")
     assert "animated" not in str(e.value)
+    # a TIFF cut short in its second page: counting the pages raised a SyntaxError that stopped a folder run
+    page = Image.fromarray(np.tile(main, (3, 3, 1)))
+    page.save(tmp_path / "pages.tif", save_all=True, append_images=[page])
+    data = (tmp_path / "pages.tif").read_bytes()
+    for cut in (len(data) // 2, len(data) // 2 + 40):  # a TypeError, a SyntaxError
+        (tmp_path / "cut.tif").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=r"cannot read .*cut.tif as an image"):
+            io_.read_image(tmp_path / "cut.tif")
 
 
 def test_read_picture_gives_the_profile_and_exif_upright(tmp_path):
