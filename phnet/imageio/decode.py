@@ -242,9 +242,18 @@ def _upright(image):
 _GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def _grey_16(image, name: str) -> np.ndarray:
-    """16/32-bit integer grey → uint16 (PIL opens 16-bit PNG/TIFF as I;16 or I)."""
+def _white_is_zero(image) -> bool:
+    """A 16-bit grey TIFF whose 0 is white (PhotometricInterpretation MinIsWhite), which PIL reads as it is
+    stored (it inverts only 8-bit ones). Asked before :func:`_upright`, whose copy has no TIFF tags."""
+    return image.format == "TIFF" and image.mode in _GREY_16 and getattr(image, "tag_v2", {}).get(262) == 0
+
+
+def _grey_16(image, name: str, white_is_zero: bool = False) -> np.ndarray:
+    """16/32-bit integer grey → uint16 (PIL opens 16-bit PNG/TIFF as I;16 or I); ``white_is_zero``: turned
+    the right way up (see :func:`_white_is_zero`)."""
     array = np.array(image)
+    if white_is_zero:
+        return 65535 - array.astype(np.uint16)
     if array.dtype == np.uint16:
         return array.astype(np.uint16, copy=False)  # native byte order
     if array.size and (array.min() < 0 or array.max() > 65535):
@@ -266,6 +275,7 @@ def _keyed(image) -> bool:
 def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
     """An image's pixels: uint8 H×W / H×W×3 / H×W×4, uint16 (16-bit grey) or float32 (mode F)."""
     _single_frame(image, name)
+    white_is_zero = _white_is_zero(image)
     image = _upright(image)
     mode = image.mode
     if mode in _GREY_16 or mode == "F":
@@ -274,7 +284,7 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
                 f"the {name} is a PIL {mode!r} picture (16/32-bit grey), which has no RGB counterpart in PIL to "
                 "return the result in; pass a numpy array instead, e.g. phnet.imageio.read_image(path) (uint16)"
             )
-        return np.asarray(image, dtype=np.float32) if mode == "F" else _grey_16(image, name)
+        return np.asarray(image, dtype=np.float32) if mode == "F" else _grey_16(image, name, white_is_zero)
     if _keyed(image) or mode in ("LA", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
     elif mode not in ("RGB", "RGBA", "L"):
@@ -285,10 +295,11 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
 def pil_mask_pixels(image) -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
     _single_frame(image, "mask")
+    white_is_zero = _white_is_zero(image)
     image = _upright(image)
     mode = image.mode
     if mode in _GREY_16:
-        return _grey_16(image, "mask")
+        return _grey_16(image, "mask", white_is_zero)
     if mode in ("L", "1", "F"):
         return np.array(image)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):

@@ -271,6 +271,14 @@ def test_16bit_grey_file_decodes_at_16_bits(tmp_path):
     assert "read_image" in str(e.value) and "convert('L')" not in str(e.value)
 
 
+def test_a_16bit_grey_tiff_whose_zero_is_white_reads_the_right_way_up(tmp_path):
+    """PIL inverts an 8-bit MinIsWhite TIFF and not a 16-bit one: such a mask swapped subject and background."""
+    grey = (np.arange(24, dtype=np.uint16).reshape(4, 6) * 2000)
+    Image.fromarray(65535 - grey).save(tmp_path / "w16.tif", tiffinfo={262: 0})  # stored with 0 as white
+    assert np.array_equal(io_.read_image(tmp_path / "w16.tif"), grey)
+    np.testing.assert_allclose(io_.read_mask(tmp_path / "w16.tif"), grey / 65535, atol=1e-6)
+
+
 def test_32bit_integer_grey_in_16_bit_range():
     pil = Image.fromarray(np.full((4, 6), 40000, np.int32), "I")
     rgb, _ = io_.image_to_array(pil)
