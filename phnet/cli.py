@@ -29,7 +29,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
-from .imageio.decode import quiet_open, readable_suffixes
+from .imageio.decode import MASK_ONLY, quiet_open, readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -185,10 +185,10 @@ def _result_names(images: list[Path], fold: Callable[[str], str], compare: bool)
     return {p: (own[p], claim(own[p] + "_compare") if compare else "") for p in images}
 
 
-def _pictures(folder: Path) -> list[Path]:
+def _pictures(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
     """The photos of a folder (:func:`~phnet.imageio.decode.readable_suffixes`: a .jfif or .avif frame was passed
-    over), by name; hidden ones (macOS's ._name beside each file) are not pictures."""
-    suffixes = readable_suffixes()
+    over; or those with ``suffixes``), by name; hidden ones (macOS's ._name beside each file) are not pictures."""
+    suffixes = readable_suffixes() if suffixes is None else suffixes
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
 
@@ -197,7 +197,7 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
     """Each composite's mask in ``folder``: the one of the same name (x.jpg's own), else of the same stem. One
     error names every composite without one."""
     by_name, by_stem, by_folded_name, by_folded_stem = {}, {}, {}, {}
-    for m in _pictures(folder):
+    for m in [*_pictures(folder), *_pictures(folder, MASK_ONLY)]:  # a.png before a.gif, a preview beside it
         by_name[m.name] = m
         by_stem.setdefault(m.stem, m)
         by_folded_name.setdefault(_folded(m.name), m)  # IMG_0001.JPG's img_0001.png, when no name matches as it is

@@ -30,6 +30,7 @@ def readable_suffixes() -> tuple[str, ...]:
 
 MORE_PHOTOS = {".jfif", ".jpe", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpf", ".jpx", ".qoi", ".tga", ".ppm",
                ".pgm", ".pnm"}
+MASK_ONLY = (".gif", ".pbm")  # formats masks come in too (a bitmap, an old tool's single-frame GIF), photos hardly
 
 
 def native(array: np.ndarray) -> np.ndarray:

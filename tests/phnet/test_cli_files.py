@@ -271,6 +271,20 @@ def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
 
 
+def test_folder_mode_finds_gif_and_pbm_masks_as_single_mode_reads_them(tiny_folder, tmp_path):
+    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+    comps.mkdir()
+    masks.mkdir()
+    for name in ("a", "b", "c"):
+        _composite().save(comps / f"{name}.png")
+    _mask().save(masks / "a.gif")
+    _mask().convert("1").save(masks / "b.pbm")
+    _mask().save(masks / "c.png")
+    Image.new("L", (W, H), 255).save(masks / "c.gif")  # a preview beside c's mask is not taken for it
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder, "--threshold", "0") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+
+
 def test_compare_errors_name_the_compare_option(tiny_folder, tmp_path):
     comp, mask = _pair(tmp_path)
     with pytest.raises(SystemExit) as e:
