@@ -753,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace the weights already in OUT_DIR")
     c.add_argument("--push-to-hub", metavar="REPO", help="also upload the converted weights to this Hub repo")
     c.set_defaults(run=convert)
+    parser.harmonize_parser = h  # parsed on its own in main(), options anywhere between its files
     return parser
 
 
@@ -767,8 +768,14 @@ def _check_quotes(argv: list[str], windows: bool = os.name == "nt") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _check_quotes(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _check_quotes(argv)
+    parser = build_parser()
+    if argv[:1] == ["harmonize"]:  # `a.png -o x.png mask.png` too: argparse's sub-parsers take no options there
+        args = parser.harmonize_parser.parse_intermixed_args(argv[1:])
+        args.command = "harmonize"
+    else:
+        args = parser.parse_args(argv)
     logger = logging.getLogger("phnet")
     level = logger.level
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log

@@ -37,6 +37,15 @@ def test_strength_zero_changes_nothing(tiny_folder, tmp_path):
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))
 
 
+def test_options_may_come_between_the_composite_and_its_mask(tiny_folder, tmp_path):
+    comp, mask, out = tmp_path / "comp.png", tmp_path / "mask.png", tmp_path / "out.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    assert cli.main(["harmonize", str(comp), "--strength", "0", "-o", str(out), str(mask), "--weights",
+                     str(tiny_folder), "--device", "cpu"]) == 0  # 'unrecognized arguments: mask.png'
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))
+
+
 def test_rgba_composite_uses_its_alpha(tiny_folder, tmp_path):
     rgba = _composite().convert("RGBA")
     rgba.putalpha(_mask())
