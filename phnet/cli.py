@@ -289,7 +289,7 @@ def _transparent_into_no_alpha(job: _Job) -> bool:
             if "A" not in image.getbands() and "transparency" not in image.info:
                 return False
             return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
-    except (ValueError, OSError):  # reported when the job runs
+    except Exception:  # an unreadable file, a decompression bomb: reported when the job runs
         return False
 
 
@@ -632,7 +632,7 @@ def _weights_kind(weights: str | None) -> str | None:
         return None  # the load says what is wrong with it
 
 
-FORMAT_SIDES = {".webp": 16383, ".jpg": 65535, ".jpeg": 65535}  # the longest side each format can store
+FORMAT_SIDES = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}  # the longest side each format can store (libjpeg's)
 
 
 def _check_format_limits(job: _Job) -> None:

@@ -429,6 +429,20 @@ def test_a_result_too_large_for_its_format_is_named_before_the_work(tiny_folder,
     with pytest.raises(SystemExit, match=r"--compare c.webp would be 16408x44 pixels"):
         _harmonize(comp, mask, "-o", tmp_path / "o.png", "--compare", tmp_path / "c.webp", "--weights", tiny_folder)
     assert not (tmp_path / "o.png").exists()
+    Image.new("RGB", (65520, 8), (90, 100, 110)).save(comp)  # libjpeg's limit is 65500, not 65535
+    Image.new("L", (65520, 8), 0).save(mask)
+    with pytest.raises(SystemExit, match=r"-o o.jpg would be 65520x8 pixels, more than .jpg can store \(65500 a "):
+        _harmonize(comp, mask, "-o", tmp_path / "o.jpg", "--weights", tiny_folder)
+
+
+def test_a_composite_beyond_pils_pixel_guard_is_named_when_written_without_alpha(tiny_folder, tmp_path, monkeypatch):
+    """Checking its alpha for a .jpg result let PIL's DecompressionBombError through as a traceback."""
+    comp, mask = tmp_path / "big.png", tmp_path / "m.png"
+    Image.new("RGB", (64, 48), (90, 100, 110)).save(comp)
+    Image.new("L", (64, 48), 0).save(mask)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 3072 pixels: over twice the guard
+    with pytest.raises(SystemExit, match="holds 0.00307 megapixels, more than the 0.002 megapixels PIL opens"):
+        _harmonize(comp, mask, "-o", tmp_path / "o.jpg", "--weights", tiny_folder)
 
 
 def test_an_encoder_that_fails_is_named_with_the_file(tiny_folder, tmp_path, monkeypatch):
