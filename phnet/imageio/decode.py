@@ -5,6 +5,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import sys
@@ -139,7 +140,7 @@ def _low_byte_tile(tile):
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as low:
+    with quiet(), Image.open(path) as low:  # read as the high bytes were: no bomb warning for a user's big photo
         low.tile = [_low_byte_tile(tile) for tile in low.tile]
         low.load()
         wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
@@ -161,16 +162,26 @@ def open_picture(path: str | Path):
     return image
 
 
-_QUIET = threading.Lock()  # warnings.catch_warnings swaps process-wide state: one at a time
+_QUIET = threading.RLock()  # warnings.catch_warnings swaps process-wide state: one at a time
 
 
-def quiet_open(path: str | Path):
-    """``PIL.Image.open`` without PIL's "decompression bomb DOS attack?" warning over 89 megapixels: the file is
-    the user's own photo (above twice that, PIL's error still stands, and the caller names the fix)."""
+@contextlib.contextmanager
+def quiet():
+    """Without PIL's "decompression bomb DOS attack?" warning over 89 megapixels, which opening and loading
+    (a TIFF's) give: the file is the user's own photo (above twice that, PIL's error still stands, and the
+    caller names the fix)."""
     from PIL import Image
 
     with _QUIET, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def quiet_open(path: str | Path):
+    """``PIL.Image.open`` in :func:`quiet`."""
+    from PIL import Image
+
+    with quiet():
         return Image.open(path)
 
 
@@ -178,12 +189,13 @@ def _open_picture(path: str | Path, opened: list):
     from PIL import Image
 
     try:
-        image = quiet_open(path)
-        opened.append(image)
-        modes = {_rawmode(tile) for tile in image.tile}
-        if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
-            image.info[_RAWMODE] = modes.pop()
-        image.load()
+        with quiet():
+            image = Image.open(path)
+            opened.append(image)
+            modes = {_rawmode(tile) for tile in image.tile}
+            if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
+                image.info[_RAWMODE] = modes.pop()
+            image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except Image.DecompressionBombError as e:

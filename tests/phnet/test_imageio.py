@@ -555,10 +555,14 @@ def test_a_refused_or_read_picture_file_is_closed_and_a_large_one_is_no_bomb_war
     gc.collect()
     if fds is not None:
         assert len(os.listdir("/proc/self/fd")) <= fds
+    from tests.helpers.tiff16 import write_tiff16
+
+    write_tiff16(tmp_path / "deep.tif", np.full((30, 40, 3), 40000, np.uint16))  # its low bytes read again
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # the picture is "large" now
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(tmp_path / "plain.png").shape == (30, 40, 3)
+        assert read_image(tmp_path / "deep.tif").dtype == np.uint16
 
 
 def test_a_mask_with_a_white_key_colour_is_read_by_its_grey_not_its_key(tmp_path):
