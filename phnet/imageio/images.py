@@ -285,15 +285,16 @@ def check_unit_range(t: torch.Tensor, name: str = "image", kind: str = "image") 
 def _from_unit(t: torch.Tensor, peak: float | None, dtype) -> torch.Tensor:
     if peak is None:
         if isinstance(dtype, np.dtype):
-            dtype = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+            dtype = torch.from_numpy(np.zeros(0, dtype=_np_dtype(dtype))).dtype
         return t.to(dtype)
     scaled = torch.round(t.detach().cpu().double() * peak).numpy()
     return torch.from_numpy(scaled.astype(_np_dtype(dtype)))
 
 
 def _np_dtype(dtype) -> np.dtype:
+    """The numpy dtype, in this machine's byte order (torch reads no other; a big-endian input comes back native)."""
     if isinstance(dtype, np.dtype):
-        return dtype
+        return dtype.newbyteorder("=")
     if isinstance(dtype, torch.dtype):
         return {torch.uint8: np.dtype(np.uint8), UINT16: np.dtype(np.uint16)}[dtype]
     return np.dtype(dtype)

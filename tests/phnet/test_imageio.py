@@ -520,6 +520,13 @@ def test_big_endian_16_bit_masks_and_images_read_as_little_endian_ones():
     picture = np.random.default_rng(0).integers(0, 65536, (8, 8, 3)).astype("<u2")
     assert np.array_equal(mask_to_array(mask.astype(">u2")), mask_to_array(mask))
     assert np.array_equal(image_to_array(picture.astype(">u2"))[0], image_to_array(picture)[0])
+    # and come back from the tensors as the native arrays of the same values
+    from phnet.imageio.images import image_to_tensor, tensor_to_image
+
+    for big in (picture.astype(">u2"), (picture / 65535).astype(">f4")):
+        rgb, alpha, form = image_to_tensor(big)
+        back = tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 8, 8, dtype=torch.bool))
+        assert back.dtype == big.dtype.newbyteorder("=") and np.array_equal(back, big)
 
 
 def test_pictures_read_with_the_plain_tuple_tiles_of_pillow_before_11():
