@@ -71,7 +71,10 @@ def test_feather_is_a_replicate_padded_gaussian():
     padded = np.pad(m.astype(np.float64), r, mode="edge")
     rows = np.stack([np.convolve(row, k, mode="valid") for row in padded])
     want = np.stack([np.convolve(col, k, mode="valid") for col in rows.T]).T
-    np.testing.assert_allclose(refine_mask(m, feather=sigma), want, atol=1e-5)
+    got = refine_mask(m, feather=sigma)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert (want == 0).any() and (got[want == 0] == 0).all()  # no trace where the blur does not reach
+    assert (want > 1 - 1e-9).any() and (got[want > 1 - 1e-9] == 1).all()  # whole where only the subject is
 
 
 def test_refine_feather():
