@@ -944,16 +944,21 @@ def flat_colours(image: torch.Tensor, mask: torch.Tensor, untouched: torch.Tenso
     beside it holds some of the subject's colours at this size), and must be a real share of the picture
     (:data:`~phnet.corrections.FLAT_MIN_SCENE`): a few pixels say nothing. ``untouched`` (B×1×h×w) is read too,
     where given: a feathered edge mixes the subject into pixels well outside its binary mask, and where no trace
-    of the mask reaches is what remains of the scene. Nothing is read back to the host."""
-    scenes = [torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5]
+    of the mask reaches is what remains of the scene, when that is most of what the binary mask leaves (a wide
+    feather's faint tail over a real scene leaves only its sky or its black bars untouched: no cut-out). Nothing
+    is read back to the host."""
+    binary = torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5
+    scenes = [(binary, torch.ones(len(image), dtype=torch.bool, device=image.device))]
     if untouched is not None:
-        scenes.append(untouched.to(image.device, torch.bool))
+        untouched = untouched.to(image.device, torch.bool)
+        most = untouched.float().mean(dim=(1, 2, 3)) >= 0.5 * binary.float().mean(dim=(1, 2, 3))
+        scenes.append((untouched, most))
     colour = torch.full(image.shape[:2], float("nan"), device=image.device)
-    for scene in reversed(scenes):  # the binary mask's reading first, where both find one colour
+    for scene, counts in reversed(scenes):  # the binary mask's reading first, where both find one colour
         top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
         bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
         flat = (top - bottom).abs().amax(dim=1) <= FLAT_SPREAD
-        flat &= scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE
+        flat &= (scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE) & counts
         colour = torch.where(flat[:, None], top, colour)
     return colour
 

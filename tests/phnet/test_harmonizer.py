@@ -992,6 +992,21 @@ def test_a_cut_out_with_a_feathered_edge_is_seen_to_have_no_scene(harmonizer, cl
     assert np.array_equal(result.image[0], cut) and not np.array_equal(result.image[1], frames[1])
 
 
+def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
+    """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
+    and the subject was left as it was."""
+    from phnet.mask_tools import gaussian_blur
+
+    h, w = 180, 320
+    scene = photo(h, w)
+    scene[: int(h * 0.3)] = 255  # a blown-out sky
+    yy, xx = np.mgrid[:h, :w]
+    subject = ((((xx - w / 2) / 200) ** 2 + ((yy - h) / 100) ** 2) < 1).astype(np.float32)  # wall to wall
+    feathered = np.maximum(gaussian_blur(subject, 15), subject)  # reaches 45 px: the top of the sky is untouched
+    result = harmonizer.harmonize(scene, feathered, threshold=0.0, working_size=128)
+    assert result.corrections[0].flat is None and not np.array_equal(result.image, scene)
+
+
 def test_the_report_says_what_the_pixels_show_when_a_correction_pushes_past_255(tiny_config):
     """Measured before the clip to 0..255, a saturated subject was reported changed by up to 1.8 times what its
     pixels show."""
