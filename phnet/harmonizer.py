@@ -1013,10 +1013,15 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
     if subject is None:
         weight = off = downscale(reference[..., None], 1.0, shape)
     else:  # the region is read without the subject: a pixel the subject partly covers would otherwise count
-        # the strength painted over the subject, not the region's (one more float channel at full size)
-        weight = downscale(torch.where(subject.to(reference.device) > 0, 0, reference)[..., None], 1.0, shape)
-        off = weight * (downscale(subject[..., None], subject_peak, shape).to(weight.device) <= 0)
-    peak = off.max()  # the strongest value where the subject does not reach, even in part
+        # the strength painted over the subject, not the region's (one more float channel at full size). The
+        # subject is what the network takes for it (see _working_mask): a faint floor or a wide feather's tail
+        # (from a matting model, a JPEG mask) is background to it, and was the whole reference cut away
+        half = (subject.amax().float() * 0.5).clamp(min=1e-6, max=0.5 * subject_peak)
+        weight = downscale(torch.where(subject.to(reference.device) >= half.to(reference.device), 0,
+                                       reference)[..., None], 1.0, shape)
+        coverage = downscale(subject[..., None], subject_peak, shape).to(weight.device)
+        off = weight * (coverage < (half / subject_peak).to(weight.device))
+    peak = off.max()  # the strongest value where the subject does not reach
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 

@@ -191,6 +191,20 @@ def test_a_soft_reference_painted_over_the_subject_too_is_still_its_region():
     assert torch.equal(over, soft) and soft.sum() > 0
 
 
+def test_a_subject_mask_with_a_faint_floor_leaves_the_reference_its_region(tiny_config):
+    """Cut wherever the subject was above 0, a mask at 1/255 everywhere (a matting model's, a JPEG's) cut the
+    whole reference away: it was reported ignored, though the network reads those pixels as background."""
+    import numpy as np
+
+    h = _harmonizer(tiny_config)
+    image, mask = _picture(48, 64)
+    region = np.zeros_like(mask)
+    region[:, :12] = 1.0
+    floored = np.maximum(mask, 1 / 255)
+    result, (correction,) = h.harmonize(image, floored, reference_mask=region)
+    assert correction.notes == () and not np.array_equal(result, h(image, floored))
+
+
 def test_a_reference_too_small_for_the_working_size_still_counts(tiny_config):
     import numpy as np
 
