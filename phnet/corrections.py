@@ -141,7 +141,8 @@ class Correction:
             return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the do-no-harm "
                     f"threshold {self.threshold:g}")
         if self.strength == 0:
-            return f"unchanged: strength 0 (the correction would be RMS {self.size:.1f} of 255)"
+            whole = (self.size * self.kept if self.smoothed is None else self.smoothed) * self.weight
+            return f"unchanged: strength 0 (at strength 1 the subject would change by RMS {whole:.1f} of 255)"
         line = f"changed by RMS {self.applied:.1f} of 255"
         if self.smoothed is not None:
             own = "below the do-no-harm threshold" if self.kept == 0 else f"{self.size * self.kept:.1f}"

@@ -9,6 +9,8 @@ def test_each_verdict_says_what_happened_and_why():
     assert "shortened by the do-no-harm threshold 43" in Correction(12.8, 43.0, 0.25).describe()
     assert "below the do-no-harm threshold 43" in Correction(5.0, 43.0, 0.0).describe()
     assert Correction(5.0, 0.0, 1.0, strength=0.0).describe().startswith("unchanged: strength 0")
+    assert Correction(5.7, 40.5, 0.2, strength=0.0).describe() == (  # what strength 1 applies, not the proposal
+        "unchanged: strength 0 (at strength 1 the subject would change by RMS 1.1 of 255)")
     empty = Correction.no_subject(43.0)
     assert empty.unchanged and empty.describe() == "unchanged: its mask is empty (no subject in it)"
 
