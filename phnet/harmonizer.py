@@ -654,6 +654,7 @@ class Harmonizer:
         apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, low.box,
                        origin=origin)
 
+    @own_precision
     def estimate_frame(self, pixels, peak, mask, mask_peak, size, reference=None, threshold=None,
                        strength=1.0) -> FrameEstimate:
         """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
@@ -661,6 +662,7 @@ class Harmonizer:
         return self.estimate_frames(pixels[None], peak, mask[None], mask_peak, size,
                                     None if reference is None else reference[None], threshold, strength)[0]
 
+    @own_precision
     def estimate_frames(self, pixels, peak, masks, mask_peak, size, references=None, threshold=None,
                         strength=1.0) -> list[FrameEstimate]:
         """:meth:`estimate_frame` for B×H×W×C frames (B×H×W masks and references; or sequences of H×W×C and H×W
@@ -691,6 +693,7 @@ class Harmonizer:
                                         tuple(pixels[j].shape[:2])))
         return frames
 
+    @own_precision
     def apply_frame(self, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
         """A (smoothed) ``correction`` of :meth:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
         frame with too little background is left as it was, whatever its neighbours' correction."""

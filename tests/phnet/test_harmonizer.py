@@ -340,6 +340,12 @@ def test_fp32_stays_fp32_inside_a_callers_autocast(tiny_model):
     ref = h.harmonize_tensor(img, m)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(h.harmonize_tensor(img, m), ref)
+    # and the frame-by-frame steps a clip too long to hold runs through (the CLI's --temporal)
+    pixels, mask = img[0].permute(1, 2, 0).contiguous(), m[0, 0]
+    plain = h.estimate_frame(pixels, 1.0, mask, 1.0, 32, threshold=0.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = h.estimate_frame(pixels, 1.0, mask, 1.0, 32, threshold=0.0)
+    assert under.report == plain.report
 
 
 @pytest.mark.parametrize(
