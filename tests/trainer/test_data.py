@@ -115,13 +115,20 @@ def test_a_padded_evaluation_sample_says_where_its_picture_is(tmp_path):
 
 
 def test_a_photo_folders_test_split_says_it_is_its_validation_split(photos):
+    from trainer.data.common import list_images
+
     img, masks = photos
     data = {"root": str(img), "mask_dir": str(masks), "image_size": 32}
     test = build_dataset(data, "test")
     assert [r.name for r in test.records] == [r.name for r in build_dataset(data, "val").records]
     assert "NOT A HELD-OUT SCORE" in test.not_held_out and "data.test_fraction" in test.not_held_out
     assert build_dataset({**data, "test_fraction": 0.2}, "test").not_held_out is None
-    assert build_dataset({**data, "val_root": str(img)}, "test").not_held_out is None  # validation is elsewhere
+    # validation on a folder of its own: every photo here trains, none is set aside as a test split either
+    with_own = {**data, "val_root": str(img)}
+    assert len(build_dataset(with_own, "train")) == len(list_images(img)) > len(build_dataset(data, "train"))
+    with pytest.raises(ValueError, match="the test split of .* is empty; set data.test_fraction above 0"):
+        build_dataset(with_own, "test")
+    assert build_dataset({**with_own, "test_fraction": 0.2}, "test").not_held_out is None
     assert build_dataset(data, "val").not_held_out is None
 
 

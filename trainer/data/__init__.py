@@ -151,7 +151,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     else:
         test_fraction = float(data.get("test_fraction", 0.0))
-        recs = folder_records(root, split, configured_folder(data, "mask_dir"), val_fraction, test_fraction)
+        # validation on a folder of its own: none of these photos is set aside for it (5 % were, unused)
+        carved = 0.0 if data.get("val_root") else val_fraction
+        recs = folder_records(root, split, configured_folder(data, "mask_dir"), carved, test_fraction)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
         if split == "test" and test_fraction <= 0 and not data.get("val_root"):
             ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
