@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,7 +40,10 @@ def staged(out: Path) -> Iterator[Path]:
     if os.path.ismount(out):
         raise FileExistsError(f"{out} is a mount point, which cannot be replaced whole: give a folder inside it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
+    # a folder's usual mode (0777 less the umask, which the kernel applies), not mkdtemp's 0700: a set built
+    # once is read by other users and services too
+    staging = out.parent / f".{out.name}.building-{secrets.token_hex(6)}"
+    os.mkdir(staging, 0o777)
     try:
         yield staging
         old = None

@@ -32,3 +32,16 @@ def test_a_link_to_the_set_stays_a_link_and_a_failed_swap_puts_the_old_set_back(
             (tmp / "newer.txt").write_text("newer")
     assert sorted(p.name for p in real.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_a_built_set_gets_a_folders_usual_mode_not_a_temporary_ones(tmp_path):
+    """mkdtemp's 0700 went with the rename: a set 'built once and shared' could be read by its builder alone."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with staging.staged(tmp_path / "set") as building:
+            (building / "x.txt").write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "set").stat().st_mode & 0o777 == 0o755
