@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from trainer.builders.staging import staged
+from trainer.builders.staging import check_replaceable, staged
 from trainer.data.common import find_with_any_extension
 
 SPLITS = ("train", "val", "test")
@@ -47,6 +47,13 @@ def _find(folder: Path, stem: str) -> Path:
     return found
 
 
+def _is_subset(folder: Path) -> bool:
+    try:
+        return "subset" in json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def build_subset(pool: Path, out: Path, fraction: float) -> dict:
     if not 0 < fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
@@ -54,8 +61,7 @@ def build_subset(pool: Path, out: Path, fraction: float) -> dict:
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path} not found: POOL must be a folder written by "
                                 "python -m trainer.builders.package_portraits")
-    if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-        raise FileExistsError(f"{out} exists and is not empty: choose a new folder or delete it")
+    check_replaceable(Path(out), _is_subset, "pool subset", {*SPLITS, "manifest.json"})  # its own: rebuilt
     try:
         manifest = json.loads(manifest_path.read_text())
         entries = manifest["entries"]

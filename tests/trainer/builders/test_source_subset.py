@@ -46,8 +46,14 @@ def test_bad_requests_name_the_fix(tmp_path, capsys):
     assert source_subset.main([str(tmp_path), str(tmp_path / "y"), "--fraction", "0.5"]) == 2
     assert "package_portraits" in capsys.readouterr().err
     source_subset.build_subset(pool, tmp_path / "z", 0.5)
-    with pytest.raises(FileExistsError, match="not empty"):
-        source_subset.build_subset(pool, tmp_path / "z", 0.5)
+    source_subset.build_subset(pool, tmp_path / "z", 0.25)  # its own subset is rebuilt, as the other builders do
+    assert json.loads((tmp_path / "z" / "manifest.json").read_text())["subset"]["fraction"] == 0.25
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a pool subset this builder made"):
+        source_subset.build_subset(pool, tmp_path / "mine", 0.5)
+    with pytest.raises(FileExistsError, match="not a pool subset this builder made"):
+        source_subset.build_subset(pool, pool, 0.5)  # the pool itself
 
 
 def test_a_pool_file_missing_half_way_leaves_no_half_subset(tmp_path, capsys):
