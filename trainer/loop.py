@@ -198,7 +198,8 @@ class TrainingLoop:
                 self.log.write({"type": "event", "step": step,
                                 "event": f"time budget of {self.budget / 60:g} min reached"})
         at_end = step == self.total_steps
-        if (self.val_every and step % self.val_every == 0) or at_end:
+        validated = (self.val_every and step % self.val_every == 0) or at_end
+        if validated:
             self.last_val = self.validate()
             if self.env.main and self.last_val is not None and self.last_val["n"]:
                 if self.last_val["fmse"] < self.best:
@@ -212,7 +213,7 @@ class TrainingLoop:
                     self.log.write({"type": "event", "step": step, "event": f"stopped early: no better validation "
                                     f"fMSE in {self.patience} checks (best {self.best:.1f})"})
         if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
-            self.save(val=self.last_val if at_end else None)
+            self.save(val=self.last_val if validated or at_end else None)  # the score of these very weights
 
     # ------------------------------------------------------------------ one step
     def next_batch(self) -> tuple[dict, int]:

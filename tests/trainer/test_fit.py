@@ -454,6 +454,12 @@ def test_every_checkpoint_records_the_score_of_the_weights_it_holds(shift_set, t
     assert info["weights"] == "trained" and "ema_val" not in info
     assert validate(load_model(plain / "checkpoints" / "step-00000002").eval(), loader,
                     torch.device("cpu"))["fmse"] == pytest.approx(info["val"]["fmse"], rel=1e-5)
+    # a step checkpoint saved where validation ran keeps that score too, not only the last one
+    midway = tmp_path / "midway"
+    train(tiny_cfg(shift_set, midway, steps=4, val_every=2, ckpt_every=2, ema=0.9, amp=False), progress=False)
+    info = json.loads((midway / "checkpoints" / "step-00000002" / "checkpoint.json").read_text())
+    scored = [r for r in read_log(midway) if r["type"] == "val" and r["step"] == 2]
+    assert info["ema_val"] is not None and info["ema_val"]["fmse"] == scored[0]["fmse"]
 
 
 @pytest.mark.parametrize("repo, env, words", [
