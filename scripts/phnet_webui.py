@@ -359,7 +359,7 @@ def _harmonize(p, image, s):
         mask = mask_to_tensor(refine_mask(mask.reshape(image.height, image.width), grow=int(s.grow or 0),
                                           feather=float(s.feather or 0.0)), 1, image.height, image.width)
         if not bool((mask > 0).any()):
-            raise ValueError(f"PHNet: Grow {int(s.grow)} shrank the mask to nothing: raise Grow toward 0.")
+            raise ValueError(f"PHNet: Grow {int(s.grow or 0)} shrank the mask to nothing: raise Grow toward 0.")
     if s.mask_source != MASK_INPAINT and getattr(p, "image_mask", None) is not None and _option("overlay_inpaint", True):
         # the subject's own mask: Grow and Feather's halo of background may fall where the original comes back
         lost = _share_outside_inpaint_mask(p, given)
