@@ -594,6 +594,7 @@ class Harmonizer:
             mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             box = bounding_box(mask)
             untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
+            untouched &= _mixed_from_one_colour(image_low, coverage, untouched)
         return LowResolution(image_low, mask_low, box, untouched)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
@@ -947,23 +948,29 @@ def flat_colours(image: torch.Tensor, mask: torch.Tensor, untouched: torch.Tenso
     beside it holds some of the subject's colours at this size), and must be a real share of the picture
     (:data:`~phnet.corrections.FLAT_MIN_SCENE`): a few pixels say nothing. ``untouched`` (B×1×h×w) is read too,
     where given: a feathered edge mixes the subject into pixels well outside its binary mask, and where no trace
-    of the mask reaches is what remains of the scene, when that is most of what the binary mask leaves (a wide
-    feather's faint tail over a real scene leaves only its sky or its black bars untouched: no cut-out). Nothing
-    is read back to the host."""
-    binary = torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5
-    scenes = [(binary, torch.ones(len(image), dtype=torch.bool, device=image.device))]
+    of the mask reaches is what remains of the scene. Nothing is read back to the host."""
+    scenes = [torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5]
     if untouched is not None:
-        untouched = untouched.to(image.device, torch.bool)
-        most = untouched.float().mean(dim=(1, 2, 3)) >= 0.5 * binary.float().mean(dim=(1, 2, 3))
-        scenes.append((untouched, most))
+        scenes.append(untouched.to(image.device, torch.bool))
     colour = torch.full(image.shape[:2], float("nan"), device=image.device)
-    for scene, counts in reversed(scenes):  # the binary mask's reading first, where both find one colour
+    for scene in reversed(scenes):  # the binary mask's reading first, where both find one colour
         top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
         bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
         flat = (top - bottom).abs().amax(dim=1) <= FLAT_SPREAD
-        flat &= (scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE) & counts
+        flat &= scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE
         colour = torch.where(flat[:, None], top, colour)
     return colour
+
+
+def _mixed_from_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
+    """Whether a 1×3×h×w working-size picture's background, where its mask's ``coverage`` is under half, is
+    the colour of its ``untouched`` part mixed with the subject by that coverage and no more: a feathered
+    cut-out on its canvas is (each pixel c × subject + (1 - c) × canvas lies within c of the canvas); a real
+    scene under a wide feather's faint tail, with only its sky or its black bars beyond the tail, is not.
+    A 0-dim bool tensor, on the device (nothing read back)."""
+    canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
+    off = (image - canvas).abs().amax(dim=1, keepdim=True)
+    return ((off <= FLAT_SPREAD + 1 / 255 + coverage) | (coverage >= 0.5)).all()
 
 
 def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
