@@ -998,6 +998,16 @@ def test_a_cut_out_with_a_feathered_edge_is_seen_to_have_no_scene(harmonizer, cl
     assert np.array_equal(result.image[0], cut) and not np.array_equal(result.image[1], frames[1])
 
 
+def test_a_large_feathered_cut_out_filling_most_of_its_canvas_is_seen_to_have_no_scene(harmonizer):
+    from phnet.mask_tools import refine_mask
+
+    yy, xx = np.mgrid[:256, :256]
+    alpha = refine_mask((((yy - 128) ** 2 + (xx - 128) ** 2) <= 90**2).astype(np.float32), feather=8)
+    cut = np.clip(photo(256, 256).astype(np.float32) * alpha[..., None], 0, 255).astype(np.uint8)
+    result = harmonizer.harmonize(cut, alpha, threshold=0.0, working_size=128)
+    assert result.corrections[0].flat == (0, 0, 0) and np.array_equal(result.image, cut)
+
+
 def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
     """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
     and the subject was left as it was."""
