@@ -58,7 +58,7 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
     if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
         model_name, repo = repo, ""
     if repo and not os.path.exists(os.path.expanduser(repo)):
-        from ..phnet.sources import parse_hub_ref
+        from ..phnet.sources import looks_like_repo_id, parse_hub_ref
 
         repo_id, revision, filename = parse_hub_ref(repo)  # "owner/name[@revision][:file]"
         source = repo_id + (f":{filename}" if filename else "")
@@ -369,12 +369,13 @@ class PHNetSAMLoader:
 
     def load(self, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
         from ..phnet.sam import SamSegmenter, SeveralCheckpoints
-        from ..phnet.sources import parse_hub_ref
+        from ..phnet.sources import looks_like_repo_id, parse_hub_ref
 
         repo = (hub_repo_id or "").strip()
         filename = (hub_filename or "").strip() or None
         kwargs = {} if model_type == "auto" else {"model_type": model_type}
-        if repo and not os.path.exists(os.path.expanduser(repo)):  # owner/name[@revision][:file], as for PHNet
+        # owner/name[@revision][:file], as for PHNet; a path that is not there stays a path, named as missing
+        if repo and not os.path.exists(os.path.expanduser(repo)) and looks_like_repo_id(parse_hub_ref(repo)[0]):
             repo, revision, named = parse_hub_ref(repo)
             filename = filename or named
             if revision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import os
 from pathlib import Path
 
@@ -269,6 +270,9 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
             pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]().load("(from hub_repo_id)", repo, filename)
         assert "https://huggingface.co/someone/sam/resolve/v2/sam_vit_x.pth" in str(e.value)
         assert "as someone--sam@v2--sam_vit_x.pth" in str(e.value)
+    for path in ("C:\\sams\\sam_vit_b_01ec64.pth", "/home/me/sams/sam_vit_b@2.pth"):  # mistyped paths: no Hub
+        with pytest.raises(FileNotFoundError, match="SAM checkpoint not found: " + re.escape(path)):
+            pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]().load("(from hub_repo_id)", path, "")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     cached = tmp_path / "blob"
     cached.write_bytes(b"weights")
