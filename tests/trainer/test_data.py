@@ -126,8 +126,9 @@ def test_a_photo_folders_test_split_says_it_is_its_validation_split(photos):
     # validation on a folder of its own: every photo here trains, none is set aside as a test split either
     with_own = {**data, "val_root": str(img)}
     assert len(build_dataset(with_own, "train")) == len(list_images(img)) > len(build_dataset(data, "train"))
-    with pytest.raises(ValueError, match="the test split of .* is empty; set data.test_fraction above 0"):
-        build_dataset(with_own, "test")
+    test = build_dataset(with_own, "test")  # then the validation folder, said not to be held out
+    assert [r.name for r in test.records] == [r.name for r in build_dataset(with_own, "val").records]
+    assert "NOT A HELD-OUT SCORE" in test.not_held_out and "its validation folder" in test.not_held_out
     assert build_dataset({**with_own, "test_fraction": 0.2}, "test").not_held_out is None
     assert build_dataset(data, "val").not_held_out is None
 

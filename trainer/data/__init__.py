@@ -84,8 +84,8 @@ TEST_IS_VALIDATION = (
     "NOT A HELD-OUT SCORE: the test split of the photo folder {root} is its validation split (data.test_fraction "
     "= 0, the default). A run trained on this folder chose its best/ checkpoint and calibrated its do-no-harm rule "
     "on these very composites. For a real test split, train with data.test_fraction > 0 (e.g. --set "
-    "data.test_fraction=0.1; evaluating with --config RUN then reads it) or a data.val_root folder, or evaluate on "
-    "photos the run never saw (a package_portraits pool's test/, or another folder with --split all).")
+    "data.test_fraction=0.1; evaluating with --config RUN then reads it), or evaluate on photos the run never saw "
+    "(a package_portraits pool's test/, or another folder with --split all).")
 
 
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
@@ -138,11 +138,14 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     elif kind == "ffhqh":
         recs = ffhqh_records(root, split, configured_folder(data, "ffhq_root"), val_fraction, policy)
         ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
-    elif split == "val" and data.get("val_root"):  # validation on a folder of held-out photos
+    elif data.get("val_root") and (split == "val" or (split == "test" and not float(data.get("test_fraction", 0)))):
+        # validation on a folder of held-out photos; the test split is it too, unless one is carved (see below)
         recs = folder_records(configured_folder(data, "val_root"), "train", configured_folder(data, "val_mask_dir"),
                               0.0, 0.0, mask_setting="data.val_mask_dir")
         recs *= max(1, int(data.get("val_copies", 1)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
+        if split == "test":
+            ds.not_held_out = TEST_IS_VALIDATION.format(root=f"{root} (its validation folder {data['val_root']})")
     elif split == "all":
         recs = folder_records(root, "train", configured_folder(data, "mask_dir"), 0.0, 0.0)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
