@@ -378,7 +378,7 @@ class Harmonizer:
         size (mode "official", methods "resize" and "guided") as ``Correction.resampled`` (the network's
         correction alone understates what fine detail the subject, and there the background, lost), else as
         ``Correction.shown`` (what was applied, after colours pushed past 0 or 255 were clipped)."""
-        if all(c.unchanged for c in corrections):
+        if all(c.unchanged and c.strength != 0 for c in corrections):  # at strength 0 the report gives the weight
             return corrections
         resampled = mode == "official" or (self.method != "correction" and self.config.output != "transform")
         if mode == "official":  # a soft mask is read as 1 bit there (dithered): each pixel gets all or none
@@ -387,8 +387,8 @@ class Harmonizer:
             weights = blend_weight(masks, mask_peak) if weigh else [c.weight for c in corrections]
         out = []
         for i, c in enumerate(corrections):
-            if c.unchanged:
-                out.append(c)
+            if c.unchanged:  # at strength 0, what strength 1 would apply goes through the mask too
+                out.append(dataclasses.replace(c, weight=weights[i]) if c.strength == 0 else c)
                 continue
             # the subject read in its own box (a grid over the whole picture may step past a thin one); the
             # background, where the result went through the working size, over the whole picture

@@ -1008,6 +1008,13 @@ def test_a_large_feathered_cut_out_filling_most_of_its_canvas_is_seen_to_have_no
     assert result.corrections[0].flat == (0, 0, 0) and np.array_equal(result.image, cut)
 
 
+def test_strength_0_reports_what_strength_1_would_apply_through_a_faint_mask(harmonizer):
+    img = photo(64, 96)
+    mask = subject_mask(64, 96) * 0.3
+    at_0, at_1 = (harmonizer.harmonize(img, mask, strength=s, threshold=0.0).corrections[0] for s in (0.0, 1.0))
+    assert at_0.weight == pytest.approx(at_1.weight) and at_1.weight < 0.5  # it was 1 at strength 0
+
+
 def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
     """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
     and the subject was left as it was."""
