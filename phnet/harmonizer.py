@@ -1023,14 +1023,15 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
     if subject is None:
         weight = off = downscale(reference[..., None], 1.0, shape)
     else:  # the region is read without the subject: a pixel the subject partly covers would otherwise count
-        # the strength painted over the subject, not the region's (one more float channel at full size). The
-        # subject is what the network takes for it (see _working_mask): a faint floor or a wide feather's tail
-        # (from a matting model, a JPEG mask) is background to it, and was the whole reference cut away
-        half = (subject.amax().float() * 0.5).clamp(min=1e-6, max=0.5 * subject_peak)
-        weight = downscale(torch.where(subject.to(reference.device) >= half.to(reference.device), 0,
-                                       reference)[..., None], 1.0, shape)
+        # the strength painted over the subject, not the region's (one more float channel at full size). A trace
+        # of the subject (under 1/64 of its strongest: a matting model's or a JPEG mask's floor of 1/255) is
+        # background, as the network reads it: cut there, a floor cut the whole reference away
+        trace = (subject.amax().float() / 64).to(reference.device)
+        weight = downscale(torch.where(subject.to(reference.device) > trace, 0, reference)[..., None], 1.0, shape)
         coverage = downscale(subject[..., None], subject_peak, shape).to(weight.device)
-        off = weight * (coverage < (half / subject_peak).to(weight.device))
+        clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is
+        off = weight * (coverage <= (trace / subject_peak).to(weight.device))
+        off = torch.where(clear > 0, clear, off.max())  # (a floor everywhere leaves no such pixel)
     peak = off.max()  # the strongest value where the subject does not reach
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 

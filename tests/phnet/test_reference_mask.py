@@ -189,6 +189,12 @@ def test_a_soft_reference_painted_over_the_subject_too_is_still_its_region():
     soft = reference_at(torch.from_numpy(0.4 * region), shape, torch.from_numpy(mask))
     over = reference_at(torch.from_numpy(np.maximum(0.4 * region, mask)), shape, torch.from_numpy(mask))
     assert torch.equal(over, soft) and soft.sum() > 0
+    from phnet.mask_tools import refine_mask
+
+    feathered = torch.from_numpy(refine_mask(mask, feather=4.0))  # its edge's tail takes no region strength in
+    over = reference_at(torch.from_numpy(np.maximum(0.4 * region, feathered.numpy())), shape, feathered)
+    assert torch.equal(over, reference_at(torch.from_numpy(0.4 * region), shape, feathered))
+    assert torch.equal(over, soft)
 
 
 def test_a_subject_mask_with_a_faint_floor_leaves_the_reference_its_region(tiny_config):
