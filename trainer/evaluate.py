@@ -246,7 +246,8 @@ def load_candidates(weights, device, native: bool, working_size: int | None) -> 
 
 RESIZE_NOTES = {"pad": " (pictures padded to the square to run the network; scored on the picture alone, "
                        "the padding left out)",
-                "crop": " (pictures cut to their centre square: their edges are not scored)"}
+                "crop": " (pictures cut to their centre square, or to one over the subject where that misses it: "
+                        "their edges are not scored)"}
 
 
 def scores(out: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

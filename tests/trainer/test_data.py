@@ -248,6 +248,13 @@ def test_a_square_crop_keeps_a_subject_off_the_middle_of_a_wide_photo(tmp_path):
     assert build_dataset(data, "val")[0]["mask"].mean() > 0.1
     train = build_dataset({**data, "crop_scale": [0.3, 0.6]}, "train")
     assert all(train[(0, epoch)]["mask"].mean() > 0 for epoch in range(30))
+    # two subjects at the ends of a wide photo: the square over their box's middle holds neither
+    apart = np.zeros((100, 400), np.uint8)
+    apart[20:80, 10:60] = apart[20:80, 340:390] = 255
+    for name in ("w1.png", "w2.png"):
+        _save(tmp_path / "img" / name, np.full((100, 400, 3), 90, np.uint8))
+        _save(tmp_path / "masks" / name, apart)
+    assert build_dataset(data, "val")[0]["mask"].mean() > 0
 
 
 def test_a_picture_narrower_than_the_smallest_crop_is_cropped_to_its_width(tmp_path):

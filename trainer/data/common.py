@@ -290,8 +290,12 @@ def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generat
         if keep is not None and not (stack[keep, y0:y0 + size, x0:x0 + size] >= 0.5).any():
             ys, xs = torch.nonzero(stack[keep] >= 0.5, as_tuple=True)  # a subject off the middle of a wide photo
             if len(ys):
-                y0 = min(max(0, (int(ys.min()) + int(ys.max()) + 1 - size) // 2), nh - size)
-                x0 = min(max(0, (int(xs.min()) + int(xs.max()) + 1 - size) // 2), nw - size)
+                def centred(y: int, x: int) -> tuple[int, int]:
+                    return min(max(0, y - size // 2), nh - size), min(max(0, x - size // 2), nw - size)
+
+                y0, x0 = centred((int(ys.min()) + int(ys.max()) + 1) // 2, (int(xs.min()) + int(xs.max()) + 1) // 2)
+                if not (stack[keep, y0:y0 + size, x0:x0 + size] >= 0.5).any():  # parts far apart: on one of them
+                    y0, x0 = centred(int(ys[len(ys) // 2]), int(xs[len(xs) // 2]))
         return stack[:, y0:y0 + size, x0:x0 + size]
     if mode == "pad":
         top, left, nh, nw = pad_box(h, w, size)
