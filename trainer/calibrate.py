@@ -203,6 +203,8 @@ def main(argv=None) -> int:
                         "0:0.5:0.05; 0:0:1 = none)")
     p.add_argument("--data", help="score the composites of this data-set folder instead of the run's val split "
                                   "(a pool's root, with --split; the run's own photo and mask folders are not used)")
+    p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"],
+                   help="data.kind of --data (default: read off the folder)")
     p.add_argument("--mask-dir", help="the masks of --data's photos (a pool's root finds its own)")
     p.add_argument("--split", default="val", choices=["val", "test", "all"],
                    help="the split of --data (or of the run) to score (all: every photo of a photo folder); test "
@@ -253,7 +255,9 @@ def calibrate(a: argparse.Namespace) -> int:
         from trainer.evaluate import RUN_FOLDERS
 
         data = {k: v for k, v in data.items() if k not in RUN_FOLDERS}
-        data["root"] = a.data
+        data["root"], data["kind"] = a.data, "auto"  # its own layout, not the run's (a set, where it had photos)
+    if a.kind:
+        data["kind"] = a.kind
     if a.mask_dir:
         data["mask_dir"] = a.mask_dir
     ds = build_dataset(data, a.split, image_size=model.config.image_size)

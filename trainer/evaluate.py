@@ -431,9 +431,10 @@ def _data_table(args) -> dict:
     if args.config:
         from trainer.config import read_config
         data = dict(read_config(args.config)["data"])
-        if args.data:  # another folder: the run's own validation photos and masks are not its
+        if args.data:  # another folder: the run's own validation photos and masks are not its, nor its layout
             for key in RUN_FOLDERS:
                 data.pop(key, None)
+            data["kind"] = "auto"
     flags = {"root": args.data, "kind": args.kind, "ffhq_root": args.ffhq_root, "mask_dir": args.mask_dir,
              "resize": args.resize, "seed": args.seed, "on_bad_sample": args.on_bad_sample,
              "val_fraction": args.val_fraction, "num_workers": args.num_workers}

@@ -117,10 +117,12 @@ def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_m
     try:
         model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
         save_pretrained(model, tmp_path / "image")
-        (tmp_path / "run_config.json").write_text(json.dumps(dict(cfg, data=dict(cfg["data"], seed=7))))
+        # a run trained on photos (kind "folder") scoring a ready set: its layout is read off it, not the run's
+        (tmp_path / "run_config.json").write_text(json.dumps(dict(cfg, data=dict(cfg["data"], seed=7,
+                                                                                     kind="folder"))))
         assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--data",
                                str(shift_set), "--report-only"]) == 0
-        assert seen[-1]["seed"] == 7 and seen[-1]["root"] == str(shift_set)
+        assert seen[-1]["seed"] == 7 and seen[-1]["root"] == str(shift_set) and seen[-1]["kind"] == "auto"
         capsys.readouterr()
         assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--out",
                                str(tmp_path / "out")]) == 2
