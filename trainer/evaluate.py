@@ -364,7 +364,7 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
 
     summary = summarise(rows, untouched, methods)
     model = next(iter(models.values()), None)
-    meta = {"weights": parse_weights(weights) or None, "data": str(data.get("root")),
+    meta = {"weights": parse_weights(weights) or None, "data": base_ds.folder or str(data.get("root")),
             "kind": base_ds.description.split(":")[0], "split": split, "samples": len(rows) // len(methods),
             "split_samples": len(base_ds), "spread": len(ds) if len(ds) < len(base_ds) else None,
             "not_held_out": base_ds.not_held_out, "resize": resize, "psnr_peaks": PEAKS,
@@ -385,8 +385,12 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
 def per_image_table(rows: list[dict]) -> dict[str, dict]:
     """One entry per sample, every method side by side."""
     per_image: dict[str, dict] = {}
+    seen: dict[tuple[str, str], int] = {}
     for r in rows:
-        entry = per_image.setdefault(f"{r['subset']}/{r['name']}", {
+        key = r["name"] if str(r["name"]).startswith(f"{r['subset']}/") else f"{r['subset']}/{r['name']}"
+        copy = seen[key, r["method"]] = seen.get((key, r["method"]), 0) + 1
+        key += f"#{copy}" if copy > 1 else ""  # a photo's further composites (data.val_copies) keep theirs
+        entry = per_image.setdefault(key, {
             "subset": r["subset"], "fg_bucket": r["fg_bucket"], "error_bucket": r["error_bucket"]})
         entry[r["method"]] = {k: r[k] for k in METRICS}
     return per_image

@@ -144,6 +144,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
                               0.0, 0.0, mask_setting="data.val_mask_dir")
         recs *= max(1, int(data.get("val_copies", 1)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
+        ds.folder = str(data["val_root"])
         if split == "test":
             ds.not_held_out = TEST_IS_VALIDATION.format(root=f"{root} (its validation folder {data['val_root']})")
     elif split == "all":

@@ -46,6 +46,7 @@ class HarmonizationDataset(Dataset):
         self.synthesis = synthesis or SynthesisOptions()
         self.description = description
         self.not_held_out: str | None = None  # why scores on this split are not held-out scores (build_dataset)
+        self.folder: str | None = None  # where this split's pictures are read from, when not data.root (build_dataset)
 
     def __len__(self) -> int:
         return len(self.records)
