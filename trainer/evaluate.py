@@ -66,8 +66,12 @@ def parse_weights(items) -> dict[str, str]:
         label, sep, path = str(item).partition("=")
         if not sep or not label or "/" in label or os.path.exists(os.path.expanduser(str(item))):  # lr=3e-4/best
             label, path = ("phnet" if not out else f"phnet{len(out) + 1}"), str(item)
-        if label in out or label in BASELINES or label == "composite":
-            raise ValueError(f"--weights label {label!r} is used twice or names a baseline; pick another")
+        # the grid's and the tables' other columns and rows, and the models named so far, as they are shown
+        taken = {"composite", "mask", "real", *BASELINES, *(grid_label(known).lower() for known in out)}
+        if label.lower() in taken or grid_label(label).lower() in taken:
+            raise ValueError(f"--weights label {label!r} is used twice, or names a baseline or a column of the "
+                             "grid (composite, mask, Reinhard, MKL, real, PHNet for the first unlabelled model); "
+                             "pick another")
         out[label] = path
     return out
 

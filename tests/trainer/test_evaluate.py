@@ -209,6 +209,16 @@ def test_a_weights_path_with_an_equals_sign_in_a_folder_name_is_a_path(tmp_path,
     assert parse_weights(["new=runs/a/best"]) == {"new": "runs/a/best"}
 
 
+@pytest.mark.parametrize("second", ["PHNet=b", "real=b", "Mask=b", "reinhard=b", "a=b"])
+def test_a_label_shown_like_another_column_is_refused(second):
+    """The grid and the tables showed two columns or rows of one name: the first model's was overwritten."""
+    from trainer.evaluate import parse_weights
+
+    first = "a=x" if second == "a=b" else "x"
+    with pytest.raises(ValueError, match="is used twice, or names a baseline or a column of the grid"):
+        parse_weights([first, second])
+
+
 def test_each_composite_of_a_photo_keeps_its_own_row_and_subsets_are_named_once():
     from trainer.evaluate import METRICS, per_image_table
 
