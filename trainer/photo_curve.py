@@ -58,19 +58,29 @@ def point(run: Path) -> dict:
             "untouched_mse": best["untouched_mse"]}
 
 
-COLOURS = (VAL, MSE_COLOUR, (60, 150, 80), (150, 60, 160))
+COLOURS = {"orange": VAL, "blue": MSE_COLOUR, "green": (60, 150, 80), "purple": (150, 60, 160),
+           "red": (190, 50, 50), "teal": (30, 150, 150), "brown": (130, 90, 40), "grey": (110, 110, 110)}
+
+
+def budgets_of(points: list[dict]) -> list[int]:
+    """The step budgets of the runs, each a line of its own colour (so many at most)."""
+    budgets = sorted({p["budget"] for p in points})
+    if len(budgets) > len(COLOURS):
+        raise ValueError(f"the runs have {len(budgets)} step budgets and the curve tells {len(COLOURS)} apart: draw "
+                         "the budgets in two pictures")
+    return budgets
 
 
 def draw(points: list[dict], path: Path, size=(520, 320)) -> Path:
     """Validation fMSE over doing nothing against the number of photos, one line per step budget."""
     font = ImageFont.load_default()
     img = Image.new("RGB", size, BG)
-    budgets = sorted({p["budget"] for p in points})
+    budgets = budgets_of(points)
     xs = [p["sources"] for p in points]
     series = [([(min(xs), 1.0), (max(xs), 1.0)], BASE, 1, True)]
-    for budget, colour in zip(budgets, COLOURS):
+    for budget, colour in zip(budgets, COLOURS.values()):
         series.append(([(p["sources"], p["fmse_ratio"]) for p in points if p["budget"] == budget], colour, 2, False))
-    names = ", ".join(f"{name} {b} steps" for b, name in zip(budgets, ("orange", "blue", "green", "purple")))
+    names = ", ".join(f"{name} {b} steps" for b, name in zip(budgets, COLOURS))
     panel(ImageDraw.Draw(img), (0, 0, *size), f"best validation fMSE / doing nothing ({names})",
           "training photos (sources)", "ratio", series, font)
     write_atomic(Path(path), lambda tmp: img.save(tmp, format="PNG"))
@@ -92,6 +102,7 @@ def main(argv=None) -> int:
             runs.append(run)
     try:
         points = sorted((point(run) for run in runs), key=lambda q: (q["budget"], q["sources"]))
+        budgets_of(points)  # refused before the table, not after it
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -58,3 +58,14 @@ def test_a_cut_log_line_a_run_given_twice_and_a_bad_out(tmp_path, capsys):
         with pytest.raises(SystemExit):
             photo_curve.main([str(run), "--out", str(out)])
         assert "give a PNG file name (.png) in an existing folder" in capsys.readouterr().err
+
+
+def test_every_step_budget_gets_a_line_or_the_curve_is_refused(tmp_path, capsys):
+    """Zipped with four colours, a fifth budget and beyond were left off the picture without a word."""
+    runs = [_run(tmp_path, f"r{b}", 10, [700.0], steps=100 * b) for b in range(1, 6)]
+    assert photo_curve.main([*map(str, runs), "--out", str(tmp_path / "c.png")]) == 0
+    pixels = set(Image.open(tmp_path / "c.png").convert("RGB").getdata())
+    assert photo_curve.COLOURS["red"] in pixels  # the fifth budget's line
+    many = [_run(tmp_path, f"m{b}", 10, [700.0], steps=100 * b) for b in range(1, 10)]
+    assert photo_curve.main([*map(str, many), "--out", str(tmp_path / "m.png")]) == 2
+    assert "9 step budgets and the curve tells 8 apart" in capsys.readouterr().err
