@@ -439,6 +439,7 @@ def _data_table(args) -> dict:
     if args.config:
         from trainer.config import read_config
         data = dict(read_config(args.config)["data"])
+        data.pop("max_samples", None)  # a run's cap on its training photos: --max-samples is the evaluation's own
         if args.data:  # another folder: the run's own validation photos and masks are not its, nor its layout
             for key in RUN_FOLDERS:
                 data.pop(key, None)

@@ -170,7 +170,6 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
                                                                                         capsys):
     """The test split of a folder a run never saw was its 5 % validation slice, called "not held out"; and with
     --config RUN, --data was ignored for the run's val_root photos and its mask_dir masks."""
-    import json
 
     from trainer.evaluate import main
 
@@ -227,3 +226,16 @@ def test_each_composite_of_a_photo_keeps_its_own_row_and_subsets_are_named_once(
     assert sorted(per_image_table(rows)) == ["val/a.png", "val/a.png#2", "val/a.png#3"]  # data.val_copies = 3
     assert list(per_image_table([dict(row, subset="HAdobe5k", name="HAdobe5k/x.jpg", method="PHNet")])) == [
         "HAdobe5k/x.jpg"]
+
+
+def test_a_runs_cap_on_its_samples_does_not_shrink_its_evaluation(tmp_path):
+    """data.max_samples of the run cut the scored split without a word: --max-samples is the evaluation's own."""
+    import argparse
+
+    from trainer.evaluate import _data_table
+
+    (tmp_path / "run.toml").write_text("[data]\nroot = \"photos\"\nmax_samples = 2\n")
+    args = argparse.Namespace(config=str(tmp_path / "run.toml"), data=None, kind=None, ffhq_root=None,
+                              mask_dir=None, resize=None, seed=None, on_bad_sample=None, val_fraction=None,
+                              num_workers=None, subsets=None)
+    assert "max_samples" not in _data_table(args)
