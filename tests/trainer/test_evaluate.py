@@ -170,6 +170,7 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
                                                                                         capsys):
     """The test split of a folder a run never saw was its 5 % validation slice, called "not held out"; and with
     --config RUN, --data was ignored for the run's val_root photos and its mask_dir masks."""
+    import json
 
     from trainer.evaluate import main
 
