@@ -287,3 +287,15 @@ def test_neighbouring_tick_labels_never_read_the_same():
         ticks = _nice_ticks(lo, hi)
         labels = [_fmt(t, _step(ticks)) for t in ticks]
         assert len(set(labels)) == len(labels), labels
+
+
+def test_ticks_of_values_a_few_ulps_apart_end():
+    """A step below the values' precision never moved the tick on: the loop ran for ever."""
+    import math
+
+    from trainer.curves import _nice_ticks
+
+    for v in (1000.0, 1.0, 98.37):
+        d = 0.05 * math.ulp(v)
+        ticks = _nice_ticks(v - d, math.nextafter(v, math.inf) + d)
+        assert 2 <= len(ticks) <= 12
