@@ -37,7 +37,7 @@ from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, Traini
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
-from trainer.resume import apply_hyperparameters, check_resume_config
+from trainer.resume import apply_hyperparameters, check_resume_config, validation_changes
 from trainer.run_folder import RunFolder, RunFolderError
 from trainer.run_log import RunLog
 from trainer.validation import amp_available
@@ -86,6 +86,12 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
             if env.main:
                 print(f"[trainer] this run has no best/ (the checkpoint's best fMSE {best:.1f} was scored "
                       "elsewhere): its first validation writes one", file=sys.stderr)
+            best = math.inf
+        elif not math.isinf(best) and validation_changes(changes):
+            if env.main:
+                print(f"[trainer] the validation data changed ({', '.join(validation_changes(changes))}): the "
+                      f"checkpoint's best fMSE {best:.1f} was scored on other composites, so this run's first "
+                      "validation writes best/ again", file=sys.stderr)
             best = math.inf
     log = open_log(run, env, resume_dir, position, changes, data)
     loop = TrainingLoop(cfg=cfg, env=env, out_dir=run.root, log=log, model=model,

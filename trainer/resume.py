@@ -39,6 +39,17 @@ def is_fixed(key: str) -> bool:
     return key.split(".", 1)[0] in FIXED_SECTIONS or key in FIXED_KEYS
 
 
+# data settings that leave the validation composites, and so its scores, as they were
+SAME_VALIDATION = {"data.num_workers", "data.preload", "data.hflip", "data.crop_scale", "data.on_bad_sample",
+                   "data.max_bad_in_a_row", "data.synthesis.on_device", "data.synthesis.photo_recolour"}
+
+
+def validation_changes(changes: dict[str, tuple]) -> list[str]:
+    """The keys among a resume's ``changes`` that make other validation composites (or another share of them):
+    scores before and after are not comparable."""
+    return [k for k in changes if (k.startswith("data.") and k not in SAME_VALIDATION) or k == "train.val_max_samples"]
+
+
 def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:
     """The changes the resume will apply; raise ResumeConfigError for changes it cannot make."""
     changes = config_changes(old, new)

@@ -168,3 +168,18 @@ def test_a_fork_from_another_runs_checkpoint_writes_its_own_best(shift_set, tmp_
           progress=False)
     assert "this run has no best/" in capsys.readouterr().err
     assert (fork / "best").is_dir()
+
+
+def test_a_resume_with_other_validation_composites_scores_best_afresh(shift_set, tmp_path, capsys):
+    """best/ was held to a score of the old composites: after a data.seed change no score beat it, best/ froze,
+    and patience stopped the run early."""
+    from trainer.fit import train
+
+    run = tmp_path / "run"
+    train(resumed_cfg(shift_set, run, steps=2, val_every=2), progress=False)
+    first = json.loads((run / "best" / "checkpoint.json").read_text())
+    cfg = resumed_cfg(shift_set, run, steps=4, val_every=2, lr=1e-12)
+    cfg["data"]["seed"] = 7
+    train(cfg, resume=True, progress=False)
+    assert "the validation data changed (data.seed)" in capsys.readouterr().err
+    assert json.loads((run / "best" / "checkpoint.json").read_text())["step"] == 4 != first["step"]
