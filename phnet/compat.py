@@ -20,7 +20,10 @@ def autocast_available(device_type: str) -> bool:
 
 
 def autocast_enabled(device_type: str) -> bool:
-    """``torch.is_autocast_enabled(device_type)`` (torch 2.4); before it one function per device."""
+    """``torch.is_autocast_enabled(device_type)`` (torch 2.4); before it one function per device. False on a
+    device this torch has no autocast for (MPS before torch 2.5: asking raised)."""
+    if not autocast_available(device_type):
+        return False
     try:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4: no argument, CUDA's; the CPU had its own

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .compat import cpu_autocast_takes_fp16
+from .compat import autocast_available, cpu_autocast_takes_fp16
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CHOICES = ("auto", *DTYPES)
@@ -109,4 +109,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -
         raise ValueError(f"unsupported dtype {dtype}; choose one of {list(CHOICES)}")
     if dtype == torch.float16 and torch.device(device).type == "cpu" and not cpu_autocast_takes_fp16():
         raise ValueError(f"fp16 on the CPU needs a newer torch than {torch.__version__}: choose bf16, fp32 or auto")
+    kind = torch.device(device).type
+    if dtype != torch.float32 and not autocast_available(kind):
+        name = next(key for key, value in DTYPES.items() if value == dtype)
+        raise ValueError(f"{name} runs under autocast, which torch {torch.__version__} "
+                         f"does not have for {kind}: choose fp32 or auto (or a newer torch)")
     return dtype

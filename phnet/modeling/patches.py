@@ -8,11 +8,12 @@ patches is needed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
 
-from ..compat import autocast_enabled
+from ..compat import autocast_available, autocast_enabled
 
 
 def band_index(size: int, grid: int, device: torch.device) -> torch.Tensor:
@@ -60,7 +61,9 @@ def full_precision(forward):
         device, given = tensors[0].device.type, tensors[0].dtype
         work = torch.promote_types(given, torch.float32)
         autocasting = autocast_enabled(device)
-        with torch.autocast(device, enabled=False):  # (its parameters meet the tensors in elementwise steps)
+        with contextlib.ExitStack() as stack:  # (its parameters meet the tensors in elementwise steps)
+            if autocast_available(device):  # a device without autocast (MPS before torch 2.5) refuses to turn it off
+                stack.enter_context(torch.autocast(device, enabled=False))
             out = forward(self, *(None if t is None else t.to(work) for t in tensors))
         return out if autocasting else out.to(given)
 

@@ -45,3 +45,32 @@ def test_8bit_pictures_are_harmonized_on_the_api_of_older_torch_and_16bit_ones_r
     failed to import ("cannot import name 'Harmonizer'") or failed on every call."""
     done = subprocess.run([sys.executable, "-c", OLD_TORCH], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_a_device_without_autocast_runs_the_network_and_refuses_low_precision(monkeypatch):
+    """MPS before torch 2.5 has no autocast: asking whether it is on, or turning it off, raised, so every PN
+    call failed on a Mac with the torch ComfyUI ships (2.4)."""
+    import pytest
+    import torch
+
+    from phnet import compat, precision
+    from phnet.modeling import patches
+    from phnet.modeling.normalization import PatchNormalization
+    from phnet.precision import resolve_dtype
+
+    torch.manual_seed(0)
+    block = PatchNormalization(channels=4, grid=2)
+    x, m = torch.rand(1, 4, 16, 16), torch.ones(1, 1, 16, 16)
+    expected = block(x, m)
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("unknown device type for autocast")
+
+    monkeypatch.setattr(compat, "autocast_available", lambda device_type: False)
+    monkeypatch.setattr(patches, "autocast_available", lambda device_type: False)
+    monkeypatch.setattr(precision, "autocast_available", lambda device_type: False)
+    monkeypatch.setattr(torch, "autocast", refused)
+    monkeypatch.setattr(torch, "is_autocast_enabled", refused)
+    assert torch.equal(block(x, m), expected)
+    with pytest.raises(ValueError, match="bf16 runs under autocast, which torch .* does not have for cpu"):
+        resolve_dtype("bf16", "cpu")
