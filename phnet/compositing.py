@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .fullres import resize
 from .imageio import image_to_array, mask_to_array
 
 __all__ = ["paste_subject", "cut_out_colour", "ANCHORS"]
@@ -48,7 +49,7 @@ def _resize(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int]) -> tup
     t_rgb = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
     t_a = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
     both = torch.cat([t_rgb * t_a, t_a], dim=1)
-    out = F.interpolate(both, size=size_hw, mode="bilinear", antialias=True, align_corners=False)
+    out = resize(both, size_hw)  # (torch's own kernel gave a 1 px wide subject its top row's colour all the way)
     a = out[:, 3:].clamp(0.0, 1.0)
     col = torch.where(a > 1e-6, out[:, :3] / a.clamp_min(1e-6), torch.zeros_like(out[:, :3])).clamp(0.0, 1.0)
     return col[0].permute(1, 2, 0).numpy(), a[0, 0].numpy()

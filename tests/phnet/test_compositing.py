@@ -206,3 +206,13 @@ def test_a_cut_out_is_told_from_a_composite_by_its_flat_background_on_a_grid_and
     assert cut_out_colour(picture, background) is None
     assert cut_out_colour(np.random.default_rng(0).random((40, 40, 3)), np.ones((40, 40), bool)) is None
     assert cut_out_colour(np.zeros((40, 40, 3)), np.zeros((40, 40), bool)) is None  # no background at all
+
+
+def test_a_subject_shrunk_to_one_pixel_wide_keeps_its_colours_down_its_length():
+    """torch's antialiased kernel gave every row of a 1 px wide output the first row's value."""
+    background = np.zeros((60, 60, 3), np.float32)
+    subject = np.zeros((100, 3, 3), np.float32)
+    subject[..., 0] = np.linspace(0, 1, 100)[:, None]
+    composite, _ = paste_subject(background, subject, x=10, y=5, scale=0.4)
+    column = composite[5:45, 10, 0]
+    assert column[0] < 0.05 and 0.4 < column[20] < 0.6 and column[39] > 0.95
