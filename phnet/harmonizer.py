@@ -194,7 +194,8 @@ class Harmonizer:
                                         or network_batch < 1):
             raise ValueError(f"network_batch must be a whole number >= 1 or 'auto', got {network_batch!r}")
         self.network_batch = network_batch
-        self.model = model.eval().to(self.device)
+        # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
+        self.model = model.eval().to(self.device, torch.float32)
         self.cuda_graphs = cuda_graphs
         self._set_network()
 

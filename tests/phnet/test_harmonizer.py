@@ -332,6 +332,20 @@ def test_a_low_precision_call_that_gives_nan_is_run_again_in_fp32(tiny_model, ca
     assert np.array_equal(got.image, want.image) and got.corrections == want.corrections
 
 
+@pytest.mark.parametrize("cast", [torch.float16, torch.bfloat16, torch.float64])
+def test_a_model_cast_to_another_precision_runs_in_the_harmonizers_own(tiny_config, cast):
+    """A model cast with .half() failed on the first picture with torch's 'Input type (float) and bias type'."""
+    import copy
+
+    from phnet import PHNet
+
+    torch.manual_seed(0)
+    model = PHNet(tiny_config).eval()
+    img, m = photo(32, 32), subject_mask(32, 32)
+    expected = Harmonizer(copy.deepcopy(model).to(cast).float(), device="cpu", dtype="fp32")(img, m)  # its weights
+    assert np.array_equal(Harmonizer(model.to(cast), device="cpu", dtype="fp32")(img, m), expected)
+
+
 def test_fp32_stays_fp32_inside_a_callers_autocast(tiny_model):
     """A host program may run its whole graph under autocast: the fp32 network is not cast by it."""
     h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
