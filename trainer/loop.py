@@ -154,6 +154,7 @@ class TrainingLoop:
         self.iterator = None
         self.window = LossWindow(first_step=self.pos.step + 1)
         self.last_val = None
+        self.validated_at = self.saved_at = -1  # the last steps validated and checkpointed
         self.bar = None
         self.stop = StopSignal(enabled=env.world == 1)
 
@@ -175,7 +176,8 @@ class TrainingLoop:
                         break
                     self.after_step(started)
                 if self.stop.requested and self.pos.step < self.total_steps:
-                    self.save()
+                    if self.saved_at != self.pos.step:  # (saved at this step already: with its validation's score)
+                        self.save(val=self.last_val if self.validated_at == self.pos.step else None)
                     if self.env.main:
                         self.log.write({"type": "event", "step": self.pos.step, "event": "stopped by signal"})
         finally:
@@ -190,13 +192,13 @@ class TrainingLoop:
         step = self.pos.step
         if self.bar is not None:
             self.bar.update(1)
-        if step % self.log_every == 0 or step == self.total_steps:
-            self.log_window()
         if step < self.total_steps and self.out_of_time(started):
             self.total_steps = step
             if self.env.main:
                 self.log.write({"type": "event", "step": step,
                                 "event": f"time budget of {self.budget / 60:g} min reached"})
+        if step % self.log_every == 0 or step == self.total_steps:  # (the last step's losses, however it ends)
+            self.log_window()
         at_end = step == self.total_steps
         validated = (self.val_every and step % self.val_every == 0) or at_end
         if validated:
@@ -209,11 +211,15 @@ class TrainingLoop:
                     self.since_best += 1
             if not at_end and self.patience and self.env.from_main(self.since_best >= self.patience):
                 self.total_steps, at_end = step, True  # decided on rank 0: every rank stops here
+                if step % self.log_every:
+                    self.log_window()
                 if self.env.main:
                     self.log.write({"type": "event", "step": step, "event": f"stopped early: no better validation "
                                     f"fMSE in {self.patience} checks (best {self.best:.1f})"})
+        self.validated_at = step if validated else self.validated_at
         if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
             self.save(val=self.last_val if validated or at_end else None)  # the score of these very weights
+            self.saved_at = step
 
     # ------------------------------------------------------------------ one step
     def next_batch(self) -> tuple[dict, int]:

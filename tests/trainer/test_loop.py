@@ -142,3 +142,31 @@ def test_the_logged_rate_counts_the_wait_for_the_windows_last_steps(shift_set, t
     train(tiny_cfg(shift_set, out, steps=5, batch_size=8, log_every=5, val_every=0, ckpt_every=0), progress=False)
     rate = next(r["samples_per_s"] for r in read_log(out) if r["type"] == "train")
     assert rate <= 40 / 0.5  # 5 steps of 8 composites took at least the wait
+
+
+def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(tmp_path, shift_set, monkeypatch):
+    """The stop saved the step's checkpoint again without its validation score; a run cut short by its time
+    budget never logged the losses of its last steps."""
+    import json
+    import os
+
+    from trainer.fit import train
+    from trainer.loop import TrainingLoop
+
+    scored = TrainingLoop.validate
+
+    def validate_then_stop(self):
+        result = scored(self)
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler would, while the step's work goes on
+        return result
+
+    monkeypatch.setattr(TrainingLoop, "validate", validate_then_stop)
+    out = tmp_path / "stopped"
+    train(tiny_cfg(shift_set, out, steps=6, val_every=2, ckpt_every=2, log_every=1), progress=False)
+    info = json.loads((out / "checkpoints" / "step-00000002" / "checkpoint.json").read_text())
+    assert info["val"] is not None
+    monkeypatch.setattr(TrainingLoop, "validate", scored)
+    monkeypatch.setattr(TrainingLoop, "out_of_time", lambda self, started: self.pos.step >= 3)
+    out = tmp_path / "budget"
+    train(tiny_cfg(shift_set, out, steps=10, val_every=0, ckpt_every=0, log_every=2), progress=False)
+    assert [r["step"] for r in read_log(out) if r["type"] == "train"][-1] == 3
