@@ -33,7 +33,7 @@ from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
 from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
-from trainer.loop import Data, Optimisation, Position, TooManyBadSamples, TrainingLoop
+from trainer.loop import Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
@@ -362,6 +362,10 @@ def main(argv=None) -> int:
     who = f"process {rank} of {world}: " if world > 1 else ""  # which process stopped, under torchrun
     try:
         return run_cli(args)
+    except StoppedAtOnce as stop:  # the shell's code for a command that signal stopped, as for one stop
+        print(f"error: {who}stopped at once by a second signal {stop.signum}; the last complete checkpoint is "
+              "kept (resume with --resume)", file=sys.stderr)
+        return 128 + stop.signum
     except (RuntimeError, *USER_ERRORS) as exc:
         if world > 1 and lost_a_peer(exc):
             message = peer_message(exc)

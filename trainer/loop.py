@@ -38,6 +38,14 @@ class TooManyBadSamples(RuntimeError):
     """``data.on_bad_sample = "skip"`` dropped ``data.max_bad_in_a_row`` samples and found no good one."""
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A stop signal received a second time: the run stops at once (what was being saved is not kept)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum} received twice")
+        self.signum = signum
+
+
 class _Stop(Exception):
     """Raised inside the loop when a stop was requested while no step could finish."""
 
@@ -102,7 +110,7 @@ class StopSignal:
         if os.getpid() != self._pid:  # a data worker forked with this handler: the trainer itself decides
             return
         if self.requested:
-            raise KeyboardInterrupt(f"signal {signum} received twice")
+            raise StoppedAtOnce(signum)
         self.requested, self.signum = True, signum
         print(f"[trainer] signal {signum}: saving a checkpoint and stopping (send it again to stop at once)",
               file=sys.stderr)

@@ -170,3 +170,17 @@ def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(t
     out = tmp_path / "budget"
     train(tiny_cfg(shift_set, out, steps=10, val_every=0, ckpt_every=0, log_every=2), progress=False)
     assert [r["step"] for r in read_log(out) if r["type"] == "train"][-1] == 3
+
+
+def test_a_second_stop_signal_ends_with_one_line_and_the_signals_code(monkeypatch, capsys):
+    """It ended with a traceback out of the checkpoint writer, and the code of a SIGINT for a SIGTERM."""
+    from trainer import fit
+    from trainer.loop import StoppedAtOnce
+
+    def stopped(args):
+        raise StoppedAtOnce(signal.SIGTERM)
+
+    monkeypatch.setattr(fit, "run_cli", stopped)
+    assert fit.main(["--config", "tiny_cpu"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.startswith("error: stopped at once by a second signal 15") and "Traceback" not in err
