@@ -393,7 +393,13 @@ def peer_message(exc: BaseException) -> str:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set, flag_overrides(args))
+    over = flag_overrides(args)
+    checkpoint = Path(args.resume) if isinstance(args.resume, str) else None
+    if (checkpoint is not None and checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step-")
+            and args.out is None and not any(s.strip().startswith("train.out_dir") for s in args.set or [])):
+        # <run>/checkpoints/step-N names its run: going back in it, not a branch into the config's own folder
+        over.setdefault("train", {})["out_dir"] = str(checkpoint.parent.parent)
+    cfg = load_config(args.config, args.set, over)
     if args.print_config:
         print(to_json(cfg), end="")
         return 0

@@ -259,12 +259,16 @@ class RunFolder:
         problem = ckpt.damage(checkpoint)
         if problem is None:
             return
-        intact = [p for _, p in reversed(ckpt.step_checkpoints(self.root))
+        own_run = checkpoint.parent.parent if step_like else self.root  # a fork's checkpoint is another run's
+        intact = [p for _, p in reversed(ckpt.step_checkpoints(own_run))
                   if p.resolve() != checkpoint.resolve() and ckpt.damage(p) is None]
         if intact:
             fix = "resume from an intact one instead: " + " or ".join(f"--resume {p}" for p in intact)
-        else:
+        elif own_run.resolve() == self.root.resolve():
             fix = f"{self.root} holds no intact checkpoint: start over with --overwrite"
+        else:
+            fix = f"its run {own_run} holds no other intact checkpoint: start this run afresh, or from weights with " \
+                  "--init-from"
         raise RunFolderError(f"the checkpoint {checkpoint} is damaged ({problem}); {fix}")
 
     # ------------------------------------------------------------------ recorded config

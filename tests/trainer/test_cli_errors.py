@@ -88,6 +88,9 @@ def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, 
     assert (out / "log.jsonl").read_text() == log  # nothing was cut back or appended
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume", str(newest))
     assert f"--resume {older}" in line
+    fork = tmp_path / "fork"  # a branch into a new folder: the intact ones are those of the checkpoint's run
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(fork), "--steps", "6", "--resume", str(newest))
+    assert line.endswith(f"resume from an intact one instead: --resume {older}")
     shutil.rmtree(older)
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume")
     assert line.endswith("holds no intact checkpoint: start over with --overwrite")

@@ -183,3 +183,17 @@ def test_a_resume_with_other_validation_composites_scores_best_afresh(shift_set,
     train(cfg, resume=True, progress=False)
     assert "the validation data changed (data.seed)" in capsys.readouterr().err
     assert json.loads((run / "best" / "checkpoint.json").read_text())["step"] == 4 != first["step"]
+
+
+def test_going_back_to_a_checkpoint_without_out_stays_in_its_run(shift_set, tmp_path, monkeypatch):
+    """--resume <run>/checkpoints/step-N without --out trained in the config's own folder (runs/tiny), leaving
+    the run it named as it was."""
+    from trainer.fit import main
+
+    monkeypatch.chdir(tmp_path)
+    common = ["--config", "tiny_cpu", "--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0",
+              "--set", "train.ckpt_every=2", "--set", "train.val_every=0"]
+    assert main([*common, "--out", str(tmp_path / "run"), "--steps", "4"]) == 0
+    assert main([*common, "--steps", "3", "--resume", str(tmp_path / "run" / "checkpoints" / "step-00000002")]) == 0
+    assert (tmp_path / "run" / "superseded" / "after-step-00000002").is_dir()
+    assert (tmp_path / "run" / "checkpoints" / "step-00000003").is_dir() and not (tmp_path / "runs").exists()
