@@ -48,6 +48,12 @@ else
   TRAINING=(--size 256 --batch 64 --steps 150)
   SYNTHESIS=()
 fi
+for name in $STEPS; do  # a misspelt step would run nothing and exit 0, the call spent
+  case " cuda-tests bench suite training synthesis " in *" $name "*) ;; *)
+    echo "gpu_check.sh: unknown step '$name' in STEPS; the steps are: cuda-tests bench suite training synthesis" >&2
+    exit 2 ;;
+  esac
+done
 mkdir -p "$OUT"
 : > "$OUT/summary.txt"  # this call's steps only
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

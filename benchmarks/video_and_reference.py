@@ -28,7 +28,11 @@ side. Reported: fMSE with the reference mask and without it (the whole backgroun
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+if not __package__:  # run as a script: this checkout's packages, not installed ones
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch

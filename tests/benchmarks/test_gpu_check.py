@@ -62,3 +62,13 @@ def test_a_step_left_unrun_shows_no_earlier_calls_output_as_its_own(tmp_path):
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1 and "earlier call" not in done.stdout and not (tmp_path / "synthesis.txt").exists()
+
+
+def test_a_misspelt_step_is_refused_before_anything_runs(tmp_path):
+    """STEPS="bnech" ran nothing and exited 0: a rerun on the GPU's clock reported success."""
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "REHEARSE": "1", "PYTHON": sys.executable,
+           "STEPS": "bench suit"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "unknown step 'suit' in STEPS" in done.stderr
+    assert not (tmp_path / "out").exists()
