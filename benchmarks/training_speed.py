@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:
-            images, masks = args.data / "train" / "images", args.data / "train" / "masks"
+            pool = args.data.resolve()  # the trainer runs in the checkout: a relative path is the caller's
+            images, masks = pool / "train" / "images", pool / "train" / "masks"
             source = f"{args.data} (train split)"
         else:
             images, masks = write_pool(Path(tmp) / "pool", args.photos, args.size)
