@@ -30,7 +30,7 @@ from PIL import Image
 from phnet import metrics
 from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift
 from phnet.fullres import resize, working_shape
-from trainer.data.common import find_with_any_extension
+from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
 from trainer.data.synthesis import synthesize
 
 METHODS = ("official", "resize", "correction", "guided")
@@ -64,7 +64,8 @@ def eight_bit(x):
 
 
 def load_pairs(root: Path, limit: int):
-    images = sorted((root / "images").iterdir())[:limit]
+    images = [p for p in sorted((root / "images").iterdir())  # not a .DS_Store taking a place of the limit
+              if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS][:limit]
     for path in images:
         mask = find_with_any_extension(root / "masks", path.stem)  # a name like portrait[1] is no pattern
         if mask is None:

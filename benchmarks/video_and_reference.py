@@ -42,7 +42,7 @@ from PIL import Image
 from phnet import Harmonizer
 from phnet.temporal import Temporal, shot_starts
 from trainer.colour import linear_to_srgb, srgb_to_linear
-from trainer.data.common import find_with_any_extension
+from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
 from trainer.data.synthesis import exposure, synthesize, white_balance
 
 
@@ -50,7 +50,9 @@ def load(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
     if not (data / "images").is_dir() or not (data / "masks").is_dir():
         raise SystemExit(f"error: {data} holds no images/ and masks/ folders: give a split of a pool (e.g. POOL/test)")
     pairs = []
-    for path in sorted((data / "images").iterdir())[:limit]:
+    photos = [p for p in sorted((data / "images").iterdir())  # not a .DS_Store or a notes.txt beside them
+              if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+    for path in photos[:limit]:
         mask_path = find_with_any_extension(data / "masks", path.stem)
         if mask_path is None:
             raise SystemExit(f"error: {path.name} has no mask in {data / 'masks'} (one named {path.stem}.*)")
