@@ -289,6 +289,9 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     with staging.staged(out) as tmp:
         manifest = _build_into(tmp, size, val_size, frames, val_percent, min_side, limit, log, test_percent,
                                workers, all_versions, history_cache)
+        if not manifest["sources"]:  # nothing to read photos from: an install without the data extra
+            raise ValueError("no photo source is installed (scikit-image, the ComfyUI media bundles): install them "
+                             "with pip install \"comfyui-phnet[data]\" (in a checkout: pip install -e \".[data]\")")
         if not manifest["entries"] and out.exists():  # an error here keeps the earlier pool (the staging's rule)
             raise ValueError(f"no pair from {manifest['sources']} sources ({len(manifest['skipped'])} skipped): the "
                              f"pool in {out} is kept as it was")

@@ -24,7 +24,8 @@ def load_cv2():
     try:
         import cv2
     except ImportError as e:  # pragma: no cover - message only
-        raise SystemExit("this builder needs OpenCV: pip install 'opencv-python-headless<5'") from e
+        raise SystemExit("this builder needs OpenCV and the photo packages: pip install \"comfyui-phnet[data]\" "
+                         "(in a checkout: pip install -e \".[data]\"; OpenCV alone: 'opencv-python-headless<5')") from e
     if not hasattr(cv2, "CascadeClassifier"):
         raise SystemExit("OpenCV 5 dropped the Haar cascades: pip install 'opencv-python-headless<5'")
     cv2.setNumThreads(1)

@@ -88,6 +88,10 @@ def test_a_build_with_no_pair_keeps_the_earlier_pool(tmp_path, monkeypatch):
     (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
     monkeypatch.setattr(package_portraits, "iter_sources", lambda: iter(()))
     monkeypatch.setattr(package_portraits, "load_cv2", lambda: None)
-    with pytest.raises(ValueError, match="no pair from 0 sources .*is kept as it was"):
+    with pytest.raises(ValueError, match=r"no photo source is installed .*comfyui-phnet\[data\]"):
         package_portraits.build(pool, log=lambda line: None)
     assert (pool / "manifest.json").read_text() == '{"builder": "trainer.builders.package_portraits"}'
+    # nor into a new folder: an install without the photo packages wrote an empty pool and said it was done
+    with pytest.raises(ValueError, match="no photo source is installed"):
+        package_portraits.build(tmp_path / "new", log=lambda line: None)
+    assert not (tmp_path / "new").exists()
