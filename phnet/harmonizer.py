@@ -595,7 +595,12 @@ class Harmonizer:
             mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             box = bounding_box(mask)
             untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
-            untouched &= _mixed_from_one_colour(image_low, coverage, untouched)
+            # where no trace of the mask is counts as the scene for a cut-out: its edge mixes the subject with
+            # that one colour and no more, or it is most of what the binary mask leaves (a mask feathered or
+            # grown past the cut-out's own edge); a real scene under a wide feather's tail is neither
+            scene = torch.nn.functional.max_pool2d(mask_low, 5, stride=1, padding=2) < 0.5
+            most = untouched.float().mean() >= 0.5 * scene.float().mean()
+            untouched &= _mixed_from_one_colour(image_low, coverage, untouched) | most
         return LowResolution(image_low, mask_low, box, untouched)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
@@ -1023,16 +1028,17 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
     """
     if subject is None:
         weight = off = downscale(reference[..., None], 1.0, shape)
-    else:  # the region is read without the subject: a pixel the subject partly covers would otherwise count
-        # the strength painted over the subject, not the region's (one more float channel at full size). A trace
-        # of the subject (under 1/64 of its strongest: a matting model's or a JPEG mask's floor of 1/255) is
-        # background, as the network reads it: cut there, a floor cut the whole reference away
+    else:  # the region is read without the subject, cut where the network reads subject (from half, see
+        # _working_mask: a band drawn in a wide feather is background to it), its strength where no trace of the
+        # subject is: a pixel the subject covers would count the strength painted over it, not the region's. A
+        # trace is under 1/64 of the subject's strongest (a matting model's or a JPEG mask's floor of 1/255)
         trace = (subject.amax().float() / 64).to(reference.device)
-        weight = downscale(torch.where(subject.to(reference.device) > trace, 0, reference)[..., None], 1.0, shape)
+        half = (subject.amax().float() * 0.5).clamp(min=1e-6, max=0.5 * subject_peak).to(reference.device)
+        weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], 1.0, shape)
         coverage = downscale(subject[..., None], subject_peak, shape).to(weight.device)
-        clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is
-        off = weight * (coverage <= (trace / subject_peak).to(weight.device))
-        off = torch.where(clear > 0, clear, off.max())  # (a floor everywhere leaves no such pixel)
+        clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is,
+        faint = (weight * (coverage <= (trace / subject_peak).to(weight.device))).max()  # else where a floor is,
+        off = torch.where(clear > 0, clear, torch.where(faint > 0, faint, weight.max()))  # else in a feather
     peak = off.max()  # the strongest value where the subject does not reach
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 

@@ -1029,6 +1029,26 @@ def test_strength_0_reports_what_strength_1_would_apply_through_a_faint_mask(har
     assert at_0.weight == pytest.approx(at_1.weight) and at_1.weight < 0.5  # it was 1 at strength 0
 
 
+@pytest.mark.parametrize("feathered", [False, True])
+def test_a_cut_out_whose_mask_the_host_feathered_or_shrank_is_seen_to_have_no_scene(harmonizer, feathered):
+    """A mask feathered or shrunk past the cut-out's own edge mixes no more like the edge itself: the cut-out was
+    then harmonized toward its white canvas."""
+    from phnet.mask_tools import refine_mask
+
+    yy, xx = np.mgrid[:256, :256]
+    disc = ((((yy - 128) ** 2 + (xx - 128) ** 2) <= 60**2) | ((abs(xx - 40) <= 1) & (yy > 40) & (yy < 220))
+            | ((xx > 40) & (xx < 128) & (abs(yy - 128) <= 1))).astype(np.float32)  # with thin limbs
+    if feathered:  # a feathered cut-out, its mask shrunk by 3 px
+        alpha = refine_mask(disc, feather=8)
+        cut = (photo(256, 256) * alpha[..., None] + 255 * (1 - alpha[..., None])).round().astype(np.uint8)
+        mask = refine_mask(alpha, grow=-3)
+    else:  # a hard cut-out, its mask feathered
+        cut = np.where(disc[..., None] > 0, photo(256, 256), 255).astype(np.uint8)
+        mask = refine_mask(disc, feather=6)
+    result = harmonizer.harmonize(cut, mask, threshold=0.0, working_size=128)
+    assert result.corrections[0].flat == (255, 255, 255) and np.array_equal(result.image, cut)
+
+
 def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
     """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
     and the subject was left as it was."""
