@@ -253,12 +253,18 @@ def test_a_gpu_index_beyond_those_visible_is_named(tmp_path, monkeypatch):
         cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "out.png"), "--device", "cuda:3"])
 
 
-def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder, tmp_path):
-    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
+def _three_composites(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """comps/ holding a.png, b.png and c.png, an empty masks/, and where a run writes (out/)."""
+    comps, masks = tmp_path / "comps", tmp_path / "masks"
     comps.mkdir()
     masks.mkdir()
     for name in ("a", "b", "c"):
         _composite().save(comps / f"{name}.png")
+    return comps, masks, tmp_path / "out"
+
+
+def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder, tmp_path):
+    comps, masks, out = _three_composites(tmp_path)
     _mask().save(masks / "a.png")
     for folder in (comps, masks):  # macOS's AppleDouble files: not pictures
         (folder / "._a.png").write_bytes(b"\0\5\26\7 resource fork")
@@ -272,11 +278,7 @@ def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder
 
 
 def test_folder_mode_finds_gif_and_pbm_masks_as_single_mode_reads_them(tiny_folder, tmp_path):
-    comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
-    comps.mkdir()
-    masks.mkdir()
-    for name in ("a", "b", "c"):
-        _composite().save(comps / f"{name}.png")
+    comps, masks, out = _three_composites(tmp_path)
     _mask().save(masks / "a.gif")
     _mask().convert("1").save(masks / "b.pbm")
     _mask().save(masks / "c.png")
