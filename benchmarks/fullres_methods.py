@@ -84,6 +84,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256, help="working resolution")
     parser.add_argument("--limit", type=int, default=40)
     args = parser.parse_args()
+    if args.size < 8 or args.size % 8:
+        parser.error(f"--size must be a multiple of 8 (the network's downsampling), got {args.size}")
+    if args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
     if not (args.data / "images").is_dir() or not (args.data / "masks").is_dir():
         parser.error(f"--data {args.data} holds no images/ and masks/: give a split folder, e.g. POOL/val of "
                      "python -m trainer.builders.package_portraits POOL")

@@ -247,6 +247,10 @@ def main() -> None:
     a = p.parse_args()
     if a.data is None and not a.timing_only:
         p.error("--data is needed for the clips and the reference region (or give --timing-only)")
+    for name, value, least in (("--size", a.size, 8), ("--frames", a.frames, 4), ("--clips", a.clips, 1),
+                               ("--limit", a.limit, 2)):
+        if value < least:  # a clip is two shots, each of at least two frames (a change per frame needs two)
+            p.error(f"{name} must be at least {least}, got {value}")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     pairs = None if a.timing_only else load(a.data, a.limit)
