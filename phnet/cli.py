@@ -582,6 +582,12 @@ def harmonize(args: argparse.Namespace) -> int:
         if _transparent_into_no_alpha(job):
             raise SystemExit(f"error: {job.composite} has transparent pixels, which {job.target.name} cannot hold; "
                              "write the result as .png, .webp or .tif")
+    if args.temporal is not None:  # its settings' own checks, before the weights load
+        from .temporal import Temporal
+
+        Temporal(window=args.temporal, cut_threshold=CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold)
+    if args.reference and args.mode != "full":
+        raise SystemExit("error: --reference works with --mode full only")
     _check_device(args.device)
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
@@ -593,8 +599,6 @@ def harmonize(args: argparse.Namespace) -> int:
         print(f"warning: {slow}", file=sys.stderr)
     if args.temporal is not None:
         return _harmonize_clip(harmonizer, jobs, args)
-    if args.reference and args.mode != "full":
-        raise SystemExit("error: --reference works with --mode full only")
     try:  # once, not in every picture's words
         harmonizer.check_options(args.strength, args.mode, args.working_size)
     except ValueError as e:

@@ -65,6 +65,20 @@ def test_temporal_needs_a_folder(tiny_folder, tmp_path):
                   "--temporal"])
 
 
+def test_clip_settings_are_refused_before_the_weights_load(tmp_path, monkeypatch, capsys):
+    from phnet import harmonizer
+
+    monkeypatch.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    frames, masks = tmp_path / "f", tmp_path / "m"
+    for folder in (frames, masks):
+        folder.mkdir()
+    Image.fromarray(_frame(0)).save(frames / "0.png")
+    Image.fromarray(_mask()).save(masks / "0.png")
+    assert cli.main(["harmonize", str(frames), str(masks), "-o", str(tmp_path / "o"), "--temporal",
+                     "--cut-threshold", "-3"]) == 2
+    assert "cut_threshold must be a number > 0" in capsys.readouterr().err
+
+
 def test_reference_mask_file(tiny_folder, tmp_path):
     comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png"
     Image.fromarray(_frame(0)).save(comp)
