@@ -41,10 +41,15 @@ class SkipFusion(nn.Module):
         return F.relu(self.rconv(x))
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in fp32, or in float64 where it is (a model cast with .double() for a reference run stays so)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def residual_change(raw: torch.Tensor) -> torch.Tensor:
     """``output="residual"``: the decoder's logits as a change of the picture, in -1..1. In fp32 even under
     autocast: in bf16 a change near 0 came out in steps of 1/255, and one under half a step as 0."""
-    return 2 * (torch.sigmoid(raw.float()) - 0.5)
+    return 2 * (torch.sigmoid(at_least_fp32(raw)) - 0.5)
 
 
 class PHNet(nn.Module):
@@ -121,15 +126,16 @@ class PHNet(nn.Module):
         threshold = self.config.correction_threshold if threshold is None else float(threshold)
         raw = self.decode(composite, mask, reference)
         if self.config.output == "transform":
-            coefficients = subject_mean(raw.float(), mask)
-            size = correction_size(apply_colour_transform(composite.float(), coefficients) - composite.float(), mask)
+            coefficients = subject_mean(at_least_fp32(raw), mask)
+            composite = at_least_fp32(composite)
+            size = correction_size(apply_colour_transform(composite, coefficients) - composite, mask)
             kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)
             return (coefficients * kept[:, None] if threshold else coefficients), size, kept
         if self.config.output == "residual":
             change = residual_change(raw)
             picture = None
         else:  # the official mapping: the sigmoid output is the picture itself
-            picture = torch.sigmoid(raw.float())  # fp32 under autocast, as residual_change
+            picture = torch.sigmoid(at_least_fp32(raw))  # fp32 under autocast, as residual_change
             change = picture - composite
         size = correction_size(change, mask)
         kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)

@@ -262,3 +262,13 @@ def test_a_model_cast_whole_runs_in_its_precision(tiny_config, dtype):
         expected = model(x, m)
         got = model.to(dtype)(x.to(dtype), m.to(dtype))
     torch.testing.assert_close(got.float(), expected, atol=0.02 if dtype == torch.bfloat16 else 1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("output", ["image", "residual", "transform"])
+def test_a_model_cast_to_float64_answers_in_float64(output):
+    """A float64 reference run was rounded to fp32 at the very end (the sigmoid took .float())."""
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output=output)).eval().double()
+    mask = torch.ones(1, 1, 32, 32, dtype=torch.float64)
+    mask[..., :8, :] = 0
+    assert model(torch.rand(1, 3, 32, 32, dtype=torch.float64), mask)[0].dtype == torch.float64
