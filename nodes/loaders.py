@@ -58,7 +58,7 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
     if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
         model_name, repo = repo, ""
     if repo and not os.path.exists(os.path.expanduser(repo)):
-        from ..phnet.sources import looks_like_repo_id, parse_hub_ref
+        from ..phnet.sources import parse_hub_ref
 
         repo_id, revision, filename = parse_hub_ref(repo)  # "owner/name[@revision][:file]"
         source = repo_id + (f":{filename}" if filename else "")
@@ -78,10 +78,10 @@ class PHNetModelLoader:
     DESCRIPTION = (
         "Loads PHNet harmonization weights: the default model bundled with this node pack (offline, tuned to do "
         "no harm: a fifth of a small correction and a large one whole; PHNet Harmonize says how much changed), "
-        "the official weights (official-ffhqh512 for portraits; downloaded into ComfyUI/models/phnet when first picked; the authors' "
-        "CC BY-SA 4.0-variant licence, the ffhqh ones also FFHQ's non-commercial terms), a file from "
-        "ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + model.safetensors), "
-        "or a Hugging Face Hub repo id."
+        "the official weights (official-ffhqh512 for portraits; downloaded into ComfyUI/models/phnet when first "
+        "picked; the authors' CC BY-SA 4.0-variant licence, the ffhqh ones also FFHQ's non-commercial terms), a "
+        "file from ComfyUI/models/phnet (a .safetensors/.pth file or a saved folder with config.json + "
+        "model.safetensors), or a Hugging Face Hub repo id."
     )
     CATEGORY = "PHNet/loaders"
     FUNCTION = "load"
@@ -375,9 +375,9 @@ class PHNetSAMLoader:
         filename = (hub_filename or "").strip() or None
         kwargs = {} if model_type == "auto" else {"model_type": model_type}
         # owner/name[@revision][:file], as for PHNet; a path that is not there stays a path, named as missing
-        if repo and not os.path.exists(os.path.expanduser(repo)) and looks_like_repo_id(parse_hub_ref(repo)[0]):
-            repo, revision, named = parse_hub_ref(repo)
-            filename = filename or named
+        hub_repo, revision, named = parse_hub_ref(repo)
+        if repo and not os.path.exists(os.path.expanduser(repo)) and looks_like_repo_id(hub_repo):
+            repo, filename = hub_repo, filename or named
             if revision:
                 kwargs["revision"] = revision
         if repo and os.path.isfile(os.path.expanduser(repo)) and filename:
