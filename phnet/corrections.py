@@ -78,10 +78,14 @@ class Correction:
     @property
     def applied(self) -> float:
         """RMS change (0–255) applied to the subject: as measured in the result (``shown``), else
-        ``size × kept × strength × weight``, or after smoothing ``smoothed × strength × weight``."""
-        if self.shown is not None:
-            return self.shown
-        return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.strength * self.weight
+        ``at_full_strength × strength``."""
+        return self.shown if self.shown is not None else self.at_full_strength * self.strength
+
+    @property
+    def at_full_strength(self) -> float:
+        """RMS change (0–255) strength 1 applies to the subject: ``size × kept × weight``, or after smoothing
+        ``smoothed × weight``."""
+        return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.weight
 
     @property
     def held_back(self) -> bool:
@@ -141,8 +145,8 @@ class Correction:
             return (f"unchanged: the correction (RMS {self.size:.1f} of 255) is below the do-no-harm "
                     f"threshold {self.threshold:g}")
         if self.strength == 0:
-            whole = (self.size * self.kept if self.smoothed is None else self.smoothed) * self.weight
-            return f"unchanged: strength 0 (at strength 1 the subject would change by RMS {whole:.1f} of 255)"
+            return (f"unchanged: strength 0 (at strength 1 the subject would change by RMS "
+                    f"{self.at_full_strength:.1f} of 255)")
         line = f"changed by RMS {self.applied:.1f} of 255"
         if self.smoothed is not None:
             own = "below the do-no-harm threshold" if self.kept == 0 else f"{self.size * self.kept:.1f}"
