@@ -226,7 +226,7 @@ class TrainingLoop:
                                     f"fMSE in {self.patience} checks (best {self.best:.1f})"})
         self.validated_at = step if validated else self.validated_at
         if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
-            self.save(val=self.last_val if validated or at_end else None)  # the score of these very weights
+            self.save(val=self.last_val if validated else None)  # the score of these very weights
             self.saved_at = step
 
     # ------------------------------------------------------------------ one step
