@@ -585,7 +585,8 @@ def harmonize(args: argparse.Namespace) -> int:
     if args.temporal is not None:  # its settings' own checks, before the weights load
         from .temporal import Temporal
 
-        Temporal(window=args.temporal, cut_threshold=CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold)
+        cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
+        Temporal(window=args.temporal, cut_threshold=cut)
     if args.reference and args.mode != "full":
         raise SystemExit("error: --reference works with --mode full only")
     _check_device(args.device)

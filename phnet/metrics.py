@@ -89,9 +89,9 @@ def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, pe
     channels) over the subject, weighed by the H×W ``mask`` (``mask_peak`` = fully subject), and over the
     background, where the mask holds no more than a trace of the subject (1/64 of its own strongest value: a
     soft edge is the subject's, and a faint mask's pixels counted as background reported a change where none
-    was; a floor of 1/255 from a matting model is background): two RMS values in 0–255 units. A report's figure, read on ``after``'s
-    device on a grid of at most ``max_pixels`` (every k-th row and column of a larger picture): a few
-    milliseconds and small copies, whatever the picture's size."""
+    was; a floor of 1/255 from a matting model is background): two RMS values in 0–255 units. A report's
+    figure, read on ``after``'s device on a grid of at most ``max_pixels`` (every k-th row and column of a
+    larger picture): a few milliseconds and small copies, whatever the picture's size."""
     step = max(1, math.ceil(math.sqrt(mask.numel() / max_pixels)))
     before, after, mask = before[::step, ::step], after[::step, ::step], mask[::step, ::step]
     err = (after[..., :3].double() - before[..., :3].to(after.device).double()).square_()
