@@ -65,6 +65,14 @@ def test_load_from_folder(tmp_path):
     assert has_tiny_sam_weights(SamSegmenter.from_pretrained(str(tmp_path), device="cpu").model)
 
 
+def test_a_folder_s_hidden_files_are_not_checkpoints(tmp_path):
+    save_tiny_sam(tmp_path / "sam_tiny.safetensors")
+    (tmp_path / "._sam_tiny.safetensors").write_bytes(b"\x00\x05\x16\x07" + bytes(100))  # a Mac's metadata twin
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "old.safetensors").write_bytes(b"")
+    assert has_tiny_sam_weights(SamSegmenter.from_pretrained(tmp_path, device="cpu").model)
+
+
 def test_folder_with_several_checkpoints_needs_filename(tmp_path):
     save_tiny_sam(tmp_path / "a.safetensors")
     save_tiny_sam(tmp_path / "b.safetensors", seed=1)
