@@ -28,6 +28,10 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
     if not (pred.is_floating_point() and gt.is_floating_point()):  # 0..255 read as 0..1 is 65025 times the error
         raise ValueError(f"pred and gt must be float pictures in 0..1, got {pred.dtype} and {gt.dtype}: divide "
                          "8-bit ones by 255")
+    # a prediction may overshoot 1 a little before it is clamped; a photo may not
+    if gt.numel() and (float(gt.amax()) > 1 + 1e-3 or float(pred.amax()) > 2):
+        raise ValueError(f"pred and gt must be pictures in 0..1, got values up to {float(pred.amax()):g} and "
+                         f"{float(gt.amax()):g}: divide 0..255 ones by 255")
 
 
 def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -137,6 +141,9 @@ class MetricTracker:
         n = pred.shape[0]
         groups = [group] * n if isinstance(group, str) or group is None else list(group)
         groups = [g or "all" for g in groups]
+        if len(groups) != n:
+            raise ValueError(f"got {len(groups)} group names for a batch of {n} pictures: give one per picture, "
+                             "or one name for all")
         _check(pred, gt)
         _check_mask(mask, pred)
         buckets = fg_bucket(mask)

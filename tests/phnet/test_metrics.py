@@ -236,3 +236,15 @@ def test_8_bit_pictures_and_a_mask_without_its_channel_axis_are_refused_by_name(
     floats = pictures.float() / 255
     with pytest.raises(ValueError, match=r"add the channel axis \(mask\[:, None\]\)"):
         MetricTracker().update(floats, floats, torch.ones(1, 16, 16))
+
+
+def test_float_pictures_on_the_0_255_scale_and_a_short_group_list_are_refused_by_name():
+    """0..255 floats gave 65025 times the (f)MSE with a normal-looking PSNR; a short group list dropped pictures."""
+    from phnet.metrics import MetricTracker, all_metrics
+
+    photo, mask = torch.rand(4, 3, 16, 16), torch.ones(4, 1, 16, 16)
+    with pytest.raises(ValueError, match="got values up to .*divide 0..255 ones by 255"):
+        all_metrics(photo * 255, photo * 255, mask)
+    assert all_metrics(photo * 1.2, photo, mask)["MSE"].shape == (4,)  # an unclamped prediction may overshoot
+    with pytest.raises(ValueError, match="got 2 group names for a batch of 4 pictures"):
+        MetricTracker().update(photo, photo, mask, group=["a", "b"])
