@@ -333,7 +333,7 @@ class Harmonizer:
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
         _check_devices(image=image, mask=mask, reference_mask=reference_mask)
-        clip = temporal is not None and temporal is not False  # a window of 0 frames is still a clip
+        clip = as_temporal(temporal) is not None  # a window of 0 frames is still a clip; numpy False is no clip
         guided = reference_mask is not None or clip
         if guided and mode != "full":
             raise ValueError("reference_mask and temporal work with mode='full' only")

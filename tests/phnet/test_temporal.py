@@ -430,3 +430,11 @@ def test_held_out_frames_count_in_time_in_the_causal_average_and_release_the_fra
     released = [k for e in [_est(1.0, 0.5)] * 4 + [flat] * 5 for k, _ in smoother.push(e)]
     # frame k is final once frame k + 3 is in, held-out or not: not kept back until the next frame with a scene
     assert released == [0, 1, 4, 2, 5, 3, 6, 7, 8] and smoother.finish() == []
+
+
+def test_numpy_s_false_is_no_clip(tiny_config):
+    """np.False_ (a host's checkbox read through numpy) counted as a clip: mode='official' refused it."""
+    h = _harmonizer(tiny_config, "transform")
+    images, masks = _clip(frames=2)
+    plain = h(images, masks, layout="BCHW", mode="official", temporal=False)
+    torch.testing.assert_close(h(images, masks, layout="BCHW", mode="official", temporal=np.False_), plain)
