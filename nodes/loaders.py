@@ -27,6 +27,13 @@ def _offline() -> bool:
     return hub_offline()
 
 
+def unquoted(text: str) -> str:
+    """A path as Explorer's "Copy as path" quotes it, unquoted (see ``phnet.sources.unquoted``)."""
+    from ..phnet.sources import unquoted
+
+    return unquoted(text)
+
+
 def _device(choice: str):
     import torch
 
@@ -54,7 +61,7 @@ def _download_progress():
 def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | None, dict]:
     """(source, extra from_pretrained arguments): None = the bundled default, else a path, an official name
     (downloaded into models/phnet on first use) or a repo id."""
-    repo = (hub_repo_id or "").strip()
+    repo = unquoted(hub_repo_id or "")
     if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
         model_name, repo = repo, ""
     if repo and not os.path.exists(os.path.expanduser(repo)):
@@ -147,7 +154,7 @@ class PHNetModelLoader:
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", device="auto", dtype="auto"):
         # Reload when the weights file changes on disk.
-        repo = (hub_repo_id or "").strip()
+        repo = unquoted(hub_repo_id or "")
         if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
             from ..phnet.sources import stamp
 
@@ -358,7 +365,7 @@ class PHNetSAMLoader:
 
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", hub_filename="", model_type="auto", device="auto"):
-        repo = (hub_repo_id or "").strip()
+        repo = unquoted(hub_repo_id or "")
         if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
             from ..phnet.sources import stamp
 
@@ -371,7 +378,7 @@ class PHNetSAMLoader:
         from ..phnet.sam import SamSegmenter, SeveralCheckpoints
         from ..phnet.sources import looks_like_repo_id, parse_hub_ref
 
-        repo = (hub_repo_id or "").strip()
+        repo = unquoted(hub_repo_id or "")
         filename = (hub_filename or "").strip() or None
         kwargs = {} if model_type == "auto" else {"model_type": model_type}
         # owner/name[@revision][:file], as for PHNet; a path that is not there stays a path, named as missing
@@ -380,6 +387,11 @@ class PHNetSAMLoader:
             repo, filename = hub_repo, filename or named
             if revision:
                 kwargs["revision"] = revision
+        if repo and not os.path.exists(os.path.expanduser(repo)) and not looks_like_repo_id(repo):
+            raise FileNotFoundError(
+                f"PHNet SAM Loader: hub_repo_id {repo!r} is no file or folder on this machine and no Hub repo id: "
+                "give the full path of a SAM checkpoint or of its folder, or a Hub repo as owner/name with its file "
+                "in hub_filename")
         if repo and os.path.isfile(os.path.expanduser(repo)) and filename:
             raise ValueError(
                 f"PHNet SAM Loader: hub_repo_id {repo!r} is a file, and hub_filename {filename!r} names a file inside "

@@ -41,6 +41,7 @@ __all__ = [
     "stamp",
     "transport_errors",
     "list_files",
+    "unquoted",
     "list_weights",
     "OfficialWeights",
     "OFFICIAL",
@@ -157,6 +158,15 @@ def parse_hub_ref(text: str) -> tuple[str, str | None, str | None]:
     return repo.strip(), (revision.strip() or None), (filename.strip() or None)
 
 
+def unquoted(text: str) -> str:
+    """``text`` stripped, without one pair of quotes round it unless the quoted text itself exists: Explorer's
+    "Copy as path" quotes the path it copies."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'" and not os.path.exists(os.path.expanduser(text)):
+        return text[1:-1].strip()
+    return text
+
+
 def hub_offline() -> bool:
     """``HF_HUB_OFFLINE`` set to a true value (1 / true / yes / on, any case)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
@@ -206,10 +216,7 @@ def resolve(
     ``@revision``; two different ones, or a revision with a local path, are refused: one would be ignored).
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
-    text = "" if source is None else str(source).strip()
-    if isinstance(source, str) and len(text) > 1 and text[0] == text[-1] and text[0] in "\"'" \
-            and not os.path.exists(os.path.expanduser(text)):
-        text = text[1:-1].strip()  # Explorer's "Copy as path" quotes the path it copies
+    text = "" if source is None else unquoted(source) if isinstance(source, str) else str(source).strip()
     if not text or text == DEFAULT_LABEL:
         _no_revision(revision, text or DEFAULT_LABEL, "the bundled default weights")
         return Source("default", path=BUNDLED_DIR)

@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 
 from .. import sources
-from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, hub_offline, looks_like_repo_id
+from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, hub_offline, looks_like_repo_id, unquoted
 from ..state_dicts import read_tensors
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
 from .transformers_layout import (
@@ -178,7 +178,9 @@ def locate_checkpoint(
     local_files_only: bool = False,
     model_type: str | None = None,
 ) -> CheckpointFile:
-    """A checkpoint file from a file path, a folder holding one, or a Hub repo id (+ ``filename``)."""
+    """A checkpoint file from a file path (quoted or not), a folder holding one, or a Hub repo id (+ ``filename``)."""
+    if isinstance(source, str):
+        source = unquoted(source)
     path = Path(os.path.expanduser(str(source)))
     if path.is_file():
         return CheckpointFile(path)
@@ -303,7 +305,7 @@ def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple
     if model_type is not None and arch.name != model_type:
         raise ValueError(
             f"{path} holds a {arch.name} SAM (embed dim {arch.embed_dim}, {arch.depth} blocks), "
-            f"not the requested {model_type}. Drop model_type to use the file's own size."
+            f"not the requested {model_type}. Leave model_type unset ('auto') to use the file's own size."
         )
     sam = build_sam(arch)
     _load_weights(sam, state, path, arch)

@@ -57,6 +57,8 @@ def test_loader_reloads_weights_changed_on_disk_in_a_folder_or_given_as_a_path(p
     text = config.read_text()
     as_picked, as_path = cls.IS_CHANGED(tiny_phnet, ""), cls.IS_CHANGED("default (bundled)", str(folder))
     file_path = cls.IS_CHANGED("default (bundled)", str(folder / "model.safetensors"))
+    quoted = cls.IS_CHANGED("default (bundled)", f'"{folder}"')  # as Explorer's "Copy as path" gives it
+    assert quoted == as_path
     try:
         (m,) = nodes["PHNetModelLoader"].load(tiny_phnet, "", "cpu", "fp32")
         assert m.config.image_size == 64
@@ -65,6 +67,7 @@ def test_loader_reloads_weights_changed_on_disk_in_a_folder_or_given_as_a_path(p
         os.utime(config, (later, later))
         assert cls.IS_CHANGED(tiny_phnet, "") != as_picked
         assert cls.IS_CHANGED("default (bundled)", str(folder)) != as_path
+        assert cls.IS_CHANGED("default (bundled)", f'"{folder}"') != quoted
         assert cls.IS_CHANGED("default (bundled)", str(folder / "model.safetensors")) != file_path
         (m,) = nodes["PHNetModelLoader"].load(tiny_phnet, "", "cpu", "fp32")
         assert m.config.image_size == 48  # the folder's config.json, with the file picked in it

@@ -56,6 +56,20 @@ def test_sam_loader_is_changed_tracks_file(pack, tiny_sam):
     assert a == cls.IS_CHANGED(tiny_sam, "", "", "auto", "auto") and "sam-vit-base" in a
 
 
+def test_sam_loader_takes_a_quoted_path_and_names_its_own_fields_for_a_mistyped_one(nodes, pack, tiny_sam,
+                                                                                 comfy_env):
+    """A path quoted by Explorer's "Copy as path" was refused (the PHNet loader took it), and a mistyped one got
+    the library's advice to pass filename=, which the node has no field for."""
+    path = str(comfy_env.base / "models" / "sams" / tiny_sam)
+    cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
+    assert cls.IS_CHANGED("(from hub_repo_id)", f'"{path}"', "", "auto", "auto") == cls.IS_CHANGED(
+        "(from hub_repo_id)", path, "", "auto", "auto")
+    (sam,) = nodes["PHNetSAMLoader"].load("(from hub_repo_id)", f'"{path}"', "", "auto", "cpu")
+    assert sam.segmenter.model_type == "custom"  # the tiny SAM
+    with pytest.raises(FileNotFoundError, match="hub_repo_id .* no file or folder on this machine.*hub_filename"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", path + "x", "", "auto", "cpu")
+
+
 @pytest.mark.parametrize("loader", ["PHNetSAMLoader", "PHNetModelLoader"])
 def test_a_linked_model_name_is_no_change_of_its_own(pack, loader):
     """Linked from another node, the input reaches IS_CHANGED as None: an error there reloaded the model on
