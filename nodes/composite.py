@@ -100,11 +100,15 @@ class PHNetPasteSubject:
                 x=int(x), y=int(y), scale=float(scale), anchor=anchor,
             )
             comp, m = torch.from_numpy(comp), torch.from_numpy(m)
-            if background.shape[-1] == 4:  # an RGBA background keeps its alpha, opaque where the subject is
-                alpha = background[min(i, background.shape[0] - 1), ..., 3].float().cpu()
+            if background.shape[-1] == 4:  # an RGBA background: the subject laid over it ("over", straight alpha)
+                under = background[min(i, background.shape[0] - 1)].float().cpu()
                 if not background.is_floating_point():  # an 8- or 16-bit IMAGE, read on its scale as its colours are
-                    alpha /= integer_peak(background.dtype) or 1.0
-                comp = torch.cat([comp, torch.maximum(alpha, m)[..., None]], -1)
+                    under /= integer_peak(background.dtype) or 1.0
+                alpha, seen = under[..., 3], (1 - m)[..., None]
+                covered = m + alpha * (1 - m)
+                # comp is subject·m + background·(1−m); "over" weighs the background by its alpha too
+                over = (comp - under[..., :3] * seen * (1 - alpha[..., None])) / covered.clamp(min=1e-6)[..., None]
+                comp = torch.cat([torch.where(covered[..., None] > 0, over.clamp(0, 1), comp), covered[..., None]], -1)
             comps.append(comp)
             outs.append(m)
             bar.update_absolute(i + 1, n)

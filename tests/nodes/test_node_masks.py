@@ -255,16 +255,29 @@ def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_
     comp, pasted = nodes["PHNetPasteSubject"].paste(torch.cat([image, alpha[..., None]], -1), image,
                                                     subject_mask=subject)
     assert comp.shape == (1, 48, 64, 4)
-    assert torch.equal(comp[..., :3], nodes["PHNetPasteSubject"].paste(image, image, subject_mask=subject)[0])
-    assert torch.equal(comp[..., 3], torch.maximum(alpha, pasted))
+    opaque = alpha[..., None] == 1
+    rgb = nodes["PHNetPasteSubject"].paste(image, image, subject_mask=subject)[0]
+    assert torch.equal(torch.where(opaque, comp[..., :3], 0), torch.where(opaque, rgb, 0))
+    torch.testing.assert_close(comp[..., 3], pasted + alpha * (1 - pasted))
     rgba8 = (torch.cat([image, alpha[..., None]], -1) * 255).round().to(torch.uint8)  # an 8-bit IMAGE
     comp8, _ = nodes["PHNetPasteSubject"].paste(rgba8, image, subject_mask=subject)
-    assert torch.equal(comp8[..., 3], torch.maximum(alpha, pasted))
+    torch.testing.assert_close(comp8[..., 3], pasted + alpha * (1 - pasted))
     # the rectangle overlaps the background but only its transparent part does: the error was Harmonize's
     corner = torch.zeros(1, 48, 64)
     corner[:, -10:, -10:] = 1  # the part of the subject that lands (its top-left corner) is transparent
     with pytest.raises(ValueError, match="PHNet Paste Subject: no opaque part of the subject lands on the background"):
         nodes["PHNetPasteSubject"].paste(image, image, x=60, y=40, subject_mask=corner)
+
+
+def test_a_soft_subject_is_laid_over_an_rgba_background(nodes):
+    """A feathered subject on a transparent canvas got the canvas's colour in its edge and too little alpha."""
+    white = torch.ones(1, 8, 8, 3)
+    edge = torch.full((1, 8, 8), 0.5)
+    for canvas_alpha, want_alpha in ((0.0, 0.5), (0.5, 0.75), (1.0, 1.0)):
+        canvas = torch.cat([torch.zeros(1, 8, 8, 3), torch.full((1, 8, 8, 1), canvas_alpha)], -1)
+        comp, _ = nodes["PHNetPasteSubject"].paste(canvas, white, subject_mask=edge)
+        torch.testing.assert_close(comp[..., 3], torch.full((1, 8, 8), want_alpha))
+        torch.testing.assert_close(comp[..., :3], torch.full((1, 8, 8, 3), 0.5 / want_alpha))  # white over black
 
 
 def test_a_resized_mask_keeps_what_its_values_mean(pack):
