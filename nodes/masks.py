@@ -196,7 +196,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             inverted.append((i, *shares))
     subjects = sum(bool(m.amax() > 0) for m in frames)
     several = len(frames) > 1
-    which = (lambda i: f" (image {i} of the batch)") if several and not clip else (lambda i: "")
+    item = "mask" if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] == 1 else "image"
+    which = (lambda i: f" ({item} {i} of the batch)") if several and not clip else (lambda i: "")
     if inverted and (2 * len(inverted) > subjects or not clip):  # a frame it leaves whole is inverted too
         i, area, border = inverted[0]
         share = (f"{len(inverted)} of the {len(frames)} frames' masks cover most of the picture and its border"

@@ -104,6 +104,8 @@ def test_only_likely_inverted_masks_are_refused(pack):
     batch = torch.cat([close_up, background])
     with pytest.raises(ValueError, match=r"\(image 1 of the batch\)"):
         check(batch, image.expand(2, -1, -1, -1), "mask", "PHNet Harmonize")
+    with pytest.raises(ValueError, match=r"\(mask 1 of the batch\)"):  # one picture, two masks: no image 1
+        check(batch, image, "mask", "PHNet Harmonize")
     # a mask of the whole picture is no inverted one: an InvertMask would leave nothing
     with pytest.raises(ValueError, match="covers the whole picture, so no background is left") as refused:
         check(torch.ones(1, 100, 100), image, "mask", "PHNet Harmonize")
