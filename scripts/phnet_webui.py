@@ -476,7 +476,7 @@ def overlay_reach(p, size):
     ``size``; None without one. Harmonizing the painted mask alone left the blur band's generated pixels
     uncorrected: a seam around the subject."""
     overlay = getattr(p, "mask_for_overlay", None)
-    if overlay is None:
+    if overlay is None or not _option("overlay_inpaint", True):  # off: no original comes back, no band shows it
         return None
     return _in_generated_frame(p, overlay.convert("L"), size).point(lambda v: 255 if v > 0 else 0)
 
@@ -537,7 +537,7 @@ def _paste_subject(image, s):
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
     subject = _decode_image(s.subject)
     mode = getattr(subject, "mode", None)
-    if mode == "P" and "transparency" in subject.info:
+    if mode in ("P", "L", "RGB") and "transparency" in subject.info:  # a palette entry or a key colour (tRNS)
         subject, mode = subject.convert("RGBA"), "RGBA"
     alpha = subject.getchannel("A") if mode in ("RGBA", "LA", "PA") else None
     if alpha is not None and alpha.getextrema()[1] == 0:
@@ -554,6 +554,9 @@ def _paste_subject(image, s):
     cover = float(np.asarray(alpha, np.float64).mean() / 255) if alpha is not None else 1.0
     whole = cover * max(1, round(subject.width * float(s.scale))) * max(1, round(subject.height * float(s.scale)))
     shown = float(mask.sum())
+    if shown == 0:  # only its transparent margin overlaps the picture
+        raise ValueError(f"PHNet: no opaque part of the pasted subject lands on the picture (its {s.anchor} at "
+                         f"x {float(s.x or 0):g}, y {float(s.y or 0):g}): move it onto the picture.")
     if whole > 0 and shown < 0.95 * whole:
         notes.append(f"{1 - shown / whole:.0%} of the pasted subject lies outside the picture (its {s.anchor} at "
                      f"x {float(s.x or 0):g}, y {float(s.y or 0):g}): move it, or scale it down")
@@ -680,6 +683,9 @@ def load_harmonizer(choice, phnet_dir):
         try:
             return Harmonizer.from_pretrained(source, device=device, **options)
         except FileNotFoundError as exc:
+            if found.kind == "hub":
+                raise FileNotFoundError(f"{exc}. In the WebUI you may also put the weights in {phnet_dir} and pick them under "
+                                        "'Weights'.") from exc
             if source is not None:
                 raise
             raise FileNotFoundError(

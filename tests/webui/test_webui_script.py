@@ -901,3 +901,57 @@ def test_ultimate_sd_upscale_tiles_are_left_alone_whatever_the_mask_source(webui
     result = p.extra_generation_params["PHNet result"]
     assert result.startswith("not run on Ultimate SD upscale's tiles")
     assert ("tile mask is not your inpaint mask" in result) == (source == INPAINT)
+
+
+def test_with_overlay_original_off_no_band_around_the_mask_is_corrected(webui, monkeypatch):
+    """With "Overlay original for inpaint" off the WebUI shows every generated pixel: the band the overlay would
+    have blended got the subject's correction, a halo round the subject."""
+    from PIL import ImageFilter
+
+    full = np.zeros((128, 128), np.uint8)
+    full[48:80, 48:80] = 255
+    overlay = Image.fromarray(full).filter(ImageFilter.GaussianBlur(4))
+    monkeypatch.setattr(importlib.import_module("modules.shared").opts, "overlay_inpaint", False, raising=False)
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=128, height=128, mask=Image.fromarray(full),
+                                                          inpaint_full_res=False)
+    p.mask_for_overlay = Image.fromarray(np.clip(np.asarray(overlay).astype(int) * 2, 0, 255).astype(np.uint8))
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    before = _generated(128, 128)
+    after = np.asarray(_postprocess(webui, runner, p, before)).astype(int)
+    changed = np.abs(after - np.asarray(before).astype(int)).max(-1) > 0
+    painted = np.asarray(webui.script_module.inpaint_mask(p, (128, 128))) > 0
+    assert changed[painted].any() and not changed[~painted].any()
+
+
+def test_a_key_colour_subject_is_a_cut_out_and_one_landing_by_its_margin_only_is_named(webui, capsys):
+    """An API subject whose transparency is a tRNS key colour was called opaque and half outside; a cut-out whose
+    transparent margin alone overlapped the picture got 'the mask is empty'."""
+    import base64
+    import io
+
+    rgb = np.zeros((16, 12, 3), np.uint8)
+    rgb[...] = (0, 255, 0)
+    rgb[4:12, 3:9] = (230, 40, 40)
+    keyed = Image.fromarray(rgb)
+    buffer = io.BytesIO()
+    keyed.save(buffer, "PNG", transparency=(0, 255, 0))
+    sent = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    settings = webui.script_module.Settings(True, "tiny-phnet", 1.0, SUBJECT, sent, 30, 20, 1.0, "top-left")
+    _, mask, notes = webui.script_module._paste_subject(_generated(), settings)
+    assert float(np.asarray(mask).sum()) == 48 and notes == []
+    assert "no transparency" not in capsys.readouterr().out
+    margin = np.zeros((40, 40, 4), np.uint8)
+    margin[10:30, 10:30] = (230, 40, 40, 255)  # a cut-out with a 10 px transparent margin
+    settings = webui.script_module.Settings(True, "tiny-phnet", 1.0, SUBJECT, Image.fromarray(margin), 58, 20, 1.0,
+                                            "top-left")
+    with pytest.raises(ValueError, match="no opaque part of the pasted subject lands on the picture"):
+        webui.script_module._paste_subject(_generated(), settings)
+
+
+def test_hub_weights_missing_offline_point_at_the_webui_s_folder(webui, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    webui.script_module.clear_loaded_models()
+    with pytest.raises(FileNotFoundError, match="put the weights in .* and pick them under 'Weights'"):
+        webui.script_module.load_harmonizer("someone/phnet-portraits", str(tmp_path / "PHNet"))
