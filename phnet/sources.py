@@ -152,10 +152,11 @@ def looks_like_repo_id(text: str) -> bool:
 
 
 def parse_hub_ref(text: str) -> tuple[str, str | None, str | None]:
-    """``owner/name[@revision][:filename]`` → (repo_id, revision or None, filename or None)."""
+    """``owner/name[@revision][:filename]`` → (repo_id, revision or None, filename or None); the filename as
+    the Hub spells paths (``sub\\file`` or ``/sub/file`` typed is ``sub/file``)."""
     head, _, filename = text.strip().partition(":")
     repo, _, revision = head.partition("@")
-    return repo.strip(), (revision.strip() or None), (filename.strip() or None)
+    return repo.strip(), (revision.strip() or None), (filename.strip().replace("\\", "/").strip("/") or None)
 
 
 def unquoted(text: str) -> str:
@@ -217,6 +218,7 @@ def resolve(
     Anything else is a ``FileNotFoundError`` that names the source and the folders searched.
     """
     text = "" if source is None else unquoted(source) if isinstance(source, str) else str(source).strip()
+    revision = revision.strip() or None if isinstance(revision, str) else revision  # "" is no revision: main
     if not text or text == DEFAULT_LABEL:
         _no_revision(revision, text or DEFAULT_LABEL, "the bundled default weights")
         return Source("default", path=BUNDLED_DIR)

@@ -228,6 +228,8 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"{config_json} is not valid JSON ({e})") from None
     stored = _stored_config(weights) if isinstance(d, dict) else None
+    if stored is not None and "correction_threshold" in d:  # a whole threshold rule: its unset parts are unset
+        d = {**{key: getattr(PHNetConfig, key) for key in _RULE_PARTS}, **d}
     config = PHNetConfig.from_dict({**stored.to_dict(), **d} if stored else d, source=str(config_json),
                                    required=REQUIRED_FIELDS)
     if stored is not None:
@@ -235,6 +237,8 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
                          f"Fix or delete {config_json.name} (the stored config is used then)", config_json.name)
     return config
 
+
+_RULE_PARTS = ("correction_ramp", "correction_floor")  # left out of a saved config when unset (PHNetConfig.to_dict)
 
 # What the tensors were trained as: config.json may tune the rest (working size, threshold), never these.
 _TRAINED_AS = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction", "output")
@@ -397,8 +401,9 @@ def push_to_hub(
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    # private only when asked: huggingface_hub before 0.27 reads None as False (public)
-    url = api.create_repo(repo_id, exist_ok=True, repo_type="model", **({"private": True} if private else {}))
+    # None left out: huggingface_hub before 0.27 reads None as False (public)
+    url = api.create_repo(repo_id, exist_ok=True, repo_type="model",
+                          **({"private": bool(private)} if private is not None else {}))
     if private and not api.repo_info(repo_id, repo_type="model").private:
         raise PermissionError(f"the Hub repo {repo_id} exists and is public: nothing was uploaded. Make it private "
                               "on the Hub first, or give another repo name")
@@ -409,9 +414,11 @@ def push_to_hub(
     return str(url)
 
 
-def check_upload(repo_id: str, token: str | bool | None = None) -> None:
+def check_upload(repo_id: str, token: str | bool | None = None,
+                 later: str = "upload later with python -m trainer.push FOLDER REPO") -> None:
     """Refuse an upload that cannot happen before any work is done for it (a training run, a conversion): a
-    name the Hub does not take, offline mode, no token. A ``ValueError`` naming the fix."""
+    name the Hub does not take, offline mode, no token. A ``ValueError`` naming the fix (``later``: the way to
+    upload once online)."""
     from huggingface_hub.utils import HFValidationError, get_token, validate_repo_id
 
     try:
@@ -421,8 +428,7 @@ def check_upload(repo_id: str, token: str | bool | None = None) -> None:
                          "owner/name, e.g. you/phnet-portraits") from None
     if sources.hub_offline():
         raise ValueError(f"nothing can be uploaded to {repo_id} offline (HF_HUB_OFFLINE="
-                         f"{os.environ.get('HF_HUB_OFFLINE')}): unset it, or upload later with python -m "
-                         "trainer.push FOLDER REPO")
+                         f"{os.environ.get('HF_HUB_OFFLINE')}): unset it, or {later}")
     if token in (None, True) and not get_token():
         login = sources.hub_command("auth login")
         raise ValueError(f"no Hugging Face token to upload to {repo_id} with: log in with `{login}` or set "

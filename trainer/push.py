@@ -5,7 +5,7 @@
 Any folder of weights goes too (config.json + model.safetensors: what ``trainer.calibrate`` or
 ``phnet convert`` writes).
 
-Needs a Hub token (``huggingface-cli login`` or ``HF_TOKEN``). Only the model
+Needs a Hub token (``{login}``, or ``HF_TOKEN``). Only the model
 files are uploaded (config.json, model.safetensors and a model card).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from trainer.checkpoint import push_to_hub
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__.replace("{login}", hub_command("auth login")),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/best or runs/x/checkpoints/step-...), or "
                    "a folder of weights (config.json + model.safetensors)")
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     p.add_argument("--token", default=None)
     args = p.parse_args(argv)
     try:
-        check_upload(args.repo, args.token)
+        check_upload(args.repo, args.token, later="run this again once online")
         url = push_to_hub(args.checkpoint, args.repo, private=args.private or None, token=args.token)
     except (FileNotFoundError, PermissionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

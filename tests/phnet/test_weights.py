@@ -995,3 +995,46 @@ def test_a_shape_that_differs_is_not_blamed_on_foreign_tensors(tiny_config, tmp_
     with pytest.raises(ValueError, match="with other shapes") as caught:
         load_model(path, config=tiny_config)
     assert "other tensors beside or instead" not in str(caught.value)
+
+
+def test_an_empty_revision_is_main_and_a_hub_file_typed_with_backslashes_or_a_leading_slash_is_found(
+        offline_hub, tiny_model, tmp_path):
+    """revision="" went to the Hub as a revision (offline: 'Is a directory'); 'sub\\\\file' and '/sub/file'
+    were not found in a cache that held sub/file."""
+    folder = save_pretrained(tiny_model, tmp_path / "saved")
+    _add_snapshot(offline_hub, "owner/name", COMMIT_B, tiny_model, refs=("main",))
+    assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision=""), tiny_model)
+    assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision=" main "), tiny_model)
+    _add_files(offline_hub, "owner/sub", {"sub/config.json": (folder / "config.json").read_bytes(),
+                                          "sub/model.safetensors": (folder / "model.safetensors").read_bytes()})
+    for typed in ("sub/model.safetensors", "sub\\model.safetensors", "/sub/model.safetensors"):
+        assert _same_weights(load_model(f"owner/sub:{typed}", cache_dir=offline_hub), tiny_model)
+
+
+def test_a_config_saved_without_a_ramp_or_floor_loads_without_them(tiny_folder):
+    """PHNetConfig.save leaves an unset ramp and floor out; the folder took the stored ones in their place."""
+    import dataclasses
+
+    from phnet.config import PHNetConfig
+
+    stored = dataclasses.replace(load_model(tiny_folder).config, output="residual", correction_threshold=30.0,
+                                 correction_ramp=16.0, correction_floor=0.2)
+    save_pretrained(PHNet(stored), tiny_folder)
+    hard = dataclasses.replace(stored, correction_threshold=10.0, correction_ramp=None, correction_floor=0.0)
+    hard.save(tiny_folder / "config.json")
+    assert load_model(tiny_folder).config == hard == PHNetConfig.load(tiny_folder / "config.json")
+    working = {**json.loads((tiny_folder / "config.json").read_text()), "image_size": 96}
+    del working["correction_threshold"]  # no rule given: the stored one stands
+    (tiny_folder / "config.json").write_text(json.dumps(working))
+    assert load_model(tiny_folder).config.correction_ramp == 16.0
+
+
+def test_push_to_hub_asks_for_a_public_repo_when_told_and_offline_advice_fits_the_command(fake_hub, tiny_model,
+                                                                                        monkeypatch):
+    Harmonizer(tiny_model, device="cpu").push_to_hub("org/open", private=False)
+    assert [c for name, c in fake_hub if name == "create_repo"][0]["private"] is False
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="unset it, or run this again once online$"):
+        W.check_upload("me/up", "hf_x", later="run this again once online")
+    with pytest.raises(ValueError, match="upload later with python -m trainer.push FOLDER REPO$"):
+        W.check_upload("me/up", "hf_x")
