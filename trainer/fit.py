@@ -40,7 +40,7 @@ from trainer.optim import build_optimizer, build_scheduler
 from trainer.resume import apply_hyperparameters, check_resume_config, validation_changes
 from trainer.run_folder import RunFolder, RunFolderError
 from trainer.run_log import RunLog
-from trainer.validation import amp_available
+from trainer.validation import amp_available, validation_photos
 
 # Errors whose message tells the user what to do (a config value, a path, the data, a full disk): the CLI
 # prints them as one line. ResumeConfigError and the config and data errors are ValueErrors.
@@ -77,9 +77,11 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     opt = build_optimisation(cfg, model, env, size)
     position, best = Position(), math.inf
     if resume_dir is not None:
-        position, best = restore(resume_dir, cfg, env, opt, data.batch_size)
+        position, best, scored_on = restore(resume_dir, cfg, env, opt, data.batch_size)
     commit_run(cfg, env, run)
     if resume_dir is not None:
+        same = None if scored_on is None else scored_on == validation_photos(data.val_set)
+        stale = validation_changes(changes, same)
         if not math.isinf(best) and not (run.root / "best").is_dir():
             # a fork, or a return to an earlier step that set best/ aside: the weights that scored it are not
             # in this run, so its first validation writes best/ again
@@ -87,11 +89,11 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
                 print(f"[trainer] this run has no best/ (the checkpoint's best fMSE {best:.1f} was scored "
                       "elsewhere): its first validation writes one", file=sys.stderr)
             best = math.inf
-        elif not math.isinf(best) and validation_changes(changes):
+        elif not math.isinf(best) and stale:
             if env.main:
-                print(f"[trainer] the validation data changed ({', '.join(validation_changes(changes))}): the "
-                      f"checkpoint's best fMSE {best:.1f} was scored on other composites, so this run's first "
-                      "validation writes best/ again", file=sys.stderr)
+                print(f"[trainer] the validation data changed ({', '.join(stale)}): the checkpoint's best fMSE "
+                      f"{best:.1f} was scored on other composites, so this run's first validation writes best/ "
+                      "again", file=sys.stderr)
             best = math.inf
     log = open_log(run, env, resume_dir, position, changes, data)
     loop = TrainingLoop(cfg=cfg, env=env, out_dir=run.root, log=log, model=model,
@@ -276,8 +278,10 @@ def shared_precision(env: Dist, own: torch.dtype | None) -> torch.dtype | None:
     return order[env.least(order.index(own))]
 
 
-def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_size: int) -> tuple[Position, float]:
-    """Load the optimizer, schedule, scaler, EMA and RNG states; apply the config's hyperparameters."""
+def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation,
+            batch_size: int) -> tuple[Position, float, str | None]:
+    """Load the optimizer, schedule, scaler, EMA and RNG states; apply the config's hyperparameters. Returns
+    where the run stands, its best score and what that was scored on (``validation_photos``; None: not said)."""
     t_cfg = cfg["train"]
     state = ckpt.load_training_state(resume_dir)
     opt.optimizer.load_state_dict(state["optimizer"])
@@ -305,7 +309,7 @@ def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation, batch_siz
     apply_hyperparameters(opt.optimizer, opt.scheduler, t_cfg)
     if env.main:
         print(f"[trainer] resumed from {resume_dir} at step {pos.step}", file=sys.stderr)
-    return pos, best
+    return pos, best, state.get("validation_photos")
 
 
 def wrap_for_training(model, t_cfg: dict, env: Dist):

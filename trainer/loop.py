@@ -24,7 +24,7 @@ from trainer import checkpoint as ckpt
 from trainer.data.synthesis import SynthesisOptions
 from trainer.data.synthesis_torch import synthesize_batch
 from trainer.model import unwrap
-from trainer.validation import autocast_for, validate
+from trainer.validation import autocast_for, validate, validation_photos
 
 if TYPE_CHECKING:  # the groups' field types, for readers and checkers only
     from torch.utils.data import DataLoader
@@ -151,6 +151,7 @@ class TrainingLoop:
         self.batches, self.train_loader, self.val_loader = data.batches, data.train_loader, data.val_loader
         self.amp, self.progress = opt.amp, progress
         self.pos, self.best = position, best
+        self.validation_photos = validation_photos(data.val_set)  # what the best score was measured on
         self.total_steps, self.accum = int(t["steps"]), int(t["grad_accum"])
         self.batch_size = int(t["batch_size"])
         self.log_every, self.val_every, self.ckpt_every = (int(t[k]) for k in ("log_every", "val_every", "ckpt_every"))
@@ -400,6 +401,7 @@ class TrainingLoop:
             "rng": ckpt.capture_rng_state(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
             "best_val_fmse": self.best, "world_size": self.env.world, "batch_size": self.batch_size,
+            "validation_photos": self.validation_photos,
         }
 
     def save(self, *, best_dir: bool = False, val: dict | None = None) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from pathlib import Path
 
 import torch
 
@@ -24,6 +26,26 @@ def autocast_for(device: torch.device, amp: torch.dtype | None):
     if amp is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=amp)
+
+
+def validation_photos(dataset) -> str | None:
+    """A fingerprint of the files a validation set is made from, in its order (resolved paths and sizes): a
+    resume tells by it whether the scores before it are comparable. None for a data set without records."""
+    indices = None
+    while isinstance(dataset, torch.utils.data.Subset):
+        indices = [dataset.indices[i] for i in indices] if indices is not None else list(dataset.indices)
+        dataset = dataset.dataset
+    records = getattr(dataset, "records", None)
+    if records is None:
+        return None
+    digest = hashlib.sha256()
+    for record in (records[i] for i in indices) if indices is not None else records:
+        digest.update(f"{record.name}\0".encode())
+        for path in (record.real, record.mask, record.comp):
+            path = Path(path).resolve() if path is not None else None
+            size = path.stat().st_size if path is not None and path.is_file() else -1
+            digest.update(f"{path}\0{size}\0".encode())
+    return digest.hexdigest()
 
 
 def picture_share(batch: dict, like: torch.Tensor) -> torch.Tensor:

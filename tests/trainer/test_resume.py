@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +198,47 @@ def test_going_back_to_a_checkpoint_without_out_stays_in_its_run(shift_set, tmp_
     assert main([*common, "--steps", "3", "--resume", str(tmp_path / "run" / "checkpoints" / "step-00000002")]) == 0
     assert (tmp_path / "run" / "superseded" / "after-step-00000002").is_dir()
     assert (tmp_path / "run" / "checkpoints" / "step-00000003").is_dir() and not (tmp_path / "runs").exists()
+
+
+def test_a_resume_tells_the_validation_photos_by_their_files_not_by_how_the_folder_is_written(shift_set, tmp_path,
+                                                                                              capsys):
+    """A trailing slash on the data folder, or a training-only setting (identity_pairs), dropped the best score;
+    photos added to the folder changed the validation set without a word."""
+    from trainer.fit import train
+
+    run = tmp_path / "run"
+    train(resumed_cfg(shift_set, run, steps=2, val_every=2), progress=False)
+    cfg = resumed_cfg(shift_set, run, steps=4, val_every=2, lr=1e-12)
+    cfg["data"]["root"] = str(shift_set) + "/"
+    cfg["data"]["identity_pairs"] = 0.2
+    capsys.readouterr()
+    train(cfg, resume=True, progress=False)
+    assert "the validation data changed" not in capsys.readouterr().err
+    state = torch.load(run / "checkpoints" / "step-00000004" / "training_state.pt", weights_only=True)
+    assert isinstance(state["validation_photos"], str)
+
+
+def test_validation_photos_are_told_by_their_files(tmp_path):
+    import types
+
+    from torch.utils.data import Subset
+
+    from trainer.data.common import Record
+    from trainer.resume import validation_changes
+    from trainer.validation import validation_photos
+
+    for name in "abc":
+        (tmp_path / f"{name}.png").write_bytes(b"x" * 10)
+    records = [Record(name, tmp_path / f"{name}.png") for name in "abc"]
+    before = validation_photos(types.SimpleNamespace(records=records[:2]))
+    assert validation_photos(types.SimpleNamespace(records=[Record(r.name, Path(f"{tmp_path}/./{r.real.name}"))
+                                                            for r in records[:2]])) == before
+    assert validation_photos(Subset(Subset(types.SimpleNamespace(records=records), [0, 1, 2]), [0, 1])) == before
+    assert validation_photos(types.SimpleNamespace(records=records)) != before  # a photo added
+    (tmp_path / "b.png").write_bytes(b"y" * 12)  # replaced by another
+    assert validation_photos(types.SimpleNamespace(records=records[:2])) != before
+    moved = {"data.root": ("set", "set/")}
+    assert validation_changes(moved) == ["data.root"]  # an older checkpoint does not say: the folder counts
+    assert validation_changes(moved, same_photos=True) == []
+    assert validation_changes(moved, same_photos=False) == ["the validation photos"]
+    assert validation_changes({"data.identity_pairs": (0.0, 0.2)}) == []
