@@ -114,6 +114,23 @@ def test_a_padded_evaluation_sample_says_where_its_picture_is(tmp_path):
     assert "box" not in build_dataset(data, "train", image_size=32, resize="pad")[0]
 
 
+def test_a_photo_folder_takes_every_photo_and_mask_format_the_library_reads(tmp_path):
+    """A .jfif photo was passed over without a word, and a .gif mask left its photo on the fallback ellipse."""
+    rng = np.random.default_rng(0)
+    for stem, photo_ext, mask_ext in (("a", ".jpg", ".png"), ("b", ".jfif", ".png"), ("c", ".jpg", ".gif")):
+        img, mask = portrait(rng, 40, 48)
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "photos" / f"{stem}{photo_ext}", "JPEG")
+        _save(tmp_path / "masks" / f"{stem}{mask_ext}", mask)
+    data = {"root": str(tmp_path / "photos"), "mask_dir": str(tmp_path / "masks"), "image_size": 32,
+            "val_fraction": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "has no mask" warning
+        records = build_dataset(data, "train").records
+    assert {(r.name, r.mask.name if r.mask else None) for r in records} == {
+        ("a.jpg", "a.png"), ("b.jfif", "b.png"), ("c.jpg", "c.gif")}
+
+
 def test_a_photo_folders_test_split_says_it_is_its_validation_split(photos):
     from trainer.data.common import list_images
 

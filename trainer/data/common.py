@@ -15,10 +15,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from phnet.corrections import MIN_BACKGROUND
-from phnet.imageio import IMAGE_SUFFIXES, image_to_array, image_to_uint8, read_image, read_mask
+from phnet.imageio import image_to_array, image_to_uint8, read_image, read_mask
+from phnet.imageio.decode import MASK_ONLY, readable_suffixes
 from trainer.builders.held_out import refuse_reserved
 
-IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the files the trainer lists as pictures: the ones phnet.imageio reads
+IMAGE_EXTENSIONS = readable_suffixes()  # the files the trainer lists as pictures: the ones phnet.imageio reads
+MASK_EXTENSIONS = IMAGE_EXTENSIONS + MASK_ONLY  # and as masks, as the CLI does
 RESIZE_MODES = ("stretch", "crop", "pad", "none")
 
 
@@ -143,7 +145,7 @@ def find_with_any_extension(folder: Path, stem: str) -> Path | None:
 TRAINER_OUTPUT_MARKERS = ("run_config.json", "trainer.lock", "log.jsonl", "results.md")
 
 
-def list_images(root: Path) -> list[Path]:
+def list_images(root: Path, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """The pictures under ``root``, leaving out hidden folders and what the trainer wrote there (a run's
     ``curves.png``, an evaluation's ``grid.png``: a run folder placed inside its own photo folder). A folder
     or picture in the package reserved for held-out evaluation is refused (``builders.held_out``)."""
@@ -161,7 +163,7 @@ def list_images(root: Path) -> list[Path]:
             continue
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in suffixes]
     if left_out:
         left_out.sort()
         print(f"[data] {root}: left out {len(left_out)} folder(s) the trainer wrote (not photos): "

@@ -26,7 +26,7 @@ import numpy as np
 
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (IMAGE_EXTENSIONS, BadSampleError, Record, holdout_set, list_images, load_mask,
+from trainer.data.common import (IMAGE_EXTENSIONS, MASK_EXTENSIONS, BadSampleError, Record, holdout_set, list_images, load_mask,
                                  load_rgb_and_alpha, load_thumbnail, ellipse_mask)
 
 MASK_FALLBACKS = ("ellipse", "error")
@@ -92,12 +92,13 @@ def stem_of(key: str) -> str:
 
 
 def pictures_by_stem(folder: Path) -> dict[str, Path]:
-    """The pictures under ``folder`` by relative path without extension; ``.png`` wins over ``.jpg`` and so on."""
+    """The masks (or pictures) under ``folder`` by relative path without extension; ``.png`` wins over ``.jpg``
+    and so on."""
     def rank(p: Path) -> tuple[bool, int]:
-        return p.suffix != p.suffix.lower(), IMAGE_EXTENSIONS.index(p.suffix.lower())
+        return p.suffix != p.suffix.lower(), MASK_EXTENSIONS.index(p.suffix.lower())
 
     found: dict[str, Path] = {}
-    for p in sorted(list_images(folder), key=rank):
+    for p in sorted(list_images(folder, MASK_EXTENSIONS), key=rank):
         found.setdefault(stem_of(p.relative_to(folder).as_posix()), p)
     return found
 
