@@ -160,8 +160,8 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
     lost = [split for split, names in splits.items() if fractions[split] > 0 and not names]
     if skipped and lost:
         raise ValueError(f"the {' and '.join(lost)} split of the set would be empty: its photos were skipped (the "
-                         f"warnings above say why); mend or remove them, or build with another --seed; {dest} was "
-                         "left as it was")
+                         f"warnings above say why); mend or remove them, add photos, or build with --{lost[0]}-fraction "
+                         f"0 (training then carves its own validation split); {dest} was left as it was")
     for split, names in splits.items():  # no empty list: without val_split.txt, training carves its own val
         if names or split == "train":
             (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")

@@ -87,8 +87,28 @@ def test_a_split_emptied_by_skipped_photos_is_an_error(tmp_path, photos, capsys)
         warnings.simplefilter("ignore")
         assert main([str(src), str(tmp_path / "set"), "--size", "32", "--val-fraction", "0.05", "--test-fraction",
                      "0", "--no-progress"]) == 2
-    assert "the val split of the set would be empty: its photos were skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the val split of the set would be empty: its photos were skipped" in err
+    assert "--val-fraction 0 (training then carves its own validation split)" in err and "--seed" not in err
     assert not (tmp_path / "set").exists()
+
+
+def test_a_set_whose_train_split_is_one_photo_says_why_training_has_no_validation(tmp_path, photos):
+    """The error told to raise data.val_fraction (it was 0.05) or give data.val_root (ignored for such sets)."""
+    import shutil
+
+    from trainer.builders.synthetic_set import main
+    from trainer.data import build_dataset
+
+    img_dir, _ = photos
+    src = tmp_path / "photos"
+    src.mkdir()
+    for p in sorted(img_dir.iterdir())[:2]:
+        shutil.copy(p, src / p.name)
+    assert main([str(src), str(tmp_path / "set"), "--size", "32", "--val-fraction", "0", "--test-fraction", "0.5",
+                 "--no-progress"]) == 0
+    with pytest.raises(ValueError, match="no validation list, and its train split has too few photos to carve one"):
+        build_dataset({"root": str(tmp_path / "set"), "val_fraction": 0.05}, "val", image_size=32)
 
 
 def test_a_mask_folder_that_does_not_exist_or_matches_no_photo_is_an_error(tmp_path, photos, capsys):
