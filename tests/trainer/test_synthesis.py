@@ -63,6 +63,9 @@ def test_sample_strength_fractions():
     assert (s >= 0.4).mean() == pytest.approx(0.7, abs=0.03)
     with pytest.raises(ValueError, match="unknown synthesis transform"):
         SynthesisOptions(transforms=["sepia"])
+    # the device synthesis applied one draw at every repeat, the CPU one a draw each: two recipes
+    with pytest.raises(ValueError, match="names exposure, transfer more than once; list each transform once"):
+        SynthesisOptions(transforms=["transfer", "exposure", "transfer", "exposure", "curve"])
 
 
 def test_reinhard_baseline_matches_background_statistics(pair):

@@ -130,6 +130,10 @@ class SynthesisOptions:
             raise ValueError(f"unknown synthesis transform(s) {unknown}; choose from {sorted(TRANSFORMS)}")
         if not self.transforms:
             raise ValueError("data.synthesis.transforms is empty")
+        repeated = sorted({t for t in self.transforms if list(self.transforms).count(t) > 1})
+        if repeated:
+            raise ValueError(f"data.synthesis.transforms names {', '.join(repeated)} more than once; list each "
+                             "transform once (max_transforms says how many are applied together)")
         if not 0 <= self.identity_fraction + self.mild_fraction <= 1:
             raise ValueError("identity_fraction + mild_fraction must be within [0, 1]")
         self.transforms = tuple(self.transforms)
