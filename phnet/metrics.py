@@ -34,9 +34,14 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
                          f"{float(gt.amax()):g}: divide 0..255 ones by 255")
 
 
+def wide(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float64 for a metric's sums; on the CPU where the device has no float64 (Apple's GPU)."""
+    return (x.cpu() if x.device.type == "mps" else x).double()
+
+
 def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     _check(pred, gt)
-    return ((pred.double() - gt.double()) * 255).pow(2).flatten(1).mean(dim=1)
+    return ((wide(pred) - wide(gt)) * 255).pow(2).flatten(1).mean(dim=1)
 
 
 def _check_mask(mask: torch.Tensor, pred: torch.Tensor) -> None:
@@ -48,14 +53,14 @@ def _check_mask(mask: torch.Tensor, pred: torch.Tensor) -> None:
 def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     _check(pred, gt)
     _check_mask(mask, pred)
-    m = (mask >= 0.5).double()
-    err = ((pred.double() - gt.double()) * 255).pow(2) * m
+    m = wide(mask >= 0.5)
+    err = ((wide(pred) - wide(gt)) * 255).pow(2) * m
     return err.flatten(1).sum(dim=1) / (3 * m.flatten(1).sum(dim=1) + FMSE_EPS)
 
 
 def psnr_of(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """PSNR from a (f)MSE already measured, against the photo's own peak."""
-    peak = (gt.double() * 255).flatten(1).amax(dim=1)
+    peak = (wide(gt) * 255).flatten(1).amax(dim=1)
     return 10 * torch.log10(peak.pow(2) / (err + PSNR_EPS))
 
 
@@ -68,7 +73,7 @@ def fpsnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 
 
 def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
-    return (mask >= 0.5).double().flatten(1).mean(dim=1)
+    return wide(mask >= 0.5).flatten(1).mean(dim=1)
 
 
 def fg_bucket(mask: torch.Tensor) -> str | list[str]:
@@ -98,9 +103,9 @@ def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, pe
     larger picture): a few milliseconds and small copies, whatever the picture's size."""
     step = max(1, math.ceil(math.sqrt(mask.numel() / max_pixels)))
     before, after, mask = before[::step, ::step], after[::step, ::step], mask[::step, ::step]
-    err = (after[..., :3].double() - before[..., :3].to(after.device).double()).square_()
-    weight = mask[..., None].to(after.device).double() / mask_peak
-    outside = (weight <= weight.max() / 64).double()
+    err = (wide(after[..., :3]) - wide(before[..., :3].to(after.device))).square_()
+    weight = wide(mask[..., None].to(after.device)) / mask_peak
+    outside = wide(weight <= weight.max() / 64)
     # (a sum over 3 channels is slow)
     sums = (((err * weight).sum(), weight.sum()), ((err * outside).sum(), outside.sum()))
     scale = 255 / peak
@@ -113,7 +118,7 @@ def blend_weight(masks: torch.Tensor, mask_peak: float = 1.0, max_pixels: int = 
     everywhere (1 for an empty one); read on a grid like :func:`rms_change`, in one read from the device. A
     change c blended in by w has RMS c × this (for c even over the subject)."""
     step = max(1, math.ceil(math.sqrt(masks[0].numel() / max_pixels)))
-    weight = masks[:, ::step, ::step].double() / mask_peak
+    weight = wide(masks[:, ::step, ::step]) / mask_peak
     covered = weight.sum(dim=(1, 2))
     cubes = weight.pow(3).sum(dim=(1, 2))
     return torch.where(covered > 0, (cubes / covered.clamp(min=1e-12)).sqrt(), torch.ones_like(covered)).tolist()

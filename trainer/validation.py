@@ -85,8 +85,9 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch
             out_real = metrics.blend(pred_real.float().clamp(0, 1), real, mask)
             comp_fmse = metrics.fmse(comp, real, mask)
             near = (comp_fmse < NEAR_RIGHT_FMSE).double()
-            share = picture_share(batch, comp).to(device)
-            mse = metrics.mse(out, real) / share
+            mse = metrics.mse(out, real)
+            share = picture_share(batch, comp).to(mse.device)  # where the metrics are (the CPU for Apple's GPU)
+            mse = mse / share
             vals = {
                 "mse": mse, "fmse": metrics.fmse(out, real, mask),
                 "psnr": metrics.psnr_of(mse, real), "fpsnr": metrics.fpsnr(out, real, mask),

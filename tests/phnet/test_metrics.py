@@ -248,3 +248,23 @@ def test_float_pictures_on_the_0_255_scale_and_a_short_group_list_are_refused_by
     assert all_metrics(photo * 1.2, photo, mask)["MSE"].shape == (4,)  # an unclamped prediction may overshoot
     with pytest.raises(ValueError, match="got 2 group names for a batch of 4 pictures"):
         MetricTracker().update(photo, photo, mask, group=["a", "b"])
+
+
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="needs Apple's GPU (MPS), which has no float64")
+def test_metrics_and_report_figures_run_on_apple_s_gpu():
+    """Every metric cast the device's tensors to float64, which MPS refuses: training crashed at its first
+    validation, harmonize() on MPS tensors at its report."""
+    from phnet.metrics import all_metrics, blend_weight, rms_change
+
+    photo, mask = torch.rand(2, 3, 16, 16, device="mps"), torch.ones(2, 1, 16, 16, device="mps")
+    assert all_metrics(photo, photo, mask)["MSE"].tolist() == [0.0, 0.0]
+    assert blend_weight(mask[:, 0]) == [1.0, 1.0]
+    assert rms_change(photo[0].permute(1, 2, 0), photo[0].permute(1, 2, 0), mask[0, 0]) == (0.0, 0.0)
+
+
+def test_metrics_stay_on_their_device_where_it_has_float64():
+    from phnet.metrics import mse, wide
+
+    photo = torch.rand(1, 3, 4, 4)
+    assert wide(photo).dtype == torch.float64 and wide(photo).device == photo.device
+    assert mse(photo, photo).device == photo.device
