@@ -86,8 +86,15 @@ def needs_grad_scaling(dtype: torch.dtype) -> bool:
 
 def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
     """Why ``dtype`` asked for by name is slower than fp32 on ``device``, or None. bf16 on a GPU before
-    compute capability 8 (T4, V100, RTX 20xx) has no cuDNN kernels, and convolutions fall back to slow ones."""
+    compute capability 8 (T4, V100, RTX 20xx) has no cuDNN kernels, and convolutions fall back to slow ones; on a
+    CPU without AMX bf16 is emulated (20-27x slower than fp32 measured with AVX2 alone), and fp16 has no fast
+    convolutions on any CPU."""
     device = torch.device(device)
+    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_fast_bf16():
+        return ("bf16 on this CPU (no AMX bf16 units) is emulated and runs many times slower than fp32: choose "
+                "dtype 'fp32' or 'auto'")
+    if device.type == "cpu" and dtype == torch.float16:
+        return "fp16 on the CPU has no fast convolutions and runs slower than fp32: choose dtype 'fp32' or 'auto'"
     if dtype == torch.bfloat16 and device.type == "cuda" and native_low_precision(device) != torch.bfloat16:
         index = device.index if device.index is not None else torch.cuda.current_device()
         major, minor = torch.cuda.get_device_capability(index)

@@ -95,4 +95,17 @@ def test_bf16_asked_for_on_a_gpu_without_it_is_named_as_slow(monkeypatch, capabi
     if slow:
         assert reason.startswith(f"bf16 on Tesla T4 (compute capability {capability[0]}.{capability[1]})")
         assert "choose dtype 'fp16' or 'auto'" in reason
-    assert slow_on(torch.float16, "cuda") is None and slow_on(torch.bfloat16, "cpu") is None
+    assert slow_on(torch.float16, "cuda") is None
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_bf16_on_a_cpu_without_amx_and_fp16_on_any_cpu_are_named_as_slow(monkeypatch, amx):
+    """bf16 emulated on a CPU without AMX ran 20-27x slower than fp32 without a word."""
+    from phnet import precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: amx)
+    assert (precision.slow_on(torch.bfloat16, "cpu") is None) == amx
+    if not amx:
+        assert "no AMX bf16 units" in precision.slow_on(torch.bfloat16, "cpu")
+    assert "fp16 on the CPU has no fast convolutions" in precision.slow_on(torch.float16, "cpu")
+    assert precision.slow_on(torch.float32, "cpu") is None
