@@ -165,8 +165,10 @@ def summary(corrections: Sequence[Correction]) -> str:
     notes = [note if count == len(corrections) else f"{count} of {len(corrections)}: {note}"
              for note, count in sorted(Counter(note for c in corrections for note in set(c.notes)).items())]
     left = sum(c.unchanged for c in corrections)
-    sizes = [c.size for c in corrections  # the network's proposals
-             if not c.empty_mask and c.background is None and c.flat is None]
+    muted = [c for c in corrections
+             if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None and c.flat is None]
+    sizes = [c.size for c in corrections  # the network's proposals (a muted one's: strength 1 would apply less)
+             if not c.empty_mask and c.background is None and c.flat is None and c not in muted]
     line = f"{len(corrections) - left} of {len(corrections)} images changed"
     applied = [c.applied for c in corrections if not c.unchanged]  # what the pictures show
     if applied:
@@ -194,11 +196,10 @@ def summary(corrections: Sequence[Correction]) -> str:
     if lifted:
         line += (f"; {len(lifted)} below the do-no-harm threshold {lifted[0].threshold:g} on their own, changed by "
                  "their shot's smoothed correction")
-    muted = [c for c in corrections
-             if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None and c.flat is None]
     if muted:
-        line += f"; {len(muted)} at strength 0, left unchanged"
-    shortened = [c for c in corrections if 0 < c.kept < 1]
+        line += (f"; {len(muted)} at strength 0, left unchanged (at strength 1: RMS "
+                 f"{_span(c.at_full_strength for c in muted)})")
+    shortened = [c for c in corrections if 0 < c.kept < 1 and c.strength > 0]
     if shortened:
         line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"
     invisible = sum(c.invisible for c in corrections)

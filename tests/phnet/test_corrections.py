@@ -87,6 +87,15 @@ def test_a_clip_at_strength_0_is_counted_as_muted_not_changed_by_smoothing():
     assert "smoothed correction" not in line
 
 
+def test_a_batch_at_strength_0_gives_what_strength_1_would_apply_not_the_proposals():
+    """The batch line gave the network's proposals (10.5 where strength 1 applies 2.1) and counted them as
+    shortened by the threshold, while nothing was applied."""
+    batch = [Correction(10.5, 40.5, 0.2, strength=0.0), Correction(7.9, 40.5, 0.2, strength=0.0)]
+    line = summary(batch)
+    assert "2 at strength 0, left unchanged (at strength 1: RMS 1.6 to 2.1)" in line
+    assert "shortened" not in line and "10.5" not in line
+
+
 def test_pictures_left_as_they_were_for_any_reason_are_logged_as_warnings(caplog):
     import logging
 
