@@ -590,10 +590,17 @@ class Harmonizer:
             image_low = downscale(pixels[..., :3], peak, low_shape).to(self.device)
             coverage, subject = _working_mask(mask, mask_peak, low_shape)
             coverage, mask_low = coverage.to(self.device), subject.to(self.device).float()
-            # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device)
-            largest = torch.zeros_like(mask_low).view(-1).scatter_(0, coverage.argmax().view(1), 1.0)
-            mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             box = bounding_box(mask)
+            # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device),
+            # or, rounded away altogether (a pixel or two of a big picture), the one under its box's centre
+            largest = coverage.argmax()
+            if box is not None:
+                h, w = low_shape
+                centre = (min(h - 1, (box[0] + box[1]) * h // (2 * pixels.shape[0])) * w
+                          + min(w - 1, (box[2] + box[3]) * w // (2 * pixels.shape[1])))
+                largest = torch.where(coverage.amax() > 0, largest, torch.tensor(centre, device=largest.device))
+            largest = torch.zeros_like(mask_low).view(-1).scatter_(0, largest.view(1), 1.0)
+            mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
             # where no trace of the mask is counts as the scene for a cut-out: its edge mixes the subject with
             # that one colour and no more, or it is most of what the binary mask leaves (a mask feathered or

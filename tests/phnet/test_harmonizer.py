@@ -545,6 +545,16 @@ def test_a_subject_too_small_for_the_working_size_keeps_its_largest_pixel(harmon
     assert low.box == (100, 101, 37, 38)
 
 
+def test_a_subject_rounded_away_at_the_working_size_is_placed_where_it_is_not_in_the_corner(harmonizer):
+    """On a big picture a 1-px subject's coverage rounds to 0 at 8 bits: argmax of zeros put it at the top-left
+    pixel, and the network matched the wrong place."""
+    pixels = torch.zeros(3072, 3072, 3, dtype=torch.uint8)
+    mask = torch.zeros(3072, 3072, dtype=torch.uint8)
+    mask[1800, 2000] = 255
+    low = harmonizer.prepare_low(pixels, 255.0, mask, 255.0, 64)
+    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[1800 * 64 // 3072, 2000 * 64 // 3072]]
+
+
 @pytest.mark.parametrize("level", [0.49, 0.3])
 def test_a_soft_mask_under_half_everywhere_is_its_region_not_one_pixel(harmonizer, level):
     """Read against half of full, a mask at 0.49 kept none of its subject: the network saw one pixel, and the
