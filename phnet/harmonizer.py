@@ -349,6 +349,8 @@ class Harmonizer:
             if measure:
                 corrections = self.measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
                                              masks[:, 0], 1.0, 1.0)
+            else:
+                corrections = _weighed(corrections, mode, masks[:, 0], 1.0)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
             result = Harmonized(tensor_to_image(out.cpu(), alpha, form, keep.cpu()), corrections)
         else:
@@ -369,6 +371,8 @@ class Harmonizer:
                                                      threshold)
             if measure:  # (a clip's frames carry their masks' weight from estimate_frames already)
                 corrections = self.measured(corrections, mode, pixels, out, masks, peak, mask_peak, weigh=not clip)
+            elif not clip:
+                corrections = _weighed(corrections, mode, masks, mask_peak)
             result = Harmonized(finish(out), corrections)
         log_corrections(result.corrections)
         return result
@@ -984,6 +988,14 @@ def _mixed_from_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouche
     canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
     off = (image - canvas).abs().amax(dim=1, keepdim=True)
     return ((off <= FLAT_SPREAD + 1 / 255 + coverage) | (coverage >= 0.5)).all()
+
+
+def _weighed(corrections: list[Correction], mode: str, masks: torch.Tensor, mask_peak: float) -> list[Correction]:
+    """Unmeasured corrections with what their masks let through (``Correction.weight``), so that the figures
+    logged for them are those a measured report gives (mode "official" reads a mask as 1 bit: weight 1)."""
+    if mode == "official":
+        return corrections
+    return [dataclasses.replace(c, weight=w) for c, w in zip(corrections, blend_weight(masks, mask_peak))]
 
 
 def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

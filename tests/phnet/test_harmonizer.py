@@ -1133,3 +1133,16 @@ def test_a_thin_subject_of_a_large_picture_is_measured_in_its_own_box(tiny_confi
     m[200:1800, 1001:1004] = 1
     (report,) = harmonizer.harmonize(img, m, threshold=0).corrections
     assert report.shown > 0.5 and "changed by RMS 0.0" not in report.describe()
+
+
+def test_a_call_without_a_report_logs_the_figure_through_the_mask_as_a_report_does(tiny_model, caplog):
+    """harmonizer(image, mask) logged the full correction for a faint mask; harmonize() its share (weight 0.30)."""
+    import logging
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    img, faint = photo(64, 96), subject_mask(64, 96) * 0.3
+    with caplog.at_level(logging.INFO, logger="phnet"):
+        h(img, faint, threshold=0)
+        h.harmonize(img, faint, threshold=0)
+    called, reported = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PHNet:")]
+    assert "through a faint mask (weight 0.30)" in called and "through a faint mask (weight 0.30)" in reported
