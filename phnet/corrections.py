@@ -51,7 +51,8 @@ class Correction:
     ``flat``: the background's one colour (0–255) when it has only one, and the subject was therefore left as
     it was; ``shown``: the RMS change over the subject measured in the result, where it was measured (a
     correction that pushes colours past 0 or 255 shows less than it proposed: a saturated subject, 1.8 times
-    less)."""
+    less); ``lost``: with ``empty_mask``, a subject that vanished from the official pipeline's square mask (too
+    small or thin for the working size), not one the caller's mask lacks."""
 
     size: float
     threshold: float
@@ -65,6 +66,7 @@ class Correction:
     weight: float = 1.0
     flat: tuple[int, int, int] | None = None
     shown: float | None = None
+    lost: bool = False
 
     @classmethod
     def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
@@ -114,6 +116,8 @@ class Correction:
 
     def label(self) -> str:
         """A few words for a picture's caption (the before/after image): whether it changed, and why not."""
+        if self.lost:
+            return "unchanged: subject lost in the square"
         if self.empty_mask:
             return "unchanged: empty mask"
         if self.background is not None:
@@ -133,6 +137,9 @@ class Correction:
         return "harmonized (PHNet)"
 
     def _verdict(self) -> str:
+        if self.lost:
+            return ("unchanged: the subject vanished from the square mask of mode 'official' (too small or thin "
+                    "for the working size); mode 'full' keeps it")
         if self.empty_mask:
             return "unchanged: its mask is empty (no subject in it)"
         if self.background is not None:
@@ -179,7 +186,10 @@ def summary(corrections: Sequence[Correction]) -> str:
         line += f" (the network's corrections {proposed})" if proposed != _span(applied) else ""
     elif sizes:
         line += f"; corrections {_span(sizes)}"
-    empty = sum(c.empty_mask for c in corrections)
+    lost = sum(c.lost for c in corrections)
+    if lost:
+        line += f"; {lost} whose subject vanished from the square mask of mode 'official', left as they were"
+    empty = sum(c.empty_mask and not c.lost for c in corrections)
     if empty:
         line += f"; {empty} with an empty mask (no subject in them), left as they were"
     cramped = sum(c.background is not None for c in corrections)

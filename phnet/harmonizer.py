@@ -914,6 +914,8 @@ class Harmonizer:
     def _official_square(self, image_sq, mask_sq, strength, threshold) -> tuple[torch.Tensor, Correction]:
         """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
         threshold = self.threshold_for(threshold)
+        if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
+            return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
         pred, correction_size, kept = self._run(  # the official tester's fp32, unless asked otherwise
             lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq, exact=True
         )

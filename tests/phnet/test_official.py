@@ -358,3 +358,28 @@ def test_a_folder_that_cannot_be_written_is_named_before_the_lock_is_waited_for(
     with pytest.raises(PermissionError, match=f"cannot write into {tmp_path}"):
         weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     assert waited == []
+
+
+def test_a_subject_lost_in_the_official_square_leaves_the_picture_as_it_was_and_says_why(tiny_model):
+    """Nearest sampling stepped over a 1-px subject: the network proposed 0, the picture was resampled all the
+    same (its background moved by up to 86 levels) and the report said 'harmonized'."""
+    import numpy as np
+
+    from phnet import Harmonizer
+    from phnet.corrections import summary
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    picture = (np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)
+    tiny = np.zeros((200, 200), np.uint8)
+    tiny[2, 2] = 255  # between the pixels nearest sampling reads for the 64 px square (1 and 4)
+    result = h.harmonize(picture, tiny, mode="official")
+    assert np.array_equal(result.image, picture)
+    assert result.corrections[0].describe().startswith("unchanged: the subject vanished from the square mask of "
+                                                       "mode 'official'")
+    assert result.corrections[0].label() == "unchanged: subject lost in the square"
+    whole = np.zeros((200, 200), np.uint8)
+    whole[50:150, 60:140] = 255
+    line = summary(h.harmonize(np.stack([picture, picture]), np.stack([tiny, whole]), mode="official",
+                               threshold=0).corrections)
+    assert "1 whose subject vanished from the square mask of mode 'official'" in line
+    assert "empty mask" not in line
