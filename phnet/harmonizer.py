@@ -487,7 +487,9 @@ class Harmonizer:
         if not 0.0 <= as_number(strength, "strength") <= 1.0:
             raise ValueError(f"strength must be in 0..1, got {strength}")
         size = self.config.image_size if working_size is None else working_size
-        # any whole number: 256.0 from a UI's number field, numpy's int64 or float32 too
+        # any whole number: 256.0 from a UI's number field, numpy's int64 or float32, a one-element tensor too
+        if isinstance(size, torch.Tensor) and size.numel() == 1 and size.dtype != torch.bool:
+            size = size.item()
         whole = isinstance(size, numbers.Real) and not isinstance(size, bool) and float(size).is_integer()
         if not whole or not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE or size % 8:
             raise ValueError(f"working_size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}, "

@@ -845,7 +845,8 @@ def test_a_mask_on_the_wrong_scale_is_refused_instead_of_changing_nothing(harmon
         harmonizer.harmonize(photo(32, 40), subject_mask(32, 40) / 255)
 
 
-@pytest.mark.parametrize("size, ok", [(32.0, True), (np.int64(32), True), ("32", False), (32.5, False), (True, False)])
+@pytest.mark.parametrize("size, ok", [(32.0, True), (np.int64(32), True), (torch.tensor(32), True), ("32", False),
+                                      (32.5, False), (True, False), (torch.tensor(True), False)])
 def test_working_size_must_be_a_whole_number(harmonizer, size, ok):
     """'256' ended in a comparison TypeError and 256.0 in PIL's, in mode="official"."""
     if ok:
