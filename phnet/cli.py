@@ -476,8 +476,10 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                     corrections[reported[j]] = harmonizer.measured([report], "full", pixels[None], out[None],
                                                                    mask[None], peak, mask_peak, weigh=False)[0]
                 save(finish(out), frames[j], keep, image)
-            except (ValueError, OSError) as e:
-                fail(frames[j], e)
+            except (ValueError, OSError, MemoryError, RuntimeError) as e:
+                if isinstance(e, RuntimeError) and not out_of_memory(e):
+                    raise
+                fail(frames[j], _memory_advice(e))
 
     for job in jobs:
         try:
@@ -494,8 +496,10 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             with torch.inference_mode():
                 found = harmonizer.estimate_frame(pixels, peak, masks, mask_peak, size, reference, args.threshold,
                                                   args.strength)
-        except (ValueError, OSError) as e:
-            fail(job, e)
+        except (ValueError, OSError, MemoryError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and not out_of_memory(e):
+                raise
+            fail(job, _memory_advice(e))
             continue
         corrections.append(found.report)
         if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
@@ -608,7 +612,10 @@ def harmonize(args: argparse.Namespace) -> int:
     for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single):
         try:
             _harmonize_one(harmonizer, job, args, tqdm.write)
-        except (ValueError, OSError) as e:  # this file is bad; the others may not be
+        except (ValueError, OSError, MemoryError, RuntimeError) as e:  # this file is bad; the others may not be
+            if isinstance(e, RuntimeError) and not out_of_memory(e):
+                raise
+            e = _memory_advice(e)
             if single:
                 raise SystemExit(f"error: {e}") from None
             named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
@@ -626,6 +633,20 @@ def harmonize(args: argparse.Namespace) -> int:
         print(f"error: {len(failed)} of {len(jobs)} images failed ({names}); see the messages above", file=sys.stderr)
         return 1
     return 0
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """A CPU or GPU allocation that failed (torch says so in a RuntimeError: CUDA's is a subclass of it)."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _memory_advice(error: BaseException) -> BaseException:
+    """An allocation failure as a ValueError that says what to do; any other error as it is."""
+    if not out_of_memory(error):
+        return error
+    first = (str(error).splitlines() or [type(error).__name__])[0]
+    return ValueError(f"not enough memory for this picture ({first}): close other programs, or resize it")
 
 
 def _weights_kind(weights: str | None) -> str | None:

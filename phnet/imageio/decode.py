@@ -210,8 +210,8 @@ def _open_picture(path: str | Path, opened: list):
     return image
 
 
-# what Pillow's decoders raise on a damaged file
-_DAMAGED = (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError, struct.error)
+# what Pillow's decoders raise on a damaged file (its AVIF and HEIF plugins: RuntimeError)
+_DAMAGED = (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError, struct.error, RuntimeError)
 
 
 def _single_frame(image, name: str) -> None:
@@ -247,9 +247,15 @@ def _upright(image):
         return image
     if orientation in (None, 1):
         return image
-    from PIL import ImageOps
+    from PIL import Image, ImageOps
 
-    return ImageOps.exif_transpose(image)
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # it rewrites the EXIF too, and a wrongly typed tag there stops it: turn the pixels alone
+        turns = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}
+        return image.transpose(turns[orientation]) if orientation in turns else image
 
 
 _GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")

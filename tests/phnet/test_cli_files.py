@@ -503,3 +503,49 @@ def test_the_size_a_format_can_hold_is_judged_upright(tiny_folder, tmp_path):
     from phnet.cli import _check_format_limits, _Job
 
     _check_format_limits(_Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp"))  # upright: 16 wide
+
+
+def test_a_picture_out_of_memory_or_a_decoder_s_runtime_error_is_that_file_s_failure(tiny_folder, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """One picture too big for memory (or a damaged AVIF: Pillow's plugin raises RuntimeError) stopped the whole
+    folder run with a traceback; the pictures after it were never harmonized."""
+    from phnet import Harmonizer
+    from PIL import Image as PILImage
+
+    comps, masks = folders(tmp_path, "a.png", "b.png", "c.png", "d.png")
+    real_harmonize, real_open = Harmonizer.harmonize, PILImage.open
+    calls = []
+
+    def harmonize(self, image, *args, **kwargs):  # the first picture read is too big
+        calls.append(image)
+        if len(calls) == 1:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+        return real_harmonize(self, image, *args, **kwargs)
+
+    def open_(path, *args, **kwargs):
+        if str(path).endswith(os.path.join("c", "c.png")):
+            raise RuntimeError("Failed to decode image: Missing or empty image item")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Harmonizer, "harmonize", harmonize)
+    monkeypatch.setattr(PILImage, "open", open_)
+    assert _harmonize(comps, masks, "-o", tmp_path / "out", "--weights", tiny_folder) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "not enough memory for this picture" in err and "cannot read" in err
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_an_exif_whose_tags_pillow_cannot_rewrite_still_turns_the_picture_upright(tmp_path):
+    """exif_transpose rewrites the EXIF, and a wrongly typed tag (XResolution as text) stopped it with a TypeError."""
+    import struct
+
+    from phnet.imageio import read_image
+
+    entries = [(0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x011A, 2, 3, b"72\x00\x00")]  # orientation 6; text
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", t, kind, n) + v for t, kind, n, v in entries)
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :5] = 255  # the left edge, which turning upright puts at the top
+    Image.fromarray(pixels).save(tmp_path / "cam.jpg", exif=b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd
+                                 + struct.pack("<I", 0))
+    upright = read_image(tmp_path / "cam.jpg")
+    assert upright.shape == (40, 20, 3) and upright[:3].mean() > 200
