@@ -29,7 +29,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
-from .imageio.decode import MASK_ONLY, quiet_open, readable_suffixes
+from .imageio.decode import MASK_ONLY, UNOPENED_PHOTOS, quiet_open, readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -60,11 +60,12 @@ def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarr
     image, keep = read_picture(composite)
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
-            raise ValueError(f"{composite} has no alpha channel; give a MASK image as the second argument")
+            raise ValueError(f"{composite} has no alpha channel; give its MASK as the second argument (for a folder "
+                             "of composites, a folder of masks with the same names)")
         opaque = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
         if bool((image[..., 3] == opaque).all()):
-            raise ValueError(f"{composite}'s alpha channel is opaque everywhere, so it marks no subject; give a MASK "
-                             "image as the second argument")
+            raise ValueError(f"{composite}'s alpha channel is opaque everywhere, so it marks no subject; give its "
+                             "MASK as the second argument (for a folder of composites, a folder of masks)")
         _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}"), keep
     m = read_mask(mask)
@@ -142,14 +143,19 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         target = out / (composite.stem + ".png") if _is_folder_target(output) else out  # as in folder mode
         jobs = [_Job(composite, mask, target, Path(compare) if compare else None)]
     elif composite.is_dir():
+        if mask is not None and not mask.exists():
+            raise SystemExit(f"error: the masks folder {mask} does not exist")
         if mask is not None and not mask.is_dir():
             raise SystemExit("error: with a folder of composites, MASK must be a folder of masks with the same names")
         if not _is_folder_target(output):
             raise SystemExit(f"error: with a folder of composites, -o must be a folder, not {output}: end it with / "
                              "to make it one")
-        images = _pictures(composite)
+        images, unopened = _pictures(composite), _unopened(composite)
         if not images:
-            raise SystemExit(f"error: no images in {composite}")
+            raise SystemExit(f"error: no images in {composite}" + (f" that this Pillow opens: {unopened}"
+                                                                   if unopened else ""))
+        if unopened:
+            print(f"note: left out {unopened}", file=sys.stderr)
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
         names = _result_names(images, fold, bool(compare))
         jobs = [_Job(path, paired, out / (names[path][0] + ".png"),
@@ -191,6 +197,21 @@ def _pictures(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Pat
     suffixes = readable_suffixes() if suffixes is None else suffixes
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+
+
+def _unopened(folder: Path) -> str:
+    """The photos of ``folder`` that this Pillow cannot open (HEIC without its plugin, camera raw files), counted
+    by suffix with what to do, or ""."""
+    found = Counter(p.suffix.lower() for p in folder.iterdir()
+                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in UNOPENED_PHOTOS
+                    and p.suffix.lower() not in readable_suffixes())
+    if not found:
+        return ""
+    kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(found.items()))
+    plugin = " (HEIC/HEIF: pip install pillow-heif)" if {".heic", ".heif"} & set(found) else ""
+    count = sum(found.values())
+    return (f"{count} photo{'s' if count > 1 else ''} this Pillow cannot open ({kinds}): save "
+            f"{'them' if count > 1 else 'it'} as PNG or JPEG{plugin}")
 
 
 def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list[Path]:

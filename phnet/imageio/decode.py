@@ -31,6 +31,8 @@ def readable_suffixes() -> tuple[str, ...]:
 
 MORE_PHOTOS = {".jfif", ".jpe", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpf", ".jpx", ".qoi", ".tga", ".ppm",
                ".pgm", ".pnm"}
+# photos a folder may hold that no Pillow build opens without a plugin (or, camera raw files, at all)
+UNOPENED_PHOTOS = MORE_PHOTOS | {".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
 MASK_ONLY = (".gif", ".pbm")  # formats masks come in too (a bitmap, an old tool's single-frame GIF), photos hardly
 
 

@@ -76,7 +76,7 @@ def test_an_rgba_composite_with_an_opaque_alpha_and_no_mask_is_told_so(tiny_fold
     comp = tmp_path / "screenshot.png"
     _composite().convert("RGBA").save(comp)
     with pytest.raises(SystemExit, match=r"screenshot.png's alpha channel is opaque everywhere, so it marks no "
-                                         r"subject; give a MASK image as the second argument"):
+                                         r"subject; give its MASK as the second argument"):
         _harmonize(comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
 
 

@@ -549,3 +549,27 @@ def test_an_exif_whose_tags_pillow_cannot_rewrite_still_turns_the_picture_uprigh
                                  + struct.pack("<I", 0))
     upright = read_image(tmp_path / "cam.jpg")
     assert upright.shape == (40, 20, 3) and upright[:3].mean() > 200
+
+
+def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_path, capsys):
+    """HEIC and raw files were left out without a word, and a folder of them alone was 'no images'."""
+    comps, masks = folders(tmp_path, "a.png")
+    for name in ("b.heic", "c.HEIC", "d.dng"):
+        (comps / name).write_bytes(b"\x00" * 64)
+    assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
+    err = capsys.readouterr().err
+    assert "note: left out 3 photos this Pillow cannot open (1 .dng, 2 .heic): save them as PNG or JPEG" in err
+    assert "pip install pillow-heif" in err
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "x.heic").write_bytes(b"\x00" * 64)
+    with pytest.raises(SystemExit, match=r"no images in .*only that this Pillow opens: 1 photo this Pillow cannot open \(1 .heic\): save it"):
+        _harmonize(only, masks, "-o", tmp_path / "out2/", "--weights", tiny_folder)
+
+
+def test_a_mistyped_masks_folder_and_a_forgotten_one_are_named_as_such(tiny_folder, tmp_path, capsys):
+    comps, masks = folders(tmp_path, "a.png")
+    with pytest.raises(SystemExit, match=r"the masks folder .*maskz does not exist"):
+        _harmonize(comps, tmp_path / "maskz", "-o", tmp_path / "out/", "--weights", tiny_folder)
+    assert _harmonize(comps, "-o", tmp_path / "out/", "--weights", tiny_folder) == 1
+    assert "for a folder of composites, a folder of masks with the same names" in capsys.readouterr().err
