@@ -85,7 +85,12 @@ def _metadata(image) -> dict:
     text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
     # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy), or ImageMagick's copy of one in PNG text
     raw_exif = text.pop(_RAW_EXIF, None)  # carried, if at all, as the EXIF block below
-    if image.info.get("exif") or raw_exif:
+    if image.format == "TIFF" and not image.info.get("exif"):
+        with contextlib.suppress(Exception):  # a broken tag is not worth refusing the picture for
+            exif = _tiff_exif(image.getexif())
+            if exif is not None:
+                kept["exif"] = exif
+    elif image.info.get("exif") or raw_exif:
         try:
             exif = image.getexif()
             if exif.get(0x0112, 1) != 1:
@@ -103,6 +108,29 @@ def _metadata(image) -> dict:
     return kept
 
 
+def _tiff_exif(tags) -> bytes | None:
+    """The EXIF of a TIFF, whose tags are its layout and its EXIF in one directory: the camera's and the
+    author's tags, with the EXIF and GPS sub-directories (orientation reset), as an EXIF block; None without
+    any."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    for tag in _TIFF_EXIF_TAGS.intersection(tags):
+        exif[tag] = tags[tag]
+    for pointer in _TIFF_SUB_IFDS.intersection(tags):
+        found = dict(tags.get_ifd(pointer))
+        if found:
+            exif[pointer] = found
+    if not exif:
+        return None
+    exif[0x0112] = 1
+    return exif.tobytes()
+
+
+# a TIFF's own tags that are EXIF (description, make, model, orientation, resolution, software, dates, artist,
+# copyright), and its EXIF and GPS sub-directories; the rest describe how its pixels are stored
+_TIFF_EXIF_TAGS = frozenset({270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432})
+_TIFF_SUB_IFDS = frozenset({0x8769, 0x8825})
 _RAW_EXIF = "Raw profile type exif"  # ImageMagick's hex EXIF in a PNG text chunk
 # EXIF tags that describe how the stored photo's pixels are laid out (size, samples, strips, compression,
 # colour model, subsampling); Pillow's TIFF writer lets them replace the result's own: a .tif came out with the

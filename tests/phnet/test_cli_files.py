@@ -95,6 +95,27 @@ def test_a_tif_result_keeps_its_own_layout_whatever_the_composites_exif_says(tin
     assert np.array_equal(np.asarray(tif), np.asarray(png))
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".tif"])
+def test_a_tif_composite_s_exif_is_carried_without_its_layout(tiny_folder, tmp_path, suffix):
+    """A TIFF keeps its EXIF among its own tags: the camera, the date and the GPS were dropped without a note."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "ScanCam", 1
+    exif[0x8769] = {0x9003: "2020:01:01 10:00:00"}
+    exif[0x8825] = {1: "N"}
+    carrier = tmp_path / "carrier.jpg"
+    _composite().save(carrier, exif=exif.tobytes())
+    comp, mask = tmp_path / "cam.tif", tmp_path / "mask.png"
+    _composite().save(comp, exif=Image.open(carrier).getexif())
+    _mask().save(mask)
+    out = tmp_path / f"out{suffix}"
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    written = Image.open(out)
+    assert written.size == (W, H) and written.mode == "RGB"
+    tags = written.getexif()
+    assert tags.get(0x010F) == "ScanCam" and tags.get_ifd(0x8769) == {0x9003: "2020:01:01 10:00:00"}
+    assert tags.get_ifd(0x8825) == {1: "N"}
+
+
 def test_an_exif_too_large_for_a_jpeg_is_left_out_with_a_note(tiny_folder, tmp_path, capsys):
     exif = Image.Exif()
     exif[0x010F] = "x" * 70000  # a maker note's worth
