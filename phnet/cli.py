@@ -15,6 +15,7 @@ EXIF; JPEG at quality 95 without chroma subsampling, WebP lossless.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -155,7 +156,7 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
             raise SystemExit(f"error: no images in {composite}" + (f" that this Pillow opens: {unopened}"
                                                                    if unopened else ""))
         if unopened:
-            print(f"note: left out {unopened}", file=sys.stderr)
+            print(f"note: left out {unopened}")
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
         names = _result_names(images, fold, bool(compare))
         jobs = [_Job(path, paired, out / (names[path][0] + ".png"),
@@ -400,6 +401,7 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold)
     left = _save(result, job.target, keep)
+    compare_left = _compare(job, image, result, mask, corrections, keep)  # the files first, then the words
     say(f"{job.composite.name}: {_verdict(corrections, harmonizer)}")
     turned = _orientation_note(job, image.shape[:2])
     if turned:
@@ -412,15 +414,22 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
             "keep them")
     if left:
         say(_left_out(job.target, job.composite, left))
-    if job.compare is not None:
-        from PIL import Image
+    if compare_left:
+        say(_left_out(job.compare, job.composite, compare_left))
 
-        from .visualize import before_after
 
-        m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
-        _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
-                            after_label=corrections[0].label()), job.compare,
-               {k: v for k, v in keep.items() if k != "text"})  # a comparison is no generator's picture
+def _compare(job: _Job, image, result, mask, corrections, keep: dict) -> list[str]:
+    """The job's before/after picture, if asked for; what of the composite's metadata it leaves out."""
+    if job.compare is None:
+        return []
+    from PIL import Image
+
+    from .visualize import before_after
+
+    m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
+    return _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
+                               after_label=corrections[0].label()), job.compare,
+                  {k: v for k, v in keep.items() if k != "text"})  # a comparison is no generator's picture
 
 
 def _natural_key(path: Path) -> list:
@@ -826,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("phnet")
     level = logger.level
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
+    stdout = sys.stdout
+    sys.stdout = _ReaderMayLeave(stdout)
     try:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
             warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
@@ -837,7 +848,37 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; files written so far are complete", file=sys.stderr)
         return 130
     finally:
+        sys.stdout = stdout
         logger.setLevel(level)
+
+
+class _ReaderMayLeave:
+    """stdout that goes quiet when its reader leaves (``phnet harmonize ... | head -1``): a closed pipe failed
+    every later picture, though each was written, and ended the run without its summary."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._leave()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._leave()
+
+    def _leave(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # Python's own flush at exit meets the pipe no more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        self._stream = open(os.devnull, "w")  # the rest of the run writes to nothing
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def entry() -> None:

@@ -578,9 +578,9 @@ def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_pa
     for name in ("b.heic", "c.HEIC", "d.dng"):
         (comps / name).write_bytes(b"\x00" * 64)
     assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
-    err = capsys.readouterr().err
-    assert "note: left out 3 photos this Pillow cannot open (1 .dng, 2 .heic): save them as PNG or JPEG" in err
-    assert "pip install pillow-heif" in err
+    out = capsys.readouterr().out
+    assert "note: left out 3 photos this Pillow cannot open (1 .dng, 2 .heic): save them as PNG or JPEG" in out
+    assert "pip install pillow-heif" in out
     only = tmp_path / "only"
     only.mkdir()
     (only / "x.heic").write_bytes(b"\x00" * 64)
@@ -594,3 +594,38 @@ def test_a_mistyped_masks_folder_and_a_forgotten_one_are_named_as_such(tiny_fold
         _harmonize(comps, tmp_path / "maskz", "-o", tmp_path / "out/", "--weights", tiny_folder)
     assert _harmonize(comps, "-o", tmp_path / "out/", "--weights", tiny_folder) == 1
     assert "for a folder of composites, a folder of masks with the same names" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_the_pipe_fails_no_picture(tiny_folder, tmp_path, monkeypatch, capsys):
+    """`phnet harmonize ... | head -1`: every picture after the first line was counted as failed (Broken pipe),
+    though written, their comparisons were never written, and the run ended with exit 2 and no summary."""
+    import io
+
+    class Pipe(io.StringIO):
+        def write(self, text):
+            if self.getvalue():
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(text)
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no file")
+
+    comps, masks = folders(tmp_path, "a.png", "b.png", "c.png")
+    monkeypatch.setattr("sys.stdout", Pipe())
+    assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--compare", tmp_path / "cmp/",
+                      "--weights", tiny_folder) == 0
+    assert "error" not in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.png", "a_compare.png", "b.png", "b_compare.png", "c.png", "c_compare.png"]
+
+
+def test_what_a_comparison_picture_leaves_out_is_noted_too(tiny_folder, tmp_path, capsys):
+    stored = _composite()
+    exif = stored.getexif()
+    exif[0x010F] = "PhoneMaker"
+    comp, mask = tmp_path / "cam.jpg", tmp_path / "mask.png"
+    stored.save(comp, exif=exif, icc_profile=SRGB, quality=95)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--compare", tmp_path / "cmp.bmp",
+                      "--weights", tiny_folder) == 0
+    assert f"note: from {comp}, {tmp_path / 'cmp.bmp'} leaves out" in capsys.readouterr().out
