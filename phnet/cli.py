@@ -19,7 +19,9 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import unicodedata
 import warnings
 from collections import Counter
@@ -837,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
     stdout = sys.stdout
     sys.stdout = _ReaderMayLeave(stdout)
+    handlers = _stop_on_signals()
     try:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
             warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
@@ -844,12 +847,39 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: every file is written whole or not at all
+    except KeyboardInterrupt as e:  # Ctrl-C, or a kill: every file is written whole or not at all
         print("interrupted; files written so far are complete", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", signal.SIGINT)
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         sys.stdout = stdout
         logger.setLevel(level)
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a kill, a closed terminal), raised where the run stands as Ctrl-C is: the file being
+    written is removed, not left as a hidden temporary one."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> dict:
+    """Handlers for SIGTERM and SIGHUP that stop the run as Ctrl-C does; the ones they replace, to put back."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set them
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, _raise_stopped)
+    return previous
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
 
 
 class _ReaderMayLeave:

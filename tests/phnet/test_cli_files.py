@@ -56,6 +56,27 @@ def test_ctrl_c_while_saving_keeps_the_previous_result(tiny_folder, tmp_path, mo
     assert capsys.readouterr().err == "interrupted; files written so far are complete\n"
 
 
+@pytest.mark.skipif(not hasattr(os, "kill") or os.name == "nt", reason="POSIX signals")
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_kill_while_saving_leaves_no_temporary_file(tiny_folder, tmp_path, monkeypatch, capsys, name, code):
+    """SIGTERM ended the process at once: the file being written stayed behind as a hidden temporary one."""
+    import signal
+
+    comp, mask = _pair(tmp_path)
+    out = tmp_path / "out.png"
+    before = signal.getsignal(getattr(signal, name))
+
+    def killed(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"half a pic")
+        os.kill(os.getpid(), getattr(signal, name))
+
+    monkeypatch.setattr(Image.Image, "save", killed)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == code
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+    assert capsys.readouterr().err == "interrupted; files written so far are complete\n"
+    assert signal.getsignal(getattr(signal, name)) == before  # the caller's handler is back
+
+
 # ----------------------------------------------------------------------------------------------------
 # what a result carries, and how it is encoded
 
