@@ -361,6 +361,11 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
             left.append(f"the EXIF ({len(keep['exif']) // 1024} KB), more than a JPEG holds (64 KB)")
         else:
             options["exif"] = keep["exif"]
+    if keep.get("dpi"):
+        if fmt == "WEBP":
+            left.append(f"the resolution ({keep['dpi'][0]:.0f} dpi), which WebP cannot hold")
+        else:
+            options["dpi"] = keep["dpi"]
     if keep.get("text"):
         if fmt == "PNG":
             options["pnginfo"] = _png_text(keep["text"])
@@ -431,7 +436,7 @@ def _compare(job: _Job, image, result, mask, corrections, keep: dict) -> list[st
     m = Image.fromarray(np.round(mask * 255.0).astype(np.uint8))
     return _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
                                after_label=corrections[0].label()), job.compare,
-                  {k: v for k, v in keep.items() if k != "text"})  # a comparison is no generator's picture
+                  {k: v for k, v in keep.items() if k not in ("text", "dpi")})  # no generator's picture, no print
 
 
 def _natural_key(path: Path) -> list:

@@ -51,7 +51,8 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same and keep
     its history: the file's ICC profile (``icc_profile``), EXIF (``exif``, its orientation reset: the pixels
-    are upright) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``);
+    are upright), resolution (``dpi``) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters``
+    or ``workflow``);
     ``read_at_8_bits`` where a 16-bit TIFF's layout (premultiplied alpha, padding, planes) is decoded at 8."""
     with open_picture(path) as image:
         pixels, kept = _pixels(path, image), _metadata(image)
@@ -82,6 +83,10 @@ def _metadata(image) -> dict:
     kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
+    dpi = image.info.get("dpi")
+    with contextlib.suppress(TypeError, ValueError):  # a scanner's or a print layout's resolution
+        if len(dpi) == 2 and all(float(d) > 0 for d in dpi):
+            kept["dpi"] = tuple(float(d) for d in dpi)
     text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
     # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy), or ImageMagick's copy of one in PNG text
     raw_exif = text.pop(_RAW_EXIF, None)  # carried, if at all, as the EXIF block below

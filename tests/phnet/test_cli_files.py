@@ -650,3 +650,16 @@ def test_what_a_comparison_picture_leaves_out_is_noted_too(tiny_folder, tmp_path
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--compare", tmp_path / "cmp.bmp",
                       "--weights", tiny_folder) == 0
     assert f"note: from {comp}, {tmp_path / 'cmp.bmp'} leaves out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_a_composite_s_resolution_is_carried(tiny_folder, tmp_path, capsys, suffix):
+    """A 300 dpi scan came back at 72 (JPEG) or with none (PNG, TIFF), without a note."""
+    comp, mask = tmp_path / f"scan{suffix}", tmp_path / "mask.png"
+    _composite().save(comp, dpi=(300, 300))
+    _mask().save(mask)
+    out = tmp_path / f"out{suffix}"
+    assert _harmonize(comp, mask, "-o", out, "--compare", tmp_path / "cmp.png", "--weights", tiny_folder) == 0
+    assert tuple(round(d) for d in Image.open(out).info["dpi"]) == (300, 300)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
+    assert "the resolution (300 dpi), which WebP cannot hold" in capsys.readouterr().out
