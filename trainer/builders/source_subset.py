@@ -62,6 +62,9 @@ def build_subset(pool: Path, out: Path, fraction: float) -> dict:
         raise FileNotFoundError(f"{manifest_path} not found: POOL must be a folder written by "
                                 "python -m trainer.builders.package_portraits")
     check_replaceable(Path(out), _is_subset, "pool subset", {*SPLITS, "manifest.json"})  # its own: rebuilt
+    if Path(out).expanduser().resolve().is_relative_to(Path(pool).expanduser().resolve()):
+        raise ValueError(f"the output folder {out} is inside the pool {pool}: its pictures would be read as the "
+                         "pool's own. Choose an output folder outside it")
     try:
         manifest = json.loads(manifest_path.read_text())
         entries = manifest["entries"]

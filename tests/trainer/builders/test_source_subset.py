@@ -54,6 +54,9 @@ def test_bad_requests_name_the_fix(tmp_path, capsys):
         source_subset.build_subset(pool, tmp_path / "mine", 0.5)
     with pytest.raises(FileExistsError, match="not a pool subset this builder made"):
         source_subset.build_subset(pool, pool, 0.5)  # the pool itself
+    with pytest.raises(ValueError, match="is inside the pool"):
+        source_subset.build_subset(pool, pool / "subset", 0.5)
+    assert not (pool / "subset").exists()
 
 
 def test_a_pool_file_missing_half_way_leaves_no_half_subset(tmp_path, capsys):
