@@ -132,9 +132,9 @@ class PHNetModelLoader:
                                "2x faster, within 1/255 of fp32), fp32 on GPUs (bf16 measured no faster there) and "
                                "elsewhere. fp32 is exact. "
                                "Low precision runs the convolutions under autocast; normalisation statistics stay "
-                               "fp32. fp16 is refused on the CPU, where it is slower than fp32; bf16 needs AMX on the CPU, "
-                               "or a GPU of compute capability 8 or later (RTX 30xx, A100 and newer): elsewhere it "
-                               "is slower than fp32, and the console says so.",
+                               "fp32. fp16 is refused on the CPU, where it is slower than fp32; bf16 needs AMX on "
+                               "the CPU, or a GPU of compute capability 8 or later (RTX 30xx, A100 and newer): "
+                               "elsewhere it is slower than fp32, and the console says so.",
                 }),
             }
         }
