@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_image, check_mask_size, clamped, looks_inverted, one_per_mask, prepared
+from .masks import check_image, check_mask_size, clamped, looks_inverted, mask_count, one_per_mask, prepared
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -24,25 +24,32 @@ def parse_points(text: str | None, name: str = "points") -> list[tuple[float, fl
     text = (text or "").strip()
     if not text:
         return []
+    data = None
     if text[0] in "[{":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{name}: could not read {text!r} as JSON ({e}); write points as 'x,y; x,y'") from None
+        except json.JSONDecodeError:  # "[10,20]; [30,40]": the x,y list below reads it
+            if text[0] == "{":
+                data = _json_objects(text, name)
+    if data is not None:
         if isinstance(data, dict) or (isinstance(data, list) and len(data) == 2
                                       and all(isinstance(v, (int, float)) for v in data)):
             data = [data]  # one point: {"x": .., "y": ..} or [x, y]
         out = []
         for p in data:
-            if isinstance(p, dict) and "x" in p and "y" in p:
-                out.append((float(p["x"]), float(p["y"])))
-            elif isinstance(p, (list, tuple)) and len(p) == 2:
-                out.append((float(p[0]), float(p[1])))
-            else:
-                raise ValueError(f"{name}: each point must be [x, y] or {{'x':..,'y':..}}, got {p!r}")
+            try:
+                if isinstance(p, dict) and "x" in p and "y" in p:
+                    out.append((float(p["x"]), float(p["y"])))
+                    continue
+                if isinstance(p, (list, tuple)) and len(p) == 2:
+                    out.append((float(p[0]), float(p[1])))
+                    continue
+            except (TypeError, ValueError):
+                pass
+            raise ValueError(f"{name}: each point must be [x, y] or {{'x':..,'y':..}} with numbers, got {p!r}")
         return out
     out = []
-    for chunk in re.split(r"[;\n]+", text):
+    for chunk in re.split(r"[;\n]+|(?<=[\])])\s*,\s*(?=[\[(])", text):  # "x,y; x,y", "[x,y],[x,y]"
         chunk = chunk.strip().strip("()[]")
         if not chunk:
             continue
@@ -51,6 +58,14 @@ def parse_points(text: str | None, name: str = "points") -> list[tuple[float, fl
             raise ValueError(f"{name}: {chunk!r} is not a point; write pixel coordinates as 'x,y; x,y'")
         out.append((float(nums[0]), float(nums[1])))
     return out
+
+
+def _json_objects(text: str, name: str) -> list:
+    """``{"x":1,"y":2}; {"x":3,"y":4}``: JSON objects one after another (a point editor's lines)."""
+    try:
+        return [json.loads(part) for part in re.split(r"(?<=})\s*[;,\n]?\s*(?={)", text)]
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{name}: could not read {text!r} as JSON ({e}); write points as 'x,y; x,y'") from None
 
 
 def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
@@ -178,7 +193,7 @@ class PHNetSAMSegment:
                 threshold=0.0, grow=0, feather=0.0, guide_mask=None):
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.imageio.masks import FAINT
-        from ..phnet.sam.predictor import interrupt_points
+        from ..phnet.sam.predictor import check_encodable, interrupt_points
         from ..phnet.mask_tools import mask_bbox, refine_mask
         from ..phnet.sam.prompts import make_prompt
 
@@ -190,17 +205,23 @@ class PHNetSAMSegment:
         pos = parse_points(positive_points, "positive_points")
         neg = parse_points(negative_points, "negative_points")
         guides = None
-        if guide_mask is not None:
+        if guide_mask is not None and box_px is None:  # the box widget wins: a guide would only copy the image
             guide_mask, note = prepared(guide_mask, image, "guide_mask",  # only its box is used: its size is checked
                                         lambda m: check_mask_size(m, image, "guide_mask", "PHNet SAM Segment"))
             notes += note
+            count = mask_count(guide_mask, image) or 1
+            item = "mask" if b == 1 and count > 1 else "image"  # one picture, several guides: a mask each
             image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
             b = image.shape[0]
-            guides = mask_to_tensor(guide_mask, b, h, w)[:, 0]
-            inverted = [i for i, g in enumerate(guides) if box_px is None and looks_inverted(g)]
+            try:
+                guides = mask_to_tensor(guide_mask, b, h, w, "guide_mask")[:, 0]
+            except ValueError as e:
+                raise ValueError(f"PHNet SAM Segment: {e}") from None
+            inverted = [i for i, g in enumerate(guides) if looks_inverted(g)]
             if inverted:
+                which = f" ({item} {inverted[0]} of the batch)" if count > 1 else ""
                 raise ValueError(
-                    f"PHNet SAM Segment: 'guide_mask'{f' (image {inverted[0]} of the batch)' if b > 1 else ''} covers "
+                    f"PHNet SAM Segment: 'guide_mask'{which} covers "
                     "most of the picture and of its border, so it looks inverted and its box would be the whole "
                     "picture: put an InvertMask node in front of guide_mask (Load Image's MASK is 1 where a PNG is "
                     "transparent)")
@@ -215,7 +236,7 @@ class PHNetSAMSegment:
                 "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
                 "or connect a guide_mask" + (" (negative points alone do not say where the subject is)" if neg else "")
             )
-        if box_px is not None and guides is not None:
+        if box_px is not None and guide_mask is not None:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
@@ -223,9 +244,23 @@ class PHNetSAMSegment:
         # faint one (50 % opacity, feathered) marks its box by its own strongest half, not by an absolute 0.5
         boxes = [box_px if box_px is not None or guides is None else
                  mask_bbox(guides[i], threshold=0.5 * float(guides[i].max())) for i in range(b)]
-        for item_box in boxes:  # a prompt outside the image is refused before SAM moves or encodes anything
+        # a prompt outside the image, or an image SAM cannot encode, is refused before SAM moves or encodes
+        for name, given in (("positive_points", pos), ("negative_points", neg)):
+            if given:
+                try:
+                    make_prompt((h, w), None, given, None, None)
+                except ValueError as e:
+                    raise ValueError(f"PHNet SAM Segment: '{name}': {e}") from None
+        for item_box in boxes:
             if item_box is not None or guides is None:
-                make_prompt((h, w), item_box, points or None, labels or None, None)
+                try:
+                    make_prompt((h, w), item_box, points or None, labels or None, None)
+                except ValueError as e:
+                    raise ValueError(f"PHNet SAM Segment: {e}") from None
+        try:
+            check_encodable(sam.segmenter.model, h, w)
+        except ValueError as e:
+            raise ValueError(f"PHNet SAM Segment: {e}") from None
         out = torch.zeros(b, h, w)
         with sam.on_device() as segmenter:
             # A step at each of the encoder's interrupt points (each block's attention and MLP, each head of a
@@ -242,14 +277,21 @@ class PHNetSAMSegment:
 
             for i, item_box in enumerate(boxes):
                 if item_box is None and guides is not None:
-                    log.warning("comfyui-phnet: guide_mask is empty (or under 1/64 of the batch's strongest) for image "
-                                "%d of the batch; its mask is empty", i)
+                    log.warning("comfyui-phnet: guide_mask is empty (or under 1/64 of the batch's strongest) for %s "
+                                "%d of the batch; its mask is empty", item, i)
                 else:
                     m = segmenter.segment(image[i], box=item_box, points=points or None,
                                           point_labels=labels or None, multimask=bool(multimask),
                                           threshold=float(threshold), interrupt=step)
+                    found = bool((m > 0).any())
                     if grow or feather:
                         m = refine_mask(m, grow=int(grow), feather=float(feather))
+                    if not found:  # said here: Harmonize, next, can only guess why its mask is empty
+                        log.warning("comfyui-phnet: PHNet SAM Segment found nothing for image %d of the batch: check "
+                                    "its box or points, or lower threshold", i)
+                    elif not (m > 0).any():
+                        log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank image %d's mask to nothing: "
+                                    "raise grow toward 0", int(grow), i)
                     out[i] = torch.from_numpy(m)
                 done = (i + 1) * steps
                 bar.update_absolute(done, b * steps)

@@ -38,6 +38,17 @@ def interrupt_points(model: torch.nn.Module) -> int:
     return _interrupt_points(model.image_encoder)
 
 
+def check_encodable(model, height: int, width: int) -> None:
+    """A ``ValueError`` for a picture SAM cannot encode: scaled to its input size, a side of 0 pixels."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    side = model.image_encoder.img_size  # segment_anything scales the long side to this
+    if min(ResizeLongestSide.get_preprocess_shape(height, width, side)) < 1:
+        raise ValueError(
+            f"the image is {width}x{height} pixels: scaled to SAM's {side} px its short side would be 0; crop it "
+            f"to at most {2 * side}:1 (or segment it in pieces)")
+
+
 class SamSegmenter:
     """A SAM model plus the cached embedding of the current image.
 
@@ -177,13 +188,7 @@ class SamSegmenter:
         if self._predictor.is_image_set and fingerprint == self._fingerprint:
             return
         self.reset_image()
-        from segment_anything.utils.transforms import ResizeLongestSide
-
-        side = self.model.image_encoder.img_size  # segment_anything scales the long side to this
-        if min(ResizeLongestSide.get_preprocess_shape(rgb.shape[0], rgb.shape[1], side)) < 1:
-            raise ValueError(
-                f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels: scaled to SAM's {side} px its short side "
-                f"would be 0; crop it to at most {2 * side}:1 (or segment it in pieces)")
+        check_encodable(self.model, rgb.shape[0], rgb.shape[1])
         if interrupt is None and self.device.type == "cpu":
             # global attention one head at a time pays on the CPU even when nobody can cancel: a ViT-B
             # encode at 1024² took 8.8 s instead of 10.3-12.0 s on two threads, 15.5 s instead of 24-25 s

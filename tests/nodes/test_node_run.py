@@ -86,6 +86,12 @@ def test_parse_prompts(pack):
     assert seg.parse_points('[{"x": 5, "y": 6}]') == [(5, 6)]
     assert seg.parse_points("[10, 20.5]") == seg.parse_points("(10, 20.5)") == [(10, 20.5)]  # one point as JSON
     assert seg.parse_points("") == []
+    # bracketed points one after another read as their parenthesised twins did
+    for text in ("[10,20]; [30,40]", "[10,20],[30,40]", '{"x":10,"y":20}; {"x":30,"y":40}', "(10,20), (30,40)"):
+        assert seg.parse_points(text) == [(10, 20), (30, 40)], text
+    for bad in ("[[null,2]]", "[[1,2,3]]"):
+        with pytest.raises(ValueError, match="each point must be"):
+            seg.parse_points(bad)
     assert seg.parse_box("40,30,10,5") == (10, 5, 40, 30)
     assert seg.parse_box(" ") is None
     for bad in ("1,2,3", "a,b; c", "1,2,3,4,5"):
@@ -581,3 +587,32 @@ def test_an_inverted_or_faint_guide_mask_and_a_half_precision_sam_are_named(node
     assert face.shape == (1, *img.shape[1:3])
     with pytest.raises(ValueError, match="holds bfloat16 weights; .* load it in fp32"):
         nodes["PHNetSAMSegment"].segment(build_tiny_sam().to(torch.bfloat16), img[:1], box="10,5,50,40")
+
+
+def test_sam_segment_names_its_own_inputs_and_says_why_a_mask_came_out_empty(nodes, sam_model, portrait, caplog,
+                                                                            monkeypatch):
+    """An empty result (SAM found nothing, or grow shrank it away) was left for Harmonize to blame on the box; one
+    picture's guides were called images; guide and point errors spoke of 'the mask' and of no input; a box with N
+    guides gave N copies of one mask; a strip SAM cannot encode was refused after SAM moved to the GPU."""
+    import logging
+
+    node = nodes["PHNetSAMSegment"]
+    img, subject = portrait(b=1)
+    with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
+        (shrunk,) = node.segment(sam_model, img, box="20,10,44,38", grow=-40)
+    assert shrunk.sum() == 0 and "grow -40 shrank image 0's mask to nothing" in caplog.text
+    guides = torch.stack([subject[0], subject[0], 1 - subject[0]])
+    with pytest.raises(ValueError, match=r"'guide_mask' \(mask 2 of the batch\) covers"):
+        node.segment(sam_model, img, guide_mask=guides)
+    with pytest.raises(ValueError, match="PHNet SAM Segment: .*guide_mask"):
+        node.segment(sam_model, img.expand(2, -1, -1, -1), guide_mask=subject.expand(3, -1, -1))
+    with pytest.raises(ValueError, match=r"PHNet SAM Segment: 'negative_points': point \(70.0, 5.0\) lies outside"):
+        node.segment(sam_model, img, box="1,1,30,30", negative_points="70,5")
+    (boxed,) = node.segment(sam_model, img, box="20,10,44,38", guide_mask=guides[:2])
+    assert boxed.shape[0] == 1  # the box widget wins: no copies for the guides it ignores
+    moved = []
+    monkeypatch.setattr(type(sam_model), "on_device", lambda self: moved.append(1) or (_ for _ in ()).throw(
+        AssertionError("moved")), raising=False)
+    with pytest.raises(ValueError, match="PHNet SAM Segment: the image is 200x1 pixels"):
+        node.segment(sam_model, torch.rand(1, 1, 200, 3), box="0,0,200,1")
+    assert not moved
