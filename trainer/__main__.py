@@ -9,6 +9,10 @@ COMMANDS = """PHNet trainer commands (each has --help):
   python -m trainer.push                        upload a checkpoint folder to the Hugging Face Hub
   python -m trainer.builders.synthetic_set      write a synthetic set (FFHQH layout) from a folder of photos
   python -m trainer.builders.package_portraits  build the default training set from installed packages
+  python -m trainer.builders.package_history    the earlier template bundles' pictures, for a wider photo pool
+  python -m trainer.builders.source_subset      a pool with part of its training photos, for trainer.photo_curve
+  python -m trainer.photo_curve                 held-out error against the number of training photos
+  python -m trainer.real_pastes                 real pastes of people onto other photos, each model's result
 
 Configs: trainer/configs/*.toml (python -m trainer.fit --config NAME --print-config shows one)
 Documentation: trainer/README.md in the repository, https://github.com/comfyui-phnet/comfyui-phnet/tree/main/trainer

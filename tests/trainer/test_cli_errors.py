@@ -219,3 +219,15 @@ def test_a_data_folder_named_like_a_config_does_not_hide_the_config(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ffhqh").mkdir()  # --config ffhqh --data ffhqh
     assert resolve_config_path("ffhqh") == CONFIG_DIR / "ffhqh.toml"
+
+
+def test_python_m_trainer_lists_every_trainer_command():
+    """It left out source_subset, photo_curve and real_pastes, which the docs use."""
+    from pathlib import Path
+
+    from trainer.__main__ import COMMANDS
+
+    root = Path(__file__).resolve().parents[2] / "trainer"
+    commands = {"trainer." + ".".join(p.relative_to(root).with_suffix("").parts) for p in root.rglob("*.py")
+                if "\ndef main(" in p.read_text(encoding="utf-8")}
+    assert commands and all(f"python -m {c} " in COMMANDS for c in commands), commands
