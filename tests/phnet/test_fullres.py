@@ -301,23 +301,3 @@ def test_filling_a_constant_gives_that_constant_on_any_grid(shape):
     weight[..., h // 5 : max(h // 5 + 1, 3 * h // 5), w // 4 : max(w // 4 + 1, 3 * w // 4)] = 1
     filled = fill_outside(torch.full((1, 1, h, w), 0.1), weight)
     torch.testing.assert_close(filled, torch.full_like(filled, 0.1))
-
-
-def test_overlapping_one_thread_calls_give_the_thread_count_back():
-    """Calls overlapping from two threads (A in, B in, A out, B out): B put back the 1 it saw, and every later
-    CPU op ran on one thread."""
-    from phnet.fullres import one_thread
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        a, b = one_thread(torch.device("cpu")), one_thread(torch.device("cpu"))
-        a.__enter__()
-        b.__enter__()
-        assert torch.get_num_threads() == 1
-        a.__exit__(None, None, None)
-        assert torch.get_num_threads() == 1  # B still runs its small ops
-        b.__exit__(None, None, None)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
