@@ -403,6 +403,11 @@ def run_cli(args: argparse.Namespace) -> int:
             and args.out is None and not any(s.strip().startswith("train.out_dir") for s in args.set or [])):
         # <run>/checkpoints/step-N names its run: going back in it, not a branch into the config's own folder
         over.setdefault("train", {})["out_dir"] = str(checkpoint.parent.parent)
+    named = _run_folder_named(args.config)
+    if (args.resume is True and named is not None and args.out is None
+            and not any(s.strip().startswith("train.out_dir") for s in args.set or [])):
+        # --config RUN --resume continues RUN itself, wherever it was copied or moved to since it recorded its folder
+        over.setdefault("train", {})["out_dir"] = str(named)
     cfg = load_config(args.config, args.set, over)
     if args.print_config:
         print(to_json(cfg), end="")
@@ -420,6 +425,18 @@ def run_cli(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return 128 + int(result["stopped_by_signal"])
     return 1 if "hub_error" in result else 0  # asked for, the upload failed: a script must not read success
+
+
+def _run_folder_named(config: str | None) -> Path | None:
+    """The run folder ``--config`` names (the folder, or the run config recorded in it), else None."""
+    from trainer.config import RUN_CONFIG_NAME, run_config_path
+
+    if not config:
+        return None
+    path = Path(config).expanduser()
+    if path.is_dir():
+        return path if run_config_path(path) is not None else None
+    return path.parent if path.name == RUN_CONFIG_NAME and path.is_file() else None
 
 
 def check_out_outside_data(cfg: dict) -> None:

@@ -43,20 +43,22 @@ def is_fixed(key: str) -> bool:
 SAME_VALIDATION = {"data.num_workers", "data.preload", "data.hflip", "data.crop_scale", "data.on_bad_sample",
                    "data.max_bad_in_a_row", "data.synthesis.on_device", "data.synthesis.photo_recolour",
                    "data.identity_pairs"}
-# where the photos are: the same files may be named another way (a trailing slash), other files the same way
-PATH_KEYS = {"data.root", "data.ffhq_root", "data.mask_dir", "data.val_root", "data.val_mask_dir"}
+# what makes the validation composites of the same photos (the rest of the data settings choose the photos,
+# and with a checkpoint's fingerprint of them, ``validation_photos``, that says whether they changed)
+COMPOSITE_KEYS = {"data.seed", "data.resize", "data.mask_fallback"}
 PHOTOS = "the validation photos"
 
 
 def validation_changes(changes: dict[str, tuple], same_photos: bool | None = None) -> list[str]:
     """The keys among a resume's ``changes`` that make other validation composites (or another share of them):
     scores before and after are not comparable. ``same_photos``: whether the validation set is made of the same
-    files as the checkpoint's (``validation_photos``), which then decides for the folders' keys; None where the
-    checkpoint does not say (an older one): a changed folder counts."""
+    files as the checkpoint's (``validation_photos``), which then decides for every key that chooses the photos
+    (folders, fractions, sample counts); None where the checkpoint does not say (an older one): each counts."""
     keys = [k for k in changes if (k.startswith("data.") and k not in SAME_VALIDATION) or k == "train.val_max_samples"]
     if same_photos is None:
         return keys
-    return [k for k in keys if k not in PATH_KEYS] + ([] if same_photos else [PHOTOS])
+    made = [k for k in keys if k in COMPOSITE_KEYS or k.startswith("data.synthesis.")]
+    return made + ([] if same_photos else [PHOTOS])
 
 
 def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:

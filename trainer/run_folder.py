@@ -76,8 +76,11 @@ class RunFolder:
         else:
             self._refuse(None)
         if previous and previous.get("pid") != os.getpid():
-            print(f"[trainer] {self.lock_path} was left by a trainer that is gone (pid {previous.get('pid')}); "
-                  f"taking the folder over", file=sys.stderr)
+            running = previous.get("host") == socket.gethostname() and self._alive(previous)
+            whose = ("another folder's trainer, which still runs (this folder was copied while it ran)" if running
+                     else "a trainer that is gone")
+            print(f"[trainer] {self.lock_path} was left by {whose} (pid {previous.get('pid')}); taking the folder "
+                  "over", file=sys.stderr)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         os.ftruncate(fd, 0)
         os.write(fd, (json.dumps(info) + "\n").encode())

@@ -237,8 +237,27 @@ def test_validation_photos_are_told_by_their_files(tmp_path):
     assert validation_photos(types.SimpleNamespace(records=records)) != before  # a photo added
     (tmp_path / "b.png").write_bytes(b"y" * 12)  # replaced by another
     assert validation_photos(types.SimpleNamespace(records=records[:2])) != before
-    moved = {"data.root": ("set", "set/")}
-    assert validation_changes(moved) == ["data.root"]  # an older checkpoint does not say: the folder counts
-    assert validation_changes(moved, same_photos=True) == []
+    moved = {"data.root": ("set", "set/"), "data.max_samples": (0, 1000), "data.val_fraction": (0.05, 0.05001)}
+    assert validation_changes(moved) == list(moved)  # an older checkpoint does not say: each counts
+    assert validation_changes(moved, same_photos=True) == []  # keys that choose the photos chose the same ones
     assert validation_changes(moved, same_photos=False) == ["the validation photos"]
     assert validation_changes({"data.identity_pairs": (0.0, 0.2)}) == []
+    made = {"data.seed": (0, 1), "data.synthesis.max_transforms": (3, 2), "data.synthesis.on_device": (False, True)}
+    assert validation_changes(made, same_photos=True) == ["data.seed", "data.synthesis.max_transforms"]
+
+
+def test_resuming_a_run_folder_named_by_config_continues_that_folder(shift_set, tmp_path, monkeypatch):
+    """--config RUN --resume trained in the folder RUN recorded: a copy resumed its original, a moved run
+    started afresh in the old place."""
+    import shutil
+
+    from trainer.fit import main
+
+    monkeypatch.chdir(tmp_path)
+    common = ["--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0", "--set",
+              "train.ckpt_every=2", "--set", "train.val_every=0"]
+    assert main(["--config", "tiny_cpu", *common, "--out", str(tmp_path / "run"), "--steps", "2"]) == 0
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    assert main(["--config", str(tmp_path / "copy"), *common, "--resume", "--steps", "4"]) == 0
+    assert (tmp_path / "copy" / "checkpoints" / "step-00000004").is_dir()
+    assert not (tmp_path / "run" / "checkpoints" / "step-00000004").exists()

@@ -72,6 +72,22 @@ def test_the_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
     second.release_lock()
 
 
+def test_a_lock_copied_with_its_folder_is_not_called_a_gone_trainer_s(tmp_path, capsys):
+    """A folder copied while its trainer ran: the lock file names a live process, which holds another folder."""
+    import socket
+
+    from trainer.run_folder import RunFolder
+
+    (tmp_path / "trainer.lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                                       "started": 0}))
+    copy = RunFolder(tmp_path)
+    copy.acquire_lock()
+    copy.release_lock()
+    err = capsys.readouterr().err
+    assert "another folder's trainer, which still runs (this folder was copied while it ran)" in err
+    assert "gone" not in err
+
+
 def test_two_trainers_cannot_share_a_folder(shift_set, tmp_path, subprocess_env):
     from trainer.fit import train
     from trainer.run_folder import RunFolderError
