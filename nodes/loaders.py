@@ -65,11 +65,13 @@ def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | 
     if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
         model_name, repo = repo, ""
     if repo and not os.path.exists(os.path.expanduser(repo)):
-        from ..phnet.sources import parse_hub_ref
+        from ..phnet.sources import looks_like_repo_id, parse_hub_ref
 
         repo_id, revision, filename = parse_hub_ref(repo)  # "owner/name[@revision][:file]"
-        source = repo_id + (f":{filename}" if filename else "")
-        return source, {"revision": revision, "local_files_only": _offline()}
+        if looks_like_repo_id(repo_id):
+            source = repo_id + (f":{filename}" if filename else "")
+            return source, {"revision": revision, "local_files_only": _offline()}
+        return repo, {}  # a mistyped path (D:\...) or a URL, as typed: the library says what it is not
     if repo:
         return repo, {}
     if not model_name or model_name == paths.BUNDLED_DEFAULT:

@@ -362,7 +362,7 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
         else:
             options["exif"] = keep["exif"]
     if keep.get("dpi"):
-        if fmt == "WEBP":
+        if fmt == "WEBP" and not (keep.get("exif") and _exif_resolution(keep["exif"])):  # the EXIF carries it
             left.append(f"the resolution ({keep['dpi'][0]:.0f} dpi), which WebP cannot hold")
         else:
             options["dpi"] = keep["dpi"]
@@ -379,6 +379,18 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
             raise
         raise type(e)(f"cannot write {target}: {e}") from None
     return left
+
+
+def _exif_resolution(exif: bytes) -> bool:
+    """Whether an EXIF block holds the picture's resolution (XResolution)."""
+    from PIL import Image
+
+    tags = Image.Exif()
+    try:
+        tags.load(exif)
+    except Exception:  # a broken block: it carries nothing a reader could use
+        return False
+    return 0x011A in tags
 
 
 def _png_text(text: dict):
@@ -843,7 +855,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logger.level
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
     stdout = sys.stdout
-    sys.stdout = _ReaderMayLeave(stdout)
+    if stdout is not None:  # None under pythonw: nothing is shown, nothing to guard
+        sys.stdout = _ReaderMayLeave(stdout)
     handlers = _stop_on_signals()
     try:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
@@ -878,7 +891,8 @@ def _stop_on_signals() -> dict:
     previous = {}
     for name in ("SIGTERM", "SIGHUP"):
         signum = getattr(signal, name, None)
-        if signum is not None:
+        # only the default (the process dies): nohup's "ignore" and a caller's own handler stay as they are
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
             previous[signum] = signal.signal(signum, _raise_stopped)
     return previous
 

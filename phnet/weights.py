@@ -228,8 +228,6 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"{config_json} is not valid JSON ({e})") from None
     stored = _stored_config(weights) if isinstance(d, dict) else None
-    if stored is not None and "correction_threshold" in d:  # a whole threshold rule: its unset parts are unset
-        d = {**{key: getattr(PHNetConfig, key) for key in _RULE_PARTS}, **d}
     config = PHNetConfig.from_dict({**stored.to_dict(), **d} if stored else d, source=str(config_json),
                                    required=REQUIRED_FIELDS)
     if stored is not None:
@@ -237,8 +235,6 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
                          f"Fix or delete {config_json.name} (the stored config is used then)", config_json.name)
     return config
 
-
-_RULE_PARTS = ("correction_ramp", "correction_floor")  # left out of a saved config when unset (PHNetConfig.to_dict)
 
 # What the tensors were trained as: config.json may tune the rest (working size, threshold), never these.
 _TRAINED_AS = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction", "output")

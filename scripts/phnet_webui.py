@@ -701,9 +701,9 @@ def load_harmonizer(choice, phnet_dir):
 def load_segmenter(choice, sam_dirs):
     """A SamSegmenter for a SAM choice: a file in models/sam(s), a path, or ``owner/name[@rev]:file``."""
     from phnet.sam import SamSegmenter, SeveralCheckpoints
-    from phnet.sources import looks_like_repo_id, parse_hub_ref, stamp
+    from phnet.sources import looks_like_repo_id, parse_hub_ref, stamp, unquoted
 
-    choice = (choice or "").strip()
+    choice = unquoted(choice or "")  # a path Explorer's "Copy as path" quoted, as the Weights field takes it
     if not choice:
         raise ValueError(
             f"No SAM checkpoint chosen: put e.g. sam_vit_b_01ec64.pth in {' or '.join(sam_dirs)} and pick it, "

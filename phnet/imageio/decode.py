@@ -6,6 +6,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import struct
 import sys
@@ -25,8 +26,19 @@ def readable_suffixes() -> tuple[str, ...]:
     no photos: a preview.gif beside the frames is left alone."""
     from PIL import Image
 
+    register_plugins()
     opened = {ext.lower() for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN}
     return IMAGE_SUFFIXES + tuple(sorted(opened & MORE_PHOTOS))
+
+
+@functools.lru_cache(maxsize=None)
+def register_plugins() -> None:
+    """HEIC/HEIF (a phone's photos) through pillow-heif where it is installed: Pillow opens them only so."""
+    try:
+        from pillow_heif import register_heif_opener
+    except Exception:  # not installed (or broken): HEIC files are named as unopened
+        return
+    register_heif_opener()
 
 
 MORE_PHOTOS = {".jfif", ".jpe", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpf", ".jpx", ".qoi", ".tga", ".ppm",
@@ -186,6 +198,7 @@ def open_picture(path: str | Path):
     """A loaded PIL image of one frame (close it, or use it in a ``with``); ``FileNotFoundError`` /
     ``ValueError`` naming the file otherwise, the file closed (an error kept in a notebook held it open)."""
     opened = []
+    register_plugins()
     try:
         image = _open_picture(path, opened)
         _single_frame(image, str(path))

@@ -80,6 +80,11 @@ def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
         nodes["PHNetModelLoader"].load("default (bundled)", "nobody/no-such-phnet", "auto", "auto")
+    # a mistyped Windows path or a pasted URL is no owner/name:file: kept as typed, named as not found
+    for typed in (r"D:\ComfyUI\models\phnet\mine.safetensors", "https://huggingface.co/someone/phnet-x"):
+        with pytest.raises(FileNotFoundError) as refused:
+            nodes["PHNetModelLoader"].load("default (bundled)", typed, "auto", "auto")
+        assert repr(typed) in str(refused.value) or typed in str(refused.value)
 
 
 def test_harmonize_batch_and_broadcast(nodes, phnet_model, comfy_env, portrait):

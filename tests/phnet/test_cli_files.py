@@ -663,3 +663,37 @@ def test_a_composite_s_resolution_is_carried(tiny_folder, tmp_path, capsys, suff
     assert tuple(round(d) for d in Image.open(out).info["dpi"]) == (300, 300)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
     assert "the resolution (300 dpi), which WebP cannot hold" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not hasattr(os, "kill") or os.name == "nt", reason="POSIX signals")
+def test_nohup_s_ignored_hangup_and_a_missing_stdout_are_left_as_they_are(tiny_folder, tmp_path, monkeypatch):
+    """The SIGHUP handler undid nohup (the run died with the terminal); under pythonw stdout is None."""
+    import signal
+
+    comps, masks = folders(tmp_path, "a.png")
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        seen = []
+        real = cli._harmonize_one
+
+        def harmonize_one(*args, **kwargs):
+            seen.append(signal.getsignal(signal.SIGHUP))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(cli, "_harmonize_one", harmonize_one)
+        monkeypatch.setattr("sys.stdout", None)
+        assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
+        assert seen == [signal.SIG_IGN] and (tmp_path / "out" / "a.png").is_file()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_webp_result_is_not_said_to_lose_a_resolution_its_exif_carries(tiny_folder, tmp_path, capsys):
+    exif = Image.Exif()
+    exif[0x011A], exif[0x011B], exif[0x0128] = 72.0, 72.0, 2
+    comp, mask = tmp_path / "cam.jpg", tmp_path / "mask.png"
+    _composite().save(comp, exif=exif.tobytes(), quality=95)
+    _mask().save(mask)
+    assert Image.open(comp).info.get("dpi")
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
+    assert "resolution" not in capsys.readouterr().out

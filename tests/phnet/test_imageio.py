@@ -603,3 +603,23 @@ def test_quiet_opens_from_many_threads_leave_the_warning_filters_as_they_were(tm
     for t in threads:
         t.join()
     assert warnings.filters == before
+
+
+def test_pillow_heif_is_registered_where_it_is_installed(monkeypatch):
+    """The CLI advised `pip install pillow-heif`, which changed nothing: no one registered its opener."""
+    import sys
+    import types
+
+    from phnet.imageio import decode
+
+    calls = []
+    fake = types.ModuleType("pillow_heif")
+    fake.register_heif_opener = lambda: calls.append(1)
+    monkeypatch.setitem(sys.modules, "pillow_heif", fake)
+    decode.register_plugins.cache_clear()
+    try:
+        decode.readable_suffixes()
+        decode.readable_suffixes()
+        assert calls == [1]
+    finally:
+        decode.register_plugins.cache_clear()

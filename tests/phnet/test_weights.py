@@ -1023,10 +1023,9 @@ def test_a_config_saved_without_a_ramp_or_floor_loads_without_them(tiny_folder):
     hard = dataclasses.replace(stored, correction_threshold=10.0, correction_ramp=None, correction_floor=0.0)
     hard.save(tiny_folder / "config.json")
     assert load_model(tiny_folder).config == hard == PHNetConfig.load(tiny_folder / "config.json")
-    working = {**json.loads((tiny_folder / "config.json").read_text()), "image_size": 96}
-    del working["correction_threshold"]  # no rule given: the stored one stands
-    (tiny_folder / "config.json").write_text(json.dumps(working))
-    assert load_model(tiny_folder).config.correction_ramp == 16.0
+    (tiny_folder / "config.json").write_text(json.dumps({"correction_threshold": 12.0}))  # the rest: stored
+    loaded = load_model(tiny_folder).config
+    assert (loaded.correction_threshold, loaded.correction_ramp, loaded.correction_floor) == (12.0, 16.0, 0.2)
 
 
 def test_push_to_hub_asks_for_a_public_repo_when_told_and_offline_advice_fits_the_command(fake_hub, tiny_model,

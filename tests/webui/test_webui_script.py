@@ -735,6 +735,8 @@ def test_sam_choices(webui):
     later = weights.stat().st_mtime_ns + 10**9
     os.utime(weights, ns=(later, later))  # downloaded again, or replaced under the same name
     assert m.load_segmenter("tiny_sam.safetensors", sam_dirs) is not seg  # the old model was served on
+    quoted = f'"{weights}"'  # Explorer's "Copy as path", as the Weights field takes it
+    assert m.load_segmenter(quoted, sam_dirs) is not None
 
 
 def test_a_sam_repo_with_several_checkpoints_is_met_with_the_webuis_way_to_choose(webui, monkeypatch):

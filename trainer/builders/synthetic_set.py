@@ -159,9 +159,12 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
     fractions = {"train": 1.0, "val": val_fraction, "test": test_fraction}
     lost = [split for split, names in splits.items() if fractions[split] > 0 and not names]
     if skipped and lost:
+        held = [split for split in lost if split != "train"]
+        fix = f", or build with --{held[0]}-fraction 0" if held else ""
+        carve = " (training then carves its own validation split)" if held and held[0] == "val" else ""
         raise ValueError(f"the {' and '.join(lost)} split of the set would be empty: its photos were skipped (the "
-                         f"warnings above say why); mend or remove them, add photos, or build with --{lost[0]}-fraction "
-                         f"0 (training then carves its own validation split); {dest} was left as it was")
+                         f"warnings above say why); mend or remove them, or add photos{fix}{carve}; {dest} was left "
+                         "as it was")
     for split, names in splits.items():  # no empty list: without val_split.txt, training carves its own val
         if names or split == "train":
             (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")

@@ -167,7 +167,11 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     if len(ds) == 0:
         fix = {"val": "; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root folder",
                "test": "; set data.test_fraction above 0 or evaluate on another folder"}.get(split, "")
-        if split == "val" and kind in ("iharmony", "ffhqh") and val_fraction > 0:
+        listed = (root / "val_split.txt").exists() if kind == "ffhqh" else any(root.glob("*/*_val.txt"))
+        if split == "val" and kind in ("iharmony", "ffhqh") and listed:
+            fix = (": its validation list names no usable sample (missing or skipped files: the warnings above say "
+                   "which)")
+        elif split == "val" and kind in ("iharmony", "ffhqh") and val_fraction > 0:
             fix = (f": it has no validation list, and its train split has too few photos to carve one from with "
                    f"data.val_fraction {val_fraction:g}; give a set with more photos (from trainer.builders."
                    "synthetic_set: build it from more photos, or with a --val-fraction that keeps one)")

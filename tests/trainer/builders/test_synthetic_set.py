@@ -195,3 +195,23 @@ def test_a_set_built_without_val_or_test_carves_its_val_and_names_the_missing_te
     assert len(val) and len(train) and not photo(val) & photo(train)  # a photo's copies on one side only
     with pytest.raises(FileNotFoundError, match="built by trainer.builders.synthetic_set with --test-fraction 0"):
         build_dataset({"root": str(out), "image_size": 32}, "test")
+
+
+def test_a_set_whose_listed_validation_files_are_gone_says_so_not_that_it_has_no_list(tmp_path, photos):
+    import shutil
+    import warnings
+
+    from trainer.builders.synthetic_set import main
+    from trainer.data import build_dataset
+
+    img_dir, _ = photos
+    src = tmp_path / "photos"
+    shutil.copytree(img_dir, src)
+    assert main([str(src), str(tmp_path / "set"), "--size", "32", "--val-fraction", "0.1", "--test-fraction", "0",
+                 "--no-progress"]) == 0
+    for name in (tmp_path / "set" / "val_split.txt").read_text().split():
+        (tmp_path / "set" / "real" / name).unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="its validation list names no usable sample"):
+            build_dataset({"root": str(tmp_path / "set"), "on_bad_sample": "skip"}, "val", image_size=32)
