@@ -187,6 +187,9 @@ def parse_ramps(spec: str) -> list[float | None]:
     return ramps
 
 
+CALIBRATED_FILES = {"config.json", "model.safetensors", "calibration.json"}  # what a calibration writes
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="model folder (e.g. runs/default_cpu/best)")
@@ -211,7 +214,8 @@ def main(argv=None) -> int:
                         "only with --report-only")
     p.add_argument("--report-only", action="store_true",
                    help="print the best rule and the ceiling for these composites; write nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the calibrated model already in --out (the "
+                   "folder is replaced whole: one holding anything else, a run's files, is refused)")
     a = p.parse_args(argv)
     if not a.report_only and not a.out:
         p.error("--out is required (or --report-only)")
@@ -222,6 +226,11 @@ def main(argv=None) -> int:
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not a.overwrite:
             p.error(f"{out} already holds files (a model, a checkpoint?): give a new folder for the calibrated "
                     "model, or --overwrite to replace what is there")
+        try:  # --overwrite replaces a calibrated model, never a run or a checkpoint beside it
+            staging.check_replaceable(out, lambda folder: (folder / "config.json").is_file(), "calibrated model",
+                                      CALIBRATED_FILES)
+        except FileExistsError as e:
+            p.error(str(e))
     try:
         from trainer.evaluate import check_split_all
 

@@ -93,13 +93,24 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
         calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                         "--out", str(tmp_path / "model")])
     assert refused.value.code == 2 and (tmp_path / "model" / "model.safetensors").read_bytes() == before
+    again = [str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--out", str(tmp_path / "out"),
+             "--overwrite", "--thresholds", "0:20:5", "--ramps", "soft", "--floors", "0:0:1", "--max-untouched", "0"]
+    # the folder is replaced whole: anything beside a calibrated model (a checkpoint's state, a run's files,
+    # notes) is refused, not deleted
     (tmp_path / "out" / "training_state.pt").write_bytes(b"left by the checkpoint copied here")
-    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
-                           "--out", str(tmp_path / "out"), "--overwrite", "--thresholds", "0:20:5",
-                           "--ramps", "soft", "--floors", "0:0:1", "--max-untouched", "0"]) == 0
-    # replaced whole: a checkpoint's state beside the calibrated weights would be resumed from as theirs
+    with pytest.raises(SystemExit) as refused:
+        calibrate.main(again)
+    assert refused.value.code == 2 and (tmp_path / "out" / "training_state.pt").is_file()
+    (tmp_path / "out" / "training_state.pt").unlink()
+    assert calibrate.main(again) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration.json", "config.json",
                                                                     "model.safetensors"]
+    run = tmp_path / "run_folder"
+    (run / "checkpoints" / "step-00000100").mkdir(parents=True)
+    (run / "log.jsonl").write_text("{}\n")
+    with pytest.raises(SystemExit):
+        calibrate.main([*again[:4], str(run), *again[5:]])
+    assert (run / "log.jsonl").is_file() and (run / "checkpoints" / "step-00000100").is_dir()
 
 
 def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_model_before_work(shift_set,
