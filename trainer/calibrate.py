@@ -159,6 +159,13 @@ def describe(row: dict) -> str:
             f"{row['near_right_fmse']:.1f} ({ratio('near_right_fmse')}) untouched {row['untouched_mse']:.2f}")
 
 
+def missed(row: dict, max_untouched: float, max_near_right: float) -> list[str]:
+    """The do-no-harm limits a rule's scores break, in words (none: the rule is within them)."""
+    ratio = row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
+    return ([f"untouched MSE {row['untouched_mse']:.2f} > {max_untouched:g}"] * (row["untouched_mse"] > max_untouched)
+            + [f"near-right {ratio:.2f}x > {max_near_right:g}x"] * (ratio > max_near_right))
+
+
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
     def excess(row):
         ratio = row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
@@ -289,7 +296,8 @@ def calibrate(a: argparse.Namespace) -> int:
     best = choose(table, a.max_untouched, a.max_near_right)
     for f in floors:  # the best choice at each floor
         row = choose([row for row in table if row["floor"] == f], a.max_untouched, a.max_near_right)
-        mark = " <" if row is best else ""
+        mark = (" (over the limits)" if missed(row, a.max_untouched, a.max_near_right) else "") + (
+            " <" if row is best else "")
         r = row["ramp"]
         print(f"floor {f:4.2f} ramp {'soft' if r is None else f'{r:g}':>4} threshold {row['threshold']:5.1f}: MSE "
               f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {row['near_right_fmse']:6.1f} (nothing "
@@ -297,6 +305,12 @@ def calibrate(a: argparse.Namespace) -> int:
               file=sys.stderr)
     top = ceiling(curves)
     print(f"chosen rule: {describe(best)}", file=sys.stderr)
+    over = missed(best, a.max_untouched, a.max_near_right)
+    best = {**best, "within_limits": not over}
+    if over:
+        print(f"warning: no rule of these grids keeps within the do-no-harm limits; the chosen one is the nearest, "
+              f"with {' and '.join(over)}: widen --thresholds or --floors, or loosen --max-untouched / "
+              "--max-near-right", file=sys.stderr)
     print(f"ceiling (each composite's best share, untouched photos left alone; mean share "
           f"{top['mean_share']:.2f}): {describe(top)}", file=sys.stderr)
     if a.report_only:

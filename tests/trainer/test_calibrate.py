@@ -58,6 +58,13 @@ def test_scores_between_the_measured_shares_match_the_pixels():
         assert calibrate.score(curves, threshold)["fmse"] == pytest.approx((wrong + near) / 2, abs=0.2)
 
 
+def test_a_rule_over_the_limits_is_named():
+    """With no rule within the limits the nearest was stored, its table row unmarked, without a word."""
+    row = {"untouched_mse": 11.23, "near_right_fmse": 120.4, "composite_near_right_fmse": 60.2}
+    assert calibrate.missed(row, 5.0, 1.1) == ["untouched MSE 11.23 > 5", "near-right 2.00x > 1.1x"]
+    assert calibrate.missed({**row, "untouched_mse": 1.0, "near_right_fmse": 60.0}, 5.0, 1.1) == []
+
+
 def test_bad_grids_are_refused_by_name():
     assert calibrate.parse_ramps("soft") == [None]
     assert calibrate.parse_ramps("soft,0:4:2") == [None, 0.0, 2.0, 4.0]
@@ -103,6 +110,8 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
     assert refused.value.code == 2 and (tmp_path / "out" / "training_state.pt").is_file()
     (tmp_path / "out" / "training_state.pt").unlink()
     assert calibrate.main(again) == 0
+    written = json.loads((tmp_path / "out" / "calibration.json").read_text())["chosen"]
+    assert written["within_limits"] is (not calibrate.missed(written, 0.0, 1.1))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calibration.json", "config.json",
                                                                     "model.safetensors"]
     run = tmp_path / "run_folder"
