@@ -272,6 +272,7 @@ def calibrate(a: argparse.Namespace) -> int:
 
         data = {k: v for k, v in data.items() if k not in RUN_FOLDERS}
         data["root"], data["kind"] = a.data, "auto"  # its own layout, not the run's (a set, where it had photos)
+        data.pop("max_samples", None)  # a run's cap on its own photos: these composites are scored whole
     if a.kind:
         data["kind"] = a.kind
     if a.mask_dir:

@@ -139,10 +139,11 @@ def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_m
         save_pretrained(model, tmp_path / "image")
         # a run trained on photos (kind "folder") scoring a ready set: its layout is read off it, not the run's
         (tmp_path / "run_config.json").write_text(json.dumps(dict(cfg, data=dict(cfg["data"], seed=7,
-                                                                                     kind="folder"))))
+                                                                                     kind="folder", max_samples=3))))
         assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--data",
                                str(shift_set), "--report-only"]) == 0
         assert seen[-1]["seed"] == 7 and seen[-1]["root"] == str(shift_set) and seen[-1]["kind"] == "auto"
+        assert "max_samples" not in seen[-1]  # the run's cap on its photos: the set is scored whole
         capsys.readouterr()
         assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--out",
                                str(tmp_path / "out")]) == 2
