@@ -41,7 +41,7 @@ def mkl_transfer(comp: np.ndarray, mask: np.ndarray, *, eps: float = 1e-6) -> np
     transport between two Gaussians)."""
     comp = np.asarray(comp, dtype=np.float64)
     m = np.asarray(mask, dtype=np.float64) >= 0.5
-    if not m.any() or m.all():
+    if m.sum() < 2 or (~m).sum() < 2:  # a covariance needs two pixels on each side
         return comp.astype(np.float32)
     fg, bg = comp[m], comp[~m]
     mu_s, mu_t = fg.mean(0), bg.mean(0)

@@ -34,8 +34,9 @@ def _fmt(v: float, step: float | None = None) -> str:
     if v == 0:
         return "0"
     a = abs(v)
-    if a >= 10000:
-        return f"{v / 1000:.0f}k"
+    if a >= 10000:  # thousands, with the decimals the spacing needs (12.5k, not 12k)
+        label = _fmt(v / 1000, step / 1000) if step else f"{v / 1000:.0f}"
+        return (label.rstrip("0").rstrip(".") if "." in label else label) + "k"
     if step:
         decimals = max(0, -math.floor(math.log10(step) + 1e-9))
         decimals += abs(round(step, decimals) - step) > 1e-9 * step  # a step of 2.5 × 10^k needs one more

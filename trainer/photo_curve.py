@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from phnet.atomic import write_atomic
+from trainer.config import RUN_CONFIG_NAME, run_config_path
 from trainer.curves import BASE, BG, VAL, panel
 
 MSE_COLOUR = (31, 100, 180)
@@ -24,12 +25,12 @@ MSE_COLOUR = (31, 100, 180)
 
 def point(run: Path) -> dict:
     """The run's training sources and the validation record with the lowest fMSE."""
-    config_path, log_path = run / "run_config.json", run / "log.jsonl"
-    for path in (config_path, log_path):
+    config_path, log_path = run_config_path(run), run / "log.jsonl"  # an older run's config.json too
+    for path in (config_path or run / RUN_CONFIG_NAME, log_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: give run folders written by python -m trainer.fit")
     config = json.loads(config_path.read_text())
-    root = Path(config["data"]["root"])
+    root = Path(config["data"]["root"]).expanduser()
     pool = next((p for p in (root, *root.parents) if (p / "manifest.json").is_file()), None)
     if pool is None:
         raise FileNotFoundError(f"no manifest.json in or above {root}: train on a pool built by "

@@ -214,6 +214,16 @@ def test_curves_png(tmp_path):
     draw_curves([], tmp_path / "empty.png")  # nothing logged yet: still an image
 
 
+def test_mkl_transfer_leaves_a_one_pixel_subject_as_it_was():
+    """np.cov of one pixel is NaN: the eigen-solver raised and stopped the whole evaluation."""
+    from trainer.baselines import mkl_transfer
+
+    comp = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    mask = np.zeros((8, 8), np.float32)
+    mask[3, 4] = 1
+    assert np.array_equal(mkl_transfer(comp, mask), comp)
+
+
 def test_mkl_transfer_moves_the_subject_onto_the_background_distribution():
     from trainer.baselines import mkl_transfer
 
@@ -287,6 +297,10 @@ def test_neighbouring_tick_labels_never_read_the_same():
         ticks = _nice_ticks(lo, hi)
         labels = [_fmt(t, _step(ticks)) for t in ticks]
         assert len(set(labels)) == len(labels), labels
+    ticks = _nice_ticks(50, 12500)  # thousands keep the half step: 12.5k, not 12k
+    assert [_fmt(t, _step(ticks)) for t in ticks][-2:] == ["10k", "12.5k"]
+    ticks = _nice_ticks(0, 40000)
+    assert [_fmt(t, _step(ticks)) for t in ticks] == ["0", "10k", "20k", "30k", "40k"]
 
 
 def test_ticks_of_values_a_few_ulps_apart_end():

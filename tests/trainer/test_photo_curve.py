@@ -70,3 +70,14 @@ def test_every_step_budget_gets_a_line_or_the_curve_is_refused(tmp_path, capsys)
     many = [_run(tmp_path, f"m{b}", 10, [700.0], steps=100 * b) for b in range(1, 10)]
     assert photo_curve.main([*map(str, many), "--out", str(tmp_path / "m.png")]) == 2
     assert "9 step budgets and the curve tells 8 apart" in capsys.readouterr().err
+
+
+def test_a_run_with_a_home_relative_root_or_an_older_config_name_is_read(tmp_path, monkeypatch):
+    """data.root written with ~ (the trainer reads it so), and an older run's config.json, were refused."""
+    run = _run(tmp_path, "old", 10, [700.0])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = json.loads((run / "run_config.json").read_text())
+    config["data"]["root"] = "~/pool_old/train/images"
+    (run / "run_config.json").unlink()
+    (run / "config.json").write_text(json.dumps(config))
+    assert photo_curve.point(run)["sources"] == 10
