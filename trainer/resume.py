@@ -64,6 +64,8 @@ def validation_changes(changes: dict[str, tuple], same_photos: bool | None = Non
 def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:
     """The changes the resume will apply; raise ResumeConfigError for changes it cannot make."""
     changes = config_changes(old, new)
+    if "data.image_size" in changes and _working_size(old) == _working_size(new):  # 0 (the model's) or the same
+        del changes["data.image_size"]
     fixed = {k: v for k, v in changes.items() if is_fixed(k)}
     if fixed:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in fixed.items())
@@ -72,6 +74,16 @@ def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:
             f"[model] table, working size (data.image_size), optimizer type and frozen parameters. Put the "
             f"old values back, or start a new run from these weights with --init-from {checkpoint}.")
     return changes
+
+
+def _working_size(cfg: dict) -> int | None:
+    """The run's working size as a config sets it (``data.image_size``, else the model's); None if unreadable."""
+    from trainer.config import model_config
+
+    try:
+        return model_config(cfg).image_size
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def apply_hyperparameters(optimizer, scheduler, train: dict) -> None:

@@ -43,6 +43,17 @@ def test_resume_refuses_a_changed_architecture_or_optimizer(two_steps, shift_set
     assert not (two_steps / "checkpoints" / "step-00000004").exists()
 
 
+def test_data_image_size_set_to_the_working_size_it_already_has_is_no_change():
+    """data.image_size 0 -> 32 on a run whose working size was 32 was refused as a changed working size."""
+    from trainer.resume import check_resume_config
+
+    old = {"model": {"preset": "small", "image_size": 32}, "data": {"image_size": 0}, "train": {}}
+    same = {**old, "data": {"image_size": 32}}
+    assert "data.image_size" not in check_resume_config(old, same, "ckpt")
+    with pytest.raises(ValueError, match="data.image_size"):
+        check_resume_config(old, {**old, "data": {"image_size": 48}}, "ckpt")
+
+
 def test_resume_applies_a_changed_learning_rate_and_says_so(two_steps, shift_set):
     from trainer.fit import train
 
