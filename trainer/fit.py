@@ -370,6 +370,10 @@ def main(argv=None) -> int:
         print(f"error: {who}stopped at once by a second signal {stop.signum}; the last complete checkpoint is "
               "kept (resume with --resume)", file=sys.stderr)
         return 128 + stop.signum
+    except KeyboardInterrupt:  # Ctrl-C outside the loop's own handling (imports, preloading, the end)
+        print(f"error: {who}interrupted; the last complete checkpoint, if any, is kept (resume with --resume)",
+              file=sys.stderr)
+        return 130
     except (RuntimeError, *USER_ERRORS) as exc:
         if world > 1 and lost_a_peer(exc):
             message = peer_message(exc)

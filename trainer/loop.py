@@ -206,6 +206,8 @@ class TrainingLoop:
             if self.env.main:
                 self.log.write({"type": "event", "step": step,
                                 "event": f"time budget of {self.budget / 60:g} min reached"})
+                self.say(f"[trainer] the time budget of {self.budget / 60:g} min is spent at step {step}: it ends here; "
+                         "continue it with --resume (and a larger train.max_minutes)")
         if step % self.log_every == 0 or step == self.total_steps:  # (the last step's losses, however it ends)
             self.log_window()
         at_end = step == self.total_steps
@@ -225,6 +227,8 @@ class TrainingLoop:
                 if self.env.main:
                     self.log.write({"type": "event", "step": step, "event": f"stopped early: no better validation "
                                     f"fMSE in {self.patience} checks (best {self.best:.1f})"})
+                    self.say(f"[trainer] stopped early at step {step}: no better validation fMSE in {self.patience} "
+                             f"checks; best/ holds the best (fMSE {self.best:.1f})")
         self.validated_at = step if validated else self.validated_at
         if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
             self.save(val=self.last_val if validated else None)  # the score of these very weights

@@ -231,3 +231,15 @@ def test_python_m_trainer_lists_every_trainer_command():
     commands = {"trainer." + ".".join(p.relative_to(root).with_suffix("").parts) for p in root.rglob("*.py")
                 if "\ndef main(" in p.read_text(encoding="utf-8")}
     assert commands and all(f"python -m {c} " in COMMANDS for c in commands), commands
+
+
+def test_ctrl_c_before_the_training_loop_ends_with_one_line(monkeypatch, capsys):
+    """Ctrl-C while the data preloaded (before the loop's own handling) printed a traceback."""
+    from trainer import fit
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "run_cli", interrupted)
+    assert fit.main(["--config", "tiny_cpu"]) == 130
+    assert "interrupted; the last complete checkpoint, if any, is kept" in capsys.readouterr().err

@@ -347,7 +347,7 @@ def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
     assert [r["step"] for r in read_log(out) if r["type"] == "train"] == [1, 2, 3]
 
 
-def test_time_budget_stops_with_a_checkpoint(shift_set, tmp_path):
+def test_time_budget_stops_with_a_checkpoint(shift_set, tmp_path, capsys):
     from phnet import Harmonizer
     from trainer.fit import train
 
@@ -357,6 +357,7 @@ def test_time_budget_stops_with_a_checkpoint(shift_set, tmp_path):
     assert 1 <= result["step"] < 10_000
     events = [r["event"] for r in read_log(out) if r.get("type") == "event"]
     assert any("time budget" in e for e in events)
+    assert "min is spent at step" in capsys.readouterr().err  # said where the user looks, not only in the log
     assert Harmonizer.from_pretrained(out / "best").config.enc_sizes == (3, 8, 8, 16, 16, 32, 32)
 
 
@@ -411,7 +412,7 @@ def test_the_schedule_waits_when_the_grad_scaler_skips_a_step(shift_set, tmp_pat
     assert result is not None
 
 
-def test_patience_stops_when_validation_stops_improving(shift_set, tmp_path, monkeypatch):
+def test_patience_stops_when_validation_stops_improving(shift_set, tmp_path, monkeypatch, capsys):
     import trainer.loop
     from trainer.fit import train
 
@@ -422,6 +423,7 @@ def test_patience_stops_when_validation_stops_improving(shift_set, tmp_path, mon
     assert result["step"] == 10 and result["best_val_fmse"] == 490.0
     events = [r["event"] for r in read_log(out) if r.get("type") == "event"]
     assert any(e.startswith("stopped early: no better validation fMSE in 2 checks") for e in events)
+    assert "[trainer] stopped early at step 10" in capsys.readouterr().err
     assert json.loads((out / "best" / "checkpoint.json").read_text())["step"] == 6
     assert (out / "checkpoints" / "step-00000010").is_dir()  # the stop leaves a checkpoint, as a finished run does
 
