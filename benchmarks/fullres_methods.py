@@ -16,6 +16,7 @@ composite rounded to 8 bits and round the output, as for an 8-bit photo (the ref
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def load_pairs(root: Path, limit: int):
 
 
 def main() -> int:
+    with contextlib.suppress(AttributeError, ValueError):  # a table's − and Δ in a cp1252 file (Windows)
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path,
                         help="a split folder holding images/ and masks/ (e.g. POOL/val of package_portraits)")

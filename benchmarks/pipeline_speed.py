@@ -39,6 +39,7 @@ processes at a time: each counts only its own allocations), and a line after the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -292,6 +293,8 @@ def child(args, *extra: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with contextlib.suppress(AttributeError, ValueError):  # a table's − and Δ in a cp1252 file (Windows)
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="iharmony", help="architecture preset for random weights")
     parser.add_argument("--output", choices=("image", "residual", "transform"), help="override the preset's output")
@@ -312,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     args.sizes = args.sizes.split(",")
     if unknown := set(args.sizes) - set(SIZES):
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
+    import torch
+
+    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        found = "no such device" if torch.cuda.is_available() else "no CUDA GPU"
+        parser.error(f"--device {args.device}: this machine has {found}; give cpu or cuda[:N]")
     if args.device.startswith("cuda") and args.clock == "cpu":
         parser.error("--clock cpu measures this process's CPU time, not the GPU's: use the wall clock with --device cuda")
     if args.case_pipeline:

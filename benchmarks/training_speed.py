@@ -134,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=400, help="procedural photos to train on (without --data)")
     p.add_argument("--data", type=Path, help="a package_portraits pool (its train/images and train/masks)")
     args = p.parse_args(argv)
+    if args.steps < 6 or min(args.batch, args.photos, args.size) < 1 or args.workers < 0:
+        p.error("--steps must be at least 6 (the first logged window is set aside as warm-up), --batch, --photos "
+                "and --size at least 1, --workers 0 or more")
+    if args.data and not (args.data / "train" / "images").is_dir():
+        p.error(f"--data {args.data} holds no train/images: give the pool's root (a package_portraits folder), "
+                "not one of its splits")
 
     import torch
 

@@ -58,7 +58,13 @@ def load(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
             raise SystemExit(f"error: {path.name} has no mask in {data / 'masks'} (one named {path.stem}.*)")
         image = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
         mask = (np.asarray(Image.open(mask_path).convert("L"), dtype=np.float32) / 255.0 >= 0.5).astype(np.float32)
+        if not 0 < mask.mean() < 1:  # no subject, or no background: nothing to harmonize (fullres_methods skips it)
+            print(f"skipped {path.name}: its mask is {'empty' if mask.mean() == 0 else 'the whole picture'}",
+                  file=sys.stderr)
+            continue
         pairs.append((image, mask))
+    if not pairs:
+        raise SystemExit(f"error: no usable image/mask pairs in {data}")
     return pairs
 
 

@@ -13,10 +13,16 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _clean_env() -> dict:
+    """This environment without the check's own settings: a caller's STEPS or DEADLINE (the suite run by the
+    check itself) would reach the rehearsal, which then ran the suite again."""
+    return {k: v for k, v in os.environ.items() if k not in ("STEPS", "DEADLINE", "WHEELS")}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the check itself runs, not its rehearsal")
 def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
-    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1",
+    env = {**_clean_env(), "OUT": str(tmp_path), "REHEARSE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=600)
@@ -49,7 +55,7 @@ def test_a_python_without_torch_is_named_before_any_step(tmp_path):
 
 
 def test_a_step_left_unrun_for_lack_of_time_is_no_success(tmp_path):
-    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1", "DEADLINE": "10", "PYTHON": sys.executable}
+    env = {**_clean_env(), "OUT": str(tmp_path), "REHEARSE": "1", "DEADLINE": "10", "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1 and "not run" in (tmp_path / "summary.txt").read_text()
@@ -57,7 +63,7 @@ def test_a_step_left_unrun_for_lack_of_time_is_no_success(tmp_path):
 
 def test_a_step_left_unrun_shows_no_earlier_calls_output_as_its_own(tmp_path):
     (tmp_path / "synthesis.txt").write_text("composites/s from an earlier call\n")
-    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "1", "DEADLINE": "10", "PYTHON": sys.executable,
+    env = {**_clean_env(), "OUT": str(tmp_path), "REHEARSE": "1", "DEADLINE": "10", "PYTHON": sys.executable,
            "STEPS": "synthesis"}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=120)
@@ -66,7 +72,7 @@ def test_a_step_left_unrun_shows_no_earlier_calls_output_as_its_own(tmp_path):
 
 def test_a_misspelt_step_is_refused_before_anything_runs(tmp_path):
     """STEPS="bnech" ran nothing and exited 0: a rerun on the GPU's clock reported success."""
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "REHEARSE": "1", "PYTHON": sys.executable,
+    env = {**_clean_env(), "OUT": str(tmp_path / "out"), "REHEARSE": "1", "PYTHON": sys.executable,
            "STEPS": "bench suit"}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=60)

@@ -6,6 +6,8 @@ import pytest
 
 
 @pytest.mark.parametrize("module, argv", [
+    ("training_speed", ["--steps", "5"]),
+    ("training_speed", ["--batch", "0"]),
     ("pipeline_speed", ["--rounds", "0"]),
     ("pipeline_speed", ["--threads", "0"]),
     ("synthesis_speed", ["--batch", "0"]),
@@ -17,7 +19,36 @@ def test_a_count_under_one_is_refused_by_name(module, argv, capsys):
     main = importlib.import_module(f"benchmarks.{module}").main
     with pytest.raises(SystemExit) as caught:
         main(argv)
-    assert caught.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert caught.value.code == 2 and "must be at least" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")
+def test_a_device_this_machine_lacks_and_a_pool_split_for_a_pool_are_refused_by_name(tmp_path, capsys):
+    from benchmarks import pipeline_speed, training_speed
+
+    with pytest.raises(SystemExit):
+        pipeline_speed.main(["--device", "cuda"])
+    assert "--device cuda: this machine has no CUDA GPU" in capsys.readouterr().err
+    (tmp_path / "images").mkdir()
+    with pytest.raises(SystemExit):
+        training_speed.main(["--data", str(tmp_path)])
+    assert "give the pool's root" in capsys.readouterr().err
+
+
+def test_tables_with_signs_beyond_latin_1_are_written_to_a_cp1252_file():
+    """A table's − and Δ stopped a run redirected to a file on Windows (cp1252) after all its work."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = ("import io, sys; sys.stdout = io.TextIOWrapper(io.BytesIO(), encoding='cp1252'); "
+              "sys.argv = ['x', '--rounds', '0']\n"
+              "from benchmarks import pipeline_speed\n"
+              "try:\n    pipeline_speed.main(['--rounds', '0'])\nexcept SystemExit: pass\n"
+              "print('\u2212 \u0394')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("script, argv, words", [

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,3 +34,19 @@ def test_a_folder_without_a_pools_layout_is_named(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_and_reference.py"), "--data", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "holds no images/ and masks/ folders" in done.stderr
+
+
+def test_photos_without_a_usable_mask_are_skipped_and_none_left_is_refused(tmp_path, capsys):
+    """An empty folder ended in a ZeroDivisionError after the weights loaded; an all-black mask in the library's
+    words, partway through, without the photo's name."""
+    from benchmarks.video_and_reference import load
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(SystemExit, match="no usable image/mask pairs"):
+        load(tmp_path, 4)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(SystemExit, match="no usable image/mask pairs"):
+        load(tmp_path, 4)
+    assert "skipped a.png: its mask is empty" in capsys.readouterr().err
