@@ -642,10 +642,13 @@ def harmonize(args: argparse.Namespace) -> int:
         Temporal(window=args.temporal, cut_threshold=cut)
     if args.reference and args.mode != "full":
         raise SystemExit("error: --reference works with --mode full only")
+    if args.method is not None and args.mode != "full":  # the official pipeline resizes the whole blend back
+        raise SystemExit("error: --method works with --mode full only (--mode official always resizes the whole "
+                         "picture back)")
     _check_device(args.device)
     harmonizer = Harmonizer.from_pretrained(
-        args.weights, revision=args.revision, device=args.device, dtype=args.dtype, method=args.method
-    )
+        args.weights, revision=args.revision, device=args.device, dtype=args.dtype,
+        method=args.method or "correction")
     from . import precision
 
     slow = precision.slow_on(harmonizer.dtype, harmonizer.device)  # the library logs it, which the CLI keeps quiet
@@ -805,7 +808,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "it to apply more of each correction (0 = the raw network, which may harm near-right composites; "
                    "a subject with under 3%% background stays as it was); raise it to hold back all but large ones")
     h.add_argument("--mode", choices=MODES, default="full", help="full resolution (default) or the official square pipeline")
-    h.add_argument("--method", choices=METHODS, default="correction", help="how the result reaches full resolution")
+    h.add_argument("--method", choices=METHODS, help="how the result reaches full resolution (mode full; default "
+                   "correction)")
     h.add_argument("--working-size", type=int, help="override the network's working resolution (a multiple of 8 from 16)")
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     h.add_argument("--dtype", choices=PRECISIONS, default="auto",

@@ -541,3 +541,14 @@ def test_a_precision_slower_than_fp32_on_this_device_is_said(tiny_folder, tmp_pa
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
     assert "warning: bf16 on this GPU runs slower than fp32" in capsys.readouterr().err
+
+
+def test_a_method_with_the_official_mode_is_refused_by_name(tiny_folder, tmp_path):
+    """--mode official --method guided gave the official result without a word: that pipeline has one method."""
+    comp, mask = tmp_path / "c.png", tmp_path / "m.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    with pytest.raises(SystemExit, match="--method works with --mode full only"):
+        _harmonize(comp, mask, "-o", tmp_path / "o.png", "--mode", "official", "--method", "guided",
+                   "--weights", tiny_folder)
+    assert _harmonize(comp, mask, "-o", tmp_path / "o.png", "--mode", "official", "--weights", tiny_folder) == 0
