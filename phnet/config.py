@@ -118,9 +118,7 @@ class PHNetConfig:
         d["init_weights"] = list(self.init_weights)
         d = {"model_type": "phnet", **d}
         for key, unset in (("extra", {}), ("correction_ramp", None), ("correction_floor", 0.0)):
-            # left out when unset, so that older readers load the file; with a threshold the ramp and floor are
-            # part of its rule, written even when unset (a config.json without them takes the stored ones)
-            if d[key] == unset and (key == "extra" or not self.correction_threshold):
+            if d[key] == unset:  # left out when unset, so that older readers load the file
                 del d[key]
         return d
 
