@@ -21,7 +21,7 @@ _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 def parse_points(text: str | None, name: str = "points") -> list[tuple[float, float]]:
     """Parse pixel coordinates: ``"x,y; x,y"`` (also newlines, spaces), ``[[x,y], ...]`` or
     ``[{"x": .., "y": ..}, ...]`` (the JSON some point-editor nodes emit)."""
-    text = (text or "").strip()
+    text = (text or "").strip().rstrip(";,\n\t ")  # a trailing separator, as "x,y; x,y;" is read
     if not text:
         return []
     data = None
@@ -204,7 +204,7 @@ class PHNetSAMSegment:
         box_px = parse_box(box)
         pos = parse_points(positive_points, "positive_points")
         neg = parse_points(negative_points, "negative_points")
-        guides = None
+        guides, item = None, "image"
         if guide_mask is not None and box_px is None:  # the box widget wins: a guide would only copy the image
             guide_mask, note = prepared(guide_mask, image, "guide_mask",  # only its box is used: its size is checked
                                         lambda m: check_mask_size(m, image, "guide_mask", "PHNet SAM Segment"))
@@ -287,11 +287,11 @@ class PHNetSAMSegment:
                     if grow or feather:
                         m = refine_mask(m, grow=int(grow), feather=float(feather))
                     if not found:  # said here: Harmonize, next, can only guess why its mask is empty
-                        log.warning("comfyui-phnet: PHNet SAM Segment found nothing for image %d of the batch: check "
-                                    "its box or points, or lower threshold", i)
+                        log.warning("comfyui-phnet: PHNet SAM Segment found nothing for %s %d of the batch: check "
+                                    "its box or points, or lower threshold", item, i)
                     elif not (m > 0).any():
-                        log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank image %d's mask to nothing: "
-                                    "raise grow toward 0", int(grow), i)
+                        log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank %s %d's mask to nothing: "
+                                    "raise grow toward 0", int(grow), item, i)
                     out[i] = torch.from_numpy(m)
                 done = (i + 1) * steps
                 bar.update_absolute(done, b * steps)

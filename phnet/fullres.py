@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from typing import Callable
 
 import torch
@@ -120,16 +121,30 @@ def tile_pixels(device: torch.device) -> int:
 def one_thread(device: torch.device):
     """Run many small CPU ops on one thread. Each multi-threaded op wakes the other threads and
     waits for them; over hundreds of tile-sized ops that cost 12× the work itself on a busy
-    2-core machine (1.45 s against 0.12 s for a 4K image)."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    2-core machine (1.45 s against 0.12 s for a 4K image). Threads that share a Harmonizer may overlap
+    here, and a thread that starts inside another's call reads its 1: each thread gets back the count the
+    first of them saw."""
+    if device.type != "cpu":
         yield
         return
-    torch.set_num_threads(1)
+    with _ONE_THREAD_LOCK:
+        if _one_thread["callers"] == 0:
+            _one_thread["threads"] = torch.get_num_threads()
+        _one_thread["callers"] += 1
+        threads = _one_thread["threads"]
+    if threads != 1:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _ONE_THREAD_LOCK:
+            _one_thread["callers"] -= 1
+        if threads != 1:
+            torch.set_num_threads(threads)
+
+
+_ONE_THREAD_LOCK = threading.Lock()
+_one_thread = {"callers": 0, "threads": 1}
 
 
 def to_uint8(pixels: torch.Tensor, peak: float) -> torch.Tensor:

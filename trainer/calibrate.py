@@ -230,14 +230,13 @@ def main(argv=None) -> int:
         p.error("--max-untouched and --max-near-right are limits of errors: 0 or more")
     if a.out and not a.report_only:
         out = Path(a.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not a.overwrite:
-            p.error(f"{out} already holds files (a model, a checkpoint?): give a new folder for the calibrated "
-                    "model, or --overwrite to replace what is there")
         try:  # --overwrite replaces a calibrated model, never a run or a checkpoint beside it
             staging.check_replaceable(out, lambda folder: (folder / "config.json").is_file(), "calibrated model",
                                       CALIBRATED_FILES)
         except FileExistsError as e:
             p.error(str(e))
+        if out.exists() and any(out.iterdir()) and not a.overwrite:
+            p.error(f"{out} already holds a calibrated model: give a new folder, or --overwrite to replace it")
     try:
         from trainer.evaluate import check_split_all
 

@@ -18,8 +18,14 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
+
+# python -m trainer.fit: Ctrl-C while torch loads (seconds) ends quietly, with 130 (an ignored SIGINT stays so)
+_QUIET_WHILE_LOADING = __name__ == "__main__" and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _QUIET_WHILE_LOADING:
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -477,4 +483,6 @@ def user_message(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
+    if _QUIET_WHILE_LOADING:  # loaded: Ctrl-C is main's (and the loop's) again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

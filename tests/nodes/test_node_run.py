@@ -87,7 +87,8 @@ def test_parse_prompts(pack):
     assert seg.parse_points("[10, 20.5]") == seg.parse_points("(10, 20.5)") == [(10, 20.5)]  # one point as JSON
     assert seg.parse_points("") == []
     # bracketed points one after another read as their parenthesised twins did
-    for text in ("[10,20]; [30,40]", "[10,20],[30,40]", '{"x":10,"y":20}; {"x":30,"y":40}', "(10,20), (30,40)"):
+    for text in ("[10,20]; [30,40]", "[10,20],[30,40]", '{"x":10,"y":20}; {"x":30,"y":40}', "(10,20), (30,40)",
+                 '{"x":10,"y":20};{"x":30,"y":40};', "[10,20], [30,40],", "10,20; 30,40;"):
         assert seg.parse_points(text) == [(10, 20), (30, 40)], text
     for bad in ("[[null,2]]", "[[1,2,3]]"):
         with pytest.raises(ValueError, match="each point must be"):
@@ -601,6 +602,10 @@ def test_sam_segment_names_its_own_inputs_and_says_why_a_mask_came_out_empty(nod
     with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
         (shrunk,) = node.segment(sam_model, img, box="20,10,44,38", grow=-40)
     assert shrunk.sum() == 0 and "grow -40 shrank image 0's mask to nothing" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):  # one picture's two guides: masks, not images
+        node.segment(sam_model, img, guide_mask=torch.stack([subject[0], subject[0]]), grow=-40)
+    assert "shrank mask 1's mask to nothing" in caplog.text
     guides = torch.stack([subject[0], subject[0], 1 - subject[0]])
     with pytest.raises(ValueError, match=r"'guide_mask' \(mask 2 of the batch\) covers"):
         node.segment(sam_model, img, guide_mask=guides)

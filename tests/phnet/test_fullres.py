@@ -301,3 +301,28 @@ def test_filling_a_constant_gives_that_constant_on_any_grid(shape):
     weight[..., h // 5 : max(h // 5 + 1, 3 * h // 5), w // 4 : max(w // 4 + 1, 3 * w // 4)] = 1
     filled = fill_outside(torch.full((1, 1, h, w), 0.1), weight)
     torch.testing.assert_close(filled, torch.full_like(filled, 0.1))
+
+
+def test_threads_that_share_one_thread_calls_get_the_first_callers_count_back():
+    """A thread that started inside another's call read its 1, kept it, and ran every later call on one thread;
+    a process-wide count restored only in the last thread out left the others on 1."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from phnet.fullres import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+
+    def work(i):
+        time.sleep(0.005 * i)
+        for _ in range(4):
+            with one_thread(torch.device("cpu")):
+                time.sleep(0.005)
+        return torch.get_num_threads()
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(work, range(8))) == [2] * 8
+    finally:
+        torch.set_num_threads(before)

@@ -73,7 +73,7 @@ def test_bad_grids_are_refused_by_name():
             calibrate.parse_ramps(spec)
 
 
-def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
+def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path, capsys):
     from phnet import PHNet, PHNetConfig
     from phnet.weights import load_model, save_pretrained
     from training_runs import tiny_cfg
@@ -117,8 +117,11 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path):
     run = tmp_path / "run_folder"
     (run / "checkpoints" / "step-00000100").mkdir(parents=True)
     (run / "log.jsonl").write_text("{}\n")
-    with pytest.raises(SystemExit):
-        calibrate.main([*again[:4], str(run), *again[5:]])
+    capsys.readouterr()
+    for overwrite in (again[5:], again[6:]):  # with --overwrite or without: never "use --overwrite" for a run
+        with pytest.raises(SystemExit):
+            calibrate.main([*again[:4], str(run), *overwrite])
+        assert "not a calibrated model" in capsys.readouterr().err
     assert (run / "log.jsonl").is_file() and (run / "checkpoints" / "step-00000100").is_dir()
 
 

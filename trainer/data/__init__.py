@@ -167,7 +167,8 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     if len(ds) == 0:
         fix = {"val": "; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root folder",
                "test": "; set data.test_fraction above 0 or evaluate on another folder"}.get(split, "")
-        listed = (root / "val_split.txt").exists() if kind == "ffhqh" else any(root.glob("*/*_val.txt"))
+        listed = ((root / "val_split.txt").exists() if kind == "ffhqh" else  # iHarmony4's root, or one subset's
+                  any(root.glob("*/*_val.txt")) or any(root.glob("*_val.txt")))
         if split == "val" and kind in ("iharmony", "ffhqh") and listed:
             fix = (": its validation list names no usable sample (missing or skipped files: the warnings above say "
                    "which)")
