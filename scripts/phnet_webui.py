@@ -684,8 +684,8 @@ def load_harmonizer(choice, phnet_dir):
             return Harmonizer.from_pretrained(source, device=device, **options)
         except FileNotFoundError as exc:
             if found.kind == "hub":
-                raise FileNotFoundError(f"{exc}. In the WebUI you may also put the weights in {phnet_dir} and pick them under "
-                                        "'Weights'.") from exc
+                raise FileNotFoundError(f"{exc}. In the WebUI you may also put the weights in {phnet_dir} and pick "
+                                        "them under 'Weights'.") from exc
             if source is not None:
                 raise
             raise FileNotFoundError(

@@ -206,8 +206,8 @@ class TrainingLoop:
             if self.env.main:
                 self.log.write({"type": "event", "step": step,
                                 "event": f"time budget of {self.budget / 60:g} min reached"})
-                self.say(f"[trainer] the time budget of {self.budget / 60:g} min is spent at step {step}: it ends here; "
-                         "continue it with --resume (each start gets train.max_minutes anew)")
+                self.say(f"[trainer] the time budget of {self.budget / 60:g} min is spent at step {step}: it ends "
+                         "here; continue it with --resume (each start gets train.max_minutes anew)")
         if step % self.log_every == 0 or step == self.total_steps:  # (the last step's losses, however it ends)
             self.log_window()
         at_end = step == self.total_steps

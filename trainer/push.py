@@ -19,7 +19,8 @@ from trainer.checkpoint import push_to_hub
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.push", description=__doc__.replace("{login}", hub_command("auth login")),
+    p = argparse.ArgumentParser(prog="python -m trainer.push",
+                                description=__doc__.replace("{login}", hub_command("auth login")),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoint folder (e.g. runs/x/best or runs/x/checkpoints/step-...), or "
                    "a folder of weights (config.json + model.safetensors)")

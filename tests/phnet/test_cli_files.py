@@ -605,7 +605,8 @@ def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_pa
     only = tmp_path / "only"
     only.mkdir()
     (only / "x.heic").write_bytes(b"\x00" * 64)
-    with pytest.raises(SystemExit, match=r"no images in .*only that this Pillow opens: 1 photo this Pillow cannot open \(1 .heic\): save it"):
+    with pytest.raises(SystemExit, match=r"no images in .*only that this Pillow opens: 1 photo this Pillow cannot "
+                                         r"open \(1 .heic\): save it"):
         _harmonize(only, masks, "-o", tmp_path / "out2/", "--weights", tiny_folder)
 
 

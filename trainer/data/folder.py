@@ -26,8 +26,8 @@ import numpy as np
 
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (IMAGE_EXTENSIONS, MASK_EXTENSIONS, BadSampleError, Record, holdout_set, list_images, load_mask,
-                                 load_rgb_and_alpha, load_thumbnail, ellipse_mask)
+from trainer.data.common import (IMAGE_EXTENSIONS, MASK_EXTENSIONS, BadSampleError, Record, holdout_set, list_images,
+                                 load_mask, load_rgb_and_alpha, load_thumbnail, ellipse_mask)
 
 MASK_FALLBACKS = ("ellipse", "error")
 
