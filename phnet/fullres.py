@@ -132,19 +132,23 @@ def one_thread(device: torch.device):
             _one_thread["threads"] = torch.get_num_threads()
         _one_thread["callers"] += 1
         threads = _one_thread["threads"]
-    if threads != 1:
+    depth = getattr(_ONE_THREAD_DEPTH, "depth", 0)  # a call inside a call in this thread changes nothing
+    _ONE_THREAD_DEPTH.depth = depth + 1
+    if threads != 1 and depth == 0:
         torch.set_num_threads(1)
     try:
         yield
     finally:
+        _ONE_THREAD_DEPTH.depth = depth
         with _ONE_THREAD_LOCK:
             _one_thread["callers"] -= 1
-        if threads != 1:
+        if threads != 1 and depth == 0:
             torch.set_num_threads(threads)
 
 
 _ONE_THREAD_LOCK = threading.Lock()
 _one_thread = {"callers": 0, "threads": 1}
+_ONE_THREAD_DEPTH = threading.local()
 
 
 def to_uint8(pixels: torch.Tensor, peak: float) -> torch.Tensor:

@@ -232,7 +232,7 @@ def main(argv=None) -> int:
         out = Path(a.out)
         try:  # --overwrite replaces a calibrated model, never a run or a checkpoint beside it
             staging.check_replaceable(out, lambda folder: (folder / "config.json").is_file(), "calibrated model",
-                                      CALIBRATED_FILES)
+                                      CALIBRATED_FILES, quiet=not a.overwrite)
         except FileExistsError as e:
             p.error(str(e))
         if out.exists() and any(out.iterdir()) and not a.overwrite:

@@ -326,3 +326,20 @@ def test_threads_that_share_one_thread_calls_get_the_first_callers_count_back():
             assert list(pool.map(work, range(8))) == [2] * 8
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_one_thread_call_inside_another_in_the_same_thread_changes_nothing():
+    """A 16-bit picture's downscale runs to_uint8 inside prepare_low's block: the inner exit gave the full count
+    back while the outer block still ran its small ops."""
+    from phnet.fullres import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread(torch.device("cpu")):
+            with one_thread(torch.device("cpu")):
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -118,6 +118,10 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path, c
     (run / "checkpoints" / "step-00000100").mkdir(parents=True)
     (run / "log.jsonl").write_text("{}\n")
     capsys.readouterr()
+    with pytest.raises(SystemExit):  # a calibrated model there, no --overwrite: refused, not "replaced"
+        calibrate.main([*again[:5], *again[6:]])
+    err = capsys.readouterr().err
+    assert "already holds a calibrated model: give a new folder, or --overwrite" in err and "replaces" not in err
     for overwrite in (again[5:], again[6:]):  # with --overwrite or without: never "use --overwrite" for a run
         with pytest.raises(SystemExit):
             calibrate.main([*again[:4], str(run), *overwrite])

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
-def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, names: set[str]) -> None:
+def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, names: set[str],
+                      quiet: bool = False) -> None:
     """Stop unless ``out`` is missing, empty, or a ``what`` this builder wrote (``is_ours``) holding nothing
-    but the ``names`` it writes at its top."""
+    but the ``names`` it writes at its top; ``quiet``: without the note that an earlier one is replaced."""
     if not out.exists():
         return
     if not out.is_dir():
@@ -28,7 +29,7 @@ def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, nam
     if foreign:
         raise FileExistsError(f"{out} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} besides the "
                               f"{what}, and a rebuild replaces the whole folder: move them out first")
-    if any(out.iterdir()):
+    if any(out.iterdir()) and not quiet:
         print(f"[build] {out} holds an earlier {what}: this build replaces it when it succeeds (if it fails, the "
               "earlier one is kept)", file=sys.stderr)
 
