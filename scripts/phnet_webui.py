@@ -403,7 +403,7 @@ def _share_outside_inpaint_mask(p, mask):
     import torch
 
     height, width = mask.shape[-2:]
-    inpainted = torch.from_numpy(np.asarray(inpaint_mask(p, (width, height))) >= 128)
+    inpainted = torch.from_numpy(np.asarray(inpaint_mask(p, (width, height))) > 128)  # inside, as the WebUI keeps it
     return float((mask[0, 0] * ~inpainted).sum() / mask.sum())
 
 
@@ -432,7 +432,8 @@ def inpaint_mask(p, size):
 
     ``p.image_mask`` is what the user painted or uploaded, untouched by processing. Like the WebUI's
     ``create_binary_mask``, an RGBA mask (gradio's sketch) holds the strokes in its alpha unless it
-    is fully opaque. "Mask mode: inpaint not masked" inverts it, and "Inpaint only masked" generates
+    is fully opaque, and it is rounded to all or nothing at 128 (a sketch's "Mask transparency" makes it grey),
+    unless ``p.mask_round`` is off (soft inpainting). "Mask mode: inpaint not masked" inverts it, and "Inpaint only masked" generates
     the crop ``p.paste_to`` = (x, y, w, h) fitted into the output size and padded, so the mask is cut to
     that crop and fitted the same way (where the crop meets the picture's border it is not the output's
     shape). "Whole
@@ -448,6 +449,8 @@ def inpaint_mask(p, size):
     if mask.mode == "RGBA" and mask.getchannel("A").getextrema() != (255, 255):  # as the WebUI: not "LA"
         mask = mask.getchannel("A")
     mask = mask.convert("L")
+    if getattr(p, "mask_round", True):  # as create_binary_mask rounds it (all but soft inpainting): over 128 is in
+        mask = mask.point(lambda v: 255 if v > 128 else 0)
     if getattr(p, "inpainting_mask_invert", 0):
         mask = ImageOps.invert(mask)
     return _in_generated_frame(p, mask, size)

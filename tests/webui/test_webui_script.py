@@ -957,3 +957,26 @@ def test_hub_weights_missing_offline_point_at_the_webui_s_folder(webui, monkeypa
     webui.script_module.clear_loaded_models()
     with pytest.raises(FileNotFoundError, match="put the weights in .* and pick them under 'Weights'"):
         webui.script_module.load_harmonizer("someone/phnet-portraits", str(tmp_path / "PHNet"))
+
+
+def test_a_grey_inpaint_mask_is_rounded_as_the_webui_rounds_it(webui, capsys):
+    """A sketch's "Mask transparency" (or a grey upload) gives a grey mask, which the WebUI rounds at 128: a 178
+    subject was regenerated whole but harmonized at 70 % ("a faint mask"); a 100 one was not regenerated at all,
+    yet reported changed."""
+    script, runner = _runner(webui, True)
+    after = {}
+    for value in (255, 178, 100):
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:40, 20:50] = value
+        p = webui.processing.StableDiffusionProcessingImg2Img(
+            width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(mask), inpaint_full_res=False)
+        p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+        after[value] = (np.asarray(_postprocess(webui, runner, p, _generated())),
+                        str(p.extra_generation_params["PHNet result"]))
+    assert np.array_equal(after[178][0], after[255][0]) and after[178][1] == after[255][1]
+    assert "faint mask" not in after[178][1]
+    assert after[100][1].startswith("not run") and "empty" in after[100][1]
+    soft = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.new("L", (64, 48), 178),
+                                                             inpaint_full_res=False)
+    soft.mask_round = False  # soft inpainting keeps the mask's shades
+    assert np.asarray(webui.script_module.inpaint_mask(soft, (64, 48))).max() == 178
