@@ -46,7 +46,8 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
             mm.soft_empty_cache()
     result = result.float().contiguous()  # an fp16/bf16 IMAGE came back as it went in; SaveImage cannot write bf16
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
-    line = node + ": " + report(corrections, "threshold 0", hint) + notes
+    unit = "frames" if options.get("temporal") is not None else "images"
+    line = node + ": " + report(corrections, "threshold 0", hint, unit) + notes
     return {"ui": {"text": [line]}, "result": (result, line)}
 
 

@@ -406,11 +406,12 @@ def _left_out(target: Path, composite: Path, left: list[str]) -> str:
     return f"note: from {composite}, {target} leaves out {'; and '.join(left)}"
 
 
-def _verdict(corrections, harmonizer) -> str:
+def _verdict(corrections, harmonizer, unit: str = "images") -> str:
     """How much the subject changed, and what to do when the do-no-harm threshold left it as it was."""
     from .corrections import OFFICIAL_HINT, report, weights_hint
 
-    return report(corrections, "--threshold 0", weights_hint(harmonizer.config.name, f"--weights {OFFICIAL_HINT}"))
+    return report(corrections, "--threshold 0", weights_hint(harmonizer.config.name, f"--weights {OFFICIAL_HINT}"),
+                  unit)
 
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
@@ -567,16 +568,17 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     done = len(jobs) - len(failed)
     print(f"wrote {done} of {len(jobs)} frames into {Path(args.output)} (smoothing sigma {settings.window:g} frames; "
           f"shots start at: {cuts})")
-    if unchanged:
-        print(f"{len(unchanged)} frames have an empty mask and were written unchanged: {', '.join(unchanged[:10])}"
-              + (", ..." if len(unchanged) > 10 else ""))
-    for names, why in ((cramped, f"leave under {MIN_BACKGROUND:.0%} of the picture as background (the subject fills "
-                                 "it)"), (flat, "have a background of one flat colour (no scene to match to)")):
+    under = f"under {MIN_BACKGROUND:.0%} of the picture as background (the subject fills it)"
+    for names, one, many in ((unchanged, "has an empty mask", "have an empty mask"),
+                             (cramped, f"leaves {under}", f"leave {under}"),
+                             (flat, "has a background of one flat colour (no scene to match to)",
+                              "have a background of one flat colour (no scene to match to)")):
         if names:
-            print(f"{len(names)} frames {why} and were written unchanged: {', '.join(names[:10])}"
-                  + (", ..." if len(names) > 10 else ""))
+            said = f"1 frame {one} and was" if len(names) == 1 else f"{len(names)} frames {many} and were"
+            print(f"{said} written unchanged: {', '.join(names[:10])}" + (", ..." if len(names) > 10 else ""))
     if corrections:
-        print(f"frames: {_verdict(corrections, harmonizer)}")
+        line = _verdict(corrections, harmonizer, "frames")
+        print(line if len(corrections) > 1 else f"the frame: {line}")
     if sixteen_bit:
         print(f"note: {len(sixteen_bit)} frames are 16-bit ({', '.join(sixteen_bit[:3])}"
               f"{', ...' if len(sixteen_bit) > 3 else ''}); they are written with 8 bits per channel")

@@ -165,8 +165,9 @@ class Correction:
         return line + (" (under half a level: too small to see)" if self.invisible else "")
 
 
-def summary(corrections: Sequence[Correction]) -> str:
-    """One line for a batch: the single image's :meth:`~Correction.describe`, or counts and the range."""
+def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
+    """One line for a batch: the single image's :meth:`~Correction.describe`, or counts and the range
+    (``unit``: what the batch holds, "images" or a clip's "frames")."""
     if len(corrections) == 1:
         return corrections[0].describe()
     notes = [note if count == len(corrections) else f"{count} of {len(corrections)}: {note}"
@@ -176,7 +177,7 @@ def summary(corrections: Sequence[Correction]) -> str:
              if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None and c.flat is None]
     sizes = [c.size for c in corrections  # the network's proposals (a muted one's: strength 1 would apply less)
              if not c.empty_mask and c.background is None and c.flat is None and c not in muted]
-    line = f"{len(corrections) - left} of {len(corrections)} images changed"
+    line = f"{len(corrections) - left} of {len(corrections)} {unit} changed"
     applied = [c.applied for c in corrections if not c.unchanged]  # what the pictures show
     if applied:
         line += f" by RMS {_span(applied)}"
@@ -230,11 +231,12 @@ def _span(values, style: str = "{:.1f}") -> str:
     return low if low == high else f"{low} to {high}"
 
 
-def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str | None) -> str:
+def report(corrections: Sequence[Correction], threshold_option: str, weights_option: str | None,
+           unit: str = "images") -> str:
     """:func:`summary`, followed, when the threshold held corrections back, by what a user can do, in a
     host's own words for its options (e.g. ``--threshold 0`` and ``--weights official-ffhqh512``; None when
     the official weights are the ones in use, see :func:`weights_hint`)."""
-    line = summary(corrections)
+    line = summary(corrections, unit)
     if any(c.kept < 1 and c.threshold > 0 and c.strength > 0 and not c.empty_mask and c.background is None
            and c.flat is None for c in corrections):
         line += f"; {threshold_option} applies the raw correction (it may do harm on near-right composites)"

@@ -60,9 +60,11 @@ def test_the_report_is_drawn_inside_the_node_below_its_widgets_wrapped_to_its_wi
     ("PHNet Harmonize: changed by RMS 2.1 of 255", False),
     ("PHNet Harmonize: changed by RMS 0.4 of 255, at strength 0.2 (under half a level: too small to see)", True),
     ("PHNet Harmonize: unchanged: the correction (RMS 13.3 of 255) is below the threshold 17", True),
-    ("PHNet Harmonize Frames: 0 of 2 images changed; 2 with an empty mask (no subject in them), left as they were",
+    ("PHNet Harmonize Frames: 0 of 2 frames changed; 2 with an empty mask (no subject in them), left as they were",
      True),
-    ("PHNet Harmonize Frames: 10 of 12 images changed; corrections 3.0 to 9.0", False),
+    ("PHNet Harmonize Frames: 0 of 2 frames changed; corrections 3.0 to 9.0", True),
+    ("PHNet Harmonize: 0 of 3 images changed; 3 below the do-no-harm threshold 40.5", True),
+    ("PHNet Harmonize Frames: 10 of 12 frames changed; corrections 3.0 to 9.0", False),
 ])
 def test_a_subject_left_as_it_was_is_drawn_in_amber(tmp_path, report, amber):
     assert _run(tmp_path, "PHNetHarmonize", report)["colour"] == ("#e8b04a" if amber else "#9fd39f")

@@ -53,7 +53,7 @@ def test_temporal_folder_matches_the_library(tiny_folder, tmp_path, capsys):
     assert (results[:, background] == frames[:, background]).all()
     from phnet.corrections import summary
 
-    assert f"frames: {summary(reports)}" in printed  # after smoothing, as the library reports them
+    assert summary(reports, "frames") in printed  # after smoothing, as the library reports them
 
 
 def test_temporal_needs_a_folder(tiny_folder, tmp_path):
@@ -161,8 +161,9 @@ def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(
     assert "frame15.png" in printed.err and "1 of 6 frames failed" in printed.err
     assert "empty mask" in printed.out and "frame10.png" in printed.out
     assert "too little to match to" in printed.out  # frame5, left as it was
-    assert "1 frames leave under 3% of the picture as background (the subject fills it) and were written " \
+    assert "1 frame leaves under 3% of the picture as background (the subject fills it) and was written " \
            "unchanged: frame5.png" in printed.out
+    assert "1 frame has an empty mask and was written unchanged: frame10.png" in printed.out
     assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png",
                                                        "frame5.png"]
     for name, t in (("frame10.png", 2), ("frame5.png", 1)):  # written unchanged
@@ -286,7 +287,7 @@ def test_a_faint_mask_clip_is_reported_as_the_library_reports_it(tiny_folder, tm
     _, reports = Harmonizer.from_pretrained(tiny_folder, device="cpu").harmonize(frames, faint / 255.0, temporal=2.0,
                                                                                  threshold=0)
     assert all(0.25 < r.weight < 0.35 for r in reports)
-    assert f"frames: {summary(reports)}" in capsys.readouterr().out
+    assert summary(reports, "frames") in capsys.readouterr().out
 
 
 def test_a_grey_clip_comes_out_in_one_kind_whatever_each_frame_met(tiny_folder, tmp_path):
