@@ -205,9 +205,9 @@ def _pictures(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Pat
 def _unopened(folder: Path) -> str:
     """The photos of ``folder`` that this Pillow cannot open (HEIC without its plugin, camera raw files), counted
     by suffix with what to do, or ""."""
+    unopened = UNOPENED_PHOTOS.difference(readable_suffixes())
     found = Counter(p.suffix.lower() for p in folder.iterdir()
-                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in UNOPENED_PHOTOS
-                    and p.suffix.lower() not in readable_suffixes())
+                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in unopened)
     if not found:
         return ""
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(found.items()))
