@@ -86,7 +86,7 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
         position, best, scored_on = restore(resume_dir, cfg, env, opt, data.batch_size)
     commit_run(cfg, env, run)
     if resume_dir is not None:
-        same = None if scored_on is None else scored_on == validation_photos(data.val_set)
+        same = None if scored_on is None else scored_on == data.val_photos
         stale = validation_changes(changes, same)
         if not math.isinf(best) and not (run.root / "best").is_dir():
             # a fork, or a return to an earlier step that set best/ aside: the weights that scored it are not
@@ -246,7 +246,7 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
                      persistent_workers=workers > 0)
     train_loader = DataLoader(train_set, batch_sampler=batches, **loader_kw)
     val_loader = DataLoader(val_set, batch_size=int(t_cfg["val_batch_size"]), shuffle=False, **loader_kw)
-    return Data(train_set, val_set, batches, train_loader, val_loader, batch_size)
+    return Data(train_set, val_set, batches, train_loader, val_loader, batch_size, validation_photos(val_set))
 
 
 # --------------------------------------------------------------------------- optimisation

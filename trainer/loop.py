@@ -24,7 +24,7 @@ from trainer import checkpoint as ckpt
 from trainer.data.synthesis import SynthesisOptions
 from trainer.data.synthesis_torch import synthesize_batch
 from trainer.model import unwrap
-from trainer.validation import autocast_for, validate, validation_photos
+from trainer.validation import autocast_for, validate
 
 if TYPE_CHECKING:  # the groups' field types, for readers and checkers only
     from torch.utils.data import DataLoader
@@ -129,6 +129,7 @@ class Data:
     train_loader: DataLoader
     val_loader: DataLoader
     batch_size: int
+    val_photos: str | None = None  # what the validation scores are measured on (trainer.validation.validation_photos)
 
 
 @dataclass
@@ -151,7 +152,7 @@ class TrainingLoop:
         self.batches, self.train_loader, self.val_loader = data.batches, data.train_loader, data.val_loader
         self.amp, self.progress = opt.amp, progress
         self.pos, self.best = position, best
-        self.validation_photos = validation_photos(data.val_set)  # what the best score was measured on
+        self.validation_photos = data.val_photos  # what the best score was measured on
         self.total_steps, self.accum = int(t["steps"]), int(t["grad_accum"])
         self.batch_size = int(t["batch_size"])
         self.log_every, self.val_every, self.ckpt_every = (int(t[k]) for k in ("log_every", "val_every", "ckpt_every"))
