@@ -173,10 +173,12 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
     notes = [note if count == len(corrections) else f"{count} of {len(corrections)}: {note}"
              for note, count in sorted(Counter(note for c in corrections for note in set(c.notes)).items())]
     left = sum(c.unchanged for c in corrections)
-    muted = [c for c in corrections
-             if c.strength == 0 and not c.held_back and not c.empty_mask and c.background is None and c.flat is None]
+    def judged(c: Correction) -> bool:  # the network judged it: a subject with a scene to match
+        return not c.empty_mask and c.background is None and c.flat is None
+
+    muted = [c for c in corrections if c.strength == 0 and not c.held_back and judged(c)]
     sizes = [c.size for c in corrections  # the network's proposals (a muted one's: strength 1 would apply less)
-             if not c.empty_mask and c.background is None and c.flat is None and c not in muted]
+             if judged(c) and (c.strength != 0 or c.held_back)]
     line = f"{len(corrections) - left} of {len(corrections)} {unit} changed"
     applied = [c.applied for c in corrections if not c.unchanged]  # what the pictures show
     if applied:
