@@ -317,9 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
     import torch
 
-    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
-        found = "no such device" if torch.cuda.is_available() else "no CUDA GPU"
-        parser.error(f"--device {args.device}: this machine has {found}; give cpu or cuda[:N]")
+    from phnet.harmonizer import device_problem
+
+    if args.device != "cpu" and not args.device.startswith("cuda"):
+        parser.error(f"--device {args.device}: the benchmark runs on cpu or cuda[:N]")
+    if problem := device_problem(args.device):
+        parser.error(f"--device {args.device}: {problem}")
     if args.device.startswith("cuda") and args.clock == "cpu":
         parser.error("--clock cpu measures this process's CPU time, not the GPU's: use the wall clock with --device cuda")
     if args.case_pipeline:

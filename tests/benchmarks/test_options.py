@@ -28,11 +28,27 @@ def test_a_device_this_machine_lacks_and_a_pool_split_for_a_pool_are_refused_by_
 
     with pytest.raises(SystemExit):
         pipeline_speed.main(["--device", "cuda"])
-    assert "--device cuda: this machine has no CUDA GPU" in capsys.readouterr().err
+    assert "--device cuda: no CUDA GPU is visible to torch here" in capsys.readouterr().err
     (tmp_path / "images").mkdir()
     with pytest.raises(SystemExit):
         training_speed.main(["--data", str(tmp_path)])
     assert "give the pool's root" in capsys.readouterr().err
+
+
+def test_a_gpu_index_beyond_those_present_and_a_device_the_benchmark_cannot_time_are_refused(monkeypatch, capsys):
+    """cuda:3 on a one-GPU machine used to pass the check and fail later inside torch."""
+    import torch
+
+    from benchmarks import pipeline_speed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit):
+        pipeline_speed.main(["--device", "cuda:3"])
+    assert "--device cuda:3: torch sees 1 CUDA GPU(s), numbered from 0; use cuda:0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pipeline_speed.main(["--device", "mps"])
+    assert "the benchmark runs on cpu or cuda[:N]" in capsys.readouterr().err
 
 
 def test_tables_with_signs_beyond_latin_1_are_written_to_a_cp1252_file():
