@@ -292,10 +292,10 @@ def child(args, *extra: str) -> dict:
 # ---- report -------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     with contextlib.suppress(AttributeError, ValueError):  # a table's − and Δ in a cp1252 file (Windows)
         sys.stdout.reconfigure(errors="backslashreplace")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="iharmony", help="architecture preset for random weights")
     parser.add_argument("--output", choices=("image", "residual", "transform"), help="override the preset's output")
     parser.add_argument("--weights", help="benchmark these weights instead")

@@ -14,5 +14,5 @@ if __name__ == "__main__":
     if not SCRIPT.is_file():
         sys.exit("the benchmark lives in the comfyui-phnet repository: clone it and run "
                  "python benchmarks/pipeline_speed.py")
-    sys.argv[0] = str(SCRIPT)
-    runpy.run_path(str(SCRIPT), run_name="__main__")
+    benchmark = runpy.run_path(str(SCRIPT), run_name="pipeline_speed")
+    sys.exit(benchmark["main"](prog="python -m phnet.bench"))
