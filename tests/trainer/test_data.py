@@ -519,3 +519,10 @@ def test_a_picture_saved_under_two_names_in_two_splits_is_pointed_out(photos, tm
     capsys.readouterr()
     build_data(cfg, Dist("cpu"), 32, 0)
     assert f"near-duplicate among the training photos (e.g. {victim} ~ {copy})" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["photo0", "photo9"])  # photo9's name hashes into the validation fraction
+def test_a_folder_of_one_photo_serves_it_in_every_split_whatever_its_name(tmp_path, name):
+    Image.fromarray(portrait(np.random.default_rng(3), 48, 40)[0]).save(tmp_path / f"{name}.png")
+    for split in ("train", "val", "test"):
+        assert len(build_dataset({"root": str(tmp_path)}, split, image_size=32)) == 1, split

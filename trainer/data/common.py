@@ -186,10 +186,11 @@ def holdout_set(keys: list[str], fraction: float) -> set[str]:
     """The keys carved out for a held-out split: by stable hash, never empty nor everything.
 
     With ``fraction`` > 0 and at least two distinct keys, at least one key is held
-    out and at least one is kept, so tiny data sets still get both splits.
+    out and at least one is kept, so tiny data sets still get both splits. A single key is never
+    held out: that would be everything.
     """
     distinct = sorted(set(keys))
-    if fraction <= 0 or not distinct:
+    if fraction <= 0 or len(distinct) < 2:
         return set()
     held = {k for k in distinct if in_holdout(k, fraction)}
     if len(distinct) >= 2:
