@@ -526,3 +526,15 @@ def test_a_folder_of_one_photo_serves_it_in_every_split_whatever_its_name(tmp_pa
     Image.fromarray(portrait(np.random.default_rng(3), 48, 40)[0]).save(tmp_path / f"{name}.png")
     for split in ("train", "val", "test"):
         assert len(build_dataset({"root": str(tmp_path)}, split, image_size=32)) == 1, split
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_a_photo_reserved_for_evaluation_is_no_other_samples_colour_reference(tmp_path, preload):
+    for i, name in enumerate(("a", "b")):
+        Image.fromarray(portrait(np.random.default_rng(i), 40, 40)[0]).save(tmp_path / f"{name}.png")
+    ds = build_dataset({"root": str(tmp_path), "val_fraction": 0.0, "preload": preload}, "train", image_size=32)
+    assert ds.reference_for(0, np.random.default_rng(0)) is not None
+    ds.reserved = {ds.records[1].real: True}  # b as a copy of a reserved picture
+    assert ds.reference_for(0, np.random.default_rng(0)) is None
+    with pytest.raises(BadSampleError, match="reserved for held-out evaluation"):
+        ds[(1, 0)]

@@ -146,7 +146,9 @@ class FolderDataset(HarmonizationDataset):
         else:
             real, alpha = load_rgb_and_alpha(record.real)
             mask = load_mask(record.mask) if record.mask is not None else alpha
-        self._refuse_if_reserved(record.real, real)
+        if self._reserved(record.real, real):
+            raise BadSampleError(f"{record.real} is a copy of a picture reserved for held-out evaluation "
+                                 "(comfyui-workflow-templates-media-image): it is never trained on; remove it")
         if mask is None:
             if self.mask_fallback != "ellipse":
                 raise BadSampleError(f"no mask for {record.real} (no mask file, no alpha channel and "
@@ -154,26 +156,28 @@ class FolderDataset(HarmonizationDataset):
             mask = ellipse_mask(real.shape[0], real.shape[1], rng)
         return None, real, mask
 
-    def _refuse_if_reserved(self, path: Path, real: np.ndarray) -> None:
-        """A copy of a picture reserved for held-out evaluation (re-encoded, resized, mirrored: its dHash) is a
-        bad sample, looked at once per photo: it is never trained on."""
+    def _reserved(self, path: Path, picture: np.ndarray) -> bool:
+        """Whether the photo is a copy of a picture reserved for held-out evaluation (re-encoded, resized,
+        mirrored: its dHash), looked at once per photo, from the photo or its thumbnail: it is never trained on,
+        neither as a sample nor as another sample's colour reference."""
         if path not in self.reserved:
-            self.reserved[path] = is_held_out(eight_bit(real))
-        if self.reserved[path]:
-            raise BadSampleError(f"{path} is a copy of a picture reserved for held-out evaluation "
-                                 "(comfyui-workflow-templates-media-image): it is never trained on; remove it")
+            self.reserved[path] = is_held_out(eight_bit(picture))
+        return self.reserved[path]
 
     def reference_for(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
         if len(self.records) < 2:
             return None
         j = int(rng.integers(0, len(self.records) - 1))
         j = j + 1 if j >= index else j
+        path = self.records[j].real
         if self.preloaded is not None:
-            return self.preloaded[self.records[j].real].thumbnail()
-        try:
-            return load_thumbnail(self.records[j].real, self.reference_size)
-        except BadSampleError:
-            return None  # the reference is optional; its own sample reports the problem
+            thumb = self.preloaded[path].thumbnail()
+        else:
+            try:
+                thumb = load_thumbnail(path, self.reference_size)
+            except BadSampleError:
+                return None  # the reference is optional; its own sample reports the problem
+        return None if thumb is None or self._reserved(path, thumb) else thumb
 
 
 def upscaled_photos(ds: FolderDataset, size: int) -> list[tuple[Path, tuple[int, int]]]:
