@@ -68,6 +68,15 @@ def test_iharmony_official_val_list_is_used(tmp_path):
     assert [r.name for r in val.records] == ["Hday2night/a0001_1_1.jpg"]
 
 
+def test_a_split_list_saved_with_a_byte_order_mark_is_read_whole(tmp_path):
+    """Notepad and PowerShell 5 write UTF-8 with a BOM: the first name became a missing file that looked right."""
+    make_iharmony(tmp_path, subsets=("Hday2night",), with_val=True)
+    listed = tmp_path / "Hday2night" / "Hday2night_val.txt"
+    listed.write_bytes(b"\xef\xbb\xbf" + listed.read_bytes())
+    val = build_dataset({"root": str(tmp_path), "image_size": 32}, "val")
+    assert [r.name for r in val.records] == ["Hday2night/a0001_1_1.jpg"]
+
+
 def test_an_iharmony_val_list_is_not_trained_on_and_must_not_list_test_composites(tmp_path, capsys):
     """The official trainer asks for <Subset>_val.txt, made from the train list: its composites, and every other
     composite of the same photos, leave the train split."""

@@ -214,7 +214,7 @@ def spread_sample(names: list[str], limit: int) -> list[int]:
 
 def read_split_file(path: Path) -> list[str]:
     lines = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
             line = line.strip()
             if line and not line.startswith("#"):
