@@ -487,6 +487,11 @@ def test_an_empty_validation_split_says_how_to_get_one(tmp_path):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
     with pytest.raises(ValueError, match=r"val split .* is empty; set data.val_fraction above 0"):
         build_dataset({"root": str(tmp_path), "val_fraction": 0.0}, "val", image_size=32)
+    for i in range(2, 4):
+        (tmp_path / f"p{i}.png").unlink()  # two photos: the test split takes one, the other is all training has
+    with pytest.raises(ValueError, match=r"val split .* is empty: too few photos are left to carve one from with "
+                                         r"data.val_fraction 0.05 once data.test_fraction 0.1 has taken its share"):
+        build_dataset({"root": str(tmp_path), "test_fraction": 0.1}, "val", image_size=32)
 
 
 def test_a_ready_composite_set_is_not_read_as_a_folder_of_photos(tmp_path):

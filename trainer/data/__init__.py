@@ -176,6 +176,11 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
             fix = (f": it has no validation list, and its train split has too few photos to carve one from with "
                    f"data.val_fraction {val_fraction:g}; give a set with more photos (from trainer.builders."
                    "synthetic_set: build it from more photos, or with a --val-fraction that keeps one)")
+        elif split == "val" and kind == "folder" and val_fraction > 0 and not data.get("val_root"):
+            taken = (f" once data.test_fraction {float(data.get('test_fraction', 0.0)):g} has taken its share"
+                     if float(data.get("test_fraction", 0.0)) > 0 else "")
+            fix = (f": too few photos are left to carve one from with data.val_fraction {val_fraction:g}{taken}; "
+                   "add photos, or give a data.val_root folder")
         raise ValueError(f"the {split} split of {root} ({kind}) is empty{fix}")
     if data.get("preload"):
         if isinstance(ds, FolderDataset):
