@@ -77,6 +77,17 @@ def test_a_split_list_saved_with_a_byte_order_mark_is_read_whole(tmp_path):
     assert [r.name for r in val.records] == ["Hday2night/a0001_1_1.jpg"]
 
 
+def test_one_iharmony_subset_copied_under_another_name_is_read_by_its_lists(tmp_path):
+    """The README's resized copy (HFlickr_256) asked for HFlickr_256_train.txt; data.subsets went unheard."""
+    make_iharmony(tmp_path, subsets=("HFlickr",))
+    (tmp_path / "HFlickr").rename(tmp_path / "HFlickr_256")
+    data = {"root": str(tmp_path / "HFlickr_256"), "image_size": 32}
+    test = build_dataset(data, "test")
+    assert len(test) == 2 and {r.subset for r in test.records} == {"HFlickr"}
+    with pytest.raises(ValueError, match=r"is itself the subset HFlickr; point data.root at the folder"):
+        build_dataset({**data, "subsets": ["HCOCO"]}, "test")
+
+
 def test_an_iharmony_val_list_is_not_trained_on_and_must_not_list_test_composites(tmp_path, capsys):
     """The official trainer asks for <Subset>_val.txt, made from the train list: its composites, and every other
     composite of the same photos, leave the train split."""

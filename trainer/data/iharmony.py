@@ -33,8 +33,14 @@ def is_iharmony_root(root: Path) -> bool:
 
 def _subset_dirs(root: Path, subsets) -> list[tuple[str, Path]]:
     root = Path(root)
-    if (root / "composite_images").is_dir():  # root *is* one subset
-        return [(root.name, root)]
+    if (root / "composite_images").is_dir():  # root *is* one subset, named by its lists (a copy may be renamed)
+        listed = sorted(p.name[: -len("_train.txt")] for p in root.glob("*_train.txt"))
+        name = root.name if root.name in listed or len(listed) != 1 else listed[0]
+        if subsets and name not in subsets:
+            raise ValueError(f"data.subsets {list(subsets)} picks subsets under an iHarmony4 root, but {root} is "
+                             f"itself the subset {name}; point data.root at the folder that holds the subsets, "
+                             "or drop data.subsets")
+        return [(name, root)]
     names = list(subsets) if subsets else [s for s in SUBSETS if (root / s).is_dir()]
     out = []
     for s in names:
