@@ -180,6 +180,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
     frames = _unit(mask.reshape(-1, mh, mw))
+    if frames.is_floating_point() and not bool(torch.isfinite(frames).all()):
+        return  # NaN reads as neither subject nor background: the library's check names it
     if not bool((frames > 0).any()):
         which = f"every {'frame' if clip else 'picture'}'s mask" if len(frames) > 1 else f"'{name}'"
         raise ValueError(

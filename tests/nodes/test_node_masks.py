@@ -327,3 +327,14 @@ def test_an_empty_mask_is_named_with_its_usual_causes_in_comfyui(nodes, phnet_mo
     with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'mask' is empty \(all 0\), so nothing marks the "
                                          r"subject. The usual causes: Load Image's MASK of a PNG with no transparent"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.zeros(1, 40, 56))
+
+
+@pytest.mark.parametrize("node", ["PHNetHarmonize", "PHNetHarmonizeFrames"])
+def test_a_mask_holding_nan_is_named_as_such_not_as_whole_or_empty(nodes, phnet_model, helpers, node):
+    """A NaN (a blank mask divided by its maximum) made the mask 'cover the whole picture', or 'be empty'."""
+    image, subject = helpers.portrait(b=2, h=40, w=56)
+    one_pixel, every_pixel = subject.clone(), subject * float("nan")
+    one_pixel[:, 0, 0] = float("nan")
+    for mask in (one_pixel, every_pixel):
+        with pytest.raises(ValueError, match="NaN"):
+            nodes[node].harmonize(phnet_model, image, mask)
