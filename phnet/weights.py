@@ -142,6 +142,10 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNe
         _check_agreement(config, stored, "the config given", path,
                          "Start from the stored one (Harmonizer.from_pretrained(...).config, changed with "
                          "dataclasses.replace), or pass working_size= to the call for another working size")
+    elif path.suffix.lower() in PICKLE_SUFFIXES and is_official_file_name(path.name):
+        _check_agreement(config, _config_from_shapes(path, tensors), "the config given", path,
+                         "An official checkpoint is read with the official mapping: fix or delete the config.json "
+                         "beside it", held="read off the official file")
     model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
     load_state_dict_into(model, tensors, source=str(path))
     return model.eval()
@@ -241,12 +245,12 @@ _TRAINED_AS = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction", "output")
 
 
 def _check_agreement(config: PHNetConfig, stored: PHNetConfig, given: str, weights: Path, fix: str,
-                     short: str | None = None) -> None:
-    clashes = [f"{key}: {getattr(config, key)!r} in {short or given}, {getattr(stored, key)!r} stored in {weights.name}"
+                     short: str | None = None, held: str = "stored in") -> None:
+    clashes = [f"{key}: {getattr(config, key)!r} in {short or given}, {getattr(stored, key)!r} {held} {weights.name}"
                for key in _TRAINED_AS if getattr(config, key) != getattr(stored, key)]
     if clashes:
         raise ValueError(
-            f"{given} contradicts the config stored in {weights} ({'; '.join(clashes)}): the weights would "
+            f"{given} contradicts the config {held} {weights} ({'; '.join(clashes)}): the weights would "
             f"load as something they are not. {fix}"
         )
 

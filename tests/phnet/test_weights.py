@@ -155,6 +155,9 @@ def test_an_official_pth_is_read_with_the_official_mapping_whatever_config_json_
     PHNetConfig.preset("ffhqh", output="residual", name="my-finetune").save(folder / "config.json")
     cfg = load_model(folder / path.name).config
     assert (cfg.name, cfg.output) == ("official-ffhqh256", "image")
+    with pytest.raises(ValueError, match=r"contradicts the config read off the official file .*output: 'residual' "
+                                         r"in the config given, 'image' read off the official file ffhqh256.pth"):
+        load_model(folder)  # the folder holding it: its config.json may tune it, not remap it
     (folder / "config.json").write_text('{"model_type": "bert"}')
     assert load_model(folder / path.name).config.name == "official-ffhqh256"
 
@@ -893,6 +896,13 @@ def test_a_hub_file_named_in_the_repo_takes_the_config_beside_it_as_the_repo_doe
         "run/config.json": json.dumps(residual.to_dict()).encode(),
         "run/trained.pth": _bytes_of(lambda f: torch.save(PHNet(residual).state_dict(), f))})
     assert load_model("owner/pth:run/trained.pth", cache_dir=offline_hub).config == residual
+    official = dataclasses.replace(tiny_config, name="official-iharmony512")  # a repo holding an official file
+    _add_files(offline_hub, "owner/official", {  # and a fine-tune's config: not the official mapping, silently
+        "config.json": json.dumps(residual.to_dict()).encode(),
+        "iharmony512.pth": _bytes_of(lambda f: torch.save(PHNet(official).state_dict(), f))})
+    with pytest.raises(ValueError, match="read off the official file"):
+        load_model("owner/official", cache_dir=offline_hub)
+    assert load_model("owner/official:iharmony512.pth", cache_dir=offline_hub).config.output == "image"
 
 
 def test_a_safetensors_file_that_stores_no_config_takes_the_one_beside_it(tiny_model, tmp_path):
