@@ -413,7 +413,7 @@ def grid_label(label: str) -> str:
     return "PHNet" if label == "phnet" else label
 
 
-RUN_FOLDERS = ("mask_dir", "val_root", "val_mask_dir")  # where a run's photos were: not where --data's are
+RUN_FOLDERS = ("mask_dir", "val_root", "val_mask_dir", "ffhq_root")  # where a run's photos were: not where --data's are
 
 
 def check_split_all(split: str, data: str | None, config: str | None) -> str | None:

@@ -240,3 +240,20 @@ def test_a_runs_cap_on_its_samples_does_not_shrink_its_evaluation(tmp_path):
                               mask_dir=None, resize=None, seed=None, on_bad_sample=None, val_fraction=None,
                               num_workers=None, subsets=None)
     assert "max_samples" not in _data_table(args)
+
+
+def test_with_data_a_runs_ffhq_photo_folder_is_not_taken_for_the_other_sets_real_photos(tmp_path):
+    """--config RUN --data OTHER kept the run's data.ffhq_root: OTHER's composites were scored against the run's
+    real photos of the same names, and calibrate chose its rule on those pairs."""
+    import argparse
+
+    from trainer.evaluate import _data_table
+
+    run = tmp_path / "run.toml"
+    run.write_text(f'[data]\nroot = "{tmp_path / "set"}"\nffhq_root = "{tmp_path / "ffhq"}"\n')
+    args = argparse.Namespace(config=str(run), data=str(tmp_path / "other"), kind=None, ffhq_root=None,
+                              mask_dir=None, resize=None, seed=None, on_bad_sample=None, val_fraction=None,
+                              num_workers=None, subsets=None)
+    assert "ffhq_root" not in _data_table(args)
+    args.ffhq_root = str(tmp_path / "their_ffhq")  # given for the other set: kept
+    assert _data_table(args)["ffhq_root"] == str(tmp_path / "their_ffhq")
