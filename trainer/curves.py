@@ -53,12 +53,18 @@ def _step(ticks: list[float]) -> float | None:
 
 
 def _smooth(values: list[float]) -> list[float]:
-    """Centred moving average (no lag), window ~1/20 of the run."""
+    """Centred moving average (no lag), window ~1/20 of the run, from running sums: a window holding a value
+    that is not finite (a diverged loss) is NaN, and left out of the plot."""
     half = max(0, len(values) // 40)
+    sums, bad = [0.0], [0]
+    for v in values:
+        finite = math.isfinite(v)
+        sums.append(sums[-1] + (v if finite else 0.0))
+        bad.append(bad[-1] + (not finite))
     out = []
     for i in range(len(values)):
-        win = values[max(0, i - half): i + half + 1]
-        out.append(sum(win) / len(win))
+        lo, hi = max(0, i - half), min(len(values), i + half + 1)
+        out.append((sums[hi] - sums[lo]) / (hi - lo) if bad[hi] == bad[lo] else math.nan)
     return out
 
 
