@@ -11,13 +11,18 @@ from trainer.curves import draw_curves
 
 
 class RunLog:
-    """JSONL log + curve PNG, written by rank 0 only (other ranks hold a disabled log)."""
+    """JSONL log + curve PNG, written by rank 0 only (other ranks hold a disabled log). The curves are redrawn
+    at every validation and event, and for training losses at most every ``REDRAW_S`` seconds: a drawing
+    reads the whole log, which a long run's every tenth step would redraw."""
+
+    REDRAW_S = 10.0
 
     def __init__(self, out_dir: Path, enabled: bool, resume_step: int | None):
         self.path = out_dir / "log.jsonl"
         self.curve = out_dir / "curves.png"
         self.enabled = enabled
         self.records: list[dict] = []
+        self.drawn_at = -float("inf")
         if not enabled:
             return
         if self.path.exists() and resume_step is not None:
@@ -38,11 +43,12 @@ class RunLog:
         self.records.append(rec)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
-        if curves:
+        if curves and (rec.get("type") != "train" or time.monotonic() - self.drawn_at >= self.REDRAW_S):
             self.draw()
 
     def draw(self) -> None:
         if self.enabled:
+            self.drawn_at = time.monotonic()
             try:
                 draw_curves(self.records, self.curve)
             except Exception as exc:  # a plot must never stop training

@@ -214,6 +214,32 @@ def test_curves_png(tmp_path):
     draw_curves([], tmp_path / "empty.png")  # nothing logged yet: still an image
 
 
+def test_curves_smooth_from_running_sums_as_the_window_average_and_a_diverged_loss_only_blanks_its_windows():
+    """The smoothing re-summed each window: a 300 000-step run's log held up training by about a second per
+    redraw near its end."""
+    from trainer.curves import _smooth
+
+    values = list(np.random.default_rng(0).random(1000))
+    values[500] = math.nan
+    half = len(values) // 40
+    for i, got in enumerate(_smooth(values)):
+        window = values[max(0, i - half): i + half + 1]
+        assert (math.isnan(got) and any(math.isnan(v) for v in window)) or got == pytest.approx(np.mean(window))
+
+
+def test_a_run_log_redraws_for_each_validation_and_event_but_not_for_each_training_record(tmp_path, monkeypatch):
+    from trainer import run_log
+
+    drawn = []
+    monkeypatch.setattr(run_log, "draw_curves", lambda records, path: drawn.append(len(records)))
+    log = run_log.RunLog(tmp_path, enabled=True, resume_step=None)
+    for step in range(1, 6):
+        log.write({"type": "train", "step": step, "loss": 1.0}, curves=True)
+    log.write({"type": "val", "step": 5, "fmse": 1.0}, curves=True)
+    log.write({"type": "event", "step": 5, "event": "end"}, curves=True)
+    assert drawn == [1, 6, 7]
+
+
 def test_mkl_transfer_leaves_a_one_pixel_subject_as_it_was():
     """np.cov of one pixel is NaN: the eigen-solver raised and stopped the whole evaluation."""
     from trainer.baselines import mkl_transfer
