@@ -186,6 +186,8 @@ class TrainingLoop:
                         break
                     self.after_step(started)
                 if self.stop.requested and self.pos.step < self.total_steps:
+                    if self.window.n:  # the losses since the last record, as a budget or patience stop keeps them
+                        self.log_window()
                     if self.saved_at != self.pos.step:  # (saved at this step already: with its validation's score)
                         self.save(val=self.last_val if self.validated_at == self.pos.step else None)
                     if self.env.main:

@@ -170,6 +170,18 @@ def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(t
     out = tmp_path / "budget"
     train(tiny_cfg(shift_set, out, steps=10, val_every=0, ckpt_every=0, log_every=2), progress=False)
     assert [r["step"] for r in read_log(out) if r["type"] == "train"][-1] == 3
+    monkeypatch.setattr(TrainingLoop, "out_of_time", lambda self, started: False)
+    stepped = TrainingLoop.train_step
+
+    def step_then_stop(self):  # a signal after step 5, between two log records (every 4 steps)
+        stepped(self)
+        if self.pos.step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TrainingLoop, "train_step", step_then_stop)
+    out = tmp_path / "signalled"
+    train(tiny_cfg(shift_set, out, steps=20, val_every=0, ckpt_every=0, log_every=4), progress=False)
+    assert [r["step"] for r in read_log(out) if r["type"] == "train"] == [4, 5]
 
 
 def test_a_second_stop_signal_ends_with_one_line_and_the_signals_code(monkeypatch, capsys):
