@@ -20,7 +20,7 @@ What each part owns:
 * configuration: ``config`` (TOML layers, the ``[model]`` table, the working size) and ``configs/``;
 * data read while training: ``data/`` (iHarmony4, FFHQH, photo folders; ``data/synthesis.py``
   makes composites on the fly); data written once before training: ``builders/``;
-* small shared pieces: ``atomic`` (the one atomic file write), ``colour``, ``baselines``, ``curves``.
+* small shared pieces: ``colour``, ``baselines``, ``curves``.
 
 The package depends on :mod:`phnet` (the library); :mod:`phnet` never imports it.
 """
