@@ -21,7 +21,8 @@ from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
                       lift_change, one_thread, resize, tile_pixels, unit_float, working_shape)
 from .graphs import GraphCache
-from .imageio import check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor, tensor_to_image
+from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
+                      tensor_to_image)
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
@@ -346,9 +347,9 @@ class Harmonizer:
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
                                                       allow_empty=True)
-            if measure:
-                corrections = self.measured(corrections, mode, rgb.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1),
-                                             masks[:, 0], 1.0, 1.0)
+            if measure:  # on the pixels handed back: rounded to the caller's levels
+                corrections = self.measured(corrections, mode, rgb.permute(0, 2, 3, 1),
+                                             as_returned(out, form).permute(0, 2, 3, 1), masks[:, 0], 1.0, 1.0)
             else:
                 corrections = _weighed(corrections, mode, masks[:, 0], 1.0)
             keep = (masks == 0) if mode == "full" else torch.zeros_like(masks, dtype=torch.bool)
@@ -370,7 +371,8 @@ class Harmonizer:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                      threshold)
             if measure:  # (a clip's frames carry their masks' weight from estimate_frames already)
-                corrections = self.measured(corrections, mode, pixels, out, masks, peak, mask_peak, weigh=not clip)
+                shown = finish.returned(out) if hasattr(finish, "returned") else out  # a converted input's levels
+                corrections = self.measured(corrections, mode, pixels, shown, masks, peak, mask_peak, weigh=not clip)
             elif not clip:
                 corrections = _weighed(corrections, mode, masks, mask_peak)
             result = Harmonized(finish(out), corrections)
@@ -435,6 +437,7 @@ class Harmonizer:
         def finish(out: torch.Tensor) -> Any:
             return tensor_to_image(out.permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
 
+        finish.returned = lambda out: as_returned(out.permute(0, 3, 1, 2), form).permute(0, 2, 3, 1)
         return rgb.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
     @own_precision

@@ -130,6 +130,16 @@ def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageFo
     return out.numpy()
 
 
+def as_returned(rgb: torch.Tensor, form: ImageForm) -> torch.Tensor:
+    """B×C×H×W float pixels in 0..1 as :func:`tensor_to_image` hands them back, read as floats again: clamped,
+    and rounded to the caller's integer levels or float precision (a report measures what the caller gets)."""
+    rgb = rgb.clamp(0, 1)
+    peak = integer_peak(form.dtype)
+    if peak is not None:
+        return rgb.mul(peak).round_().div_(peak)
+    return _from_unit(rgb, None, form.dtype).to(rgb.dtype)
+
+
 def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
     """One image → (float32 H×W×3 RGB in [0, 1], float32 H×W alpha or None).
 

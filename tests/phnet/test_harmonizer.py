@@ -1147,3 +1147,24 @@ def test_a_call_without_a_report_logs_the_figure_through_the_mask_as_a_report_do
         h.harmonize(img, faint, threshold=0)
     called, reported = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PHNet:")]
     assert "through a faint mask (weight 0.30)" in called and "through a faint mask (weight 0.30)" in reported
+
+
+def test_a_converted_input_reports_the_change_in_the_pixels_it_gets_back(tiny_model):
+    """A palette (or EXIF-rotated) PIL picture went through the converting path, whose report measured the float
+    result before it was rounded to 8 bits: 'changed by RMS 0.1' where no pixel had changed."""
+    import dataclasses
+
+    from phnet import PHNet
+
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual", correction_threshold=4.0))
+    residual.load_state_dict(tiny_model.state_dict())
+    h = Harmonizer(residual, device="cpu", dtype="fp32")
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    palette = Image.fromarray(rgb).convert("P")
+    plain = np.asarray(palette.convert("RGB"))
+    mask = subject_mask(40, 48)
+    for options in ({"strength": 1.0}, {"strength": 0.2}, {"strength": 1.0, "threshold": 4.8},
+                    {"strength": 0.5, "temporal": True}):
+        (converted,), (plain_report,) = h.harmonize(palette, mask, **options)[1], h.harmonize(plain, mask, **options)[1]
+        assert converted.applied == pytest.approx(plain_report.applied, abs=1e-6), options
+        assert converted.describe() == plain_report.describe(), options
