@@ -191,10 +191,11 @@ class Harmonizer:
         self.dtype = resolve_dtype(self.requested_dtype, self.device)
         self._warn_if_slow()
         self.method = method
-        if network_batch != "auto" and (isinstance(network_batch, bool) or not isinstance(network_batch, int)
-                                        or network_batch < 1):
+        if not (isinstance(network_batch, str) and network_batch == "auto") and (
+                isinstance(network_batch, bool) or not isinstance(network_batch, numbers.Integral)
+                or network_batch < 1):
             raise ValueError(f"network_batch must be a whole number >= 1 or 'auto', got {network_batch!r}")
-        self.network_batch = network_batch
+        self.network_batch = network_batch if isinstance(network_batch, str) else int(network_batch)
         # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
         self.model = model.eval().to(self.device, torch.float32)
         self.cuda_graphs = cuda_graphs

@@ -530,9 +530,10 @@ def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny
     assert h.pictures_per_call(big[:, :1080, :1920], 512) == module.CUDA_NETWORK_BATCH
     h.full_resolution_on = "input"  # nothing waits on the GPU: the full batch
     assert h.pictures_per_call(big, 512) == module.CUDA_NETWORK_BATCH
-    for bad in (0, -1, 2.0, True, "8"):
+    for bad in (0, -1, 2.0, True, "8", np.bool_(True), np.int64(0)):
         with pytest.raises(ValueError, match="network_batch must be a whole number >= 1 or 'auto'"):
             Harmonizer(tiny_model, device="cpu", network_batch=bad)
+    assert Harmonizer(tiny_model, device="cpu", network_batch=np.int64(4)).network_batch == 4  # as working_size
 
 
 def test_a_subject_too_small_for_the_working_size_keeps_its_largest_pixel(harmonizer):
