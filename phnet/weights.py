@@ -67,14 +67,19 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None 
         raise ValueError("this is not a PHNet state_dict (no normalizers.*.grid_weights tensors)")
     squeeze = state_dict.get("SE_block.fc.0.weight")  # (bottleneck width / se_reduction) x bottleneck width
     se_reduction = PHNetConfig.se_reduction
-    if squeeze is not None and squeeze.ndim == 2 and squeeze.shape[0] and widths[6] % squeeze.shape[0] == 0:
-        se_reduction = widths[6] // squeeze.shape[0]
+    if squeeze is not None and squeeze.ndim == 2 and squeeze.shape[0]:  # the width is floor(bottleneck / r)
+        reduction = widths[6] // squeeze.shape[0]
+        if reduction >= 1 and widths[6] // reduction == squeeze.shape[0]:
+            se_reduction = reduction
     for name, preset in PRESETS.items():
         if (preset.enc_sizes, preset.grid_counts, preset.se_reduction) == (tuple(widths), tuple(grids), se_reduction) \
                 and name != "small":
             return PHNetConfig.preset(name, **({"image_size": image_size} if image_size else {}))
     return PHNetConfig(enc_sizes=tuple(widths), grid_counts=tuple(grids), se_reduction=se_reduction,
                        image_size=image_size or 512)
+
+
+OUTPUT_LAYER = "decoder.5.0."  # its channels are the output's: 3 (image, residual) or 12 (transform)
 
 
 def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any = "") -> None:
@@ -96,6 +101,14 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
                 fix = ("So the file holds other tensors beside or instead of PHNet's: another model's, or those of "
                        "another version of the code. Load it with the code that wrote it, or save PHNet's tensors "
                        "alone")
+            elif same and not missing and not unexpected and all(k.startswith(OUTPUT_LAYER) for k in wrong):
+                channels = state_dict[OUTPUT_LAYER + "bias"].shape[0]
+                trained = "'transform'" if channels == 12 else "'image' or 'residual'"
+                found = (f" Their architecture is this config's, but their output layer gives {channels} channels "
+                         f"(output {trained}), not the {own[OUTPUT_LAYER + 'bias'].shape[0]} of output "
+                         f"{mine.output!r}.")
+                fix = ("Give the config they were trained with (a .pth stores none: keep them in a folder with "
+                       "their config.json)")
         except ValueError as e:
             found = f" ({e})"
         detail = "; ".join(

@@ -217,6 +217,21 @@ def test_custom_tiny_pth_infers_a_custom_config(tiny_model, tmp_path):
     assert load_model(path, config=tiny_model.config).config == tiny_model.config
 
 
+def test_a_pth_whose_squeeze_width_is_rounded_down_and_one_of_another_output_are_named(tiny_config, tmp_path):
+    """se_reduction 3 on a 32-wide bottleneck (a 10-wide squeeze) was read as 8, then refused with the advice to
+    let the file be read; a 'transform' .pth got the same circular advice."""
+    import dataclasses
+
+    path = tmp_path / "se3.pth"
+    torch.save(PHNet(dataclasses.replace(tiny_config, se_reduction=3)).state_dict(), path)
+    with pytest.warns(UserWarning, match="not an official checkpoint's file name"):
+        assert load_model(path).config.se_reduction == 3
+    torch.save(PHNet(dataclasses.replace(tiny_config, output="transform")).state_dict(), path)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"their output layer gives 12 channels \(output "
+                                                                    r"'transform'\), not the 3 of output 'image'"):
+        load_model(path)
+
+
 @pytest.mark.parametrize(
     "wrap",
     [
