@@ -798,7 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("mask", nargs="?", help="subject mask (white = subject), or a folder; default: the alpha channel")
     h.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder "
                    "(ending in /; created if needed) that gets NAME.png for each composite NAME.*")
-    h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision], or official "
+    h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision][:FILE in the repo], or official "
                    f"weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, under the authors' "
                    "CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's non-commercial terms) "
                    "(default: the bundled weights, offline, tuned to do no harm)")

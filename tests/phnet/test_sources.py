@@ -50,7 +50,7 @@ def test_hub_references(tmp_path, monkeypatch, text, repo, revision, filename):
                                   "runs/my--run", "runs/best.", "runs/-x"])  # no Hub repo id: a missing folder
 def test_not_found(tmp_path, monkeypatch, text):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not found.*owner/name"):
+    with pytest.raises(FileNotFoundError, match=r"not found.*owner/name.*:path/in/repo.safetensors. for one file of it"):
         sources.resolve(text, search_dirs=[tmp_path])
 
 
