@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    from phnet.harmonizer import device_problem
+
+    if problem := device_problem(args.device):
+        p.error(f"--device {args.device}: {problem}")
+    kind = torch.device(args.device).type
+    where = torch.cuda.get_device_name(args.device) if kind == "cuda" else "CPU" if kind == "cpu" else args.device
     with tempfile.TemporaryDirectory() as tmp:
         if args.data:
             pool = args.data.resolve()  # the trainer runs in the checkout: a relative path is the caller's

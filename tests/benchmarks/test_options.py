@@ -29,6 +29,9 @@ def test_a_device_this_machine_lacks_and_a_pool_split_for_a_pool_are_refused_by_
     with pytest.raises(SystemExit):
         pipeline_speed.main(["--device", "cuda"])
     assert "--device cuda: no CUDA GPU is visible to torch here" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # it ended in torch's traceback from naming the GPU
+        training_speed.main(["--device", "cuda"])
+    assert "--device cuda: no CUDA GPU is visible to torch here" in capsys.readouterr().err
     (tmp_path / "images").mkdir()
     with pytest.raises(SystemExit):
         training_speed.main(["--data", str(tmp_path)])
