@@ -87,8 +87,21 @@ def _check_tiff_layout(image, name: str) -> None:
 
 def _pixels(path: str | Path, image) -> np.ndarray:
     if image.info.get(_RAWMODE):
-        return _sixteen_bit_colour(path, image)
+        return _key_as_alpha(_sixteen_bit_colour(path, image), image.info.get("transparency"))
     return pil_image_pixels(image, str(path), allow_16bit=True)
+
+
+def _key_as_alpha(pixels: np.ndarray, key: Any) -> np.ndarray:
+    """16-bit grey or RGB pixels whose transparency is one key colour (PNG's tRNS) as H×W×4 with that key made
+    an alpha channel, as an 8-bit keyed picture becomes RGBA; other pixels as they are."""
+    if key is None or pixels.dtype != np.uint16 or not (pixels.ndim == 2 or pixels.shape[-1] == 3):
+        return pixels
+    if pixels.ndim == 2:
+        pixels, key = np.repeat(pixels[..., None], 3, axis=2), (key, key, key)
+    with contextlib.suppress(TypeError, ValueError):  # a key that is no colour of this picture: no alpha
+        opaque = ~np.all(pixels == np.asarray(key, dtype=np.uint16).reshape(3), axis=-1)
+        return np.concatenate([pixels, (opaque * np.uint16(65535)).astype(np.uint16)[..., None]], axis=-1)
+    return pixels
 
 
 def _metadata(image) -> dict:
@@ -351,7 +364,9 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
                 f"the {name} is a PIL {mode!r} picture (16/32-bit grey), which has no RGB counterpart in PIL to "
                 "return the result in; pass a numpy array instead, e.g. phnet.imageio.read_image(path) (uint16)"
             )
-        return np.asarray(image, dtype=np.float32) if mode == "F" else _grey_16(image, name, white_is_zero)
+        if mode == "F":
+            return np.asarray(image, dtype=np.float32)
+        return _key_as_alpha(_grey_16(image, name, white_is_zero), image.info.get("transparency"))
     if _keyed(image) or mode in ("LA", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
     elif mode not in ("RGB", "RGBA", "L"):

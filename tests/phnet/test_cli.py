@@ -375,8 +375,9 @@ def test_a_folder_that_takes_no_file_is_named_before_any_picture_is_computed(tmp
     assert str(e.value) == f"error: cannot write into {tmp_path} (Permission denied); choose another -o"
 
 
-def _png_48bit(path: Path, pixels: np.ndarray) -> None:
-    """A 16-bit-per-channel RGB PNG written by hand (PIL cannot write one): filter type 0 on every row."""
+def _png_48bit(path: Path, pixels: np.ndarray, key: tuple[int, ...] | None = None) -> None:
+    """A 16-bit-per-channel RGB (or H×W grey) PNG written by hand (PIL cannot write one): filter type 0 on every
+    row; ``key``: the colour a tRNS chunk makes transparent."""
     import struct
     import zlib
 
@@ -386,9 +387,29 @@ def _png_48bit(path: Path, pixels: np.ndarray) -> None:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+    header = struct.pack(">IIBBBBB", width, height, 16, 0 if pixels.ndim == 2 else 2, 0, 0, 0)
+    keyed = chunk(b"tRNS", struct.pack(f">{len(key)}H", *key)) if key is not None else b""
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + keyed + chunk(b"IDAT", zlib.compress(rows))
                      + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_a_16bit_png_with_a_transparent_key_colour_is_a_cut_out_as_an_8bit_one_is(tiny_folder, tmp_path, grey):
+    """The key was dropped at 16 bits: the .png result lost the transparency a .jpg was refused for, and without
+    a mask the picture 'had no alpha channel'."""
+    from phnet.imageio import read_image
+
+    pixels = np.random.default_rng(3).integers(1, 65536, (H, W) if grey else (H, W, 3), dtype=np.uint16)
+    key = (0,) if grey else (0, 0, 0)
+    pixels[: H // 4] = 0  # the top rows: the key, transparent
+    comp, out = tmp_path / "keyed.png", tmp_path / "out.png"
+    _png_48bit(comp, pixels, key)
+    decoded = read_image(comp)
+    assert decoded.shape == (H, W, 4) and decoded.dtype == np.uint16
+    assert (decoded[: H // 4, :, 3] == 0).all() and (decoded[H // 4 :, :, 3] == 65535).all()
+    _mask().save(tmp_path / "mask.png")
+    assert _harmonize(comp, tmp_path / "mask.png", "-o", out, "--weights", tiny_folder) == 0
+    assert Image.open(out).mode == "RGBA"
 
 
 def test_48bit_rgb_png_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
