@@ -121,6 +121,9 @@ class PHNetHarmonizeScript(scripts.Script):
             return gr.update(visible=source == MASK_SUBJECT), gr.update(visible=source == MASK_SAM)
 
         mask_source.change(fn=_toggle, inputs=[mask_source], outputs=[subject_group, sam_group])
+        # a default saved in ui-config.json is set after this UI is built, and fires no change: it would show
+        # one source with the other's settings group
+        mask_source.do_not_save_to_config = True
 
         # Pasting generation parameters back into the UI restores these settings (None: leave the control as it
         # is). A threshold not written is the weights' own; a mask source of the other tab is not offered here.

@@ -110,6 +110,8 @@ def test_ui_builds(webui, is_img2img):
     (event, fn, inputs, outputs), = mask_source.events
     subject_vis, sam_vis = fn(SAM)
     assert subject_vis["visible"] is False and sam_vis["visible"] is True
+    # kept out of the saved defaults (ui-config.json), which are set after the UI is built and fire no change
+    assert mask_source.do_not_save_to_config is True
     assert [k for _, k in script.infotext_fields[1:3]] == ["PHNet strength", "PHNet weights"]
 
 
