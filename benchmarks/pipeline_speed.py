@@ -315,8 +315,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args.sizes = args.sizes.split(",")
     if unknown := set(args.sizes) - set(SIZES):
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
-    import torch
-
     from phnet.harmonizer import device_problem
 
     if args.device != "cpu" and not args.device.startswith("cuda"):
