@@ -317,7 +317,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
     from phnet.harmonizer import device_problem
 
-    if args.device != "cpu" and not args.device.startswith("cuda"):
+    import torch
+
+    try:
+        kind = torch.device(args.device).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
         parser.error(f"--device {args.device}: the benchmark runs on cpu or cuda[:N]")
     if problem := device_problem(args.device):
         parser.error(f"--device {args.device}: {problem}")
@@ -329,8 +335,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.timing:
         print(json.dumps(timing_run(args)))
         return 0
-
-    import torch
 
     from phnet.precision import auto_dtype
 

@@ -49,9 +49,10 @@ def test_a_gpu_index_beyond_those_present_and_a_device_the_benchmark_cannot_time
     with pytest.raises(SystemExit):
         pipeline_speed.main(["--device", "cuda:3"])
     assert "--device cuda:3: torch sees 1 CUDA GPU(s), numbered from 0; use cuda:0" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        pipeline_speed.main(["--device", "mps"])
-    assert "the benchmark runs on cpu or cuda[:N]" in capsys.readouterr().err
+    for other in ("mps", "cuda:x"):  # (not told to try mps, which it would then refuse)
+        with pytest.raises(SystemExit):
+            pipeline_speed.main(["--device", other])
+        assert f"--device {other}: the benchmark runs on cpu or cuda[:N]" in capsys.readouterr().err
 
 
 def test_tables_with_signs_beyond_latin_1_are_written_to_a_cp1252_file():
