@@ -52,13 +52,16 @@ def _step(ticks: list[float]) -> float | None:
     return ticks[1] - ticks[0] if len(ticks) > 1 else None
 
 
+HUGE = 1e9  # a loss beyond it has diverged; in running sums it would drown the later windows' digits
+
+
 def _smooth(values: list[float]) -> list[float]:
     """Centred moving average (no lag), window ~1/20 of the run, from running sums: a window holding a value
-    that is not finite (a diverged loss) is NaN, and left out of the plot."""
+    that is not finite or is huge (a diverged loss) is NaN, and left out of the plot."""
     half = max(0, len(values) // 40)
     sums, bad = [0.0], [0]
     for v in values:
-        finite = math.isfinite(v)
+        finite = math.isfinite(v) and abs(v) < HUGE
         sums.append(sums[-1] + (v if finite else 0.0))
         bad.append(bad[-1] + (not finite))
     out = []

@@ -225,6 +225,9 @@ def test_curves_smooth_from_running_sums_as_the_window_average_and_a_diverged_lo
     for i, got in enumerate(_smooth(values)):
         window = values[max(0, i - half): i + half + 1]
         assert (math.isnan(got) and any(math.isnan(v) for v in window)) or got == pytest.approx(np.mean(window))
+    spiked = [0.01] * 400
+    spiked[10] = 1e15  # a diverged step: the windows after it kept their digits
+    assert _smooth(spiked)[300] == pytest.approx(0.01) and math.isnan(_smooth(spiked)[10])
 
 
 def test_a_run_log_redraws_for_each_validation_and_event_but_not_for_each_training_record(tmp_path, monkeypatch):
