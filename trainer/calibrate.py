@@ -216,6 +216,7 @@ def main(argv=None) -> int:
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"],
                    help="data.kind of --data (default: read off the folder)")
     p.add_argument("--mask-dir", help="the masks of --data's photos (a pool's root finds its own)")
+    p.add_argument("--ffhq-root", help="the real photos of an FFHQH --data (data.ffhq_root)")
     p.add_argument("--split", default="val", choices=["val", "test", "all"],
                    help="the split of --data (or of the run) to score (all: every photo of a photo folder); test "
                         "only with --report-only")
@@ -267,15 +268,15 @@ def calibrate(a: argparse.Namespace) -> int:
     # --data changes where the photos are, not how the run split them: the run's own photo and mask folders go
     data = dict(cfg["data"], num_workers=0)
     if a.data:
-        from trainer.evaluate import RUN_FOLDERS
+        from trainer.evaluate import data_for_other
 
-        data = {k: v for k, v in data.items() if k not in RUN_FOLDERS}
-        data["root"], data["kind"] = a.data, "auto"  # its own layout, not the run's (a set, where it had photos)
-        data.pop("max_samples", None)  # a run's cap on its own photos: these composites are scored whole
+        data = data_for_other(data, a.data)  # its own layout, not the run's (a set, where it had photos)
     if a.kind:
         data["kind"] = a.kind
     if a.mask_dir:
         data["mask_dir"] = a.mask_dir
+    if a.ffhq_root:
+        data["ffhq_root"] = a.ffhq_root
     ds = build_dataset(data, a.split, image_size=model.config.image_size)
     if ds.not_held_out:
         print(f"warning: {ds.not_held_out}", file=sys.stderr)

@@ -28,6 +28,7 @@ validation split: the report then says so at the top.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -413,7 +414,23 @@ def grid_label(label: str) -> str:
     return "PHNet" if label == "phnet" else label
 
 
-RUN_FOLDERS = ("mask_dir", "val_root", "val_mask_dir", "ffhq_root")  # where a run's photos were: not where --data's are
+# where a run's photos were, and which of them it took: not --data's
+RUN_FOLDERS = ("mask_dir", "val_root", "val_mask_dir", "ffhq_root", "subsets")
+
+
+def data_for_other(run_data: dict, other: str) -> dict:
+    """A run's ``[data]`` table for ``--data OTHER``: OTHER's own layout, read off it, without the run's photo
+    folders and subsets, unless OTHER is the run's own root (then its folders are OTHER's too)."""
+    data = dict(run_data)
+    data.pop("max_samples", None)  # a run's cap on its own photos: these composites are scored whole
+    root, own = run_data.get("root"), False
+    with contextlib.suppress(OSError, TypeError):
+        own = bool(root) and Path(root).expanduser().resolve() == Path(other).expanduser().resolve()
+    if not own:
+        for key in RUN_FOLDERS:
+            data.pop(key, None)
+    data["root"], data["kind"] = other, "auto"
+    return data
 
 
 def check_split_all(split: str, data: str | None, config: str | None) -> str | None:
@@ -441,9 +458,7 @@ def _data_table(args) -> dict:
         data = dict(read_config(args.config)["data"])
         data.pop("max_samples", None)  # a run's cap on its training photos: --max-samples is the evaluation's own
         if args.data:  # another folder: the run's own validation photos and masks are not its, nor its layout
-            for key in RUN_FOLDERS:
-                data.pop(key, None)
-            data["kind"] = "auto"
+            data = data_for_other(data, args.data)
     flags = {"root": args.data, "kind": args.kind, "ffhq_root": args.ffhq_root, "mask_dir": args.mask_dir,
              "resize": args.resize, "seed": args.seed, "on_bad_sample": args.on_bad_sample,
              "val_fraction": args.val_fraction, "num_workers": args.num_workers}

@@ -151,10 +151,13 @@ def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_m
                                str(shift_set), "--report-only"]) == 0
         assert seen[-1]["seed"] == 7 and seen[-1]["root"] == str(shift_set) and seen[-1]["kind"] == "auto"
         assert "max_samples" not in seen[-1]  # the run's cap on its photos: the set is scored whole
+        assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--data",
+                               str(shift_set), "--ffhq-root", str(shift_set / "real"), "--report-only"]) == 0
+        assert seen[-1]["ffhq_root"] == str(shift_set / "real")  # an FFHQH set's real photos, named as for evaluate
         capsys.readouterr()
         assert calibrate.main([str(tmp_path / "image"), "--config", str(tmp_path / "run_config.json"), "--out",
                                str(tmp_path / "out")]) == 2
-        assert "no correction to hold to a threshold" in capsys.readouterr().err and len(seen) == 1
+        assert "no correction to hold to a threshold" in capsys.readouterr().err and len(seen) == 2
     finally:
         calibrate.build_dataset = original
 

@@ -257,3 +257,17 @@ def test_with_data_a_runs_ffhq_photo_folder_is_not_taken_for_the_other_sets_real
     assert "ffhq_root" not in _data_table(args)
     args.ffhq_root = str(tmp_path / "their_ffhq")  # given for the other set: kept
     assert _data_table(args)["ffhq_root"] == str(tmp_path / "their_ffhq")
+
+
+def test_with_data_of_the_runs_own_root_its_folders_stay_and_another_ones_subsets_go(tmp_path):
+    """calibrate --config RUN --data RUN's own FFHQH set lost its ffhq_root; and a single subset folder was
+    refused for the run's data.subsets, which calibrate has no flag to drop."""
+    from trainer.evaluate import data_for_other
+
+    run = {"root": str(tmp_path / "set"), "ffhq_root": str(tmp_path / "ffhq"), "subsets": ["HCOCO"], "kind": "ffhqh",
+           "max_samples": 10, "val_fraction": 0.1}
+    own = data_for_other(run, str(tmp_path / "set") + "/")
+    assert own == {**{k: v for k, v in run.items() if k != "max_samples"}, "root": str(tmp_path / "set") + "/",
+                   "kind": "auto"}
+    other = data_for_other(run, str(tmp_path / "HFlickr"))
+    assert other == {"root": str(tmp_path / "HFlickr"), "kind": "auto", "val_fraction": 0.1}

@@ -72,7 +72,8 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
         if not (root / "real").is_dir():
             raise FileNotFoundError(
                 f"FFHQH ships composites and masks only: set data.ffhq_root to the FFHQ images folder "
-                f"(or put the real images in {root / 'real'})")
+                f"(--ffhq-root for trainer.evaluate and trainer.calibrate), or put the real images in "
+                f"{root / 'real'}")
         ffhq_root = root / "real"
     ffhq_root = Path(ffhq_root)
     carve = False
