@@ -82,8 +82,10 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None 
 OUTPUT_LAYER = "decoder.5.0."  # its channels are the output's: 3 (image, residual) or 12 (transform)
 
 
-def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any = "") -> None:
-    """Strict loading with one readable message for every kind of mismatch."""
+def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any = "",
+                         config_file: Path | None = None) -> None:
+    """Strict loading with one readable message for every kind of mismatch (``config_file``: the config.json
+    the model's config came from, named as the place to fix)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -107,7 +109,8 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
                 found = (f" Their architecture is this config's, but their output layer gives {channels} channels "
                          f"(output {trained}), not the {own[OUTPUT_LAYER + 'bias'].shape[0]} of output "
                          f"{mine.output!r}.")
-                fix = ("Give the config they were trained with (a .pth stores none: keep them in a folder with "
+                fix = (f"Set its output to {trained} in {config_file}" if config_file is not None else
+                       "Give the config they were trained with (a .pth stores none: keep them in a folder with "
                        "their config.json)")
         except ValueError as e:
             found = f" ({e})"
@@ -144,9 +147,10 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
     model.load_state_dict(converted, strict=True)
 
 
-def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNet:
+def model_from_file(path: str | Path, config: PHNetConfig | None = None, config_file: Path | None = None) -> PHNet:
     """Config: the one given, else the one stored in the file, else (an official-style .pth only) read off
-    the tensor shapes with the official output mapping."""
+    the tensor shapes with the official output mapping. ``config_file``: the config.json the given config was
+    read from, beside the file (it may tune an official .pth, not remap it; messages name it)."""
     path = Path(path)
     tensors, stored = read_state_dict(path)
     if config is None:
@@ -155,12 +159,12 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None) -> PHNe
         _check_agreement(config, stored, "the config given", path,
                          "Start from the stored one (Harmonizer.from_pretrained(...).config, changed with "
                          "dataclasses.replace), or pass working_size= to the call for another working size")
-    elif path.suffix.lower() in PICKLE_SUFFIXES and is_official_file_name(path.name):
-        _check_agreement(config, _config_from_shapes(path, tensors), "the config given", path,
-                         "An official checkpoint is read with the official mapping: fix or delete the config.json "
-                         "beside it", held="read off the official file")
+    elif config_file is not None and path.suffix.lower() in PICKLE_SUFFIXES and is_official_file_name(path.name):
+        _check_agreement(config, _config_from_shapes(path, tensors), str(config_file), path,
+                         f"An official checkpoint is read with the official mapping: fix or delete {config_file}",
+                         config_file.name, held="read off the official file")
     model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
-    load_state_dict_into(model, tensors, source=str(path))
+    load_state_dict_into(model, tensors, source=str(path), config_file=config_file)
     return model.eval()
 
 
@@ -233,7 +237,7 @@ def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) 
             )
         weights = candidates[0]
     if config is None and (directory / CONFIG_NAME).is_file():  # a folder is one model: its config.json rules
-        config = _folder_config(directory / CONFIG_NAME, weights)
+        return model_from_file(weights, _folder_config(directory / CONFIG_NAME, weights), directory / CONFIG_NAME)
     return model_from_file(weights, config)
 
 
@@ -352,7 +356,7 @@ def load_model(
         path = Path(found.path)
         beside = path.parent / CONFIG_NAME
         if config is None and _takes_folder_config(path) and beside.is_file():
-            config = _folder_config(beside, path)
+            return model_from_file(path, _folder_config(beside, path), beside)
         return model_from_file(path, config)
     if found.kind == "folder":
         return model_from_folder(found.path, config)
@@ -365,7 +369,8 @@ def load_model(
                     posixpath.dirname(found.filename.replace("\\", "/")), CONFIG_NAME), what="its config", **where)
             except FileNotFoundError:  # none there (or, offline, not in the cache): the file's own rules
                 beside = None
-            config = _folder_config(beside, path) if beside is not None else None
+            if beside is not None:
+                return model_from_file(path, _folder_config(beside, path), beside)
         return model_from_file(path, config)
     folder = download_from_hub(
         found.repo_id, revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token

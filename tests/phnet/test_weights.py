@@ -156,7 +156,7 @@ def test_an_official_pth_is_read_with_the_official_mapping_whatever_config_json_
     cfg = load_model(folder / path.name).config
     assert (cfg.name, cfg.output) == ("official-ffhqh256", "image")
     with pytest.raises(ValueError, match=r"contradicts the config read off the official file .*output: 'residual' "
-                                         r"in the config given, 'image' read off the official file ffhqh256.pth"):
+                                         r"in config.json, 'image' read off the official file ffhqh256.pth"):
         load_model(folder)  # the folder holding it: its config.json may tune it, not remap it
     (folder / "config.json").write_text('{"model_type": "bert"}')
     assert load_model(folder / path.name).config.name == "official-ffhqh256"
@@ -230,6 +230,16 @@ def test_a_pth_whose_squeeze_width_is_rounded_down_and_one_of_another_output_are
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"their output layer gives 12 channels \(output "
                                                                     r"'transform'\), not the 3 of output 'image'"):
         load_model(path)
+    folder = tmp_path / "run"  # kept with a config.json, a wrong one: that file is named as the fix
+    folder.mkdir()
+    path.rename(folder / "trained.pth")
+    tiny_config.save(folder / "config.json")
+    with pytest.raises(ValueError, match=r"Set its output to 'transform' in .*config.json"):
+        load_model(folder)
+    official = tmp_path / "iharmony512.pth"  # a config given in code is the caller's own: no config.json to blame
+    torch.save(PHNet(tiny_config).state_dict(), official)
+    residual = dataclasses.replace(tiny_config, output="residual")
+    assert load_model(official, config=residual).config == residual
 
 
 @pytest.mark.parametrize(
