@@ -200,7 +200,7 @@ def _low_byte_tile(tile):
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     from PIL import Image
 
-    with quiet(), Image.open(path) as low:  # read as the high bytes were: no bomb warning for a user's big photo
+    with quiet(), Image.open(_readable(path)) as low:  # read as the high bytes were: no bomb warning for a user's big photo
         low.tile = [_low_byte_tile(tile) for tile in low.tile]
         low.load()
         wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
@@ -243,7 +243,7 @@ def quiet_open(path: str | Path):
     from PIL import Image
 
     with quiet():
-        return Image.open(path)
+        return Image.open(_readable(path))
 
 
 def _open_picture(path: str | Path, opened: list):
@@ -251,7 +251,7 @@ def _open_picture(path: str | Path, opened: list):
 
     try:
         with quiet():
-            image = Image.open(path)
+            image = Image.open(_readable(path))
             opened.append(image)
             modes = {_rawmode(tile) for tile in image.tile}
             if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
@@ -269,6 +269,24 @@ def _open_picture(path: str | Path, opened: list):
     except _DAMAGED as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
     return image
+
+
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def _readable(path: str | Path) -> Any:
+    """What PIL opens for ``path``: the path, or a TIFF's bytes in memory. From a path, Pillow 13 maps an
+    uncompressed TIFF that its orientation tag turns by 90° at the turned size, which scrambles its rows."""
+    import io
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) in _TIFF_MAGIC:
+                fh.seek(0)
+                return io.BytesIO(fh.read())
+    except OSError:  # a missing or unreadable file: PIL's own open says which
+        pass
+    return path
 
 
 # what Pillow's decoders raise on a damaged file (its AVIF and HEIF plugins: RuntimeError)

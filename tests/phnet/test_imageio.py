@@ -623,3 +623,21 @@ def test_pillow_heif_is_registered_where_it_is_installed(monkeypatch):
         assert calls == [1]
     finally:
         decode.register_plugins.cache_clear()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L"])
+def test_an_uncompressed_tiff_turned_by_its_orientation_is_read_upright(tmp_path, mode):
+    """Pillow 13 mapped such a file at its turned size: the rows came out scrambled (or a mask 'of another
+    size' was refused)."""
+    from PIL import Image
+
+    from phnet.imageio import read_image, read_mask
+
+    upright = np.random.default_rng(0).integers(0, 256, (37, 45, 4) if mode == "RGBA" else (37, 45), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90° clockwise to show
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)), mode).save(tmp_path / "turned.tif", exif=exif)
+    if mode == "RGBA":
+        assert np.array_equal(read_image(tmp_path / "turned.tif"), upright)
+    else:
+        assert read_mask(tmp_path / "turned.tif").shape == (37, 45)
