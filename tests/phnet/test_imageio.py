@@ -641,3 +641,22 @@ def test_an_uncompressed_tiff_turned_by_its_orientation_is_read_upright(tmp_path
         assert np.array_equal(read_image(tmp_path / "turned.tif"), upright)
     else:
         assert read_mask(tmp_path / "turned.tif").shape == (37, 45)
+
+
+def test_a_tiff_of_premultiplied_grey_and_alpha_is_read_as_picture_and_as_mask(tmp_path):
+    """PIL opens it as mode La, which it converts to LA only: both readers stopped with PIL's words alone."""
+    from PIL import Image
+
+    from phnet.imageio import read_image, read_mask
+
+    grey_alpha = np.zeros((20, 24, 2), np.uint8)
+    grey_alpha[..., 0], grey_alpha[5:15, 6:18, 1] = 100, 255
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.tif")
+    data = bytearray((tmp_path / "la.tif").read_bytes())
+    extra = data.find(b"\x52\x01\x03\x00\x01\x00\x00\x00")  # ExtraSamples, one SHORT: 2 (unassociated alpha)
+    data[extra + 8 : extra + 10] = b"\x01\x00"  # 1: associated (premultiplied)
+    (tmp_path / "la.tif").write_bytes(bytes(data))
+    assert Image.open(tmp_path / "la.tif").mode == "La"
+    assert read_image(tmp_path / "la.tif").shape == (20, 24, 4)
+    mask = read_mask(tmp_path / "la.tif")
+    assert mask[10, 10] == 1 and mask[0, 0] == 0
