@@ -108,7 +108,8 @@ def _metadata(image) -> dict:
     kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
-    dpi = image.info.get("dpi")
+    # a TIFF without resolution tags is given 1 dpi by PIL: nothing to carry
+    dpi = image.info.get("dpi") if image.format != "TIFF" or 282 in getattr(image, "tag_v2", {}) else None
     with contextlib.suppress(TypeError, ValueError):  # a scanner's or a print layout's resolution
         if len(dpi) == 2 and all(float(d) > 0 for d in dpi):
             kept["dpi"] = tuple(float(d) for d in dpi)

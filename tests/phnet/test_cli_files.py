@@ -701,3 +701,15 @@ def test_a_webp_result_is_not_said_to_lose_a_resolution_its_exif_carries(tiny_fo
     assert Image.open(comp).info.get("dpi")
     assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
     assert "resolution" not in capsys.readouterr().out
+
+
+def test_a_tiff_without_resolution_tags_gives_results_without_a_resolution(tiny_folder, tmp_path):
+    """PIL reads such a TIFF as 1 dpi: every result printed or placed at an inch per pixel."""
+    comp, mask = tmp_path / "plain.tif", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    assert Image.open(comp).info.get("dpi") == (1, 1) and 282 not in Image.open(comp).tag_v2
+    for suffix in (".png", ".tif"):
+        assert _harmonize(comp, mask, "-o", tmp_path / f"out{suffix}", "--weights", tiny_folder) == 0
+        out = Image.open(tmp_path / f"out{suffix}")
+        assert "dpi" not in out.info or (suffix == ".tif" and 282 not in out.tag_v2), suffix
