@@ -30,8 +30,9 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     use image_to_tensor then.
     """
     if is_pil(image):
-        if image.mode not in ("RGB", "RGBA", "L") or _has_orientation(image) or getattr(image, "n_frames", 1) > 1:
-            return None  # (an animation: image_to_tensor refuses it by name)
+        if (image.mode not in ("RGB", "RGBA", "L") or "transparency" in image.info or _has_orientation(image)
+                or getattr(image, "n_frames", 1) > 1):
+            return None  # (a key colour: an alpha there; an animation: image_to_tensor refuses it by name)
         data: Any = np.array(image)
         kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
     elif isinstance(image, np.ndarray):

@@ -1169,3 +1169,15 @@ def test_a_converted_input_reports_the_change_in_the_pixels_it_gets_back(tiny_mo
         (converted,), (plain_report,) = h.harmonize(palette, mask, **options)[1], h.harmonize(plain, mask, **options)[1]
         assert converted.applied == pytest.approx(plain_report.applied, abs=1e-6), options
         assert converted.describe() == plain_report.describe(), options
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_pil_picture_with_a_transparent_key_colour_comes_back_with_its_alpha(harmonizer, tmp_path, mode):
+    """The fast path took an RGB or grey PNG with a tRNS key as it stood, and gave it back without transparency."""
+    rgb = np.random.default_rng(1).integers(5, 256, (40, 48, 3), dtype=np.uint8)
+    rgb[:4] = (1, 2, 3)
+    picture = Image.fromarray(rgb).convert(mode)
+    key = (1, 2, 3) if mode == "RGB" else picture.getpixel((0, 0))
+    picture.save(tmp_path / "keyed.png", transparency=key)
+    out = harmonizer(Image.open(tmp_path / "keyed.png"), subject_mask(40, 48))
+    assert out.mode == "RGBA" and np.asarray(out)[:4, :, 3].max() == 0 and np.asarray(out)[20, 24, 3] == 255
