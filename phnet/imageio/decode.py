@@ -358,11 +358,10 @@ def _grey_16(image, name: str, white_is_zero: bool = False) -> np.ndarray:
     if array.size and (array.min() < 0 or array.max() > 65535):
         raise ValueError(f"{name} is a 32-bit grey image with values beyond 16 bits; save it as 8 or 16 bits")
     if image.mode == "I" and array.size and 1 < array.max() <= 255:  # 8-bit values in PIL's 32-bit mode
-        raise ValueError(
-            f"{name} is a PIL 'I' (32-bit) picture holding only values up to {array.max()}: read as 16 bits it "
-            "would be nearly black. If it holds 8-bit values (PIL's ImageMath returns 'I'), convert it first: "
-            ".convert('L')"
-        )
+        fix = ("save it as an 8-bit grey picture" if image.format else  # a file, else PIL's ImageMath's result
+               "if it holds 8-bit values (PIL's ImageMath returns 'I'), convert it first: .convert('L')")
+        raise ValueError(f"{name} is a 32-bit grey picture (PIL mode 'I') holding only values up to {array.max()}: "
+                         f"read as 16 bits it would be nearly black; {fix}")
     return array.astype(np.uint16)
 
 
@@ -398,14 +397,14 @@ def _unpremultiplied(image):
     return image.convert("LA") if image.mode == "La" else image
 
 
-def pil_mask_pixels(image) -> np.ndarray:
+def pil_mask_pixels(image, name: str = "mask") -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
-    _single_frame(image, "mask")
+    _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
     image = _unpremultiplied(_upright(image))
     mode = image.mode
     if mode in _GREY_16:
-        return _grey_16(image, "mask", white_is_zero)
+        return _grey_16(image, name, white_is_zero)
     if mode in ("L", "1", "F"):
         return np.array(image)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
@@ -437,7 +436,7 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
     from PIL import Image
 
     if image.mode in _GREY_16 or image.mode in ("L", "1", "F"):
-        return pil_mask_pixels(image)
+        return pil_mask_pixels(image, name)
     image = _unpremultiplied(_upright(image))
     mode = image.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)

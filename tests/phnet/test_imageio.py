@@ -660,3 +660,19 @@ def test_a_tiff_of_premultiplied_grey_and_alpha_is_read_as_picture_and_as_mask(t
     assert read_image(tmp_path / "la.tif").shape == (20, 24, 4)
     mask = read_mask(tmp_path / "la.tif")
     assert mask[10, 10] == 1 and mask[0, 0] == 0
+
+
+def test_a_32bit_grey_mask_of_8bit_values_is_named_with_a_fix_for_its_kind(tmp_path):
+    """A mask file was called 'mask' and told to call .convert('L'), which a command-line user cannot."""
+    from PIL import Image
+
+    from phnet.imageio import read_mask
+    from phnet.imageio.decode import pil_mask_pixels
+
+    values = np.zeros((20, 24), np.int32)
+    values[5:15, 6:18] = 255
+    Image.fromarray(values, "I").save(tmp_path / "mask32.tif")
+    with pytest.raises(ValueError, match=r"mask32.tif is a 32-bit grey picture .*save it as an 8-bit grey picture"):
+        read_mask(tmp_path / "mask32.tif")
+    with pytest.raises(ValueError, match=r"convert it first: .convert\('L'\)"):
+        pil_mask_pixels(Image.fromarray(values, "I"))
