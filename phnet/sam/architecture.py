@@ -72,7 +72,9 @@ SAM_PRESETS: dict[str, SamArchitecture] = {
 
 def _foreign_format_hint(keys: Iterable[str]) -> str:
     keys = list(keys)
-    if any(k.startswith("image_encoder.trunk.") for k in keys):
+    # SAM 2: the original layout's trunk, or transformers' backbone (its vision_encoder read as image_encoder)
+    if any(k.startswith(("image_encoder.trunk.", "image_encoder.backbone.")) or k == "no_memory_embedding"
+           for k in keys):
         return " It looks like a SAM 2 checkpoint, which this loader does not support; use a SAM 1 checkpoint."
     if any(k.startswith("image_encoder.layers.") for k in keys):
         return " It looks like a MobileSAM / TinyViT checkpoint, which this loader does not support."

@@ -66,3 +66,5 @@ def test_not_a_sam_state_dict():
         infer_sam_architecture({"conv.weight": torch.zeros(2, 2)})
     with pytest.raises(ValueError, match="SAM 2"):
         infer_sam_architecture({"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(2, 2)})
+    with pytest.raises(ValueError, match="SAM 2"):  # transformers' layout, its vision_encoder read as image_encoder
+        infer_sam_architecture({"image_encoder.backbone.patch_embed.projection.weight": torch.zeros(2, 2)})
