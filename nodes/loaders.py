@@ -341,8 +341,9 @@ class PHNetSAMLoader:
                 }),
                 "model_type": (SAM_TYPES, {
                     "default": "auto",
-                    "tooltip": "SAM architecture. 'auto' infers it from the checkpoint (works for vit_b/l/h and "
-                               "custom sizes); set it only if detection fails.",
+                    "tooltip": "SAM architecture. It is always read off the weights (vit_b/l/h and custom sizes); "
+                               "a type set here is checked against them, and picks one checkpoint in a folder or "
+                               "repo holding several.",
                 }),
                 "device": (DEVICES, {
                     "default": "auto",
