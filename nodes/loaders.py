@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shutil
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,26 @@ def _device(choice: str):
     import torch
 
     return torch.device("cpu") if choice == "cpu" else mm.get_torch_device()
+
+
+# Models still held by ComfyUI's cache, by what was loaded and the state of its files: a loader whose input
+# comes over a link runs each time (IS_CHANGED cannot see a linked value), and reads its weights again only
+# when they changed.
+_LOADED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _reused(key: tuple, path: str | None, load):
+    """``load()``'s model for ``key``, the one still alive when the files at ``path`` (local weights) have not
+    changed since."""
+    from ..phnet.sources import stamp
+
+    local = path is not None and os.path.exists(os.path.expanduser(path))
+    key = (*key, stamp(path) if local else None)
+    model = _LOADED.get(key)
+    if model is None:
+        model = load()
+        _LOADED[key] = model
+    return model
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,8 +182,10 @@ class PHNetModelLoader:
             from ..phnet.sources import stamp
 
             return stamp(repo)
+        if model_name is None or hub_repo_id is None:  # linked: its value, and the file it names, are unknown
+            return float("nan")  # here, so it runs each time (see _reused)
         named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
-        if repo or named or model_name is None:  # None: linked from another node, whose output ComfyUI tracks
+        if repo or named:
             return f"{model_name}|{hub_repo_id}"
         return paths.mtime(paths.PHNET_FOLDER, model_name)
 
@@ -176,9 +199,14 @@ class PHNetModelLoader:
                 "convolutions: 1.6x to 4x slower in our measurements); choose dtype 'auto' or 'fp32'"
             )
         source, extra = resolve_phnet_source(model_name, hub_repo_id)
-        h = Harmonizer.from_pretrained(source, device=target, dtype=None if dtype == "auto" else dtype, **extra)
-        log.info("comfyui-phnet: loaded PHNet %s (%s) on %s", source or paths.BUNDLED_DEFAULT, h.config.name, target)
-        return (h,)
+
+        def load():
+            h = Harmonizer.from_pretrained(source, device=target, dtype=None if dtype == "auto" else dtype, **extra)
+            log.info("comfyui-phnet: loaded PHNet %s (%s) on %s", source or paths.BUNDLED_DEFAULT, h.config.name,
+                     target)
+            return h
+
+        return (_reused(("phnet", source, extra.get("revision"), str(target), dtype), source, load),)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,7 +401,9 @@ class PHNetSAMLoader:
             from ..phnet.sources import stamp
 
             return stamp(repo)
-        if repo or model_name is None:  # None: linked from another node, whose output ComfyUI tracks
+        if model_name is None or hub_repo_id is None or hub_filename is None:  # linked: see the PHNet loader's
+            return float("nan")
+        if repo:
             return f"{model_name}|{hub_repo_id}|{hub_filename}"
         return paths.mtime(paths.SAM_FOLDER, model_name)
 
@@ -414,9 +444,14 @@ class PHNetSAMLoader:
             )
         load_device = _device(device)
         offload = load_device if device == "cpu" else mm.unet_offload_device()
-        try:
-            seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
-        except SeveralCheckpoints as e:
-            raise e.choosing("name its file in hub_filename, or set model_type to the one you want") from None
-        log.info("comfyui-phnet: loaded SAM %s (runs on %s)", source, load_device)
-        return (PHNetSAM(seg, load_device, offload),)
+
+        def load():
+            try:
+                seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
+            except SeveralCheckpoints as e:
+                raise e.choosing("name its file in hub_filename, or set model_type to the one you want") from None
+            log.info("comfyui-phnet: loaded SAM %s (runs on %s)", source, load_device)
+            return PHNetSAM(seg, load_device, offload)
+
+        key = ("sam", str(source), filename, tuple(sorted(kwargs.items())), str(load_device), str(offload))
+        return (_reused(key, str(source), load),)

@@ -71,11 +71,31 @@ def test_sam_loader_takes_a_quoted_path_and_names_its_own_fields_for_a_mistyped_
 
 
 @pytest.mark.parametrize("loader", ["PHNetSAMLoader", "PHNetModelLoader"])
-def test_a_linked_model_name_is_no_change_of_its_own(pack, loader):
-    """Linked from another node, the input reaches IS_CHANGED as None: an error there reloaded the model on
-    every run (ComfyUI reads a failed IS_CHANGED as changed); the link's own output is tracked by ComfyUI."""
+def test_a_linked_input_runs_the_loader_each_time_which_reads_weights_again_only_once_changed(pack, nodes, loader,
+                                                                                            comfy_env):
+    """Linked from another node (a String node's path), the input reaches IS_CHANGED as None, and the file it
+    names could not be watched: retrained weights at that path were never reloaded. The loader now runs each
+    time, and reads the weights again only when their files changed."""
+    import math
+
+    import torch
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+
     cls = pack.NODE_CLASS_MAPPINGS[loader]
-    assert cls.IS_CHANGED(None, "") == cls.IS_CHANGED(None, "")
+    assert math.isnan(cls.IS_CHANGED(None, "")) and math.isnan(cls.IS_CHANGED("x", None))
+    if loader == "PHNetSAMLoader":
+        return
+    folder = comfy_env.base / "models" / "phnet" / "retrained"
+    cfg = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+    save_pretrained(PHNet(cfg).eval(), folder)
+    first = nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0]
+    assert nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0] is first  # unchanged: kept
+    torch.manual_seed(5)
+    save_pretrained(PHNet(cfg).eval(), folder)  # retrained: new weights at the same path
+    again = nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0]
+    assert again is not first and any(not torch.equal(a, b) for a, b in zip(again.model.parameters(),
+                                                                             first.model.parameters()))
 
 
 # ---------------------------------------------------------------- segment
