@@ -490,7 +490,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
     reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
-    corrections, failed, unchanged, cramped, flat = [], [], [], [], []
+    corrections, failed, unchanged, traces, cramped, flat = [], [], [], [], [], []
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit, eight_of_sixteen = [], []
     strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
@@ -535,11 +535,12 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         try:
             image, mask, keep = _load_pair(job.composite, job.mask)
             pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
-            if not bool((mask > 0).any()):  # the subject is out of the picture: the frame stays as it is
-                save(finish(pixels.clone()), job, keep, image)
-                unchanged.append(job.composite.name)
+            here = float(masks.max()) / mask_peak
+            strongest = max(strongest, here)
+            if here < FAINT:  # the subject is out of the picture (or a matte's trace of it): the frame stays as
+                save(finish(pixels.clone()), job, keep, image)  # it is, and out of the smoothing
+                (traces if here else unchanged).append(job.composite.name)
                 continue
-            strongest = max(strongest, float(masks.max()) / mask_peak)
             reference = _reference_for(job)
             if reference is not None:
                 reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
@@ -569,7 +570,9 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     print(f"wrote {done} of {len(jobs)} frames into {Path(args.output)} (smoothing sigma {settings.window:g} frames; "
           f"shots start at: {cuts})")
     under = f"under {MIN_BACKGROUND:.0%} of the picture as background (the subject fills it)"
+    trace = f"only a trace of a subject (under {FAINT:.1%} of full)"
     for names, one, many in ((unchanged, "has an empty mask", "have an empty mask"),
+                             (traces, f"holds {trace}", f"hold {trace}"),
                              (cramped, f"leaves {under}", f"leave {under}"),
                              (flat, "has a background of one flat colour (no scene to match to)",
                               "have a background of one flat colour (no scene to match to)")):
@@ -597,7 +600,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print(f"error: every mask that has a subject covers (nearly) its whole frame: nothing was harmonized (the "
               f"frames were written as they were); check {masks} (white = subject)", file=sys.stderr)
         return 1
-    if corrections and strongest < FAINT:  # as the library refuses such a batch
+    if 0 < strongest < FAINT:  # as the library refuses such a batch
         print(f"error: the masks' strongest value is {strongest:.2%} of full, so they mark no subject (the frames "
               f"are as they were): 16-bit masks holding 0..255 values? Check {masks}; save 8-bit masks as 8-bit, "
               "16-bit ones scaled to 0..65535", file=sys.stderr)

@@ -24,6 +24,7 @@ from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
+from .imageio.masks import FAINT
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
@@ -415,7 +416,8 @@ class Harmonizer:
                   unit: str = "picture", one_of_more: bool = False):
         """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
         with the masks' coverage checked (empty masks refused unless ``allow_empty``: then only where every
-        one is empty; ``unit`` names what a mask belongs to, for the message; ``one_of_more``: frames of a
+        one is empty; ``unit`` names what a mask belongs to, for the message, and a clip's ("frame") integer
+        masks are read on one scale, not each on its own; ``one_of_more``: frames of a
         longer clip, judged as a whole by the caller: see ``check_mask_coverage``).
 
         The caller's own pixels where they can be used as they are (see imageio.fast; ``native`` when the
@@ -426,13 +428,15 @@ class Harmonizer:
             pixels, peak, form = native
             batch, height, width = pixels.shape[:3]
             _check_picture_size(height, width)
-            found = mask_pixels(mask, batch, height, width)
-            masks, mask_peak = found if found is not None else (mask_to_tensor(mask, batch, height, width)[:, 0], 1.0)
+            clip = unit == "frame"  # a clip's integer masks are read on one scale
+            found = mask_pixels(mask, batch, height, width, one_scale=clip)
+            masks, mask_peak = found if found is not None else (
+                mask_to_tensor(mask, batch, height, width, one_scale=clip)[:, 0], 1.0)
             check_mask_coverage(masks, mask_peak, allow_empty=allow_empty, unit=unit, one_of_more=one_of_more)
             return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
         rgb, alpha, form = image_to_tensor(image, layout)
         _check_picture_size(*rgb.shape[-2:])
-        masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
+        masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1], one_scale=unit == "frame")
         check_mask_coverage(masks, allow_empty=allow_empty, unit=unit, one_of_more=one_of_more)
 
         def finish(out: torch.Tensor) -> Any:
@@ -757,10 +761,11 @@ class Harmonizer:
         """B×H×W×C frames in time order: each estimated, its correction smoothed with its shot's neighbours
         (``phnet.temporal.Smoother``), and applied as soon as it is final. ``progress`` counts 2·B steps.
 
-        A frame whose mask is empty (the subject is out of the picture) stays as it is, and the smoothing
-        goes on across it from the frames before to the frames after."""
+        A frame whose mask is empty (the subject is out of the picture), or holds only a trace of one (under
+        1/64 of full: a matte's specks), stays as it is, and the smoothing goes on across it from the frames
+        before to the frames after: a trace would pull its neighbours toward what the network made of it."""
         count = pixels.shape[0]
-        present = (masks.flatten(1).amax(1) > 0).tolist()
+        present = (masks.flatten(1).amax(1).float() >= FAINT * mask_peak).tolist()
         # a frame with too little background is left as it was, as on its own: its neighbours' smoothed
         # correction must not reach it either, and its zero must not pull theirs down. Judged at the working
         # size, as the network sees the frame: a soft border at full size may be no background there

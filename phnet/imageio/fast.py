@@ -87,8 +87,10 @@ def image_from_pixels(pixels: torch.Tensor, form: ImageForm) -> Any:
     return array
 
 
-def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.Tensor, float] | None:
-    """→ (B×H×W mask in its own dtype, the value meaning "fully subject"); None: use mask_to_tensor."""
+def mask_pixels(mask: Any, batch: int, height: int, width: int,
+                one_scale: bool = False) -> tuple[torch.Tensor, float] | None:
+    """→ (B×H×W mask in its own dtype, the value meaning "fully subject"); None: use mask_to_tensor.
+    ``one_scale``: as for mask_to_tensor (a clip's frames)."""
     if is_pil(mask):
         if mask.mode not in ("L", "1") or _has_orientation(mask) or getattr(mask, "n_frames", 1) > 1:
             return None
@@ -113,7 +115,7 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int) -> tuple[torch.T
     elif t.dtype == torch.uint8:
         highs = t.reshape(t.shape[0], -1).amax(dim=1)
         peak = 1.0 if int(highs.max()) <= 1 else 255.0  # a 0/1 mask is binary, as mask_to_tensor reads it
-        if peak > 1 and bool((highs == 1).any()):
+        if peak > 1 and not one_scale and bool((highs == 1).any()):
             return None  # 0/1 masks beside 0..255 ones: mask_to_tensor reads each on its own scale
     elif t.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         lo, hi = aminmax(t)

@@ -15,12 +15,14 @@ from .decode import file_mask_pixels, is_pil, open_picture, pil_mask_pixels
 from .images import _tensor_view, integer_peak, check_unit_range
 
 
-def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask") -> torch.Tensor:
+def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask",
+                   one_scale: bool = False) -> torch.Tensor:
     """→ B×1×H×W float32 in [0, 1] for a batch of ``batch`` images of ``height``×``width``.
 
-    One mask broadcasts over the batch; any other size or count is an error naming both.
+    One mask broadcasts over the batch; any other size or count is an error naming both. ``one_scale``: an
+    integer batch is read on one scale (a clip's frames), not mask by mask (see :func:`_mask_unit`).
     """
-    t = _mask_bhw(mask, name, height, width)
+    t = _mask_bhw(mask, name, height, width, one_scale)
     if tuple(t.shape[-2:]) != (height, width):
         raise ValueError(_size_message(name, t.shape[-1], t.shape[-2], width, height, "image"))
     if t.shape[0] not in (1, batch):
@@ -119,7 +121,8 @@ def _size_message(name: str, mw: int, mh: int, w: int, h: int, against: str) -> 
     )
 
 
-def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None = None) -> torch.Tensor:
+def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None = None,
+              one_scale: bool = False) -> torch.Tensor:
     """Any mask kind and layout → float32 B×H×W in [0, 1] (the rules in the module docstring)."""
     if is_pil(mask):
         array = pil_mask_pixels(mask)
@@ -133,7 +136,7 @@ def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None
     t = _mask_layout(t, name, height, width)
     if t.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    return _mask_unit(t, dtype, name)
+    return _mask_unit(t, dtype, name, one_scale)
 
 
 def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | None) -> torch.Tensor:
@@ -167,7 +170,7 @@ def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | No
     )
 
 
-def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
+def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False) -> torch.Tensor:
     if t.dtype == torch.bool:
         return t.to(torch.float32)
     if not t.is_floating_point():
@@ -184,6 +187,8 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str) -> torch.Tensor:
                 f"{name} has dtype {dtype} with values {lo:g}..{hi:g}: use 0/1, uint8 0..255, uint16 0..65535 or "
                 "float 0..1"
             )
+        if one_scale:  # a clip's frames: one whose matte left a level or two once the subject went is 1/255
+            return f / peak
         # each mask of a batch on its own scale: a 0/1 one beside 0..255 ones is binary, not 1/255
         return torch.where((highs <= 1).reshape(-1, *[1] * (f.ndim - 1)), f, f / peak)
     f = t.to(torch.float32)

@@ -152,7 +152,7 @@ def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(
     Image.fromarray(np.full((H, W), 255, np.uint8)).save(masks / "frame5.png")  # no background left
     Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame10.png")  # the subject is out of the picture
     edge = np.zeros((H, W), np.uint8)
-    edge[0, 0] = 2  # the faint edge of a subject walking in
+    edge[0, 0] = 2  # a matte's trace of a subject: under 1/64, left as it is
     Image.fromarray(edge).save(masks / "frame20.png")
     (comps / "frame15.png").write_bytes(b"not a picture")
     out = tmp_path / "out"
@@ -164,9 +164,11 @@ def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(
     assert "1 frame leaves under 3% of the picture as background (the subject fills it) and was written " \
            "unchanged: frame5.png" in printed.out
     assert "1 frame has an empty mask and was written unchanged: frame10.png" in printed.out
+    assert "1 frame holds only a trace of a subject (under 1.6% of full) and was written unchanged: frame20.png" \
+        in printed.out
     assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png",
                                                        "frame5.png"]
-    for name, t in (("frame10.png", 2), ("frame5.png", 1)):  # written unchanged
+    for name, t in (("frame10.png", 2), ("frame5.png", 1), ("frame20.png", 4)):  # written unchanged
         assert np.array_equal(np.asarray(Image.open(out / name)), _frame(t))
 
 

@@ -438,3 +438,27 @@ def test_numpy_s_false_is_no_clip(tiny_config):
     images, masks = _clip(frames=2)
     plain = h(images, masks, layout="BCHW", mode="official", temporal=False)
     torch.testing.assert_close(h(images, masks, layout="BCHW", mode="official", temporal=np.False_), plain)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_a_frame_whose_matte_left_a_level_of_1_is_read_on_the_clips_scale_not_as_a_binary_mask(tiny_model, kind):
+    """Each uint8 mask of a clip was read on its own scale: a frame the subject had left, with a few pixels of
+    level 1 left by the matte, was a 0/1 mask, its specks recoloured at full strength."""
+    import torch
+
+    from phnet import Harmonizer
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    rng = np.random.default_rng(0)
+    frames = (rng.random((5, 48, 64, 3)) * 255).astype(np.uint8)
+    masks = np.zeros((5, 48, 64), np.uint8)
+    masks[:, 12:36, 20:44] = 255
+    masks[3] = 0
+    specks = rng.random((48, 64)) < 0.05
+    gone = masks.copy()
+    masks[3][specks] = 1  # the subject has left frame 3; its matte left specks of level 1
+    as_given = (lambda a: torch.from_numpy(a)) if kind == "torch" else (lambda a: a)
+    out = np.asarray(h.harmonize(as_given(frames), as_given(masks), temporal=2.0, threshold=0).image)
+    clean = np.asarray(h.harmonize(as_given(frames), as_given(gone), temporal=2.0, threshold=0).image)
+    assert np.abs(out[3].astype(int) - frames[3]).max() <= 1  # 1/255 of a change, not all of it
+    assert np.abs(out.astype(int) - clean).max() <= 2
