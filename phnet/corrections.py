@@ -252,10 +252,11 @@ def weights_hint(model_name: str, option: str) -> str | None:
     return None if model_name.startswith("official-") else option
 
 
-def log_corrections(corrections: Sequence[Correction]) -> None:
-    """A ``logging`` line on the ``phnet`` logger: a warning when a subject was left unchanged."""
+def log_corrections(corrections: Sequence[Correction], unit: str = "images") -> None:
+    """A ``logging`` line on the ``phnet`` logger: a warning when a subject was left unchanged (``unit``: as
+    for :func:`summary`)."""
     if not corrections:
         return
     left = any((c.kept == 0 and not c.smoothed) or c.notes for c in corrections)  # unchanged, for whatever reason
     level = logging.WARNING if left else logging.INFO
-    log.log(level, "PHNet: %s", summary(corrections))
+    log.log(level, "PHNet: %s", summary(corrections, unit))

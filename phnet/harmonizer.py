@@ -378,7 +378,7 @@ class Harmonizer:
             elif not clip:
                 corrections = _weighed(corrections, mode, masks, mask_peak)
             result = Harmonized(finish(out), corrections)
-        log_corrections(result.corrections)
+        log_corrections(result.corrections, "frames" if clip else "images")
         return result
 
     def measured(self, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:

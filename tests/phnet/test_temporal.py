@@ -462,3 +462,15 @@ def test_a_frame_whose_matte_left_a_level_of_1_is_read_on_the_clips_scale_not_as
     clean = np.asarray(h.harmonize(as_given(frames), as_given(gone), temporal=2.0, threshold=0).image)
     assert np.abs(out[3].astype(int) - frames[3]).max() <= 1  # 1/255 of a change, not all of it
     assert np.abs(out.astype(int) - clean).max() <= 2
+
+
+def test_a_clips_log_line_counts_frames(tiny_model, caplog):
+    import logging
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    frames = (np.random.default_rng(0).random((3, 32, 40, 3)) * 255).astype(np.uint8)
+    masks = np.zeros((3, 32, 40), np.float32)
+    masks[:, 8:24, 12:28] = 1
+    with caplog.at_level(logging.INFO, logger="phnet"):
+        h.harmonize(frames, masks, temporal=1.0, threshold=0)
+    assert "of 3 frames" in caplog.records[-1].getMessage()
