@@ -196,6 +196,27 @@ def _slug(key: str) -> str:
     return stem.replace("/templates/", "_").replace("/", "_")
 
 
+def file_bases(keys: list[str]) -> dict[str, str]:
+    """Each source's file name base: its :func:`_slug`, unless another source's comes out the same (x.png and
+    x.webp, a_b.png and a/b.png), when its extension and a number are kept: one picture was written over the
+    other, and the manifest described it twice."""
+    plain = {key: _slug(key) for key in keys}
+    count: dict[str, int] = {}
+    for base in plain.values():
+        count[base] = count.get(base, 0) + 1
+    bases, taken = {}, {b for b, n in count.items() if n == 1}
+    for key in keys:
+        base = plain[key]
+        if count[base] > 1:
+            root = base = key.replace("/templates/", "_").replace("/", "_").replace(".", "_")
+            n = 1
+            while base in taken:
+                base, n = f"{root}_{n}", n + 1
+        taken.add(base)
+        bases[key] = base
+    return bases
+
+
 # ---------------------------------------------------------------------------------------
 # Build
 # ---------------------------------------------------------------------------------------
@@ -235,7 +256,7 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     if not frs:
         return [], [{"source": src.key, "reason": "too small, transparent or flat"}]
     people_only = src.key.startswith(PEOPLE_ONLY)
-    base = _slug(src.key)
+    base = b["bases"][src.key]
     entries = []
     for j, rgb in enumerate(frs):
         seed = _seed(f"{src.key}#{j}")
@@ -325,6 +346,7 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
     _BUILD = dict(sources=sources, out=out, size=size, val_size=val_size, frames=frames,
                   val_percent=val_percent, test_percent=test_percent, min_side=min_side)
     keys = [src.key for src in sources]
+    _BUILD["bases"] = file_bases(keys)
     groups = _BUILD["groups"] = split_groups(keys, list(_each(_hash_one, len(sources), workers)))
     joined = {g for k, g in groups.items() if k != g}
     log(f"near-duplicates: {sum(1 for g in groups.values() if g in joined)} sources in {len(joined)} groups, "

@@ -125,3 +125,19 @@ def test_a_pool_holding_other_things_is_not_rebuilt_over_them(tmp_path):
     with pytest.raises(SystemExit, match="holds runs besides the pool.*move them out first"):
         pp.main([str(pool)])
     assert (pool / "runs" / "notes.txt").read_text() == "a run of mine"
+
+
+def test_sources_whose_names_come_out_the_same_keep_a_file_each(tmp_path, monkeypatch, picture, encoded):
+    """x.png and x.webp, a_b.png and a/b.png were written to one file each pair: a picture lost, and the
+    manifest describing the other picture's file twice."""
+    pytest.importorskip("cv2")
+    keys = ["media-api/templates/portrait.png", "media-api/templates/portrait.webp",
+            "media-other/templates/a_b.png", "media-other/templates/a/b.png", "media-api/templates/solo.png"]
+    sources = [_file_source(k, encoded(picture(30 + i))) for i, k in enumerate(keys)]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=1, val_percent=0, min_side=64,
+                        log=lambda line: None)
+    names = [e["name"] for e in manifest["entries"]]
+    assert len(names) == len(set(names)) and {e["source"] for e in manifest["entries"]} == set(keys)
+    assert len(list((tmp_path / "out" / "train" / "images").iterdir())) == len(names)
+    assert "media-api_solo_f0" in names and "media-api_portrait_webp_f0" in names  # a name no other claims stays
