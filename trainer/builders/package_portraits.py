@@ -38,8 +38,9 @@ Split: by source (package + path inside it, so all frames of one animation land 
 ``sha1(key) % 100 < --val-percent`` goes to validation (checkpoint selection), the next
 ``--test-percent`` to test (the report); ``skimage/astronaut`` is always held out (in test when
 there is a test split) because the repo's example composite is made from it. Near-duplicate sources
-(dHash within 6 bits: one template's thumbnail shipped by two bundles, a re-encoded or retitled copy)
-are split together, by the first key of their group, so no copy of a held-out picture is trained on.
+(dHash within 6 bits, of any frame a source gives or its mirror image: one template's thumbnail shipped by
+two bundles, a re-encoded, retitled or mirrored copy, a still of an animation's later frame) are split
+together, by the first key of their group, so no copy of a held-out picture is trained on.
 Held-out splits keep
 one frame and its subject mask per source, at a larger size so native-resolution scores mean
 something.
@@ -94,10 +95,11 @@ def split_of(key: str, val_percent: int, test_percent: int = 0) -> str:
     return "val" if h < val_percent else "test" if h < val_percent + test_percent else "train"
 
 
-def split_groups(keys: list[str], hashes: list[int | None], bits: int = NEAR_DUPLICATE_BITS) -> dict[str, str]:
-    """Each key's group: the key whose split it takes. Keys whose pictures' dHashes lie within ``bits`` of
-    each other (directly or through others) form one group, named by its first key in sorted order, or by
-    its ``ALWAYS_VAL`` key when it holds one; a key without a hash (unreadable) is its own group."""
+def split_groups(keys: list[str], hashes: list, bits: int = NEAR_DUPLICATE_BITS) -> dict[str, str]:
+    """Each key's group: the key whose split it takes. ``hashes``: each key's dHash, or several (every frame
+    it gives, and their mirror images), or None (unreadable: its own group). Keys any of whose dHashes lie
+    within ``bits`` of each other (directly or through others) form one group, named by its first key in
+    sorted order, or by its ``ALWAYS_VAL`` key when it holds one."""
     parent = list(range(len(keys)))
 
     def root(i: int) -> int:
@@ -106,11 +108,15 @@ def split_groups(keys: list[str], hashes: list[int | None], bits: int = NEAR_DUP
             i = parent[i]
         return i
 
-    known = [i for i, h in enumerate(hashes) if h is not None]
-    table = np.array([hashes[i] for i in known], np.uint64)
-    for n, i in enumerate(known[:-1]):
-        for m in np.nonzero(hamming(hashes[i], table[n + 1:]) <= bits)[0]:
-            parent[root(known[n + 1 + m])] = root(i)
+    owner, flat = [], []  # every hash, and the key it belongs to
+    for i, h in enumerate(hashes):
+        for one in ([] if h is None else [h] if isinstance(h, (int, np.integer)) else h):
+            owner.append(i)
+            flat.append(int(one))
+    table = np.array(flat, np.uint64)
+    for n in range(len(flat) - 1):
+        for m in np.nonzero(hamming(flat[n], table[n + 1:]) <= bits)[0]:
+            parent[root(owner[n + 1 + m])] = root(owner[n])
     members: dict[int, list[str]] = {}
     for i, key in enumerate(keys):
         members.setdefault(root(i), []).append(key)
@@ -229,14 +235,15 @@ def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
     return (src.data is not None and is_held_out(src.data())) or any(is_held_out(f) for f in frames)
 
 
-def _hash_one(i: int) -> int | None:
-    """The dHash of a source's first frame (None when it cannot be read: the build records why)."""
+def _hash_one(i: int) -> list[int] | None:
+    """The dHashes of every frame the build may take from a source, and of their mirror images (training
+    flips pictures: a mirrored copy is the same picture to a model); None when it cannot be read (the build
+    records why)."""
     src = _BUILD["sources"][i]
     try:
-        if src.data is not None:
-            return dhash64(src.data())
-        frames = src.load(1)
-        return dhash64(frames[0]) if frames else None
+        frames = src.load(_BUILD["frames"])
+        return [dhash64(np.ascontiguousarray(f[:, ::-1] if mirrored else f)) for f in frames
+                for mirrored in (False, True)] or None
     except Exception:
         return None
 

@@ -141,3 +141,26 @@ def test_sources_whose_names_come_out_the_same_keep_a_file_each(tmp_path, monkey
     assert len(names) == len(set(names)) and {e["source"] for e in manifest["entries"]} == set(keys)
     assert len(list((tmp_path / "out" / "train" / "images").iterdir())) == len(names)
     assert "media-api_solo_f0" in names and "media-api_portrait_webp_f0" in names  # a name no other claims stays
+
+
+def test_a_still_of_an_animations_later_frame_and_a_mirrored_copy_are_split_with_their_originals(
+        tmp_path, monkeypatch, picture, encoded):
+    """Only the first frame was hashed, unmirrored: a held-out still could be trained on as the animation's
+    third frame, and a mirrored copy (the same picture to a model that flips) landed in the other split."""
+    pytest.importorskip("cv2")
+    clip = [Image.fromarray(picture(40 + k)) for k in range(3)]
+    animation = io.BytesIO()
+    clip[0].save(animation, "WEBP", save_all=True, append_images=clip[1:], lossless=True, duration=100)
+    sources = [_file_source("media-video/templates/clip1.webp", animation.getvalue()),
+               _file_source("media-api/templates/still1.png", encoded(picture(42), "JPEG", quality=90)),
+               _file_source("media-api/templates/x3.png", encoded(picture(50))),
+               _file_source("media-other/templates/x3_flipped.png", encoded(np.ascontiguousarray(picture(50)[:, ::-1])))]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=3, val_percent=50, min_side=64,
+                        log=lambda line: None)
+    assert sorted(manifest["near_duplicate_groups"]) == [
+        ["media-api/templates/still1.png", "media-video/templates/clip1.webp"],
+        ["media-api/templates/x3.png", "media-other/templates/x3_flipped.png"]]
+    split = {e["source"]: e["split"] for e in manifest["entries"]}
+    assert split["media-api/templates/still1.png"] == split["media-video/templates/clip1.webp"]
+    assert split["media-api/templates/x3.png"] == split["media-other/templates/x3_flipped.png"]
