@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from trainer.builders import staging
+from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming
 from trainer.data.common import BadSampleError, Record, holdout_set, list_images
 from trainer.data.folder import FolderDataset, masks_by_photo
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
@@ -36,6 +38,26 @@ def _png(t, path: Path, mode: str = "RGB") -> None:
     arr = t.numpy()
     arr = np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 and arr.shape[0] == 3 else arr.squeeze(0)
     Image.fromarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8), mode=mode if arr.ndim == 3 else "L").save(path)
+
+
+def _eight_bit(t) -> np.ndarray:
+    arr = t.numpy()
+    arr = np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr
+    return np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+
+
+def copies_across_splits(hashes: dict[str, tuple[int, str]]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """((photo, split), (photo, split)) of near-duplicate photos (dHash within ``NEAR_DUPLICATE_BITS``) that
+    landed in two splits: one picture saved under two names, re-encoded or renamed."""
+    keys = list(hashes)
+    table = np.array([hashes[k][0] for k in keys], np.uint64)
+    pairs = []
+    for n, key in enumerate(keys[:-1]):
+        for m in np.nonzero(hamming(hashes[key][0], table[n + 1:]) <= NEAR_DUPLICATE_BITS)[0]:
+            other = keys[n + 1 + int(m)]
+            if hashes[other][1] != hashes[key][1]:
+                pairs.append(((key, hashes[key][1]), (other, hashes[other][1])))
+    return pairs
 
 
 def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = "crop", mask_dir: Path | None = None,
@@ -77,7 +99,8 @@ def _file_bases(keys: list[str]) -> dict[str, str]:
     """Each photo's file name in the set, without extension: its path with "/" as "__" and no extension, unless
     another photo's comes out the same (x.jpg and x.png, a/x.jpg and a__x.jpg), when the extension and a number
     are kept: a name written twice gave one photo's composites to the other's split."""
-    def uncommented(name: str) -> str:  # a split file's line starting with # is a comment
+    def uncommented(name: str) -> str:  # a split file's line starting with # is a comment; its lines are read
+        name = re.sub(r"^\s+|\s+$", lambda m: "_" * len(m.group()), name)  # stripped of spaces at either end
         return "_" + name if name.startswith("#") else name
 
     plain = {key: uncommented(key.rsplit(".", 1)[0].replace("/", "__")) for key in keys}
@@ -128,7 +151,7 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
     # keys: the same carving as trainer/data/folder.py
     test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
     val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
-    skipped = []
+    skipped, hashes = [], {}  # hashes: each photo's dHash, to name copies that landed in two splits
     bases = _file_bases(keys)
     iterator = range(len(records))
     if progress:
@@ -153,6 +176,8 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
             _png(sample["mask"], out / "alpha" / name)
             _png(sample["real"], out / "real" / name)
             splits[split].append(name)
+            if k == 0:
+                hashes[key] = (dhash64(_eight_bit(sample["real"])), split)
     if len(skipped) == len(records):
         raise ValueError(f"none of the {len(records)} pictures under {src} could be read (the warnings above say "
                          f"why); no composite was written to {dest}")
@@ -165,12 +190,19 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
         raise ValueError(f"the {' and '.join(lost)} split of the set would be empty: its photos were skipped (the "
                          f"warnings above say why); mend or remove them, or add photos{fix}{carve}; {dest} was left "
                          "as it was")
+    across = copies_across_splits(hashes)
+    if across:
+        (a, where_a), (b, where_b) = across[0]
+        warnings.warn(f"{len(across)} photo(s) have a near-duplicate in another split (first: {a} in {where_a}, "
+                      f"{b} in {where_b}): the held-out scores of such a photo are not held-out ones; remove the "
+                      f"copies from {src} and build again")
     for split, names in splits.items():  # no empty list: without val_split.txt, training carves its own val
         if names or split == "train":
             (out / f"{split}_split.txt").write_text("".join(n + "\n" for n in names), encoding="utf-8")
     summary = {"source": str(src), "photos": len(records), "copies": copies, "size": size,
                "resize": resize if size else "none",
                "seed": seed, "skipped": len(skipped), **{f"{k}_samples": len(v) for k, v in splits.items()},
+               "copies_across_splits": [[a, b] for (a, _), (b, _) in across],
                "synthesis": vars(ds.synthesis)}
     (out / "synth_info.json").write_text(json.dumps(summary, indent=2, default=list) + "\n", encoding="utf-8")
     return summary

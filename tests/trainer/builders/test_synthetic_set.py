@@ -64,6 +64,8 @@ def test_photos_whose_names_differ_only_by_extension_each_keep_their_own_files()
     assert bases["chelsea.jpg"] == "chelsea_jpg_1" and bases["chelsea.png"] == "chelsea_png"
     # a name starting with # was written into the split files, where the line read as a comment
     assert _file_bases(["#3.png", "#3.jpg", "#4.png"]) == {"#3.png": "_#3_png", "#3.jpg": "_#3_jpg", "#4.png": "_#4"}
+    # split files are read stripped: a name starting with a space was listed but never found
+    assert _file_bases([" holiday/beach.png", "x .png"]) == {" holiday/beach.png": "_holiday__beach", "x .png": "x_"}
 
 
 def test_a_split_emptied_by_skipped_photos_is_an_error(tmp_path, photos, capsys):
@@ -215,3 +217,37 @@ def test_a_set_whose_listed_validation_files_are_gone_says_so_not_that_it_has_no
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="its validation list names no usable sample"):
             build_dataset({"root": str(tmp_path / "set"), "on_bad_sample": "skip"}, "val", image_size=32)
+
+
+def test_copies_of_a_photo_that_land_in_two_splits_are_named(tmp_path):
+    """A photo and its re-encoded copy under another name went to train and test without a word (fit's own
+    check reads folders of photos only)."""
+    import json
+    import warnings
+
+    from PIL import Image
+    from procedural_portraits import portrait
+
+    from trainer.builders.synthetic_set import main
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(8):
+        img, _ = portrait(np.random.default_rng(i), 48, 48)
+        Image.fromarray(img).save(src / f"p{i}.png")
+        Image.fromarray(img).save(src / f"p{i} copy.jpg", quality=92)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([str(src), str(tmp_path / "set"), "--size", "32", "--val-fraction", "0.2", "--test-fraction",
+                     "0.2", "--no-progress"]) == 0
+    where = {}
+    for split in ("train", "val", "test"):
+        listed = tmp_path / "set" / f"{split}_split.txt"
+        for name in (listed.read_text().split("\n") if listed.exists() else []):
+            if name:
+                where[name.rsplit(".", 1)[0]] = split
+    apart = [i for i in range(8) if where[f"p{i}"] != where[f"p{i} copy"]]
+    assert apart  # these names carve some copies apart
+    info = json.loads((tmp_path / "set" / "synth_info.json").read_text())
+    assert len(info["copies_across_splits"]) == len(apart)
+    assert any("have a near-duplicate in another split" in str(w.message) for w in caught)
