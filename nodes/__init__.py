@@ -12,6 +12,8 @@ instead.
 
 from __future__ import annotations
 
+import logging
+
 from . import paths, template_inputs
 from .composite import PHNetPasteSubject
 from .harmonize import PHNetHarmonize, PHNetHarmonizeFrames
@@ -37,6 +39,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 }
 
 paths.register_model_folders()  # models/phnet and models/sams, added to what the user configured
-template_inputs.install()  # the example workflows' pictures, into ComfyUI's input folder if missing
+try:  # the example workflows' pictures, into ComfyUI's input folder if missing: a convenience, never the
+    template_inputs.install()  # reason the nodes are missing
+except Exception as exc:  # noqa: BLE001
+    logging.getLogger("comfyui-phnet").warning("comfyui-phnet: the template pictures were not copied (%s)", exc)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

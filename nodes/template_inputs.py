@@ -13,6 +13,7 @@ The record is kept out of the input folder, whose every file core "Load Image (a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -73,7 +74,8 @@ def install() -> list[str]:
             partial.replace(dst)
             copied.append(name)
         except OSError as e:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder refuses even removing what is not there
+                partial.unlink(missing_ok=True)
             log.warning("comfyui-phnet: could not copy the template picture %s into %s (%s)", name, target, e)
     if copied:
         log.info("comfyui-phnet: copied the template pictures %s into %s", ", ".join(copied), target)

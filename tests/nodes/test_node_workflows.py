@@ -215,6 +215,27 @@ def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, buil
     shutil.copyfile(shipped / "phnet_frame_4.jpg", d / "phnet_frame_4.jpg")  # for the workflows run after this
 
 
+def test_a_read_only_input_folder_is_logged_not_fatal(comfy_env, pack, monkeypatch, tmp_path, caplog):
+    """A read-only filesystem refuses even removing a file that is not there: the clean-up after a failed copy
+    raised, and the pack's import with it (every PHNet node gone)."""
+    import errno
+    import importlib
+    import logging
+
+    inputs = importlib.import_module(pack.__name__ + ".nodes.template_inputs")
+    monkeypatch.setattr(comfy_env.fp, "get_input_directory", lambda: str(tmp_path / "input"))
+    monkeypatch.setattr(inputs, "record_path", lambda: tmp_path / "user" / "record.json")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(inputs.shutil, "copyfile", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with caplog.at_level(logging.WARNING):
+        assert inputs.install() == []
+    assert "could not copy the template picture" in caplog.text
+
+
 def test_layout_has_no_overlaps_no_hidden_wires_and_cards_describe_themselves(build):
     for wf in build.workflows():
         assert build.overlaps(wf, gap=10) == []
