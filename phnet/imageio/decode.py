@@ -201,7 +201,10 @@ def _low_byte_tile(tile):
 def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     from PIL import Image
 
-    with quiet(), Image.open(_readable(path)) as low:  # read as the high bytes were: no bomb warning for a user's big photo
+    with quiet(), contextlib.ExitStack() as stack:  # read as the high bytes were: no bomb warning for a user's photo
+        low = stack.enter_context(Image.open(path))
+        if _turned_tiff(low):  # as _open_picture reads it
+            low = stack.enter_context(Image.open(_in_memory(path)))
         low.tile = [_low_byte_tile(tile) for tile in low.tile]
         low.load()
         wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
@@ -244,7 +247,7 @@ def quiet_open(path: str | Path):
     from PIL import Image
 
     with quiet():
-        return Image.open(_readable(path))
+        return Image.open(path)
 
 
 def _open_picture(path: str | Path, opened: list):
@@ -252,8 +255,11 @@ def _open_picture(path: str | Path, opened: list):
 
     try:
         with quiet():
-            image = Image.open(_readable(path))
+            image = Image.open(path)
             opened.append(image)
+            if _turned_tiff(image):
+                image = Image.open(_in_memory(path))
+                opened.append(image)
             modes = {_rawmode(tile) for tile in image.tile}
             if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
                 image.info[_RAWMODE] = modes.pop()
@@ -272,22 +278,19 @@ def _open_picture(path: str | Path, opened: list):
     return image
 
 
-_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+def _turned_tiff(image) -> bool:
+    """A TIFF whose orientation tag turns it by 90°: from a path, Pillow 13 maps such an uncompressed one at
+    the turned size, which scrambles its rows; read from memory it comes out right."""
+    try:
+        return image.format == "TIFF" and image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # unreadable tags: the load says what is wrong
+        return False
 
 
-def _readable(path: str | Path) -> Any:
-    """What PIL opens for ``path``: the path, or a TIFF's bytes in memory. From a path, Pillow 13 maps an
-    uncompressed TIFF that its orientation tag turns by 90° at the turned size, which scrambles its rows."""
+def _in_memory(path: str | Path) -> Any:
     import io
 
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(4) in _TIFF_MAGIC:
-                fh.seek(0)
-                return io.BytesIO(fh.read())
-    except OSError:  # a missing or unreadable file: PIL's own open says which
-        pass
-    return path
+    return io.BytesIO(Path(path).read_bytes())
 
 
 # what Pillow's decoders raise on a damaged file (its AVIF and HEIF plugins: RuntimeError)
