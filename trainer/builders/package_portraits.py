@@ -240,8 +240,8 @@ def _hash_one(i: int) -> list[int] | None:
     flips pictures: a mirrored copy is the same picture to a model); None when it cannot be read (the build
     records why)."""
     src = _BUILD["sources"][i]
-    try:
-        frames = src.load(_BUILD["frames"])
+    try:  # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
+        frames = [f for f in src.load(_BUILD["frames"]) if usable(f, _BUILD["min_side"])]
         return [dhash64(np.ascontiguousarray(f[:, ::-1] if mirrored else f)) for f in frames
                 for mirrored in (False, True)] or None
     except Exception:

@@ -164,3 +164,19 @@ def test_a_still_of_an_animations_later_frame_and_a_mirrored_copy_are_split_with
     split = {e["source"]: e["split"] for e in manifest["entries"]}
     assert split["media-api/templates/still1.png"] == split["media-video/templates/clip1.webp"]
     assert split["media-api/templates/x3.png"] == split["media-other/templates/x3_flipped.png"]
+
+
+def test_flat_frames_the_build_drops_join_no_sources(tmp_path, monkeypatch, picture):
+    """A black frame's dHash is 0: every animation ending on one was chained into one group."""
+    pytest.importorskip("cv2")
+    sources = []
+    for i in range(3):
+        clip = [Image.fromarray(picture(60 + 2 * i)), Image.fromarray(picture(61 + 2 * i)),
+                Image.new("RGB", (96, 96))]
+        animation = io.BytesIO()
+        clip[0].save(animation, "WEBP", save_all=True, append_images=clip[1:], lossless=True, duration=100)
+        sources.append(_file_source(f"media-video/templates/clip{i}.webp", animation.getvalue()))
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=3, val_percent=0, min_side=64,
+                        log=lambda line: None)
+    assert manifest["near_duplicate_groups"] == []
