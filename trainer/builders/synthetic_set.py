@@ -51,12 +51,16 @@ def copies_across_splits(hashes: dict[str, tuple[int, str]]) -> list[tuple[tuple
     landed in two splits: one picture saved under two names, re-encoded or renamed."""
     keys = list(hashes)
     table = np.array([hashes[k][0] for k in keys], np.uint64)
+    splits = np.array([hashes[k][1] for k in keys])
     pairs = []
-    for n, key in enumerate(keys[:-1]):
-        for m in np.nonzero(hamming(hashes[key][0], table[n + 1:]) <= NEAR_DUPLICATE_BITS)[0]:
-            other = keys[n + 1 + int(m)]
-            if hashes[other][1] != hashes[key][1]:
-                pairs.append(((key, hashes[key][1]), (other, hashes[other][1])))
+    for n, key in enumerate(keys):  # each held-out photo against the photos of the other splits
+        h, split = hashes[key]
+        if split == "train":
+            continue
+        close = (hamming(h, table) <= NEAR_DUPLICATE_BITS) & (splits != split)
+        for m in np.nonzero(close)[0]:
+            if splits[m] == "train" or int(m) > n:  # a val-test pair once
+                pairs.append(((key, split), (keys[int(m)], str(splits[m]))))
     return pairs
 
 
