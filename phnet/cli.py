@@ -570,7 +570,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     print(f"wrote {done} of {len(jobs)} frames into {Path(args.output)} (smoothing sigma {settings.window:g} frames; "
           f"shots start at: {cuts})")
     under = f"under {MIN_BACKGROUND:.0%} of the picture as background (the subject fills it)"
-    trace = f"only a trace of a subject (under {FAINT:.1%} of full)"
+    trace = "only a trace of a subject (under 1/64 of full)"
     for names, one, many in ((unchanged, "has an empty mask", "have an empty mask"),
                              (traces, f"holds {trace}", f"hold {trace}"),
                              (cramped, f"leaves {under}", f"leave {under}"),

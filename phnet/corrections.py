@@ -52,7 +52,8 @@ class Correction:
     it was; ``shown``: the RMS change over the subject measured in the result, where it was measured (a
     correction that pushes colours past 0 or 255 shows less than it proposed: a saturated subject, 1.8 times
     less); ``lost``: with ``empty_mask``, a subject that vanished from the official pipeline's square mask (too
-    small or thin for the working size), not one the caller's mask lacks."""
+    small or thin for the working size), not one the caller's mask lacks; ``trace``: with ``empty_mask``, a
+    frame of a clip whose mask holds only a trace of a subject (under 1/64 of full: a matte's specks)."""
 
     size: float
     threshold: float
@@ -67,11 +68,13 @@ class Correction:
     flat: tuple[int, int, int] | None = None
     shown: float | None = None
     lost: bool = False
+    trace: bool = False
 
     @classmethod
-    def no_subject(cls, threshold: float, strength: float = 1.0) -> "Correction":
-        """A frame or picture whose mask is empty: nothing was proposed or applied."""
-        return cls(0.0, threshold, 0.0, strength, empty_mask=True)
+    def no_subject(cls, threshold: float, strength: float = 1.0, trace: bool = False) -> "Correction":
+        """A frame or picture whose mask is empty (``trace``: holds only a trace of a subject): nothing was
+        proposed or applied."""
+        return cls(0.0, threshold, 0.0, strength, empty_mask=True, trace=trace)
 
     @property
     def unchanged(self) -> bool:
@@ -119,7 +122,7 @@ class Correction:
         if self.lost:
             return "unchanged: subject lost in the square"
         if self.empty_mask:
-            return "unchanged: empty mask"
+            return "unchanged: only a trace in the mask" if self.trace else "unchanged: empty mask"
         if self.background is not None:
             return "unchanged: too little background"
         if self.flat is not None:
@@ -140,6 +143,8 @@ class Correction:
         if self.lost:
             return ("unchanged: the subject vanished from the square mask of mode 'official' (too small or thin "
                     "for the working size); mode 'full' keeps it")
+        if self.trace:
+            return "unchanged: its mask holds only a trace of a subject (under 1/64 of full), left out of the smoothing"
         if self.empty_mask:
             return "unchanged: its mask is empty (no subject in it)"
         if self.background is not None:
@@ -192,9 +197,12 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
     lost = sum(c.lost for c in corrections)
     if lost:
         line += f"; {lost} whose subject vanished from the square mask of mode 'official', left as they were"
-    empty = sum(c.empty_mask and not c.lost for c in corrections)
+    empty = sum(c.empty_mask and not c.lost and not c.trace for c in corrections)
     if empty:
         line += f"; {empty} with an empty mask (no subject in them), left as they were"
+    traces = sum(c.trace for c in corrections)
+    if traces:
+        line += f"; {traces} whose mask holds only a trace of a subject (under 1/64 of full), left as they were"
     cramped = sum(c.background is not None for c in corrections)
     if cramped:
         line += f"; {cramped} with under {MIN_BACKGROUND:.0%} background, too little to match to, left unchanged"

@@ -765,7 +765,9 @@ class Harmonizer:
         1/64 of full: a matte's specks), stays as it is, and the smoothing goes on across it from the frames
         before to the frames after: a trace would pull its neighbours toward what the network made of it."""
         count = pixels.shape[0]
-        present = (masks.flatten(1).amax(1).float() >= FAINT * mask_peak).tolist()
+        strongest = masks.flatten(1).amax(1).float()
+        present = (strongest >= FAINT * mask_peak).tolist()
+        traces = (strongest > 0).tolist()
         # a frame with too little background is left as it was, as on its own: its neighbours' smoothed
         # correction must not reach it either, and its zero must not pull theirs down. Judged at the working
         # size, as the network sees the frame: a soft border at full size may be no background there
@@ -804,7 +806,7 @@ class Harmonizer:
 
         for i in range(count):  # ``out`` is already a copy of the frames left as they were
             if not present[i]:
-                reports[i] = Correction.no_subject(self.threshold_for(threshold), float(strength))
+                reports[i] = Correction.no_subject(self.threshold_for(threshold), float(strength), trace=traces[i])
                 step(2)
             elif cramped[i]:
                 reports[i] = Correction(0.0, self.threshold_for(threshold), 0.0, float(strength),

@@ -164,7 +164,7 @@ def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(
     assert "1 frame leaves under 3% of the picture as background (the subject fills it) and was written " \
            "unchanged: frame5.png" in printed.out
     assert "1 frame has an empty mask and was written unchanged: frame10.png" in printed.out
-    assert "1 frame holds only a trace of a subject (under 1.6% of full) and was written unchanged: frame20.png" \
+    assert "1 frame holds only a trace of a subject (under 1/64 of full) and was written unchanged: frame20.png" \
         in printed.out
     assert sorted(p.name for p in out.iterdir()) == ["frame0.png", "frame10.png", "frame20.png", "frame25.png",
                                                        "frame5.png"]

@@ -474,3 +474,21 @@ def test_a_clips_log_line_counts_frames(tiny_model, caplog):
     with caplog.at_level(logging.INFO, logger="phnet"):
         h.harmonize(frames, masks, temporal=1.0, threshold=0)
     assert "of 3 frames" in caplog.records[-1].getMessage()
+
+
+def test_a_trace_frame_is_reported_as_a_trace_not_as_an_empty_mask(tiny_model):
+    from phnet.corrections import summary
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    frames = (np.random.default_rng(0).random((4, 32, 40, 3)) * 255).astype(np.uint8)
+    masks = np.zeros((4, 32, 40), np.uint8)
+    masks[:, 8:24, 12:28] = 255
+    masks[2] = 0
+    masks[2, 5:10, 5:10] = 2  # a matte's trace: 2/255
+    masks[3] = 0  # empty
+    reports = h.harmonize(frames, masks, temporal=2.0, threshold=0).corrections
+    assert "only a trace of a subject" in reports[2].describe() and reports[2].label() == \
+        "unchanged: only a trace in the mask"
+    assert "its mask is empty" in reports[3].describe()
+    line = summary(reports, "frames")
+    assert "1 with an empty mask" in line and "1 whose mask holds only a trace of a subject" in line
