@@ -55,9 +55,10 @@ class _Job(NamedTuple):
         return [p for p in (self.composite, self.mask, self.reference) if p is not None]
 
 
-def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarray, dict]:
+def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """(image array as stored, float32 mask, what its results carry: see read_picture) for one job; ValueError
-    naming the file when it cannot be used."""
+    naming the file when it cannot be used. ``levels``: an integer mask file on its dtype's scale even where
+    its values stop at 1 (a frame of a clip whose other masks go higher)."""
     from .imageio import mask_to_array, read_mask, read_picture
 
     image, keep = read_picture(composite)
@@ -71,7 +72,7 @@ def _load_pair(composite: Path, mask: Path | None) -> tuple[np.ndarray, np.ndarr
                              "MASK as the second argument (for a folder of composites, a folder of masks)")
         _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}"), keep
-    m = read_mask(mask)
+    m = read_mask(mask, levels=levels)
     if m.shape != image.shape[:2]:
         if m.shape == image.shape[1::-1] and _orientation(composite) in (5, 6, 7, 8):
             raise ValueError(
@@ -472,7 +473,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from . import temporal
     from .corrections import MIN_BACKGROUND
     from .imageio import mask_to_tensor
-    from .imageio.masks import FAINT
+    from .imageio.masks import FAINT, integer_levels_above_one
 
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
@@ -486,6 +487,9 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True, allow_empty=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
+    # a clip's mask files on one scale, as the library reads a clip's masks: a frame whose values stop at 1 (a
+    # matte's specks once the subject left) is 1/255 when another frame's go higher, not a 0/1 mask
+    levels = any(integer_levels_above_one(job.mask) for job in jobs if job.mask is not None)
     smoother = temporal.Smoother(settings)
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
@@ -516,7 +520,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         for j, correction in ready:
             frame = held.pop(j)
             try:
-                image, mask, keep = _load_pair(frames[j].composite, frames[j].mask)
+                image, mask, keep = _load_pair(frames[j].composite, frames[j].mask, levels)
                 pixels, peak, mask, mask_peak, finish = frame_of(image, mask)
                 out = pixels.clone()
                 with torch.inference_mode():
@@ -533,7 +537,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     for job in jobs:
         try:
-            image, mask, keep = _load_pair(job.composite, job.mask)
+            image, mask, keep = _load_pair(job.composite, job.mask, levels)
             pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
             here = float(masks.max()) / mask_peak
             strongest = max(strongest, here)
@@ -801,8 +805,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("mask", nargs="?", help="subject mask (white = subject), or a folder; default: the alpha channel")
     h.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder "
                    "(ending in /; created if needed) that gets NAME.png for each composite NAME.*")
-    h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision][:FILE in the repo], or official "
-                   f"weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, under the authors' "
+    h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision][:FILE in the "
+                   f"repo], or official weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, under the authors' "
                    "CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's non-commercial terms) "
                    "(default: the bundled weights, offline, tuned to do no harm)")
     h.add_argument("--revision", help="Hub revision (branch, tag or commit)")

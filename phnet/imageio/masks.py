@@ -32,10 +32,13 @@ def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "
 
 
 def mask_to_array(
-    mask: Any, name: str = "mask", size: tuple[int, int] | None = None, against: str = "image"
+    mask: Any, name: str = "mask", size: tuple[int, int] | None = None, against: str = "image",
+    levels: bool = False,
 ) -> np.ndarray:
-    """One mask → float32 H×W in [0, 1]. ``size`` = (H, W) it must have (the ``against`` picture's)."""
-    t = _mask_bhw(mask, name, *(size or (None, None)))
+    """One mask → float32 H×W in [0, 1]. ``size`` = (H, W) it must have (the ``against`` picture's).
+    ``levels``: an integer mask on its dtype's scale even where its values stop at 1 (a frame of a clip
+    whose other masks go higher), not read as a 0/1 mask."""
+    t = _mask_bhw(mask, name, *(size or (None, None)), levels=levels)
     if t.shape[0] != 1:
         raise ValueError(f"{name} is a batch of {t.shape[0]} masks (shape {tuple(t.shape)}); give one mask")
     if size is not None and tuple(t.shape[-2:]) != tuple(size):
@@ -122,7 +125,7 @@ def _size_message(name: str, mw: int, mh: int, w: int, h: int, against: str) -> 
 
 
 def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None = None,
-              one_scale: bool = False) -> torch.Tensor:
+              one_scale: bool = False, levels: bool = False) -> torch.Tensor:
     """Any mask kind and layout → float32 B×H×W in [0, 1] (the rules in the module docstring)."""
     if is_pil(mask):
         array = pil_mask_pixels(mask)
@@ -136,7 +139,7 @@ def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None
     t = _mask_layout(t, name, height, width)
     if t.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    return _mask_unit(t, dtype, name, one_scale)
+    return _mask_unit(t, dtype, name, one_scale, levels)
 
 
 def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | None) -> torch.Tensor:
@@ -170,7 +173,10 @@ def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | No
     )
 
 
-def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False) -> torch.Tensor:
+def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False,
+               levels: bool = False) -> torch.Tensor:
+    """``one_scale``: a batch's integer masks on one scale (0/1 only where none goes higher); ``levels``: on
+    the dtype's scale whatever their values."""
     if t.dtype == torch.bool:
         return t.to(torch.float32)
     if not t.is_floating_point():
@@ -179,15 +185,15 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False) 
         lo, hi = f.min().item(), highs.max().item()
         if lo < 0:
             raise ValueError(f"{name} values must not be negative, got {lo:g}..{hi:g}")
-        if hi <= 1:  # 0/1 integer masks are binary, whatever the dtype
-            return f
+        if hi <= 1 and not (levels and integer_peak(dtype) is not None):  # 0/1 integer masks are binary,
+            return f  # whatever the dtype
         peak = integer_peak(dtype)
         if peak is None:
             raise ValueError(
                 f"{name} has dtype {dtype} with values {lo:g}..{hi:g}: use 0/1, uint8 0..255, uint16 0..65535 or "
                 "float 0..1"
             )
-        if one_scale:  # a clip's frames: one whose matte left a level or two once the subject went is 1/255
+        if one_scale or levels:  # a clip's frames: a matte's level or two once the subject went is 1/255
             return f / peak
         # each mask of a batch on its own scale: a 0/1 one beside 0..255 ones is binary, not 1/255
         return torch.where((highs <= 1).reshape(-1, *[1] * (f.ndim - 1)), f, f / peak)
@@ -197,10 +203,22 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False) 
 
 
 
-def read_mask(path: str | Path, kind: str = "mask", white: str = "subject") -> np.ndarray:
+def read_mask(path: str | Path, kind: str = "mask", white: str = "subject", levels: bool = False) -> np.ndarray:
     """Decode a mask file → float32 H×W in [0, 1], upright by EXIF (the mask rules, and
     :func:`~phnet.imageio.decode.file_mask_pixels`' for colour and transparency). ``kind`` and ``white`` name
-    the mask and what its white marks in the messages (a "reference mask" marks "the region to match")."""
+    the mask and what its white marks in the messages (a "reference mask" marks "the region to match").
+    ``levels``: as for :func:`mask_to_array`."""
     name = f"{kind} {path}"
     with open_picture(path) as picture:
-        return mask_to_array(file_mask_pixels(picture, name, white), name=name)
+        return mask_to_array(file_mask_pixels(picture, name, white), name=name, levels=levels)
+
+
+def integer_levels_above_one(path: str | Path) -> bool:
+    """Whether a mask file holds integer values above 1 (a 0..255 or 0..65535 mask, not a 0/1 one); False
+    for a file that cannot be read (its frame's run names it)."""
+    try:
+        with open_picture(path) as picture:
+            values = file_mask_pixels(picture, str(path))
+    except (ValueError, OSError):
+        return False
+    return values.dtype.kind in "ui" and values.size > 0 and int(values.max()) > 1

@@ -315,3 +315,16 @@ def test_a_clip_through_the_working_size_says_so_as_a_picture_does(tiny_folder, 
     assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
                      "--device", "cpu", "--temporal", "2", "--threshold", "0", "--method", "guided"]) == 0
     assert "went through the working size" in capsys.readouterr().out
+
+
+def test_a_frames_mask_file_of_level_1_specks_is_read_on_the_clips_scale(tiny_folder, tmp_path, capsys):
+    """Each mask file was read on its own: a frame's specks of level 1 (a matte's, once the subject left) made
+    a 0/1 mask, and the frame was recoloured there at full strength."""
+    comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
+    specks = np.zeros_like(_mask())
+    specks[np.random.default_rng(0).random(specks.shape) < 0.05] = 1
+    Image.fromarray(specks).save(masks / "frame10.png")
+    out = tmp_path / "out"
+    assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2", "--threshold", "0") == 0
+    assert "1 frame holds only a trace of a subject" in capsys.readouterr().out
+    assert np.array_equal(np.asarray(Image.open(out / "frame10.png")), _frame(2))
