@@ -18,7 +18,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def truth(side: int) -> np.ndarray:
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        raise SystemExit("the real photo comes from scikit-image's sample data: pip install scikit-image") from None
 
     return np.asarray(Image.fromarray(skimage.data.astronaut()).resize((side, side), Image.LANCZOS), dtype=np.float64)
 
