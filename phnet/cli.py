@@ -804,7 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("composite", help="composite image, or a folder of them")
     h.add_argument("mask", nargs="?", help="subject mask (white = subject), or a folder; default: the alpha channel")
     h.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp, .tif, .bmp), or a folder "
-                   "(ending in /; created if needed) that gets NAME.png for each composite NAME.*")
+                   "(ending in /, an existing folder, or a name without an extension; created if needed) that gets "
+                   "NAME.png for each composite NAME.*")
     h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision][:FILE in the "
                    f"repo], or official weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, under the authors' "
                    "CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's non-commercial terms) "
@@ -824,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--dtype", choices=PRECISIONS, default="auto",
                    help="compute precision; auto (default) = bf16 on CPUs with AMX, else fp32")
     h.add_argument("--compare", help="also write a before/after comparison image here (with a folder of "
-                   "composites: any value writes NAME_compare.png beside each result)")
+                   "composites: any value writes NAME_compare.png beside each result; not with --temporal)")
     h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
                    "this), or a folder of them named like the composites")
     h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="SIGMA",
