@@ -442,12 +442,15 @@ def check_split_all(split: str, data: str | None, config: str | None) -> str | N
     if config:
         from trainer.config import read_config
 
-        own = read_config(config)["data"].get("root")
-        if own:
-            own_path, given = Path(str(own)).expanduser().resolve(), Path(data).expanduser().resolve()
-            if own_path == given or own_path.is_relative_to(given) or given.is_relative_to(own_path):
-                return (f"--split all would score every photo of {data}, which holds the run's own training photos "
-                        f"({own}) or lies among them: choose a split, or give another --data")
+        run = read_config(config)["data"]
+        given = Path(data).expanduser().resolve()
+        for key, whose in (("root", "training photos"), ("val_root", "validation photos, which chose its best/")):
+            own = run.get(key)
+            if own:
+                own_path = Path(str(own)).expanduser().resolve()
+                if own_path == given or own_path.is_relative_to(given) or given.is_relative_to(own_path):
+                    return (f"--split all would score every photo of {data}, which holds the run's own {whose} "
+                            f"({own}) or lies among them: choose a split, or give another --data")
     return None
 
 

@@ -193,6 +193,13 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
         with pytest.raises(SystemExit):
             main(refused + ["--resolution", "32", "--out", str(tmp_path / "no")])
         assert words in capsys.readouterr().err
+    (tmp_path / "held").mkdir()  # a run validated on a folder of its own: those photos chose its best/
+    validated = tmp_path / "validated.toml"
+    validated.write_text(f'[data]\nroot = "{other / "photos"}"\nval_root = "{tmp_path / "held"}"\n')
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "held"), "--config", str(validated), "--split", "all", "--resolution", "32",
+              "--out", str(tmp_path / "no")])
+    assert "holds the run's own validation photos, which chose its best/" in capsys.readouterr().err
     assert main(args + ["--split", "val", "--out", str(tmp_path / "ev-val")]) == 0  # the landscapes' own val slice
     results = json.loads((tmp_path / "ev-val" / "results.json").read_text())
     assert results["per_image"] and all(name.startswith("img/") for name in results["per_image"])
