@@ -93,6 +93,12 @@ class Correction:
         return (self.size * self.kept if self.smoothed is None else self.smoothed) * self.weight
 
     @property
+    def floored(self) -> bool:
+        """Applied in part as a correction below the do-no-harm threshold (the weights' floor), not shortened
+        by it."""
+        return 0 < self.kept < 1 and self.size < self.threshold
+
+    @property
     def held_back(self) -> bool:
         """Left as it was because its correction is below the do-no-harm threshold (and, in a clip, so are its
         shot's)."""
@@ -135,6 +141,8 @@ class Correction:
             return "harmonized (PHNet), by too little to see"
         if self.smoothed is not None:
             return "harmonized (PHNet), smoothed over its shot"
+        if self.floored:
+            return "harmonized (PHNet), a share of a correction below the do-no-harm threshold"
         if self.kept < 1:
             return "harmonized (PHNet), correction shortened by the do-no-harm threshold"
         return "harmonized (PHNet)"
@@ -163,6 +171,9 @@ class Correction:
         if self.smoothed is not None:
             own = "below the do-no-harm threshold" if self.kept == 0 else f"{self.size * self.kept:.1f}"
             line += f" after smoothing over its shot (its own correction: {own})"
+        elif self.floored:
+            line += (f": {self.kept:.2g} of the correction {self.size:.1f}, which is below the do-no-harm threshold "
+                     f"{self.threshold:g}")
         elif self.kept < 1:
             line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
         line += f", at strength {self.strength:g}" if self.strength < 1 else ""
@@ -220,7 +231,11 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
     if muted:
         line += (f"; {len(muted)} at strength 0, left unchanged (at strength 1: RMS "
                  f"{_span(c.at_full_strength for c in muted)})")
-    shortened = [c for c in corrections if 0 < c.kept < 1 and c.strength > 0]
+    floored = [c for c in corrections if c.floored and c.strength > 0]
+    if floored:
+        line += (f"; {len(floored)} below the do-no-harm threshold {floored[0].threshold:g}, a share of the "
+                 "correction applied")
+    shortened = [c for c in corrections if 0 < c.kept < 1 and not c.floored and c.strength > 0]
     if shortened:
         line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"
     invisible = sum(c.invisible for c in corrections)

@@ -79,8 +79,8 @@ def test_the_harmonize_node_says_how_much_of_the_correction_the_bundled_weights_
     result, report = out["result"]
     shortened = float((result - image).abs().mean())
     assert out["ui"]["text"] == [report] and report.startswith("PHNet Harmonize: changed by RMS")
-    assert "shortened by the do-no-harm threshold" in report and "threshold 0" in report and NAME in report
+    assert "which is below the do-no-harm threshold" in report and "threshold 0" in report and NAME in report
     result, report = nodes["PHNetHarmonize"].harmonize(model, image, mask, threshold=0.0)["result"]
-    assert 0 < shortened < float((result - image).abs().mean()) and "shortened" not in report
+    assert 0 < shortened < float((result - image).abs().mean()) and "below the do-no-harm" not in report
     frames = nodes["PHNetHarmonizeFrames"].harmonize(model, image.repeat(2, 1, 1, 1), mask)["result"][1]
-    assert frames.startswith("PHNet Harmonize Frames: 2 of 2 frames changed") and "2 shortened" in frames
+    assert frames.startswith("PHNet Harmonize Frames: 2 of 2 frames changed") and "2 below the do-no-harm threshold" in frames

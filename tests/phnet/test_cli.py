@@ -332,10 +332,10 @@ def test_bundled_weights_say_how_much_of_the_readme_example_correction_they_appl
     assert _harmonize(*args, "-o", tmp_path / "kept.png") == 0
     line = capsys.readouterr().out
     threshold = PHNetConfig.load(DEFAULT_DIR / "config.json").correction_threshold
-    assert "composite.png: changed by RMS" in line and f"shortened by the do-no-harm threshold {threshold:g}" in line
+    assert "composite.png: changed by RMS" in line and f"which is below the do-no-harm threshold {threshold:g}" in line
     assert "--threshold 0" in line and "--weights official-ffhqh512" in line
     assert _harmonize(*args, "-o", tmp_path / "raw.png", "--threshold", "0") == 0
-    assert "shortened" not in capsys.readouterr().out
+    assert "below the do-no-harm threshold" not in capsys.readouterr().out
 
     def change(name: str) -> float:
         out = np.asarray(Image.open(tmp_path / name), dtype=float)

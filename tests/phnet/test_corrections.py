@@ -6,7 +6,10 @@ from phnet.corrections import Correction, report, summary
 
 def test_each_verdict_says_what_happened_and_why():
     assert Correction(20.0, 10.0, 1.0).describe() == "changed by RMS 20.0 of 255"
-    assert "shortened by the do-no-harm threshold 43" in Correction(12.8, 43.0, 0.25).describe()
+    assert "shortened by the do-no-harm threshold 43" in Correction(50.0, 43.0, 0.6).describe()
+    # below the threshold, a share (the weights' floor): not "shortened by" it, which reads as subtracted
+    assert ": 0.25 of the correction 12.8, which is below the do-no-harm threshold 43" in \
+        Correction(12.8, 43.0, 0.25).describe()
     assert "below the do-no-harm threshold 43" in Correction(5.0, 43.0, 0.0).describe()
     assert Correction(5.0, 0.0, 1.0, strength=0.0).describe().startswith("unchanged: strength 0")
     assert Correction(5.7, 40.5, 0.2, strength=0.0).describe() == (  # what strength 1 applies, not the proposal
@@ -25,7 +28,8 @@ def test_a_change_too_small_to_see_says_so():
 
 def test_each_caption_says_whether_the_picture_changed_and_why_not():
     assert Correction(20.0, 10.0, 1.0).label() == "harmonized (PHNet)"
-    assert Correction(12.8, 43.0, 0.25).label() == ("harmonized (PHNet), correction shortened by the do-no-harm "
+    assert Correction(50.0, 43.0, 0.6).label() == "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+    assert Correction(12.8, 43.0, 0.25).label() == ("harmonized (PHNet), a share of a correction below the do-no-harm "
                                                     "threshold")
     assert Correction(5.0, 43.0, 0.0).label() == "unchanged: correction below the do-no-harm threshold"
     assert Correction(12.8, 43.0, 0.25, strength=0.0).label() == "unchanged: strength 0"
@@ -112,7 +116,8 @@ def test_a_batch_line_says_what_the_pictures_show_and_at_what_strength():
     """It gave the network's proposals alone: five times what the bundled weights apply, twice what strength 0.5
     applies, and never the strength."""
     assert summary([Correction(4.7, 40.5, 0.2), Correction(19.3, 40.5, 0.2)]).startswith(
-        "2 of 2 images changed by RMS 0.9 to 3.9 (the network's corrections 4.7 to 19.3); 2 shortened")
+        "2 of 2 images changed by RMS 0.9 to 3.9 (the network's corrections 4.7 to 19.3); 2 below the do-no-harm "
+        "threshold 40.5, a share of the correction applied")
     assert summary([Correction(68.2, 0.0, 1.0, strength=0.5)] * 3) == (
         "3 of 3 images changed by RMS 34.1, at strength 0.5 (the network's corrections 68.2)")
 

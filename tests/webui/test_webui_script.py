@@ -836,7 +836,7 @@ def test_the_bundled_weights_say_how_much_of_the_correction_they_applied(webui, 
     shortened = np.abs(np.asarray(_postprocess(webui, runner, p, image), float) - np.asarray(image, float)).mean()
     result = p.extra_generation_params["PHNet result"]
     threshold = PHNetConfig.load(BUNDLED_DIR / "config.json").correction_threshold
-    assert result.startswith("changed by RMS") and f"shortened by the do-no-harm threshold {threshold:g}" in result
+    assert result.startswith("changed by RMS") and f"which is below the do-no-harm threshold {threshold:g}" in result
     assert "official-ffhqh512" in result and f"PHNet: {result}" in capsys.readouterr().out
     p.extra_generation_params.clear()
     p.script_args = _args(webui, runner, script, enable=True, weights=DEFAULT, mask_source=INPAINT, threshold=0.0)
