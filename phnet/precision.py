@@ -9,7 +9,8 @@ Whether it pays is measured per device and per use:
 
 - **Inference** (``resolve_dtype("auto", device)``, what ``Harmonizer(dtype="auto")`` runs under):
   on the CPU the native low precision, about twice as fast as fp32 with the 8-bit output within
-  1/255 of it. On CUDA fp32: on an H200 a call is host- and launch-bound (512² 27.0 ms fp32 vs
+  1/255 of it where the do-no-harm threshold holds a correction back, and up to 6/255 for one applied
+  whole. On CUDA fp32: on an H200 a call is host- and launch-bound (512² 27.0 ms fp32 vs
   27.6 ms bf16, 8K 247 vs 237 ms, the bare network 6.6 vs 6.1 ms per image), so bf16 gained nothing
   and moved the 8-bit output by 3/255. Anything else (MPS, XPU, ...): fp32, not measured.
 - **Training** (:func:`training_dtype`): the native low precision wherever there is one. A batch
@@ -66,8 +67,9 @@ def native_low_precision(device: str | torch.device) -> torch.dtype | None:
 
 
 def auto_dtype(device: str | torch.device) -> torch.dtype:
-    """Inference: the fastest precision measured to pay on ``device`` with the 8-bit output within 1/255
-    of fp32 (see the module docstring): the CPU's native low precision, fp32 on GPUs and elsewhere."""
+    """Inference: the fastest precision measured to pay on ``device`` with the 8-bit output close to fp32's
+    (within 1/255 for a correction the threshold holds back, 6/255 for one applied whole: see the module
+    docstring): the CPU's native low precision, fp32 on GPUs and elsewhere."""
     device = torch.device(device)
     if device.type == "cpu":
         return native_low_precision(device) or torch.float32
