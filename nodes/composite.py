@@ -80,7 +80,11 @@ class PHNetPasteSubject:
                                           lambda m: check_mask(m, subject, "subject_mask", NODE, whole_ok=True))
             notes += note
             subject = one_per_mask(subject, subject_mask)  # several subjects cut from one picture: one paste each
-            masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2])[:, 0]
+            try:
+                masks = mask_to_tensor(subject_mask, subject.shape[0], subject.shape[1], subject.shape[2],
+                                       "subject_mask")[:, 0]
+            except ValueError as e:  # counts that do not pair up: the node names itself, as its other checks do
+                raise ValueError(f"{NODE}: {e}") from None
         n = max(background.shape[0], subject.shape[0])
         if min(background.shape[0], subject.shape[0]) not in (1, n):
             raise ValueError(

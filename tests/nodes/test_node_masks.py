@@ -338,3 +338,10 @@ def test_a_mask_holding_nan_is_named_as_such_not_as_whole_or_empty(nodes, phnet_
     for mask in (one_pixel, every_pixel):
         with pytest.raises(ValueError, match="NaN"):
             nodes[node].harmonize(phnet_model, image, mask)
+
+
+def test_subjects_and_masks_that_do_not_pair_up_are_named_by_the_paste_node(nodes, helpers):
+    image, subject = helpers.portrait(b=2, h=40, w=56)
+    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: 3 masks for 2 images: give one subject_mask"):
+        nodes["PHNetPasteSubject"].paste(torch.rand(1, 40, 56, 3), image, x=0, y=0,
+                                         subject_mask=subject[:1].repeat(3, 1, 1))
