@@ -71,7 +71,8 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
             raise ValueError(f"{composite}'s alpha channel is opaque everywhere, so it marks no subject; give its "
                              "MASK as the second argument (for a folder of composites, a folder of masks)")
         _refuse_cut_out(image, composite)
-        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}"), keep
+        # an alpha is opacity on its dtype's scale: one that stops at 1 is 1/255 opaque, never a 0/1 mask
+        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=True), keep
     m = read_mask(mask, levels=levels)
     if m.shape != image.shape[:2]:
         if m.shape == image.shape[1::-1] and _orientation(composite) in (5, 6, 7, 8):

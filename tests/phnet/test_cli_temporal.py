@@ -328,3 +328,17 @@ def test_a_frames_mask_file_of_level_1_specks_is_read_on_the_clips_scale(tiny_fo
     assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2", "--threshold", "0") == 0
     assert "1 frame holds only a trace of a subject" in capsys.readouterr().out
     assert np.array_equal(np.asarray(Image.open(out / "frame10.png")), _frame(2))
+
+
+def test_a_frames_alpha_of_level_1_specks_is_opacity_not_a_binary_mask(tiny_folder, tmp_path, capsys):
+    comps = tmp_path / "frames"
+    comps.mkdir()
+    for t in range(4):
+        alpha = _mask().copy()
+        if t == 2:
+            alpha[:] = 0
+            alpha[np.random.default_rng(0).random(alpha.shape) < 0.05] = 1  # the subject left: specks of 1/255
+        Image.fromarray(np.dstack([_frame(t), alpha])).save(comps / f"frame{t * 5}.png")
+    out = tmp_path / "out"
+    assert _run(comps, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2", "--threshold", "0") == 0
+    assert "1 frame holds only a trace of a subject" in capsys.readouterr().out
