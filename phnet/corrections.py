@@ -96,7 +96,7 @@ class Correction:
     def floored(self) -> bool:
         """Applied in part as a correction below the do-no-harm threshold (the weights' floor), not shortened
         by it."""
-        return 0 < self.kept < 1 and self.size < self.threshold
+        return 0 < self.kept < 1 and self.size <= self.threshold
 
     @property
     def held_back(self) -> bool:
@@ -144,7 +144,7 @@ class Correction:
         if self.floored:
             return "harmonized (PHNet), a share of a correction below the do-no-harm threshold"
         if self.kept < 1:
-            return "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+            return "harmonized (PHNet), part of the correction, held back by the do-no-harm threshold"
         return "harmonized (PHNet)"
 
     def _verdict(self) -> str:
@@ -175,7 +175,8 @@ class Correction:
             line += (f": {self.kept:.2g} of the correction {self.size:.1f}, which is below the do-no-harm threshold "
                      f"{self.threshold:g}")
         elif self.kept < 1:
-            line += f": the correction {self.size:.1f} shortened by the do-no-harm threshold {self.threshold:g}"
+            line += (f": {self.kept:.2g} of the correction {self.size:.1f}, held back by the do-no-harm threshold "
+                     f"{self.threshold:g}")
         line += f", at strength {self.strength:g}" if self.strength < 1 else ""
         line += f", through a faint mask (weight {self.weight:.2f})" if self.weight < FAINT_WEIGHT else ""
         return line + (" (under half a level: too small to see)" if self.invisible else "")
@@ -237,7 +238,7 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
                  "correction applied")
     shortened = [c for c in corrections if 0 < c.kept < 1 and not c.floored and c.strength > 0]
     if shortened:
-        line += f"; {len(shortened)} shortened by the do-no-harm threshold {shortened[0].threshold:g}"
+        line += f"; {len(shortened)} held back in part by the do-no-harm threshold {shortened[0].threshold:g}"
     invisible = sum(c.invisible for c in corrections)
     if invisible:
         line += f"; {invisible} by under half a level (too small to see)"

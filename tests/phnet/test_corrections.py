@@ -6,7 +6,9 @@ from phnet.corrections import Correction, report, summary
 
 def test_each_verdict_says_what_happened_and_why():
     assert Correction(20.0, 10.0, 1.0).describe() == "changed by RMS 20.0 of 255"
-    assert "shortened by the do-no-harm threshold 43" in Correction(50.0, 43.0, 0.6).describe()
+    assert ": 0.6 of the correction 50.0, held back by the do-no-harm threshold 43" in \
+        Correction(50.0, 43.0, 0.6).describe()  # (in a ramp, or shortened by it: what share, not how)
+    assert "0.2 of the correction 40.5, which is below" in Correction(40.5, 40.5, 0.2).describe()  # the floor
     # below the threshold, a share (the weights' floor): not "shortened by" it, which reads as subtracted
     assert ": 0.25 of the correction 12.8, which is below the do-no-harm threshold 43" in \
         Correction(12.8, 43.0, 0.25).describe()
@@ -28,7 +30,8 @@ def test_a_change_too_small_to_see_says_so():
 
 def test_each_caption_says_whether_the_picture_changed_and_why_not():
     assert Correction(20.0, 10.0, 1.0).label() == "harmonized (PHNet)"
-    assert Correction(50.0, 43.0, 0.6).label() == "harmonized (PHNet), correction shortened by the do-no-harm threshold"
+    assert Correction(50.0, 43.0, 0.6).label() == ("harmonized (PHNet), part of the correction, held back by the "
+                                                   "do-no-harm threshold")
     assert Correction(12.8, 43.0, 0.25).label() == ("harmonized (PHNet), a share of a correction below the do-no-harm "
                                                     "threshold")
     assert Correction(5.0, 43.0, 0.0).label() == "unchanged: correction below the do-no-harm threshold"
