@@ -110,8 +110,10 @@ def _after(harmonized) -> tuple[np.ndarray, str]:
     that the template does not make."""
     if all(c.unchanged for c in harmonized.corrections):
         return harmonized.image, "after: unchanged (do-no-harm threshold)"
+    if any(c.floored for c in harmonized.corrections):
+        return harmonized.image, "after PHNet (a share: below do-no-harm)"
     if any(c.kept < 1 for c in harmonized.corrections):
-        return harmonized.image, "after PHNet (shortened: do-no-harm)"
+        return harmonized.image, "after PHNet (held back: do-no-harm)"
     return harmonized.image, "after PHNet"
 
 
