@@ -100,7 +100,7 @@ def test_a_batch_at_strength_0_gives_what_strength_1_would_apply_not_the_proposa
     batch = [Correction(10.5, 40.5, 0.2, strength=0.0), Correction(7.9, 40.5, 0.2, strength=0.0)]
     line = summary(batch)
     assert "2 at strength 0, left unchanged (at strength 1: RMS 1.6 to 2.1)" in line
-    assert "shortened" not in line and "10.5" not in line
+    assert "a share of the correction applied" not in line and "10.5" not in line
 
 
 def test_pictures_left_as_they_were_for_any_reason_are_logged_as_warnings(caplog):

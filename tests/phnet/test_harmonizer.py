@@ -470,7 +470,7 @@ def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model
     assert not np.array_equal(raw, image) and [c.kept for c in corrections] == [1.0, 1.0]
     assert "changed by RMS" in corrections[0].describe()
     half = h.harmonize(image, mask, threshold=corrections[0].size / 2).corrections[0]
-    assert half.kept == pytest.approx(0.5, abs=1e-4) and "shortened" in half.describe()
+    assert half.kept == pytest.approx(0.5, abs=1e-4) and "held back by the do-no-harm threshold" in half.describe()
     frames = h.harmonize(image, mask, temporal=True).corrections
     assert len(frames) == 2 and all(c.unchanged for c in frames)
     with pytest.raises(ValueError, match="threshold must be a number >= 0"):
