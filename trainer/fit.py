@@ -414,9 +414,10 @@ def run_cli(args: argparse.Namespace) -> int:
         # <run>/checkpoints/step-N names its run: going back in it, not a branch into the config's own folder
         over.setdefault("train", {})["out_dir"] = str(checkpoint.parent.parent)
     named = _run_folder_named(args.config)
-    if (args.resume is True and named is not None and args.out is None
+    if ((args.resume is True or args.overwrite) and named is not None and args.out is None
             and not any(s.strip().startswith("train.out_dir") for s in args.set or [])):
-        # --config RUN --resume continues RUN itself, wherever it was copied or moved to since it recorded its folder
+        # --config RUN --resume continues RUN itself, and --overwrite replaces RUN itself, wherever it was copied or
+        # moved to since it recorded its folder (the recorded one may be another run, a copy's original)
         over.setdefault("train", {})["out_dir"] = str(named)
     cfg = load_config(args.config, args.set, over)
     if args.print_config:

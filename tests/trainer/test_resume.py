@@ -272,3 +272,9 @@ def test_resuming_a_run_folder_named_by_config_continues_that_folder(shift_set, 
     assert main(["--config", str(tmp_path / "copy"), *common, "--resume", "--steps", "4"]) == 0
     assert (tmp_path / "copy" / "checkpoints" / "step-00000004").is_dir()
     assert not (tmp_path / "run" / "checkpoints" / "step-00000004").exists()
+    # --overwrite replaces the folder named, not the one a fresh copy recorded (its original, deleted before)
+    assert main(["--config", "tiny_cpu", *common, "--out", str(tmp_path / "run"), "--steps", "4", "--resume"]) == 0
+    shutil.copytree(tmp_path / "run", tmp_path / "copy2")
+    assert main(["--config", str(tmp_path / "copy2"), *common, "--overwrite", "--steps", "2"]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "step-00000004").is_dir()
+    assert not (tmp_path / "copy2" / "checkpoints" / "step-00000004").exists()
