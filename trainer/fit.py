@@ -44,7 +44,7 @@ from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
 from trainer.resume import apply_hyperparameters, check_resume_config, validation_changes
-from trainer.run_folder import RunFolder, RunFolderError
+from trainer.run_folder import RunFolder, RunFolderError, shell_word
 from trainer.run_log import RunLog
 from trainer.validation import amp_available, validation_photos
 
@@ -192,7 +192,7 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     if not push_to_hub:
         return
     source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
-    later = f"python -m trainer.push {source} {push_to_hub}{' --private' if hub_private else ''}"
+    later = f"python -m trainer.push {shell_word(source)} {push_to_hub}{' --private' if hub_private else ''}"
     if "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
         print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
               f"with --resume --push-to-hub {push_to_hub}{' --hub-private' if hub_private else ''} (it uploads at "

@@ -33,6 +33,15 @@ try:
 except ImportError:  # Windows: the lock falls back to "is the recorded pid alive"
     fcntl = None
 
+
+def shell_word(path: Path | str) -> str:
+    """``path`` as one word of a command the user can paste (quoted where it holds spaces)."""
+    import shlex
+    import subprocess
+
+    return subprocess.list2cmdline([str(path)]) if os.name == "nt" else shlex.quote(str(path))
+
+
 LOCK_NAME = "trainer.lock"
 RUN_FILES = ("log.jsonl", "curves.png", "latest", RUN_CONFIG_NAME)
 RUN_DIRS = ("checkpoints", "best", "superseded")
@@ -266,7 +275,7 @@ class RunFolder:
         intact = [p for _, p in reversed(ckpt.step_checkpoints(own_run))
                   if p.resolve() != checkpoint.resolve() and ckpt.damage(p) is None]
         if intact:
-            fix = "resume from an intact one instead: " + " or ".join(f"--resume {p}" for p in intact)
+            fix = "resume from an intact one instead: " + " or ".join(f"--resume {shell_word(p)}" for p in intact)
         elif own_run.resolve() == self.root.resolve():
             fix = f"{self.root} holds no intact checkpoint: start over with --overwrite"
         else:

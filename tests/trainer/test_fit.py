@@ -324,12 +324,13 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
         raise ConnectionError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(FakeApi, "create_repo", unreachable)  # the run is kept, and says how to upload it later
-    rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "q"), "--steps", "2",
+    rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "q r"), "--steps", "2",
                "--set", "train.val_every=2", "--set", "data.num_workers=0", "--no-progress",
                "--push-to-hub", "me/tiny-phnet"])
     out, err = capsys.readouterr()
     assert rc == 1 and '"hub_error": "ConnectionError' in out  # asked for and failed: not a success
-    assert f"upload it later with python -m trainer.push {tmp_path / 'q' / 'best'} me/tiny-phnet" in err
+    # a command that runs as printed, in a folder with a space
+    assert f"upload it later with python -m trainer.push '{tmp_path / 'q r' / 'best'}' me/tiny-phnet" in err
     assert main(["--config", "tiny_cpu", "--steps", "3"]) == 2  # no data
     assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--set", "train.nope=1"]) == 2
     err = capsys.readouterr().err
