@@ -656,7 +656,12 @@ def test_a_tiff_of_premultiplied_grey_and_alpha_is_read_as_picture_and_as_mask(t
     extra = data.find(b"\x52\x01\x03\x00\x01\x00\x00\x00")  # ExtraSamples, one SHORT: 2 (unassociated alpha)
     data[extra + 8 : extra + 10] = b"\x01\x00"  # 1: associated (premultiplied)
     (tmp_path / "la.tif").write_bytes(bytes(data))
-    assert Image.open(tmp_path / "la.tif").mode == "La"
+    try:
+        assert Image.open(tmp_path / "la.tif").mode == "La"
+    except Image.UnidentifiedImageError:  # Pillow before 13 opens no such TIFF: read_image names the file
+        with pytest.raises(ValueError, match="cannot read .*la.tif as an image"):
+            read_image(tmp_path / "la.tif")
+        return
     assert read_image(tmp_path / "la.tif").shape == (20, 24, 4)
     mask = read_mask(tmp_path / "la.tif")
     assert mask[10, 10] == 1 and mask[0, 0] == 0
