@@ -246,8 +246,8 @@ def resolve(
     where = f" (looked in {', '.join(map(str, dirs))})" if dirs else ""
     raise FileNotFoundError(
         f"{what} {text!r} not found{where}: give an existing file or folder, one of the official weights "
-        f"({', '.join(OFFICIAL)}), or a Hub repo id 'owner/name' (optionally 'owner/name@revision', and ':path/in/repo.safetensors' for one "
-        "file of it)"
+        f"({', '.join(OFFICIAL)}), or a Hub repo id 'owner/name' (optionally 'owner/name@revision', and "
+        "':path/in/repo.safetensors' for one file of it)"
     )
 
 
