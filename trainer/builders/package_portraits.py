@@ -71,6 +71,7 @@ from PIL import Image
 
 from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
+from trainer.builders.names import distinct_bases
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
                                               PEOPLE_ONLY, Source, frames_from_file, usable)
 from trainer.builders.subject_masks import load_cv2, random_shape_mask, subject_mask
@@ -206,21 +207,7 @@ def file_bases(keys: list[str]) -> dict[str, str]:
     """Each source's file name base: its :func:`_slug`, unless another source's comes out the same (x.png and
     x.webp, a_b.png and a/b.png), when its extension and a number are kept: one picture was written over the
     other, and the manifest described it twice."""
-    plain = {key: _slug(key) for key in keys}
-    count: dict[str, int] = {}
-    for base in plain.values():
-        count[base] = count.get(base, 0) + 1
-    bases, taken = {}, {b for b, n in count.items() if n == 1}
-    for key in keys:
-        base = plain[key]
-        if count[base] > 1:
-            root = base = key.replace("/templates/", "_").replace("/", "_").replace(".", "_")
-            n = 1
-            while base in taken:
-                base, n = f"{root}_{n}", n + 1
-        taken.add(base)
-        bases[key] = base
-    return bases
+    return distinct_bases(keys, _slug, lambda key: key.replace("/templates/", "_").replace("/", "_").replace(".", "_"))
 
 
 # ---------------------------------------------------------------------------------------

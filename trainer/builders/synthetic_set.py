@@ -29,6 +29,7 @@ from PIL import Image
 
 from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming
+from trainer.builders.names import distinct_bases
 from trainer.data.common import BadSampleError, Record, holdout_set, list_images
 from trainer.data.folder import FolderDataset, masks_by_photo
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
@@ -107,21 +108,8 @@ def _file_bases(keys: list[str]) -> dict[str, str]:
         name = re.sub(r"^\s+|\s+$", lambda m: "_" * len(m.group()), name)  # stripped of spaces at either end
         return "_" + name if name.startswith("#") else name
 
-    plain = {key: uncommented(key.rsplit(".", 1)[0].replace("/", "__")) for key in keys}
-    count: dict[str, int] = {}
-    for base in plain.values():
-        count[base] = count.get(base, 0) + 1
-    bases, taken = {}, {b for b, n in count.items() if n == 1}
-    for key in keys:
-        base = plain[key]
-        if count[base] > 1:
-            root = base = uncommented(key.replace("/", "__").replace(".", "_"))
-            n = 1
-            while base in taken:
-                base, n = f"{root}_{n}", n + 1
-        taken.add(base)
-        bases[key] = base
-    return bases
+    return distinct_bases(keys, lambda key: uncommented(key.rsplit(".", 1)[0].replace("/", "__")),
+                          lambda key: uncommented(key.replace("/", "__").replace(".", "_")))
 
 
 def _check_arguments(src: Path, out: Path, size: int, copies: int, val_fraction: float, test_fraction: float,
