@@ -71,8 +71,7 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
             raise ValueError(f"{composite}'s alpha channel is opaque everywhere, so it marks no subject; give its "
                              "MASK as the second argument (for a folder of composites, a folder of masks)")
         _refuse_cut_out(image, composite)
-        # an alpha is opacity on its dtype's scale: one that stops at 1 is 1/255 opaque, never a 0/1 mask
-        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=True), keep
+        return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=levels), keep
     m = read_mask(mask, levels=levels)
     if m.shape != image.shape[:2]:
         if m.shape == image.shape[1::-1] and _orientation(composite) in (5, 6, 7, 8):
@@ -488,9 +487,10 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True, allow_empty=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
-    # a clip's mask files on one scale, as the library reads a clip's masks: a frame whose values stop at 1 (a
-    # matte's specks once the subject left) is 1/255 when another frame's go higher, not a 0/1 mask
-    levels = any(integer_levels_above_one(job.mask) for job in jobs if job.mask is not None)
+    # a clip's mask files (or alphas) on one scale, as the library reads a clip's masks: a frame whose values stop
+    # at 1 (a matte's specks once the subject left) is 1/255 when another frame's go higher, not a 0/1 mask
+    levels = any(integer_levels_above_one(job.mask) if job.mask is not None else
+                 integer_levels_above_one(job.composite, alpha=True) for job in jobs)
     smoother = temporal.Smoother(settings)
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}

@@ -213,11 +213,13 @@ def read_mask(path: str | Path, kind: str = "mask", white: str = "subject", leve
         return mask_to_array(file_mask_pixels(picture, name, white), name=name, levels=levels)
 
 
-def integer_levels_above_one(path: str | Path) -> bool:
-    """Whether a mask file holds integer values above 1 (a 0..255 or 0..65535 mask, not a 0/1 one); False
-    for a file that cannot be read (its frame's run names it)."""
+def integer_levels_above_one(path: str | Path, alpha: bool = False) -> bool:
+    """Whether a mask file (``alpha``: a picture's alpha channel) holds integer values above 1 (a 0..255 or
+    0..65535 mask, not a 0/1 one); False for a file that cannot be read (its frame's run names it)."""
     try:
         with open_picture(path) as picture:
+            if alpha:
+                return "A" in picture.getbands() and picture.getchannel("A").getextrema()[1] > 1
             values = file_mask_pixels(picture, str(path))
     except (ValueError, OSError):
         return False

@@ -342,3 +342,11 @@ def test_a_frames_alpha_of_level_1_specks_is_opacity_not_a_binary_mask(tiny_fold
     out = tmp_path / "out"
     assert _run(comps, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2", "--threshold", "0") == 0
     assert "1 frame holds only a trace of a subject" in capsys.readouterr().out
+
+
+def test_a_lone_cut_out_whose_alpha_holds_only_0_and_1_is_a_binary_mask_as_a_mask_file_is(tiny_folder, tmp_path,
+                                                                                             capsys):
+    alpha = (_mask() > 0).astype(np.uint8)  # 0/1: binary, not 1/255 (only a clip whose alphas go higher reads so)
+    Image.fromarray(np.dstack([_frame(0), alpha])).save(tmp_path / "c01.png")
+    assert _run(tmp_path / "c01.png", "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert "changed by RMS" in capsys.readouterr().out
