@@ -809,8 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "NAME.png for each composite NAME.*")
     h.add_argument("--weights", help="weights file, model folder, Hub repo id owner/name[@revision][:FILE in the "
                    f"repo], or official weights by name ({', '.join(OFFICIAL_NAMES)}: downloaded on first use, "
-                   "under the authors' CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's non-commercial terms) "
-                   "(default: the bundled weights, offline, tuned to do no harm)")
+                   "under the authors' CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's "
+                   "non-commercial terms) (default: the bundled weights, offline, tuned to do no harm)")
     h.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--threshold", type=float, metavar="RMS",

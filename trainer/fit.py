@@ -414,10 +414,11 @@ def run_cli(args: argparse.Namespace) -> int:
         # <run>/checkpoints/step-N names its run: going back in it, not a branch into the config's own folder
         over.setdefault("train", {})["out_dir"] = str(checkpoint.parent.parent)
     named = _run_folder_named(args.config)
-    if ((args.resume is True or args.overwrite) and named is not None and args.out is None
+    if (named is not None and args.resume in (True, False) and args.out is None
             and not any(s.strip().startswith("train.out_dir") for s in args.set or [])):
-        # --config RUN --resume continues RUN itself, and --overwrite replaces RUN itself, wherever it was copied or
-        # moved to since it recorded its folder (the recorded one may be another run, a copy's original)
+        # --config RUN works in RUN itself: --resume continues it, --overwrite replaces it, and a plain start is
+        # refused there naming it, wherever it was copied or moved to since it recorded its folder (the recorded
+        # one may be another run, a copy's original)
         over.setdefault("train", {})["out_dir"] = str(named)
     cfg = load_config(args.config, args.set, over)
     if args.print_config:

@@ -34,12 +34,15 @@ except ImportError:  # Windows: the lock falls back to "is the recorded pid aliv
     fcntl = None
 
 
-def shell_word(path: Path | str) -> str:
-    """``path`` as one word of a command the user can paste (quoted where it holds spaces)."""
+def shell_word(path: Path | str, windows: bool = os.name == "nt") -> str:
+    """``path`` as one word of a command the user can paste (quoted where a shell would split or read it)."""
+    import re
     import shlex
-    import subprocess
 
-    return subprocess.list2cmdline([str(path)]) if os.name == "nt" else shlex.quote(str(path))
+    text = str(path)
+    if windows:  # cmd and PowerShell: double quotes (a Windows path holds none)
+        return f'"{text}"' if re.search(r"[\s&%^|<>()'`;,$]", text) else text
+    return shlex.quote(text)
 
 
 LOCK_NAME = "trainer.lock"

@@ -278,3 +278,27 @@ def test_resuming_a_run_folder_named_by_config_continues_that_folder(shift_set, 
     assert main(["--config", str(tmp_path / "copy2"), *common, "--overwrite", "--steps", "2"]) == 0
     assert (tmp_path / "run" / "checkpoints" / "step-00000004").is_dir()
     assert not (tmp_path / "copy2" / "checkpoints" / "step-00000004").exists()
+
+
+def test_a_plain_start_with_a_copied_run_as_config_names_the_copy_as_the_folder_taken(shift_set, tmp_path, capsys):
+    """It named the original (the folder the copy recorded), so --overwrite, as told, deleted another folder."""
+    import shutil
+
+    from trainer.fit import main
+
+    common = ["--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0", "--set", "train.val_every=0"]
+    assert main(["--config", "tiny_cpu", *common, "--out", str(tmp_path / "run"), "--steps", "2"]) == 0
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    capsys.readouterr()
+    assert main(["--config", str(tmp_path / "copy"), *common, "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "copy") in err and str(tmp_path / "run") not in err
+
+
+def test_a_suggested_path_is_one_word_for_the_shell_it_is_pasted_into():
+    """On Windows only spaces were quoted: cmd split C:\\R&D at its &."""
+    from trainer.run_folder import shell_word
+
+    assert shell_word("/runs/my run/best", windows=False) == "'/runs/my run/best'"
+    assert shell_word(r"C:\R&D\runs\best", windows=True) == r'"C:\R&D\runs\best"'
+    assert shell_word(r"C:\runs\best", windows=True) == r"C:\runs\best"

@@ -37,7 +37,8 @@ of scattered pieces.
 Split: by source (package + path inside it, so all frames of one animation land together), by its
 group's key (below): ``int.from_bytes(sha1("split:" + key)[:8], "little") % 100 < --val-percent`` goes
 to validation (checkpoint selection), the next ``--test-percent`` to test (the report);
-``skimage/astronaut`` is always held out (in test when there is a test split) because the repo's example composite is made from it. Near-duplicate sources
+``skimage/astronaut`` is always held out (in test when there is a test split) because the repo's example
+composite is made from it. Near-duplicate sources
 (dHash within 6 bits, of any frame a source gives or its mirror image: one template's thumbnail shipped by
 two bundles, a re-encoded, retitled or mirrored copy, a still of an animation's later frame) are split
 together, by the first key of their group, so no copy of a held-out picture is trained on.
