@@ -194,9 +194,10 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False,
                 "float 0..1"
             )
         if one_scale or levels:  # a clip's frames: a matte's level or two once the subject went is 1/255
-            return f / peak
+            return f.div_(peak)  # (in place: ``f`` is this call's own copy, a full-size one)
         # each mask of a batch on its own scale: a 0/1 one beside 0..255 ones is binary, not 1/255
-        return torch.where((highs <= 1).reshape(-1, *[1] * (f.ndim - 1)), f, f / peak)
+        scale = torch.where(highs <= 1, torch.ones_like(highs), torch.full_like(highs, peak))
+        return f.div_(scale.reshape(-1, *[1] * (f.ndim - 1)))
     f = t.to(torch.float32)
     check_unit_range(f, name, "mask")
     return f.clamp(0, 1)
