@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL_ENV", "TIMEOUT_S", 
 OFFLINE = "offline: HF_HUB_OFFLINE=1 or local_files_only"  # why nothing may be downloaded
 TIMEOUT_S = 15.0  # per connection attempt and per read: a dead network fails in seconds, not minutes
 CHUNK = 1 << 20
+MIN_PROGRESS = 64 << 10  # bytes per TIMEOUT_S under which a download counts as stalled
 
 def default_folder() -> Path:
     """Where the library keeps official weights (see the module docstring for the variables it reads)."""
@@ -282,20 +284,32 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                 validator.write_text(same_file, encoding="utf-8")
             else:  # nothing to tell its file from another one's by: a cut part is never resumed
                 validator.unlink(missing_ok=True)
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else 0
+        length = (response.headers.get("Content-Length") or "").strip()
+        total = have + int(length) if length.isdigit() else 0  # a garbled length is no length
         with open(part, "ab" if resumed else "wb") as out:
             progress(have, total)
+            read = getattr(response, "read1", response.read)  # what has arrived, not a whole chunk's wait
+            since, got, stalled = time.monotonic(), 0, False
             try:
-                while chunk := response.read(CHUNK):
+                while chunk := read(CHUNK):
                     out.write(chunk)
                     have += len(chunk)
                     progress(have, total)
+                    got += len(chunk)
+                    if got >= MIN_PROGRESS:
+                        since, got = time.monotonic(), 0
+                    elif time.monotonic() - since > TIMEOUT_S:  # bytes that trickle keep each read alive
+                        stalled = True
+                        break
             except (OSError, http.client.HTTPException) as e:  # a connection cut mid-file: the part stays, the next try resumes it
                 raise ConnectionError(
                     f"the download of {weights.url} broke off after {have:,} of {total or '?'} bytes ({e}); "
                     f"run again to resume it ({part} is kept)"
                 ) from None
+    if stalled:
+        raise ConnectionError(
+            f"the download of {weights.url} slowed to under {MIN_PROGRESS // 1024} KB in {TIMEOUT_S:g} s after "
+            f"{have:,} of {total or '?'} bytes; run again to resume it ({part} is kept)")
     if total and have != total:
         raise ConnectionError(
             f"the download of {weights.url} ended after {have:,} of {total:,} bytes; run again to resume it "

@@ -12,6 +12,7 @@ of the file), and a range asked for ``If-Range`` another one is answered with th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -88,8 +89,15 @@ class FileServer:
         body = data[start:]
         handler.send_header("ETag", etag)
         handler.send_header("Content-Type", "application/octet-stream")
-        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Content-Length", "12abc" if fault == "bad-length" else str(len(body)))
         handler.end_headers()
+        if fault == "trickle":  # a byte at a time, each soon enough to keep a read's timeout from firing
+            with contextlib.suppress(OSError):
+                for i in range(len(body)):
+                    handler.wfile.write(body[i : i + 1])
+                    handler.wfile.flush()
+                    time.sleep(0.1)
+            return
         if fault == "short" or (fault == "cut" and name not in self._cut_done):
             self._cut_done.add(name)
             handler.wfile.write(body[: len(body) // 2])

@@ -128,6 +128,22 @@ def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
     assert site.requests[-1][1] == f"bytes={len(site.files[FILE]) // 2}-" and not part.exists()
 
 
+def test_a_download_that_trickles_stops_and_a_garbled_length_is_no_length(site, tmp_path, monkeypatch):
+    """A byte every tenth of a second kept each read inside its timeout: the download went on for hours; a
+    Content-Length of '12abc' stopped it with int()'s words."""
+    import time
+
+    monkeypatch.setattr(official, "TIMEOUT_S", 0.5)
+    site.faults[FILE] = "trickle"
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match=r"slowed to under 64 KB in 0.5 s .*run again to resume"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert time.monotonic() - started < 10
+    (tmp_path / (FILE + ".part")).unlink()
+    site.faults[FILE] = "bad-length"
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+
+
 @pytest.mark.parametrize("quirk", [None, "ignores-if-range"])
 def test_a_file_changed_on_the_site_between_tries_is_downloaded_whole_not_spliced(site, tmp_path, tiny_config, quirk):
     site.quirks = {quirk} - {None}  # a server may answer the range whatever If-Range says: its ETag tells
