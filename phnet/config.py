@@ -163,8 +163,8 @@ class PHNetConfig:
     def from_json(cls, text: str, *, source: str = "PHNet config", required: tuple[str, ...] = ()) -> "PHNetConfig":
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{source} is not valid JSON ({e})") from None
+        except (ValueError, RecursionError) as e:  # also a number of thousands of digits, or arrays nested deep
+            raise ValueError(f"{source} is not JSON this loader can read ({e})") from None
         return cls.from_dict(d, source=source, required=required)
 
     def save(self, path: str | Path) -> None:

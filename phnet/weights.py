@@ -246,8 +246,8 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
     naming the file and the field (a default could silently change the architecture or the output mapping)."""
     try:
         d = json.loads(read_text(config_json))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{config_json} is not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # also a number of thousands of digits, or arrays nested deep
+        raise ValueError(f"{config_json} is not JSON this loader can read ({e})") from None
     stored = _stored_config(weights) if isinstance(d, dict) else None
     config = PHNetConfig.from_dict({**stored.to_dict(), **d} if stored else d, source=str(config_json),
                                    required=REQUIRED_FIELDS)

@@ -233,8 +233,8 @@ def _sam_config(checkpoint: CheckpointFile) -> dict | None:
         return None
     try:
         config = json.loads(found.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{found} is not a readable JSON file ({exc}); download it again or remove it.") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{found} is not a readable JSON file ({exc}); download it again or remove it.") from None
     if not isinstance(config, dict) or not str(config.get("model_type", "")).startswith("sam"):
         return None  # some other model's config that happens to share the folder
     return config
