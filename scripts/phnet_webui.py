@@ -588,8 +588,11 @@ def _decode_image(value):
     try:
         image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"PHNet: the subject holds more pixels than PIL opens ({exc}); send a smaller cut-out, "
+                         "e.g. half its width and height.") from None
     except (binascii.Error, ValueError, OSError) as exc:
-        raise ValueError(f"PHNet: the subject is not a base64-encoded image ({exc}).") from exc
+        raise ValueError(f"PHNet: the subject is not a base64-encoded image, or a damaged one ({exc}).") from exc
     return image
 
 

@@ -784,6 +784,20 @@ def test_api_subject_as_base64(webui, capsys):
     _fails(webui, capsys, runner, p, "not a base64-encoded image")
 
 
+def test_a_subject_past_pils_pixel_limit_is_named_with_the_fix(webui, monkeypatch):
+    """A decompression bomb sent through the API ended in PIL's own words, naming no fix."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (64, 64)).save(buf, format="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64² is then past twice the limit
+    with pytest.raises(ValueError, match="holds more pixels than PIL opens .*send a smaller cut-out"):
+        webui.script_module._decode_image(base64.b64encode(buf.getvalue()).decode())
+
+
 def test_the_core_knows_no_host():
     """phnet/ is shared by ComfyUI, the WebUI and plain Python: no host imports, and the WebUI is
     named only where a module says it does not import it."""
