@@ -563,3 +563,14 @@ def test_a_photo_reserved_for_evaluation_is_no_other_samples_colour_reference(tm
     assert ds.reference_for(0, np.random.default_rng(0)) is None
     with pytest.raises(BadSampleError, match="reserved for held-out evaluation"):
         ds[(1, 0)]
+
+
+def test_a_photo_past_pils_pixel_limit_is_left_to_its_own_sample_by_the_size_check(tmp_path, monkeypatch):
+    """DecompressionBombError is no OSError: the check of photos smaller than the working size stopped the run."""
+    from trainer.data.folder import upscaled_photos
+
+    for i in range(2):
+        Image.fromarray(portrait(np.random.default_rng(i), 40, 40)[0]).save(tmp_path / f"p{i}.png")
+    ds = build_dataset({"root": str(tmp_path), "val_fraction": 0.0}, "train", image_size=32)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 40² is then past twice the limit
+    assert upscaled_photos(ds, 512) == []

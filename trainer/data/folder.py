@@ -196,7 +196,7 @@ def upscaled_photos(ds: FolderDataset, size: int) -> list[tuple[Path, tuple[int,
             try:
                 with Image.open(path) as image:
                     width, height = image.size
-            except OSError:  # its own sample reports it
+            except (OSError, Image.DecompressionBombError):  # its own sample reports it
                 continue
         if side(height, width) < size:
             found.append((path, (width, height)))
