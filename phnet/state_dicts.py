@@ -61,6 +61,7 @@ def read_metadata(path: str | Path, what: str = "weights") -> dict[str, str]:
 def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
     """``torch.load(weights_only=True)`` with one readable error: what was refused (e.g. ``unsupported GLOBAL
     posix.system``) or that the file is damaged. Never passes on torch's advice to load unsafely."""
+    _refuse_inflating(Path(path), what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
@@ -69,6 +70,26 @@ def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
             "loaded (torch.load with weights_only=True): if it holds pickled Python objects besides tensors, "
             "convert it to .safetensors with code you trust; if it is truncated or corrupt: download it again"
         ) from None
+
+
+def _refuse_inflating(path: Path, what: str) -> None:
+    """A zip-format .pth whose entries would unpack to far more than the file holds (torch.save stores them
+    uncompressed): a megabyte could ask for gigabytes before anything is checked."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load names what is wrong with it
+    size = path.stat().st_size
+    if unpacked > 4 * size + (64 << 20):
+        raise ValueError(
+            f"could not read {path} as plain {what}: its entries would unpack to {unpacked / 2**20:,.0f} MB from a "
+            f"{size / 2**20:,.1f} MB file (torch.save writes them uncompressed); it is not a checkpoint as saved. "
+            "Download it again from its source")
 
 
 def _load_failure(e: Exception) -> str:

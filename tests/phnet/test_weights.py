@@ -1067,3 +1067,22 @@ def test_push_to_hub_asks_for_a_public_repo_when_told_and_offline_advice_fits_th
         W.check_upload("me/up", "hf_x", later="run this again once online")
     with pytest.raises(ValueError, match="upload later with python -m trainer.push FOLDER REPO$"):
         W.check_upload("me/up", "hf_x")
+
+
+def test_a_pth_whose_entries_would_unpack_to_gigabytes_is_refused_before_loading(tmp_path):
+    """A deflated 1 GB tensor in a 1 MB .pth took 1.5 GB of memory before it was found not to be PHNet."""
+    import zipfile
+
+    from phnet.state_dicts import safe_torch_load
+
+    plain = tmp_path / "plain.pth"
+    torch.save({"w": torch.zeros(4)}, plain)
+    assert torch.equal(safe_torch_load(plain)["w"], torch.zeros(4))  # a checkpoint as saved passes
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+        out.writestr("bomb/data/9", bytes(200 << 20))  # 200 MB of zeros: a few hundred kB deflated
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"would unpack to 200 MB from a 0.2 MB file"):
+        safe_torch_load(bomb)
