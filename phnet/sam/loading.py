@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -265,9 +266,31 @@ def _from_transformers_layout(
         # epsilons as transformers uses them.
         return _infer(path, converted, **TRANSFORMERS_NORM_EPS), converted
     try:
-        return architecture_from_config(config), converted
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"config.json beside {path}: {exc}") from exc
+        arch = architecture_from_config(config)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        raise ValueError(f"config.json beside {path}: {exc}") from None
+    _check_config_against_weights(arch, converted, path)  # before a model of the config's sizes is built
+    return arch, converted
+
+
+def _check_config_against_weights(arch: SamArchitecture, state: dict[str, torch.Tensor], path: Path) -> None:
+    """The sizes the tensors show, against the config.json's: a config of another SAM (or of absurd sizes)
+    would build a model of its own first, gigabytes for a few numbers."""
+    def count(prefix: str) -> int | None:
+        found = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
+        return len(found) or None
+
+    patch = state.get("image_encoder.patch_embed.proj.weight")
+    lin1 = state.get("mask_decoder.transformer.layers.0.mlp.lin1.weight")
+    shown = {"embed_dim": None if patch is None else patch.shape[0],
+             "depth": count("image_encoder.blocks."),
+             "decoder_depth": count("mask_decoder.transformer.layers."),
+             "decoder_mlp_dim": None if lin1 is None else lin1.shape[0]}
+    wrong = [f"{name} {getattr(arch, name)} in it, {value} in the weights" for name, value in shown.items()
+             if value is not None and getattr(arch, name) != value]
+    if wrong:
+        raise ValueError(f"config.json beside {path} does not describe these weights ({'; '.join(wrong)}): "
+                         "download the repo's config.json again, or remove it to read the sizes off the weights")
 
 
 def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: SamArchitecture) -> None:

@@ -7,6 +7,7 @@ loaded through ``SamSegmenter.from_pretrained`` and compared with transformers i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -167,10 +168,21 @@ def test_config_errors(hub_folder, tmp_path):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
 
     config["vision_config"]["hidden_act"] = "gelu"
-    config["vision_config"]["num_hidden_layers"] = 3  # disagrees with the weights
+    config["vision_config"]["num_hidden_layers"] = 3  # disagrees with the weights: named before a model is built
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="missing image_encoder.blocks.2"):
+    with pytest.raises(ValueError, match=r"does not describe these weights \(depth 3 in it, 2 in the weights\)"):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
+
+    # sizes of 0, or absurd ones (which built a model of their own first): one message, before any model
+    for where, key, value, words in (("vision_config", "hidden_size", 0, "vision_config.hidden_size = 0"),
+                                     ("vision_config", "num_attention_heads", 0, "num_attention_heads = 0"),
+                                     ("mask_decoder_config", "mlp_dim", 10**11, "decoder_mlp_dim 100000000000"),
+                                     ("vision_config", "num_hidden_layers", 5000, "depth 5000 in it")):
+        bad = json.loads((folder / "config.json").read_text())
+        bad[where][key] = value
+        (tmp_path / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=re.escape(words)):
+            SamSegmenter.from_pretrained(tmp_path, device="cpu")
 
 
 def test_meta_repo_configs_map_to_the_presets():
