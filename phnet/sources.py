@@ -269,6 +269,9 @@ def download(
     """
     import huggingface_hub
 
+    if filename is not None and ".." in filename.replace("\\", "/").split("/"):
+        raise ValueError(f"{what} {repo_id}:{filename}: a file in a Hub repo is named by its path inside the repo, "
+                         "without '..' (e.g. owner/name:sub/model.safetensors)")
     offline = bool(local_files_only) or hub_offline()
     with hub_errors(repo_id, revision, filename, cache_dir, local_files_only, what):
         if filename is not None:

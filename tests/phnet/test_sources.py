@@ -186,3 +186,9 @@ def test_the_hub_commands_named_are_those_of_the_installed_huggingface_hub(monke
 
     monkeypatch.setattr(huggingface_hub, "__version__", version)
     assert sources.hub_command("download me/x") == download and sources.hub_command("auth login") == login
+
+
+def test_a_hub_file_named_with_dot_dot_is_refused_naming_the_form_to_use():
+    """huggingface_hub refused it too, but asked the repo's owner to rename a file that is not there."""
+    with pytest.raises(ValueError, match=r"named by its path inside the repo, without '\.\.'"):
+        sources.download("owner/name", filename="../../x.safetensors", local_files_only=True)
