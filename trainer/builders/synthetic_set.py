@@ -35,16 +35,15 @@ from trainer.data.folder import FolderDataset, masks_by_photo
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
 
 
-def _png(t, path: Path, mode: str = "RGB") -> None:
+def _eight_bit(t) -> np.ndarray:
+    """A sample's C×H×W tensor in 0..1 as the 8-bit H×W×3 (or H×W, a mask's) picture written for it."""
     arr = t.numpy()
     arr = np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 and arr.shape[0] == 3 else arr.squeeze(0)
-    Image.fromarray(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8), mode=mode if arr.ndim == 3 else "L").save(path)
-
-
-def _eight_bit(t) -> np.ndarray:
-    arr = t.numpy()
-    arr = np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr
     return np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+
+
+def _png(picture: np.ndarray, path: Path) -> None:
+    Image.fromarray(picture, mode="RGB" if picture.ndim == 3 else "L").save(path)
 
 
 def copies_across_splits(hashes: dict[str, tuple[int, str]]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
@@ -164,12 +163,13 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
                 warnings.warn(f"skipping {rec.real}: {exc}")
                 skipped.append(str(rec.real))
                 break
-            _png(sample["comp"], out / "comp" / name)
-            _png(sample["mask"], out / "alpha" / name)
-            _png(sample["real"], out / "real" / name)
+            real = _eight_bit(sample["real"])
+            _png(_eight_bit(sample["comp"]), out / "comp" / name)
+            _png(_eight_bit(sample["mask"]), out / "alpha" / name)
+            _png(real, out / "real" / name)
             splits[split].append(name)
             if k == 0:
-                hashes[key] = (dhash64(_eight_bit(sample["real"])), split)
+                hashes[key] = (dhash64(real), split)  # the picture written, converted once
     if len(skipped) == len(records):
         raise ValueError(f"none of the {len(records)} pictures under {src} could be read (the warnings above say "
                          f"why); no composite was written to {dest}")
