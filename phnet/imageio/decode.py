@@ -257,7 +257,9 @@ def _open_picture(path: str | Path, opened: list):
         with quiet():
             image = Image.open(path)
             opened.append(image)
-            if _turned_tiff(image):
+            if _turned_tiff(image):  # read again from memory; the one opened from the path is let go
+                opened.remove(image)
+                image.close()
                 image = Image.open(_in_memory(path))
                 opened.append(image)
             modes = {_rawmode(tile) for tile in image.tile}
