@@ -221,25 +221,45 @@ def _linear_taps(out_size: int, in_size: int, start: int, stop: int, device: tor
     return i0, i1, (src - i0).clamp_(0, 1)
 
 
+def _cubic_taps(out_size: int, in_size: int, start: int, stop: int, device: torch.device):
+    """The four source indices and weights of outputs start..stop of torch's bicubic resize (align_corners=False,
+    no antialiasing: Keys' kernel with a = −0.75, sources clamped at the borders)."""
+    scale = in_size / out_size
+    src = (torch.arange(start, stop, device=device, dtype=torch.float32) + 0.5) * scale - 0.5
+    floor = src.floor()
+    t = src - floor
+    a = -0.75
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1  # noqa: E731  |x| <= 1
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a  # noqa: E731  1 < |x| < 2
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    first = floor.long()
+    indices = tuple((first + k).clamp_(0, in_size - 1) for k in (-1, 0, 1, 2))
+    return indices, weights
+
+
 class RowUpsampler:
     """Rows of a low-resolution H'×W'×C map resized to H×W, computed a band at a time.
 
-    Bilinear upscaling (what ``resize`` does for a larger target) is separable: the horizontal pass
-    is done once on the few low-resolution rows, the vertical pass per band of output rows. Other
-    resizes (shrinking, bicubic) are done whole; they only occur for small images or the
-    ``"resize"`` method.
+    Bilinear and bicubic upscaling (what ``resize`` does for a larger target) are separable: the horizontal
+    pass is done once on the few low-resolution rows, the vertical pass per band of output rows. Shrinking is
+    done whole; it only occurs for pictures smaller than the working size.
     """
 
     def __init__(self, low: torch.Tensor, shape: tuple[int, int], columns: tuple[int, int], mode: str = "bilinear"):
         height, width = shape
         c0, c1 = columns
-        self.banded = mode == "bilinear" and height >= low.shape[0] and width >= low.shape[1]
-        if self.banded:
+        self.mode = mode
+        self.banded = mode in ("bilinear", "bicubic") and height >= low.shape[0] and width >= low.shape[1]
+        if self.banded and mode == "bilinear":
             i0, i1, f = _linear_taps(width, low.shape[1], c0, c1, low.device)
             rows = torch.lerp(low[:, i0], low[:, i1], f[None, :, None])  # H'×(c1−c0)×C
             self.rows_low = rows
             self.steps = torch.cat([rows[1:] - rows[:-1], torch.zeros_like(rows[:1])])  # to the next row
             self.taps = _linear_taps(height, low.shape[0], 0, height, low.device)
+        elif self.banded:
+            indices, weights = _cubic_taps(width, low.shape[1], c0, c1, low.device)
+            self.rows_low = sum(low[:, i] * w[None, :, None] for i, w in zip(indices, weights))
+            self.taps = _cubic_taps(height, low.shape[0], 0, height, low.device)
         else:
             full = resize(low.permute(2, 0, 1)[None], shape, mode)[0].permute(1, 2, 0)
             self.full = full[:, c0:c1]
@@ -247,6 +267,12 @@ class RowUpsampler:
     def rows(self, r0: int, r1: int) -> torch.Tensor:
         if not self.banded:
             return self.full[r0:r1]
+        if self.mode == "bicubic":
+            indices, weights = self.taps
+            out = self.rows_low.index_select(0, indices[0][r0:r1]).mul_(weights[0][r0:r1, None, None])
+            for i, w in zip(indices[1:], weights[1:]):
+                out.addcmul_(self.rows_low.index_select(0, i[r0:r1]), w[r0:r1, None, None])
+            return out
         i0, _, f = (t[r0:r1] for t in self.taps)
         return self.rows_low.index_select(0, i0).addcmul_(self.steps.index_select(0, i0), f[:, None, None])
 
