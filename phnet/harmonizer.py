@@ -362,8 +362,7 @@ class Harmonizer:
                 image, mask, layout, native=native, allow_empty=True, unit="frame" if clip else "picture")
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
             if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
-                references = (None if reference_mask is None else
-                              mask_to_tensor(reference_mask, *pixels.shape[:3], "reference mask")[:, 0])
+                references = None if reference_mask is None else reference_pixels(reference_mask, pixels.shape[:3])
                 corrections = self._harmonize_frames(pixels, peak, masks, mask_peak, out, as_temporal(temporal),
                                                      references, strength, size, progress, threshold)
             elif mode == "official":
@@ -684,15 +683,16 @@ class Harmonizer:
 
     @own_precision
     def estimate_frame(self, pixels, peak, mask, mask_peak, size, reference=None, threshold=None,
-                       strength=1.0) -> FrameEstimate:
+                       strength=1.0, reference_peak=1.0) -> FrameEstimate:
         """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
-        low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..1."""
+        low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..reference_peak."""
         return self.estimate_frames(pixels[None], peak, mask[None], mask_peak, size,
-                                    None if reference is None else reference[None], threshold, strength)[0]
+                                    None if reference is None else reference[None], threshold, strength,
+                                    reference_peak)[0]
 
     @own_precision
     def estimate_frames(self, pixels, peak, masks, mask_peak, size, references=None, threshold=None,
-                        strength=1.0) -> list[FrameEstimate]:
+                        strength=1.0, reference_peak=1.0) -> list[FrameEstimate]:
         """:meth:`estimate_frame` for B×H×W×C frames (B×H×W masks and references; or sequences of H×W×C and H×W
         tensors) in one network call."""
         lows = []
@@ -703,7 +703,7 @@ class Harmonizer:
         shape = tuple(images.shape[-2:])
         refs = None
         if references is not None:
-            refs = torch.cat([reference_at(r, shape, masks[i], mask_peak)
+            refs = torch.cat([reference_at(r, shape, masks[i], mask_peak, reference_peak)
                               for i, r in enumerate(references)]).to(self.device)
         outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength,
                                                as_change=True, untouched=torch.cat([low.untouched for low in lows]))
@@ -763,7 +763,9 @@ class Harmonizer:
 
         A frame whose mask is empty (the subject is out of the picture), or holds only a trace of one (under
         1/64 of full: a matte's specks), stays as it is, and the smoothing goes on across it from the frames
-        before to the frames after: a trace would pull its neighbours toward what the network made of it."""
+        before to the frames after: a trace would pull its neighbours toward what the network made of it.
+        ``references``: None, or (B×H×W reference masks, the value meaning "fully in the region")."""
+        references, reference_peak = references if references is not None else (None, 1.0)
         count = pixels.shape[0]
         strongest = masks.flatten(1).amax(1).float()
         present = (strongest >= FAINT * mask_peak).tolist()
@@ -817,7 +819,7 @@ class Harmonizer:
             rows = order[start : start + chunk]
             estimated = self.estimate_frames([pixels[i] for i in rows], peak, [masks[i] for i in rows], mask_peak,
                                              size, None if references is None else [references[i] for i in rows],
-                                             threshold, strength)
+                                             threshold, strength, reference_peak)
             for i, frame in zip(rows, estimated):
                 held[i] = frame
                 reports[i] = frame.report
@@ -1050,9 +1052,17 @@ IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it
                      "subject), so the whole background was matched")
 
 
+def reference_pixels(reference_mask: Any, shape: tuple[int, int, int]) -> tuple[torch.Tensor, float]:
+    """The reference mask(s) for B×H×W frames as B×H×W in their own dtype (a full-size float copy of an 8K uint8
+    mask is 130 MB), with the value meaning "fully in the region"."""
+    found = mask_pixels(reference_mask, *shape)
+    return found if found is not None else (mask_to_tensor(reference_mask, *shape, "reference mask")[:, 0], 1.0)
+
+
 def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch.Tensor | None = None,
-                 subject_peak: float = 1.0) -> torch.Tensor:
-    """An H×W reference mask (0..1) as the 1×1×h×w binary region the network takes at the working ``shape``.
+                 subject_peak: float = 1.0, reference_peak: float = 1.0) -> torch.Tensor:
+    """An H×W reference mask (0..reference_peak) as the 1×1×h×w binary region the network takes at the working
+    ``shape``.
 
     Read off the ``subject`` (its H×W mask, ``subject_peak`` = fully subject; under it nothing is matched
     anyway), relative to its own strongest value where the subject does not reach, pixels at least half as
@@ -1061,14 +1071,15 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
     its strongest one. An empty mask stays empty (and is reported as ignored).
     """
     if subject is None:
-        weight = off = downscale(reference[..., None], 1.0, shape)
+        weight = off = downscale(reference[..., None], reference_peak, shape)
     else:  # the region is read without the subject, cut where the network reads subject (from half, see
         # _working_mask: a band drawn in a wide feather is background to it), its strength where no trace of the
         # subject is: a pixel the subject covers would count the strength painted over it, not the region's. A
         # trace is under 1/64 of the subject's strongest (a matting model's or a JPEG mask's floor of 1/255)
         trace = (subject.amax().float() / 64).to(reference.device)
         half = (subject.amax().float() * 0.5).clamp(min=1e-6, max=0.5 * subject_peak).to(reference.device)
-        weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], 1.0, shape)
+        weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], reference_peak,
+                           shape)
         coverage = downscale(subject[..., None], subject_peak, shape).to(weight.device)
         clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is,
         faint = (weight * (coverage <= (trace / subject_peak).to(weight.device))).max()  # else where a floor is,
