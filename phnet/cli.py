@@ -731,13 +731,12 @@ FORMAT_SIDES = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}  # the longest si
 def _check_format_limits(job: _Job) -> None:
     """A result or --compare picture too large for its format (WebP: 16383 px a side) is named before the work,
     not with the encoder's words after it. A file PIL cannot read yet is left to the run to name."""
+    from .imageio.decode import upright_size
     from .visualize import COMPARE_HEIGHT
 
     try:
         with quiet_open(job.composite) as picture:
-            width, height = picture.size
-            if picture.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # turned upright, as it is read
-                width, height = height, width
+            width, height = upright_size(picture)
     except Exception:
         return
     scale = min(1.0, COMPARE_HEIGHT / height)

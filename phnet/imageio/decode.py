@@ -289,6 +289,18 @@ def _turned_tiff(image) -> bool:
         return False
 
 
+def upright_size(image) -> tuple[int, int]:
+    """(width, height) of an opened, not yet loaded picture as it is read: turned by its EXIF orientation. A TIFF
+    may report the turned size already (Pillow 13 turns TIFFs itself): its size is then not the one stored."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+        stored = (image.tag_v2.get(256), image.tag_v2.get(257)) if image.format == "TIFF" else (width, height)
+    except Exception:  # unreadable tags: read as it is, as _upright does
+        return width, height
+    return (height, width) if orientation in (5, 6, 7, 8) and stored == (width, height) else (width, height)
+
+
 def _in_memory(path: str | Path) -> Any:
     import io
 

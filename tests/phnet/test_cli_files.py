@@ -547,6 +547,26 @@ def test_the_size_a_format_can_hold_is_judged_upright(tiny_folder, tmp_path):
     _check_format_limits(_Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp"))  # upright: 16 wide
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_turned_tiff_s_size_is_judged_upright_once(tmp_path, orientation):
+    """Pillow 13 reports a turned TIFF at its upright size already: turned again, a picture stored 8200x16 and
+    shown 16 wide was refused a comparison 16408 px wide, and one shown 8200 wide passed (the encoder failed
+    after the work)."""
+    from phnet.cli import _check_format_limits, _Job
+    from phnet.imageio import read_picture
+
+    comp, mask = tmp_path / "wide.tif", tmp_path / "m.png"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (8200, 16), (90, 100, 110)).save(comp, exif=exif)
+    job = _Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp")
+    if read_picture(comp)[0].shape[1] == 8200:
+        with pytest.raises(SystemExit, match=r"--compare c.webp would be 16408x44 pixels"):
+            _check_format_limits(job)
+    else:
+        _check_format_limits(job)
+
+
 def test_a_picture_out_of_memory_or_a_decoder_s_runtime_error_is_that_file_s_failure(tiny_folder, tmp_path,
                                                                                      monkeypatch, capsys):
     """One picture too big for memory (or a damaged AVIF: Pillow's plugin raises RuntimeError) stopped the whole
