@@ -57,7 +57,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and
     TIFF), H×W, H×W×3 or H×W×4, upright by EXIF."""
     with open_picture(path) as image:
-        return _pixels(path, image)
+        return picture_pixels(path, image)
 
 
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -67,7 +67,7 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     or ``workflow``);
     ``read_at_8_bits`` where a 16-bit TIFF's layout (premultiplied alpha, padding, planes) is decoded at 8."""
     with open_picture(path) as image:
-        pixels, kept = _pixels(path, image), _metadata(image)
+        pixels, kept = picture_pixels(path, image), _metadata(image)
         if pixels.dtype == np.uint8 and _sixteen_bit_tiff(image):  # a layout PIL decodes to 8 bits only
             kept["read_at_8_bits"] = True
     return pixels, kept
@@ -85,7 +85,8 @@ def _check_tiff_layout(image, name: str) -> None:
                          "decodes wrongly; save it with its channels interleaved (contiguous), e.g. as 16-bit PNG")
 
 
-def _pixels(path: str | Path, image) -> np.ndarray:
+def picture_pixels(path: str | Path, image) -> np.ndarray:
+    """An opened picture's pixels as they are read: 16-bit colour at 16 bits, a 16-bit key colour as alpha."""
     if image.info.get(_RAWMODE):
         return _key_as_alpha(_sixteen_bit_colour(path, image), image.info.get("transparency"))
     return pil_image_pixels(image, str(path), allow_16bit=True)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decode import file_mask_pixels, is_pil, open_picture, pil_mask_pixels
+from .decode import file_mask_pixels, is_pil, open_picture, picture_pixels, pil_mask_pixels
 from .images import _tensor_view, integer_peak, check_unit_range
 
 
@@ -219,9 +219,13 @@ def integer_levels_above_one(path: str | Path, alpha: bool = False) -> bool:
     0..65535 mask, not a 0/1 one); False for a file that cannot be read (its frame's run names it)."""
     try:
         with open_picture(path) as picture:
-            if alpha:
-                return "A" in picture.getbands() and picture.getchannel("A").getextrema()[1] > 1
-            values = file_mask_pixels(picture, str(path))
+            if alpha:  # as the run reads it: a 16-bit picture's alpha at 16 bits (PIL's own band holds its high byte)
+                pixels = picture_pixels(path, picture)
+                if pixels.ndim != 3 or pixels.shape[-1] != 4:
+                    return False
+                values = pixels[..., 3]
+            else:
+                values = file_mask_pixels(picture, str(path))
     except (ValueError, OSError):
         return False
     return values.dtype.kind in "ui" and values.size > 0 and int(values.max()) > 1

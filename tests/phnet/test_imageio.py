@@ -61,6 +61,19 @@ def test_uint16_mask_file_reads_half(tmp_path):
     assert io_.read_mask(tmp_path / "m.png")[0, 0] == pytest.approx(0.5, abs=1e-4)
 
 
+@pytest.mark.parametrize("high, expected", [(1, False), (200, True)])
+def test_a_16bit_alpha_s_levels_are_read_at_16_bits(tmp_path, high, expected):
+    """PIL's alpha band of a 16-bit RGBA PNG holds the high byte: levels up to 255 of 65535 read as 0, so a clip
+    of such frames was read as 0/1 masks."""
+    cv2 = pytest.importorskip("cv2")
+    from phnet.imageio.masks import integer_levels_above_one
+
+    pixels = np.zeros((8, 8, 4), np.uint16)
+    pixels[2:6, 2:6, 3] = high
+    cv2.imwrite(str(tmp_path / "a.png"), pixels)
+    assert integer_levels_above_one(tmp_path / "a.png", alpha=True) is expected
+
+
 @pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
 @pytest.mark.parametrize("value", [1.5, -0.2, 255.0, np.nan])
 def test_float_mask_outside_0_1_is_an_error_everywhere(name, fn, value):
