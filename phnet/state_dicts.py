@@ -123,5 +123,6 @@ def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
 
 
 def _without_ddp_prefix(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """DDP saves every name under ``module.``; a file saved from a wrapped model has them."""
-    return {re.sub(r"^module\.", "", k): v for k, v in tensors.items()}
+    """A file saved from a wrapped model has its names under the wrappers': DDP's ``module.``, torch.compile's
+    ``_orig_mod.``, or both."""
+    return {re.sub(r"^(?:module\.|_orig_mod\.)+", "", k): v for k, v in tensors.items()}

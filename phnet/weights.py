@@ -56,13 +56,19 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], PHNetCon
 def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None = None) -> PHNetConfig:
     """The architecture a PHNet state_dict was made for, read off its tensor shapes."""
     try:
-        widths = [state_dict["encoder.0.0.weight"].shape[1]]
-        widths += [state_dict[f"encoder.{i}.0.weight"].shape[0] for i in range(6)]
+        convolutions = [state_dict[f"encoder.{i}.0.weight"] for i in range(6)]
         grids = []
         while f"normalizers.{len(grids)}.grid_weights" in state_dict:
-            grids.append(state_dict[f"normalizers.{len(grids)}.grid_weights"].shape[-1])
+            grids.append(state_dict[f"normalizers.{len(grids)}.grid_weights"])
     except KeyError as e:
         raise ValueError(f"this is not a PHNet state_dict (no {e.args[0]!r} tensor)") from None
+    flat = next((f"encoder.{i}.0.weight" for i, t in enumerate(convolutions) if t.ndim != 4), None)
+    flat = flat or next((f"normalizers.{i}.grid_weights" for i, t in enumerate(grids) if t.ndim == 0), None)
+    if flat is not None:  # another network's tensor under the same name (a norm layer's 1-D weight, say)
+        raise ValueError(f"this is not a PHNet state_dict ({flat!r} has shape {tuple(state_dict[flat].shape)}, not a "
+                         "convolution's or a grid's)")
+    widths = [convolutions[0].shape[1], *(t.shape[0] for t in convolutions)]
+    grids = [t.shape[-1] for t in grids]
     if not grids:
         raise ValueError("this is not a PHNet state_dict (no normalizers.*.grid_weights tensors)")
     squeeze = state_dict.get("SE_block.fc.0.weight")  # (bottleneck width / se_reduction) x bottleneck width
@@ -86,6 +92,30 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
                          config_file: Path | None = None) -> None:
     """Strict loading with one readable message for every kind of mismatch (``config_file``: the config.json
     the model's config came from, named as the place to fix)."""
+    check_fits(model, state_dict, source, config_file)
+    own = model.state_dict()
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise ValueError(
+            f"the weights {source} hold NaN or infinite values in {bad[0]!r}{more}: they would give NaN pixels. "
+            "The file is damaged or comes from a training run that diverged; use another checkpoint"
+        )
+    whole = [k for k, v in state_dict.items() if own[k].is_floating_point() and not v.is_floating_point()]
+    if whole:
+        raise ValueError(
+            f"the weights {source} store {whole[0]!r} as {state_dict[whole[0]].dtype}, where PHNet keeps floats "
+            f"({len(whole)} such tensors): they are not PHNet weights as trained (a quantized or wrongly written "
+            "file?); use the original checkpoint"
+        )
+    converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    model.load_state_dict(converted, strict=True)
+
+
+def check_fits(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any = "",
+               config_file: Path | None = None) -> None:
+    """Every tensor of ``state_dict`` is one of ``model``'s, of its shape, and none is missing: else one readable
+    message. ``model`` may be on the meta device (a config checked before memory is taken for it)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -129,22 +159,6 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
         raise ValueError(
             f"the weights {source} do not fit this PHNet config ({detail}).{found} {fix}"
         )
-    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
-        raise ValueError(
-            f"the weights {source} hold NaN or infinite values in {bad[0]!r}{more}: they would give NaN pixels. "
-            "The file is damaged or comes from a training run that diverged; use another checkpoint"
-        )
-    whole = [k for k, v in state_dict.items() if own[k].is_floating_point() and not v.is_floating_point()]
-    if whole:
-        raise ValueError(
-            f"the weights {source} store {whole[0]!r} as {state_dict[whole[0]].dtype}, where PHNet keeps floats "
-            f"({len(whole)} such tensors): they are not PHNet weights as trained (a quantized or wrongly written "
-            "file?); use the original checkpoint"
-        )
-    converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
-    model.load_state_dict(converted, strict=True)
 
 
 def model_from_file(path: str | Path, config: PHNetConfig | None = None, config_file: Path | None = None) -> PHNet:
@@ -163,6 +177,8 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None, config_
         _check_agreement(config, _config_from_shapes(path, tensors), str(config_file), path,
                          f"An official checkpoint is read with the official mapping: fix or delete {config_file}",
                          config_file.name, held="read off the official file")
+    with torch.device("meta"):  # shapes first: a config.json of absurd widths built gigabytes before the check
+        check_fits(PHNet(config), tensors, source=str(path), config_file=config_file)
     model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
     load_state_dict_into(model, tensors, source=str(path), config_file=config_file)
     return model.eval()
@@ -192,7 +208,8 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
 
 def _size_from_name(name: str) -> int | None:
     """Official files carry their resolution in the name: iharmony512.pth, ffhqh1024.pth."""
-    m = re.search(r"(?<!\d)(256|512|1024|2048)(?!\d)", name)  # not the digits of a date or a step count
+    counted = re.sub(r"(?i)(?<![a-z])(?:epoch|step|iter|ep|e)[-_]?\d+", "", name)  # epoch-256.pth: a count
+    m = re.search(r"(?<!\d)(256|512|1024|2048)(?!\d)", counted)  # not the digits of a date or a step count
     return int(m.group(1)) if m else None
 
 

@@ -248,13 +248,23 @@ def test_a_pth_whose_squeeze_width_is_rounded_down_and_one_of_another_output_are
         lambda sd: {f"module.{k}": v for k, v in sd.items()},  # saved from a DDP/DataParallel wrapper
         lambda sd: {"state_dict": sd, "epoch": 3},
         lambda sd: {"model": {f"module.{k}": v for k, v in sd.items()}},
+        lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},  # saved from a torch.compile'd model
+        lambda sd: {f"module._orig_mod.{k}": v for k, v in sd.items()},  # compiled, then wrapped in DDP
     ],
-    ids=["module-prefix", "state_dict-wrapper", "model-wrapper+prefix"],
+    ids=["module-prefix", "state_dict-wrapper", "model-wrapper+prefix", "compiled", "ddp+compiled"],
 )
 def test_wrapped_state_dicts_load(tiny_model, tmp_path, wrap):
     path = tmp_path / "wrapped.pt"
     torch.save(wrap(tiny_model.state_dict()), path)
     assert _same_weights(load_model(path), tiny_model)
+
+
+def test_the_official_trainer_s_epoch_numbers_are_not_a_working_size(tiny_model, tmp_path):
+    """epoch-256.pth was read as trained at 256 (the official trainer saves epoch-{N}.pth, for 300 epochs)."""
+    for name, size in [("epoch-256.pth", 512), ("ffhqh1024_epoch-300.pth", 1024), ("phnet_256.pth", 256)]:
+        torch.save(tiny_model.state_dict(), tmp_path / name)
+        with pytest.warns(UserWarning, match=rf"working size {size}\)"):
+            assert load_model(tmp_path / name).config.image_size == size
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1086,3 +1096,25 @@ def test_a_pth_whose_entries_would_unpack_to_gigabytes_is_refused_before_loading
     assert bomb.stat().st_size < 1 << 20
     with pytest.raises(ValueError, match=r"would unpack to 200 MB from a 0.2 MB file"):
         safe_torch_load(bomb)
+
+
+def test_a_config_is_checked_against_the_weights_before_a_model_of_it_is_built(tiny_config, tiny_model, tmp_path,
+                                                                                 monkeypatch):
+    """A config.json of absurd widths beside a 0.4 MB file built a model of 3.5 GB before the shapes were
+    compared."""
+    import dataclasses
+
+    torch.save(tiny_model.state_dict(), tmp_path / "mine.pth")
+    dataclasses.replace(tiny_config, enc_sizes=(3, *[512] * 6)).save(tmp_path / "config.json")
+    built = []
+    monkeypatch.setattr(W, "PHNet", lambda config: built.append(torch.empty(0).device.type) or PHNet(config))
+    with pytest.raises(ValueError, match=r"do not fit this PHNet config \(\d+ with other shapes"):
+        load_model(tmp_path)
+    assert built == ["meta"]
+
+
+@pytest.mark.parametrize("tensor", [torch.ones(16), torch.tensor(1.0)])
+def test_another_network_s_tensors_under_phnet_s_names_are_named_as_such(tmp_path, tensor):
+    torch.save({f"encoder.{i}.0.weight": tensor for i in range(6)}, tmp_path / "other_unet.pth")
+    with pytest.raises(ValueError, match=r"not a PHNet state_dict \('encoder.0.0.weight' has shape"):
+        load_model(tmp_path / "other_unet.pth")
