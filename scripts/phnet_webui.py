@@ -363,7 +363,8 @@ def _harmonize(p, image, s):
                                           feather=float(s.feather or 0.0)), 1, image.height, image.width)
         if not bool((mask > 0).any()):
             raise ValueError(f"PHNet: Grow {int(s.grow or 0)} shrank the mask to nothing: raise Grow toward 0.")
-    if s.mask_source != MASK_INPAINT and getattr(p, "image_mask", None) is not None and _option("overlay_inpaint", True):
+    if s.mask_source != MASK_INPAINT and getattr(p, "mask_for_overlay", None) is not None and \
+            _option("overlay_inpaint", True):  # (a blank mask with 'Only masked': the WebUI pastes nothing back)
         # the subject's own mask: Grow and Feather's halo of background may fall where the original comes back
         lost = _share_outside_inpaint_mask(p, given)
         if lost > 0.01:
@@ -373,14 +374,20 @@ def _harmonize(p, image, s):
                 "that part of the change would be lost. Paint the inpaint mask over the whole subject, choose the "
                 "mask source 'Inpaint mask', or paste the subject in txt2img (or img2img without a mask).")
     if s.mask_source == MASK_INPAINT and getattr(p, "inpaint_full_res", False) and bool((mask >= 0.5).all()):
+        if not bool((given >= 0.5).all()):
+            raise ValueError(
+                f"PHNet: Grow {int(s.grow or 0)} / Feather {float(s.feather or 0):g} filled the whole generated crop "
+                "('Inpaint area: Only masked'), so no background is left to match the subject to: lower Grow and "
+                "Feather.")
         raise ValueError(
             f"PHNet: with 'Inpaint area: Only masked' the generated crop is all mask (padding "
             f"{getattr(p, 'inpaint_full_res_padding', 0)} px), so no background is left to match the subject to: "
-            "raise 'Only masked padding, pixels' (e.g. to 32), or inpaint the whole picture.")
+            "raise 'Only masked padding, pixels', or inpaint the whole picture.")
     result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
-    if reach is not None:
-        result = carry_into_band(image, result, mask.reshape(image.height, image.width).numpy(), reach)
+    if reach is not None:  # beyond the painted mask too: a ring Grow < 0 took off it stays as generated
+        harmonized = mask.maximum(given).reshape(image.height, image.width).numpy()
+        result = carry_into_band(image, result, harmonized, reach)
     if alpha is not None:
         result.putalpha(alpha)
     return result, corrections, harmonizer.config.name, notes
@@ -498,7 +505,9 @@ def carry_into_band(image, result, mask, reach):
     the subject's pixels before onto after (least squares), applied to the band as far as it lies beyond the
     mask. A pixel at 0 or 255 before or after says nothing of the map (a white shirt brightened stays 255, which
     read as a gain of 0 and painted the band white): the fit reads the others, its gain kept within
-    ``CARRIED_GAIN``, and falls back to the mean shift where too few are left."""
+    ``CARRIED_GAIN``, and falls back to the mean shift where too few are left. A band pixel's change stays
+    within the changes the subject's pixels got: the band's colours lie outside the subject's range, where a
+    gain's line reaches far (a dark subject brightened by 12 levels raised a bright band by 55)."""
     import numpy as np
     from PIL import Image
 
@@ -517,7 +526,8 @@ def carry_into_band(image, result, mask, reach):
         spread = ((x - mx) ** 2).mean()
         gain = ((x - mx) * (y - my)).mean() / spread if spread > 1 and inside.sum() >= 2 else 1.0
         gain = float(np.clip(gain, *CARRIED_GAIN))
-        carried[..., c] = before[..., c] * gain + (my - gain * mx)
+        change = after[..., c][subject] - before[..., c][subject]
+        carried[..., c] += np.clip(before[..., c] * (gain - 1) + (my - gain * mx), change.min(), change.max())
     carried = np.clip(carried, 0, 255)
     return Image.fromarray(np.round(after + band * (carried - after)).astype(np.uint8))
 

@@ -328,6 +328,83 @@ def test_a_subject_that_clips_carries_its_shift_into_the_band_not_its_clipped_co
     assert ((carried_shift > 0.4) & (carried_shift < 1.1)).all(), carried_shift
 
 
+def test_the_band_changes_no_more_than_the_subject_did(webui):
+    """The subject's gain was carried to the band's colours, far outside the subject's range: a dark subject
+    brightened by 12 levels raised the bright background around it by 55 (93 % of it to 255)."""
+    rng = np.random.default_rng(0)
+    before = np.full((40, 40, 3), 200, np.float32) + rng.normal(0, 3, (40, 40, 3))
+    mask = np.zeros((40, 40), np.float32)
+    mask[10:30, 10:30] = 1
+    before[10:30, 10:30] = rng.uniform(20, 60, (20, 20, 3))
+    before = before.clip(0, 255).round()
+    after = before.copy()
+    after[10:30, 10:30] = (before[10:30, 10:30] * 1.3).round()
+    reach = np.zeros((40, 40), np.uint8)
+    reach[5:35, 5:35] = 255
+    carried = np.asarray(webui.script_module.carry_into_band(Image.fromarray(before.astype(np.uint8)),
+                                                             Image.fromarray(after.astype(np.uint8)), mask,
+                                                             Image.fromarray(reach))).astype(float)
+    ring = (reach > 0) & (mask == 0)
+    largest = (after - before)[mask > 0].max()
+    assert 0 < (carried - before)[ring].max() <= largest
+
+
+def _overlaid(webui, full, blur, width, height, **settings):
+    """An inpainting job with the overlay mask the WebUI makes of ``full`` (Mask blur ``blur``, whole picture)."""
+    from PIL import ImageFilter
+
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=width, height=height, mask=Image.fromarray(full),
+                                                          inpaint_full_res=False, **settings)
+    blurred = np.asarray(Image.fromarray(full).filter(ImageFilter.GaussianBlur(blur))) if blur else full
+    p.mask_for_overlay = Image.fromarray(np.clip(blurred.astype(int) * 2, 0, 255).astype(np.uint8))
+    return p
+
+
+@pytest.mark.parametrize("blur", [0, 4])
+def test_a_ring_grow_took_off_the_painted_mask_stays_as_generated(webui, blur):
+    """The band was what the overlay shows beyond the grown mask: with Grow < 0 it took in the ring the shrink
+    left out, recoloured by the carried correction (43 levels on average)."""
+    full = np.zeros((128, 128), np.uint8)
+    full[32:96, 32:96] = 255
+    before = np.asarray(_generated(128, 128)).astype(int)
+    before[32:96, 32:96] = np.clip(before[32:96, 32:96] + [60, -20, -40], 0, 255)
+    before = Image.fromarray(before.astype(np.uint8))
+    ring = np.zeros((128, 128), bool)
+    ring[32:96, 32:96] = True
+    ring[40:88, 40:88] = False
+    script, runner = _runner(webui, True)
+    p = _overlaid(webui, full, blur, 128, 128)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT, grow=-8,
+                          threshold=0)
+    after = np.asarray(_postprocess(webui, runner, p, before)).astype(int)
+    changed = np.abs(after - np.asarray(before).astype(int)).max(-1) > 0
+    assert changed[40:88, 40:88].any() and not changed[ring].any()
+
+
+def test_a_blank_mask_with_only_masked_pastes_nothing_back_so_no_subject_is_lost(webui):
+    """With a blank mask and 'Only masked' the WebUI generates the whole picture and pastes nothing back
+    (mask_for_overlay None): a pasted subject was refused as 100 % lost."""
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, init_images=[_generated(seed=1)],
+                                                          mask=Image.new("L", (64, 48), 0), inpaint_full_res=False)
+    p.mask_for_overlay = None  # as the WebUI leaves it: "Unable to perform 'Inpaint Only mask' because mask is blank"
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=30, y=20)
+    _postprocess(webui, runner, p, _generated())
+    assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
+
+
+def test_a_crop_filled_by_grow_names_grow_not_the_padding(webui, capsys):
+    full = np.zeros((128, 128), np.uint8)
+    full[32:96, 32:96] = 255
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(full),
+                                                          inpaint_full_res=True, inpaint_full_res_padding=32)
+    p.paste_to = (0, 0, 128, 128)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT, grow=32)
+    _fails(webui, capsys, runner, p, r"Grow 32 / Feather 0 filled the whole generated crop .*lower Grow")
+
+
 def test_a_pasted_subject_mostly_off_the_picture_is_named(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
@@ -440,6 +517,7 @@ def test_a_subject_pasted_outside_the_inpaint_mask_is_refused_not_silently_lost(
     rgba[2:14, 2:10, 3] = 255
     p = webui.processing.StableDiffusionProcessingImg2Img(
         width=64, height=48, init_images=[_generated(seed=1)], mask=Image.fromarray(inpaint), inpaint_full_res=False)
+    p.mask_for_overlay = Image.fromarray(inpaint)  # as the WebUI sets it for a painted mask (Mask blur 0)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=Image.fromarray(rgba), x=30, y=20, scale=1.0, anchor="top-left")  # fmt: skip
     if lost:
