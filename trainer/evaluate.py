@@ -43,6 +43,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import write_atomic_text
+from phnet.config import MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
@@ -326,8 +327,9 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
              untouched_check: bool = True, progress: bool = True) -> dict:
     native = str(resolution) == "native"
     size = None if native else int(resolution)
-    if size is not None and (size < 8 or size % 8):
-        raise ValueError(f"--resolution must be a multiple of 8 or 'native', got {resolution}")
+    if size is not None and (size < MIN_WORKING_SIZE or size % 8):
+        raise ValueError(f"--resolution must be a multiple of 8 from {MIN_WORKING_SIZE} (the network's smallest) or "
+                         f"'native', got {resolution}")
     from phnet.harmonizer import pick_device
 
     dev = pick_device(device)
@@ -504,8 +506,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.resolution != "native" and not (args.resolution.isdigit() and int(args.resolution) % 8 == 0
-                                            and int(args.resolution) > 0):
-        p.error(f"--resolution must be a multiple of 8 (e.g. 256) or 'native', got {args.resolution!r}")
+                                            and int(args.resolution) >= MIN_WORKING_SIZE):
+        p.error(f"--resolution must be a multiple of 8 from {MIN_WORKING_SIZE} (e.g. 256) or 'native', got "
+                f"{args.resolution!r}")
     if args.working_size is not None and args.resolution != "native":
         p.error("--working-size is for --resolution native (the Harmonizer at full size); at a fixed --resolution "
                 "the network runs at that size")

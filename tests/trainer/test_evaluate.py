@@ -115,7 +115,8 @@ def test_a_photo_folders_test_split_is_reported_as_not_held_out(landscapes, tmp_
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--resolution", "abc"], "--resolution must be a multiple of 8 (e.g. 256) or 'native', got 'abc'"),
+    (["--resolution", "abc"], "--resolution must be a multiple of 8 from 16 (e.g. 256) or 'native', got 'abc'"),
+    (["--resolution", "8"], "--resolution must be a multiple of 8 from 16"),  # torch's 'when training' at 8
     (["--max-samples", "-1"], "--max-samples must be a number of composites"),
     (["--val-fraction", "1.5"], "--val-fraction must be from 0 to 1, got 1.5"),
     (["--config", "/nope/run_config.json"], "config"),

@@ -61,6 +61,9 @@ def test_sample_strength_fractions():
     assert (s == 0).mean() == pytest.approx(0.1, abs=0.02)
     assert ((s > 0) & (s <= 0.2)).mean() == pytest.approx(0.2, abs=0.03)
     assert (s >= 0.4).mean() == pytest.approx(0.7, abs=0.03)
+    for mild_max in (0.01, 0.0):  # under the usual floor of 0.02: numpy's "high - low < 0" stopped the run
+        mild = SynthesisOptions(identity_fraction=0.0, mild_fraction=1.0, mild_max=mild_max)
+        assert all(0 <= sample_strength(rng, mild) <= mild_max for _ in range(20))
     with pytest.raises(ValueError, match="unknown synthesis transform"):
         SynthesisOptions(transforms=["sepia"])
     # the device synthesis applied one draw at every repeat, the CPU one a draw each: two recipes

@@ -147,7 +147,7 @@ def sample_strength(rng: np.random.Generator, options: SynthesisOptions | None =
     if u < o.identity_fraction:
         return 0.0
     if u < o.identity_fraction + o.mild_fraction:
-        return float(rng.uniform(0.02, o.mild_max))
+        return float(rng.uniform(min(0.02, o.mild_max), o.mild_max))  # a mild_max under 0.02 is its own floor
     return float(rng.uniform(*o.strength_range))
 
 
