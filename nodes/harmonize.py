@@ -86,8 +86,8 @@ REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the
                   "why and what to do. Also shown on the node.")
 WORKING_SIZE = ("INT", {
     "default": 0, "min": 0, "max": 4096, "step": 16,  # from 0 a step of 8 reached 8, which the network refuses
-    "tooltip": "Resolution (square side, in steps of 16) the network runs at; 0 = the resolution the weights were "
-               "trained at. Lower it to save memory.",
+    "tooltip": "The network runs at about this size squared, the image's aspect ratio kept (sides in multiples of "
+               "8); 0 = the resolution the weights were trained at. Lower it to save memory.",
 })
 
 
@@ -152,8 +152,8 @@ class PHNetHarmonizeFrames:
                 **_inputs("The frames of a clip as one image batch, in time order (e.g. from a video loader)."),
                 "smoothing": ("FLOAT", {
                     "default": 3.0, "min": 0.0, "max": 100.0, "step": 0.5,
-                    "tooltip": "How many frames the correction is averaged over (the spread of the average); "
-                               "0 = every frame on its own.",
+                    "tooltip": "The spread of the correction's average over frames (a Gaussian's σ: it reaches "
+                               "about 3× this many frames on each side); 0 = every frame on its own.",
                 }),
                 "cut_threshold": ("FLOAT", {
                     "default": 20.0, "min": 1.0, "max": 255.0, "step": 1.0,
