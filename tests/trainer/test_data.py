@@ -574,3 +574,22 @@ def test_a_photo_past_pils_pixel_limit_is_left_to_its_own_sample_by_the_size_che
     ds = build_dataset({"root": str(tmp_path), "val_fraction": 0.0}, "train", image_size=32)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 40² is then past twice the limit
     assert upscaled_photos(ds, 512) == []
+
+
+@pytest.mark.parametrize("mode", ["stretch", "pad"])
+def test_a_mask_is_resized_as_the_official_loader_resizes_it(mode):
+    """Binary at 0.5, then nearest (PIL mode "1"): averaged and thresholded, thin strands vanished and edges
+    moved, so the foreground count behind fMSE was not the official tester's (130 of 2460 pixels apart)."""
+    from trainer.data.common import fit_square, pad_box, to_chw
+
+    yy, xx = np.mgrid[0:300, 0:400]
+    mask = ((yy - 140) ** 2 + (xx - 200) ** 2 < 60 ** 2) | ((np.abs(xx - 120) < 2) & (yy > 100))
+    stack = torch.cat([torch.rand(3, 300, 400), to_chw(mask.astype(np.float32))])
+    got = fit_square(stack, 64, mode, None, keep=3)[3].numpy()
+    if mode == "pad":
+        top, left, height, width = pad_box(300, 400, 64)
+        got = got[top : top + height, left : left + width]
+    else:
+        height = width = 64
+    official = np.asarray(Image.fromarray(mask).convert("1").resize((width, height))) > 0
+    assert np.array_equal(got > 0.5, official) and set(np.unique(got)) <= {0.0, 1.0}
