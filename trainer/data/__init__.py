@@ -80,6 +80,17 @@ def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
                      "splits; read as a plain folder it would mix its splits and its masks into the photos")
 
 
+def pool_part(folder: Path, split: str) -> tuple[Path, Path] | None:
+    """(photos, masks) of a pool's ``split`` (:func:`pool_split`), or of ``folder`` when it is one split of a pool
+    (``images/`` and ``masks/``, the pool's ``manifest.json`` above): read as a plain folder, its masks would be
+    photos too. None for any other folder."""
+    if split != "all" and (found := pool_split(folder, split)) is not None:
+        return found
+    if (folder / "images").is_dir() and (folder / "masks").is_dir() and (folder.parent / "manifest.json").is_file():
+        return folder / "images", folder / "masks"
+    return None
+
+
 TEST_IS_VALIDATION = (
     "NOT A HELD-OUT SCORE: the test split of the photo folder {root} is its validation split (data.test_fraction "
     "= 0, the default). A run trained on this folder chose its best/ checkpoint and calibrated its do-no-harm rule "
@@ -140,15 +151,23 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
     elif data.get("val_root") and (split == "val" or (split == "test" and not float(data.get("test_fraction", 0)))):
         # validation on a folder of held-out photos; the test split is it too, unless one is carved (see below)
-        recs = folder_records(configured_folder(data, "val_root"), "train", configured_folder(data, "val_mask_dir"),
-                              0.0, 0.0, mask_setting="data.val_mask_dir")
+        val_root = configured_folder(data, "val_root")
+        if (held := detect_kind(val_root)) != "folder":
+            raise ValueError(f"data.val_root {val_root} holds a ready {held} set (composites, masks and real pictures "
+                             "in folders of their own): read as photos, its masks and composites would be validation "
+                             "photos; give a folder of photos (or a package_portraits pool), or train on that set")
+        part = None if data.get("val_mask_dir") else pool_part(val_root, "val")
+        photos, masks = part or (val_root, configured_folder(data, "val_mask_dir"))
+        recs = folder_records(photos, "train", masks, 0.0, 0.0, mask_setting="data.val_mask_dir")
         recs *= max(1, int(data.get("val_copies", 1)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
         ds.folder = str(data["val_root"])
         if split == "test":
             ds.not_held_out = TEST_IS_VALIDATION.format(root=f"{root} (its validation folder {data['val_root']})")
-    elif split == "all":
-        recs = folder_records(root, "train", configured_folder(data, "mask_dir"), 0.0, 0.0)
+    elif split == "all":  # a folder of photos, or one split of a pool (its images/ with their masks/)
+        part = None if data.get("mask_dir") else pool_part(root, "all")
+        photos, masks = part or (root, configured_folder(data, "mask_dir"))
+        recs = folder_records(photos, "train", masks, 0.0, 0.0)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     elif (pool := pool_split(root, split)) is not None and not data.get("mask_dir"):
         recs = folder_records(pool[0], "train", pool[1], 0.0, 0.0)  # every photo of the pool's split, with its mask
@@ -157,7 +176,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         test_fraction = float(data.get("test_fraction", 0.0))
         # validation on a folder of its own: none of these photos is set aside for it (5 % were, unused)
         carved = 0.0 if data.get("val_root") else val_fraction
-        recs = folder_records(root, split, configured_folder(data, "mask_dir"), carved, test_fraction)
+        part = None if data.get("mask_dir") else pool_part(root, "all")  # one split of a pool: its photos, masks
+        photos, masks = part or (root, configured_folder(data, "mask_dir"))
+        recs = folder_records(photos, split, masks, carved, test_fraction)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
         if split == "test" and test_fraction <= 0 and not data.get("val_root"):
             ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
