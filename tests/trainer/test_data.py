@@ -372,6 +372,49 @@ def test_a_package_portraits_pool_is_read_split_by_split_with_its_masks(tmp_path
         build_dataset({"root": str(pool), "kind": "folder", "mask_fallback": "error"}, "test", image_size=32)
 
 
+def _pool(root: Path, splits=(("train", 5), ("val", 2), ("test", 3))) -> Path:
+    rng = np.random.default_rng(3)
+    for split, n in splits:
+        for kind in ("images", "masks"):
+            (root / split / kind).mkdir(parents=True)
+        for i in range(n):
+            img, mask = portrait(rng, 32, 32)
+            Image.fromarray(img).save(root / split / "images" / f"{split}{i}.png")
+            Image.fromarray(mask).save(root / split / "masks" / f"{split}{i}.png")
+    (root / "manifest.json").write_text("{}")
+    return root
+
+
+def test_a_pool_or_one_of_its_splits_is_read_with_its_masks_wherever_it_is_named(tmp_path, photos):
+    """A pool given as data.val_root, or one of its splits as the root (--split all, or a run on POOL/train),
+    was read as a plain folder: its masks became photos, each scored with an ellipse mask."""
+    pool = _pool(tmp_path / "pool")
+    base = {"kind": "folder", "mask_fallback": "error"}
+    val = build_dataset({**base, "root": str(photos[0]), "mask_dir": str(photos[1]), "val_root": str(pool)}, "val",
+                        image_size=32)
+    assert sorted(r.name for r in val.records) == ["val0.png", "val1.png"]
+    for root, split, names in [(pool / "test", "all", ["test0.png", "test1.png", "test2.png"]),
+                               (pool / "train", "train", None)]:
+        ds = build_dataset({**base, "root": str(root)}, split, image_size=32)
+        assert all(r.mask is not None and r.mask.parent.name == "masks" for r in ds.records), split
+        assert names is None or sorted(r.name for r in ds.records) == names
+
+
+def test_a_ready_set_as_val_root_is_refused(tmp_path, photos):
+    make_iharmony(tmp_path / "ih")
+    with pytest.raises(ValueError, match=r"data.val_root .*HCOCO holds a ready iharmony set"):
+        build_dataset({"root": str(photos[0]), "val_root": str(tmp_path / "ih" / "HCOCO")}, "val", image_size=32)
+
+
+def test_an_iharmony_subset_kept_with_its_test_list_alone_is_an_iharmony_set(tmp_path):
+    """Without its _train.txt a subset copied for testing was a photo folder: its mask pictures were scored."""
+    make_iharmony(tmp_path, subsets=("Hday2night",))
+    subset = tmp_path / "Hday2night"
+    (subset / "Hday2night_train.txt").unlink()
+    assert detect_kind(subset) == "iharmony"
+    assert len(build_dataset({"root": str(subset)}, "test", image_size=32)) == 2
+
+
 @pytest.mark.parametrize("synthesis", [{"on_device": True}, {"on_device": False}])
 def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, capsys):
     img_dir, mask_dir = photos

@@ -28,13 +28,20 @@ def is_iharmony_root(root: Path) -> bool:
     root = Path(root)
     if any((root / s).is_dir() for s in SUBSETS):
         return True
-    return (root / "composite_images").is_dir() and any(root.glob("*_train.txt"))
+    return (root / "composite_images").is_dir() and bool(_listed(root))
+
+
+def _listed(subset: Path) -> list[str]:
+    """The subset names a subset folder's lists carry (``Hday2night_train.txt``, ``_test``, ``_val``): a copy kept
+    for testing may hold its test list alone."""
+    lists = (p for stage in ("train", "test", "val") for p in subset.glob(f"*_{stage}.txt"))
+    return sorted({p.name.rsplit("_", 1)[0] for p in lists})
 
 
 def _subset_dirs(root: Path, subsets) -> list[tuple[str, Path]]:
     root = Path(root)
     if (root / "composite_images").is_dir():  # root *is* one subset, named by its lists (a copy may be renamed)
-        listed = sorted(p.name[: -len("_train.txt")] for p in root.glob("*_train.txt"))
+        listed = _listed(root)
         name = root.name if root.name in listed or len(listed) != 1 else listed[0]
         if subsets and name not in subsets:
             raise ValueError(f"data.subsets {list(subsets)} picks subsets under an iHarmony4 root, but {root} is "
