@@ -197,9 +197,19 @@ class Harmonizer:
                 or network_batch < 1):
             raise ValueError(f"network_batch must be a whole number >= 1 or 'auto', got {network_batch!r}")
         self.network_batch = network_batch if isinstance(network_batch, str) else int(network_batch)
-        # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
-        self.model = model.eval().to(self.device, torch.float32)
         self.cuda_graphs = cuda_graphs
+        self.model = model
+
+    @property
+    def model(self) -> PHNet:
+        return self._model
+
+    @model.setter
+    def model(self, model: PHNet) -> None:
+        """Another model (or the same one after changing its weights under torch.inference_mode, which keeps no
+        version count) is folded into the inference network again: a model put in place was never run."""
+        # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
+        self._model = model.eval().to(self.device, torch.float32)
         self._set_network()
 
     def _warn_if_slow(self) -> None:
@@ -219,7 +229,8 @@ class Harmonizer:
 
     def _check_weights(self) -> None:
         """The inference network folds some of the model's weights into its own: weights changed in place since
-        (``harmonizer.model.load_state_dict``) are folded again, so no call mixes old and new ones."""
+        (``harmonizer.model.load_state_dict``) are folded again, so no call mixes old and new ones. Weights made
+        under torch.inference_mode keep no version count: after changing those, assign ``harmonizer.model``."""
         if self._weights_version() != self._weights_seen:
             self._set_network()
 

@@ -789,6 +789,29 @@ def test_weights_loaded_into_the_model_afterwards_are_the_ones_used(tiny_config)
     assert np.array_equal(h(image, mask, threshold=0), fresh(image, mask, threshold=0))
 
 
+def test_a_model_put_in_place_is_the_one_used(tiny_config):
+    """harmonizer.model = other kept running the old model's folded weights while its config was the new one's;
+    weights changed under torch.inference_mode (as ComfyUI runs) keep no version count, and assigning the model
+    again is how to say so."""
+    from phnet import PHNet
+
+    torch.manual_seed(1)
+    second = PHNet(tiny_config).eval()
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    expected = Harmonizer(second, device="cpu", dtype="fp32")(image, mask, threshold=0)
+    h = Harmonizer(PHNet(tiny_config), device="cpu", dtype="fp32")
+    h(image, mask, threshold=0)
+    h.model = second
+    assert np.array_equal(h(image, mask, threshold=0), expected)
+    with torch.inference_mode():
+        h = Harmonizer(PHNet(tiny_config), device="cpu", dtype="fp32")
+        h(image, mask, threshold=0)
+        h.model.load_state_dict(second.state_dict())
+        h.model = h.model
+        assert np.array_equal(h(image, mask, threshold=0), expected)
+
+
 def test_read_only_inputs_raise_no_warning(tiny_model):
     """np.asarray of a PIL image is read-only: torch warns about such arrays unless told they are only read."""
     import warnings
