@@ -174,9 +174,12 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None, config_
                          "Start from the stored one (Harmonizer.from_pretrained(...).config, changed with "
                          "dataclasses.replace), or pass working_size= to the call for another working size")
     elif config_file is not None and path.suffix.lower() in PICKLE_SUFFIXES and is_official_file_name(path.name):
-        _check_agreement(config, _config_from_shapes(path, tensors), str(config_file), path,
+        official = _config_from_shapes(path, tensors)
+        _check_agreement(config, official, str(config_file), path,
                          f"An official checkpoint is read with the official mapping: fix or delete {config_file}",
                          config_file.name, held="read off the official file")
+        if not carries_official_terms(config):  # tuned, still the authors' weights: their name carries their terms
+            config = dataclasses.replace(config, name=official.name)
     with torch.device("meta"):  # shapes first: a config.json of absurd widths built gigabytes before the check
         check_fits(PHNet(config), tensors, source=str(path), config_file=config_file)
     model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
@@ -237,6 +240,8 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
     metadata = {"format": "pt", "phnet_config": config_json}
     write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
     write_atomic_text(directory / CONFIG_NAME, config_json)
+    if carries_official_terms(model.config):
+        write_atomic_text(directory / "LICENSE-WEIGHTS.txt", OFFICIAL_TERMS + "\n")
     return directory
 
 
@@ -393,6 +398,11 @@ def load_model(
         found.repo_id, revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
     )
     return model_from_folder(folder, config)
+
+
+def carries_official_terms(config: PHNetConfig) -> bool:
+    """Weights named as the official ones, or as trained on from them: their authors' terms go with them."""
+    return config.name.startswith(("official-", "finetuned-official-"))
 
 
 def model_card(config: PHNetConfig, base_model: str | None = None) -> str:

@@ -177,6 +177,25 @@ def test_official_weights_carry_their_terms_into_a_model_card_however_they_were_
         assert "CC BY-SA" in model_card(config), config.name
 
 
+def test_official_weights_tuned_by_a_config_json_keep_their_name_and_terms(official_files, tmp_path):
+    """Reached through its folder with a config.json (a working size tuned), an official file took the JSON's
+    name ("custom"): its model card and a saved copy lost the authors' terms."""
+    from phnet.weights import model_card
+
+    path, _ = official_files["iharmony"]
+    folder = tmp_path / "official-iharmony512"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    tuned = PHNetConfig.preset("iharmony", image_size=384).to_dict()
+    del tuned["name"]
+    (folder / "config.json").write_text(json.dumps(tuned))
+    model = load_model(folder)
+    assert (model.config.name, model.config.image_size) == ("official-iharmony512", 384)
+    assert "CC BY-SA" in model_card(model.config)
+    saved = save_pretrained(model, tmp_path / "copy")
+    assert "CC BY-SA" in (saved / "LICENSE-WEIGHTS.txt").read_text()
+
+
 def test_official_key_layout(official_files):
     ih = official_files["iharmony"][1]
     ff = official_files["ffhqh"][1]
