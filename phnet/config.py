@@ -88,8 +88,6 @@ class PHNetConfig:
                              f"{self.correction_ramp}")
         if not 0 <= self.correction_floor <= 1:
             raise ValueError(f"correction_floor must be a share from 0 to 1, got {self.correction_floor}")
-        if self.output == "image" and self.correction_threshold:
-            raise ValueError("correction_threshold needs output='residual' or 'transform' (a correction to shrink)")
 
     @property
     def feature_grid(self) -> int:

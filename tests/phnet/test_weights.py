@@ -196,6 +196,16 @@ def test_official_weights_tuned_by_a_config_json_keep_their_name_and_terms(offic
     assert "CC BY-SA" in (saved / "LICENSE-WEIGHTS.txt").read_text()
 
 
+def test_a_config_json_beside_an_official_file_may_set_its_threshold(official_files, tmp_path):
+    """As the README says; any threshold was refused ("needs output='residual'"), though a call's own works."""
+    path, _ = official_files["ffhqh"]
+    folder = tmp_path / "phnet"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    PHNetConfig.preset("ffhqh", image_size=256, correction_threshold=10.0).save(folder / "config.json")
+    assert load_model(folder).config.correction_threshold == 10.0
+
+
 def test_official_key_layout(official_files):
     ih = official_files["iharmony"][1]
     ff = official_files["ffhqh"][1]
