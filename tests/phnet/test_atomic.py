@@ -35,3 +35,10 @@ def test_a_long_name_is_written(tmp_path):
     name = "p" * 240 + ".png"
     atomic.write_atomic_text(tmp_path / name, "x")
     assert os.listdir(tmp_path) == [name]
+
+
+def test_a_missing_folder_is_named_by_the_file_asked_for(tmp_path):
+    """The error named '.config.json.4b028c094b0c.tmp', a file the caller never asked for."""
+    with pytest.raises(FileNotFoundError) as e:
+        atomic.write_atomic_text(tmp_path / "nope" / "config.json", "{}")
+    assert e.value.filename == str(tmp_path / "nope" / "config.json") and ".tmp" not in str(e.value)
