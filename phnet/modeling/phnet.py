@@ -56,7 +56,7 @@ class PHNet(nn.Module):
     """PHNet as the official code computes it; module names match the official state_dict.
 
     ``forward(composite, mask)`` takes B×3×H×W images in [0, 1] and B×1×H×W masks (H, W multiples
-    of 8) and returns the B×3×H×W prediction with the config's do-no-harm rule applied (threshold, ramp,
+    of 8, not both 8) and returns the B×3×H×W prediction with the config's do-no-harm rule applied (threshold, ramp,
     floor: the official weights have none); ``estimate(..., threshold=0)`` gives the raw network's.
     Blending with the composite is the caller's job.
     An optional B×1×H×W ``reference`` mask names the part of the background the subject should
@@ -161,6 +161,9 @@ class PHNet(nn.Module):
                 f"PHNet needs H and W divisible by 8, got {tuple(composite.shape[-2:])}; resize or pad the input "
                 "(phnet.Harmonizer does this for you)"
             )
+        if composite.shape[-1] == composite.shape[-2] == 8:  # the bottleneck would be one pixel: no statistics
+            raise ValueError("PHNet needs more than 8×8 pixels (at least one side 16), got 8×8; resize the input "
+                             "(phnet.Harmonizer works at 16 or more)")
         mask = mask.to(composite.dtype)
         if reference is not None:
             if reference.shape != mask.shape:

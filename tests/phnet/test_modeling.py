@@ -197,9 +197,9 @@ def test_low_precision_keeps_statistics_in_fp32(tiny_model):
     assert (low - ref).abs().max() < 0.05
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 30, 32), (1, 4, 32, 32)])
+@pytest.mark.parametrize("shape", [(1, 3, 30, 32), (1, 4, 32, 32), (1, 3, 8, 8)])
 def test_bad_shapes_are_named(tiny_model, shape):
-    with pytest.raises(ValueError, match="divisible by 8|B×3×H×W"):
+    with pytest.raises(ValueError, match="divisible by 8|B×3×H×W|more than 8×8 pixels"):
         tiny_model(torch.rand(shape), torch.zeros(1, 1, *shape[2:]))
 
 
