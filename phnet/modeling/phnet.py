@@ -128,7 +128,7 @@ class PHNet(nn.Module):
         if self.config.output == "transform":
             coefficients = subject_mean(at_least_fp32(raw), mask)
             composite = at_least_fp32(composite)
-            size = correction_size(apply_colour_transform(composite, coefficients) - composite, mask)
+            size = correction_size((apply_colour_transform(composite, coefficients) - composite).detach(), mask)
             kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)
             return (coefficients * kept[:, None] if threshold else coefficients), size, kept
         if self.config.output == "residual":
@@ -137,7 +137,9 @@ class PHNet(nn.Module):
         else:  # the official mapping: the sigmoid output is the picture itself
             picture = torch.sigmoid(at_least_fp32(raw))  # fp32 under autocast, as residual_change
             change = picture - composite
-        size = correction_size(change, mask)
+        # the size only decides how much is kept, a step no gradient is meant to pass: through it, a change of
+        # exactly 0 (an untrained residual model) met sqrt's infinite slope, NaN under torch.compile's backward
+        size = correction_size(change.detach(), mask)
         kept = kept_fraction(size, threshold, self.config.correction_ramp, self.config.correction_floor)
         if picture is not None and not threshold:
             return picture, size, kept  # exactly the official output

@@ -272,3 +272,16 @@ def test_a_model_cast_to_float64_answers_in_float64(output):
     mask = torch.ones(1, 1, 32, 32, dtype=torch.float64)
     mask[..., :8, :] = 0
     assert model(torch.rand(1, 3, 32, 32, dtype=torch.float64), mask)[0].dtype == torch.float64
+
+
+@pytest.mark.parametrize("output", ["residual", "transform"])
+def test_the_correction_s_size_passes_no_gradient(tiny_config, output):
+    """The size only decides the share kept. Through it an untrained residual model's change of exactly 0 met
+    sqrt's infinite slope: torch.compile's backward (which runs that branch) gave NaN in every gradient."""
+    import dataclasses
+
+    model = PHNet(dataclasses.replace(tiny_config, output=output)).train()
+    x, m = torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    m[..., 8:24, 8:24] = 1
+    out, size, kept = model.estimate(x, m, threshold=0)
+    assert out.requires_grad and not size.requires_grad and not kept.requires_grad
