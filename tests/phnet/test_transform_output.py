@@ -157,11 +157,21 @@ def test_config_round_trip_keeps_output_and_threshold(transform_model, tmp_path)
     torch.testing.assert_close(loaded.eval()(image, mask), model.eval()(image, mask))
 
 
-def test_threshold_needs_a_correction_output():
-    with pytest.raises(ValueError, match="correction_threshold"):
-        PHNetConfig(output="image", correction_threshold=1.0)
+def test_a_threshold_is_a_range_and_holds_for_the_image_output_too():
+    """The official mapping's change is the picture less the composite: its threshold, per call or in the
+    config (a config.json beside official weights), is applied as any other output's."""
+    from phnet import PHNet
+
     with pytest.raises(ValueError, match="correction_threshold"):
         PHNetConfig(output="residual", correction_threshold=-1.0)
+    config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), output="image",
+                         correction_threshold=255.0)
+    model = PHNet(config).eval()
+    x, m = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    m[..., 8:24, 8:24] = 1
+    with torch.no_grad():
+        out, size, kept = model.estimate(x, m)
+    assert float(kept) == 0 and torch.equal(out, x)
 
 
 def test_gain_and_offset_is_the_same_map_in_any_pixel_range():
