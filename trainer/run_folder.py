@@ -234,8 +234,8 @@ class RunFolder:
         step = int(ckpt.read_info(checkpoint)["step"])
         later = [p for s, p in ckpt.step_checkpoints(self.root) if s > step]
         best = self.root / "best"
-        if best.is_dir() and ckpt.is_complete(best) and int(ckpt.read_info(best).get("step", 0)) > step:
-            later.append(best)
+        if best.is_dir() and ckpt.is_complete(best) and _step_of(best, default=step + 1) > step:
+            later.append(best)  # (one whose step cannot be read is set aside too: it cannot be told to be older)
         if not later:
             return
         aside = self.root / "superseded" / f"after-step-{step:08d}"
@@ -297,7 +297,11 @@ class RunFolder:
             candidates.append(path)
         for p in candidates:
             if p.is_file():
-                return json.loads(p.read_text(encoding="utf-8"))
+                try:
+                    return json.loads(p.read_text(encoding="utf-8"))
+                except ValueError as e:  # (a checkpoint's own copy is checked with the checkpoint: damage())
+                    raise ValueError(f"{p} is damaged ({e}): restore it, or start the run again with "
+                                     "--overwrite") from None
         return None
 
     def write_config(self, cfg: dict) -> None:
@@ -306,3 +310,11 @@ class RunFolder:
         write_atomic_text(self.root / RUN_CONFIG_NAME, to_json(cfg))
         if legacy:
             (self.root / LEGACY_RUN_CONFIG_NAME).unlink(missing_ok=True)
+
+
+def _step_of(folder: Path, default: int) -> int:
+    """The step a checkpoint folder was saved at; ``default`` where its record is damaged."""
+    try:
+        return int(ckpt.read_info(folder).get("step", 0))
+    except (ValueError, TypeError, AttributeError, OSError):
+        return default

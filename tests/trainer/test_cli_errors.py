@@ -71,7 +71,7 @@ def test_resuming_a_finished_run_or_a_folder_that_is_no_checkpoint(shift_set, tm
         assert line.startswith(f"error: --resume {folder}: {what}, not a step checkpoint") and "--init-from" in line
 
 
-@pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors"])
+@pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors", "training_config.json"])
 def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, capsys, damaged):
     from trainer.fit import train
 
@@ -94,6 +94,22 @@ def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, 
     shutil.rmtree(older)
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume")
     assert line.endswith("holds no intact checkpoint: start over with --overwrite")
+
+
+def test_a_damaged_best_record_is_set_aside_by_a_branch_not_a_parser_s_message(shift_set, tmp_path, capsys):
+    """An empty best/checkpoint.json ended a resume from an older step with 'Expecting value: line 1 column 1'."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, ckpt_every=2, val_every=2, batch_size=4, log_every=1, keep_last=2),
+          progress=False)
+    from trainer.fit import main
+
+    (out / "best" / "checkpoint.json").write_text("")
+    assert main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
+                 "--data", str(shift_set), "--out", str(out), "--steps", "3", "--resume",
+                 str(out / "checkpoints" / "step-00000002")]) == 0, capsys.readouterr().err[-2000:]
+    assert (out / "superseded" / "after-step-00000002" / "best").is_dir()
 
 
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(shift_set, tmp_path, capsys, monkeypatch):
