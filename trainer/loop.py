@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -69,6 +69,7 @@ class LossWindow:
     skipped: int = 0
     parts: dict = field(default_factory=dict)
     t: float = field(default_factory=time.time)
+    excluded: float = 0.0  # seconds of validation and checkpoints in the window: not training time
 
     def add(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], samples: int, skipped: int) -> None:
         self.loss = self.loss + loss.detach()
@@ -149,6 +150,7 @@ class TrainingLoop:
         self.cfg, self.env, self.out_dir, self.log = cfg, env, out_dir, log
         self.model, self.train_model, self.ema = model, train_model, opt.ema
         self.criterion, self.optimizer, self.scheduler, self.scaler = opt.criterion, opt.optimizer, opt.scheduler, opt.scaler
+        self.step_lr = self.optimizer.param_groups[0]["lr"]  # the learning rate the last step took
         self.batches, self.train_loader, self.val_loader = data.batches, data.train_loader, data.val_loader
         self.amp, self.progress = opt.amp, progress
         self.pos, self.best = position, best
@@ -216,11 +218,11 @@ class TrainingLoop:
         at_end = step == self.total_steps
         validated = (self.val_every and step % self.val_every == 0) or at_end
         if validated:
-            self.last_val = self.validate()
+            self.last_val = self.untimed(self.validate)
             if self.env.main and self.last_val is not None and self.last_val["n"]:
                 if self.last_val["fmse"] < self.best:
                     self.best, self.since_best = self.last_val["fmse"], 0
-                    self.save(best_dir=True, val=self.last_val)
+                    self.untimed(lambda: self.save(best_dir=True, val=self.last_val))
                 else:
                     self.since_best += 1
             if not at_end and self.patience and self.env.from_main(self.since_best >= self.patience):
@@ -234,8 +236,16 @@ class TrainingLoop:
                              f"checks; best/ holds the best (fMSE {self.best:.1f})")
         self.validated_at = step if validated else self.validated_at
         if (self.ckpt_every and step % self.ckpt_every == 0) or at_end:
-            self.save(val=self.last_val if validated else None)  # the score of these very weights
+            self.untimed(lambda: self.save(val=self.last_val if validated else None))  # these weights' score
             self.saved_at = step
+
+    def untimed(self, work: Callable[[], Any]) -> Any:
+        """``work()``, its time left out of the training rate of the window it falls in."""
+        window, started = self.window, time.time()
+        try:
+            return work()
+        finally:
+            window.excluded += time.time() - started
 
     # ------------------------------------------------------------------ one step
     def next_batch(self) -> tuple[dict, int]:
@@ -296,6 +306,7 @@ class TrainingLoop:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         # the scaler skips the optimizer step when the gradients overflowed (and lowers its scale): the
@@ -336,7 +347,7 @@ class TrainingLoop:
         after a check of them all at the same step."""
         w = self.window
         loss = w.read()[0] if loss is None else loss
-        where = f"within steps {w.first_step}-{self.pos.step} (lr {self.scheduler.get_last_lr()[0]:.3g})"
+        where = f"within steps {w.first_step}-{self.pos.step} (lr {self.step_lr:.3g})"
         fix = "nothing was saved after it: lower train.lr or enable train.grad_clip"
         if not math.isfinite(loss):
             if self.env.world > 1 and every_rank:
@@ -351,12 +362,12 @@ class TrainingLoop:
     def log_window(self) -> None:
         w = self.window
         loss, parts = w.read()  # waits for the window's last steps: only then is its time known
-        dt = max(time.time() - w.t, 1e-9)
+        dt = max(time.time() - w.t - w.excluded, 1e-9)
         self.check_loss(loss)
         rec = {"type": "train", "step": self.pos.step, "epoch": self.pos.epoch,
                "loss": loss,
                **parts,
-               "lr": self.scheduler.get_last_lr()[0],
+               "lr": self.step_lr,  # the last step's (the schedule has moved on to the next one's)
                "samples_per_s": w.samples * self.env.world / dt}
         skipped = self.env.total(w.skipped)  # every process's, each skipping its own share of the data
         if skipped:

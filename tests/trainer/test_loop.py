@@ -4,6 +4,8 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import pytest
+
 from training_runs import REPO, fit_cmd, read_log, tiny_cfg, wait_for
 
 from trainer.loop import READY_TO_STOP
@@ -142,6 +144,42 @@ def test_the_logged_rate_counts_the_wait_for_the_windows_last_steps(shift_set, t
     train(tiny_cfg(shift_set, out, steps=5, batch_size=8, log_every=5, val_every=0, ckpt_every=0), progress=False)
     rate = next(r["samples_per_s"] for r in read_log(out) if r["type"] == "train")
     assert rate <= 40 / 0.5  # 5 steps of 8 composites took at least the wait
+
+
+def test_the_logged_rate_leaves_out_validation_and_checkpoints(shift_set, tmp_path, monkeypatch):
+    """A window started before its step's validation and checkpoint counted their time as training: 36
+    composites/s fell to 10 after a validation of 3 s."""
+    import time
+
+    from trainer import loop
+    from trainer.fit import train
+
+    validate = loop.TrainingLoop.validate
+    monkeypatch.setattr(loop.TrainingLoop, "validate", lambda self: time.sleep(2.0) or validate(self))
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, batch_size=8, log_every=2, val_every=2, ckpt_every=2), progress=False)
+    first, second = (r["samples_per_s"] for r in read_log(out) if r["type"] == "train")
+    assert second > 16 / 2.0  # 2 steps of 8 composites, without the 2 s spent validating before them
+
+
+def test_each_record_logs_the_learning_rate_its_step_trained_with(shift_set, tmp_path, monkeypatch):
+    """The rate logged was the schedule's next one: too high through the warm-up, the floor at the end."""
+    from trainer import loop
+    from trainer.fit import train
+
+    used = {}
+    step = loop.TrainingLoop.train_step
+
+    def recorded(self):
+        used[self.pos.step + 1] = self.optimizer.param_groups[0]["lr"]
+        return step(self)
+
+    monkeypatch.setattr(loop.TrainingLoop, "train_step", recorded)
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=6, batch_size=4, log_every=1, val_every=0, ckpt_every=0, warmup_steps=3,
+                   lr=1e-3), progress=False)
+    logged = {r["step"]: r["lr"] for r in read_log(out) if r["type"] == "train"}
+    assert logged == pytest.approx(used) and len(set(logged.values())) > 2
 
 
 def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(tmp_path, shift_set, monkeypatch):
