@@ -329,6 +329,10 @@ def wrap_for_training(model, t_cfg: dict, env: Dist):
     find_unused = t_cfg.get("find_unused_parameters", "auto")
     if find_unused == "auto":  # needed only while the dead modules are still trainable
         find_unused = not t_cfg.get("freeze_dead_modules", True)
+    if env.world > 1 and not find_unused and not t_cfg.get("freeze_dead_modules", True):
+        raise ValueError("train.find_unused_parameters = false with train.freeze_dead_modules = false: PHNet's "
+                         "modules that never run (the last PN block, skip.6) get no gradient, which DDP stops on "
+                         "at the second step; set find_unused_parameters = \"auto\" (or freeze_dead_modules = true)")
     if env.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[env.device.index] if env.device.type == "cuda" else None,

@@ -56,3 +56,17 @@ def test_a_run_over_several_epochs_reads_them_through_one_loader_iterator(shift_
     out = tmp_path / "run"
     train(tiny_cfg(shift_set, out, steps=10, batch_size=8, val_every=0, ckpt_every=0), progress=False)
     assert len(started) == 1  # 32 training photos in batches of 8: ten steps are two and a half epochs
+
+
+def test_ddp_without_find_unused_parameters_needs_the_dead_modules_frozen():
+    """Unfrozen, PHNet's modules that never run stopped DDP at its second step with a traceback on each rank."""
+    import types
+
+    import torch
+
+    from trainer.fit import wrap_for_training
+
+    env = types.SimpleNamespace(world=2, device=torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"find_unused_parameters = false with train.freeze_dead_modules = false"):
+        wrap_for_training(torch.nn.Linear(1, 1), {"freeze_dead_modules": False, "find_unused_parameters": False,
+                                                  "cudnn_benchmark": False}, env)
