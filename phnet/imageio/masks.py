@@ -150,10 +150,11 @@ def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | No
     if t.ndim == 3:
         if image_hw is not None and shape[1:] == image_hw:
             return t  # B×H×W
-        if shape[-1] in (3, 4) and (image_hw is None or shape[:2] == image_hw):
+        if shape[-1] in (2, 3, 4) and (image_hw is None or shape[:2] == image_hw):
+            what = "grey and alpha" if shape[-1] == 2 else "a colour picture"
             raise ValueError(
-                f"the {name} is H×W×{shape[-1]} ({shape[0]}×{shape[1]}×{shape[2]}): a colour picture, but a mask "
-                "has one channel; pass one channel (e.g. the alpha or the grey level)"
+                f"the {name} is H×W×{shape[-1]} ({shape[0]}×{shape[1]}×{shape[2]}): {what}, but a mask has one "
+                "channel; pass one channel (e.g. the alpha or the grey level)"
             )
         if shape[-1] == 1:
             return t[..., 0][None]  # H×W×1

@@ -694,3 +694,9 @@ def test_a_32bit_grey_mask_of_8bit_values_is_named_with_a_fix_for_its_kind(tmp_p
         read_mask(tmp_path / "mask32.tif")
     with pytest.raises(ValueError, match=r"convert it first: .convert\('L'\)"):
         pil_mask_pixels(Image.fromarray(values, "I"))
+
+
+def test_a_grey_and_alpha_mask_is_named_as_such():
+    """np.asarray of a PIL "LA" mask was read as H masks of W×2 pixels: 'resize the mask'."""
+    with pytest.raises(ValueError, match=r"H×W×2 .*grey and alpha, but a mask has one channel"):
+        io_.mask_to_tensor(np.zeros((20, 30, 2), np.uint8), 1, 20, 30)
