@@ -470,7 +470,10 @@ class Harmonizer:
         picture whose mask is empty comes back as it was (only a batch whose every mask is empty is refused)."""
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
-        return self._harmonize_tensor(images, masks, strength, mode, size, progress, None, allow_empty=True)[0]
+        out, corrections = self._harmonize_tensor(images, masks, strength, mode, size, progress, None,
+                                                  allow_empty=True)
+        log_corrections(_weighed(corrections, mode, masks[:, 0], 1.0))  # as every call says what it left
+        return out
 
     def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold, allow_empty=False):
         """The result is made outside inference mode and written inside it: a caller may change it in place or
@@ -779,7 +782,8 @@ class Harmonizer:
         references, reference_peak = references if references is not None else (None, 1.0)
         count = pixels.shape[0]
         strongest = masks.flatten(1).amax(1).float()
-        present = (strongest >= FAINT * mask_peak).tolist()
+        # (a batch guided by a reference mask alone is no clip: a faint mask there is a faint subject, as without)
+        present = (strongest >= FAINT * mask_peak if temporal is not None else strongest > 0).tolist()
         traces = (strongest > 0).tolist()
         # a frame with too little background is left as it was, as on its own: its neighbours' smoothed
         # correction must not reach it either, and its zero must not pull theirs down. Judged at the working
@@ -1056,6 +1060,8 @@ def _as_official_tester_reads(image: Any) -> Any:
     if not is_pil(image) or image.mode in ("RGB", "RGBA", "L", "I;16", "I;16B", "I;16L", "I", "F"):
         return image
     alpha = image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
+    if image.mode == "La":  # premultiplied: PIL turns it into RGBA only by way of LA
+        image = image.convert("LA")
     return image.convert("RGBA" if alpha else "RGB")
 
 

@@ -1204,3 +1204,40 @@ def test_a_pil_picture_with_a_transparent_key_colour_comes_back_with_its_alpha(h
     picture.save(tmp_path / "keyed.png", transparency=key)
     out = harmonizer(Image.open(tmp_path / "keyed.png"), subject_mask(40, 48))
     assert out.mode == "RGBA" and np.asarray(out)[:4, :, 3].max() == 0 and np.asarray(out)[20, 24, 3] == 255
+
+
+def test_a_faint_mask_in_a_batch_guided_by_a_reference_is_a_faint_subject_as_without_one(tiny_model):
+    """The reference sent the batch down the clip path, whose trace rule left a 0.01 mask unchanged, 'left out of
+    the smoothing' that was never asked for."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    images, masks = np.stack([image, image]), np.stack([mask, mask * 0.01])
+    for reference in (None, 1.0 - mask):
+        _, corrections = h.harmonize(images, masks, threshold=0, reference_mask=reference)
+        assert not corrections[1].trace and "smoothing" not in corrections[1].describe()
+
+
+def test_harmonize_tensor_says_what_it_left_unchanged(tiny_model, caplog):
+    """Every call logs a line, a warning when a subject was left unchanged: this one logged nothing."""
+    import logging
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    images = torch.zeros(1, 3, 40, 56)  # one flat colour around the subject: left unchanged
+    images[..., 10:30, 18:38] = 0.8
+    masks = torch.zeros(1, 1, 40, 56)
+    masks[..., 10:30, 18:38] = 1
+    with caplog.at_level(logging.INFO, logger="phnet"):
+        h.harmonize_tensor(images, masks)
+    assert any(r.levelno == logging.WARNING and "unchanged" in r.getMessage() for r in caplog.records)
+
+
+def test_the_official_mode_reads_a_premultiplied_grey_picture(tiny_model):
+    from PIL import Image
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    grey = np.random.default_rng(0).integers(0, 256, (40, 56), dtype=np.uint8)
+    la = Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), "LA")
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    assert h(la.convert("La"), mask, mode="official").size == h(la, mask, mode="official").size
