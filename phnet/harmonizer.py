@@ -631,9 +631,11 @@ class Harmonizer:
             untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
             # where no trace of the mask is counts as the scene for a cut-out: its edge mixes the subject with
             # that one colour and no more, or it is most of what the binary mask leaves (a mask feathered or
-            # grown past the cut-out's own edge); a real scene under a wide feather's tail is neither
+            # grown past the cut-out's own edge) and the mask's faint tail lies on that colour too; a real scene
+            # under a wide feather's tail is neither (black bars beside it are most of what a feather leaves)
             scene = torch.nn.functional.max_pool2d(mask_low, 5, stride=1, padding=2) < 0.5
             most = untouched.float().mean() >= 0.5 * scene.float().mean()
+            most &= _tail_on_one_colour(image_low, coverage, untouched)
             untouched &= _mixed_from_one_colour(image_low, coverage, untouched) | most
         return LowResolution(image_low, mask_low, box, untouched)
 
@@ -1020,6 +1022,17 @@ def _mixed_from_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouche
     canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
     off = (image - canvas).abs().amax(dim=1, keepdim=True)
     return ((off <= FLAT_SPREAD + 1 / 255 + coverage) | (coverage >= 0.5)).all()
+
+
+def _tail_on_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
+    """Whether most of a mask's tail (coverage from 0 to half) lies within 0.1 of its ``untouched`` part's
+    colour: a cut-out's grown or feathered mask reaches its canvas there (3/4 and more of the tail; its thin
+    limbs and a shrunk mask's mixed rim the rest), a real scene's under a feather's tail does not (a third,
+    where black bars beside the picture are its untouched part). A 0-dim bool tensor, on the device."""
+    canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
+    near = (image - canvas).abs().amax(dim=1, keepdim=True) <= FLAT_SPREAD + 1 / 255 + 0.1
+    tail = (coverage > 0) & (coverage < 0.5)
+    return (near & tail).sum() * 2 >= tail.sum()
 
 
 def _weighed(corrections: list[Correction], mode: str, masks: torch.Tensor, mask_peak: float) -> list[Correction]:

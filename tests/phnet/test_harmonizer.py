@@ -1084,6 +1084,26 @@ def test_a_cut_out_whose_mask_the_host_feathered_or_shrank_is_seen_to_have_no_sc
     assert result.corrections[0].flat == (255, 255, 255) and np.array_equal(result.image, cut)
 
 
+def test_a_wide_feather_over_a_pillarboxed_scene_is_no_cut_out(harmonizer):
+    """A 9:16 clip in a 16:9 frame: the black bars are most of what a wide feather's tail leaves untouched, and
+    were read alone as 'one flat colour' (0, 0, 0): the subject was left as it was."""
+    from phnet.mask_tools import refine_mask
+
+    h, w = 540, 960
+    left, right = (w - 304) // 2, (w + 304) // 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(0)
+    scene = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 140 + 50 * np.sin(xx / 9)], -1)
+    scene = np.clip(scene + rng.normal(0, 8, (h, w, 3)), 0, 255)
+    scene[:, :left] = scene[:, right:] = 0
+    mask = np.zeros((h, w), np.float32)
+    mask[40:, left + 70 : right - 70] = 1
+    mask = refine_mask(mask, feather=40)
+    scene[mask >= 0.5] = scene[mask >= 0.5] * 0.4 + np.array([200, 40, 40]) * 0.6
+    result = harmonizer.harmonize(scene.astype(np.uint8), mask, threshold=0.0)
+    assert result.corrections[0].flat is None
+
+
 def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
     """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
     and the subject was left as it was."""
