@@ -311,9 +311,15 @@ def _transparent_into_no_alpha(job: _Job) -> bool:
         return False
     try:
         with quiet_open(job.composite) as image:
-            if "A" not in image.getbands() and "transparency" not in image.info:
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+            if "transparency" not in image.info and image.mode not in ("La", "RGBa"):
                 return False
-            return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+        # a key colour of 16 bits (PIL compares its low byte with 8-bit pixels), a premultiplied alpha: as read
+        from .imageio import read_image
+
+        pixels = read_image(job.composite)
+        return pixels.ndim == 3 and pixels.shape[-1] == 4 and int(pixels[..., 3].min()) < np.iinfo(pixels.dtype).max
     except Exception:  # an unreadable file, a decompression bomb: reported when the job runs
         return False
 
@@ -337,7 +343,10 @@ def _save(result: np.ndarray, target: Path, keep: dict) -> list[str]:
 
     result = _eight_bit(result)
     if result.ndim == 3 and result.shape[-1] == 4 and _FORMATS[target.suffix.lower()] in _NO_ALPHA:
-        result = result[..., :3]  # an opaque alpha: _transparent_into_no_alpha refused any other
+        if int(result[..., 3].min()) < 255:  # (_transparent_into_no_alpha refuses such a composite before the work)
+            raise ValueError(f"the result has transparent pixels, which {target.name} cannot hold; write it as .png, "
+                             ".webp or .tif")
+        result = result[..., :3]
     return _write(Image.fromarray(result), target, keep)
 
 

@@ -412,6 +412,22 @@ def test_a_16bit_png_with_a_transparent_key_colour_is_a_cut_out_as_an_8bit_one_i
     assert Image.open(out).mode == "RGBA"
 
 
+def test_a_16bit_key_colour_is_told_as_the_picture_is_read_before_a_jpg_is_written(tiny_folder, tmp_path):
+    """PIL compares the key's low byte with 8-bit pixels: the transparent rows of a 16-bit keyed PNG passed, and
+    the .jpg result lost them silently; an opaque one whose high bytes matched was refused."""
+    from phnet.cli import _Job, _transparent_into_no_alpha
+
+    _mask().save(tmp_path / "mask.png")
+    pixels = np.full((H, W, 3), 30000, np.uint16)
+    pixels[: H // 4] = (1000, 2000, 3000)  # the key
+    _png_48bit(tmp_path / "keyed.png", pixels, (1000, 2000, 3000))
+    pixels[: H // 4] = (59392, 53248, 47104)  # high bytes = the key's low bytes: opaque
+    _png_48bit(tmp_path / "opaque.png", pixels, (1000, 2000, 3000))
+    for name, refused in (("keyed.png", True), ("opaque.png", False)):
+        job = _Job(tmp_path / name, tmp_path / "mask.png", tmp_path / "out.jpg", None)
+        assert _transparent_into_no_alpha(job) is refused, name
+
+
 def test_48bit_rgb_png_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
     from phnet.imageio import read_image
 
