@@ -319,8 +319,8 @@ def _single_frame(image, name: str) -> None:
         frames = _tiff_pages(image) if image.format == "TIFF" else getattr(image, "n_frames", 1)
     except _DAMAGED as e:
         raise ValueError(f"cannot read {name} as an image ({type(e).__name__}: {e})") from None
-    if frames > 1 and image.format == "MPO":  # a camera JPEG with previews after it: frame 0 is the picture
-        return
+    if frames > 1 and image.format in ("MPO", "PSD"):  # a camera JPEG's previews, a PSD's layers: frame 0 is
+        return                                           # the picture (a PSD's flattened one)
     if frames > 1 and image.format == "TIFF":
         raise ValueError(f"{name} is a multi-page TIFF; save the page you want as its own file")
     if frames > 1:

@@ -700,3 +700,33 @@ def test_a_grey_and_alpha_mask_is_named_as_such():
     """np.asarray of a PIL "LA" mask was read as H masks of W×2 pixels: 'resize the mask'."""
     with pytest.raises(ValueError, match=r"H×W×2 .*grey and alpha, but a mask has one channel"):
         io_.mask_to_tensor(np.zeros((20, 30, 2), np.uint8), 1, 20, 30)
+
+
+def _layered_psd(path, flattened: np.ndarray, layers: int = 2) -> None:
+    """A Photoshop file of ``layers`` full-size RGB layers (all 50 grey) with ``flattened`` (H×W×3 uint8) as its
+    merged picture, raw everywhere: the shape of a composite saved from Photoshop (PIL cannot write one)."""
+    import struct
+
+    height, width = flattened.shape[:2]
+    plane = np.full((height, width), 50, np.uint8).tobytes()
+    records, planes = b"", b""
+    for _ in range(layers):
+        name = b"\x05layer\x00\x00"  # a Pascal string padded to 4 bytes
+        extra = struct.pack(">II", 0, 0) + name  # no layer mask, no blending ranges
+        records += struct.pack(">iiiiH", 0, 0, height, width, 3)
+        records += b"".join(struct.pack(">hI", channel, 2 + len(plane)) for channel in range(3))
+        records += b"8BIMnorm" + bytes([255, 0, 0, 0]) + struct.pack(">I", len(extra)) + extra
+        planes += (struct.pack(">H", 0) + plane) * 3  # each channel raw
+    info = struct.pack(">h", layers) + records + planes
+    info += b"\x00" * (len(info) % 2)
+    section = struct.pack(">I", len(info)) + info + struct.pack(">I", 0)
+    merged = b"".join(np.ascontiguousarray(flattened[..., c]).tobytes() for c in range(3))
+    path.write_bytes(b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3) + struct.pack(">II", 0, 0)
+                     + struct.pack(">I", len(section)) + section + struct.pack(">H", 0) + merged)
+
+
+def test_a_layered_photoshop_file_is_its_flattened_picture_not_an_animation(tmp_path):
+    """PIL counts a PSD's layers as frames: a composite of two layers was refused as 'animated (2 frames)'."""
+    flattened = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    _layered_psd(tmp_path / "composite.psd", flattened)
+    assert np.array_equal(io_.read_image(tmp_path / "composite.psd"), flattened)
