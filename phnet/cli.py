@@ -882,9 +882,11 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("phnet")
     level = logger.level
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
-    stdout = sys.stdout
+    stdout, stderr = sys.stdout, sys.stderr
     if stdout is not None:  # None under pythonw: nothing is shown, nothing to guard
         sys.stdout = _ReaderMayLeave(stdout)
+    if stderr is not None:  # (the progress bar and each picture's error go there: `2>&1 | head` too)
+        sys.stderr = _ReaderMayLeave(stderr)
     handlers = _stop_on_signals()
     try:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
@@ -899,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-        sys.stdout = stdout
+        sys.stdout, sys.stderr = stdout, stderr
         logger.setLevel(level)
 
 
@@ -930,8 +932,8 @@ def _raise_stopped(signum, frame) -> None:
 
 
 class _ReaderMayLeave:
-    """stdout that goes quiet when its reader leaves (``phnet harmonize ... | head -1``): a closed pipe failed
-    every later picture, though each was written, and ended the run without its summary."""
+    """stdout or stderr that goes quiet when its reader leaves (``phnet harmonize ... | head -1``): a closed pipe
+    failed every later picture, though each was written, and ended the run without its summary."""
 
     def __init__(self, stream) -> None:
         self._stream = stream

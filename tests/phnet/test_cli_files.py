@@ -638,9 +638,11 @@ def test_a_mistyped_masks_folder_and_a_forgotten_one_are_named_as_such(tiny_fold
     assert "for a folder of composites, a folder of masks with the same names" in capsys.readouterr().err
 
 
-def test_a_reader_that_leaves_the_pipe_fails_no_picture(tiny_folder, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_reader_that_leaves_the_pipe_fails_no_picture(tiny_folder, tmp_path, monkeypatch, capsys, stream):
     """`phnet harmonize ... | head -1`: every picture after the first line was counted as failed (Broken pipe),
-    though written, their comparisons were never written, and the run ended with exit 2 and no summary."""
+    though written, their comparisons were never written, and the run ended with exit 2 and no summary. With
+    `2>&1 | head -1` the progress bar's line (stderr) ended the run after the first picture."""
     import io
 
     class Pipe(io.StringIO):
@@ -653,7 +655,7 @@ def test_a_reader_that_leaves_the_pipe_fails_no_picture(tiny_folder, tmp_path, m
             raise io.UnsupportedOperation("no file")
 
     comps, masks = folders(tmp_path, "a.png", "b.png", "c.png")
-    monkeypatch.setattr("sys.stdout", Pipe())
+    monkeypatch.setattr(f"sys.{stream}", Pipe())
     assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--compare", tmp_path / "cmp/",
                       "--weights", tiny_folder) == 0
     assert "error" not in capsys.readouterr().err
