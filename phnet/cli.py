@@ -431,7 +431,7 @@ def _verdict(corrections, harmonizer, unit: str = "images") -> str:
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
     image, mask, keep = _load_pair(job.composite, job.mask)
-    reference = _reference_for(job)
+    reference = _reference_for(job, image.shape)
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold)
@@ -471,11 +471,17 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def _reference_for(job: _Job) -> np.ndarray | None:
-    """The reference mask of one composite (planned by _plan), decoded."""
+def _reference_for(job: _Job, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The reference mask of one composite (planned by _plan), decoded, of the composite's H×W ``shape``."""
     from .imageio import read_mask
 
-    return None if job.reference is None else read_mask(job.reference, "reference mask", "the region to match")
+    if job.reference is None:
+        return None
+    reference = read_mask(job.reference, "reference mask", "the region to match")
+    if reference.shape != tuple(shape[:2]):
+        raise ValueError(f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]} but "
+                         f"{job.composite} is {shape[1]}×{shape[0]}; draw it on the composite, or resize it to it")
+    return reference
 
 
 def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:
@@ -560,7 +566,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 save(finish(pixels.clone()), job, keep, image)  # it is, and out of the smoothing
                 (traces if here else unchanged).append(job.composite.name)
                 continue
-            reference = _reference_for(job)
+            reference = _reference_for(job, image.shape)
             if reference is not None:
                 reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
             with torch.inference_mode():

@@ -96,6 +96,19 @@ def test_reference_mask_file(tiny_folder, tmp_path):
                   "--reference", str(tmp_path / "missing.png")])
 
 
+def test_a_reference_of_another_size_is_named_with_the_composite(tiny_folder, tmp_path):
+    """The library's words named no file and told of an EXIF turn the composite did not have."""
+    comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png"
+    Image.fromarray(_frame(0)).save(comp)
+    Image.fromarray(_mask()).save(mask)
+    Image.fromarray(np.zeros((W, H), np.uint8)).save(ref)  # turned
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comp), str(mask), "-o", str(tmp_path / "o.png"), "--weights", str(tiny_folder),
+                  "--device", "cpu", "--reference", str(ref)])
+    assert str(stop.value) == (f"error: reference mask {ref} is {H}×{W} but {comp} is {W}×{H}; draw it on the "
+                               "composite, or resize it to it")
+
+
 def test_a_colour_reference_is_refused_in_a_references_words(tiny_folder, tmp_path):
     """The message said "(white = subject)" of a mask that marks the region to match."""
     comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png"
