@@ -62,6 +62,10 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
     from .imageio import mask_to_array, read_mask, read_picture
 
     image, keep = read_picture(composite)
+    top = float(image[..., :3].max()) if image.dtype.kind == "f" else 0.0
+    if not top <= 1.0 + 1e-3:  # (the library's own words tell a caller to divide by 255)
+        raise ValueError(f"{composite} holds float values up to {top:.4g}, where a float picture holds 0..1 (a "
+                         "0..255 or HDR one?); save it scaled to 0..1, or as an 8- or 16-bit picture")
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ValueError(f"{composite} has no alpha channel; give its MASK as the second argument (for a folder "
@@ -85,6 +89,11 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
             "resize the mask to the composite"
         )
     return image, m, keep
+
+
+def _depth(image: np.ndarray) -> str:
+    """A picture read at more than 8 bits, in words: "16-bit", "32-bit float"."""
+    return f"{image.dtype.itemsize * 8}-bit" + (" float" if image.dtype.kind == "f" else "")
 
 
 def _refuse_cut_out(image: np.ndarray, composite: Path) -> None:
@@ -441,8 +450,8 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
     turned = _orientation_note(job, image.shape[:2])
     if turned:
         say(turned)
-    if image.dtype == np.uint16:
-        say(f"note: {job.composite} is 16-bit; {job.target} is written with 8 bits per channel")
+    if image.dtype != np.uint8:
+        say(f"note: {job.composite} is {_depth(image)}; {job.target} is written with 8 bits per channel")
     if keep.get("read_at_8_bits"):
         say(f"note: {job.composite} holds 16 bits per channel in a layout read at 8 bits (premultiplied alpha, "
             "padding or separate planes): it was harmonized at 8 bits; save it as plain 16-bit RGB or RGBA to "
@@ -525,7 +534,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     def save(result: np.ndarray, job: _Job, keep: dict, image: np.ndarray) -> None:
         left_out.update(_save(result, job.target, keep))
-        if image.dtype == np.uint16:
+        if image.dtype != np.uint8:
             sixteen_bit.append(job.composite.name)
         if keep.get("read_at_8_bits"):
             eight_of_sixteen.append(job.composite.name)
@@ -608,7 +617,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         line = _verdict(corrections, harmonizer, "frames")
         print(line if len(corrections) > 1 else f"the frame: {line}")
     if sixteen_bit:
-        print(f"note: {len(sixteen_bit)} frames are 16-bit ({', '.join(sixteen_bit[:3])}"
+        print(f"note: {len(sixteen_bit)} frames hold more than 8 bits ({', '.join(sixteen_bit[:3])}"
               f"{', ...' if len(sixteen_bit) > 3 else ''}); they are written with 8 bits per channel")
     if eight_of_sixteen:
         print(f"note: {len(eight_of_sixteen)} frames hold 16 bits per channel in a layout read at 8 bits "

@@ -589,3 +589,17 @@ def test_a_method_with_the_official_mode_is_refused_by_name(tiny_folder, tmp_pat
         _harmonize(comp, mask, "-o", tmp_path / "o.png", "--mode", "official", "--method", "guided",
                    "--weights", tiny_folder)
     assert _harmonize(comp, mask, "-o", tmp_path / "o.png", "--mode", "official", "--weights", tiny_folder) == 0
+
+
+def test_a_float_composite_is_noted_as_written_at_8_bits_and_one_of_0_255_is_named(tiny_folder, tmp_path, capsys):
+    """A 32-bit float TIFF was written at 8 bits without a note; one of 0..255 got the library's advice to
+    divide by 255, naming no file."""
+    grey = np.random.default_rng(0).random((H, W)).astype(np.float32)
+    _mask().save(tmp_path / "mask.png")
+    Image.fromarray(grey, "F").save(tmp_path / "unit.tif")
+    assert _harmonize(tmp_path / "unit.tif", tmp_path / "mask.png", "-o", tmp_path / "o.png",
+                      "--weights", tiny_folder) == 0
+    assert "unit.tif is 32-bit float; " in capsys.readouterr().out
+    Image.fromarray(grey * 222, "F").save(tmp_path / "levels.tif")
+    with pytest.raises(SystemExit, match=r"levels.tif holds float values up to 2\d\d.*save it scaled to 0..1"):
+        _harmonize(tmp_path / "levels.tif", tmp_path / "mask.png", "-o", tmp_path / "p.png", "--weights", tiny_folder)
