@@ -109,8 +109,7 @@ def _metadata(image) -> dict:
     kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
-    # a TIFF without resolution tags is given 1 dpi by PIL: nothing to carry
-    dpi = image.info.get("dpi") if image.format != "TIFF" or 282 in getattr(image, "tag_v2", {}) else None
+    dpi = image.info.get("dpi") if _states_resolution(image) else None
     with contextlib.suppress(TypeError, ValueError):  # a scanner's or a print layout's resolution
         if len(dpi) == 2 and all(float(d) > 0 for d in dpi):
             kept["dpi"] = tuple(float(d) for d in dpi)
@@ -138,6 +137,19 @@ def _metadata(image) -> dict:
     if text:
         kept["text"] = text
     return kept
+
+
+def _states_resolution(image) -> bool:
+    """Whether the file states the ``dpi`` PIL reports: PIL gives a TIFF without resolution tags 1 dpi, and a
+    JPEG whose JFIF header has no unit but whose EXIF has no resolution 72 dpi."""
+    if image.format == "TIFF":
+        return 282 in getattr(image, "tag_v2", {})
+    if image.format == "JPEG" and image.info.get("jfif_unit") not in (1, 2):
+        try:
+            return 0x011A in image.getexif()
+        except Exception:  # a broken EXIF block states nothing
+            return False
+    return True
 
 
 def _tiff_exif(tags) -> bytes | None:

@@ -737,6 +737,19 @@ def test_a_tiff_without_resolution_tags_gives_results_without_a_resolution(tiny_
         assert "dpi" not in out.info or (suffix == ".tif" and 282 not in out.tag_v2), suffix
 
 
+def test_a_jpeg_that_states_no_resolution_gives_results_without_one(tmp_path):
+    """PIL gives a JPEG with EXIF but no resolution 72 dpi: carried into results (and 'left out' of a WebP)."""
+    from phnet.imageio import read_picture
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    _composite().save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    _composite().save(tmp_path / "print.jpg", dpi=(300, 300))
+    assert Image.open(tmp_path / "phone.jpg").info.get("dpi") == (72, 72)
+    assert "dpi" not in read_picture(tmp_path / "phone.jpg")[1]
+    assert read_picture(tmp_path / "print.jpg")[1]["dpi"] == (300.0, 300.0)
+
+
 def test_results_and_masks_are_brought_to_8_bits_in_bands_with_the_same_rounding():
     """A whole-picture float64 quotient (1.5 GB for an 8K 16-bit result) was made three times per job."""
     wide = np.arange(65536, dtype=np.uint16).reshape(256, 256)
