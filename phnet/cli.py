@@ -360,6 +360,14 @@ def _save(result: np.ndarray, target: Path, keep: dict) -> list[str]:
 
 
 JPEG_EXIF_BYTES = 65533  # one APP1 segment, less its "Exif\0\0" header: Pillow refuses more after the work
+JPEG_XMP_BYTES = 65504  # one APP1 segment, less the XMP namespace that heads it
+XMP_KEY = "XML:com.adobe.xmp"  # a PNG's XMP: an iTXt chunk of this name
+
+
+def _pillow_writes_jpeg_xmp() -> bool:
+    import PIL
+
+    return int(PIL.__version__.split(".")[0]) >= 11
 
 
 def _write(picture, target: Path, keep: dict) -> list[str]:
@@ -390,11 +398,30 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
             left.append(f"the resolution ({keep['dpi'][0]:.0f} dpi), which WebP cannot hold")
         else:
             options["dpi"] = keep["dpi"]
-    if keep.get("text"):
+    xmp = keep.get("xmp")
+    if keep.get("text") or xmp:
         if fmt == "PNG":
-            options["pnginfo"] = _png_text(keep["text"])
-        else:
+            options["pnginfo"] = _png_text({**keep.get("text", {}), **({XMP_KEY: xmp} if xmp else {})})
+        elif keep.get("text"):
             left.append(f"the PNG text ({', '.join(keep['text'])}), which only a .png holds")
+    if xmp and fmt != "PNG":
+        data = xmp.encode("utf-8")
+        if fmt == "BMP":
+            left.append("the XMP metadata, which BMP cannot hold")
+        elif fmt == "JPEG" and len(data) > JPEG_XMP_BYTES:
+            left.append(f"the XMP metadata ({len(data) // 1024} KB), more than a JPEG segment holds (64 KB)")
+        elif fmt == "JPEG" and not _pillow_writes_jpeg_xmp():
+            left.append("the XMP metadata, which this Pillow cannot write into a JPEG (Pillow 11 or newer can)")
+        elif fmt == "TIFF":  # a TIFF's XMP is a tag of its first directory, written with the EXIF's
+            from PIL import Image
+
+            tags = Image.Exif()
+            if "exif" in options:
+                tags.load(options["exif"])
+            tags[700] = data
+            options["exif"] = tags.tobytes()
+        else:
+            options["xmp"] = data
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         write_atomic(target, lambda tmp: picture.save(tmp, format=fmt, **options))
@@ -422,7 +449,10 @@ def _png_text(text: dict):
 
     info = PngInfo()
     for key, value in text.items():
-        info.add_text(key, value)  # tEXt, or iTXt where the value is not Latin-1
+        if key == XMP_KEY:  # the XMP specification's chunk: iTXt, whatever its characters
+            info.add_itxt(key, value)
+        else:
+            info.add_text(key, value)  # tEXt, or iTXt where the value is not Latin-1
     return info
 
 

@@ -131,12 +131,23 @@ def _metadata(image) -> dict:
             kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
-    if _XMP in text:  # its orientation too: the pixels are upright, and a reader would turn them again
-        text[_XMP] = re.sub(r'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',
-                            lambda m: f"{m[1] or m[3]}1{m[2] or m[4]}", text[_XMP])
+    xmp = text.pop(_XMP, None) or _xmp_of(image)  # a PNG's in its text; a JPEG's, WebP's or TIFF's of its own
+    if xmp:  # its orientation too: the pixels are upright, and a reader would turn them again
+        kept["xmp"] = re.sub(r'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',
+                             lambda m: f"{m[1] or m[3]}1{m[2] or m[4]}", xmp)
     if text:
         kept["text"] = text
     return kept
+
+
+def _xmp_of(image) -> str | None:
+    """The XMP packet PIL found in a JPEG, WebP or TIFF (bytes, or a TIFF tag's tuple of them), as text."""
+    xmp = image.info.get("xmp")
+    if isinstance(xmp, tuple) and len(xmp) == 1:
+        xmp = xmp[0]
+    if isinstance(xmp, (bytes, bytearray)):
+        xmp = bytes(xmp).decode("utf-8", "replace").rstrip("\x00")
+    return xmp if isinstance(xmp, str) and xmp.strip() else None
 
 
 def _states_resolution(image) -> bool:

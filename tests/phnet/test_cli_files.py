@@ -208,6 +208,31 @@ def test_an_orientation_in_png_text_is_reset_with_the_pixels(tiny_folder, tmp_pa
     assert "Raw profile type exif" not in Image.open(out).text  # its EXIF, reset, is the eXIf chunk's
 
 
+@pytest.mark.parametrize("source", [".jpg", ".png", ".webp", ".tif"])
+def test_xmp_metadata_goes_with_the_result_in_every_format_that_holds_it(tiny_folder, tmp_path, capsys, source):
+    """A JPEG's, WebP's or TIFF's XMP (a photographer's dc:rights) was dropped silently, and a PNG's reached
+    PNG results alone, 'which only a .png holds'."""
+    from PIL.PngImagePlugin import PngInfo
+
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description><dc:rights>(c) Jane Doe</dc:rights>'
+           "</rdf:Description></rdf:RDF></x:xmpmeta>")
+    comp, mask = tmp_path / f"photo{source}", tmp_path / "mask.png"
+    options = {".png": {"pnginfo": PngInfo()}, ".tif": {"tiffinfo": {700: xmp.encode()}},
+               ".webp": {"xmp": xmp.encode(), "lossless": True}, ".jpg": {"xmp": xmp.encode()}}[source]
+    if source == ".png":
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp)
+    _composite().save(comp, **options)
+    _mask().save(mask)
+    for suffix in (".png", ".jpg", ".webp", ".tif"):
+        out = tmp_path / f"out{suffix}"
+        assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+        found = Image.open(out).info.get("xmp") or Image.open(out).info.get("XML:com.adobe.xmp")
+        found = found[0] if isinstance(found, tuple) else found
+        found = found.decode() if isinstance(found, bytes) else found
+        assert "(c) Jane Doe" in found, suffix
+    assert "leaves out" not in capsys.readouterr().out
+
+
 def test_png_text_a_format_cannot_hold_is_named(tiny_folder, tmp_path, capsys):
     comp, mask, _ = _generated(tmp_path)
     out = tmp_path / "out.jpg"
