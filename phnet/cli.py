@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import signal
+import struct
 import sys
 import threading
 import unicodedata
@@ -398,10 +399,16 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
             left.append(f"the resolution ({keep['dpi'][0]:.0f} dpi), which WebP cannot hold")
         else:
             options["dpi"] = keep["dpi"]
+    colour = keep.get("png_colour")
+    if colour and fmt != "PNG":
+        left.append(f"the PNG colour chunks ({', '.join(_PNG_COLOUR[k][0] for k in colour)}), which only a .png "
+                    "holds")
     xmp = keep.get("xmp")
-    if keep.get("text") or xmp:
+    if fmt == "PNG" and colour:
+        options["pnginfo"] = _png_text(keep.get("text", {}), colour, xmp)
+    elif keep.get("text") or xmp:
         if fmt == "PNG":
-            options["pnginfo"] = _png_text({**keep.get("text", {}), **({XMP_KEY: xmp} if xmp else {})})
+            options["pnginfo"] = _png_text(keep.get("text", {}), None, xmp)
         elif keep.get("text"):
             left.append(f"the PNG text ({', '.join(keep['text'])}), which only a .png holds")
     if xmp and fmt != "PNG":
@@ -444,15 +451,25 @@ def _exif_resolution(exif: bytes) -> bool:
     return 0x011A in tags
 
 
-def _png_text(text: dict):
+_PNG_COLOUR = {"gamma": ("gAMA", lambda v: struct.pack(">I", round(float(v) * 100000))),
+               "chromaticity": ("cHRM", lambda v: struct.pack(">8I", *(round(float(x) * 100000) for x in v))),
+               "srgb": ("sRGB", lambda v: bytes([int(v)]))}
+
+
+def _png_text(text: dict, colour: dict | None = None, xmp: str | None = None):
+    """PNG chunks: ``text`` (tEXt, or iTXt where a value is not Latin-1), the ``colour`` chunks of
+    ``read_picture``'s ``png_colour``, and ``xmp`` as the XMP specification's iTXt chunk."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
+    for key, value in (colour or {}).items():
+        with contextlib.suppress(TypeError, ValueError, struct.error):  # a malformed chunk read is not written
+            name, pack = _PNG_COLOUR[key]
+            info.add(name.encode("ascii"), pack(value))
     for key, value in text.items():
-        if key == XMP_KEY:  # the XMP specification's chunk: iTXt, whatever its characters
-            info.add_itxt(key, value)
-        else:
-            info.add_text(key, value)  # tEXt, or iTXt where the value is not Latin-1
+        info.add_text(key, value)
+    if xmp:
+        info.add_itxt(XMP_KEY, xmp)
     return info
 
 

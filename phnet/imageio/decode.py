@@ -131,6 +131,9 @@ def _metadata(image) -> dict:
             kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
+    colour = {key: image.info[key] for key in ("gamma", "chromaticity", "srgb") if key in image.info}
+    if image.format == "PNG" and colour and not kept.get("icc_profile"):  # (a profile, where given, rules)
+        kept["png_colour"] = colour  # gAMA, cHRM, sRGB: how a PNG without a profile says what its values mean
     xmp = text.pop(_XMP, None) or _xmp_of(image)  # a PNG's in its text; a JPEG's, WebP's or TIFF's of its own
     if xmp:  # its orientation too: the pixels are upright, and a reader would turn them again
         kept["xmp"] = re.sub(r'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',

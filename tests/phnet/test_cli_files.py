@@ -233,6 +233,28 @@ def test_xmp_metadata_goes_with_the_result_in_every_format_that_holds_it(tiny_fo
     assert "leaves out" not in capsys.readouterr().out
 
 
+def test_a_png_s_gamma_and_chromaticity_go_with_a_png_result_and_are_named_otherwise(tiny_folder, tmp_path,
+                                                                                      capsys):
+    """A PNG without a profile says what its values mean with gAMA and cHRM, which browsers honour: dropped
+    silently, the whole result, background too, was shown otherwise than the composite."""
+    import struct
+
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 100000))  # linear values
+    info.add(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+    comp, mask = tmp_path / "linear.png", tmp_path / "mask.png"
+    _composite().save(comp, pnginfo=info)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    out = Image.open(tmp_path / "out.png").info
+    assert out["gamma"] == 1.0 and out["chromaticity"] == Image.open(comp).info["chromaticity"]
+    assert "leaves out" not in capsys.readouterr().out
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
+    assert "leaves out the PNG colour chunks (gAMA, cHRM), which only a .png holds" in capsys.readouterr().out
+
+
 def test_png_text_a_format_cannot_hold_is_named(tiny_folder, tmp_path, capsys):
     comp, mask, _ = _generated(tmp_path)
     out = tmp_path / "out.jpg"
