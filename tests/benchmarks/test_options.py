@@ -84,3 +84,23 @@ def test_a_size_the_benchmark_cannot_use_is_refused_before_the_work(script, argv
     done = subprocess.run([sys.executable, str(repo / "benchmarks" / script), *argv], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and words in done.stderr
+
+
+@pytest.mark.parametrize("pipeline", ["official", "ours fp32"])
+def test_every_timed_call_applies_the_correction_whatever_the_weights_rule(tmp_path, pipeline):
+    """Weights whose do-no-harm rule left the benchmark's subject as it was were timed doing nothing (no
+    full-resolution step, no resize back), and their ratios printed as the pipeline's."""
+    import argparse
+
+    import numpy as np
+
+    from benchmarks import pipeline_speed
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+
+    config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64,
+                         output="image", correction_threshold=255.0)
+    save_pretrained(PHNet(config), tmp_path / "strict")
+    run = pipeline_speed.build(argparse.Namespace(weights=str(tmp_path / "strict"), device="cpu"), pipeline)
+    image, mask = pipeline_speed.photo(96, 128), pipeline_speed.portrait_mask(96, 128)
+    assert not np.array_equal(run(image, mask), image)
