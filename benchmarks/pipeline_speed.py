@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     memory_kind = "peak GPU memory allocated" if gpu else "peak RSS"
     print(f"times: {clock} seconds{' (CUDA-synchronised)' if gpu else ''}, medians of {args.rounds} interleaved "
           f"rounds in one process; {memory_kind}: one fresh process per case")
+    if gpu:  # torch's setting, which the library follows: on Ampere and newer it is on by default
+        print(f"fp32 on this GPU: cuDNN TF32 convolutions {'on' if torch.backends.cudnn.allow_tf32 else 'off'} "
+              "(torch.backends.cudnn.allow_tf32)")
     timing = child(args, "--timing")
     # the times now, in case the memory cases below run out of a caller's time
     print("times, s: " + "; ".join(f"{key} {value:.4f}" for key, value in timing.items()

@@ -144,8 +144,9 @@ class Harmonizer:
     blend, bicubic-resize the whole image back) for comparison.
 
     ``dtype="auto"`` (default) picks the precision at run time for the device (``phnet.precision``):
-    bf16 autocast on CPUs with AMX, fp32 on GPUs and elsewhere. "fp32" is exact; "fp16" and
-    "bf16" run the convolutions under autocast; the normalization statistics are always fp32.
+    bf16 autocast on CPUs with AMX, fp32 on GPUs and elsewhere. "fp32" is exact on the CPU (on a GPU its
+    convolutions follow torch's cuDNN TF32 setting, which is left as the host set it); "fp16" and "bf16" run
+    the convolutions under autocast; the normalization statistics are always fp32.
 
     ``full_resolution_on``: where a picture's full-resolution work (the network's input taken from it,
     the change applied to it) runs. "input": where the caller's pixels are. "model": on the model's
