@@ -11,7 +11,7 @@
 #
 #   OUT=/tmp/gpu WHEELS=wheelhouse bash benchmarks/gpu_check.sh                 # all of them
 #   OUT=/tmp/gpu WHEELS=wheelhouse STEPS="bench suite" bash benchmarks/gpu_check.sh   # a rerun of some
-#   OUT=/tmp/gpu REHEARSE=1 bash benchmarks/gpu_check.sh       # on the CPU, tiny sizes: a minute, before GPU time
+#   OUT=/tmp/gpu REHEARSE=1 bash benchmarks/gpu_check.sh       # on the CPU, tiny sizes: two minutes, before GPU time
 #
 # REHEARSE=1 runs the same commands on the CPU with the smallest settings (and without the suite unless
 # STEPS names it), so that a broken option or import shows here and not on the GPU's clock.
@@ -39,11 +39,13 @@ OUT="${OUT:-gpu-out}"
 DEADLINE="${DEADLINE:-540}"
 if [ -n "${REHEARSE:-}" ]; then
   DEVICE=cpu STEPS="${STEPS:-cuda-tests bench training synthesis}"
+  SLOW=2  # the caps are the GPU call's: a busy CPU took 158 s of the bench's 180
   BENCH=(--rounds 1 --sizes 512² --no-frames)
   TRAINING=(--size 64 --batch 8 --steps 10 --photos 24 --workers 1)
   SYNTHESIS=(--size 64 --rounds 1 --numpy-samples 4 --batch 8)
 else
   DEVICE=cuda STEPS="${STEPS:-cuda-tests bench suite training synthesis}"
+  SLOW=1
   BENCH=(--rounds 5)
   TRAINING=(--size 256 --batch 64 --steps 150)
   SYNTHESIS=()
@@ -84,6 +86,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
     failed=1
     return 0
   fi
+  cap=$((cap * SLOW))
   limit=$((cap < left ? cap : left))
   began=$SECONDS
   timeout --signal=INT --kill-after=15 "$limit" "$@" > "$OUT/$name.txt" 2>&1

@@ -1026,14 +1026,15 @@ def _mixed_from_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouche
 
 
 def _tail_on_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
-    """Whether most of a mask's tail (coverage from 0 to half) lies within 0.1 of its ``untouched`` part's
-    colour: a cut-out's grown or feathered mask reaches its canvas there (3/4 and more of the tail; its thin
-    limbs and a shrunk mask's mixed rim the rest), a real scene's under a feather's tail does not (a third,
-    where black bars beside the picture are its untouched part). A 0-dim bool tensor, on the device."""
+    """Whether what a mask's tail (coverage from 0 to half) holds off its ``untouched`` part's colour (by more
+    than 0.1) is a rim of the subject, not a scene: under 0.7 of the subject's own area. A cut-out's grown,
+    feathered or shrunk mask leaves its thin limbs and its mixed edge there (0.01 to 0.57 of it), a real
+    scene under a wide feather's tail leaves the scene between the subject and black bars beside the picture
+    (0.8 to 2.5). A 0-dim bool tensor, on the device."""
     canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
-    near = (image - canvas).abs().amax(dim=1, keepdim=True) <= FLAT_SPREAD + 1 / 255 + 0.1
+    far = (image - canvas).abs().amax(dim=1, keepdim=True) > FLAT_SPREAD + 1 / 255 + 0.1
     tail = (coverage > 0) & (coverage < 0.5)
-    return (near & tail).sum() * 2 >= tail.sum()
+    return (far & tail).sum() * 10 < (coverage >= 0.5).sum() * 7
 
 
 def _weighed(corrections: list[Correction], mode: str, masks: torch.Tensor, mask_peak: float) -> list[Correction]:

@@ -1084,7 +1084,21 @@ def test_a_cut_out_whose_mask_the_host_feathered_or_shrank_is_seen_to_have_no_sc
     assert result.corrections[0].flat == (255, 255, 255) and np.array_equal(result.image, cut)
 
 
-def test_a_wide_feather_over_a_pillarboxed_scene_is_no_cut_out(harmonizer):
+@pytest.mark.parametrize("grow, feather", [(-6, 3), (-8, 4), (0, 4), (-20, 10)])
+def test_a_hard_cut_out_whose_mask_was_shrunk_and_feathered_is_seen_to_have_no_scene(harmonizer, grow, feather):
+    """As a SAM node's grow < 0 and feather leave it: the tail lies half on the subject, half on the canvas."""
+    from phnet.mask_tools import refine_mask
+
+    yy, xx = np.mgrid[:1024, :1024]
+    disc = (((yy - 512) ** 2 + (xx - 420) ** 2) <= 300**2).astype(np.float32)
+    cut = np.where(disc[..., None] > 0, photo(1024, 1024), 255).astype(np.uint8)
+    result = harmonizer.harmonize(cut, refine_mask(disc, grow=grow, feather=feather), threshold=0.0,
+                                  working_size=512)
+    assert result.corrections[0].flat == (255, 255, 255)
+
+
+@pytest.mark.parametrize("feather", [40, 60, 70])
+def test_a_wide_feather_over_a_pillarboxed_scene_is_no_cut_out(harmonizer, feather):
     """A 9:16 clip in a 16:9 frame: the black bars are most of what a wide feather's tail leaves untouched, and
     were read alone as 'one flat colour' (0, 0, 0): the subject was left as it was."""
     from phnet.mask_tools import refine_mask
@@ -1098,7 +1112,7 @@ def test_a_wide_feather_over_a_pillarboxed_scene_is_no_cut_out(harmonizer):
     scene[:, :left] = scene[:, right:] = 0
     mask = np.zeros((h, w), np.float32)
     mask[40:, left + 70 : right - 70] = 1
-    mask = refine_mask(mask, feather=40)
+    mask = refine_mask(mask, feather=feather)
     scene[mask >= 0.5] = scene[mask >= 0.5] * 0.4 + np.array([200, 40, 40]) * 0.6
     result = harmonizer.harmonize(scene.astype(np.uint8), mask, threshold=0.0)
     assert result.corrections[0].flat is None
