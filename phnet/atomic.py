@@ -23,8 +23,8 @@ def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> No
     tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except (FileNotFoundError, PermissionError) as e:  # named by the file asked for, not the hidden temporary one
-        raise type(e)(e.errno, f"{e.strerror}: cannot write {target}", str(target)) from None
+    except OSError as e:  # named by the file asked for, not the hidden temporary one (OSError picks the subclass)
+        raise OSError(e.errno, f"{e.strerror}: cannot write {target}", str(target)) from None
     mode = os.stat(tmp).st_mode & 0o777
     try:
         write(tmp)

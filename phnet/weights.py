@@ -178,8 +178,8 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None, config_
         _check_agreement(config, official, str(config_file), path,
                          f"An official checkpoint is read with the official mapping: fix or delete {config_file}",
                          config_file.name, held="read off the official file")
-        if not carries_official_terms(config):  # tuned, still the authors' weights: their name carries their terms
-            config = dataclasses.replace(config, name=official.name)
+        if carries_official_terms(official) and not carries_official_terms(config):  # tuned, still the authors'
+            config = dataclasses.replace(config, name=official.name)  # weights: their name carries their terms
     with torch.device("meta"):  # shapes first: a config.json of absurd widths built gigabytes before the check
         check_fits(PHNet(config), tensors, source=str(path), config_file=config_file)
     model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
@@ -211,7 +211,7 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
 
 def _size_from_name(name: str) -> int | None:
     """Official files carry their resolution in the name: iharmony512.pth, ffhqh1024.pth."""
-    counted = re.sub(r"(?i)(?<![a-z])(?:epoch|step|iter|ep|e)[-_]?\d+", "", name)  # epoch-256.pth: a count
+    counted = re.sub(r"(?i)(?<![a-z0-9])(?:epoch|step|iter|ep)[-_]?\d+", "", name)  # epoch-256.pth: a count
     m = re.search(r"(?<!\d)(256|512|1024|2048)(?!\d)", counted)  # not the digits of a date or a step count
     return int(m.group(1)) if m else None
 

@@ -194,7 +194,8 @@ def parse_ramps(spec: str) -> list[float | None]:
     return ramps
 
 
-CALIBRATED_FILES = {"config.json", "model.safetensors", "calibration.json"}  # what a calibration writes
+# what a calibration writes (the official weights' terms too, where they were trained on from them)
+CALIBRATED_FILES = {"config.json", "model.safetensors", "calibration.json", "LICENSE-WEIGHTS.txt"}
 
 
 def main(argv=None) -> int:

@@ -42,3 +42,10 @@ def test_a_missing_folder_is_named_by_the_file_asked_for(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         atomic.write_atomic_text(tmp_path / "nope" / "config.json", "{}")
     assert e.value.filename == str(tmp_path / "nope" / "config.json") and ".tmp" not in str(e.value)
+
+
+def test_a_folder_that_is_a_file_is_named_by_the_file_asked_for(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(NotADirectoryError) as e:
+        atomic.write_atomic_text(tmp_path / "afile" / "out.json", "{}")
+    assert e.value.filename == str(tmp_path / "afile" / "out.json")

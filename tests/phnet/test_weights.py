@@ -196,6 +196,17 @@ def test_official_weights_tuned_by_a_config_json_keep_their_name_and_terms(offic
     assert "CC BY-SA" in (saved / "LICENSE-WEIGHTS.txt").read_text()
 
 
+def test_weights_of_another_architecture_under_an_official_file_name_keep_their_config_s_name(tiny_config,
+                                                                                              tmp_path):
+    import dataclasses
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    torch.save(PHNet(tiny_config).state_dict(), folder / "iharmony512.pth")
+    dataclasses.replace(tiny_config, name="my-own-tiny", output="image").save(folder / "config.json")
+    assert load_model(folder).config.name == "my-own-tiny"
+
+
 def test_a_config_json_beside_an_official_file_may_set_its_threshold(official_files, tmp_path):
     """As the README says; any threshold was refused ("needs output='residual'"), though a call's own works."""
     path, _ = official_files["ffhqh"]
@@ -290,7 +301,8 @@ def test_wrapped_state_dicts_load(tiny_model, tmp_path, wrap):
 
 def test_the_official_trainer_s_epoch_numbers_are_not_a_working_size(tiny_model, tmp_path):
     """epoch-256.pth was read as trained at 256 (the official trainer saves epoch-{N}.pth, for 300 epochs)."""
-    for name, size in [("epoch-256.pth", 512), ("ffhqh1024_epoch-300.pth", 1024), ("phnet_256.pth", 256)]:
+    for name, size in [("epoch-256.pth", 512), ("ffhqh1024_epoch-300.pth", 1024), ("phnet_256.pth", 256),
+                       ("phnet_e2e_1024.pth", 1024)]:
         torch.save(tiny_model.state_dict(), tmp_path / name)
         with pytest.warns(UserWarning, match=rf"working size {size}\)"):
             assert load_model(tmp_path / name).config.image_size == size

@@ -252,3 +252,23 @@ def test_a_picture_padded_to_the_square_is_scored_on_the_picture_alone():
     for key in ("mse", "untouched", "composite_mse", "fmse"):
         assert a[key] == pytest.approx(b[key])
 
+
+
+def test_a_rebuild_over_weights_under_an_official_name_takes_their_terms_file_as_its_own(tmp_path, capsys):
+    """save_pretrained writes LICENSE-WEIGHTS.txt for weights trained on from the official ones: --overwrite
+    refused the folder a calibration had written, as holding a file besides the calibrated model."""
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from trainer import calibrate
+
+    config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64,
+                         output="residual", name="finetuned-official-ffhqh512")
+    out = save_pretrained(PHNet(config), tmp_path / "calibrated")
+    (out / "calibration.json").write_text("{}\n")
+    assert (out / "LICENSE-WEIGHTS.txt").is_file()
+    try:  # it stops later, at the missing config: past the folder's check
+        calibrate.main([str(out), "--config", str(tmp_path / "none.toml"), "--out", str(out), "--overwrite"])
+    except SystemExit:
+        pass
+    err = capsys.readouterr().err
+    assert "besides the calibrated model" not in err and "none.toml" in err
