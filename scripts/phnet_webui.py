@@ -385,9 +385,9 @@ def _harmonize(p, image, s):
             "raise 'Only masked padding, pixels', or inpaint the whole picture.")
     result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
-    if reach is not None:  # beyond the painted mask too: a ring Grow < 0 took off it stays as generated
-        harmonized = mask.maximum(given).reshape(image.height, image.width).numpy()
-        result = carry_into_band(image, result, harmonized, reach)
+    if reach is not None and not (s.grow or 0) < 0:  # a ring Grow < 0 takes off the mask stays as generated, and
+        result = carry_into_band(image, result, mask.reshape(image.height, image.width).numpy(), reach)  # the band
+        # beyond it too: corrected past an uncorrected ring, it would stand apart from the subject
     if alpha is not None:
         result.putalpha(alpha)
     return result, corrections, harmonizer.config.name, notes
@@ -527,7 +527,8 @@ def carry_into_band(image, result, mask, reach):
         gain = ((x - mx) * (y - my)).mean() / spread if spread > 1 and inside.sum() >= 2 else 1.0
         gain = float(np.clip(gain, *CARRIED_GAIN))
         change = after[..., c][subject] - before[..., c][subject]
-        carried[..., c] += np.clip(before[..., c] * (gain - 1) + (my - gain * mx), change.min(), change.max())
+        low, high = min(float(change.min()), 0.0), max(float(change.max()), 0.0)  # a bound, not a least change
+        carried[..., c] += np.clip(before[..., c] * (gain - 1) + (my - gain * mx), low, high)
     carried = np.clip(carried, 0, 255)
     return Image.fromarray(np.round(after + band * (carried - after)).astype(np.uint8))
 

@@ -347,6 +347,16 @@ def test_the_band_changes_no_more_than_the_subject_did(webui):
     ring = (reach > 0) & (mask == 0)
     largest = (after - before)[mask > 0].max()
     assert 0 < (carried - before)[ring].max() <= largest
+    # a bright subject darkened by a gain changed by -54 to -72: the bound is no least change, and a dark band
+    # (30) is not pushed to black
+    bright = np.full((40, 40, 3), 30.0)
+    bright[10:30, 10:30] = rng.uniform(180, 240, (20, 20, 3)).round()
+    darkened = bright.copy()
+    darkened[10:30, 10:30] = (bright[10:30, 10:30] * 0.7).round()
+    carried = np.asarray(webui.script_module.carry_into_band(Image.fromarray(bright.astype(np.uint8)),
+                                                             Image.fromarray(darkened.astype(np.uint8)), mask,
+                                                             Image.fromarray(reach))).astype(float)
+    assert -15 < (carried - bright)[ring].mean() < 0
 
 
 def _overlaid(webui, full, blur, width, height, **settings):
@@ -379,6 +389,7 @@ def test_a_ring_grow_took_off_the_painted_mask_stays_as_generated(webui, blur):
     after = np.asarray(_postprocess(webui, runner, p, before)).astype(int)
     changed = np.abs(after - np.asarray(before).astype(int)).max(-1) > 0
     assert changed[40:88, 40:88].any() and not changed[ring].any()
+    assert not changed[~full.astype(bool)].any()  # nor the band beyond it: corrected, it stood apart
 
 
 def test_a_blank_mask_with_only_masked_pastes_nothing_back_so_no_subject_is_lost(webui):
