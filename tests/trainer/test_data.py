@@ -357,7 +357,7 @@ def test_a_package_portraits_pool_is_read_split_by_split_with_its_masks(tmp_path
             img, mask = portrait(rng, 32, 32)
             Image.fromarray(img).save(pool / split / "images" / f"{split}{i}.png")
             Image.fromarray(mask).save(pool / split / "masks" / f"{split}{i}.png")
-    (pool / "manifest.json").write_text("{}")
+    (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
     for split, n in (("train", 5), ("test", 3)):
         ds = build_dataset({"root": str(pool), "kind": "folder", "mask_fallback": "error"}, split, image_size=32)
         # only that split's photos, never its masks read as photos, every photo with its own mask
@@ -381,7 +381,7 @@ def _pool(root: Path, splits=(("train", 5), ("val", 2), ("test", 3))) -> Path:
             img, mask = portrait(rng, 32, 32)
             Image.fromarray(img).save(root / split / "images" / f"{split}{i}.png")
             Image.fromarray(mask).save(root / split / "masks" / f"{split}{i}.png")
-    (root / "manifest.json").write_text("{}")
+    (root / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
     return root
 
 
@@ -398,6 +398,21 @@ def test_a_pool_or_one_of_its_splits_is_read_with_its_masks_wherever_it_is_named
         ds = build_dataset({**base, "root": str(root)}, split, image_size=32)
         assert all(r.mask is not None and r.mask.parent.name == "masks" for r in ds.records), split
         assert names is None or sorted(r.name for r in ds.records) == names
+
+
+def test_a_photo_folder_beside_another_tool_s_manifest_or_list_is_still_a_photo_folder(tmp_path, photos):
+    """Any manifest.json made a pool, and any *_test.txt beside a composite_images/ folder an iHarmony4 subset:
+    a folder of photos used as data.val_root was refused, or read for split lists it never had."""
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(photos[0], val)
+    (val / "manifest.json").write_text('{"tool": "another"}')
+    (val / "composite_images").mkdir()
+    (val / "results_test.txt").write_text("x.png\n")
+    data = {"root": str(photos[0]), "mask_dir": str(photos[1]), "val_root": str(val), "mask_fallback": "ellipse"}
+    assert detect_kind(val) == "folder"
+    assert len(build_dataset(data, "val", image_size=32)) == len(list(photos[0].glob("*.png")))
 
 
 def test_a_ready_set_as_val_root_is_refused(tmp_path, photos):

@@ -69,7 +69,7 @@ def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
     None for any other folder. Read as one plain folder, a pool would mix its splits and its masks into
     the photos."""
     photos, masks = root / split / "images", root / split / "masks"
-    if not (root / "manifest.json").is_file():
+    if not is_pool(root):
         return None
     if photos.is_dir() and masks.is_dir():
         return photos, masks
@@ -86,9 +86,23 @@ def pool_part(folder: Path, split: str) -> tuple[Path, Path] | None:
     photos too. None for any other folder."""
     if split != "all" and (found := pool_split(folder, split)) is not None:
         return found
-    if (folder / "images").is_dir() and (folder / "masks").is_dir() and (folder.parent / "manifest.json").is_file():
+    if (folder / "images").is_dir() and (folder / "masks").is_dir() and is_pool(folder.parent):
         return folder / "images", folder / "masks"
     return None
+
+
+def is_pool(folder: Path) -> bool:
+    """A pool of ``trainer.builders.package_portraits`` (or a subset of one): its manifest names that builder
+    (another tool's manifest.json beside photos makes no pool)."""
+    import json
+
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["builder"] == POOL_BUILDER
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+POOL_BUILDER = "trainer.builders.package_portraits"
 
 
 TEST_IS_VALIDATION = (
@@ -123,7 +137,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
             f"data.kind is \"folder\" (photos to synthesise composites from), but {root} holds a ready {found} set "
             f"(composites, masks and real pictures in their own folders, split lists): read as photos, every "
             f"picture in it, masks included, would become a training photo; pass --kind auto (or --kind {found})")
-    if split == "all" and (kind != "folder" or (root / "manifest.json").is_file()):
+    if split == "all" and (kind != "folder" or is_pool(root)):
         raise ValueError(f"split 'all' reads every photo of a photo folder; {root} is a "
                          f"{'pool' if kind == 'folder' else kind} set with splits of its own: choose one of them")
     train = (split == "train") if train is None else train

@@ -28,7 +28,11 @@ def is_iharmony_root(root: Path) -> bool:
     root = Path(root)
     if any((root / s).is_dir() for s in SUBSETS):
         return True
-    return (root / "composite_images").is_dir() and bool(_listed(root))
+    if not (root / "composite_images").is_dir():
+        return False
+    if any(root.glob("*_train.txt")):
+        return True  # a subset with its test list alone must show the rest of the layout: a photo folder may hold
+    return (root / "masks").is_dir() and (root / "real_images").is_dir() and bool(_listed(root))  # such a list
 
 
 def _listed(subset: Path) -> list[str]:
