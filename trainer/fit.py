@@ -63,6 +63,7 @@ def train(cfg: dict, *, resume: str | bool = False, overwrite: bool = False, pro
     env = Dist(cfg["train"].get("device", ""), float(cfg["train"]["process_timeout_minutes"]))
     run = RunFolder(cfg["train"]["out_dir"])
     try:
+        check_ddp_settings(cfg["train"], env.world)  # before --overwrite deletes or --resume branches anything
         resume_dir, changes = open_run(cfg, env, run, resume, overwrite)
         return _train(cfg, env, run, resume_dir, changes, progress, push_to_hub, hub_private)
     finally:
@@ -318,6 +319,18 @@ def restore(resume_dir: Path, cfg: dict, env: Dist, opt: Optimisation,
     return pos, best, state.get("validation_photos")
 
 
+def check_ddp_settings(t_cfg: dict, world: int) -> bool:
+    """Whether DDP looks for parameters without a gradient; refuses the settings it would stop on."""
+    find_unused = t_cfg.get("find_unused_parameters", "auto")
+    if find_unused == "auto":  # needed only while the dead modules are still trainable
+        find_unused = not t_cfg.get("freeze_dead_modules", True)
+    if world > 1 and not find_unused and not t_cfg.get("freeze_dead_modules", True):
+        raise ValueError("train.find_unused_parameters = false with train.freeze_dead_modules = false: PHNet's "
+                         "modules that never run (the last PN block, skip.6) get no gradient, which DDP stops on "
+                         "at the second step; set find_unused_parameters = \"auto\" (or freeze_dead_modules = true)")
+    return bool(find_unused)
+
+
 def wrap_for_training(model, t_cfg: dict, env: Dist):
     """``torch.compile``, cuDNN's algorithm search and DistributedDataParallel, as configured (the plain model
     stays for saving)."""
@@ -326,13 +339,7 @@ def wrap_for_training(model, t_cfg: dict, env: Dist):
     train_model = model
     if t_cfg.get("compile"):
         train_model = torch.compile(train_model)
-    find_unused = t_cfg.get("find_unused_parameters", "auto")
-    if find_unused == "auto":  # needed only while the dead modules are still trainable
-        find_unused = not t_cfg.get("freeze_dead_modules", True)
-    if env.world > 1 and not find_unused and not t_cfg.get("freeze_dead_modules", True):
-        raise ValueError("train.find_unused_parameters = false with train.freeze_dead_modules = false: PHNet's "
-                         "modules that never run (the last PN block, skip.6) get no gradient, which DDP stops on "
-                         "at the second step; set find_unused_parameters = \"auto\" (or freeze_dead_modules = true)")
+    find_unused = check_ddp_settings(t_cfg, env.world)
     if env.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
             train_model, device_ids=[env.device.index] if env.device.type == "cuda" else None,

@@ -70,3 +70,21 @@ def test_ddp_without_find_unused_parameters_needs_the_dead_modules_frozen():
     with pytest.raises(ValueError, match=r"find_unused_parameters = false with train.freeze_dead_modules = false"):
         wrap_for_training(torch.nn.Linear(1, 1), {"freeze_dead_modules": False, "find_unused_parameters": False,
                                                   "cudnn_benchmark": False}, env)
+
+
+def test_settings_ddp_would_stop_on_are_refused_before_the_run_folder_is_touched(shift_set, tmp_path,
+                                                                               monkeypatch):
+    """The refusal came after --overwrite had deleted the previous run (or --resume had branched it)."""
+    import types
+
+    from training_runs import tiny_cfg
+
+    from trainer import fit
+
+    out = tmp_path / "run"
+    fit.train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4), progress=False)
+    monkeypatch.setattr(fit, "Dist", lambda *a: types.SimpleNamespace(world=2, close=lambda: None))
+    cfg = tiny_cfg(shift_set, out, steps=4, freeze_dead_modules=False, find_unused_parameters=False)
+    with pytest.raises(ValueError, match="find_unused_parameters = false"):
+        fit.train(cfg, overwrite=True, progress=False)
+    assert (out / "checkpoints" / "step-00000002").is_dir()
