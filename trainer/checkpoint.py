@@ -173,8 +173,6 @@ def damage(folder: Path) -> str | None:
         return f"no {', '.join(missing)}"
     try:
         json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        if (folder / TRAIN_CONFIG_FILE).is_file():  # the settings a resume reads back (optional: older runs')
-            json.loads((folder / TRAIN_CONFIG_FILE).read_text(encoding="utf-8"))
         read_info(folder)
         load_file(folder / "model.safetensors")
         load_training_state(folder)

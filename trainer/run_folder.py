@@ -234,8 +234,9 @@ class RunFolder:
         step = int(ckpt.read_info(checkpoint)["step"])
         later = [p for s, p in ckpt.step_checkpoints(self.root) if s > step]
         best = self.root / "best"
-        if best.is_dir() and ckpt.is_complete(best) and _step_of(best, default=step + 1) > step:
-            later.append(best)  # (one whose step cannot be read is set aside too: it cannot be told to be older)
+        # a best/ whose step cannot be read goes with the later checkpoints, if any: it cannot be told to be older
+        if best.is_dir() and ckpt.is_complete(best) and _step_of(best, default=step + bool(later)) > step:
+            later.append(best)
         if not later:
             return
         aside = self.root / "superseded" / f"after-step-{step:08d}"
@@ -299,7 +300,11 @@ class RunFolder:
             if p.is_file():
                 try:
                     return json.loads(p.read_text(encoding="utf-8"))
-                except ValueError as e:  # (a checkpoint's own copy is checked with the checkpoint: damage())
+                except ValueError as e:
+                    if p != candidates[-1]:  # a checkpoint's own copy: the run's record stands in for it
+                        print(f"[trainer] {p} is damaged ({e}): the run's {candidates[-1].name} is read instead",
+                              file=sys.stderr)
+                        continue
                     raise ValueError(f"{p} is damaged ({e}): restore it, or start the run again with "
                                      "--overwrite") from None
         return None

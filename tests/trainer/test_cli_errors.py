@@ -71,7 +71,7 @@ def test_resuming_a_finished_run_or_a_folder_that_is_no_checkpoint(shift_set, tm
         assert line.startswith(f"error: --resume {folder}: {what}, not a step checkpoint") and "--init-from" in line
 
 
-@pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors", "training_config.json"])
+@pytest.mark.parametrize("damaged", ["training_state.pt", "model.safetensors"])
 def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, capsys, damaged):
     from trainer.fit import train
 
@@ -106,10 +106,26 @@ def test_a_damaged_best_record_is_set_aside_by_a_branch_not_a_parser_s_message(s
     from trainer.fit import main
 
     (out / "best" / "checkpoint.json").write_text("")
+    args = ["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
+            "--data", str(shift_set), "--out", str(out)]
+    assert main([*args, "--steps", "5", "--resume"]) == 0, capsys.readouterr().err[-2000:]  # from the newest
+    assert (out / "best").is_dir() and not (out / "superseded").exists()  # nothing later to go with
+    assert main([*args, "--steps", "5", "--resume", str(out / "checkpoints" / "step-00000004")]) == 0
+    assert (out / "superseded" / "after-step-00000004" / "best").is_dir()
+
+
+def test_a_checkpoint_s_damaged_copy_of_its_settings_gives_way_to_the_run_s(shift_set, tmp_path, capsys):
+    """The copy is optional (older runs have none): damaged, it condemned intact weights and state, and with no
+    other checkpoint the advice was --overwrite."""
+    from trainer.fit import main, train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4, log_every=1), progress=False)
+    copy = out / "checkpoints" / "step-00000002" / "training_config.json"
+    copy.write_text(copy.read_text()[:100])
     assert main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
-                 "--data", str(shift_set), "--out", str(out), "--steps", "3", "--resume",
-                 str(out / "checkpoints" / "step-00000002")]) == 0, capsys.readouterr().err[-2000:]
-    assert (out / "superseded" / "after-step-00000002" / "best").is_dir()
+                 "--data", str(shift_set), "--out", str(out), "--steps", "3", "--resume"]) == 0
+    assert f"{copy} is damaged" in capsys.readouterr().err
 
 
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(shift_set, tmp_path, capsys, monkeypatch):
