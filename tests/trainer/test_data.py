@@ -394,10 +394,12 @@ def test_a_pool_or_one_of_its_splits_is_read_with_its_masks_wherever_it_is_named
                         image_size=32)
     assert sorted(r.name for r in val.records) == ["val0.png", "val1.png"]
     for root, split, names in [(pool / "test", "all", ["test0.png", "test1.png", "test2.png"]),
+                               (pool / "test", "test", ["test0.png", "test1.png", "test2.png"]),  # all, held out
                                (pool / "train", "train", None)]:
         ds = build_dataset({**base, "root": str(root)}, split, image_size=32)
         assert all(r.mask is not None and r.mask.parent.name == "masks" for r in ds.records), split
         assert names is None or sorted(r.name for r in ds.records) == names
+        assert split != "test" or ds.not_held_out is None
 
 
 def test_a_photo_folder_beside_another_tool_s_manifest_or_list_is_still_a_photo_folder(tmp_path, photos):

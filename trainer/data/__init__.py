@@ -192,9 +192,11 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         carved = 0.0 if data.get("val_root") else val_fraction
         part = None if data.get("mask_dir") else pool_part(root, "all")  # one split of a pool: its photos, masks
         photos, masks = part or (root, configured_folder(data, "mask_dir"))
-        recs = folder_records(photos, split, masks, carved, test_fraction)
+        whole = part is not None and root.name == split  # POOL/test for the test split: that split, all of it
+        recs = folder_records(photos, "train" if whole else split, masks, *((0.0, 0.0) if whole else
+                                                                              (carved, test_fraction)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
-        if split == "test" and test_fraction <= 0 and not data.get("val_root"):
+        if split == "test" and test_fraction <= 0 and not data.get("val_root") and not whole:
             ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
     limit = int(data.get("max_samples", 0) or 0)
     if limit and len(ds.records) > limit:
