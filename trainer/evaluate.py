@@ -444,12 +444,17 @@ def check_split_all(split: str, data: str | None, config: str | None) -> str | N
     if config:
         from trainer.config import read_config
 
+        from trainer.data import is_pool
+
         run = read_config(config)["data"]
         given = Path(data).expanduser().resolve()
         for key, whose in (("root", "training photos"), ("val_root", "validation photos, which chose its best/")):
             own = run.get(key)
             if own:
                 own_path = Path(str(own)).expanduser().resolve()
+                if given.parent == own_path and is_pool(own_path) and given.name not in (
+                        ("train", "val") if key == "root" else ("val",)):
+                    continue  # a split of the run's pool that it never read (its test/)
                 if own_path == given or own_path.is_relative_to(given) or given.is_relative_to(own_path):
                     return (f"--split all would score every photo of {data}, which holds the run's own {whose} "
                             f"({own}) or lies among them: choose a split, or give another --data")

@@ -279,3 +279,19 @@ def test_with_data_of_the_runs_own_root_its_folders_stay_and_another_ones_subset
                    "kind": "auto"}
     other = data_for_other(run, str(tmp_path / "HFlickr"))
     assert other == {"root": str(tmp_path / "HFlickr"), "kind": "auto", "val_fraction": 0.1}
+
+
+def test_split_all_of_the_run_s_own_pool_s_test_folder_is_no_training_photo(tmp_path, monkeypatch):
+    """A run on a pool trains on its train/ and validates on its val/: --data POOL/test --split all, the form
+    the README gives, was refused as holding the run's own training photos."""
+    import trainer.config
+    from trainer.evaluate import check_split_all
+
+    pool = tmp_path / "pool"
+    for split in ("train", "val", "test"):
+        (pool / split / "images").mkdir(parents=True)
+    (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
+    monkeypatch.setattr(trainer.config, "read_config", lambda config: {"data": {"root": str(pool)}})
+    assert check_split_all("all", str(pool / "test"), "RUN") is None
+    assert "training photos" in check_split_all("all", str(pool / "train"), "RUN")
+    assert "training photos" in check_split_all("all", str(pool / "val"), "RUN")
