@@ -153,7 +153,8 @@ class PHNetHarmonizeFrames:
                 "smoothing": ("FLOAT", {
                     "default": 3.0, "min": 0.0, "max": 100.0, "step": 0.5,
                     "tooltip": "The spread of the correction's average over frames (a Gaussian's σ: it reaches "
-                               "about 3× this many frames on each side); 0 = every frame on its own.",
+                               "about 3× this many frames on each side; with causal, the time constant of an "
+                               "average of past frames); 0 = every frame on its own.",
                 }),
                 "cut_threshold": ("FLOAT", {
                     "default": 20.0, "min": 1.0, "max": 255.0, "step": 1.0,
