@@ -63,10 +63,15 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
     from .imageio import mask_to_array, read_mask, read_picture
 
     image, keep = read_picture(composite)
-    top = float(image[..., :3].max()) if image.dtype.kind == "f" else 0.0
-    if not top <= 1.0 + 1e-3:  # (the library's own words tell a caller to divide by 255)
-        raise ValueError(f"{composite} holds float values up to {top:.4g}, where a float picture holds 0..1 (a "
-                         "0..255 or HDR one?); save it scaled to 0..1, or as an 8- or 16-bit picture")
+    if image.dtype.kind == "f":  # (the library's own words tell a caller to divide by 255)
+        colour = image[..., :3] if image.ndim == 3 else image
+        if not np.isfinite(colour).all():
+            raise ValueError(f"{composite} holds NaN or infinite values; save it with numbers in 0..1, or as an 8- "
+                             "or 16-bit picture")
+        top = float(colour.max())
+        if top > 1.0 + 1e-3:
+            raise ValueError(f"{composite} holds float values up to {top:.4g}, where a float picture holds 0..1 (a "
+                             "0..255 or HDR one?); save it scaled to 0..1, or as an 8- or 16-bit picture")
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ValueError(f"{composite} has no alpha channel; give its MASK as the second argument (for a folder "
@@ -322,14 +327,18 @@ def _transparent_into_no_alpha(job: _Job) -> bool:
     try:
         with quiet_open(job.composite) as image:
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
-            if "transparency" not in image.info and image.mode not in ("La", "RGBa"):
+                if image.convert("RGBA").getchannel("A").getextrema()[0] < 255:
+                    return True
+                if image.format not in ("PNG", "TIFF"):  # (only these hold alpha at 16 bits: PIL shows its high byte)
+                    return False
+            elif "transparency" not in image.info and image.mode not in ("La", "RGBa"):
                 return False
-        # a key colour of 16 bits (PIL compares its low byte with 8-bit pixels), a premultiplied alpha: as read
+        # a key colour of 16 bits (PIL compares its low byte with 8-bit pixels), a premultiplied alpha, an alpha
+        # at 16 bits: as read, and as _save brings it to 8 bits
         from .imageio import read_image
 
         pixels = read_image(job.composite)
-        return pixels.ndim == 3 and pixels.shape[-1] == 4 and int(pixels[..., 3].min()) < np.iinfo(pixels.dtype).max
+        return pixels.ndim == 3 and pixels.shape[-1] == 4 and int(_eight_bit(pixels[..., 3]).min()) < 255
     except Exception:  # an unreadable file, a decompression bomb: reported when the job runs
         return False
 
@@ -363,6 +372,32 @@ def _save(result: np.ndarray, target: Path, keep: dict) -> list[str]:
 JPEG_EXIF_BYTES = 65533  # one APP1 segment, less its "Exif\0\0" header: Pillow refuses more after the work
 JPEG_XMP_BYTES = 65504  # one APP1 segment, less the XMP namespace that heads it
 XMP_KEY = "XML:com.adobe.xmp"  # a PNG's XMP: an iTXt chunk of this name
+
+
+def _xmp_text(data: bytes) -> str | None:
+    """An XMP packet's bytes as text for a PNG's iTXt chunk (UTF-8), read by its byte-order mark; None if they
+    are no text."""
+    for mark, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+                        (b"\xfe\xff", "utf-16")):
+        if data.startswith(mark):
+            break
+    else:
+        codec = "utf-8"
+    try:
+        return data.decode(codec).lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return None
+
+
+def _describes_srgb(colour: dict) -> bool:
+    """Whether a PNG's colour chunks say sRGB, as a file without them is read: an sRGB chunk, or a gamma of
+    1/2.2 with sRGB's primaries or none given."""
+    if "srgb" in colour:
+        return True
+    gamma_ok = abs(float(colour.get("gamma", 0.45455)) - 0.45455) < 0.001
+    primaries = colour.get("chromaticity")
+    srgb = (0.3127, 0.329, 0.64, 0.33, 0.3, 0.6, 0.15, 0.06)
+    return gamma_ok and (primaries is None or all(abs(float(a) - b) < 0.002 for a, b in zip(primaries, srgb)))
 
 
 def _pillow_writes_jpeg_xmp() -> bool:
@@ -400,23 +435,22 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
         else:
             options["dpi"] = keep["dpi"]
     colour = keep.get("png_colour")
-    if colour and fmt != "PNG":
+    if colour and fmt != "PNG" and not _describes_srgb(colour):  # (a file without a profile is read as sRGB)
         left.append(f"the PNG colour chunks ({', '.join(_PNG_COLOUR[k][0] for k in colour)}), which only a .png "
                     "holds")
-    xmp = keep.get("xmp")
-    if fmt == "PNG" and colour:
+    data = keep.get("xmp")
+    xmp = _xmp_text(data) if data and fmt == "PNG" else None
+    if data and fmt == "PNG" and xmp is None:
+        left.append("the XMP metadata, which is not text a PNG's XMP chunk holds (UTF-8, -16 or -32)")
+    if fmt == "PNG" and (colour or keep.get("text") or xmp):
         options["pnginfo"] = _png_text(keep.get("text", {}), colour, xmp)
-    elif keep.get("text") or xmp:
-        if fmt == "PNG":
-            options["pnginfo"] = _png_text(keep.get("text", {}), None, xmp)
-        elif keep.get("text"):
-            left.append(f"the PNG text ({', '.join(keep['text'])}), which only a .png holds")
-    if xmp and fmt != "PNG":
-        data = xmp.encode("utf-8")
+    elif keep.get("text"):
+        left.append(f"the PNG text ({', '.join(keep['text'])}), which only a .png holds")
+    if data and fmt != "PNG":
         if fmt == "BMP":
             left.append("the XMP metadata, which BMP cannot hold")
         elif fmt == "JPEG" and len(data) > JPEG_XMP_BYTES:
-            left.append(f"the XMP metadata ({len(data) // 1024} KB), more than a JPEG segment holds (64 KB)")
+            left.append(f"the XMP metadata ({len(data)} bytes), more than a JPEG segment holds ({JPEG_XMP_BYTES})")
         elif fmt == "JPEG" and not _pillow_writes_jpeg_xmp():
             left.append("the XMP metadata, which this Pillow cannot write into a JPEG (Pillow 11 or newer can)")
         elif fmt == "TIFF":  # a TIFF's XMP is a tag of its first directory, written with the EXIF's
@@ -534,6 +568,11 @@ def _reference_for(job: _Job, shape: tuple[int, ...]) -> np.ndarray | None:
     if job.reference is None:
         return None
     reference = read_mask(job.reference, "reference mask", "the region to match")
+    if reference.shape == tuple(shape[1::-1]) != tuple(shape[:2]) and _orientation(job.composite) in (5, 6, 7, 8):
+        raise ValueError(
+            f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]}, the size of "
+            f"{job.composite} as stored, but the composite is rotated by its EXIF orientation to {shape[1]}×{shape[0]}; "
+            "draw the reference mask on the upright picture")
     if reference.shape != tuple(shape[:2]):
         raise ValueError(f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]} but "
                          f"{job.composite} is {shape[1]}×{shape[0]}; draw it on the composite, or resize it to it")

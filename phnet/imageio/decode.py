@@ -63,8 +63,10 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same and keep
     its history: the file's ICC profile (``icc_profile``), EXIF (``exif``, its orientation reset: the pixels
-    are upright), resolution (``dpi``) and PNG text (``text``: a dict of str, e.g. a generator's ``parameters``
-    or ``workflow``);
+    are upright), XMP (``xmp``: its bytes, orientation reset too), resolution (``dpi``, where the file states
+    one), PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``; a PNG's XMP is
+    ``xmp``) and a PNG's colour chunks without a profile (``png_colour``: ``gamma``, ``chromaticity``,
+    ``srgb`` as PIL reads them);
     ``read_at_8_bits`` where a 16-bit TIFF's layout (premultiplied alpha, padding, planes) is decoded at 8."""
     with open_picture(path) as image:
         pixels, kept = picture_pixels(path, image), _metadata(image)
@@ -134,23 +136,25 @@ def _metadata(image) -> dict:
     colour = {key: image.info[key] for key in ("gamma", "chromaticity", "srgb") if key in image.info}
     if image.format == "PNG" and colour and not kept.get("icc_profile"):  # (a profile, where given, rules)
         kept["png_colour"] = colour  # gAMA, cHRM, sRGB: how a PNG without a profile says what its values mean
-    xmp = text.pop(_XMP, None) or _xmp_of(image)  # a PNG's in its text; a JPEG's, WebP's or TIFF's of its own
+    png_xmp = text.pop(_XMP, None)  # a PNG's in its text; a JPEG's, WebP's or TIFF's of its own, as stored
+    xmp = png_xmp.encode("utf-8") if png_xmp else _xmp_of(image)
     if xmp:  # its orientation too: the pixels are upright, and a reader would turn them again
-        kept["xmp"] = re.sub(r'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',
-                             lambda m: f"{m[1] or m[3]}1{m[2] or m[4]}", xmp)
+        kept["xmp"] = re.sub(rb'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',
+                             lambda m: (m[1] or m[3]) + b"1" + (m[2] or m[4]), xmp)
     if text:
         kept["text"] = text
     return kept
 
 
-def _xmp_of(image) -> str | None:
-    """The XMP packet PIL found in a JPEG, WebP or TIFF (bytes, or a TIFF tag's tuple of them), as text."""
+def _xmp_of(image) -> bytes | None:
+    """The XMP packet PIL found in a JPEG, WebP or TIFF (bytes, or a TIFF tag's tuple of them), its bytes as
+    stored (XMP may be UTF-16 or -32 as well as UTF-8)."""
     xmp = image.info.get("xmp")
     if isinstance(xmp, tuple) and len(xmp) == 1:
         xmp = xmp[0]
-    if isinstance(xmp, (bytes, bytearray)):
-        xmp = bytes(xmp).decode("utf-8", "replace").rstrip("\x00")
-    return xmp if isinstance(xmp, str) and xmp.strip() else None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return bytes(xmp) if isinstance(xmp, (bytes, bytearray)) and bytes(xmp).strip(b"\x00 \r\n\t") else None
 
 
 def _states_resolution(image) -> bool:
@@ -158,7 +162,7 @@ def _states_resolution(image) -> bool:
     JPEG whose JFIF header has no unit but whose EXIF has no resolution 72 dpi."""
     if image.format == "TIFF":
         return 282 in getattr(image, "tag_v2", {})
-    if image.format == "JPEG" and image.info.get("jfif_unit") not in (1, 2):
+    if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") not in (1, 2):
         try:
             return 0x011A in image.getexif()
         except Exception:  # a broken EXIF block states nothing

@@ -428,6 +428,29 @@ def test_a_16bit_key_colour_is_told_as_the_picture_is_read_before_a_jpg_is_writt
         assert _transparent_into_no_alpha(job) is refused, name
 
 
+@pytest.mark.parametrize("alpha, refused", [(65535, False), (65280, True), (65407, False)])
+def test_a_16bit_alpha_is_judged_before_the_work_as_the_result_will_hold_it(tiny_folder, tmp_path, alpha, refused,
+                                                                             monkeypatch):
+    """An alpha of 65280 (8-bit alpha widened by 256) shows 255 in PIL's 8-bit band but rounds to 254: it passed
+    the check, and the .jpg was refused after the work."""
+    import cv2
+
+    _mask().save(tmp_path / "mask.png")
+    pixels = np.full((H, W, 4), 30000, np.uint16)
+    pixels[..., 3] = alpha
+    cv2.imwrite(str(tmp_path / "c.png"), pixels)
+    run = _harmonize(tmp_path / "c.png", tmp_path / "mask.png", "-o", tmp_path / "out.jpg", "--weights",
+                     tiny_folder) if not refused else None
+    if refused:
+        monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("the picture was computed first"))
+        with pytest.raises(SystemExit, match="has transparent pixels"):
+            _harmonize(tmp_path / "c.png", tmp_path / "mask.png", "-o", tmp_path / "out.jpg", "--weights",
+                       tiny_folder)
+        assert not (tmp_path / "out.jpg").exists()
+    else:
+        assert run == 0
+
+
 def test_48bit_rgb_png_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
     from phnet.imageio import read_image
 
@@ -600,6 +623,12 @@ def test_a_float_composite_is_noted_as_written_at_8_bits_and_one_of_0_255_is_nam
     assert _harmonize(tmp_path / "unit.tif", tmp_path / "mask.png", "-o", tmp_path / "o.png",
                       "--weights", tiny_folder) == 0
     assert "unit.tif is 32-bit float; " in capsys.readouterr().out
-    Image.fromarray(grey * 222, "F").save(tmp_path / "levels.tif")
+    levels = grey * 222
+    levels[:, :4] = 0  # a black border: the check read the first three columns
+    Image.fromarray(levels, "F").save(tmp_path / "levels.tif")
     with pytest.raises(SystemExit, match=r"levels.tif holds float values up to 2\d\d.*save it scaled to 0..1"):
         _harmonize(tmp_path / "levels.tif", tmp_path / "mask.png", "-o", tmp_path / "p.png", "--weights", tiny_folder)
+    grey[5, 5] = np.nan
+    Image.fromarray(grey, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(SystemExit, match=r"nan.tif holds NaN or infinite values"):
+        _harmonize(tmp_path / "nan.tif", tmp_path / "mask.png", "-o", tmp_path / "q.png", "--weights", tiny_folder)

@@ -255,6 +255,38 @@ def test_a_png_s_gamma_and_chromaticity_go_with_a_png_result_and_are_named_other
     assert "leaves out the PNG colour chunks (gAMA, cHRM), which only a .png holds" in capsys.readouterr().out
 
 
+def test_xmp_that_is_not_utf8_keeps_its_bytes_and_a_png_names_what_it_cannot_hold(tiny_folder, tmp_path,
+                                                                                    capsys):
+    """Decoded as UTF-8 with replacements, a Latin-1 packet's rights holder was mangled in every result."""
+    xmp = '<x:xmpmeta><rdf:Description><dc:rights>\xa9 Jos\xe9 M\xfcller</dc:rights></rdf:Description></x:xmpmeta>'
+    comp, mask = tmp_path / "photo.jpg", tmp_path / "mask.png"
+    _composite().save(comp, xmp=xmp.encode("latin-1"))
+    _mask().save(mask)
+    for suffix in (".jpg", ".webp", ".tif"):
+        assert _harmonize(comp, mask, "-o", tmp_path / f"out{suffix}", "--weights", tiny_folder) == 0
+        found = Image.open(tmp_path / f"out{suffix}").info["xmp"]
+        assert (found[0] if isinstance(found, tuple) else found) == xmp.encode("latin-1"), suffix
+    capsys.readouterr()
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert "leaves out the XMP metadata, which is not text a PNG's XMP chunk holds" in capsys.readouterr().out
+
+
+def test_a_png_s_srgb_chunks_are_no_loss_in_a_file_read_as_srgb_anyway(tiny_folder, tmp_path, capsys):
+    """A plain sRGB PNG (Paint's sRGB + gAMA 1/2.2) was said to leave its colour chunks out of every .jpg."""
+    import struct
+
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add(b"sRGB", b"\x00")
+    info.add(b"gAMA", struct.pack(">I", 45455))
+    comp, mask = tmp_path / "paint.png", tmp_path / "mask.png"
+    _composite().save(comp, pnginfo=info)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
+    assert "leaves out" not in capsys.readouterr().out
+
+
 def test_png_text_a_format_cannot_hold_is_named(tiny_folder, tmp_path, capsys):
     comp, mask, _ = _generated(tmp_path)
     out = tmp_path / "out.jpg"
@@ -795,6 +827,18 @@ def test_a_jpeg_that_states_no_resolution_gives_results_without_one(tmp_path):
     assert Image.open(tmp_path / "phone.jpg").info.get("dpi") == (72, 72)
     assert "dpi" not in read_picture(tmp_path / "phone.jpg")[1]
     assert read_picture(tmp_path / "print.jpg")[1]["dpi"] == (300.0, 300.0)
+
+
+def test_a_camera_mpo_that_states_no_resolution_gives_results_without_one(tmp_path):
+    from phnet.imageio import read_picture
+
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    frames = [_composite(), _composite()]
+    frames[0].save(tmp_path / "camera.mpo", format="MPO", save_all=True, append_images=frames[1:],
+                   exif=exif.tobytes())
+    assert Image.open(tmp_path / "camera.mpo").format == "MPO"
+    assert "dpi" not in read_picture(tmp_path / "camera.mpo")[1]
 
 
 def test_results_and_masks_are_brought_to_8_bits_in_bands_with_the_same_rounding():

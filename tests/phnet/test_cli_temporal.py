@@ -107,6 +107,14 @@ def test_a_reference_of_another_size_is_named_with_the_composite(tiny_folder, tm
                   "--device", "cpu", "--reference", str(ref)])
     assert str(stop.value) == (f"error: reference mask {ref} is {H}×{W} but {comp} is {W}×{H}; draw it on the "
                                "composite, or resize it to it")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored W×H, read upright H×W: a reference drawn as stored is named as such
+    Image.fromarray(_frame(0)).save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    Image.fromarray(np.zeros((W, H), np.uint8)).save(tmp_path / "m2.png")
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(ref)
+    with pytest.raises(SystemExit, match=r"the size of .*turned.jpg as stored, but the composite is rotated"):
+        cli.main(["harmonize", str(tmp_path / "turned.jpg"), str(tmp_path / "m2.png"), "-o", str(tmp_path / "o.png"),
+                  "--weights", str(tiny_folder), "--device", "cpu", "--reference", str(ref)])
 
 
 def test_a_colour_reference_is_refused_in_a_references_words(tiny_folder, tmp_path):
