@@ -301,7 +301,7 @@ class RunFolder:
                 try:
                     return json.loads(p.read_text(encoding="utf-8"))
                 except ValueError as e:
-                    if p != candidates[-1]:  # a checkpoint's own copy: the run's record stands in for it
+                    if p != candidates[-1] and candidates[-1].is_file():  # a checkpoint's copy: the run's record
                         print(f"[trainer] {p} is damaged ({e}): the run's {candidates[-1].name} is read instead",
                               file=sys.stderr)
                         continue

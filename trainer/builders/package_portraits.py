@@ -316,8 +316,10 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
 
 
 def _is_pool(folder: Path) -> bool:
+    from trainer.data import POOL_BUILDERS
+
     try:
-        return json.loads((folder / "manifest.json").read_text())["builder"] == "trainer.builders.package_portraits"
+        return json.loads((folder / "manifest.json").read_text())["builder"] in POOL_BUILDERS
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

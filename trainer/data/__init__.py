@@ -97,12 +97,12 @@ def is_pool(folder: Path) -> bool:
     import json
 
     try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["builder"] == POOL_BUILDER
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["builder"] in POOL_BUILDERS
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
-POOL_BUILDER = "trainer.builders.package_portraits"
+POOL_BUILDERS = ("trainer.builders.package_portraits", "trainer.datasets.package_portraits")  # (its name until 12-02)
 
 
 TEST_IS_VALIDATION = (
@@ -192,7 +192,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         carved = 0.0 if data.get("val_root") else val_fraction
         part = None if data.get("mask_dir") else pool_part(root, "all")  # one split of a pool: its photos, masks
         photos, masks = part or (root, configured_folder(data, "mask_dir"))
-        whole = part is not None and root.name == split  # POOL/test for the test split: that split, all of it
+        whole = part is not None and split == root.name == "test"  # POOL/test for the test split: all of it
         recs = folder_records(photos, "train" if whole else split, masks, *((0.0, 0.0) if whole else
                                                                               (carved, test_fraction)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
