@@ -381,12 +381,14 @@ def _xmp_text(data: bytes) -> str | None:
                         (b"\xfe\xff", "utf-16")):
         if data.startswith(mark):
             break
-    else:
-        codec = "utf-8"
+    else:  # no mark first (it may stand in the packet's begin="…"): told by where the first '<' has its zeros
+        codec = {b"<\x00\x00\x00": "utf-32-le", b"\x00\x00\x00<": "utf-32-be"}.get(data[:4]) or \
+            {b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}.get(data[:2], "utf-8")
     try:
-        return data.decode(codec).lstrip("\ufeff")
+        text = data.decode(codec).lstrip("\ufeff")
     except UnicodeDecodeError:
         return None
+    return None if "\x00" in text else text
 
 
 def _describes_srgb(colour: dict) -> bool:

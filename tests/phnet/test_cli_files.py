@@ -269,6 +269,10 @@ def test_xmp_that_is_not_utf8_keeps_its_bytes_and_a_png_names_what_it_cannot_hol
     capsys.readouterr()
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
     assert "leaves out the XMP metadata, which is not text a PNG's XMP chunk holds" in capsys.readouterr().out
+    utf16 = '<?xpacket begin="\ufeff"?><x:xmpmeta><dc:rights>Jos\xe9</dc:rights></x:xmpmeta>'  # its mark inside
+    _composite().save(comp, xmp=utf16.encode("utf-16-le"))
+    assert _harmonize(comp, mask, "-o", tmp_path / "out16.png", "--weights", tiny_folder) == 0
+    assert "Jos\xe9" in Image.open(tmp_path / "out16.png").info["XML:com.adobe.xmp"]
 
 
 def test_a_png_s_srgb_chunks_are_no_loss_in_a_file_read_as_srgb_anyway(tiny_folder, tmp_path, capsys):

@@ -417,6 +417,20 @@ def test_a_photo_folder_beside_another_tool_s_manifest_or_list_is_still_a_photo_
     assert len(build_dataset(data, "val", image_size=32)) == len(list(photos[0].glob("*.png")))
 
 
+def test_a_pool_of_the_builder_s_earlier_name_is_a_pool_and_its_train_split_keeps_validation_apart(tmp_path):
+    """Pools written before the builders moved name 'trainer.datasets.package_portraits': read as plain folders,
+    their masks became photos; and --data POOL/train read every photo for training while carving validation
+    from the same photos."""
+    pool = _pool(tmp_path / "pool", splits=(("train", 20), ("test", 2)))
+    (pool / "manifest.json").write_text('{"builder": "trainer.datasets.package_portraits"}')
+    data = {"root": str(pool), "kind": "folder", "mask_fallback": "error"}
+    assert sorted(r.name for r in build_dataset(data, "test", image_size=32).records) == ["test0.png", "test1.png"]
+    data["root"] = str(pool / "train")
+    train = {r.name for r in build_dataset(data, "train", image_size=32).records}
+    val = {r.name for r in build_dataset(data, "val", image_size=32).records}
+    assert val and not train & val
+
+
 def test_a_ready_set_as_val_root_is_refused(tmp_path, photos):
     make_iharmony(tmp_path / "ih")
     with pytest.raises(ValueError, match=r"data.val_root .*HCOCO holds a ready iharmony set"):
