@@ -348,16 +348,7 @@ def test_collate_stacks_and_counts():
 
 
 def test_a_package_portraits_pool_is_read_split_by_split_with_its_masks(tmp_path):
-    rng = np.random.default_rng(3)
-    pool = tmp_path / "pool"
-    for split, n in (("train", 5), ("val", 2), ("test", 3)):
-        for kind in ("images", "masks"):
-            (pool / split / kind).mkdir(parents=True)
-        for i in range(n):
-            img, mask = portrait(rng, 32, 32)
-            Image.fromarray(img).save(pool / split / "images" / f"{split}{i}.png")
-            Image.fromarray(mask).save(pool / split / "masks" / f"{split}{i}.png")
-    (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
+    pool = _pool(tmp_path / "pool")
     for split, n in (("train", 5), ("test", 3)):
         ds = build_dataset({"root": str(pool), "kind": "folder", "mask_fallback": "error"}, split, image_size=32)
         # only that split's photos, never its masks read as photos, every photo with its own mask

@@ -306,6 +306,13 @@ def test_the_blur_band_the_webui_shows_generated_pixels_in_is_harmonized_too(web
     np.testing.assert_array_equal(alone[painted], after[painted])
 
 
+def _carried(webui, before, after, mask, reach) -> np.ndarray:
+    """carry_into_band on float H×W×3 pictures (0..255), an H×W mask in 0..1 and an H×W 0/255 reach."""
+    return np.asarray(webui.script_module.carry_into_band(Image.fromarray(before.astype(np.uint8)),
+                                                          Image.fromarray(after.astype(np.uint8)), mask,
+                                                          Image.fromarray(reach))).astype(float)
+
+
 @pytest.mark.parametrize("level, shift", [(235, 40), (25, -30)])
 def test_a_subject_that_clips_carries_its_shift_into_the_band_not_its_clipped_colour(webui, level, shift):
     """A white shirt brightened stays 255: read as part of the map, its gain fell to 0 and the band around the
@@ -320,9 +327,7 @@ def test_a_subject_that_clips_carries_its_shift_into_the_band_not_its_clipped_co
     after[10:30, 10:30] = (before[10:30, 10:30] + shift).clip(0, 255)
     reach = np.zeros((40, 40), np.uint8)
     reach[5:35, 5:35] = 255
-    carried = np.asarray(webui.script_module.carry_into_band(Image.fromarray(before.astype(np.uint8)),
-                                                             Image.fromarray(after.astype(np.uint8)), mask,
-                                                             Image.fromarray(reach))).astype(float)
+    carried = _carried(webui, before, after, mask, reach)
     ring = (reach > 0) & (mask == 0)
     carried_shift = (carried - before)[ring].mean(0) / shift  # where the subject clips, what it shows of the shift
     assert ((carried_shift > 0.4) & (carried_shift < 1.1)).all(), carried_shift
@@ -341,9 +346,7 @@ def test_the_band_changes_no_more_than_the_subject_did(webui):
     after[10:30, 10:30] = (before[10:30, 10:30] * 1.3).round()
     reach = np.zeros((40, 40), np.uint8)
     reach[5:35, 5:35] = 255
-    carried = np.asarray(webui.script_module.carry_into_band(Image.fromarray(before.astype(np.uint8)),
-                                                             Image.fromarray(after.astype(np.uint8)), mask,
-                                                             Image.fromarray(reach))).astype(float)
+    carried = _carried(webui, before, after, mask, reach)
     ring = (reach > 0) & (mask == 0)
     largest = (after - before)[mask > 0].max()
     assert 0 < (carried - before)[ring].max() <= largest
@@ -353,9 +356,7 @@ def test_the_band_changes_no_more_than_the_subject_did(webui):
     bright[10:30, 10:30] = rng.uniform(180, 240, (20, 20, 3)).round()
     darkened = bright.copy()
     darkened[10:30, 10:30] = (bright[10:30, 10:30] * 0.7).round()
-    carried = np.asarray(webui.script_module.carry_into_band(Image.fromarray(bright.astype(np.uint8)),
-                                                             Image.fromarray(darkened.astype(np.uint8)), mask,
-                                                             Image.fromarray(reach))).astype(float)
+    carried = _carried(webui, bright, darkened, mask, reach)
     assert -15 < (carried - bright)[ring].mean() < 0
 
 
@@ -405,17 +406,6 @@ def test_a_blank_mask_with_only_masked_pastes_nothing_back_so_no_subject_is_lost
     assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
 
 
-def test_a_crop_filled_by_grow_names_grow_not_the_padding(webui, capsys):
-    full = np.zeros((128, 128), np.uint8)
-    full[32:96, 32:96] = 255
-    script, runner = _runner(webui, True)
-    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(full),
-                                                          inpaint_full_res=True, inpaint_full_res_padding=32)
-    p.paste_to = (0, 0, 128, 128)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT, grow=32)
-    _fails(webui, capsys, runner, p, r"Grow 32 / Feather 0 filled the whole generated crop .*lower Grow")
-
-
 def test_a_pasted_subject_mostly_off_the_picture_is_named(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
@@ -445,15 +435,19 @@ def test_a_subject_pasted_with_the_default_anchor_at_0_0_is_whole(webui):
     assert "outside the picture" not in p.extra_generation_params["PHNet result"]
 
 
-def test_an_only_masked_crop_that_is_all_mask_asks_for_padding(webui, capsys):
+@pytest.mark.parametrize("padding, grow, message", [
+    (0, 0, r"all mask \(padding 0 px\).*raise 'Only masked padding, pixels'"),
+    (32, 32, r"Grow 32 / Feather 0 filled the whole generated crop .*lower Grow"),  # it named the padding of 32
+])
+def test_an_only_masked_crop_that_is_all_mask_names_its_cause(webui, capsys, padding, grow, message):
     full = np.zeros((128, 128), np.uint8)
     full[32:96, 32:96] = 255
     script, runner = _runner(webui, True)
     p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=64, mask=Image.fromarray(full),
-                                                          inpaint_full_res=True, inpaint_full_res_padding=0)
-    p.paste_to = (32, 32, 64, 64)  # the mask's own box: padding 0
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
-    _fails(webui, capsys, runner, p, r"all mask \(padding 0 px\).*raise 'Only masked padding, pixels'")
+                                                          inpaint_full_res=True, inpaint_full_res_padding=padding)
+    p.paste_to = (32 - padding, 32 - padding, 64 + 2 * padding, 64 + 2 * padding)  # the mask's box, padded
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT, grow=grow)
+    _fails(webui, capsys, runner, p, message)
 
 
 def test_pasted_subject_is_harmonized(webui):
