@@ -573,8 +573,8 @@ def _reference_for(job: _Job, shape: tuple[int, ...]) -> np.ndarray | None:
     if reference.shape == tuple(shape[1::-1]) != tuple(shape[:2]) and _orientation(job.composite) in (5, 6, 7, 8):
         raise ValueError(
             f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]}, the size of "
-            f"{job.composite} as stored, but the composite is rotated by its EXIF orientation to {shape[1]}×{shape[0]}; "
-            "draw the reference mask on the upright picture")
+            f"{job.composite} as stored, but the composite is rotated by its EXIF orientation to "
+            f"{shape[1]}×{shape[0]}; draw the reference mask on the upright picture")
     if reference.shape != tuple(shape[:2]):
         raise ValueError(f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]} but "
                          f"{job.composite} is {shape[1]}×{shape[0]}; draw it on the composite, or resize it to it")

@@ -361,7 +361,8 @@ def workflows() -> list[Workflow]:
                   "2). With a video, use a video loader's IMAGE output instead.\n2. Load Image (as Mask) reads "
                   "the subject mask shared by all frames (one mask per frame works too).\n3. PHNet Harmonize "
                   "Frames estimates the correction per frame, averages it over its neighbours (a Gaussian of σ "
-                  "'smoothing' frames, reaching 3× that on each side), and starts a new average at a cut. The frames before (top) and after (below) line up.\n\n"
+                  "'smoothing' frames, reaching 3× that on each side), and starts a new average at a cut. The "
+                  "frames before (top) and after (below) line up.\n\n"
                   + PICTURES, size=(280, 330)),
             *frame_loaders,
             Node(6, "ImageBatch", (340, 60), links={"image1": (2, 0), "image2": (3, 0)}, size=(220, 70)),
