@@ -59,6 +59,14 @@ class SamArchitecture:
         return "custom"
 
 
+def mlp_ratio_for(mlp_dim: float, embed_dim: int) -> float:
+    """The ratio segment_anything rebuilds an MLP width of ``mlp_dim`` from, as int(embed_dim × ratio): the plain
+    quotient lands a hair under the whole number for some sizes (120 / 88), and int() takes a row off. The
+    plain one where it holds (4.0 for vit_b/l/h, whose presets compare equal)."""
+    plain = int(mlp_dim) / embed_dim
+    return plain if int(embed_dim * plain) == int(mlp_dim) else (int(mlp_dim) + 0.5) / embed_dim
+
+
 def _encoder_shape(arch: SamArchitecture) -> tuple:
     return arch.embed_dim, arch.depth, arch.num_heads, arch.global_attn_indexes
 
@@ -131,7 +139,7 @@ def _infer_encoder(state_dict: Mapping[str, torch.Tensor]) -> dict:
         img_size=grid * int(patch_size),
         patch_size=int(patch_size),
         window_size=int(window_size),
-        mlp_ratio=float(mlp_dim / embed_dim),
+        mlp_ratio=mlp_ratio_for(mlp_dim, embed_dim),
         use_rel_pos=use_rel_pos,
         qkv_bias="image_encoder.blocks.0.attn.qkv.bias" in state_dict,
         prompt_embed_dim=int(state_dict["image_encoder.neck.0.weight"].shape[0]),

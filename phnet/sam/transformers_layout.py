@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .architecture import SamArchitecture
+from .architecture import SamArchitecture, mlp_ratio_for
 
 # What transformers writes into (or assumes for) a SAM config.json when a key is absent.
 _VISION_DEFAULTS: dict[str, Any] = dict(
@@ -175,7 +175,7 @@ def architecture_from_config(config: Mapping[str, Any]) -> SamArchitecture:
         img_size=img_size,
         patch_size=patch_size,
         window_size=int(vision["window_size"]),
-        mlp_ratio=float(mlp_dim) / hidden,
+        mlp_ratio=mlp_ratio_for(mlp_dim, hidden),
         use_rel_pos=bool(vision["use_rel_pos"]),
         qkv_bias=bool(vision["qkv_bias"]),
         prompt_embed_dim=width,

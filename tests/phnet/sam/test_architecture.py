@@ -68,3 +68,17 @@ def test_not_a_sam_state_dict():
         infer_sam_architecture({"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(2, 2)})
     with pytest.raises(ValueError, match="SAM 2"):  # transformers' layout, its vision_encoder read as image_encoder
         infer_sam_architecture({"image_encoder.backbone.patch_embed.projection.weight": torch.zeros(2, 2)})
+
+
+def test_an_mlp_width_whose_ratio_rounds_down_is_rebuilt_whole():
+    """int(88 × 120/88) is 119 in floats: a custom SAM of those sizes was refused as not fitting itself."""
+    from phnet.sam import build_sam, infer_sam_architecture
+    from phnet.sam.architecture import SamArchitecture, mlp_ratio_for
+
+    assert int(88 * (120 / 88)) == 119 and int(88 * mlp_ratio_for(120, 88)) == 120
+    arch = SamArchitecture(embed_dim=88, depth=2, num_heads=2, global_attn_indexes=(1,), img_size=64, window_size=2,
+                           mlp_ratio=mlp_ratio_for(120, 88), prompt_embed_dim=32, mask_in_chans=8, decoder_mlp_dim=64,
+                           iou_head_hidden_dim=32)
+    state = build_sam(arch).state_dict()
+    assert state["image_encoder.blocks.0.mlp.lin1.weight"].shape[0] == 120
+    build_sam(infer_sam_architecture(state)).load_state_dict(state)
