@@ -40,6 +40,7 @@ from .precision import CHOICES as PRECISIONS
 from .sources import OFFICIAL, OFFICIAL_NAMES, hub_command
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
+TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
 
 OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 
@@ -560,7 +561,8 @@ def _compare(job: _Job, image, result, mask, corrections, keep: dict) -> list[st
 
 
 def _natural_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+    # isdecimal, as \d reads: '²' is a digit to isdigit(), not a number to int()
+    return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
 def _reference_for(job: _Job, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -651,6 +653,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             except (ValueError, OSError, MemoryError, RuntimeError) as e:
                 if isinstance(e, RuntimeError) and not out_of_memory(e):
                     raise
+                corrections[reported[j]] = None  # not written: out of the summary, as a frame failing earlier
                 fail(frames[j], _memory_advice(e))
 
     for job in jobs:
@@ -701,6 +704,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         if names:
             said = f"1 frame {one} and was" if len(names) == 1 else f"{len(names)} frames {many} and were"
             print(f"{said} written unchanged: {', '.join(names[:10])}" + (", ..." if len(names) > 10 else ""))
+    corrections = [c for c in corrections if c is not None]
     if corrections:
         line = _verdict(corrections, harmonizer, "frames")
         print(line if len(corrections) > 1 else f"the frame: {line}")
@@ -945,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "composites: any value writes NAME_compare.png beside each result; not with --temporal)")
     h.add_argument("--reference", help="mask of the background region the subject should match (white = match "
                    "this), or a folder of them named like the composites")
-    h.add_argument("--temporal", type=float, nargs="?", const=3.0, metavar="SIGMA",
+    h.add_argument("--temporal", type=float, nargs="?", const=TEMPORAL_SIGMA, metavar="SIGMA",
                    help="the folder is a clip (natural name order): smooth the correction with a Gaussian of SIGMA "
                    "frames (default 3; it reaches 3 SIGMA each way), never across a detected cut")
     h.add_argument("--cut-threshold", type=float, help="background change (above 0, in 0-255 "
@@ -973,12 +977,26 @@ def _check_quotes(argv: list[str], windows: bool = os.name == "nt") -> None:
                              'backslash ("C:\\out") or double it ("C:\\out\\\\")')
 
 
+def _temporal_given_its_value(argv: list[str]) -> list[str]:
+    """``--temporal`` followed by a folder, not a number, is the flag alone (its value is optional): argparse took
+    the composites folder for its SIGMA when it was written first."""
+    out = list(argv)
+    for i, token in enumerate(argv):
+        if token == "--temporal" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            try:
+                float(argv[i + 1])
+            except ValueError:
+                out.insert(i + 1, str(TEMPORAL_SIGMA))
+                break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _check_quotes(argv)
     parser = build_parser()
     if argv[:1] == ["harmonize"]:  # `a.png -o x.png mask.png` too: argparse's sub-parsers take no options there
-        args = parser.harmonize_parser.parse_intermixed_args(argv[1:])
+        args = parser.harmonize_parser.parse_intermixed_args(_temporal_given_its_value(argv[1:]))
         args.command = "harmonize"
     else:
         args = parser.parse_args(argv)

@@ -371,3 +371,35 @@ def test_a_lone_cut_out_whose_alpha_holds_only_0_and_1_is_a_binary_mask_as_a_mas
     Image.fromarray(np.dstack([_frame(0), alpha])).save(tmp_path / "c01.png")
     assert _run(tmp_path / "c01.png", "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
     assert "changed by RMS" in capsys.readouterr().out
+
+
+def test_a_frame_name_with_a_digit_int_cannot_read_sorts_as_text():
+    """'²' is a digit to str.isdigit but no number to int(): the clip's sort stopped the run before any frame."""
+    from pathlib import Path
+
+    names = ["f10.png", "²1.png", "f9.png"]
+    assert [p.name for p in sorted(map(Path, names), key=cli._natural_key)] == ["f9.png", "f10.png", "²1.png"]
+
+
+def test_a_frame_that_fails_as_it_is_written_is_out_of_the_summary(tiny_folder, tmp_path, capsys, monkeypatch):
+    """It was counted among the frames changed, where a frame failing at its estimate is not."""
+    comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
+    save = cli._save
+
+    def full_disk(result, target, keep):
+        if target.name == "frame10.png":
+            raise OSError(28, "No space left on device")
+        return save(result, target, keep)
+
+    monkeypatch.setattr(cli, "_save", full_disk)
+    assert _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal", "2",
+                "--threshold", "0") == 1
+    out = capsys.readouterr().out
+    assert "3 of 3 frames changed" in out
+
+
+def test_temporal_alone_may_come_before_the_folders(tiny_folder, tmp_path):
+    """Its value is optional: written first, it took the composites folder for its SIGMA."""
+    comps, masks = _write_clip(tmp_path, frames=3, cut_at=9)
+    assert _run("--temporal", comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder) == 0
+    assert len(list((tmp_path / "out").iterdir())) == 3
