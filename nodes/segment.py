@@ -15,7 +15,7 @@ from .masks import check_image, check_mask_size, clamped, looks_inverted, mask_c
 
 log = logging.getLogger("comfyui-phnet")
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NUM = r"(?<![\d.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # a sign right after a number is a typo, not minus
 
 
 def parse_points(text: str | None, name: str = "points") -> list[tuple[float, float]]:

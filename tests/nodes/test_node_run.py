@@ -120,6 +120,12 @@ def test_parse_prompts(pack):
             (seg.parse_box if bad.count(",") >= 2 and ";" not in bad else seg.parse_points)(bad)
     with pytest.raises(ValueError, match="no area"):
         seg.parse_box("5,5,5,9")
+    # a dash for a comma is a typo, not a minus sign: '10-20,30,40' became a box from y -20, clipped to the top
+    with pytest.raises(ValueError, match="is not a box"):
+        seg.parse_box("10-20,30,40")
+    with pytest.raises(ValueError, match="is not a point"):
+        seg.parse_points("10-20")
+    assert seg.parse_box("-5,-5,1e1,2e+1") == (-5, -5, 10, 20) and seg.parse_points("-1.5,2") == [(-1.5, 2)]
 
 
 def test_segment_box_points_and_guide(nodes, sam_model, comfy_env, portrait):
