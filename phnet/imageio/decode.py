@@ -111,7 +111,7 @@ def _metadata(image) -> dict:
     kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
-    dpi = image.info.get("dpi") if _states_resolution(image) else None
+    dpi = _stated_dpi(image)
     with contextlib.suppress(TypeError, ValueError):  # a scanner's or a print layout's resolution
         if len(dpi) == 2 and all(float(d) > 0 for d in dpi):
             kept["dpi"] = tuple(float(d) for d in dpi)
@@ -157,17 +157,22 @@ def _xmp_of(image) -> bytes | None:
     return bytes(xmp) if isinstance(xmp, (bytes, bytearray)) and bytes(xmp).strip(b"\x00 \r\n\t") else None
 
 
-def _states_resolution(image) -> bool:
-    """Whether the file states the ``dpi`` PIL reports: PIL gives a TIFF without resolution tags 1 dpi, and a
-    JPEG whose JFIF header has no unit but whose EXIF has no resolution 72 dpi."""
+def _stated_dpi(image) -> Any:
+    """The resolution the file states, where PIL's ``dpi`` is not it: PIL gives a TIFF without resolution tags
+    1 dpi, and a JPEG whose JFIF header has no unit 72 dpi unless its EXIF has a resolution with its unit (one
+    without a unit is in inches, as EXIF says, where PIL gives up and says 72)."""
     if image.format == "TIFF":
-        return 282 in getattr(image, "tag_v2", {})
+        return image.info.get("dpi") if 282 in getattr(image, "tag_v2", {}) else None
     if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") not in (1, 2):
         try:
-            return 0x011A in image.getexif()
+            exif = image.getexif()
+            if 0x011A not in exif:
+                return None
+            if 0x0128 not in exif:
+                return float(exif[0x011A]), float(exif.get(0x011B, exif[0x011A]))
         except Exception:  # a broken EXIF block states nothing
-            return False
-    return True
+            return None
+    return image.info.get("dpi")
 
 
 def _tiff_exif(tags) -> bytes | None:

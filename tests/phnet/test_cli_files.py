@@ -831,6 +831,9 @@ def test_a_jpeg_that_states_no_resolution_gives_results_without_one(tmp_path):
     assert Image.open(tmp_path / "phone.jpg").info.get("dpi") == (72, 72)
     assert "dpi" not in read_picture(tmp_path / "phone.jpg")[1]
     assert read_picture(tmp_path / "print.jpg")[1]["dpi"] == (300.0, 300.0)
+    exif[0x011A] = exif[0x011B] = 240  # a resolution without its unit: inches, as EXIF says (PIL gives 72)
+    _composite().save(tmp_path / "unitless.jpg", exif=exif.tobytes())
+    assert read_picture(tmp_path / "unitless.jpg")[1]["dpi"] == (240.0, 240.0)
 
 
 def test_a_camera_mpo_that_states_no_resolution_gives_results_without_one(tmp_path):
