@@ -636,8 +636,9 @@ class Harmonizer:
             # under a wide feather's tail is neither (black bars beside it are most of what a feather leaves)
             scene = torch.nn.functional.max_pool2d(mask_low, 5, stride=1, padding=2) < 0.5
             most = untouched.float().mean() >= 0.5 * scene.float().mean()
-            most &= _tail_on_one_colour(image_low, coverage, untouched)
-            untouched &= _mixed_from_one_colour(image_low, coverage, untouched) | most
+            off = _off_canvas(image_low, untouched)
+            most &= _tail_on_one_colour(off, coverage)
+            untouched &= _mixed_from_one_colour(off, coverage) | most
         return LowResolution(image_low, mask_low, box, untouched)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
@@ -1014,25 +1015,29 @@ def flat_colours(image: torch.Tensor, mask: torch.Tensor, untouched: torch.Tenso
     return colour
 
 
-def _mixed_from_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
-    """Whether a 1×3×h×w working-size picture's background, where its mask's ``coverage`` is under half, is
-    the colour of its ``untouched`` part mixed with the subject by that coverage and no more: a feathered
-    cut-out on its canvas is (each pixel c × subject + (1 - c) × canvas lies within c of the canvas); a real
-    scene under a wide feather's faint tail, with only its sky or its black bars beyond the tail, is not.
-    A 0-dim bool tensor, on the device (nothing read back)."""
+def _off_canvas(image: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
+    """1×1×h×w: how far each pixel of a 1×3×h×w working-size picture lies from the colour of its ``untouched``
+    part (where no trace of the mask reaches), its largest channel's difference."""
     canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
-    off = (image - canvas).abs().amax(dim=1, keepdim=True)
+    return (image - canvas).abs().amax(dim=1, keepdim=True)
+
+
+def _mixed_from_one_colour(off: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    """Whether a working-size picture's background, where its mask's ``coverage`` is under half, is the colour
+    of its untouched part mixed with the subject by that coverage and no more (``off``: :func:`_off_canvas`):
+    a feathered cut-out on its canvas is (each pixel c × subject + (1 - c) × canvas lies within c of the
+    canvas); a real scene under a wide feather's faint tail, with only its sky or its black bars beyond the
+    tail, is not. A 0-dim bool tensor, on the device (nothing read back)."""
     return ((off <= FLAT_SPREAD + 1 / 255 + coverage) | (coverage >= 0.5)).all()
 
 
-def _tail_on_one_colour(image: torch.Tensor, coverage: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
-    """Whether what a mask's tail (coverage from 0 to half) holds off its ``untouched`` part's colour (by more
-    than 0.1) is a rim of the subject, not a scene: under 0.7 of the subject's own area. A cut-out's grown,
-    feathered or shrunk mask leaves its thin limbs and its mixed edge there (0.01 to 0.57 of it), a real
-    scene under a wide feather's tail leaves the scene between the subject and black bars beside the picture
-    (0.8 to 2.5). A 0-dim bool tensor, on the device."""
-    canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
-    far = (image - canvas).abs().amax(dim=1, keepdim=True) > FLAT_SPREAD + 1 / 255 + 0.1
+def _tail_on_one_colour(off: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    """Whether what a mask's tail (coverage from 0 to half) holds off its untouched part's colour (by more than
+    0.1; ``off``: :func:`_off_canvas`) is a rim of the subject, not a scene: under 0.7 of the subject's own
+    area. A cut-out's grown, feathered or shrunk mask leaves its thin limbs and its mixed edge there (0.01 to
+    0.57 of it), a real scene under a wide feather's tail leaves the scene between the subject and black bars
+    beside the picture (0.8 to 2.5). A 0-dim bool tensor, on the device."""
+    far = off > FLAT_SPREAD + 1 / 255 + 0.1
     tail = (coverage > 0) & (coverage < 0.5)
     return (far & tail).sum() * 10 < (coverage >= 0.5).sum() * 7
 
