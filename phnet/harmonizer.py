@@ -1075,14 +1075,12 @@ def _as_official_tester_reads(image: Any) -> Any:
     """A PIL picture in a mode the fast path does not take (P, LA, CMYK...) as 8-bit RGB (RGBA where it has
     transparency), as the official tester's ``convert("RGB")`` reads it: converted to floats first, it was resized
     to the square otherwise than the tester's 8-bit PIL resize (a level apart)."""
-    from .imageio.decode import is_pil
+    from .imageio.decode import is_pil, unpremultiplied
 
     if not is_pil(image) or image.mode in ("RGB", "RGBA", "L", "I;16", "I;16B", "I;16L", "I", "F"):
         return image
     alpha = image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
-    if image.mode == "La":  # premultiplied: PIL turns it into RGBA only by way of LA
-        image = image.convert("LA")
-    return image.convert("RGBA" if alpha else "RGB")
+    return unpremultiplied(image).convert("RGBA" if alpha else "RGB")
 
 
 IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "

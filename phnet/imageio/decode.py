@@ -453,13 +453,13 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
             return np.asarray(image, dtype=np.float32)
         return _key_as_alpha(_grey_16(image, name, white_is_zero), image.info.get("transparency"))
     if _keyed(image) or mode in ("LA", "PA", "La", "RGBa"):
-        image = _unpremultiplied(image).convert("RGBA")
+        image = unpremultiplied(image).convert("RGBA")
     elif mode not in ("RGB", "RGBA", "L"):
         image = image.convert("RGB")
     return np.array(image)
 
 
-def _unpremultiplied(image):
+def unpremultiplied(image):
     """A TIFF's premultiplied grey + alpha (mode La), which PIL converts to nothing but LA."""
     return image.convert("LA") if image.mode == "La" else image
 
@@ -468,7 +468,7 @@ def pil_mask_pixels(image, name: str = "mask") -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
-    image = _unpremultiplied(_upright(image))
+    image = unpremultiplied(_upright(image))
     mode = image.mode
     if mode in _GREY_16:
         return _grey_16(image, name, white_is_zero)
@@ -504,7 +504,7 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
 
     if image.mode in _GREY_16 or image.mode in ("L", "1", "F"):
         return pil_mask_pixels(image, name)
-    image = _unpremultiplied(_upright(image))
+    image = unpremultiplied(_upright(image))
     mode = image.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
     rgb = np.array(image.convert("RGBA" if has_alpha else "RGB"))
