@@ -325,12 +325,15 @@ def _transparent_into_no_alpha(job: _Job) -> bool:
     """Would the result keep the composite's not-opaque alpha (a MASK is given), in a format without one?"""
     if job.mask is None or _FORMATS[job.target.suffix.lower()] not in _NO_ALPHA:
         return False
+    from .imageio.decode import sixteen_bit_colour_mode
+
     try:
         with quiet_open(job.composite) as image:
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                sixteen = sixteen_bit_colour_mode(image) is not None  # (PIL shows such an alpha's high byte)
                 if image.convert("RGBA").getchannel("A").getextrema()[0] < 255:
                     return True
-                if image.format not in ("PNG", "TIFF"):  # (only these hold alpha at 16 bits: PIL shows its high byte)
+                if not sixteen:
                     return False
             elif "transparency" not in image.info and image.mode not in ("La", "RGBa"):
                 return False

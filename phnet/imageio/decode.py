@@ -222,6 +222,13 @@ def _low_byte_mode(rawmode: Any) -> str | None:
     return f"{base};16{'L' if order == 'B' else 'B'}"
 
 
+def sixteen_bit_colour_mode(image) -> str | None:
+    """The raw mode of an opened, not yet loaded picture whose colour samples are 16 bits, which PIL shows at 8
+    (its high bytes) and this module reads whole; None for others."""
+    modes = {_rawmode(tile) for tile in image.tile}
+    return modes.pop() if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None else None
+
+
 def _rawmode(tile) -> Any:
     args = tile[3]  # (codec, extents, offset, args): a named tuple from Pillow 11, a plain one before
     return args if isinstance(args, str) else (args or (None,))[0]
@@ -298,9 +305,9 @@ def _open_picture(path: str | Path, opened: list):
                 image.close()
                 image = Image.open(_in_memory(path))
                 opened.append(image)
-            modes = {_rawmode(tile) for tile in image.tile}
-            if len(modes) == 1 and _low_byte_mode(next(iter(modes))) is not None:
-                image.info[_RAWMODE] = modes.pop()
+            mode = sixteen_bit_colour_mode(image)
+            if mode is not None:
+                image.info[_RAWMODE] = mode
             image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
