@@ -84,18 +84,21 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
         _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=levels), keep
     m = read_mask(mask, levels=levels)
-    if m.shape != image.shape[:2]:
-        if m.shape == image.shape[1::-1] and _orientation(composite) in (5, 6, 7, 8):
-            raise ValueError(
-                f"mask {mask} is {m.shape[1]}×{m.shape[0]}, the size of {composite} as stored, but the composite is "
-                f"rotated by its EXIF orientation to {image.shape[1]}×{image.shape[0]}; draw the mask on the upright "
-                "picture"
-            )
-        raise ValueError(
-            f"mask {mask} is {m.shape[1]}×{m.shape[0]} but {composite} is {image.shape[1]}×{image.shape[0]}; "
-            "resize the mask to the composite"
-        )
+    _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
     return image, m, keep
+
+
+def _check_size(kind: str, path: Path, found: tuple[int, ...], composite: Path, shape: tuple[int, ...],
+                fix: str) -> None:
+    """A mask file (``kind``: "mask", "reference mask") of another H×W than its composite's ``shape`` is named
+    with it; one of the composite's size as stored, where its EXIF turns it, is named as such."""
+    if tuple(found) == tuple(shape[:2]):
+        return
+    if tuple(found) == tuple(shape[1::-1]) and _orientation(composite) in (5, 6, 7, 8):
+        raise ValueError(
+            f"{kind} {path} is {found[1]}×{found[0]}, the size of {composite} as stored, but the composite is "
+            f"rotated by its EXIF orientation to {shape[1]}×{shape[0]}; draw the {kind} on the upright picture")
+    raise ValueError(f"{kind} {path} is {found[1]}×{found[0]} but {composite} is {shape[1]}×{shape[0]}; {fix}")
 
 
 def _depth(image: np.ndarray) -> str:
@@ -575,14 +578,8 @@ def _reference_for(job: _Job, shape: tuple[int, ...]) -> np.ndarray | None:
     if job.reference is None:
         return None
     reference = read_mask(job.reference, "reference mask", "the region to match")
-    if reference.shape == tuple(shape[1::-1]) != tuple(shape[:2]) and _orientation(job.composite) in (5, 6, 7, 8):
-        raise ValueError(
-            f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]}, the size of "
-            f"{job.composite} as stored, but the composite is rotated by its EXIF orientation to "
-            f"{shape[1]}×{shape[0]}; draw the reference mask on the upright picture")
-    if reference.shape != tuple(shape[:2]):
-        raise ValueError(f"reference mask {job.reference} is {reference.shape[1]}×{reference.shape[0]} but "
-                         f"{job.composite} is {shape[1]}×{shape[0]}; draw it on the composite, or resize it to it")
+    _check_size("reference mask", job.reference, reference.shape, job.composite, shape,
+                "draw it on the composite, or resize it to it")
     return reference
 
 
