@@ -299,8 +299,10 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
           log: Callable[[str], None] = print, test_percent: int = 0, workers: int = 1,
           all_versions: bool = False, history_cache: Path | None = None) -> dict:
     """The pool, built beside ``out`` and then put in place of it whole (:mod:`trainer.builders.staging`)."""
+    from trainer.data import is_pool
+
     out = Path(out)
-    staging.check_replaceable(out, _is_pool, "pool", {"train", "val", "test", "manifest.json"})
+    staging.check_replaceable(out, is_pool, "pool", {"train", "val", "test", "manifest.json"})
     load_cv2()
     with staging.staged(out) as tmp:
         manifest = _build_into(tmp, size, val_size, frames, val_percent, min_side, limit, log, test_percent,
@@ -313,15 +315,6 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
                              f"pool in {out} is kept as it was")
     log(f"pool in place: {out}")
     return manifest
-
-
-def _is_pool(folder: Path) -> bool:
-    from trainer.data import POOL_BUILDERS
-
-    try:
-        return json.loads((folder / "manifest.json").read_text())["builder"] in POOL_BUILDERS
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: int, min_side: int,

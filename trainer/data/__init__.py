@@ -91,6 +91,13 @@ def pool_part(folder: Path, split: str) -> tuple[Path, Path] | None:
     return None
 
 
+def _photos_and_masks(data: dict, folder: Path, mask_key: str, split: str) -> tuple[Path, Path | None, bool]:
+    """(photos, masks, whether they are a pool's) of a photo folder named in ``data``: a pool's ``split``, or one
+    split of a pool (:func:`pool_part`), unless ``data[mask_key]`` names the masks; else the folder itself."""
+    part = None if data.get(mask_key) else pool_part(folder, split)
+    return (*part, True) if part else (folder, configured_folder(data, mask_key), False)
+
+
 def is_pool(folder: Path) -> bool:
     """A pool of ``trainer.builders.package_portraits`` (or a subset of one): its manifest names that builder
     (another tool's manifest.json beside photos makes no pool)."""
@@ -170,8 +177,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
             raise ValueError(f"data.val_root {val_root} holds a ready {held} set (composites, masks and real pictures "
                              "in folders of their own): read as photos, its masks and composites would be validation "
                              "photos; give a folder of photos (or a package_portraits pool), or train on that set")
-        part = None if data.get("val_mask_dir") else pool_part(val_root, "val")
-        photos, masks = part or (val_root, configured_folder(data, "val_mask_dir"))
+        photos, masks, _ = _photos_and_masks(data, val_root, "val_mask_dir", "val")
         recs = folder_records(photos, "train", masks, 0.0, 0.0, mask_setting="data.val_mask_dir")
         recs *= max(1, int(data.get("val_copies", 1)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
@@ -179,8 +185,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         if split == "test":
             ds.not_held_out = TEST_IS_VALIDATION.format(root=f"{root} (its validation folder {data['val_root']})")
     elif split == "all":  # a folder of photos, or one split of a pool (its images/ with their masks/)
-        part = None if data.get("mask_dir") else pool_part(root, "all")
-        photos, masks = part or (root, configured_folder(data, "mask_dir"))
+        photos, masks, _ = _photos_and_masks(data, root, "mask_dir", "all")
         recs = folder_records(photos, "train", masks, 0.0, 0.0)
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
     elif (pool := pool_split(root, split)) is not None and not data.get("mask_dir"):
@@ -190,9 +195,8 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         test_fraction = float(data.get("test_fraction", 0.0))
         # validation on a folder of its own: none of these photos is set aside for it (5 % were, unused)
         carved = 0.0 if data.get("val_root") else val_fraction
-        part = None if data.get("mask_dir") else pool_part(root, "all")  # one split of a pool: its photos, masks
-        photos, masks = part or (root, configured_folder(data, "mask_dir"))
-        whole = part is not None and split == root.name == "test"  # POOL/test for the test split: all of it
+        photos, masks, in_pool = _photos_and_masks(data, root, "mask_dir", "all")
+        whole = in_pool and split == root.name == "test"  # POOL/test for the test split: all of it
         recs = folder_records(photos, "train" if whole else split, masks, *((0.0, 0.0) if whole else
                                                                               (carved, test_fraction)))
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
