@@ -385,9 +385,10 @@ def _harmonize(p, image, s):
             "raise 'Only masked padding, pixels', or inpaint the whole picture.")
     result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
-    if reach is not None and not (s.grow or 0) < 0:  # a ring Grow < 0 takes off the mask stays as generated, and
-        result = carry_into_band(image, result, mask.reshape(image.height, image.width).numpy(), reach)  # the band
-        # beyond it too: corrected past an uncorrected ring, it would stand apart from the subject
+    # a ring Grow < 0 takes off the mask stays as generated, and so does the band beyond it: corrected past an
+    # uncorrected ring, it would stand apart from the subject
+    if reach is not None and not (s.grow or 0) < 0:
+        result = carry_into_band(image, result, mask.reshape(image.height, image.width).numpy(), reach)
     if alpha is not None:
         result.putalpha(alpha)
     return result, corrections, harmonizer.config.name, notes
