@@ -240,8 +240,11 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
     metadata = {"format": "pt", "phnet_config": config_json}
     write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
     write_atomic_text(directory / CONFIG_NAME, config_json)
+    licence = directory / "LICENSE-WEIGHTS.txt"
     if carries_official_terms(model.config):
-        write_atomic_text(directory / "LICENSE-WEIGHTS.txt", OFFICIAL_TERMS + "\n")
+        write_atomic_text(licence, OFFICIAL_TERMS + "\n")
+    else:
+        licence.unlink(missing_ok=True)  # official weights saved here before: their terms are not these weights'
     return directory
 
 

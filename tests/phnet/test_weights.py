@@ -1159,3 +1159,15 @@ def test_another_network_s_tensors_under_phnet_s_names_are_named_as_such(tmp_pat
     torch.save({f"encoder.{i}.0.weight": tensor for i in range(6)}, tmp_path / "other_unet.pth")
     with pytest.raises(ValueError, match=r"not a PHNet state_dict \('encoder.0.0.weight' has shape"):
         load_model(tmp_path / "other_unet.pth")
+
+
+def test_own_weights_saved_over_official_ones_do_not_keep_the_authors_terms(official_files, tiny_model, tmp_path):
+    """save_pretrained into a folder that held converted official weights left their LICENSE-WEIGHTS.txt beside
+    the user's own weights."""
+    from phnet.weights import convert_official
+
+    path, _ = official_files["iharmony"]
+    out = tmp_path / "out"
+    convert_official(path, out)
+    save_pretrained(tiny_model, out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
