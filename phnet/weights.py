@@ -94,7 +94,9 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
     the model's config came from, named as the place to fix)."""
     check_fits(model, state_dict, source, config_file)
     own = model.state_dict()
-    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    # read in the model's dtype first: fp8 (float8_e4m3fn) has no isfinite kernel
+    converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(converted[k]).all()]
     if bad:
         more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
         raise ValueError(
@@ -108,7 +110,6 @@ def load_state_dict_into(model: PHNet, state_dict: Mapping[str, torch.Tensor], s
             f"({len(whole)} such tensors): they are not PHNet weights as trained (a quantized or wrongly written "
             "file?); use the original checkpoint"
         )
-    converted = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
     model.load_state_dict(converted, strict=True)
 
 
@@ -231,7 +232,7 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
         v = v.detach().to("cpu")
         if dtype is not None and v.is_floating_point():
             cast = v.to(dtype)
-            if torch.isfinite(v).all() and not torch.isfinite(cast).all():
+            if torch.isfinite(v).all() and not torch.isfinite(cast.float()).all():  # fp8: no isfinite of its own
                 raise ValueError(f"{k!r} holds values beyond what {dtype} can store (largest magnitude "
                                  f"{v.abs().max().item():.4g}): save in torch.bfloat16 or float32 instead")
             v = cast

@@ -1171,3 +1171,14 @@ def test_own_weights_saved_over_official_ones_do_not_keep_the_authors_terms(offi
     convert_official(path, out)
     save_pretrained(tiny_model, out)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_fp8_weights_load_and_save(tiny_model, tmp_path):
+    """float8_e4m3fn (the fp8 ComfyUI converters write) has no isfinite kernel: loading and saving such weights
+    failed with a raw NotImplementedError."""
+    fp8 = torch.float8_e4m3fn
+    saved = save_pretrained(tiny_model, tmp_path / "fp8", dtype=fp8)
+    loaded = load_model(saved)
+    for k, v in tiny_model.state_dict().items():
+        if v.is_floating_point():
+            assert torch.equal(loaded.state_dict()[k], v.to(fp8).float()), k
