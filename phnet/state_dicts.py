@@ -21,7 +21,7 @@ _WRAPPERS = ("state_dict", "model", "model_state_dict")  # how training scripts 
 
 def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors by name, the safetensors metadata, ``{}`` for a pickle). A trainer's wrapper dict and
-    DDP's ``module.`` prefix are taken off."""
+    the wrappers' prefixes (DDP's ``module.``, Lightning's ``model.``, ...) are taken off."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}. Check the path, or download the file there")
@@ -122,7 +122,18 @@ def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+_HOLDERS = ("model.", "net.", "network.", "phnet.", "sam.")  # a training module's attribute holding the model
+
+
 def _without_ddp_prefix(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A file saved from a wrapped model has its names under the wrappers': DDP's ``module.``, torch.compile's
-    ``_orig_mod.``, or both."""
-    return {re.sub(r"^(?:module\.|_orig_mod\.)+", "", k): v for k, v in tensors.items()}
+    ``_orig_mod.``, an averaged model's (EMA: ``module.``, and its ``n_averaged`` count dropped), or a training
+    module's attribute holding the whole model (Lightning's ``model.``: every name under it)."""
+    if "n_averaged" in tensors and len(tensors) > 1 and all(k.startswith("module.") for k in tensors
+                                                            if k != "n_averaged"):
+        tensors = {k: v for k, v in tensors.items() if k != "n_averaged"}
+    tensors = {re.sub(r"^(?:module\.|_orig_mod\.)+", "", k): v for k, v in tensors.items()}
+    holder = next((h for h in _HOLDERS if tensors and all(k.startswith(h) for k in tensors)), None)
+    if holder is not None:
+        tensors = {re.sub(r"^(?:module\.|_orig_mod\.)+", "", k[len(holder):]): v for k, v in tensors.items()}
+    return tensors

@@ -80,23 +80,10 @@ def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a SAM checkpoint file (:func:`phnet.state_dicts.read_tensors`: safetensors, or a pickle opened
     with ``weights_only=True`` only)."""
     state, _ = read_tensors(path, "SAM checkpoint")
-    state = _without_wrapper_prefix(state)
     # Normalisation constants are non-persistent buffers in segment_anything; some
     # conversions still store them. They are fixed numbers, not weights.
     for key in ("pixel_mean", "pixel_std"):
         state.pop(key, None)
-    return state
-
-
-def _without_wrapper_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A SAM saved from inside a wrapper (a Lightning module's ``model.``, a ``sam.`` attribute): every name
-    under one such prefix, and none of SAM's own top-level names, loses the prefix."""
-    own = ("image_encoder.", "prompt_encoder.", "mask_decoder.", "vision_encoder.", "shared_image_embedding.")
-    if not state or any(k.startswith(own) for k in state):
-        return state
-    for prefix in ("model.", "sam."):
-        if all(k.startswith(prefix) for k in state):
-            return {k[len(prefix):]: v for k, v in state.items()}
     return state
 
 

@@ -290,8 +290,10 @@ def test_a_pth_whose_squeeze_width_is_rounded_down_and_one_of_another_output_are
         lambda sd: {"model": {f"module.{k}": v for k, v in sd.items()}},
         lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},  # saved from a torch.compile'd model
         lambda sd: {f"module._orig_mod.{k}": v for k, v in sd.items()},  # compiled, then wrapped in DDP
+        lambda sd: {"n_averaged": torch.tensor(7), **{f"module.{k}": v for k, v in sd.items()}},  # AveragedModel
+        lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 3},  # a Lightning module's
     ],
-    ids=["module-prefix", "state_dict-wrapper", "model-wrapper+prefix", "compiled", "ddp+compiled"],
+    ids=["module-prefix", "state_dict-wrapper", "model-wrapper+prefix", "compiled", "ddp+compiled", "ema", "lightning"],
 )
 def test_wrapped_state_dicts_load(tiny_model, tmp_path, wrap):
     path = tmp_path / "wrapped.pt"
