@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import weakref
 from dataclasses import dataclass
@@ -277,7 +278,8 @@ def sam_memory(model) -> int:
     return 2 * sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
 
 
-GENERIC_NAMES = {"model.safetensors", "pytorch_model.bin", "model.pth", "model.pt"}  # repos keep several
+# Meta's checkpoint names carry a hash of the weights: under such a name a file is the same wherever it was kept
+CONTENT_NAME = re.compile(r"sam_vit_[blh]_[0-9a-f]{6}\.(?:pth|pt|safetensors)", re.IGNORECASE)
 
 
 def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> str:
@@ -294,8 +296,8 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
     name = "--".join([*repo_name.split("/"), *filename.split("/")])
     base = filename.rsplit("/", 1)[-1]
     # in any of ComfyUI's 'sams' folders; or under the name an earlier release gave it, without the file's
-    # folders, where that name cannot be another folder's file of the same name
-    earlier = "--".join([*repo_name.split("/"), base]) if base not in GENERIC_NAMES else name
+    # folders, where that name cannot be another file's (the repo's top-level one, another folder's)
+    earlier = "--".join([*repo_name.split("/"), base]) if CONTENT_NAME.fullmatch(base) else name
     for known in dict.fromkeys((name, earlier)):
         placed = paths.placed(paths.SAM_FOLDER, known)
         if placed is not None:

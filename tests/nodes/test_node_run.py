@@ -351,10 +351,12 @@ def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_fil
 
     loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
     sams = comfy_env.base / "models" / "sams"
+    sams.mkdir(parents=True, exist_ok=True)  # (run alone, no earlier test has made it)
     cache = tmp_path / "hub"
     repo = cache / "models--someone--sams"
     commit = "c" * 40
-    for path, data in (("vit_b/model.safetensors", b"weights of ViT-B"), ("vit_h/model.safetensors", b"ViT-H")):
+    for path, data in (("vit_b/model.safetensors", b"weights of ViT-B"), ("vit_h/model.safetensors", b"ViT-H"),
+                       ("vit_b/sam.pth", b"ViT-B sam.pth")):
         blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
         blob.parent.mkdir(parents=True, exist_ok=True)
         blob.write_bytes(data)
@@ -384,6 +386,9 @@ def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_fil
         got = loaders._download_sam("someone/sams", "checkpoints/sam_vit_b_01ec64.pth")
         assert Path(got).name == "someone--sams--sam_vit_b_01ec64.pth"
         assert Path(loaders._download_sam("someone/sams", "vit_h/model.safetensors")).read_bytes() == b"ViT-H"
+        # a name that does not say what it holds may be the repo's top-level file: vit_b/sam.pth was given it
+        (sams / "someone--sams--sam.pth").write_bytes(b"the top-level sam.pth")
+        assert Path(loaders._download_sam("someone/sams", "vit_b/sam.pth")).read_bytes() == b"ViT-B sam.pth"
     finally:
         for placed in sams.glob("someone--sams--*"):
             placed.unlink()
