@@ -626,7 +626,7 @@ class Harmonizer:
                 h, w = low_shape
                 centre = (min(h - 1, (box[0] + box[1]) * h // (2 * pixels.shape[0])) * w
                           + min(w - 1, (box[2] + box[3]) * w // (2 * pixels.shape[1])))
-                largest = torch.where(coverage.amax() > 0, largest, torch.tensor(centre, device=largest.device))
+                largest = torch.where(coverage.amax() > 0, largest, torch.full_like(largest, centre))  # no copy
             largest = torch.zeros_like(mask_low).view(-1).scatter_(0, largest.view(1), 1.0)
             mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
             untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
@@ -878,16 +878,12 @@ class Harmonizer:
                           colour.float()], 1).tolist()  # one read back for the batch
         sizes, kepts, backgrounds = [r[0] for r in read], [r[1] for r in read], [r[2] for r in read]
         flats = [None if math.isnan(r[3]) else tuple(round(255 * v) for v in r[3:6]) for r in read]
-        if as_change and self._graphs is None:  # filled for the subjects that change only: the others' change is 0
-            changing = [j for j, k in enumerate(kepts) if k > 0]
-            if len(changing) == len(kepts):
-                output = filled_change(output, images_low, masks_low)
-            else:
-                rows = torch.tensor(changing, dtype=torch.long, device=output.device)
-                changes = torch.zeros_like(output)
-                if changing:
-                    changes[rows] = filled_change(output[rows], images_low[rows], masks_low[rows])
-                output = changes
+        if as_change and self._graphs is None:  # filled where a subject changes: the others' change is 0
+            if not any(k > 0 for k in kepts):
+                output = torch.zeros_like(output)
+            else:  # (chosen on the device: an index made on the host would be a copy the host waits for)
+                changing = (kept.reshape(-1, 1, 1, 1) > 0)
+                output = torch.where(changing, filled_change(output, images_low, masks_low), 0)
         return output, [Correction(a, threshold, b, float(strength), background=c if c < MIN_BACKGROUND else None,
                                    flat=f if c >= MIN_BACKGROUND else None)
                         for a, b, c, f in zip(sizes, kepts, backgrounds, flats)]

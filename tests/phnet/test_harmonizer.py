@@ -584,6 +584,13 @@ def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_networ
                                                    torch.cat([low.mask for low in lows]), threshold=0,
                                                    as_change=True)
     assert reads.count == 1 and len(found) == 3
+    threshold = (found[0].size + found[1].size) / 2  # one subject held back, one changed: still one read
+    assert min(found[0].size, found[1].size) < threshold < max(found[0].size, found[1].size)
+    with HostReads() as reads:
+        _, held = harmonizer.estimate_batch(torch.cat([low.image for low in lows]),
+                                            torch.cat([low.mask for low in lows]), threshold=threshold,
+                                            as_change=True)
+    assert reads.count == 1 and sorted(c.kept > 0 for c in held[:2]) == [False, True]
     out = pixels.clone()
     with HostReads() as reads:
         for i, low in enumerate(lows):
