@@ -273,9 +273,12 @@ def recolour_batch(x: torch.Tensor, p: dict) -> torch.Tensor:
 # --------------------------------------------------------------------------- the batch
 
 def _rows(flags: torch.Tensor, device: torch.device) -> torch.Tensor | None:
-    """The indices of the rows whose flag is set (computed on the CPU copy: no wait for the device)."""
+    """The indices of the rows whose flag is set, computed on the CPU copy and sent from pinned memory: a copy
+    from pageable memory, or a read of the device's flags, would make the host wait for the device."""
     idx = torch.nonzero(flags.cpu() > 0).flatten()
-    return idx.to(device) if len(idx) else None
+    if not len(idx):
+        return None
+    return idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx.to(device)
 
 
 def _take(p: dict, rows: torch.Tensor) -> dict:
