@@ -161,7 +161,7 @@ class Harmonizer:
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
     8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the
     GPU's arithmetic; fewer above a 512² working size (8·512² pixels a call) and when their copies on the
-    GPU would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at 256² and cost
+    GPU, with their masks, would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at 256² and cost
     30–80 % at 512²).
 
     The weights' do-no-harm rule holds back a correction of a subject smaller than their threshold
@@ -550,7 +550,7 @@ class Harmonizer:
 
         :meth:`pictures_per_call` pictures at a time are prepared and go through the network together, then
         each is applied: bounded memory, progress after every picture, interruption between calls."""
-        count, chunk = pixels.shape[0], self.pictures_per_call(pixels, size)
+        count, chunk = pixels.shape[0], self.pictures_per_call(pixels, size, masks)
         # a picture of a batch with no subject (an empty mask) stays as it was; a single one has a subject (its
         # mask was checked), and is not read again
         present = (masks.flatten(1).amax(1) > 0).tolist() if count > 1 else [True]
@@ -580,9 +580,9 @@ class Harmonizer:
                     progress(done, count)
         return corrections
 
-    def pictures_per_call(self, pixels: torch.Tensor, size: int) -> int:
+    def pictures_per_call(self, pixels: torch.Tensor, size: int, masks: torch.Tensor | None = None) -> int:
         """How many of the B×H×W×C ``pixels`` share one network call at working size ``size`` (see
-        ``network_batch``)."""
+        ``network_batch``); copies of them and of their ``masks`` (float ones when not given) wait on the GPU."""
         if self.network_batch != "auto":
             return self.network_batch
         if self.device.type != "cuda":
@@ -590,7 +590,8 @@ class Harmonizer:
         height, width = working_shape(*pixels.shape[1:3], size)
         count = min(CUDA_NETWORK_BATCH, NETWORK_PIXELS // (height * width))
         if self.full_resolution_device(pixels[0]) != pixels.device:  # their copies wait there for the call
-            count = min(count, STAGED_BYTES // max(1, pixels[0].nbytes))
+            mask_bytes = masks[0].nbytes if masks is not None else pixels[0, ..., 0].numel() * 4
+            count = min(count, STAGED_BYTES // max(1, pixels[0].nbytes + mask_bytes))
         return max(1, count)
 
     def full_resolution_device(self, pixels: torch.Tensor) -> torch.device:
@@ -833,7 +834,7 @@ class Harmonizer:
                 reports[i] = Correction(0.0, self.threshold_for(threshold), 0.0, float(strength),
                                         background=background[i])
                 step(2)
-        chunk = self.pictures_per_call(pixels, size)
+        chunk = self.pictures_per_call(pixels, size, masks)
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
             estimated = self.estimate_frames([pixels[i] for i in rows], peak, [masks[i] for i in rows], mask_peak,

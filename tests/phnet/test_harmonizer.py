@@ -528,6 +528,10 @@ def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny
     big = torch.zeros(1, 1, 1, 3, dtype=torch.uint8).expand(3, 4320, 7680, 3)  # 8K: 100 MB a picture, on the GPU
     assert h.pictures_per_call(big, 512) == 1
     assert h.pictures_per_call(big[:, :1080, :1920], 512) == module.CUDA_NETWORK_BATCH
+    four_k = big[:, :2160, :3840]  # 25 MB a picture: with its float mask (33 MB), 2 fit 128 MiB, not 5
+    assert h.pictures_per_call(four_k, 512) == 2
+    assert h.pictures_per_call(four_k, 512, torch.zeros(1, 1, 1, dtype=torch.uint8).expand(3, 2160, 3840)) == 4
+    assert h.pictures_per_call(four_k, 512, torch.zeros(1, 1, 1, dtype=torch.float64).expand(3, 2160, 3840)) == 1
     h.full_resolution_on = "input"  # nothing waits on the GPU: the full batch
     assert h.pictures_per_call(big, 512) == module.CUDA_NETWORK_BATCH
     for bad in (0, -1, 2.0, True, "8", np.bool_(True), np.int64(0)):
