@@ -869,17 +869,25 @@ class Harmonizer:
         threshold = self.threshold_for(threshold)
         as_change = as_change and self.config.output != "transform"
         self._check_weights()
-        if self._graphs is not None:  # the fill is captured with the network: no read may come between them
-            output, size, kept, background, colour = self._graphs(images_low, masks_low, references_low, untouched,
-                                                                  threshold=threshold, as_change=as_change)
+        filled = self._graphs is not None
+        if filled:  # the fill is captured with the network: no read may come between them
+            found = self._graphs(images_low, masks_low, references_low, untouched, threshold=threshold,
+                                 as_change=as_change)
         else:
-            output, size, kept, background, colour = self._estimate(images_low, masks_low, references_low, untouched,
-                                                                    threshold=threshold)
-        read = torch.cat([torch.stack([size.reshape(-1), kept.reshape(-1), background.reshape(-1)], 1).float(),
-                          colour.float()], 1).tolist()  # one read back for the batch
+            found = self._estimate(images_low, masks_low, references_low, untouched, threshold=threshold)
+        read = _read_estimates(*found)
+        if self.dtype != torch.float32 and not all(r[3] for r in read):
+            # oneDNN's bf16 convolutions return NaN now and then on maps 2 px wide (a picture over ~450:1 at
+            # 256 px), and fp16 can overflow: such a call is run again in fp32 rather than blacken the subject
+            # (checked here, with the batch's one read: a replayed graph runs no Python)
+            _low_precision_failed(self.dtype)
+            filled = False
+            found = self._estimate(images_low, masks_low, references_low, untouched, threshold=threshold, fp32=True)
+            read = _read_estimates(*found)
+        output, _, kept, _, _ = found
         sizes, kepts, backgrounds = [r[0] for r in read], [r[1] for r in read], [r[2] for r in read]
-        flats = [None if math.isnan(r[3]) else tuple(round(255 * v) for v in r[3:6]) for r in read]
-        if as_change and self._graphs is None:  # filled where a subject changes: the others' change is 0
+        flats = [None if math.isnan(r[4]) else tuple(round(255 * v) for v in r[4:7]) for r in read]
+        if as_change and not filled:  # filled where a subject changes: the others' change is 0
             if not any(k > 0 for k in kepts):
                 output = torch.zeros_like(output)
             else:  # (chosen on the device: an index made on the host would be a copy the host waits for)
@@ -947,9 +955,12 @@ class Harmonizer:
         threshold = self.threshold_for(threshold)
         if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
             return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
-        pred, correction_size, kept = self._run(  # the official tester's fp32, unless asked otherwise
-            lambda x, m: self.model.estimate(x, m, threshold=threshold), image_sq, mask_sq, exact=True
-        )
+        run = lambda fp32: self._run(lambda x, m: self.model.estimate(x, m, threshold=threshold),  # noqa: E731
+                                     image_sq, mask_sq, exact=True, fp32=fp32)  # the official tester's fp32
+        pred, correction_size, kept = run(False)
+        if self.dtype != torch.float32 and not bool(torch.isfinite(pred).all()):  # unless asked otherwise
+            _low_precision_failed(self.dtype)
+            pred, correction_size, kept = run(True)
         if self.config.output == "transform":  # the official pipeline has no transform head: apply it here
             pred = self.model.transform_output(image_sq, pred)
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
@@ -957,13 +968,13 @@ class Harmonizer:
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
                   untouched: torch.Tensor | None = None, *, threshold: float,
-                  as_change: bool = False) -> tuple[torch.Tensor, ...]:
+                  as_change: bool = False, fp32: bool = False) -> tuple[torch.Tensor, ...]:
         """The network's (output, size, kept), each picture's share of background, and its background's one
         colour (B×3, 0..1) where it has only one, else NaN. A picture with under ``MIN_BACKGROUND`` of it, or
         one flat colour (a cut-out's transparent part, a black frame: no scene to match), is left as it was,
         whatever the threshold."""
         output, size, kept = self._run(lambda x, m: self._net.estimate(x, m, reference, threshold=threshold),
-                                       image, mask)
+                                       image, mask, fp32=fp32)
         background = 1 - mask.float().mean(dim=(1, 2, 3))
         colour = flat_colours(image, mask, untouched)
         enough = (background >= MIN_BACKGROUND) & colour[:, 0].isnan()
@@ -975,21 +986,27 @@ class Harmonizer:
         return (filled_change(output, image, mask) if as_change else output), size, kept, background, colour
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor,
-             exact: bool = False) -> Any:
+             exact: bool = False, fp32: bool = False) -> Any:
         # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is
-        # off already: see own_precision). ``exact``: fp32 unless a precision was asked for by name
-        if self.dtype == torch.float32 or (exact and self.requested_dtype == "auto"):
+        # off already: see own_precision). ``exact``: fp32 unless a precision was asked for by name. The caller
+        # checks that a low-precision result is finite (inside a graph being captured, nothing may be read)
+        if fp32 or self.dtype == torch.float32 or (exact and self.requested_dtype == "auto"):
             return _floats(net(image, mask))
         with torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False):
-            out = _floats(net(image, mask))
-        capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
-        if not capturing and not all(bool(torch.isfinite(t).all()) for t in out):
-            # oneDNN's bf16 convolutions return NaN now and then on maps 2 px wide (a picture over ~450:1 at
-            # 256 px), and fp16 can overflow: such a call is run again in fp32 rather than blacken the subject
-            logging.getLogger("phnet").warning("phnet: the network gave non-finite values in %s; ran it again in "
-                                               "fp32", str(self.dtype).removeprefix("torch."))
-            out = _floats(net(image, mask))
-        return out
+            return _floats(net(image, mask))
+
+
+def _read_estimates(output, size, kept, background, colour) -> list[list[float]]:
+    """Per picture of an estimate: size, kept, share of background, whether its output is finite, and its
+    background's one colour (3 values, NaN where none): read back from the device together, once."""
+    finite = torch.isfinite(output.reshape(len(output), -1)).all(1)
+    return torch.cat([torch.stack([size.reshape(-1), kept.reshape(-1), background.reshape(-1), finite], 1).float(),
+                      colour.float()], 1).tolist()
+
+
+def _low_precision_failed(dtype: torch.dtype) -> None:
+    logging.getLogger("phnet").warning("phnet: the network gave non-finite values in %s; ran it again in fp32",
+                                       str(dtype).removeprefix("torch."))
 
 
 def flat_colours(image: torch.Tensor, mask: torch.Tensor, untouched: torch.Tensor | None = None) -> torch.Tensor:
