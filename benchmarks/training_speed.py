@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +77,13 @@ def smi_id(device: str) -> str:
 
 
 class Utilisation(threading.Thread):
-    """GPU utilisation (%) of one GPU, read from ``nvidia-smi`` every half second until stopped."""
+    """GPU utilisation (%) of one GPU, read from ``nvidia-smi`` every half second until stopped, each sample
+    with its wall-clock time (``samples``: (time, %))."""
 
     def __init__(self, gpu: str = "0"):
         super().__init__(daemon=True)
         self.gpu = gpu
-        self.samples: list[float] = []
+        self.samples: list[tuple[float, float]] = []
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -89,7 +91,7 @@ class Utilisation(threading.Thread):
             try:
                 out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
                                       "-i", self.gpu], capture_output=True, text=True, timeout=5).stdout
-                self.samples.append(float(out.split()[0]))
+                self.samples.append((time.time(), float(out.split()[0])))
             except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
                 return
 
@@ -116,11 +118,21 @@ def train(args, images: Path, masks: Path, overrides: dict, out: Path) -> dict:
     if done.returncode:
         raise SystemExit(f"trainer.fit failed:\n{done.stderr[-3000:]}")
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return throughput(records, steps, watch.samples if watch else [])
+
+
+def throughput(records: list[dict], steps: int, samples: list[tuple[float, float]]) -> dict:
+    """Composites a second (the median of the logged windows after the start-up) and the GPU's mean
+    utilisation over those windows, from the run's log records and the (time, %) ``samples``."""
     # the first logged window holds the start-up (data workers, first batches): never counted
-    rates = [r["samples_per_s"] for r in records if r["type"] == "train" and r["step"] > max(steps // 5, 5)]
-    if not rates:
+    trains, warm = [r for r in records if r["type"] == "train"], max(steps // 5, 5)
+    counted = [r for r in trains if r["step"] > warm]
+    if not counted:
         raise SystemExit(f"{steps} steps leave no logged window after the start-up: give more --steps (e.g. 20)")
-    busy = watch.samples[len(watch.samples) // 5:] if watch and watch.samples else []
+    rates = [r["samples_per_s"] for r in counted]
+    # the GPU's share over the same windows: not the start-up, the last validation or the checkpoints' writing
+    start = max((r["time"] for r in trains if r["step"] <= warm), default=counted[0]["time"])
+    busy = [u for t, u in samples if start <= t <= counted[-1]["time"]]
     return {"samples_per_s": statistics.median(rates), "gpu_util": statistics.mean(busy) if busy else None}
 
 
