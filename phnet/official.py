@@ -193,9 +193,11 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
             os.replace(staging, out_dir)  # the folder appears whole: a later find() never sees half a model
             return out_dir
         # the folder is there already (the .pth placed in it by hand, or what a user keeps beside it): the
-        # files move in one by one, config.json last, as find() needs both it and the weights
+        # files move in one by one, config.json last, as find() needs both it and the weights. A config.json
+        # of the user's stays: it tunes these weights (working size, threshold), checked as they load
         for name in ("model.safetensors", "LICENSE-WEIGHTS.txt", "config.json"):
-            os.replace(staging / name, out_dir / name)
+            if name != "config.json" or not (out_dir / name).is_file():
+                os.replace(staging / name, out_dir / name)
         return out_dir
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,6 +6,7 @@ state_dicts of a tiny architecture, registered under the official names for the 
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -399,3 +400,18 @@ def test_a_subject_lost_in_the_official_square_leaves_the_picture_as_it_was_and_
                                threshold=0).corrections)
     assert "1 whose subject vanished from the square mask of mode 'official'" in line
     assert "empty mask" not in line
+
+
+def test_a_config_json_kept_beside_a_pth_placed_by_hand_still_tunes_it_once_converted(site, tmp_path,
+                                                                                       tiny_official):
+    """The README's tuning (a config.json beside the official .pth in its folder) was written over when the
+    weights were picked by name and converted there."""
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / FILE).write_bytes(tiny_official)
+    tuned = {"image_size": 96, "correction_threshold": 10.0}
+    (tmp_path / NAME / "config.json").write_text(json.dumps(tuned))
+    site.close()
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert json.loads((folder / "config.json").read_text()) == tuned
+    config = weights.load_model(NAME, cache_dir=tmp_path).config
+    assert (config.name, config.image_size, config.correction_threshold) == (NAME, 96, 10.0)
