@@ -80,6 +80,16 @@ def _download_progress():
     return update
 
 
+def _official_copy(name: str | None) -> str | None:
+    """The converted copy of the official weights ``name`` in models/phnet, if that is what it names."""
+    if name not in paths.official_names():
+        return None
+    from ..phnet import official
+
+    found = official.find(name, paths.phnet_folders())
+    return None if found is None else str(found)
+
+
 def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | None, dict]:
     """(source, extra from_pretrained arguments): None = the bundled default, else a path, an official name
     (downloaded into models/phnet on first use) or a repo id."""
@@ -185,6 +195,11 @@ class PHNetModelLoader:
             return stamp(repo)
         if model_name is None or hub_repo_id is None:  # linked: its value, and the file it names, are unknown
             return float("nan")  # here, so it runs each time (see _reused)
+        copy = _official_copy(repo or model_name)
+        if copy is not None:  # its converted copy, whose config.json may be tuned
+            from ..phnet.sources import stamp
+
+            return stamp(copy)
         named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
         if repo or named:
             return f"{model_name}|{hub_repo_id}"
@@ -207,7 +222,8 @@ class PHNetModelLoader:
                      target)
             return h
 
-        return (_reused(("phnet", source, extra.get("revision"), str(target), dtype), source, load),)
+        local = _official_copy(source) or source
+        return (_reused(("phnet", source, extra.get("revision"), str(target), dtype), local, load),)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -84,3 +84,32 @@ def test_the_harmonize_node_says_how_much_of_the_correction_the_bundled_weights_
     assert 0 < shortened < float((result - image).abs().mean()) and "below the do-no-harm" not in report
     frames = nodes["PHNetHarmonizeFrames"].harmonize(model, image.repeat(2, 1, 1, 1), mask)["result"][1]
     assert frames.startswith("PHNet Harmonize Frames: 2 of 2 frames changed") and "2 below the do-no-harm threshold" in frames
+
+
+def test_an_official_copy_whose_config_json_is_tuned_is_loaded_again(pack, nodes, comfy_env, monkeypatch):
+    """Picked by name, the official weights were cached by the name alone: a threshold or working size tuned in
+    their copy's config.json (as the README invites) never reached a running ComfyUI."""
+    import dataclasses
+    import os
+    import shutil
+    import time
+
+    official, config, weights = _core(pack, "official"), _core(pack, "config"), _core(pack, "weights")
+    tiny = config.PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+    monkeypatch.setitem(config.PRESETS, "tiny-official", tiny)
+    monkeypatch.setitem(official.OFFICIAL, NAME, official.OfficialWeights(NAME, FILE, "x.pth", "tiny-official", 64,
+                                                                          "FFHQH"))
+    target = comfy_env.base / "models" / "phnet" / NAME
+    weights.save_pretrained(_core(pack, "modeling").PHNet(dataclasses.replace(tiny, name=NAME)), target)
+    cls = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"]
+    try:
+        before = cls.IS_CHANGED(NAME, "")
+        assert nodes["PHNetModelLoader"].load(NAME, "", "cpu", "fp32")[0].config.image_size == 64
+        text = (target / "config.json").read_text()
+        (target / "config.json").write_text(text.replace('"image_size": 64', '"image_size": 48'))
+        later = time.time() + 5
+        os.utime(target / "config.json", (later, later))
+        assert cls.IS_CHANGED(NAME, "") != before and cls.IS_CHANGED("default (bundled)", NAME) != before
+        assert nodes["PHNetModelLoader"].load(NAME, "", "cpu", "fp32")[0].config.image_size == 48
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
