@@ -19,6 +19,14 @@ from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
 _WRAPPERS = ("state_dict", "model", "model_state_dict")  # how training scripts commonly wrap the tensors
 
 
+class DamagedFile(ValueError):
+    """A safetensors file that cannot be read (truncated, corrupt): ``path``."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors by name, the safetensors metadata, ``{}`` for a pickle). A trainer's wrapper dict and
     the wrappers' prefixes (DDP's ``module.``, Lightning's ``model.``, ...) are taken off."""
@@ -45,9 +53,9 @@ def _read_safetensors(path: Path, what: str, tensors: bool = True) -> tuple[dict
             metadata = f.metadata() or {}
             found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(
+        raise DamagedFile(
             f"{path} is not a readable safetensors file ({e}); it is probably truncated or corrupt: download it "
-            "again"
+            "again", path
         ) from None
     return found, metadata
 

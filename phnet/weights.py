@@ -24,7 +24,7 @@ from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
 from .atomic import write_atomic, write_atomic_text
-from .state_dicts import read_metadata, read_tensors
+from .state_dicts import DamagedFile, read_metadata, read_tensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -368,7 +368,12 @@ def load_model(
     found = sources.resolve(source, revision=revision)
     if found.kind == "official":
         folder = fetch_official(found.name, cache_dir, local_files_only=local_files_only, progress=progress)
-        return model_from_folder(folder, config)
+        try:
+            return model_from_folder(folder, config)
+        except DamagedFile as e:  # the name finds this copy again: downloading needs it gone
+            raise DamagedFile(f"{e.path} is not a readable safetensors file: the converted copy of {found.name} is "
+                              f"damaged. Delete the folder {folder} and load {found.name} again (it is downloaded "
+                              "and converted anew)", e.path) from None
     if found.kind == "default":
         if not (DEFAULT_DIR / WEIGHTS_NAME).is_file():
             raise FileNotFoundError(

@@ -415,3 +415,15 @@ def test_a_config_json_kept_beside_a_pth_placed_by_hand_still_tunes_it_once_conv
     assert json.loads((folder / "config.json").read_text()) == tuned
     config = weights.load_model(NAME, cache_dir=tmp_path).config
     assert (config.name, config.image_size, config.correction_threshold) == (NAME, 96, 10.0)
+
+
+def test_a_damaged_converted_copy_says_to_delete_it(tmp_path, tiny_official):
+    """It said "download it again", which picking the name cannot do: the damaged copy is found again."""
+    folder = tmp_path / NAME
+    folder.mkdir()
+    (folder / FILE).write_bytes(tiny_official)
+    weights.fetch_official(NAME, tmp_path, local_files_only=True, progress=lambda d, t: None, say=lambda s: None)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"converted copy of {NAME} is damaged. Delete the folder .*{NAME} and load"):
+        weights.load_model(NAME, cache_dir=tmp_path)
