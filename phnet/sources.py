@@ -351,10 +351,14 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         if isinstance(e, FileNotFoundError):
             raise
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
-            cache = cache_dir or "the default HF cache"
+            from huggingface_hub import constants
+
+            # HF_HUB_CACHE, where set, rules over HF_HOME: naming the other one would change nothing
+            setting = "HF_HUB_CACHE" if os.environ.get("HF_HUB_CACHE") else "HF_HOME"
+            cache = cache_dir or constants.HF_HUB_CACHE
             raise PermissionError(
                 f"cannot write {what} from the {where} into the Hugging Face cache ({cache}): {e.strerror} "
-                f"({e.filename}). Make it writable or free space, or give another cache (HF_HOME, cache_dir=)"
+                f"({e.filename}). Make it writable or free space, or give another cache ({setting}, cache_dir=)"
             ) from None
         raise ConnectionError(
             f"could not download {what} from the {where}: {e}. Check the connection, set HF_HUB_OFFLINE=1 to use "

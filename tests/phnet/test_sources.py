@@ -161,6 +161,16 @@ def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tm
             raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
 
 
+def test_a_cache_set_by_hf_hub_cache_names_that_setting_as_the_fix(tmp_path, monkeypatch):
+    """HF_HUB_CACHE rules over HF_HOME: the advice named HF_HOME, which changed nothing."""
+    import errno
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(PermissionError, match=r"give another cache \(HF_HUB_CACHE, cache_dir=\)"):
+        with sources.hub_errors("me/x", None, None, None, False, "weights"):
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
+
+
 @pytest.mark.parametrize("text", [None, "default (bundled)", "official-ffhqh512"])
 def test_a_revision_for_the_bundled_default_or_an_official_name_is_refused_not_ignored(text):
     with pytest.raises(ValueError, match="revision 'v2' is for a Hub repo, .* which has no revisions: drop the"):
