@@ -156,11 +156,14 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Ite
         os.unlink(probe)
         lock.acquire()
     except OSError as e:
-        if offline and _local_checkpoint(weights, folders) is None:
+        placed = _local_checkpoint(weights, folders)
+        if offline and placed is None:
             raise FileNotFoundError(_missing(weights, target, OFFLINE)) from None
+        # the .pth by itself is read as it is (ComfyUI lists it too), where no folder here can be changed
+        itself = f", or load {placed} itself (read without converting)" if placed is not None else ""
         raise PermissionError(
             f"cannot write into {target} ({e.strerror or e}), where the official PHNet weights {weights.name} are "
-            "downloaded and converted: make it writable, or give another folder (PHNET_HOME, cache_dir=)"
+            f"downloaded and converted: make it writable, or give another folder (PHNET_HOME, cache_dir=){itself}"
         ) from None
     try:
         yield

@@ -232,6 +232,10 @@ def test_a_folder_that_cannot_be_written_is_named_and_offline_says_where_to_put_
     monkeypatch.delenv("HF_HUB_OFFLINE")
     with pytest.raises(PermissionError, match=f"cannot write into {tmp_path} \\(Read-only file system\\).*PHNET_HOME"):
         weights.fetch_official(NAME, tmp_path)
+    # a .pth placed there by hand can be loaded itself (what a ComfyUI user can pick in the list)
+    (tmp_path / FILE).write_bytes(tiny_official)
+    with pytest.raises(PermissionError, match=f"or load {tmp_path / FILE} itself"):
+        weights.fetch_official(NAME, tmp_path)
 
 
 def test_a_mirror_in_a_local_folder_serves_as_a_site(monkeypatch, tiny_official, tmp_path):
