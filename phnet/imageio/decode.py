@@ -199,10 +199,13 @@ def _tiff_exif(tags) -> bytes | None:
 _TIFF_EXIF_TAGS = frozenset({270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432})
 _TIFF_SUB_IFDS = frozenset({0x8769, 0x8825})
 _RAW_EXIF = "Raw profile type exif"  # ImageMagick's hex EXIF in a PNG text chunk
-# EXIF tags that describe how the stored photo's pixels are laid out (size, samples, strips, compression,
-# colour model, subsampling); Pillow's TIFF writer lets them replace the result's own: a .tif came out with the
-# stored photo's width and height, turned and cut, or did not write at all
-_LAYOUT_TAGS = frozenset({256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 530, 531, 532})
+# EXIF tags that describe how the stored photo's pixels are laid out (TIFF 6's: size, samples and their format,
+# bit order, strips and tiles, compression and its options, predictor, colour model and map, extra samples,
+# subsampling); Pillow's TIFF writer lets them replace the result's own: a .tif came out with the stored photo's
+# width and height, turned and cut, with its bits reversed, or unreadable
+_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281,
+                          284, 290, 291, 292, 293, 317, 320, 322, 323, 324, 325, 330, 332, 338, 339, 340, 341,
+                          347, *range(512, 522), 530, 531, 532})
 _XMP = "XML:com.adobe.xmp"
 
 

@@ -116,6 +116,23 @@ def test_a_tif_result_keeps_its_own_layout_whatever_the_composites_exif_says(tin
     assert np.array_equal(np.asarray(tif), np.asarray(png))
 
 
+@pytest.mark.parametrize("tag, value", [(266, 2), (338, 2), (339, 3)])
+def test_a_tif_result_takes_no_bit_order_or_sample_format_from_the_composites_exif(tiny_folder, tmp_path, tag,
+                                                                                      value):
+    """FillOrder 2 came out with every byte's bits reversed; ExtraSamples and SampleFormat made a .tif no reader
+    opens; and the CLI said "wrote"."""
+    stored = _composite()
+    exif = stored.getexif()
+    exif[0x010F], exif[tag] = "Cam", value
+    comp, mask = tmp_path / "cam.jpg", tmp_path / "mask.png"
+    stored.save(comp, exif=exif, quality=95)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.tif", "--weights", tiny_folder) == 0
+    tif, png = Image.open(tmp_path / "out.tif"), Image.open(tmp_path / "out.png")
+    assert np.array_equal(np.asarray(tif), np.asarray(png)) and tif.getexif().get(0x010F) == "Cam"
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".tif"])
 def test_a_tif_composite_s_exif_is_carried_without_its_layout(tiny_folder, tmp_path, suffix):
     """A TIFF keeps its EXIF among its own tags: the camera, the date and the GPS were dropped without a note."""
