@@ -4,6 +4,7 @@ place, so a reader (or a process killed mid-write) sees the old file or the new 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import time
@@ -14,18 +15,26 @@ from typing import Callable
 def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``target``, then rename it over ``target``.
 
-    The file gets the mode a plain open() would give it (0666 minus the umask), not a temporary file's
-    0600, which would hide weights from, e.g., a ComfyUI service user: the kernel applies the umask to
-    the os.open below, and that mode is put back after the writer has done its work.
+    The file gets the mode a plain open() would give it: an existing file's own (and one that may not be
+    written is refused, as open() refuses it), else 0666 minus the umask, not a temporary file's 0600, which
+    would hide weights from, e.g., a ComfyUI service user. A symbolic link is written through, not replaced.
     """
     target = Path(target)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    existing = None
+    with contextlib.suppress(OSError):
+        existing = os.stat(target)
+    if existing is not None and not os.path.isdir(target) and not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, f"Permission denied: {target} is read-only (make it writable, or "
+                                            "write elsewhere)", str(target))
     # the name's start only: the whole name plus the suffix could pass the file system's 255 bytes
     tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:  # named by the file asked for, not the hidden temporary one (OSError picks the subclass)
         raise OSError(e.errno, f"{e.strerror}: cannot write {target}", str(target)) from None
-    mode = os.stat(tmp).st_mode & 0o777
+    mode = (existing or os.stat(tmp)).st_mode & 0o777
     try:
         write(tmp)
         os.chmod(tmp, mode)
@@ -48,6 +57,8 @@ def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
                 raise PermissionError(e.errno, f"{e.strerror}: cannot replace {target} (is it open in another "
                                                "program?)", str(target)) from None
             time.sleep(0.1)
+        except OSError as e:  # a folder of that name, say: named by the target, not the temporary file
+            raise OSError(e.errno, f"{e.strerror}: cannot replace {target}", str(target)) from None
 
 
 def write_atomic_text(target: str | os.PathLike, text: str) -> None:

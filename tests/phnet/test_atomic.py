@@ -49,3 +49,32 @@ def test_a_folder_that_is_a_file_is_named_by_the_file_asked_for(tmp_path):
     with pytest.raises(NotADirectoryError) as e:
         atomic.write_atomic_text(tmp_path / "afile" / "out.json", "{}")
     assert e.value.filename == str(tmp_path / "afile" / "out.json")
+
+
+def test_an_existing_file_keeps_its_mode_and_one_that_may_not_be_written_is_refused(tmp_path, monkeypatch):
+    """A private 0600 result became 0644, and a read-only one was replaced: a plain open() keeps the one and
+    refuses the other."""
+    private = tmp_path / "private.png"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    atomic.write_atomic(private, lambda tmp: open(tmp, "wb").write(b"new"))
+    assert private.read_bytes() == b"new" and private.stat().st_mode & 0o777 == 0o600
+    protected = tmp_path / "protected.png"
+    protected.write_bytes(b"keep")
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)  # (root may write anything)
+    with pytest.raises(PermissionError, match=r"protected.png is read-only \(make it writable, or write elsewhere\)"):
+        atomic.write_atomic(protected, lambda tmp: open(tmp, "wb").write(b"new"))
+    assert protected.read_bytes() == b"keep" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "private.png", "protected.png"]
+
+
+def test_a_link_is_written_through_and_a_folder_in_the_way_is_named(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "result.png").write_bytes(b"old")
+    (tmp_path / "result.png").symlink_to(tmp_path / "data" / "result.png")
+    atomic.write_atomic(tmp_path / "result.png", lambda tmp: open(tmp, "wb").write(b"new"))
+    assert (tmp_path / "result.png").is_symlink() and (tmp_path / "data" / "result.png").read_bytes() == b"new"
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(OSError, match=r"Is a directory: cannot replace .*folder.png"):
+        atomic.write_atomic(tmp_path / "folder.png", lambda tmp: open(tmp, "wb").write(b"new"))
+    assert not list(tmp_path.glob(".*.tmp"))
