@@ -871,15 +871,25 @@ def _check_writable(jobs: list[_Job]) -> None:
     failed each picture in turn, naming a hidden temporary file)."""
     import tempfile
 
-    folders = {t.parent for job in jobs for t in (job.target, job.compare) if t is not None}
-    for folder in sorted(folders):
+    folders: dict[Path, str] = {}
+    for job in jobs:
+        for target, option in ((job.target, "-o"), (job.compare, "--compare")):
+            if target is None:
+                continue
+            if target.is_dir():
+                raise SystemExit(f"error: {target} is a folder ({option}); give a file name, or another {option}")
+            if target.exists() and not os.access(target, os.W_OK):
+                raise SystemExit(f"error: {target} is read-only ({option}); make it writable, or choose another "
+                                 f"{option}")
+            folders.setdefault(target.parent, option)
+    for folder, option in sorted(folders.items()):
         existing = folder
         while not existing.exists() and existing != existing.parent:  # a folder -o will create
             existing = existing.parent
         try:
             fd, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-write-check-")
         except OSError as e:
-            raise SystemExit(f"error: cannot write into {existing} ({e.strerror}); choose another -o") from None
+            raise SystemExit(f"error: cannot write into {existing} ({e.strerror}); choose another {option}") from None
         os.close(fd)
         os.unlink(probe)
 

@@ -1,6 +1,7 @@
 """`phnet harmonize` / `phnet convert` through phnet.cli.main, with tiny weights and tiny images."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -373,6 +374,24 @@ def test_a_folder_that_takes_no_file_is_named_before_any_picture_is_computed(tmp
     with pytest.raises(SystemExit) as e:
         _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "new" / "x.png")
     assert str(e.value) == f"error: cannot write into {tmp_path} (Permission denied); choose another -o"
+
+
+def test_a_compare_target_that_cannot_be_written_names_compare_before_any_picture_is_computed(tmp_path,
+                                                                                                monkeypatch):
+    """A folder where --compare's file should go ended the run after the work, naming a hidden temporary file;
+    a --compare folder that takes no file asked for another -o."""
+    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    (tmp_path / "before_after.png").mkdir()
+    (tmp_path / "notafolder").write_text("x")
+    for compare, message in [(tmp_path / "before_after.png", "is a folder (--compare); give a file name"),
+                             (tmp_path / "notafolder" / "c.png", "choose another --compare")]:
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png",
+                       "--compare", compare)
+    (tmp_path / "x.png").write_bytes(b"earlier")
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # (root may write anything)
+    with pytest.raises(SystemExit, match=re.escape("x.png is read-only (-o); make it writable")):
+        _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png")
 
 
 def _png_48bit(path: Path, pixels: np.ndarray, key: tuple[int, ...] | None = None) -> None:
