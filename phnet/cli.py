@@ -94,6 +94,10 @@ def _check_size(kind: str, path: Path, found: tuple[int, ...], composite: Path, 
     with it; one of the composite's size as stored, where its EXIF turns it, is named as such."""
     if tuple(found) == tuple(shape[:2]):
         return
+    if tuple(found) == tuple(shape[1::-1]) and _orientation(path) in (5, 6, 7, 8):  # read upright, as a picture
+        raise ValueError(
+            f"{kind} {path} is turned to {found[1]}×{found[0]} by its own EXIF orientation; as stored it fits "
+            f"{composite} ({shape[1]}×{shape[0]}): save the {kind} without that EXIF tag")
     if tuple(found) == tuple(shape[1::-1]) and _orientation(composite) in (5, 6, 7, 8):
         raise ValueError(
             f"{kind} {path} is {found[1]}×{found[0]}, the size of {composite} as stored, but the composite is "

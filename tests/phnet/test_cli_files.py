@@ -451,6 +451,24 @@ def test_a_mask_drawn_on_the_stored_sideways_picture_is_told_about_the_rotation(
         _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
 
 
+def test_a_mask_turned_by_its_own_exif_orientation_is_told_so(tiny_folder, tmp_path):
+    """It was told to be resized to the composite (or to be drawn on the upright picture, which it was)."""
+    comp, mask = tmp_path / "wide.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = 6
+    _mask().save(mask, exif=exif)  # the composite's size as stored, turned sideways as it is read
+    with pytest.raises(SystemExit, match=r"turned to \d+×\d+ by its own EXIF orientation; as stored it fits .*wide.png"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    stored = _composite(size=(H, W))
+    turned = stored.getexif()
+    turned[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=turned)
+    _mask((W, H)).save(mask, exif=exif)  # drawn on the upright picture, the tag left on
+    with pytest.raises(SystemExit, match="by its own EXIF orientation; as stored it fits .*phone.jpg"):
+        _harmonize(tmp_path / "phone.jpg", mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
 def test_a_mask_with_a_transparent_border_is_read_by_its_painted_grey(tiny_folder, tmp_path):
     size = (100, 80)  # a 2 px border: under 10 % of the picture
     m = np.asarray(_mask(size))
