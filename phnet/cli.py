@@ -1005,12 +1005,22 @@ def _temporal_given_its_value(argv: list[str]) -> list[str]:
     return out
 
 
+def _after_double_dash(argv: list[str]) -> list[str]:
+    """The names after ``--`` as paths argparse cannot take for options (``-c.png`` as ``./-c.png``): the
+    intermixed parsing that lets options come between the names reads ``--`` otherwise."""
+    if "--" not in argv:
+        return argv
+    at = argv.index("--")
+    return argv[:at] + [os.path.join(".", a) if a.startswith("-") else a for a in argv[at + 1:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _check_quotes(argv)
     parser = build_parser()
     if argv[:1] == ["harmonize"]:  # `a.png -o x.png mask.png` too: argparse's sub-parsers take no options there
-        args = parser.harmonize_parser.parse_intermixed_args(_temporal_given_its_value(argv[1:]))
+        args = parser.harmonize_parser.parse_intermixed_args(_temporal_given_its_value(
+            _after_double_dash(argv[1:])))
         args.command = "harmonize"
     else:
         args = parser.parse_args(argv)

@@ -47,6 +47,16 @@ def test_options_may_come_between_the_composite_and_its_mask(tiny_folder, tmp_pa
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))
 
 
+def test_names_after_a_double_dash_may_start_with_one(tiny_folder, tmp_path, monkeypatch):
+    """'unrecognized arguments: -c.png': the intermixed parsing read -- as a name of its own."""
+    monkeypatch.chdir(tmp_path)
+    _composite().save("-c.png")
+    _mask().save("-m.png")
+    assert cli.main(["harmonize", "--strength", "0", "-o", "out.png", "--weights", str(tiny_folder), "--device",
+                     "cpu", "--", "-c.png", "-m.png"]) == 0
+    assert np.array_equal(np.asarray(Image.open("out.png")), np.asarray(_composite()))
+
+
 def test_rgba_composite_uses_its_alpha(tiny_folder, tmp_path):
     rgba = _composite().convert("RGBA")
     rgba.putalpha(_mask())
