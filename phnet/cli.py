@@ -996,7 +996,9 @@ def _temporal_given_its_value(argv: list[str]) -> list[str]:
     the composites folder for its SIGMA when it was written first."""
     out = list(argv)
     for i, token in enumerate(argv):
-        if token == "--temporal" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+        # (as argparse reads it, shortened too: --te, --temp; --t is also --threshold's)
+        named = len(token) >= 4 and "--temporal".startswith(token)
+        if named and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
             try:
                 float(argv[i + 1])
             except ValueError:

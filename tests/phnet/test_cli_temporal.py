@@ -403,3 +403,5 @@ def test_temporal_alone_may_come_before_the_folders(tiny_folder, tmp_path):
     comps, masks = _write_clip(tmp_path, frames=3, cut_at=9)
     assert _run("--temporal", comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder) == 0
     assert len(list((tmp_path / "out").iterdir())) == 3
+    assert _run("--temp", comps, masks, "-o", f"{tmp_path / 'short'}/", "--weights", tiny_folder) == 0  # shortened
+    assert len(list((tmp_path / "short").iterdir())) == 3
