@@ -149,6 +149,15 @@ def _orientation(path: Path) -> int:
         return 1
 
 
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, given for a picture, is none: missing, a folder, or a pipe or device (read twice, so no)."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.exists():
+        return "is not a regular file (a pipe or standard input cannot be read: save the picture to a file first)"
+    return "does not exist"
+
+
 def _is_folder_target(output: str) -> bool:
     """``-o results/``, an existing folder, or a name without an image extension: a folder."""
     return output.endswith(("/", os.sep)) or Path(output).is_dir() or not Path(output).suffix
@@ -162,11 +171,11 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
     out = Path(output)
     fold = _folded if _folds_case(out) else str  # how the output folder compares names
     references = None if reference is None else Path(reference)
-    if references is not None and not references.exists():
-        raise SystemExit(f"error: reference mask {reference} is not a file or folder")
+    if references is not None and not (references.is_file() or references.is_dir()):
+        raise SystemExit(f"error: reference mask {reference} {_not_a_file(references)}")
     if composite.is_file():
         if mask is not None and not mask.is_file():
-            raise SystemExit(f"error: mask {mask} {'is a folder, not a file' if mask.is_dir() else 'does not exist'}")
+            raise SystemExit(f"error: mask {mask} {_not_a_file(mask)}")
         target = out / (composite.stem + ".png") if _is_folder_target(output) else out  # as in folder mode
         jobs = [_Job(composite, mask, target, Path(compare) if compare else None)]
     elif composite.is_dir():
@@ -189,7 +198,7 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
                      out / (names[path][1] + ".png") if compare else None)
                 for path, paired in zip(images, masks)]
     else:
-        raise SystemExit(f"error: {composite} does not exist")
+        raise SystemExit(f"error: {composite} {_not_a_file(composite)}")
     if references is not None:
         found = (_find_masks(references, [job.composite for job in jobs], "reference mask") if references.is_dir()
                  else [references] * len(jobs))

@@ -57,6 +57,20 @@ def test_names_after_a_double_dash_may_start_with_one(tiny_folder, tmp_path, mon
     assert np.array_equal(np.asarray(Image.open("out.png")), np.asarray(_composite()))
 
 
+def test_a_pipe_given_for_a_picture_is_named_as_one(tiny_folder, tmp_path):
+    """`cat c.png | phnet harmonize /dev/stdin m.png` said /dev/stdin does not exist."""
+    import os
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    _composite().save(tmp_path / "comp.png")
+    _mask().save(tmp_path / "mask.png")
+    for args in ([pipe, tmp_path / "comp.png"], [tmp_path / "comp.png", pipe],
+                 [tmp_path / "comp.png", tmp_path / "mask.png", "--reference", pipe]):  # (it waited for a writer)
+        with pytest.raises(SystemExit, match="is not a regular file \\(a pipe or standard input cannot be read"):
+            _harmonize(*args, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
 def test_rgba_composite_uses_its_alpha(tiny_folder, tmp_path):
     rgba = _composite().convert("RGBA")
     rgba.putalpha(_mask())
