@@ -557,8 +557,8 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
         say(f"note: {job.composite} is {_depth(image)}; {job.target} is written with 8 bits per channel")
     if keep.get("read_at_8_bits"):
         say(f"note: {job.composite} holds 16 bits per channel in a layout read at 8 bits (premultiplied alpha, "
-            "padding or separate planes): it was harmonized at 8 bits; save it as plain 16-bit RGB or RGBA to "
-            "keep them")
+            "padding, separate planes, or grey with alpha): it was harmonized at 8 bits; save it as plain 16-bit "
+            "RGB or RGBA to keep them")
     if left:
         say(_left_out(job.target, job.composite, left))
     if compare_left:

@@ -55,7 +55,7 @@ def native(array: np.ndarray) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and
-    TIFF), H×W, H×W×3 or H×W×4, upright by EXIF."""
+    TIFF; grey with alpha is read at 8 bits), H×W, H×W×3 or H×W×4, upright by EXIF."""
     with open_picture(path) as image:
         return picture_pixels(path, image)
 
@@ -67,10 +67,11 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     one), PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``; a PNG's XMP is
     ``xmp``) and a PNG's colour chunks without a profile (``png_colour``: ``gamma``, ``chromaticity``,
     ``srgb`` as PIL reads them);
-    ``read_at_8_bits`` where a 16-bit TIFF's layout (premultiplied alpha, padding, planes) is decoded at 8."""
+    ``read_at_8_bits`` where a 16-bit layout (a TIFF's premultiplied alpha, padding or planes; grey with alpha)
+    is decoded at 8."""
     with open_picture(path) as image:
         pixels, kept = picture_pixels(path, image), _metadata(image)
-        if pixels.dtype == np.uint8 and _sixteen_bit_tiff(image):  # a layout PIL decodes to 8 bits only
+        if pixels.dtype == np.uint8 and (_sixteen_bit_tiff(image) or image.info.get(_EIGHT_OF_SIXTEEN)):
             kept["read_at_8_bits"] = True
     return pixels, kept
 
@@ -213,6 +214,7 @@ _XMP = "XML:com.adobe.xmp"
 # it a second time with the byte order swapped gives the other byte of each sample; the two make the 16-bit
 # value. A PNG tile's args are its raw mode; a TIFF's (raw or libtiff) a tuple that starts with it.
 _RAWMODE = "phnet_rawmode"
+_EIGHT_OF_SIXTEEN = "phnet_read_at_8_bits"  # 16-bit samples PIL decodes to their high bytes, in another layout
 
 
 def _low_byte_mode(rawmode: Any) -> str | None:
@@ -311,6 +313,8 @@ def _open_picture(path: str | Path, opened: list):
             mode = sixteen_bit_colour_mode(image)
             if mode is not None:
                 image.info[_RAWMODE] = mode
+            elif any(";16" in str(_rawmode(tile)) for tile in image.tile):  # a 16-bit grey+alpha PNG, say
+                image.info[_EIGHT_OF_SIXTEEN] = True
             image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None

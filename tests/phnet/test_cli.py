@@ -419,8 +419,8 @@ def test_a_compare_target_that_cannot_be_written_names_compare_before_any_pictur
 
 
 def _png_48bit(path: Path, pixels: np.ndarray, key: tuple[int, ...] | None = None) -> None:
-    """A 16-bit-per-channel RGB (or H×W grey) PNG written by hand (PIL cannot write one): filter type 0 on every
-    row; ``key``: the colour a tRNS chunk makes transparent."""
+    """A 16-bit-per-channel RGB (or H×W grey, grey+alpha, RGBA) PNG written by hand (PIL cannot write one): filter
+    type 0 on every row; ``key``: the colour a tRNS chunk makes transparent."""
     import struct
     import zlib
 
@@ -430,10 +430,22 @@ def _png_48bit(path: Path, pixels: np.ndarray, key: tuple[int, ...] | None = Non
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", width, height, 16, 0 if pixels.ndim == 2 else 2, 0, 0, 0)
+    colour_type = 0 if pixels.ndim == 2 else {2: 4, 3: 2, 4: 6}[pixels.shape[2]]
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
     keyed = chunk(b"tRNS", struct.pack(f">{len(key)}H", *key)) if key is not None else b""
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + keyed + chunk(b"IDAT", zlib.compress(rows))
                      + chunk(b"IEND", b""))
+
+
+def test_a_16bit_grey_png_with_alpha_is_said_to_be_read_at_8_bits(tiny_folder, tmp_path, capsys):
+    """PIL decodes it to the high bytes only: it was harmonized at 8 bits without a word."""
+    grey_alpha = np.random.default_rng(4).integers(0, 65536, (H, W, 2), dtype=np.uint16)
+    grey_alpha[..., 1] = 65535
+    _png_48bit(tmp_path / "la16.png", grey_alpha)
+    _mask().save(tmp_path / "mask.png")
+    assert _harmonize(tmp_path / "la16.png", tmp_path / "mask.png", "-o", tmp_path / "out.png", "--weights",
+                      tiny_folder) == 0
+    assert "holds 16 bits per channel in a layout read at 8 bits" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("grey", [False, True])
