@@ -809,6 +809,16 @@ def test_a_composite_s_resolution_is_carried(tiny_folder, tmp_path, capsys, suff
         assert "the resolution (300 dpi), which WebP cannot hold" in capsys.readouterr().out
 
 
+def test_a_resolution_past_what_a_jpeg_holds_is_left_out_and_said(tiny_folder, tmp_path, capsys):
+    """A microscope's 100000 dpi came back as 34464: PIL wrote its remainder past 65536."""
+    comp, mask = tmp_path / "scan.png", tmp_path / "mask.png"
+    _composite().save(comp, dpi=(100000, 100000))
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
+    assert "the resolution (100000 dpi), more than a JPEG's header holds" in capsys.readouterr().out
+    assert Image.open(tmp_path / "out.jpg").info.get("dpi", (0, 0))[0] in (0, 1)
+
+
 @pytest.mark.skipif(not hasattr(os, "kill") or os.name == "nt", reason="POSIX signals")
 def test_nohup_s_ignored_hangup_and_a_missing_stdout_are_left_as_they_are(tiny_folder, tmp_path, monkeypatch):
     """The SIGHUP handler undid nohup (the run died with the terminal); under pythonw stdout is None."""
