@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -70,9 +71,13 @@ class Temporal:
             raise ValueError(f"cut_threshold must be a number > 0 (0–255 units), got {self.cut_threshold!r}")
         if not isinstance(self.causal, (bool, np.bool_)):
             raise ValueError(f"causal must be True or False, got {self.causal!r}")
-        cuts = () if self.cuts is None else (self.cuts,) if isinstance(self.cuts, numbers.Real) else self.cuts
-        if isinstance(cuts, (str, bytes)) or not all(_real(c) and float(c).is_integer() for c in cuts):
-            raise ValueError(f"cuts must be frame indices (whole numbers), got {self.cuts!r}")
+        cuts = self.cuts.item() if isinstance(self.cuts, np.ndarray) and self.cuts.ndim == 0 else self.cuts
+        cuts = () if cuts is None else (cuts,) if isinstance(cuts, numbers.Real) else cuts
+        if not isinstance(cuts, (str, bytes)) and isinstance(cuts, Iterable):
+            cuts = tuple(cuts)  # once: a generator's checked items would be gone
+        if not isinstance(cuts, tuple) or not all(_real(c) and float(c).is_integer() for c in cuts):
+            shown = cuts if isinstance(self.cuts, Iterator) else self.cuts
+            raise ValueError(f"cuts must be frame indices (whole numbers), got {shown!r}")
         object.__setattr__(self, "window", float(window))
         object.__setattr__(self, "causal", bool(self.causal))
         object.__setattr__(self, "cuts", tuple(int(c) for c in cuts))

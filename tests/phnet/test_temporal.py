@@ -272,6 +272,16 @@ def test_temporal_settings_are_checked_where_they_are_made(options, message):
     assert Temporal(cuts=5).cuts == (5,) and Temporal(window=0).window == 0.0
 
 
+def test_cuts_given_as_a_generator_or_a_0d_array_are_kept():
+    """The check used up a generator, so every cut given by hand was dropped; np.array(3) ended in a TypeError."""
+    assert Temporal(cuts=(c for c in [3, 5])).cuts == (3, 5)
+    assert Temporal(cuts=iter(np.array([1, 4]))).cuts == (1, 4)
+    assert Temporal(cuts=np.array(3)).cuts == (3,) == Temporal(cuts=3).cuts
+    for bad in (np.array(2.5), object(), (c for c in ["a"])):
+        with pytest.raises(ValueError, match="cuts must be frame indices"):
+            Temporal(cuts=bad)
+
+
 def test_cuts_outside_the_clip_and_a_progress_that_is_no_function_are_refused_before_any_work(tiny_model):
     import torch
 
