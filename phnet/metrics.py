@@ -48,6 +48,18 @@ def _check_mask(mask: torch.Tensor, pred: torch.Tensor) -> None:
     if tuple(mask.shape) != (pred.shape[0], 1, *pred.shape[2:]):
         raise ValueError(f"the mask must be B×1×H×W for pictures of {tuple(pred.shape)}, got {tuple(mask.shape)}; "
                          "add the channel axis (mask[:, None]): a B×H×W mask would pair mask k with channel k")
+    _check_mask_scale(mask)
+
+
+def _check_mask_scale(mask: torch.Tensor) -> None:
+    if mask.dtype == torch.bool:
+        return
+    if not mask.is_floating_point():  # levels 1..255 read as 0..1 are all subject
+        raise ValueError(f"the mask must be a float mask in 0..1 (or bool), got {mask.dtype}: divide an 8-bit one "
+                         "by 255")
+    if mask.numel() and float(mask.amax()) > 1 + 1e-3:
+        raise ValueError(f"the mask must be in 0..1, got values up to {float(mask.amax()):g}: divide a 0..255 one "
+                         "by 255")
 
 
 def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -73,6 +85,7 @@ def fpsnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 
 
 def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
+    _check_mask_scale(mask)
     return wide(mask >= 0.5).flatten(1).mean(dim=1)
 
 
@@ -85,6 +98,8 @@ def fg_bucket(mask: torch.Tensor) -> str | list[str]:
 
 
 def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    _check_mask_scale(mask)
+    mask = mask.to(pred.dtype) if mask.dtype == torch.bool else mask
     return pred * mask + composite * (1 - mask)
 
 

@@ -115,6 +115,25 @@ def test_blend():
     assert out[0, 0, 1, 0].item() == 0.25
 
 
+def test_a_mask_on_the_0_255_scale_is_refused_by_name_and_a_bool_one_is_read_as_0_and_1():
+    """An 8-bit mask counted every level from 1 up as subject (fMSE 157 became 2393); blend wrapped 1 - mask
+    around in uint8 and then blamed the pictures."""
+    torch.manual_seed(0)
+    gt = torch.rand(1, 3, 16, 16)
+    pred = (gt + 0.1 * torch.randn_like(gt)).clamp(0, 1)
+    matte = torch.linspace(0, 1, 256).reshape(1, 1, 16, 16)
+    for wrong in (matte.mul(255).round().to(torch.uint8), matte.mul(255).round().long()):
+        for call in (lambda m: metrics.fmse(pred, gt, m), metrics.fg_bucket, lambda m: metrics.blend(pred, gt, m)):
+            with pytest.raises(ValueError, match=r"the mask must be a float mask in 0..1 .*divide an 8-bit one by 255"):
+                call(wrong)
+    with pytest.raises(ValueError, match="the mask must be in 0..1, got values up to 255: divide a 0..255 one by 255"):
+        metrics.fmse(pred, gt, matte * 255)
+    hard = matte >= 0.5
+    assert metrics.fmse(pred, gt, hard).item() == pytest.approx(metrics.fmse(pred, gt, hard.float()).item())
+    assert torch.equal(metrics.blend(pred, gt, hard), metrics.blend(pred, gt, hard.float()))
+    assert metrics.fg_ratio(hard).item() == 0.5
+
+
 def _tracked():
     """Three images: two in group A (fg 5 % and 15 %), one in group B (fg 5 %)."""
     torch.manual_seed(0)
