@@ -23,8 +23,10 @@ def _per_image(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
-    if pred.shape != gt.shape or pred.ndim != 4:
-        raise ValueError(f"pred and gt must both be B×3×H×W, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+    if pred.shape != gt.shape or pred.ndim != 4 or pred.shape[1] != 3:
+        rgba = any(x.ndim == 4 and x.shape[1] == 4 for x in (pred, gt))
+        alpha = "; drop the alpha channel (x[:, :3])" if rgba else ""
+        raise ValueError(f"pred and gt must both be B×3×H×W, got {tuple(pred.shape)} and {tuple(gt.shape)}{alpha}")
     if not (pred.is_floating_point() and gt.is_floating_point()):  # 0..255 read as 0..1 is 65025 times the error
         raise ValueError(f"pred and gt must be float pictures in 0..1, got {pred.dtype} and {gt.dtype}: divide "
                          "8-bit ones by 255")

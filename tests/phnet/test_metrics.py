@@ -85,6 +85,16 @@ def test_shape_mismatch_is_refused():
         metrics.mse(pred[0], gt[0])
 
 
+def test_pictures_with_other_than_three_channels_are_refused():
+    """RGBA pictures were measured with their alpha as a fourth colour: MSE and PSNR came out wrong."""
+    pred, gt, mask = _pair()
+    alpha = torch.ones(1, 1, 2, 2, dtype=pred.dtype)
+    with pytest.raises(ValueError, match=r"pred and gt must both be B×3×H×W, got \(1, 4, 2, 2\).*drop the alpha"):
+        metrics.mse(torch.cat([pred, alpha], 1), torch.cat([gt, alpha], 1))
+    with pytest.raises(ValueError, match="B×3×H×W"):
+        metrics.fmse(pred[:, :1], gt[:, :1], mask)
+
+
 def _mask_with(n_fg: int, total: int = 1000) -> torch.Tensor:
     m = torch.zeros(1, 1, 10, total // 10)
     m.view(-1)[:n_fg] = 1.0
