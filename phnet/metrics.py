@@ -49,8 +49,24 @@ def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 def _check_mask(mask: torch.Tensor, pred: torch.Tensor) -> None:
     if tuple(mask.shape) != (pred.shape[0], 1, *pred.shape[2:]):
         raise ValueError(f"the mask must be B×1×H×W for pictures of {tuple(pred.shape)}, got {tuple(mask.shape)}; "
-                         "add the channel axis (mask[:, None]): a B×H×W mask would pair mask k with channel k")
+                         + _mask_shape_fix(mask, pred))
     _check_mask_scale(mask)
+
+
+def _mask_shape_fix(mask: torch.Tensor, pred: torch.Tensor) -> str:
+    if mask.ndim == 3:
+        return "add the channel axis (mask[:, None]): a B×H×W mask would pair mask k with channel k"
+    if mask.ndim == 2:
+        return "add the batch and channel axes (mask[None, None] for one picture)"
+    if mask.ndim != 4:
+        return f"give it four axes, not {mask.ndim}"
+    if mask.shape[0] != pred.shape[0]:
+        return f"give one mask per picture, not {mask.shape[0]} for {pred.shape[0]} pictures"
+    if mask.shape[3] == 1 and mask.shape[1:3] == pred.shape[2:]:
+        return "put its channel axis second (mask.permute(0, 3, 1, 2))"
+    if mask.shape[1] != 1:
+        return f"give it one channel, not {mask.shape[1]}"
+    return f"its size {mask.shape[2]}×{mask.shape[3]} is not the pictures' {pred.shape[2]}×{pred.shape[3]}: resize it"
 
 
 def _check_mask_scale(mask: torch.Tensor) -> None:

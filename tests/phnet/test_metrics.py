@@ -217,6 +217,20 @@ def test_a_mask_without_its_channel_axis_is_refused():
     assert metrics.fmse(pred, gt, mask[:, None]).shape == (3,)
 
 
+@pytest.mark.parametrize("mask, fix", [
+    (torch.ones(2, 1, 8, 6), "its size 8×6 is not the pictures' 8×8: resize it"),
+    (torch.ones(1, 1, 8, 8), "give one mask per picture, not 1 for 2 pictures"),
+    (torch.ones(2, 8, 8, 1), r"put its channel axis second \(mask.permute\(0, 3, 1, 2\)\)"),
+    (torch.ones(2, 3, 8, 8), "give it one channel, not 3"),
+    (torch.ones(8, 8), r"add the batch and channel axes \(mask\[None, None\] for one picture\)"),
+])
+def test_a_mask_of_the_wrong_shape_is_told_what_is_wrong_with_it(mask, fix):
+    """Every wrong shape was told to add the channel axis, the mask already had one."""
+    pred = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=rf"the mask must be B×1×H×W for pictures of \(2, 3, 8, 8\), .*; {fix}$"):
+        metrics.fmse(pred, pred, mask)
+
+
 def test_rms_change_weighs_the_subject_by_the_soft_mask_and_reads_the_background_where_it_holds_a_trace_at_most():
     """Soft pixels counted as part background: a faint mask reported a background change where none was."""
     from phnet.metrics import rms_change
