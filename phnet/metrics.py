@@ -109,10 +109,12 @@ def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
 
 def fg_bucket(mask: torch.Tensor) -> str | list[str]:
     """The foreground-ratio bucket (<5 %, 5–15 %, ≥15 %) of one H x W mask, or a list for a batch (B x H x W
-    or B x 1 x H x W)."""
-    ratios = fg_ratio(mask if mask.ndim == 4 else mask[:, None] if mask.ndim == 3 else mask.reshape(1, 1, *mask.shape))
+    or B x 1 x H x W), a batch of one too."""
+    if mask.ndim not in (2, 3, 4):
+        raise ValueError(f"the mask must be H×W, B×H×W or B×1×H×W, got {tuple(mask.shape)}")
+    ratios = fg_ratio(mask if mask.ndim == 4 else mask[:, None] if mask.ndim == 3 else mask[None, None])
     names = [BUCKETS[0] if r < 0.05 else BUCKETS[1] if r < 0.15 else BUCKETS[2] for r in ratios.tolist()]
-    return names[0] if len(names) == 1 else names
+    return names[0] if mask.ndim == 2 else names
 
 
 def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -185,7 +187,6 @@ class MetricTracker:
         _check(pred, gt)
         _check_mask(mask, pred)
         buckets = fg_bucket(mask)
-        buckets = [buckets] if isinstance(buckets, str) else buckets
         values = all_metrics(pred, gt, mask)
         self._add("model", values, groups, buckets)
         if composite is not None:

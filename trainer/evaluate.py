@@ -285,7 +285,6 @@ def score_rows(batch: dict, outs: dict[str, torch.Tensor], real, mask, methods: 
 
     per = {m: scores(o, real, mask) for m, o in outs.items()}
     fg = metrics.fg_bucket(mask)
-    fg = [fg] if isinstance(fg, str) else fg
     rows = []
     for i in range(real.shape[0]):
         eb = error_bucket(float(per["composite"]["fMSE"][i]))

@@ -106,8 +106,8 @@ def _mask_with(n_fg: int, total: int = 1000) -> torch.Tensor:
     [(1, "0-5%"), (49, "0-5%"), (50, "5-15%"), (149, "5-15%"), (150, "15-100%"), (999, "15-100%")],
 )
 def test_fg_bucket_boundaries(n_fg, bucket):
-    assert metrics.fg_bucket(_mask_with(n_fg)) == bucket
-    assert metrics.fg_bucket(_mask_with(n_fg)[0, 0]) == bucket  # an H×W mask works too
+    assert metrics.fg_bucket(_mask_with(n_fg)[0, 0]) == bucket
+    assert metrics.fg_bucket(_mask_with(n_fg)) == [bucket]  # a batch of one
 
 
 def test_fg_bucket_of_a_batch_is_a_list():
@@ -115,6 +115,14 @@ def test_fg_bucket_of_a_batch_is_a_list():
     assert metrics.fg_bucket(batch) == ["0-5%", "5-15%", "15-100%"]
     assert metrics.fg_bucket(batch[:, 0]) == ["0-5%", "5-15%", "15-100%"]  # B x H x W, as masks come
     assert metrics.fg_ratio(batch).tolist() == pytest.approx([0.049, 0.05, 0.15])
+
+
+def test_fg_bucket_of_a_batch_of_one_is_a_list():
+    """A batch of one came back as a bare string, and each caller had to wrap it."""
+    assert metrics.fg_bucket(_mask_with(50)) == ["5-15%"]
+    assert metrics.fg_bucket(_mask_with(50)[:, 0]) == ["5-15%"]
+    with pytest.raises(ValueError, match=r"the mask must be H×W, B×H×W or B×1×H×W, got \(1000,\)"):
+        metrics.fg_bucket(_mask_with(50).flatten())
 
 
 def test_blend():
