@@ -9,6 +9,7 @@ and of each model's result at full resolution.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ def main() -> None:
     p.add_argument("weights", nargs="*", help="model folders or files, or official names (default: the bundled weights)")
     p.add_argument("--threshold", type=float, help="do-no-harm threshold instead of the weights' own (0 = raw)")
     a = p.parse_args()
+    if a.threshold is not None and not (math.isfinite(a.threshold) and a.threshold >= 0):
+        p.error(f"--threshold must be a number >= 0 (RMS, 0-255 units; 0 = raw), got {a.threshold:g}")
     from phnet import Harmonizer
 
     comp = np.asarray(Image.open(HERE / "composite.png").convert("RGB"))
@@ -44,8 +47,11 @@ def main() -> None:
     f, m = errors(comp, real, mask)
     print(f"composite: fMSE {f:.1f}  MSE {m:.1f}")
     for w in a.weights or [None]:
-        out, (correction,) = Harmonizer.from_pretrained(w, device="cpu").harmonize(
-            comp, mask.astype(np.uint8) * 255, threshold=a.threshold)
+        try:
+            out, (correction,) = Harmonizer.from_pretrained(w, device="cpu").harmonize(
+                comp, mask.astype(np.uint8) * 255, threshold=a.threshold)
+        except (ValueError, OSError) as e:  # weights not found or not PHNet's, an unreachable Hub
+            raise SystemExit(f"error: {e}") from None
         f, m = errors(out, real, mask)
         print(f"{w or 'bundled default'}: fMSE {f:.1f}  MSE {m:.1f}  ({correction.describe()})")
 
