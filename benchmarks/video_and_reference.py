@@ -7,15 +7,17 @@ DIR holds ``images/`` and ``masks/`` of real portraits (e.g. the ``test`` split 
 Markdown tables (docs/video-and-reference.md quotes them).
 
 **Clips.** Each clip is two shots of ``--frames`` / 2 frames, each from its own portrait: a square
-crop window that pans slowly across the photo (one pixel per frame at ``--size``, subject and
-background move together, like a slow camera pan) while the lighting of the whole frame drifts
-(exposure ±4 % and a white-balance drift, smooth over the shot). The ground truth is that frame; the
-composite is the same frame with the subject changed by one fixed synthetic perturbation
-(``trainer.data.synthesis``, one seed per shot). Reported per run: the mean frame-to-frame change
-of the subject's mean colour (0–255, mean absolute over RGB, within shots; the ground truth's own
-change is the drift), the same for the subject's mean colour *error* (output − ground truth: the
-flicker a viewer sees on top of the real lighting change), the subject's error against the ground truth (fMSE, 0–255²) over all frames,
-and over the first three frames after the cut.
+crop window that pans slowly across the photo (one pixel per frame to the right at ``--size``, and
+in a photo at least as tall as it is wide also one pixel down every second frame, a diagonal path;
+subject and background move together, like a slow camera pan) while the lighting of the whole
+frame drifts (exposure ±4 % and a white-balance drift, smooth over the shot). The ground truth is
+that frame; the composite is the same frame with the subject changed by one fixed synthetic
+perturbation (``trainer.data.synthesis``, one seed per shot). Reported per run: the mean
+frame-to-frame change of the subject's mean colour (0–255, mean absolute over RGB, within shots;
+the ground truth's own change is the drift), the same for the subject's mean colour *error*
+(output − ground truth: the flicker a viewer sees on top of the real lighting change), the
+subject's error against the ground truth (fMSE, 0–255²) over all frames, and over the first three
+frames after the cut.
 
 **Reference composites.** A portrait's background is split at the subject's centre column; one
 side is relit by a synthetic lighting change (white balance + exposure from
@@ -89,7 +91,7 @@ def shot(image: np.ndarray, mask: np.ndarray, frames: int, side: int, seed: int)
     balance_end = np.exp(rng.normal(0, 0.05, 3))
     gts, comps, masks = [], [], []
     for t in range(frames):
-        x = t  # the window pans one pixel per frame, along the longer side when there is room
+        x = t  # one pixel right per frame; one down every second frame too unless the photo is wider than tall
         y = (big.shape[0] - side) // 2 if big.shape[1] > big.shape[0] else t // 2
         x = min(x, big.shape[1] - side)
         y = min(y, big.shape[0] - side)

@@ -50,3 +50,28 @@ def test_photos_without_a_usable_mask_are_skipped_and_none_left_is_refused(tmp_p
     with pytest.raises(SystemExit, match="no usable image/mask pairs"):
         load(tmp_path, 4)
     assert "skipped a.png: its mask is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tall, offsets", [
+    (True, [(0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)]),  # one pixel right a frame, one down every second
+    (False, [(3, t) for t in range(6)]),  # one pixel right a frame, centred in height
+])
+def test_the_clips_crop_moves_as_the_docstring_and_the_docs_say(tall, offsets):
+    """They said it panned one pixel per frame along the longer side; in a portrait it moved diagonally."""
+    from benchmarks import video_and_reference
+
+    frames, side = 6, 16  # the photo's shorter side is side + frames: fit() leaves it as it is
+    shape = (side + frames + 18, side + frames) if tall else (side + frames, side + frames + 18)
+    mask = np.zeros(shape, np.float32)
+    mask[6:12, 7:12] = 1
+    image = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+    _, _, masks = video_and_reference.shot(image, mask, frames, side, seed=0)
+    found = []
+    for m in masks:
+        rows, cols = np.nonzero(m)
+        found.append((6 - rows.min(), 7 - cols.min()))
+    assert found == offsets
+    for text in (video_and_reference.__doc__, (REPO / "docs" / "video-and-reference.md").read_text(encoding="utf-8")):
+        words = " ".join(text.split())
+        assert "one pixel per frame to the right" in words
+        assert "in a photo at least as tall as it is wide also one pixel down every second frame" in words
