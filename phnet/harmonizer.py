@@ -1066,10 +1066,11 @@ def _weighed(corrections: list[Correction], mode: str, masks: torch.Tensor, mask
 
 def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """An H×W mask at the working ``shape``: its coverage (1×1×h×w, 0..1) and where that counts as subject,
-    from half of full, or from half the mask's own strongest value where it never reaches full: a soft mask
-    under 0.5 everywhere is its region, not its one largest pixel. Nothing is read back from the device."""
+    from half of full, or from half the coverage's own strongest value where it never reaches full: a soft mask
+    under 0.5 everywhere is its region, not its one largest pixel (nor is it where one stronger speck of it, which
+    the working size averages away, would raise the bar above the rest). Nothing is read back from the device."""
     coverage = downscale(mask[..., None], mask_peak, shape)
-    half = (mask.amax().float() / mask_peak * 0.5).clamp(min=1e-6, max=0.5)
+    half = (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5)
     return coverage, coverage >= half.to(coverage.device)
 
 
