@@ -43,6 +43,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import write_atomic_text
+from phnet.cli import out_of_memory
 from phnet.config import MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
@@ -547,6 +548,14 @@ def main(argv=None) -> int:
                        untouched_check=not args.no_untouched, progress=not args.no_progress)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as exc:
+        if not out_of_memory(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        fix = ("give a smaller --working-size, or a fixed --resolution" if args.resolution == "native" else
+               "lower --batch-size or --resolution")
+        print(f"error: not enough memory ({first}): {fix}", file=sys.stderr)
         return 2
     print(res["markdown"])
     if res["meta"].get("not_held_out"):

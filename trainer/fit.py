@@ -30,6 +30,7 @@ if _QUIET_WHILE_LOADING:
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from phnet.cli import out_of_memory
 from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt
@@ -391,9 +392,11 @@ def main(argv=None) -> int:
         print(f"error: {who}interrupted; the last complete checkpoint, if any, is kept (resume with --resume)",
               file=sys.stderr)
         return 130
-    except (RuntimeError, *USER_ERRORS) as exc:
+    except (RuntimeError, MemoryError, *USER_ERRORS) as exc:
         if world > 1 and lost_a_peer(exc):
             message = peer_message(exc)
+        elif out_of_memory(exc):
+            message = memory_message(exc)
         elif isinstance(exc, USER_ERRORS):
             message = user_message(exc)
         else:
@@ -415,6 +418,12 @@ def peer_message(exc: BaseException) -> str:
                 "checkpoint on process 0 took longer than train.process_timeout_minutes: raise it, or validate "
                 "fewer samples with train.val_max_samples); this one stops too")
     return "another process of this run stopped (its own error above says why); this one stops too"
+
+
+def memory_message(exc: BaseException) -> str:
+    first = (user_message(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (f"not enough memory ({first}): lower train.batch_size, raising train.grad_accum as much to keep the "
+            "samples per step (a resumed run takes the change), or data.image_size (a new run only)")
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -198,6 +198,25 @@ def test_a_data_folder_that_vanishes_mid_run(tmp_path, capsys, monkeypatch, poli
     assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start"]
 
 
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 8 GiB"),
+    MemoryError(),
+])
+def test_running_out_of_memory_names_the_settings_that_use_it(shift_set, tmp_path, capsys, monkeypatch, error):
+    """An allocation that failed ended the run in a traceback with exit code 1."""
+    from trainer.loop import TrainingLoop
+
+    def no_memory(self, batch):
+        raise error
+
+    monkeypatch.setattr(TrainingLoop, "to_device", no_memory)
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(tmp_path / "run"), "--steps", "2")
+    assert line.startswith("error: not enough memory (")
+    assert all(key in line for key in ("train.batch_size", "data.image_size", "train.grad_accum")), line
+
+
 def test_a_refused_resume_of_an_older_checkpoint_moves_nothing(shift_set, tmp_path, capsys):
     """The finished-run check came after the later checkpoints and best/ had been set aside."""
     from trainer.fit import train

@@ -132,6 +132,28 @@ def test_settings_that_cannot_be_used_are_refused_before_any_work(tmp_path, caps
     assert rc == 2 and message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("error", [RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                                                 "6442450944 bytes"),
+                                    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                    MemoryError()])
+@pytest.mark.parametrize("resolution, fix", [("32", "lower --batch-size or --resolution"),
+                                             ("native", "give a smaller --working-size")])
+def test_running_out_of_memory_names_the_options_that_use_it(landscapes, tmp_path, capsys, monkeypatch, error,
+                                                             resolution, fix):
+    """An allocation that failed ended the evaluation in a traceback."""
+    from trainer.evaluate import Candidates, main
+
+    def no_memory(self, img, mask, boxes=None):
+        raise error
+
+    monkeypatch.setattr(Candidates, "outputs", no_memory)
+    rc = main(["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", resolution,
+               "--no-untouched", "--no-progress", "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: not enough memory (") and fix in err.splitlines()[-1]
+
+
 def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
     from trainer.data import build_dataset
     from trainer.data.common import spread_sample
