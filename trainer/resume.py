@@ -2,7 +2,9 @@
 
 The network and what its weights or optimizer state mean are fixed for the life of a run:
 the ``[model]`` table, the working size (``data.image_size``), ``train.optimizer`` and
-``train.freeze_dead_modules`` (which parameters the optimizer holds). Changing one of them is
+``train.freeze_dead_modules`` (which parameters the optimizer holds); so are the data settings
+that decide which photos are trained on and which are held out (``trainer.data.split_settings``:
+a photo folder's ``test_fraction``, ``val_fraction`` and whether it has a ``val_root``). Changing one of them is
 an error that names it (start a new run with ``model.init_from`` instead). Everything else is
 applied from the new config - learning rate, betas, weight decay, steps, schedule, batch
 size, data, losses, intervals - and listed in the log's ``resume`` event, so the recorded
@@ -61,18 +63,28 @@ def validation_changes(changes: dict[str, tuple], same_photos: bool | None = Non
     return made + ([] if same_photos else [PHOTOS])
 
 
-def check_resume_config(old: dict, new: dict, checkpoint) -> dict[str, tuple]:
-    """The changes the resume will apply; raise ResumeConfigError for changes it cannot make."""
+def check_resume_config(old: dict, new: dict, checkpoint, split_keys=()) -> dict[str, tuple]:
+    """The changes the resume will apply; raise ResumeConfigError for changes it cannot make. ``split_keys``: the
+    data settings that decide which photos are trained on and which held out (``trainer.data.split_settings``);
+    of ``data.val_root`` only whether it is set decides that."""
     changes = config_changes(old, new)
     if "data.image_size" in changes and _working_size(old) == _working_size(new):  # 0 (the model's) or the same
         del changes["data.image_size"]
     fixed = {k: v for k, v in changes.items() if is_fixed(k)}
-    if fixed:
-        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in fixed.items())
+    moved = {k: (a, b) for k, (a, b) in changes.items()
+             if k in split_keys and (k != "data.val_root" or bool(a) != bool(b))}
+    if fixed or moved:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in {**fixed, **moved}.items())
+        why = []
+        if fixed:
+            why.append("A run keeps its [model] table, working size (data.image_size), optimizer type and frozen "
+                       "parameters.")
+        if moved:
+            why.append("A run keeps the photos of each split: photos it has trained on would be held out, scored as "
+                       "unseen ones and choosing best/.")
         raise ResumeConfigError(
-            f"cannot resume {checkpoint} with a changed {', '.join(fixed)} ({listed}). A run keeps its "
-            f"[model] table, working size (data.image_size), optimizer type and frozen parameters. Put the "
-            f"old values back, or start a new run from these weights with --init-from {checkpoint}.")
+            f"cannot resume {checkpoint} with a changed {', '.join({**fixed, **moved})} ({listed}). {' '.join(why)} "
+            f"Put the old values back, or start a new run from these weights with --init-from {checkpoint}.")
     return changes
 
 

@@ -54,6 +54,48 @@ def test_data_image_size_set_to_the_working_size_it_already_has_is_no_change():
         check_resume_config(old, {**old, "data": {"image_size": 48}}, "ckpt")
 
 
+def photo_cfg(photos, out, **data):
+    cfg = resumed_cfg(photos[0], out, steps=2)
+    cfg["data"].update({"mask_dir": str(photos[1]), **data})
+    return cfg
+
+
+@pytest.mark.parametrize("change", [{"test_fraction": 0.2}, {"val_fraction": 0.3}, {"val_root": "held"}])
+def test_resume_refuses_a_change_that_moves_photos_between_the_splits(photos, tmp_path, change):
+    """A test_fraction added on resume turned photos the run had trained on into a test split scored as held out
+    (a val_fraction or a val_root given up: into the photos best/ is chosen on)."""
+    from procedural_portraits import write_photos
+
+    from trainer.fit import train
+    from trainer.resume import ResumeConfigError
+
+    held = tmp_path / "held"
+    write_photos(held, 3, seed=9)
+    before, after = ({}, change) if "val_root" not in change else ({"val_root": str(held)}, {"val_root": ""})
+    out = tmp_path / "run"
+    train(photo_cfg(photos, out, **before), progress=False)
+    key = f"data.{next(iter(change))}"
+    cfg = photo_cfg(photos, out, **{**before, **after})
+    cfg["train"]["steps"] = 4
+    with pytest.raises(ResumeConfigError, match=f"changed {key} .*photos it has trained on.*--init-from"):
+        train(cfg, resume=True, progress=False)
+    assert not (out / "checkpoints" / "step-00000004").exists()
+
+
+def test_split_settings_are_those_that_move_photos_of_that_data_set(photos, shift_set, tmp_path):
+    from trainer.data import split_settings
+    from trainer.resume import check_resume_config
+
+    folder = {"root": str(photos[0]), "mask_dir": str(photos[1])}
+    assert set(split_settings(folder)) == {"data.test_fraction", "data.val_fraction", "data.val_root"}
+    assert split_settings({**folder, "val_root": str(tmp_path)}) == ("data.test_fraction", "data.val_root")
+    assert split_settings({"root": str(shift_set)}) == ()  # its val_split.txt says which photos validate
+    old = {"data": {"val_root": "a", "val_fraction": 0.05}}
+    new = {"data": {"val_root": "b", "val_fraction": 0.1}}  # other validation photos; the training ones stay
+    assert set(check_resume_config(old, new, "ckpt", split_settings({**folder, "val_root": str(tmp_path)}))) == {
+        "data.val_root", "data.val_fraction"}
+
+
 def test_resume_applies_a_changed_learning_rate_and_says_so(two_steps, shift_set):
     from trainer.fit import train
 

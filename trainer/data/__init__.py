@@ -20,14 +20,14 @@ from trainer.data.base import HarmonizationDataset
 from trainer.data.common import BadSampleError, Record, collate, spread_sample
 from trainer.data.ffhqh import FFHQHDataset, ffhqh_records, is_ffhqh_root
 from trainer.data.folder import FolderDataset, folder_records
-from trainer.data.iharmony import IHarmony4Dataset, iharmony_records, is_iharmony_root
+from trainer.data.iharmony import IHarmony4Dataset, carves_validation, iharmony_records, is_iharmony_root
 from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
 
 KINDS = ("auto", "iharmony", "ffhqh", "folder")
 FOLDER_SETTINGS = ("root", "mask_dir", "val_root", "val_mask_dir", "ffhq_root")  # [data] keys naming a folder
 
-__all__ = ["build_dataset", "check_data_folders", "detect_kind", "collate", "BadSampleError", "Record",
-           "HarmonizationDataset", "IHarmony4Dataset", "FFHQHDataset", "FolderDataset", "SynthesisOptions",
+__all__ = ["build_dataset", "check_data_folders", "detect_kind", "split_settings", "collate", "BadSampleError",
+           "Record", "HarmonizationDataset", "IHarmony4Dataset", "FFHQHDataset", "FolderDataset", "SynthesisOptions",
            "synthesize", "sample_strength", "KINDS"]
 
 
@@ -61,6 +61,22 @@ def configured_folder(data: dict, key: str) -> Path | None:
     if path.exists():
         raise NotADirectoryError(f"data.{key}: {path} is a file, not a folder; {fix}")
     raise FileNotFoundError(f"data.{key}: the folder {path} does not exist; {fix}")
+
+
+def split_settings(data: dict) -> tuple[str, ...]:
+    """The ``[data]`` keys that decide which photos of the data set ``data`` describes are trained on and which are
+    held out for validation or testing: a photo folder's fractions and whether it has a ``val_root`` (a pool's and
+    a ready set's splits are their own, though a set without a validation list carves it by ``val_fraction``)."""
+    root = configured_folder(data, "root")
+    kind = data.get("kind", "auto")
+    kind = detect_kind(root) if kind == "auto" else kind
+    if kind == "iharmony":
+        return ("data.val_fraction",) if carves_validation(root, data.get("subsets") or None) else ()
+    if kind == "ffhqh":
+        return () if (root / "val_split.txt").exists() else ("data.val_fraction",)
+    if is_pool(root) and not data.get("mask_dir"):
+        return ()
+    return ("data.test_fraction", "data.val_root") + (() if data.get("val_root") else ("data.val_fraction",))
 
 
 def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:

@@ -63,6 +63,15 @@ def _subset_dirs(root: Path, subsets) -> list[tuple[str, Path]]:
     return out
 
 
+def carves_validation(root: Path, subsets=None) -> bool:
+    """Whether a subset without a ``<Subset>_val.txt`` holds ``data.val_fraction`` of its training photos out for
+    validation (so the fraction decides which photos are trained on); True where the subsets cannot be read."""
+    try:
+        return any(not (folder / f"{subset}_val.txt").exists() for subset, folder in _subset_dirs(root, subsets))
+    except (OSError, ValueError):
+        return True
+
+
 def _stems(line: str) -> tuple[str, str] | None:
     """(mask stem, real photo stem) of a composite line (``a3323_1_1.jpg`` -> ``a3323_1``, ``a3323``), or None."""
     parts = Path(line).stem.split("_")
