@@ -35,7 +35,7 @@ from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
-from trainer.data import build_dataset, check_data_folders, collate, split_settings
+from trainer.data import build_dataset, check_data_folders, collate, data_kind, split_settings
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
 from trainer.distributed import Dist, EpochBatches, seed_everything
@@ -89,7 +89,7 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     commit_run(cfg, env, run)
     if resume_dir is not None:
         same = None if scored_on is None else scored_on == data.val_photos
-        stale = validation_changes(changes, same)
+        stale = validation_changes(changes, same, synthesized=data_kind(cfg["data"]) == "folder")
         if not math.isinf(best) and not (run.root / "best").is_dir():
             # a fork, or a return to an earlier step that set best/ aside: the weights that scored it are not
             # in this run, so its first validation writes best/ again

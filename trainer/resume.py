@@ -47,20 +47,30 @@ SAME_VALIDATION = {"data.num_workers", "data.preload", "data.hflip", "data.crop_
                    "data.identity_pairs"}
 # what makes the validation composites of the same photos (the rest of the data settings choose the photos,
 # and with a checkpoint's fingerprint of them, ``validation_photos``, that says whether they changed)
-COMPOSITE_KEYS = {"data.seed", "data.resize", "data.mask_fallback"}
+COMPOSITE_KEYS = {"data.resize"}
+# ... and where the validation composites are synthesised from photos (iHarmony4's and FFHQH's are files)
+SYNTHESIS_KEYS = {"data.seed", "data.mask_fallback"}
 PHOTOS = "the validation photos"
 
 
-def validation_changes(changes: dict[str, tuple], same_photos: bool | None = None) -> list[str]:
+def validation_changes(changes: dict[str, tuple], same_photos: bool | None = None,
+                       synthesized: bool = True) -> list[str]:
     """The keys among a resume's ``changes`` that make other validation composites (or another share of them):
     scores before and after are not comparable. ``same_photos``: whether the validation set is made of the same
     files as the checkpoint's (``validation_photos``), which then decides for every key that chooses the photos
-    (folders, fractions, sample counts); None where the checkpoint does not say (an older one): each counts."""
-    keys = [k for k in changes if (k.startswith("data.") and k not in SAME_VALIDATION) or k == "train.val_max_samples"]
+    (folders, fractions, sample counts); None where the checkpoint does not say (an older one): each counts.
+    ``synthesized``: whether the validation composites are made from photos (``data.seed``, ``data.mask_fallback``
+    and ``[data.synthesis]`` make them), not read from files."""
+    keys = [k for k in changes if ((k.startswith("data.") and k not in SAME_VALIDATION) or k == "train.val_max_samples")
+            and (synthesized or not _synthesis_key(k))]
     if same_photos is None:
         return keys
-    made = [k for k in keys if k in COMPOSITE_KEYS or k.startswith("data.synthesis.")]
+    made = [k for k in keys if k in COMPOSITE_KEYS or _synthesis_key(k)]
     return made + ([] if same_photos else [PHOTOS])
+
+
+def _synthesis_key(key: str) -> bool:
+    return key in SYNTHESIS_KEYS or key.startswith("data.synthesis.")
 
 
 def check_resume_config(old: dict, new: dict, checkpoint, split_keys=()) -> dict[str, tuple]:

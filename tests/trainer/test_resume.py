@@ -224,19 +224,33 @@ def test_a_fork_from_another_runs_checkpoint_writes_its_own_best(shift_set, tmp_
     assert (fork / "best").is_dir()
 
 
-def test_a_resume_with_other_validation_composites_scores_best_afresh(shift_set, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["folder", "ffhqh"])
+def test_a_resume_with_other_validation_composites_scores_best_afresh(photos, shift_set, tmp_path, capsys,
+                                                                      monkeypatch, kind):
     """best/ was held to a score of the old composites: after a data.seed change no score beat it, best/ froze,
-    and patience stopped the run early."""
+    and patience stopped the run early. An FFHQH set's validation composites are files the seed does not make:
+    its best score was dropped all the same, and best/ overwritten by worse weights."""
+    import trainer.loop
     from trainer.fit import train
 
+    scores = iter([100.0, 200.0])  # the resumed run validates worse
+    monkeypatch.setattr(trainer.loop, "validate", lambda *a, **k: {"n": 4, "fmse": next(scores), "mse": 1.0})
     run = tmp_path / "run"
-    train(resumed_cfg(shift_set, run, steps=2, val_every=2), progress=False)
-    first = json.loads((run / "best" / "checkpoint.json").read_text())
-    cfg = resumed_cfg(shift_set, run, steps=4, val_every=2, lr=1e-12)
-    cfg["data"]["seed"] = 7
-    train(cfg, resume=True, progress=False)
-    assert "the validation data changed (data.seed)" in capsys.readouterr().err
-    assert json.loads((run / "best" / "checkpoint.json").read_text())["step"] == 4 != first["step"]
+
+    def cfg(**train):
+        made = resumed_cfg(photos[0] if kind == "folder" else shift_set, run, val_every=2, **train)
+        if kind == "folder":
+            made["data"]["mask_dir"] = str(photos[1])
+        return made
+
+    train(cfg(steps=2), progress=False)
+    resumed = cfg(steps=4)
+    resumed["data"]["seed"] = 7
+    capsys.readouterr()
+    train(resumed, resume=True, progress=False)
+    said = "the validation data changed (data.seed)" in capsys.readouterr().err
+    assert said == (kind == "folder")
+    assert json.loads((run / "best" / "checkpoint.json").read_text())["step"] == (4 if kind == "folder" else 2)
 
 
 def test_going_back_to_a_checkpoint_without_out_stays_in_its_run(shift_set, tmp_path, monkeypatch):
@@ -297,6 +311,9 @@ def test_validation_photos_are_told_by_their_files(tmp_path):
     assert validation_changes({"data.identity_pairs": (0.0, 0.2)}) == []
     made = {"data.seed": (0, 1), "data.synthesis.max_transforms": (3, 2), "data.synthesis.on_device": (False, True)}
     assert validation_changes(made, same_photos=True) == ["data.seed", "data.synthesis.max_transforms"]
+    made["data.resize"] = ("stretch", "pad")  # files of a ready set are still made square another way
+    assert validation_changes(made, same_photos=True, synthesized=False) == ["data.resize"]
+    assert validation_changes(made, synthesized=False) == ["data.resize"]
 
 
 def test_resuming_a_run_folder_named_by_config_continues_that_folder(shift_set, tmp_path, monkeypatch):

@@ -26,9 +26,9 @@ from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
 KINDS = ("auto", "iharmony", "ffhqh", "folder")
 FOLDER_SETTINGS = ("root", "mask_dir", "val_root", "val_mask_dir", "ffhq_root")  # [data] keys naming a folder
 
-__all__ = ["build_dataset", "check_data_folders", "detect_kind", "split_settings", "collate", "BadSampleError",
-           "Record", "HarmonizationDataset", "IHarmony4Dataset", "FFHQHDataset", "FolderDataset", "SynthesisOptions",
-           "synthesize", "sample_strength", "KINDS"]
+__all__ = ["build_dataset", "check_data_folders", "detect_kind", "data_kind", "split_settings", "collate",
+           "BadSampleError", "Record", "HarmonizationDataset", "IHarmony4Dataset", "FFHQHDataset", "FolderDataset",
+           "SynthesisOptions", "synthesize", "sample_strength", "KINDS"]
 
 
 def detect_kind(root: Path) -> str:
@@ -63,13 +63,18 @@ def configured_folder(data: dict, key: str) -> Path | None:
     raise FileNotFoundError(f"data.{key}: the folder {path} does not exist; {fix}")
 
 
+def data_kind(data: dict) -> str:
+    """The kind of data set a ``[data]`` table describes: its ``kind``, or with ``auto`` the one its root holds."""
+    kind = data.get("kind", "auto")
+    return detect_kind(configured_folder(data, "root")) if kind == "auto" else kind
+
+
 def split_settings(data: dict) -> tuple[str, ...]:
     """The ``[data]`` keys that decide which photos of the data set ``data`` describes are trained on and which are
     held out for validation or testing: a photo folder's fractions and whether it has a ``val_root`` (a pool's and
     a ready set's splits are their own, though a set without a validation list carves it by ``val_fraction``)."""
     root = configured_folder(data, "root")
-    kind = data.get("kind", "auto")
-    kind = detect_kind(root) if kind == "auto" else kind
+    kind = data_kind(data)
     if kind == "iharmony":
         return ("data.val_fraction",) if carves_validation(root, data.get("subsets") or None) else ()
     if kind == "ffhqh":
