@@ -437,6 +437,24 @@ def test_an_iharmony_subset_kept_with_its_test_list_alone_is_an_iharmony_set(tmp
     assert len(build_dataset({"root": str(subset)}, "test", image_size=32)) == 2
 
 
+def test_a_photo_folder_with_a_subfolder_named_like_an_iharmony_subset_is_a_photo_folder(tmp_path, photos):
+    """A subfolder of plain photos named HFlickr made the folder an iHarmony4 set: --kind auto looked for
+    HFlickr_train.txt, and --kind folder was refused as a ready set."""
+    import shutil
+
+    for subset in ("HFlickr", "Hday2night"):
+        shutil.copytree(photos[0], tmp_path / "photos" / subset)
+    assert detect_kind(tmp_path / "photos") == "folder"
+    every = 2 * len(list(photos[0].glob("*.png")))
+    for kind in ("auto", "folder"):
+        data = {"root": str(tmp_path / "photos"), "kind": kind, "val_fraction": 0.0}
+        assert len(build_dataset(data, "train", image_size=32)) == every
+    make_iharmony(tmp_path / "photos", subsets=("HCOCO",))  # beside a real subset, those folders are no subsets
+    assert detect_kind(tmp_path / "photos") == "iharmony"
+    assert {r.subset for r in build_dataset({"root": str(tmp_path / "photos")}, "train", image_size=32).records} == {
+        "HCOCO"}
+
+
 @pytest.mark.parametrize("synthesis", [{"on_device": True}, {"on_device": False}])
 def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, capsys):
     img_dir, mask_dir = photos

@@ -25,14 +25,18 @@ SUBSETS = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
 
 
 def is_iharmony_root(root: Path) -> bool:
+    """An iHarmony4 set, or one of its subsets: a folder named HCOCO (say) of plain photos makes none."""
     root = Path(root)
-    if any((root / s).is_dir() for s in SUBSETS):
-        return True
-    if not (root / "composite_images").is_dir():
+    return is_subset(root) or any(is_subset(root / s) for s in SUBSETS)
+
+
+def is_subset(folder: Path) -> bool:
+    """A folder with an iHarmony4 subset's layout: ``composite_images/`` and a split list."""
+    if not (folder / "composite_images").is_dir():
         return False
-    if any(root.glob("*_train.txt")):
+    if any(folder.glob("*_train.txt")):
         return True  # a subset with its test list alone must show the rest of the layout: a photo folder may hold
-    return (root / "masks").is_dir() and (root / "real_images").is_dir() and bool(_listed(root))  # such a list
+    return (folder / "masks").is_dir() and (folder / "real_images").is_dir() and bool(_listed(folder))  # such a list
 
 
 def _listed(subset: Path) -> list[str]:
@@ -52,7 +56,7 @@ def _subset_dirs(root: Path, subsets) -> list[tuple[str, Path]]:
                              f"itself the subset {name}; point data.root at the folder that holds the subsets, "
                              "or drop data.subsets")
         return [(name, root)]
-    names = list(subsets) if subsets else [s for s in SUBSETS if (root / s).is_dir()]
+    names = list(subsets) if subsets else [s for s in SUBSETS if (root / s / "composite_images").is_dir()]
     out = []
     for s in names:
         if not (root / s).is_dir():
