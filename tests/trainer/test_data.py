@@ -636,6 +636,18 @@ def test_a_folder_of_one_photo_serves_it_in_every_split_whatever_its_name(tmp_pa
         assert len(build_dataset({"root": str(tmp_path)}, split, image_size=32)) == 1, split
 
 
+@pytest.mark.parametrize("extra", [{"test_fraction": 0.2}, {"test_fraction": 0.2, "val_root": "self"}])
+def test_a_folder_of_one_photo_scores_its_test_split_as_not_held_out(tmp_path, extra):
+    """With data.test_fraction > 0 the one photo, trained on too, was scored as a held-out test photo."""
+    Image.fromarray(portrait(np.random.default_rng(3), 48, 40)[0]).save(tmp_path / "photo0.png")
+    data = {"root": str(tmp_path), **extra}
+    if "val_root" in data:
+        data["val_root"] = str(tmp_path)
+    test = build_dataset(data, "test", image_size=32)
+    assert [r.real for r in test.records] == [r.real for r in build_dataset(data, "train", image_size=32).records]
+    assert "NOT A HELD-OUT SCORE" in test.not_held_out and "training photos too" in test.not_held_out
+
+
 @pytest.mark.parametrize("preload", [False, True])
 def test_a_photo_reserved_for_evaluation_is_no_other_samples_colour_reference(tmp_path, preload):
     for i, name in enumerate(("a", "b")):

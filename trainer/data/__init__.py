@@ -19,7 +19,7 @@ from pathlib import Path
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import BadSampleError, Record, collate, spread_sample
 from trainer.data.ffhqh import FFHQHDataset, ffhqh_records, is_ffhqh_root
-from trainer.data.folder import FolderDataset, folder_records
+from trainer.data.folder import FolderDataset, folder_records, folder_splits
 from trainer.data.iharmony import IHarmony4Dataset, carves_validation, iharmony_records, is_iharmony_root
 from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
 
@@ -141,6 +141,13 @@ TEST_IS_VALIDATION = (
     "(a package_portraits pool's test/, or another folder with --split all).")
 
 
+TEST_IS_TRAINING = (
+    "NOT A HELD-OUT SCORE: the test photos of the photo folder {root} are its training photos too (a folder of a "
+    "single photo serves it in every split): a run trained on this folder has trained on them. Evaluate on photos "
+    "the run never saw (a folder with more photos and data.test_fraction > 0, a package_portraits pool's test/, or "
+    "another folder with --split all).")
+
+
 def build_dataset(data: dict, split: str, *, train: bool | None = None, image_size: int | None = None,
                   resize: str | None = None, seed: int | None = None, progress: bool = True,
                   report: bool = True) -> HarmonizationDataset:
@@ -218,11 +225,13 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         carved = 0.0 if data.get("val_root") else val_fraction
         photos, masks, in_pool = _photos_and_masks(data, root, "mask_dir", "all")
         whole = in_pool and split == root.name == "test"  # POOL/test for the test split: all of it
-        recs = folder_records(photos, "train" if whole else split, masks, *((0.0, 0.0) if whole else
-                                                                              (carved, test_fraction)))
+        splits = folder_splits(photos, masks, *((0.0, 0.0) if whole else (carved, test_fraction)))
+        recs = splits.get("train" if whole else split, [])
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
         if split == "test" and test_fraction <= 0 and not data.get("val_root") and not whole:
             ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
+        elif split == "test" and not whole and {r.real for r in recs} & {r.real for r in splits["train"]}:
+            ds.not_held_out = TEST_IS_TRAINING.format(root=root)
     limit = int(data.get("max_samples", 0) or 0)
     if limit and len(ds.records) > limit:
         ds.records = [ds.records[i] for i in spread_sample([r.name for r in ds.records], limit)]

@@ -38,6 +38,13 @@ def folder_records(root: Path, split: str, mask_dir: Path | None = None, val_fra
 
     ``mask_setting`` is the config key ``mask_dir`` came from, for the error when no photo has a mask there.
     """
+    return folder_splits(root, mask_dir, val_fraction, test_fraction, mask_setting=mask_setting).get(split, [])
+
+
+def folder_splits(root: Path, mask_dir: Path | None = None, val_fraction: float = 0.05, test_fraction: float = 0.0,
+                  *, mask_setting: str = "data.mask_dir") -> dict[str, list[Record]]:
+    """The records of each split (``train``, ``val``, ``test``) of the photos under ``root``
+    (:func:`folder_records`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"photo folder not found: {root}")
@@ -54,15 +61,14 @@ def folder_records(root: Path, split: str, mask_dir: Path | None = None, val_fra
     masks = masks_by_photo(keys, root, mask_dir, mask_setting) if mask_dir is not None else {}
     test_keys = {k[5:] for k in holdout_set(["test:" + k for k in keys], test_fraction)}
     val_keys = {k[4:] for k in holdout_set(["val:" + k for k in keys if k not in test_keys], val_fraction)}
-    if len(images) == 1:
-        split = "train"  # a single photo serves every split (useful to evaluate one picture)
-    elif split == "test" and test_fraction <= 0:
-        split = "val"  # no separate test photos: the test split is the validation split
-    out = []
+    out: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
     for p, key in zip(images, keys):
         which = "test" if key in test_keys else "val" if key in val_keys else "train"
-        if which == split:
-            out.append(Record(name=key, real=p, mask=masks.get(key), subset=root.name))
+        out[which].append(Record(name=key, real=p, mask=masks.get(key), subset=root.name))
+    if len(images) == 1:  # a single photo serves every split (useful to evaluate one picture)
+        out["val"] = out["test"] = out["train"]
+    elif test_fraction <= 0:  # no separate test photos: the test split is the validation split
+        out["test"] = out["val"]
     return out
 
 
