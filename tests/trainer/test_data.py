@@ -120,6 +120,18 @@ def test_max_samples_is_a_fixed_spread_of_the_split_not_its_first_records(tmp_pa
     assert len(set(spread_sample(["same"] * 5, 3))) == 3  # repeated records (val_copies) are told apart
 
 
+def test_a_spread_sample_keeps_its_names_when_a_name_is_added_before_them():
+    """Each name was hashed with its position: one photo sorting first drew the whole spread again."""
+    from trainer.data.common import spread_sample
+
+    names = [f"p{i:03d}.png" for i in range(1, 200)] * 2  # two copies of each (val_copies)
+    names.sort()
+    before = {(names[i], i - names.index(names[i])) for i in spread_sample(names, 40)}
+    grown = sorted(names + ["p000.png"])
+    after = {(grown[i], i - grown.index(grown[i])) for i in spread_sample(grown, 40)}
+    assert len(before & after) >= 39  # at most the one that the new name displaced
+
+
 def test_a_padded_evaluation_sample_says_where_its_picture_is(tmp_path):
     from procedural_portraits import write_photos
 

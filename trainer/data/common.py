@@ -203,12 +203,18 @@ def holdout_set(keys: list[str], fraction: float) -> set[str]:
 
 
 def spread_sample(names: list[str], limit: int) -> list[int]:
-    """The indices of ``limit`` of ``names``, in their order, chosen by a stable hash of each name and position:
-    the same on every run, rank and machine, and drawn from the whole list (its first ``limit`` would be one
-    subset of an iHarmony4 set, HCOCO, or one corner of a folder)."""
+    """The indices of ``limit`` of ``names``, in their order, chosen by a stable hash of each name and how many
+    equal names come before it (``val_copies`` repeats them): the same on every run, rank and machine, drawn
+    from the whole list (its first ``limit`` would be one subset of an iHarmony4 set, HCOCO, or one corner of a
+    folder), and a name added or removed leaves the others chosen as they were."""
     if limit <= 0 or limit >= len(names):
         return list(range(len(names)))
-    ranked = sorted(range(len(names)), key=lambda i: (zlib.crc32(f"{names[i]}#{i}".encode("utf-8")), i))
+    seen: dict[str, int] = {}
+    keys = []
+    for name in names:
+        keys.append(zlib.crc32(f"{name}#{seen.get(name, 0)}".encode("utf-8")))
+        seen[name] = seen.get(name, 0) + 1
+    ranked = sorted(range(len(names)), key=lambda i: (keys[i], i))
     return sorted(ranked[:limit])
 
 
