@@ -7,12 +7,13 @@ import comfy.utils
 import torch
 
 from .loaders import make_room, phnet_memory
-from .masks import check_mask, check_mask_size, clamped, mask_count, one_per_mask, prepared
+from .masks import check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask, prepared
 
 
 def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
     """(mask, reference_mask, notes): both made ready for ``image`` (see ``masks.prepared``); ``clip``: the masks
     of a clip's frames, judged together."""
+    check_image(image, node)
     mask, notes = prepared(mask, image, "mask", lambda m: check_mask(m, image, "mask", node, clip=clip))
     reference_mask, note = prepared(reference_mask, image, "reference_mask",
                                     lambda m: check_mask_size(m, image, "reference_mask", node))

@@ -100,12 +100,23 @@ def mask_count(mask, image) -> int | None:
 
 
 def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
-    """An IMAGE is B×H×W×C with 3 or 4 channels and at least one picture; a channels-first tensor from a custom
-    node says so here, before its sizes are compared with the mask's."""
-    if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] == 0:
+    """An IMAGE is B×H×W×C with 3 or 4 channels and at least one picture; a tensor of another rank, or a
+    channels-first one, from a custom node says so here, before its sizes are compared with the mask's."""
+    if not isinstance(image, torch.Tensor):
+        return  # not a tensor: the library's own checks say what is wrong
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        raise ValueError(
+            f"{node}: '{name}' is {tuple(image.shape)}, one picture (H×W×C) without the batch axis of a ComfyUI "
+            "IMAGE (B×H×W×C). The node that made it returns a single picture (such as image[0]): it should return "
+            "image[None] (image.unsqueeze(0)), or connect a node that returns a ComfyUI IMAGE.")
+    if image.ndim != 4:
+        raise ValueError(
+            f"{node}: '{name}' is {tuple(image.shape)}, a {image.ndim}-D tensor; a ComfyUI IMAGE is 4-D, B×H×W×C. "
+            "The node that made it returns no ComfyUI IMAGE: connect a node that returns one.")
+    if image.shape[0] == 0:
         raise ValueError(f"{node}: '{name}' is an empty batch (0 images): the node before it produced no picture")
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] in (3, 4):
-        return  # other shapes: the library's own checks say what is wrong
+    if image.shape[-1] in (3, 4):
+        return
     if image.shape[1] in (1, 3, 4):
         raise ValueError(
             f"{node}: '{name}' is {tuple(image.shape)}, channels first (B×C×H×W); ComfyUI IMAGEs are B×H×W×C. "

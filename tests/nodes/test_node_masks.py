@@ -250,6 +250,27 @@ def test_image_layouts_and_types_a_custom_node_may_send(nodes, phnet_model, sam_
         nodes["PHNetHarmonize"].harmonize(phnet_model, eight_bit.int(), subject)
 
 
+def test_a_picture_without_its_batch_axis_is_refused_by_every_node(nodes, phnet_model, sam_model, helpers):
+    """A custom node returning image[0] (H×W×C): Paste Subject made a composite of the wrong shape, SAM Segment
+    48 masks of 64x3 (with a box it blamed the box)."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    single = r"is \(48, 64, 3\), one picture \(H×W×C\) without the batch axis .* it should return image\[None\]"
+    with pytest.raises(ValueError, match="^PHNet Paste Subject: 'background' " + single):
+        nodes["PHNetPasteSubject"].paste(image[0], image, subject_mask=subject)
+    with pytest.raises(ValueError, match="^PHNet Paste Subject: 'subject' " + single):
+        nodes["PHNetPasteSubject"].paste(image, image[0], subject_mask=subject[0])
+    with pytest.raises(ValueError, match="^PHNet SAM Segment: 'image' " + single):
+        nodes["PHNetSAMSegment"].segment(sam_model, image[0], box="10,5,50,40")
+    with pytest.raises(ValueError, match="^PHNet SAM Segment: 'image' " + single):
+        nodes["PHNetSAMSegment"].segment(sam_model, image[0], guide_mask=subject)
+    with pytest.raises(ValueError, match="^PHNet Harmonize: 'image' " + single):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image[0], subject)
+    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: 'background' is \(1, 1, 48, 64, 3\), a 5-D tensor; "
+                                         r"a ComfyUI IMAGE is 4-D"):
+        nodes["PHNetPasteSubject"].paste(image[None], image, subject_mask=subject)
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'image' is \(48, 64\), a 2-D tensor"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image[0, ..., 0], subject)
+
 def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_lands(nodes, helpers):
     image, subject = helpers.portrait(b=1, h=48, w=64)
     alpha = torch.zeros(1, 48, 64)
