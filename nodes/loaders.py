@@ -305,7 +305,8 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
     under the name is used as it is.
 
     It goes through the HF cache (only the cache when downloading is off) and is then linked (or copied) into
-    the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams."""
+    the folder whole, so no half file and none of the Hub client's bookkeeping folders are left in models/sams.
+    Where the folder cannot take it (it cannot be made or written, a full disk), the cache's file is used."""
     folder = paths.download_dir(paths.SAM_FOLDER)
     filename = filename.replace("\\", "/").strip("/")  # a Windows path, or one pasted with a leading /
     repo_name = repo_id.strip("/") + (f"@{revision}" if revision else "")  # another revision, another file
@@ -332,11 +333,12 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
             raise FileNotFoundError(f"{name} is neither in {folder} nor in the Hugging Face cache, and downloading "
                                     f"is off (HF_HUB_OFFLINE=1). {by_hand}") from None
         raise RuntimeError(f"could not download {url} ({type(e).__name__}: {e}). {by_hand}") from None
+    entry = cached
     # the cache's snapshot entry is a relative link into its blobs: a hard link to the link would dangle
     cached = os.path.realpath(cached)
-    os.makedirs(folder, exist_ok=True)
     partial = f"{target}.part"  # one name: a copy a kill cut short is overwritten by the next try
     try:
+        os.makedirs(folder, exist_ok=True)
         if os.path.lexists(partial):
             os.unlink(partial)
         try:
@@ -345,8 +347,10 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
             shutil.copyfile(cached, partial)
         os.replace(partial, target)
     except OSError as e:
-        raise RuntimeError(f"could not place {name} in {folder} ({e}). Free space there, or {by_hand[0].lower()}"
-                           f"{by_hand[1:]}") from None
+        log.warning("comfyui-phnet: PHNet SAM Loader: could not place %s in %s (%s); loading it from the Hugging "
+                    "Face cache, %s, instead (free space there, or make it writable, to see it in model_name's list)",
+                    name, folder, e, entry)
+        return entry  # by its cache entry's name: the blob's has no extension to tell its format
     finally:
         if os.path.lexists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
             os.unlink(partial)

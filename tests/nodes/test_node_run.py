@@ -394,9 +394,9 @@ def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_fil
             placed.unlink()
 
 
-def test_a_sam_copy_cut_short_leaves_no_half_file(pack, comfy_env, monkeypatch, tmp_path):
+def test_a_sam_copy_cut_short_leaves_no_half_file(pack, comfy_env, monkeypatch, tmp_path, caplog):
     """A copy from the Hub cache that failed (a full disk) left a <name>.part of up to 2.5 GB in models/sams
-    for good: now it goes, and the error says where the file should go."""
+    for good: now it goes, and the cached file is used, with a log line saying where it should go."""
     import errno
 
     import huggingface_hub
@@ -418,9 +418,33 @@ def test_a_sam_copy_cut_short_leaves_no_half_file(pack, comfy_env, monkeypatch, 
 
     monkeypatch.setattr(loaders.os, "link", no_link)
     monkeypatch.setattr(loaders.shutil, "copyfile", copy_until_full)
-    with pytest.raises(RuntimeError, match=r"No space left on device\). Free space there, or download https://"):
-        loaders._download_sam("someone/sam", "sam_vit_x.pth")
+    assert loaders._download_sam("someone/sam", "sam_vit_x.pth") == str(cached)
     assert set(sams.rglob("*")) == before
+    assert "could not place someone--sam--sam_vit_x.pth in" in caplog.text and "No space left on device" in caplog.text
+
+
+def test_a_sam_from_the_hub_is_loaded_from_the_hub_cache_where_no_sams_folder_can_be_made(
+        pack, nodes, comfy_env, monkeypatch, tmp_path, caplog):
+    """The folder was made outside the step that turns a failure into advice: a bare OSError stopped the run,
+    though the file was in the cache."""
+    from tests.helpers.tiny_sam import save_tiny_sam
+
+    import huggingface_hub
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    blob = save_tiny_sam(tmp_path / "blobs" / "0123abcd", fmt="safetensors")  # no extension, as in the cache
+    entry = tmp_path / "snapshots" / "main" / "sam_vit_x.safetensors"
+    entry.parent.mkdir(parents=True)
+    entry.symlink_to(Path("..", "..", "blobs", blob.name))
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setattr(loaders.paths, "download_dir", lambda folder: str(tmp_path / "not-a-folder" / "sams"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # CI runs offline; the Hub client is faked here
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(entry))
+    (sam,) = nodes["PHNetSAMLoader"].load(loaders.paths.SAM_FROM_HUB, "someone/sam", "sam_vit_x.safetensors",
+                                          "auto", "cpu")
+    assert sam.segmenter.model_type
+    assert f"could not place someone--sam--sam_vit_x.safetensors in {tmp_path / 'not-a-folder' / 'sams'}" in caplog.text
+    assert f"loading it from the Hugging Face cache, {entry}, instead" in caplog.text
 
 
 def test_the_sam_picker_lists_only_files_the_sam_loader_reads(pack, comfy_env):
