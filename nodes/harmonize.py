@@ -24,13 +24,15 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
     """The library call, and its report (with ``notes`` on the inputs) as a STRING output and as text on the
     node."""
     from ..phnet.corrections import OFFICIAL_HINT, report, weights_hint
+    from ..phnet.imageio.images import integer_peak
 
     threshold = options.pop("threshold", -1.0)
     if isinstance(image, torch.Tensor) and not image.is_floating_point():
-        if image.dtype != torch.uint8:
+        peak = integer_peak(image.dtype)
+        if peak is None:
             raise ValueError(f"{node}: 'image' holds {image.dtype} values; a ComfyUI IMAGE is float32 in 0..1: the "
                              "node that made it returns the wrong type")
-        image = image.float() / 255  # a custom node's 8-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
+        image = image.float() / peak  # a custom node's 8- or 16-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, note = clamped(image, "image")
     notes = note + notes
     on_gpu = phnet_model.device.type != "cpu"

@@ -250,6 +250,23 @@ def test_image_layouts_and_types_a_custom_node_may_send(nodes, phnet_model, sam_
         nodes["PHNetHarmonize"].harmonize(phnet_model, eight_bit.int(), subject)
 
 
+def test_a_16_bit_image_is_read_on_its_scale_by_harmonize_as_by_paste_subject_and_sam_segment(
+        nodes, phnet_model, sam_model, helpers):
+    """Paste Subject and SAM Segment read a uint16 IMAGE by its 65535 peak; Harmonize refused it."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    sixteen = (image.double() * 65535).round().to(torch.uint16)
+    as_float = sixteen.double().div(65535).float()
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, sixteen, subject)["result"]
+    expected, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, as_float, subject)["result"]
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    comp, _ = nodes["PHNetPasteSubject"].paste(sixteen, sixteen, subject_mask=subject)
+    torch.testing.assert_close(comp, nodes["PHNetPasteSubject"].paste(as_float, as_float, subject_mask=subject)[0],
+                               atol=1e-6, rtol=0)
+    (mask,) = nodes["PHNetSAMSegment"].segment(sam_model, sixteen, box="10,5,50,40")
+    assert mask.shape == (1, 48, 64)
+
+
 def test_a_picture_without_its_batch_axis_is_refused_by_every_node(nodes, phnet_model, sam_model, helpers):
     """A custom node returning image[0] (H×W×C): Paste Subject made a composite of the wrong shape, SAM Segment
     48 masks of 64x3 (with a box it blamed the box)."""
