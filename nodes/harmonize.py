@@ -7,7 +7,7 @@ import comfy.utils
 import torch
 
 from .loaders import make_room, phnet_memory
-from .masks import check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask, prepared
+from .masks import _plain, check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask, prepared
 
 
 def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
@@ -18,6 +18,18 @@ def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
     reference_mask, note = prepared(reference_mask, image, "reference_mask",
                                     lambda m: check_mask_size(m, image, "reference_mask", node))
     return mask, reference_mask, notes + note
+
+
+def _check_counts(node: str, image, unit: str, why: str = "", **masks) -> None:
+    """Each of ``masks`` holds one mask or one per ``unit`` of ``image`` (an image, a frame, or a mask of one
+    image), said here with the node's and the input's names, which the library's check does not know."""
+    n = image.shape[0]
+    for name, mask in masks.items():
+        count = mask_count(mask, image) if _plain(mask) is not None else None
+        if count not in (None, 1, n):
+            kind = "reference mask" if name == "reference_mask" else "mask"
+            raise ValueError(f"{node}: '{name}' holds {count} {kind}s for {n} {unit}{'s' if n != 1 else ''}{why}: "
+                             f"give one {kind}, or one per {unit}")
 
 
 def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
@@ -125,11 +137,11 @@ class PHNetHarmonize:
         mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask)
         pictures = image.shape[0] if isinstance(image, torch.Tensor) and image.ndim == 4 else None
         image = one_per_mask(image, mask)
-        references = mask_count(reference_mask, image)
-        if pictures == 1 and image.shape[0] > 1 and references not in (None, 1, image.shape[0]):
-            raise ValueError(
-                f"PHNet Harmonize: {references} reference masks for {image.shape[0]} masks (the one image is "
-                "harmonized once per mask): give one reference mask, or one per mask")
+        if pictures == 1 and image.shape[0] > 1:
+            _check_counts("PHNet Harmonize", image, "mask", " (the one image is harmonized once per mask)",
+                          reference_mask=reference_mask)
+        else:
+            _check_counts("PHNet Harmonize", image, "image", mask=mask, reference_mask=reference_mask)
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         return _run("PHNet Harmonize", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)
@@ -184,6 +196,7 @@ class PHNetHarmonizeFrames:
         from ..phnet.temporal import Temporal
 
         mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask, clip=True)
+        _check_counts("PHNet Harmonize Frames", image, "frame", mask=mask, reference_mask=reference_mask)
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
         return _run("PHNet Harmonize Frames", phnet_model, image, bar, notes, mask=mask, strength=strength,

@@ -159,6 +159,23 @@ def test_harmonize_rejects_nonsense(nodes, phnet_model, portrait):
         node.harmonize(phnet_model, img, img)
 
 
+def test_masks_that_do_not_pair_up_with_the_images_are_named_by_the_node_and_its_input(nodes, phnet_model, portrait):
+    """The library's words came through bare: reference masks called masks, frames called images."""
+    img, subject = portrait(b=3)
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'reference_mask' holds 2 reference masks for 3 images: "
+                                         r"give one reference mask, or one per image$"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject, reference_mask=1 - subject[:2])
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'mask' holds 2 masks for 3 images: give one mask, or "
+                                         r"one per image$"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, img, subject[:2])
+    frames = nodes["PHNetHarmonizeFrames"]
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize Frames: 'mask' holds 3 masks for 1 frame: give one mask, "
+                                         r"or one per frame$"):
+        frames.harmonize(phnet_model, img[:1], subject)
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize Frames: 'reference_mask' holds 2 reference masks for 3 "
+                                         r"frames: give one reference mask, or one per frame$"):
+        frames.harmonize(phnet_model, img, subject, reference_mask=1 - subject[:2])
+
 def test_harmonize_rgba_and_4d_mask(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     rgba = torch.cat([img, torch.ones_like(img[..., :1])], -1)
