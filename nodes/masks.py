@@ -48,6 +48,13 @@ def _image_hw(image: torch.Tensor) -> tuple[int, int]:
 MIN_FITTED_SIDE = 16  # a smaller mask is no picture's mask scaled down: it would fit almost any shape
 
 
+def _same_shape(mh: int, mw: int, ih: int, iw: int) -> bool:
+    """Whether a mh×mw mask has the aspect ratio of an ih×iw picture, to within the rounding of a scale."""
+    # an upscaler rounds each side on its own: the width it gives a mask's height may be off by the rounding
+    # of both sides, at most half a pixel each, times the aspect ratio
+    return abs(mw * ih / mh - iw) <= 1 + mw / mh and abs(mh * iw / mw - ih) <= 1 + mh / mw
+
+
 def fitted(mask, image: torch.Tensor, name: str):
     """(mask, note): a MASK made for this picture before it was scaled (an upscaler, a hires fix) resized to
     the picture, when its aspect ratio is the picture's to within the rounding of a scale; anything else as it
@@ -58,12 +65,8 @@ def fitted(mask, image: torch.Tensor, name: str):
         return mask, ""
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
     no_alpha = (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) and bool((plain == plain.flatten()[0]).all())
-    if (mh, mw) == (ih, iw) or no_alpha or min(mh, mw) < MIN_FITTED_SIDE:
+    if (mh, mw) == (ih, iw) or no_alpha or min(mh, mw) < MIN_FITTED_SIDE or not _same_shape(mh, mw, ih, iw):
         return mask, ""
-    # an upscaler rounds each side on its own: the width it gives a mask's height may be off by the rounding
-    # of both sides, at most half a pixel each, times the aspect ratio
-    if abs(mw * ih / mh - iw) > 1 + mw / mh or abs(mh * iw / mw - ih) > 1 + mh / mw:
-        return mask, ""  # another shape: not this picture's mask
     values = plain.reshape(-1, 1, mh, mw)
     resized = torch.nn.functional.interpolate(values.float(), size=(ih, iw), mode="bilinear", align_corners=False,
                                               antialias=ih < mh)
@@ -146,6 +149,12 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
                    "connect that instead.")
             raise ValueError(f"{node}: '{name}' is the empty 64x64 mask{inverted} that Load Image gives for a "
                              f"picture with no alpha channel, so {fix}")
+    if (mh, mw) != (ih, iw) and 0 < min(mh, mw) < MIN_FITTED_SIDE and _same_shape(mh, mw, ih, iw):
+        raise ValueError(
+            f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}: the image's shape, but too small to "
+            f"be resized to it (under {MIN_FITTED_SIDE} pixels a side, a mask fits almost any picture's shape). "
+            f"Connect the mask made for this image at its size, or at least {MIN_FITTED_SIDE} pixels a side."
+        )
     if (mh, mw) != (ih, iw):
         raise ValueError(
             f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}, another shape (a mask of the image's "

@@ -89,6 +89,20 @@ def test_a_mask_of_another_size_is_an_error_naming_both_sizes(nodes, phnet_model
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, other)
 
 
+def test_a_tiny_mask_of_the_images_shape_is_named_too_small_not_another_shape(nodes, phnet_model, helpers):
+    """A 15x12 mask of a 120x96 image was called "another shape (a mask of the image's shape at another size is
+    resized to it)": it has the image's shape, and is not resized because it is under 16 pixels a side."""
+    image, _ = helpers.portrait(b=1, h=96, w=120)
+    tiny = torch.zeros(1, 12, 15)
+    tiny[:, 3:9, 4:11] = 1
+    with pytest.raises(ValueError) as refused:
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, tiny)
+    assert str(refused.value).startswith("PHNet Harmonize: 'mask' is 15x12 pixels but the image is 120x96: the image's "
+                                         "shape, but too small to be resized to it (under 16 pixels a side")
+    assert "another shape" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"'mask' is 15x10 pixels but the image is 120x96, another shape"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.ones(1, 10, 15))
+
 def test_only_likely_inverted_masks_are_refused(pack):
     """A big subject that reaches the bottom and the sides is fine; the background of a cut-out is not."""
     from importlib import import_module
