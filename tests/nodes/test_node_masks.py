@@ -361,7 +361,7 @@ def test_a_64x64_mask_with_a_subject_is_resized_to_a_square_image_like_any_other
     assert "'mask' was 64x64, resized to the image's 128x128" in line
 
 
-def test_one_picture_with_several_masks_gives_one_result_per_mask_in_every_mask_node(nodes, helpers):
+def test_one_picture_with_several_masks_gives_one_result_per_mask_in_every_mask_node(nodes, sam_model, helpers):
     """Harmonize ran once per mask of one image; Paste Subject and SAM Segment refused the same inputs with a
     message naming no node ("3 masks for 1 image")."""
     image, subject = helpers.portrait(b=1, h=40, w=56)
@@ -372,6 +372,11 @@ def test_one_picture_with_several_masks_gives_one_result_per_mask_in_every_mask_
     for k in range(3):
         alone, _ = nodes["PHNetPasteSubject"].paste(background, image, x=0, y=0, subject_mask=masks[k : k + 1])
         torch.testing.assert_close(comps[k : k + 1], alone)
+    (segmented,) = nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=masks)
+    assert segmented.shape == (3, 40, 56)
+    for k in range(3):
+        (alone,) = nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=masks[k : k + 1])
+        assert torch.equal(segmented[k : k + 1], alone)
 
 
 def test_an_empty_mask_is_named_with_its_usual_causes_in_comfyui(nodes, phnet_model, helpers):
