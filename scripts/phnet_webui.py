@@ -179,12 +179,13 @@ class PHNetHarmonizeScript(scripts.Script):
                         "if PHNet ran on it")
             return
         ultimate = any(str(key).startswith("Ultimate SD upscale") for key in p.extra_generation_params)
-        if ultimate or ("SD upscale overlap" in p.extra_generation_params and settings.mask_source != MASK_INPAINT):
+        if ultimate or "SD upscale overlap" in p.extra_generation_params:
             # the SD upscale scripts run the always-on scripts once per tile: x, y and the box would be read in
-            # tile pixels, a subject pasted into every tile, and Ultimate SD upscale's tile mask taken for the
-            # inpaint mask (each tile matched to its own padding)
-            why = ("its tile mask is not your inpaint mask: each tile would be matched to its own padding"
-                   if settings.mask_source == MASK_INPAINT else "a subject or box would land in every tile")
+            # tile pixels, a subject pasted into every tile, Ultimate SD upscale's tile mask taken for the
+            # inpaint mask (each tile matched to its own padding), and SD upscale's tiles have none of their own
+            why = ("a subject or box would land in every tile" if settings.mask_source != MASK_INPAINT else
+                   "its tile mask is not your inpaint mask: each tile would be matched to its own padding"
+                   if ultimate else "a tile has no inpaint mask of its own")
             _say(p, f"not run on {'Ultimate ' if ultimate else ''}SD upscale's tiles ({why}); harmonize the picture "
                     "first, then upscale it with PHNet off")
             return

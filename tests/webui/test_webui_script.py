@@ -985,6 +985,22 @@ def test_sd_upscale_tiles_are_left_alone_with_a_pasted_subject(webui, capsys):
     assert p.extra_generation_params["PHNet result"].startswith("not run on SD upscale's tiles")  # not "applied"
 
 
+def test_sd_upscale_tiles_are_left_alone_with_the_inpaint_mask_source_too(webui, capsys):
+    """SD upscale from the img2img tab with PHNet's default source, "Inpaint mask": every tile failed with a
+    traceback asking for a painted mask, where the other sources get one line saying what to do."""
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, init_images=[_generated(seed=1)])
+    p.extra_generation_params["SD upscale overlap"] = 64
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet")
+    tile = _generated()
+    assert _postprocess(webui, runner, p, tile) is tile
+    out = capsys.readouterr().out
+    assert "not run on SD upscale's tiles (a tile has no inpaint mask of its own); harmonize the picture first, " \
+           "then upscale it with PHNet off" in out
+    assert p.extra_generation_params["PHNet result"].startswith("not run on SD upscale's tiles")
+    assert _reported(webui, capsys)[1] == []
+
+
 @pytest.mark.parametrize("source", [INPAINT, SUBJECT])
 def test_ultimate_sd_upscale_tiles_are_left_alone_whatever_the_mask_source(webui, capsys, source):
     """Ultimate SD upscale runs img2img once per tile with a tile mask: a subject landed in every tile, and the
