@@ -398,6 +398,9 @@ def _harmonize(p, image, s):
 def _segment(segmenter, image, box):
     """SAM's mask of ``box``, computed on the WebUI's device. Between images SAM waits on the CPU: a vit_h
     holds 2.5 GB of GPU memory that the next generation needs more."""
+    from phnet.sam import make_prompt
+
+    make_prompt((image.height, image.width), box)  # a box outside the picture is refused before SAM moves or encodes
     device = _device()
     try:
         if device is not None:

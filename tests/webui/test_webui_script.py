@@ -509,6 +509,22 @@ def test_sam_waits_on_the_cpu_between_images(webui, monkeypatch):
     assert built == [{}]
 
 
+def test_a_sam_box_outside_the_picture_is_refused_before_sam_moves_or_encodes(webui, capsys, monkeypatch):
+    """The box was checked only after SAM had gone to the WebUI's device and encoded the picture."""
+    from phnet.sam import SamSegmenter
+
+    calls = []
+    real_to, real_set_image = SamSegmenter.to, SamSegmenter.set_image
+    monkeypatch.setattr(SamSegmenter, "to", lambda self, device: calls.append(f"to {device}") or real_to(self, device))
+    monkeypatch.setattr(SamSegmenter, "set_image",
+                        lambda self, image, *a, **k: calls.append("encode") or real_set_image(self, image, *a, **k))
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
+                          sam_weights="tiny_sam.safetensors", box_x0=70, box_y0=4, box_x1=90, box_y1=30)  # fmt: skip
+    _fails(webui, capsys, runner, p, r"has no area inside the 64x48 image")
+    assert calls == []
+
 @pytest.mark.parametrize("inpainted_columns, lost", [((0, 28), True), ((20, 50), False)])
 def test_a_subject_pasted_outside_the_inpaint_mask_is_refused_not_silently_lost(webui, capsys, inpainted_columns,
                                                                                lost):
