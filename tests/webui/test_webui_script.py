@@ -488,18 +488,24 @@ def test_sam_waits_on_the_cpu_between_images(webui, monkeypatch):
     """The cached SAM stayed on the WebUI's GPU for the whole session (a vit_h holds 2.5 GB that the next
     generation needs): it now runs on the WebUI's device and goes back to the CPU after each image, and a
     new SAM choice drops the old model before the new one loads."""
+    import torch
     from phnet.sam import SamSegmenter
 
+    m = webui.script_module
+    harmonizer = m.load_harmonizer("tiny-phnet", m._models_dirs()[0])  # PHNet on the CPU: only SAM's moves count
+    monkeypatch.setattr(m, "load_harmonizer", lambda choice, phnet_dir: harmonizer)
+    # the stand-in WebUI generates on the CPU, where a move to its device and none could not be told apart
+    monkeypatch.setattr(importlib.import_module("modules.devices"), "device", torch.device("cuda", 7))
     moves = []
-    real_to = SamSegmenter.to
-    monkeypatch.setattr(SamSegmenter, "to", lambda self, device: moves.append(str(device)) or real_to(self, device))
+    monkeypatch.setattr(SamSegmenter, "to", lambda self, device: moves.append(str(device)) or self)
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
                           sam_weights="tiny_sam.safetensors", box_x0=8, box_y0=4, box_x1=40, box_y1=30)  # fmt: skip
     for seed in range(2):
         _postprocess(webui, runner, p, _generated(seed=seed))
-    assert moves == [str(importlib.import_module("modules.devices").device), "cpu"] * 2
+        assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
+    assert moves == ["cuda:7", "cpu"] * 2
     seg = webui.script_module._loaded["sam"][1]
     assert seg.device.type == "cpu" and next(seg.model.parameters()).device.type == "cpu"
 
