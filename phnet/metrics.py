@@ -127,6 +127,9 @@ def all_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dic
     return {"MSE": mse(pred, gt), "fMSE": fmse(pred, gt, mask), "PSNR": psnr(pred, gt), "fPSNR": fpsnr(pred, gt, mask)}
 
 
+THIN_SAMPLES = 1024  # under this many subject pixels on a grid, whether it caught its share is checked
+
+
 def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, peak: float = 1.0,
                mask_peak: float = 1.0, max_pixels: int = 1 << 18) -> tuple[float, float]:
     """How much ``after`` differs from ``before`` (H×W×C pixels, ``peak`` = full intensity; their first three
@@ -135,28 +138,64 @@ def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, pe
     soft edge is the subject's, and a faint mask's pixels counted as background reported a change where none
     was; a floor of 1/255 from a matting model is background): two RMS values in 0–255 units. A report's
     figure, read on ``after``'s device on a grid of at most ``max_pixels`` (every k-th row and column of a
-    larger picture): a few milliseconds and small copies, whatever the picture's size."""
+    larger picture): a few milliseconds and small copies, whatever the picture's size. A thin subject the grid
+    would miss (a wire, a strand of hair across the picture) is read on its own pixels."""
     step = max(1, math.ceil(math.sqrt(mask.numel() / max_pixels)))
-    before, after, mask = before[::step, ::step], after[::step, ::step], mask[::step, ::step]
+    grid = before[::step, ::step], after[::step, ::step], mask[::step, ::step]
+    (error, w), (outside_error, outside_w), caught = _changes(*grid, mask_peak)
+    if _missed(mask, step, caught):
+        at = _subject_pixels(mask, max_pixels)
+        (error, w), _, _ = _changes(*(t[at[0].to(t.device), at[1].to(t.device)][None] for t in (before, after, mask)),
+                                    mask_peak)
+    scale = 255 / peak
+    return tuple(math.sqrt(e / (3 * n)) * scale if n > 0 else 0.0 for e, n in ((error, w), (outside_error, outside_w)))
+
+
+def _changes(before, after, mask, mask_peak):
+    """((squared error weighed by the mask, the weights' sum), (the same outside the subject), subject pixels),
+    read back together."""
     err = (wide(after[..., :3]) - wide(before[..., :3].to(after.device))).square_()
     weight = wide(mask[..., None].to(after.device)) / mask_peak
     outside = wide(weight <= weight.max() / 64)
     # (a sum over 3 channels is slow)
-    sums = (((err * weight).sum(), weight.sum()), ((err * outside).sum(), outside.sum()))
-    scale = 255 / peak
-    return tuple(float((error / (3 * w)).sqrt()) * scale if w > 0 else 0.0 for error, w in sums)
+    read = torch.stack([(err * weight).sum(), weight.sum(), (err * outside).sum(), outside.sum(),
+                        (weight > 0).sum().to(err.dtype)]).tolist()
+    return (read[0], read[1]), (read[2], read[3]), read[4]
+
+
+def _missed(mask: torch.Tensor, step: int, caught: float) -> bool:
+    """Whether a grid of every ``step``-th row and column, which caught ``caught`` pixels of the H×W ``mask``'s
+    subject, missed most of its share: a subject thinner than the grid (a wire, a strand of hair)."""
+    return step > 1 and caught < THIN_SAMPLES and caught * step * step < 0.5 * float((mask > 0).sum())
+
+
+def _subject_pixels(mask: torch.Tensor, max_pixels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and columns of the H×W ``mask``'s subject pixels: at most ``max_pixels`` of them, evenly spread."""
+    rows, cols = (mask > 0).nonzero(as_tuple=True)
+    step = max(1, math.ceil(len(rows) / max_pixels))
+    return rows[::step], cols[::step]
 
 
 def blend_weight(masks: torch.Tensor, mask_peak: float = 1.0, max_pixels: int = 1 << 18) -> list[float]:
     """How much of a change each soft B×H×W mask (``mask_peak`` = fully subject) lets through, as RMS over its
     subject: sqrt(Σw³ / Σw) for the weights w = mask / ``mask_peak``. 1 for a hard mask, 0.3 for one of 0.3
-    everywhere (1 for an empty one); read on a grid like :func:`rms_change`, in one read from the device. A
-    change c blended in by w has RMS c × this (for c even over the subject)."""
+    everywhere (1 for an empty one); read on a grid like :func:`rms_change`, in one read from the device (a thin
+    subject the grid misses, on its own pixels). A change c blended in by w has RMS c × this (for c even over the
+    subject)."""
     step = max(1, math.ceil(math.sqrt(masks[0].numel() / max_pixels)))
     weight = wide(masks[:, ::step, ::step]) / mask_peak
     covered = weight.sum(dim=(1, 2))
     cubes = weight.pow(3).sum(dim=(1, 2))
-    return torch.where(covered > 0, (cubes / covered.clamp(min=1e-12)).sqrt(), torch.ones_like(covered)).tolist()
+    caught = (weight > 0).flatten(1).sum(1).to(covered.dtype)
+    read = torch.stack([covered, cubes, caught], 1).tolist()
+    found = []
+    for i, (w, w3, n) in enumerate(read):
+        if _missed(masks[i], step, n):
+            rows, cols = _subject_pixels(masks[i], max_pixels)
+            own = wide(masks[i][rows, cols]) / mask_peak
+            w, w3 = float(own.sum()), float(own.pow(3).sum())
+        found.append(math.sqrt(w3 / w) if w > 0 else 1.0)
+    return found
 
 
 class MetricTracker:

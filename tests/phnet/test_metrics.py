@@ -277,6 +277,25 @@ def test_blend_weight_is_the_rms_of_what_a_mask_lets_through():
     assert blend_weight((hard * 255).to(torch.uint8)[None], mask_peak=255.0) == pytest.approx([1.0])
 
 
+def test_a_thin_subject_the_grid_misses_is_read_on_its_own_pixels():
+    """A 2-px diagonal wire over a big picture fell between the grid's rows and columns: "changed by RMS 0.0" when
+    its pixels had changed, and a faint thin strip let through "1.0"."""
+    from phnet.metrics import blend_weight, rms_change
+
+    size = 1024
+    before = torch.zeros(size, size, 3)
+    i = torch.arange(size - 1)
+    wire = torch.zeros(size, size)
+    wire[i, i + 1] = wire[i + 1, i] = 1.0
+    after = before + wire[..., None] * (10 / 255)
+    subject, background = rms_change(before, after, wire, max_pixels=1 << 14)
+    assert subject == pytest.approx(10, rel=1e-4) and background == 0
+    strip = torch.zeros(2, size, size)
+    strip[:, 100:900, 501:504] = 0.3
+    strip[1, 100:900, 200:240] = 0.3  # wide enough for the grid
+    assert blend_weight(strip, max_pixels=1 << 14) == pytest.approx([0.3, 0.3])
+
+
 def test_8_bit_pictures_and_a_mask_without_its_channel_axis_are_refused_by_name():
     """uint8 pictures gave 65025 times the MSE without a word; the tracker met a B×H×W mask with a reshape error."""
     from phnet.metrics import MetricTracker, mse
