@@ -75,6 +75,25 @@ def local_affine(
     return box_mean(a, radius), box_mean(b, radius)
 
 
+GUIDED_MIN_PIXELS = 64  # working-size subject pixels a gain is fitted on; fewer lean to the plain change
+
+
+def guided_fit(composite_low: torch.Tensor, prediction_low: torch.Tensor,
+               mask_low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Method "guided"'s per-pixel gain a and offset b (1×3×h×w, filled outward from the subject). A subject of
+    a few working pixels (a wire, a subject that all but vanishes there) holds no spread of colours to fit a
+    gain to: the fit gave it gain 0 and painted it one colour. Below ``GUIDED_MIN_PIXELS`` it leans, by the
+    share it lacks, to gain 1 and the subject's mean change."""
+    radius = max(1, round(min(composite_low.shape[-2:]) / 64))
+    a, b = local_affine(composite_low, prediction_low, mask_low, radius)
+    pixels = mask_low.sum(dim=(-2, -1), keepdim=True)
+    share = ((pixels - 1) / (GUIDED_MIN_PIXELS - 1)).clamp(0.0, 1.0)  # one pixel: the plain change alone
+    change = ((prediction_low - composite_low) * mask_low).sum(dim=(-2, -1), keepdim=True) / pixels.clamp(min=1e-6)
+    a = share * a + (1 - share)
+    b = share * b + (1 - share) * change
+    return fill_outside(a, mask_low), fill_outside(b, mask_low)
+
+
 def apply_full_resolution(
     composite: torch.Tensor,
     mask: torch.Tensor,
@@ -91,9 +110,7 @@ def apply_full_resolution(
         delta = fill_outside(prediction_low - composite_low, mask_low)
         return composite + resize(delta, shape, "bilinear")
     if method == "guided":
-        radius = max(1, round(min(composite_low.shape[-2:]) / 64))
-        a, b = local_affine(composite_low, prediction_low, mask_low, radius)
-        a, b = fill_outside(a, mask_low), fill_outside(b, mask_low)
+        a, b = guided_fit(composite_low, prediction_low, mask_low)
         return resize(a, shape, "bilinear") * composite + resize(b, shape, "bilinear")
     raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
 
@@ -347,10 +364,8 @@ def lift(
     if method == "correction":
         return lift_change(fill_outside(prediction_low - composite_low, mask_low), shape, box, peak)
     if method == "guided":
-        radius = max(1, round(min(composite_low.shape[-2:]) / 64))
-        a, b = local_affine(composite_low, prediction_low, mask_low, radius)
-        a = RowUpsampler(_hwc(fill_outside(a, mask_low)), shape, columns)
-        b = RowUpsampler(_hwc(fill_outside(b, mask_low)), shape, columns)
+        a, b = guided_fit(composite_low, prediction_low, mask_low)
+        a, b = RowUpsampler(_hwc(a), shape, columns), RowUpsampler(_hwc(b), shape, columns)
         return lambda x, r0, r1: torch.addcmul(b.rows(r0, r1) * peak, a.rows(r0, r1), x)
     if method == "resize":
         up = RowUpsampler(_hwc(prediction_low), shape, columns, mode="bicubic")

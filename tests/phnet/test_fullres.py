@@ -372,3 +372,26 @@ def test_a_one_thread_call_inside_another_in_the_same_thread_changes_nothing():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_guided_keeps_a_subject_of_a_few_working_pixels_its_colours():
+    """A 3-px wire at full resolution is a pixel or two at the working size: the fit there had no spread of colours,
+    gave it gain 0 and painted the whole wire one mixed colour, for a correction of under one level."""
+    from phnet.fullres import GUIDED_MIN_PIXELS, apply_full_resolution, guided_fit
+
+    rng = torch.Generator().manual_seed(0)
+    composite_low = torch.rand(1, 3, 32, 32, generator=rng)
+    mask_low = torch.zeros(1, 1, 32, 32)
+    mask_low[..., 10, 10] = 1
+    prediction_low = composite_low + 0.01
+    composite = torch.rand(1, 3, 128, 128, generator=rng)
+    out = apply_full_resolution(composite, torch.ones(1, 1, 128, 128), composite_low, prediction_low, mask_low,
+                                "guided")
+    assert (out - composite - 0.01).abs().max() < 1e-5
+    mask_low[..., 4:20, 4:20] = 1  # a subject of its own colours: the fit as it was
+    from phnet.fullres import fill_outside, local_affine
+
+    a, b = local_affine(composite_low, prediction_low, mask_low, 1)
+    assert mask_low.sum() >= GUIDED_MIN_PIXELS
+    assert all(torch.equal(x, y) for x, y in zip(guided_fit(composite_low, prediction_low, mask_low),
+                                                 (fill_outside(a, mask_low), fill_outside(b, mask_low))))
