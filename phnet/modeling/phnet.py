@@ -52,6 +52,14 @@ def residual_change(raw: torch.Tensor) -> torch.Tensor:
     return 2 * (torch.sigmoid(at_least_fp32(raw)) - 0.5)
 
 
+def _halved_reference(reference: torch.Tensor) -> torch.Tensor:
+    """A reference mask at the next level down: nearest, as the mask is; where that loses all of it (a band a
+    pixel thick on odd rows), its strongest pixel of each 2×2 block, so it is not ignored there."""
+    nearest = F.interpolate(reference, scale_factor=0.5)
+    kept = nearest.amax(dim=(1, 2, 3), keepdim=True) > 0
+    return torch.where(kept, nearest, F.max_pool2d(reference, 2)[..., : nearest.shape[-2], : nearest.shape[-1]])
+
+
 class PHNet(nn.Module):
     """PHNet as the official code computes it; module names match the official state_dict.
 
@@ -183,7 +191,7 @@ class PHNet(nn.Module):
             # nearest resize with a scale factor, like the official code (exact for its sizes)
             masks.append(F.interpolate(masks[-1], scale_factor=0.5) if i % 2 == 0 else masks[-1])
             last = references[-1]
-            references.append(F.interpolate(last, scale_factor=0.5) if last is not None and i % 2 == 0 else last)
+            references.append(_halved_reference(last) if last is not None and i % 2 == 0 else last)
 
         x = self.SE_block(x, gate_features)
         start = self.config.start_level

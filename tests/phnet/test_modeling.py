@@ -285,3 +285,20 @@ def test_the_correction_s_size_passes_no_gradient(tiny_config, output):
     m[..., 8:24, 8:24] = 1
     out, size, kept = model.estimate(x, m, threshold=0)
     assert out.requires_grad and not size.requires_grad and not kept.requires_grad
+
+
+def test_a_thin_reference_band_is_not_lost_at_the_lower_levels():
+    """Halved by nearest sampling (even rows and columns), a band a pixel thick on odd rows vanished from every
+    normalization block below the working size: the reference was ignored there, depending on where it lay."""
+    from phnet.modeling.phnet import _halved_reference
+
+    odd, even, wide = torch.zeros(3, 1, 1, 16, 20)
+    odd[..., 7, 2:18] = 1
+    even[..., 6, 2:18] = 1
+    wide[..., 3:12, 5:15] = 0.5
+    batch = torch.stack([odd, even, wide])[:, 0]
+    halved = _halved_reference(batch)
+    nearest = torch.nn.functional.interpolate(batch, scale_factor=0.5)
+    assert nearest[0].amax() == 0 and halved[0, 0, 3, 1:9].eq(1).all()
+    assert torch.equal(halved[1:], nearest[1:])  # where the nearest sample keeps some of it, nothing changes
+    assert _halved_reference(torch.ones(1, 1, 15, 9)).shape == nearest[:1, :, :7, :4].shape
