@@ -80,6 +80,9 @@ def _download_progress():
     return update
 
 
+_FETCHED: dict[str, str] = {}  # official copies this process downloaded: their stamps as written
+
+
 def _official_copy(name: str | None) -> str | None:
     """The converted copy of the official weights ``name`` in models/phnet, if that is what it names."""
     if name not in paths.official_names():
@@ -199,7 +202,9 @@ class PHNetModelLoader:
         if copy is not None:  # its converted copy, whose config.json may be tuned
             from ..phnet.sources import stamp
 
-            return stamp(copy)
+            now = stamp(copy)
+            if _FETCHED.get(copy) != now:  # (as fetched by this process, the name stands for it: no rerun)
+                return now
         named = model_name == paths.BUNDLED_DEFAULT or model_name in paths.official_names()
         if repo or named:
             return f"{model_name}|{hub_repo_id}"
@@ -222,8 +227,16 @@ class PHNetModelLoader:
                      target)
             return h
 
-        local = _official_copy(source) or source
-        return (_reused(("phnet", source, extra.get("revision"), str(target), dtype), local, load),)
+        key = ("phnet", source, extra.get("revision"), str(target), dtype)
+        before = _official_copy(source)
+        model = _reused(key, before or source, load)
+        after = _official_copy(source)
+        if before is None and after is not None:  # downloaded and converted just now: known by its copy from here
+            from ..phnet.sources import stamp
+
+            _FETCHED[after] = stamp(after)
+            _LOADED[(*key, _FETCHED[after])] = model
+        return (model,)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -55,9 +55,14 @@ def test_picking_an_official_name_downloads_it_into_models_phnet_with_progress(p
         monkeypatch.setenv(official.BASE_URL_ENV, site.url)
         loader = nodes["PHNetModelLoader"]
         assert loader.VALIDATE_INPUTS(model_name=NAME) is True
+        cls = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"]
         try:
+            first = cls.IS_CHANGED(NAME, "")
             (model,) = loader.load(NAME, "", "cpu", "auto")
             assert (target / "model.safetensors").is_file() and model.config.name == NAME
+            # the copy just written is the one loaded: the next run is not a change (ComfyUI would load it again
+            # and run every node after it), and a load finds the same model
+            assert cls.IS_CHANGED(NAME, "") == first and loader.load(NAME, "", "cpu", "auto")[0] is model
             assert seen[-1] == (len(buffer.getvalue()),) * 2
         finally:
             import shutil
