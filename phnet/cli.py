@@ -1020,11 +1020,12 @@ def _temporal_given_its_value(argv: list[str]) -> list[str]:
 
 def _after_double_dash(argv: list[str]) -> list[str]:
     """The names after ``--`` as paths argparse cannot take for options (``-c.png`` as ``./-c.png``): the
-    intermixed parsing that lets options come between the names reads ``--`` otherwise."""
+    intermixed parsing that lets options come between the names takes them for options otherwise. ``--`` stays:
+    a name after it is never an option's value (``--temporal -- 5``, a clip folder named 5)."""
     if "--" not in argv:
         return argv
     at = argv.index("--")
-    return argv[:at] + [os.path.join(".", a) if a.startswith("-") else a for a in argv[at + 1:]]
+    return argv[: at + 1] + [os.path.join(".", a) if a.startswith("-") else a for a in argv[at + 1:]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,9 @@ def test_names_after_a_double_dash_may_start_with_one(tiny_folder, tmp_path, mon
     assert cli.main(["harmonize", "--strength", "0", "-o", "out.png", "--weights", str(tiny_folder), "--device",
                      "cpu", "--", "-c.png", "-m.png"]) == 0
     assert np.array_equal(np.asarray(Image.open("out.png")), np.asarray(_composite()))
+    parser = cli.build_parser().harmonize_parser
+    clip = parser.parse_intermixed_args(cli._after_double_dash(["-o", "out/", "--temporal", "--", "5"]))
+    assert clip.composite == "5" and clip.temporal == cli.TEMPORAL_SIGMA  # a folder named 5, not SIGMA
 
 
 def test_a_pipe_given_for_a_picture_is_named_as_one(tiny_folder, tmp_path):
