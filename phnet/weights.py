@@ -372,8 +372,8 @@ def load_model(
             return model_from_folder(folder, config)
         except DamagedFile as e:  # the name finds this copy again: downloading needs it gone
             raise DamagedFile(f"{e.path} is not a readable safetensors file: the converted copy of {found.name} is "
-                              f"damaged. Delete the folder {folder} and load {found.name} again (it is downloaded "
-                              "and converted anew)", e.path) from None
+                              f"damaged. Delete that file and load {found.name} again (it is converted anew, from "
+                              "the .pth beside it or a new download; a config.json there is kept)", e.path) from None
     if found.kind == "default":
         if not (DEFAULT_DIR / WEIGHTS_NAME).is_file():
             raise FileNotFoundError(

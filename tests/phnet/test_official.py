@@ -429,5 +429,7 @@ def test_a_damaged_converted_copy_says_to_delete_it(tmp_path, tiny_official):
     weights.fetch_official(NAME, tmp_path, local_files_only=True, progress=lambda d, t: None, say=lambda s: None)
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=rf"converted copy of {NAME} is damaged. Delete the folder .*{NAME} and load"):
+    with pytest.raises(ValueError, match=rf"converted copy of {NAME} is damaged. Delete that file and load"):
         weights.load_model(NAME, cache_dir=tmp_path)
+    (folder / "model.safetensors").unlink()  # as it says: converted again from the .pth placed there
+    assert weights.load_model(NAME, cache_dir=tmp_path, local_files_only=True).config.name == NAME
