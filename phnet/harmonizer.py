@@ -1127,10 +1127,10 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
         # subject is: a pixel the subject covers would count the strength painted over it, not the region's. A
         # trace is under 1/64 of the subject's strongest (a matting model's or a JPEG mask's floor of 1/255)
         trace = (subject.amax().float() / 64).to(reference.device)
-        half = (subject.amax().float() * 0.5).clamp(min=1e-6, max=0.5 * subject_peak).to(reference.device)
+        coverage = downscale(subject[..., None], subject_peak, shape).to(reference.device)
+        half = (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5) * subject_peak
         weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], reference_peak,
                            shape)
-        coverage = downscale(subject[..., None], subject_peak, shape).to(weight.device)
         clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is,
         faint = (weight * (coverage <= (trace / subject_peak).to(weight.device))).max()  # else where a floor is,
         off = torch.where(clear > 0, clear, torch.where(faint > 0, faint, weight.max()))  # else in a feather

@@ -197,6 +197,21 @@ def test_a_soft_reference_painted_over_the_subject_too_is_still_its_region():
     assert torch.equal(over[..., :columns], soft[..., :columns]) and soft[..., :columns].sum() > 0
 
 
+def test_a_faint_subject_with_a_stronger_speck_is_cut_from_the_reference_where_the_network_reads_it():
+    """The reference was cut at half the subject's strongest pixel while the network reads a faint subject by its
+    own strongest coverage: one speck left the whole faint subject inside the reference region."""
+    from phnet.fullres import working_shape
+    from phnet.harmonizer import _working_mask, reference_at
+
+    subject = torch.zeros(256, 256)
+    subject[64:192, 64:192] = 0.3
+    subject[100, 100] = 0.9
+    shape = working_shape(256, 256, 64)
+    region = reference_at(torch.ones(256, 256), shape, subject)
+    _, network_subject = _working_mask(subject, 1.0, shape)
+    assert network_subject.sum() > 100 and not (region.bool() & network_subject).any()
+
+
 def test_a_subject_mask_with_a_faint_floor_leaves_the_reference_its_region(tiny_config):
     """Cut wherever the subject was above 0, a mask at 1/255 everywhere (a matting model's, a JPEG's) cut the
     whole reference away: it was reported ignored, though the network reads those pixels as background."""
