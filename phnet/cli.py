@@ -455,7 +455,8 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
         if fmt == "WEBP" and not (keep.get("exif") and _exif_resolution(keep["exif"])):  # the EXIF carries it
             left.append(f"the resolution ({keep['dpi'][0]:.0f} dpi), which WebP cannot hold")
         elif fmt == "JPEG" and max(keep["dpi"]) > 65535.5:  # (PIL wrote its remainder past 65536)
-            left.append(f"the resolution ({max(keep['dpi']):.0f} dpi), more than a JPEG's header holds (65535)")
+            if not ("exif" in options and _exif_resolution(options["exif"])):  # the EXIF written carries it
+                left.append(f"the resolution ({max(keep['dpi']):.0f} dpi), more than a JPEG's header holds (65535)")
         else:
             options["dpi"] = keep["dpi"]
     colour = keep.get("png_colour")

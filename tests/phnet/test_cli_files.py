@@ -817,6 +817,10 @@ def test_a_resolution_past_what_a_jpeg_holds_is_left_out_and_said(tiny_folder, t
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
     assert "the resolution (100000 dpi), more than a JPEG's header holds" in capsys.readouterr().out
     assert Image.open(tmp_path / "out.jpg").info.get("dpi", (0, 0))[0] in (0, 1)
+    _composite().save(tmp_path / "scan.tif", dpi=(100000, 100000))  # its EXIF tags carry it into the .jpg
+    assert _harmonize(tmp_path / "scan.tif", mask, "-o", tmp_path / "tif.jpg", "--weights", tiny_folder) == 0
+    assert "JPEG's header" not in capsys.readouterr().out
+    assert Image.open(tmp_path / "tif.jpg").info["dpi"] == pytest.approx((100000, 100000))
 
 
 @pytest.mark.skipif(not hasattr(os, "kill") or os.name == "nt", reason="POSIX signals")
