@@ -215,6 +215,8 @@ _XMP = "XML:com.adobe.xmp"
 # value. A PNG tile's args are its raw mode; a TIFF's (raw or libtiff) a tuple that starts with it.
 _RAWMODE = "phnet_rawmode"
 _EIGHT_OF_SIXTEEN = "phnet_read_at_8_bits"  # 16-bit samples PIL decodes to their high bytes, in another layout
+# raw modes of 16 bits a sample (a 5-6-5 BMP's BGR;16 is 16 bits a pixel, read whole)
+_SIXTEEN_BIT_SAMPLES = re.compile(r"(?:L|LA|RGB|RGBA|RGBX|CMYK);16[BLN]?")
 
 
 def _low_byte_mode(rawmode: Any) -> str | None:
@@ -313,7 +315,7 @@ def _open_picture(path: str | Path, opened: list):
             mode = sixteen_bit_colour_mode(image)
             if mode is not None:
                 image.info[_RAWMODE] = mode
-            elif any(";16" in str(_rawmode(tile)) for tile in image.tile):  # a 16-bit grey+alpha PNG, say
+            elif any(_SIXTEEN_BIT_SAMPLES.fullmatch(str(_rawmode(tile))) for tile in image.tile):  # grey+alpha
                 image.info[_EIGHT_OF_SIXTEEN] = True
             image.load()
     except FileNotFoundError:

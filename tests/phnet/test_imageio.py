@@ -730,3 +730,20 @@ def test_a_layered_photoshop_file_is_its_flattened_picture_not_an_animation(tmp_
     flattened = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     _layered_psd(tmp_path / "composite.psd", flattened)
     assert np.array_equal(io_.read_image(tmp_path / "composite.psd"), flattened)
+
+
+def test_a_16_bit_a_pixel_bmp_is_not_said_to_hold_16_bits_a_channel(tmp_path):
+    """A 5-6-5 BMP (PIL's BGR;16, 16 bits a pixel) was flagged as 16-bit samples read at 8 bits."""
+    import struct
+
+    from phnet.imageio.decode import read_picture
+
+    width, height = 8, 4
+    pixels = b"".join(struct.pack("<H", (31 << 11) | (i << 5)) for i in range(width)) * height
+    header = struct.pack("<IiiHHIIiiII", 52, width, height, 1, 16, 3, len(pixels), 2835, 2835, 0, 0)
+    masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+    offset = 14 + len(header) + len(masks)
+    (tmp_path / "p565.bmp").write_bytes(b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header
+                                       + masks + pixels)
+    pixels, kept = read_picture(tmp_path / "p565.bmp")
+    assert pixels.dtype == np.uint8 and "read_at_8_bits" not in kept
