@@ -1184,3 +1184,7 @@ def test_fp8_weights_load_and_save(tiny_model, tmp_path):
     for k, v in tiny_model.state_dict().items():
         if v.is_floating_point():
             assert torch.equal(loaded.state_dict()[k], v.to(fp8).float()), k
+    with torch.no_grad():
+        next(tiny_model.parameters()).view(-1)[0] = 1000.0  # past fp8's 448: saturated there, said nothing
+    with pytest.raises(ValueError, match="beyond what torch.float8_e4m3fn can store"):
+        save_pretrained(tiny_model, tmp_path / "too-big", dtype=fp8)
