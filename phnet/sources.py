@@ -353,8 +353,8 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
             from huggingface_hub import constants
 
-            # HF_HUB_CACHE, where set, rules over HF_HOME: naming the other one would change nothing
-            setting = "HF_HUB_CACHE" if os.environ.get("HF_HUB_CACHE") else "HF_HOME"
+            # HF_HUB_CACHE (or its old name), where set, rules over HF_HOME: naming that would change nothing
+            setting = next((n for n in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE") if os.environ.get(n)), "HF_HOME")
             cache = cache_dir or constants.HF_HUB_CACHE
             raise PermissionError(
                 f"cannot write {what} from the {where} into the Hugging Face cache ({cache}): {e.strerror} "

@@ -165,10 +165,11 @@ def test_a_cache_set_by_hf_hub_cache_names_that_setting_as_the_fix(tmp_path, mon
     """HF_HUB_CACHE rules over HF_HOME: the advice named HF_HOME, which changed nothing."""
     import errno
 
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(PermissionError, match=r"give another cache \(HF_HUB_CACHE, cache_dir=\)"):
-        with sources.hub_errors("me/x", None, None, None, False, "weights"):
-            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
+    for setting in ("HUGGINGFACE_HUB_CACHE", "HF_HUB_CACHE"):  # (the old name, and the one that rules over it)
+        monkeypatch.setenv(setting, str(tmp_path))
+        with pytest.raises(PermissionError, match=rf"give another cache \({setting}, cache_dir=\)"):
+            with sources.hub_errors("me/x", None, None, None, False, "weights"):
+                raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
 
 
 @pytest.mark.parametrize("text", [None, "default (bundled)", "official-ffhqh512"])
