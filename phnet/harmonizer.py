@@ -161,8 +161,8 @@ class Harmonizer:
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
     8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the
     GPU's arithmetic; fewer above a 512² working size (8·512² pixels a call) and when their copies on the
-    GPU, with their masks, would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at 256² and cost
-    30–80 % at 512²).
+    GPU, with their masks, would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at
+    256² and cost 30–80 % at 512²).
 
     The weights' do-no-harm rule holds back a correction of a subject smaller than their threshold
     (``config.correction_threshold``): it applies ``config.correction_floor`` of it (0: none, the subject left

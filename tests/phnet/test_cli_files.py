@@ -458,7 +458,7 @@ def test_a_mask_turned_by_its_own_exif_orientation_is_told_so(tiny_folder, tmp_p
     exif = Image.new("L", (1, 1)).getexif()
     exif[0x0112] = 6
     _mask().save(mask, exif=exif)  # the composite's size as stored, turned sideways as it is read
-    with pytest.raises(SystemExit, match=r"turned to \d+×\d+ by its own EXIF orientation; as stored it fits .*wide.png"):
+    with pytest.raises(SystemExit, match=r"turned to \d+×\d+ by its own EXIF orientation; as stored it fits .*wide"):
         _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
     stored = _composite(size=(H, W))
     turned = stored.getexif()
