@@ -217,6 +217,29 @@ def test_running_out_of_memory_names_the_settings_that_use_it(shift_set, tmp_pat
     assert all(key in line for key in ("train.batch_size", "data.image_size", "train.grad_accum")), line
 
 
+def test_running_out_of_memory_while_preloading_names_data_preload(photos, tmp_path, capsys, monkeypatch):
+    """Memory that ran short holding the photos named train.batch_size and data.image_size, which change nothing
+    there; data.preload = false does."""
+    from trainer.data.folder import Preloaded
+
+    read = Preloaded.read
+    calls = []
+
+    def short_of_memory(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise MemoryError("Unable to allocate 137. MiB for an array with shape (6000, 8000, 3) and data type "
+                              "uint8")
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(Preloaded, "read", staticmethod(short_of_memory))
+    _, line = fit_main(capsys, "--data", str(photos[0]), "--out", str(tmp_path / "run"), "--steps", "2",
+                       "--set", "data.preload=true", "--set", "data.num_workers=0")
+    assert line.startswith("error: data.preload: memory ran short holding 3 of the "), line
+    assert "set data.preload = false" in line and "Unable to allocate 137. MiB" in line
+    assert "train.batch_size" not in line and "data.image_size" not in line
+
+
 def test_a_refused_resume_of_an_older_checkpoint_moves_nothing(shift_set, tmp_path, capsys):
     """The finished-run check came after the later checkpoints and best/ had been set aside."""
     from trainer.fit import train

@@ -134,7 +134,15 @@ class FolderDataset(HarmonizationDataset):
         total = 0
         bar = tqdm(photos, desc="preloading photos", unit="photo", leave=False, disable=not progress)
         for i, photo in enumerate(bar, 1):
-            loaded[photo] = Preloaded.read(photo, masks[photo], self.reference_size)
+            try:
+                loaded[photo] = Preloaded.read(photo, masks[photo], self.reference_size)
+            except MemoryError as exc:  # the photos held so far filled it: a smaller batch would not help
+                loaded.clear()
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ValueError(
+                    f"data.preload: memory ran short holding {i - 1} of the {len(photos)} photos of "
+                    f"{self.description} ({total / 2**30:.1f} GB; {first}); set data.preload = false to read "
+                    "each photo when it is drawn") from None
             total += loaded[photo].nbytes
             if i == min(PRELOAD_PROBE, len(photos)) and room and total / i * len(photos) > room / 2:
                 raise ValueError(
