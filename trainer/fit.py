@@ -422,6 +422,9 @@ def peer_message(exc: BaseException) -> str:
 
 def memory_message(exc: BaseException) -> str:
     first = (user_message(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if getattr(exc, "while_validating", False):
+        return (f"not enough memory while validating ({first}): lower train.val_batch_size (a resumed run takes the "
+                "change), or data.image_size (a new run only)")
     return (f"not enough memory ({first}): lower train.batch_size, raising train.grad_accum as much to keep the "
             "samples per step (a resumed run takes the change), or data.image_size (a new run only)")
 

@@ -393,7 +393,11 @@ class TrainingLoop:
         res = None
         self.check_loss()
         if self.env.main:
-            res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.amp)
+            try:
+                res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.amp)
+            except (RuntimeError, MemoryError) as exc:  # memory: train.val_batch_size is the setting, not batch_size
+                exc.while_validating = True
+                raise
             self.log.write({"type": "val", "step": self.pos.step, **res}, curves=True)
         unreadable = self.env.from_main(res is not None and not res["n"] and res["skipped"])
         if unreadable:  # every rank stops, with the same message

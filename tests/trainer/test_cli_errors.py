@@ -217,6 +217,23 @@ def test_running_out_of_memory_names_the_settings_that_use_it(shift_set, tmp_pat
     assert all(key in line for key in ("train.batch_size", "data.image_size", "train.grad_accum")), line
 
 
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   MemoryError()])
+def test_running_out_of_memory_while_validating_names_val_batch_size(shift_set, tmp_path, capsys, monkeypatch,
+                                                                     error):
+    """Validation batches are train.val_batch_size samples: the line named train.batch_size, which is not."""
+    import trainer.loop
+
+    def no_memory(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(trainer.loop, "validate", no_memory)
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(tmp_path / "run"), "--steps", "2",
+                       "--set", "train.val_every=1")
+    assert line.startswith("error: not enough memory while validating (") and "train.val_batch_size" in line, line
+    assert "train.batch_size" not in line and "train.grad_accum" not in line
+
+
 def test_running_out_of_memory_while_preloading_names_data_preload(photos, tmp_path, capsys, monkeypatch):
     """Memory that ran short holding the photos named train.batch_size and data.image_size, which change nothing
     there; data.preload = false does."""
