@@ -834,17 +834,31 @@ def harmonize(args: argparse.Namespace) -> int:
     return 0
 
 
+# torch's words (CPU, CUDA, NCCL), numpy's, errno 12's, and a MemoryError a data-loader worker passed on
+_NO_MEMORY = re.compile(r"out of memory|can't allocate memory|Cannot allocate memory|Unable to allocate|"
+                        r"Caught \w*MemoryError ")
+
+
 def out_of_memory(error: BaseException) -> bool:
-    """A CPU or GPU allocation that failed (torch says so in a RuntimeError: CUDA's is a subclass of it)."""
-    text = str(error)
-    return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+    """A CPU or GPU allocation that failed (torch says so in a RuntimeError: CUDA's is a subclass of it; a
+    data-loader worker's MemoryError comes as a RuntimeError that quotes it)."""
+    return isinstance(error, MemoryError) or _NO_MEMORY.search(str(error)) is not None
+
+
+def error_line(error: BaseException) -> str:
+    """The error's first line, or the wrapped error's own message where a data-loader worker passed it on
+    ("Caught X in DataLoader worker process 0. Original Traceback ... X: message")."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        return text.splitlines()[-1].split(": ", 1)[-1]
+    return (text.splitlines() or [type(error).__name__])[0]
 
 
 def _memory_advice(error: BaseException) -> BaseException:
     """An allocation failure as a ValueError that says what to do; any other error as it is."""
     if not out_of_memory(error):
         return error
-    first = (str(error).splitlines() or [type(error).__name__])[0]
+    first = error_line(error)
     return ValueError(f"not enough memory for this picture ({first}): close other programs, or resize it")
 
 

@@ -43,7 +43,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import write_atomic_text
-from phnet.cli import out_of_memory
+from phnet.cli import error_line, out_of_memory
 from phnet.config import MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
@@ -552,7 +552,7 @@ def main(argv=None) -> int:
     except (RuntimeError, MemoryError) as exc:
         if not out_of_memory(exc):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = error_line(exc)
         fix = ("give a smaller --working-size, or a fixed --resolution" if args.resolution == "native" else
                "lower --batch-size or --resolution")
         print(f"error: not enough memory ({first}): {fix}", file=sys.stderr)

@@ -690,3 +690,31 @@ def test_a_float_composite_is_noted_as_written_at_8_bits_and_one_of_0_255_is_nam
     Image.fromarray(grey, "F").save(tmp_path / "nan.tif")
     with pytest.raises(SystemExit, match=r"nan.tif holds NaN or infinite values"):
         _harmonize(tmp_path / "nan.tif", tmp_path / "mask.png", "-o", tmp_path / "q.png", "--weights", tiny_folder)
+
+
+WORKER_NO_MEMORY = ("Caught MemoryError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                    '  File "fetch.py", line 52, in fetch\n    data = [self.dataset[idx] for idx in indices]\n'
+                    "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 137. MiB for an array with shape "
+                    "(6000, 8000, 3) and data type uint8")
+
+
+@pytest.mark.parametrize("error, expected", [
+    (RuntimeError(WORKER_NO_MEMORY), True),  # numpy's MemoryError in a data-loader worker, passed on
+    (MemoryError("Unable to allocate 137. MiB for an array with shape (6000, 8000, 3) and data type uint8"), True),
+    (OSError(12, "Cannot allocate memory"), True),  # errno 12: a fork or mmap that failed
+    (RuntimeError("NCCL error: unhandled cuda error, NCCL version 2.21.5\nCuda failure 'out of memory'"), True),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 6442450944 bytes"), True),
+    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),  # a bug, not a full memory
+    (RuntimeError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                  "ValueError: memory layout not supported"), False),
+])
+def test_out_of_memory_knows_each_allocation_failure(error, expected):
+    """A worker's numpy MemoryError came as a RuntimeError 'Caught MemoryError ... Unable to allocate': not known."""
+    assert cli.out_of_memory(error) is expected
+
+
+def test_error_line_is_the_wrapped_error_s_own_message():
+    assert cli.error_line(RuntimeError(WORKER_NO_MEMORY)) == ("Unable to allocate 137. MiB for an array with shape "
+                                                            "(6000, 8000, 3) and data type uint8")
+    assert cli.error_line(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")) == "CUDA out of memory."
+    assert cli.error_line(MemoryError()) == "MemoryError"

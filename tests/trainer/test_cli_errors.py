@@ -203,6 +203,8 @@ def test_a_data_folder_that_vanishes_mid_run(tmp_path, capsys, monkeypatch, poli
                  "to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)"),
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 8 GiB"),
     MemoryError(),
+    RuntimeError("Caught MemoryError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                 "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 137. MiB for an array"),
 ])
 def test_running_out_of_memory_names_the_settings_that_use_it(shift_set, tmp_path, capsys, monkeypatch, error):
     """An allocation that failed ended the run in a traceback with exit code 1."""

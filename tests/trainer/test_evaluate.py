@@ -135,7 +135,10 @@ def test_settings_that_cannot_be_used_are_refused_before_any_work(tmp_path, caps
 @pytest.mark.parametrize("error", [RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
                                                  "6442450944 bytes"),
                                     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-                                    MemoryError()])
+                                    MemoryError(),
+                                    RuntimeError("Caught MemoryError in DataLoader worker process 0.\nOriginal "
+                                                 "Traceback (most recent call last):\nnumpy._core._exceptions."
+                                                 "_ArrayMemoryError: Unable to allocate 137. MiB for an array")])
 @pytest.mark.parametrize("resolution, fix", [("32", "lower --batch-size or --resolution"),
                                              ("native", "give a smaller --working-size")])
 def test_running_out_of_memory_names_the_options_that_use_it(landscapes, tmp_path, capsys, monkeypatch, error,
@@ -152,6 +155,7 @@ def test_running_out_of_memory_names_the_options_that_use_it(landscapes, tmp_pat
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("error: not enough memory (") and fix in err.splitlines()[-1]
+    assert "DataLoader worker" not in err and ("Unable to allocate 137. MiB" in err) == ("Caught" in str(error))
 
 
 def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
