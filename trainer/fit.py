@@ -393,10 +393,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     except (RuntimeError, MemoryError, *USER_ERRORS) as exc:
-        if world > 1 and lost_a_peer(exc):
+        if out_of_memory(exc) and not isinstance(exc, ValueError):  # a ValueError says what to do itself
+            message = memory_message(exc)  # also NCCL's own allocation failing, which is not another process's
+        elif world > 1 and lost_a_peer(exc):
             message = peer_message(exc)
-        elif out_of_memory(exc) and not isinstance(exc, ValueError):  # a ValueError says what to do itself
-            message = memory_message(exc)
         elif isinstance(exc, USER_ERRORS):
             message = user_message(exc)
         else:

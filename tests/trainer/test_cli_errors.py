@@ -219,6 +219,26 @@ def test_running_out_of_memory_names_the_settings_that_use_it(shift_set, tmp_pat
     assert all(key in line for key in ("train.batch_size", "data.image_size", "train.grad_accum")), line
 
 
+def test_a_process_s_own_nccl_memory_failure_is_not_blamed_on_another(monkeypatch, capsys):
+    """NCCL's DistBackendError for this process's own allocation was read as a lost peer: 'another process of this
+    run stopped'."""
+    from trainer import fit
+
+    def nccl_out_of_memory(args):
+        raise torch.distributed.DistBackendError(
+            "NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error (run with NCCL_DEBUG=INFO for details), "
+            "NCCL version 2.21.5\nncclUnhandledCudaError: Call to CUDA function failed.\nLast error:\n"
+            "Cuda failure 'out of memory'")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(fit, "run_cli", nccl_out_of_memory)
+    assert fit.main(["--config", "tiny_cpu"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: process 1 of 2: not enough memory (NCCL error in:") and "train.batch_size" in line
+    assert "another process" not in line
+
+
 @pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
                                    MemoryError()])
 def test_running_out_of_memory_while_validating_names_val_batch_size(shift_set, tmp_path, capsys, monkeypatch,
