@@ -35,7 +35,8 @@ from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt
 from trainer.config import load_config, to_json
-from trainer.data import build_dataset, check_data_folders, collate, data_kind, split_settings
+from trainer.data import (build_dataset, check_data_folders, collate, data_kind, split_settings,
+                          trained_photos_held_out)
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
 from trainer.distributed import Dist, EpochBatches, seed_everything
@@ -140,7 +141,8 @@ def open_run(cfg: dict, env: Dist, run: RunFolder, resume, overwrite: bool) -> t
                 print(f"[trainer] {resume_dir} records no trainer config: cannot check what changed",
                       file=sys.stderr)
             else:
-                changes = check_resume_config(old, cfg, resume_dir, split_settings(cfg["data"]))
+                changes = check_resume_config(old, cfg, resume_dir, split_settings(cfg["data"]),
+                                              held_out=lambda: trained_photos_held_out(old["data"], cfg["data"]))
     except BaseException as exc:
         env.from_main(("error", f"{type(exc).__name__}: {exc}"))
         raise

@@ -4,8 +4,10 @@ The network and what its weights or optimizer state mean are fixed for the life 
 the ``[model]`` table, the working size (``data.image_size``), ``train.optimizer`` and
 ``train.freeze_dead_modules`` (which parameters the optimizer holds); so are the data settings
 that decide which photos are trained on and which are held out (``trainer.data.split_settings``:
-a photo folder's ``test_fraction``, ``val_fraction`` and whether it has a ``val_root``). Changing one of them is
-an error that names it (start a new run with ``model.init_from`` instead). Everything else is
+a photo folder's ``test_fraction``, ``val_fraction`` and whether it has a ``val_root``) as far as they would
+hold out a photo already trained on: for a photo folder whose old splits can be listed, the splits themselves
+decide (``trainer.data.trained_photos_held_out``). Such a change is an error that names it (start a new run with
+``model.init_from`` instead). Everything else is
 applied from the new config - learning rate, betas, weight decay, steps, schedule, batch
 size, data, losses, intervals - and listed in the log's ``resume`` event, so the recorded
 ``run_config.json`` is always the config in use.
@@ -41,6 +43,8 @@ def is_fixed(key: str) -> bool:
     return key.split(".", 1)[0] in FIXED_SECTIONS or key in FIXED_KEYS
 
 
+# data settings besides the split settings that choose the photos of each split (another folder, masks elsewhere)
+PHOTO_KEYS = ("data.kind", "data.mask_dir", "data.val_root", "data.val_mask_dir")
 # data settings that leave the validation composites, and so its scores, as they were (training only)
 SAME_VALIDATION = {"data.num_workers", "data.preload", "data.hflip", "data.crop_scale", "data.on_bad_sample",
                    "data.max_bad_in_a_row", "data.synthesis.on_device", "data.synthesis.photo_recolour",
@@ -73,23 +77,33 @@ def _synthesis_key(key: str) -> bool:
     return key in SYNTHESIS_KEYS or key.startswith("data.synthesis.")
 
 
-def check_resume_config(old: dict, new: dict, checkpoint, split_keys=()) -> dict[str, tuple]:
+def check_resume_config(old: dict, new: dict, checkpoint, split_keys=(), held_out=None) -> dict[str, tuple]:
     """The changes the resume will apply; raise ResumeConfigError for changes it cannot make. ``split_keys``: the
     data settings that decide which photos are trained on and which held out (``trainer.data.split_settings``);
-    of ``data.val_root`` only whether it is set decides that."""
+    of ``data.val_root`` only whether it is set decides that. ``held_out``: called where one of them or a folder
+    of ``PHOTO_KEYS`` changed, it lists the photos trained on that the new config holds out
+    (``trainer.data.trained_photos_held_out``), which then decides alone; None where it cannot tell."""
     changes = config_changes(old, new)
     if "data.image_size" in changes and _working_size(old) == _working_size(new):  # 0 (the model's) or the same
         del changes["data.image_size"]
     fixed = {k: v for k, v in changes.items() if is_fixed(k)}
     moved = {k: (a, b) for k, (a, b) in changes.items()
              if k in split_keys and (k != "data.val_root" or bool(a) != bool(b))}
+    photos = None
+    if held_out is not None and any(k in split_keys or k in PHOTO_KEYS for k in changes):
+        photos = held_out()
+    if photos is not None:  # the splits themselves say which photos move: none trained on held out is fine
+        moved = {k: v for k, v in changes.items() if k in split_keys or k in PHOTO_KEYS} if photos else {}
     if fixed or moved:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in {**fixed, **moved}.items())
         why = []
         if fixed:
             why.append("A run keeps its [model] table, working size (data.image_size), optimizer type and frozen "
                        "parameters.")
-        if moved:
+        if moved and photos:
+            why.append(f"A run keeps the photos of each split: {len(photos)} of the photos it has trained on would "
+                       f"be held out (first: {photos[0]}), scored as unseen ones and choosing best/.")
+        elif moved:
             why.append("A run keeps the photos of each split: photos it has trained on would be held out, scored as "
                        "unseen ones and choosing best/.")
         raise ResumeConfigError(

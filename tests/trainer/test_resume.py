@@ -82,6 +82,47 @@ def test_resume_refuses_a_change_that_moves_photos_between_the_splits(photos, tm
     assert not (out / "checkpoints" / "step-00000004").exists()
 
 
+@pytest.mark.parametrize("before, after", [({"val_fraction": 0.3}, {"val_fraction": 0.05}),
+                                           ({"test_fraction": 0.3}, {"test_fraction": 0.1}),
+                                           ({}, {"val_root": "held"})])
+def test_resume_takes_a_split_change_that_holds_out_no_photo_trained_on(photos, tmp_path, before, after):
+    """A lower fraction, or a val_root given, moves only held-out photos into training: such resumes were refused
+    as holding out photos the run had trained on."""
+    from procedural_portraits import write_photos
+
+    from trainer.fit import train
+
+    held = tmp_path / "held"
+    write_photos(held, 3, seed=9)
+    after = {k: str(held) if k == "val_root" else v for k, v in after.items()}
+    out = tmp_path / "run"
+    train(photo_cfg(photos, out, **before), progress=False)
+    cfg = photo_cfg(photos, out, **{**before, **after})
+    cfg["train"]["steps"] = 4
+    train(cfg, resume=True, progress=False)
+    resume = [r for r in read_log(out) if r.get("event") == "resume"][0]
+    assert all(f"data.{k}" in resume["changed"] for k in after)
+    assert (out / "checkpoints" / "step-00000004").exists()
+
+
+def test_a_split_change_is_judged_by_the_settings_where_the_old_folder_is_gone(photos, tmp_path):
+    """Without the old photos the old splits cannot be listed: a changed fraction is refused as before."""
+    import shutil
+
+    from trainer.fit import train
+    from trainer.resume import ResumeConfigError
+
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    shutil.copytree(photos[0], first)
+    out = tmp_path / "run"
+    train(photo_cfg((first, photos[1]), out, val_fraction=0.3), progress=False)
+    first.rename(moved)
+    cfg = photo_cfg((moved, photos[1]), out, val_fraction=0.05)
+    cfg["train"]["steps"] = 4
+    with pytest.raises(ResumeConfigError, match="changed data.val_fraction .*photos it has trained on.*--init-from"):
+        train(cfg, resume=True, progress=False)
+
+
 def test_split_settings_are_those_that_move_photos_of_that_data_set(photos, shift_set, tmp_path):
     from trainer.data import split_settings
     from trainer.resume import check_resume_config

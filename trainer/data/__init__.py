@@ -26,7 +26,8 @@ from trainer.data.synthesis import SynthesisOptions, sample_strength, synthesize
 KINDS = ("auto", "iharmony", "ffhqh", "folder")
 FOLDER_SETTINGS = ("root", "mask_dir", "val_root", "val_mask_dir", "ffhq_root")  # [data] keys naming a folder
 
-__all__ = ["build_dataset", "check_data_folders", "detect_kind", "data_kind", "split_settings", "collate",
+__all__ = ["build_dataset", "check_data_folders", "detect_kind", "data_kind", "split_settings",
+           "trained_photos_held_out", "collate",
            "BadSampleError", "Record", "HarmonizationDataset", "IHarmony4Dataset", "FFHQHDataset", "FolderDataset",
            "SynthesisOptions", "synthesize", "sample_strength", "KINDS"]
 
@@ -82,6 +83,45 @@ def split_settings(data: dict) -> tuple[str, ...]:
     if is_pool(root) and not data.get("mask_dir"):
         return ()
     return ("data.test_fraction", "data.val_root") + (() if data.get("val_root") else ("data.val_fraction",))
+
+
+def trained_photos_held_out(old: dict, new: dict) -> list[Path] | None:
+    """The photos the old ``[data]`` table of a photo folder trains on and does not hold out that the new one
+    holds out for validation or testing, by resolved path (a root given as another path, or moved to the folder
+    above, is compared photo by photo); None where the splits of either cannot be listed (a folder gone, a
+    set of another kind, a pool read by its split folders)."""
+    try:
+        before, after = _split_photos(old), _split_photos(new)
+    except (OSError, ValueError):
+        return None
+    if before is None or after is None:
+        return None
+    trained = before["train"] - before["val"] - before["test"]  # a folder of a single photo serves every split
+    return sorted((after["val"] | after["test"]) & trained)
+
+
+def _split_photos(data: dict) -> dict[str, set[Path]] | None:
+    """Each split's photos (resolved paths) of the photo folder ``data`` describes, as ``build_dataset`` reads
+    them; None for another kind of set, and for a pool read by its split folders."""
+    import warnings
+
+    root = configured_folder(data, "root")
+    if data_kind(data) != "folder" or (is_pool(root) and not data.get("mask_dir")):
+        return None
+    plain = {**data, "max_samples": 0, "preload": False, "kind": "folder"}
+    out = {}
+    with warnings.catch_warnings():  # photos without masks: the run itself warns
+        warnings.simplefilter("ignore")
+        for split in ("train", "val", "test"):
+            try:
+                ds = build_dataset(plain, split, image_size=256, progress=False, report=False)  # any size
+            except ValueError as exc:
+                if not str(exc).startswith(f"the {split} split of "):  # not an empty split
+                    raise
+                out[split] = set()
+                continue
+            out[split] = {Path(r.real).resolve() for r in ds.records}
+    return out
 
 
 def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
