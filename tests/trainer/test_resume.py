@@ -123,6 +123,32 @@ def test_a_split_change_is_judged_by_the_settings_where_the_old_folder_is_gone(p
         train(cfg, resume=True, progress=False)
 
 
+@pytest.mark.parametrize("moved", [True, False])
+def test_a_data_root_moved_to_the_folder_above_is_refused_where_it_holds_out_photos_trained_on(tmp_path, moved):
+    """Trained on parent/photos, resumed with --data parent: the photos' names under the root changed, so did
+    their splits, and photos trained on were scored as validation photos without a word. The same folder by
+    another path (a link) is the same photos and resumes."""
+    from procedural_portraits import write_photos
+
+    from trainer.fit import train
+    from trainer.resume import ResumeConfigError
+
+    parent = tmp_path / "parent"
+    write_photos(parent / "photos", 24, seed=4)
+    (tmp_path / "link").symlink_to(parent / "photos")
+    out = tmp_path / "run"
+    train(resumed_cfg(parent / "photos", out, steps=2), progress=False)
+    cfg = resumed_cfg(parent if moved else tmp_path / "link", out, steps=4)
+    if moved:
+        with pytest.raises(ResumeConfigError, match=r"changed data.root .*of the photos it has trained on would be "
+                                                    r"held out \(first: .*parent/photos/.*--init-from"):
+            train(cfg, resume=True, progress=False)
+        assert not (out / "checkpoints" / "step-00000004").exists()
+    else:
+        train(cfg, resume=True, progress=False)
+        assert (out / "checkpoints" / "step-00000004").exists()
+
+
 def test_split_settings_are_those_that_move_photos_of_that_data_set(photos, shift_set, tmp_path):
     from trainer.data import split_settings
     from trainer.resume import check_resume_config
