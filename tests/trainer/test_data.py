@@ -132,6 +132,25 @@ def test_a_spread_sample_keeps_its_names_when_a_name_is_added_before_them():
     assert len(before & after) >= 39  # at most the one that the new name displaced
 
 
+def test_a_spread_sample_loses_at_most_one_name_to_a_name_added_and_none_to_one_removed():
+    """As trainer/README.md says: with a fixed count a name added may take the place of one chosen (the README said
+    an addition left the others chosen)."""
+    from trainer.data.common import spread_sample
+
+    names = [f"p{i:03d}.png" for i in range(1, 120)]
+    chosen = {names[i] for i in spread_sample(names, 20)}
+    displaced = []
+    for new in (f"q{i:03d}.png" for i in range(200)):
+        grown = sorted(names + [new])
+        after = {grown[i] for i in spread_sample(grown, 20)}
+        assert len(chosen - after) <= 1 and (new in after or after == chosen)
+        displaced += sorted(chosen - after)
+    assert displaced  # some addition does take a chosen name's place
+    for gone in names:
+        kept = [n for n in names if n != gone]
+        assert chosen - {gone} <= {kept[i] for i in spread_sample(kept, 20)}
+
+
 def test_a_padded_evaluation_sample_says_where_its_picture_is(tmp_path):
     from procedural_portraits import write_photos
 

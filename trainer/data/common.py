@@ -206,7 +206,8 @@ def spread_sample(names: list[str], limit: int) -> list[int]:
     """The indices of ``limit`` of ``names``, in their order, chosen by a stable hash of each name and how many
     equal names come before it (``val_copies`` repeats them): the same on every run, rank and machine, drawn
     from the whole list (its first ``limit`` would be one subset of an iHarmony4 set, HCOCO, or one corner of a
-    folder), and a name added or removed leaves the others chosen as they were."""
+    folder), and a name added changes at most one of the others chosen (it may take that one's place), a name
+    removed none."""
     if limit <= 0 or limit >= len(names):
         return list(range(len(names)))
     seen: dict[str, int] = {}
