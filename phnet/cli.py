@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -835,14 +836,22 @@ def harmonize(args: argparse.Namespace) -> int:
 
 
 # torch's words (CPU, CUDA, NCCL), numpy's, errno 12's, and a MemoryError a data-loader worker passed on
-_NO_MEMORY = re.compile(r"out of memory|can't allocate memory|Cannot allocate memory|Unable to allocate|"
-                        r"Caught \w*MemoryError ")
+_NO_MEMORY = re.compile(r"out of memory|can't allocate memory")  # CUDA's, NCCL's; torch's CPU allocator's
+_WORKER_NO_MEMORY = re.compile(r"Caught \w*MemoryError in DataLoader worker")  # (numpy's _ArrayMemoryError too)
 
 
 def out_of_memory(error: BaseException) -> bool:
-    """A CPU or GPU allocation that failed (torch says so in a RuntimeError: CUDA's is a subclass of it; a
-    data-loader worker's MemoryError comes as a RuntimeError that quotes it)."""
-    return isinstance(error, MemoryError) or _NO_MEMORY.search(str(error)) is not None
+    """A CPU or GPU allocation that failed: a MemoryError, an OSError of errno ENOMEM, or torch's RuntimeError
+    saying so (CUDA's is a subclass of it). A data-loader worker's error comes as a RuntimeError quoting its
+    traceback: it counts by what the worker caught, not by the words of the code it quotes."""
+    if isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno == errno.ENOMEM):
+        return True
+    if not isinstance(error, RuntimeError):
+        return False
+    text = str(error)
+    if "Original Traceback" in text:
+        return _WORKER_NO_MEMORY.match(text) is not None or _NO_MEMORY.search(error_line(error)) is not None
+    return _NO_MEMORY.search(text) is not None
 
 
 def error_line(error: BaseException) -> str:

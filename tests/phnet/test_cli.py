@@ -707,6 +707,12 @@ WORKER_NO_MEMORY = ("Caught MemoryError in DataLoader worker process 0.\nOrigina
     (RuntimeError("CUDA error: an illegal memory access was encountered"), False),  # a bug, not a full memory
     (RuntimeError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
                   "ValueError: memory layout not supported"), False),
+    # words of an allocation failure in another error's text: a file's name, a quoted line of code, a peer's
+    (FileNotFoundError(2, "No such file or directory", "/data/out of memory/x.png"), False),
+    (RuntimeError("unexpected value in manifest.json: 'Unable to allocate' is not a builder"), False),
+    (RuntimeError("Caught KeyError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                  "    raise MemoryError('Cannot allocate memory')  # out of memory\nKeyError: 'mask'"), False),
+    (RuntimeError("rank 0 could not open the run folder: OSError: [Errno 12] Cannot allocate memory"), False),
 ])
 def test_out_of_memory_knows_each_allocation_failure(error, expected):
     """A worker's numpy MemoryError came as a RuntimeError 'Caught MemoryError ... Unable to allocate': not known."""
