@@ -123,6 +123,14 @@ def test_a_split_change_is_judged_by_the_settings_where_the_old_folder_is_gone(p
         train(cfg, resume=True, progress=False)
 
 
+def test_an_old_data_table_today_s_code_cannot_build_leaves_the_splits_unlisted(photos):
+    """A setting since removed from [data.synthesis] ended the resume in a TypeError's traceback."""
+    from trainer.data import trained_photos_held_out
+
+    data = {"root": str(photos[0]), "mask_dir": str(photos[1]), "val_fraction": 0.05}
+    assert trained_photos_held_out({**data, "synthesis": {"old_knob": 1}}, {**data, "val_fraction": 0.5}) is None
+
+
 @pytest.mark.parametrize("moved", [True, False])
 def test_a_data_root_moved_to_the_folder_above_is_refused_where_it_holds_out_photos_trained_on(tmp_path, moved):
     """Trained on parent/photos, resumed with --data parent: the photos' names under the root changed, so did
