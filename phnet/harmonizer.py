@@ -209,9 +209,22 @@ class Harmonizer:
     def model(self, model: PHNet) -> None:
         """Another model (or the same one after changing its weights under torch.inference_mode, which keeps no
         version count) is folded into the inference network again: a model put in place was never run."""
+        if not isinstance(model, PHNet):
+            inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+            hint = f" (its .{'module' if hasattr(model, 'module') else '_orig_mod'} is one: give that)" \
+                if isinstance(inner, PHNet) else ""
+            raise ValueError(f"a Harmonizer's model must be a phnet.PHNet, got {type(model).__name__}{hint}; load one "
+                             "with phnet.weights.load_model or Harmonizer.from_pretrained(...).model")
+        previous = getattr(self, "_model", None)
         # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
         self._model = model.eval().to(self.device, torch.float32)
-        self._set_network()
+        try:
+            self._set_network()
+        except BaseException:  # the model it had stays, and runs
+            if previous is not None:
+                self._model = previous
+                self._set_network()
+            raise
 
     def _warn_if_slow(self) -> None:
         reason = slow_on(self.dtype, self.device)
@@ -224,16 +237,19 @@ class Harmonizer:
         self._graphs = GraphCache(self._estimate) if self.cuda_graphs and self.device.type == "cuda" else None
         self._weights_seen = self._weights_version()
 
-    def _weights_version(self) -> tuple[int, ...]:
-        # weights made under torch.inference_mode (ComfyUI loads models so) keep no version count: -1
-        return tuple(-1 if t.is_inference() else t._version for t in (*self.model.parameters(), *self.model.buffers()))
+    def _weights_version(self) -> tuple:
+        # weights made under torch.inference_mode (ComfyUI loads models so) keep no version count: -1. A cast or a
+        # move (.half(), .to(...)) puts new tensors in place: their storage and dtype tell
+        return tuple((-1 if t.is_inference() else t._version, t.dtype, t.device, t.data_ptr())
+                     for t in (*self.model.parameters(), *self.model.buffers()))
 
     def _check_weights(self) -> None:
         """The inference network folds some of the model's weights into its own: weights changed in place since
-        (``harmonizer.model.load_state_dict``) are folded again, so no call mixes old and new ones. Weights made
-        under torch.inference_mode keep no version count: after changing those, assign ``harmonizer.model``."""
+        (``harmonizer.model.load_state_dict``), or cast or moved (``harmonizer.model.half()``), are taken again, so
+        no call mixes old and new ones. Weights made under torch.inference_mode keep no version count: after
+        changing those in place, assign ``harmonizer.model``."""
         if self._weights_version() != self._weights_seen:
-            self._set_network()
+            self.model = self._model
 
     @property
     def config(self) -> PHNetConfig:

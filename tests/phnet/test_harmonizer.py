@@ -847,6 +847,38 @@ def test_a_model_put_in_place_is_the_one_used(tiny_config):
         assert np.array_equal(h(image, mask, threshold=0), expected)
 
 
+def test_a_model_that_is_no_phnet_is_refused_and_the_one_there_stays(tiny_model):
+    """A wrapped model (DDP's .module) raised a bare AttributeError, and the Harmonizer was broken after it."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    before = h(image, mask, threshold=0)
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    for other, hint in ((Wrapped(tiny_model), r"\(its .module is one: give that\)"), (None, "got NoneType")):
+        with pytest.raises(ValueError, match=rf"model must be a phnet.PHNet, .*{hint}"):
+            h.model = other
+        assert np.array_equal(h(image, mask, threshold=0), before)
+
+
+@pytest.mark.parametrize("cast", ["half", "double"])
+def test_a_model_cast_in_place_is_taken_again(tiny_model, cast):
+    """harmonizer.model.half() put new tensors in place, which the folded network did not see: the next call
+    failed in torch ('Input type (float) and bias type (c10::Half) should be the same')."""
+    import copy
+
+    h = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    getattr(h.model, cast)()
+    cast_back = Harmonizer(getattr(copy.deepcopy(tiny_model), cast)(), device="cpu", dtype="fp32")
+    assert np.array_equal(h(image, mask, threshold=0), cast_back(image, mask, threshold=0))
+
+
 def test_read_only_inputs_raise_no_warning(tiny_model):
     """np.asarray of a PIL image is read-only: torch warns about such arrays unless told they are only read."""
     import warnings
