@@ -536,11 +536,11 @@ class Harmonizer:
 
     @staticmethod
     def _check_threshold(threshold: float | None) -> float | None:
-        rule = "a number >= 0 (RMS, 0-255 units) or None for the weights' own"
+        rule = "a number from 0 to 255 (RMS, 0-255 units), as a config's is, or None for the weights' own"
         if threshold is None:
             return None
         value = as_number(threshold, "threshold", rule)
-        if not math.isfinite(value) or value < 0:
+        if not math.isfinite(value) or not 0 <= value <= 255:
             raise ValueError(f"threshold must be {rule}, got {threshold!r}")
         return value
 

@@ -423,8 +423,9 @@ def test_numbers_of_any_kind_are_options(harmonizer):
     for bad in (True, "0.5", np.bool_(True), torch.tensor([0.5, 0.5])):
         with pytest.raises(ValueError, match="strength must be a number"):
             harmonizer(img, m, strength=bad)
-    with pytest.raises(ValueError, match="threshold must be a number >= 0"):
-        harmonizer(img, m, threshold=np.float32(-1))
+    for bad in (np.float32(-1), 300):  # (300: past any RMS change, refused in a config too)
+        with pytest.raises(ValueError, match="threshold must be a number from 0 to 255"):
+            harmonizer(img, m, threshold=bad)
     with pytest.raises(ValueError, match="multiple of 8 from 16"):
         harmonizer(img, m, working_size=0)  # None is the weights' own size; 0 is no size
 
@@ -480,7 +481,7 @@ def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model
     assert half.kept == pytest.approx(0.5, abs=1e-4) and "held back by the do-no-harm threshold" in half.describe()
     frames = h.harmonize(image, mask, temporal=True).corrections
     assert len(frames) == 2 and all(c.unchanged for c in frames)
-    with pytest.raises(ValueError, match="threshold must be a number >= 0"):
+    with pytest.raises(ValueError, match="threshold must be a number from 0 to 255"):
         h.harmonize(image, mask, threshold=-1)
 
 
