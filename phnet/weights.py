@@ -366,6 +366,10 @@ def load_model(
     :func:`phnet.sources.resolve`. ``cache_dir``: the HF cache for Hub repos; for official names the
     folder (or list of folders, the first one written) where they are kept. ``progress(done, total)``
     follows an official download in bytes."""
+    if config is not None and not isinstance(config, PHNetConfig):
+        raise ValueError(f"config must be a phnet.PHNetConfig, got {type(config).__name__}: change the weights' own "
+                         "with dataclasses.replace(load_model(...).config, correction_threshold=0), or give a "
+                         "config.json beside the weights")
     found = sources.resolve(source, revision=revision)
     if found.kind == "official":
         folder = fetch_official(found.name, cache_dir, local_files_only=local_files_only, progress=progress)

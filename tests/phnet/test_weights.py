@@ -1188,3 +1188,9 @@ def test_fp8_weights_load_and_save(tiny_model, tmp_path):
         next(tiny_model.parameters()).view(-1)[0] = 1000.0  # past fp8's 448: saturated there, said nothing
     with pytest.raises(ValueError, match="beyond what torch.float8_e4m3fn can store"):
         save_pretrained(tiny_model, tmp_path / "too-big", dtype=fp8)
+
+
+def test_a_config_given_as_a_dict_is_refused_by_name(tiny_folder):
+    """A config.json's dict gave "'dict' object has no attribute 'enc_sizes'"."""
+    with pytest.raises(ValueError, match=r"config must be a phnet.PHNetConfig, got dict: .*dataclasses.replace"):
+        load_model(tiny_folder, config={"correction_threshold": 0})
