@@ -105,7 +105,7 @@ def paste_subject(
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
     if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}.")
-    if not (math.isfinite(x) and math.isfinite(y)):
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
         raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r}).")
 
     bg, _ = image_to_array(background, "background")

@@ -146,6 +146,10 @@ def test_bad_arguments():
         paste_subject(_bg(), _subject(), subject_mask=np.ones((3, 3)))
     with pytest.raises(ValueError, match="background must be"):
         paste_subject(np.zeros((3, 40, 60, 3)), _subject())
+    for x in (None, "5", True, float("nan")):  # (None and "5" ended in a TypeError)
+        with pytest.raises(ValueError, match="x and y must be finite numbers"):
+            paste_subject(_bg(), _subject(), x=x)
+    assert paste_subject(_bg(), _subject(), x=np.int64(3), y=np.float32(2.5))[0].shape == _bg().shape
 
 
 def test_input_rules_are_those_of_the_boundary():
