@@ -226,6 +226,9 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    if directory.is_file() or (not directory.exists() and sources.is_weights_file(directory.name)):
+        raise ValueError(f"save_pretrained writes a folder (config.json + model.safetensors), and {directory} is a "
+                         f"{'file' if directory.is_file() else 'weights file name'}: give a folder")
     config_json = model.config.to_json()
     tensors = {}
     for k, v in model.state_dict().items():

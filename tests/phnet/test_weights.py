@@ -1194,3 +1194,12 @@ def test_a_config_given_as_a_dict_is_refused_by_name(tiny_folder):
     """A config.json's dict gave "'dict' object has no attribute 'enc_sizes'"."""
     with pytest.raises(ValueError, match=r"config must be a phnet.PHNetConfig, got dict: .*dataclasses.replace"):
         load_model(tiny_folder, config={"correction_threshold": 0})
+
+
+def test_save_pretrained_given_a_file_is_told_it_writes_a_folder(tiny_model, tmp_path):
+    """A name like weights.safetensors became a folder of that name; an existing file, a bare FileExistsError."""
+    (tmp_path / "taken.txt").write_text("x")
+    for target in (tmp_path / "weights.safetensors", tmp_path / "taken.txt"):
+        with pytest.raises(ValueError, match="save_pretrained writes a folder .*: give a folder"):
+            save_pretrained(tiny_model, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.txt"]
