@@ -209,22 +209,14 @@ class Harmonizer:
     def model(self, model: PHNet) -> None:
         """Another model (or the same one after changing its weights under torch.inference_mode, which keeps no
         version count) is folded into the inference network again: a model put in place was never run."""
-        if not isinstance(model, PHNet):
-            inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-            hint = f" (its .{'module' if hasattr(model, 'module') else '_orig_mod'} is one: give that)" \
-                if isinstance(inner, PHNet) else ""
+        if not isinstance(model, PHNet):  # (refused before anything changes: the model there stays, and runs)
+            inner = next((n for n in ("module", "_orig_mod") if isinstance(getattr(model, n, None), PHNet)), None)
+            hint = f" (its .{inner} is one: give that)" if inner else ""
             raise ValueError(f"a Harmonizer's model must be a phnet.PHNet, got {type(model).__name__}{hint}; load one "
                              "with phnet.weights.load_model or Harmonizer.from_pretrained(...).model")
-        previous = getattr(self, "_model", None)
         # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
         self._model = model.eval().to(self.device, torch.float32)
-        try:
-            self._set_network()
-        except BaseException:  # the model it had stays, and runs
-            if previous is not None:
-                self._model = previous
-                self._set_network()
-            raise
+        self._set_network()
 
     def _warn_if_slow(self) -> None:
         reason = slow_on(self.dtype, self.device)
@@ -971,12 +963,13 @@ class Harmonizer:
         threshold = self.threshold_for(threshold)
         if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
             return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
-        run = lambda fp32: self._run(lambda x, m: self.model.estimate(x, m, threshold=threshold),  # noqa: E731
-                                     image_sq, mask_sq, exact=True, fp32=fp32)  # the official tester's fp32
-        pred, correction_size, kept = run(False)
-        if self.dtype != torch.float32 and not bool(torch.isfinite(pred).all()):  # unless asked otherwise
+        def network(x, m):
+            return self.model.estimate(x, m, threshold=threshold)
+
+        pred, correction_size, kept = self._run(network, image_sq, mask_sq, exact=True)  # the official tester's
+        if self.dtype != torch.float32 and not bool(torch.isfinite(pred).all()):  # fp32, unless asked otherwise
             _low_precision_failed(self.dtype)
-            pred, correction_size, kept = run(True)
+            pred, correction_size, kept = self._run(network, image_sq, mask_sq, fp32=True)
         if self.config.output == "transform":  # the official pipeline has no transform head: apply it here
             pred = self.model.transform_output(image_sq, pred)
         blended = pred * mask_sq + image_sq * (1 - mask_sq)
@@ -1086,8 +1079,12 @@ def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) 
     under 0.5 everywhere is its region, not its one largest pixel (nor is it where one stronger speck of it, which
     the working size averages away, would raise the bar above the rest). Nothing is read back from the device."""
     coverage = downscale(mask[..., None], mask_peak, shape)
-    half = (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5)
-    return coverage, coverage >= half.to(coverage.device)
+    return coverage, coverage >= _subject_bar(coverage)
+
+
+def _subject_bar(coverage: torch.Tensor) -> torch.Tensor:
+    """Where a working-size ``coverage`` (0..1) counts as subject: half of full, or half its strongest value."""
+    return (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5).to(coverage.device)
 
 
 def _floats(out: Any) -> tuple[torch.Tensor, ...]:
@@ -1144,7 +1141,7 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
         # trace is under 1/64 of the subject's strongest (a matting model's or a JPEG mask's floor of 1/255)
         trace = (subject.amax().float() / 64).to(reference.device)
         coverage = downscale(subject[..., None], subject_peak, shape).to(reference.device)
-        half = (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5) * subject_peak
+        half = _subject_bar(coverage) * subject_peak
         weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], reference_peak,
                            shape)
         clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is,
