@@ -36,9 +36,9 @@ def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, tor
     suffix = path.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES:
         tensors, metadata = _read_safetensors(path, what)
-        return _without_ddp_prefix(tensors), metadata
+        return _without_wrapper_prefixes(tensors), metadata
     if suffix in PICKLE_SUFFIXES:
-        return _without_ddp_prefix(_state_dict(safe_torch_load(path, what), path, what)), {}
+        return _without_wrapper_prefixes(_state_dict(safe_torch_load(path, what), path, what)), {}
     raise ValueError(
         f"unsupported {what} file type {path.name!r}: use a .safetensors file, or a .pth state_dict "
         f"(accepted: {', '.join(WEIGHT_SUFFIXES)})"
@@ -131,17 +131,18 @@ def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
 
 
 _HOLDERS = ("model.", "net.", "network.", "phnet.", "sam.")  # a training module's attribute holding the model
+_WRAPPED = re.compile(r"^(?:module\.|_orig_mod\.)+")  # DDP's, torch.compile's
 
 
-def _without_ddp_prefix(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _without_wrapper_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A file saved from a wrapped model has its names under the wrappers': DDP's ``module.``, torch.compile's
     ``_orig_mod.``, an averaged model's (EMA: ``module.``, and its ``n_averaged`` count dropped), or a training
     module's attribute holding the whole model (Lightning's ``model.``: every name under it)."""
     if "n_averaged" in tensors and len(tensors) > 1 and all(k.startswith("module.") for k in tensors
                                                             if k != "n_averaged"):
         tensors = {k: v for k, v in tensors.items() if k != "n_averaged"}
-    tensors = {re.sub(r"^(?:module\.|_orig_mod\.)+", "", k): v for k, v in tensors.items()}
+    tensors = {_WRAPPED.sub("", k): v for k, v in tensors.items()}
     holder = next((h for h in _HOLDERS if tensors and all(k.startswith(h) for k in tensors)), None)
     if holder is not None:
-        tensors = {re.sub(r"^(?:module\.|_orig_mod\.)+", "", k[len(holder):]): v for k, v in tensors.items()}
+        tensors = {_WRAPPED.sub("", k[len(holder):]): v for k, v in tensors.items()}
     return tensors
