@@ -835,7 +835,6 @@ def harmonize(args: argparse.Namespace) -> int:
     return 0
 
 
-# torch's words (CPU, CUDA, NCCL), numpy's, errno 12's, and a MemoryError a data-loader worker passed on
 _NO_MEMORY = re.compile(r"out of memory|can't allocate memory")  # CUDA's, NCCL's; torch's CPU allocator's
 _WORKER_NO_MEMORY = re.compile(r"Caught \w*MemoryError in DataLoader worker")  # (numpy's _ArrayMemoryError too)
 
