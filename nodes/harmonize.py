@@ -7,7 +7,8 @@ import comfy.utils
 import torch
 
 from .loaders import make_room, phnet_memory
-from .masks import _plain, check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask, prepared
+from .masks import (check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask, plain_mask,
+                    prepared)
 
 
 def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
@@ -25,7 +26,7 @@ def _check_counts(node: str, image, unit: str, why: str = "", **masks) -> None:
     image), said here with the node's and the input's names, which the library's check does not know."""
     n = image.shape[0]
     for name, mask in masks.items():
-        count = mask_count(mask, image) if _plain(mask) is not None else None
+        count = mask_count(mask, image) if plain_mask(mask) is not None else None
         if count not in (None, 1, n):
             kind = "reference mask" if name == "reference_mask" else "mask"
             raise ValueError(f"{node}: '{name}' holds {count} {kind}s for {n} {unit}{'s' if n != 1 else ''}{why}: "

@@ -30,7 +30,7 @@ def _hw(t: torch.Tensor) -> tuple[int, int]:
     return int(t.shape[-2]), int(t.shape[-1])
 
 
-def _plain(mask):
+def plain_mask(mask):
     """A MASK as ComfyUI's H×W or B×H×W, from the B×1×H×W and B×H×W×1 some nodes emit; None if not a mask."""
     if not isinstance(mask, torch.Tensor):
         return None
@@ -60,7 +60,7 @@ def fitted(mask, image: torch.Tensor, name: str):
     the picture, when its aspect ratio is the picture's to within the rounding of a scale; anything else as it
     was, for the checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask).
     Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
-    plain = _plain(mask)
+    plain = plain_mask(mask)
     if plain is None or not isinstance(image, torch.Tensor) or image.ndim != 4:
         return mask, ""
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
@@ -131,7 +131,7 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
 def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
     """The size checks alone, for a mask that may rightly cover most of the picture (a reference region)."""
     check_image(image, node)
-    mask = _plain(mask)
+    mask = plain_mask(mask)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     mh, mw = _hw(mask)
@@ -194,7 +194,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     with ``clip`` a clip's frames, is judged as a whole: a subject may fill a picture or two (walking into the
     camera), which the library leaves as they were; it is refused when every mask is whole, or when one looks
     inverted (most, in a clip, where the subject may rightly fill much of a frame)."""
-    mask = _plain(mask)
+    mask = plain_mask(mask)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)
