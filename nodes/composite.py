@@ -57,8 +57,9 @@ class PHNetPasteSubject:
                 "subject_mask": ("MASK", {
                     "tooltip": "Mask of the subject inside the subject image (1 = keep), e.g. from 'PHNet SAM "
                                "Segment'. Without it an RGBA subject's alpha is the mask, and an RGB one is pasted "
-                               "whole, as a rectangle. It must be "
-                               "the subject image's size. LoadImage's MASK of an RGBA cut-out is 1 where it is "
+                               "whole, as a rectangle. It has the "
+                               "subject image's size (a mask of its shape at another size, made before an upscale, "
+                               "is resized to it). LoadImage's MASK of an RGBA cut-out is 1 where it is "
                                "transparent: put an InvertMask in between.",
                 }),
             },

@@ -112,7 +112,8 @@ class PHNetHarmonize:
         "Harmonizes the colours and lighting of the masked subject (mask = 1) to match the rest of the image "
         "with PHNet. Pixels outside the mask are returned unchanged. The network runs at its working resolution "
         "and the correction is applied at full resolution. A single mask is shared by a whole batch, and a single "
-        "image is harmonized once for each mask of a batch; the mask must have the image's size. An optional "
+        "image is harmonized once for each mask of a batch. The mask has the image's size (a mask of its shape at "
+        "another size, made before an upscale, is resized to it). An optional "
         "reference mask picks the part of the background to match."
     )
     CATEGORY = "PHNet"
