@@ -120,7 +120,7 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
         raise ValueError(f"{node}: '{name}' is an empty batch (0 images): the node before it produced no picture")
     if image.shape[-1] in (3, 4):
         return
-    if image.shape[1] in (1, 3, 4):
+    if image.shape[1] in (1, 3, 4) and image.shape[-1] != 1:  # B×H×W×1, a few rows tall, is a grey IMAGE
         raise ValueError(
             f"{node}: '{name}' is {tuple(image.shape)}, channels first (B×C×H×W); ComfyUI IMAGEs are B×H×W×C. "
             "The node that made it returns the wrong layout: permute it to B×H×W×C (e.g. image.permute(0, 2, 3, 1)) "
@@ -134,6 +134,8 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
     mask = plain_mask(mask)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
+    if mask.ndim == 3 and mask.shape[0] == 0:
+        raise ValueError(f"{node}: '{name}' is an empty batch (0 masks): the node before it produced no mask")
     mh, mw = _hw(mask)
     ih, iw = _image_hw(image)
     if (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) != (ih, iw):

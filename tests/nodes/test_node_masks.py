@@ -250,6 +250,15 @@ def test_image_layouts_and_types_a_custom_node_may_send(nodes, phnet_model, sam_
         nodes["PHNetHarmonize"].harmonize(phnet_model, image[:0], subject)
     with pytest.raises(ValueError, match="PHNet Paste Subject: 'subject' " + empty):
         nodes["PHNetPasteSubject"].paste(image, image[:0])
+    with pytest.raises(ValueError, match="PHNet Harmonize: 'mask' is an empty batch \\(0 masks\\)"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, subject[:0])
+    with pytest.raises(ValueError, match="PHNet Harmonize: 'reference_mask' is an empty batch \\(0 masks\\)"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, subject, reference_mask=subject[:0])
+    grey = image[:, :3].mean(-1, keepdim=True)  # B×H×W×1 three rows tall: a grey IMAGE, not channels first
+    strip = torch.zeros(1, 3, 64)
+    strip[:, :, 20:30] = 1
+    with pytest.raises(ValueError, match="the picture is 64×3 pixels: PHNet needs at least 8 on each side"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, grey, strip)
     with pytest.raises(ValueError, match="PHNet SAM Segment: 'image' is \\(1, 3, 48, 64\\), channels first"):
         nodes["PHNetSAMSegment"].segment(sam_model, image.permute(0, 3, 1, 2), box="10,5,50,40")
     with pytest.raises(ValueError, match="PHNet Paste Subject: 'background' is \\(1, 3, 48, 64\\), channels first"):
