@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import json
 import math
 from pathlib import Path
@@ -102,9 +103,10 @@ def deep_merge(base: dict, over: dict, *, strict: bool, where: str = "") -> dict
 
 def parse_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    return text if isinstance(value, (datetime.date, datetime.time)) else value  # a folder named by its date
 
 
 def parse_set(item: str) -> dict:

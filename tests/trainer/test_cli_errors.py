@@ -374,3 +374,11 @@ def test_ctrl_c_while_the_trainer_loads_ends_quietly(tmp_path):
     started.send_signal(signal.SIGINT)
     _, err = started.communicate(timeout=120)
     assert started.returncode in (130, 2) and "Traceback" not in err, err  # 2: it got as far as the data check
+
+
+def test_a_folder_named_by_a_date_is_a_folder(tmp_path, capsys):
+    """--set train.out_dir=2024-05-01 was read as a TOML date and refused as "must be a string", shown as one."""
+    from trainer.fit import main
+
+    assert main(["--config", "tiny_cpu", "--set", "train.out_dir=2024-05-01", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"]["out_dir"] == "2024-05-01"
