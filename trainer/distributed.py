@@ -25,6 +25,11 @@ class Dist:
         dev = usable_device(device_pref)
         if dev.type == "cuda":
             named = torch.device(device_pref).index if device_pref else None  # "cuda:1" names one GPU
+            if named is not None and self.world > 1:  # every process would take that one GPU, which NCCL refuses
+                raise ValueError(
+                    f"train.device {device_pref!r} names one GPU, but under torchrun each process takes the GPU of "
+                    "its local rank: use --device cuda (or leave train.device empty), and choose the GPUs with "
+                    "CUDA_VISIBLE_DEVICES")
             if named is None and self.local_rank >= torch.cuda.device_count():
                 raise ValueError(
                     f"this process is number {self.local_rank} on its machine, which has "
@@ -33,9 +38,14 @@ class Dist:
             dev = torch.device("cuda", self.local_rank if named is None else named)
             torch.cuda.set_device(dev)
         self.device = dev
+        self.control = None  # the group of the run's own messages and waits; None: the default group
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
                                     timeout=timedelta(minutes=timeout_minutes))
+        if self.world > 1 and dist.get_backend() == "nccl":
+            # NCCL's watchdog aborts a process whose collective waits past the timeout, with no Python error to
+            # name train.process_timeout_minutes; gloo raises one ("Timed out waiting")
+            self.control = dist.new_group(backend="gloo", timeout=timedelta(minutes=timeout_minutes))
 
     @property
     def main(self) -> bool:
@@ -43,23 +53,23 @@ class Dist:
 
     def barrier(self):
         if self.world > 1:
-            dist.barrier()
+            dist.barrier(group=self.control)
 
     def from_main(self, value):
         """Rank 0's ``value`` on every rank (a picklable object)."""
         if self.world == 1:
             return value
         box = [value]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, group=self.control)
         return box[0]
 
     def gather(self, values: tuple[int, ...]) -> list[list[int]]:
         """Every rank's ``values``, by rank; every rank calls this at the same point of the run."""
         if self.world == 1:
             return [list(values)]
-        mine = torch.tensor(values, dtype=torch.int64, device=self.device)
+        mine = torch.tensor(values, dtype=torch.int64)  # on the CPU, as the control group's gloo takes them
         boxes = [torch.empty_like(mine) for _ in range(self.world)]
-        dist.all_gather(boxes, mine)
+        dist.all_gather(boxes, mine, group=self.control)
         return [box.tolist() for box in boxes]
 
     def least(self, value: int) -> int:

@@ -88,3 +88,46 @@ def test_settings_ddp_would_stop_on_are_refused_before_the_run_folder_is_touched
     with pytest.raises(ValueError, match="find_unused_parameters = false"):
         fit.train(cfg, overwrite=True, progress=False)
     assert (out / "checkpoints" / "step-00000002").is_dir()
+
+
+def test_a_gpu_named_by_index_under_torchrun_is_refused(monkeypatch):
+    """--device cuda:0 under torchrun put every process on GPU 0: NCCL refused the duplicate GPU and each process
+    said only that another had stopped."""
+    import torch
+
+    from trainer.distributed import Dist
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"'cuda:0' names one GPU, but under torchrun .*CUDA_VISIBLE_DEVICES"):
+        Dist("cuda:0")
+
+
+def test_the_runs_own_messages_and_waits_go_through_the_control_group(monkeypatch):
+    """Under NCCL, a wait for process 0's validation past the timeout was aborted by NCCL's watchdog, with no
+    error naming train.process_timeout_minutes: the run's messages and waits go through a gloo group, on the CPU."""
+    import torch
+    import torch.distributed as dist
+
+    from trainer.distributed import Dist
+
+    env = Dist("cpu")
+    env.world, env.control = 2, object()
+    groups = []
+
+    def all_gather(boxes, mine, group=None):
+        groups.append(group)
+        assert mine.device.type == "cpu"
+        for box in boxes:
+            box.copy_(mine)
+
+    monkeypatch.setattr(dist, "all_gather", all_gather)
+    monkeypatch.setattr(dist, "barrier", lambda group=None: groups.append(group))
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, group=None: groups.append(group))
+    env.device = torch.device("meta")  # the training device plays no part
+    assert env.least(3) == 3 and env.from_main("x") == "x"
+    env.barrier()
+    assert groups == [env.control] * 3
