@@ -7,6 +7,7 @@ by the input rules) and go out as float32 H x W arrays in [0, 1].
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,14 @@ from .imageio import mask_to_array
 __all__ = ["gaussian_blur", "refine_mask", "mask_bbox"]
 
 
+def _number(value, what: str, low: float | None = None, high: float | None = None) -> float:
+    """``value`` as a float, or one ValueError saying what it must be."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{what}, got {value!r}.")
+    return float(value)
+
+
 def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
     radius = max(1, int(np.ceil(3.0 * sigma)))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -27,10 +36,11 @@ def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
 
 def gaussian_blur(mask_hw: Any, sigma: float) -> np.ndarray:
     """Separable gaussian blur of a H x W mask (edge pixels replicated), float32 out."""
+    sigma = _number(sigma, "sigma must be a number >= 0 (a blur sigma in pixels)", 0)
     m = mask_to_array(mask_hw)
-    if sigma <= 0:
+    if sigma == 0:
         return m
-    k = _gaussian_kernel1d(float(sigma))
+    k = _gaussian_kernel1d(sigma)
     t = torch.from_numpy(m)[None, None]
     t = _blur_along(_blur_along(t, k, -1), k, -2)[0, 0]
     # the FFT leaves ~1e-8 where the sum is 0 or 1: a mask's "no trace here" and "wholly subject" are exact
@@ -115,10 +125,8 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
 
     ``feather`` is the gaussian sigma in pixels. Returns float32 H x W in [0, 1].
     """
-    if not (math.isfinite(feather) and feather >= 0):
-        raise ValueError(f"feather must be a number >= 0 (a blur sigma in pixels), got {feather}.")
-    if not math.isfinite(grow):
-        raise ValueError(f"grow must be a whole number of pixels, got {grow}.")
+    feather = _number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
+    grow = _number(grow, "grow must be a whole number of pixels")
     m = mask_to_array(mask_hw)
     grow = int(round(grow))
     if grow != 0:
@@ -140,6 +148,7 @@ def mask_bbox(mask_hw: Any, threshold: float = 0.5) -> tuple[int, int, int, int]
 
     None when no pixel is above the threshold.
     """
+    threshold = _number(threshold, "threshold must be a number in 0..1", 0, 1)
     on = mask_to_array(mask_hw) > threshold
     if not on.any():
         return None

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phnet.mask_tools import mask_bbox, refine_mask
+from phnet.mask_tools import gaussian_blur, mask_bbox, refine_mask
 
 
 def _square(size=40, lo=15, hi=25):
@@ -89,6 +89,15 @@ def test_refine_feather():
             refine_mask(m, feather=bad)
     with pytest.raises(ValueError, match="grow must be a whole number of pixels, got nan"):
         refine_mask(m, grow=float("nan"))
+    with pytest.raises(ValueError, match="grow must be a whole number of pixels, got '3'"):  # was a TypeError
+        refine_mask(m, grow="3")
+    for bad in (float("nan"), float("inf"), -1.0, None):  # NaN and inf were raw int() errors
+        with pytest.raises(ValueError, match="sigma must be a number >= 0"):
+            gaussian_blur(m, bad)
+    for bad in (float("nan"), 1.5):  # NaN read as "no subject"
+        with pytest.raises(ValueError, match="threshold must be a number in 0..1"):
+            mask_bbox(m, bad)
+    assert refine_mask(m, grow=np.int64(2), feather=np.float32(0)).sum() > m.sum()  # numpy numbers are numbers
 
 
 def test_refine_accepts_other_kinds():
