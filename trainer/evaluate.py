@@ -519,6 +519,12 @@ def main(argv=None) -> int:
                 "the network runs at that size")
     if args.max_samples < 0:
         p.error(f"--max-samples must be a number of composites (0: all of them), got {args.max_samples}")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.num_workers is not None and args.num_workers < 0:
+        p.error(f"--num-workers must be 0 (load in this process) or more, got {args.num_workers}")
+    if args.grid_rows < 0:
+        p.error(f"--grid-rows must be 0 or more (rows of grid.png), got {args.grid_rows}")
     if args.val_fraction is not None and not 0 <= args.val_fraction <= 1:
         p.error(f"--val-fraction must be from 0 to 1, got {args.val_fraction}")
     try:

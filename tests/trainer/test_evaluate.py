@@ -118,6 +118,9 @@ def test_a_photo_folders_test_split_is_reported_as_not_held_out(landscapes, tmp_
     (["--resolution", "abc"], "--resolution must be a multiple of 8 from 16 (e.g. 256) or 'native', got 'abc'"),
     (["--resolution", "8"], "--resolution must be a multiple of 8 from 16"),  # torch's 'when training' at 8
     (["--max-samples", "-1"], "--max-samples must be a number of composites"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),  # torch's words, after loading the model
+    (["--num-workers", "-1"], "--num-workers must be 0 (load in this process) or more, got -1"),
+    (["--grid-rows", "-2"], "--grid-rows must be 0 or more"),
     (["--val-fraction", "1.5"], "--val-fraction must be from 0 to 1, got 1.5"),
     (["--config", "/nope/run_config.json"], "config"),
 ])
