@@ -96,9 +96,16 @@ def clip_frames(subject: Image.Image, rocket: Image.Image) -> tuple[list[np.ndar
     return frames, np.uint8(np.round(mask * 255))
 
 
+def _font() -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=15)
+    except TypeError:  # Pillow before 10.1 has only its small bitmap font
+        return ImageFont.load_default()
+
+
 def _label(im: Image.Image, text: str) -> Image.Image:
     draw = ImageDraw.Draw(im)
-    font = ImageFont.load_default(size=15)
+    font = _font()
     x0, y0, x1, y1 = draw.textbbox((8, 6), text, font=font)
     draw.rectangle((4, 4, x1 + 4, y1 + 5), fill=(0, 0, 0))
     draw.text((8, 6), text, fill=(255, 255, 255), font=font)
@@ -147,7 +154,7 @@ def frames_sheet(before: np.ndarray, harmonized) -> Image.Image:
 
 def _label_at(im: Image.Image, text: str, top: int) -> None:
     draw = ImageDraw.Draw(im)
-    font = ImageFont.load_default(size=15)
+    font = _font()
     x0, y0, x1, y1 = draw.textbbox((8, top + 6), text, font=font)
     draw.rectangle((4, top + 4, x1 + 4, y1 + 5), fill=(0, 0, 0))
     draw.text((8, top + 6), text, fill=(255, 255, 255), font=font)
