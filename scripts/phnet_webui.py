@@ -684,10 +684,13 @@ def load_harmonizer(choice, phnet_dir):
     """A Harmonizer for a Weights choice: the bundled default, an official name, a models/PHNet entry, a
     path, or a Hub repo id, told apart by the library's resolver (phnet.sources.resolve)."""
     from phnet import Harmonizer
-    from phnet.sources import resolve, stamp
+    from phnet.sources import Source, resolve, stamp, unquoted
 
     try:
-        found = resolve((choice or "").strip(), search_dirs=[phnet_dir])
+        # an official name goes through its fetch even where models/PHNet holds its folder: a .pth put there by
+        # hand is converted, a deleted copy made again
+        name = unquoted(choice or "")
+        found = Source("official", name=name) if name in OFFICIAL_NAMES else resolve(name, search_dirs=[phnet_dir])
     except FileNotFoundError:
         raise FileNotFoundError(
             f"PHNet weights {choice!r} not found in {phnet_dir}, and it is neither an official name nor a Hugging "
@@ -719,7 +722,13 @@ def load_harmonizer(choice, phnet_dir):
             ) from exc
 
     # local weights retrained or replaced under the same name are loaded again
-    changed = stamp(found.path) if found.kind in ("file", "folder") else None
+    if found.kind == "official":  # its converted copy, whose config.json may be tuned
+        from phnet import official
+
+        copy = official.find(found.name, [phnet_dir])
+        changed = None if copy is None else stamp(copy)
+    else:
+        changed = stamp(found.path) if found.kind in ("file", "folder") else None
     return _cached("phnet", (found.label, str(device), changed), build)
 
 

@@ -818,6 +818,38 @@ def test_weights_by_path_and_by_repo_id(webui, monkeypatch):
     assert asked[1][0] == "official-ffhqh512" and asked[1][1]["cache_dir"] == str(webui.models_path / "PHNet")
 
 
+def test_an_official_name_whose_folder_exists_goes_through_the_official_fetch(webui, monkeypatch):
+    """models/PHNet/official-X was loaded as a plain folder: a .pth put there by hand was unpickled on every load
+    and never converted, and a damaged converted copy, once deleted, could not be made again by picking the name."""
+    import torch
+
+    from phnet import PHNet, PHNetConfig, config, official, state_dicts
+
+    name, file = "official-ffhqh512", "best_ffhqh512.pth"
+    tiny = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+    monkeypatch.setitem(config.PRESETS, "tiny-official", tiny)
+    monkeypatch.setitem(official.OFFICIAL, name, official.OfficialWeights(name, file, "x.pth", "tiny-official", 64,
+                                                                          "FFHQH"))
+    m = webui.script_module
+    phnet_dir = webui.models_path / "PHNet"
+    (phnet_dir / name).mkdir()
+    torch.save(PHNet(tiny).state_dict(), phnet_dir / name / file)
+    unpickled = []
+    load = state_dicts.safe_torch_load
+    monkeypatch.setattr(state_dicts, "safe_torch_load", lambda *a, **k: unpickled.append(a[0]) or load(*a, **k))
+    assert m.load_harmonizer(name, str(phnet_dir)).config.name == name
+    assert (phnet_dir / name / "model.safetensors").is_file()  # converted once
+    m.clear_loaded_models()
+    assert m.load_harmonizer(name, str(phnet_dir)).config.name == name and len(unpickled) == 1
+    copy = phnet_dir / name / "model.safetensors"
+    copy.write_bytes(copy.read_bytes()[:100])
+    m.clear_loaded_models()
+    with pytest.raises(state_dicts.DamagedFile, match="Delete that file and load official-ffhqh512 again"):
+        m.load_harmonizer(name, str(phnet_dir))
+    copy.unlink()  # as that says: converted again from the .pth beside it
+    assert m.load_harmonizer(name, str(phnet_dir)).config.name == name and copy.is_file()
+
+
 def test_weights_retrained_under_the_same_name_are_loaded_again(webui):
     import os
 
