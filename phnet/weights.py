@@ -272,14 +272,18 @@ def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) 
 
 
 def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
-    """config.json rules; a field it lacks comes from the config stored in the weights file, or is an error
-    naming the file and the field (a default could silently change the architecture or the output mapping)."""
+    """config.json rules; a field it lacks comes from the config stored in the weights file (read off an official
+    .pth), or is an error naming the file and the field (a default could silently change the architecture or the
+    output mapping)."""
     try:
         d = json.loads(read_text(config_json))
     except (ValueError, RecursionError) as e:  # also a number of thousands of digits, or arrays nested deep
         raise ValueError(f"{config_json} is not JSON this loader can read ({e})") from None
     stored = _stored_config(weights) if isinstance(d, dict) else None
-    config = PHNetConfig.from_dict({**stored.to_dict(), **d} if stored else d, source=str(config_json),
+    base = stored
+    if isinstance(d, dict) and weights.suffix.lower() in PICKLE_SUFFIXES and is_official_file_name(weights.name):
+        base = _config_from_shapes(weights, read_state_dict(weights)[0])  # (model_from_file checks config.json)
+    config = PHNetConfig.from_dict({**base.to_dict(), **d} if base else d, source=str(config_json),
                                    required=REQUIRED_FIELDS)
     if stored is not None:
         _check_agreement(config, stored, str(config_json), weights,

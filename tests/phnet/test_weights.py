@@ -217,6 +217,18 @@ def test_a_config_json_beside_an_official_file_may_set_its_threshold(official_fi
     assert load_model(folder).config.correction_threshold == 10.0
 
 
+def test_a_config_json_beside_an_official_file_may_set_its_threshold_alone(official_files, tmp_path):
+    """The README's tuning, with the rest read off the file: it was refused for the fields it left out."""
+    path, _ = official_files["iharmony"]
+    folder = tmp_path / "phnet"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "config.json").write_text('{"correction_threshold": 10, "image_size": 384}')
+    cfg = load_model(folder).config
+    assert (cfg.correction_threshold, cfg.image_size, cfg.name) == (10.0, 384, "official-iharmony512")
+    assert cfg.enc_sizes == PHNetConfig.preset("iharmony").enc_sizes and cfg.output == "image"
+
+
 def test_official_key_layout(official_files):
     ih = official_files["iharmony"][1]
     ff = official_files["ffhqh"][1]
