@@ -942,7 +942,8 @@ def _check_device(device: str | None) -> None:
 
 
 def convert(args: argparse.Namespace) -> int:
-    from .weights import check_upload, convert_official, is_official_file_name, push_to_hub, upload_failed
+    from .weights import (carries_official_terms, check_upload, convert_official, is_official_file_name, push_to_hub,
+                          upload_failed)
 
     if args.push_to_hub:
         check_upload(args.push_to_hub)
@@ -950,7 +951,7 @@ def convert(args: argparse.Namespace) -> int:
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out_dir}/config.json + model.safetensors ({model.config.name}, {n:,} parameters)")
     official = is_official_file_name(Path(args.checkpoint).name)
-    if not official:
+    if not official and not carries_official_terms(model.config):
         print("not an official file name: no licence file was written; add the terms of these weights yourself",
               file=sys.stderr)
     if args.push_to_hub:

@@ -514,8 +514,8 @@ def convert_official(
     """Official .pth state_dict → our folder (config.json + model.safetensors), loaded strictly on the way.
 
     A folder that already holds files is replaced only with ``overwrite``. The official weights' terms
-    (LICENSE-WEIGHTS.txt) go with a checkpoint under an official file name only: other weights keep
-    whatever terms their owner gave them."""
+    (LICENSE-WEIGHTS.txt) go with a checkpoint under an official file name, or one whose config names it official
+    weights (a converted copy): other weights keep whatever terms their owner gave them."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} is a file: give a folder for the converted weights")
@@ -529,7 +529,7 @@ def convert_official(
     model = model_from_file(checkpoint, config)  # (read off the file, an official one is named so there)
     save_pretrained(model, out_dir)
     licence = out_dir / "LICENSE-WEIGHTS.txt"
-    if is_official_file_name(checkpoint.name):
+    if is_official_file_name(checkpoint.name) or carries_official_terms(model.config):
         write_atomic_text(licence, OFFICIAL_TERMS + "\n")
     else:
         licence.unlink(missing_ok=True)  # an earlier conversion's official terms do not belong to these

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phnet import PHNetConfig, cli
+from phnet import PHNet, PHNetConfig, cli
 from phnet.weights import DEFAULT_DIR, load_model
 from tests.helpers.cli_pictures import H, W
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
@@ -199,6 +199,20 @@ def test_convert_of_weights_that_are_not_official_says_what_it_guessed_and_claim
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert cli.main(["convert", str(ckpt), str(ckpt)]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"error: {ckpt} is a file: give a folder for the converted weights"
+
+
+def test_convert_of_converted_official_weights_keeps_their_licence(tiny_config, tmp_path, capsys):
+    """An official copy given as its model.safetensors lost the LICENSE-WEIGHTS.txt written with it, and the CLI
+    said no licence file was written."""
+    import dataclasses
+
+    from phnet.weights import save_pretrained
+
+    official = PHNet(dataclasses.replace(tiny_config, name="official-iharmony512"))
+    folder, out = save_pretrained(official, tmp_path / "official-iharmony512"), tmp_path / "converted"
+    assert cli.main(["convert", str(folder / "model.safetensors"), str(out)]) == 0
+    assert "CC BY-SA 4.0" in (out / "LICENSE-WEIGHTS.txt").read_text()
+    assert "no licence file" not in capsys.readouterr().err
 
 
 def test_convert_with_the_wrong_preset(tiny_model, tmp_path, capsys):
