@@ -122,7 +122,8 @@ def check_fits(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any
     unexpected = sorted(set(state_dict) - set(own))
     wrong = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
     if missing or unexpected or wrong:
-        fix = "Use the matching architecture (preset iharmony or ffhqh), or let it be read off the file"
+        fix = "Use the matching architecture (preset iharmony or ffhqh), or let it be read off the file" + (
+            f": fix or delete {config_file}" if config_file is not None else "")
         try:
             inferred = infer_config(state_dict)
             found = f" The weights look like: {inferred.to_dict()}."

@@ -421,6 +421,19 @@ def test_wrong_architecture_shapes(tiny_model, tmp_path):
     assert "'enc_sizes': [3, 8, 8, 16, 16, 32, 32]" in msg  # what the weights look like
 
 
+def test_wrong_architecture_from_a_config_json_names_that_file(tiny_model, tmp_path):
+    """The message said to use the matching architecture, not that the config.json beside the weights set it."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    torch.save(tiny_model.state_dict(), folder / "mine.pth")
+    PHNetConfig(enc_sizes=(3, 8, 16, 16, 32, 32, 64), grid_counts=(4, 2, 1), image_size=64).save(folder / "config.json")
+    with pytest.raises(ValueError, match=r"do not fit .* or let it be read off the file: fix or delete "
+                                         + re.escape(str(folder / "config.json")) + "$"):
+        load_model(folder)
+    with pytest.raises(ValueError, match=r"read off the file$"):  # a config given in code: no file to name
+        load_model(folder / "mine.pth", config=PHNetConfig.preset("iharmony"))
+
+
 def test_extra_tensors_in_weights_of_the_right_architecture_are_not_blamed_on_the_architecture(tiny_model, tmp_path):
     path = tmp_path / "extra.pth"
     torch.save({**tiny_model.state_dict(), "extra.weight": torch.zeros(2)}, path)
