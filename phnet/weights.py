@@ -296,10 +296,14 @@ def _folder_config(config_json: Path, weights: Path) -> PHNetConfig:
 _TRAINED_AS = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction", "output")
 
 
+def _trained_as(config: PHNetConfig, key: str):
+    return config.feature_grid if key == "pfe_grid" else getattr(config, key)  # unset, pfe_grid has a value too
+
+
 def _check_agreement(config: PHNetConfig, stored: PHNetConfig, given: str, weights: Path, fix: str,
                      short: str | None = None, held: str = "stored in") -> None:
-    clashes = [f"{key}: {getattr(config, key)!r} in {short or given}, {getattr(stored, key)!r} {held} {weights.name}"
-               for key in _TRAINED_AS if getattr(config, key) != getattr(stored, key)]
+    clashes = [f"{key}: {_trained_as(config, key)!r} in {short or given}, {_trained_as(stored, key)!r} {held} "
+               f"{weights.name}" for key in _TRAINED_AS if _trained_as(config, key) != _trained_as(stored, key)]
     if clashes:
         raise ValueError(
             f"{given} contradicts the config {held} {weights} ({'; '.join(clashes)}): the weights would "

@@ -229,6 +229,19 @@ def test_a_config_json_beside_an_official_file_may_set_its_threshold_alone(offic
     assert cfg.enc_sizes == PHNetConfig.preset("iharmony").enc_sizes and cfg.output == "image"
 
 
+def test_a_config_json_may_spell_out_the_patch_grid_the_weights_were_trained_with(official_files, tmp_path):
+    """pfe_grid 5 beside iharmony512.pth (unset there: the second PN grid, 5) was refused as a contradiction."""
+    path, _ = official_files["iharmony"]
+    folder = tmp_path / "phnet"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "config.json").write_text('{"pfe_grid": 5}')
+    assert load_model(folder).config.feature_grid == 5
+    (folder / "config.json").write_text('{"pfe_grid": 6}')
+    with pytest.raises(ValueError, match="pfe_grid: 6 in config.json, 5 read off the official file iharmony512.pth"):
+        load_model(folder)
+
+
 def test_official_key_layout(official_files):
     ih = official_files["iharmony"][1]
     ff = official_files["ffhqh"][1]
