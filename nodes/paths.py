@@ -50,8 +50,9 @@ def list_models(folder: str) -> list[str]:
         names = folder_paths.get_filename_list(folder)
     except KeyError:
         return []
+    # hidden ones are left out: a Mac's ._name copy metadata, an official conversion's .official-*.converting folder
     return [n for n in names if os.path.splitext(n)[1].lower() in WEIGHT_EXTENSIONS
-            and not os.path.basename(n).startswith(".")]  # hidden, or a Mac's ._name copy metadata
+            and not any(part.startswith(".") for part in n.replace("\\", "/").split("/"))]
 
 
 def official_names() -> tuple[str, ...]:

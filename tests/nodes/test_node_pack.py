@@ -128,6 +128,9 @@ def test_registration_is_additive(pack, comfy_env, tmp_path):
         assert "mine/model.safetensors" in paths_mod.phnet_choices()
         assert "mine/config.json" not in paths_mod.phnet_choices()
         assert "mine/._model.safetensors" not in paths_mod.phnet_choices()
+        os.makedirs(os.path.join(user, ".official-ffhqh512.converting"))  # a conversion under way, or killed
+        open(os.path.join(user, ".official-ffhqh512.converting", "model.safetensors"), "wb").close()
+        assert not any(".converting" in name for name in paths_mod.phnet_choices())
     finally:
         fp.folder_names_and_paths.clear()
         fp.folder_names_and_paths.update({k: (v[0], v[1]) for k, v in saved.items()})
