@@ -22,6 +22,7 @@ import torch
 from . import sources
 from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
+from .precision import DTYPES
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
 from .atomic import write_atomic, write_atomic_text
 from .state_dicts import DamagedFile, read_metadata, read_tensors
@@ -222,10 +223,15 @@ def _size_from_name(name: str) -> int | None:
 # folders and the Hub
 
 
-def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors``; files appear whole or not at all."""
+def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | str | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors``; files appear whole or not at all. ``dtype``: the floating
+    dtype to store the weights in ("fp32", "fp16", "bf16" or a torch.dtype), default as they are."""
     from safetensors.torch import save_file
 
+    dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))} or a floating torch.dtype (e.g. "
+                         f"torch.bfloat16), got {dtype!r}: weights are stored as floats")
     directory = Path(directory)
     if directory.is_file() or (not directory.exists() and sources.is_weights_file(directory.name)):
         raise ValueError(f"save_pretrained writes a folder (config.json + model.safetensors), and {directory} is a "

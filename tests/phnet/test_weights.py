@@ -1083,6 +1083,17 @@ def test_saving_in_fp16_what_fp16_cannot_hold_is_refused_before_anything_is_writ
     assert load_model(save_pretrained(tiny_model, tmp_path / "bf16", dtype=torch.bfloat16)) is not None
 
 
+def test_save_pretrained_takes_the_project_s_dtype_names_and_refuses_what_is_no_float(tiny_model, tmp_path):
+    """"fp16" ended in torch's "Invalid device string", torch.int8 in a TypeError from torch.finfo."""
+    saved = save_pretrained(tiny_model, tmp_path / "fp16", dtype="fp16")
+    assert load_model(saved).state_dict()["encoder.0.0.weight"].equal(
+        tiny_model.state_dict()["encoder.0.0.weight"].half().float())
+    for dtype in (torch.int8, "float16", "auto"):
+        with pytest.raises(ValueError, match=r"dtype must be one of 'fp32', 'fp16', 'bf16' or a floating torch.dtype"):
+            save_pretrained(tiny_model, tmp_path / "refused", dtype=dtype)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_a_working_size_is_read_off_a_file_name_only_as_a_number_of_its_own():
     from phnet.weights import _size_from_name
 
