@@ -453,6 +453,27 @@ def test_a_pool_of_the_builder_s_earlier_name_is_a_pool_and_its_train_split_keep
     assert val and not train & val
 
 
+@pytest.mark.parametrize("splits", [(("train", 20), ("val", 2), ("test", 2)), (("train", 20), ("test", 2))])
+def test_a_resume_from_a_pool_to_its_train_folder_is_refused_where_it_holds_out_photos_trained_on(tmp_path, splits):
+    """Trained on POOL, resumed with --data POOL/train: a pool's splits were never listed, so the resume went on and
+    validated on photos the run had trained on. A pool without a val/ split lists it as empty."""
+    from trainer.data import split_settings, trained_photos_held_out
+    from trainer.resume import ResumeConfigError, check_resume_config
+
+    pool = _pool(tmp_path / "pool", splits=splits)
+    (tmp_path / "link").symlink_to(pool)
+
+    def resume(old_root, new_root):
+        old, new = ({"data": {"root": str(root), "val_fraction": 0.3}} for root in (old_root, new_root))
+        return check_resume_config(old, new, "ckpt", split_settings(new["data"]),
+                                   held_out=lambda: trained_photos_held_out(old["data"], new["data"]))
+
+    with pytest.raises(ResumeConfigError, match=r"changed data.root .*held out \(first: .*pool/train/images/"):
+        resume(pool, pool / "train")
+    assert "data.root" in resume(pool, tmp_path / "link")  # the same pool by another path
+    assert "data.root" in resume(pool / "train", pool)  # its val/ and test/ were never trained on
+
+
 def test_a_ready_set_as_val_root_is_refused(tmp_path, photos):
     make_iharmony(tmp_path / "ih")
     with pytest.raises(ValueError, match=r"data.val_root .*HCOCO holds a ready iharmony set"):

@@ -89,7 +89,7 @@ def trained_photos_held_out(old: dict, new: dict) -> list[Path] | None:
     """The photos the old ``[data]`` table of a photo folder trains on and does not hold out that the new one
     holds out for validation or testing, by resolved path (a root given as another path, or moved to the folder
     above, is compared photo by photo); None where the splits of either cannot be listed (a folder gone, a
-    set of another kind, a pool read by its split folders)."""
+    set of another kind)."""
     try:
         before, after = _split_photos(old), _split_photos(new)
     except Exception:  # an old table today's code cannot build (a setting since removed, say): not listable
@@ -101,12 +101,12 @@ def trained_photos_held_out(old: dict, new: dict) -> list[Path] | None:
 
 
 def _split_photos(data: dict) -> dict[str, set[Path]] | None:
-    """Each split's photos (resolved paths) of the photo folder ``data`` describes, as ``build_dataset`` reads
-    them; None for another kind of set, and for a pool read by its split folders."""
+    """Each split's photos (resolved paths) of the photo folder or pool ``data`` describes, as ``build_dataset``
+    reads them; None for another kind of set."""
     import warnings
 
     root = configured_folder(data, "root")
-    if data_kind(data) != "folder" or (is_pool(root) and not data.get("mask_dir")):
+    if data_kind(data) != "folder":
         return None
     plain = {**data, "max_samples": 0, "preload": False, "kind": "folder"}
     out = {}
@@ -116,7 +116,8 @@ def _split_photos(data: dict) -> dict[str, set[Path]] | None:
             try:
                 ds = build_dataset(plain, split, image_size=256, progress=False, report=False)  # any size
             except ValueError as exc:
-                if not str(exc).startswith(f"the {split} split of "):  # not an empty split
+                empty = (f"the {split} split of ", f"{root} is a pool (manifest.json) without a {split}/ split ")
+                if not str(exc).startswith(empty):  # not an empty split, nor a pool's missing one
                     raise
                 out[split] = set()
                 continue
