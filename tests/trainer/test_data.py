@@ -424,6 +424,21 @@ def test_a_pool_or_one_of_its_splits_is_read_with_its_masks_wherever_it_is_named
         assert split != "test" or ds.not_held_out is None
 
 
+def test_a_pool_with_a_val_root_is_tested_on_its_own_test_split(tmp_path, photos):
+    """With data.val_root the test split of a pool was the validation folder, said not to be held out, while the
+    pool's held-out test/ went unread; a pool without a test/ still tests on the validation folder."""
+    import shutil
+
+    pool = _pool(tmp_path / "pool")
+    data = {"root": str(pool), "val_root": str(photos[0]), "val_mask_dir": str(photos[1]), "mask_fallback": "error"}
+    test = build_dataset(data, "test", image_size=32)
+    assert sorted(r.name for r in test.records) == ["test0.png", "test1.png", "test2.png"]
+    assert test.not_held_out is None
+    assert len(build_dataset(data, "val", image_size=32)) == len(list(photos[0].glob("*.png")))
+    shutil.rmtree(pool / "test")
+    assert "NOT A HELD-OUT SCORE" in build_dataset(data, "test", image_size=32).not_held_out
+
+
 def test_a_photo_folder_beside_another_tool_s_manifest_or_list_is_still_a_photo_folder(tmp_path, photos):
     """Any manifest.json made a pool, and any *_test.txt beside a composite_images/ folder an iHarmony4 subset:
     a folder of photos used as data.val_root was refused, or read for split lists it never had."""

@@ -160,6 +160,13 @@ def _photos_and_masks(data: dict, folder: Path, mask_key: str, split: str) -> tu
     return (*part, True) if part else (folder, configured_folder(data, mask_key), False)
 
 
+def _pool_has(root: Path, data: dict, split: str) -> bool:
+    """Whether ``root`` is a pool read by its split folders (no ``data.mask_dir``) that has ``split``."""
+    if data.get("mask_dir") or not is_pool(root):
+        return False
+    return (root / split / "images").is_dir() and (root / split / "masks").is_dir()
+
+
 def is_pool(folder: Path) -> bool:
     """A pool of ``trainer.builders.package_portraits`` (or a subset of one): its manifest names that builder
     (another tool's manifest.json beside photos makes no pool)."""
@@ -239,8 +246,10 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     elif kind == "ffhqh":
         recs = ffhqh_records(root, split, configured_folder(data, "ffhq_root"), val_fraction, policy)
         ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
-    elif data.get("val_root") and (split == "val" or (split == "test" and not float(data.get("test_fraction", 0)))):
-        # validation on a folder of held-out photos; the test split is it too, unless one is carved (see below)
+    elif data.get("val_root") and (split == "val" or (split == "test" and not float(data.get("test_fraction", 0))
+                                                      and not _pool_has(root, data, "test"))):
+        # validation on a folder of held-out photos; the test split is it too, unless one is carved or the pool
+        # has its own (see below)
         val_root = configured_folder(data, "val_root")
         if (held := detect_kind(val_root)) != "folder":
             raise ValueError(f"data.val_root {val_root} holds a ready {held} set (composites, masks and real pictures "
