@@ -372,6 +372,21 @@ def test_bad_samples_error_names_file_or_skip_with_count(tmp_path):
     assert any(names[0] in str(w.message) for w in caught)
 
 
+@pytest.mark.parametrize("dtype, top, why", [(np.uint16, 255, r"0.39% of full.*a 16-bit mask holding 0..255 values"),
+                                              (np.uint8, 100, r"39.22% of full.*paint the subject white")])
+def test_a_mask_on_the_wrong_scale_or_too_faint_is_refused_for_what_it_is(tmp_path, dtype, top, why):
+    """A 16-bit mask holding 0/255 values (cv2.imwrite of a uint16 array), or one whose subject is under half of
+    full, was refused as an empty mask with no foreground pixel."""
+    rng = np.random.default_rng(0)
+    _save(tmp_path / "photos" / "p.png", (rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    mask = np.zeros((48, 64), dtype)
+    mask[10:40, 15:50] = top
+    _save(tmp_path / "masks" / "p.png", mask)
+    ds = build_dataset({"root": str(tmp_path / "photos"), "mask_dir": str(tmp_path / "masks")}, "all", image_size=32)
+    with pytest.raises(BadSampleError, match=rf"mask .*p.png: its strongest value is {why}"):
+        ds[0]
+
+
 def test_collate_stacks_and_counts():
     s = {"comp": torch.zeros(3, 8, 8), "name": "a"}
     out = collate([s, None, s])

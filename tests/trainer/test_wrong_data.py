@@ -83,12 +83,13 @@ def test_an_exif_rotated_jpeg_loads_upright(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
-    stored.convert("L").save(tmp_path / "mask.jpg", exif=exif, quality=95)
+    stored.getchannel("R").save(tmp_path / "mask.jpg", exif=exif, quality=95)  # white on the top half
     rgb = load_rgb(tmp_path / "photo.jpg")
     assert rgb.shape == (40, 24, 3)
     assert rgb[:20, :, 0].mean() > 0.8 and rgb[:20, :, 2].mean() < 0.1
     assert rgb[20:, :, 2].mean() > 0.8 and rgb[20:, :, 0].mean() < 0.1
-    assert load_mask(tmp_path / "mask.jpg").shape == (40, 24)
+    mask = load_mask(tmp_path / "mask.jpg")
+    assert mask.shape == (40, 24) and mask[:20].mean() > 0.9 and mask[20:].mean() < 0.1
 
 
 def test_8_bit_photos_and_masks_load_as_before(tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 from phnet.corrections import MIN_BACKGROUND
 from phnet.imageio import image_to_array, image_to_uint8, read_image, read_mask
 from phnet.imageio.decode import MASK_ONLY, readable_suffixes
+from phnet.imageio.masks import FAINT
 from trainer.builders.held_out import refuse_reserved
 
 IMAGE_EXTENSIONS = readable_suffixes()  # the files the trainer lists as pictures: the ones phnet.imageio reads
@@ -82,8 +83,17 @@ def _rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_mask(path: Path) -> np.ndarray:
-    """Binary float32 HxW mask (phnet.imageio's mask rules: a real alpha channel, else the luminance)."""
-    return (_decode(read_mask, path) >= 0.5).astype(np.float32)
+    """Binary float32 HxW mask (phnet.imageio's mask rules: a real alpha channel, else the luminance). One whose
+    strongest value is under half of full marks no subject, and says why (not as an empty mask)."""
+    mask = _decode(read_mask, path)
+    strongest = float(mask.max(initial=0.0))
+    if 0 < strongest < 0.5:
+        fix = ("a 16-bit mask holding 0..255 values, or one divided by 255 twice? Save 8-bit masks as 8-bit, 16-bit "
+               "ones scaled to 0..65535 (x257), float ones in 0..1" if strongest < FAINT else
+               "paint the subject white in the mask")
+        raise BadSampleError(f"mask {path}: its strongest value is {strongest:.2%} of full, under the half that marks "
+                             f"the subject, so it marks none: {fix}")
+    return (mask >= 0.5).astype(np.float32)
 
 
 def load_thumbnail(path: Path, side: int) -> np.ndarray:
