@@ -387,6 +387,23 @@ def test_a_mask_on_the_wrong_scale_or_too_faint_is_refused_for_what_it_is(tmp_pa
         ds[0]
 
 
+def test_a_mask_file_covering_the_whole_picture_is_a_bad_sample(tmp_path):
+    """A mask file white everywhere was trained on without a word (an alpha like it is passed over): there is no
+    background to harmonize against."""
+    rng = np.random.default_rng(0)
+    _save(tmp_path / "photos" / "p.png", (rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    mask = np.full((48, 64), 255, np.uint8)
+    mask[0, :40] = 0  # 40 of 3072 pixels: 1.3 % background
+    _save(tmp_path / "masks" / "p.png", mask)
+    data = {"root": str(tmp_path / "photos"), "mask_dir": str(tmp_path / "masks")}
+    with pytest.raises(BadSampleError, match=r"mask covering the whole picture \(under 3% of it background, "
+                                             r"nothing to harmonize against\): .*p.png; mend or remove"):
+        build_dataset(data, "all", image_size=32)[0]
+    mask[:3] = 0  # 6 % background
+    _save(tmp_path / "masks" / "p.png", mask)
+    assert build_dataset(data, "all", image_size=32)[0]["mask"].mean() < 1
+
+
 def test_collate_stacks_and_counts():
     s = {"comp": torch.zeros(3, 8, 8), "name": "a"}
     out = collate([s, None, s])
