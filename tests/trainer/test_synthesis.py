@@ -54,6 +54,19 @@ def test_transfer_from_reference_moves_statistics(pair):
     assert fg[:, 2].mean() > fg[:, 0].mean() + 0.3
 
 
+def test_a_picture_or_mask_on_the_0_255_scale_is_refused(pair):
+    """A uint8 photo as PIL or cv2 reads it came back with a white background, and a 0..255 mask as garbage."""
+    real, mask = pair
+    ref = np.zeros((8, 8, 3)) + 0.5
+    for args, name in [((np.round(real * 255).astype(np.uint8), mask, ref), "real"),
+                       ((real * 255, mask, ref), "real"), ((real, mask * 255, ref), "mask"),
+                       ((real, mask.astype(np.uint8), ref), "mask"), ((real, mask, ref * 255), "reference")]:
+        with pytest.raises(ValueError, match=rf"^{name} must be float in \[0, 1\], got .*: divide a uint8 picture by "
+                                             "255"):
+            synthesize(*args[:2], np.random.default_rng(0), reference=args[2])
+    assert synthesize(real, mask > 0, np.random.default_rng(0), reference=ref).shape == real.shape
+
+
 def test_sample_strength_fractions():
     rng = np.random.default_rng(0)
     opts = SynthesisOptions(identity_fraction=0.1, mild_fraction=0.2, mild_max=0.2)

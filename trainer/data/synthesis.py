@@ -9,7 +9,8 @@ Public API (used by the trainer and by other data-set builders)::
 
     comp = synthesize(real, mask, rng, reference=None, strength=None)
 
-* ``real``: float HxWx3 in [0, 1]; ``mask``: HxW in [0, 1] (binary or soft);
+* ``real``: float HxWx3 in [0, 1]; ``mask``: HxW in [0, 1] (binary or soft); integer arrays (a uint8
+  picture) and values outside [0, 1] are refused;
 * ``rng``: ``numpy.random.Generator`` (seed it per sample for reproducible sets);
 * ``reference``: optional float HxWx3 image whose Lab statistics the subject is
   moved towards (the "another image's statistics" transfer); without it the
@@ -175,15 +176,31 @@ def choose_transforms(rng: np.random.Generator, options: SynthesisOptions) -> tu
     return names, rng.choice(len(names), size=k, replace=False, p=weights / weights.sum())
 
 
+_SLACK = 1 / 255  # rounding past 0 or 1, not values on another scale
+
+
+def _unit(x, name: str) -> np.ndarray:
+    """``x`` as float64, refused unless it is a float array in [0, 1] (a uint8 picture as PIL or cv2 read it,
+    whose background would come back white, or a float one holding 0..255 values)."""
+    x = np.asarray(x)
+    low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if x.dtype.kind in "iu" or low < -_SLACK or high > 1 + _SLACK:
+        raise ValueError(f"{name} must be float in [0, 1], got {x.dtype} in [{low:g}, {high:g}]: divide a uint8 "
+                         "picture by 255")
+    return x.astype(np.float64, copy=False)
+
+
 def synthesize(real: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                reference: np.ndarray | None = None, strength: float | None = None,
                *, options: SynthesisOptions | None = None) -> np.ndarray:
     """Return a composite: ``real`` outside the mask, colour-shifted ``real`` inside it."""
     o = options or SynthesisOptions()
-    real = np.asarray(real, dtype=np.float64)
+    real = _unit(real, "real")
     if real.ndim != 3 or real.shape[2] != 3:
         raise ValueError(f"real must be HxWx3, got shape {real.shape}")
-    mask = np.asarray(mask, dtype=np.float64)
+    mask = _unit(mask, "mask")
+    if reference is not None:
+        reference = _unit(reference, "reference")
     if mask.ndim == 3:
         mask = mask[..., 0]
     if mask.shape != real.shape[:2]:
@@ -195,7 +212,7 @@ def synthesize(real: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     names, chosen = choose_transforms(rng, o)
     ctx = {"mask": mask, "reference": None}
     if reference is not None and rng.random() < o.reference_probability:
-        ctx["reference"] = np.asarray(reference, dtype=np.float64)
+        ctx["reference"] = reference
     changed = real
     for i in sorted(chosen):  # fixed order: colour transfer first, tone tweaks after
         changed = np.clip(TRANSFORMS[names[i]](changed, rng, ctx), 0.0, 1.0)
