@@ -402,6 +402,10 @@ def test_a_mask_file_covering_the_whole_picture_is_a_bad_sample(tmp_path):
     mask[:3] = 0  # 6 % background
     _save(tmp_path / "masks" / "p.png", mask)
     assert build_dataset(data, "all", image_size=32)[0]["mask"].mean() < 1
+    from trainer.data.common import check_pair
+
+    whole = np.ones((48, 64), np.float32)  # a ready set's pair (a composite given) is scored as it was made
+    check_pair(np.zeros((48, 64, 3)), np.zeros((48, 64, 3)), whole, None)
 
 
 def test_collate_stacks_and_counts():

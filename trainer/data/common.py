@@ -130,8 +130,8 @@ def ellipse_mask(h: int, w: int, rng: np.random.Generator | None = None) -> np.n
 
 
 def check_pair(comp: np.ndarray | None, real: np.ndarray, mask: np.ndarray, record: Record) -> None:
-    """Raise BadSampleError for size mismatches, empty masks and masks with (nearly) no background, naming the
-    files."""
+    """Raise BadSampleError for size mismatches, empty masks and a photo's mask with (nearly) no background,
+    naming the files."""
     if comp is not None and comp.shape != real.shape:
         raise BadSampleError(
             f"composite {record.comp} is {comp.shape[1]}x{comp.shape[0]} but real image "
@@ -142,7 +142,7 @@ def check_pair(comp: np.ndarray | None, real: np.ndarray, mask: np.ndarray, reco
             f"{record.comp or record.real} is {real.shape[1]}x{real.shape[0]}")
     if not (mask > 0.5).any():
         raise BadSampleError(f"empty mask (no foreground pixel): {record.mask or record.real}")
-    if (mask < 0.5).mean() < MIN_BACKGROUND:
+    if comp is None and (mask < 0.5).mean() < MIN_BACKGROUND:  # a photo's mask (a ready set's pairs are as made)
         raise BadSampleError(f"mask covering the whole picture (under {MIN_BACKGROUND:.0%} of it background, nothing "
                              f"to harmonize against): {record.mask or record.real}")
 
