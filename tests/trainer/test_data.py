@@ -558,6 +558,14 @@ def test_a_photo_folder_with_a_subfolder_named_like_an_iharmony_subset_is_a_phot
         "HCOCO"}
 
 
+def test_subsets_of_a_set_without_any_are_refused(tmp_path, photos):
+    """--subsets HCOCO on a photo folder or an FFHQH set was ignored: the whole split was scored, with no note."""
+    data = {"root": str(photos[0]), "subsets": ["HCOCO"]}
+    with pytest.raises(ValueError, match=r"data.subsets \['HCOCO'\] picks iHarmony4 subsets, but .* is a folder set, "
+                                         r"which has none: drop data.subsets"):
+        build_dataset(data, "train", image_size=32)
+
+
 @pytest.mark.parametrize("synthesis", [{"on_device": True}, {"on_device": False}])
 def test_preloaded_photos_give_the_same_samples(tmp_path, photos, synthesis, capsys):
     img_dir, mask_dir = photos
