@@ -264,8 +264,9 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
              or by_folded_stem.get(_folded(c.stem)) for c in composites]
     missing = [c for c, m in zip(composites, found) if m is None]
     if missing:
-        names = ", ".join(f"{c.stem}.*" for c in missing[:10]) + (f" and {len(missing) - 10} more"
-                                                                  if len(missing) > 10 else "")
+        stems = list(dict.fromkeys(c.stem for c in missing))  # x.png and x.jpg look for the same x.*
+        names = ", ".join(f"{stem}.*" for stem in stems[:10]) + (f" and {len(stems) - 10} more"
+                                                                 if len(stems) > 10 else "")
         raise SystemExit(f"error: no {what} named {names} in {folder} ({len(missing)} of {len(composites)} "
                          "composites); name each mask like its composite")
     return found
@@ -499,6 +500,21 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
     return left
 
 
+def _without_resolution(exif: bytes) -> bytes:
+    """An EXIF block without the picture's resolution (XResolution, YResolution, ResolutionUnit): a comparison
+    is no print."""
+    from PIL import Image
+
+    tags = Image.Exif()
+    try:
+        tags.load(exif)
+        for tag in {0x011A, 0x011B, 0x0128}.intersection(tags):
+            del tags[tag]
+        return tags.tobytes()
+    except Exception:  # a broken block: it carries nothing a reader could use
+        return exif
+
+
 def _exif_resolution(exif: bytes) -> bool:
     """Whether an EXIF block holds the picture's resolution (XResolution)."""
     from PIL import Image
@@ -578,9 +594,11 @@ def _compare(job: _Job, image, result, mask, corrections, keep: dict) -> list[st
     from .visualize import before_after
 
     m = Image.fromarray(_eight_bit(mask))
+    kept = {k: v for k, v in keep.items() if k not in ("text", "dpi")}  # no generator's picture, no print
+    if "exif" in kept:
+        kept["exif"] = _without_resolution(kept["exif"])
     return _write(before_after(Image.fromarray(_eight_bit(image)), Image.fromarray(_eight_bit(result)), m,
-                               after_label=corrections[0].label()), job.compare,
-                  {k: v for k, v in keep.items() if k not in ("text", "dpi")})  # no generator's picture, no print
+                               after_label=corrections[0].label()), job.compare, kept)
 
 
 def _natural_key(path: Path) -> list:
@@ -726,12 +744,16 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         line = _verdict(corrections, harmonizer, "frames")
         print(line if len(corrections) > 1 else f"the frame: {line}")
     if sixteen_bit:
-        print(f"note: {len(sixteen_bit)} frames hold more than 8 bits ({', '.join(sixteen_bit[:3])}"
-              f"{', ...' if len(sixteen_bit) > 3 else ''}); they are written with 8 bits per channel")
+        one = len(sixteen_bit) == 1
+        print(f"note: {len(sixteen_bit)} {'frame holds' if one else 'frames hold'} more than 8 bits "
+              f"({', '.join(sixteen_bit[:3])}{', ...' if len(sixteen_bit) > 3 else ''}); "
+              f"{'it is' if one else 'they are'} written with 8 bits per channel")
     if eight_of_sixteen:
-        print(f"note: {len(eight_of_sixteen)} frames hold 16 bits per channel in a layout read at 8 bits "
-              f"({', '.join(eight_of_sixteen[:3])}{', ...' if len(eight_of_sixteen) > 3 else ''}): they were "
-              "harmonized at 8 bits; save them as plain 16-bit RGB or RGBA to keep them")
+        one = len(eight_of_sixteen) == 1
+        print(f"note: {len(eight_of_sixteen)} {'frame holds' if one else 'frames hold'} 16 bits per channel in a "
+              f"layout read at 8 bits ({', '.join(eight_of_sixteen[:3])}{', ...' if len(eight_of_sixteen) > 3 else ''})"
+              f": {'it was' if one else 'they were'} harmonized at 8 bits; save "
+              f"{'it' if one else 'them'} as plain 16-bit RGB or RGBA to keep {'it' if one else 'them'}")
     if left_out:
         print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:

@@ -413,6 +413,11 @@ def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder
     with pytest.raises(SystemExit) as e:
         _harmonize(comps, masks, "-o", out, "--weights", tiny_folder)
     assert "no mask named b.*, c.* in" in str(e.value.code) and "2 of 3" in str(e.value.code)
+    _composite().save(comps / "b.jpg")  # b.png and b.jpg both look for b.*: it is named once
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comps, masks, "-o", out, "--weights", tiny_folder)
+    assert "no mask named b.*, c.* in" in str(e.value.code) and "3 of 4" in str(e.value.code)
+    (comps / "b.jpg").unlink()
     for name in ("b", "c"):
         _mask().save(masks / f"{name}.png")
     assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 0
@@ -807,6 +812,21 @@ def test_a_composite_s_resolution_is_carried(tiny_folder, tmp_path, capsys, suff
         assert Image.open(tmp_path / "out.webp").getexif().get(0x011A) == 300
     else:
         assert "the resolution (300 dpi), which WebP cannot hold" in capsys.readouterr().out
+
+
+def test_a_comparison_carries_no_print_resolution_from_the_exif(tiny_folder, tmp_path):
+    """The comparison left out the composite's dpi but kept its EXIF resolution: read as 300 dpi all the same."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x011A], exif[0x011B], exif[0x0128] = "Cam", 300.0, 300.0, 2
+    comp, mask = tmp_path / "scan.jpg", tmp_path / "mask.png"
+    _composite().save(comp, exif=exif)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--compare", tmp_path / "cmp.jpg", "--weights",
+                      tiny_folder) == 0
+    compared = Image.open(tmp_path / "cmp.jpg")
+    assert compared.getexif().get(0x010F) == "Cam"  # the camera's tags stay
+    assert not {0x011A, 0x011B, 0x0128} & set(compared.getexif()) and compared.info.get("dpi", (72, 72)) == (72, 72)
+    assert Image.open(tmp_path / "out.jpg").info["dpi"] == pytest.approx((300, 300))
 
 
 def test_a_resolution_past_what_a_jpeg_holds_is_left_out_and_said(tiny_folder, tmp_path, capsys):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from phnet import Harmonizer, cli
@@ -405,3 +404,12 @@ def test_temporal_alone_may_come_before_the_folders(tiny_folder, tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 3
     assert _run("--temp", comps, masks, "-o", f"{tmp_path / 'short'}/", "--weights", tiny_folder) == 0  # shortened
     assert len(list((tmp_path / "short").iterdir())) == 3
+
+
+def test_one_16bit_frame_is_one_frame_in_the_note(tiny_folder, tmp_path, capsys):
+    """'1 frames hold more than 8 bits': the note's count and its words disagreed."""
+    comps, masks = _write_clip(tmp_path, frames=3, cut_at=9)
+    Image.fromarray(_frame(0)[..., 0].astype(np.uint16) * 257).save(comps / "frame5.png")  # 16-bit grey
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 0
+    assert "note: 1 frame holds more than 8 bits (frame5.png); it is written with 8 bits" in capsys.readouterr().out
