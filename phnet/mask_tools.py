@@ -123,11 +123,14 @@ def _dilate(t: torch.Tensor, radius: int) -> torch.Tensor:
 def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray:
     """Grow (``grow`` > 0, dilate) or shrink (< 0, erode) by that many pixels, then feather.
 
-    ``feather`` is the gaussian sigma in pixels. Returns float32 H x W in [0, 1].
+    ``feather`` is the gaussian sigma in pixels, at most the mask's longest side. Returns float32 H x W in [0, 1].
     """
     feather = _number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
     grow = _number(grow, "grow must be a whole number of pixels")
     m = mask_to_array(mask_hw)
+    if feather > max(m.shape):  # it would mark nothing, and its kernel grows with it (1e7 asked for 11 GB)
+        raise ValueError(f"feather {feather:g} is wider than the {m.shape[1]}x{m.shape[0]} mask, so it would spread "
+                         f"the mask too thin to mark anything: give a feather of at most {max(m.shape)} pixels.")
     grow = int(round(grow))
     if grow != 0:
         t = torch.from_numpy(np.ascontiguousarray(m))[None, None]

@@ -338,6 +338,7 @@ class Settings(NamedTuple):
 
 def _harmonize(p, image, s):
     from phnet.imageio import mask_to_tensor
+    from phnet.imageio.masks import FAINT
     from phnet.mask_tools import refine_mask
 
     phnet_dir, sam_dirs = _models_dirs()
@@ -364,6 +365,11 @@ def _harmonize(p, image, s):
                                           feather=float(s.feather or 0.0)), 1, image.height, image.width)
         if not bool((mask > 0).any()):
             raise ValueError(f"PHNet: Grow {int(s.grow or 0)} shrank the mask to nothing: raise Grow toward 0.")
+        if float(given.max()) >= 0.5 and float(mask.max()) < FAINT:  # else blamed on the mask's scale, downstream
+            raise ValueError(
+                f"PHNet: Feather {float(s.feather or 0):g} spread the mask too thin to mark a subject (its strongest "
+                f"value is {float(mask.max()):.2%} of full): lower Feather"
+                + (", or raise Grow toward 0." if (s.grow or 0) < 0 else "."))
     if s.mask_source != MASK_INPAINT and getattr(p, "mask_for_overlay", None) is not None and \
             _option("overlay_inpaint", True):  # (a blank mask with 'Only masked': the WebUI pastes nothing back)
         # the subject's own mask: Grow and Feather's halo of background may fall where the original comes back

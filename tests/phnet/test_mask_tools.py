@@ -100,6 +100,16 @@ def test_refine_feather():
     assert refine_mask(m, grow=np.int64(2), feather=np.float32(0)).sum() > m.sum()  # numpy numbers are numbers
 
 
+def test_a_feather_wider_than_the_mask_is_refused_before_its_kernel_is_built():
+    # one of 1e5 took 10 s and left all zeros, 1e7 asked the allocator for 11 GB
+    m = np.zeros((48, 64), np.float32)
+    m[20:22, 30:32] = 1.0
+    assert refine_mask(m, feather=64).max() > 0  # as wide as the mask: still taken
+    for wide in (64.5, 3000, 1e7, 1e300):
+        with pytest.raises(ValueError, match=r"feather .* is wider than the 64x48 mask.*at most 64 pixels"):
+            refine_mask(m, feather=wide)
+
+
 def test_refine_accepts_other_kinds():
     m = _square()
     np.testing.assert_array_equal(refine_mask(torch.from_numpy(m), grow=1), refine_mask(m, grow=1))

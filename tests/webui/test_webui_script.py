@@ -585,6 +585,20 @@ def test_a_grow_that_shrinks_the_subject_to_nothing_names_grow(webui, capsys):
     _fails(webui, capsys, runner, p, r"Grow -6 shrank the mask to nothing: raise Grow toward 0")
 
 
+def test_a_feather_that_spreads_a_small_subject_too_thin_names_feather(webui, capsys):
+    # it was blamed on the mask's scale: "a 16-bit mask holding 0..255 values, or one divided by 255 twice?"
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=30, y=20, scale=0.1, feather=16.0)  # fmt: skip
+    _fails(webui, capsys, runner, p, r"Feather 16 spread the mask too thin to mark a subject .*: lower Feather\.$")
+    assert p.extra_generation_params["PHNet result"].startswith("not run: Feather 16 spread the mask too thin")
+    # through the API Feather has no upper bound: one wider than the picture is refused before it is built
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=30, y=20, feather=3000.0)  # fmt: skip
+    _fails(webui, capsys, runner, p, r"feather 3000 is wider than the 64x48 mask.*at most 64 pixels")
+
+
 def test_an_la_inpaint_mask_is_read_by_its_luminance_as_the_webui_reads_it(webui):
     luminance = np.zeros((48, 64), np.uint8)
     luminance[10:30, 10:30] = 255
