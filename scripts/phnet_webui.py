@@ -308,7 +308,8 @@ class Settings(NamedTuple):
 
     @property
     def box(self):
-        return tuple(float(v or 0) for v in (self.box_x0, self.box_y0, self.box_x1, self.box_y1))
+        """In whole pixels, as the UI's controls give it: SAM segments the box the infotext records."""
+        return tuple(round(float(v or 0)) for v in (self.box_x0, self.box_y0, self.box_x1, self.box_y1))
 
     def infotext(self):
         params = {
@@ -320,7 +321,7 @@ class Settings(NamedTuple):
             params["PHNet subject"] = (f"x {float(self.x or 0):g}, y {float(self.y or 0):g}, scale {float(self.scale):g}, "
                                        f"anchor {self.anchor}")
         elif self.mask_source == MASK_SAM:
-            params["PHNet SAM"] = f"{self.sam_weights}, box {tuple(int(v) for v in self.box)}"
+            params["PHNet SAM"] = f"{self.sam_weights}, box {self.box}"
         if self.grow or self.feather:
             params["PHNet mask refine"] = f"grow {int(self.grow)}, feather {float(self.feather):g}"
         if self.threshold_override is not None:

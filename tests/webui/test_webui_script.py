@@ -484,6 +484,24 @@ def test_sam_box_is_harmonized(webui):
     assert p.extra_generation_params["PHNet SAM"] == "tiny_sam.safetensors, box (8, 4, 40, 30)"
 
 
+def test_a_box_sent_as_floats_is_rounded_once_for_sam_and_the_infotext(webui, monkeypatch):
+    # SAM segmented the box as sent, and the infotext recorded it rounded down: another box when pasted back
+    from phnet.sam import SamSegmenter
+
+    boxes = []
+    real = SamSegmenter.predict
+    monkeypatch.setattr(SamSegmenter, "predict", lambda self, *a, box=None, **k: boxes.append(box) or
+                        real(self, *a, box=box, **k))
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
+                          sam_weights="tiny_sam.safetensors", box_x0=8.6, box_y0=4.4, box_x1=40.7,
+                          box_y1=29.5)  # fmt: skip
+    _postprocess(webui, runner, p, _generated())
+    assert boxes == [(9, 4, 41, 30)]
+    assert p.extra_generation_params["PHNet SAM"] == "tiny_sam.safetensors, box (9, 4, 41, 30)"
+
+
 def test_sam_waits_on_the_cpu_between_images(webui, monkeypatch):
     """The cached SAM stayed on the WebUI's GPU for the whole session (a vit_h holds 2.5 GB that the next
     generation needs): it now runs on the WebUI's device and goes back to the CPU after each image, and a
