@@ -321,7 +321,7 @@ class Settings(NamedTuple):
             params["PHNet subject"] = (f"x {float(self.x or 0):g}, y {float(self.y or 0):g}, scale {float(self.scale):g}, "
                                        f"anchor {self.anchor}")
         elif self.mask_source == MASK_SAM:
-            params["PHNet SAM"] = f"{self.sam_weights}, box {self.box}"
+            params["PHNet SAM"] = f"{self.sam_weights or ''}, box {self.box}"
         if self.grow or self.feather:
             params["PHNet mask refine"] = f"grow {int(self.grow)}, feather {float(self.feather):g}"
         if self.threshold_override is not None:

@@ -162,6 +162,20 @@ def test_the_subject_sam_and_refine_settings_come_back_from_the_infotext(webui):
         assert len(expected) == (6 if settings.mask_source == SUBJECT else 7)  # SAM: grow and feather back to 0
 
 
+def test_no_sam_checkpoint_is_recorded_as_none_chosen_not_as_a_file_named_none(webui):
+    # the API's null was written as "None", which pasted back as a file name and was then not found
+    script, _ = _runner(webui, False)
+    m = webui.script_module
+    settings = m.Settings.from_args([True, None, None, SAM, None, None, None, None, None, None, 8, 4, 40, 30])
+    params = {k: str(v) for k, v in settings.infotext().items()}
+    assert params["PHNet SAM"] == ", box (8, 4, 40, 30)"
+    control, key = next((c, k) for c, k in script.infotext_fields if c.elem_id.endswith("_sam_weights"))
+    pasted = _as_pasted(control, key(params))
+    assert pasted == ""
+    with pytest.raises(ValueError, match="No SAM checkpoint chosen"):
+        m.load_segmenter(pasted, m._models_dirs()[1])
+
+
 # ---- postprocess_image -------------------------------------------------------------------
 
 
