@@ -19,6 +19,7 @@ How the WebUI runs this file decides its shape (``modules/scripts.py::load_scrip
 """
 
 import contextlib
+import math
 import os
 import re
 import threading
@@ -154,7 +155,10 @@ class PHNetHarmonizeScript(scripts.Script):
         # Recorded before generation so every image's infotext carries the settings.
         settings = Settings.from_args(args, p)
         if settings.enable:
-            p.extra_generation_params.update(settings.infotext())
+            try:
+                p.extra_generation_params.update(settings.infotext())
+            except ValueError:  # a setting that is no number: postprocess_image says which, once per image
+                pass
 
     def postprocess_image(self, p, pp, *args):
         settings = Settings.from_args(args, p)
@@ -189,8 +193,8 @@ class PHNetHarmonizeScript(scripts.Script):
             _say(p, f"not run on {'Ultimate ' if ultimate else ''}SD upscale's tiles ({why}); harmonize the picture "
                     "first, then upscale it with PHNet off")
             return
-        params = settings.infotext()
         try:
+            params = settings.infotext()
             pp.image, corrections, model_name, notes = _harmonize(p, pp.image, settings)
         except Exception as exc:
             # The WebUI reports the error and keeps the image as generated; its infotext and the page say so
@@ -311,7 +315,25 @@ class Settings(NamedTuple):
         """In whole pixels, as the UI's controls give it: SAM segments the box the infotext records."""
         return tuple(round(float(v or 0)) for v in (self.box_x0, self.box_y0, self.box_x1, self.box_y1))
 
+    def check(self):
+        """A ValueError naming the first setting this run reads as a number that holds none (NaN, inf or a word,
+        sent through the API)."""
+        used = ["strength", "grow", "feather", "threshold"]
+        if self.mask_source == MASK_SUBJECT:
+            used += ["x", "y", "scale"]
+        elif self.mask_source == MASK_SAM:
+            used += ["box_x0", "box_y0", "box_x1", "box_y1"]
+        for name in used:
+            value = getattr(self, name)
+            try:
+                finite = value is None or math.isfinite(float(value))
+            except (TypeError, ValueError):
+                finite = False
+            if not finite:
+                raise ValueError(f"PHNet: {name.replace('_', ' ')} must be a number, got {value!r}.")
+
     def infotext(self):
+        self.check()
         params = {
             "PHNet weights": self.weights or DEFAULT_WEIGHTS,
             "PHNet strength": round(float(self.strength), 3),

@@ -753,6 +753,22 @@ def test_the_upscale_pass_of_an_image_already_harmonized_leaves_it_alone(webui, 
                                                                 "pass made with PHNet off")
 
 
+@pytest.mark.parametrize("source, field, value", [(SUBJECT, "x", "abc"), (SUBJECT, "scale", float("inf")),
+                                                  (SAM, "box_x0", float("nan")), (SAM, "box_y1", "a"),
+                                                  (SUBJECT, "feather", "wide"), (SUBJECT, "strength", float("nan"))])
+def test_a_setting_sent_as_no_number_is_named_once(webui, capsys, source, field, value):
+    # a raw int() or float() error, raised by process() and again by postprocess_image, with no result line (one
+    # report of the error: process() records nothing)
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    settings = {"box_x0": 8, "box_y0": 4, "box_x1": 40, "box_y1": 30, field: value}
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=source,
+                          subject=_subject(), sam_weights="tiny_sam.safetensors", **settings)  # fmt: skip
+    name = field.replace("_", " ")
+    _fails(webui, capsys, runner, p, rf"^PHNet: {name} must be a number, got {re.escape(repr(value))}\.$")
+    assert p.extra_generation_params["PHNet result"] == f"not run: {name} must be a number, got {value!r}."
+
+
 def test_the_api_null_takes_the_default(webui):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
