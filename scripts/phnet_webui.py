@@ -584,7 +584,7 @@ def _paste_subject(image, s):
     from phnet.compositing import paste_subject
     from phnet.imageio import image_to_tensor, mask_to_tensor, tensor_to_image
 
-    if s.subject is None or s.subject == "":
+    if s.subject is None or (isinstance(s.subject, str) and not s.subject.strip()):
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
     subject = _decode_image(s.subject)
     mode = getattr(subject, "mode", None)
@@ -619,7 +619,13 @@ def _paste_subject(image, s):
 
 
 def _decode_image(value):
-    """The subject as the UI gives it (PIL), or as API clients send it (base64 / data URL)."""
+    """The subject as the UI gives it (PIL), as API clients send it (base64 / data URL), or as an array."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        from PIL import Image
+
+        return Image.fromarray(value)
     if not isinstance(value, str):
         return value
     import base64

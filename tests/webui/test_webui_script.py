@@ -984,6 +984,22 @@ def test_api_subject_as_base64(webui, capsys):
     _fails(webui, capsys, runner, p, "not a base64-encoded image")
 
 
+def test_a_subject_given_as_a_numpy_array_is_pasted(webui, capsys):
+    # comparing it with "" raised numpy's "truth value of an array ... is ambiguous"
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=np.asarray(_subject()), x=30, y=20)  # fmt: skip
+    before = _generated()
+    mask = np.zeros((48, 64), np.float32)
+    mask[22:34, 32:40] = 1.0
+    _changed_only_inside(before, _postprocess(webui, runner, p, before), mask)
+    assert _reported(webui, capsys)[1] == []
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject="  ")  # fmt: skip
+    _fails(webui, capsys, runner, p, "upload a subject cut-out")
+
+
 def test_a_subject_past_pils_pixel_limit_is_named_with_the_fix(webui, monkeypatch):
     """A decompression bomb sent through the API ended in PIL's own words, naming no fix."""
     import base64
