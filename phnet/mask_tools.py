@@ -132,7 +132,9 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
         raise ValueError(f"feather {feather:g} is wider than the {m.shape[1]}x{m.shape[0]} mask, so it would spread "
                          f"the mask too thin to mark anything: give a feather of at most {max(m.shape)} pixels.")
     grow = int(round(grow))
-    if grow != 0:
+    if abs(grow) >= 2 * max(m.shape):  # its square part reaches every pixel from every pixel: no need to pad by it
+        m = np.full_like(m, m.max() if grow > 0 else m.min())
+    elif grow != 0:
         t = torch.from_numpy(np.ascontiguousarray(m))[None, None]
         if grow > 0:
             t = _dilate(t, grow)

@@ -132,3 +132,17 @@ def test_mask_bbox():
     assert mask_bbox(np.zeros((5, 5))) is None
     assert mask_bbox(np.full((5, 5), 0.4)) is None
     assert mask_bbox(np.full((5, 5), 0.4), threshold=0.3) == (0, 0, 5, 5)
+
+
+def test_a_grow_past_the_mask_gives_what_the_dilation_gives_without_its_padding():
+    """A grow of 1e7 padded the mask by 1e7 pixels on every side before it could say anything."""
+    from phnet.mask_tools import _dilate
+
+    m = np.zeros((7, 11), np.float32)
+    m[2, 3], m[5, 9] = 0.7, 0.4
+    t = torch.from_numpy(m)[None, None]
+    for radius in (22, 23, 30):
+        assert np.array_equal(refine_mask(m, grow=radius), _dilate(t, radius)[0, 0].numpy())
+        assert np.array_equal(refine_mask(1 - m, grow=-radius), 1 - _dilate(t, radius)[0, 0].numpy())
+    assert np.array_equal(refine_mask(m, grow=1e7), np.full_like(m, 0.7))
+    assert np.array_equal(refine_mask(1 - m, grow=-1e7), np.full_like(m, 0.3))
