@@ -25,7 +25,9 @@ class Dist:
         dev = usable_device(device_pref)
         if dev.type == "cuda":
             named = torch.device(device_pref).index if device_pref else None  # "cuda:1" names one GPU
-            if named is not None and self.world > 1:  # every process would take that one GPU, which NCCL refuses
+            # every process would take that one GPU, which NCCL refuses (one that sees only its own GPU, as a
+            # scheduler's one GPU per task gives it, rightly names cuda:0)
+            if named is not None and self.world > 1 and torch.cuda.device_count() > 1:
                 raise ValueError(
                     f"train.device {device_pref!r} names one GPU, but under torchrun each process takes the GPU of "
                     "its local rank: use --device cuda (or leave train.device empty), and choose the GPUs with "
