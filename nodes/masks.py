@@ -61,7 +61,7 @@ def fitted(mask, image: torch.Tensor, name: str):
     was, for the checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask).
     Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
     plain = plain_mask(mask)
-    if plain is None or not isinstance(image, torch.Tensor) or image.ndim != 4:
+    if plain is None or plain.numel() == 0 or not isinstance(image, torch.Tensor) or image.ndim != 4:
         return mask, ""
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
     no_alpha = (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) and bool((plain == plain.flatten()[0]).all())

@@ -250,8 +250,9 @@ def test_image_layouts_and_types_a_custom_node_may_send(nodes, phnet_model, sam_
         nodes["PHNetHarmonize"].harmonize(phnet_model, image[:0], subject)
     with pytest.raises(ValueError, match="PHNet Paste Subject: 'subject' " + empty):
         nodes["PHNetPasteSubject"].paste(image, image[:0])
-    with pytest.raises(ValueError, match="PHNet Harmonize: 'mask' is an empty batch \\(0 masks\\)"):
-        nodes["PHNetHarmonize"].harmonize(phnet_model, image, subject[:0])
+    for empty in (subject[:0], torch.zeros(0, 64, 64)):  # 64x64: the size of Load Image's mask of no alpha
+        with pytest.raises(ValueError, match="PHNet Harmonize: 'mask' is an empty batch \\(0 masks\\)"):
+            nodes["PHNetHarmonize"].harmonize(phnet_model, image, empty)
     with pytest.raises(ValueError, match="PHNet Harmonize: 'reference_mask' is an empty batch \\(0 masks\\)"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, subject, reference_mask=subject[:0])
     grey = image[:, :3].mean(-1, keepdim=True)  # B×H×W×1 three rows tall: a grey IMAGE, not channels first
