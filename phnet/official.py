@@ -241,6 +241,16 @@ def _validator(headers) -> str | None:
     return etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
 
 
+def _received(read, weights: OfficialWeights, have: int, total: int, part: Path) -> bytes:
+    """The next bytes of the download; a connection cut mid-file is a ConnectionError (the part stays, and the
+    next try resumes it)."""
+    try:
+        return read(CHUNK)
+    except (OSError, http.client.HTTPException) as e:
+        raise ConnectionError(f"the download of {weights.url} broke off after {have:,} of {total or '?'} bytes ({e}); "
+                              f"run again to resume it ({part} is kept)") from None
+
+
 def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
               progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
     """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part``: a part left over is resumed only if
@@ -291,12 +301,12 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                 validator.unlink(missing_ok=True)
         length = (response.headers.get("Content-Length") or "").strip()
         total = have + int(length) if length.isdigit() else 0  # a garbled length is no length
-        with open(part, "ab" if resumed else "wb") as out:
-            progress(have, total)
-            read = getattr(response, "read1", response.read)  # what has arrived, not a whole chunk's wait
-            since, got, stalled = time.monotonic(), 0, False
-            try:
-                while chunk := read(CHUNK):
+        read = getattr(response, "read1", response.read)  # what has arrived, not a whole chunk's wait
+        since, got, stalled = time.monotonic(), 0, False
+        try:
+            with open(part, "ab" if resumed else "wb") as out:
+                progress(have, total)
+                while chunk := _received(read, weights, have, total, part):
                     out.write(chunk)
                     have += len(chunk)
                     progress(have, total)
@@ -306,11 +316,12 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                     elif time.monotonic() - since > TIMEOUT_S:  # bytes that trickle keep each read alive
                         stalled = True
                         break
-            except (OSError, http.client.HTTPException) as e:  # a connection cut mid-file: the part stays, the next try resumes it
-                raise ConnectionError(
-                    f"the download of {weights.url} broke off after {have:,} of {total or '?'} bytes ({e}); "
-                    f"run again to resume it ({part} is kept)"
-                ) from None
+        except ConnectionError:
+            raise
+        except OSError as e:  # writing it: a full disk, a quota, a folder made read-only meanwhile
+            raise PermissionError(
+                f"cannot write {part.name} into {target} ({e.strerror or e}): free space there, or give another "
+                f"folder (PHNET_HOME, cache_dir=); run again to resume the part that was written") from None
     if stalled:
         raise ConnectionError(
             f"the download of {weights.url} slowed to under {MIN_PROGRESS // 1024} KB in {TIMEOUT_S:g} s after "

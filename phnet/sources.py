@@ -350,7 +350,7 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
     except (OSError, errors.HfHubHTTPError, *transport_errors()) as e:
         if isinstance(e, FileNotFoundError):
             raise
-        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
             from huggingface_hub import constants
 
             # HF_HUB_CACHE (or its old name), where set, rules over HF_HOME: naming that would change nothing

@@ -129,6 +129,47 @@ def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
     assert site.requests[-1][1] == f"bytes={len(site.files[FILE]) // 2}-" and not part.exists()
 
 
+def test_a_full_disk_while_downloading_is_named_and_the_part_resumes(site, tmp_path, monkeypatch):
+    """The full disk was called a broken connection ("run again to resume", which fails the same way), and the
+    file's close, flushing what it still held, replaced even that with a bare OSError."""
+    import builtins
+    import errno
+
+    room = len(site.files[FILE]) // 3
+
+    class FullDisk(io.RawIOBase):
+        def __init__(self, file):
+            self.file = file
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            left = room - self.file.tell()
+            if left <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(bytes(data[:left]))
+
+        def close(self):
+            self.file.close()
+            super().close()
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".part"):
+            return io.BufferedWriter(FullDisk(builtins.open(path, mode, buffering=0)))
+        return builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(official, "open", full_open, raising=False)
+    with pytest.raises(PermissionError, match=rf"cannot write {FILE}.part into .* \(No space left on device\): free "
+                                              r"space there, or give another folder \(PHNET_HOME, cache_dir=\)"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    written = room
+    assert (tmp_path / (FILE + ".part")).stat().st_size == written
+    room = len(site.files[FILE])  # space made
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert site.requests[-1][1] == f"bytes={written}-"
+
+
 def test_a_download_that_trickles_stops_and_a_garbled_length_is_no_length(site, tmp_path, monkeypatch):
     """A byte every tenth of a second kept each read inside its timeout: the download went on for hours; a
     Content-Length of '12abc' stopped it with int()'s words."""

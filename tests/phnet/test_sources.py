@@ -159,6 +159,9 @@ def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tm
     with pytest.raises(PermissionError, match="cannot write weights .* into the Hugging Face cache .*Read-only"):
         with sources.hub_errors("me/x", None, None, tmp_path, False, "weights"):
             raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "models--me--x"))
+    with pytest.raises(PermissionError, match="cannot write weights .* into the Hugging Face cache .*quota"):
+        with sources.hub_errors("me/x", None, None, tmp_path, False, "weights"):  # was "check the connection"
+            raise OSError(errno.EDQUOT, "Disk quota exceeded", str(tmp_path / "models--me--x"))
 
 
 def test_a_cache_set_by_hf_hub_cache_names_that_setting_as_the_fix(tmp_path, monkeypatch):
