@@ -56,7 +56,8 @@ SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")  # only ever opened with torch.load(weights_only=True)
 WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 
-_REPO_ID = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9]([\w.-]{0,94}\w)?/[A-Za-z0-9]([\w.-]{0,94}\w)?")  # the Hub's rules
+# the Hub's rules: ASCII letters, digits, "-", "_" and "."; no "--" or ".."; no name ending in ".git"
+_REPO_ID = re.compile(r"(?!.*(--|\.\.))(?!.*\.git$)[A-Za-z0-9]([\w.-]{0,94}\w)?/[A-Za-z0-9]([\w.-]{0,94}\w)?", re.ASCII)
 _TRUE = ("1", "true", "yes", "on")
 
 

@@ -47,7 +47,8 @@ def test_hub_references(tmp_path, monkeypatch, text, repo, revision, filename):
 
 
 @pytest.mark.parametrize("text", ["no/such/place", "./owner/name", "/abs/missing.pth", "missing.safetensors", "a/b.pth",
-                                  "runs/my--run", "runs/best.", "runs/-x"])  # no Hub repo id: a missing folder
+                                  "runs/my--run", "runs/best.", "runs/-x",
+                                  "modèles/phnet", "me/phnet.git"])  # no Hub repo id: a missing folder
 def test_not_found(tmp_path, monkeypatch, text):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"not found.*owner/name.*:path/in/repo.safetensors. for one file of it"):
