@@ -317,6 +317,9 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
             pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]().load("(from hub_repo_id)", repo, filename)
         assert "https://huggingface.co/someone/sam/resolve/v2/sam_vit_x.pth" in str(e.value)
         assert "as someone--sam@v2--sam_vit_x.pth" in str(e.value)
+    with pytest.raises(FileNotFoundError) as e:  # a pull request's revision, a space: quoted as the Hub needs them
+        pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]().load("(from hub_repo_id)", "someone/sam@refs/pr/1", "a b.pth")
+    assert "https://huggingface.co/someone/sam/resolve/refs%2Fpr%2F1/a%20b.pth by hand" in str(e.value)
     for path in ("C:\\sams\\sam_vit_b_01ec64.pth", "/home/me/sams/sam_vit_b@2.pth"):  # mistyped paths: no Hub
         with pytest.raises(FileNotFoundError, match=re.escape(repr(path)) + " is no file or folder on this machine"):
             pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]().load("(from hub_repo_id)", path, "")
