@@ -58,10 +58,13 @@ class _Job(NamedTuple):
         return [p for p in (self.composite, self.mask, self.reference) if p is not None]
 
 
-def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
+               clip: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """(image array as stored, float32 mask, what its results carry: see read_picture) for one job; ValueError
     naming the file when it cannot be used. ``levels``: an integer mask file on its dtype's scale even where
-    its values stop at 1 (a frame of a clip whose other masks go higher)."""
+    its values stop at 1 (a frame of a clip whose other masks go higher). ``clip``: a frame of a clip, whose
+    alpha may rightly mark no subject or the whole frame, over a flat colour (a fade to black): the clip is
+    judged as a whole."""
     from .imageio import mask_to_array, read_mask, read_picture
 
     image, keep = read_picture(composite)
@@ -79,10 +82,11 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False) -> tupl
             raise ValueError(f"{composite} has no alpha channel; give its MASK as the second argument (for a folder "
                              "of composites, a folder of masks with the same names)")
         opaque = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
-        if bool((image[..., 3] == opaque).all()):
+        if not clip and bool((image[..., 3] == opaque).all()):
             raise ValueError(f"{composite}'s alpha channel is opaque everywhere, so it marks no subject; give its "
                              "MASK as the second argument (for a folder of composites, a folder of masks)")
-        _refuse_cut_out(image, composite)
+        if not clip:
+            _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=levels), keep
     m = read_mask(mask, levels=levels)
     _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
@@ -675,7 +679,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         for j, correction in ready:
             frame = held.pop(j)
             try:
-                image, mask, keep = _load_pair(frames[j].composite, frames[j].mask, levels)
+                image, mask, keep = _load_pair(frames[j].composite, frames[j].mask, levels, clip=True)
                 pixels, peak, mask, mask_peak, finish = frame_of(image, mask)
                 out = pixels.clone()
                 with torch.inference_mode():
@@ -693,7 +697,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     for job in jobs:
         try:
-            image, mask, keep = _load_pair(job.composite, job.mask, levels)
+            image, mask, keep = _load_pair(job.composite, job.mask, levels, clip=True)
             pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
             here = float(masks.max()) / mask_peak
             strongest = max(strongest, here)
@@ -761,6 +765,11 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
         return 1
     masks = args.mask or "the frames' alpha channels"
+    if corrections and all(c.flat is not None for c in corrections) and not args.mask:  # cut-outs, not a scene
+        print("error: under every frame's transparent part is one flat colour, not a scene for the subject to match "
+              "(the frames were written as they were): the frames are cut-outs; paste them onto their background "
+              "first and give the frames with their alpha, or a folder of masks", file=sys.stderr)
+        return 1
     if corrections and all(c.background is not None for c in corrections):  # as the library refuses it
         print(f"error: every mask that has a subject covers (nearly) its whole frame: nothing was harmonized (the "
               f"frames were written as they were); check {masks} (white = subject)", file=sys.stderr)

@@ -413,3 +413,36 @@ def test_one_16bit_frame_is_one_frame_in_the_note(tiny_folder, tmp_path, capsys)
     assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
                      str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 0
     assert "note: 1 frame holds more than 8 bits (frame5.png); it is written with 8 bits" in capsys.readouterr().out
+
+
+def test_a_clip_whose_alpha_is_its_mask_writes_every_frame_the_masks_folder_would(tiny_folder, tmp_path, capsys):
+    """A fade to black, a subject over a black background and a frame the subject fills were refused one by one as
+    cut-outs or opaque alphas: the clip came out with gaps, where a masks folder wrote them unchanged."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t in range(6):
+        frame, mask = _frame(t), _mask()
+        if t == 2:
+            frame[mask == 0] = 0  # the subject over black
+        if t == 3:
+            mask[:] = 255  # the subject fills the frame
+        if t == 4:
+            frame[:], mask[:] = 0, 0  # a fade to black, no subject
+        Image.fromarray(np.dstack([frame, mask])).save(frames / f"frame{t}.png")
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(frames), "-o", f"{out}/", "--weights", str(tiny_folder), "--device", "cpu",
+                     "--temporal", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [f"frame{t}.png" for t in range(6)]
+    assert "1 frame has an empty mask and was written unchanged: frame4.png" in printed
+    assert "background of one flat colour (no scene to match to) and was written unchanged: frame2.png" in printed
+    for t in (2, 3, 4):
+        assert np.array_equal(np.asarray(Image.open(out / f"frame{t}.png")),
+                              np.asarray(Image.open(frames / f"frame{t}.png"))[..., :3]), t
+    for t in range(6):  # a clip of cut-outs alone is refused as one
+        cut_out = _frame(t)
+        cut_out[_mask() == 0] = 0
+        Image.fromarray(np.dstack([cut_out, _mask()])).save(frames / f"frame{t}.png")
+    assert cli.main(["harmonize", str(frames), "-o", f"{tmp_path / 'cut'}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2"]) == 1
+    assert "the frames are cut-outs; paste them onto their background first" in capsys.readouterr().err
