@@ -15,7 +15,8 @@ Sources (all installed with pip, nothing downloaded at run time unless ``--all-v
 ``comfyui-workflow-templates-media-image`` is **never** read: it is reserved for held-out
 evaluation elsewhere in the project. Its pictures also turn up in old versions of the allowed
 bundles, so every source is checked against the reserved list (:mod:`trainer.builders.held_out`:
-same file, or a dHash within 6 bits) and dropped when it matches; the build prints how many.
+same file, or a dHash within 6 bits) and dropped when it matches, with every near-duplicate of it (its
+group, below); the build prints how many.
 
 ``--all-versions`` adds the pictures that only older published versions of the five bundles hold
 (:mod:`trainer.builders.package_history`: downloaded once into a cache, near-duplicates of the
@@ -41,7 +42,8 @@ to validation (checkpoint selection), the next ``--test-percent`` to test (the r
 composite is made from it. Near-duplicate sources
 (dHash within 6 bits, of any frame a source gives or its mirror image: one template's thumbnail shipped by
 two bundles, a re-encoded, retitled or mirrored copy, a still of an animation's later frame) are split
-together, by the first key of their group, so no copy of a held-out picture is trained on.
+together, by the first key of their group, so no copy of a held-out picture is trained on; a group
+holding a reserved picture is dropped whole.
 Held-out splits keep
 one frame and its subject mask per source, at a larger size so native-resolution scores mean
 something.
@@ -223,17 +225,20 @@ def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
     return (src.data is not None and is_held_out(src.data())) or any(is_held_out(f) for f in frames)
 
 
-def _hash_one(i: int) -> list[int] | None:
+def _hash_one(i: int) -> tuple[list[int] | None, bool]:
     """The dHashes of every frame the build may take from a source, and of their mirror images (training
-    flips pictures: a mirrored copy is the same picture to a model); None when it cannot be read (the build
-    records why)."""
+    flips pictures: a mirrored copy is the same picture to a model), or None when it cannot be read (the build
+    records why); and whether the source is a reserved picture."""
     src = _BUILD["sources"][i]
-    try:  # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
-        frames = [f for f in src.load(_BUILD["frames"]) if usable(f, _BUILD["min_side"])]
+    try:
+        loaded = src.load(_BUILD["frames"])
+        held = _held_out(src, loaded)
+        # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
+        frames = [f for f in loaded if usable(f, _BUILD["min_side"])]
         return [dhash64(np.ascontiguousarray(f[:, ::-1] if mirrored else f)) for f in frames
-                for mirrored in (False, True)] or None
+                for mirrored in (False, True)] or None, held
     except Exception:
-        return None
+        return None, False
 
 
 def _build_one(i: int) -> tuple[list[dict], list[dict]]:
@@ -241,6 +246,8 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     b = _BUILD
     src, out = b["sources"][i], b["out"]
     split = split_of(b["groups"][src.key], b["val_percent"], b["test_percent"])
+    if b["groups"][src.key] in b["held_groups"]:  # a near-duplicate of a reserved picture, directly or through others
+        return [], [{"source": src.key, "reason": HELD_OUT}]
     try:
         frs = src.load(1 if split != "train" else b["frames"])
         if _held_out(src, frs):
@@ -337,7 +344,9 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
                   val_percent=val_percent, test_percent=test_percent, min_side=min_side)
     keys = [src.key for src in sources]
     _BUILD["bases"] = file_bases(keys)
-    groups = _BUILD["groups"] = split_groups(keys, list(_each(_hash_one, len(sources), workers)))
+    hashed = list(_each(_hash_one, len(sources), workers))
+    groups = _BUILD["groups"] = split_groups(keys, [h for h, _ in hashed])
+    _BUILD["held_groups"] = {groups[k] for k, (_, held) in zip(keys, hashed) if held}
     joined = {g for k, g in groups.items() if k != g}
     log(f"near-duplicates: {sum(1 for g in groups.values() if g in joined)} sources in {len(joined)} groups, "
         f"each group split together")

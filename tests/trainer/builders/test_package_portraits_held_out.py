@@ -38,6 +38,23 @@ def test_build_excludes_planted_copies_of_a_reserved_picture(tmp_path, monkeypat
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["held_out_excluded"] == 4
 
 
+def test_a_near_duplicate_of_a_reserved_copy_is_dropped_with_it(tmp_path, monkeypatch, reserved, picture, encoded):
+    """A crop 10 bits from the reserved picture but 5 from a dropped closer crop was grouped with it and
+    still trained on: only a source's own distance to the reserved list was checked."""
+    pytest.importorskip("cv2")
+    rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
+    sources = [_file_source("media-api/templates/crop8.png", encoded(np.ascontiguousarray(rgb[8:-8, 8:-8]))),
+               _file_source("media-api/templates/crop10.png", encoded(np.ascontiguousarray(rgb[10:-10, 10:-10]))),
+               _file_source("media-api/templates/unrelated.png", encoded(picture(21)))]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=1, val_percent=0, min_side=64,
+                        log=lambda line: None)
+    assert manifest["near_duplicate_groups"] == [[s.key for s in sources[1::-1]]]
+    assert {e["source"] for e in manifest["entries"]} == {"media-api/templates/unrelated.png"}
+    assert manifest["held_out_excluded"] == 2
+    assert [s["source"] for s in manifest["skipped"]] == [s.key for s in sources[:2]]
+
+
 def test_copies_of_one_picture_land_in_one_split(tmp_path, monkeypatch, picture, encoded):
     pytest.importorskip("cv2")
     rgb = picture(3)
