@@ -7,7 +7,9 @@ the training pairs of ``--fraction`` of its training *sources* (every pair of a 
 frames and mask kinds), and all of its val and test pairs, so that every subset is scored on the same
 held-out photos. Sources are ranked by a hash of their name, so a smaller fraction is always a subset of
 a larger one and the choice does not depend on the order of the files. Files are hard-linked where the
-file system allows, copied otherwise.
+file system allows, copied otherwise. The subset's ``manifest.json`` counts what it kept (``sources``,
+``sources_by_split``, ``pairs_by_split_and_mask``); what only the whole pool's build knows (the sources it
+read, skipped and held out, its near-duplicate groups) is under ``from_pool``.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from trainer.builders.staging import check_replaceable, staged
 from trainer.data.common import find_with_any_extension
 
 SPLITS = ("train", "val", "test")
+MASKS = ("person", "object", "random")
+POOL_ONLY = ("sources", "skipped", "held_out_excluded", "near_duplicate_groups")  # the whole pool's build's
 
 
 def ranked_sources(entries: list[dict]) -> list[str]:
@@ -52,6 +56,18 @@ def _is_subset(folder: Path) -> bool:
         return "subset" in json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError, TypeError):
         return False
+
+
+def subset_manifest(manifest: dict, kept: list[dict], summary: dict) -> dict:
+    """The pool's manifest with only the ``kept`` entries, counted again; the whole pool's own counts moved
+    under ``from_pool`` (a subset of a subset keeps the pool's)."""
+    from_pool = manifest.get("from_pool", {k: manifest[k] for k in POOL_ONLY if k in manifest})
+    return {**{k: v for k, v in manifest.items() if k not in POOL_ONLY},
+            "sources": len({e["source"] for e in kept}),
+            "sources_by_split": {s: len({e["source"] for e in kept if e["split"] == s}) for s in SPLITS},
+            "pairs_by_split_and_mask": {s: {m: sum(1 for e in kept if e["split"] == s and e.get("mask") == m)
+                                            for m in MASKS} for s in SPLITS},
+            "entries": kept, "from_pool": from_pool, "subset": summary}
 
 
 def build_subset(pool: Path, out: Path, fraction: float) -> dict:
@@ -85,7 +101,7 @@ def build_subset(pool: Path, out: Path, fraction: float) -> dict:
             for kind in ("images", "masks"):
                 src = _find(Path(pool) / e["split"] / kind, e["name"])
                 _link(src, tmp / e["split"] / kind / src.name)
-        (tmp / "manifest.json").write_text(json.dumps({**manifest, "entries": kept, "subset": summary}, indent=1))
+        (tmp / "manifest.json").write_text(json.dumps(subset_manifest(manifest, kept, summary), indent=1))
     return summary
 
 

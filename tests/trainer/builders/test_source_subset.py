@@ -39,6 +39,28 @@ def test_subsets_nest_keep_whole_sources_and_every_held_out_pair(tmp_path):
     assert kept["subset"]["fraction"] == 0.25 and len(kept["entries"]) == 12
 
 
+def test_a_subset_counts_what_it_kept_and_names_the_whole_pools_counts_as_such(tmp_path):
+    """The subset's manifest kept the whole pool's counts (sources, pairs by split and mask, skipped)."""
+    pool = _pool(tmp_path / "pool")
+    manifest = json.loads((pool / "manifest.json").read_text())
+    for e in manifest["entries"]:
+        e["mask"] = "random" if e["name"].endswith("_rand") else "object"
+    whole = {"sources": 15, "skipped": [{"source": "bundle/templates/x.webp", "reason": "held out for evaluation"}],
+             "held_out_excluded": 1, "near_duplicate_groups": [["bundle/templates/train-0.webp", "b/y.webp"]]}
+    manifest.update(whole, builder="trainer.builders.package_portraits", sources_by_split={"train": 8},
+                    pairs_by_split_and_mask={"train": {"object": 8, "random": 8}})
+    (pool / "manifest.json").write_text(json.dumps(manifest))
+    source_subset.build_subset(pool, tmp_path / "quarter", 0.25)
+    kept = json.loads((tmp_path / "quarter" / "manifest.json").read_text())
+    assert kept["builder"] == "trainer.builders.package_portraits"
+    assert kept["sources"] == 6 and kept["sources_by_split"] == {"train": 2, "val": 2, "test": 2}
+    assert kept["pairs_by_split_and_mask"]["train"] == {"person": 0, "object": 2, "random": 2}
+    assert kept["pairs_by_split_and_mask"]["val"] == {"person": 0, "object": 2, "random": 2}
+    assert kept["from_pool"] == whole and not (set(whole) - {"sources"}) & set(kept)
+    source_subset.build_subset(tmp_path / "quarter", tmp_path / "eighth", 0.5)  # a subset of the subset
+    assert json.loads((tmp_path / "eighth" / "manifest.json").read_text())["from_pool"] == whole
+
+
 def test_bad_requests_name_the_fix(tmp_path, capsys):
     pool = _pool(tmp_path / "pool")
     assert source_subset.main([str(pool), str(tmp_path / "x"), "--fraction", "0"]) == 2
