@@ -189,9 +189,13 @@ def download(wheel: Wheel, cache: Path) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:  # renamed in whole
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                            "--disable-pip-version-check", "-q", "-d", tmp, f"{wheel.dist}=={wheel.version}"],
-                           check=True)
+            try:
+                subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                                "--disable-pip-version-check", "-q", "-d", tmp, f"{wheel.dist}=={wheel.version}"],
+                               check=True)
+            except subprocess.CalledProcessError as e:  # offline, a proxy, no such version: pip said why above
+                raise OSError(f"pip download {wheel.dist}=={wheel.version} failed (exit status {e.returncode}): "
+                              f"run once with network access, or put {wheel.filename} into {path.parent}") from None
             got = Path(tmp) / wheel.filename
             if not got.exists():
                 raise RuntimeError(f"pip download {wheel.dist}=={wheel.version} gave {os.listdir(tmp)}, not "
@@ -398,7 +402,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-side", type=int, default=256, help="the builder's smallest usable side (default 256)")
     p.add_argument("--no-faces", action="store_true", help="skip the face count (faster)")
     a = p.parse_args(argv)
-    _, tallies = harvest(a.cache, a.min_side, faces=not a.no_faces)
+    try:
+        _, tallies = harvest(a.cache, a.min_side, faces=not a.no_faces)
+    except (OSError, ValueError) as e:  # PyPI out of reach with nothing cached, a failed download
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(format_table(tallies))
 
 

@@ -167,3 +167,25 @@ def test_an_offline_rebuild_reads_the_versions_the_cache_lists(tmp_path, downloa
     assert any("cannot reach PyPI" in line for line in said)
     with pytest.raises(OSError, match="cannot reach PyPI to list the versions of .* run once with network access"):
         ph.harvest(tmp_path / "empty", min_side=64, faces=False, log=lambda m: None)
+
+
+def test_offline_with_nothing_cached_is_one_line_naming_the_fix(tmp_path, monkeypatch, capsys):
+    """A listing cached without its wheel gave pip's CalledProcessError traceback, and the command line printed
+    'cannot reach PyPI' as a traceback."""
+    wheel = ph.Wheel(DIST, "2", f"{MODULE}-2-py3-none-any.whl", "", 0)
+
+    def pip_offline(cmd, check):
+        raise ph.subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(ph.subprocess, "run", pip_offline)
+    with pytest.raises(OSError, match=f"run once with network access, or put {wheel.filename} into .*wheels"):
+        ph.download(wheel, tmp_path / "cache")
+
+    def unreachable(dist):
+        raise urllib.error.URLError("connection refused")
+
+    monkeypatch.setattr(ph, "published_wheels", unreachable)
+    with pytest.raises(SystemExit) as stop:
+        ph.main(["--cache", str(tmp_path / "empty"), "--no-faces"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("error: cannot reach PyPI to list the versions of ")
