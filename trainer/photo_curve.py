@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -48,15 +49,21 @@ def point(run: Path) -> dict:
     vals = [r for r in records if r.get("type") == "val" and r.get("n")]
     if not vals:
         raise ValueError(f"{log_path} has no validation record: the run must validate (train.val_every)")
-    best = min(vals, key=lambda v: v["fmse"])
+    # a NaN record is no best point (the trainer's best/ passes it over too)
+    finite = [v for v in vals if isinstance(v.get("fmse"), (int, float)) and math.isfinite(v["fmse"])]
+    if not finite:
+        raise ValueError(f"{log_path} has no validation record with a finite fMSE (the run diverged): leave the run "
+                         "out of the curve or train it again")
+    best = min(finite, key=lambda v: v["fmse"])
+    near_right, nothing = best.get("near_right_fmse"), best.get("composite_near_right_fmse")
     return {"run": run.name, "sources": sources, "budget": int(config.get("train", {}).get("steps", 0)),
             "step": best["step"], "fmse": best["fmse"], "mse": best["mse"],
             "fmse_ratio": best["fmse"] / max(best["composite_fmse"], 1e-6),
             "mse_ratio": best["mse"] / max(best["composite_mse"], 1e-6),
             # none where doing nothing scores 0 there (the only near-right composites are untouched photos)
-            "near_right_ratio": (best["near_right_fmse"] / best["composite_near_right_fmse"]
-                                 if best["composite_near_right_fmse"] > 1e-6 else None),
-            "untouched_mse": best["untouched_mse"]}
+            # (and none in an older run's log, which has no such records)
+            "near_right_ratio": near_right / nothing if near_right is not None and (nothing or 0) > 1e-6 else None,
+            "untouched_mse": best.get("untouched_mse")}
 
 
 COLOURS = {"orange": VAL, "blue": MSE_COLOUR, "green": (60, 150, 80), "purple": (150, 60, 160),
@@ -114,7 +121,7 @@ def main(argv=None) -> int:
         print(f"| {q['sources']} | {q['run']} | {q['budget']} | {q['step']} | {q['mse']:.1f} ({q['mse_ratio']:.2f}×) | "
               f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | "
               f"{'n/a' if q['near_right_ratio'] is None else format(q['near_right_ratio'], '.2f')} | "
-              f"{q['untouched_mse']:.1f} |")
+              f"{'n/a' if q['untouched_mse'] is None else format(q['untouched_mse'], '.1f')} |")
     print(f"{'replaced' if replacing else 'wrote'} {draw(points, a.out)}")
     return 0
 

@@ -81,3 +81,20 @@ def test_a_run_with_a_home_relative_root_or_an_older_config_name_is_read(tmp_pat
     (run / "run_config.json").unlink()
     (run / "config.json").write_text(json.dumps(config))
     assert photo_curve.point(run)["sources"] == 10
+
+
+def test_a_nan_validation_is_no_best_point_and_an_older_log_without_near_right_keys_is_read(tmp_path, capsys):
+    """A NaN fMSE record was taken as the best (min() with NaN first) and printed as nan rows; a log without
+    the near-right and untouched keys ended in a KeyError."""
+    run = _run(tmp_path, "diverged", 10, [float("nan"), 700.0, 650.0])
+    assert photo_curve.point(run)["step"] == 300 and photo_curve.point(run)["fmse"] == 650.0
+    nan_only = _run(tmp_path, "nan_only", 10, [float("nan")])
+    assert photo_curve.main([str(nan_only), "--out", str(tmp_path / "c.png")]) == 2
+    assert "no validation record with a finite fMSE" in capsys.readouterr().err
+    old = _run(tmp_path, "old", 10, [700.0])
+    record = {"type": "val", "step": 100, "n": 9, "fmse": 700.0, "mse": 175.0, "composite_fmse": 800.0,
+              "composite_mse": 200.0}
+    (old / "log.jsonl").write_text(json.dumps(record) + "\n")
+    assert photo_curve.main([str(old), str(run), "--out", str(tmp_path / "curve.png")]) == 0
+    table = capsys.readouterr().out
+    assert "| 700.0 (0.88×) | n/a | n/a |" in table and "| nan" not in table
