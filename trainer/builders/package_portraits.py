@@ -33,7 +33,9 @@ Subject masks (:mod:`trainer.builders.subject_masks`, documented in docs/default
 
 Every training source also gets one extra *random*-shape mask as augmentation. A mask is
 rejected when it covers less than 4 % or more than 65 % of the picture, or is mostly made
-of scattered pieces.
+of scattered pieces. A picture wider or taller than 4:3 is cropped to 4:3 around its subject; when
+that leaves the mask outside 4-65 % of the crop, the crop gets a mask of its own (the frame is
+skipped when none is acceptable either).
 
 Split: by source (package + path inside it, so all frames of one animation land together), by its
 group's key (below): ``int.from_bytes(sha1("split:" + key)[:8], "little") % 100 < --val-percent`` goes
@@ -77,7 +79,7 @@ from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_
 from trainer.builders.names import distinct_bases
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
                                               PEOPLE_ONLY, Source, frames_from_file, usable)
-from trainer.builders.subject_masks import load_cv2, random_shape_mask, subject_mask
+from trainer.builders.subject_masks import acceptable, load_cv2, random_shape_mask, subject_mask
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 ALWAYS_VAL = ("skimage/astronaut",)
@@ -191,10 +193,16 @@ def _resize_short(a: np.ndarray, side: int, resample) -> np.ndarray:
     return np.asarray(Image.fromarray(a).resize(size, resample))
 
 
-def _save_pair(out: Path, split: str, name: str, rgb: np.ndarray, mask: np.ndarray, side: int) -> tuple[int, int]:
+def cropped(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The picture and its mask in the :func:`crop_window` of the mask."""
     y0, y1, x0, x1 = crop_window(*rgb.shape[:2], mask)
-    img = _resize_short(rgb[y0:y1, x0:x1], side, Image.LANCZOS)
-    m = _resize_short(mask[y0:y1, x0:x1].astype(np.uint8) * 255, side, Image.BILINEAR)
+    return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+
+def _save_pair(out: Path, split: str, name: str, rgb: np.ndarray, mask: np.ndarray, side: int) -> tuple[int, int]:
+    """Save a picture and its mask, already :func:`cropped` (no wider or taller than MAX_ASPECT)."""
+    img = _resize_short(rgb, side, Image.LANCZOS)
+    m = _resize_short(mask.astype(np.uint8) * 255, side, Image.BILINEAR)
     m = np.where(m >= 128, 255, 0).astype(np.uint8)
     Image.fromarray(img).save(out / split / "images" / f"{name}.png", optimize=False)
     Image.fromarray(m, "L").save(out / split / "masks" / f"{name}.png")
@@ -263,22 +271,29 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     for j, rgb in enumerate(frs):
         seed = _seed(f"{src.key}#{j}")
         m, method, _ = subject_mask(rgb, seed)
+        crop, m = cropped(rgb, m)
+        if crop.shape != rgb.shape and not acceptable(m):
+            # the crop to MAX_ASPECT left too little or too much of the subject: a mask of the cropped picture
+            m, method, _ = subject_mask(crop, seed)
+            if not acceptable(m):
+                continue
         if people_only and method != "person":
             continue
         side = b["size"] if split == "train" else b["val_size"]
         name = f"{base}_f{j}"
-        hw = _save_pair(out, split, name, rgb, m, side)
+        hw = _save_pair(out, split, name, crop, m, side)
         entries.append({"name": name, "split": split, "source": src.key, "frame": j,
                         "mask": method, "fg": round(float(m.mean()), 4), "size": hw})
         if split == "train" and j == len(frs) // 2:
             # augmentation: the same picture with a random-shape region
-            rm = random_shape_mask(*rgb.shape[:2], np.random.default_rng(seed + 1))
+            rm = random_shape_mask(*crop.shape[:2], np.random.default_rng(seed + 1))
             name = f"{base}_f{j}_rand"
-            hw = _save_pair(out, split, name, rgb, rm, side)
+            hw = _save_pair(out, split, name, crop, rm, side)
             entries.append({"name": name, "split": split, "source": src.key, "frame": j,
                             "mask": "random", "fg": round(float(rm.mean()), 4), "size": hw})
     if not entries:
-        return [], [{"source": src.key, "reason": "no person found (a people-only bundle)"}]
+        reason = "no person found (a people-only bundle)" if people_only else "no acceptable mask after the crop"
+        return [], [{"source": src.key, "reason": reason}]
     return entries, []
 
 

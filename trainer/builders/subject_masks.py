@@ -65,7 +65,7 @@ def _clean(fg: np.ndarray, seed_point: tuple[int, int] | None) -> np.ndarray:
     return (comp.astype(bool) | holes)
 
 
-def _acceptable(mask: np.ndarray) -> bool:
+def acceptable(mask: np.ndarray) -> bool:
     f = float(mask.mean())
     return MIN_FG <= f <= MAX_FG
 
@@ -115,7 +115,7 @@ def person_mask(rgb: np.ndarray, face: tuple[int, int, int, int], seed: int,
     fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     m = _clean(fg, (int(cx), int(min(H - 1, y + h / 2))))
     face_cover = m[y:y + h, x:x + w].mean() if w and h else 0
-    if not _acceptable(m) or face_cover < 0.5:
+    if not acceptable(m) or face_cover < 0.5:
         return None
     return m
 
@@ -135,7 +135,7 @@ def object_mask(rgb: np.ndarray, seed: int) -> np.ndarray | None:
     fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     total = fg.sum()
     m = _clean(fg, None)
-    if total == 0 or m.sum() < 0.8 * total or not _acceptable(m):
+    if total == 0 or m.sum() < 0.8 * total or not acceptable(m):
         return None
     return m
 
@@ -151,7 +151,7 @@ def random_shape_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
             cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 1, -1)
         k = 2 * (min(h, w) // 20) + 1
         m = cv2.GaussianBlur(m.astype(np.float32), (k, k), 0) > 0.5
-        if _acceptable(m):
+        if acceptable(m):
             return m
     raise RuntimeError("could not draw an acceptable random mask")  # pragma: no cover
 

@@ -95,3 +95,38 @@ def test_a_build_with_no_pair_keeps_the_earlier_pool(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no photo source is installed"):
         package_portraits.build(tmp_path / "new", log=lambda line: None)
     assert not (tmp_path / "new").exists()
+
+
+def _wide_picture(seed: int, w: int = 1024, h: int = 256) -> np.ndarray:
+    """Colour ramps under a few filled ellipses, four times as wide as high."""
+    from PIL import Image, ImageDraw
+
+    r = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    im = Image.fromarray(np.stack([(x * r.uniform(.2, .6) + r.uniform(0, 99)) % 255,
+                                   (y * r.uniform(.2, .6) + r.uniform(0, 99)) % 255,
+                                   ((x + y) * r.uniform(.1, .3)) % 255], -1).astype(np.uint8))
+    d = ImageDraw.Draw(im)
+    for _ in range(6):
+        x0, y0 = r.integers(0, w - 80), r.integers(0, h - 80)
+        d.ellipse([x0, y0, x0 + r.integers(40, 160), y0 + r.integers(40, 160)],
+                  fill=tuple(int(v) for v in r.integers(0, 255, 3)))
+    return np.asarray(im)
+
+
+def test_masks_of_a_cropped_wide_picture_keep_the_coverage_rule_and_the_manifest_says_theirs(tmp_path, monkeypatch):
+    """The mask was checked on the whole frame, then cropped to 4:3 around the subject: saved masks covered up
+    to 78 % of the picture, and the manifest's fg was the uncropped mask's."""
+    pytest.importorskip("cv2")
+    from PIL import Image
+
+    sources = [pp.Source(f"media-api/templates/wide{i}.png", lambda k, i=i: [_wide_picture(100 + i)])
+               for i in range(8)]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=128, val_size=128, frames=1, val_percent=0, min_side=128,
+                        log=lambda line: None)
+    assert len(manifest["entries"]) == 16
+    for e in manifest["entries"]:
+        saved = np.asarray(Image.open(tmp_path / "out" / "train" / "masks" / f"{e['name']}.png")) > 127
+        assert e["size"][1] <= e["size"][0] * pp.MAX_ASPECT
+        assert 0.04 <= saved.mean() <= 0.65 and abs(saved.mean() - e["fg"]) < 0.02, e
