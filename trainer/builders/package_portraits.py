@@ -45,8 +45,8 @@ composite is made from it. Near-duplicate sources
 (dHash within 6 bits, of any frame a source gives or its mirror image: one template's thumbnail shipped by
 two bundles, a re-encoded, retitled or mirrored copy, a still of an animation's later frame) are split
 together, by the first key of their group, so no copy of a held-out picture is trained on; a group
-holding a reserved picture is dropped whole.
-Held-out splits keep
+holding a reserved picture is dropped whole. A file shipped byte for byte under two keys is one source,
+the first key's (the others are skipped). Held-out splits keep
 one frame and its subject mask per source, at a larger size so native-resolution scores mean
 something.
 
@@ -233,20 +233,21 @@ def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
     return (src.data is not None and is_held_out(src.data())) or any(is_held_out(f) for f in frames)
 
 
-def _hash_one(i: int) -> tuple[list[int] | None, bool]:
+def _hash_one(i: int) -> tuple[list[int] | None, bool, str | None]:
     """The dHashes of every frame the build may take from a source, and of their mirror images (training
     flips pictures: a mirrored copy is the same picture to a model), or None when it cannot be read (the build
-    records why); and whether the source is a reserved picture."""
+    records why); whether the source is a reserved picture; the md5 of its file (None without one)."""
     src = _BUILD["sources"][i]
     try:
         loaded = src.load(_BUILD["frames"])
         held = _held_out(src, loaded)
+        md5 = None if src.data is None else hashlib.md5(src.data()).hexdigest()
         # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
         frames = [f for f in loaded if usable(f, _BUILD["min_side"])]
         return [dhash64(np.ascontiguousarray(f[:, ::-1] if mirrored else f)) for f in frames
-                for mirrored in (False, True)] or None, held
+                for mirrored in (False, True)] or None, held, md5
     except Exception:
-        return None, False
+        return None, False, None
 
 
 def _build_one(i: int) -> tuple[list[dict], list[dict]]:
@@ -256,6 +257,8 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     split = split_of(b["groups"][src.key], b["val_percent"], b["test_percent"])
     if b["groups"][src.key] in b["held_groups"]:  # a near-duplicate of a reserved picture, directly or through others
         return [], [{"source": src.key, "reason": HELD_OUT}]
+    if src.key in b["copies"]:
+        return [], [{"source": src.key, "reason": f"byte-identical to {b['copies'][src.key]}"}]
     try:
         frs = src.load(1 if split != "train" else b["frames"])
         if _held_out(src, frs):
@@ -360,8 +363,15 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
     keys = [src.key for src in sources]
     _BUILD["bases"] = file_bases(keys)
     hashed = list(_each(_hash_one, len(sources), workers))
-    groups = _BUILD["groups"] = split_groups(keys, [h for h, _ in hashed])
-    _BUILD["held_groups"] = {groups[k] for k, (_, held) in zip(keys, hashed) if held}
+    groups = _BUILD["groups"] = split_groups(keys, [h for h, _, _ in hashed])
+    _BUILD["held_groups"] = {groups[k] for k, (_, held, _) in zip(keys, hashed) if held}
+    first: dict[str, str] = {}  # one file shipped by two bundles is one source: the first key's
+    copies = _BUILD["copies"] = {}
+    for k, (_, _, md5) in zip(keys, hashed):
+        if md5 is not None and first.setdefault(md5, k) != k:
+            copies[k] = first[md5]
+    if copies:
+        log(f"byte-identical copies: {len(copies)} sources skipped (each file is read under its first key)")
     joined = {g for k, g in groups.items() if k != g}
     log(f"near-duplicates: {sum(1 for g in groups.values() if g in joined)} sources in {len(joined)} groups, "
         f"each group split together")

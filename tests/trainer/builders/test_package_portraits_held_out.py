@@ -197,3 +197,17 @@ def test_flat_frames_the_build_drops_join_no_sources(tmp_path, monkeypatch, pict
     manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=3, val_percent=0, min_side=64,
                         log=lambda line: None)
     assert manifest["near_duplicate_groups"] == []
+
+
+def test_one_file_shipped_by_two_bundles_is_one_source(tmp_path, monkeypatch, picture, encoded):
+    """A byte-identical file in two bundles became two training sources with different masks."""
+    pytest.importorskip("cv2")
+    data = encoded(picture(70))
+    sources = [_file_source("media-api/templates/portrait.png", data),
+               _file_source("media-video/templates/portrait.png", data),
+               _file_source("media-api/templates/other.png", encoded(picture(71)))]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=1, val_percent=0, min_side=64,
+                        log=lambda line: None)
+    assert {e["source"] for e in manifest["entries"]} == {sources[0].key, sources[2].key}
+    assert manifest["skipped"] == [{"source": sources[1].key, "reason": f"byte-identical to {sources[0].key}"}]
