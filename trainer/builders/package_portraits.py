@@ -20,7 +20,9 @@ group, below); the build prints how many.
 
 ``--all-versions`` adds the pictures that only older published versions of the five bundles hold
 (:mod:`trainer.builders.package_history`: downloaded once into a cache, near-duplicates of the
-installed pictures dropped). Off by default, so the default build depends only on what is installed.
+installed pictures dropped; ``older_versions`` in the manifest lists the versions read and each one's
+licence, and ``held_out_excluded`` counts the reserved pictures they held). Off by default, so the default
+build depends only on what is installed.
 
 Subject masks (:mod:`trainer.builders.subject_masks`, documented in docs/default-weights.md):
 
@@ -348,13 +350,14 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
     for split in ("train", "val", "test") if test_percent > 0 else ("train", "val"):
         for sub in ("images", "masks"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
-    entries, skipped = [], []
+    entries, skipped, history = [], [], []
     t0 = time.time()
     sources = list(iter_sources())
     if all_versions:
         from trainer.builders.package_history import history_sources
 
-        sources += history_sources(history_cache, min_side, log=log)
+        older, history = history_sources(history_cache, min_side, log=log)
+        sources += older
     if limit is not None:
         sources = sources[:limit]
     global _BUILD
@@ -382,6 +385,8 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
             log(f"{i + 1}/{len(sources)} sources, {len(entries)} pairs, {time.time() - t0:.0f}s")
     held = sum(1 for s in skipped if s["reason"] == HELD_OUT)
     log(f"held out: {held} of {len(sources)} sources excluded (reserved pictures or near-duplicates of them)")
+    if history:
+        log(f"held out of older versions: {sum(t.held_out for t in history)} pictures, before they were sources")
     counts = {s: {m: sum(1 for e in entries if e["split"] == s and e["mask"] == m)
                   for m in ("person", "object", "random")} for s in ("train", "val", "test")}
     manifest = {
@@ -391,8 +396,10 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
                  "all_versions": all_versions},
         "packages": package_versions(),
         "licences": LICENCES,
+        # --all-versions: each older version read, by bundle, with the licence its wheel's METADATA gives
+        **({"older_versions": {t.source: t.licences for t in history}} if all_versions else {}),
         "sources": len(sources),
-        "held_out_excluded": held,
+        "held_out_excluded": held + sum(t.held_out for t in history),
         "near_duplicate_groups": sorted(sorted(k for k, g in groups.items() if g == name) for name in joined),
         "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},
         "pairs_by_split_and_mask": counts,

@@ -189,3 +189,17 @@ def test_offline_with_nothing_cached_is_one_line_naming_the_fix(tmp_path, monkey
         ph.main(["--cache", str(tmp_path / "empty"), "--no-faces"])
     assert stop.value.code == 2
     assert capsys.readouterr().err.startswith("error: cannot reach PyPI to list the versions of ")
+
+
+def test_a_wheel_not_licensed_mit_is_left_out_and_each_versions_licence_recorded(tmp_path, downloads):
+    """Every wheel's pictures were kept whatever its METADATA said, and the pool claimed MIT for them all."""
+    path = tmp_path / "index" / f"{MODULE}-1-py3-none-any.whl"
+    with zipfile.ZipFile(path) as zf:
+        files = {n.rsplit("/", 1)[1]: zf.read(n) for n in zf.namelist() if "/templates/" in n}
+    _wheel(path, "1", files, licence="LicenseRef-Proprietary")
+    said = []
+    pictures, (tally,) = ph.harvest(tmp_path / "cache", min_side=64, faces=False, log=said.append)
+    assert [p.key for p in pictures] == ["media-fake/v2/templates/c.png"]  # not version 1's d.png
+    assert tally.licences == {"2": "MIT", "1": "LicenseRef-Proprietary"}
+    assert tally.licence == "LicenseRef-Proprietary, MIT"
+    assert f"warning: {DIST} 1 is licensed 'LicenseRef-Proprietary', not MIT: its pictures are left out" in said
