@@ -231,7 +231,7 @@ def _sam_config(checkpoint: CheckpointFile) -> dict | None:
 def _infer(path: Path, state: dict[str, torch.Tensor], **overrides) -> SamArchitecture:
     try:
         return infer_sam_architecture(state, **overrides)
-    except (KeyError, IndexError) as exc:
+    except (KeyError, IndexError, ZeroDivisionError) as exc:  # (a tensor of size 0 among its shapes)
         raise ValueError(f"{path}: not a supported SAM state_dict (missing or odd tensor {exc}).") from exc
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc

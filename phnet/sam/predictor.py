@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import numbers
 import os
 import threading
 from typing import Any, Callable, Sequence
@@ -263,5 +264,6 @@ class SamSegmenter:
 
 
 def _check_threshold(threshold: float) -> None:
-    if not math.isfinite(threshold):  # NaN gave an empty mask without a word
-        raise ValueError(f"threshold must be a finite number (a logit; 0 is SAM's own), got {threshold}")
+    number = isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
+    if not number or not math.isfinite(threshold):  # NaN gave an empty mask without a word
+        raise ValueError(f"threshold must be a finite number (a logit; 0 is SAM's own), got {threshold!r}")

@@ -31,8 +31,17 @@ def _box_from_mask(mask_prompt: Any, height: int, width: int) -> tuple[int, int,
     return box
 
 
+def _floats(values: Any) -> np.ndarray | None:
+    """``values`` as float64 numbers, or None where they are no numbers (a string, a dict)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
 def _checked_box(box: Sequence[float], height: int, width: int) -> np.ndarray:
-    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    b = _floats(box)
+    b = b.reshape(-1) if b is not None else np.full(1, np.nan)
     if b.size != 4 or not np.all(np.isfinite(b)):
         raise ValueError(f"box must be four finite numbers (x0, y0, x1, y1), got {box!r}.")
     x0, x1 = np.clip(sorted((b[0], b[2])), 0, width)
@@ -48,7 +57,8 @@ def _checked_box(box: Sequence[float], height: int, width: int) -> np.ndarray:
 def _checked_points(
     points: Sequence[Sequence[float]], point_labels: Sequence[int] | None, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    coords = np.asarray(points, dtype=np.float64)
+    coords = _floats(points)
+    coords = coords if coords is not None else np.full(1, np.nan)
     if coords.ndim == 1 and coords.size == 2:
         coords = coords[None]
     if coords.ndim != 2 or coords.shape[1] != 2 or not np.all(np.isfinite(coords)):
@@ -94,7 +104,7 @@ def make_prompt(
     coords = labels = None
     if points is not None and len(points) > 0:
         coords, labels = _checked_points(points, point_labels, height, width)
-    elif point_labels is not None and len(point_labels) > 0:
+    elif point_labels is not None and np.size(point_labels) > 0:
         raise ValueError("point_labels given without points.")
     if checked_box is None and coords is None:
         raise ValueError("Empty prompt: give a box, points or a mask_prompt.")

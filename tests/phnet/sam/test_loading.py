@@ -201,3 +201,15 @@ def test_not_a_sam_state_dict(tmp_path):
     (tmp_path / "weights.onnx").write_bytes(b"x")
     with pytest.raises(ValueError, match="unsupported SAM checkpoint file type"):
         SamSegmenter.from_pretrained(tmp_path / "weights.onnx")
+
+
+def test_a_checkpoint_with_a_tensor_of_size_zero_is_named(tmp_path):
+    """A damaged or crafted file whose patch embedding had no channels ended in a bare ZeroDivisionError."""
+    from safetensors.torch import load_file, save_file
+
+    path = save_tiny_sam(tmp_path / "tiny.safetensors")
+    state = load_file(path)
+    state["image_encoder.patch_embed.proj.weight"] = torch.zeros(0, 3, 16, 16)
+    save_file(state, path)
+    with pytest.raises(ValueError, match="tiny.safetensors: not a supported SAM state_dict"):
+        SamSegmenter.from_pretrained(path, device="cpu")

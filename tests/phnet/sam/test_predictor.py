@@ -178,6 +178,14 @@ def test_bad_prompts(seg, image):
         seg.predict(box=(10, 10, 10, 30))
     with pytest.raises(ValueError, match="four finite numbers"):
         seg.predict(box=(1, 2, 3))
+    with pytest.raises(ValueError, match="four finite numbers"):  # a string and dicts were float()'s errors
+        seg.predict(box="1,2,30,30")
+    with pytest.raises(ValueError, match="a list of \\(x, y\\) pairs"):
+        seg.predict(points=[{"x": 5, "y": 6}])
+    with pytest.raises(ValueError, match="point_labels given without points"):  # len() of an int
+        seg.predict(point_labels=1)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        seg.predict(box=(1, 2, 30, 30), threshold="0.5")
     with pytest.raises(ValueError, match="outside the 80x48 image"):
         seg.predict(points=[(10, 10), (90, 10)])
     with pytest.raises(ValueError, match="one label per point"):
