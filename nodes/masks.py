@@ -118,6 +118,9 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
             "The node that made it returns no ComfyUI IMAGE: connect a node that returns one.")
     if image.shape[0] == 0:
         raise ValueError(f"{node}: '{name}' is an empty batch (0 images): the node before it produced no picture")
+    if image.shape[-1] in (1, 3, 4) and 0 in image.shape[1:3]:
+        raise ValueError(f"{node}: '{name}' is {image.shape[2]}x{image.shape[1]} pixels, an empty picture: the node "
+                         "before it produced no picture (a crop of nothing?)")
     if image.shape[-1] in (3, 4):
         return
     if image.shape[1] in (1, 3, 4) and image.shape[-1] != 1:  # B×H×W×1, a few rows tall, is a grey IMAGE

@@ -244,6 +244,8 @@ def test_an_upscaled_image_overshooting_0_1_is_clamped_by_every_node(nodes, phne
 def test_image_layouts_and_types_a_custom_node_may_send(nodes, phnet_model, sam_model, helpers):
     image, subject = helpers.portrait(b=1, h=48, w=64)
     empty = "is an empty batch \\(0 images\\): the node before it produced no picture"
+    with pytest.raises(ValueError, match="PHNet SAM Segment: 'image' is 64x0 pixels, an empty picture"):
+        nodes["PHNetSAMSegment"].segment(sam_model, image[:, :0], box="1,1,5,5")  # was called a bad box
     with pytest.raises(ValueError, match="PHNet SAM Segment: 'image' " + empty):
         nodes["PHNetSAMSegment"].segment(sam_model, image[:0], guide_mask=subject)
     with pytest.raises(ValueError, match="PHNet Harmonize: 'image' " + empty):
