@@ -21,7 +21,10 @@ __all__ = ["gaussian_blur", "refine_mask", "mask_bbox"]
 
 def _number(value, what: str, low: float | None = None, high: float | None = None) -> float:
     """``value`` as a float, or one ValueError saying what it must be."""
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer past any float
+        ok = False
     if not ok or (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{what}, got {value!r}.")
     return float(value)

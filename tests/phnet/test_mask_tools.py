@@ -91,6 +91,8 @@ def test_refine_feather():
         refine_mask(m, grow=float("nan"))
     with pytest.raises(ValueError, match="grow must be a whole number of pixels, got '3'"):  # was a TypeError
         refine_mask(m, grow="3")
+    with pytest.raises(ValueError, match="grow must be a whole number of pixels"):  # was an OverflowError
+        refine_mask(m, grow=10**400)
     for bad in (float("nan"), float("inf"), -1.0, None):  # NaN and inf were raw int() errors
         with pytest.raises(ValueError, match="sigma must be a number >= 0"):
             gaussian_blur(m, bad)
