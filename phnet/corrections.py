@@ -172,10 +172,10 @@ class Correction:
             own = "below the do-no-harm threshold" if self.kept == 0 else f"{self.size * self.kept:.1f}"
             line += f" after smoothing over its shot (its own correction: {own})"
         elif self.floored:
-            line += (f": {self.kept:.2g} of the correction {self.size:.1f}, which is below the do-no-harm threshold "
-                     f"{self.threshold:g}")
+            line += (f": {_share(self.kept)} of the correction {self.size:.1f}, which is below the do-no-harm "
+                     f"threshold {self.threshold:g}")
         elif self.kept < 1:
-            line += (f": {self.kept:.2g} of the correction {self.size:.1f}, held back by the do-no-harm threshold "
+            line += (f": {_share(self.kept)} of the correction {self.size:.1f}, held back by the do-no-harm threshold "
                      f"{self.threshold:g}")
         line += f", at strength {self.strength:g}" if self.strength < 1 else ""
         line += f", through a faint mask (weight {self.weight:.2f})" if self.weight < FAINT_WEIGHT else ""
@@ -208,13 +208,13 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
         line += f"; corrections {_span(sizes)}"
     lost = sum(c.lost for c in corrections)
     if lost:
-        line += f"; {lost} whose subject vanished from the square mask of mode 'official', left as they were"
+        line += f"; {lost} whose subject vanished from the square mask of mode 'official', {_left_as(lost)}"
     empty = sum(c.empty_mask and not c.lost and not c.trace for c in corrections)
     if empty:
-        line += f"; {empty} with an empty mask (no subject in them), left as they were"
+        line += f"; {empty} with an empty mask (no subject in {'it' if empty == 1 else 'them'}), {_left_as(empty)}"
     traces = sum(c.trace for c in corrections)
     if traces:
-        line += f"; {traces} whose mask holds only a trace of a subject (under 1/64 of full), left as they were"
+        line += f"; {traces} whose mask holds only a trace of a subject (under 1/64 of full), {_left_as(traces)}"
     cramped = sum(c.background is not None for c in corrections)
     if cramped:
         line += f"; {cramped} with under {MIN_BACKGROUND:.0%} background, too little to match to, left unchanged"
@@ -225,18 +225,20 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
     below = [c for c in corrections if c.held_back]
     if below:
         line += f"; {len(below)} below the do-no-harm threshold {below[0].threshold:g}, left unchanged"
-    lifted = [c for c in corrections if c.kept == 0 and c.smoothed and c.strength > 0]
+    # a frame the threshold held back (wholly or in part) that its shot's smoothing changed says so
+    lifted = [c for c in corrections if c.kept < 1 and c.smoothed and c.strength > 0]
     if lifted:
-        line += (f"; {len(lifted)} below the do-no-harm threshold {lifted[0].threshold:g} on their own, changed by "
-                 "their shot's smoothed correction")
+        own = "on its own" if len(lifted) == 1 else "on their own"
+        line += (f"; {len(lifted)} held back by the do-no-harm threshold {lifted[0].threshold:g} {own}, changed by "
+                 f"{'its' if len(lifted) == 1 else 'their'} shot's smoothed correction")
     if muted:
         line += (f"; {len(muted)} at strength 0, left unchanged (at strength 1: RMS "
                  f"{_span(c.at_full_strength for c in muted)})")
-    floored = [c for c in corrections if c.floored and c.strength > 0]
+    floored = [c for c in corrections if c.floored and c.strength > 0 and c.smoothed is None]
     if floored:
         line += (f"; {len(floored)} below the do-no-harm threshold {floored[0].threshold:g}, a share of the "
                  "correction applied")
-    shortened = [c for c in corrections if 0 < c.kept < 1 and not c.floored and c.strength > 0]
+    shortened = [c for c in corrections if 0 < c.kept < 1 and not c.floored and c.strength > 0 and c.smoothed is None]
     if shortened:
         line += f"; {len(shortened)} held back in part by the do-no-harm threshold {shortened[0].threshold:g}"
     invisible = sum(c.invisible for c in corrections)
@@ -249,6 +251,16 @@ def summary(corrections: Sequence[Correction], unit: str = "images") -> str:
         backgrounds = [r[1] for r in resampled]
         line += f" and their backgrounds by RMS {_span(backgrounds)}" if max(backgrounds) >= 0.05 else ""
     return "; ".join((line, *notes))
+
+
+def _left_as(count: int) -> str:
+    return "left as it was" if count == 1 else "left as they were"
+
+
+def _share(kept: float) -> str:
+    """A share held back in part, never shown as the whole: 0.996 is "0.99", not "1"."""
+    shown = f"{kept:.2g}"
+    return f"{min(kept, 0.99):.2f}" if shown == "1" else shown
 
 
 def _span(values, style: str = "{:.1f}") -> str:

@@ -287,7 +287,7 @@ def test_a_picture_without_its_subject_is_passed_through(nodes, phnet_model, por
     masks[1] = 0
     out, line = nodes[node].harmonize(phnet_model, frames, masks, **options)["result"]
     assert torch.equal(out[1], frames[1]) and not torch.equal(out[0], frames[0])
-    assert "1 with an empty mask (no subject in them), left as they were" in line
+    assert "1 with an empty mask (no subject in it), left as it was" in line
     with pytest.raises(ValueError, match=f"every {unit}'s mask is empty"):
         nodes[node].harmonize(phnet_model, frames, torch.zeros_like(masks))
 

@@ -44,7 +44,7 @@ def test_a_clip_with_frames_without_a_subject():
     frames = [Correction(20.0, 0.0, 1.0), Correction.no_subject(0.0), Correction(30.0, 0.0, 1.0)]
     line = summary(frames)
     assert line == ("2 of 3 images changed by RMS 20.0 to 30.0; 1 with an empty mask (no subject in "
-                    "them), left as they were")
+                    "it), left as it was")
     assert report(frames, "--threshold 0", "--weights x") == line  # no threshold held anything back
     held = [Correction(5.0, 43.0, 0.0), Correction.no_subject(43.0)]
     assert "1 below the do-no-harm threshold 43" in summary(held)
@@ -130,3 +130,21 @@ def test_a_note_on_some_pictures_of_a_batch_says_how_many():
     with_note = Correction(20.0, 0.0, 1.0, notes=(note,))
     assert summary([with_note, Correction(20.0, 0.0, 1.0)]).endswith(f"; 1 of 2: {note}")
     assert summary([with_note, with_note]).endswith(f"changed by RMS 20.0; {note}")
+
+
+def test_frames_their_shot_changed_are_said_to_be_smoothed_not_held_back():
+    """With a floor (a fifth applied below the threshold), smoothed frames were counted as "a share of the
+    correction applied" or "held back in part", with no word of the smoothing that changed them."""
+    frames = [Correction(10.5, 40.5, 0.2, smoothed=3.3), Correction(10.5, 40.5, 0.2, smoothed=3.2),
+              Correction(50.0, 40.5, 0.6, smoothed=3.4)]
+    line = summary(frames, "frames")
+    assert "3 held back by the do-no-harm threshold 40.5 on their own, changed by their shot's smoothed" in line
+    assert "a share of the correction applied" not in line and "held back in part" not in line
+    assert "1 held back by the do-no-harm threshold 40.5 on its own, changed by its shot's" in summary(
+        [frames[0], Correction(60.0, 40.5, 1.0, smoothed=5.0)], "frames")
+
+
+def test_a_share_held_back_in_part_is_never_shown_as_the_whole():
+    """0.996 of the correction read "1 of the correction 56.4, held back by the do-no-harm threshold"."""
+    assert ": 0.99 of the correction 56.4, held back" in Correction(56.4, 40.5, 0.99641).describe()
+    assert ": 0.5 of the correction 48.0, held back" in Correction(48.0, 40.5, 0.5).describe()
