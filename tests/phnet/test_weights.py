@@ -209,20 +209,23 @@ def test_weights_of_another_architecture_under_an_official_file_name_keep_their_
 
 def test_a_config_json_beside_an_official_file_may_set_its_threshold(official_files, tmp_path):
     """As the README says; any threshold was refused ("needs output='residual'"), though a call's own works."""
-    path, _ = official_files["ffhqh"]
-    folder = tmp_path / "phnet"
-    folder.mkdir()
-    (folder / path.name).write_bytes(path.read_bytes())
+    folder = _official_folder(official_files, "ffhqh", tmp_path)
     PHNetConfig.preset("ffhqh", image_size=256, correction_threshold=10.0).save(folder / "config.json")
     assert load_model(folder).config.correction_threshold == 10.0
 
 
-def test_a_config_json_beside_an_official_file_may_set_its_threshold_alone(official_files, tmp_path):
-    """The README's tuning, with the rest read off the file: it was refused for the fields it left out."""
-    path, _ = official_files["iharmony"]
+def _official_folder(official_files, kind: str, tmp_path):
+    """A folder holding a copy of the official ``kind`` file (``official_files``) under its own name."""
+    path, _ = official_files[kind]
     folder = tmp_path / "phnet"
     folder.mkdir()
     (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_a_config_json_beside_an_official_file_may_set_its_threshold_alone(official_files, tmp_path):
+    """The README's tuning, with the rest read off the file: it was refused for the fields it left out."""
+    folder = _official_folder(official_files, "iharmony", tmp_path)
     (folder / "config.json").write_text('{"correction_threshold": 10, "image_size": 384}')
     cfg = load_model(folder).config
     assert (cfg.correction_threshold, cfg.image_size, cfg.name) == (10.0, 384, "official-iharmony512")
@@ -231,10 +234,7 @@ def test_a_config_json_beside_an_official_file_may_set_its_threshold_alone(offic
 
 def test_a_config_json_may_spell_out_the_patch_grid_the_weights_were_trained_with(official_files, tmp_path):
     """pfe_grid 5 beside iharmony512.pth (unset there: the second PN grid, 5) was refused as a contradiction."""
-    path, _ = official_files["iharmony"]
-    folder = tmp_path / "phnet"
-    folder.mkdir()
-    (folder / path.name).write_bytes(path.read_bytes())
+    folder = _official_folder(official_files, "iharmony", tmp_path)
     (folder / "config.json").write_text('{"pfe_grid": 5}')
     assert load_model(folder).config.feature_grid == 5
     (folder / "config.json").write_text('{"pfe_grid": 6}')
