@@ -67,13 +67,19 @@ started=$SECONDS
     PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1 ||
       echo "wheels from $WHEELS: not installed (machine.txt says why)" >> "$OUT/summary.txt"
   fi
-  nvidia-smi 2>&1
+  timeout 20 nvidia-smi 2>&1  # (a wedged driver can hang it: the call's time is for the steps)
   "$PY" - 2>&1 <<'PY'
 import torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
 print("torch", torch.__version__, "cuda", torch.version.cuda, gpu)
 PY
 } > "$OUT/machine.txt"
+if [ -z "${REHEARSE:-}" ] && ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  # every step would run on the CPU (the cuda tests skipped, "exit 0"), spending the GPU call's time for nothing
+  echo "error: $PY's torch sees no CUDA GPU (machine.txt says why): set PYTHON to one whose torch does" |
+    tee -a "$OUT/summary.txt" >&2
+  exit 2
+fi
 
 step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within its cap and what is left
   local name=$1 cap=$2 left limit began rc
@@ -100,7 +106,7 @@ step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within i
 # a test module that cannot be imported on this machine is reported, and the others still run
 step cuda-tests 90 "$PY" -m pytest -q -p no:cacheprovider --continue-on-collection-errors -m cuda tests -rs
 step bench 180 "$PY" benchmarks/pipeline_speed.py --device "$DEVICE" "${BENCH[@]}"
-step training 150 "$PY" benchmarks/training_speed.py --device "$DEVICE" "${TRAINING[@]}"
+step training 210 "$PY" benchmarks/training_speed.py --device "$DEVICE" "${TRAINING[@]}"
 step synthesis 60 "$PY" benchmarks/synthesis_speed.py ${SYNTHESIS[@]+"${SYNTHESIS[@]}"}
 parallel=()  # pytest-xdist, where the machine has it: the suite in 8 processes
 "$PY" -c "import xdist" 2>/dev/null && parallel=(-n 8)

@@ -78,3 +78,14 @@ def test_a_misspelt_step_is_refused_before_anything_runs(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 2 and "unknown step 'suit' in STEPS" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine's torch sees a GPU")
+def test_a_python_whose_torch_sees_no_gpu_stops_the_check_at_once(tmp_path):
+    """A CPU-only torch ran every step on the CPU: the cuda tests skipped and said "exit 0", the benchmarks failed,
+    and the GPU call's minutes were spent."""
+    env = {**_clean_env(), "OUT": str(tmp_path), "PYTHON": sys.executable, "STEPS": "cuda-tests"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "torch sees no CUDA GPU" in done.stderr
+    assert (tmp_path / "machine.txt").is_file() and not (tmp_path / "cuda-tests.txt").exists()
