@@ -410,6 +410,9 @@ def _upright(image):
         return image
     if orientation in (None, 1):
         return image
+    if image.format == "TIFF" and getattr(image, "_tile_orientation", None):  # Pillow 9 turns a TIFF as it
+        image.load()                                                        # loads, and leaves the tag
+        return image
     from PIL import Image, ImageOps
 
     try:

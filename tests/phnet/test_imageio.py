@@ -656,6 +656,24 @@ def test_an_uncompressed_tiff_turned_by_its_orientation_is_read_upright(tmp_path
         assert read_mask(tmp_path / "turned.tif").shape == (37, 45)
 
 
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_a_tiff_is_turned_by_each_orientation_once(tmp_path, compression):
+    """Pillow 9 turns a TIFF as it loads and leaves its orientation tag: turned again, one flipped or turned
+    180° came out as stored, and one turned 90° upside down."""
+    from phnet.imageio import read_image
+
+    stored = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    for orientation in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(stored).save(tmp_path / "t.tif", exif=exif, compression=compression)
+        Image.fromarray(stored).save(tmp_path / "t.png", exif=exif)
+        upright = read_image(tmp_path / "t.png")
+        assert np.array_equal(read_image(tmp_path / "t.tif"), upright), orientation
+        with Image.open(tmp_path / "t.tif") as opened:  # a PIL image not loaded yet
+            assert np.allclose(io_.image_to_array(opened)[0], upright / 255.0, atol=1e-6), orientation
+
+
 def test_a_tiff_of_premultiplied_grey_and_alpha_is_read_as_picture_and_as_mask(tmp_path):
     """PIL opens it as mode La, which it converts to LA only: both readers stopped with PIL's words alone."""
     from PIL import Image
