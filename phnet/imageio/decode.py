@@ -149,13 +149,22 @@ def _metadata(image) -> dict:
 
 def _xmp_of(image) -> bytes | None:
     """The XMP packet PIL found in a JPEG, WebP or TIFF (bytes, or a TIFF tag's tuple of them), its bytes as
-    stored (XMP may be UTF-16 or -32 as well as UTF-8)."""
+    stored (XMP may be UTF-16 or -32 as well as UTF-8). Pillow 9 finds a WebP's alone: a JPEG's is then its APP1
+    segment named for XMP, a TIFF's its tag 700."""
     xmp = image.info.get("xmp")
+    if xmp is None and image.format in ("JPEG", "MPO"):
+        xmp = next((data[len(JPEG_XMP):] for marker, data in getattr(image, "applist", [])
+                    if marker == "APP1" and data.startswith(JPEG_XMP)), None)
+    elif xmp is None and image.format == "TIFF":
+        xmp = getattr(image, "tag_v2", {}).get(700)
     if isinstance(xmp, tuple) and len(xmp) == 1:
         xmp = xmp[0]
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     return bytes(xmp) if isinstance(xmp, (bytes, bytearray)) and bytes(xmp).strip(b"\x00 \r\n\t") else None
+
+
+JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"  # the namespace that heads a JPEG's XMP segment
 
 
 def _stated_dpi(image) -> Any:

@@ -433,6 +433,17 @@ def test_read_picture_gives_the_profile_and_exif_upright(tmp_path):
     assert io_.read_picture(tmp_path / "plain.png")[1] == {}
 
 
+def test_read_picture_finds_a_jpeg_s_and_a_tiff_s_xmp_on_every_pillow(tmp_path):
+    """Pillow 9 puts neither in ``info``: the XMP of a JPEG or TIFF composite was dropped without a note."""
+    xmp = b"<x:xmpmeta><rdf:Description><dc:rights>Jane</dc:rights></rdf:Description></x:xmpmeta>"
+    segment = b"http://ns.adobe.com/xap/1.0/\x00" + xmp
+    app1 = b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment
+    Image.new("RGB", (4, 4)).save(tmp_path / "x.jpg", extra=app1)
+    Image.new("RGB", (4, 4)).save(tmp_path / "x.tif", tiffinfo={700: xmp})
+    for name in ("x.jpg", "x.tif"):
+        assert io_.read_picture(tmp_path / name)[1]["xmp"] == xmp, name
+
+
 def test_a_decompression_bomb_names_its_size_and_the_fix(tmp_path, monkeypatch):
     Image.new("L", (1000, 1000)).save(tmp_path / "big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000)
