@@ -34,7 +34,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
-from .imageio.decode import MASK_ONLY, UNOPENED_PHOTOS, quiet_open, readable_suffixes
+from .imageio.decode import JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, quiet_open, readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -482,8 +482,8 @@ def _write(picture, target: Path, keep: dict) -> list[str]:
             left.append("the XMP metadata, which BMP cannot hold")
         elif fmt == "JPEG" and len(data) > JPEG_XMP_BYTES:
             left.append(f"the XMP metadata ({len(data)} bytes), more than a JPEG segment holds ({JPEG_XMP_BYTES})")
-        elif fmt == "JPEG" and not _pillow_writes_jpeg_xmp():
-            left.append("the XMP metadata, which this Pillow cannot write into a JPEG (Pillow 11 or newer can)")
+        elif fmt == "JPEG" and not _pillow_writes_jpeg_xmp():  # its APP1 segment, as Pillow 11 writes it
+            options["extra"] = b"\xff\xe1" + struct.pack(">H", 2 + len(JPEG_XMP) + len(data)) + JPEG_XMP + data
         elif fmt == "TIFF":  # a TIFF's XMP is a tag of its first directory, written with the EXIF's
             from PIL import Image
 
