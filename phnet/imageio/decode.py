@@ -267,6 +267,8 @@ def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
         low.tile = [_low_byte_tile(tile) for tile in low.tile]
         low.load()
         wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
+    if high.mode == "RGBX":  # Pillow 9 opens a TIFF's padding (extra samples unspecified) as a fourth channel
+        wide = wide[..., :3]
     return np.ascontiguousarray(wide)
 
 

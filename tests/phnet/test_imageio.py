@@ -685,6 +685,18 @@ def test_a_tiff_is_turned_by_each_orientation_once(tmp_path, compression):
             assert np.allclose(io_.image_to_array(opened)[0], upright / 255.0, atol=1e-6), orientation
 
 
+def test_a_16_bit_tiff_s_padding_is_no_alpha(tmp_path):
+    """Pillow 9 opens RGB with a fourth sample of no stated meaning as RGBX: the padding became the alpha of an
+    RGBA result."""
+    from phnet.imageio import read_picture
+    from tests.helpers.tiff16 import write_tiff16
+
+    rgbx = np.random.default_rng(3).integers(0, 65536, (8, 8, 4), dtype=np.uint16)
+    write_tiff16(tmp_path / "padded.tif", rgbx)
+    pixels, kept = read_picture(tmp_path / "padded.tif")
+    assert np.array_equal(pixels, rgbx[..., :3]) and "read_at_8_bits" not in kept
+
+
 def test_a_tiff_of_premultiplied_grey_and_alpha_is_read_as_picture_and_as_mask(tmp_path):
     """PIL opens it as mode La, which it converts to LA only: both readers stopped with PIL's words alone."""
     from PIL import Image
