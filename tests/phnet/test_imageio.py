@@ -737,6 +737,18 @@ def test_a_32bit_grey_mask_of_8bit_values_is_named_with_a_fix_for_its_kind(tmp_p
         pil_mask_pixels(Image.fromarray(values, "I"))
 
 
+def test_a_16bit_grey_png_of_8bit_values_is_read_at_16_bits_on_every_pillow(tmp_path):
+    """Pillow 9 opens a 16-bit grey PNG in its 32-bit mode I: it was named 'a 32-bit grey picture', not the
+    16-bit mask on the wrong scale it is."""
+    from phnet.imageio import read_image
+
+    values = np.zeros((20, 24), np.uint16)
+    values[5:15, 6:18] = 255
+    Image.fromarray(values).save(tmp_path / "mask16.png")
+    pixels = read_image(tmp_path / "mask16.png")
+    assert pixels.dtype == np.uint16 and np.array_equal(pixels, values)
+
+
 def test_a_grey_and_alpha_mask_is_named_as_such():
     """np.asarray of a PIL "LA" mask was read as H masks of W×2 pixels: 'resize the mask'."""
     with pytest.raises(ValueError, match=r"H×W×2 .*grey and alpha, but a mask has one channel"):
