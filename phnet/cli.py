@@ -654,6 +654,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     held: dict[int, temporal.FrameEstimate] = {}
     reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
     corrections, failed, unchanged, traces, cramped, flat = [], [], [], [], [], []
+    opaque = []  # frames whose alpha, their mask, is opaque everywhere
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit, eight_of_sixteen = [], []
     strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
@@ -698,6 +699,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     for job in jobs:
         try:
             image, mask, keep = _load_pair(job.composite, job.mask, levels, clip=True)
+            if job.mask is None and mask.size and float(mask.min()) >= 1:
+                opaque.append(job.composite.name)
             pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
             here = float(masks.max()) / mask_peak
             strongest = max(strongest, here)
@@ -765,6 +768,10 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
         return 1
     masks = args.mask or "the frames' alpha channels"
+    if opaque and len(opaque) == len(jobs) - len(failed):  # as a lone picture's is refused
+        print("error: every frame's alpha channel is opaque everywhere, so it marks no subject (the frames were "
+              "written as they were): give a folder of masks as the second argument", file=sys.stderr)
+        return 1
     if corrections and all(c.flat is not None for c in corrections) and not args.mask:  # cut-outs, not a scene
         print("error: under every frame's transparent part is one flat colour, not a scene for the subject to match "
               "(the frames were written as they were): the frames are cut-outs; paste them onto their background "

@@ -446,3 +446,8 @@ def test_a_clip_whose_alpha_is_its_mask_writes_every_frame_the_masks_folder_woul
     assert cli.main(["harmonize", str(frames), "-o", f"{tmp_path / 'cut'}/", "--weights", str(tiny_folder),
                      "--device", "cpu", "--temporal", "2"]) == 1
     assert "the frames are cut-outs; paste them onto their background first" in capsys.readouterr().err
+    for t in range(6):  # frames exported with an opaque alpha: their alpha marks no subject, said once
+        Image.fromarray(np.dstack([_frame(t), np.full(_mask().shape, 255, np.uint8)])).save(frames / f"frame{t}.png")
+    assert cli.main(["harmonize", str(frames), "-o", f"{tmp_path / 'opaque'}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2"]) == 1
+    assert "every frame's alpha channel is opaque everywhere, so it marks no subject" in capsys.readouterr().err
