@@ -331,6 +331,7 @@ def _open_picture(path: str | Path, opened: list):
                 image.info[_EIGHT_OF_SIXTEEN] = True
             elif image.mode == "I" and any(str(_rawmode(tile)).startswith("I;16") for tile in image.tile):
                 image.info[_SIXTEEN_BIT_GREY] = True
+            _scale_low_bit_key(image)
             image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
@@ -344,6 +345,15 @@ def _open_picture(path: str | Path, opened: list):
     except _DAMAGED as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
     return image
+
+
+def _scale_low_bit_key(image) -> None:
+    """A 1-, 2- or 4-bit grey PNG's tRNS key on the 0-255 scale PIL gives its pixels: PIL keeps the key as
+    stored (3 for a 2-bit white), so no pixel matched it (newer Pillows give a 1-bit one scaled: 0 or 255)."""
+    key = image.info.get("transparency")
+    bits = {"1": 1, "L;2": 2, "L;4": 4}.get(str(_rawmode(image.tile[0]))) if image.tile else None
+    if image.format == "PNG" and bits and isinstance(key, int) and 0 < key < 2**bits:
+        image.info["transparency"] = key * 255 // (2**bits - 1)
 
 
 def _turned_tiff(image) -> bool:
@@ -467,7 +477,7 @@ def _grey_16(image, name: str, white_is_zero: bool = False) -> np.ndarray:
 
 def _keyed(image) -> bool:
     """Transparency given as one key colour or a palette's (PNG's tRNS, GIF's), not as an alpha channel."""
-    return image.mode in ("P", "RGB", "L") and "transparency" in image.info
+    return image.mode in ("P", "RGB", "L", "1") and "transparency" in image.info
 
 
 def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:

@@ -801,3 +801,34 @@ def test_a_16_bit_a_pixel_bmp_is_not_said_to_hold_16_bits_a_channel(tmp_path):
                                        + masks + pixels)
     pixels, kept = read_picture(tmp_path / "p565.bmp")
     assert pixels.dtype == np.uint8 and "read_at_8_bits" not in kept
+
+
+def _low_bit_grey_png(path, rows, bits, key):
+    """A grey PNG of 1, 2 or 4 bits a pixel with a tRNS key, written by hand (PIL writes none such)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packed = b""
+    for row in rows:
+        line = "".join(format(v, f"0{bits}b") for v in row)
+        line += "0" * (-len(line) % 8)
+        packed += b"\0" + bytes(int(line[i : i + 8], 2) for i in range(0, len(line), 8))
+    header = struct.pack(">IIBBBBB", len(rows[0]), len(rows), bits, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tRNS", struct.pack(">H", key))
+                     + chunk(b"IDAT", zlib.compress(packed)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("bits, row, key, alpha", [(2, [0, 1, 2, 3], 3, [255, 255, 255, 0]),
+                                                   (4, [0, 5, 15, 5], 5, [255, 0, 255, 0]),
+                                                   (1, [0, 1, 0, 1], 0, [0, 255, 0, 255]),
+                                                   (1, [0, 1, 0, 1], 1, [255, 0, 255, 0])])
+def test_a_low_bit_grey_png_s_key_colour_is_its_transparency(tmp_path, bits, row, key, alpha):
+    """PIL keeps a 2- or 4-bit key as stored (3) but scales the pixels (3 -> 255): all came out opaque; a 1-bit
+    picture (PIL's mode '1') lost its transparency."""
+    _low_bit_grey_png(tmp_path / "keyed.png", [row, row], bits, key)
+    pixels = io_.read_image(tmp_path / "keyed.png")
+    assert pixels.shape == (2, 4, 4) and pixels[..., 3].tolist() == [alpha, alpha]
+    assert pixels[0, :, 0].tolist() == [v * 255 // (2**bits - 1) for v in row]
