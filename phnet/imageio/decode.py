@@ -113,15 +113,16 @@ def _metadata(image) -> dict:
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]
     dpi = _stated_dpi(image)
+    turned = image.info.get(_TURNED)  # the pixels are read turned by 90°: so are the resolution's across and down
     with contextlib.suppress(TypeError, ValueError):  # a scanner's or a print layout's resolution
         if len(dpi) == 2 and all(float(d) > 0 for d in dpi):
-            kept["dpi"] = tuple(float(d) for d in dpi)
+            kept["dpi"] = tuple(float(d) for d in (dpi[::-1] if turned else dpi))
     text = {key: value for key, value in getattr(image, "text", {}).items() if isinstance(value, str)}
     # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy), or ImageMagick's copy of one in PNG text
     raw_exif = text.pop(_RAW_EXIF, None)  # carried, if at all, as the EXIF block below
     if image.format == "TIFF" and not image.info.get("exif"):
         with contextlib.suppress(Exception):  # a broken tag is not worth refusing the picture for
-            exif = _tiff_exif(image.getexif())
+            exif = _tiff_exif(image.getexif(), turned)
             if exif is not None:
                 kept["exif"] = exif
     elif image.info.get("exif") or raw_exif:
@@ -131,6 +132,8 @@ def _metadata(image) -> dict:
                 exif[0x0112] = 1
             for tag in _LAYOUT_TAGS.intersection(exif):  # the stored photo's layout: a TIFF writer would take it
                 del exif[tag]
+            if turned:
+                _swap_resolution(exif)
             kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
@@ -185,10 +188,20 @@ def _stated_dpi(image) -> Any:
     return image.info.get("dpi")
 
 
-def _tiff_exif(tags) -> bytes | None:
+def _swap_resolution(exif) -> None:
+    """XResolution and YResolution swapped, for a picture turned by 90°."""
+    across, down = exif.get(0x011A), exif.get(0x011B)
+    for tag, value in ((0x011A, down), (0x011B, across)):
+        if value is None:
+            exif.pop(tag, None)
+        else:
+            exif[tag] = value
+
+
+def _tiff_exif(tags, turned: bool = False) -> bytes | None:
     """The EXIF of a TIFF, whose tags are its layout and its EXIF in one directory: the camera's and the
-    author's tags, with the EXIF and GPS sub-directories (orientation reset), as an EXIF block; None without
-    any."""
+    author's tags, with the EXIF and GPS sub-directories (orientation reset; ``turned``: its resolution's
+    across and down swapped), as an EXIF block; None without any."""
     from PIL import Image
 
     exif = Image.Exif()
@@ -201,6 +214,8 @@ def _tiff_exif(tags) -> bytes | None:
     if not exif:
         return None
     exif[0x0112] = 1
+    if turned:
+        _swap_resolution(exif)
     return exif.tobytes()
 
 
@@ -225,6 +240,7 @@ _XMP = "XML:com.adobe.xmp"
 _RAWMODE = "phnet_rawmode"
 _EIGHT_OF_SIXTEEN = "phnet_read_at_8_bits"  # 16-bit samples PIL decodes to their high bytes, in another layout
 _SIXTEEN_BIT_GREY = "phnet_16_bit_grey"  # 16-bit grey that Pillow 9 opens in its 32-bit mode I (a PNG's)
+_TURNED = "phnet_turned"  # an EXIF orientation of 5 to 8: the picture is read turned by 90°
 # raw modes of 16 bits a sample (a 5-6-5 BMP's BGR;16 is 16 bits a pixel, read whole)
 _SIXTEEN_BIT_SAMPLES = re.compile(r"(?:L|LA|RGB|RGBA|RGBX|CMYK);16[BLN]?")
 
@@ -319,7 +335,8 @@ def _open_picture(path: str | Path, opened: list):
         with quiet():
             image = Image.open(path)
             opened.append(image)
-            if _turned_tiff(image):  # read again from memory; the one opened from the path is let go
+            turned = _turned_tiff(image)
+            if turned:  # read again from memory; the one opened from the path is let go
                 opened.remove(image)
                 image.close()
                 image = Image.open(_in_memory(path))
@@ -333,6 +350,7 @@ def _open_picture(path: str | Path, opened: list):
                 image.info[_SIXTEEN_BIT_GREY] = True
             _scale_low_bit_key(image)
             image.load()
+            image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except Image.DecompressionBombError as e:
@@ -359,9 +377,14 @@ def _scale_low_bit_key(image) -> None:
 def _turned_tiff(image) -> bool:
     """A TIFF whose orientation tag turns it by 90°: from a path, Pillow 13 maps such an uncompressed one at
     the turned size, which scrambles its rows; read from memory it comes out right."""
+    return image.format == "TIFF" and _turned(image)
+
+
+def _turned(image) -> bool:
+    """Whether an opened picture's EXIF orientation turns it by 90° (5 to 8)."""
     try:
-        return image.format == "TIFF" and image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    except Exception:  # unreadable tags: the load says what is wrong
+        return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # unreadable tags: the load says what is wrong, or it is read as it is (as _upright does)
         return False
 
 

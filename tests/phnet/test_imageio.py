@@ -832,3 +832,16 @@ def test_a_low_bit_grey_png_s_key_colour_is_its_transparency(tmp_path, bits, row
     pixels = io_.read_image(tmp_path / "keyed.png")
     assert pixels.shape == (2, 4, 4) and pixels[..., 3].tolist() == [alpha, alpha]
     assert pixels[0, :, 0].tolist() == [v * 255 // (2**bits - 1) for v in row]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".tif"])
+def test_a_picture_turned_by_its_orientation_keeps_its_resolution_turned_too(tmp_path, suffix):
+    """A 300x150 dpi photo turned upright (orientation 6) kept 300x150: the result was printed stretched."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x011A], exif[0x011B], exif[0x0128] = 6, 300.0, 150.0, 2
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / f"turned{suffix}", dpi=(300, 150), exif=exif)
+    pixels, kept = io_.read_picture(tmp_path / f"turned{suffix}")
+    assert pixels.shape == (60, 40, 3) and kept["dpi"] == (150, 300)
+    carried = Image.Exif()
+    carried.load(kept["exif"])
+    assert (carried[0x011A], carried[0x011B]) == (150, 300)
