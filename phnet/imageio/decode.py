@@ -488,6 +488,8 @@ def _grey_16(image, name: str, white_is_zero: bool = False) -> np.ndarray:
         return 65535 - array.astype(np.uint16)
     if array.dtype == np.uint16 or image.info.get(_SIXTEEN_BIT_GREY):
         return array.astype(np.uint16, copy=False)  # native byte order
+    if image.format == "PPM":  # a PGM of more than 8 bits (PIL: mode I, scaled to 16 bits), however dark
+        return array.astype(np.uint16)
     if array.size and (array.min() < 0 or array.max() > 65535):
         raise ValueError(f"{name} is a 32-bit grey image with values beyond 16 bits; save it as 8 or 16 bits")
     if image.mode == "I" and array.size and 1 < array.max() <= 255:  # 8-bit values in PIL's 32-bit mode

@@ -845,3 +845,12 @@ def test_a_picture_turned_by_its_orientation_keeps_its_resolution_turned_too(tmp
     carried = Image.Exif()
     carried.load(kept["exif"])
     assert (carried[0x011A], carried[0x011B]) == (150, 300)
+
+
+def test_a_dark_16_bit_pgm_is_read_at_16_bits(tmp_path):
+    """PIL opens a PGM of maxval 65535 as mode I: one holding no value over 255 (a dark frame) was refused as
+    a 32-bit picture of 8-bit values."""
+    grey = np.array([[0, 10, 200], [255, 3, 7]], np.uint16)
+    (tmp_path / "dark.pgm").write_bytes(b"P5\n3 2\n65535\n" + grey.astype(">u2").tobytes())
+    pixels = io_.read_image(tmp_path / "dark.pgm")
+    assert pixels.dtype == np.uint16 and np.array_equal(pixels, grey)
