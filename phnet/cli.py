@@ -581,8 +581,8 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
         say(f"note: {job.composite} is {_depth(image)}; {job.target} is written with 8 bits per channel")
     if keep.get("read_at_8_bits"):
         say(f"note: {job.composite} holds 16 bits per channel in a layout read at 8 bits (premultiplied alpha, "
-            "padding, separate planes, or grey with alpha): it was harmonized at 8 bits; save it as plain 16-bit "
-            "RGB or RGBA to keep them")
+            "padding, separate planes, grey with alpha, or PPM colour): it was harmonized at 8 bits; save it as a "
+            "plain 16-bit RGB or RGBA PNG or TIFF to keep them")
     if left:
         say(_left_out(job.target, job.composite, left))
     if compare_left:
@@ -760,7 +760,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print(f"note: {len(eight_of_sixteen)} {'frame holds' if one else 'frames hold'} 16 bits per channel in a "
               f"layout read at 8 bits ({', '.join(eight_of_sixteen[:3])}{', ...' if len(eight_of_sixteen) > 3 else ''})"
               f": {'it was' if one else 'they were'} harmonized at 8 bits; save "
-              f"{'it' if one else 'them'} as plain 16-bit RGB or RGBA to keep {'it' if one else 'them'}")
+              f"{'it' if one else 'them'} as plain 16-bit RGB or RGBA PNG or TIFF to keep {'it' if one else 'them'}")
     if left_out:
         print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:

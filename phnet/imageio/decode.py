@@ -67,8 +67,8 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     one), PNG text (``text``: a dict of str, e.g. a generator's ``parameters`` or ``workflow``; a PNG's XMP is
     ``xmp``) and a PNG's colour chunks without a profile (``png_colour``: ``gamma``, ``chromaticity``,
     ``srgb`` as PIL reads them);
-    ``read_at_8_bits`` where a 16-bit layout (a TIFF's premultiplied alpha, padding or planes; grey with alpha)
-    is decoded at 8."""
+    ``read_at_8_bits`` where a 16-bit layout (a TIFF's premultiplied alpha, padding or planes; grey with alpha;
+    a PPM's colour) is decoded at 8."""
     with open_picture(path) as image:
         pixels, kept = picture_pixels(path, image), _metadata(image)
         if pixels.dtype == np.uint8 and (_sixteen_bit_tiff(image) or image.info.get(_EIGHT_OF_SIXTEEN)):
@@ -348,6 +348,8 @@ def _open_picture(path: str | Path, opened: list):
                 image.info[_EIGHT_OF_SIXTEEN] = True
             elif image.mode == "I" and any(str(_rawmode(tile)).startswith("I;16") for tile in image.tile):
                 image.info[_SIXTEEN_BIT_GREY] = True
+            elif image.format == "PPM" and image.mode == "RGB" and _ppm_maxval(image) > 255:  # scaled to 8 bits
+                image.info[_EIGHT_OF_SIXTEEN] = True
             _scale_low_bit_key(image)
             image.load()
             image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
@@ -363,6 +365,12 @@ def _open_picture(path: str | Path, opened: list):
     except _DAMAGED as e:
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
     return image
+
+
+def _ppm_maxval(image) -> int:
+    """A PPM's largest value as its header states it (its tile's args: raw mode and maxval); 255 where unsaid."""
+    args = image.tile[0][3] if image.tile else None
+    return args[1] if isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int) else 255
 
 
 def _scale_low_bit_key(image) -> None:

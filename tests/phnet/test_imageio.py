@@ -854,3 +854,15 @@ def test_a_dark_16_bit_pgm_is_read_at_16_bits(tmp_path):
     (tmp_path / "dark.pgm").write_bytes(b"P5\n3 2\n65535\n" + grey.astype(">u2").tobytes())
     pixels = io_.read_image(tmp_path / "dark.pgm")
     assert pixels.dtype == np.uint16 and np.array_equal(pixels, grey)
+
+
+def test_a_ppm_of_more_than_8_bits_a_channel_is_said_to_be_read_at_8(tmp_path):
+    """PIL scales a P6 or P3 colour PPM of maxval over 255 to 8 bits: it was harmonized at 8 bits without a word."""
+    rgb = np.random.default_rng(0).integers(0, 65536, (2, 3, 3), dtype=np.uint16)
+    (tmp_path / "deep.ppm").write_bytes(b"P6\n3 2\n65535\n" + rgb.astype(">u2").tobytes())
+    (tmp_path / "plain.ppm").write_bytes(b"P3\n3 2\n1000\n" + " ".join(map(str, rgb.ravel() % 1001)).encode())
+    (tmp_path / "eight.ppm").write_bytes(b"P6\n3 2\n255\n" + (rgb >> 8).astype(np.uint8).tobytes())
+    for name in ("deep.ppm", "plain.ppm"):
+        pixels, kept = io_.read_picture(tmp_path / name)
+        assert pixels.dtype == np.uint8 and kept.get("read_at_8_bits") is True
+    assert "read_at_8_bits" not in io_.read_picture(tmp_path / "eight.ppm")[1]
