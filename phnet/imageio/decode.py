@@ -363,8 +363,31 @@ def _open_picture(path: str | Path, opened: list):
             "guard against decompression bombs); resize it below that, e.g. to half its width and height"
         ) from None
     except _DAMAGED as e:
-        raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e})") from None
+        hint = ""
+        if isinstance(e, Image.UnidentifiedImageError) and _sixteen_bit_tiff_file(path):
+            hint = ("; PIL does not open this 16-bit TIFF layout (such as grey with alpha, or big-endian grey whose 0 "
+                    "is white): save it as a 16-bit PNG")
+        raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e}){hint}") from None
     return image
+
+
+def _sixteen_bit_tiff_file(path: str | Path) -> bool:
+    """Whether a file is a TIFF whose first directory gives 16 bits a sample (BitsPerSample, read by hand)."""
+    try:
+        with open(path, "rb") as file:
+            order = {b"II*\0": "<", b"MM\0*": ">"}[file.read(4)]
+            file.seek(struct.unpack(order + "I", file.read(4))[0])
+            (count,) = struct.unpack(order + "H", file.read(2))
+            for _ in range(min(count, 1000)):
+                tag, kind, n, value = struct.unpack(order + "HHI4s", file.read(12))
+                if tag == 258 and kind == 3:  # SHORTs, in the entry where they fit, else where it points
+                    if n > 2:
+                        file.seek(struct.unpack(order + "I", value)[0])
+                        value = file.read(2 * min(n, 64))
+                    return 16 in struct.unpack(f"{order}{len(value) // 2}H", value)[:n]
+    except (OSError, KeyError, TypeError, struct.error):
+        return False
+    return False
 
 
 def _ppm_maxval(image) -> int:

@@ -866,3 +866,21 @@ def test_a_ppm_of_more_than_8_bits_a_channel_is_said_to_be_read_at_8(tmp_path):
         pixels, kept = io_.read_picture(tmp_path / name)
         assert pixels.dtype == np.uint8 and kept.get("read_at_8_bits") is True
     assert "read_at_8_bits" not in io_.read_picture(tmp_path / "eight.ppm")[1]
+
+
+def test_a_16_bit_tiff_pil_cannot_open_is_named_with_the_fix(tmp_path):
+    """A grey+alpha 16-bit TIFF was 'cannot identify image file', as if it were damaged."""
+    from tests.helpers.tiff16 import write_tiff16
+
+    write_tiff16(tmp_path / "la16.tif", np.full((4, 6, 2), 40000, np.uint16), extra_sample=2)
+    try:
+        Image.open(tmp_path / "la16.tif")
+    except Image.UnidentifiedImageError:
+        with pytest.raises(ValueError, match=r"la16.tif as an image .*16-bit TIFF layout .*save it as a 16-bit PNG"):
+            io_.read_image(tmp_path / "la16.tif")
+    else:  # a Pillow that opens it reads it
+        assert io_.read_image(tmp_path / "la16.tif").shape == (4, 6, 4)
+    (tmp_path / "damaged.tif").write_bytes(b"II*\0" + bytes(40))
+    with pytest.raises(ValueError, match="cannot read .*damaged.tif as an image") as refused:
+        io_.read_image(tmp_path / "damaged.tif")
+    assert "16-bit" not in str(refused.value)
