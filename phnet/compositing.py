@@ -86,6 +86,8 @@ def paste_subject(
     y: float = 0,
     scale: float = 1.0,
     anchor: str = "top-left",
+    *,
+    allow_empty: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Alpha-composite ``subject`` onto ``background``.
 
@@ -99,7 +101,8 @@ def paste_subject(
 
     Returns ``(composite, mask)``: float32 H x W x 3 in [0, 1] and float32 H x W in [0, 1]
     in background coordinates (soft alpha kept). Parts of the subject outside the
-    background are clipped; a subject entirely outside raises ``ValueError``.
+    background are clipped; a subject entirely outside raises ``ValueError``, and so does one whose part on the
+    background is transparent (its margin), unless ``allow_empty`` (a batch whose subject leaves some pictures).
     """
     if anchor not in ANCHORS:
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
@@ -138,6 +141,10 @@ def paste_subject(
     else:
         rgb, alpha = _resize(rgb, alpha, (new_h, new_w))
         s, a = rgb[slice(*rows), slice(*cols)], alpha[slice(*rows), slice(*cols)]
+    if not allow_empty and not (a > 0).any():
+        raise ValueError(
+            f"No opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
+            f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does.")
     comp = bg.copy()
     mask = np.zeros((bh, bw), np.float32)
     region = comp[y0:y1, x0:x1]

@@ -598,8 +598,8 @@ def _paste_subject(image, s):
         print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
               "background is transparent to paste the subject alone.")
     composite, mask = paste_subject(
-        image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor
-    )
+        image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor, allow_empty=True
+    )  # (an empty paste is said below, with the settings' names)
     notes = []
     # the subject's area as pasted whole: its cover times its scaled size, rounded as paste_subject rounds it
     cover = float(np.asarray(alpha, np.float64).mean() / 255) if alpha is not None else 1.0
