@@ -102,7 +102,7 @@ class PHNetPasteSubject:
                 background[min(i, background.shape[0] - 1)],
                 subject[min(i, subject.shape[0] - 1)],
                 masks[min(i, masks.shape[0] - 1)] if masks is not None else None,
-                x=int(x), y=int(y), scale=float(scale), anchor=anchor,
+                x=int(x), y=int(y), scale=float(scale), anchor=anchor, allow_empty=True,  # judged for the batch below
             )
             comp, m = torch.from_numpy(comp), torch.from_numpy(m)
             if background.shape[-1] == 4:  # an RGBA background: the subject laid over it ("over", straight alpha)
@@ -113,7 +113,10 @@ class PHNetPasteSubject:
                 covered = m + alpha * (1 - m)
                 # comp is subject·m + background·(1−m); "over" weighs the background by its alpha too
                 over = (comp - under[..., :3] * seen * (1 - alpha[..., None])) / covered.clamp(min=1e-6)[..., None]
-                comp = torch.cat([torch.where(covered[..., None] > 0, over.clamp(0, 1), comp), covered[..., None]], -1)
+                # where no subject lands the background stays as it was (over a faint alpha, the division above
+                # magnified the rounding of what it undid)
+                over = torch.where(m[..., None] > 0, over.clamp(0, 1), under[..., :3])
+                comp = torch.cat([torch.where(covered[..., None] > 0, over, comp), covered[..., None]], -1)
             comps.append(comp)
             outs.append(m)
             bar.update_absolute(i + 1, n)

@@ -344,6 +344,12 @@ def test_a_soft_subject_is_laid_over_an_rgba_background(nodes):
         comp, _ = nodes["PHNetPasteSubject"].paste(canvas, white, subject_mask=edge)
         torch.testing.assert_close(comp[..., 3], torch.full((1, 8, 8), want_alpha))
         torch.testing.assert_close(comp[..., :3], torch.full((1, 8, 8, 3), 0.5 / want_alpha))  # white over black
+    background = torch.rand(1, 20, 30, 4, generator=torch.Generator().manual_seed(3))
+    for faint in (1 / 65535, 1e-6, 1e-7):  # a feathered alpha's tail: undoing the blend there magnified rounding
+        background[..., 3] = faint
+        comp, m = nodes["PHNetPasteSubject"].paste(background, torch.rand(1, 5, 5, 3), x=0, y=0)
+        off = m[0] == 0
+        assert torch.equal(comp[0][off], background[0][off]), faint  # untouched where no subject lands
 
 
 def test_a_resized_mask_keeps_what_its_values_mean(pack):
