@@ -285,14 +285,16 @@ class TrainingLoop:
     def train_step(self) -> None:
         """One optimizer step over ``grad_accum`` micro-batches (EMA updated after it)."""
         start = (self.pos.epoch, self.pos.batch_in_epoch)
+        # every micro-batch is fetched before any runs: a stop while skipping bad data then leaves no trace of the
+        # step (no loss logged, no batch-norm statistics moved) in what the stop saves
+        try:
+            batches = [self.next_batch() for _ in range(self.accum)]
+        except _Stop:  # stopped while skipping bad data: the step never happened
+            self.pos.epoch, self.pos.batch_in_epoch = start
+            self.iterator = None
+            raise
         self.optimizer.zero_grad(set_to_none=True)
-        for micro in range(self.accum):
-            try:
-                batch, skipped = self.next_batch()
-            except _Stop:  # stopped while skipping bad data: the step never happened
-                self.pos.epoch, self.pos.batch_in_epoch = start
-                self.iterator = None
-                raise
+        for micro, (batch, skipped) in enumerate(batches):
             comp, real, mask = self.to_device(batch)
             sync = (self.train_model.no_sync() if self.env.world > 1 and micro < self.accum - 1
                     else contextlib.nullcontext())

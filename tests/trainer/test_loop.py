@@ -234,3 +234,39 @@ def test_a_second_stop_signal_ends_with_one_line_and_the_signals_code(monkeypatc
     assert fit.main(["--config", "tiny_cpu"]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert err.startswith("error: stopped at once by a second signal 15") and "Traceback" not in err
+
+
+def test_a_stop_between_micro_batches_leaves_no_trace_of_the_step(tmp_path, shift_set, monkeypatch):
+    """With grad_accum 2, a stop while skipping bad data for the second micro-batch logged the first one's loss
+    as a second record of the step before, and saved the batch-norm statistics it had moved."""
+    import torch
+    from safetensors.torch import load_file
+
+    from trainer.fit import train
+    from trainer.loop import TrainingLoop, _Stop
+
+    fetched, stepped = TrainingLoop.next_batch, TrainingLoop.train_step
+    calls, after_two = [], {}
+
+    def stop_at_the_third_steps_second_micro_batch(self):
+        calls.append(self.pos.step)
+        if calls.count(2) == 2:
+            self.stop.requested = True
+            raise _Stop
+        return fetched(self)
+
+    def step_and_remember(self):
+        stepped(self)
+        if self.pos.step == 2:
+            after_two.update({k: v.clone() for k, v in self.model.state_dict().items()})
+
+    monkeypatch.setattr(TrainingLoop, "next_batch", stop_at_the_third_steps_second_micro_batch)
+    monkeypatch.setattr(TrainingLoop, "train_step", step_and_remember)
+    out = tmp_path / "stopped"
+    train(tiny_cfg(shift_set, out, steps=6, grad_accum=2, batch_size=1, warmup_steps=0, val_every=0, ckpt_every=0,
+                   log_every=1),
+          progress=False)
+    assert [r["step"] for r in read_log(out) if r["type"] == "train"] == [1, 2]
+    saved = load_file(next((out / "checkpoints" / "step-00000002").glob("*.safetensors")))
+    moved = [k for k, v in after_two.items() if k in saved and not torch.equal(saved[k], v)]
+    assert not moved, moved
