@@ -145,6 +145,8 @@ def _metadata(image) -> dict:
     if xmp:  # its orientation too: the pixels are upright, and a reader would turn them again
         kept["xmp"] = re.sub(rb'(tiff:Orientation=")\d(")|(<tiff:Orientation>)\d(</tiff:Orientation>)',
                              lambda m: (m[1] or m[3]) + b"1" + (m[2] or m[4]), xmp)
+        if turned:
+            kept["xmp"] = _xmp_resolution_swapped(kept["xmp"])
     if text:
         kept["text"] = text
     return kept
@@ -181,11 +183,28 @@ def _stated_dpi(image) -> Any:
             exif = image.getexif()
             if 0x011A not in exif:
                 return None
-            if 0x0128 not in exif:
-                return float(exif[0x011A]), float(exif.get(0x011B, exif[0x011A]))
+            unit = exif.get(0x0128, 2)  # (PIL's own reads XResolution alone, for both)
+            if unit not in (2, 3):  # 1: no absolute unit, a shape of pixels only
+                return None
+            per_inch = 2.54 if unit == 3 else 1.0
+            return float(exif[0x011A]) * per_inch, float(exif.get(0x011B, exif[0x011A])) * per_inch
         except Exception:  # a broken EXIF block states nothing
             return None
     return image.info.get("dpi")
+
+
+_XMP_RESOLUTION = re.compile(rb'(tiff:([XY])Resolution=")([^"]*)(")'
+                             rb'|(<tiff:([XY])Resolution>)([^<]*)(</tiff:[XY]Resolution>)')
+
+
+def _xmp_resolution_swapped(xmp: bytes) -> bytes:
+    """An XMP packet's tiff:XResolution and tiff:YResolution swapped, for a picture turned by 90° (as its
+    EXIF's are); as it was unless it states both."""
+    values = {m[2] or m[6]: m[3] if m[2] else m[7] for m in _XMP_RESOLUTION.finditer(xmp)}
+    if set(values) != {b"X", b"Y"}:
+        return xmp
+    other = {b"X": values[b"Y"], b"Y": values[b"X"]}
+    return _XMP_RESOLUTION.sub(lambda m: m[1] + other[m[2]] + m[4] if m[2] else m[5] + other[m[6]] + m[8], xmp)
 
 
 def _swap_resolution(exif) -> None:

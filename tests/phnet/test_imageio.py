@@ -884,3 +884,31 @@ def test_a_16_bit_tiff_pil_cannot_open_is_named_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="cannot read .*damaged.tif as an image") as refused:
         io_.read_image(tmp_path / "damaged.tif")
     assert "16-bit" not in str(refused.value)
+
+
+def test_a_jpeg_s_exif_resolution_is_read_across_and_down(tmp_path):
+    """A camera JPEG (no JFIF unit) whose EXIF states 300 across and 150 down was read as 300x300 (PIL reads
+    XResolution alone), in inches and in centimetres."""
+    for unit, expected in ((2, (300.0, 150.0)), (3, (762.0, 381.0)), (1, None)):
+        exif = Image.Exif()
+        exif[0x011A], exif[0x011B], exif[0x0128] = 300.0, 150.0, unit
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "camera.jpg", exif=exif)
+        assert Image.open(tmp_path / "camera.jpg").info.get("jfif_unit") == 0
+        assert io_.read_picture(tmp_path / "camera.jpg")[1].get("dpi") == (
+            pytest.approx(expected) if expected else None), unit
+
+
+def test_a_turned_picture_s_xmp_resolution_is_turned_with_its_exif(tmp_path):
+    """Its XMP kept 300 across and 150 down beside an EXIF and a dpi of 150x300, and an orientation reset to 1."""
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6" tiff:XResolution="300/1"'
+           b' tiff:YResolution="150/1"><tiff:ResolutionUnit>2</tiff:ResolutionUnit></rdf:Description></rdf:RDF>'
+           b'</x:xmpmeta>')
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(
+        tmp_path / "turned.tif", tiffinfo={274: 6, 282: 300.0, 283: 150.0, 296: 2, 700: xmp})
+    pixels, kept = io_.read_picture(tmp_path / "turned.tif")
+    assert pixels.shape == (60, 40, 3) and kept["dpi"] == (150, 300)
+    assert b'tiff:XResolution="150/1" tiff:YResolution="300/1"' in kept["xmp"]
+    assert b'tiff:Orientation="6"' not in kept["xmp"]  # (reset to 1, or left out as newer Pillows do)
+    assert io_.decode._xmp_resolution_swapped(b"<tiff:XResolution>7/1</tiff:XResolution>") == (
+        b"<tiff:XResolution>7/1</tiff:XResolution>")  # one of them alone is left as it was
