@@ -178,6 +178,8 @@ def _stated_dpi(image) -> Any:
     without a unit is in inches, as EXIF says, where PIL gives up and says 72)."""
     if image.format == "TIFF":
         return image.info.get("dpi") if 282 in getattr(image, "tag_v2", {}) else None
+    if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") == 2 and image.info.get("jfif_density"):
+        return tuple(float(d) * 2.54 for d in image.info["jfif_density"])  # per cm (Pillow 9 gives no dpi for it)
     if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") not in (1, 2):
         try:
             exif = image.getexif()
@@ -208,13 +210,10 @@ def _xmp_resolution_swapped(xmp: bytes) -> bytes:
 
 
 def _swap_resolution(exif) -> None:
-    """XResolution and YResolution swapped, for a picture turned by 90°."""
+    """XResolution and YResolution swapped, for a picture turned by 90° (one of them alone is square: as it was)."""
     across, down = exif.get(0x011A), exif.get(0x011B)
-    for tag, value in ((0x011A, down), (0x011B, across)):
-        if value is None:
-            exif.pop(tag, None)
-        else:
-            exif[tag] = value
+    if across is not None and down is not None:
+        exif[0x011A], exif[0x011B] = down, across
 
 
 def _tiff_exif(tags, turned: bool = False) -> bytes | None:

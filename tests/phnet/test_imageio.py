@@ -912,3 +912,27 @@ def test_a_turned_picture_s_xmp_resolution_is_turned_with_its_exif(tmp_path):
     assert b'tiff:Orientation="6"' not in kept["xmp"]  # (reset to 1, or left out as newer Pillows do)
     assert io_.decode._xmp_resolution_swapped(b"<tiff:XResolution>7/1</tiff:XResolution>") == (
         b"<tiff:XResolution>7/1</tiff:XResolution>")  # one of them alone is left as it was
+
+
+def test_a_jpeg_s_resolution_per_centimetre_is_read_on_every_pillow(tmp_path):
+    """Pillow 9 gives no dpi for a JFIF unit of dots per cm: the result lost its resolution, or got 72 dpi."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(buffer, "JPEG", dpi=(118, 59))
+    data = bytearray(buffer.getvalue())
+    assert data[6:11] == b"JFIF\0"
+    data[13] = 2  # the JFIF unit: dots per cm
+    (tmp_path / "cm.jpg").write_bytes(bytes(data))
+    assert io_.read_picture(tmp_path / "cm.jpg")[1]["dpi"] == pytest.approx((299.72, 149.86))
+
+
+def test_a_lone_exif_xresolution_stays_when_the_picture_is_turned(tmp_path):
+    """A lone XResolution (square pixels) became a lone YResolution: readers then found no resolution."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x011A], exif[0x0128] = 6, 300.0, 2
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "turned.jpg", exif=exif)
+    pixels, kept = io_.read_picture(tmp_path / "turned.jpg")
+    carried = Image.Exif()
+    carried.load(kept["exif"])
+    assert pixels.shape == (60, 40, 3) and carried.get(0x011A) == 300 and 0x011B not in carried
