@@ -142,6 +142,10 @@ def paste_subject(
         rgb, alpha = _resize(rgb, alpha, (new_h, new_w))
         s, a = rgb[slice(*rows), slice(*cols)], alpha[slice(*rows), slice(*cols)]
     if not allow_empty and not (a > 0).any():
+        if not (alpha > 0).any():  # nowhere opaque: no place would show it
+            what = "subject_mask is empty" if subject_mask is not None else "subject's alpha is transparent everywhere"
+            raise ValueError(f"The {what}, so there is nothing to paste: give a cut-out whose subject is opaque "
+                             "(or a subject_mask that marks it).")
         raise ValueError(
             f"No opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
             f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does.")

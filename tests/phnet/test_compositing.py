@@ -77,6 +77,10 @@ def test_fully_outside_raises():
     with pytest.raises(ValueError, match="No opaque part of the subject lands on the 60x40 background .*move x/y"):
         paste_subject(_bg(), margin, x=55, y=5)  # came back as the background and an empty mask, without a word
     assert not paste_subject(_bg(), margin, x=55, y=5, allow_empty=True)[1].any()
+    with pytest.raises(ValueError, match="subject's alpha is transparent everywhere, so there is nothing to paste"):
+        paste_subject(_bg(), np.zeros((10, 10, 4), np.float32), x=5, y=5)  # no x/y would help
+    with pytest.raises(ValueError, match="subject_mask is empty, so there is nothing to paste"):
+        paste_subject(_bg(), _subject(), np.zeros((10, 8), np.float32), x=5, y=5)
 
 
 def test_rgba_alpha_is_the_mask():
