@@ -58,6 +58,16 @@ class _Job(NamedTuple):
         return [p for p in (self.composite, self.mask, self.reference) if p is not None]
 
 
+def _say(text: str, stream=None) -> None:
+    """A line above the progress bar (on ``stream``, else stdout); nothing where that stream is None (pythonw, a
+    closed descriptor), which tqdm before 4.69 wrote to all the same."""
+    from tqdm import tqdm
+
+    stream = stream if stream is not None else sys.stdout
+    if stream is not None:
+        tqdm.write(text, file=stream)
+
+
 def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
                clip: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """(image array as stored, float32 mask, what its results carry: see read_picture) for one job; ValueError
@@ -660,7 +670,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
 
     # counts frames done with (written, or failed): the last window of them is written after the last estimate
-    bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame")
+    bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame", disable=sys.stderr is None)
 
     def save(result: np.ndarray, job: _Job, keep: dict, image: np.ndarray) -> None:
         left_out.update(_save(result, job.target, keep))
@@ -672,7 +682,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     def fail(job: _Job, e: Exception) -> None:  # this frame is bad; the others may not be
         named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
-        tqdm.write(f"error: {named}", file=sys.stderr)
+        _say(f"error: {named}", sys.stderr)
         failed.append(job.composite)
         bar.update(1)
 
@@ -847,9 +857,9 @@ def harmonize(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     failed: list[Path] = []
-    for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single):
+    for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single or sys.stderr is None):
         try:
-            _harmonize_one(harmonizer, job, args, tqdm.write)
+            _harmonize_one(harmonizer, job, args, _say)
         except (ValueError, OSError, MemoryError, RuntimeError) as e:  # this file is bad; the others may not be
             if isinstance(e, RuntimeError) and not out_of_memory(e):
                 raise
@@ -857,7 +867,7 @@ def harmonize(args: argparse.Namespace) -> int:
             if single:
                 raise SystemExit(f"error: {e}") from None
             named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
-            tqdm.write(f"error: {named}", file=sys.stderr)
+            _say(f"error: {named}", sys.stderr)
             failed.append(job.composite)
             continue
         if single:

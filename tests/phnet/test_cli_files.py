@@ -881,6 +881,19 @@ def test_nohup_s_ignored_hangup_and_a_missing_stdout_are_left_as_they_are(tiny_f
         signal.signal(signal.SIGHUP, previous)
 
 
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+@pytest.mark.parametrize("temporal", [False, True])
+def test_a_folder_is_harmonized_whole_where_stdout_or_stderr_is_none(tiny_folder, tmp_path, monkeypatch, stream,
+                                                                     temporal):
+    """Under pythonw (or with fd 2 closed) stderr is None: the progress bar wrote to it and the folder run died
+    before writing anything; with tqdm before 4.69 a missing stdout stopped it after the first picture."""
+    comps, masks = folders(tmp_path, "a.png", "b.png")
+    monkeypatch.setattr(f"sys.{stream}", None)
+    extra = ["--temporal", "1"] if temporal else []
+    assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder, *extra) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
 def test_a_webp_result_is_not_said_to_lose_a_resolution_its_exif_carries(tiny_folder, tmp_path, capsys):
     exif = Image.Exif()
     exif[0x011A], exif[0x011B], exif[0x0128] = 72.0, 72.0, 2
