@@ -18,6 +18,7 @@ import phnet.weights as W
 # most files here are official-style .pth under made-up names: the warning about that is tested once
 pytestmark = pytest.mark.filterwarnings("ignore:.*is not an official checkpoint's file name:UserWarning")
 from phnet import Harmonizer, PHNet, PHNetConfig
+from phnet.sources import hub_command
 from phnet.weights import infer_config, load_model, save_pretrained
 
 
@@ -611,7 +612,8 @@ def test_hub_repo_not_in_the_cache(offline_hub, tiny_model, local_files_only):
         load_model("owner/other", cache_dir=offline_hub, local_files_only=local_files_only)
     msg = str(e.value)
     assert "cache" in msg and "offline" in msg and "HF_HUB_OFFLINE=1" in msg and "owner/other" in msg
-    assert f"`hf download owner/other --cache-dir {offline_hub}`" in msg  # where this call looks, not the default
+    # where this call looks, not the default; as the installed huggingface_hub spells its command
+    assert f"`{hub_command(f'download owner/other --cache-dir {offline_hub}')}`" in msg
     with pytest.raises(FileNotFoundError, match="revision v2"):  # a ref that is not cached either
         load_model("owner/name", cache_dir=offline_hub, revision="v2", local_files_only=local_files_only)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from phnet.sam import SamSegmenter, SeveralCheckpoints
+from phnet.sources import hub_command
 from tests.helpers.tiny_sam import build_tiny_sam, has_tiny_sam_weights, save_tiny_sam
 
 
@@ -141,7 +144,8 @@ def test_load_from_hub_cache_offline(tmp_path, monkeypatch):
 
 def test_hub_not_cached_offline_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache.*HF_HUB_OFFLINE.*hf download"):
+    with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache.*HF_HUB_OFFLINE.*"
+                                                + re.escape(hub_command("download"))):  # (hf from hub 0.34)
         SamSegmenter.from_pretrained("someone/missing", filename="sam.safetensors", cache_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
         SamSegmenter.from_pretrained("someone/missing", cache_dir=tmp_path, local_files_only=True)
