@@ -226,7 +226,8 @@ def _tqdm_progress(name: str) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total or None, initial=done, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
+            bar = tqdm(total=total or None, initial=done, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                       disable=sys.stderr is None)  # (pythonw, a closed descriptor: the bar would write to None)
         bar.update(done - bar.n)
         if total and done >= total:
             bar.close()

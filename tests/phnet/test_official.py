@@ -474,3 +474,9 @@ def test_a_damaged_converted_copy_says_to_delete_it(tmp_path, tiny_official):
         weights.load_model(NAME, cache_dir=tmp_path)
     (folder / "model.safetensors").unlink()  # as it says: converted again from the .pth placed there
     assert weights.load_model(NAME, cache_dir=tmp_path, local_files_only=True).config.name == NAME
+
+
+def test_the_download_bar_is_left_out_where_stderr_is_none(site, tmp_path, monkeypatch):
+    """Under pythonw (or with fd 2 closed) the first download of official weights died in tqdm, writing to None."""
+    monkeypatch.setattr("sys.stderr", None)
+    assert weights.fetch_official(NAME, tmp_path, say=lambda s: None) == tmp_path / NAME
