@@ -177,7 +177,11 @@ def _stated_dpi(image) -> Any:
     1 dpi, and a JPEG whose JFIF header has no unit 72 dpi unless its EXIF has a resolution with its unit (one
     without a unit is in inches, as EXIF says, where PIL gives up and says 72)."""
     if image.format == "TIFF":
-        return image.info.get("dpi") if 282 in getattr(image, "tag_v2", {}) else None
+        tags = getattr(image, "tag_v2", {})
+        if 282 not in tags:
+            return None
+        dpi = image.info.get("dpi")  # (PIL gives a missing YResolution as 1: alone, XResolution is square)
+        return (dpi[0], dpi[0]) if dpi and 283 not in tags else dpi
     if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") == 2 and image.info.get("jfif_density"):
         return tuple(float(d) * 2.54 for d in image.info["jfif_density"])  # per cm (Pillow 9 gives no dpi for it)
     if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") not in (1, 2):

@@ -936,3 +936,9 @@ def test_a_lone_exif_xresolution_stays_when_the_picture_is_turned(tmp_path):
     carried = Image.Exif()
     carried.load(kept["exif"])
     assert pixels.shape == (60, 40, 3) and carried.get(0x011A) == 300 and 0x011B not in carried
+
+
+def test_a_tiff_s_lone_xresolution_is_square(tmp_path):
+    """PIL gives a missing YResolution as 1: a TIFF stating 300 across alone came out at 300x1 dpi."""
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "x.tif", tiffinfo={282: 300.0, 296: 2})
+    assert io_.read_picture(tmp_path / "x.tif")[1]["dpi"] == (300, 300)
