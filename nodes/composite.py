@@ -121,6 +121,9 @@ class PHNetPasteSubject:
             outs.append(m)
             bar.update_absolute(i + 1, n)
         if all(not bool((m > 0).any()) for m in outs):
+            if subject_mask is None and subject.shape[-1] == 4 and not bool((subject[..., 3] > 0).any()):
+                raise ValueError(f"{NODE}: the subject's alpha is transparent everywhere, so there is nothing to paste: "
+                                 "connect a cut-out whose subject is opaque, or a subject_mask that marks it.")
             raise ValueError(
                 f"{NODE}: no opaque part of the subject lands on the background (the part inside it is transparent"
                 f"{' in subject_mask' if subject_mask is not None else ''}), so the composite has no subject: move "

@@ -335,6 +335,13 @@ def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_
         nodes["PHNetPasteSubject"].paste(image, image, x=60, y=40, subject_mask=corner)
 
 
+def test_a_subject_transparent_everywhere_is_named_as_such(nodes, helpers):
+    """It was told to move x/y, which no place would help."""
+    image, _ = helpers.portrait(b=1, h=48, w=64)
+    with pytest.raises(ValueError, match="PHNet Paste Subject: the subject's alpha is transparent everywhere"):
+        nodes["PHNetPasteSubject"].paste(image, torch.cat([image, torch.zeros(1, 48, 64, 1)], -1))
+
+
 def test_a_soft_subject_is_laid_over_an_rgba_background(nodes):
     """A feathered subject on a transparent canvas got the canvas's colour in its edge and too little alpha."""
     white = torch.ones(1, 8, 8, 3)
