@@ -59,8 +59,8 @@ class _Job(NamedTuple):
 
 
 def _say(text: str, stream=None) -> None:
-    """A line above the progress bar (on ``stream``, else stdout); nothing where that stream is None (pythonw, a
-    closed descriptor), which tqdm before 4.69 wrote to all the same."""
+    """A line above the progress bar, on ``stream`` (on stdout where it is None, as ``print`` does), and nowhere
+    where stdout is None too (pythonw, a closed descriptor), which tqdm before 4.69 wrote to all the same."""
     from tqdm import tqdm
 
     stream = stream if stream is not None else sys.stdout
