@@ -285,8 +285,8 @@ def child(args, *extra: str) -> dict:
         cmd += ["--no-frames"]
     # its progress goes straight to this process's stderr; its result comes back on stdout
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"benchmark child {extra} failed (its error is above)")
+    if done.returncode:  # its own error is above
+        raise SystemExit(done.returncode)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -313,9 +313,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.threads < 1:
         parser.error(f"--rounds and --threads must be at least 1, got {args.rounds} and {args.threads}")
-    args.sizes = args.sizes.split(",")
+    args.sizes = list(dict.fromkeys(args.sizes.split(",")))  # a size named twice is measured once
     if unknown := set(args.sizes) - set(SIZES):
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {list(SIZES)}")
+    if args.weights and args.output:
+        parser.error("--output sets the output of --config's random weights; --weights have their own")
+    try:  # a bad one is named here once, not in each timing process's traceback
+        if args.weights:
+            from phnet.sources import resolve
+
+            resolve(args.weights)
+        else:
+            from phnet.config import PHNetConfig
+
+            PHNetConfig.preset(args.config)
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
     from phnet.harmonizer import device_problem
 
     import torch

@@ -261,9 +261,12 @@ def main() -> None:
             p.error(f"{name} must be at least {least}, got {value}")
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    try:  # every one loaded before any work: a bad path is one line, not a traceback after the first table
+        harmonizers = [(w, Harmonizer.from_pretrained(w, device="cpu", dtype="fp32")) for w in a.weights or [None]]
+    except (ValueError, OSError) as e:
+        p.error(str(e))
     pairs = None if a.timing_only else load(a.data, a.limit)
-    for weights in a.weights or [None]:
-        h = Harmonizer.from_pretrained(weights, device="cpu", dtype="fp32")
+    for weights, h in harmonizers:
         print(f"## {weights or 'bundled default'} (output={h.config.output!r}, working size {h.config.image_size})\n")
         print("### Cost\n")
         print("\n".join(timing_table(h, a.size)) + "\n")  # (24 frames: the cost table's own clip)

@@ -104,3 +104,29 @@ def test_every_timed_call_applies_the_correction_whatever_the_weights_rule(tmp_p
     run = pipeline_speed.build(argparse.Namespace(weights=str(tmp_path / "strict"), device="cpu"), pipeline)
     image, mask = pipeline_speed.photo(96, 128), pipeline_speed.portrait_mask(96, 128)
     assert not np.array_equal(run(image, mask), image)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--weights", "/nope.safetensors"], "PHNet weights '/nope.safetensors' not found"),  # two tracebacks
+    (["--config", "bogus"], "unknown PHNet preset 'bogus'"),
+    (["--weights", "phnet/assets/default", "--output", "transform"], "--output sets the output of --config"),
+])
+def test_weights_and_settings_the_pipeline_benchmark_cannot_use_are_one_line(argv, words, capsys):
+    from benchmarks import pipeline_speed
+
+    with pytest.raises(SystemExit) as caught:
+        pipeline_speed.main([*argv, "--sizes", "512²", "--rounds", "1", "--no-frames"])
+    assert caught.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_weights_the_video_benchmark_cannot_load_are_one_line():
+    """A raw FileNotFoundError traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "video_and_reference.py"), "--timing-only",
+                           "--size", "64", "--weights", "/nope"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "PHNet weights '/nope' not found" in done.stderr
+    assert "Traceback" not in done.stderr
