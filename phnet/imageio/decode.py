@@ -261,7 +261,7 @@ _XMP = "XML:com.adobe.xmp"
 # value. A PNG tile's args are its raw mode; a TIFF's (raw or libtiff) a tuple that starts with it.
 _RAWMODE = "phnet_rawmode"
 _EIGHT_OF_SIXTEEN = "phnet_read_at_8_bits"  # 16-bit samples PIL decodes to their high bytes, in another layout
-_SIXTEEN_BIT_GREY = "phnet_16_bit_grey"  # 16-bit grey that Pillow 9 opens in its 32-bit mode I (a PNG's)
+_SIXTEEN_BIT_GREY = "phnet_16_bit_grey"  # 16-bit grey PIL opens in its 32-bit mode I (a PGM's; Pillow 9: a PNG's)
 _TURNED = "phnet_turned"  # an EXIF orientation of 5 to 8: the picture is read turned by 90°
 # raw modes of 16 bits a sample (a 5-6-5 BMP's BGR;16 is 16 bits a pixel, read whole)
 _SIXTEEN_BIT_SAMPLES = re.compile(r"(?:L|LA|RGB|RGBA|RGBX|CMYK);16[BLN]?")
@@ -368,7 +368,8 @@ def _open_picture(path: str | Path, opened: list):
                 image.info[_RAWMODE] = mode
             elif any(_SIXTEEN_BIT_SAMPLES.fullmatch(str(_rawmode(tile))) for tile in image.tile):  # grey+alpha
                 image.info[_EIGHT_OF_SIXTEEN] = True
-            elif image.mode == "I" and any(str(_rawmode(tile)).startswith("I;16") for tile in image.tile):
+            elif image.mode == "I" and (image.format == "PPM"  # a PGM of more than 8 bits, however dark
+                                        or any(str(_rawmode(tile)).startswith("I;16") for tile in image.tile)):
                 image.info[_SIXTEEN_BIT_GREY] = True
             elif image.format == "PPM" and image.mode == "RGB" and _ppm_maxval(image) > 255:  # scaled to 8 bits
                 image.info[_EIGHT_OF_SIXTEEN] = True
@@ -541,8 +542,6 @@ def _grey_16(image, name: str, white_is_zero: bool = False) -> np.ndarray:
         return 65535 - array.astype(np.uint16)
     if array.dtype == np.uint16 or image.info.get(_SIXTEEN_BIT_GREY):
         return array.astype(np.uint16, copy=False)  # native byte order
-    if image.format == "PPM":  # a PGM of more than 8 bits (PIL: mode I, scaled to 16 bits), however dark
-        return array.astype(np.uint16)
     if array.size and (array.min() < 0 or array.max() > 65535):
         raise ValueError(f"{name} is a 32-bit grey image with values beyond 16 bits; save it as 8 or 16 bits")
     if image.mode == "I" and array.size and 1 < array.max() <= 255:  # 8-bit values in PIL's 32-bit mode
