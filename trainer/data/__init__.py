@@ -112,12 +112,15 @@ def _split_photos(data: dict) -> dict[str, set[Path]] | None:
     out = {}
     with warnings.catch_warnings():  # photos without masks: the run itself warns
         warnings.simplefilter("ignore")
+        by_splits = is_pool(root) and not data.get("mask_dir")  # a pool read by its split folders
         for split in ("train", "val", "test"):
+            if by_splits and not _pool_has(root, data, split):
+                out[split] = set()
+                continue
             try:
                 ds = build_dataset(plain, split, image_size=256, progress=False, report=False)  # any size
             except ValueError as exc:
-                empty = (f"the {split} split of ", f"{root} is a pool (manifest.json) without a {split}/ split ")
-                if not str(exc).startswith(empty):  # not an empty split, nor a pool's missing one
+                if not str(exc).startswith(f"the {split} split of "):  # not an empty split
                     raise
                 out[split] = set()
                 continue
