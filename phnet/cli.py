@@ -724,16 +724,17 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             with torch.inference_mode():
                 found = harmonizer.estimate_frame(pixels, peak, masks, mask_peak, size, reference, args.threshold,
                                                   args.strength)
+            if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
+                save(finish(pixels.clone()), job, keep, image)
+                corrections.append(found.report)
+                cramped.append(job.composite.name)
+                continue
         except (ValueError, OSError, MemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and not out_of_memory(e):
                 raise
             fail(job, _memory_advice(e))
             continue
         corrections.append(found.report)
-        if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
-            save(finish(pixels.clone()), job, keep, image)
-            cramped.append(job.composite.name)
-            continue
         if found.report.flat is not None:  # one flat colour: the smoother keeps it in time, out of its averages
             flat.append(job.composite.name)
         held[len(frames)] = found
@@ -774,6 +775,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     if left_out:
         print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:
+        failed.sort(key=_natural_key)  # a frame failing as it is written is found a few frames late
         names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
         return 1

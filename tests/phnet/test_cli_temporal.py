@@ -397,6 +397,29 @@ def test_a_frame_that_fails_as_it_is_written_is_out_of_the_summary(tiny_folder, 
     assert "3 of 3 frames changed" in out
 
 
+def test_a_frame_the_subject_fills_that_fails_as_it_is_written_is_one_bad_frame(tiny_folder, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Written unchanged outside the frame's guard, it stopped the clip (no summary, the smoothed frames unwritten);
+    the failed frames are named in the clip's order, not in the order they failed."""
+    comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
+    Image.fromarray(np.full((H, W), 255, np.uint8)).save(masks / "frame10.png")  # no background left
+    save = cli._save
+
+    def full_disk(result, target, keep):
+        if target.name in ("frame0.png", "frame10.png"):  # frame0's smoothed write comes after frame10's
+            raise OSError(28, "No space left on device")
+        return save(result, target, keep)
+
+    monkeypatch.setattr(cli, "_save", full_disk)
+    out = tmp_path / "out"
+    assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 1
+    printed = capsys.readouterr()
+    assert "frame10.png: [Errno 28] No space left on device" in printed.err
+    assert "2 of 4 frames failed (frame0.png, frame10.png)" in printed.err
+    assert "wrote 2 of 4 frames" in printed.out and "written unchanged" not in printed.out
+    assert sorted(p.name for p in out.iterdir()) == ["frame15.png", "frame5.png"]
+
+
 def test_temporal_alone_may_come_before_the_folders(tiny_folder, tmp_path):
     """Its value is optional: written first, it took the composites folder for its SIGMA."""
     comps, masks = _write_clip(tmp_path, frames=3, cut_at=9)
