@@ -83,10 +83,13 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
         if not np.isfinite(colour).all():
             raise ValueError(f"{composite} holds NaN or infinite values; save it with numbers in 0..1, or as an 8- "
                              "or 16-bit picture")
-        top = float(colour.max())
+        top, low = float(colour.max()), float(colour.min())
         if top > 1.0 + 1e-3:
             raise ValueError(f"{composite} holds float values up to {top:.4g}, where a float picture holds 0..1 (a "
                              "0..255 or HDR one?); save it scaled to 0..1, or as an 8- or 16-bit picture")
+        if low < -1e-3:
+            raise ValueError(f"{composite} holds float values down to {low:.4g}, where a float picture holds 0..1; "
+                             "save it scaled to 0..1, or as an 8- or 16-bit picture")
     if mask is None:
         if image.ndim != 3 or image.shape[-1] != 4:
             raise ValueError(f"{composite} has no alpha channel; give its MASK as the second argument (for a folder "

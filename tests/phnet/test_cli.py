@@ -687,8 +687,8 @@ def test_a_method_with_the_official_mode_is_refused_by_name(tiny_folder, tmp_pat
 
 
 def test_a_float_composite_is_noted_as_written_at_8_bits_and_one_of_0_255_is_named(tiny_folder, tmp_path, capsys):
-    """A 32-bit float TIFF was written at 8 bits without a note; one of 0..255 got the library's advice to
-    divide by 255, naming no file."""
+    """A 32-bit float TIFF was written at 8 bits without a note; one of 0..255, or below 0, got the library's advice
+    to divide by 255 or clamp, naming no file."""
     grey = np.random.default_rng(0).random((H, W)).astype(np.float32)
     _mask().save(tmp_path / "mask.png")
     Image.fromarray(grey, "F").save(tmp_path / "unit.tif")
@@ -700,6 +700,10 @@ def test_a_float_composite_is_noted_as_written_at_8_bits_and_one_of_0_255_is_nam
     Image.fromarray(levels, "F").save(tmp_path / "levels.tif")
     with pytest.raises(SystemExit, match=r"levels.tif holds float values up to 2\d\d.*save it scaled to 0..1"):
         _harmonize(tmp_path / "levels.tif", tmp_path / "mask.png", "-o", tmp_path / "p.png", "--weights", tiny_folder)
+    Image.fromarray(grey - 0.3, "F").save(tmp_path / "negative.tif")  # the library's words spoke to Python code
+    with pytest.raises(SystemExit, match=r"negative.tif holds float values down to -0.\d+.*save it scaled to 0..1"):
+        _harmonize(tmp_path / "negative.tif", tmp_path / "mask.png", "-o", tmp_path / "n.png", "--weights",
+                   tiny_folder)
     grey[5, 5] = np.nan
     Image.fromarray(grey, "F").save(tmp_path / "nan.tif")
     with pytest.raises(SystemExit, match=r"nan.tif holds NaN or infinite values"):
