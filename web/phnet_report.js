@@ -10,7 +10,7 @@ const LINE_HEIGHT = 16;
 
 // amber when a subject was left as it was or changed too little to see (phnet/corrections.py's words)
 function leftAsItWas(report) {
-  return /unchanged|left as they were|too small to see|\b0 of \d+ (images|frames) changed/.test(report);
+  return /unchanged|left as (it was|they were)|too small to see|\b0 of \d+ (images|frames) changed/.test(report);
 }
 
 // a word wider than the node (a long path in a message) is cut where it meets the edge

@@ -62,6 +62,8 @@ def test_the_report_is_drawn_inside_the_node_below_its_widgets_wrapped_to_its_wi
     ("PHNet Harmonize: unchanged: the correction (RMS 13.3 of 255) is below the threshold 17", True),
     ("PHNet Harmonize Frames: 0 of 2 frames changed; 2 with an empty mask (no subject in them), left as they were",
      True),
+    ("PHNet Harmonize Frames: 2 of 3 frames changed by RMS 3.0 to 9.0; 1 with an empty mask (no subject in it), "
+     "left as it was", True),
     ("PHNet Harmonize Frames: 0 of 2 frames changed; corrections 3.0 to 9.0", True),
     ("PHNet Harmonize: 0 of 3 images changed; 3 below the do-no-harm threshold 40.5", True),
     ("PHNet Harmonize Frames: 10 of 12 frames changed; corrections 3.0 to 9.0", False),
