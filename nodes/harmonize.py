@@ -33,6 +33,45 @@ def _check_counts(node: str, image, unit: str, why: str = "", **masks) -> None:
                              f"give one {kind}, or one per {unit}")
 
 
+def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
+    """(reference_mask, note): an RGBA IMAGE (PHNet Paste Subject's composite over an RGBA background) whose
+    transparent part reaches outside the mask has the visible part of its background as the scene to match
+    (within reference_mask, where given), per picture: what lies under alpha 0 (black, mostly) is seen by nobody.
+    A picture with too little visible background for that (a cut-out) is matched as before."""
+    from ..phnet.corrections import MIN_BACKGROUND
+
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 4:
+        return reference_mask, ""
+    subject, given = plain_mask(mask), plain_mask(reference_mask)
+    if subject is None or (reference_mask is not None and given is None):
+        return reference_mask, ""  # not a ComfyUI MASK: the library's own checks say what is wrong
+    n, h, w = image.shape[:3]
+    subject = subject.reshape(-1, h, w).to(image.device)
+    given = None if given is None else given.reshape(-1, h, w)
+    if subject.shape[0] not in (1, n) or (given is not None and given.shape[0] not in (1, n)):
+        return reference_mask, ""
+    alpha = image[..., 3]
+    background = subject == 0
+    visible = background & (alpha > 0)
+    region = visible if given is None else visible & (given.to(image.device) > 0)
+    found = ((background & (alpha <= 0)).flatten(1).any(1) & region.flatten(1).any(1)
+             & (visible.flatten(1).float().mean(1) >= MIN_BACKGROUND))
+    count = int(found.sum())
+    if not count:
+        return reference_mask, ""
+    keep = ~found[:, None, None] | (alpha > 0)  # the whole picture where the scene is not narrowed
+    if given is None:
+        reference_mask = keep
+    else:
+        given = given.expand(n, h, w)
+        reference_mask = torch.where(keep.to(given.device), given, torch.zeros_like(given))
+    if n == 1:
+        return reference_mask, "; its transparent part was left out of the scene to match"
+    if count == n:
+        return reference_mask, "; their transparent parts were left out of the scene to match"
+    return reference_mask, f"; the transparent part of {count} of {n} {unit} was left out of the scene to match"
+
+
 def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
     """The library call, and its report (with ``notes`` on the inputs) as a STRING output and as text on the
     node."""
@@ -47,7 +86,9 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
                              "node that made it returns the wrong type")
         image = image.float() / peak  # a custom node's 8- or 16-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, note = clamped(image, "image")
-    notes = note + notes
+    unit = "frames" if options.get("temporal") is not None else "images"
+    options["reference_mask"], scene = _visible_scene(image, options.get("mask"), options.get("reference_mask"), unit)
+    notes = note + notes + scene
     on_gpu = phnet_model.device.type != "cpu"
     if on_gpu:
         make_room(phnet_memory(phnet_model, image, options.get("working_size")), phnet_model.device)
@@ -62,7 +103,6 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
             mm.soft_empty_cache()
     result = result.float().contiguous()  # an fp16/bf16 IMAGE came back as it went in; SaveImage cannot write bf16
     hint = weights_hint(phnet_model.config.name, f"PHNet Model Loader: {OFFICIAL_HINT}")
-    unit = "frames" if options.get("temporal") is not None else "images"
     line = node + ": " + report(corrections, "threshold 0", hint, unit) + notes
     return {"ui": {"text": [line]}, "result": (result, line)}
 
@@ -70,7 +110,7 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
 REFERENCE_TOOLTIP = (
     "Optional: the part of the background the subject should match (1 = match this region, e.g. the lit side "
     "of the room or the person next to the subject). Same size as the image; one mask or one per image. "
-    "Leave it unconnected to match the whole background."
+    "Leave it unconnected to match the whole background (of an RGBA image, the part its alpha shows)."
 )
 
 

@@ -183,6 +183,38 @@ def test_harmonize_rgba_and_4d_mask(nodes, phnet_model, portrait):
     assert out.shape == rgba.shape and torch.equal(out[..., 3], rgba[..., 3])  # alpha passes through
 
 
+def test_the_transparent_part_of_an_rgba_composite_is_left_out_of_the_scene_to_match(nodes, phnet_model, portrait):
+    """Paste Subject over an RGBA background gives an RGBA composite: what lies under its alpha 0 (black,
+    mostly) is seen by nobody, and the subject was matched to it too."""
+    img, subject = portrait(b=1, h=40, w=56)
+    alpha = torch.ones(1, 40, 56)
+    alpha[:, :, 42:] = 0  # the right quarter transparent, black under it
+    rgba = torch.cat([img * alpha[..., None], alpha[..., None]], -1)
+    node = nodes["PHNetHarmonize"]
+    out, line = node.harmonize(phnet_model, rgba, subject, threshold=0.0)["result"]
+    seen, _ = node.harmonize(phnet_model, rgba[..., :3], subject, threshold=0.0, reference_mask=alpha)["result"]
+    everything, _ = node.harmonize(phnet_model, rgba[..., :3], subject, threshold=0.0)["result"]
+    assert torch.equal(out[..., :3], seen) and not torch.equal(seen, everything)
+    assert torch.equal(out[..., 3], alpha)
+    assert line.endswith("; its transparent part was left out of the scene to match")
+    # within a reference mask, and in a batch only where some of the transparent part lies outside the mask
+    left = torch.zeros(1, 40, 56)
+    left[:, :, :10] = left[:, :, 46:] = 1
+    both, line = node.harmonize(phnet_model, rgba, subject, threshold=0.0, reference_mask=left)["result"]
+    own, _ = node.harmonize(phnet_model, rgba[..., :3], subject, threshold=0.0, reference_mask=left * alpha)["result"]
+    assert torch.equal(both[..., :3], own) and "transparent part" in line
+    opaque = torch.cat([img, torch.ones_like(img[..., :1])], -1)
+    batch, line = node.harmonize(phnet_model, torch.cat([rgba, opaque]), subject, threshold=0.0)["result"]
+    alone, plain_line = node.harmonize(phnet_model, opaque, subject, threshold=0.0)["result"]
+    assert torch.equal(batch[:1], out) and torch.equal(batch[1:], alone)
+    assert "the transparent part of 1 of 2 images was left out of the scene to match" in line
+    assert "left out of the scene" not in plain_line
+    # a cut-out (nothing visible outside the mask) is judged as before: one flat colour, left as it was
+    cut = torch.cat([img * subject[..., None], subject[..., None]], -1)
+    out, line = node.harmonize(phnet_model, cut, subject)["result"]
+    assert torch.equal(out, cut) and "left out of the scene" not in line and "one flat colour (0, 0, 0)" in line
+
+
 def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=3)
     ticks = []
