@@ -79,6 +79,15 @@ def test_sample_strength_fractions():
         assert all(0 <= sample_strength(rng, mild) <= mild_max for _ in range(20))
     with pytest.raises(ValueError, match="unknown synthesis transform"):
         SynthesisOptions(transforms=["sepia"])
+    # each share on its own (only their sum was checked: 1.5 and -0.6 made every composite its photo)
+    for name, value in [("identity_fraction", 1.5), ("mild_fraction", -0.6), ("mild_max", 1.2),
+                        ("reference_probability", -0.1), ("photo_recolour", 2.0)]:
+        with pytest.raises(ValueError, match=rf"^data\.synthesis\.{name} must be from 0 to 1, got {value}$"):
+            SynthesisOptions(**{name: value})
+    with pytest.raises(ValueError, match=r"strength_range must be \[low, high\] from 0 to 1, got \[0.4, 1.5\]"):
+        SynthesisOptions(strength_range=(0.4, 1.5))
+    with pytest.raises(ValueError, match="max_transforms must be at least 1, got 0"):
+        SynthesisOptions(max_transforms=0)
     # the device synthesis applied one draw at every repeat, the CPU one a draw each: two recipes
     with pytest.raises(ValueError, match="names exposure, transfer more than once; list each transform once"):
         SynthesisOptions(transforms=["transfer", "exposure", "transfer", "exposure", "curve"])

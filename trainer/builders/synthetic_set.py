@@ -223,6 +223,9 @@ def main(argv=None) -> int:
     if a.size and a.size % 8:
         p.error(f"--size must be a multiple of 8, got {a.size}")
     try:
+        for flag, fraction in (("--identity-fraction", a.identity_fraction), ("--mild-fraction", a.mild_fraction)):
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"{flag} must be from 0 to 1, got {fraction:g}")
         opts = SynthesisOptions(transforms=[t.strip() for t in a.transforms.split(",") if t.strip()],
                                 identity_fraction=a.identity_fraction, mild_fraction=a.mild_fraction)
         summary = build_synthetic_set(a.src, a.out, size=a.size, resize=a.resize, mask_dir=a.mask_dir,

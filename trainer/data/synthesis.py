@@ -135,6 +135,14 @@ class SynthesisOptions:
         if repeated:
             raise ValueError(f"data.synthesis.transforms names {', '.join(repeated)} more than once; list each "
                              "transform once (max_transforms says how many are applied together)")
+        for name in ("identity_fraction", "mild_fraction", "mild_max", "reference_probability", "photo_recolour"):
+            if not 0 <= getattr(self, name) <= 1:  # a negative share made every composite its photo, say
+                raise ValueError(f"data.synthesis.{name} must be from 0 to 1, got {getattr(self, name)}")
+        if len(self.strength_range) != 2 or not 0 <= self.strength_range[0] <= self.strength_range[1] <= 1:
+            raise ValueError(f"data.synthesis.strength_range must be [low, high] from 0 to 1, got "
+                             f"{list(self.strength_range)}")
+        if self.max_transforms < 1:
+            raise ValueError(f"data.synthesis.max_transforms must be at least 1, got {self.max_transforms}")
         if not 0 <= self.identity_fraction + self.mild_fraction <= 1:
             raise ValueError("identity_fraction + mild_fraction must be within [0, 1]")
         self.transforms = tuple(self.transforms)

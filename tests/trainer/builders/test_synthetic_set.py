@@ -156,9 +156,12 @@ def test_a_rebuild_replaces_the_set_whole_and_other_folders_are_refused(tmp_path
     (["--val-fraction", "0.6", "--test-fraction", "0.6"], "add up to 1.2: at most 1"),
     (["--size", "-8"], "--size must be a multiple of 8 above 0"),
     (["--limit", "-3"], "--limit must be a number of photos"),
+    (["--identity-fraction", "1.5", "--mild-fraction", "-0.6"], "--identity-fraction must be from 0 to 1, got 1.5"),
+    (["--mild-fraction", "-0.1"], "--mild-fraction must be from 0 to 1, got -0.1"),
 ])
 def test_settings_that_make_no_set_are_refused(tmp_path, photos, capsys, args, message):
-    """--copies 0 wrote an empty set and exited 0; --val-fraction 1.5 was taken; --size -8 ended in a traceback."""
+    """--copies 0 wrote an empty set and exited 0; --val-fraction 1.5 was taken; --size -8 ended in a traceback;
+    --identity-fraction 1.5 with --mild-fraction -0.6 made every composite its photo."""
     from trainer.builders.synthetic_set import main
 
     assert main([str(photos[0]), str(tmp_path / "set"), "--no-progress", *args]) == 2
