@@ -254,3 +254,30 @@ def test_copies_of_a_photo_that_land_in_two_splits_are_named(tmp_path):
     info = json.loads((tmp_path / "set" / "synth_info.json").read_text())
     assert len(info["copies_across_splits"]) == len(apart)
     assert any("have a near-duplicate in another split" in str(w.message) for w in caught)
+
+
+def test_the_near_duplicate_warning_counts_held_out_photos_not_pairs(tmp_path):
+    """Copies of one picture gave a pair per copy in another split, counted as that many photos."""
+    import warnings
+
+    from PIL import Image
+    from procedural_portraits import portrait
+
+    from trainer.builders.synthetic_set import main
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    img, _ = portrait(np.random.default_rng(0), 48, 48)
+    for i in range(12):
+        Image.fromarray(img).save(src / f"same{i}.png")
+        Image.fromarray(portrait(np.random.default_rng(100 + i), 48, 48)[0]).save(src / f"other{i}.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([str(src), str(tmp_path / "set"), "--size", "32", "--val-fraction", "0.2", "--test-fraction",
+                     "0.2", "--no-progress"]) == 0
+    held = [name for split in ("val", "test") if (tmp_path / "set" / f"{split}_split.txt").exists()
+            for name in (tmp_path / "set" / f"{split}_split.txt").read_text().split() if name.startswith("same")]
+    info = json.loads((tmp_path / "set" / "synth_info.json").read_text())
+    assert held and len(info["copies_across_splits"]) > len(held)
+    said = [str(w.message) for w in caught if "near-duplicate in another split" in str(w.message)]
+    assert said and said[0].startswith(f"{len(held)} held-out photo(s) have a near-duplicate")
