@@ -32,11 +32,13 @@ def point(run: Path) -> dict:
             raise FileNotFoundError(f"{path} not found: give run folders written by python -m trainer.fit")
     config = json.loads(config_path.read_text())
     root = Path(config["data"]["root"]).expanduser()
-    pool = next((p for p in (root, *root.parents) if (p / "manifest.json").is_file()), None)
+    from trainer.data import is_pool, pool_entries
+
+    pool = next((p for p in (root, *root.parents) if is_pool(p)), None)  # another tool's manifest.json is none
     if pool is None:
-        raise FileNotFoundError(f"no manifest.json in or above {root}: train on a pool built by "
-                                "trainer.builders.package_portraits or source_subset")
-    entries = json.loads((pool / "manifest.json").read_text())["entries"]
+        raise FileNotFoundError(f"no pool (a manifest.json of trainer.builders.package_portraits) in or above {root}: "
+                                "train on a pool built by trainer.builders.package_portraits or source_subset")
+    entries = pool_entries(pool)
     sources = len({e["source"] for e in entries if e["split"] == "train"})
     records = []
     for number, line in enumerate(log_path.read_text().splitlines(), 1):

@@ -34,16 +34,18 @@ def pick_pairs(root: Path, rows: int, subjects: list[str], backgrounds: list[str
     Without names: the test split's person photos, and its other photos whose mean colour is
     furthest from neutral.
     """
-    if not (root / "manifest.json").is_file():
-        raise ValueError(f"{root} holds no manifest.json: give a pool that trainer.builders.package_portraits (or "
-                         "source_subset) wrote")
-    entries = {e["name"]: e for e in json.loads((root / "manifest.json").read_text())["entries"]}
+    from trainer.data import is_pool, pool_entries
+
+    if not is_pool(root):
+        raise ValueError(f"{root} is not a pool (no manifest.json of trainer.builders.package_portraits): give a pool "
+                         "that trainer.builders.package_portraits (or source_subset) wrote")
+    entries = {e["name"]: e for e in pool_entries(root)}
     unknown = [n for n in subjects + backgrounds if n not in entries]
     if unknown:
         raise ValueError(f"not in {root / 'manifest.json'}: {unknown}; give photo names from it to --subjects / "
                          "--backgrounds")
     test = [e for e in entries.values() if e["split"] == "test"]
-    subjects = subjects or [e["name"] for e in test if e["mask"] == "person"]
+    subjects = subjects or [e["name"] for e in test if e.get("mask") == "person"]
 
     def image(name: str) -> Path:
         return root / entries[name]["split"] / "images" / f"{name}.png"
@@ -52,7 +54,7 @@ def pick_pairs(root: Path, rows: int, subjects: list[str], backgrounds: list[str
         rgb = _load(image(name)).reshape(-1, 3).mean(0)
         return float(np.abs(rgb - rgb.mean()).sum())
 
-    backgrounds = backgrounds or sorted((e["name"] for e in test if e["mask"] != "person"), key=cast, reverse=True)
+    backgrounds = backgrounds or sorted((e["name"] for e in test if e.get("mask") != "person"), key=cast, reverse=True)
     if not subjects or not backgrounds:
         raise ValueError(f"{root} has no person photos or no other photos in its test split; name them with "
                          "--subjects and --backgrounds")

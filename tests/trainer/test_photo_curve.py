@@ -13,7 +13,8 @@ def _run(root, name, sources, fmses, steps=800):
     pool = root / f"pool_{name}"
     entries = [{"name": f"s{i}", "split": "train", "source": f"s{i}"} for i in range(sources)]
     (pool / "train" / "images").mkdir(parents=True)
-    (pool / "manifest.json").write_text(json.dumps({"entries": entries + [{"name": "v", "split": "val",
+    (pool / "manifest.json").write_text(json.dumps({"builder": "trainer.builders.package_portraits",
+                                                    "entries": entries + [{"name": "v", "split": "val",
                                                                            "source": "v"}]}))
     run = root / name
     run.mkdir()
@@ -42,6 +43,26 @@ def test_each_run_gives_its_sources_and_best_validation(tmp_path, capsys):
 def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
     assert photo_curve.main([str(tmp_path), "--out", str(tmp_path / "c.png")]) == 2
     assert "run_config.json not found" in capsys.readouterr().err
+
+
+def test_only_a_pools_manifest_counts_and_a_manifest_that_is_not_one_is_one_error_line(tmp_path, capsys):
+    """Any manifest.json in or above data.root was read as the pool's: another tool's ended in a KeyError."""
+    run = _run(tmp_path, "small", 10, [700.0])
+    images = tmp_path / "pool_small" / "train" / "images"
+    (images / "manifest.json").write_text(json.dumps({"name": "My App"}))  # another tool's, below the pool
+    assert photo_curve.point(run)["sources"] == 10
+    (tmp_path / "pool_small" / "manifest.json").unlink()
+    (tmp_path / "manifest.json").write_text(json.dumps([1, 2]))  # above, and no pool
+    assert photo_curve.main([str(run), "--out", str(tmp_path / "c.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no pool (a manifest.json of trainer.builders.package_portraits) in or above {images}: train on a "
+        "pool built by trainer.builders.package_portraits or source_subset")
+    (tmp_path / "pool_small" / "manifest.json").write_text(json.dumps(
+        {"builder": "trainer.builders.package_portraits", "entries": [{"name": "s0", "split": "train"}]}))
+    assert photo_curve.main([str(run), "--out", str(tmp_path / "c.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'pool_small' / 'manifest.json'} is not a pool's manifest (entries with name, split and "
+        "source): rebuild the pool with python -m trainer.builders.package_portraits")
 
 
 def test_a_cut_log_line_a_run_given_twice_and_a_bad_out(tmp_path, capsys):

@@ -9,8 +9,28 @@ from trainer.real_pastes import main
 OURS = f"ours={Path(__file__).resolve().parents[2] / 'phnet' / 'assets' / 'default'}"
 
 
+def _manifest(pool: Path, entries) -> None:
+    (pool / "manifest.json").write_text(json.dumps({"builder": "trainer.builders.package_portraits",
+                                                    "entries": entries}))
+
+
+def test_a_manifest_that_is_not_a_pools_is_one_error_line(tmp_path, capsys):
+    """Another tool's manifest.json ended in a KeyError (a dict without entries) or a TypeError (a list)."""
+    for other in ({"name": "My App"}, [1, 2]):
+        (tmp_path / "manifest.json").write_text(json.dumps(other))
+        assert main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.png")]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: {tmp_path} is not a pool (no manifest.json of trainer.builders.package_portraits): give a pool "
+            "that trainer.builders.package_portraits (or source_subset) wrote")
+    _manifest(tmp_path, [{"name": "p1", "split": "test"}])
+    assert main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'manifest.json'} is not a pool's manifest (entries with name, split and source): "
+        "rebuild the pool with python -m trainer.builders.package_portraits")
+
+
 def test_a_pool_without_people_or_names_is_one_error_line(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps({"entries": []}))
+    _manifest(tmp_path, [])
     assert main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.png")]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path} has no person photos or no other photos in its "
                                                "test split; name them with --subjects and --backgrounds")
@@ -22,9 +42,8 @@ def test_a_pool_without_people_or_names_is_one_error_line(tmp_path, capsys):
 def test_pairs_do_not_repeat_and_a_short_pool_says_how_many_rows_it_gives(tmp_path, capsys):
     from trainer.real_pastes import pick_pairs
 
-    entries = [{"name": n, "split": "test", "mask": "person" if n.startswith("p") else "object"}
-               for n in ("p1", "p2", "b1", "b2", "b3")]
-    (tmp_path / "manifest.json").write_text(json.dumps({"entries": entries}))
+    _manifest(tmp_path, [{"name": n, "split": "test", "source": n, "mask": "person" if n.startswith("p") else "object"}
+                         for n in ("p1", "p2", "b1", "b2", "b3")])
     pairs = pick_pairs(tmp_path, 6, ["p1", "p2"], ["b1", "b2", "b3"])
     named = [(s.stem, b.stem) for s, _, b in pairs]
     assert len(set(named)) == 6 and named[:2] == [("p1", "b1"), ("p2", "b2")]

@@ -181,6 +181,22 @@ def is_pool(folder: Path) -> bool:
         return False
 
 
+def pool_entries(pool: Path) -> list[dict]:
+    """The entries of the manifest of a pool (:func:`is_pool`), each with its ``name``, ``split`` and ``source``."""
+    import json
+
+    path = Path(pool) / "manifest.json"
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["entries"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and {"name", "split", "source"} <= set(e)
+                                                    for e in entries):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a pool's manifest (entries with name, split and source): rebuild the pool "
+                         "with python -m trainer.builders.package_portraits") from None
+    return entries
+
+
 POOL_BUILDERS = ("trainer.builders.package_portraits", "trainer.datasets.package_portraits")  # (its name until 12-02)
 
 
