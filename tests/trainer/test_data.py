@@ -460,6 +460,23 @@ def test_a_pool_or_one_of_its_splits_is_read_with_its_masks_wherever_it_is_named
         assert split != "test" or ds.not_held_out is None
 
 
+def test_a_split_of_a_pool_copied_out_of_it_is_still_read_with_its_masks(tmp_path):
+    """cp -r POOL/test elsewhere: without the pool's manifest.json above, its masks/ were read as photos, and every
+    photo with the ellipse; a folder with other pictures beside images/ and masks/ stays a plain folder."""
+    import shutil
+
+    pool = _pool(tmp_path / "pool")
+    copy = shutil.copytree(pool / "test", tmp_path / "copied_test")
+    ds = build_dataset({"root": str(copy), "mask_fallback": "error"}, "all", image_size=32)
+    assert sorted(r.name for r in ds.records) == ["test0.png", "test1.png", "test2.png"]
+    assert all(r.mask == copy / "masks" / r.name for r in ds.records)
+    for stray in (copy / "masks" / "not_a_photo.png", copy / "extra.png"):  # a mask no photo has, or a picture beside
+        shutil.copy(copy / "images" / "test0.png", stray)
+        names = {r.name for r in build_dataset({"root": str(copy)}, "all", image_size=32).records}
+        assert {"images/test1.png", "masks/test1.png"} <= names
+        stray.unlink()
+
+
 def test_a_pool_with_a_val_root_is_tested_on_its_own_test_split(tmp_path, photos):
     """With data.val_root the test split of a pool was the validation folder, said not to be held out, while the
     pool's held-out test/ went unread; a pool without a test/ still tests on the validation folder."""

@@ -147,13 +147,27 @@ def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
 
 def pool_part(folder: Path, split: str) -> tuple[Path, Path] | None:
     """(photos, masks) of a pool's ``split`` (:func:`pool_split`), or of ``folder`` when it is one split of a pool
-    (``images/`` and ``masks/``, the pool's ``manifest.json`` above): read as a plain folder, its masks would be
-    photos too. None for any other folder."""
+    (``images/`` and ``masks/``, the pool's ``manifest.json`` above, or a copy of one: pictures in those two alone,
+    each mask named as a photo): read as a plain folder, its masks would be photos too. None for any other folder."""
     if split != "all" and (found := pool_split(folder, split)) is not None:
         return found
-    if (folder / "images").is_dir() and (folder / "masks").is_dir() and is_pool(folder.parent):
+    if (folder / "images").is_dir() and (folder / "masks").is_dir() and (is_pool(folder.parent)
+                                                                         or _photos_beside_masks(folder)):
         return folder / "images", folder / "masks"
     return None
+
+
+def _photos_beside_masks(folder: Path) -> bool:
+    """Whether the pictures under ``folder`` all lie in its ``images/`` and ``masks/``, each mask named as one of
+    the photos (same relative path and stem): a pool's split copied out of the pool."""
+    from trainer.data.common import list_images
+    from trainer.data.folder import stem_of
+
+    parts = [p.relative_to(folder).parts for p in list_images(folder)]
+    if any(len(p) < 2 or p[0] not in ("images", "masks") for p in parts):
+        return False
+    photos, masks = ({stem_of("/".join(p[1:])) for p in parts if p[0] == sub} for sub in ("images", "masks"))
+    return bool(masks) and masks <= photos
 
 
 def _photos_and_masks(data: dict, folder: Path, mask_key: str, split: str) -> tuple[Path, Path | None, bool]:
