@@ -3,7 +3,8 @@
     python -m trainer.builders.synthetic_set PHOTOS OUT [--size 512] [--mask-dir MASKS] [--copies 2]
 
 For every photo under PHOTOS (masks as in ``trainer/data/folder.py``: a mask
-folder, the alpha channel, or the ellipse fallback) it writes::
+folder, the alpha channel, or the ellipse fallback; one split folder of a pool, ``POOL/test``, is read as its
+``images/`` with their ``masks/``, and a whole pool is refused) it writes::
 
     OUT/comp/<name>.png    composite: the subject's colours changed (trainer/data/synthesis.py)
     OUT/alpha/<name>.png   binary mask (white = subject)
@@ -30,6 +31,7 @@ from PIL import Image
 from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming
 from trainer.builders.names import distinct_bases
+from trainer.data import is_pool, pool_part
 from trainer.data.common import BadSampleError, Record, holdout_set, list_images
 from trainer.data.folder import FolderDataset, masks_by_photo
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
@@ -70,7 +72,16 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
                         options: SynthesisOptions | None = None, limit: int = 0, progress: bool = False) -> dict:
     src, out = Path(src), Path(out)
     _check_arguments(src, out, size, copies, val_fraction, test_fraction, limit)
-    photos = list_images(src)
+    if is_pool(src):
+        splits = sorted(p.name for p in src.iterdir() if (p / "images").is_dir())
+        example = src / ("test" if "test" in splits else splits[0] if splits else "test")
+        raise ValueError(f"{src} is a pool (manifest.json) with the splits {', '.join(splits) or 'none'}: read as "
+                         "one folder of photos, its splits would be mixed and its masks taken for photos. Build from "
+                         f"one split folder ({example}), whose masks/ are read as the masks")
+    photos_root = src
+    if mask_dir is None and (part := pool_part(src, "all")) is not None:
+        photos_root, mask_dir = part  # one split of a pool: its images/, with their masks/
+    photos = list_images(photos_root)
     if mask_dir is not None:
         md = Path(mask_dir).resolve()
         photos = [p for p in photos if not p.resolve().is_relative_to(md)]
@@ -78,12 +89,12 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
         photos = photos[:limit]
     if not photos:
         raise FileNotFoundError(f"no images under {src}")
-    keys = [p.relative_to(src).as_posix() for p in photos]
+    keys = [p.relative_to(photos_root).as_posix() for p in photos]
     masks = {}
     if mask_dir is not None:  # the trainer's rules: a folder matching no photo is an error, a gap a warning
         if not Path(mask_dir).is_dir():
             raise FileNotFoundError(f"--mask-dir: the folder {mask_dir} does not exist; correct it or leave it out")
-        masks = masks_by_photo(keys, src, Path(mask_dir), "--mask-dir")
+        masks = masks_by_photo(keys, photos_root, Path(mask_dir), "--mask-dir")
     records = [Record(name=key, real=p, mask=masks.get(key), subset=src.name) for key, p in zip(keys, photos)]
     ds = FolderDataset(records, mask_fallback=mask_fallback, image_size=size if size else 8,
                        resize=resize if size else "none", train=False, on_bad_sample=on_bad_sample,

@@ -281,3 +281,34 @@ def test_the_near_duplicate_warning_counts_held_out_photos_not_pairs(tmp_path):
     assert held and len(info["copies_across_splits"]) > len(held)
     said = [str(w.message) for w in caught if "near-duplicate in another split" in str(w.message)]
     assert said and said[0].startswith(f"{len(held)} held-out photo(s) have a near-duplicate")
+
+
+def test_a_pool_is_refused_and_one_of_its_splits_is_read_with_its_masks(tmp_path):
+    """A pool was read as a plain folder: its masks became photos with ellipse masks, and its test and val photos
+    landed in the set's train split."""
+    from procedural_portraits import portrait
+
+    from trainer.builders.synthetic_set import build_synthetic_set
+
+    pool = tmp_path / "pool"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for sub in ("images", "masks"):
+            (pool / split / sub).mkdir(parents=True)
+        for i in range(n):
+            img, mask = portrait(rng, 32, 32)
+            Image.fromarray(img).save(pool / split / "images" / f"{split}{i}.png")
+            Image.fromarray(mask).save(pool / split / "masks" / f"{split}{i}.png")
+    (pool / "manifest.json").write_text(json.dumps({"builder": "trainer.builders.package_portraits"}))
+    with pytest.raises(ValueError, match=rf"^{pool} is a pool \(manifest.json\) with the splits test, train: .* Build "
+                                         rf"from one split folder \({pool / 'test'}\), whose masks/ are read as"):
+        build_synthetic_set(pool, tmp_path / "set", size=32)
+    info = build_synthetic_set(pool / "train", tmp_path / "set", size=32, mask_fallback="error",
+                               on_bad_sample="error", val_fraction=0.2, test_fraction=0.2)
+    assert info["photos"] == 6
+    names = sorted(n for s in ("train", "val", "test") if (tmp_path / "set" / f"{s}_split.txt").exists()
+                   for n in (tmp_path / "set" / f"{s}_split.txt").read_text().split())
+    assert names == [f"train{i}.png" for i in range(6)]
+    alpha = np.asarray(Image.open(tmp_path / "set" / "alpha" / "train0.png")) > 127
+    mask = np.asarray(Image.open(pool / "train" / "masks" / "train0.png")) > 127
+    assert (alpha == mask).mean() > 0.95  # the pool's own mask, not an ellipse
