@@ -231,15 +231,19 @@ class Harmonizer:
 
     def _weights_version(self) -> tuple:
         # weights made under torch.inference_mode (ComfyUI loads models so) keep no version count: -1. A cast or a
-        # move (.half(), .to(...)) puts new tensors in place: their storage and dtype tell
-        return tuple((-1 if t.is_inference() else t._version, t.dtype, t.device, t.data_ptr())
-                     for t in (*self.model.parameters(), *self.model.buffers()))
+        # move (.half(), .to(...)) puts new tensors in place: their storage and dtype tell. A model switched to
+        # training (.train()) is put back in eval mode: mode "official" runs it, and its batch norm would use and
+        # rewrite the batch's statistics
+        weights = tuple((-1 if t.is_inference() else t._version, t.dtype, t.device, t.data_ptr())
+                        for t in (*self.model.parameters(), *self.model.buffers()))
+        return weights, any(m.training for m in self.model.modules())
 
     def _check_weights(self) -> None:
         """The inference network folds some of the model's weights into its own: weights changed in place since
         (``harmonizer.model.load_state_dict``), or cast or moved (``harmonizer.model.half()``), are taken again, so
-        no call mixes old and new ones. Weights made under torch.inference_mode keep no version count: after
-        changing those in place, assign ``harmonizer.model``."""
+        no call mixes old and new ones; a model switched to training (``harmonizer.model.train()``) is put back in
+        eval mode. Weights made under torch.inference_mode keep no version count: after changing those in place,
+        assign ``harmonizer.model``."""
         if self._weights_version() != self._weights_seen:
             self.model = self._model
 
@@ -315,10 +319,11 @@ class Harmonizer:
         target = self.device if device is None else pick_device(device)
         requested = self.requested_dtype if dtype is None else dtype
         resolved = resolve_dtype(requested, target)
-        self.model.to(target)
         self.device, self.requested_dtype, self.dtype = target, requested, resolved
         self._warn_if_slow()
-        self._set_network()  # a graph holds the device and precision it was captured with
+        # put in place again: moved, its weights fp32 and in eval mode as any model given (one cast since with
+        # .half() is cast back), and a new network: a graph holds the device and precision it was captured with
+        self.model = self._model
         return self
 
     # ------------------------------------------------------------------------------------------------
@@ -963,6 +968,8 @@ class Harmonizer:
         threshold = self.threshold_for(threshold)
         if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
             return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
+        self._check_weights()  # the model itself runs here: in the Harmonizer's precision and in eval mode
+
         def network(x, m):
             return self.model.estimate(x, m, threshold=threshold)
 

@@ -880,6 +880,44 @@ def test_a_model_cast_in_place_is_taken_again(tiny_model, cast):
     assert np.array_equal(h(image, mask, threshold=0), cast_back(image, mask, threshold=0))
 
 
+def test_a_model_cast_in_place_is_taken_again_in_official_mode_and_by_a_move(tiny_model):
+    """Mode "official" runs the model itself, and .to() recorded the half weights as taken: both failed in torch
+    ('Input type (float) and bias type (c10::Half) should be the same')."""
+    import copy
+
+    h = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    cast_back = Harmonizer(copy.deepcopy(tiny_model).half(), device="cpu", dtype="fp32")
+    h.model.half()
+    assert np.array_equal(h(image, mask, threshold=0, mode="official"),
+                          cast_back(image, mask, threshold=0, mode="official"))
+    h.model.half()
+    img, m = torch.rand(1, 3, 32, 32), torch.from_numpy(subject_mask(32, 32))[None, None]
+    assert torch.equal(h.harmonize_tensor(img, m, mode="official"), cast_back.harmonize_tensor(img, m, mode="official"))
+    h.model.half()
+    h.to("cpu")
+    assert next(h.model.parameters()).dtype == torch.float32
+    assert np.array_equal(h(image, mask, threshold=0), cast_back(image, mask, threshold=0))
+
+
+def test_a_model_switched_to_training_runs_in_eval_mode_and_keeps_its_statistics(tiny_model):
+    """Mode "official" ran the model as the caller left it: after .train() its batch norm used the picture's
+    statistics and rewrote its running ones."""
+    import copy
+
+    h = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    before = {mode: h.harmonize(image, mask, threshold=0, mode=mode) for mode in ("official", "full")}
+    statistics = {k: v.clone() for k, v in h.model.state_dict().items()}
+    h.model.train()
+    for mode in ("official", "full"):
+        got = h.harmonize(image, mask, threshold=0, mode=mode)
+        assert np.array_equal(got.image, before[mode].image) and got.corrections == before[mode].corrections
+    assert all(torch.equal(v, statistics[k]) for k, v in h.model.state_dict().items())
+
+
 def test_read_only_inputs_raise_no_warning(tiny_model):
     """np.asarray of a PIL image is read-only: torch warns about such arrays unless told they are only read."""
     import warnings
