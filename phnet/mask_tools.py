@@ -37,10 +37,20 @@ def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+def _check_width(sigma: float, shape: tuple[int, ...], name: str) -> None:
+    """A blur wider than the mask's longest side would mark nothing, and its kernel grows with it (1e7 asked for
+    11 GB): one ValueError naming ``name`` (the caller's word for the sigma) and the widest allowed."""
+    if sigma > max(shape):
+        raise ValueError(f"{name} {sigma:g} is wider than the {shape[1]}x{shape[0]} mask, so it would spread "
+                         f"the mask too thin to mark anything: give a {name} of at most {max(shape)} pixels.")
+
+
 def gaussian_blur(mask_hw: Any, sigma: float) -> np.ndarray:
-    """Separable gaussian blur of a H x W mask (edge pixels replicated), float32 out."""
+    """Separable gaussian blur of a H x W mask (edge pixels replicated), float32 out; ``sigma`` at most the mask's
+    longest side."""
     sigma = _number(sigma, "sigma must be a number >= 0 (a blur sigma in pixels)", 0)
     m = mask_to_array(mask_hw)
+    _check_width(sigma, m.shape, "sigma")
     if sigma == 0:
         return m
     k = _gaussian_kernel1d(sigma)
@@ -131,9 +141,7 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
     feather = _number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
     grow = _number(grow, "grow must be a whole number of pixels")
     m = mask_to_array(mask_hw)
-    if feather > max(m.shape):  # it would mark nothing, and its kernel grows with it (1e7 asked for 11 GB)
-        raise ValueError(f"feather {feather:g} is wider than the {m.shape[1]}x{m.shape[0]} mask, so it would spread "
-                         f"the mask too thin to mark anything: give a feather of at most {max(m.shape)} pixels.")
+    _check_width(feather, m.shape, "feather")  # before the grow, and named as the caller's option
     grow = int(round(grow))
     if abs(grow) >= 2 * max(m.shape):  # its square part reaches every pixel from every pixel: no need to pad by it
         m = np.full_like(m, m.max() if grow > 0 else m.min())

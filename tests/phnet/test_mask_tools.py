@@ -112,6 +112,16 @@ def test_a_feather_wider_than_the_mask_is_refused_before_its_kernel_is_built():
             refine_mask(m, feather=wide)
 
 
+def test_a_blur_wider_than_the_mask_is_refused_before_its_kernel_is_built():
+    """gaussian_blur had no limit of its own: a sigma of 1e5 on a 20x20 mask took 5 s and 800 MB."""
+    m = np.zeros((48, 64), np.float32)
+    m[20:22, 30:32] = 1.0
+    assert gaussian_blur(m, 64).max() > 0  # as wide as the mask: still taken
+    for wide in (64.5, 1e5, 1e300):
+        with pytest.raises(ValueError, match=r"sigma .* is wider than the 64x48 mask.*give a sigma of at most 64"):
+            gaussian_blur(m, wide)
+
+
 def test_refine_accepts_other_kinds():
     m = _square()
     np.testing.assert_array_equal(refine_mask(torch.from_numpy(m), grow=1), refine_mask(m, grow=1))
