@@ -71,11 +71,12 @@ def _folders(folders: Iterable[str | os.PathLike | None] | str | os.PathLike | N
 
 
 def find(name: str, folders=None) -> Path | None:
-    """The converted copy of ``name`` (a model folder) in ``folders``, if there is one; nothing is changed."""
+    """The converted copy of ``name`` (a model folder) in ``folders``, if there is one; nothing is changed. Its
+    model.safetensors stores its config: a config.json beside it only tunes it, and may be deleted."""
     _weights(name)
     for folder in _folders(folders):
         converted = folder / name
-        if (converted / "model.safetensors").is_file() and (converted / "config.json").is_file():
+        if (converted / "model.safetensors").is_file():
             return converted
     return None
 
@@ -196,9 +197,9 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
             os.replace(staging, out_dir)  # the folder appears whole: a later find() never sees half a model
             return out_dir
         # the folder is there already (the .pth placed in it by hand, or what a user keeps beside it): the
-        # files move in one by one, config.json last, as find() needs both it and the weights. A config.json
+        # files move in one by one, the weights last, as find() takes them for a finished copy. A config.json
         # of the user's stays: it tunes these weights (working size, threshold), checked as they load
-        for name in ("model.safetensors", "LICENSE-WEIGHTS.txt", "config.json"):
+        for name in ("LICENSE-WEIGHTS.txt", "config.json", "model.safetensors"):
             if name != "config.json" or not (out_dir / name).is_file():
                 os.replace(staging / name, out_dir / name)
         return out_dir

@@ -480,3 +480,27 @@ def test_the_download_bar_is_left_out_where_stderr_is_none(site, tmp_path, monke
     """Under pythonw (or with fd 2 closed) the first download of official weights died in tqdm, writing to None."""
     monkeypatch.setattr("sys.stderr", None)
     assert weights.fetch_official(NAME, tmp_path, say=lambda s: None) == tmp_path / NAME
+
+
+def test_a_converted_copy_whose_config_json_was_deleted_is_still_found(site, tmp_path):
+    """A config.json that contradicts the weights is refused with "fix or delete config.json": once deleted, the
+    copy was no longer found (offline: not on this machine; online: downloaded and converted again)."""
+    folder = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    (folder / "config.json").unlink()
+    assert official.find(NAME, tmp_path) == folder
+    site.close()
+    assert weights.load_model(NAME, cache_dir=tmp_path, local_files_only=True).config.name == NAME
+    assert len(site.requests) == 1 and sorted(p.name for p in folder.iterdir()) == ["LICENSE-WEIGHTS.txt",
+                                                                                     "model.safetensors"]
+
+
+def test_a_conversion_into_a_folder_of_its_name_moves_the_weights_in_last(site, tmp_path, tiny_official, monkeypatch):
+    """The weights mark a finished copy: a conversion stopped while its files move in leaves none behind them."""
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / FILE).write_bytes(tiny_official)
+    moved = []
+    replace = os.replace
+    monkeypatch.setattr(official.os, "replace", lambda a, b: (moved.append(Path(b)), replace(a, b)))
+    weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert [p.name for p in moved if p.parent == tmp_path / NAME] == ["LICENSE-WEIGHTS.txt", "config.json",
+                                                                       "model.safetensors"]
