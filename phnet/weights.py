@@ -533,7 +533,12 @@ def convert_official(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
                               "overwrite=True (phnet convert --overwrite)")
-    if isinstance(config, str):  # a preset by name; a config given whole is kept as it is, name and size
+    stored = _stored_config(checkpoint) if isinstance(config, str) and checkpoint.is_file() else None
+    if stored is not None:  # a preset names the architecture: the file's own config (size, name, ...) is kept
+        _check_agreement(dataclasses.replace(PHNetConfig.preset(config), output=stored.output), stored,
+                         f"the preset {config!r}", checkpoint, "Leave the preset out: the file stores its config")
+        config = stored
+    elif isinstance(config, str):  # a preset by name; a config given whole is kept as it is, name and size
         config = PHNetConfig.preset(config)
         size = _size_from_name(checkpoint.name)
         config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)

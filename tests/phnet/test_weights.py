@@ -1254,3 +1254,24 @@ def test_save_pretrained_given_a_file_is_told_it_writes_a_folder(tiny_model, tmp
         with pytest.raises(ValueError, match="save_pretrained writes a folder .*: give a folder"):
             save_pretrained(tiny_model, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.txt"]
+
+
+def test_a_preset_given_to_convert_a_file_that_stores_its_config_checks_it_and_keeps_the_file_s(tiny_config,
+                                                                                               tmp_path, monkeypatch):
+    """`phnet convert FILE.safetensors --config PRESET` put the preset in place of the stored config: weights
+    trained at 1024 came out at the preset's size, their threshold and name dropped, and their licence left out."""
+    import dataclasses
+
+    from phnet.config import PRESETS
+    from phnet.weights import convert_official
+
+    monkeypatch.setitem(PRESETS, "tiny", tiny_config)
+    stored = dataclasses.replace(tiny_config, image_size=1024, name="official-tiny", correction_threshold=12.0,
+                                 output="residual")
+    torch.manual_seed(0)
+    source = save_pretrained(PHNet(stored), tmp_path / "official-tiny") / "model.safetensors"
+    assert convert_official(source, tmp_path / "out", config="tiny").config == stored
+    assert "CC BY-SA" in (tmp_path / "out" / "LICENSE-WEIGHTS.txt").read_text()
+    with pytest.raises(ValueError, match=r"the preset 'iharmony' contradicts the config stored in .*enc_sizes.*"
+                                         r"Leave the preset out: the file stores its config"):
+        convert_official(source, tmp_path / "other", config="iharmony")
