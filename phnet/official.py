@@ -190,9 +190,7 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
     staging = out_dir.with_name(f".{out_dir.name}.converting")
     try:
         convert(checkpoint, staging, config)
-        (staging / "LICENSE-WEIGHTS.txt").write_text(
-            f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n", encoding="utf-8"
-        )
+        (staging / "LICENSE-WEIGHTS.txt").write_text(licence_text(weights), encoding="utf-8")
         if not out_dir.exists():
             os.replace(staging, out_dir)  # the folder appears whole: a later find() never sees half a model
             return out_dir
@@ -205,6 +203,11 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
         return out_dir
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def licence_text(weights: OfficialWeights) -> str:
+    """The LICENSE-WEIGHTS.txt of a converted copy: its terms, then where it was downloaded from."""
+    return f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n"
 
 
 def _missing(weights: OfficialWeights, target: Path, why: str) -> str:

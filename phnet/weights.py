@@ -256,8 +256,22 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
     if carries_official_terms(model.config):
         write_atomic_text(licence, OFFICIAL_TERMS + "\n")
     else:
-        licence.unlink(missing_ok=True)  # official weights saved here before: their terms are not these weights'
+        _remove_official_terms(licence)  # official weights saved here before: their terms are not these weights'
     return directory
+
+
+def _remove_official_terms(licence: Path) -> None:
+    """Remove ``licence`` where it holds the official weights' terms as this library writes them (here, or beside
+    a copy fetched by name, whose download site may have moved since): terms a user wrote are theirs to keep."""
+    from .official import OFFICIAL, licence_text
+
+    try:
+        text = licence.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    ours = [OFFICIAL_TERMS + "\n", *(licence_text(w).partition("\nSource: ")[0] for w in OFFICIAL.values())]
+    if text.partition("\nSource: ")[0] in ours:
+        licence.unlink(missing_ok=True)
 
 
 def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:
@@ -548,7 +562,7 @@ def convert_official(
     if is_official_file_name(checkpoint.name) or carries_official_terms(model.config):
         write_atomic_text(licence, OFFICIAL_TERMS + "\n")
     else:
-        licence.unlink(missing_ok=True)  # an earlier conversion's official terms do not belong to these
+        _remove_official_terms(licence)  # an earlier conversion's official terms do not belong to these
     return model
 
 

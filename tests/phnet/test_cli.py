@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from phnet import PHNet, PHNetConfig, cli
-from phnet.weights import DEFAULT_DIR, load_model
+from phnet.weights import DEFAULT_DIR, OFFICIAL_TERMS, load_model
 from tests.helpers.cli_pictures import H, W
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
 
@@ -194,7 +194,7 @@ def test_convert_of_weights_that_are_not_official_says_what_it_guessed_and_claim
         f"error: {out} already holds files: give a new folder, or replace them with overwrite=True "
         "(phnet convert --overwrite)")
     assert (out / "model.safetensors").read_bytes() == before
-    (out / "LICENSE-WEIGHTS.txt").write_text("an earlier conversion's terms")
+    (out / "LICENSE-WEIGHTS.txt").write_text(OFFICIAL_TERMS + "\n")  # an earlier conversion's
     assert cli.main(["convert", str(ckpt), str(out), "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert cli.main(["convert", str(ckpt), str(ckpt)]) == 2

@@ -1275,3 +1275,22 @@ def test_a_preset_given_to_convert_a_file_that_stores_its_config_checks_it_and_k
     with pytest.raises(ValueError, match=r"the preset 'iharmony' contradicts the config stored in .*enc_sizes.*"
                                          r"Leave the preset out: the file stores its config"):
         convert_official(source, tmp_path / "other", config="iharmony")
+
+
+def test_a_licence_of_the_user_s_own_is_kept_where_official_terms_are_removed(official_files, tiny_model, tmp_path):
+    """Saving or converting other weights into a folder deleted any LICENSE-WEIGHTS.txt there, the user's own
+    terms too (the ones `phnet convert` tells them to add): only the official terms this library wrote go."""
+    from phnet import official
+    from phnet.weights import convert_official
+
+    folder = save_pretrained(tiny_model, tmp_path / "mine")
+    (folder / "LICENSE-WEIGHTS.txt").write_text("My own terms: CC BY 4.0\n")
+    save_pretrained(tiny_model, folder)
+    torch.save(tiny_model.state_dict(), tmp_path / "mine.pth")
+    convert_official(tmp_path / "mine.pth", folder, overwrite=True)
+    assert (folder / "LICENSE-WEIGHTS.txt").read_text() == "My own terms: CC BY 4.0\n"
+    fetched = official.licence_text(official.OFFICIAL["official-ffhqh512"]).replace("https://", "https://mirror.")
+    for terms in (fetched, W.OFFICIAL_TERMS + "\n"):  # a copy fetched by name (from another site), a conversion
+        (folder / "LICENSE-WEIGHTS.txt").write_text(terms)
+        save_pretrained(tiny_model, folder)
+        assert not (folder / "LICENSE-WEIGHTS.txt").exists()
