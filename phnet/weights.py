@@ -556,7 +556,11 @@ def convert_official(
         config = PHNetConfig.preset(config)
         size = _size_from_name(checkpoint.name)
         config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)
-    model = model_from_file(checkpoint, config)  # (read off the file, an official one is named so there)
+    beside = checkpoint.parent / CONFIG_NAME
+    if config is None and beside.is_file() and checkpoint.is_file() and _takes_folder_config(checkpoint):
+        model = model_from_file(checkpoint, _folder_config(beside, checkpoint), beside)  # as load_model reads it
+    else:
+        model = model_from_file(checkpoint, config)  # (read off the file, an official one is named so there)
     save_pretrained(model, out_dir)
     licence = out_dir / "LICENSE-WEIGHTS.txt"
     if is_official_file_name(checkpoint.name) or carries_official_terms(model.config):

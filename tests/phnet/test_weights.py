@@ -1294,3 +1294,23 @@ def test_a_licence_of_the_user_s_own_is_kept_where_official_terms_are_removed(of
         (folder / "LICENSE-WEIGHTS.txt").write_text(terms)
         save_pretrained(tiny_model, folder)
         assert not (folder / "LICENSE-WEIGHTS.txt").exists()
+
+
+def test_convert_reads_a_pth_with_the_config_json_beside_it_as_loading_does(tiny_config, tmp_path):
+    """load_model read a .pth with the config.json beside it, convert_official ignored it: residual weights
+    trained at 96 px were converted as official ones (output 'image', 512 px), with a warning advising the very
+    folder the user had."""
+    import dataclasses
+    import warnings
+
+    from phnet.weights import convert_official
+
+    config = dataclasses.replace(tiny_config, output="residual", image_size=96)
+    torch.manual_seed(0)
+    torch.save(PHNet(config).state_dict(), tmp_path / "trained.pth")
+    config.save(tmp_path / "config.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converted = convert_official(tmp_path / "trained.pth", tmp_path / "out")
+    assert converted.config == load_model(tmp_path / "trained.pth").config == config
+    assert load_model(tmp_path / "out").config == config
