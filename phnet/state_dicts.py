@@ -117,14 +117,19 @@ def _load_failure(e: Exception) -> str:
     return first.group(0).rstrip(".!?") if first else lines[0][:200]
 
 
+def _of_tensors(obj: Any) -> bool:
+    """A mapping of names (str: ``{1: tensor}`` is not a state_dict) to tensors."""
+    return isinstance(obj, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
 def _state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _WRAPPERS:
             inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            if isinstance(inner, Mapping) and inner and _of_tensors(inner):
                 obj = inner
                 break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not _of_tensors(obj):
         raise ValueError(f"{path} does not contain a state_dict of tensors (a mapping of names to tensors): it is "
                          f"not {what}")
     return dict(obj)
