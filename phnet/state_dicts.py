@@ -69,7 +69,7 @@ def read_metadata(path: str | Path, what: str = "weights") -> dict[str, str]:
 def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
     """``torch.load(weights_only=True)`` with one readable error: what was refused (e.g. ``unsupported GLOBAL
     posix.system``) or that the file is damaged. Never passes on torch's advice to load unsafely."""
-    _refuse_inflating(Path(path), what)
+    _refuse_archives(Path(path), what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
@@ -80,9 +80,10 @@ def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
         ) from None
 
 
-def _refuse_inflating(path: Path, what: str) -> None:
-    """A zip-format .pth whose entries would unpack to far more than the file holds (torch.save stores them
-    uncompressed): a megabyte could ask for gigabytes before anything is checked."""
+def _refuse_archives(path: Path, what: str) -> None:
+    """A zip-format .pth that is a TorchScript archive (torch.load hands it to torch.jit.load, or refuses it in
+    words about weights_only), or whose entries would unpack to far more than the file holds (torch.save stores
+    them uncompressed): a megabyte could ask for gigabytes before anything is checked."""
     import zipfile
 
     try:
@@ -90,8 +91,12 @@ def _refuse_inflating(path: Path, what: str) -> None:
             return
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
+            names = archive.namelist()
     except (OSError, zipfile.BadZipFile, ValueError):
         return  # torch.load names what is wrong with it
+    if any(name.partition("/")[2] == "constants.pkl" for name in names):  # torch's own test for TorchScript
+        raise ValueError(f"could not read {path} as plain {what}: it is a TorchScript archive (torch.jit.save), not a "
+                         "state_dict: save model.state_dict() (or .safetensors) instead")
     size = path.stat().st_size
     if unpacked > 4 * size + (64 << 20):
         raise ValueError(

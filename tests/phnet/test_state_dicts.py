@@ -14,3 +14,19 @@ def test_a_mapping_whose_keys_are_not_names_is_not_a_state_dict(tmp_path, saved)
     torch.save(saved, path)
     with pytest.raises(ValueError, match="does not contain a state_dict of tensors .*: it is not PHNet weights"):
         read_tensors(path, "PHNet weights")
+
+
+def test_a_torchscript_archive_is_named_as_such_without_torch_s_warning(tmp_path):
+    """It was called an empty file (torch's one sentence mentions weights_only, which is never passed on), after
+    torch's warning about dispatching it to torch.jit.load."""
+    import warnings
+
+    path = tmp_path / "scripted.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's own deprecation, in newer versions
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"it is a TorchScript archive \(torch.jit.save\), not a state_dict: save "
+                                             r"model.state_dict\(\) \(or .safetensors\) instead"):
+            read_tensors(path, "PHNet weights")
