@@ -104,7 +104,7 @@ def paste_subject(
     background are clipped; a subject entirely outside raises ``ValueError``, and so does one whose part on the
     background is transparent (its margin), unless ``allow_empty`` (a batch whose subject leaves some pictures).
     """
-    if anchor not in ANCHORS:
+    if not isinstance(anchor, str) or anchor not in ANCHORS:  # (a list or dict is unhashable)
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
     if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}.")

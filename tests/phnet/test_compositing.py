@@ -149,6 +149,9 @@ def test_transparent_colour_does_not_bleed():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="anchor must be one of"):
         paste_subject(_bg(), _subject(), anchor="middle")
+    for anchor in (["center"], {"a": 1}, 3):  # (a list or dict, as a WebUI API client may send, ended in a TypeError)
+        with pytest.raises(ValueError, match=r"anchor must be one of \['top-left', 'center', 'bottom-center'\]"):
+            paste_subject(_bg(), _subject(), anchor=anchor)
     with pytest.raises(ValueError, match="scale must be a positive"):
         paste_subject(_bg(), _subject(), scale=0)
     with pytest.raises(ValueError, match="same size"):
