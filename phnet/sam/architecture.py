@@ -114,7 +114,13 @@ def _infer_encoder(state_dict: Mapping[str, torch.Tensor]) -> dict:
     window_size = 0
     if use_rel_pos:
         # A block's relative table spans 2 * window - 1 positions; a global block spans the whole grid.
-        num_heads = int(embed_dim // state_dict["image_encoder.blocks.0.attn.rel_pos_h"].shape[1])
+        head_dim = int(state_dict["image_encoder.blocks.0.attn.rel_pos_h"].shape[1])
+        if head_dim < 1 or embed_dim % head_dim:
+            raise ValueError(
+                f"Not a supported SAM state_dict: image_encoder.blocks.0.attn.rel_pos_h is {head_dim} wide, which does "
+                f"not split the embed dim {int(embed_dim)} into whole attention heads."
+            )
+        num_heads = int(embed_dim // head_dim)
         for i in range(depth):
             span = (state_dict[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape[0] + 1) // 2
             if span == grid:

@@ -70,6 +70,16 @@ def test_not_a_sam_state_dict():
         infer_sam_architecture({"image_encoder.backbone.patch_embed.projection.weight": torch.zeros(2, 2)})
 
 
+@pytest.mark.parametrize("width", [64, 5, 0])
+def test_a_relative_table_that_does_not_split_the_embedding_into_heads_is_not_a_sam(width):
+    # wider than the embedding read as 0 heads, and segment_anything divided by them
+    state = build_tiny_sam().state_dict()
+    state["image_encoder.blocks.0.attn.rel_pos_h"] = torch.zeros(7, width)
+    with pytest.raises(ValueError, match=rf"^Not a supported SAM state_dict: .*rel_pos_h is {width} wide, which does "
+                                         rf"not split the embed dim {TINY_SAM['embed_dim']} into whole attention heads"):
+        infer_sam_architecture(state)
+
+
 def test_an_mlp_width_whose_ratio_rounds_down_is_rebuilt_whole():
     """int(88 × 120/88) is 119 in floats: a custom SAM of those sizes was refused as not fitting itself."""
     from phnet.sam import build_sam, infer_sam_architecture

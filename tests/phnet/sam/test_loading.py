@@ -217,3 +217,15 @@ def test_a_checkpoint_with_a_tensor_of_size_zero_is_named(tmp_path):
     save_file(state, path)
     with pytest.raises(ValueError, match="tiny.safetensors: not a supported SAM state_dict"):
         SamSegmenter.from_pretrained(path, device="cpu")
+
+
+def test_a_checkpoint_whose_relative_tables_give_no_whole_heads_is_named(tmp_path):
+    """A table wider than the embedding read as 0 heads: segment_anything's bare ZeroDivisionError."""
+    from safetensors.torch import load_file, save_file
+
+    path = save_tiny_sam(tmp_path / "tiny.safetensors")
+    state = load_file(path)
+    state["image_encoder.blocks.0.attn.rel_pos_h"] = torch.zeros(7, 64)
+    save_file(state, path)
+    with pytest.raises(ValueError, match="tiny.safetensors: Not a supported SAM state_dict: .*rel_pos_h is 64 wide"):
+        SamSegmenter.from_pretrained(path, device="cpu")
