@@ -317,7 +317,7 @@ class Settings(NamedTuple):
 
     def check(self):
         """A ValueError naming the first setting this run reads as a number that holds none (NaN, inf or a word,
-        sent through the API)."""
+        sent through the API), or a Grow that is no whole number of pixels."""
         used = ["strength", "grow", "feather", "threshold"]
         if self.mask_source == MASK_SUBJECT:
             used += ["x", "y", "scale"]
@@ -331,6 +331,8 @@ class Settings(NamedTuple):
                 finite = False
             if not finite:
                 raise ValueError(f"PHNet: {name.replace('_', ' ')} must be a number, got {value!r}.")
+        if not float(self.grow or 0).is_integer():
+            raise ValueError(f"PHNet: grow must be a whole number, got {self.grow!r}.")
 
     def infotext(self):
         self.check()
@@ -344,11 +346,16 @@ class Settings(NamedTuple):
                                        f"anchor {self.anchor}")
         elif self.mask_source == MASK_SAM:
             params["PHNet SAM"] = f"{self.sam_weights or ''}, box {self.box}"
-        if self.grow or self.feather:
-            params["PHNet mask refine"] = f"grow {int(self.grow)}, feather {float(self.feather):g}"
+        if self.grow_px or float(self.feather or 0):
+            params["PHNet mask refine"] = f"grow {self.grow_px}, feather {float(self.feather or 0):g}"
         if self.threshold_override is not None:
             params["PHNet threshold"] = self.threshold_override
         return params
+
+    @property
+    def grow_px(self):
+        """Grow as a whole number of pixels (the API may send it as a float or a string, e.g. 3.0 or "-2")."""
+        return int(float(self.grow or 0))
 
     @property
     def threshold_override(self):
@@ -383,16 +390,16 @@ def _harmonize(p, image, s):
     if not bool((given > 0).any()):
         raise ValueError("PHNet: the mask is empty, there is nothing to harmonize.")
     mask = given
-    if s.grow or s.feather:
-        mask = mask_to_tensor(refine_mask(mask.reshape(image.height, image.width), grow=int(s.grow or 0),
+    if s.grow_px or float(s.feather or 0):
+        mask = mask_to_tensor(refine_mask(mask.reshape(image.height, image.width), grow=s.grow_px,
                                           feather=float(s.feather or 0.0)), 1, image.height, image.width)
         if not bool((mask > 0).any()):
-            raise ValueError(f"PHNet: Grow {int(s.grow or 0)} shrank the mask to nothing: raise Grow toward 0.")
+            raise ValueError(f"PHNet: Grow {s.grow_px} shrank the mask to nothing: raise Grow toward 0.")
         if float(given.max()) >= 0.5 and float(mask.max()) < FAINT:  # else blamed on the mask's scale, downstream
             raise ValueError(
                 f"PHNet: Feather {float(s.feather or 0):g} spread the mask too thin to mark a subject (its strongest "
                 f"value is {float(mask.max()):.2%} of full): lower Feather"
-                + (", or raise Grow toward 0." if (s.grow or 0) < 0 else "."))
+                + (", or raise Grow toward 0." if s.grow_px < 0 else "."))
     if s.mask_source != MASK_INPAINT and getattr(p, "mask_for_overlay", None) is not None and \
             _option("overlay_inpaint", True):  # (a blank mask with 'Only masked': the WebUI pastes nothing back)
         # the subject's own mask: Grow and Feather's halo of background may fall where the original comes back
@@ -406,7 +413,7 @@ def _harmonize(p, image, s):
     if s.mask_source == MASK_INPAINT and getattr(p, "inpaint_full_res", False) and bool((mask >= 0.5).all()):
         if not bool((given >= 0.5).all()):
             raise ValueError(
-                f"PHNet: Grow {int(s.grow or 0)} / Feather {float(s.feather or 0):g} filled the whole generated crop "
+                f"PHNet: Grow {s.grow_px} / Feather {float(s.feather or 0):g} filled the whole generated crop "
                 "('Inpaint area: Only masked'), so no background is left to match the subject to: lower Grow and "
                 "Feather.")
         raise ValueError(
@@ -417,7 +424,7 @@ def _harmonize(p, image, s):
                                                threshold=s.threshold_override)
     # a ring Grow < 0 takes off the mask stays as generated, and so does the band beyond it: corrected past an
     # uncorrected ring, it would stand apart from the subject
-    if reach is not None and not (s.grow or 0) < 0:
+    if reach is not None and not s.grow_px < 0:
         result = carry_into_band(image, result, mask.reshape(image.height, image.width).numpy(), reach)
     if alpha is not None:
         result.putalpha(alpha)

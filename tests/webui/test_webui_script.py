@@ -665,6 +665,27 @@ def test_grow_and_feather_are_recorded(webui):
     after = _postprocess(webui, runner, p, before)
     assert after.size == before.size
     assert p.extra_generation_params["PHNet mask refine"] == "grow 2, feather 1.5"
+    # the API may send a whole number as a string or a float (int("2.0") raised)
+    for grow, same_as in (("2.0", 2), (-2.0, -2), ("-2", -2)):
+        results = []
+        for value in (same_as, grow):
+            p.extra_generation_params.clear()
+            p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                                  subject=Image.fromarray(rgba), x=20, y=20, grow=value, feather=1.5)  # fmt: skip
+            results.append(np.asarray(_postprocess(webui, runner, p, before)))
+            assert p.extra_generation_params["PHNet mask refine"] == f"grow {same_as}, feather 1.5"
+        np.testing.assert_array_equal(results[1], results[0])
+
+
+@pytest.mark.parametrize("grow", ["1.5", 1.5], ids=["str", "float"])
+def test_a_grow_of_a_fraction_of_a_pixel_is_named_once(webui, capsys, grow):
+    # "1.5" ended in int()'s own words, and 1.5 was taken as 1 without a word
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=20, y=20, grow=grow)  # fmt: skip
+    _fails(webui, capsys, runner, p, rf"^PHNet: grow must be a whole number, got {re.escape(repr(grow))}\.$")
+    assert p.extra_generation_params["PHNet result"] == f"not run: grow must be a whole number, got {grow!r}."
 
 
 def test_models_are_loaded_once(webui, monkeypatch):
