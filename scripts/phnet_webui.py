@@ -317,7 +317,12 @@ class Settings(NamedTuple):
 
     def check(self):
         """A ValueError naming the first setting this run reads as a number that holds none (NaN, inf or a word,
-        sent through the API), or a Grow that is no whole number of pixels."""
+        sent through the API), or a Grow that is no whole number of pixels; also one naming a model by no string."""
+        named = {"weights": "Weights", **({"sam_weights": "SAM checkpoint"} if self.mask_source == MASK_SAM else {})}
+        for name, label in named.items():
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):  # (0 took the bundled weights, 3 raised in .strip)
+                raise ValueError(f"PHNet: {label} must be a name or a path (a string), got {value!r}.")
         used = ["strength", "grow", "feather", "threshold"]
         if self.mask_source == MASK_SUBJECT:
             used += ["x", "y", "scale"]

@@ -790,6 +790,22 @@ def test_a_setting_sent_as_no_number_is_named_once(webui, capsys, source, field,
     assert p.extra_generation_params["PHNet result"] == f"not run: {name} must be a number, got {value!r}."
 
 
+@pytest.mark.parametrize("source, field, value", [(SUBJECT, "weights", 3), (SUBJECT, "weights", 0),
+                                                  (SAM, "weights", True), (SAM, "sam_weights", [1]),
+                                                  (SAM, "sam_weights", {"a": 1})])
+def test_a_model_sent_as_no_string_is_named_once(webui, capsys, source, field, value):
+    # 3 ended in "'int' object has no attribute 'strip'", and 0 took the bundled weights without a word
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    settings = {"weights": "tiny-phnet", "sam_weights": "tiny_sam.safetensors", field: value}
+    p.script_args = _args(webui, runner, script, enable=True, mask_source=source, subject=_subject(), box_x0=8,
+                          box_y0=4, box_x1=40, box_y1=30, **settings)  # fmt: skip
+    label = {"weights": "Weights", "sam_weights": "SAM checkpoint"}[field]
+    message = f"{label} must be a name or a path (a string), got {value!r}."
+    _fails(webui, capsys, runner, p, rf"^PHNet: {re.escape(message)}$")
+    assert p.extra_generation_params["PHNet result"] == f"not run: {message}"
+
+
 def test_the_api_null_takes_the_default(webui):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
