@@ -162,7 +162,7 @@ class PHNetHarmonizeScript(scripts.Script):
 
     def postprocess_image(self, p, pp, *args):
         settings = Settings.from_args(args, p)
-        if not settings.enable or pp.image is None:
+        if settings.enable is False or pp.image is None:  # (any other value than True is refused below, by check)
             return
         if getattr(p, "txt2img_upscale", False):
             # the Upscale button (and Forge's later hires pass) starts from an image this script already
@@ -308,6 +308,8 @@ class Settings(NamedTuple):
                          for name, value in zip(cls._fields, given)))
         if settings.mask_source is None:
             settings = settings._replace(mask_source=MASK_INPAINT if getattr(p, "init_images", None) else MASK_SUBJECT)
+        if isinstance(settings.enable, int) and settings.enable in (0, 1):  # an API client's 0 or 1 (a bool is one)
+            settings = settings._replace(enable=bool(settings.enable))
         return settings
 
     @property
@@ -317,7 +319,10 @@ class Settings(NamedTuple):
 
     def check(self):
         """A ValueError naming the first setting this run reads as a number that holds none (NaN, inf or a word,
-        sent through the API), or a Grow that is no whole number of pixels; also one naming a model by no string."""
+        sent through the API), or a Grow that is no whole number of pixels; also one naming a model by no string, and
+        an Enable that is neither true nor false (the string "false" turned PHNet on)."""
+        if not isinstance(self.enable, bool):
+            raise ValueError(f"PHNet: enable must be true or false, got {self.enable!r}.")
         named = {"weights": "Weights", **({"sam_weights": "SAM checkpoint"} if self.mask_source == MASK_SAM else {})}
         for name, label in named.items():
             value = getattr(self, name)

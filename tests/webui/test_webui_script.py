@@ -806,6 +806,31 @@ def test_a_model_sent_as_no_string_is_named_once(webui, capsys, source, field, v
     assert p.extra_generation_params["PHNet result"] == f"not run: {message}"
 
 
+@pytest.mark.parametrize("value", ["false", "word", [1], -5, 2, ""])
+def test_an_enable_sent_as_neither_true_nor_false_is_named_once(webui, capsys, value):
+    # a truthy one ("false" too) turned PHNet on, a falsy one ("") left it off without a word
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=value, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=20, y=20)  # fmt: skip
+    runner.process(p)
+    assert "PHNet weights" not in p.extra_generation_params  # process() records nothing: the error is said once
+    _fails(webui, capsys, runner, p, rf"^PHNet: enable must be true or false, got {re.escape(repr(value))}\.$")
+    assert p.extra_generation_params["PHNet result"] == f"not run: enable must be true or false, got {value!r}."
+
+
+def test_an_enable_sent_as_0_or_1_is_off_or_on(webui):
+    script, runner = _runner(webui, False)
+    for value in (0, 1):
+        p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+        p.script_args = _args(webui, runner, script, enable=value, weights="tiny-phnet", mask_source=SUBJECT,
+                              subject=_subject(), x=20, y=20)  # fmt: skip
+        before = _generated()
+        after = _postprocess(webui, runner, p, before)
+        assert (after is before) == (value == 0)
+        assert ("PHNet result" in p.extra_generation_params) == (value == 1)
+
+
 def test_the_api_null_takes_the_default(webui):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
