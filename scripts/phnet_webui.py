@@ -600,6 +600,7 @@ def _paste_subject(image, s):
 
     from phnet.compositing import paste_subject
     from phnet.imageio import image_to_tensor, mask_to_tensor, tensor_to_image
+    from phnet.imageio.masks import FAINT
 
     if s.subject is None or (isinstance(s.subject, str) and not s.subject.strip()):
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
@@ -608,9 +609,13 @@ def _paste_subject(image, s):
     if mode in ("P", "L", "RGB") and "transparency" in subject.info:  # a palette entry or a key colour (tRNS)
         subject, mode = subject.convert("RGBA"), "RGBA"
     alpha = subject.getchannel("A") if mode in ("RGBA", "LA", "PA") else None
-    if alpha is not None and alpha.getextrema()[1] == 0:
+    strongest = alpha.getextrema()[1] if alpha is not None else 255
+    if strongest == 0:
         raise ValueError("PHNet: the subject is fully transparent, so there is nothing to paste: upload a cut-out "
                          "whose subject is opaque.")
+    if strongest < 255 * FAINT:  # else the library blames a mask's scale (16 bits, divided by 255 twice)
+        raise ValueError(f"PHNet: the subject is almost fully transparent (its strongest alpha is {strongest}/255), "
+                         "so it marks no subject to harmonize: upload a cut-out whose subject is opaque.")
     if mode is not None and (alpha is None or alpha.getextrema()[0] == 255):
         print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
               "background is transparent to paste the subject alone.")

@@ -1151,7 +1151,7 @@ def test_an_rgba_image_from_another_extension_keeps_its_alpha(webui):
     assert after.mode == "RGBA" and np.array_equal(np.asarray(after)[..., 3], alpha)
 
 
-def test_a_subject_without_transparency_is_named_and_a_fully_transparent_one_refused(webui, capsys):
+def test_a_subject_without_transparency_is_named_and_a_fully_or_almost_transparent_one_refused(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     opaque = Image.new("RGB", (12, 16), (230, 40, 40))  # a JPEG, or gradio's RGBA of one: no cut-out
@@ -1163,6 +1163,20 @@ def test_a_subject_without_transparency_is_named_and_a_fully_transparent_one_ref
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=Image.new("RGBA", (12, 16)), x=30, y=20)  # fmt: skip
     _fails(webui, capsys, runner, p, "the subject is fully transparent, so there is nothing to paste")
+    # one whose strongest alpha is below the library's faint mark was blamed on a 16-bit mask or one divided by 255
+    # twice, neither of which an uploaded cut-out is
+    faint = np.asarray(_subject()).copy()
+    faint[..., 3] = np.minimum(faint[..., 3], 3)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(faint), x=30, y=20)  # fmt: skip
+    _fails(webui, capsys, runner, p, r"^PHNet: the subject is almost fully transparent \(its strongest alpha is "
+                                     r"3/255\), so it marks no subject to harmonize: upload a cut-out whose subject "
+                                     r"is opaque\.$")
+    faint[..., 3] = np.minimum(faint[..., 3] * 2, 4)  # 4/255 is above the mark: harmonized, through a faint mask
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(faint), x=30, y=20)  # fmt: skip
+    _postprocess(webui, runner, p, _generated())
+    assert _reported(webui, capsys)[1] == []
 
 
 def test_sd_upscale_tiles_are_left_alone_with_a_pasted_subject(webui, capsys):
