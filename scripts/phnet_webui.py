@@ -605,6 +605,11 @@ def _paste_subject(image, s):
     if s.subject is None or (isinstance(s.subject, str) and not s.subject.strip()):
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
     subject = _decode_image(s.subject)
+    notes = []
+    if _animated(subject):  # sent through the API: the WebUI's image box keeps an upload's first frame alone
+        subject = subject.copy()
+        notes.append("the subject is animated: its first frame is pasted")
+        print(f"PHNet: {notes[-1]}")
     mode = getattr(subject, "mode", None)
     if mode in ("P", "L", "RGB") and "transparency" in subject.info:  # a palette entry or a key colour (tRNS)
         subject, mode = subject.convert("RGBA"), "RGBA"
@@ -622,7 +627,6 @@ def _paste_subject(image, s):
     composite, mask = paste_subject(
         image, subject, x=float(s.x or 0), y=float(s.y or 0), scale=float(s.scale), anchor=s.anchor, allow_empty=True
     )  # (an empty paste is said below, with the settings' names)
-    notes = []
     # the subject's area as pasted whole: its cover times its scaled size, rounded as paste_subject rounds it
     cover = float(np.asarray(alpha, np.float64).mean() / 255) if alpha is not None else 1.0
     whole = cover * max(1, round(subject.width * float(s.scale))) * max(1, round(subject.height * float(s.scale)))
@@ -638,6 +642,17 @@ def _paste_subject(image, s):
     pasted, _, _ = image_to_tensor(composite)
     keep = mask_to_tensor(mask, 1, image.height, image.width) == 0
     return tensor_to_image(pasted, None, form, keep), mask, notes
+
+
+def _animated(image):
+    """Whether a subject holds frames past its first (a camera JPEG's previews, a PSD's layers and a TIFF's pages
+    are left to the library, which reads or names them)."""
+    if getattr(image, "format", None) in ("MPO", "PSD", "TIFF"):
+        return False
+    try:
+        return bool(getattr(image, "is_animated", False))
+    except Exception:  # a damaged later frame: the library names it
+        return False
 
 
 def _decode_image(value):

@@ -1046,6 +1046,31 @@ def test_api_subject_as_base64(webui, capsys):
     _fails(webui, capsys, runner, p, "not a base64-encoded image")
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "GIF"])
+def test_an_animated_subject_sent_through_the_api_is_pasted_by_its_first_frame(webui, capsys, fmt):
+    """As the WebUI's image box keeps an upload (gradio converts it, which reads its first frame); the API's was
+    refused with advice for the command line and ComfyUI."""
+    import base64
+    import io
+
+    script, runner = _runner(webui, False)
+    first, second = _subject(), Image.fromarray(np.full((16, 12, 4), (40, 230, 40, 255), np.uint8))
+    encoded = {}
+    for name, frames in (("still", [first]), ("animated", [first, second])):
+        buf = io.BytesIO()
+        frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:])
+        encoded[name] = base64.b64encode(buf.getvalue()).decode()
+    out = {}
+    for name in ("still", "animated"):
+        p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+        p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                              subject=encoded[name], x=30, y=20)  # fmt: skip
+        out[name] = np.asarray(_postprocess(webui, runner, p, _generated()))
+        assert _reported(webui, capsys)[1] == []
+    np.testing.assert_array_equal(out["animated"], out["still"])
+    assert p.extra_generation_params["PHNet result"].endswith("; the subject is animated: its first frame is pasted")
+
+
 def test_a_subject_given_as_a_numpy_array_is_pasted(webui, capsys):
     # comparing it with "" raised numpy's "truth value of an array ... is ambiguous"
     script, runner = _runner(webui, False)
