@@ -466,9 +466,7 @@ _DAMAGED = (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError, s
 
 def _single_frame(image, name: str) -> None:
     try:
-        # a TIFF is asked for a second page only: counting them walks every page, quadratic in their number
-        # (200 000 one-pixel pages, under 30 MB, took minutes); a damaged second page fails here
-        frames = _tiff_pages(image) if image.format == "TIFF" else getattr(image, "n_frames", 1)
+        frames = frame_count(image)
     except _DAMAGED as e:
         raise ValueError(f"cannot read {name} as an image ({type(e).__name__}: {e})") from None
     if frames > 1 and image.format in ("MPO", "PSD"):  # a camera JPEG's previews, a PSD's layers: frame 0 is
@@ -481,6 +479,13 @@ def _single_frame(image, name: str) -> None:
             "separate pictures in a folder and harmonize them as a clip: phnet harmonize frames/ masks/ -o out/ "
             "--temporal (in ComfyUI, a video loader's IMAGE batch into PHNet Harmonize Frames)"
         )
+
+
+def frame_count(image) -> int:
+    """A picture's frames: its ``n_frames``, but for a TIFF 1 or 2 (one page, more). A TIFF is asked for a second
+    page only: counting them walks every page, quadratic in their number (200 000 one-pixel pages, under 30 MB,
+    took minutes); a damaged second page raises here."""
+    return _tiff_pages(image) if image.format == "TIFF" else getattr(image, "n_frames", 1)
 
 
 def _tiff_pages(image) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..compat import UINT16, aminmax
-from .decode import is_pil
+from .decode import frame_count, is_pil
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
                      pil_info, pil_result)
 
@@ -31,7 +31,7 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
     """
     if is_pil(image):
         if (image.mode not in ("RGB", "RGBA", "L") or "transparency" in image.info or _has_orientation(image)
-                or getattr(image, "n_frames", 1) > 1):
+                or _several_frames(image)):
             return None  # (a key colour: an alpha there; an animation: image_to_tensor refuses it by name)
         data: Any = np.array(image)
         kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
@@ -93,7 +93,7 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int,
     """→ (B×H×W mask in its own dtype, the value meaning "fully subject"); None: use mask_to_tensor.
     ``one_scale``: as for mask_to_tensor (a clip's frames)."""
     if is_pil(mask):
-        if mask.mode not in ("L", "1") or _has_orientation(mask) or getattr(mask, "n_frames", 1) > 1:
+        if mask.mode not in ("L", "1") or _has_orientation(mask) or _several_frames(mask):
             return None
         mask = np.array(mask)
     if isinstance(mask, np.ndarray):
@@ -133,4 +133,12 @@ def _has_orientation(image) -> bool:
     try:
         return image.getexif().get(0x0112, 1) not in (1, None)
     except Exception:  # unreadable EXIF: let the slow path decide
+        return True
+
+
+def _several_frames(image) -> bool:
+    """An animation or a multi-page TIFF (its pages not walked): the slow path refuses it by name."""
+    try:
+        return frame_count(image) > 1
+    except Exception:  # a damaged page: the slow path names it
         return True

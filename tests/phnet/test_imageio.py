@@ -416,6 +416,41 @@ def test_camera_jpeg_with_a_preview_is_its_main_picture_and_a_multipage_tiff_is_
             io_.read_image(tmp_path / "cut.tif")
 
 
+def _tiff_of_pages(count: int) -> bytes:
+    """A TIFF of ``count`` one-pixel grey pages, written directly (PIL's save_all takes seconds for thousands)."""
+    import struct
+
+    tags = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1), (278, 3, 1),
+            (279, 4, 1)]  # 1×1, 8 bits, uncompressed, black is zero, one strip of 1 byte (the pixel at 8), 1 sample
+    size = 2 + 12 * len(tags) + 4
+    out = [b"II*\0", struct.pack("<I", 12), b"\x80\0\0\0"]
+    for page in range(count):
+        following = 12 + (page + 1) * size if page + 1 < count else 0
+        out.append(struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value)
+                                                           for tag, kind, value in tags)
+                   + struct.pack("<I", following))
+    return b"".join(out)
+
+
+def test_a_pil_tiff_of_many_pages_is_refused_without_walking_them(tiny_model):
+    """The fast path asked for n_frames, which walks every page (30 000 one-pixel pages: 40 s to the refusal)."""
+    from phnet import Harmonizer
+    from phnet.imageio.fast import image_pixels, mask_pixels
+
+    data = io.BytesIO(_tiff_of_pages(3000))
+    for use in ("image", "mask", "harmonize"):
+        data.seek(0)
+        tiff = Image.open(data)
+        if use == "image":
+            assert image_pixels(tiff) is None
+        elif use == "mask":
+            assert mask_pixels(tiff, 1, 1, 1) is None
+        else:
+            with pytest.raises(ValueError, match="multi-page TIFF; save the page you want as its own file"):
+                Harmonizer(tiny_model, device="cpu").harmonize(tiff, np.ones((1, 1), np.uint8))
+        assert tiff._n_frames is None, use  # not counted
+
+
 def test_read_picture_gives_the_profile_and_exif_upright(tmp_path):
     from PIL import ImageCms
 
