@@ -34,7 +34,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
-from .imageio.decode import JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, quiet_open, readable_suffixes
+from .imageio.decode import JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, orientation, quiet_open, readable_suffixes
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -162,7 +162,7 @@ def _orientation_note(job: _Job, shape: tuple[int, int]) -> str | None:
 def _orientation(path: Path) -> int:
     try:
         with quiet_open(path) as image:
-            return image.getexif().get(0x0112, 1)
+            return orientation(image)
     except Exception:  # only words a message
         return 1
 

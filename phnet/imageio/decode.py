@@ -435,23 +435,38 @@ def _turned_tiff(image) -> bool:
 
 
 def _turned(image) -> bool:
-    """Whether an opened picture's EXIF orientation turns it by 90° (5 to 8)."""
+    """Whether an opened picture's orientation turns it by 90° (5 to 8)."""
     try:
-        return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        return orientation(image) in (5, 6, 7, 8)
     except Exception:  # unreadable tags: the load says what is wrong, or it is read as it is (as _upright does)
         return False
 
 
 def upright_size(image) -> tuple[int, int]:
-    """(width, height) of an opened, not yet loaded picture as it is read: turned by its EXIF orientation. A TIFF
+    """(width, height) of an opened, not yet loaded picture as it is read: turned by its orientation. A TIFF
     may report the turned size already (Pillow 13 turns TIFFs itself): its size is then not the one stored."""
     width, height = image.size
     try:
-        orientation = image.getexif().get(0x0112, 1)
+        turn = orientation(image)
         stored = (image.tag_v2.get(256), image.tag_v2.get(257)) if image.format == "TIFF" else (width, height)
     except Exception:  # unreadable tags: read as it is, as _upright does
         return width, height
-    return (height, width) if orientation in (5, 6, 7, 8) and stored == (width, height) else (width, height)
+    return (height, width) if turn in (5, 6, 7, 8) and stored == (width, height) else (width, height)
+
+
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')  # as Pillow finds it
+
+
+def orientation(image) -> int:
+    """A picture's orientation (1: upright): its EXIF's, else, in a file's own XMP, tiff:Orientation, which Pillow
+    13 reads as the EXIF's and Pillow 9 in a PNG only. Unreadable EXIF raises."""
+    turn = image.getexif().get(0x0112)
+    if turn is None and image.format:  # (a copy may carry the XMP of a picture turned since)
+        text = image.info.get(_XMP)
+        xmp = text.encode("utf-8") if isinstance(text, str) else _xmp_of(image)
+        found = _XMP_ORIENTATION.search(xmp) if xmp else None
+        turn = int(found[2]) if found else None
+    return 1 if turn is None else turn
 
 
 def _in_memory(path: str | Path) -> Any:
@@ -509,25 +524,28 @@ def is_pil(x: Any) -> bool:
 
 
 def _upright(image):
-    """Apply the EXIF orientation (a no-op without one)."""
+    """Apply the orientation (a no-op without one): the EXIF's, else the XMP's."""
     try:
-        orientation = image.getexif().get(0x0112, 1)
+        turn = orientation(image)
+        pillow_turns = 0x0112 in image.getexif()  # an XMP's as well, where this Pillow reads it (see orientation)
     except Exception:  # a broken EXIF block is not worth refusing the picture for
         return image
-    if orientation in (None, 1):
+    if turn == 1:
         return image
     if image.format == "TIFF" and getattr(image, "_tile_orientation", None):  # Pillow 9 turns a TIFF as it
         image.load()                                                        # loads, and leaves the tag
         return image
     from PIL import Image, ImageOps
 
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # it rewrites the EXIF too, and a wrongly typed tag there stops it: turn the pixels alone
-        turns = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                 8: Image.Transpose.ROTATE_90}
-        return image.transpose(turns[orientation]) if orientation in turns else image
+    turns = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+             8: Image.Transpose.ROTATE_90}
+    if pillow_turns:
+        try:
+            return ImageOps.exif_transpose(image)
+        except Exception:  # it rewrites the EXIF too, and a wrongly typed tag there stops it: turn the pixels alone
+            pass
+    return image.transpose(turns[turn]) if turn in turns else image
 
 
 _GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..compat import UINT16, aminmax
-from .decode import frame_count, is_pil
+from .decode import frame_count, is_pil, orientation
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
                      pil_info, pil_result)
 
@@ -129,9 +129,9 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int,
 
 
 def _has_orientation(image) -> bool:
-    """A PIL image whose EXIF asks for a rotation: the slow path turns it upright."""
+    """A PIL image whose EXIF (or XMP) asks for a rotation: the slow path turns it upright."""
     try:
-        return image.getexif().get(0x0112, 1) not in (1, None)
+        return orientation(image) != 1
     except Exception:  # unreadable EXIF: let the slow path decide
         return True
 

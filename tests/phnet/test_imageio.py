@@ -977,3 +977,40 @@ def test_a_tiff_s_lone_xresolution_is_square(tmp_path):
     """PIL gives a missing YResolution as 1: a TIFF stating 300 across alone came out at 300x1 dpi."""
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "x.tif", tiffinfo={282: 300.0, 296: 2})
     assert io_.read_picture(tmp_path / "x.tif")[1]["dpi"] == (300, 300)
+
+
+def test_an_orientation_given_in_xmp_alone_is_applied_on_every_pillow(tmp_path):
+    """Pillow 13 turns a picture by its XMP's tiff:Orientation where its EXIF has none; Pillow 9 did so for a PNG
+    only: a JPEG, WebP or TIFF was read as stored there, 60×40 instead of 40×60, its XMP saying "upright"."""
+    from PIL import PngImagePlugin
+
+    from phnet.imageio.fast import image_pixels
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+           b'</x:xmpmeta>')
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:20, :30] = (250, 0, 0)  # a red corner, top left as stored: top right once turned
+    picture = Image.fromarray(stored)
+    segment = io_.decode.JPEG_XMP + xmp
+    app1 = b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment  # (Pillow 9 writes no xmp= for a JPEG)
+    picture.save(tmp_path / "x.jpg", quality=95, dpi=(300, 150), extra=app1)
+    picture.save(tmp_path / "x.webp", lossless=True, xmp=xmp)
+    picture.save(tmp_path / "x.tif", tiffinfo={700: xmp, 282: 300.0, 283: 150.0, 296: 2})
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    picture.save(tmp_path / "x.png", pnginfo=text)  # (Pillow 9 turned this one: not twice now)
+    upright = np.rot90(stored, -1)
+    for name in ("x.jpg", "x.webp", "x.tif", "x.png"):
+        pixels, kept = io_.read_picture(tmp_path / name)
+        assert pixels.shape == (60, 40, 3) and np.abs(pixels.astype(int) - upright).mean() < 2, name
+        assert b'tiff:Orientation="6"' not in kept["xmp"], name  # (reset to 1, or left out as newer Pillows do)
+        assert kept.get("dpi") in (None, (150, 300)), name  # turned with the pixels
+        in_memory = Image.open(tmp_path / name)
+        assert image_pixels(in_memory) is None, name  # the fast path leaves it to be turned
+        assert io_.image_to_tensor(in_memory)[0].shape == (1, 3, 60, 40), name
+    assert io_.read_picture(tmp_path / "x.tif")[1]["dpi"] == (150, 300)
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    picture.save(tmp_path / "exif1.jpg", exif=exif, extra=app1)
+    assert io_.read_image(tmp_path / "exif1.jpg").shape == (40, 60, 3)  # an EXIF orientation rules over the XMP's
