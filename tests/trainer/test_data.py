@@ -182,6 +182,27 @@ def test_a_photo_folder_takes_every_photo_and_mask_format_the_library_reads(tmp_
         ("a.jpg", "a.png"), ("b.jfif", "b.png"), ("c.jpg", "c.gif")}
 
 
+def test_a_mask_folder_that_is_the_photo_folder_or_holds_it_is_refused_with_the_fix(tmp_path):
+    """Photos p.jpg beside their masks p.png, with the mask folder named as the photo folder: every photo was
+    dropped as a mask, and the error said there were no images in a folder full of them."""
+    rng = np.random.default_rng(0)
+    for stem in ("a", "b"):
+        img, mask = portrait(rng, 40, 48)
+        _save(tmp_path / "photos" / f"{stem}.jpg", img)
+        _save(tmp_path / "photos" / f"{stem}.png", mask)
+    for masks in (tmp_path / "photos", tmp_path):
+        data = {"root": str(tmp_path / "photos"), "mask_dir": str(masks), "image_size": 32}
+        with pytest.raises(ValueError, match=r"^data.mask_dir: the mask folder .* is the photo folder .* itself \(or "
+                                             r"holds it\).*: put the masks in a folder of their own$"):
+            build_dataset(data, "all")
+    (tmp_path / "photos" / "masks").mkdir()  # a mask folder inside the photo folder is fine
+    for stem in ("a", "b"):
+        (tmp_path / "photos" / f"{stem}.png").rename(tmp_path / "photos" / "masks" / f"{stem}.png")
+    data = {"root": str(tmp_path / "photos"), "mask_dir": str(tmp_path / "photos" / "masks"), "image_size": 32}
+    assert {(r.name, r.mask.name) for r in build_dataset(data, "all").records} == {("a.jpg", "a.png"),
+                                                                                   ("b.jpg", "b.png")}
+
+
 def test_a_photo_folders_test_split_says_it_is_its_validation_split(photos):
     from trainer.data.common import list_images
 

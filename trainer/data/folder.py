@@ -52,6 +52,10 @@ def folder_splits(root: Path, mask_dir: Path | None = None, val_fraction: float 
     images = list_images(root)
     if mask_dir is not None:
         try:  # a mask folder inside the photo folder must not be read as photos
+            if root.resolve().is_relative_to(mask_dir.resolve()):
+                raise ValueError(f"{mask_setting}: the mask folder {mask_dir} is the photo folder {root} itself (or "
+                                 "holds it), so every photo would be taken for a mask: put the masks in a folder of "
+                                 "their own")
             images = [p for p in images if not p.resolve().is_relative_to(mask_dir.resolve())]
         except OSError:
             pass
