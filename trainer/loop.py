@@ -408,10 +408,12 @@ class TrainingLoop:
                 f"be read (data.on_bad_sample = \"skip\" dropped them all; the warnings above name the files): "
                 f"replace them, or point data.val_root at readable photos, and run again")
         if self.env.main and self.progress and res["n"]:
+            near_right = ("near-right n/a (none in this split)" if res["near_right_fmse"] is None else
+                          f"near-right fMSE {res['near_right_fmse']:.1f} (composite "
+                          f"{res['composite_near_right_fmse']:.1f})")
             self.say(f"[trainer] step {self.pos.step}: val fMSE {res['fmse']:.1f} (composite "
                      f"{res['composite_fmse']:.1f}) MSE {res['mse']:.1f} (composite {res['composite_mse']:.1f}) "
-                     f"near-right fMSE {res['near_right_fmse']:.1f} (composite "
-                     f"{res['composite_near_right_fmse']:.1f}) untouched {res['untouched_mse']:.1f}")
+                     f"{near_right} untouched {res['untouched_mse']:.1f}")
         self.env.barrier()
         return res
 

@@ -64,7 +64,8 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch
 
     Also the two "do no harm" figures: ``near_right_fmse`` (and the composites' own
     ``composite_near_right_fmse``) over composites whose fMSE is below ``NEAR_RIGHT_FMSE``, and
-    ``untouched_mse``, the MSE of the change the model makes when given the real photo itself.
+    ``untouched_mse``, the MSE of the change the model makes when given the real photo itself. The two
+    near-right figures are None where no composite is near right (``near_right_n`` 0).
     """
     from phnet import metrics
 
@@ -102,7 +103,8 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch
     finally:
         model.train(was_training)
     near_n = sums.pop("near_right_n", 0.0)
-    out = {k: v / max(near_n if "near_right" in k else n, 1) for k, v in sums.items()}
+    # no near-right composite in the split: no score for them (None, not 0, which would read as a perfect one)
+    out = {k: (v / near_n if near_n else None) if "near_right" in k else v / max(n, 1) for k, v in sums.items()}
     out["near_right_n"] = int(near_n)
     out["n"] = n
     out["skipped"] = skipped

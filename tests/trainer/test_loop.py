@@ -270,3 +270,18 @@ def test_a_stop_between_micro_batches_leaves_no_trace_of_the_step(tmp_path, shif
     saved = load_file(next((out / "checkpoints" / "step-00000002").glob("*.safetensors")))
     moved = [k for k, v in after_two.items() if k in saved and not torch.equal(saved[k], v)]
     assert not moved, moved
+
+
+def test_a_validation_split_with_no_near_right_composite_says_so(shift_set, tmp_path, capsys):
+    """Every composite of this set carries a strong cast: the progress line and the log gave a near-right fMSE of
+    0.0 (a perfect score) over none."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=1, batch_size=4, val_every=1, ckpt_every=0, warmup_steps=0),
+          progress=True)
+    val = next(r for r in read_log(out) if r["type"] == "val")
+    assert val["near_right_n"] == 0 and val["n"] > 0
+    assert val["near_right_fmse"] is None and val["composite_near_right_fmse"] is None
+    err = capsys.readouterr().err
+    assert "near-right n/a (none in this split) untouched" in err and "near-right fMSE" not in err

@@ -23,3 +23,23 @@ def test_validation_builds_no_autograd_graph():
 
     validate(Watch(), _batches(), torch.device("cpu"))
     assert seen and not any(seen)
+
+
+def test_a_split_with_no_near_right_composite_has_no_near_right_score():
+    """With no near-right composite the two near-right figures were 0.0, a perfect score, in the log and the
+    progress line."""
+    from trainer.validation import validate
+
+    class Untouched(torch.nn.Module):
+        def forward(self, comp, mask):
+            return comp
+
+    batch = _batches()[0]
+    res = validate(Untouched(), [batch], torch.device("cpu"))
+    assert res["near_right_n"] == 1 and res["composite_near_right_fmse"] > 0
+    assert res["near_right_fmse"] == res["composite_near_right_fmse"]
+    wrong_only = {k: v[:1] if torch.is_tensor(v) else v for k, v in batch.items()}
+    res = validate(Untouched(), [wrong_only], torch.device("cpu"))
+    assert res["near_right_n"] == 0 and res["n"] == 1
+    assert res["near_right_fmse"] is None and res["composite_near_right_fmse"] is None
+    assert res["fmse"] == res["composite_fmse"] > 0
