@@ -226,6 +226,8 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace the calibrated model already in --out (the "
                    "folder is replaced whole: one holding anything else, a run's files, is refused)")
     a = p.parse_args(argv)
+    if a.out:  # --out=~/x: the shell leaves a ~ after = as it is
+        a.out = str(Path(a.out).expanduser())
     if not a.report_only and not a.out:
         p.error("--out is required (or --report-only)")
     if a.max_untouched < 0 or a.max_near_right < 0:

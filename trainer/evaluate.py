@@ -510,6 +510,8 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.out:  # --out=~/x: the shell leaves a ~ after = as it is
+        args.out = os.path.expanduser(args.out)
     if args.resolution != "native" and not (args.resolution.isdigit() and int(args.resolution) % 8 == 0
                                             and int(args.resolution) >= MIN_WORKING_SIZE):
         p.error(f"--resolution must be a multiple of 8 from {MIN_WORKING_SIZE} (e.g. 256) or 'native', got "

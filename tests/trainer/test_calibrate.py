@@ -129,6 +129,24 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path, c
     assert (run / "log.jsonl").is_file() and (run / "checkpoints" / "step-00000100").is_dir()
 
 
+def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(shift_set, tmp_path, monkeypatch):
+    """--out=~/cal (the shell leaves a ~ after = as it is) wrote into a folder named ~ in the current one."""
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from training_runs import tiny_cfg
+
+    save_pretrained(PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                                      output="residual")), tmp_path / "model")
+    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+    for var in ("HOME", "USERPROFILE"):
+        monkeypatch.setenv(var, str(tmp_path / "home"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--out=~/cal",
+                           "--thresholds", "0:5:5", "--ramps", "soft", "--floors", "0:0:1"]) == 0
+    assert (tmp_path / "home" / "cal" / "calibration.json").is_file() and not any((tmp_path / "cwd").iterdir())
+
+
 def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_model_before_work(shift_set,
                                                                                                   tmp_path, capsys):
     """--data replaced the run's whole [data] table (its split fractions, masks, seed): the rule was chosen on

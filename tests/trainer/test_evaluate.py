@@ -196,6 +196,19 @@ def test_an_out_folder_inside_the_data_is_refused(landscapes, tmp_path, capsys):
     assert "is inside the data folder" in capsys.readouterr().err
 
 
+def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(landscapes, tmp_path, monkeypatch):
+    """--out=~/ev (the shell leaves a ~ after = as it is) wrote into a folder named ~ in the current one."""
+    from trainer.evaluate import main
+
+    for var in ("HOME", "USERPROFILE"):
+        monkeypatch.setenv(var, str(tmp_path / "home"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert main(["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+                 "--max-samples", "1", "--grid-rows", "1", "--no-untouched", "--no-progress", "--out=~/ev"]) == 0
+    assert (tmp_path / "home" / "ev" / "results.json").is_file() and not any((tmp_path / "cwd").iterdir())
+
+
 def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_folders(landscapes, tmp_path,
                                                                                         capsys):
     """The test split of a folder a run never saw was its 5 % validation slice, called "not held out"; and with
