@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import write_atomic_text
 from phnet.cli import error_line, out_of_memory
-from phnet.config import MIN_WORKING_SIZE
+from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
@@ -461,6 +462,18 @@ def check_split_all(split: str, data: str | None, config: str | None) -> str | N
     return None
 
 
+DATA_FLAGS = {"val_fraction": "--val-fraction", "mask_dir": "--mask-dir", "ffhq_root": "--ffhq-root"}
+
+
+def in_flags(message: str, args) -> str:
+    """An error about a ``[data]`` setting given here by its flag names the flag (``data.val_fraction`` is
+    ``--val-fraction``)."""
+    for key, flag in DATA_FLAGS.items():
+        if getattr(args, key) is not None:
+            message = re.sub(rf"\bdata\.{key}\b", flag, message)
+    return message
+
+
 def _data_table(args) -> dict:
     data: dict = {}
     if args.config:
@@ -519,6 +532,10 @@ def main(argv=None) -> int:
     if args.working_size is not None and args.resolution != "native":
         p.error("--working-size is for --resolution native (the Harmonizer at full size); at a fixed --resolution "
                 "the network runs at that size")
+    if args.working_size is not None and not (MIN_WORKING_SIZE <= args.working_size <= MAX_WORKING_SIZE
+                                              and args.working_size % 8 == 0):
+        p.error(f"--working-size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE} (e.g. 512), "
+                f"got {args.working_size}")
     if args.max_samples < 0:
         p.error(f"--max-samples must be a number of composites (0: all of them), got {args.max_samples}")
     if args.batch_size < 1:
@@ -535,7 +552,7 @@ def main(argv=None) -> int:
             p.error(why)
         data = _data_table(args)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_flags(str(exc), args)}", file=sys.stderr)
         return 2
     if not data.get("root"):
         p.error("--data is required (or a --config whose data.root is set)")
@@ -555,7 +572,7 @@ def main(argv=None) -> int:
                        max_samples=args.max_samples, grid_rows=args.grid_rows, out_dir=out,
                        untouched_check=not args.no_untouched, progress=not args.no_progress)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_flags(str(exc), args)}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as exc:
         if not out_of_memory(exc):

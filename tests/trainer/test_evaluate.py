@@ -122,6 +122,8 @@ def test_a_photo_folders_test_split_is_reported_as_not_held_out(landscapes, tmp_
     (["--num-workers", "-1"], "--num-workers must be 0 (load in this process) or more, got -1"),
     (["--grid-rows", "-2"], "--grid-rows must be 0 or more"),
     (["--val-fraction", "1.5"], "--val-fraction must be from 0 to 1, got 1.5"),
+    # the library's words naming no flag, after loading the model and the data
+    (["--resolution", "native", "--working-size", "30"], "--working-size must be a multiple of 8 from 16 to 4096"),
     (["--config", "/nope/run_config.json"], "config"),
 ])
 def test_settings_that_cannot_be_used_are_refused_before_any_work(tmp_path, capsys, extra, message):
@@ -194,6 +196,18 @@ def test_an_out_folder_inside_the_data_is_refused(landscapes, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--data", landscapes["root"], "--out", landscapes["root"], "--resolution", "32"])
     assert "is inside the data folder" in capsys.readouterr().err
+
+
+def test_a_data_setting_given_by_its_flag_is_named_by_the_flag_in_an_error(landscapes, tmp_path, capsys):
+    """--val-fraction 0 --split val was told to set data.val_fraction above 0, a setting of a config."""
+    from trainer.evaluate import main
+
+    base = ["--data", landscapes["root"], "--resolution", "32", "--no-progress", "--out", str(tmp_path / "ev")]
+    assert main([*base, "--mask-dir", landscapes["mask_dir"], "--val-fraction", "0", "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "val split" in err and "set --val-fraction above 0" in err and "data.val_fraction" not in err
+    assert main([*base, "--mask-dir", landscapes["root"]]) == 2
+    assert capsys.readouterr().err.startswith("error: --mask-dir: the mask folder ")
 
 
 def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(landscapes, tmp_path, monkeypatch):
