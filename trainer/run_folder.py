@@ -15,6 +15,7 @@ A run folder is not a model folder: load ``<run>/best`` or ``<run>/checkpoints/s
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from phnet.atomic import write_atomic_text
 from trainer import checkpoint as ckpt
@@ -73,30 +74,30 @@ class RunFolder:
         previous = self.lock_holder()
         for _ in range(100):
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            if self._lock(fd, previous):
-                break
-            os.close(fd)
-            holder = self.lock_holder()
-            if holder is not None and fcntl is not None and not self._alive(holder):
-                # the trainer is gone but a child it forked (a data-loader worker) still holds the file:
-                # a new file is a new lock
-                self.lock_path.unlink(missing_ok=True)
+            with self._guard():  # a stale file is read and removed, and a taken one gets its pid, one at a time
+                if self._lock(fd, previous):
+                    break
+                os.close(fd)
+                holder = self.lock_holder()
+                stale = holder is not None and fcntl is not None and not self._alive(holder)
+                if stale:
+                    # the trainer is gone but a child it forked (a data-loader worker) still holds the file:
+                    # a new file is a new lock
+                    self.lock_path.unlink(missing_ok=True)
+            if stale:
                 continue
             if holder is not None or fcntl is None:
                 self._refuse(holder)
             time.sleep(0.01)  # locked, its holder has not written its pid yet
         else:
             self._refuse(None)
+        self._lock_fd = fd
         if previous and previous.get("pid") != os.getpid():
             running = previous.get("host") == socket.gethostname() and self._alive(previous)
             whose = ("another folder's trainer, which still runs (this folder was copied while it ran)" if running
                      else "a trainer that is gone")
             print(f"[trainer] {self.lock_path} was left by {whose} (pid {previous.get('pid')}); taking the folder "
                   "over", file=sys.stderr)
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps(info) + "\n").encode())
-        self._lock_fd = fd
 
     def make_root(self) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -109,18 +110,48 @@ class RunFolder:
                                  f"(train.out_dir)") from None
 
     def _lock(self, fd: int, previous: dict | None) -> bool:
+        """Take the lock on the file open as ``fd`` and write this trainer's pid into it at once."""
         if fcntl is None:  # a lock file is taken when it is new or its pid is gone
             if previous is not None and self._alive(previous):
                 return False
-            return os.fstat(fd).st_size == 0 or previous is not None
+            if os.fstat(fd).st_size and previous is None:
+                return False
+            self._write_holder(fd)
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False
-        try:  # the holder may have deleted the file between our open and our lock
+        self._write_holder(fd)
+        try:  # another trainer may have deleted the file (as stale) between our open and our pid's write
             return os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
         except FileNotFoundError:
             return False
+
+    @staticmethod
+    def _write_holder(fd: int) -> None:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(info) + "\n").encode())
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """The run folder itself locked (with fcntl, where its file system allows it), so that a trainer reading
+        the lock file's pid as gone and deleting the file cannot do so between another's lock and its pid."""
+        fd = None
+        if fcntl is not None:
+            try:
+                fd = os.open(self.root, os.O_RDONLY)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system that locks no folders (NFS): the pid written at once must do
+                if fd is not None:
+                    os.close(fd)
+                fd = None
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     @staticmethod
     def _alive(holder: dict) -> bool:

@@ -88,6 +88,63 @@ def test_a_lock_copied_with_its_folder_is_not_called_a_gone_trainer_s(tmp_path, 
     assert "gone" not in err
 
 
+@pytest.mark.parametrize("gap", ["after its lock", "after its check"])
+def test_a_gone_trainer_s_lock_is_taken_over_by_one_of_two_starting_at_once(tmp_path, monkeypatch, gap):
+    """The second read the gone pid while the first had locked the file but not written its own pid yet, deleted
+    the file as stale and took a new one: both ran in the folder."""
+    import socket
+    import threading
+    import types
+
+    from trainer import run_folder
+    from trainer.run_folder import RunFolder, RunFolderError
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock = tmp_path / "trainer.lock"
+    lock.write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": 0}))
+    first, second, outcome = RunFolder(tmp_path), RunFolder(tmp_path), {}
+    main, started = threading.main_thread(), []
+
+    def start(run, who):
+        try:
+            run.acquire_lock()
+            outcome[who] = "holds"
+        except RunFolderError:
+            outcome[who] = "refused"
+
+    def second_starts(point):  # between two steps of the first one's start (it may have to wait for the first)
+        if point == gap and threading.current_thread() is main and not started:
+            started.append(threading.Thread(target=start, args=(second, "second")))
+            started[0].start()
+            started[0].join(timeout=0.5)
+
+    real_fcntl, real_stat = run_folder.fcntl, os.stat
+
+    def flock(fd, how):
+        real_fcntl.flock(fd, how)
+        if how & real_fcntl.LOCK_NB:
+            second_starts("after its lock")
+
+    def stat(path, *args, **kwargs):
+        found = real_stat(path, *args, **kwargs)
+        if str(path) == str(lock):
+            second_starts("after its check")
+        return found
+
+    monkeypatch.setattr(run_folder, "fcntl", types.SimpleNamespace(LOCK_EX=real_fcntl.LOCK_EX,
+                                                                   LOCK_NB=real_fcntl.LOCK_NB, flock=flock))
+    monkeypatch.setattr(os, "stat", stat)
+    start(first, "first")
+    started[0].join()
+    monkeypatch.undo()
+    assert sorted(outcome.values()) == ["holds", "refused"]
+    holder = first if outcome["first"] == "holds" else second
+    assert os.fstat(holder._lock_fd).st_ino == os.stat(lock).st_ino  # the file on disk is the holder's
+    holder.release_lock()
+    assert not lock.exists()
+
+
 def test_two_trainers_cannot_share_a_folder(shift_set, tmp_path, subprocess_env):
     from trainer.fit import train
     from trainer.run_folder import RunFolderError
