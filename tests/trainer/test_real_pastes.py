@@ -22,11 +22,14 @@ def test_a_manifest_that_is_not_a_pools_is_one_error_line(tmp_path, capsys):
         assert capsys.readouterr().err.strip() == (
             f"error: {tmp_path} is not a pool (no manifest.json of trainer.builders.package_portraits): give a pool "
             "that trainer.builders.package_portraits (or source_subset) wrote")
-    _manifest(tmp_path, [{"name": "p1", "split": "test"}])
-    assert main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.png")]) == 2
-    assert capsys.readouterr().err.strip() == (
-        f"error: {tmp_path / 'manifest.json'} is not a pool's manifest (entries with name, split and source): "
-        "rebuild the pool with python -m trainer.builders.package_portraits")
+    # an entry without a source, or whose split or name is a path (its files were read from outside the pool)
+    for entry in ({"name": "p1", "split": "test"}, {"name": "p1", "split": "../../elsewhere", "source": "s"},
+                  {"name": "../p1", "split": "test", "source": "s"}):
+        _manifest(tmp_path, [entry])
+        assert main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.png")]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: {tmp_path / 'manifest.json'} is not a pool's manifest (entries with name, split and source): "
+            "rebuild the pool with python -m trainer.builders.package_portraits")
 
 
 def test_a_pool_without_people_or_names_is_one_error_line(tmp_path, capsys):

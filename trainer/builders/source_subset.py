@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from trainer.builders.staging import check_replaceable, staged
+from trainer.data import pool_manifest
 from trainer.data.common import find_with_any_extension
 
 SPLITS = ("train", "val", "test")
@@ -81,14 +82,8 @@ def build_subset(pool: Path, out: Path, fraction: float) -> dict:
     if Path(out).expanduser().resolve().is_relative_to(Path(pool).expanduser().resolve()):
         raise ValueError(f"the output folder {out} is inside the pool {pool}: its pictures would be read as the "
                          "pool's own. Choose an output folder outside it")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        entries = manifest["entries"]
-        if not all(isinstance(e, dict) and {"name", "split", "source"} <= set(e) for e in entries):
-            raise KeyError("name, split, source")
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{manifest_path} is not a pool's manifest (entries with name, split and source): rebuild "
-                         "the pool with python -m trainer.builders.package_portraits") from None
+    manifest = pool_manifest(Path(pool))  # its entries' split and name make the paths of the files linked
+    entries = manifest["entries"]
     ranked = ranked_sources(entries)
     if not ranked:
         raise ValueError(f"the pool {pool} has no training pairs: nothing to take a share of")

@@ -14,7 +14,7 @@ Sets written to disk beforehand come from :mod:`trainer.builders`.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import BadSampleError, Record, collate, spread_sample
@@ -195,20 +195,34 @@ def is_pool(folder: Path) -> bool:
         return False
 
 
-def pool_entries(pool: Path) -> list[dict]:
-    """The entries of the manifest of a pool (:func:`is_pool`), each with its ``name``, ``split`` and ``source``."""
+def pool_manifest(pool: Path) -> dict:
+    """The manifest of a pool (:func:`is_pool`), each of its entries with its ``name``, ``split`` and ``source``:
+    the split one of train, val and test and the name a file's stem, as the paths of its files are made of them."""
     import json
 
     path = Path(pool) / "manifest.json"
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["entries"]
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and {"name", "split", "source"} <= set(e)
-                                                    for e in entries):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries = manifest["entries"]
+        if not isinstance(entries, list) or not all(_pool_entry(e) for e in entries):
             raise TypeError
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{path} is not a pool's manifest (entries with name, split and source): rebuild the pool "
                          "with python -m trainer.builders.package_portraits") from None
-    return entries
+    return manifest
+
+
+def pool_entries(pool: Path) -> list[dict]:
+    """The entries of the manifest of a pool (:func:`pool_manifest`)."""
+    return pool_manifest(pool)["entries"]
+
+
+def _pool_entry(entry) -> bool:
+    if not (isinstance(entry, dict) and {"name", "split", "source"} <= set(entry)):
+        return False
+    name = entry["name"]
+    return (entry["split"] in ("train", "val", "test") and isinstance(name, str) and name not in ("", ".", "..")
+            and PurePosixPath(name).name == name == PureWindowsPath(name).name)  # no folder, root or drive
 
 
 POOL_BUILDERS = ("trainer.builders.package_portraits", "trainer.datasets.package_portraits")  # (its name until 12-02)

@@ -100,3 +100,20 @@ def test_a_manifest_that_is_no_pool_is_named(tmp_path, capsys, manifest, message
     (tmp_path / "pool" / "manifest.json").write_text(json.dumps(manifest))
     assert source_subset.main([str(tmp_path / "pool"), str(tmp_path / "sub"), "--fraction", "0.5"]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "sub").exists()
+
+
+@pytest.mark.parametrize("entry", [{"split": "val/../../elsewhere/val"}, {"split": "holdout"},
+                                   {"name": "../../elsewhere/val-0_f0"}, {"name": "/tmp/val-0_f0"},
+                                   {"name": ".."}, {"name": "C:val-0_f0"}, {"name": 3}])
+def test_an_entry_naming_a_folder_is_no_pool_s(tmp_path, capsys, entry):
+    """An entry's split and name were joined into the paths read and written: a split of val/../../elsewhere/val
+    linked (or copied over) files outside the output folder."""
+    pool = _pool(tmp_path / "pool")
+    manifest = json.loads((pool / "manifest.json").read_text())
+    manifest["entries"].append({"name": "val-0_f0", "split": "val", "source": "s", **entry})
+    (pool / "manifest.json").write_text(json.dumps(manifest))
+    assert source_subset.main([str(pool), str(tmp_path / "sub"), "--fraction", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {pool / 'manifest.json'} is not a pool's manifest (entries with name, split and source): rebuild "
+        "the pool with python -m trainer.builders.package_portraits")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]
