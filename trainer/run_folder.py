@@ -51,6 +51,25 @@ RUN_FILES = ("log.jsonl", "curves.png", "latest", RUN_CONFIG_NAME)
 RUN_DIRS = ("checkpoints", "best", "superseded")
 
 
+def _windows_pid_alive(pid: int) -> bool:
+    """Whether the process ``pid`` of this Windows machine still runs (one that cannot be asked is taken as running)."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() != 87  # ERROR_INVALID_PARAMETER: no such process
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
 class RunFolderError(RuntimeError):
     """The folder cannot be used as asked (another trainer holds it, or it holds a run to keep)."""
 
@@ -158,10 +177,16 @@ class RunFolder:
         if holder.get("host") != socket.gethostname():
             return True  # another machine's process cannot be checked
         try:
-            os.kill(int(holder.get("pid", -1)), 0)
+            pid = int(holder.get("pid", -1))
+        except (TypeError, ValueError):
+            return True
+        if os.name == "nt":  # where os.kill(pid, 0) sends the process a Ctrl-C, or ends it
+            return not 0 < pid < 1 << 32 or _windows_pid_alive(pid)
+        try:
+            os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        except (PermissionError, ValueError, OSError):
+        except OSError:
             return True
         return True
 
@@ -183,8 +208,12 @@ class RunFolder:
     def release_lock(self) -> None:
         if self._lock_fd is None:
             return
-        self.lock_path.unlink(missing_ok=True)
-        os.close(self._lock_fd)
+        if fcntl is None:  # Windows removes no file that is open
+            os.close(self._lock_fd)
+            self.lock_path.unlink(missing_ok=True)
+        else:  # unlocked only once it is gone: a trainer starting meanwhile locks a new file
+            self.lock_path.unlink(missing_ok=True)
+            os.close(self._lock_fd)
         self._lock_fd = None
 
     # ------------------------------------------------------------------ what is there

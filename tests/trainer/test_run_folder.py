@@ -145,6 +145,90 @@ def test_a_gone_trainer_s_lock_is_taken_over_by_one_of_two_starting_at_once(tmp_
     assert not lock.exists()
 
 
+def test_on_windows_a_gone_trainer_s_lock_is_taken_over_and_a_run_s_is_removed(tmp_path, monkeypatch):
+    """Windows (no fcntl): os.kill(pid, 0) sent the recorded trainer a Ctrl-C instead of asking whether it runs, and
+    the lock file was removed while still open, which Windows refuses: every run ended with an error."""
+    import socket
+    from pathlib import Path
+
+    from trainer import run_folder
+    from trainer.run_folder import RunFolder
+
+    lock = tmp_path / "trainer.lock"
+    lock.write_text(json.dumps({"pid": 4321, "host": socket.gethostname(), "started": 0}))
+    run, asked, open_fds = RunFolder(tmp_path), [], set()
+    real_open, real_close, real_unlink = os.open, os.close, Path.unlink
+
+    def kill(pid, sig):
+        raise AssertionError(f"os.kill({pid}, {sig}) on Windows")
+
+    def opened(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        if str(path) == str(lock):
+            open_fds.add(fd)
+        return fd
+
+    def close(fd):
+        open_fds.discard(fd)
+        real_close(fd)
+
+    def unlink(path, missing_ok=False):
+        if path == lock and open_fds:
+            raise PermissionError(32, "The process cannot access the file because it is being used by another "
+                                      "process", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    with monkeypatch.context() as m:  # (undone before pytest reports a failure: it makes paths as os.name says)
+        m.setattr(run_folder, "fcntl", None)
+        m.setattr(run_folder, "_windows_pid_alive", lambda pid: asked.append(pid) or False, raising=False)
+        m.setattr(os, "kill", kill)
+        m.setattr(os, "open", opened)
+        m.setattr(os, "close", close)
+        m.setattr(Path, "unlink", unlink)
+        m.setattr(os, "name", "nt")
+        run.acquire_lock()
+        assert 4321 in asked and json.loads(lock.read_text())["pid"] == os.getpid()
+        run.release_lock()
+    assert not lock.exists() and not open_fds
+
+
+def test_windows_asks_the_system_whether_a_pid_runs(monkeypatch):
+    import ctypes
+    import sys
+    import types
+
+    from trainer.run_folder import _windows_pid_alive
+
+    state = {"handle": 7, "error": 0, "code": 259}
+    closed = []
+
+    class Function:
+        def __init__(self, call):
+            self.call = call
+
+        def __call__(self, *args):
+            return self.call(*args)
+
+    def exit_code(handle, code):
+        code._obj.value = state["code"]
+        return 1
+
+    kernel32 = types.SimpleNamespace(OpenProcess=Function(lambda access, inherit, pid: state["handle"]),
+                                     GetExitCodeProcess=Function(exit_code),
+                                     CloseHandle=Function(closed.append))
+    fake = types.SimpleNamespace(WinDLL=lambda name, use_last_error: kernel32, get_last_error=lambda: state["error"],
+                                 c_ulong=ctypes.c_ulong, c_int=ctypes.c_int, c_void_p=ctypes.c_void_p,
+                                 POINTER=ctypes.POINTER, byref=ctypes.byref)
+    monkeypatch.setitem(sys.modules, "ctypes", fake)
+    assert _windows_pid_alive(1234) and closed == [7]  # STILL_ACTIVE
+    state["code"] = 0
+    assert not _windows_pid_alive(1234)  # it exited
+    state.update(handle=None, error=87)
+    assert not _windows_pid_alive(1234)  # no such process
+    state["error"] = 5
+    assert _windows_pid_alive(1234)  # one this user may not ask about runs
+
+
 def test_two_trainers_cannot_share_a_folder(shift_set, tmp_path, subprocess_env):
     from trainer.fit import train
     from trainer.run_folder import RunFolderError
