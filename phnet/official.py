@@ -118,7 +118,9 @@ def fetch(
         if found is not None:
             return found
         checkpoint = target / weights.filename
-        downloaded = target / f".{weights.filename}.downloaded"  # this .pth is ours to remove, not the user's
+        downloaded = _marker(checkpoint)
+        if not checkpoint.is_file():  # left by a kill before its .pth appeared: a .pth put here later is the user's
+            downloaded.unlink(missing_ok=True)
         local = _local_checkpoint(weights, folders)
         if local is not None and not (local == checkpoint and downloaded.exists()):
             return _convert(weights, local, target / name, convert)
@@ -126,7 +128,6 @@ def fetch(
             if offline:  # a mirror in a folder of this machine (file:) is no network: an air-gapped machine's way in
                 raise FileNotFoundError(_missing(weights, target, OFFLINE))
             _download(weights, checkpoint, target, progress, say or _stderr)
-            downloaded.touch()
         try:  # a download, or one whose conversion a kill cut short: converted, then removed
             found = _convert(weights, checkpoint, target / name, convert)
         except ValueError as e:  # not the checkpoint: removed. Anything else (Ctrl-C) keeps it for the next try
@@ -139,6 +140,11 @@ def fetch(
         checkpoint.unlink(missing_ok=True)
         downloaded.unlink(missing_ok=True)
         return found
+
+
+def _marker(checkpoint: Path) -> Path:
+    """The file that says the ``.pth`` beside it is a download of ours to remove once converted, not the user's."""
+    return checkpoint.with_name(f".{checkpoint.name}.downloaded")
 
 
 @contextlib.contextmanager
@@ -336,5 +342,6 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
             f"the download of {weights.url} ended after {have:,} of {total:,} bytes; run again to resume it "
             f"({part} is kept)"
         )
+    _marker(checkpoint).touch()  # before the .pth appears: one a kill left behind is still known as ours
     os.replace(part, checkpoint)
     validator.unlink(missing_ok=True)

@@ -407,6 +407,43 @@ def test_a_conversion_stopped_by_ctrl_c_keeps_the_download_for_the_next_try(site
     assert (folder / "model.safetensors").is_file() and not (tmp_path / FILE).exists()
 
 
+def test_a_download_killed_as_it_is_renamed_is_still_known_as_ours(site, tmp_path, monkeypatch):
+    """The marker was made after the .pth appeared: a kill between left a .pth taken for one put there by hand,
+    converted and kept for good beside its copy."""
+    from phnet import official
+
+    rename = os.replace
+
+    def killed_after_the_rename(src, dst):
+        rename(src, dst)
+        if str(src).endswith(".part"):
+            raise KeyboardInterrupt
+
+    quiet = {"progress": lambda d, t: None, "say": lambda s: None}
+    with monkeypatch.context() as m:
+        m.setattr(official.os, "replace", killed_after_the_rename)
+        with pytest.raises(KeyboardInterrupt):
+            weights.fetch_official(NAME, tmp_path, **quiet)
+    assert (tmp_path / FILE).is_file()
+    site.close()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the leftover alone must do
+    folder = weights.fetch_official(NAME, tmp_path, **quiet)
+    assert (folder / "model.safetensors").is_file()
+    assert not (tmp_path / FILE).exists() and not (tmp_path / f".{FILE}.downloaded").exists()
+
+
+def test_a_marker_without_its_download_makes_no_pth_put_there_later_ours(tiny_official, tmp_path, monkeypatch):
+    """A kill between the marker and the rename: the .pth the user puts there by hand is theirs to keep."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / f".{FILE}.downloaded").touch()
+    (tmp_path / f"{FILE}.part").write_bytes(tiny_official)
+    with pytest.raises(FileNotFoundError, match=f"put {FILE} into"):
+        weights.fetch_official(NAME, tmp_path)
+    (tmp_path / FILE).write_bytes(tiny_official)
+    folder = weights.fetch_official(NAME, tmp_path)
+    assert (folder / "model.safetensors").is_file() and (tmp_path / FILE).is_file()
+
+
 def test_a_folder_that_cannot_be_written_is_named_before_the_lock_is_waited_for(monkeypatch, tmp_path):
     """filelock 3 on Windows takes a lock file it may not create for one another process holds, and waits for
     ever: the folder is tried first."""
