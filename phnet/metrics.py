@@ -118,7 +118,8 @@ def fg_bucket(mask: torch.Tensor) -> str | list[str]:
 
 
 def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    _check_mask_scale(mask)
+    _check(pred, composite)
+    _check_mask(mask, pred)
     mask = mask.to(pred.dtype) if mask.dtype == torch.bool else mask
     return pred * mask + composite * (1 - mask)
 

@@ -133,6 +133,19 @@ def test_blend():
     assert out[0, 0, 1, 0].item() == 0.25
 
 
+def test_blend_refuses_a_mask_of_another_shape_as_fmse_does():
+    """A B×H×W mask paired mask k with channel k of every picture, without a word (or a raw torch error)."""
+    pred, comp = torch.ones(3, 3, 4, 4), torch.zeros(3, 3, 4, 4)
+    masks = torch.zeros(3, 4, 4)
+    masks[0] = 1
+    with pytest.raises(ValueError, match=r"the mask must be B×1×H×W .*a B×H×W mask would pair mask k with channel k"):
+        metrics.blend(pred, comp, masks)
+    with pytest.raises(ValueError, match="pred and gt must both be B×3×H×W"):
+        metrics.blend(pred, comp[:1], masks[:, None])
+    out = metrics.blend(pred, comp, masks[:, None])
+    assert out.mean(dim=(1, 2, 3)).tolist() == [1, 0, 0]
+
+
 def test_a_mask_on_the_0_255_scale_is_refused_by_name_and_a_bool_one_is_read_as_0_and_1():
     """An 8-bit mask counted every level from 1 up as subject (fMSE 157 became 2393); blend wrapped 1 - mask
     around in uint8 and then blamed the pictures."""
