@@ -30,8 +30,10 @@ def capture_cuda(run: Callable[[], Any]) -> tuple[Any, Callable[[], None]]:
             run()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    # a stream of this GPU: torch.cuda.graph's default one is made once, on whichever GPU was current then
-    with torch.cuda.graph(graph, stream=stream):
+    # a stream of this GPU: torch.cuda.graph's default one is made once, on whichever GPU was current then. Only
+    # this thread's calls are held to the capture's rules: another thread's unsafe CUDA call (a cudaMalloc by ComfyUI's
+    # server or a preview) may fail under the default "global" mode
+    with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
         outputs = run()
     return outputs, graph.replay
 

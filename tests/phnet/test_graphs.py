@@ -2,6 +2,7 @@
 that behaves like a CUDA graph (outputs are fixed buffers rewritten by each replay)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -127,3 +128,33 @@ def test_with_a_subject_left_unchanged_the_graph_gives_the_eager_pictures(tiny_m
     found = plain.harmonize(images, masks, threshold=threshold)
     assert sorted(c.unchanged for c in found.corrections) == [False, True]
     assert np.array_equal(graphed(images, masks, threshold=threshold), found.image)
+
+
+def test_a_capture_holds_only_its_own_thread_to_the_capture_rules(monkeypatch):
+    """Under torch's default "global" mode, another thread's unsafe CUDA call during a capture (a cudaMalloc)
+    may fail; the CUDA calls are stood in for, so this runs without a GPU."""
+    from phnet import graphs
+
+    seen = {}
+
+    class Graph:
+        def replay(self):
+            seen["replayed"] = True
+
+    @contextlib.contextmanager
+    def graph(cuda_graph, pool=None, stream=None, capture_error_mode="global"):
+        seen["mode"] = capture_error_mode
+        yield
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    outputs, replay = graphs.capture_cuda(lambda: torch.ones(2))
+    replay()
+    assert seen == {"mode": "thread_local", "replayed": True} and outputs.tolist() == [1, 1]
