@@ -255,7 +255,9 @@ def main(argv=None) -> int:
     try:
         return calibrate(a)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
-        print(f"error: {exc}", file=sys.stderr)
+        from trainer.evaluate import in_flags
+
+        print(f"error: {in_flags(str(exc), a)}", file=sys.stderr)
         return 2
 
 

@@ -469,7 +469,7 @@ def in_flags(message: str, args) -> str:
     """An error about a ``[data]`` setting given here by its flag names the flag (``data.val_fraction`` is
     ``--val-fraction``)."""
     for key, flag in DATA_FLAGS.items():
-        if getattr(args, key) is not None:
+        if getattr(args, key, None) is not None:
             message = re.sub(rf"\bdata\.{key}\b", flag, message)
     return message
 

@@ -180,6 +180,20 @@ def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_m
         calibrate.build_dataset = original
 
 
+def test_a_data_setting_given_by_its_flag_is_named_by_the_flag(photos, tmp_path, capsys):
+    """--mask-dir naming the photo folder was told to fix data.mask_dir, a setting of a config."""
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+
+    save_pretrained(PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                                      output="residual")), tmp_path / "model")
+    img_dir, _ = photos
+    assert calibrate.main([str(tmp_path / "model"), "--config", "default_cpu", "--data", str(img_dir), "--mask-dir",
+                           str(img_dir), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert "--mask-dir: the mask folder" in err and "data.mask_dir" not in err
+
+
 def test_the_ceiling_gives_each_composite_its_best_share():
     top = calibrate.ceiling(calibrate.error_curves(_batches()))
     assert top["fmse"] == pytest.approx(4.0 / 2, abs=1e-6)  # the wrong one fixed whole, the near-right one left
