@@ -33,7 +33,7 @@ from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming
 from trainer.builders.names import distinct_bases
 from trainer.data import is_pool, pool_part
 from trainer.data.common import BadSampleError, Record, holdout_set, list_images
-from trainer.data.folder import FolderDataset, masks_by_photo
+from trainer.data.folder import FolderDataset, masks_by_photo, photos_outside
 from trainer.data.synthesis import TRANSFORMS, SynthesisOptions
 
 
@@ -83,8 +83,7 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
         photos_root, mask_dir = part  # one split of a pool: its images/, with their masks/
     photos = list_images(photos_root)
     if mask_dir is not None:
-        md = Path(mask_dir).resolve()
-        photos = [p for p in photos if not p.resolve().is_relative_to(md)]
+        photos = photos_outside(photos_root, photos, Path(mask_dir), "--mask-dir")
     if limit:
         photos = photos[:limit]
     if not photos:

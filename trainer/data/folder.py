@@ -51,14 +51,7 @@ def folder_splits(root: Path, mask_dir: Path | None = None, val_fraction: float 
     mask_dir = Path(mask_dir) if mask_dir else None
     images = list_images(root)
     if mask_dir is not None:
-        try:  # a mask folder inside the photo folder must not be read as photos
-            if root.resolve().is_relative_to(mask_dir.resolve()):
-                raise ValueError(f"{mask_setting}: the mask folder {mask_dir} is the photo folder {root} itself (or "
-                                 "holds it), so every photo would be taken for a mask: put the masks in a folder of "
-                                 "their own")
-            images = [p for p in images if not p.resolve().is_relative_to(mask_dir.resolve())]
-        except OSError:
-            pass
+        images = photos_outside(root, images, mask_dir, mask_setting)
     if not images:
         raise FileNotFoundError(f"no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) under {root}")
     keys = [p.relative_to(root).as_posix() for p in images]
@@ -74,6 +67,18 @@ def folder_splits(root: Path, mask_dir: Path | None = None, val_fraction: float 
     elif test_fraction <= 0:  # no separate test photos: the test split is the validation split
         out["test"] = out["val"]
     return out
+
+
+def photos_outside(root: Path, images: list[Path], mask_dir: Path, mask_setting: str) -> list[Path]:
+    """The photos of ``images`` (under ``root``) that are not in ``mask_dir``: a mask folder inside the photo folder
+    must not be read as photos. One that is the photo folder itself, or holds it, is refused."""
+    try:
+        if root.resolve().is_relative_to(mask_dir.resolve()):
+            raise ValueError(f"{mask_setting}: the mask folder {mask_dir} is the photo folder {root} itself (or holds "
+                             "it), so every photo would be taken for a mask: put the masks in a folder of their own")
+        return [p for p in images if not p.resolve().is_relative_to(mask_dir.resolve())]
+    except OSError:
+        return images
 
 
 def masks_by_photo(keys: list[str], root: Path, mask_dir: Path, mask_setting: str) -> dict[str, Path]:

@@ -127,6 +127,13 @@ def test_a_mask_folder_that_does_not_exist_or_matches_no_photo_is_an_error(tmp_p
     assert main([str(img_dir), str(tmp_path / "b"), "--size", "32", "--mask-dir", str(tmp_path / "other"),
                  "--no-progress"]) == 2
     assert "--mask-dir: no photo under" in capsys.readouterr().err
+    # the photo folder itself (or one holding it): every photo was dropped as a mask, "no images under" it
+    for folder in (img_dir, img_dir.parent):
+        assert main([str(img_dir), str(tmp_path / "c"), "--size", "32", "--mask-dir", str(folder),
+                     "--no-progress"]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"error: --mask-dir: the mask folder {folder} is the photo folder {img_dir} itself (or holds it), so "
+            "every photo would be taken for a mask: put the masks in a folder of their own")
 
 
 def test_a_rebuild_replaces_the_set_whole_and_other_folders_are_refused(tmp_path, photos, capsys):
