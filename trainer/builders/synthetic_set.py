@@ -237,8 +237,18 @@ def main(argv=None) -> int:
         for flag, fraction in (("--identity-fraction", a.identity_fraction), ("--mild-fraction", a.mild_fraction)):
             if not 0 <= fraction <= 1:
                 raise ValueError(f"{flag} must be from 0 to 1, got {fraction:g}")
-        opts = SynthesisOptions(transforms=[t.strip() for t in a.transforms.split(",") if t.strip()],
-                                identity_fraction=a.identity_fraction, mild_fraction=a.mild_fraction)
+        if a.identity_fraction + a.mild_fraction > 1:
+            raise ValueError(f"--identity-fraction and --mild-fraction add up to "
+                             f"{a.identity_fraction + a.mild_fraction:g}: at most 1")
+        transforms = [t.strip() for t in a.transforms.split(",") if t.strip()]
+        if not transforms:
+            raise ValueError("--transforms names no transform: give a comma-separated subset of "
+                             + ",".join(TRANSFORMS))
+        repeated = sorted({t for t in transforms if transforms.count(t) > 1})
+        if repeated:
+            raise ValueError(f"--transforms names {', '.join(repeated)} more than once: list each transform once")
+        opts = SynthesisOptions(transforms=transforms, identity_fraction=a.identity_fraction,
+                                mild_fraction=a.mild_fraction)
         summary = build_synthetic_set(a.src, a.out, size=a.size, resize=a.resize, mask_dir=a.mask_dir,
                                       mask_fallback=a.mask_fallback, copies=a.copies, val_fraction=a.val_fraction,
                                       test_fraction=a.test_fraction, seed=a.seed, on_bad_sample=a.on_bad_sample,

@@ -165,10 +165,14 @@ def test_a_rebuild_replaces_the_set_whole_and_other_folders_are_refused(tmp_path
     (["--limit", "-3"], "--limit must be a number of photos"),
     (["--identity-fraction", "1.5", "--mild-fraction", "-0.6"], "--identity-fraction must be from 0 to 1, got 1.5"),
     (["--mild-fraction", "-0.1"], "--mild-fraction must be from 0 to 1, got -0.1"),
+    (["--identity-fraction", "0.6", "--mild-fraction", "0.6"], "--identity-fraction and --mild-fraction add up to 1.2"),
+    (["--transforms", ","], "--transforms names no transform: give a comma-separated subset of transfer,"),
+    (["--transforms", "gamma,curve,gamma"], "--transforms names gamma more than once: list each transform once"),
 ])
 def test_settings_that_make_no_set_are_refused(tmp_path, photos, capsys, args, message):
     """--copies 0 wrote an empty set and exited 0; --val-fraction 1.5 was taken; --size -8 ended in a traceback;
-    --identity-fraction 1.5 with --mild-fraction -0.6 made every composite its photo."""
+    --identity-fraction 1.5 with --mild-fraction -0.6 made every composite its photo; their sum and --transforms
+    were named by config keys (data.synthesis.transforms), which the builder has no table of."""
     from trainer.builders.synthetic_set import main
 
     assert main([str(photos[0]), str(tmp_path / "set"), "--no-progress", *args]) == 2
