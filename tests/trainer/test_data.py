@@ -497,6 +497,13 @@ def test_a_split_of_a_pool_copied_out_of_it_is_still_read_with_its_masks(tmp_pat
         assert {"images/test1.png", "masks/test1.png"} <= names
         stray.unlink()
 
+    # a copy named test: its test split was every photo, the training photos too, without a word
+    copy = shutil.copytree(_pool(tmp_path / "pool20", (("test", 20),)) / "test", tmp_path / "copy" / "test")
+    data = {"root": str(copy), "mask_fallback": "error", "val_fraction": 0.3}
+    train, test = (build_dataset(data, split, image_size=32) for split in ("train", "test"))
+    assert test.records and not {r.real for r in train.records} & {r.real for r in test.records}
+    assert test.not_held_out.startswith("NOT A HELD-OUT SCORE: the test split of the photo folder")
+
 
 def test_a_pool_with_a_val_root_is_tested_on_its_own_test_split(tmp_path, photos):
     """With data.val_root the test split of a pool was the validation folder, said not to be held out, while the

@@ -324,7 +324,9 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
         # validation on a folder of its own: none of these photos is set aside for it (5 % were, unused)
         carved = 0.0 if data.get("val_root") else val_fraction
         photos, masks, in_pool = _photos_and_masks(data, root, "mask_dir", "all")
-        whole = in_pool and split == root.name == "test"  # POOL/test for the test split: all of it
+        # POOL/test for the test split: all of it; a copy of one out of its pool is carved as any folder (a run on
+        # it trained on its photos)
+        whole = in_pool and split == root.name == "test" and is_pool(root.parent)
         splits = folder_splits(photos, masks, *((0.0, 0.0) if whole else (carved, test_fraction)))
         recs = splits.get("train" if whole else split, [])
         ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
