@@ -39,6 +39,7 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
     (within reference_mask, where given), per picture: what lies under alpha 0 (black, mostly) is seen by nobody.
     A picture with too little visible background for that (a cut-out) is matched as before."""
     from ..phnet.corrections import MIN_BACKGROUND
+    from ..phnet.imageio.masks import FAINT
 
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 4:
         return reference_mask, ""
@@ -50,16 +51,23 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
     given = None if given is None else given.reshape(-1, h, w)
     if subject.shape[0] not in (1, n) or (given is not None and given.shape[0] not in (1, n)):
         return reference_mask, ""
-    alpha = image[..., 3]
-    background = subject == 0
-    visible = background & (alpha > 0)
-    region = visible if given is None else visible & (given.to(image.device) > 0)
-    found = ((background & (alpha <= 0)).flatten(1).any(1) & region.flatten(1).any(1)
-             & (visible.flatten(1).float().mean(1) >= MIN_BACKGROUND))
+    # a trace of the subject (under 1/64 of its mask's strongest: a matting model's or a JPEG mask's floor) is
+    # background, as the library reads it; the temporaries are bool, worked in place (a long clip's IMAGE is large)
+    background = subject <= subject.flatten(1).amax(1)[:, None, None] * FAINT
+    shown = image[..., 3] > 0
+    hidden = (~shown).logical_and_(background)
+    found = hidden.flatten(1).any(1)
+    del hidden
+    visible = background.logical_and_(shown) if background.shape[0] == n else background & shown
+    del background
+    found &= visible.flatten(1).sum(1) / (h * w) >= MIN_BACKGROUND
+    region = visible if given is None else visible.logical_and_(given.to(image.device) > 0)
+    found &= region.flatten(1).any(1)
+    del visible, region
     count = int(found.sum())
     if not count:
         return reference_mask, ""
-    keep = ~found[:, None, None] | (alpha > 0)  # the whole picture where the scene is not narrowed
+    keep = shown.logical_or_(~found[:, None, None])  # the whole picture where the scene is not narrowed
     if given is None:
         reference_mask = keep
     else:

@@ -215,6 +215,22 @@ def test_the_transparent_part_of_an_rgba_composite_is_left_out_of_the_scene_to_m
     assert torch.equal(out, cut) and "left out of the scene" not in line and "one flat colour (0, 0, 0)" in line
 
 
+
+def test_a_mask_with_a_faint_floor_leaves_the_transparent_part_out_of_the_scene_too(nodes, phnet_model, portrait):
+    """A matting model's or a JPEG mask's floor (1/255, 1e-4 everywhere) is background, as the library reads it:
+    only a mask exactly 0 outside the subject had the transparent part left out."""
+    img, subject = portrait(b=1, h=40, w=56)
+    alpha = torch.ones(1, 40, 56)
+    alpha[:, :, 42:] = 0
+    rgba = torch.cat([img * alpha[..., None], alpha[..., None]], -1)
+    node = nodes["PHNetHarmonize"]
+    for floor in (1 / 255, 1e-4):
+        mask = subject.clamp(min=floor)
+        out, line = node.harmonize(phnet_model, rgba, mask, threshold=0.0)["result"]
+        seen, _ = node.harmonize(phnet_model, rgba[..., :3], mask, threshold=0.0, reference_mask=alpha)["result"]
+        assert torch.equal(out[..., :3], seen), floor
+        assert line.endswith("; its transparent part was left out of the scene to match"), floor
+
 def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=3)
     ticks = []
