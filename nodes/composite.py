@@ -69,6 +69,7 @@ class PHNetPasteSubject:
         from ..phnet.compositing import paste_subject
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.imageio.images import integer_peak
+        from ..phnet.imageio.masks import FAINT
 
         check_image(background, NODE, "background")
         check_image(subject, NODE, "subject")
@@ -93,6 +94,16 @@ class PHNetPasteSubject:
                 f"{' (one per subject_mask)' if subject_mask is not None else ''}; give one of them, or the same "
                 "number of both"
             )
+        if masks is not None or subject.shape[-1] == 4:  # a subject's mask is its alpha unless subject_mask is given
+            strongest = float((masks if masks is not None else subject[..., 3]).amax())
+            if masks is None and not subject.is_floating_point():
+                strongest /= integer_peak(subject.dtype) or 1.0
+            if 0 < strongest < FAINT:  # else Harmonize blames a mask's scale (16 bits, divided by 255 twice)
+                which, its = ("every subject", "the") if subject.shape[0] > 1 else ("the subject", "its")
+                what, fix = (("subject_mask value", "a subject_mask that is white on the subject") if masks is not None
+                             else ("alpha", "a cut-out whose subject is opaque"))
+                raise ValueError(f"{NODE}: {which} is almost fully transparent ({its} strongest {what} is "
+                                 f"{strongest * 255:.3g}/255), so it marks no subject to harmonize: connect {fix}.")
         if notes:
             log.info("comfyui-phnet: %s%s", NODE, notes)
         bar = comfy.utils.ProgressBar(n)

@@ -342,6 +342,32 @@ def test_a_subject_transparent_everywhere_is_named_as_such(nodes, helpers):
         nodes["PHNetPasteSubject"].paste(image, torch.cat([image, torch.zeros(1, 48, 64, 1)], -1))
 
 
+
+def test_an_almost_fully_transparent_subject_is_named_as_such(nodes, helpers):
+    """A subject whose strongest alpha (or subject_mask value) is under 4/255 marks no subject: Harmonize told of
+    16-bit masks and ones divided by 255 twice, without the node's name. A batch is judged as a whole, as the
+    library judges its masks: one subject faint beside an opaque one (the trace of one leaving a clip) is pasted."""
+    image, _ = helpers.portrait(b=1, h=48, w=64)
+    paste = nodes["PHNetPasteSubject"].paste
+    faint = torch.zeros(1, 20, 16)
+    faint[:, 4:16, 4:12] = 3 / 255
+    cut = torch.cat([torch.rand(1, 20, 16, 3), faint[..., None]], -1)
+    with pytest.raises(ValueError, match=r"PHNet Paste Subject: the subject is almost fully transparent \(its "
+                                         r"strongest alpha is 3/255\).*connect a cut-out whose subject is opaque"):
+        paste(image, cut, x=10, y=8)
+    with pytest.raises(ValueError, match=r"PHNet Paste Subject: the subject is almost fully transparent \(its "
+                                         r"strongest subject_mask value is 3/255\)"):
+        paste(image, cut[..., :3], x=10, y=8, subject_mask=faint)
+    eight = (cut * 255).round().to(torch.uint8)  # an 8-bit IMAGE, read on its scale
+    with pytest.raises(ValueError, match="its strongest alpha is 3/255"):
+        paste(image, eight, x=10, y=8)
+    with pytest.raises(ValueError, match="every subject is almost fully transparent"):
+        paste(image, torch.cat([cut, cut]), x=10, y=8)
+    opaque = cut.clone()
+    opaque[..., 3] = (faint > 0).float()
+    comp, mask = paste(image, torch.cat([opaque, cut]), x=10, y=8)
+    assert mask.shape == (2, 48, 64) and float(mask[0].amax()) == 1 and 0 < float(mask[1].amax()) < 4 / 255
+
 def test_a_soft_subject_is_laid_over_an_rgba_background(nodes):
     """A feathered subject on a transparent canvas got the canvas's colour in its edge and too little alpha."""
     white = torch.ones(1, 8, 8, 3)
