@@ -322,7 +322,8 @@ class Settings(NamedTuple):
         sent through the API), or a Grow that is no whole number of pixels; also one naming a model by no string, and
         an Enable that is neither true nor false (the string "false" turned PHNet on)."""
         if not isinstance(self.enable, bool):
-            raise ValueError(f"PHNet: enable must be true or false, got {self.enable!r}.")
+            sent = f"not the string {self.enable!r}" if isinstance(self.enable, str) else f"got {self.enable!r}"
+            raise ValueError(f"PHNet: enable must be JSON true or false (or 1 or 0), {sent}.")
         named = {"weights": "Weights", **({"sam_weights": "SAM checkpoint"} if self.mask_source == MASK_SAM else {})}
         for name, label in named.items():
             value = getattr(self, name)

@@ -815,8 +815,10 @@ def test_an_enable_sent_as_neither_true_nor_false_is_named_once(webui, capsys, v
                           subject=_subject(), x=20, y=20)  # fmt: skip
     runner.process(p)
     assert "PHNet weights" not in p.extra_generation_params  # process() records nothing: the error is said once
-    _fails(webui, capsys, runner, p, rf"^PHNet: enable must be true or false, got {re.escape(repr(value))}\.$")
-    assert p.extra_generation_params["PHNet result"] == f"not run: enable must be true or false, got {value!r}."
+    sent = f"not the string {value!r}" if isinstance(value, str) else f"got {value!r}"
+    message = f"enable must be JSON true or false (or 1 or 0), {sent}."
+    _fails(webui, capsys, runner, p, rf"^PHNet: {re.escape(message)}$")
+    assert p.extra_generation_params["PHNet result"] == f"not run: {message}"
 
 
 def test_an_enable_sent_as_0_or_1_is_off_or_on(webui):
