@@ -124,12 +124,18 @@ def is_weights_file(path: str | os.PathLike) -> bool:
 def stamp(path: str | os.PathLike) -> str:
     """A value that changes when the local weights at ``path`` change on disk, for a host that keeps models
     loaded: a weights file (with the ``config.json`` beside it, which may rule how it loads), or a model folder
-    (any file in it). Each file counts by name, size, time and inode, so a copy
-    that keeps an older time (``cp -p``, ``rsync -a``) still counts as a change."""
+    (any file in it or in its subfolders, where a SAM checkpoint is looked for; hidden ones such as ``.git`` left
+    out). Each file counts by its path in the folder, size, time and inode, so a copy that keeps an older time
+    (``cp -p``, ``rsync -a``) still counts as a change."""
     path = os.path.expanduser(str(path))
     name = os.path.basename(path).lower()
-    if os.path.isdir(path):
-        files = [os.path.join(path, entry) for entry in sorted(os.listdir(path))]
+    folder = os.path.isdir(path)
+    if folder:
+        files = []
+        for parent, subfolders, names in os.walk(path):
+            subfolders[:] = [sub for sub in subfolders if not sub.startswith(".")]
+            files += [os.path.join(parent, entry) for entry in names if not entry.startswith(".")]
+        files.sort()
     elif os.path.isfile(path) and is_weights_file(name):
         files = [path, os.path.join(os.path.dirname(path), "config.json")]
     else:
@@ -143,7 +149,8 @@ def stamp(path: str | os.PathLike) -> str:
                 return f"{path}:missing"
             continue
         if not os.path.isdir(file):
-            facts.append((os.path.basename(file), st.st_size, st.st_mtime_ns, st.st_ino))
+            where = os.path.relpath(file, path) if folder else os.path.basename(file)
+            facts.append((where, st.st_size, st.st_mtime_ns, st.st_ino))
     return f"{path}:{hashlib.sha1(repr(facts).encode()).hexdigest()[:16]}"
 
 

@@ -154,6 +154,27 @@ def test_the_stamp_of_local_weights_follows_the_files_they_are_loaded_with(tmp_p
     assert sources.stamp(tmp_path) != before and sources.stamp(pth) != file_before
 
 
+def test_the_stamp_of_a_folder_follows_the_files_in_its_subfolders(tmp_path):
+    """A SAM folder's checkpoint is looked for in its subfolders (a clone's checkpoints/): one replaced there kept
+    the same stamp, and the old model ran on."""
+    import os
+
+    nested = tmp_path / "checkpoints" / "sam_vit_b.pth"
+    nested.parent.mkdir()
+    nested.write_bytes(b"weights")
+    os.utime(nested, ns=(10**12, 10**12))
+    before = sources.stamp(tmp_path)
+    nested.unlink()
+    nested.write_bytes(b"other weights, copied with their older time")
+    os.utime(nested, ns=(10**12, 10**12))
+    assert sources.stamp(tmp_path) != before
+    before = sources.stamp(tmp_path)
+    (tmp_path / ".git" / "objects").mkdir(parents=True)  # hidden files are not looked in, nor stamped
+    (tmp_path / ".git" / "objects" / "pack").write_bytes(b"history")
+    (tmp_path / ".hidden.pth").write_bytes(b"weights")
+    assert sources.stamp(tmp_path) == before
+
+
 def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tmp_path):
     import errno
 
