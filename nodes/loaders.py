@@ -484,7 +484,8 @@ class PHNetSAMLoader:
             try:
                 seg = SamSegmenter.from_pretrained(source, filename=filename, device=offload, **kwargs)
             except SeveralCheckpoints as e:
-                raise e.choosing("name its file in hub_filename, or set model_type to the one you want") from None
+                other = "" if e.model_type else ", or set model_type to the one you want"
+                raise e.choosing(f"name its file in hub_filename{other}") from None
             log.info("comfyui-phnet: loaded SAM %s (runs on %s)", source, load_device)
             return PHNetSAM(seg, load_device, offload)
 

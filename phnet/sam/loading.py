@@ -102,9 +102,16 @@ def _twins(safe: str, other: str) -> bool:
 def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -> str:
     candidates = sorted(n for n in names if n.lower().endswith(CHECKPOINT_SUFFIXES))
     if model_type:
-        # vit_b also in Meta's transformers names (sam-vit-base.safetensors): '-' read as '_'
-        key = model_type.lower().replace("-", "_")
-        typed = [n for n in candidates if key in Path(n).name.lower().replace("-", "_")]
+        def plain(text: str) -> str:
+            return text.lower().replace("-", "_").replace("\\", "/")
+
+        # vit_b also in Meta's transformers names (sam-vit-base.safetensors): '-' read as '_'; and in a folder's
+        # name (vit_b/model.safetensors beside vit_h/model.safetensors), unless that names several
+        key = plain(model_type)
+        typed = [n for n in candidates if key in plain(n)]
+        named = [n for n in typed if key in plain(n).rsplit("/", 1)[-1]]
+        if len(typed) > 1 and named:
+            typed = named
         if typed:
             candidates = typed
     if len(candidates) > 1:
@@ -116,7 +123,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
     if not candidates:
         raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}.")
     if len(candidates) > 1:
-        raise SeveralCheckpoints(where, candidates)
+        raise SeveralCheckpoints(where, candidates, model_type=model_type)
     return candidates[0]
 
 
@@ -124,15 +131,18 @@ class SeveralCheckpoints(ValueError):
     """A folder or Hub repo holding more than one SAM checkpoint: ``choose`` says how to pick one, in the words
     of whoever catches this (a host names its own control)."""
 
-    def __init__(self, where: str, names: Sequence[str],
-                 choose: str = "name its file (filename=), or a model type (vit_b, vit_l, vit_h) that only one of "
-                               "them names") -> None:
-        self.where, self.names = where, list(names)
-        super().__init__(f"Several SAM checkpoints in {where}: {', '.join(names)}. Choose one: {choose}.")
+    def __init__(self, where: str, names: Sequence[str], choose: str | None = None,
+                 model_type: str | None = None) -> None:
+        self.where, self.names, self.model_type = where, list(names), model_type
+        if choose is None:
+            choose = "name its file (filename=)" + (
+                "" if model_type else ", or a model type (vit_b, vit_l, vit_h) that only one of them names")
+        untold = f" (model type {model_type} does not tell them apart)" if model_type else ""
+        super().__init__(f"Several SAM checkpoints in {where}{untold}: {', '.join(names)}. Choose one: {choose}.")
 
     def choosing(self, choose: str) -> "SeveralCheckpoints":
-        """The same refusal, saying how to choose in a host's own words."""
-        return SeveralCheckpoints(self.where, self.names, choose)
+        """The same refusal, saying how to choose in a host's own words (``model_type``: the one that was set)."""
+        return SeveralCheckpoints(self.where, self.names, choose, self.model_type)
 
 
 def _download_from_hub(

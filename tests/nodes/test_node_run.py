@@ -37,6 +37,20 @@ def test_a_sam_repo_with_several_checkpoints_is_met_with_the_nodes_way_to_choose
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", "someone/sams", "", "auto", "cpu")
 
 
+def test_a_sam_folder_of_one_checkpoint_per_model_type_is_picked_from_by_model_type(nodes, tmp_path):
+    """vit_b/model.safetensors beside vit_h/model.safetensors: model_type vit_b was refused, and the refusal said
+    to set model_type although it was set."""
+    from tests.helpers.tiny_sam import save_tiny_sam
+
+    save_tiny_sam(tmp_path / "vit_b" / "model.safetensors")
+    save_tiny_sam(tmp_path / "vit_h" / "model.safetensors", seed=1)
+    with pytest.raises(ValueError, match=r"vit_b[/\\]model\.safetensors holds a custom SAM .*not the requested vit_b"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(tmp_path), "", "vit_b", "cpu")
+    save_tiny_sam(tmp_path / "vit_b" / "other.safetensors", seed=2)
+    with pytest.raises(ValueError, match=r"does not tell them apart.*Choose one: name its file in hub_filename\.$"):
+        nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(tmp_path), "", "vit_b", "cpu")
+
+
 def test_sam_loader_missing_file(nodes, pack):
     cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
     msg = cls.VALIDATE_INPUTS(model_name="nope.pth")

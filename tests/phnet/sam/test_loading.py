@@ -103,6 +103,24 @@ def test_a_model_type_picks_a_file_by_meta_s_names_too():
     assert _pick_checkpoint(names, "here", "vit_l") == "sam_vit_l_0b3195.pth"
 
 
+def test_a_model_type_picks_a_file_by_its_folder_s_name_too():
+    """A repo of vit_b/model.safetensors and vit_h/model.safetensors was refused with model_type vit_b set, and
+    told to set it."""
+    from phnet.sam.loading import _pick_checkpoint
+
+    names = ["vit_b/model.safetensors", "vit_h/model.safetensors", "sam-vit-large\\model.safetensors"]
+    assert _pick_checkpoint(names, "here", "vit_b") == "vit_b/model.safetensors"
+    assert _pick_checkpoint(names, "here", "vit-l") == "sam-vit-large\\model.safetensors"
+    # a folder that names the type of several: the file's own name picks
+    assert _pick_checkpoint(["vit_b_sams/sam_vit_b.pth", "vit_b_sams/sam_vit_h.pth"], "here", "vit_b") == (
+        "vit_b_sams/sam_vit_b.pth")
+    with pytest.raises(SeveralCheckpoints) as e:  # a model type already set is not advised again
+        _pick_checkpoint(["vit_b/a.pth", "vit_b/b.pth"], "here", "vit_b")
+    assert str(e.value) == ("Several SAM checkpoints in here (model type vit_b does not tell them apart): "
+                            "vit_b/a.pth, vit_b/b.pth. Choose one: name its file (filename=).")
+    assert e.value.choosing("set hub_filename").model_type == "vit_b"
+
+
 def test_a_hub_repo_with_several_checkpoints_names_each_hosts_way_to_choose(tmp_path, monkeypatch):
     """'Pass filename=...' was the library's word: ComfyUI's field is hub_filename, the WebUI's owner/name:FILE."""
     cache = tmp_path / "hf"
