@@ -21,8 +21,9 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterable, Iterator, Sequence
+from urllib.parse import quote_from_bytes
 
 __all__ = [
     "DEFAULT_LABEL",
@@ -74,6 +75,16 @@ AUTHORS_TERMS = (
 FFHQ_TERMS = "trained on FFHQH, derived from FFHQ (CC BY-NC-SA 4.0): non-commercial use only, to be safe"
 
 
+def _file_url(path: PurePath) -> str:
+    """The ``file:`` URL of an absolute path, in the form urllib opens on every Python: a Windows share
+    (``\\\\nas\\share\\x``, also a mapped drive once resolved) as ``file:////nas/share/x``, where ``as_uri()``'s
+    ``file://nas/share/x`` was refused as "not on local host" before Python 3.14."""
+    drive, text = path.drive, path.as_posix()
+    if len(drive) == 2 and drive[1] == ":":  # C:/x → file:///C:/x
+        return f"file:///{drive}" + quote_from_bytes(os.fsencode(text[2:]))
+    return "file://" + quote_from_bytes(os.fsencode(text))  # /x → file:///x, //nas/share/x → file:////nas/share/x
+
+
 @dataclass(frozen=True)
 class OfficialWeights:
     """One checkpoint of the official Model Zoo."""
@@ -89,7 +100,7 @@ class OfficialWeights:
     def url(self) -> str:
         base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
         if "://" not in base and Path(base).expanduser().is_dir():  # a folder on this machine: its file:// URL
-            return Path(base).expanduser().resolve().joinpath(self.filename).as_uri()
+            return _file_url(Path(base).expanduser().resolve().joinpath(self.filename))
         return f"{base.rstrip('/')}/{self.filename}"
 
     @property

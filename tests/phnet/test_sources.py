@@ -175,6 +175,32 @@ def test_the_stamp_of_a_folder_follows_the_files_in_its_subfolders(tmp_path):
     assert sources.stamp(tmp_path) == before
 
 
+@pytest.mark.parametrize("path, url", [
+    ("/srv/mirror/best ffhqh512.pth", "file:///srv/mirror/best%20ffhqh512.pth"),
+    ("C:\\mirror\\best_ffhqh512.pth", "file:///C:/mirror/best_ffhqh512.pth"),
+    ("\\\\nas\\share\\mirror\\best_ffhqh512.pth", "file:////nas/share/mirror/best_ffhqh512.pth"),
+])
+def test_a_mirror_folder_s_url_is_one_urllib_opens(path, url):
+    """A folder on a Windows share (or a mapped drive, which resolve() turns into one) gave file://nas/share/...,
+    which urllib before Python 3.14 refused as "file not on local host": the download said the server could not
+    be reached."""
+    import urllib.parse
+    import urllib.request
+    import warnings
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import nturl2path
+
+    pure = PurePosixPath(path) if path.startswith("/") else PureWindowsPath(path)
+    assert sources._file_url(pure) == url
+    request = urllib.request.Request(url)
+    assert not request.host  # FileHandler opens a file of no host, on every Python, as the path it names
+    to_path = urllib.parse.unquote if isinstance(pure, PurePosixPath) else nturl2path.url2pathname  # POSIX's, NT's
+    assert to_path(request.selector) == path
+
+
 def test_a_cache_that_cannot_be_written_is_named_not_blamed_on_the_connection(tmp_path):
     import errno
 
