@@ -30,13 +30,17 @@ def _hw(t: torch.Tensor) -> tuple[int, int]:
     return int(t.shape[-2]), int(t.shape[-1])
 
 
-def plain_mask(mask):
-    """A MASK as ComfyUI's H×W or B×H×W, from the B×1×H×W and B×H×W×1 some nodes emit; None if not a mask."""
+def plain_mask(mask, image=None):
+    """A MASK as ComfyUI's H×W or B×H×W, from the B×1×H×W and B×H×W×1 some nodes emit, and from an H×W×1 one
+    of ``image``'s H×W (as the library reads it; a B×H×1 batch stays one); None if not a mask."""
     if not isinstance(mask, torch.Tensor):
         return None
     if mask.ndim == 4 and mask.shape[1] == 1:
         return mask[:, 0]
     if mask.ndim == 4 and mask.shape[-1] == 1:
+        return mask[..., 0]
+    if (mask.ndim == 3 and mask.shape[-1] == 1 and isinstance(image, torch.Tensor) and image.ndim == 4
+            and tuple(mask.shape[:2]) == _image_hw(image)):
         return mask[..., 0]
     return mask if mask.ndim in (2, 3) else None
 
@@ -60,7 +64,7 @@ def fitted(mask, image: torch.Tensor, name: str):
     the picture, when its aspect ratio is the picture's to within the rounding of a scale; anything else as it
     was, for the checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask).
     Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
-    plain = plain_mask(mask)
+    plain = plain_mask(mask, image)
     if plain is None or plain.numel() == 0 or not isinstance(image, torch.Tensor) or image.ndim != 4:
         return mask, ""
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
@@ -134,7 +138,7 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
 def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
     """The size checks alone, for a mask that may rightly cover most of the picture (a reference region)."""
     check_image(image, node)
-    mask = plain_mask(mask)
+    mask = plain_mask(mask, image)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     if mask.ndim == 3 and mask.shape[0] == 0:
@@ -199,7 +203,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     with ``clip`` a clip's frames, is judged as a whole: a subject may fill a picture or two (walking into the
     camera), which the library leaves as they were; it is refused when every mask is whole, or when one looks
     inverted (most, in a clip, where the subject may rightly fill much of a frame)."""
-    mask = plain_mask(mask)
+    mask = plain_mask(mask, image)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)

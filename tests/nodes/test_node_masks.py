@@ -201,6 +201,20 @@ def test_masks_with_a_channel_axis_get_the_same_checks(nodes, phnet_model, cutou
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, small)
 
 
+def test_an_h_w_1_mask_is_one_mask_of_the_image_in_every_node(nodes, phnet_model, sam_model, cutout):
+    """The library reads an H×W×1 mask as one mask; the checks read it as H masks of W×1 pixels."""
+    image, mask = load(cutout + ".png")
+    subject = invert(mask)[0, ..., None]
+    with pytest.raises(ValueError, match="'mask' covers .* looks inverted"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask[0, ..., None])
+    out, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, image, subject)["result"]
+    assert out.shape == image.shape
+    comp, pasted = nodes["PHNetPasteSubject"].paste(image, image, subject_mask=subject)
+    assert pasted.shape == (1, 48, 64)
+    (segmented,) = nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=subject)
+    assert segmented.shape == (1, 48, 64)
+
+
 def test_an_upscaled_mask_overshooting_0_1_is_clamped_where_it_is_used(nodes, phnet_model, sam_model, helpers):
     """The pack's own advice for a mask of another size is Upscale Image, whose bicubic overshoots 0..1."""
     image, subject = helpers.portrait(b=1, h=48, w=64)
