@@ -186,14 +186,17 @@ def looks_inverted(mask: torch.Tensor) -> tuple[float, float] | None:
     return None
 
 
-def _unit(frames: torch.Tensor) -> torch.Tensor:
+def _unit(frames: torch.Tensor, name: str, node: str) -> torch.Tensor:
     """B×H×W integer masks on the 0..1 scale the library reads them on (each 0/1 or 0..its dtype's peak); float
     ones as they are (an upscaler's overshoot is clamped after these checks)."""
     if frames.is_floating_point():
         return frames
     from ..phnet.imageio import mask_to_tensor
 
-    return mask_to_tensor(frames, *frames.shape)[:, 0]
+    try:
+        return mask_to_tensor(frames, *frames.shape, name)[:, 0]
+    except ValueError as e:  # an int32 0..255 mask: the library knows neither the node nor the input
+        raise ValueError(f"{node}: {e}") from None
 
 
 def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False,
@@ -208,7 +211,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
     check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
-    frames = _unit(mask.reshape(-1, mh, mw))
+    frames = _unit(mask.reshape(-1, mh, mw), name, node)
     if frames.is_floating_point() and not bool(torch.isfinite(frames).all()):
         return  # NaN reads as neither subject nor background: the library's check names it
     if not bool((frames > 0).any()):

@@ -215,6 +215,17 @@ def test_an_h_w_1_mask_is_one_mask_of_the_image_in_every_node(nodes, phnet_model
     assert segmented.shape == (1, 48, 64)
 
 
+def test_an_integer_mask_on_no_known_scale_is_named_by_the_node_and_its_input(nodes, phnet_model, cutout):
+    """SAM Segment named its guide_mask; Paste Subject and Harmonize spoke of 'mask' and of no node."""
+    image, mask = load(cutout + ".png")
+    int32 = (invert(mask) * 255).round().to(torch.int32)
+    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: subject_mask has dtype torch.int32 with values "
+                                         r"0..255: use 0/1, uint8 0..255"):
+        nodes["PHNetPasteSubject"].paste(image, image, subject_mask=int32)
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: mask has dtype torch.int32"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, int32)
+
+
 def test_an_upscaled_mask_overshooting_0_1_is_clamped_where_it_is_used(nodes, phnet_model, sam_model, helpers):
     """The pack's own advice for a mask of another size is Upscale Image, whose bicubic overshoots 0..1."""
     image, subject = helpers.portrait(b=1, h=48, w=64)
