@@ -194,7 +194,7 @@ class PHNetSAMSegment:
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.imageio.masks import FAINT
         from ..phnet.sam.predictor import check_encodable, interrupt_points
-        from ..phnet.mask_tools import mask_bbox, refine_mask
+        from ..phnet.mask_tools import _check_width, mask_bbox, refine_mask
         from ..phnet.sam.prompts import make_prompt
 
         sam = as_phnet_sam(sam_model)
@@ -259,6 +259,7 @@ class PHNetSAMSegment:
                     raise ValueError(f"PHNet SAM Segment: {e}") from None
         try:
             check_encodable(sam.segmenter.model, h, w)
+            _check_width(float(feather), (h, w), "feather", "image")  # refine_mask's limit
         except ValueError as e:
             raise ValueError(f"PHNet SAM Segment: {e}") from None
         out = torch.zeros(b, h, w)

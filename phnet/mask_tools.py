@@ -37,11 +37,12 @@ def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def _check_width(sigma: float, shape: tuple[int, ...], name: str) -> None:
+def _check_width(sigma: float, shape: tuple[int, ...], name: str, what: str = "mask") -> None:
     """A blur wider than the mask's longest side would mark nothing, and its kernel grows with it (1e7 asked for
-    11 GB): one ValueError naming ``name`` (the caller's word for the sigma) and the widest allowed."""
+    11 GB): one ValueError naming ``name`` (the caller's word for the sigma), the H x W ``shape`` as ``what`` (the
+    mask, or the picture it is made for) and the widest allowed."""
     if sigma > max(shape):
-        raise ValueError(f"{name} {sigma:g} is wider than the {shape[1]}x{shape[0]} mask, so it would spread "
+        raise ValueError(f"{name} {sigma:g} is wider than the {shape[1]}x{shape[0]} {what}, so it would spread "
                          f"the mask too thin to mark anything: give a {name} of at most {max(shape)} pixels.")
 
 

@@ -512,6 +512,19 @@ def test_a_prompt_outside_the_image_is_refused_before_sam_moves_or_encodes(nodes
     assert seen == []
 
 
+def test_a_feather_wider_than_the_image_is_refused_before_sam_moves_or_encodes(nodes, sam_model, portrait,
+                                                                             monkeypatch):
+    """refine_mask refused it only after the first picture's encode (minutes with a ViT-H on a CPU), unnamed."""
+    img, _ = portrait(b=2)
+    seen = []
+    monkeypatch.setattr(sam_model.segmenter, "_encode", lambda *a: seen.append("encode"))
+    monkeypatch.setattr(sam_model.segmenter, "to", lambda *a: seen.append("moved"))
+    with pytest.raises(ValueError, match=r"^PHNet SAM Segment: feather 64.5 is wider than the 64x48 image, .*: "
+                                         r"give a feather of at most 64 pixels\.$"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, box="5,5,30,30", feather=64.5)
+    assert seen == []
+
+
 def test_where_the_guide_mask_is_empty_the_mask_is_empty_whatever_the_points_say(nodes, sam_model, portrait):
     """A clip's frame that its subject has left: Harmonize Frames then passes it through as it was."""
     img, subject = portrait(b=2)
