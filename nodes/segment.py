@@ -293,6 +293,11 @@ class PHNetSAMSegment:
                     elif not (m > 0).any():
                         log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank %s %d's mask to nothing: "
                                     "raise grow toward 0", int(grow), item, i)
+                    elif float(m.max()) < FAINT:  # else Harmonize blames a 16-bit mask
+                        log.warning("comfyui-phnet: PHNet SAM Segment: feather %g spread %s %d's mask too thin to mark "
+                                    "a subject (its strongest value is %.2f%% of full): lower feather%s",
+                                    float(feather), item, i, 100 * float(m.max()),
+                                    ", or raise grow toward 0" if grow < 0 else "")
                     out[i] = torch.from_numpy(m)
                 done = (i + 1) * steps
                 bar.update_absolute(done, b * steps)

@@ -512,6 +512,32 @@ def test_a_prompt_outside_the_image_is_refused_before_sam_moves_or_encodes(nodes
     assert seen == []
 
 
+def test_sam_segment_says_when_feather_spreads_a_small_mask_too_thin(nodes, sam_model, portrait, caplog,
+                                                                    monkeypatch):
+    """Its mask went out at a fraction of a percent of full with no word, and Harmonize blamed a 16-bit mask."""
+    import logging
+
+    import numpy as np
+
+    img, _ = portrait(b=1)
+    small = np.zeros(img.shape[1:3], np.float32)
+    small[20:23, 30:33] = 1  # a subject a few pixels wide, as SAM finds in a small box
+    monkeypatch.setattr(sam_model.segmenter, "segment", lambda *a, **k: small.copy())
+    with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
+        (thin,) = nodes["PHNetSAMSegment"].segment(sam_model, img, box="28,18,36,26", grow=-1, feather=8.0)
+    assert 0 < float(thin.max()) < 1 / 64
+    assert ("feather 8 spread image 0's mask too thin to mark a subject (its strongest value is 0.2" in caplog.text
+            and "of full): lower feather, or raise grow toward 0" in caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, box="28,18,36,26", feather=12.0)
+    assert "feather 12 spread image 0's mask too thin" in caplog.text and "raise grow" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, box="28,18,36,26", feather=1.0)
+    assert "too thin" not in caplog.text
+
+
 def test_a_feather_wider_than_the_image_is_refused_before_sam_moves_or_encodes(nodes, sam_model, portrait,
                                                                              monkeypatch):
     """refine_mask refused it only after the first picture's encode (minutes with a ViT-H on a CPU), unnamed."""
