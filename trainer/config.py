@@ -206,15 +206,18 @@ def validate(cfg: dict, defaults: dict | None = None) -> None:
 
 
 def check_types(cfg: dict, defaults: dict, where: str = "") -> None:
-    """Each value must have the type of its default (the ``[model]`` table is PHNetConfig's to check)."""
+    """Each value must have the type of its default (the PHNetConfig fields in ``[model]`` are PHNetConfig's to
+    check)."""
     for key, default in defaults.items():
         path = f"{where}.{key}" if where else key
         value = cfg.get(key)
-        if path == "model" or path in CHOICES:
+        if path in CHOICES:
             continue
         if isinstance(default, dict):
             if not isinstance(value, dict):
-                raise ValueError(f"{path} is a table of settings ([{path}]), got {toml_text(value)}")
+                hint = f" (a preset is named in it: --set model.preset={toml_text(value)})" \
+                    if path == "model" and isinstance(value, str) else ""
+                raise ValueError(f"{path} is a table of settings ([{path}]), got {toml_text(value)}{hint}")
             check_types(value, default, path)
         elif not same_kind(value, default):
             raise ValueError(f"{path} must be {kind_of(default)} (e.g. --set {path}={toml_text(default)}), "
