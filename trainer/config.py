@@ -259,6 +259,10 @@ def check_tables(cfg: dict) -> None:
     """The ``[model]`` table (and working size) and ``[data.synthesis]``, as the classes they build check them."""
     from trainer.data.synthesis import SynthesisOptions
 
+    extra = cfg["model"].get("extra", {})
+    if not isinstance(extra, dict):  # every checkpoint stores it, and loading one refuses any other
+        raise ValueError(f"model.extra is a table of your own notes (e.g. --set 'model.extra={{note=\"...\"}}'), "
+                         f"got {toml_text(extra)}")
     try:
         model_config(cfg)
     except UnknownKeyError:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.config import load_config
+from phnet import PHNetConfig
+from trainer.config import load_config, model_config
 
 
 @pytest.mark.parametrize("toml, words", [
@@ -18,3 +19,12 @@ def test_the_model_table_and_its_trainer_keys_have_their_types(tmp_path, toml, w
     with pytest.raises(ValueError) as e:
         load_config(tmp_path / "c.toml")
     assert str(e.value) == words
+
+
+def test_model_extra_is_a_table_that_checkpoints_can_store_and_load():
+    """Any other model.extra trained a whole run whose checkpoints could not be loaded or resumed."""
+    with pytest.raises(ValueError, match=r"^model.extra is a table of your own notes .*, got 5$"):
+        load_config(None, ["model.extra=5"])
+    cfg = load_config(None, ['model.extra={note="first try", steps=[1, 2]}'])
+    config = model_config(cfg)
+    assert PHNetConfig.from_json(config.to_json()).extra == {"note": "first try", "steps": [1, 2]}
