@@ -264,6 +264,11 @@ def check_tables(cfg: dict) -> None:
         raise ValueError(f"model.extra is a table of your own notes (e.g. --set 'model.extra={{note=\"...\"}}'), "
                          f"got {toml_text(extra)}")
     try:
+        json.dumps(extra)  # what a checkpoint's config.json can store
+    except TypeError:
+        raise ValueError("model.extra holds a TOML date or time, which a checkpoint's config.json cannot store: "
+                         "write it as a string (e.g. trained = \"2024-01-01\")") from None
+    try:
         model_config(cfg)
     except UnknownKeyError:
         raise

@@ -28,3 +28,8 @@ def test_model_extra_is_a_table_that_checkpoints_can_store_and_load():
     cfg = load_config(None, ['model.extra={note="first try", steps=[1, 2]}'])
     config = model_config(cfg)
     assert PHNetConfig.from_json(config.to_json()).extra == {"note": "first try", "steps": [1, 2]}
+    # a date trained, then the first checkpoint failed with a raw TypeError and left the folder blocked
+    for source in (["model.extra={trained=2024-01-01}"], ["model.extra={at=[12:30:00]}"]):
+        with pytest.raises(ValueError, match=r"^model.extra holds a TOML date or time, .* write it as a string"):
+            load_config(None, source)
+    assert model_config(load_config(None, ['model.extra={trained="2024-01-01"}'])).extra == {"trained": "2024-01-01"}
