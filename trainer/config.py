@@ -331,15 +331,10 @@ def run_config_path(run_dir: Path) -> Path | None:
 
 def read_config(source: str | Path) -> dict:
     """A trainer config from a run folder, a recorded JSON config, a TOML file or a config name."""
-    p = Path(source).expanduser()
-    if p.is_dir():
-        found = run_config_path(p)
-        if found is None:
-            raise FileNotFoundError(f"{p} holds no {RUN_CONFIG_NAME} (is it a training run folder?)")
-        p = found
-    if p.suffix == ".json" and p.is_file():
+    p = resolve_config_path(source)  # also a config name where a data folder has that name (--config ffhqh)
+    if p.suffix == ".json":
         cfg = json.loads(p.read_text(encoding="utf-8"))
         if not is_trainer_config(cfg):
             raise ValueError(f"{p} is not a trainer config (a model's config.json? use the run's {RUN_CONFIG_NAME})")
         return cfg
-    return load_config(source)
+    return load_config(p)

@@ -33,3 +33,14 @@ def test_model_extra_is_a_table_that_checkpoints_can_store_and_load():
         with pytest.raises(ValueError, match=r"^model.extra holds a TOML date or time, .* write it as a string"):
             load_config(None, source)
     assert model_config(load_config(None, ['model.extra={trained="2024-01-01"}'])).extra == {"trained": "2024-01-01"}
+
+
+def test_read_config_takes_a_config_name_where_a_folder_of_that_name_is_no_run(tmp_path, monkeypatch):
+    """evaluate and calibrate --config ffhqh refused with a data folder named ffhqh in the current one; fit did not."""
+    from trainer.config import read_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder" / "photos").mkdir(parents=True)
+    assert read_config("folder") == load_config("folder")
+    with pytest.raises(FileNotFoundError, match="holds no run config"):
+        read_config(tmp_path / "folder" / "photos")
