@@ -75,9 +75,10 @@ def read_config_file(path: Path) -> dict:
 
 
 def _read_toml(path: Path) -> dict:
+    from phnet.config import read_text  # UTF-8 with or without a BOM, or UTF-16; anything else named with the fix
+
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML ({exc})") from None
 

@@ -44,3 +44,14 @@ def test_read_config_takes_a_config_name_where_a_folder_of_that_name_is_no_run(t
     assert read_config("folder") == load_config("folder")
     with pytest.raises(FileNotFoundError, match="holds no run config"):
         read_config(tmp_path / "folder" / "photos")
+
+
+def test_a_toml_file_saved_by_a_windows_editor_is_read_and_another_encoding_is_named(tmp_path):
+    """UTF-8 with a BOM was invalid TOML at line 1; UTF-16 and Latin-1 ended in a UnicodeDecodeError naming no file."""
+    text = "# réglages\n[train]\nsteps = 5\n"
+    for name, data in (("bom.toml", b"\xef\xbb\xbf" + text.encode()), ("u16.toml", text.encode("utf-16"))):
+        (tmp_path / name).write_bytes(data)
+        assert load_config(tmp_path / name)["train"]["steps"] == 5
+    (tmp_path / "latin1.toml").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.toml is not UTF-8 text .*: save it as UTF-8$"):
+        load_config(tmp_path / "latin1.toml")
