@@ -2,7 +2,7 @@
 
 A config is a plain nested dict with the sections ``model``, ``data``, ``loss`` and
 ``train``. ``--set section.key=value`` parses ``value`` as a TOML value (so
-``1e-4``, ``true``, ``[3, 8]`` and ``"text"`` work) and falls back to a string.
+``1e-4``, ``true``, ``[3, 8]`` and ``"text"`` work) and falls back to a string (not for text in quotes).
 
 A run records the config it used as ``run_config.json`` at the root of its output
 folder (runs before this name wrote ``config.json``, the name of a *model* config
@@ -102,11 +102,17 @@ def deep_merge(base: dict, over: dict, *, strict: bool, where: str = "") -> dict
     return out
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, key: str = "value") -> Any:
+    paths = "write Windows paths with forward slashes (D:/masks) or in single quotes ('D:\\masks')"
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
+        if text.startswith(('"', "'")):  # kept as typed, its quotes would be part of the path
+            raise ValueError(f"--set {key}: {text} is not a TOML string; {paths}") from None
         return text
+    if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"--set {key}: {text} holds a control character (in double quotes \\n, \\r, \\t, \\b and \\f "
+                         f"are escapes); {paths}")
     return text if isinstance(value, (datetime.date, datetime.time)) else value  # a folder named by its date
 
 
@@ -118,7 +124,7 @@ def parse_set(item: str) -> dict:
     parts = [p for p in key.strip().split(".") if p]
     if len(parts) < 2:
         raise ValueError(f"--set key must be section.key (e.g. train.lr), got {key!r}")
-    d: dict = {parts[-1]: parse_value(value.strip())}
+    d: dict = {parts[-1]: parse_value(value.strip(), ".".join(parts))}
     for p in reversed(parts[:-1]):
         d = {p: d}
     return d

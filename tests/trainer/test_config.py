@@ -72,3 +72,19 @@ def test_no_preset_needs_every_field_a_preset_gives(tmp_path):
     with pytest.raises(ValueError, match=r"add image_size \(or data.image_size\), or name"):
         load_config(None, ['model.preset=""', "model.init_from=x"])
     assert model_config(load_config("tiny_cpu")).image_size == 32
+
+
+def test_a_set_value_in_quotes_is_a_toml_string_or_refused():
+    """Double quotes make a TOML basic string: "D:\\masks" kept its quotes, "D:\\runs\\new" got a CR and an LF."""
+    for item, words in (('data.mask_dir="D:\\masks"', '--set data.mask_dir: "D:\\masks" is not a TOML string; '),
+                        ('train.out_dir="D:\\runs\\new"', "--set train.out_dir: \"D:\\runs\\new\" holds a control "
+                                                           "character")):
+        with pytest.raises(ValueError) as e:
+            load_config(None, [item])
+        assert str(e.value).startswith(words) and "forward slashes (D:/masks) or in single quotes" in str(e.value)
+    for item, value in (("data.mask_dir='D:\\masks'", "D:\\masks"), ("data.mask_dir=D:\\masks", "D:\\masks"),
+                        ('data.mask_dir="D:\\\\masks"', "D:\\masks"), ('data.mask_dir="~/portraits-masks"',
+                                                                        "~/portraits-masks"),
+                        ("data.mask_dir=2024-01-01", "2024-01-01"), ("data.mask_dir=/x y", "/x y")):
+        assert load_config(None, [item])["data"]["mask_dir"] == value
+    assert load_config(None, ['data.subsets=["HFlickr"]', 'data.resize="pad"'])["data"]["resize"] == "pad"
