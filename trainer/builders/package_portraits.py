@@ -77,7 +77,7 @@ import numpy as np
 from PIL import Image
 
 from trainer.builders import staging
-from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
+from trainer.builders.held_out import NEAR_DUPLICATE_BITS, as_image, dhash64, hamming, is_held_out
 from trainer.builders.names import distinct_bases
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
                                               PEOPLE_ONLY, Source, frames_from_file, usable)
@@ -238,14 +238,17 @@ def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
 def _hash_one(i: int) -> tuple[list[int] | None, bool, str | None]:
     """The dHashes of every frame the build may take from a source, and of their mirror images (training
     flips pictures: a mirrored copy is the same picture to a model), or None when it cannot be read (the build
-    records why); whether the source is a reserved picture; the md5 of its file (None without one)."""
+    records why); whether the source is a reserved picture; the md5 of its file (None without one). A reserved
+    picture's frames are all hashed, usable or not, so that its near-duplicates are dropped with it."""
     src = _BUILD["sources"][i]
     try:
         loaded = src.load(_BUILD["frames"])
         held = _held_out(src, loaded)
         md5 = None if src.data is None else hashlib.md5(src.data()).hexdigest()
-        # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
-        frames = [f for f in loaded if usable(f, _BUILD["min_side"])]
+        if held:  # a cut-out on transparency loads no frame: its file's first one
+            frames = loaded or ([np.asarray(as_image(src.data()).convert("RGB"))] if src.data is not None else [])
+        else:  # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
+            frames = [f for f in loaded if usable(f, _BUILD["min_side"])]
         return [dhash64(np.ascontiguousarray(f[:, ::-1] if mirrored else f)) for f in frames
                 for mirrored in (False, True)] or None, held, md5
     except Exception:

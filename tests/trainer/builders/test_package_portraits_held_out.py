@@ -55,6 +55,28 @@ def test_a_near_duplicate_of_a_reserved_copy_is_dropped_with_it(tmp_path, monkey
     assert [s["source"] for s in manifest["skipped"]] == [s.key for s in sources[:2]]
 
 
+@pytest.mark.parametrize("kind", ["small", "transparent"])
+def test_a_reserved_copy_the_build_cannot_use_still_takes_its_near_duplicates_with_it(
+        tmp_path, monkeypatch, reserved, encoded, kind):
+    """Only the frames the build would use were hashed: a reserved copy too small or on transparency had no
+    dHash, formed no group, and its near-duplicate (10 bits from the reserved list) was trained on."""
+    pytest.importorskip("cv2")
+    rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
+    crop8 = np.ascontiguousarray(rgb[8:-8, 8:-8])
+    if kind == "small":
+        copy = encoded(np.asarray(Image.fromarray(crop8).resize((40, 40), Image.LANCZOS)))
+    else:
+        alpha = np.where(np.arange(80) < 40, 255, 0).astype(np.uint8)[None, :].repeat(80, 0)
+        copy = encoded(np.dstack([crop8, alpha]))
+    sources = [_file_source("media-api/templates/crop8.png", copy),
+               _file_source("media-api/templates/crop10.png", encoded(np.ascontiguousarray(rgb[10:-10, 10:-10])))]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=1, val_percent=0, min_side=64,
+                        log=lambda line: None)
+    assert manifest["entries"] == []
+    assert manifest["skipped"] == [{"source": s.key, "reason": pp.HELD_OUT} for s in sources]
+
+
 def test_copies_of_one_picture_land_in_one_split(tmp_path, monkeypatch, picture, encoded):
     pytest.importorskip("cv2")
     rgb = picture(3)
