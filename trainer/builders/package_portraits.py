@@ -353,7 +353,7 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
     for split in ("train", "val", "test") if test_percent > 0 else ("train", "val"):
         for sub in ("images", "masks"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
-    entries, skipped, history = [], [], []
+    entries, skipped, history, older_keys = [], [], [], set()
     t0 = time.time()
     sources = list(iter_sources())
     if all_versions:
@@ -361,6 +361,7 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
 
         older, history = history_sources(history_cache, min_side, log=log)
         sources += older
+        older_keys = {src.key for src in older}
     if limit is not None:
         sources = sources[:limit]
     global _BUILD
@@ -389,7 +390,8 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
     held = sum(1 for s in skipped if s["reason"] == HELD_OUT)
     log(f"held out: {held} of {len(sources)} sources excluded (reserved pictures or near-duplicates of them)")
     if history:
-        log(f"held out of older versions: {sum(t.held_out for t in history)} pictures, before they were sources")
+        older_held = sum(1 for s in skipped if s["reason"] == HELD_OUT and s["source"] in older_keys)
+        log(f"of them from older versions: {older_held}")
     counts = {s: {m: sum(1 for e in entries if e["split"] == s and e["mask"] == m)
                   for m in ("person", "object", "random")} for s in ("train", "val", "test")}
     manifest = {
@@ -402,7 +404,7 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
         # --all-versions: each older version read, by bundle, with the licence its wheel's METADATA gives
         **({"older_versions": {t.source: t.licences for t in history}} if all_versions else {}),
         "sources": len(sources),
-        "held_out_excluded": held + sum(t.held_out for t in history),
+        "held_out_excluded": held,
         "near_duplicate_groups": sorted(sorted(k for k, g in groups.items() if g == name) for name in joined),
         "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},
         "pairs_by_split_and_mask": counts,

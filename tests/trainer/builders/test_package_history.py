@@ -203,3 +203,31 @@ def test_a_wheel_not_licensed_mit_is_left_out_and_each_versions_licence_recorded
     assert tally.licences == {"2": "MIT", "1": "LicenseRef-Proprietary"}
     assert tally.licence == "LicenseRef-Proprietary, MIT"
     assert f"warning: {DIST} 1 is licensed 'LicenseRef-Proprietary', not MIT: its pictures are left out" in said
+
+
+@pytest.mark.parametrize("copy", ["usable", "too small"])
+def test_an_all_versions_build_drops_a_near_duplicate_of_an_old_versions_reserved_picture(
+        tmp_path, monkeypatch, reserved, encoded, copy):
+    """A reserved picture of an old version was left out before it became a source: a crop 5 bits from it
+    and 10 from the reserved list formed no group with it and was trained on."""
+    pytest.importorskip("cv2")
+    from trainer.builders import package_portraits as pp
+
+    rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
+    crop8 = np.ascontiguousarray(rgb[8:-8, 8:-8])
+    if copy == "too small":
+        crop8 = np.asarray(Image.fromarray(crop8).resize((40, 40), Image.LANCZOS))
+    files = {"crop8.png": encoded(crop8), "crop10.png": encoded(np.ascontiguousarray(rgb[10:-10, 10:-10]))}
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    _wheel(tmp_path / "cache" / "wheels" / f"{MODULE}-1-py3-none-any.whl", "1", files)
+    monkeypatch.setattr(ph, "MEDIA_PACKAGES", ((MODULE, DIST),))
+    monkeypatch.setattr(ph, "published_wheels", lambda dist: [
+        ph.Wheel(DIST, "1", f"{MODULE}-1-py3-none-any.whl", "https://example.invalid/1.whl", 0)])
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter([]))
+    lines = []
+    manifest = pp.build(tmp_path / "pool", size=64, val_size=64, frames=1, val_percent=0, min_side=64,
+                        log=lines.append, all_versions=True, history_cache=tmp_path / "cache")
+    assert manifest["entries"] == []
+    assert manifest["skipped"] == [{"source": f"media-fake/v1/templates/{name}", "reason": pp.HELD_OUT}
+                                   for name in ("crop10.png", "crop8.png")]
+    assert manifest["held_out_excluded"] == 2 and "of them from older versions: 2" in lines

@@ -236,14 +236,16 @@ def test_one_file_shipped_by_two_bundles_is_one_source(tmp_path, monkeypatch, pi
 
 
 def test_an_all_versions_pool_records_the_versions_it_read_their_licences_and_what_they_held_out(
-        tmp_path, monkeypatch, picture, encoded):
+        tmp_path, monkeypatch, reserved, picture, encoded):
     """The manifest listed only the installed versions, MIT for all, and not the reserved pictures the
     older versions held."""
     pytest.importorskip("cv2")
     from trainer.builders import package_history as ph
 
     tally = ph.Tally("media-api", versions=["0.3.11"], licences={"0.3.11": "MIT"}, held_out=2, kept=1)
-    older = [_file_source("media-api/v0.3.11/templates/old.png", encoded(picture(80)))]
+    older = [_file_source("media-api/v0.3.11/templates/old.png", encoded(picture(80))),
+             _file_source("media-api/v0.3.11/templates/r1.png", reserved),
+             _file_source("media-api/v0.3.11/templates/r2.webp", encoded(picture(7), "WEBP", quality=80))]
     monkeypatch.setattr(ph, "history_sources", lambda cache, min_side, log: (older, [tally]))
     monkeypatch.setattr(pp, "iter_sources", lambda: iter([]))
     lines = []
@@ -252,4 +254,4 @@ def test_an_all_versions_pool_records_the_versions_it_read_their_licences_and_wh
     assert [e["source"] for e in manifest["entries"]][0] == older[0].key
     assert manifest["older_versions"] == {"media-api": {"0.3.11": "MIT"}}
     assert manifest["held_out_excluded"] == 2
-    assert "held out of older versions: 2 pictures, before they were sources" in lines
+    assert "of them from older versions: 2" in lines
