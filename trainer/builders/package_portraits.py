@@ -12,6 +12,9 @@ Sources (all installed with pip, nothing downloaded at run time unless ``--all-v
   found, so a *person* mask) are kept: training pictures should look like the use.
 * ``scikit-image``'s ``skimage.data`` colour photos (astronaut, chelsea, coffee, rocket).
 
+A bundle whose installed METADATA does not license it MIT (MIT, or a choice that offers MIT) is left out,
+with a warning; ``licences`` in the manifest gives what each one's METADATA says.
+
 ``comfyui-workflow-templates-media-image`` is **never** read: it is reserved for held-out
 evaluation elsewhere in the project. Its pictures also turn up in old versions of the allowed
 bundles, so every source is checked against the reserved list (:mod:`trainer.builders.held_out`:
@@ -80,7 +83,8 @@ from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, as_image, dhash64, hamming, is_held_out
 from trainer.builders.names import distinct_bases
 from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
-                                              PEOPLE_ONLY, Source, frames_from_file, usable)
+                                              PEOPLE_ONLY, Source, frames_from_file, installed_licence, is_mit,
+                                              usable)
 from trainer.builders.subject_masks import acceptable, load_cv2, random_shape_mask, subject_mask
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -144,6 +148,10 @@ def iter_sources() -> Iterator[Source]:
         except ImportError:
             print(f"warning: {dist} not installed, skipped", file=sys.stderr)
             continue
+        licence = installed_licence(dist) or "unknown"
+        if not is_mit(licence):
+            print(f"warning: {dist} is licensed {licence!r}, not MIT: its pictures are left out", file=sys.stderr)
+            continue
         root = Path(mod.__file__).parent
         short = dist.replace("comfyui-workflow-templates-", "")
         for p in sorted(root.rglob("*")):
@@ -157,6 +165,16 @@ def iter_sources() -> Iterator[Source]:
         return
     for name in SKIMAGE_PHOTOS:
         yield Source(f"skimage/{name}", lambda k, name=name: [np.ascontiguousarray(getattr(skd, name)()[..., :3])])
+
+
+def licences() -> dict[str, str]:
+    """The licence of each source's pictures: the bundles' as their installed METADATA gives it."""
+    out = {}
+    for _, dist in MEDIA_PACKAGES:
+        licence = installed_licence(dist)
+        out[dist] = ("not installed" if licence is None else licence if is_mit(licence)
+                     else f"{licence} (not MIT: left out)")
+    return {**out, **LICENCES}
 
 
 def package_versions() -> dict[str, str]:
@@ -400,7 +418,7 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
                  "min_side": min_side, "limit": limit, "test_percent": test_percent,
                  "all_versions": all_versions},
         "packages": package_versions(),
-        "licences": LICENCES,
+        "licences": licences(),
         # --all-versions: each older version read, by bundle, with the licence its wheel's METADATA gives
         **({"older_versions": {t.source: t.licences for t in history}} if all_versions else {}),
         "sources": len(sources),

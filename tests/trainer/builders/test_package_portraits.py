@@ -1,6 +1,8 @@
 """The package-image data-set builder: split, geometry, usable pictures."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -39,11 +41,53 @@ def test_usable_rejects_flat_and_grey_pictures():
     assert not pp.usable(colour[:200], 256)
 
 
-def test_every_source_a_pool_reads_has_its_licence_recorded():
-    from trainer.builders.package_pictures import LICENCES, MEDIA_PACKAGES
+def test_only_mit_alone_or_a_choice_offering_it_counts_as_mit():
+    from trainer.builders.package_pictures import is_mit
 
-    assert {dist for _, dist in MEDIA_PACKAGES} | {"scikit-image"} == set(LICENCES)
-    assert all(LICENCES[dist] == "MIT" for _, dist in MEDIA_PACKAGES)
+    for licence in ("MIT", "MIT License", "mit", "MIT OR Apache-2.0", "(Apache-2.0 OR MIT)"):
+        assert is_mit(licence), licence
+    for licence in ("MIT AND CC-BY-NC-4.0", "(MIT OR Apache-2.0) AND CC-BY-NC-4.0", "MIT WITH Some-exception",
+                    "MIT-0", "LicenseRef-Proprietary", "Proprietary, not for training", "MIT License, Other/Proprietary"
+                    " License", "Not MIT", "unknown"):
+        assert not is_mit(licence), licence
+
+
+def _installed_bundle(site, module: str, picture: np.ndarray, metadata: str) -> None:
+    from PIL import Image
+
+    (site / module / "templates").mkdir(parents=True)
+    (site / module / "__init__.py").write_text("")
+    Image.fromarray(picture).save(site / module / "templates" / "a.png")
+    (site / f"{module}-1.0.dist-info").mkdir()
+    (site / f"{module}-1.0.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n{metadata}")
+
+
+def test_an_installed_bundle_is_read_only_under_the_licence_its_metadata_gives(tmp_path, monkeypatch, picture):
+    """The manifest said MIT for every bundle whatever its installed METADATA said, and a bundle licensed
+    otherwise was trained on."""
+    pytest.importorskip("cv2")
+    site = tmp_path / "site"
+    bundles = {"mit": "License-Expression: MIT\n", "classifier": "Classifier: License :: OSI Approved :: MIT License\n",
+               "and": "License-Expression: MIT AND CC-BY-NC-4.0\n", "proprietary": "License: Proprietary\n"}
+    media = []
+    for i, (name, metadata) in enumerate(bundles.items()):
+        module = f"comfyui_workflow_templates_media_test_{name}"
+        _installed_bundle(site, module, picture(90 + i), metadata)
+        media.append((module, module.replace("_", "-")))
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(pp, "MEDIA_PACKAGES", tuple(media))
+    monkeypatch.setitem(sys.modules, "skimage.data", None)  # the bundles alone
+    manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=1, val_percent=0, min_side=64,
+                        log=lambda line: None)
+    assert {e["source"] for e in manifest["entries"]} == {"media-test-mit/templates/a.png",
+                                                          "media-test-classifier/templates/a.png"}
+    assert {k: v for k, v in manifest["licences"].items() if "media-test" in k} == {
+        "comfyui-workflow-templates-media-test-mit": "MIT",
+        "comfyui-workflow-templates-media-test-classifier": "MIT License",
+        "comfyui-workflow-templates-media-test-and": "MIT AND CC-BY-NC-4.0 (not MIT: left out)",
+        "comfyui-workflow-templates-media-test-proprietary": "Proprietary (not MIT: left out)"}
 
 
 def test_near_duplicate_sources_form_one_group_named_by_its_first_key():
