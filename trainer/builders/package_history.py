@@ -283,17 +283,20 @@ class _Seen:
 
 
 def _today(files: dict[str, Path], tally: Tally, seen: _Seen, min_side: int, faces: bool) -> set[str]:
-    """Record the installed pictures (dHashes, usable count); their md5s."""
+    """Record the installed pictures (dHashes of the usable and the reserved ones, usable count); their md5s."""
     md5s = set()
     for path in files.values():
         data = path.read_bytes()
         md5s.add(hashlib.md5(data).hexdigest())
-        try:
-            seen.add(held_out.dhash64(data))
-        except Exception:
-            continue
         rgb = first_frame(data, min_side)
-        if rgb is not None and not held_out.is_held_out(data):
+        try:
+            held = held_out.is_held_out(data)
+        except Exception:  # unreadable
+            continue
+        if rgb is None and not held:  # a flat placeholder's dHash is 0: it would make usable pictures its duplicates
+            continue
+        seen.add(held_out.dhash64(data))
+        if rgb is not None and not held:
             tally.today += 1
             if faces:
                 tally.today_faces += has_face(rgb)

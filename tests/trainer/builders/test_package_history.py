@@ -231,3 +231,28 @@ def test_an_all_versions_build_drops_a_near_duplicate_of_an_old_versions_reserve
     assert manifest["skipped"] == [{"source": f"media-fake/v1/templates/{name}", "reason": pp.HELD_OUT}
                                    for name in ("crop10.png", "crop8.png")]
     assert manifest["held_out_excluded"] == 2 and "of them from older versions: 2" in lines
+
+
+def test_an_installed_flat_placeholder_makes_no_old_picture_its_duplicate(tmp_path, monkeypatch, reserved, encoded):
+    """Every installed file's dHash counted, a blank thumbnail's (0) too: an old picture darkening from left to
+    right (dHash 0 as well) was dropped as its duplicate."""
+    site = tmp_path / "site"
+    (site / MODULE / "templates").mkdir(parents=True)
+    (site / MODULE / "__init__.py").write_text("")
+    (site / MODULE / "templates" / "placeholder.png").write_bytes(encoded(np.zeros((96, 96, 3), np.uint8)))
+    (site / MODULE / "templates" / "r.png").write_bytes(reserved)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+    ramp = np.linspace(255, 40, 128)[None, :, None] * np.array([1.0, 0.6, 0.3])
+    sunset = np.clip(ramp + np.random.default_rng(0).normal(0, 3, (96, 128, 3)), 0, 255).astype(np.uint8)
+    rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
+    resized = encoded(np.asarray(Image.fromarray(rgb).resize((90, 90), Image.LANCZOS)))
+    (tmp_path / "cache" / "wheels").mkdir(parents=True)
+    _wheel(tmp_path / "cache" / "wheels" / f"{MODULE}-1-py3-none-any.whl", "1",
+           {"sunset.png": encoded(sunset), "resized.png": resized})
+    monkeypatch.setattr(ph, "MEDIA_PACKAGES", ((MODULE, DIST),))
+    monkeypatch.setattr(ph, "published_wheels", lambda dist: [
+        ph.Wheel(DIST, "1", f"{MODULE}-1-py3-none-any.whl", "https://example.invalid/1.whl", 0)])
+    pictures, (tally,) = ph.harvest(tmp_path / "cache", min_side=64, faces=False, log=lambda m: None)
+    assert ph.held_out.dhash64(sunset) == 0 and [p.key for p in pictures] == ["media-fake/v1/templates/sunset.png"]
+    assert (tally.found, tally.duplicates, tally.held_out, tally.kept) == (2, 0, 1, 1)
