@@ -82,7 +82,10 @@ def published_wheels(dist: str) -> list[Wheel]:
     """Every published wheel of ``dist``, newest version first (PyPI's JSON API)."""
     url = PYPI_JSON.format(dist=dist)
     with urllib.request.urlopen(url, timeout=60) as r:
-        releases = json.load(r)["releases"]
+        try:
+            releases = json.load(r)["releases"]
+        except (ValueError, KeyError):  # a proxy's or a captive portal's page, answered with 200
+            raise OSError(f"PyPI's JSON API answered {url} with no list of releases (a proxy's page?)") from None
     # a mirror may give file addresses relative to the JSON's
     wheels = [Wheel(dist, v, f["filename"], urllib.parse.urljoin(url, f["url"]), f["size"])
               for v, files in releases.items() for f in files
@@ -153,7 +156,7 @@ def wheel_listing(wheel: Wheel, cache: Path) -> dict[str, list[int]]:
         return json.loads(path.read_text())
     local = cache / "wheels" / wheel.filename
     if local.exists():
-        with zipfile.ZipFile(local) as zf:
+        with open_wheel(local) as zf:
             listing = _members(zf)
     else:
         listing = read_listing(wheel)
@@ -219,13 +222,24 @@ def installed_files(import_name: str) -> dict[str, Path]:
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
 
 
+def open_wheel(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:  # a web page saved under the wheel's name, a download cut short
+        raise ValueError(f"{path} is not a wheel: delete it, and run again with network access or put the wheel "
+                         "itself there") from None
+
+
 def read_member(wheel_path: Path, member: str) -> bytes:
     with zipfile.ZipFile(wheel_path) as zf:
         return zf.read(member)
 
 
 def wheel_licence(zf: zipfile.ZipFile) -> str:
-    name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+    name = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA")), None)
+    if name is None:
+        raise ValueError(f"{zf.filename} has no .dist-info/METADATA (no wheel pip made): delete it, and run again "
+                         "with network access or put the wheel itself there")
     return licence_of(HeaderParser().parsestr(zf.read(name).decode("utf-8", "replace")))
 
 
@@ -320,7 +334,7 @@ def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_si
     prefix = import_name + "/"
     for version in tally.versions:
         path = download(wheels[version], cache)
-        with zipfile.ZipFile(path) as zf:
+        with open_wheel(path) as zf:
             licence = tally.licences[version] = wheel_licence(zf)
             if not is_mit(licence):
                 log(f"warning: {dist} {version} is licensed {licence!r}, not MIT: its pictures are left out")

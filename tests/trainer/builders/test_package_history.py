@@ -256,3 +256,49 @@ def test_an_installed_flat_placeholder_makes_no_old_picture_its_duplicate(tmp_pa
     pictures, (tally,) = ph.harvest(tmp_path / "cache", min_side=64, faces=False, log=lambda m: None)
     assert ph.held_out.dhash64(sunset) == 0 and [p.key for p in pictures] == ["media-fake/v1/templates/sunset.png"]
     assert (tally.found, tally.duplicates, tally.held_out, tally.kept) == (2, 0, 1, 1)
+
+
+@pytest.mark.parametrize("listed", [True, False])
+@pytest.mark.parametrize("content", ["a web page", "no METADATA"])
+def test_a_cached_file_that_is_no_wheel_is_named_with_the_fix(tmp_path, monkeypatch, capsys, listed, content):
+    """A web page or a half download put where the offline message says ended in a BadZipFile traceback, a zip
+    without METADATA in a bare StopIteration."""
+    cache = tmp_path / "cache"
+    wheel = cache / "wheels" / f"{MODULE}-1-py3-none-any.whl"
+    wheel.parent.mkdir(parents=True)
+    if content == "a web page":
+        wheel.write_bytes(b"<html>Sign in to continue</html>")
+    else:
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(f"{MODULE}/templates/a.png", b"")
+    if listed:
+        (cache / "listings").mkdir()
+        (cache / "listings" / f"{wheel.name}.json").write_text(f'{{"{MODULE}/templates/a.png": [1, 2]}}')
+    monkeypatch.setattr(ph, "MEDIA_PACKAGES", ((MODULE, DIST),))
+    monkeypatch.setattr(ph, "published_wheels", lambda dist: [ph.Wheel(DIST, "1", wheel.name, "", 0)])
+    with pytest.raises(SystemExit) as stop:
+        ph.main(["--cache", str(cache), "--no-faces"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {wheel} ") and err.rstrip().endswith("delete it, and run again with network "
+                                                                        "access or put the wheel itself there")
+
+
+def test_a_page_instead_of_pypis_json_is_taken_for_pypi_out_of_reach(tmp_path, monkeypatch):
+    """A proxy's page answered with 200 ended in 'error: Expecting value: line 1 column 1 (char 0)', and the
+    versions the cache lists were not read."""
+    class Page(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **kw: Page(b"<html>Proxy login required</html>"))
+    with pytest.raises(OSError, match=r"PyPI's JSON API answered https://pypi.org/pypi/x/json with no list of "):
+        ph.published_wheels("x")
+    (tmp_path / "listings").mkdir()
+    (tmp_path / "listings" / f"{MODULE}-2-py3-none-any.whl.json").write_text("{}")
+    said = []
+    assert [w.version for w in ph.known_wheels(DIST, tmp_path, said.append)] == ["2"]
+    assert said[0].startswith("warning: cannot reach PyPI (PyPI's JSON API answered ")
