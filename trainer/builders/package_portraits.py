@@ -71,6 +71,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -323,12 +324,19 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
     return entries, []
 
 
+def _can_fork() -> bool:
+    try:
+        multiprocessing.get_context("fork")
+    except ValueError:  # cannot find context for 'fork'
+        return False
+    return True
+
+
 def _each(fn: Callable[[int], Any], count: int, workers: int) -> Iterator[Any]:
     """``fn(0) .. fn(count - 1)`` in order, in ``workers`` forked processes (they share ``_BUILD``)."""
     if workers <= 1:
         yield from map(fn, range(count))
         return
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -352,6 +360,9 @@ def build(out: Path, size: int = 256, val_size: int = 512, frames: int = 3,
     out = Path(out)
     staging.check_replaceable(out, is_pool, "pool", {"train", "val", "test", "manifest.json"})
     load_cv2()
+    if workers > 1 and not _can_fork():  # Windows: one process builds the same pool
+        log(f"note: this system cannot fork worker processes: the pool is built in this one, not in {workers}")
+        workers = 1
     with staging.staged(out) as tmp:
         manifest = _build_into(tmp, size, val_size, frames, val_percent, min_side, limit, log, test_percent,
                                workers, all_versions, history_cache)
@@ -446,7 +457,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val-percent", type=int, default=15, help="share of sources held out (default 15)")
     p.add_argument("--test-percent", type=int, default=0,
                    help="share of sources held out for the final report, after --val-percent (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="processes (the result does not depend on it)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes, where the system can fork them (the result does not depend on it)")
     p.add_argument("--min-side", type=int, default=256, help="skip sources smaller than this (default 256)")
     p.add_argument("--limit", type=int, default=None, help="only the first N sources (quick tests)")
     p.add_argument("--all-versions", action="store_true",

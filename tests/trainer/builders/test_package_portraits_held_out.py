@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import signal
 
@@ -153,6 +154,27 @@ def _dies_at_two(i):
 def test_a_killed_worker_stops_the_build_with_a_message_instead_of_a_wait_for_ever():
     with pytest.raises(SystemExit, match="a worker process died .*fewer than 2 --workers"):
         list(pp._each(_dies_at_two, 6, workers=2))
+
+
+def test_workers_on_a_system_that_cannot_fork_build_in_one_process(tmp_path, monkeypatch, picture, encoded):
+    """On Windows --workers 2 failed after reading every source with "error: cannot find context for 'fork'"."""
+    pytest.importorskip("cv2")
+    sources = [_file_source(f"media-api/templates/p{i}.png", encoded(picture(40 + i))) for i in range(3)]
+    monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
+    args = dict(size=64, val_size=64, frames=1, min_side=64, val_percent=30)
+    forked = pp.build(tmp_path / "forked", log=lambda line: None, workers=2, **args)
+    real = multiprocessing.get_context
+
+    def windows_get_context(method=None):
+        if method == "fork":
+            raise ValueError(f"cannot find context for {method!r}")
+        return real(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", windows_get_context)
+    lines = []
+    manifest = pp.build(tmp_path / "out", log=lines.append, workers=2, **args)
+    assert "note: this system cannot fork worker processes: the pool is built in this one, not in 2" in lines
+    assert manifest["entries"] == forked["entries"] != []
 
 
 def test_a_pool_holding_other_things_is_not_rebuilt_over_them(tmp_path):
