@@ -34,7 +34,8 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES
-from .imageio.decode import JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, orientation, quiet_open, readable_suffixes
+from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, orientation, orientation_source, quiet_open,
+                             readable_suffixes)
 from .fullres import METHODS
 from .harmonizer import MODES
 from .precision import CHOICES as PRECISIONS
@@ -109,17 +110,21 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
 def _check_size(kind: str, path: Path, found: tuple[int, ...], composite: Path, shape: tuple[int, ...],
                 fix: str) -> None:
     """A mask file (``kind``: "mask", "reference mask") of another H×W than its composite's ``shape`` is named
-    with it; one of the composite's size as stored, where its EXIF turns it, is named as such."""
+    with it; one of the composite's size as stored, where its orientation turns it, is named as such."""
     if tuple(found) == tuple(shape[:2]):
         return
-    if tuple(found) == tuple(shape[1::-1]) and _orientation(path) in (5, 6, 7, 8):  # read upright, as a picture
-        raise ValueError(
-            f"{kind} {path} is turned to {found[1]}×{found[0]} by its own EXIF orientation; as stored it fits "
-            f"{composite} ({shape[1]}×{shape[0]}): save the {kind} without that EXIF tag")
-    if tuple(found) == tuple(shape[1::-1]) and _orientation(composite) in (5, 6, 7, 8):
-        raise ValueError(
-            f"{kind} {path} is {found[1]}×{found[0]}, the size of {composite} as stored, but the composite is "
-            f"rotated by its EXIF orientation to {shape[1]}×{shape[0]}; draw the {kind} on the upright picture")
+    if tuple(found) == tuple(shape[1::-1]):
+        turn, source = _orientation(path)
+        if turn in (5, 6, 7, 8):  # read upright, as a picture
+            raise ValueError(
+                f"{kind} {path} is turned to {found[1]}×{found[0]} by its own {_SOURCES[source]}; as stored it fits "
+                f"{composite} ({shape[1]}×{shape[0]}): save the {kind} without that {_TAGS[source]}")
+        turn, source = _orientation(composite)
+        if turn in (5, 6, 7, 8):
+            raise ValueError(
+                f"{kind} {path} is {found[1]}×{found[0]}, the size of {composite} as stored, but the composite is "
+                f"rotated by its {_SOURCES[source]} to {shape[1]}×{shape[0]}; draw the {kind} on the upright "
+                "picture")
     raise ValueError(f"{kind} {path} is {found[1]}×{found[0]} but {composite} is {shape[1]}×{shape[0]}; {fix}")
 
 
@@ -142,29 +147,32 @@ def _refuse_cut_out(image: np.ndarray, composite: Path) -> None:
             "Subject in ComfyUI) and give the composite with its mask")
 
 
+_SOURCES = {"EXIF": "EXIF orientation", "XMP": "XMP tiff:Orientation"}
+_TAGS = {"EXIF": "EXIF tag", "XMP": "XMP orientation"}
 _TURNS = {2: "mirrored", 3: "turned by 180°", 4: "flipped upside down", 5: "turned by 90° and mirrored",
           6: "turned by 90°", 7: "turned by 90° and mirrored", 8: "turned by 90°"}
 
 
 def _orientation_note(job: _Job, shape: tuple[int, int]) -> str | None:
-    """A note when the composite is turned upright by its EXIF orientation and its mask, stored as it is, fits
+    """A note when the composite is turned upright by its orientation and its mask, stored as it is, fits
     both the upright and the stored picture: drawn on the stored one, it would mark the wrong pixels."""
     if job.mask is None:
         return None
-    turn = _orientation(job.composite)
-    if turn not in _TURNS or (turn >= 5 and shape[0] != shape[1]) or _orientation(job.mask) != 1:
+    turn, source = _orientation(job.composite)
+    if turn not in _TURNS or (turn >= 5 and shape[0] != shape[1]) or _orientation(job.mask)[0] != 1:
         return None  # a turned mask fitting only the stored picture is refused by its size
-    return (f"note: {job.composite.name} is {_TURNS[turn]} by its EXIF orientation, so it is read upright, and "
+    return (f"note: {job.composite.name} is {_TURNS[turn]} by its {_SOURCES[source]}, so it is read upright, and "
             f"{job.mask.name} is read as stored; if the mask was drawn on the picture as stored rather than as "
             "viewers show it, turn it the same way")
 
 
-def _orientation(path: Path) -> int:
+def _orientation(path: Path) -> tuple[int, str]:
+    """A file's orientation and where it is given ("EXIF", "XMP")."""
     try:
         with quiet_open(path) as image:
-            return orientation(image)
+            return orientation(image), orientation_source(image)
     except Exception:  # only words a message
-        return 1
+        return 1, "EXIF"
 
 
 def _not_a_file(path: Path) -> str:

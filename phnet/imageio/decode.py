@@ -469,6 +469,28 @@ def orientation(image) -> int:
     return 1 if turn is None else turn
 
 
+def orientation_source(image) -> str:
+    """Where an opened picture's orientation is given, for a message: "EXIF", or "XMP" where its EXIF holds none
+    (Pillow 13 shows an XMP's tiff:Orientation in the EXIF as well)."""
+    from PIL import Image
+
+    try:
+        if orientation(image) == 1:  # (first: a PNG's EXIF after its pixels is read with them)
+            return "EXIF"
+        raw = image.info.get("exif")
+        if raw is None and "Raw profile type exif" in image.info:  # a PNG's, as Pillow reads it
+            raw = bytes.fromhex("".join(image.info["Raw profile type exif"].split("\n")[3:]))
+        if raw is None:
+            stated = getattr(image, "tag_v2", {}).get(0x0112)  # a TIFF's own tags hold its EXIF's
+        else:
+            exif = Image.Exif()
+            exif.load(raw)
+            stated = exif.get(0x0112)
+        return "XMP" if stated is None else "EXIF"
+    except Exception:  # only words a message
+        return "EXIF"
+
+
 def _in_memory(path: str | Path) -> Any:
     import io
 

@@ -354,6 +354,21 @@ def test_a_mask_that_fits_the_stored_picture_as_well_gets_a_note(tiny_folder, tm
             "upright, and mask.png is read as stored") in capsys.readouterr().out
 
 
+def test_a_note_on_a_turn_given_in_the_xmp_alone_names_the_xmp(tiny_folder, tmp_path, capsys):
+    """It said the picture was turned by its EXIF orientation, which it did not have."""
+    from phnet.imageio.decode import JPEG_XMP
+
+    segment = JPEG_XMP + (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+                          b'syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+                          b'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    comp, mask, out = tmp_path / "phone.jpg", tmp_path / "mask.png", tmp_path / "out.png"
+    _composite(3, (W, W)).save(comp, quality=95, extra=b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment)
+    _mask((W, W)).save(mask)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert ("note: phone.jpg is turned by 90° by its XMP tiff:Orientation, so it is read upright, and mask.png is "
+            "read as stored") in capsys.readouterr().out
+
+
 def test_mask_file_holding_0_and_1_is_binary(tiny_folder, tmp_path):
     comp, mask, out = tmp_path / "comp.png", tmp_path / "mask01.png", tmp_path / "out.png"
     _composite().save(comp)

@@ -489,6 +489,36 @@ def test_a_mask_turned_by_its_own_exif_orientation_is_told_so(tiny_folder, tmp_p
         _harmonize(tmp_path / "phone.jpg", mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
 
 
+def _xmp_turned(turn: int = 6) -> bytes:
+    """A JPEG's APP1 segment of XMP whose tiff:Orientation is ``turn``, for ``save(extra=...)``."""
+    from phnet.imageio.decode import JPEG_XMP
+
+    segment = JPEG_XMP + (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+                          b'syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="'
+                          + str(turn).encode() + b'"/></rdf:RDF></x:xmpmeta>')
+    return b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment
+
+
+def test_a_turn_given_in_the_xmp_alone_is_named_as_the_xmp_s(tiny_folder, tmp_path):
+    """A mask or composite turned by its XMP's tiff:Orientation, with no EXIF at all, was said to be turned by its
+    EXIF orientation, and the mask to be saved without that EXIF tag."""
+    comp, mask = tmp_path / "wide.png", tmp_path / "mask.jpg"
+    _composite().save(comp)
+    _mask().save(mask, quality=95, extra=_xmp_turned())
+    with pytest.raises(SystemExit, match=r"turned to \d+×\d+ by its own XMP tiff:Orientation; as stored it fits .*wide"
+                                         r".*: save the mask without that XMP orientation"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    _composite(size=(H, W)).save(tmp_path / "phone.jpg", quality=95, extra=_xmp_turned())
+    _mask((H, W)).save(tmp_path / "mask.png")  # the stored size, not the upright one
+    with pytest.raises(SystemExit, match="rotated by its XMP tiff:Orientation.*draw the mask on the upright picture"):
+        _harmonize(tmp_path / "phone.jpg", tmp_path / "mask.png", "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = 6
+    _mask().save(mask, quality=95, exif=exif, extra=_xmp_turned())  # both: the EXIF's rules
+    with pytest.raises(SystemExit, match="by its own EXIF orientation; .*: save the mask without that EXIF tag"):
+        _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
 def test_a_mask_with_a_transparent_border_is_read_by_its_painted_grey(tiny_folder, tmp_path):
     size = (100, 80)  # a 2 px border: under 10 % of the picture
     m = np.asarray(_mask(size))

@@ -564,7 +564,7 @@ def test_a_mask_turned_by_90_degrees_is_named_so():
     resized."""
     from phnet.imageio import mask_to_tensor
 
-    with pytest.raises(ValueError, match="turned by 90°.*exif_transpose"):
+    with pytest.raises(ValueError, match="turned by 90°. A photo whose EXIF or XMP orientation .*exif_transpose"):
         mask_to_tensor(np.zeros((40, 30), np.uint8), 1, 30, 40)
     with pytest.raises(ValueError, match="resize the mask"):
         mask_to_tensor(np.zeros((20, 30), np.uint8), 1, 30, 40)
@@ -1014,3 +1014,40 @@ def test_an_orientation_given_in_xmp_alone_is_applied_on_every_pillow(tmp_path):
     exif[0x0112] = 1
     picture.save(tmp_path / "exif1.jpg", exif=exif, extra=app1)
     assert io_.read_image(tmp_path / "exif1.jpg").shape == (40, 60, 3)  # an EXIF orientation rules over the XMP's
+
+
+def test_an_orientation_s_source_is_its_exif_unless_only_its_xmp_gives_one(tmp_path):
+    """Pillow 13 shows an XMP's tiff:Orientation in the EXIF too: messages blamed an EXIF tag the file did not have."""
+    from PIL import PngImagePlugin
+
+    from phnet.imageio.decode import orientation_source
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+           b'</x:xmpmeta>')
+    segment = io_.decode.JPEG_XMP + xmp
+    app1 = b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment
+    picture = Image.new("RGB", (30, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture.save(tmp_path / "xmp.jpg", extra=app1)
+    picture.save(tmp_path / "xmp.webp", xmp=xmp)
+    picture.save(tmp_path / "xmp.tif", tiffinfo={700: xmp})
+    picture.save(tmp_path / "both.jpg", exif=exif, extra=app1)
+    picture.save(tmp_path / "both.webp", exif=exif, xmp=xmp)
+    picture.save(tmp_path / "both.tif", tiffinfo={700: xmp, 0x0112: 6})
+    picture.save(tmp_path / "exif.png", exif=exif)
+    picture.save(tmp_path / "plain.png")
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    picture.save(tmp_path / "both.png", pnginfo=text, exif=exif)
+    png = (tmp_path / "both.png").read_bytes()
+    start = png.index(b"eXIf") - 4
+    chunk = png[start:start + 12 + int.from_bytes(png[start:start + 4], "big")]
+    late = png.replace(chunk, b"")
+    (tmp_path / "late.png").write_bytes(late.replace(b"\0\0\0\0IEND", chunk + b"\0\0\0\0IEND"))  # read with the pixels
+    for name, source in [("xmp.jpg", "XMP"), ("xmp.webp", "XMP"), ("xmp.tif", "XMP"), ("both.jpg", "EXIF"),
+                         ("both.webp", "EXIF"), ("both.tif", "EXIF"), ("exif.png", "EXIF"), ("plain.png", "EXIF"),
+                         ("both.png", "EXIF"), ("late.png", "EXIF")]:
+        with Image.open(tmp_path / name) as opened:
+            assert orientation_source(opened) == source, name
