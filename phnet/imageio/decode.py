@@ -458,10 +458,12 @@ _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')  # as Pillow fi
 
 
 def orientation(image) -> int:
-    """A picture's orientation (1: upright): its EXIF's, else, in a file's own XMP, tiff:Orientation, which Pillow
-    13 reads as the EXIF's and Pillow 9 in a PNG only. Unreadable EXIF raises."""
+    """A picture's orientation (1: upright): its EXIF's, else, in its XMP, tiff:Orientation, which Pillow 13
+    reads as the EXIF's and Pillow 9 in a PNG only. A copy's XMP counts where it carries no EXIF: Pillow 9's
+    ImageOps.exif_transpose turns a picture by its EXIF and leaves the XMP's orientation as it was.
+    Unreadable EXIF raises."""
     turn = image.getexif().get(0x0112)
-    if turn is None and image.format:  # (a copy may carry the XMP of a picture turned since)
+    if turn is None and (image.format or not {"exif", "Raw profile type exif"}.intersection(image.info)):
         text = image.info.get(_XMP)
         xmp = text.encode("utf-8") if isinstance(text, str) else _xmp_of(image)
         found = _XMP_ORIENTATION.search(xmp) if xmp else None

@@ -1051,3 +1051,35 @@ def test_an_orientation_s_source_is_its_exif_unless_only_its_xmp_gives_one(tmp_p
                          ("both.png", "EXIF"), ("late.png", "EXIF")]:
         with Image.open(tmp_path / name) as opened:
             assert orientation_source(opened) == source, name
+
+
+def test_a_copy_is_turned_by_its_xmp_once(tmp_path):
+    """A copy (convert, exif_transpose) has no format: Pillow 9 read a WebP's as stored, its XMP alone turning it;
+    one that exif_transpose turned by its EXIF keeps the XMP's orientation on Pillow 9, and is not turned again."""
+    from PIL import ImageOps, PngImagePlugin
+
+    from phnet.imageio.fast import image_pixels
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+           b'</x:xmpmeta>')
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:20, :30] = (250, 0, 0)
+    picture = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture.save(tmp_path / "xmp.webp", lossless=True, xmp=xmp)
+    picture.save(tmp_path / "both.webp", lossless=True, xmp=xmp, exif=exif)
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", xmp.decode())
+    picture.save(tmp_path / "xmp.png", pnginfo=text)
+    upright = np.rot90(stored, -1)
+    for name in ("xmp.webp", "both.webp", "xmp.png"):
+        for copy in (lambda image: image.convert("RGB"), ImageOps.exif_transpose,
+                     lambda image: ImageOps.exif_transpose(image).convert("RGB")):
+            pixels = copy(Image.open(tmp_path / name))
+            if pixels.size == (60, 40):
+                assert image_pixels(pixels) is None, name  # the fast path leaves it to be turned
+            tensor = io_.image_to_tensor(pixels)[0]
+            assert tensor.shape == (1, 3, 60, 40), name
+            assert np.abs(tensor[0].permute(1, 2, 0).numpy() * 255 - upright).mean() < 2, name
