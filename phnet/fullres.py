@@ -64,13 +64,15 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
 def local_affine(
     source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, radius: int, eps: float = 1e-4
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel a, b with target ≈ a·source + b in each (2r+1)² window, weighted (guided-filter fit)."""
+    """Per-channel a, b with target ≈ a·source + b in each (2r+1)² window, weighted (guided-filter fit). The gain
+    is pulled toward 1, not 0: where the window is flat at this size the fit is the local change (b), and the
+    full-resolution detail the window cannot see is kept."""
     w = box_mean(weight, radius).clamp(min=1e-6)
     mean_s = box_mean(source * weight, radius) / w
     mean_t = box_mean(target * weight, radius) / w
     cov = box_mean(source * target * weight, radius) / w - mean_s * mean_t
     var = box_mean(source * source * weight, radius) / w - mean_s * mean_s
-    a = cov / (var + eps)
+    a = (cov + eps) / (var + eps)
     b = mean_t - a * mean_s
     return box_mean(a, radius), box_mean(b, radius)
 
@@ -81,9 +83,8 @@ GUIDED_MIN_PIXELS = 64  # working-size subject pixels a gain is fitted on; fewer
 def guided_fit(composite_low: torch.Tensor, prediction_low: torch.Tensor,
                mask_low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Method "guided"'s per-pixel gain a and offset b (1×3×h×w, filled outward from the subject). A subject of
-    a few working pixels (a wire, a subject that all but vanishes there) holds no spread of colours to fit a
-    gain to: the fit gave it gain 0 and painted it one colour. Below ``GUIDED_MIN_PIXELS`` it leans, by the
-    share it lacks, to gain 1 and the subject's mean change."""
+    a few working pixels (a wire, a subject that all but vanishes there) holds too few colours to fit a gain to.
+    Below ``GUIDED_MIN_PIXELS`` it leans, by the share it lacks, to gain 1 and the subject's mean change."""
     radius = max(1, round(min(composite_low.shape[-2:]) / 64))
     a, b = local_affine(composite_low, prediction_low, mask_low, radius)
     pixels = mask_low.sum(dim=(-2, -1), keepdim=True)

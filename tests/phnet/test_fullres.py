@@ -395,3 +395,32 @@ def test_guided_keeps_a_subject_of_a_few_working_pixels_its_colours():
     assert mask_low.sum() >= GUIDED_MIN_PIXELS
     assert all(torch.equal(x, y) for x, y in zip(guided_fit(composite_low, prediction_low, mask_low),
                                                  (fill_outside(a, mask_low), fill_outside(b, mask_low))))
+
+
+def test_guided_carries_a_uniform_change_up_whatever_detail_the_working_size_cannot_see(tiny_model):
+    """The fit pulled the gain toward 0: where the subject looked flat at the working size it was painted its
+    working pixel's colour, so a 2-px check lost its contrast (std 30 → 1.7) and a 1-px wire took the
+    background's colour, for a correction of under one level."""
+    h, w = 240, 320
+    yy, xx = np.mgrid[:h, :w]
+    image = (np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 37 + yy / 23)], -1) * 255).round().astype(np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    mask[50:190, 70:230] = 255
+    image[mask > 0] = np.where((xx // 2 + yy // 2) % 2 == 0, 90, 150).astype(np.uint8)[mask > 0, None]
+    mask[:, 280] = 255  # and a wire
+    image[:, 280] //= 2
+    pixels = torch.from_numpy(image)
+    full = pixels.permute(2, 0, 1)[None].float() / 255
+    shape = working_shape(h, w, 64)
+    low = resize(full, shape)
+    m_low = (resize(torch.from_numpy(mask)[None, None].float() / 255, shape) > 0).float()
+    pred_low = low + 0.05 * m_low
+    harmonized = apply_full_resolution(full, torch.from_numpy(mask)[None, None] / 255, low, pred_low, m_low, "guided")
+    subject = torch.from_numpy(mask > 0)
+    torch.testing.assert_close(harmonized[0, :, subject], full[0, :, subject] + 0.05, rtol=0, atol=1e-3)
+    out, box = pixels.clone(), bounding_box(torch.from_numpy(mask))
+    apply_in_tiles(pixels, out, torch.from_numpy(mask), 1 / 255, 255.0, lift("guided", low, pred_low, m_low, (h, w),
+                                                                               box, 255.0), box)
+    assert ((out[subject].int() - pixels[subject]) - 13).abs().max() <= 1  # 0.05 of 255: 12.75
+    check = Harmonizer(tiny_model, device="cpu", dtype="fp32", method="guided")(image, mask, threshold=0)
+    assert check[50:190, 70:230].std() > 0.8 * image[50:190, 70:230].std()
