@@ -122,9 +122,10 @@ def apply_full_resolution(
 # A 4K photo is 25 MB as uint8 and 100 MB as float32; every full-size float temporary costs a pass
 # over memory plus the page faults of fresh allocations, which is what made the full-resolution step
 # cost more than the network. Here the pixels stay in the caller's dtype: the working-resolution copy
-# is taken straight from them (uint8 antialiased resize), and the change is applied in tiles of rows
-# of the mask's bounding box, each tile converted to float, mapped, blended and written back in the
-# caller's dtype. Pixels outside the mask are never rewritten, so they stay bit-identical.
+# is taken straight from them (uint8 antialiased resize, or a float one band by band for other dtypes),
+# and the change is applied in tiles of rows of the mask's bounding box, each tile converted to float,
+# mapped, blended and written back in the caller's dtype. Pixels outside the mask are never rewritten,
+# so they stay bit-identical.
 # --------------------------------------------------------------------------------------------------
 
 TILE_PIXELS = 1 << 16  # per tile on the CPU: a few float copies of it stay in the core's L2 cache
@@ -190,15 +191,16 @@ def downscale(pixels: torch.Tensor, peak: float, shape: tuple[int, int]) -> torc
     """H×W×C pixels (any dtype, ``peak`` = full intensity) → 1×C×h×w float32 in [0, 1] at ``shape``.
 
     Small images are resized as floats, exactly as ``resize`` does. Larger ones (over 4× the working
-    area) take torch's uint8 antialiased kernel on the CPU, which reads the interleaved H×W×C memory
-    as it is and is ~20× faster than the float one; other dtypes are rounded to 8 bits for it (in
-    bands). The rounding touches only the network's input; the full-resolution output uses the exact
-    pixels. Other devices (CUDA) resize as floats, in bands (``downscale_in_bands``).
+    area) in uint8 take torch's uint8 antialiased kernel on the CPU, which reads the interleaved H×W×C
+    memory as it is and is ~20× faster than the float one. Other dtypes (16-bit, float) are never
+    rounded to 8 bits: they, and pictures on other devices (CUDA), are resized as floats, in bands
+    (``downscale_in_bands``), as exactly as small ones.
     """
     if pixels.shape[0] * pixels.shape[1] <= 4 * shape[0] * shape[1]:
         return resize(unit_float(pixels, peak), shape).contiguous()
-    if pixels.device.type != "cpu":  # torch's uint8 antialiased kernel exists on the CPU only
-        return downscale_in_bands(pixels, peak, shape, tile_pixels(pixels.device))
+    if pixels.device.type != "cpu" or pixels.dtype != torch.uint8:  # the uint8 kernel: CPU only, 8 bits only
+        with one_thread(pixels.device):  # hundreds of band-sized ops: 14 s against 0.4 s for 8K on 2 busy cores
+            return downscale_in_bands(pixels, peak, shape, tile_pixels(pixels.device))
     small = to_uint8(pixels, peak)
     grouped = 1
     if small.shape[2] == 1:  # one channel takes a slow generic kernel: read k neighbours as k channels

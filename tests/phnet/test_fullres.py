@@ -71,6 +71,28 @@ def test_downscale_small_is_exact_and_large_is_8bit_close():
     assert (downscale(mask[..., None], 255.0, shape) - coverage).abs().max() < 0.05
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_downscale_never_rounds_a_deeper_picture_to_8_bits(tiny_model, dtype, channels):
+    """Over 4× the working area a 16-bit or float picture was rounded to 8 bits for the network's input: a
+    backdrop whose gradient spans under one 8-bit level was one flat colour at 1200² and a scene at 500²."""
+    pixels = torch.from_numpy(photo(600, 900, channels=channels, dtype=dtype))
+    peak = 65535.0 if dtype == np.uint16 else 1.0
+    shape = working_shape(600, 900, 64)
+    exact = resize(pixels.permute(2, 0, 1)[None].float() / peak, shape)
+    torch.testing.assert_close(downscale(pixels, peak, shape), exact, rtol=0, atol=1e-6)
+    if channels == 1:
+        return
+    h, w = 400, 400  # ~40× the working area
+    image = np.repeat((29960 + 218 * np.arange(w) / w).round().astype(np.uint16)[None, :, None], h, 0)
+    image = np.repeat(image, 3, -1) if dtype == np.uint16 else np.repeat(image, 3, -1).astype(dtype) / 65535
+    mask = np.zeros((h, w), np.uint8)
+    mask[100:300, 100:300] = 255
+    image[mask > 0] = np.array([12000, 20000, 40000]) / (1 if dtype == np.uint16 else 65535)
+    result = Harmonizer(tiny_model, device="cpu", dtype="fp32").harmonize(image, mask, threshold=0)
+    assert not result.corrections[0].unchanged, result.corrections[0].describe()
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 @pytest.mark.parametrize("full, band", [((600, 900), 9000), ((601, 899), 1), ((90, 1000), 10**6)])
 def test_downscale_in_bands_is_the_whole_float_resize(dtype, full, band):
@@ -358,8 +380,8 @@ def test_threads_that_share_one_thread_calls_get_the_first_callers_count_back():
 
 
 def test_a_one_thread_call_inside_another_in_the_same_thread_changes_nothing():
-    """A 16-bit picture's downscale runs to_uint8 inside prepare_low's block: the inner exit gave the full count
-    back while the outer block still ran its small ops."""
+    """A 16-bit picture's downscale runs its bands in a block of its own inside prepare_low's: the inner exit gave
+    the full count back while the outer block still ran its small ops."""
     from phnet.fullres import one_thread
 
     before = torch.get_num_threads()
