@@ -24,6 +24,7 @@ from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
+from .imageio.images import integer_peak
 from .imageio.masks import FAINT
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
@@ -480,8 +481,10 @@ class Harmonizer:
         working_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """B×3×H×W float images in [0, 1] and B×1×H×W masks → harmonized B×3×H×W (on the input's device); a
-        picture whose mask is empty comes back as it was (only a batch whose every mask is empty is refused)."""
+        """B×3×H×W float images in [0, 1] and B×1×H×W masks (float in [0, 1], or 0/1 integer or bool) →
+        harmonized B×3×H×W (on the input's device); a picture whose mask is empty comes back as it was (only a
+        batch whose every mask is empty is refused). 8- and 16-bit pictures and masks go to ``harmonizer(image,
+        mask)``, which reads them as they are."""
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
         out, corrections = self._harmonize_tensor(images, masks, strength, mode, size, progress, None,
@@ -1213,8 +1216,20 @@ def _check_devices(**tensors: Any) -> None:
             raise ValueError(f"the {name.replace('_', ' ')} is on the meta device: {device_problem(t.device)}")
 
 
+_INTEGER_MASKS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)  # read as 0/1 masks
+
+
 def _check_pair(images: torch.Tensor, masks: torch.Tensor, allow_empty: bool = False) -> None:
     _check_devices(images=images, masks=masks)
+    for name, t in (("images", images), ("masks", masks)):
+        if t.is_floating_point() or (name == "masks" and t.dtype in _INTEGER_MASKS):
+            continue
+        peak = integer_peak(t.dtype)
+        takes = f"harmonize_tensor takes float {name} in 0..1{' (or 0/1 integer ones)' * (name == 'masks')}"
+        if peak is None:
+            raise ValueError(f"{takes}, got {t.dtype}: convert them to float in 0..1")
+        raise ValueError(f"{takes}, got {t.dtype}: divide them by {peak:g} ({name}.float() / {peak:g}) or call "
+                         f"harmonizer(image, mask), which reads {8 if peak == 255 else 16}-bit {name} as they are")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be B×3×H×W, got {tuple(images.shape)}")
     _check_picture_size(*images.shape[-2:])

@@ -1381,3 +1381,22 @@ def test_the_official_mode_reads_a_premultiplied_grey_picture(tiny_model):
     la = Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), "LA")
     mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
     assert h(la.convert("La"), mask, mode="official").size == h(la, mask, mode="official").size
+
+
+@pytest.mark.parametrize("which", ["images", "masks"])
+def test_harmonize_tensor_refuses_a_16_bit_tensor_with_the_fix(tiny_model, which):
+    """A uint16 image or mask ended in torch's NotImplementedError ("aminmax_cpu" not implemented for 'UInt16')."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    images = torch.rand(1, 3, 40, 56)
+    masks = torch.zeros(1, 1, 40, 56)
+    masks[..., 10:30, 18:38] = 1
+    deep = {"images": images, "masks": masks}[which].mul(65535).to(torch.int32).to(torch.uint16)
+    pair = (deep, masks) if which == "images" else (images, deep)
+    with pytest.raises(ValueError, match=rf"harmonize_tensor takes float {which} .*got torch.uint16: divide them by "
+                                         rf"65535 \({which}.float\(\) / 65535\) or call harmonizer\(image, mask\)"):
+        h.harmonize_tensor(*pair)
+    out = h(*pair)  # as the fix says: read as they are
+    assert out.shape == images.shape and out.dtype == (torch.uint16 if which == "images" else torch.float32)
+    with pytest.raises(ValueError, match="got torch.int32: convert them to float in 0..1"):
+        h.harmonize_tensor(images.to(torch.int32), masks)
+    assert h.harmonize_tensor(images, masks.to(torch.int64)).shape == images.shape  # 0/1 integer masks, as before
