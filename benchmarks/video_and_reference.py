@@ -9,10 +9,11 @@ Markdown tables (docs/video-and-reference.md quotes them).
 **Clips.** Each clip is two shots of ``--frames`` / 2 frames, each from its own portrait: a square
 crop window that pans slowly across the photo (one pixel per frame to the right at ``--size``, and
 in a photo at least as tall as it is wide also one pixel down every second frame, a diagonal path;
-subject and background move together, like a slow camera pan) while the lighting of the whole
-frame drifts (exposure ±4 % and a white-balance drift, smooth over the shot). The ground truth is
-that frame; the composite is the same frame with the subject changed by one fixed synthetic
-perturbation (``trainer.data.synthesis``, one seed per shot). Reported per run: the mean
+subject and background move together, like a slow camera pan; in a wider photo the pan starts at
+the left edge, or, where a frame would miss the subject from there, across the subject) while the
+lighting of the whole frame drifts (exposure ±4 % and a white-balance drift, smooth over the
+shot). The ground truth is that frame; the composite is the same frame with the subject changed by
+one fixed synthetic perturbation (``trainer.data.synthesis``, one seed per shot). Reported per run: the mean
 frame-to-frame change of the subject's mean colour (0–255, mean absolute over RGB, within shots;
 the ground truth's own change is the drift), the same for the subject's mean colour *error*
 (output − ground truth: the flicker a viewer sees on top of the real lighting change), the
@@ -48,7 +49,7 @@ from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
 from trainer.data.synthesis import exposure, synthesize, white_balance
 
 
-def load(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def load(data: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     if not (data / "images").is_dir() or not (data / "masks").is_dir():
         raise SystemExit(f"error: {data} holds no images/ and masks/ folders: give a split of a pool (e.g. POOL/test)")
     pairs = []
@@ -64,7 +65,7 @@ def load(data: Path, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
             print(f"skipped {path.name}: its mask is {'empty' if mask.mean() == 0 else 'the whole picture'}",
                   file=sys.stderr)
             continue
-        pairs.append((image, mask))
+        pairs.append((path.name, image, mask))
     if not pairs:
         raise SystemExit(f"error: no usable image/mask pairs in {data}")
     return pairs
@@ -84,18 +85,28 @@ def relight(image: np.ndarray, gain: float, balance: np.ndarray) -> np.ndarray:
     return np.clip(linear_to_srgb(srgb_to_linear(image) * gain * balance), 0, 1).astype(np.float32)
 
 
-def shot(image: np.ndarray, mask: np.ndarray, frames: int, side: int, seed: int):
+def shot(image: np.ndarray, mask: np.ndarray, frames: int, side: int, seed: int, name: str = "a photo"):
     """(ground truths, composites, masks) of one shot, each frames×side×side."""
     big, big_mask = fit(image, mask, side + frames)
+    h, w = big_mask.shape
+    x0 = 0
+    if w > h:  # from the left edge, unless a frame would miss the subject there: then the pan crosses the subject
+        band = big_mask[(h - side) // 2 : (h - side) // 2 + side]
+        cols = np.nonzero(band.any(axis=0))[0]
+        if cols.size and not all(band[:, t : t + side].any() for t in range(frames)):
+            x0 = int(np.clip((cols[0] + cols[-1]) // 2 - (side + frames) // 2, 0, w - side - frames))
     rng = np.random.default_rng(seed)
     balance_end = np.exp(rng.normal(0, 0.05, 3))
     gts, comps, masks = [], [], []
     for t in range(frames):
-        x = t  # one pixel right per frame; one down every second frame too unless the photo is wider than tall
-        y = (big.shape[0] - side) // 2 if big.shape[1] > big.shape[0] else t // 2
-        x = min(x, big.shape[1] - side)
-        y = min(y, big.shape[0] - side)
+        x = x0 + t  # one pixel right per frame; one down every second frame too unless the photo is wider than tall
+        y = (h - side) // 2 if w > h else t // 2
+        x = min(x, w - side)
+        y = min(y, h - side)
         crop, m = big[y : y + side, x : x + side], big_mask[y : y + side, x : x + side]
+        if not m.any():
+            raise SystemExit(f"error: {name}: its subject is outside frame {t + 1} of the panning {side}×{side} px "
+                             "crop (a clip needs it in every frame): leave this photo out of --data")
         phase = t / max(frames - 1, 1)
         gt = relight(crop, 1.0 + 0.04 * np.sin(2 * np.pi * phase), balance_end ** phase)
         comp = synthesize(gt, m, np.random.default_rng(seed + 1000), strength=0.8)  # same perturbation every frame
@@ -133,8 +144,8 @@ def clip_table(harmonizer: Harmonizer, pairs, frames: int, side: int, clips: int
     found = []
     for c in range(clips):
         a, b = pairs[(2 * c) % len(pairs)], pairs[(2 * c + 1) % len(pairs)]
-        g1, c1, m1 = shot(*a, half, side, seed=10 * c)
-        g2, c2, m2 = shot(*b, frames - half, side, seed=10 * c + 5)
+        g1, c1, m1 = shot(*a[1:], half, side, seed=10 * c, name=a[0])
+        g2, c2, m2 = shot(*b[1:], frames - half, side, seed=10 * c + 5, name=b[0])
         gts, comps = to_tensor(np.concatenate([g1, g2])), to_tensor(np.concatenate([c1, c2]))
         masks = torch.from_numpy(np.concatenate([m1, m2]))[:, None].float()
         outputs = {"composite": comps, "ground truth": gts}
@@ -193,7 +204,7 @@ def reference_case(image, mask, side_name: str, seed: int, size: int):
 def reference_table(harmonizer: Harmonizer, pairs, size: int) -> list[str]:
     rows = {"composite": [], "no reference mask": [], "reference = the lit side": [],
             "reference = the other side": []}
-    for i, (image, mask) in enumerate(pairs):
+    for i, (_, image, mask) in enumerate(pairs):
         for k, side_name in enumerate(("left", "right")):
             gt, comp, m, reference = reference_case(image, mask, side_name, seed=100 * i + k, size=size)
             gts, comps = to_tensor(gt[None]), to_tensor(comp[None])

@@ -75,3 +75,21 @@ def test_the_clips_crop_moves_as_the_docstring_and_the_docs_say(tall, offsets):
         words = " ".join(text.split())
         assert "one pixel per frame to the right" in words
         assert "in a photo at least as tall as it is wide also one pixel down every second frame" in words
+
+
+def test_a_wide_photo_pans_across_its_subject_and_a_frame_without_it_is_refused_by_name():
+    """A subject in a wide photo's right part was in no frame of the pan from the left edge: the clip table came out
+    all nan without a word, or ended in the library's 'every picture's mask is empty'."""
+    from benchmarks import video_and_reference
+
+    frames, side = 6, 16
+    shape = (side + frames, 3 * (side + frames))
+    mask = np.zeros(shape, np.float32)
+    mask[6:12, 50:56] = 1
+    image = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+    _, _, masks = video_and_reference.shot(image, mask, frames, side, seed=0, name="wide.png")
+    assert all(m.sum() == 36 for m in masks)  # the whole subject in every frame
+    tall = np.zeros((3 * (side + frames), side + frames), np.float32)
+    tall[-6:, 7:12] = 1  # below every frame of the pan from the top
+    with pytest.raises(SystemExit, match="tall.png: its subject is outside frame 1 of the panning 16×16 px crop"):
+        video_and_reference.shot(image.transpose(1, 0, 2), tall, frames, side, seed=0, name="tall.png")
