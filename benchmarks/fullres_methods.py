@@ -99,7 +99,10 @@ def main() -> int:
     if args.weights:
         from phnet.weights import load_model
 
-        model = load_model(args.weights)
+        try:
+            model = load_model(args.weights)
+        except (ValueError, OSError) as e:
+            parser.error(str(e))
     extra = [f"{t}, {kind}" for t in TILED for kind in ("tiled", "8-bit", "8-bit, tiled")]
     native = {m: metrics.MetricTracker() for m in METHODS + tuple(extra)}
     low_scores = metrics.MetricTracker()

@@ -319,15 +319,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.weights and args.output:
         parser.error("--output sets the output of --config's random weights; --weights have their own")
     try:  # a bad one is named here once, not in each timing process's traceback
-        if args.weights:
+        if args.weights and (args.case_pipeline or args.timing):  # a child: its parent loaded them
             from phnet.sources import resolve
 
             resolve(args.weights)
+        elif args.weights:  # (an official checkpoint is downloaded here once, not by each child)
+            from phnet.weights import load_model
+
+            load_model(args.weights)
         else:
             from phnet.config import PHNetConfig
 
             PHNetConfig.preset(args.config)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         parser.error(str(e))
     from phnet.harmonizer import device_problem
 

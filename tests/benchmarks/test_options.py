@@ -110,6 +110,8 @@ def test_every_timed_call_applies_the_correction_whatever_the_weights_rule(tmp_p
     (["--weights", "/nope.safetensors"], "PHNet weights '/nope.safetensors' not found"),  # two tracebacks
     (["--config", "bogus"], "unknown PHNet preset 'bogus'"),
     (["--weights", "phnet/assets/default", "--output", "transform"], "--output sets the output of --config"),
+    (["--weights", "examples"], "examples holds no model.safetensors"),  # tracebacks after the header
+    (["--weights", "README.md"], "unsupported PHNet weights file type 'README.md'"),
 ])
 def test_weights_and_settings_the_pipeline_benchmark_cannot_use_are_one_line(argv, words, capsys):
     from benchmarks import pipeline_speed
@@ -130,3 +132,17 @@ def test_weights_the_video_benchmark_cannot_load_are_one_line():
                            "--size", "64", "--weights", "/nope"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "PHNet weights '/nope' not found" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_weights_the_full_resolution_benchmark_cannot_load_are_one_line(tmp_path, monkeypatch, capsys):
+    """A raw FileNotFoundError traceback."""
+    import sys
+
+    from benchmarks import fullres_methods
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    monkeypatch.setattr(sys, "argv", ["fullres_methods.py", "--data", str(tmp_path), "--weights", "/nope"])
+    with pytest.raises(SystemExit) as caught:
+        fullres_methods.main()
+    assert caught.value.code == 2 and "PHNet weights '/nope' not found" in capsys.readouterr().err
