@@ -73,6 +73,9 @@ def load_pairs(root: Path, limit: int):
             continue
         real = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
         m = (np.asarray(Image.open(mask).convert("L"), np.float32) / 255 >= 0.5).astype(np.float32)
+        if m.shape != real.shape[:2]:
+            raise SystemExit(f"error: the mask {mask} is {m.shape[1]}×{m.shape[0]} px and its photo {path} is "
+                             f"{real.shape[1]}×{real.shape[0]} px: give each photo a mask of its own size")
         if 0 < m.mean() < 1:
             yield path.stem, real, m
 
