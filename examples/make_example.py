@@ -39,7 +39,11 @@ def colour_cast(rgb: np.ndarray) -> np.ndarray:
 
 
 def make(out_dir: Path = HERE, side: int = SIDE) -> tuple[Path, Path]:
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:  # (OpenCV missing alone is named by subject_masks)
+        raise SystemExit("the photo comes from scikit-image's sample data and the mask from OpenCV: "
+                         'pip install scikit-image "opencv-python-headless<5"') from None
 
     from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, person_mask
 

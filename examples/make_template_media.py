@@ -53,7 +53,10 @@ def subject_mask(side: int = SUBJECT_SIDE) -> np.ndarray:
 
 
 def make_pictures(out: Path = OUT) -> list[Path]:
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        raise SystemExit("the pictures come from scikit-image's sample data: pip install scikit-image") from None
 
     out.mkdir(parents=True, exist_ok=True)
     comp = np.asarray(Image.open(HERE / "composite.png").convert("RGB"))
