@@ -28,6 +28,7 @@ def test_the_clips_and_reference_tables_are_written(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "### Clips" in done.stdout and "### Reference region" in done.stdout
+    assert "| fMSE, 2 frames after the cut |" in done.stdout  # a shot of two frames: it said 3
 
 
 def test_a_folder_without_a_pools_layout_is_named(tmp_path):
