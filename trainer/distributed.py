@@ -78,9 +78,13 @@ class Dist:
         """The smallest of the ranks' ``value`` (all call it at the same point, as for :meth:`gather`)."""
         return min(v for (v,) in self.gather((value,)))
 
-    def total(self, value: int) -> int:
-        """The sum of the ranks' ``value`` (all call it at the same point, as for :meth:`gather`)."""
-        return sum(v for (v,) in self.gather((value,)))
+    def sums(self, values: list[float]) -> list[float]:
+        """The ranks' ``values`` added up place by place (all call it at the same point, as for :meth:`gather`)."""
+        if self.world == 1:
+            return list(values)
+        mine = torch.tensor(values, dtype=torch.float64)  # on the CPU, as the control group's gloo takes them
+        dist.all_reduce(mine, group=self.control)
+        return mine.tolist()
 
     def ranks_where(self, flag: bool) -> list[int]:
         """The ranks whose ``flag`` is true (all call it at the same point, as for :meth:`gather`)."""

@@ -366,12 +366,17 @@ class TrainingLoop:
         loss, parts = w.read()  # waits for the window's last steps: only then is its time known
         dt = max(time.time() - w.t - w.excluded, 1e-9)
         self.check_loss(loss)
+        samples, skipped = w.samples, w.skipped
+        if self.env.world > 1:  # every process's window, each training on (and skipping from) its own share
+            n, samples, skipped, *sums = self.env.sums([w.n, w.samples, w.skipped, loss * w.n,
+                                                        *(v * w.n for v in parts.values())])
+            loss, parts = sums[0] / n, {k: v / n for k, v in zip(parts, sums[1:])}
+            samples, skipped = int(samples), int(skipped)
         rec = {"type": "train", "step": self.pos.step, "epoch": self.pos.epoch,
                "loss": loss,
                **parts,
                "lr": self.step_lr,  # the last step's (the schedule has moved on to the next one's)
-               "samples_per_s": w.samples * self.env.world / dt}
-        skipped = self.env.total(w.skipped)  # every process's, each skipping its own share of the data
+               "samples_per_s": samples / dt}
         if skipped:
             rec["skipped_samples"] = skipped
         self.log.write(rec, curves=True)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from training_runs import REPO, fit_cmd, read_log, tiny_cfg, wait_for
+from training_runs import REPO, fit_cmd, read_log, run_torchrun, tiny_cfg, wait_for
 
 from trainer.loop import READY_TO_STOP
 
@@ -160,6 +160,59 @@ def test_the_logged_rate_leaves_out_validation_and_checkpoints(shift_set, tmp_pa
     train(tiny_cfg(shift_set, out, steps=4, batch_size=8, log_every=2, val_every=2, ckpt_every=2), progress=False)
     first, second = (r["samples_per_s"] for r in read_log(out) if r["type"] == "train")
     assert second > 16 / 2.0  # 2 steps of 8 composites, without the 2 s spent validating before them
+
+
+@pytest.mark.slow
+def test_the_log_holds_the_losses_and_rate_of_every_process(shift_set, tmp_path, subprocess_env):
+    """With two processes the loss, its parts and the rate came from process 0's window alone: half of the run's
+    samples, and a rate that counted process 0's samples twice while process 1 had skipped bad ones."""
+    import json
+    import sys
+    from pathlib import Path
+
+    out, windows = tmp_path / "ddp-windows", tmp_path / "windows.jsonl"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("one_process_fails.py")), "--config", "tiny_cpu", "--data", str(shift_set),
+           "--out", str(out), "--steps", "4", "--no-progress", "--set", "train.log_every=2", "--set",
+           "train.val_every=0", "--set", "train.ckpt_every=0", "--set", "data.num_workers=0", "--set",
+           "train.batch_size=4", "--set", 'data.on_bad_sample="skip"', "--device", "cpu"]
+    res = run_torchrun(cmd, cwd=REPO, env={**subprocess_env, "FAULT": "skip", "AT": "3", "WINDOWS": str(windows)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    own = [json.loads(line) for line in windows.read_text().splitlines()]
+    records = [r for r in read_log(out) if r["type"] == "train"]
+    assert [r["step"] for r in records] == [2, 4]
+    for rec in records:
+        first, second = sorted((w for w in own if w["step"] == rec["step"]), key=lambda w: w["rank"])
+        for key in set(first) - {"rank", "step", "n", "samples"}:  # the loss and its parts, summed in each window
+            assert rec[key] == pytest.approx((first[key] + second[key]) / (first["n"] + second["n"]), rel=1e-6), key
+        assert rec["samples_per_s"] == pytest.approx((first["samples"] + second["samples"]) / 10.0)
+    assert [w["samples"] for w in own if w["step"] == 2] in ([8, 5], [5, 8])  # process 1 skipped 3
+
+
+def test_one_process_logs_the_mean_loss_and_rate_of_its_window(shift_set, tmp_path, monkeypatch):
+    import types
+
+    from trainer import loop
+    from trainer.fit import train
+
+    windows = []
+    log_window = loop.TrainingLoop.log_window
+
+    def recorded(self):
+        self.window.t = 0.0
+        windows.append((self.window.read(), self.window.samples))
+        return log_window(self)
+
+    monkeypatch.setattr(loop.TrainingLoop, "log_window", recorded)
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: 10.0))  # ten seconds in every window
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=4, batch_size=4, log_every=2, val_every=0, ckpt_every=0, warmup_steps=0),
+          progress=False)
+    records = [r for r in read_log(out) if r["type"] == "train"]
+    assert len(records) == len(windows) == 2
+    for rec, ((loss, parts), samples) in zip(records, windows):
+        assert rec["loss"] == loss and all(rec[k] == v for k, v in parts.items())
+        assert rec["samples_per_s"] == samples / 10.0
 
 
 def test_each_record_logs_the_learning_rate_its_step_trained_with(shift_set, tmp_path, monkeypatch):
