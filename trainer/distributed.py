@@ -26,8 +26,10 @@ class Dist:
         if dev.type == "cuda":
             named = torch.device(device_pref).index if device_pref else None  # "cuda:1" names one GPU
             # every process would take that one GPU, which NCCL refuses (one that sees only its own GPU, as a
-            # scheduler's one GPU per task gives it, rightly names cuda:0)
-            if named is not None and self.world > 1 and torch.cuda.device_count() > 1:
+            # scheduler's one GPU per task gives it, rightly names cuda:0; not so two on a machine of one GPU)
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            if named is not None and self.world > 1 and (torch.cuda.device_count() > 1
+                                                         or local_world > torch.cuda.device_count()):
                 raise ValueError(
                     f"train.device {device_pref!r} names one GPU, but under torchrun each process takes the GPU of "
                     "its local rank: use --device cuda (or leave train.device empty), and choose the GPUs with "

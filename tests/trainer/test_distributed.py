@@ -104,7 +104,11 @@ def test_a_gpu_named_by_index_under_torchrun_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match=r"'cuda:0' names one GPU, but under torchrun .*CUDA_VISIBLE_DEVICES"):
         Dist("cuda:0")
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # a process that sees only its own GPU (SLURM)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two processes on a machine of one GPU
+    with pytest.raises(ValueError, match=r"'cuda:0' names one GPU, but under torchrun"):
+        Dist("cuda:0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # a process that sees only its own GPU (SLURM)
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_backend", lambda: "gloo")
