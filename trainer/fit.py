@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 # python -m trainer.fit: Ctrl-C while torch loads (seconds) ends quietly, with 130 (an ignored SIGINT stays so)
@@ -264,7 +265,10 @@ def build_optimisation(cfg: dict, model, env: Dist, size: int) -> Optimisation:
               f"{', '.join(sorted({n.rsplit('.', 1)[0] for n in dead}))}", file=sys.stderr)
     criterion = HarmonizationLoss.from_config(cfg["loss"])
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], t_cfg)
-    scheduler = build_scheduler(optimizer, t_cfg)
+    with warnings.catch_warnings():
+        if not env.main:  # the config's warnings, the same on every process: process 0 gives them
+            warnings.simplefilter("ignore")
+        scheduler = build_scheduler(optimizer, t_cfg)
     own = training_dtype(env.device) if t_cfg.get("amp") and amp_available(env.device) else None
     amp = shared_precision(env, own)
     if amp != own:

@@ -337,6 +337,27 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
     assert "--data" in err and "train.nope" in err
 
 
+def test_a_warning_about_the_config_is_given_by_process_0_alone(shift_set, tmp_path):
+    """Under torchrun every process printed it, while process 0 alone says everything else."""
+    import types
+    import warnings
+
+    from trainer.fit import build_optimisation
+    from trainer.model import build_model
+
+    cfg = tiny_cfg(shift_set, tmp_path / "run", steps=8, warmup_steps=10, freeze_dead_modules=False)
+    model = build_model(cfg)
+    for rank in (0, 1):
+        env = types.SimpleNamespace(main=rank == 0, rank=rank, world=2, device=torch.device("cpu"),
+                                    least=lambda value: value)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            build_optimisation(cfg, model, env, 32)
+        said = [str(w.message) for w in seen if "warmup_steps" in str(w.message)]
+        assert len(said) == (1 if rank == 0 else 0), said
+        assert all(s.startswith("train.warmup_steps (10) is not below train.steps (8)") for s in said)
+
+
 def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
     from trainer.fit import train
 
