@@ -13,6 +13,8 @@ from collections import defaultdict
 
 import torch
 
+from .compat import aminmax
+
 BUCKETS = ("0-5%", "5-15%", "15-100%")
 FMSE_EPS = 1e-6
 PSNR_EPS = 1e-6
@@ -30,10 +32,20 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
     if not (pred.is_floating_point() and gt.is_floating_point()):  # 0..255 read as 0..1 is 65025 times the error
         raise ValueError(f"pred and gt must be float pictures in 0..1, got {pred.dtype} and {gt.dtype}: divide "
                          "8-bit ones by 255")
-    # a prediction may overshoot 1 a little before it is clamped; a photo may not
-    if gt.numel() and (float(gt.amax()) > 1 + 1e-3 or float(pred.amax()) > 2):
-        raise ValueError(f"pred and gt must be pictures in 0..1, got values up to {float(pred.amax()):g} and "
-                         f"{float(gt.amax()):g}: divide 0..255 ones by 255")
+    if not gt.numel():
+        return
+    # one read of both ranges; a prediction may over- or undershoot 0..1 before it is clamped, a photo may not
+    p_lo, p_hi, g_lo, g_hi = torch.stack([v.float() for v in (*aminmax(pred), *aminmax(gt))]).tolist()
+    for name, lo, hi in (("pred", p_lo, p_hi), ("gt", g_lo, g_hi)):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"pred and gt must be pictures in 0..1, got NaN or infinite values in {name}: find "
+                             "where they come from (a diverged model, a division by zero)")
+    if g_hi > 1 + 1e-3 or p_hi > 2:
+        raise ValueError(f"pred and gt must be pictures in 0..1, got values up to {p_hi:g} and {g_hi:g}: divide "
+                         "0..255 ones by 255")
+    if g_lo < -1e-3 or p_lo < -1:
+        raise ValueError(f"pred and gt must be pictures in 0..1, got values down to {p_lo:g} and {g_lo:g}: map "
+                         "-1..1 pictures with (x + 1) / 2")
 
 
 def wide(x: torch.Tensor) -> torch.Tensor:
