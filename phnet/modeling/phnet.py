@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..compat import autocast_enabled
 from ..config import PHNetConfig
 from .features import PatchFeatureExtractor, SqueezeExcitationGate
 from .normalization import PatchNormalization
@@ -58,6 +59,21 @@ def _halved_reference(reference: torch.Tensor) -> torch.Tensor:
     nearest = F.interpolate(reference, scale_factor=0.5)
     kept = nearest.amax(dim=(1, 2, 3), keepdim=True) > 0
     return torch.where(kept, nearest, F.max_pool2d(reference, 2)[..., : nearest.shape[-2], : nearest.shape[-1]])
+
+
+def _check_dtypes(composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
+                  weights: torch.dtype) -> None:
+    """Integer pictures (0..255 read as 0..1) and a float precision the weights do not have outside autocast are
+    refused by name, not by the first convolution's error."""
+    given = {"composite": composite, "mask": mask, "reference": reference}
+    if not all(t is None or t.is_floating_point() or (t.dtype == torch.bool and name != "composite")
+               for name, t in given.items()):
+        got = ", ".join(f"a {t.dtype} {name}" for name, t in given.items() if t is not None)
+        raise ValueError("PHNet takes float pictures and masks in 0..1 (x.float() / 255 for uint8 ones; "
+                         f"phnet.Harmonizer converts for you), got {got}")
+    if composite.dtype != weights and not autocast_enabled(composite.device.type):
+        raise ValueError(f"PHNet's weights are {weights}, got a {composite.dtype} composite: give it in {weights} "
+                         "(composite.to(dtype)), cast the model (model.to(dtype)), or run under torch.autocast")
 
 
 class PHNet(nn.Module):
@@ -174,6 +190,7 @@ class PHNet(nn.Module):
         if composite.shape[-1] == composite.shape[-2] == 8:  # the bottleneck would be one pixel: no statistics
             raise ValueError("PHNet needs more than 8×8 pixels (at least one side 16), got 8×8; resize the input "
                              "(phnet.Harmonizer works at 16 or more)")
+        _check_dtypes(composite, mask, reference, self.encoder[0][0].weight.dtype)
         mask = mask.to(composite.dtype)
         if reference is not None:
             if reference.shape != mask.shape:

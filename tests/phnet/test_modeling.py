@@ -203,6 +203,24 @@ def test_bad_shapes_are_named(tiny_model, shape):
         tiny_model(torch.rand(shape), torch.zeros(1, 1, *shape[2:]))
 
 
+def test_integer_pictures_and_a_precision_the_weights_lack_are_named(tiny_model):
+    """A uint8 composite, an integer mask, or a half composite for fp32 weights met torch's "Input type (unsigned
+    char) and bias type (float) should be the same"; under autocast a half composite runs."""
+    x, m = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    m[..., 8:24, 8:24] = 1
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"float pictures and masks in 0..1 \(x.float\(\) / 255 for uint8.*got "
+                                             "a torch.uint8 composite"):
+            tiny_model((x * 255).byte(), m)
+        with pytest.raises(ValueError, match="got a torch.float32 composite, a torch.uint8 mask"):
+            tiny_model.estimate(x, (m * 255).byte())
+        with pytest.raises(ValueError, match="weights are torch.float32, got a torch.float16 composite.*autocast"):
+            tiny_model(x.half(), m.half())
+        assert tiny_model(x, m.bool()).shape == x.shape
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert tiny_model(x.bfloat16(), m).shape == x.shape
+
+
 @pytest.mark.parametrize("output", ["image", "residual", "transform"])
 def test_a_forward_pass_never_reads_a_value_back_to_the_host(tiny_config, output):
     """What lets a GPU run ahead of the host, and a CUDA graph capture the call."""
