@@ -78,6 +78,9 @@ class Temporal:
         if not isinstance(cuts, tuple) or not all(_real(c) and float(c).is_integer() for c in cuts):
             shown = cuts if isinstance(self.cuts, Iterator) else self.cuts
             raise ValueError(f"cuts must be frame indices (whole numbers), got {shown!r}")
+        if any(c < 0 for c in cuts):  # (-1 would be kept as a frame index and never met)
+            raise ValueError(f"cuts must be frame indices from 0 (the first frame of each new shot), got "
+                             f"{int(min(cuts))}")
         object.__setattr__(self, "window", float(window))
         object.__setattr__(self, "causal", bool(self.causal))
         object.__setattr__(self, "cuts", tuple(int(c) for c in cuts))

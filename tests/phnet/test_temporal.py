@@ -264,9 +264,11 @@ def test_a_frame_left_as_it_was_is_not_rewritten_by_guided_or_resize(tiny_model,
     (dict(causal="no"), "causal must be True or False"),
     (dict(cuts=("a",)), "cuts must be frame indices"),
     (dict(cut_threshold="20"), "cut_threshold must be a number > 0"),
+    (dict(cuts=(3, -1)), r"cuts must be frame indices from 0 \(the first frame of each new shot\), got -1$"),
 ])
 def test_temporal_settings_are_checked_where_they_are_made(options, message):
-    """Tiny and huge windows overflowed deep in the smoothing; causal="no" meant causal."""
+    """Tiny and huge windows overflowed deep in the smoothing; causal="no" meant causal; a cut at -1 (the last
+    frame, to a Python user) was kept and never met."""
     with pytest.raises(ValueError, match=message):
         Temporal(**options)
     assert Temporal(cuts=5).cuts == (5,) and Temporal(window=0).window == 0.0
