@@ -140,10 +140,11 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
     ``feather`` is the gaussian sigma in pixels, at most the mask's longest side. Returns float32 H x W in [0, 1].
     """
     feather = _number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
-    grow = _number(grow, "grow must be a whole number of pixels")
+    if not _number(grow, "grow must be a whole number of pixels").is_integer():  # 2.5 was rounded to 2
+        raise ValueError(f"grow must be a whole number of pixels, got {grow!r}.")
+    grow = int(grow)
     m = mask_to_array(mask_hw)
     _check_width(feather, m.shape, "feather")  # before the grow, and named as the caller's option
-    grow = int(round(grow))
     if abs(grow) >= 2 * max(m.shape):  # its square part reaches every pixel from every pixel: no need to pad by it
         m = np.full_like(m, m.max() if grow > 0 else m.min())
     elif grow != 0:

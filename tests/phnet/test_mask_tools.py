@@ -93,6 +93,10 @@ def test_refine_feather():
         refine_mask(m, grow="3")
     with pytest.raises(ValueError, match="grow must be a whole number of pixels"):  # was an OverflowError
         refine_mask(m, grow=10**400)
+    for bad in (2.5, np.float32(-0.5)):  # rounded (2.5 grew by 2) although the message says whole
+        with pytest.raises(ValueError, match=r"grow must be a whole number of pixels, got .*(2\.5|-0\.5)"):
+            refine_mask(m, grow=bad)
+    np.testing.assert_array_equal(refine_mask(m, grow=2.0), refine_mask(m, grow=2))
     for bad in (float("nan"), float("inf"), -1.0, None):  # NaN and inf were raw int() errors
         with pytest.raises(ValueError, match="sigma must be a number >= 0"):
             gaussian_blur(m, bad)
