@@ -69,8 +69,8 @@ def _check_dtypes(composite: torch.Tensor, mask: torch.Tensor, reference: torch.
     if not all(t is None or t.is_floating_point() or (t.dtype == torch.bool and name != "composite")
                for name, t in given.items()):
         got = ", ".join(f"a {t.dtype} {name}" for name, t in given.items() if t is not None)
-        raise ValueError("PHNet takes float pictures and masks in 0..1 (x.float() / 255 for uint8 ones; "
-                         f"phnet.Harmonizer converts for you), got {got}")
+        raise ValueError("PHNet takes float pictures and masks in 0..1 (x.float() / 255 for 0..255 ones, "
+                         f"mask.float() for a 0/1 mask; phnet.Harmonizer converts for you), got {got}")
     if composite.dtype != weights and not autocast_enabled(composite.device.type):
         raise ValueError(f"PHNet's weights are {weights}, got a {composite.dtype} composite: give it in {weights} "
                          "(composite.to(dtype)), cast the model (model.to(dtype)), or run under torch.autocast")

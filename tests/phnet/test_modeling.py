@@ -209,8 +209,8 @@ def test_integer_pictures_and_a_precision_the_weights_lack_are_named(tiny_model)
     x, m = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
     m[..., 8:24, 8:24] = 1
     with torch.no_grad():
-        with pytest.raises(ValueError, match=r"float pictures and masks in 0..1 \(x.float\(\) / 255 for uint8.*got "
-                                             "a torch.uint8 composite"):
+        with pytest.raises(ValueError, match=r"float pictures and masks in 0..1 \(x.float\(\) / 255 for 0..255 ones, "
+                                             r"mask.float\(\) for a 0/1 mask.*got a torch.uint8 composite"):
             tiny_model((x * 255).byte(), m)
         with pytest.raises(ValueError, match="got a torch.float32 composite, a torch.uint8 mask"):
             tiny_model.estimate(x, (m * 255).byte())
