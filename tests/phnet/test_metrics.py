@@ -138,7 +138,7 @@ def test_blend_refuses_a_mask_of_another_shape_as_fmse_does():
     pred, comp = torch.ones(3, 3, 4, 4), torch.zeros(3, 3, 4, 4)
     masks = torch.zeros(3, 4, 4)
     masks[0] = 1
-    with pytest.raises(ValueError, match=r"the mask must be B×1×H×W .*a B×H×W mask would pair mask k with channel k"):
+    with pytest.raises(ValueError, match=r"must be B×1×H×W .*a B×H×W mask would pair mask k with channel k"):
         metrics.blend(pred, comp, masks)
     with pytest.raises(ValueError, match="pred and gt must both be B×3×H×W"):
         metrics.blend(pred, comp[:1], masks[:, None])
