@@ -231,6 +231,27 @@ def test_a_mask_with_a_faint_floor_leaves_the_transparent_part_out_of_the_scene_
         assert torch.equal(out[..., :3], seen), floor
         assert line.endswith("; its transparent part was left out of the scene to match"), floor
 
+
+def test_a_16_bit_mask_on_an_rgba_composite_leaves_its_transparent_part_out_too(nodes, phnet_model, portrait):
+    """A uint16 mask or reference_mask (and a 0/1 uint32 one) on an RGBA composite: torch has no max or > for
+    them on the CPU (NotImplementedError 'max_values_cpu' not implemented for 'UInt16')."""
+    img, subject = portrait(b=1, h=40, w=56)
+    alpha = torch.ones(1, 40, 56)
+    alpha[:, :, 42:] = 0
+    rgba = torch.cat([img * alpha[..., None], alpha[..., None]], -1)
+    region = torch.zeros(1, 40, 56)
+    region[:, :, :20] = 1
+    sixteen = (lambda m: (m * 65535).to(torch.int64).to(torch.uint16))
+    for name in ("PHNetHarmonize", "PHNetHarmonizeFrames"):
+        node = nodes[name]
+        want, _ = node.harmonize(phnet_model, rgba, subject, threshold=0.0)["result"]
+        for mask in (sixteen(subject), subject.to(torch.int64).to(torch.uint32)):
+            out, line = node.harmonize(phnet_model, rgba, mask, threshold=0.0)["result"]
+            assert torch.equal(out, want) and line.endswith("left out of the scene to match"), (name, mask.dtype)
+        want, _ = node.harmonize(phnet_model, rgba, subject, threshold=0.0, reference_mask=region)["result"]
+        out, line = node.harmonize(phnet_model, rgba, subject, threshold=0.0, reference_mask=sixteen(region))["result"]
+        assert torch.equal(out, want) and line.endswith("left out of the scene to match"), name
+
 def test_harmonize_interrupt_and_progress(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=3)
     ticks = []
