@@ -95,9 +95,11 @@ class PHNetPasteSubject:
                 "number of both"
             )
         if masks is not None or subject.shape[-1] == 4:  # a subject's mask is its alpha unless subject_mask is given
-            strongest = float((masks if masks is not None else subject[..., 3]).amax())
-            if masks is None and not subject.is_floating_point():
-                strongest /= integer_peak(subject.dtype) or 1.0
+            alpha = masks if masks is not None else subject[..., 3]
+            if alpha.is_floating_point():
+                strongest = float(alpha.amax())
+            else:  # a 16-bit cut-out's alpha: torch has no max for uint16 on the CPU
+                strongest = float(alpha.to(torch.int32).amax()) / (integer_peak(subject.dtype) or 1.0)
             if 0 < strongest < FAINT:  # else Harmonize blames a mask's scale (16 bits, divided by 255 twice)
                 which, its = ("every subject", "the") if subject.shape[0] > 1 else ("the subject", "its")
                 what, fix = (("subject_mask value", "a subject_mask that is white on the subject") if masks is not None
@@ -132,7 +134,7 @@ class PHNetPasteSubject:
             outs.append(m)
             bar.update_absolute(i + 1, n)
         if all(not bool((m > 0).any()) for m in outs):
-            if subject_mask is None and subject.shape[-1] == 4 and not bool((subject[..., 3] > 0).any()):
+            if subject_mask is None and subject.shape[-1] == 4 and not strongest > 0:  # (the alpha's, above)
                 raise ValueError(f"{NODE}: the subject's alpha is transparent everywhere, so there is nothing to paste: "
                                  "connect a cut-out whose subject is opaque, or a subject_mask that marks it.")
             raise ValueError(

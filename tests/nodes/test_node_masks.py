@@ -393,6 +393,27 @@ def test_an_almost_fully_transparent_subject_is_named_as_such(nodes, helpers):
     comp, mask = paste(image, torch.cat([opaque, cut]), x=10, y=8)
     assert mask.shape == (2, 48, 64) and float(mask[0].amax()) == 1 and 0 < float(mask[1].amax()) < 4 / 255
 
+
+def test_a_16_bit_cut_out_is_pasted_and_judged_on_its_scale(nodes, helpers):
+    """A uint16 RGBA subject: torch has no max for uint16 on the CPU (NotImplementedError 'max_values_cpu' not
+    implemented for 'UInt16'). It is pasted as its float copy is, and a faint or a transparent one is named."""
+    image, _ = helpers.portrait(b=1, h=48, w=64)
+    paste = nodes["PHNetPasteSubject"].paste
+    alpha = torch.zeros(1, 20, 16, 1)
+    alpha[:, 4:16, 4:12] = 1
+    cut = torch.cat([torch.rand(1, 20, 16, 3), alpha], -1)
+    sixteen = (cut * 65535).round().to(torch.int64).to(torch.uint16)
+    comp, mask = paste(image, sixteen, x=10, y=8)
+    want, want_mask = paste(image, sixteen.float() / 65535, x=10, y=8)
+    assert torch.allclose(comp, want, atol=1e-6) and torch.equal(mask, want_mask)
+    faint = sixteen.clone()
+    faint[..., 3] = (alpha[..., 0] * 771).to(torch.uint16)  # 3/255
+    with pytest.raises(ValueError, match="the subject is almost fully transparent \\(its strongest alpha is 3/255"):
+        paste(image, faint, x=10, y=8)
+    faint[..., 3] = 0
+    with pytest.raises(ValueError, match="the subject's alpha is transparent everywhere"):
+        paste(image, faint, x=10, y=8)
+
 def test_a_soft_subject_is_laid_over_an_rgba_background(nodes):
     """A feathered subject on a transparent canvas got the canvas's colour in its edge and too little alpha."""
     white = torch.ones(1, 8, 8, 3)
