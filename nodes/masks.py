@@ -32,16 +32,18 @@ def _hw(t: torch.Tensor) -> tuple[int, int]:
 
 def plain_mask(mask, image=None):
     """A MASK as ComfyUI's H×W or B×H×W, from the B×1×H×W and B×H×W×1 some nodes emit, and from an H×W×1 one
-    of ``image``'s H×W (as the library reads it; a B×H×1 batch stays one); None if not a mask."""
+    of ``image``'s H×W (as the library reads it) or of its shape at another size (for :func:`fitted` to resize);
+    any other B×H×1 stays a batch of H×1 masks; None if not a mask."""
     if not isinstance(mask, torch.Tensor):
         return None
     if mask.ndim == 4 and mask.shape[1] == 1:
         return mask[:, 0]
     if mask.ndim == 4 and mask.shape[-1] == 1:
         return mask[..., 0]
-    if (mask.ndim == 3 and mask.shape[-1] == 1 and isinstance(image, torch.Tensor) and image.ndim == 4
-            and tuple(mask.shape[:2]) == _image_hw(image)):
-        return mask[..., 0]
+    if mask.ndim == 3 and mask.shape[-1] == 1 and isinstance(image, torch.Tensor) and image.ndim == 4:
+        (mh, mw), (ih, iw) = mask.shape[:2], _image_hw(image)
+        if (mh, mw) == (ih, iw) or ((mw, 1) != (ih, iw) and 0 not in (mh, mw) and _same_shape(mh, mw, ih, iw)):
+            return mask[..., 0]
     return mask if mask.ndim in (2, 3) else None
 
 

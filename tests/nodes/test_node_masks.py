@@ -215,6 +215,24 @@ def test_an_h_w_1_mask_is_one_mask_of_the_image_in_every_node(nodes, phnet_model
     assert segmented.shape == (1, 48, 64)
 
 
+def test_an_h_w_1_mask_of_the_images_shape_at_another_size_is_resized(nodes, phnet_model, sam_model, helpers):
+    """A half-size H×W×1 mask was read as H masks of W×1 pixels and refused as "1x32 pixels", while its H×W and
+    B×H×W×1 forms were resized with a note. A B×H×1 batch of masks of another shape stays one."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    half = torch.nn.functional.interpolate(subject[:, None], size=(24, 32))[:, 0]
+    want, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, image, half[0])["result"]
+    out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, image, half[0, ..., None])["result"]
+    assert torch.equal(out, want) and line.endswith("; 'mask' was 32x24, resized to the image's 64x48")
+    _, pasted = nodes["PHNetPasteSubject"].paste(image, image, subject_mask=half[0, ..., None])
+    assert torch.equal(pasted, nodes["PHNetPasteSubject"].paste(image, image, subject_mask=half[0])[1])
+    (segmented,) = nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=half[0, ..., None])
+    assert segmented.shape == (1, 48, 64)
+    with pytest.raises(ValueError, match=r"'mask' is 8x6 pixels but the image is 64x48: the image's shape, but too "):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.ones(6, 8, 1))
+    with pytest.raises(ValueError, match=r"'mask' is 1x48 pixels but the image is 64x48, another shape"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image, subject[:, :, :1])
+
+
 def test_an_integer_mask_on_no_known_scale_is_named_by_the_node_and_its_input(nodes, phnet_model, cutout):
     """SAM Segment named its guide_mask; Paste Subject and Harmonize spoke of 'mask' and of no node."""
     image, mask = load(cutout + ".png")
