@@ -28,8 +28,13 @@ class Dist:
             # every process would take that one GPU, which NCCL refuses (one that sees only its own GPU, as a
             # scheduler's one GPU per task gives it, rightly names cuda:0; not so two on a machine of one GPU)
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-            if named is not None and self.world > 1 and (torch.cuda.device_count() > 1
-                                                         or local_world > torch.cuda.device_count()):
+            gpus = torch.cuda.device_count()
+            if named is not None and self.world > 1 and local_world > gpus:  # --device cuda would be refused too
+                raise ValueError(
+                    f"train.device {device_pref!r} names one GPU, but the {local_world} processes on this machine "
+                    f"share its {gpus} GPU(s): start at most one process per GPU (torchrun --nproc_per_node "
+                    f"{gpus}), or train on the CPU with --device cpu")
+            if named is not None and self.world > 1 and gpus > 1:
                 raise ValueError(
                     f"train.device {device_pref!r} names one GPU, but under torchrun each process takes the GPU of "
                     "its local rank: use --device cuda (or leave train.device empty), and choose the GPUs with "

@@ -105,9 +105,12 @@ def test_a_gpu_named_by_index_under_torchrun_is_refused(monkeypatch):
     with pytest.raises(ValueError, match=r"'cuda:0' names one GPU, but under torchrun .*CUDA_VISIBLE_DEVICES"):
         Dist("cuda:0")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two processes on a machine of one GPU
-    with pytest.raises(ValueError, match=r"'cuda:0' names one GPU, but under torchrun"):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two processes on a machine of one GPU: --device cuda is no fix
+    with pytest.raises(ValueError) as e:
         Dist("cuda:0")
+    assert str(e.value) == ("train.device 'cuda:0' names one GPU, but the 2 processes on this machine share its 1 "
+                            "GPU(s): start at most one process per GPU (torchrun --nproc_per_node 1), or train on the "
+                            "CPU with --device cpu")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # a process that sees only its own GPU (SLURM)
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
