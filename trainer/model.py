@@ -36,9 +36,10 @@ def build_model(cfg: dict, resume_from: Path | None = None):
     if resume_from is None:
         arch = ("enc_sizes", "grid_counts", "pfe_grid", "se_reduction")
         diffs = [k for k in arch if getattr(loaded, k) != getattr(wanted, k)]
-        if diffs and cfg["model"].get("preset", "") != "":
+        preset = cfg["model"].get("preset", "") != ""  # else the fields left out are PHNetConfig()'s defaults
+        if diffs and preset:
             print(f"[trainer] init_from {source}: using its architecture (differs in {diffs})", file=sys.stderr)
-        if loaded.output != wanted.output:
+        if loaded.output != wanted.output and (preset or "output" in cfg["model"]):
             print(f"[trainer] init_from {source}: keeping its output mapping {loaded.output!r} "
                   f"(the config asks for {wanted.output!r}; the weights only make sense with their own)",
                   file=sys.stderr)

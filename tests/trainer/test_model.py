@@ -91,3 +91,20 @@ def test_weights_trained_on_from_official_ones_are_named_so_and_their_card_keeps
     again = build_model({"model": {"init_from": str(save_pretrained(model, tmp_path / "tuned"))},
                          "data": {"image_size": 32}})
     assert again.config.name == "finetuned-official-ffhqh256"  # not finetuned- twice
+
+
+def test_init_from_keeps_its_output_mapping_naming_only_one_the_config_asks_for(tmp_path, capsys):
+    """With preset "" and no output the note said the config asked for PHNetConfig()'s default 'image'."""
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from trainer.model import build_model
+
+    config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                         output="residual")
+    save_pretrained(PHNet(config), tmp_path / "residual")
+    for model_table, noted in (({}, False), ({"output": "image"}, True), ({"preset": "iharmony"}, True)):
+        cfg = {"model": {"preset": "", "init_from": str(tmp_path / "residual"), **model_table},
+               "data": {"image_size": 32}}
+        assert build_model(cfg).config.output == "residual"
+        err = capsys.readouterr().err
+        assert ("keeping its output mapping 'residual' (the config asks for 'image';" in err) == noted, model_table
