@@ -275,17 +275,6 @@ def check_tables(cfg: dict) -> None:
     except TypeError:
         raise ValueError("model.extra holds a TOML date or time, which a checkpoint's config.json cannot store: "
                          "write it as a string (e.g. trained = \"2024-01-01\")") from None
-    if cfg["model"].get("preset", "") == "":  # else PHNetConfig()'s defaults would fill in the fields left out
-        from phnet.config import PRESETS, REQUIRED_FIELDS
-
-        given = set(cfg["model"]) | ({"image_size"} if cfg["data"].get("image_size") else set())
-        if cfg["model"].get("init_from"):  # the weights bring their architecture and output mapping
-            given |= set(REQUIRED_FIELDS) - {"image_size"}
-        missing = [f"{f} (or data.image_size)" if f == "image_size" else f for f in REQUIRED_FIELDS if f not in given]
-        if missing:
-            listed = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
-            raise ValueError(f'model.preset is "", so [model] must give every field a preset would: add {listed}, '
-                             f'or name a preset ({", ".join(sorted(PRESETS))})')
     try:
         model_config(cfg)
     except UnknownKeyError:
@@ -296,6 +285,20 @@ def check_tables(cfg: dict) -> None:
         SynthesisOptions(**cfg["data"]["synthesis"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"[data.synthesis]: {exc}") from None
+
+
+def library_defaults(cfg: dict) -> dict:
+    """The fields a preset would give that a ``preset = ""`` [model] table leaves out, with the library defaults
+    (``PHNetConfig()``'s) they take; with ``init_from``, whose weights bring the rest, the working size alone."""
+    from phnet import PHNetConfig
+    from phnet.config import REQUIRED_FIELDS
+
+    if cfg["model"].get("preset", "") != "":
+        return {}
+    given = set(cfg["model"]) | ({"image_size"} if cfg["data"].get("image_size") else set())
+    if cfg["model"].get("init_from"):
+        given |= set(REQUIRED_FIELDS) - {"image_size"}
+    return {f: getattr(PHNetConfig(), f) for f in REQUIRED_FIELDS if f not in given}
 
 
 def model_config(cfg: dict):

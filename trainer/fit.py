@@ -35,7 +35,7 @@ from phnet.cli import out_of_memory
 from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt
-from trainer.config import load_config, to_json
+from trainer.config import library_defaults, load_config, to_json, toml_text
 from trainer.data import (build_dataset, check_data_folders, collate, data_kind, split_settings,
                           trained_photos_held_out)
 from trainer.data.common import spread_sample
@@ -83,6 +83,8 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
     size = unwrap(model).config.image_size  # the working size: data sets, checkpoints and the model agree
     if env.main:
         describe(model, size, env)
+        if resume_dir is None:
+            note_library_defaults(cfg)
     data = build_data(cfg, env, size, seed, progress)
     opt = build_optimisation(cfg, model, env, size)
     position, best = Position(), math.inf
@@ -188,6 +190,14 @@ def describe(model, size: int, env: Dist) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"[trainer] model {mcfg.enc_sizes} grids {mcfg.grid_counts} output={mcfg.output} "
           f"({n_params / 1e6:.2f} M params), {size}px, device {env.device}, world {env.world}", file=sys.stderr)
+
+
+def note_library_defaults(cfg: dict) -> None:
+    left = library_defaults(cfg)
+    if left:
+        listed = ", ".join(f"{k} = {toml_text(v)}" for k, v in left.items())
+        print(f'[trainer] model.preset is "", so the fields [model] leaves out take the library defaults '
+              f'(phnet.PHNetConfig()): {listed}', file=sys.stderr)
 
 
 def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hub_private: bool) -> None:

@@ -57,21 +57,24 @@ def test_a_toml_file_saved_by_a_windows_editor_is_read_and_another_encoding_is_n
         load_config(tmp_path / "latin1.toml")
 
 
-def test_no_preset_needs_every_field_a_preset_gives(tmp_path):
-    """preset = "" with fields left out trained PHNetConfig()'s defaults for them (512 px, output 'image')."""
+def test_no_preset_names_the_fields_that_take_the_library_defaults(tmp_path):
+    """preset = "" with fields left out trains PHNetConfig()'s defaults for them (512 px, output 'image'): a new run
+    names them (refusing them refused the recorded config of an older run, which could then not be resumed)."""
+    from trainer.config import library_defaults
+
     (tmp_path / "c.toml").write_text('[model]\npreset = ""\nenc_sizes = [3, 8, 8, 16, 16, 32, 32]\n'
                                      'grid_counts = [4, 2, 1]\n')
-    with pytest.raises(ValueError) as e:
-        load_config(tmp_path / "c.toml")
-    assert str(e.value) == ('model.preset is "", so [model] must give every field a preset would: add image_size '
-                            '(or data.image_size) and output, or name a preset (ffhqh, iharmony, small)')
-    config = model_config(load_config(tmp_path / "c.toml", ["data.image_size=64", 'model.output="residual"']))
-    assert (config.image_size, config.output) == (64, "residual")
+    cfg = load_config(tmp_path / "c.toml")
+    assert library_defaults(cfg) == {"image_size": 512, "output": "image"}
+    assert (model_config(cfg).image_size, model_config(cfg).output) == (512, "image")
+    cfg = load_config(tmp_path / "c.toml", ["data.image_size=64", 'model.output="residual"'])
+    assert library_defaults(cfg) == {} and (model_config(cfg).image_size, model_config(cfg).output) == (64, "residual")
     # weights to start from bring the architecture and the output mapping: the working size is still the run's
-    assert model_config(load_config(None, ['model.preset=""', "model.init_from=x", "data.image_size=64"]))
-    with pytest.raises(ValueError, match=r"add image_size \(or data.image_size\), or name"):
-        load_config(None, ['model.preset=""', "model.init_from=x"])
-    assert model_config(load_config("tiny_cpu")).image_size == 32
+    assert library_defaults(load_config(None, ['model.preset=""', "model.init_from=x", "data.image_size=64"])) == {}
+    assert library_defaults(load_config(None, ['model.preset=""', "model.init_from=x"])) == {"image_size": 512}
+    assert library_defaults(load_config(None, ['model.preset=""'])) == {
+        "enc_sizes": (3, 16, 32, 64, 128, 256, 512), "grid_counts": (10, 5, 1), "image_size": 512, "output": "image"}
+    assert library_defaults(load_config("tiny_cpu")) == {} and library_defaults(load_config(None)) == {}
 
 
 def test_a_set_value_in_quotes_is_a_toml_string_or_refused():

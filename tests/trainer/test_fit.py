@@ -337,6 +337,26 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
     assert "--data" in err and "train.nope" in err
 
 
+def test_a_run_without_a_preset_names_the_library_defaults_it_takes_once_and_resumes(shift_set, tmp_path, capsys):
+    """preset = "" with output left out was refused: an older run with such a config could not be resumed (its
+    run_config.json refused, adding output a [model] change)."""
+    from trainer.fit import main
+
+    (tmp_path / "c.toml").write_text('[model]\npreset = ""\nenc_sizes = [3, 8, 8, 16, 16, 32, 32]\n'
+                                     'grid_counts = [4, 2, 1]\nimage_size = 32\n')
+    run = tmp_path / "run"
+    common = ["--data", str(shift_set), "--no-progress", "--batch-size", "4", "--set", "data.num_workers=0",
+              "--set", "train.warmup_steps=0", "--set", "train.val_every=0"]
+    assert main(["--config", str(tmp_path / "c.toml"), "--out", str(run), "--steps", "2", *common]) == 0
+    note = '[trainer] model.preset is "", so the fields [model] leaves out take the library defaults ' \
+           '(phnet.PHNetConfig()): output = "image"\n'
+    assert capsys.readouterr().err.count(note) == 1
+    assert main(["--config", str(run), "--resume", "--steps", "4", *common]) == 0
+    err = capsys.readouterr().err
+    assert "resumed from" in err and "library defaults" not in err
+    assert json.loads((run / "best" / "config.json").read_text())["output"] == "image"
+
+
 def test_a_warning_about_the_config_is_given_by_process_0_alone(shift_set, tmp_path):
     """Under torchrun every process printed it, while process 0 alone says everything else."""
     import types
