@@ -43,3 +43,16 @@ def test_a_split_with_no_near_right_composite_has_no_near_right_score():
     assert res["near_right_n"] == 0 and res["n"] == 1
     assert res["near_right_fmse"] is None and res["composite_near_right_fmse"] is None
     assert res["fmse"] == res["composite_fmse"] > 0
+
+
+def test_a_diverged_model_s_validation_is_recorded_as_nan():
+    """The trainer records a NaN validation and passes it over for best/: a check of the metrics' inputs that
+    refused NaN predictions stopped the run there, before its checkpoint."""
+    from trainer.validation import validate
+
+    class Diverged(torch.nn.Module):
+        def forward(self, comp, mask):
+            return comp * float("nan")
+
+    result = validate(Diverged(), _batches(), torch.device("cpu"))
+    assert torch.isnan(torch.tensor(result["fmse"])) and result["n"] == 2
