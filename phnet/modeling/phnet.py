@@ -79,8 +79,9 @@ def _check_dtypes(composite: torch.Tensor, mask: torch.Tensor, reference: torch.
 class PHNet(nn.Module):
     """PHNet as the official code computes it; module names match the official state_dict.
 
-    ``forward(composite, mask)`` takes B×3×H×W images in [0, 1] and B×1×H×W masks (H, W multiples
-    of 8, not both 8) and returns the B×3×H×W prediction with the config's do-no-harm rule applied (threshold, ramp,
+    ``forward(composite, mask)`` takes B×3×H×W float images in [0, 1] in the weights' precision (or any under
+    autocast) and B×1×H×W float or bool masks (H, W multiples of 8, not both 8; integer tensors are refused: their
+    scale cannot be told without reading them back) and returns the B×3×H×W prediction with the config's do-no-harm rule applied (threshold, ramp,
     floor: the official weights have none); ``estimate(..., threshold=0)`` gives the raw network's.
     Blending with the composite is the caller's job.
     An optional B×1×H×W ``reference`` mask names the part of the background the subject should
