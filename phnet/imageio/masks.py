@@ -117,7 +117,8 @@ def _size_message(name: str, mw: int, mh: int, w: int, h: int, against: str) -> 
     if (mw, mh) == (h, w):  # the usual cause: a photo turned upright by its orientation, the mask not
         return (f"the {name} is {mw}×{mh} (W×H) but the {against} is {w}×{h}: turned by 90°. A photo whose EXIF "
                 f"or XMP orientation says it is rotated is read upright; turn the mask the same way "
-                f"(PIL.ImageOps.exif_transpose on the photo it was drawn on, or np.rot90)")
+                f"(np.rot90; or PIL.ImageOps.exif_transpose on the photo it was drawn on, where the turn is in its "
+                f"EXIF: Pillow 9 reads no XMP orientation there)")
     return (
         f"the {name} is {mw}×{mh} (W×H) but the {against} is {w}×{h}; resize the mask to the same size as the "
         f"{against}"
