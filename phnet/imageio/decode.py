@@ -460,7 +460,9 @@ _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')  # as Pillow fi
 def orientation(image) -> int:
     """A picture's orientation (1: upright): its EXIF's, else, in its XMP, tiff:Orientation, which Pillow 13
     reads as the EXIF's and Pillow 9 in a PNG only. A copy's XMP counts where it carries no EXIF: Pillow 9's
-    ImageOps.exif_transpose turns a picture by its EXIF and leaves the XMP's orientation as it was.
+    ImageOps.exif_transpose turns a picture by its EXIF and leaves the XMP's orientation as it was. On Pillow 9 a
+    copy of a picture that has EXIF without an orientation beside an XMP one, or a copy of a JPEG or TIFF (whose
+    XMP Pillow 9 keeps with the file, not in ``info``), is read as stored: open the file itself instead.
     Unreadable EXIF raises."""
     turn = image.getexif().get(0x0112)
     if turn is None and (image.format or not {"exif", "Raw profile type exif"}.intersection(image.info)):
