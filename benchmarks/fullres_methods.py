@@ -25,9 +25,9 @@ if not __package__:  # run as a script: this checkout's packages, not installed 
 
 import numpy as np
 import torch
-from PIL import Image
 
 
+from benchmarks.pairs import read_pair
 from phnet import metrics
 from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift
 from phnet.fullres import resize, working_shape
@@ -71,11 +71,7 @@ def load_pairs(root: Path, limit: int):
         mask = find_with_any_extension(root / "masks", path.stem)  # a name like portrait[1] is no pattern
         if mask is None:
             continue
-        real = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
-        m = (np.asarray(Image.open(mask).convert("L"), np.float32) / 255 >= 0.5).astype(np.float32)
-        if m.shape != real.shape[:2]:
-            raise SystemExit(f"error: the mask {mask} is {m.shape[1]}×{m.shape[0]} px and its photo {path} is "
-                             f"{real.shape[1]}×{real.shape[0]} px: give each photo a mask of its own size")
+        real, m = read_pair(path, mask)
         if 0 < m.mean() < 1:
             yield path.stem, real, m
 

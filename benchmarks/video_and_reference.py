@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 
+from benchmarks.pairs import read_pair
 from phnet import Harmonizer
 from phnet.temporal import Temporal, shot_starts
 from trainer.colour import linear_to_srgb, srgb_to_linear
@@ -59,11 +60,7 @@ def load(data: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
         mask_path = find_with_any_extension(data / "masks", path.stem)
         if mask_path is None:
             raise SystemExit(f"error: {path.name} has no mask in {data / 'masks'} (one named {path.stem}.*)")
-        image = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
-        mask = (np.asarray(Image.open(mask_path).convert("L"), dtype=np.float32) / 255.0 >= 0.5).astype(np.float32)
-        if mask.shape != image.shape[:2]:  # fit() would stretch the photo to the mask's shape
-            raise SystemExit(f"error: the mask {mask_path} is {mask.shape[1]}×{mask.shape[0]} px and its photo "
-                             f"{path} is {image.shape[1]}×{image.shape[0]} px: give each photo a mask of its own size")
+        image, mask = read_pair(path, mask_path)
         if not 0 < mask.mean() < 1:  # no subject, or no background: nothing to harmonize (fullres_methods skips it)
             print(f"skipped {path.name}: its mask is {'empty' if mask.mean() == 0 else 'the whole picture'}",
                   file=sys.stderr)

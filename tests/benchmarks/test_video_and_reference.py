@@ -94,17 +94,3 @@ def test_a_wide_photo_pans_across_its_subject_and_a_frame_without_it_is_refused_
     tall[-6:, 7:12] = 1  # below every frame of the pan from the top
     with pytest.raises(SystemExit, match="tall.png: its subject is outside frame 1 of the panning 16×16 px crop"):
         video_and_reference.shot(image.transpose(1, 0, 2), tall, frames, side, seed=0, name="tall.png")
-
-
-def test_a_mask_of_another_size_than_its_photo_is_refused_naming_both(tmp_path):
-    """It stretched the photo to the mask's shape without a word."""
-    from benchmarks.video_and_reference import load
-
-    (tmp_path / "images").mkdir()
-    (tmp_path / "masks").mkdir()
-    Image.fromarray(np.zeros((200, 160, 3), np.uint8)).save(tmp_path / "images" / "p.png")
-    mask = np.zeros((160, 240), np.uint8)
-    mask[40:120, 60:180] = 255
-    Image.fromarray(mask).save(tmp_path / "masks" / "p.png")
-    with pytest.raises(SystemExit, match=r"masks.p\.png is 240×160 px and its photo .*images.p\.png is 160×200 px"):
-        load(tmp_path, 4)
