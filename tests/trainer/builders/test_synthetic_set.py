@@ -297,20 +297,10 @@ def test_the_near_duplicate_warning_counts_held_out_photos_not_pairs(tmp_path):
 def test_a_pool_is_refused_and_one_of_its_splits_is_read_with_its_masks(tmp_path):
     """A pool was read as a plain folder: its masks became photos with ellipse masks, and its test and val photos
     landed in the set's train split."""
-    from procedural_portraits import portrait
-
+    from tests.trainer.test_data import _pool
     from trainer.builders.synthetic_set import build_synthetic_set
 
-    pool = tmp_path / "pool"
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("test", 2)):
-        for sub in ("images", "masks"):
-            (pool / split / sub).mkdir(parents=True)
-        for i in range(n):
-            img, mask = portrait(rng, 32, 32)
-            Image.fromarray(img).save(pool / split / "images" / f"{split}{i}.png")
-            Image.fromarray(mask).save(pool / split / "masks" / f"{split}{i}.png")
-    (pool / "manifest.json").write_text(json.dumps({"builder": "trainer.builders.package_portraits"}))
+    pool = _pool(tmp_path / "pool", (("train", 6), ("test", 2)))
     with pytest.raises(ValueError, match=rf"^{pool} is a pool \(manifest.json\) with the splits test, train: .* Build "
                                          rf"from one split folder \({pool / 'test'}\), whose masks/ are read as"):
         build_synthetic_set(pool, tmp_path / "set", size=32)
