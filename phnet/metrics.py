@@ -35,11 +35,15 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
     if not gt.numel():
         return
     # one read of both ranges; a prediction may over- or undershoot 0..1 before it is clamped, a photo may not. A NaN
-    # prediction (a diverged model) passes and scores NaN: the trainer records it and passes it over for best/
-    p_lo, p_hi, g_lo, g_hi = torch.stack([v.float() for v in (*aminmax(pred), *aminmax(gt))]).tolist()
-    if not (math.isfinite(g_lo) and math.isfinite(g_hi)):
-        raise ValueError("pred and gt must be pictures in 0..1, got NaN or infinite values in gt: find where they "
-                         "come from (a division by zero)")
+    # prediction (a diverged model) scores NaN, which the trainer records and passes over for best/; the range of
+    # the rest of it is still checked
+    seen = pred.nan_to_num(0.5, math.inf, -math.inf)
+    p_lo, p_hi, g_lo, g_hi = torch.stack([v.float() for v in (*aminmax(seen), *aminmax(gt))]).tolist()
+    for name, lo, hi in (("pred", p_lo, p_hi), ("gt", g_lo, g_hi)):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"pred and gt must be pictures in 0..1, got {'' if name == 'pred' else 'NaN or '}"
+                             f"infinite values in {name}: find where they come from (a diverged model, a division "
+                             "by zero)")
     if g_hi > 1 + 1e-3 or p_hi > 2:
         raise ValueError(f"pred and gt must be pictures in 0..1, got values up to {p_hi:g} and {g_hi:g}: divide "
                          "0..255 ones by 255")

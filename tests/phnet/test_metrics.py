@@ -342,8 +342,12 @@ def test_pictures_in_minus_1_to_1_and_non_finite_values_are_refused_by_name():
     with pytest.raises(ValueError, match=r"got values down to .*map -1..1 pictures with \(x \+ 1\) / 2"):
         all_metrics(photo * 2 - 1, photo * 2 - 1, mask)
     assert mse(photo * float("nan"), photo).isnan().all()  # a diverged model's: the trainer records NaN
-    with pytest.raises(ValueError, match=r"values up to inf"):
+    with pytest.raises(ValueError, match=r"got infinite values in pred: find where they come from"):
         mse(photo / 0, photo)
+    half_nan = photo * 255
+    half_nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"values up to 25\d.*divide 0..255 ones by 255"):  # the rest is checked
+        mse(half_nan, photo)
     with pytest.raises(ValueError, match="NaN or infinite values in gt"):
         mse(photo, photo / 0)
     assert all_metrics(photo - 0.2, photo, mask)["MSE"].shape == (2,)  # an unclamped prediction may undershoot
