@@ -47,7 +47,6 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
     (within reference_mask, where given), per picture: what lies under alpha 0 (black, mostly) is seen by nobody.
     A picture with too little visible background for that (a cut-out) is matched as before."""
     from ..phnet.corrections import MIN_BACKGROUND
-    from ..phnet.imageio.images import _where
     from ..phnet.imageio.masks import FAINT
 
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 4:
@@ -81,7 +80,8 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
         reference_mask = keep
     else:
         given = given.expand(n, h, w)
-        reference_mask = _where(keep.to(given.device), given, torch.zeros_like(given))
+        wide = _comparable(given)  # torch 2.4 has no where for uint16, uint32 or uint64
+        reference_mask = torch.where(keep.to(given.device), wide, torch.zeros_like(wide)).to(given.dtype)
     if n == 1:
         return reference_mask, "; its transparent part was left out of the scene to match"
     if count == n:
