@@ -33,7 +33,7 @@ class Dist:
                 raise ValueError(
                     f"train.device {device_pref!r} names one GPU, but the {local_world} processes on this machine "
                     f"share its {gpus} GPU(s): start at most one process per GPU (torchrun --nproc_per_node "
-                    f"{gpus}), or train on the CPU with --device cpu")
+                    f"{gpus}{' with --device cuda' if gpus > 1 else ''}), or train on the CPU with --device cpu")
             if named is not None and self.world > 1 and gpus > 1:
                 raise ValueError(
                     f"train.device {device_pref!r} names one GPU, but under torchrun each process takes the GPU of "

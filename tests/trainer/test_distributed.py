@@ -111,6 +111,13 @@ def test_a_gpu_named_by_index_under_torchrun_is_refused(monkeypatch):
     assert str(e.value) == ("train.device 'cuda:0' names one GPU, but the 2 processes on this machine share its 1 "
                             "GPU(s): start at most one process per GPU (torchrun --nproc_per_node 1), or train on the "
                             "CPU with --device cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four on two GPUs: cuda:0 with two processes is refused next
+    with pytest.raises(ValueError, match=r"torchrun --nproc_per_node 2 with --device cuda\), or train on the CPU"):
+        Dist("cuda:0")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # a process that sees only its own GPU (SLURM)
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
