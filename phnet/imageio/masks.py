@@ -118,7 +118,7 @@ def _size_message(name: str, mw: int, mh: int, w: int, h: int, against: str) -> 
         return (f"the {name} is {mw}×{mh} (W×H) but the {against} is {w}×{h}: turned by 90°. A photo whose EXIF "
                 f"or XMP orientation says it is rotated is read upright; turn the mask the same way "
                 f"(np.rot90; or PIL.ImageOps.exif_transpose on the photo it was drawn on, where the turn is in its "
-                f"EXIF: Pillow 9 reads no XMP orientation there)")
+                f"EXIF: Pillow 9 reads an XMP orientation in a PNG only)")
     return (
         f"the {name} is {mw}×{mh} (W×H) but the {against} is {w}×{h}; resize the mask to the same size as the "
         f"{against}"
