@@ -41,9 +41,9 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
     p_lo, p_hi, g_lo, g_hi = torch.stack([v.float() for v in (*aminmax(seen), *aminmax(gt))]).tolist()
     for name, lo, hi in (("pred", p_lo, p_hi), ("gt", g_lo, g_hi)):
         if not (math.isfinite(lo) and math.isfinite(hi)):
+            why = "a diverged model, a division by zero" if name == "pred" else "a division by zero"
             raise ValueError(f"pred and gt must be pictures in 0..1, got {'' if name == 'pred' else 'NaN or '}"
-                             f"infinite values in {name}: find where they come from (a diverged model, a division "
-                             "by zero)")
+                             f"infinite values in {name}: find where they come from ({why})")
     if g_hi > 1 + 1e-3 or p_hi > 2:
         raise ValueError(f"pred and gt must be pictures in 0..1, got values up to {p_hi:g} and {g_hi:g}: divide "
                          "0..255 ones by 255")
