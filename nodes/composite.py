@@ -68,6 +68,7 @@ class PHNetPasteSubject:
     def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None):
         from ..phnet.compositing import paste_subject
         from ..phnet.imageio import mask_to_tensor
+        from ..phnet.compat import widened
         from ..phnet.imageio.images import integer_peak
         from ..phnet.imageio.masks import FAINT
 
@@ -96,10 +97,8 @@ class PHNetPasteSubject:
             )
         if masks is not None or subject.shape[-1] == 4:  # a subject's mask is its alpha unless subject_mask is given
             alpha = masks if masks is not None else subject[..., 3]
-            if alpha.is_floating_point():
-                strongest = float(alpha.amax())
-            else:  # a 16-bit cut-out's alpha: torch has no max for uint16 on the CPU
-                strongest = float(alpha.to(torch.int32).amax()) / (integer_peak(subject.dtype) or 1.0)
+            strongest = float(widened(alpha).amax()) / (1.0 if alpha.is_floating_point() else
+                                                         integer_peak(subject.dtype) or 1.0)
             if 0 < strongest < FAINT:  # else Harmonize blames a mask's scale (16 bits, divided by 255 twice)
                 which, its = ("every subject", "the") if subject.shape[0] > 1 else ("the subject", "its")
                 what, fix = (("subject_mask value", "a subject_mask that is white on the subject") if masks is not None

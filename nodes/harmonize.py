@@ -33,20 +33,14 @@ def _check_counts(node: str, image, unit: str, why: str = "", **masks) -> None:
                              f"give one {kind}, or one per {unit}")
 
 
-def _comparable(mask: torch.Tensor) -> torch.Tensor:
-    """``mask`` in a dtype torch takes the max of and compares on the CPU: a uint16 (16-bit) mask, and a uint32
-    or uint64 one, as the signed integers that hold their values."""
-    if mask.is_floating_point() or mask.dtype.is_signed or mask.dtype in (torch.uint8, torch.bool):
-        return mask
-    return mask.to(torch.int32 if mask.element_size() <= 2 else torch.int64)
-
-
 def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
     """(reference_mask, note): an RGBA IMAGE (PHNet Paste Subject's composite over an RGBA background) whose
     transparent part reaches outside the mask has the visible part of its background as the scene to match
     (within reference_mask, where given), per picture: what lies under alpha 0 (black, mostly) is seen by nobody.
     A picture with too little visible background for that (a cut-out) is matched as before."""
+    from ..phnet.compat import widened
     from ..phnet.corrections import MIN_BACKGROUND
+    from ..phnet.imageio.images import _where
     from ..phnet.imageio.masks import FAINT
 
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 4:
@@ -55,7 +49,7 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
     if subject is None or (reference_mask is not None and given is None):
         return reference_mask, ""  # not a ComfyUI MASK: the library's own checks say what is wrong
     n, h, w = image.shape[:3]
-    subject = _comparable(subject.reshape(-1, h, w).to(image.device))
+    subject = widened(subject.reshape(-1, h, w).to(image.device))
     given = None if given is None else given.reshape(-1, h, w)
     if subject.shape[0] not in (1, n) or (given is not None and given.shape[0] not in (1, n)):
         return reference_mask, ""
@@ -69,7 +63,7 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
     visible = background.logical_and_(shown) if background.shape[0] == n else background & shown
     del background
     found &= visible.flatten(1).sum(1) / (h * w) >= MIN_BACKGROUND
-    region = visible if given is None else visible.logical_and_(_comparable(given.to(image.device)) > 0)
+    region = visible if given is None else visible.logical_and_(widened(given.to(image.device)) > 0)
     found &= region.flatten(1).any(1)
     del visible, region
     count = int(found.sum())
@@ -80,8 +74,7 @@ def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
         reference_mask = keep
     else:
         given = given.expand(n, h, w)
-        wide = _comparable(given)  # torch 2.4 has no where for uint16, uint32 or uint64
-        reference_mask = torch.where(keep.to(given.device), wide, torch.zeros_like(wide)).to(given.dtype)
+        reference_mask = _where(keep.to(given.device), given, torch.zeros_like(given))
     if n == 1:
         return reference_mask, "; its transparent part was left out of the scene to match"
     if count == n:

@@ -37,6 +37,14 @@ def need_uint16(what: str) -> None:
                          f"{torch.__version__}): upgrade torch, or convert the picture to 8 bits")
 
 
+def widened(t: "torch.Tensor") -> "torch.Tensor":
+    """``t`` in a dtype torch has max, comparisons and where for on the CPU in every version we support: an
+    unsigned integer over 8 bits (uint16, uint32, uint64) as the signed one that holds its values."""
+    if t.is_floating_point() or t.dtype.is_signed or t.dtype in (torch.uint8, torch.bool):
+        return t
+    return t.to(torch.int32 if t.element_size() <= 2 else torch.int64)
+
+
 def aminmax(t: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
     """``torch.aminmax``; torch before 2.2 has no fp16 kernel for it on the CPU (a half IMAGE from a host)."""
     try:

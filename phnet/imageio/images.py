@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..compat import UINT16, aminmax, need_uint16
+from ..compat import UINT16, aminmax, need_uint16, widened
 from .decode import is_pil, native, pil_image_pixels
 
 LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
@@ -98,10 +98,11 @@ def image_to_tensor(
 
 
 def _where(condition: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.where`` for every dtype we return: uint16 goes through int32, since torch.where has no uint16
-    kernel in the torch versions many hosts run (2.11 and older)."""
-    if UINT16 is not None and a.dtype == UINT16:
-        return torch.where(condition, a.to(torch.int32), b.to(torch.int32)).to(UINT16)
+    """``torch.where`` for every dtype we return: uint16 (and uint32, uint64) go through a signed integer, since
+    torch.where has no kernel for them in the torch versions many hosts run (2.11 and older)."""
+    wide = widened(a)
+    if wide.dtype != a.dtype:
+        return torch.where(condition, wide, widened(b)).to(a.dtype)
     return torch.where(condition, a, b)
 
 

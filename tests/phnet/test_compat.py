@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[2]
 
 OLD_TORCH = """
@@ -74,3 +76,16 @@ def test_a_device_without_autocast_runs_the_network_and_refuses_low_precision(mo
     assert torch.equal(block(x, m), expected)
     with pytest.raises(ValueError, match="bf16 runs under autocast, which torch .* does not have for cpu"):
         resolve_dtype("bf16", "cpu")
+
+
+def test_widened_gives_unsigned_integers_over_8_bits_a_signed_dtype_and_leaves_the_rest():
+    """torch has no max, comparison or where for uint16, uint32 and uint64 on the CPU in the versions hosts run."""
+    from phnet.compat import widened
+
+    for dtype, wide in ((getattr(torch, "uint16", None), torch.int32), (getattr(torch, "uint32", None), torch.int64),
+                        (getattr(torch, "uint64", None), torch.int64)):
+        if dtype is not None:
+            t = torch.tensor([0, 7], dtype=torch.int64).to(dtype)
+            assert widened(t).dtype == wide and widened(t).tolist() == [0, 7]
+    for t in (torch.ones(2, dtype=torch.uint8), torch.ones(2, dtype=torch.bool), torch.ones(2), torch.ones(2).long()):
+        assert widened(t) is t
