@@ -504,6 +504,7 @@ class Harmonizer:
             return out, corrections
         images = images.detach()
         out, corrections = images.clone(), []
+        self._check_weights()  # mode "official" runs the model itself: in the Harmonizer's precision, in eval mode
         for i in range(images.shape[0]):  # one at a time: bounded memory, progress, interruption
             if images.shape[0] == 1 or bool(masks[i].any()):  # a single picture's mask was checked
                 with torch.inference_mode():
@@ -935,6 +936,7 @@ class Harmonizer:
         """:meth:`_official` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
         into ``out`` in their dtype, one picture at a time, and as in the official tester only the bicubic result
         is float at full size (see :func:`official_square` for the square)."""
+        self._check_weights()  # mode "official" runs the model itself: in the Harmonizer's precision, in eval mode
         corrections = []
         for i in range(pixels.shape[0]):
             if pixels.shape[0] > 1 and not bool(masks[i].any()):  # no subject in this picture of the batch
@@ -971,8 +973,6 @@ class Harmonizer:
         threshold = self.threshold_for(threshold)
         if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
             return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
-        self._check_weights()  # the model itself runs here: in the Harmonizer's precision and in eval mode
-
         def network(x, m):
             return self.model.estimate(x, m, threshold=threshold)
 
