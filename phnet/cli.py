@@ -33,7 +33,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .atomic import write_atomic
-from .imageio import IMAGE_SUFFIXES
+from .imageio import IMAGE_SUFFIXES, UNIT_SLACK
 from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, orientation, orientation_source, quiet_open,
                              readable_suffixes)
 from .fullres import METHODS
@@ -85,10 +85,10 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
             raise ValueError(f"{composite} holds NaN or infinite values; save it with numbers in 0..1, or as an 8- "
                              "or 16-bit picture")
         top, low = float(colour.max()), float(colour.min())
-        if top > 1.0 + 1e-3:
+        if top > 1.0 + UNIT_SLACK:
             raise ValueError(f"{composite} holds float values up to {top:.4g}, where a float picture holds 0..1 (a "
                              "0..255 or HDR one?); save it scaled to 0..1, or as an 8- or 16-bit picture")
-        if low < -1e-3:
+        if low < -UNIT_SLACK:
             raise ValueError(f"{composite} holds float values down to {low:.4g}, where a float picture holds 0..1; "
                              "save it scaled to 0..1, or as an 8- or 16-bit picture")
     if mask is None:

@@ -14,6 +14,7 @@ from collections import defaultdict
 import torch
 
 from .compat import aminmax
+from .imageio.images import UNIT_SLACK
 
 BUCKETS = ("0-5%", "5-15%", "15-100%")
 FMSE_EPS = 1e-6
@@ -37,17 +38,18 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
     # one read of both ranges; a prediction may over- or undershoot 0..1 before it is clamped, a photo may not. A NaN
     # prediction (a diverged model) scores NaN, which the trainer records and passes over for best/; the range of
     # the rest of it is still checked
-    seen = pred.nan_to_num(0.5, math.inf, -math.inf)
-    p_lo, p_hi, g_lo, g_hi = torch.stack([v.float() for v in (*aminmax(seen), *aminmax(gt))]).tolist()
+    p_lo, p_hi, g_lo, g_hi = torch.stack([v.float() for v in (*aminmax(pred), *aminmax(gt))]).tolist()
+    if math.isnan(p_lo) or math.isnan(p_hi):  # read again without them (a copy, in this rare case only)
+        p_lo, p_hi = (float(v) for v in aminmax(pred.nan_to_num(0.5, math.inf, -math.inf)))
     for name, lo, hi in (("pred", p_lo, p_hi), ("gt", g_lo, g_hi)):
         if not (math.isfinite(lo) and math.isfinite(hi)):
             why = "a diverged model, a division by zero" if name == "pred" else "a division by zero"
             raise ValueError(f"pred and gt must be pictures in 0..1, got {'' if name == 'pred' else 'NaN or '}"
                              f"infinite values in {name}: find where they come from ({why})")
-    if g_hi > 1 + 1e-3 or p_hi > 2:
+    if g_hi > 1 + UNIT_SLACK or p_hi > 2:
         raise ValueError(f"pred and gt must be pictures in 0..1, got values up to {p_hi:g} and {g_hi:g}: divide "
                          "0..255 ones by 255")
-    if g_lo < -1e-3 or p_lo < -1:
+    if g_lo < -UNIT_SLACK or p_lo < -1:
         raise ValueError(f"pred and gt must be pictures in 0..1, got values down to {p_lo:g} and {g_lo:g}: map "
                          "-1..1 pictures with (x + 1) / 2")
 
