@@ -73,10 +73,11 @@ def photos_outside(root: Path, images: list[Path], mask_dir: Path, mask_setting:
     """The photos of ``images`` (under ``root``) that are not in ``mask_dir``: a mask folder inside the photo folder
     must not be read as photos. One that is the photo folder itself, or holds it, is refused."""
     try:
-        if root.resolve().is_relative_to(mask_dir.resolve()):
+        masks = mask_dir.resolve()
+        if root.resolve().is_relative_to(masks):
             raise ValueError(f"{mask_setting}: the mask folder {mask_dir} is the photo folder {root} itself (or holds "
                              "it), so every photo would be taken for a mask: put the masks in a folder of their own")
-        return [p for p in images if not p.resolve().is_relative_to(mask_dir.resolve())]
+        return [p for p in images if not p.resolve().is_relative_to(masks)]
     except OSError:
         return images
 
