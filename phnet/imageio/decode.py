@@ -465,7 +465,7 @@ def orientation(image) -> int:
     XMP Pillow 9 keeps with the file, not in ``info``), is read as stored: open the file itself instead.
     Unreadable EXIF raises."""
     turn = image.getexif().get(0x0112)
-    if turn is None and (image.format or not {"exif", "Raw profile type exif"}.intersection(image.info)):
+    if turn is None and (image.format or not {"exif", _RAW_EXIF}.intersection(image.info)):
         text = image.info.get(_XMP)
         xmp = text.encode("utf-8") if isinstance(text, str) else _xmp_of(image)
         found = _XMP_ORIENTATION.search(xmp) if xmp else None
@@ -482,8 +482,8 @@ def orientation_source(image) -> str:
         if orientation(image) == 1:  # (first: a PNG's EXIF after its pixels is read with them)
             return "EXIF"
         raw = image.info.get("exif")
-        if raw is None and "Raw profile type exif" in image.info:  # a PNG's, as Pillow reads it
-            raw = bytes.fromhex("".join(image.info["Raw profile type exif"].split("\n")[3:]))
+        if raw is None and _RAW_EXIF in image.info:  # a PNG's, as Pillow reads it
+            raw = bytes.fromhex("".join(image.info[_RAW_EXIF].split("\n")[3:]))
         if raw is None:
             stated = getattr(image, "tag_v2", {}).get(0x0112)  # a TIFF's own tags hold its EXIF's
         else:
