@@ -615,14 +615,14 @@ def _paste_subject(image, s):
     if mode in ("P", "L", "RGB") and "transparency" in subject.info:  # a palette entry or a key colour (tRNS)
         subject, mode = subject.convert("RGBA"), "RGBA"
     alpha = subject.getchannel("A") if mode in ("RGBA", "LA", "PA") else None
-    strongest = alpha.getextrema()[1] if alpha is not None else 255
+    faintest, strongest = alpha.getextrema() if alpha is not None else (255, 255)
     if strongest == 0:
         raise ValueError("PHNet: the subject is fully transparent, so there is nothing to paste: upload a cut-out "
                          "whose subject is opaque.")
     if strongest < 255 * FAINT:  # else the library blames a mask's scale (16 bits, divided by 255 twice)
         raise ValueError(f"PHNet: the subject is almost fully transparent (its strongest alpha is {strongest}/255), "
                          "so it marks no subject to harmonize: upload a cut-out whose subject is opaque.")
-    if mode is not None and (alpha is None or alpha.getextrema()[0] == 255):
+    if mode is not None and faintest == 255:
         print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
               "background is transparent to paste the subject alone.")
     composite, mask = paste_subject(
