@@ -331,6 +331,15 @@ def _check_agreement(config: PHNetConfig, stored: PHNetConfig, given: str, weigh
         )
 
 
+def _model_from_local_file(path: Path, config: PHNetConfig | None) -> PHNet:
+    """Weights in one local file, ruled by the ``config.json`` beside them where they take one (see
+    :func:`_takes_folder_config`), else by ``config`` or their own."""
+    beside = path.parent / CONFIG_NAME
+    if config is None and path.is_file() and _takes_folder_config(path) and beside.is_file():
+        return model_from_file(path, _folder_config(beside, path), beside)
+    return model_from_file(path, config)
+
+
 def _takes_folder_config(path: Path) -> bool:
     """Whether a config.json beside weights ``path`` rules them: a model folder's weights, a .pth (which stores
     no config) unless it has an official file's name (the official mapping reads it, whatever else shares its
@@ -421,11 +430,7 @@ def load_model(
             )
         return model_from_folder(DEFAULT_DIR, config)
     if found.kind == "file":
-        path = Path(found.path)
-        beside = path.parent / CONFIG_NAME
-        if config is None and _takes_folder_config(path) and beside.is_file():
-            return model_from_file(path, _folder_config(beside, path), beside)
-        return model_from_file(path, config)
+        return _model_from_local_file(Path(found.path), config)
     if found.kind == "folder":
         return model_from_folder(found.path, config)
     if found.filename is not None:
@@ -556,11 +561,7 @@ def convert_official(
         config = PHNetConfig.preset(config)
         size = _size_from_name(checkpoint.name)
         config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)
-    beside = checkpoint.parent / CONFIG_NAME
-    if config is None and beside.is_file() and checkpoint.is_file() and _takes_folder_config(checkpoint):
-        model = model_from_file(checkpoint, _folder_config(beside, checkpoint), beside)  # as load_model reads it
-    else:
-        model = model_from_file(checkpoint, config)  # (read off the file, an official one is named so there)
+    model = _model_from_local_file(checkpoint, config)  # as load_model reads it (an official one named so there)
     save_pretrained(model, out_dir)
     licence = out_dir / "LICENSE-WEIGHTS.txt"
     if is_official_file_name(checkpoint.name) or carries_official_terms(model.config):
