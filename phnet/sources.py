@@ -132,6 +132,16 @@ def is_weights_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(WEIGHT_SUFFIXES)
 
 
+def visible_files(folder: str | os.PathLike) -> list[str]:
+    """The files in ``folder`` and its subfolders, as sorted paths relative to it, hidden ones (``.git``, an
+    interrupted download's ``.part``) and those in hidden folders left out: where a checkpoint is looked for."""
+    found = []
+    for parent, subfolders, names in os.walk(folder):
+        subfolders[:] = [sub for sub in subfolders if not sub.startswith(".")]
+        found += [os.path.relpath(os.path.join(parent, name), folder) for name in names if not name.startswith(".")]
+    return sorted(found)
+
+
 def stamp(path: str | os.PathLike) -> str:
     """A value that changes when the local weights at ``path`` change on disk, for a host that keeps models
     loaded: a weights file (with the ``config.json`` beside it, which may rule how it loads), or a model folder
@@ -142,11 +152,7 @@ def stamp(path: str | os.PathLike) -> str:
     name = os.path.basename(path).lower()
     folder = os.path.isdir(path)
     if folder:
-        files = []
-        for parent, subfolders, names in os.walk(path):
-            subfolders[:] = [sub for sub in subfolders if not sub.startswith(".")]
-            files += [os.path.join(parent, entry) for entry in names if not entry.startswith(".")]
-        files.sort()
+        files = [os.path.join(path, name) for name in visible_files(path)]
     elif os.path.isfile(path) and is_weights_file(name):
         files = [path, os.path.join(os.path.dirname(path), "config.json")]
     else:

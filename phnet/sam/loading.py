@@ -188,8 +188,7 @@ def locate_checkpoint(
             if not target.is_file():
                 raise FileNotFoundError(f"SAM checkpoint {filename!r} not found in folder {path}.")
             return CheckpointFile(target)
-        names = [str(p.relative_to(path)) for p in path.rglob("*")
-                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        names = sources.visible_files(path)
         return CheckpointFile(path / _pick_checkpoint(names, f"folder {path}", model_type))
     text = str(source)
     looks_like_path = (
