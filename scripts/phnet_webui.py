@@ -648,10 +648,10 @@ def _paste_subject(image, s):
 def _animated(image):
     """Whether a subject holds frames past its first (a camera JPEG's previews, a PSD's layers and a TIFF's pages
     are left to the library, which reads or names them)."""
-    if getattr(image, "format", None) in ("MPO", "PSD", "TIFF"):
-        return False
+    from phnet.imageio.decode import is_animation, is_pil
+
     try:
-        return bool(getattr(image, "is_animated", False))
+        return is_pil(image) and is_animation(image)
     except Exception:  # a damaged later frame: the library names it
         return False
 

@@ -510,8 +510,8 @@ def _single_frame(image, name: str) -> None:
         frames = frame_count(image)
     except _DAMAGED as e:
         raise ValueError(f"cannot read {name} as an image ({type(e).__name__}: {e})") from None
-    if frames > 1 and image.format in ("MPO", "PSD"):  # a camera JPEG's previews, a PSD's layers: frame 0 is
-        return                                           # the picture (a PSD's flattened one)
+    if frames > 1 and image.format in PICTURE_IN_FIRST_FRAME:
+        return
     if frames > 1 and image.format == "TIFF":
         raise ValueError(f"{name} is a multi-page TIFF; save the page you want as its own file")
     if frames > 1:
@@ -520,6 +520,16 @@ def _single_frame(image, name: str) -> None:
             "separate pictures in a folder and harmonize them as a clip: phnet harmonize frames/ masks/ -o out/ "
             "--temporal (in ComfyUI, a video loader's IMAGE batch into PHNet Harmonize Frames)"
         )
+
+
+PICTURE_IN_FIRST_FRAME = ("MPO", "PSD")  # a camera JPEG's previews, a PSD's layers: frame 0 is the picture (a
+#                                          PSD's flattened one)
+
+
+def is_animation(image) -> bool:
+    """Whether an opened picture holds frames past its first that are a clip's, not a TIFF's pages or the previews
+    and layers of :data:`PICTURE_IN_FIRST_FRAME`; a damaged later frame raises."""
+    return image.format not in (*PICTURE_IN_FIRST_FRAME, "TIFF") and frame_count(image) > 1
 
 
 def frame_count(image) -> int:
