@@ -249,9 +249,10 @@ _BUILD: dict = {}  # the build's arguments, shared with forked workers
 HELD_OUT = "held out for evaluation"  # the skip reason of a reserved picture
 
 
-def _held_out(src: Source, frames: list[np.ndarray]) -> bool:
-    """A reserved picture: the file, or any frame the build would use (a later frame of an animation too)."""
-    return (src.data is not None and is_held_out(src.data())) or any(is_held_out(f) for f in frames)
+def _held_out(data: bytes | None, frames: list[np.ndarray]) -> bool:
+    """A reserved picture: the file (its bytes ``data``), or any frame the build would use (a later frame of an
+    animation too)."""
+    return (data is not None and is_held_out(data)) or any(is_held_out(f) for f in frames)
 
 
 def _hash_one(i: int) -> tuple[list[int] | None, bool, str | None]:
@@ -262,10 +263,11 @@ def _hash_one(i: int) -> tuple[list[int] | None, bool, str | None]:
     src = _BUILD["sources"][i]
     try:
         loaded = src.load(_BUILD["frames"])
-        held = _held_out(src, loaded)
-        md5 = None if src.data is None else hashlib.md5(src.data()).hexdigest()
+        data = None if src.data is None else src.data()  # read once (an old version's: inflated from its wheel)
+        held = _held_out(data, loaded)
+        md5 = None if data is None else hashlib.md5(data).hexdigest()
         if held:  # a cut-out on transparency loads no frame: its file's first one
-            frames = loaded or ([np.asarray(as_image(src.data()).convert("RGB"))] if src.data is not None else [])
+            frames = loaded or ([np.asarray(as_image(data).convert("RGB"))] if data is not None else [])
         else:  # the frames the build takes: a flat one (a black frame's dHash is 0) would join unrelated sources
             frames = [f for f in loaded if usable(f, _BUILD["min_side"])]
         return [dhash64(np.ascontiguousarray(f[:, ::-1] if mirrored else f)) for f in frames
@@ -285,7 +287,7 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
         return [], [{"source": src.key, "reason": f"byte-identical to {b['copies'][src.key]}"}]
     try:
         frs = src.load(1 if split != "train" else b["frames"])
-        if _held_out(src, frs):
+        if _held_out(None if src.data is None else src.data(), frs):
             return [], [{"source": src.key, "reason": HELD_OUT}]
     except Exception as e:  # unreadable file: record it, carry on
         return [], [{"source": src.key, "reason": f"unreadable: {e}"}]
