@@ -33,55 +33,6 @@ def _check_counts(node: str, image, unit: str, why: str = "", **masks) -> None:
                              f"give one {kind}, or one per {unit}")
 
 
-def _visible_scene(image, mask, reference_mask, unit: str) -> tuple:
-    """(reference_mask, note): an RGBA IMAGE (PHNet Paste Subject's composite over an RGBA background) whose
-    transparent part reaches outside the mask has the visible part of its background as the scene to match
-    (within reference_mask, where given), per picture: what lies under alpha 0 (black, mostly) is seen by nobody.
-    A picture with too little visible background for that (a cut-out) is matched as before."""
-    from ..phnet.compat import widened
-    from ..phnet.corrections import MIN_BACKGROUND
-    from ..phnet.imageio.images import _where
-    from ..phnet.imageio.masks import FAINT
-
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 4:
-        return reference_mask, ""
-    subject, given = plain_mask(mask), plain_mask(reference_mask)
-    if subject is None or (reference_mask is not None and given is None):
-        return reference_mask, ""  # not a ComfyUI MASK: the library's own checks say what is wrong
-    n, h, w = image.shape[:3]
-    subject = widened(subject.reshape(-1, h, w).to(image.device))
-    given = None if given is None else given.reshape(-1, h, w)
-    if subject.shape[0] not in (1, n) or (given is not None and given.shape[0] not in (1, n)):
-        return reference_mask, ""
-    # a trace of the subject (under 1/64 of its mask's strongest: a matting model's or a JPEG mask's floor) is
-    # background, as the library reads it; the temporaries are bool, worked in place (a long clip's IMAGE is large)
-    background = subject <= subject.flatten(1).amax(1)[:, None, None] * FAINT
-    shown = image[..., 3] > 0
-    hidden = (~shown).logical_and_(background)
-    found = hidden.flatten(1).any(1)
-    del hidden
-    visible = background.logical_and_(shown) if background.shape[0] == n else background & shown
-    del background
-    found &= visible.flatten(1).sum(1) / (h * w) >= MIN_BACKGROUND
-    region = visible if given is None else visible.logical_and_(widened(given.to(image.device)) > 0)
-    found &= region.flatten(1).any(1)
-    del visible, region
-    count = int(found.sum())
-    if not count:
-        return reference_mask, ""
-    keep = shown.logical_or_(~found[:, None, None])  # the whole picture where the scene is not narrowed
-    if given is None:
-        reference_mask = keep
-    else:
-        given = given.expand(n, h, w)
-        reference_mask = _where(keep.to(given.device), given, torch.zeros_like(given))
-    if n == 1:
-        return reference_mask, "; its transparent part was left out of the scene to match"
-    if count == n:
-        return reference_mask, "; their transparent parts were left out of the scene to match"
-    return reference_mask, f"; the transparent part of {count} of {n} {unit} was left out of the scene to match"
-
-
 def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
     """The library call, and its report (with ``notes`` on the inputs) as a STRING output and as text on the
     node."""
@@ -97,8 +48,7 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
         image = image.float() / peak  # a custom node's 8- or 16-bit IMAGE: the output is a ComfyUI IMAGE, 0..1
     image, note = clamped(image, "image")
     unit = "frames" if options.get("temporal") is not None else "images"
-    options["reference_mask"], scene = _visible_scene(image, options.get("mask"), options.get("reference_mask"), unit)
-    notes = note + notes + scene
+    notes = note + notes
     on_gpu = phnet_model.device.type != "cpu"
     if on_gpu:
         make_room(phnet_memory(phnet_model, image, options.get("working_size")), phnet_model.device)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -650,7 +651,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from tqdm import tqdm
 
     from . import temporal
-    from .corrections import MIN_BACKGROUND
+    from .compositing import visible_scene
+    from .corrections import MIN_BACKGROUND, TRANSPARENT_SCENE
     from .imageio import mask_to_tensor
     from .imageio.masks import FAINT, integer_levels_above_one
 
@@ -732,9 +734,18 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             reference = _reference_for(job, image.shape)
             if reference is not None:
                 reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
+            reference_peak, scene = 1.0, None
+            if pixels.shape[-1] == 4:  # a frame with its own mask: what lies under its alpha 0 is no scene
+                scene = visible_scene(pixels[None, ..., 3], masks[None], None if reference is None else
+                                      (reference[None], 1.0))
+            if scene is not None:
+                (region, reference_peak), _ = scene
+                reference = region[0]
             with torch.inference_mode():
                 found = harmonizer.estimate_frame(pixels, peak, masks, mask_peak, size, reference, args.threshold,
-                                                  args.strength)
+                                                  args.strength, reference_peak)
+            if scene is not None:
+                found.report = dataclasses.replace(found.report, notes=(*found.report.notes, TRANSPARENT_SCENE))
             if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
                 save(finish(pixels.clone()), job, keep, image)
                 corrections.append(found.report)

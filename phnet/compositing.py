@@ -13,10 +13,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .compat import widened
+from .corrections import MIN_BACKGROUND, TRANSPARENT_SCENE
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array
+from .imageio.images import _where
+from .imageio.masks import FAINT
 
-__all__ = ["paste_subject", "cut_out_colour", "ANCHORS"]
+__all__ = ["paste_subject", "cut_out_colour", "visible_scene", "ANCHORS", "TRANSPARENT_SCENE"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
 ANCHORS: dict[str, tuple[float, float]] = {
@@ -36,6 +40,42 @@ def cut_out_colour(pixels: Any, background: Any, share: float = 0.03) -> tuple[f
     if len(hidden) < max(1, share * background.size) or not (hidden == hidden[0]).all():
         return None
     return tuple(hidden[0].tolist())
+
+
+def visible_scene(alpha: torch.Tensor, masks: torch.Tensor,
+                  references: tuple[torch.Tensor, float] | None = None
+                  ) -> tuple[tuple[torch.Tensor, float], list[bool]] | None:
+    """The scene an RGBA composite's subject is matched to: its visible part. ``alpha``: B×H×W (0 = not shown);
+    ``masks``: the subjects, 1×H×W or B×H×W in any dtype; ``references``: None or (1×H×W or B×H×W reference
+    masks, their full value). What lies under alpha 0 (black, mostly: a background with a transparent part) is
+    seen by nobody, and the subject must not be matched to it.
+
+    → (reference masks B×H×W, their full value) and which pictures they narrow: those whose background (the
+    mask under 1/64 of its strongest: a matting model's or a JPEG mask's floor is background) is partly hidden
+    and still shows over :data:`MIN_BACKGROUND` of the picture, within the given region where one is given;
+    elsewhere the references are as given (the whole picture where none is). None where no picture is narrowed:
+    a cut-out, whose alpha is its subject, has no visible scene to match and is judged as one."""
+    n, h, w = alpha.shape
+    subject = widened(masks)
+    # the bool temporaries are worked in place: a long clip's pictures are large
+    background = (subject <= subject.flatten(1).amax(1)[:, None, None] * FAINT).expand(n, h, w).clone()
+    shown = widened(alpha) > 0
+    hidden = (~shown).logical_and_(background)
+    found = hidden.flatten(1).any(1)
+    del hidden
+    visible = background.logical_and_(shown)
+    found &= visible.flatten(1).sum(1) >= MIN_BACKGROUND * h * w
+    if references is not None:
+        found &= visible.logical_and_(widened(references[0].to(alpha.device)) > 0).flatten(1).any(1)
+    del visible
+    if not bool(found.any()):
+        return None
+    keep = shown.logical_or_(~found[:, None, None])  # the whole picture where the scene is not narrowed
+    if references is None:
+        return (keep.to(torch.uint8), 1.0), found.tolist()
+    given, peak = references
+    given = given.expand(n, h, w)
+    return (_where(keep.to(given.device), given, torch.zeros_like(given)), peak), found.tolist()
 
 
 def _resize(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,8 @@ INVISIBLE = 0.5
 # that much smaller than the network's correction. A feathered edge costs up to a fifth (a subject 40 px across,
 # feather 8: 0.82), so only a faint mask reaches it
 FAINT_WEIGHT = 0.7
+# The note on an RGBA composite's picture whose transparent part was not matched (see compositing.visible_scene)
+TRANSPARENT_SCENE = "its transparent part was left out of the scene to match"
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,7 @@ def log_corrections(corrections: Sequence[Correction], unit: str = "images") -> 
     for :func:`summary`)."""
     if not corrections:
         return
-    left = any((c.kept == 0 and not c.smoothed) or c.notes for c in corrections)  # unchanged, for whatever reason
+    # unchanged, for whatever reason, or with a note of something ignored
+    left = any((c.kept == 0 and not c.smoothed) or set(c.notes) - {TRANSPARENT_SCENE} for c in corrections)
     level = logging.WARNING if left else logging.INFO
     log.log(level, "PHNet: %s", summary(corrections, unit))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 import torch
 
 from .compat import autocast_available
+from .compositing import TRANSPARENT_SCENE, visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
@@ -357,7 +358,11 @@ class Harmonizer:
         near-right composites. ``measure``: measure the change in the result for the report: what its pixels
         show (``Correction.shown``), or where the result went through the working size (the whole picture in
         mode "official", the subject with methods "resize" and "guided") the change in it
-        (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline)."""
+        (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline).
+
+        In mode "full" an RGBA composite's subject is matched to the part of its background that its alpha shows
+        (within ``reference_mask``, where given): what lies under alpha 0 is seen by nobody (see
+        :func:`phnet.compositing.visible_scene`; ``Correction.notes`` says so)."""
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
@@ -369,8 +374,9 @@ class Harmonizer:
         if mode == "official":
             image = _as_official_tester_reads(image)
         native = image_pixels(image, layout)
-        if native is None and not guided:  # an input that needs converting first
-            rgb, alpha, form = image_to_tensor(image, layout)
+        converted = None if native is not None or guided else image_to_tensor(image, layout)  # converted first
+        if converted is not None and (mode != "full" or converted[1] is None):
+            rgb, alpha, form = converted
             _check_picture_size(*rgb.shape[-2:])
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
@@ -385,10 +391,16 @@ class Harmonizer:
         else:
             # a frame of a clip, or a picture of a batch, whose mask is empty (no subject) stays as it is
             pixels, peak, masks, mask_peak, finish = self.pixels_of(
-                image, mask, layout, native=native, allow_empty=True, unit="frame" if clip else "picture")
+                image, mask, layout, native=native, converted=converted, allow_empty=True,
+                unit="frame" if clip else "picture")
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
-            if guided:  # one frame after another: the same prepare / estimate / apply, smoothed in between
-                references = None if reference_mask is None else reference_pixels(reference_mask, pixels.shape[:3])
+            references = None if reference_mask is None else reference_pixels(reference_mask, pixels.shape[:3])
+            narrowed = None
+            if mode == "full" and pixels.shape[-1] == 4:  # what lies under an RGBA composite's alpha 0 is no scene
+                scene = visible_scene(pixels[..., 3], masks, references)
+                if scene is not None:
+                    references, narrowed = scene
+            if guided or narrowed:  # one frame after another: the same prepare / estimate / apply, smoothed between
                 corrections = self._harmonize_frames(pixels, peak, masks, mask_peak, out, as_temporal(temporal),
                                                      references, strength, size, progress, threshold)
             elif mode == "official":
@@ -402,6 +414,9 @@ class Harmonizer:
                 corrections = self.measured(corrections, mode, pixels, shown, masks, peak, mask_peak, weigh=not clip)
             elif not clip:
                 corrections = _weighed(corrections, mode, masks, mask_peak)
+            if narrowed:
+                corrections = [dataclasses.replace(c, notes=(*c.notes, TRANSPARENT_SCENE))
+                               if left_out and not c.empty_mask else c for c, left_out in zip(corrections, narrowed)]
             result = Harmonized(finish(out), corrections)
         log_corrections(result.corrections, "frames" if clip else "images")
         return result
@@ -437,8 +452,8 @@ class Harmonizer:
         return out
 
     @staticmethod
-    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, allow_empty: bool = False,
-                  unit: str = "picture", one_of_more: bool = False):
+    def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, converted=None,
+                  allow_empty: bool = False, unit: str = "picture", one_of_more: bool = False):
         """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
         with the masks' coverage checked (empty masks refused unless ``allow_empty``: then only where every
         one is empty; ``unit`` names what a mask belongs to, for the message, and a clip's ("frame") integer
@@ -459,16 +474,17 @@ class Harmonizer:
                 mask_to_tensor(mask, batch, height, width, one_scale=clip)[:, 0], 1.0)
             check_mask_coverage(masks, mask_peak, allow_empty=allow_empty, unit=unit, one_of_more=one_of_more)
             return pixels, peak, masks.to(pixels.device), mask_peak, lambda out: image_from_pixels(out, form)
-        rgb, alpha, form = image_to_tensor(image, layout)
+        rgb, alpha, form = converted if converted is not None else image_to_tensor(image, layout)
         _check_picture_size(*rgb.shape[-2:])
         masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1], one_scale=unit == "frame")
         check_mask_coverage(masks, allow_empty=allow_empty, unit=unit, one_of_more=one_of_more)
 
         def finish(out: torch.Tensor) -> Any:
-            return tensor_to_image(out.permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
+            return tensor_to_image(out[..., :3].permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
 
-        finish.returned = lambda out: as_returned(out.permute(0, 3, 1, 2), form).permute(0, 2, 3, 1)
-        return rgb.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
+        finish.returned = lambda out: as_returned(out[..., :3].permute(0, 3, 1, 2), form).permute(0, 2, 3, 1)
+        pixels = rgb if alpha is None else torch.cat([rgb, alpha.to(rgb.device)], 1)  # alpha: what shows the scene
+        return pixels.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
     @own_precision
     def harmonize_tensor(

@@ -207,7 +207,7 @@ def test_the_transparent_part_of_an_rgba_composite_is_left_out_of_the_scene_to_m
     batch, line = node.harmonize(phnet_model, torch.cat([rgba, opaque]), subject, threshold=0.0)["result"]
     alone, plain_line = node.harmonize(phnet_model, opaque, subject, threshold=0.0)["result"]
     assert torch.equal(batch[:1], out) and torch.equal(batch[1:], alone)
-    assert "the transparent part of 1 of 2 images was left out of the scene to match" in line
+    assert line.endswith("; 1 of 2: its transparent part was left out of the scene to match")
     assert "left out of the scene" not in plain_line
     # a cut-out (nothing visible outside the mask) is judged as before: one flat colour, left as it was
     cut = torch.cat([img * subject[..., None], subject[..., None]], -1)

@@ -474,3 +474,33 @@ def test_a_clip_whose_alpha_is_its_mask_writes_every_frame_the_masks_folder_woul
     assert cli.main(["harmonize", str(frames), "-o", f"{tmp_path / 'opaque'}/", "--weights", str(tiny_folder),
                      "--device", "cpu", "--temporal", "2"]) == 1
     assert "every frame's alpha channel is opaque everywhere, so it marks no subject" in capsys.readouterr().err
+
+
+def test_the_transparent_part_of_rgba_frames_is_left_out_of_their_scene_as_the_library_does(tiny_folder, tmp_path,
+                                                                                              capsys):
+    """RGBA frames with their own masks: what lies under alpha 0 (black) is seen by nobody and was matched to."""
+    comps, masks = tmp_path / "frames", tmp_path / "masks"
+    comps.mkdir()
+    masks.mkdir()
+    alpha = np.full((H, W, 1), 255, np.uint8)
+    alpha[:, 32:] = 0
+    frames = np.stack([np.concatenate([_frame(t) * (alpha > 0), alpha], -1) for t in range(3)])
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(comps / f"f{t}.png")
+        Image.fromarray(_mask()).save(masks / f"f{t}.png")
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2", "--threshold", "0"]) == 0
+    printed = capsys.readouterr().out
+    results = np.stack([np.asarray(Image.open(out / f"f{t}.png")) for t in range(3)])
+    harmonizer = Harmonizer.from_pretrained(tiny_folder, device="cpu")
+    expected, reports = harmonizer.harmonize(frames, _mask() / 255.0, temporal=2.0, threshold=0)
+    assert np.abs(results.astype(int) - expected.astype(int)).max() <= 1
+    assert "its transparent part was left out of the scene to match" in printed
+    assert all("transparent part" in c.describe() for c in reports)
+    one = tmp_path / "one.png"
+    assert cli.main(["harmonize", str(comps / "f0.png"), str(masks / "f0.png"), "-o", str(one), "--weights",
+                     str(tiny_folder), "--device", "cpu", "--threshold", "0"]) == 0
+    alone = harmonizer(frames[0], _mask() / 255.0, threshold=0)
+    assert np.abs(np.asarray(Image.open(one)).astype(int) - alone.astype(int)).max() <= 1
+    assert "its transparent part was left out of the scene to match" in capsys.readouterr().out

@@ -1400,3 +1400,63 @@ def test_harmonize_tensor_refuses_a_16_bit_tensor_with_the_fix(tiny_model, which
     with pytest.raises(ValueError, match="got torch.int32: convert them to float in 0..1"):
         h.harmonize_tensor(images.to(torch.int32), masks)
     assert h.harmonize_tensor(images, masks.to(torch.int64)).shape == images.shape  # 0/1 integer masks, as before
+
+
+def _half_hidden(h=40, w=56, dtype=np.uint8):
+    """An RGBA composite whose right quarter is transparent, black under it (a background with a hole), and its
+    subject's mask."""
+    peak = np.iinfo(dtype).max
+    rgb = photo(h, w, seed=4).astype(np.float64) / 255
+    alpha = np.ones((h, w))
+    alpha[:, 3 * w // 4 :] = 0
+    rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], -1)
+    return np.round(rgba * peak).astype(dtype), subject_mask(h, w)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_transparent_part_of_an_rgba_composite_is_not_matched(harmonizer, caplog, dtype):
+    """What lies under an RGBA composite's alpha 0 (black, mostly) is seen by nobody: the subject is matched to the
+    visible background, as with that as the reference mask, and the report says so (the CLI, the API and the
+    WebUI matched it to the black too; only the ComfyUI node left it out)."""
+    import logging
+
+    rgba, mask = _half_hidden(dtype=dtype)
+    shown = rgba[..., 3] > 0
+    with caplog.at_level(logging.INFO, logger="phnet"):
+        out, (c,) = harmonizer.harmonize(rgba, mask, threshold=0)
+    seen = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0, reference_mask=shown)
+    everything = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0)
+    assert np.array_equal(out[..., :3], seen) and not np.array_equal(seen, everything)
+    assert np.array_equal(out[..., 3], rgba[..., 3]) and out.dtype == dtype
+    assert c.describe().endswith("; its transparent part was left out of the scene to match")
+    assert caplog.records[-1].levelname == "INFO"  # nothing was ignored: no warning
+    # within a reference mask; in a batch, only the pictures with a hidden part outside the subject
+    region = np.zeros(mask.shape, bool)
+    region[:, :10] = region[:, 46:] = True
+    both = harmonizer(rgba, mask, threshold=0, reference_mask=region)
+    own = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0, reference_mask=region & shown)
+    assert np.array_equal(both[..., :3], own)
+    opaque = rgba.copy()
+    opaque[..., 3] = np.iinfo(dtype).max
+    batch, corrections = harmonizer.harmonize(np.stack([rgba, opaque]), mask, threshold=0)
+    assert np.array_equal(batch[0], out) and np.array_equal(batch[1], harmonizer(opaque, mask, threshold=0))
+    assert summary(corrections).endswith("; 1 of 2: its transparent part was left out of the scene to match")
+
+
+def test_a_converted_rgba_composite_leaves_its_transparent_part_out_as_a_native_one(harmonizer):
+    """A picture converted before the work (PIL LA) takes the same rule."""
+    rgba, mask = _half_hidden()
+    grey = Image.fromarray(rgba).convert("LA")
+    out, (c,) = harmonizer.harmonize(grey, mask, threshold=0)
+    assert np.array_equal(np.asarray(out), np.asarray(harmonizer(grey.convert("RGBA"), mask, threshold=0)))
+    assert "transparent part was left out" in c.describe()
+
+
+def test_a_cut_out_whose_alpha_is_its_subject_is_judged_as_before(harmonizer):
+    """An RGBA cut-out (alpha = the subject) shows no scene: it is not narrowed, and is left as it was for its one
+    flat colour."""
+    rgb = photo(40, 56)
+    mask = subject_mask(40, 56)
+    cut = np.concatenate([rgb * (mask[..., None] > 0), (mask[..., None] * 255)], -1).astype(np.uint8)
+    out, (c,) = harmonizer.harmonize(cut, mask)
+    assert np.array_equal(out, cut) and c.flat == (0, 0, 0) and "left out of the scene" not in c.describe()
