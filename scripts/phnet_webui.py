@@ -452,8 +452,7 @@ def _segment(segmenter, image, box):
     try:
         if device is not None:
             segmenter.to(device)
-        segmenter.set_image(image)
-        return segmenter.predict(box=box)
+        return segmenter.segment(image, box=box)  # one call: another request's picture cannot come between
     finally:
         segmenter.to("cpu")
 

@@ -503,9 +503,9 @@ def test_a_box_sent_as_floats_is_rounded_once_for_sam_and_the_infotext(webui, mo
     from phnet.sam import SamSegmenter
 
     boxes = []
-    real = SamSegmenter.predict
-    monkeypatch.setattr(SamSegmenter, "predict", lambda self, *a, box=None, **k: boxes.append(box) or
-                        real(self, *a, box=box, **k))
+    real = SamSegmenter.segment
+    monkeypatch.setattr(SamSegmenter, "segment", lambda self, image, *a, box=None, **k: boxes.append(box) or
+                        real(self, image, *a, box=box, **k))
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
@@ -552,16 +552,50 @@ def test_a_sam_box_outside_the_picture_is_refused_before_sam_moves_or_encodes(we
     from phnet.sam import SamSegmenter
 
     calls = []
-    real_to, real_set_image = SamSegmenter.to, SamSegmenter.set_image
+    real_to, real_encode = SamSegmenter.to, SamSegmenter._encode
     monkeypatch.setattr(SamSegmenter, "to", lambda self, device: calls.append(f"to {device}") or real_to(self, device))
-    monkeypatch.setattr(SamSegmenter, "set_image",
-                        lambda self, image, *a, **k: calls.append("encode") or real_set_image(self, image, *a, **k))
+    monkeypatch.setattr(SamSegmenter, "_encode",
+                        lambda self, *a, **k: calls.append("encode") or real_encode(self, *a, **k))
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
                           sam_weights="tiny_sam.safetensors", box_x0=70, box_y0=4, box_x1=90, box_y1=30)  # fmt: skip
     _fails(webui, capsys, runner, p, r"has no area inside the 64x48 image")
     assert calls == []
+
+def test_two_requests_at_once_each_get_the_sam_mask_of_their_own_picture(webui, monkeypatch):
+    """The cached SAM encoded one request's picture and decoded its box in two calls: another request's picture,
+    encoded in between, gave the first its mask (a wrong region harmonized, and the infotext said it changed)."""
+    import threading
+
+    m = webui.script_module
+    seg = m.load_segmenter("tiny_sam.safetensors", m._models_dirs()[1])
+    box = (8, 4, 40, 30)
+    first, second = _generated(seed=0), _generated(seed=5)
+    alone = [seg.segment(picture, box=box) for picture in (first, second)]
+    assert not np.array_equal(*alone)
+    seg.reset_image()
+    other = []
+
+    class Lock:  # SAM's lock, which lets the second request in once the first lets go of it with its picture set
+        def __init__(self, lock):
+            self.lock = lock
+
+        def __enter__(self):
+            self.lock.acquire()
+
+        def __exit__(self, *exc):
+            self.lock.release()
+            if not other and seg.is_image_set and threading.current_thread() is threading.main_thread():
+                other.append(threading.Thread(target=lambda: other.append(m._segment(seg, second, box))))
+                other[0].start()
+                other[0].join(timeout=30)
+
+    seg._lock = Lock(seg._lock)
+    got = m._segment(seg, first, box)
+    other[0].join(timeout=30)
+    assert np.array_equal(got, alone[0]) and np.array_equal(other[1], alone[1])
+
 
 @pytest.mark.parametrize("inpainted_columns, lost", [((0, 28), True), ((20, 50), False)])
 def test_a_subject_pasted_outside_the_inpaint_mask_is_refused_not_silently_lost(webui, capsys, inpainted_columns,
