@@ -1040,6 +1040,8 @@ def convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phnet", description="PHNet portrait harmonization")
+    parser.add_argument("--version", action=_Versions, nargs=0, default=argparse.SUPPRESS,
+                        help="print the versions of phnet, torch and Python (for a bug report) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     h = sub.add_parser("harmonize", help="harmonize a composite (or a folder of them) given the subject mask")
@@ -1122,6 +1124,27 @@ def _after_double_dash(argv: list[str]) -> list[str]:
         return argv
     at = argv.index("--")
     return argv[: at + 1] + [os.path.join(".", a) if a.startswith("-") else a for a in argv[at + 1:]]
+
+
+class _Versions(argparse.Action):
+    """phnet's version and those of what it runs on, on one line (argparse's own version action folds it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import platform
+        from importlib import metadata
+
+        import torch  # its own version names its build (+cu130, +cpu), which the package's does not
+
+        from . import __version__
+
+        found = [f"torch {torch.__version__}"]
+        for name in ("torchvision", "numpy", "pillow"):
+            try:
+                found.append(f"{name} {metadata.version(name)}")
+            except metadata.PackageNotFoundError:
+                found.append(f"{name} not found")
+        print(f"phnet {__version__} ({', '.join(found)}; Python {platform.python_version()})")
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -757,3 +757,16 @@ def test_error_line_is_the_wrapped_error_s_own_message():
                                                             "(6000, 8000, 3) and data type uint8")
     assert cli.error_line(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")) == "CUDA out of memory."
     assert cli.error_line(MemoryError()) == "MemoryError"
+
+
+def test_version_names_phnet_and_what_it_runs_on_in_one_line(capsys):
+    import platform
+
+    import phnet
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and line.startswith(f"phnet {phnet.__version__} (torch {torch.__version__}, ")
+    assert line.rstrip().endswith(f"Python {platform.python_version()})")
