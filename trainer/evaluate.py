@@ -248,8 +248,8 @@ def load_candidates(weights, device, native: bool, working_size: int | None) -> 
     from phnet.weights import load_model
 
     models = {label: load_model(path).to(device).eval() for label, path in parse_weights(weights).items()}
-    return Candidates(models, {label: Harmonizer(m, device=device) for label, m in models.items()}, native,
-                      working_size)
+    harmonizers = {label: Harmonizer(m, device=device, dtype="fp32") for label, m in models.items()}
+    return Candidates(models, harmonizers, native, working_size)
 
 
 RESIZE_NOTES = {"pad": " (pictures padded to the square to run the network; scored on the picture alone, "
@@ -378,7 +378,7 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
             "not_held_out": base_ds.not_held_out, "resize": resize, "psnr_peaks": PEAKS,
             "skipped": skipped, "resolution": "native" if native else size,
             "working_size": (working_size or (model.config.image_size if model is not None else None)) if native else size,
-            "device": str(dev), "seconds": round(time.time() - t0, 2)}
+            "device": str(dev), "precision": "fp32", "seconds": round(time.time() - t0, 2)}
     if model is not None:
         meta["model_config"] = model.config.to_dict()
     result = {"meta": meta, **summary, "per_image": per_image_table(rows)}

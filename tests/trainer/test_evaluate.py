@@ -351,3 +351,17 @@ def test_split_all_of_the_run_s_own_pool_s_test_folder_is_no_training_photo(tmp_
     assert check_split_all("all", str(pool / "test"), "RUN") is None
     assert "training photos" in check_split_all("all", str(pool / "train"), "RUN")
     assert "training photos" in check_split_all("all", str(pool / "val"), "RUN")
+
+
+def test_native_resolution_scores_in_fp32_where_auto_would_pick_bf16(tmp_path, monkeypatch):
+    """The Harmonizers were built with dtype "auto": bf16 on a CPU with AMX, so native scores differed by CPU."""
+    import phnet.weights
+    from phnet import PHNet, PHNetConfig, precision
+    from trainer.evaluate import load_candidates
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    assert precision.resolve_dtype("auto", "cpu") == torch.bfloat16
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32))
+    monkeypatch.setattr(phnet.weights, "load_model", lambda path: model)
+    candidates = load_candidates(["new=a", "old=b"], torch.device("cpu"), native=True, working_size=None)
+    assert [h.dtype for h in candidates.harmonizers.values()] == [torch.float32, torch.float32]
