@@ -844,3 +844,24 @@ def test_a_mask_is_resized_as_the_official_loader_resizes_it(mode):
         height = width = 64
     official = np.asarray(Image.fromarray(mask).convert("1").resize((width, height))) > 0
     assert np.array_equal(got > 0.5, official) and set(np.unique(got)) <= {0.0, 1.0}
+
+
+def test_an_ffhqh_mask_is_resized_as_the_official_ffhqh_loader_resizes_it(tmp_path):
+    """FFHQH's loader resizes its mask bilinearly and keeps what is over 0.5 (iHarmony4's reads it as 1 bit and
+    samples it nearest): read as 1 bit, its foreground count, and so fMSE, was not the official tester's."""
+    from trainer.data.iharmony import IHarmony4Dataset
+
+    yy, xx = np.mgrid[0:90, 0:120]
+    soft = np.clip(1.2 - np.hypot(yy - 45, xx - 60) / 25, 0, 1) + 0.6 * (np.abs(xx - 20) < 2) * (yy > 30)
+    mask = (np.clip(soft, 0, 1) * 255).round().astype(np.uint8)  # a disc with a soft edge, a faint thin strand
+    photo = portrait(np.random.default_rng(3), 90, 120)[0]
+    make_ffhqh(tmp_path / "F", tmp_path / "F" / "real", nested_lines=False)
+    for folder in ("comp", "real"):
+        _save(tmp_path / "F" / folder / "01002.png", photo)
+    _save(tmp_path / "F" / "alpha" / "01002.png", mask)
+    ds = build_dataset({"root": str(tmp_path / "F"), "image_size": 32}, "test")
+    official = np.asarray(Image.fromarray(mask).resize((32, 32), Image.BILINEAR), dtype=np.float32) / 255 > 0.5
+    assert np.array_equal(ds[0]["mask"][0].numpy(), official)
+    one_bit = np.asarray(Image.fromarray(mask >= 128).convert("1").resize((32, 32))) > 0
+    assert not np.array_equal(official, one_bit)  # the two rules part on this mask
+    assert np.array_equal(IHarmony4Dataset(ds.records, image_size=32)[0]["mask"][0].numpy(), one_bit)

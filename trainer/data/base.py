@@ -26,6 +26,8 @@ class HarmonizationDataset(Dataset):
     ``synthesis``, the parameters the training loop makes its composite with (synthesis_torch.py).
     """
 
+    mask_filter = "nearest"  # how fit_square resizes the mask (common._resize): as the official iHarmony4 loader
+
     def __init__(self, records: list[Record], *, image_size: int = 256, resize: str = "stretch",
                  train: bool = False, hflip: float = 0.0, crop_scale=(1.0, 1.0),
                  on_bad_sample: str = "error", seed: int = 0, identity_pairs: float = 0.0,
@@ -96,7 +98,7 @@ class HarmonizationDataset(Dataset):
             scale = self.crop_scale if attempt < 3 else (1.0, 1.0)
             y0, x0, ch, cw = crop_box(h, w, rng, scale)
             cand = fit_square(stack[:, y0:y0 + ch, x0:x0 + cw], self.image_size, self.resize,
-                              rng if self.train else None, keep=3)
+                              rng if self.train else None, keep=3, mask_filter=self.mask_filter)
             if (cand[3] >= 0.5).any():
                 out = cand
                 break

@@ -82,9 +82,10 @@ def _rgb_and_alpha(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return image_to_array(read_image(path), name=f"image {path}")
 
 
-def load_mask(path: Path) -> np.ndarray:
-    """Binary float32 HxW mask (phnet.imageio's mask rules: a real alpha channel, else the luminance). One whose
-    strongest value is under half of full marks no subject, and says why (not as an empty mask)."""
+def load_mask(path: Path, binary: bool = True) -> np.ndarray:
+    """Binary float32 HxW mask (phnet.imageio's mask rules: a real alpha channel, else the luminance), or with
+    ``binary=False`` its values in [0, 1]. One whose strongest value is under half of full marks no subject, and
+    says why (not as an empty mask)."""
     mask = _decode(read_mask, path)
     strongest = float(mask.max(initial=0.0))
     if 0 < strongest < 0.5:
@@ -93,7 +94,7 @@ def load_mask(path: Path) -> np.ndarray:
                "paint the subject white in the mask")
         raise BadSampleError(f"mask {path}: its strongest value is {strongest:.2%} of full, under the half that marks "
                              f"the subject, so it marks none: {fix}")
-    return (mask >= 0.5).astype(np.float32)
+    return (mask >= 0.5).astype(np.float32) if binary else mask.astype(np.float32, copy=False)
 
 
 def load_thumbnail(path: Path, side: int) -> np.ndarray:
@@ -272,15 +273,20 @@ def to_chw(x: np.ndarray) -> torch.Tensor:
     return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
 
 
-def _resize(t: torch.Tensor, h: int, w: int, mask: int | None = None) -> torch.Tensor:
-    """Pictures resized as PIL resizes them (antialiased bilinear); channel ``mask`` as the official loader reads
-    iHarmony4's and FFHQH's binary masks: PIL mode "1", then nearest (PIL's only resize of mode "1"); a soft mask
-    is cut at 0.5 (PIL would dither it). Averaged and thresholded instead, a thin strand vanished and an edge
-    moved: another foreground count N_fg, another fMSE."""
+def _resize(t: torch.Tensor, h: int, w: int, mask: int | None = None, mask_filter: str = "nearest") -> torch.Tensor:
+    """Pictures resized as PIL resizes them (antialiased bilinear); channel ``mask`` as the official loaders read
+    masks. ``mask_filter="nearest"``, iHarmony4's: PIL mode "1", then nearest (PIL's only resize of mode "1"); a
+    soft mask is cut at 0.5 (PIL would dither it). Averaged and thresholded instead, a thin strand vanished and an
+    edge moved: another foreground count N_fg, another fMSE. ``"bilinear"``, FFHQH's: the 8-bit mask resized by
+    PIL's bilinear filter as it is, then 1 where it is over 0.5."""
     if t.shape[-2:] == (h, w):
         return t
     out = F.interpolate(t[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
-    if mask is not None:
+    if mask is not None and mask_filter == "bilinear":
+        levels = (t[mask] * 255).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
+        resized = np.asarray(Image.fromarray(levels).resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
+        out[mask] = torch.from_numpy(resized > 0.5).to(t.dtype)
+    elif mask is not None:
         binary = (t[None, mask : mask + 1] >= 0.5).to(t.dtype)
         out[mask] = F.interpolate(binary, size=(h, w), mode="nearest-exact")[0, 0]
     return out
@@ -305,17 +311,17 @@ def pad_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
 
 
 def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generator | None,
-               keep: int | None = None) -> torch.Tensor:
+               keep: int | None = None, mask_filter: str = "nearest") -> torch.Tensor:
     """Bring a CxHxW stack to ``size``x``size`` (``none`` keeps the native size). ``keep``: a mask channel, resized
-    as a mask (see :func:`_resize`); a ``crop`` square that would hold none of it is moved onto its middle
-    instead."""
+    as a mask with ``mask_filter`` (see :func:`_resize`); a ``crop`` square that would hold none of it is moved
+    onto its middle instead."""
     _, h, w = stack.shape
     if mode == "stretch":
-        return _resize(stack, size, size, keep)
+        return _resize(stack, size, size, keep, mask_filter)
     if mode == "crop":
         s = size / min(h, w)
         nh, nw = max(size, round(h * s)), max(size, round(w * s))
-        stack = _resize(stack, nh, nw, keep)
+        stack = _resize(stack, nh, nw, keep, mask_filter)
         if rng is None:
             y0, x0 = (nh - size) // 2, (nw - size) // 2
         else:
@@ -332,7 +338,7 @@ def fit_square(stack: torch.Tensor, size: int, mode: str, rng: np.random.Generat
         return stack[:, y0:y0 + size, x0:x0 + size]
     if mode == "pad":
         top, left, nh, nw = pad_box(h, w, size)
-        stack = _resize(stack, nh, nw, keep)
+        stack = _resize(stack, nh, nw, keep, mask_filter)
         return F.pad(stack, (left, size - nw - left, top, size - nh - top), value=0.0)
     if mode == "none":  # native size (evaluation through the Harmonizer, or writing sets as they are)
         return stack

@@ -101,5 +101,7 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
 
 
 class FFHQHDataset(HarmonizationDataset):
+    mask_filter = "bilinear"  # the official FFHQH loader resizes the mask bilinearly and cuts it at half after
+
     def load(self, record: Record, rng: np.random.Generator):
-        return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask)
+        return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask, binary=False)
