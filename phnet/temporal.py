@@ -156,7 +156,7 @@ class Smoother:
     with the centred window a frame is final once the frames up to 3σ after it are in (or its shot
     has ended), with the causal average at once. ``finish()`` returns the rest. The Gaussian is cut
     at 3σ (the tails beyond hold 0.3 % of its weight), so memory stays at 6σ + 1 corrections
-    whatever the length of the clip; the causal average is kept as a running sum and needs none.
+    whatever the length of the clip; the causal average is kept as a running mean and needs none.
     """
 
     def __init__(self, temporal: Temporal) -> None:
@@ -170,7 +170,7 @@ class Smoother:
         self._previous: FrameEstimate | None = None
         self._window: list[tuple[int, torch.Tensor]] = []  # this shot's corrections still needed
         self._next = 0  # the first frame not yet returned
-        self._sum: torch.Tensor | None = None
+        self._mean: torch.Tensor | None = None
         self._weight = 0.0
         self._last = 0  # the causal average's last frame: it decays with the time since, held-out frames too
 
@@ -188,18 +188,19 @@ class Smoother:
             self._cut_pending = False
             ready += self.finish()  # the last shot's frames need nothing from this one
             self.starts.append(index)
-            self._sum, self._weight = None, 0.0
+            self._mean, self._weight = None, 0.0
         self._previous = estimate
         x = estimate.correction
         if self.temporal.window == 0:
             self._next = index + 1
             return ready + [(index, x)]
-        if self.temporal.causal:  # Σ e^(−lag/τ)·x over the shot so far, normalised
+        if self.temporal.causal:  # Σ e^(−lag/τ)·x over the shot so far, normalised, kept as a running mean
             fade = self.decay ** (index - self._last)
-            self._sum = x.clone() if self._sum is None else self._sum * fade + x
             self._weight = self._weight * fade + 1.0
+            # a step towards x, not a sum over a weight: equal corrections give back x exactly
+            self._mean = x.clone() if self._mean is None else self._mean + (x - self._mean) / self._weight
             self._next, self._last = index + 1, index
-            return ready + [(index, self._sum / self._weight)]
+            return ready + [(index, self._mean)]
         self._window.append((index, x))
         while self._skip_held_out() <= index - self.radius:
             ready.append(self._centred(self._next))
@@ -221,15 +222,18 @@ class Smoother:
 
     def _centred(self, index: int) -> tuple[int, torch.Tensor]:
         sigma = self.temporal.window
-        total, weights = None, 0.0
+        own = next(x for k, x in self._window if k == index)
+        # the neighbours' mean difference from this frame's own correction: equal corrections give it back exactly
+        total, weights = 0.0, 0.0
         for k, x in self._window:
-            if abs(k - index) <= self.radius:
+            if k != index and abs(k - index) <= self.radius:
                 w = math.exp(-0.5 * ((k - index) / sigma) ** 2)
-                total = x * w if total is None else total + x * w
+                total = total + (x - own) * w
                 weights += w
+        weights += 1.0  # this frame's own weight, e^0
         self._next = index + 1
         self._window = [(k, x) for k, x in self._window if k >= self._next - self.radius]
-        return index, total / weights
+        return index, own + total / weights
 
 
 def held_out(estimate: FrameEstimate) -> bool:

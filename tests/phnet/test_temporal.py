@@ -117,6 +117,29 @@ def test_a_constant_correction_is_unchanged_by_smoothing():
         torch.testing.assert_close(c, torch.full((1, 12), 0.25))
 
 
+@pytest.mark.parametrize("temporal", [Temporal(window=3.0), Temporal(window=2.0, causal=True)])
+def test_equal_corrections_are_given_back_exactly_wherever_the_frame_sits_in_the_window(temporal):
+    """Σw·x / Σw in float32 is not x for equal x, and differs with the frame's place in the window."""
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    estimates = [FrameEstimate(x.clone(), torch.full((1, 3, 4, 4), 0.5), (16, 16)) for _ in range(12)]
+    assert all(torch.equal(c, x) for c in smooth(estimates, temporal))
+
+
+@pytest.mark.parametrize("method", ["correction", "guided"])
+@pytest.mark.parametrize("temporal", [3.0, Temporal(window=2.0, causal=True)])
+def test_a_still_composite_repeated_as_a_clip_gives_equal_frames(tiny_config, method, temporal):
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output="image")).eval()
+    harmonizer = Harmonizer(model, device="cpu", method=method)
+    images, masks = _clip(frames=1)
+    images, masks = images.repeat(6, 1, 1, 1), masks.repeat(6, 1, 1, 1)
+    out = harmonizer(images, masks, layout="BCHW", temporal=temporal)
+    assert all(torch.equal(frame, out[0]) for frame in out)
+    frames = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    out = harmonizer(frames, masks[:, 0].numpy(), temporal=temporal)
+    assert out.dtype == np.uint8 and all((frame == out[0]).all() for frame in out)
+
+
 @pytest.mark.parametrize("output", ["image", "residual", "transform"])
 def test_batch_shape_background_and_no_smoothing_matches_per_frame(tiny_config, output):
     harmonizer = _harmonizer(tiny_config, output)
