@@ -191,10 +191,11 @@ def _is_folder_target(output: str) -> bool:
 
 
 def _plan(composite: Path, mask: Path | None, output: str, compare: str | None = None,
-          reference: str | None = None) -> list[_Job]:
+          reference: str | None = None, clip: bool = False) -> list[_Job]:
     """Every job of the run, its files checked before anything is computed or written. ``compare``: the
     comparison image of a single composite; in folder mode any value asks for ``<result>_compare.png``.
-    ``reference``: one reference mask for every composite, or a folder of them named like the composites."""
+    ``reference``: one reference mask for every composite, or a folder of them named like the composites.
+    ``clip``: the folder is a clip's frames, which may have no gap."""
     out = Path(output)
     fold = _folded if _folds_case(out) else str  # how the output folder compares names
     references = None if reference is None else Path(reference)
@@ -220,6 +221,12 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         if unopened:
             print(f"note: left out {unopened}")
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
+        passed = _mask_only_frames(composite, mask, masks) if mask is not None else []
+        if passed and clip:
+            raise SystemExit(f"error: {_mask_only_note(passed, mask)}, would leave a gap in the clip: "
+                             f"{_mask_only_fix(passed)}")
+        if passed:
+            print(f"note: left out {_mask_only_note(passed, mask)}: {_mask_only_fix(passed)}")
         names = _result_names(images, fold, bool(compare))
         jobs = [_Job(path, paired, out / (names[path][0] + ".png"),
                      out / (names[path][1] + ".png") if compare else None)
@@ -275,6 +282,27 @@ def _unopened(folder: Path) -> str:
     count = sum(found.values())
     return (f"{count} photo{'s' if count > 1 else ''} this Pillow cannot open ({kinds}): save "
             f"{'them' if count > 1 else 'it'} as PNG or JPEG{plugin}")
+
+
+def _mask_only_frames(folder: Path, masks: Path, used: list[Path]) -> list[Path]:
+    """The pictures of ``folder`` in a format read as a mask only (GIF, PBM) that a mask in ``masks`` no composite
+    took is named like: frames of the run, passed over (a preview without a mask of its own is no frame)."""
+    by_stem: dict[str, set[Path]] = {}
+    for m in [*_pictures(masks), *_pictures(masks, MASK_ONLY)]:
+        by_stem.setdefault(_folded(m.stem), set()).add(m)
+    taken = set(used)
+    return [p for p in _pictures(folder, MASK_ONLY) if by_stem.get(_folded(p.stem), set()) - taken - {p}]
+
+
+def _mask_only_note(frames: list[Path], masks: Path) -> str:
+    names = ", ".join(p.name for p in frames[:10]) + (f" and {len(frames) - 10} more" if len(frames) > 10 else "")
+    return f"{names}, named like {'masks' if len(frames) > 1 else 'a mask'} in {masks}"
+
+
+def _mask_only_fix(frames: list[Path]) -> str:
+    kinds = sorted({p.suffix[1:].upper() for p in frames})
+    read = "are read as masks" if len(kinds) > 1 else "is read as a mask"
+    return f"{' and '.join(kinds)} {read} only; save {'the frames' if len(frames) > 1 else 'the frame'} as PNG"
 
 
 def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list[Path]:
@@ -833,7 +861,7 @@ def harmonize(args: argparse.Namespace) -> int:
     from .harmonizer import Harmonizer
 
     jobs = _plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare,
-                 args.reference)
+                 args.reference, clip=args.temporal is not None)
     single = Path(args.composite).is_file()
     if args.temporal is not None and (single or args.mode != "full" or args.compare):
         raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")

@@ -615,6 +615,20 @@ def test_a_folder_takes_every_photo_pillow_opens_not_only_the_common_suffixes(ti
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
 
 
+def test_a_composite_in_a_mask_only_format_with_a_mask_of_its_own_is_named_not_passed_over(tiny_folder, tmp_path,
+                                                                                           capsys):
+    """b.gif was left out without a word (GIF and PBM are taken in a masks folder only), its mask unused."""
+    comps, masks = folders(tmp_path, "a.png", "b.png", "c.png")
+    (comps / "b.png").rename(comps / "b.gif")
+    Image.open(comps / "c.png").convert("1").save(comps / "c.pbm")  # beside c.png, whose mask it is: no frame lost
+    _composite().save(comps / "preview.gif")  # no mask of its own: no picture of the run
+    assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    out = capsys.readouterr().out
+    assert (f"note: left out b.gif, named like a mask in {masks}: GIF is read as a mask only; save the frame as PNG"
+            in out) and "preview" not in out and "c.pbm" not in out
+
+
 def test_transparency_given_as_a_key_colour_is_kept_as_an_alpha_is(tiny_folder, tmp_path):
     """An RGB PNG with a tRNS colour came back opaque in .png (while .jpg was refused for its transparency)."""
     rgb = np.asarray(_composite()).copy()

@@ -78,6 +78,20 @@ def test_clip_settings_are_refused_before_the_weights_load(tmp_path, monkeypatch
     assert "cut_threshold must be a number > 0" in capsys.readouterr().err
 
 
+def test_a_frame_saved_as_gif_is_refused_before_any_work_not_passed_over(tmp_path, monkeypatch):
+    """frame5.gif was left out without a word: the clip's frames either side of it were smoothed as neighbours."""
+    from phnet import harmonizer
+
+    monkeypatch.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    comps, masks = _write_clip(tmp_path, frames=3)
+    (comps / "frame5.png").rename(comps / "frame5.gif")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal"])
+    assert str(stop.value) == (f"error: frame5.gif, named like a mask in {masks}, would leave a gap in the clip: GIF "
+                               "is read as a mask only; save the frame as PNG")
+    assert not (tmp_path / "o").exists()
+
+
 def test_reference_mask_file(tiny_folder, tmp_path):
     comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png"
     Image.fromarray(_frame(0)).save(comp)
