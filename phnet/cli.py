@@ -680,7 +680,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
 
     from . import temporal
     from .compositing import visible_scene
-    from .corrections import MIN_BACKGROUND, TRANSPARENT_SCENE
+    from .corrections import MIN_BACKGROUND, TRANSPARENT_SCENE, Correction
     from .imageio import mask_to_tensor
     from .imageio.masks import FAINT, integer_levels_above_one
 
@@ -758,6 +758,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             if here < FAINT:  # the subject is out of the picture (or a matte's trace of it): the frame stays as
                 save(finish(pixels.clone()), job, keep, image)  # it is, and out of the smoothing
                 (traces if here else unchanged).append(job.composite.name)
+                corrections.append(Correction.no_subject(harmonizer.threshold_for(args.threshold), args.strength,
+                                                         trace=bool(here)))
                 continue
             reference = _reference_for(job, image.shape)
             if reference is not None:
@@ -808,7 +810,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             said = f"1 frame {one} and was" if len(names) == 1 else f"{len(names)} frames {many} and were"
             print(f"{said} written unchanged: {', '.join(names[:10])}" + (", ..." if len(names) > 10 else ""))
     corrections = [c for c in corrections if c is not None]
-    if corrections:
+    subjects = [c for c in corrections if not c.empty_mask]
+    if subjects:
         line = _verdict(corrections, harmonizer, "frames")
         print(line if len(corrections) > 1 else f"the frame: {line}")
     if sixteen_bit:
@@ -834,12 +837,12 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         print("error: every frame's alpha channel is opaque everywhere, so it marks no subject (the frames were "
               "written as they were): give a folder of masks as the second argument", file=sys.stderr)
         return 1
-    if corrections and all(c.flat is not None for c in corrections) and not args.mask:  # cut-outs, not a scene
+    if subjects and all(c.flat is not None for c in subjects) and not args.mask:  # cut-outs, not a scene
         print("error: under every frame's transparent part is one flat colour, not a scene for the subject to match "
               "(the frames were written as they were): the frames are cut-outs; paste them onto their background "
               "first and give the frames with their alpha, or a folder of masks", file=sys.stderr)
         return 1
-    if corrections and all(c.background is not None for c in corrections):  # as the library refuses it
+    if subjects and all(c.background is not None for c in subjects):  # as the library refuses it
         print(f"error: every mask that has a subject covers (nearly) its whole frame: nothing was harmonized (the "
               f"frames were written as they were); check {masks} (white = subject)", file=sys.stderr)
         return 1
@@ -848,7 +851,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
               f"are as they were): 16-bit masks holding 0..255 values? Check {masks}; save 8-bit masks as 8-bit, "
               "16-bit ones scaled to 0..65535", file=sys.stderr)
         return 1
-    if not corrections:  # as the library refuses such a clip: most likely the wrong masks folder
+    if not subjects:  # as the library refuses such a clip: most likely the wrong masks folder
         print(f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as "
               f"they were); check {masks} (white = subject)", file=sys.stderr)
         return 1

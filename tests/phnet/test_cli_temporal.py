@@ -55,6 +55,28 @@ def test_temporal_folder_matches_the_library(tiny_folder, tmp_path, capsys):
     assert summary(reports, "frames") in printed  # after smoothing, as the library reports them
 
 
+def test_frames_without_a_subject_are_counted_in_the_clips_summary_as_the_library_counts_them(tiny_folder,
+                                                                                                tmp_path, capsys):
+    """The summary said "4 of 4 frames changed" of 6 frames, one with an empty mask and one with a trace of one."""
+    comps, masks = _write_clip(tmp_path, cut_at=6)
+    masks_given = np.stack([_mask()] * 6)
+    masks_given[2] = 0
+    masks_given[4] = 0
+    masks_given[4, 0, 0] = 2  # a matte's trace of a subject: under 1/64
+    for t in (2, 4):
+        Image.fromarray(masks_given[t]).save(masks / f"frame{t * 5}.png")
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 0
+    printed = capsys.readouterr().out
+    frames = np.stack([_frame(t) for t in range(6)])
+    _, reports = Harmonizer.from_pretrained(tiny_folder, device="cpu").harmonize(frames, masks_given / 255.0,
+                                                                                 temporal=2.0)
+    from phnet.corrections import summary
+
+    assert reports[2].empty_mask and reports[4].trace
+    assert summary(reports, "frames") in printed and "of 6 frames changed" in printed
+
+
 def test_temporal_needs_a_folder(tiny_folder, tmp_path):
     comp, mask = tmp_path / "c.png", tmp_path / "m.png"
     Image.fromarray(_frame(0)).save(comp)
