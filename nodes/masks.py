@@ -18,9 +18,6 @@ import torch
 
 # LoadImage outputs a 64x64 mask of zeros when the picture has no alpha channel.
 NO_ALPHA_SIDE = 64
-# "Covers most of the image and its border": the shape of a cut-out's transparent area.
-INVERTED_AREA = 0.5
-INVERTED_BORDER = 0.75
 # How far outside 0..1 an IMAGE or MASK from a node that does not clamp its output may reach: a bicubic
 # upscale (core Upscale Image, ImageScale) of a hard edge overshoots by up to about 0.2.
 UNCLAMPED = 0.25
@@ -174,20 +171,6 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         )
 
 
-def looks_inverted(mask: torch.Tensor) -> tuple[float, float] | None:
-    """(area, border) shares of an H×W mask shaped like a cut-out's transparent part (an inverted mask): most of
-    the picture and of its border, with its hole, where the subject is, around the middle; else None. A subject
-    that fills its picture but for its corners (rounded, a face filling the frame) covers the middle."""
-    on = mask >= 0.5
-    border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
-    area = on.float().mean().item()
-    h, w = on.shape[-2:]
-    middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)].float().mean().item()
-    if INVERTED_AREA <= area < 1.0 and border >= INVERTED_BORDER and middle < 0.5:
-        return area, border
-    return None
-
-
 def _unit(frames: torch.Tensor, name: str, node: str) -> torch.Tensor:
     """B×H×W integer masks on the 0..1 scale the library reads them on (each 0/1 or 0..its dtype's peak); float
     ones as they are (an upscaler's overshoot is clamped after these checks)."""
@@ -208,6 +191,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     with ``clip`` a clip's frames, is judged as a whole: a subject may fill a picture or two (walking into the
     camera), which the library leaves as they were; it is refused when every mask is whole, or when one looks
     inverted (most, in a clip, where the subject may rightly fill much of a frame)."""
+    from ..phnet.mask_tools import looks_inverted
+
     mask = plain_mask(mask, image)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong

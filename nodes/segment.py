@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_image, check_mask_size, clamped, looks_inverted, mask_count, one_per_mask, prepared
+from .masks import check_image, check_mask_size, clamped, mask_count, one_per_mask, prepared
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -194,7 +194,7 @@ class PHNetSAMSegment:
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.imageio.masks import FAINT
         from ..phnet.sam.predictor import check_encodable, interrupt_points
-        from ..phnet.mask_tools import _check_width, mask_bbox, refine_mask
+        from ..phnet.mask_tools import _check_width, looks_inverted, mask_bbox, refine_mask
         from ..phnet.sam.prompts import make_prompt
 
         sam = as_phnet_sam(sam_model)

@@ -78,6 +78,7 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
     alpha may rightly mark no subject or the whole frame, over a flat colour (a fade to black): the clip is
     judged as a whole."""
     from .imageio import mask_to_array, read_mask, read_picture
+    from .mask_tools import looks_inverted
 
     image, keep = read_picture(composite)
     if image.dtype.kind == "f":  # (the library's own words tell a caller to divide by 255)
@@ -105,6 +106,10 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=levels), keep
     m = read_mask(mask, levels=levels)
     _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
+    inverted = None if clip else looks_inverted(m)  # a clip's frame may rightly be mostly subject
+    if inverted is not None:
+        raise ValueError(f"mask {mask} covers {inverted[0]:.0%} of the picture and {inverted[1]:.0%} of its border, "
+                         "so it looks inverted: white must mark the subject, black the background; invert it")
     return image, m, keep
 
 

@@ -1,4 +1,5 @@
-"""Mask morphology: grow or shrink, feather, bounding box. Any mask source, not only SAM's.
+"""Mask morphology: grow or shrink, feather, bounding box, and the shape of an inverted mask. Any mask source,
+not only SAM's.
 
 Masks come in through :func:`phnet.imageio.mask_to_array` (PIL, numpy or torch, one H x W mask, read
 by the input rules) and go out as float32 H x W arrays in [0, 1].
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from .imageio import mask_to_array
 
-__all__ = ["gaussian_blur", "refine_mask", "mask_bbox"]
+__all__ = ["gaussian_blur", "refine_mask", "mask_bbox", "looks_inverted"]
 
 
 def _number(value, what: str, low: float | None = None, high: float | None = None) -> float:
@@ -173,3 +174,23 @@ def mask_bbox(mask_hw: Any, threshold: float = 0.5) -> tuple[int, int, int, int]
     ys = np.flatnonzero(on.any(axis=1))
     xs = np.flatnonzero(on.any(axis=0))
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+# "Covers most of the picture and its border": the shape of a cut-out's transparent area.
+INVERTED_AREA = 0.5
+INVERTED_BORDER = 0.75
+
+
+def looks_inverted(mask_hw: Any) -> tuple[float, float] | None:
+    """(area, border) shares of an H×W mask on the 0..1 scale (a numpy array or a tensor) shaped like a cut-out's
+    transparent part (an inverted mask): most of the picture and of its border, with its hole, where the subject
+    is, around the middle; else None. A subject that fills its picture but for its corners (rounded, a face filling
+    the frame) covers the middle."""
+    on = torch.as_tensor(mask_hw >= 0.5)
+    border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
+    area = on.float().mean().item()
+    h, w = on.shape[-2:]
+    middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)].float().mean().item()
+    if INVERTED_AREA <= area < 1.0 and border >= INVERTED_BORDER and middle < 0.5:
+        return area, border
+    return None

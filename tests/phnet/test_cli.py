@@ -152,6 +152,24 @@ def test_folder_with_a_missing_mask(tiny_folder, tmp_path):
     assert "no mask named a.*" in str(e.value.code)
 
 
+def test_a_mask_that_looks_inverted_is_refused_as_the_nodes_refuse_it(tiny_folder, tmp_path, capsys):
+    """A black-subject mask file harmonized the background: the README example's changed 98.6 % of it."""
+    comp, inverted = tmp_path / "comp.png", tmp_path / "inverted.png"
+    _composite().save(comp)
+    Image.fromarray(255 - np.asarray(_mask())).save(inverted)
+    with pytest.raises(SystemExit, match=r"error: mask .*inverted.png covers 84% of the picture and 100% of its "
+                                         r"border, so it looks inverted: white must mark the subject.*; invert it"):
+        _harmonize(comp, inverted, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    assert not (tmp_path / "out.png").exists()
+    comps, masks = folders(tmp_path, "a.png", "b.png")
+    Image.fromarray(255 - np.asarray(_mask())).save(masks / "b.png")
+    assert _harmonize(comps, masks, "-o", tmp_path / "out", "--weights", tiny_folder) == 1
+    assert "b.png covers 84% of the picture" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    # a clip's frame may rightly be mostly subject (walking into the camera): its frames are not judged one by one
+    assert _harmonize(comps, masks, "-o", tmp_path / "clip", "--weights", tiny_folder, "--temporal") == 0
+
+
 def test_mismatched_mask_size(tiny_folder, tmp_path):
     comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
     _composite().save(comp)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phnet.mask_tools import gaussian_blur, mask_bbox, refine_mask
+from phnet.mask_tools import gaussian_blur, looks_inverted, mask_bbox, refine_mask
 
 
 def _square(size=40, lo=15, hi=25):
@@ -162,3 +162,14 @@ def test_a_grow_past_the_mask_gives_what_the_dilation_gives_without_its_padding(
         assert np.array_equal(refine_mask(1 - m, grow=-radius), 1 - _dilate(t, radius)[0, 0].numpy())
     assert np.array_equal(refine_mask(m, grow=1e7), np.full_like(m, 0.7))
     assert np.array_equal(refine_mask(1 - m, grow=-1e7), np.full_like(m, 0.3))
+
+
+def test_looks_inverted_takes_a_cut_outs_transparent_part_not_a_subject_filling_the_picture():
+    m = _square()
+    assert looks_inverted(m) is None and looks_inverted(torch.from_numpy(m)) is None
+    area, border = looks_inverted(1 - m)
+    assert (area, border) == pytest.approx((0.9375, 1.0)) and looks_inverted(torch.from_numpy(1 - m)) == (area, border)
+    assert looks_inverted(np.ones((40, 40), np.float32)) is None  # whole: another refusal
+    face = np.ones((40, 40), np.float32)
+    face[:8, :8] = face[:8, -8:] = face[-8:, :8] = face[-8:, -8:] = 0  # fills its picture but for its corners
+    assert looks_inverted(face) is None
