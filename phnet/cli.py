@@ -104,13 +104,35 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
         if not clip:
             _refuse_cut_out(image, composite)
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=levels), keep
-    m = read_mask(mask, levels=levels)
+    try:
+        m = read_mask(mask, levels=levels)
+    except ValueError as e:
+        if str(e).startswith(f"mask {mask} is a colour picture") and _looks_like_a_mask(image):
+            raise ValueError(f"the composite {composite} and the mask {mask} look swapped: give the composite first, "
+                             "then its mask") from None
+        raise
     _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
     inverted = None if clip else looks_inverted(m)  # a clip's frame may rightly be mostly subject
     if inverted is not None:
         raise ValueError(f"mask {mask} covers {inverted[0]:.0%} of the picture and {inverted[1]:.0%} of its border, "
                          "so it looks inverted: white must mark the subject, black the background; invert it")
     return image, m, keep
+
+
+def _looks_like_a_mask(image: np.ndarray) -> bool:
+    """Whether a picture given as a composite is a black-and-white mask: grey (its channels, if more than one,
+    agreeing but for a JPEG's noise), holding two levels only or mostly black and white, both present."""
+    peak = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+    if image.ndim == 3:
+        colour = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]
+        if (np.ptp(colour, axis=-1) > peak / 32).mean() > 0.01:
+            return False
+        image = colour[..., 0]
+    low, high = image.min(), image.max()
+    if ((image == low) | (image == high)).all():
+        return True
+    dark, light = image <= peak / 8, image >= peak * 7 / 8
+    return bool(dark.any() and light.any() and (dark | light).mean() >= 0.9)
 
 
 def _check_size(kind: str, path: Path, found: tuple[int, ...], composite: Path, shape: tuple[int, ...],

@@ -170,6 +170,23 @@ def test_a_mask_that_looks_inverted_is_refused_as_the_nodes_refuse_it(tiny_folde
     assert _harmonize(comps, masks, "-o", tmp_path / "clip", "--weights", tiny_folder, "--temporal") == 0
 
 
+def test_a_composite_and_mask_given_the_other_way_round_are_named_swapped(tiny_folder, tmp_path):
+    """It told the user to save their photo as black and white."""
+    comp, mask, grey, rgb_mask = (tmp_path / name for name in ("comp.png", "mask.png", "grey.jpg", "mask_rgb.jpg"))
+    _composite().save(comp)
+    _mask().save(mask)
+    _mask().convert("RGB").save(rgb_mask, quality=75)  # a JPEG's noise, its channels a level or two apart
+    for first in (mask, rgb_mask):
+        with pytest.raises(SystemExit, match=f"error: the composite {re.escape(str(first))} and the mask "
+                                             f"{re.escape(str(comp))} look swapped: give the composite first, then "
+                                             "its mask"):
+            _harmonize(first, comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    _composite().convert("L").save(grey)  # a grey photo: the colour picture is the mask
+    with pytest.raises(SystemExit, match=f"error: mask {re.escape(str(comp))} is a colour picture; save it as black "
+                                         r"and white \(white = subject\)"):
+        _harmonize(grey, comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+
+
 def test_mismatched_mask_size(tiny_folder, tmp_path):
     comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
     _composite().save(comp)
