@@ -386,12 +386,21 @@ def _open_picture(path: str | Path, opened: list):
             "guard against decompression bombs); resize it below that, e.g. to half its width and height"
         ) from None
     except _DAMAGED as e:
+        if _empty_file(path):
+            raise ValueError(f"{path} is empty (0 bytes): an interrupted download or copy? save it again") from None
         hint = ""
         if isinstance(e, Image.UnidentifiedImageError) and _sixteen_bit_tiff_file(path):
             hint = ("; PIL does not open this 16-bit TIFF layout (such as grey with alpha, or big-endian grey whose 0 "
                     "is white): save it as a 16-bit PNG")
         raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e}){hint}") from None
     return image
+
+
+def _empty_file(path: str | Path) -> bool:
+    try:
+        return Path(path).stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _sixteen_bit_tiff_file(path: str | Path) -> bool:

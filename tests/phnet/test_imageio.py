@@ -921,6 +921,16 @@ def test_a_16_bit_tiff_pil_cannot_open_is_named_with_the_fix(tmp_path):
     assert "16-bit" not in str(refused.value)
 
 
+def test_an_empty_file_is_named_as_one(tmp_path):
+    """A 0-byte file (an interrupted download) was 'cannot identify image file', as if it were damaged."""
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    for read in (io_.read_image, io_.read_picture, io_.read_mask):
+        with pytest.raises(ValueError, match=r"empty.png is empty \(0 bytes\): an interrupted download or copy\? "
+                                             "save it again"):
+            read(empty)
+
+
 def test_a_jpeg_s_exif_resolution_is_read_across_and_down(tmp_path):
     """A camera JPEG (no JFIF unit) whose EXIF states 300 across and 150 down was read as 300x300 (PIL reads
     XResolution alone), in inches and in centimetres."""
