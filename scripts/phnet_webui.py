@@ -756,7 +756,7 @@ def load_harmonizer(choice, phnet_dir):
     """A Harmonizer for a Weights choice: the bundled default, an official name, a models/PHNet entry, a
     path, or a Hub repo id, told apart by the library's resolver (phnet.sources.resolve)."""
     from phnet import Harmonizer
-    from phnet.sources import Source, resolve, stamp, unquoted
+    from phnet.sources import Source, is_weights_file, resolve, stamp, unquoted
 
     try:
         # an official name goes through its fetch even where models/PHNet holds its folder: a .pth put there by
@@ -764,6 +764,11 @@ def load_harmonizer(choice, phnet_dir):
         name = unquoted(choice or "")
         found = Source("official", name=name) if name in OFFICIAL_NAMES else resolve(name, search_dirs=[phnet_dir])
     except FileNotFoundError:
+        if re.search(r"[/\\]", name) or re.match(r"~|[A-Za-z]:", name) or is_weights_file(name):  # meant as a path
+            path = os.path.expanduser(name)
+            searched = "" if os.path.isabs(path) else f" or in {phnet_dir}"
+            raise FileNotFoundError(f"PHNet weights {choice!r}: no file or folder at {path}{searched}; check the "
+                                    "path, or pick an entry from the list.") from None
         raise FileNotFoundError(
             f"PHNet weights {choice!r} not found in {phnet_dir}, and it is neither an official name nor a Hugging "
             "Face repo id ('owner/name'). Pick an entry from the list or type a repo id."

@@ -978,6 +978,21 @@ def test_weights_by_path_and_by_repo_id(webui, monkeypatch):
     assert asked[1][0] == "official-ffhqh512" and asked[1][1]["cache_dir"] == str(webui.models_path / "PHNet")
 
 
+def test_a_weights_path_that_does_not_exist_is_named_as_a_path(webui, tmp_path):
+    """A mistyped path was 'not found in models/PHNet, and it is neither an official name nor a Hugging Face repo
+    id', as if it were meant for one of those."""
+    m = webui.script_module
+    phnet_dir = str(webui.models_path / "PHNet")
+    missing = tmp_path / "runs" / "best.safetensors"
+    for choice, said in ((str(missing), f"no file or folder at {missing};"), ("mine.pth", f"no file or folder at "
+                         f"mine.pth or in {phnet_dir};"), ("runs/a/b", "no file or folder at runs/a/b or in")):
+        with pytest.raises(FileNotFoundError) as refused:
+            m.load_harmonizer(choice, phnet_dir)
+        assert said in str(refused.value) and "check the path, or pick an entry from the list" in str(refused.value)
+    with pytest.raises(FileNotFoundError, match="neither an official name nor a Hugging Face repo id"):
+        m.load_harmonizer("no such weights", phnet_dir)
+
+
 def test_an_official_name_whose_folder_exists_goes_through_the_official_fetch(webui, monkeypatch):
     """models/PHNet/official-X was loaded as a plain folder: a .pth put there by hand was unpickled on every load
     and never converted, and a damaged converted copy, once deleted, could not be made again by picking the name."""
