@@ -78,6 +78,7 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
     alpha may rightly mark no subject or the whole frame, over a flat colour (a fade to black): the clip is
     judged as a whole."""
     from .imageio import mask_to_array, read_mask, read_picture
+    from .imageio.decode import ColourMaskError
     from .mask_tools import looks_inverted
 
     image, keep = read_picture(composite)
@@ -106,8 +107,8 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
         return image[..., :3], mask_to_array(image[..., 3], f"alpha channel of {composite}", levels=levels), keep
     try:
         m = read_mask(mask, levels=levels)
-    except ValueError as e:
-        if str(e).startswith(f"mask {mask} is a colour picture") and _looks_like_a_mask(image):
+    except ColourMaskError:
+        if _looks_like_a_mask(image):
             raise ValueError(f"the composite {composite} and the mask {mask} look swapped: give the composite first, "
                              "then its mask") from None
         raise

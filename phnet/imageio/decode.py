@@ -674,6 +674,10 @@ def pil_mask_pixels(image, name: str = "mask") -> np.ndarray:
 _NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
 
 
+class ColourMaskError(ValueError):
+    """A mask file that is a colour picture (a photo given where its mask was expected, perhaps)."""
+
+
 def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
     """A mask file's one channel (``white``: what its white marks, for the messages). In-memory PIL masks keep
     :func:`pil_mask_pixels`' rules; a file, more likely a picture made for another purpose, is held to stricter
@@ -702,7 +706,7 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
     colour = (rgb.max(-1).astype(np.int16) - rgb.min(-1)) > _NOISE
     if alpha is None or alpha.min() == 255:
         if colour.mean() > 0.01:
-            raise ValueError(f"{name} is a colour picture; save it as black and white (white = {white})")
+            raise ColourMaskError(f"{name} is a colour picture; save it as black and white (white = {white})")
         return grey
     painted = np.round(grey * (alpha / 255.0)).astype(np.uint8)
     if (np.abs(painted.astype(np.int16) - alpha) > _NOISE).mean() <= 0.01:
