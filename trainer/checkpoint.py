@@ -9,8 +9,8 @@ A checkpoint is a folder::
 
 It is written into ``.tmp-<name>-<pid>`` next to its final place, flushed, and
 renamed into place, so a killed process leaves either the previous checkpoint or
-the new one, never half a folder. Leftover ``.tmp-*`` folders are ignored and
-cleaned up on the next start.
+the new one, never half a folder. Leftover ``.tmp-<name>-<pid>`` folders are
+ignored and cleaned up on the next start.
 """
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ STATE_FILE = "training_state.pt"
 INFO_FILE = "checkpoint.json"
 TRAIN_CONFIG_FILE = "training_config.json"
 STEP_DIR = re.compile(r"^step-(\d+)$")
+# save_checkpoint's temporaries: .tmp-<name>-<pid> and, while it replaces a folder, .tmp-old-<name>-<pid>
+_TMP_BEST = re.compile(r"^\.tmp-(old-)?(best)-\d+$")
+_TMP_STEP = re.compile(r"^\.tmp-(old-)?(step-\d+)-\d+$")
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space left, or the quota is used up
 
 
@@ -140,22 +143,20 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, in
 
 
 def clean_temporaries(root: Path) -> None:
-    """Remove half-written ``.tmp-*`` folders left by a killed run (and restore a swapped-out one)."""
+    """Remove the half-written folders a killed run's :func:`save_checkpoint` left (and restore a swapped-out
+    one); other ``.tmp-*`` names there are not the trainer's and are kept."""
     root = Path(root)
-    for sub in (root, root / "checkpoints"):
+    for sub, pattern in ((root, _TMP_BEST), (root / "checkpoints", _TMP_STEP)):
         if not sub.is_dir():
             continue
-        for p in sub.glob(".tmp-old-*"):
-            name = re.sub(r"^\.tmp-old-(.*)-\d+$", r"\1", p.name)
-            if not (sub / name).exists() and is_complete(p):
-                os.rename(p, sub / name)  # killed between the two renames: keep the old copy
+        for p in sorted(sub.iterdir()):
+            m = pattern.match(p.name)
+            if not m or not p.is_dir() or p.is_symlink():
+                continue
+            if m.group(1) and not (sub / m.group(2)).exists() and is_complete(p):
+                os.rename(p, sub / m.group(2))  # killed between the two renames: keep the old copy
             else:
                 shutil.rmtree(p, ignore_errors=True)
-        for p in sub.glob(".tmp-*"):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
 
 
 def is_complete(folder: Path) -> bool:

@@ -53,6 +53,28 @@ def test_another_runs_checkpoint_is_resumed_only_into_an_empty_folder(shift_set,
     assert (fork / "checkpoints" / "step-00000003").is_dir()
 
 
+def test_a_start_removes_only_the_trainer_s_own_temporaries(tmp_path):
+    """Every .tmp-* name in --out went on each start, a user's notes with them."""
+    from trainer.run_folder import RunFolder
+
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    (tmp_path / ".tmp-notes").mkdir()
+    (tmp_path / ".tmp-notes" / "plan.txt").write_text("keep")
+    (tmp_path / ".tmp-draft.md").write_text("keep")
+    (tmp_path / ".tmp-old-things").mkdir()
+    (tmp_path / ".tmp-best-12").write_text("a file, not a checkpoint folder")
+    left = [tmp_path / ".tmp-best-123", tmp_path / ".tmp-old-best-123", ck / ".tmp-step-00000010-123",
+            ck / ".tmp-old-step-00000005-123"]
+    for p in left:
+        p.mkdir()
+    assert RunFolder(tmp_path).prepare(resume=False, overwrite=False) is None
+    assert not any(p.exists() for p in left)
+    assert (tmp_path / ".tmp-notes" / "plan.txt").read_text() == "keep"
+    assert (tmp_path / ".tmp-draft.md").read_text() == "keep"
+    assert (tmp_path / ".tmp-old-things").is_dir() and (tmp_path / ".tmp-best-12").is_file()
+
+
 def test_the_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
     from trainer.run_folder import RunFolder, RunFolderError
 
