@@ -8,7 +8,7 @@ or README name), and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
   if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges,
-  restarted), its size checked against the server's;
+  restarted), its size checked against the server's and capped at :data:`MAX_BYTES`;
 - under a lock file, so two processes asking at once download it once;
 - then loaded strictly (every key and shape, no extra; no checksum is published) with ``torch.load(weights_only=True)``
   and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The
@@ -45,6 +45,7 @@ OFFLINE = "offline: HF_HUB_OFFLINE=1 or local_files_only"  # why nothing may be 
 TIMEOUT_S = 15.0  # per connection attempt and per read: a dead network fails in seconds, not minutes
 CHUNK = 1 << 20
 MIN_PROGRESS = 64 << 10  # bytes per TIMEOUT_S under which a download counts as stalled
+MAX_BYTES = 1 << 30  # far above the largest official checkpoint (about 160 MB): a server sending more is wrong
 
 def default_folder() -> Path:
     """Where the library keeps official weights (see the module docstring for the variables it reads)."""
@@ -262,6 +263,13 @@ def _received(read, weights: OfficialWeights, have: int, total: int, part: Path)
                               f"run again to resume it ({part} is kept)") from None
 
 
+def _too_big(weights: OfficialWeights, part: Path, validator: Path, what: str) -> None:
+    part.unlink(missing_ok=True)  # never resumed: it is not the checkpoint
+    validator.unlink(missing_ok=True)
+    raise ValueError(f"{weights.url} {what} the {MAX_BYTES >> 20:,} MB cap, so it is not the checkpoint "
+                     f"{weights.filename}: check that URL, or set {BASE_URL_ENV} to a mirror that serves the file")
+
+
 def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
               progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
     """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part``: a part left over is resumed only if
@@ -312,12 +320,17 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
                 validator.unlink(missing_ok=True)
         length = (response.headers.get("Content-Length") or "").strip()
         total = have + int(length) if length.isdigit() else 0  # a garbled length is no length
+        if total > MAX_BYTES:
+            _too_big(weights, part, validator, f"announced {total:,} bytes, more than")
         read = getattr(response, "read1", response.read)  # what has arrived, not a whole chunk's wait
-        since, got, stalled = time.monotonic(), 0, False
+        since, got, stalled, too_big = time.monotonic(), 0, False, False
         try:
             with open(part, "ab" if resumed else "wb") as out:
                 progress(have, total)
                 while chunk := _received(read, weights, have, total, part):
+                    if have + len(chunk) > MAX_BYTES:  # a body without a length that does not end
+                        too_big = True
+                        break
                     out.write(chunk)
                     have += len(chunk)
                     progress(have, total)
@@ -333,6 +346,8 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
             raise PermissionError(
                 f"cannot write {part.name} into {target} ({e.strerror or e}): free space there, or give another "
                 f"folder (PHNET_HOME, cache_dir=); run again to resume the part that was written") from None
+    if too_big:
+        _too_big(weights, part, validator, "sent more than")
     if stalled:
         raise ConnectionError(
             f"the download of {weights.url} slowed to under {MIN_PROGRESS // 1024} KB in {TIMEOUT_S:g} s after "

@@ -3,7 +3,9 @@
 ``server.files["best_x.pth"] = b"..."`` serves a file (HTTP ranges honoured, as S3 does);
 ``server.faults["best_x.pth"]`` picks one misbehaviour: ``"cut"`` (the first answer stops halfway and
 closes the connection), ``"html"`` (an error page with status 200), ``"short"`` (announces the whole
-length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses between chunks); and
+length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses between chunks),
+``"endless"`` (no Content-Length, the file over and over until the client hangs up), ``"huge"`` (the same
+under a Content-Length of 1 TiB); and
 ``server.quirks`` (a set) changes how it speaks: ``"ignores-if-range"`` (answers a range whatever the
 If-Range), ``"weak-etag"`` (a W/ ETag).
 ``server.requests`` lists (path, Range header) of every request. Every answer carries an ``ETag`` (a hash
@@ -71,6 +73,16 @@ class FileServer:
             handler.send_header("Content-Length", str(len(page)))
             handler.end_headers()
             handler.wfile.write(page)
+            return
+        if fault in ("endless", "huge"):
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/octet-stream")
+            if fault == "huge":
+                handler.send_header("Content-Length", str(1 << 40))
+            handler.end_headers()
+            with contextlib.suppress(OSError):
+                while True:
+                    handler.wfile.write(data)
             return
         start = 0
         etag = ("W/" if "weak-etag" in self.quirks else "") + f'"{hashlib.md5(data).hexdigest()}"'

@@ -225,6 +225,26 @@ def test_a_server_that_ignores_ranges_restarts_the_file(site, tmp_path):
     assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
 
 
+@pytest.mark.parametrize("fault, words", [("endless", "sent more than"),
+                                          ("huge", "announced 1,099,511,627,776 bytes, more than")])
+def test_a_server_sending_more_than_a_checkpoint_is_refused_and_its_part_removed(site, tmp_path, monkeypatch,
+                                                                                 fault, words):
+    """A body that never ended, or a length of 1 TiB, was written into the part until the disk was full, and the
+    part was resumed on the next run."""
+    monkeypatch.setattr(official, "MAX_BYTES", 1 << 20, raising=False)
+    assert len(site.files[FILE]) < 1 << 20
+    site.faults[FILE] = fault
+
+    def progress(done, total):
+        assert done <= 1 << 20, "still writing past the cap"
+
+    with pytest.raises(ValueError, match=rf"{words} the 1 MB cap, so it is not the checkpoint {FILE}: check that "
+                                         rf"URL, or set {official.BASE_URL_ENV} to a mirror") as caught:
+        weights.fetch_official(NAME, tmp_path, progress=progress, say=lambda s: None)
+    assert site.url in str(caught.value)
+    assert not list(tmp_path.glob("*.part*")) and official.find(NAME, tmp_path) is None
+
+
 @pytest.mark.parametrize(
     "fault, error, words",
     [
