@@ -120,6 +120,10 @@ class _RemoteFile:
     def _get(self, start: int, end: int) -> bytes:
         req = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end - 1}"})
         with urllib.request.urlopen(req, timeout=60) as r:
+            if r.status != 206 and (start, end) != (0, self.size):  # every offset would be off by ``start``
+                raise OSError(f"{self.url} ignored the Range request (a proxy?): it answered HTTP {r.status}, not "
+                              f"bytes {start}-{end - 1}; connect without that proxy, or put the wheel into the "
+                              "cache's wheels/ folder")
             return r.read()
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -145,8 +149,12 @@ def _members(zf: zipfile.ZipFile) -> dict[str, list[int]]:
 
 def read_listing(wheel: Wheel) -> dict[str, list[int]]:
     """{member: [CRC-32, size]} of a wheel on PyPI, from its central directory only."""
-    with zipfile.ZipFile(_RemoteFile(wheel.url, wheel.size)) as zf:
-        return _members(zf)
+    try:
+        with zipfile.ZipFile(_RemoteFile(wheel.url, wheel.size)) as zf:
+            return _members(zf)
+    except zipfile.BadZipFile as e:  # a page, or a file other than the one PyPI lists
+        raise OSError(f"{wheel.url} did not give the wheel PyPI lists ({e}): run again later, or put the wheel "
+                      "into the cache's wheels/ folder") from None
 
 
 def wheel_listing(wheel: Wheel, cache: Path) -> dict[str, list[int]]:

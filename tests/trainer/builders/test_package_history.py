@@ -152,6 +152,30 @@ def test_an_interrupted_download_leaves_nothing_the_cache_would_trust(tmp_path, 
     assert list((tmp_path / "cache" / "wheels").iterdir()) == []
 
 
+def test_a_wheel_s_listing_is_read_with_ranges_and_a_host_that_ignores_them_is_named():
+    """A host or proxy that answered a range with the whole wheel shifted every offset: a BadZipFile traceback."""
+    from tests.helpers.file_server import FileServer
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(f"{MODULE}/templates/noise.bin", np.random.default_rng(0).bytes(ph.TAIL_BYTES + 1000))
+        zf.writestr(f"{MODULE}/templates/a.png", b"x" * 10)
+    data, name = buffer.getvalue(), f"{MODULE}-1-py3-none-any.whl"
+    with FileServer() as server:
+        server.files[name] = data
+        wheel = ph.Wheel(DIST, "1", name, f"{server.url}/{name}", len(data))
+        assert ph.read_listing(wheel)[f"{MODULE}/templates/a.png"] == [zipfile.crc32(b"x" * 10), 10]
+        assert all(r is not None for _, r in server.requests)  # ranges only, never the whole wheel
+        server.faults[name] = "no-range"
+        with pytest.raises(OSError, match=rf"^{wheel.url} ignored the Range request \(a proxy\?\): it answered HTTP "
+                                          r"200, not bytes \d+-\d+; connect without that proxy, or put the wheel"):
+            ph.read_listing(wheel)
+        server.files[name] = b"<html>Sign in to continue</html>"  # the whole file asked for, and no zip
+        wheel = ph.Wheel(DIST, "1", name, f"{server.url}/{name}", len(server.files[name]))
+        with pytest.raises(OSError, match=rf"^{wheel.url} did not give the wheel PyPI lists \(.*\): run again later"):
+            ph.read_listing(wheel)
+
+
 def test_an_offline_rebuild_reads_the_versions_the_cache_lists(tmp_path, downloads, monkeypatch):
     """Every run asked PyPI for the version list first: with every wheel cached, offline, a URLError traceback."""
     cache = tmp_path / "cache"
