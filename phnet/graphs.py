@@ -12,7 +12,9 @@ the outputs, so a result stays valid after the next call.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -44,16 +46,24 @@ class GraphCache:
     (it runs under ``torch.inference_mode``). ``fn`` must return a tensor or a tuple of tensors and may not
     synchronise with the host. The ``size`` most
     recently used graphs are kept: each holds its own buffers, so one call at a time uses them (a lock: two
-    threads sharing a Harmonizer would otherwise read each other's results)."""
+    threads sharing a Harmonizer would otherwise read each other's results). A bound method ``fn`` is held
+    weakly: its object holds the cache, and a strong reference would keep both, with the graphs' memory,
+    until Python's cycle collector ran."""
 
     def __init__(self, fn: Callable[..., Any], *, size: int = 4,
                  capture: Callable[[Callable[[], Any]], tuple[Any, Callable[[], None]]] = capture_cuda) -> None:
         if size < 1:
             raise ValueError(f"a graph cache holds at least one graph, got size={size}")
-        self.fn, self.size, self.capture = fn, size, capture
+        self._fn = weakref.WeakMethod(fn) if inspect.ismethod(fn) else (lambda: fn)
+        self.size, self.capture = size, capture
         self.graphs: OrderedDict[tuple, tuple[list, Any, Callable[[], None]]] = OrderedDict()
         self.captures = 0
         self.lock = threading.Lock()
+
+    @property
+    def fn(self) -> Callable[..., Any] | None:
+        """``fn``; None once the object of a bound method is gone."""
+        return self._fn()
 
     @staticmethod
     def key(tensors: tuple, options: dict) -> tuple:
@@ -67,6 +77,8 @@ class GraphCache:
             return self._call(tensors, options)  # a graph is captured and replayed on its tensors' GPU
 
     def _call(self, tensors: tuple, options: dict) -> Any:
+        if self.fn is None:  # a graph would replay on the memory freed with the object
+            raise ReferenceError("the object whose method this graph cache runs was freed; make a new GraphCache")
         key = self.key(tensors, options)
         entry = self.graphs.get(key)
         if entry is None:

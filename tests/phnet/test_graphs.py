@@ -158,3 +158,44 @@ def test_a_capture_holds_only_its_own_thread_to_the_capture_rules(monkeypatch):
     outputs, replay = graphs.capture_cuda(lambda: torch.ones(2))
     replay()
     assert seen == {"mode": "thread_local", "replayed": True} and outputs.tolist() == [1, 1]
+
+
+def test_a_dropped_harmonizer_is_freed_with_its_graphs_without_the_cycle_collector(tiny_model):
+    """The cache held the Harmonizer's bound method and the Harmonizer the cache: a cycle that kept the model and
+    up to 4 graphs with their GPU memory until Python's cycle collector ran (ComfyUI switching models)."""
+    import gc
+    import weakref
+
+    def capture_keeping_no_python(run):  # a CUDA graph's replay holds no Python function
+        return run(), (lambda: None)
+
+    harmonizer = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    harmonizer._graphs = GraphCache(harmonizer._estimate, capture=capture_keeping_no_python)
+    images, masks = torch.rand(1, 3, 48, 64), torch.zeros(1, 1, 48, 64)
+    masks[:, :, 8:40, 16:48] = 1
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        harmonizer.estimate_batch(images, masks)
+        alive = weakref.ref(harmonizer)
+        buffer = weakref.ref(next(iter(harmonizer._graphs.graphs.values()))[0][0])
+        del harmonizer
+        assert alive() is None and buffer() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_a_cache_whose_methods_object_is_gone_is_refused():
+    """Its graphs would replay on the memory freed with the object."""
+
+    class Owner:
+        def double(self, x):
+            return x * 2
+
+    owner = Owner()
+    cache = GraphCache(owner.double, capture=capture_like_a_graph)
+    assert cache(torch.ones(2)).tolist() == [2, 2]
+    del owner
+    with pytest.raises(ReferenceError, match="make a new GraphCache"):
+        cache(torch.ones(2))
