@@ -249,15 +249,29 @@ class SamSegmenter:
 
     def _decode(self, prompt: SamPrompt, multimask: bool, soft: bool, threshold: float) -> np.ndarray:
         _check_threshold(threshold)
-        logits, scores, _ = self._predictor.predict(
-            point_coords=prompt.points,
-            point_labels=prompt.labels,
-            box=prompt.box,
-            multimask_output=bool(multimask),
-            return_logits=True,
-        )
-        best = int(np.argmax(scores)) if multimask else 0
-        logit = torch.from_numpy(np.asarray(logits[best], dtype=np.float32))
+        # SamPredictor.predict's steps, but of SAM's three low-resolution candidates only the best is enlarged to
+        # the picture's size (each is H x W float32: 96 MB at 24 MP, and copied to the host)
+        predictor, model = self._predictor, self.model
+        points = boxes = None
+        if prompt.points is not None:
+            coords = predictor.transform.apply_coords(prompt.points, predictor.original_size)
+            points = (torch.as_tensor(coords, dtype=torch.float, device=predictor.device)[None],
+                      torch.as_tensor(prompt.labels, dtype=torch.int, device=predictor.device)[None])
+        if prompt.box is not None:
+            box = predictor.transform.apply_boxes(prompt.box, predictor.original_size)
+            boxes = torch.as_tensor(box, dtype=torch.float, device=predictor.device)[None]
+        with torch.no_grad():
+            sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=None)
+            low, scores = model.mask_decoder(
+                image_embeddings=predictor.features,
+                image_pe=model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=bool(multimask),
+            )
+            best = int(np.argmax(scores[0].cpu().numpy())) if multimask else 0
+            logit = model.postprocess_masks(low[:, best:best + 1], predictor.input_size, predictor.original_size)
+            logit = logit[0, 0].cpu().float()
         if soft:
             return torch.sigmoid(logit).numpy().astype(np.float32)
         return (logit > float(threshold)).numpy().astype(np.float32)
