@@ -4,12 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from trainer.data.common import BadSampleError, load_mask, load_rgb
 
 
 def read_pair(photo: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
-    image = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255.0
-    hard = (np.asarray(Image.open(mask).convert("L"), dtype=np.float32) / 255.0 >= 0.5).astype(np.float32)
+    """Read as the trainer reads them (phnet.imageio: EXIF orientation, 16-bit pictures and masks at full range)."""
+    try:
+        image, hard = load_rgb(photo), load_mask(mask)
+    except BadSampleError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if hard.shape != image.shape[:2]:  # resized to one shape, the photo would be stretched to the mask's
         raise SystemExit(f"error: the mask {mask} is {hard.shape[1]}×{hard.shape[0]} px and its photo {photo} is "
                          f"{image.shape[1]}×{image.shape[0]} px: give each photo a mask of its own size")
