@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _clean_env() -> dict:
     """This environment without the check's own settings: a caller's STEPS or DEADLINE (the suite run by the
-    check itself) would reach the rehearsal, which then ran the suite again."""
-    return {k: v for k, v in os.environ.items() if k not in ("STEPS", "DEADLINE", "WHEELS")}
+    check itself) would reach the rehearsal, which then ran the suite again, and a caller's REHEARSE or PYTHON
+    would turn a test of the GPU mode into a rehearsal or run it with another Python."""
+    return {k: v for k, v in os.environ.items() if k not in ("STEPS", "DEADLINE", "WHEELS", "REHEARSE", "PYTHON")}
 
 
 @pytest.mark.slow
