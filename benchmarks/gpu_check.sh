@@ -19,6 +19,8 @@
 # All steps share DEADLINE seconds (default 540, inside a 10-minute call); each also has its own cap, so
 # a step that hangs costs its cap, not the rest. $OUT/summary.txt gives each step's exit status and
 # time, $OUT/<step>.txt its output, $OUT/machine.txt the GPU and the versions: seven files in all.
+# The first CUDA calls (the GPU's name, whether torch sees one) get CUDA_INIT_TIMEOUT seconds (default 60): a
+# wedged driver can hang them, and the call's time is for the steps.
 # Packages the machine lacks can be carried in as wheels (pip install --no-index): on an image without
 # segment-anything the SAM, node-workflow and WebUI tests skip, so build the folder where there is a network, e.g.
 #   pip download --no-deps -d wheelhouse segment-anything
@@ -37,6 +39,7 @@ fi
 failed=0  # the exit status: 1 when a step did not exit 0 (its output and time are in summary.txt all the same)
 OUT="${OUT:-gpu-out}"
 DEADLINE="${DEADLINE:-540}"
+CUDA_INIT_TIMEOUT="${CUDA_INIT_TIMEOUT:-60}"
 if [ -n "${REHEARSE:-}" ]; then
   DEVICE=cpu STEPS="${STEPS:-cuda-tests bench training synthesis}"
   SLOW=2  # the caps are the GPU call's: a busy CPU took 158 s of the bench's 180
@@ -68,17 +71,29 @@ started=$SECONDS
       echo "wheels from $WHEELS: not installed (machine.txt says why)" >> "$OUT/summary.txt"
   fi
   timeout 20 nvidia-smi 2>&1  # (a wedged driver can hang it: the call's time is for the steps)
-  "$PY" - 2>&1 <<'PY'
+  timeout --kill-after=5 "$CUDA_INIT_TIMEOUT" "$PY" - 2>&1 <<'PY'
 import torch
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
 print("torch", torch.__version__, "cuda", torch.version.cuda, gpu)
 PY
+  rc=$?  # 124 or 137: it hung, and the check below would hang as long
 } > "$OUT/machine.txt"
-if [ -z "${REHEARSE:-}" ] && ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
-  # every step would run on the CPU (the cuda tests skipped, "exit 0"), spending the GPU call's time for nothing
-  echo "error: $PY's torch sees no CUDA GPU (machine.txt says why): set PYTHON to one whose torch does" |
-    tee -a "$OUT/summary.txt" >&2
-  exit 2
+if [ -z "${REHEARSE:-}" ]; then
+  if [ "$rc" != 124 ] && [ "$rc" != 137 ]; then
+    timeout --kill-after=5 "$CUDA_INIT_TIMEOUT" "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" \
+      2>/dev/null
+    rc=$?
+  fi
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "error: CUDA initialisation hung after $CUDA_INIT_TIMEOUT s (torch.cuda in $PY): the GPU or its driver is" \
+      "wedged, so no step can use it; try another machine" | tee -a "$OUT/summary.txt" >&2
+    exit 2
+  elif [ "$rc" != 0 ]; then
+    # every step would run on the CPU (the cuda tests skipped, "exit 0"), spending the GPU call's time for nothing
+    echo "error: $PY's torch sees no CUDA GPU (machine.txt says why): set PYTHON to one whose torch does" |
+      tee -a "$OUT/summary.txt" >&2
+    exit 2
+  fi
 fi
 
 step() {  # step NAME CAP_SECONDS COMMAND...: run it if STEPS names it, within its cap and what is left

@@ -17,7 +17,8 @@ def _clean_env() -> dict:
     """This environment without the check's own settings: a caller's STEPS or DEADLINE (the suite run by the
     check itself) would reach the rehearsal, which then ran the suite again, and a caller's REHEARSE or PYTHON
     would turn a test of the GPU mode into a rehearsal or run it with another Python."""
-    return {k: v for k, v in os.environ.items() if k not in ("STEPS", "DEADLINE", "WHEELS", "REHEARSE", "PYTHON")}
+    own = ("STEPS", "DEADLINE", "WHEELS", "REHEARSE", "PYTHON", "CUDA_INIT_TIMEOUT")
+    return {k: v for k, v in os.environ.items() if k not in own}
 
 
 @pytest.mark.slow
@@ -90,3 +91,18 @@ def test_a_python_whose_torch_sees_no_gpu_stops_the_check_at_once(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2 and "torch sees no CUDA GPU" in done.stderr
     assert (tmp_path / "machine.txt").is_file() and not (tmp_path / "cuda-tests.txt").exists()
+
+
+def test_a_cuda_initialisation_that_hangs_stops_the_check_in_its_time(tmp_path):
+    """Only nvidia-smi had a time limit: torch's first CUDA calls, hung on a wedged driver, took the whole call and
+    left summary.txt empty."""
+    python = tmp_path / "python"  # imports torch, then hangs in whatever else it is asked
+    python.write_text('#!/bin/sh\n[ "$1" = -c ] && [ "$2" = "import torch" ] && exit 0\nexec sleep 60\n')
+    python.chmod(0o755)
+    env = {**_clean_env(), "OUT": str(tmp_path / "out"), "PYTHON": str(python), "CUDA_INIT_TIMEOUT": "2",
+           "STEPS": "cuda-tests"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2 and "CUDA initialisation hung after 2 s" in done.stderr
+    assert "CUDA initialisation hung after 2 s" in (tmp_path / "out" / "summary.txt").read_text()
+    assert not (tmp_path / "out" / "cuda-tests.txt").exists()
