@@ -16,9 +16,10 @@
 # REHEARSE=1 runs the same commands on the CPU with the smallest settings (and without the suite unless
 # STEPS names it), so that a broken option or import shows here and not on the GPU's clock.
 #
-# All steps share DEADLINE seconds (default 540, inside a 10-minute call); each also has its own cap, so
-# a step that hangs costs its cap, not the rest. $OUT/summary.txt gives each step's exit status and
-# time, $OUT/<step>.txt its output, $OUT/machine.txt the GPU and the versions: seven files in all.
+# All steps share DEADLINE seconds (default 540, inside a 10-minute call; a rehearsal's caps are doubled, and
+# so is its default); each also has its own cap, so a step that hangs costs its cap, not the rest.
+# $OUT/summary.txt gives each step's exit status and time, $OUT/<step>.txt its output, $OUT/machine.txt the
+# GPU, the versions and the time limits: seven files in all.
 # The first CUDA calls (the GPU's name, whether torch sees one) get CUDA_INIT_TIMEOUT seconds (default 60): a
 # wedged driver can hang them, and the call's time is for the steps.
 # Packages the machine lacks can be carried in as wheels (pip install --no-index): on an image without
@@ -38,7 +39,6 @@ if [ -z "$PY" ]; then
 fi
 failed=0  # the exit status: 1 when a step did not exit 0 (its output and time are in summary.txt all the same)
 OUT="${OUT:-gpu-out}"
-DEADLINE="${DEADLINE:-540}"
 CUDA_INIT_TIMEOUT="${CUDA_INIT_TIMEOUT:-60}"
 if [ -n "${REHEARSE:-}" ]; then
   DEVICE=cpu STEPS="${STEPS:-cuda-tests bench training synthesis}"
@@ -53,6 +53,7 @@ else
   TRAINING=(--size 256 --batch 64 --steps 150)
   SYNTHESIS=()
 fi
+DEADLINE="${DEADLINE:-$((540 * SLOW))}"  # a rehearsal's doubled caps add up to twice the GPU call's
 for name in $STEPS; do  # a misspelt step would run nothing and exit 0, the call spent
   case " cuda-tests bench suite training synthesis " in *" $name "*) ;; *)
     echo "gpu_check.sh: unknown step '$name' in STEPS; the steps are: cuda-tests bench suite training synthesis" >&2
@@ -70,6 +71,7 @@ started=$SECONDS
     PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1 ||
       echo "wheels from $WHEELS: not installed (machine.txt says why)" >> "$OUT/summary.txt"
   fi
+  echo "DEADLINE=${DEADLINE} s for all steps, each step's cap x${SLOW}"
   timeout 20 nvidia-smi 2>&1  # (a wedged driver can hang it: the call's time is for the steps)
   timeout --kill-after=5 "$CUDA_INIT_TIMEOUT" "$PY" - 2>&1 <<'PY'
 import torch

@@ -27,7 +27,7 @@ def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
     env = {**_clean_env(), "OUT": str(tmp_path), "REHEARSE": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=1200)  # beyond the rehearsal's DEADLINE
     assert done.returncode == 0, done.stderr
     summary = (tmp_path / "summary.txt").read_text().splitlines()
     assert [line.split(":")[0] for line in summary] == ["cuda-tests", "bench", "training", "synthesis"]
@@ -106,3 +106,19 @@ def test_a_cuda_initialisation_that_hangs_stops_the_check_in_its_time(tmp_path):
     assert done.returncode == 2 and "CUDA initialisation hung after 2 s" in done.stderr
     assert "CUDA initialisation hung after 2 s" in (tmp_path / "out" / "summary.txt").read_text()
     assert not (tmp_path / "out" / "cuda-tests.txt").exists()
+
+
+@pytest.mark.parametrize("rehearse", ["1", ""])
+def test_a_rehearsal_has_the_time_its_doubled_caps_add_up_to(tmp_path, rehearse):
+    """A rehearsal doubled each step's cap but kept the GPU call's 540 s for all: on a busy CPU its last steps
+    were stopped or not run, and it failed."""
+    python = tmp_path / "python"  # imports torch, sees a GPU, and every step passes at once
+    python.write_text("#!/bin/sh\nexit 0\n")
+    python.chmod(0o755)
+    env = {**_clean_env(), "OUT": str(tmp_path / "out"), "PYTHON": str(python), "STEPS": "synthesis",
+           "REHEARSE": rehearse}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    expected = "DEADLINE=1080 s for all steps, each step's cap x2" if rehearse else "DEADLINE=540 s"
+    assert expected in (tmp_path / "out" / "machine.txt").read_text()
