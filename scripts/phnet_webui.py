@@ -431,8 +431,13 @@ def _harmonize(p, image, s):
             f"PHNet: with 'Inpaint area: Only masked' the generated crop is all mask (padding "
             f"{getattr(p, 'inpaint_full_res_padding', 0)} px), so no background is left to match the subject to: "
             "raise 'Only masked padding, pixels', or inpaint the whole picture.")
-    result, corrections = harmonizer.harmonize(image, mask, strength=float(s.strength),
+    scene = image
+    if alpha is not None:  # the subject is matched to what the alpha shows of the background
+        scene = image.copy()
+        scene.putalpha(alpha)
+    result, corrections = harmonizer.harmonize(scene, mask, strength=float(s.strength),
                                                threshold=s.threshold_override)
+    result = result.convert("RGB")
     # a ring Grow < 0 takes off the mask stays as generated, and so does the band beyond it: corrected past an
     # uncorrected ring, it would stand apart from the subject
     if reach is not None and not s.grow_px < 0:

@@ -1227,6 +1227,30 @@ def test_an_rgba_image_from_another_extension_keeps_its_alpha(webui):
     assert after.mode == "RGBA" and np.array_equal(np.asarray(after)[..., 3], alpha)
 
 
+def test_the_subject_is_matched_to_what_an_rgba_images_alpha_shows(webui):
+    """The script harmonized the picture's RGB, matching the subject to what lies under alpha 0 too (black here),
+    as the library does not."""
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=_subject(), x=40, y=20, anchor="top-left", threshold=0.0)
+    alpha = np.zeros((48, 64), np.uint8)
+    alpha[:, 20:] = 255
+    rgb = np.asarray(_generated()).copy()
+    rgb[alpha == 0] = 0
+    before = Image.fromarray(rgb)
+    before.putalpha(Image.fromarray(alpha))
+    after = _postprocess(webui, runner, p, before)
+    assert p.extra_generation_params["PHNet result"].endswith("its transparent part was left out of the scene to "
+                                                              "match")
+    m = webui.script_module
+    pasted, mask, _ = m._paste_subject(Image.fromarray(rgb), m.Settings(True, "tiny-phnet", 1.0, SUBJECT, _subject(),
+                                                                       40, 20, 1.0, "top-left"))
+    seen = m.load_harmonizer("tiny-phnet", m._models_dirs()[0])(np.asarray(pasted), mask, threshold=0,
+                                                                 reference_mask=alpha > 0)
+    assert np.array_equal(np.asarray(after)[..., :3], seen)
+
+
 def test_a_subject_without_transparency_is_named_and_a_fully_or_almost_transparent_one_refused(webui, capsys):
     script, runner = _runner(webui, False)
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
