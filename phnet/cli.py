@@ -70,13 +70,13 @@ def _say(text: str, stream=None) -> None:
         tqdm.write(text, file=stream)
 
 
-def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
-               clip: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+def _load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: bool = False,
+               as_given: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """(image array as stored, float32 mask, what its results carry: see read_picture) for one job; ValueError
     naming the file when it cannot be used. ``levels``: an integer mask file on its dtype's scale even where
     its values stop at 1 (a frame of a clip whose other masks go higher). ``clip``: a frame of a clip, whose
     alpha may rightly mark no subject or the whole frame, over a flat colour (a fade to black): the clip is
-    judged as a whole."""
+    judged as a whole. ``as_given``: a mask file that looks inverted is used all the same (--mask-as-given)."""
     from .imageio import mask_to_array, read_mask, read_picture
     from .imageio.decode import ColourMaskError
     from .mask_tools import looks_inverted
@@ -113,10 +113,11 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False,
                              "then its mask") from None
         raise
     _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
-    inverted = None if clip else looks_inverted(m)  # a clip's frame may rightly be mostly subject
-    if inverted is not None:
+    inverted = None if clip or as_given else looks_inverted(m)  # a clip's frame may rightly be mostly subject
+    if inverted is not None:  # (subjects at both sides with the scene between them look the same: hence the flag)
         raise ValueError(f"mask {mask} covers {inverted[0]:.0%} of the picture and {inverted[1]:.0%} of its border, "
-                         "so it looks inverted: white must mark the subject, black the background; invert it")
+                         "so it looks inverted: white must mark the subject, black the background; invert it, or, if "
+                         "it is right (subjects at the picture's sides), add --mask-as-given")
     return image, m, keep
 
 
@@ -644,7 +645,7 @@ def _verdict(corrections, harmonizer, unit: str = "images") -> str:
 
 
 def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None:
-    image, mask, keep = _load_pair(job.composite, job.mask)
+    image, mask, keep = _load_pair(job.composite, job.mask, as_given=args.mask_as_given)
     reference = _reference_for(job, image.shape)
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
                                                working_size=args.working_size, reference_mask=reference,
@@ -1114,6 +1115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "under the authors' CC BY-SA 4.0-variant licence; the ffhqh ones also under FFHQ's "
                    "non-commercial terms) (default: the bundled weights, offline, tuned to do no harm)")
     h.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    h.add_argument("--mask-as-given", action="store_true",
+                   help="use a mask that covers most of the picture and of its border with a hole in the middle, "
+                   "which is refused as looking inverted (subjects at both sides of the picture look the same)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--threshold", type=float, metavar="RMS",
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "

@@ -170,6 +170,21 @@ def test_a_mask_that_looks_inverted_is_refused_as_the_nodes_refuse_it(tiny_folde
     assert _harmonize(comps, masks, "-o", tmp_path / "clip", "--weights", tiny_folder, "--temporal") == 0
 
 
+def test_a_right_mask_that_looks_inverted_is_used_with_mask_as_given(tiny_folder, tmp_path, capsys):
+    """Two subjects at the picture's sides with the scene between them look like an inverted mask, and the CLI
+    refused them with no way round."""
+    comp, sides = tmp_path / "comp.png", tmp_path / "sides.png"
+    _composite().save(comp)
+    mask = np.zeros((H, W), np.uint8)
+    mask[:, : W * 3 // 10] = mask[:, W * 7 // 10 :] = 255
+    Image.fromarray(mask).save(sides)
+    with pytest.raises(SystemExit, match=r"looks inverted: .*invert it, or, if it is right \(subjects at the "
+                                         r"picture's sides\), add --mask-as-given$"):
+        _harmonize(comp, sides, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+    assert _harmonize(comp, sides, "-o", tmp_path / "out.png", "--weights", tiny_folder, "--mask-as-given") == 0
+    assert (tmp_path / "out.png").exists()
+
+
 def test_a_composite_and_mask_given_the_other_way_round_are_named_swapped(tiny_folder, tmp_path):
     """It told the user to save their photo as black and white."""
     comp, mask, grey, rgb_mask = (tmp_path / name for name in ("comp.png", "mask.png", "grey.jpg", "mask_rgb.jpg"))
