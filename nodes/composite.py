@@ -110,12 +110,15 @@ class PHNetPasteSubject:
         bar = comfy.utils.ProgressBar(n)
         comps, outs = [], []
         for i in range(n):
-            comp, m = paste_subject(
-                background[min(i, background.shape[0] - 1)],
-                subject[min(i, subject.shape[0] - 1)],
-                masks[min(i, masks.shape[0] - 1)] if masks is not None else None,
-                x=int(x), y=int(y), scale=float(scale), anchor=anchor, allow_empty=True,  # judged for the batch below
-            )
+            try:
+                comp, m = paste_subject(
+                    background[min(i, background.shape[0] - 1)],
+                    subject[min(i, subject.shape[0] - 1)],
+                    masks[min(i, masks.shape[0] - 1)] if masks is not None else None,
+                    x=int(x), y=int(y), scale=float(scale), anchor=anchor, allow_empty=True,  # judged for the batch
+                )
+            except ValueError as e:  # (a subject placed off the background): the node names itself, as elsewhere
+                raise ValueError(f"{NODE}: {e}") from None
             comp, m = torch.from_numpy(comp), torch.from_numpy(m)
             if background.shape[-1] == 4:  # an RGBA background: the subject laid over it ("over", straight alpha)
                 under = background[min(i, background.shape[0] - 1)].float().cpu()

@@ -68,6 +68,15 @@ def test_forgotten_invert_mask_on_the_paste_subject_mask(nodes, cutout):
     assert comp.shape == image.shape and 0 < pasted.mean() < 0.5
 
 
+def test_a_subject_placed_off_the_background_is_named_by_the_node(nodes):
+    """The library's words came without the node's name, as no other message of the node does."""
+    subject = torch.cat([torch.rand(1, 16, 12, 3), torch.ones(1, 16, 12, 1)], -1)
+    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: The subject \(12x16 px after scale 1.0\) placed "
+                                         r"with its top-left at \(90, 10\) lies entirely outside the 64x48 "
+                                         r"background; move x/y inside it\.$"):
+        nodes["PHNetPasteSubject"].paste(torch.rand(1, 48, 64, 3), subject, x=90, y=10, anchor="top-left")
+
+
 def test_a_picture_without_alpha_says_no_alpha(nodes, phnet_model, cutout):
     image, mask = load(cutout + ".jpg")
     assert mask.shape == (1, 64, 64) and image.shape[1:3] != (64, 64)
