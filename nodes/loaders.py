@@ -46,27 +46,19 @@ def _device(choice: str):
 # comes over a link runs each time (IS_CHANGED cannot see a linked value), and reads its weights again only
 # when they changed.
 _LOADED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-# The last model of each kind ("phnet", "sam") with its key: ComfyUI drops a node's cached output before the node
-# runs again, which would leave nothing holding the model that _LOADED remembers
-_LAST: dict[str, tuple[tuple, object]] = {}
 
 
 def _reused(key: tuple, path: str | None, load):
-    """``load()``'s model for ``key``, the one still alive (or the last of its kind) when the files at ``path``
-    (local weights) have not changed since."""
+    """``load()``'s model for ``key``, the one still alive when the files at ``path`` (local weights) have not
+    changed since."""
     from ..phnet.sources import stamp
 
     local = path is not None and os.path.exists(os.path.expanduser(path))
     key = (*key, stamp(path) if local else None)
     model = _LOADED.get(key)
-    last = _LAST.get(key[0])
-    if model is None and last is not None and last[0] == key:
-        model = last[1]
     if model is None:
-        _LAST.pop(key[0], None)  # the last one is let go before another loads: one set of weights in memory
         model = load()
         _LOADED[key] = model
-    _LAST[key[0]] = (key, model)
     return model
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import re
 import os
-import weakref
 from pathlib import Path
 
 import pytest
@@ -107,12 +105,6 @@ def test_a_linked_input_runs_the_loader_each_time_which_reads_weights_again_only
     save_pretrained(PHNet(cfg).eval(), folder)
     first = nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0]
     assert nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0] is first  # unchanged: kept
-    # ComfyUI drops the node's cached output before running it again: the model is kept all the same
-    held = weakref.ref(first)
-    del first
-    gc.collect()
-    first = nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0]
-    assert first is held()
     torch.manual_seed(5)
     save_pretrained(PHNet(cfg).eval(), folder)  # retrained: new weights at the same path
     again = nodes[loader].load("default (bundled)", str(folder), "cpu", "fp32")[0]
