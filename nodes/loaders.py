@@ -42,9 +42,10 @@ def _device(choice: str):
     return torch.device("cpu") if choice == "cpu" else mm.get_torch_device()
 
 
-# Models still held by ComfyUI's cache, by what was loaded and the state of its files: a loader whose input
-# comes over a link runs each time (IS_CHANGED cannot see a linked value), and reads its weights again only
-# when they changed.
+# Models still held by ComfyUI's cache, by what was loaded and the state of its files: two loaders of the same
+# weights share one model. A loader whose input comes over a link runs each time (IS_CHANGED cannot see a linked
+# value) and reads its weights again, as ComfyUI lets go of its output first; nothing here holds a model longer
+# than ComfyUI does (a model held for good outlives its node and ComfyUI's "Free model and node cache").
 _LOADED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 

@@ -85,11 +85,10 @@ def test_sam_loader_takes_a_quoted_path_and_names_its_own_fields_for_a_mistyped_
 
 
 @pytest.mark.parametrize("loader", ["PHNetSAMLoader", "PHNetModelLoader"])
-def test_a_linked_input_runs_the_loader_each_time_which_reads_weights_again_only_once_changed(pack, nodes, loader,
-                                                                                            comfy_env):
+def test_a_linked_input_runs_the_loader_each_time_which_shares_a_model_still_held(pack, nodes, loader, comfy_env):
     """Linked from another node (a String node's path), the input reaches IS_CHANGED as None, and the file it
     names could not be watched: retrained weights at that path were never reloaded. The loader now runs each
-    time, and reads the weights again only when their files changed."""
+    time; a model still held (by another loader's output) is shared while its files have not changed."""
     import math
 
     import torch
