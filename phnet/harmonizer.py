@@ -220,6 +220,14 @@ class Harmonizer:
         self._model = model.eval().to(self.device, torch.float32)
         self._set_network()
 
+    def __copy__(self) -> "Harmonizer":
+        """A Harmonizer on the same model with its own inference network and graph cache: a graph cache runs its
+        owner's network, and would stop with its owner."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin._set_network()
+        return twin
+
     def _warn_if_slow(self) -> None:
         reason = slow_on(self.dtype, self.device)
         if reason:

@@ -199,3 +199,20 @@ def test_a_cache_whose_methods_object_is_gone_is_refused():
     del owner
     with pytest.raises(ReferenceError, match="make a new GraphCache"):
         cache(torch.ones(2))
+
+
+def test_a_copied_harmonizer_has_its_own_graph_cache_and_outlives_the_original(tiny_model):
+    """A shallow copy shared the original's graph cache, which runs the original's network: once the original was
+    dropped, the copy stopped with "the object whose method this graph cache runs was freed"."""
+    import gc
+
+    harmonizer = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    harmonizer._graphs = GraphCache(harmonizer._estimate, capture=capture_like_a_graph)
+    images, masks = torch.rand(1, 3, 48, 64), torch.zeros(1, 1, 48, 64)
+    masks[:, :, 8:40, 16:48] = 1
+    expected = harmonizer.estimate_batch(images, masks)[0]
+    twin = copy.copy(harmonizer)
+    assert twin._graphs is not harmonizer._graphs and twin.model is harmonizer.model
+    del harmonizer
+    gc.collect()
+    assert torch.equal(twin.estimate_batch(images, masks)[0], expected)
