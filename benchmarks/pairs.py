@@ -10,6 +10,10 @@ from trainer.data.common import BadSampleError, load_mask, load_rgb
 
 def read_pair(photo: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read as the trainer reads them (phnet.imageio: EXIF orientation, 16-bit pictures and masks at full range)."""
+    for path in (photo, mask):  # (the trainer's own words for this name its settings and --resume)
+        if not path.is_file():
+            raise SystemExit(f"error: {path} is missing or a broken link: put it back, or take it and its "
+                             f"{'mask' if path == photo else 'photo'} out of the folder")
     try:
         image, hard = load_rgb(photo), load_mask(mask)
     except BadSampleError as exc:

@@ -58,3 +58,15 @@ def test_an_unreadable_photo_ends_in_one_line_naming_it(tmp_path):
     with pytest.raises(SystemExit, match=r"^error: unreadable image .*p\.png") as caught:
         read_pair(tmp_path / "p.png", tmp_path / "m.png")
     assert "\n" not in str(caught.value)
+
+
+def test_a_missing_photo_or_a_broken_link_is_named_with_a_fix_for_the_benchmark(tmp_path):
+    """The trainer's words came through: set data.on_bad_sample, or resume with --resume, which a benchmark has
+    not."""
+    from benchmarks.pairs import read_pair
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "m.png")
+    (tmp_path / "p.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(SystemExit, match=r"^error: .*p\.png is missing or a broken link: put it back, or take it "
+                                         r"and its mask out of the folder$"):
+        read_pair(tmp_path / "p.png", tmp_path / "m.png")
