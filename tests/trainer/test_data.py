@@ -712,6 +712,8 @@ def test_a_run_folder_inside_the_photo_folder_is_not_read_as_photos(tmp_path, ca
     (tmp_path / "eval" / "results.md").write_text("")
     assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == ["a.png", "people/b.jpg"]
     assert "left out 2 folder(s) the trainer wrote (not photos): eval, runs/r1" in capsys.readouterr().err
+    list_images(tmp_path)  # listed again, for the validation split: said once (it came for every split)
+    assert "left out" not in capsys.readouterr().err
 
 
 def test_a_linked_folder_of_photos_is_read_once(tmp_path):

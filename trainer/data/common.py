@@ -159,6 +159,15 @@ def find_with_any_extension(folder: Path, stem: str) -> Path | None:
 # a folder holding one of these was written by the trainer (a run, an evaluation): its pictures are no photos
 TRAINER_OUTPUT_MARKERS = ("run_config.json", "trainer.lock", "log.jsonl", "results.md")
 
+_NOTED: set[str] = set()
+
+
+def note_once(line: str) -> None:
+    """``line`` on stderr, the first time this process says it (a folder is listed for each split it holds)."""
+    if line not in _NOTED:
+        _NOTED.add(line)
+        print(line, file=sys.stderr)
+
 
 def list_images(root: Path, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """The pictures under ``root``, leaving out hidden folders and what the trainer wrote there (a run's
@@ -181,9 +190,8 @@ def list_images(root: Path, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS) -> lis
         found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in suffixes]
     if left_out:
         left_out.sort()
-        print(f"[data] {root}: left out {len(left_out)} folder(s) the trainer wrote (not photos): "
-              f"{', '.join(str(p.relative_to(root)) for p in left_out[:3])}{' ...' if len(left_out) > 3 else ''}",
-              file=sys.stderr)
+        note_once(f"[data] {root}: left out {len(left_out)} folder(s) the trainer wrote (not photos): "
+                  f"{', '.join(str(p.relative_to(root)) for p in left_out[:3])}{' ...' if len(left_out) > 3 else ''}")
     pictures = sorted(p for p in found if p.is_file())
     for p in (root, *pictures):  # also through links: the reserved package is never read
         refuse_reserved(p)
