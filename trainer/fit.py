@@ -15,6 +15,7 @@ reused with ``--resume`` (continue it) or ``--overwrite`` (delete it first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -74,18 +75,33 @@ def train(cfg: dict, *, resume: str | bool = False, overwrite: bool = False, pro
         env.close()
 
 
+@contextlib.contextmanager
+def spoken_by_main(env: Dist):
+    """The notes and warnings of a step every process takes alike (the model and the data sets built): process 0
+    gives them, once; an error is raised on every process all the same."""
+    if env.main:
+        yield
+        return
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_to_hub, hub_private) -> dict:
     """The steps of a run, in the order they happen (the random-number streams depend on this order)."""
     t_cfg = cfg["train"]
     seed = int(t_cfg["seed"])
     seed_everything(seed + env.rank)
-    model = build_model(cfg, resume_dir).to(env.device)
+    with spoken_by_main(env):
+        model = build_model(cfg, resume_dir).to(env.device)
     size = unwrap(model).config.image_size  # the working size: data sets, checkpoints and the model agree
     if env.main:
         describe(model, size, env)
         if resume_dir is None:
             note_library_defaults(cfg)
-    data = build_data(cfg, env, size, seed, progress)
+    with spoken_by_main(env):
+        data = build_data(cfg, env, size, seed, progress)
     opt = build_optimisation(cfg, model, env, size)
     position, best = Position(), math.inf
     if resume_dir is not None:

@@ -577,3 +577,26 @@ def test_photos_smaller_than_the_working_size_are_named(tmp_path, capsys):
                  "--set", "model.image_size=32"]) == 0
     err = capsys.readouterr().err
     assert "of the training photos are smaller than the working size 32 px" in err and "x24)" in err
+
+
+def test_the_notes_of_building_the_model_and_data_come_from_process_0_alone(capsys):
+    """Under torchrun every process builds the model and the data sets: their notes and warnings came once per
+    process; an error still stops each one."""
+    import types
+    import warnings
+
+    from trainer.fit import spoken_by_main
+
+    for main in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with spoken_by_main(types.SimpleNamespace(main=main)):
+                print("[data] a note")
+                print("[trainer] another", file=sys.stderr)
+                warnings.warn("data.mask_dir: a warning")
+        said = capsys.readouterr()
+        assert ("a note" in said.out and "another" in said.err and len(caught) == 1) is main
+        assert main or (said.out == said.err == "" and not caught)
+    with pytest.raises(ValueError, match="bad data"):
+        with spoken_by_main(types.SimpleNamespace(main=False)):
+            raise ValueError("bad data")
