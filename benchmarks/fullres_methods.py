@@ -47,7 +47,8 @@ def tiled(image, mask, gt, method, model, size, eight_bit):
     mask8 = (mask[0, 0] * 255).round().to(torch.uint8)
     shape = working_shape(height, width, size)
     image_low = downscale(pixels, peak, shape)
-    mask_low = (downscale(mask8[..., None], 255.0, shape) >= 0.5).float()
+    coverage = downscale(mask8[..., None], 255.0, shape)
+    mask_low = (coverage >= 0.5).float()
     if model is None:
         pred_low = resize(gt, shape)
     else:
@@ -55,7 +56,8 @@ def tiled(image, mask, gt, method, model, size, eight_bit):
             pred_low = model(image_low, mask_low)
     pred_low = pred_low * mask_low + image_low * (1 - mask_low)
     out, box = pixels.clone(), bounding_box(mask8)
-    colour_map = lift(method, image_low, pred_low, mask_low, (height, width), box, peak)
+    colour_map = lift(method, image_low, pred_low, mask_low, (height, width), box, peak,
+                      coverage / (mask8.amax() / 255.0))
     apply_in_tiles(pixels, out, mask8, 1 / 255, peak, colour_map, box)
     return out.permute(2, 0, 1)[None].float() / peak
 
@@ -114,7 +116,9 @@ def main() -> int:
         sides.append(min(real.shape[:2]))
         shape = working_shape(*real.shape[:2], args.size)
         image_low, gt_low = resize(image, shape), resize(gt, shape)
-        m_low = (resize(m, shape) >= 0.5).float()
+        coverage = resize(m, shape)
+        m_low = (coverage >= 0.5).float()
+        coverage = coverage / m.amax()  # relative to the mask's strongest value, as Harmonizer reads it
         if model is None:
             pred_low = gt_low
         else:
@@ -133,7 +137,7 @@ def main() -> int:
                         p_sq = model(im_sq, m_sq)
                 out = resize(p_sq * m_sq + im_sq * (1 - m_sq), real.shape[:2], "bicubic").clamp(0, 1)
             else:
-                up = apply_full_resolution(image, m, image_low, pred_low, m_low, method).clamp(0, 1)
+                up = apply_full_resolution(image, m, image_low, pred_low, m_low, method, coverage).clamp(0, 1)
                 out = up * m + image * (1 - m)
             native[method].update(out, gt, m, composite=image)
         for method in TILED:
@@ -147,7 +151,7 @@ def main() -> int:
                 with torch.no_grad():
                     pred8 = model(low8, m_low)
             pred8 = pred8 * m_low + low8 * (1 - m_low)
-            up = apply_full_resolution(image8, m, low8, pred8, m_low, method).clamp(0, 1)
+            up = apply_full_resolution(image8, m, low8, pred8, m_low, method, coverage).clamp(0, 1)
             native[f"{method}, 8-bit"].update(eight_bit(up * m + image8 * (1 - m)), gt, m, composite=image)
             out = tiled(image, m, gt, method, model, args.size, eight_bit=True)
             native[f"{method}, 8-bit, tiled"].update(out, gt, m, composite=image)

@@ -77,14 +77,29 @@ def local_affine(
     return box_mean(a, radius), box_mean(b, radius)
 
 
+MIN_COVERAGE = 0.25  # see unmix: a working pixel's change is multiplied by at most 4
+
+
+def unmix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    """A working-size change (B×3×h×w) as the subject's own: divided by how much of each pixel the subject covers
+    (``coverage``, B×1×h×w, 0..1). A pixel the subject covers in part mixes its colours with the background's,
+    and its change is that part of the subject's: carried up as it was, the subject's rim and a subject thinner
+    than a working pixel got only that part of the correction at full resolution. The floor,
+    ``MIN_COVERAGE``, keeps the network's noise on a pixel the subject barely covers from being blown up."""
+    return change / coverage.clamp(min=MIN_COVERAGE)
+
+
 GUIDED_MIN_PIXELS = 64  # working-size subject pixels a gain is fitted on; fewer lean to the plain change
 
 
-def guided_fit(composite_low: torch.Tensor, prediction_low: torch.Tensor,
-               mask_low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Method "guided"'s per-pixel gain a and offset b (1×3×h×w, filled outward from the subject). A subject of
+def guided_fit(composite_low: torch.Tensor, prediction_low: torch.Tensor, mask_low: torch.Tensor,
+               coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Method "guided"'s per-pixel gain a and offset b (1×3×h×w, filled outward from the subject), fitted to the
+    subject's own change where ``coverage`` is given (see :func:`unmix`). A subject of
     a few working pixels (a wire, a subject that all but vanishes there) holds too few colours to fit a gain to.
     Below ``GUIDED_MIN_PIXELS`` it leans, by the share it lacks, to gain 1 and the subject's mean change."""
+    if coverage is not None:
+        prediction_low = composite_low + unmix(prediction_low - composite_low, coverage)
     radius = max(1, round(min(composite_low.shape[-2:]) / 64))
     a, b = local_affine(composite_low, prediction_low, mask_low, radius)
     pixels = mask_low.sum(dim=(-2, -1), keepdim=True)
@@ -102,16 +117,19 @@ def apply_full_resolution(
     prediction_low: torch.Tensor,
     mask_low: torch.Tensor,
     method: str = "correction",
+    coverage: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The full-resolution harmonized foreground (to be blended with ``mask`` by the caller)."""
+    """The full-resolution harmonized foreground (to be blended with ``mask`` by the caller). ``coverage``: how much
+    of each working pixel the subject covers, to carry up the subject's own change (see :func:`unmix`)."""
     shape = composite.shape[-2:]
     if method == "resize":  # the prediction itself, upscaled: loses the subject's fine detail
         return resize(prediction_low, shape, "bicubic")
     if method == "correction":
-        delta = fill_outside(prediction_low - composite_low, mask_low)
+        delta = prediction_low - composite_low
+        delta = fill_outside(delta if coverage is None else unmix(delta, coverage), mask_low)
         return composite + resize(delta, shape, "bilinear")
     if method == "guided":
-        a, b = guided_fit(composite_low, prediction_low, mask_low)
+        a, b = guided_fit(composite_low, prediction_low, mask_low, coverage)
         return resize(a, shape, "bilinear") * composite + resize(b, shape, "bilinear")
     raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
 
@@ -360,14 +378,17 @@ def lift(
     shape: tuple[int, int],
     box: tuple[int, int, int, int],
     peak: float,
+    coverage: torch.Tensor | None = None,
 ) -> Callable[[torch.Tensor, int, int], torch.Tensor]:
     """``apply_full_resolution`` as a colour map for ``apply_in_tiles``: rows r0..r1 of the box's
     columns, H×W×3 float pixels in 0..peak units → the harmonized pixels."""
     columns = (box[2], box[3])
     if method == "correction":
-        return lift_change(fill_outside(prediction_low - composite_low, mask_low), shape, box, peak)
+        change = prediction_low - composite_low
+        change = change if coverage is None else unmix(change, coverage)
+        return lift_change(fill_outside(change, mask_low), shape, box, peak)
     if method == "guided":
-        a, b = guided_fit(composite_low, prediction_low, mask_low)
+        a, b = guided_fit(composite_low, prediction_low, mask_low, coverage)
         a, b = RowUpsampler(_hwc(a), shape, columns), RowUpsampler(_hwc(b), shape, columns)
         return lambda x, r0, r1: torch.addcmul(b.rows(r0, r1) * peak, a.rows(r0, r1), x)
     if method == "resize":

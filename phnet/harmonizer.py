@@ -19,8 +19,9 @@ from .compat import autocast_available
 from .compositing import TRANSPARENT_SCENE, visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
-from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
-                      lift_change, one_thread, resize, tile_pixels, unit_float, working_shape)
+from .fullres import (METHODS, MIN_COVERAGE, apply_in_tiles, bounding_box, downscale, downscale_in_bands,
+                      fill_outside, lift, lift_change, one_thread, resize, tile_pixels, unit_float, unmix,
+                      working_shape)
 from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
@@ -49,13 +50,16 @@ STAGED_BYTES = 128 * 2**20
 
 class LowResolution(NamedTuple):
     """One picture prepared for the network: at the working resolution on the model's device, with its
-    binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), and where no trace
-    of the mask reaches (``untouched``, see :func:`flat_colours`)."""
+    binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), where no trace
+    of the mask reaches (``untouched``, see :func:`flat_colours`), and how much of each pixel the subject covers
+    (``coverage``, 1×1×h×w, relative to the mask's strongest value; see :func:`~phnet.fullres.unmix`), for the
+    methods that carry the network's change up."""
 
     image: torch.Tensor
     mask: torch.Tensor
     box: tuple[int, int, int, int] | None
     untouched: torch.Tensor | None = None
+    coverage: torch.Tensor | None = None
 
 
 class Harmonized(NamedTuple):
@@ -606,7 +610,8 @@ class Harmonizer:
             outputs, found = self.estimate_batch(torch.cat([low.image for low in lows]),
                                                  torch.cat([low.mask for low in lows]),
                                                  untouched=torch.cat([low.untouched for low in lows]),
-                                                 threshold=threshold, strength=strength, as_change=self.lifts_change)
+                                                 threshold=threshold, strength=strength, as_change=self.lifts_change,
+                                                 coverage=_coverage(lows) if self.lifts_change else None)
             for j, i in enumerate(rows):
                 # else ``out`` is already a copy of the input; a correction of exactly 0 is left out too: methods
                 # "guided" and "resize" would re-make the subject from its own low-resolution picture
@@ -681,7 +686,13 @@ class Harmonizer:
             off = _off_canvas(image_low, untouched)
             most &= _tail_on_one_colour(off, coverage)
             untouched &= _mixed_from_one_colour(off, coverage) | most
-        return LowResolution(image_low, mask_low, box, untouched)
+            share = None
+            if self.config.output != "transform" and self.method != "resize":
+                # how much of each pixel the subject covers, read against the mask's strongest value: a mask weaker
+                # everywhere (0.4, say) keeps its weight, which the full-resolution blend applies
+                strength = (mask.amax().float() / mask_peak).clamp(min=1e-6).to(self.device)
+                share = coverage / strength
+        return LowResolution(image_low, mask_low, box, untouched, share)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
         """The share of an H×W×C picture that is background at the working size, as :meth:`prepare_low` makes
@@ -735,9 +746,11 @@ class Harmonizer:
                 colour_map = lift_change(output.to(home, torch.float32), pixels.shape[:2], low.box, peak)
         else:
             image_low, mask_low = low.image.to(home), low.mask.to(home)
+            coverage = None if low.coverage is None else low.coverage.to(home)
             with one_thread(home):
                 pred_low = output.to(home) * mask_low + image_low * (1 - mask_low)
-                colour_map = lift(self.method, image_low, pred_low, mask_low, pixels.shape[:2], low.box, peak)
+                colour_map = lift(self.method, image_low, pred_low, mask_low, pixels.shape[:2], low.box, peak,
+                                  coverage)
         apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, low.box,
                        origin=origin)
 
@@ -765,8 +778,10 @@ class Harmonizer:
         if references is not None:
             refs = torch.cat([reference_at(r, shape, masks[i], mask_peak, reference_peak)
                               for i, r in enumerate(references)]).to(self.device)
+        # method "guided" fits to the subject's own change as a frame is applied (see _apply)
         outputs, reports = self.estimate_batch(images, masks_low, refs, threshold=threshold, strength=strength,
-                                               as_change=True, untouched=torch.cat([low.untouched for low in lows]))
+                                               as_change=True, untouched=torch.cat([low.untouched for low in lows]),
+                                               coverage=_coverage(lows) if self.lifts_change else None)
         if refs is not None:  # a reference with no background pixel left was ignored: say so
             found = (refs * (1 - masks_low)).flatten(1).any(1).tolist()
             reports = [r if f else dataclasses.replace(r, notes=(*r.notes, IGNORED_REFERENCE))
@@ -806,8 +821,10 @@ class Harmonizer:
             output = output.to(low.image.device)
             if self.config.output == "transform":
                 change = self.model.transform_output(low.image.float(), output.float()) - low.image.float()
-            else:  # the change itself (filled outward from the subject, for method "correction")
-                change = output
+            else:  # the change itself (filled outward from the subject, for method "correction"); there the
+                change = output  # subject's own (see fullres.unmix), measured as the network proposed it
+                if self.lifts_change and low.coverage is not None:
+                    change = change * low.coverage.to(change.device).clamp(min=MIN_COVERAGE)
             return float(correction_size(change, low.mask)[0])
 
         applied = size(correction)
@@ -900,19 +917,22 @@ class Harmonizer:
         strength: float = 1.0,
         as_change: bool = False,
         untouched: torch.Tensor | None = None,
+        coverage: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[Correction]]:
         """The network on B×3×h×w pictures of one working size (binary B×1×h×w masks) in one call: B×12
         coefficients (``output="transform"``) or the B×3×h×w pictures, threshold applied, and a
         :class:`Correction` for each (read back from the device together). ``as_change``: pictures come
         back as their change filled outward from the subject (:func:`filled_change`; 0 for a subject left
         as it was). ``untouched``: B×1×h×w, where no trace of a soft mask reaches (:attr:`LowResolution.untouched`),
-        so that a cut-out with a feathered edge is seen to have no scene (:func:`flat_colours`)."""
+        so that a cut-out with a feathered edge is seen to have no scene (:func:`flat_colours`). ``coverage``:
+        B×1×h×w (:attr:`LowResolution.coverage`), so that the change filled outward is the subject's own
+        (:func:`~phnet.fullres.unmix`)."""
         threshold = self.threshold_for(threshold)
         as_change = as_change and self.config.output != "transform"
         self._check_weights()
         filled = self._graphs is not None
         if filled:  # the fill is captured with the network: no read may come between them
-            found = self._graphs(images_low, masks_low, references_low, untouched, threshold=threshold,
+            found = self._graphs(images_low, masks_low, references_low, untouched, coverage, threshold=threshold,
                                  as_change=as_change)
         else:
             found = self._estimate(images_low, masks_low, references_low, untouched, threshold=threshold)
@@ -933,7 +953,7 @@ class Harmonizer:
                 output = torch.zeros_like(output)
             else:  # (chosen on the device: an index made on the host would be a copy the host waits for)
                 changing = (kept.reshape(-1, 1, 1, 1) > 0)
-                output = torch.where(changing, filled_change(output, images_low, masks_low), 0)
+                output = torch.where(changing, filled_change(output, images_low, masks_low, coverage), 0)
         return output, [Correction(a, threshold, b, float(strength), background=c if c < MIN_BACKGROUND else None,
                                    flat=f if c >= MIN_BACKGROUND else None)
                         for a, b, c, f in zip(sizes, kepts, backgrounds, flats)]
@@ -1010,7 +1030,7 @@ class Harmonizer:
         return blended, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))
 
     def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
-                  untouched: torch.Tensor | None = None, *, threshold: float,
+                  untouched: torch.Tensor | None = None, coverage: torch.Tensor | None = None, *, threshold: float,
                   as_change: bool = False, fp32: bool = False) -> tuple[torch.Tensor, ...]:
         """The network's (output, size, kept), each picture's share of background, and its background's one
         colour (B×3, 0..1) where it has only one, else NaN. A picture with under ``MIN_BACKGROUND`` of it, or
@@ -1026,7 +1046,7 @@ class Harmonizer:
             output = output * enough.reshape(-1, 1).to(output.dtype)
         else:
             output = torch.where(enough.reshape(-1, 1, 1, 1), output, image.to(output.dtype))
-        return (filled_change(output, image, mask) if as_change else output), size, kept, background, colour
+        return (filled_change(output, image, mask, coverage) if as_change else output), size, kept, background, colour
 
     def _run(self, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor,
              exact: bool = False, fp32: bool = False) -> Any:
@@ -1121,16 +1141,24 @@ def _subject_bar(coverage: torch.Tensor) -> torch.Tensor:
     return (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5).to(coverage.device)
 
 
+def _coverage(lows: list[LowResolution]) -> torch.Tensor:
+    """The B×1×h×w coverage of pictures prepared together (:attr:`LowResolution.coverage`)."""
+    return torch.cat([low.coverage for low in lows])
+
+
 def _floats(out: Any) -> tuple[torch.Tensor, ...]:
     return tuple(t.float() for t in out) if isinstance(out, tuple) else (out.float(),)
 
 
-def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
+                  coverage: torch.Tensor | None = None) -> torch.Tensor:
     """The network's B×3×h×w change of the ``image`` filled outward from the subject (``fill_outside``): what
-    method "correction" and frames carry to full resolution. A pyramid of dozens of small operations, run
+    method "correction" and frames carry to full resolution; the subject's own change where ``coverage`` is given
+    (see :func:`~phnet.fullres.unmix`). A pyramid of dozens of small operations, run
     once per network call (and captured with it in a CUDA graph)."""
     with one_thread(image.device):
-        return fill_outside(output - image, mask)
+        change = output - image
+        return fill_outside(change if coverage is None else unmix(change, coverage), mask)
 
 
 def _as_official_tester_reads(image: Any) -> Any:

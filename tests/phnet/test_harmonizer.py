@@ -628,6 +628,38 @@ def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_networ
     assert reads.count == 0
 
 
+@pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False),
+                                          ("guided", True)])
+def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monkeypatch, method, clip):
+    """The network played by an oracle (the ground truth at the working size). A working pixel the subject covers
+    in part mixes it with the background, and its change is that part of the subject's: carried up as it was, a
+    bar narrower than a working pixel got a quarter of its change and a disc's rim 85 %. A mask weaker
+    everywhere (0.4) keeps its weight: 0.4 of the change, up to the edge."""
+    from phnet.fullres import downscale
+
+    h, w = 600, 900  # working size 64: 56×80, a working pixel ~11 px wide
+    yy, xx = np.mgrid[:h, :w]
+    truth = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    bar = np.zeros((h, w), bool)
+    bar[150:450, 400:404] = True
+    disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
+    inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    truth_low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(h, w, 64))
+    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
+                                                                            torch.full((len(x),), 30.0),
+                                                                            torch.ones(len(x))))
+    for subject, where in ((bar, bar), (disc, disc & ~inside)):  # the bar, the disc's outer 2 px
+        composite = np.clip(truth + np.where(subject[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
+        need = truth.round() - composite
+        for level in (1.0, 0.4):
+            mask = (subject * level * 255).round().astype(np.uint8)
+            frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
+            out = harmonizer.harmonize(frames, masks, threshold=0.0, working_size=64, temporal=0 if clip else None)
+            change = (out.image[0] if clip else out.image).astype(float) - composite
+            assert np.median(change[where] / need[where]) == pytest.approx(level, rel=0.1)
+
+
 @pytest.mark.parametrize("network_batch", [1, 3])
 def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_model, network_batch):
     """Method "correction" takes the network's change filled outward from the whole batch's call; the
@@ -638,7 +670,8 @@ def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_mo
     lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]
     images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
     pictures, _ = harmonizer.estimate_batch(images, masks_low, threshold=0)
-    changes, _ = harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True)
+    changes, _ = harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True,
+                                           coverage=torch.cat([low.coverage for low in lows]))
     by_picture, by_change = pixels.clone(), pixels.clone()
     for i, low in enumerate(lows):
         harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, by_picture[i], 1.0, low, pictures[i : i + 1])
