@@ -30,7 +30,7 @@ import torch
 from benchmarks.pairs import read_pair
 from phnet import metrics
 from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift
-from phnet.fullres import resize, working_shape
+from phnet.fullres import resize, subject_coverage, working_shape
 from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
 from trainer.data.synthesis import synthesize
 
@@ -47,8 +47,7 @@ def tiled(image, mask, gt, method, model, size, eight_bit):
     mask8 = (mask[0, 0] * 255).round().to(torch.uint8)
     shape = working_shape(height, width, size)
     image_low = downscale(pixels, peak, shape)
-    coverage = downscale(mask8[..., None], 255.0, shape)
-    mask_low = (coverage >= 0.5).float()
+    mask_low = (downscale(mask8[..., None], 255.0, shape) >= 0.5).float()
     if model is None:
         pred_low = resize(gt, shape)
     else:
@@ -57,7 +56,7 @@ def tiled(image, mask, gt, method, model, size, eight_bit):
     pred_low = pred_low * mask_low + image_low * (1 - mask_low)
     out, box = pixels.clone(), bounding_box(mask8)
     colour_map = lift(method, image_low, pred_low, mask_low, (height, width), box, peak,
-                      coverage / (mask8.amax() / 255.0))
+                      subject_coverage(mask8, shape))
     apply_in_tiles(pixels, out, mask8, 1 / 255, peak, colour_map, box)
     return out.permute(2, 0, 1)[None].float() / peak
 
@@ -116,9 +115,8 @@ def main() -> int:
         sides.append(min(real.shape[:2]))
         shape = working_shape(*real.shape[:2], args.size)
         image_low, gt_low = resize(image, shape), resize(gt, shape)
-        coverage = resize(m, shape)
-        m_low = (coverage >= 0.5).float()
-        coverage = coverage / m.amax()  # relative to the mask's strongest value, as Harmonizer reads it
+        m_low = (resize(m, shape) >= 0.5).float()
+        coverage = subject_coverage(m[0, 0], shape)  # as the Harmonizer reads it
         if model is None:
             pred_low = gt_low
         else:

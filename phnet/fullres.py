@@ -16,6 +16,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .compat import widened
+from .imageio.masks import FAINT
+
 METHODS = ("correction", "guided", "resize")
 
 
@@ -78,6 +81,15 @@ def local_affine(
 
 
 MIN_COVERAGE = 0.25  # see unmix: a working pixel's change is multiplied by at most 4
+
+
+def subject_coverage(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """How much of each pixel at the working ``shape`` (1×1×h×w, 0..1) the subject covers: where its H×W mask
+    (any dtype) holds more than a trace (1/64 of its strongest value), soft or not. A mask's own softness (a
+    feather, a mask of 0.4) is for the full-resolution blend to apply, once: read as coverage, it was undone."""
+    wide = widened(mask)
+    solid = (wide > wide.amax().float() * FAINT).to(torch.uint8).mul_(255)
+    return downscale(solid[..., None], 255.0, shape)
 
 
 def unmix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:

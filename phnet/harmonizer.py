@@ -20,8 +20,8 @@ from .compositing import TRANSPARENT_SCENE, visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
 from .fullres import (METHODS, MIN_COVERAGE, apply_in_tiles, bounding_box, downscale, downscale_in_bands,
-                      fill_outside, lift, lift_change, one_thread, resize, tile_pixels, unit_float, unmix,
-                      working_shape)
+                      fill_outside, lift, lift_change, one_thread, resize, subject_coverage, tile_pixels, unit_float,
+                      unmix, working_shape)
 from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
@@ -52,8 +52,8 @@ class LowResolution(NamedTuple):
     """One picture prepared for the network: at the working resolution on the model's device, with its
     binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), where no trace
     of the mask reaches (``untouched``, see :func:`flat_colours`), and how much of each pixel the subject covers
-    (``coverage``, 1×1×h×w, relative to the mask's strongest value; see :func:`~phnet.fullres.unmix`), for the
-    methods that carry the network's change up."""
+    (``coverage``, 1×1×h×w, where the mask holds more than a trace: see :func:`~phnet.fullres.subject_coverage`
+    and :func:`~phnet.fullres.unmix`), for the methods that carry the network's change up."""
 
     image: torch.Tensor
     mask: torch.Tensor
@@ -688,10 +688,7 @@ class Harmonizer:
             untouched &= _mixed_from_one_colour(off, coverage) | most
             share = None
             if self.config.output != "transform" and self.method != "resize":
-                # how much of each pixel the subject covers, read against the mask's strongest value: a mask weaker
-                # everywhere (0.4, say) keeps its weight, which the full-resolution blend applies
-                strength = (mask.amax().float() / mask_peak).clamp(min=1e-6).to(self.device)
-                share = coverage / strength
+                share = subject_coverage(mask, low_shape).to(self.device)
         return LowResolution(image_low, mask_low, box, untouched, share)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:

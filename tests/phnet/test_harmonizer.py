@@ -660,6 +660,42 @@ def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monk
             assert np.median(change[where] / need[where]) == pytest.approx(level, rel=0.1)
 
 
+
+@pytest.mark.parametrize("method", ["correction", "guided"])
+def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say(tiny_model, monkeypatch, method):
+    """The subject's coverage of a working pixel was read off the mask's soft values: a feather's inner half got the
+    whole change (mask 0.7: 1.0), and one full pixel in a mask of 0.4 gave the whole subject the whole change
+    (2.5 times what the report said). Each pixel of the subject gets what its mask says."""
+    from phnet.fullres import downscale
+    from phnet.mask_tools import refine_mask
+
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w]
+    truth = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    truth_low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(h, w, 64))
+    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
+                                                                            torch.full((len(x),), 30.0),
+                                                                            torch.ones(len(x))))
+    rect = np.zeros((h, w), np.float32)
+    rect[120:360, 160:480] = 1
+    composite = np.clip(truth + np.where(rect[..., None] > 0, [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
+    need = truth.round() - composite
+    feathered = refine_mask(rect, feather=30)
+    speck = rect * 0.4
+    speck[240, 320] = 1.0
+    for mask in (feathered, speck):
+        out = harmonizer(composite, mask, threshold=0.0, working_size=64)
+        share = (out.astype(float) - composite)[..., 0] / need[..., 0]
+        for level in (0.5, 0.7, 0.9):  # where the feather holds about that
+            where = (np.abs(mask - level) < 0.03) & (rect > 0)
+            if where.any():
+                assert np.median(share[where]) == pytest.approx(level, abs=0.08), level
+        if mask is speck:
+            away = (rect > 0) & (np.abs(yy - 240) + np.abs(xx - 320) > 40)
+            assert np.median(share[away]) == pytest.approx(0.4, abs=0.05)
+
+
 @pytest.mark.parametrize("network_batch", [1, 3])
 def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_model, network_batch):
     """Method "correction" takes the network's change filled outward from the whole batch's call; the
