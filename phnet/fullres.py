@@ -102,8 +102,10 @@ def unmix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
     (``coverage``, B×1×h×w, 0..1). A pixel the subject covers in part mixes its colours with the background's,
     and its change is that part of the subject's: carried up as it was, the subject's rim and a subject thinner
     than a working pixel got only that part of the correction at full resolution. The floor,
-    ``MIN_COVERAGE``, keeps the network's noise on a pixel the subject barely covers from being blown up."""
-    return change / coverage.clamp(min=MIN_COVERAGE)
+    ``MIN_COVERAGE``, keeps the network's noise on a pixel the subject barely covers from being blown up; a pixel
+    it does not cover at all (a mask's traces alone: a faint part beside a speck 64 times stronger) is left as
+    it is."""
+    return torch.where(coverage > 0, change / coverage.clamp(min=MIN_COVERAGE), change)
 
 
 GUIDED_MIN_PIXELS = 64  # working-size subject pixels a gain is fitted on; fewer lean to the plain change

@@ -684,6 +684,11 @@ def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say
     feathered = refine_mask(rect, feather=30)
     speck = rect * 0.4
     speck[240, 320] = 1.0
+    trace = rect * 0.01  # all of it under 1/64 of the speck: traces, whose change was multiplied by 4
+    trace[240, 320] = 1.0
+    out = harmonizer(composite, trace, threshold=0.0, working_size=64)
+    away = (rect > 0) & (np.abs(yy - 240) + np.abs(xx - 320) > 40)
+    assert np.median(((out.astype(float) - composite)[..., 0] / need[..., 0])[away]) < 0.02
     for mask in (feathered, speck):
         out = harmonizer(composite, mask, threshold=0.0, working_size=64)
         share = (out.astype(float) - composite)[..., 0] / need[..., 0]
@@ -692,7 +697,6 @@ def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say
             if where.any():
                 assert np.median(share[where]) == pytest.approx(level, abs=0.08), level
         if mask is speck:
-            away = (rect > 0) & (np.abs(yy - 240) + np.abs(xx - 320) > 40)
             assert np.median(share[away]) == pytest.approx(0.4, abs=0.05)
 
 
