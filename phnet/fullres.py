@@ -108,6 +108,11 @@ def unmix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
     return torch.where(coverage > 0, change / coverage.clamp(min=MIN_COVERAGE), change)
 
 
+def remix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    """:func:`unmix` undone: the subject's own change as the working pixels show it (what the network proposed)."""
+    return torch.where(coverage > 0, change * coverage.clamp(min=MIN_COVERAGE), change)
+
+
 GUIDED_MIN_PIXELS = 64  # working-size subject pixels a gain is fitted on; fewer lean to the plain change
 
 

@@ -19,9 +19,9 @@ from .compat import autocast_available
 from .compositing import TRANSPARENT_SCENE, visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
-from .fullres import (METHODS, MIN_COVERAGE, apply_in_tiles, bounding_box, downscale, downscale_in_bands,
-                      fill_outside, lift, lift_change, one_thread, resize, subject_coverage, tile_pixels, unit_float,
-                      unmix, working_shape)
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
+                      lift_change, one_thread, remix, resize, subject_coverage, tile_pixels, unit_float, unmix,
+                      working_shape)
 from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
@@ -821,7 +821,7 @@ class Harmonizer:
             else:  # the change itself (filled outward from the subject, for method "correction"); there the
                 change = output  # subject's own (see fullres.unmix), measured as the network proposed it
                 if self.lifts_change and low.coverage is not None:
-                    change = change * low.coverage.to(change.device).clamp(min=MIN_COVERAGE)
+                    change = remix(change, low.coverage.to(change.device))
             return float(correction_size(change, low.mask)[0])
 
         applied = size(correction)

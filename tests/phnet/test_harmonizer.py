@@ -1533,3 +1533,20 @@ def test_a_cut_out_whose_alpha_is_its_subject_is_judged_as_before(harmonizer):
     cut = np.concatenate([rgb * (mask[..., None] > 0), (mask[..., None] * 255)], -1).astype(np.uint8)
     out, (c,) = harmonizer.harmonize(cut, mask)
     assert np.array_equal(out, cut) and c.flat == (0, 0, 0) and "left out of the scene" not in c.describe()
+
+
+def test_a_smoothed_frames_report_measures_its_change_as_the_network_proposed_it():
+    """The report put the subject's own change back to the network's scale by hand, and kept multiplying by 0.25
+    where the change is left as it is (working pixels the subject does not cover: a faint region beside a full
+    speck): half the correction was reported as an eighth."""
+    harmonizer = Harmonizer.from_pretrained(device="cpu", dtype="fp32")
+    pixels = photo(1024, 1024, seed=2) // 4 + np.array([40, 90, 160], np.uint8)  # a scene, not one flat colour
+    pixels[300:700, 350:650] = (220, 170, 120)
+    for level in (1.0, 0.01):  # (at working size 128 the speck covers 1/64 of its pixel: the region counts too)
+        mask = np.zeros((1024, 1024), np.float32)
+        mask[300:700, 350:650] = level
+        mask[40, 40] = 1.0
+        frame = harmonizer.estimate_frame(torch.from_numpy(pixels), 255.0, torch.from_numpy(mask), 1.0, 128,
+                                          threshold=0)
+        half = harmonizer.smoothed_report(frame, frame.correction * 0.5)
+        assert half.smoothed == pytest.approx(frame.report.size / 2, rel=0.01), level
