@@ -314,8 +314,8 @@ def _unopened(folder: Path) -> str:
 
 
 def _mask_only_frames(folder: Path, masks: Path, used: list[Path]) -> list[Path]:
-    """The pictures of ``folder`` in a format read as a mask only (GIF, PBM) that a mask in ``masks`` no composite
-    took is named like: frames of the run, passed over (a preview without a mask of its own is no frame)."""
+    """The GIF and PBM pictures of ``folder`` (formats read as masks only) whose name a mask in ``masks`` that no
+    composite used has: frames of the run, passed over. (A preview without a mask of its own is no frame.)"""
     by_stem: dict[str, set[Path]] = {}
     for m in [*_pictures(masks), *_pictures(masks, MASK_ONLY)]:
         by_stem.setdefault(_folded(m.stem), set()).add(m)

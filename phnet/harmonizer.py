@@ -663,20 +663,20 @@ class Harmonizer:
         home = pixels.device
         with one_thread(home):
             image_low = downscale(pixels[..., :3], peak, low_shape).to(self.device)
-            coverage, subject = _working_mask(mask, mask_peak, low_shape)
-            coverage, mask_low = coverage.to(self.device), subject.to(self.device).float()
+            soft, subject = _working_mask(mask, mask_peak, low_shape)
+            soft, mask_low = soft.to(self.device), subject.to(self.device).float()
             box = bounding_box(mask)
             # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device),
             # or, rounded away altogether (a pixel or two of a big picture), the one under its box's centre
-            largest = coverage.argmax()
+            largest = soft.argmax()
             if box is not None:
                 h, w = low_shape
                 centre = (min(h - 1, (box[0] + box[1]) * h // (2 * pixels.shape[0])) * w
                           + min(w - 1, (box[2] + box[3]) * w // (2 * pixels.shape[1])))
-                largest = torch.where(coverage.amax() > 0, largest, torch.full_like(largest, centre))  # no copy
+                largest = torch.where(soft.amax() > 0, largest, torch.full_like(largest, centre))  # no copy
             largest = torch.zeros_like(mask_low).view(-1).scatter_(0, largest.view(1), 1.0)
             mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
-            untouched = torch.nn.functional.max_pool2d((coverage > 0).float(), 5, stride=1, padding=2) == 0
+            untouched = torch.nn.functional.max_pool2d((soft > 0).float(), 5, stride=1, padding=2) == 0
             # where no trace of the mask is counts as the scene for a cut-out: its edge mixes the subject with
             # that one colour and no more, or it is most of what the binary mask leaves (a mask feathered or
             # grown past the cut-out's own edge) and the mask's faint tail lies on that colour too; a real scene
@@ -684,12 +684,12 @@ class Harmonizer:
             scene = torch.nn.functional.max_pool2d(mask_low, 5, stride=1, padding=2) < 0.5
             most = untouched.float().mean() >= 0.5 * scene.float().mean()
             off = _off_canvas(image_low, untouched)
-            most &= _tail_on_one_colour(off, coverage)
-            untouched &= _mixed_from_one_colour(off, coverage) | most
-            share = None
-            if self.config.output != "transform" and self.method != "resize":
-                share = subject_coverage(mask, low_shape).to(self.device)
-        return LowResolution(image_low, mask_low, box, untouched, share)
+            most &= _tail_on_one_colour(off, soft)
+            untouched &= _mixed_from_one_colour(off, soft) | most
+            coverage = None  # how much of each pixel the subject covers, for the methods that carry a change up:
+            if self.config.output != "transform" and self.method != "resize":  # correction fills it, guided fits it
+                coverage = subject_coverage(mask, low_shape).to(self.device)
+        return LowResolution(image_low, mask_low, box, untouched, coverage)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
         """The share of an H×W×C picture that is background at the working size, as :meth:`prepare_low` makes
