@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from .compat import widened
-from .corrections import MIN_BACKGROUND, TRANSPARENT_SCENE
+from .corrections import MIN_BACKGROUND
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array
 from .imageio.images import _where
 from .imageio.masks import FAINT
 
-__all__ = ["paste_subject", "cut_out_colour", "visible_scene", "ANCHORS", "TRANSPARENT_SCENE"]
+__all__ = ["paste_subject", "cut_out_colour", "visible_scene", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
 ANCHORS: dict[str, tuple[float, float]] = {

@@ -32,7 +32,7 @@ INVISIBLE = 0.5
 # feather 8: 0.82), so only a faint mask reaches it
 FAINT_WEIGHT = 0.7
 # The note on an RGBA composite's picture whose transparent part was not matched (see compositing.visible_scene)
-TRANSPARENT_SCENE = "its transparent part was left out of the scene to match"
+TRANSPARENT_SCENE = "the transparent part was left out of the scene to match"
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from typing import Any, Callable, Iterator, NamedTuple
 import torch
 
 from .compat import autocast_available
-from .compositing import TRANSPARENT_SCENE, visible_scene
+from .compositing import visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
-from .corrections import FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, Correction, log_corrections
+from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
+                          log_corrections)
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
                       lift_change, one_thread, remix, resize, subject_coverage, tile_pixels, unit_float, unmix,
                       working_shape)

@@ -196,7 +196,7 @@ def test_the_transparent_part_of_an_rgba_composite_is_left_out_of_the_scene_to_m
     everything, _ = node.harmonize(phnet_model, rgba[..., :3], subject, threshold=0.0)["result"]
     assert torch.equal(out[..., :3], seen) and not torch.equal(seen, everything)
     assert torch.equal(out[..., 3], alpha)
-    assert line.endswith("; its transparent part was left out of the scene to match")
+    assert line.endswith("; the transparent part was left out of the scene to match")
     # within a reference mask, and in a batch only where some of the transparent part lies outside the mask
     left = torch.zeros(1, 40, 56)
     left[:, :, :10] = left[:, :, 46:] = 1
@@ -207,7 +207,7 @@ def test_the_transparent_part_of_an_rgba_composite_is_left_out_of_the_scene_to_m
     batch, line = node.harmonize(phnet_model, torch.cat([rgba, opaque]), subject, threshold=0.0)["result"]
     alone, plain_line = node.harmonize(phnet_model, opaque, subject, threshold=0.0)["result"]
     assert torch.equal(batch[:1], out) and torch.equal(batch[1:], alone)
-    assert line.endswith("; 1 of 2: its transparent part was left out of the scene to match")
+    assert line.endswith("; 1 of 2: the transparent part was left out of the scene to match")
     assert "left out of the scene" not in plain_line
     # a cut-out (nothing visible outside the mask) is judged as before: one flat colour, left as it was
     cut = torch.cat([img * subject[..., None], subject[..., None]], -1)
@@ -229,7 +229,7 @@ def test_a_mask_with_a_faint_floor_leaves_the_transparent_part_out_of_the_scene_
         out, line = node.harmonize(phnet_model, rgba, mask, threshold=0.0)["result"]
         seen, _ = node.harmonize(phnet_model, rgba[..., :3], mask, threshold=0.0, reference_mask=alpha)["result"]
         assert torch.equal(out[..., :3], seen), floor
-        assert line.endswith("; its transparent part was left out of the scene to match"), floor
+        assert line.endswith("; the transparent part was left out of the scene to match"), floor
 
 
 def test_a_16_bit_mask_on_an_rgba_composite_leaves_its_transparent_part_out_too(nodes, phnet_model, portrait):

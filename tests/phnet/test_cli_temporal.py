@@ -532,11 +532,11 @@ def test_the_transparent_part_of_rgba_frames_is_left_out_of_their_scene_as_the_l
     harmonizer = Harmonizer.from_pretrained(tiny_folder, device="cpu")
     expected, reports = harmonizer.harmonize(frames, _mask() / 255.0, temporal=2.0, threshold=0)
     assert np.abs(results.astype(int) - expected.astype(int)).max() <= 1
-    assert "its transparent part was left out of the scene to match" in printed
+    assert "the transparent part was left out of the scene to match" in printed
     assert all("transparent part" in c.describe() for c in reports)
     one = tmp_path / "one.png"
     assert cli.main(["harmonize", str(comps / "f0.png"), str(masks / "f0.png"), "-o", str(one), "--weights",
                      str(tiny_folder), "--device", "cpu", "--threshold", "0"]) == 0
     alone = harmonizer(frames[0], _mask() / 255.0, threshold=0)
     assert np.abs(np.asarray(Image.open(one)).astype(int) - alone.astype(int)).max() <= 1
-    assert "its transparent part was left out of the scene to match" in capsys.readouterr().out
+    assert "the transparent part was left out of the scene to match" in capsys.readouterr().out

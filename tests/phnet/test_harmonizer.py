@@ -1501,7 +1501,7 @@ def test_the_transparent_part_of_an_rgba_composite_is_not_matched(harmonizer, ca
     everything = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0)
     assert np.array_equal(out[..., :3], seen) and not np.array_equal(seen, everything)
     assert np.array_equal(out[..., 3], rgba[..., 3]) and out.dtype == dtype
-    assert c.describe().endswith("; its transparent part was left out of the scene to match")
+    assert c.describe().endswith("; the transparent part was left out of the scene to match")
     assert caplog.records[-1].levelname == "INFO"  # nothing was ignored: no warning
     # within a reference mask; in a batch, only the pictures with a hidden part outside the subject
     region = np.zeros(mask.shape, bool)
@@ -1513,7 +1513,7 @@ def test_the_transparent_part_of_an_rgba_composite_is_not_matched(harmonizer, ca
     opaque[..., 3] = np.iinfo(dtype).max
     batch, corrections = harmonizer.harmonize(np.stack([rgba, opaque]), mask, threshold=0)
     assert np.array_equal(batch[0], out) and np.array_equal(batch[1], harmonizer(opaque, mask, threshold=0))
-    assert summary(corrections).endswith("; 1 of 2: its transparent part was left out of the scene to match")
+    assert summary(corrections).endswith("; 1 of 2: the transparent part was left out of the scene to match")
 
 
 def test_a_converted_rgba_composite_leaves_its_transparent_part_out_as_a_native_one(harmonizer):

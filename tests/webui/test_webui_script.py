@@ -1241,7 +1241,7 @@ def test_the_subject_is_matched_to_what_an_rgba_images_alpha_shows(webui):
     before = Image.fromarray(rgb)
     before.putalpha(Image.fromarray(alpha))
     after = _postprocess(webui, runner, p, before)
-    assert p.extra_generation_params["PHNet result"].endswith("its transparent part was left out of the scene to "
+    assert p.extra_generation_params["PHNet result"].endswith("the transparent part was left out of the scene to "
                                                               "match")
     m = webui.script_module
     pasted, mask, _ = m._paste_subject(Image.fromarray(rgb), m.Settings(True, "tiny-phnet", 1.0, SUBJECT, _subject(),
