@@ -10,7 +10,7 @@ from trainer.data.common import BadSampleError, load_mask, load_rgb
 
 def read_pair(photo: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read as the trainer reads them (phnet.imageio: EXIF orientation, 16-bit pictures and masks at full range)."""
-    for path in (photo, mask):  # (the trainer's own words for this name its settings and --resume)
+    for path in (photo, mask):  # first: the trainer's message for a missing file names its settings and --resume
         if not path.is_file():
             raise SystemExit(f"error: {path} is missing or a broken link: put it back, or take it and its "
                              f"{'mask' if path == photo else 'photo'} out of the folder")
