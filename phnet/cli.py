@@ -122,19 +122,20 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: b
 
 
 def _looks_like_a_mask(image: np.ndarray) -> bool:
-    """Whether a picture given as a composite is a black-and-white mask: grey (its channels, if more than one,
-    agreeing but for a JPEG's noise), holding two levels only or mostly black and white, both present."""
-    peak = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
-    if image.ndim == 3:
-        colour = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]
-        if (np.ptp(colour, axis=-1) > peak / 32).mean() > 0.01:
-            return False
-        image = colour[..., 0]
-    low, high = image.min(), image.max()
-    if ((image == low) | (image == high)).all():
+    """Whether a picture given as a composite is a mask: two levels only (0/1, 0/255), or a black-and-white
+    painting as a mask file is read (``decode.is_black_and_white``)."""
+    from .imageio.decode import _NOISE, is_black_and_white
+
+    colour = image[..., :3] if image.ndim == 3 else image[..., None]
+    if colour.dtype.kind in "ui":
+        levels = colour // ((np.iinfo(colour.dtype).max + 1) // 256) if colour.dtype.itemsize > 1 else colour
+    else:
+        levels = np.round(np.clip(colour, 0, 1) * 255)
+    levels = levels.astype(np.int16)
+    grey, spread = levels[..., 0], np.ptp(levels, axis=-1)
+    if not (spread > _NOISE).any() and len(np.unique(colour[..., 0])) == 2:
         return True
-    dark, light = image <= peak / 8, image >= peak * 7 / 8
-    return bool(dark.any() and light.any() and (dark | light).mean() >= 0.9)
+    return is_black_and_white(grey, spread > _NOISE)
 
 
 def _check_size(kind: str, path: Path, found: tuple[int, ...], composite: Path, shape: tuple[int, ...],

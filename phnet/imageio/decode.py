@@ -674,6 +674,15 @@ def pil_mask_pixels(image, name: str = "mask") -> np.ndarray:
 _NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
 
 
+def is_black_and_white(grey: np.ndarray, colour: np.ndarray) -> bool:
+    """Whether 8-bit grey pixels are a black-and-white painting (a mask): grey (``colour``, where a pixel's channels
+    differ by more than a JPEG's noise, on at most 1 % of them), mostly black or white (three quarters), both
+    present."""
+    dark, light = grey <= 32, grey >= 223
+    return bool(grey.size and colour.mean() <= 0.01 and (dark | light).mean() >= 0.75 and dark.any()
+                and light.any())
+
+
 class ColourMaskError(ValueError):
     """A mask file that is a colour picture (a photo given where its mask was expected, perhaps)."""
 
@@ -712,10 +721,7 @@ def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
     if (np.abs(painted.astype(np.int16) - alpha) > _NOISE).mean() <= 0.01:
         return alpha
     opaque = alpha == 255
-    ink = grey[opaque]
-    dark, light = ink <= 32, ink >= 223
-    black_and_white = bool(ink.size and colour[opaque].mean() <= 0.01 and (dark | light).mean() >= 0.75
-                           and dark.any() and light.any())
+    black_and_white = is_black_and_white(grey[opaque], colour[opaque])
     few_transparent = 1 - opaque.mean() <= 0.1
     if black_and_white and few_transparent:
         return painted
