@@ -108,6 +108,14 @@ def unmix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
     return torch.where(coverage > 0, change / coverage.clamp(min=MIN_COVERAGE), change)
 
 
+def subject_change(prediction_low: torch.Tensor, composite_low: torch.Tensor, mask_low: torch.Tensor,
+                   coverage: torch.Tensor | None = None) -> torch.Tensor:
+    """The working-size change, the subject's own where ``coverage`` is given (see :func:`unmix`), filled outward
+    from the subject (:func:`fill_outside`): what method "correction" carries to full resolution."""
+    change = prediction_low - composite_low
+    return fill_outside(change if coverage is None else unmix(change, coverage), mask_low)
+
+
 def remix(change: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
     """:func:`unmix` undone: the subject's own change as the working pixels show it (what the network proposed)."""
     return torch.where(coverage > 0, change * coverage.clamp(min=MIN_COVERAGE), change)
@@ -149,8 +157,7 @@ def apply_full_resolution(
     if method == "resize":  # the prediction itself, upscaled: loses the subject's fine detail
         return resize(prediction_low, shape, "bicubic")
     if method == "correction":
-        delta = prediction_low - composite_low
-        delta = fill_outside(delta if coverage is None else unmix(delta, coverage), mask_low)
+        delta = subject_change(prediction_low, composite_low, mask_low, coverage)
         return composite + resize(delta, shape, "bilinear")
     if method == "guided":
         a, b = guided_fit(composite_low, prediction_low, mask_low, coverage)
@@ -408,9 +415,7 @@ def lift(
     columns, H×W×3 float pixels in 0..peak units → the harmonized pixels."""
     columns = (box[2], box[3])
     if method == "correction":
-        change = prediction_low - composite_low
-        change = change if coverage is None else unmix(change, coverage)
-        return lift_change(fill_outside(change, mask_low), shape, box, peak)
+        return lift_change(subject_change(prediction_low, composite_low, mask_low, coverage), shape, box, peak)
     if method == "guided":
         a, b = guided_fit(composite_low, prediction_low, mask_low, coverage)
         a, b = RowUpsampler(_hwc(a), shape, columns), RowUpsampler(_hwc(b), shape, columns)

@@ -20,8 +20,8 @@ from .compositing import visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
                           log_corrections)
-from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, fill_outside, lift,
-                      lift_change, one_thread, remix, resize, subject_coverage, tile_pixels, unit_float, unmix,
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, lift, lift_change,
+                      one_thread, remix, resize, subject_change, subject_coverage, tile_pixels, unit_float,
                       working_shape)
 from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
@@ -1155,8 +1155,7 @@ def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
     (see :func:`~phnet.fullres.unmix`). A pyramid of dozens of small operations, run
     once per network call (and captured with it in a CUDA graph)."""
     with one_thread(image.device):
-        change = output - image
-        return fill_outside(change if coverage is None else unmix(change, coverage), mask)
+        return subject_change(output, image, mask, coverage)
 
 
 def _as_official_tester_reads(image: Any) -> Any:
