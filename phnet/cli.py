@@ -248,6 +248,8 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         if not images:
             raise SystemExit(f"error: no images in {composite}" + (f" that this Pillow opens: {unopened}"
                                                                    if unopened else ""))
+        if unopened and clip:
+            raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {unopened}")
         if unopened:
             print(f"note: left out {unopened}")
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)

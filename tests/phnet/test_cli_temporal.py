@@ -540,3 +540,18 @@ def test_the_transparent_part_of_rgba_frames_is_left_out_of_their_scene_as_the_l
     alone = harmonizer(frames[0], _mask() / 255.0, threshold=0)
     assert np.abs(np.asarray(Image.open(one)).astype(int) - alone.astype(int)).max() <= 1
     assert "the transparent part was left out of the scene to match" in capsys.readouterr().out
+
+
+def test_a_frame_pillow_cannot_open_is_refused_before_any_work_not_passed_over(tmp_path, monkeypatch):
+    """frame5.heic only got a 'left out' note: the clip's frames either side of it were smoothed as neighbours."""
+    from phnet import harmonizer
+
+    monkeypatch.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    comps, masks = _write_clip(tmp_path, frames=3)
+    (comps / "frame5.png").unlink()
+    (comps / "frame5.heic").write_bytes(b"\x00" * 64)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal"])
+    assert str(stop.value).startswith(f"error: a clip's frames may have no gap, and {comps} holds 1 photo this "
+                                      "Pillow cannot open (1 .heic): save it as PNG or JPEG")
+    assert not (tmp_path / "o").exists()
