@@ -108,4 +108,7 @@ def make_prompt(
         raise ValueError("point_labels given without points.")
     if checked_box is None and coords is None:
         raise ValueError("Empty prompt: give a box, points or a mask_prompt.")
+    if checked_box is None and not (labels == 1).any():
+        raise ValueError("Background points alone (label 0) say where the subject is not: add a point on the "
+                         "subject (label 1), a box or a mask_prompt.")
     return SamPrompt((height, width), checked_box, coords, labels)

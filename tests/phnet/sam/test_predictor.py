@@ -319,6 +319,15 @@ def test_labels_that_are_not_0_or_1_are_refused_before_rounding(seg, image):
             seg.predict(points=[(10, 10)], point_labels=labels)
 
 
+def test_background_points_alone_are_refused(seg, image):
+    """Points all labelled 0 with no box gave SAM's guess of a mask, as if the subject had been shown."""
+    seg.set_image(image)
+    with pytest.raises(ValueError, match=r"Background points alone \(label 0\) say where the subject is not"):
+        seg.predict(points=[(10, 10), (5, 5)], point_labels=[0, 0])
+    seg.predict(points=[(10, 10), (5, 5)], point_labels=[1, 0])
+    seg.predict(box=(2, 2, 20, 20), points=[(10, 10)], point_labels=[0])
+
+
 def test_an_interrupt_check_that_returns_a_value_is_fine(tiny_path, image):
     """A forward pre-hook that returns something replaces the block's input: Event.is_set crashed the encode."""
     import threading
