@@ -114,6 +114,9 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
             typed = named
         if typed:
             candidates = typed
+        elif len(candidates) > 1 and all(any(t in plain(n) for t in ("vit_b", "vit_l", "vit_h")) for n in candidates):
+            raise FileNotFoundError(f"No SAM checkpoint in {where} is a {model_type} ({', '.join(candidates)}): "
+                                    f"choose the model type of one of them, or add a {model_type} checkpoint.")
     if len(candidates) > 1:
         # A .safetensors twin of a .pth (the same name), or transformers' model.safetensors beside its
         # pytorch_model.bin, holds the same weights: prefer the safe format. Another SAM beside it is a choice.
@@ -181,6 +184,9 @@ def locate_checkpoint(
         source = unquoted(source)
     path = Path(os.path.expanduser(str(source)))
     if path.is_file():
+        if filename is not None:
+            raise ValueError(f"{path} is a file, and filename={filename!r} names a file inside a folder or Hub repo: "
+                             "leave filename out to load that file, or give its folder.")
         return CheckpointFile(path)
     if path.is_dir():
         if filename is not None:

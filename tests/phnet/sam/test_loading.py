@@ -121,6 +121,27 @@ def test_a_model_type_picks_a_file_by_its_folder_s_name_too():
     assert e.value.choosing("set hub_filename").model_type == "vit_b"
 
 
+def test_a_model_type_no_file_names_is_named_as_missing_not_as_several():
+    """'Several checkpoints ... name its file' was the advice, and the named file was then refused as no vit_l."""
+    from phnet.sam.loading import _pick_checkpoint
+
+    with pytest.raises(FileNotFoundError) as e:
+        _pick_checkpoint(["sam_vit_b_01ec64.safetensors", "sam-vit-huge.safetensors"], "here", "vit_l")
+    assert str(e.value) == ("No SAM checkpoint in here is a vit_l (sam-vit-huge.safetensors, "
+                            "sam_vit_b_01ec64.safetensors): choose the model type of one of them, or add a vit_l "
+                            "checkpoint.")
+    with pytest.raises(SeveralCheckpoints):  # names that say no type: choosing a file is the way
+        _pick_checkpoint(["mine.safetensors", "theirs.safetensors"], "here", "vit_l")
+
+
+def test_a_filename_beside_a_file_is_refused_not_ignored(tmp_path):
+    """filename= was ignored without a word when the source was already a file."""
+    path = save_tiny_sam(tmp_path / "tiny.safetensors")
+    with pytest.raises(ValueError, match=r"is a file, and filename='other.safetensors' names a file inside a "
+                                         r"folder or Hub repo: leave filename out"):
+        SamSegmenter.from_pretrained(path, filename="other.safetensors", device="cpu")
+
+
 def test_a_hub_repo_with_several_checkpoints_names_each_hosts_way_to_choose(tmp_path, monkeypatch):
     """'Pass filename=...' was the library's word: ComfyUI's field is hub_filename, the WebUI's owner/name:FILE."""
     cache = tmp_path / "hf"
