@@ -7,7 +7,7 @@ copy in this folder is used even when another ``phnet`` is installed, and nothin
 by name, as every node pack does. The core is imported when a node runs, so loading the pack is cheap.
 
 Node ids are prefixed ``PHNet`` and are stable: never rename an id or an input, add new optional inputs
-instead.
+instead, after all the others (a saved workflow holds its widgets' values by position).
 """
 
 from __future__ import annotations

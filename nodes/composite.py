@@ -7,7 +7,7 @@ import logging
 import comfy.utils
 import torch
 
-from .masks import check_image, check_mask, clamped, one_per_mask, prepared
+from .masks import MASK_AS_GIVEN, check_image, check_mask, clamped, one_per_mask, prepared
 
 NODE = "PHNet Paste Subject"
 log = logging.getLogger("comfyui-phnet")
@@ -62,10 +62,12 @@ class PHNetPasteSubject:
                                "is resized to it). LoadImage's MASK of an RGBA cut-out is 1 where it is "
                                "transparent: put an InvertMask in between.",
                 }),
+                "mask_as_given": MASK_AS_GIVEN,
             },
         }
 
-    def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None):
+    def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None,
+              mask_as_given=False):
         from ..phnet.compositing import paste_subject
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.compat import widened
@@ -80,7 +82,8 @@ class PHNetPasteSubject:
         masks = None
         if subject_mask is not None:
             subject_mask, note = prepared(subject_mask, subject, "subject_mask",  # a subject upscaled after SAM
-                                          lambda m: check_mask(m, subject, "subject_mask", NODE, whole_ok=True))
+                                          lambda m: check_mask(m, subject, "subject_mask", NODE, whole_ok=True,
+                                                               as_given=bool(mask_as_given)))
             notes += note
             subject = one_per_mask(subject, subject_mask)  # several subjects cut from one picture: one paste each
             try:

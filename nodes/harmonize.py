@@ -7,15 +7,16 @@ import comfy.utils
 import torch
 
 from .loaders import make_room, phnet_memory
-from .masks import (check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask, plain_mask,
-                    prepared)
+from .masks import (MASK_AS_GIVEN, check_image, check_mask, check_mask_size, clamped, mask_count, one_per_mask,
+                    plain_mask, prepared)
 
 
-def _masks(node: str, image, mask, reference_mask, clip: bool = False) -> tuple:
+def _masks(node: str, image, mask, reference_mask, clip: bool = False, as_given: bool = False) -> tuple:
     """(mask, reference_mask, notes): both made ready for ``image`` (see ``masks.prepared``); ``clip``: the masks
-    of a clip's frames, judged together."""
+    of a clip's frames, judged together; ``as_given``: a mask that looks inverted is used as it is."""
     check_image(image, node)
-    mask, notes = prepared(mask, image, "mask", lambda m: check_mask(m, image, "mask", node, clip=clip))
+    mask, notes = prepared(mask, image, "mask",
+                           lambda m: check_mask(m, image, "mask", node, clip=clip, as_given=as_given))
     reference_mask, note = prepared(reference_mask, image, "reference_mask",
                                     lambda m: check_mask_size(m, image, "reference_mask", node))
     return mask, reference_mask, notes + note
@@ -81,7 +82,7 @@ def _inputs(image_tooltip: str) -> dict:
         "mask": ("MASK", {
             "tooltip": "Foreground mask (1 = pasted subject to adjust, 0 = background to keep), the size "
                        "of the image. Load Image's mask is 1 where the PNG is transparent: invert it "
-                       "first (a mask that looks inverted is refused).",
+                       "first (a mask that looks inverted is refused, unless mask_as_given is on).",
         }),
     }
 
@@ -132,11 +133,14 @@ class PHNetHarmonize:
                 "working_size": WORKING_SIZE,
                 "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
                 "threshold": THRESHOLD,
+                "mask_as_given": MASK_AS_GIVEN,
             },
         }
 
-    def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0):
-        mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask)
+    def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0,
+                  mask_as_given=False):
+        mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask,
+                                             as_given=bool(mask_as_given))
         pictures = image.shape[0] if isinstance(image, torch.Tensor) and image.ndim == 4 else None
         image = one_per_mask(image, mask)
         if pictures == 1 and image.shape[0] > 1:
@@ -190,14 +194,16 @@ class PHNetHarmonizeFrames:
                 "working_size": WORKING_SIZE,
                 "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
                 "threshold": THRESHOLD,
+                "mask_as_given": MASK_AS_GIVEN,
             },
         }
 
     def harmonize(self, phnet_model, image, mask, smoothing=3.0, cut_threshold=20.0, causal=False, strength=1.0,
-                  working_size=0, reference_mask=None, threshold=-1.0):
+                  working_size=0, reference_mask=None, threshold=-1.0, mask_as_given=False):
         from ..phnet.temporal import Temporal
 
-        mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask, clip=True)
+        mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask, clip=True,
+                                             as_given=bool(mask_as_given))
         _check_counts("PHNet Harmonize Frames", image, "frame", mask=mask, reference_mask=reference_mask)
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)

@@ -7,7 +7,8 @@ so it names the node to add or the picture to fix. Converting masks is not done 
 Why a likely inverted mask is refused and not quietly inverted: a ComfyUI graph says what happens
 to a picture, and users fix wiring by reading it; an automatic flip would make the same graph do
 opposite things on different pictures, and would flip the rare mask that really is meant that way.
-The refusal names the core InvertMask node, which is the one-click fix.
+The refusal names the core InvertMask node, which is the one-click fix, and the node's mask_as_given input,
+which uses such a mask as it is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ NO_ALPHA_SIDE = 64
 # How far outside 0..1 an IMAGE or MASK from a node that does not clamp its output may reach: a bicubic
 # upscale (core Upscale Image, ImageScale) of a hard edge overshoots by up to about 0.2.
 UNCLAMPED = 0.25
+# The input that turns the inverted-mask check off; after every other input of its node, as a saved workflow
+# holds its widgets' values by position.
+MASK_AS_GIVEN = ("BOOLEAN", {
+    "default": False,
+    "tooltip": "Use a mask that looks inverted as it is, e.g. two subjects at the picture's sides with the scene "
+               "between them (off: such a mask is refused, to be put through InvertMask).",
+})
 
 
 def _hw(t: torch.Tensor) -> tuple[int, int]:
@@ -185,12 +193,13 @@ def _unit(frames: torch.Tensor, name: str, node: str) -> torch.Tensor:
 
 
 def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *, whole_ok: bool = False,
-               clip: bool = False) -> None:
+               clip: bool = False, as_given: bool = False) -> None:
     """Refuse a MASK that cannot be what the user meant for ``image`` (shapes as ComfyUI passes them).
     ``whole_ok``: a mask of the whole picture is meant (a subject cut out as its whole rectangle). A batch, or
     with ``clip`` a clip's frames, is judged as a whole: a subject may fill a picture or two (walking into the
     camera), which the library leaves as they were; it is refused when every mask is whole, or when one looks
-    inverted (most, in a clip, where the subject may rightly fill much of a frame)."""
+    inverted (most, in a clip, where the subject may rightly fill much of a frame). ``as_given``: a mask that
+    looks inverted is used all the same (the node's mask_as_given)."""
     from ..phnet.mask_tools import looks_inverted
 
     mask = plain_mask(mask, image)
@@ -210,7 +219,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             "SAM Segment that found nothing (check its box or points).")
     whole, inverted = [], []
     for i, m in enumerate(frames):
-        shares = looks_inverted(m)
+        shares = None if as_given else looks_inverted(m)
         if (m >= 0.5).all():
             whole.append(i)
         elif shares is not None:
@@ -226,9 +235,11 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
                  f"'{name}'{which(i)} covers {area:.0%} of the picture and {border:.0%} of its border")
         raise ValueError(
             f"{node}: {share}, so {'they look' if clip and several else 'it looks'} inverted: 1 (white) must mark the "
-            f"subject, 0 (black) the background. Put an InvertMask node in front of {node}. The usual causes: Load "
-            "Image's MASK is 1 where a PNG is transparent (an RGBA cut-out), and a mask file painted with a black "
-            "subject on white, loaded with Load Image (as Mask)."
+            f"subject, 0 (black) the background. Put an InvertMask node in front of {node}, or, if "
+            f"{'they are' if clip and several else 'it is'} right (subjects at the picture's sides with the scene "
+            "between them), turn on mask_as_given. The usual causes: Load Image's MASK is 1 where a PNG is "
+            "transparent (an RGBA cut-out), and a mask file painted with a black subject on white, loaded with Load "
+            "Image (as Mask)."
         )
     if len(whole) == subjects and not whole_ok:  # inverting it would leave nothing
         every = (" in every frame" if clip else " in every picture of the batch") if several else ""

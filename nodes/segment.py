@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 
 from .loaders import SAM_TYPE, PHNetSAM
-from .masks import check_image, check_mask_size, clamped, mask_count, one_per_mask, prepared
+from .masks import MASK_AS_GIVEN, check_image, check_mask_size, clamped, mask_count, one_per_mask, prepared
 
 log = logging.getLogger("comfyui-phnet")
 
@@ -186,11 +186,17 @@ class PHNetSAMSegment:
                                "mask is shared by the whole batch). Where it is empty, that image's mask is empty (no "
                                "subject there), whatever the points say.",
                 }),
+                "mask_as_given": (MASK_AS_GIVEN[0], {
+                    **MASK_AS_GIVEN[1],
+                    "tooltip": "Use a guide_mask that looks inverted as it is, e.g. two subjects at the picture's "
+                               "sides with the scene between them, whose box spans them both (off: such a guide is "
+                               "refused, to be put through InvertMask).",
+                }),
             },
         }
 
     def segment(self, sam_model, image, box="", positive_points="", negative_points="", multimask=False,
-                threshold=0.0, grow=0, feather=0.0, guide_mask=None):
+                threshold=0.0, grow=0, feather=0.0, guide_mask=None, mask_as_given=False):
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.imageio.masks import FAINT
         from ..phnet.sam.predictor import check_encodable, interrupt_points
@@ -217,14 +223,15 @@ class PHNetSAMSegment:
                 guides = mask_to_tensor(guide_mask, b, h, w, "guide_mask")[:, 0]
             except ValueError as e:
                 raise ValueError(f"PHNet SAM Segment: {e}") from None
-            inverted = [i for i, g in enumerate(guides) if looks_inverted(g)]
+            inverted = [] if mask_as_given else [i for i, g in enumerate(guides) if looks_inverted(g)]
             if inverted:
                 which = f" ({item} {inverted[0]} of the batch)" if count > 1 else ""
                 raise ValueError(
                     f"PHNet SAM Segment: 'guide_mask'{which} covers "
                     "most of the picture and of its border, so it looks inverted and its box would be the whole "
                     "picture: put an InvertMask node in front of guide_mask (Load Image's MASK is 1 where a PNG is "
-                    "transparent)")
+                    "transparent), or, if it is right (subjects at the picture's sides with the scene between "
+                    "them), turn on mask_as_given")
             # a guide this faint beside the batch's others is a detector's "nobody here": its box would be its noise's
             strongest = guides.flatten(1).amax(1)
             faint = strongest < FAINT * strongest.max()

@@ -169,6 +169,30 @@ def test_a_clip_is_judged_as_a_whole_a_subject_may_fill_a_frame(nodes, phnet_mod
                                                                              torch.ones(48, 64)]))
 
 
+def test_mask_as_given_uses_a_mask_that_looks_inverted_as_it_is(nodes, phnet_model):
+    """Two subjects at the picture's sides with the scene between them look like a cut-out's transparent part:
+    refused with the fix and the way round it, and used as it is with mask_as_given on."""
+    image = torch.rand(3, 48, 64, 3)
+    sides = torch.zeros(3, 48, 64)
+    sides[:, :, :20] = sides[:, :, 44:] = 1
+    harmonize, frames = nodes["PHNetHarmonize"].harmonize, nodes["PHNetHarmonizeFrames"].harmonize
+    runs = {"PHNet Harmonize": lambda **kw: harmonize(phnet_model, image, sides, threshold=0, **kw)["result"][0],
+            "PHNet Harmonize Frames": lambda **kw: frames(phnet_model, image, sides, threshold=0, **kw)["result"][0],
+            "PHNet Paste Subject": lambda **kw: nodes["PHNetPasteSubject"].paste(image, image, subject_mask=sides,
+                                                                                 **kw)[1]}
+    for node, run in runs.items():
+        with pytest.raises(ValueError, match=rf"Put an InvertMask node in front of {node}, or, if (it is|they are) "
+                                             r"right \(subjects at the picture's sides with the scene between "
+                                             r"them\), turn on mask_as_given\."):
+            run()
+    assert torch.equal(runs["PHNet Paste Subject"](mask_as_given=True), sides)
+    for node in ("PHNet Harmonize", "PHNet Harmonize Frames"):
+        out = runs[node](mask_as_given=True)
+        assert torch.equal(out[..., 25:40, :], image[..., 25:40, :]) and not torch.equal(out, image)
+    with pytest.raises(ValueError, match="covers the whole picture"):  # the other checks still hold
+        harmonize(phnet_model, image, torch.ones(3, 48, 64), mask_as_given=True)
+
+
 def test_an_inverted_clip_whose_subject_leaves_a_frame_is_named_inverted(nodes, phnet_model):
     """The frame without the subject has an all-1 inverted mask: it is no reason to call the clip's masks whole."""
     image = torch.rand(4, 48, 64, 3)

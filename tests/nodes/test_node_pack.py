@@ -56,16 +56,18 @@ def test_node_definitions_are_well_formed(pack):
 
 
 def test_stable_interface(pack):
-    """Saved workflows refer to these ids and input names: never rename, only add optional inputs."""
+    """Saved workflows refer to these ids and input names, and hold widget values by position: never rename, only
+    add optional inputs, after the others."""
     expected = {
         "PHNetModelLoader": ["model_name", "hub_repo_id", "device", "dtype"],
         "PHNetSAMLoader": ["model_name", "hub_repo_id", "hub_filename", "model_type", "device"],
         "PHNetSAMSegment": ["sam_model", "image", "box", "positive_points", "negative_points", "multimask",
-                            "threshold", "grow", "feather", "guide_mask"],
-        "PHNetPasteSubject": ["background", "subject", "x", "y", "scale", "anchor", "subject_mask"],
-        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size", "reference_mask", "threshold"],
+                            "threshold", "grow", "feather", "guide_mask", "mask_as_given"],
+        "PHNetPasteSubject": ["background", "subject", "x", "y", "scale", "anchor", "subject_mask", "mask_as_given"],
+        "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size", "reference_mask", "threshold",
+                           "mask_as_given"],
         "PHNetHarmonizeFrames": ["phnet_model", "image", "mask", "smoothing", "cut_threshold", "causal", "strength",
-                                 "working_size", "reference_mask", "threshold"],
+                                 "working_size", "reference_mask", "threshold", "mask_as_given"],
     }
     for node_id, names in expected.items():
         spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()

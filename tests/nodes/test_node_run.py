@@ -703,6 +703,20 @@ def test_an_inverted_or_faint_guide_mask_and_a_half_precision_sam_are_named(node
         nodes["PHNetSAMSegment"].segment(build_tiny_sam().to(torch.bfloat16), img[:1], box="10,5,50,40")
 
 
+def test_a_guide_mask_that_looks_inverted_is_used_as_given_when_asked(nodes, sam_model, portrait):
+    """Two subjects at the picture's sides: the guide looks inverted, is refused with the way round it, and with
+    mask_as_given its box (spanning both) prompts SAM."""
+    img, _ = portrait(b=1)
+    sides = torch.zeros(img.shape[:3])
+    sides[:, :, :20] = sides[:, :, -20:] = 1
+    with pytest.raises(ValueError, match=r"InvertMask node in front of guide_mask .*, or, if it is right \(subjects "
+                                         r"at the picture's sides with the scene between them\), turn on "
+                                         r"mask_as_given"):
+        nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=sides)
+    (masks,) = nodes["PHNetSAMSegment"].segment(sam_model, img, guide_mask=sides, mask_as_given=True)
+    assert masks.shape == sides.shape
+
+
 def test_sam_segment_names_its_own_inputs_and_says_why_a_mask_came_out_empty(nodes, sam_model, portrait, caplog,
                                                                             monkeypatch):
     """An empty result (SAM found nothing, or grow shrank it away) was left for Harmonize to blame on the box; one

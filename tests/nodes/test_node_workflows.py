@@ -76,8 +76,10 @@ def _is_widget(decl):
     return isinstance(decl[0], list) or decl[0] in WIDGET_TYPES
 
 
-def ui_to_api(ui: dict, classes: dict) -> dict:
-    """Convert like the frontend does: widget values by position (skipping UI-only extras), links by id."""
+def ui_to_api(ui: dict, classes: dict, saved_before: bool = False) -> dict:
+    """Convert like the frontend does: widget values by position (skipping UI-only extras), links by id.
+    ``saved_before``: a widget past the saved values keeps its default, as the frontend leaves a widget added
+    after the workflow was saved."""
     links = {l[0]: l for l in ui["links"]}
     prompt = {}
     for node in ui["nodes"]:
@@ -93,8 +95,8 @@ def ui_to_api(ui: dict, classes: dict) -> dict:
                 link = links[socket_links[name]]
                 inputs[name] = [str(link[1]), link[2]]
             elif _is_widget(decl):
-                inputs[name] = values.pop(0)
                 opts = decl[1] if len(decl) > 1 else {}
+                inputs[name] = opts["default"] if saved_before and not values else values.pop(0)
                 if opts.get("control_after_generate"):
                     values.pop(0)  # "fixed"/"randomize", right after its widget
                 upload = upload or bool(opts.get("image_upload"))
@@ -141,6 +143,18 @@ def test_ui_and_api_describe_the_same_graph(name, classes):
     api = _api(name)
     stripped = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
     assert ui_to_api(_ui(name), classes) == stripped
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_workflow_saved_before_mask_as_given_keeps_its_values(name, classes):
+    """A saved workflow holds its widgets' values by position: mask_as_given, added after them all, leaves every
+    saved value on its widget and comes in off."""
+    ui = _ui(name)
+    for node in ui["nodes"]:
+        if node["type"] != "Note" and "mask_as_given" in dict(_inputs(classes[node["type"]])):
+            assert _inputs(classes[node["type"]])[-1][0] == "mask_as_given" and node["widgets_values"][-1] is False
+            node["widgets_values"].pop()
+    assert ui_to_api(ui, classes, saved_before=True) == ui_to_api(_ui(name), classes)
 
 
 @pytest.mark.parametrize("name", NAMES)
