@@ -200,7 +200,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     camera), which the library leaves as they were; it is refused when every mask is whole, or when one looks
     inverted (most, in a clip, where the subject may rightly fill much of a frame). ``as_given``: a mask that
     looks inverted is used all the same (the node's mask_as_given)."""
-    from ..phnet.mask_tools import looks_inverted
+    from ..phnet.mask_tools import inverted_masks
 
     mask = plain_mask(mask, image)
     if mask is None:
@@ -217,18 +217,13 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, its MASK "
             "through InvertMask, or a black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet "
             "SAM Segment that found nothing (check its box or points).")
-    whole, inverted = [], []
-    for i, m in enumerate(frames):
-        shares = None if as_given else looks_inverted(m)
-        if (m >= 0.5).all():
-            whole.append(i)
-        elif shares is not None:
-            inverted.append((i, *shares))
+    whole = [i for i, m in enumerate(frames) if bool((m >= 0.5).all())]
     subjects = sum(bool(m.amax() > 0) for m in frames)
     several = len(frames) > 1
     item = "mask" if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] == 1 else "image"
     which = (lambda i: f" ({item} {i} of the batch)") if several and not clip else (lambda i: "")
-    if inverted and (2 * len(inverted) > subjects or not clip):  # a frame it leaves whole is inverted too
+    inverted = [] if as_given else inverted_masks(frames, clip)
+    if inverted:  # a frame it leaves whole is inverted too
         i, area, border = inverted[0]
         share = (f"{len(inverted)} of the {len(frames)} frames' masks cover most of the picture and its border"
                  if clip and several else

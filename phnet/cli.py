@@ -113,7 +113,7 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: b
                              "then its mask") from None
         raise
     _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
-    inverted = None if clip or as_given else looks_inverted(m)  # a clip's frame may rightly be mostly subject
+    inverted = None if clip or as_given else looks_inverted(m)  # a clip is judged as a whole (_refuse_inverted_clip)
     if inverted is not None:  # (subjects at both sides with the scene between them look the same: hence the flag)
         raise ValueError(f"mask {mask} covers {inverted[0]:.0%} of the picture and {inverted[1]:.0%} of its border, "
                          "so it looks inverted: white must mark the subject, black the background; invert it, or, if "
@@ -704,6 +704,47 @@ def _reference_for(job: _Job, shape: tuple[int, ...]) -> np.ndarray | None:
     return reference
 
 
+def _clip_levels(jobs: list[_Job]) -> bool:
+    """Whether a clip's mask files (or alphas) are read on their dtype's scale (``levels``), as the library reads a
+    clip's masks on one scale: a frame whose values stop at 1 (a matte's specks once the subject left) is 1/255
+    when another frame's go higher, not a 0/1 mask."""
+    from .imageio.masks import integer_levels_above_one
+
+    return any(integer_levels_above_one(job.mask) if job.mask is not None else
+               integer_levels_above_one(job.composite, alpha=True) for job in jobs)
+
+
+def _refuse_inverted_clip(jobs: list[_Job]) -> None:
+    """A clip whose mask files mostly look inverted is refused before any frame is harmonized, as the Harmonize
+    Frames node refuses it: judged as a whole (``mask_tools.inverted_masks``), since a frame may rightly be mostly
+    subject. Only the mask files are read, one at a time."""
+    from .imageio import read_mask
+    from .mask_tools import inverted_masks
+
+    jobs = sorted((job for job in jobs if job.mask is not None), key=lambda job: _natural_key(job.composite))
+    levels = _clip_levels(jobs)
+
+    def masks():
+        for job in jobs:
+            try:
+                yield read_mask(job.mask, levels=levels)
+            except (ValueError, OSError):  # its frame's own read names it, and leaves it out
+                yield np.zeros((1, 1), np.float32)
+
+    inverted = inverted_masks(masks(), clip=True)
+    if not inverted:
+        return
+    i, area, border = inverted[0]
+    if len(jobs) > 1:
+        raise SystemExit(f"error: {len(inverted)} of the {len(jobs)} frames' masks cover most of the picture and of "
+                         f"its border ({jobs[i].mask}: {area:.0%} and {border:.0%}), so they look inverted: white "
+                         "must mark the subject, black the background; invert them, or, if they are right "
+                         "(subjects at the picture's sides), add --mask-as-given")
+    raise SystemExit(f"error: mask {jobs[i].mask} covers {area:.0%} of the picture and {border:.0%} of its border, so "
+                     "it looks inverted: white must mark the subject, black the background; invert it, or, if it is "
+                     "right (subjects at the picture's sides), add --mask-as-given")
+
+
 def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:
     """Each frame is read twice: to estimate its correction, and to apply the smoothed one once it is final
     (a few frames later). Only the window's low-resolution corrections are held, whatever the clip's length."""
@@ -714,7 +755,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     from .compositing import visible_scene
     from .corrections import MIN_BACKGROUND, TRANSPARENT_SCENE, Correction
     from .imageio import mask_to_tensor
-    from .imageio.masks import FAINT, integer_levels_above_one
+    from .imageio.masks import FAINT
 
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
@@ -728,10 +769,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
         pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True, allow_empty=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
-    # a clip's mask files (or alphas) on one scale, as the library reads a clip's masks: a frame whose values stop
-    # at 1 (a matte's specks once the subject left) is 1/255 when another frame's go higher, not a 0/1 mask
-    levels = any(integer_levels_above_one(job.mask) if job.mask is not None else
-                 integer_levels_above_one(job.composite, alpha=True) for job in jobs)
+    levels = _clip_levels(jobs)
     smoother = temporal.Smoother(settings)
     frames: list[_Job] = []  # the frames the smoother holds, by its index
     held: dict[int, temporal.FrameEstimate] = {}
@@ -923,6 +961,8 @@ def harmonize(args: argparse.Namespace) -> int:
 
         cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
         Temporal(window=args.temporal, cut_threshold=cut)
+        if not args.mask_as_given:
+            _refuse_inverted_clip(jobs)
     if args.reference and args.mode != "full":
         raise SystemExit("error: --reference works with --mode full only")
     if args.method is not None and args.mode != "full":  # the official pipeline resizes the whole blend back
@@ -1120,7 +1160,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     h.add_argument("--mask-as-given", action="store_true",
                    help="use a mask that covers most of the picture and of its border with a hole in the middle, "
-                   "which is refused as looking inverted (subjects at both sides of the picture look the same)")
+                   "which is refused as looking inverted (with --temporal, when most frames' masks do; subjects at "
+                   "both sides of the picture look the same)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--threshold", type=float, metavar="RMS",
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "

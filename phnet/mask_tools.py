@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .imageio import mask_to_array
 
-__all__ = ["gaussian_blur", "refine_mask", "mask_bbox", "looks_inverted"]
+__all__ = ["gaussian_blur", "refine_mask", "mask_bbox", "looks_inverted", "inverted_masks"]
 
 
 def _number(value, what: str, low: float | None = None, high: float | None = None) -> float:
@@ -194,3 +194,17 @@ def looks_inverted(mask_hw: Any) -> tuple[float, float] | None:
     if INVERTED_AREA <= area < 1.0 and border >= INVERTED_BORDER and middle < 0.5:
         return area, border
     return None
+
+
+def inverted_masks(masks: Iterable[Any], clip: bool = False) -> list[tuple[int, float, float]]:
+    """The masks of a batch that look inverted (:func:`looks_inverted`), as (index, area, border), when they are
+    reason to refuse the batch; else []. A batch is refused for one such mask; a clip's frames, judged as a whole,
+    when most of its masks that mark a subject look inverted (a subject may rightly fill much of a frame, walking
+    into the camera). ``masks`` are H×W on the 0..1 scale, and may be read one at a time (a generator)."""
+    inverted, subjects = [], 0
+    for i, m in enumerate(masks):
+        subjects += bool((m > 0).any())
+        shares = looks_inverted(m)
+        if shares is not None:
+            inverted.append((i, *shares))
+    return inverted if inverted and (not clip or 2 * len(inverted) > subjects) else []

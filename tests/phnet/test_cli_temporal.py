@@ -201,6 +201,35 @@ def test_no_input_is_written_to_references_and_hard_links_included(tiny_folder, 
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
+def test_a_clip_whose_masks_mostly_look_inverted_is_refused_before_the_weights_load(tiny_folder, tmp_path,
+                                                                                      monkeypatch):
+    """A clip's frames were never judged for an inverted mask (a black-subject masks folder harmonized every
+    frame's background); it is judged as a whole, as the Harmonize Frames node judges it."""
+    from phnet import harmonizer
+
+    comps, masks = _write_clip(tmp_path, frames=4, cut_at=4)
+    for t in range(3):
+        Image.fromarray(255 - _mask()).save(masks / f"frame{t * 5}.png")
+    (masks / "frame15.png").write_bytes(b"not a picture")  # its own frame's run names it
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+        with pytest.raises(SystemExit) as stop:
+            _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal")
+        assert str(stop.value) == (
+            f"error: 3 of the 4 frames' masks cover most of the picture and of its border ({masks / 'frame0.png'}: "
+            "80% and 100%), so they look inverted: white must mark the subject, black the background; invert them, "
+            "or, if they are right (subjects at the picture's sides), add --mask-as-given")
+        for name in ("frame5.png", "frame10.png", "frame15.png"):
+            (comps / name).unlink()
+        with pytest.raises(SystemExit, match=r"error: mask .*frame0.png covers 80% of the picture and 100% of its "
+                                             r"border, so it looks inverted: .*invert it, or, if it is right"):
+            _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal")
+    assert not out.exists()
+    assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "--mask-as-given") == 0
+    assert [p.name for p in out.iterdir()] == ["frame0.png"]
+
+
 def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(tiny_folder, tmp_path, capsys):
     """A frame the subject fills, or only an edge of it enters, is part of a clip: such frames failed, and the
     written sequence had gaps where the library and the node leave them as they were."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phnet.mask_tools import gaussian_blur, looks_inverted, mask_bbox, refine_mask
+from phnet.mask_tools import gaussian_blur, inverted_masks, looks_inverted, mask_bbox, refine_mask
 
 
 def _square(size=40, lo=15, hi=25):
@@ -173,3 +173,13 @@ def test_looks_inverted_takes_a_cut_outs_transparent_part_not_a_subject_filling_
     face = np.ones((40, 40), np.float32)
     face[:8, :8] = face[:8, -8:] = face[-8:, :8] = face[-8:, -8:] = 0  # fills its picture but for its corners
     assert looks_inverted(face) is None
+
+
+def test_inverted_masks_refuse_a_batch_for_one_and_a_clip_for_most_of_those_with_a_subject():
+    m = _square()
+    empty, whole = np.zeros_like(m), np.ones_like(m)  # a frame the subject left: inverted, it is whole
+    assert inverted_masks([m, 1 - m]) == [(1, pytest.approx(0.9375), 1.0)]
+    assert inverted_masks([m, 1 - m], clip=True) == []  # one of two: a subject may fill a frame
+    assert [i for i, *_ in inverted_masks(iter([1 - m, empty, 1 - m, whole]), clip=True)] == [0, 2]  # 2 of 3
+    assert inverted_masks([m, m, 1 - m], clip=True) == [] and inverted_masks([m, m]) == []
+    assert inverted_masks([torch.from_numpy(1 - m)] * 2, clip=True)[0][1:] == pytest.approx((0.9375, 1.0))
