@@ -652,7 +652,7 @@ def _harmonize_one(harmonizer, job: _Job, args: argparse.Namespace, say) -> None
     reference = _reference_for(job, image.shape)
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
                                                working_size=args.working_size, reference_mask=reference,
-                                               threshold=args.threshold)
+                                               threshold=args.threshold, mask_is_alpha=args.mask_is_alpha)
     left = _save(result, job.target, keep)
     compare_left = _compare(job, image, result, mask, corrections, keep)  # the files first, then the words
     say(f"{job.composite.name}: {_verdict(corrections, harmonizer)}")
@@ -843,7 +843,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
                 reference = region[0]
             with torch.inference_mode():
                 found = harmonizer.estimate_frame(pixels, peak, masks, mask_peak, size, reference, args.threshold,
-                                                  args.strength, reference_peak)
+                                                  args.strength, reference_peak, args.mask_is_alpha)
             if scene is not None:
                 found.report = dataclasses.replace(found.report, notes=(*found.report.notes, TRANSPARENT_SCENE))
             if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
@@ -1162,6 +1162,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use a mask that covers most of the picture and of its border with a hole in the middle, "
                    "which is refused as looking inverted (with --temporal, when most frames' masks do; subjects at "
                    "both sides of the picture look the same)")
+    h.add_argument("--mask-is-alpha", action="store_true",
+                   help="the subject was pasted with this mask as its alpha (its soft edge mixes subject and "
+                   "background), so that edge gets its whole change; without it a soft edge is read as a feather "
+                   "(methods correction and guided)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--threshold", type=float, metavar="RMS",
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "

@@ -54,7 +54,8 @@ class LowResolution(NamedTuple):
     binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), where no trace
     of the mask reaches (``untouched``, see :func:`flat_colours`), and how much of each pixel the subject covers
     (``coverage``, 1×1×h×w, where the mask holds more than a trace: see :func:`~phnet.fullres.subject_coverage`
-    and :func:`~phnet.fullres.unmix`), for the methods that carry the network's change up."""
+    and :func:`~phnet.fullres.unmix`; the mask's own values where it is the composite's alpha), for the methods that
+    carry the network's change up."""
 
     image: torch.Tensor
     mask: torch.Tensor
@@ -363,6 +364,7 @@ class Harmonizer:
         temporal: Any = None,
         threshold: float | None = None,
         measure: bool = True,
+        mask_is_alpha: bool = False,
     ) -> Harmonized:
         """Like calling the Harmonizer, and also says per image how much the subject changed.
 
@@ -372,6 +374,12 @@ class Harmonizer:
         show (``Correction.shown``), or where the result went through the working size (the whole picture in
         mode "official", the subject with methods "resize" and "guided") the change in it
         (``Correction.resampled``); False spares that pass (a benchmark of the official pipeline).
+
+        ``mask_is_alpha``: the subject was pasted with this mask as its alpha (composite = a·subject + (1 − a)·
+        background, as :func:`phnet.compositing.paste_subject` makes it), so a soft edge's colours are part
+        background and it gets the subject's whole change (methods "correction" and "guided"). False (default): a
+        soft edge is a feather, which blends the change by its value (a pasted subject's wide soft edge then gets
+        about 0.8 of its change); a mask cannot tell the two apart, and True would undo a feather.
 
         In mode "full" an RGBA composite's subject is matched to the part of its background that its alpha shows
         (within ``reference_mask``, where given): what lies under alpha 0 is seen by nobody (see
@@ -393,7 +401,7 @@ class Harmonizer:
             _check_picture_size(*rgb.shape[-2:])
             masks = mask_to_tensor(mask, rgb.shape[0], rgb.shape[-2], rgb.shape[-1])
             out, corrections = self._harmonize_tensor(rgb, masks, strength, mode, size, progress, threshold,
-                                                      allow_empty=True)
+                                                      allow_empty=True, mask_is_alpha=mask_is_alpha)
             if measure:  # on the pixels handed back: rounded to the caller's levels
                 corrections = self.measured(corrections, mode, rgb.permute(0, 2, 3, 1),
                                              as_returned(out, form).permute(0, 2, 3, 1), masks[:, 0], 1.0, 1.0)
@@ -415,13 +423,13 @@ class Harmonizer:
                     references, narrowed = scene
             if guided or narrowed:  # one frame after another: the same prepare / estimate / apply, smoothed between
                 corrections = self._harmonize_frames(pixels, peak, masks, mask_peak, out, as_temporal(temporal),
-                                                     references, strength, size, progress, threshold)
+                                                     references, strength, size, progress, threshold, mask_is_alpha)
             elif mode == "official":
                 corrections = self._official_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
                                                     threshold)
             else:
                 corrections = self._harmonize_pixels(pixels, peak, masks, mask_peak, out, strength, size, progress,
-                                                     threshold)
+                                                     threshold, mask_is_alpha)
             if measure:  # (a clip's frames carry their masks' weight from estimate_frames already)
                 shown = finish.returned(out) if hasattr(finish, "returned") else out  # a converted input's levels
                 corrections = self.measured(corrections, mode, pixels, shown, masks, peak, mask_peak, weigh=not clip)
@@ -509,19 +517,21 @@ class Harmonizer:
         mode: str = "full",
         working_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        mask_is_alpha: bool = False,
     ) -> torch.Tensor:
         """B×3×H×W float images in [0, 1] and B×1×H×W masks (float in [0, 1], or 0/1 integer or bool) →
         harmonized B×3×H×W (on the input's device); a picture whose mask is empty comes back as it was (only a
         batch whose every mask is empty is refused). 8- and 16-bit pictures and masks go to ``harmonizer(image,
-        mask)``, which reads them as they are."""
+        mask)``, which reads them as they are. ``mask_is_alpha``: see :meth:`harmonize`."""
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
         out, corrections = self._harmonize_tensor(images, masks, strength, mode, size, progress, None,
-                                                  allow_empty=True)
+                                                  allow_empty=True, mask_is_alpha=mask_is_alpha)
         log_corrections(_weighed(corrections, mode, masks[:, 0], 1.0))  # as every call says what it left
         return out
 
-    def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold, allow_empty=False):
+    def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold, allow_empty=False,
+                          mask_is_alpha=False):
         """The result is made outside inference mode and written inside it: a caller may change it in place or
         use it with autograd, as any tensor of theirs."""
         _check_pair(images, masks, allow_empty)
@@ -529,7 +539,7 @@ class Harmonizer:
             out = images.detach().clone()
             pixels = images.detach().permute(0, 2, 3, 1)
             corrections = self._harmonize_pixels(pixels, 1.0, masks[:, 0], 1.0, out.permute(0, 2, 3, 1), strength,
-                                                 size, progress, threshold)
+                                                 size, progress, threshold, mask_is_alpha)
             return out, corrections
         images = images.detach()
         out, corrections = images.clone(), []
@@ -590,6 +600,7 @@ class Harmonizer:
         size: int,
         progress: Callable[[int, int], None] | None,
         threshold: float | None = None,
+        mask_is_alpha: bool = False,
     ) -> list[Correction]:
         """B×H×W×C ``pixels`` (any dtype, ``peak`` = full intensity) and B×H×W ``masks`` → ``out``
         (same shape and dtype, a copy of ``pixels``), rewritten inside the masks only.
@@ -607,7 +618,7 @@ class Harmonizer:
         for start in range(0, len(subjects), chunk):
             rows = subjects[start : start + chunk]
             staged = [self.staged(pixels[i], masks[i]) for i in rows]
-            lows = [self.prepare_low(p, peak, m, mask_peak, size) for p, m in staged]
+            lows = [self.prepare_low(p, peak, m, mask_peak, size, mask_is_alpha) for p, m in staged]
             outputs, found = self.estimate_batch(torch.cat([low.image for low in lows]),
                                                  torch.cat([low.mask for low in lows]),
                                                  untouched=torch.cat([low.untouched for low in lows]),
@@ -655,9 +666,10 @@ class Harmonizer:
         device = self.full_resolution_device(pixels)
         return pixels.to(device), mask.to(device)
 
-    def prepare_low(self, pixels, peak, mask, mask_peak, size) -> "LowResolution":
+    def prepare_low(self, pixels, peak, mask, mask_peak, size, mask_is_alpha=False) -> "LowResolution":
         """One H×W×C picture (any dtype, ``peak`` = full intensity) and its H×W mask at the working
-        resolution on the model's device, and the mask's bounding box at full resolution.
+        resolution on the model's device, and the mask's bounding box at full resolution. ``mask_is_alpha``: the
+        subject's coverage is the mask's own soft values (see :meth:`harmonize`).
 
         Everything but the network is many small operations: they run on one thread (see one_thread)."""
         low_shape = working_shape(*pixels.shape[:2], size)
@@ -689,7 +701,7 @@ class Harmonizer:
             untouched &= _mixed_from_one_colour(off, soft) | most
             coverage = None  # how much of each pixel the subject covers, for the methods that carry a change up:
             if self.config.output != "transform" and self.method != "resize":  # correction fills it, guided fits it
-                coverage = subject_coverage(mask, low_shape).to(self.device)
+                coverage = soft if mask_is_alpha else subject_coverage(mask, low_shape).to(self.device)
         return LowResolution(image_low, mask_low, box, untouched, coverage)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:
@@ -754,22 +766,22 @@ class Harmonizer:
 
     @own_precision
     def estimate_frame(self, pixels, peak, mask, mask_peak, size, reference=None, threshold=None,
-                       strength=1.0, reference_peak=1.0) -> FrameEstimate:
+                       strength=1.0, reference_peak=1.0, mask_is_alpha=False) -> FrameEstimate:
         """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
         low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..reference_peak."""
         return self.estimate_frames(pixels[None], peak, mask[None], mask_peak, size,
                                     None if reference is None else reference[None], threshold, strength,
-                                    reference_peak)[0]
+                                    reference_peak, mask_is_alpha)[0]
 
     @own_precision
     def estimate_frames(self, pixels, peak, masks, mask_peak, size, references=None, threshold=None,
-                        strength=1.0, reference_peak=1.0) -> list[FrameEstimate]:
+                        strength=1.0, reference_peak=1.0, mask_is_alpha=False) -> list[FrameEstimate]:
         """:meth:`estimate_frame` for B×H×W×C frames (B×H×W masks and references; or sequences of H×W×C and H×W
         tensors) in one network call."""
         lows = []
         for i in range(len(pixels)):  # the full-size copies are let go once prepared
             staged_pixels, staged_mask = self.staged(pixels[i], masks[i])
-            lows.append(self.prepare_low(staged_pixels, peak, staged_mask, mask_peak, size))
+            lows.append(self.prepare_low(staged_pixels, peak, staged_mask, mask_peak, size, mask_is_alpha))
         images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
         shape = tuple(images.shape[-2:])
         refs = None
@@ -832,7 +844,7 @@ class Harmonizer:
 
     @torch.inference_mode()
     def _harmonize_frames(self, pixels, peak, masks, mask_peak, out, temporal, references, strength, size,
-                          progress, threshold) -> list[Correction]:
+                          progress, threshold, mask_is_alpha=False) -> list[Correction]:
         """B×H×W×C frames in time order: each estimated, its correction smoothed with its shot's neighbours
         (``phnet.temporal.Smoother``), and applied as soon as it is final. ``progress`` counts 2·B steps.
 
@@ -895,7 +907,7 @@ class Harmonizer:
             rows = order[start : start + chunk]
             estimated = self.estimate_frames([pixels[i] for i in rows], peak, [masks[i] for i in rows], mask_peak,
                                              size, None if references is None else [references[i] for i in rows],
-                                             threshold, strength, reference_peak)
+                                             threshold, strength, reference_peak, mask_is_alpha)
             for i, frame in zip(rows, estimated):
                 held[i] = frame
                 reports[i] = frame.report

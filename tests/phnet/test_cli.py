@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phnet import PHNet, PHNetConfig, cli
+from phnet import Harmonizer, PHNet, PHNetConfig, cli
 from phnet.weights import DEFAULT_DIR, OFFICIAL_TERMS, load_model
 from tests.helpers.cli_pictures import H, W
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
@@ -449,6 +449,22 @@ def test_bundled_weights_say_how_much_of_the_readme_example_correction_they_appl
         return float(np.abs(out - np.asarray(Image.open(args[0]), dtype=float)).mean())
 
     assert 0 < change("kept.png") < change("raw.png")
+
+
+def test_mask_is_alpha_reads_the_soft_edge_as_the_library_does(tiny_folder, tmp_path):
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    xx = np.arange(W)
+    soft = np.asarray(_mask()) * np.clip(np.minimum(xx - W // 3, 2 * W // 3 - xx) / 5, 0, 1)  # soft sides
+    soft = soft.round().astype(np.uint8)
+    Image.fromarray(soft, "L").save(mask)
+    for flag in ([], ["--mask-is-alpha"]):
+        out = tmp_path / f"out{len(flag)}.png"
+        assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder, "--threshold", "0", *flag) == 0
+    expected = Harmonizer.from_pretrained(tiny_folder, device="cpu")(np.asarray(_composite()), soft, threshold=0,
+                                                                     mask_is_alpha=True)
+    plain, pasted = (np.asarray(Image.open(tmp_path / f"out{n}.png")) for n in (0, 1))
+    assert np.abs(pasted.astype(int) - expected).max() <= 1 and not np.array_equal(plain, pasted)
 
 
 @pytest.mark.parametrize("value", ["-1", "300", "nan"])

@@ -131,6 +131,22 @@ def test_reference_mask_file(tiny_folder, tmp_path):
                   "--reference", str(tmp_path / "missing.png")])
 
 
+def test_mask_is_alpha_reads_a_clips_soft_edges_as_the_library_does(tiny_folder, tmp_path):
+    comps, masks = _write_clip(tmp_path, frames=3, cut_at=3)
+    soft = (_mask() * np.clip(np.minimum(np.arange(W) - 14, 27 - np.arange(W)) / 4, 0, 1)).round().astype(np.uint8)
+    for name in ("frame0.png", "frame5.png", "frame10.png"):
+        Image.fromarray(soft).save(masks / name)
+    out = tmp_path / "out"
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
+                     "--device", "cpu", "--temporal", "2", "--threshold", "0", "--mask-is-alpha"]) == 0
+    results = np.stack([np.asarray(Image.open(out / f"frame{t * 5}.png")) for t in range(3)])
+    frames = np.stack([_frame(t) for t in range(3)])
+    harmonizer = Harmonizer.from_pretrained(tiny_folder, device="cpu")
+    expected = harmonizer(frames, soft, temporal=2.0, threshold=0, mask_is_alpha=True)
+    assert np.abs(results.astype(int) - expected.astype(int)).max() <= 1
+    assert not np.array_equal(harmonizer(frames, soft, temporal=2.0, threshold=0), expected)
+
+
 def test_a_reference_of_another_size_is_named_with_the_composite(tiny_folder, tmp_path):
     """The library's words named no file and told of an EXIF turn the composite did not have."""
     comp, mask, ref = tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png"

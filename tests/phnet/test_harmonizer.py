@@ -700,6 +700,49 @@ def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say
             assert np.median(share[away]) == pytest.approx(0.4, abs=0.05)
 
 
+@pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False)])
+def test_a_subject_pasted_with_its_mask_as_alpha_gets_its_whole_change_in_its_soft_edge(tiny_model, monkeypatch,
+                                                                                        method, clip):
+    """The network played by an oracle (the ground truth at the working size). Pasted with the mask as its alpha,
+    a soft edge's colours are part background, and so is the network's change there: read as a feather, the edge
+    got about 0.8 of its change. With mask_is_alpha it gets all of it; False is the default reading, pixel for pixel."""
+    from phnet.fullres import downscale
+
+    h, w = 480, 640  # working size 64: a working pixel 10 px wide, the soft edge 24 px
+    yy, xx = np.mgrid[:h, :w]
+    background = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    subject = np.stack([200 - 60 * yy / h, 140 + 0 * xx, 60 + 60 * xx / w], -1)
+    d = np.sqrt(((xx - w / 2) / 160) ** 2 + ((yy - h / 2) / 170) ** 2)
+    alpha = np.clip((1 - d) * 160 / 24 + 0.5, 0, 1)[..., None]
+    mask = (alpha[..., 0] * 255).round().astype(np.uint8)
+    composite = (alpha * subject + (1 - alpha) * background).round().astype(np.uint8)
+    truth = (alpha * (subject + [-35, 25, 45]) + (1 - alpha) * background).round()
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    truth_low = downscale(torch.from_numpy(truth.astype(np.uint8)), 255.0, working_shape(h, w, 64))
+    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
+                                                                            torch.full((len(x),), 30.0),
+                                                                            torch.ones(len(x))))
+    frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
+    options = {"threshold": 0.0, "working_size": 64, "temporal": 0 if clip else None}
+    need = truth - composite
+    edge = (mask > 25) & (mask < 230)
+
+    def share(out):
+        change = out.astype(float) - composite
+        return (change[edge] * need[edge]).sum() / (need[edge] ** 2).sum()
+
+    plain = harmonizer(frames, masks, **options)
+    pasted = harmonizer(frames, masks, **options, mask_is_alpha=True)
+    assert np.array_equal(harmonizer(frames, masks, **options, mask_is_alpha=False), plain)
+    feather, matte = (share(out[0] if clip else out) for out in (plain, pasted))
+    assert feather < 0.85 and matte == pytest.approx(1.0, abs=0.03)
+    if not clip:  # the tensor API reads it too
+        images = torch.from_numpy(composite).permute(2, 0, 1)[None].float() / 255
+        out = harmonizer.harmonize_tensor(images, torch.from_numpy(mask)[None, None] / 255, working_size=64,
+                                          mask_is_alpha=True)
+        assert share(out[0].permute(1, 2, 0).numpy() * 255) == pytest.approx(1.0, abs=0.03)
+
+
 @pytest.mark.parametrize("network_batch", [1, 3])
 def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_model, network_batch):
     """Method "correction" takes the network's change filled outward from the whole batch's call; the
