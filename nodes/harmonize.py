@@ -101,6 +101,13 @@ THRESHOLD = ("FLOAT", {
 })
 REPORT_TOOLTIP = ("One line per run: how much each subject changed, and when the do-no-harm threshold held it back, "
                   "why and what to do. Also shown on the node.")
+MASK_IS_ALPHA = ("BOOLEAN", {
+    "default": False,
+    "tooltip": "On: the subject was pasted with this mask as its alpha, as PHNet Paste Subject's composite and mask "
+               "are (turn it on after Paste Subject), so its soft edge, part background, gets the subject's whole "
+               "change. Off: a soft edge is a feather, which blends the change by its value (a pasted subject's "
+               "wide soft edge then gets about 0.8 of it).",
+})
 WORKING_SIZE = ("INT", {
     "default": 0, "min": 0, "max": 4096, "step": 16,  # from 0 a step of 8 reached 8, which the network refuses
     "tooltip": "The network runs at about this size squared, the image's aspect ratio kept (sides in multiples of "
@@ -134,11 +141,12 @@ class PHNetHarmonize:
                 "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
                 "threshold": THRESHOLD,
                 "mask_as_given": MASK_AS_GIVEN,
+                "mask_is_alpha": MASK_IS_ALPHA,
             },
         }
 
     def harmonize(self, phnet_model, image, mask, strength=1.0, working_size=0, reference_mask=None, threshold=-1.0,
-                  mask_as_given=False):
+                  mask_as_given=False, mask_is_alpha=False):
         mask, reference_mask, notes = _masks("PHNet Harmonize", image, mask, reference_mask,
                                              as_given=bool(mask_as_given))
         pictures = image.shape[0] if isinstance(image, torch.Tensor) and image.ndim == 4 else None
@@ -150,7 +158,8 @@ class PHNetHarmonize:
             _check_counts("PHNet Harmonize", image, "image", mask=mask, reference_mask=reference_mask)
         bar = comfy.utils.ProgressBar(image.shape[0])  # its hook also raises when the user presses Cancel
         return _run("PHNet Harmonize", phnet_model, image, bar, notes, mask=mask, strength=strength,
-                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold)
+                    working_size=working_size or None, reference_mask=reference_mask, threshold=threshold,
+                    mask_is_alpha=bool(mask_is_alpha))
 
 
 class PHNetHarmonizeFrames:
@@ -195,11 +204,13 @@ class PHNetHarmonizeFrames:
                 "reference_mask": ("MASK", {"tooltip": REFERENCE_TOOLTIP}),
                 "threshold": THRESHOLD,
                 "mask_as_given": MASK_AS_GIVEN,
+                "mask_is_alpha": MASK_IS_ALPHA,
             },
         }
 
     def harmonize(self, phnet_model, image, mask, smoothing=3.0, cut_threshold=20.0, causal=False, strength=1.0,
-                  working_size=0, reference_mask=None, threshold=-1.0, mask_as_given=False):
+                  working_size=0, reference_mask=None, threshold=-1.0, mask_as_given=False,
+                  mask_is_alpha=False):
         from ..phnet.temporal import Temporal
 
         mask, reference_mask, notes = _masks("PHNet Harmonize Frames", image, mask, reference_mask, clip=True,
@@ -209,4 +220,4 @@ class PHNetHarmonizeFrames:
         temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
         return _run("PHNet Harmonize Frames", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, temporal=temporal, reference_mask=reference_mask,
-                    threshold=threshold)
+                    threshold=threshold, mask_is_alpha=bool(mask_is_alpha))

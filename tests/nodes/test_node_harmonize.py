@@ -321,6 +321,18 @@ def test_harmonize_reference_mask(nodes, phnet_model, portrait):
         node.harmonize(phnet_model, img, subject[:1], reference_mask=torch.ones(1, 24, 28))
 
 
+@pytest.mark.parametrize("node", ["PHNetHarmonize", "PHNetHarmonizeFrames"])
+def test_mask_is_alpha_reads_the_soft_edge_as_the_library_does(nodes, phnet_model, portrait, node):
+    img, subject = portrait(b=2, h=40, w=56)
+    soft = torch.nn.functional.avg_pool2d(subject[:1, None], 7, 1, 3)[:, 0]  # a soft edge, as a pasted alpha's
+    plain, _ = nodes[node].harmonize(phnet_model, img, soft, threshold=0.0)["result"]
+    pasted, _ = nodes[node].harmonize(phnet_model, img, soft, threshold=0.0, mask_is_alpha=True)["result"]
+    temporal = {"temporal": 3.0} if node == "PHNetHarmonizeFrames" else {}
+    expected, _ = phnet_model.harmonize(img, soft, layout="BHWC", threshold=0.0, mask_is_alpha=True, **temporal)
+    torch.testing.assert_close(pasted, expected, atol=1e-6, rtol=0)
+    assert not torch.equal(plain, pasted)
+
+
 def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
     img, subject = portrait(b=4, h=40, w=56)
     frames = img[:1].repeat(4, 1, 1, 1)

@@ -65,9 +65,10 @@ def test_stable_interface(pack):
                             "threshold", "grow", "feather", "guide_mask", "mask_as_given"],
         "PHNetPasteSubject": ["background", "subject", "x", "y", "scale", "anchor", "subject_mask", "mask_as_given"],
         "PHNetHarmonize": ["phnet_model", "image", "mask", "strength", "working_size", "reference_mask", "threshold",
-                           "mask_as_given"],
+                           "mask_as_given", "mask_is_alpha"],
         "PHNetHarmonizeFrames": ["phnet_model", "image", "mask", "smoothing", "cut_threshold", "causal", "strength",
-                                 "working_size", "reference_mask", "threshold", "mask_as_given"],
+                                 "working_size", "reference_mask", "threshold", "mask_as_given",
+                                 "mask_is_alpha"],
     }
     for node_id, names in expected.items():
         spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
