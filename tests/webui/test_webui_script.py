@@ -480,6 +480,25 @@ def test_pasted_subject_is_harmonized(webui):
     assert p.extra_generation_params["PHNet subject"] == "x 30, y 20, scale 1, anchor top-left"
 
 
+@pytest.mark.parametrize("source, feather, matte", [(SUBJECT, 0, True), (SUBJECT, 2, False), (SAM, 0, False)])
+def test_a_pasted_subject_s_soft_edge_is_read_as_its_alpha(webui, monkeypatch, source, feather, matte):
+    """The pasted subject's mask is the alpha it was pasted with: its soft edge got about 0.8 of its change, read as
+    a feather. Feathered by the tab, or from SAM, it is a feather."""
+    from phnet.harmonizer import Harmonizer
+
+    seen = []
+    run = Harmonizer.harmonize
+    monkeypatch.setattr(Harmonizer, "harmonize", lambda self, *a, **k: seen.append(k["mask_is_alpha"]) or run(
+        self, *a, **k))
+    script, runner = _runner(webui, False)
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=source,
+                          subject=_subject(), sam_weights="tiny_sam.safetensors", box_x0=8, box_y0=4, box_x1=40,
+                          box_y1=30, feather=feather)  # fmt: skip
+    _postprocess(webui, runner, p, _generated())
+    assert seen == [matte]
+
+
 def test_sam_box_is_harmonized(webui):
     from phnet.sam import SamSegmenter
 
