@@ -69,8 +69,8 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine", min_
 
 def build_scheduler(optimizer: Optimizer, train: dict) -> LambdaLR:
     total, warmup = int(train["steps"]), int(train.get("warmup_steps", 0))
-    if warmup >= total > 0:
-        warnings.warn(f"train.warmup_steps ({warmup}) is not below train.steps ({total}): the learning rate never "
+    if warmup > total > 0:
+        warnings.warn(f"train.warmup_steps ({warmup}) is over train.steps ({total}): the learning rate never "
                       f"reaches train.lr; set a shorter warm-up (e.g. --set train.warmup_steps={total // 10})",
                       stacklevel=2)
     schedule, floor = train.get("schedule", "cosine"), float(train.get("min_lr_ratio", 0.0))

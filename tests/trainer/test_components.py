@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -85,7 +86,10 @@ def test_schedule_warmup_then_cosine():
     assert lr_factor(50, 100, 10, schedule="constant") == 1.0
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1.0)
-    with pytest.warns(UserWarning, match=r"train.warmup_steps \(20\) is not below train.steps \(20\)"):
+    with pytest.warns(UserWarning, match=r"train.warmup_steps \(21\) is over train.steps \(20\)"):
+        build_scheduler(opt, {"steps": 20, "warmup_steps": 21})
+    with warnings.catch_warnings():  # a warm-up as long as the run reaches train.lr at its last step
+        warnings.simplefilter("error")
         build_scheduler(opt, {"steps": 20, "warmup_steps": 20})
     sch = build_scheduler(opt, {"steps": 20, "warmup_steps": 5, "schedule": "cosine", "min_lr_ratio": 0.0})
     lrs = []

@@ -375,7 +375,7 @@ def test_a_warning_about_the_config_is_given_by_process_0_alone(shift_set, tmp_p
             build_optimisation(cfg, model, env, 32)
         said = [str(w.message) for w in seen if "warmup_steps" in str(w.message)]
         assert len(said) == (1 if rank == 0 else 0), said
-        assert all(s.startswith("train.warmup_steps (10) is not below train.steps (8)") for s in said)
+        assert all(s.startswith("train.warmup_steps (10) is over train.steps (8)") for s in said)
 
 
 def test_gradient_accumulation_consumes_micro_batches(shift_set, tmp_path):
