@@ -144,8 +144,9 @@ def _errors(curves: dict[str, np.ndarray], mse: np.ndarray, fmse: np.ndarray, un
     return {"mse": float(mse.mean()), "fmse": float(fmse.mean()),
             "composite_mse": float(curves["composite_mse"].mean()),
             "composite_fmse": float(curves["composite_fmse"].mean()),
-            "near_right_fmse": float(fmse[near].mean()) if near.any() else 0.0,
-            "composite_near_right_fmse": float(curves["composite_fmse"][near].mean()) if near.any() else 0.0,
+            # none without near-right composites, as the trainer's validation stores it
+            "near_right_fmse": float(fmse[near].mean()) if near.any() else None,
+            "composite_near_right_fmse": float(curves["composite_fmse"][near].mean()) if near.any() else None,
             "near_right_n": int(near.sum()), "untouched_mse": float(untouched.mean()), "n": int(len(near))}
 
 
@@ -155,20 +156,29 @@ def describe(row: dict) -> str:
         nothing = row[f"composite_{key}"]
         return f"{row[key] / nothing:.2f}x" if nothing > 1e-6 else "doing nothing: 0"
 
-    return (f"MSE {row['mse']:.1f} ({ratio('mse')}) fMSE {row['fmse']:.1f} ({ratio('fmse')}) near-right "
-            f"{row['near_right_fmse']:.1f} ({ratio('near_right_fmse')}) untouched {row['untouched_mse']:.2f}")
+    near = ("n/a (none here)" if row["near_right_fmse"] is None else
+            f"{row['near_right_fmse']:.1f} ({ratio('near_right_fmse')})")
+    return (f"MSE {row['mse']:.1f} ({ratio('mse')}) fMSE {row['fmse']:.1f} ({ratio('fmse')}) near-right {near} "
+            f"untouched {row['untouched_mse']:.2f}")
+
+
+def _near_right_ratio(row: dict) -> float:
+    """Near-right fMSE over doing nothing's; 0 where there are no near-right composites (no limit to break)."""
+    if row["near_right_fmse"] is None:
+        return 0.0
+    return row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
 
 
 def missed(row: dict, max_untouched: float, max_near_right: float) -> list[str]:
     """The do-no-harm limits a rule's scores break, in words (none: the rule is within them)."""
-    ratio = row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
+    ratio = _near_right_ratio(row)
     return ([f"untouched MSE {row['untouched_mse']:.2f} > {max_untouched:g}"] * (row["untouched_mse"] > max_untouched)
             + [f"near-right {ratio:.2f}x > {max_near_right:g}x"] * (ratio > max_near_right))
 
 
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
     def excess(row):
-        ratio = row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
+        ratio = _near_right_ratio(row)
         return max(0.0, row["untouched_mse"] - max_untouched) / max(max_untouched, 1e-6) + max(0.0, ratio - max_near_right)
 
     feasible = [row for row in table if excess(row) == 0]
@@ -304,11 +314,11 @@ def calibrate(a: argparse.Namespace) -> int:
         row = choose([row for row in table if row["floor"] == f], a.max_untouched, a.max_near_right)
         mark = (" (over the limits)" if missed(row, a.max_untouched, a.max_near_right) else "") + (
             " <" if row is best else "")
-        r = row["ramp"]
+        r, near = row["ramp"], row["near_right_fmse"]
+        near = "   n/a" if near is None else f"{near:6.1f} (nothing {row['composite_near_right_fmse']:.1f})"
         print(f"floor {f:4.2f} ramp {'soft' if r is None else f'{r:g}':>4} threshold {row['threshold']:5.1f}: MSE "
-              f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {row['near_right_fmse']:6.1f} (nothing "
-              f"{row['composite_near_right_fmse']:.1f}) untouched {row['untouched_mse']:6.2f}{mark}",
-              file=sys.stderr)
+              f"{row['mse']:7.1f} fMSE {row['fmse']:7.1f} near-right {near} untouched {row['untouched_mse']:6.2f}"
+              f"{mark}", file=sys.stderr)
     top = ceiling(curves)
     print(f"chosen rule: {describe(best)}", file=sys.stderr)
     over = missed(best, a.max_untouched, a.max_near_right)

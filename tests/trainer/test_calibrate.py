@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,6 +64,16 @@ def test_a_rule_over_the_limits_is_named():
     row = {"untouched_mse": 11.23, "near_right_fmse": 120.4, "composite_near_right_fmse": 60.2}
     assert calibrate.missed(row, 5.0, 1.1) == ["untouched MSE 11.23 > 5", "near-right 2.00x > 1.1x"]
     assert calibrate.missed({**row, "untouched_mse": 1.0, "near_right_fmse": 60.0}, 5.0, 1.1) == []
+
+
+def test_no_near_right_composites_give_no_near_right_figure_not_0():
+    """Without near-right composites calibrate printed and stored a near-right fMSE of 0.0."""
+    curves = {"composite_fmse": np.array([900.0, 1200.0]), "composite_mse": np.array([90.0, 120.0])}
+    row = {**calibrate._errors(curves, np.array([50.0, 60.0]), np.array([500.0, 600.0]), np.zeros(2)),
+           "threshold": 1.0, "ramp": None, "floor": 0.0}
+    assert row["near_right_fmse"] is None and row["composite_near_right_fmse"] is None and row["near_right_n"] == 0
+    assert "near-right n/a (none here)" in calibrate.describe(row)
+    assert calibrate.missed(row, 5.0, 1.1) == [] and calibrate.choose([row], 5.0, 1.1) is row
 
 
 def test_bad_grids_are_refused_by_name():
