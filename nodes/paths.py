@@ -50,9 +50,11 @@ def list_models(folder: str) -> list[str]:
         names = folder_paths.get_filename_list(folder)
     except KeyError:
         return []
-    # hidden ones are left out: a Mac's ._name copy metadata, an official conversion's .official-*.converting folder
+    # hidden ones are left out: a Mac's ._name copy metadata, an official conversion's .official-*.converting folder;
+    # and a training run's checkpoint state (optimizer, not weights: its model.safetensors is beside it)
     return [n for n in names if os.path.splitext(n)[1].lower() in WEIGHT_EXTENSIONS
-            and not any(part.startswith(".") for part in n.replace("\\", "/").split("/"))]
+            and not any(part.startswith(".") for part in n.replace("\\", "/").split("/"))
+            and os.path.basename(n) != "training_state.pt"]
 
 
 def official_names() -> tuple[str, ...]:

@@ -134,6 +134,12 @@ def test_registration_is_additive(pack, comfy_env, tmp_path):
         os.makedirs(os.path.join(user, ".official-ffhqh512.converting"))  # a conversion under way, or killed
         open(os.path.join(user, ".official-ffhqh512.converting", "model.safetensors"), "wb").close()
         assert not any(".converting" in name for name in paths_mod.phnet_choices())
+        run = os.path.join(user, "myrun", "checkpoints", "step-00000100")  # a copied training run
+        os.makedirs(run)
+        open(os.path.join(run, "model.safetensors"), "wb").close()
+        open(os.path.join(run, "training_state.pt"), "wb").close()  # its optimizer state: offered, it failed to load
+        assert "myrun/checkpoints/step-00000100/model.safetensors" in paths_mod.phnet_choices()
+        assert not any(name.endswith("training_state.pt") for name in paths_mod.phnet_choices())
     finally:
         fp.folder_names_and_paths.clear()
         fp.folder_names_and_paths.update({k: (v[0], v[1]) for k, v in saved.items()})
