@@ -19,6 +19,7 @@ from phnet.fullres import (
     lift,
     lift_change,
     resize,
+    subject_coverage,
     working_shape,
 )
 
@@ -282,6 +283,39 @@ def test_the_bounding_box_of_any_mask(dtype):
     for mask in masks:
         mask = torch.from_numpy(np.asarray(mask)).to(dtype)
         assert bounding_box(mask) == nonzero_box(mask)
+
+
+def _coverage_as_defined(mask, shape):
+    """subject_coverage written out: where the mask holds more than 1/64 of its strongest value, resized."""
+    bar = int(mask.amax()) // 64 if not mask.is_floating_point() else mask.amax() / 64
+    return downscale(torch.gt(mask, bar).view(torch.uint8).mul(255)[..., None], 255.0, shape)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_the_subjects_coverage_is_the_same_however_it_is_computed(dtype):
+    """A uint8 mask is thresholded without torch.gt (slow on uint8), and a mask of 0 and 255 alone takes its own
+    working-size coverage as it is (one full-size resize fewer): bit for bit what the definition gives."""
+    h, w = 240, 368
+    shape = working_shape(h, w, 64)
+    rng = np.random.default_rng(5)
+    hard = soft_mask(h, w) > 128
+    weak = soft_mask(h, w) // 5
+    weak[50:60, 50:60] = 1  # a floor of 1/255 beside values of 1..51
+    masks = {"hard": hard * 255.0, "random": rng.integers(0, 256, (h, w)), "soft": hard * 102.0,
+             "feathered": soft_mask(h, w), "weak": weak, "empty": np.zeros((h, w)),
+             "speck": np.where(hard, 3, 0) + (np.arange(h * w).reshape(h, w) == 9000) * 252}
+    for name, values in masks.items():
+        mask = torch.from_numpy(np.asarray(values, np.float64)).to(dtype)
+        if dtype == torch.float32:
+            mask /= 255
+        own = downscale(mask[..., None], 255.0 if dtype == torch.uint8 else 1.0, shape)
+        pair = torch.stack([mask, mask], -1)[..., 0]  # the same values, not contiguous
+        for given in (mask, pair):
+            coverage = subject_coverage(given, shape, own if dtype == torch.uint8 else None)
+            assert torch.equal(coverage, _coverage_as_defined(given, shape)), name
+    hard = torch.from_numpy(hard.astype(np.uint8) * 255)
+    own = downscale(hard[..., None], 255.0, shape)
+    assert subject_coverage(hard, shape, own) is own
 
 
 def test_the_filled_change_lifts_as_the_correction_method():
