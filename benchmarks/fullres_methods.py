@@ -56,7 +56,7 @@ def tiled(image, mask, gt, method, model, size, eight_bit):
     pred_low = pred_low * mask_low + image_low * (1 - mask_low)
     out, box = pixels.clone(), bounding_box(mask8)
     colour_map = lift(method, image_low, pred_low, mask_low, (height, width), box, peak,
-                      subject_coverage(mask8, shape))
+                      subject_coverage(mask8, 255.0, shape))
     apply_in_tiles(pixels, out, mask8, 1 / 255, peak, colour_map, box)
     return out.permute(2, 0, 1)[None].float() / peak
 
@@ -116,7 +116,7 @@ def main() -> int:
         shape = working_shape(*real.shape[:2], args.size)
         image_low, gt_low = resize(image, shape), resize(gt, shape)
         m_low = (resize(m, shape) >= 0.5).float()
-        coverage = subject_coverage(m[0, 0], shape)  # as the Harmonizer reads it
+        coverage = subject_coverage(m[0, 0], 1.0, shape)  # as the Harmonizer reads it
         if model is None:
             pred_low = gt_low
         else:

@@ -701,8 +701,8 @@ class Harmonizer:
             untouched &= _mixed_from_one_colour(off, soft) | most
             coverage = None  # how much of each pixel the subject covers, for the methods that carry a change up:
             if self.config.output != "transform" and self.method != "resize":  # correction fills it, guided fits it
-                own = soft if mask_peak == 255 else None  # a 0/255 mask's coverage is its working-size mask
-                coverage = soft if mask_is_alpha else subject_coverage(mask, low_shape, own).to(self.device)
+                coverage = (soft if mask_is_alpha else
+                            subject_coverage(mask, mask_peak, low_shape, soft).to(self.device))
         return LowResolution(image_low, mask_low, box, untouched, coverage)
 
     def working_background(self, pixels, mask, mask_peak, size) -> float:

@@ -285,10 +285,11 @@ def test_the_bounding_box_of_any_mask(dtype):
         assert bounding_box(mask) == nonzero_box(mask)
 
 
-def _coverage_as_defined(mask, shape):
-    """subject_coverage written out: where the mask holds more than 1/64 of its strongest value, resized."""
-    bar = int(mask.amax()) // 64 if not mask.is_floating_point() else mask.amax() / 64
-    return downscale(torch.gt(mask, bar).view(torch.uint8).mul(255)[..., None], 255.0, shape)
+def _coverage_as_defined(mask, peak, shape):
+    """subject_coverage written out: where the mask holds more than 1/64 of its strongest value and more than 1.5
+    8-bit levels, resized."""
+    bar = max(float(mask.amax()) / 64, 1.5 / 255 * peak)
+    return downscale(torch.gt(mask.double(), bar).view(torch.uint8).mul(255)[..., None], 255.0, shape)
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -308,14 +309,15 @@ def test_the_subjects_coverage_is_the_same_however_it_is_computed(dtype):
         mask = torch.from_numpy(np.asarray(values, np.float64)).to(dtype)
         if dtype == torch.float32:
             mask /= 255
-        own = downscale(mask[..., None], 255.0 if dtype == torch.uint8 else 1.0, shape)
+        peak = 255.0 if dtype == torch.uint8 else 1.0
+        own = downscale(mask[..., None], peak, shape)
         pair = torch.stack([mask, mask], -1)[..., 0]  # the same values, not contiguous
         for given in (mask, pair):
-            coverage = subject_coverage(given, shape, own if dtype == torch.uint8 else None)
-            assert torch.equal(coverage, _coverage_as_defined(given, shape)), name
+            coverage = subject_coverage(given, peak, shape, own)
+            assert torch.equal(coverage, _coverage_as_defined(given, peak, shape)), name
     hard = torch.from_numpy(hard.astype(np.uint8) * 255)
     own = downscale(hard[..., None], 255.0, shape)
-    assert subject_coverage(hard, shape, own) is own
+    assert subject_coverage(hard, 255.0, shape, own) is own
 
 
 def test_the_filled_change_lifts_as_the_correction_method():

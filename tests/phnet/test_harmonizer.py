@@ -662,6 +662,36 @@ def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monk
 
 
 @pytest.mark.parametrize("method", ["correction", "guided"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_a_weak_subject_on_a_mattes_faint_floor_gets_its_rims_change(tiny_model, monkeypatch, method, dtype):
+    """The network played by an oracle. A matte often holds 1/255 everywhere; beside a subject of 48/255, 1/64 of the
+    strongest value is under one 8-bit level, so the floor counted as subject in every working pixel and the rim got
+    0.8 of what it gets without the floor. The floor is a trace: the rim gets the same with it as without."""
+    from phnet.fullres import downscale
+
+    h, w = 600, 900
+    yy, xx = np.mgrid[:h, :w]
+    truth = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
+    inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    truth_low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(h, w, 64))
+    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
+                                                                            torch.full((len(x),), 30.0),
+                                                                            torch.ones(len(x))))
+    composite = np.clip(truth + np.where(disc[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
+    need = truth.round() - composite
+    rim = disc & ~inside
+    shares = []
+    for floor in (0, 1):
+        mask = np.where(disc, 48, floor).astype(dtype)
+        mask = mask / np.float32(255) if dtype == np.float32 else mask
+        out = harmonizer(composite, mask, threshold=0.0, working_size=64)
+        shares.append(np.median((out.astype(float) - composite)[rim] / need[rim]))
+    assert shares[1] == pytest.approx(shares[0], rel=0.03)
+
+
+@pytest.mark.parametrize("method", ["correction", "guided"])
 def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say(tiny_model, monkeypatch, method):
     """The subject's coverage of a working pixel was read off the mask's soft values: a feather's inner half got the
     whole change (mask 0.7: 1.0), and one full pixel in a mask of 0.4 gave the whole subject the whole change
