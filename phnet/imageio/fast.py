@@ -16,7 +16,7 @@ import torch
 from ..compat import UINT16, aminmax
 from .decode import frame_count, is_pil, orientation
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
-                     pil_info, pil_result)
+                     is_strided, pil_info, pil_result)
 
 _NATIVE_DTYPES = tuple(t for t in (torch.uint8, UINT16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
                        if t is not None)
@@ -39,6 +39,8 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
         kind, data = "numpy", image
         layout = layout or {2: "HW", 3: "HWC", 4: "BHWC"}.get(image.ndim)
     elif isinstance(image, torch.Tensor):
+        if not is_strided(image):
+            return None
         kind, data = "torch", image
         try:
             layout = layout or _guess_torch_layout(image)
@@ -102,6 +104,8 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int,
         except (TypeError, ValueError):
             return None
     elif isinstance(mask, torch.Tensor):
+        if not is_strided(mask):
+            return None
         t = mask.detach()
     else:
         return None

@@ -60,7 +60,7 @@ def image_to_tensor(
         kind, data = "numpy", image
         layout = layout or {2: "HW", 3: "HWC", 4: "BHWC"}.get(image.ndim)
     elif isinstance(image, torch.Tensor):
-        kind, data = "torch", image
+        kind, data = "torch", check_strided(image, name)
         layout = layout or _guess_torch_layout(image, name)
     else:
         raise TypeError(
@@ -233,6 +233,19 @@ def integer_peak(dtype) -> float | None:
     if dtype == np.uint16 or (UINT16 is not None and dtype == UINT16):
         return 65535.0
     return None
+
+
+def is_strided(t: torch.Tensor) -> bool:
+    """Whether ``t`` holds its values in rows (not sparse, not nested)."""
+    return t.layout == torch.strided and not t.is_nested
+
+
+def check_strided(t: torch.Tensor, name: str) -> torch.Tensor:
+    if t.is_nested:
+        raise ValueError(f"the {name} is a nested tensor: pass pictures of one size as one tensor, or one at a time")
+    if t.layout != torch.strided:
+        raise ValueError(f"the {name} is a sparse tensor ({t.layout}): pass {name}.to_dense()")
+    return t
 
 
 def _guess_torch_layout(t: torch.Tensor, name: str = "image") -> str:

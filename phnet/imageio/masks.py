@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .decode import file_mask_pixels, is_pil, open_picture, picture_pixels, pil_mask_pixels
-from .images import _tensor_view, integer_peak, check_unit_range
+from .images import _tensor_view, check_strided, check_unit_range, integer_peak
 
 
 def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask",
@@ -134,7 +134,7 @@ def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None
     elif isinstance(mask, np.ndarray):
         t, dtype = _tensor_view(mask), mask.dtype
     elif isinstance(mask, torch.Tensor):
-        t, dtype = mask.detach(), mask.dtype
+        t, dtype = check_strided(mask, name).detach(), mask.dtype
     else:
         raise TypeError(f"unsupported {name} type {type(mask).__name__}: pass a PIL image, numpy array or tensor")
     t = _mask_layout(t, name, height, width)
@@ -181,6 +181,8 @@ def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False,
     the dtype's scale whatever their values."""
     if t.dtype == torch.bool:
         return t.to(torch.float32)
+    if t.is_complex():  # (its imaginary part would be dropped)
+        raise ValueError(f"{name} has dtype {dtype}: use 0/1, uint8 0..255, uint16 0..65535 or float 0..1")
     if not t.is_floating_point():
         f = t.to(torch.float32)
         highs = f.reshape(f.shape[0], -1).amax(dim=1)

@@ -1093,3 +1093,20 @@ def test_a_copy_is_turned_by_its_xmp_once(tmp_path):
             tensor = io_.image_to_tensor(pixels)[0]
             assert tensor.shape == (1, 3, 60, 40), name
             assert np.abs(tensor[0].permute(1, 2, 0).numpy() * 255 - upright).mean() < 2, name
+
+
+def test_complex_sparse_and_nested_inputs_are_refused_by_name():
+    """A complex mask was read as its real part; a sparse or nested tensor ended in a raw torch error."""
+    from phnet.imageio import image_to_tensor, mask_to_tensor
+
+    mask = torch.zeros(8, 8)
+    mask[2:6, 2:6] = 1
+    with pytest.raises(ValueError, match="mask has dtype complex64: use 0/1"):
+        mask_to_tensor(mask.numpy().astype(np.complex64) + 0.7j, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"the mask is a sparse tensor \(torch.sparse_coo\): pass mask.to_dense\(\)"):
+        mask_to_tensor(mask.to_sparse(), 1, 8, 8)
+    with pytest.raises(ValueError, match=r"the image is a sparse tensor .*: pass image.to_dense\(\)"):
+        image_to_tensor(torch.rand(8, 8, 3).to_sparse())
+    nested = torch.nested.nested_tensor([torch.rand(8, 8, 3), torch.rand(4, 8, 3)])
+    with pytest.raises(ValueError, match="the image is a nested tensor: pass pictures of one size as one tensor"):
+        image_to_tensor(nested)
