@@ -123,7 +123,7 @@ def _train(cfg, env: Dist, run: RunFolder, resume_dir, changes, progress, push_t
                       f"{best:.1f} was scored on other composites, so this run's first validation writes best/ "
                       "again", file=sys.stderr)
             best = math.inf
-    log = open_log(run, env, resume_dir, position, changes, data)
+    log = open_log(run, env, resume_dir, position, changes, data, PRECISIONS[opt.amp])
     loop = TrainingLoop(cfg=cfg, env=env, out_dir=run.root, log=log, model=model,
                         train_model=wrap_for_training(model, t_cfg, env), data=data, opt=opt, position=position,
                         best=best, progress=progress)
@@ -186,13 +186,17 @@ def commit_run(cfg: dict, env: Dist, run: RunFolder) -> None:
         raise RunFolderError(f"rank 0 could not prepare the run folder: {outcome[1]}")
 
 
-def open_log(run: RunFolder, env: Dist, resume_dir, position, changes: dict, data) -> RunLog:
-    """``log.jsonl`` (cut back to the checkpoint on resume) and its start or resume record."""
+def open_log(run: RunFolder, env: Dist, resume_dir, position, changes: dict, data, precision: str) -> RunLog:
+    """``log.jsonl`` (cut back to the checkpoint on resume) and its start or resume record, which names the
+    precision the run trains and validates in (``train.amp``: bf16 on a CPU with AMX, so a validation score
+    differs slightly from ``trainer.evaluate``'s fp32 one)."""
     log = RunLog(run.root, env.main, position.step if resume_dir is not None else None)
     if env.main:
+        print(f"[trainer] trains and validates in {precision}"
+              + (" (train.amp = false for fp32)" if precision != "fp32" else ""), file=sys.stderr)
         event = {"type": "event", "step": position.step, "event": "resume" if resume_dir is not None else "start",
                  "from": str(resume_dir) if resume_dir else None, "world_size": env.world,
-                 "train_samples": len(data.train_set), "val_samples": len(data.val_set)}
+                 "train_samples": len(data.train_set), "val_samples": len(data.val_set), "precision": precision}
         if changes:
             event["changed"] = {k: list(v) for k, v in changes.items()}
             print("[trainer] the resumed run uses the new config: "

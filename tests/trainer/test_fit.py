@@ -42,6 +42,10 @@ def test_tiny_training_learns_and_checkpoints_load(trained_run):
     assert val[-1]["fmse"] < 0.5 * val[-1]["composite_fmse"]
     assert result["best_val_fmse"] == min(v["fmse"] for v in val)
     assert Image.open(out / "curves.png").size[0] > 100
+    from trainer.fit import PRECISIONS  # the start record names the precision trained in
+
+    start = [r for r in log if r.get("event") == "start"]
+    assert len(start) == 1 and start[0]["precision"] in PRECISIONS.values()
     steps = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert steps == ["step-00000050", "step-00000100"]
     assert (out / "latest").read_text().strip() == "step-00000100"
