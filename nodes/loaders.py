@@ -471,8 +471,8 @@ class PHNetSAMLoader:
             source, filename = _download_sam(repo, filename, kwargs.pop("revision", None)), None
         elif repo:
             source, kwargs["local_files_only"] = repo, _offline()
-        elif model_name and model_name != paths.SAM_FROM_HUB:
-            source = paths.full_path(paths.SAM_FOLDER, model_name)
+        elif model_name and model_name != paths.SAM_FROM_HUB:  # hub_filename names a file of hub_repo_id only
+            source, filename = paths.full_path(paths.SAM_FOLDER, model_name), None
         else:
             raise ValueError(
                 f"no SAM checkpoint selected: put one into ComfyUI/models/sams (e.g. {SAM_VIT_B_URL} saved as "

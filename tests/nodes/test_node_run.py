@@ -51,6 +51,13 @@ def test_a_sam_folder_of_one_checkpoint_per_model_type_is_picked_from_by_model_t
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(tmp_path), "", "vit_b", "cpu")
 
 
+def test_a_sam_file_picked_in_model_name_loads_with_a_hub_filename_left_over(nodes, tiny_sam):
+    """hub_filename names a file of hub_repo_id: left filled in after a download, it made the file picked in
+    model_name fail with the library's 'filename=' refusal."""
+    seg = nodes["PHNetSAMLoader"].load(tiny_sam, "", "sam_vit_b_01ec64.pth", "auto", "cpu")[0]
+    assert seg is not None
+
+
 def test_sam_loader_missing_file(nodes, pack):
     cls = pack.NODE_CLASS_MAPPINGS["PHNetSAMLoader"]
     msg = cls.VALIDATE_INPUTS(model_name="nope.pth")
