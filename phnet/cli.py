@@ -248,8 +248,9 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
         if not images:
             raise SystemExit(f"error: no images in {composite}" + (f" that this Pillow opens: {unopened}"
                                                                    if unopened else ""))
-        if unopened and clip:
-            raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {unopened}")
+        gaps = _unopened(composite, besides=images) if unopened and clip else ""  # (a raw beside its JPEG is none)
+        if gaps:
+            raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {gaps}")
         if unopened:
             print(f"note: left out {unopened}")
         masks = _find_masks(mask, images) if mask is not None else [None] * len(images)
@@ -301,12 +302,15 @@ def _pictures(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Pat
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
 
 
-def _unopened(folder: Path) -> str:
+def _unopened(folder: Path, besides: list[Path] | None = None) -> str:
     """The photos of ``folder`` that this Pillow cannot open (HEIC without its plugin, camera raw files), counted
-    by suffix with what to do, or ""."""
+    by suffix with what to do, or ""; ``besides``: less those named like one of these pictures (a camera's raw
+    file beside its JPEG)."""
     unopened = UNOPENED_PHOTOS.difference(readable_suffixes())
+    twins = {_folded(p.stem) for p in besides or []}
     found = Counter(p.suffix.lower() for p in folder.iterdir()
-                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in unopened)
+                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in unopened
+                    and _folded(p.stem) not in twins)
     if not found:
         return ""
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(found.items()))
@@ -968,6 +972,9 @@ def harmonize(args: argparse.Namespace) -> int:
     if args.method is not None and args.mode != "full":  # the official pipeline resizes the whole blend back
         raise SystemExit("error: --method works with --mode full only (--mode official always resizes the whole "
                          "picture back)")
+    if args.mask_is_alpha and (args.mode != "full" or args.method == "resize"):  # nothing is carried up there
+        raise SystemExit("error: --mask-is-alpha works with --mode full and --method correction or guided only: "
+                         "leave it out, or choose those")
     _check_device(args.device)
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,

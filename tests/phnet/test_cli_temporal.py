@@ -600,3 +600,23 @@ def test_a_frame_pillow_cannot_open_is_refused_before_any_work_not_passed_over(t
     assert str(stop.value).startswith(f"error: a clip's frames may have no gap, and {comps} holds 1 photo this "
                                       "Pillow cannot open (1 .heic): save it as PNG or JPEG")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_camera_s_raw_file_beside_each_frame_s_jpeg_is_no_gap(tiny_folder, tmp_path, capsys):
+    """RAW+JPEG frames: each .CR2 beside its frame's picture was taken for a missing frame, and the clip refused."""
+    comps, masks = _write_clip(tmp_path, frames=3)
+    for frame in list(comps.iterdir()):
+        (comps / (frame.stem + ".CR2")).write_bytes(b"\x00" * 64)
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal", "--weights",
+                     str(tiny_folder), "--device", "cpu"]) == 0
+    assert "note: left out 3 photos this Pillow cannot open (3 .cr2)" in capsys.readouterr().out
+    assert len(list((tmp_path / "o").iterdir())) == 3
+
+
+@pytest.mark.parametrize("flags", [["--mode", "official"], ["--method", "resize"]])
+def test_mask_is_alpha_where_nothing_is_carried_up_is_refused_not_ignored(tmp_path, flags):
+    """--mask-is-alpha with the official pipeline or method resize gave the same pixels as without, in silence."""
+    comps, masks = _write_clip(tmp_path, frames=1)
+    with pytest.raises(SystemExit, match="--mask-is-alpha works with --mode full and --method correction or guided"):
+        cli.main(["harmonize", str(comps / "frame0.png"), str(masks / "frame0.png"), "-o", str(tmp_path / "o.png"),
+                  "--mask-is-alpha", *flags])
