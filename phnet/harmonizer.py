@@ -27,7 +27,7 @@ from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
-from .imageio.images import integer_peak
+from .imageio.images import check_strided, integer_peak
 from .imageio.masks import FAINT
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
@@ -387,6 +387,7 @@ class Harmonizer:
         threshold = self._check_threshold(threshold)
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
+        _check_flag(mask_is_alpha, "mask_is_alpha")
         _check_devices(image=image, mask=mask, reference_mask=reference_mask)
         clip = as_temporal(temporal) is not None  # a window of 0 frames is still a clip; numpy False is no clip
         guided = reference_mask is not None or clip
@@ -525,6 +526,7 @@ class Harmonizer:
         mask)``, which reads them as they are. ``mask_is_alpha``: see :meth:`harmonize`."""
         strength = as_number(strength, "strength")
         size = self.check_options(strength, mode, working_size, progress)
+        _check_flag(mask_is_alpha, "mask_is_alpha")
         out, corrections = self._harmonize_tensor(images, masks, strength, mode, size, progress, None,
                                                   allow_empty=True, mask_is_alpha=mask_is_alpha)
         log_corrections(_weighed(corrections, mode, masks[:, 0], 1.0))  # as every call says what it left
@@ -1271,6 +1273,12 @@ def as_number(value: Any, name: str, rule: str = "a number") -> float:
     return float(value)
 
 
+def _check_flag(value: Any, name: str) -> None:
+    """True or False (numpy's too): a string from a config file is no flag ("no" is truthy)."""
+    if not isinstance(value, bool) and type(value).__name__ not in ("bool", "bool_"):  # numpy 1 and 2
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def _check_devices(**tensors: Any) -> None:
     """A tensor on a device that holds no data (meta) is named, not met with torch's words mid-call."""
     for name, t in tensors.items():
@@ -1282,6 +1290,8 @@ _INTEGER_MASKS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32,
 
 
 def _check_pair(images: torch.Tensor, masks: torch.Tensor, allow_empty: bool = False) -> None:
+    check_strided(images, "images")
+    check_strided(masks, "masks")
     _check_devices(images=images, masks=masks)
     for name, t in (("images", images), ("masks", masks)):
         if t.is_floating_point() or (name == "masks" and t.dtype in _INTEGER_MASKS):

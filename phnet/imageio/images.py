@@ -150,7 +150,7 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
     if is_pil(image):
         arr: Any = pil_image_pixels(image, name, allow_16bit=True)
     elif isinstance(image, torch.Tensor):
-        arr = image.detach().cpu()
+        arr = check_strided(image, name).detach().cpu()
     elif isinstance(image, np.ndarray):
         arr = image
     else:
@@ -242,9 +242,9 @@ def is_strided(t: torch.Tensor) -> bool:
 
 def check_strided(t: torch.Tensor, name: str) -> torch.Tensor:
     if t.is_nested:
-        raise ValueError(f"the {name} is a nested tensor: pass pictures of one size as one tensor, or one at a time")
+        raise ValueError(f"{name}: a nested tensor; pass pictures of one size as one tensor, or one at a time")
     if t.layout != torch.strided:
-        raise ValueError(f"the {name} is a sparse tensor ({t.layout}): pass {name}.to_dense()")
+        raise ValueError(f"{name}: a sparse tensor ({t.layout}); pass {name}.to_dense()")
     return t
 
 

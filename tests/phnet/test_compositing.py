@@ -232,3 +232,12 @@ def test_a_subject_shrunk_to_one_pixel_wide_keeps_its_colours_down_its_length():
     composite, _ = paste_subject(background, subject, x=10, y=5, scale=0.4)
     column = composite[5:45, 10, 0]
     assert column[0] < 0.05 and 0.4 < column[20] < 0.6 and column[39] > 0.95
+
+
+def test_a_sparse_subject_or_background_is_named_with_its_fix():
+    """A sparse tensor ended in torch's 'aminmax ... SparseCPU backend'."""
+    background, subject = torch.rand(32, 32, 3), torch.rand(8, 8, 3)
+    with pytest.raises(ValueError, match=r"subject: a sparse tensor .*; pass subject.to_dense\(\)"):
+        paste_subject(background, subject.to_sparse(), np.ones((8, 8), np.float32), x=4, y=4)
+    with pytest.raises(ValueError, match=r"background: a sparse tensor .*; pass background.to_dense\(\)"):
+        paste_subject(background.to_sparse(), subject, np.ones((8, 8), np.float32), x=4, y=4)

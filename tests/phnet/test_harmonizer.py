@@ -1415,6 +1415,19 @@ def test_harmonize_tensor_refuses_a_picture_under_8_pixels_a_side_as_every_input
         harmonizer.harmonize_tensor(strip, torch.ones(1, 1, 94, 1))
 
 
+def test_harmonize_tensor_names_a_sparse_tensor_and_a_flag_that_is_no_flag(harmonizer):
+    """A sparse tensor ended in torch's 'aminmax ... SparseCPU backend'; mask_is_alpha="no" ran as True."""
+    images, masks = torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"images: a sparse tensor .*; pass images.to_dense\(\)"):
+        harmonizer.harmonize_tensor(images.to_sparse(), masks)
+    with pytest.raises(ValueError, match=r"masks: a sparse tensor .*; pass masks.to_dense\(\)"):
+        harmonizer.harmonize_tensor(images, masks.to_sparse())
+    with pytest.raises(ValueError, match="mask_is_alpha must be True or False, got 'no'"):
+        harmonizer.harmonize_tensor(images, masks, mask_is_alpha="no")
+    with pytest.raises(ValueError, match="mask_is_alpha must be True or False, got 'no'"):
+        harmonizer.harmonize(images.permute(0, 2, 3, 1), masks[:, 0], mask_is_alpha="no")
+
+
 @pytest.mark.parametrize("which", ["image", "mask", "reference_mask"])
 def test_a_tensor_on_the_meta_device_is_named(harmonizer, which):
     pictures = {"image": torch.rand(1, 64, 64, 3), "mask": torch.from_numpy(subject_mask(64, 64))[None],

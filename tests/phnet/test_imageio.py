@@ -1103,10 +1103,10 @@ def test_complex_sparse_and_nested_inputs_are_refused_by_name():
     mask[2:6, 2:6] = 1
     with pytest.raises(ValueError, match="mask has dtype complex64: use 0/1"):
         mask_to_tensor(mask.numpy().astype(np.complex64) + 0.7j, 1, 8, 8)
-    with pytest.raises(ValueError, match=r"the mask is a sparse tensor \(torch.sparse_coo\): pass mask.to_dense\(\)"):
+    with pytest.raises(ValueError, match=r"mask: a sparse tensor \(torch.sparse_coo\); pass mask.to_dense\(\)"):
         mask_to_tensor(mask.to_sparse(), 1, 8, 8)
-    with pytest.raises(ValueError, match=r"the image is a sparse tensor .*: pass image.to_dense\(\)"):
+    with pytest.raises(ValueError, match=r"image: a sparse tensor .*; pass image.to_dense\(\)"):
         image_to_tensor(torch.rand(8, 8, 3).to_sparse())
     nested = torch.nested.nested_tensor([torch.rand(8, 8, 3), torch.rand(4, 8, 3)])
-    with pytest.raises(ValueError, match="the image is a nested tensor: pass pictures of one size as one tensor"):
+    with pytest.raises(ValueError, match="image: a nested tensor; pass pictures of one size as one tensor"):
         image_to_tensor(nested)
