@@ -628,6 +628,24 @@ def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_networ
     assert reads.count == 0
 
 
+def _oracle(tiny_model, monkeypatch, method, truth):
+    """A Harmonizer whose network plays an oracle: it gives back ``truth`` (H×W×3, 0..255) at working size 64."""
+    from phnet.fullres import downscale
+
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(*truth.shape[:2], 64))
+    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (low.expand_as(x).clone(),
+                                                                            torch.full((len(x),), 30.0),
+                                                                            torch.ones(len(x))))
+    return harmonizer
+
+
+def _gradient(h, w):
+    """A smooth background for the oracle tests."""
+    yy, xx = np.mgrid[:h, :w]
+    return np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+
+
 @pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False),
                                           ("guided", True)])
 def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monkeypatch, method, clip):
@@ -635,20 +653,14 @@ def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monk
     in part mixes it with the background, and its change is that part of the subject's: carried up as it was, a
     bar narrower than a working pixel got a quarter of its change and a disc's rim 85 %. A mask weaker
     everywhere (0.4) keeps its weight: 0.4 of the change, up to the edge."""
-    from phnet.fullres import downscale
-
     h, w = 600, 900  # working size 64: 56×80, a working pixel ~11 px wide
     yy, xx = np.mgrid[:h, :w]
-    truth = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    truth = _gradient(h, w)
     bar = np.zeros((h, w), bool)
     bar[150:450, 400:404] = True
     disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
     inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
-    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
-    truth_low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(h, w, 64))
-    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
-                                                                            torch.full((len(x),), 30.0),
-                                                                            torch.ones(len(x))))
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
     for subject, where in ((bar, bar), (disc, disc & ~inside)):  # the bar, the disc's outer 2 px
         composite = np.clip(truth + np.where(subject[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
         need = truth.round() - composite
@@ -667,18 +679,12 @@ def test_a_weak_subject_on_a_mattes_faint_floor_gets_its_rims_change(tiny_model,
     """The network played by an oracle. A matte often holds 1/255 everywhere; beside a subject of 48/255, 1/64 of the
     strongest value is under one 8-bit level, so the floor counted as subject in every working pixel and the rim got
     0.8 of what it gets without the floor. The floor is a trace: the rim gets the same with it as without."""
-    from phnet.fullres import downscale
-
     h, w = 600, 900
     yy, xx = np.mgrid[:h, :w]
-    truth = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    truth = _gradient(h, w)
     disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
     inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
-    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
-    truth_low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(h, w, 64))
-    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
-                                                                            torch.full((len(x),), 30.0),
-                                                                            torch.ones(len(x))))
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
     composite = np.clip(truth + np.where(disc[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
     need = truth.round() - composite
     rim = disc & ~inside
@@ -696,17 +702,12 @@ def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say
     """The subject's coverage of a working pixel was read off the mask's soft values: a feather's inner half got the
     whole change (mask 0.7: 1.0), and one full pixel in a mask of 0.4 gave the whole subject the whole change
     (2.5 times what the report said). Each pixel of the subject gets what its mask says."""
-    from phnet.fullres import downscale
     from phnet.mask_tools import refine_mask
 
     h, w = 480, 640
     yy, xx = np.mgrid[:h, :w]
-    truth = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
-    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
-    truth_low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(h, w, 64))
-    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
-                                                                            torch.full((len(x),), 30.0),
-                                                                            torch.ones(len(x))))
+    truth = _gradient(h, w)
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
     rect = np.zeros((h, w), np.float32)
     rect[120:360, 160:480] = 1
     composite = np.clip(truth + np.where(rect[..., None] > 0, [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
@@ -736,22 +737,16 @@ def test_a_subject_pasted_with_its_mask_as_alpha_gets_its_whole_change_in_its_so
     """The network played by an oracle (the ground truth at the working size). Pasted with the mask as its alpha,
     a soft edge's colours are part background, and so is the network's change there: read as a feather, the edge
     got about 0.8 of its change. With mask_is_alpha it gets all of it; False is the default reading, pixel for pixel."""
-    from phnet.fullres import downscale
-
     h, w = 480, 640  # working size 64: a working pixel 10 px wide, the soft edge 24 px
     yy, xx = np.mgrid[:h, :w]
-    background = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+    background = _gradient(h, w)
     subject = np.stack([200 - 60 * yy / h, 140 + 0 * xx, 60 + 60 * xx / w], -1)
     d = np.sqrt(((xx - w / 2) / 160) ** 2 + ((yy - h / 2) / 170) ** 2)
     alpha = np.clip((1 - d) * 160 / 24 + 0.5, 0, 1)[..., None]
     mask = (alpha[..., 0] * 255).round().astype(np.uint8)
     composite = (alpha * subject + (1 - alpha) * background).round().astype(np.uint8)
     truth = (alpha * (subject + [-35, 25, 45]) + (1 - alpha) * background).round()
-    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
-    truth_low = downscale(torch.from_numpy(truth.astype(np.uint8)), 255.0, working_shape(h, w, 64))
-    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (truth_low.expand_as(x).clone(),
-                                                                            torch.full((len(x),), 30.0),
-                                                                            torch.ones(len(x))))
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
     frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
     options = {"threshold": 0.0, "working_size": 64, "temporal": 0 if clip else None}
     need = truth - composite
