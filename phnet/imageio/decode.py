@@ -51,7 +51,8 @@ MASK_ONLY = (".gif", ".pbm")  # formats masks come in too (a bitmap, an old tool
 def native(array: np.ndarray) -> np.ndarray:
     """``array`` C-contiguous and in this machine's byte order: torch reads no other (a big-endian array,
     from FITS or some TIFF readers, is converted rather than refused)."""
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("=")).reshape(array.shape)  # 0-d stays 0-d
+
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file: uint8, or uint16 for 16-bit files (grey, and the 48/64-bit colour of PNG and

@@ -1110,3 +1110,11 @@ def test_complex_sparse_and_nested_inputs_are_refused_by_name():
     nested = torch.nested.nested_tensor([torch.rand(8, 8, 3), torch.rand(4, 8, 3)])
     with pytest.raises(ValueError, match="image: a nested tensor; pass pictures of one size as one tensor"):
         image_to_tensor(nested)
+
+
+def test_a_0_d_mask_is_named_by_its_own_shape():
+    """np.array(1) as a mask was refused as 'got shape (1,)'."""
+    from phnet.imageio import mask_to_tensor
+
+    with pytest.raises(ValueError, match=r"got shape \(\)$"):
+        mask_to_tensor(np.array(1, np.uint8), 1, 8, 8)
