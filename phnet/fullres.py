@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .compat import widened
-from .imageio.masks import FAINT
+from .imageio.masks import trace_bar
 
 METHODS = ("correction", "guided", "resize")
 
@@ -83,22 +83,20 @@ def local_affine(
 MIN_COVERAGE = 0.25  # see unmix: a working pixel's change is multiplied by at most 4
 
 
-TRACE_FLOOR = 1.5 / 255  # of full: a matte's floor of one 8-bit level is a trace, whatever the subject's strength
-
-
 def subject_coverage(mask: torch.Tensor, peak: float, shape: tuple[int, int],
                      own: torch.Tensor | None = None) -> torch.Tensor:
     """How much of each pixel at the working ``shape`` (1×1×h×w, 0..1) the subject covers: where its H×W mask
-    (any dtype, ``peak`` = full) holds more than a trace (1/64 of its strongest value, and at least
-    ``TRACE_FLOOR`` of full), soft or not. A mask's own softness (a feather, a mask of 0.4) is for the full-resolution
-    blend to apply, once: read as coverage, it was undone. ``own``: the mask's own ``downscale(mask[..., None],
-    peak, shape)``, returned for a uint8 mask of 0 and 255 alone (it is then that map: one full-size resize fewer)."""
+    (any dtype, ``peak`` = full) holds more than a trace (:func:`~phnet.imageio.masks.trace_bar`: 1/64 of its
+    strongest value, and at least 1.5/255 of full), soft or not. A mask's own softness (a feather, a mask of 0.4)
+    is for the full-resolution blend to apply, once: read as coverage, it was undone. ``own``: the mask's own
+    ``downscale(mask[..., None], peak, shape)``, returned for a uint8 mask of 0 and 255 alone (it is then that
+    map: one full-size resize fewer)."""
     wide = widened(mask)
     strongest = wide.amax()
     if wide.device.type == "cpu" and not wide.is_floating_point():  # a whole-number bar: compared in the mask's dtype
-        bar = math.floor(max(int(strongest) * FAINT, TRACE_FLOOR * peak))  # (a float one took as long again, 6 ms)
+        bar = math.floor(trace_bar(int(strongest), peak))  # (a float one took as long again, 6 ms)
     else:  # nothing read back from a GPU
-        bar = (strongest.float() * FAINT).clamp(min=TRACE_FLOOR * peak)
+        bar = trace_bar(strongest.float(), peak)
     if wide.device.type == "cpu" and wide.dtype == torch.uint8:  # torch.gt is slow on uint8 (4K: 12 ms against 3)
         solid = wide.clamp(bar, bar + 1).sub_(bar).mul_(255)  # bar ≤ 3: 0 or 1, then 0 or 255
         if own is not None and peak == 255 and _same_bytes(solid, wide):

@@ -15,6 +15,7 @@ import torch
 
 from .compat import aminmax
 from .imageio.images import UNIT_SLACK
+from .imageio.masks import trace_bar
 
 BUCKETS = ("0-5%", "5-15%", "15-100%")
 FMSE_EPS = 1e-6
@@ -153,12 +154,13 @@ def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, pe
                mask_peak: float = 1.0, max_pixels: int = 1 << 18) -> tuple[float, float]:
     """How much ``after`` differs from ``before`` (H×W×C pixels, ``peak`` = full intensity; their first three
     channels) over the subject, weighed by the H×W ``mask`` (``mask_peak`` = fully subject), and over the
-    background, where the mask holds no more than a trace of the subject (1/64 of its own strongest value: a
-    soft edge is the subject's, and a faint mask's pixels counted as background reported a change where none
-    was; a floor of 1/255 from a matting model is background): two RMS values in 0–255 units. A report's
-    figure, read on ``after``'s device on a grid of at most ``max_pixels`` (every k-th row and column of a
-    larger picture): a few milliseconds and small copies, whatever the picture's size. A thin subject the grid
-    would miss (a wire, a strand of hair across the picture) is read on its own pixels."""
+    background, where the mask holds no more than a trace of the subject (:func:`~phnet.imageio.masks.trace_bar`:
+    1/64 of its own strongest value, and at least 1.5/255 of full: a soft edge is the subject's, and a faint mask's
+    pixels counted as background reported a change where none was; a floor of 1/255 from a matting model is
+    background, beside a weak subject too): two RMS values in 0–255 units. A report's figure, read on ``after``'s
+    device on a grid of at most ``max_pixels`` (every k-th row and column of a larger picture): a few milliseconds
+    and small copies, whatever the picture's size. A thin subject the grid would miss (a wire, a strand of hair
+    across the picture) is read on its own pixels."""
     step = max(1, math.ceil(math.sqrt(mask.numel() / max_pixels)))
     grid = before[::step, ::step], after[::step, ::step], mask[::step, ::step]
     (error, w), (outside_error, outside_w), caught = _changes(*grid, mask_peak)
@@ -175,7 +177,7 @@ def _changes(before, after, mask, mask_peak):
     read back together."""
     err = (wide(after[..., :3]) - wide(before[..., :3].to(after.device))).square_()
     weight = wide(mask[..., None].to(after.device)) / mask_peak
-    outside = wide(weight <= weight.max() / 64)
+    outside = wide(weight <= trace_bar(weight.max()))
     # (a sum over 3 channels is slow)
     read = torch.stack([(err * weight).sum(), weight.sum(), (err * outside).sum(), outside.sum(),
                         (weight > 0).sum().to(err.dtype)]).tolist()

@@ -278,6 +278,27 @@ def test_rms_change_weighs_the_subject_by_the_soft_mask_and_reads_the_background
     assert rms_change(before, after, floored, 255, 255)[1] > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_rms_change_reads_a_mattes_floor_beside_a_weak_subject_as_background(dtype):
+    """Beside a subject of 48/255, 1/64 of its strongest value is under one 8-bit level: a matte's floor of 1/255
+    counted as subject everywhere, and a changed background was reported as unchanged (0.0)."""
+    from phnet.metrics import rms_change
+
+    before = torch.full((40, 50, 3), 100, dtype=torch.uint8)
+    after = before.clone()
+    after[..., 0] += 12
+    disc = torch.zeros(40, 50, dtype=torch.bool)
+    disc[10:30, 15:35] = True
+    full = 255 if dtype == torch.uint8 else 1
+    got = []
+    for floor in (0, 1):
+        mask = torch.where(disc, 48, floor).to(dtype)
+        mask = mask if dtype == torch.uint8 else mask / 255
+        got.append(rms_change(before, after, mask, 255, full))
+    assert got[1][1] == pytest.approx(12 / math.sqrt(3))
+    assert got[1] == pytest.approx(got[0])
+
+
 def test_blend_weight_is_the_rms_of_what_a_mask_lets_through():
     from phnet.metrics import blend_weight
 
