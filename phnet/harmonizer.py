@@ -28,7 +28,7 @@ from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_
                       tensor_to_image)
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .imageio.images import check_strided, integer_peak
-from .imageio.masks import FAINT
+from .imageio.masks import FAINT, trace_bar
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
@@ -1212,8 +1212,8 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
     else:  # the region is read without the subject, cut where the network reads subject (from half, see
         # _working_mask: a band drawn in a wide feather is background to it), its strength where no trace of the
         # subject is: a pixel the subject covers would count the strength painted over it, not the region's. A
-        # trace is under 1/64 of the subject's strongest (a matting model's or a JPEG mask's floor of 1/255)
-        trace = (subject.amax().float() / 64).to(reference.device)
+        # trace (a matting model's or a JPEG mask's floor of 1/255) is trace_bar's
+        trace = trace_bar(subject.amax().float(), subject_peak).to(reference.device)
         coverage = downscale(subject[..., None], subject_peak, shape).to(reference.device)
         half = _subject_bar(coverage) * subject_peak
         weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], reference_peak,

@@ -197,6 +197,32 @@ def test_a_soft_reference_painted_over_the_subject_too_is_still_its_region():
     assert torch.equal(over[..., :columns], soft[..., :columns]) and soft[..., :columns].sum() > 0
 
 
+@pytest.mark.parametrize("uint8", [False, True])
+def test_a_soft_reference_beside_a_weak_subject_on_a_mattes_floor_is_still_its_region(uint8):
+    """Beside a subject of 48/255, 1/64 of its strongest value is under one 8-bit level: a matte's floor of 1/255
+    counted as a trace of the subject everywhere, so the region's strength was read off what was painted over the
+    subject's feather, and the region itself (0.4) was dropped."""
+    import numpy as np
+
+    from phnet.fullres import working_shape
+    from phnet.harmonizer import reference_at
+    from phnet.mask_tools import refine_mask
+
+    _, mask = _picture(301, 419)
+    weak = refine_mask(mask, feather=12.0) * (48 / 255)
+    region = np.zeros_like(mask)
+    region[:, :60] = 0.4
+    shape = working_shape(301, 419, 64)
+    got = []
+    for floor in (0, 1 / 255):
+        subject = np.maximum(weak, floor)
+        subject, peak = ((subject * 255).round().astype(np.uint8), 255.0) if uint8 else (subject, 1.0)
+        over = np.maximum(region, weak > 4 / 255)  # painted over the subject's feather too, at full strength
+        got.append(reference_at(torch.from_numpy(over), shape, torch.from_numpy(subject), peak))
+    columns = shape[1] * 60 // 419
+    assert torch.equal(got[1][..., :columns], got[0][..., :columns]) and got[0][..., :columns].sum() > 0
+
+
 def test_a_faint_subject_with_a_stronger_speck_is_cut_from_the_reference_where_the_network_reads_it():
     """The reference was cut at half the subject's strongest pixel while the network reads a faint subject by its
     own strongest coverage: one speck left the whole faint subject inside the reference region."""
