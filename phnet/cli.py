@@ -841,7 +841,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
             reference_peak, scene = 1.0, None
             if pixels.shape[-1] == 4:  # a frame with its own mask: what lies under its alpha 0 is no scene
                 scene = visible_scene(pixels[None, ..., 3], masks[None], None if reference is None else
-                                      (reference[None], 1.0))
+                                      (reference[None], 1.0), mask_peak)
             if scene is not None:
                 (region, reference_peak), _ = scene
                 reference = region[0]

@@ -18,7 +18,7 @@ from .corrections import MIN_BACKGROUND
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array
 from .imageio.images import _where
-from .imageio.masks import FAINT
+from .imageio.masks import trace_bar
 
 __all__ = ["paste_subject", "cut_out_colour", "visible_scene", "ANCHORS"]
 
@@ -43,22 +43,23 @@ def cut_out_colour(pixels: Any, background: Any, share: float = 0.03) -> tuple[f
 
 
 def visible_scene(alpha: torch.Tensor, masks: torch.Tensor,
-                  references: tuple[torch.Tensor, float] | None = None
+                  references: tuple[torch.Tensor, float] | None = None, mask_peak: float = 1.0
                   ) -> tuple[tuple[torch.Tensor, float], list[bool]] | None:
     """The scene an RGBA composite's subject is matched to: its visible part. ``alpha``: B×H×W (0 = not shown);
-    ``masks``: the subjects, 1×H×W or B×H×W in any dtype; ``references``: None or (1×H×W or B×H×W reference
-    masks, their full value). What lies under alpha 0 (black, mostly: a background with a transparent part) is
-    seen by nobody, and the subject must not be matched to it.
+    ``masks``: the subjects, 1×H×W or B×H×W in any dtype (``mask_peak`` = fully subject); ``references``: None or
+    (1×H×W or B×H×W reference masks, their full value). What lies under alpha 0 (black, mostly: a background with
+    a transparent part) is seen by nobody, and the subject must not be matched to it.
 
     → (reference masks B×H×W, their full value) and which pictures they narrow: those whose background (the
-    mask under 1/64 of its strongest: a matting model's or a JPEG mask's floor is background) is partly hidden
-    and still shows over :data:`MIN_BACKGROUND` of the picture, within the given region where one is given;
-    elsewhere the references are as given (the whole picture where none is). None where no picture is narrowed:
-    a cut-out, whose alpha is its subject, has no visible scene to match and is judged as one."""
+    mask at most a trace, :func:`~phnet.imageio.masks.trace_bar`: a matting model's or a JPEG mask's floor is
+    background, beside a weak subject too) is partly hidden and still shows over :data:`MIN_BACKGROUND` of the
+    picture, within the given region where one is given; elsewhere the references are as given (the whole picture
+    where none is). None where no picture is narrowed: a cut-out, whose alpha is its subject, has no visible scene
+    to match and is judged as one."""
     n, h, w = alpha.shape
     subject = widened(masks)
     # the bool temporaries are worked in place: a long clip's pictures are large
-    background = (subject <= subject.flatten(1).amax(1)[:, None, None] * FAINT).expand(n, h, w).clone()
+    background = (subject <= trace_bar(subject.flatten(1).amax(1)[:, None, None], mask_peak)).expand(n, h, w).clone()
     shown = widened(alpha) > 0
     hidden = (~shown).logical_and_(background)
     found = hidden.flatten(1).any(1)

@@ -419,7 +419,7 @@ class Harmonizer:
             references = None if reference_mask is None else reference_pixels(reference_mask, pixels.shape[:3])
             narrowed = None
             if mode == "full" and pixels.shape[-1] == 4:  # what lies under an RGBA composite's alpha 0 is no scene
-                scene = visible_scene(pixels[..., 3], masks, references)
+                scene = visible_scene(pixels[..., 3], masks, references, mask_peak)
                 if scene is not None:
                     references, narrowed = scene
             if guided or narrowed:  # one frame after another: the same prepare / estimate / apply, smoothed between

@@ -1597,6 +1597,22 @@ def test_the_transparent_part_of_an_rgba_composite_is_not_matched(harmonizer, ca
     assert summary(corrections).endswith("; 1 of 2: the transparent part was left out of the scene to match")
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_the_transparent_part_is_not_matched_beside_a_weak_subject_on_a_mattes_floor(harmonizer, dtype):
+    """Beside a subject of 48/255, 1/64 of its strongest value is under one 8-bit level: a matte's floor of 1/255
+    counted as subject everywhere, no background was left to narrow, and the subject was matched to the black
+    under the composite's transparent part."""
+    rgba, mask = _half_hidden()
+    out = []
+    for floor in (0, 1):
+        weak = np.where(mask > 0, 48, floor).astype(np.uint8)
+        weak = weak if dtype == np.uint8 else weak / np.float32(255)
+        result, (c,) = harmonizer.harmonize(rgba, weak, threshold=0)
+        assert c.describe().endswith("; the transparent part was left out of the scene to match"), floor
+        out.append(result)
+    assert np.array_equal(out[1], out[0])
+
+
 def test_a_converted_rgba_composite_leaves_its_transparent_part_out_as_a_native_one(harmonizer):
     """A picture converted before the work (PIL LA) takes the same rule."""
     rgba, mask = _half_hidden()
