@@ -33,6 +33,8 @@ INVISIBLE = 0.5
 FAINT_WEIGHT = 0.7
 # The note on an RGBA composite's picture whose transparent part was not matched (see compositing.visible_scene)
 TRANSPARENT_SCENE = "the transparent part was left out of the scene to match"
+MATTE_UNUSED = ("mask_is_alpha changed nothing: only methods correction and guided, in mode full with a model "
+                "that outputs a picture, carry a change up to a soft edge")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 from .compat import autocast_available
 from .compositing import visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
-from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
+from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MATTE_UNUSED, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
                           log_corrections)
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, lift, lift_change,
                       one_thread, remix, resize, subject_change, subject_coverage, tile_pixels, unit_float,
@@ -379,7 +379,8 @@ class Harmonizer:
         background, as :func:`phnet.compositing.paste_subject` makes it), so a soft edge's colours are part
         background and it gets the subject's whole change (methods "correction" and "guided"). False (default): a
         soft edge is a feather, which blends the change by its value (a pasted subject's wide soft edge then gets
-        about 0.8 of its change); a mask cannot tell the two apart, and True would undo a feather.
+        about 0.8 of its change); a mask cannot tell the two apart, and True would undo a feather. Elsewhere (mode
+        "official", method "resize", a colour-transform model) it changes nothing, and the report says so.
 
         In mode "full" an RGBA composite's subject is matched to the part of its background that its alpha shows
         (within ``reference_mask``, where given): what lies under alpha 0 is seen by nobody (see
@@ -440,6 +441,9 @@ class Harmonizer:
                 corrections = [dataclasses.replace(c, notes=(*c.notes, TRANSPARENT_SCENE))
                                if left_out and not c.empty_mask else c for c, left_out in zip(corrections, narrowed)]
             result = Harmonized(finish(out), corrections)
+        if mask_is_alpha and (mode != "full" or self.method == "resize" or self.config.output == "transform"):
+            result = result._replace(corrections=[c if c.empty_mask else dataclasses.replace(c, notes=(
+                *c.notes, MATTE_UNUSED)) for c in result.corrections])
         log_corrections(result.corrections, "frames" if clip else "images")
         return result
 

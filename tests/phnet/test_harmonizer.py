@@ -1647,3 +1647,26 @@ def test_a_smoothed_frames_report_measures_its_change_as_the_network_proposed_it
                                           threshold=0)
         half = harmonizer.smoothed_report(frame, frame.correction * 0.5)
         assert half.smoothed == pytest.approx(frame.report.size / 2, rel=0.01), level
+
+
+@pytest.mark.parametrize("output, method, mode, unused", [
+    ("image", "correction", "full", False), ("image", "guided", "full", False), ("image", "resize", "full", True),
+    ("image", "correction", "official", True), ("transform", "correction", "full", True)])
+def test_mask_is_alpha_that_changes_nothing_says_so(tiny_config, output, method, mode, unused):
+    """A colour-transform model, method resize and the official pipeline carry no change up to a soft edge:
+    mask_is_alpha gave the same pixels as without it, in silence."""
+    import dataclasses
+
+    from phnet import PHNet
+    from phnet.corrections import MATTE_UNUSED
+
+    torch.manual_seed(0)
+    model = PHNet(dataclasses.replace(tiny_config, output=output)).eval()
+    harmonizer = Harmonizer(model, device="cpu", dtype="fp32", method=method)
+    image = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 20:50] = 255
+    (report,) = harmonizer.harmonize(image, mask, mode=mode, threshold=0.0, mask_is_alpha=True).corrections
+    assert (MATTE_UNUSED in report.notes) == unused
+    (report,) = harmonizer.harmonize(image, mask, mode=mode, threshold=0.0).corrections
+    assert MATTE_UNUSED not in report.notes
