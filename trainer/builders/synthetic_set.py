@@ -72,6 +72,9 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
                         options: SynthesisOptions | None = None, limit: int = 0, progress: bool = False) -> dict:
     src, out = Path(src), Path(out)
     _check_arguments(src, out, size, copies, val_fraction, test_fraction, limit)
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src} is a file, not a folder: give the folder that holds the photos" if src.exists()
+                                else f"the photo folder {src} does not exist: correct the path")
     if is_pool(src):
         splits = sorted(p.name for p in src.iterdir() if (p / "images").is_dir())
         example = src / ("test" if "test" in splits else splits[0] if splits else "test")

@@ -313,3 +313,17 @@ def test_a_pool_is_refused_and_one_of_its_splits_is_read_with_its_masks(tmp_path
     alpha = np.asarray(Image.open(tmp_path / "set" / "alpha" / "train0.png")) > 127
     mask = np.asarray(Image.open(pool / "train" / "masks" / "train0.png")) > 127
     assert (alpha == mask).mean() > 0.95  # the pool's own mask, not an ellipse
+
+
+def test_a_photo_folder_that_is_missing_or_a_file_is_named_as_such(tmp_path, photos, capsys):
+    """Both were "no images under" the path, as for a folder that holds no picture."""
+    from trainer.builders.synthetic_set import main
+
+    picture = next(photos[0].iterdir())
+    assert main([str(tmp_path / "nowhere"), str(tmp_path / "set"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: the photo folder {tmp_path / 'nowhere'} does not exist: correct the path")
+    assert main([str(picture), str(tmp_path / "set"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {picture} is a file, not a folder: give the folder that holds the photos")
+    assert not (tmp_path / "set").exists()
