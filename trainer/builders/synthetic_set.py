@@ -91,6 +91,9 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
         photos = photos[:limit]
     if not photos:
         raise FileNotFoundError(f"no images under {src}")
+    if _all_masks(photos):
+        raise ValueError(f"every picture under {photos_root} is a black-and-white mask, not a photo: give the folder "
+                         "of photos, and their masks with --mask-dir")
     keys = [p.relative_to(photos_root).as_posix() for p in photos]
     masks = {}
     if mask_dir is not None:  # the trainer's rules: a folder matching no photo is an error, a gap a warning
@@ -122,6 +125,22 @@ def _file_bases(keys: list[str]) -> dict[str, str]:
 
     return distinct_bases(keys, lambda key: uncommented(key.rsplit(".", 1)[0].replace("/", "__")),
                           lambda key: uncommented(key.replace("/", "__").replace(".", "_")))
+
+
+def _all_masks(photos: list[Path]) -> bool:
+    """Whether every picture is a black-and-white mask (a mask folder given as the photos); read until one is not,
+    so a folder of photos costs one picture's read."""
+    from phnet.imageio import image_to_uint8, read_image
+    from phnet.imageio.decode import _NOISE, is_black_and_white
+
+    for path in photos:
+        try:
+            rgb = image_to_uint8(read_image(path)).astype(np.int16)
+        except (OSError, ValueError):  # an unreadable picture: the build says why
+            return False
+        if not is_black_and_white(rgb.mean(-1), np.ptp(rgb, axis=-1) > _NOISE):
+            return False
+    return True
 
 
 def _check_arguments(src: Path, out: Path, size: int, copies: int, val_fraction: float, test_fraction: float,

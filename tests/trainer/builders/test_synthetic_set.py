@@ -327,3 +327,26 @@ def test_a_photo_folder_that_is_missing_or_a_file_is_named_as_such(tmp_path, pho
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: {picture} is a file, not a folder: give the folder that holds the photos")
     assert not (tmp_path / "set").exists()
+
+
+def test_a_folder_of_masks_given_as_the_photos_is_refused(tmp_path, photos, capsys):
+    """Its masks were synthesised into a set of composites of black-and-white pictures, and the build exited 0;
+    as the photos of a swapped --mask-dir, the photos were their masks' masks."""
+    import shutil
+    import warnings
+
+    from trainer.builders.synthetic_set import main
+
+    img_dir, mask_dir = photos
+    mask_dir = shutil.copytree(mask_dir, tmp_path / "masks")
+    for args in ([str(mask_dir)], [str(mask_dir), "--mask-dir", str(img_dir)]):
+        assert main([*args[:1], str(tmp_path / "set"), "--size", "32", "--no-progress", *args[1:]]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"error: every picture under {mask_dir} is a black-and-white mask, not a photo: give the folder of "
+            "photos, and their masks with --mask-dir")
+    assert not (tmp_path / "set").exists()
+    # a photo among them is built from (a black-and-white drawing beside it is its own business)
+    Image.open(next(img_dir.iterdir())).save(mask_dir / "zz-photo.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the masks look alike: near-duplicates across splits
+        assert main([str(mask_dir), str(tmp_path / "set"), "--size", "32", "--no-progress"]) == 0
