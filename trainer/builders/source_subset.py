@@ -111,6 +111,10 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the subset is built beside its folder: nothing of it is in place yet
+        print(f"error: interrupted; {a.out} is as it was before this build: run it again to build the subset",
+              file=sys.stderr)
+        return 130
     print(f"{summary['train_sources']} of {summary['of']} training sources: {summary['pairs']['train']} train, "
           f"{summary['pairs']['val']} val, {summary['pairs']['test']} test pairs -> {a.out}")
     return 0

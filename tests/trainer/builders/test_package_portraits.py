@@ -174,3 +174,29 @@ def test_masks_of_a_cropped_wide_picture_keep_the_coverage_rule_and_the_manifest
         saved = np.asarray(Image.open(tmp_path / "out" / "train" / "masks" / f"{e['name']}.png")) > 127
         assert e["size"][1] <= e["size"][0] * pp.MAX_ASPECT
         assert 0.04 <= saved.mean() <= 0.65 and abs(saved.mean() - e["fg"]) < 0.02, e
+
+
+def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_earlier_pool(tmp_path, monkeypatch, capsys):
+    """It ended in a traceback."""
+    from trainer.builders import package_portraits
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
+
+    def interrupted(key):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(package_portraits, "iter_sources", lambda: iter([pp.Source("skimage/a", interrupted)]))
+    monkeypatch.setattr(package_portraits, "load_cv2", lambda: None)
+    try:
+        package_portraits.main([str(pool)])
+    except SystemExit as stop:
+        code = stop.code
+    except KeyboardInterrupt:
+        code = "a traceback"
+    assert code == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: interrupted; {pool} is as it was before this build: run it again to build the pool")
+    assert (pool / "manifest.json").read_text() == '{"builder": "trainer.builders.package_portraits"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]

@@ -117,3 +117,25 @@ def test_an_entry_naming_a_folder_is_no_pool_s(tmp_path, capsys, entry):
         f"error: {pool / 'manifest.json'} is not a pool's manifest (entries with name, split and source): rebuild "
         "the pool with python -m trainer.builders.package_portraits")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]
+
+
+def test_ctrl_c_midway_ends_with_one_line_and_leaves_no_half_subset(tmp_path, capsys, monkeypatch):
+    """It ended in a traceback."""
+    pool = _pool(tmp_path / "pool")
+    linked, make_link = [], source_subset._link
+
+    def link(src, dst):
+        linked.append(dst)
+        if len(linked) == 3:
+            raise KeyboardInterrupt
+        make_link(src, dst)
+
+    monkeypatch.setattr(source_subset, "_link", link)
+    try:
+        code = source_subset.main([str(pool), str(tmp_path / "sub"), "--fraction", "1"])
+    except KeyboardInterrupt:
+        code = "a traceback"
+    assert code == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: interrupted; {tmp_path / 'sub'} is as it was before this build: run it again to build the subset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]

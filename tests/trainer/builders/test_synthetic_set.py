@@ -350,3 +350,32 @@ def test_a_folder_of_masks_given_as_the_photos_is_refused(tmp_path, photos, caps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the masks look alike: near-duplicates across splits
         assert main([str(mask_dir), str(tmp_path / "set"), "--size", "32", "--no-progress"]) == 0
+
+
+def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_earlier_set(tmp_path, photos, capsys, monkeypatch):
+    """It ended in a traceback (the earlier set was kept, but the output did not say so)."""
+    from trainer.builders import synthetic_set
+
+    out = tmp_path / "set"
+    args = [str(photos[0]), str(out), "--size", "32", "--no-progress"]
+    assert synthetic_set.main(args) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    written, write = [], synthetic_set._png
+
+    def png(picture, path):
+        written.append(path)
+        if len(written) == 7:
+            raise KeyboardInterrupt
+        write(picture, path)
+
+    monkeypatch.setattr(synthetic_set, "_png", png)
+    try:
+        code = synthetic_set.main(args + ["--copies", "2"])
+    except KeyboardInterrupt:
+        code = "a traceback"
+    assert code == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: interrupted; {out} is as it was before this build: run it again to build the set")
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
