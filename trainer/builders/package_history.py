@@ -437,6 +437,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-side", type=int, default=256, help="the builder's smallest usable side (default 256)")
     p.add_argument("--no-faces", action="store_true", help="skip the face count (faster)")
     a = p.parse_args(argv)
+    if a.min_side < 1:
+        p.error(f"--min-side must be at least 1, got {a.min_side}")
     try:
         _, tallies = harvest(a.cache, a.min_side, faces=not a.no_faces)
     except (OSError, ValueError) as e:  # PyPI out of reach with nothing cached, a failed download

@@ -326,3 +326,16 @@ def test_a_page_instead_of_pypis_json_is_taken_for_pypi_out_of_reach(tmp_path, m
     said = []
     assert [w.version for w in ph.known_wheels(DIST, tmp_path, said.append)] == ["2"]
     assert said[0].startswith("warning: cannot reach PyPI (PyPI's JSON API answered ")
+
+
+@pytest.mark.parametrize("side", ["0", "-5"])
+def test_a_min_side_under_1_is_refused_before_any_download(tmp_path, monkeypatch, capsys, side):
+    """It was taken (every picture counted as big enough) and the versions were downloaded and read."""
+    def harvest(*args, **kwargs):
+        raise AssertionError("harvested")
+
+    monkeypatch.setattr(ph, "harvest", harvest)
+    with pytest.raises(SystemExit) as stop:
+        ph.main(["--cache", str(tmp_path / "cache"), "--min-side", side])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: --min-side must be at least 1, got {side}")
