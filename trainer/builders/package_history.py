@@ -211,8 +211,8 @@ def download(wheel: Wheel, cache: Path) -> Path:
                               f"run once with network access, or put {wheel.filename} into {path.parent}") from None
             got = Path(tmp) / wheel.filename
             if not got.exists():
-                raise RuntimeError(f"pip download {wheel.dist}=={wheel.version} gave {os.listdir(tmp)}, not "
-                                   f"{wheel.filename}: download that file by hand into {path.parent}")
+                raise OSError(f"pip download {wheel.dist}=={wheel.version} gave {os.listdir(tmp)}, not "
+                              f"{wheel.filename}: download that file by hand into {path.parent}")
             os.replace(got, path)
     return path
 

@@ -147,7 +147,7 @@ def test_an_interrupted_download_leaves_nothing_the_cache_would_trust(tmp_path, 
             f.write(b"not the wheel")
 
     monkeypatch.setattr(ph.subprocess, "run", pip_renames)
-    with pytest.raises(RuntimeError, match="download that file by hand into"):
+    with pytest.raises(OSError, match="download that file by hand into"):
         ph.download(wheel, tmp_path / "cache")
     assert list((tmp_path / "cache" / "wheels").iterdir()) == []
 
@@ -339,3 +339,18 @@ def test_a_min_side_under_1_is_refused_before_any_download(tmp_path, monkeypatch
         ph.main(["--cache", str(tmp_path / "cache"), "--min-side", side])
     assert stop.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: --min-side must be at least 1, got {side}")
+
+
+def test_a_download_that_gives_another_file_is_one_line_naming_the_fix(tmp_path, downloads, monkeypatch, capsys):
+    """The command line ended in a RuntimeError traceback (so did package_portraits --all-versions)."""
+    def pip_renames(cmd, check):
+        with open(f"{cmd[cmd.index('-d') + 1]}/{MODULE.replace('_', '-')}-2.tar.gz", "wb") as f:
+            f.write(b"not the wheel")
+
+    monkeypatch.setattr(ph.subprocess, "run", pip_renames)
+    with pytest.raises(SystemExit) as stop:
+        ph.main(["--cache", str(tmp_path / "cache"), "--no-faces"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"error: pip download {DIST}==2 gave ['{MODULE.replace('_', '-')}-2.tar.gz'], not {MODULE}-2-py3-none-any.whl: "
+        "download that file by hand into ")
