@@ -444,6 +444,10 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError) as e:  # PyPI out of reach with nothing cached, a failed download
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # the cache holds whole files only
+        print("error: interrupted; what was downloaded so far is kept in the cache: run it again to go on",
+              file=sys.stderr)
+        raise SystemExit(130) from None
     print(format_table(tallies))
 
 

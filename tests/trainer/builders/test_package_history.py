@@ -354,3 +354,25 @@ def test_a_download_that_gives_another_file_is_one_line_naming_the_fix(tmp_path,
     assert capsys.readouterr().err.splitlines()[-1].startswith(
         f"error: pip download {DIST}==2 gave ['{MODULE.replace('_', '-')}-2.tar.gz'], not {MODULE}-2-py3-none-any.whl: "
         "download that file by hand into ")
+
+
+def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_whole_wheels(tmp_path, downloads, monkeypatch, capsys):
+    """It ended in a traceback."""
+    copy = ph.subprocess.run
+
+    def pip_then_ctrl_c(cmd, check):
+        if downloads:
+            raise KeyboardInterrupt
+        copy(cmd, check)
+
+    monkeypatch.setattr(ph.subprocess, "run", pip_then_ctrl_c)
+    try:
+        ph.main(["--cache", str(tmp_path / "cache"), "--no-faces"])
+    except SystemExit as stop:
+        code = stop.code
+    except KeyboardInterrupt:
+        code = "a traceback"
+    assert code == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: interrupted; what was downloaded so far is kept in the cache: run it again to go on")
+    assert [p.name for p in (tmp_path / "cache" / "wheels").iterdir()] == [f"{MODULE}-2-py3-none-any.whl"]
