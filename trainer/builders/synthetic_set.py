@@ -98,7 +98,9 @@ def build_synthetic_set(src: Path, out: Path, *, size: int = 512, resize: str = 
     masks = {}
     if mask_dir is not None:  # the trainer's rules: a folder matching no photo is an error, a gap a warning
         if not Path(mask_dir).is_dir():
-            raise FileNotFoundError(f"--mask-dir: the folder {mask_dir} does not exist; correct it or leave it out")
+            raise FileNotFoundError(f"--mask-dir: {mask_dir} is a file, not a folder: give the folder that holds the "
+                                    "masks" if Path(mask_dir).exists() else
+                                    f"--mask-dir: the folder {mask_dir} does not exist; correct it or leave it out")
         masks = masks_by_photo(keys, photos_root, Path(mask_dir), "--mask-dir")
     records = [Record(name=key, real=p, mask=masks.get(key), subset=src.name) for key, p in zip(keys, photos)]
     ds = FolderDataset(records, mask_fallback=mask_fallback, image_size=size if size else 8,

@@ -122,6 +122,11 @@ def test_a_mask_folder_that_does_not_exist_or_matches_no_photo_is_an_error(tmp_p
                  "--no-progress"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: --mask-dir: the folder {tmp_path / 'none'} does not exist; correct it or leave it out")
+    (tmp_path / "masks.zip").write_bytes(b"PK")  # a file, not a folder: it was said not to exist
+    assert main([str(img_dir), str(tmp_path / "a"), "--size", "32", "--mask-dir", str(tmp_path / "masks.zip"),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: --mask-dir: {tmp_path / 'masks.zip'} is a file, not a folder: give the folder that holds the masks")
     (tmp_path / "other").mkdir()
     Image.new("L", (8, 8)).save(tmp_path / "other" / "not-a-photo.png")
     assert main([str(img_dir), str(tmp_path / "b"), "--size", "32", "--mask-dir", str(tmp_path / "other"),
