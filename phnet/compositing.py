@@ -18,7 +18,7 @@ from .corrections import MIN_BACKGROUND
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array
 from .imageio.images import _where
-from .imageio.masks import trace_bar
+from .imageio.masks import FAINT, trace_bar
 
 __all__ = ["paste_subject", "cut_out_colour", "visible_scene", "ANCHORS"]
 
@@ -143,7 +143,8 @@ def paste_subject(
     Returns ``(composite, mask)``: float32 H x W x 3 in [0, 1] and float32 H x W in [0, 1]
     in background coordinates (soft alpha kept). Parts of the subject outside the
     background are clipped; a subject entirely outside raises ``ValueError``, and so does one whose part on the
-    background is transparent (its margin), unless ``allow_empty`` (a batch whose subject leaves some pictures).
+    background is transparent (its margin), or one almost fully transparent (under 1/64 of full), unless
+    ``allow_empty`` (a batch whose subject leaves some pictures, judged as a whole).
     """
     if not isinstance(anchor, str) or anchor not in ANCHORS:  # (a list or dict is unhashable)
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
@@ -159,6 +160,12 @@ def paste_subject(
         alpha = mask_to_array(subject_mask, "subject_mask", size=(sh, sw), against="subject")
     elif alpha is None:
         alpha = np.ones((sh, sw), np.float32)
+    strongest = float(alpha.max())
+    if 0 < strongest < FAINT and not allow_empty:  # else the Harmonizer blames the mask's scale (16 bits, /255 twice)
+        what = "subject_mask value" if subject_mask is not None else "alpha"
+        raise ValueError(f"The subject is almost fully transparent (its strongest {what} is "
+                         f"{strongest * 255:.3g}/255), so it marks no subject to harmonize: give a cut-out whose "
+                         "subject is opaque (or a subject_mask that is white on the subject).")
 
     new_h = max(1, int(round(sh * scale)))
     new_w = max(1, int(round(sw * scale)))

@@ -241,3 +241,15 @@ def test_a_sparse_subject_or_background_is_named_with_its_fix():
         paste_subject(background, subject.to_sparse(), np.ones((8, 8), np.float32), x=4, y=4)
     with pytest.raises(ValueError, match=r"background: a sparse tensor .*; pass background.to_dense\(\)"):
         paste_subject(background.to_sparse(), subject, np.ones((8, 8), np.float32), x=4, y=4)
+
+
+@pytest.mark.parametrize("given", ["alpha", "subject_mask"])
+def test_an_almost_fully_transparent_subject_is_named_not_blamed_on_a_mask_s_scale(given):
+    """A cut-out of alpha 2/255 was pasted, and harmonizing it was refused as a mask on the wrong scale."""
+    background, subject = np.zeros((64, 64, 3), np.uint8), np.full((20, 20, 4), 200, np.uint8)
+    subject[..., 3] = 2
+    mask = subject[..., 3] if given == "subject_mask" else None
+    what = "subject_mask value" if given == "subject_mask" else "alpha"
+    with pytest.raises(ValueError, match=f"almost fully transparent \\(its strongest {what} is 2/255\\)"):
+        paste_subject(background, subject if mask is None else subject[..., :3], mask, x=10, y=10)
+    paste_subject(background, subject, x=10, y=10, allow_empty=True)  # a batch's item: the batch is judged
