@@ -188,23 +188,28 @@ def looks_inverted(mask_hw: Any) -> tuple[float, float] | None:
     the frame) covers the middle."""
     on = torch.as_tensor(mask_hw >= 0.5)
     border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
-    area = on.float().mean().item()
+    area = on.count_nonzero().item() / on.numel()  # counted: a float copy of a 4K mask cost most of the time
     h, w = on.shape[-2:]
-    middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)].float().mean().item()
+    middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)]
+    middle = middle.count_nonzero().item() / middle.numel()
     if INVERTED_AREA <= area < 1.0 and border >= INVERTED_BORDER and middle < 0.5:
         return area, border
     return None
 
 
-def inverted_masks(masks: Iterable[Any], clip: bool = False) -> list[tuple[int, float, float]]:
+def inverted_masks(masks: Iterable[Any], clip: bool = False, total: int | None = None
+                   ) -> list[tuple[int, float, float]]:
     """The masks of a batch that look inverted (:func:`looks_inverted`), as (index, area, border), when they are
     reason to refuse the batch; else []. A batch is refused for one such mask; a clip's frames, judged as a whole,
     when most of its masks that mark a subject look inverted (a subject may rightly fill much of a frame, walking
-    into the camera). ``masks`` are H×W on the 0..1 scale, and may be read one at a time (a generator)."""
+    into the camera). ``masks`` are H×W on the 0..1 scale, and may be read one at a time (a generator); ``total``,
+    how many it holds: a clip's are read no further once the rest, all inverted, could not make it refused."""
     inverted, subjects = [], 0
     for i, m in enumerate(masks):
         subjects += bool((m > 0).any())
         shares = looks_inverted(m)
         if shares is not None:
             inverted.append((i, *shares))
+        if clip and total is not None and 2 * len(inverted) + total - (i + 1) <= subjects:
+            return []
     return inverted if inverted and (not clip or 2 * len(inverted) > subjects) else []

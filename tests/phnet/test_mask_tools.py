@@ -183,3 +183,19 @@ def test_inverted_masks_refuse_a_batch_for_one_and_a_clip_for_most_of_those_with
     assert [i for i, *_ in inverted_masks(iter([1 - m, empty, 1 - m, whole]), clip=True)] == [0, 2]  # 2 of 3
     assert inverted_masks([m, m, 1 - m], clip=True) == [] and inverted_masks([m, m]) == []
     assert inverted_masks([torch.from_numpy(1 - m)] * 2, clip=True)[0][1:] == pytest.approx((0.9375, 1.0))
+
+
+def test_inverted_masks_read_a_clip_no_further_than_its_outcome_is_known():
+    """A clip was read to its end, all of it, to find that it could not be refused after its first half."""
+    m = _square()
+    read = []
+
+    def masks(given):
+        for i, mask in enumerate(given):
+            read.append(i)
+            yield mask
+
+    assert inverted_masks(masks([m, 1 - m, m, m, 1 - m, 1 - m]), clip=True, total=6) == [] and read == [0, 1, 2, 3]
+    read.clear()  # a refused clip is read to its end: every inverted mask is counted
+    assert [i for i, *_ in inverted_masks(masks([1 - m, 1 - m, m, 1 - m]), clip=True, total=4)] == [0, 1, 3]
+    assert read == [0, 1, 2, 3]
