@@ -44,6 +44,7 @@ from .sources import OFFICIAL, OFFICIAL_NAMES, hub_command
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
 TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
+_CHECK_DELAY = 2.0  # seconds before the check of a clip's masks shows its progress
 
 OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 
@@ -721,21 +722,29 @@ def _clip_levels(jobs: list[_Job]) -> bool:
 def _refuse_inverted_clip(jobs: list[_Job]) -> None:
     """A clip whose mask files mostly look inverted is refused before any frame is harmonized, as the Harmonize
     Frames node refuses it: judged as a whole (``mask_tools.inverted_masks``), since a frame may rightly be mostly
-    subject. Only the mask files are read, one at a time."""
+    subject. Only the mask files are read, one at a time, and no further than a clip that cannot be refused (a
+    refused one is read to its end, to count its inverted masks)."""
+    from tqdm import tqdm
+
     from .imageio import read_mask
     from .mask_tools import inverted_masks
 
     jobs = sorted((job for job in jobs if job.mask is not None), key=lambda job: _natural_key(job.composite))
     levels = _clip_levels(jobs)
 
-    def masks():
+    def masks(bar):
         for job in jobs:
             try:
-                yield read_mask(job.mask, levels=levels)
+                mask = read_mask(job.mask, levels=levels)
             except (ValueError, OSError):  # its frame's own read names it, and leaves it out
-                yield np.zeros((1, 1), np.float32)
+                mask = np.zeros((1, 1), np.float32)
+            bar.update(1)
+            yield mask
 
-    inverted = inverted_masks(masks(), clip=True)
+    # a short clip's check says nothing; a long one's (4K masks are read at some 15 a second) shows its progress
+    with tqdm(total=len(jobs), desc="checking masks", unit="mask", leave=False, delay=_CHECK_DELAY,
+              disable=sys.stderr is None) as bar:
+        inverted = inverted_masks(masks(bar), clip=True, total=len(jobs))
     if not inverted:
         return
     i, area, border = inverted[0]

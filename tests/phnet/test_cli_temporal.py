@@ -246,6 +246,31 @@ def test_a_clip_whose_masks_mostly_look_inverted_is_refused_before_the_weights_l
     assert [p.name for p in out.iterdir()] == ["frame0.png"]
 
 
+def test_a_clips_masks_are_read_no_further_than_it_cannot_be_refused_and_a_long_check_shows_progress(
+        tiny_folder, tmp_path, monkeypatch, capsys):
+    """Every mask file of a clip was read at full size before its first frame, in silence (some 2 minutes for
+    1000 4K frames): one that cannot be refused is read no further, and a check that takes long shows a bar."""
+    from phnet import harmonizer, imageio
+
+    comps, masks = _write_clip(tmp_path, frames=8, cut_at=8)
+    Image.fromarray(255 - _mask()).save(masks / "frame0.png")
+    read = []
+    read_mask = imageio.read_mask
+    monkeypatch.setattr(imageio, "read_mask", lambda path, **k: read.append(path.name) or read_mask(path, **k))
+    monkeypatch.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("checked"))
+    with pytest.raises(pytest.fail.Exception, match="checked"):
+        _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal")
+    assert read == ["frame0.png", "frame5.png", "frame10.png", "frame15.png", "frame20.png"]  # then 4 of 8 at most
+    assert "checking masks" not in capsys.readouterr().err  # a short check says nothing
+    monkeypatch.setattr(cli, "_CHECK_DELAY", 0)
+    with pytest.raises(pytest.fail.Exception, match="checked"):
+        _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal")
+    assert "checking masks" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stderr", None)  # pythonw: nowhere to show it
+    with pytest.raises(pytest.fail.Exception, match="checked"):
+        _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal")
+
+
 def test_a_clip_is_judged_as_the_library_judges_it_and_goes_on_past_a_bad_frame(tiny_folder, tmp_path, capsys):
     """A frame the subject fills, or only an edge of it enters, is part of a clip: such frames failed, and the
     written sequence had gaps where the library and the node leave them as they were."""
@@ -368,7 +393,8 @@ def test_the_clip_bar_counts_frames_written_and_reaches_its_end_with_the_last(ti
     class Bar(tqdm_module.tqdm):
         def update(self, n=1):
             super().update(n)
-            seen.append((self.n, len(list((tmp_path / "out").glob("*.png")))))
+            if self.desc == "harmonizing":  # (not the masks' check before it)
+                seen.append((self.n, len(list((tmp_path / "out").glob("*.png")))))
 
     monkeypatch.setattr(tqdm_module, "tqdm", Bar)
     comps, masks = _write_clip(tmp_path, frames=6)
