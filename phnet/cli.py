@@ -38,11 +38,13 @@ from .imageio import IMAGE_SUFFIXES, UNIT_SLACK
 from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, orientation, orientation_source, quiet_open,
                              readable_suffixes)
 from .fullres import METHODS
-from .harmonizer import MODES
+from .harmonizer import MODES, carries_soft_edges
 from .precision import CHOICES as PRECISIONS
 from .sources import OFFICIAL, OFFICIAL_NAMES, hub_command
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
+MASK_IS_ALPHA_UNUSED = ("error: --mask-is-alpha works with --mode full and --method correction or guided, with "
+                        "weights whose output is a picture: leave it out, or choose those")
 TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
 _CHECK_DELAY = 2.0  # seconds before the check of a clip's masks shows its progress
 
@@ -116,10 +118,14 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: b
     _check_size("mask", mask, m.shape, composite, image.shape, "resize the mask to the composite")
     inverted = None if clip or as_given else looks_inverted(m)  # a clip is judged as a whole (_refuse_inverted_clip)
     if inverted is not None:  # (subjects at both sides with the scene between them look the same: hence the flag)
-        raise ValueError(f"mask {mask} covers {inverted[0]:.0%} of the picture and {inverted[1]:.0%} of its border, "
-                         "so it looks inverted: white must mark the subject, black the background; invert it, or, if "
-                         "it is right (subjects at the picture's sides), add --mask-as-given")
+        raise ValueError(_inverted_words(mask, *inverted))
     return image, m, keep
+
+
+def _inverted_words(mask: Path, area: float, border: float) -> str:
+    return (f"mask {mask} covers {area:.0%} of the picture and {border:.0%} of its border, so it looks inverted: "
+            "white must mark the subject, black the background; invert it, or, if it is right (subjects at the "
+            "picture's sides), add --mask-as-given")
 
 
 def _looks_like_a_mask(image: np.ndarray) -> bool:
@@ -753,9 +759,7 @@ def _refuse_inverted_clip(jobs: list[_Job]) -> None:
                          f"its border ({jobs[i].mask}: {area:.0%} and {border:.0%}), so they look inverted: white "
                          "must mark the subject, black the background; invert them, or, if they are right "
                          "(subjects at the picture's sides), add --mask-as-given")
-    raise SystemExit(f"error: mask {jobs[i].mask} covers {area:.0%} of the picture and {border:.0%} of its border, so "
-                     "it looks inverted: white must mark the subject, black the background; invert it, or, if it is "
-                     "right (subjects at the picture's sides), add --mask-as-given")
+    raise SystemExit(f"error: {_inverted_words(jobs[i].mask, area, border)}")
 
 
 def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> int:
@@ -974,20 +978,21 @@ def harmonize(args: argparse.Namespace) -> int:
 
         cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
         Temporal(window=args.temporal, cut_threshold=cut)
-        if not args.mask_as_given:
-            _refuse_inverted_clip(jobs)
     if args.reference and args.mode != "full":
         raise SystemExit("error: --reference works with --mode full only")
     if args.method is not None and args.mode != "full":  # the official pipeline resizes the whole blend back
         raise SystemExit("error: --method works with --mode full only (--mode official always resizes the whole "
                          "picture back)")
-    if args.mask_is_alpha and (args.mode != "full" or args.method == "resize"):  # nothing is carried up there
-        raise SystemExit("error: --mask-is-alpha works with --mode full and --method correction or guided only: "
-                         "leave it out, or choose those")
+    if args.mask_is_alpha and not carries_soft_edges(args.mode, args.method or "correction"):
+        raise SystemExit(MASK_IS_ALPHA_UNUSED)
     _check_device(args.device)
+    if args.temporal is not None and not args.mask_as_given:  # (reads every mask: after the cheap checks)
+        _refuse_inverted_clip(jobs)
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,
         method=args.method or "correction")
+    if args.mask_is_alpha and not harmonizer.carries_soft_edges(args.mode):
+        raise SystemExit(MASK_IS_ALPHA_UNUSED + " (these weights map the subject's colours as a whole)")
     from . import precision
 
     slow = precision.slow_on(harmonizer.dtype, harmonizer.device)  # the library logs it, which the CLI keeps quiet
@@ -1181,7 +1186,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--mask-is-alpha", action="store_true",
                    help="the subject was pasted with this mask as its alpha (its soft edge mixes subject and "
                    "background), so that edge gets its whole change; without it a soft edge is read as a feather "
-                   "(methods correction and guided)")
+                   "(methods correction and guided; on a feathered mask it undoes the feather)")
     h.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full harmonization")
     h.add_argument("--threshold", type=float, metavar="RMS",
                    help="do-no-harm threshold (0-255 RMS) instead of the weights' own: corrections smaller than it "

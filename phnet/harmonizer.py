@@ -441,11 +441,15 @@ class Harmonizer:
                 corrections = [dataclasses.replace(c, notes=(*c.notes, TRANSPARENT_SCENE))
                                if left_out and not c.empty_mask else c for c, left_out in zip(corrections, narrowed)]
             result = Harmonized(finish(out), corrections)
-        if mask_is_alpha and (mode != "full" or self.method == "resize" or self.config.output == "transform"):
-            result = result._replace(corrections=[c if c.empty_mask else dataclasses.replace(c, notes=(
-                *c.notes, MATTE_UNUSED)) for c in result.corrections])
+        if mask_is_alpha and not self.carries_soft_edges(mode):
+            result = result._replace(corrections=_noted(result.corrections, MATTE_UNUSED))
         log_corrections(result.corrections, "frames" if clip else "images")
         return result
+
+    def carries_soft_edges(self, mode: str = "full") -> bool:
+        """Whether ``mask_is_alpha`` changes anything: only methods "correction" and "guided" of mode "full", with
+        a model whose output is a picture, carry the working-size change up to a soft edge."""
+        return carries_soft_edges(mode, self.method, self.config.output)
 
     def measured(self, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:
         """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
@@ -533,7 +537,10 @@ class Harmonizer:
         _check_flag(mask_is_alpha, "mask_is_alpha")
         out, corrections = self._harmonize_tensor(images, masks, strength, mode, size, progress, None,
                                                   allow_empty=True, mask_is_alpha=mask_is_alpha)
-        log_corrections(_weighed(corrections, mode, masks[:, 0], 1.0))  # as every call says what it left
+        corrections = _weighed(corrections, mode, masks[:, 0], 1.0)
+        if mask_is_alpha and not self.carries_soft_edges(mode):
+            corrections = _noted(corrections, MATTE_UNUSED)
+        log_corrections(corrections)  # as every call says what it left
         return out
 
     def _harmonize_tensor(self, images, masks, strength, mode, size, progress, threshold, allow_empty=False,
@@ -1275,6 +1282,16 @@ def as_number(value: Any, name: str, rule: str = "a number") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool is no Real
         raise ValueError(f"{name} must be {rule}, got {value!r}")
     return float(value)
+
+
+def carries_soft_edges(mode: str, method: str, output: str = "image") -> bool:
+    """See :meth:`Harmonizer.carries_soft_edges`; for a host that checks its options before the weights load."""
+    return mode == "full" and method != "resize" and output != "transform"
+
+
+def _noted(corrections: list[Correction], note: str) -> list[Correction]:
+    """``note`` added to each correction of a picture with a subject."""
+    return [c if c.empty_mask else dataclasses.replace(c, notes=(*c.notes, note)) for c in corrections]
 
 
 def _check_flag(value: Any, name: str) -> None:

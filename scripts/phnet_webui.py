@@ -435,8 +435,10 @@ def _harmonize(p, image, s):
     if alpha is not None:  # the subject is matched to what the alpha shows of the background
         scene = image.copy()
         scene.putalpha(alpha)
-    # a pasted subject's mask is the alpha it was pasted with, unless Grow or Feather made it another
-    matte = s.mask_source == MASK_SUBJECT and not (s.grow_px or float(s.feather or 0))
+    # a pasted subject's mask is the alpha it was pasted with, unless Grow or Feather made it another (and weights
+    # that map the subject's colours as a whole read no edge: their report would name an option this tab has not)
+    matte = (s.mask_source == MASK_SUBJECT and not (s.grow_px or float(s.feather or 0))
+             and harmonizer.carries_soft_edges())
     result, corrections = harmonizer.harmonize(scene, mask, strength=float(s.strength),
                                                threshold=s.threshold_override, mask_is_alpha=matte)
     result = result.convert("RGB")

@@ -639,10 +639,19 @@ def test_a_camera_s_raw_file_beside_each_frame_s_jpeg_is_no_gap(tiny_folder, tmp
     assert len(list((tmp_path / "o").iterdir())) == 3
 
 
-@pytest.mark.parametrize("flags", [["--mode", "official"], ["--method", "resize"]])
-def test_mask_is_alpha_where_nothing_is_carried_up_is_refused_not_ignored(tmp_path, flags):
-    """--mask-is-alpha with the official pipeline or method resize gave the same pixels as without, in silence."""
-    comps, masks = _write_clip(tmp_path, frames=1)
-    with pytest.raises(SystemExit, match="--mask-is-alpha works with --mode full and --method correction or guided"):
-        cli.main(["harmonize", str(comps / "frame0.png"), str(masks / "frame0.png"), "-o", str(tmp_path / "o.png"),
-                  "--mask-is-alpha", *flags])
+@pytest.mark.parametrize("flags", [["--mode", "official"], ["--method", "resize"], ["--temporal"], []])
+def test_mask_is_alpha_where_nothing_is_carried_up_is_refused_not_ignored(tiny_config, tmp_path, flags):
+    """--mask-is-alpha with the official pipeline, method resize or a colour-transform model gave the same pixels
+    as without, in silence (a clip said nothing either)."""
+    import dataclasses
+
+    from phnet import PHNet
+    from phnet.weights import save_pretrained
+
+    transform = save_pretrained(PHNet(dataclasses.replace(tiny_config, output="transform")), tmp_path / "tw")
+    comps, masks = _write_clip(tmp_path, frames=2)
+    given = [str(comps), str(masks), "-o", str(tmp_path / "o")] if "--temporal" in flags else [
+        str(comps / "frame0.png"), str(masks / "frame0.png"), "-o", str(tmp_path / "o.png")]
+    with pytest.raises(SystemExit, match="--mask-is-alpha works with --mode full and --method correction or guided, "
+                                         "with weights whose output is a picture"):
+        cli.main(["harmonize", *given, "--mask-is-alpha", "--weights", str(transform), "--device", "cpu", *flags])

@@ -1652,7 +1652,7 @@ def test_a_smoothed_frames_report_measures_its_change_as_the_network_proposed_it
 @pytest.mark.parametrize("output, method, mode, unused", [
     ("image", "correction", "full", False), ("image", "guided", "full", False), ("image", "resize", "full", True),
     ("image", "correction", "official", True), ("transform", "correction", "full", True)])
-def test_mask_is_alpha_that_changes_nothing_says_so(tiny_config, output, method, mode, unused):
+def test_mask_is_alpha_that_changes_nothing_says_so(tiny_config, caplog, output, method, mode, unused):
     """A colour-transform model, method resize and the official pipeline carry no change up to a soft edge:
     mask_is_alpha gave the same pixels as without it, in silence."""
     import dataclasses
@@ -1670,3 +1670,8 @@ def test_mask_is_alpha_that_changes_nothing_says_so(tiny_config, output, method,
     assert (MATTE_UNUSED in report.notes) == unused
     (report,) = harmonizer.harmonize(image, mask, mode=mode, threshold=0.0).corrections
     assert MATTE_UNUSED not in report.notes
+    caplog.clear()
+    with caplog.at_level("INFO", logger="phnet"):
+        harmonizer.harmonize_tensor(torch.from_numpy(image).permute(2, 0, 1)[None] / 255.0,
+                                    torch.from_numpy(mask)[None, None] / 255.0, mode=mode, mask_is_alpha=True)
+    assert (MATTE_UNUSED in caplog.text) == unused
