@@ -106,7 +106,7 @@ MASK_IS_ALPHA = ("BOOLEAN", {
     "tooltip": "On: the subject was pasted with this mask as its alpha, as PHNet Paste Subject's composite and mask "
                "are (turn it on after Paste Subject), so its soft edge, part background, gets the subject's whole "
                "change. Off: a soft edge is a feather, which blends the change by its value (a pasted subject's "
-               "wide soft edge then gets about 0.8 of it).",
+               "wide soft edge then gets about 0.8 of it). On a feathered mask it undoes the feather.",
 })
 WORKING_SIZE = ("INT", {
     "default": 0, "min": 0, "max": 4096, "step": 16,  # from 0 a step of 8 reached 8, which the network refuses

@@ -223,7 +223,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     item = "mask" if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] == 1 else "image"
     which = (lambda i: f" ({item} {i} of the batch)") if several and not clip else (lambda i: "")
     inverted = [] if as_given else inverted_masks(frames, clip)
-    if inverted:  # a frame it leaves whole is inverted too
+    if inverted:
         i, area, border = inverted[0]
         share = (f"{len(inverted)} of the {len(frames)} frames' masks cover most of the picture and its border"
                  if clip and several else

@@ -92,7 +92,8 @@ def make_prompt(
     """Check a prompt against an image of ``size`` (H, W) and return it ready for SAM.
 
     box: (x0, y0, x1, y1), corners in any order, clipped to the image; no area inside it is an error.
-    points: [(x, y), ...] inside the image, with point_labels 1 = subject, 0 = not (default all 1).
+    points: [(x, y), ...] inside the image, with point_labels 1 = subject, 0 = not (default all 1); at least one 1
+        unless a box or mask_prompt is given (background points alone do not say where the subject is).
     mask_prompt: a mask of the image whose bounding box becomes the box.
     """
     height, width = (int(v) for v in size)
