@@ -35,8 +35,8 @@ import numpy as np
 
 from .atomic import write_atomic
 from .imageio import IMAGE_SUFFIXES, UNIT_SLACK
-from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, orientation, orientation_source, quiet_open,
-                             readable_suffixes)
+from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, looks_like_a_mask, orientation,
+                             orientation_source, quiet_open, readable_suffixes)
 from .fullres import METHODS
 from .harmonizer import MODES, carries_soft_edges
 from .precision import CHOICES as PRECISIONS
@@ -111,7 +111,7 @@ def _load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: b
     try:
         m = read_mask(mask, levels=levels)
     except ColourMaskError:
-        if _looks_like_a_mask(image):
+        if looks_like_a_mask(image):
             raise ValueError(f"the composite {composite} and the mask {mask} look swapped: give the composite first, "
                              "then its mask") from None
         raise
@@ -126,23 +126,6 @@ def _inverted_words(mask: Path, area: float, border: float) -> str:
     return (f"mask {mask} covers {area:.0%} of the picture and {border:.0%} of its border, so it looks inverted: "
             "white must mark the subject, black the background; invert it, or, if it is right (subjects at the "
             "picture's sides), add --mask-as-given")
-
-
-def _looks_like_a_mask(image: np.ndarray) -> bool:
-    """Whether a picture given as a composite is a mask: two levels only (0/1, 0/255), or a black-and-white
-    painting as a mask file is read (``decode.is_black_and_white``)."""
-    from .imageio.decode import _NOISE, is_black_and_white
-
-    colour = image[..., :3] if image.ndim == 3 else image[..., None]
-    if colour.dtype.kind in "ui":
-        levels = colour // ((np.iinfo(colour.dtype).max + 1) // 256) if colour.dtype.itemsize > 1 else colour
-    else:
-        levels = np.round(np.clip(colour, 0, 1) * 255)
-    levels = levels.astype(np.int16)
-    grey, spread = levels[..., 0], np.ptp(levels, axis=-1)
-    if not (spread > _NOISE).any() and len(np.unique(colour[..., 0])) == 2:
-        return True
-    return is_black_and_white(grey, spread > _NOISE)
 
 
 def _check_size(kind: str, path: Path, found: tuple[int, ...], composite: Path, shape: tuple[int, ...],

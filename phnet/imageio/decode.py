@@ -684,6 +684,21 @@ def is_black_and_white(grey: np.ndarray, colour: np.ndarray) -> bool:
                 and light.any())
 
 
+def looks_like_a_mask(image: np.ndarray) -> bool:
+    """Whether a picture (H×W or H×W×C, any dtype) is a mask: two levels only (0/1, 0/255), or a black-and-white
+    painting as a mask file is read (:func:`is_black_and_white`)."""
+    colour = image[..., :3] if image.ndim == 3 else image[..., None]
+    if colour.dtype.kind in "ui":
+        levels = colour // ((np.iinfo(colour.dtype).max + 1) // 256) if colour.dtype.itemsize > 1 else colour
+    else:
+        levels = np.round(np.clip(colour, 0, 1) * 255)
+    levels = levels.astype(np.int16)
+    grey, spread = levels[..., 0], np.ptp(levels, axis=-1)
+    if not (spread > _NOISE).any() and len(np.unique(colour[..., 0])) == 2:
+        return True
+    return is_black_and_white(grey, spread > _NOISE)
+
+
 class ColourMaskError(ValueError):
     """A mask file that is a colour picture (a photo given where its mask was expected, perhaps)."""
 

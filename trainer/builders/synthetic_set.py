@@ -132,15 +132,15 @@ def _file_bases(keys: list[str]) -> dict[str, str]:
 def _all_masks(photos: list[Path]) -> bool:
     """Whether every picture is a black-and-white mask (a mask folder given as the photos); read until one is not,
     so a folder of photos costs one picture's read."""
-    from phnet.imageio import image_to_uint8, read_image
-    from phnet.imageio.decode import _NOISE, is_black_and_white
+    from phnet.imageio import read_image
+    from phnet.imageio.decode import looks_like_a_mask
 
     for path in photos:
         try:
-            rgb = image_to_uint8(read_image(path)).astype(np.int16)
+            pixels = read_image(path)
         except (OSError, ValueError):  # an unreadable picture: the build says why
             return False
-        if not is_black_and_white(rgb.mean(-1), np.ptp(rgb, axis=-1) > _NOISE):
+        if not looks_like_a_mask(pixels):
             return False
     return True
 

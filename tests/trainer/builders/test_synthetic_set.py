@@ -384,3 +384,18 @@ def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_earlier_set(tmp_path, ph
         f"error: interrupted; {out} is as it was before this build: run it again to build the set")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+def test_a_folder_of_0_1_masks_given_as_the_photos_is_refused_as_masks_too(tmp_path, capsys):
+    """Masks saved as 0 and 1 (not 0 and 255) were taken for photos: the CLI's rule read them as masks, this one
+    did not."""
+    from trainer.builders.synthetic_set import main
+
+    masks = tmp_path / "ones"
+    masks.mkdir()
+    for i in range(3):
+        m = np.zeros((40, 40), np.uint8)
+        m[5 + i : 30, 8:32] = 1
+        Image.fromarray(m).save(masks / f"m{i}.png")
+    assert main([str(masks), str(tmp_path / "set"), "--size", "32", "--no-progress"]) == 2
+    assert "is a black-and-white mask, not a photo" in capsys.readouterr().err
