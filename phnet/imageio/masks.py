@@ -58,18 +58,19 @@ def mask_to_bhw(mask: Any, name: str = "mask", height: int | None = None, width:
 
 
 FAINT = 1 / 64  # a mask whose strongest value is below this (of full) is on the wrong scale
+TRACE = 1 / 64  # of a mask's own strongest value: where it holds no more, it holds a trace of its subject
 TRACE_FLOOR = 1.5 / 255  # of full: a matte's floor of one 8-bit level is a trace, whatever the subject's strength
 
 
 def trace_bar(strongest: Any, peak: float = 1.0) -> Any:
-    """The most a mask holds where it holds only a trace of its subject: 1/64 (``FAINT``) of its ``strongest``
+    """The most a mask holds where it holds only a trace of its subject: 1/64 (``TRACE``) of its ``strongest``
     value, and at least ``TRACE_FLOOR`` of ``peak`` (full). Beside a weak subject (48/255), 1/64 of it is under
     one 8-bit level, and a matting model's or a JPEG mask's floor of 1/255 would be subject everywhere.
     ``strongest``: a number, or a tensor of one value or one per mask (the bar of a float one is in its dtype, of
     a whole-number one in float32)."""
     if isinstance(strongest, torch.Tensor):
-        return (strongest * FAINT).clamp(min=TRACE_FLOOR * peak)
-    return max(strongest * FAINT, TRACE_FLOOR * peak)
+        return (strongest * TRACE).clamp(min=TRACE_FLOOR * peak)
+    return max(strongest * TRACE, TRACE_FLOOR * peak)
 
 
 def check_mask_coverage(masks: torch.Tensor, peak: float = 1.0, *, allow_empty: bool = False,
