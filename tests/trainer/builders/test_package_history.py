@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.interrupts import exit_code
 from trainer.builders import package_history as ph
 
 DIST = "comfyui-workflow-templates-media-fake"
@@ -366,13 +367,7 @@ def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_whole_wheels(tmp_path, d
         copy(cmd, check)
 
     monkeypatch.setattr(ph.subprocess, "run", pip_then_ctrl_c)
-    try:
-        ph.main(["--cache", str(tmp_path / "cache"), "--no-faces"])
-    except SystemExit as stop:
-        code = stop.code
-    except KeyboardInterrupt:
-        code = "a traceback"
-    assert code == 130
+    assert exit_code(lambda: ph.main(["--cache", str(tmp_path / "cache"), "--no-faces"])) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         "error: interrupted; what was downloaded so far is kept in the cache: run it again to go on")
     assert [p.name for p in (tmp_path / "cache" / "wheels").iterdir()] == [f"{MODULE}-2-py3-none-any.whl"]

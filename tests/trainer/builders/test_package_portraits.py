@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers.interrupts import exit_code
 from trainer.builders import package_portraits as pp
 
 
@@ -189,13 +190,7 @@ def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_earlier_pool(tmp_path, m
 
     monkeypatch.setattr(package_portraits, "iter_sources", lambda: iter([pp.Source("skimage/a", interrupted)]))
     monkeypatch.setattr(package_portraits, "load_cv2", lambda: None)
-    try:
-        package_portraits.main([str(pool)])
-    except SystemExit as stop:
-        code = stop.code
-    except KeyboardInterrupt:
-        code = "a traceback"
-    assert code == 130
+    assert exit_code(lambda: package_portraits.main([str(pool)])) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: interrupted; {pool} is as it was before this build: run it again to build the pool")
     assert (pool / "manifest.json").read_text() == '{"builder": "trainer.builders.package_portraits"}'

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tests.helpers.interrupts import exit_code, interrupted_at
 from trainer.builders import source_subset
 
 
@@ -122,20 +123,8 @@ def test_an_entry_naming_a_folder_is_no_pool_s(tmp_path, capsys, entry):
 def test_ctrl_c_midway_ends_with_one_line_and_leaves_no_half_subset(tmp_path, capsys, monkeypatch):
     """It ended in a traceback."""
     pool = _pool(tmp_path / "pool")
-    linked, make_link = [], source_subset._link
-
-    def link(src, dst):
-        linked.append(dst)
-        if len(linked) == 3:
-            raise KeyboardInterrupt
-        make_link(src, dst)
-
-    monkeypatch.setattr(source_subset, "_link", link)
-    try:
-        code = source_subset.main([str(pool), str(tmp_path / "sub"), "--fraction", "1"])
-    except KeyboardInterrupt:
-        code = "a traceback"
-    assert code == 130
+    monkeypatch.setattr(source_subset, "_link", interrupted_at(3, source_subset._link))
+    assert exit_code(lambda: source_subset.main([str(pool), str(tmp_path / "sub"), "--fraction", "1"])) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: interrupted; {tmp_path / 'sub'} is as it was before this build: run it again to build the subset")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.interrupts import exit_code, interrupted_at
+
 
 def test_synth_cli_writes_ffhqh_layout(tmp_path, photos):
     from trainer.data import build_dataset
@@ -366,20 +368,8 @@ def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_earlier_set(tmp_path, ph
     assert synthetic_set.main(args) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     capsys.readouterr()
-    written, write = [], synthetic_set._png
-
-    def png(picture, path):
-        written.append(path)
-        if len(written) == 7:
-            raise KeyboardInterrupt
-        write(picture, path)
-
-    monkeypatch.setattr(synthetic_set, "_png", png)
-    try:
-        code = synthetic_set.main(args + ["--copies", "2"])
-    except KeyboardInterrupt:
-        code = "a traceback"
-    assert code == 130
+    monkeypatch.setattr(synthetic_set, "_png", interrupted_at(7, synthetic_set._png))
+    assert exit_code(lambda: synthetic_set.main(args + ["--copies", "2"])) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: interrupted; {out} is as it was before this build: run it again to build the set")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
