@@ -185,7 +185,7 @@ def make_thumbnails(names: dict[str, str], target: Path) -> list[Path]:
     for key, bg, where, note in (("paste", background, PASTE_ON_PHOTO, ""),
                                  ("generate", square, PASTE_ON_GENERATED, " (photo for SD)")):
         pasted, mask = paste_subject(bg, subject, subject_mask(), **where)
-        sheets[key] = before_after(pasted, h.harmonize(pasted, mask), note)
+        sheets[key] = before_after(pasted, h.harmonize(pasted, mask, mask_is_alpha=True), note)  # as the templates
     paths = []
     for key, sheet in sheets.items():
         path = target / f"{names[key]}.jpg"
