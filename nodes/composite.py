@@ -68,11 +68,10 @@ class PHNetPasteSubject:
 
     def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None,
               mask_as_given=False):
-        from ..phnet.compositing import paste_subject
+        from ..phnet.compositing import faint_subject, paste_subject
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.compat import widened
         from ..phnet.imageio.images import integer_peak
-        from ..phnet.imageio.masks import FAINT
 
         check_image(background, NODE, "background")
         check_image(subject, NODE, "subject")
@@ -102,12 +101,12 @@ class PHNetPasteSubject:
             alpha = masks if masks is not None else subject[..., 3]
             strongest = float(widened(alpha).amax()) / (1.0 if alpha.is_floating_point() else
                                                          integer_peak(subject.dtype) or 1.0)
-            if 0 < strongest < FAINT:  # else Harmonize blames a mask's scale (16 bits, divided by 255 twice)
-                which, its = ("every subject", "the") if subject.shape[0] > 1 else ("the subject", "its")
-                what, fix = (("subject_mask value", "a subject_mask that is white on the subject") if masks is not None
-                             else ("alpha", "a cut-out whose subject is opaque"))
-                raise ValueError(f"{NODE}: {which} is almost fully transparent ({its} strongest {what} is "
-                                 f"{strongest * 255:.3g}/255), so it marks no subject to harmonize: connect {fix}.")
+            which, its = ("every subject", "the") if subject.shape[0] > 1 else ("the subject", "its")
+            what, fix = (("subject_mask value", "a subject_mask that is white on the subject") if masks is not None
+                         else ("alpha", "a cut-out whose subject is opaque"))
+            faint = faint_subject(strongest, what, its)  # (the batch as a whole: a clip's subject may fade out)
+            if faint:
+                raise ValueError(f"{NODE}: {which} is {faint}: connect {fix}.")
         if notes:
             log.info("comfyui-phnet: %s%s", NODE, notes)
         bar = comfy.utils.ProgressBar(n)

@@ -119,6 +119,16 @@ def _enlarge_window(rgb: np.ndarray, alpha: np.ndarray, size_hw: tuple[int, int]
     return col[0].permute(1, 2, 0).numpy(), a[0, 0].numpy()
 
 
+def faint_subject(strongest: float, what: str = "alpha", whose: str = "its") -> str | None:
+    """Words for a subject whose strongest alpha (or mask value, ``what``; 0..1 of full) is above 0 and under
+    1/64: it marks no subject to harmonize, and the Harmonizer would blame the mask's scale (16 bits, divided by
+    255 twice). None for any other subject. ``whose``: "its", or "the" for a batch."""
+    if not 0 < strongest < FAINT:
+        return None
+    return (f"almost fully transparent ({whose} strongest {what} is {strongest * 255:.3g}/255), so it marks no "
+            "subject to harmonize")
+
+
 def paste_subject(
     background: Any,
     subject: Any,
@@ -160,12 +170,10 @@ def paste_subject(
         alpha = mask_to_array(subject_mask, "subject_mask", size=(sh, sw), against="subject")
     elif alpha is None:
         alpha = np.ones((sh, sw), np.float32)
-    strongest = float(alpha.max())
-    if 0 < strongest < FAINT and not allow_empty:  # else the Harmonizer blames the mask's scale (16 bits, /255 twice)
-        what = "subject_mask value" if subject_mask is not None else "alpha"
-        raise ValueError(f"The subject is almost fully transparent (its strongest {what} is "
-                         f"{strongest * 255:.3g}/255), so it marks no subject to harmonize: give a cut-out whose "
-                         "subject is opaque (or a subject_mask that is white on the subject).")
+    faint = faint_subject(float(alpha.max()), "subject_mask value" if subject_mask is not None else "alpha")
+    if faint and not allow_empty:
+        raise ValueError(f"The subject is {faint}: give a cut-out whose subject is opaque (or a subject_mask that is "
+                         "white on the subject).")
 
     new_h = max(1, int(round(sh * scale)))
     new_w = max(1, int(round(sw * scale)))

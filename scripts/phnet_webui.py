@@ -607,9 +607,8 @@ def _paste_subject(image, s):
     """(the image with the subject pasted on it, the subject's mask, notes); pixels off the subject are kept."""
     import numpy as np
 
-    from phnet.compositing import paste_subject
+    from phnet.compositing import faint_subject, paste_subject
     from phnet.imageio import image_to_tensor, mask_to_tensor, tensor_to_image
-    from phnet.imageio.masks import FAINT
 
     if s.subject is None or (isinstance(s.subject, str) and not s.subject.strip()):
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
@@ -627,9 +626,9 @@ def _paste_subject(image, s):
     if strongest == 0:
         raise ValueError("PHNet: the subject is fully transparent, so there is nothing to paste: upload a cut-out "
                          "whose subject is opaque.")
-    if strongest < 255 * FAINT:  # else the library blames a mask's scale (16 bits, divided by 255 twice)
-        raise ValueError(f"PHNet: the subject is almost fully transparent (its strongest alpha is {strongest}/255), "
-                         "so it marks no subject to harmonize: upload a cut-out whose subject is opaque.")
+    faint = faint_subject(strongest / 255)
+    if faint:
+        raise ValueError(f"PHNet: the subject is {faint}: upload a cut-out whose subject is opaque.")
     if mode is not None and faintest == 255:
         print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
               "background is transparent to paste the subject alone.")
