@@ -8,6 +8,7 @@ plain state_dicts in ``.pth`` files; they are read with ``torch.load(weights_onl
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import posixpath
@@ -223,6 +224,20 @@ def _size_from_name(name: str) -> int | None:
 # folders and the Hub
 
 
+def _save_file(save_file: Callable, tensors: dict, path: Path, metadata: dict, directory: Path) -> None:
+    """safetensors' ``save_file``, whose I/O errors (a full disk) are no OSError: they become one, naming the
+    folder and the fix."""
+    import safetensors
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except getattr(safetensors, "SafetensorError", OSError) as e:
+        code = re.search(r"os error (\d+)", str(e))
+        number = int(code.group(1)) if code else errno.EIO
+        raise OSError(number, f"cannot write {WEIGHTS_NAME} into {directory} ({os.strerror(number)}): free space "
+                      "there, or write the weights elsewhere") from None
+
+
 def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | str | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors``; files appear whole or not at all. ``dtype``: the floating
     dtype to store the weights in ("fp32", "fp16", "bf16" or a torch.dtype), default as they are."""
@@ -250,7 +265,7 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
         tensors[k] = v.contiguous()
     directory.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "phnet_config": config_json}
-    write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=metadata))
+    write_atomic(directory / WEIGHTS_NAME, lambda p: _save_file(save_file, tensors, p, metadata, directory))
     write_atomic_text(directory / CONFIG_NAME, config_json)
     licence = directory / "LICENSE-WEIGHTS.txt"
     if carries_official_terms(model.config):

@@ -1314,3 +1314,23 @@ def test_convert_reads_a_pth_with_the_config_json_beside_it_as_loading_does(tiny
         converted = convert_official(tmp_path / "trained.pth", tmp_path / "out")
     assert converted.config == load_model(tmp_path / "trained.pth").config == config
     assert load_model(tmp_path / "out").config == config
+
+
+def test_a_full_disk_while_saving_is_one_os_error_naming_the_folder(tiny_model, tmp_path, monkeypatch):
+    """safetensors' own error (a Rust traceback, no OSError) reached the user: the CLI, the nodes and the official
+    weights' conversion met it with no word of their own."""
+    import errno
+
+    import safetensors
+    import safetensors.torch
+
+    def full(*args, **kwargs):
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OSError) as e:
+        save_pretrained(tiny_model, tmp_path / "m")
+    assert e.value.errno == errno.ENOSPC
+    assert str(e.value).endswith(f"cannot write model.safetensors into {tmp_path / 'm'} (No space left on device): "
+                                 "free space there, or write the weights elsewhere")
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.endswith(".tmp")]
