@@ -243,6 +243,11 @@ def _tqdm_progress(name: str) -> Callable[[int, int], None]:
         if total and done >= total:
             bar.close()
 
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    update.close = close  # type: ignore[attr-defined]
     return update
 
 
@@ -272,12 +277,23 @@ def _too_big(weights: OfficialWeights, part: Path, validator: Path, what: str) -
 
 def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
               progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
+    """``weights.url`` → ``checkpoint`` (:func:`_transfer`), with a progress bar of its own unless ``progress``
+    is given: closed however the download ends, so an error's words start a line of their own."""
+    bar = progress or _tqdm_progress(weights.filename)
+    try:
+        _transfer(weights, checkpoint, target, bar, say)
+    finally:
+        if progress is None:
+            bar.close()  # type: ignore[attr-defined]
+
+
+def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress: Callable[[int, int], None],
+              say: Callable[[str], None]) -> None:
     """``weights.url`` → ``checkpoint``, through ``<checkpoint>.part``: a part left over is resumed only if
     the server's file is still the one it began (``If-Range`` with the validator kept beside it, its ETag
     or date); otherwise the server sends the whole file again, and two files are never spliced."""
     part = checkpoint.with_name(checkpoint.name + ".part")
     validator = part.with_name(part.name + ".validator")
-    progress = progress or _tqdm_progress(weights.filename)
     have = part.stat().st_size if part.is_file() and validator.is_file() else 0
     headers = {"Range": f"bytes={have}-", "If-Range": validator.read_text(encoding="utf-8")} if have else {}
     if "://" not in weights.url:
@@ -290,7 +306,7 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
         if e.code == 416 and have:  # the leftover part is already whole (or longer): start again
             part.unlink()
             validator.unlink()
-            return _download(weights, checkpoint, target, progress, say)
+            return _transfer(weights, checkpoint, target, progress, say)
         raise FileNotFoundError(_missing(weights, target, f"the server answered HTTP {e.code} {e.reason}")) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -307,7 +323,7 @@ def _download(weights: OfficialWeights, checkpoint: Path, target: Path,
             response.close()
             part.unlink()
             validator.unlink()
-            return _download(weights, checkpoint, target, progress, say)
+            return _transfer(weights, checkpoint, target, progress, say)
         say(f"downloading {weights.filename} for {weights.name} from {weights.url} into {target} "
             f"(licence: {weights.licence})")
         resumed = response.status == 206

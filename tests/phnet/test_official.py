@@ -129,6 +129,16 @@ def test_a_cut_connection_resumes_on_the_next_try(site, tmp_path):
     assert site.requests[-1][1] == f"bytes={len(site.files[FILE]) // 2}-" and not part.exists()
 
 
+def test_a_download_that_breaks_off_ends_its_progress_bar_before_the_error(site, tmp_path, capsys):
+    """The bar was left open at 50 %: the error was written on its line, and the bar drawn again after it."""
+    site.faults[FILE] = "cut"
+    with pytest.raises(ConnectionError) as caught:  # (held, as a host holds it while it prints the error)
+        weights.fetch_official(NAME, tmp_path, say=lambda s: None)
+    drawn = capsys.readouterr().err
+    assert caught.value is not None
+    assert drawn.endswith("\n") and "%" in drawn.splitlines()[-1]  # the bar's last state, its line ended
+
+
 def test_a_full_disk_while_downloading_is_named_and_the_part_resumes(site, tmp_path, monkeypatch):
     """The full disk was called a broken connection ("run again to resume", which fails the same way), and the
     file's close, flushing what it still held, replaced even that with a bare OSError."""
