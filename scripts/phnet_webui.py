@@ -743,7 +743,9 @@ _loaded = {}
 _loaded_lock = threading.Lock()
 
 
-def _cached(kind, key, build):
+def _cached(kind, key, build, built_key=None):
+    """``build()``'s model, kept under ``key`` (or ``built_key()``, the key once it is built: official weights
+    downloaded by the build have a copy to stamp only then)."""
     with _loaded_lock:
         hit = _loaded.get(kind)
         if hit is not None and hit[0] == key:
@@ -751,7 +753,7 @@ def _cached(kind, key, build):
         _loaded.pop(kind, None)  # the model being replaced goes first: never two of a kind in memory
     value = build()
     with _loaded_lock:
-        _loaded[kind] = (key, value)
+        _loaded[kind] = (key if built_key is None else built_key(), value)
     return value
 
 
@@ -810,10 +812,12 @@ def load_harmonizer(choice, phnet_dir):
     if found.kind == "official":  # its converted copy, whose config.json may be tuned
         from phnet import official
 
-        copy = official.find(found.name, [phnet_dir])
-        changed = None if copy is None else stamp(copy)
-    else:
-        changed = stamp(found.path) if found.kind in ("file", "folder") else None
+        def official_key():
+            copy = official.find(found.name, [phnet_dir])
+            return found.label, str(device), None if copy is None else stamp(copy)
+
+        return _cached("phnet", official_key(), build, official_key)
+    changed = stamp(found.path) if found.kind in ("file", "folder") else None
     return _cached("phnet", (found.label, str(device), changed), build)
 
 

@@ -1041,7 +1041,9 @@ def test_an_official_name_whose_folder_exists_goes_through_the_official_fetch(we
     with pytest.raises(state_dicts.DamagedFile, match="Delete that file and load official-ffhqh512 again"):
         m.load_harmonizer(name, str(phnet_dir))
     copy.unlink()  # as that says: converted again from the .pth beside it
-    assert m.load_harmonizer(name, str(phnet_dir)).config.name == name and copy.is_file()
+    converted = m.load_harmonizer(name, str(phnet_dir))
+    assert converted.config.name == name and copy.is_file()
+    assert m.load_harmonizer(name, str(phnet_dir)) is converted  # kept under its new copy: it was read again
 
 
 def test_weights_retrained_under_the_same_name_are_loaded_again(webui):
