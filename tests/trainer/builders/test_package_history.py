@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers.interrupts import exit_code
+from tests.helpers.opencv import needs_opencv
 from trainer.builders import package_history as ph
 
 DIST = "comfyui-workflow-templates-media-fake"
@@ -235,7 +236,7 @@ def test_an_all_versions_build_drops_a_near_duplicate_of_an_old_versions_reserve
         tmp_path, monkeypatch, reserved, encoded, copy):
     """A reserved picture of an old version was left out before it became a source: a crop 5 bits from it
     and 10 from the reserved list formed no group with it and was trained on."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     from trainer.builders import package_portraits as pp
 
     rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.interrupts import exit_code
+from tests.helpers.opencv import needs_opencv
 from trainer.builders import package_portraits as pp
 
 
@@ -67,7 +68,7 @@ def _installed_bundle(site, module: str, picture: np.ndarray, metadata: str) -> 
 def test_an_installed_bundle_is_read_only_under_the_licence_its_metadata_gives(tmp_path, monkeypatch, picture):
     """The manifest said MIT for every bundle whatever its installed METADATA said, and a bundle licensed
     otherwise was trained on."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     site = tmp_path / "site"
     bundles = {"mit": "License-Expression: MIT\n", "classifier": "Classifier: License :: OSI Approved :: MIT License\n",
                "and": "License-Expression: MIT AND CC-BY-NC-4.0\n", "proprietary": "License: Proprietary\n"}
@@ -162,7 +163,7 @@ def _wide_picture(seed: int, w: int = 1024, h: int = 256) -> np.ndarray:
 def test_masks_of_a_cropped_wide_picture_keep_the_coverage_rule_and_the_manifest_says_theirs(tmp_path, monkeypatch):
     """The mask was checked on the whole frame, then cropped to 4:3 around the subject: saved masks covered up
     to 78 % of the picture, and the manifest's fg was the uncropped mask's."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     from PIL import Image
 
     sources = [pp.Source(f"media-api/templates/wide{i}.png", lambda k, i=i: [_wide_picture(100 + i)])

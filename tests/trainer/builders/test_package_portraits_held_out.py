@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.opencv import needs_opencv
 from trainer.builders import package_portraits as pp
 
 
@@ -19,7 +20,7 @@ def _file_source(key: str, data: bytes) -> pp.Source:
 
 
 def test_build_excludes_planted_copies_of_a_reserved_picture(tmp_path, monkeypatch, reserved, picture, encoded):
-    pytest.importorskip("cv2")
+    needs_opencv()
     rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
     smaller = np.asarray(Image.fromarray(rgb).resize((90, 90), Image.LANCZOS))
     sources = [
@@ -42,7 +43,7 @@ def test_build_excludes_planted_copies_of_a_reserved_picture(tmp_path, monkeypat
 def test_a_near_duplicate_of_a_reserved_copy_is_dropped_with_it(tmp_path, monkeypatch, reserved, picture, encoded):
     """A crop 10 bits from the reserved picture but 5 from a dropped closer crop was grouped with it and
     still trained on: only a source's own distance to the reserved list was checked."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
     sources = [_file_source("media-api/templates/crop8.png", encoded(np.ascontiguousarray(rgb[8:-8, 8:-8]))),
                _file_source("media-api/templates/crop10.png", encoded(np.ascontiguousarray(rgb[10:-10, 10:-10]))),
@@ -61,7 +62,7 @@ def test_a_reserved_copy_the_build_cannot_use_still_takes_its_near_duplicates_wi
         tmp_path, monkeypatch, reserved, encoded, kind):
     """Only the frames the build would use were hashed: a reserved copy too small or on transparency had no
     dHash, formed no group, and its near-duplicate (10 bits from the reserved list) was trained on."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     rgb = np.asarray(Image.open(io.BytesIO(reserved)).convert("RGB"))
     crop8 = np.ascontiguousarray(rgb[8:-8, 8:-8])
     if kind == "small":
@@ -79,7 +80,7 @@ def test_a_reserved_copy_the_build_cannot_use_still_takes_its_near_duplicates_wi
 
 
 def test_copies_of_one_picture_land_in_one_split(tmp_path, monkeypatch, picture, encoded):
-    pytest.importorskip("cv2")
+    needs_opencv()
     rgb = picture(3)
     copies = [f"media-{name}/templates/portrait.webp" for name in ("api", "video", "other")] + ["skimage/portrait"]
     # keys of copies that the key hash alone sends to different splits
@@ -97,7 +98,7 @@ def test_copies_of_one_picture_land_in_one_split(tmp_path, monkeypatch, picture,
 
 
 def test_a_reserved_picture_as_a_later_frame_of_an_animation_is_dropped(tmp_path, monkeypatch, reserved, picture):
-    pytest.importorskip("cv2")
+    needs_opencv()
     frames = [Image.fromarray(picture(s)) for s in (30, 31)] + [Image.open(io.BytesIO(reserved)).convert("RGB")]
     buf = io.BytesIO()
     frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
@@ -112,7 +113,7 @@ def test_a_rebuild_replaces_the_pool_whole_and_an_interrupted_one_leaves_it_as_i
                                                                                      picture, encoded):
     """A rebuild wrote into the old pool: pairs of the old splits stayed (a photo in train and in val), and
     an interrupted rebuild left old and new pairs under the old manifest."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     sources = [_file_source(f"media-api/templates/p{i}.png", encoded(picture(40 + i))) for i in range(6)]
     monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
     out = tmp_path / "pool"
@@ -158,7 +159,7 @@ def test_a_killed_worker_stops_the_build_with_a_message_instead_of_a_wait_for_ev
 
 def test_workers_on_a_system_that_cannot_fork_build_in_one_process(tmp_path, monkeypatch, picture, encoded):
     """On Windows --workers 2 failed after reading every source with "error: cannot find context for 'fork'"."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     sources = [_file_source(f"media-api/templates/p{i}.png", encoded(picture(40 + i))) for i in range(3)]
     monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
     args = dict(size=64, val_size=64, frames=1, min_side=64, val_percent=30)
@@ -191,7 +192,7 @@ def test_a_pool_holding_other_things_is_not_rebuilt_over_them(tmp_path):
 def test_sources_whose_names_come_out_the_same_keep_a_file_each(tmp_path, monkeypatch, picture, encoded):
     """x.png and x.webp, a_b.png and a/b.png were written to one file each pair: a picture lost, and the
     manifest describing the other picture's file twice."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     keys = ["media-api/templates/portrait.png", "media-api/templates/portrait.webp",
             "media-other/templates/a_b.png", "media-other/templates/a/b.png", "media-api/templates/solo.png"]
     sources = [_file_source(k, encoded(picture(30 + i))) for i, k in enumerate(keys)]
@@ -208,7 +209,7 @@ def test_a_still_of_an_animations_later_frame_and_a_mirrored_copy_are_split_with
         tmp_path, monkeypatch, picture, encoded):
     """Only the first frame was hashed, unmirrored: a held-out still could be trained on as the animation's
     third frame, and a mirrored copy (the same picture to a model that flips) landed in the other split."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     clip = [Image.fromarray(picture(40 + k)) for k in range(3)]
     animation = io.BytesIO()
     clip[0].save(animation, "WEBP", save_all=True, append_images=clip[1:], lossless=True, duration=100)
@@ -229,7 +230,7 @@ def test_a_still_of_an_animations_later_frame_and_a_mirrored_copy_are_split_with
 
 def test_flat_frames_the_build_drops_join_no_sources(tmp_path, monkeypatch, picture):
     """A black frame's dHash is 0: every animation ending on one was chained into one group."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     sources = []
     for i in range(3):
         clip = [Image.fromarray(picture(60 + 2 * i)), Image.fromarray(picture(61 + 2 * i)),
@@ -245,7 +246,7 @@ def test_flat_frames_the_build_drops_join_no_sources(tmp_path, monkeypatch, pict
 
 def test_one_file_shipped_by_two_bundles_is_one_source(tmp_path, monkeypatch, picture, encoded):
     """A byte-identical file in two bundles became two training sources with different masks."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     data = encoded(picture(70))
     sources = [_file_source("media-api/templates/portrait.png", data),
                _file_source("media-video/templates/portrait.png", data),
@@ -261,7 +262,7 @@ def test_an_all_versions_pool_records_the_versions_it_read_their_licences_and_wh
         tmp_path, monkeypatch, reserved, picture, encoded):
     """The manifest listed only the installed versions, MIT for all, and not the reserved pictures the
     older versions held."""
-    pytest.importorskip("cv2")
+    needs_opencv()
     from trainer.builders import package_history as ph
 
     tally = ph.Tally("media-api", versions=["0.3.11"], licences={"0.3.11": "MIT"}, held_out=2, kept=1)

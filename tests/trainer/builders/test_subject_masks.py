@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
+from tests.helpers.opencv import needs_opencv
 from trainer.builders import subject_masks as sm
 
 
 def test_random_masks_are_within_the_accepted_area():
-    pytest.importorskip("cv2")
+    needs_opencv()
     for seed in range(5):
         m = sm.random_shape_mask(96, 128, np.random.default_rng(seed))
         assert m.shape == (96, 128) and sm.MIN_FG <= m.mean() <= sm.MAX_FG
 
 
 def test_object_mask_finds_a_central_subject():
-    pytest.importorskip("cv2")
+    needs_opencv()
     rng = np.random.default_rng(0)
     img = (rng.random((160, 160, 3)) * 60 + 20).astype(np.uint8)   # dark textured background
     yy, xx = np.mgrid[0:160, 0:160]
