@@ -58,6 +58,10 @@ def staged(out: Path) -> Iterator[Path]:
                 old.rename(out)  # the previous set goes back where it was
             raise
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                shutil.rmtree(old, ignore_errors=True)
+            except KeyboardInterrupt:  # the new set is in place: the build is done, the old set's rest is left
+                print(f"note: interrupted while removing the previous set; the new one is in place in {out}: "
+                      f"delete {old} by hand", file=sys.stderr)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,6 +1,7 @@
 """trainer.builders.staging: a set appears whole in place of the old one, or the old one stays."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,22 @@ def test_a_built_set_gets_a_folders_usual_mode_not_a_temporary_ones(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "set").stat().st_mode & 0o777 == 0o755
+
+
+def test_ctrl_c_while_the_old_set_is_removed_leaves_the_new_set_done(tmp_path, monkeypatch, capsys):
+    """The builders then said the output was as it was before the build: the new set was in place."""
+    out = tmp_path / "set"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    remove = shutil.rmtree
+
+    def interrupted(path, *a, **k):
+        if ".old-" in str(path):
+            raise KeyboardInterrupt
+        remove(path, *a, **k)
+
+    monkeypatch.setattr(staging.shutil, "rmtree", interrupted)
+    with staging.staged(out) as folder:
+        (folder / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert "interrupted while removing the previous set; the new one is in place" in capsys.readouterr().err
