@@ -225,17 +225,17 @@ def _size_from_name(name: str) -> int | None:
 
 
 def _save_file(save_file: Callable, tensors: dict, path: Path, metadata: dict, directory: Path) -> None:
-    """safetensors' ``save_file``, whose I/O errors (a full disk) are no OSError: they become one, naming the
-    folder and the fix."""
+    """safetensors' ``save_file``, whose I/O errors (a full disk) are no OSError: they become the one that
+    writing the file with open() would have raised."""
     import safetensors
 
     try:
         save_file(tensors, str(path), metadata=metadata)
     except getattr(safetensors, "SafetensorError", OSError) as e:
-        code = re.search(r"os error (\d+)", str(e))
-        number = int(code.group(1)) if code else errno.EIO
-        raise OSError(number, f"cannot write {WEIGHTS_NAME} into {directory} ({os.strerror(number)}): free space "
-                      "there, or write the weights elsewhere") from None
+        # "... (os error 28)" from safetensors 0.5 on, "IoError(Os { code: 28, ... })" before
+        code = re.search(r"os error (\d+)|code: (\d+)", str(e))
+        number = int(code.group(1) or code.group(2)) if code else errno.EIO
+        raise OSError(number, os.strerror(number), str(directory / WEIGHTS_NAME)) from None
 
 
 def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | str | None = None) -> Path:
