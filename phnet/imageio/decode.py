@@ -675,18 +675,19 @@ def pil_mask_pixels(image, name: str = "mask") -> np.ndarray:
 _NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
 
 
-def is_black_and_white(grey: np.ndarray, colour: np.ndarray) -> bool:
+def is_black_and_white(grey: np.ndarray, colour: np.ndarray, share: float = 0.75) -> bool:
     """Whether 8-bit grey pixels are a black-and-white painting (a mask): grey (``colour``, where a pixel's channels
-    differ by more than a JPEG's noise, on at most 1 % of them), mostly black or white (three quarters), both
-    present."""
+    differ by more than a JPEG's noise, on at most 1 % of them), mostly black or white (``share`` of them: three
+    quarters), both present."""
     dark, light = grey <= 32, grey >= 223
-    return bool(grey.size and colour.mean() <= 0.01 and (dark | light).mean() >= 0.75 and dark.any()
+    return bool(grey.size and colour.mean() <= 0.01 and (dark | light).mean() >= share and dark.any()
                 and light.any())
 
 
-def looks_like_a_mask(image: np.ndarray) -> bool:
+def looks_like_a_mask(image: np.ndarray, share: float = 0.75) -> bool:
     """Whether a picture (H×W or H×W×C, any dtype) is a mask: two levels only (0/1, 0/255), or a black-and-white
-    painting as a mask file is read (:func:`is_black_and_white`)."""
+    painting as a mask file is read (:func:`is_black_and_white`; ``share``: how much of it must be black or
+    white)."""
     colour = image[..., :3] if image.ndim == 3 else image[..., None]
     if colour.dtype.kind in "ui":
         levels = colour // ((np.iinfo(colour.dtype).max + 1) // 256) if colour.dtype.itemsize > 1 else colour
@@ -696,7 +697,7 @@ def looks_like_a_mask(image: np.ndarray) -> bool:
     grey, spread = levels[..., 0], np.ptp(levels, axis=-1)
     if not (spread > _NOISE).any() and len(np.unique(colour[..., 0])) == 2:
         return True
-    return is_black_and_white(grey, spread > _NOISE)
+    return is_black_and_white(grey, spread > _NOISE, share)
 
 
 class ColourMaskError(ValueError):

@@ -140,7 +140,7 @@ def _all_masks(photos: list[Path]) -> bool:
             pixels = read_image(path)
         except (OSError, ValueError):  # an unreadable picture: the build says why
             return False
-        if not looks_like_a_mask(pixels):
+        if not looks_like_a_mask(pixels, share=0.98):  # a black-and-white photo on a white backdrop is none
             return False
     return True
 

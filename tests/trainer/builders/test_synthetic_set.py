@@ -389,3 +389,18 @@ def test_a_folder_of_0_1_masks_given_as_the_photos_is_refused_as_masks_too(tmp_p
         Image.fromarray(m).save(masks / f"m{i}.png")
     assert main([str(masks), str(tmp_path / "set"), "--size", "32", "--no-progress"]) == 2
     assert "is a black-and-white mask, not a photo" in capsys.readouterr().err
+
+
+def test_a_black_and_white_portrait_on_a_white_backdrop_is_a_photo_not_a_mask(tmp_path):
+    """A grey portrait, nine tenths studio white, was refused as a folder of masks."""
+    from trainer.builders.synthetic_set import _all_masks
+
+    yy, xx = np.mgrid[:96, :96]
+    grey = np.full((96, 96), 238, np.uint8)
+    face = (yy - 50) ** 2 + (xx - 48) ** 2 < 15**2
+    grey[face] = (60 + 2 * xx[face]).astype(np.uint8)  # its shades, a tenth of the picture
+    grey[40:42, 40:56] = 10
+    Image.fromarray(grey).save(tmp_path / "portrait.png")
+    assert not _all_masks([tmp_path / "portrait.png"])
+    Image.fromarray(np.where(face, 255, 0).astype(np.uint8)).save(tmp_path / "mask.png")
+    assert _all_masks([tmp_path / "mask.png"])
