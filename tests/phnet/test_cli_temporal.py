@@ -655,3 +655,14 @@ def test_mask_is_alpha_where_nothing_is_carried_up_is_refused_not_ignored(tiny_c
     with pytest.raises(SystemExit, match="--mask-is-alpha works with --mode full and --method correction or guided, "
                                          "with weights whose output is a picture"):
         cli.main(["harmonize", *given, "--mask-is-alpha", "--weights", str(transform), "--device", "cpu", *flags])
+
+
+def test_a_clips_option_mistakes_are_named_before_its_masks_are_read(tmp_path, monkeypatch):
+    """Every mask of a clip was read (about a minute for 1000 4K frames) before a typo in --device was named."""
+    from phnet import imageio
+
+    comps, masks = _write_clip(tmp_path, frames=3)
+    monkeypatch.setattr(imageio, "read_mask", lambda *a, **k: pytest.fail("a mask was read"))
+    for flags in (["--device", "nonsense"], ["--method", "resize", "--mask-is-alpha"]):
+        with pytest.raises(SystemExit):
+            cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal", *flags])
