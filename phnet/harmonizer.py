@@ -713,7 +713,7 @@ class Harmonizer:
             most &= _tail_on_one_colour(off, soft)
             untouched &= _mixed_from_one_colour(off, soft) | most
             coverage = None  # how much of each pixel the subject covers, for the methods that carry a change up:
-            if self.config.output != "transform" and self.method != "resize":  # correction fills it, guided fits it
+            if self.carries_soft_edges():  # correction fills it, guided fits it
                 coverage = (soft if mask_is_alpha else
                             subject_coverage(mask, mask_peak, low_shape, soft).to(self.device))
         return LowResolution(image_low, mask_low, box, untouched, coverage)
