@@ -224,10 +224,11 @@ def _size_from_name(name: str) -> int | None:
 # folders and the Hub
 
 
-def _save_file(save_file: Callable, tensors: dict, path: Path, metadata: dict, directory: Path) -> None:
-    """safetensors' ``save_file``, whose I/O errors (a full disk) are no OSError: they become the one that
-    writing the file with open() would have raised."""
+def _save_file(tensors: dict, metadata: dict, path: Path, target: Path) -> None:
+    """safetensors' ``save_file`` into ``path`` (the temporary file of ``target``), whose I/O errors (a full disk)
+    are no OSError: they become the one that writing ``target`` with open() would have raised."""
     import safetensors
+    from safetensors.torch import save_file
 
     try:
         save_file(tensors, str(path), metadata=metadata)
@@ -235,14 +236,12 @@ def _save_file(save_file: Callable, tensors: dict, path: Path, metadata: dict, d
         # "... (os error 28)" from safetensors 0.5 on, "IoError(Os { code: 28, ... })" before
         code = re.search(r"os error (\d+)|code: (\d+)", str(e))
         number = int(code.group(1) or code.group(2)) if code else errno.EIO
-        raise OSError(number, os.strerror(number), str(directory / WEIGHTS_NAME)) from None
+        raise OSError(number, os.strerror(number), str(target)) from None
 
 
 def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | str | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors``; files appear whole or not at all. ``dtype``: the floating
     dtype to store the weights in ("fp32", "fp16", "bf16" or a torch.dtype), default as they are."""
-    from safetensors.torch import save_file
-
     dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))} or a floating torch.dtype (e.g. "
@@ -265,7 +264,8 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
         tensors[k] = v.contiguous()
     directory.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "phnet_config": config_json}
-    write_atomic(directory / WEIGHTS_NAME, lambda p: _save_file(save_file, tensors, p, metadata, directory))
+    target = directory / WEIGHTS_NAME
+    write_atomic(target, lambda p: _save_file(tensors, metadata, p, target))
     write_atomic_text(directory / CONFIG_NAME, config_json)
     licence = directory / "LICENSE-WEIGHTS.txt"
     if carries_official_terms(model.config):
