@@ -483,9 +483,8 @@ def main(argv: list[str] | None = None) -> None:
               all_versions=a.all_versions, history_cache=a.history_cache)
     except (OSError, ValueError) as e:  # a folder that cannot be replaced, a full disk, nothing to train on
         raise SystemExit(f"error: {e}") from None
-    except KeyboardInterrupt:  # the pool is built beside its folder: nothing of it is in place yet
-        print(f"error: interrupted; {a.out} is as it was before this build: run it again to build the pool",
-              file=sys.stderr)
+    except KeyboardInterrupt:
+        print(staging.interrupted(a.out, "pool"), file=sys.stderr)
         raise SystemExit(130) from None
 
 

@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from trainer.builders.staging import check_replaceable, staged
+from trainer.builders.staging import check_replaceable, interrupted, staged
 from trainer.data import pool_manifest
 from trainer.data.common import find_with_any_extension
 
@@ -111,9 +111,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the subset is built beside its folder: nothing of it is in place yet
-        print(f"error: interrupted; {a.out} is as it was before this build: run it again to build the subset",
-              file=sys.stderr)
+    except KeyboardInterrupt:
+        print(interrupted(a.out, "subset"), file=sys.stderr)
         return 130
     print(f"{summary['train_sources']} of {summary['of']} training sources: {summary['pairs']['train']} train, "
           f"{summary['pairs']['val']} val, {summary['pairs']['test']} test pairs -> {a.out}")

@@ -34,6 +34,12 @@ def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, nam
               "earlier one is kept)", file=sys.stderr)
 
 
+def interrupted(out: Path | str, what: str) -> str:
+    """The line a builder ends with on Ctrl-C: its ``what`` is built beside ``out`` (:func:`staged`), so nothing
+    of it is in place yet."""
+    return f"error: interrupted; {out} is as it was before this build: run it again to build the {what}"
+
+
 @contextlib.contextmanager
 def staged(out: Path) -> Iterator[Path]:
     """A new folder beside ``out`` to build in; when the block ends without an error it becomes ``out``."""

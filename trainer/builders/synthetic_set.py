@@ -280,9 +280,8 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the set is built beside its folder: nothing of it is in place yet
-        print(f"error: interrupted; {a.out} is as it was before this build: run it again to build the set",
-              file=sys.stderr)
+    except KeyboardInterrupt:
+        print(staging.interrupted(a.out, "set"), file=sys.stderr)
         return 130
     print(json.dumps(summary, indent=2, default=list))
     return 0
