@@ -466,7 +466,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--all-versions", action="store_true",
                    help="also pictures that only older published versions of the bundles hold (downloads them once)")
     p.add_argument("--history-cache", type=Path, default=None,
-                   help="where --all-versions keeps the wheels (default ~/.cache/phnet/package-history)")
+                   help="where --all-versions keeps the wheels "
+                        "(default $PHNET_PACKAGE_HISTORY or ~/.cache/phnet/package-history)")
     a = p.parse_args(argv)
     for option, value, low in (("--size", a.size, 8), ("--val-size", a.val_size, 8), ("--frames", a.frames, 1),
                                ("--workers", a.workers, 1), ("--min-side", a.min_side, 1),
