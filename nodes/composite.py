@@ -78,7 +78,7 @@ class PHNetPasteSubject:
         background, notes = clamped(background, "background")  # an upscaled picture's overshoot, as in Harmonize
         subject, note = clamped(subject, "subject")
         notes += note
-        masks = None
+        masks, subjects = None, subject.shape[0]
         if subject_mask is not None:
             subject_mask, note = prepared(subject_mask, subject, "subject_mask",  # a subject upscaled after SAM
                                           lambda m: check_mask(m, subject, "subject_mask", NODE, whole_ok=True,
@@ -94,7 +94,7 @@ class PHNetPasteSubject:
         if min(background.shape[0], subject.shape[0]) not in (1, n):
             raise ValueError(
                 f"{NODE}: a batch of {background.shape[0]} backgrounds and {subject.shape[0]} subjects"
-                f"{' (one per subject_mask)' if subject_mask is not None else ''}; give one of them, or the same "
+                f"{' (one per subject_mask)' if subject.shape[0] != subjects else ''}; give one of them, or the same "
                 "number of both"
             )
         if masks is not None or subject.shape[-1] == 4:  # a subject's mask is its alpha unless subject_mask is given

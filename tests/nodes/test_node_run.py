@@ -299,6 +299,15 @@ def test_paste_subject(nodes):
         "optional"]["subject_mask"][1]["tooltip"]
 
 
+def test_paste_subject_says_one_per_subject_mask_only_where_the_masks_made_the_subjects(nodes):
+    """3 subject pictures and one subject_mask on 2 backgrounds were "3 subjects (one per subject_mask)"."""
+    paste, one = nodes["PHNetPasteSubject"].paste, torch.ones(1, 4, 4)
+    with pytest.raises(ValueError, match=r"2 backgrounds and 3 subjects; give one of them"):
+        paste(torch.zeros(2, 8, 8, 3), torch.zeros(3, 4, 4, 3), subject_mask=one)
+    with pytest.raises(ValueError, match=r"2 backgrounds and 3 subjects \(one per subject_mask\); give one of them"):
+        paste(torch.zeros(2, 8, 8, 3), torch.zeros(1, 4, 4, 3), subject_mask=one.repeat(3, 1, 1))
+
+
 def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
     from tests.helpers.tiny_sam import save_tiny_sam
 
