@@ -58,8 +58,9 @@ class PHNetPasteSubject:
                     "tooltip": "Mask of the subject inside the subject image (1 = keep), e.g. from 'PHNet SAM "
                                "Segment'. Without it an RGBA subject's alpha is the mask, and an RGB one is pasted "
                                "whole, as a rectangle. It has the "
-                               "subject image's size (a mask of its shape at another size, made before an upscale, "
-                               "is resized to it). LoadImage's MASK of an RGBA cut-out is 1 where it is "
+                               "subject image's size (a mask of its shape at another size, made before the picture "
+                               "was scaled up or down, is resized to it; crop a mask with CropMask when you crop the "
+                               "picture). LoadImage's MASK of an RGBA cut-out is 1 where it is "
                                "transparent: put an InvertMask in between.",
                 }),
                 "mask_as_given": MASK_AS_GIVEN,

@@ -121,8 +121,8 @@ class PHNetHarmonize:
         "with PHNet. Pixels outside the mask are returned unchanged. The network runs at its working resolution "
         "and the correction is applied at full resolution. A single mask is shared by a whole batch, and a single "
         "image is harmonized once for each mask of a batch. The mask has the image's size (a mask of its shape at "
-        "another size, made before an upscale, is resized to it). An optional "
-        "reference mask picks the part of the background to match."
+        "another size, made before the image was scaled up or down, is resized to it; crop a mask with CropMask "
+        "when you crop the image). An optional reference mask picks the part of the background to match."
     )
     CATEGORY = "PHNet"
     FUNCTION = "harmonize"

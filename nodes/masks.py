@@ -67,10 +67,11 @@ def _same_shape(mh: int, mw: int, ih: int, iw: int) -> bool:
 
 
 def fitted(mask, image: torch.Tensor, name: str):
-    """(mask, note): a MASK made for this picture before it was scaled (an upscaler, a hires fix) resized to
-    the picture, when its aspect ratio is the picture's to within the rounding of a scale; anything else as it
-    was, for the checks to judge (the empty 64x64 mask of a picture without alpha, another picture's mask).
-    Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
+    """(mask, note): a MASK made for this picture before it was scaled (an upscaler, a hires fix, a downscale)
+    resized to the picture, when its aspect ratio is the picture's to within the rounding of a scale; anything
+    else as it was, for the checks to judge (the empty 64x64 mask of a picture without alpha, another picture's
+    mask); a crop of a square picture to a smaller square keeps its shape, so the note of a mask made smaller
+    names CropMask. Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
     plain = plain_mask(mask, image)
     if plain is None or plain.numel() == 0 or not isinstance(image, torch.Tensor) or image.ndim != 4:
         return mask, ""
@@ -83,7 +84,8 @@ def fitted(mask, image: torch.Tensor, name: str):
                                               antialias=ih < mh)
     resized = resized.reshape(*plain.shape[:-2], ih, iw)
     resized = resized.to(plain.dtype) if plain.is_floating_point() else resized.round_().to(plain.dtype)
-    return resized, f"; '{name}' was {mw}x{mh}, resized to the image's {iw}x{ih}"
+    crop = " (if the image was cropped, crop the mask the same way with CropMask)" if ih < mh else ""
+    return resized, f"; '{name}' was {mw}x{mh}, resized to the image's {iw}x{ih}{crop}"
 
 
 def prepared(mask, image: torch.Tensor, name: str, check: Callable[[Any], None]):

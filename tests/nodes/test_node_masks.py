@@ -509,6 +509,18 @@ def test_a_64x64_mask_with_a_subject_is_resized_to_a_square_image_like_any_other
     assert "'mask' was 64x64, resized to the image's 128x128" in line
 
 
+def test_a_mask_larger_than_the_image_is_resized_with_a_note_naming_cropmask(nodes, phnet_model, helpers):
+    """A square picture cropped to a smaller square keeps its shape, so its uncropped mask is resized onto the
+    wrong pixels: the note said only that it was resized, as for a mask made before an upscale."""
+    image, subject = helpers.portrait(b=1, h=64, w=64)
+    large = torch.nn.functional.interpolate(subject[:, None], size=(96, 96), mode="bilinear")[:, 0]
+    _, line = nodes["PHNetHarmonize"].harmonize(phnet_model, image, large)["result"]
+    assert line.endswith("; 'mask' was 96x96, resized to the image's 64x64 (if the image was cropped, crop the mask "
+                         "the same way with CropMask)")
+    assert "CropMask" in nodes["PHNetHarmonize"].DESCRIPTION
+    assert "CropMask" in nodes["PHNetPasteSubject"].INPUT_TYPES()["optional"]["subject_mask"][1]["tooltip"]
+
+
 def test_one_picture_with_several_masks_gives_one_result_per_mask_in_every_mask_node(nodes, sam_model, helpers):
     """Harmonize ran once per mask of one image; Paste Subject and SAM Segment refused the same inputs with a
     message naming no node ("3 masks for 1 image")."""
