@@ -778,6 +778,7 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     opaque = []  # frames whose alpha, their mask, is opaque everywhere
     left_out: set[str] = set()  # what the frames' files could not carry
     sixteen_bit, eight_of_sixteen = [], []
+    turned = []  # frames read upright by their orientation whose masks, read as stored, fit them either way
     strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
 
     # counts frames done with (written, or failed): the last window of them is written after the last estimate
@@ -820,6 +821,8 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
     for job in jobs:
         try:
             image, mask, keep = _load_pair(job.composite, job.mask, levels, clip=True)
+            if _orientation_note(job, image.shape[:2]):
+                turned.append(job.composite.name)
             if job.mask is None and mask.size and float(mask.min()) >= 1:
                 opaque.append(job.composite.name)
             pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
@@ -895,6 +898,14 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
               f"layout read at 8 bits ({', '.join(eight_of_sixteen[:3])}{', ...' if len(eight_of_sixteen) > 3 else ''})"
               f": {'it was' if one else 'they were'} harmonized at 8 bits; save "
               f"{'it' if one else 'them'} as plain 16-bit RGB or RGBA PNG or TIFF to keep {'it' if one else 'them'}")
+    if turned:
+        one = len(turned) == 1
+        frame, its, it, mask, is_, was = (("frame", "its", "it", "mask", "is", "was") if one else
+                                          ("frames", "their", "them", "masks", "are", "were"))
+        print(f"note: {len(turned)} {frame} {is_} turned by {its} orientation tag ({', '.join(turned[:3])}"
+              f"{', ...' if len(turned) > 3 else ''}), so {'it' if one else 'they'} {is_} read upright, and the "
+              f"{mask} {is_} read as stored; if the {mask} {was} drawn on the {frame} as stored rather than as "
+              f"viewers show {it}, turn {it} the same way")
     if left_out:
         print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:

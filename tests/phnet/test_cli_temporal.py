@@ -545,6 +545,26 @@ def test_one_16bit_frame_is_one_frame_in_the_note(tiny_folder, tmp_path, capsys)
     assert "note: 1 frame holds more than 8 bits (frame5.png); it is written with 8 bits" in capsys.readouterr().out
 
 
+def test_frames_turned_by_their_exif_orientation_get_one_note_as_a_folder_s_pictures_do(tiny_folder, tmp_path,
+                                                                                        capsys):
+    """Turned by 180°, a frame's mask drawn on it as stored fits it either way: a folder's pictures got a note
+    each, a clip's frames none."""
+    comps, masks = tmp_path / "frames", tmp_path / "masks"
+    comps.mkdir()
+    masks.mkdir()
+    for t in range(3):
+        exif = Image.Exif()
+        exif[0x0112] = 3
+        Image.fromarray(_frame(t)).save(comps / f"frame{t}.jpg", exif=exif, quality=95)
+        Image.fromarray(_mask()).save(masks / f"frame{t}.png")
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("note: 3 frames are turned by their orientation tag (frame0.jpg, frame1.jpg, frame2.jpg), "
+                         "so they are read upright, and the masks are read as stored; if the masks were drawn on the "
+                         "frames as stored rather than as viewers show them, turn them the same way") == 1
+
+
 def test_a_clip_whose_alpha_is_its_mask_writes_every_frame_the_masks_folder_would(tiny_folder, tmp_path, capsys):
     """A fade to black, a subject over a black background and a frame the subject fills were refused one by one as
     cut-outs or opaque alphas: the clip came out with gaps, where a masks folder wrote them unchanged."""
