@@ -899,13 +899,13 @@ def _harmonize_clip(harmonizer, jobs: list[_Job], args: argparse.Namespace) -> i
               f": {'it was' if one else 'they were'} harmonized at 8 bits; save "
               f"{'it' if one else 'them'} as plain 16-bit RGB or RGBA PNG or TIFF to keep {'it' if one else 'them'}")
     if turned:
-        one = len(turned) == 1
-        frame, its, it, mask, is_, was = (("frame", "its", "it", "mask", "is", "was") if one else
-                                          ("frames", "their", "them", "masks", "are", "were"))
-        print(f"note: {len(turned)} {frame} {is_} turned by {its} orientation tag ({', '.join(turned[:3])}"
-              f"{', ...' if len(turned) > 3 else ''}), so {'it' if one else 'they'} {is_} read upright, and the "
-              f"{mask} {is_} read as stored; if the {mask} {was} drawn on the {frame} as stored rather than as "
-              f"viewers show {it}, turn {it} the same way")
+        w = dict(zip(("frame", "its", "it", "they", "mask", "is", "was"),
+                     ("frame", "its", "it", "it", "mask", "is", "was") if len(turned) == 1 else
+                     ("frames", "their", "them", "they", "masks", "are", "were")))
+        print(f"note: {len(turned)} {w['frame']} {w['is']} turned by {w['its']} orientation tag "
+              f"({', '.join(turned[:3])}{', ...' if len(turned) > 3 else ''}), so {w['they']} {w['is']} read upright, "
+              f"and the {w['mask']} {w['is']} read as stored; if the {w['mask']} {w['was']} drawn on the {w['frame']} "
+              f"as stored rather than as viewers show {w['it']}, turn {w['it']} the same way")
     if left_out:
         print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
     if failed:
