@@ -28,15 +28,6 @@
 # and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-# the first Python that has torch: $PYTHON, the README's .venv, python3 (an image may have no `python`), python
-PY=
-for candidate in ${PYTHON:+"$PYTHON"} .venv/bin/python "$(command -v python3)" "$(command -v python)"; do
-  [ -n "$candidate" ] && "$candidate" -c "import torch" 2>/dev/null && { PY=$candidate; break; }
-done
-if [ -z "$PY" ]; then
-  echo "error: no Python here can import torch (PYTHON, .venv/bin/python, python3, python): set PYTHON to the one that has it" >&2
-  exit 2
-fi
 failed=0  # the exit status: 1 when a step did not exit 0 (its output and time are in summary.txt all the same)
 OUT="${OUT:-gpu-out}"
 CUDA_INIT_TIMEOUT="${CUDA_INIT_TIMEOUT:-60}"
@@ -60,8 +51,21 @@ for name in $STEPS; do  # a misspelt step would run nothing and exit 0, the call
     exit 2 ;;
   esac
 done
-mkdir -p "$OUT"
-: > "$OUT/summary.txt"  # this call's steps only
+unwritable() {
+  echo "error: cannot write to OUT=$OUT: give a writable folder" >&2
+  exit 2
+}
+mkdir -p "$OUT" 2>/dev/null && [ -w "$OUT" ] || unwritable  # before torch is imported, let alone a step run
+# the first Python that has torch: $PYTHON, the README's .venv, python3 (an image may have no `python`), python
+PY=
+for candidate in ${PYTHON:+"$PYTHON"} .venv/bin/python "$(command -v python3)" "$(command -v python)"; do
+  [ -n "$candidate" ] && "$candidate" -c "import torch" 2>/dev/null && { PY=$candidate; break; }
+done
+if [ -z "$PY" ]; then
+  echo "error: no Python here can import torch (PYTHON, .venv/bin/python, python3, python): set PYTHON to the one that has it" >&2
+  exit 2
+fi
+{ : > "$OUT/summary.txt"; } 2>/dev/null || unwritable  # this call's steps only
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 started=$SECONDS
 

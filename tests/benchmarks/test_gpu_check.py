@@ -122,3 +122,24 @@ def test_a_rehearsal_has_the_time_its_doubled_caps_add_up_to(tmp_path, rehearse)
     assert done.returncode == 0, done.stderr
     expected = "DEADLINE=1080 s for all steps, each step's cap x2" if rehearse else "DEADLINE=540 s"
     assert expected in (tmp_path / "out" / "machine.txt").read_text()
+
+
+@pytest.mark.parametrize("where", ["under a file", "summary.txt a folder"])
+def test_an_out_that_cannot_be_written_is_named_before_any_step(tmp_path, where):
+    """OUT under a regular file gave mkdir's error and 'rc: unbound variable', and exit 1 as if a step had failed."""
+    python = tmp_path / "python"  # imports torch, sees a GPU, and notes each call
+    python.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls"}\nexit 0\n')
+    python.chmod(0o755)
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "out" if where == "under a file" else tmp_path / "out"
+    if where == "summary.txt a folder":
+        (out / "summary.txt").mkdir(parents=True)
+    env = {**_clean_env(), "OUT": str(out), "PYTHON": str(python), "STEPS": "synthesis"}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == f"error: cannot write to OUT={out}: give a writable folder\n"
+    calls = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
+    assert "synthesis_speed" not in calls
+    if where == "under a file":
+        assert not calls  # not even torch imported
