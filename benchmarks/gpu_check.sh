@@ -28,7 +28,9 @@
 # and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-failed=0  # the exit status: 1 when a step did not exit 0 (its output and time are in summary.txt all the same)
+# the exit status: 1 when the WHEELS were not installed (the tests that need them skip) or a step did not exit 0
+# (its output and time are in summary.txt all the same)
+failed=0
 OUT="${OUT:-gpu-out}"
 CUDA_INIT_TIMEOUT="${CUDA_INIT_TIMEOUT:-60}"
 if [ -n "${REHEARSE:-}" ]; then
@@ -71,9 +73,20 @@ started=$SECONDS
 
 {
   if [ -n "${WHEELS:-}" ]; then
+    wheels=("$WHEELS"/*.whl) why=
+    if [ ! -d "$WHEELS" ]; then
+      why="no such folder"
+    elif [ ! -e "${wheels[0]}" ]; then
+      why="the folder holds no .whl file"
     # an image's system Python may be "externally managed": these wheels go into it all the same
-    PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$WHEELS"/*.whl 2>&1 ||
-      echo "wheels from $WHEELS: not installed (machine.txt says why)" >> "$OUT/summary.txt"
+    elif ! PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --no-index --find-links "$WHEELS" "${wheels[@]}" \
+        2>&1; then
+      why="machine.txt says why"
+    fi
+    if [ -n "$why" ]; then
+      echo "wheels from $WHEELS: not installed ($why)" | tee -a "$OUT/summary.txt"
+      failed=1
+    fi
   fi
   echo "DEADLINE=${DEADLINE} s for all steps, each step's cap x${SLOW}"
   timeout 20 nvidia-smi 2>&1  # (a wedged driver can hang it: the call's time is for the steps)

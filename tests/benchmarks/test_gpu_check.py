@@ -143,3 +143,24 @@ def test_an_out_that_cannot_be_written_is_named_before_any_step(tmp_path, where)
     assert "synthesis_speed" not in calls
     if where == "under a file":
         assert not calls  # not even torch imported
+
+
+@pytest.mark.parametrize("wheels, why", [("nowhere", "no such folder"), ("empty", "the folder holds no .whl file"),
+                                         ("broken", "machine.txt says why")])
+def test_wheels_not_installed_are_named_and_no_success(tmp_path, wheels, why):
+    """WHEELS that pip could not install left the SAM, node and WebUI tests skipped, and the check exited 0."""
+    python = tmp_path / "python"  # imports torch, sees a GPU, passes every step; its pip fails
+    python.write_text('#!/bin/sh\n[ "$2" = pip ] && { echo "ERROR: not a valid wheel"; exit 1; }\nexit 0\n')
+    python.chmod(0o755)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x-1.0-py3-none-any.whl").write_text("")
+    env = {**_clean_env(), "OUT": str(tmp_path / "out"), "PYTHON": str(python), "STEPS": "synthesis",
+           "WHEELS": str(tmp_path / wheels)}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    line = f"wheels from {tmp_path / wheels}: not installed ({why})"
+    assert line in (tmp_path / "out" / "summary.txt").read_text().splitlines()
+    assert line in (tmp_path / "out" / "machine.txt").read_text()
+    assert "synthesis: exit 0" in (tmp_path / "out" / "summary.txt").read_text()
