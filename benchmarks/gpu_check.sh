@@ -19,7 +19,8 @@
 # All steps share DEADLINE seconds (default 540, inside a 10-minute call; a rehearsal's caps are doubled, and
 # so is its default); each also has its own cap, so a step that hangs costs its cap, not the rest.
 # $OUT/summary.txt gives each step's exit status and time, $OUT/<step>.txt its output, $OUT/machine.txt the
-# GPU, the versions and the time limits: seven files in all.
+# GPU, the versions and the time limits: seven files in all. OUT is gpu-out in the checkout where it is not given
+# (the folder is git-ignored); a relative OUT or WHEELS is taken from where the script is called.
 # The first CUDA calls (the GPU's name, whether torch sees one) get CUDA_INIT_TIMEOUT seconds (default 60): a
 # wedged driver can hang them, and the call's time is for the steps.
 # Packages the machine lacks can be carried in as wheels (pip install --no-index): on an image without
@@ -27,6 +28,9 @@
 #   pip download --no-deps -d wheelhouse segment-anything
 # and run with WHEELS=wheelhouse (the folder is git-ignored).
 set -uo pipefail
+# before the cd: a relative OUT or WHEELS is the caller's
+case ${OUT:-/} in /*) ;; *) OUT="$PWD/$OUT" ;; esac
+case ${WHEELS:-/} in /*) ;; *) WHEELS="$PWD/$WHEELS" ;; esac
 cd "$(dirname "$0")/.."
 # the exit status: 1 when the WHEELS were not installed (the tests that need them skip) or a step did not exit 0
 # (its output and time are in summary.txt all the same)

@@ -164,3 +164,24 @@ def test_wheels_not_installed_are_named_and_no_success(tmp_path, wheels, why):
     assert line in (tmp_path / "out" / "summary.txt").read_text().splitlines()
     assert line in (tmp_path / "out" / "machine.txt").read_text()
     assert "synthesis: exit 0" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+def test_a_relative_out_and_wheels_are_the_callers(tmp_path):
+    """The script's cd to the checkout came first: OUT=relout, called from elsewhere, wrote into the checkout."""
+    repo = tmp_path / "repo"  # a copy, so that the check without the fix does not write into this checkout
+    (repo / "benchmarks").mkdir(parents=True)
+    (repo / "benchmarks" / "gpu_check.sh").write_text((REPO / "benchmarks" / "gpu_check.sh").read_text())
+    python = tmp_path / "python"  # imports torch, sees a GPU, passes every step, and notes each call
+    python.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls"}\nexit 0\n')
+    python.chmod(0o755)
+    caller = tmp_path / "caller"
+    (caller / "wheels").mkdir(parents=True)
+    (caller / "wheels" / "x-1.0-py3-none-any.whl").write_text("")
+    env = {**_clean_env(), "OUT": "relout", "WHEELS": "wheels", "PYTHON": str(python), "STEPS": "synthesis"}
+    done = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=caller)
+    assert done.returncode == 0, done.stderr
+    assert "synthesis: exit 0" in (caller / "relout" / "summary.txt").read_text()
+    assert not (repo / "relout").exists()
+    assert f"--find-links {caller / 'wheels'} {caller / 'wheels' / 'x-1.0-py3-none-any.whl'}" in (
+        tmp_path / "calls").read_text()
