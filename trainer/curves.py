@@ -12,14 +12,18 @@ BG, AXIS, GRID, TEXT = (255, 255, 255), (60, 60, 60), (228, 228, 228), (30, 30, 
 RAW, SMOOTH, VAL, BASE = (170, 200, 235), (31, 100, 180), (214, 90, 30), (120, 120, 120)
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def _nice_ticks(lo: float, hi: float, n: int = 5, whole: bool = False) -> list[float]:
+    """About ``n`` evenly spaced round values from lo to hi; ``whole``: whole numbers only (steps, photos)."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return []
     if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # equal, or a few ulps apart: a step would not move a tick on
         hi = lo + (abs(lo) or 1.0)
     raw = (hi - lo) / max(1, n)
     mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
+    steps = [m * mag for m in (1, 2, 2.5, 5, 10)]
+    if whole:  # 1, 2, 5, 10, 20, 25, ... apart
+        steps = [s for s in steps if s >= 1 and s == round(s)] or [1.0]
+    step = min((s for s in steps if s >= raw), default=10 * mag)
     start = math.ceil(lo / step) * step
     ticks, v = [], start
     while v <= hi + 1e-9 * step:
@@ -71,8 +75,14 @@ def _smooth(values: list[float]) -> list[float]:
     return out
 
 
+def _x_range(lo: float, hi: float) -> tuple[float, float]:
+    """The x axis of values from lo to hi: a single value one either side, in the middle."""
+    return (lo - 1, hi + 1) if hi <= lo else (lo, hi)
+
+
 def panel(draw: ImageDraw.ImageDraw, box, title: str, xlabel: str, ylabel: str, series, font) -> None:
-    """series: list of (points [(x, y)], colour, width, dashed)."""
+    """series: list of (points [(x, y)], colour, width, dashed); x counts something (steps, photos), so its ticks
+    are whole numbers. A dashed series is drawn every other segment: give it many points (``spread``)."""
     x0, y0, x1, y1 = box
     left, right, top, bottom = x0 + 52, x1 - 12, y0 + 26, y1 - 40
     draw.text((x0 + (x1 - x0) // 2, y0 + 6), title, fill=TEXT, font=font, anchor="mt")
@@ -81,9 +91,7 @@ def panel(draw: ImageDraw.ImageDraw, box, title: str, xlabel: str, ylabel: str, 
         draw.text(((left + right) // 2, (top + bottom) // 2), "no data yet", fill=AXIS, font=font, anchor="mm")
         return
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    xlo, xhi = min(xs), max(xs)
-    if xhi <= xlo:
-        xhi = xlo + 1
+    xlo, xhi = _x_range(min(xs), max(xs))
     ylo, yhi = min(ys), max(ys)
     pad = (yhi - ylo) * 0.05 or abs(yhi) * 0.05 or 1.0
     ylo, yhi = ylo - pad, yhi + pad
@@ -94,7 +102,7 @@ def panel(draw: ImageDraw.ImageDraw, box, title: str, xlabel: str, ylabel: str, 
     def ty(y):
         return bottom - (y - ylo) / (yhi - ylo) * (bottom - top)
 
-    ys, xs = _nice_ticks(ylo, yhi), _nice_ticks(xlo, xhi)
+    ys, xs = _nice_ticks(ylo, yhi), _nice_ticks(xlo, xhi, whole=True)
     for t in ys:
         if ylo <= t <= yhi:
             draw.line([(left, ty(t)), (right, ty(t))], fill=GRID)
@@ -135,7 +143,7 @@ def draw_curves(records: list[dict], path: Path, size=(760, 300)) -> Path:
     if base:  # the do-nothing baseline as a dashed horizontal line across the panel
         xs = [p[0] for p in val] or [0]
         level = base[-1][1]
-        span = [(x, level) for x in _spread(min(xs), max(xs))]
+        span = [(x, level) for x in spread(min(xs), max(xs))]
         base_series = (span, BASE, 1, True)
     else:
         base_series = ([], BASE, 1, True)
@@ -146,7 +154,7 @@ def draw_curves(records: list[dict], path: Path, size=(760, 300)) -> Path:
     return path
 
 
-def _spread(lo: float, hi: float, n: int = 40) -> list[float]:
-    if hi <= lo:
-        return [lo, lo + 1]
+def spread(lo: float, hi: float, n: int = 40) -> list[float]:
+    """n evenly spaced values across the x axis of lo to hi (``_x_range``), for a dashed line to be dashed."""
+    lo, hi = _x_range(lo, hi)
     return [lo + (hi - lo) * i / (n - 1) for i in range(n)]

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from phnet.atomic import write_atomic
 from trainer.config import RUN_CONFIG_NAME, run_config_path
-from trainer.curves import BASE, BG, VAL, panel
+from trainer.curves import BASE, BG, VAL, panel, spread
 
 MSE_COLOUR = (31, 100, 180)
 
@@ -87,7 +87,7 @@ def draw(points: list[dict], path: Path, size=(520, 320)) -> Path:
     img = Image.new("RGB", size, BG)
     budgets = budgets_of(points)
     xs = [p["sources"] for p in points]
-    series = [([(min(xs), 1.0), (max(xs), 1.0)], BASE, 1, True)]
+    series = [([(x, 1.0) for x in spread(min(xs), max(xs))], BASE, 1, True)]
     for budget, colour in zip(budgets, COLOURS.values()):
         series.append(([(p["sources"], p["fmse_ratio"]) for p in points if p["budget"] == budget], colour, 2, False))
     names = ", ".join(f"{name} {b} steps" for b, name in zip(budgets, COLOURS))

@@ -346,3 +346,25 @@ def test_ticks_of_values_a_few_ulps_apart_end():
         d = 0.05 * math.ulp(v)
         ticks = _nice_ticks(v - d, math.nextafter(v, math.inf) + d)
         assert 2 <= len(ticks) <= 12
+
+
+def test_a_single_validation_is_centred_with_a_dashed_baseline_and_whole_step_ticks(tmp_path, monkeypatch):
+    """One validation (train.val_every=0) drew the baseline as one solid segment, its point on the left edge of an
+    axis from 4.0 to 5.0 in fractional steps."""
+    from tests.helpers.drawing import DrawRecorder
+    from trainer import curves
+
+    drawn = DrawRecorder(monkeypatch, curves)
+    curves.draw_curves([{"type": "train", "step": 4, "loss": 1.0},
+                        {"type": "val", "step": 4, "fmse": 500.0, "composite_fmse": 450.0}], tmp_path / "c.png")
+    dashes = [xy for fill, xy in drawn.lines if fill == curves.BASE]
+    assert len(dashes) >= 10
+    left, right = min(x for xy in dashes for x, _ in xy), max(x for xy in dashes for x, _ in xy)
+    (x0, _, x1, _), = [xy for fill, xy in drawn.ellipses if fill == curves.VAL]
+    assert (x0 + x1) / 2 == pytest.approx((left + right) / 2)
+    ticks = [label for label in drawn.labels if label[0].isdigit()]
+    assert ticks == ["3", "4", "5"] * 2  # each panel, the training loss's single point as well
+    from trainer.curves import _nice_ticks
+
+    for hi in (2, 7, 12, 90, 1200):  # 12: 5 apart, not 2.5
+        assert all(t == int(t) for t in _nice_ticks(0, hi, whole=True)), hi

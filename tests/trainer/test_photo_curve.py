@@ -119,3 +119,13 @@ def test_a_nan_validation_is_no_best_point_and_an_older_log_without_near_right_k
     assert photo_curve.main([str(old), str(run), "--out", str(tmp_path / "curve.png")]) == 0
     table = capsys.readouterr().out
     assert "| 700.0 (0.88×) | n/a | n/a |" in table and "| nan" not in table
+
+
+def test_the_baseline_of_doing_nothing_is_dashed(tmp_path, monkeypatch):
+    """It was given as two points, which the dashing drew as one solid segment."""
+    from tests.helpers.drawing import DrawRecorder
+
+    drawn = DrawRecorder(monkeypatch, photo_curve)
+    photo_curve.draw([photo_curve.point(_run(tmp_path, "small", 10, [700.0])),
+                      photo_curve.point(_run(tmp_path, "large", 40, [600.0]))], tmp_path / "c.png")
+    assert len([xy for fill, xy in drawn.lines if fill == photo_curve.BASE]) >= 10
