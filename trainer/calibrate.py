@@ -269,6 +269,10 @@ def main(argv=None) -> int:
 
         print(f"error: {in_flags(str(exc), a)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(staging.interrupted(None, "report") if a.report_only else staging.interrupted(a.out, "calibrated model"),
+              file=sys.stderr)
+        return 130
 
 
 def calibrate(a: argparse.Namespace) -> int:

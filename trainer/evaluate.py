@@ -43,10 +43,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
-from phnet.atomic import write_atomic_text
+from phnet.atomic import write_atomic, write_atomic_text
 from phnet.cli import error_line, out_of_memory
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
+from trainer.builders.staging import interrupted
 from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
 
@@ -201,7 +202,7 @@ def save_grid(samples: list[dict], columns: list[str], path: Path, side: int = 1
     for i, s in enumerate(samples):
         for j, col in enumerate(columns):
             grid.paste(_cell(s[col], side), (pad + j * (side + pad), head + pad + i * (side + pad)))
-    grid.save(path)
+    write_atomic(path, lambda tmp: grid.save(tmp, format="PNG"))
     return path
 
 
@@ -582,6 +583,9 @@ def main(argv=None) -> int:
                "lower --batch-size or --resolution")
         print(f"error: not enough memory ({first}): {fix}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted(None, "results"), file=sys.stderr)
+        return 130
     print(res["markdown"])
     if res["meta"].get("not_held_out"):
         print(f"warning: {res['meta']['not_held_out']}", file=sys.stderr)

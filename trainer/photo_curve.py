@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from phnet.atomic import write_atomic
+from trainer.builders.staging import interrupted
 from trainer.config import RUN_CONFIG_NAME, run_config_path
 from trainer.curves import BASE, BG, VAL, panel, spread
 
@@ -111,6 +112,15 @@ def main(argv=None) -> int:
             seen.add(run.resolve())
             runs.append(run)
     try:
+        return _curve(runs, a.out, replacing)
+    except KeyboardInterrupt:
+        print(interrupted(None, "curve"), file=sys.stderr)
+        return 130
+
+
+def _curve(runs: list[Path], out: Path, replacing: bool) -> int:
+    """The runs' table, printed, and their curve, written to ``out``."""
+    try:
         points = sorted((point(run) for run in runs), key=lambda q: (q["budget"], q["sources"]))
         budgets_of(points)  # refused before the table, not after it
     except (ValueError, OSError) as exc:
@@ -124,7 +134,7 @@ def main(argv=None) -> int:
               f"{q['fmse']:.1f} ({q['fmse_ratio']:.2f}×) | "
               f"{'n/a' if q['near_right_ratio'] is None else format(q['near_right_ratio'], '.2f')} | "
               f"{'n/a' if q['untouched_mse'] is None else format(q['untouched_mse'], '.1f')} |")
-    print(f"{'replaced' if replacing else 'wrote'} {draw(points, a.out)}")
+    print(f"{'replaced' if replacing else 'wrote'} {draw(points, out)}")
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.builders.staging import interrupted
 from trainer.evaluate import parse_weights, save_grid
 
 
@@ -95,6 +96,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:  # a bad folder, name or weights: the message says what to do
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted(None, "grid"), file=sys.stderr)
+        return 130
 
 
 def _grid(a: argparse.Namespace) -> int:

@@ -158,6 +158,31 @@ def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(shift_
     assert (tmp_path / "home" / "cal" / "calibration.json").is_file() and not any((tmp_path / "cwd").iterdir())
 
 
+def test_ctrl_c_ends_with_one_line_saying_what_was_left(shift_set, tmp_path, capsys, monkeypatch):
+    """It ended in a traceback."""
+    from phnet import PHNet, PHNetConfig, weights
+    from tests.helpers.interrupts import exit_code, interrupted_at
+    from training_runs import tiny_cfg
+
+    save_pretrained = weights.save_pretrained
+    save_pretrained(PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                                      output="residual")), tmp_path / "model")
+    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+    args = [str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--thresholds", "0:5:5",
+            "--ramps", "soft", "--floors", "0:0:1"]
+    with monkeypatch.context() as m:
+        m.setattr(calibrate, "collect", interrupted_at(1, calibrate.collect))
+        assert exit_code(lambda: calibrate.main([*args, "--report-only"])) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: interrupted; no file was left half-written: run it again for the report")
+    monkeypatch.setattr(weights, "save_pretrained", interrupted_at(1, save_pretrained))  # while --out is written
+    assert exit_code(lambda: calibrate.main([*args, "--out", str(tmp_path / "out")])) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: interrupted; {tmp_path / 'out'} is as it was before this build: run it again to build the "
+        "calibrated model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "run_config.json"]
+
+
 def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_model_before_work(shift_set,
                                                                                                   tmp_path, capsys):
     """--data replaced the run's whole [data] table (its split fractions, masks, seed): the rule was chosen on

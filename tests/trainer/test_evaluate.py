@@ -163,6 +163,31 @@ def test_running_out_of_memory_names_the_options_that_use_it(landscapes, tmp_pat
     assert "DataLoader worker" not in err and ("Unable to allocate 137. MiB" in err) == ("Caught" in str(error))
 
 
+def test_ctrl_c_ends_with_one_line_and_leaves_no_half_written_file(landscapes, tmp_path, capsys, monkeypatch):
+    """It ended in a traceback; stopped while grid.png was written, half of it was left."""
+    from PIL import Image
+
+    from tests.helpers.interrupts import exit_code, interrupted_at
+    from trainer.evaluate import Candidates, main
+
+    args = ["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+            "--no-untouched", "--no-progress", "--grid-rows", "1", "--out", str(tmp_path / "ev")]
+    line = "error: interrupted; no file was left half-written: run it again for the results"
+    with monkeypatch.context() as m:
+        m.setattr(Candidates, "outputs", interrupted_at(1, Candidates.outputs))
+        assert exit_code(lambda: main(args)) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == line and not (tmp_path / "ev").exists()
+
+    def half_a_png(img, fp, filename, *rest, **kw):
+        fp.write(b"\x89PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(Image.SAVE, "PNG", half_a_png)
+    assert exit_code(lambda: main(args)) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == line
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["results.json", "results.md"]
+
+
 def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
     from trainer.data import build_dataset
     from trainer.data.common import spread_sample

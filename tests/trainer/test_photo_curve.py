@@ -129,3 +129,15 @@ def test_the_baseline_of_doing_nothing_is_dashed(tmp_path, monkeypatch):
     photo_curve.draw([photo_curve.point(_run(tmp_path, "small", 10, [700.0])),
                       photo_curve.point(_run(tmp_path, "large", 40, [600.0]))], tmp_path / "c.png")
     assert len([xy for fill, xy in drawn.lines if fill == photo_curve.BASE]) >= 10
+
+
+def test_ctrl_c_ends_with_one_line_and_writes_no_curve(tmp_path, capsys, monkeypatch):
+    """It ended in a traceback."""
+    from tests.helpers.interrupts import exit_code, interrupted_at
+
+    runs = [str(_run(tmp_path, "small", 10, [700.0])), str(_run(tmp_path, "large", 40, [600.0]))]
+    monkeypatch.setattr(photo_curve, "point", interrupted_at(2, photo_curve.point))
+    assert exit_code(lambda: photo_curve.main([*runs, "--out", str(tmp_path / "c.png")])) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: interrupted; no file was left half-written: run it again for the curve")
+    assert not (tmp_path / "c.png").exists()

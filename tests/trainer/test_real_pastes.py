@@ -60,3 +60,16 @@ def test_out_that_is_not_a_png_is_refused_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.jpg")])
     assert "give a .png file name" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_with_one_line_and_writes_no_grid(tmp_path, capsys, monkeypatch):
+    """It ended in a traceback."""
+    from tests.helpers.interrupts import exit_code, interrupted_at
+    from trainer import real_pastes
+
+    _manifest(tmp_path, [])
+    monkeypatch.setattr(real_pastes, "pick_pairs", interrupted_at(1, real_pastes.pick_pairs))
+    assert exit_code(lambda: main([str(tmp_path), "--weights", OURS, "--out", str(tmp_path / "grid.png")])) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: interrupted; no file was left half-written: run it again for the grid")
+    assert not (tmp_path / "grid.png").exists()

@@ -34,9 +34,12 @@ def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, nam
               "earlier one is kept)", file=sys.stderr)
 
 
-def interrupted(out: Path | str, what: str) -> str:
-    """The line a builder ends with on Ctrl-C: its ``what`` is built beside ``out`` (:func:`staged`), so nothing
-    of it is in place yet."""
+def interrupted(out: Path | str | None, what: str) -> str:
+    """The line a command ends with on Ctrl-C: a builder's ``what`` is built beside ``out`` (:func:`staged`), so
+    nothing of it is in place yet; a command without ``out`` writes each of its files whole (:mod:`phnet.atomic`)
+    or nothing."""
+    if out is None:
+        return f"error: interrupted; no file was left half-written: run it again for the {what}"
     return f"error: interrupted; {out} is as it was before this build: run it again to build the {what}"
 
 
