@@ -236,6 +236,14 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace the calibrated model already in --out (the "
                    "folder is replaced whole: one holding anything else, a run's files, is refused)")
     a = p.parse_args(argv)
+    for flag, parse in (("thresholds", grid), ("ramps", parse_ramps), ("floors", grid)):  # before any work
+        spec = getattr(a, flag)
+        try:
+            setattr(a, flag, [v if v is None else float(v) for v in parse(spec)])
+        except ValueError as e:
+            p.error(f"--{flag}: {e}")
+        if flag == "floors" and a.floors[-1] > 1:
+            p.error(f"--floors are shares from 0 to 1, got {spec!r}")
     if a.out:  # --out=~/x: the shell leaves a ~ after = as it is
         a.out = str(Path(a.out).expanduser())
     if not a.report_only and not a.out:
@@ -299,10 +307,7 @@ def calibrate(a: argparse.Namespace) -> int:
     ds = build_dataset(data, a.split, image_size=model.config.image_size)
     if ds.not_held_out:
         print(f"warning: {ds.not_held_out}", file=sys.stderr)
-    thresholds = [float(t) for t in grid(a.thresholds)]
-    ramps, floors = parse_ramps(a.ramps), [float(f) for f in grid(a.floors)]
-    if floors[-1] > 1:
-        raise ValueError(f"--floors are shares from 0 to 1, got {a.floors!r}")
+    thresholds, ramps, floors = a.thresholds, a.ramps, a.floors
     batches = collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate))
     if not batches:
         raise ValueError(f"no composite of the {a.split} split could be read (see the warnings above): nothing "

@@ -84,6 +84,20 @@ def test_bad_grids_are_refused_by_name():
             calibrate.parse_ramps(spec)
 
 
+@pytest.mark.parametrize("flag, spec, message", [
+    ("--thresholds", "abc", "--thresholds: expected start:stop:step, got 'abc'"),
+    ("--ramps", "soft,x", "--ramps: expected start:stop:step, got 'x'"),
+    ("--floors", "0.5:0.1:0.1", "--floors: expected start:stop:step with 0 <= start <= stop and step > 0"),
+    ("--floors", "0:2:1", "--floors are shares from 0 to 1, got '0:2:1'"),
+])
+def test_a_bad_grid_is_refused_by_its_flag_before_the_model_is_read(tmp_path, capsys, flag, spec, message):
+    """The error named no flag, and came after the model and the composites were read."""
+    with pytest.raises(SystemExit) as refused:
+        calibrate.main([str(tmp_path / "no-model"), "--config", str(tmp_path / "none.toml"), "--report-only",
+                        flag, spec])
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path, capsys):
     from phnet import PHNet, PHNetConfig
     from phnet.weights import load_model, save_pretrained
@@ -103,8 +117,10 @@ def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path, c
     config = load_model(tmp_path / "out").config
     assert (config.correction_threshold, config.correction_ramp, config.correction_floor) == (
         chosen["threshold"], chosen["ramp"], chosen["floor"])
-    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
-                           "--out", str(tmp_path / "bad"), "--ramps", "firm"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
+                        "--out", str(tmp_path / "bad"), "--ramps", "firm"])
+    assert refused.value.code == 2 and not (tmp_path / "bad").exists()
     # --out on a model folder replaced its weights without a word (in a step checkpoint, beside its old state)
     before = (tmp_path / "model" / "model.safetensors").read_bytes()
     with pytest.raises(SystemExit) as refused:
