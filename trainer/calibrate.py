@@ -163,10 +163,11 @@ def describe(row: dict) -> str:
 
 
 def _near_right_ratio(row: dict) -> float:
-    """Near-right fMSE over doing nothing's; 0 where there are no near-right composites (no limit to break)."""
-    if row["near_right_fmse"] is None:
+    """Near-right fMSE over doing nothing's; 0 (no limit to break) where there are no near-right composites, or
+    where doing nothing scores 0 on them: they are then photos left as they were, which --max-untouched bounds."""
+    if row["near_right_fmse"] is None or row["composite_near_right_fmse"] <= 1e-6:
         return 0.0
-    return row["near_right_fmse"] / max(row["composite_near_right_fmse"], 1e-6)
+    return row["near_right_fmse"] / row["composite_near_right_fmse"]
 
 
 def missed(row: dict, max_untouched: float, max_near_right: float) -> list[str]:
@@ -313,16 +314,18 @@ def calibrate(a: argparse.Namespace) -> int:
         raise ValueError(f"no composite of the {a.split} split could be read (see the warnings above): nothing "
                          "to choose a rule on")
     curves = error_curves(batches)
-    if not (curves["composite_fmse"] < NEAR_RIGHT_FMSE).any():
+    near_right = curves["composite_fmse"][curves["composite_fmse"] < NEAR_RIGHT_FMSE]
+    if not near_right.size or near_right.mean() <= 1e-6:  # or only photos left as they were (--max-untouched)
+        but = " but photos left as they were" if near_right.size else ""
         print(f"warning: none of these {len(curves['size'])} composites is near-right (fMSE below "
-              f"{NEAR_RIGHT_FMSE:g}), so the --max-near-right limit is not tested: use a split with more composites",
-              file=sys.stderr)
+              f"{NEAR_RIGHT_FMSE:g}){but}, so the --max-near-right limit is not tested: use a split with more "
+              "composites", file=sys.stderr)
     table = [score(curves, t, r, f) for f in floors for r in ramps for t in thresholds]
     best = choose(table, a.max_untouched, a.max_near_right)
     for f in floors:  # the best choice at each floor
         row = choose([row for row in table if row["floor"] == f], a.max_untouched, a.max_near_right)
-        mark = (" (over the limits)" if missed(row, a.max_untouched, a.max_near_right) else "") + (
-            " <" if row is best else "")
+        broken = missed(row, a.max_untouched, a.max_near_right)
+        mark = (f" (over the limits: {', '.join(broken)})" if broken else "") + (" <" if row is best else "")
         r, near = row["ramp"], row["near_right_fmse"]
         near = "   n/a" if near is None else f"{near:6.1f} (nothing {row['composite_near_right_fmse']:.1f})"
         print(f"floor {f:4.2f} ramp {'soft' if r is None else f'{r:g}':>4} threshold {row['threshold']:5.1f}: MSE "

@@ -66,6 +66,34 @@ def test_a_rule_over_the_limits_is_named():
     assert calibrate.missed({**row, "untouched_mse": 1.0, "near_right_fmse": 60.0}, 5.0, 1.1) == []
 
 
+def test_near_right_composites_that_doing_nothing_scores_0_on_are_held_to_the_untouched_limit_not_a_ratio():
+    """The only near-right composites were photos left as they were: doing nothing's 0 made any change of them
+    10 000 times its error, and every rule was over the limits."""
+    rows = [{"untouched_mse": u, "near_right_fmse": near, "composite_near_right_fmse": 0.0, "fmse": f}
+            for u, near, f in ((1.0, 0.4, 300.0), (0.5, 0.1, 400.0), (6.0, 2.0, 200.0))]
+    assert [calibrate.missed(row, 5.0, 1.1) for row in rows] == [[], [], ["untouched MSE 6.00 > 5"]]
+    assert calibrate.choose(rows, 5.0, 1.1) is rows[0]
+
+
+def test_a_row_over_the_limits_names_them(shift_set, tmp_path, capsys):
+    """Each floor's row said "(over the limits)", not which."""
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+    from training_runs import tiny_cfg
+
+    torch.manual_seed(0)
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output="residual"))
+    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)  # a network that proposes corrections
+    save_pretrained(model, tmp_path / "model")
+    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--report-only",
+                           "--thresholds", "0:0:1", "--ramps", "soft", "--floors", "0:0.2:0.1",
+                           "--max-untouched", "0"]) == 0
+    rows = [line for line in capsys.readouterr().err.splitlines() if line.startswith("floor ")]
+    assert len(rows) == 3 and all("(over the limits: untouched MSE " in row for row in rows), rows
+
+
 def test_no_near_right_composites_give_no_near_right_figure_not_0():
     """Without near-right composites calibrate printed and stored a near-right fMSE of 0.0."""
     curves = {"composite_fmse": np.array([900.0, 1200.0]), "composite_mse": np.array([90.0, 120.0])}
