@@ -571,14 +571,27 @@ def carry_into_band(image, result, mask, reach):
     import numpy as np
     from PIL import Image
 
-    band = np.clip(np.asarray(reach, np.float32) / 255 - mask, 0, 1)[..., None]
     subject = mask >= 0.5
-    if not band.any() or subject.sum() < 2:
+    reach_box = reach.getbbox()
+    if reach_box is None or subject.sum() < 2:
         return result
-    before, after = np.asarray(image, np.float32), np.asarray(result, np.float32)
-    carried = before.copy()
+    # the band lies within the reach: only the box around the reach and the subject is read, the band's pixels alone
+    # as floats
+    rows, cols = np.flatnonzero(subject.any(1)), np.flatnonzero(subject.any(0))
+    left, top, right, bottom = reach_box
+    box = (min(left, int(cols[0])), min(top, int(rows[0])), max(right, int(cols[-1]) + 1),
+           max(bottom, int(rows[-1]) + 1))
+    mask, subject = mask[box[1]:box[3], box[0]:box[2]], subject[box[1]:box[3], box[0]:box[2]]
+    band = np.clip(np.asarray(reach.crop(box), np.float32) / 255 - mask, 0, 1)
+    ring = band > 0
+    if not ring.any():
+        return result
+    before, after = np.asarray(image.crop(box)), np.array(result.crop(box))
+    band, ring_before, ring_after = band[ring][:, None], before[ring].astype(np.float32), after[ring]
+    carried = ring_before.copy()
     for c in range(3):
-        x, y = before[..., c][subject], after[..., c][subject]
+        x, y = before[..., c][subject].astype(np.float32), after[..., c][subject].astype(np.float32)
+        change = y - x
         inside = (x > 0) & (x < 255) & (y > 0) & (y < 255)
         if inside.sum() >= 2:
             x, y = x[inside], y[inside]
@@ -586,11 +599,13 @@ def carry_into_band(image, result, mask, reach):
         spread = ((x - mx) ** 2).mean()
         gain = ((x - mx) * (y - my)).mean() / spread if spread > 1 and inside.sum() >= 2 else 1.0
         gain = float(np.clip(gain, *CARRIED_GAIN))
-        change = after[..., c][subject] - before[..., c][subject]
         low, high = min(float(change.min()), 0.0), max(float(change.max()), 0.0)  # a bound, not a least change
-        carried[..., c] += np.clip(before[..., c] * (gain - 1) + (my - gain * mx), low, high)
+        carried[:, c] += np.clip(ring_before[:, c] * (gain - 1) + (my - gain * mx), low, high)
     carried = np.clip(carried, 0, 255)
-    return Image.fromarray(np.round(after + band * (carried - after)).astype(np.uint8))
+    after[ring] = np.round(ring_after + band * (carried - ring_after)).astype(np.uint8)
+    result = result.copy()
+    result.paste(Image.fromarray(after), box[:2])
+    return result
 
 
 def _webui_resize(mode, mask, width, height):
