@@ -621,9 +621,11 @@ def _webui_resize(mode, mask, width, height):
 def _paste_subject(image, s):
     """(the image with the subject pasted on it, the subject's mask, notes); pixels off the subject are kept."""
     import numpy as np
+    from PIL import Image
 
     from phnet.compositing import faint_subject, paste_subject
-    from phnet.imageio import image_to_tensor, mask_to_tensor, tensor_to_image
+    from phnet.imageio import image_to_uint8
+    from phnet.imageio.images import pil_info
 
     if s.subject is None or (isinstance(s.subject, str) and not s.subject.strip()):
         raise ValueError("PHNet: upload a subject cut-out (PNG with transparency) to paste.")
@@ -661,10 +663,15 @@ def _paste_subject(image, s):
         notes.append(f"{1 - shown / whole:.0%} of the pasted subject lies outside the picture (its {s.anchor} at "
                      f"x {float(s.x or 0):g}, y {float(s.y or 0):g}): move it, or scale it down")
         print(f"PHNet: {notes[-1]}")
-    _, _, form = image_to_tensor(image)
-    pasted, _, _ = image_to_tensor(composite)
-    keep = mask_to_tensor(mask, 1, image.height, image.width) == 0
-    return tensor_to_image(pasted, None, form, keep), mask, notes
+    # the picture's own 8-bit pixels off the subject; the composite's, rounded as the library rounds them, on it
+    pasted, inside = image_to_uint8(image), mask > 0
+    levels = composite[inside].astype(np.float64)
+    np.clip(levels, 0, 1, out=levels)
+    levels *= 255
+    pasted[inside] = np.round(levels, out=levels)
+    pasted = Image.fromarray(pasted)
+    pasted.info.update(pil_info(image))
+    return pasted, mask, notes
 
 
 def _animated(image):
