@@ -588,6 +588,56 @@ def test_big_endian_16_bit_masks_and_images_read_as_little_endian_ones():
         assert back.dtype == big.dtype.newbyteorder("=") and np.array_equal(back, big)
 
 
+def test_8_and_16_bit_results_round_to_the_same_levels_as_one_float64_product_did(monkeypatch):
+    """tensor_to_image rounds an integer result in bands of rows, not through whole-picture float64 copies: the
+    levels are those of the whole picture's float64 product, at halves too (float32 products round some of them
+    otherwise) and past 0..1 (clamped)."""
+    from phnet import fullres
+    from phnet.imageio.images import ImageForm, _from_unit, tensor_to_image
+
+    monkeypatch.setattr(fullres, "TILE_PIXELS", 100)  # bands of 3 rows over 37: the last one short
+    rng = np.random.default_rng(0)
+    for peak, dtype in ((255.0, np.uint8), (65535.0, np.uint16)):
+        halves = ((np.arange(int(peak)) + 0.5) / peak).astype(np.float32)
+        ties = np.concatenate([np.nextafter(halves, -1), halves, np.nextafter(halves, 2)])
+        values = np.concatenate([rng.random(2 * 3 * 37 * 33 * 40, np.float32), ties, np.float32([0, 1])])
+        t = torch.from_numpy(np.resize(values, (len(values) // (37 * 33) + 1) * 37 * 33).reshape(-1, 1, 37, 33))
+        expected = torch.round(t.double() * peak).numpy().astype(dtype)  # the old formula, on the whole picture
+        assert np.array_equal(_from_unit(t, peak, np.dtype(dtype)).numpy(), expected), dtype
+        rgb = torch.from_numpy(rng.uniform(-0.3, 1.3, (2, 3, 37, 33)).astype(np.float32))
+        rgb[0, 0, 0, :4] = torch.tensor([-0.0, 1.0, 0.5 / peak, 1 + 1e-7])
+        form = ImageForm("numpy", "BHWC", np.dtype(dtype), 3, np.zeros((2, 37, 33, 3), dtype))
+        out = tensor_to_image(rgb, None, form, torch.zeros(2, 1, 37, 33, dtype=torch.bool))
+        expected = torch.round(rgb.clamp(0, 1).double() * peak).numpy().astype(dtype).transpose(0, 2, 3, 1)
+        assert out.dtype == dtype and np.array_equal(out, expected), dtype
+
+
+def test_an_integer_result_is_rounded_without_a_whole_picture_float64_copy():
+    """Two float64 copies of the whole picture (8K: 1.6 GB), for 8-bit pixels; the largest float64 tensor made now
+    is one band of rows."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from phnet.fullres import TILE_PIXELS
+    from phnet.imageio.images import image_to_tensor, tensor_to_image
+
+    class Largest(TorchDispatchMode):
+        doubles = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+                    Largest.doubles = max(Largest.doubles, t.numel())
+            return out
+
+    picture = np.random.default_rng(0).integers(0, 256, (600, 500, 3), dtype=np.uint8)
+    rgb, alpha, form = image_to_tensor(picture)
+    with Largest():
+        out = tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 600, 500, dtype=torch.bool))
+    assert np.array_equal(out, picture)
+    assert Largest.doubles <= 3 * TILE_PIXELS
+
+
 def test_pictures_read_with_the_plain_tuple_tiles_of_pillow_before_11():
     """Pillow made tiles named tuples in 11.0: before it, reading any file failed on tile.args (9.5 is the floor)."""
     from phnet.imageio.decode import _low_byte_tile, _rawmode
