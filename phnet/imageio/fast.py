@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..compat import UINT16, aminmax
-from .decode import frame_count, is_pil, orientation
+from .decode import _GREY_16, frame_count, is_pil, orientation, pil_image_pixels
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
                      is_strided, pil_info, pil_result)
 
@@ -25,15 +25,15 @@ _NATIVE_DTYPES = tuple(t for t in (torch.uint8, UINT16, torch.float16, torch.bfl
 def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, float, ImageForm] | None:
     """→ (B×H×W×C view of the caller's RGB/RGBA pixels in their own dtype, full-intensity value, form).
 
-    Grey pictures are seen as RGB through a view (no copy) and come back RGB, as from image_to_tensor.
+    Grey pictures are seen as RGB through a view (no copy) and come back RGB, as from image_to_tensor. A PIL
+    picture is read as image_to_tensor reads it: turned upright, a palette or grey with alpha made RGB or RGBA.
     None where the fast path does not apply (unusual dtypes, values that image_to_tensor would reject):
     use image_to_tensor then.
     """
     if is_pil(image):
-        if (image.mode not in ("RGB", "RGBA", "L") or "transparency" in image.info or _has_orientation(image)
-                or _several_frames(image)):
-            return None  # (a key colour: an alpha there; an animation: image_to_tensor refuses it by name)
-        data: Any = np.array(image)
+        if image.mode in (*_GREY_16, "F") or _several_frames(image):
+            return None  # (16/32-bit grey and animations: image_to_tensor refuses them by name)
+        data: Any = pil_image_pixels(image, "image", allow_16bit=False)  # upright, RGB(A) or grey as it reads them
         kind, layout = "pil", "HWC" if data.ndim == 3 else "HW"
     elif isinstance(image, np.ndarray):
         kind, data = "numpy", image
