@@ -75,8 +75,9 @@ def test_near_right_composites_that_doing_nothing_scores_0_on_are_held_to_the_un
     assert calibrate.choose(rows, 5.0, 1.1) is rows[0]
 
 
-def test_a_row_over_the_limits_names_them(shift_set, tmp_path, capsys):
-    """Each floor's row said "(over the limits)", not which."""
+def _proposing_model(shift_set, tmp_path) -> None:
+    """A tiny residual network that proposes corrections, saved as tmp_path/model, and the run config of a
+    training on ``shift_set`` as tmp_path/run_config.json."""
     from phnet import PHNet, PHNetConfig
     from phnet.weights import save_pretrained
     from training_runs import tiny_cfg
@@ -84,9 +85,14 @@ def test_a_row_over_the_limits_names_them(shift_set, tmp_path, capsys):
     torch.manual_seed(0)
     model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
                               output="residual"))
-    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)  # a network that proposes corrections
+    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)
     save_pretrained(model, tmp_path / "model")
     (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+
+
+def test_a_row_over_the_limits_names_them(shift_set, tmp_path, capsys):
+    """Each floor's row said "(over the limits)", not which."""
+    _proposing_model(shift_set, tmp_path)
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--report-only",
                            "--thresholds", "0:0:1", "--ramps", "soft", "--floors", "0:0.2:0.1",
                            "--max-untouched", "0"]) == 0
@@ -127,16 +133,9 @@ def test_a_bad_grid_is_refused_by_its_flag_before_the_model_is_read(tmp_path, ca
 
 
 def test_calibrate_writes_the_chosen_pair_into_the_config(shift_set, tmp_path, capsys):
-    from phnet import PHNet, PHNetConfig
-    from phnet.weights import load_model, save_pretrained
-    from training_runs import tiny_cfg
+    from phnet.weights import load_model
 
-    torch.manual_seed(0)
-    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
-                              output="residual"))
-    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)  # a network that proposes corrections
-    save_pretrained(model, tmp_path / "model")
-    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(shift_set, tmp_path / "run")))
+    _proposing_model(shift_set, tmp_path)
     rc = calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"),
                          "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:10:5",
                          "--floors", "0:0.2:0.1"])
