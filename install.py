@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from importlib import metadata
 
@@ -83,6 +84,18 @@ def _webui_launch():
     return launch
 
 
+def pip_commands(args: str) -> list[str]:
+    """``python -m pip <args>`` for this Python as a shell takes it, its path quoted only where it must be. A quoted
+    path on Windows gets two labelled lines: PowerShell runs a line that starts with a string only after its call
+    operator &, which cmd.exe reads as a command separator."""
+    exe = sys.executable
+    if os.name != "nt":
+        return [f"{shlex.quote(exe)} -m pip {args}"]
+    if re.fullmatch(r"[\w:.\\/-]+", exe):
+        return [f"{exe} -m pip {args}"]
+    return [f'in PowerShell: & "{exe}" -m pip {args}', f'in cmd.exe:    "{exe}" -m pip {args}']
+
+
 def main(path: str | None = None) -> int:
     reqs = requirements(path)
     if not _installed("torch"):
@@ -92,8 +105,9 @@ def main(path: str | None = None) -> int:
         missing = [r for r in reqs if not _met(r)]
         if missing:
             quoted = " ".join(f'"{r}"' for r in missing)
-            print(f"[PHNet] missing or too old: {', '.join(missing)}. Install them with:\n"
-                  f'    "{sys.executable}" -m pip install {quoted}')  # fmt: skip
+            print(f"[PHNet] missing or too old: {', '.join(missing)}. Install them with:")
+            for command in pip_commands(f"install {quoted}"):
+                print(f"    {command}")
         return 0
     old = []
     for req in reqs:

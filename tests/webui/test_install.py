@@ -124,3 +124,38 @@ def test_a_package_older_than_its_bound_is_named_not_upgraded(install, monkeypat
     assert install.main(path) == 0
     out = capsys.readouterr().out
     assert "missing or too old: numpy>=999." in out and '"numpy>=999"' in out and "safetensors" not in out
+
+
+def _interpreter(install, monkeypatch, exe, os_name):
+    """install.py run by ``exe`` on ``os_name`` (its own os only: pytest's paths break on a global os.name)."""
+    monkeypatch.setattr(sys, "executable", exe)
+    monkeypatch.setattr(install, "os", types.SimpleNamespace(**{**vars(os), "name": os_name}))
+
+
+@pytest.mark.parametrize("exe, os_name, lines", [
+    ("/opt/comfy/venv/bin/python", "posix", ["/opt/comfy/venv/bin/python -m pip install X"]),
+    ("/home/me/my env/bin/python", "posix", ["'/home/me/my env/bin/python' -m pip install X"]),
+    (r"C:\ComfyUI_windows_portable\python_embeded\python.exe", "nt",
+     [r"C:\ComfyUI_windows_portable\python_embeded\python.exe -m pip install X"]),
+    (r"C:\Program Files\Python311\python.exe", "nt",
+     [r'in PowerShell: & "C:\Program Files\Python311\python.exe" -m pip install X',
+      r'in cmd.exe:    "C:\Program Files\Python311\python.exe" -m pip install X']),
+])
+def test_the_pip_command_quotes_the_interpreter_only_where_it_must_and_runs_in_powershell(install, monkeypatch,
+                                                                                           exe, os_name, lines):
+    """A quoted path starting the line is an expression in PowerShell, Windows Terminal's shell: "Unexpected
+    token '-m'"; cmd.exe and bash took it."""
+    _interpreter(install, monkeypatch, exe, os_name)
+    assert install.pip_commands("install X") == lines
+
+
+def test_the_missing_packages_are_named_in_one_pip_command_per_shell(install, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
+    path = _reqs(tmp_path, "definitely-not-installed-pkg-xyz>=1.0\n")
+    _interpreter(install, monkeypatch, r"C:\Program Files\Python311\python.exe", "nt")
+    assert install.main(path) == 0
+    advice = capsys.readouterr().out.split("Install them with:\n")[1].splitlines()
+    assert advice == [r'    in PowerShell: & "C:\Program Files\Python311\python.exe" -m pip install '
+                      '"definitely-not-installed-pkg-xyz>=1.0"',
+                      r'    in cmd.exe:    "C:\Program Files\Python311\python.exe" -m pip install '
+                      '"definitely-not-installed-pkg-xyz>=1.0"']
