@@ -6,8 +6,13 @@ Presets are rows of one table; a custom size is just other numbers. Nothing here
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 import re
+import shlex
+import sys
 from functools import partial
+from types import ModuleType
 from typing import Iterable, Mapping
 
 import torch
@@ -187,17 +192,42 @@ def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor], **overrides) 
     return SamArchitecture(**{**encoder, **decoder, **overrides})
 
 
+def _pip_install(requirement: str) -> str:
+    """This Python's pip command for ``requirement``, to paste: the path quoted only where it must be, and a quoted
+    Windows path for PowerShell (where a line starting with a string is no command without &) and cmd.exe."""
+    exe = sys.executable
+    if os.name != "nt":
+        return f'{shlex.quote(exe)} -m pip install "{requirement}"'
+    if re.fullmatch(r"[\w:.\\/-]+", exe):
+        return f'{exe} -m pip install "{requirement}"'
+    return f'& "{exe}" -m pip install "{requirement}" in PowerShell, without the & in cmd.exe'
+
+
+def import_segment_anything(submodule: str = "") -> ModuleType:
+    """``segment_anything`` or one of its modules (``"modeling"``); without the package, an ImportError that says
+    how to install it instead of Python's bare "No module named 'segment_anything'"."""
+    try:
+        importlib.import_module("segment_anything")
+    except ImportError as e:
+        if e.name != "segment_anything":  # installed, but something it needs is not: Python's error names that
+            raise
+        raise ImportError(
+            f"PHNet's Segment Anything needs the segment-anything package: {_pip_install('segment-anything>=1.0')} "
+            "(in ComfyUI or the WebUI: install the pack's requirements.txt)") from None
+    return importlib.import_module(f"segment_anything.{submodule}" if submodule else "segment_anything")
+
+
 def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
     """Build an (untrained) SAM in eval mode with segment_anything's modeling classes."""
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+    modeling = import_segment_anything("modeling")
 
     if isinstance(arch, str):
         if arch not in SAM_PRESETS:
             raise ValueError(f"Unknown SAM model_type {arch!r}; choose one of {sorted(SAM_PRESETS)}.")
         arch = SAM_PRESETS[arch]
     grid = arch.img_size // arch.patch_size
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
+    sam = modeling.Sam(
+        image_encoder=modeling.ImageEncoderViT(
             img_size=arch.img_size,
             patch_size=arch.patch_size,
             embed_dim=arch.embed_dim,
@@ -211,15 +241,15 @@ def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
             window_size=arch.window_size,
             global_attn_indexes=arch.global_attn_indexes,
         ),
-        prompt_encoder=PromptEncoder(
+        prompt_encoder=modeling.PromptEncoder(
             embed_dim=arch.prompt_embed_dim,
             image_embedding_size=(grid, grid),
             input_image_size=(arch.img_size, arch.img_size),
             mask_in_chans=arch.mask_in_chans,
         ),
-        mask_decoder=MaskDecoder(
+        mask_decoder=modeling.MaskDecoder(
             transformer_dim=arch.prompt_embed_dim,
-            transformer=TwoWayTransformer(
+            transformer=modeling.TwoWayTransformer(
                 depth=arch.decoder_depth,
                 embedding_dim=arch.prompt_embed_dim,
                 num_heads=arch.decoder_heads,

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from .architecture import import_segment_anything
+
 
 def _global_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
     return [block for block in getattr(encoder, "blocks", ()) if getattr(block, "window_size", 0) == 0]
@@ -29,7 +31,7 @@ def interrupt_points(encoder: torch.nn.Module) -> int:
 
 def attention_by_head(attn: torch.nn.Module, x: torch.Tensor, interrupt: Callable[[], Any]) -> torch.Tensor:
     """segment_anything's ``Attention.forward`` computed one head at a time, ``interrupt()`` before each."""
-    from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
+    add_decomposed_rel_pos = import_segment_anything("modeling.image_encoder").add_decomposed_rel_pos
 
     batch, height, width, _ = x.shape
     qkv = attn.qkv(x).reshape(batch, height * width, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..imageio import image_to_uint8
-from .architecture import SAM_PRESETS, SamArchitecture
+from .architecture import SAM_PRESETS, SamArchitecture, import_segment_anything
 from .loading import load_sam, locate_checkpoint
 from .interruptible import interrupt_points as _interrupt_points
 from .interruptible import interruptible
@@ -41,8 +41,7 @@ def interrupt_points(model: torch.nn.Module) -> int:
 
 def check_encodable(model, height: int, width: int) -> None:
     """A ``ValueError`` for a picture SAM cannot encode: scaled to its input size, a side of 0 pixels."""
-    from segment_anything.utils.transforms import ResizeLongestSide
-
+    ResizeLongestSide = import_segment_anything("utils.transforms").ResizeLongestSide
     side = model.image_encoder.img_size  # segment_anything scales the long side to this
     if min(ResizeLongestSide.get_preprocess_shape(height, width, side)) < 1:
         raise ValueError(
@@ -60,9 +59,9 @@ class SamSegmenter:
     """
 
     def __init__(self, sam_model: torch.nn.Module, device: str | torch.device | None = None):
-        from segment_anything import SamPredictor
-
         from ..harmonizer import device_problem
+
+        SamPredictor = import_segment_anything().SamPredictor
 
         problem = device_problem(device) if device is not None else None
         if problem:  # as .to() says it, not in torch's words

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -316,6 +317,20 @@ def test_sam_loader_safetensors_and_model_type(nodes, comfy_env):
     assert sam.segmenter.model_type == "custom"
     with pytest.raises(ValueError, match="not the requested vit_b"):
         nodes["PHNetSAMLoader"].load("sub/tiny.safetensors", "", "", "vit_b", "cpu")
+
+
+def test_the_sam_loader_without_segment_anything_names_the_pip_command_that_installs_it(nodes, comfy_env,
+                                                                                      monkeypatch):
+    """ComfyUI does not ship segment-anything: a pack cloned without its requirements.txt showed Python's bare
+    "No module named 'segment_anything'"."""
+    from tests.helpers.tiny_sam import save_tiny_sam
+
+    save_tiny_sam(comfy_env.base / "models" / "sams" / "without_segment_anything.safetensors")
+    monkeypatch.setitem(sys.modules, "segment_anything", None)  # import raises as where it is not installed
+    with pytest.raises(ImportError, match=r"^PHNet's Segment Anything needs the segment-anything package: .* -m pip "
+                                          r"install \"segment-anything>=1\.0\" \(in ComfyUI or the WebUI: install "
+                                          r"the pack's requirements\.txt\)$"):
+        nodes["PHNetSAMLoader"].load("without_segment_anything.safetensors", "", "", "auto", "cpu")
 
 
 def test_a_sam_file_in_a_local_folder_given_as_hub_repo_id(nodes, tmp_path):

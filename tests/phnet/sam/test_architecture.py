@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -92,3 +97,50 @@ def test_an_mlp_width_whose_ratio_rounds_down_is_rebuilt_whole():
     state = build_sam(arch).state_dict()
     assert state["image_encoder.blocks.0.mlp.lin1.weight"].shape[0] == 120
     build_sam(infer_sam_architecture(state)).load_state_dict(state)
+
+
+def test_without_segment_anything_building_a_sam_names_the_pip_command_that_installs_it(monkeypatch):
+    """Python's bare "No module named 'segment_anything'" came from inside the library, and the SAM Loader node and
+    the WebUI showed it as it was (ComfyUI does not ship segment-anything)."""
+    requirements = (Path(__file__).resolve().parents[3] / "requirements.txt").read_text().splitlines()
+    bound = next(line for line in requirements if line.startswith("segment-anything"))
+    monkeypatch.setitem(sys.modules, "segment_anything", None)  # import raises as where it is not installed
+    with pytest.raises(ImportError, match=r"^PHNet's Segment Anything needs the segment-anything package: ") as e:
+        build_sam("vit_b")
+    assert sys.executable in str(e.value)
+    assert f' -m pip install "{bound}" (in ComfyUI or the WebUI: install the pack\'s requirements.txt)' in str(e.value)
+
+
+@pytest.mark.parametrize("exe, os_name, command", [
+    ("/home/me/my env/bin/python", "posix",
+     """: '/home/me/my env/bin/python' -m pip install "segment-anything>=1.0" ("""),
+    (r"C:\ComfyUI_windows_portable\python_embeded\python.exe", "nt",
+     r': C:\ComfyUI_windows_portable\python_embeded\python.exe -m pip install "segment-anything>=1.0" ('),
+    (r"C:\Program Files\Python311\python.exe", "nt",
+     r': & "C:\Program Files\Python311\python.exe" -m pip install "segment-anything>=1.0" in PowerShell, without '
+     r"the & in cmd.exe ("),
+])
+def test_the_pip_command_quotes_the_interpreter_only_where_it_must_and_runs_in_powershell(monkeypatch, exe, os_name,
+                                                                                           command):
+    from phnet.sam import architecture
+
+    monkeypatch.setattr(sys, "executable", exe)
+    monkeypatch.setattr(architecture, "os", types.SimpleNamespace(**{**vars(architecture.os), "name": os_name}))
+    monkeypatch.setitem(sys.modules, "segment_anything", None)
+    with pytest.raises(ImportError) as e:
+        architecture.import_segment_anything("modeling")
+    assert command in str(e.value)
+
+
+def test_a_package_segment_anything_needs_is_named_by_python(monkeypatch):
+    """Only segment_anything itself missing is told how to install it: an error inside it is not renamed."""
+    real = importlib.import_module
+
+    def import_module(name, *args, **kwargs):
+        if name == "segment_anything":
+            raise ModuleNotFoundError("No module named 'torchvision'", name="torchvision")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    with pytest.raises(ModuleNotFoundError, match=r"^No module named 'torchvision'$"):
+        build_sam("vit_b")

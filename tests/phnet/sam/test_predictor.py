@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -408,3 +410,17 @@ def test_a_half_precision_sam_is_refused_by_name_when_the_segmenter_is_made(dtyp
 
     with pytest.raises(ValueError, match="holds (float16|bfloat16) weights; SAM runs in fp32 here"):
         SamSegmenter(build_tiny_sam().to(dtype), device="cpu")
+
+
+def test_without_segment_anything_the_segmenter_and_its_encode_name_the_pip_command_that_installs_it(seg,
+                                                                                                  monkeypatch):
+    from phnet.sam.interruptible import attention_by_head
+    from phnet.sam.predictor import check_encodable
+
+    attn = seg.model.image_encoder.blocks[TINY_SAM["global_attn_indexes"][0]].attn
+    monkeypatch.setitem(sys.modules, "segment_anything", None)  # import raises as where it is not installed
+    for call in (lambda: SamSegmenter(seg.model, device="cpu"), lambda: check_encodable(seg.model, 48, 80),
+                 lambda: attention_by_head(attn, torch.zeros(1, 4, 4, TINY_SAM["embed_dim"]), lambda: None)):
+        with pytest.raises(ImportError, match=r"^PHNet's Segment Anything needs the segment-anything package: .* -m "
+                                              r"pip install \"segment-anything>=1\.0\""):
+            call()
