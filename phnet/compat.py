@@ -3,7 +3,9 @@ ComfyUI 2.4 and later. Each name is the newer API where torch has it, and its ne
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import warnings
 
 import torch
@@ -55,10 +57,21 @@ def aminmax(t: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
         return t.min(), t.max()
 
 
+_WARNINGS = threading.RLock()
+
+
+@contextlib.contextmanager
+def catching_warnings():
+    """``warnings.catch_warnings()`` one block at a time: it swaps process-wide state, so two blocks interleaving in
+    a host's threads left the filters of one in place for good. The library's blocks around one call go through here."""
+    with _WARNINGS, warnings.catch_warnings():
+        yield
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_autocast_takes_fp16() -> bool:
     """Whether CPU autocast runs in fp16: torch 2.1 allows bf16 only (it warns, and turns autocast off)."""
-    with warnings.catch_warnings():
+    with catching_warnings():
         warnings.simplefilter("error")
         try:
             with torch.autocast("cpu", dtype=torch.float16):

@@ -10,12 +10,13 @@ import functools
 import re
 import struct
 import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..compat import catching_warnings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
 
@@ -328,9 +329,6 @@ def open_picture(path: str | Path):
     return image
 
 
-_QUIET = threading.RLock()  # warnings.catch_warnings swaps process-wide state: one at a time
-
-
 @contextlib.contextmanager
 def quiet():
     """Without PIL's "decompression bomb DOS attack?" warning over 89 megapixels, which opening and loading
@@ -338,7 +336,7 @@ def quiet():
     caller names the fix)."""
     from PIL import Image
 
-    with _QUIET, warnings.catch_warnings():
+    with catching_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         yield
 

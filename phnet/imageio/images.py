@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..compat import UINT16, aminmax, need_uint16, widened
+from ..compat import UINT16, aminmax, catching_warnings, need_uint16, widened
 from .decode import is_pil, native, pil_image_pixels
 
 LAYOUTS = ("HWC", "BHWC", "CHW", "BCHW", "HW", "BHW")
@@ -338,7 +338,7 @@ def _tensor_view(array: np.ndarray) -> torch.Tensor:
 
     if array.dtype == np.uint16:
         need_uint16("the picture")
-    with warnings.catch_warnings():
+    with catching_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         try:
             return torch.from_numpy(native(array))

@@ -89,3 +89,42 @@ def test_widened_gives_unsigned_integers_over_8_bits_a_signed_dtype_and_leaves_t
             assert widened(t).dtype == wide and widened(t).tolist() == [0, 7]
     for t in (torch.ones(2, dtype=torch.uint8), torch.ones(2, dtype=torch.bool), torch.ones(2), torch.ones(2).long()):
         assert widened(t) is t
+
+
+def test_the_fp16_autocast_probe_beside_a_picture_being_opened_leaves_the_warning_filters_as_they_were(monkeypatch):
+    """The probe turned every warning into an error in a catch_warnings block of its own: interleaved with a picture
+    being opened in another thread, "error" stayed the filter of the whole process."""
+    import contextlib
+    import threading
+    import warnings
+
+    from phnet.compat import cpu_autocast_takes_fp16
+    from phnet.imageio.decode import quiet
+
+    inside, probing, left = threading.Event(), threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def slow_autocast(*args, **kwargs):  # the probe, held inside its block until the reader has left its own
+        probing.set()
+        left.wait(1)
+        yield
+
+    monkeypatch.setattr(torch, "autocast", slow_autocast)
+    before = list(warnings.filters)
+
+    def read():
+        with quiet():
+            inside.set()
+            probing.wait(1)
+        left.set()
+
+    def probe():
+        inside.wait(5)
+        cpu_autocast_takes_fp16.__wrapped__()
+
+    threads = [threading.Thread(target=read), threading.Thread(target=probe)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
