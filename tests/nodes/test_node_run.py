@@ -473,6 +473,64 @@ def test_a_sam_copy_cut_short_leaves_no_half_file(pack, comfy_env, monkeypatch, 
     assert "could not place someone--sam--sam_vit_x.pth in" in caplog.text and "No space left on device" in caplog.text
 
 
+def test_two_loaders_copying_one_sam_from_the_hub_cache_each_get_it_whole(pack, comfy_env, monkeypatch, tmp_path):
+    """Two ComfyUI processes placing one Hub SAM (the cache on another disk: a copy) shared one .part: the second
+    removed the first one's and copied anew, and the first renamed the second one's half file into place."""
+    import errno
+    import threading
+
+    import huggingface_hub
+
+    loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
+    sams = comfy_env.base / "models" / "sams"
+    sams.mkdir(parents=True, exist_ok=True)
+    before = set(sams.rglob("*"))
+    cached = tmp_path / "blob"
+    cached.write_bytes(bytes(range(256)) * 64)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # CI runs offline; the Hub client is faked here
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: str(cached))
+
+    def no_link(src, dst):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    copies, halves, first_read = [], [threading.Event(), threading.Event()], threading.Event()
+
+    def copy_in_two(src, dst):  # the first copy ends after the second has begun, the second after the first is read
+        me = len(copies)
+        copies.append(dst)
+        data = Path(src).read_bytes()
+        with open(dst, "wb") as f:
+            f.write(data[:len(data) // 2])
+            f.flush()
+            halves[me].set()
+            (halves[1] if me == 0 else first_read).wait(5)
+            f.write(data[len(data) // 2:])
+
+    monkeypatch.setattr(loaders.os, "link", no_link)
+    monkeypatch.setattr(loaders.shutil, "copyfile", copy_in_two)
+    got = {}
+
+    def load(who):
+        if who == "second":
+            halves[0].wait(5)
+        path = loaders._download_sam("someone/sam", "sam_vit_x.pth")
+        got[who] = Path(path).read_bytes()
+        if who == "first":
+            first_read.set()
+
+    threads = [threading.Thread(target=load, args=(who,)) for who in ("first", "second")]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(copies) == 2 and got == {"first": cached.read_bytes(), "second": cached.read_bytes()}
+        assert set(sams.rglob("*")) == before | {sams / "someone--sam--sam_vit_x.pth"}  # no partial file left
+    finally:
+        for placed in sams.glob("*someone--sam--sam_vit_x.pth*"):
+            placed.unlink()
+
+
 def test_a_sam_from_the_hub_is_loaded_from_the_hub_cache_where_no_sams_folder_can_be_made(
         pack, nodes, comfy_env, monkeypatch, tmp_path, caplog):
     """The folder was made outside the step that turns a failure into advice: a bare OSError stopped the run,
