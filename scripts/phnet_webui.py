@@ -763,20 +763,27 @@ def _local(choice, folders):
 # SAM vit_h, 2.5 GB) is not read from disk again for every image.
 _loaded = {}
 _loaded_lock = threading.Lock()
+_building = {}  # kind: its lock, held over a build (another kind's build goes on beside it)
 
 
-def _cached(kind, key, build, built_key=None):
-    """``build()``'s model, kept under ``key`` (or ``built_key()``, the key once it is built: official weights
-    downloaded by the build have a copy to stamp only then)."""
+def _cached(kind, key, build):
+    """``build()``'s model, kept under ``key``, or under ``key()`` where it is a function (asked before the build
+    and again after it: official weights downloaded by the build have a copy to stamp only then). Requests
+    arriving together for a kind wait for one build and share its model."""
     with _loaded_lock:
-        hit = _loaded.get(kind)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        _loaded.pop(kind, None)  # the model being replaced goes first: never two of a kind in memory
-    value = build()
-    with _loaded_lock:
-        _loaded[kind] = (key if built_key is None else built_key(), value)
-    return value
+        building = _building.setdefault(kind, threading.Lock())
+    with building:
+        wanted = key() if callable(key) else key
+        with _loaded_lock:
+            hit = _loaded.get(kind)
+            if hit is not None and hit[0] == wanted:
+                return hit[1]
+            _loaded.pop(kind, None)  # the model being replaced goes first: never two of a kind in memory
+        value = build()
+        built = key() if callable(key) else key
+        with _loaded_lock:
+            _loaded[kind] = (built, value)
+        return value
 
 
 def clear_loaded_models():
@@ -838,7 +845,7 @@ def load_harmonizer(choice, phnet_dir):
             copy = official.find(found.name, [phnet_dir])
             return found.label, str(device), None if copy is None else stamp(copy)
 
-        return _cached("phnet", official_key(), build, official_key)
+        return _cached("phnet", official_key, build)
     changed = stamp(found.path) if found.kind in ("file", "folder") else None
     return _cached("phnet", (found.label, str(device), changed), build)
 

@@ -1168,6 +1168,60 @@ def test_an_official_name_whose_folder_exists_goes_through_the_official_fetch(we
     assert m.load_harmonizer(name, str(phnet_dir)) is converted  # kept under its new copy: it was read again
 
 
+def test_requests_arriving_together_load_the_weights_once(webui, monkeypatch):
+    """Each request built its own model outside the lock: four at once read the same weights four times and held
+    four copies (a SAM vit_h is 2.5 GB each)."""
+    import threading
+    import time
+
+    from phnet import Harmonizer
+
+    m = webui.script_module
+    phnet_dir = str(webui.models_path / "PHNet")
+    built = []
+    load = Harmonizer.from_pretrained.__func__
+
+    def slow_load(cls, *args, **kwargs):
+        built.append(1)
+        time.sleep(0.2)  # a large checkpoint being read: the other requests arrive meanwhile
+        return load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Harmonizer, "from_pretrained", classmethod(slow_load))
+    together = threading.Barrier(4, timeout=5)
+    got = []
+
+    def request():
+        together.wait()
+        got.append(m.load_harmonizer("tiny-phnet", phnet_dir))
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len(got) == 4 and all(h is got[0] for h in got)
+    # official weights are keyed by their copy, which the first build downloads: the others find it once built
+    copy = []
+    m.clear_loaded_models()
+    got.clear()
+
+    def download():
+        time.sleep(0.2)
+        copy.append("stamp")
+        return object()
+
+    def official_request():
+        together.wait()
+        got.append(m._cached("phnet", lambda: tuple(copy), download))
+
+    threads = [threading.Thread(target=official_request) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert copy == ["stamp"] and len(got) == 4 and all(h is got[0] for h in got)
+
+
 def test_weights_retrained_under_the_same_name_are_loaded_again(webui):
     import os
 
