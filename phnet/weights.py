@@ -186,7 +186,8 @@ def model_from_file(path: str | Path, config: PHNetConfig | None = None, config_
             config = dataclasses.replace(config, name=official.name)  # weights: their name carries their terms
     with torch.device("meta"):  # shapes first: a config.json of absurd widths built gigabytes before the check
         check_fits(PHNet(config), tensors, source=str(path), config_file=config_file)
-    model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
+    with torch.random.fork_rng(devices=[]):  # its random start, overwritten: the caller's random numbers untouched
+        model = PHNet(config).float()  # float32 whatever torch's default dtype (a float64 one made a mixed model)
     load_state_dict_into(model, tensors, source=str(path), config_file=config_file)
     return model.eval()
 

@@ -332,6 +332,7 @@ def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple
             f"{path} holds a {arch.name} SAM (embed dim {arch.embed_dim}, {arch.depth} blocks), "
             f"not the requested {model_type}. Leave model_type unset ('auto') to use the file's own size."
         )
-    sam = build_sam(arch)
+    with torch.random.fork_rng(devices=[]):  # its random start, overwritten: the caller's random numbers untouched
+        sam = build_sam(arch)
     _load_weights(sam, state, path, arch)
     return sam, arch

@@ -55,6 +55,16 @@ def test_save_pretrained_folder_round_trip(tiny_model, tiny_folder):
     assert torch.equal(_out(loaded), _out(tiny_model))
 
 
+def test_loading_weights_leaves_the_callers_random_numbers_as_they_were(tiny_folder):
+    """The model's random start, overwritten by the weights, drew from torch's global generator: a seeded
+    caller's random numbers changed with a load."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    Harmonizer.from_pretrained(tiny_folder, device="cpu")
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_lone_safetensors_file_carries_its_config(tiny_model, tiny_folder, tmp_path):
     lone = tmp_path / "elsewhere" / "my-weights.safetensors"
     lone.parent.mkdir()

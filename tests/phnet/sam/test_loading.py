@@ -25,6 +25,16 @@ def test_load_file_formats(tmp_path, fmt, name):
     assert str(seg.device) == "cpu"
 
 
+def test_loading_sam_leaves_the_callers_random_numbers_as_they_were(tiny_path):
+    """SAM's random start, overwritten by the weights, drew from torch's global generator: a seeded caller's random
+    numbers changed with a load."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_pth_is_loaded_weights_only(tmp_path, monkeypatch):
     path = save_tiny_sam(tmp_path / "tiny.pth")
     seen = {}
