@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import weakref
 from dataclasses import dataclass
@@ -347,29 +348,27 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
             raise FileNotFoundError(f"{name} is neither in {folder} nor in the Hugging Face cache, and downloading "
                                     f"is off (HF_HUB_OFFLINE=1). {by_hand}") from None
         raise RuntimeError(f"could not download {url} ({type(e).__name__}: {e}). {by_hand}") from None
-    from ..phnet.atomic import write_atomic
-
     entry = cached
     # the cache's snapshot entry is a relative link into its blobs: a hard link to the link would dangle
     cached = os.path.realpath(cached)
-
-    def place(tmp):  # under a name of this call's own: two processes placing one file each place it whole
-        os.unlink(tmp)  # (the link needs the name free)
-        try:
-            os.link(cached, tmp)
-        except OSError:  # another file system, or no hard links: a copy
-            shutil.copyfile(cached, tmp)
-
+    partial = f"{target}.{secrets.token_hex(6)}.part"  # this call's own: two processes placing it each place it whole
     try:
         os.makedirs(folder, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):  # the one .part earlier releases copied to, a kill's leftover
             os.unlink(f"{target}.part")
-        write_atomic(target, place)  # a copy cut short (a full disk) leaves no gigabytes of half file behind
+        try:
+            os.link(cached, partial)
+        except OSError:  # another file system, or no hard links: a copy
+            shutil.copyfile(cached, partial)
+        os.replace(partial, target)
     except OSError as e:
         log.warning("comfyui-phnet: PHNet SAM Loader: could not place %s in %s (%s); loading it from the Hugging "
                     "Face cache, %s, instead (free space there, or make it writable, to see it in model_name's list)",
                     name, folder, e, entry)
         return entry  # by its cache entry's name: the blob's has no extension to tell its format
+    finally:
+        if os.path.lexists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
+            os.unlink(partial)
     return target
 
 
