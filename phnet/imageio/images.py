@@ -338,10 +338,12 @@ def _tensor_view(array: np.ndarray) -> torch.Tensor:
 
     if array.dtype == np.uint16:
         need_uint16("the picture")
-    with catching_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        try:
+    try:
+        if array.flags.writeable:  # no warning to silence: the filters, shared by the host's threads, are not touched
             return torch.from_numpy(native(array))
-        except TypeError:  # object, string, datetime arrays...
-            raise ValueError(f"a numpy array of dtype {array.dtype} holds no pixels: give uint8, uint16 or float "
-                             "values (np.asarray(x, dtype=np.float32) for numbers stored as objects)") from None
+        with catching_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(native(array))
+    except TypeError:  # object, string, datetime arrays...
+        raise ValueError(f"a numpy array of dtype {array.dtype} holds no pixels: give uint8, uint16 or float "
+                         "values (np.asarray(x, dtype=np.float32) for numbers stored as objects)") from None
