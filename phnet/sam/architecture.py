@@ -213,7 +213,7 @@ def import_segment_anything(submodule: str = "") -> ModuleType:
             raise
         raise ImportError(
             f"PHNet's Segment Anything needs the segment-anything package: {_pip_install('segment-anything>=1.0')} "
-            "(in ComfyUI or the WebUI: install the pack's requirements.txt)") from None
+            "(a node pack or an extension: install its requirements.txt)") from None
     return importlib.import_module(f"segment_anything.{submodule}" if submodule else "segment_anything")
 
 

@@ -328,8 +328,8 @@ def test_the_sam_loader_without_segment_anything_names_the_pip_command_that_inst
     save_tiny_sam(comfy_env.base / "models" / "sams" / "without_segment_anything.safetensors")
     monkeypatch.setitem(sys.modules, "segment_anything", None)  # import raises as where it is not installed
     with pytest.raises(ImportError, match=r"^PHNet's Segment Anything needs the segment-anything package: .* -m pip "
-                                          r"install \"segment-anything>=1\.0\" \(in ComfyUI or the WebUI: install "
-                                          r"the pack's requirements\.txt\)$"):
+                                          r"install \"segment-anything>=1\.0\" \(a node pack or an extension: install "
+                                          r"its requirements\.txt\)$"):
         nodes["PHNetSAMLoader"].load("without_segment_anything.safetensors", "", "", "auto", "cpu")
 
 

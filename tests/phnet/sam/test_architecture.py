@@ -108,7 +108,7 @@ def test_without_segment_anything_building_a_sam_names_the_pip_command_that_inst
     with pytest.raises(ImportError, match=r"^PHNet's Segment Anything needs the segment-anything package: ") as e:
         build_sam("vit_b")
     assert sys.executable in str(e.value)
-    assert f' -m pip install "{bound}" (in ComfyUI or the WebUI: install the pack\'s requirements.txt)' in str(e.value)
+    assert f' -m pip install "{bound}" (a node pack or an extension: install its requirements.txt)' in str(e.value)
 
 
 @pytest.mark.parametrize("exe, os_name, command", [
