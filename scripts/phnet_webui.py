@@ -602,7 +602,9 @@ def carry_into_band(image, result, mask, reach):
         low, high = min(float(change.min()), 0.0), max(float(change.max()), 0.0)  # a bound, not a least change
         carried[:, c] += np.clip(ring_before[:, c] * (gain - 1) + (my - gain * mx), low, high)
     carried = np.clip(carried, 0, 255)
-    after[ring] = np.round(ring_after + band * (carried - ring_after)).astype(np.uint8)
+    # the band's share of the carried change comes on top of the subject's own share: drawn from the harmonized
+    # pixel toward the carried one, a feathered edge lost part of the subject's change (a quarter at m = 0.5)
+    after[ring] = np.round(np.clip(ring_after + band * (carried - ring_before), 0, 255)).astype(np.uint8)
     result = result.copy()
     result.paste(Image.fromarray(after), box[:2])
     return result

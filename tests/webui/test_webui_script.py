@@ -410,6 +410,21 @@ def test_the_band_is_carried_into_as_it_would_be_on_the_box_alone(webui, reach_r
     assert (inside != after).any()
 
 
+def test_a_feathered_edge_under_the_band_keeps_the_subject_s_share_of_its_change(webui):
+    """Where the mask is soft and the band overlaps it, the pixel was drawn from its harmonized value toward the
+    carried one: at m = 0.5 a quarter of the subject's change was taken back, a less harmonized stripe."""
+    cols = np.arange(200)
+    mask = np.repeat(np.clip((120 - cols) / 40, 0, 1)[None, :], 60, 0).astype(np.float32)  # feathered over 80..120
+    before = np.full((60, 200, 3), 100, np.uint8)
+    after = np.round(before + mask[..., None] * np.array([30.0, 20.0, -10.0])).astype(np.uint8)
+    reach = np.repeat(np.where(cols < 160, 255, 0)[None, :], 60, 0).astype(np.uint8)
+    carried = webui.script_module.carry_into_band(Image.fromarray(before), Image.fromarray(after), mask,
+                                                  Image.fromarray(reach))
+    red = np.asarray(carried)[0, :, 0].astype(int) - 100
+    assert red[:80].min() >= 29 and red[120:160].min() >= 27  # the subject, and the band beyond the mask
+    assert red[80:120].min() >= 27, red[80:120]  # and between them no dip
+
+
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak RSS")
 def test_carrying_into_the_band_makes_no_full_size_float_copy(webui):
     """The picture before and after, the carried correction and the band were float32 at full size around a thin
