@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import re
 import secrets
 import shutil
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -330,6 +332,8 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
     # in any of ComfyUI's 'sams' folders; or under the name an earlier release gave it, without the file's
     # folders, where that name cannot be another file's (the repo's top-level one, another folder's)
     earlier = "--".join([*repo_name.split("/"), base]) if CONTENT_NAME.fullmatch(base) else name
+    with contextlib.suppress(OSError):  # (a folder that is not there, or not ours to change)
+        _remove_stale_parts(folder, name)
     for known in dict.fromkeys((name, earlier)):
         placed = paths.placed(paths.SAM_FOLDER, known)
         if placed is not None:
@@ -351,11 +355,9 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
     entry = cached
     # the cache's snapshot entry is a relative link into its blobs: a hard link to the link would dangle
     cached = os.path.realpath(cached)
-    partial = f"{target}.{secrets.token_hex(6)}.part"  # this call's own: two processes placing it each place it whole
+    partial = _partial(folder, name)
     try:
         os.makedirs(folder, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):  # the one .part earlier releases copied to, a kill's leftover
-            os.unlink(f"{target}.part")
         try:
             os.link(cached, partial)
         except OSError:  # another file system, or no hard links: a copy
@@ -370,6 +372,37 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
         if os.path.lexists(partial):  # a copy cut short (a full disk): no gigabytes of half file left behind
             os.unlink(partial)
     return target
+
+
+def _partial(folder: str, name: str) -> str:
+    """A partial file of this try's own for ``name``: two processes placing it each place it whole. It names the
+    process, so that another try can tell a killed one's leftover; and only the name's start, as phnet.atomic's
+    temporary files do (the whole name and a suffix could pass the file system's 255 bytes)."""
+    return os.path.join(folder, f".{name[:40]}.{os.getpid()}.{secrets.token_hex(4)}.part")
+
+
+def _remove_stale_parts(folder: str, name: str) -> None:
+    """The half copies that killed tries left of ``name`` (up to 2.5 GB each): the one .part of earlier releases,
+    and partial files (:func:`_partial`) of processes no longer running (on Windows, untouched for an hour)."""
+    parts = glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name[:40])}.*.part"))
+    for part in [os.path.join(folder, f"{name}.part"), *parts]:
+        with contextlib.suppress(OSError):  # gone already
+            if part not in parts or _of_a_killed_try(part):
+                os.unlink(part)
+
+
+def _of_a_killed_try(part: str) -> bool:
+    pid = os.path.basename(part).rsplit(".", 3)[-3]
+    if os.name == "nt" or not pid.isdigit():  # (os.kill ends a process there)
+        info = os.lstat(part)
+        return max(info.st_mtime, info.st_ctime) < time.time() - 3600  # a copy in progress is written all the time
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's, running
+        pass
+    return False
 
 
 class PHNetSAMLoader:
