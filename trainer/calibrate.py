@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -188,13 +189,18 @@ def choose(table: list[dict], max_untouched: float, max_near_right: float) -> di
     return min(table, key=lambda row: (excess(row), row["fmse"]))
 
 
+MAX_GRID = 10_000
+
+
 def grid(spec: str) -> np.ndarray:
     try:
         start, stop, step = (float(v) for v in spec.split(":"))
     except ValueError:
         raise ValueError(f"expected start:stop:step, got {spec!r}") from None
-    if step <= 0 or stop < start or start < 0:
+    if not all(map(math.isfinite, (start, stop, step))) or step <= 0 or stop < start or start < 0:
         raise ValueError(f"expected start:stop:step with 0 <= start <= stop and step > 0, got {spec!r}")
+    if (stop - start) / step >= MAX_GRID:  # each value is a rule scored on every composite
+        raise ValueError(f"{spec!r} gives more than {MAX_GRID} values: take a larger step")
     return np.round(np.arange(start, stop + 1e-9, step), 6)
 
 

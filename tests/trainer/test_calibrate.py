@@ -123,6 +123,9 @@ def test_bad_grids_are_refused_by_name():
     ("--ramps", "soft,x", "--ramps: expected start:stop:step, got 'x'"),
     ("--floors", "0.5:0.1:0.1", "--floors: expected start:stop:step with 0 <= start <= stop and step > 0"),
     ("--floors", "0:2:1", "--floors are shares from 0 to 1, got '0:2:1'"),
+    ("--thresholds", "0:60:nan", "--thresholds: expected start:stop:step with 0 <= start <= stop and step > 0"),
+    ("--thresholds", "0:inf:1", "--thresholds: expected start:stop:step with 0 <= start <= stop and step > 0"),
+    ("--thresholds", "0:1e15:1", "--thresholds: '0:1e15:1' gives more than 10000 values: take a larger step"),
 ])
 def test_a_bad_grid_is_refused_by_its_flag_before_the_model_is_read(tmp_path, capsys, flag, spec, message):
     """The error named no flag, and came after the model and the composites were read."""
