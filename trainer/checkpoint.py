@@ -34,10 +34,14 @@ STEP_DIR = re.compile(r"^step-(\d+)$")
 _TMP_BEST = re.compile(r"^\.tmp-(old-)?(best)-\d+$")
 _TMP_STEP = re.compile(r"^\.tmp-(old-)?(step-\d+)-\d+$")
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space left, or the quota is used up
+# and the other ways a write is refused: a file size limit (ulimit -f), an I/O error (a network disk)
+WRITE_FAILED = (*DISK_FULL, errno.EFBIG, errno.EIO)
+_TORCH_WRITE_FAILED = re.compile(r"inline_container|PytorchStreamWriter|cannot be opened")  # torch.save's words
 
 
 class DiskFullError(OSError):
-    """A checkpoint could not be written for lack of space; the message says which one is intact."""
+    """A checkpoint could not be written (a full disk, a quota, a file size limit); the message says which one is
+    intact."""
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -128,6 +132,9 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, in
         shutil.rmtree(tmp, ignore_errors=True)  # half a checkpoint is no use, and its space may be needed
         if full:  # torch.save and safetensors report a full disk as their own errors, not as an OSError
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from exc
+        if isinstance(exc, RuntimeError) and _TORCH_WRITE_FAILED.search(str(exc)):  # a quota, a file size limit
+            raise OSError(errno.EIO, f"torch could not write {STATE_FILE}: a full disk, a quota or a file size "
+                                     "limit?") from exc
         raise
     if folder.exists():  # directories cannot be replaced in one step: swap via a side name
         old = folder.with_name(f".tmp-old-{folder.name}-{os.getpid()}")

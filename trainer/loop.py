@@ -444,19 +444,24 @@ class TrainingLoop:
             try:
                 self.write_checkpoint(best_dir, val, positions)
             except OSError as exc:
-                if exc.errno not in ckpt.DISK_FULL:
+                if exc.errno not in ckpt.WRITE_FAILED:
                     raise
-                raise ckpt.DiskFullError(self.disk_full_message(exc)) from None
+                raise ckpt.DiskFullError(self.disk_full_message(exc, best_dir)) from None
         if not best_dir:
             self.env.barrier()  # everybody waits so nobody races ahead into the next interval
 
-    def disk_full_message(self, exc: OSError) -> str:
+    def disk_full_message(self, exc: OSError, best_dir: bool = False) -> str:
         intact = ckpt.latest_checkpoint(self.out_dir)  # a checkpoint is whole or absent (save_checkpoint)
+        if exc.errno in ckpt.DISK_FULL:
+            what, fix = f"the disk is full ({exc.strerror})", "free some space"
+        else:
+            folder = self.out_dir / ("best" if best_dir else f"checkpoints/step-{self.pos.step:08d}")
+            what, fix = f"cannot write the checkpoint {folder} ({exc.strerror})", "free some space or raise the limit"
         if intact is None:
-            return (f"the disk is full ({exc.strerror}) while saving step {self.pos.step}, and no checkpoint of "
-                    f"this run was saved yet: free some space and start again")
-        return (f"the disk is full ({exc.strerror}) while saving step {self.pos.step}; the last checkpoint saved, "
-                f"{intact}, is intact: free some space, then continue the run with --resume")
+            return (f"{what} while saving step {self.pos.step}, and no checkpoint of this run was saved yet: {fix} "
+                    "and start again")
+        return (f"{what} while saving step {self.pos.step}; the last checkpoint saved, {intact}, is intact: {fix}, "
+                "then continue the run with --resume")
 
     def write_checkpoint(self, best_dir: bool, val: dict | None, positions: list | None = None) -> None:
         """``checkpoint.json``'s ``val`` scores the weights saved beside it. With ``train.ema`` a step checkpoint

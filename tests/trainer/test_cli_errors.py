@@ -173,6 +173,33 @@ def test_a_full_disk_reported_in_torchs_own_words_is_still_a_full_disk(shift_set
     assert line.startswith("error: the disk is full (No space left on device) while saving step 4")
 
 
+def test_a_quota_or_file_size_limit_while_checkpointing_keeps_the_previous_checkpoint(shift_set, tmp_path, capsys,
+                                                                                       monkeypatch):
+    """torch.save's 'unexpected pos' with space left on the disk (a quota, ulimit -f) ended the run in a traceback."""
+    from trainer import checkpoint as ckpt
+
+    real_save, calls = torch.save, []
+
+    def save_until_refused(obj, path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 1:
+            return real_save(obj, path, *a, **kw)
+        path.write_bytes(b"half a file")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", save_until_refused)
+    out = tmp_path / "run"
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4",
+                       "--set", "train.ckpt_every=2")
+    previous = out / "checkpoints" / "step-00000002"
+    assert line == (f"error: cannot write the checkpoint {out / 'checkpoints' / 'step-00000004'} (torch could not "
+                    "write training_state.pt: a full disk, a quota or a file size limit?) while saving step 4; the "
+                    f"last checkpoint saved, {previous}, is intact: free some space or raise the limit, then continue "
+                    "the run with --resume")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]
+    assert ckpt.damage(previous) is None
+
+
 @pytest.mark.filterwarnings("ignore:skipping bad sample")
 @pytest.mark.parametrize("policy, workers", [("error", 0), ("skip", 0), ("error", 1)])
 def test_a_data_folder_that_vanishes_mid_run(tmp_path, capsys, monkeypatch, policy, workers):
