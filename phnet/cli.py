@@ -1097,8 +1097,6 @@ def _check_format_limits(job: _Job) -> None:
 def _check_writable(jobs: list[_Job]) -> None:
     """Every folder an output goes to takes a file, before any picture is computed (a read-only folder
     failed each picture in turn, naming a hidden temporary file)."""
-    import tempfile
-
     folders: dict[Path, str] = {}
     for job in jobs:
         for target, option in ((job.target, "-o"), (job.compare, "--compare")):
@@ -1111,15 +1109,26 @@ def _check_writable(jobs: list[_Job]) -> None:
                                  f"{option}")
             folders.setdefault(target.parent, option)
     for folder, option in sorted(folders.items()):
-        existing = folder
-        while not existing.exists() and existing != existing.parent:  # a folder -o will create
-            existing = existing.parent
-        try:
-            fd, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-write-check-")
-        except OSError as e:
-            raise SystemExit(f"error: cannot write into {existing} ({e.strerror}); choose another {option}") from None
-        os.close(fd)
-        os.unlink(probe)
+        problem = cannot_write_into(folder)
+        if problem:
+            raise SystemExit(f"error: {problem}; choose another {option}")
+
+
+def cannot_write_into(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (or, where it does not exist yet, in the nearest folder above it,
+    where it will be created), or None where one can."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-write-check-")
+    except OSError as e:
+        return f"cannot write into {existing} ({e.strerror})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def _check_device(device: str | None) -> None:

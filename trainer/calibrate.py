@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from phnet.atomic import write_atomic_text
+from phnet.cli import cannot_write_into
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
 from trainer.validation import NEAR_RIGHT_FMSE, picture_share
@@ -266,6 +268,11 @@ def main(argv=None) -> int:
             p.error(str(e))
         if out.exists() and any(out.iterdir()) and not a.overwrite:
             p.error(f"{out} already holds a calibrated model: give a new folder, or --overwrite to replace it")
+        # it is built beside its place (staging.staged): found after the work, the error named that hidden folder
+        problem = cannot_write_into((out.resolve() if out.is_symlink() else out.absolute()).parent)
+        if problem:
+            p.error(f"--out {out}: {problem}, where the calibrated model is built: make it writable, or give "
+                    "another --out")
     try:
         from trainer.evaluate import check_split_all
 
@@ -353,10 +360,16 @@ def calibrate(a: argparse.Namespace) -> int:
     calibrated = type(model)(dataclasses.replace(model.config, correction_threshold=float(best["threshold"]),
                                                  correction_ramp=best["ramp"], correction_floor=best["floor"]))
     calibrated.load_state_dict(model.state_dict())
-    with staging.staged(Path(a.out)) as folder:  # whole: nothing of what --overwrite replaces is left beside it
-        save_pretrained(calibrated, folder)
-        write_atomic_text(folder / "calibration.json",
-                          json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
+    try:
+        with staging.staged(Path(a.out)) as folder:  # whole: nothing of what --overwrite replaces is left beside it
+            save_pretrained(calibrated, folder)
+            write_atomic_text(folder / "calibration.json",
+                              json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
+    except OSError as e:
+        if e.errno is None:  # staged's own message
+            raise
+        raise OSError(f"cannot write the calibrated model into {a.out} ({os.strerror(e.errno)}); {a.out} is as it "
+                      "was: free some space or make it writable, or give another --out") from e
     print(json.dumps(best))
     return 0
 

@@ -36,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,8 +44,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
-from phnet.atomic import write_atomic, write_atomic_text
-from phnet.cli import error_line, out_of_memory
+from phnet.atomic import write_atomic
+from phnet.cli import cannot_write_into, error_line, out_of_memory
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.builders.staging import interrupted
@@ -326,7 +327,10 @@ def grid_cells(comp, mask, real, outs: dict[str, torch.Tensor], models, room: in
 def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test", resolution: str | int = 256,
              working_size: int | None = None, batch_size: int = 8, device: str | None = None,
              max_samples: int = 0, grid_rows: int = 6, out_dir: str | Path | None = None,
-             untouched_check: bool = True, progress: bool = True) -> dict:
+             untouched_check: bool = True, progress: bool = True,
+             report_to: Callable[[str], object] | None = None) -> dict:
+    """Score ``weights`` and the baselines; ``report_to`` is given the Markdown report before the files are
+    written into ``out_dir`` (the CLI prints it: a failed write loses none of the scores)."""
     native = str(resolution) == "native"
     size = None if native else int(resolution)
     if size is not None and (size < MIN_WORKING_SIZE or size % 8):
@@ -384,6 +388,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
         meta["model_config"] = model.config.to_dict()
     result = {"meta": meta, **summary, "per_image": per_image_table(rows)}
     report = to_markdown(summary, meta)
+    if report_to is not None:
+        report_to(report)
     if out_dir is not None:
         columns = ["composite", "mask", "Reinhard", "MKL"] + [grid_label(m) for m in models] + ["real"]
         result["files"] = write_outputs(Path(out_dir), result, report, grid, columns)
@@ -406,11 +412,22 @@ def per_image_table(rows: list[dict]) -> dict[str, dict]:
 
 
 def write_outputs(out: Path, result: dict, report: str, grid: list[dict], columns: list[str]) -> dict:
-    """``results.json``, ``results.md`` and ``grid.png`` in ``out``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic_text(out / "results.json", json.dumps(result, indent=2) + "\n")
-    write_atomic_text(out / "results.md", report)
-    save_grid(grid, columns, out / "grid.png")
+    """``results.json``, ``results.md`` and ``grid.png`` in ``out``; returns their paths. Each is written beside
+    its place, and none is renamed into it before all three are written: a failure leaves the earlier three."""
+    def results_json(tmp: Path) -> None:
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_atomic(out / "results.md", results_md)
+
+    def results_md(tmp: Path) -> None:
+        tmp.write_text(report, encoding="utf-8")
+        save_grid(grid, columns, out / "grid.png")
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "results.json", results_json)
+    except OSError as e:
+        raise OSError(f"cannot write the results into {out} ({e.strerror or e}); none of the files there was "
+                      "replaced: free some space or make it writable, or give another --out") from e
     return {k: str(out / f) for k, f in (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
 
 
@@ -567,11 +584,14 @@ def main(argv=None) -> int:
     if (Path(out) / "results.json").exists() and not args.overwrite:
         p.error(f"{out} holds the results of an earlier evaluation: give another --out, or --overwrite to replace "
                 "them")
+    problem = cannot_write_into(Path(out))
+    if problem:  # found after scoring every sample, it lost them
+        p.error(f"--out {out}: {problem}: make it writable, or give another --out")
     try:
         res = evaluate(args.weights, data, split=args.split, resolution=args.resolution,
                        working_size=args.working_size, batch_size=args.batch_size, device=args.device,
                        max_samples=args.max_samples, grid_rows=args.grid_rows, out_dir=out,
-                       untouched_check=not args.no_untouched, progress=not args.no_progress)
+                       untouched_check=not args.no_untouched, progress=not args.no_progress, report_to=print)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
         print(f"error: {in_flags(str(exc), args)}", file=sys.stderr)
         return 2
@@ -586,7 +606,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(interrupted(None, "results"), file=sys.stderr)
         return 130
-    print(res["markdown"])
     if res["meta"].get("not_held_out"):
         print(f"warning: {res['meta']['not_held_out']}", file=sys.stderr)
     print(f"wrote {', '.join(res['files'].values())}", file=sys.stderr)

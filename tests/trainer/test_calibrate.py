@@ -229,6 +229,53 @@ def test_ctrl_c_ends_with_one_line_saying_what_was_left(shift_set, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "run_config.json"]
 
 
+def test_an_out_that_takes_no_file_is_refused_before_any_work(shift_set, tmp_path, capsys, monkeypatch):
+    """A read-only folder above --out failed after the work, naming the hidden folder the model is built in."""
+    import tempfile
+
+    _proposing_model(shift_set, tmp_path)
+
+    def refused(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(calibrate, "collect", lambda *a: pytest.fail("the composites were read"))
+    out = tmp_path / "new" / "cal"
+    with pytest.raises(SystemExit) as e:
+        calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--out", str(out)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: --out {out}: cannot write into {tmp_path} (Permission denied), where the calibrated model is "
+        "built: make it writable, or give another --out")
+
+
+def test_a_failed_write_names_out_and_leaves_the_earlier_model(shift_set, tmp_path, capsys, monkeypatch):
+    """A full disk named the hidden folder the model is built in."""
+    import errno
+
+    from phnet import weights
+
+    _proposing_model(shift_set, tmp_path)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--out", str(out),
+            "--overwrite", "--thresholds", "0:5:5", "--ramps", "soft", "--floors", "0:0:1"]
+    assert calibrate.main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disk_full(model, folder):
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "model.safetensors"))
+
+    monkeypatch.setattr(weights, "save_pretrained", disk_full)
+    capsys.readouterr()
+    assert calibrate.main(args) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: cannot write the calibrated model into {out} (No space left on device); {out} is as it was: free "
+        "some space or make it writable, or give another --out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "out", "run_config.json"]
+
+
 def test_calibrate_keeps_the_runs_data_settings_with_data_and_refuses_an_image_model_before_work(shift_set,
                                                                                                   tmp_path, capsys):
     """--data replaced the run's whole [data] table (its split fractions, masks, seed): the rule was chosen on

@@ -185,7 +185,58 @@ def test_ctrl_c_ends_with_one_line_and_leaves_no_half_written_file(landscapes, t
     monkeypatch.setitem(Image.SAVE, "PNG", half_a_png)
     assert exit_code(lambda: main(args)) == 130
     assert capsys.readouterr().err.splitlines()[-1] == line
-    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["results.json", "results.md"]
+    assert not any((tmp_path / "ev").iterdir())
+
+
+def test_an_out_folder_that_takes_no_file_is_refused_before_any_work(landscapes, tmp_path, capsys, monkeypatch):
+    """A read-only --out failed after every sample was scored, the report unprinted, naming no file."""
+    import tempfile
+
+    from trainer.evaluate import Candidates, main
+
+    def refused(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(Candidates, "outputs", lambda *a: pytest.fail("a sample was scored"))
+    with pytest.raises(SystemExit) as e:
+        main(["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+              "--no-progress", "--out", str(tmp_path / "new" / "ev")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: --out {tmp_path / 'new' / 'ev'}: cannot write into {tmp_path} (Permission denied): make it "
+        "writable, or give another --out")
+
+
+def test_a_failed_write_prints_the_report_and_leaves_the_earlier_results_whole(landscapes, tmp_path, capsys,
+                                                                               monkeypatch):
+    """A full disk lost every score, and with --overwrite left new results.json and results.md beside the old
+    grid.png."""
+    import errno
+
+    from PIL import Image
+
+    from trainer.evaluate import main
+
+    out = tmp_path / "ev"
+    args = ["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+            "--no-untouched", "--no-progress", "--grid-rows", "1", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disk_full(img, fp, filename, *rest, **kw):
+        fp.write(b"\x89PNG")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(Image.SAVE, "PNG", disk_full)
+    assert main(args + ["--split", "val", "--overwrite"]) == 2
+    printed = capsys.readouterr()
+    assert "## " in printed.out and "Traceback" not in printed.err  # the scores are on the screen
+    assert printed.err.splitlines()[-1] == (
+        f"error: cannot write the results into {out} (No space left on device); none of the files there was "
+        "replaced: free some space or make it writable, or give another --out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_max_samples_scores_a_spread_of_the_split(landscapes, tmp_path):
