@@ -120,7 +120,8 @@ SPLITS = ("train", "val", "test")
 def _file_bases(keys: list[str]) -> dict[str, str]:
     """Each photo's file name in the set, without extension: its path with "/" as "__" and no extension, unless
     another photo's comes out the same (x.jpg and x.png, a/x.jpg and a__x.jpg), when the extension and a number
-    are kept: a name written twice gave one photo's composites to the other's split."""
+    are kept: a name written twice gave one photo's composites to the other's split. One too long for a file name
+    keeps its start and a hash of the photo's path (:func:`trainer.builders.names.fitting`)."""
     def uncommented(name: str) -> str:  # a split file's line starting with # is a comment; its lines are read
         name = re.sub(r"^\s+|\s+$", lambda m: "_" * len(m.group()), name)  # stripped of spaces at either end
         return "_" + name if name.startswith("#") else name

@@ -70,6 +70,30 @@ def test_photos_whose_names_differ_only_by_extension_each_keep_their_own_files()
     assert _file_bases([" holiday/beach.png", "x .png"]) == {" holiday/beach.png": "_holiday__beach", "x .png": "x_"}
 
 
+def test_a_photo_whose_joined_name_is_too_long_for_a_file_gets_a_shortened_one(tmp_path, photos):
+    """A photo in subfolders whose names joined into its own passed 255 bytes stopped the whole build with
+    "File name too long", naming the hidden folder it is built in."""
+    import shutil
+
+    from trainer.builders.synthetic_set import main
+    from trainer.data import build_dataset
+
+    img_dir, _ = photos
+    src = tmp_path / "photos"
+    deep = src / ("a" * 120) / ("b" * 120)
+    deep.mkdir(parents=True)
+    first, second = sorted(img_dir.iterdir())[:2]
+    shutil.copy(first, deep / "portrait.png")
+    shutil.copy(second, src / "short.png")
+    assert main([str(src), str(tmp_path / "set"), "--size", "32", "--copies", "2", "--val-fraction", "0",
+                 "--test-fraction", "0", "--no-progress"]) == 0
+    names = (tmp_path / "set" / "train_split.txt").read_text().split()
+    assert len(names) == 4 and {"short_0.png", "short_1.png"} < set(names)
+    long = [n for n in names if n.startswith("a" * 120 + "__")]
+    assert len(long) == 2 and all(len(n.encode()) < 255 for n in long)
+    assert len(build_dataset({"root": str(tmp_path / "set"), "val_fraction": 0}, "train", image_size=32)) == 4
+
+
 def test_a_split_emptied_by_skipped_photos_is_an_error(tmp_path, photos, capsys):
     """The only validation photo was unreadable: the set was written with no val split, and trainer.fit's error then
     named a setting that does nothing for such a set."""
