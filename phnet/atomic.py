@@ -9,7 +9,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 
 def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> None:
@@ -19,30 +19,45 @@ def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> No
     written is refused, as open() refuses it), else 0666 minus the umask, not a temporary file's 0600, which
     would hide weights from, e.g., a ComfyUI service user. A symbolic link is written through, not replaced.
     """
-    target = Path(target)
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
-    existing = None
-    with contextlib.suppress(OSError):
-        existing = os.stat(target)
-    if existing is not None and not os.path.isdir(target) and not os.access(target, os.W_OK):
-        raise PermissionError(errno.EACCES, f"Permission denied: {target} is read-only (make it writable, or "
-                                            "write elsewhere)", str(target))
-    # the name's start only: the whole name plus the suffix could pass the file system's 255 bytes
-    tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"
+    write_atomic_all([(target, write)])
+
+
+def write_atomic_all(writes: Sequence[tuple[str | os.PathLike, Callable[[Path], None]]]) -> None:
+    """:func:`write_atomic` for files that belong together (weights and their config): every target is checked
+    and every new file written under its temporary name before any is renamed into place, so a file that may
+    not be written, or a full disk, leaves all of them as they were."""
+    targets = []
+    for target, _ in writes:
+        target = Path(target)
+        if target.is_symlink():
+            target = Path(os.path.realpath(target))
+        existing = None
+        with contextlib.suppress(OSError):
+            existing = os.stat(target)
+        if existing is not None and not os.path.isdir(target) and not os.access(target, os.W_OK):
+            raise PermissionError(errno.EACCES, f"Permission denied: {target} is read-only (make it writable, or "
+                                                "write elsewhere)", str(target))
+        targets.append((target, existing))
+    tmps: list[Path] = []
     try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as e:  # named by the file asked for, not the hidden temporary one (OSError picks the subclass)
-        raise OSError(e.errno, f"{e.strerror}: cannot write {target}", str(target)) from None
-    mode = (existing or os.stat(tmp)).st_mode & 0o777
-    try:
-        write(tmp)
-        os.chmod(tmp, mode)
-        _replace(tmp, target)
+        for (target, existing), (_, write) in zip(targets, writes):
+            # the name's start only: the whole name plus the suffix could pass the file system's 255 bytes
+            tmp = target.parent / f".{target.name[:40]}.{secrets.token_hex(6)}.tmp"
+            try:  # an error named by the file asked for, not the hidden temporary one (OSError picks the subclass)
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except OSError as e:
+                raise OSError(e.errno, f"{e.strerror}: cannot write {target}", str(target)) from None
+            tmps.append(tmp)
+            mode = (existing or os.stat(tmp)).st_mode & 0o777
+            write(tmp)
+            os.chmod(tmp, mode)
+        for (target, _), tmp in zip(targets, tmps):
+            _replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            with contextlib.suppress(OSError):  # (on Windows a writer cut short may still hold it open: the
-                os.unlink(tmp)                  # exception that cut it short is the one to raise)
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                with contextlib.suppress(OSError):  # (on Windows a writer cut short may still hold it open: the
+                    os.unlink(tmp)                  # exception that cut it short is the one to raise)
 
 
 def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
@@ -62,4 +77,9 @@ def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
 
 
 def write_atomic_text(target: str | os.PathLike, text: str) -> None:
-    write_atomic(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_atomic(target, text_writer(text))
+
+
+def text_writer(text: str) -> Callable[[Path], None]:
+    """A ``write`` for :func:`write_atomic` that writes ``text`` as UTF-8."""
+    return lambda tmp: Path(tmp).write_text(text, encoding="utf-8")

@@ -25,7 +25,7 @@ from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
 from .precision import DTYPES
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
-from .atomic import write_atomic, write_atomic_text
+from .atomic import text_writer, write_atomic_all
 from .state_dicts import DamagedFile, read_metadata, read_tensors
 
 CONFIG_NAME = "config.json"
@@ -243,6 +243,12 @@ def _save_file(tensors: dict, metadata: dict, path: Path, target: Path) -> None:
 def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype | str | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors``; files appear whole or not at all. ``dtype``: the floating
     dtype to store the weights in ("fp32", "fp16", "bf16" or a torch.dtype), default as they are."""
+    return _save_folder(model, directory, dtype, carries_official_terms(model.config))
+
+
+def _save_folder(model: PHNet, directory: str | Path, dtype: torch.dtype | str | None, official_terms: bool) -> Path:
+    """:func:`save_pretrained`, with the official weights' terms (LICENSE-WEIGHTS.txt) beside them or not: every
+    file is written before any is renamed into place, so a refused one leaves the folder as it was."""
     dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))} or a floating torch.dtype (e.g. "
@@ -266,12 +272,11 @@ def save_pretrained(model: PHNet, directory: str | Path, *, dtype: torch.dtype |
     directory.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "phnet_config": config_json}
     target = directory / WEIGHTS_NAME
-    write_atomic(target, lambda p: _save_file(tensors, metadata, p, target))
-    write_atomic_text(directory / CONFIG_NAME, config_json)
     licence = directory / "LICENSE-WEIGHTS.txt"
-    if carries_official_terms(model.config):
-        write_atomic_text(licence, OFFICIAL_TERMS + "\n")
-    else:
+    write_atomic_all([(target, lambda p: _save_file(tensors, metadata, p, target)),
+                      (directory / CONFIG_NAME, text_writer(config_json)),
+                      *([(licence, text_writer(OFFICIAL_TERMS + "\n"))] if official_terms else [])])
+    if not official_terms:
         _remove_official_terms(licence)  # official weights saved here before: their terms are not these weights'
     return directory
 
@@ -578,12 +583,7 @@ def convert_official(
         size = _size_from_name(checkpoint.name)
         config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)
     model = _model_from_local_file(checkpoint, config)  # as load_model reads it (an official one named so there)
-    save_pretrained(model, out_dir)
-    licence = out_dir / "LICENSE-WEIGHTS.txt"
-    if is_official_file_name(checkpoint.name) or carries_official_terms(model.config):
-        write_atomic_text(licence, OFFICIAL_TERMS + "\n")
-    else:
-        _remove_official_terms(licence)  # an earlier conversion's official terms do not belong to these
+    _save_folder(model, out_dir, None, is_official_file_name(checkpoint.name) or carries_official_terms(model.config))
     return model
 
 

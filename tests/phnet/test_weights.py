@@ -110,6 +110,25 @@ def test_save_pretrained_leaves_no_temporary_files(tiny_model, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
+def test_save_pretrained_over_a_folder_whose_config_may_not_be_written_leaves_it_as_it_was(tiny_config, tiny_folder,
+                                                                                        monkeypatch):
+    """model.safetensors was replaced first, then config.json refused: the old model was gone and the folder,
+    new weights beside the old config, no longer loaded."""
+    import dataclasses
+    import os
+
+    before = {p.name: p.read_bytes() for p in tiny_folder.iterdir()}
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "config.json" and access(path, mode))
+    torch.manual_seed(1)
+    other = PHNet(dataclasses.replace(tiny_config, image_size=96))
+    with pytest.raises(PermissionError, match=r"config.json is read-only"):
+        save_pretrained(other, tiny_folder)
+    assert {p.name: p.read_bytes() for p in tiny_folder.iterdir()} == before
+    monkeypatch.undo()
+    assert load_model(tiny_folder).config == tiny_config
+
+
 # ----------------------------------------------------------------------------------------------------
 # official .pth state_dicts
 
