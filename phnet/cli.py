@@ -960,7 +960,8 @@ def harmonize(args: argparse.Namespace) -> int:
     if args.compare and not single and Path(args.compare).suffix:
         print(f"note: with a folder of composites each comparison is NAME_compare.png beside its result, not "
               f"{args.compare}", file=sys.stderr)
-    _check_writable(jobs)
+    named = () if not single else ("--compare",) if _is_folder_target(args.output) else ("-o", "--compare")
+    _check_writable(jobs, named)
     if single:
         _check_format_limits(jobs[0])
     for job in jobs:
@@ -1094,10 +1095,11 @@ def _check_format_limits(job: _Job) -> None:
                              f"{target.suffix.lower()} can store ({limit} a side): write it as .png or .tif")
 
 
-def _check_writable(jobs: list[_Job]) -> None:
-    """Every folder an output goes to takes a file, before any picture is computed (a read-only folder
-    failed each picture in turn, naming a hidden temporary file)."""
-    folders: dict[Path, str] = {}
+def _check_writable(jobs: list[_Job], given: tuple[str, ...] = ("-o", "--compare")) -> None:
+    """Every folder an output goes to takes a file, and every output's name fits there, before any picture is
+    computed (a read-only folder failed each picture in turn, naming a hidden temporary file). ``given``: the
+    options whose file names were typed; the others' are made of the composites' names (a folder run's)."""
+    folders: dict[Path, list[tuple[Path, str, Path]]] = {}
     for job in jobs:
         for target, option in ((job.target, "-o"), (job.compare, "--compare")):
             if target is None:
@@ -1107,11 +1109,19 @@ def _check_writable(jobs: list[_Job]) -> None:
             if target.exists() and not os.access(target, os.W_OK):
                 raise SystemExit(f"error: {target} is read-only ({option}); make it writable, or choose another "
                                  f"{option}")
-            folders.setdefault(target.parent, option)
-    for folder, option in sorted(folders.items()):
+            folders.setdefault(target.parent, []).append((target, option, job.composite))
+    for folder, targets in sorted(folders.items()):
+        _check_name_lengths(targets, _nearest_existing(folder), given)
         problem = cannot_write_into(folder)
         if problem:
-            raise SystemExit(f"error: {problem}; choose another {option}")
+            raise SystemExit(f"error: {problem}; choose another {targets[0][1]}")
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder``, or where it does not exist yet (-o creates it), the nearest folder above it."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def cannot_write_into(folder: Path) -> str | None:
@@ -1119,9 +1129,7 @@ def cannot_write_into(folder: Path) -> str | None:
     where it will be created), or None where one can."""
     import tempfile
 
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-write-check-")
     except OSError as e:
@@ -1129,6 +1137,27 @@ def cannot_write_into(folder: Path) -> str | None:
     os.close(fd)
     os.unlink(probe)
     return None
+
+
+def _check_name_lengths(targets: list[tuple[Path, str, Path]], folder: Path, given: tuple[str, ...]) -> None:
+    """Each of ``targets`` (target, option, composite) has a name ``folder``'s file system takes: 255 UTF-16 units
+    on Windows and macOS, else its own limit in bytes (a result named NAME_compare or NAME_jpg passed it after the
+    work)."""
+    limit, unit = 255, "characters"
+    utf16 = os.name == "nt" or sys.platform == "darwin"
+    if not utf16:
+        unit = "bytes"
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # (no pathconf, or a file system that says not)
+            limit = os.pathconf(folder, "PC_NAME_MAX")
+    for target, option, composite in targets:
+        length = len(target.name.encode("utf-16-le")) // 2 if utf16 else len(os.fsencode(target.name))
+        if 0 < limit < length and option in given:
+            raise SystemExit(f"error: {option} {target.name} is {length} {unit} long, more than the {limit} a file "
+                             f"name may have there; choose a shorter {option}")
+        if 0 < limit < length:
+            kind = "result" if option == "-o" else "comparison"
+            raise SystemExit(f"error: the {kind} of {composite} would be named {target.name}, {length} {unit}, more "
+                             f"than the {limit} a file name may have there; give {composite.name} a shorter name")
 
 
 def _check_device(device: str | None) -> None:

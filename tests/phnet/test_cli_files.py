@@ -545,6 +545,21 @@ def test_a_result_with_a_long_name_is_written(tiny_folder, tmp_path):
     assert Image.open(out).size == _composite().size and [p.name for p in out.parent.iterdir()] == [out.name]
 
 
+def test_a_result_name_longer_than_the_file_system_takes_is_refused_before_the_work(tmp_path, monkeypatch):
+    """A folder run's NAME_compare.png passed 255 bytes where the composite's name fit: the result was written,
+    the comparison failed after the work, and the run said "harmonized 0 of 1"."""
+    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    comps, masks = folders(tmp_path, "a" * 246 + ".png")
+    with pytest.raises(SystemExit) as e:
+        _harmonize(comps, masks, "-o", tmp_path / "out", "--compare", "yes")
+    assert str(e.value).startswith(f"error: the comparison of {comps / ('a' * 246 + '.png')} would be named ")
+    assert str(e.value).endswith(f"; give {'a' * 246}.png a shorter name")
+    assert not (tmp_path / "out").exists()
+    comp, mask = _pair(tmp_path)
+    with pytest.raises(SystemExit, match=r"error: -o b{256}\.png is 260 \w+ long, .*; choose a shorter -o$"):
+        _harmonize(comp, mask, "-o", tmp_path / "new" / ("b" * 256 + ".png"))
+
+
 def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_folder, tmp_path, monkeypatch):
     """Photo.jpg and photo.png gave Photo.png and photo.png: one file there, so one result was lost; a mask
     named img_0001.png was not found for IMG_0001.JPG. Where names keep their case (Linux), nothing changes."""
