@@ -60,6 +60,17 @@ def write_atomic_all(writes: Sequence[tuple[str | os.PathLike, Callable[[Path], 
                     os.unlink(tmp)                  # exception that cut it short is the one to raise)
 
 
+def dangling_link(path: str | os.PathLike) -> Path | None:
+    """The symbolic link to nothing (an unmounted drive, say) among ``path`` and the folders above it that are not
+    there, where making those folders would fail with a bare "File exists"; None where there is none."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        if path.is_symlink():
+            return path
+        path = path.parent
+    return None
+
+
 def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
     """``os.replace``, tried again for a second on Windows, where a viewer, the indexer or a virus scanner may
     hold either file for a moment; then the error names the target, not the temporary file."""

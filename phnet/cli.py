@@ -33,7 +33,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .atomic import write_atomic
+from .atomic import dangling_link, write_atomic
 from .imageio import IMAGE_SUFFIXES, UNIT_SLACK
 from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, looks_like_a_mask, orientation,
                              orientation_source, quiet_open, readable_suffixes)
@@ -1111,6 +1111,11 @@ def _check_writable(jobs: list[_Job], given: tuple[str, ...] = ("-o", "--compare
                                  f"{option}")
             folders.setdefault(target.parent, []).append((target, option, job.composite))
     for folder, targets in sorted(folders.items()):
+        link = dangling_link(folder)
+        if link is not None:
+            option = targets[0][1]
+            raise SystemExit(f"error: {option} {link} links to {os.readlink(link)}, which does not exist (an unmounted "
+                             f"drive?); connect it, or choose another {option}")
         _check_name_lengths(targets, _nearest_existing(folder), given)
         problem = cannot_write_into(folder)
         if problem:

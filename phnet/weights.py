@@ -25,7 +25,7 @@ from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
 from .precision import DTYPES
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
-from .atomic import text_writer, write_atomic_all
+from .atomic import dangling_link, text_writer, write_atomic_all
 from .state_dicts import DamagedFile, read_metadata, read_tensors
 
 CONFIG_NAME = "config.json"
@@ -570,6 +570,10 @@ def convert_official(
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} is a file: give a folder for the converted weights")
+    link = dangling_link(out_dir)
+    if link is not None:
+        raise FileNotFoundError(f"{link} links to {os.readlink(link)}, which does not exist (an unmounted drive?): "
+                                "connect it, or give another folder for the converted weights")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
                               "overwrite=True (phnet convert --overwrite)")

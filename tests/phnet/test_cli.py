@@ -498,6 +498,26 @@ def test_a_folder_that_takes_no_file_is_named_before_any_picture_is_computed(tmp
     assert str(e.value) == f"error: cannot write into {tmp_path} (Permission denied); choose another -o"
 
 
+def test_an_output_folder_linked_to_nothing_is_named_before_any_picture_is_computed(tiny_model, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """An -o folder linked to an unmounted drive passed the check and failed every picture after its work, as did
+    `phnet convert` after reading the checkpoint: "[Errno 17] File exists"."""
+    link, gone = tmp_path / "results", tmp_path / "unmounted" / "results"
+    link.symlink_to(gone, target_is_directory=True)
+    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    for output in (f"{link}/", link / "sub" / "x.png"):
+        with pytest.raises(SystemExit) as e:
+            _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", output)
+        assert str(e.value) == (f"error: -o {link} links to {gone}, which does not exist (an unmounted drive?); "
+                                "connect it, or choose another -o")
+    torch.save(tiny_model.state_dict(), tmp_path / "iharmony512.pth")
+    assert cli.main(["convert", str(tmp_path / "iharmony512.pth"), str(link)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {link} links to {gone}, which does not exist (an unmounted drive?): connect it, or give another "
+        "folder for the converted weights")
+    assert not gone.parent.exists()
+
+
 def test_a_compare_target_that_cannot_be_written_names_compare_before_any_picture_is_computed(tmp_path,
                                                                                                 monkeypatch):
     """A folder where --compare's file should go ended the run after the work, naming a hidden temporary file;
