@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import http.client
 import os
 import shutil
@@ -111,8 +112,9 @@ def fetch(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}); "
-                              "give another folder") from None
+        raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}): "
+                              "make the folder above it writable or free space there, or give another folder "
+                              "(PHNET_HOME, cache_dir=)") from None
     offline = (local_files_only or hub_offline()) and not weights.url.startswith("file:")
     with _locked(weights, folders, offline=offline):
         found = find(name, folders)  # another process may have finished while this one waited
@@ -208,6 +210,13 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
             if name != "config.json" or not (out_dir / name).is_file():
                 os.replace(staging / name, out_dir / name)
         return out_dir
+    except OSError as e:  # writing the copy (a full disk): named by the folder, not the hidden staging one
+        if not str(e.filename or "").startswith(str(staging)):
+            raise
+        fix = "free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "make it writable"
+        raise PermissionError(
+            f"cannot write the official PHNet weights {weights.name} into {out_dir.parent} ({e.strerror or e}): "
+            f"{fix}, or give another folder (PHNET_HOME, cache_dir=)") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

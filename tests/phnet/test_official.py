@@ -489,6 +489,44 @@ def test_a_folder_that_cannot_be_written_is_named_before_the_lock_is_waited_for(
     assert waited == []
 
 
+def test_a_cache_folder_that_cannot_be_made_or_filled_is_named_with_phnet_home(monkeypatch, tiny_official, tmp_path):
+    """A read-only home said "give another folder", which the CLI has no option for; a disk that filled while
+    converting raised OSError naming the hidden .official-ffhqh512.converting/model.safetensors."""
+    import errno
+
+    import safetensors
+    import safetensors.torch
+
+    monkeypatch.delenv("PHNET_HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    mkdir = os.mkdir
+
+    def read_only_home(path, *args, **kwargs):  # (root may write anything)
+        if Path(path).is_relative_to(tmp_path / "home"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only_home)
+    target = tmp_path / "home" / ".cache" / "phnet" / "official"
+    with pytest.raises(PermissionError) as e:
+        weights.fetch_official(NAME, local_files_only=True)
+    assert str(e.value).startswith(f"cannot create the folder {target} for the official PHNet weights {NAME} ")
+    assert str(e.value).endswith("free space there, or give another folder (PHNET_HOME, cache_dir=)")
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+    def full(*args, **kwargs):
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    (tmp_path / FILE).write_bytes(tiny_official)
+    with pytest.raises(PermissionError) as e:
+        weights.fetch_official(NAME, tmp_path)
+    assert str(e.value) == (f"cannot write the official PHNet weights {NAME} into {tmp_path} (No space left on "
+                            "device): free space there, or give another folder (PHNET_HOME, cache_dir=)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{NAME}.lock", FILE]
+
+
 def test_a_subject_lost_in_the_official_square_leaves_the_picture_as_it_was_and_says_why(tiny_model):
     """Nearest sampling stepped over a 1-px subject: the network proposed 0, the picture was resampled all the
     same (its background moved by up to 86 levels) and the report said 'harmonized'."""
