@@ -21,11 +21,11 @@ from typing import Any, Callable, Mapping
 import torch
 
 from . import sources
+from .atomic import dangling_link, text_writer, write_atomic_all
 from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
 from .precision import DTYPES
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, looks_like_repo_id  # noqa: F401 (public names)
-from .atomic import dangling_link, text_writer, write_atomic_all
 from .state_dicts import DamagedFile, read_metadata, read_tensors
 
 CONFIG_NAME = "config.json"
