@@ -93,7 +93,8 @@ def pip_commands(args: str) -> list[str]:
         return [f"{shlex.quote(exe)} -m pip {args}"]
     if re.fullmatch(r"[\w:.\\/-]+", exe):
         return [f"{exe} -m pip {args}"]
-    return [f'in PowerShell: & "{exe}" -m pip {args}', f'in cmd.exe:    "{exe}" -m pip {args}']
+    powershell = exe.replace("'", "''")  # in single quotes: in double ones PowerShell expands $name and `
+    return [f"in PowerShell: & '{powershell}' -m pip {args}", f'in cmd.exe:    "{exe}" -m pip {args}']
 
 
 def main(path: str | None = None) -> int:

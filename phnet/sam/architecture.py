@@ -200,7 +200,9 @@ def _pip_install(requirement: str) -> str:
         return f'{shlex.quote(exe)} -m pip install "{requirement}"'
     if re.fullmatch(r"[\w:.\\/-]+", exe):
         return f'{exe} -m pip install "{requirement}"'
-    return f'& "{exe}" -m pip install "{requirement}" in PowerShell, without the & in cmd.exe'
+    powershell = exe.replace("'", "''")  # in single quotes: in double ones PowerShell expands $name and `
+    return (f"& '{powershell}' -m pip install \"{requirement}\" in PowerShell, "
+            f'"{exe}" -m pip install "{requirement}" in cmd.exe')
 
 
 def import_segment_anything(submodule: str = "") -> ModuleType:

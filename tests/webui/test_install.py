@@ -138,8 +138,11 @@ def _interpreter(install, monkeypatch, exe, os_name):
     (r"C:\ComfyUI_windows_portable\python_embeded\python.exe", "nt",
      [r"C:\ComfyUI_windows_portable\python_embeded\python.exe -m pip install X"]),
     (r"C:\Program Files\Python311\python.exe", "nt",
-     [r'in PowerShell: & "C:\Program Files\Python311\python.exe" -m pip install X',
+     [r"in PowerShell: & 'C:\Program Files\Python311\python.exe' -m pip install X",
       r'in cmd.exe:    "C:\Program Files\Python311\python.exe" -m pip install X']),
+    (r"C:\Users\Jo$e O'Neil\python.exe", "nt",  # PowerShell expands $e in double quotes
+     [r"in PowerShell: & 'C:\Users\Jo$e O''Neil\python.exe' -m pip install X",
+      'in cmd.exe:    "C:\\Users\\Jo$e O\'Neil\\python.exe" -m pip install X']),
 ])
 def test_the_pip_command_quotes_the_interpreter_only_where_it_must_and_runs_in_powershell(install, monkeypatch,
                                                                                            exe, os_name, lines):
@@ -155,7 +158,7 @@ def test_the_missing_packages_are_named_in_one_pip_command_per_shell(install, mo
     _interpreter(install, monkeypatch, r"C:\Program Files\Python311\python.exe", "nt")
     assert install.main(path) == 0
     advice = capsys.readouterr().out.split("Install them with:\n")[1].splitlines()
-    assert advice == [r'    in PowerShell: & "C:\Program Files\Python311\python.exe" -m pip install '
+    assert advice == [r"    in PowerShell: & 'C:\Program Files\Python311\python.exe' -m pip install "
                       '"definitely-not-installed-pkg-xyz>=1.0"',
                       r'    in cmd.exe:    "C:\Program Files\Python311\python.exe" -m pip install '
                       '"definitely-not-installed-pkg-xyz>=1.0"']

@@ -117,8 +117,8 @@ def test_without_segment_anything_building_a_sam_names_the_pip_command_that_inst
     (r"C:\ComfyUI_windows_portable\python_embeded\python.exe", "nt",
      r': C:\ComfyUI_windows_portable\python_embeded\python.exe -m pip install "segment-anything>=1.0" ('),
     (r"C:\Program Files\Python311\python.exe", "nt",
-     r': & "C:\Program Files\Python311\python.exe" -m pip install "segment-anything>=1.0" in PowerShell, without '
-     r"the & in cmd.exe ("),
+     r""": & 'C:\Program Files\Python311\python.exe' -m pip install "segment-anything>=1.0" in PowerShell, """
+     r'"C:\Program Files\Python311\python.exe" -m pip install "segment-anything>=1.0" in cmd.exe ('),
 ])
 def test_the_pip_command_quotes_the_interpreter_only_where_it_must_and_runs_in_powershell(monkeypatch, exe, os_name,
                                                                                            command):
