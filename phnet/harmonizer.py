@@ -1185,7 +1185,7 @@ def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
 
 
 def _as_official_tester_reads(image: Any) -> Any:
-    """A PIL picture in a mode the fast path does not take (P, LA, CMYK...) as 8-bit RGB (RGBA where it has
+    """A PIL picture in a mode other than RGB, RGBA or grey (P, LA, CMYK...) as 8-bit RGB (RGBA where it has
     transparency), as the official tester's ``convert("RGB")`` reads it: converted to floats first, it was resized
     to the square otherwise than the tester's 8-bit PIL resize (a level apart)."""
     from .imageio.decode import is_pil, unpremultiplied
