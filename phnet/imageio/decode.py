@@ -581,6 +581,12 @@ def _upright(image):
         return image
     from PIL import Image, ImageOps
 
+    if _turned_tiff(image) and image.tile and getattr(image, "filename", None):  # not loaded yet, from a path:
+        with quiet():  # read from memory, as read_image reads it (see _turned_tiff)
+            copy = Image.open(_in_memory(image.filename))
+            copy.load()
+        return _upright(copy)
+
     turns = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
              8: Image.Transpose.ROTATE_90}

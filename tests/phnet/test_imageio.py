@@ -792,6 +792,43 @@ def test_an_uncompressed_tiff_turned_by_its_orientation_is_read_upright(tmp_path
         assert read_mask(tmp_path / "turned.tif").shape == (37, 45)
 
 
+@pytest.mark.parametrize("orientation", [6, 8])
+@pytest.mark.parametrize("mode", ["L", "P", "I;16"])
+def test_an_opened_uncompressed_tiff_turned_by_its_orientation_is_read_upright(tmp_path, tiny_model, mode,
+                                                                               orientation):
+    """Opened from its path and handed over as a PIL picture or mask, Pillow 13 mapped such a file as stored and
+    dropped its orientation: an upright mask was refused as turned by 90°, and the result came back unturned."""
+    from phnet import Harmonizer
+    from phnet.imageio import read_image, read_mask
+
+    upright = np.random.default_rng(orientation).integers(0, 256, (37, 45), dtype=np.uint8)
+    stored = np.ascontiguousarray(np.rot90(upright, 1 if orientation == 6 else -1))
+    if mode == "I;16":
+        picture = Image.fromarray(stored.astype(np.uint16) * 257)
+    else:
+        picture = Image.frombytes(mode, (stored.shape[1], stored.shape[0]), stored.tobytes())
+    if mode == "P":
+        picture.putpalette([255 - i // 3 for i in range(768)])  # greys, reversed
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.tif"
+    picture.save(path, exif=exif)
+    pixels = read_image(path)
+    assert pixels.shape[:2] == (37, 45)
+    with Image.open(path) as opened:
+        assert np.array_equal(io_.image_to_array(opened)[0], io_.image_to_array(pixels)[0])
+    with Image.open(path) as opened:
+        assert np.array_equal(io_.mask_to_array(opened), read_mask(path))
+    if mode != "I;16":  # (a PIL 16-bit grey picture has no RGB result to come back as: refused by name)
+        with Image.open(path) as opened:
+            assert torch.equal(io_.image_to_tensor(opened)[0], io_.image_to_tensor(pixels)[0])
+        mask = np.zeros((37, 45), np.uint8)
+        mask[10:30, 5:25] = 255
+        harmonizer = Harmonizer(tiny_model, device="cpu")
+        with Image.open(path) as opened:
+            assert np.array_equal(np.asarray(harmonizer(opened, mask)), harmonizer(pixels, mask))
+
+
 @pytest.mark.parametrize("compression", [None, "tiff_lzw"])
 def test_a_tiff_is_turned_by_each_orientation_once(tmp_path, compression):
     """Pillow 9 turns a TIFF as it loads and leaves its orientation tag: turned again, one flipped or turned
