@@ -88,7 +88,8 @@ def needs_grad_scaling(dtype: torch.dtype) -> bool:
 
 def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
     """Why ``dtype`` asked for by name is slower than fp32 on ``device``, or None. bf16 on a GPU before
-    compute capability 8 (T4, V100, RTX 20xx) has no cuDNN kernels, and convolutions fall back to slow ones; on a
+    compute capability 8 (T4, V100, RTX 20xx), and fp16 before 7 (GTX 10xx), have no cuDNN kernels, and
+    convolutions fall back to slow ones; on a
     CPU without AMX bf16 is emulated (20-27x slower than fp32 measured with AVX2 alone), and fp16 has no fast
     convolutions on any CPU."""
     device = torch.device(device)
@@ -97,11 +98,14 @@ def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
                 "dtype 'fp32' or 'auto'")
     if device.type == "cpu" and dtype == torch.float16:
         return "fp16 on the CPU has no fast convolutions and runs slower than fp32: choose dtype 'fp32' or 'auto'"
-    if dtype == torch.bfloat16 and device.type == "cuda" and native_low_precision(device) != torch.bfloat16:
+    if device.type == "cuda" and dtype in (torch.bfloat16, torch.float16):
         index = device.index if device.index is not None else torch.cuda.current_device()
         major, minor = torch.cuda.get_device_capability(index)
-        return (f"bf16 on {torch.cuda.get_device_name(index)} (compute capability {major}.{minor}) has no native "
-                f"kernels and runs slower than fp32: choose dtype 'fp16' or 'auto'")
+        if major < (8 if dtype == torch.bfloat16 else 7):  # fp16 has tensor cores from 7, bf16 from 8
+            name, other = ("bf16", "'fp16' or 'auto'" if major == 7 else "'fp32' or 'auto'") if (
+                dtype == torch.bfloat16) else ("fp16", "'fp32' or 'auto'")
+            return (f"{name} on {torch.cuda.get_device_name(index)} (compute capability {major}.{minor}) has no "
+                    f"native kernels and runs slower than fp32: choose dtype {other}")
     return None
 
 
@@ -117,7 +121,8 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -
     if dtype not in DTYPES.values():
         raise ValueError(f"unsupported dtype {dtype}; choose one of {list(CHOICES)}")
     if dtype == torch.float16 and torch.device(device).type == "cpu" and not cpu_autocast_takes_fp16():
-        raise ValueError(f"fp16 on the CPU needs a newer torch than {torch.__version__}: choose bf16, fp32 or auto")
+        choices = "bf16, fp32 or auto" if cpu_has_fast_bf16() else "fp32 or auto"  # (bf16 is emulated without AMX)
+        raise ValueError(f"fp16 on the CPU needs a newer torch than {torch.__version__}: choose {choices}")
     kind = torch.device(device).type
     if dtype != torch.float32 and not autocast_available(kind):
         name = next(key for key, value in DTYPES.items() if value == dtype)

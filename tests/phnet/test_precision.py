@@ -65,7 +65,7 @@ def test_bf16_matches_fp32_on_the_bundled_weights():
 @fast_bf16
 @pytest.mark.parametrize("preset", ["iharmony", "ffhqh"])
 def test_bf16_matches_fp32_on_the_official_architectures(preset):
-    # Measured with random weights, seeds 0 and 1, at 256² and 512²: at most 1/255 (mean 0.02–0.09).
+    # On this picture, random weights, seeds 0 and 1, at 256² and 512²: at most 1/255 (mean 0.02–0.09).
     torch.manual_seed(0)
     model = PHNet(PHNetConfig.preset(preset)).eval()
     assert _max_difference(model, 256, working_size=256) <= 1
@@ -94,8 +94,12 @@ def test_bf16_asked_for_on_a_gpu_without_it_is_named_as_slow(monkeypatch, capabi
     assert (reason is not None) == slow
     if slow:
         assert reason.startswith(f"bf16 on Tesla T4 (compute capability {capability[0]}.{capability[1]})")
-        assert "choose dtype 'fp16' or 'auto'" in reason
-    assert slow_on(torch.float16, "cuda") is None
+        wanted = "'fp16' or 'auto'" if capability[0] == 7 else "'fp32' or 'auto'"  # fp16 was sent to Pascal too
+        assert f"choose dtype {wanted}" in reason
+    fp16 = slow_on(torch.float16, "cuda")  # on a Pascal card neither is native: fp16 was not named, bf16 sent there
+    assert (fp16 is None) == (capability[0] >= 7)
+    if fp16 is not None:
+        assert fp16.startswith("fp16 on Tesla T4 (compute capability 6.1)") and "choose dtype 'fp32' or 'auto'" in fp16
 
 
 @pytest.mark.parametrize("amx", [True, False])
@@ -109,3 +113,15 @@ def test_bf16_on_a_cpu_without_amx_and_fp16_on_any_cpu_are_named_as_slow(monkeyp
         assert "no AMX bf16 units" in precision.slow_on(torch.bfloat16, "cpu")
     assert "fp16 on the CPU has no fast convolutions" in precision.slow_on(torch.float16, "cpu")
     assert precision.slow_on(torch.float32, "cpu") is None
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_fp16_refused_on_an_old_torch_offers_bf16_only_where_it_is_fast(monkeypatch, amx):
+    """Without AMX the refusal sent the user to bf16, which then ran emulated, many times slower than fp32."""
+    from phnet import precision
+
+    monkeypatch.setattr(precision, "cpu_autocast_takes_fp16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: amx)
+    with pytest.raises(ValueError, match="needs a newer torch") as refused:
+        precision.resolve_dtype("fp16", "cpu")
+    assert str(refused.value).endswith("choose bf16, fp32 or auto" if amx else "choose fp32 or auto")
