@@ -171,7 +171,7 @@ class PHNetModelLoader:
                     "default": "auto",
                     "tooltip": "Compute precision. 'auto' picks at run time: bf16 on CPUs with AMX bf16 units (about "
                                "2x faster, within 1/255 of fp32), fp32 on GPUs (bf16 measured no faster there) and "
-                               "elsewhere. fp32 is exact. "
+                               "elsewhere. fp32 is exact on the CPU; on a GPU it follows torch's cuDNN TF32 setting. "
                                "Low precision runs the convolutions under autocast; normalisation statistics stay "
                                "fp32. fp16 is refused on the CPU, where it is slower than fp32; bf16 needs AMX on "
                                "the CPU, or a GPU of compute capability 8 or later (RTX 30xx, A100 and newer): "
