@@ -10,7 +10,9 @@ real weights (``--weights``). Scores are PSNR / fPSNR at native resolution, next
 prediction scored at working resolution. The "tiled" rows are what ``Harmonizer`` runs: its own
 downscale and the change applied tile by tile in the caller's dtype; "8-bit" rows take the
 composite rounded to 8 bits and round the output, as for an 8-bit photo (the reference row with
-"8-bit" is the whole-image float method given and giving the same 8-bit pixels).
+"8-bit" is the whole-image float method given and giving the same 8-bit pixels). A photo whose subject
+vanishes at the working size has no fMSE there to set beside the native ones: it is left out of every row,
+and counted in the first line.
 """
 
 from __future__ import annotations
@@ -106,16 +108,19 @@ def main() -> int:
     extra = [f"{t}, {kind}" for t in TILED for kind in ("tiled", "8-bit", "8-bit, tiled")]
     native = {m: metrics.MetricTracker() for m in METHODS + tuple(extra)}
     low_scores = metrics.MetricTracker()
-    sides = []
+    sides, vanished = [], 0
     for i, (name, real, mask) in enumerate(load_pairs(args.data, args.limit)):
+        m = torch.from_numpy(mask)[None, None]
+        shape = working_shape(*real.shape[:2], args.size)
+        m_low = (resize(m, shape) >= 0.5).float()
+        if not m_low.any():
+            vanished += 1
+            continue
         comp = synthesize(real, mask, np.random.default_rng(1000 + i), strength=1.0)
         gt = torch.from_numpy(real).permute(2, 0, 1)[None]
         image = torch.from_numpy(np.ascontiguousarray(comp, np.float32)).permute(2, 0, 1)[None]
-        m = torch.from_numpy(mask)[None, None]
         sides.append(min(real.shape[:2]))
-        shape = working_shape(*real.shape[:2], args.size)
         image_low, gt_low = resize(image, shape), resize(gt, shape)
-        m_low = (resize(m, shape) >= 0.5).float()
         coverage = subject_coverage(m[0, 0], 1.0, shape)  # as the Harmonizer reads it
         if model is None:
             pred_low = gt_low
@@ -153,11 +158,16 @@ def main() -> int:
             native[f"{method}, 8-bit"].update(eight_bit(up * m + image8 * (1 - m)), gt, m, composite=image)
             out = tiled(image, m, gt, method, model, args.size, eight_bit=True)
             native[f"{method}, 8-bit, tiled"].update(out, gt, m, composite=image)
+    gone = f"{vanished} whose subject vanishes at the working size" if vanished else ""
     if not sides:
-        raise SystemExit(f"no image/mask pairs in {args.data}")
+        fix = "; give a larger --size" if vanished else ""
+        raise SystemExit(f"every photo in {args.data} was left out: {gone}{fix}" if gone else
+                         f"no image/mask pairs in {args.data}")
     low = low_scores.summary()
     who = f"weights {args.weights}" if args.weights else "oracle (ground truth at working resolution)"
-    print(f"{len(sides)} composites, native short side {min(sides)}–{max(sides)} px, working size {args.size}, {who}\n")
+    note = f" (left out: {gone})" if gone else ""
+    print(f"{len(sides)} composites{note}, native short side {min(sides)}–{max(sides)} px, working size {args.size}, "
+          f"{who}\n")
     print("| pipeline | MSE | fMSE | PSNR | fPSNR | PSNR − PSNR@working |")
     print("|---|---:|---:|---:|---:|---:|")
     c = native["official"].summary()["composite"]["all"]

@@ -99,10 +99,27 @@ def _check_mask_scale(mask: torch.Tensor) -> None:
                          "by 255")
 
 
+def _subject(mask: torch.Tensor, what: str) -> torch.Tensor:
+    """The B×1×H×W ``mask``'s subject, its pixels >= 0.5, as 0/1 in float64; a mask with none is refused (a faint
+    matte or an empty mask scored fMSE 0, a perfect score, for a picture visibly wrong)."""
+    m = wide(mask >= 0.5)
+    found = m.flatten(1).amax(dim=1) if m.numel() else None
+    if found is not None and not bool(found.all()):
+        empty = (found == 0).nonzero().flatten().tolist()
+        many = len(empty) > 1
+        which = "" if m.shape[0] == 1 else f" of picture{'s' * many} {', '.join(map(str, empty))}"
+        raise ValueError(f"the mask{'s' * many}{which} {'have' if many else 'has'} no subject pixel (none >= 0.5): "
+                         f"{what} is undefined; give a binary mask, or cut a soft one at a lower level (mask >= 0.25, "
+                         "say)")
+    return m
+
+
 def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The squared error over the subject (the mask's pixels >= 0.5) in 0–255 units; a ValueError for a mask with
+    no such pixel (an empty one, a faint matte)."""
     _check(pred, gt)
     _check_mask(mask, pred)
-    m = wide(mask >= 0.5)
+    m = _subject(mask, "fMSE")
     err = ((wide(pred) - wide(gt)) * 255).pow(2) * m
     return err.flatten(1).sum(dim=1) / (3 * m.flatten(1).sum(dim=1) + FMSE_EPS)
 
@@ -123,7 +140,7 @@ def fpsnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 
 def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
     _check_mask_scale(mask)
-    return wide(mask >= 0.5).flatten(1).mean(dim=1)
+    return _subject(mask, "the foreground-ratio bucket").flatten(1).mean(dim=1)
 
 
 def fg_bucket(mask: torch.Tensor) -> str | list[str]:
@@ -246,8 +263,8 @@ class MetricTracker:
                              "or one name for all")
         _check(pred, gt)
         _check_mask(mask, pred)
-        buckets = fg_bucket(mask)
         values = all_metrics(pred, gt, mask)
+        buckets = fg_bucket(mask)
         self._add("model", values, groups, buckets)
         if composite is not None:
             self._add("composite", all_metrics(composite, gt, mask), groups, buckets)

@@ -73,8 +73,25 @@ def test_soft_mask_is_thresholded_at_one_half():
     pred, gt, mask = _pair()
     soft = mask * 0.5  # 0.5 still counts as foreground
     assert metrics.fmse(pred, gt, soft).item() == pytest.approx(FMSE)
-    softer = mask * 0.49  # below 0.5: no foreground, fMSE is 0
-    assert metrics.fmse(pred, gt, softer).item() == 0.0
+
+
+def test_a_mask_with_no_subject_pixel_is_refused_naming_the_picture():
+    """An empty mask, or a faint matte that never reaches 0.5, scored fMSE 0 (no error over 3·0 + 1e-6 pixels), an
+    fPSNR of over 100 dB and the 0-5% bucket: a perfect score for a picture visibly wrong, without a word."""
+    pred, gt, mask = _pair()
+    for faint in (mask * 0.49, torch.zeros_like(mask)):
+        for score in (lambda: metrics.fmse(pred, gt, faint), lambda: metrics.fpsnr(pred, gt, faint),
+                      lambda: metrics.fg_bucket(faint), lambda: metrics.MetricTracker().update(pred, gt, faint)):
+            with pytest.raises(ValueError, match=r"^the mask has no subject pixel \(none >= 0.5\): .* is undefined; "
+                                                 r"give a binary mask, or cut a soft one at a lower level"):
+                score()
+    batch = torch.cat([mask, mask * 0.49, mask, torch.zeros_like(mask)])
+    tracker = metrics.MetricTracker()
+    with pytest.raises(ValueError, match=r"^the masks of pictures 1, 3 have no subject pixel .*: fMSE is undefined"):
+        tracker.update(pred.expand(4, -1, -1, -1), gt.expand(4, -1, -1, -1), batch)
+    assert tracker.summary() == {}
+    with pytest.raises(ValueError, match=r"^the mask of picture 1 has no subject pixel"):
+        metrics.fmse(pred.expand(2, -1, -1, -1), gt.expand(2, -1, -1, -1), batch[:2])
 
 
 def test_shape_mismatch_is_refused():
