@@ -11,8 +11,8 @@ prediction scored at working resolution. The "tiled" rows are what ``Harmonizer`
 downscale and the change applied tile by tile in the caller's dtype; "8-bit" rows take the
 composite rounded to 8 bits and round the output, as for an 8-bit photo (the reference row with
 "8-bit" is the whole-image float method given and giving the same 8-bit pixels). A photo whose subject
-vanishes at the working size has no fMSE there to set beside the native ones: it is left out of every row,
-and counted in the first line.
+vanishes at the working size has no fMSE there to set beside the native ones, and a photo black everywhere no
+PSNR against its own peak: they are left out of every row, and counted in the first line.
 """
 
 from __future__ import annotations
@@ -108,8 +108,11 @@ def main() -> int:
     extra = [f"{t}, {kind}" for t in TILED for kind in ("tiled", "8-bit", "8-bit, tiled")]
     native = {m: metrics.MetricTracker() for m in METHODS + tuple(extra)}
     low_scores = metrics.MetricTracker()
-    sides, vanished = [], 0
+    sides, vanished, black = [], 0, 0
     for i, (name, real, mask) in enumerate(load_pairs(args.data, args.limit)):
+        if not real.any():
+            black += 1
+            continue
         m = torch.from_numpy(mask)[None, None]
         shape = working_shape(*real.shape[:2], args.size)
         m_low = (resize(m, shape) >= 0.5).float()
@@ -158,7 +161,8 @@ def main() -> int:
             native[f"{method}, 8-bit"].update(eight_bit(up * m + image8 * (1 - m)), gt, m, composite=image)
             out = tiled(image, m, gt, method, model, args.size, eight_bit=True)
             native[f"{method}, 8-bit, tiled"].update(out, gt, m, composite=image)
-    gone = f"{vanished} whose subject vanishes at the working size" if vanished else ""
+    gone = "; ".join(f"{n} {why}" for n, why in ((vanished, "whose subject vanishes at the working size"),
+                                                  (black, "black everywhere (no peak of their own for PSNR)")) if n)
     if not sides:
         fix = "; give a larger --size" if vanished else ""
         raise SystemExit(f"every photo in {args.data} was left out: {gone}{fix}" if gone else

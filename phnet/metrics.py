@@ -125,8 +125,17 @@ def fmse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 
 
 def psnr_of(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """PSNR from a (f)MSE already measured, against the photo's own peak."""
+    """PSNR from a (f)MSE already measured, against the photo's own peak. A ground truth black everywhere has none
+    (its PSNR would be -inf even for a perfect prediction, and so would the mean of a set holding it) and is refused
+    with a ValueError; the trainer's evaluation and validation sets refuse such a photo by name, as a bad sample."""
     peak = (wide(gt) * 255).flatten(1).amax(dim=1)
+    if bool((peak <= 0).any()):
+        black = (peak <= 0).nonzero().flatten().tolist()
+        many = len(black) > 1
+        which = "" if peak.shape[0] == 1 else f" of picture{'s' * many} {', '.join(map(str, black))}"
+        raise ValueError(f"the ground truth{'s' * many}{which} {'are' if many else 'is'} black everywhere: PSNR "
+                         "with its own peak is undefined; score it with the fixed peak 255 (10·log10(255² / MSE), "
+                         "trainer.evaluate's PSNR255)")
     return 10 * torch.log10(peak.pow(2) / (err + PSNR_EPS))
 
 

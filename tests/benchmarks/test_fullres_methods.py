@@ -8,12 +8,13 @@ import pytest
 from PIL import Image
 
 
-def _photos(folder, subjects):
+def _photos(folder, subjects, black=()):
     (folder / "images").mkdir()
     (folder / "masks").mkdir()
     rng = np.random.default_rng(0)
     for k, (top, side) in enumerate(subjects):
-        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(folder / "images" / f"p{k}.png")
+        photo = (rng.random((64, 64, 3)) * 255 * (k not in black)).astype(np.uint8)
+        Image.fromarray(photo).save(folder / "images" / f"p{k}.png")
         mask = np.zeros((64, 64), np.uint8)
         mask[top:top + side, top:top + side] = 255
         Image.fromarray(mask).save(folder / "masks" / f"p{k}.png")
@@ -34,3 +35,16 @@ def test_a_photo_whose_subject_vanishes_at_the_working_size_is_left_out_and_coun
     with pytest.raises(SystemExit, match=r"every photo in .* was left out: 1 whose subject vanishes at the working "
                                          r"size; give a larger --size$"):
         fullres_methods.main()
+
+
+def test_a_photo_black_everywhere_is_left_out_and_counted(tmp_path, monkeypatch, capsys):
+    """Its PSNR against its own peak, max(gt) = 0, was -inf, and so was every row's mean."""
+    from benchmarks import fullres_methods
+
+    _photos(tmp_path, [(16, 32), (16, 32), (30, 2)], black=(1,))
+    monkeypatch.setattr(sys, "argv", ["fullres_methods.py", "--data", str(tmp_path), "--size", "8"])
+    assert fullres_methods.main() == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 composites (left out: 1 whose subject vanishes at the working size; 1 black everywhere "
+                          "(no peak of their own for PSNR)), ")
+    assert "inf" not in out

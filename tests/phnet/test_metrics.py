@@ -69,6 +69,22 @@ def test_psnr_peak_is_the_ground_truth_maximum():
     assert metrics.psnr(pred_dark, darker).item() == pytest.approx(PSNR - 20 * math.log10(2))
 
 
+def test_a_ground_truth_black_everywhere_is_refused_naming_the_picture():
+    """Its peak max(gt) is 0: PSNR -inf even for a perfect prediction, and so the mean of any set holding it."""
+    pred, gt, mask = _pair()
+    black = torch.zeros_like(gt)
+    for score in (lambda: metrics.psnr(black, black), lambda: metrics.fpsnr(black, black, mask),
+                  lambda: metrics.psnr_of(torch.zeros(1, dtype=torch.float64), black),
+                  lambda: metrics.MetricTracker().update(black, black, mask)):
+        with pytest.raises(ValueError, match=r"^the ground truth is black everywhere: PSNR with its own peak is "
+                                             r"undefined; score it with the fixed peak 255"):
+            score()
+    with pytest.raises(ValueError, match=r"^the ground truth of picture 1 is black everywhere"):
+        metrics.psnr(torch.cat([pred, black]), torch.cat([gt, black]))
+    with pytest.raises(ValueError, match=r"^the ground truths of pictures 0, 2 are black everywhere"):
+        metrics.psnr(torch.cat([black, pred, black]), torch.cat([black, gt, black]))
+
+
 def test_soft_mask_is_thresholded_at_one_half():
     pred, gt, mask = _pair()
     soft = mask * 0.5  # 0.5 still counts as foreground

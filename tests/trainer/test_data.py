@@ -408,6 +408,19 @@ def test_a_mask_on_the_wrong_scale_or_too_faint_is_refused_for_what_it_is(tmp_pa
         ds[0]
 
 
+def test_a_photo_black_everywhere_is_a_bad_sample_where_it_is_scored(tmp_path):
+    """Scored against its own peak, max(gt) = 0, its PSNR was -inf, and so was the whole split's mean."""
+    _save(tmp_path / "photos" / "p.png", np.zeros((48, 64, 3), np.uint8))
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:40, 15:50] = 255
+    _save(tmp_path / "masks" / "p.png", mask)
+    data = {"root": str(tmp_path / "photos"), "mask_dir": str(tmp_path / "masks")}
+    with pytest.raises(BadSampleError, match=r"photo .*p.png is black everywhere at 32px: its PSNR, against its own "
+                                             r"peak, is undefined; mend or remove"):
+        build_dataset(data, "all", image_size=32)[0]
+    assert build_dataset(data, "all", image_size=32, train=True)[0]["real"].max() == 0  # no PSNR in training
+
+
 def test_a_mask_file_covering_the_whole_picture_is_a_bad_sample(tmp_path):
     """A mask file white everywhere was trained on without a word (an alpha like it is passed over): there is no
     background to harmonize against."""

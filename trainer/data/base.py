@@ -108,6 +108,10 @@ class HarmonizationDataset(Dataset):
         if self.hflip and rng.random() < self.hflip:
             out = out.flip(-1)
         real_t = out[0:3].clamp(0, 1)
+        if not self.train and not real_t.any():  # scored against its own peak, max(gt)², which it lacks
+            where = "" if self.resize == "none" else f" at {self.image_size}px"
+            raise BadSampleError(f"photo {record.real} is black everywhere{where}: its PSNR, against its own peak, "
+                                 "is undefined")
         mask_t = (out[3:4] >= 0.5).float()
         if comp is not None:
             comp_t = out[4:7].clamp(0, 1)
