@@ -1261,8 +1261,17 @@ def official_back(square: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 def official_mask_square(mask: torch.Tensor, size: int) -> torch.Tensor:
     """A binary 1×1×H×W mask (any dtype) sampled to the square as the tester's nearest resize does: 1×1×s×s
-    float."""
-    return (resize(mask, (size, size), "nearest-exact").float() >= 0.5).float()
+    float. On the host through PIL itself: its nearest rounds a source position that lands on a whole number
+    down, where torch's "nearest-exact" does not, so at a size such as 240 whole rows of the subject's edge
+    moved by one (on a device, torch's)."""
+    if mask.device.type != "cpu":
+        return (resize(mask, (size, size), "nearest-exact").float() >= 0.5).float()
+    import numpy as np
+    from PIL import Image
+
+    bits = ((mask[0, 0].float() >= 0.5).to(torch.uint8) * 255).numpy()
+    square = np.asarray(Image.fromarray(bits).resize((size, size), Image.NEAREST)) >= 128
+    return torch.from_numpy(square)[None, None].float()
 
 
 def _dithered(mask: torch.Tensor) -> torch.Tensor:

@@ -197,12 +197,12 @@ def test_official_mode_resamples_everything_as_the_official_pipeline(harmonizer,
     assert not torch.equal(out[m.expand_as(out) == 0], img[m.expand_as(img) == 0])  # background resampled
 
 
-def authors_official(model, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def authors_official(model, rgb: np.ndarray, mask: np.ndarray, size: int | None = None) -> np.ndarray:
     """The official tester's steps on an 8-bit picture: PIL's bilinear resize to the square, the mask read as
     1 bit and resized nearest, the network, the blend, torch's bicubic resize back, x255."""
     import torch.nn.functional as F
 
-    s = model.config.image_size
+    s = size or model.config.image_size
     square = torch.from_numpy(np.array(Image.fromarray(rgb).resize((s, s), Image.BILINEAR))).permute(2, 0, 1)
     bits = Image.fromarray((mask * 255).astype(np.uint8)).convert("1").resize((s, s), Image.NEAREST)
     m = torch.from_numpy(np.asarray(bits, dtype=np.float32))[None, None]
@@ -211,6 +211,22 @@ def authors_official(model, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
         pred = model(x, m)
     back = F.interpolate(pred * m + x * (1 - m), size=rgb.shape[:2], mode="bicubic", align_corners=False)
     return (back[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize("size", [240, 336])
+def test_official_mode_samples_the_mask_as_pil_s_nearest_at_any_working_size(harmonizer, tiny_model, size):
+    """torch's nearest-exact takes a source row that PIL's nearest rounds down where the position lands on a whole
+    number (row 7 of 384 → 240: 12.0, PIL 11): at such a size whole rows of the subject's edge moved by one."""
+    from phnet.harmonizer import official_mask_square
+
+    y, x = np.mgrid[:384, :384]
+    mask = (((y - 200) / 150) ** 2 + ((x - 190) / 110) ** 2 <= 1).astype(np.float32)  # an edge on every row
+    bits = Image.fromarray((mask * 255).astype(np.uint8)).convert("1").resize((size, size), Image.NEAREST)
+    square = official_mask_square(torch.from_numpy(mask >= 0.5)[None, None].to(torch.uint8), size)
+    assert torch.equal(square[0, 0], torch.from_numpy(np.asarray(bits, dtype=np.float32)))
+    rgb = photo(384, 384)
+    out = harmonizer(rgb, mask, mode="official", working_size=size)
+    assert np.abs(out.astype(int) - authors_official(tiny_model, rgb, mask, size)).max() <= 1
 
 
 @pytest.mark.parametrize("height, width", [(3 * 64, 5 * 64), (41, 300), (700, 90)])
