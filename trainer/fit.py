@@ -43,7 +43,8 @@ from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
 from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
-from trainer.loop import Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop
+from trainer.loop import (Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop,
+                          ignore_stop_signals)
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler
@@ -278,7 +279,7 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
     batches = EpochBatches(train_set, batch_size, env.world, env.rank, seed)
     workers = int(d_cfg.get("num_workers", 0))
     loader_kw = dict(num_workers=workers, collate_fn=collate, pin_memory=env.device.type == "cuda",
-                     persistent_workers=workers > 0)
+                     persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals)
     train_loader = DataLoader(train_set, batch_sampler=batches, **loader_kw)
     val_loader = DataLoader(val_set, batch_size=int(t_cfg["val_batch_size"]), shuffle=False, **loader_kw)
     return Data(train_set, val_set, batches, train_loader, val_loader, batch_size, validation_photos(val_set))

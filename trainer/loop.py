@@ -122,6 +122,14 @@ class StopSignal:
         self._old = {}
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """A data worker's start: the trainer alone answers Ctrl-C and SIGTERM (a terminal sends them to the whole
+    process group). A forked worker inherits StopSignal's handler; a spawned one (macOS, Windows) would die of
+    them, and the trainer waiting on its batch with it."""
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+
+
 @dataclass
 class Data:
     train_set: object

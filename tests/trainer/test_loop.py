@@ -125,6 +125,21 @@ def test_ctrl_c_in_a_terminal_is_answered_once_with_data_workers(tmp_path, shift
     assert "stopped at step" in err and "continue it with --resume" in err
 
 
+def test_spawned_data_workers_leave_ctrl_c_and_sigterm_to_the_trainer(tmp_path, shift_set):
+    """Spawned workers (macOS, Windows) started with Python's own handlers: a terminal's Ctrl-C ended each, and
+    the trainer waiting on a batch failed with "DataLoader worker exited unexpectedly" instead of stopping."""
+    from torch.utils.data import DataLoader
+
+    from trainer.distributed import Dist
+    from trainer.fit import build_data
+
+    data = build_data(tiny_cfg(shift_set, tmp_path / "run"), Dist("cpu"), 32, 0, progress=False)
+    for loader in (data.train_loader, data.val_loader):
+        handlers = DataLoader([signal.SIGINT, signal.SIGTERM], batch_size=None, collate_fn=signal.getsignal,
+                              num_workers=1, multiprocessing_context="spawn", worker_init_fn=loader.worker_init_fn)
+        assert list(handlers) == [signal.SIG_IGN, signal.SIG_IGN]
+
+
 def test_the_logged_rate_counts_the_wait_for_the_windows_last_steps(shift_set, tmp_path, monkeypatch):
     """On a GPU the loss read at a log step is where the loop waits for the steps still queued: that wait
     belongs to the window's time, or the rate reads too high."""
