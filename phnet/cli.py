@@ -25,7 +25,6 @@ import signal
 import struct
 import sys
 import threading
-import unicodedata
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 
 from .atomic import dangling_link, write_atomic
 from .imageio import IMAGE_SUFFIXES, UNIT_SLACK
-from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, looks_like_a_mask, orientation,
+from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, folded_name, looks_like_a_mask, orientation,
                              orientation_source, quiet_open, readable_suffixes)
 from .fullres import METHODS
 from .harmonizer import MODES, carries_soft_edges
@@ -217,7 +216,7 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
     ``reference``: one reference mask for every composite, or a folder of them named like the composites.
     ``clip``: the folder is a clip's frames, which may have no gap."""
     out = Path(output)
-    fold = _folded if _folds_case(out) else str  # how the output folder compares names
+    fold = folded_name if _folds_case(out) else str  # how the output folder compares names
     references = None if reference is None else Path(reference)
     if references is not None and not (references.is_file() or references.is_dir()):
         raise SystemExit(f"error: reference mask {reference} {_not_a_file(references)}")
@@ -297,10 +296,10 @@ def _unopened(folder: Path, besides: list[Path] | None = None) -> str:
     by suffix with what to do, or ""; ``besides``: less those named like one of these pictures (a camera's raw
     file beside its JPEG)."""
     unopened = UNOPENED_PHOTOS.difference(readable_suffixes())
-    twins = {_folded(p.stem) for p in besides or []}
+    twins = {folded_name(p.stem) for p in besides or []}
     found = Counter(p.suffix.lower() for p in folder.iterdir()
                     if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in unopened
-                    and _folded(p.stem) not in twins)
+                    and folded_name(p.stem) not in twins)
     if not found:
         return ""
     kinds = ", ".join(f"{n} {suffix}" for suffix, n in sorted(found.items()))
@@ -315,9 +314,9 @@ def _mask_only_frames(folder: Path, masks: Path, used: list[Path]) -> list[Path]
     composite used has: frames of the run, passed over. (A preview without a mask of its own is no frame.)"""
     by_stem: dict[str, set[Path]] = {}
     for m in [*_pictures(masks), *_pictures(masks, MASK_ONLY)]:
-        by_stem.setdefault(_folded(m.stem), set()).add(m)
+        by_stem.setdefault(folded_name(m.stem), set()).add(m)
     taken = set(used)
-    return [p for p in _pictures(folder, MASK_ONLY) if by_stem.get(_folded(p.stem), set()) - taken - {p}]
+    return [p for p in _pictures(folder, MASK_ONLY) if by_stem.get(folded_name(p.stem), set()) - taken - {p}]
 
 
 def _mask_only_note(frames: list[Path], masks: Path) -> str:
@@ -338,10 +337,10 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
     for m in [*_pictures(folder), *_pictures(folder, MASK_ONLY)]:  # a.png before a.gif, a preview beside it
         by_name[m.name] = m
         by_stem.setdefault(m.stem, m)
-        by_folded_name.setdefault(_folded(m.name), m)  # IMG_0001.JPG's img_0001.png, when no name matches as it is
-        by_folded_stem.setdefault(_folded(m.stem), m)
-    found = [by_name.get(c.name) or by_stem.get(c.stem) or by_folded_name.get(_folded(c.name))
-             or by_folded_stem.get(_folded(c.stem)) for c in composites]
+        by_folded_name.setdefault(folded_name(m.name), m)  # IMG_0001.JPG's img_0001.png, when no name matches as it is
+        by_folded_stem.setdefault(folded_name(m.stem), m)
+    found = [by_name.get(c.name) or by_stem.get(c.stem) or by_folded_name.get(folded_name(c.name))
+             or by_folded_stem.get(folded_name(c.stem)) for c in composites]
     missing = [c for c, m in zip(composites, found) if m is None]
     if missing:
         stems = list(dict.fromkeys(c.stem for c in missing))  # x.png and x.jpg look for the same x.*
@@ -350,11 +349,6 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
         raise SystemExit(f"error: no {what} named {names} in {folder} ({len(missing)} of {len(composites)} "
                          "composites); name each mask like its composite")
     return found
-
-
-def _folded(name: str) -> str:
-    """A name as Windows and macOS compare it: case and Unicode normalization (NFC/NFD) folded."""
-    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -388,7 +382,7 @@ def _folds_case(folder: Path) -> bool:
 
 def _check_targets(jobs: list[_Job], fold: Callable[[str], str] = str) -> None:
     """No output is an input (by path or by identity: a hard link is the same file), and no two outputs collide
-    (compared by ``fold``: :func:`_folded` where the output folder has every case of a name as one file)."""
+    (compared by ``fold``: :func:`folded_name` where the output folder has every case of a name as one file)."""
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     input_ids = {_identity(p) for job in jobs for p in job.inputs} - {None}
     seen: dict[str, tuple[Path, str, str]] = {}  # by folded path where one file has every case of its name

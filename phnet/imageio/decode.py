@@ -10,6 +10,7 @@ import functools
 import re
 import struct
 import sys
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,11 @@ MORE_PHOTOS = {".jfif", ".jpe", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpf
 # photos a folder may hold that no Pillow build opens without a plugin (or, camera raw files, at all)
 UNOPENED_PHOTOS = MORE_PHOTOS | {".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
 MASK_ONLY = (".gif", ".pbm")  # formats masks come in too (a bitmap, an old tool's single-frame GIF), photos hardly
+
+
+def folded_name(name: str) -> str:
+    """A file name as Windows and macOS compare it: case and Unicode normalization (NFC/NFD) folded."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def native(array: np.ndarray) -> np.ndarray:

@@ -182,6 +182,24 @@ def test_a_photo_folder_takes_every_photo_and_mask_format_the_library_reads(tmp_
         ("a.jpg", "a.png"), ("b.jfif", "b.png"), ("c.jpg", "c.gif")}
 
 
+def test_a_mask_named_as_windows_and_macos_compare_names_is_its_photos_after_an_exact_one(tmp_path):
+    """IMG_0001.JPG's img_0001.png, its mask to the CLI, was none to the trainer: the photo trained on the ellipse."""
+    rng = np.random.default_rng(0)
+    for photo, masks in (("IMG_0001.JPG", ["img_0001.png"]), ("Sub/Cafe\u0301.jpg", ["sub/caf\u00e9.png"]),
+                         ("b.jpg", ["b.gif", "B.png"])):
+        img, mask = portrait(rng, 40, 48)
+        _save(tmp_path / "photos" / photo, img)
+        for name in masks:
+            _save(tmp_path / "masks" / name, mask)
+    data = {"root": str(tmp_path / "photos"), "mask_dir": str(tmp_path / "masks"), "image_size": 32,
+            "val_fraction": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "has no mask" warning
+        records = build_dataset(data, "train").records
+    assert {r.name: r.mask.relative_to(tmp_path / "masks").as_posix() for r in records} == {
+        "IMG_0001.JPG": "img_0001.png", "Sub/Cafe\u0301.jpg": "sub/caf\u00e9.png", "b.jpg": "b.gif"}
+
+
 def test_a_mask_folder_that_is_the_photo_folder_or_holds_it_is_refused_with_the_fix(tmp_path):
     """Photos p.jpg beside their masks p.png, with the mask folder named as the photo folder: every photo was
     dropped as a mask, and the error said there were no images in a folder full of them."""

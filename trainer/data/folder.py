@@ -2,7 +2,8 @@
 
 Masks, first match wins:
 1. ``mask_dir``: a folder (e.g. a sibling ``masks/``) with a mask of the same
-   relative path and stem as the photo (any image extension; white = subject);
+   relative path and stem as the photo (any image extension; white = subject;
+   case and Unicode normalization aside when no name matches exactly);
 2. the photo's own alpha channel (RGBA PNG/WebP cut-outs; one opaque everywhere is passed over);
 3. ``mask_fallback``: ``"ellipse"`` (default) uses a centred portrait-shaped
    ellipse, jittered per sample. This is **not** a person segmentation: the pairs
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from phnet.imageio.decode import folded_name
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import (IMAGE_EXTENSIONS, MASK_EXTENSIONS, BadSampleError, Record, holdout_set, list_images,
@@ -83,13 +85,17 @@ def photos_outside(root: Path, images: list[Path], mask_dir: Path, mask_setting:
 
 
 def masks_by_photo(keys: list[str], root: Path, mask_dir: Path, mask_setting: str) -> dict[str, Path]:
-    """Each photo's mask (same relative path and stem, any image extension).
+    """Each photo's mask (same relative path and stem, any image extension; else the one whose path and stem match
+    as Windows and macOS compare names, as the CLI matches them: IMG_0001.JPG's img_0001.png).
 
     A mask folder that matches no photo is an error and one that misses some photos a warning:
     either way those photos would silently train on their alpha channel or the fallback ellipse.
     """
     by_stem = pictures_by_stem(mask_dir)
-    found = {k: by_stem[stem_of(k)] for k in keys if stem_of(k) in by_stem}
+    by_folded: dict[str, Path] = {}
+    for stem, mask in by_stem.items():
+        by_folded.setdefault(folded_name(stem), mask)
+    found = {k: mask for k in keys if (mask := by_stem.get(stem_of(k)) or by_folded.get(folded_name(stem_of(k))))}
     if not found:
         raise FileNotFoundError(
             f"{mask_setting}: no photo under {root} has a mask in {mask_dir}; a mask needs the photo's relative "
