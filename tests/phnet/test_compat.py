@@ -95,36 +95,19 @@ def test_the_fp16_autocast_probe_beside_a_picture_being_opened_leaves_the_warnin
     """The probe turned every warning into an error in a catch_warnings block of its own: interleaved with a picture
     being opened in another thread, "error" stayed the filter of the whole process."""
     import contextlib
-    import threading
     import warnings
 
+    from tests.helpers.overlap import ReadOverlap
     from phnet.compat import cpu_autocast_takes_fp16
-    from phnet.imageio.decode import quiet
 
-    inside, probing, left = threading.Event(), threading.Event(), threading.Event()
+    overlap = ReadOverlap()
 
     @contextlib.contextmanager
     def slow_autocast(*args, **kwargs):  # the probe, held inside its block until the reader has left its own
-        probing.set()
-        left.wait(1)
+        overlap.hold()
         yield
 
     monkeypatch.setattr(torch, "autocast", slow_autocast)
     before = list(warnings.filters)
-
-    def read():
-        with quiet():
-            inside.set()
-            probing.wait(1)
-        left.set()
-
-    def probe():
-        inside.wait(5)
-        cpu_autocast_takes_fp16.__wrapped__()
-
-    threads = [threading.Thread(target=read), threading.Thread(target=probe)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    overlap.run(cpu_autocast_takes_fp16.__wrapped__)
     assert warnings.filters == before

@@ -717,40 +717,23 @@ def test_quiet_opens_from_many_threads_leave_the_warning_filters_as_they_were(tm
 def test_a_picture_read_while_another_thread_converts_an_array_leaves_the_warning_filters_as_they_were(monkeypatch):
     """Opening a picture and turning a read-only array into a tensor each swapped the process's warning filters
     unguarded: interleaved in two threads (a host's server threads), the ignore filters stayed for good."""
-    import threading
     import warnings
 
+    from tests.helpers.overlap import ReadOverlap
     from phnet.imageio import image_to_tensor, images
-    from phnet.imageio.decode import quiet
 
-    inside, converting, left = threading.Event(), threading.Event(), threading.Event()
+    overlap = ReadOverlap()
     native = images.native
 
     def slow_native(array):  # the conversion, held inside its block until the reader has left its own
-        converting.set()
-        left.wait(1)
+        overlap.hold()
         return native(array)
 
     monkeypatch.setattr(images, "native", slow_native)
     pixels = np.zeros((4, 4, 3), np.uint8)
     pixels.flags.writeable = False
     before = list(warnings.filters)
-
-    def read():
-        with quiet():
-            inside.set()
-            converting.wait(1)
-        left.set()
-
-    def convert():
-        inside.wait(5)
-        image_to_tensor(pixels)
-
-    threads = [threading.Thread(target=read), threading.Thread(target=convert)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    overlap.run(lambda: image_to_tensor(pixels))
     assert warnings.filters == before
 
 
