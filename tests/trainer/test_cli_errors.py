@@ -128,22 +128,32 @@ def test_a_checkpoint_s_damaged_copy_of_its_settings_gives_way_to_the_run_s(shif
     assert f"{copy} is damaged" in capsys.readouterr().err
 
 
-def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(shift_set, tmp_path, capsys, monkeypatch):
-    from trainer import checkpoint as ckpt
-
+def _run_with_the_second_save_failing(shift_set, tmp_path, capsys, monkeypatch, fail):
+    """(run folder, error line) of a 4-step run checkpointing every 2 steps, whose torch.save writes the first
+    checkpoint and calls ``fail(path)`` instead of writing the second."""
     real_save, calls = torch.save, []
 
-    def save_until_the_disk_fills(obj, path, *a, **kw):
+    def save(obj, path, *args, **kwargs):
         calls.append(path)
         if len(calls) == 1:
-            return real_save(obj, path, *a, **kw)
-        path.write_bytes(b"half a file")
-        raise OSError(errno.ENOSPC, "No space left on device")
+            return real_save(obj, path, *args, **kwargs)
+        fail(path)
 
-    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    monkeypatch.setattr(torch, "save", save)
     out = tmp_path / "run"
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4",
                        "--set", "train.ckpt_every=2")
+    return out, line
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(shift_set, tmp_path, capsys, monkeypatch):
+    from trainer import checkpoint as ckpt
+
+    def disk_fills(path):
+        path.write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out, line = _run_with_the_second_save_failing(shift_set, tmp_path, capsys, monkeypatch, disk_fills)
     previous = out / "checkpoints" / "step-00000002"
     assert line == (f"error: the disk is full (No space left on device) while saving step 4; the last checkpoint "
                     f"saved, {previous}, is intact: free some space, then continue the run with --resume")
@@ -157,19 +167,13 @@ def test_a_full_disk_reported_in_torchs_own_words_is_still_a_full_disk(shift_set
     neither is an OSError, and the run ended in a traceback."""
     import shutil
 
-    real_save, real_usage, calls = torch.save, shutil.disk_usage, []
+    real_usage = shutil.disk_usage
 
-    def save_until_the_disk_fills(obj, path, *a, **kw):
-        calls.append(path)
-        if len(calls) == 1:
-            return real_save(obj, path, *a, **kw)
+    def disk_fills(path):
         monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=0))
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
 
-    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
-    out = tmp_path / "run"
-    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4",
-                       "--set", "train.ckpt_every=2")
+    _, line = _run_with_the_second_save_failing(shift_set, tmp_path, capsys, monkeypatch, disk_fills)
     assert line.startswith("error: the disk is full (No space left on device) while saving step 4")
 
 
@@ -178,19 +182,11 @@ def test_a_quota_or_file_size_limit_while_checkpointing_keeps_the_previous_check
     """torch.save's 'unexpected pos' with space left on the disk (a quota, ulimit -f) ended the run in a traceback."""
     from trainer import checkpoint as ckpt
 
-    real_save, calls = torch.save, []
-
-    def save_until_refused(obj, path, *a, **kw):
-        calls.append(path)
-        if len(calls) == 1:
-            return real_save(obj, path, *a, **kw)
+    def refused(path):
         path.write_bytes(b"half a file")
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
 
-    monkeypatch.setattr(torch, "save", save_until_refused)
-    out = tmp_path / "run"
-    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4",
-                       "--set", "train.ckpt_every=2")
+    out, line = _run_with_the_second_save_failing(shift_set, tmp_path, capsys, monkeypatch, refused)
     previous = out / "checkpoints" / "step-00000002"
     assert line == (f"error: cannot write the checkpoint {out / 'checkpoints' / 'step-00000004'} (torch could not "
                     "write training_state.pt: a full disk, a quota or a file size limit?) while saving step 4; the "
