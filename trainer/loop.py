@@ -123,11 +123,12 @@ class StopSignal:
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """A data worker's start: the trainer alone answers Ctrl-C and SIGTERM (a terminal sends them to the whole
-    process group). A forked worker inherits StopSignal's handler; a spawned one (macOS, Windows) would die of
-    them, and the trainer waiting on its batch with it."""
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, signal.SIG_IGN)
+    """A data worker's start: the trainer alone answers Ctrl-C, which a terminal sends to the whole process group
+    (a spawned worker, as on macOS and Windows, died of it, and the trainer waiting on its batch with it). SIGTERM
+    ends a worker as it did: the DataLoader's shutdown and Python's exit stop workers with it, and one ignoring it
+    held the process at exit for good."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker's copy of StopSignal's handler ignored it
 
 
 @dataclass

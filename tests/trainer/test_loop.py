@@ -1,6 +1,7 @@
 """trainer.loop: no hang on data where every sample is bad, and a signal stops a run promptly."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -125,9 +126,10 @@ def test_ctrl_c_in_a_terminal_is_answered_once_with_data_workers(tmp_path, shift
     assert "stopped at step" in err and "continue it with --resume" in err
 
 
-def test_spawned_data_workers_leave_ctrl_c_and_sigterm_to_the_trainer(tmp_path, shift_set):
+def test_spawned_data_workers_leave_ctrl_c_to_the_trainer_and_end_on_sigterm(tmp_path, shift_set):
     """Spawned workers (macOS, Windows) started with Python's own handlers: a terminal's Ctrl-C ended each, and
-    the trainer waiting on a batch failed with "DataLoader worker exited unexpectedly" instead of stopping."""
+    the trainer waiting on a batch failed with "DataLoader worker exited unexpectedly" instead of stopping. SIGTERM
+    stays theirs: ignoring it, a persistent worker held the process at exit (multiprocessing ends them with it)."""
     from torch.utils.data import DataLoader
 
     from trainer.distributed import Dist
@@ -137,7 +139,7 @@ def test_spawned_data_workers_leave_ctrl_c_and_sigterm_to_the_trainer(tmp_path, 
     for loader in (data.train_loader, data.val_loader):
         handlers = DataLoader([signal.SIGINT, signal.SIGTERM], batch_size=None, collate_fn=signal.getsignal,
                               num_workers=1, multiprocessing_context="spawn", worker_init_fn=loader.worker_init_fn)
-        assert list(handlers) == [signal.SIG_IGN, signal.SIG_IGN]
+        assert list(handlers) == [signal.SIG_IGN, signal.SIG_DFL]
 
 
 def test_the_logged_rate_counts_the_wait_for_the_windows_last_steps(shift_set, tmp_path, monkeypatch):
@@ -353,3 +355,24 @@ def test_a_validation_split_with_no_near_right_composite_says_so(shift_set, tmp_
     assert val["near_right_fmse"] is None and val["composite_near_right_fmse"] is None
     err = capsys.readouterr().err
     assert "near-right n/a (none in this split) untouched" in err and "near-right fMSE" not in err
+
+
+def test_a_process_whose_persistent_data_workers_are_left_running_still_exits(tmp_path):
+    """Workers that ignored SIGTERM outlived Python's exit, which ends them with it and then waits for them: the
+    process (the test suite itself, once) never exited."""
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "left_running.py"
+    script.write_text(
+        "from torch.utils.data import DataLoader\n"
+        "from trainer.loop import ignore_stop_signals\n"
+        "loader = DataLoader(list(range(8)), batch_size=2, num_workers=2, persistent_workers=True,\n"
+        "                    multiprocessing_context='fork', worker_init_fn=ignore_stop_signals)\n"
+        "batches = iter(loader)\n"
+        "next(batches)\n"
+        "print('left running', flush=True)\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "left running" in done.stdout, done.stderr[-2000:]
