@@ -898,3 +898,18 @@ def test_an_ffhqh_mask_is_resized_as_the_official_ffhqh_loader_resizes_it(tmp_pa
     one_bit = np.asarray(Image.fromarray(mask >= 128).convert("1").resize((32, 32))) > 0
     assert not np.array_equal(official, one_bit)  # the two rules part on this mask
     assert np.array_equal(IHarmony4Dataset(ds.records, image_size=32)[0]["mask"][0].numpy(), one_bit)
+
+
+def test_a_mask_another_photo_s_name_matches_exactly_is_not_a_folded_match_too(tmp_path):
+    """IMG_0001.jpg took img_0001.jpg's own mask img_0001.png, without a word, where a folder holds both photos."""
+    from trainer.data.folder import masks_by_photo
+
+    for name in ("img_0001.png", "IMG_0002.png", "x.png", "X.PNG"):
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        Image.new("L", (4, 4)).save(tmp_path / "masks" / name)
+    keys = ["IMG_0001.jpg", "img_0001.jpg", "IMG_0002.jpg", "Y.jpg", "y.jpg"]
+    (tmp_path / "masks" / "y.png").write_bytes((tmp_path / "masks" / "x.png").read_bytes())
+    with pytest.warns(UserWarning, match="2 of 5 photos .* have no mask"):
+        found = masks_by_photo(keys, tmp_path / "photos", tmp_path / "masks", "data.mask_dir")
+    assert {k: p.name for k, p in found.items()} == {"img_0001.jpg": "img_0001.png", "IMG_0002.jpg": "IMG_0002.png",
+                                                    "y.jpg": "y.png"}

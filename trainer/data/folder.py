@@ -92,9 +92,16 @@ def masks_by_photo(keys: list[str], root: Path, mask_dir: Path, mask_setting: st
     either way those photos would silently train on their alpha channel or the fallback ellipse.
     """
     by_stem = pictures_by_stem(mask_dir)
-    by_folded: dict[str, Path] = {}
+    taken = {stem_of(k) for k in keys} & by_stem.keys()  # a mask a photo's own name matches is that photo's alone
+    folds: dict[str, list[Path]] = {}
     for stem, mask in by_stem.items():
-        by_folded.setdefault(folded_name(stem), mask)
+        if stem not in taken:
+            folds.setdefault(folded_name(stem), []).append(mask)
+    wanting: dict[str, int] = {}  # photos without a mask of their own name, by folded name
+    for k in keys:
+        if stem_of(k) not in by_stem:
+            wanting[folded_name(stem_of(k))] = wanting.get(folded_name(stem_of(k)), 0) + 1
+    by_folded = {name: masks[0] for name, masks in folds.items() if len(masks) == 1 and wanting.get(name) == 1}
     found = {k: mask for k in keys if (mask := by_stem.get(stem_of(k)) or by_folded.get(folded_name(stem_of(k))))}
     if not found:
         raise FileNotFoundError(
