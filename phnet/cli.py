@@ -34,8 +34,8 @@ import numpy as np
 
 from .atomic import dangling_link, write_atomic
 from .imageio import IMAGE_SUFFIXES, UNIT_SLACK
-from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, folded_name, looks_like_a_mask, orientation,
-                             orientation_source, quiet_open, readable_suffixes)
+from .imageio.decode import (JPEG_XMP, MASK_ONLY, UNOPENED_PHOTOS, folded_name, folds_names, looks_like_a_mask,
+                             orientation, orientation_source, quiet_open, readable_suffixes)
 from .fullres import METHODS
 from .harmonizer import MODES, carries_soft_edges
 from .precision import CHOICES as PRECISIONS
@@ -334,9 +334,13 @@ def _find_masks(folder: Path, composites: list[Path], what: str = "mask") -> lis
     """Each composite's mask in ``folder``: the one of the same name (x.jpg's own), else of the same stem. One
     error names every composite without one."""
     by_name, by_stem, by_folded_name, by_folded_stem = {}, {}, {}, {}
+    # where the folder tells names apart by case, another composite's own mask (img_0001.jpg's) is no folded match
+    names, stems = ({c.name for c in composites}, {c.stem for c in composites}) if not folds_names(folder) else ((), ())
     for m in [*_pictures(folder), *_pictures(folder, MASK_ONLY)]:  # a.png before a.gif, a preview beside it
         by_name[m.name] = m
         by_stem.setdefault(m.stem, m)
+        if m.name in names or m.stem in stems:
+            continue
         by_folded_name.setdefault(folded_name(m.name), m)  # IMG_0001.JPG's img_0001.png, when no name matches as it is
         by_folded_stem.setdefault(folded_name(m.stem), m)
     found = [by_name.get(c.name) or by_stem.get(c.stem) or by_folded_name.get(folded_name(c.name))

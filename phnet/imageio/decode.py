@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import struct
 import sys
@@ -53,6 +54,20 @@ MASK_ONLY = (".gif", ".pbm")  # formats masks come in too (a bitmap, an old tool
 def folded_name(name: str) -> str:
     """A file name as Windows and macOS compare it: case and Unicode normalization (NFC/NFD) folded."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+def folds_names(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` has every case of a name as one file (Windows, macOS), read without writing there: its
+    own name, or the nearest one above it that has letters, is looked for in another case. Where no name on the
+    way has letters, the system's default."""
+    path = Path(os.path.abspath(folder))
+    for part in (path, *path.parents):
+        if part.name.swapcase() != part.name:
+            try:
+                return os.path.samefile(part, part.with_name(part.name.swapcase()))
+            except OSError:  # not there under the other case: the names are told apart
+                return False
+    return os.name == "nt" or sys.platform == "darwin"
 
 
 def native(array: np.ndarray) -> np.ndarray:

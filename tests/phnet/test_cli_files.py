@@ -572,6 +572,7 @@ def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_f
     assert _harmonize(comps, masks, "-o", f"{tmp_path / 'linux' / 'out'}/", "--weights", tiny_folder) == 0
     assert sorted(p.name for p in (tmp_path / "linux" / "out").iterdir()) == ["A.png", "a.png"]
     monkeypatch.setattr(cli, "_folds_case", lambda folder: True)  # as on Windows and macOS
+    monkeypatch.setattr(cli, "folds_names", lambda folder: True)  # (Photo.jpg's mask photo.png is photo.png's too)
     comps, masks = tmp_path / "c", tmp_path / "m"
     comps.mkdir()
     masks.mkdir()
@@ -611,6 +612,8 @@ def test_a_mask_named_exactly_wins_over_one_that_matches_only_folded(tmp_path):
     assert [m.name for m in found] == ["a.png", "b.jpg"]  # exact stems before A.png's and B.png's folded names
     _mask().save(tmp_path / "m" / "img_0001.png")
     assert cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG")])[0].name == "img_0001.png"
+    with pytest.raises(SystemExit, match=r"no mask named IMG_0001\.\* .*\(1 of 2 composites\)"):
+        cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG"), Path("img_0001.jpg")])  # the mask is img_0001's own
 
 
 def test_a_folder_takes_every_photo_pillow_opens_not_only_the_common_suffixes(tiny_folder, tmp_path):

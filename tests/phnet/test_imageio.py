@@ -1266,3 +1266,16 @@ def test_a_0_d_mask_is_named_by_its_own_shape():
 
     with pytest.raises(ValueError, match=r"got shape \(\)$"):
         mask_to_tensor(np.array(1, np.uint8), 1, 8, 8)
+
+
+def test_a_folder_that_tells_names_apart_by_case_is_told_without_writing_there(tmp_path):
+    import os
+
+    from phnet.imageio.decode import folds_names
+
+    (tmp_path / "Masks").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    assert folds_names(tmp_path / "Masks") == (tmp_path / "MASKS").exists()  # False on Linux, True on Windows/macOS
+    (tmp_path / "masks").mkdir(exist_ok=True)  # another folder where case tells names apart: still False
+    assert folds_names(tmp_path / "Masks") == os.path.samefile(tmp_path / "Masks", tmp_path / "masks")
+    assert sorted(tmp_path.rglob("*")) == sorted({*before, tmp_path / "masks"})

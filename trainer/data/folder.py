@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from phnet.imageio.decode import folded_name
+from phnet.imageio.decode import folded_name, folds_names
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming, is_held_out
 from trainer.data.base import HarmonizationDataset
 from trainer.data.common import (IMAGE_EXTENSIONS, MASK_EXTENSIONS, BadSampleError, Record, holdout_set, list_images,
@@ -92,7 +92,8 @@ def masks_by_photo(keys: list[str], root: Path, mask_dir: Path, mask_setting: st
     either way those photos would silently train on their alpha channel or the fallback ellipse.
     """
     by_stem = pictures_by_stem(mask_dir)
-    taken = {stem_of(k) for k in keys} & by_stem.keys()  # a mask a photo's own name matches is that photo's alone
+    # where the folder tells names apart by case, a mask a photo's own name matches is that photo's alone
+    taken = {stem_of(k) for k in keys} & by_stem.keys() if not folds_names(mask_dir) else set()
     folds: dict[str, list[Path]] = {}
     for stem, mask in by_stem.items():
         if stem not in taken:
