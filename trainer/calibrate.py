@@ -192,6 +192,7 @@ def choose(table: list[dict], max_untouched: float, max_near_right: float) -> di
 
 
 MAX_GRID = 10_000
+MAX_RULES = 1_000_000  # the default grids make 10648
 
 
 def grid(spec: str) -> np.ndarray:
@@ -253,6 +254,9 @@ def main(argv=None) -> int:
             p.error(f"--{flag}: {e}")
         if flag == "floors" and a.floors[-1] > 1:
             p.error(f"--floors are shares from 0 to 1, got {spec!r}")
+    rules = len(a.thresholds) * len(a.ramps) * len(a.floors)
+    if rules > MAX_RULES:  # each is scored on every composite and kept in the table
+        p.error(f"--thresholds, --ramps and --floors make {rules} rules, more than {MAX_RULES}: take larger steps")
     if a.out:  # --out=~/x: the shell leaves a ~ after = as it is
         a.out = str(Path(a.out).expanduser())
     if not a.report_only and not a.out:

@@ -126,6 +126,7 @@ def test_bad_grids_are_refused_by_name():
     ("--thresholds", "0:60:nan", "--thresholds: expected start:stop:step with 0 <= start <= stop and step > 0"),
     ("--thresholds", "0:inf:1", "--thresholds: expected start:stop:step with 0 <= start <= stop and step > 0"),
     ("--thresholds", "0:1e15:1", "--thresholds: '0:1e15:1' gives more than 10000 values: take a larger step"),
+    ("--floors", "0:0.5:0.0001", "--thresholds, --ramps and --floors make 4840968 rules, more than 1000000"),
 ])
 def test_a_bad_grid_is_refused_by_its_flag_before_the_model_is_read(tmp_path, capsys, flag, spec, message):
     """The error named no flag, and came after the model and the composites were read."""
