@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from phnet.atomic import write_atomic_text
+from phnet.atomic import dangling_link, write_atomic_text
 from phnet.cli import cannot_write_into
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
@@ -272,6 +272,10 @@ def main(argv=None) -> int:
             p.error(str(e))
         if out.exists() and any(out.iterdir()) and not a.overwrite:
             p.error(f"{out} already holds a calibrated model: give a new folder, or --overwrite to replace it")
+        link = dangling_link(out)
+        if link is not None:  # staging would make its target's folders: on an unmounted drive, under the mount point
+            p.error(f"--out {out}: {link} links to {os.readlink(link)}, which does not exist (an unmounted drive?); "
+                    "connect it, or give another --out")
         # it is built beside its place (staging.staged): found after the work, the error named that hidden folder
         problem = cannot_write_into((out.resolve() if out.is_symlink() else out.absolute()).parent)
         if problem:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
-from phnet.atomic import write_atomic
+from phnet.atomic import dangling_link, write_atomic
 from phnet.cli import cannot_write_into, error_line, out_of_memory
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from trainer.baselines import mkl_batch, reinhard_batch
@@ -584,6 +584,10 @@ def main(argv=None) -> int:
     if (Path(out) / "results.json").exists() and not args.overwrite:
         p.error(f"{out} holds the results of an earlier evaluation: give another --out, or --overwrite to replace "
                 "them")
+    link = dangling_link(out)
+    if link is not None:  # (cannot_write_into climbs past it, and writing failed with "File exists" at the end)
+        p.error(f"--out {out}: {link} links to {os.readlink(link)}, which does not exist (an unmounted drive?); "
+                "connect it, or give another --out")
     problem = cannot_write_into(Path(out))
     if problem:  # found after scoring every sample, it lost them
         p.error(f"--out {out}: {problem}: make it writable, or give another --out")

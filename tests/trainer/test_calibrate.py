@@ -230,6 +230,20 @@ def test_ctrl_c_ends_with_one_line_saying_what_was_left(shift_set, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "run_config.json"]
 
 
+def test_an_out_that_links_to_nothing_is_refused_before_any_work(shift_set, tmp_path, capsys, monkeypatch):
+    """A model built for an --out linked to an unmounted drive went under the mount point, on the local disk."""
+    _proposing_model(shift_set, tmp_path)
+    monkeypatch.setattr(calibrate, "collect", lambda *a: pytest.fail("the composites were read"))
+    out = tmp_path / "cal"
+    out.symlink_to(tmp_path / "unmounted" / "cal")
+    with pytest.raises(SystemExit) as e:
+        calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--out", str(out)])
+    assert e.value.code == 2 and not (tmp_path / "unmounted").exists()
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: --out {out}: {out} links to {tmp_path / 'unmounted' / 'cal'}, which does not exist (an unmounted "
+        "drive?); connect it, or give another --out")
+
+
 def test_an_out_that_takes_no_file_is_refused_before_any_work(shift_set, tmp_path, capsys, monkeypatch):
     """A read-only folder above --out failed after the work, naming the hidden folder the model is built in."""
     import tempfile

@@ -188,6 +188,22 @@ def test_ctrl_c_ends_with_one_line_and_leaves_no_half_written_file(landscapes, t
     assert not any((tmp_path / "ev").iterdir())
 
 
+def test_an_out_that_links_to_nothing_is_refused_before_any_work(landscapes, tmp_path, capsys, monkeypatch):
+    """An --out linked to an unmounted drive passed the check, and every sample was scored before "File exists"."""
+    from trainer.evaluate import Candidates, main
+
+    out = tmp_path / "ev"
+    out.symlink_to(tmp_path / "unmounted" / "ev")
+    monkeypatch.setattr(Candidates, "outputs", lambda *a: pytest.fail("a sample was scored"))
+    with pytest.raises(SystemExit) as e:
+        main(["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+              "--no-progress", "--out", str(out)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"error: --out {out}: {out} links to {tmp_path / 'unmounted' / 'ev'}, which does not exist (an unmounted "
+        "drive?); connect it, or give another --out")
+
+
 def test_an_out_folder_that_takes_no_file_is_refused_before_any_work(landscapes, tmp_path, capsys, monkeypatch):
     """A read-only --out failed after every sample was scored, the report unprinted, naming no file."""
     import tempfile
