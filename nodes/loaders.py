@@ -375,34 +375,25 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
 
 
 def _partial(folder: str, name: str) -> str:
-    """A partial file of this try's own for ``name``: two processes placing it each place it whole. It names the
-    process, so that another try can tell a killed one's leftover; and only the name's start, as phnet.atomic's
-    temporary files do (the whole name and a suffix could pass the file system's 255 bytes)."""
-    return os.path.join(folder, f".{name[:40]}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    """A partial file of this try's own for ``name``: two processes placing it each place it whole. Only the
+    name's start, as phnet.atomic's temporary files: the whole name and a suffix could pass the file system's 255
+    bytes."""
+    return os.path.join(folder, f".{name[:40]}.{secrets.token_hex(6)}.part")
+
+
+STALE_PART_S = 600  # a copy in progress writes all the time, and a link is made at once
 
 
 def _remove_stale_parts(folder: str, name: str) -> None:
     """The half copies that killed tries left of ``name`` (up to 2.5 GB each): the one .part of earlier releases,
-    and partial files (:func:`_partial`) of processes no longer running (on Windows, untouched for an hour)."""
+    and partial files (:func:`_partial`) untouched for ten minutes. By age, not by process: a ComfyUI in another
+    container sharing the folder has its own process numbers."""
     parts = glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name[:40])}.*.part"))
     for part in [os.path.join(folder, f"{name}.part"), *parts]:
         with contextlib.suppress(OSError):  # gone already
-            if part not in parts or _of_a_killed_try(part):
+            info = os.lstat(part)  # (an earlier version left a link that dangles)
+            if part not in parts or max(info.st_mtime, info.st_ctime) < time.time() - STALE_PART_S:
                 os.unlink(part)
-
-
-def _of_a_killed_try(part: str) -> bool:
-    pid = os.path.basename(part).rsplit(".", 3)[-3]
-    if os.name == "nt" or not pid.isdigit():  # (os.kill ends a process there)
-        info = os.lstat(part)
-        return max(info.st_mtime, info.st_ctime) < time.time() - 3600  # a copy in progress is written all the time
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # another user's, running
-        pass
-    return False
 
 
 class PHNetSAMLoader:
