@@ -86,12 +86,15 @@ def needs_grad_scaling(dtype: torch.dtype) -> bool:
     return dtype == torch.float16
 
 
+# fp16 at twice the fp32 rate before tensor cores: P100 (6.0), Jetson TX2 (6.2), Jetson Nano and TX1 (5.3)
+FAST_FP16_BEFORE_7 = {(5, 3), (6, 0), (6, 2)}
+
+
 def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
     """Why ``dtype`` asked for by name is slower than fp32 on ``device``, or None. bf16 on a GPU before
-    compute capability 8 (T4, V100, RTX 20xx), and fp16 before 7 (GTX 10xx), have no cuDNN kernels, and
-    convolutions fall back to slow ones; on a
-    CPU without AMX bf16 is emulated (20-27x slower than fp32 measured with AVX2 alone), and fp16 has no fast
-    convolutions on any CPU."""
+    compute capability 8 (T4, V100, RTX 20xx), and fp16 before 7 (GTX 10xx; not P100 or Jetson), have no fast
+    kernels, and convolutions fall back to slow ones; on a CPU without AMX bf16 is emulated (20-27x slower than
+    fp32 measured with AVX2 alone), and fp16 has no fast convolutions on any CPU."""
     device = torch.device(device)
     if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_fast_bf16():
         return ("bf16 on this CPU (no AMX bf16 units) is emulated and runs many times slower than fp32: choose "
@@ -101,8 +104,9 @@ def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
     if device.type == "cuda" and dtype in (torch.bfloat16, torch.float16):
         index = device.index if device.index is not None else torch.cuda.current_device()
         major, minor = torch.cuda.get_device_capability(index)
-        if major < (8 if dtype == torch.bfloat16 else 7):  # fp16 has tensor cores from 7, bf16 from 8
-            name, other = ("bf16", "'fp16' or 'auto'" if major == 7 else "'fp32' or 'auto'") if (
+        fast_fp16 = major >= 7 or (major, minor) in FAST_FP16_BEFORE_7
+        if (dtype == torch.bfloat16 and major < 8) or (dtype == torch.float16 and not fast_fp16):
+            name, other = ("bf16", "'fp16' or 'auto'" if fast_fp16 else "'fp32' or 'auto'") if (
                 dtype == torch.bfloat16) else ("fp16", "'fp32' or 'auto'")
             return (f"{name} on {torch.cuda.get_device_name(index)} (compute capability {major}.{minor}) has no "
                     f"native kernels and runs slower than fp32: choose dtype {other}")
