@@ -34,7 +34,10 @@ def write_atomic_all(writes: Sequence[tuple[str | os.PathLike, Callable[[Path], 
         existing = None
         with contextlib.suppress(OSError):
             existing = os.stat(target)
-        if existing is not None and not os.path.isdir(target) and not os.access(target, os.W_OK):
+        if existing is not None and os.path.isdir(target):  # (found at the rename, after others were replaced)
+            raise IsADirectoryError(errno.EISDIR, f"Is a directory: {target} is a folder, not a file (move it away, "
+                                                  "or write elsewhere)", str(target))
+        if existing is not None and not os.access(target, os.W_OK):
             raise PermissionError(errno.EACCES, f"Permission denied: {target} is read-only (make it writable, or "
                                                 "write elsewhere)", str(target))
         targets.append((target, existing))

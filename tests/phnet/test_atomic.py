@@ -75,6 +75,18 @@ def test_a_link_is_written_through_and_a_folder_in_the_way_is_named(tmp_path):
     atomic.write_atomic(tmp_path / "result.png", lambda tmp: open(tmp, "wb").write(b"new"))
     assert (tmp_path / "result.png").is_symlink() and (tmp_path / "data" / "result.png").read_bytes() == b"new"
     (tmp_path / "folder.png").mkdir()
-    with pytest.raises(OSError, match=r"Is a directory: cannot replace .*folder.png"):
+    with pytest.raises(OSError, match=r"Is a directory: .*folder.png is a folder, not a file"):
         atomic.write_atomic(tmp_path / "folder.png", lambda tmp: open(tmp, "wb").write(b"new"))
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_folder_among_the_targets_leaves_every_file_as_it_was(tmp_path):
+    """A folder in the way was found at its rename, after the files before it had been replaced."""
+    from phnet.atomic import write_atomic_all
+
+    (tmp_path / "a").write_text("old")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        write_atomic_all([(tmp_path / "a", lambda tmp: tmp.write_text("new")),
+                          (tmp_path / "b", lambda tmp: tmp.write_text("new"))])
+    assert (tmp_path / "a").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
