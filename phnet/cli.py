@@ -206,7 +206,7 @@ def _not_a_file(path: Path) -> str:
 
 def _is_folder_target(output: str) -> bool:
     """``-o results/``, an existing folder, or a name without an image extension: a folder."""
-    return output.endswith(("/", os.sep)) or Path(output).is_dir() or not Path(output).suffix
+    return output.endswith(("/", os.sep)) or os.path.isdir(output) or not Path(output).suffix
 
 
 def _plan(composite: Path, mask: Path | None, output: str, compare: str | None = None,
@@ -371,7 +371,7 @@ def _folds_case(folder: Path) -> bool:
     import tempfile
 
     existing = folder
-    while not existing.is_dir() and existing != existing.parent:
+    while not os.path.isdir(existing) and existing != existing.parent:  # (a name too long to stat is none)
         existing = existing.parent
     try:
         handle, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-case-", suffix=".tmp")
@@ -1102,9 +1102,9 @@ def _check_writable(jobs: list[_Job], given: tuple[str, ...] = ("-o", "--compare
         for target, option in ((job.target, "-o"), (job.compare, "--compare")):
             if target is None:
                 continue
-            if target.is_dir():
+            if os.path.isdir(target):  # (os.path: Path.is_dir raises on a name too long for the file system)
                 raise SystemExit(f"error: {target} is a folder ({option}); give a file name, or another {option}")
-            if target.exists() and not os.access(target, os.W_OK):
+            if os.path.exists(target) and not os.access(target, os.W_OK):
                 raise SystemExit(f"error: {target} is read-only ({option}); make it writable, or choose another "
                                  f"{option}")
             folders.setdefault(target.parent, []).append((target, option, job.composite))
@@ -1122,7 +1122,7 @@ def _check_writable(jobs: list[_Job], given: tuple[str, ...] = ("-o", "--compare
 
 def _nearest_existing(folder: Path) -> Path:
     """``folder``, or where it does not exist yet (-o creates it), the nearest folder above it."""
-    while not folder.exists() and folder != folder.parent:
+    while not os.path.exists(folder) and folder != folder.parent:
         folder = folder.parent
     return folder
 

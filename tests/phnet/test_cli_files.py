@@ -558,6 +558,10 @@ def test_a_result_name_longer_than_the_file_system_takes_is_refused_before_the_w
     comp, mask = _pair(tmp_path)
     with pytest.raises(SystemExit, match=r"error: -o b{256}\.png is 260 \w+ long, .*; choose a shorter -o$"):
         _harmonize(comp, mask, "-o", tmp_path / "new" / ("b" * 256 + ".png"))
+    for option in ("-o", "--compare"):  # in a folder that is there: Path.is_dir raised "File name too long"
+        with pytest.raises(SystemExit, match=rf"error: {option} c{{256}}\.png is 260 \w+ long, .*; choose a shorter"):
+            _harmonize(comp, mask, *(["-o", tmp_path / "r.png"] if option == "--compare" else []), option,
+                       tmp_path / ("c" * 256 + ".png"))
 
 
 def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_folder, tmp_path, monkeypatch):
