@@ -500,20 +500,21 @@ def test_a_cache_folder_that_cannot_be_made_or_filled_is_named_with_phnet_home(m
     monkeypatch.delenv("PHNET_HOME", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    mkdir = os.mkdir
+    mkdir = Path.mkdir
 
     def read_only_home(path, *args, **kwargs):  # (root may write anything)
         if Path(path).is_relative_to(tmp_path / "home"):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(os, "mkdir", read_only_home)
+    # Path.mkdir, not os.mkdir: before Python 3.11 it called the os.mkdir it was imported with
+    monkeypatch.setattr(Path, "mkdir", read_only_home)
     target = tmp_path / "home" / ".cache" / "phnet" / "official"
     with pytest.raises(PermissionError) as e:
         weights.fetch_official(NAME, local_files_only=True)
     assert str(e.value).startswith(f"cannot create the folder {target} for the official PHNet weights {NAME} ")
     assert str(e.value).endswith("free space there, or give another folder (PHNET_HOME, cache_dir=)")
-    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
 
     def full(*args, **kwargs):
         raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
