@@ -216,7 +216,7 @@ def _plan(composite: Path, mask: Path | None, output: str, compare: str | None =
     ``reference``: one reference mask for every composite, or a folder of them named like the composites.
     ``clip``: the folder is a clip's frames, which may have no gap."""
     out = Path(output)
-    fold = folded_name if _folds_case(out) else str  # how the output folder compares names
+    fold = folded_name if folds_names(out) else str  # how the output folder compares names
     references = None if reference is None else Path(reference)
     if references is not None and not (references.is_file() or references.is_dir()):
         raise SystemExit(f"error: reference mask {reference} {_not_a_file(references)}")
@@ -363,25 +363,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if st.st_ino else None
-
-
-def _folds_case(folder: Path) -> bool:
-    """Whether ``folder`` (or the nearest folder above it that exists) tells names apart by case only as one
-    file, as Windows and macOS do: a file made there is looked for under its other case."""
-    import tempfile
-
-    existing = folder
-    while not os.path.isdir(existing) and existing != existing.parent:  # (a name too long to stat is none)
-        existing = existing.parent
-    try:
-        handle, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-case-", suffix=".tmp")
-    except OSError:  # not writable: the check of the targets says so
-        return os.name == "nt" or sys.platform == "darwin"
-    os.close(handle)
-    try:
-        return os.path.exists(probe.replace(".phnet-case-", ".PHNET-CASE-"))
-    finally:
-        os.unlink(probe)
 
 
 def _check_targets(jobs: list[_Job], fold: Callable[[str], str] = str) -> None:

@@ -58,11 +58,11 @@ def folded_name(name: str) -> str:
 
 def folds_names(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` has every case of a name as one file (Windows, macOS), read without writing there: its
-    own name, or the nearest one above it that has letters, is looked for in another case. Where no name on the
-    way has letters, the system's default."""
+    own name, or the nearest one above it that is there (a folder -o will make) and has letters, is looked for in
+    another case. Where no name on the way has letters, the system's default."""
     path = Path(os.path.abspath(folder))
     for part in (path, *path.parents):
-        if part.name.swapcase() != part.name:
+        if part.name.swapcase() != part.name and os.path.isdir(part):
             try:
                 return os.path.samefile(part, part.with_name(part.name.swapcase()))
             except OSError:  # not there under the other case: the names are told apart

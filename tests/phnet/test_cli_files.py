@@ -571,12 +571,11 @@ def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_f
 
     (tmp_path / "linux" / "out").mkdir(parents=True)
     comps, masks = folders(tmp_path / "linux", "a.png", "A.png")
-    if cli._folds_case(tmp_path):
+    if cli.folds_names(tmp_path):
         pytest.skip("this file system folds case")
     assert _harmonize(comps, masks, "-o", f"{tmp_path / 'linux' / 'out'}/", "--weights", tiny_folder) == 0
     assert sorted(p.name for p in (tmp_path / "linux" / "out").iterdir()) == ["A.png", "a.png"]
-    monkeypatch.setattr(cli, "_folds_case", lambda folder: True)  # as on Windows and macOS
-    monkeypatch.setattr(cli, "folds_names", lambda folder: True)  # (Photo.jpg's mask photo.png is photo.png's too)
+    monkeypatch.setattr(cli, "folds_names", lambda folder: True)  # as on Windows and macOS
     comps, masks = tmp_path / "c", tmp_path / "m"
     comps.mkdir()
     masks.mkdir()

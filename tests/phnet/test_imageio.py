@@ -1276,6 +1276,7 @@ def test_a_folder_that_tells_names_apart_by_case_is_told_without_writing_there(t
     (tmp_path / "Masks").mkdir()
     before = sorted(tmp_path.rglob("*"))
     assert folds_names(tmp_path / "Masks") == (tmp_path / "MASKS").exists()  # False on Linux, True on Windows/macOS
+    assert folds_names(tmp_path / "Masks" / "new" / "out") == folds_names(tmp_path / "Masks")  # one -o will make
     (tmp_path / "masks").mkdir(exist_ok=True)  # another folder where case tells names apart: still False
     assert folds_names(tmp_path / "Masks") == os.path.samefile(tmp_path / "Masks", tmp_path / "masks")
     assert sorted(tmp_path.rglob("*")) == sorted({*before, tmp_path / "masks"})
