@@ -99,15 +99,20 @@ def _check_mask_scale(mask: torch.Tensor) -> None:
                          "by 255")
 
 
+def _which(bad: torch.Tensor) -> tuple[bool, str]:
+    """(several?, " of pictures 1, 3") for a batch's flags of the pictures a message is about ("" for one picture)."""
+    indices = bad.nonzero().flatten().tolist()
+    many = len(indices) > 1
+    return many, "" if bad.shape[0] == 1 else f" of picture{'s' * many} {', '.join(map(str, indices))}"
+
+
 def _subject(mask: torch.Tensor, what: str) -> torch.Tensor:
     """The B×1×H×W ``mask``'s subject, its pixels >= 0.5, as 0/1 in float64; a mask with none is refused (a faint
     matte or an empty mask scored fMSE 0, a perfect score, for a picture visibly wrong)."""
     m = wide(mask >= 0.5)
     found = m.flatten(1).amax(dim=1) if m.numel() else None
     if found is not None and not bool(found.all()):
-        empty = (found == 0).nonzero().flatten().tolist()
-        many = len(empty) > 1
-        which = "" if m.shape[0] == 1 else f" of picture{'s' * many} {', '.join(map(str, empty))}"
+        many, which = _which(found == 0)
         raise ValueError(f"the mask{'s' * many}{which} {'have' if many else 'has'} no subject pixel (none >= 0.5): "
                          f"{what} is undefined; give a binary mask, or cut a soft one at a lower level (mask >= 0.25, "
                          "say)")
@@ -130,9 +135,7 @@ def psnr_of(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     with a ValueError; the trainer's evaluation and validation sets refuse such a photo by name, as a bad sample."""
     peak = (wide(gt) * 255).flatten(1).amax(dim=1)
     if bool((peak <= 0).any()):
-        black = (peak <= 0).nonzero().flatten().tolist()
-        many = len(black) > 1
-        which = "" if peak.shape[0] == 1 else f" of picture{'s' * many} {', '.join(map(str, black))}"
+        many, which = _which(peak <= 0)
         raise ValueError(f"the ground truth{'s' * many}{which} {'are' if many else 'is'} black everywhere: PSNR "
                          "with its own peak is undefined; score it with the fixed peak 255 (10·log10(255² / MSE), "
                          "trainer.evaluate's PSNR255)")
