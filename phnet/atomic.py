@@ -97,3 +97,25 @@ def write_atomic_text(target: str | os.PathLike, text: str) -> None:
 def text_writer(text: str) -> Callable[[Path], None]:
     """A ``write`` for :func:`write_atomic` that writes ``text`` as UTF-8."""
     return lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
+
+
+def nearest_existing(folder: Path) -> Path:
+    """``folder``, or where it does not exist yet (-o creates it), the nearest folder above it."""
+    while not os.path.exists(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def cannot_write_into(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (or, where it does not exist yet, in the nearest folder above it,
+    where it will be created), or None where one can."""
+    import tempfile
+
+    existing = nearest_existing(folder)
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".phnet-write-check-")
+    except OSError as e:
+        return f"cannot write into {existing} ({e.strerror})"
+    os.close(fd)
+    os.unlink(probe)
+    return None

@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from phnet.atomic import dangling_link, write_atomic_text
-from phnet.cli import cannot_write_into
+from phnet.atomic import cannot_write_into, dangling_link, write_atomic_text
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
 from trainer.validation import NEAR_RIGHT_FMSE, picture_share

@@ -44,9 +44,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
-from phnet.atomic import dangling_link, write_atomic
-from phnet.cli import cannot_write_into, error_line, out_of_memory
+from phnet.atomic import cannot_write_into, dangling_link, write_atomic
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
+from phnet.errors import error_line, out_of_memory
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.builders.staging import interrupted
 from trainer.data import build_dataset, collate

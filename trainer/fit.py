@@ -32,7 +32,7 @@ if _QUIET_WHILE_LOADING:
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from phnet.cli import out_of_memory
+from phnet.errors import out_of_memory
 from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt

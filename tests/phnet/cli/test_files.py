@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from phnet import cli
+from phnet.cli import harmonize as harmonize_command, jobs, saving
 from tests.helpers.cli_pictures import H, W
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
 
@@ -32,8 +33,8 @@ SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 def test_every_file_is_written_through_the_atomic_helper(tiny_folder, tmp_path, monkeypatch):
     written = []
-    write_atomic = cli.write_atomic
-    monkeypatch.setattr(cli, "write_atomic", lambda path, write: (written.append(path), write_atomic(path, write)))
+    write_atomic = saving.write_atomic
+    monkeypatch.setattr(saving, "write_atomic", lambda path, write: (written.append(path), write_atomic(path, write)))
     comp, mask = _pair(tmp_path)
     out = tmp_path / "out"
     assert _harmonize(comp, mask, "-o", out / "r.jpg", "--weights", tiny_folder, "--compare", out / "c.webp") == 0
@@ -548,7 +549,7 @@ def test_a_result_with_a_long_name_is_written(tiny_folder, tmp_path):
 def test_a_result_name_longer_than_the_file_system_takes_is_refused_before_the_work(tmp_path, monkeypatch):
     """A folder run's NAME_compare.png passed 255 bytes where the composite's name fit: the result was written,
     the comparison failed after the work, and the run said "harmonized 0 of 1"."""
-    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    monkeypatch.setattr(harmonize_command, "harmonize_one", lambda *a: pytest.fail("a picture was computed"))
     comps, masks = folders(tmp_path, "a" * 246 + ".png")
     with pytest.raises(SystemExit) as e:
         _harmonize(comps, masks, "-o", tmp_path / "out", "--compare", "yes")
@@ -567,15 +568,14 @@ def test_a_result_name_longer_than_the_file_system_takes_is_refused_before_the_w
 def test_names_that_differ_only_in_case_are_one_file_on_windows_and_macos(tiny_folder, tmp_path, monkeypatch):
     """Photo.jpg and photo.png gave Photo.png and photo.png: one file there, so one result was lost; a mask
     named img_0001.png was not found for IMG_0001.JPG. Where names keep their case (Linux), nothing changes."""
-    from phnet import cli
 
     (tmp_path / "linux" / "out").mkdir(parents=True)
     comps, masks = folders(tmp_path / "linux", "a.png", "A.png")
-    if cli.folds_names(tmp_path):
+    if jobs.folds_names(tmp_path):
         pytest.skip("this file system folds case")
     assert _harmonize(comps, masks, "-o", f"{tmp_path / 'linux' / 'out'}/", "--weights", tiny_folder) == 0
     assert sorted(p.name for p in (tmp_path / "linux" / "out").iterdir()) == ["A.png", "a.png"]
-    monkeypatch.setattr(cli, "folds_names", lambda folder: True)  # as on Windows and macOS
+    monkeypatch.setattr(jobs, "folds_names", lambda folder: True)  # as on Windows and macOS
     comps, masks = tmp_path / "c", tmp_path / "m"
     comps.mkdir()
     masks.mkdir()
@@ -606,17 +606,15 @@ def test_output_redirected_to_a_file_in_a_code_page_that_lacks_the_names_charact
 
 
 def test_a_mask_named_exactly_wins_over_one_that_matches_only_folded(tmp_path):
-    from phnet import cli
-
     (tmp_path / "m").mkdir()
     for name in ("A.png", "a.png", "b.jpg", "B.png"):
         _mask().save(tmp_path / "m" / name)
-    found = cli._find_masks(tmp_path / "m", [Path("a.jpg"), Path("b.png"), Path("IMG.png")][:2])
+    found = jobs.find_masks(tmp_path / "m", [Path("a.jpg"), Path("b.png"), Path("IMG.png")][:2])
     assert [m.name for m in found] == ["a.png", "b.jpg"]  # exact stems before A.png's and B.png's folded names
     _mask().save(tmp_path / "m" / "img_0001.png")
-    assert cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG")])[0].name == "img_0001.png"
+    assert jobs.find_masks(tmp_path / "m", [Path("IMG_0001.JPG")])[0].name == "img_0001.png"
     with pytest.raises(SystemExit, match=r"no mask named IMG_0001\.\* .*\(1 of 2 composites\)"):
-        cli._find_masks(tmp_path / "m", [Path("IMG_0001.JPG"), Path("img_0001.jpg")])  # the mask is img_0001's own
+        jobs.find_masks(tmp_path / "m", [Path("IMG_0001.JPG"), Path("img_0001.jpg")])  # the mask is img_0001's own
 
 
 def test_a_folder_takes_every_photo_pillow_opens_not_only_the_common_suffixes(tiny_folder, tmp_path):
@@ -700,7 +698,7 @@ def test_an_encoder_that_fails_is_named_with_the_file(tiny_folder, tmp_path, mon
     def refuses(target, write):
         raise OSError("encoding error 5")
 
-    monkeypatch.setattr(cli, "write_atomic", refuses)
+    monkeypatch.setattr(saving, "write_atomic", refuses)
     with pytest.raises(SystemExit) as caught:
         _harmonize(comp, mask, "-o", tmp_path / "o.webp", "--weights", tiny_folder)
     assert str(caught.value) == f"error: cannot write {tmp_path / 'o.webp'}: encoding error 5"
@@ -745,9 +743,9 @@ def test_the_size_a_format_can_hold_is_judged_upright(tiny_folder, tmp_path):
     exif[0x0112] = 6
     Image.new("RGB", (9000, 16), (90, 100, 110)).save(comp, exif=exif)
     Image.new("L", (16, 9000), 0).save(mask)
-    from phnet.cli import _check_format_limits, _Job
+    from phnet.cli.jobs import Job, check_format_limits
 
-    _check_format_limits(_Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp"))  # upright: 16 wide
+    check_format_limits(Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp"))  # upright: 16 wide
 
 
 @pytest.mark.parametrize("orientation", [1, 6])
@@ -755,19 +753,19 @@ def test_a_turned_tiff_s_size_is_judged_upright_once(tmp_path, orientation):
     """Pillow 13 reports a turned TIFF at its upright size already: turned again, a picture stored 8200x16 and
     shown 16 wide was refused a comparison 16408 px wide, and one shown 8200 wide passed (the encoder failed
     after the work)."""
-    from phnet.cli import _check_format_limits, _Job
+    from phnet.cli.jobs import Job, check_format_limits
     from phnet.imageio import read_picture
 
     comp, mask = tmp_path / "wide.tif", tmp_path / "m.png"
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.new("RGB", (8200, 16), (90, 100, 110)).save(comp, exif=exif)
-    job = _Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp")
+    job = Job(comp, mask, tmp_path / "o.png", tmp_path / "c.webp")
     if read_picture(comp)[0].shape[1] == 8200:
         with pytest.raises(SystemExit, match=r"--compare c.webp would be 16408x44 pixels"):
-            _check_format_limits(job)
+            check_format_limits(job)
     else:
-        _check_format_limits(job)
+        check_format_limits(job)
 
 
 def test_a_picture_out_of_memory_or_a_decoder_s_runtime_error_is_that_file_s_failure(tiny_folder, tmp_path,
@@ -932,13 +930,13 @@ def test_nohup_s_ignored_hangup_and_a_missing_stdout_are_left_as_they_are(tiny_f
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         seen = []
-        real = cli._harmonize_one
+        real = harmonize_command.harmonize_one
 
         def harmonize_one(*args, **kwargs):
             seen.append(signal.getsignal(signal.SIGHUP))
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(cli, "_harmonize_one", harmonize_one)
+        monkeypatch.setattr(harmonize_command, "harmonize_one", harmonize_one)
         monkeypatch.setattr("sys.stdout", None)
         assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
         assert seen == [signal.SIG_IGN] and (tmp_path / "out" / "a.png").is_file()
@@ -1013,7 +1011,7 @@ def test_a_camera_mpo_that_states_no_resolution_gives_results_without_one(tmp_pa
 def test_results_and_masks_are_brought_to_8_bits_in_bands_with_the_same_rounding():
     """A whole-picture float64 quotient (1.5 GB for an 8K 16-bit result) was made three times per job."""
     wide = np.arange(65536, dtype=np.uint16).reshape(256, 256)
-    assert np.array_equal(cli._eight_bit(wide), np.round(wide / 257.0).astype(np.uint8))
+    assert np.array_equal(saving.eight_bit(wide), np.round(wide / 257.0).astype(np.uint8))
     unit = np.random.default_rng(0).random((50, 60, 3)).astype(np.float32) * 1.2 - 0.1
-    assert np.array_equal(cli._eight_bit(unit), np.round(np.clip(unit, 0, 1) * 255).astype(np.uint8))
-    assert cli._eight_bit(wide[:2, :2].astype(np.uint8)).dtype == np.uint8
+    assert np.array_equal(saving.eight_bit(unit), np.round(np.clip(unit, 0, 1) * 255).astype(np.uint8))
+    assert saving.eight_bit(wide[:2, :2].astype(np.uint8)).dtype == np.uint8

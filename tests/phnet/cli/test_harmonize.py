@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from phnet import Harmonizer, PHNet, PHNetConfig, cli
+from phnet.cli import command, harmonize as harmonize_command, jobs
 from phnet.weights import DEFAULT_DIR, OFFICIAL_TERMS, load_model
 from tests.helpers.cli_pictures import H, W
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
@@ -55,9 +56,9 @@ def test_names_after_a_double_dash_may_start_with_one(tiny_folder, tmp_path, mon
     assert cli.main(["harmonize", "--strength", "0", "-o", "out.png", "--weights", str(tiny_folder), "--device",
                      "cpu", "--", "-c.png", "-m.png"]) == 0
     assert np.array_equal(np.asarray(Image.open("out.png")), np.asarray(_composite()))
-    parser = cli.build_parser().harmonize_parser
-    clip = parser.parse_intermixed_args(cli._after_double_dash(["-o", "out/", "--temporal", "--", "5"]))
-    assert clip.composite == "5" and clip.temporal == cli.TEMPORAL_SIGMA  # a folder named 5, not SIGMA
+    parser = command.build_parser().harmonize_parser
+    clip = parser.parse_intermixed_args(command._after_double_dash(["-o", "out/", "--temporal", "--", "5"]))
+    assert clip.composite == "5" and clip.temporal == command.TEMPORAL_SIGMA  # a folder named 5, not SIGMA
 
 
 def test_a_pipe_given_for_a_picture_is_named_as_one(tiny_folder, tmp_path):
@@ -431,7 +432,7 @@ def test_mask_file_holding_0_and_1_is_binary(tiny_folder, tmp_path):
     assert not np.array_equal(np.asarray(Image.open(out)), np.asarray(_composite()))
 
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def test_bundled_weights_say_how_much_of_the_readme_example_correction_they_applied(tmp_path, capsys):
@@ -492,7 +493,7 @@ def test_a_folder_that_takes_no_file_is_named_before_any_picture_is_computed(tmp
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(tempfile, "mkstemp", refused)
-    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    monkeypatch.setattr(harmonize_command, "harmonize_one", lambda *a: pytest.fail("a picture was computed"))
     with pytest.raises(SystemExit) as e:
         _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "new" / "x.png")
     assert str(e.value) == f"error: cannot write into {tmp_path} (Permission denied); choose another -o"
@@ -504,7 +505,7 @@ def test_an_output_folder_linked_to_nothing_is_named_before_any_picture_is_compu
     `phnet convert` after reading the checkpoint: "[Errno 17] File exists"."""
     link, gone = tmp_path / "results", tmp_path / "unmounted" / "results"
     link.symlink_to(gone, target_is_directory=True)
-    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    monkeypatch.setattr(harmonize_command, "harmonize_one", lambda *a: pytest.fail("a picture was computed"))
     for output in (f"{link}/", link / "sub" / "x.png"):
         with pytest.raises(SystemExit) as e:
             _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", output)
@@ -522,7 +523,7 @@ def test_a_compare_target_that_cannot_be_written_names_compare_before_any_pictur
                                                                                                 monkeypatch):
     """A folder where --compare's file should go ended the run after the work, naming a hidden temporary file;
     a --compare folder that takes no file asked for another -o."""
-    monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("a picture was computed"))
+    monkeypatch.setattr(harmonize_command, "harmonize_one", lambda *a: pytest.fail("a picture was computed"))
     (tmp_path / "before_after.png").mkdir()
     (tmp_path / "notafolder").write_text("x")
     for compare, message in [(tmp_path / "before_after.png", "is a folder (--compare); give a file name"),
@@ -531,7 +532,7 @@ def test_a_compare_target_that_cannot_be_written_names_compare_before_any_pictur
             _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png",
                        "--compare", compare)
     (tmp_path / "x.png").write_bytes(b"earlier")
-    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # (root may write anything)
+    monkeypatch.setattr(jobs.os, "access", lambda path, mode: False)  # (root may write anything)
     with pytest.raises(SystemExit, match=re.escape("x.png is read-only (-o); make it writable")):
         _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png")
 
@@ -588,7 +589,7 @@ def test_a_16bit_png_with_a_transparent_key_colour_is_a_cut_out_as_an_8bit_one_i
 def test_a_16bit_key_colour_is_told_as_the_picture_is_read_before_a_jpg_is_written(tiny_folder, tmp_path):
     """PIL compares the key's low byte with 8-bit pixels: the transparent rows of a 16-bit keyed PNG passed, and
     the .jpg result lost them silently; an opaque one whose high bytes matched was refused."""
-    from phnet.cli import _Job, _transparent_into_no_alpha
+    from phnet.cli.jobs import Job, transparent_into_no_alpha
 
     _mask().save(tmp_path / "mask.png")
     pixels = np.full((H, W, 3), 30000, np.uint16)
@@ -597,8 +598,8 @@ def test_a_16bit_key_colour_is_told_as_the_picture_is_read_before_a_jpg_is_writt
     pixels[: H // 4] = (59392, 53248, 47104)  # high bytes = the key's low bytes: opaque
     _png_48bit(tmp_path / "opaque.png", pixels, (1000, 2000, 3000))
     for name, refused in (("keyed.png", True), ("opaque.png", False)):
-        job = _Job(tmp_path / name, tmp_path / "mask.png", tmp_path / "out.jpg", None)
-        assert _transparent_into_no_alpha(job) is refused, name
+        job = Job(tmp_path / name, tmp_path / "mask.png", tmp_path / "out.jpg", None)
+        assert transparent_into_no_alpha(job) is refused, name
 
 
 @pytest.mark.parametrize("alpha, refused", [(65535, False), (65280, True), (65407, False)])
@@ -615,7 +616,7 @@ def test_a_16bit_alpha_is_judged_before_the_work_as_the_result_will_hold_it(tiny
     run = _harmonize(tmp_path / "c.png", tmp_path / "mask.png", "-o", tmp_path / "out.jpg", "--weights",
                      tiny_folder) if not refused else None
     if refused:
-        monkeypatch.setattr(cli, "_harmonize_one", lambda *a: pytest.fail("the picture was computed first"))
+        monkeypatch.setattr(harmonize_command, "harmonize_one", lambda *a: pytest.fail("the picture was computed first"))
         with pytest.raises(SystemExit, match="has transparent pixels"):
             _harmonize(tmp_path / "c.png", tmp_path / "mask.png", "-o", tmp_path / "out.jpg", "--weights",
                        tiny_folder)
@@ -721,7 +722,7 @@ def test_import_phnet_loads_no_torch_and_ctrl_c_while_it_loads_ends_quietly(monk
     import sys
 
     code = "import sys, phnet; assert 'torch' not in sys.modules; phnet.PHNetConfig; from phnet import Harmonizer"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
 
     from phnet import console
 
@@ -760,8 +761,8 @@ def test_a_bad_option_in_a_folder_run_is_one_error_before_any_picture(tiny_folde
 def test_a_windows_path_whose_backslash_ate_its_closing_quote_is_named():
     swallowed = ["harmonize", "in.png", "-o", 'C:\\out" --compare c.png']  # what cmd.exe makes of -o "C:\out\"
     with pytest.raises(SystemExit, match=r"backslash before a closing quote"):
-        cli._check_quotes(swallowed, windows=True)
-    cli._check_quotes(['odd"name.png'], windows=False)  # a legal file name elsewhere
+        command._check_quotes(swallowed, windows=True)
+    command._check_quotes(['odd"name.png'], windows=False)  # a legal file name elsewhere
 
 
 def test_a_precision_slower_than_fp32_on_this_device_is_said(tiny_folder, tmp_path, capsys, monkeypatch):
@@ -809,40 +810,6 @@ def test_a_float_composite_is_noted_as_written_at_8_bits_and_one_of_0_255_is_nam
     Image.fromarray(grey, "F").save(tmp_path / "nan.tif")
     with pytest.raises(SystemExit, match=r"nan.tif holds NaN or infinite values"):
         _harmonize(tmp_path / "nan.tif", tmp_path / "mask.png", "-o", tmp_path / "q.png", "--weights", tiny_folder)
-
-
-WORKER_NO_MEMORY = ("Caught MemoryError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-                    '  File "fetch.py", line 52, in fetch\n    data = [self.dataset[idx] for idx in indices]\n'
-                    "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 137. MiB for an array with shape "
-                    "(6000, 8000, 3) and data type uint8")
-
-
-@pytest.mark.parametrize("error, expected", [
-    (RuntimeError(WORKER_NO_MEMORY), True),  # numpy's MemoryError in a data-loader worker, passed on
-    (MemoryError("Unable to allocate 137. MiB for an array with shape (6000, 8000, 3) and data type uint8"), True),
-    (OSError(12, "Cannot allocate memory"), True),  # errno 12: a fork or mmap that failed
-    (RuntimeError("NCCL error: unhandled cuda error, NCCL version 2.21.5\nCuda failure 'out of memory'"), True),
-    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 6442450944 bytes"), True),
-    (RuntimeError("CUDA error: an illegal memory access was encountered"), False),  # a bug, not a full memory
-    (RuntimeError("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-                  "ValueError: memory layout not supported"), False),
-    # words of an allocation failure in another error's text: a file's name, a quoted line of code, a peer's
-    (FileNotFoundError(2, "No such file or directory", "/data/out of memory/x.png"), False),
-    (RuntimeError("unexpected value in manifest.json: 'Unable to allocate' is not a builder"), False),
-    (RuntimeError("Caught KeyError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-                  "    raise MemoryError('Cannot allocate memory')  # out of memory\nKeyError: 'mask'"), False),
-    (RuntimeError("rank 0 could not open the run folder: OSError: [Errno 12] Cannot allocate memory"), False),
-])
-def test_out_of_memory_knows_each_allocation_failure(error, expected):
-    """A worker's numpy MemoryError came as a RuntimeError 'Caught MemoryError ... Unable to allocate': not known."""
-    assert cli.out_of_memory(error) is expected
-
-
-def test_error_line_is_the_wrapped_error_s_own_message():
-    assert cli.error_line(RuntimeError(WORKER_NO_MEMORY)) == ("Unable to allocate 137. MiB for an array with shape "
-                                                            "(6000, 8000, 3) and data type uint8")
-    assert cli.error_line(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")) == "CUDA out of memory."
-    assert cli.error_line(MemoryError()) == "MemoryError"
 
 
 def test_version_names_phnet_and_what_it_runs_on_in_one_line(capsys):

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from phnet import Harmonizer, cli
+from phnet.cli import clip, saving
 
 W, H = 40, 32
 
@@ -262,7 +263,7 @@ def test_a_clips_masks_are_read_no_further_than_it_cannot_be_refused_and_a_long_
         _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal")
     assert read == ["frame0.png", "frame5.png", "frame10.png", "frame15.png", "frame20.png"]  # then 4 of 8 at most
     assert "checking masks" not in capsys.readouterr().err  # a short check says nothing
-    monkeypatch.setattr(cli, "_CHECK_DELAY", 0)
+    monkeypatch.setattr(clip, "_CHECK_DELAY", 0)
     with pytest.raises(pytest.fail.Exception, match="checked"):
         _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal")
     assert "checking masks" in capsys.readouterr().err
@@ -359,8 +360,8 @@ def test_every_frame_is_written_whole_with_its_profile(tiny_folder, tmp_path, mo
         Image.open(path).save(path, icc_profile=srgb)
     Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame5.png")
     written = []
-    write_atomic = cli.write_atomic
-    monkeypatch.setattr(cli, "write_atomic", lambda path, write: (written.append(path), write_atomic(path, write)))
+    write_atomic = saving.write_atomic
+    monkeypatch.setattr(saving, "write_atomic", lambda path, write: (written.append(path), write_atomic(path, write)))
     out = tmp_path / "out"
     assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 0
     assert sorted(written) == sorted(out.iterdir()) and len(written) == 3
@@ -484,20 +485,20 @@ def test_a_frame_name_with_a_digit_int_cannot_read_sorts_as_text():
     from pathlib import Path
 
     names = ["f10.png", "²1.png", "f9.png"]
-    assert [p.name for p in sorted(map(Path, names), key=cli._natural_key)] == ["f9.png", "f10.png", "²1.png"]
+    assert [p.name for p in sorted(map(Path, names), key=clip.natural_key)] == ["f9.png", "f10.png", "²1.png"]
 
 
 def test_a_frame_that_fails_as_it_is_written_is_out_of_the_summary(tiny_folder, tmp_path, capsys, monkeypatch):
     """It was counted among the frames changed, where a frame failing at its estimate is not."""
     comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
-    save = cli._save
+    save = clip.save_result
 
     def full_disk(result, target, keep):
         if target.name == "frame10.png":
             raise OSError(28, "No space left on device")
         return save(result, target, keep)
 
-    monkeypatch.setattr(cli, "_save", full_disk)
+    monkeypatch.setattr(clip, "save_result", full_disk)
     assert _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal", "2",
                 "--threshold", "0") == 1
     out = capsys.readouterr().out
@@ -510,14 +511,14 @@ def test_a_frame_the_subject_fills_that_fails_as_it_is_written_is_one_bad_frame(
     the failed frames are named in the clip's order, not in the order they failed."""
     comps, masks = _write_clip(tmp_path, frames=4, cut_at=9)
     Image.fromarray(np.full((H, W), 255, np.uint8)).save(masks / "frame10.png")  # no background left
-    save = cli._save
+    save = clip.save_result
 
     def full_disk(result, target, keep):
         if target.name in ("frame0.png", "frame10.png"):  # frame0's smoothed write comes after frame10's
             raise OSError(28, "No space left on device")
         return save(result, target, keep)
 
-    monkeypatch.setattr(cli, "_save", full_disk)
+    monkeypatch.setattr(clip, "save_result", full_disk)
     out = tmp_path / "out"
     assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 1
     printed = capsys.readouterr()

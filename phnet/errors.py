@@ -1,0 +1,42 @@
+"""Errors in words: an allocation that failed, and the one line of an error worth showing."""
+
+from __future__ import annotations
+
+import errno
+import re
+
+_NO_MEMORY = re.compile(r"out of memory|can't allocate memory")  # CUDA's, NCCL's; torch's CPU allocator's
+
+
+_WORKER_NO_MEMORY = re.compile(r"Caught \w*MemoryError in DataLoader worker")  # (numpy's _ArrayMemoryError too)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """A CPU or GPU allocation that failed: a MemoryError, an OSError of errno ENOMEM, or torch's RuntimeError
+    saying so (CUDA's is a subclass of it). A data-loader worker's error comes as a RuntimeError quoting its
+    traceback: it counts by what the worker caught, not by the words of the code it quotes."""
+    if isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno == errno.ENOMEM):
+        return True
+    if not isinstance(error, RuntimeError):
+        return False
+    text = str(error)
+    if "Original Traceback" in text:
+        return _WORKER_NO_MEMORY.match(text) is not None or _NO_MEMORY.search(error_line(error)) is not None
+    return _NO_MEMORY.search(text) is not None
+
+
+def error_line(error: BaseException) -> str:
+    """The error's first line, or the wrapped error's own message where a data-loader worker passed it on
+    ("Caught X in DataLoader worker process 0. Original Traceback ... X: message")."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        return text.splitlines()[-1].split(": ", 1)[-1]
+    return (text.splitlines() or [type(error).__name__])[0]
+
+
+def memory_advice(error: BaseException) -> BaseException:
+    """An allocation failure as a ValueError that says what to do; any other error as it is."""
+    if not out_of_memory(error):
+        return error
+    first = error_line(error)
+    return ValueError(f"not enough memory for this picture ({first}): close other programs, or resize it")
