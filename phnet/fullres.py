@@ -8,9 +8,7 @@ untouched. Three ways of carrying the change up are offered; ``benchmarks`` meas
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 from typing import Callable
 
 import torch
@@ -18,6 +16,7 @@ import torch.nn.functional as F
 
 from .compat import widened
 from .imageio.masks import trace_bar
+from .tiling import TILE_PIXELS, one_thread, tile_pixels
 
 METHODS = ("correction", "guided", "resize")
 
@@ -193,48 +192,6 @@ def apply_full_resolution(
 # mapped, blended and written back in the caller's dtype. Pixels outside the mask are never rewritten,
 # so they stay bit-identical.
 # --------------------------------------------------------------------------------------------------
-
-TILE_PIXELS = 1 << 16  # per tile on the CPU: a few float copies of it stay in the core's L2 cache
-DEVICE_TILE_PIXELS = 1 << 22  # per tile on a GPU: few launches, and an 8K picture's float copies stay bounded
-
-
-def tile_pixels(device: torch.device) -> int:
-    return TILE_PIXELS if device.type == "cpu" else DEVICE_TILE_PIXELS
-
-
-@contextlib.contextmanager
-def one_thread(device: torch.device):
-    """Run many small CPU ops on one thread. Each multi-threaded op wakes the other threads and
-    waits for them; over hundreds of tile-sized ops that cost 12× the work itself on a busy
-    2-core machine (1.45 s against 0.12 s for a 4K image). Threads that share a Harmonizer may overlap
-    here, and a thread that starts inside another's call reads its 1: each thread gets back the count the
-    first of them saw."""
-    if device.type != "cpu":
-        yield
-        return
-    with _ONE_THREAD_LOCK:
-        if _one_thread["callers"] == 0:
-            _one_thread["threads"] = torch.get_num_threads()
-        _one_thread["callers"] += 1
-        threads = _one_thread["threads"]
-    depth = getattr(_ONE_THREAD_DEPTH, "depth", 0)  # a call inside a call in this thread changes nothing
-    _ONE_THREAD_DEPTH.depth = depth + 1
-    if threads != 1 and depth == 0:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        _ONE_THREAD_DEPTH.depth = depth
-        with _ONE_THREAD_LOCK:
-            _one_thread["callers"] -= 1
-        if threads != 1 and depth == 0:
-            torch.set_num_threads(threads)
-
-
-_ONE_THREAD_LOCK = threading.Lock()
-_one_thread = {"callers": 0, "threads": 1}
-_ONE_THREAD_DEPTH = threading.local()
-
 
 def to_uint8(pixels: torch.Tensor, peak: float) -> torch.Tensor:
     """H×W×C pixels of any dtype → uint8 (rounded), converted in bands so no full-size float copy exists."""

@@ -20,9 +20,8 @@ from .compositing import visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MATTE_UNUSED, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
                           log_corrections)
-from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, lift, lift_change,
-                      one_thread, remix, resize, subject_change, subject_coverage, tile_pixels, unit_float,
-                      working_shape)
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, lift, lift_change, remix,
+                      resize, subject_change, subject_coverage, unit_float, working_shape)
 from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
@@ -35,6 +34,7 @@ from .modeling.inference import InferencePHNet
 from .modeling.transform import correction_size, gain_and_offset
 from .precision import resolve_dtype, slow_on
 from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
+from .tiling import one_thread, tile_pixels
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")

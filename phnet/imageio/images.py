@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import tiling
 from ..compat import UINT16, aminmax, catching_warnings, need_uint16, widened
 from .decode import is_pil, native, pil_image_pixels
 
@@ -311,12 +312,11 @@ def _from_unit(t: torch.Tensor, peak: float | None, dtype) -> torch.Tensor:
         if isinstance(dtype, np.dtype):
             dtype = torch.from_numpy(np.zeros(0, dtype=_np_dtype(dtype))).dtype
         return t.to(dtype)
-    from ..fullres import TILE_PIXELS, one_thread
-
     t = t.detach().cpu()
     out = np.empty(t.shape, _np_dtype(dtype))
-    rows = max(1, TILE_PIXELS // max(1, t.shape[-1]))  # in bands: the whole picture's float64 copies took 1.6 GB at 8K
-    with one_thread(t.device):
+    # in bands: the whole picture's float64 copies took 1.6 GB at 8K
+    rows = max(1, tiling.TILE_PIXELS // max(1, t.shape[-1]))
+    with tiling.one_thread(t.device):
         for r0 in range(0, t.shape[-2], rows):  # (float64: a float32 product rounds some values to the other level)
             out[..., r0:r0 + rows, :] = torch.round(t[..., r0:r0 + rows, :].double() * peak).numpy()
     return torch.from_numpy(out)

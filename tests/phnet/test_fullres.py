@@ -390,48 +390,6 @@ def test_filling_a_constant_gives_that_constant_on_any_grid(shape):
     torch.testing.assert_close(filled, torch.full_like(filled, 0.1))
 
 
-def test_threads_that_share_one_thread_calls_get_the_first_callers_count_back():
-    """A thread that started inside another's call read its 1, kept it, and ran every later call on one thread;
-    a process-wide count restored only in the last thread out left the others on 1."""
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from phnet.fullres import one_thread
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-
-    def work(i):
-        time.sleep(0.005 * i)
-        for _ in range(4):
-            with one_thread(torch.device("cpu")):
-                time.sleep(0.005)
-        return torch.get_num_threads()
-
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            assert list(pool.map(work, range(8))) == [2] * 8
-    finally:
-        torch.set_num_threads(before)
-
-
-def test_a_one_thread_call_inside_another_in_the_same_thread_changes_nothing():
-    """A 16-bit picture's downscale runs its bands in a block of its own inside prepare_low's: the inner exit gave
-    the full count back while the outer block still ran its small ops."""
-    from phnet.fullres import one_thread
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with one_thread(torch.device("cpu")):
-            with one_thread(torch.device("cpu")):
-                assert torch.get_num_threads() == 1
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_guided_keeps_a_subject_of_a_few_working_pixels_its_colours():
     """A 3-px wire at full resolution is a pixel or two at the working size: the fit there had no spread of colours,
     gave it gain 0 and painted the whole wire one mixed colour, for a correction of under one level."""

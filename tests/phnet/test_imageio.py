@@ -592,10 +592,10 @@ def test_8_and_16_bit_results_round_to_the_same_levels_as_one_float64_product_di
     """tensor_to_image rounds an integer result in bands of rows, not through whole-picture float64 copies: the
     levels are those of the whole picture's float64 product, at halves too (float32 products round some of them
     otherwise) and past 0..1 (clamped)."""
-    from phnet import fullres
+    from phnet import tiling
     from phnet.imageio.images import ImageForm, _from_unit, tensor_to_image
 
-    monkeypatch.setattr(fullres, "TILE_PIXELS", 100)  # bands of 3 rows over 37: the last one short
+    monkeypatch.setattr(tiling, "TILE_PIXELS", 100)  # bands of 3 rows over 37: the last one short
     rng = np.random.default_rng(0)
     for peak, dtype in ((255.0, np.uint8), (65535.0, np.uint16)):
         halves = ((np.arange(int(peak)) + 0.5) / peak).astype(np.float32)
@@ -617,8 +617,8 @@ def test_an_integer_result_is_rounded_without_a_whole_picture_float64_copy():
     is one band of rows."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from phnet.fullres import TILE_PIXELS
     from phnet.imageio.images import image_to_tensor, tensor_to_image
+    from phnet.tiling import TILE_PIXELS
 
     class Largest(TorchDispatchMode):
         doubles = 0
