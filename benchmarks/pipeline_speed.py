@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             PHNetConfig.preset(args.config)
     except (ValueError, OSError) as e:
         parser.error(str(e))
-    from phnet.harmonizer import device_problem
+    from phnet.devices import device_problem
 
     import torch
 

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from phnet.harmonizer import device_problem
+    from phnet.devices import device_problem
 
     if problem := device_problem(args.device):
         p.error(f"--device {args.device}: {problem}")

@@ -20,8 +20,9 @@ from .compositing import visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MATTE_UNUSED, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
                           log_corrections)
-from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, downscale_in_bands, lift, lift_change, remix,
-                      resize, subject_change, subject_coverage, unit_float, working_shape)
+from .devices import device_problem, pick_device
+from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, lift, lift_change, remix, resize,
+                      subject_change, subject_coverage, unit_float, working_shape)
 from .graphs import GraphCache
 from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_to_tensor, mask_to_tensor,
                       tensor_to_image)
@@ -32,9 +33,10 @@ from .metrics import blend_weight, rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import correction_size, gain_and_offset
+from .official_pipeline import as_official_tester_reads, dithered, official_back, official_mask_square, official_square
 from .precision import resolve_dtype, slow_on
 from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
-from .tiling import one_thread, tile_pixels
+from .tiling import one_thread
 from .weights import load_model, push_to_hub, save_pretrained
 
 MODES = ("full", "official")
@@ -80,52 +82,6 @@ def _check_picture_size(height: int, width: int) -> None:
     if min(height, width) < MIN_SIDE:
         raise ValueError(f"the picture is {width}×{height} pixels: PHNet needs at least {MIN_SIDE} on each side to "
                          "tell the subject's colours from the scene's; give a larger picture")
-
-
-def device_problem(device: str | torch.device) -> str | None:
-    """Why ``device`` cannot be used here, in words that end with the fix (a name torch does not know, a GPU
-    this machine lacks, a kind torch cannot place tensors on, the meta device); None when it can."""
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        return "not a device name torch knows; use cpu, cuda (or cuda:N) or mps"
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            return "no CUDA GPU is visible to torch here; use cpu"
-        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
-            return f"torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered from 0; use cuda:0"
-    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        return "MPS (Apple GPU) is not available to torch here; use cpu"
-    if chosen.type == "xpu" and not (getattr(torch, "xpu", None) and torch.xpu.is_available()):
-        return "no Intel XPU is visible to torch here; use cpu"
-    if chosen.type == "meta":
-        return "the meta device holds no data, so nothing could be computed or given back; use cpu or cuda"
-    if chosen.type not in ("cpu", "cuda", "mps", "xpu"):  # DirectML ("privateuseone"), NPUs...: if torch can
-        try:
-            torch.zeros(1, device=chosen)
-        except Exception as exc:  # torch's own words differ by kind: module missing, unsupported scalar type...
-            return f"torch cannot place tensors on it here ({type(exc).__name__}); use cpu, cuda (or cuda:N) or mps"
-    return None
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` (default: CUDA, else MPS, else the CPU), a GPU with its index: tensors report theirs
-    ("cuda:0"), and a device compared with theirs must be spelt the same way. A ``ValueError`` naming the fix
-    for a device this machine does not have (see :func:`device_problem`)."""
-    if device is not None:
-        problem = device_problem(device)
-        if problem:
-            raise ValueError(f"device {str(device)!r}: {problem}")
-        chosen = torch.device(device)
-    elif torch.cuda.is_available():
-        chosen = torch.device("cuda")
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        chosen = torch.device("mps")
-    else:
-        chosen = torch.device("cpu")
-    if chosen.type == "cuda" and chosen.index is None and torch.cuda.is_available():
-        chosen = torch.device("cuda", torch.cuda.current_device())
-    return chosen
 
 
 def own_precision(method):
@@ -395,7 +351,7 @@ class Harmonizer:
         if guided and mode != "full":
             raise ValueError("reference_mask and temporal work with mode='full' only")
         if mode == "official":
-            image = _as_official_tester_reads(image)
+            image = as_official_tester_reads(image)
         native = image_pixels(image, layout)
         converted = None if native is not None or guided else image_to_tensor(image, layout)  # converted first
         if converted is not None and (mode != "full" or converted[1] is None):
@@ -989,7 +945,7 @@ class Harmonizer:
         image = image.to(self.device, torch.float32)
         mask = mask.to(self.device, torch.float32)
         if bool(((mask > 0) & (mask < 1)).any()):
-            mask = _dithered(mask)  # the official tester reads a soft mask as 1 bit: PIL's convert("1")
+            mask = dithered(mask)  # the official tester reads a soft mask as 1 bit: PIL's convert("1")
         image_sq = resize(image, (size, size), "bilinear")
         blended, correction = self._official_square(image_sq, official_mask_square(mask, size), strength, threshold)
         if correction.unchanged:
@@ -1020,7 +976,7 @@ class Harmonizer:
         """One H×W×C picture of :meth:`_official_pixels` into ``out`` (a copy of it, left so when unchanged)."""
         image_sq = official_square(picture, peak, size).to(self.device)  # only the squares move
         if bool(((mask > 0) & (mask < mask_peak)).any()):
-            mask = _dithered(mask[None, None].float() / mask_peak)
+            mask = dithered(mask[None, None].float() / mask_peak)
         else:  # binary: nearest sampling reads it as it is (uint8 on the CPU, no float copy)
             mask = (mask > 0)[None, None].to(torch.uint8 if mask.device.type == "cpu" else torch.float32)
         blended, correction = self._official_square(image_sq, official_mask_square(mask, size).to(self.device),
@@ -1184,18 +1140,6 @@ def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
         return subject_change(output, image, mask, coverage)
 
 
-def _as_official_tester_reads(image: Any) -> Any:
-    """A PIL picture in a mode other than RGB, RGBA or grey (P, LA, CMYK...) as 8-bit RGB (RGBA where it has
-    transparency), as the official tester's ``convert("RGB")`` reads it: converted to floats first, it was resized
-    to the square otherwise than the tester's 8-bit PIL resize (a level apart)."""
-    from .imageio.decode import is_pil, unpremultiplied
-
-    if not is_pil(image) or image.mode in ("RGB", "RGBA", "L", "I;16", "I;16B", "I;16L", "I", "F"):
-        return image
-    alpha = image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
-    return unpremultiplied(image).convert("RGBA" if alpha else "RGB")
-
-
 IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "
                      "subject), so the whole background was matched")
 
@@ -1234,54 +1178,6 @@ def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch
         off = torch.where(clear > 0, clear, torch.where(faint > 0, faint, weight.max()))  # else in a feather
     peak = off.max()  # the strongest value where the subject does not reach
     return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
-
-
-def official_square(picture: torch.Tensor, peak: float, size: int) -> torch.Tensor:
-    """One H×W×C picture as the official tester squashes it: 1×3×size×size float32 in [0, 1]. An 8-bit
-    picture on the host goes through PIL's bilinear resize, as the tester reads it (torch's own 8-bit kernel
-    differs from PIL's by a level in a fifth of the values, which the network turns into up to 3/255); other
-    pictures are resized as floats, as the float pipeline does, a band of rows at a time."""
-    if picture.dtype == torch.uint8 and picture.device.type == "cpu":
-        import numpy as np
-        from PIL import Image
-
-        rgb = np.ascontiguousarray(picture[..., :3].numpy())
-        square = np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
-        return torch.from_numpy(square).permute(2, 0, 1)[None].float().div_(255).contiguous()
-    return downscale_in_bands(picture[..., :3], peak, (size, size), tile_pixels(picture.device))
-
-
-def official_back(square: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """The whole blended 1×3×s×s square resized back to the picture's ``shape``, as the official tester's tensor
-    resize under its torchvision 0.15 does: bicubic, never antialiased (it matters where the picture is smaller
-    than the square). Float, not clamped."""
-    return torch.nn.functional.interpolate(square, size=tuple(shape), mode="bicubic", align_corners=False,
-                                           antialias=False)
-
-
-def official_mask_square(mask: torch.Tensor, size: int) -> torch.Tensor:
-    """A binary 1×1×H×W mask (any dtype) sampled to the square as the tester's nearest resize does: 1×1×s×s
-    float. On the host through PIL itself: its nearest rounds a source position that lands on a whole number
-    down, where torch's "nearest-exact" does not, so at a size such as 240 whole rows of the subject's edge
-    moved by one (on a device, torch's)."""
-    if mask.device.type != "cpu":
-        return (resize(mask, (size, size), "nearest-exact").float() >= 0.5).float()
-    import numpy as np
-    from PIL import Image
-
-    bits = ((mask[0, 0].float() >= 0.5).to(torch.uint8) * 255).numpy()
-    square = np.asarray(Image.fromarray(bits).resize((size, size), Image.NEAREST)) >= 128
-    return torch.from_numpy(square)[None, None].float()
-
-
-def _dithered(mask: torch.Tensor) -> torch.Tensor:
-    """A 1×1×H×W soft mask as PIL's ``convert("1")`` makes it: 8-bit levels, Floyd-Steinberg dithered to 0/1."""
-    import numpy as np
-    from PIL import Image
-
-    levels = (mask[0, 0] * 255).round().to(torch.uint8).cpu().numpy()
-    bits = np.asarray(Image.fromarray(levels).convert("1"), dtype=np.float32)
-    return torch.from_numpy(bits)[None, None].to(mask.device)
 
 
 def as_number(value: Any, name: str, rule: str = "a number") -> float:

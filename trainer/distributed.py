@@ -104,7 +104,7 @@ class Dist:
 
 def usable_device(pref: str) -> torch.device:
     """``train.device`` as a device this machine has (empty: the best one); ValueError naming the fix otherwise."""
-    from phnet.harmonizer import device_problem, pick_device
+    from phnet.devices import device_problem, pick_device
 
     problem = device_problem(pref) if pref else None
     if problem:

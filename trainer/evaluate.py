@@ -336,7 +336,7 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     if size is not None and (size < MIN_WORKING_SIZE or size % 8):
         raise ValueError(f"--resolution must be a multiple of 8 from {MIN_WORKING_SIZE} (the network's smallest) or "
                          f"'native', got {resolution}")
-    from phnet.harmonizer import pick_device
+    from phnet.devices import pick_device
 
     dev = pick_device(device)
     candidates = load_candidates(weights, dev, native, working_size)

@@ -145,7 +145,7 @@ def _weights_kind(weights: str | None) -> str | None:
 
 def _check_device(device: str | None) -> None:
     """--device names a device torch has here (the library would end in torch's own traceback)."""
-    from ..harmonizer import device_problem
+    from ..devices import device_problem
 
     problem = device_problem(device) if device is not None else None
     if problem:

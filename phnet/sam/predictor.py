@@ -59,7 +59,7 @@ class SamSegmenter:
     """
 
     def __init__(self, sam_model: torch.nn.Module, device: str | torch.device | None = None):
-        from ..harmonizer import device_problem
+        from ..devices import device_problem
 
         SamPredictor = import_segment_anything().SamPredictor
 
@@ -123,7 +123,7 @@ class SamSegmenter:
     def to(self, device: str | torch.device) -> "SamSegmenter":
         """Move the model; the cached embedding is dropped (it lives on the old device) unless the device
         stays the same."""
-        from ..harmonizer import device_problem
+        from ..devices import device_problem
 
         with self._lock:
             problem = device_problem(device)

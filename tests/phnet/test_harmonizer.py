@@ -217,7 +217,7 @@ def authors_official(model, rgb: np.ndarray, mask: np.ndarray, size: int | None 
 def test_official_mode_samples_the_mask_as_pil_s_nearest_at_any_working_size(harmonizer, tiny_model, size):
     """torch's nearest-exact takes a source row that PIL's nearest rounds down where the position lands on a whole
     number (row 7 of 384 → 240: 12.0, PIL 11): at such a size whole rows of the subject's edge moved by one."""
-    from phnet.harmonizer import official_mask_square
+    from phnet.official_pipeline import official_mask_square
 
     y, x = np.mgrid[:384, :384]
     mask = (((y - 200) / 150) ** 2 + ((x - 190) / 110) ** 2 <= 1).astype(np.float32)  # an edge on every row
@@ -843,18 +843,6 @@ def test_the_callers_pictures_and_masks_are_never_written(harmonizer, kind, opti
     assert np.array_equal(np.asarray(first), np.asarray(again))
 
 
-def test_the_gpu_chosen_carries_its_index_as_tensors_on_it_do(monkeypatch):
-    """Pictures already on "cuda:0" were taken for pictures still to be copied to "cuda" (no index), and went
-    through the network in smaller batches."""
-    from phnet.harmonizer import pick_device
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert pick_device() == pick_device("cuda") == torch.device("cuda", 0)
-    assert pick_device("cuda:1") == torch.device("cuda", 1) and pick_device("cpu") == torch.device("cpu")
-
-
 @pytest.mark.parametrize("device, words", [("tpu", "not a device name torch knows; use cpu, cuda (or cuda:N) or mps"),
                                            ("meta", "the meta device holds no data, so nothing could be computed or "
                                                     "given back; use cpu or cuda"),
@@ -865,7 +853,7 @@ def test_the_gpu_chosen_carries_its_index_as_tensors_on_it_do(monkeypatch):
                                            ("mps", "MPS (Apple GPU) is not available to torch here; use cpu")])
 def test_a_device_this_machine_lacks_is_refused_naming_the_fix(tiny_model, monkeypatch, device, words):
     """The library, the CLI's --device and the trainer's train.device read devices with one rule."""
-    from phnet.harmonizer import device_problem
+    from phnet.devices import device_problem
 
     gpus = 1 if device == "cuda:2" else 0
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)

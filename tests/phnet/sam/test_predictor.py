@@ -376,7 +376,7 @@ def test_a_move_cut_short_goes_back_whole(seg, image, monkeypatch):
         return real_to(module.float(), target, *args, **kwargs)
 
     monkeypatch.setattr(type(seg.model), "to", half_way)
-    monkeypatch.setattr("phnet.harmonizer.device_problem", lambda device: None)
+    monkeypatch.setattr("phnet.devices.device_problem", lambda device: None)
     with pytest.raises(RuntimeError, match="out of memory"):
         seg.to("cuda")
     assert calls == ["cuda", "cpu"] and seg.device == torch.device("cpu")
@@ -384,10 +384,10 @@ def test_a_move_cut_short_goes_back_whole(seg, image, monkeypatch):
 
 
 def test_a_device_this_machine_lacks_is_named_when_the_segmenter_is_made(monkeypatch):
-    import phnet.harmonizer
+    import phnet.devices
     from tests.helpers.tiny_sam import build_tiny_sam
 
-    monkeypatch.setattr(phnet.harmonizer, "device_problem", lambda device: "no CUDA GPU is visible to torch here; use cpu")
+    monkeypatch.setattr(phnet.devices, "device_problem", lambda device: "no CUDA GPU is visible to torch here; use cpu")
     with pytest.raises(ValueError, match=r"SamSegmenter\(device='cuda'\): no CUDA GPU is visible"):
         SamSegmenter(build_tiny_sam(), device="cuda")
 
@@ -397,7 +397,7 @@ def test_when_the_move_back_fails_too_the_first_error_is_raised(seg, monkeypatch
         raise RuntimeError(f"CUDA out of memory moving to {target}")
 
     monkeypatch.setattr(type(seg.model), "to", out_of_memory)
-    monkeypatch.setattr("phnet.harmonizer.device_problem", lambda device: None)
+    monkeypatch.setattr("phnet.devices.device_problem", lambda device: None)
     with pytest.raises(RuntimeError, match="moving to cuda"):
         seg.to("cuda")
     assert "moving the SAM weights back to cpu failed too" in caplog.text and not seg.is_image_set
