@@ -96,7 +96,6 @@ def main() -> int:
     if not (args.data / "images").is_dir() or not (args.data / "masks").is_dir():
         parser.error(f"--data {args.data} holds no images/ and masks/: give a split folder, e.g. POOL/val of "
                      "python -m trainer.builders.package_portraits POOL")
-    torch.set_num_threads(2)
     model = None
     if args.weights:
         from phnet.weights import load_model
@@ -186,4 +185,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(2)  # the script's own: main() called from a program leaves its thread count alone
     sys.exit(main())

@@ -23,11 +23,19 @@ def _photos(folder, subjects, black=()):
 def test_a_photo_whose_subject_vanishes_at_the_working_size_is_left_out_and_counted(tmp_path, monkeypatch, capsys):
     """Its working-resolution row scored an empty mask: fMSE 0 and fPSNR over 100 dB, averaged in without a word
     (and now refused by phnet.metrics)."""
+    import torch
+
     from benchmarks import fullres_methods
 
     _photos(tmp_path, [(16, 32), (30, 2)])  # the second subject, 2 px across, is gone at 8 px
     monkeypatch.setattr(sys, "argv", ["fullres_methods.py", "--data", str(tmp_path), "--size", "8"])
-    assert fullres_methods.main() == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert fullres_methods.main() == 0
+        assert torch.get_num_threads() == 1  # it set 2 for every test after it
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert out.startswith("1 composites (left out: 1 whose subject vanishes at the working size), ")
 
