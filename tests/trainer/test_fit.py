@@ -516,13 +516,11 @@ def test_every_checkpoint_records_the_score_of_the_weights_it_holds(shift_set, t
     ("me/tiny-phnet", {}, "no Hugging Face token"),
 ])
 def test_an_upload_that_cannot_happen_is_refused_before_training(shift_set, tmp_path, monkeypatch, capsys, repo, env,
-                                                                 words):
+                                                                 words, no_hub_login):
     """The repo id, the offline switch and the login were first met after the whole run, which then exited 0."""
     from trainer.fit import main
 
-    for name in ("HF_TOKEN", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login either
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "run"), "--steps", "2",
