@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -48,6 +49,7 @@ class Dist:
             torch.cuda.set_device(dev)
         self.device = dev
         self.control = None  # the group of the run's own messages and waits; None: the default group
+        self._lent: list[torch.Tensor] = []  # the last tensors made here for a collective (see close)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
                                     timeout=timedelta(minutes=timeout_minutes))
@@ -79,6 +81,7 @@ class Dist:
         mine = torch.tensor(values, dtype=torch.int64)  # on the CPU, as the control group's gloo takes them
         boxes = [torch.empty_like(mine) for _ in range(self.world)]
         dist.all_gather(boxes, mine, group=self.control)
+        self._lend(mine, *boxes)
         return [box.tolist() for box in boxes]
 
     def least(self, value: int) -> int:
@@ -91,15 +94,36 @@ class Dist:
             return list(values)
         mine = torch.tensor(values, dtype=torch.float64)  # on the CPU, as the control group's gloo takes them
         dist.all_reduce(mine, group=self.control)
+        self._lend(mine)
         return mine.tolist()
 
     def ranks_where(self, flag: bool) -> list[int]:
         """The ranks whose ``flag`` is true (all call it at the same point, as for :meth:`gather`)."""
         return [rank for rank, (f,) in enumerate(self.gather((int(flag),))) if f]
 
-    def close(self):
+    def _lend(self, *tensors: torch.Tensor) -> None:
+        self._lent = [*self._lent, *tensors][-LENT_KEPT:]
+
+    def close(self, wait_s: float = 10.0):
+        """Leave the process group once gloo has let go of the last collectives' tensors. Its threads drop a
+        finished collective a moment after the caller goes on; dropping the last hold on a tensor made in Python
+        takes the GIL, which no thread may take while the interpreter exits: the process aborted ("terminate called
+        without an active exception") after a finished run, and torchrun failed the run and stopped process 0."""
         if self.world > 1 and dist.is_initialized():
+            deadline = time.monotonic() + wait_s
+            while any(_held_elsewhere(t) for t in self._lent) and time.monotonic() < deadline:
+                time.sleep(0.001)  # (the GIL is free meanwhile)
             dist.destroy_process_group()
+        self._lent = []
+
+
+LENT_KEPT = 16  # tensors of the last collectives kept for close(): a run ends with a gather and a barrier
+
+
+def _held_elsewhere(tensor: torch.Tensor) -> bool:
+    """Whether C++ code (a collective's work) still holds ``tensor`` besides Python's own reference."""
+    count = getattr(tensor, "_use_count", None)  # (a private method, in every torch from 2.4 on)
+    return count is not None and count() > 1
 
 
 def usable_device(pref: str) -> torch.device:

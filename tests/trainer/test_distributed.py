@@ -150,3 +150,34 @@ def test_the_runs_own_messages_and_waits_go_through_the_control_group(monkeypatc
     assert env.least(3) == 3 and env.from_main("x") == "x"
     env.barrier()
     assert groups == [env.control] * 3
+
+
+def test_the_process_group_is_left_once_gloo_has_let_go_of_the_last_collective_s_tensors(monkeypatch):
+    """A process that finished first left while gloo's thread still held the last gather's tensors: dropping them
+    during the interpreter's exit aborted the process after a finished run, and torchrun failed the run."""
+    import threading
+    import time
+
+    import torch
+    import torch.distributed as dist
+
+    from trainer.distributed import Dist
+
+    env = Dist("cpu")
+    env.world = 2
+    kept = []
+
+    def all_gather(boxes, mine, group=None):
+        for box in boxes:
+            box.copy_(mine)
+        kept.append(boxes[0] * torch.ones(1, requires_grad=True))  # a hold from C++, as a collective's work has
+        threading.Timer(0.2, kept.clear).start()  # let go of a moment later, on another thread
+
+    released = []
+    monkeypatch.setattr(dist, "all_gather", all_gather)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: released.append(not kept))
+    assert env.gather((7,)) == [[7], [7]]
+    start = time.monotonic()
+    env.close()
+    assert released == [True] and time.monotonic() - start < 5
