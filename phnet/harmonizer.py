@@ -18,8 +18,7 @@ import torch
 from .compat import autocast_available
 from .compositing import visible_scene
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
-from .corrections import (FLAT_MIN_SCENE, FLAT_SPREAD, MATTE_UNUSED, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction,
-                          log_corrections)
+from .corrections import MATTE_UNUSED, MIN_BACKGROUND, TRANSPARENT_SCENE, Correction, log_corrections
 from .devices import device_problem, pick_device
 from .fullres import (METHODS, apply_in_tiles, bounding_box, downscale, lift, lift_change, remix, resize,
                       subject_change, subject_coverage, unit_float, working_shape)
@@ -28,13 +27,15 @@ from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_
                       tensor_to_image)
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .imageio.images import check_strided, integer_peak
-from .imageio.masks import FAINT, trace_bar
+from .imageio.masks import FAINT
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import correction_size, gain_and_offset
 from .official_pipeline import as_official_tester_reads, dithered, official_back, official_mask_square, official_square
 from .precision import resolve_dtype, slow_on
+from .regions import (IGNORED_REFERENCE, flat_colours, mixed_from_one_colour, off_canvas, reference_at,
+                      reference_pixels, tail_on_one_colour, working_mask)
 from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
 from .tiling import one_thread
 from .weights import load_model, push_to_hub, save_pretrained
@@ -645,7 +646,7 @@ class Harmonizer:
         home = pixels.device
         with one_thread(home):
             image_low = downscale(pixels[..., :3], peak, low_shape).to(self.device)
-            soft, subject = _working_mask(mask, mask_peak, low_shape)
+            soft, subject = working_mask(mask, mask_peak, low_shape)
             soft, mask_low = soft.to(self.device), subject.to(self.device).float()
             box = bounding_box(mask)
             # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device),
@@ -665,9 +666,9 @@ class Harmonizer:
             # under a wide feather's tail is neither (black bars beside it are most of what a feather leaves)
             scene = torch.nn.functional.max_pool2d(mask_low, 5, stride=1, padding=2) < 0.5
             most = untouched.float().mean() >= 0.5 * scene.float().mean()
-            off = _off_canvas(image_low, untouched)
-            most &= _tail_on_one_colour(off, soft)
-            untouched &= _mixed_from_one_colour(off, soft) | most
+            off = off_canvas(image_low, untouched)
+            most &= tail_on_one_colour(off, soft)
+            untouched &= mixed_from_one_colour(off, soft) | most
             coverage = None  # how much of each pixel the subject covers, for the methods that carry a change up:
             if self.carries_soft_edges():  # correction fills it, guided fits it
                 coverage = (soft if mask_is_alpha else
@@ -679,7 +680,7 @@ class Harmonizer:
         its mask (the network's background statistics come from it)."""
         low_shape = working_shape(*pixels.shape[:2], size)
         with one_thread(mask.device):
-            _, subject = _working_mask(mask, mask_peak, low_shape)
+            _, subject = working_mask(mask, mask_peak, low_shape)
         return 1 - float(subject.float().mean())
 
     @property
@@ -1052,73 +1053,12 @@ def _low_precision_failed(dtype: torch.dtype) -> None:
                                        str(dtype).removeprefix("torch."))
 
 
-def flat_colours(image: torch.Tensor, mask: torch.Tensor, untouched: torch.Tensor | None = None) -> torch.Tensor:
-    """B×3: the one colour (0..1) of each B×3×h×w working-size picture's background where it has only one
-    (:data:`~phnet.corrections.FLAT_SPREAD`), else NaN. The background is read away from the subject (a pixel
-    beside it holds some of the subject's colours at this size), and must be a real share of the picture
-    (:data:`~phnet.corrections.FLAT_MIN_SCENE`): a few pixels say nothing. ``untouched`` (B×1×h×w) is read too,
-    where given: a feathered edge mixes the subject into pixels well outside its binary mask, and where no trace
-    of the mask reaches is what remains of the scene. Nothing is read back to the host."""
-    scenes = [torch.nn.functional.max_pool2d(mask.float(), 5, stride=1, padding=2) < 0.5]
-    if untouched is not None:
-        scenes.append(untouched.to(image.device, torch.bool))
-    colour = torch.full(image.shape[:2], float("nan"), device=image.device)
-    for scene in reversed(scenes):  # the binary mask's reading first, where both find one colour
-        top = torch.where(scene, image.float(), -1.0).amax(dim=(2, 3))
-        bottom = torch.where(scene, image.float(), 2.0).amin(dim=(2, 3))
-        flat = (top - bottom).abs().amax(dim=1) <= FLAT_SPREAD
-        flat &= scene.float().mean(dim=(1, 2, 3)) >= FLAT_MIN_SCENE
-        colour = torch.where(flat[:, None], top, colour)
-    return colour
-
-
-def _off_canvas(image: torch.Tensor, untouched: torch.Tensor) -> torch.Tensor:
-    """1×1×h×w: how far each pixel of a 1×3×h×w working-size picture lies from the colour of its ``untouched``
-    part (where no trace of the mask reaches), its largest channel's difference."""
-    canvas = torch.where(untouched, image, -1.0).amax(dim=(2, 3), keepdim=True)
-    return (image - canvas).abs().amax(dim=1, keepdim=True)
-
-
-def _mixed_from_one_colour(off: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
-    """Whether a working-size picture's background, where its mask's ``coverage`` is under half, is the colour
-    of its untouched part mixed with the subject by that coverage and no more (``off``: :func:`_off_canvas`):
-    a feathered cut-out on its canvas is (each pixel c × subject + (1 - c) × canvas lies within c of the
-    canvas); a real scene under a wide feather's faint tail, with only its sky or its black bars beyond the
-    tail, is not. A 0-dim bool tensor, on the device (nothing read back)."""
-    return ((off <= FLAT_SPREAD + 1 / 255 + coverage) | (coverage >= 0.5)).all()
-
-
-def _tail_on_one_colour(off: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
-    """Whether what a mask's tail (coverage from 0 to half) holds off its untouched part's colour (by more than
-    0.1; ``off``: :func:`_off_canvas`) is a rim of the subject, not a scene: under 0.7 of the subject's own
-    area. A cut-out's grown, feathered or shrunk mask leaves its thin limbs and its mixed edge there (0.01 to
-    0.57 of it), a real scene under a wide feather's tail leaves the scene between the subject and black bars
-    beside the picture (0.8 to 2.5). A 0-dim bool tensor, on the device."""
-    far = off > FLAT_SPREAD + 1 / 255 + 0.1
-    tail = (coverage > 0) & (coverage < 0.5)
-    return (far & tail).sum() * 10 < (coverage >= 0.5).sum() * 7
-
-
 def _weighed(corrections: list[Correction], mode: str, masks: torch.Tensor, mask_peak: float) -> list[Correction]:
     """Unmeasured corrections with what their masks let through (``Correction.weight``), so that the figures
     logged for them are those a measured report gives (mode "official" reads a mask as 1 bit: weight 1)."""
     if mode == "official":
         return corrections
     return [dataclasses.replace(c, weight=w) for c, w in zip(corrections, blend_weight(masks, mask_peak))]
-
-
-def _working_mask(mask: torch.Tensor, mask_peak: float, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """An H×W mask at the working ``shape``: its coverage (1×1×h×w, 0..1) and where that counts as subject,
-    from half of full, or from half the coverage's own strongest value where it never reaches full: a soft mask
-    under 0.5 everywhere is its region, not its one largest pixel (nor is it where one stronger speck of it, which
-    the working size averages away, would raise the bar above the rest). Nothing is read back from the device."""
-    coverage = downscale(mask[..., None], mask_peak, shape)
-    return coverage, coverage >= _subject_bar(coverage)
-
-
-def _subject_bar(coverage: torch.Tensor) -> torch.Tensor:
-    """Where a working-size ``coverage`` (0..1) counts as subject: half of full, or half its strongest value."""
-    return (coverage.amax().float() * 0.5).clamp(min=1e-6, max=0.5).to(coverage.device)
 
 
 def _coverage(lows: list[LowResolution]) -> torch.Tensor:
@@ -1138,46 +1078,6 @@ def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
     once per network call (and captured with it in a CUDA graph)."""
     with one_thread(image.device):
         return subject_change(output, image, mask, coverage)
-
-
-IGNORED_REFERENCE = ("the reference mask was ignored: it holds no background (it is empty, or lies under the "
-                     "subject), so the whole background was matched")
-
-
-def reference_pixels(reference_mask: Any, shape: tuple[int, int, int]) -> tuple[torch.Tensor, float]:
-    """The reference mask(s) for B×H×W frames as B×H×W in their own dtype (a full-size float copy of an 8K uint8
-    mask is 130 MB), with the value meaning "fully in the region"."""
-    found = mask_pixels(reference_mask, *shape)
-    return found if found is not None else (mask_to_tensor(reference_mask, *shape, "reference mask")[:, 0], 1.0)
-
-
-def reference_at(reference: torch.Tensor, shape: tuple[int, int], subject: torch.Tensor | None = None,
-                 subject_peak: float = 1.0, reference_peak: float = 1.0) -> torch.Tensor:
-    """An H×W reference mask (0..reference_peak) as the 1×1×h×w binary region the network takes at the working
-    ``shape``.
-
-    Read off the ``subject`` (its H×W mask, ``subject_peak`` = fully subject; under it nothing is matched
-    anyway), relative to its own strongest value where the subject does not reach, pixels at least half as
-    strong counting: a soft mask (0.4 everywhere in the region) is that region, also when it was painted over
-    the subject at full strength, and a region too small to survive the resize as a whole pixel still keeps
-    its strongest one. An empty mask stays empty (and is reported as ignored).
-    """
-    if subject is None:
-        weight = off = downscale(reference[..., None], reference_peak, shape)
-    else:  # the region is read without the subject, cut where the network reads subject (from half, see
-        # _working_mask: a band drawn in a wide feather is background to it), its strength where no trace of the
-        # subject is: a pixel the subject covers would count the strength painted over it, not the region's. A
-        # trace (a matting model's or a JPEG mask's floor of 1/255) is trace_bar's
-        trace = trace_bar(subject.amax().float(), subject_peak).to(reference.device)
-        coverage = downscale(subject[..., None], subject_peak, shape).to(reference.device)
-        half = _subject_bar(coverage) * subject_peak
-        weight = downscale(torch.where(subject.to(reference.device) >= half, 0, reference)[..., None], reference_peak,
-                           shape)
-        clear = (weight * (coverage <= 0)).max()  # the region's strength where no trace of the subject is,
-        faint = (weight * (coverage <= (trace / subject_peak).to(weight.device))).max()  # else where a floor is,
-        off = torch.where(clear > 0, clear, torch.where(faint > 0, faint, weight.max()))  # else in a feather
-    peak = off.max()  # the strongest value where the subject does not reach
-    return (weight >= 0.5 * peak).float() if peak > 0 else torch.zeros_like(weight)
 
 
 def as_number(value: Any, name: str, rule: str = "a number") -> float:

@@ -180,7 +180,7 @@ def test_a_soft_reference_painted_over_the_subject_too_is_still_its_region():
     import numpy as np
 
     from phnet.fullres import working_shape
-    from phnet.harmonizer import reference_at
+    from phnet.regions import reference_at
 
     image, mask = _picture(301, 419)  # the subject's edges fall inside working-size pixels
     region = np.zeros_like(mask)
@@ -205,7 +205,7 @@ def test_a_soft_reference_beside_a_weak_subject_on_a_mattes_floor_is_still_its_r
     import numpy as np
 
     from phnet.fullres import working_shape
-    from phnet.harmonizer import reference_at
+    from phnet.regions import reference_at
     from phnet.mask_tools import refine_mask
 
     _, mask = _picture(301, 419)
@@ -227,14 +227,14 @@ def test_a_faint_subject_with_a_stronger_speck_is_cut_from_the_reference_where_t
     """The reference was cut at half the subject's strongest pixel while the network reads a faint subject by its
     own strongest coverage: one speck left the whole faint subject inside the reference region."""
     from phnet.fullres import working_shape
-    from phnet.harmonizer import _working_mask, reference_at
+    from phnet.regions import reference_at, working_mask
 
     subject = torch.zeros(256, 256)
     subject[64:192, 64:192] = 0.3
     subject[100, 100] = 0.9
     shape = working_shape(256, 256, 64)
     region = reference_at(torch.ones(256, 256), shape, subject)
-    _, network_subject = _working_mask(subject, 1.0, shape)
+    _, network_subject = working_mask(subject, 1.0, shape)
     assert network_subject.sum() > 100 and not (region.bool() & network_subject).any()
 
 
@@ -257,7 +257,7 @@ def test_a_reference_drawn_in_a_wide_feather_of_the_subject_is_kept():
     network's background) was dropped whole, and the report said it lay under the subject."""
     import numpy as np
 
-    from phnet.harmonizer import reference_at
+    from phnet.regions import reference_at
     from phnet.mask_tools import refine_mask
 
     subject = np.zeros((256, 256), np.float32)
