@@ -69,7 +69,7 @@ class PHNetPasteSubject:
 
     def paste(self, background, subject, x=0, y=0, scale=1.0, anchor="top-left", subject_mask=None,
               mask_as_given=False):
-        from ..phnet.compositing import faint_subject, paste_subject
+        from ..phnet.compositing import faint_subject, over_background, paste_subject
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.compat import widened
         from ..phnet.imageio.images import integer_peak
@@ -123,18 +123,8 @@ class PHNetPasteSubject:
             except ValueError as e:  # (a subject placed off the background): the node names itself, as elsewhere
                 raise ValueError(f"{NODE}: {e}") from None
             comp, m = torch.from_numpy(comp), torch.from_numpy(m)
-            if background.shape[-1] == 4:  # an RGBA background: the subject laid over it ("over", straight alpha)
-                under = background[min(i, background.shape[0] - 1)].float().cpu()
-                if not background.is_floating_point():  # an 8- or 16-bit IMAGE, read on its scale as its colours are
-                    under /= integer_peak(background.dtype) or 1.0
-                alpha, seen = under[..., 3], (1 - m)[..., None]
-                covered = m + alpha * (1 - m)
-                # comp is subject·m + background·(1−m); "over" weighs the background by its alpha too
-                over = (comp - under[..., :3] * seen * (1 - alpha[..., None])) / covered.clamp(min=1e-6)[..., None]
-                # where no subject lands the background stays as it was (over a faint alpha, the division above
-                # magnified the rounding of what it undid)
-                over = torch.where(m[..., None] > 0, over.clamp(0, 1), under[..., :3])
-                comp = torch.cat([torch.where(covered[..., None] > 0, over, comp), covered[..., None]], -1)
+            if background.shape[-1] == 4:  # an RGBA background: the subject laid over it, keeping its alpha
+                comp = over_background(comp, m, background[min(i, background.shape[0] - 1)])
             comps.append(comp)
             outs.append(m)
             bar.update_absolute(i + 1, n)

@@ -17,10 +17,10 @@ from .compat import widened
 from .corrections import MIN_BACKGROUND
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array
-from .imageio.images import _where
+from .imageio.images import _where, integer_peak
 from .imageio.masks import FAINT, trace_bar
 
-__all__ = ["paste_subject", "cut_out_colour", "visible_scene", "ANCHORS"]
+__all__ = ["paste_subject", "over_background", "cut_out_colour", "visible_scene", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
 ANCHORS: dict[str, tuple[float, float]] = {
@@ -28,6 +28,23 @@ ANCHORS: dict[str, tuple[float, float]] = {
     "center": (0.5, 0.5),
     "bottom-center": (0.5, 1.0),
 }
+
+
+def over_background(composite: torch.Tensor, mask: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """A :func:`paste_subject` composite (H x W x 3 float, its ``mask`` H x W) laid over an RGBA ``background``
+    (H x W x 4: float 0..1, or 8- or 16-bit on its scale) as "over" lays a straight-alpha picture: H x W x 4
+    float32 whose alpha is the subject's added to the background's. Where no subject lands, the background is
+    as it was."""
+    under = background.float().cpu()
+    if not background.is_floating_point():
+        under /= integer_peak(background.dtype) or 1.0
+    alpha, seen = under[..., 3], (1 - mask)[..., None]
+    covered = mask + alpha * (1 - mask)
+    # the composite is subject·m + background·(1−m); "over" weighs the background by its alpha too
+    over = (composite - under[..., :3] * seen * (1 - alpha[..., None])) / covered.clamp(min=1e-6)[..., None]
+    # (over a faint alpha, the division above magnified the rounding of what it undid)
+    over = torch.where(mask[..., None] > 0, over.clamp(0, 1), under[..., :3])
+    return torch.cat([torch.where(covered[..., None] > 0, over, composite), covered[..., None]], -1)
 
 
 def cut_out_colour(pixels: Any, background: Any, share: float = 0.03) -> tuple[float, ...] | None:

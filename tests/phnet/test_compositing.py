@@ -253,3 +253,22 @@ def test_an_almost_fully_transparent_subject_is_named_not_blamed_on_a_mask_s_sca
     with pytest.raises(ValueError, match=f"almost fully transparent \\(its strongest {what} is 2/255\\)"):
         paste_subject(background, subject if mask is None else subject[..., :3], mask, x=10, y=10)
     paste_subject(background, subject, x=10, y=10, allow_empty=True)  # a batch's item: the batch is judged
+
+
+def test_a_composite_is_laid_over_an_rgba_background_as_a_straight_alpha_picture():
+    """White at half coverage over black of alpha 0, 0.5 and 1: alpha 0.5, 0.75, 1 and the colour "over" gives."""
+    from phnet.compositing import over_background
+
+    white = np.ones((8, 8, 3), np.float32)
+    for canvas_alpha, want_alpha in ((0.0, 0.5), (0.5, 0.75), (1.0, 1.0)):
+        canvas = np.concatenate([np.zeros((8, 8, 3), np.float32), np.full((8, 8, 1), canvas_alpha, np.float32)], -1)
+        comp, m = paste_subject(canvas, white, np.full((8, 8), 0.5, np.float32))
+        out = over_background(torch.from_numpy(comp), torch.from_numpy(m), torch.from_numpy(canvas))
+        torch.testing.assert_close(out[..., 3], torch.full((8, 8), want_alpha))
+        torch.testing.assert_close(out[..., :3], torch.full((8, 8, 3), 0.5 / want_alpha))
+    rgba = np.zeros((6, 6, 4), np.uint8)
+    rgba[..., 1], rgba[..., 3] = 255, 128  # an 8-bit background, read on its own scale
+    comp, m = paste_subject(rgba, white[:2, :2], x=1, y=1)
+    out = over_background(torch.from_numpy(comp), torch.from_numpy(m), torch.from_numpy(rgba))
+    assert torch.equal(out[0, 0], torch.tensor([0.0, 1.0, 0.0, 128 / 255]))  # untouched where no subject lands
+    assert torch.equal(out[1, 1], torch.tensor([1.0, 1.0, 1.0, 1.0]))
