@@ -200,8 +200,8 @@ class PHNetSAMSegment:
         from ..phnet.imageio import mask_to_tensor
         from ..phnet.imageio.masks import FAINT
         from ..phnet.sam.predictor import check_encodable, interrupt_points
-        from ..phnet.mask_tools import _check_width, looks_inverted, mask_bbox, refine_mask
-        from ..phnet.sam.prompts import make_prompt
+        from ..phnet.mask_tools import _check_width, looks_inverted, refine_mask
+        from ..phnet.sam.prompts import guide_boxes, make_prompt
 
         sam = as_phnet_sam(sam_model)
         check_image(image, "PHNet SAM Segment")
@@ -232,10 +232,6 @@ class PHNetSAMSegment:
                     "picture: put an InvertMask node in front of guide_mask (Load Image's MASK is 1 where a PNG is "
                     "transparent), or, if it is right (subjects at the picture's sides with the scene between "
                     "them), turn on mask_as_given")
-            # a guide this faint beside the batch's others is a detector's "nobody here": its box would be its noise's
-            strongest = guides.flatten(1).amax(1)
-            faint = strongest < FAINT * strongest.max()
-            guides = torch.where(faint[:, None, None], torch.zeros_like(guides), guides)
         if notes:
             log.info("comfyui-phnet: PHNet SAM Segment%s", notes)
         if box_px is None and not pos and guides is None:  # negative points only say where the subject is not
@@ -247,10 +243,8 @@ class PHNetSAMSegment:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
         points = pos + neg
         labels = [1] * len(pos) + [0] * len(neg)
-        # An image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty. A
-        # faint one (50 % opacity, feathered) marks its box by its own strongest half, not by an absolute 0.5
-        boxes = [box_px if box_px is not None or guides is None else
-                 mask_bbox(guides[i], threshold=0.5 * float(guides[i].max())) for i in range(b)]
+        # an image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty
+        boxes = [box_px] * b if guides is None else guide_boxes(guides)
         # a prompt outside the image, or an image SAM cannot encode, is refused before SAM moves or encodes
         for name, given in (("positive_points", pos), ("negative_points", neg)):
             if given:

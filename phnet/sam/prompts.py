@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..imageio import mask_to_array
+from ..imageio.masks import FAINT
 from ..mask_tools import mask_bbox
 
 
@@ -113,3 +114,13 @@ def make_prompt(
         raise ValueError("Background points alone (label 0) say where the subject is not: add a point on the "
                          "subject (label 1), a box or a mask_prompt.")
     return SamPrompt((height, width), checked_box, coords, labels)
+
+
+def guide_boxes(guides: Any) -> list[tuple[int, int, int, int] | None]:
+    """The box prompt of each of a batch's guide masks (B x H x W, 0..1, numpy or torch): the box of the pixels at
+    least half as strong as that guide's own strongest, so a faint guide (drawn at 50 % opacity, feathered) marks its
+    region. None where a guide is empty, or under ``FAINT`` of the batch's strongest guide: a detector's "nobody
+    here", whose box would be its noise's."""
+    strongest = [float(g.max()) for g in guides]
+    top = max(strongest, default=0.0)
+    return [None if s <= 0 or s < FAINT * top else mask_bbox(g, threshold=0.5 * s) for g, s in zip(guides, strongest)]
