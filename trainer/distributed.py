@@ -1,6 +1,7 @@
 """Process facts for one or several training processes (``torchrun``), seeding, and the resumable batches."""
 from __future__ import annotations
 
+import collections
 import os
 import random
 import time
@@ -49,7 +50,7 @@ class Dist:
             torch.cuda.set_device(dev)
         self.device = dev
         self.control = None  # the group of the run's own messages and waits; None: the default group
-        self._lent: list[torch.Tensor] = []  # the last tensors made here for a collective (see close)
+        self._lent: collections.deque = collections.deque(maxlen=LENT_KEPT)  # the last collectives' tensors
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
                                     timeout=timedelta(minutes=timeout_minutes))
@@ -102,7 +103,7 @@ class Dist:
         return [rank for rank, (f,) in enumerate(self.gather((int(flag),))) if f]
 
     def _lend(self, *tensors: torch.Tensor) -> None:
-        self._lent = [*self._lent, *tensors][-LENT_KEPT:]
+        self._lent.append(tensors)
 
     def close(self, wait_s: float = 10.0):
         """Leave the process group once gloo has let go of the last collectives' tensors. Its threads drop a
@@ -111,13 +112,13 @@ class Dist:
         without an active exception") after a finished run, and torchrun failed the run and stopped process 0."""
         if self.world > 1 and dist.is_initialized():
             deadline = time.monotonic() + wait_s
-            while any(_held_elsewhere(t) for t in self._lent) and time.monotonic() < deadline:
+            while any(_held_elsewhere(t) for lent in self._lent for t in lent) and time.monotonic() < deadline:
                 time.sleep(0.001)  # (the GIL is free meanwhile)
             dist.destroy_process_group()
-        self._lent = []
+        self._lent.clear()
 
 
-LENT_KEPT = 16  # tensors of the last collectives kept for close(): a run ends with a gather and a barrier
+LENT_KEPT = 4  # collectives whose tensors close() waits for: a run ends with a gather and a barrier
 
 
 def _held_elsewhere(tensor: torch.Tensor) -> bool:

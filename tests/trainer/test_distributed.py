@@ -152,7 +152,8 @@ def test_the_runs_own_messages_and_waits_go_through_the_control_group(monkeypatc
     assert groups == [env.control] * 3
 
 
-def test_the_process_group_is_left_once_gloo_has_let_go_of_the_last_collective_s_tensors(monkeypatch):
+@pytest.mark.parametrize("world", [2, 16, 32])
+def test_the_process_group_is_left_once_gloo_has_let_go_of_the_last_collective_s_tensors(monkeypatch, world):
     """A process that finished first left while gloo's thread still held the last gather's tensors: dropping them
     during the interpreter's exit aborted the process after a finished run, and torchrun failed the run."""
     import threading
@@ -164,20 +165,22 @@ def test_the_process_group_is_left_once_gloo_has_let_go_of_the_last_collective_s
     from trainer.distributed import Dist
 
     env = Dist("cpu")
-    env.world = 2
+    env.world = world
     kept = []
 
     def all_gather(boxes, mine, group=None):
         for box in boxes:
             box.copy_(mine)
-        kept.append(boxes[0] * torch.ones(1, requires_grad=True))  # a hold from C++, as a collective's work has
+        hold = torch.ones(1, requires_grad=True)
+        kept.extend([boxes[0] * hold, mine * hold])  # holds from C++, as a collective's work has (16 processes: the
+        # gather's own value was no longer waited for)
         threading.Timer(0.2, kept.clear).start()  # let go of a moment later, on another thread
 
     released = []
     monkeypatch.setattr(dist, "all_gather", all_gather)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "destroy_process_group", lambda: released.append(not kept))
-    assert env.gather((7,)) == [[7], [7]]
+    assert env.gather((7,)) == [[7]] * world
     start = time.monotonic()
     env.close()
     assert released == [True] and time.monotonic() - start < 5
