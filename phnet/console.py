@@ -3,16 +3,39 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 
 
 def entry() -> None:
     _printable_anywhere()
+    previous = _quiet_interrupt()
     try:
         from .cli import entry as run
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     run()
+
+
+def _quiet_interrupt():
+    """Ctrl-C while torch and numpy load ends the process at once, with the shell's code for it: raised inside
+    their native import code, the KeyboardInterrupt came out as another error (numpy's "cannot load module more
+    than once per process", with a traceback) or aborted the process (pybind11). Nothing is written yet. Returns
+    the handler it replaced, or None where it left Ctrl-C as it was (ignored, or not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    return signal.signal(signal.SIGINT, _end_now)
+
+
+def _end_now(signum, frame) -> None:
+    os._exit(128 + signum)
 
 
 def _printable_anywhere() -> None:

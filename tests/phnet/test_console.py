@@ -1,0 +1,51 @@
+"""The ``phnet`` command's entry point: quiet while the library loads."""
+from __future__ import annotations
+
+import builtins
+import signal
+import sys
+import types
+
+
+def test_ctrl_c_while_the_library_loads_ends_the_process_at_once_and_the_handler_is_put_back(monkeypatch):
+    """Raised inside torch's or numpy's native import code, Ctrl-C came out as numpy's 'cannot load module more
+    than once per process' with a traceback, or aborted the process; the command promises a quiet exit (130)."""
+    from phnet import console
+
+    seen = []
+    real_import = builtins.__import__
+
+    def importing(name, *args, **kwargs):
+        if name == "cli" or name.endswith(".cli"):
+            seen.append(signal.getsignal(signal.SIGINT))
+            return types.SimpleNamespace(entry=lambda: seen.append("ran"))
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    monkeypatch.delitem(sys.modules, "phnet.cli", raising=False)
+    before = signal.getsignal(signal.SIGINT)
+    assert before is signal.default_int_handler
+    console.entry()
+    assert seen == [console._end_now, "ran"]  # the library loaded under the quiet handler; the run under the old one
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_ignored_ctrl_c_stays_ignored_while_the_library_loads(monkeypatch):
+    from phnet import console
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # (nohup, a background job)
+    try:
+        assert console._quiet_interrupt() is None and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_the_command_runs_as_python_m_phnet_and_python_m_phnet_cli():
+    """The command line was one module, run as `python -m phnet.cli` too; as a package it had no __main__."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    for module in ("phnet", "phnet.cli"):
+        done = subprocess.run([sys.executable, "-m", module, "--version"], cwd=repo, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout.startswith("phnet "), (module, done.stderr)
