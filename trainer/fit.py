@@ -24,10 +24,11 @@ import sys
 import warnings
 from pathlib import Path
 
-# python -m trainer.fit: Ctrl-C while torch loads (seconds) ends quietly, with 130 (an ignored SIGINT stays so)
+# python -m trainer.fit: Ctrl-C while torch loads (seconds) ends the process at once, with 130 (an ignored SIGINT
+# stays so); an exception raised inside torch's or numpy's native import code comes out as another error, or aborts
 _QUIET_WHILE_LOADING = __name__ == "__main__" and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 if _QUIET_WHILE_LOADING:
-    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
 
 import torch
 from torch.utils.data import DataLoader, Subset

@@ -602,3 +602,26 @@ def test_the_notes_of_building_the_model_and_data_come_from_process_0_alone(caps
     with pytest.raises(ValueError, match="bad data"):
         with spoken_by_main(types.SimpleNamespace(main=False)):
             raise ValueError("bad data")
+
+
+def test_ctrl_c_while_torch_loads_ends_the_process_at_once(tmp_path, subprocess_env):
+    """The handler raised SystemExit, which inside torch's or numpy's native import code came out as another error
+    (numpy's 'cannot load module more than once per process') or aborted the process. Here the handler is called
+    where torch is imported: it must end the process there, not raise."""
+    code = (
+        "import importlib.abc, runpy, signal, sys\n"
+        "class Hook(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            try:\n"
+        "                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)\n"
+        "            except BaseException as e:\n"
+        "                print('raised', type(e).__name__, flush=True)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "sys.argv = ['trainer.fit', '--help']\n"
+        "runpy.run_module('trainer.fit', run_name='__main__', alter_sys=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130 and "raised" not in done.stdout, (done.returncode, done.stdout[-500:])
