@@ -226,7 +226,18 @@ class PHNetModelLoader:
         source, extra = resolve_phnet_source(model_name, hub_repo_id)
 
         def load():
-            h = Harmonizer.from_pretrained(source, device=target, dtype=None if dtype == "auto" else dtype, **extra)
+            try:
+                h = Harmonizer.from_pretrained(source, device=target, dtype=None if dtype == "auto" else dtype,
+                                               **extra)
+            except PermissionError as e:  # models/phnet cannot be written: the library names the folder
+                if source not in paths.official_names():
+                    raise
+                from ..phnet.official import OFFICIAL
+
+                raise PermissionError(
+                    f"{e}. In ComfyUI: list a writable folder under 'phnet:' in extra_model_paths.yaml (downloads go "
+                    f"into the first writable one), or put {OFFICIAL[source].filename} (from {OFFICIAL[source].url}) "
+                    "into a phnet folder by hand and pick that file") from None
             log.info("comfyui-phnet: loaded PHNet %s (%s) on %s", source or paths.BUNDLED_DEFAULT, h.config.name,
                      target)
             return h

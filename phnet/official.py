@@ -113,8 +113,7 @@ def fetch(
         target.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}): "
-                              "make the folder above it writable or free space there, or give another folder "
-                              "(PHNET_HOME, cache_dir=)") from None
+                              f"make the folder above it writable or free space there{_elsewhere(target)}") from None
     offline = (local_files_only or hub_offline()) and not weights.url.startswith("file:")
     with _locked(weights, folders, offline=offline):
         found = find(name, folders)  # another process may have finished while this one waited
@@ -145,6 +144,12 @@ def fetch(
         return found
 
 
+def _elsewhere(target: Path) -> str:
+    """The other way out of a folder that cannot be written: PHNET_HOME moves only the library's own folder; one
+    the caller gave (a host program's model folder) is the caller's to change, in its own words."""
+    return ", or give another folder (PHNET_HOME, cache_dir=)" if target == default_folder() else ""
+
+
 def _marker(checkpoint: Path) -> Path:
     """The file that says the ``.pth`` beside it is a download of ours to remove once converted, not the user's."""
     return checkpoint.with_name(f".{checkpoint.name}.downloaded")
@@ -173,7 +178,7 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Ite
         itself = f", or load {placed} itself (read without converting)" if placed is not None else ""
         raise PermissionError(
             f"cannot write into {target} ({e.strerror or e}), where the official PHNet weights {weights.name} are "
-            f"downloaded and converted: make it writable, or give another folder (PHNET_HOME, cache_dir=){itself}"
+            f"downloaded and converted: make it writable{_elsewhere(target)}{itself}"
         ) from None
     try:
         yield
@@ -216,7 +221,7 @@ def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert:
         fix = "free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "make it writable"
         raise PermissionError(
             f"cannot write the official PHNet weights {weights.name} into {out_dir.parent} ({e.strerror or e}): "
-            f"{fix}, or give another folder (PHNET_HOME, cache_dir=)") from None
+            f"{fix}{_elsewhere(out_dir.parent)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -369,8 +374,8 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
             raise
         except OSError as e:  # writing it: a full disk, a quota, a folder made read-only meanwhile
             raise PermissionError(
-                f"cannot write {part.name} into {target} ({e.strerror or e}): free space there, or give another "
-                f"folder (PHNET_HOME, cache_dir=); run again to resume the part that was written") from None
+                f"cannot write {part.name} into {target} ({e.strerror or e}): free space there{_elsewhere(target)}; "
+                "run again to resume the part that was written") from None
     if too_big:
         _too_big(weights, part, validator, "sent more than")
     if stalled:

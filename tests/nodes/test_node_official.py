@@ -70,6 +70,20 @@ def test_picking_an_official_name_downloads_it_into_models_phnet_with_progress(p
             shutil.rmtree(target, ignore_errors=True)
 
 
+def test_a_models_phnet_that_cannot_be_written_is_told_in_comfyui_s_words(pack, nodes, monkeypatch):
+    """The library's advice (PHNET_HOME, cache_dir=) does nothing for the folders ComfyUI gives it."""
+    official = _core(pack, "official")
+    monkeypatch.setattr(official.tempfile, "mkstemp",
+                        lambda **kw: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(PermissionError) as e:
+        nodes["PHNetModelLoader"].load(NAME, "", "cpu", "auto")
+    message = str(e.value)
+    assert "PHNET_HOME" not in message and "cache_dir" not in message
+    assert "make it writable. In ComfyUI: list a writable folder under 'phnet:' in extra_model_paths.yaml" in message
+    assert f"put {FILE} (from {official.OFFICIAL[NAME].url}) into a phnet folder by hand" in message
+
+
 def test_an_official_name_typed_as_the_hub_repo_is_kept_in_models_phnet_too(pack, comfy_env):
     loaders = importlib.import_module(f"{pack.__name__}.nodes.loaders")
     source, extra = loaders.resolve_phnet_source("default (bundled)", f" {NAME} ")
