@@ -480,14 +480,16 @@ def check_split_all(split: str, data: str | None, config: str | None) -> str | N
     return None
 
 
-DATA_FLAGS = {"val_fraction": "--val-fraction", "mask_dir": "--mask-dir", "ffhq_root": "--ffhq-root"}
+DATA_FLAGS = {"val_fraction": "--val-fraction", "mask_dir": "--mask-dir", "ffhq_root": "--ffhq-root",
+              "subsets": "--subsets"}
 
 
 def in_flags(message: str, args) -> str:
     """An error about a ``[data]`` setting given here by its flag names the flag (``data.val_fraction`` is
-    ``--val-fraction``)."""
+    ``--val-fraction``), without trainer.fit's way to change it (``--set``)."""
     for key, flag in DATA_FLAGS.items():
         if getattr(args, key, None) is not None:
+            message = re.sub(rf" \(--set data\.{key}=[^)]*\)", "", message)
             message = re.sub(rf"\bdata\.{key}\b", flag, message)
     return message
 

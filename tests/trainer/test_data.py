@@ -635,10 +635,12 @@ def test_a_photo_folder_with_a_subfolder_named_like_an_iharmony_subset_is_a_phot
 
 
 def test_subsets_of_a_set_without_any_are_refused(tmp_path, photos):
-    """--subsets HCOCO on a photo folder or an FFHQH set was ignored: the whole split was scored, with no note."""
+    """--subsets HCOCO on a photo folder or an FFHQH set was ignored: the whole split was scored, with no note.
+    trainer.fit, which has no --subsets, was told to drop it."""
     data = {"root": str(photos[0]), "subsets": ["HCOCO"]}
     with pytest.raises(ValueError, match=r"data.subsets \['HCOCO'\] picks iHarmony4 subsets, but .* is a folder set, "
-                                         r"which has none: drop data.subsets"):
+                                         r"which has none: drop data.subsets \(--set data.subsets=\[\] or remove it "
+                                         r"from the config\)$"):
         build_dataset(data, "train", image_size=32)
 
 

@@ -300,6 +300,8 @@ def test_a_data_setting_given_by_its_flag_is_named_by_the_flag_in_an_error(lands
     assert "val split" in err and "set --val-fraction above 0" in err and "data.val_fraction" not in err
     assert main([*base, "--mask-dir", landscapes["root"]]) == 2
     assert capsys.readouterr().err.startswith("error: --mask-dir: the mask folder ")
+    assert main([*base, "--subsets", "HCOCO"]) == 2  # trainer.fit's --set is no flag here
+    assert capsys.readouterr().err.endswith("is a folder set, which has none: drop --subsets\n")
 
 
 def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(landscapes, tmp_path, monkeypatch):

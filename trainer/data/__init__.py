@@ -272,7 +272,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
                          f"{'pool' if kind == 'folder' else kind} set with splits of its own: choose one of them")
     if data.get("subsets") and kind != "iharmony":
         raise ValueError(f"data.subsets {list(data['subsets'])} picks iHarmony4 subsets, but {root} is a {kind} set, "
-                         "which has none: drop data.subsets (--subsets)")
+                         "which has none: drop data.subsets (--set data.subsets=[] or remove it from the config)")
     train = (split == "train") if train is None else train
     policy = data.get("on_bad_sample", "error")
     syn = dict(data.get("synthesis", {}))
