@@ -486,12 +486,14 @@ DATA_FLAGS = {"val_fraction": "--val-fraction", "mask_dir": "--mask-dir", "ffhq_
 
 def in_flags(message: str, args) -> str:
     """An error about a ``[data]`` setting given here by its flag names the flag (``data.val_fraction`` is
-    ``--val-fraction``), without trainer.fit's way to change it (``--set``)."""
+    ``--val-fraction``), without trainer.fit's way to change it (``--set``); ``data.val_root``, which no flag
+    sets, is a config's."""
     for key, flag in DATA_FLAGS.items():
         if getattr(args, key, None) is not None:
             message = re.sub(rf" \(--set data\.{key}=[^)]*\)", "", message)
             message = re.sub(rf"\bdata\.{key}\b", flag, message)
-    return message
+    return message.replace("give a data.val_root folder", "give a --config whose data.val_root is set, or score a "
+                           "folder of held-out photos with --data and --split all")
 
 
 def _data_table(args) -> dict:

@@ -298,6 +298,9 @@ def test_a_data_setting_given_by_its_flag_is_named_by_the_flag_in_an_error(lands
     assert main([*base, "--mask-dir", landscapes["mask_dir"], "--val-fraction", "0", "--split", "val"]) == 2
     err = capsys.readouterr().err
     assert "val split" in err and "set --val-fraction above 0" in err and "data.val_fraction" not in err
+    # (there is no flag for data.val_root)
+    assert err.endswith("or give a --config whose data.val_root is set, or score a folder of held-out photos with "
+                        "--data and --split all\n")
     assert main([*base, "--mask-dir", landscapes["root"]]) == 2
     assert capsys.readouterr().err.startswith("error: --mask-dir: the mask folder ")
     assert main([*base, "--subsets", "HCOCO"]) == 2  # trainer.fit's --set is no flag here
