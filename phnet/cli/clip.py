@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import memory_advice, out_of_memory
 from .jobs import Job
-from .messages import say, verdict
+from .messages import in_flags, say, verdict
 from .reading import inverted_words, load_pair, orientation_note, reference_for
 from .saving import save_result
 
@@ -88,8 +88,11 @@ def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int
     from ..imageio.masks import FAINT
 
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
-    settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
-    size = harmonizer.check_options(args.strength, "full", args.working_size)  # one set of option rules
+    try:
+        settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
+        size = harmonizer.check_options(args.strength, "full", args.working_size)  # one set of option rules
+    except ValueError as e:
+        raise ValueError(in_flags(e)) from None
     jobs = sorted(jobs, key=lambda job: natural_key(job.composite))
 
     def frame_of(image: np.ndarray, mask: np.ndarray):

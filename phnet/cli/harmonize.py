@@ -12,7 +12,7 @@ from ..harmonizer import carries_soft_edges
 from ..errors import memory_advice, out_of_memory
 from .clip import CUT_THRESHOLD, harmonize_clip, refuse_inverted_clip
 from .jobs import (Job, check_format_limits, check_writable, is_folder_target, plan, transparent_into_no_alpha)
-from .messages import depth, left_out_note, say, verdict
+from .messages import depth, in_flags, left_out_note, say, verdict
 from .reading import load_pair, orientation_note, reference_for
 from .saving import save_result, write_comparison
 
@@ -80,7 +80,10 @@ def harmonize(args: argparse.Namespace) -> int:
         from ..temporal import Temporal
 
         cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
-        Temporal(window=args.temporal, cut_threshold=cut)
+        try:
+            Temporal(window=args.temporal, cut_threshold=cut)
+        except ValueError as e:
+            raise ValueError(in_flags(e)) from None
     if args.reference and args.mode != "full":
         raise SystemExit("error: --reference works with --mode full only")
     if args.method is not None and args.mode != "full":  # the official pipeline resizes the whole blend back
@@ -106,7 +109,7 @@ def harmonize(args: argparse.Namespace) -> int:
     try:  # once, not in every picture's words
         harmonizer.check_options(args.strength, args.mode, args.working_size)
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise SystemExit(f"error: {in_flags(e)}") from None
     failed: list[Path] = []
     for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single or sys.stderr is None):
         try:

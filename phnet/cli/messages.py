@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
+
+
+FLAGS = {"strength": "--strength", "working_size": "--working-size", "cut_threshold": "--cut-threshold"}
+
+
+def in_flags(error: Exception) -> str:
+    """A library error about an option a flag sets, naming the flag (``working_size`` is ``--working-size``): the
+    rules stay the library's."""
+    return re.sub(rf"(?<!-)\b({'|'.join(FLAGS)})\b", lambda m: FLAGS[m[1]], str(error))
 
 
 def say(text: str, stream=None) -> None:

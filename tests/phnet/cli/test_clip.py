@@ -98,7 +98,17 @@ def test_clip_settings_are_refused_before_the_weights_load(tmp_path, monkeypatch
     Image.fromarray(_mask()).save(masks / "0.png")
     assert cli.main(["harmonize", str(frames), str(masks), "-o", str(tmp_path / "o"), "--temporal",
                      "--cut-threshold", "-3"]) == 2
-    assert "cut_threshold must be a number > 0" in capsys.readouterr().err
+    assert "error: --cut-threshold must be a number > 0 (0–255 units), got -3.0" in capsys.readouterr().err
+
+
+def test_a_clip_s_bad_working_size_or_strength_is_named_by_its_flag(tiny_folder, tmp_path, capsys):
+    comps, masks = _write_clip(tmp_path, frames=2)
+    base = ["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights", str(tiny_folder),
+            "--device", "cpu", "--temporal"]
+    assert cli.main([*base, "--working-size", "100"]) == 2
+    assert "error: --working-size must be a multiple of 8 from 16 to 4096, got 100" in capsys.readouterr().err
+    assert cli.main([*base, "--strength", "2"]) == 2
+    assert "error: --strength must be in 0..1, got 2.0" in capsys.readouterr().err
 
 
 def test_a_frame_saved_as_gif_is_refused_before_any_work_not_passed_over(tmp_path, monkeypatch):

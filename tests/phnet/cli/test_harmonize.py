@@ -742,13 +742,14 @@ def test_import_phnet_loads_no_torch_and_ctrl_c_while_it_loads_ends_quietly(monk
 
 
 @pytest.mark.parametrize("options, words", [
-    (("--strength", "2"), "error: strength must be in 0..1, got 2.0"),
-    (("--working-size", "100"), "error: working_size must be a multiple of 8"),
+    (("--strength", "2"), "error: --strength must be in 0..1, got 2.0"),
+    (("--working-size", "100"), "error: --working-size must be a multiple of 8"),
     (("--reference", "ref.png", "--mode", "official"), "error: --reference works with --mode full only"),
 ])
 def test_a_bad_option_in_a_folder_run_is_one_error_before_any_picture(tiny_folder, tmp_path, capsys, options,
                                                                        words):
-    """Each picture was read and then failed with the same option error, in the library's words."""
+    """Each picture was read and then failed with the same option error, in the library's words; then it named
+    strength and working_size, not their flags."""
     comps, masks = folders(tmp_path, "a.png", "b.png")
     _mask().save(tmp_path / "ref.png")
     options = tuple(str(tmp_path / o) if o == "ref.png" else o for o in options)
