@@ -10,7 +10,7 @@ import threading
 
 
 def entry() -> None:
-    _printable_anywhere()
+    printable_anywhere()
     previous = _quiet_interrupt()
     try:
         from .cli import entry as run
@@ -38,7 +38,7 @@ def _end_now(signum, frame) -> None:
     os._exit(128 + signum)
 
 
-def _printable_anywhere() -> None:
+def printable_anywhere() -> None:
     """Redirected to a file or a pipe on Windows, stdout takes the ANSI code page (cp1252): a non-Latin file name
     or a '×' in a message stopped the command after its work, or marked a written result as failed. What the
     stream cannot hold is written as an escape instead."""

@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from phnet.atomic import cannot_write_into, dangling_link, write_atomic_text
+from phnet.console import printable_anywhere
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
 from trainer.validation import NEAR_RIGHT_FMSE, picture_share
@@ -218,6 +219,7 @@ CALIBRATED_FILES = {"config.json", "model.safetensors", "calibration.json", "LIC
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="model folder (e.g. runs/default_cpu/best)")
     p.add_argument("--config", required=True, help="the run's trainer config: the run folder, its run_config.json, or a .toml")

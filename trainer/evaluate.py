@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import cannot_write_into, dangling_link, write_atomic
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
+from phnet.console import printable_anywhere
 from phnet.errors import error_line, out_of_memory
 from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.builders.staging import interrupted
@@ -419,7 +420,7 @@ def write_outputs(out: Path, result: dict, report: str, grid: list[dict], column
         write_atomic(out / "results.md", results_md)
 
     def results_md(tmp: Path) -> None:
-        tmp.write_text(report, encoding="utf-8")
+        tmp.write_text(report, encoding="utf-8", errors="backslashreplace")  # (a data path not in UTF-8)
         save_grid(grid, columns, out / "grid.png")
 
     try:
@@ -515,6 +516,7 @@ def _data_table(args) -> dict:
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", "-w", action="append",

@@ -33,6 +33,7 @@ if _QUIET_WHILE_LOADING:
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from phnet.console import printable_anywhere
 from phnet.errors import out_of_memory
 from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
@@ -417,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     args = build_parser().parse_args(argv)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), os.environ.get("RANK", "0")
     who = f"process {rank} of {world}: " if world > 1 else ""  # which process stopped, under torchrun

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from phnet.atomic import write_atomic
+from phnet.console import printable_anywhere
 from trainer.builders.staging import interrupted
 from trainer.config import RUN_CONFIG_NAME, run_config_path
 from trainer.curves import BASE, BG, VAL, panel, spread
@@ -99,6 +100,7 @@ def draw(points: list[dict], path: Path, size=(520, 320)) -> Path:
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.photo_curve", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders, one per number of photos")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phnet.console import printable_anywhere
 from phnet.sources import hub_command
 from phnet.weights import check_upload, upload_failed
 from trainer.checkpoint import push_to_hub
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.push",
                                 description=__doc__.replace("{login}", hub_command("auth login")),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

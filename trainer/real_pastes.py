@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from phnet.console import printable_anywhere
 from trainer.builders.staging import interrupted
 from trainer.evaluate import parse_weights, save_grid
 
@@ -79,6 +80,7 @@ def paste(subject: Path, mask: Path, background: Path) -> tuple[np.ndarray, np.n
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.real_pastes", description=__doc__.split("\n\n")[0])
     p.add_argument("root", type=Path, help="a data-set builder folder (manifest.json, train/ val/ test/)")
     p.add_argument("--subjects", default="", help="comma-separated photo names (default: the test split's people)")

@@ -462,3 +462,21 @@ def test_native_resolution_scores_in_fp32_where_auto_would_pick_bf16(tmp_path, m
     monkeypatch.setattr(phnet.weights, "load_model", lambda path: model)
     candidates = load_candidates(["new=a", "old=b"], torch.device("cpu"), native=True, working_size=None)
     assert [h.dtype for h in candidates.harmonizers.values()] == [torch.float32, torch.float32]
+
+
+def test_a_stdout_that_cannot_hold_the_report_still_gets_the_files_and_the_report(landscapes, tmp_path, monkeypatch):
+    """Its ² and · (an ASCII stdout; Windows' code page, redirected) failed the print after the work: exit 2 with
+    the codec's words, and none of the results written."""
+    import io
+    import sys
+
+    from trainer.evaluate import main
+
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stream)
+    rc = main(["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+               "--no-untouched", "--no-progress", "--max-samples", "2", "--out", str(tmp_path / "ev")])
+    stream.flush()
+    assert rc == 0 and sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["grid.png", "results.json",
+                                                                              "results.md"]
+    assert "\\xb2" in stream.buffer.getvalue().decode("ascii")  # the ² as an escape

@@ -141,3 +141,15 @@ def test_ctrl_c_ends_with_one_line_and_writes_no_curve(tmp_path, capsys, monkeyp
     assert capsys.readouterr().err.splitlines()[-1] == (
         "error: interrupted; no file was left half-written: run it again for the curve")
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_stdout_that_cannot_hold_the_table_still_gets_the_curve(tmp_path, monkeypatch):
+    """The table's × on an ASCII stdout ended in a traceback before the curve was drawn."""
+    import io
+    import sys
+
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stream)
+    run = _run(tmp_path, "small", 10, [760.0, 720.0])
+    assert photo_curve.main([str(run), "--out", str(tmp_path / "curve.png")]) == 0
+    assert Image.open(tmp_path / "curve.png").size == (520, 320)

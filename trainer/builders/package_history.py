@@ -51,6 +51,7 @@ import numpy as np
 from packaging.version import Version
 
 from phnet.atomic import write_atomic_text
+from phnet.console import printable_anywhere
 from trainer.builders import held_out
 from trainer.builders.package_pictures import (
     FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, is_mit, licence_of, usable,
@@ -430,6 +431,7 @@ def _gain(extra: int, base: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.builders.package_history",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", type=Path, default=None,

@@ -80,6 +80,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from phnet.console import printable_anywhere
 from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, as_image, dhash64, hamming, is_held_out
 from trainer.builders.names import distinct_bases
@@ -449,6 +450,7 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
 
 
 def main(argv: list[str] | None = None) -> None:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.builders.package_portraits",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path, help="output folder (train/, val/, manifest.json)")

@@ -22,6 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from phnet.console import printable_anywhere
 from trainer.builders.staging import check_replaceable, interrupted, staged
 from trainer.data import pool_manifest
 from trainer.data.common import find_with_any_extension
@@ -101,6 +102,7 @@ def build_subset(pool: Path, out: Path, fraction: float) -> dict:
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.builders.source_subset", description=__doc__.split("\n\n")[0])
     p.add_argument("pool", type=Path, help="a folder written by trainer.builders.package_portraits")
     p.add_argument("out", type=Path, help="new folder for the subset")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from phnet.console import printable_anywhere
 from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming
 from trainer.builders.names import distinct_bases
@@ -237,6 +238,7 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
 
 
 def main(argv=None) -> int:
+    printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.builders.synthetic_set", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="folder of photos (searched recursively)")
