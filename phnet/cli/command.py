@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = _ReaderMayLeave(stdout)
     if stderr is not None:  # (the progress bar and each picture's error go there: `2>&1 | head` too)
         sys.stderr = _ReaderMayLeave(stderr)
+    guards = [sys.stdout, sys.stderr]
     handlers = _stop_on_signals()
     try:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         sys.stdout, sys.stderr = stdout, stderr
+        for guard in guards:
+            if isinstance(guard, _ReaderMayLeave):
+                guard.close_nothing()
         logger.setLevel(level)
 
 
@@ -211,6 +215,7 @@ class _ReaderMayLeave:
 
     def __init__(self, stream) -> None:
         self._stream = stream
+        self._nothing = None  # what the run writes to once the reader left
 
     def write(self, text: str) -> int:
         try:
@@ -227,8 +232,18 @@ class _ReaderMayLeave:
 
     def _leave(self) -> None:
         with contextlib.suppress(OSError, ValueError):  # Python's own flush at exit meets the pipe no more
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
-        self._stream = open(os.devnull, "w")  # the rest of the run writes to nothing
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self._stream.fileno())
+            finally:
+                os.close(null)
+        self._stream = self._nothing = open(os.devnull, "w")  # the rest of the run writes to nothing
+
+    def close_nothing(self) -> None:
+        """Close what the run wrote to after the reader left (``main`` called in a program: two descriptors per
+        run, for good)."""
+        if self._nothing is not None:
+            self._nothing.close()
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)

@@ -839,6 +839,11 @@ def test_a_mistyped_masks_folder_and_a_forgotten_one_are_named_as_such(tiny_fold
     assert "for a folder of composites, a folder of masks with the same names" in capsys.readouterr().err
 
 
+def _open_descriptors() -> int:
+    fds = Path("/proc/self/fd")
+    return len(os.listdir(fds)) if fds.is_dir() else 0
+
+
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 def test_a_reader_that_leaves_the_pipe_fails_no_picture(tiny_folder, tmp_path, monkeypatch, capsys, stream):
     """`phnet harmonize ... | head -1`: every picture after the first line was counted as failed (Broken pipe),
@@ -857,8 +862,10 @@ def test_a_reader_that_leaves_the_pipe_fails_no_picture(tiny_folder, tmp_path, m
 
     comps, masks = folders(tmp_path, "a.png", "b.png", "c.png")
     monkeypatch.setattr(f"sys.{stream}", Pipe())
+    descriptors = _open_descriptors()
     assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--compare", tmp_path / "cmp/",
                       "--weights", tiny_folder) == 0
+    assert _open_descriptors() == descriptors  # what it wrote to once the reader left is closed: none left open
     assert "error" not in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "a.png", "a_compare.png", "b.png", "b_compare.png", "c.png", "c_compare.png"]
