@@ -487,14 +487,18 @@ DATA_FLAGS = {"val_fraction": "--val-fraction", "mask_dir": "--mask-dir", "ffhq_
 
 def in_flags(message: str, args) -> str:
     """An error about a ``[data]`` setting given here by its flag names the flag (``data.val_fraction`` is
-    ``--val-fraction``), without trainer.fit's way to change it (``--set``); ``data.val_root``, which no flag
-    sets, is a config's."""
+    ``--val-fraction``); one that came from ``--config`` is changed there. Never trainer.fit's ``--set``, which this
+    command has not. ``data.val_root``, which no flag sets, is a config's, and ``--data`` replaces the config's."""
     for key, flag in DATA_FLAGS.items():
         if getattr(args, key, None) is not None:
             message = re.sub(rf" \(--set data\.{key}=[^)]*\)", "", message)
             message = re.sub(rf"\bdata\.{key}\b", flag, message)
-    return message.replace("give a data.val_root folder", "give a --config whose data.val_root is set, or score a "
-                           "folder of held-out photos with --data and --split all")
+    message = re.sub(r"--set data\.\w+=\S* or ", "", message)  # "(--set data.subsets=[] or remove it from the config)"
+    if getattr(args, "data", None) is None:
+        elsewhere = "give a --config whose data.val_root is set, or score a folder of held-out photos with --data and "
+    else:  # (--data drops the config's data.val_root)
+        elsewhere = "score a folder of held-out photos with --data and "
+    return message.replace("give a data.val_root folder", elsewhere + "--split all")
 
 
 def _data_table(args) -> dict:

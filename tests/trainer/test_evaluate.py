@@ -298,13 +298,30 @@ def test_a_data_setting_given_by_its_flag_is_named_by_the_flag_in_an_error(lands
     assert main([*base, "--mask-dir", landscapes["mask_dir"], "--val-fraction", "0", "--split", "val"]) == 2
     err = capsys.readouterr().err
     assert "val split" in err and "set --val-fraction above 0" in err and "data.val_fraction" not in err
-    # (there is no flag for data.val_root)
-    assert err.endswith("or give a --config whose data.val_root is set, or score a folder of held-out photos with "
-                        "--data and --split all\n")
+    # (there is no flag for data.val_root, and --data drops a config's)
+    assert err.endswith("or score a folder of held-out photos with --data and --split all\n") and "--config" not in err
     assert main([*base, "--mask-dir", landscapes["root"]]) == 2
     assert capsys.readouterr().err.startswith("error: --mask-dir: the mask folder ")
     assert main([*base, "--subsets", "HCOCO"]) == 2  # trainer.fit's --set is no flag here
     assert capsys.readouterr().err.endswith("is a folder set, which has none: drop --subsets\n")
+
+
+def test_a_data_setting_from_the_config_is_changed_there_never_with_set():
+    """Subsets from --config were told to go with --set, which evaluate and calibrate have not; without --data a
+    config whose data.val_root is set is a way to a val split."""
+    from argparse import Namespace
+
+    from trainer.evaluate import in_flags
+
+    subsets = ("data.subsets ['HCOCO'] picks iHarmony4 subsets, but x is a folder set, which has none: drop "
+               "data.subsets (--set data.subsets=[] or remove it from the config)")
+    assert in_flags(subsets, Namespace(subsets=None, data=None)).endswith(
+        "drop data.subsets (remove it from the config)")
+    empty = ("the val split of x (folder) is empty; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root "
+             "folder")
+    assert in_flags(empty, Namespace(val_fraction=None, data=None)).endswith(
+        "or give a --config whose data.val_root is set, or score a folder of held-out photos with --data and "
+        "--split all")
 
 
 def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(landscapes, tmp_path, monkeypatch):
