@@ -49,3 +49,14 @@ def test_the_command_runs_as_python_m_phnet_and_python_m_phnet_cli():
     for module in ("phnet", "phnet.cli"):
         done = subprocess.run([sys.executable, "-m", module, "--version"], cwd=repo, capture_output=True, text=True)
         assert done.returncode == 0 and done.stdout.startswith("phnet "), (module, done.stderr)
+
+
+def test_importing_the_command_line_package_loads_no_torch():
+    """`python -m phnet.cli` imports the package before its __main__: torch loaded there, before the quiet Ctrl-C,
+    and an interrupt while it loaded printed a traceback, or was lost and the whole run went on."""
+    import subprocess
+    from pathlib import Path
+
+    code = ("import sys, phnet.cli; assert 'torch' not in sys.modules, 'torch'; phnet.cli.main; "
+            "assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
