@@ -45,9 +45,9 @@ def no_hub_login(monkeypatch, tmp_path):
 
 
 @pytest.fixture()
-def empty_hub_cache(monkeypatch, tmp_path):
-    """An empty Hugging Face cache, for this test alone: the client reads its cache folder once, at import, so
-    setting HF_HOME or HF_HUB_CACHE in a test would still read the user's own cache."""
+def own_hub_cache(monkeypatch, tmp_path):
+    """A Hugging Face cache of this test's own, empty at first: the client reads its cache folder once, at import,
+    so setting HF_HOME or HF_HUB_CACHE in a test would still read the user's own cache."""
     import importlib
 
     import huggingface_hub.constants as constants

@@ -75,7 +75,7 @@ def test_loader_reloads_weights_changed_on_disk_in_a_folder_or_given_as_a_path(p
         config.write_text(text)
 
 
-def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, empty_hub_cache):
+def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, own_hub_cache):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):
         nodes["PHNetModelLoader"].load("default (bundled)", "nobody/no-such-phnet", "auto", "auto")

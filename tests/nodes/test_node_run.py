@@ -388,19 +388,16 @@ def test_a_sam_file_from_the_hub_lands_in_models_sams_under_its_repo_and_name(pa
 
 
 def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_files_stay_apart(
-        pack, comfy_env, monkeypatch, tmp_path):
+        pack, comfy_env, monkeypatch, own_hub_cache):
     """The Hub cache's snapshot entries are relative links into its blobs: a hard link to the link dangled, so
     every download ended "not found" (and a stale .part stayed). Offline, a cached file was refused unasked,
     and vit_b/model.safetensors and vit_h/model.safetensors of one repo were saved under one name."""
     import hashlib
 
-    import huggingface_hub.constants as constants
-
     loaders = importlib.import_module(pack.__name__ + ".nodes.loaders")
     sams = comfy_env.base / "models" / "sams"
     sams.mkdir(parents=True, exist_ok=True)  # (run alone, no earlier test has made it)
-    cache = tmp_path / "hub"
-    repo = cache / "models--someone--sams"
+    repo = own_hub_cache / "models--someone--sams"
     commit = "c" * 40
     for path, data in (("vit_b/model.safetensors", b"weights of ViT-B"), ("vit_h/model.safetensors", b"ViT-H"),
                        ("vit_b/sam.pth", b"ViT-B sam.pth")):
@@ -413,10 +410,6 @@ def test_a_sam_file_in_the_hub_cache_is_placed_whole_offline_and_two_folders_fil
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    # huggingface-hub before 0.24 (0.23 is the oldest supported) copied the constant into file_download on import
-    monkeypatch.setattr(importlib.import_module("huggingface_hub.file_download"), "HF_HUB_CACHE", str(cache),
-                        raising=False)
     stale = sams / "someone--sams--vit_b--model.safetensors.part"
     stale.symlink_to(Path("..", "..", "..", "blobs", "gone"))  # left by the broken link of an earlier version
     try:

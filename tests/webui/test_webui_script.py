@@ -1587,7 +1587,7 @@ def test_a_key_colour_subject_is_a_cut_out_and_one_landing_by_its_margin_only_is
         webui.script_module._paste_subject(_generated(), settings)
 
 
-def test_hub_weights_missing_offline_point_at_the_webui_s_folder(webui, monkeypatch, tmp_path, empty_hub_cache):
+def test_hub_weights_missing_offline_point_at_the_webui_s_folder(webui, monkeypatch, tmp_path, own_hub_cache):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     webui.script_module.clear_loaded_models()
     with pytest.raises(FileNotFoundError, match="put the weights in .* and pick them under 'Weights'"):
