@@ -11,7 +11,7 @@ import threading
 
 def entry() -> None:
     printable_anywhere()
-    previous = _quiet_interrupt()
+    previous = quiet_interrupt()
     try:
         from .cli import entry as run
     except KeyboardInterrupt:
@@ -22,11 +22,12 @@ def entry() -> None:
     run()
 
 
-def _quiet_interrupt():
+def quiet_interrupt():
     """Ctrl-C while torch and numpy load ends the process at once, with the shell's code for it: raised inside
     their native import code, the KeyboardInterrupt came out as another error (numpy's "cannot load module more
-    than once per process", with a traceback) or aborted the process (pybind11). Nothing is written yet. Returns
-    the handler it replaced, or None where it left Ctrl-C as it was (ignored, or not the main thread)."""
+    than once per process", with a traceback) or aborted the process (pybind11). For a command that has written
+    nothing yet. Returns the handler it replaced, or None where it left Ctrl-C as it was (ignored, or not the main
+    thread)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:

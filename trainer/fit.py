@@ -24,16 +24,14 @@ import sys
 import warnings
 from pathlib import Path
 
-# python -m trainer.fit: Ctrl-C while torch loads (seconds) ends the process at once, with 130 (an ignored SIGINT
-# stays so); an exception raised inside torch's or numpy's native import code comes out as another error, or aborts
-_QUIET_WHILE_LOADING = __name__ == "__main__" and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-if _QUIET_WHILE_LOADING:
-    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
+from phnet.console import printable_anywhere, quiet_interrupt
+
+# python -m trainer.fit: Ctrl-C while torch loads (seconds) ends the process at once, with 130, as phnet's does
+_LOADING = quiet_interrupt() if __name__ == "__main__" else None
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from phnet.console import printable_anywhere
 from phnet.errors import out_of_memory
 from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
@@ -548,6 +546,6 @@ def user_message(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    if _QUIET_WHILE_LOADING:  # loaded: Ctrl-C is main's (and the loop's) again
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _LOADING is not None:  # loaded: Ctrl-C is main's (and the loop's) again
+        signal.signal(signal.SIGINT, _LOADING)
     sys.exit(main())

@@ -35,7 +35,7 @@ def test_an_ignored_ctrl_c_stays_ignored_while_the_library_loads(monkeypatch):
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # (nohup, a background job)
     try:
-        assert console._quiet_interrupt() is None and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert console.quiet_interrupt() is None and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
 
