@@ -82,7 +82,7 @@ class Dist:
         mine = torch.tensor(values, dtype=torch.int64)  # on the CPU, as the control group's gloo takes them
         boxes = [torch.empty_like(mine) for _ in range(self.world)]
         dist.all_gather(boxes, mine, group=self.control)
-        self._lend(mine, *boxes)
+        self._lent.append((mine, *boxes))
         return [box.tolist() for box in boxes]
 
     def least(self, value: int) -> int:
@@ -95,15 +95,12 @@ class Dist:
             return list(values)
         mine = torch.tensor(values, dtype=torch.float64)  # on the CPU, as the control group's gloo takes them
         dist.all_reduce(mine, group=self.control)
-        self._lend(mine)
+        self._lent.append((mine,))
         return mine.tolist()
 
     def ranks_where(self, flag: bool) -> list[int]:
         """The ranks whose ``flag`` is true (all call it at the same point, as for :meth:`gather`)."""
         return [rank for rank, (f,) in enumerate(self.gather((int(flag),))) if f]
-
-    def _lend(self, *tensors: torch.Tensor) -> None:
-        self._lent.append(tensors)
 
     def close(self, wait_s: float = 10.0):
         """Leave the process group once gloo has let go of the last collectives' tensors. Its threads drop a
