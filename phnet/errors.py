@@ -6,8 +6,6 @@ import errno
 import re
 
 _NO_MEMORY = re.compile(r"out of memory|can't allocate memory")  # CUDA's, NCCL's; torch's CPU allocator's
-
-
 _WORKER_NO_MEMORY = re.compile(r"Caught \w*MemoryError in DataLoader worker")  # (numpy's _ArrayMemoryError too)
 
 

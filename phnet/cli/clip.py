@@ -18,8 +18,6 @@ from .saving import save_result
 
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
-
-
 _CHECK_DELAY = 2.0  # seconds before the check of a clip's masks shows its progress
 
 

@@ -21,8 +21,6 @@ from .harmonize import harmonize
 
 
 TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
-
-
 OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..harmonizer import carries_soft_edges
 from ..errors import memory_advice, out_of_memory
+from ..harmonizer import carries_soft_edges
 from .clip import CUT_THRESHOLD, harmonize_clip, refuse_inverted_clip
-from .jobs import (Job, check_format_limits, check_writable, is_folder_target, plan, transparent_into_no_alpha)
+from .jobs import Job, check_format_limits, check_writable, is_folder_target, plan, transparent_into_no_alpha
 from .messages import depth, in_flags, left_out_note, say, verdict
 from .reading import load_pair, orientation_note, reference_for
 from .saving import save_result, write_comparison

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 
-from ..atomic import dangling_link
+from ..atomic import cannot_write_into, dangling_link, nearest_existing
 from ..imageio import IMAGE_SUFFIXES
 from ..imageio.decode import MASK_ONLY, UNOPENED_PHOTOS, folded_name, folds_names, quiet_open, readable_suffixes
-from ..atomic import cannot_write_into, nearest_existing
 from .saving import FORMATS, NO_ALPHA, eight_bit
 
 

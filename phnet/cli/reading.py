@@ -102,11 +102,7 @@ def _refuse_cut_out(image: np.ndarray, composite: Path) -> None:
 
 
 _SOURCES = {"EXIF": "EXIF orientation", "XMP": "XMP tiff:Orientation"}
-
-
 _TAGS = {"EXIF": "EXIF tag", "XMP": "XMP orientation"}
-
-
 _TURNS = {2: "mirrored", 3: "turned by 180°", 4: "flipped upside down", 5: "turned by 90° and mirrored",
           6: "turned by 90°", 7: "turned by 90° and mirrored", 8: "turned by 90°"}
 

@@ -14,11 +14,7 @@ from ..imageio.decode import JPEG_XMP
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
             ".tiff": "TIFF"}
-
-
 _OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True, "exact": True}}
-
-
 NO_ALPHA = ("JPEG", "BMP")  # PIL writes BMP's alpha but reads it back (as most viewers do) as RGB
 
 
@@ -49,11 +45,7 @@ def save_result(result: np.ndarray, target: Path, keep: dict) -> list[str]:
 
 
 JPEG_EXIF_BYTES = 65533  # one APP1 segment, less its "Exif\0\0" header: Pillow refuses more after the work
-
-
 JPEG_XMP_BYTES = 65504  # one APP1 segment, less the XMP namespace that heads it
-
-
 XMP_KEY = "XML:com.adobe.xmp"  # a PNG's XMP: an iTXt chunk of this name
 
 
