@@ -802,7 +802,9 @@ def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_mo
         harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, by_change[i], 1.0, low, changes[i : i + 1],
                              as_change=True)
     assert torch.equal(by_picture, by_change)
-    assert torch.equal(harmonizer(pixels, masks.float(), threshold=0), by_change)
+    # the call runs the network network_batch pictures at a time: one picture's run and three pictures' run may
+    # differ in the last bit of a float (the CPU's convolution kernels are chosen per batch size), so by a level
+    assert (harmonizer(pixels, masks.float(), threshold=0).int() - by_change.int()).abs().max() <= (network_batch < 3)
 
 
 @pytest.mark.parametrize("as_change", [False, True])
