@@ -331,19 +331,27 @@ def _np_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
+_read_only_warned = False  # torch warns of a read-only array once per process
+
+
 def _tensor_view(array: np.ndarray) -> torch.Tensor:
     """A tensor sharing ``array``'s memory, only ever read. torch warns when the array is read-only
     (``np.asarray`` of a PIL image is); nothing here writes through the view, so no copy is made."""
     import warnings
 
+    global _read_only_warned
     if array.dtype == np.uint16:
         need_uint16("the picture")
     try:
-        if array.flags.writeable:  # no warning to silence: the filters, shared by the host's threads, are not touched
+        # torch warns of the first read-only array only: after it, as for a writable one, the filters stay as they
+        # are (leaving a block that swapped them makes the host's once-only warnings show again)
+        if array.flags.writeable or _read_only_warned:
             return torch.from_numpy(native(array))
         with catching_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            return torch.from_numpy(native(array))
+            view = torch.from_numpy(native(array))
+        _read_only_warned = True
+        return view
     except TypeError:  # object, string, datetime arrays...
         raise ValueError(f"a numpy array of dtype {array.dtype} holds no pixels: give uint8, uint16 or float "
                          "values (np.asarray(x, dtype=np.float32) for numbers stored as objects)") from None

@@ -1079,6 +1079,32 @@ def test_read_only_inputs_raise_no_warning(tiny_model):
         h(image, mask, reference_mask=np.asarray(mask)[::-1])  # the slow path's masks, too
 
 
+def test_the_hosts_once_only_warnings_stay_once_only_over_calls_on_read_only_arrays(tiny_model):
+    """Every call on a read-only array swapped the warning filters to hide torch's warning, and leaving that block
+    reset Python's record of the warnings already shown: a host's once-only warning came back after every call."""
+    import warnings
+
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image = np.full((40, 56, 3), 120, np.uint8)
+    mask = np.pad(np.ones((20, 20), np.uint8) * 255, ((10, 10), (18, 18)))
+    image.flags.writeable = mask.flags.writeable = False
+    h(image, mask)  # torch's own warning, once per process, is behind us
+
+    def host_step():
+        warnings.warn("the host's own notice", UserWarning)
+
+    shown = []
+    keep_showing = warnings.showwarning
+    warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
+    try:
+        for _ in range(3):
+            host_step()
+            h(image, mask)
+    finally:
+        warnings.showwarning = keep_showing
+    assert shown == ["the host's own notice"]
+
+
 def test_a_model_made_under_inference_mode_runs(tiny_config):
     """ComfyUI runs every node under torch.inference_mode, so its loader makes inference tensors, which keep
     no version count (reading it raised 'Inference tensors do not track version counter')."""
