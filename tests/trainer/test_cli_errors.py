@@ -382,7 +382,8 @@ def test_ctrl_c_before_the_training_loop_ends_with_one_line(monkeypatch, capsys)
 
 
 def test_ctrl_c_while_the_trainer_loads_ends_quietly(tmp_path):
-    """python -m trainer.fit imports torch before main runs: Ctrl-C then printed a KeyboardInterrupt traceback."""
+    """python -m trainer.fit imports torch before main runs: Ctrl-C then printed a KeyboardInterrupt traceback. Pressed
+    when torch has begun to load (a fixed 0.3 s fell before the trainer's first line on a busy machine)."""
     import signal
     import subprocess
     import sys
@@ -393,7 +394,15 @@ def test_ctrl_c_while_the_trainer_loads_ends_quietly(tmp_path):
     started = subprocess.Popen([sys.executable, "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(tmp_path),
                                 "--out", str(tmp_path / "run")], cwd=repo, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
+    maps, deadline = Path(f"/proc/{started.pid}/maps"), time.monotonic() + 60
+    while time.monotonic() < deadline:  # pressed before Python reaches the trainer, any program gives a traceback
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:  # no /proc (macOS), or the run has ended: press it now
+            time.sleep(0.3)
+            break
+        time.sleep(0.005)
     started.send_signal(signal.SIGINT)
     _, err = started.communicate(timeout=120)
     assert started.returncode in (130, 2) and "Traceback" not in err, err  # 2: it got as far as the data check
