@@ -245,8 +245,10 @@ def test_processes_wait_for_each_other_as_long_as_the_config_says_and_name_the_s
                                                                                        subprocess_env):
     """Process 0 validates alone while the others wait: a validation longer than the process group's timeout
     (torch's default: 10 minutes for NCCL) ended the run in a gloo or NCCL traceback."""
-    res = one_process_fails(shift_set, tmp_path / "ddp-slow", subprocess_env, "slow_validation", 8,
-                            "--set", "train.val_every=4", "--set", "train.process_timeout_minutes=0.05")
+    # 12 s: every wait of the run takes this timeout, start-up and each training step included, and a loaded
+    # machine can put seconds between the two processes there
+    res = one_process_fails(shift_set, tmp_path / "ddp-slow", subprocess_env, "slow_validation", 40,
+                            "--set", "train.val_every=4", "--set", "train.process_timeout_minutes=0.2")
     assert res.returncode != 0
     assert "error: process 1 of 2: another process of this run did not reach the same step in time" in res.stderr
     assert "raise it" in res.stderr and "train.process_timeout_minutes" in res.stderr
