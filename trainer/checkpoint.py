@@ -171,19 +171,23 @@ def is_complete(folder: Path) -> bool:
     return all((folder / f).is_file() for f in ("config.json", "model.safetensors", INFO_FILE))
 
 
-def damage(folder: Path) -> str | None:
-    """Why ``folder`` cannot be resumed from (a file missing, truncated or unreadable), or None if it can."""
+def damage(folder: Path, model_only: bool = False) -> str | None:
+    """Why ``folder`` cannot be resumed from (a file missing, truncated or unreadable), or None if it can.
+    ``model_only``: why its weights (config.json + model.safetensors) cannot be loaded, or None if they can."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    missing = [f for f in ("config.json", "model.safetensors", INFO_FILE, STATE_FILE) if not (folder / f).is_file()]
+    files = ("config.json", "model.safetensors") + (() if model_only else (INFO_FILE, STATE_FILE))
+    missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         return f"no {', '.join(missing)}"
     try:
         json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        read_info(folder)
+        if not model_only:
+            read_info(folder)
         load_file(folder / "model.safetensors")
-        load_training_state(folder)
+        if not model_only:
+            load_training_state(folder)
     except Exception as exc:  # whatever the reader's complaint, the checkpoint cannot be used
         reason = str(exc).strip().splitlines()
         return f"{type(exc).__name__}: {reason[0]}" if reason else type(exc).__name__

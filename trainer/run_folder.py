@@ -340,12 +340,23 @@ class RunFolder:
                   if p.resolve() != checkpoint.resolve() and ckpt.damage(p) is None]
         if intact:
             fix = "resume from an intact one instead: " + " or ".join(f"--resume {shell_word(p)}" for p in intact)
-        elif own_run.resolve() == self.root.resolve():
-            fix = f"{self.root} holds no intact checkpoint: start over with --overwrite"
         else:
-            fix = f"its run {own_run} holds no other intact checkpoint: start this run afresh, or from weights with " \
-                  "--init-from"
+            fix = self._start_again(checkpoint, own_run)
         raise RunFolderError(f"the checkpoint {checkpoint} is damaged ({problem}); {fix}")
+
+    def _start_again(self, checkpoint: Path, own_run: Path) -> str:
+        """How to go on when ``own_run`` holds no checkpoint to resume: from its intact weights, if any."""
+        weights = [checkpoint] + [p for _, p in reversed(ckpt.step_checkpoints(own_run)) if p != checkpoint]
+        weights = [p for p in weights + [own_run / "best"] if p.is_dir() and ckpt.damage(p, model_only=True) is None]
+        init_from = " ".join([f"--init-from {shell_word(p)}" for p in weights[:1]] +
+                             [f"(or --init-from {shell_word(p)})" for p in weights[1:] if p.name == "best"])
+        if own_run.resolve() != self.root.resolve():
+            return f"its run {own_run} holds no other intact checkpoint: start this run " + (
+                f"from the weights with {init_from}" if weights else "afresh, or from weights with --init-from")
+        if weights:
+            return (f"{self.root} holds no intact checkpoint to resume, but its weights are intact: start a new run "
+                    f"from them with {init_from} and another --out (--overwrite would delete them)")
+        return f"{self.root} holds no intact checkpoint: start over with --overwrite"
 
     # ------------------------------------------------------------------ recorded config
     def recorded_config(self, checkpoint: Path | None) -> dict | None:

@@ -93,7 +93,39 @@ def test_a_damaged_newest_checkpoint_names_the_intact_ones(shift_set, tmp_path, 
     assert line.endswith(f"resume from an intact one instead: --resume {older}")
     shutil.rmtree(older)
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume")
+    weights = f"--init-from {newest} (or --init-from {out / 'best'})" if damaged == "training_state.pt" else \
+        f"--init-from {out / 'best'}"
+    assert line.endswith(f"start a new run from them with {weights} and another --out (--overwrite would delete "
+                         "them)"), line  # --overwrite would delete the only trained weights
+    shutil.rmtree(out / "best")
+    (newest / "model.safetensors").write_bytes(b"")
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "6", "--resume")
     assert line.endswith("holds no intact checkpoint: start over with --overwrite")
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_a_damaged_training_state_alone_points_at_the_intact_weights(shift_set, tmp_path, capsys, how):
+    """The only checkpoint's training_state.pt damaged, its weights and best/ intact: the advice was --overwrite,
+    which deletes those weights."""
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=2, batch_size=4, log_every=1), progress=False)
+    only = out / "checkpoints" / "step-00000002"
+    state = only / "training_state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2] if how == "truncated" else b"")
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4", "--resume")
+    assert line.startswith(f"error: the checkpoint {only} is damaged (")
+    assert f"--init-from {only}" in line and "another --out" in line, line
+    assert line.index("--init-from") < line.index("--overwrite"), line
+    from trainer.fit import main  # the advice works
+
+    assert main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
+                 "--data", str(shift_set), "--out", str(tmp_path / "new"), "--steps", "1", "--init-from",
+                 str(only)]) == 0
+    (only / "model.safetensors").write_bytes(b"")  # the weights gone too: best/ is what is left
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4", "--resume")
+    assert f"--init-from {out / 'best'}" in line and f"--init-from {only}" not in line, line
 
 
 def test_a_damaged_best_record_is_set_aside_by_a_branch_not_a_parser_s_message(shift_set, tmp_path, capsys):
