@@ -488,7 +488,10 @@ DATA_FLAGS = {"val_fraction": "--val-fraction", "mask_dir": "--mask-dir", "ffhq_
 def in_flags(message: str, args) -> str:
     """An error about a ``[data]`` setting given here by its flag names the flag (``data.val_fraction`` is
     ``--val-fraction``); one that came from ``--config`` is changed there. Never trainer.fit's ``--set``, which this
-    command has not. ``data.val_root``, which no flag sets, is a config's, and ``--data`` replaces the config's."""
+    command has not. ``data.val_root``, which no flag sets, is a config's, and ``--data`` replaces the config's.
+    ``--on-bad-sample``, where the command has it, overrides any config's ``data.on_bad_sample``."""
+    if hasattr(args, "on_bad_sample"):
+        message = message.replace('set data.on_bad_sample = "skip"', "pass --on-bad-sample skip")
     for key, flag in DATA_FLAGS.items():
         if getattr(args, key, None) is not None:
             message = re.sub(rf" \(--set data\.{key}=[^)]*\)", "", message)
@@ -607,7 +610,7 @@ def main(argv=None) -> int:
                        max_samples=args.max_samples, grid_rows=args.grid_rows, out_dir=out,
                        untouched_check=not args.no_untouched, progress=not args.no_progress, report_to=print)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
-        print(f"error: {in_flags(str(exc), args)}", file=sys.stderr)
+        print(f"error: {in_flags(error_line(exc), args)}", file=sys.stderr)  # without a loader worker's traceback
         return 2
     except (RuntimeError, MemoryError) as exc:
         if not out_of_memory(exc):

@@ -3,6 +3,7 @@ are in test_fit.py)."""
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -304,6 +305,23 @@ def test_a_data_setting_given_by_its_flag_is_named_by_the_flag_in_an_error(lands
     assert capsys.readouterr().err.startswith("error: --mask-dir: the mask folder ")
     assert main([*base, "--subsets", "HCOCO"]) == 2  # trainer.fit's --set is no flag here
     assert capsys.readouterr().err.endswith("is a folder set, which has none: drop --subsets\n")
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_an_unreadable_picture_is_one_line_naming_the_flag_that_skips_it(landscapes, tmp_path, capsys, workers):
+    """With workers the error was the DataLoader's 15-line traceback; without, it named data.on_bad_sample, a config
+    key, "to train"."""
+    from trainer.evaluate import main
+
+    root = tmp_path / "img"
+    shutil.copytree(landscapes["root"], root)
+    first = sorted(root.iterdir())[0]
+    first.write_bytes(first.read_bytes()[:200])  # truncated
+    rc = main(["--data", str(root), "--mask-dir", landscapes["mask_dir"], "--split", "all", "--resolution", "32",
+               "--no-untouched", "--no-progress", "--num-workers", workers, "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: unreadable image {first}"), err
+    assert err.endswith("mend or remove the file, or pass --on-bad-sample skip to leave such samples out\n"), err
 
 
 def test_a_data_setting_from_the_config_is_changed_there_never_with_set():

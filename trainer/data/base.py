@@ -79,8 +79,8 @@ class HarmonizationDataset(Dataset):
             if self.on_bad_sample == "error":
                 if "on_bad_sample" in str(exc):
                     raise
-                raise BadSampleError(f"{exc}; mend or remove the file, or set data.on_bad_sample = \"skip\" to train "
-                                     "without such samples") from None
+                raise BadSampleError(f"{exc}; mend or remove the file, or set data.on_bad_sample = \"skip\" to leave "
+                                     "such samples out") from None
             warnings.warn(f"skipping bad sample #{index}: {exc}", stacklevel=2)
             return None
 
