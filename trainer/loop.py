@@ -206,9 +206,21 @@ class TrainingLoop:
         finally:
             if self.bar is not None:
                 self.bar.close()
+            self.stop_workers()
         stopped = self.stop.signum if self.stop.requested and self.pos.step < self.total_steps else None
         return {"step": self.pos.step, "best_val_fmse": None if math.isinf(self.best) else self.best,
                 "last_val": self.last_val, "stopped_by_signal": stopped}
+
+    def stop_workers(self) -> None:
+        """End the data workers as the loop ends. Persistent ones live as long as their loader, which a run ended by
+        an error keeps (in the error's traceback) up to Python's exit: ended there by SIGTERM, torch printed
+        'DataLoader worker (pid N) is killed by signal: Terminated' after the run's own error line."""
+        self.iterator = None
+        for loader in (self.train_loader, self.val_loader):
+            workers = getattr(loader, "_iterator", None)  # kept by the loader where its workers are persistent
+            if workers is not None:
+                workers._shutdown_workers()
+                loader._iterator = None
 
     def after_step(self, started: float) -> None:
         """Log, check the time budget, validate and checkpoint as the intervals say."""

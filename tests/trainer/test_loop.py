@@ -376,3 +376,26 @@ def test_a_process_whose_persistent_data_workers_are_left_running_still_exits(tm
     done = subprocess.run([sys.executable, str(script)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "left running" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_run_ended_by_an_error_ends_its_data_workers(tmp_path, photos):
+    """Its persistent workers lived on to Python's exit, which ended them with SIGTERM: after the run's one error
+    line, torch printed 'Exception ignored in atexit callback ... DataLoader worker (pid N) is killed by signal'."""
+    import multiprocessing
+    import shutil
+
+    import pytest
+
+    from trainer.data.common import BadSampleError
+    from trainer.fit import train
+
+    data = tmp_path / "photos"
+    shutil.copytree(photos[0], data)
+    bad = sorted(data.iterdir())[3]
+    bad.write_bytes(bad.read_bytes()[:300])  # truncated
+    cfg = tiny_cfg(data, tmp_path / "run", steps=20, val_every=0, batch_size=4)
+    cfg["data"]["num_workers"] = 2
+    before = set(multiprocessing.active_children())
+    with pytest.raises(BadSampleError, match=f"unreadable image {bad}"):
+        train(cfg, progress=False)
+    assert set(multiprocessing.active_children()) <= before
