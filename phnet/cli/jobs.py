@@ -32,6 +32,9 @@ def _not_a_file(path: Path) -> str:
     """Why ``path``, given for a picture, is none: missing, a folder, or a pipe or device (read twice, so no)."""
     if path.is_dir():
         return "is a folder, not a file"
+    if path.is_symlink():
+        return (f"links to {os.readlink(path)}, which does not exist (an unmounted drive?): connect it, or give "
+                "another file")
     if path.exists():
         return "is not a regular file (a pipe or standard input cannot be read: save the picture to a file first)"
     return "does not exist"
@@ -70,6 +73,11 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
         if not images:
             raise SystemExit(f"error: no images in {composite}" + (f" that this Pillow opens: {unopened}"
                                                                    if unopened else ""))
+        links = [p for p in images if not p.exists()] if clip else []
+        if links:
+            raise SystemExit(f"error: a clip's frames may have no gap, and {links[0]} links to "
+                             f"{os.readlink(links[0])}, which does not exist (an unmounted drive?): connect it, or "
+                             "remove the link")
         gaps = _unopened(composite, besides=images) if unopened and clip else ""  # (a raw beside its JPEG is none)
         if gaps:
             raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {gaps}")
@@ -118,10 +126,11 @@ def _result_names(images: list[Path], fold: Callable[[str], str], compare: bool)
 
 def _pictures(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
     """The photos of a folder (:func:`~phnet.imageio.decode.readable_suffixes`: a .jfif or .avif frame was passed
-    over; or those with ``suffixes``), by name; hidden ones (macOS's ._name beside each file) are not pictures."""
+    over; or those with ``suffixes``), by name; hidden ones (macOS's ._name beside each file) are not pictures. A
+    link to nothing is one, named as such when it is read (passed over, it went unnoticed)."""
     suffixes = readable_suffixes() if suffixes is None else suffixes
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+    return sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink() and not p.exists())
+                  and not p.name.startswith(".") and p.suffix.lower() in suffixes)
 
 
 def _unopened(folder: Path, besides: list[Path] | None = None) -> str:

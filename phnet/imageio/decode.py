@@ -397,6 +397,9 @@ def _open_picture(path: str | Path, opened: list):
             image.load()
             image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(f"{path} links to {os.readlink(path)}, which does not exist (an unmounted "
+                                    "drive?): connect it, or remove the link") from None
         raise FileNotFoundError(f"no such file: {path}") from None
     except Image.DecompressionBombError as e:
         pixels = re.search(r"\((\d+) pixels\)", str(e))

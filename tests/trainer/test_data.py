@@ -1,6 +1,7 @@
 """Data-set layouts, splits, geometry and the bad-sample policy."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -747,6 +748,19 @@ def test_a_run_folder_inside_the_photo_folder_is_not_read_as_photos(tmp_path, ca
     assert "left out 2 folder(s) the trainer wrote (not photos): eval, runs/r1" in capsys.readouterr().err
     list_images(tmp_path)  # listed again, for the validation split: said once (it came for every split)
     assert "left out" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need extra rights on Windows")
+def test_a_photo_linked_to_nothing_is_named_where_it_is_left_out(tmp_path, capsys):
+    """It was dropped in silence."""
+    from trainer.data.common import list_images
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "people").mkdir()
+    (tmp_path / "people" / "b.png").symlink_to(tmp_path / "drive" / "b.png")
+    assert list_images(tmp_path) == [tmp_path / "a.png"]
+    assert capsys.readouterr().err == (f"[data] {tmp_path}: left out 1 link(s) to nothing (an unmounted drive?): "
+                                       f"people/b.png -> {tmp_path / 'drive' / 'b.png'}\n")
 
 
 def test_a_linked_folder_of_photos_is_read_once(tmp_path):

@@ -172,7 +172,8 @@ def note_once(line: str) -> None:
 def list_images(root: Path, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
     """The pictures under ``root``, leaving out hidden folders and what the trainer wrote there (a run's
     ``curves.png``, an evaluation's ``grid.png``: a run folder placed inside its own photo folder). A folder
-    or picture in the package reserved for held-out evaluation is refused (``builders.held_out``)."""
+    or picture in the package reserved for held-out evaluation is refused (``builders.held_out``). Links to
+    nothing are left out, and named."""
     root = Path(root)
     found, left_out, seen = [], [], set()
     for folder, dirs, files in os.walk(root, followlinks=True):  # a linked folder of photos counts too
@@ -193,6 +194,11 @@ def list_images(root: Path, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS) -> lis
         note_once(f"[data] {root}: left out {len(left_out)} folder(s) the trainer wrote (not photos): "
                   f"{', '.join(str(p.relative_to(root)) for p in left_out[:3])}{' ...' if len(left_out) > 3 else ''}")
     pictures = sorted(p for p in found if p.is_file())
+    links = sorted(p for p in found if p.is_symlink() and not p.exists())
+    if links:
+        shown = ", ".join(f"{p.relative_to(root)} -> {os.readlink(p)}" for p in links[:3])
+        note_once(f"[data] {root}: left out {len(links)} link(s) to nothing (an unmounted drive?): {shown}"
+                  f"{' ...' if len(links) > 3 else ''}")
     for p in (root, *pictures):  # also through links: the reserved package is never read
         refuse_reserved(p)
     return pictures

@@ -1,6 +1,8 @@
 """`phnet harmonize --temporal` (a folder of frames) and `--reference`."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -656,6 +658,21 @@ def test_a_frame_pillow_cannot_open_is_refused_before_any_work_not_passed_over(t
         cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal"])
     assert str(stop.value).startswith(f"error: a clip's frames may have no gap, and {comps} holds 1 photo this "
                                       "Pillow cannot open (1 .heic): save it as PNG or JPEG")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need extra rights on Windows")
+def test_a_frame_linked_to_nothing_is_a_gap(tiny_folder, tmp_path):
+    """It was passed over in silence, and the frames either side of it smoothed as neighbours."""
+    comps, masks = _write_clip(tmp_path, frames=3)
+    (comps / "frame10.png").unlink()
+    (comps / "frame10.png").symlink_to(tmp_path / "gone" / "frame10.png")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal", "--weights",
+                  str(tiny_folder), "--device", "cpu"])
+    assert str(stop.value) == (f"error: a clip's frames may have no gap, and {comps / 'frame10.png'} links to "
+                               f"{tmp_path / 'gone' / 'frame10.png'}, which does not exist (an unmounted drive?): "
+                               "connect it, or remove the link")
     assert not (tmp_path / "o").exists()
 
 

@@ -440,6 +440,29 @@ def test_folder_mode_skips_hidden_files_and_names_every_missing_mask(tiny_folder
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need extra rights on Windows")
+def test_folder_mode_counts_a_picture_linked_to_nothing_as_failed(tiny_folder, tmp_path, capsys):
+    """It was passed over in silence (a folder of such links alone: "no images")."""
+    comps, masks, out = _three_composites(tmp_path)
+    for name in ("a", "b", "c"):
+        _mask().save(masks / f"{name}.png")
+    gone = tmp_path / "drive" / "b.png"
+    (comps / "b.png").unlink()
+    (comps / "b.png").symlink_to(gone)
+    assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 1
+    printed = capsys.readouterr()
+    assert (f"error: {comps / 'b.png'} links to {gone}, which does not exist (an unmounted drive?): connect it, or "
+            "remove the link\n") in printed.err
+    assert printed.err.endswith("error: 1 of 3 images failed (b.png); see the messages above\n")
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    for name in ("a", "c"):
+        (comps / f"{name}.png").unlink()
+    with pytest.raises(SystemExit) as e:  # a single picture
+        _harmonize(comps / "b.png", masks / "b.png", "-o", tmp_path / "b.png", "--weights", tiny_folder)
+    assert str(e.value.code) == (f"error: {comps / 'b.png'} links to {gone}, which does not exist (an unmounted "
+                                 "drive?): connect it, or give another file")
+
+
 def test_folder_mode_finds_gif_and_pbm_masks_as_single_mode_reads_them(tiny_folder, tmp_path):
     comps, masks, out = _three_composites(tmp_path)
     _mask().save(masks / "a.gif")
