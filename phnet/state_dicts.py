@@ -74,7 +74,7 @@ def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
         raise ValueError(
-            f"could not read {path} as plain {what} ({type(e).__name__}: {_load_failure(e)}). Only tensors are "
+            f"could not read {path} as plain {what} ({type(e).__name__}: {load_failure(e)}). Only tensors are "
             "loaded (torch.load with weights_only=True): if it holds pickled Python objects besides tensors, "
             "convert it to .safetensors with code you trust; if it is truncated or corrupt: download it again"
         ) from None
@@ -105,7 +105,7 @@ def _refuse_archives(path: Path, what: str) -> None:
             "Download it again from its source")
 
 
-def _load_failure(e: Exception) -> str:
+def load_failure(e: Exception) -> str:
     """The informative part of a torch.load failure, without torch's suggestion to turn weights_only off."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
     refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", text, re.IGNORECASE)

@@ -176,6 +176,8 @@ def damage(folder: Path, model_only: bool = False) -> str | None:
     ``model_only``: why its weights (config.json + model.safetensors) cannot be loaded, or None if they can."""
     from safetensors.torch import load_file
 
+    from phnet.state_dicts import load_failure
+
     folder = Path(folder)
     files = ("config.json", "model.safetensors") + (() if model_only else (INFO_FILE, STATE_FILE))
     missing = [f for f in files if not (folder / f).is_file()]
@@ -186,11 +188,14 @@ def damage(folder: Path, model_only: bool = False) -> str | None:
         if not model_only:
             read_info(folder)
         load_file(folder / "model.safetensors")
-        if not model_only:
-            load_training_state(folder)
     except Exception as exc:  # whatever the reader's complaint, the checkpoint cannot be used
         reason = str(exc).strip().splitlines()
         return f"{type(exc).__name__}: {reason[0]}" if reason else type(exc).__name__
+    if not model_only:
+        try:
+            load_training_state(folder)
+        except Exception as exc:  # (torch's words advise weights_only=False, which runs whatever the file holds)
+            return f"{type(exc).__name__}: {load_failure(exc)}"
     return None
 
 

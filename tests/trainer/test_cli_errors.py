@@ -128,6 +128,24 @@ def test_a_damaged_training_state_alone_points_at_the_intact_weights(shift_set, 
     assert f"--init-from {out / 'best'}" in line and f"--init-from {only}" not in line, line
 
 
+def test_a_training_state_holding_python_objects_is_refused_without_torch_s_advice_to_run_them(shift_set, tmp_path,
+                                                                                                capsys):
+    """The reason kept torch's first line, which goes on to advise loading it with weights_only=False (running
+    whatever the file holds)."""
+    import argparse
+
+    from trainer.fit import train
+
+    out = tmp_path / "run"
+    train(tiny_cfg(shift_set, out, steps=2, ckpt_every=2, val_every=0, batch_size=4, log_every=1), progress=False)
+    only = out / "checkpoints" / "step-00000002"
+    torch.save({"step": 2, "args": argparse.Namespace(lr=1.0)}, only / "training_state.pt")
+    _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4", "--resume")
+    assert line.startswith(f"error: the checkpoint {only} is damaged (UnpicklingError: unsupported GLOBAL "
+                           "argparse.Namespace refused); "), line
+    assert "weights_only" not in line and "trust" not in line
+
+
 def test_a_damaged_best_record_is_set_aside_by_a_branch_not_a_parser_s_message(shift_set, tmp_path, capsys):
     """An empty best/checkpoint.json ended a resume from an older step with 'Expecting value: line 1 column 1'."""
     from trainer.fit import train
