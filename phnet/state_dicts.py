@@ -9,11 +9,13 @@ every message, and every failure says what to do.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from .compat import catching_warnings
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
 
 _WRAPPERS = ("state_dict", "model", "model_state_dict")  # how training scripts commonly wrap the tensors
@@ -71,13 +73,21 @@ def safe_torch_load(path: str | Path, what: str = "weights") -> Any:
     posix.system``) or that the file is damaged. Never passes on torch's advice to load unsafely."""
     _refuse_archives(Path(path), what)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return weights_only_load(path)
     except Exception as e:  # torch raises many kinds here: truncated zip, unpickling refused, ...
         raise ValueError(
             f"could not read {path} as plain {what} ({type(e).__name__}: {load_failure(e)}). Only tensors are "
             "loaded (torch.load with weights_only=True): if it holds pickled Python objects besides tensors, "
             "convert it to .safetensors with code you trust; if it is truncated or corrupt: download it again"
         ) from None
+
+
+def weights_only_load(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)``, without torch's warning that a plain pickle of protocol 3 or more may hold
+    what it cannot read ("please file an issue"): the caller's own error says what is wrong with such a file."""
+    with catching_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def _refuse_archives(path: Path, what: str) -> None:

@@ -228,7 +228,9 @@ def prune_checkpoints(root: Path, keep_last: int) -> None:
 
 
 def load_training_state(folder: Path, map_location="cpu") -> dict:
-    return torch.load(Path(folder) / STATE_FILE, map_location=map_location, weights_only=True)
+    from phnet.state_dicts import weights_only_load
+
+    return weights_only_load(Path(folder) / STATE_FILE, map_location=map_location)
 
 
 # --------------------------------------------------------------------------- Hub

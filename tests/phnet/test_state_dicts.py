@@ -30,3 +30,19 @@ def test_a_torchscript_archive_is_named_as_such_without_torch_s_warning(tmp_path
         with pytest.raises(ValueError, match=r"it is a TorchScript archive \(torch.jit.save\), not a state_dict: save "
                                              r"model.state_dict\(\) \(or .safetensors\) instead"):
             read_tensors(path, "PHNet weights")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".ckpt"])
+def test_a_plain_pickle_of_protocol_4_is_refused_without_torch_s_warning(tmp_path, suffix):
+    """torch's 'Detected pickle protocol 4 ... please file an issue' came before the refusal, which says it all."""
+    import pickle
+    import warnings
+
+    path = tmp_path / f"plain{suffix}"
+    with open(path, "wb") as f:
+        pickle.dump({"weight": [1.0, 2.0]}, f, protocol=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=f"could not read {path} as plain PHNet weights"):
+            read_tensors(path, "PHNet weights")
+    assert [str(w.message) for w in caught] == []
