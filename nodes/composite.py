@@ -7,7 +7,7 @@ import logging
 import comfy.utils
 import torch
 
-from .masks import MASK_AS_GIVEN, check_image, check_mask, clamped, one_per_mask, prepared
+from .masks import MASK_AS_GIVEN, check_alpha, check_image, check_mask, clamped, one_per_mask, prepared
 
 NODE = "PHNet Paste Subject"
 log = logging.getLogger("comfyui-phnet")
@@ -100,14 +100,16 @@ class PHNetPasteSubject:
             )
         if masks is not None or subject.shape[-1] == 4:  # a subject's mask is its alpha unless subject_mask is given
             alpha = masks if masks is not None else subject[..., 3]
-            strongest = float(widened(alpha).amax()) / (1.0 if alpha.is_floating_point() else
-                                                         integer_peak(subject.dtype) or 1.0)
+            peak = 1.0 if alpha.is_floating_point() else integer_peak(subject.dtype) or 1.0
+            strongest = float(widened(alpha).amax()) / peak
             which, its = ("every subject", "the") if subject.shape[0] > 1 else ("the subject", "its")
             what, fix = (("subject_mask value", "a subject_mask that is white on the subject") if masks is not None
                          else ("alpha", "a cut-out whose subject is opaque"))
             faint = faint_subject(strongest, what, its)  # (the batch as a whole: a clip's subject may fade out)
             if faint:
                 raise ValueError(f"{NODE}: {which} is {faint}: connect {fix}.")
+            if masks is None:  # (subject_mask had check_mask's inverted-mask check)
+                check_alpha(widened(alpha) / peak, NODE, as_given=bool(mask_as_given))
         if notes:
             log.info("comfyui-phnet: %s%s", NODE, notes)
         bar = comfy.utils.ProgressBar(n)

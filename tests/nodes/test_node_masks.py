@@ -68,6 +68,22 @@ def test_forgotten_invert_mask_on_the_paste_subject_mask(nodes, cutout):
     assert comp.shape == image.shape and 0 < pasted.mean() < 0.5
 
 
+def test_a_subject_joined_with_its_mask_as_alpha_is_refused_naming_join_image_with_alpha(nodes, helpers):
+    """Core JoinImageWithAlpha stores 1 - its alpha input: joined with the subject's mask, the scene around the
+    subject was pasted, with a subject-shaped hole, and nothing said why."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    joined = torch.cat([image, 1 - subject[..., None]], -1)  # JoinImageWithAlpha(image, alpha=subject)
+    paste = nodes["PHNetPasteSubject"].paste
+    for cut in (joined, (joined * 255).round().to(torch.uint8), torch.cat([joined, joined])):
+        with pytest.raises(ValueError, match=r"^PHNet Paste Subject: the subject's alpha( \(subject 0 of the "
+                                             r"batch\))? covers .* so it looks inverted: .*JoinImageWithAlpha stores "
+                                             r"1 - its alpha input, so put an InvertMask node in front of its alpha "
+                                             r"input .*turn on mask_as_given\.$"):
+            paste(image, cut)
+    assert torch.equal(paste(image, joined, mask_as_given=True)[1], 1 - subject)
+    assert torch.equal(paste(image, torch.cat([image, invert(1 - subject)[..., None]], -1))[1], subject)
+
+
 def test_a_subject_placed_off_the_background_is_named_by_the_node(nodes):
     """The library's words came without the node's name, as no other message of the node does."""
     subject = torch.cat([torch.rand(1, 16, 12, 3), torch.ones(1, 16, 12, 1)], -1)
