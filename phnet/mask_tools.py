@@ -33,9 +33,9 @@ def _number(value, what: str, low: float | None = None, high: float | None = Non
 
 def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
     radius = max(1, int(np.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-(x**2) / (2.0 * sigma * sigma))
-    return k / k.sum()
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)  # not x² / 2σ²: a tiny sigma's 2σ² is 0, its centre tap 0/0
+    return (k / k.sum()).float()
 
 
 def _check_width(sigma: float, shape: tuple[int, ...], name: str, what: str = "mask") -> None:
@@ -53,9 +53,9 @@ def gaussian_blur(mask_hw: Any, sigma: float) -> np.ndarray:
     sigma = _number(sigma, "sigma must be a number >= 0 (a blur sigma in pixels)", 0)
     m = mask_to_array(mask_hw)
     _check_width(sigma, m.shape, "sigma")
-    if sigma == 0:
+    k = _gaussian_kernel1d(sigma) if sigma > 0 else None
+    if k is None or k.count_nonzero() == 1:  # too narrow to reach the next pixel: no blur
         return m
-    k = _gaussian_kernel1d(sigma)
     t = torch.from_numpy(m)[None, None]
     t = _blur_along(_blur_along(t, k, -1), k, -2)[0, 0]
     # the FFT leaves ~1e-8 where the sum is 0 or 1: a mask's "no trace here" and "wholly subject" are exact

@@ -126,6 +126,15 @@ def test_a_blur_wider_than_the_mask_is_refused_before_its_kernel_is_built():
             gaussian_blur(m, wide)
 
 
+def test_a_blur_too_narrow_to_reach_the_next_pixel_leaves_the_mask_as_it_was():
+    """Under about 1e-22 a sigma's 2σ² was 0 in float32 and every pixel came back NaN (the SAM Segment node then
+    said its grow had shrunk the mask to nothing)."""
+    m = _square()
+    for tiny in (1e-30, 5e-324, 1e-3):
+        np.testing.assert_array_equal(gaussian_blur(m, tiny), m)
+        np.testing.assert_array_equal(refine_mask(m, feather=tiny), m)
+
+
 def test_refine_accepts_other_kinds():
     m = _square()
     np.testing.assert_array_equal(refine_mask(torch.from_numpy(m), grow=1), refine_mask(m, grow=1))
