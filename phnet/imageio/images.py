@@ -83,8 +83,12 @@ def image_to_tensor(
     channels = t.shape[1]
     if channels not in (1, 3, 4):
         first = layout.replace("C", "").replace("HW", "CHW")  # the same pictures, channels first
-        hint = (f"; it looks channels-first: pass layout={first!r}"
-                if layout.endswith("C") and data.shape[layout.index("H")] in (1, 3, 4) else "")
+        # a grey batch read as one picture (a 3-D array is HWC unless told): its width is taken for channels
+        grey = f"'BHW' if it is a grey batch of {data.shape[0]}" if layout == "HWC" and channels > 4 else ""
+        if layout.endswith("C") and data.shape[layout.index("H")] in (1, 3, 4):
+            hint = f"; it looks channels-first: pass layout={first!r}" + (f" (one picture), or {grey}" if grey else "")
+        else:
+            hint = f"; pass layout={grey}" if grey else ""
         raise ValueError(
             f"an {name} needs 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels} (layout {layout}, "
             f"shape {tuple(data.shape)}){hint}"

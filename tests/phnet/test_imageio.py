@@ -546,6 +546,20 @@ def test_a_channels_first_array_read_as_channels_last_is_told_its_layout():
         io_.image_to_tensor(np.zeros((2, 3, 40, 56), np.uint8))
 
 
+def test_a_grey_batch_array_read_as_one_picture_is_told_layout_bhw():
+    """A numpy B×H×W is read as H×W×C: its width was called its channels with no hint, which a tensor gets."""
+    with pytest.raises(ValueError, match=r"got 50 \(layout HWC, shape \(2, 40, 50\)\); pass layout='BHW' if it is a "
+                                         r"grey batch of 2$"):
+        io_.image_to_tensor(np.zeros((2, 40, 50), np.uint8))
+    for n in (3, 4):
+        with pytest.raises(ValueError, match=rf"looks channels-first: pass layout='CHW' \(one picture\), or 'BHW' if "
+                                             rf"it is a grey batch of {n}$"):
+            io_.image_to_tensor(np.zeros((n, 40, 50), np.uint8))
+    with pytest.raises(ValueError, match=r"got 2 \(layout HWC, shape \(40, 50, 2\)\)$"):  # grey and alpha
+        io_.image_to_tensor(np.zeros((40, 50, 2), np.uint8))
+    assert io_.image_to_tensor(np.zeros((2, 40, 50), np.uint8), layout="BHW")[0].shape == (2, 3, 40, 50)
+
+
 @pytest.mark.parametrize("image, layout, message", [
     (torch.full((4, 64, 3), 0.5), None, "pass layout='HWC' or 'CHW' \\(one picture\\), 'BHW' \\(a grey batch\\)"),
     (np.zeros((1, 2, 3, 4, 5)), None, "an image of 5 dimensions .* is no picture"),
