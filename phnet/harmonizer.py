@@ -28,6 +28,7 @@ from .imageio import (as_returned, check_mask_coverage, check_unit_range, image_
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .imageio.images import check_strided, integer_peak
 from .imageio.masks import FAINT
+from .mask_tools import checked_number
 from .metrics import blend_weight, rms_change
 from .modeling import PHNet
 from .modeling.inference import InferencePHNet
@@ -538,10 +539,10 @@ class Harmonizer:
         # any whole number: 256.0 from a UI's number field, numpy's int64 or float32, a one-element tensor too
         if isinstance(size, torch.Tensor) and size.numel() == 1 and size.dtype != torch.bool:
             size = size.item()
-        whole = isinstance(size, numbers.Real) and not isinstance(size, bool) and float(size).is_integer()
+        rule = f"a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}"
+        whole = as_number(size, "working_size", rule).is_integer()
         if not whole or not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE or size % 8:
-            raise ValueError(f"working_size must be a multiple of 8 from {MIN_WORKING_SIZE} to {MAX_WORKING_SIZE}, "
-                             f"got {size!r}")
+            raise ValueError(f"working_size must be {rule}, got {size!r}")
         return int(size)
 
     @staticmethod
@@ -1081,12 +1082,10 @@ def filled_change(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
 
 
 def as_number(value: Any, name: str, rule: str = "a number") -> float:
-    """A plain float from a Python or numpy number or a one-element tensor; a ``ValueError`` otherwise."""
+    """A plain finite float from a Python or numpy number or a one-element tensor; a ``ValueError`` otherwise."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool is no Real
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-    return float(value)
+    return checked_number(value, f"{name} must be {rule}")
 
 
 def carries_soft_edges(mode: str, method: str, output: str = "image") -> bool:

@@ -20,12 +20,12 @@ from .imageio import mask_to_array
 __all__ = ["gaussian_blur", "refine_mask", "mask_bbox", "looks_inverted", "inverted_masks"]
 
 
-def _number(value, what: str, low: float | None = None, high: float | None = None) -> float:
+def checked_number(value, what: str, low: float | None = None, high: float | None = None) -> float:
     """``value`` as a float, or one ValueError saying what it must be."""
     try:
         ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an integer past any float
-        ok = False
+    except OverflowError:  # an integer past any float, whose thousands of digits would be the message
+        raise ValueError(f"{what}, got an integer too large for a float.") from None
     if not ok or (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{what}, got {value!r}.")
     return float(value)
@@ -50,7 +50,7 @@ def _check_width(sigma: float, shape: tuple[int, ...], name: str, what: str = "m
 def gaussian_blur(mask_hw: Any, sigma: float) -> np.ndarray:
     """Separable gaussian blur of a H x W mask (edge pixels replicated), float32 out; ``sigma`` at most the mask's
     longest side."""
-    sigma = _number(sigma, "sigma must be a number >= 0 (a blur sigma in pixels)", 0)
+    sigma = checked_number(sigma, "sigma must be a number >= 0 (a blur sigma in pixels)", 0)
     m = mask_to_array(mask_hw)
     _check_width(sigma, m.shape, "sigma")
     k = _gaussian_kernel1d(sigma) if sigma > 0 else None
@@ -140,8 +140,8 @@ def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray
 
     ``feather`` is the gaussian sigma in pixels, at most the mask's longest side. Returns float32 H x W in [0, 1].
     """
-    feather = _number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
-    if not _number(grow, "grow must be a whole number of pixels").is_integer():  # 2.5 was rounded to 2
+    feather = checked_number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
+    if not checked_number(grow, "grow must be a whole number of pixels").is_integer():  # 2.5 was rounded to 2
         raise ValueError(f"grow must be a whole number of pixels, got {grow!r}.")
     grow = int(grow)
     m = mask_to_array(mask_hw)
@@ -167,7 +167,7 @@ def mask_bbox(mask_hw: Any, threshold: float = 0.5) -> tuple[int, int, int, int]
 
     None when no pixel is above the threshold.
     """
-    threshold = _number(threshold, "threshold must be a number in 0..1", 0, 1)
+    threshold = checked_number(threshold, "threshold must be a number in 0..1", 0, 1)
     on = mask_to_array(mask_hw) > threshold
     if not on.any():
         return None
