@@ -662,9 +662,11 @@ def main() -> int:
         reported_once(client)
         pip_package(base / "pip")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
+        except ProcessLookupError:  # ComfyUI had already ended (its failed start is in the log above)
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
