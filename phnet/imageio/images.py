@@ -353,8 +353,9 @@ def _tensor_view(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(native(array))
         with catching_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            view = torch.from_numpy(native(array))
-        _read_only_warned = True
+            pixels = native(array)  # (a copy where the array was not contiguous: writable, so torch is silent)
+            view = torch.from_numpy(pixels)
+        _read_only_warned = not pixels.flags.writeable
         return view
     except TypeError:  # object, string, datetime arrays...
         raise ValueError(f"a numpy array of dtype {array.dtype} holds no pixels: give uint8, uint16 or float "

@@ -751,6 +751,23 @@ def test_a_picture_read_while_another_thread_converts_an_array_leaves_the_warnin
     assert warnings.filters == before
 
 
+def test_a_read_only_array_after_a_read_only_slice_raises_no_warning():
+    """A read-only slice is copied before torch sees it, so torch had not warned yet; the next read-only array was
+    taken as if it had, and torch's warning showed (in a fresh process: torch warns once per process)."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy as np\n"
+            "from phnet.imageio import image_to_tensor\n"
+            "warnings.simplefilter('error')\n"
+            "pixels = np.zeros((4, 6, 3), np.uint8)\n"
+            "pixels.flags.writeable = False\n"
+            "image_to_tensor(pixels[:, :3])\n"
+            "image_to_tensor(pixels)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_pillow_heif_is_registered_where_it_is_installed(monkeypatch):
     """The CLI advised `pip install pillow-heif`, which changed nothing: no one registered its opener."""
     import sys
