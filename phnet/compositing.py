@@ -6,7 +6,6 @@ No host imports here.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from .fullres import resize
 from .imageio import image_to_array, mask_to_array
 from .imageio.images import _where, integer_peak
 from .imageio.masks import FAINT, trace_bar
+from .mask_tools import finite_real
 
 __all__ = ["paste_subject", "over_background", "cut_out_colour", "visible_scene", "ANCHORS"]
 
@@ -175,9 +175,9 @@ def paste_subject(
     """
     if not isinstance(anchor, str) or anchor not in ANCHORS:  # (a list or dict is unhashable)
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
-    if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+    if not (finite_real(scale) and scale > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}.")
-    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
+    if not (finite_real(x) and finite_real(y)):
         raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r}).")
 
     bg, _ = image_to_array(background, "background")

@@ -20,6 +20,14 @@ from .imageio import mask_to_array
 __all__ = ["gaussian_blur", "refine_mask", "mask_bbox", "looks_inverted", "inverted_masks"]
 
 
+def finite_real(value) -> bool:
+    """A number, not a bool, that is finite as a float (an integer past any float is not)."""
+    try:
+        return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def checked_number(value, what: str, low: float | None = None, high: float | None = None) -> float:
     """``value`` as a float, or one ValueError saying what it must be."""
     try:

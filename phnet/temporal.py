@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .corrections import Correction
+from .mask_tools import finite_real
 from .modeling.patches import partition
 
 SIGNATURE_GRID = 4
@@ -64,10 +65,10 @@ class Temporal:
 
     def __post_init__(self) -> None:
         window = self.window
-        if not _real(window) or not (window == 0 or MIN_WINDOW <= window <= MAX_WINDOW):
+        if not finite_real(window) or not (window == 0 or MIN_WINDOW <= window <= MAX_WINDOW):
             raise ValueError(f"temporal window must be 0 (off) or a number of frames from {MIN_WINDOW} to "
                              f"{MAX_WINDOW}, got {window!r}")
-        if not _real(self.cut_threshold) or not self.cut_threshold > 0:
+        if not finite_real(self.cut_threshold) or not self.cut_threshold > 0:
             raise ValueError(f"cut_threshold must be a number > 0 (0–255 units), got {self.cut_threshold!r}")
         if not isinstance(self.causal, (bool, np.bool_)):
             raise ValueError(f"causal must be True or False, got {self.causal!r}")
@@ -75,7 +76,7 @@ class Temporal:
         cuts = () if cuts is None else (cuts,) if isinstance(cuts, numbers.Real) else cuts
         if not isinstance(cuts, (str, bytes)) and isinstance(cuts, Iterable):
             cuts = tuple(cuts)  # once: a generator's checked items would be gone
-        if not isinstance(cuts, tuple) or not all(_real(c) and float(c).is_integer() for c in cuts):
+        if not isinstance(cuts, tuple) or not all(finite_real(c) and float(c).is_integer() for c in cuts):
             shown = cuts if isinstance(self.cuts, Iterator) else self.cuts
             raise ValueError(f"cuts must be frame indices (whole numbers), got {shown!r}")
         if any(c < 0 for c in cuts):  # (-1 would be kept as a frame index and never met)
@@ -89,10 +90,6 @@ class Temporal:
 MIN_WINDOW, MAX_WINDOW = 0.01, 10_000.0  # below, the weights underflow; above, the kernel outgrows any clip
 
 
-def _real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:
     """``None``/``False``: no smoothing; ``True``: the defaults; a number: that window in frames."""
     if value is None:
@@ -102,7 +99,7 @@ def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:
     if isinstance(value, Temporal):
         return value
     if isinstance(value, numbers.Real):  # numpy numbers too
-        return Temporal(window=float(value))
+        return Temporal(window=value)
     raise TypeError(f"temporal must be None, a bool, a number of frames or a phnet.temporal.Temporal, got {value!r}")
 
 

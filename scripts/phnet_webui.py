@@ -338,7 +338,7 @@ class Settings(NamedTuple):
             value = getattr(self, name)
             try:
                 finite = value is None or math.isfinite(float(value))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # (an integer past any float)
                 finite = False
             if not finite:
                 raise ValueError(f"PHNet: {name.replace('_', ' ')} must be a number, got {value!r}.")

@@ -272,3 +272,12 @@ def test_a_composite_is_laid_over_an_rgba_background_as_a_straight_alpha_picture
     out = over_background(torch.from_numpy(comp), torch.from_numpy(m), torch.from_numpy(rgba))
     assert torch.equal(out[0, 0], torch.tensor([0.0, 1.0, 0.0, 128 / 255]))  # untouched where no subject lands
     assert torch.equal(out[1, 1], torch.tensor([1.0, 1.0, 1.0, 1.0]))
+
+
+def test_an_integer_past_any_float_as_a_place_or_scale_is_refused_by_name():
+    """math.isfinite() of it raised OverflowError ('int too large to convert to float')."""
+    background, subject = np.zeros((8, 8, 3), np.float32), np.ones((4, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="x and y must be finite numbers"):
+        paste_subject(background, subject, x=2**2000)
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        paste_subject(background, subject, scale=2**2000)

@@ -527,3 +527,14 @@ def test_a_trace_frame_is_reported_as_a_trace_not_as_an_empty_mask(tiny_model):
     assert "its mask is empty" in reports[3].describe()
     line = summary(reports, "frames")
     assert "1 with an empty mask" in line and "1 whose mask holds only a trace of a subject" in line
+
+
+def test_an_integer_past_any_float_is_refused_with_the_settings_own_message():
+    """math.isfinite() and float() of it raised OverflowError ('int too large to convert to float')."""
+    huge = 2**2000
+    for make, words in ((lambda: Temporal(window=huge), "temporal window must be"),
+                        (lambda: Temporal(cut_threshold=huge), "cut_threshold must be"),
+                        (lambda: Temporal(cuts=(huge,)), "cuts must be frame indices"),
+                        (lambda: as_temporal(huge), "temporal window must be")):
+        with pytest.raises(ValueError, match=words):
+            make()

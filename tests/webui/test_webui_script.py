@@ -966,7 +966,8 @@ def test_the_upscale_pass_of_an_image_already_harmonized_leaves_it_alone(webui, 
 
 @pytest.mark.parametrize("source, field, value", [(SUBJECT, "x", "abc"), (SUBJECT, "scale", float("inf")),
                                                   (SAM, "box_x0", float("nan")), (SAM, "box_y1", "a"),
-                                                  (SUBJECT, "feather", "wide"), (SUBJECT, "strength", float("nan"))])
+                                                  (SUBJECT, "feather", "wide"), (SUBJECT, "strength", float("nan")),
+                                                  (SUBJECT, "scale", 2**2000)])  # OverflowError's words, twice
 def test_a_setting_sent_as_no_number_is_named_once(webui, capsys, source, field, value):
     # a raw int() or float() error, raised by process() and again by postprocess_image, with no result line (one
     # report of the error: process() records nothing)
