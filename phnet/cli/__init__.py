@@ -9,7 +9,7 @@ should match: one mask for every composite, or a folder of masks named like the 
 goes on past a bad file: each failure is reported with its file name as it happens, and the run ends with
 a summary and exit code 1. Files are read through :mod:`phnet.imageio` (EXIF orientation, 16-bit grey).
 Every file is written whole or not at all (:mod:`phnet.atomic`), carrying the composite's ICC profile and
-EXIF; JPEG at quality 95 without chroma subsampling, WebP lossless.
+EXIF; JPEG at quality 95 without chroma subsampling, WebP lossless, PNG at zlib level 4.
 """
 
 __all__ = ["build_parser", "entry", "main"]

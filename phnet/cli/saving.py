@@ -14,7 +14,9 @@ from ..imageio.decode import JPEG_XMP
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
             ".tiff": "TIFF"}
-_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True, "exact": True}}
+# PNG at zlib level 4, as ComfyUI saves: a third of level 6's time (0.24 s against 0.72 s at 1080p), 5 % larger
+_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True, "exact": True},
+            "PNG": {"compress_level": 4}}
 NO_ALPHA = ("JPEG", "BMP")  # PIL writes BMP's alpha but reads it back (as most viewers do) as RGB
 
 

@@ -361,6 +361,24 @@ def test_jpeg_is_written_at_quality_95_without_subsampling_and_webp_lossless(tin
     assert np.array_equal(webp[bg], np.asarray(_composite())[bg])
 
 
+def test_png_is_written_at_zlib_level_4(tiny_folder, tmp_path, monkeypatch):
+    """At Pillow's default level 6, writing a folder of 1080p results took 60 % of the run (level 4: a third of the
+    time for 5 % more bytes, as ComfyUI writes)."""
+    from PIL import PngImagePlugin
+
+    levels, save = [], PngImagePlugin._save
+
+    def recorded(im, fp, filename, *args, **kwargs):
+        levels.append(im.encoderinfo.get("compress_level"))
+        return save(im, fp, filename, *args, **kwargs)
+
+    comp, mask = _pair(tmp_path)
+    monkeypatch.setattr(PngImagePlugin, "_save", recorded)
+    monkeypatch.setitem(Image.SAVE, "PNG", recorded)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert levels == [4]
+
+
 def test_transparent_composite_into_jpeg_is_refused_before_any_work(tmp_path, capsys):
     rgba = _composite().convert("RGBA")
     rgba.putpixel((0, 0), (0, 0, 0, 0))
