@@ -269,6 +269,8 @@ def check_format_limits(job: Job) -> None:
     from ..imageio.decode import upright_size
     from ..visualize import COMPARE_HEIGHT
 
+    if not any(t is not None and t.suffix.lower() in FORMAT_SIDES for t in (job.target, job.compare)):
+        return  # (a PNG without an eXIf chunk before its pixels is decoded whole to read its orientation)
     try:
         with quiet_open(job.composite) as picture:
             width, height = upright_size(picture)

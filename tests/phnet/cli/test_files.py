@@ -809,6 +809,18 @@ def test_a_turned_tiff_s_size_is_judged_upright_once(tmp_path, orientation):
         check_format_limits(job)
 
 
+def test_results_in_formats_without_a_side_limit_do_not_open_the_composite_for_it(tmp_path, monkeypatch):
+    """Its size was read for -o and --compare in any format: for a PNG with no EXIF before its pixels, a third
+    decode of the whole composite (0.3 s of a 4K run), to compare with a limit only WebP and JPEG have."""
+    from phnet.cli import jobs
+
+    opened = []
+    monkeypatch.setattr(jobs, "quiet_open", lambda path: opened.append(path))
+    jobs.check_format_limits(jobs.Job(tmp_path / "c.png", tmp_path / "m.png", tmp_path / "o.png", tmp_path / "x.tif"))
+    jobs.check_format_limits(jobs.Job(tmp_path / "c.png", tmp_path / "m.png", tmp_path / "o.tiff", None))
+    assert opened == []
+
+
 def test_a_picture_out_of_memory_or_a_decoder_s_runtime_error_is_that_file_s_failure(tiny_folder, tmp_path,
                                                                                      monkeypatch, capsys):
     """One picture too big for memory (or a damaged AVIF: Pillow's plugin raises RuntimeError) stopped the whole
