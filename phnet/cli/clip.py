@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import re
 import sys
@@ -36,11 +37,11 @@ def _clip_levels(jobs: list[Job]) -> bool:
                integer_levels_above_one(job.composite, alpha=True) for job in jobs)
 
 
-def refuse_inverted_clip(jobs: list[Job]) -> None:
+def refuse_inverted_clip(jobs: list[Job]) -> set[Path]:
     """A clip whose mask files mostly look inverted is refused before any frame is harmonized, as the Harmonize
     Frames node refuses it: judged as a whole (``mask_tools.inverted_masks``), since a frame may rightly be mostly
     subject. Only the mask files are read, one at a time, and no further than a clip that cannot be refused (a
-    refused one is read to its end, to count its inverted masks)."""
+    refused one is read to its end, to count its inverted masks). Returns the mask files read."""
     from tqdm import tqdm
 
     from ..imageio import read_mask
@@ -48,12 +49,14 @@ def refuse_inverted_clip(jobs: list[Job]) -> None:
 
     jobs = sorted((job for job in jobs if job.mask is not None), key=lambda job: natural_key(job.composite))
     levels = _clip_levels(jobs)
+    read: set[Path] = set()
 
     def masks(bar):
         for job in jobs:
             try:
                 mask = read_mask(job.mask, levels=levels)
-            except (ValueError, OSError):  # its frame's own read names it, and leaves it out
+                read.add(job.mask)
+            except (ValueError, OSError):  # refuse_unreadable_masks names it, once the clip is judged
                 mask = np.zeros((1, 1), np.float32)
             bar.update(1)
             yield mask
@@ -63,7 +66,7 @@ def refuse_inverted_clip(jobs: list[Job]) -> None:
               disable=sys.stderr is None) as bar:
         inverted = inverted_masks(masks(bar), clip=True, total=len(jobs))
     if not inverted:
-        return
+        return read
     i, area, border = inverted[0]
     if len(jobs) > 1:
         raise SystemExit(f"error: {len(inverted)} of the {len(jobs)} frames' masks cover most of the picture and of "
@@ -71,6 +74,30 @@ def refuse_inverted_clip(jobs: list[Job]) -> None:
                          "must mark the subject, black the background; invert them, or, if they are right "
                          "(subjects at the picture's sides), add --mask-as-given")
     raise SystemExit(f"error: {inverted_words(jobs[i].mask, area, border)}")
+
+
+def refuse_unreadable_masks(jobs: list[Job], read: set[Path]) -> None:
+    """A clip whose mask or reference mask file cannot be read is refused before any frame is harmonized: its frame
+    would fail, and the frames either side of it be smoothed as neighbours. ``read``: files already read whole."""
+    from tqdm import tqdm
+
+    from ..imageio.decode import open_picture, quiet_open
+
+    jobs = sorted(jobs, key=lambda job: natural_key(job.composite))
+    files = [p for p in dict.fromkeys(p for job in jobs for p in (job.mask, job.reference) if p is not None)
+             if p not in read]
+    for path in tqdm(files, desc="checking masks", unit="mask", leave=False, delay=_CHECK_DELAY,
+                     disable=sys.stderr is None):
+        with contextlib.suppress(Exception), quiet_open(path) as image:
+            if image.format == "PNG":
+                image.verify()  # every chunk's checksum, not its pixels: a 4K mask in under a millisecond
+                continue
+        try:
+            open_picture(path).close()
+        except (ValueError, OSError) as e:
+            why = str(e)
+            raise SystemExit(f"error: {why}{': save it again' if why.startswith('cannot read ') else ''} (a clip's "
+                             f"frames may have no gap)") from None
 
 
 def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import memory_advice, out_of_memory
 from ..harmonizer import carries_soft_edges
-from .clip import CUT_THRESHOLD, harmonize_clip, refuse_inverted_clip
+from .clip import CUT_THRESHOLD, harmonize_clip, refuse_inverted_clip, refuse_unreadable_masks
 from .jobs import Job, check_format_limits, check_writable, is_folder_target, plan, transparent_into_no_alpha
 from .messages import depth, in_flags, left_out_note, say, verdict
 from .reading import load_pair, orientation_note, reference_for
@@ -92,8 +92,8 @@ def harmonize(args: argparse.Namespace) -> int:
     if args.mask_is_alpha and not carries_soft_edges(args.mode, args.method or "correction"):
         raise SystemExit(MASK_IS_ALPHA_UNUSED)
     _check_device(args.device)
-    if args.temporal is not None and not args.mask_as_given:  # (reads every mask: after the cheap checks)
-        refuse_inverted_clip(jobs)
+    if args.temporal is not None:  # (reads the masks: after the cheap checks)
+        refuse_unreadable_masks(jobs, set() if args.mask_as_given else refuse_inverted_clip(jobs))
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,
         method=args.method or "correction")

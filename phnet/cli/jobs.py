@@ -73,11 +73,6 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
         if not images:
             raise SystemExit(f"error: no images in {composite}" + (f" that this Pillow opens: {unopened}"
                                                                    if unopened else ""))
-        links = [p for p in images if not p.exists()] if clip else []
-        if links:
-            raise SystemExit(f"error: a clip's frames may have no gap, and {links[0]} links to "
-                             f"{os.readlink(links[0])}, which does not exist (an unmounted drive?): connect it, or "
-                             "remove the link")
         gaps = _unopened(composite, besides=images) if unopened and clip else ""  # (a raw beside its JPEG is none)
         if gaps:
             raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {gaps}")
@@ -100,6 +95,10 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
         found = (find_masks(references, [job.composite for job in jobs], "reference mask") if references.is_dir()
                  else [references] * len(jobs))
         jobs = [job._replace(reference=r) for job, r in zip(jobs, found)]
+    links = [p for job in jobs for p in job.inputs if not p.exists()] if clip else []  # frames, masks, references
+    if links:
+        raise SystemExit(f"error: a clip's frames may have no gap, and {links[0]} links to {os.readlink(links[0])}, "
+                         "which does not exist (an unmounted drive?): connect it, or remove the link")
     _check_targets(jobs, fold)
     return jobs
 

@@ -676,6 +676,41 @@ def test_a_frame_linked_to_nothing_is_a_gap(tiny_folder, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need extra rights on Windows")
+@pytest.mark.parametrize("mask_as_given", [[], ["--mask-as-given"]])
+def test_a_mask_linked_to_nothing_or_cut_short_is_a_gap(tiny_folder, tmp_path, monkeypatch, mask_as_given):
+    """Frame 10 failed and frames 5 and 15 were smoothed as neighbours ("wrote 3 of 4 frames", exit 1)."""
+    from phnet import harmonizer
+
+    monkeypatch.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    comps, masks = _write_clip(tmp_path, frames=4)
+    whole = (masks / "frame10.png").read_bytes()
+    (masks / "frame10.png").unlink()
+    (masks / "frame10.png").symlink_to(tmp_path / "gone" / "frame10.png")
+    given = [comps, masks, "-o", f"{tmp_path / 'o'}/", "--weights", tiny_folder, "--temporal", *mask_as_given]
+    with pytest.raises(SystemExit) as stop:
+        _run(*given)
+    assert str(stop.value) == (f"error: a clip's frames may have no gap, and {masks / 'frame10.png'} links to "
+                               f"{tmp_path / 'gone' / 'frame10.png'}, which does not exist (an unmounted drive?): "
+                               "connect it, or remove the link")
+    (masks / "frame10.png").unlink()
+    (masks / "frame10.png").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(SystemExit) as stop:
+        _run(*given)
+    assert str(stop.value) == (f"error: cannot read {masks / 'frame10.png'} as an image (OSError: image file is "
+                               "truncated): save it again (a clip's frames may have no gap)")
+    (masks / "frame10.png").write_bytes(whole)
+    references = tmp_path / "references"
+    references.mkdir()
+    for name in ("frame0.png", "frame5.png", "frame15.png"):
+        Image.fromarray(255 - _mask()).save(references / name)
+    (references / "frame10.png").symlink_to(tmp_path / "gone" / "ref10.png")
+    with pytest.raises(SystemExit, match=r"error: a clip's frames may have no gap, and .*references/frame10.png "
+                                         r"links to .*gone/ref10.png, which does not exist"):
+        _run(*given, "--reference", references)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_camera_s_raw_file_beside_each_frame_s_jpeg_is_no_gap(tiny_folder, tmp_path, capsys):
     """RAW+JPEG frames: each .CR2 beside its frame's picture was taken for a missing frame, and the clip refused."""
     comps, masks = _write_clip(tmp_path, frames=3)
