@@ -74,6 +74,11 @@ def dangling_link(path: str | os.PathLike) -> Path | None:
     return None
 
 
+def missing_target(link: str | os.PathLike) -> str:
+    """What a symbolic link to nothing is: "LINK links to TARGET, which does not exist (an unmounted drive?)"."""
+    return f"{link} links to {os.readlink(link)}, which does not exist (an unmounted drive?)"
+
+
 def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
     """``os.replace``, tried again for a second on Windows, where a viewer, the indexer or a virus scanner may
     hold either file for a moment; then the error names the target, not the temporary file."""

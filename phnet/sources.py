@@ -25,6 +25,8 @@ from pathlib import Path, PurePath
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import quote_from_bytes
 
+from .atomic import missing_target
+
 __all__ = [
     "DEFAULT_LABEL",
     "BUNDLED_DIR",
@@ -258,6 +260,8 @@ def resolve(
             )
         if kind:
             return Source(kind, path=candidate)
+        if candidate.is_symlink():
+            raise FileNotFoundError(f"{what} {missing_target(candidate)}: connect it, or give another file or folder")
     if text in OFFICIAL:
         _no_revision(revision, text, "an official checkpoint, downloaded from its authors' release")
         return Source("official", name=text)

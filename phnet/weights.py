@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from . import sources
-from .atomic import dangling_link, text_writer, write_atomic_all
+from .atomic import dangling_link, missing_target, text_writer, write_atomic_all
 from .config import PRESETS, REQUIRED_FIELDS, PHNetConfig, read_text
 from .modeling import PHNet
 from .precision import DTYPES
@@ -298,6 +298,8 @@ def _remove_official_terms(licence: Path) -> None:
 def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:
     directory = Path(directory)
     weights = directory / WEIGHTS_NAME
+    if weights.is_symlink() and not weights.exists():
+        raise FileNotFoundError(f"{missing_target(weights)}: connect it, or give other weights")
     if not weights.is_file():
         candidates = sorted(p for p in directory.iterdir()
                             if p.is_file() and sources.is_weights_file(p.name) and not p.name.startswith("."))
@@ -572,8 +574,7 @@ def convert_official(
         raise FileExistsError(f"{out_dir} is a file: give a folder for the converted weights")
     link = dangling_link(out_dir)
     if link is not None:
-        raise FileNotFoundError(f"{link} links to {os.readlink(link)}, which does not exist (an unmounted drive?): "
-                                "connect it, or give another folder for the converted weights")
+        raise FileNotFoundError(f"{missing_target(link)}: connect it, or give another folder for the converted weights")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
                               "overwrite=True (phnet convert --overwrite)")

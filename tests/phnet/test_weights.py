@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
@@ -1364,3 +1365,22 @@ def test_a_full_disk_while_saving_is_one_os_error_naming_the_folder(tiny_model, 
         assert e.value.errno == errno.ENOSPC and e.value.strerror == "No space left on device"
         assert e.value.filename == str(tmp_path / "m" / "model.safetensors")
         assert not [p for p in (tmp_path / "m").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need extra rights on Windows")
+def test_weights_linked_to_nothing_are_named_with_their_missing_target(tiny_folder, tmp_path):
+    """A folder whose model.safetensors links to nothing 'held no model.safetensors (found nothing)', and such a
+    file given itself was 'not found'."""
+    folder = tmp_path / "m2"
+    folder.mkdir()
+    shutil.copy(tiny_folder / "config.json", folder / "config.json")
+    gone = tmp_path / "drive" / "model.safetensors"
+    (folder / "model.safetensors").symlink_to(gone)
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(folder)
+    assert str(e.value) == (f"{folder / 'model.safetensors'} links to {gone}, which does not exist (an unmounted "
+                            "drive?): connect it, or give other weights")
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(folder / "model.safetensors")
+    assert str(e.value) == (f"PHNet weights {folder / 'model.safetensors'} links to {gone}, which does not exist (an "
+                            "unmounted drive?): connect it, or give another file or folder")
