@@ -179,7 +179,7 @@ def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int
     for job in jobs:
         try:
             image, mask, keep = load_pair(job.composite, job.mask, levels, clip=True)
-            if orientation_note(job, image.shape[:2]):
+            if orientation_note(job, image.shape[:2], keep):
                 turned.append(job.composite.name)
             if job.mask is None and mask.size and float(mask.min()) >= 1:
                 opaque.append(job.composite.name)

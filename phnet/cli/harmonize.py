@@ -32,7 +32,7 @@ def harmonize_one(harmonizer, job: Job, args: argparse.Namespace, say) -> None:
     if job.compare is not None:
         compare_left = write_comparison(job.compare, image, result, mask, corrections, keep)
     say(f"{job.composite.name}: {verdict(corrections, harmonizer)}")
-    turned = orientation_note(job, image.shape[:2])
+    turned = orientation_note(job, image.shape[:2], keep)
     if turned:
         say(turned)
     if image.dtype != np.uint8:

@@ -107,12 +107,13 @@ _TURNS = {2: "mirrored", 3: "turned by 180°", 4: "flipped upside down", 5: "tur
           6: "turned by 90°", 7: "turned by 90° and mirrored", 8: "turned by 90°"}
 
 
-def orientation_note(job: Job, shape: tuple[int, int]) -> str | None:
+def orientation_note(job: Job, shape: tuple[int, int], keep: dict) -> str | None:
     """A note when the composite is turned upright by its orientation and its mask, stored as it is, fits
-    both the upright and the stored picture: drawn on the stored one, it would mark the wrong pixels."""
+    both the upright and the stored picture: drawn on the stored one, it would mark the wrong pixels. ``keep``:
+    what read_picture gave for the composite."""
     if job.mask is None:
         return None
-    turn, source = _orientation(job.composite)
+    turn, source = keep.get("orientation", (1, "EXIF"))
     if turn not in _TURNS or (turn >= 5 and shape[0] != shape[1]) or _orientation(job.mask)[0] != 1:
         return None  # a turned mask fitting only the stored picture is refused by its size
     return (f"note: {job.composite.name} is {_TURNS[turn]} by its {_SOURCES[source]}, so it is read upright, and "

@@ -91,9 +91,15 @@ def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
     ``xmp``) and a PNG's colour chunks without a profile (``png_colour``: ``gamma``, ``chromaticity``,
     ``srgb`` as PIL reads them);
     ``read_at_8_bits`` where a 16-bit layout (a TIFF's premultiplied alpha, padding or planes; grey with alpha;
-    a PPM's colour) is decoded at 8."""
+    a PPM's colour) is decoded at 8; ``orientation`` where the file was not stored upright: (its
+    :func:`orientation`, :func:`orientation_source`), read in the same decode."""
     with open_picture(path) as image:
-        pixels, kept = picture_pixels(path, image), _metadata(image)
+        pixels = picture_pixels(path, image)
+        turn = orientation(image)  # (before _metadata: a PNG's EXIF after its pixels is read with them)
+        source = orientation_source(image) if turn != 1 else None
+        kept = _metadata(image)
+        if source is not None:
+            kept["orientation"] = (turn, source)
         if pixels.dtype == np.uint8 and (_sixteen_bit_tiff(image) or image.info.get(_EIGHT_OF_SIXTEEN)):
             kept["read_at_8_bits"] = True
     return pixels, kept

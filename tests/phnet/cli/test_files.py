@@ -821,6 +821,19 @@ def test_results_in_formats_without_a_side_limit_do_not_open_the_composite_for_i
     assert opened == []
 
 
+def test_the_composite_s_orientation_comes_from_its_one_decode(tiny_folder, tmp_path, monkeypatch):
+    """For its orientation note, every composite was opened again, and a PNG with no EXIF before its pixels decoded
+    whole a second time (9 % of a folder run)."""
+    from phnet.cli import reading
+
+    opened = []
+    reopen = reading._orientation
+    monkeypatch.setattr(reading, "_orientation", lambda path: opened.append(path) or reopen(path))
+    comp, mask = _pair(tmp_path)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert comp not in opened
+
+
 def test_a_picture_out_of_memory_or_a_decoder_s_runtime_error_is_that_file_s_failure(tiny_folder, tmp_path,
                                                                                      monkeypatch, capsys):
     """One picture too big for memory (or a damaged AVIF: Pillow's plugin raises RuntimeError) stopped the whole
