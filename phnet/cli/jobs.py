@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 
-from ..atomic import cannot_write_into, dangling_link, nearest_existing
+from ..atomic import cannot_write_into, dangling_link, missing_target, nearest_existing
 from ..imageio import IMAGE_SUFFIXES
 from ..imageio.decode import MASK_ONLY, UNOPENED_PHOTOS, folded_name, folds_names, quiet_open, readable_suffixes
 from .saving import FORMATS, NO_ALPHA, eight_bit
@@ -97,8 +97,8 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
         jobs = [job._replace(reference=r) for job, r in zip(jobs, found)]
     links = [p for job in jobs for p in job.inputs if not p.exists()] if clip else []  # frames, masks, references
     if links:
-        raise SystemExit(f"error: a clip's frames may have no gap, and {links[0]} links to {os.readlink(links[0])}, "
-                         "which does not exist (an unmounted drive?): connect it, or remove the link")
+        raise SystemExit(f"error: a clip's frames may have no gap, and {missing_target(links[0])}: connect it, or "
+                         "remove the link")
     _check_targets(jobs, fold)
     return jobs
 

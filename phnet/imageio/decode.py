@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import missing_target
 from ..compat import catching_warnings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
@@ -404,8 +405,7 @@ def _open_picture(path: str | Path, opened: list):
             image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise FileNotFoundError(f"{path} links to {os.readlink(path)}, which does not exist (an unmounted "
-                                    "drive?): connect it, or remove the link") from None
+            raise FileNotFoundError(f"{missing_target(path)}: connect it, or remove the link") from None
         raise FileNotFoundError(f"no such file: {path}") from None
     except Image.DecompressionBombError as e:
         pixels = re.search(r"\((\d+) pixels\)", str(e))
