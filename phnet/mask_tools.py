@@ -8,7 +8,7 @@ by the input rules) and go out as float32 H x W arrays in [0, 1].
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any, Iterable
 
 import numpy as np
@@ -30,10 +30,9 @@ def finite_real(value) -> bool:
 
 def checked_number(value, what: str, low: float | None = None, high: float | None = None) -> float:
     """``value`` as a float, or one ValueError saying what it must be."""
-    try:
-        ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an integer past any float, whose thousands of digits would be the message
-        raise ValueError(f"{what}, got an integer too large for a float.") from None
+    ok = finite_real(value)
+    if not ok and isinstance(value, Integral) and not isinstance(value, bool):  # past any float: thousands of digits
+        raise ValueError(f"{what}, got an integer too large for a float.")
     if not ok or (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{what}, got {value!r}.")
     return float(value)
