@@ -76,7 +76,12 @@ def dangling_link(path: str | os.PathLike) -> Path | None:
 
 def missing_target(link: str | os.PathLike) -> str:
     """What a symbolic link to nothing is: "LINK links to TARGET, which does not exist (an unmounted drive?)"."""
-    return f"{link} links to {os.readlink(link)}, which does not exist (an unmounted drive?)"
+    return f"{link} {links_to_nothing(link)}"
+
+
+def links_to_nothing(link: str | os.PathLike) -> str:
+    """:func:`missing_target` without the link's own name, for a message that named it already."""
+    return f"links to {os.readlink(link)}, which does not exist (an unmounted drive?)"
 
 
 def _replace(tmp: Path, target: Path, tries: int = 10) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 
-from ..atomic import cannot_write_into, dangling_link, missing_target, nearest_existing
+from ..atomic import cannot_write_into, dangling_link, links_to_nothing, missing_target, nearest_existing
 from ..imageio import IMAGE_SUFFIXES
 from ..imageio.decode import MASK_ONLY, UNOPENED_PHOTOS, folded_name, folds_names, quiet_open, readable_suffixes
 from .saving import FORMATS, NO_ALPHA, eight_bit
@@ -33,8 +33,7 @@ def _not_a_file(path: Path) -> str:
     if path.is_dir():
         return "is a folder, not a file"
     if path.is_symlink():
-        return (f"links to {os.readlink(path)}, which does not exist (an unmounted drive?): connect it, or give "
-                "another file")
+        return f"{links_to_nothing(path)}: connect it, or give another file"
     if path.exists():
         return "is not a regular file (a pipe or standard input cannot be read: save the picture to a file first)"
     return "does not exist"
