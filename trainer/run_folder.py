@@ -346,10 +346,16 @@ class RunFolder:
 
     def _start_again(self, checkpoint: Path, own_run: Path) -> str:
         """How to go on when ``own_run`` holds no checkpoint to resume: from its intact weights, if any."""
-        weights = [checkpoint] + [p for _, p in reversed(ckpt.step_checkpoints(own_run)) if p != checkpoint]
-        weights = [p for p in weights + [own_run / "best"] if p.is_dir() and ckpt.damage(p, model_only=True) is None]
-        init_from = " ".join([f"--init-from {shell_word(p)}" for p in weights[:1]] +
-                             [f"(or --init-from {shell_word(p)})" for p in weights[1:] if p.name == "best"])
+        def intact(p: Path) -> bool:
+            return p.is_dir() and ckpt.damage(p, model_only=True) is None
+
+        steps = [checkpoint] + [p for _, p in reversed(ckpt.step_checkpoints(own_run)) if p != checkpoint]
+        newest = next((p for p in steps if intact(p)), None)  # (each one read is a whole model loaded)
+        best = own_run / "best" if intact(own_run / "best") else None
+        weights = [p for p in (newest, best) if p is not None]
+        init_from = f"--init-from {shell_word(weights[0])}" if weights else ""
+        if newest is not None and best is not None:
+            init_from += f" (or --init-from {shell_word(best)})"
         if own_run.resolve() != self.root.resolve():
             return f"its run {own_run} holds no other intact checkpoint: start this run " + (
                 f"from the weights with {init_from}" if weights else "afresh, or from weights with --init-from")
