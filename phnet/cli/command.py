@@ -27,7 +27,8 @@ OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phnet", description="PHNet portrait harmonization")
     parser.add_argument("--version", action=_Versions, nargs=0, default=argparse.SUPPRESS,
-                        help="print the versions of phnet, torch and Python (for a bug report) and exit")
+                        help="print the versions of phnet, torch (with its build), torchvision, numpy, Pillow and "
+                        "Python (for a bug report) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     h = sub.add_parser("harmonize", help="harmonize a composite (or a folder of them) given the subject mask")
