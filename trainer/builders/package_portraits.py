@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     printable_anywhere()
     p = argparse.ArgumentParser(prog="python -m trainer.builders.package_portraits",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("out", type=Path, help="output folder (train/, val/, manifest.json)")
+    p.add_argument("out", type=Path, help="output folder (train/, val/, test/ with --test-percent, manifest.json)")
     p.add_argument("--size", type=int, default=256, help="short side of training images (default 256)")
     p.add_argument("--val-size", type=int, default=512,
                    help="short side of validation images, for native-resolution scoring (default 512)")
