@@ -56,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "are dropped (the bundled weights keep part of them), those just above it shortened. Lower "
                    "it to apply more of each correction (0 = the raw network, which may harm near-right composites; "
                    "a subject with under 3%% background stays as it was); raise it to hold back all but large ones")
-    h.add_argument("--mode", choices=MODES, default="full", help="full resolution (default) or the official square pipeline")
+    h.add_argument("--mode", choices=MODES, default="full",
+                   help="full resolution (default) or the official square pipeline")
     h.add_argument("--method", choices=METHODS, help="how the result reaches full resolution (mode full; default "
                    "correction)")
-    h.add_argument("--working-size", type=int, help="override the network's working resolution (a multiple of 8 from 16)")
+    h.add_argument("--working-size", type=int,
+                   help="override the network's working resolution (a multiple of 8 from 16)")
     h.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     h.add_argument("--dtype", choices=PRECISIONS, default="auto",
                    help="compute precision; auto (default) = bf16 on CPUs with AMX, else fp32")
