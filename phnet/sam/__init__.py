@@ -7,6 +7,8 @@
 - ``loading``: finding a checkpoint (file, folder, Hub repo) and reading it safely.
 - ``prompts``: boxes and points checked against the image size.
 - ``predictor``: :class:`SamSegmenter`, the cached image embedding and the prompt → mask step.
+- ``batch``: :func:`plan_batch`, a batch of pictures checked against one prompt or a guide mask each before SAM
+  runs, then segmented and refined picture by picture, each with its :class:`Outcome`.
 
 Mask refinement (grow, feather, bounding box) is not SAM's and lives in :mod:`phnet.mask_tools`.
 No host or training imports here.
@@ -14,6 +16,7 @@ No host or training imports here.
 
 from .architecture import SAM_PRESETS, SamArchitecture, build_sam, infer_sam_architecture
 from .loading import CHECKPOINT_SUFFIXES, SeveralCheckpoints, load_sam_state_dict
+from .batch import BatchPlan, Outcome, plan_batch
 from .predictor import SamSegmenter
 from .prompts import SamPrompt, make_prompt
 
@@ -28,4 +31,7 @@ __all__ = [
     "load_sam_state_dict",
     "CHECKPOINT_SUFFIXES",
     "SeveralCheckpoints",
+    "plan_batch",
+    "BatchPlan",
+    "Outcome",
 ]
