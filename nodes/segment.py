@@ -197,109 +197,116 @@ class PHNetSAMSegment:
 
     def segment(self, sam_model, image, box="", positive_points="", negative_points="", multimask=False,
                 threshold=0.0, grow=0, feather=0.0, guide_mask=None, mask_as_given=False):
-        from ..phnet.imageio import mask_to_tensor
-        from ..phnet.imageio.masks import FAINT
-        from ..phnet.sam.predictor import check_encodable, interrupt_points
-        from ..phnet.mask_tools import _check_width, looks_inverted, refine_mask
-        from ..phnet.sam.prompts import guide_boxes, make_prompt
+        from ..phnet.sam.batch import plan_batch
 
         sam = as_phnet_sam(sam_model)
         check_image(image, "PHNet SAM Segment")
         image, notes = clamped(image, "image")  # an upscaled picture's overshoot, as in Harmonize
-        b, h, w = image.shape[0], image.shape[1], image.shape[2]
         box_px = parse_box(box)
         pos = parse_points(positive_points, "positive_points")
         neg = parse_points(negative_points, "negative_points")
-        guides, item = None, "image"
+        guides, item, count = None, "image", 1
         if guide_mask is not None and box_px is None:  # the box widget wins: a guide would only copy the image
-            guide_mask, note = prepared(guide_mask, image, "guide_mask",  # only its box is used: its size is checked
-                                        lambda m: check_mask_size(m, image, "guide_mask", "PHNet SAM Segment"))
+            image, guides, item, count, note = _guides(image, guide_mask)
             notes += note
-            count = mask_count(guide_mask, image) or 1
-            item = "mask" if b == 1 and count > 1 else "image"  # one picture, several guides: a mask each
-            image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
-            b = image.shape[0]
-            try:
-                guides = mask_to_tensor(guide_mask, b, h, w, "guide_mask")[:, 0]
-            except ValueError as e:
-                raise ValueError(f"PHNet SAM Segment: {e}") from None
-            inverted = [] if mask_as_given else [i for i, g in enumerate(guides) if looks_inverted(g)]
-            if inverted:
-                which = f" ({item} {inverted[0]} of the batch)" if count > 1 else ""
-                raise ValueError(
-                    f"PHNet SAM Segment: 'guide_mask'{which} covers "
-                    "most of the picture and of its border, so it looks inverted and its box would be the whole "
-                    "picture: put an InvertMask node in front of guide_mask (Load Image's MASK is 1 where a PNG is "
-                    "transparent), or, if it is right (subjects at the picture's sides with the scene between "
-                    "them), turn on mask_as_given")
         if notes:
             log.info("comfyui-phnet: PHNet SAM Segment%s", notes)
-        if box_px is None and not pos and guides is None:  # negative points only say where the subject is not
-            raise ValueError(
-                "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
-                "or connect a guide_mask" + (" (negative points alone do not say where the subject is)" if neg else "")
-            )
         if box_px is not None and guide_mask is not None:
             log.warning("comfyui-phnet: both 'box' and guide_mask are given; the box widget is used")
-        points = pos + neg
-        labels = [1] * len(pos) + [0] * len(neg)
-        # an image whose guide_mask is empty has no subject (e.g. a frame it has left): its mask stays empty
-        boxes = [box_px] * b if guides is None else guide_boxes(guides)
-        # a prompt outside the image, or an image SAM cannot encode, is refused before SAM moves or encodes
-        for name, given in (("positive_points", pos), ("negative_points", neg)):
-            if given:
-                try:
-                    make_prompt((h, w), None, given, None, None)
-                except ValueError as e:
-                    raise ValueError(f"PHNet SAM Segment: '{name}': {e}") from None
-        for item_box in boxes:
-            if item_box is not None or guides is None:
-                try:
-                    make_prompt((h, w), item_box, points or None, labels or None, None)
-                except ValueError as e:
-                    raise ValueError(f"PHNet SAM Segment: {e}") from None
-        try:
-            check_encodable(sam.segmenter.model, h, w)
-            _check_width(float(feather), (h, w), "feather", "image")  # refine_mask's limit
+        b, h, w = image.shape[0], image.shape[1], image.shape[2]
+        try:  # a prompt outside the image, or an image SAM cannot encode, is refused before SAM moves or encodes
+            plan = plan_batch(sam.segmenter.model, (h, w), b, box=box_px, positive=pos, negative=neg, guides=guides,
+                              guides_as_given=mask_as_given, multimask=bool(multimask), threshold=float(threshold),
+                              grow=int(grow), feather=float(feather))
         except ValueError as e:
-            raise ValueError(f"PHNet SAM Segment: {e}") from None
+            raise _refusal(e, f" ({item} {getattr(e, 'index', 0)} of the batch)" if count > 1 else "") from None
         out = torch.zeros(b, h, w)
         with sam.on_device() as segmenter:
-            # A step at each of the encoder's interrupt points (each block's attention and MLP, each head of a
-            # global attention) and one for the prompt, per image: the encode is most of the time (~50 s
-            # for a ViT-B on a 2-core CPU), and Cancel is checked at each step.
-            steps = interrupt_points(segmenter.model) + 1
-            bar, done = comfy.utils.ProgressBar(b * steps), 0
-
-            def step() -> None:
-                nonlocal done
-                mm.throw_exception_if_processing_interrupted()
-                done += 1
-                bar.update_absolute(min(done, b * steps), b * steps)
-
-            for i, item_box in enumerate(boxes):
-                if item_box is None and guides is not None:
-                    log.warning("comfyui-phnet: guide_mask is empty (or under 1/64 of the batch's strongest) for %s "
-                                "%d of the batch; its mask is empty", item, i)
-                else:
-                    m = segmenter.segment(image[i], box=item_box, points=points or None,
-                                          point_labels=labels or None, multimask=bool(multimask),
-                                          threshold=float(threshold), interrupt=step)
-                    found = bool((m > 0).any())
-                    if grow or feather:
-                        m = refine_mask(m, grow=int(grow), feather=float(feather))
-                    if not found:  # said here: Harmonize, next, can only guess why its mask is empty
-                        log.warning("comfyui-phnet: PHNet SAM Segment found nothing for %s %d of the batch: check "
-                                    "its box or points, or lower threshold", item, i)
-                    elif not (m > 0).any():
-                        log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank %s %d's mask to nothing: "
-                                    "raise grow toward 0", int(grow), item, i)
-                    elif float(m.max()) < FAINT:  # else Harmonize blames a 16-bit mask
-                        log.warning("comfyui-phnet: PHNet SAM Segment: feather %g spread %s %d's mask too thin to mark "
-                                    "a subject (its strongest value is %.2f%% of full): lower feather%s",
-                                    float(feather), item, i, 100 * float(m.max()),
-                                    ", or raise grow toward 0" if grow < 0 else "")
-                    out[i] = torch.from_numpy(m)
-                done = (i + 1) * steps
-                bar.update_absolute(done, b * steps)
+            progress = _Progress(segmenter.model, b)
+            for picture in plan.run(segmenter, image, interrupt=progress.step):
+                _say(picture, item, int(grow), float(feather))
+                out[picture.index] = torch.from_numpy(picture.mask)
+                progress.picture_done(picture.index)
         return (out.to(image.device),)
+
+
+class _Progress:
+    """ComfyUI's progress bar and Cancel: a step at each of the encoder's interrupt points (each block's attention
+    and MLP, each head of a global attention) and one for the prompt, per image. The encode is most of the time
+    (~50 s for a ViT-B on a 2-core CPU), and Cancel is checked at each step."""
+
+    def __init__(self, model, pictures: int):
+        from ..phnet.sam.predictor import interrupt_points
+
+        self.steps = interrupt_points(model) + 1
+        self.total = pictures * self.steps
+        self.bar, self.done = comfy.utils.ProgressBar(self.total), 0
+
+    def step(self) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        self.done += 1
+        self.bar.update_absolute(min(self.done, self.total), self.total)
+
+    def picture_done(self, index: int) -> None:
+        self.done = (index + 1) * self.steps
+        self.bar.update_absolute(self.done, self.total)
+
+
+def _guides(image, guide_mask):
+    """The image (one copy per guide where one picture has several), its guides as B x H x W, the word for one of
+    them ("mask" for one picture's several guides), how many guides were given, and the clamping note."""
+    from ..phnet.imageio import mask_to_tensor
+
+    guide_mask, note = prepared(guide_mask, image, "guide_mask",  # only its box is used: its size is checked
+                                lambda m: check_mask_size(m, image, "guide_mask", "PHNet SAM Segment"))
+    count = mask_count(guide_mask, image) or 1
+    item = "mask" if image.shape[0] == 1 and count > 1 else "image"  # one picture, several guides: a mask each
+    image = one_per_mask(image, guide_mask)  # several guides for one image: one mask per guide
+    try:
+        guides = mask_to_tensor(guide_mask, image.shape[0], image.shape[1], image.shape[2], "guide_mask")[:, 0]
+    except ValueError as e:
+        raise ValueError(f"PHNet SAM Segment: {e}") from None
+    return image, guides, item, count, note
+
+
+_POINTS = {"positive": "'positive_points': ", "negative": "'negative_points': "}
+
+
+def _refusal(error: ValueError, which: str) -> ValueError:
+    """The library's refusal in this node's words: its inputs' names, and ``which`` guide of the batch."""
+    from ..phnet.sam.batch import GuideLooksInverted, NoPrompt, PromptRefused
+
+    if isinstance(error, GuideLooksInverted):
+        return ValueError(
+            f"PHNet SAM Segment: 'guide_mask'{which} covers most of the picture and of its border, so it looks "
+            "inverted and its box would be the whole picture: put an InvertMask node in front of guide_mask (Load "
+            "Image's MASK is 1 where a PNG is transparent), or, if it is right (subjects at the picture's sides with "
+            "the scene between them), turn on mask_as_given")
+    if isinstance(error, NoPrompt):
+        return ValueError(
+            "PHNet SAM Segment needs a prompt: fill in 'box' (x0,y0,x1,y1) or 'positive_points' (x,y; x,y), "
+            "or connect a guide_mask" + (" (negative points alone do not say where the subject is)"
+                                         if error.background_only else ""))
+    if isinstance(error, PromptRefused):
+        return ValueError(f"PHNet SAM Segment: {_POINTS.get(error.points, '')}{error}")
+    return ValueError(f"PHNet SAM Segment: {error}")
+
+
+def _say(picture, item: str, grow: int, feather: float) -> None:
+    """Why a picture's mask came out empty or too faint, said here: Harmonize, next, can only guess why."""
+    from ..phnet.sam.batch import Outcome
+
+    i = picture.index
+    if picture.outcome == Outcome.NO_GUIDE:
+        log.warning("comfyui-phnet: guide_mask is empty (or under 1/64 of the batch's strongest) for %s "
+                    "%d of the batch; its mask is empty", item, i)
+    elif picture.outcome == Outcome.FOUND_NOTHING:
+        log.warning("comfyui-phnet: PHNet SAM Segment found nothing for %s %d of the batch: check "
+                    "its box or points, or lower threshold", item, i)
+    elif picture.outcome == Outcome.GROWN_AWAY:
+        log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank %s %d's mask to nothing: "
+                    "raise grow toward 0", grow, item, i)
+    elif picture.outcome == Outcome.TOO_THIN:  # else Harmonize blames a 16-bit mask
+        log.warning("comfyui-phnet: PHNet SAM Segment: feather %g spread %s %d's mask too thin to mark "
+                    "a subject (its strongest value is %.2f%% of full): lower feather%s",
+                    feather, item, i, 100 * float(picture.mask.max()), ", or raise grow toward 0" if grow < 0 else "")

@@ -19,6 +19,7 @@ from ..mask_tools import _check_width, finite_real, looks_inverted, refine_mask
 from .predictor import check_encodable
 from .prompts import guide_boxes, make_prompt
 
+
 class Outcome(str, enum.Enum):
     """What came of one picture of a batch."""
 
