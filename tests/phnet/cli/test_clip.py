@@ -749,3 +749,24 @@ def test_a_clips_option_mistakes_are_named_before_its_masks_are_read(tmp_path, m
     for flags in (["--device", "nonsense"], ["--method", "resize", "--mask-is-alpha"]):
         with pytest.raises(SystemExit):
             cli.main(["harmonize", str(comps), str(masks), "-o", str(tmp_path / "o"), "--temporal", *flags])
+
+
+def test_a_clip_s_notes_count_one_frame_and_many_in_their_own_words(tiny_folder, tmp_path, capsys):
+    """Each line about frames says "1 frame holds ... it" or "N frames hold ... they", and names ten frames (notes
+    three) before "..."."""
+    comps, masks = _write_clip(tmp_path, frames=14, cut_at=99)
+    for t in range(11):
+        Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / f"frame{t * 5}.png")
+    Image.fromarray(_frame(1)[..., 0].astype(np.uint16) * 257).save(comps / "frame5.png")  # 16-bit grey
+    for t in (0, 11, 12, 13):  # 16-bit colour in a PPM: read at 8 bits
+        (comps / f"frame{t * 5}.png").unlink()
+        (comps / f"frame{t * 5}.ppm").write_bytes(f"P6\n{W} {H}\n65535\n".encode()
+                                                  + (_frame(t).astype(">u2") * 257).tobytes())
+    assert _run(comps, masks, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder, "--temporal", "2") == 0
+    printed = capsys.readouterr().out.splitlines()
+    empty = ", ".join(["frame0.ppm"] + [f"frame{t * 5}.png" for t in range(1, 10)])
+    assert f"11 frames have an empty mask and were written unchanged: {empty}, ..." in printed
+    assert "note: 1 frame holds more than 8 bits (frame5.png); it is written with 8 bits per channel" in printed
+    assert ("note: 4 frames hold 16 bits per channel in a layout read at 8 bits (frame0.ppm, frame55.ppm, "
+            "frame60.ppm, ...): they were harmonized at 8 bits; save them as plain 16-bit RGB or RGBA PNG or TIFF to "
+            "keep them") in printed
