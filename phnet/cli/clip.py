@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import re
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,10 @@ from .jobs import Job
 from .messages import in_flags, say, verdict
 from .reading import inverted_words, load_pair, orientation_note, reference_for
 from .saving import save_result
+
+if TYPE_CHECKING:
+    from ..corrections import Correction
+    from ..temporal import FrameEstimate
 
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
@@ -101,16 +106,8 @@ def refuse_unreadable_masks(jobs: list[Job], read: set[Path]) -> None:
 
 
 def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int:
-    """Each frame is read twice: to estimate its correction, and to apply the smoothed one once it is final
-    (a few frames later). Only the window's low-resolution corrections are held, whatever the clip's length."""
-    import torch
-    from tqdm import tqdm
-
+    """The clip's frames harmonized in natural name order (:class:`ClipRun`), then its summary; the exit code."""
     from .. import temporal
-    from ..compositing import visible_scene
-    from ..corrections import MIN_BACKGROUND, TRANSPARENT_SCENE, Correction
-    from ..imageio import mask_to_tensor
-    from ..imageio.masks import FAINT
 
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     try:
@@ -118,180 +115,261 @@ def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int
         size = harmonizer.check_options(args.strength, "full", args.working_size)  # one set of option rules
     except ValueError as e:
         raise ValueError(in_flags(e)) from None
-    jobs = sorted(jobs, key=lambda job: natural_key(job.composite))
+    run = ClipRun(harmonizer, sorted(jobs, key=lambda job: natural_key(job.composite)), args, settings, size)
+    run.harmonize()
+    run.summarize()
+    return run.exit_code()
 
-    def frame_of(image: np.ndarray, mask: np.ndarray):
-        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save, in the kind
-        every frame is saved as: a grey clip comes out RGB throughout). A frame's mask may cover it whole, only an
-        edge of it (a subject walking in), or none of it: the clip is judged as a whole."""
-        pixels, peak, masks, mask_peak, finish = harmonizer.pixels_of(image, mask, one_of_more=True, allow_empty=True)
-        return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
-    levels = _clip_levels(jobs)
-    smoother = temporal.Smoother(settings)
-    frames: list[Job] = []  # the frames the smoother holds, by its index
-    held: dict[int, temporal.FrameEstimate] = {}
-    reported: dict[int, int] = {}  # the smoother's index of a frame → its place in ``corrections``
-    corrections, failed, unchanged, traces, cramped, flat = [], [], [], [], [], []
-    opaque = []  # frames whose alpha, their mask, is opaque everywhere
-    left_out: set[str] = set()  # what the frames' files could not carry
-    sixteen_bit, eight_of_sixteen = [], []
-    turned = []  # frames read upright by their orientation whose masks, read as stored, fit them either way
-    strongest = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
+@dataclass
+class ClipTally:
+    """What became of a clip's frames, for its summary: frames by name, under what is said of them."""
 
-    # counts frames done with (written, or failed): the last window of them is written after the last estimate
-    bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame", disable=sys.stderr is None)
+    corrections: list[Correction | None] = field(default_factory=list)  # in the clip's order (None: failed)
+    failed: list[Path] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # empty masks: written as they were
+    traces: list[str] = field(default_factory=list)  # only a trace of a subject: as they were
+    cramped: list[str] = field(default_factory=list)  # too little background: as they were
+    flat: list[str] = field(default_factory=list)  # one flat colour behind the subject
+    opaque: list[str] = field(default_factory=list)  # frames whose alpha, their mask, is opaque everywhere
+    sixteen_bit: list[str] = field(default_factory=list)
+    eight_of_sixteen: list[str] = field(default_factory=list)
+    # frames read upright by their orientation whose masks, read as stored, fit them either way
+    turned: list[str] = field(default_factory=list)
+    left_out: set[str] = field(default_factory=set)  # what the frames' files could not carry
+    strongest: float = 0.0  # the clip's strongest mask value, of full: under FAINT the masks are on the wrong scale
 
-    def save(result: np.ndarray, job: Job, keep: dict, image: np.ndarray) -> None:
-        left_out.update(save_result(result, job.target, keep))
-        if image.dtype != np.uint8:
-            sixteen_bit.append(job.composite.name)
-        if keep.get("read_at_8_bits"):
-            eight_of_sixteen.append(job.composite.name)
-        bar.update(1)
 
-    def fail(job: Job, e: Exception) -> None:  # this frame is bad; the others may not be
-        named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
-        say(f"error: {named}", sys.stderr)
-        failed.append(job.composite)
-        bar.update(1)
+class ClipRun:
+    """One clip: each frame's correction estimated in order, and each frame written once the smoother releases its
+    smoothed correction (a few frames later). Each frame is read twice, to estimate and to apply: only the window's
+    low-resolution corrections are held, whatever the clip's length."""
 
-    def write(ready) -> None:
-        for j, correction in ready:
-            frame = held.pop(j)
-            try:
-                image, mask, keep = load_pair(frames[j].composite, frames[j].mask, levels, clip=True)
-                pixels, peak, mask, mask_peak, finish = frame_of(image, mask)
-                out = pixels.clone()
-                with torch.inference_mode():
-                    harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, args.strength)
-                    report = harmonizer.smoothed_report(frame, correction)
-                    # what went through the working size (methods "resize", "guided") measured, as for a picture
-                    corrections[reported[j]] = harmonizer.measured([report], "full", pixels[None], out[None],
-                                                                   mask[None], peak, mask_peak, weigh=False)[0]
-                save(finish(out), frames[j], keep, image)
-            except (ValueError, OSError, MemoryError, RuntimeError) as e:
-                if isinstance(e, RuntimeError) and not out_of_memory(e):
-                    raise
-                corrections[reported[j]] = None  # not written: out of the summary, as a frame failing earlier
-                fail(frames[j], memory_advice(e))
+    def __init__(self, harmonizer, jobs: list[Job], args: argparse.Namespace, settings, size) -> None:
+        from tqdm import tqdm
 
-    for job in jobs:
+        from .. import temporal
+
+        self.harmonizer, self.jobs, self.args, self.settings, self.size = harmonizer, jobs, args, settings, size
+        self.levels = _clip_levels(jobs)
+        self.smoother = temporal.Smoother(settings)
+        self.frames: list[Job] = []  # the frames the smoother holds, by its index
+        self.held: dict[int, tuple[FrameEstimate, int]] = {}  # by that index: its estimate, its place in corrections
+        self.tally = ClipTally()
+        # counts frames done with (written, or failed): the last window of them is written after the last estimate
+        self.bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame", disable=sys.stderr is None)
+
+    def harmonize(self) -> None:
+        """Every frame estimated, in order, and written as the smoother releases it; the last window at the end."""
+        for job in self.jobs:
+            found = self.estimate(job)
+            if found is None:
+                continue
+            self.tally.corrections.append(found.report)
+            if found.report.flat is not None:  # one flat colour: the smoother keeps it in time, out of its averages
+                self.tally.flat.append(job.composite.name)
+            self.held[len(self.frames)] = found, len(self.tally.corrections) - 1
+            self.frames.append(job)
+            self.write(self.smoother.push(found))
+        self.write(self.smoother.finish())
+        self.bar.close()
+
+    def estimate(self, job: Job) -> FrameEstimate | None:
+        """The frame's estimate, for the smoother; None where the frame failed, or was written as it was: no
+        subject in it, or too little background (both kept out of the smoothing)."""
+        from ..corrections import Correction
+        from ..imageio.masks import FAINT
+
+        name, tally = job.composite.name, self.tally
         try:
-            image, mask, keep = load_pair(job.composite, job.mask, levels, clip=True)
+            image, mask, keep = load_pair(job.composite, job.mask, self.levels, clip=True)
             if orientation_note(job, image.shape[:2], keep):
-                turned.append(job.composite.name)
+                tally.turned.append(name)
             if job.mask is None and mask.size and float(mask.min()) >= 1:
-                opaque.append(job.composite.name)
-            pixels, peak, masks, mask_peak, finish = frame_of(image, mask)
+                tally.opaque.append(name)
+            pixels, peak, masks, mask_peak, finish = self._frame_of(image, mask)
             here = float(masks.max()) / mask_peak
-            strongest = max(strongest, here)
-            if here < FAINT:  # the subject is out of the picture (or a matte's trace of it): the frame stays as
-                save(finish(pixels.clone()), job, keep, image)  # it is, and out of the smoothing
-                (traces if here else unchanged).append(job.composite.name)
-                corrections.append(Correction.no_subject(harmonizer.threshold_for(args.threshold), args.strength,
-                                                         trace=bool(here)))
-                continue
-            reference = reference_for(job, image.shape)
-            if reference is not None:
-                reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
-            reference_peak, scene = 1.0, None
-            if pixels.shape[-1] == 4:  # a frame with its own mask: what lies under its alpha 0 is no scene
-                scene = visible_scene(pixels[None, ..., 3], masks[None], None if reference is None else
-                                      (reference[None], 1.0), mask_peak)
-            if scene is not None:
-                (region, reference_peak), _ = scene
-                reference = region[0]
-            with torch.inference_mode():
-                found = harmonizer.estimate_frame(pixels, peak, masks, mask_peak, size, reference, args.threshold,
-                                                  args.strength, reference_peak, args.mask_is_alpha)
-            if scene is not None:
-                found.report = dataclasses.replace(found.report, notes=(*found.report.notes, TRANSPARENT_SCENE))
-            if found.report.background is not None:  # too little background: as it was, kept out of the smoothing
-                save(finish(pixels.clone()), job, keep, image)
-                corrections.append(found.report)
-                cramped.append(job.composite.name)
-                continue
+            tally.strongest = max(tally.strongest, here)
+            if here < FAINT:  # the subject is out of the picture (or a matte's trace of it): the frame stays as it is
+                self._save(finish(pixels.clone()), job, keep, image)
+                (tally.traces if here else tally.unchanged).append(name)
+                tally.corrections.append(Correction.no_subject(self.harmonizer.threshold_for(self.args.threshold),
+                                                               self.args.strength, trace=bool(here)))
+                return None
+            found = self._estimate_subject(job, image.shape, pixels, peak, masks, mask_peak)
+            if found.report.background is not None:  # too little background: as it was
+                self._save(finish(pixels.clone()), job, keep, image)
+                tally.corrections.append(found.report)
+                tally.cramped.append(name)
+                return None
+            return found
         except (ValueError, OSError, MemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and not out_of_memory(e):
                 raise
-            fail(job, memory_advice(e))
-            continue
-        corrections.append(found.report)
-        if found.report.flat is not None:  # one flat colour: the smoother keeps it in time, out of its averages
-            flat.append(job.composite.name)
-        held[len(frames)] = found
-        reported[len(frames)] = len(corrections) - 1
-        frames.append(job)
-        write(smoother.push(found))
-    write(smoother.finish())
-    bar.close()
-    cuts = ", ".join(frames[i].composite.name for i in smoother.starts[1:]) or "none"
-    done = len(jobs) - len(failed)
-    print(f"wrote {done} of {len(jobs)} frames into {Path(args.output)} (smoothing sigma {settings.window:g} frames; "
-          f"shots start at: {cuts})")
-    under = f"under {MIN_BACKGROUND:.0%} of the picture as background (the subject fills it)"
-    trace = "only a trace of a subject (under 1/64 of full)"
-    for names, one, many in ((unchanged, "has an empty mask", "have an empty mask"),
-                             (traces, f"holds {trace}", f"hold {trace}"),
-                             (cramped, f"leaves {under}", f"leave {under}"),
-                             (flat, "has a background of one flat colour (no scene to match to)",
-                              "have a background of one flat colour (no scene to match to)")):
-        if names:
-            said = f"1 frame {one} and was" if len(names) == 1 else f"{len(names)} frames {many} and were"
-            print(f"{said} written unchanged: {', '.join(names[:10])}" + (", ..." if len(names) > 10 else ""))
-    corrections = [c for c in corrections if c is not None]
-    subjects = [c for c in corrections if not c.empty_mask]
-    if subjects:
-        line = verdict(corrections, harmonizer, "frames")
-        print(line if len(corrections) > 1 else f"the frame: {line}")
-    if sixteen_bit:
-        one = len(sixteen_bit) == 1
-        print(f"note: {len(sixteen_bit)} {'frame holds' if one else 'frames hold'} more than 8 bits "
-              f"({', '.join(sixteen_bit[:3])}{', ...' if len(sixteen_bit) > 3 else ''}); "
-              f"{'it is' if one else 'they are'} written with 8 bits per channel")
-    if eight_of_sixteen:
-        one = len(eight_of_sixteen) == 1
-        print(f"note: {len(eight_of_sixteen)} {'frame holds' if one else 'frames hold'} 16 bits per channel in a "
-              f"layout read at 8 bits ({', '.join(eight_of_sixteen[:3])}{', ...' if len(eight_of_sixteen) > 3 else ''})"
-              f": {'it was' if one else 'they were'} harmonized at 8 bits; save "
-              f"{'it' if one else 'them'} as plain 16-bit RGB or RGBA PNG or TIFF to keep {'it' if one else 'them'}")
-    if turned:
-        w = dict(zip(("frame", "its", "it", "they", "mask", "is", "was"),
-                     ("frame", "its", "it", "it", "mask", "is", "was") if len(turned) == 1 else
-                     ("frames", "their", "them", "they", "masks", "are", "were")))
-        print(f"note: {len(turned)} {w['frame']} {w['is']} turned by {w['its']} orientation tag "
-              f"({', '.join(turned[:3])}{', ...' if len(turned) > 3 else ''}), so {w['they']} {w['is']} read upright, "
-              f"and the {w['mask']} {w['is']} read as stored; if the {w['mask']} {w['was']} drawn on the {w['frame']} "
-              f"as stored rather than as viewers show {w['it']}, turn {w['it']} the same way")
-    if left_out:
-        print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(left_out))}")
-    if failed:
-        failed.sort(key=natural_key)  # a frame failing as it is written is found a few frames late
-        names = ", ".join(p.name for p in failed[:10]) + (", ..." if len(failed) > 10 else "")
-        print(f"error: {len(failed)} of {len(jobs)} frames failed ({names}); see the messages above", file=sys.stderr)
-        return 1
-    masks = args.mask or "the frames' alpha channels"
-    if opaque and len(opaque) == len(jobs) - len(failed):  # as a lone picture's is refused
-        print("error: every frame's alpha channel is opaque everywhere, so it marks no subject (the frames were "
-              "written as they were): give a folder of masks as the second argument", file=sys.stderr)
-        return 1
-    if subjects and all(c.flat is not None for c in subjects) and not args.mask:  # cut-outs, not a scene
-        print("error: under every frame's transparent part is one flat colour, not a scene for the subject to match "
-              "(the frames were written as they were): the frames are cut-outs; paste them onto their background "
-              "first and give the frames with their alpha, or a folder of masks", file=sys.stderr)
-        return 1
-    if subjects and all(c.background is not None for c in subjects):  # as the library refuses it
-        print(f"error: every mask that has a subject covers (nearly) its whole frame: nothing was harmonized (the "
-              f"frames were written as they were); check {masks} (white = subject)", file=sys.stderr)
-        return 1
-    if 0 < strongest < FAINT:  # as the library refuses such a batch
-        print(f"error: the masks' strongest value is {strongest:.2%} of full, so they mark no subject (the frames "
-              f"are as they were): 16-bit masks holding 0..255 values? Check {masks}; save 8-bit masks as 8-bit, "
-              "16-bit ones scaled to 0..65535", file=sys.stderr)
-        return 1
-    if not subjects:  # as the library refuses such a clip: most likely the wrong masks folder
-        print(f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as "
-              f"they were); check {masks} (white = subject)", file=sys.stderr)
-        return 1
-    return 0
+            self._fail(job, memory_advice(e))
+            return None
+
+    def _estimate_subject(self, job: Job, shape: tuple, pixels, peak, masks, mask_peak) -> FrameEstimate:
+        """The correction of a frame with a subject, matched to its reference, or else its whole background: of an
+        RGBA frame with a mask of its own, what its alpha shows of it."""
+        import torch
+
+        from ..compositing import visible_scene
+        from ..corrections import TRANSPARENT_SCENE
+        from ..imageio import mask_to_tensor
+
+        reference = reference_for(job, shape)
+        if reference is not None:
+            reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
+        reference_peak, scene = 1.0, None
+        if pixels.shape[-1] == 4:  # a frame with its own mask: what lies under its alpha 0 is no scene
+            scene = visible_scene(pixels[None, ..., 3], masks[None], None if reference is None else
+                                  (reference[None], 1.0), mask_peak)
+        if scene is not None:
+            (region, reference_peak), _ = scene
+            reference = region[0]
+        args = self.args
+        with torch.inference_mode():
+            found = self.harmonizer.estimate_frame(pixels, peak, masks, mask_peak, self.size, reference,
+                                                   args.threshold, args.strength, reference_peak, args.mask_is_alpha)
+        if scene is not None:
+            found.report = replace(found.report, notes=(*found.report.notes, TRANSPARENT_SCENE))
+        return found
+
+    def write(self, ready) -> None:
+        """Each frame the smoother released, read again, its smoothed correction applied, and written."""
+        import torch
+
+        harmonizer = self.harmonizer
+        for j, correction in ready:
+            frame, place = self.held.pop(j)
+            job = self.frames[j]
+            try:
+                image, mask, keep = load_pair(job.composite, job.mask, self.levels, clip=True)
+                pixels, peak, mask, mask_peak, finish = self._frame_of(image, mask)
+                out = pixels.clone()
+                with torch.inference_mode():
+                    harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, self.args.strength)
+                    report = harmonizer.smoothed_report(frame, correction)
+                    # what went through the working size (methods "resize", "guided") measured, as for a picture
+                    self.tally.corrections[place] = harmonizer.measured([report], "full", pixels[None], out[None],
+                                                                        mask[None], peak, mask_peak, weigh=False)[0]
+                self._save(finish(out), job, keep, image)
+            except (ValueError, OSError, MemoryError, RuntimeError) as e:
+                if isinstance(e, RuntimeError) and not out_of_memory(e):
+                    raise
+                self.tally.corrections[place] = None  # not written: out of the summary, as a frame failing earlier
+                self._fail(job, memory_advice(e))
+
+    def _frame_of(self, image: np.ndarray, mask: np.ndarray):
+        """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save, in the kind
+        every frame is saved as: a grey clip comes out RGB throughout). A frame's mask may cover it whole, only an
+        edge of it (a subject walking in), or none of it: the clip is judged as a whole."""
+        pixels, peak, masks, mask_peak, finish = self.harmonizer.pixels_of(image, mask, one_of_more=True,
+                                                                           allow_empty=True)
+        return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
+
+    def _save(self, result: np.ndarray, job: Job, keep: dict, image: np.ndarray) -> None:
+        self.tally.left_out.update(save_result(result, job.target, keep))
+        if image.dtype != np.uint8:
+            self.tally.sixteen_bit.append(job.composite.name)
+        if keep.get("read_at_8_bits"):
+            self.tally.eight_of_sixteen.append(job.composite.name)
+        self.bar.update(1)
+
+    def _fail(self, job: Job, e: Exception) -> None:  # this frame is bad; the others may not be
+        named = str(e) if str(job.composite) in str(e) else f"{job.composite}: {e}"
+        say(f"error: {named}", sys.stderr)
+        self.tally.failed.append(job.composite)
+        self.bar.update(1)
+
+    def _reports(self) -> list:
+        return [c for c in self.tally.corrections if c is not None]
+
+    def summarize(self) -> None:
+        """What was written, the frames written as they were and why, the clip's verdict, then notes."""
+        from ..corrections import MIN_BACKGROUND
+
+        t = self.tally
+        cuts = ", ".join(self.frames[i].composite.name for i in self.smoother.starts[1:]) or "none"
+        print(f"wrote {len(self.jobs) - len(t.failed)} of {len(self.jobs)} frames into {Path(self.args.output)} "
+              f"(smoothing sigma {self.settings.window:g} frames; shots start at: {cuts})")
+        for names, what in ((t.unchanged, "{have} an empty mask"),
+                            (t.traces, "{hold} only a trace of a subject (under 1/64 of full)"),
+                            (t.cramped, f"{{leave}} under {MIN_BACKGROUND:.0%} of the picture as background (the "
+                                        "subject fills it)"),
+                            (t.flat, "{have} a background of one flat colour (no scene to match to)")):
+            if names:
+                print(_about(names, 10, "{n} {frames} " + what + " and {were} written unchanged: {names}"))
+        reports = self._reports()
+        if any(not c.empty_mask for c in reports):
+            line = verdict(reports, self.harmonizer, "frames")
+            print(line if len(reports) > 1 else f"the frame: {line}")
+        if t.sixteen_bit:
+            print(_about(t.sixteen_bit, 3, "note: {n} {frames} {hold} more than 8 bits ({names}); {they} {are} "
+                                           "written with 8 bits per channel"))
+        if t.eight_of_sixteen:
+            print(_about(t.eight_of_sixteen, 3, "note: {n} {frames} {hold} 16 bits per channel in a layout read at 8 "
+                                                "bits ({names}): {they} {were} harmonized at 8 bits; save {them} as "
+                                                "plain 16-bit RGB or RGBA PNG or TIFF to keep {them}"))
+        if t.turned:
+            print(_about(t.turned, 3, "note: {n} {frames} {are} turned by {their} orientation tag ({names}), so "
+                                      "{they} {are} read upright, and the {masks} {are} read as stored; if the "
+                                      "{masks} {were} drawn on the {frames} as stored rather than as viewers show "
+                                      "{them}, turn {them} the same way"))
+        if t.left_out:
+            print(f"note: from their composites, the frames' files leave out {'; and '.join(sorted(t.left_out))}")
+
+    def exit_code(self) -> int:
+        """1, with one error line, where a frame failed, or where the clip as a whole marks no subject to harmonize
+        (as the library refuses such a clip); else 0."""
+        from ..imageio.masks import FAINT
+
+        t, jobs = self.tally, self.jobs
+        if t.failed:  # named in the clip's order: a frame failing as it is written is found a few frames late
+            names = _listed([p.name for p in sorted(t.failed, key=natural_key)], 10)
+            print(f"error: {len(t.failed)} of {len(jobs)} frames failed ({names}); see the messages above",
+                  file=sys.stderr)
+            return 1
+        masks = self.args.mask or "the frames' alpha channels"
+        subjects = [c for c in self._reports() if not c.empty_mask]
+        if t.opaque and len(t.opaque) == len(jobs):  # as a lone picture's is refused
+            print("error: every frame's alpha channel is opaque everywhere, so it marks no subject (the frames were "
+                  "written as they were): give a folder of masks as the second argument", file=sys.stderr)
+            return 1
+        if subjects and all(c.flat is not None for c in subjects) and not self.args.mask:  # cut-outs, not a scene
+            print("error: under every frame's transparent part is one flat colour, not a scene for the subject to "
+                  "match (the frames were written as they were): the frames are cut-outs; paste them onto their "
+                  "background first and give the frames with their alpha, or a folder of masks", file=sys.stderr)
+            return 1
+        if subjects and all(c.background is not None for c in subjects):  # as the library refuses it
+            print(f"error: every mask that has a subject covers (nearly) its whole frame: nothing was harmonized (the "
+                  f"frames were written as they were); check {masks} (white = subject)", file=sys.stderr)
+            return 1
+        if 0 < t.strongest < FAINT:  # as the library refuses such a batch
+            print(f"error: the masks' strongest value is {t.strongest:.2%} of full, so they mark no subject (the "
+                  f"frames are as they were): 16-bit masks holding 0..255 values? Check {masks}; save 8-bit masks as "
+                  "8-bit, 16-bit ones scaled to 0..65535", file=sys.stderr)
+            return 1
+        if not subjects:  # as the library refuses such a clip: most likely the wrong masks folder
+            print(f"error: every frame's mask is empty (all zero): nothing was harmonized (the frames were written as "
+                  f"they were); check {masks} (white = subject)", file=sys.stderr)
+            return 1
+        return 0
+
+
+# the words a line about frames may need, by their plural: (for one frame, for more)
+_WORDS = {"frames": ("frame", "frames"), "masks": ("mask", "masks"), "are": ("is", "are"), "were": ("was", "were"),
+          "have": ("has", "have"), "hold": ("holds", "hold"), "leave": ("leaves", "leave"), "they": ("it", "they"),
+          "them": ("it", "them"), "their": ("its", "their")}
+
+
+def _listed(names: list[str], shown: int) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def _about(frames: list[str], shown: int, text: str) -> str:
+    """``text`` said of ``frames`` (their names), in the words for one frame or for more: ``{n}``, ``{names}`` (the
+    first ``shown``), and each of ``_WORDS`` by its plural ("{n} {frames} {hold}": "1 frame holds", "2 frames hold")."""
+    words = {plural: forms[len(frames) != 1] for plural, forms in _WORDS.items()}
+    return text.format(n=len(frames), names=_listed(frames, shown), **words)
