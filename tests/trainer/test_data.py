@@ -273,6 +273,21 @@ def test_ffhqh_layout_both_line_formats(tmp_path, nested):
         build_dataset({"root": str(tmp_path / "FFHQH"), "image_size": 32}, "test")
 
 
+
+@pytest.mark.parametrize("policy", ["error", "skip"])
+def test_ffhqh_real_folder_without_the_real_images_names_ffhq_root(tmp_path, policy):
+    """An ffhq_root that holds none of the split's real images (another folder of pictures, the FFHQ download's
+    parent) was reported as missing files with the advice to skip them, which leaves nothing to train on."""
+    make_ffhqh(tmp_path / "FFHQH", tmp_path / "ffhq", False)
+    other = tmp_path / "other"
+    _save(other / "unrelated.png", np.zeros((8, 8, 3), np.uint8))
+    data = {"root": str(tmp_path / "FFHQH"), "ffhq_root": str(other), "image_size": 32, "on_bad_sample": policy}
+    with pytest.raises(FileNotFoundError, match=r"none of the 1 real images of the FFHQH test split is under .*other"
+                                                r".*: set data.ffhq_root \(--ffhq-root"):
+        build_dataset(data, "test")
+    (tmp_path / "ffhq" / "01000" / "01002.png").rename(other / "01002.png")  # the right folder flat: it loads
+    assert len(build_dataset(data, "test")) == 1
+
 def test_folder_masks_from_dir_alpha_and_ellipse(tmp_path, photos):
     img_dir, mask_dir = photos
     data = {"root": str(img_dir), "mask_dir": str(mask_dir), "image_size": 32, "val_fraction": 0.3}

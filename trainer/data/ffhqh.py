@@ -97,7 +97,19 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
             continue
         records.append(Record(name=line, subset="FFHQH", comp=_locate(root / "comp", line),
                               mask=_locate(root / "alpha", line), real=_locate_real(ffhq_root, line)))
+    _check_real_folder(records, ffhq_root, split)
     return apply_missing_policy(records, on_bad_sample, f"FFHQH {split} split under {root}")
+
+
+def _check_real_folder(records: list[Record], ffhq_root: Path, split: str) -> None:
+    """A folder that holds none of the split's real images is the wrong folder, not a set of bad samples (whose
+    advice, skip them, would leave nothing to train on)."""
+    if not records or any(r.real.is_file() for r in records):
+        return
+    raise FileNotFoundError(
+        f"none of the {len(records)} real images of the FFHQH {split} split is under {ffhq_root} (first looked for: "
+        f"{records[0].real}): set data.ffhq_root (--ffhq-root for trainer.evaluate and trainer.calibrate) to the "
+        "folder of the original FFHQ images, images1024x1024")
 
 
 class FFHQHDataset(HarmonizationDataset):
