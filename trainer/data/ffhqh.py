@@ -74,7 +74,9 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
                 f"FFHQH ships composites and masks only: set data.ffhq_root to the FFHQ images folder "
                 f"(--ffhq-root for trainer.evaluate and trainer.calibrate), or put the real images in "
                 f"{root / 'real'}")
-        ffhq_root = root / "real"
+        ffhq_root, given = root / "real", False
+    else:
+        given = True
     ffhq_root = Path(ffhq_root)
     carve = False
     if split not in ("train", "val", "test"):
@@ -97,13 +99,14 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
             continue
         records.append(Record(name=line, subset="FFHQH", comp=_locate(root / "comp", line),
                               mask=_locate(root / "alpha", line), real=_locate_real(ffhq_root, line)))
-    _check_real_folder(records, ffhq_root, split)
+    if given:
+        _check_real_folder(records, ffhq_root, split)
     return apply_missing_policy(records, on_bad_sample, f"FFHQH {split} split under {root}")
 
 
 def _check_real_folder(records: list[Record], ffhq_root: Path, split: str) -> None:
-    """A folder that holds none of the split's real images is the wrong folder, not a set of bad samples (whose
-    advice, skip them, would leave nothing to train on)."""
+    """A given ``ffhq_root`` that holds none of the split's real images is the wrong folder, not a set of bad samples
+    (whose advice, skip them, would leave nothing to train on)."""
     if not records or any(r.real.is_file() for r in records):
         return
     raise FileNotFoundError(
