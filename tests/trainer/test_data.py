@@ -274,6 +274,27 @@ def test_ffhqh_layout_both_line_formats(tmp_path, nested):
 
 
 
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_missing_split_list_names_the_fix(tmp_path, split):
+    """A missing split list said only "split file not found": which lists a release ships, and how to go on
+    without the subset, are what the user needs."""
+    make_iharmony(tmp_path / "ih")
+    (tmp_path / "ih" / "HFlickr" / f"HFlickr_{split}.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"split list not found: .*HFlickr_{split}.txt; every iHarmony4 "
+                                                r"subset ships HFlickr_train.txt and HFlickr_test.txt beside "
+                                                r"composite_images/: copy it from the release, or leave HFlickr out "
+                                                r"with data.subsets"):
+        build_dataset({"root": str(tmp_path / "ih"), "image_size": 32}, split)
+    assert len(build_dataset({"root": str(tmp_path / "ih"), "image_size": 32, "subsets": ["HCOCO"]}, split))
+    make_ffhqh(tmp_path / "FFHQH", tmp_path / "ffhq", False)
+    (tmp_path / "FFHQH" / f"{split}_split.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"split list not found: .*{split}_split.txt; copy it from the FFHQH "
+                                                r"release, which ships train_split.txt, val_split.txt and "
+                                                r"test_split.txt beside comp/ and alpha/"):
+        build_dataset({"root": str(tmp_path / "FFHQH"), "ffhq_root": str(tmp_path / "ffhq"), "image_size": 32},
+                      split)
+
 @pytest.mark.parametrize("policy", ["error", "skip"])
 def test_ffhqh_real_folder_without_the_real_images_names_ffhq_root(tmp_path, policy):
     """An ffhq_root that holds none of the split's real images (another folder of pictures, the FFHQ download's

@@ -87,9 +87,13 @@ def ffhqh_records(root: Path, split: str, ffhq_root: Path | None = None, val_fra
     elif split == "train" and not (root / "val_split.txt").exists():
         carve = True
     if not path.exists():
-        raise FileNotFoundError(f"split file not found: {path}" + (
-            " (a set built by trainer.builders.synthetic_set with --test-fraction 0 has no test split: rebuild it "
-            "with --test-fraction above 0)" if split == "test" else ""))
+        if (root / "synth_info.json").is_file():
+            fix = ("a set built by trainer.builders.synthetic_set with --test-fraction 0 has no test split: rebuild it "
+                   "with --test-fraction above 0" if split == "test" else "rebuild the set")
+        else:
+            fix = ("copy it from the FFHQH release, which ships train_split.txt, val_split.txt and test_split.txt "
+                   "beside comp/ and alpha/")
+        raise FileNotFoundError(f"split list not found: {path}; {fix}")
     lines = read_split_file(path)
     key = _photo_key(root)
     held = holdout_set([key(l) for l in lines], val_fraction) if carve else set()

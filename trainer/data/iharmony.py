@@ -112,7 +112,7 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
         elif split in ("train", "val"):
             path = folder / f"{subset}_train.txt"
             if not path.exists():
-                raise FileNotFoundError(f"split file not found: {path}")
+                raise FileNotFoundError(_missing_list(path, subset))
             lines = read_split_file(path)
             carve = not val_list.exists()
             if listed and split == "train":  # a val list is carved from the train list: its photos are not trained on
@@ -124,7 +124,7 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
         elif split == "test":
             path = folder / f"{subset}_test.txt"
             if not path.exists():
-                raise FileNotFoundError(f"split file not found: {path}")
+                raise FileNotFoundError(_missing_list(path, subset))
             lines = read_split_file(path)
         else:
             raise ValueError(f"unknown split {split!r} (train, val or test)")
@@ -144,6 +144,11 @@ def iharmony_records(root: Path, split: str, subsets=None, val_fraction: float =
             recs = [r for r in recs if (f"{subset}/{r.real.stem}" in held) == (split == "val")]
         records.extend(recs)
     return apply_missing_policy(records, on_bad_sample, f"iHarmony4 {split} split under {root}")
+
+
+def _missing_list(path: Path, subset: str) -> str:
+    return (f"split list not found: {path}; every iHarmony4 subset ships {subset}_train.txt and {subset}_test.txt "
+            f"beside composite_images/: copy it from the release, or leave {subset} out with data.subsets")
 
 
 def val_photos(folder: Path, subset: str) -> set[str]:
