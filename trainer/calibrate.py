@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from phnet.atomic import cannot_write_into, dangling_link, write_atomic_text
+from phnet.atomic import cannot_write_into, dangling_link, missing_target, write_atomic_text
 from phnet.console import printable_anywhere
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
@@ -275,8 +275,7 @@ def main(argv=None) -> int:
             p.error(f"{out} already holds a calibrated model: give a new folder, or --overwrite to replace it")
         link = dangling_link(out)
         if link is not None:  # staging would make its target's folders: on an unmounted drive, under the mount point
-            p.error(f"--out {out}: {link} links to {os.readlink(link)}, which does not exist (an unmounted drive?); "
-                    "connect it, or give another --out")
+            p.error(f"--out {out}: {missing_target(link)}; connect it, or give another --out")
         # it is built beside its place (staging.staged): found after the work, the error named that hidden folder
         problem = cannot_write_into((out.resolve() if out.is_symlink() else out.absolute()).parent)
         if problem:

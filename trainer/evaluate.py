@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
-from phnet.atomic import cannot_write_into, dangling_link, write_atomic
+from phnet.atomic import cannot_write_into, dangling_link, missing_target, write_atomic
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from phnet.console import printable_anywhere
 from phnet.errors import error_line, out_of_memory
@@ -599,8 +599,7 @@ def main(argv=None) -> int:
                 "them")
     link = dangling_link(out)
     if link is not None:  # (cannot_write_into climbs past it, and writing failed with "File exists" at the end)
-        p.error(f"--out {out}: {link} links to {os.readlink(link)}, which does not exist (an unmounted drive?); "
-                "connect it, or give another --out")
+        p.error(f"--out {out}: {missing_target(link)}; connect it, or give another --out")
     problem = cannot_write_into(Path(out))
     if problem:  # found after scoring every sample, it lost them
         p.error(f"--out {out}: {problem}: make it writable, or give another --out")

@@ -304,8 +304,7 @@ def check_writable(jobs: list[Job], given: tuple[str, ...] = ("-o", "--compare")
         link = dangling_link(folder)
         if link is not None:
             option = targets[0][1]
-            raise SystemExit(f"error: {option} {link} links to {os.readlink(link)}, which does not exist (an unmounted "
-                             f"drive?); connect it, or choose another {option}")
+            raise SystemExit(f"error: {option} {missing_target(link)}; connect it, or choose another {option}")
         _check_name_lengths(targets, nearest_existing(folder), given)
         problem = cannot_write_into(folder)
         if problem:
