@@ -18,6 +18,7 @@ from ..precision import CHOICES as PRECISIONS
 from ..sources import OFFICIAL, OFFICIAL_NAMES
 from .convert import convert
 from .harmonize import harmonize
+from .messages import say
 
 
 TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = _stop_on_signals()
     try:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
-            warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+            # (above a folder run's progress bar, not after it on its line)
+            warnings.showwarning = lambda message, *rest, **kw: say(f"warning: {message}", sys.stderr)
             return args.run(args)
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)

@@ -133,6 +133,25 @@ def test_folder_of_composites(tiny_folder, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_compare.png", "b.png", "b_compare.png"]
 
 
+def test_a_warning_in_a_folder_run_has_a_line_of_its_own_above_the_progress_bar(tiny_folder, tmp_path, capsys,
+                                                                                  monkeypatch):
+    import warnings
+
+    comps, masks = folders(tmp_path, "a.png", "b.png")
+    real = harmonize_command.harmonize_one
+
+    def warns(*args, **kwargs):
+        warnings.warn("a library warning", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(harmonize_command, "harmonize_one", warns)
+    assert _harmonize(comps, masks, "-o", tmp_path / "out", "--weights", tiny_folder) == 0
+    err = capsys.readouterr().err
+    assert "harmonizing" in err  # the bar was drawn
+    said = [line for line in err.split("\n") if "a library warning" in line]
+    assert said and all(line.split("\r")[-1] == "warning: a library warning" for line in said), said
+
+
 def test_folder_names_with_glob_characters(tiny_folder, tmp_path):
     comps, masks, out = tmp_path / "comps", tmp_path / "masks", tmp_path / "out"
     comps.mkdir()
