@@ -1,12 +1,17 @@
 """Paste a cut-out subject onto a background: the composite PHNet then harmonizes.
 
+:func:`paste_subject` pastes one picture; :func:`plan_paste` pairs a batch of backgrounds with a batch of subjects
+and checks it before anything is pasted, and :meth:`PasteBatch.paste` pastes it picture by picture
+(:func:`paste_batch` does both). Refusals a caller may want to word in its own terms are typed.
+
 No host imports here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -15,12 +20,13 @@ import torch.nn.functional as F
 from .compat import widened
 from .corrections import MIN_BACKGROUND
 from .fullres import resize
-from .imageio import image_to_array, mask_to_array
+from .imageio import image_to_array, mask_to_array, mask_to_tensor
 from .imageio.images import _where, integer_peak
 from .imageio.masks import FAINT, trace_bar
-from .mask_tools import finite_real
+from .mask_tools import finite_real, inverted_masks
 
-__all__ = ["paste_subject", "over_background", "cut_out_colour", "visible_scene", "ANCHORS"]
+__all__ = ["paste_subject", "paste_batch", "plan_paste", "PasteBatch", "BatchesDiffer", "FaintSubject",
+           "AlphaLooksInverted", "TransparentSubject", "over_background", "cut_out_colour", "visible_scene", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
 ANCHORS: dict[str, tuple[float, float]] = {
@@ -228,3 +234,139 @@ def paste_subject(
     comp[y0:y1, x0:x1] = region * (1.0 - a[..., None]) + s * a[..., None]
     mask[y0:y1, x0:x1] = a
     return np.ascontiguousarray(comp, dtype=np.float32), mask
+
+
+class BatchesDiffer(ValueError):
+    """A batch of ``backgrounds`` backgrounds and one of ``subjects`` subjects that do not pair up: neither is one
+    picture, and their counts differ."""
+
+    def __init__(self, backgrounds: int, subjects: int):
+        super().__init__(f"a batch of {backgrounds} backgrounds and {subjects} subjects; give one of them, or the same "
+                         "number of both")
+        self.backgrounds, self.subjects = backgrounds, subjects
+
+
+class FaintSubject(ValueError):
+    """The batch's strongest alpha (or subject_mask value, where ``masked``) is above 0 and under 1/64 of full
+    (:func:`faint_subject`, whose ``words`` it keeps): no subject to harmonize. ``whom``: "the subject", or
+    "every subject" where the batch has several."""
+
+    def __init__(self, strongest: float, masked: bool, several: bool):
+        self.strongest, self.masked, self.several = strongest, masked, several
+        self.whom = "every subject" if several else "the subject"
+        self.words = faint_subject(strongest, "subject_mask value" if masked else "alpha", "the" if several else "its")
+        fix = "a subject_mask that is white on the subject" if masked else "a cut-out whose subject is opaque"
+        super().__init__(f"{self.whom} is {self.words}: give {fix}.")
+
+
+class AlphaLooksInverted(ValueError):
+    """Subject ``index``'s alpha, its mask where no subject_mask is given, covers ``area`` of its picture and
+    ``border`` of its border (:func:`phnet.mask_tools.inverted_masks`): its surroundings are opaque, not it.
+    ``several``: the batch has more than one subject."""
+
+    def __init__(self, index: int, area: float, border: float, several: bool):
+        self.index, self.area, self.border, self.several = index, area, border, several
+        which = f" (subject {index} of the batch)" if several else ""
+        super().__init__(f"the subject's alpha{which} covers {area:.0%} of the picture and {border:.0%} of its border, "
+                         "so it looks inverted: the subject must be opaque, its surroundings transparent; invert the "
+                         "alpha, or pass alpha_as_given=True if it is right")
+
+
+class TransparentSubject(ValueError):
+    """No subject_mask, and the subjects' alpha is 0 everywhere: nothing was pasted anywhere."""
+
+    def __init__(self):
+        super().__init__("the subject's alpha is transparent everywhere, so there is nothing to paste: give a cut-out "
+                         "whose subject is opaque, or a subject_mask that marks it.")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PasteBatch:
+    """Backgrounds and subjects paired for pasting (made by :func:`plan_paste`): ``count`` pictures, the one
+    background or subject of a batch of one used for each. ``masks``: one per subject (B x h x w float, 0..1), or
+    None for the subjects' alpha (or their whole rectangle). ``transparent``: that alpha is 0 everywhere."""
+
+    backgrounds: torch.Tensor
+    subjects: torch.Tensor
+    masks: torch.Tensor | None = None
+    transparent: bool = False
+
+    @property
+    def count(self) -> int:
+        return max(self.backgrounds.shape[0], self.subjects.shape[0])
+
+    def paste(self, x: float = 0, y: float = 0, scale: float = 1.0, anchor: str = "top-left",
+              progress: Callable[[int, int], Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Paste each subject at (x, y) as :func:`paste_subject` places it, one picture at a time; over an RGBA
+        background the subject is laid as :func:`over_background` lays it, keeping its alpha. ``progress(done,
+        total)`` is called after each picture.
+
+        Returns (composites B x H x W x 3, or x 4 over RGBA backgrounds, float32; masks B x H x W float32), on the
+        backgrounds' device. A subject may leave some pictures (a clip's subject walking out); a batch where no
+        opaque part of any subject lands on its background raises :class:`TransparentSubject` (its alpha is 0
+        everywhere) or a ``ValueError``, as does a placement :func:`paste_subject` refuses."""
+        n, last_bg, last_subject = self.count, self.backgrounds.shape[0] - 1, self.subjects.shape[0] - 1
+        composites, masks = [], []
+        for i in range(n):
+            background = self.backgrounds[min(i, last_bg)]
+            mask = None if self.masks is None else self.masks[min(i, self.masks.shape[0] - 1)]
+            composite, pasted = paste_subject(background, self.subjects[min(i, last_subject)], mask, x=x, y=y,
+                                              scale=scale, anchor=anchor, allow_empty=True)  # judged for the batch
+            composite, pasted = torch.from_numpy(composite), torch.from_numpy(pasted)
+            if background.shape[-1] == 4:
+                composite = over_background(composite, pasted, background)
+            composites.append(composite)
+            masks.append(pasted)
+            if progress is not None:
+                progress(i + 1, n)
+        if all(not bool((m > 0).any()) for m in masks):
+            if self.transparent:
+                raise TransparentSubject()
+            raise ValueError(
+                "no opaque part of the subject lands on the background (the part inside it is transparent"
+                f"{' in subject_mask' if self.masks is not None else ''}), so the composite has no subject: move x/y "
+                "so the subject's visible part overlaps the background, or check subject_mask.")
+        device = self.backgrounds.device
+        return torch.stack(composites).to(device), torch.stack(masks).to(device)
+
+
+def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: Any = None, *,
+               alpha_as_given: bool = False) -> PasteBatch:
+    """Pair a batch of backgrounds (B x H x W x C tensor, C 3 or 4) with a batch of subjects (B x h x w x C: float
+    0..1 or 8- or 16-bit) before anything is pasted: one of either goes with each of the other, or the counts
+    match. ``subject_mask``: one mask for all subjects or one each, any layout :func:`phnet.imageio.mask_to_tensor`
+    reads; without it an RGBA subject's alpha is its mask.
+
+    The batch is judged as a whole (a clip's subject may fade out): its masks, or its alpha, must reach 1/64 of
+    full somewhere (:class:`FaintSubject`); an alpha that looks inverted is refused (:class:`AlphaLooksInverted`)
+    unless ``alpha_as_given``. Raises :class:`BatchesDiffer`, or a ``ValueError`` for masks that do not pair with
+    the subjects, first."""
+    masks = None
+    if subject_mask is not None:
+        masks = mask_to_tensor(subject_mask, subjects.shape[0], subjects.shape[1], subjects.shape[2],
+                               "subject_mask")[:, 0]
+    n = max(backgrounds.shape[0], subjects.shape[0])
+    if min(backgrounds.shape[0], subjects.shape[0]) not in (1, n):
+        raise BatchesDiffer(backgrounds.shape[0], subjects.shape[0])
+    alpha = masks if masks is not None else subjects[..., 3] if subjects.shape[-1] == 4 else None
+    if alpha is None:
+        return PasteBatch(backgrounds, subjects)
+    peak = 1.0 if alpha.is_floating_point() else integer_peak(subjects.dtype) or 1.0
+    strongest = float(widened(alpha).amax()) / peak
+    several = subjects.shape[0] > 1
+    if faint_subject(strongest):
+        raise FaintSubject(strongest, masks is not None, several)
+    if masks is not None:
+        return PasteBatch(backgrounds, subjects, masks)
+    inverted = [] if alpha_as_given else inverted_masks(widened(alpha) / peak)
+    if inverted:
+        raise AlphaLooksInverted(*inverted[0], several=several)
+    return PasteBatch(backgrounds, subjects, transparent=not strongest > 0)
+
+
+def paste_batch(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: Any = None, x: float = 0,
+                y: float = 0, scale: float = 1.0, anchor: str = "top-left", *, alpha_as_given: bool = False,
+                progress: Callable[[int, int], Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`plan_paste` then :meth:`PasteBatch.paste`: a batch of composites and their masks."""
+    return plan_paste(backgrounds, subjects, subject_mask, alpha_as_given=alpha_as_given).paste(
+        x, y, scale, anchor, progress=progress)

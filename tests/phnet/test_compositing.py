@@ -1,4 +1,5 @@
-"""phnet.compositing.paste_subject: placement, anchors, clipping, alpha, input kinds."""
+"""phnet.compositing: paste_subject (placement, anchors, clipping, alpha, input kinds) and a batch's pairing, checks and
+refusals (paste_batch)."""
 
 from __future__ import annotations
 
@@ -281,3 +282,135 @@ def test_an_integer_past_any_float_as_a_place_or_scale_is_refused_by_name():
         paste_subject(background, subject, x=2**2000)
     with pytest.raises(ValueError, match="scale must be a positive number"):
         paste_subject(background, subject, scale=2**2000)
+
+
+# ---------------------------------------------------------------- a batch
+def _batch(n, h, w, seed):
+    return torch.rand(n, h, w, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def _square(h=12, w=10, value=1.0):
+    m = torch.zeros(h, w)
+    m[3:9, 2:8] = value
+    return m
+
+
+@pytest.mark.parametrize("backgrounds,subjects", [(1, 3), (3, 1), (3, 3), (1, 1)])
+def test_a_batch_pairs_one_background_or_subject_with_each_of_the_other(backgrounds, subjects):
+    from phnet.compositing import paste_batch
+
+    bgs, subs = _batch(backgrounds, 20, 24, 0), _batch(subjects, 12, 10, 1)
+    ticks = []
+    comps, masks = paste_batch(bgs, subs, _square()[None], x=3, y=4, scale=1.5, anchor="center",
+                               progress=lambda done, total: ticks.append((done, total)))
+    n = max(backgrounds, subjects)
+    assert comps.shape == (n, 20, 24, 3) and masks.shape == (n, 20, 24) and comps.dtype == torch.float32
+    assert ticks == [(i + 1, n) for i in range(n)]
+    for i in range(n):
+        comp, mask = paste_subject(bgs[min(i, backgrounds - 1)], subs[min(i, subjects - 1)], _square(), x=3, y=4,
+                                   scale=1.5, anchor="center")
+        assert torch.equal(comps[i], torch.from_numpy(comp)) and torch.equal(masks[i], torch.from_numpy(mask))
+
+
+def test_a_batch_whose_counts_do_not_pair_up_is_refused_before_anything_is_pasted():
+    from phnet.compositing import BatchesDiffer, plan_paste
+
+    with pytest.raises(BatchesDiffer, match="a batch of 2 backgrounds and 3 subjects") as refused:
+        plan_paste(_batch(2, 20, 24, 0), _batch(3, 12, 10, 1))
+    assert (refused.value.backgrounds, refused.value.subjects) == (2, 3)
+    with pytest.raises(ValueError, match="3 masks for 2 images: give one subject_mask"):
+        plan_paste(_batch(1, 20, 24, 0), _batch(2, 12, 10, 1), torch.stack([_square()] * 3))
+
+
+def test_a_checked_batch_is_pasted_at_any_placement_and_one_that_misses_the_background_is_refused_then():
+    from phnet.compositing import plan_paste
+
+    batch = plan_paste(_batch(2, 20, 24, 0), _batch(1, 12, 10, 1), _square()[None])
+    assert batch.count == 2
+    left, _ = batch.paste(x=0, y=0)
+    right, _ = batch.paste(x=12, y=6)
+    assert not torch.equal(left, right)
+    with pytest.raises(ValueError, match="lies entirely outside the 24x20 background"):
+        batch.paste(x=500, y=500)
+
+
+def test_each_subject_s_mask_is_its_own_and_one_mask_serves_them_all():
+    from phnet.compositing import paste_batch
+
+    bg, subs = _batch(1, 20, 24, 0), _batch(2, 12, 10, 1)
+    other = torch.zeros(12, 10)
+    other[0:4, 0:4] = 1
+    _, masks = paste_batch(bg, subs, torch.stack([_square(), other]))
+    assert torch.equal(masks[0, :12, :10], _square()) and torch.equal(masks[1, :12, :10], other)
+    _, masks = paste_batch(bg, subs, _square())
+    assert torch.equal(masks[0], masks[1])
+
+
+def test_an_rgba_background_keeps_its_alpha_under_the_pasted_subjects():
+    from phnet.compositing import over_background, paste_batch
+
+    bg = torch.cat([_batch(2, 20, 24, 0), torch.full((2, 20, 24, 1), 0.5)], -1)
+    comps, masks = paste_batch(bg, _batch(1, 12, 10, 1), _square()[None], x=2, y=2)
+    assert comps.shape == (2, 20, 24, 4)
+    comp, mask = paste_subject(bg[1], _batch(1, 12, 10, 1)[0], _square(), x=2, y=2)
+    assert torch.equal(comps[1], over_background(torch.from_numpy(comp), torch.from_numpy(mask), bg[1]))
+    assert float(comps[1, 0, 0, 3]) == 0.5 and float(comps[1, 6, 6, 3]) == 1.0
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_batch_is_faint_only_where_every_subject_is(masked):
+    """A clip's subject may fade out: one strong subject makes the batch's faint ones pictures it has left."""
+    from phnet.compositing import FaintSubject, paste_batch
+
+    subs = _batch(3, 12, 10, 1)
+    faint = torch.stack([_square(value=0.004)] * 3)
+    given = dict(subject_mask=faint) if masked else dict(subjects=torch.cat([subs, faint[..., None]], -1))
+    given.setdefault("subjects", subs)
+    with pytest.raises(FaintSubject) as refused:
+        paste_batch(_batch(1, 20, 24, 0), **given)
+    assert (refused.value.masked, refused.value.several, refused.value.whom) == (masked, True, "every subject")
+    assert "almost fully transparent (the strongest" in str(refused.value)
+    faint[1] = _square()
+    key = "subject_mask" if masked else "subjects"
+    given[key] = faint if masked else torch.cat([subs, faint[..., None]], -1)
+    _, masks = paste_batch(_batch(1, 20, 24, 0), **given)
+    assert float(masks[1].amax()) == 1.0
+
+
+def test_an_8_bit_alpha_is_read_on_its_own_scale():
+    from phnet.compositing import FaintSubject, plan_paste
+
+    subject = torch.cat([torch.full((1, 12, 10, 3), 200, dtype=torch.uint8),
+                         (_square() * 2).to(torch.uint8)[None, ..., None]], -1)
+    with pytest.raises(FaintSubject, match=r"its strongest alpha is 2/255") as refused:
+        plan_paste(_batch(1, 20, 24, 0), subject)
+    assert (refused.value.masked, refused.value.several) == (False, False)
+
+
+def test_an_alpha_that_looks_inverted_is_refused_with_its_index_unless_it_is_as_given():
+    from phnet.compositing import AlphaLooksInverted, paste_batch
+
+    alphas = torch.stack([_square(), 1 - _square()])[..., None]
+    subjects = torch.cat([_batch(2, 12, 10, 1), alphas], -1)
+    with pytest.raises(AlphaLooksInverted, match=r"alpha \(subject 1 of the batch\) covers 70% of the picture") as e:
+        paste_batch(_batch(1, 20, 24, 0), subjects)
+    assert (e.value.index, e.value.several) == (1, True)
+    _, masks = paste_batch(_batch(1, 20, 24, 0), subjects, alpha_as_given=True)
+    assert torch.equal(masks[1, :12, :10], 1 - _square())
+
+
+def test_a_batch_with_nothing_on_the_background_says_whether_the_alpha_is_empty_or_out_of_place():
+    from phnet.compositing import TransparentSubject, paste_batch
+
+    bg, subs = _batch(1, 20, 24, 0), _batch(2, 12, 10, 1)
+    with pytest.raises(TransparentSubject, match="alpha is transparent everywhere"):
+        paste_batch(bg, torch.cat([subs, torch.zeros(2, 12, 10, 1)], -1))
+    corner = torch.zeros(12, 10)
+    corner[:2, :2] = 1
+    # the opaque corner lies off the background, the transparent rest on it
+    with pytest.raises(ValueError, match=r"no opaque part .*transparent in subject_mask\)") as refused:
+        paste_batch(bg, subs, corner[None], x=-5, y=-5)
+    assert not isinstance(refused.value, TransparentSubject)
+    # one picture of the batch with a subject on it is enough: the others are pictures the subject has left
+    _, masks = paste_batch(bg, subs, torch.stack([corner, _square()]), x=-5, y=-5)
+    assert not bool(masks[0].any()) and bool(masks[1].any())
