@@ -248,25 +248,6 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             "PHNet SAM Segment.")
 
 
-def check_alpha(alpha: torch.Tensor, node: str, *, as_given: bool = False) -> None:
-    """Refuse an RGBA subject's alpha (B×H×W on the 0..1 scale), used as its mask, that looks inverted, as
-    :func:`check_mask` refuses a MASK; ``as_given`` is the node's mask_as_given. ComfyUI's JoinImageWithAlpha
-    stores 1 - its alpha input, so a subject mask joined as it is leaves the subject transparent."""
-    from ..phnet.mask_tools import inverted_masks
-
-    inverted = [] if as_given else inverted_masks(alpha)
-    if inverted:
-        i, area, border = inverted[0]
-        which = f" (subject {i} of the batch)" if len(alpha) > 1 else ""
-        raise ValueError(
-            f"{node}: the subject's alpha{which} covers {area:.0%} of the picture and {border:.0%} of its border, "
-            "so it looks inverted: the subject must be opaque, its surroundings transparent. The usual cause: "
-            "JoinImageWithAlpha stores 1 - its alpha input, so put an InvertMask node in front of its alpha input "
-            "(or connect the subject's mask to subject_mask); if it is right (subjects at the picture's sides with "
-            "the scene between them), turn on mask_as_given."
-        )
-
-
 def clamped(t, name: str):
     """An IMAGE or MASK a little outside 0..1 (a node before this one does not clamp its output) is clamped,
     with a note for the report; further outside (a 0..255 image, NaN), the library's own check names the fix."""
