@@ -256,6 +256,26 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     ``report``: the preload's tqdm bar and its memory line (:meth:`FolderDataset.preload`).
     """
     root = configured_folder(data, "root")
+    kind = checked_kind(data, root, split)
+    options = dataset_options(data, kind, root, split, train=train, image_size=image_size, resize=resize, seed=seed)
+    val_fraction = float(data.get("val_fraction", 0.05))
+    if kind in ("iharmony", "ffhqh"):
+        ds = ready_set_split(data, kind, root, split, val_fraction, options)
+    else:
+        ds = photo_folder_split(data, root, split, val_fraction, options)
+    limit = int(data.get("max_samples", 0) or 0)
+    if limit and len(ds.records) > limit:
+        ds.records = [ds.records[i] for i in spread_sample([r.name for r in ds.records], limit)]
+    if len(ds) == 0:
+        raise ValueError(empty_split_message(data, kind, root, split, val_fraction))
+    if data.get("preload"):
+        preload_photos(ds, kind, progress=progress, report=report)
+    return ds
+
+
+def checked_kind(data: dict, root: Path, split: str) -> str:
+    """The kind of set ``data.root`` is read as (``data.kind``, or with ``auto`` the one the folder holds), once it
+    is known to fit the folder, the split and ``data.subsets``."""
     kind = data.get("kind", "auto")
     if kind not in KINDS:
         raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
@@ -273,92 +293,136 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     if data.get("subsets") and kind != "iharmony":
         raise ValueError(f"data.subsets {list(data['subsets'])} picks iHarmony4 subsets, but {root} is a {kind} set, "
                          "which has none: drop data.subsets (--set data.subsets=[] or remove it from the config)")
-    train = (split == "train") if train is None else train
-    policy = data.get("on_bad_sample", "error")
-    syn = dict(data.get("synthesis", {}))
+    return kind
+
+
+def dataset_options(data: dict, kind: str, root: Path, split: str, *, train: bool | None, image_size: int | None,
+                    resize: str | None, seed: int | None) -> dict:
+    """The keyword arguments every data-set class takes (:class:`HarmonizationDataset`): the ``[data]`` table's
+    settings, where the call does not override them. Training augments, unless ``train`` says otherwise."""
+    synthesis = dict(data.get("synthesis", {}))
     size = image_size or data.get("image_size")
     if not size:
         raise ValueError("no working size: pass image_size= or set data.image_size")
-    common = dict(
+    return dict(
         image_size=size,
         resize=resize or data.get("resize", "stretch"),
-        train=train, hflip=data.get("hflip", 0.0), crop_scale=tuple(data.get("crop_scale", (1.0, 1.0))),
-        on_bad_sample=policy, seed=data.get("seed", 0) if seed is None else seed,
-        synthesis=SynthesisOptions(**syn), description=f"{kind}:{root}:{split}",
+        train=(split == "train") if train is None else train,
+        hflip=data.get("hflip", 0.0), crop_scale=tuple(data.get("crop_scale", (1.0, 1.0))),
+        on_bad_sample=data.get("on_bad_sample", "error"), seed=data.get("seed", 0) if seed is None else seed,
+        synthesis=SynthesisOptions(**synthesis), description=f"{kind}:{root}:{split}",
     )
-    val_fraction = float(data.get("val_fraction", 0.05))
-    if split == "val" and kind in ("iharmony", "ffhqh") and data.get("val_root"):
+
+
+def ready_set_split(data: dict, kind: str, root: Path, split: str, val_fraction: float,
+                    options: dict) -> HarmonizationDataset:
+    """``split`` of an iHarmony4 or FFHQH set (composites made beforehand), by its split lists; without a
+    validation list, validation is carved from the training list by ``val_fraction``."""
+    if split == "val" and data.get("val_root"):
         print(f"[data] data.val_root is for folder data sets: {kind} data validate on their own split, not on "
               f"{data['val_root']}", file=sys.stderr)
+    policy = options["on_bad_sample"]
     if kind == "iharmony":
         recs = iharmony_records(root, split, data.get("subsets") or None, val_fraction, policy)
-        ds = IHarmony4Dataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
-    elif kind == "ffhqh":
-        recs = ffhqh_records(root, split, configured_folder(data, "ffhq_root"), val_fraction, policy)
-        ds = FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **common)
-    elif data.get("val_root") and (split == "val" or (split == "test" and not float(data.get("test_fraction", 0))
-                                                      and not _pool_has(root, data, "test"))):
-        # validation on a folder of held-out photos; the test split is it too, unless one is carved or the pool
-        # has its own (see below)
-        val_root = configured_folder(data, "val_root")
-        if (held := detect_kind(val_root)) != "folder":
-            raise ValueError(f"data.val_root {val_root} holds a ready {held} set (composites, masks and real pictures "
-                             "in folders of their own): read as photos, its masks and composites would be validation "
-                             "photos; give a folder of photos (or a package_portraits pool), or train on that set")
-        photos, masks, _ = _photos_and_masks(data, val_root, "val_mask_dir", "val")
-        recs = folder_records(photos, "train", masks, 0.0, 0.0, mask_setting="data.val_mask_dir")
-        recs *= max(1, int(data.get("val_copies", 1)))
-        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
-        ds.folder = str(data["val_root"])
-        if split == "test":
-            ds.not_held_out = TEST_IS_VALIDATION.format(root=f"{root} (its validation folder {data['val_root']})")
-    elif split == "all":  # a folder of photos, or one split of a pool (its images/ with their masks/)
+        return IHarmony4Dataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **options)
+    recs = ffhqh_records(root, split, configured_folder(data, "ffhq_root"), val_fraction, policy)
+    return FFHQHDataset(recs, identity_pairs=data.get("identity_pairs", 0.0), **options)
+
+
+def photo_folder_split(data: dict, root: Path, split: str, val_fraction: float, options: dict) -> FolderDataset:
+    """``split`` of a folder of photos (composites made from them as they are read), from where it lies: the
+    validation folder ``data.val_root``, every photo (split "all"), a pool's split folder, or the photos carved
+    from the folder by ``val_fraction`` and ``test_fraction``."""
+    if reads_val_root(data, root, split):
+        return val_root_split(data, root, split, options)
+    if split == "all":  # a folder of photos, or one split of a pool (its images/ with their masks/)
         photos, masks, _ = _photos_and_masks(data, root, "mask_dir", "all")
-        recs = folder_records(photos, "train", masks, 0.0, 0.0)
-        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
-    elif (pool := pool_split(root, split)) is not None and not data.get("mask_dir"):
-        recs = folder_records(pool[0], "train", pool[1], 0.0, 0.0)  # every photo of the pool's split, with its mask
-        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
-    else:
-        test_fraction = float(data.get("test_fraction", 0.0))
-        # validation on a folder of its own: none of these photos is set aside for it (5 % were, unused)
-        carved = 0.0 if data.get("val_root") else val_fraction
-        photos, masks, in_pool = _photos_and_masks(data, root, "mask_dir", "all")
-        # POOL/test for the test split: all of it; a copy of one out of its pool is carved as any folder (a run on
-        # it trained on its photos)
-        whole = in_pool and split == root.name == "test" and is_pool(root.parent)
-        splits = folder_splits(photos, masks, *((0.0, 0.0) if whole else (carved, test_fraction)))
-        recs = splits.get("train" if whole else split, [])
-        ds = FolderDataset(recs, mask_fallback=data.get("mask_fallback", "ellipse"), **common)
-        if split == "test" and test_fraction <= 0 and not data.get("val_root") and not whole:
-            ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
-        elif split == "test" and not whole and {r.real for r in recs} & {r.real for r in splits["train"]}:
-            ds.not_held_out = TEST_IS_TRAINING.format(root=root)
-    limit = int(data.get("max_samples", 0) or 0)
-    if limit and len(ds.records) > limit:
-        ds.records = [ds.records[i] for i in spread_sample([r.name for r in ds.records], limit)]
-    if len(ds) == 0:
-        fix = {"val": "; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root folder",
-               "test": "; set data.test_fraction above 0 or evaluate on another folder"}.get(split, "")
-        listed = ((root / "val_split.txt").exists() if kind == "ffhqh" else  # iHarmony4's root, or one subset's
-                  any(root.glob("*/*_val.txt")) or any(root.glob("*_val.txt")))
-        if split == "val" and kind in ("iharmony", "ffhqh") and listed:
-            fix = (": its validation list names no usable sample (missing or skipped files: the warnings above say "
-                   "which)")
-        elif split == "val" and kind in ("iharmony", "ffhqh") and val_fraction > 0:
-            fix = (f": it has no validation list, and its train split has too few photos to carve one from with "
-                   f"data.val_fraction {val_fraction:g}; give a set with more photos (from trainer.builders."
-                   "synthetic_set: build it from more photos, or with a --val-fraction that keeps one)")
-        elif split == "val" and kind == "folder" and val_fraction > 0 and not data.get("val_root"):
-            taken = (f" once data.test_fraction {float(data.get('test_fraction', 0.0)):g} has taken its share"
-                     if float(data.get("test_fraction", 0.0)) > 0 else "")
-            fix = (f": too few photos are left to carve one from with data.val_fraction {val_fraction:g}{taken}; "
-                   "add photos, or give a data.val_root folder")
-        raise ValueError(f"the {split} split of {root} ({kind}) is empty{fix}")
-    if data.get("preload"):
-        if isinstance(ds, FolderDataset):
-            ds.preload(progress=progress, report=report)
-        elif report:  # a speed setting: a recorded folder config still evaluates on iHarmony4 or FFHQH
-            print(f"[data] data.preload is for folder data sets (photos and masks); {kind} is read from its files",
-                  file=sys.stderr)
+        return _photo_dataset(data, folder_records(photos, "train", masks, 0.0, 0.0), options)
+    if (pool := pool_split(root, split)) is not None and not data.get("mask_dir"):
+        # every photo of the pool's split, with its mask
+        return _photo_dataset(data, folder_records(pool[0], "train", pool[1], 0.0, 0.0), options)
+    return carved_split(data, root, split, val_fraction, options)
+
+
+def reads_val_root(data: dict, root: Path, split: str) -> bool:
+    """Whether ``split`` of a photo folder is read from its ``data.val_root``: validation always; the test split
+    too, unless one is carved (``test_fraction``) or the pool has its own."""
+    if not data.get("val_root"):
+        return False
+    return split == "val" or (split == "test" and not float(data.get("test_fraction", 0))
+                              and not _pool_has(root, data, "test"))
+
+
+def val_root_split(data: dict, root: Path, split: str, options: dict) -> FolderDataset:
+    """The photos of the validation folder ``data.val_root`` (each ``val_copies`` times), which must be a folder of
+    photos or a pool; as the test split, it is the validation split, and says so in ``not_held_out``."""
+    val_root = configured_folder(data, "val_root")
+    if (held := detect_kind(val_root)) != "folder":
+        raise ValueError(f"data.val_root {val_root} holds a ready {held} set (composites, masks and real pictures "
+                         "in folders of their own): read as photos, its masks and composites would be validation "
+                         "photos; give a folder of photos (or a package_portraits pool), or train on that set")
+    photos, masks, _ = _photos_and_masks(data, val_root, "val_mask_dir", "val")
+    recs = folder_records(photos, "train", masks, 0.0, 0.0, mask_setting="data.val_mask_dir")
+    recs *= max(1, int(data.get("val_copies", 1)))
+    ds = _photo_dataset(data, recs, options)
+    ds.folder = str(data["val_root"])
+    if split == "test":
+        ds.not_held_out = TEST_IS_VALIDATION.format(root=f"{root} (its validation folder {data['val_root']})")
     return ds
+
+
+def carved_split(data: dict, root: Path, split: str, val_fraction: float, options: dict) -> FolderDataset:
+    """``split`` of the photos of ``data.root`` carved by ``val_fraction`` (none with a ``data.val_root``) and
+    ``test_fraction`` (:func:`~trainer.data.folder.folder_splits`); a test split that is not held out says so in
+    ``not_held_out``."""
+    test_fraction = float(data.get("test_fraction", 0.0))
+    # validation on a folder of its own: none of these photos is set aside for it (5 % were, unused)
+    carved = 0.0 if data.get("val_root") else val_fraction
+    photos, masks, in_pool = _photos_and_masks(data, root, "mask_dir", "all")
+    # POOL/test for the test split: all of it; a copy of one out of its pool is carved as any folder (a run on
+    # it trained on its photos)
+    whole = in_pool and split == root.name == "test" and is_pool(root.parent)
+    splits = folder_splits(photos, masks, *((0.0, 0.0) if whole else (carved, test_fraction)))
+    recs = splits.get("train" if whole else split, [])
+    ds = _photo_dataset(data, recs, options)
+    if split == "test" and test_fraction <= 0 and not data.get("val_root") and not whole:
+        ds.not_held_out = TEST_IS_VALIDATION.format(root=root)
+    elif split == "test" and not whole and {r.real for r in recs} & {r.real for r in splits["train"]}:
+        ds.not_held_out = TEST_IS_TRAINING.format(root=root)
+    return ds
+
+
+def _photo_dataset(data: dict, records: list[Record], options: dict) -> FolderDataset:
+    return FolderDataset(records, mask_fallback=data.get("mask_fallback", "ellipse"), **options)
+
+
+def empty_split_message(data: dict, kind: str, root: Path, split: str, val_fraction: float) -> str:
+    """Why ``split`` has no sample, and how to get some: an empty validation split is told apart by whether the set
+    has a validation list, and, where it carves one, whether too few photos are left to carve it from."""
+    fix = {"val": "; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root folder",
+           "test": "; set data.test_fraction above 0 or evaluate on another folder"}.get(split, "")
+    listed = ((root / "val_split.txt").exists() if kind == "ffhqh" else  # iHarmony4's root, or one subset's
+              any(root.glob("*/*_val.txt")) or any(root.glob("*_val.txt")))
+    if split == "val" and kind in ("iharmony", "ffhqh") and listed:
+        fix = (": its validation list names no usable sample (missing or skipped files: the warnings above say "
+               "which)")
+    elif split == "val" and kind in ("iharmony", "ffhqh") and val_fraction > 0:
+        fix = (f": it has no validation list, and its train split has too few photos to carve one from with "
+               f"data.val_fraction {val_fraction:g}; give a set with more photos (from trainer.builders."
+               "synthetic_set: build it from more photos, or with a --val-fraction that keeps one)")
+    elif split == "val" and kind == "folder" and val_fraction > 0 and not data.get("val_root"):
+        test_fraction = float(data.get("test_fraction", 0.0))
+        taken = f" once data.test_fraction {test_fraction:g} has taken its share" if test_fraction > 0 else ""
+        fix = (f": too few photos are left to carve one from with data.val_fraction {val_fraction:g}{taken}; "
+               "add photos, or give a data.val_root folder")
+    return f"the {split} split of {root} ({kind}) is empty{fix}"
+
+
+def preload_photos(ds: HarmonizationDataset, kind: str, *, progress: bool, report: bool) -> None:
+    """``data.preload``: a folder of photos is decoded into memory now (:meth:`FolderDataset.preload`); a set of
+    ready composites is read from its files as before."""
+    if isinstance(ds, FolderDataset):
+        ds.preload(progress=progress, report=report)
+    elif report:  # a speed setting: a recorded folder config still evaluates on iHarmony4 or FFHQH
+        print(f"[data] data.preload is for folder data sets (photos and masks); {kind} is read from its files",
+              file=sys.stderr)
