@@ -524,13 +524,31 @@ def _data_table(args) -> dict:
 
 def main(argv=None) -> int:
     printable_anywhere()
+    p = parser()
+    args = p.parse_args(argv)
+    check_arguments(p, args)
+    try:
+        why = check_split_all(args.split, args.data, args.config)
+        if why:
+            p.error(why)
+        data = _data_table(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {in_flags(str(exc), args)}", file=sys.stderr)
+        return 2
+    if not data.get("root"):
+        p.error("--data is required (or a --config whose data.root is set)")
+    return run(args, data, output_folder(p, args, data))
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", "-w", action="append",
                    help="checkpoint folder, weights file or Hub repo id, optionally LABEL=...; repeat to compare "
                         "models side by side (omit: baselines only)")
     p.add_argument("--data", "-d", help="data-set folder (iHarmony4, FFHQH or photos)")
-    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name), a run folder or its run_config.json")
+    p.add_argument("--config", help="take the [data] table from a trainer config (.toml, name), a run folder or its "
+                                    "run_config.json")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"])
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="the data set's split; all = every photo of a photo folder (one the run never saw)")
@@ -539,7 +557,8 @@ def main(argv=None) -> int:
     p.add_argument("--mask-dir", help="photo folders: folder of masks")
     p.add_argument("--resolution", default="256", help="square evaluation size (default 256) or 'native'")
     p.add_argument("--working-size", type=int, default=None, help="native: the network's working size")
-    p.add_argument("--resize", choices=["stretch", "crop", "pad"], help="how pictures are made square (default stretch)")
+    p.add_argument("--resize", choices=["stretch", "crop", "pad"],
+                   help="how pictures are made square (default stretch)")
     p.add_argument("--seed", type=int, help="photo folders: seed of the synthetic composites")
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--on-bad-sample", choices=["error", "skip"])
@@ -553,7 +572,11 @@ def main(argv=None) -> int:
                    help="output folder (default: eval-<data name>-<split>-<resolution>)")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def check_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Each number the command was given is one it can use (``p.error`` names the flag and the range)."""
     if args.out:  # --out=~/x: the shell leaves a ~ after = as it is
         args.out = os.path.expanduser(args.out)
     if args.resolution != "native" and not (args.resolution.isdigit() and int(args.resolution) % 8 == 0
@@ -577,16 +600,11 @@ def main(argv=None) -> int:
         p.error(f"--grid-rows must be 0 or more (rows of grid.png), got {args.grid_rows}")
     if args.val_fraction is not None and not 0 <= args.val_fraction <= 1:
         p.error(f"--val-fraction must be from 0 to 1, got {args.val_fraction}")
-    try:
-        why = check_split_all(args.split, args.data, args.config)
-        if why:
-            p.error(why)
-        data = _data_table(args)
-    except (ValueError, OSError) as exc:
-        print(f"error: {in_flags(str(exc), args)}", file=sys.stderr)
-        return 2
-    if not data.get("root"):
-        p.error("--data is required (or a --config whose data.root is set)")
+
+
+def output_folder(p: argparse.ArgumentParser, args: argparse.Namespace, data: dict) -> str:
+    """``--out``, or the folder named after the data set, split and resolution; checked before any sample is
+    scored: a folder the results can be written into, outside the data, holding no earlier results."""
     out = args.out or f"eval-{Path(data['root']).name}-{args.split}-{args.resolution}"
     if Path(out).exists() and not Path(out).is_dir():
         p.error(f"--out {out} is a file: give a folder for the results")
@@ -603,6 +621,12 @@ def main(argv=None) -> int:
     problem = cannot_write_into(Path(out))
     if problem:  # found after scoring every sample, it lost them
         p.error(f"--out {out}: {problem}: make it writable, or give another --out")
+    return out
+
+
+def run(args: argparse.Namespace, data: dict, out: str) -> int:
+    """Score the checked arguments' data and write the results into ``out``; a failure the user can mend is one
+    line naming the fix (exit status 2), Ctrl-C is 130."""
     try:
         res = evaluate(args.weights, data, split=args.split, resolution=args.resolution,
                        working_size=args.working_size, batch_size=args.batch_size, device=args.device,
@@ -626,7 +650,6 @@ def main(argv=None) -> int:
         print(f"warning: {res['meta']['not_held_out']}", file=sys.stderr)
     print(f"wrote {', '.join(res['files'].values())}", file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
