@@ -220,9 +220,27 @@ CALIBRATED_FILES = {"config.json", "model.safetensors", "calibration.json", "LIC
 
 def main(argv=None) -> int:
     printable_anywhere()
+    p = parser()
+    a = p.parse_args(argv)
+    check_arguments(p, a)
+    try:
+        return calibrate(a)
+    except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
+        from trainer.evaluate import in_flags
+
+        print(f"error: {in_flags(str(exc), a)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(staging.interrupted(None, "report") if a.report_only else staging.interrupted(a.out, "calibrated model"),
+              file=sys.stderr)
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights", help="model folder (e.g. runs/default_cpu/best)")
-    p.add_argument("--config", required=True, help="the run's trainer config: the run folder, its run_config.json, or a .toml")
+    p.add_argument("--config", required=True,
+                   help="the run's trainer config: the run folder, its run_config.json, or a .toml")
     p.add_argument("--out", help="folder for the calibrated model (config.json + model.safetensors)")
     p.add_argument("--max-untouched", type=float, default=5.0, help="MSE of the change on untouched photos")
     p.add_argument("--max-near-right", type=float, default=1.1, help="near-right fMSE over doing nothing's")
@@ -246,8 +264,14 @@ def main(argv=None) -> int:
                    help="print the best rule and the ceiling for these composites; write nothing")
     p.add_argument("--overwrite", action="store_true", help="replace the calibrated model already in --out (the "
                    "folder is replaced whole: one holding anything else, a run's files, is refused)")
-    a = p.parse_args(argv)
-    for flag, parse in (("thresholds", grid), ("ramps", parse_ramps), ("floors", grid)):  # before any work
+    return p
+
+
+def check_arguments(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Refuse (``p.error``) what would fail after the work, before any composite is read: grids that make no rules
+    or too many, negative limits, an ``--out`` that cannot take the calibrated model, a split that cannot be
+    scored. The grids are replaced by their values."""
+    for flag, parse in (("thresholds", grid), ("ramps", parse_ramps), ("floors", grid)):
         spec = getattr(a, flag)
         try:
             setattr(a, flag, [v if v is None else float(v) for v in parse(spec)])
@@ -265,22 +289,7 @@ def main(argv=None) -> int:
     if a.max_untouched < 0 or a.max_near_right < 0:
         p.error("--max-untouched and --max-near-right are limits of errors: 0 or more")
     if a.out and not a.report_only:
-        out = Path(a.out)
-        try:  # --overwrite replaces a calibrated model, never a run or a checkpoint beside it
-            staging.check_replaceable(out, lambda folder: (folder / "config.json").is_file(), "calibrated model",
-                                      CALIBRATED_FILES, quiet=not a.overwrite)
-        except FileExistsError as e:
-            p.error(str(e))
-        if out.exists() and any(out.iterdir()) and not a.overwrite:
-            p.error(f"{out} already holds a calibrated model: give a new folder, or --overwrite to replace it")
-        link = dangling_link(out)
-        if link is not None:  # staging would make its target's folders: on an unmounted drive, under the mount point
-            p.error(f"--out {out}: {missing_target(link)}; connect it, or give another --out")
-        # it is built beside its place (staging.staged): found after the work, the error named that hidden folder
-        problem = cannot_write_into((out.resolve() if out.is_symlink() else out.absolute()).parent)
-        if problem:
-            p.error(f"--out {out}: {problem}, where the calibrated model is built: make it writable, or give "
-                    "another --out")
+        check_out(p, Path(a.out), a.overwrite)
     try:
         from trainer.evaluate import check_split_all
 
@@ -292,18 +301,26 @@ def main(argv=None) -> int:
     if a.split == "test" and not a.report_only:
         p.error("a rule chosen on the test split would be scored on the composites it was chosen on: "
                 "calibrate on val, and use --split test with --report-only to read the test split")
-    try:
-        return calibrate(a)
-    except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
-        from trainer.evaluate import in_flags
 
-        print(f"error: {in_flags(str(exc), a)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(staging.interrupted(None, "report") if a.report_only else staging.interrupted(a.out, "calibrated model"),
-              file=sys.stderr)
-        return 130
 
+def check_out(p: argparse.ArgumentParser, out: Path, overwrite: bool) -> None:
+    """``out`` can take the calibrated model: a new folder, or with ``overwrite`` one holding a calibrated model
+    alone, whose parent can be written into."""
+    try:  # --overwrite replaces a calibrated model, never a run or a checkpoint beside it
+        staging.check_replaceable(out, lambda folder: (folder / "config.json").is_file(), "calibrated model",
+                                  CALIBRATED_FILES, quiet=not overwrite)
+    except FileExistsError as e:
+        p.error(str(e))
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        p.error(f"{out} already holds a calibrated model: give a new folder, or --overwrite to replace it")
+    link = dangling_link(out)
+    if link is not None:  # staging would make its target's folders: on an unmounted drive, under the mount point
+        p.error(f"--out {out}: {missing_target(link)}; connect it, or give another --out")
+    # it is built beside its place (staging.staged): found after the work, the error named that hidden folder
+    problem = cannot_write_into((out.resolve() if out.is_symlink() else out.absolute()).parent)
+    if problem:
+        p.error(f"--out {out}: {problem}, where the calibrated model is built: make it writable, or give "
+                "another --out")
 
 def calibrate(a: argparse.Namespace) -> int:
     from phnet.weights import load_model, save_pretrained
