@@ -48,13 +48,25 @@ def harmonize_one(harmonizer, job: Job, args: argparse.Namespace, say) -> None:
 
 
 def harmonize(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..harmonizer import Harmonizer
-
+    """``phnet harmonize``: the jobs planned and every flag checked before the weights load, then one composite,
+    a folder of them, or a clip."""
     jobs = plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare,
                  args.reference, clip=args.temporal is not None)
     single = Path(args.composite).is_file()
+    check_run(args, jobs, single)
+    harmonizer = load_harmonizer(args)
+    if args.temporal is not None:
+        return harmonize_clip(harmonizer, jobs, args)
+    try:  # once, not in every picture's words
+        harmonizer.check_options(args.strength, args.mode, args.working_size)
+    except ValueError as e:
+        raise SystemExit(f"error: {in_flags(e)}") from None
+    return harmonize_pictures(harmonizer, jobs, args, single)
+
+
+def check_run(args: argparse.Namespace, jobs: list[Job], single: bool) -> None:
+    """Flags that do not go together, targets that cannot be written, and (for a clip) masks that cannot be
+    used, refused before the weights load."""
     if args.temporal is not None and (single or args.mode != "full" or args.compare):
         raise SystemExit("error: --temporal needs a folder of frames, --mode full and no --compare")
     if args.threshold is not None and not 0 <= args.threshold <= 255:
@@ -94,22 +106,30 @@ def harmonize(args: argparse.Namespace) -> int:
     _check_device(args.device)
     if args.temporal is not None:  # (reads the masks: after the cheap checks)
         refuse_unreadable_masks(jobs, set() if args.mask_as_given else refuse_inverted_clip(jobs))
+
+
+def load_harmonizer(args: argparse.Namespace):
+    """The weights of ``--weights`` in a Harmonizer on ``--device`` in ``--dtype``, once they are known to fit
+    ``--mask-is-alpha``; a precision that runs slow on this device is said."""
+    from .. import precision
+    from ..harmonizer import Harmonizer
+
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,
         method=args.method or "correction")
     if args.mask_is_alpha and not harmonizer.carries_soft_edges(args.mode):
         raise SystemExit(MASK_IS_ALPHA_UNUSED + " (these weights map the subject's colours as a whole)")
-    from .. import precision
-
     slow = precision.slow_on(harmonizer.dtype, harmonizer.device)  # the library logs it, which the CLI keeps quiet
     if slow:
         print(f"warning: {slow}", file=sys.stderr)
-    if args.temporal is not None:
-        return harmonize_clip(harmonizer, jobs, args)
-    try:  # once, not in every picture's words
-        harmonizer.check_options(args.strength, args.mode, args.working_size)
-    except ValueError as e:
-        raise SystemExit(f"error: {in_flags(e)}") from None
+    return harmonizer
+
+
+def harmonize_pictures(harmonizer, jobs: list[Job], args: argparse.Namespace, single: bool) -> int:
+    """Each composite on its own: a bad file is named and the others go on (a folder run exits 1 at the end); a
+    single composite's failure ends the run."""
+    from tqdm import tqdm
+
     failed: list[Path] = []
     for job in tqdm(jobs, desc="harmonizing", unit="image", disable=single or sys.stderr is None):
         try:
