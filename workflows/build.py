@@ -193,6 +193,8 @@ SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": 
             "device": "auto"}
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
            "threshold": 0.0, "grow": 0, "feather": 1.0}
+SAM_WEIGHTS = ("SAM weights: " + SAM_VIT_B["name"] + " in ComfyUI/models/sams (the Missing Models dialog "
+               "downloads it; by hand: " + SAM_VIT_B["url"] + " saved under that name). ")
 PICTURES = ("Its pictures ship with the pack (copied into ComfyUI/input); pick your own in Load Image.\n\n"
             "Weights: 'default (bundled)' works offline and applies only part of a correction it is unsure "
             "of (a small one); the Report node says how much. For full corrections pick "
@@ -241,9 +243,8 @@ def workflows() -> list[Workflow]:
             _note(1, (40, 60),
                   "Paste and harmonize\n\n1. PHNet SAM Segment cuts the subject out: 'box' is x0,y0,x1,y1 around "
                   "the person in the SUBJECT image (pixels); points work too.\n2. PHNet Paste Subject places it "
-                  "(x, y, scale, anchor).\n3. PHNet Harmonize matches its colours to the background.\n\nSAM "
-                  "weights: sam-vit-base.safetensors in ComfyUI/models/sams (the Missing Models dialog downloads "
-                  "it; by hand: " + SAM_VIT_B["url"] + " saved under that name). " + PICTURES),
+                  "(x, y, scale, anchor).\n3. PHNet Harmonize matches its colours to the background.\n\n"
+                  + SAM_WEIGHTS + PICTURES),
             Node(2, "LoadImage", (40, 350), {"image": "phnet_background.png"}, size=(360, 380),
                  title="Load background"),
             Node(3, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
@@ -275,7 +276,8 @@ def workflows() -> list[Workflow]:
                   "Generate and harmonize\n\n1. A text-to-image background is generated (any SD1.5 checkpoint in "
                   "ComfyUI/models/checkpoints).\n2. PHNet SAM Segment cuts the subject out of the subject photo "
                   "('box' around it).\n3. The subject is pasted onto the generated background and harmonized.\n\n"
-                  + PICTURES),
+                  "Checkpoint: " + SD15["name"] + " in ComfyUI/models/checkpoints (the Missing Models dialog "
+                  "downloads it). " + SAM_WEIGHTS + PICTURES),
             # SD on top, the subject below, paste and harmonize to the right; the checkpoint's model and VAE
             # wires run in a free corridor above the prompts and the sampler
             Node(2, "CheckpointLoaderSimple", (40, 360), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),

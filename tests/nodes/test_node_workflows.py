@@ -139,6 +139,16 @@ def test_ui_format_is_consistent(name, classes):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_note_names_every_model_file_the_template_needs(name):
+    """A template opens with its Note: each weights file it names for download is named there too, with its folder,
+    so a user without the Missing Models dialog (or offline) knows what to put where."""
+    nodes = _ui(name)["nodes"]
+    notes = " ".join(n["widgets_values"][0] for n in nodes if n["type"] == "Note")
+    for m in (m for n in nodes for m in n["properties"].get("models", [])):
+        assert m["name"] in notes and f"ComfyUI/models/{m['directory']}" in notes, (name, m["name"])
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_ui_and_api_describe_the_same_graph(name, classes):
     api = _api(name)
     stripped = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
