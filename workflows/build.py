@@ -529,7 +529,8 @@ def to_api(wf: Workflow, pack=None) -> dict:
 
 def node_title(class_type: str, pack=None) -> str:
     if class_type in CORE_NODES or class_type in UI_ONLY_NODES:
-        return {"LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image", "PreviewImage": "Preview Image", "PreviewAny": "Preview Any",
+        return {"LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image",
+                "PreviewImage": "Preview Image", "PreviewAny": "Preview Any",
                 "InvertMask": "InvertMask", "ImageBatch": "Batch Images",
                 "CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
                 "EmptyLatentImage": "Empty Latent Image", "KSampler": "KSampler", "VAEDecode": "VAE Decode",

@@ -5,7 +5,6 @@ diffusion weights run end to end through our nodes (core LoadImage/SaveImage rep
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import shutil
@@ -296,7 +295,8 @@ def test_api_workflow_runs_end_to_end(name, classes, comfy_env, tiny_phnet, tiny
     count = 4 if name == FRAMES else 1
     assert len(out) == count
     for f in out:
-        result = np.asarray(Image.open(os.path.join(comfy_env.fp.get_output_directory(), f["subfolder"], f["filename"])))
+        out_dir = comfy_env.fp.get_output_directory()
+        result = np.asarray(Image.open(os.path.join(out_dir, f["subfolder"], f["filename"])))
         assert result.shape == {COMPOSITE: (384, 384, 3), PASTE: (320, 480, 3), REFERENCE: (384, 384, 3),
                                 FRAMES: (320, 320, 3)}[name]
     previews = [f for f in files if f["type"] == "temp"]
@@ -317,11 +317,13 @@ def test_core_specs_match_real_comfyui(build):
     """build.CORE_NODES and the test stand-ins agree with a real ComfyUI's /object_info (captured by
     tests/comfyui_live/run_live.py --snapshot)."""
     snap = _snapshot()
-    used = {n["type"] for name in NAMES for n in _ui(name)["nodes"]} - {"Note"} - set(build.load_pack().NODE_CLASS_MAPPINGS)
+    ours = set(build.load_pack().NODE_CLASS_MAPPINGS)
+    used = {n["type"] for name in NAMES for n in _ui(name)["nodes"]} - {"Note"} - ours
     assert used <= set(snap) and used <= set(build.CORE_NODES) and used <= set(core_nodes.NODE_CLASS_MAPPINGS)
     for name in used:
         real = snap[name]
-        real_inputs = [(n, real["input"][s][n]) for s in ("required", "optional") for n in real["input_order"].get(s, [])]
+        real_inputs = [(n, real["input"][s][n])
+                       for s in ("required", "optional") for n in real["input_order"].get(s, [])]
         real_types = [(n, "COMBO" if isinstance(d[0], list) else d[0]) for n, d in real_inputs]
         assert [(n, t) for n, t, _ in build.CORE_NODES[name]["inputs"]] == real_types, name
         assert [t for _, t in build.CORE_NODES[name]["outputs"]] == real["output"], name
@@ -355,7 +357,8 @@ def test_the_builder_sees_a_wire_under_a_node_as_litegraph_draws_it(build):
         Node(1, "LoadImage", (0, 100), {"image": "x.png"}, size=(300, 300)),
         Node(2, "ImageBatch", (0, 500), links={"image1": (1, 0)}, size=(300, 100)),  # below its source
     ])
-    assert any("LoadImage#1 -> ImageBatch#2.image1 passes under node(s) [1]" in p for p in build.hidden_wires(backwards))
+    wire = "LoadImage#1 -> ImageBatch#2.image1 passes under node(s) [1]"
+    assert any(wire in p for p in build.hidden_wires(backwards))
 
 
 def test_the_build_check_names_a_template_no_workflow_makes(tmp_path, monkeypatch, capsys):
