@@ -177,7 +177,8 @@ class PHNetSAMSegment:
                 }),
                 "feather": ("FLOAT", {
                     "default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
-                    "tooltip": "Soften the mask edge by this many pixels (0 = hard edge).",
+                    "tooltip": "Soften the mask edge: the sigma in pixels of a Gaussian blur, which spreads the edge "
+                               "over about 3x that on each side (0 = hard edge).",
                 }),
             },
             "optional": {
