@@ -75,14 +75,14 @@ REFERENCE_TOOLTIP = (
 )
 
 
-def _inputs(image_tooltip: str) -> dict:
+def _inputs(image_tooltip: str, mask_count: str) -> dict:
     return {
         "phnet_model": ("PHNET_MODEL", {"tooltip": "PHNet model from 'PHNet Model Loader'."}),
         "image": ("IMAGE", {"tooltip": image_tooltip}),
         "mask": ("MASK", {
             "tooltip": "Foreground mask (1 = pasted subject to adjust, 0 = background to keep), the size "
-                       "of the image. Load Image's mask is 1 where the PNG is transparent: invert it "
-                       "first (a mask that looks inverted is refused, unless mask_as_given is on).",
+                       f"of the image; {mask_count}. Load Image's mask is 1 where the PNG is transparent: "
+                       "invert it first (a mask that looks inverted is refused, unless mask_as_given is on).",
         }),
     }
 
@@ -134,7 +134,9 @@ class PHNetHarmonize:
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": _inputs("Composite image(s) to harmonize."),
+            "required": _inputs("Composite image(s) to harmonize.",
+                                "one mask for the batch or one per image (one image and a batch of masks: "
+                                "the image is harmonized once per mask)"),
             "optional": {
                 "strength": STRENGTH,
                 "working_size": WORKING_SIZE,
@@ -179,7 +181,8 @@ class PHNetHarmonizeFrames:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                **_inputs("The frames of a clip as one image batch, in time order (e.g. from a video loader)."),
+                **_inputs("The frames of a clip as one image batch, in time order (e.g. from a video loader).",
+                          "one mask for every frame or one per frame"),
                 "smoothing": ("FLOAT", {
                     "default": 3.0, "min": 0.0, "max": 100.0, "step": 0.5,
                     "tooltip": "The spread of the correction's average over frames (a Gaussian's σ: it reaches "

@@ -135,7 +135,7 @@ class PHNetModelLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("PHNET_MODEL",)
     RETURN_NAMES = ("phnet_model",)
-    OUTPUT_TOOLTIPS = ("The loaded PHNet model; connect it to 'PHNet Harmonize'.",)
+    OUTPUT_TOOLTIPS = ("The loaded PHNet model; connect it to 'PHNet Harmonize' or 'PHNet Harmonize Frames'.",)
 
     @classmethod
     def INPUT_TYPES(cls):
