@@ -189,6 +189,8 @@ def _report(id_, pos, harmonize, size=(380, 200)):
 
 PHNET_DEFAULT = {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"}
 LOADER_TITLE = "PHNet weights: pick official-ffhqh512 for full corrections"  # the switch, on the canvas
+# wide enough for that title (about 340 px of 14 px Arial after the title bar's dot): see clipped_titles
+LOADER_SIZE = (420, 160)
 SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
             "device": "auto"}
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
@@ -221,7 +223,7 @@ def workflows() -> list[Workflow]:
                  title="Load composite (RGBA)"),
             Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
                  title="Alpha -> subject mask"),
-            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160),
+            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
             Node(5, "PHNetHarmonize", (920, 350), {"strength": 1.0, "working_size": 0},
                  links={"phnet_model": (4, 0), "image": (2, 0), "mask": (3, 0)}, size=(330, 230)),
@@ -253,7 +255,7 @@ def workflows() -> list[Workflow]:
                  size=(360, 330)),
             Node(6, "PHNetPasteSubject", (1360, 600), media.PASTE_ON_PHOTO,
                  links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(330, 230)),
-            Node(7, "PHNetModelLoader", (1360, 350), PHNET_DEFAULT, size=(360, 160),
+            Node(7, "PHNetModelLoader", (1360, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
             Node(8, "PHNetHarmonize", (1800, 350), {"strength": 1.0, "working_size": 0, "mask_is_alpha": True},
                  links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 230)),
@@ -298,7 +300,7 @@ def workflows() -> list[Workflow]:
                  size=(360, 330)),
             Node(11, "PHNetPasteSubject", (1600, 800), media.PASTE_ON_GENERATED,
                  links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
-            Node(12, "PHNetModelLoader", (1600, 60), PHNET_DEFAULT, size=(360, 160),
+            Node(12, "PHNetModelLoader", (1600, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
             Node(13, "PHNetHarmonize", (2000, 350), {"strength": 1.0, "working_size": 0, "mask_is_alpha": True},
                  links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 230)),
@@ -328,7 +330,7 @@ def workflows() -> list[Workflow]:
                  title="Load composite (RGBA)"),
             Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
                  title="Alpha -> subject mask"),
-            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=(360, 160),
+            Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
             Node(5, "LoadImageMask", (480, 780), {"image": "phnet_reference.png", "channel": "red"},
                  size=(320, 360), title="Load reference mask"),
@@ -373,7 +375,7 @@ def workflows() -> list[Workflow]:
                  title="Frames 1-4"),
             Node(9, "LoadImageMask", (860, 560), {"image": media.FRAMES_MASK, "channel": "red"},
                  size=(320, 360), title="Load subject mask"),
-            Node(10, "PHNetModelLoader", (860, 1000), PHNET_DEFAULT, size=(360, 160),
+            Node(10, "PHNetModelLoader", (860, 1000), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
             Node(11, "PHNetHarmonizeFrames", (1240, 350),
                  {"smoothing": 3.0, "cut_threshold": 20.0, "causal": False, "strength": 1.0, "working_size": 0},
@@ -388,6 +390,29 @@ def workflows() -> list[Workflow]:
 
 
 TITLE_HEIGHT = 30  # litegraph draws the title bar above a node's pos
+
+
+# Arial's advance widths (per 1000 em) by letter shape; any other capital ~700, any other character 556
+ARIAL_EM = {**dict.fromkeys("ijl|'", 222), **dict.fromkeys(" ftI.,:;!", 278), **dict.fromkeys("r-()/", 333),
+            **dict.fromkeys("kscvxyz", 500), "w": 722, "m": 833, "M": 833, "W": 944}
+
+
+def title_width(text: str) -> float:
+    """Width in px of a node title in the frontend's 14 px Arial; within a few per cent for titles like ours."""
+    return sum(ARIAL_EM.get(ch, 700 if ch.isupper() else 556) for ch in text) * 14 / 1000
+
+
+def clipped_titles(wf: Workflow, pack=None) -> list[str]:
+    """Nodes whose title does not fit their width: the frontend cuts such a title with an ellipsis, and a title
+    that tells the user what to pick loses its end. The text starts after the title bar's dot (30 px) and keeps
+    10 px clear of the right edge."""
+    out = []
+    for n in wf.nodes:
+        title = n.title or node_title(n.type, pack)
+        if TITLE_HEIGHT + title_width(title) + 10 > n.size[0]:
+            out.append(f"{wf.name}: node {n.id}'s title {title!r} (about {title_width(title):.0f} px) does not fit "
+                       f"its width {n.size[0]}")
+    return out
 
 
 def overlaps(wf: Workflow, sizes: dict[int, tuple[float, float]] | None = None, gap: float = 0) -> list[str]:
@@ -626,7 +651,7 @@ def render() -> dict[Path, str]:
     pack = load_pack()
     files = {}
     for wf in workflows():
-        problems = overlaps(wf, gap=10) + hidden_wires(wf, pack=pack)
+        problems = overlaps(wf, gap=10) + hidden_wires(wf, pack=pack) + clipped_titles(wf, pack)
         if problems:
             raise ValueError("; ".join(problems))
         files[UI_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf, pack), indent=2) + "\n"

@@ -269,6 +269,7 @@ def test_layout_has_no_overlaps_no_hidden_wires_and_cards_describe_themselves(bu
     for wf in build.workflows():
         assert build.overlaps(wf, gap=10) == []
         assert build.hidden_wires(wf) == []
+        assert build.clipped_titles(wf) == []
         right = max(n.pos[0] + n.size[0] for n in wf.nodes)
         bottom = max(n.pos[1] + n.size[1] for n in wf.nodes)
         # whole at the zoom the file opens with (offset 20) on a 1920x1080 screen, where the browser and the
@@ -359,6 +360,16 @@ def test_the_builder_sees_a_wire_under_a_node_as_litegraph_draws_it(build):
     ])
     wire = "LoadImage#1 -> ImageBatch#2.image1 passes under node(s) [1]"
     assert any(wire in p for p in build.hidden_wires(backwards))
+
+
+def test_the_builder_sees_a_title_the_frontend_would_cut(build):
+    """The weights loader's title tells the user what to pick; at 360 px wide its end was cut with an ellipsis."""
+    Node, Workflow = build.Node, build.Workflow
+    narrow = Workflow("t", "t", "", [Node(1, "PHNetModelLoader", (0, 0), build.PHNET_DEFAULT, size=(360, 160),
+                                          title=build.LOADER_TITLE)])
+    assert "does not fit its width 360" in " ".join(build.clipped_titles(narrow))
+    narrow.nodes[0].size = build.LOADER_SIZE
+    assert build.clipped_titles(narrow) == []
 
 
 def test_the_build_check_names_a_template_no_workflow_makes(tmp_path, monkeypatch, capsys):
