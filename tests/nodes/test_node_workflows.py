@@ -390,3 +390,16 @@ def test_the_build_check_names_a_template_no_workflow_makes(tmp_path, monkeypatc
     assert build.main(["--check"]) == 1 and "made by no workflow: ui/PHNet-old-name.json" in capsys.readouterr().out
     assert build.main([]) == 0 and (ui / "PHNet-old-name.json").exists()  # named, never deleted (a user's own?)
     assert "made by no workflow; remove it if it is a stale template" in capsys.readouterr().out
+
+
+def test_the_templates_name_the_pack_by_the_id_and_version_pyproject_gives_it():
+    """Each template's nodes carry the pack's registry id and version (the frontend offers to install the pack by
+    them): a release that bumps pyproject's version must bump the builder's too."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    from workflows import build
+
+    project = tomllib.loads((build.ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert (build.PACK_ID, build.PACK_VERSION) == (project["name"], project["version"])
