@@ -626,7 +626,7 @@ def test_a_16bit_alpha_is_judged_before_the_work_as_the_result_will_hold_it(tiny
                                                                              monkeypatch):
     """An alpha of 65280 (8-bit alpha widened by 256) shows 255 in PIL's 8-bit band but rounds to 254: it passed
     the check, and the .jpg was refused after the work."""
-    import cv2
+    cv2 = pytest.importorskip("cv2")  # (the test extra has it) writes what PIL cannot
 
     _mask().save(tmp_path / "mask.png")
     pixels = np.full((H, W, 4), 30000, np.uint16)
@@ -662,7 +662,7 @@ def test_48bit_rgb_png_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
 @pytest.mark.parametrize("channels", [3, 4])
 def test_16bit_colour_tiff_is_read_at_16_bits(tiny_folder, tmp_path, capsys, channels):
     """PIL decodes a 16-bit colour TIFF to its high bytes: it was harmonized at 8 bits, and nothing said so."""
-    import cv2
+    cv2 = pytest.importorskip("cv2")  # (the test extra has it) writes what PIL cannot
 
     from phnet.imageio import read_image
 
