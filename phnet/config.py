@@ -26,8 +26,8 @@ class PHNetConfig:
     grids of the Patch-based Normalization blocks, applied to the last ``len(grid_counts)`` decoder
     skips (the very last one, on the input image, is never reached, exactly as in the official code).
     ``pfe_grid`` is the grid of the Patch-based Feature Extractor; left unset it follows the
-    official code, ``grid_counts[1]`` (see ``feature_grid``). ``image_size`` is the square side the weights were trained at (the working
-    resolution). ``output="image"`` is the official mapping (the sigmoid output is the picture);
+    official code, ``grid_counts[1]`` (see ``feature_grid``). ``image_size`` is the square side the weights were trained
+    at (the working resolution). ``output="image"`` is the official mapping (the sigmoid output is the picture);
     ``"residual"`` re-centres it so that 0.5 means "leave the pixel as it is"; ``"transform"``
     predicts one affine colour transform of the subject (see ``phnet.modeling.transform``), which
     the Harmonizer applies to the full-resolution pixels. ``correction_threshold`` (0–255 units,
@@ -59,7 +59,8 @@ class PHNetConfig:
         object.__setattr__(self, "enc_sizes", tuple(int(c) for c in self.enc_sizes))
         object.__setattr__(self, "grid_counts", tuple(int(g) for g in self.grid_counts))
         object.__setattr__(self, "init_weights", tuple(float(w) for w in self.init_weights))
-        if len(self.enc_sizes) != 7 or self.enc_sizes[0] != 3 or min(self.enc_sizes) < 1 or max(self.enc_sizes) > MAX_WIDTH:
+        if (len(self.enc_sizes) != 7 or self.enc_sizes[0] != 3 or min(self.enc_sizes) < 1
+                or max(self.enc_sizes) > MAX_WIDTH):
             raise ValueError(
                 f"enc_sizes must be 7 widths from 1 to {MAX_WIDTH} starting with 3 (RGB), got {self.enc_sizes}; "
                 "e.g. (3, 16, 32, 64, 128, 256, 512)"

@@ -1137,7 +1137,8 @@ def _check_pair(images: torch.Tensor, masks: torch.Tensor, allow_empty: bool = F
         elif masks.shape[-2:] != images.shape[-2:]:
             fix = "resize the mask to the image"
         else:
-            fix = f"give one mask per image ({images.shape[0]}; masks.expand({', '.join(map(str, wanted))}) repeats one)"
+            fix = (f"give one mask per image ({images.shape[0]}; masks.expand({', '.join(map(str, wanted))}) "
+                   "repeats one)")
         raise ValueError(f"masks must be B×1×H×W matching the images {tuple(images.shape)}, got "
                          f"{tuple(masks.shape)}: {fix}")
     check_unit_range(images, "images")  # tensors handed in directly meet the same range check as any input

@@ -81,9 +81,9 @@ class PHNet(nn.Module):
 
     ``forward(composite, mask)`` takes B×3×H×W float images in [0, 1] in the weights' precision (or any under
     autocast) and B×1×H×W float or bool masks (H, W multiples of 8, not both 8; integer tensors are refused: their
-    scale cannot be told without reading them back) and returns the B×3×H×W prediction with the config's do-no-harm rule applied (threshold, ramp,
-    floor: the official weights have none); ``estimate(..., threshold=0)`` gives the raw network's.
-    Blending with the composite is the caller's job.
+    scale cannot be told without reading them back) and returns the B×3×H×W prediction with the config's do-no-harm rule
+    applied (threshold, ramp, floor: the official weights have none); ``estimate(..., threshold=0)`` gives the raw
+    network's. Blending with the composite is the caller's job.
     An optional B×1×H×W ``reference`` mask names the part of the background the subject should
     match: the PN blocks and the PFE take their background statistics from it (see
     ``PatchNormalization``); without it the network is the official one, bit for bit.
@@ -178,7 +178,8 @@ class PHNet(nn.Module):
         self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The decoder's raw output: B×3×H×W logits, or B×12×H×W coefficients for ``output="transform"``."""
-        if composite.ndim != 4 or composite.shape[1] != 3 or mask.shape != (composite.shape[0], 1, *composite.shape[2:]):
+        if (composite.ndim != 4 or composite.shape[1] != 3
+                or mask.shape != (composite.shape[0], 1, *composite.shape[2:])):
             raise ValueError(
                 f"PHNet takes a B×3×H×W composite and a B×1×H×W mask, got {tuple(composite.shape)} and "
                 f"{tuple(mask.shape)}"
