@@ -1,4 +1,5 @@
-"""PHNet Harmonize and PHNet Harmonize Frames: PHNET_MODEL + IMAGE + MASK -> IMAGE, one call into ``phnet.Harmonizer``."""
+"""PHNet Harmonize and PHNet Harmonize Frames: PHNET_MODEL + IMAGE + MASK -> IMAGE, one call into
+``phnet.Harmonizer``."""
 
 from __future__ import annotations
 

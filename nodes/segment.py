@@ -1,4 +1,5 @@
-"""SAM segmentation: IMAGE + PHNET_SAM (or another pack's SAM_MODEL) + prompts (box, points, or a guide MASK) -> MASK."""
+"""SAM segmentation: IMAGE + PHNET_SAM (or another pack's SAM_MODEL) + prompts
+(box, points, or a guide MASK) -> MASK."""
 
 from __future__ import annotations
 

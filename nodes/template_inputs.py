@@ -2,8 +2,8 @@
 
 The templates' Load Image nodes name the pictures in ``NAMES`` (a composite, a background, a subject,
 four video frames, and masks). They ship in ``examples/comfyui/`` (made by
-``examples/make_template_media.py`` from public-domain pictures, about 0.7 MB together) and are copied into the input folder when ComfyUI
-loads the pack, so a template runs as soon as it is opened. A file that is already there is never
+``examples/make_template_media.py`` from public-domain pictures, about 0.7 MB together) and are copied into the input
+folder when ComfyUI loads the pack, so a template runs as soon as it is opened. A file that is already there is never
 overwritten (a user's own ``phnet_subject.png`` stays theirs), and a failure to copy (read-only
 input folder) is logged, never fatal. A record in ComfyUI's user folder (:func:`record_path`) lists, per
 input folder, the pictures that were there, and those are never copied again: pictures a user deletes stay
