@@ -113,9 +113,12 @@ class PHNetHarmonizeScript(scripts.Script):
                     box_x1 = gr.Number(label="box x1", value=512, precision=0, elem_id=self.elem_id("box_x1"))
                     box_y1 = gr.Number(label="box y1", value=512, precision=0, elem_id=self.elem_id("box_y1"))
             with gr.Row():
-                grow = gr.Slider(label="Grow mask (px)", minimum=-32, maximum=32, step=1, value=0, elem_id=self.elem_id("grow"))
+                grow = gr.Slider(
+                    label="Grow mask (px)", minimum=-32, maximum=32, step=1, value=0, elem_id=self.elem_id("grow")
+                )
                 feather = gr.Slider(
-                    label="Feather (px)", minimum=0.0, maximum=16.0, step=0.5, value=0.0, elem_id=self.elem_id("feather")
+                    label="Feather (px)", minimum=0.0, maximum=16.0, step=0.5, value=0.0,
+                    elem_id=self.elem_id("feather")
                 )
 
         def _toggle(source):
@@ -353,8 +356,8 @@ class Settings(NamedTuple):
             "PHNet mask": self.mask_source,
         }
         if self.mask_source == MASK_SUBJECT:
-            params["PHNet subject"] = (f"x {float(self.x or 0):g}, y {float(self.y or 0):g}, scale {float(self.scale):g}, "
-                                       f"anchor {self.anchor}")
+            params["PHNet subject"] = (f"x {float(self.x or 0):g}, y {float(self.y or 0):g}, "
+                                       f"scale {float(self.scale):g}, anchor {self.anchor}")
         elif self.mask_source == MASK_SAM:
             params["PHNet SAM"] = f"{self.sam_weights or ''}, box {self.box}"
         if self.grow_px or float(self.feather or 0):
@@ -503,10 +506,10 @@ def inpaint_mask(p, size):
     ``p.image_mask`` is what the user painted or uploaded, untouched by processing. Like the WebUI's
     ``create_binary_mask``, an RGBA mask (gradio's sketch) holds the strokes in its alpha unless it
     is fully opaque, and it is rounded to all or nothing at 128 (a sketch's "Mask transparency" makes it grey),
-    unless ``p.mask_round`` is off (soft inpainting). "Mask mode: inpaint not masked" inverts it, and "Inpaint only masked" generates
-    the crop ``p.paste_to`` = (x, y, w, h) fitted into the output size and padded, so the mask is cut to
-    that crop and fitted the same way (where the crop meets the picture's border it is not the output's
-    shape). "Whole
+    unless ``p.mask_round`` is off (soft inpainting). "Mask mode: inpaint not masked" inverts it, and
+    "Inpaint only masked" generates the crop ``p.paste_to`` = (x, y, w, h) fitted into the output size and padded, so
+    the mask is cut to that crop and fitted the same way (where the crop meets the picture's border it is not the
+    output's shape). "Whole
     picture" brings the mask to the output size with the WebUI's own ``images.resize_image`` and the
     img2img resize mode, as the WebUI does for the mask it pastes the original back through ("Crop and
     resize" crops the mask's middle, "Resize and fill" pads it).
