@@ -1,6 +1,7 @@
 """Choose a model's do-no-harm threshold on held-out composites, and store it in its config.
 
-    python -m trainer.calibrate runs/default_cpu/best --config runs/default_cpu/run_config.json --out runs/default_cpu/calibrated
+    python -m trainer.calibrate runs/default_cpu/best --config runs/default_cpu/run_config.json \\
+        --out runs/default_cpu/calibrated
 
 ``PHNetConfig.correction_threshold`` drops predicted corrections whose RMS change of the subject
 is below the threshold, except for ``correction_floor`` of them; ``correction_ramp`` says how the
@@ -183,7 +184,8 @@ def missed(row: dict, max_untouched: float, max_near_right: float) -> list[str]:
 def choose(table: list[dict], max_untouched: float, max_near_right: float) -> dict:
     def excess(row):
         ratio = _near_right_ratio(row)
-        return max(0.0, row["untouched_mse"] - max_untouched) / max(max_untouched, 1e-6) + max(0.0, ratio - max_near_right)
+        return (max(0.0, row["untouched_mse"] - max_untouched) / max(max_untouched, 1e-6)
+                + max(0.0, ratio - max_near_right))
 
     feasible = [row for row in table if excess(row) == 0]
     if feasible:

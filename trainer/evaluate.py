@@ -134,7 +134,8 @@ def sampled(meta: dict) -> str:
 
 def to_markdown(summary: dict, meta: dict) -> str:
     methods = list(summary["overall"])
-    lines = [f"# Evaluation: {', '.join(f'{k} = {v}' for k, v in (meta.get('weights') or {}).items()) or '(baselines only)'}", ""]
+    lines = [f"# Evaluation: "
+             f"{', '.join(f'{k} = {v}' for k, v in (meta.get('weights') or {}).items()) or '(baselines only)'}", ""]
     if meta.get("not_held_out"):
         lines.extend([f"**{meta['not_held_out']}**", ""])
     lines.extend([f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples"
@@ -383,7 +384,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
             "split_samples": len(base_ds), "spread": len(ds) if len(ds) < len(base_ds) else None,
             "not_held_out": base_ds.not_held_out, "resize": resize, "psnr_peaks": PEAKS,
             "skipped": skipped, "resolution": "native" if native else size,
-            "working_size": (working_size or (model.config.image_size if model is not None else None)) if native else size,
+            "working_size": ((working_size or (model.config.image_size if model is not None else None))
+                             if native else size),
             "device": str(dev), "precision": "fp32", "seconds": round(time.time() - t0, 2)}
     if model is not None:
         meta["model_config"] = model.config.to_dict()

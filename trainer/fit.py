@@ -270,9 +270,9 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
         copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]
         if copies:
             held, seen = copies[0]
-            print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate among the "
-                  f"training photos (e.g. {held} ~ {seen}): their scores are not held-out scores; keep one copy of "
-                  f"each picture", file=sys.stderr)
+            print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate "
+                  f"among the training photos (e.g. {held} ~ {seen}): their scores are not held-out scores; keep one "
+                  f"copy of each picture", file=sys.stderr)
     if t_cfg.get("val_max_samples"):  # a fixed spread of the split, the same on every rank and resume
         val_set = Subset(val_set, spread_sample([r.name for r in val_set.records], int(t_cfg["val_max_samples"])))
     batch_size = int(t_cfg["batch_size"])
@@ -391,8 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer.fit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", default=None,
-                   help="a TOML file, a name from trainer/configs (default, tiny_cpu, default_cpu, folder, iharmony, ffhqh), or an "
-                   "earlier run's folder (its settings for a new run: give a new --out)")
+                   help="a TOML file, a name from trainer/configs (default, tiny_cpu, default_cpu, folder, iharmony, "
+                   "ffhqh), or an earlier run's folder (its settings for a new run: give a new --out)")
     p.add_argument("--data", help="data-set folder (data.root)")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"], help="data.kind")
     p.add_argument("--out", help="output folder (train.out_dir)")

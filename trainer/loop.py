@@ -158,7 +158,8 @@ class TrainingLoop:
         t = cfg["train"]
         self.cfg, self.env, self.out_dir, self.log = cfg, env, out_dir, log
         self.model, self.train_model, self.ema = model, train_model, opt.ema
-        self.criterion, self.optimizer, self.scheduler, self.scaler = opt.criterion, opt.optimizer, opt.scheduler, opt.scaler
+        self.criterion, self.optimizer, self.scheduler, self.scaler = (
+            opt.criterion, opt.optimizer, opt.scheduler, opt.scaler)
         self.step_lr = self.optimizer.param_groups[0]["lr"]  # the learning rate the last step took
         self.batches, self.train_loader, self.val_loader = data.batches, data.train_loader, data.val_loader
         self.amp, self.progress = opt.amp, progress

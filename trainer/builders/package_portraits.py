@@ -438,7 +438,8 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
         "sources": len(sources),
         "held_out_excluded": held,
         "near_duplicate_groups": sorted(sorted(k for k, g in groups.items() if g == name) for name in joined),
-        "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s}) for s in ("train", "val", "test")},
+        "sources_by_split": {s: len({e["source"] for e in entries if e["split"] == s})
+                             for s in ("train", "val", "test")},
         "pairs_by_split_and_mask": counts,
         "entries": entries,
         "skipped": skipped,

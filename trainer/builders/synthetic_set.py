@@ -251,7 +251,8 @@ def main(argv=None) -> int:
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--test-fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--transforms", default=",".join(TRANSFORMS), help="comma-separated subset of " + ",".join(TRANSFORMS))
+    p.add_argument("--transforms", default=",".join(TRANSFORMS),
+                   help="comma-separated subset of " + ",".join(TRANSFORMS))
     p.add_argument("--identity-fraction", type=float, default=0.1)
     p.add_argument("--mild-fraction", type=float, default=0.2)
     p.add_argument("--on-bad-sample", default="skip", choices=["skip", "error"])

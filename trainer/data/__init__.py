@@ -140,9 +140,10 @@ def pool_split(root: Path, split: str) -> tuple[Path, Path] | None:
         return photos, masks
     there = sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
     flag = {"test": " --test-percent 10", "val": " --val-percent 10"}.get(split, "")
-    raise ValueError(f"{root} is a pool (manifest.json) without a {split}/ split (it has {', '.join(there) or 'none'}): "
-                     f"rebuild it with{flag or ' that split'} (trainer.builders.package_portraits), or choose one of its "
-                     "splits; read as a plain folder it would mix its splits and its masks into the photos")
+    raise ValueError(f"{root} is a pool (manifest.json) without a {split}/ split (it has "
+                     f"{', '.join(there) or 'none'}): rebuild it with{flag or ' that split'} "
+                     "(trainer.builders.package_portraits), or choose one of its splits; read as a plain folder it "
+                     "would mix its splits and its masks into the photos")
 
 
 def pool_part(folder: Path, split: str) -> tuple[Path, Path] | None:

@@ -14,8 +14,8 @@ Masks, first match wins:
 
 Splits are carved deterministically by a hash of the relative path
 (``val_fraction``, ``test_fraction``; with ``test_fraction = 0`` the test split is
-the validation split; a folder with a single photo uses it for every split). Validation composites are a pure function of the index;
-training composites change every epoch.
+the validation split; a folder with a single photo uses it for every split). Validation composites are a pure function
+of the index; training composites change every epoch.
 """
 from __future__ import annotations
 
