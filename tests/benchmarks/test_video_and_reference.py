@@ -32,7 +32,8 @@ def test_the_clips_and_reference_tables_are_written(tmp_path):
 
 
 def test_a_folder_without_a_pools_layout_is_named(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_and_reference.py"), "--data", str(tmp_path)],
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_and_reference.py"),
+                           "--data", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "holds no images/ and masks/ folders" in done.stderr
 

@@ -411,7 +411,8 @@ def cancel_latency(client: Client, base: Path, log_path: Path, timeout: float) -
         "1": {"class_type": "LoadImage", "inputs": {"image": "phnet_subject.png"}},
         "2": {"class_type": "PHNetSAMLoader", "inputs": {"model_name": name, "hub_repo_id": "", "hub_filename": "",
                                                          "model_type": "auto", "device": "cpu"}},
-        "3": {"class_type": "PHNetSAMSegment", "inputs": {"sam_model": ["2", 0], "image": ["1", 0], "box": "60,20,260,300",
+        "3": {"class_type": "PHNetSAMSegment", "inputs": {"sam_model": ["2", 0], "image": ["1", 0],
+                                                          "box": "60,20,260,300",
                                                           "positive_points": "", "negative_points": "",
                                                           "multimask": False, "threshold": 0.0, "grow": 0,
                                                           "feather": 0.0}},
@@ -549,8 +550,8 @@ def main() -> int:
         same = all((base / "input" / f).read_bytes() == (REPO / "examples" / "comfyui" / f).read_bytes()
                    for f in PICTURES if f in present)
         report["input_folder_after_start"] = present
-        check(present == PICTURES and same and marked, f"the pack copied the template pictures into the empty input folder: "
-                                            f"{present}")
+        check(present == PICTURES and same and marked,
+              f"the pack copied the template pictures into the empty input folder: {present}")
         mistake_pictures(base / "input")
 
         oi = client.get("/object_info")
@@ -570,7 +571,8 @@ def main() -> int:
             theirs = [(n, s) for s in ("required", "optional") for n in info.get("input_order", {}).get(s, [])]
             check(mine == theirs, f"{node_id}: input names/order match ({[n for n, _ in theirs]})")
             check(list(info["output"]) == list(cls.RETURN_TYPES), f"{node_id}: outputs {info['output']}")
-            check(info["python_module"].startswith("custom_nodes."), f"{node_id}: python_module {info['python_module']}")
+            check(info["python_module"].startswith("custom_nodes."),
+                  f"{node_id}: python_module {info['python_module']}")
             report.setdefault("object_info", {})[node_id] = {
                 "display_name": info["display_name"], "category": info["category"], "output": info["output"],
                 "output_name": info["output_name"], "python_module": info["python_module"]}

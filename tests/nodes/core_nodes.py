@@ -188,8 +188,8 @@ KSampler = _spec_only(
 VAEDecode = _spec_only("VAEDecode", {"required": {"samples": ("LATENT",), "vae": ("VAE",)}}, ("IMAGE",))
 
 NODE_CLASS_MAPPINGS = {
-    "LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "SaveImage": SaveImage, "PreviewImage": PreviewImage, "PreviewAny": PreviewAny,
-    "InvertMask": InvertMask,
+    "LoadImage": LoadImage, "LoadImageMask": LoadImageMask, "SaveImage": SaveImage, "PreviewImage": PreviewImage,
+    "PreviewAny": PreviewAny, "InvertMask": InvertMask,
     "ImageBatch": ImageBatch, "CheckpointLoaderSimple": CheckpointLoaderSimple, "CLIPTextEncode": CLIPTextEncode,
     "EmptyLatentImage": EmptyLatentImage, "KSampler": KSampler, "VAEDecode": VAEDecode,
 }

@@ -351,7 +351,8 @@ def test_harmonize_frames(nodes, phnet_model, comfy_env, portrait):
     assert torch.equal(out[:, outside], frames[:, outside])
     # identical frames within a shot get identical results, and the shot after the cut is its own
     torch.testing.assert_close(out[0], out[1], atol=1e-6, rtol=0)
-    second_shot, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames[2:], subject[:1], smoothing=2.0)["result"]
+    second_shot, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames[2:], subject[:1],
+                                                              smoothing=2.0)["result"]
     torch.testing.assert_close(out[2:], second_shot, atol=1e-6, rtol=0)
     zero, _ = nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, frames, subject[:1], smoothing=0.0)["result"]
     single, _ = nodes["PHNetHarmonize"].harmonize(phnet_model, frames, subject[:1])["result"]

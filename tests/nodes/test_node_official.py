@@ -102,7 +102,8 @@ def test_the_harmonize_node_says_how_much_of_the_correction_the_bundled_weights_
     result, report = nodes["PHNetHarmonize"].harmonize(model, image, mask, threshold=0.0)["result"]
     assert 0 < shortened < float((result - image).abs().mean()) and "below the do-no-harm" not in report
     frames = nodes["PHNetHarmonizeFrames"].harmonize(model, image.repeat(2, 1, 1, 1), mask)["result"][1]
-    assert frames.startswith("PHNet Harmonize Frames: 2 of 2 frames changed") and "2 below the do-no-harm threshold" in frames
+    assert (frames.startswith("PHNet Harmonize Frames: 2 of 2 frames changed")
+            and "2 below the do-no-harm threshold" in frames)
 
 
 def test_an_official_copy_whose_config_json_is_tuned_is_loaded_again(pack, nodes, comfy_env, monkeypatch):

@@ -159,7 +159,8 @@ def test_segment_box_points_and_guide(nodes, sam_model, comfy_env, portrait):
     assert m2.shape == (2, 48, 64) and bool((m2[:, 24, 32] > 0.5).all())  # the positive point is in
     assert bool(((m2 > 0) & (m2 < 1)).any())  # feathered
     unrefined, = node.segment(sam_model, img, positive_points="32,24", negative_points="2,2", multimask=True)
-    assert float((m2 > 0).sum()) > float((unrefined > 0.5).sum())  # grown    # a single guide mask is broadcast over the batch; its bbox becomes the box prompt
+    assert float((m2 > 0).sum()) > float((unrefined > 0.5).sum())  # grown
+    # a single guide mask is broadcast over the batch; its bbox becomes the box prompt
     (m3,) = node.segment(sam_model, img, guide_mask=subject[:1])
     (m4,) = node.segment(sam_model, img, box="{},{},{},{}".format(*_bbox(subject[0])))
     assert torch.equal(m3, m4)

@@ -294,7 +294,8 @@ def test_large_image_runs_at_working_resolution(harmonizer, monkeypatch):
 
 def test_progress_is_reported_per_image(harmonizer):
     calls = []
-    harmonizer.harmonize_tensor(torch.rand(3, 3, 32, 32), torch.ones(3, 1, 32, 32).tril(), progress=lambda d, t: calls.append((d, t)))
+    harmonizer.harmonize_tensor(torch.rand(3, 3, 32, 32), torch.ones(3, 1, 32, 32).tril(),
+                                progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
 
 

@@ -9,8 +9,10 @@ from phnet.modeling.inference import InferencePHNet
 from phnet.modeling.oracle import OraclePHNet, pn_forward, transfer_forward
 
 SUBMODULE_PARAMS = {
-    "iharmony": dict(feature_extractor=167, encoder=1_816_816, normalizers=3_915, decoder=1_817_203, skip=6_290_082, SE_block=66_112),
-    "ffhqh": dict(feature_extractor=167, encoder=7_253_712, normalizers=3_965, decoder=7_254_483, skip=25_146_018, SE_block=263_296),
+    "iharmony": dict(feature_extractor=167, encoder=1_816_816, normalizers=3_915, decoder=1_817_203, skip=6_290_082,
+                     SE_block=66_112),
+    "ffhqh": dict(feature_extractor=167, encoder=7_253_712, normalizers=3_965, decoder=7_254_483, skip=25_146_018,
+                  SE_block=263_296),
 }
 
 

@@ -350,7 +350,8 @@ def test_two_processes_download_the_same_file_once(site, tmp_path, tiny_config):
     script = (
         "import sys, torch; from phnet import official, weights, PHNetConfig; from phnet.config import PRESETS\n"
         f"PRESETS['tiny-official'] = PHNetConfig.from_json({tiny_config.to_json()!r})\n"
-        f"official.OFFICIAL[{NAME!r}] = official.OfficialWeights({NAME!r}, {FILE!r}, 'x.pth', 'tiny-official', 64, 'FFHQH')\n"
+        f"official.OFFICIAL[{NAME!r}] = official.OfficialWeights({NAME!r}, {FILE!r}, 'x.pth', 'tiny-official', 64, "
+        "'FFHQH')\n"
         f"print(weights.fetch_official({NAME!r}, sys.argv[1], progress=lambda d, t: None, say=lambda s: None))\n"
     )
     env = {**os.environ, official.BASE_URL_ENV: site.url, "PYTHONPATH": str(ROOT)}
@@ -402,7 +403,8 @@ def test_cli_downloads_by_name_then_runs_without_the_site_and_offline_names_the_
     (local / "config.json").write_text(Path(config).read_text())
     (local / "ffhqh512.pth").write_bytes(tiny_official)  # the same .pth, given by hand as a model folder
     assert run("-o", str(tmp_path / "local.png"), "--weights", str(local)) == 0
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "downloaded.png")), np.asarray(Image.open(tmp_path / "local.png")))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "downloaded.png")),
+                          np.asarray(Image.open(tmp_path / "local.png")))
 
     site.close()
     assert run("-o", str(tmp_path / "again.png"), "--weights", NAME) == 0

@@ -51,7 +51,8 @@ def test_hub_references(tmp_path, monkeypatch, text, repo, revision, filename):
                                   "modèles/phnet", "me/phnet.git"])  # no Hub repo id: a missing folder
 def test_not_found(tmp_path, monkeypatch, text):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"not found.*owner/name.*:path/in/repo.safetensors. for one file of it"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"not found.*owner/name.*:path/in/repo.safetensors. for one file of it"):
         sources.resolve(text, search_dirs=[tmp_path])
 
 
@@ -85,7 +86,8 @@ def test_a_connection_the_hub_client_lost_is_one_connection_error():
             pass
     lost = sources.transport_errors()
     assert lost  # httpx's errors are not OSErrors: without this they ended the CLI in a traceback
-    with pytest.raises(ConnectionError, match="could not download weights from the Hub repo 'me/x'.*Check the connection"):
+    with pytest.raises(ConnectionError,
+                       match="could not download weights from the Hub repo 'me/x'.*Check the connection"):
         with sources.hub_errors("me/x", None, None, None, False, "weights"):
             raise lost[0]("peer closed connection without sending complete message body")
 

@@ -220,7 +220,8 @@ def test_frames_sharing_network_calls_come_out_as_one_at_a_time(tiny_config, out
         shared.network_batch = batch
         steps = []
         got = shared.harmonize(images, masks, progress=lambda d, t: steps.append(d), **options)
-        torch.testing.assert_close(got.image, expected.image, atol=1e-4, rtol=0)  # a fortieth of a level: batched sums round apart
+        # a fortieth of a level: batched sums round apart
+        torch.testing.assert_close(got.image, expected.image, atol=1e-4, rtol=0)
         assert [c.notes for c in got.corrections] == [c.notes for c in expected.corrections]
         assert sum(bool(c.notes) for c in got.corrections) == 1 and got.corrections[2].notes
         assert steps == list(range(1, 15))

@@ -631,7 +631,8 @@ def test_hub_revision_pinning(offline_hub, two_models):
     assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision=COMMIT_A), a)
     assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision=COMMIT_B, local_files_only=True), b)
     assert _same_weights(load_model("owner/name", cache_dir=offline_hub, revision="v1"), a)
-    h = Harmonizer.from_pretrained("owner/name", cache_dir=offline_hub, revision="v1", local_files_only=True, device="cpu")
+    h = Harmonizer.from_pretrained("owner/name", cache_dir=offline_hub, revision="v1", local_files_only=True,
+                                   device="cpu")
     assert _same_weights(h.model, a)
 
 

@@ -819,7 +819,8 @@ def test_a_linked_folder_of_photos_is_read_once(tmp_path):
 
 def test_an_empty_validation_split_says_how_to_get_one(tmp_path):
     for i in range(4):
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / f"p{i}.png")
     with pytest.raises(ValueError, match=r"val split .* is empty; set data.val_fraction above 0"):
         build_dataset({"root": str(tmp_path), "val_fraction": 0.0}, "val", image_size=32)
     for i in range(2, 4):

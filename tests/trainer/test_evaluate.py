@@ -367,8 +367,8 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
     (other / "photos").mkdir(parents=True)
     (other / "masks").mkdir()
     run = tmp_path / "run.toml"  # a run whose photos, validation photos and masks were all elsewhere
-    run.write_text(f'[data]\nroot = "{other / "photos"}"\nmask_dir = "{other / "masks"}"\nval_root = "{other / "photos"}"\n'
-                   f'val_mask_dir = "{other / "masks"}"\n')
+    run.write_text(f'[data]\nroot = "{other / "photos"}"\nmask_dir = "{other / "masks"}"\n'
+                   f'val_root = "{other / "photos"}"\nval_mask_dir = "{other / "masks"}"\n')
     args = ["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32", "--no-untouched",
             "--no-progress", "--grid-rows", "0", "--config", str(run), "--out", str(tmp_path / "ev")]
     assert main(args + ["--split", "all"]) == 0

@@ -892,7 +892,8 @@ def test_models_are_loaded_once(webui, monkeypatch):
     script, runner = _runner(webui, True)
     mask = np.zeros((48, 64), np.uint8)
     mask[10:40, 20:50] = 255
-    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(mask), inpaint_full_res=False)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(mask),
+                                                          inpaint_full_res=False)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
     for seed in range(3):  # a batch of three images
         _postprocess(webui, runner, p, _generated(seed=seed))
@@ -1128,7 +1129,8 @@ def test_weights_by_path_and_by_repo_id(webui, monkeypatch):
     h = m.load_harmonizer(str(webui.models_path / "PHNet" / "tiny-phnet"), str(webui.models_path / "PHNet"))
     assert h.config.image_size == 64
     asked = []
-    monkeypatch.setattr(Harmonizer, "from_pretrained", classmethod(lambda cls, source, **kw: asked.append((source, kw))))
+    monkeypatch.setattr(Harmonizer, "from_pretrained",
+                        classmethod(lambda cls, source, **kw: asked.append((source, kw))))
     m.load_harmonizer("someone/phnet-weights@v1", str(webui.models_path / "PHNet"))
     assert asked[0][0] == "someone/phnet-weights" and asked[0][1]["revision"] == "v1"
     m.load_harmonizer("official-ffhqh512", str(webui.models_path / "PHNet"))  # downloaded into models/PHNet

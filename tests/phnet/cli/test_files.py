@@ -640,7 +640,8 @@ def test_output_redirected_to_a_file_in_a_code_page_that_lacks_the_names_charact
     comps, masks = folders(tmp_path, "Фото.png")
     code = ("import sys; from phnet.console import entry; sys.argv = ['phnet', 'harmonize', sys.argv[1], sys.argv[2], "
             "'-o', sys.argv[3], '--weights', sys.argv[4]]; entry()")
-    done = subprocess.run([sys.executable, "-c", code, str(comps), str(masks), f"{tmp_path / 'out'}/", str(tiny_folder)],
+    done = subprocess.run([sys.executable, "-c", code, str(comps), str(masks), f"{tmp_path / 'out'}/",
+                           str(tiny_folder)],
                           capture_output=True, env={**os.environ, "PYTHONIOENCODING": "cp1252"}, timeout=120)
     assert done.returncode == 0, done.stderr.decode("cp1252", "replace")
     assert b"\\u0424" in done.stdout and (tmp_path / "out" / "Фото.png").is_file()

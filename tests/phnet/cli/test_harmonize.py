@@ -268,7 +268,8 @@ def test_convert_of_weights_that_are_not_official_says_what_it_guessed_and_claim
     assert cli.main(["convert", str(ckpt), str(out), "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert cli.main(["convert", str(ckpt), str(ckpt)]) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"error: {ckpt} is a file: give a folder for the converted weights"
+    assert (capsys.readouterr().err.splitlines()[-1]
+            == f"error: {ckpt} is a file: give a folder for the converted weights")
 
 
 def test_convert_of_converted_official_weights_keeps_their_licence(tiny_config, tmp_path, capsys):
@@ -635,7 +636,8 @@ def test_a_16bit_alpha_is_judged_before_the_work_as_the_result_will_hold_it(tiny
     run = _harmonize(tmp_path / "c.png", tmp_path / "mask.png", "-o", tmp_path / "out.jpg", "--weights",
                      tiny_folder) if not refused else None
     if refused:
-        monkeypatch.setattr(harmonize_command, "harmonize_one", lambda *a: pytest.fail("the picture was computed first"))
+        monkeypatch.setattr(harmonize_command, "harmonize_one",
+                            lambda *a: pytest.fail("the picture was computed first"))
         with pytest.raises(SystemExit, match="has transparent pixels"):
             _harmonize(tmp_path / "c.png", tmp_path / "mask.png", "-o", tmp_path / "out.jpg", "--weights",
                        tiny_folder)

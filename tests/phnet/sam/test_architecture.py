@@ -81,7 +81,8 @@ def test_a_relative_table_that_does_not_split_the_embedding_into_heads_is_not_a_
     state = build_tiny_sam().state_dict()
     state["image_encoder.blocks.0.attn.rel_pos_h"] = torch.zeros(7, width)
     with pytest.raises(ValueError, match=rf"^Not a supported SAM state_dict: .*rel_pos_h is {width} wide, which does "
-                                         rf"not split the embed dim {TINY_SAM['embed_dim']} into whole attention heads"):
+                                         rf"not split the embed dim {TINY_SAM['embed_dim']} into whole attention "
+                                         r"heads"):
         infer_sam_architecture(state)
 
 

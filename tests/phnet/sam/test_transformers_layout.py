@@ -120,7 +120,8 @@ def test_tied_positional_table_saved_twice(hub_folder, tmp_path):
 
     folder, model = hub_folder
     state = load_file(str(folder / "model.safetensors"))
-    state["prompt_encoder.shared_embedding.positional_embedding"] = state["shared_image_embedding.positional_embedding"].clone()
+    state["prompt_encoder.shared_embedding.positional_embedding"] = (
+        state["shared_image_embedding.positional_embedding"].clone())
     save_file(state, str(tmp_path / "model.safetensors"))
     shutil.copy(folder / "config.json", tmp_path / "config.json")
     seg = SamSegmenter.from_pretrained(tmp_path, device="cpu")
@@ -189,8 +190,10 @@ def test_meta_repo_configs_map_to_the_presets():
     # The size fields of facebook/sam-vit-base / -large / -huge (other fields take transformers' defaults).
     sizes = {
         "vit_b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, global_attn_indexes=[2, 5, 8, 11]),
-        "vit_l": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, global_attn_indexes=[5, 11, 17, 23]),
-        "vit_h": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, global_attn_indexes=[7, 15, 23, 31]),
+        "vit_l": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                      global_attn_indexes=[5, 11, 17, 23]),
+        "vit_h": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16,
+                      global_attn_indexes=[7, 15, 23, 31]),
     }
     for name, vision in sizes.items():
         arch = architecture_from_config({"model_type": "sam", "vision_config": vision})

@@ -216,7 +216,8 @@ def test_a_still_of_an_animations_later_frame_and_a_mirrored_copy_are_split_with
     sources = [_file_source("media-video/templates/clip1.webp", animation.getvalue()),
                _file_source("media-api/templates/still1.png", encoded(picture(42), "JPEG", quality=90)),
                _file_source("media-api/templates/x3.png", encoded(picture(50))),
-               _file_source("media-other/templates/x3_flipped.png", encoded(np.ascontiguousarray(picture(50)[:, ::-1])))]
+               _file_source("media-other/templates/x3_flipped.png",
+                            encoded(np.ascontiguousarray(picture(50)[:, ::-1])))]
     monkeypatch.setattr(pp, "iter_sources", lambda: iter(sources))
     manifest = pp.build(tmp_path / "out", size=64, val_size=64, frames=3, val_percent=50, min_side=64,
                         log=lambda line: None)
