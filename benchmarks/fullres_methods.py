@@ -174,9 +174,11 @@ def main() -> int:
     print("| pipeline | MSE | fMSE | PSNR | fPSNR | PSNR − PSNR@working |")
     print("|---|---:|---:|---:|---:|---:|")
     c = native["official"].summary()["composite"]["all"]
-    print(f"| composite (do nothing), native | {c['MSE']:.1f} | {c['fMSE']:.1f} | {c['PSNR']:.2f} | {c['fPSNR']:.2f} | |")
+    print(f"| composite (do nothing), native | {c['MSE']:.1f} | {c['fMSE']:.1f} | {c['PSNR']:.2f} | "
+          f"{c['fPSNR']:.2f} | |")
     w = low["model"]["all"]
-    print(f"| prediction at working resolution | {w['MSE']:.1f} | {w['fMSE']:.1f} | {w['PSNR']:.2f} | {w['fPSNR']:.2f} | 0 |")
+    print(f"| prediction at working resolution | {w['MSE']:.1f} | {w['fMSE']:.1f} | {w['PSNR']:.2f} | "
+          f"{w['fPSNR']:.2f} | 0 |")
     for method in native:
         s = native[method].summary()["model"]["all"]
         print(f"| {method}, native | {s['MSE']:.1f} | {s['fMSE']:.1f} | {s['PSNR']:.2f} | {s['fPSNR']:.2f} | "

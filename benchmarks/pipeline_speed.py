@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if problem := device_problem(args.device):
         parser.error(f"--device {args.device}: {problem}")
     if args.device.startswith("cuda") and args.clock == "cpu":
-        parser.error("--clock cpu measures this process's CPU time, not the GPU's: use the wall clock with --device cuda")
+        parser.error("--clock cpu measures this process's CPU time, not the GPU's: use the wall clock with "
+                     "--device cuda")
     if args.case_pipeline:
         print(json.dumps(memory_case(args)))
         return 0

@@ -149,7 +149,8 @@ def frames_sheet(before: np.ndarray, harmonized) -> Image.Image:
     label = label if not label.startswith("after PHNet") else label + ", smoothed over time"
     for row, (frames, text) in enumerate(((before, "before"), (after, label))):
         for i, frame in enumerate(frames):
-            im = Image.fromarray(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)).resize((side, side), Image.LANCZOS)
+            im = Image.fromarray(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)).resize(
+                (side, side), Image.LANCZOS)
             sheet.paste(im, (i * side, row * side))
         _label_at(sheet, text, row * side)
     return sheet

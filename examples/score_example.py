@@ -34,7 +34,8 @@ def errors(picture: np.ndarray, real: np.ndarray, mask: np.ndarray) -> tuple[flo
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("weights", nargs="*", help="model folders or files, or official names (default: the bundled weights)")
+    p.add_argument("weights", nargs="*",
+                   help="model folders or files, or official names (default: the bundled weights)")
     p.add_argument("--threshold", type=float, help="do-no-harm threshold instead of the weights' own (0 = raw)")
     a = p.parse_args()
     if a.threshold is not None and not (math.isfinite(a.threshold) and a.threshold >= 0):
