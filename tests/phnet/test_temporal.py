@@ -403,8 +403,6 @@ def test_a_black_frame_of_a_clip_stays_as_it_was_and_its_neighbours_are_harmoniz
 def test_a_flat_frame_of_a_clip_does_not_pull_its_neighbours_down(tiny_config):
     """A flat frame went into the smoothing: its zero pulled its neighbours' correction down (63.7 to 41.8), and
     its smoothed figure called it changed while its pixels were untouched."""
-    from phnet import Harmonizer
-
     h = _harmonizer(tiny_config, "residual")
     rng = np.random.default_rng(2)
     frames = np.full((3, 64, 64, 3), 128, np.uint8)
