@@ -72,8 +72,6 @@ def test_weights_with_a_do_no_harm_threshold_are_trained_without_it(tmp_path, ca
 def test_weights_trained_on_from_official_ones_are_named_so_and_their_card_keeps_the_authors_terms(tmp_path):
     """A fine-tune kept the name official-ffhqh256: the official-weights hint was hidden, and the uploaded card
     carried neither where the weights came from nor the official weights' terms."""
-    import dataclasses
-
     from phnet import PHNet, PHNetConfig
     from phnet.corrections import weights_hint
     from phnet.sources import AUTHORS_TERMS
