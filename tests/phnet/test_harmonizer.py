@@ -1721,3 +1721,14 @@ def test_mask_is_alpha_that_changes_nothing_says_so(tiny_config, caplog, output,
         harmonizer.harmonize_tensor(torch.from_numpy(image).permute(2, 0, 1)[None] / 255.0,
                                     torch.from_numpy(mask)[None, None] / 255.0, mode=mode, mask_is_alpha=True)
     assert (MATTE_UNUSED in caplog.text) == unused
+
+
+@pytest.mark.parametrize("precision", [torch.float32, "fp32", "float32", "auto"])
+def test_to_takes_a_precision_alone_as_torch_modules_do(tiny_model, precision):
+    """h.to(torch.float32), as nn.Module.to reads it, was refused as "device 'torch.float32': not a device name"."""
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    assert h.to(precision) is h
+    assert h.device == torch.device("cpu") and h.requested_dtype == precision
+    with pytest.raises(ValueError, match="unknown dtype|unsupported dtype"):
+        h.to(torch.float64)
+    assert h.requested_dtype == precision
