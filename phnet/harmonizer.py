@@ -169,6 +169,7 @@ class Harmonizer:
 
     @property
     def model(self) -> PHNet:
+        """The :class:`~phnet.PHNet` it runs (fp32, in eval mode, on its device); another one may be put in place."""
         return self._model
 
     @model.setter
@@ -223,6 +224,7 @@ class Harmonizer:
 
     @property
     def config(self) -> PHNetConfig:
+        """The model's :class:`~phnet.PHNetConfig`: its working size, output and do-no-harm threshold."""
         return self.model.config
 
     @classmethod
@@ -258,11 +260,26 @@ class Harmonizer:
         return cls(model, device=device, dtype=dtype, method=method, full_resolution_on=full_resolution_on,
                    cuda_graphs=cuda_graphs, network_batch=network_batch)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        return save_pretrained(self.model, directory)
+    def save_pretrained(self, directory: str | Path, *, dtype: torch.dtype | str | None = None) -> Path:
+        """Write the model as ``config.json`` + ``model.safetensors`` into ``directory`` (a folder, created where
+        missing) for :meth:`from_pretrained`; returns it. ``dtype``: store the weights as "fp16", "bf16", "fp32" or a
+        floating torch.dtype instead of as they are (fp32). See :func:`phnet.weights.save_pretrained`."""
+        return save_pretrained(self.model, directory, dtype=dtype)
 
-    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        return push_to_hub(self.model, repo_id, **kwargs)
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        commit_message: str = "Upload PHNet weights",
+        base_model: str | None = None,
+    ) -> str:
+        """Upload what :meth:`save_pretrained` writes, with a model card, to the Hub model repo ``repo_id``
+        ("owner/name", created where missing); returns its URL. ``private``: True creates it private and refuses an
+        existing public one; None, the account's default. See :func:`phnet.weights.push_to_hub`."""
+        return push_to_hub(self.model, repo_id, private=private, token=token, commit_message=commit_message,
+                           base_model=base_model)
 
     @contextlib.contextmanager
     def interruptible(self, check: Callable[[], Any]) -> Iterator[None]:

@@ -1385,3 +1385,20 @@ def test_weights_linked_to_nothing_are_named_with_their_missing_target(tiny_fold
         load_model(folder / "model.safetensors")
     assert str(e.value) == (f"PHNet weights {folder / 'model.safetensors'} links to {gone}, which does not exist (an "
                             "unmounted drive?): connect it, or give another file or folder")
+
+
+def test_the_harmonizers_save_and_push_show_the_options_of_the_functions_they_call(tiny_model, tmp_path):
+    """Harmonizer.push_to_hub took **kwargs (an editor showed none of its options) and save_pretrained had no dtype."""
+    import inspect
+
+    def keywords(function):
+        return {name: (p.default, p.kind) for name, p in inspect.signature(function).parameters.items()
+                if p.kind == p.KEYWORD_ONLY}
+
+    assert keywords(Harmonizer.push_to_hub) == keywords(W.push_to_hub)
+    assert keywords(Harmonizer.save_pretrained) == keywords(W.save_pretrained)
+    for method in (Harmonizer.push_to_hub, Harmonizer.save_pretrained, Harmonizer.model, Harmonizer.config):
+        assert (method.__doc__ or "").strip()
+    folder = Harmonizer(tiny_model, device="cpu").save_pretrained(tmp_path / "half", dtype="fp16")
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} - {torch.int64} == {torch.float16}  # (batch counts stay)
