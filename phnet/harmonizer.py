@@ -109,6 +109,9 @@ class Harmonizer:
     bit-identical. ``mode="official"`` reproduces the official pipeline (squash to a square, run,
     blend, bicubic-resize the whole image back) for comparison.
 
+    ``model``: a :class:`~phnet.PHNet` (:meth:`from_pretrained` loads one and builds the Harmonizer around it).
+    ``device``: "cpu", "cuda", "cuda:N" or "mps"; by default CUDA, else MPS, else the CPU.
+
     ``dtype="auto"`` (default) picks the precision at run time for the device (``phnet.precision``):
     bf16 autocast on CPUs with AMX, fp32 on GPUs and elsewhere. "fp32" is exact on the CPU (on a GPU its
     convolutions follow torch's cuDNN TF32 setting, which is left as the host set it); "fp16" and "bf16" run
@@ -129,6 +132,11 @@ class Harmonizer:
     GPU's arithmetic; fewer above a 512² working size (8·512² pixels a call) and when their copies on the
     GPU, with their masks, would pass 128 MiB; 1 elsewhere (on CPUs a batch saved under 10 % per picture at
     256² and cost 30–80 % at 512²).
+
+    ``method``: how mode "full" carries the network's working-resolution result up to full resolution.
+    "correction" (default): its change, upscaled and filled outward from the mask; "guided": a local affine colour
+    fit, upscaled; "resize": the network's picture, resized up and blended in
+    (:mod:`phnet.fullres`; README, *Full resolution*, compares them).
 
     The weights' do-no-harm rule holds back a correction of a subject smaller than their threshold
     (``config.correction_threshold``): it applies ``config.correction_floor`` of it (0: none, the subject left
@@ -345,7 +353,24 @@ class Harmonizer:
         measure: bool = True,
         mask_is_alpha: bool = False,
     ) -> Harmonized:
-        """Like calling the Harmonizer, and also says per image how much the subject changed.
+        """Like calling the Harmonizer, and also says per image how much the subject changed: a
+        :class:`Harmonized` ``(image, corrections)``, one :class:`~phnet.corrections.Correction` per image.
+
+        ``image``: a PIL image, a numpy array (H×W, H×W×C or B×H×W×C) or a torch tensor (those, or C×H×W and
+        B×C×H×W) with 1, 3 or 4 channels, uint8, uint16 or float in 0..1; the result comes back in the same kind,
+        layout and dtype on the same device (grey as RGB, an alpha channel untouched). ``mask``: one channel of the
+        same height and width (white / 1 = the subject, soft values blend), one for the whole batch or one per
+        image; rules of both: :mod:`phnet.imageio`. ``layout``: one of ``phnet.imageio.LAYOUTS`` where the shape is
+        ambiguous ("CHW" for a channels-first numpy array).
+
+        ``strength``: 0..1, how much of the harmonized subject replaces the composite's (0: unchanged).
+        ``mode``: "full" (default) or "official" (see the class). ``working_size``: the network's resolution for
+        this call instead of the weights' ``config.image_size``, a multiple of 8 from 16 to 4096 (in mode "full"
+        about its square in pixels, the aspect ratio kept). ``progress``: ``progress(done, total)``, called as a
+        batch goes on. ``reference_mask``: match the subject to this part of the background only, a mask like
+        ``mask`` (mode "full"). ``temporal``: the batch is a clip in time order, each frame's correction averaged
+        over its neighbours within a shot: True, a window in frames, or a :class:`phnet.temporal.Temporal` (mode
+        "full"; an empty mask then means the subject has left that frame).
 
         ``threshold``: the do-no-harm threshold (0–255 RMS) for this call instead of the weights' own; 0
         applies every correction the network proposes, which helps obvious mismatches and may harm

@@ -1732,3 +1732,13 @@ def test_to_takes_a_precision_alone_as_torch_modules_do(tiny_model, precision):
     with pytest.raises(ValueError, match="unknown dtype|unsupported dtype"):
         h.to(torch.float64)
     assert h.requested_dtype == precision
+
+
+def test_every_option_of_a_harmonizer_and_of_a_call_is_described_in_its_docstring():
+    """help(Harmonizer.harmonize) described 4 of its 12 options; the class's docstring left out ``method``."""
+    import inspect
+
+    for function, doc in ((Harmonizer.__init__, Harmonizer.__doc__),
+                          (Harmonizer.harmonize, Harmonizer.harmonize.__doc__)):
+        options = [name for name in inspect.signature(function).parameters if name != "self"]
+        assert [name for name in options if f"``{name}``" not in doc and f"``{name}=" not in doc] == []
