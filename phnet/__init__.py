@@ -1,6 +1,12 @@
 """PHNet portrait harmonization (Efremyan et al., arXiv 2402.17561) in plain PyTorch."""
 
+from typing import TYPE_CHECKING
+
 from .config import PRESETS, PHNetConfig
+
+if TYPE_CHECKING:  # what __getattr__ gives, named for editors and type checkers, which do not run it
+    from .harmonizer import Harmonizer
+    from .modeling import PHNet
 
 __version__ = "0.1.0"
 __all__ = ["PHNetConfig", "PHNet", "Harmonizer", "PRESETS", "__version__"]
