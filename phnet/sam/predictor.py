@@ -80,6 +80,18 @@ class SamSegmenter:
         # thread's call would pull from under it; segment() holds it across encode and decode
         self._lock = threading.RLock()
 
+    def __getstate__(self) -> dict:
+        """Picklable, and so deep-copyable and sendable to worker processes: without its lock, which is per process
+        (a copy takes its own), and with its cached embedding."""
+        with self._lock:
+            state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # ---- loading ----------------------------------------------------------------------
 
     @classmethod

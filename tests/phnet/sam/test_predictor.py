@@ -424,3 +424,18 @@ def test_without_segment_anything_the_segmenter_and_its_encode_name_the_pip_comm
         with pytest.raises(ImportError, match=r"^PHNet's Segment Anything needs the segment-anything package: .* -m "
                                               r"pip install \"segment-anything>=1\.0\""):
             call()
+
+
+def test_a_segmenter_can_be_pickled_and_deep_copied(tiny_path, image):
+    """Both failed on its thread lock ("cannot pickle '_thread.RLock' object"): no copy for another process."""
+    import copy
+    import pickle
+
+    seg = SamSegmenter.from_pretrained(tiny_path, device="cpu")
+    expected = seg.segment(image, box=(10, 5, 50, 40), soft=True)
+    for twin in (pickle.loads(pickle.dumps(seg)), copy.deepcopy(seg)):
+        assert twin._lock is not seg._lock and twin.model is not seg.model
+        assert twin.is_image_set and twin.image_size == seg.image_size  # the cached embedding travels
+        assert np.array_equal(twin.predict(box=(10, 5, 50, 40), soft=True), expected)
+        assert np.array_equal(twin.segment(image[::-1].copy(), box=(10, 5, 50, 40)),
+                              seg.segment(image[::-1].copy(), box=(10, 5, 50, 40)))
