@@ -150,12 +150,15 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
     """One image → (float32 H×W×3 RGB in [0, 1], float32 H×W alpha or None).
 
     Takes H×W, H×W×C (C = 1, 2, 3, 4), a batch of one, PIL (16-bit grey read at 16 bits) or a torch
-    tensor in the same layouts (channels last).
+    tensor in the same layouts; a tensor may also be channels first (C×H×W, 1×C×H×W) where its last axis cannot be
+    channels, as the Harmonizer reads tensors.
     """
     if is_pil(image):
         arr: Any = pil_image_pixels(image, name, allow_16bit=True)
     elif isinstance(image, torch.Tensor):
         arr = check_strided(image, name).detach().cpu()
+        if arr.ndim in (3, 4) and arr.shape[-3] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+            arr = arr.movedim(-3, -1)
     elif isinstance(image, np.ndarray):
         arr = image
     else:
@@ -166,9 +169,10 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
+        first = arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4)
         raise ValueError(
             f"{name} must be one image, H x W or H x W x C with C = 1, 2, 3 or 4 channels (channels last), "
-            f"got shape {shape}"
+            f"got shape {shape}" + ("; it looks channels-first: pass array.transpose(1, 2, 0)" if first else "")
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {shape})")

@@ -3,6 +3,7 @@ entry point that applies it (library tensors, single-image arrays, the B×H×W×
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -264,6 +265,19 @@ def test_image_channels_and_alpha():
 def test_one_image_helpers_refuse_batches():
     with pytest.raises(ValueError, match="background must be one image"):
         io_.image_to_array(np.zeros((3, 4, 6, 3)), "background")
+
+
+def test_one_image_helpers_read_a_channels_first_tensor_as_the_harmonizer_does():
+    """SamSegmenter and paste_subject refused the C×H×W tensor a Harmonizer takes; a C×H×W array is refused naming
+    the transpose."""
+    pixels = (np.random.default_rng(0).random((5, 7, 3)) * 255).astype(np.uint8)
+    expected = io_.image_to_array(pixels)[0]
+    chw = torch.from_numpy(pixels).permute(2, 0, 1)
+    assert np.array_equal(io_.image_to_array(chw)[0], expected)
+    assert np.array_equal(io_.image_to_array(chw[None])[0], expected)
+    assert np.array_equal(io_.image_to_uint8(chw.float() / 255), pixels)
+    with pytest.raises(ValueError, match=re.escape("channels-first: pass array.transpose(1, 2, 0)")):
+        io_.image_to_array(pixels.transpose(2, 0, 1))
 
 
 # ----------------------------------------------------------------------------------------------------

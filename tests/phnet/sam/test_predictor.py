@@ -439,3 +439,9 @@ def test_a_segmenter_can_be_pickled_and_deep_copied(tiny_path, image):
         assert np.array_equal(twin.predict(box=(10, 5, 50, 40), soft=True), expected)
         assert np.array_equal(twin.segment(image[::-1].copy(), box=(10, 5, 50, 40)),
                               seg.segment(image[::-1].copy(), box=(10, 5, 50, 40)))
+
+
+def test_segment_reads_a_channels_first_tensor(seg, image):
+    """The C×H×W tensor a Harmonizer takes was refused ("channels last")."""
+    chw = torch.from_numpy(image).permute(2, 0, 1)
+    assert np.array_equal(seg.segment(chw.float() / 255, box=(10, 5, 50, 40)), seg.segment(image, box=(10, 5, 50, 40)))
