@@ -6,6 +6,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +65,7 @@ def image_to_tensor(
         kind, data = "torch", check_strided(image, name)
         layout = layout or _guess_torch_layout(image, name)
     else:
-        raise TypeError(
-            f"unsupported {name} type {type(image).__name__}: pass a PIL image, a numpy array (HWC/BHWC) or a "
-            "torch tensor (BHWC/BCHW)"
-        )
+        raise unsupported_kind(image, name, "a PIL image, a numpy array (HWC/BHWC) or a torch tensor (BHWC/BCHW)")
     if layout not in LAYOUTS:
         raise ValueError(f"an {name} needs a layout of {', '.join(map(repr, LAYOUTS))}, got {layout!r}"
                          if layout is not None else
@@ -162,7 +160,7 @@ def image_to_array(image: Any, name: str = "image") -> tuple[np.ndarray, np.ndar
     elif isinstance(image, np.ndarray):
         arr = image
     else:
-        raise TypeError(f"unsupported {name} type {type(image).__name__}: pass a PIL image, numpy array or tensor")
+        raise unsupported_kind(image, name, "a PIL image, numpy array or tensor")
     shape = tuple(arr.shape)
     if arr.ndim == 4 and shape[0] == 1:
         arr = arr[0]
@@ -255,6 +253,15 @@ def check_strided(t: torch.Tensor, name: str) -> torch.Tensor:
     if t.layout != torch.strided:
         raise ValueError(f"{name}: a sparse tensor ({t.layout}); pass {name}.to_dense()")
     return t
+
+
+def unsupported_kind(value: Any, name: str, kinds: str, reader: str = "read_image") -> TypeError:
+    """The refusal of a ``value`` that holds no pixels; a file's path is named as one, with the function that reads
+    it (``reader``, in this package)."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return TypeError(f"the {name} is given as a file path ({value!r}), not pixels: read it with "
+                         f"phnet.imageio.{reader}(path), or pass {kinds}")
+    return TypeError(f"unsupported {name} type {type(value).__name__}: pass {kinds}")
 
 
 def _guess_torch_layout(t: torch.Tensor, name: str = "image") -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .decode import file_mask_pixels, is_pil, open_picture, picture_pixels, pil_mask_pixels
-from .images import _tensor_view, check_strided, check_unit_range, integer_peak
+from .images import _tensor_view, check_strided, check_unit_range, integer_peak, unsupported_kind
 
 
 def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask",
@@ -149,7 +149,7 @@ def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None
     elif isinstance(mask, torch.Tensor):
         t, dtype = check_strided(mask, name).detach(), mask.dtype
     else:
-        raise TypeError(f"unsupported {name} type {type(mask).__name__}: pass a PIL image, numpy array or tensor")
+        raise unsupported_kind(mask, name, "a PIL image, numpy array or tensor", reader="read_mask")
     t = _mask_layout(t, name, height, width)
     if t.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")

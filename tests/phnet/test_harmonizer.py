@@ -1742,3 +1742,18 @@ def test_every_option_of_a_harmonizer_and_of_a_call_is_described_in_its_docstrin
                           (Harmonizer.harmonize, Harmonizer.harmonize.__doc__)):
         options = [name for name in inspect.signature(function).parameters if name != "self"]
         assert [name for name in options if f"``{name}``" not in doc and f"``{name}=" not in doc] == []
+
+
+def test_a_file_path_for_a_picture_is_refused_naming_the_function_that_reads_it(harmonizer, tmp_path):
+    """A path gave "unsupported image type str", as a list does, with nothing to say that files are read first."""
+    from pathlib import Path
+
+    img, m = photo(40, 56), (subject_mask(40, 56) * 255).astype(np.uint8)
+    with pytest.raises(TypeError, match=re.escape("not pixels: read it with phnet.imageio.read_image(path)")):
+        harmonizer(str(tmp_path / "composite.png"), m)
+    with pytest.raises(TypeError, match=re.escape("phnet.imageio.read_mask(path)")):
+        harmonizer(img, Path(tmp_path / "mask.png"))
+    with pytest.raises(TypeError, match=re.escape("phnet.imageio.read_mask(path)")):
+        harmonizer(img, m, reference_mask=str(tmp_path / "lit.png"))
+    with pytest.raises(TypeError, match="unsupported image type list"):
+        harmonizer([[1, 2]], m)
