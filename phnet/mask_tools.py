@@ -142,15 +142,21 @@ def _dilate(t: torch.Tensor, radius: int) -> torch.Tensor:
     return t[..., radius:-radius, radius:-radius]
 
 
+def refine_numbers(grow, feather) -> tuple[int, float]:
+    """``grow`` and ``feather`` as :func:`refine_mask` uses them, or its ValueError: for a caller that checks them
+    before the work that makes the mask."""
+    feather = checked_number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
+    if not checked_number(grow, "grow must be a whole number of pixels").is_integer():  # 2.5 was rounded to 2
+        raise ValueError(f"grow must be a whole number of pixels, got {grow!r}.")
+    return int(grow), feather
+
+
 def refine_mask(mask_hw: Any, grow: int = 0, feather: float = 0.0) -> np.ndarray:
     """Grow (``grow`` > 0, dilate) or shrink (< 0, erode) by that many pixels, then feather.
 
     ``feather`` is the gaussian sigma in pixels, at most the mask's longest side. Returns float32 H x W in [0, 1].
     """
-    feather = checked_number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
-    if not checked_number(grow, "grow must be a whole number of pixels").is_integer():  # 2.5 was rounded to 2
-        raise ValueError(f"grow must be a whole number of pixels, got {grow!r}.")
-    grow = int(grow)
+    grow, feather = refine_numbers(grow, feather)
     m = mask_to_array(mask_hw)
     _check_width(feather, m.shape, "feather")  # before the grow, and named as the caller's option
     if abs(grow) >= 2 * max(m.shape):  # its square part reaches every pixel from every pixel: no need to pad by it

@@ -1,7 +1,7 @@
 """Segmenting a batch of pictures: one prompt for all of them, or a box per picture from its guide mask.
 
 :func:`plan_batch` checks everything a batch can be refused for before SAM moves or encodes (a prompt outside the
-pictures, a guide that looks inverted, a picture SAM cannot encode, a feather wider than the pictures);
+pictures, a guide that looks inverted, a picture SAM cannot encode, a threshold, grow or feather it cannot use);
 :meth:`BatchPlan.run` then segments picture by picture, grows or shrinks and feathers each mask, and says of each
 what came of it (:class:`Outcome`), as data for the caller to word.
 """
@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..imageio.masks import FAINT
-from ..mask_tools import _check_width, finite_real, looks_inverted, refine_mask
-from .predictor import check_encodable
+from ..mask_tools import _check_width, looks_inverted, refine_mask, refine_numbers
+from .predictor import _check_threshold, check_encodable
 from .prompts import guide_boxes, make_prompt
 
 
@@ -136,7 +136,8 @@ def plan_batch(
     grow, feather: :func:`phnet.mask_tools.refine_mask` of each mask; ``feather`` at most the pictures' longest side.
 
     Raises :class:`GuideLooksInverted`, :class:`NoPrompt`, :class:`PromptRefused`, or a ``ValueError`` for a picture
-    SAM cannot encode or a feather too wide, in that order.
+    SAM cannot encode, a threshold that is no finite number, or a grow or feather :func:`refine_mask` refuses (a
+    feather too wide among them), in that order.
     """
     height, width = (int(v) for v in size)
     if box is not None and guides is not None:
@@ -166,8 +167,9 @@ def plan_batch(
             except ValueError as e:
                 raise PromptRefused(str(e)) from None
     check_encodable(model, height, width)
-    if finite_real(feather):  # refine_mask's limit, before any encode; what is no number, refine_mask words
-        _check_width(float(feather), (height, width), "feather", "image")
-    # threshold and grow as given: the segmenter and refine_mask refuse what they cannot use (2.5 is no grow)
+    # the segmenter's and refine_mask's own refusals, said before SAM moves, not after the first encode
+    _check_threshold(threshold)
+    grow, feather = refine_numbers(grow, feather)
+    _check_width(feather, (height, width), "feather", "image")
     return BatchPlan((height, width), tuple(boxes), tuple(points), tuple(labels), guides is not None,
                      bool(multimask), threshold, grow, feather)

@@ -136,3 +136,17 @@ def test_a_batch_with_the_tiny_sam_calls_interrupt_at_every_point_of_each_encode
     assert [p.outcome for p in nothing.run(seg, pictures)] == [Outcome.FOUND_NOTHING] * 2
     with pytest.raises(ValueError, match="1 pictures for a plan of 2"):
         list(plan.run(seg, pictures[:1]))
+
+
+@pytest.mark.parametrize("refine, words", [
+    ({"grow": 2.5}, r"^grow must be a whole number of pixels, got 2.5\.$"),
+    ({"feather": -1.0}, r"^feather must be a number >= 0 \(a blur sigma in pixels\), got -1.0"),
+    ({"feather": float("nan")}, r"^feather must be a number >= 0"),
+    ({"feather": float("inf")}, r"^feather must be a number >= 0"),
+    ({"threshold": float("nan")}, r"^threshold must be a finite number"),
+])
+def test_a_grow_feather_or_threshold_sam_cannot_use_is_refused_before_sam_runs(seg, refine, words):
+    """They were refused by refine_mask (or the segmenter) only once SAM had moved and encoded the first picture:
+    a minute of a ViT's work on a CPU for a typo."""
+    with pytest.raises(ValueError, match=words):
+        plan_batch(seg.model, (48, 80), 2, box=(10, 5, 40, 30), **refine)
