@@ -8,7 +8,8 @@
 - ``prompts``: boxes and points checked against the image size.
 - ``predictor``: :class:`SamSegmenter`, the cached image embedding and the prompt → mask step.
 - ``batch``: :func:`plan_batch`, a batch of pictures checked against one prompt or a guide mask each before SAM
-  runs, then segmented and refined picture by picture, each with its :class:`Outcome`.
+  runs, then segmented and refined picture by picture, each with its :class:`Outcome`; its refusals are typed
+  (:class:`NoPrompt`, :class:`PromptRefused`, :class:`GuideLooksInverted`) for a caller to word.
 
 Mask refinement (grow, feather, bounding box) is not SAM's and lives in :mod:`phnet.mask_tools`.
 No host or training imports here.
@@ -16,7 +17,7 @@ No host or training imports here.
 
 from .architecture import SAM_PRESETS, SamArchitecture, build_sam, infer_sam_architecture
 from .loading import CHECKPOINT_SUFFIXES, SeveralCheckpoints, load_sam_state_dict
-from .batch import BatchPlan, Outcome, plan_batch
+from .batch import BatchPlan, GuideLooksInverted, NoPrompt, Outcome, PictureMask, PromptRefused, plan_batch
 from .predictor import SamSegmenter
 from .prompts import SamPrompt, make_prompt
 
@@ -34,4 +35,8 @@ __all__ = [
     "plan_batch",
     "BatchPlan",
     "Outcome",
+    "PictureMask",
+    "NoPrompt",
+    "PromptRefused",
+    "GuideLooksInverted",
 ]

@@ -150,3 +150,19 @@ def test_a_grow_feather_or_threshold_sam_cannot_use_is_refused_before_sam_runs(s
     a minute of a ViT's work on a CPU for a typo."""
     with pytest.raises(ValueError, match=words):
         plan_batch(seg.model, (48, 80), 2, box=(10, 5, 40, 30), **refine)
+
+
+def test_a_caller_catches_the_batch_refusals_from_phnet_sam_as_it_does_the_others(seg):
+    """plan_batch and Outcome came from phnet.sam, but the refusals a caller words (as compositing's come from
+    phnet.compositing, and SeveralCheckpoints from phnet.sam) only from phnet.sam.batch."""
+    import phnet.sam as sam
+
+    with pytest.raises(sam.NoPrompt):
+        sam.plan_batch(seg.model, (48, 80))
+    with pytest.raises(sam.PromptRefused):
+        sam.plan_batch(seg.model, (48, 80), positive=[(90, 10)])
+    inverted = np.ones((1, 48, 80), np.float32)
+    inverted[0, 12:36, 25:55] = 0  # the scene marked, its subject not
+    with pytest.raises(sam.GuideLooksInverted):
+        sam.plan_batch(seg.model, (48, 80), guides=inverted)
+    assert {"NoPrompt", "PromptRefused", "GuideLooksInverted", "PictureMask"} <= set(sam.__all__)
