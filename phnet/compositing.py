@@ -1,7 +1,7 @@
 """Paste a cut-out subject onto a background: the composite PHNet then harmonizes.
 
 :func:`paste_subject` pastes one picture; :func:`plan_paste` pairs a batch of backgrounds with a batch of subjects
-and checks it before anything is pasted, and :meth:`PasteBatch.paste` pastes it picture by picture
+and checks it before anything is pasted, and :meth:`PastePlan.paste` pastes it picture by picture
 (:func:`paste_batch` does both). Refusals a caller may want to word in its own terms are typed.
 
 No host imports here.
@@ -25,7 +25,7 @@ from .imageio.images import _where, integer_peak
 from .imageio.masks import FAINT, trace_bar
 from .mask_tools import finite_real, inverted_masks
 
-__all__ = ["paste_subject", "paste_batch", "plan_paste", "PasteBatch", "BatchesDiffer", "FaintSubject",
+__all__ = ["paste_subject", "paste_batch", "plan_paste", "PastePlan", "BatchesDiffer", "FaintSubject",
            "AlphaLooksInverted", "TransparentSubject", "over_background", "cut_out_colour", "visible_scene", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
@@ -273,7 +273,7 @@ class AlphaLooksInverted(ValueError):
 
 
 class TransparentSubject(ValueError):
-    """No subject_mask, and the subjects' alpha is 0 everywhere: nothing was pasted anywhere."""
+    """No subject_mask, and the subjects' alpha is 0 everywhere: there is nothing to paste."""
 
     def __init__(self):
         super().__init__("the subject's alpha is transparent everywhere, so there is nothing to paste: give a cut-out "
@@ -281,15 +281,14 @@ class TransparentSubject(ValueError):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class PasteBatch:
+class PastePlan:
     """Backgrounds and subjects paired for pasting (made by :func:`plan_paste`): ``count`` pictures, the one
     background or subject of a batch of one used for each. ``masks``: one per subject (B x h x w float, 0..1), or
-    None for the subjects' alpha (or their whole rectangle). ``transparent``: that alpha is 0 everywhere."""
+    None for the subjects' alpha (or their whole rectangle)."""
 
     backgrounds: torch.Tensor
     subjects: torch.Tensor
     masks: torch.Tensor | None = None
-    transparent: bool = False
 
     @property
     def count(self) -> int:
@@ -303,8 +302,8 @@ class PasteBatch:
 
         Returns (composites B x H x W x 3, or x 4 over RGBA backgrounds, float32; masks B x H x W float32), on the
         backgrounds' device. A subject may leave some pictures (a clip's subject walking out); a batch where no
-        opaque part of any subject lands on its background raises :class:`TransparentSubject` (its alpha is 0
-        everywhere) or a ``ValueError``, as does a placement :func:`paste_subject` refuses."""
+        opaque part of any subject lands on its background raises a ``ValueError``, as does a placement
+        :func:`paste_subject` refuses."""
         n, last_bg, last_subject = self.count, self.backgrounds.shape[0] - 1, self.subjects.shape[0] - 1
         composites, masks = [], []
         for i in range(n):
@@ -320,8 +319,6 @@ class PasteBatch:
             if progress is not None:
                 progress(i + 1, n)
         if all(not bool((m > 0).any()) for m in masks):
-            if self.transparent:
-                raise TransparentSubject()
             raise ValueError(
                 "no opaque part of the subject lands on the background (the part inside it is transparent"
                 f"{' in subject_mask' if self.masks is not None else ''}), so the composite has no subject: move x/y "
@@ -331,16 +328,16 @@ class PasteBatch:
 
 
 def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: Any = None, *,
-               alpha_as_given: bool = False) -> PasteBatch:
+               alpha_as_given: bool = False) -> PastePlan:
     """Pair a batch of backgrounds (B x H x W x C tensor, C 3 or 4) with a batch of subjects (B x h x w x C: float
     0..1 or 8- or 16-bit) before anything is pasted: one of either goes with each of the other, or the counts
     match. ``subject_mask``: one mask for all subjects or one each, any layout :func:`phnet.imageio.mask_to_tensor`
     reads; without it an RGBA subject's alpha is its mask.
 
     The batch is judged as a whole (a clip's subject may fade out): its masks, or its alpha, must reach 1/64 of
-    full somewhere (:class:`FaintSubject`); an alpha that looks inverted is refused (:class:`AlphaLooksInverted`)
-    unless ``alpha_as_given``. Raises :class:`BatchesDiffer`, or a ``ValueError`` for masks that do not pair with
-    the subjects, first."""
+    full somewhere (:class:`FaintSubject`), and an alpha must not be 0 everywhere (:class:`TransparentSubject`);
+    an alpha that looks inverted is refused (:class:`AlphaLooksInverted`) unless ``alpha_as_given``. Raises
+    :class:`BatchesDiffer`, or a ``ValueError`` for masks that do not pair with the subjects, first."""
     masks = None
     if subject_mask is not None:
         masks = mask_to_tensor(subject_mask, subjects.shape[0], subjects.shape[1], subjects.shape[2],
@@ -350,23 +347,25 @@ def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: 
         raise BatchesDiffer(backgrounds.shape[0], subjects.shape[0])
     alpha = masks if masks is not None else subjects[..., 3] if subjects.shape[-1] == 4 else None
     if alpha is None:
-        return PasteBatch(backgrounds, subjects)
+        return PastePlan(backgrounds, subjects)
     peak = 1.0 if alpha.is_floating_point() else integer_peak(subjects.dtype) or 1.0
     strongest = float(widened(alpha).amax()) / peak
     several = subjects.shape[0] > 1
     if faint_subject(strongest):
         raise FaintSubject(strongest, masks is not None, several)
     if masks is not None:
-        return PasteBatch(backgrounds, subjects, masks)
+        return PastePlan(backgrounds, subjects, masks)
+    if not strongest > 0:
+        raise TransparentSubject()
     inverted = [] if alpha_as_given else inverted_masks(widened(alpha) / peak)
     if inverted:
         raise AlphaLooksInverted(*inverted[0], several=several)
-    return PasteBatch(backgrounds, subjects, transparent=not strongest > 0)
+    return PastePlan(backgrounds, subjects)
 
 
 def paste_batch(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: Any = None, x: float = 0,
                 y: float = 0, scale: float = 1.0, anchor: str = "top-left", *, alpha_as_given: bool = False,
                 progress: Callable[[int, int], Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`plan_paste` then :meth:`PasteBatch.paste`: a batch of composites and their masks."""
+    """:func:`plan_paste` then :meth:`PastePlan.paste`: a batch of composites and their masks."""
     return plan_paste(backgrounds, subjects, subject_mask, alpha_as_given=alpha_as_given).paste(
         x, y, scale, anchor, progress=progress)

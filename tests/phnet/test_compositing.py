@@ -400,11 +400,13 @@ def test_an_alpha_that_looks_inverted_is_refused_with_its_index_unless_it_is_as_
 
 
 def test_a_batch_with_nothing_on_the_background_says_whether_the_alpha_is_empty_or_out_of_place():
-    from phnet.compositing import TransparentSubject, paste_batch
+    from phnet.compositing import TransparentSubject, paste_batch, plan_paste
 
     bg, subs = _batch(1, 20, 24, 0), _batch(2, 12, 10, 1)
     with pytest.raises(TransparentSubject, match="alpha is transparent everywhere"):
         paste_batch(bg, torch.cat([subs, torch.zeros(2, 12, 10, 1)], -1))
+    with pytest.raises(TransparentSubject):  # known from the alpha alone: refused before anything is pasted
+        plan_paste(bg, torch.cat([subs, torch.zeros(2, 12, 10, 1)], -1))
     corner = torch.zeros(12, 10)
     corner[:2, :2] = 1
     # the opaque corner lies off the background, the transparent rest on it
