@@ -76,13 +76,13 @@ REFERENCE_TOOLTIP = (
 )
 
 
-def _inputs(image_tooltip: str, mask_count: str) -> dict:
+def _inputs(image_tooltip: str, masks_taken: str) -> dict:
     return {
         "phnet_model": ("PHNET_MODEL", {"tooltip": "PHNet model from 'PHNet Model Loader'."}),
         "image": ("IMAGE", {"tooltip": image_tooltip}),
         "mask": ("MASK", {
             "tooltip": "Foreground mask (1 = pasted subject to adjust, 0 = background to keep), the size "
-                       f"of the image; {mask_count}. Load Image's mask is 1 where the PNG is transparent: "
+                       f"of the image; {masks_taken}. Load Image's mask is 1 where the PNG is transparent: "
                        "invert it first (a mask that looks inverted is refused, unless mask_as_given is on).",
         }),
     }

@@ -324,6 +324,7 @@ def check_out(p: argparse.ArgumentParser, out: Path, overwrite: bool) -> None:
         p.error(f"--out {out}: {problem}, where the calibrated model is built: make it writable, or give "
                 "another --out")
 
+
 def calibrate(a: argparse.Namespace) -> int:
     from phnet.weights import load_model, save_pretrained
     from trainer.config import read_config

@@ -653,5 +653,6 @@ def run(args: argparse.Namespace, data: dict, out: str) -> int:
     print(f"wrote {', '.join(res['files'].values())}", file=sys.stderr)
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -303,11 +303,12 @@ def test_ffhqh_real_folder_without_the_real_images_names_ffhq_root(tmp_path, pol
     other = tmp_path / "other"
     _save(other / "unrelated.png", np.zeros((8, 8, 3), np.uint8))
     data = {"root": str(tmp_path / "FFHQH"), "ffhq_root": str(other), "image_size": 32, "on_bad_sample": policy}
-    with pytest.raises(FileNotFoundError, match=r"none of the 1 real images of the FFHQH test split is under .*other"
+    with pytest.raises(FileNotFoundError, match=r"the real image of the FFHQH test split is not under .*other"
                                                 r".*: set data.ffhq_root \(--ffhq-root"):
         build_dataset(data, "test")
     (tmp_path / "ffhq" / "01000" / "01002.png").rename(other / "01002.png")  # the right folder flat: it loads
     assert len(build_dataset(data, "test")) == 1
+
 
 def test_folder_masks_from_dir_alpha_and_ellipse(tmp_path, photos):
     img_dir, mask_dir = photos

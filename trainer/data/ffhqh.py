@@ -113,9 +113,10 @@ def _check_real_folder(records: list[Record], ffhq_root: Path, split: str) -> No
     (whose advice, skip them, would leave nothing to train on)."""
     if not records or any(r.real.is_file() for r in records):
         return
+    which = "the real image" if len(records) == 1 else f"none of the {len(records)} real images"
     raise FileNotFoundError(
-        f"none of the {len(records)} real images of the FFHQH {split} split is under {ffhq_root} (first looked for: "
-        f"{records[0].real}): set data.ffhq_root (--ffhq-root for trainer.evaluate and trainer.calibrate) to the "
+        f"{which} of the FFHQH {split} split is {'not ' if len(records) == 1 else ''}under {ffhq_root} (first "
+        f"looked for: {records[0].real}): set data.ffhq_root (--ffhq-root for trainer.evaluate and trainer.calibrate) to the "
         "folder of the original FFHQ images, images1024x1024")
 
 
