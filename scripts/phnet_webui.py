@@ -457,9 +457,10 @@ def _harmonize(p, image, s):
 def _segment(segmenter, image, box):
     """SAM's mask of ``box``, computed on the WebUI's device. Between images SAM waits on the CPU: a vit_h
     holds 2.5 GB of GPU memory that the next generation needs more."""
-    from phnet.sam import make_prompt
+    from phnet.sam import plan_batch
 
-    make_prompt((image.height, image.width), box)  # a box outside the picture is refused before SAM moves or encodes
+    # a box outside the picture, or a picture too narrow for SAM to encode, is refused before SAM moves or encodes
+    plan_batch(segmenter.model, (image.height, image.width), box=box)
     device = _device()
     try:
         if device is not None:

@@ -753,6 +753,19 @@ def test_two_requests_at_once_each_get_the_sam_mask_of_their_own_picture(webui, 
     assert np.array_equal(got, alone[0]) and np.array_equal(other[1], alone[1])
 
 
+def test_a_picture_sam_cannot_encode_is_refused_before_sam_moves(webui, monkeypatch):
+    """A picture too narrow for SAM (its short side scaled to 0) moved SAM to the device and failed in its encode."""
+    from PIL import Image
+
+    m = webui.script_module
+    seg = m.load_segmenter("tiny_sam.safetensors", m._models_dirs()[1])
+    moved = []
+    monkeypatch.setattr(seg, "to", lambda device: moved.append(device))
+    with pytest.raises(ValueError, match="short side would be 0"):
+        m._segment(seg, Image.new("RGB", (4000, 1)), (0, 0, 10, 1))
+    assert moved == []
+
+
 @pytest.mark.parametrize("inpainted_columns, lost", [((0, 28), True), ((20, 50), False)])
 def test_a_subject_pasted_outside_the_inpaint_mask_is_refused_not_silently_lost(webui, capsys, inpainted_columns,
                                                                                lost):
