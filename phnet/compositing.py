@@ -292,6 +292,7 @@ class PastePlan:
 
     @property
     def count(self) -> int:
+        """How many pictures :meth:`paste` makes: the larger of the two batches."""
         return max(self.backgrounds.shape[0], self.subjects.shape[0])
 
     def paste(self, x: float = 0, y: float = 0, scale: float = 1.0, anchor: str = "top-left",

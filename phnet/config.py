@@ -97,13 +97,16 @@ class PHNetConfig:
             return self.pfe_grid
         return self.grid_counts[1] if len(self.grid_counts) > 1 else 1
 
-    # Which decoder stage's skip the first PN block rewrites (4 for the iHarmony config).
     @property
     def start_level(self) -> int:
+        """The decoder stage whose skip the first PN block rewrites: ``7 - len(grid_counts)`` (4 for the iHarmony
+        config)."""
         return 7 - len(self.grid_counts)
 
     @classmethod
     def preset(cls, name: str, /, **overrides: Any) -> "PHNetConfig":
+        """The config of a named preset in :data:`PRESETS` (``"iharmony"``, ``"ffhqh"``, ``"small"``), with any
+        field replaced by ``overrides`` (e.g. ``image_size=1024``); an unknown name is a ValueError."""
         try:
             base = PRESETS[name]
         except KeyError:
@@ -111,6 +114,8 @@ class PHNetConfig:
         return dataclasses.replace(base, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict (lists for tuples, ``"model_type": "phnet"`` first); ``extra``,
+        ``correction_ramp`` and ``correction_floor`` are left out when unset, so that older readers load it."""
         d = dataclasses.asdict(self)
         d["enc_sizes"] = list(self.enc_sizes)
         d["grid_counts"] = list(self.grid_counts)
@@ -156,10 +161,13 @@ class PHNetConfig:
             raise ValueError(f"{source}: {e}") from None
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON text ending in a newline, the form of a model folder's config.json."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "PHNet config", required: tuple[str, ...] = ()) -> "PHNetConfig":
+        """A config from JSON text, checked as :meth:`from_dict` checks it; text that is not JSON is a ValueError
+        that starts with ``source``."""
         try:
             d = json.loads(text)
         except (ValueError, RecursionError) as e:  # also a number of thousands of digits, or arrays nested deep
@@ -167,12 +175,16 @@ class PHNetConfig:
         return cls.from_dict(d, source=source, required=required)
 
     def save(self, path: str | Path) -> None:
+        """Write :meth:`to_json` to ``path`` as UTF-8, atomically: a reader sees the old file or the new one,
+        never half of it."""
         from .atomic import write_atomic_text
 
         write_atomic_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path, *, required: tuple[str, ...] = ()) -> "PHNetConfig":
+        """A config read from a JSON file (UTF-8, with or without a BOM, or UTF-16 with one); fields in
+        ``required`` must be present, and every message names the file."""
         return cls.from_json(read_text(path), source=str(path), required=required)
 
 

@@ -82,6 +82,8 @@ class Correction:
 
     @property
     def unchanged(self) -> bool:
+        """Whether the subject was left as it was: ``strength`` 0, or nothing kept (for a smoothed frame of a clip,
+        no change left after smoothing)."""
         return self.strength == 0 or not (self.kept if self.smoothed is None else self.smoothed)
 
     @property

@@ -61,6 +61,7 @@ def wide(x: torch.Tensor) -> torch.Tensor:
 
 
 def mse(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """The mean squared error per picture (B, float64) in 0–255 units, of B×3×H×W float pictures in 0..1."""
     _check(pred, gt)
     return ((wide(pred) - wide(gt)) * 255).pow(2).flatten(1).mean(dim=1)
 
@@ -143,14 +144,19 @@ def psnr_of(err: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """PSNR per picture (B, in dB) from :func:`mse`, against each ground truth's own peak."""
     return psnr_of(mse(pred, gt), gt)
 
 
 def fpsnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR per picture (B, in dB) from :func:`fmse`, the error over the subject only, against each ground
+    truth's own peak."""
     return psnr_of(fmse(pred, gt, mask), gt)
 
 
 def fg_ratio(mask: torch.Tensor) -> torch.Tensor:
+    """The share of each B×1×H×W mask's pixels that are subject (>= 0.5), from 0 to 1; a ValueError for a mask
+    with no such pixel."""
     _check_mask_scale(mask)
     return _subject(mask, "the foreground-ratio bucket").flatten(1).mean(dim=1)
 
@@ -166,6 +172,8 @@ def fg_bucket(mask: torch.Tensor) -> str | list[str]:
 
 
 def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``pred`` inside the mask and ``composite`` outside it (B×3×H×W, B×1×H×W mask in 0..1 or bool), as the
+    official evaluation blends a prediction before it is scored."""
     _check(pred, composite)
     _check_mask(mask, pred)
     mask = mask.to(pred.dtype) if mask.dtype == torch.bool else mask
@@ -173,6 +181,8 @@ def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> to
 
 
 def all_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`mse`, :func:`fmse`, :func:`psnr` and :func:`fpsnr` of an already blended ``pred``, as a dict from
+    ``"MSE"``, ``"fMSE"``, ``"PSNR"``, ``"fPSNR"`` to B tensors."""
     return {"MSE": mse(pred, gt), "fMSE": fmse(pred, gt, mask), "PSNR": psnr(pred, gt), "fPSNR": fpsnr(pred, gt, mask)}
 
 
@@ -267,6 +277,8 @@ class MetricTracker:
                     self._sums[key][name] += float(v[i])
 
     def update(self, pred, gt, mask, composite=None, group: str | list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Add a batch's metrics (``pred``, ``gt``, ``composite`` B×3×H×W, ``mask`` B×1×H×W) under ``group``, one
+        name for the batch or one per picture; returns that batch's :func:`all_metrics`."""
         n = pred.shape[0]
         groups = [group] * n if isinstance(group, str) or group is None else list(group)
         groups = [g or "all" for g in groups]
@@ -298,9 +310,11 @@ class MetricTracker:
         return out
 
     def to_json(self) -> str:
+        """:meth:`summary` as indented JSON text."""
         return json.dumps(self.summary(), indent=2)
 
     def to_markdown(self) -> str:
+        """:meth:`summary` as a Markdown table: one row per method and split (all, each group, each fg bucket)."""
         s = self.summary()
         rows = ["| method | split | n | MSE | fMSE | PSNR | fPSNR |", "|---|---|---:|---:|---:|---:|---:|"]
         for method, entry in s.items():

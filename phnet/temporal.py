@@ -116,6 +116,9 @@ class FrameEstimate:
 
 
 def signature(image_low: torch.Tensor, mask_low: torch.Tensor) -> torch.Tensor:
+    """The background's mean colour in each cell of a ``SIGNATURE_GRID`` square grid over a working-size frame
+    (``image_low`` 1×3×h×w in 0..1, ``mask_low`` 1×1×h×w): 1×3×G×G, NaN where a cell has no background.
+    :func:`background_change` compares two of them to find cuts."""
     cells = partition(image_low, SIGNATURE_GRID)
     background = 1 - mask_low
     count = cells.sums(background)
@@ -172,6 +175,8 @@ class Smoother:
         self._last = 0  # the causal average's last frame: it decays with the time since, held-out frames too
 
     def push(self, estimate: FrameEstimate) -> list[tuple[int, torch.Tensor]]:
+        """Add the next frame's estimate; returns the (frame index, smoothed correction) pairs that became final:
+        none, one or several (see the class docstring for when)."""
         index, ready = self.count, []
         self.count += 1
         if held_out(estimate):  # no scene to match: its own (zero) correction, and no pull on its neighbours

@@ -172,6 +172,8 @@ class PHNet(nn.Module):
         return (composite + change).clamp(0, 1), size, kept
 
     def transform_output(self, composite: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        """``composite`` (B×3×H×W, 0..1, any size) with each item's 12 colour-transform coefficients (B×12, from
+        :meth:`predict_transform`) applied, clamped to 0..1."""
         return apply_colour_transform(composite, coefficients).clamp(0, 1)
 
     def decode(

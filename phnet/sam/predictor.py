@@ -130,6 +130,8 @@ class SamSegmenter:
 
     @property
     def model_type(self) -> str:
+        """``"vit_b"``, ``"vit_l"`` or ``"vit_h"`` when the loaded encoder matches a preset, else ``"custom"``
+        (also for a model given to the constructor, whose size is not read)."""
         return self.architecture.name if self.architecture is not None else "custom"
 
     def to(self, device: str | torch.device) -> "SamSegmenter":
@@ -163,6 +165,7 @@ class SamSegmenter:
 
     @property
     def is_image_set(self) -> bool:
+        """Whether an image's embedding is cached, so that :meth:`predict` can run."""
         return self._predictor.is_image_set
 
     @property
@@ -176,6 +179,8 @@ class SamSegmenter:
         return self._predictor.features if self._predictor.is_image_set else None
 
     def reset_image(self) -> None:
+        """Drop the cached image and its embedding (freeing that memory); the next :meth:`set_image` encodes
+        again, even the same pixels."""
         with self._lock:
             self._predictor.reset_image()
             self._fingerprint = None
