@@ -1,6 +1,9 @@
 """The package as editors and type checkers read it: public names they can see without running it, and typing."""
 
 import ast
+import dataclasses
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,41 @@ def test_the_package_says_it_carries_type_hints():
     assert (ROOT / "py.typed").is_file()
     config = tomllib.loads((ROOT.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["phnet"]
+
+
+def _written_doc(obj) -> str:
+    """``obj``'s own docstring: not one a class inherits, nor the signature a dataclass or named tuple makes up."""
+    doc = vars(obj).get("__doc__") if isinstance(obj, type) else obj.__doc__
+    if isinstance(obj, type) and doc and (dataclasses.is_dataclass(obj) or hasattr(obj, "_fields")):
+        made_up = obj.__name__ + str(inspect.signature(obj)).replace(" -> None", "")
+        if doc == made_up or (hasattr(obj, "_fields") and doc.startswith(f"{obj.__name__}(")):
+            return ""
+    return (doc or "").strip()
+
+
+def _public_api():
+    """(name, object) for every function and class a user meets, and the methods and properties classes define."""
+    found = []
+    for module_name in ("phnet", "phnet.sam", "phnet.imageio", "phnet.compositing"):
+        module = importlib.import_module(module_name)
+        found += [(f"{module_name}.{n}", getattr(module, n)) for n in module.__all__]
+    for module_name in ("phnet.metrics", "phnet.temporal", "phnet.corrections"):
+        module = importlib.import_module(module_name)
+        found += [(f"{module_name}.{n}", v) for n, v in vars(module).items()
+                  if not n.startswith("_") and getattr(v, "__module__", None) == module_name]
+    found = [(name, obj) for name, obj in found if inspect.isroutine(obj) or inspect.isclass(obj)]
+    for name, cls in [(name, obj) for name, obj in found if inspect.isclass(obj)]:
+        for attr, value in vars(cls).items():
+            value = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if not attr.startswith("_") and (inspect.isfunction(value) or isinstance(value, property)):
+                found.append((f"{name}.{attr}", value))
+    return found
+
+
+def test_every_public_name_says_what_it_is():
+    """A name without a docstring shows nothing in an editor's tooltip or help(): write one or two sentences on
+    what it is or does (argument shapes and ranges where they matter)."""
+    api = _public_api()
+    assert {"phnet.Harmonizer.harmonize", "phnet.PHNetConfig.save", "phnet.sam.SamSegmenter.model_type",
+            "phnet.metrics.mse", "phnet.corrections.Correction.unchanged"} <= {name for name, _ in api}
+    assert [name for name, obj in api if not _written_doc(obj)] == []
