@@ -309,76 +309,122 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
     part = checkpoint.with_name(checkpoint.name + ".part")
     validator = part.with_name(part.name + ".validator")
     have = part.stat().st_size if part.is_file() and validator.is_file() else 0
+    response = _request(weights, target, part, validator, have)
+    if response is None:  # the part was removed: the whole file is asked for
+        return _transfer(weights, checkpoint, target, progress, say)
+    with response:
+        _refuse_a_page(response, weights, target)
+        if _drop_a_changed_part(response, part, validator):
+            return _transfer(weights, checkpoint, target, progress, say)
+        say(f"downloading {weights.filename} for {weights.name} from {weights.url} into {target} "
+            f"(licence: {weights.licence})")
+        resumed, have, total = _expected(response, weights, part, validator, have)
+        have, stopped = _copy_body(response, weights, target, part, resumed, have, total, progress)
+    _check_body(weights, part, validator, have, total, stopped)
+    _marker(checkpoint).touch()  # before the .pth appears: one a kill left behind is still known as ours
+    os.replace(part, checkpoint)
+    validator.unlink(missing_ok=True)
+
+
+def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path, have: int):
+    """The server's answer for ``weights.url``, asked from byte ``have`` of the part where one is kept (if the
+    file is still the one its validator names); None where the part is already whole or longer (HTTP 416): it is
+    removed, for the whole file to be asked for. Any other HTTP error, or a site out of reach, raises."""
     headers = {"Range": f"bytes={have}-", "If-Range": validator.read_text(encoding="utf-8")} if have else {}
     if "://" not in weights.url:
         raise ValueError(f"{BASE_URL_ENV}={os.environ.get(BASE_URL_ENV, '')!r} is neither a URL (https://..., "
                          "file:///...) nor a folder on this machine: set it to the mirror's folder URL")
     request = urllib.request.Request(weights.url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # the leftover part is already whole (or longer): start again
+        if e.code == 416 and have:
             part.unlink()
             validator.unlink()
-            return _transfer(weights, checkpoint, target, progress, say)
+            return None
         raise FileNotFoundError(_missing(weights, target, f"the server answered HTTP {e.code} {e.reason}")) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise ConnectionError(_missing(weights, target, f"the server could not be reached: {reason}")) from None
-    with response:
-        kind = response.headers.get("Content-Type", "")
-        if kind.startswith("text/") and weights.url.startswith(("http:", "https:")):  # a file: mirror says text/plain
-            raise ValueError(
-                f"{weights.url} answered with a {kind.split(';')[0]} page, not the checkpoint: the link may have "
-                f"moved. Download {weights.filename} by hand into {target}, or set {BASE_URL_ENV} to a mirror"
-            )
-        if response.status == 206 and _validator(response.headers) != validator.read_text(encoding="utf-8"):
-            # a server that honours Range but not If-Range, and whose file changed: the part is another file's
-            response.close()
-            part.unlink()
-            validator.unlink()
-            return _transfer(weights, checkpoint, target, progress, say)
-        say(f"downloading {weights.filename} for {weights.name} from {weights.url} into {target} "
-            f"(licence: {weights.licence})")
-        resumed = response.status == 206
-        if not resumed:
-            have = 0  # the server sent the whole file
-            same_file = _validator(response.headers)
-            if same_file:  # what a later try asks to resume against
-                validator.write_text(same_file, encoding="utf-8")
-            else:  # nothing to tell its file from another one's by: a cut part is never resumed
-                validator.unlink(missing_ok=True)
-        length = (response.headers.get("Content-Length") or "").strip()
-        total = have + int(length) if length.isdigit() else 0  # a garbled length is no length
-        if total > MAX_BYTES:
-            _too_big(weights, part, validator, f"announced {total:,} bytes, more than")
-        read = getattr(response, "read1", response.read)  # what has arrived, not a whole chunk's wait
-        since, got, stalled, too_big = time.monotonic(), 0, False, False
-        try:
-            with open(part, "ab" if resumed else "wb") as out:
+
+
+def _refuse_a_page(response, weights: OfficialWeights, target: Path) -> None:
+    """A web site's text answer (an error or login page sent with status 200) is not the checkpoint."""
+    kind = response.headers.get("Content-Type", "")
+    if kind.startswith("text/") and weights.url.startswith(("http:", "https:")):  # a file: mirror says text/plain
+        raise ValueError(
+            f"{weights.url} answered with a {kind.split(';')[0]} page, not the checkpoint: the link may have "
+            f"moved. Download {weights.filename} by hand into {target}, or set {BASE_URL_ENV} to a mirror"
+        )
+
+
+def _drop_a_changed_part(response, part: Path, validator: Path) -> bool:
+    """Whether the range answered is of another file than the part's (a server that honours Range but not
+    If-Range, and whose file changed): then the answer is closed and the part removed, never spliced."""
+    if response.status == 206 and _validator(response.headers) != validator.read_text(encoding="utf-8"):
+        response.close()
+        part.unlink()
+        validator.unlink()
+        return True
+    return False
+
+
+def _expected(response, weights: OfficialWeights, part: Path, validator: Path, have: int) -> tuple[bool, int, int]:
+    """Whether the answer resumes the part, the bytes had before its body, and the size the whole file will have
+    (0 where not announced). A whole file's validator is kept for a later try; a size over the cap is refused."""
+    resumed = response.status == 206
+    if not resumed:
+        have = 0  # the server sent the whole file
+        same_file = _validator(response.headers)
+        if same_file:  # what a later try asks to resume against
+            validator.write_text(same_file, encoding="utf-8")
+        else:  # nothing to tell its file from another one's by: a cut part is never resumed
+            validator.unlink(missing_ok=True)
+    length = (response.headers.get("Content-Length") or "").strip()
+    total = have + int(length) if length.isdigit() else 0  # a garbled length is no length
+    if total > MAX_BYTES:
+        _too_big(weights, part, validator, f"announced {total:,} bytes, more than")
+    return resumed, have, total
+
+
+def _copy_body(response, weights: OfficialWeights, target: Path, part: Path, resumed: bool, have: int, total: int,
+               progress: Callable[[int, int], None]) -> tuple[int, str | None]:
+    """The answer's body → ``part`` (after its ``have`` bytes where ``resumed``), followed by ``progress``. →
+    the bytes the part then holds, and why the copy stopped before the body ended: "too big" (it would pass
+    :data:`MAX_BYTES`), "stalled" (under :data:`MIN_PROGRESS` in :data:`TIMEOUT_S`), or None. A cut connection
+    is a ConnectionError and a failed write (a full disk) a PermissionError; the part stays for the next try."""
+    read = getattr(response, "read1", response.read)  # what has arrived, not a whole chunk's wait
+    since, got = time.monotonic(), 0
+    try:
+        with open(part, "ab" if resumed else "wb") as out:
+            progress(have, total)
+            while chunk := _received(read, weights, have, total, part):
+                if have + len(chunk) > MAX_BYTES:  # a body without a length that does not end
+                    return have, "too big"
+                out.write(chunk)
+                have += len(chunk)
                 progress(have, total)
-                while chunk := _received(read, weights, have, total, part):
-                    if have + len(chunk) > MAX_BYTES:  # a body without a length that does not end
-                        too_big = True
-                        break
-                    out.write(chunk)
-                    have += len(chunk)
-                    progress(have, total)
-                    got += len(chunk)
-                    if got >= MIN_PROGRESS:
-                        since, got = time.monotonic(), 0
-                    elif time.monotonic() - since > TIMEOUT_S:  # bytes that trickle keep each read alive
-                        stalled = True
-                        break
-        except ConnectionError:
-            raise
-        except OSError as e:  # writing it: a full disk, a quota, a folder made read-only meanwhile
-            raise PermissionError(
-                f"cannot write {part.name} into {target} ({e.strerror or e}): free space there{_elsewhere(target)}; "
-                "run again to resume the part that was written") from None
-    if too_big:
+                got += len(chunk)
+                if got >= MIN_PROGRESS:
+                    since, got = time.monotonic(), 0
+                elif time.monotonic() - since > TIMEOUT_S:  # bytes that trickle keep each read alive
+                    return have, "stalled"
+    except ConnectionError:
+        raise
+    except OSError as e:  # writing it: a full disk, a quota, a folder made read-only meanwhile
+        raise PermissionError(
+            f"cannot write {part.name} into {target} ({e.strerror or e}): free space there{_elsewhere(target)}; "
+            "run again to resume the part that was written") from None
+    return have, None
+
+
+def _check_body(weights: OfficialWeights, part: Path, validator: Path, have: int, total: int,
+                stopped: str | None) -> None:
+    """Refuses a copy that stopped early (:func:`_copy_body`) or ended short of the announced size: a body over
+    the cap removes the part, a stalled or short one keeps it to be resumed."""
+    if stopped == "too big":
         _too_big(weights, part, validator, "sent more than")
-    if stalled:
+    if stopped == "stalled":
         raise ConnectionError(
             f"the download of {weights.url} slowed to under {MIN_PROGRESS // 1024} KB in {TIMEOUT_S:g} s after "
             f"{have:,} of {total or '?'} bytes; run again to resume it ({part} is kept)")
@@ -387,6 +433,3 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
             f"the download of {weights.url} ended after {have:,} of {total:,} bytes; run again to resume it "
             f"({part} is kept)"
         )
-    _marker(checkpoint).touch()  # before the .pth appears: one a kill left behind is still known as ours
-    os.replace(part, checkpoint)
-    validator.unlink(missing_ok=True)
