@@ -179,6 +179,18 @@ def paste_subject(
     background is transparent (its margin), or one almost fully transparent (under 1/64 of full), unless
     ``allow_empty`` (a batch whose subject leaves some pictures, judged as a whole).
     """
+    _check_placement(x, y, scale, anchor)
+    bg, _ = image_to_array(background, "background")
+    rgb, alpha = _subject_and_alpha(subject, subject_mask, allow_empty)
+    box = _overlap(bg.shape[:2], rgb.shape[:2], x, y, scale, anchor)
+    part, part_alpha, scaled_alpha = _scaled_part(rgb, alpha, box, bg.shape[:2])
+    if not allow_empty and not (part_alpha > 0).any():
+        _refuse_a_transparent_part(scaled_alpha, subject_mask is not None, bg.shape[:2], x, y, scale, anchor)
+    return _blend(bg, part, part_alpha, box)
+
+
+def _check_placement(x: Any, y: Any, scale: Any, anchor: Any) -> None:
+    """The placement's numbers and anchor, refused before any picture is read."""
     if not isinstance(anchor, str) or anchor not in ANCHORS:  # (a list or dict is unhashable)
         raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
     if not (finite_real(scale) and scale > 0):
@@ -186,7 +198,10 @@ def paste_subject(
     if not (finite_real(x) and finite_real(y)):
         raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r}).")
 
-    bg, _ = image_to_array(background, "background")
+
+def _subject_and_alpha(subject: Any, subject_mask: Any, allow_empty: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's colour and its alpha: ``subject_mask``, else its own alpha, else its whole rectangle. One
+    almost fully transparent is refused unless ``allow_empty``."""
     rgb, alpha = image_to_array(subject, "subject")
     sh, sw = rgb.shape[:2]
     if subject_mask is not None:
@@ -197,15 +212,42 @@ def paste_subject(
     if faint and not allow_empty:
         raise ValueError(f"The subject is {faint}: give a cut-out whose subject is opaque (or a subject_mask that is "
                          "white on the subject).")
+    return rgb, alpha
 
+
+@dataclasses.dataclass(frozen=True)
+class _Overlap:
+    """Where the subject scaled to ``size`` (h, w) lands: its top-left corner at (``top``, ``left``) on the
+    background, which it overlaps in rows ``y0:y1`` and columns ``x0:x1`` (``rows`` and ``cols`` of the scaled
+    subject)."""
+
+    size: tuple[int, int]
+    top: int
+    left: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def rows(self) -> tuple[int, int]:
+        return self.y0 - self.top, self.y1 - self.top
+
+    @property
+    def cols(self) -> tuple[int, int]:
+        return self.x0 - self.left, self.x1 - self.left
+
+
+def _overlap(background_hw: tuple[int, int], subject_hw: tuple[int, int], x: float, y: float, scale: float,
+             anchor: str) -> _Overlap:
+    """The subject scaled by ``scale`` with its ``anchor`` at (x, y): where it overlaps the background. A subject
+    entirely outside it is refused."""
+    (bh, bw), (sh, sw) = background_hw, subject_hw
     new_h = max(1, int(round(sh * scale)))
     new_w = max(1, int(round(sw * scale)))
-
     ax, ay = ANCHORS[anchor]
     left = int(math.floor(x - ax * new_w + 0.5))
     top = int(math.floor(y - ay * new_h + 0.5))
-
-    bh, bw = bg.shape[:2]
     x0, y0 = max(left, 0), max(top, 0)
     x1, y1 = min(left + new_w, bw), min(top + new_h, bh)
     if x1 <= x0 or y1 <= y0:
@@ -213,26 +255,42 @@ def paste_subject(
             f"The subject ({new_w}x{new_h} px after scale {scale}) placed with its {anchor} at "
             f"({x}, {y}) lies entirely outside the {bw}x{bh} background; move x/y inside it."
         )
+    return _Overlap((new_h, new_w), top, left, y0, y1, x0, x1)
 
-    rows, cols = (y0 - top, y1 - top), (x0 - left, x1 - left)
+
+def _scaled_part(rgb: np.ndarray, alpha: np.ndarray, box: _Overlap, background_hw: tuple[int, int]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The colour and alpha of the scaled subject's part that lands on the background, and the alpha it was cut
+    from: the whole scaled one, or the unscaled one where only the part of an enlargement was computed."""
+    (sh, sw), (new_h, new_w), (bh, bw) = rgb.shape[:2], box.size, background_hw
     if new_h > sh and new_w > sw and new_h * new_w > bh * bw:  # enlarged past the background: its part only
-        s, a = _enlarge_window(rgb, alpha, (new_h, new_w), rows, cols)
-    else:
-        rgb, alpha = _resize(rgb, alpha, (new_h, new_w))
-        s, a = rgb[slice(*rows), slice(*cols)], alpha[slice(*rows), slice(*cols)]
-    if not allow_empty and not (a > 0).any():
-        if not (alpha > 0).any():  # nowhere opaque: no place would show it
-            what = "subject_mask is empty" if subject_mask is not None else "subject's alpha is transparent everywhere"
-            raise ValueError(f"The {what}, so there is nothing to paste: give a cut-out whose subject is opaque "
-                             "(or a subject_mask that marks it).")
-        raise ValueError(
-            f"No opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
-            f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does.")
+        part, part_alpha = _enlarge_window(rgb, alpha, box.size, box.rows, box.cols)
+        return part, part_alpha, alpha
+    rgb, alpha = _resize(rgb, alpha, box.size)
+    return rgb[slice(*box.rows), slice(*box.cols)], alpha[slice(*box.rows), slice(*box.cols)], alpha
+
+
+def _refuse_a_transparent_part(alpha: np.ndarray, masked: bool, background_hw: tuple[int, int], x: float, y: float,
+                               scale: float, anchor: str) -> None:
+    """No opaque part of the subject lands on the background: its ``alpha`` is 0 everywhere, or only its margin
+    overlaps."""
+    bh, bw = background_hw
+    if not (alpha > 0).any():  # nowhere opaque: no place would show it
+        what = "subject_mask is empty" if masked else "subject's alpha is transparent everywhere"
+        raise ValueError(f"The {what}, so there is nothing to paste: give a cut-out whose subject is opaque "
+                         "(or a subject_mask that marks it).")
+    raise ValueError(
+        f"No opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
+        f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does.")
+
+
+def _blend(bg: np.ndarray, part: np.ndarray, part_alpha: np.ndarray, box: _Overlap) -> tuple[np.ndarray, np.ndarray]:
+    """The background with the subject's part laid over it by its alpha, and that alpha as the mask."""
     comp = bg.copy()
-    mask = np.zeros((bh, bw), np.float32)
-    region = comp[y0:y1, x0:x1]
-    comp[y0:y1, x0:x1] = region * (1.0 - a[..., None]) + s * a[..., None]
-    mask[y0:y1, x0:x1] = a
+    mask = np.zeros(bg.shape[:2], np.float32)
+    region = comp[box.y0:box.y1, box.x0:box.x1]
+    comp[box.y0:box.y1, box.x0:box.x1] = region * (1.0 - part_alpha[..., None]) + part * part_alpha[..., None]
+    mask[box.y0:box.y1, box.x0:box.x1] = part_alpha
     return np.ascontiguousarray(comp, dtype=np.float32), mask
 
 
