@@ -256,7 +256,7 @@ def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(t
     """The stop saved the step's checkpoint again without its validation score; a run cut short by its time
     budget never logged the losses of its last steps."""
     import json
-    import threading
+    import os
 
     from trainer.fit import train
     from trainer.loop import TrainingLoop
@@ -265,9 +265,7 @@ def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(t
 
     def validate_then_stop(self):
         result = scored(self)
-        # as a scheduler would, while the step's work goes on; to this thread, where its handler runs at once
-        # (sent to the process, it may land on a data or torch thread and be handled steps later)
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler would, while the step's work goes on
         return result
 
     monkeypatch.setattr(TrainingLoop, "validate", validate_then_stop)
@@ -286,7 +284,7 @@ def test_a_stop_keeps_the_checkpoint_and_score_of_its_step_and_its_last_losses(t
     def step_then_stop(self):  # a signal after step 5, between two log records (every 4 steps)
         stepped(self)
         if self.pos.step == 5:
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(TrainingLoop, "train_step", step_then_stop)
     out = tmp_path / "signalled"
