@@ -65,17 +65,22 @@ def test_a_kill_while_saving_leaves_no_temporary_file(tiny_folder, tmp_path, mon
 
     comp, mask = _pair(tmp_path)
     out = tmp_path / "out.png"
-    before = signal.getsignal(getattr(signal, name))
+    signum = getattr(signal, name)
+    # as a terminal leaves it: a suite run under nohup inherits SIGHUP ignored, which the CLI rightly keeps
+    outer = signal.signal(signum, signal.SIG_DFL)
 
     def killed(self, fp, *args, **kwargs):
         Path(fp).write_bytes(b"half a pic")
-        os.kill(os.getpid(), getattr(signal, name))
+        os.kill(os.getpid(), signum)
 
     monkeypatch.setattr(Image.Image, "save", killed)
-    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == code
-    assert not out.exists() and not list(tmp_path.glob(".*"))
-    assert capsys.readouterr().err == "interrupted; files written so far are complete\n"
-    assert signal.getsignal(getattr(signal, name)) == before  # the caller's handler is back
+    try:
+        assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == code
+        assert not out.exists() and not list(tmp_path.glob(".*"))
+        assert capsys.readouterr().err == "interrupted; files written so far are complete\n"
+        assert signal.getsignal(signum) == signal.SIG_DFL  # the caller's handler is back
+    finally:
+        signal.signal(signum, outer)
 
 
 # ----------------------------------------------------------------------------------------------------
