@@ -308,7 +308,7 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
     or date); otherwise the server sends the whole file again, and two files are never spliced."""
     part = checkpoint.with_name(checkpoint.name + ".part")
     validator = part.with_name(part.name + ".validator")
-    have = part.stat().st_size if part.is_file() and validator.is_file() else 0
+    have = part.stat().st_size if part.is_file() and _kept_validator(validator) is not None else 0
     response = _request(weights, target, part, validator, have)
     if response is None:  # the part was removed: the whole file is asked for
         return _transfer(weights, checkpoint, target, progress, say)
@@ -326,11 +326,21 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
     validator.unlink(missing_ok=True)
 
 
+def _kept_validator(validator: Path) -> str | None:
+    """The validator kept beside a part, or None where there is none a request can carry (missing, unreadable, not
+    text, or not one line: a damaged one): the part is then not resumed, and the whole file is asked for."""
+    try:
+        text = validator.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text and not any(c in text for c in "\r\n\0") else None
+
+
 def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path, have: int):
     """The server's answer for ``weights.url``, asked from byte ``have`` of the part where one is kept (if the
     file is still the one its validator names); None where the part is already whole or longer (HTTP 416): it is
     removed, for the whole file to be asked for. Any other HTTP error, or a site out of reach, raises."""
-    headers = {"Range": f"bytes={have}-", "If-Range": validator.read_text(encoding="utf-8")} if have else {}
+    headers = {"Range": f"bytes={have}-", "If-Range": _kept_validator(validator)} if have else {}
     if "://" not in weights.url:
         raise ValueError(f"{BASE_URL_ENV}={os.environ.get(BASE_URL_ENV, '')!r} is neither a URL (https://..., "
                          "file:///...) nor a folder on this machine: set it to the mirror's folder URL")

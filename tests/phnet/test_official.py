@@ -229,6 +229,16 @@ def test_a_part_without_its_validator_is_not_resumed(site, tmp_path):
     assert site.requests == [(FILE, None)]
 
 
+@pytest.mark.parametrize("damaged", [b"\xff\xfe not text", b"two\nlines", b""])
+def test_a_part_whose_validator_is_damaged_is_downloaded_whole(site, tmp_path, damaged):
+    """A validator that was not one line of text ended the download in a UnicodeDecodeError's words (or urllib's
+    'Invalid header value'), run after run."""
+    (tmp_path / (FILE + ".part")).write_bytes(site.files[FILE][:100])
+    (tmp_path / (FILE + ".part.validator")).write_bytes(damaged)
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert site.requests == [(FILE, None)]
+
+
 def test_a_server_that_ignores_ranges_restarts_the_file(site, tmp_path):
     (tmp_path / (FILE + ".part")).write_bytes(b"stale bytes from another file")
     site.faults[FILE] = "no-range"
