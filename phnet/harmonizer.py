@@ -34,7 +34,7 @@ from .modeling import PHNet
 from .modeling.inference import InferencePHNet
 from .modeling.transform import correction_size, gain_and_offset
 from .official_pipeline import as_official_tester_reads, dithered, official_back, official_mask_square, official_square
-from .precision import DTYPES, resolve_dtype, slow_on
+from .precision import names_a_precision, resolve_dtype, slow_on
 from .regions import (IGNORED_REFERENCE, flat_colours, mixed_from_one_colour, off_canvas, reference_at,
                       reference_pixels, tail_on_one_colour, working_mask)
 from .temporal import FrameEstimate, Smoother, Temporal, as_temporal, signature
@@ -317,7 +317,7 @@ class Harmonizer:
         either is refused (no such device, an unknown precision), the Harmonizer stays as it was. As with
         ``torch.nn.Module.to``, a precision may come alone in the first place: ``.to(torch.bfloat16)``,
         ``.to("fp32")``."""
-        if dtype is None and _is_precision(device):
+        if dtype is None and names_a_precision(device):
             device, dtype = None, device
         target = self.device if device is None else pick_device(device)
         requested = self.requested_dtype if dtype is None else dtype
@@ -1142,15 +1142,6 @@ def carries_soft_edges(mode: str, method: str, output: str = "image") -> bool:
 def _noted(corrections: list[Correction], note: str) -> list[Correction]:
     """``note`` added to each correction of a picture with a subject."""
     return [c if c.empty_mask else dataclasses.replace(c, notes=(*c.notes, note)) for c in corrections]
-
-
-def _is_precision(value: Any) -> bool:
-    """Whether a value given as a device names a precision instead (no device is called so)."""
-    if isinstance(value, torch.dtype):
-        return True
-    # fp64 too, so that it is refused as a precision ("unknown dtype"), not as a device
-    return isinstance(value, str) and (value == "auto" or value.replace("bfloat", "bf").replace("float", "fp")
-                                       in (*DTYPES, "fp64"))
 
 
 def _check_flag(value: Any, name: str) -> None:

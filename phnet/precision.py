@@ -22,6 +22,8 @@ The normalization statistics run in fp32 under every choice (``modeling.patches.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .compat import autocast_available, cpu_autocast_takes_fp16
@@ -113,13 +115,25 @@ def slow_on(dtype: torch.dtype, device: str | torch.device) -> str | None:
     return None
 
 
+def _short_name(name: str) -> str:
+    """"bfloat16" → "bf16", "float32" → "fp32": a precision's name as :data:`DTYPES` keys it."""
+    return name.replace("bfloat", "bf").replace("float", "fp")
+
+
+def names_a_precision(value: Any) -> bool:
+    """Whether ``value`` names a precision (a torch.dtype, "auto", "fp16", "bfloat16"...) rather than a device; fp64
+    too, so that :func:`resolve_dtype` refuses it as a precision."""
+    return isinstance(value, torch.dtype) or (
+        isinstance(value, str) and (value == "auto" or _short_name(value) in (*DTYPES, "fp64")))
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:
     """``"auto"``/None → :func:`auto_dtype` for ``device``; "fp32"/"float32"/torch.float32 etc. as given."""
     if dtype is None or dtype == "auto":
         return auto_dtype(device)
     if isinstance(dtype, str):
         try:
-            dtype = DTYPES[dtype.replace("bfloat", "bf").replace("float", "fp")]
+            dtype = DTYPES[_short_name(dtype)]
         except KeyError:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(CHOICES)}") from None
     if dtype not in DTYPES.values():
