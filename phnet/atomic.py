@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 
-def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> None:
+def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``target``, then rename it over ``target``.
 
     The file gets the mode a plain open() would give it: an existing file's own (and one that may not be
@@ -22,7 +22,7 @@ def write_atomic(target: str | os.PathLike, write: Callable[[Path], None]) -> No
     write_atomic_all([(target, write)])
 
 
-def write_atomic_all(writes: Sequence[tuple[str | os.PathLike, Callable[[Path], None]]]) -> None:
+def write_atomic_all(writes: Sequence[tuple[str | os.PathLike[str], Callable[[Path], None]]]) -> None:
     """:func:`write_atomic` for files that belong together (weights and their config): every target is checked
     and every new file written under its temporary name before any is renamed into place, so a file that may
     not be written, or a full disk, leaves all of them as they were."""
@@ -63,7 +63,7 @@ def write_atomic_all(writes: Sequence[tuple[str | os.PathLike, Callable[[Path], 
                     os.unlink(tmp)                  # exception that cut it short is the one to raise)
 
 
-def dangling_link(path: str | os.PathLike) -> Path | None:
+def dangling_link(path: str | os.PathLike[str]) -> Path | None:
     """The symbolic link to nothing (an unmounted drive, say) among ``path`` and the folders above it that are not
     there, where making those folders would fail with a bare "File exists"; None where there is none."""
     path = Path(path)
@@ -74,12 +74,12 @@ def dangling_link(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def missing_target(link: str | os.PathLike) -> str:
+def missing_target(link: str | os.PathLike[str]) -> str:
     """What a symbolic link to nothing is: "LINK links to TARGET, which does not exist (an unmounted drive?)"."""
     return f"{link} {links_to_nothing(link)}"
 
 
-def links_to_nothing(link: str | os.PathLike) -> str:
+def links_to_nothing(link: str | os.PathLike[str]) -> str:
     """:func:`missing_target` without the link's own name, for a message that named it already."""
     return f"links to {os.readlink(link)}, which does not exist (an unmounted drive?)"
 
@@ -100,7 +100,7 @@ def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
             raise OSError(e.errno, f"{e.strerror}: cannot replace {target}", str(target)) from None
 
 
-def write_atomic_text(target: str | os.PathLike, text: str) -> None:
+def write_atomic_text(target: str | os.PathLike[str], text: str) -> None:
     write_atomic(target, text_writer(text))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from typing import Any
 
 import torch
 
@@ -276,7 +277,8 @@ class MetricTracker:
                 for name, v in values.items():
                     self._sums[key][name] += float(v[i])
 
-    def update(self, pred, gt, mask, composite=None, group: str | list[str] | None = None) -> dict[str, torch.Tensor]:
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, composite: torch.Tensor | None = None,
+               group: str | list[str] | None = None) -> dict[str, torch.Tensor]:
         """Add a batch's metrics (``pred``, ``gt``, ``composite`` B×3×H×W, ``mask`` B×1×H×W) under ``group``, one
         name for the batch or one per picture; returns that batch's :func:`all_metrics`."""
         n = pred.shape[0]
@@ -294,9 +296,9 @@ class MetricTracker:
             self._add("composite", all_metrics(composite, gt, mask), groups, buckets)
         return values
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, dict[str, Any]]:
         """{method: {"all": {metric: mean, "count": n}, "groups": {...}, "buckets": {...}}}"""
-        out: dict = {}
+        out: dict[str, dict[str, Any]] = {}
         for (method, group, bucket), count in sorted(self._counts.items()):
             means = {k: v / count for k, v in self._sums[(method, group, bucket)].items()}
             means["count"] = count

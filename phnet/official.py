@@ -63,7 +63,7 @@ def _weights(name: str) -> OfficialWeights:
         raise ValueError(f"unknown official PHNet weights {name!r}; choose one of {', '.join(NAMES)}") from None
 
 
-def _folders(folders: Iterable[str | os.PathLike | None] | str | os.PathLike | None) -> list[Path]:
+def _folders(folders: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None) -> list[Path]:
     if folders is None:
         return [default_folder()]
     if isinstance(folders, (str, os.PathLike)):
@@ -72,7 +72,8 @@ def _folders(folders: Iterable[str | os.PathLike | None] | str | os.PathLike | N
     return found or [default_folder()]
 
 
-def find(name: str, folders=None) -> Path | None:
+def find(name: str, folders: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None = None
+         ) -> Path | None:
     """The converted copy of ``name`` (a model folder) in ``folders``, if there is one; nothing is changed. Its
     model.safetensors stores its config: a config.json beside it only tunes it, and may be deleted."""
     _weights(name)
@@ -88,7 +89,7 @@ Convert = Callable[[Path, Path, "object"], None]  # (the .pth, the folder to wri
 
 def fetch(
     name: str,
-    folders=None,
+    folders: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None = None,
     *,
     convert: Convert,
     local_files_only: bool = False,

@@ -129,12 +129,12 @@ OFFICIAL: dict[str, OfficialWeights] = {
 OFFICIAL_NAMES = tuple(OFFICIAL)
 
 
-def is_weights_file(path: str | os.PathLike) -> bool:
+def is_weights_file(path: str | os.PathLike[str]) -> bool:
     """True for a name ending in one of :data:`WEIGHT_SUFFIXES` (any case)."""
     return str(path).lower().endswith(WEIGHT_SUFFIXES)
 
 
-def visible_files(folder: str | os.PathLike) -> list[str]:
+def visible_files(folder: str | os.PathLike[str]) -> list[str]:
     """The files in ``folder`` and its subfolders, as sorted paths relative to it, hidden ones (``.git``, an
     interrupted download's ``.part``) and those in hidden folders left out: where a checkpoint is looked for."""
     found = []
@@ -144,7 +144,7 @@ def visible_files(folder: str | os.PathLike) -> list[str]:
     return sorted(found)
 
 
-def stamp(path: str | os.PathLike) -> str:
+def stamp(path: str | os.PathLike[str]) -> str:
     """A value that changes when the local weights at ``path`` change on disk, for a host that keeps models
     loaded: a weights file (with the ``config.json`` beside it, which may rule how it loads), or a model folder
     (any file in it or in its subfolders, where a SAM checkpoint is looked for; hidden ones such as ``.git`` left
@@ -231,10 +231,10 @@ def _no_revision(revision: str | None, text: str, what: str) -> None:
 
 
 def resolve(
-    source: str | os.PathLike | None,
+    source: str | os.PathLike[str] | None,
     *,
     revision: str | None = None,
-    search_dirs: Iterable[str | os.PathLike | None] = (),
+    search_dirs: Iterable[str | os.PathLike[str] | None] = (),
     what: str = "PHNet weights",
 ) -> Source:
     """Say what ``source`` is, without loading or downloading.
@@ -286,7 +286,7 @@ def download(
     revision: str | None = None,
     filename: str | None = None,
     allow_patterns: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
     what: str = "PHNet weights",
@@ -399,7 +399,7 @@ def list_files(
     repo_id: str,
     *,
     revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
     what: str = "weights",
@@ -438,7 +438,7 @@ def _cached_snapshot(repo_id: str, revision: str | None, cache_dir) -> Path:
         raise
 
 
-def list_weights(folder: str | os.PathLike | None, folder_marker: str | None = "config.json") -> list[str]:
+def list_weights(folder: str | os.PathLike[str] | None, folder_marker: str | None = "config.json") -> list[str]:
     """Entries of a host's model folder a picker can offer: weights files, and sub-folders holding
     ``folder_marker`` (a saved PHNet model folder). Sorted; missing folder → []."""
     if not folder or not Path(folder).is_dir():

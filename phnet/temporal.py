@@ -90,7 +90,7 @@ class Temporal:
 MIN_WINDOW, MAX_WINDOW = 0.01, 10_000.0  # below, the weights underflow; above, the kernel outgrows any clip
 
 
-def as_temporal(value: "Temporal | bool | float | None") -> Temporal | None:
+def as_temporal(value: Temporal | bool | float | None) -> Temporal | None:
     """``None``/``False``: no smoothing; ``True``: the defaults; a number: that window in frames."""
     if value is None:
         return None

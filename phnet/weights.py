@@ -16,7 +16,7 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -415,11 +415,11 @@ def download_from_hub(
 
 
 def load_model(
-    source: str | Path | None = None,
+    source: str | os.PathLike[str] | None = None,
     *,
     config: PHNetConfig | None = None,
     revision: str | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -610,7 +610,8 @@ def _as_official(config: PHNetConfig, file_name: str) -> PHNetConfig:
     return dataclasses.replace(config, name=official.name, image_size=official.image_size)
 
 
-def fetch_official(name: str, folders=None, **options: Any) -> Path:
+def fetch_official(name: str, folders: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None = None,
+                   **options: Any) -> Path:
     """The model folder of an official checkpoint by name (``official-ffhqh512``), downloaded and converted
     on first use: :func:`phnet.official.fetch` with this module's strict conversion. ``folders``: where
     it is kept (default: :func:`phnet.official.default_folder`); ``options``: ``local_files_only``,

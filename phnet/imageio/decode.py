@@ -57,7 +57,7 @@ def folded_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-def folds_names(folder: str | os.PathLike) -> bool:
+def folds_names(folder: str | os.PathLike[str]) -> bool:
     """Whether ``folder`` has every case of a name as one file (Windows, macOS), read without writing there: its
     own name, or the nearest one above it that is there (a folder -o will make) and has letters, is looked for in
     another case. Where no name on the way has letters, the system's default."""
@@ -84,7 +84,7 @@ def read_image(path: str | Path) -> np.ndarray:
         return picture_pixels(path, image)
 
 
-def read_picture(path: str | Path) -> tuple[np.ndarray, dict]:
+def read_picture(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`read_image`'s pixels, and what a picture made from them should carry to look the same and keep
     its history: the file's ICC profile (``icc_profile``), EXIF (``exif``, its orientation reset: the pixels
     are upright), XMP (``xmp``: its bytes, orientation reset too), resolution (``dpi``, where the file states
@@ -138,7 +138,7 @@ def _key_as_alpha(pixels: np.ndarray, key: Any) -> np.ndarray:
     return pixels
 
 
-def _metadata(image) -> dict:
+def _metadata(image) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     if image.info.get("icc_profile"):
         kept["icc_profile"] = image.info["icc_profile"]

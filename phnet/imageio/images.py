@@ -31,10 +31,10 @@ class ImageForm:
     channels: int  # 1 (grey), 3 or 4 (alpha kept aside and put back untouched)
     original: Any  # the input's pixels (array or tensor): outside the mask they are copied verbatim
     device: Any = None
-    info: dict | None = None  # a PIL input's ICC profile, for the RGB result's ``info`` (see pil_info)
+    info: dict[str, Any] | None = None  # a PIL input's ICC profile, for the RGB result's ``info`` (see pil_info)
 
 
-def pil_info(image: Any) -> dict:
+def pil_info(image: Any) -> dict[str, Any]:
     """What of a PIL picture's ``info`` its RGB result carries: its ICC profile where that describes RGB
     colours (PIL's PNG writer embeds it from there; other writers take ``info["icc_profile"]`` when given)."""
     profile = image.info.get("icc_profile")

@@ -13,7 +13,7 @@ import shlex
 import sys
 from functools import partial
 from types import ModuleType
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -173,7 +173,7 @@ def _infer_decoder(state_dict: Mapping[str, torch.Tensor], prompt_embed_dim: int
     )
 
 
-def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor], **overrides) -> SamArchitecture:
+def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor], **overrides: Any) -> SamArchitecture:
     """Read the SAM size from a segment_anything state_dict's tensor shapes.
 
     ``overrides`` set fields the weights cannot show (e.g. ``decoder_norm_eps``).

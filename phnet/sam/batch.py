@@ -13,10 +13,11 @@ import enum
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 
 from ..imageio.masks import FAINT
 from ..mask_tools import _check_width, looks_inverted, refine_mask, refine_numbers
-from .predictor import _check_threshold, check_encodable
+from .predictor import SamSegmenter, _check_threshold, check_encodable
 from .prompts import guide_boxes, make_prompt
 
 
@@ -82,7 +83,7 @@ class BatchPlan:
     grow: int = 0
     feather: float = 0.0
 
-    def run(self, segmenter, images: Sequence[Any], interrupt: Callable[[], Any] | None = None
+    def run(self, segmenter: SamSegmenter, images: Sequence[Any], interrupt: Callable[[], Any] | None = None
             ) -> Iterator[PictureMask]:
         """Segment ``images`` (one per box, each of ``size``) with ``segmenter`` (a :class:`SamSegmenter`, already
         on its device), one picture at a time: a caller can report each as it comes. ``interrupt`` is called at
@@ -111,7 +112,7 @@ class BatchPlan:
 
 
 def plan_batch(
-    model,
+    model: torch.nn.Module,
     size: tuple[int, int],
     count: int = 1,
     *,

@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -45,7 +45,7 @@ class CheckpointFile:
     repo_id: str | None = None
     repo_filename: str | None = None
     revision: str | None = None
-    cache_dir: str | os.PathLike | None = None
+    cache_dir: str | os.PathLike[str] | None = None
     offline: bool = False
 
     def sibling(self, name: str) -> Path | None:
@@ -76,7 +76,7 @@ class CheckpointFile:
 # --------------------------------------------------------------------------------------
 
 
-def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_sam_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a SAM checkpoint file (:func:`phnet.state_dicts.read_tensors`: safetensors, or a pickle opened
     with ``weights_only=True`` only)."""
     state, _ = read_tensors(path, "SAM checkpoint")
@@ -153,7 +153,7 @@ def _download_from_hub(
     filename: str | None,
     *,
     revision: str | None,
-    cache_dir: str | os.PathLike | None,
+    cache_dir: str | os.PathLike[str] | None,
     local_files_only: bool,
     model_type: str | None,
 ) -> CheckpointFile:
@@ -171,11 +171,11 @@ def _download_from_hub(
 
 
 def locate_checkpoint(
-    source: str | os.PathLike,
+    source: str | os.PathLike[str],
     *,
     filename: str | None = None,
     revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool = False,
     model_type: str | None = None,
 ) -> CheckpointFile:
@@ -243,7 +243,7 @@ def _sam_config(checkpoint: CheckpointFile) -> dict | None:
     return config
 
 
-def _infer(path: Path, state: dict[str, torch.Tensor], **overrides) -> SamArchitecture:
+def _infer(path: Path, state: dict[str, torch.Tensor], **overrides: Any) -> SamArchitecture:
     try:
         return infer_sam_architecture(state, **overrides)
     except (KeyError, IndexError, ZeroDivisionError) as exc:  # (a tensor of size 0 among its shapes)

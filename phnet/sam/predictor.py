@@ -39,7 +39,7 @@ def interrupt_points(model: torch.nn.Module) -> int:
     return _interrupt_points(model.image_encoder)
 
 
-def check_encodable(model, height: int, width: int) -> None:
+def check_encodable(model: torch.nn.Module, height: int, width: int) -> None:
     """A ``ValueError`` for a picture SAM cannot encode: scaled to its input size, a side of 0 pixels."""
     ResizeLongestSide = import_segment_anything("utils.transforms").ResizeLongestSide
     side = model.image_encoder.img_size  # segment_anything scales the long side to this
@@ -97,12 +97,12 @@ class SamSegmenter:
     @classmethod
     def from_pretrained(
         cls,
-        source: str | os.PathLike,
+        source: str | os.PathLike[str],
         *,
         filename: str | None = None,
         model_type: str | None = None,
         device: str | torch.device | None = None,
-        cache_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
         revision: str | None = None,
     ) -> "SamSegmenter":
