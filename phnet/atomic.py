@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 
-def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``target``, then rename it over ``target``.
 
     The file gets the mode a plain open() would give it: an existing file's own (and one that may not be
@@ -22,7 +22,7 @@ def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], None]) 
     write_atomic_all([(target, write)])
 
 
-def write_atomic_all(writes: Sequence[tuple[str | os.PathLike[str], Callable[[Path], None]]]) -> None:
+def write_atomic_all(writes: Sequence[tuple[str | os.PathLike[str], Callable[[Path], object]]]) -> None:
     """:func:`write_atomic` for files that belong together (weights and their config): every target is checked
     and every new file written under its temporary name before any is renamed into place, so a file that may
     not be written, or a full disk, leaves all of them as they were."""
@@ -104,7 +104,7 @@ def write_atomic_text(target: str | os.PathLike[str], text: str) -> None:
     write_atomic(target, text_writer(text))
 
 
-def text_writer(text: str) -> Callable[[Path], None]:
+def text_writer(text: str) -> Callable[[Path], object]:
     """A ``write`` for :func:`write_atomic` that writes ``text`` as UTF-8."""
     return lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
 
