@@ -44,6 +44,7 @@ from PIL import Image
 
 from benchmarks.pairs import read_pair
 from phnet import Harmonizer
+from phnet.frames import estimate_frame
 from phnet.temporal import Temporal, shot_starts
 from trainer.colour import linear_to_srgb, srgb_to_linear
 from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
@@ -154,7 +155,7 @@ def clip_table(harmonizer: Harmonizer, pairs, frames: int, side: int, clips: int
             outputs[name] = harmonizer(comps, masks, layout="BCHW", temporal=temporal)
         with torch.inference_mode():
             size = harmonizer.config.image_size
-            estimates = [harmonizer.estimate_frame(comps[i].permute(1, 2, 0), 1.0, masks[i, 0], 1.0, size)
+            estimates = [estimate_frame(harmonizer, comps[i].permute(1, 2, 0), 1.0, masks[i, 0], 1.0, size)
                          for i in range(frames)]
         found.append(shot_starts(estimates, Temporal()))
         truth = subject_means(gts, masks)

@@ -305,12 +305,13 @@ def phnet_memory(harmonizer, image, working_size: int | None) -> int:
     where they are copied there for their full-resolution work, each picture with its float mask, and room
     for the tiles."""
     from ..phnet.fullres import working_shape
+    from ..phnet.pipeline import full_resolution_device, pictures_per_call
 
     size = working_size or harmonizer.config.image_size
     height, width = working_shape(image.shape[1], image.shape[2], size)
-    pictures = min(int(image.shape[0]), harmonizer.pictures_per_call(image, size))
+    pictures = min(int(image.shape[0]), pictures_per_call(harmonizer, image, size))
     network = pictures * height * width * NETWORK_BYTES_PER_PIXEL
-    if harmonizer.full_resolution_device(image[0]) == image.device:
+    if full_resolution_device(harmonizer, image[0]) == image.device:
         return network
     picture, mask = image[0].nbytes, image.shape[1] * image.shape[2] * 4
     return network + pictures * (picture + mask) + picture

@@ -1,6 +1,7 @@
 """The official tester's steps, reproduced for mode "official": the picture squashed to the square as it reads
 it (PIL's 8-bit bilinear), the mask sampled by PIL's nearest (a soft one dithered to 1 bit first), and the
-blended square resized back bicubic, never antialiased."""
+blended square resized back bicubic, never antialiased. :func:`official_pixels` (the caller's own pixels) and
+:func:`official_float` (a float picture) run them with a Harmonizer's network."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 
 import torch
 
-from .fullres import downscale_in_bands, resize
+from .corrections import Correction
+from .fullres import downscale_in_bands, resize, unit_float
+from .options import threshold_for
+from .pipeline import low_precision_failed, run_network
 from .tiling import tile_pixels
 
 
@@ -70,3 +74,79 @@ def dithered(mask: torch.Tensor) -> torch.Tensor:
     levels = (mask[0, 0] * 255).round().to(torch.uint8).cpu().numpy()
     bits = np.asarray(Image.fromarray(levels).convert("1"), dtype=np.float32)
     return torch.from_numpy(bits)[None, None].to(mask.device)
+
+
+def official_float(harmonizer, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
+    """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
+    picture and its mask. A picture left unchanged is not resampled: it comes back as it was."""
+    home = image.device
+    image = image.to(harmonizer.device, torch.float32)
+    mask = mask.to(harmonizer.device, torch.float32)
+    if bool(((mask > 0) & (mask < 1)).any()):
+        mask = dithered(mask)  # the official tester reads a soft mask as 1 bit: PIL's convert("1")
+    image_sq = resize(image, (size, size), "bilinear")
+    blended, correction = official_network(harmonizer, image_sq, official_mask_square(mask, size), strength, threshold)
+    if correction.unchanged:
+        return image.to(home), correction
+    result = official_back(blended, image.shape[-2:]).clamp_(0, 1).to(home)
+    if strength < 1:
+        result = image.to(home) + strength * (result - image.to(home))
+    return result, correction
+
+
+@torch.inference_mode()
+def official_pixels(harmonizer, pixels, peak, masks, mask_peak, out, strength, size, progress, threshold):
+    """:func:`official_float` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
+    into ``out`` in their dtype, one picture at a time, and as in the official tester only the bicubic result
+    is float at full size (see :func:`official_square` for the square)."""
+    harmonizer._check_weights()  # mode "official" runs the model itself: in the Harmonizer's precision, in eval mode
+    corrections = []
+    for i in range(pixels.shape[0]):
+        if pixels.shape[0] > 1 and not bool(masks[i].any()):  # no subject in this picture of the batch
+            corrections.append(Correction.no_subject(threshold_for(harmonizer.config, threshold), float(strength)))
+        else:
+            corrections.append(official_picture(harmonizer, pixels[i], peak, masks[i], mask_peak, out[i], strength,
+                                                size, threshold))
+        if progress is not None:
+            progress(i + 1, pixels.shape[0])
+    return corrections
+
+
+def official_picture(harmonizer, picture, peak, mask, mask_peak, out, strength, size, threshold) -> Correction:
+    """One H×W×C picture of :func:`official_pixels` into ``out`` (a copy of it, left so when unchanged)."""
+    image_sq = official_square(picture, peak, size).to(harmonizer.device)  # only the squares move
+    if bool(((mask > 0) & (mask < mask_peak)).any()):
+        mask = dithered(mask[None, None].float() / mask_peak)
+    else:  # binary: nearest sampling reads it as it is (uint8 on the CPU, no float copy)
+        mask = (mask > 0)[None, None].to(torch.uint8 if mask.device.type == "cpu" else torch.float32)
+    blended, correction = official_network(harmonizer, image_sq, official_mask_square(mask, size).to(harmonizer.device),
+                                           strength, threshold)
+    if correction.unchanged:  # not resampled
+        return correction
+    result = official_back(blended, picture.shape[:2]).clamp_(0, 1)
+    if strength < 1:
+        base = unit_float(picture[..., :3].to(harmonizer.device), peak)
+        result = base.add_(result.sub_(base).mul_(strength))
+    if peak != 1.0:
+        result = result.mul_(peak).round_()
+    out[..., :3] = result[0].permute(1, 2, 0).to(out.dtype).to(out.device)
+    return correction
+
+
+def official_network(harmonizer, image_sq, mask_sq, strength, threshold) -> tuple[torch.Tensor, Correction]:
+    """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
+    threshold = threshold_for(harmonizer.config, threshold)
+    if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
+        return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
+    def network(x, m):
+        return harmonizer.model.estimate(x, m, threshold=threshold)
+
+    # the official tester's fp32, unless asked otherwise
+    pred, correction_size, kept = run_network(harmonizer, network, image_sq, mask_sq, exact=True)
+    if harmonizer.dtype != torch.float32 and not bool(torch.isfinite(pred).all()):
+        low_precision_failed(harmonizer.dtype)
+        pred, correction_size, kept = run_network(harmonizer, network, image_sq, mask_sq, fp32=True)
+    if harmonizer.config.output == "transform":  # the official pipeline has no transform head: apply it here
+        pred = harmonizer.model.transform_output(image_sq, pred)
+    blended = pred * mask_sq + image_sq * (1 - mask_sq)
+    return blended, Correction(float(correction_size[0]), threshold, float(kept[0]), float(strength))

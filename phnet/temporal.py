@@ -24,7 +24,7 @@ The averaging streams (``Smoother``): a frame is final once the frames of its wi
 in, so a clip of any length holds only a window of low-resolution corrections.
 
 This module only smooths. Estimating a frame's correction and applying the smoothed one are the
-Harmonizer's own steps (``Harmonizer.estimate_frame`` / ``apply_frame``), the same that harmonize a
+steps of :mod:`phnet.frames` (``estimate_frame`` / ``apply_frame``), the same that harmonize a
 single picture, with the same tiled full-resolution step and the optional reference mask.
 """
 
@@ -111,7 +111,7 @@ class FrameEstimate:
     signature: torch.Tensor  # 1×3×G×G background cell means, NaN where a cell has no background
     shape: tuple[int, int]  # the working shape the correction belongs to
     report: Correction | None = None  # the network's proposal and the do-no-harm threshold's verdict
-    low: Any = None  # the frame as the network saw it (phnet.harmonizer.LowResolution), kept until it is applied
+    low: Any = None  # the frame as the network saw it (phnet.pipeline.LowResolution), kept until it is applied
     size: tuple[int, int] | None = None  # the frame's own size: frames of other sizes may share a working shape
 
 

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import memory_advice, out_of_memory
+from ..frames import apply_frame, estimate_frame, smoothed_report
+from ..options import check_options, threshold_for
+from ..pipeline import measured, pixels_of
 from .jobs import Job
 from .messages import in_flags, say, verdict
 from .reading import inverted_words, load_pair, orientation_note, reference_for
@@ -112,7 +115,7 @@ def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     try:
         settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
-        size = harmonizer.check_options(args.strength, "full", args.working_size)  # one set of option rules
+        size = check_options(harmonizer.config, args.strength, "full", args.working_size)  # one set of option rules
     except ValueError as e:
         raise ValueError(in_flags(e)) from None
     run = ClipRun(harmonizer, sorted(jobs, key=lambda job: natural_key(job.composite)), args, settings, size)
@@ -193,8 +196,8 @@ class ClipRun:
             if here < FAINT:  # the subject is out of the picture (or a matte's trace of it): the frame stays as it is
                 self._save(finish(pixels.clone()), job, keep, image)
                 (tally.traces if here else tally.unchanged).append(name)
-                tally.corrections.append(Correction.no_subject(self.harmonizer.threshold_for(self.args.threshold),
-                                                               self.args.strength, trace=bool(here)))
+                threshold = threshold_for(self.harmonizer.config, self.args.threshold)
+                tally.corrections.append(Correction.no_subject(threshold, self.args.strength, trace=bool(here)))
                 return None
             found = self._estimate_subject(job, image.shape, pixels, peak, masks, mask_peak)
             if found.report.background is not None:  # too little background: as it was
@@ -230,8 +233,8 @@ class ClipRun:
             reference = region[0]
         args = self.args
         with torch.inference_mode():
-            found = self.harmonizer.estimate_frame(pixels, peak, masks, mask_peak, self.size, reference,
-                                                   args.threshold, args.strength, reference_peak, args.mask_is_alpha)
+            found = estimate_frame(self.harmonizer, pixels, peak, masks, mask_peak, self.size, reference,
+                                   args.threshold, args.strength, reference_peak, args.mask_is_alpha)
         if scene is not None:
             found.report = replace(found.report, notes=(*found.report.notes, TRANSPARENT_SCENE))
         return found
@@ -249,11 +252,11 @@ class ClipRun:
                 pixels, peak, mask, mask_peak, finish = self._frame_of(image, mask)
                 out = pixels.clone()
                 with torch.inference_mode():
-                    harmonizer.apply_frame(pixels, peak, mask, mask_peak, out, frame, correction, self.args.strength)
-                    report = harmonizer.smoothed_report(frame, correction)
+                    apply_frame(harmonizer, pixels, peak, mask, mask_peak, out, frame, correction, self.args.strength)
+                    report = smoothed_report(harmonizer, frame, correction)
                     # what went through the working size (methods "resize", "guided") measured, as for a picture
-                    self.tally.corrections[place] = harmonizer.measured([report], "full", pixels[None], out[None],
-                                                                        mask[None], peak, mask_peak, weigh=False)[0]
+                    self.tally.corrections[place] = measured(harmonizer, [report], "full", pixels[None], out[None],
+                                                             mask[None], peak, mask_peak, weigh=False)[0]
                 self._save(finish(out), job, keep, image)
             except (ValueError, OSError, MemoryError, RuntimeError) as e:
                 if isinstance(e, RuntimeError) and not out_of_memory(e):
@@ -265,8 +268,8 @@ class ClipRun:
         """(its pixels H×W×C, their peak, the mask H×W, its peak, finish(out) → the picture to save, in the kind
         every frame is saved as: a grey clip comes out RGB throughout). A frame's mask may cover it whole, only an
         edge of it (a subject walking in), or none of it: the clip is judged as a whole."""
-        pixels, peak, masks, mask_peak, finish = self.harmonizer.pixels_of(image, mask, one_of_more=True,
-                                                                           allow_empty=True)
+        pixels, peak, masks, mask_peak, finish = pixels_of(image, mask, one_of_more=True,
+                                                           allow_empty=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
     def _save(self, result: np.ndarray, job: Job, keep: dict, image: np.ndarray) -> None:

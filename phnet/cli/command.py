@@ -13,7 +13,7 @@ import warnings
 
 
 from ..fullres import METHODS
-from ..harmonizer import MODES
+from ..options import MODES
 from ..precision import CHOICES as PRECISIONS
 from ..sources import OFFICIAL, OFFICIAL_NAMES
 from .convert import convert

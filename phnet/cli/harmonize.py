@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import memory_advice, out_of_memory
-from ..harmonizer import carries_soft_edges
+from ..options import carries_soft_edges, check_options
 from .clip import CUT_THRESHOLD, harmonize_clip, refuse_inverted_clip, refuse_unreadable_masks
 from .jobs import Job, check_format_limits, check_writable, is_folder_target, plan, transparent_into_no_alpha
 from .messages import depth, in_flags, left_out_note, say, verdict
@@ -58,7 +58,7 @@ def harmonize(args: argparse.Namespace) -> int:
     if args.temporal is not None:
         return harmonize_clip(harmonizer, jobs, args)
     try:  # once, not in every picture's words
-        harmonizer.check_options(args.strength, args.mode, args.working_size)
+        check_options(harmonizer.config, args.strength, args.mode, args.working_size)
     except ValueError as e:
         raise SystemExit(f"error: {in_flags(e)}") from None
     return harmonize_pictures(harmonizer, jobs, args, single)
@@ -117,7 +117,7 @@ def load_harmonizer(args: argparse.Namespace):
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,
         method=args.method or "correction")
-    if args.mask_is_alpha and not harmonizer.carries_soft_edges(args.mode):
+    if args.mask_is_alpha and not carries_soft_edges(args.mode, harmonizer.method, harmonizer.config.output):
         raise SystemExit(MASK_IS_ALPHA_UNUSED + " (these weights map the subject's colours as a whole)")
     slow = precision.slow_on(harmonizer.dtype, harmonizer.device)  # the library logs it, which the CLI keeps quiet
     if slow:

@@ -766,7 +766,8 @@ def test_harmonize_asks_comfyui_for_room_on_the_gpu_and_gives_it_back(pack, node
     assert doubled == height * width * loaders.NETWORK_BYTES_PER_PIXEL
     # as on a GPU, with 8 pictures a call: one picture asks for one picture's room, a batch for its call's
     with monkeypatch.context() as patch:
-        patch.setattr(phnet_model, "pictures_per_call", lambda pixels, size: 8)
+        pipeline = importlib.import_module(pack.__name__ + ".phnet.pipeline")
+        patch.setattr(pipeline, "pictures_per_call", lambda harmonizer, pixels, size: 8)
         one = loaders.phnet_memory(phnet_model, image[:1], None)
         assert loaders.phnet_memory(phnet_model, image, None) == 3 * one
     comfy_env.calls.clear()

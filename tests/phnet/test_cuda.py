@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from phnet import Harmonizer
+from phnet.pipeline import apply_low, estimate_batch, full_resolution_device, pictures_per_call, prepare_low
 
 pytestmark = pytest.mark.cuda
 
@@ -86,7 +87,7 @@ def test_full_resolution_work_on_the_gpu_is_the_work_on_the_host(tiny_model, kin
 
     on_model = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32")
     on_input = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", full_resolution_on="input")
-    assert on_model.full_resolution_device(torch.zeros(1)).type == "cuda"  # "auto" works on the GPU
+    assert full_resolution_device(on_model, torch.zeros(1)).type == "cuda"  # "auto" works on the GPU
     image, mask = _picture(1200, 1700)  # large enough for the banded downscale
     options = {}
     if kind == "float":  # a ComfyUI IMAGE: B×H×W×C float32 on the host
@@ -127,7 +128,7 @@ def test_pictures_sharing_a_network_call_on_the_gpu_come_out_as_one_at_a_time(ti
     frames = np.stack([image, image[::-1].copy(), image[:, ::-1].copy(), image // 2, image])
     one = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", network_batch=1)
     shared = Harmonizer(copy.deepcopy(tiny_model), device="cuda", dtype="fp32", cuda_graphs=graphs)
-    assert shared.pictures_per_call(torch.from_numpy(frames), 256) == 8
+    assert pictures_per_call(shared, torch.from_numpy(frames), 256) == 8
     for options in ({}, {"temporal": True}):
         a, b = shared(frames, mask, threshold=0, **options), one(frames, mask, threshold=0, **options)
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
@@ -143,9 +144,9 @@ def test_the_gpu_waits_for_the_host_once_per_picture_and_once_per_network_call(t
     image, mask = _picture()
     pixels = torch.from_numpy(np.stack([image, image[::-1].copy(), image // 2])).cuda()
     masks = torch.from_numpy(mask).cuda().expand(3, -1, -1)
-    lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]  # warm-up (and capture)
+    lows = [prepare_low(harmonizer, p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]  # warm-up (and capture)
     images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
-    outputs, _ = harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True)
+    outputs, _ = estimate_batch(harmonizer, images, masks_low, threshold=0, as_change=True)
 
     def waits(run) -> int:
         torch.cuda.synchronize()
@@ -158,8 +159,8 @@ def test_the_gpu_waits_for_the_host_once_per_picture_and_once_per_network_call(t
             torch.cuda.set_sync_debug_mode("default")
         return sum("synchronizing" in str(w.message) for w in caught)
 
-    assert waits(lambda: [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]) == 3
-    assert waits(lambda: harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True)) == 1
+    assert waits(lambda: [prepare_low(harmonizer, p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]) == 3
+    assert waits(lambda: estimate_batch(harmonizer, images, masks_low, threshold=0, as_change=True)) == 1
     out = pixels.clone()
-    assert waits(lambda: [harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
-                                               as_change=True) for i, low in enumerate(lows)]) == 0
+    assert waits(lambda: [apply_low(harmonizer, pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
+                                    as_change=True) for i, low in enumerate(lows)]) == 0

@@ -225,11 +225,11 @@ def test_a_large_8bit_image_needs_no_full_size_float_copy(tiny_model, call):
 
 def test_a_reference_mask_is_read_in_its_own_dtype(tiny_model, monkeypatch):
     """An 8K uint8 reference mask as float32 was 130 MB, and a second full-size float without the subject."""
-    import phnet.harmonizer as harmonizer
+    import phnet.frames as frames
 
     seen = []
-    original = harmonizer.reference_at
-    monkeypatch.setattr(harmonizer, "reference_at", lambda reference, *a: seen.append(reference.dtype) or
+    original = frames.reference_at
+    monkeypatch.setattr(frames, "reference_at", lambda reference, *a: seen.append(reference.dtype) or
                         original(reference, *a))
     image, mask = photo(120, 200), soft_mask(120, 200)
     reference = np.zeros((120, 200), np.uint8)

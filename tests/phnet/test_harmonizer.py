@@ -9,7 +9,11 @@ from PIL import Image
 
 from phnet import Harmonizer
 from phnet.corrections import summary
+from phnet.frames import estimate_frame, smoothed_report
 from phnet.fullres import working_shape
+from phnet.options import check_options
+from phnet.pipeline import (apply_low, apply_to_box, estimate_batch, full_resolution_device, pictures_per_call,
+                            prepare_low)
 
 
 @pytest.fixture()
@@ -380,9 +384,9 @@ def test_fp32_stays_fp32_inside_a_callers_autocast(tiny_model):
         assert torch.equal(h.harmonize_tensor(img, m), ref)
     # and the frame-by-frame steps a clip too long to hold runs through (the CLI's --temporal)
     pixels, mask = img[0].permute(1, 2, 0).contiguous(), m[0, 0]
-    plain = h.estimate_frame(pixels, 1.0, mask, 1.0, 32, threshold=0.0)
+    plain = estimate_frame(h, pixels, 1.0, mask, 1.0, 32, threshold=0.0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        under = h.estimate_frame(pixels, 1.0, mask, 1.0, 32, threshold=0.0)
+        under = estimate_frame(h, pixels, 1.0, mask, 1.0, 32, threshold=0.0)
     assert under.report == plain.report
 
 
@@ -457,7 +461,7 @@ def test_an_integer_past_any_float_is_refused_as_any_bad_option_is(harmonizer):
             with pytest.raises(ValueError, match=rf"^{option} must be {rule}, got an integer too large for a float\.$"):
                 harmonizer(img, m, **{option: huge})
     with pytest.raises(ValueError, match=r"^working_size must be a multiple of 8 .*too large for a float\.$"):
-        harmonizer.check_options(0.5, "full", 2**2000)
+        check_options(harmonizer.config, 0.5, "full", 2**2000)
 
 
 @pytest.mark.parametrize(
@@ -475,15 +479,15 @@ def test_full_resolution_work_runs_where_asked(tiny_model):
     assert Harmonizer(tiny_model, device="cpu").full_resolution_on == "auto"
     for where in ("auto", "model", "input"):
         h = Harmonizer(tiny_model, device="cpu", full_resolution_on=where)
-        assert h.full_resolution_device(pixels) == torch.device("cpu")
+        assert full_resolution_device(h, pixels) == torch.device("cpu")
     h = Harmonizer(tiny_model, device="cpu", full_resolution_on="model")
     h.device = torch.device("cuda")  # what it would choose with the model on a GPU (not moved: none here)
-    assert h.full_resolution_device(pixels) == torch.device("cuda")
-    assert h.full_resolution_device(pixels.to(torch.uint16)) == torch.device("cpu")  # few uint16 kernels there
+    assert full_resolution_device(h, pixels) == torch.device("cuda")
+    assert full_resolution_device(h, pixels.to(torch.uint16)) == torch.device("cpu")  # few uint16 kernels there
     h.full_resolution_on = "auto"
-    assert h.full_resolution_device(pixels) == torch.device("cuda")
+    assert full_resolution_device(h, pixels) == torch.device("cuda")
     h.full_resolution_on = "input"
-    assert h.full_resolution_device(pixels) == torch.device("cpu")
+    assert full_resolution_device(h, pixels) == torch.device("cpu")
     with pytest.raises(ValueError, match="full_resolution_on"):
         Harmonizer(tiny_model, device="cpu", full_resolution_on="gpu")
 
@@ -553,25 +557,25 @@ def test_pictures_sharing_a_network_call_come_out_as_one_at_a_time(tiny_model):
 
 
 def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny_model):
-    from phnet import harmonizer as module
+    from phnet import pipeline as module
 
     pixels = torch.zeros(12, 8, 8, 3, dtype=torch.uint8)
     h = Harmonizer(tiny_model, device="cpu")
-    assert h.network_batch == "auto" and h.pictures_per_call(pixels, 512) == 1
-    assert Harmonizer(tiny_model, device="cpu", network_batch=5).pictures_per_call(pixels, 512) == 5
+    assert h.network_batch == "auto" and pictures_per_call(h, pixels, 512) == 1
+    assert pictures_per_call(Harmonizer(tiny_model, device="cpu", network_batch=5), pixels, 512) == 5
     h.device = torch.device("cuda")  # what it would choose with the model on a GPU (not moved: none here)
-    assert h.pictures_per_call(pixels, 512) == module.CUDA_NETWORK_BATCH
-    assert h.pictures_per_call(pixels, 1024) == 2  # the network's activations grow with the working size
-    assert h.pictures_per_call(pixels, 2048) == 1
+    assert pictures_per_call(h, pixels, 512) == module.CUDA_NETWORK_BATCH
+    assert pictures_per_call(h, pixels, 1024) == 2  # the network's activations grow with the working size
+    assert pictures_per_call(h, pixels, 2048) == 1
     big = torch.zeros(1, 1, 1, 3, dtype=torch.uint8).expand(3, 4320, 7680, 3)  # 8K: 100 MB a picture, on the GPU
-    assert h.pictures_per_call(big, 512) == 1
-    assert h.pictures_per_call(big[:, :1080, :1920], 512) == module.CUDA_NETWORK_BATCH
+    assert pictures_per_call(h, big, 512) == 1
+    assert pictures_per_call(h, big[:, :1080, :1920], 512) == module.CUDA_NETWORK_BATCH
     four_k = big[:, :2160, :3840]  # 25 MB a picture: with its float mask (33 MB), 2 fit 128 MiB, not 5
-    assert h.pictures_per_call(four_k, 512) == 2
-    assert h.pictures_per_call(four_k, 512, torch.zeros(1, 1, 1, dtype=torch.uint8).expand(3, 2160, 3840)) == 4
-    assert h.pictures_per_call(four_k, 512, torch.zeros(1, 1, 1, dtype=torch.float64).expand(3, 2160, 3840)) == 1
+    assert pictures_per_call(h, four_k, 512) == 2
+    assert pictures_per_call(h, four_k, 512, torch.zeros(1, 1, 1, dtype=torch.uint8).expand(3, 2160, 3840)) == 4
+    assert pictures_per_call(h, four_k, 512, torch.zeros(1, 1, 1, dtype=torch.float64).expand(3, 2160, 3840)) == 1
     h.full_resolution_on = "input"  # nothing waits on the GPU: the full batch
-    assert h.pictures_per_call(big, 512) == module.CUDA_NETWORK_BATCH
+    assert pictures_per_call(h, big, 512) == module.CUDA_NETWORK_BATCH
     for bad in (0, -1, 2.0, True, "8", np.bool_(True), np.int64(0)):
         with pytest.raises(ValueError, match="network_batch must be a whole number >= 1 or 'auto'"):
             Harmonizer(tiny_model, device="cpu", network_batch=bad)
@@ -582,7 +586,7 @@ def test_a_subject_too_small_for_the_working_size_keeps_its_largest_pixel(harmon
     pixels = torch.from_numpy(photo(256, 256))
     mask = torch.zeros(256, 256)
     mask[100, 37] = 1.0  # one pixel: under half a working-size pixel's coverage
-    low = harmonizer.prepare_low(pixels, 255.0, mask, 1.0, 64)
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 1.0, 64)
     where = low.mask[0, 0].nonzero()  # the working pixels it touches most, at its place
     assert 1 <= len(where) <= 2 and (where - torch.tensor([100 // 4, 37 // 4])).abs().max() <= 1
     assert low.mask[0, 0, 100 // 4, 37 // 4] == 1
@@ -595,7 +599,7 @@ def test_a_subject_rounded_away_at_the_working_size_is_placed_where_it_is_not_in
     pixels = torch.zeros(3072, 3072, 3, dtype=torch.uint8)
     mask = torch.zeros(3072, 3072, dtype=torch.uint8)
     mask[1800, 2000] = 255
-    low = harmonizer.prepare_low(pixels, 255.0, mask, 255.0, 64)
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
     assert (low.mask[0, 0] > 0).nonzero().tolist() == [[1800 * 64 // 3072, 2000 * 64 // 3072]]
 
 
@@ -606,8 +610,8 @@ def test_a_faint_subject_with_one_stronger_speck_is_its_region_not_one_pixel(har
     faint = torch.from_numpy(subject_mask(96, 96)) * 0.3
     specked = faint.clone()
     specked[40, 40] = 0.9
-    whole = harmonizer.prepare_low(pixels, 255.0, faint, 1.0, 32).mask
-    assert whole.sum() > 10 and torch.equal(harmonizer.prepare_low(pixels, 255.0, specked, 1.0, 32).mask, whole)
+    whole = prepare_low(harmonizer, pixels, 255.0, faint, 1.0, 32).mask
+    assert whole.sum() > 10 and torch.equal(prepare_low(harmonizer, pixels, 255.0, specked, 1.0, 32).mask, whole)
 
 
 @pytest.mark.parametrize("level", [0.49, 0.3])
@@ -616,8 +620,8 @@ def test_a_soft_mask_under_half_everywhere_is_its_region_not_one_pixel(harmonize
     picture barely moved while the report said it changed."""
     pixels = torch.from_numpy(photo(96, 96))
     mask = torch.from_numpy(subject_mask(96, 96))
-    whole = harmonizer.prepare_low(pixels, 255.0, mask, 1.0, 32).mask
-    soft = harmonizer.prepare_low(pixels, 255.0, mask * level, 1.0, 32).mask
+    whole = prepare_low(harmonizer, pixels, 255.0, mask, 1.0, 32).mask
+    soft = prepare_low(harmonizer, pixels, 255.0, mask * level, 1.0, 32).mask
     assert whole.sum() > 10 and torch.equal(soft, whole)
 
 
@@ -631,30 +635,30 @@ def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_networ
     masks[2] = 0
     masks[2, 30, 40] = 1  # vanishes at the working size
     with HostReads() as reads:
-        lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 32) for p, m in zip(pixels, masks)]
+        lows = [prepare_low(harmonizer, p, 255.0, m, 1.0, 32) for p, m in zip(pixels, masks)]
     assert reads.count == 3
     with HostReads() as reads:
-        outputs, found = harmonizer.estimate_batch(torch.cat([low.image for low in lows]),
-                                                   torch.cat([low.mask for low in lows]), threshold=0,
-                                                   as_change=True)
+        outputs, found = estimate_batch(harmonizer, torch.cat([low.image for low in lows]),
+                                        torch.cat([low.mask for low in lows]), threshold=0,
+                                        as_change=True)
     assert reads.count == 1 and len(found) == 3
     threshold = (found[0].size + found[1].size) / 2  # one subject held back, one changed: still one read
     assert min(found[0].size, found[1].size) < threshold < max(found[0].size, found[1].size)
     with HostReads() as reads:
-        _, held = harmonizer.estimate_batch(torch.cat([low.image for low in lows]),
-                                            torch.cat([low.mask for low in lows]), threshold=threshold,
-                                            as_change=True)
+        _, held = estimate_batch(harmonizer, torch.cat([low.image for low in lows]),
+                                 torch.cat([low.mask for low in lows]), threshold=threshold,
+                                 as_change=True)
     assert reads.count == 1 and sorted(c.kept > 0 for c in held[:2]) == [False, True]
     bf16 = Harmonizer(harmonizer.model, device="cpu", dtype="bf16")  # its finiteness is read with the rest
     with HostReads() as reads:
-        bf16.estimate_batch(torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows]),
-                           threshold=0, as_change=True)
+        estimate_batch(bf16, torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows]),
+                       threshold=0, as_change=True)
     assert reads.count == 1
     out = pixels.clone()
     with HostReads() as reads:
         for i, low in enumerate(lows):
-            harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
-                                 as_change=True)
+            apply_low(harmonizer, pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
+                      as_change=True)
     assert reads.count == 0
 
 
@@ -805,16 +809,16 @@ def test_the_change_filled_for_the_batch_gives_the_pixels_of_the_picture(tiny_mo
     harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", network_batch=network_batch)
     pixels = torch.from_numpy(np.stack([photo(70, 110, seed) for seed in range(3)]))
     masks = torch.from_numpy(np.stack([subject_mask(70, 110, soft=True)] * 3))
-    lows = [harmonizer.prepare_low(p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]
+    lows = [prepare_low(harmonizer, p, 255.0, m, 1.0, 64) for p, m in zip(pixels, masks)]
     images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
-    pictures, _ = harmonizer.estimate_batch(images, masks_low, threshold=0)
-    changes, _ = harmonizer.estimate_batch(images, masks_low, threshold=0, as_change=True,
-                                           coverage=torch.cat([low.coverage for low in lows]))
+    pictures, _ = estimate_batch(harmonizer, images, masks_low, threshold=0)
+    changes, _ = estimate_batch(harmonizer, images, masks_low, threshold=0, as_change=True,
+                                coverage=torch.cat([low.coverage for low in lows]))
     by_picture, by_change = pixels.clone(), pixels.clone()
     for i, low in enumerate(lows):
-        harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, by_picture[i], 1.0, low, pictures[i : i + 1])
-        harmonizer.apply_low(pixels[i], 255.0, masks[i], 1.0, by_change[i], 1.0, low, changes[i : i + 1],
-                             as_change=True)
+        apply_low(harmonizer, pixels[i], 255.0, masks[i], 1.0, by_picture[i], 1.0, low, pictures[i : i + 1])
+        apply_low(harmonizer, pixels[i], 255.0, masks[i], 1.0, by_change[i], 1.0, low, changes[i : i + 1],
+                  as_change=True)
     assert torch.equal(by_picture, by_change)
     # the call runs the network network_batch pictures at a time: one picture's run and three pictures' run may
     # differ in the last bit of a float (the CPU's convolution kernels are chosen per batch size), so by a level
@@ -828,12 +832,12 @@ def test_a_staged_picture_is_worked_on_in_its_subjects_box_alone(harmonizer, as_
     pixels = torch.from_numpy(photo(90, 150, channels=4))
     pixels, peak = (pixels, 255.0) if dtype == torch.uint8 else (pixels.float() / 255, 1.0)
     mask = torch.from_numpy(subject_mask(90, 150, soft=True))
-    low = harmonizer.prepare_low(pixels, peak, mask, 1.0, 64)
-    output, _ = harmonizer.estimate_batch(low.image, low.mask, threshold=0, as_change=as_change)
+    low = prepare_low(harmonizer, pixels, peak, mask, 1.0, 64)
+    output, _ = estimate_batch(harmonizer, low.image, low.mask, threshold=0, as_change=as_change)
     whole = pixels.clone()
-    harmonizer.apply_low(pixels, peak, mask, 1.0, whole, 0.8, low, output, as_change=as_change)
+    apply_low(harmonizer, pixels, peak, mask, 1.0, whole, 0.8, low, output, as_change=as_change)
     r0, r1, c0, c1 = low.box
-    box = harmonizer.apply_to_box(pixels, peak, mask, 1.0, 0.8, low, output, as_change=as_change)
+    box = apply_to_box(harmonizer, pixels, peak, mask, 1.0, 0.8, low, output, as_change=as_change)
     assert torch.equal(box, whole[r0:r1, c0:c1])
     assert not torch.equal(box, pixels[r0:r1, c0:c1])
 
@@ -1689,9 +1693,9 @@ def test_a_smoothed_frames_report_measures_its_change_as_the_network_proposed_it
         mask = np.zeros((1024, 1024), np.float32)
         mask[300:700, 350:650] = level
         mask[40, 40] = 1.0
-        frame = harmonizer.estimate_frame(torch.from_numpy(pixels), 255.0, torch.from_numpy(mask), 1.0, 128,
-                                          threshold=0)
-        half = harmonizer.smoothed_report(frame, frame.correction * 0.5)
+        frame = estimate_frame(harmonizer, torch.from_numpy(pixels), 255.0, torch.from_numpy(mask), 1.0, 128,
+                               threshold=0)
+        half = smoothed_report(harmonizer, frame, frame.correction * 0.5)
         assert half.smoothed == pytest.approx(frame.report.size / 2, rel=0.01), level
 
 
