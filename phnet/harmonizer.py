@@ -62,10 +62,10 @@ class Harmonizer:
     device; host pictures are copied there one at a time and only the subject's box comes back.
     "auto" (default): "model" on CUDA, "input" elsewhere.
 
-    ``cuda_graphs=True``: on CUDA, the network call (with the fill of its change, see :func:`~phnet.pipeline.estimate_batch`)
-    is captured as a CUDA graph the first time a working size is seen and replayed after that
-    (:mod:`phnet.graphs`), one launch instead of hundreds; a few seconds' capture per new size. Ignored on
-    other devices.
+    ``cuda_graphs=True``: on CUDA, the network call (with the fill of its change, see
+    :func:`~phnet.pipeline.estimate_batch`) is captured as a CUDA graph the first time a working size is seen and
+    replayed after that (:mod:`phnet.graphs`), one launch instead of hundreds; a few seconds' capture per new size.
+    Ignored on other devices.
 
     ``network_batch``: how many pictures of a batch go through the network in one call. "auto" (default):
     8 on CUDA, where a call on one picture is bound by the host (launches, small transfers), not by the
