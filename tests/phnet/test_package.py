@@ -95,14 +95,6 @@ def test_every_public_name_says_what_it_is():
 _BARE = (dict, list, tuple, set, frozenset, type, os.PathLike, typing.Callable, typing.Iterable, typing.Iterator,
          typing.Sequence, typing.Mapping, collections.abc.Callable, collections.abc.Iterable,
          collections.abc.Iterator, collections.abc.Sequence, collections.abc.Mapping)
-# Harmonizer's steps that hosts and the CLI call between its own: harmonizer.py is being reshaped, and types them
-# then. The test fails when one of them gains its annotations, so that this list only shrinks
-_UNTYPED_YET = {
-    "phnet.Harmonizer.measured", "phnet.Harmonizer.pixels_of", "phnet.Harmonizer.check_options",
-    "phnet.Harmonizer.prepare_low", "phnet.Harmonizer.working_background", "phnet.Harmonizer.apply_low",
-    "phnet.Harmonizer.apply_to_box", "phnet.Harmonizer.estimate_frame", "phnet.Harmonizer.estimate_frames",
-    "phnet.Harmonizer.apply_frame",
-}
 
 
 def _bare_generics(hint) -> list:
@@ -143,5 +135,5 @@ def test_every_public_signature_is_typed_in_full():
         found = {what: kinds for what, hint in hints.items() if (kinds := _bare_generics(hint))}
         if found:
             bare[name] = found
-    assert untyped == _UNTYPED_YET
+    assert sorted(untyped) == []
     assert bare == {}
