@@ -403,3 +403,35 @@ def test_the_templates_name_the_pack_by_the_id_and_version_pyproject_gives_it():
 
     project = tomllib.loads((build.ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert (build.PACK_ID, build.PACK_VERSION) == (project["name"], project["version"])
+
+
+SAVED = REPO / "tests" / "nodes" / "data" / "saved_workflows"
+# Templates as earlier releases wrote them (UI and API form, unchanged): the first release's (whose SAM socket was
+# SAM_MODEL, and whose Harmonize had two widgets), and the last before the appended mask widgets.
+SAVED_NAMES = sorted(p.name[: -len(".api.json")] for p in SAVED.glob("*.api.json"))
+
+
+@pytest.mark.parametrize("name", SAVED_NAMES)
+def test_a_workflow_an_earlier_release_saved_loads_with_every_value_on_its_widget(name, classes, comfy_env, pack,
+                                                                                 tiny_sam):
+    ui = json.loads((SAVED / f"{name}.json").read_text())
+    then = json.loads((SAVED / f"{name}.api.json").read_text())  # what each saved value meant, by name
+    now = ui_to_api(ui, classes, saved_before=True)  # by position, as the frontend reads it today
+    for node_id, node in then.items():
+        assert now[node_id]["class_type"] == node["class_type"]
+        for key, value in node["inputs"].items():
+            assert now[node_id]["inputs"][key] == value, (name, node["class_type"], key)
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    for _, _, _, dst, dst_slot, typ in ui["links"]:  # a saved wire's type still fits the input it feeds
+        wanted = dict(_inputs(classes[nodes[dst]["type"]]))[nodes[dst]["inputs"][dst_slot]["name"]][0]
+        assert wanted == "*" or typ in wanted.split(","), (name, nodes[dst]["type"], typ)
+    _scene(comfy_env, pack)
+    for node in now.values():  # the user's own SAM file, under the name the template gave it
+        if node["class_type"] == "PHNetSAMLoader":
+            node["inputs"]["model_name"] = tiny_sam
+    assert workflow_exec.validate_prompt(now, classes) == []
+
+
+def test_the_saved_workflows_include_the_first_releases_sam_socket():
+    ui = json.loads((SAVED / "2026-11-25-paste-and-harmonize.json").read_text())
+    assert [link[5] for link in ui["links"]].count("SAM_MODEL") == 1
