@@ -100,6 +100,7 @@ def _official_copy(name: str | None) -> str | None:
 def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | None, dict]:
     """(source, extra from_pretrained arguments): None = the bundled default, else a path, an official name
     (downloaded into models/phnet on first use) or a repo id."""
+    model_name = paths.listed_name(model_name)
     repo = unquoted(hub_repo_id or "")
     if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
         model_name, repo = repo, ""
@@ -185,7 +186,7 @@ class PHNetModelLoader:
         # ComfyUI repeats a refusal for every input named here; hub_repo_id must be, since it makes model_name
         # unused (a shared workflow keeps its sender's file name)
         linked = model_name is None or hub_repo_id is None  # known when it runs
-        if linked or (hub_repo_id or "").strip() or model_name in paths.phnet_choices():
+        if linked or (hub_repo_id or "").strip() or paths.listed_name(model_name) in paths.phnet_choices():
             return True
         return (
             f"PHNet model {model_name!r} is not in ComfyUI/models/phnet (or the extra 'phnet' paths); "
@@ -195,6 +196,7 @@ class PHNetModelLoader:
     @classmethod
     def IS_CHANGED(cls, model_name, hub_repo_id="", device="auto", dtype="auto"):
         # Reload when the weights file changes on disk.
+        model_name = paths.listed_name(model_name)
         repo = unquoted(hub_repo_id or "")
         if repo and os.path.exists(os.path.expanduser(repo)):  # a local file or folder given as hub_repo_id
             from ..phnet.sources import stamp

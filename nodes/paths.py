@@ -71,6 +71,17 @@ def phnet_choices() -> list[str]:
     return [BUNDLED_DEFAULT, *official, *files]
 
 
+def listed_name(model_name):
+    """``model_name`` as the PHNet list names it now. Before the official weights were listed by name, their
+    converted copy was listed as a file (``official-ffhqh512/model.safetensors``), and workflows saved then hold
+    that: it is the official name, whose copy is that same folder."""
+    if isinstance(model_name, str):
+        first, _, rest = model_name.replace("\\", "/").partition("/")
+        if rest == "model.safetensors" and first in official_names():
+            return first
+    return model_name
+
+
 def phnet_folders() -> list[str]:
     """Every configured 'phnet' folder, the one downloads go into first (:func:`download_dir`)."""
     first = download_dir(PHNET_FOLDER)

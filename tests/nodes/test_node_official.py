@@ -133,3 +133,29 @@ def test_an_official_copy_whose_config_json_is_tuned_is_loaded_again(pack, nodes
         assert nodes["PHNetModelLoader"].load(NAME, "", "cpu", "fp32")[0].config.image_size == 48
     finally:
         shutil.rmtree(target, ignore_errors=True)
+
+
+def test_a_workflow_that_picked_the_official_copy_as_a_file_loads_it_by_its_name(pack, nodes, comfy_env,
+                                                                                  monkeypatch):
+    """Before the official names were listed, their converted copy was listed as a file
+    (official-ffhqh512/model.safetensors), and a workflow saved then holds that name: it must validate and load the
+    same weights, not fail as a model missing from models/phnet."""
+    import dataclasses
+    import shutil
+
+    official, config, weights = _core(pack, "official"), _core(pack, "config"), _core(pack, "weights")
+    tiny = config.PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
+    monkeypatch.setitem(config.PRESETS, "tiny-official", tiny)
+    monkeypatch.setitem(official.OFFICIAL, NAME, official.OfficialWeights(NAME, FILE, "x.pth", "tiny-official", 64,
+                                                                          "FFHQH"))
+    target = comfy_env.base / "models" / "phnet" / NAME
+    weights.save_pretrained(_core(pack, "modeling").PHNet(dataclasses.replace(tiny, name=NAME)), target)
+    cls, saved = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"], f"{NAME}/model.safetensors"
+    try:
+        assert saved not in cls.INPUT_TYPES()["required"]["model_name"][0]
+        assert cls.VALIDATE_INPUTS(saved, "") is True
+        assert cls.IS_CHANGED(saved, "") == cls.IS_CHANGED(NAME, "")
+        assert nodes["PHNetModelLoader"].load(saved, "", "cpu", "fp32")[0].config.name == NAME
+        assert cls.VALIDATE_INPUTS("official-ffhqh512/other.safetensors", "") is not True  # only the copy's name
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
