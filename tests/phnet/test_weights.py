@@ -56,6 +56,40 @@ def test_save_pretrained_folder_round_trip(tiny_model, tiny_folder):
     assert torch.equal(_out(loaded), _out(tiny_model))
 
 
+# config.json as the first release's save_pretrained wrote it: no do-no-harm fields, the PFE grid spelled out
+FIRST_RELEASE_CONFIG = """{
+  "model_type": "phnet",
+  "enc_sizes": [3, 8, 8, 16, 16, 32, 32],
+  "grid_counts": [4, 2, 1],
+  "pfe_grid": 2,
+  "init_weights": [0.5, 0.5],
+  "init_value": 0.8,
+  "se_reduction": 8,
+  "image_size": 64,
+  "output": "image",
+  "name": "tiny"
+}
+"""
+
+
+def test_a_folder_the_first_release_saved_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    config = PHNetConfig.from_json(FIRST_RELEASE_CONFIG)
+    tensors = {k: v.contiguous() for k, v in PHNet(config).state_dict().items()}
+    folder = tmp_path / "saved-2026-11-25"
+    folder.mkdir()
+    (folder / "config.json").write_text(FIRST_RELEASE_CONFIG)
+    # (its metadata held the same JSON, compact)
+    save_file(tensors, str(folder / "model.safetensors"),
+              metadata={"format": "pt", "phnet_config": json.dumps(json.loads(FIRST_RELEASE_CONFIG))})
+    for source in (folder, folder / "model.safetensors"):
+        model = load_model(source)
+        assert model.config == config and model.config.name == "tiny"
+        assert model.config.correction_threshold == 0.0 and model.config.correction_ramp is None  # no rule: as then
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in tensors.items())
+
+
 def test_loading_weights_leaves_the_callers_random_numbers_as_they_were(tiny_folder):
     """The model's random start, overwritten by the weights, drew from torch's global generator: a seeded
     caller's random numbers changed with a load."""
