@@ -315,7 +315,7 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
         return _transfer(weights, checkpoint, target, progress, say)
     with response:
         _refuse_a_page(response, weights, target)
-        if _drop_a_changed_part(response, part, validator):
+        if _drop_a_changed_part(response, part, validator, have):
             return _transfer(weights, checkpoint, target, progress, say)
         say(f"downloading {weights.filename} for {weights.name} from {weights.url} into {target} "
             f"(licence: {weights.licence})")
@@ -369,10 +369,11 @@ def _refuse_a_page(response, weights: OfficialWeights, target: Path) -> None:
         )
 
 
-def _drop_a_changed_part(response, part: Path, validator: Path) -> bool:
+def _drop_a_changed_part(response, part: Path, validator: Path, have: int) -> bool:
     """Whether the range answered is of another file than the part's (a server that honours Range but not
-    If-Range, and whose file changed): then the answer is closed and the part removed, never spliced."""
-    if response.status == 206 and _validator(response.headers) != validator.read_text(encoding="utf-8"):
+    If-Range, and whose file changed, or that names no version with it): then the answer is closed and the part
+    removed, never spliced."""
+    if _resumes(response, have) and _validator(response.headers) != _kept_validator(validator):
         response.close()
         part.unlink()
         validator.unlink()
@@ -380,10 +381,16 @@ def _drop_a_changed_part(response, part: Path, validator: Path) -> bool:
     return False
 
 
+def _resumes(response, have: int) -> bool:
+    """Whether the answer continues the part: a 206 to the range asked from byte ``have``. A 206 where no range was
+    asked (a server that answers every request so) carries the whole file, from its first byte."""
+    return response.status == 206 and have > 0
+
+
 def _expected(response, weights: OfficialWeights, part: Path, validator: Path, have: int) -> tuple[bool, int, int]:
     """Whether the answer resumes the part, the bytes had before its body, and the size the whole file will have
     (0 where not announced). A whole file's validator is kept for a later try; a size over the cap is refused."""
-    resumed = response.status == 206
+    resumed = _resumes(response, have)
     if not resumed:
         have = 0  # the server sent the whole file
         same_file = _validator(response.headers)

@@ -7,7 +7,8 @@ length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses 
 ``"endless"`` (no Content-Length, the file over and over until the client hangs up), ``"huge"`` (the same
 under a Content-Length of 1 TiB); and
 ``server.quirks`` (a set) changes how it speaks: ``"ignores-if-range"`` (answers a range whatever the
-If-Range), ``"weak-etag"`` (a W/ ETag).
+If-Range), ``"weak-etag"`` (a W/ ETag), ``"no-etag-on-206"`` (a range answered without its ETag),
+``"always-206"`` (the whole file answered with 206 and its Content-Range, though no range was asked).
 ``server.requests`` lists (path, Range header) of every request. Every answer carries an ``ETag`` (a hash
 of the file), and a range asked for ``If-Range`` another one is answered with the whole file, as S3 does.
 """
@@ -96,10 +97,14 @@ class FileServer:
                 return
             handler.send_response(206)
             handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        elif "always-206" in self.quirks:
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
         else:
             handler.send_response(200)
         body = data[start:]
-        handler.send_header("ETag", etag)
+        if not (start and "no-etag-on-206" in self.quirks):
+            handler.send_header("ETag", etag)
         handler.send_header("Content-Type", "application/octet-stream")
         handler.send_header("Content-Length", "12abc" if fault == "bad-length" else str(len(body)))
         handler.end_headers()

@@ -223,6 +223,27 @@ def test_a_weak_etag_is_not_resumed_against(site, tmp_path):
     assert [r for _, r in site.requests] == [None, None]
 
 
+def test_a_range_answered_without_a_validator_is_downloaded_whole_not_spliced(site, tmp_path):
+    site.quirks = {"no-etag-on-206", "ignores-if-range"}  # nothing tells the range's file from the part's
+    site.faults[FILE] = "cut"
+    with pytest.raises(ConnectionError, match="run again to resume"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert [r is not None for _, r in site.requests] == [False, True, False]
+    assert not list(tmp_path.glob("*.part*"))
+
+
+@pytest.mark.parametrize("left", [None, b"stale bytes"])
+def test_a_whole_file_answered_with_206_is_downloaded_whole(site, tmp_path, left):
+    """A server that answers every request with 206 (no range asked) ended the download in a bare
+    FileNotFoundError of the part's validator; the body, from byte 0, would have been appended to a part left."""
+    site.quirks = {"always-206"}
+    if left is not None:
+        (tmp_path / (FILE + ".part")).write_bytes(left)  # a part without its validator: not resumed
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert site.requests == [(FILE, None)]
+
+
 def test_a_part_without_its_validator_is_not_resumed(site, tmp_path):
     (tmp_path / (FILE + ".part")).write_bytes(site.files[FILE][:100])  # left by a version that kept none
     assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
