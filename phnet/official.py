@@ -9,7 +9,7 @@ or README name), and only when there is none downloads it:
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
   if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges,
   restarted), its size checked against the server's and capped at :data:`MAX_BYTES`;
-- under a lock file, so two processes asking at once download it once;
+- under a lock file, so two processes asking at once download it once (a long wait names the file);
 - then loaded strictly (every key and shape, no extra; no checksum is published) with ``torch.load(weights_only=True)``
   and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The
   downloaded ``.pth`` is removed; later loads read only the safetensors copy and never unpickle.
@@ -47,6 +47,7 @@ TIMEOUT_S = 15.0  # per connection attempt and per read: a dead network fails in
 CHUNK = 1 << 20
 MIN_PROGRESS = 64 << 10  # bytes per TIMEOUT_S under which a download counts as stalled
 MAX_BYTES = 1 << 30  # far above the largest official checkpoint (about 160 MB): a server sending more is wrong
+LOCK_NOTICE_S = 20.0  # a lock waited for this long is named, with the file to delete if no download holds it
 
 def default_folder() -> Path:
     """Where the library keeps official weights (see the module docstring for the variables it reads)."""
@@ -116,7 +117,7 @@ def fetch(
         raise PermissionError(f"cannot create the folder {target} for the official PHNet weights {name} ({e}): "
                               f"make the folder above it writable or free space there{_elsewhere(target)}") from None
     offline = (local_files_only or hub_offline()) and not weights.url.startswith("file:")
-    with _locked(weights, folders, offline=offline):
+    with _locked(weights, folders, offline=offline, say=say or _stderr):
         found = find(name, folders)  # another process may have finished while this one waited
         if found is not None:
             return found
@@ -157,10 +158,12 @@ def _marker(checkpoint: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Iterator[None]:
+def _locked(weights: OfficialWeights, folders: list[Path], offline: bool,
+            say: Callable[[str], None]) -> Iterator[None]:
     """The lock on ``weights`` in the first folder, where they are downloaded and converted (it must be
-    writable); offline with no copy anywhere, the message says where to put one instead."""
-    from filelock import FileLock
+    writable); offline with no copy anywhere, the message says where to put one instead. A lock still held after
+    :data:`LOCK_NOTICE_S` is named through ``say``, then waited for."""
+    from filelock import FileLock, Timeout
 
     target = folders[0]
     lock = FileLock(str(target / f".{weights.name}.lock"))
@@ -170,7 +173,14 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool) -> Ite
         handle, probe = tempfile.mkstemp(dir=target, prefix=".phnet-write-test-")
         os.close(handle)
         os.unlink(probe)
-        lock.acquire()
+        try:
+            lock.acquire(timeout=LOCK_NOTICE_S)
+        except Timeout:
+            # another process downloading it, or (where the disk has no file locks and a marker file stands in)
+            # one killed earlier, whose marker nothing removes: the wait is not silent, and says the way out
+            say(f"waiting for another download of the official PHNet weights {weights.name} into {target} to end; "
+                f"if none is running (one was killed), delete {lock.lock_file}")
+            lock.acquire()
     except OSError as e:
         placed = _local_checkpoint(weights, folders)
         if offline and placed is None:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -392,6 +393,79 @@ def test_two_processes_download_the_same_file_once(site, tmp_path, tiny_config):
     assert [p.returncode for p in procs] == [0, 0], results
     assert {out.strip() for out, _ in results} == {str(tmp_path / NAME)}
     assert [path for path, _ in site.requests] == [FILE]  # one download between them
+
+
+def _fetch_in_a_thread(tmp_path, said):
+    """fetch_official run beside the test: → the thread and a dict that gets its result or error."""
+    out = {}
+
+    def run():
+        try:
+            out["folder"] = weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=said.append)
+        except Exception as e:
+            out["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _wait_for(condition, seconds=30.0) -> None:
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+def test_an_empty_lock_file_left_by_a_killed_download_is_no_obstacle(site, tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock; "
+                               "FileLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)",
+                               str(tmp_path / f".{NAME}.lock")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()  # as a kill -9 or a closed window leaves it
+    holder.wait()
+    assert (tmp_path / f".{NAME}.lock").exists()
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+
+
+def test_a_lock_held_long_is_named_and_waited_for(site, tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    monkeypatch.setattr(official, "LOCK_NOTICE_S", 0.2)
+    held, done = threading.Event(), threading.Event()
+
+    def another_download():  # here in a thread of its own
+        with FileLock(str(tmp_path / f".{NAME}.lock")):
+            held.set()
+            done.wait(60)
+
+    threading.Thread(target=another_download, daemon=True).start()
+    assert held.wait(30)
+    said = []
+    thread, out = _fetch_in_a_thread(tmp_path, said)
+    _wait_for(lambda: said)
+    assert said and said[0].startswith(f"waiting for another download of the official PHNet weights {NAME}")
+    assert said[0].endswith(f"if none is running (one was killed), delete {tmp_path / f'.{NAME}.lock'}")
+    assert thread.is_alive() and site.requests == []
+    done.set()
+    thread.join(60)
+    assert out == {"folder": tmp_path / NAME}
+
+
+def test_a_marker_left_where_the_disk_has_no_file_locks_names_the_file_to_delete(site, tmp_path, monkeypatch):
+    """There a marker file stands in for the lock, and one a killed download left is waited for without end: the
+    wait said nothing."""
+    import filelock
+
+    monkeypatch.setattr(official, "LOCK_NOTICE_S", 0.2)
+    monkeypatch.setattr(filelock, "FileLock", filelock.SoftFileLock)
+    (tmp_path / f".{NAME}.lock").write_bytes(b"")
+    said = []
+    thread, out = _fetch_in_a_thread(tmp_path, said)
+    _wait_for(lambda: said)
+    assert said and said[0].endswith(f"delete {tmp_path / f'.{NAME}.lock'}")
+    (tmp_path / f".{NAME}.lock").unlink()  # as the message says
+    thread.join(60)
+    assert out == {"folder": tmp_path / NAME}
 
 
 def test_the_resolver_knows_the_names_and_a_local_file_wins(tmp_path):
