@@ -107,6 +107,13 @@ def _refusal(error: ValueError, per_mask: bool = False) -> ValueError:
     if isinstance(error, FaintSubject):
         fix = "a subject_mask that is white on the subject" if error.masked else "a cut-out whose subject is opaque"
         return ValueError(f"{NODE}: {error.whom} is {error.words}: connect {fix}.")
+    if isinstance(error, AlphaLooksInverted) and error.masked:
+        which = f" (subject {error.index} of the batch)" if error.several else ""
+        return ValueError(
+            f"{NODE}: 'subject_mask'{which} covers {error.area:.0%} of the picture and {error.border:.0%} of its "
+            "border, so it looks inverted: 1 (white) must mark the subject, 0 (black) the background. Put an "
+            "InvertMask node in front of subject_mask, or, if it is right (subjects at the picture's sides with the "
+            "scene between them), turn on mask_as_given.")
     if isinstance(error, AlphaLooksInverted):
         which = f" (subject {error.index} of the batch)" if error.several else ""
         return ValueError(

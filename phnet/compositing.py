@@ -318,16 +318,18 @@ class FaintSubject(ValueError):
 
 
 class AlphaLooksInverted(ValueError):
-    """Subject ``index``'s alpha, its mask where no subject_mask is given, covers ``area`` of its picture and
+    """Subject ``index``'s alpha, or its subject_mask where ``masked``, covers ``area`` of its picture and
     ``border`` of its border (:func:`phnet.mask_tools.inverted_masks`): its surroundings are opaque, not it.
     ``several``: the batch has more than one subject."""
 
-    def __init__(self, index: int, area: float, border: float, several: bool):
-        self.index, self.area, self.border, self.several = index, area, border, several
+    def __init__(self, index: int, area: float, border: float, several: bool, masked: bool = False):
+        self.index, self.area, self.border, self.several, self.masked = index, area, border, several, masked
         which = f" (subject {index} of the batch)" if several else ""
-        super().__init__(f"the subject's alpha{which} covers {area:.0%} of the picture and {border:.0%} of its border, "
-                         "so it looks inverted: the subject must be opaque, its surroundings transparent; invert the "
-                         "alpha, or pass alpha_as_given=True if it is right")
+        what, rule = (("subject_mask", "1 must mark the subject, 0 its surroundings") if masked else
+                      ("the subject's alpha", "the subject must be opaque, its surroundings transparent"))
+        super().__init__(f"{what}{which} covers {area:.0%} of the picture and {border:.0%} of its border, so it looks "
+                         f"inverted: {rule}; invert the {'mask' if masked else 'alpha'}, or pass alpha_as_given=True "
+                         "if it is right")
 
 
 class TransparentSubject(ValueError):
@@ -395,7 +397,7 @@ def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: 
 
     The batch is judged as a whole (a clip's subject may fade out): its masks, or its alpha, must reach 1/64 of
     full somewhere (:class:`FaintSubject`), and an alpha must not be 0 everywhere (:class:`TransparentSubject`);
-    an alpha that looks inverted is refused (:class:`AlphaLooksInverted`) unless ``alpha_as_given``. Raises
+    an alpha or mask that looks inverted is refused (:class:`AlphaLooksInverted`) unless ``alpha_as_given``. Raises
     :class:`BatchesDiffer`, or a ``ValueError`` for masks that do not pair with the subjects, first."""
     masks = None
     if subject_mask is not None:
@@ -412,14 +414,12 @@ def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: 
     several = subjects.shape[0] > 1
     if faint_subject(strongest):
         raise FaintSubject(strongest, masks is not None, several)
-    if masks is not None:
-        return PastePlan(backgrounds, subjects, masks)
-    if not strongest > 0:
+    if masks is None and not strongest > 0:
         raise TransparentSubject()
     inverted = [] if alpha_as_given else inverted_masks(widened(alpha) / peak)
     if inverted:
-        raise AlphaLooksInverted(*inverted[0], several=several)
-    return PastePlan(backgrounds, subjects)
+        raise AlphaLooksInverted(*inverted[0], several=several, masked=masks is not None)
+    return PastePlan(backgrounds, subjects, masks)
 
 
 def paste_batch(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: Any = None, x: float = 0,

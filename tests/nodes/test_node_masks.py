@@ -68,6 +68,21 @@ def test_forgotten_invert_mask_on_the_paste_subject_mask(nodes, cutout):
     assert comp.shape == image.shape and 0 < pasted.mean() < 0.5
 
 
+def test_the_library_s_inverted_subject_mask_refusal_is_worded_for_the_node(nodes, pack, cutout, monkeypatch):
+    """The node's own mask check refuses it first; the library's refusal (phnet.compositing.plan_paste) says the
+    same in the node's words, not the library's alpha_as_given."""
+    composite = sys.modules[pack.__name__ + ".nodes.composite"]
+    monkeypatch.setattr(composite, "check_mask", lambda *a, **k: None)
+    image, mask = load(cutout + ".png")
+    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: 'subject_mask' covers \d+% of the picture and 100% of "
+                                         r"its border, so it looks inverted: 1 \(white\) must mark the subject, 0 "
+                                         r"\(black\) the background. Put an InvertMask node in front of subject_mask, "
+                                         r"or, .* turn on mask_as_given.$"):
+        nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=mask)
+    _, pasted = nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=mask, mask_as_given=True)
+    assert pasted.mean() > 0.5
+
+
 def test_a_subject_joined_with_its_mask_as_alpha_is_refused_naming_join_image_with_alpha(nodes, helpers):
     """Core JoinImageWithAlpha stores 1 - its alpha input: joined with the subject's mask, the scene around the
     subject was pasted, with a subject-shaped hole, and nothing said why."""

@@ -399,6 +399,25 @@ def test_an_alpha_that_looks_inverted_is_refused_with_its_index_unless_it_is_as_
     assert torch.equal(masks[1, :12, :10], 1 - _square())
 
 
+def test_a_subject_mask_that_looks_inverted_is_refused_as_an_alpha_is_and_a_large_subject_is_not():
+    """A subject_mask 1 on the surroundings and 0 on the subject pasted the surroundings, as no alpha would be."""
+    from phnet.compositing import AlphaLooksInverted, paste_batch
+
+    subjects, background = _batch(2, 12, 10, 1), _batch(1, 20, 24, 0)
+    masks = torch.stack([_square(), 1 - _square()])
+    with pytest.raises(AlphaLooksInverted, match=r"^subject_mask \(subject 1 of the batch\) covers 70% of the picture "
+                       r"and 100% of its border, so it looks inverted: 1 must mark the subject, 0 its surroundings; "
+                       r"invert the mask, or pass alpha_as_given=True if it is right$") as e:
+        paste_batch(background, subjects, masks)
+    assert (e.value.index, e.value.several, e.value.masked) == (1, True, True)
+    _, pasted = paste_batch(background, subjects, masks, alpha_as_given=True)
+    assert torch.equal(pasted[1, :12, :10], 1 - _square())
+    large = torch.ones(12, 10)
+    large[:2, :2] = large[:2, -2:] = 0  # a face filling the frame but for its corners
+    _, pasted = paste_batch(background, subjects[:1], large)
+    assert torch.equal(pasted[0, :12, :10], large)
+
+
 def test_a_batch_with_nothing_on_the_background_says_whether_the_alpha_is_empty_or_out_of_place():
     from phnet.compositing import TransparentSubject, paste_batch, plan_paste
 
