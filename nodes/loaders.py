@@ -174,9 +174,9 @@ class PHNetModelLoader:
                                "2x faster, within 1/255 of fp32), fp32 on GPUs (bf16 measured no faster there) and "
                                "elsewhere. fp32 is exact on the CPU; on a GPU it follows torch's cuDNN TF32 setting. "
                                "Low precision runs the convolutions under autocast; normalisation statistics stay "
-                               "fp32. fp16 is refused on the CPU, where it is slower than fp32; bf16 needs AMX on "
-                               "the CPU, or a GPU of compute capability 8 or later (RTX 30xx, A100 and newer): "
-                               "elsewhere it is slower than fp32, and the console says so.",
+                               "fp32. fp16 is slower than fp32 on the CPU; bf16 needs AMX on the CPU, or a GPU of "
+                               "compute capability 8 or later (RTX 30xx, A100 and newer): elsewhere it is slower "
+                               "than fp32. A precision slower than fp32 runs all the same, and the console says so.",
                 }),
             }
         }
@@ -220,11 +220,6 @@ class PHNetModelLoader:
         from ..phnet.harmonizer import Harmonizer
 
         target = _device(device)
-        if dtype == "fp16" and target.type == "cpu":
-            raise ValueError(
-                "PHNet Model Loader: fp16 on the CPU runs slower than fp32, not faster (the CPU has no fast fp16 "
-                "convolutions: 1.6x to 4x slower in our measurements); choose dtype 'auto' or 'fp32'"
-            )
         source, extra = resolve_phnet_source(model_name, hub_repo_id)
 
         def load():

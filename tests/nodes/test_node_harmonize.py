@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 
 import pytest
@@ -22,9 +23,14 @@ def test_loader_lists_and_loads(pack, phnet_model, tiny_phnet):
     assert phnet_model.device.type == "cpu"
 
 
-def test_loader_refuses_fp16_on_cpu(nodes):
-    with pytest.raises(ValueError, match="fp16 on the CPU runs slower than fp32"):
-        nodes["PHNetModelLoader"].load("default (bundled)", "", "cpu", "fp16")
+def test_loader_loads_fp16_on_cpu_and_says_it_is_slow(nodes, caplog):
+    """The library's rule (phnet.precision.slow_on): slower than fp32, said, and run, as the phnet command runs it
+    and as the loader runs bf16 on a CPU without AMX; the loader alone refused it."""
+    with caplog.at_level(logging.WARNING, logger="phnet"):
+        model = nodes["PHNetModelLoader"].load("default (bundled)", "", "cpu", "fp16")[0]
+    assert model.dtype == torch.float16 and model.device.type == "cpu"
+    assert ("phnet: fp16 on the CPU has no fast convolutions and runs slower than fp32: choose dtype 'fp32' or "
+            "'auto'") in caplog.messages
 
 
 def test_loader_validation(pack, tiny_phnet):
