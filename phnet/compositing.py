@@ -192,11 +192,11 @@ def paste_subject(
 def _check_placement(x: Any, y: Any, scale: Any, anchor: Any) -> None:
     """The placement's numbers and anchor, refused before any picture is read."""
     if not isinstance(anchor, str) or anchor not in ANCHORS:  # (a list or dict is unhashable)
-        raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}.")
+        raise ValueError(f"anchor must be one of {list(ANCHORS)}, got {anchor!r}")
     if not (finite_real(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale!r}.")
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
     if not (finite_real(x) and finite_real(y)):
-        raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r}).")
+        raise ValueError(f"x and y must be finite numbers, got ({x!r}, {y!r})")
 
 
 def _subject_and_alpha(subject: Any, subject_mask: Any, allow_empty: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +211,7 @@ def _subject_and_alpha(subject: Any, subject_mask: Any, allow_empty: bool) -> tu
     faint = faint_subject(float(alpha.max()), "subject_mask value" if subject_mask is not None else "alpha")
     if faint and not allow_empty:
         raise ValueError(f"The subject is {faint}: give a cut-out whose subject is opaque (or a subject_mask that is "
-                         "white on the subject).")
+                         "white on the subject)")
     return rgb, alpha
 
 
@@ -253,7 +253,7 @@ def _overlap(background_hw: tuple[int, int], subject_hw: tuple[int, int], x: flo
     if x1 <= x0 or y1 <= y0:
         raise ValueError(
             f"The subject ({new_w}x{new_h} px after scale {scale}) placed with its {anchor} at "
-            f"({x}, {y}) lies entirely outside the {bw}x{bh} background; move x/y inside it."
+            f"({x}, {y}) lies entirely outside the {bw}x{bh} background; move x/y inside it"
         )
     return _Overlap((new_h, new_w), top, left, y0, y1, x0, x1)
 
@@ -278,10 +278,10 @@ def _refuse_a_transparent_part(alpha: np.ndarray, masked: bool, background_hw: t
     if not (alpha > 0).any():  # nowhere opaque: no place would show it
         what = "subject_mask is empty" if masked else "subject's alpha is transparent everywhere"
         raise ValueError(f"The {what}, so there is nothing to paste: give a cut-out whose subject is opaque "
-                         "(or a subject_mask that marks it).")
+                         "(or a subject_mask that marks it)")
     raise ValueError(
         f"No opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
-        f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does.")
+        f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does")
 
 
 def _blend(bg: np.ndarray, part: np.ndarray, part_alpha: np.ndarray, box: _Overlap) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +383,7 @@ class PastePlan:
             raise ValueError(
                 "no opaque part of the subject lands on the background (the part inside it is transparent"
                 f"{' in subject_mask' if self.masks is not None else ''}), so the composite has no subject: move x/y "
-                "so the subject's visible part overlaps the background, or check subject_mask.")
+                "so the subject's visible part overlaps the background, or check subject_mask")
         device = self.backgrounds.device
         return torch.stack(composites).to(device), torch.stack(masks).to(device)
 

@@ -32,9 +32,9 @@ def checked_number(value, what: str, low: float | None = None, high: float | Non
     """``value`` as a float, or one ValueError saying what it must be."""
     ok = finite_real(value)
     if not ok and isinstance(value, Integral) and not isinstance(value, bool):  # past any float: thousands of digits
-        raise ValueError(f"{what}, got an integer too large for a float.")
+        raise ValueError(f"{what}, got an integer too large for a float")
     if not ok or (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{what}, got {value!r}.")
+        raise ValueError(f"{what}, got {value!r}")
     return float(value)
 
 
@@ -51,7 +51,7 @@ def _check_width(sigma: float, shape: tuple[int, ...], name: str, what: str = "m
     mask, or the picture it is made for) and the widest allowed."""
     if sigma > max(shape):
         raise ValueError(f"{name} {sigma:g} is wider than the {shape[1]}x{shape[0]} {what}, so it would spread "
-                         f"the mask too thin to mark anything: give a {name} of at most {max(shape)} pixels.")
+                         f"the mask too thin to mark anything: give a {name} of at most {max(shape)} pixels")
 
 
 def gaussian_blur(mask_hw: Any, sigma: float) -> np.ndarray:
@@ -147,7 +147,7 @@ def refine_numbers(grow, feather) -> tuple[int, float]:
     before the work that makes the mask."""
     feather = checked_number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)
     if not checked_number(grow, "grow must be a whole number of pixels").is_integer():  # 2.5 was rounded to 2
-        raise ValueError(f"grow must be a whole number of pixels, got {grow!r}.")
+        raise ValueError(f"grow must be a whole number of pixels, got {grow!r}")
     return int(grow), feather
 
 

@@ -89,7 +89,7 @@ class BatchPlan:
         on its device), one picture at a time: a caller can report each as it comes. ``interrupt`` is called at
         each of the encoder's interrupt points (see :func:`phnet.sam.predictor.interrupt_points`)."""
         if len(images) != len(self.boxes):
-            raise ValueError(f"{len(images)} pictures for a plan of {len(self.boxes)}; give one picture per box.")
+            raise ValueError(f"{len(images)} pictures for a plan of {len(self.boxes)}; give one picture per box")
         for i, box in enumerate(self.boxes):
             if box is None and self.guided:
                 yield PictureMask(i, np.zeros(self.size, np.float32), Outcome.NO_GUIDE)
@@ -142,10 +142,10 @@ def plan_batch(
     """
     height, width = (int(v) for v in size)
     if box is not None and guides is not None:
-        raise ValueError("Give either box or guides, not both (each guide is turned into a box).")
+        raise ValueError("Give either box or guides, not both (each guide is turned into a box)")
     if guides is not None:
         if len(guides) != count:
-            raise ValueError(f"{len(guides)} guides for {count} pictures; give one guide per picture.")
+            raise ValueError(f"{len(guides)} guides for {count} pictures; give one guide per picture")
         inverted = [] if guides_as_given else [i for i, g in enumerate(guides) if looks_inverted(g)]
         if inverted:
             raise GuideLooksInverted(inverted[0])

@@ -116,7 +116,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
             candidates = typed
         elif len(candidates) > 1 and all(any(t in plain(n) for t in ("vit_b", "vit_l", "vit_h")) for n in candidates):
             raise FileNotFoundError(f"No SAM checkpoint in {where} is a {model_type} ({', '.join(candidates)}): "
-                                    f"choose the model type of one of them, or add a {model_type} checkpoint.")
+                                    f"choose the model type of one of them, or add a {model_type} checkpoint")
     if len(candidates) > 1:
         # A .safetensors twin of a .pth (the same name), or transformers' model.safetensors beside its
         # pytorch_model.bin, holds the same weights: prefer the safe format. Another SAM beside it is a choice.
@@ -124,7 +124,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
         if len(safe) == 1 and all(_twins(safe[0], n) for n in candidates if n != safe[0]):
             candidates = safe
     if not candidates:
-        raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}.")
+        raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}")
     if len(candidates) > 1:
         raise SeveralCheckpoints(where, candidates, model_type=model_type)
     return candidates[0]
@@ -186,13 +186,13 @@ def locate_checkpoint(
     if path.is_file():
         if filename is not None:
             raise ValueError(f"{path} is a file, and filename={filename!r} names a file inside a folder or Hub repo: "
-                             "leave filename out to load that file, or give its folder.")
+                             "leave filename out to load that file, or give its folder")
         return CheckpointFile(path)
     if path.is_dir():
         if filename is not None:
             target = path / filename
             if not target.is_file():
-                raise FileNotFoundError(f"SAM checkpoint {filename!r} not found in folder {path}.")
+                raise FileNotFoundError(f"SAM checkpoint {filename!r} not found in folder {path}")
             return CheckpointFile(target)
         names = sources.visible_files(path)
         return CheckpointFile(path / _pick_checkpoint(names, f"folder {path}", model_type))
@@ -207,7 +207,7 @@ def locate_checkpoint(
     if looks_like_path:
         raise FileNotFoundError(
             f"SAM checkpoint not found: {text}. Give an existing .safetensors/.pth file, a folder "
-            "holding one, or a Hugging Face repo id like 'owner/name' (with filename=...)."
+            "holding one, or a Hugging Face repo id like 'owner/name' (with filename=...)"
         )
     return _download_from_hub(
         text,
@@ -237,7 +237,7 @@ def _sam_config(checkpoint: CheckpointFile) -> dict | None:
     try:
         config = json.loads(found.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
-        raise ValueError(f"{found} is not a readable JSON file ({exc}); download it again or remove it.") from None
+        raise ValueError(f"{found} is not a readable JSON file ({exc}); download it again or remove it") from None
     if not isinstance(config, dict) or not str(config.get("model_type", "")).startswith("sam"):
         return None  # some other model's config that happens to share the folder
     return config
@@ -247,7 +247,7 @@ def _infer(path: Path, state: dict[str, torch.Tensor], **overrides: Any) -> SamA
     try:
         return infer_sam_architecture(state, **overrides)
     except (KeyError, IndexError, ZeroDivisionError) as exc:  # (a tensor of size 0 among its shapes)
-        raise ValueError(f"{path}: not a supported SAM state_dict (missing or odd tensor {exc}).") from exc
+        raise ValueError(f"{path}: not a supported SAM state_dict (missing or odd tensor {exc})") from exc
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
 
@@ -259,7 +259,7 @@ def _from_transformers_layout(
     if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
         raise ValueError(
             f"{path} is a transformers-layout SAM in a pickle file; that layout is read from the repo's "
-            "model.safetensors only. Download model.safetensors from the same repo instead."
+            "model.safetensors only. Download model.safetensors from the same repo instead"
         )
     converted = convert_transformers_state_dict(state)
     config = _sam_config(checkpoint)
@@ -308,7 +308,7 @@ def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
         raise ValueError(
             f"{path} does not match a plain SAM {arch.name} ({'; '.join(parts)}). Variants such as "
             "SAM-HQ, MobileSAM or SAM 2 are not supported; use an original segment-anything checkpoint "
-            "or one of Meta's facebook/sam-vit-* repos."
+            "or one of Meta's facebook/sam-vit-* repos"
         )
     try:
         sam.load_state_dict(state, strict=True)
@@ -330,7 +330,7 @@ def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple
     if model_type is not None and arch.name != model_type:
         raise ValueError(
             f"{path} holds a {arch.name} SAM (embed dim {arch.embed_dim}, {arch.depth} blocks), "
-            f"not the requested {model_type}. Leave model_type unset ('auto') to use the file's own size."
+            f"not the requested {model_type}. Leave model_type unset ('auto') to use the file's own size"
         )
     with torch.random.fork_rng(devices=[]):  # its random start, overwritten: the caller's random numbers untouched
         sam = build_sam(arch)

@@ -28,7 +28,7 @@ class SamPrompt:
 def _box_from_mask(mask_prompt: Any, height: int, width: int) -> tuple[int, int, int, int]:
     box = mask_bbox(mask_to_array(mask_prompt, "mask_prompt", size=(height, width)))
     if box is None:
-        raise ValueError("mask_prompt is empty (no pixel above 0.5): nothing to segment.")
+        raise ValueError("mask_prompt is empty (no pixel above 0.5): nothing to segment")
     return box
 
 
@@ -44,13 +44,13 @@ def _checked_box(box: Sequence[float], height: int, width: int) -> np.ndarray:
     b = _floats(box)
     b = b.reshape(-1) if b is not None else np.full(1, np.nan)
     if b.size != 4 or not np.all(np.isfinite(b)):
-        raise ValueError(f"box must be four finite numbers (x0, y0, x1, y1), got {box!r}.")
+        raise ValueError(f"box must be four finite numbers (x0, y0, x1, y1), got {box!r}")
     x0, x1 = np.clip(sorted((b[0], b[2])), 0, width)
     y0, y1 = np.clip(sorted((b[1], b[3])), 0, height)
     if x1 - x0 < 1 or y1 - y0 < 1:
         raise ValueError(
             f"box {tuple(float(v) for v in b)} has no area inside the {width}x{height} image "
-            "(after clipping); boxes are (x0, y0, x1, y1) in pixels."
+            "(after clipping); boxes are (x0, y0, x1, y1) in pixels"
         )
     return np.array([x0, y0, x1, y1], dtype=np.float32)
 
@@ -63,7 +63,7 @@ def _checked_points(
     if coords.ndim == 1 and coords.size == 2:
         coords = coords[None]
     if coords.ndim != 2 or coords.shape[1] != 2 or not np.all(np.isfinite(coords)):
-        raise ValueError(f"points must be a list of (x, y) pairs, got {points!r}.")
+        raise ValueError(f"points must be a list of (x, y) pairs, got {points!r}")
     if point_labels is None:
         labels = np.ones(len(coords), dtype=np.int64)
     else:
@@ -72,14 +72,14 @@ def _checked_points(
         except (TypeError, ValueError):
             given = np.array([np.nan])
         if given.shape[0] != coords.shape[0] and not np.isnan(given).any():
-            raise ValueError(f"{coords.shape[0]} points but {given.shape[0]} point_labels; give one label per point.")
+            raise ValueError(f"{coords.shape[0]} points but {given.shape[0]} point_labels; give one label per point")
         if not np.isin(given, (0, 1)).all():  # checked before any rounding: 0.9 is no background point
-            raise ValueError("point_labels must be 1 (on the subject) or 0 (background).")
+            raise ValueError("point_labels must be 1 (on the subject) or 0 (background)")
         labels = given.astype(np.int64)
     outside = (coords[:, 0] < 0) | (coords[:, 0] > width) | (coords[:, 1] < 0) | (coords[:, 1] > height)
     if outside.any():
         bad = tuple(float(v) for v in coords[np.argmax(outside)])
-        raise ValueError(f"point {bad} lies outside the {width}x{height} image; points are (x, y) in pixels.")
+        raise ValueError(f"point {bad} lies outside the {width}x{height} image; points are (x, y) in pixels")
     return coords.astype(np.float32), labels
 
 
@@ -100,19 +100,19 @@ def make_prompt(
     height, width = (int(v) for v in size)
     if mask_prompt is not None:
         if box is not None:
-            raise ValueError("Give either box or mask_prompt, not both (mask_prompt is turned into a box).")
+            raise ValueError("Give either box or mask_prompt, not both (mask_prompt is turned into a box)")
         box = _box_from_mask(mask_prompt, height, width)
     checked_box = _checked_box(box, height, width) if box is not None else None
     coords = labels = None
     if points is not None and len(points) > 0:
         coords, labels = _checked_points(points, point_labels, height, width)
     elif point_labels is not None and np.size(point_labels) > 0:
-        raise ValueError("point_labels given without points.")
+        raise ValueError("point_labels given without points")
     if checked_box is None and coords is None:
-        raise ValueError("Empty prompt: give a box, points or a mask_prompt.")
+        raise ValueError("Empty prompt: give a box, points or a mask_prompt")
     if checked_box is None and not (labels == 1).any():
         raise ValueError("Background points alone (label 0) say where the subject is not: add a point on the "
-                         "subject (label 1), a box or a mask_prompt.")
+                         "subject (label 1), a box or a mask_prompt")
     return SamPrompt((height, width), checked_box, coords, labels)
 
 

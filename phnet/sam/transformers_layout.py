@@ -122,7 +122,7 @@ def convert_transformers_state_dict(state_dict: Mapping[str, torch.Tensor]) -> d
 def _single_size(value: Any, what: str) -> int:
     if isinstance(value, (list, tuple)):
         if len(set(value)) != 1:
-            raise ValueError(f"config.json: {what} {list(value)} is not square; SAM needs a square input.")
+            raise ValueError(f"config.json: {what} {list(value)} is not square; SAM needs a square input")
         value = value[0]
     return int(value)
 
@@ -132,7 +132,7 @@ def architecture_from_config(config: Mapping[str, Any]) -> SamArchitecture:
     model_type = config.get("model_type", "sam")
     if model_type != "sam":
         raise ValueError(
-            f"config.json describes a {model_type!r} model; only Segment Anything v1 ('sam') is supported."
+            f"config.json describes a {model_type!r} model; only Segment Anything v1 ('sam') is supported"
         )
     vision = {**_VISION_DEFAULTS, **(config.get("vision_config") or {})}
     prompt = {**_PROMPT_DEFAULTS, **(config.get("prompt_encoder_config") or {})}

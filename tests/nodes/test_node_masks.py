@@ -104,7 +104,7 @@ def test_a_subject_placed_off_the_background_is_named_by_the_node(nodes):
     subject = torch.cat([torch.rand(1, 16, 12, 3), torch.ones(1, 16, 12, 1)], -1)
     with pytest.raises(ValueError, match=r"^PHNet Paste Subject: The subject \(12x16 px after scale 1.0\) placed "
                                          r"with its top-left at \(90, 10\) lies entirely outside the 64x48 "
-                                         r"background; move x/y inside it\.$"):
+                                         r"background; move x/y inside it$"):
         nodes["PHNetPasteSubject"].paste(torch.rand(1, 48, 64, 3), subject, x=90, y=10, anchor="top-left")
 
 

@@ -669,7 +669,7 @@ def test_a_feather_wider_than_the_image_is_refused_before_sam_moves_or_encodes(n
     monkeypatch.setattr(sam_model.segmenter, "_encode", lambda *a: seen.append("encode"))
     monkeypatch.setattr(sam_model.segmenter, "to", lambda *a: seen.append("moved"))
     with pytest.raises(ValueError, match=r"^PHNet SAM Segment: feather 64.5 is wider than the 64x48 image, .*: "
-                                         r"give a feather of at most 64 pixels\.$"):
+                                         r"give a feather of at most 64 pixels$"):
         nodes["PHNetSAMSegment"].segment(sam_model, img, box="5,5,30,30", feather=64.5)
     assert seen == []
 
