@@ -35,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .sources import BASE_URL_ENV, OFFICIAL, OfficialWeights, hub_offline
 from .sources import OFFICIAL_NAMES as NAMES
@@ -163,10 +163,10 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool,
     """The lock on ``weights`` in the first folder, where they are downloaded and converted (it must be
     writable); offline with no copy anywhere, the message says where to put one instead. A lock still held after
     :data:`LOCK_NOTICE_S` is named through ``say``, then waited for."""
-    from filelock import FileLock, Timeout
+    from filelock import FileLock, SoftFileLock
 
     target = folders[0]
-    lock = FileLock(str(target / f".{weights.name}.lock"))
+    path = str(target / f".{weights.name}.lock")
     try:
         # filelock 3 on Windows reads a lock file it may not create as one another process holds, and waits for
         # ever: a file made and removed first turns that into this message
@@ -174,13 +174,11 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool,
         os.close(handle)
         os.unlink(probe)
         try:
-            lock.acquire(timeout=LOCK_NOTICE_S)
-        except Timeout:
-            # another process downloading it, or (where the disk has no file locks and a marker file stands in)
-            # one killed earlier, whose marker nothing removes: the wait is not silent, and says the way out
-            say(f"waiting for another download of the official PHNet weights {weights.name} into {target} to end; "
-                f"if none is running (one was killed), delete {lock.lock_file}")
-            lock.acquire()
+            lock = _acquired(FileLock(path), weights, target, say)
+        except NotImplementedError:
+            # filelock 3 on a disk without file locks (some network and FUSE mounts) refuses where filelock 4
+            # stands a marker file in: the same marker here
+            lock = _acquired(SoftFileLock(path), weights, target, say)
     except OSError as e:
         placed = _local_checkpoint(weights, folders)
         if offline and placed is None:
@@ -195,6 +193,21 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool,
         yield
     finally:
         lock.release()
+
+
+def _acquired(lock: Any, weights: OfficialWeights, target: Path, say: Callable[[str], None]) -> Any:
+    """``lock``, acquired: past :data:`LOCK_NOTICE_S` the wait is named through ``say``, then goes on."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=LOCK_NOTICE_S)
+    except Timeout:
+        # another process downloading it, or (where the disk has no file locks and a marker file stands in)
+        # one killed earlier, whose marker nothing removes: the wait is not silent, and says the way out
+        say(f"waiting for another download of the official PHNet weights {weights.name} into {target} to end; "
+            f"if none is running (one was killed), delete {lock.lock_file}")
+        lock.acquire()
+    return lock
 
 
 def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | None:

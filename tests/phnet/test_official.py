@@ -468,6 +468,26 @@ def test_a_marker_left_where_the_disk_has_no_file_locks_names_the_file_to_delete
     assert out == {"folder": tmp_path / NAME}
 
 
+def test_a_disk_filelock_3_finds_without_file_locks_gets_the_marker_file_instead(site, tmp_path, monkeypatch):
+    """filelock 3 there raises NotImplementedError ("use SoftFileLock instead"), which escaped the download bare."""
+    import filelock
+
+    class NoFlock(filelock.SoftFileLock):
+        def acquire(self, *args, **kwargs):
+            raise NotImplementedError("FileSystem does not appear to support flock; use SoftFileLock instead")
+
+    monkeypatch.setattr(official, "LOCK_NOTICE_S", 0.2)
+    monkeypatch.setattr(filelock, "FileLock", NoFlock)
+    (tmp_path / f".{NAME}.lock").write_bytes(b"")  # a killed download's marker: the fallback names it too
+    said = []
+    thread, out = _fetch_in_a_thread(tmp_path, said)
+    _wait_for(lambda: said or out)
+    assert "error" not in out and said and said[0].endswith(f"delete {tmp_path / f'.{NAME}.lock'}")
+    (tmp_path / f".{NAME}.lock").unlink()
+    thread.join(60)
+    assert out == {"folder": tmp_path / NAME}
+
+
 def test_the_resolver_knows_the_names_and_a_local_file_wins(tmp_path):
     from phnet import sources
 
