@@ -30,3 +30,11 @@ def tiny_folder(tiny_model, tmp_path) -> Path:
     from phnet.weights import save_pretrained
 
     return save_pretrained(tiny_model, tmp_path / "tiny-phnet")
+
+
+@pytest.fixture()
+def harmonizer(tiny_model):
+    """A Harmonizer on ``tiny_model`` on the CPU in fp32: exact, for tests that compare with fp32 formulas."""
+    from phnet import Harmonizer
+
+    return Harmonizer(tiny_model, device="cpu", dtype="fp32")

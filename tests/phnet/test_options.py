@@ -1,0 +1,20 @@
+"""The options a call takes, checked before any work (phnet.options)."""
+
+import pytest
+
+from phnet.options import check_options
+from tests.helpers.pictures import photo, subject_mask
+
+
+def test_an_integer_past_any_float_is_refused_as_any_bad_option_is(harmonizer):
+    """float() of it raised OverflowError ('int too large to convert to float'), where mask_tools' options said
+    what they must be."""
+    img, m = photo(32, 40), subject_mask(32, 40)
+    rules = {"strength": "a number", "threshold": r"a number from 0 to 255 .*", "working_size": "a multiple of 8 .*"}
+    for option, rule in rules.items():
+        for huge in (2**2000, -(2**20000)):  # (20000 bits: past the digits Python 3.11 will print)
+            with pytest.raises(ValueError, match=rf"^{option} must be {rule}, got an integer too large for a float$"):
+                harmonizer(img, m, **{option: huge})
+    with pytest.raises(ValueError, match=r"^working_size must be a multiple of 8 .*too large for a float$"):
+        check_options(harmonizer.config, 0.5, "full", 2**2000)
+
