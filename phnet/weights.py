@@ -386,7 +386,7 @@ def download_from_hub(
     repo_id: str,
     *,
     revision: str | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool = False,
     token: str | bool | None = None,
 ) -> Path:
@@ -427,9 +427,9 @@ def load_model(
     """A PHNet in eval mode from a weights file, a model folder, an official checkpoint's name
     (``official-ffhqh512``: downloaded on first use, see :mod:`phnet.official`), a Hub repo id
     (``owner/name[@revision]``), or (None / ``"default (bundled)"``) the bundled default. See
-    :func:`phnet.sources.resolve`. ``cache_dir``: the HF cache for Hub repos; for official names the
-    folder (or list of folders, the first one written) where they are kept. ``progress(done, total)``
-    follows an official download in bytes."""
+    :func:`phnet.sources.resolve`. ``cache_dir``: the HF cache for Hub repos (or a list of them, each looked in
+    in turn, a download going to the first); for official names the folder (or list of folders, the first one
+    written) where they are kept. ``progress(done, total)`` follows an official download in bytes."""
     if config is not None and not isinstance(config, PHNetConfig):
         raise ValueError(f"config must be a phnet.PHNetConfig, got {type(config).__name__}: change the weights' own "
                          "with dataclasses.replace(load_model(...).config, correction_threshold=0), or give a "
@@ -456,8 +456,33 @@ def load_model(
         return _model_from_local_file(Path(found.path), config)
     if found.kind == "folder":
         return model_from_folder(found.path, config)
+    caches = _hub_caches(cache_dir)
+    if len(caches) > 1:  # a list of folders: each one's Hub cache is looked in, in turn, before any download
+        for cache in caches:
+            try:
+                return _model_from_hub(found, config, revision=found.revision, cache_dir=cache, local_files_only=True,
+                                       token=token)
+            except FileNotFoundError:
+                continue
+    return _model_from_hub(found, config, revision=found.revision, cache_dir=caches[0],
+                           local_files_only=local_files_only, token=token)
+
+
+def _hub_caches(cache_dir: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None
+                ) -> list[str | os.PathLike[str] | None]:
+    """The Hugging Face caches a Hub repo is looked for in: ``cache_dir`` itself, or each folder of a list of them
+    (empty entries left out, as for official names; none left: the default cache), a download going to the first."""
+    if cache_dir is None or isinstance(cache_dir, (str, os.PathLike)):
+        return [cache_dir]
+    return [folder for folder in cache_dir if folder] or [None]
+
+
+def _model_from_hub(found: sources.Source, config: PHNetConfig | None, *, revision: str | None,
+                    cache_dir: str | os.PathLike[str] | None, local_files_only: bool, token: str | bool | None
+                    ) -> PHNet:
+    """The model of a Hub repo, or of one file in it, from the Hugging Face cache ``cache_dir``."""
     if found.filename is not None:
-        where = dict(revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         path = sources.download(found.repo_id, filename=found.filename, **where)
         if config is None and _takes_folder_config(path):  # the config.json beside it in the repo, as for a folder
             try:
@@ -469,7 +494,7 @@ def load_model(
                 return model_from_file(path, _folder_config(beside, path), beside)
         return model_from_file(path, config)
     folder = download_from_hub(
-        found.repo_id, revision=found.revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        found.repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
     )
     return model_from_folder(folder, config)
 

@@ -683,6 +683,23 @@ def test_hub_repo_not_in_the_cache(offline_hub, tiny_model, local_files_only):
         load_model("owner/name", cache_dir=offline_hub, revision="v2", local_files_only=local_files_only)
 
 
+def test_a_list_of_folders_is_looked_in_for_a_hub_repo_as_for_an_official_name(offline_hub, two_models):
+    """The list of folders load_model takes for official names reached huggingface_hub as it was, which refused it
+    in its own words ("expected str, bytes or os.PathLike object, not list")."""
+    a, b = two_models
+    first, second = offline_hub / "first", offline_hub / "second"
+    _add_snapshot(second, "owner/name", COMMIT_B, a, refs=("main",))
+    assert _same_weights(load_model("owner/name", cache_dir=[first, None, str(second)]), a)
+    assert _same_weights(load_model("owner/name:model.safetensors", cache_dir=(first, second)), a)
+    _add_snapshot(first, "owner/name", COMMIT_B, b, refs=("main",))  # the first folder that holds it
+    assert _same_weights(load_model("owner/name", cache_dir=[first, second]), b)
+    h = Harmonizer.from_pretrained("owner/name", cache_dir=[second, first], local_files_only=True, device="cpu")
+    assert _same_weights(h.model, a)
+    with pytest.raises(FileNotFoundError) as e:  # in none of them: where a download would go is named
+        load_model("owner/other", cache_dir=[first, second])
+    assert "owner/other" in str(e.value) and f"--cache-dir {first}" in str(e.value)
+
+
 def test_not_a_path_nor_a_repo_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not found"):
