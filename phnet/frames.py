@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 import torch
 
@@ -24,10 +25,14 @@ from .regions import IGNORED_REFERENCE, reference_at, working_mask
 from .temporal import FrameEstimate, Smoother, Temporal, signature
 from .tiling import one_thread
 
+if TYPE_CHECKING:  # (phnet.harmonizer imports these steps)
+    from .harmonizer import Harmonizer
+
 
 @own_precision
-def estimate_frame(harmonizer, pixels, peak, mask, mask_peak, size, reference=None, threshold=None,
-                   strength=1.0, reference_peak=1.0, mask_is_alpha=False) -> FrameEstimate:
+def estimate_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+                   size: int, reference: torch.Tensor | None = None, threshold: float | None = None,
+                   strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False) -> FrameEstimate:
     """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
     low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..reference_peak."""
     return estimate_frames(harmonizer, pixels[None], peak, mask[None], mask_peak, size,
@@ -36,8 +41,11 @@ def estimate_frame(harmonizer, pixels, peak, mask, mask_peak, size, reference=No
 
 
 @own_precision
-def estimate_frames(harmonizer, pixels, peak, masks, mask_peak, size, references=None, threshold=None,
-                    strength=1.0, reference_peak=1.0, mask_is_alpha=False) -> list[FrameEstimate]:
+def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torch.Tensor], peak: float,
+                    masks: torch.Tensor | Sequence[torch.Tensor], mask_peak: float, size: int,
+                    references: torch.Tensor | Sequence[torch.Tensor] | None = None, threshold: float | None = None,
+                    strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False
+                    ) -> list[FrameEstimate]:
     """:func:`estimate_frame` for B×H×W×C frames (B×H×W masks and references; or sequences of H×W×C and H×W
     tensors) in one network call."""
     lows = []
@@ -70,7 +78,8 @@ def estimate_frames(harmonizer, pixels, peak, masks, mask_peak, size, references
 
 
 @own_precision
-def apply_frame(harmonizer, pixels, peak, mask, mask_peak, out, frame: FrameEstimate, correction, strength=1.0):
+def apply_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+                out: torch.Tensor, frame: FrameEstimate, correction: torch.Tensor, strength: float = 1.0) -> None:
     """A (smoothed) ``correction`` of :func:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
     frame with too little background is left as it was, whatever its neighbours' correction."""
     if frame.report.background is not None or frame.report.flat is not None:
@@ -86,7 +95,7 @@ def apply_frame(harmonizer, pixels, peak, mask, mask_peak, out, frame: FrameEsti
     apply_low(harmonizer, pixels, peak, mask, mask_peak, out, strength, low, output)
 
 
-def smoothed_report(harmonizer, frame: FrameEstimate, correction: torch.Tensor) -> Correction:
+def smoothed_report(harmonizer: Harmonizer, frame: FrameEstimate, correction: torch.Tensor) -> Correction:
     """The frame's report, with the size of the ``correction`` it got after smoothing (``Correction.smoothed``,
     measured at the working size) where that differs from its own by a hundredth of a level or more."""
     low = frame.low
@@ -108,8 +117,11 @@ def smoothed_report(harmonizer, frame: FrameEstimate, correction: torch.Tensor) 
 
 
 @torch.inference_mode()
-def harmonize_frames(harmonizer, pixels, peak, masks, mask_peak, out, temporal, references, strength, size,
-                     progress, threshold, mask_is_alpha=False) -> list[Correction]:
+def harmonize_frames(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor, mask_peak: float,
+                     out: torch.Tensor, temporal: Temporal | None,
+                     references: tuple[torch.Tensor, float] | None, strength: float, size: int,
+                     progress: Callable[[int, int], None] | None, threshold: float | None,
+                     mask_is_alpha: bool = False) -> list[Correction]:
     """B×H×W×C frames in time order: each estimated, its correction smoothed with its shot's neighbours
     (``phnet.temporal.Smoother``), and applied as soon as it is final. ``progress`` counts 2·B steps.
 
@@ -180,13 +192,13 @@ def harmonize_frames(harmonizer, pixels, peak, masks, mask_peak, out, temporal, 
             step()
             finish(smoother.push(frame))
     finish(smoother.finish())
-    return reports
+    return cast("list[Correction]", reports)  # every frame's is in place by now
 
 
-def working_background(pixels, mask, mask_peak, size) -> float:
+def working_background(pixels: torch.Tensor, mask: torch.Tensor, mask_peak: float, size: int) -> float:
     """The share of an H×W×C picture that is background at the working size, as
     :func:`~phnet.pipeline.prepare_low` makes its mask (the network's background statistics come from it)."""
-    low_shape = working_shape(*pixels.shape[:2], size)
+    low_shape = working_shape(pixels.shape[0], pixels.shape[1], size)
     with one_thread(mask.device):
         _, subject = working_mask(mask, mask_peak, low_shape)
     return 1 - float(subject.float().mean())

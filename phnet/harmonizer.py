@@ -6,9 +6,10 @@ import contextlib
 import dataclasses
 import logging
 import numbers
+import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, overload
 
 import torch
 
@@ -29,8 +30,12 @@ from .options import (FULL_RESOLUTION_ON, as_number, carries_soft_edges, check_d
 from .pipeline import estimate, harmonize_pixels, measured, noted, own_precision, pixels_of, weighed
 from .precision import names_a_precision, resolve_dtype, slow_on
 from .regions import reference_pixels
-from .temporal import as_temporal
+from .temporal import Temporal, as_temporal
 from .weights import load_model, push_to_hub, save_pretrained
+
+if TYPE_CHECKING:  # only in __call__'s overloads, which typing.get_type_hints does not read
+    import numpy
+    import PIL.Image
 
 
 class Harmonized(NamedTuple):
@@ -152,10 +157,12 @@ class Harmonizer:
         self._graphs = GraphCache(self._estimate) if self.cuda_graphs and self.device.type == "cuda" else None
         self._weights_seen = self._weights_version()
 
-    def _estimate(self, *tensors: torch.Tensor | None, **options: Any) -> tuple[torch.Tensor, ...]:
+    def _estimate(self, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
+                  untouched: torch.Tensor | None = None, coverage: torch.Tensor | None = None,
+                  **options: Any) -> tuple[torch.Tensor, ...]:
         """:func:`phnet.pipeline.estimate` on this Harmonizer: a bound method, which the graph cache holds weakly
         (a function holding the Harmonizer would keep it, with its graphs' memory, until the cycle collector ran)."""
-        return estimate(self, *tensors, **options)
+        return estimate(self, image, mask, reference, untouched, coverage, **options)
 
     def _weights_version(self) -> tuple:
         # weights made under torch.inference_mode (ComfyUI loads models so) keep no version count: -1. A cast or a
@@ -183,10 +190,10 @@ class Harmonizer:
     @classmethod
     def from_pretrained(
         cls,
-        source: str | Path | None = None,
+        source: str | os.PathLike[str] | None = None,
         *,
         revision: str | None = None,
-        cache_dir: str | Path | None = None,
+        cache_dir: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
         token: str | bool | None = None,
         config: PHNetConfig | None = None,
@@ -257,14 +264,16 @@ class Harmonizer:
             for handle in handles:
                 handle.remove()
 
-    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> "Harmonizer":
+    def to(self, device: str | torch.device | torch.dtype | None = None,
+           dtype: str | torch.dtype | None = None) -> "Harmonizer":
         """Move to ``device`` and/or change the precision; "auto" is decided again for the new device. If
         either is refused (no such device, an unknown precision), the Harmonizer stays as it was. As with
         ``torch.nn.Module.to``, a precision may come alone in the first place: ``.to(torch.bfloat16)``,
         ``.to("fp32")``."""
         if dtype is None and names_a_precision(device):
             device, dtype = None, device
-        target = self.device if device is None else pick_device(device)
+        # (a precision in both places reaches pick_device, which refuses it as a device)
+        target = self.device if device is None else pick_device(device)  # type: ignore[arg-type]
         requested = self.requested_dtype if dtype is None else dtype
         resolved = resolve_dtype(requested, target)
         self.device, self.requested_dtype, self.dtype = target, requested, resolved
@@ -275,6 +284,15 @@ class Harmonizer:
         return self
 
     # ------------------------------------------------------------------------------------------------
+
+    @overload
+    def __call__(self, image: PIL.Image.Image, mask: Any, **options: Any) -> PIL.Image.Image: ...
+
+    @overload
+    def __call__(self, image: numpy.ndarray, mask: Any, **options: Any) -> numpy.ndarray: ...
+
+    @overload
+    def __call__(self, image: torch.Tensor, mask: Any, **options: Any) -> torch.Tensor: ...
 
     def __call__(self, image: Any, mask: Any, **options: Any) -> Any:
         """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout.
@@ -293,7 +311,7 @@ class Harmonizer:
         layout: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         reference_mask: Any = None,
-        temporal: Any = None,
+        temporal: Temporal | bool | float | None = None,
         threshold: float | None = None,
         measure: bool = True,
         mask_is_alpha: bool = False,
@@ -366,7 +384,8 @@ class Harmonizer:
                 image, mask, layout, native=native, converted=converted, allow_empty=True,
                 unit="frame" if clip else "picture")
             out = pixels.clone()  # alpha and background are the caller's own pixels; the subject is rewritten
-            references = None if reference_mask is None else reference_pixels(reference_mask, pixels.shape[:3])
+            batch, height, width = pixels.shape[:3]
+            references = None if reference_mask is None else reference_pixels(reference_mask, (batch, height, width))
             narrowed = None
             if mode == "full" and pixels.shape[-1] == 4:  # what lies under an RGBA composite's alpha 0 is no scene
                 scene = visible_scene(pixels[..., 3], masks, references, mask_peak)

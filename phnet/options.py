@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -35,7 +35,8 @@ def as_number(value: Any, name: str, rule: str = "a number") -> float:
     return checked_number(value, f"{name} must be {rule}")
 
 
-def check_options(config: PHNetConfig, strength: float, mode: str, working_size: int | None, progress=None) -> int:
+def check_options(config: PHNetConfig, strength: float, mode: str, working_size: int | None,
+                  progress: Callable[[int, int], None] | None = None) -> int:
     """The working size a call with these options uses with weights of this ``config``; a ``ValueError`` naming
     the bad option otherwise."""
     if progress is not None and not callable(progress):  # it failed after the first picture was computed

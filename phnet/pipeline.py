@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
 
 import torch
 
@@ -22,11 +22,19 @@ from .fullres import (apply_in_tiles, bounding_box, downscale, lift, lift_change
                       working_shape)
 from .imageio import as_returned, check_mask_coverage, image_to_tensor, mask_to_tensor, tensor_to_image
 from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
+from .imageio.images import ImageForm
 from .metrics import blend_weight, rms_change
 from .modeling.transform import gain_and_offset
 from .options import carries_soft_edges, check_picture_size, threshold_for
 from .regions import flat_colours, mixed_from_one_colour, off_canvas, tail_on_one_colour, working_mask
 from .tiling import one_thread
+
+if TYPE_CHECKING:  # (phnet.harmonizer imports these steps)
+    from .harmonizer import Harmonizer
+
+_Harmonizer = TypeVar("_Harmonizer", bound="Harmonizer")
+_Options = ParamSpec("_Options")
+_Result = TypeVar("_Result")
 
 # what the staged path copies to an accelerator: uint16 has too few kernels off the CPU in older torch
 _STAGED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -53,12 +61,14 @@ class LowResolution(NamedTuple):
     coverage: torch.Tensor | None = None
 
 
-def own_precision(method):
+def own_precision(
+    method: Callable[Concatenate[_Harmonizer, _Options], _Result],
+) -> Callable[Concatenate[_Harmonizer, _Options], _Result]:
     """A caller's autocast (a host program may run its whole graph under one) is off for the whole call: the
     full-resolution work stays fp32, and the network runs in the precision the Harmonizer chose."""
 
     @functools.wraps(method)
-    def call(harmonizer, *args, **kwargs):
+    def call(harmonizer: _Harmonizer, *args: _Options.args, **kwargs: _Options.kwargs) -> _Result:
         with contextlib.ExitStack() as stack:
             for kind in sorted({"cpu", harmonizer.device.type}):
                 if autocast_available(kind):
@@ -68,8 +78,17 @@ def own_precision(method):
     return call
 
 
-def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, converted=None,
-              allow_empty: bool = False, unit: str = "picture", one_of_more: bool = False):
+def pixels_of(
+    image: Any,
+    mask: Any,
+    layout: str | None = None,
+    *,
+    native: tuple[torch.Tensor, float, ImageForm] | None = None,
+    converted: tuple[torch.Tensor, torch.Tensor | None, ImageForm] | None = None,
+    allow_empty: bool = False,
+    unit: str = "picture",
+    one_of_more: bool = False,
+) -> tuple[torch.Tensor, float, torch.Tensor, float, Callable[[torch.Tensor], Any]]:
     """(B×H×W×C pixels, their full intensity, B×H×W masks, theirs, ``finish(out)`` → the caller's kind),
     with the masks' coverage checked (empty masks refused unless ``allow_empty``: then only where every
     one is empty; ``unit`` names what a mask belongs to, for the message, and a clip's ("frame") integer
@@ -98,19 +117,23 @@ def pixels_of(image: Any, mask: Any, layout: str | None = None, *, native=None, 
     def finish(out: torch.Tensor) -> Any:
         return tensor_to_image(out[..., :3].permute(0, 3, 1, 2).cpu(), alpha, form, (masks == 0).cpu())
 
-    finish.returned = lambda out: as_returned(out[..., :3].permute(0, 3, 1, 2), form).permute(0, 2, 3, 1)
+    def returned(out: torch.Tensor) -> torch.Tensor:
+        return as_returned(out[..., :3].permute(0, 3, 1, 2), form).permute(0, 2, 3, 1)
+
+    finish.returned = returned  # type: ignore[attr-defined]
     pixels = rgb if alpha is None else torch.cat([rgb, alpha.to(rgb.device)], 1)  # alpha: what shows the scene
     return pixels.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
 
-def pictures_per_call(harmonizer, pixels: torch.Tensor, size: int, masks: torch.Tensor | None = None) -> int:
+def pictures_per_call(harmonizer: Harmonizer, pixels: torch.Tensor, size: int,
+                      masks: torch.Tensor | None = None) -> int:
     """How many of the B×H×W×C ``pixels`` share one network call at working size ``size`` (see
     ``network_batch``); copies of them and of their ``masks`` (float ones when not given) wait on the GPU."""
-    if harmonizer.network_batch != "auto":
+    if not isinstance(harmonizer.network_batch, str):  # (a whole number, or "auto")
         return harmonizer.network_batch
     if harmonizer.device.type != "cuda":
         return 1
-    height, width = working_shape(*pixels.shape[1:3], size)
+    height, width = working_shape(pixels.shape[1], pixels.shape[2], size)
     count = min(CUDA_NETWORK_BATCH, NETWORK_PIXELS // (height * width))
     if full_resolution_device(harmonizer, pixels[0]) != pixels.device:  # their copies wait there for the call
         mask_bytes = masks[0].nbytes if masks is not None else pixels[0, ..., 0].numel() * 4
@@ -118,7 +141,7 @@ def pictures_per_call(harmonizer, pixels: torch.Tensor, size: int, masks: torch.
     return max(1, count)
 
 
-def full_resolution_device(harmonizer, pixels: torch.Tensor) -> torch.device:
+def full_resolution_device(harmonizer: Harmonizer, pixels: torch.Tensor) -> torch.device:
     """Where the full-resolution work on these pixels runs (see ``full_resolution_on``)."""
     where = harmonizer.full_resolution_on
     if where == "auto":
@@ -128,19 +151,20 @@ def full_resolution_device(harmonizer, pixels: torch.Tensor) -> torch.device:
     return harmonizer.device
 
 
-def staged(harmonizer, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def staged(harmonizer: Harmonizer, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One picture and its mask where their full-resolution work runs: themselves, or copies there."""
     device = full_resolution_device(harmonizer, pixels)
     return pixels.to(device), mask.to(device)
 
 
-def prepare_low(harmonizer, pixels, peak, mask, mask_peak, size, mask_is_alpha=False) -> "LowResolution":
+def prepare_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+                size: int, mask_is_alpha: bool = False) -> LowResolution:
     """One H×W×C picture (any dtype, ``peak`` = full intensity) and its H×W mask at the working
     resolution on the model's device, and the mask's bounding box at full resolution. ``mask_is_alpha``: the
     subject's coverage is the mask's own soft values (see :func:`phnet.Harmonizer.harmonize`).
 
     Everything but the network is many small operations: they run on one thread (see one_thread)."""
-    low_shape = working_shape(*pixels.shape[:2], size)
+    low_shape = working_shape(pixels.shape[0], pixels.shape[1], size)
     home = pixels.device
     with one_thread(home):
         image_low = downscale(pixels[..., :3], peak, low_shape).to(harmonizer.device)
@@ -175,7 +199,7 @@ def prepare_low(harmonizer, pixels, peak, mask, mask_peak, size, mask_is_alpha=F
     return LowResolution(image_low, mask_low, box, untouched, coverage)
 
 
-def lifts_change(harmonizer) -> bool:
+def lifts_change(harmonizer: Harmonizer) -> bool:
     """Whether the network's pictures reach full resolution as their change filled outward from the
     subject (method "correction"), which :func:`estimate_batch` then computes for the whole batch."""
     return harmonizer.config.output != "transform" and harmonizer.method == "correction"
@@ -183,7 +207,7 @@ def lifts_change(harmonizer) -> bool:
 
 @torch.inference_mode()
 def estimate_batch(
-    harmonizer,
+    harmonizer: Harmonizer,
     images_low: torch.Tensor,
     masks_low: torch.Tensor,
     references_low: torch.Tensor | None = None,
@@ -222,7 +246,7 @@ def estimate_batch(
         read = read_estimates(*found)
     output, _, kept, _, _ = found
     sizes, kepts, backgrounds = [r[0] for r in read], [r[1] for r in read], [r[2] for r in read]
-    flats = [None if math.isnan(r[4]) else tuple(round(255 * v) for v in r[4:7]) for r in read]
+    flats = [None if math.isnan(r[4]) else (round(255 * r[4]), round(255 * r[5]), round(255 * r[6])) for r in read]
     if as_change and not filled:  # filled where a subject changes: the others' change is 0
         if not any(k > 0 for k in kepts):
             output = torch.zeros_like(output)
@@ -234,14 +258,14 @@ def estimate_batch(
                     for a, b, c, f in zip(sizes, kepts, backgrounds, flats)]
 
 
-def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
+def estimate(harmonizer: Harmonizer, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
              untouched: torch.Tensor | None = None, coverage: torch.Tensor | None = None, *, threshold: float,
              as_change: bool = False, fp32: bool = False) -> tuple[torch.Tensor, ...]:
     """The network's (output, size, kept), each picture's share of background, and its background's one
     colour (B×3, 0..1) where it has only one, else NaN. A picture with under ``MIN_BACKGROUND`` of it, or
     one flat colour (a cut-out's transparent part, a black frame: no scene to match), is left as it was,
     whatever the threshold."""
-    def network(x, m):
+    def network(x: torch.Tensor, m: torch.Tensor) -> Any:
         return harmonizer._net.estimate(x, m, reference, threshold=threshold)
 
     output, size, kept = run_network(harmonizer, network, image, mask, fp32=fp32)
@@ -256,8 +280,8 @@ def estimate(harmonizer, image: torch.Tensor, mask: torch.Tensor, reference: tor
     return (filled_change(output, image, mask, coverage) if as_change else output), size, kept, background, colour
 
 
-def run_network(harmonizer, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor, mask: torch.Tensor,
-                exact: bool = False, fp32: bool = False) -> Any:
+def run_network(harmonizer: Harmonizer, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor,
+                mask: torch.Tensor, exact: bool = False, fp32: bool = False) -> Any:
     # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is
     # off already: see own_precision). ``exact``: fp32 unless a precision was asked for by name. The caller
     # checks that a low-precision result is finite (inside a graph being captured, nothing may be read)
@@ -267,7 +291,8 @@ def run_network(harmonizer, net: Callable[[torch.Tensor, torch.Tensor], Any], im
         return _floats(net(image, mask))
 
 
-def apply_low(harmonizer, pixels, peak, mask, mask_peak, out, strength, low: "LowResolution", output, *,
+def apply_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+              out: torch.Tensor, strength: float, low: LowResolution, output: torch.Tensor, *,
               as_change: bool = False) -> None:
     """This picture's ``output`` of :func:`estimate_batch` (12 coefficients, the 1×3×h×w picture at the
     working size, or with ``as_change`` its change filled outward) applied to the subject of ``out`` (a
@@ -283,8 +308,8 @@ def apply_low(harmonizer, pixels, peak, mask, mask_peak, out, strength, low: "Lo
     _apply(harmonizer, pixels, peak, mask, mask_peak, out, (0, 0), strength, low, output, as_change)
 
 
-def apply_to_box(harmonizer, pixels, peak, mask, mask_peak, strength, low: "LowResolution", output, *,
-                 as_change: bool = False) -> torch.Tensor:
+def apply_to_box(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+                 strength: float, low: LowResolution, output: torch.Tensor, *, as_change: bool = False) -> torch.Tensor:
     """:func:`apply_low` on the subject's box only: a new box-sized copy of ``pixels``, rewritten inside the
     mask, on their device (what a staged picture copies back; no full-size copy is made)."""
     r0, r1, c0, c1 = low.box
@@ -293,7 +318,9 @@ def apply_to_box(harmonizer, pixels, peak, mask, mask_peak, strength, low: "LowR
     return box_out
 
 
-def _apply(harmonizer, pixels, peak, mask, mask_peak, out, origin, strength, low, output, as_change) -> None:
+def _apply(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+           out: torch.Tensor, origin: tuple[int, int], strength: float, low: LowResolution, output: torch.Tensor,
+           as_change: bool) -> None:
     """``out`` holds the rows and columns of ``pixels`` from ``origin`` (its top-left pixel) on."""
     home = pixels.device
     if harmonizer.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
@@ -318,7 +345,7 @@ def _apply(harmonizer, pixels, peak, mask, mask_peak, out, origin, strength, low
 
 @torch.inference_mode()
 def harmonize_pixels(
-    harmonizer,
+    harmonizer: Harmonizer,
     pixels: torch.Tensor,
     peak: float,
     masks: torch.Tensor,
@@ -359,15 +386,17 @@ def harmonize_pixels(
                 (p, m), low = moved[j], lows[j]
                 apply_low(harmonizer, p, peak, m, mask_peak, out[i], strength, low, outputs[j : j + 1],
                           as_change=lifts_change(harmonizer))
-            moved[j] = None  # done with its device copy
+            moved[j] = None  # type: ignore[call-overload]  # done with its device copy
             corrections[i] = found[j]
             done += 1
             if progress is not None:
                 progress(done, count)
-    return corrections
+    return cast("list[Correction]", corrections)  # every picture's is in place by now
 
 
-def measured(harmonizer, corrections, mode, before, after, masks, peak, mask_peak, weigh=True) -> list[Correction]:
+def measured(harmonizer: Harmonizer, corrections: list[Correction], mode: str, before: torch.Tensor,
+             after: torch.Tensor, masks: torch.Tensor, peak: float, mask_peak: float, weigh: bool = True
+             ) -> list[Correction]:
     """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
     blends in part of the change) and the change measured in the result: where it went through the working
     size (mode "official", methods "resize" and "guided") as ``Correction.resampled`` (the network's
@@ -398,7 +427,8 @@ def measured(harmonizer, corrections, mode, before, after, masks, peak, mask_pea
     return out
 
 
-def read_estimates(output, size, kept, background, colour) -> list[list[float]]:
+def read_estimates(output: torch.Tensor, size: torch.Tensor, kept: torch.Tensor, background: torch.Tensor,
+                   colour: torch.Tensor) -> list[list[float]]:
     """Per picture of an estimate: size, kept, share of background, whether its output is finite, and its
     background's one colour (3 values, NaN where none): read back from the device together, once."""
     finite = torch.isfinite(output.reshape(len(output), -1)).all(1)
