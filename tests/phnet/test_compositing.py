@@ -435,3 +435,77 @@ def test_a_batch_with_nothing_on_the_background_says_whether_the_alpha_is_empty_
     # one picture of the batch with a subject on it is enough: the others are pictures the subject has left
     _, masks = paste_batch(bg, subs, torch.stack([corner, _square()]), x=-5, y=-5)
     assert not bool(masks[0].any()) and bool(masks[1].any())
+
+
+def test_a_composite_over_a_coloured_half_transparent_background_is_the_over_of_both():
+    """Over a coloured background (not black, where its share would vanish) of alpha 0.5, a red subject at a
+    quarter coverage: alpha m + a(1 - m) and the colour of both, each weighed by its own coverage."""
+    from phnet.compositing import over_background
+
+    colour = torch.tensor([0.2, 0.4, 0.6])
+    background = torch.cat([colour.expand(6, 6, 3), torch.full((6, 6, 1), 0.5)], -1)
+    red = np.zeros((6, 6, 3), np.float32)
+    red[..., 0] = 1
+    comp, m = paste_subject(background, red, np.full((6, 6), 0.25, np.float32))
+    out = over_background(torch.from_numpy(comp), torch.from_numpy(m), background)
+    alpha = 0.25 + 0.5 * 0.75
+    torch.testing.assert_close(out[..., 3], torch.full((6, 6), alpha))
+    want = (torch.tensor([1.0, 0.0, 0.0]) * 0.25 + colour * 0.5 * 0.75) / alpha
+    torch.testing.assert_close(out[..., :3], want.expand(6, 6, 3))
+
+
+def test_a_16_bit_background_of_faint_alpha_is_as_it_was_where_no_subject_lands():
+    """Undoing the composite over an alpha of 1/65535 would magnify float rounding 65535 times: where the mask is
+    0 the background's own colour is kept, exactly."""
+    from phnet.compositing import over_background
+
+    pixels = np.zeros((8, 8, 4), np.uint16)
+    pixels[...] = (40001, 12345, 65535, 1)
+    comp, m = paste_subject(pixels, np.ones((2, 2, 3), np.float32), x=3, y=3)
+    background = torch.from_numpy(pixels)
+    out = over_background(torch.from_numpy(comp), torch.from_numpy(m), background)
+    under = background.to(torch.float32) / 65535
+    assert torch.equal(out[0, 0], under[0, 0]) and torch.equal(out[7, 7], under[7, 7])
+    assert torch.equal(out[3, 3], torch.ones(4))
+
+
+def _scene(shown_cols):
+    """One 20x20 picture: a subject square in the middle, the alpha showing only columns ``shown_cols``
+    (and the subject)."""
+    subject = torch.zeros(1, 20, 20)
+    subject[0, 8:12, 8:12] = 1
+    alpha = torch.zeros(1, 20, 20)
+    alpha[0, :, shown_cols] = 1
+    alpha[0, 8:12, 8:12] = 1
+    return alpha, subject
+
+
+def test_the_visible_scene_is_what_the_alpha_shows_when_enough_of_it_shows_within_the_reference():
+    from phnet.compositing import visible_scene
+
+    alpha, subject = _scene(slice(10, 20))  # the right half shows: 200 px, far over 3% of the picture
+    (reference, peak), narrowed = visible_scene(alpha, subject)
+    assert narrowed == [True] and peak == 1.0
+    assert torch.equal(reference.bool(), alpha.bool())
+    alpha, subject = _scene(slice(19, 20))  # one column of 20 px shows beside the subject: over 12 px
+    assert visible_scene(alpha, subject) is not None
+    alpha[0, 10:, 19] = 0  # 10 px of visible scene: under 3% of 400
+    assert visible_scene(alpha, subject) is None
+    alpha, subject = _scene(slice(10, 20))
+    left = torch.zeros(1, 20, 20)
+    left[0, :, :5] = 1  # the reference region lies wholly in the hidden part: nothing of it to narrow to
+    assert visible_scene(alpha, subject, (left, 1.0)) is None
+    right = torch.zeros(1, 20, 20)
+    right[0, :, 15:] = 1
+    (reference, _), narrowed = visible_scene(alpha, subject, (right, 1.0))
+    assert narrowed == [True] and torch.equal(reference, right)
+
+
+def test_a_plan_made_with_its_defaults_refuses_an_inverted_alpha_and_pastes_at_the_top_left():
+    from phnet.compositing import AlphaLooksInverted, plan_paste
+
+    subjects = torch.cat([_batch(1, 12, 10, 1), (1 - _square())[None, ..., None]], -1)
+    with pytest.raises(AlphaLooksInverted):
+        plan_paste(_batch(1, 20, 24, 0), subjects)
+    _, masks = plan_paste(_batch(1, 20, 24, 0), _batch(1, 12, 10, 1), _square()[None]).paste()
+    assert torch.equal(masks[0, :12, :10], _square()) and not bool(masks[0, 12:].any())
