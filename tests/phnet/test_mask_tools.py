@@ -208,3 +208,25 @@ def test_inverted_masks_read_a_clip_no_further_than_its_outcome_is_known():
     read.clear()  # a refused clip is read to its end: every inverted mask is counted
     assert [i for i, *_ in inverted_masks(masks([1 - m, 1 - m, m, 1 - m]), clip=True, total=4)] == [0, 1, 3]
     assert read == [0, 1, 2, 3]
+
+
+def test_a_blur_too_narrow_to_reach_the_next_pixel_leaves_a_soft_16_bit_mask_exactly_as_it_was():
+    """A soft edge is not snapped to 0 or 1 as a binary mask is, so any trip through the blur would show."""
+    m = (np.arange(37 * 23, dtype=np.float32).reshape(37, 23) * 61 % 65536 / 65535).astype(np.float32)
+    for tiny in (1e-3, 0.05):
+        np.testing.assert_array_equal(gaussian_blur(m, tiny), m)
+        np.testing.assert_array_equal(refine_mask(m, feather=tiny), m)
+
+
+def test_looks_inverted_reads_the_border_as_the_picture_s_four_outermost_rows_and_columns():
+    """The inverted mask of a subject widening down to the bottom edge: its hole is wider in the last row than
+    in the one above, and only the last row is the border."""
+    h, w = 30, 40
+    yy, xx = np.mgrid[:h, :w]
+    hole = abs(xx - 20) <= (yy - 5) // 2
+    m = (~hole).astype(np.float32)
+    assert (m[-1] != m[-2]).any()
+    on = m >= 0.5
+    edges = np.concatenate([on[0], on[-1], on[:, 0], on[:, -1]])
+    area, border = looks_inverted(m)
+    assert area == pytest.approx(on.mean()) and border == pytest.approx(edges.mean())
