@@ -1,6 +1,8 @@
 """phnet.corrections: the one line each surface shows about what happened to the subjects."""
 from __future__ import annotations
 
+import dataclasses
+
 from phnet.corrections import Correction, report, summary
 
 
@@ -148,3 +150,40 @@ def test_a_share_held_back_in_part_is_never_shown_as_the_whole():
     """0.996 of the correction read "1 of the correction 56.4, held back by the do-no-harm threshold"."""
     assert ": 0.99 of the correction 56.4, held back" in Correction(56.4, 40.5, 0.99641).describe()
     assert ": 0.5 of the correction 48.0, held back" in Correction(48.0, 40.5, 0.5).describe()
+
+
+def test_a_correction_kept_whole_above_the_threshold_suggests_nothing_and_is_not_called_a_share():
+    whole = Correction(20.0, 10.0, 1.0)
+    assert report([whole], "--threshold 0", "--weights x") == "changed by RMS 20.0 of 255"
+    assert not whole.floored and not Correction(0.0, 0.0, 1.0).floored  # (no threshold: nothing is below it)
+    assert "below" not in Correction(0.0, 0.0, 1.0).describe()
+
+
+def test_half_a_level_is_the_line_between_a_change_too_small_to_see_and_one_that_shows():
+    assert Correction(0.7, 0.0, 1.0).describe() == "changed by RMS 0.7 of 255"
+    assert Correction(0.4, 0.0, 1.0).invisible
+
+
+def test_a_faint_mask_s_weight_scales_the_change_the_subject_gets():
+    faint = Correction(10.0, 0.0, 1.0, weight=0.5)
+    assert faint.applied == 5.0 and faint.at_full_strength == 5.0
+    assert faint.describe() == "changed by RMS 5.0 of 255, through a faint mask (weight 0.50)"
+
+
+def test_a_background_change_is_named_once_it_shows_at_one_decimal():
+    assert Correction(1.0, 0.0, 1.0, resampled=(2.0, 0.06)).describe().endswith(
+        "the subject differs by RMS 2.0 and the background by RMS 0.1")
+    assert Correction(1.0, 0.0, 1.0, resampled=(2.0, 0.04)).describe().endswith("the subject differs by RMS 2.0")
+
+
+def test_a_clip_counts_its_frames_whose_subject_was_lost_or_held_only_a_trace():
+    frames = [Correction(20.0, 0.0, 1.0), Correction.no_subject(0.0, trace=True),
+              dataclasses.replace(Correction.no_subject(0.0), lost=True)]
+    assert summary(frames, "frames") == (
+        "1 of 3 frames changed by RMS 20.0; 1 whose subject vanished from the square mask of mode 'official', left "
+        "as it was; 1 whose mask holds only a trace of a subject (under 1/64 of full), left as it was")
+
+
+def test_a_batch_held_back_at_strength_0_still_names_the_network_s_corrections():
+    held = [Correction(3.0, 5.0, 0.0, strength=0.0), Correction(4.0, 5.0, 0.0, strength=0.0)]
+    assert summary(held).startswith("0 of 2 images changed; corrections 3.0 to 4.0; 2 below the do-no-harm")
