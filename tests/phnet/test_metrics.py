@@ -425,3 +425,17 @@ def test_metrics_stay_on_their_device_where_it_has_float64():
     photo = torch.rand(1, 3, 4, 4)
     assert wide(photo).dtype == torch.float64 and wide(photo).device == photo.device
     assert mse(photo, photo).device == photo.device
+
+
+def test_blend_weighs_a_coloured_composite_by_what_the_mask_leaves_of_it():
+    pred, comp = torch.full((1, 3, 1, 3), 0.8), torch.full((1, 3, 1, 3), 0.4)
+    out = metrics.blend(pred, comp, torch.tensor([[[[1.0, 0.25, 0.0]]]]))
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([0.8, 0.8 * 0.25 + 0.4 * 0.75, 0.4]))
+
+
+def test_a_ground_truth_past_1_is_refused_though_a_prediction_may_overshoot_there():
+    """A photo holds no values past full; a prediction not yet clamped may."""
+    photo = torch.rand(1, 3, 8, 8) * 0.5 + 0.5
+    assert metrics.mse(photo * 1.5, photo).shape == (1,)
+    with pytest.raises(ValueError, match="got values up to"):
+        metrics.mse(photo, photo * 1.5)
