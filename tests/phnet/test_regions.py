@@ -70,3 +70,34 @@ def test_a_reference_mask_of_any_kind_the_boundary_reads_is_its_region():
     for given in (Image.fromarray(region).convert("RGB"), region):
         pixels, peak = reference_pixels(given, (1, 6, 8))
         assert torch.equal(pixels.float() / peak, torch.from_numpy(region / 255.0).float()[None])
+
+
+def _subject():
+    subject = torch.zeros(16, 16)
+    subject[4:12, 4:12] = 1
+    return subject
+
+
+def test_a_reference_region_s_strength_is_read_where_no_trace_of_the_subject_is():
+    """A region painted at 0.4 over the scene and at full strength over a matte's floor of 1/255 beside the
+    subject: its strength is 0.4, so the soft part is the region too."""
+    from phnet.regions import reference_at
+
+    subject = _subject()
+    subject[:, 12:] = 1 / 255
+    reference = torch.zeros(16, 16)
+    reference[:, :2], reference[:, 13:] = 0.4, 1.0
+    region = reference_at(reference, (16, 16), subject)
+    assert torch.equal(region[0, 0].bool(), reference > 0)
+
+
+def test_a_reference_region_only_in_the_subject_s_feather_is_kept():
+    from phnet.regions import reference_at
+
+    subject = _subject()
+    ring = torch.zeros(16, 16, dtype=torch.bool)
+    ring[2:14, 2:14] = True
+    ring[4:12, 4:12] = False
+    subject[ring] = 0.3  # a feather, under half: background to the network
+    region = reference_at(ring.float(), (16, 16), subject)
+    assert torch.equal(region[0, 0].bool(), ring)
