@@ -440,3 +440,16 @@ def test_guided_carries_a_uniform_change_up_whatever_detail_the_working_size_can
     assert ((out[subject].int() - pixels[subject]) - 13).abs().max() <= 1  # 0.05 of 255: 12.75
     check = Harmonizer(tiny_model, device="cpu", dtype="fp32", method="guided")(image, mask, threshold=0)
     assert check[50:190, 70:230].std() > 0.8 * image[50:190, 70:230].std()
+
+
+def test_to_uint8_converts_every_row_of_a_picture_taller_than_a_tile_and_a_float_one_on_the_255_scale():
+    from phnet.fullres import to_uint8
+    from phnet.tiling import TILE_PIXELS
+
+    tall = torch.randint(0, 65536, (TILE_PIXELS // 2 + 5, 2, 3), dtype=torch.int32,
+                         generator=torch.Generator().manual_seed(1))  # 16-bit values: 2 tiles of rows and a bit
+    want = (tall.double() * 255 / 65535).round().to(torch.uint8)
+    assert torch.equal(to_uint8(tall, 65535), want)
+    floats = torch.tensor([[[0.0, 127.6, 255.0]]])
+    out = to_uint8(floats, 255)
+    assert out.dtype == torch.uint8 and out.tolist() == [[[0, 128, 255]]]
