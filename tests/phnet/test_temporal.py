@@ -537,3 +537,23 @@ def test_an_integer_past_any_float_is_refused_with_the_settings_own_message():
                         (lambda: as_temporal(huge), "temporal window must be")):
         with pytest.raises(ValueError, match=words):
             make()
+
+
+def test_a_signature_is_the_background_s_own_colour_and_a_change_of_it_is_in_levels_of_255():
+    """A subject covering half of each cell leaves its cells' colour to the background: a subject that changes
+    colour starts no new shot."""
+    from phnet.temporal import background_change, signature
+
+    image = torch.full((1, 3, 8, 8), 0.2)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, ::2] = 1  # every other column: half of every cell
+    image[..., :, ::2] = 0.9
+    torch.testing.assert_close(signature(image, mask), torch.full((1, 3, 4, 4), 0.2))
+    assert background_change(_est(0.0, 0.2), _est(0.0, 0.2 + 10 / 255)) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("window", [0.01, 10_000])
+def test_the_window_s_limits_are_taken_and_just_past_them_refused(window):
+    assert Temporal(window=window).window == window
+    with pytest.raises(ValueError, match="a number of frames from 0.01 to 10000"):
+        Temporal(window=window * 1.5 if window > 1 else window / 2)
