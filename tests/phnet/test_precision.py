@@ -126,3 +126,16 @@ def test_fp16_refused_on_an_old_torch_offers_bf16_only_where_it_is_fast(monkeypa
     with pytest.raises(ValueError, match="needs a newer torch") as refused:
         precision.resolve_dtype("fp16", "cpu")
     assert str(refused.value).endswith("choose bf16, fp32 or auto" if amx else "choose fp32 or auto")
+
+
+@pytest.mark.parametrize("capability, slow", [((5, 3), False), ((6, 2), False), ((6, 0), False), ((5, 2), True),
+                                              ((6, 1), True), ((4, 3), True), ((5, 4), True)])
+def test_fp16_is_fast_on_the_jetsons_and_the_p100_before_tensor_cores(monkeypatch, capability, slow):
+    """Jetson Nano / TX1 (5.3), TX2 (6.2) and P100 (6.0) run fp16 at twice fp32's rate; a GTX 10xx (6.1) or a
+    Maxwell desktop card (5.2) does not."""
+    from phnet.precision import slow_on
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "a GPU")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert (slow_on(torch.float16, "cuda") is not None) == slow

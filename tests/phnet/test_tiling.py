@@ -44,3 +44,22 @@ def test_a_one_thread_call_inside_another_in_the_same_thread_changes_nothing():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_one_thread_gives_back_the_count_of_its_own_time_not_of_an_earlier_call():
+    """A count changed between two calls (by the user, or a host) is the one the second call restores."""
+    from phnet.tiling import one_thread
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with one_thread(torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)
+        with one_thread(torch.device("cpu")):
+            with one_thread(torch.device("cpu")):
+                assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
