@@ -48,6 +48,7 @@ CHUNK = 1 << 20
 MIN_PROGRESS = 64 << 10  # bytes per TIMEOUT_S under which a download counts as stalled
 MAX_BYTES = 1 << 30  # far above the largest official checkpoint (about 160 MB): a server sending more is wrong
 LOCK_NOTICE_S = 20.0  # a lock waited for this long is named, with the file to delete if no download holds it
+SOFT_LOCK_SUFFIX = ".marker"  # the marker file beside the lock file, where the disk has no file locks
 
 def default_folder() -> Path:
     """Where the library keeps official weights (see the module docstring for the variables it reads)."""
@@ -177,8 +178,9 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool,
             lock = _acquired(FileLock(path), weights, target, say)
         except NotImplementedError:
             # filelock 3 on a disk without file locks (some network and FUSE mounts) refuses where filelock 4
-            # stands a marker file in: the same marker here
-            lock = _acquired(SoftFileLock(path), weights, target, say)
+            # stands a marker file in; it has made the lock file first and leaves it, so a marker at that path
+            # would be waited for without end: the marker is a file of its own
+            lock = _acquired(SoftFileLock(path + SOFT_LOCK_SUFFIX), weights, target, say)
     except OSError as e:
         placed = _local_checkpoint(weights, folders)
         if offline and placed is None:

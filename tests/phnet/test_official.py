@@ -468,24 +468,44 @@ def test_a_marker_left_where_the_disk_has_no_file_locks_names_the_file_to_delete
     assert out == {"folder": tmp_path / NAME}
 
 
-def test_a_disk_filelock_3_finds_without_file_locks_gets_the_marker_file_instead(site, tmp_path, monkeypatch):
-    """filelock 3 there raises NotImplementedError ("use SoftFileLock instead"), which escaped the download bare."""
+def _filelock_3_without_file_locks(monkeypatch):
+    """filelock 3's FileLock on a disk without file locks: it opens (makes) the lock file, flock fails with ENOSYS,
+    and it raises NotImplementedError ("use SoftFileLock instead"), leaving the file."""
     import filelock
 
     class NoFlock(filelock.SoftFileLock):
         def acquire(self, *args, **kwargs):
+            Path(self.lock_file).touch()
             raise NotImplementedError("FileSystem does not appear to support flock; use SoftFileLock instead")
 
-    monkeypatch.setattr(official, "LOCK_NOTICE_S", 0.2)
     monkeypatch.setattr(filelock, "FileLock", NoFlock)
-    (tmp_path / f".{NAME}.lock").write_bytes(b"")  # a killed download's marker: the fallback names it too
+
+
+def test_a_disk_filelock_3_finds_without_file_locks_gets_the_marker_file_instead(site, tmp_path, monkeypatch):
+    """filelock 3 there raises NotImplementedError, which escaped the download bare."""
+    monkeypatch.setattr(official, "LOCK_NOTICE_S", 0.2)
+    _filelock_3_without_file_locks(monkeypatch)
+    marker = tmp_path / f".{NAME}.lock.marker"
+    marker.write_bytes(b"")  # a killed download's marker: the fallback names it too
     said = []
     thread, out = _fetch_in_a_thread(tmp_path, said)
     _wait_for(lambda: said or out)
-    assert "error" not in out and said and said[0].endswith(f"delete {tmp_path / f'.{NAME}.lock'}")
-    (tmp_path / f".{NAME}.lock").unlink()
+    assert "error" not in out and said and said[0].endswith(f"delete {marker}")
+    marker.unlink()
     thread.join(60)
     assert out == {"folder": tmp_path / NAME}
+
+
+def test_the_lock_file_filelock_3_leaves_where_it_finds_no_file_locks_is_no_marker(site, tmp_path, monkeypatch):
+    """The marker stood at the lock file's own path, which filelock 3 had just made: every download there waited
+    for it without end, naming it as another download's."""
+    monkeypatch.setattr(official, "LOCK_NOTICE_S", 0.2)
+    _filelock_3_without_file_locks(monkeypatch)
+    said = []
+    thread, out = _fetch_in_a_thread(tmp_path, said)
+    thread.join(60)
+    assert out == {"folder": tmp_path / NAME} and not any(s.startswith("waiting") for s in said)
+    assert not (tmp_path / f".{NAME}.lock.marker").exists()  # removed with the lock
 
 
 def test_the_resolver_knows_the_names_and_a_local_file_wins(tmp_path):
