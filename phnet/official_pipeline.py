@@ -5,7 +5,7 @@ blended square resized back bicubic, never antialiased. :func:`official_pixels` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -14,6 +14,9 @@ from .fullres import downscale_in_bands, resize, unit_float
 from .options import threshold_for
 from .pipeline import low_precision_failed, run_network
 from .tiling import tile_pixels
+
+if TYPE_CHECKING:  # (phnet.harmonizer imports these steps)
+    from .harmonizer import Harmonizer
 
 
 def as_official_tester_reads(image: Any) -> Any:
@@ -76,7 +79,8 @@ def dithered(mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(bits)[None, None].to(mask.device)
 
 
-def official_float(harmonizer, image, mask, size, strength=1.0, threshold=None) -> tuple[torch.Tensor, Correction]:
+def official_float(harmonizer: Harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int, strength: float = 1.0,
+                   threshold: float | None = None) -> tuple[torch.Tensor, Correction]:
     """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
     picture and its mask. A picture left unchanged is not resampled: it comes back as it was."""
     home = image.device
@@ -95,7 +99,9 @@ def official_float(harmonizer, image, mask, size, strength=1.0, threshold=None) 
 
 
 @torch.inference_mode()
-def official_pixels(harmonizer, pixels, peak, masks, mask_peak, out, strength, size, progress, threshold):
+def official_pixels(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor, mask_peak: float,
+                    out: torch.Tensor, strength: float, size: int, progress: Callable[[int, int], None] | None,
+                    threshold: float | None) -> list[Correction]:
     """:func:`official_float` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
     into ``out`` in their dtype, one picture at a time, and as in the official tester only the bicubic result
     is float at full size (see :func:`official_square` for the square)."""
@@ -112,7 +118,8 @@ def official_pixels(harmonizer, pixels, peak, masks, mask_peak, out, strength, s
     return corrections
 
 
-def official_picture(harmonizer, picture, peak, mask, mask_peak, out, strength, size, threshold) -> Correction:
+def official_picture(harmonizer: Harmonizer, picture: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+                     out: torch.Tensor, strength: float, size: int, threshold: float | None) -> Correction:
     """One H×W×C picture of :func:`official_pixels` into ``out`` (a copy of it, left so when unchanged)."""
     image_sq = official_square(picture, peak, size).to(harmonizer.device)  # only the squares move
     if bool(((mask > 0) & (mask < mask_peak)).any()):
@@ -133,12 +140,14 @@ def official_picture(harmonizer, picture, peak, mask, mask_peak, out, strength, 
     return correction
 
 
-def official_network(harmonizer, image_sq, mask_sq, strength, threshold) -> tuple[torch.Tensor, Correction]:
+def official_network(harmonizer: Harmonizer, image_sq: torch.Tensor, mask_sq: torch.Tensor, strength: float,
+                     threshold: float | None) -> tuple[torch.Tensor, Correction]:
     """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
     threshold = threshold_for(harmonizer.config, threshold)
     if not bool(mask_sq.any()):  # nearest sampling stepped over a small or thin subject: nothing to match
         return image_sq, Correction(0.0, threshold, 0.0, float(strength), empty_mask=True, lost=True)
-    def network(x, m):
+
+    def network(x: torch.Tensor, m: torch.Tensor) -> Any:
         return harmonizer.model.estimate(x, m, threshold=threshold)
 
     # the official tester's fp32, unless asked otherwise
