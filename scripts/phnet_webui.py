@@ -653,6 +653,7 @@ def _paste_subject(image, s):
     faint = faint_subject(strongest / 255)
     if faint:
         raise ValueError(f"PHNet: the subject is {faint}: upload a cut-out whose subject is opaque.")
+    _refuse_an_inverted_alpha(alpha)
     if mode is not None and faintest == 255:
         print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
               "background is transparent to paste the subject alone.")
@@ -679,6 +680,26 @@ def _paste_subject(image, s):
     pasted = Image.fromarray(pasted)
     pasted.info.update(pil_info(image))
     return pasted, mask, notes
+
+
+def _refuse_an_inverted_alpha(alpha):
+    """The library's paste rule (``plan_paste``, :class:`phnet.compositing.AlphaLooksInverted`) for the cut-out's
+    8-bit ``alpha`` (PIL, or None), refused in this script's words: it has no setting that takes an alpha as
+    given, so a right one is told how to pass."""
+    if alpha is None:
+        return
+    import numpy as np
+
+    from phnet.mask_tools import inverted_masks
+
+    inverted = inverted_masks([np.asarray(alpha, np.float32) / 255])
+    if inverted:
+        _, area, border = inverted[0]
+        raise ValueError(
+            f"PHNet: the subject's alpha covers {area:.0%} of the cut-out and {border:.0%} of its edge, so it looks "
+            "inverted (the subject must be opaque, its surroundings transparent): invert the cut-out's transparency "
+            "in an image editor and upload it again, or, if it is right (subjects at its sides with a transparent "
+            "gap between them), give it a transparent margin.")
 
 
 def _animated(image):

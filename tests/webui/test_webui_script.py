@@ -1631,3 +1631,28 @@ def test_a_grey_inpaint_mask_is_rounded_as_the_webui_rounds_it(webui, capsys):
                                                              inpaint_full_res=False)
     soft.mask_round = False  # soft inpainting keeps the mask's shades
     assert np.asarray(webui.script_module.inpaint_mask(soft, (64, 48))).max() == 178
+
+
+def test_a_subject_whose_alpha_looks_inverted_is_refused_in_the_webuis_words(webui, capsys):
+    """The library's paste refuses a cut-out opaque on its surroundings and transparent on the subject; the script
+    pasted the surroundings and harmonized them as the subject."""
+    script, runner = _runner(webui, False)
+    inverted = np.asarray(_subject()).copy()
+    inverted[..., 3] = 255 - inverted[..., 3]  # opaque edges, a transparent hole where the subject is
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(inverted), x=30, y=20)  # fmt: skip
+    _fails(webui, capsys, runner, p, r"^PHNet: the subject's alpha covers 50% of the cut-out and 100% of its edge, "
+                                     r"so it looks inverted \(the subject must be opaque.*\): invert the cut-out's "
+                                     r"transparency.*upload it again.*transparent margin\.$")
+    assert p.extra_generation_params["PHNet result"].startswith("not run: the subject's alpha covers 50%")
+    assert "alpha_as_given" not in p.extra_generation_params["PHNet result"]  # no such setting in the WebUI
+    # a cut-out whose subject fills its picture but for its corners covers the middle: pasted
+    face = np.asarray(_subject()).copy()
+    face[..., 3] = 255
+    face[:3, :3, 3] = face[-3:, -3:, 3] = 0
+    p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
+                          subject=Image.fromarray(face), x=30, y=20)  # fmt: skip
+    _postprocess(webui, runner, p, _generated())
+    assert _reported(webui, capsys)[1] == []
