@@ -131,7 +131,7 @@ def fetch(
             return _convert(weights, local, target / name, convert)
         if local is None:
             if offline:  # a mirror in a folder of this machine (file:) is no network: an air-gapped machine's way in
-                raise FileNotFoundError(_missing(weights, target, OFFLINE))
+                raise FileNotFoundError(_missing(weights, target, OFFLINE, folders))
             _download(weights, checkpoint, target, progress, say or _stderr)
         try:  # a download, or one whose conversion a kill cut short: converted, then removed
             found = _convert(weights, checkpoint, target / name, convert)
@@ -184,7 +184,7 @@ def _locked(weights: OfficialWeights, folders: list[Path], offline: bool,
     except OSError as e:
         placed = _local_checkpoint(weights, folders)
         if offline and placed is None:
-            raise FileNotFoundError(_missing(weights, target, OFFLINE)) from None
+            raise FileNotFoundError(_missing(weights, target, OFFLINE, folders)) from None
         # the .pth by itself is read as it is (ComfyUI lists it too), where no folder here can be changed
         itself = f", or load {placed} itself (read without converting)" if placed is not None else ""
         raise PermissionError(
@@ -257,9 +257,13 @@ def licence_text(weights: OfficialWeights) -> str:
     return f"{weights.name} ({weights.filename}): {weights.licence}.\nSource: {weights.url}\n"
 
 
-def _missing(weights: OfficialWeights, target: Path, why: str) -> str:
+def _missing(weights: OfficialWeights, target: Path, why: str, folders: list[Path] | None = None) -> str:
+    """Why the weights cannot be had, and the fix: their .pth put into ``target``. ``folders``: where they were
+    looked for, named where there are several."""
+    where = ("not on this machine" if folders is None or len(folders) < 2 else
+             f"in none of the folders looked in ({', '.join(str(folder) for folder in folders)})")
     return (
-        f"the official PHNet weights {weights.name} are not on this machine and cannot be downloaded ({why}). "
+        f"the official PHNet weights {weights.name} are {where} and cannot be downloaded ({why}). "
         f"Download {weights.url} and put {weights.filename} into {target} (it is converted to safetensors on "
         f"first use), or use the bundled default weights"
     )

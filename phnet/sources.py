@@ -41,6 +41,7 @@ __all__ = [
     "resolve",
     "download",
     "hub_errors",
+    "NotInCache",
     "stamp",
     "transport_errors",
     "list_files",
@@ -340,6 +341,33 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(cls for cls in found if isinstance(cls, type))
 
 
+class NotInCache(FileNotFoundError):
+    """``what`` of a Hub repo (or of its file ``repo_file``) are in none of the Hugging Face ``caches`` looked in
+    (None: the default one), and the Hub cannot be used (``why``). The fix names the first cache, where a download
+    goes."""
+
+    def __init__(self, what: str, repo_id: str, repo_file: str | None, revision: str | None, why: str,
+                 caches: Sequence[str | os.PathLike[str] | None]):
+        # (not .filename: an OSError's str() shows that one in place of the message)
+        self.what, self.repo_id, self.repo_file, self.revision, self.why = what, repo_id, repo_file, revision, why
+        self.caches = list(caches) or [None]
+        item = f"{repo_id}:{repo_file}" if repo_file else repo_id
+        names = [str(cache) if cache else "the default HF cache" for cache in self.caches]
+        where = (f"not in the Hugging Face cache ({names[0]})" if len(names) == 1 else
+                 f"in none of the Hugging Face caches looked in ({', '.join(names)})")
+        first = self.caches[0]
+        super().__init__(
+            f"{what} {item!r} (revision {revision or 'main'}) are {where} and the Hub cannot be used ({why}). "
+            f"Download them once with network access (`{hub_command('download ' + repo_id)}"
+            f"{' ' + repo_file if repo_file else ''}{' --revision ' + revision if revision else ''}"
+            f"{f' --cache-dir {first}' if first else ''}`), or give a local file or folder (there is no "
+            f"{repo_id!r} in {os.getcwd()} either)")
+
+    def looked_in(self, caches: Sequence[str | os.PathLike[str] | None]) -> NotInCache:
+        """The same refusal, naming every cache of ``caches`` as looked in."""
+        return NotInCache(self.what, self.repo_id, self.repo_file, self.revision, self.why, caches)
+
+
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_dir, local_files_only: bool,
                what: str) -> Iterator[None]:
@@ -351,17 +379,10 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
     try:
         yield
     except errors.LocalEntryNotFoundError:
-        item = f"{repo_id}:{filename}" if filename else repo_id
         offline = os.environ.get("HF_HUB_OFFLINE") if hub_offline() else None
         why = (f"offline: HF_HUB_OFFLINE={offline}" if offline else
                "offline: local_files_only=True" if local_files_only else "it could not be reached: no connection?")
-        raise FileNotFoundError(
-            f"{what} {item!r} (revision {revision or 'main'}) are not in the Hugging Face cache "
-            f"({cache_dir or 'the default HF cache'}) and the Hub cannot be used ({why}). Download "
-            f"them once with network access (`{hub_command('download ' + repo_id)}{' ' + filename if filename else ''}"
-            f"{' --revision ' + revision if revision else ''}{f' --cache-dir {cache_dir}' if cache_dir else ''}`), or "
-            f"give a local file or folder (there is no {repo_id!r} in {os.getcwd()} either)"
-        ) from None
+        raise NotInCache(what, repo_id, filename, revision, why, [cache_dir]) from None
     except errors.GatedRepoError:
         raise PermissionError(
             f"{where} is gated: accept its licence on https://huggingface.co/{repo_id} and log in "

@@ -464,8 +464,11 @@ def load_model(
                                        token=token)
             except FileNotFoundError:
                 continue
-    return _model_from_hub(found, config, revision=found.revision, cache_dir=caches[0],
-                           local_files_only=local_files_only, token=token)
+    try:
+        return _model_from_hub(found, config, revision=found.revision, cache_dir=caches[0],
+                               local_files_only=local_files_only, token=token)
+    except sources.NotInCache as e:
+        raise e.looked_in(caches) from None
 
 
 def _hub_caches(cache_dir: Iterable[str | os.PathLike[str] | None] | str | os.PathLike[str] | None

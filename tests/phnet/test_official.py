@@ -319,6 +319,20 @@ def test_offline_with_no_copy_names_the_url_file_and_folder_at_once(monkeypatch,
     assert time.monotonic() - start < 5
 
 
+def test_offline_with_a_list_of_folders_names_each_one_looked_in_and_the_first_to_put_the_file(monkeypatch,
+                                                                                                 tiny_official,
+                                                                                                 tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    first, second = tmp_path / "first", tmp_path / "second"
+    with pytest.raises(FileNotFoundError) as caught:
+        weights.load_model(NAME, cache_dir=[first, None, second])
+    message = str(caught.value)
+    assert f"in none of the folders looked in ({first}, {second})" in message
+    assert f"put {FILE} into {first} " in message and official.OFFICIAL[NAME].url in message
+    with pytest.raises(FileNotFoundError, match="are not on this machine"):  # one folder: named once, in the fix
+        weights.load_model(NAME, cache_dir=[first])
+
+
 def test_a_folder_that_cannot_be_written_is_named_and_offline_says_where_to_put_the_file(monkeypatch, tiny_official,
                                                                                         tmp_path):
     import errno

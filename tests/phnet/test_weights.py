@@ -700,6 +700,19 @@ def test_a_list_of_folders_is_looked_in_for_a_hub_repo_as_for_an_official_name(o
     assert "owner/other" in str(e.value) and f"--cache-dir {first}" in str(e.value)
 
 
+@pytest.mark.parametrize("source", ["owner/other", "owner/other:model.safetensors"])
+def test_a_hub_repo_in_none_of_a_list_of_folders_names_them_all_and_where_to_download(offline_hub, source):
+    """Offline, the message named the first folder alone, as though the others had not been looked in."""
+    first, second = offline_hub / "first", offline_hub / "second"
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(source, cache_dir=[first, None, second])
+    msg = str(e.value)
+    assert f"in none of the Hugging Face caches looked in ({first}, {second})" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert f"--cache-dir {first}`" in msg and f"--cache-dir {second}" not in msg  # where a download goes
+    with pytest.raises(FileNotFoundError, match=rf"not in the Hugging Face cache \({re.escape(str(first))}\)"):
+        load_model(source, cache_dir=[first])  # one folder: named as one cache
+
+
 def test_not_a_path_nor_a_repo_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not found"):
