@@ -7,8 +7,8 @@ converted ``<name>/`` folder, or the ``.pth`` placed there or in ``<name>/`` by 
 or README name), and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
-  if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges,
-  restarted), its size checked against the server's and capped at :data:`MAX_BYTES`;
+  if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges or
+  answers with another ``Content-Range`` than the rest of the file from the byte asked, restarted), its size checked against the server's and capped at :data:`MAX_BYTES`;
 - under a lock file, so two processes asking at once download it once (a long wait names the file);
 - then loaded strictly (every key and shape, no extra; no checksum is published) with ``torch.load(weights_only=True)``
   and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The
@@ -28,6 +28,7 @@ import dataclasses
 import errno
 import http.client
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -400,9 +401,10 @@ def _refuse_a_page(response, weights: OfficialWeights, target: Path) -> None:
 
 def _drop_a_changed_part(response, part: Path, validator: Path, have: int) -> bool:
     """Whether the range answered is of another file than the part's (a server that honours Range but not
-    If-Range, and whose file changed, or that names no version with it): then the answer is closed and the part
-    removed, never spliced."""
-    if _resumes(response, have) and _validator(response.headers) != _kept_validator(validator):
+    If-Range, and whose file changed, or that names no version with it), or is not the rest of the file from byte
+    ``have`` (:func:`_continues`): then the answer is closed and the part removed, never spliced."""
+    if _resumes(response, have) and (_validator(response.headers) != _kept_validator(validator)
+                                     or not _continues(response.headers, have)):
         response.close()
         part.unlink()
         validator.unlink()
@@ -414,6 +416,22 @@ def _resumes(response, have: int) -> bool:
     """Whether the answer continues the part: a 206 to the range asked from byte ``have``. A 206 where no range was
     asked (a server that answers every request so) carries the whole file, from its first byte."""
     return response.status == 206 and have > 0
+
+
+def _continues(headers, have: int) -> bool:
+    """Whether a range answer's Content-Range, where it has one, is the rest of the file from byte ``have``: it
+    starts there, runs to the end of the size it gives (where it gives one), and its Content-Length, where given,
+    agrees. A server or proxy answering from another byte, or a piece of the rest, would be spliced in wrong."""
+    given = headers.get("Content-Range")
+    if given is None:
+        return True
+    found = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", given)
+    if found is None:  # a garbled one says nothing to trust
+        return False
+    start, end, size = int(found[1]), int(found[2]), found[3]
+    length = (headers.get("Content-Length") or "").strip()
+    return (start == have and end >= start and (size == "*" or int(size) == end + 1)
+            and (not length.isdigit() or int(length) == end - start + 1))
 
 
 def _expected(response, weights: OfficialWeights, part: Path, validator: Path, have: int) -> tuple[bool, int, int]:

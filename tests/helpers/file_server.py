@@ -8,7 +8,9 @@ length, sends half), ``"no-range"`` (ignores Range headers), ``"slow"`` (pauses 
 under a Content-Length of 1 TiB); and
 ``server.quirks`` (a set) changes how it speaks: ``"ignores-if-range"`` (answers a range whatever the
 If-Range), ``"weak-etag"`` (a W/ ETag), ``"no-etag-on-206"`` (a range answered without its ETag),
-``"always-206"`` (the whole file answered with 206 and its Content-Range, though no range was asked).
+``"always-206"`` (the whole file answered with 206 and its Content-Range, though no range was asked),
+``"range-from-earlier"`` (a range answered from 7 bytes before the byte asked, its Content-Range saying so),
+``"range-of-half"`` (a range answered with half the rest, its Content-Range naming the whole file's size).
 ``server.requests`` lists (path, Range header) of every request. Every answer carries an ``ETag`` (a hash
 of the file), and a range asked for ``If-Range`` another one is answered with the whole file, as S3 does.
 """
@@ -95,8 +97,14 @@ class FileServer:
                 handler.send_header("Content-Range", f"bytes */{len(data)}")
                 handler.end_headers()
                 return
+            end = len(data)
+            if "range-from-earlier" in self.quirks:
+                start = max(0, start - 7)
+            if "range-of-half" in self.quirks:
+                end = start + (len(data) - start) // 2
             handler.send_response(206)
-            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            handler.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            data = data[:end]
         elif "always-206" in self.quirks:
             handler.send_response(206)
             handler.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")

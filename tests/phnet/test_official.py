@@ -234,6 +234,34 @@ def test_a_range_answered_without_a_validator_is_downloaded_whole_not_spliced(si
     assert not list(tmp_path.glob("*.part*"))
 
 
+@pytest.mark.parametrize("quirk", ["range-from-earlier", "range-of-half"])
+def test_a_range_answered_from_another_byte_or_short_of_the_end_is_downloaded_whole_not_spliced(site, tmp_path,
+                                                                                                 quirk):
+    """A 206 whose Content-Range did not start at the byte asked (a proxy's), or stopped short of the file's end,
+    was appended to the part as it came: the file was spliced wrong, and its conversion failed in vague words."""
+    site.faults[FILE] = "cut"
+    with pytest.raises(ConnectionError, match="run again to resume"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    site.quirks = {quirk}
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert [r is not None for _, r in site.requests] == [False, True, False]
+    assert not list(tmp_path.glob("*.part*"))
+
+
+@pytest.mark.parametrize("headers, continues", [
+    ({}, True),  # no Content-Range: nothing to check it by (the validator still is)
+    ({"Content-Range": "bytes 100-999/1000", "Content-Length": "900"}, True),
+    ({"Content-Range": "bytes 100-999/*"}, True),  # the size not known to the server
+    ({"Content-Range": "bytes 93-999/1000", "Content-Length": "907"}, False),  # from another byte
+    ({"Content-Range": "bytes 100-499/1000", "Content-Length": "400"}, False),  # short of the end
+    ({"Content-Range": "bytes 100-999/1000", "Content-Length": "400"}, False),  # its length disagrees
+    ({"Content-Range": "bytes 100-999/2000"}, False),  # the size of another file
+    ({"Content-Range": "bytes */1000"}, False),  # garbled for a 206
+])
+def test_a_range_answer_continues_the_part_only_from_the_byte_asked_to_the_end(headers, continues):
+    assert official._continues(headers, 100) is continues
+
+
 @pytest.mark.parametrize("left", [None, b"stale bytes"])
 def test_a_whole_file_answered_with_206_is_downloaded_whole(site, tmp_path, left):
     """A server that answers every request with 206 (no range asked) ended the download in a bare
