@@ -94,7 +94,8 @@ STRENGTH = ("FLOAT", {
 })
 THRESHOLD = ("FLOAT", {
     "default": -1.0, "min": -1.0, "max": 255.0, "step": 0.5,
-    "tooltip": "Do-no-harm threshold (RMS change of the subject, 0-255): corrections smaller than it are dropped (the "
+    "tooltip": "Do-no-harm threshold, in 8-bit levels (the RMS change of the subject on 0-255; not SAM's mask "
+               "threshold): corrections smaller than it are dropped (the "
                "bundled weights keep part of them), those just above it shortened. -1 = the weights' own ("
                "calibrated for the bundled weights, 0 for the official ones). Lower it to apply more "
                "of each correction (0 = the raw network, which may harm near-right composites); raise it to hold "

@@ -170,7 +170,10 @@ class PHNetSAMSegment:
                 }),
                 "threshold": ("FLOAT", {
                     "default": 0.0, "min": -10.0, "max": 10.0, "step": 0.1,
-                    "tooltip": "Cut-off on SAM's mask logits: higher makes the mask tighter, lower makes it larger.",
+                    "tooltip": "SAM's mask threshold, in logits (not PHNet Harmonize's do-no-harm threshold): a pixel "
+                               "is in the mask where SAM's logit for it is above this. 0 = SAM's own cut-off "
+                               "(probability 0.5); 2 is about 0.88, -2 about 0.12. Higher makes the mask tighter, "
+                               "lower makes it larger.",
                 }),
                 "grow": ("INT", {
                     "default": 0, "min": -64, "max": 64, "step": 1,
@@ -304,7 +307,7 @@ def _say(picture, item: str, grow: int, feather: float) -> None:
                     "%d of the batch; its mask is empty", item, i)
     elif picture.outcome == Outcome.FOUND_NOTHING:
         log.warning("comfyui-phnet: PHNet SAM Segment found nothing for %s %d of the batch: check "
-                    "its box or points, or lower threshold", item, i)
+                    "its box or points, or lower its threshold (SAM's, in logits)", item, i)
     elif picture.outcome == Outcome.GROWN_AWAY:
         log.warning("comfyui-phnet: PHNet SAM Segment: grow %d shrank %s %d's mask to nothing: "
                     "raise grow toward 0", grow, item, i)

@@ -42,8 +42,9 @@ WEIGHTS_INFO = (
     "the authors' CC BY-SA 4.0 variant; the ffhqh ones are also bound by FFHQ's non-commercial terms."
 )
 THRESHOLD_INFO = (
-    "Corrections of the subject smaller than this (RMS, 0-255) are dropped (the bundled weights keep part of "
-    "them), those just above it shortened. Lower it to apply more of each correction (0 = the raw network, which may "
+    "In 8-bit levels: corrections whose RMS change of the subject (0-255) is smaller than this are dropped (the "
+    "bundled weights keep part of them), those just above it shortened; not SAM's mask threshold (the SAM box "
+    "uses SAM's own). Lower it to apply more of each correction (0 = the raw network, which may "
     "harm near-right composites)."
 )
 # UI labels, and also the values API clients send for "Harmonize which region".

@@ -25,6 +25,20 @@ def test_mappings(pack):
     assert sorted(p.name for p in (Path(pack.__file__).parent / "web").iterdir()) == ["phnet_report.js"]
 
 
+def test_each_threshold_says_which_one_it_is_and_its_unit(pack):
+    """Two widgets are named threshold (saved workflows hold the name): SAM Segment's is a cut-off on SAM's logits,
+    Harmonize's a do-no-harm threshold in 8-bit levels. Each tooltip says which, its unit, and that it is not the
+    other."""
+    m = pack.NODE_CLASS_MAPPINGS
+    sam = m["PHNetSAMSegment"].INPUT_TYPES()["required"]["threshold"][1]["tooltip"]
+    assert "SAM's mask threshold, in logits" in sam and "not PHNet Harmonize's do-no-harm threshold" in sam
+    assert "probability 0.5" in sam
+    for node_id in ("PHNetHarmonize", "PHNetHarmonizeFrames"):
+        spec = m[node_id].INPUT_TYPES()
+        tip = {**spec["required"], **spec.get("optional", {})}["threshold"][1]["tooltip"]
+        assert tip.startswith("Do-no-harm threshold, in 8-bit levels") and "not SAM's mask threshold" in tip, node_id
+
+
 def test_node_definitions_are_well_formed(pack):
     for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
         spec = cls.INPUT_TYPES()

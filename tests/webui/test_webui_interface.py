@@ -54,3 +54,10 @@ def test_the_script_keeps_the_interface_api_clients_and_saved_settings_use(webui
         FILE.write_text(json.dumps({**whole, tab: now}, indent=1) + "\n")
         return
     assert now == saved, f"the script grew in a way old settings survive: record it with {RECORD}=1 pytest {__file__}"
+
+
+def test_the_do_no_harm_threshold_says_its_unit_and_that_it_is_not_sams(webui):
+    """The label is frozen (saved defaults key by it); its help says the unit, and that SAM's mask threshold (in
+    logits on the ComfyUI node) is another one."""
+    info = webui.script_module.THRESHOLD_INFO
+    assert info.startswith("In 8-bit levels") and "not SAM's mask threshold" in info
