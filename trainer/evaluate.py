@@ -40,8 +40,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import cannot_write_into, dangling_link, missing_target, write_atomic
@@ -52,6 +50,7 @@ from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.builders.staging import interrupted
 from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
+from trainer.evaluation.grid import grid_cells, grid_label, save_grid
 
 METRICS = ("MSE", "fMSE", "PSNR", "fPSNR", "PSNR255", "fPSNR255")
 PEAKS = ("PSNR and fPSNR use each ground truth's own peak, max(gt)², as the official PHNet tester does; PSNR255 and "
@@ -177,38 +176,6 @@ def to_markdown(summary: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- grid
-
-def _cell(t: torch.Tensor, side: int) -> Image.Image:
-    t = t.detach().float().cpu()
-    if t.shape[0] == 1:
-        t = t.expand(3, -1, -1)
-    h, w = t.shape[-2:]
-    s = side / max(h, w)
-    t = F.interpolate(t[None], size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
-                      align_corners=False, antialias=True)[0]
-    arr = (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    img = Image.fromarray(arr)
-    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
-    return canvas
-
-
-def save_grid(samples: list[dict], columns: list[str], path: Path, side: int = 128) -> Path:
-    font = ImageFont.load_default()
-    head, pad = 18, 4
-    grid = Image.new("RGB", (len(columns) * (side + pad) + pad, head + len(samples) * (side + pad) + pad),
-                     (255, 255, 255))
-    draw = ImageDraw.Draw(grid)
-    for j, col in enumerate(columns):
-        draw.text((pad + j * (side + pad) + side // 2, 4), col, fill=(20, 20, 20), font=font, anchor="mt")
-    for i, s in enumerate(samples):
-        for j, col in enumerate(columns):
-            grid.paste(_cell(s[col], side), (pad + j * (side + pad), head + pad + i * (side + pad)))
-    write_atomic(path, lambda tmp: grid.save(tmp, format="PNG"))
-    return path
-
-
 # --------------------------------------------------------------------------- main routine
 
 @dataclass
@@ -313,16 +280,6 @@ def untouched_rows(candidates: Candidates, batch: dict, real, mask) -> list[dict
             mse, fmse = metrics.mse(t[m], t["real"]), metrics.fmse(t[m], t["real"], t["mask"])
             rows += [{"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])} for i in range(mse.shape[0])]
     return rows
-
-
-def grid_cells(comp, mask, real, outs: dict[str, torch.Tensor], models, room: int) -> list[dict]:
-    """Up to ``room`` rows of the before/after grid from this batch."""
-    cells = []
-    for i in range(min(room, comp.shape[0])):
-        cell = {"composite": comp[i].cpu(), "mask": mask[i].cpu(), "Reinhard": outs["reinhard"][i].cpu(),
-                "MKL": outs["mkl"][i].cpu(), "real": real[i].cpu()}
-        cells.append({**cell, **{grid_label(label): outs[label][i].cpu() for label in models}})
-    return cells
 
 
 @torch.no_grad()
@@ -432,10 +389,6 @@ def write_outputs(out: Path, result: dict, report: str, grid: list[dict], column
         raise OSError(f"cannot write the results into {out} ({e.strerror or e}); none of the files there was "
                       "replaced: free some space or make it writable, or give another --out") from e
     return {k: str(out / f) for k, f in (("json", "results.json"), ("markdown", "results.md"), ("grid", "grid.png"))}
-
-
-def grid_label(label: str) -> str:
-    return "PHNet" if label == "phnet" else label
 
 
 # where a run's photos were, and which of them it took: not --data's
