@@ -34,7 +34,6 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -46,10 +45,10 @@ from phnet.atomic import cannot_write_into, dangling_link, missing_target, write
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from phnet.console import printable_anywhere
 from phnet.errors import error_line, out_of_memory
-from trainer.baselines import mkl_batch, reinhard_batch
 from trainer.builders.staging import interrupted
 from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
+from trainer.evaluation.candidates import BASELINES, Candidates, load_candidates, parse_weights
 from trainer.evaluation.grid import grid_cells, grid_label, save_grid
 
 METRICS = ("MSE", "fMSE", "PSNR", "fPSNR", "PSNR255", "fPSNR255")
@@ -60,28 +59,6 @@ PEAKS = ("PSNR and fPSNR use each ground truth's own peak, max(gt)², as the off
 ERROR_BUCKETS = ("<300", "300-1000", ">=1000")
 METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer",
                  "mkl": "MKL colour transfer (color-matcher)", "phnet": "PHNet"}
-BASELINES = {"reinhard": reinhard_batch, "mkl": mkl_batch}
-
-
-def parse_weights(items) -> dict[str, str]:
-    """``["path"]`` -> {"phnet": path}; ``["new=path", "old=path2"]`` -> labelled models, in order."""
-    if isinstance(items, str):
-        items = [items]
-    out: dict[str, str] = {}
-    for item in items or []:
-        label, sep, path = str(item).partition("=")
-        if not sep or not label or "/" in label or os.path.exists(os.path.expanduser(str(item))):  # lr=3e-4/best
-            label, path = ("phnet" if not out else f"phnet{len(out) + 1}"), str(item)
-        # the grid's and the tables' other columns and rows, and the models named so far, as they are shown
-        taken = {"composite", "mask", "real", *BASELINES, *(grid_label(known).lower() for known in out)}
-        if label.lower() in taken or grid_label(label).lower() in taken:
-            raise ValueError(f"--weights label {label!r} is used twice, or names a baseline or a column of the "
-                             "grid (composite, mask, Reinhard, MKL, real, PHNet for the first unlabelled model); "
-                             "pick another")
-        out[label] = path
-    return out
-
-
 def error_bucket(composite_fmse: float) -> str:
     return ERROR_BUCKETS[0] if composite_fmse < 300 else ERROR_BUCKETS[1] if composite_fmse < 1000 else ERROR_BUCKETS[2]
 
@@ -174,53 +151,6 @@ def to_markdown(summary: dict, meta: dict) -> str:
             lines.append(f"| {METHOD_LABELS.get(m, m)} | {v['count']} | {v['MSE']:.2f} | {v['fMSE']:.2f} |")
         lines.append("")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- main routine
-
-@dataclass
-class Candidates:
-    """The weights under evaluation, each run the way the resolution asks: the network at the sample's
-    size (then blended), or the whole Harmonizer at native resolution."""
-
-    models: dict
-    harmonizers: dict
-    native: bool
-    working_size: int | None
-
-    def run(self, label: str, img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        from phnet import metrics
-
-        if self.native:
-            return self.harmonizers[label].harmonize_tensor(img, mask, working_size=self.working_size)
-        return metrics.blend(self.models[label](img, mask).float().clamp(0, 1), img, mask)
-
-    def outputs(self, img: torch.Tensor, mask: torch.Tensor, boxes=None) -> dict[str, torch.Tensor]:
-        """The baselines' and every model's result on ``img``. ``boxes``: each picture's (top, left, height,
-        width) inside its padded square (resize "pad"): the baselines match colours to the picture's own
-        background there, not to the padding's black."""
-        outs = {name: _within(fn, img, mask, boxes) for name, fn in BASELINES.items()}
-        return {**outs, **{label: self.run(label, img, mask) for label in self.models}}
-
-
-def _within(fn, img: torch.Tensor, mask: torch.Tensor, boxes) -> torch.Tensor:
-    """``fn(img, mask)``, or with ``boxes`` each picture's box only (the padding around it as it was)."""
-    if boxes is None:
-        return fn(img, mask)
-    out = img.clone()
-    for i, (top, left, h, w) in enumerate(boxes):
-        region = (slice(i, i + 1), slice(None), slice(top, top + h), slice(left, left + w))
-        out[region] = fn(img[region], mask[region])
-    return out
-
-
-def load_candidates(weights, device, native: bool, working_size: int | None) -> Candidates:
-    from phnet import Harmonizer
-    from phnet.weights import load_model
-
-    models = {label: load_model(path).to(device).eval() for label, path in parse_weights(weights).items()}
-    harmonizers = {label: Harmonizer(m, device=device, dtype="fp32") for label, m in models.items()}
-    return Candidates(models, harmonizers, native, working_size)
 
 
 RESIZE_NOTES = {"pad": " (pictures padded to the square to run the network; scored on the picture alone, "

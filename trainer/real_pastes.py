@@ -20,7 +20,8 @@ import torch
 
 from phnet.console import printable_anywhere
 from trainer.builders.staging import interrupted
-from trainer.evaluate import parse_weights, save_grid
+from trainer.evaluation.candidates import parse_weights
+from trainer.evaluation.grid import save_grid
 
 
 def _load(path: Path) -> np.ndarray:
