@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
@@ -50,55 +49,21 @@ from trainer.data import build_dataset, collate
 from trainer.data.common import spread_sample
 from trainer.evaluation.candidates import BASELINES, Candidates, load_candidates, parse_weights
 from trainer.evaluation.grid import grid_cells, grid_label, save_grid
+from trainer.evaluation.scoring import (ERROR_BUCKETS, METRICS, error_bucket, pictures, score_rows, scores, summarise,
+                                      untouched_rows)
 
-METRICS = ("MSE", "fMSE", "PSNR", "fPSNR", "PSNR255", "fPSNR255")
+# the command and its loop are here; other code and older scripts still import the pieces' names from here
+__all__ = ["evaluate", "main", "parser", "check_arguments", "output_folder", "run",
+           "BASELINES", "Candidates", "load_candidates", "parse_weights",
+           "ERROR_BUCKETS", "METRICS", "error_bucket", "pictures", "score_rows", "scores", "summarise", "untouched_rows",
+           "grid_cells", "grid_label", "save_grid"]
+
 PEAKS = ("PSNR and fPSNR use each ground truth's own peak, max(gt)², as the official PHNet tester does; PSNR255 and "
          "fPSNR255 use the fixed 255² of the DoveNet/bcmi iHarmony4 evaluation (which peak a paper used is worth "
          "checking before comparing). On a photo that never reaches 255 the own-peak values are lower by "
          "20·log10(255/max(gt)) dB. Neither quantises to 8 bits.")
-ERROR_BUCKETS = ("<300", "300-1000", ">=1000")
 METHOD_LABELS = {"composite": "composite (do nothing)", "reinhard": "Reinhard Lab transfer",
                  "mkl": "MKL colour transfer (color-matcher)", "phnet": "PHNet"}
-def error_bucket(composite_fmse: float) -> str:
-    return ERROR_BUCKETS[0] if composite_fmse < 300 else ERROR_BUCKETS[1] if composite_fmse < 1000 else ERROR_BUCKETS[2]
-
-
-def _means(rows: list[dict]) -> dict:
-    out = {m: float(np.mean([r[m] for r in rows])) for m in METRICS if rows}
-    out["count"] = len(rows)
-    return out
-
-
-def summarise(rows: list[dict], untouched: list[dict], methods: list[str]) -> dict:
-    def by(key: str, order=None) -> dict:
-        keys = order or sorted({r[key] for r in rows})
-        table = {}
-        for k in keys:
-            sel = [r for r in rows if r[key] == k]
-            if sel:
-                table[k] = {m: _means([r for r in sel if r["method"] == m]) for m in methods}
-        return table
-
-    from phnet.metrics import BUCKETS
-
-    summary = {
-        "overall": {m: _means([r for r in rows if r["method"] == m]) for m in methods},
-        "subsets": by("subset"),
-        "fg_ratio": by("fg_bucket", list(BUCKETS)),
-        "composite_error": by("error_bucket", list(ERROR_BUCKETS)),
-    }
-    if any(r.get("identity") for r in rows):  # their PSNR is ~108 dB (MSE + 1e-6): the means lean on them
-        summary["without_identity"] = {m: _means([r for r in rows if r["method"] == m and not r.get("identity")])
-                                       for m in methods}
-    if untouched:
-        summary["untouched"] = {
-            m: {"MSE": float(np.mean([r["MSE"] for r in untouched if r["method"] == m])),
-                "fMSE": float(np.mean([r["fMSE"] for r in untouched if r["method"] == m])),
-                "count": sum(1 for r in untouched if r["method"] == m)}
-            for m in methods if m != "composite"}
-    return summary
-
-
 def sampled(meta: dict) -> str:
     """What the sample count leaves out: a spread chosen by --max-samples, samples skipped as unreadable."""
     everyone, spread, skipped = meta.get("split_samples"), meta.get("spread"), meta.get("skipped", 0)
@@ -157,59 +122,6 @@ RESIZE_NOTES = {"pad": " (pictures padded to the square to run the network; scor
                        "the padding left out)",
                 "crop": " (pictures cut to their centre square, or to one over the subject where that misses it: "
                         "their edges are not scored)"}
-
-
-def scores(out: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``phnet.metrics.all_metrics`` and the same PSNRs with the fixed peak 255 (see ``PEAKS``)."""
-    from phnet import metrics
-
-    per = metrics.all_metrics(out, real, mask)
-    for name, err in (("PSNR255", per["MSE"]), ("fPSNR255", per["fMSE"])):
-        per[name] = 10 * torch.log10(255.0 ** 2 / (err + metrics.PSNR_EPS))
-    return per
-
-
-def pictures(batch: dict, tensors: dict[str, torch.Tensor]) -> list[tuple[dict, dict[str, torch.Tensor]]]:
-    """``tensors`` (each B×C×S×S) with the batch's ``name`` and ``subset``: as they are, or, for pictures padded
-    to the square (``box``, resize "pad"), one sample at a time cut to the picture, so that the padding, equal
-    in every method's output and the photo, does not count as error-free pixels."""
-    if "box" not in batch:
-        return [(batch, tensors)]
-    out = []
-    for i, (top, left, h, w) in enumerate(batch["box"].tolist()):
-        out.append(({"name": batch["name"][i:i + 1], "subset": batch["subset"][i:i + 1]},
-                    {k: t[i:i + 1, :, top:top + h, left:left + w] for k, t in tensors.items()}))
-    return out
-
-
-def score_rows(batch: dict, outs: dict[str, torch.Tensor], real, mask, methods: list[str]) -> list[dict]:
-    """One row per sample and method: its metrics, subset and buckets."""
-    from phnet import metrics
-
-    per = {m: scores(o, real, mask) for m, o in outs.items()}
-    fg = metrics.fg_bucket(mask)
-    rows = []
-    for i in range(real.shape[0]):
-        eb = error_bucket(float(per["composite"]["fMSE"][i]))
-        identity = float(per["composite"]["MSE"][i]) == 0.0  # the composite is its photo (an identity pair)
-        for m in methods:
-            rows.append({"method": m, "name": batch["name"][i], "subset": batch["subset"][i] or "all",
-                         "fg_bucket": fg[i], "error_bucket": eb, "identity": identity,
-                         **{k: float(per[m][k][i]) for k in METRICS}})
-    return rows
-
-
-def untouched_rows(candidates: Candidates, batch: dict, real, mask) -> list[dict]:
-    """What each method does to the real photo itself (do no harm: ideally nothing)."""
-    from phnet import metrics
-
-    rows = []
-    boxes = batch["box"].tolist() if "box" in batch else None
-    for _, t in pictures(batch, {"real": real, "mask": mask, **candidates.outputs(real, mask, boxes)}):
-        for m in [k for k in t if k not in ("real", "mask")]:
-            mse, fmse = metrics.mse(t[m], t["real"]), metrics.fmse(t[m], t["real"], t["mask"])
-            rows += [{"method": m, "MSE": float(mse[i]), "fMSE": float(fmse[i])} for i in range(mse.shape[0])]
-    return rows
 
 
 @torch.no_grad()
