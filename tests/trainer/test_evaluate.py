@@ -347,16 +347,6 @@ def test_another_folder_is_scored_whole_with_split_all_and_without_the_runs_own_
     assert results["per_image"] and all(name.startswith("img/") for name in results["per_image"])
 
 
-def test_each_composite_of_a_photo_keeps_its_own_row_and_subsets_are_named_once():
-    from trainer.evaluate import METRICS, per_image_table
-
-    row = {"subset": "val", "fg_bucket": "15-100%", "error_bucket": "mild", **{k: 1.0 for k in METRICS}}
-    rows = [dict(row, name="a.png", method=m) for _ in range(3) for m in ("composite", "PHNet")]
-    assert sorted(per_image_table(rows)) == ["val/a.png", "val/a.png#2", "val/a.png#3"]  # data.val_copies = 3
-    assert list(per_image_table([dict(row, subset="HAdobe5k", name="HAdobe5k/x.jpg", method="PHNet")])) == [
-        "HAdobe5k/x.jpg"]
-
-
 def test_a_runs_cap_on_its_samples_does_not_shrink_its_evaluation(tmp_path):
     """data.max_samples of the run cut the scored split without a word: --max-samples is the evaluation's own."""
     import argparse

@@ -16,7 +16,7 @@ def _rows(name: str, identity: bool, psnr: dict[str, float]) -> list[dict]:
 def test_identity_pairs_are_counted_and_left_out_of_a_second_overall_table():
     """A composite equal to its photo scores ~108 dB, so the PSNR means lean on such pairs; the report says how
     many there are and gives the table without them."""
-    from trainer.evaluate import to_markdown
+    from trainer.evaluation.report import to_markdown
     from trainer.evaluation.scoring import summarise
 
     rows = (_rows("a", True, {"composite": 108.0, "phnet": 50.0})
@@ -38,7 +38,7 @@ def test_identity_pairs_are_counted_and_left_out_of_a_second_overall_table():
 
 def test_the_report_names_its_psnr_peaks_and_adds_the_fixed_255_peak():
     """phnet.metrics (the official PHNet tester) divides by max(gt)²; the DoveNet/bcmi evaluation by 255²."""
-    from trainer.evaluate import to_markdown
+    from trainer.evaluation.report import to_markdown
     from trainer.evaluation.scoring import scores, summarise
 
     real = torch.full((2, 3, 8, 8), 0.5)
