@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     try:
         return calibrate(a)
     except (ValueError, OSError) as exc:  # a bad path, config or data set: the message says what to do
-        from trainer.evaluate import in_flags
+        from trainer.evaluation.data_table import in_flags
 
         print(f"error: {in_flags(str(exc), a)}", file=sys.stderr)
         return 2
@@ -293,7 +293,7 @@ def check_arguments(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.out and not a.report_only:
         check_out(p, Path(a.out), a.overwrite)
     try:
-        from trainer.evaluate import check_split_all
+        from trainer.evaluation.data_table import check_split_all
 
         why = check_split_all(a.split, a.data, a.config)
     except (ValueError, OSError) as exc:
@@ -337,7 +337,7 @@ def calibrate(a: argparse.Namespace) -> int:
     # --data changes where the photos are, not how the run split them: the run's own photo and mask folders go
     data = dict(cfg["data"], num_workers=0)
     if a.data:
-        from trainer.evaluate import data_for_other
+        from trainer.evaluation.data_table import data_for_other
 
         data = data_for_other(data, a.data)  # its own layout, not the run's (a set, where it had photos)
     if a.kind:

@@ -277,24 +277,6 @@ def test_an_unreadable_picture_is_one_line_naming_the_flag_that_skips_it(landsca
     assert err.endswith("mend or remove the file, or pass --on-bad-sample skip to leave such samples out\n"), err
 
 
-def test_a_data_setting_from_the_config_is_changed_there_never_with_set():
-    """Subsets from --config were told to go with --set, which evaluate and calibrate have not; without --data a
-    config whose data.val_root is set is a way to a val split."""
-    from argparse import Namespace
-
-    from trainer.evaluate import in_flags
-
-    subsets = ("data.subsets ['HCOCO'] picks iHarmony4 subsets, but x is a folder set, which has none: drop "
-               "data.subsets (--set data.subsets=[] or remove it from the config)")
-    assert in_flags(subsets, Namespace(subsets=None, data=None)).endswith(
-        "drop data.subsets (remove it from the config)")
-    empty = ("the val split of x (folder) is empty; set data.val_fraction above 0 (e.g. 0.05) or give a data.val_root "
-             "folder")
-    assert in_flags(empty, Namespace(val_fraction=None, data=None)).endswith(
-        "or give a --config whose data.val_root is set, or score a folder of held-out photos with --data and "
-        "--split all")
-
-
 def test_out_given_as_a_home_path_after_an_equals_sign_is_the_home_folder(landscapes, tmp_path, monkeypatch):
     """--out=~/ev (the shell leaves a ~ after = as it is) wrote into a folder named ~ in the current one."""
     from trainer.evaluate import main
@@ -375,36 +357,6 @@ def test_with_data_a_runs_ffhq_photo_folder_is_not_taken_for_the_other_sets_real
     assert "ffhq_root" not in _data_table(args)
     args.ffhq_root = str(tmp_path / "their_ffhq")  # given for the other set: kept
     assert _data_table(args)["ffhq_root"] == str(tmp_path / "their_ffhq")
-
-
-def test_with_data_of_the_runs_own_root_its_folders_stay_and_another_ones_subsets_go(tmp_path):
-    """calibrate --config RUN --data RUN's own FFHQH set lost its ffhq_root; and a single subset folder was
-    refused for the run's data.subsets, which calibrate has no flag to drop."""
-    from trainer.evaluate import data_for_other
-
-    run = {"root": str(tmp_path / "set"), "ffhq_root": str(tmp_path / "ffhq"), "subsets": ["HCOCO"], "kind": "ffhqh",
-           "max_samples": 10, "val_fraction": 0.1}
-    own = data_for_other(run, str(tmp_path / "set") + "/")
-    assert own == {**{k: v for k, v in run.items() if k != "max_samples"}, "root": str(tmp_path / "set") + "/",
-                   "kind": "auto"}
-    other = data_for_other(run, str(tmp_path / "HFlickr"))
-    assert other == {"root": str(tmp_path / "HFlickr"), "kind": "auto", "val_fraction": 0.1}
-
-
-def test_split_all_of_the_run_s_own_pool_s_test_folder_is_no_training_photo(tmp_path, monkeypatch):
-    """A run on a pool trains on its train/ and validates on its val/: --data POOL/test --split all, the form
-    the README gives, was refused as holding the run's own training photos."""
-    import trainer.config
-    from trainer.evaluate import check_split_all
-
-    pool = tmp_path / "pool"
-    for split in ("train", "val", "test"):
-        (pool / split / "images").mkdir(parents=True)
-    (pool / "manifest.json").write_text('{"builder": "trainer.builders.package_portraits"}')
-    monkeypatch.setattr(trainer.config, "read_config", lambda config: {"data": {"root": str(pool)}})
-    assert check_split_all("all", str(pool / "test"), "RUN") is None
-    assert "training photos" in check_split_all("all", str(pool / "train"), "RUN")
-    assert "training photos" in check_split_all("all", str(pool / "val"), "RUN")
 
 
 def test_a_stdout_that_cannot_hold_the_report_still_gets_the_files_and_the_report(landscapes, tmp_path, monkeypatch):
