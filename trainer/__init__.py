@@ -20,6 +20,8 @@ What each part owns:
 * configuration: ``config`` (TOML layers, the ``[model]`` table, the working size) and ``configs/``;
 * data read while training: ``data/`` (iHarmony4, FFHQH, photo folders; ``data/synthesis.py``
   makes composites on the fly); data written once before training: ``builders/``;
+* scoring: ``evaluate`` (the command and its loop) with ``evaluation/`` (the weights compared, the metrics
+  and buckets, the report and its files, the grid, the ``[data]`` table ``calibrate`` shares);
 * small shared pieces: ``colour``, ``baselines``, ``curves``.
 
 The package depends on :mod:`phnet` (the library); :mod:`phnet` never imports it.

@@ -1,5 +1,5 @@
-"""trainer.evaluate's summary: what its tables average and what its report says (the runs with trained weights
-are in test_fit.py)."""
+"""trainer.evaluate: the command and its loop, run end to end (its pieces' own tests are in evaluation/; the runs
+with trained weights are in test_fit.py)."""
 from __future__ import annotations
 
 import shutil
