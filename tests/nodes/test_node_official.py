@@ -106,13 +106,10 @@ def test_the_harmonize_node_says_how_much_of_the_correction_the_bundled_weights_
             and "2 below the do-no-harm threshold" in frames)
 
 
-def test_an_official_copy_whose_config_json_is_tuned_is_loaded_again(pack, nodes, comfy_env, monkeypatch):
-    """Picked by name, the official weights were cached by the name alone: a threshold or working size tuned in
-    their copy's config.json (as the README invites) never reached a running ComfyUI."""
+def _tiny_official_copy(pack, comfy_env, monkeypatch):
+    """A tiny network registered as the official weights NAME, saved where the loader keeps their converted copy:
+    → that folder (64-pixel working size)."""
     import dataclasses
-    import os
-    import shutil
-    import time
 
     official, config, weights = _core(pack, "official"), _core(pack, "config"), _core(pack, "weights")
     tiny = config.PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
@@ -121,6 +118,17 @@ def test_an_official_copy_whose_config_json_is_tuned_is_loaded_again(pack, nodes
                                                                           "FFHQH"))
     target = comfy_env.base / "models" / "phnet" / NAME
     weights.save_pretrained(_core(pack, "modeling").PHNet(dataclasses.replace(tiny, name=NAME)), target)
+    return target
+
+
+def test_an_official_copy_whose_config_json_is_tuned_is_loaded_again(pack, nodes, comfy_env, monkeypatch):
+    """Picked by name, the official weights were cached by the name alone: a threshold or working size tuned in
+    their copy's config.json (as the README invites) never reached a running ComfyUI."""
+    import os
+    import shutil
+    import time
+
+    target = _tiny_official_copy(pack, comfy_env, monkeypatch)
     cls = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"]
     try:
         before = cls.IS_CHANGED(NAME, "")
@@ -140,16 +148,9 @@ def test_a_workflow_that_picked_the_official_copy_as_a_file_loads_it_by_its_name
     """Before the official names were listed, their converted copy was listed as a file
     (official-ffhqh512/model.safetensors), and a workflow saved then holds that name: it must validate and load the
     same weights, not fail as a model missing from models/phnet."""
-    import dataclasses
     import shutil
 
-    official, config, weights = _core(pack, "official"), _core(pack, "config"), _core(pack, "weights")
-    tiny = config.PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64)
-    monkeypatch.setitem(config.PRESETS, "tiny-official", tiny)
-    monkeypatch.setitem(official.OFFICIAL, NAME, official.OfficialWeights(NAME, FILE, "x.pth", "tiny-official", 64,
-                                                                          "FFHQH"))
-    target = comfy_env.base / "models" / "phnet" / NAME
-    weights.save_pretrained(_core(pack, "modeling").PHNet(dataclasses.replace(tiny, name=NAME)), target)
+    target = _tiny_official_copy(pack, comfy_env, monkeypatch)
     cls, saved = pack.NODE_CLASS_MAPPINGS["PHNetModelLoader"], f"{NAME}/model.safetensors"
     try:
         assert saved not in cls.INPUT_TYPES()["required"]["model_name"][0]
