@@ -1,8 +1,9 @@
 """Paste a cut-out subject onto a background: the composite PHNet then harmonizes.
 
 :func:`paste_subject` pastes one picture; :func:`plan_paste` pairs a batch of backgrounds with a batch of subjects
-and checks it before anything is pasted, and :meth:`PastePlan.paste` pastes it picture by picture
-(:func:`paste_batch` does both). Refusals a caller may want to word in its own terms are typed.
+and checks it before anything is pasted (the cut-outs' alpha by :func:`check_cut_outs`, which a caller holding one
+picture may use alone), and :meth:`PastePlan.paste` pastes it picture by picture (:func:`paste_batch` does both).
+Refusals a caller may want to word in its own terms are typed.
 
 No host imports here.
 """
@@ -21,12 +22,13 @@ from .compat import widened
 from .corrections import MIN_BACKGROUND
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array, mask_to_tensor
-from .imageio.images import _where, integer_peak
+from .imageio.images import _tensor_view, _where, integer_peak
 from .imageio.masks import FAINT, trace_bar
 from .mask_tools import finite_real, inverted_masks
 
-__all__ = ["paste_subject", "paste_batch", "plan_paste", "PastePlan", "BatchesDiffer", "FaintSubject",
-           "AlphaLooksInverted", "TransparentSubject", "over_background", "cut_out_colour", "visible_scene", "ANCHORS"]
+__all__ = ["paste_subject", "paste_batch", "plan_paste", "check_cut_outs", "PastePlan", "BatchesDiffer",
+           "FaintSubject", "AlphaLooksInverted", "TransparentSubject", "over_background", "cut_out_colour",
+           "visible_scene", "ANCHORS"]
 
 # Where on the (scaled) subject the (x, y) point sits, as fractions of its width / height.
 ANCHORS: dict[str, tuple[float, float]] = {
@@ -395,10 +397,9 @@ def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: 
     match. ``subject_mask``: one mask for all subjects or one each, any layout :func:`phnet.imageio.mask_to_tensor`
     reads; without it an RGBA subject's alpha is its mask.
 
-    The batch is judged as a whole (a clip's subject may fade out): its masks, or its alpha, must reach 1/64 of
-    full somewhere (:class:`FaintSubject`), and an alpha must not be 0 everywhere (:class:`TransparentSubject`);
-    an alpha or mask that looks inverted is refused (:class:`AlphaLooksInverted`) unless ``alpha_as_given``. Raises
-    :class:`BatchesDiffer`, or a ``ValueError`` for masks that do not pair with the subjects, first."""
+    The batch's masks, or its alpha, are judged by :func:`check_cut_outs` (``alpha_as_given`` lets an alpha that
+    looks inverted pass). Raises :class:`BatchesDiffer`, or a ``ValueError`` for masks that do not pair with the
+    subjects, first."""
     masks = None
     if subject_mask is not None:
         masks = mask_to_tensor(subject_mask, subjects.shape[0], subjects.shape[1], subjects.shape[2],
@@ -410,16 +411,25 @@ def plan_paste(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: 
     if alpha is None:
         return PastePlan(backgrounds, subjects)
     peak = 1.0 if alpha.is_floating_point() else integer_peak(subjects.dtype) or 1.0
-    strongest = float(widened(alpha).amax()) / peak
-    several = subjects.shape[0] > 1
-    if faint_subject(strongest):
-        raise FaintSubject(strongest, masks is not None, several)
-    if masks is None and not strongest > 0:
-        raise TransparentSubject()
-    inverted = [] if alpha_as_given else inverted_masks(widened(alpha) / peak)
-    if inverted:
-        raise AlphaLooksInverted(*inverted[0], several=several, masked=masks is not None)
+    check_cut_outs(alpha, peak, masked=masks is not None, as_given=alpha_as_given)
     return PastePlan(backgrounds, subjects, masks)
+
+
+def check_cut_outs(alpha: Any, peak: float = 1.0, *, masked: bool = False, as_given: bool = False) -> None:
+    """The rule a batch of cut-outs' ``alpha`` (B x h x w, numpy or torch; ``peak`` = opaque), or their subject
+    masks where ``masked``, meets before anything is pasted. Judged as a whole (a clip's subject may fade out), it
+    must reach 1/64 of full somewhere (:class:`FaintSubject`), an alpha must not be 0 everywhere
+    (:class:`TransparentSubject`), and none may look inverted (:class:`AlphaLooksInverted`) unless ``as_given``."""
+    alpha = widened(_tensor_view(alpha) if isinstance(alpha, np.ndarray) else alpha)
+    strongest = float(alpha.amax()) / peak
+    several = alpha.shape[0] > 1
+    if faint_subject(strongest):
+        raise FaintSubject(strongest, masked, several)
+    if not masked and not strongest > 0:
+        raise TransparentSubject()
+    inverted = [] if as_given else inverted_masks(alpha / peak)
+    if inverted:
+        raise AlphaLooksInverted(*inverted[0], several=several, masked=masked)
 
 
 def paste_batch(backgrounds: torch.Tensor, subjects: torch.Tensor, subject_mask: Any = None, x: float = 0,

@@ -631,7 +631,7 @@ def _paste_subject(image, s):
     import numpy as np
     from PIL import Image
 
-    from phnet.compositing import faint_subject, paste_subject
+    from phnet.compositing import paste_subject
     from phnet.imageio import image_to_uint8
     from phnet.imageio.images import pil_info
 
@@ -647,15 +647,9 @@ def _paste_subject(image, s):
     if mode in ("P", "L", "RGB") and "transparency" in subject.info:  # a palette entry or a key colour (tRNS)
         subject, mode = subject.convert("RGBA"), "RGBA"
     alpha = subject.getchannel("A") if mode in ("RGBA", "LA", "PA") else None
-    faintest, strongest = alpha.getextrema() if alpha is not None else (255, 255)
-    if strongest == 0:
-        raise ValueError("PHNet: the subject is fully transparent, so there is nothing to paste: upload a cut-out "
-                         "whose subject is opaque.")
-    faint = faint_subject(strongest / 255)
-    if faint:
-        raise ValueError(f"PHNet: the subject is {faint}: upload a cut-out whose subject is opaque.")
-    _refuse_an_inverted_alpha(alpha)
-    if mode is not None and faintest == 255:
+    if alpha is not None:
+        _check_cut_out(alpha)
+    if mode is not None and (alpha is None or alpha.getextrema()[0] == 255):
         print("PHNet: the subject has no transparency: its whole rectangle is pasted. Upload a cut-out PNG whose "
               "background is transparent to paste the subject alone.")
     composite, mask = paste_subject(
@@ -683,24 +677,26 @@ def _paste_subject(image, s):
     return pasted, mask, notes
 
 
-def _refuse_an_inverted_alpha(alpha):
-    """The library's paste rule (``plan_paste``, :class:`phnet.compositing.AlphaLooksInverted`) for the cut-out's
-    8-bit ``alpha`` (PIL, or None), refused in this script's words: it has no setting that takes an alpha as
-    given, so a right one is told how to pass."""
-    if alpha is None:
-        return
+def _check_cut_out(alpha):
+    """The library's rule for a cut-out's alpha (:func:`phnet.compositing.check_cut_outs`), refused in this script's
+    words: it has no setting that takes an alpha that looks inverted as given, so a right one is told how to pass."""
     import numpy as np
 
-    from phnet.mask_tools import inverted_masks
+    from phnet.compositing import AlphaLooksInverted, FaintSubject, TransparentSubject, check_cut_outs
 
-    inverted = inverted_masks([np.asarray(alpha, np.float32) / 255])
-    if inverted:
-        _, area, border = inverted[0]
+    upload = "upload a cut-out whose subject is opaque."
+    try:
+        check_cut_outs(np.asarray(alpha)[None], 255)
+    except TransparentSubject:
+        raise ValueError(f"PHNet: the subject is fully transparent, so there is nothing to paste: {upload}") from None
+    except FaintSubject as e:
+        raise ValueError(f"PHNet: the subject is {e.words}: {upload}") from None
+    except AlphaLooksInverted as e:
         raise ValueError(
-            f"PHNet: the subject's alpha covers {area:.0%} of the cut-out and {border:.0%} of its edge, so it looks "
-            "inverted (the subject must be opaque, its surroundings transparent): invert the cut-out's transparency "
-            "in an image editor and upload it again, or, if it is right (subjects at its sides with a transparent "
-            "gap between them), give it a transparent margin.")
+            f"PHNet: the subject's alpha covers {e.area:.0%} of the cut-out and {e.border:.0%} of its edge, so it "
+            "looks inverted (the subject must be opaque, its surroundings transparent): invert the cut-out's "
+            "transparency in an image editor and upload it again, or, if it is right (subjects at its sides with a "
+            "transparent gap between them), give it a transparent margin.") from None
 
 
 def _animated(image):

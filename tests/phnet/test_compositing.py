@@ -387,6 +387,22 @@ def test_an_8_bit_alpha_is_read_on_its_own_scale():
     assert (refused.value.masked, refused.value.several) == (False, False)
 
 
+def test_one_cut_out_s_8_bit_alpha_meets_the_batch_s_rule_alone():
+    """check_cut_outs is plan_paste's rule for a caller holding one picture's alpha (numpy, on its 8-bit scale)."""
+    from phnet.compositing import AlphaLooksInverted, FaintSubject, TransparentSubject, check_cut_outs
+
+    square = (_square().numpy() * 255).astype(np.uint8)
+    check_cut_outs(square[None], 255)
+    with pytest.raises(TransparentSubject):
+        check_cut_outs(np.zeros((1, 12, 10), np.uint8), 255)
+    with pytest.raises(FaintSubject, match=r"its strongest alpha is 2/255"):
+        check_cut_outs((square // 255 * 2)[None], 255)
+    with pytest.raises(AlphaLooksInverted, match=r"covers 70% of the picture and 100% of its border") as e:
+        check_cut_outs((255 - square)[None], 255)
+    assert (e.value.index, e.value.several, e.value.masked) == (0, False, False)
+    check_cut_outs((255 - square)[None], 255, as_given=True)
+
+
 def test_an_alpha_that_looks_inverted_is_refused_with_its_index_unless_it_is_as_given():
     from phnet.compositing import AlphaLooksInverted, paste_batch
 
