@@ -22,7 +22,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote_from_bytes
 
 from .atomic import missing_target
@@ -223,6 +223,20 @@ class Source:
                 f":{self.filename}" if self.filename else ""
             )
         return str(self.path)
+
+    def arguments(self) -> tuple[str | None, dict[str, Any]]:
+        """``(source, options)`` that load this source through ``load_model(source, **options)`` (or
+        ``Harmonizer.from_pretrained``), read back by :func:`resolve` to this same source: None for the bundled
+        default, the official name, the path, or the Hub repo id (``owner/name:filename`` for one file) with its
+        ``revision`` in ``options``. A new dict each call, to which a caller adds its own options (``cache_dir``,
+        ``local_files_only``, ``progress``)."""
+        if self.kind == "default":
+            return None, {}
+        if self.kind == "official":
+            return self.name, {}
+        if self.kind == "hub":
+            return self.repo_id + (f":{self.filename}" if self.filename else ""), {"revision": self.revision}
+        return str(self.path), {}
 
 
 def _no_revision(revision: str | None, text: str, what: str) -> None:

@@ -46,6 +46,26 @@ def test_hub_references(tmp_path, monkeypatch, text, repo, revision, filename):
     assert sources.resolve("owner/name", revision="main").revision == "main"  # revision= when none in the text
 
 
+@pytest.mark.parametrize("text, revision", [(None, None), ("official-ffhqh512", None), ("owner/name", None),
+                                            ("owner/name@v1", None), ("owner/name:sub/w.pth", "v1"),
+                                            ("w.safetensors", None), ("model", None)])
+def test_a_resolved_source_gives_the_arguments_that_load_it_again(tmp_path, monkeypatch, text, revision):
+    """A host that resolved a choice (its own folders, its own rules) hands the result to the loader without
+    spelling each kind's arguments out itself."""
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    (tmp_path / "model").mkdir()
+    found = sources.resolve(text, revision=revision, search_dirs=[tmp_path])
+    source, options = found.arguments()
+    assert sources.resolve(source, **options) == found
+    assert options == ({"revision": found.revision} if found.kind == "hub" else {})
+    options["cache_dir"] = tmp_path  # a caller's own options go into a dict of its own
+    assert found.arguments()[1] == ({"revision": found.revision} if found.kind == "hub" else {})
+    if found.kind in ("file", "folder"):
+        assert source == str(tmp_path / text)  # found in a search folder: its full path
+
+
 @pytest.mark.parametrize("text", ["no/such/place", "./owner/name", "/abs/missing.pth", "missing.safetensors", "a/b.pth",
                                   "runs/my--run", "runs/best.", "runs/-x",
                                   "modèles/phnet", "me/phnet.git"])  # no Hub repo id: a missing folder

@@ -28,6 +28,15 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].dtype)) for k in sa)
 
 
+def test_a_resolved_source_loads_through_its_arguments(tiny_model, tiny_folder):
+    from phnet.sources import resolve
+
+    for given in (tiny_folder, tiny_folder / "model.safetensors"):
+        source, options = resolve(given).arguments()
+        assert _same_weights(load_model(source, **options), tiny_model)
+        assert _same_weights(Harmonizer.from_pretrained(source, device="cpu", **options).model, tiny_model)
+
+
 def _inputs(seed: int = 1, size: int = 32):
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(1, 3, size, size, generator=g)
