@@ -837,15 +837,9 @@ def load_harmonizer(choice, phnet_dir):
             f"PHNet weights {choice!r} not found in {phnet_dir}, and it is neither an official name nor a Hugging "
             "Face repo id ('owner/name'). Pick an entry from the list or type a repo id."
         ) from None
-    if found.kind == "default":
-        source, options = None, {}
-    elif found.kind == "official":  # found in, or downloaded into, models/PHNet
-        source, options = found.name, {"cache_dir": phnet_dir}
-    elif found.kind == "hub":
-        source = found.repo_id + (f":{found.filename}" if found.filename else "")
-        options = {"revision": found.revision}
-    else:
-        source, options = str(found.path), {}
+    source, options = found.arguments()
+    if found.kind == "official":  # found in, or downloaded into, models/PHNet
+        options["cache_dir"] = phnet_dir
     device = _device()
 
     def build():
