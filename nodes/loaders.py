@@ -100,27 +100,26 @@ def _official_copy(name: str | None) -> str | None:
 def resolve_phnet_source(model_name: str, hub_repo_id: str = "") -> tuple[str | None, dict]:
     """(source, extra from_pretrained arguments): None = the bundled default, else a path, an official name
     (downloaded into models/phnet on first use) or a repo id."""
-    model_name = paths.listed_name(model_name)
-    repo = unquoted(hub_repo_id or "")
-    if repo in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
-        model_name, repo = repo, ""
-    if repo and not os.path.exists(os.path.expanduser(repo)):
-        from ..phnet.sources import looks_like_repo_id, parse_hub_ref
+    from ..phnet.sources import Source, resolve
 
-        repo_id, revision, filename = parse_hub_ref(repo)  # "owner/name[@revision][:file]"
-        if looks_like_repo_id(repo_id):
-            source = repo_id + (f":{filename}" if filename else "")
-            return source, {"revision": revision, "local_files_only": _offline()}
-        return repo, {}  # a mistyped path (D:\...) or a URL, as typed: the library says what it is not
-    if repo:
-        return repo, {}
-    if not model_name or model_name == paths.BUNDLED_DEFAULT:
-        return None, {}
-    if model_name in paths.official_names():
-        return model_name, {"cache_dir": paths.phnet_folders(), "local_files_only": _offline(),
-                            "progress": _download_progress()}
-    # A file; a config.json next to it (a folder written by save_pretrained) is picked up by the core.
-    return paths.full_path(paths.PHNET_FOLDER, model_name), {}
+    model_name = paths.listed_name(model_name)
+    typed = unquoted(hub_repo_id or "")
+    if typed in paths.official_names():  # typed rather than picked: kept in models/phnet all the same
+        model_name, typed = typed, ""
+    if typed:  # a path or a Hub repo id "owner/name[@revision][:file]"; else the library says what it is not
+        found = resolve(typed)
+    elif model_name in paths.official_names():
+        found = Source("official", name=model_name)
+    elif not model_name or model_name == paths.BUNDLED_DEFAULT:
+        found = resolve(None)
+    else:  # a file; a config.json next to it (a folder written by save_pretrained) is picked up by the core
+        found = resolve(paths.full_path(paths.PHNET_FOLDER, model_name))
+    source, extra = found.arguments()
+    if found.kind in ("official", "hub"):
+        extra["local_files_only"] = _offline()
+    if found.kind == "official":
+        extra.update(cache_dir=paths.phnet_folders(), progress=_download_progress())
+    return source, extra
 
 
 class PHNetModelLoader:
