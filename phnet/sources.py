@@ -101,6 +101,8 @@ class OfficialWeights:
 
     @property
     def url(self) -> str:
+        """Where the checkpoint is downloaded from: the authors' release, or the mirror named by
+        ``PHNET_OFFICIAL_BASE_URL`` (a URL, or a folder on this machine read as a ``file:`` URL)."""
         base = os.environ.get(BASE_URL_ENV, "").strip() or BASE_URL
         if "://" not in base and Path(base).expanduser().is_dir():  # a folder on this machine: its file:// URL
             return _file_url(Path(base).expanduser().resolve().joinpath(self.filename))
@@ -108,6 +110,7 @@ class OfficialWeights:
 
     @property
     def licence(self) -> str:
+        """The terms these weights keep (their authors'; FFHQ's too for those trained on FFHQH)."""
         terms = AUTHORS_TERMS + ("; " + FFHQ_TERMS if self.trained_on == "FFHQH" else "")
         return f"official PHNet weights (Efremyan et al.), {terms}"
 
@@ -214,6 +217,8 @@ class Source:
 
     @property
     def label(self) -> str:
+        """How the source is named to a user: the bundled default's label, the official name, the Hub reference
+        (``owner/name@revision:file``) or the path."""
         if self.kind == "default":
             return DEFAULT_LABEL
         if self.kind == "official":
@@ -383,8 +388,8 @@ class NotInCache(FileNotFoundError):
 
 
 @contextlib.contextmanager
-def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_dir, local_files_only: bool,
-               what: str) -> Iterator[None]:
+def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_dir: str | os.PathLike[str] | None,
+               local_files_only: bool, what: str) -> Iterator[None]:
     """One set of messages for every Hub failure: ``FileNotFoundError`` / ``PermissionError`` /
     ``ConnectionError``, each saying what to do."""
     from huggingface_hub import utils as errors  # these classes are there from 0.23 on (huggingface_hub.errors: 0.25)

@@ -70,7 +70,7 @@ def _public_api():
     for module_name in ("phnet", "phnet.sam", "phnet.imageio", "phnet.compositing"):
         module = importlib.import_module(module_name)
         found += [(f"{module_name}.{n}", getattr(module, n)) for n in module.__all__]
-    for module_name in ("phnet.metrics", "phnet.temporal", "phnet.corrections", "phnet.options"):
+    for module_name in ("phnet.metrics", "phnet.temporal", "phnet.corrections", "phnet.options", "phnet.sources"):
         module = importlib.import_module(module_name)
         found += [(f"{module_name}.{n}", v) for n, v in vars(module).items()
                   if not n.startswith("_") and getattr(v, "__module__", None) == module_name]
