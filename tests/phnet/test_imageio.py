@@ -1325,3 +1325,150 @@ def test_a_folder_that_tells_names_apart_by_case_is_told_without_writing_there(t
     (tmp_path / "masks").mkdir(exist_ok=True)  # another folder where case tells names apart: still False
     assert folds_names(tmp_path / "Masks") == os.path.samefile(tmp_path / "Masks", tmp_path / "masks")
     assert sorted(tmp_path.rglob("*")) == sorted({*before, tmp_path / "masks"})
+
+
+@pytest.mark.parametrize("turn", range(2, 9))
+def test_a_picture_is_turned_by_each_orientation_where_pillow_cannot_rewrite_its_exif(monkeypatch, turn):
+    """Where ImageOps.exif_transpose stops at a wrongly typed tag, the pixels alone are turned, each orientation as
+    exif_transpose turns it."""
+    from PIL import ImageOps
+
+    from phnet.imageio import decode
+
+    raw = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    expected = np.asarray(ImageOps.exif_transpose(_exif_rotated(raw, turn)))
+
+    def refuses(image, *args, **kwargs):
+        raise TypeError("a wrongly typed tag")
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", refuses)
+    np.testing.assert_array_equal(np.asarray(decode._upright(_exif_rotated(raw, turn))), expected)
+
+
+def test_a_two_level_picture_is_a_mask_whatever_its_levels():
+    """0/1 (a binary mask saved as it is), 0/255 and 16-bit 0/65535 pictures are masks; a flat-coloured photo of
+    two greys that are neither black nor white is read by its levels too."""
+    from phnet.imageio.decode import looks_like_a_mask
+
+    binary = np.zeros((8, 8), np.uint8)
+    binary[2:6, 2:6] = 1
+    assert looks_like_a_mask(binary)
+    assert looks_like_a_mask(np.repeat(binary[..., None], 3, -1))
+    assert looks_like_a_mask(binary * 255) and looks_like_a_mask(binary.astype(np.uint16) * 65535)
+    assert looks_like_a_mask(binary * 100 + 50)  # two flat greys: two levels
+    assert not looks_like_a_mask(binary * 100 + np.arange(8, dtype=np.uint8)[None])  # many levels, all grey
+
+
+@pytest.mark.parametrize("black_and_white, looks", [(0.8, True), (0.7, False)])
+def test_a_painted_mask_with_soft_edges_is_a_mask_where_three_quarters_are_black_or_white(black_and_white, looks):
+    from phnet.imageio.decode import looks_like_a_mask
+
+    grey = np.full(100, 128, np.uint8)  # the soft edge
+    grey[: int(100 * black_and_white) // 2] = 0
+    grey[50 : 50 + int(100 * black_and_white) // 2] = 255
+    assert looks_like_a_mask(grey.reshape(10, 10)) is looks
+
+
+@pytest.mark.parametrize("dark, black_and_white", [(32, True), (33, False)])
+def test_black_in_a_painted_mask_is_up_to_32(dark, black_and_white):
+    from phnet.imageio.decode import is_black_and_white
+
+    grey = np.array([dark] * 4 + [255] * 4, np.uint8)
+    assert is_black_and_white(grey, np.zeros(8, bool)) is black_and_white
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 255), (0, 255, 0), (255, 0, 0)])
+def test_a_mask_file_coloured_in_any_one_channel_is_refused(tmp_path, colour):
+    """Each of the three channels counts in telling a colour picture from a grey mask (blue as much as red)."""
+    picture = np.zeros((8, 8, 3), np.uint8)
+    picture[2:6, 2:6] = colour
+    Image.fromarray(picture).save(tmp_path / "m.png")
+    with pytest.raises(ValueError, match="is a colour picture; save it as black and white"):
+        io_.read_mask(tmp_path / "m.png")
+
+
+@pytest.mark.parametrize("turn, dpi", [(4, (300, 150)), (5, (150, 300)), (8, (150, 300))])
+def test_a_picture_s_resolution_is_turned_with_it_only_by_an_orientation_of_5_to_8(tmp_path, turn, dpi):
+    """Orientations 5 to 8 swap width and height, so the resolution's across and down; 2 to 4 only flip."""
+    exif = Image.Exif()
+    exif[0x0112] = turn
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "t.jpg", dpi=(300, 150), exif=exif)
+    pixels, kept = io_.read_picture(tmp_path / "t.jpg")
+    assert pixels.shape == ((40, 60, 3) if turn < 5 else (60, 40, 3)) and kept["dpi"] == dpi
+
+
+def test_a_32_bit_grey_pil_mask_of_0_and_1_is_binary():
+    """PIL's mode 'I' (ImageMath's result) holding 0 and 1 is a 0/1 mask as an integer array is; one holding
+    8-bit values above 1 is refused by name."""
+    binary = np.zeros((4, 6), np.int32)
+    binary[1:3, 2:5] = 1
+    np.testing.assert_array_equal(io_.mask_to_array(Image.fromarray(binary, "I")), binary.astype(np.float32))
+    with pytest.raises(ValueError, match=r"PIL mode 'I'\) holding only values up to 255"):
+        io_.mask_to_array(Image.fromarray(binary * 255, "I"))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_a_single_channels_first_picture_is_told_how_to_turn_it(channels):
+    with pytest.raises(ValueError, match=r"looks channels-first: pass array.transpose\(1, 2, 0\)"):
+        io_.image_to_array(np.zeros((channels, 8, 10), np.uint8))
+
+
+def test_a_picture_wider_than_a_band_s_pixels_is_converted_a_row_at_a_time(monkeypatch):
+    """The conversion back to integers runs in bands of rows holding at most tiling.TILE_PIXELS pixels; a row longer
+    than that is a band of its own."""
+    from phnet import tiling
+
+    monkeypatch.setattr(tiling, "TILE_PIXELS", 4)
+    pixels = np.arange(3 * 7 * 3, dtype=np.uint8).reshape(3, 7, 3)
+    rgb, alpha, form = io_.image_to_tensor(pixels)
+    out = io_.tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 3, 7, dtype=torch.bool))
+    np.testing.assert_array_equal(out, pixels)
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 3), (5, 0, 3), (0, 5)])
+def test_a_picture_with_no_rows_or_no_columns_is_named_empty(shape):
+    with pytest.raises(ValueError, match=r"image is empty \(shape"):
+        io_.image_to_array(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize("top, words", [(255.0, "this looks like a 0..255 image"), (256.0, "give images in 0..1")])
+def test_a_float_picture_is_said_to_be_on_the_255_scale_only_up_to_255(top, words):
+    with pytest.raises(ValueError, match=words):
+        io_.image_to_tensor(np.linspace(0, top, 4 * 4 * 3, dtype=np.float32).reshape(4, 4, 3))
+
+
+def test_a_batch_of_rgba_masks_is_refused_as_colour_pictures():
+    with pytest.raises(ValueError, match=r"B×H×W×4 \(2, 8, 8, 4\): colour pictures, but a mask has one channel"):
+        io_.mask_to_tensor(np.zeros((2, 8, 8, 4), np.uint8), 2, 8, 8)
+
+
+def test_two_empty_masks_of_a_batch_that_may_hold_empty_ones_are_named_as_every_one():
+    from phnet.imageio import check_mask_coverage
+
+    with pytest.raises(ValueError, match="every frame's mask is empty"):
+        check_mask_coverage(torch.zeros(2, 1, 4, 4), allow_empty=True, unit="frame")
+    one_empty = torch.zeros(2, 1, 4, 4)
+    one_empty[1, :, :2] = 1
+    check_mask_coverage(one_empty, allow_empty=True)  # the other has a subject and a background
+
+
+@pytest.mark.parametrize("strongest, refused", [(1 / 64, False), (1 / 64 - 1e-4, True)])
+def test_a_mask_is_on_the_wrong_scale_below_a_64th_of_full(strongest, refused):
+    from phnet.imageio import check_mask_coverage
+
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :2] = strongest
+    if refused:
+        with pytest.raises(ValueError, match="marks no subject"):
+            check_mask_coverage(mask)
+    else:
+        check_mask_coverage(mask)
+
+
+@pytest.mark.parametrize("strongest, bar", [(1.0, 1 / 64), (48 / 255, 1.5 / 255), (255.0, 255 / 64)])
+def test_a_mask_s_trace_is_a_64th_of_its_strongest_value_and_at_least_one_and_a_half_levels(strongest, bar):
+    from phnet.imageio.masks import trace_bar
+
+    peak = 255.0 if strongest > 1 else 1.0
+    assert trace_bar(strongest, peak) == pytest.approx(bar)
+    assert float(trace_bar(torch.tensor(strongest), peak)) == pytest.approx(bar)
