@@ -322,3 +322,64 @@ def test_a_thin_reference_band_is_not_lost_at_the_lower_levels():
     assert nearest[0].amax() == 0 and halved[0, 0, 3, 1:9].eq(1).all()
     assert torch.equal(halved[1:], nearest[1:])  # where the nearest sample keeps some of it, nothing changes
     assert _halved_reference(torch.ones(1, 1, 15, 9)).shape == nearest[:1, :, :7, :4].shape
+
+
+def test_a_new_pn_block_starts_from_the_official_initial_values():
+    """Training from scratch starts where the official code does: the patch means mixed evenly (1/(G²·C) each),
+    the affine scales at init_value, the shifts at 0."""
+    block = PatchNormalization(3, 4, init_value=0.8)
+    torch.testing.assert_close(block.grid_weights, torch.full((1, 3, 4, 4), 1 / 48))
+    for name in ("fg_var", "patched_fg_var", "bg_var"):
+        assert torch.equal(getattr(block, name), torch.full((1, 3, 1, 1), 0.8)), name
+    for name in ("fg_bias", "patched_fg_bias", "bg_bias"):
+        assert torch.equal(getattr(block, name), torch.zeros(1, 3, 1, 1)), name
+    assert torch.equal(block.weights, torch.tensor([0.5, 0.5]))
+
+
+def test_a_statistics_block_answers_in_its_picture_s_precision_whatever_the_mask_s():
+    """Outside autocast the statistics come back in the precision of the features given, not of the mask."""
+    x, m = torch.rand(1, 3, 16, 16, dtype=torch.float64), torch.zeros(1, 1, 16, 16)
+    m[..., 4:12, 4:12] = 1
+    assert PatchNormalization(3, 2).double()(x, m).dtype == torch.float64
+    assert PatchColorTransfer(2).double()(x * m.double(), x * (1 - m.double())).dtype == torch.float64
+    assert PatchNormalization(3, 2)(x.float(), m.double()).dtype == torch.float32
+
+
+def test_the_feature_extractor_s_map_keeps_the_picture_s_size():
+    """The head is a 3×3 convolution padded by one pixel, as the official one: the map is the picture's size and
+    its border pixels are read with the rest."""
+    image, mask = torch.rand(2, 3, 12, 20), torch.zeros(2, 1, 12, 20)
+    mask[..., 3:9, 5:15] = 1
+    assert PatchFeatureExtractor(2)(image, mask).shape == (2, 3, 12, 20)
+
+
+def test_a_residual_model_s_thresholded_output_stays_in_unit_range(tiny_config):
+    """A residual change of up to ±1 added to a bright or dark subject leaves 0..1; the do-no-harm threshold's
+    output is clamped as the picture it is."""
+    import dataclasses
+
+    model = PHNet(dataclasses.replace(tiny_config, output="residual", correction_threshold=1.0)).eval()
+    x, m = torch.full((1, 3, 32, 32), 0.9), torch.zeros(1, 1, 32, 32)
+    m[..., 8:24, 8:24] = 1
+    for bias, bound in ((10.0, 1.0), (-10.0, 0.0)):
+        with torch.no_grad():
+            model.decoder[5][0].bias.fill_(bias)  # a change of about +1 or -1 everywhere
+            out = model(x if bias > 0 else 1 - x, m)
+        assert out.min() >= 0 and out.max() <= 1
+        assert torch.allclose(out[m.bool().expand_as(out)], torch.tensor(bound), atol=1e-3)
+
+
+def test_the_decoder_s_layers_are_leaky_but_the_last_whose_logits_are_left_whole(tiny_config):
+    """As the official decoder: LeakyReLU after every layer but the last, whose output goes to the sigmoid (a
+    negative logit darkens); the oracle shares the decoder, so only the architecture itself tells this."""
+    model = PHNet(tiny_config)
+    negative = -torch.ones(4)
+    for i, layer in enumerate(model.decoder):
+        expected = negative if i == 5 else negative * 0.01
+        torch.testing.assert_close(layer[2](negative), expected)
+
+
+def test_the_inference_network_s_folded_decoder_takes_no_gradient(tiny_config):
+    """Its folded weights are constants: a call outside no_grad builds no graph through them."""
+    fast = InferencePHNet(PHNet(tiny_config).eval())
+    assert not any(p.requires_grad for p in fast.decoder.parameters())

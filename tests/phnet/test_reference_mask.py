@@ -314,3 +314,74 @@ def test_a_soft_reference_painted_over_the_subject_at_full_strength_is_still_its
     want, got = h.harmonize(image, mask, reference_mask=left), h.harmonize(image, mask, reference_mask=soft)
     assert np.array_equal(got.image, want.image) and got.corrections == want.corrections
     assert not np.array_equal(want.image, h(image, mask))  # the region matters here
+
+
+@pytest.mark.parametrize("region", ["strip", "one pixel", "all but one pixel"])
+@pytest.mark.parametrize("branch", ["global", "patch"])
+def test_pn_re_styles_the_subject_to_the_reference_s_own_mean_spread_and_patch_means(region, branch):
+    """The formula of the PN block with its target statistics taken over the reference: the subject's
+    (x − μF)/σF·σR + μR (global branch), or ·σR + Σ W_ij·μR_ij (patch branch), μR_ij over the reference part of
+    each patch. A reference of one pixel is a reference, and one leaving a single background pixel out of a patch
+    is not the whole background there."""
+    from phnet.modeling.oracle import bands, masked_stats
+
+    torch.manual_seed(4)
+    block = PatchNormalization(channels=2, grid=2, eps=1e-7)
+    with torch.no_grad():
+        block.weights.copy_(torch.tensor([1.0, 0.0] if branch == "global" else [0.0, 1.0]))
+        block.grid_weights.copy_(torch.rand(1, 2, 2, 2))
+    x = torch.rand(1, 2, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 3:6, 3:5] = 1
+    reference = torch.zeros_like(mask)
+    if region == "strip":
+        reference[..., :, 5:] = 1
+    elif region == "one pixel":
+        reference[..., 1, 6] = 1
+    else:
+        reference = 1 - mask
+        reference[..., 1, 1] = 0
+    out = block(x, mask, reference)
+
+    eps, target = block.eps, reference * (1 - mask)
+    mu_f, sd_f = masked_stats(x, mask, eps)
+    mu_r, sd_r = masked_stats(x, target, eps)
+    if branch == "global":
+        expected = (x - mu_f) / sd_f * sd_r + mu_r
+    else:
+        mix = torch.zeros_like(mu_r)
+        for i, (r0, r1) in enumerate(bands(8, 2)):
+            for j, (c0, c1) in enumerate(bands(8, 2)):
+                inside = target[..., r0:r1, c0:c1]
+                own = inside if inside.sum() > 0 else (1 - mask)[..., r0:r1, c0:c1]
+                patch_mean, _ = masked_stats(x[..., r0:r1, c0:c1], own, eps)
+                mix = mix + block.grid_weights[..., i : i + 1, j : j + 1] * patch_mean
+        expected = (x - mu_f) / sd_f * sd_r + mix
+    subject = mask.bool().expand_as(x)
+    torch.testing.assert_close(out[subject], (expected * block.fg_var)[subject], rtol=1e-4, atol=1e-5)
+
+
+def test_the_colour_transfer_s_patch_statistics_follow_a_reference_of_one_pixel_in_that_patch():
+    """A patch holding a single reference pixel takes its background statistics from the reference (zeros
+    elsewhere in the patch included, as the whole reference's are), not the patch's own background."""
+    from phnet.modeling.features import PatchColorTransfer
+
+    torch.manual_seed(6)
+    transfer = PatchColorTransfer(2)
+    with torch.no_grad():
+        transfer.grid_weights.copy_(torch.tensor([1.0, 0.0]))  # the per-patch branch alone
+    image, mask = torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    region = torch.zeros_like(mask)
+    region[..., 0, 0] = 1  # one pixel, in the top-left patch
+    fg, bg = image * mask, image * (1 - mask)
+    plain, guided = transfer(fg, bg), transfer(fg, bg, image * region, region)
+    assert not torch.equal(guided[..., :4, :4], plain[..., :4, :4])
+    assert torch.equal(guided[..., 4:, :], plain[..., 4:, :])
+    assert torch.equal(guided[..., :4, 4:], plain[..., :4, 4:])
+    reference = image * region
+    patch = reference[..., :4, :4]
+    mu, sd = patch.mean(dim=(2, 3), keepdim=True), patch.std(dim=(2, 3), keepdim=True)
+    f = fg[..., :4, :4]
+    expected = (f - f.mean(dim=(2, 3), keepdim=True)) * (sd / (f.std(dim=(2, 3), keepdim=True) + 1e-8)) + mu
+    torch.testing.assert_close(guided[..., :4, :4], expected)

@@ -199,3 +199,19 @@ def test_a_callers_autocast_leaves_the_full_resolution_map_in_fp32(transform_mod
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert np.array_equal(h(image, mask, layout="BHWC"), plain)
         assert torch.equal(h.harmonize_tensor(floats, masks), plain_tensor)
+
+
+def test_a_ramp_under_one_level_is_still_a_ramp():
+    """Only a ramp of 0 (or less) is a hard cut: half a level of ramp climbs from nothing to the whole correction."""
+    sizes = torch.tensor([4.0, 4.25, 4.5, 5.0])
+    torch.testing.assert_close(kept_fraction(sizes, 4.0, ramp=0.5) * sizes, torch.tensor([0.0, 2.25, 4.5, 5.0]))
+
+
+def test_the_subject_mean_of_an_empty_subject_is_zero_not_nan():
+    """An item whose mask is empty (the picture left as it was) gets zero coefficients, the identity."""
+    values = torch.rand(2, 12, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[1, :, :2] = 1
+    means = subject_mean(values, mask)
+    assert torch.equal(means[0], torch.zeros(12))
+    torch.testing.assert_close(means[1], values[1, :, :2].mean(dim=(1, 2)))
