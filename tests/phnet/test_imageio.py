@@ -1472,3 +1472,16 @@ def test_a_mask_s_trace_is_a_64th_of_its_strongest_value_and_at_least_one_and_a_
     peak = 255.0 if strongest > 1 else 1.0
     assert trace_bar(strongest, peak) == pytest.approx(bar)
     assert float(trace_bar(torch.tensor(strongest), peak)) == pytest.approx(bar)
+
+
+@pytest.mark.parametrize("pixels, layout, words", [
+    (np.zeros((0, 16, 3), np.uint8), None, r"empty image of shape \(0, 16, 3\)"),
+    (np.zeros((16, 16, 3), np.uint8), "BHWC", r"image of shape \(16, 16, 3\) does not match layout 'BHWC'"),
+])
+def test_the_native_path_leaves_an_empty_picture_or_a_wrong_layout_to_be_named(tiny_model, pixels, layout, words):
+    """The Harmonizer's path that reads a caller's pixels as they are takes neither: the conversion names them."""
+    from phnet import Harmonizer
+
+    mask = np.zeros(pixels.shape[:2], np.uint8)
+    with pytest.raises(ValueError, match=words):
+        Harmonizer(tiny_model, device="cpu")(pixels, mask, layout=layout)
