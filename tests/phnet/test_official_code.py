@@ -1,17 +1,21 @@
 """Our network against the authors' own model code, where a checkout of it is at hand.
 
 The official code (github.com/befozg/PHNet, ``tools/model.py``) is not part of this repository, so the
-test runs only with ``PHNET_OFFICIAL_CODE`` set to the folder holding its ``tools/`` (it needs opencv and
-torchvision, as that code imports them). Elsewhere the tests compare PN and PFE with per-patch loops
+test runs only with ``PHNET_OFFICIAL_CODE`` set to a plain checkout of it or to its ``tools/`` folder. It loads
+``model.py`` and ``normalizer.py`` alone, by file path, because the package's ``__init__`` imports the trainer and
+with it TensorBoard, lpips and the rest of the training stack; those two files need only torch, torchvision and
+opencv, which our environment has. Elsewhere the tests compare PN and PFE with per-patch loops
 (``test_modeling.py``). Both architectures, square and non-square pictures, every parameter moved off its
 initial value (0.05·randn) and the batch-norm statistics made non-trivial, so that every path counts.
 """
 from __future__ import annotations
 
 import copy
-import importlib
+import importlib.util
 import os
 import sys
+import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,13 +29,37 @@ ARGUMENTS = {"iharmony": {"enc_sizes": [3, 16, 32, 64, 128, 256, 512], "grid_cou
              "ffhqh": {"enc_sizes": [3, 16, 64, 128, 256, 512, 1024], "grid_count": [4, 3, 2, 1]}}
 
 
+# A name of our own, so that no other ``tools`` package on the path is shadowed or picked up instead.
+PACKAGE = "phnet_official_tools"
+
+
+def official_tools_folder(code: str) -> Path:
+    for folder in (Path(code), Path(code) / "tools"):
+        if (folder / "model.py").is_file() and (folder / "normalizer.py").is_file():
+            return folder
+    pytest.fail(f"PHNET_OFFICIAL_CODE={code} holds no model.py and normalizer.py: point it at a checkout of "
+                "github.com/befozg/PHNet or at its tools/ folder.")
+
+
 @pytest.fixture(scope="module")
 def official_model_class():
-    sys.path.insert(0, CODE)
+    folder = official_tools_folder(CODE)
+    # An empty package object stands in for tools/, so that model.py's ``from .normalizer import ...`` resolves
+    # without running tools/__init__.py, which imports the official trainer.
+    package = types.ModuleType(PACKAGE)
+    package.__path__ = [str(folder)]
+    sys.modules[PACKAGE] = package
     try:
-        return importlib.import_module("tools.model").PHNet
+        for name in ("normalizer", "model"):
+            spec = importlib.util.spec_from_file_location(f"{PACKAGE}.{name}", folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            setattr(package, name, module)
+        yield module.PHNet
     finally:
-        sys.path.remove(CODE)
+        for name in (PACKAGE, f"{PACKAGE}.normalizer", f"{PACKAGE}.model"):
+            sys.modules.pop(name, None)
 
 
 def perturbed(model: torch.nn.Module, seed: int) -> torch.nn.Module:
