@@ -8,7 +8,8 @@ or README name), and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
   if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges or
-  answers with another ``Content-Range`` than the rest of the file from the byte asked, restarted), its size checked against the server's and capped at :data:`MAX_BYTES`;
+  answers with another ``Content-Range`` than the rest of the file from the byte asked, restarted), its size
+  checked against the server's and capped at :data:`MAX_BYTES`;
 - under a lock file, so two processes asking at once download it once (a long wait names the file);
 - then loaded strictly (every key and shape, no extra; no checksum is published) with ``torch.load(weights_only=True)``
   and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The

@@ -55,7 +55,8 @@ from trainer.evaluation.scoring import (ERROR_BUCKETS, METRICS, error_bucket, pi
 # the command and its loop are here; other code and older scripts still import the pieces' names from here
 __all__ = ["evaluate", "main", "parser", "check_arguments", "output_folder", "run",
            "BASELINES", "Candidates", "load_candidates", "parse_weights",
-           "ERROR_BUCKETS", "METRICS", "error_bucket", "pictures", "score_rows", "scores", "summarise", "untouched_rows",
+           "ERROR_BUCKETS", "METRICS", "error_bucket", "pictures", "score_rows", "scores", "summarise",
+           "untouched_rows",
            "METHOD_LABELS", "PEAKS", "RESIZE_NOTES", "per_image_table", "sampled", "to_markdown", "write_outputs",
            "grid_cells", "grid_label", "save_grid",
            "DATA_FLAGS", "RUN_FOLDERS", "check_split_all", "data_for_other", "in_flags"]

@@ -116,8 +116,8 @@ def _check_real_folder(records: list[Record], ffhq_root: Path, split: str) -> No
     which = "the real image" if len(records) == 1 else f"none of the {len(records)} real images"
     raise FileNotFoundError(
         f"{which} of the FFHQH {split} split is {'not ' if len(records) == 1 else ''}under {ffhq_root} (first "
-        f"looked for: {records[0].real}): set data.ffhq_root (--ffhq-root for trainer.evaluate and trainer.calibrate) to the "
-        "folder of the original FFHQ images, images1024x1024")
+        f"looked for: {records[0].real}): set data.ffhq_root (--ffhq-root for trainer.evaluate and trainer.calibrate) "
+        "to the folder of the original FFHQ images, images1024x1024")
 
 
 class FFHQHDataset(HarmonizationDataset):
