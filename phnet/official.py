@@ -426,7 +426,7 @@ def _continues(headers, have: int) -> bool:
     given = headers.get("Content-Range")
     if given is None:
         return True
-    found = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", given)
+    found = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", given, re.IGNORECASE)  # units ignore case
     if found is None:  # a garbled one says nothing to trust
         return False
     start, end, size = int(found[1]), int(found[2]), found[3]

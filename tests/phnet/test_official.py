@@ -252,6 +252,7 @@ def test_a_range_answered_from_another_byte_or_short_of_the_end_is_downloaded_wh
     ({}, True),  # no Content-Range: nothing to check it by (the validator still is)
     ({"Content-Range": "bytes 100-999/1000", "Content-Length": "900"}, True),
     ({"Content-Range": "bytes 100-999/*"}, True),  # the size not known to the server
+    ({"Content-Range": "Bytes 100-999/1000"}, True),  # a range unit's name is case-insensitive (RFC 9110)
     ({"Content-Range": "bytes 93-999/1000", "Content-Length": "907"}, False),  # from another byte
     ({"Content-Range": "bytes 100-499/1000", "Content-Length": "400"}, False),  # short of the end
     ({"Content-Range": "bytes 100-999/1000", "Content-Length": "400"}, False),  # its length disagrees
