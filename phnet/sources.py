@@ -382,6 +382,9 @@ class NotInCache(FileNotFoundError):
             f"{f' --cache-dir {first}' if first else ''}`), or give a local file or folder (there is no "
             f"{repo_id!r} in {os.getcwd()} either)")
 
+    def __reduce__(self):  # rebuilt from its fields, not its message, where it is pickled or copied
+        return NotInCache, (self.what, self.repo_id, self.repo_file, self.revision, self.why, self.caches)
+
     def looked_in(self, caches: Sequence[str | os.PathLike[str] | None]) -> NotInCache:
         """The same refusal, naming every cache of ``caches`` as looked in."""
         return NotInCache(self.what, self.repo_id, self.repo_file, self.revision, self.why, caches)

@@ -722,6 +722,18 @@ def test_a_hub_repo_in_none_of_a_list_of_folders_names_them_all_and_where_to_dow
         load_model(source, cache_dir=[first])  # one folder: named as one cache
 
 
+def test_a_hub_repo_not_in_the_caches_is_refused_in_words_that_survive_a_copy_or_another_process(offline_hub):
+    """The refusal, a plain FileNotFoundError before it named every cache, could not be pickled or copied: a
+    process pool or a copying host lost it in a TypeError about its arguments."""
+    import copy
+    import pickle
+
+    with pytest.raises(FileNotFoundError) as e:
+        load_model("owner/other", cache_dir=[offline_hub / "first", offline_hub / "second"])
+    for twin in (pickle.loads(pickle.dumps(e.value)), copy.copy(e.value)):
+        assert type(twin) is type(e.value) and str(twin) == str(e.value)
+
+
 def test_not_a_path_nor_a_repo_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="not found"):
