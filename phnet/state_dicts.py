@@ -28,6 +28,9 @@ class DamagedFile(ValueError):
         super().__init__(message)
         self.path = path
 
+    def __reduce__(self):  # both arguments, where it is pickled or copied (to or from a worker process)
+        return DamagedFile, (str(self), self.path)
+
 
 def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors by name, the safetensors metadata, ``{}`` for a pickle). A trainer's wrapper dict and

@@ -46,3 +46,19 @@ def test_a_plain_pickle_of_protocol_4_is_refused_without_torch_s_warning(tmp_pat
         with pytest.raises(ValueError, match=f"could not read {path} as plain PHNet weights"):
             read_tensors(path, "PHNet weights")
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_damaged_file_error_survives_pickling_and_copying(tmp_path):
+    """Its constructor takes the path too: pickle and copy.copy called it with the message alone (TypeError), so a
+    worker process or a host that copies exceptions lost the refusal."""
+    import copy
+    import pickle
+
+    from phnet.state_dicts import DamagedFile
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(DamagedFile) as caught:
+        read_tensors(path)
+    for again in (pickle.loads(pickle.dumps(caught.value)), copy.copy(caught.value)):
+        assert type(again) is DamagedFile and str(again) == str(caught.value) and again.path == caught.value.path
