@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .compat import widened
 from .corrections import MIN_BACKGROUND
+from .errors import ByFields
 from .fullres import resize
 from .imageio import image_to_array, mask_to_array, mask_to_tensor
 from .imageio.images import _tensor_view, _where, integer_peak
@@ -296,7 +297,7 @@ def _blend(bg: np.ndarray, part: np.ndarray, part_alpha: np.ndarray, box: _Overl
     return np.ascontiguousarray(comp, dtype=np.float32), mask
 
 
-class BatchesDiffer(ValueError):
+class BatchesDiffer(ByFields, ValueError):
     """A batch of ``backgrounds`` backgrounds and one of ``subjects`` subjects that do not pair up: neither is one
     picture, and their counts differ."""
 
@@ -306,7 +307,7 @@ class BatchesDiffer(ValueError):
         self.backgrounds, self.subjects = backgrounds, subjects
 
 
-class FaintSubject(ValueError):
+class FaintSubject(ByFields, ValueError):
     """The batch's strongest alpha (or subject_mask value, where ``masked``) is above 0 and under 1/64 of full
     (:func:`faint_subject`, whose ``words`` it keeps): no subject to harmonize. ``whom``: "the subject", or
     "every subject" where the batch has several."""
@@ -319,7 +320,7 @@ class FaintSubject(ValueError):
         super().__init__(f"{self.whom} is {self.words}: give {fix}.")
 
 
-class AlphaLooksInverted(ValueError):
+class AlphaLooksInverted(ByFields, ValueError):
     """Subject ``index``'s alpha, or its subject_mask where ``masked``, covers ``area`` of its picture and
     ``border`` of its border (:func:`phnet.mask_tools.inverted_masks`): its surroundings are opaque, not it.
     ``several``: the batch has more than one subject."""
@@ -334,7 +335,7 @@ class AlphaLooksInverted(ValueError):
                          "if it is right")
 
 
-class TransparentSubject(ValueError):
+class TransparentSubject(ByFields, ValueError):
     """No subject_mask, and the subjects' alpha is 0 everywhere: there is nothing to paste."""
 
     def __init__(self):

@@ -1,9 +1,12 @@
-"""Errors in words: an allocation that failed, and the one line of an error worth showing."""
+"""Errors in words: an allocation that failed, the one line of an error worth showing, and refusals made from
+their fields."""
 
 from __future__ import annotations
 
 import errno
+import functools
 import re
+from typing import Any
 
 _NO_MEMORY = re.compile(r"out of memory|can't allocate memory")  # CUDA's, NCCL's; torch's CPU allocator's
 _WORKER_NO_MEMORY = re.compile(r"Caught \w*MemoryError in DataLoader worker")  # (numpy's _ArrayMemoryError too)
@@ -38,3 +41,18 @@ def memory_advice(error: BaseException) -> BaseException:
         return error
     first = error_line(error)
     return ValueError(f"not enough memory for this picture ({first}): close other programs, or resize it")
+
+
+class ByFields:
+    """Put first among the bases of an exception whose constructor takes its fields and words the message itself:
+    it is then pickled and copied (sent to or from a worker process, copied by a host) by those fields, where the
+    default gives the constructor the message alone and fails."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        made = super().__new__(cls, *args, **kwargs)  # type: ignore[call-arg]
+        made._fields = (args, kwargs)
+        return made
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        args, kwargs = self._fields  # type: ignore[attr-defined]
+        return functools.partial(type(self), **kwargs), args

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..errors import ByFields
 from ..imageio.masks import FAINT
 from ..mask_tools import _check_width, looks_inverted, refine_mask, refine_numbers
 from .predictor import SamSegmenter, _check_threshold, check_encodable
@@ -31,7 +32,7 @@ class Outcome(str, enum.Enum):
     TOO_THIN = "too_thin"  # the feather spread it below FAINT of full: too thin to mark a subject
 
 
-class NoPrompt(ValueError):
+class NoPrompt(ByFields, ValueError):
     """No box, no point on the subject and no guides; ``background_only``: background points were given."""
 
     def __init__(self, background_only: bool):
@@ -40,7 +41,7 @@ class NoPrompt(ValueError):
         self.background_only = background_only
 
 
-class PromptRefused(ValueError):
+class PromptRefused(ByFields, ValueError):
     """A prompt that does not fit the pictures; ``points`` is "positive" or "negative" where those points alone
     are at fault, None where it is the prompt as a whole (a box, or a guide's box with the points)."""
 
@@ -49,7 +50,7 @@ class PromptRefused(ValueError):
         self.points = points
 
 
-class GuideLooksInverted(ValueError):
+class GuideLooksInverted(ByFields, ValueError):
     """Guide ``index`` covers most of its picture and of its border (:func:`phnet.mask_tools.looks_inverted`): its
     box would be the whole picture."""
 

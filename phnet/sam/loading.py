@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import torch
 
 from .. import sources
+from ..errors import ByFields
 from ..sources import SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES, hub_offline, looks_like_repo_id, unquoted
 from ..state_dicts import read_tensors
 from .architecture import SamArchitecture, build_sam, infer_sam_architecture
@@ -130,7 +131,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
     return candidates[0]
 
 
-class SeveralCheckpoints(ValueError):
+class SeveralCheckpoints(ByFields, ValueError):
     """A folder or Hub repo holding more than one SAM checkpoint: ``choose`` says how to pick one, in the words
     of whoever catches this (a host names its own control)."""
 

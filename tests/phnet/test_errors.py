@@ -37,3 +37,21 @@ def test_error_line_is_the_wrapped_error_s_own_message():
                                                         "(6000, 8000, 3) and data type uint8")
     assert error_line(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")) == "CUDA out of memory."
     assert error_line(MemoryError()) == "MemoryError"
+
+
+def test_refusals_made_from_their_fields_survive_pickling_and_copying():
+    """Their constructors take fields and word the message: pickle and copy gave them the message alone
+    (TypeError), so a worker process or a host copying exceptions lost the refusal."""
+    import copy
+    import pickle
+
+    from phnet import compositing
+    from phnet.sam import batch, loading
+
+    refusals = [compositing.BatchesDiffer(2, 3), compositing.FaintSubject(0.001, True, False),
+                compositing.AlphaLooksInverted(1, 0.9, 0.95, True, masked=True), compositing.TransparentSubject(),
+                batch.NoPrompt(True), batch.PromptRefused("no box", points="2 points"), batch.GuideLooksInverted(2),
+                loading.SeveralCheckpoints("models/sam", ["a.pth", "b.pth"], choose="a.pth", model_type="vit_b")]
+    for refusal in refusals:
+        for again in (pickle.loads(pickle.dumps(refusal)), copy.copy(refusal), copy.deepcopy(refusal)):
+            assert type(again) is type(refusal) and str(again) == str(refusal) and vars(again) == vars(refusal)
