@@ -46,7 +46,8 @@ def memory_advice(error: BaseException) -> BaseException:
 class ByFields:
     """Put first among the bases of an exception whose constructor takes its fields and words the message itself:
     it is then pickled and copied (sent to or from a worker process, copied by a host) by those fields, where the
-    default gives the constructor the message alone and fails."""
+    default gives the constructor the message alone and fails. Not for an OSError, whose constructor reads its
+    arguments itself (``sources.NotInCache`` writes its own ``__reduce__``)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         made = super().__new__(cls, *args, **kwargs)  # type: ignore[call-arg]

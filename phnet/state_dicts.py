@@ -16,20 +16,18 @@ from typing import Any, Mapping
 import torch
 
 from .compat import catching_warnings
+from .errors import ByFields
 from .sources import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, WEIGHT_SUFFIXES
 
 _WRAPPERS = ("state_dict", "model", "model_state_dict")  # how training scripts commonly wrap the tensors
 
 
-class DamagedFile(ValueError):
+class DamagedFile(ByFields, ValueError):
     """A safetensors file that cannot be read (truncated, corrupt): ``path``."""
 
     def __init__(self, message: str, path: Path) -> None:
         super().__init__(message)
         self.path = path
-
-    def __reduce__(self):  # both arguments, where it is pickled or copied (to or from a worker process)
-        return DamagedFile, (str(self), self.path)
 
 
 def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
