@@ -241,6 +241,11 @@ class Harmonizer:
         return push_to_hub(self.model, repo_id, private=private, token=token, commit_message=commit_message,
                            base_model=base_model)
 
+    def carries_soft_edges(self, mode: str = "full") -> bool:
+        """Whether ``mask_is_alpha`` changes anything: only methods "correction" and "guided" of mode "full", with
+        a model whose output is a picture, carry the working-size change up to a soft edge."""
+        return carries_soft_edges(mode, self.method, self.config.output)
+
     @contextlib.contextmanager
     def interruptible(self, check: Callable[[], Any]) -> Iterator[None]:
         """Within this block every stage of a network call (each encoder, normalizer, skip and decoder stage)
@@ -409,7 +414,7 @@ class Harmonizer:
                 corrections = [dataclasses.replace(c, notes=(*c.notes, TRANSPARENT_SCENE))
                                if left_out and not c.empty_mask else c for c, left_out in zip(corrections, narrowed)]
             result = Harmonized(finish(out), corrections)
-        if mask_is_alpha and not carries_soft_edges(mode, self.method, self.config.output):
+        if mask_is_alpha and not self.carries_soft_edges(mode):
             result = result._replace(corrections=noted(result.corrections, MATTE_UNUSED))
         log_corrections(result.corrections, "frames" if clip else "images")
         return result
@@ -436,7 +441,7 @@ class Harmonizer:
         out, corrections = self._harmonize_tensor(images, masks, strength, mode, size, progress, None,
                                                   allow_empty=True, mask_is_alpha=mask_is_alpha)
         corrections = weighed(corrections, mode, masks[:, 0], 1.0)
-        if mask_is_alpha and not carries_soft_edges(mode, self.method, self.config.output):
+        if mask_is_alpha and not self.carries_soft_edges(mode):
             corrections = noted(corrections, MATTE_UNUSED)
         log_corrections(corrections)  # as every call says what it left
         return out

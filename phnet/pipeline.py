@@ -25,7 +25,7 @@ from .imageio.fast import image_from_pixels, image_pixels, mask_pixels
 from .imageio.images import ImageForm
 from .metrics import blend_weight, rms_change
 from .modeling.transform import gain_and_offset
-from .options import carries_soft_edges, check_picture_size, threshold_for
+from .options import check_picture_size, threshold_for
 from .regions import flat_colours, mixed_from_one_colour, off_canvas, tail_on_one_colour, working_mask
 from .tiling import one_thread
 
@@ -193,7 +193,7 @@ def prepare_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask:
         untouched &= mixed_from_one_colour(off, soft) | most
         coverage = None  # how much of each pixel the subject covers, for the methods that carry a change up:
         # correction fills it, guided fits it
-        if carries_soft_edges("full", harmonizer.method, harmonizer.config.output):
+        if harmonizer.carries_soft_edges():
             coverage = (soft if mask_is_alpha else
                         subject_coverage(mask, mask_peak, low_shape, soft).to(harmonizer.device))
     return LowResolution(image_low, mask_low, box, untouched, coverage)

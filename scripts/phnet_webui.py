@@ -29,7 +29,6 @@ from modules import scripts
 
 # imported now, while the WebUI has the extension folder on sys.path
 from phnet.compositing import ANCHORS
-from phnet.options import carries_soft_edges
 from phnet.sources import DEFAULT_LABEL, OFFICIAL_NAMES
 
 TITLE = "PHNet harmonize"
@@ -443,7 +442,7 @@ def _harmonize(p, image, s):
     # a pasted subject's mask is the alpha it was pasted with, unless Grow or Feather made it another (and weights
     # that map the subject's colours as a whole read no edge: their report would name an option this tab has not)
     matte = (s.mask_source == MASK_SUBJECT and not (s.grow_px or float(s.feather or 0))
-             and carries_soft_edges("full", harmonizer.method, harmonizer.config.output))
+             and harmonizer.carries_soft_edges())
     result, corrections = harmonizer.harmonize(scene, mask, strength=float(s.strength),
                                                threshold=s.threshold_override, mask_is_alpha=matte)
     result = result.convert("RGB")

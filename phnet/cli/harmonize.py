@@ -117,7 +117,7 @@ def load_harmonizer(args: argparse.Namespace):
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,
         method=args.method or "correction")
-    if args.mask_is_alpha and not carries_soft_edges(args.mode, harmonizer.method, harmonizer.config.output):
+    if args.mask_is_alpha and not harmonizer.carries_soft_edges(args.mode):
         raise SystemExit(MASK_IS_ALPHA_UNUSED + " (these weights map the subject's colours as a whole)")
     slow = precision.slow_on(harmonizer.dtype, harmonizer.device)  # the library logs it, which the CLI keeps quiet
     if slow:
