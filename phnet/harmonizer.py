@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import numbers
 import os
@@ -44,6 +45,66 @@ class Harmonized(NamedTuple):
 
     image: Any
     corrections: list[Correction]
+
+
+class _Calls:
+    """Calls share a Harmonizer; a change of its device, precision or model waits until no call runs, and calls
+    made meanwhile wait for it: each call runs on one setting from start to end. A call made inside another in the
+    same thread (within :meth:`Harmonizer.interruptible`) goes on."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._changing = False
+        self._thread = threading.local()
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        depth = getattr(self._thread, "depth", 0)
+        with self._cond:
+            if depth == 0 and not getattr(self._thread, "changing", False):
+                self._cond.wait_for(lambda: not self._changing)
+            self._running += 1
+        self._thread.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._thread.depth = depth
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def change(self) -> Iterator[None]:
+        if getattr(self._thread, "depth", 0):  # it would wait for the call that waits for it
+            raise RuntimeError("a Harmonizer cannot be moved or given another model from within one of its own calls "
+                               "(a progress or cancel callback): do it after the call returns")
+        if getattr(self._thread, "changing", False):
+            yield
+            return
+        with self._cond:
+            self._cond.wait_for(lambda: not self._changing)
+            self._changing = True  # calls arriving now wait, so that a steady stream of them cannot hold it off
+            self._cond.wait_for(lambda: self._running == 0)
+        self._thread.changing = True
+        try:
+            yield
+        finally:
+            self._thread.changing = False
+            with self._cond:
+                self._changing = False
+                self._cond.notify_all()
+
+
+def _one_setting(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` runs as one of the Harmonizer's calls (see :class:`_Calls`)."""
+
+    @functools.wraps(method)
+    def call(self: "Harmonizer", *args: Any, **kwargs: Any) -> Any:
+        with self._calls.call():
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 class Harmonizer:
@@ -89,6 +150,11 @@ class Harmonizer:
     raw network).
     :meth:`harmonize` returns each image's :class:`~phnet.corrections.Correction` with the result, and
     every call logs one line on the ``phnet`` logger (a warning when a subject was left unchanged).
+
+    Threads may share a Harmonizer and call it at once. :meth:`to` and putting another ``model`` in place wait
+    until the calls running have returned, and calls made meanwhile wait for the change, so every call runs on
+    one device, precision and model throughout; from within a call's own callbacks they are refused. Changing
+    the model's weights in place (``harmonizer.model.load_state_dict``) is not waited for: do it between calls.
     """
 
     def __init__(
@@ -106,6 +172,7 @@ class Harmonizer:
             raise ValueError(f"unknown full-resolution method {method!r}; choose one of {METHODS}")
         if full_resolution_on not in FULL_RESOLUTION_ON:
             raise ValueError(f"unknown full_resolution_on {full_resolution_on!r}; choose one of {FULL_RESOLUTION_ON}")
+        self._calls = _Calls()
         self.full_resolution_on = full_resolution_on
         self.device = pick_device(device)
         self.requested_dtype = "auto" if dtype is None else dtype
@@ -134,6 +201,10 @@ class Harmonizer:
             hint = f" (its .{inner} is one: give that)" if inner else ""
             raise ValueError(f"a Harmonizer's model must be a phnet.PHNet, got {type(model).__name__}{hint}; load one "
                              "with phnet.weights.load_model or Harmonizer.from_pretrained(...).model")
+        with self._calls.change():
+            self._put_in_place(model)
+
+    def _put_in_place(self, model: PHNet) -> None:
         # fp32 weights: the precision is dtype='s (a model cast with .half() or .double() met fp32 pictures)
         self._model = model.eval().to(self.device, torch.float32)
         self._set_network()
@@ -143,8 +214,18 @@ class Harmonizer:
         owner's network, and would stop with its owner."""
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
-        twin._set_network()
+        twin._set_network()  # (the record of calls is shared: a move of either moves the model both run)
         return twin
+
+    def __getstate__(self) -> dict:
+        """Picklable and deep-copyable: without the record of the calls running, which is the process's own."""
+        state = self.__dict__.copy()
+        del state["_calls"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._calls = _Calls()
 
     def _warn_if_slow(self) -> None:
         reason = slow_on(self.dtype, self.device)
@@ -180,7 +261,7 @@ class Harmonizer:
         eval mode. Weights made under torch.inference_mode keep no version count: after changing those in place,
         assign ``harmonizer.model``."""
         if self._weights_version() != self._weights_seen:
-            self.model = self._model
+            self._put_in_place(self._model)  # (within a call: the same model, taken again)
 
     @property
     def config(self) -> PHNetConfig:
@@ -252,22 +333,24 @@ class Harmonizer:
         calls ``check()`` first; whatever it raises stops the call: a host's Cancel. At a large working size a
         call on a CPU takes seconds (2048²: ~5 s for the bundled weights on two cores). A replayed CUDA graph
         runs no Python, so it is checked between calls only. Only calls made by the thread that opened the
-        block are checked: another thread's calls on the same Harmonizer are not this Cancel's."""
+        block are checked: another thread's calls on the same Harmonizer are not this Cancel's. The block counts
+        as a call: :meth:`to` waits for it, and is refused within it."""
         owner = threading.get_ident()
-        self._check_weights()  # the hooks go on the network that will run
+        with self._calls.call():  # a move meanwhile would put a network without the hooks in place
+            self._check_weights()  # the hooks go on the network that will run
 
-        def hook(*_: Any) -> None:
-            if threading.get_ident() == owner:
-                check()
+            def hook(*_: Any) -> None:
+                if threading.get_ident() == owner:
+                    check()
 
-        stages = [stage for part in self._net.children()
-                  for stage in (part if isinstance(part, torch.nn.ModuleList) else (part,))]
-        handles = [stage.register_forward_pre_hook(hook) for stage in stages]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+            stages = [stage for part in self._net.children()
+                      for stage in (part if isinstance(part, torch.nn.ModuleList) else (part,))]
+            handles = [stage.register_forward_pre_hook(hook) for stage in stages]
+            try:
+                yield
+            finally:
+                for handle in handles:
+                    handle.remove()
 
     def to(self, device: str | torch.device | torch.dtype | None = None,
            dtype: str | torch.dtype | None = None) -> "Harmonizer":
@@ -277,6 +360,10 @@ class Harmonizer:
         ``.to("fp32")``."""
         if dtype is None and names_a_precision(device):
             device, dtype = None, device
+        with self._calls.change():
+            return self._move(device, dtype)
+
+    def _move(self, device: str | torch.device | None, dtype: str | torch.dtype | None) -> "Harmonizer":
         # (a precision in both places reaches pick_device, which refuses it as a device)
         target = self.device if device is None else pick_device(device)  # type: ignore[arg-type]
         requested = self.requested_dtype if dtype is None else dtype
@@ -285,7 +372,7 @@ class Harmonizer:
         self._warn_if_slow()
         # put in place again: moved, its weights fp32 and in eval mode as any model given (one cast since with
         # .half() is cast back), and a new network: a graph holds the device and precision it was captured with
-        self.model = self._model
+        self._put_in_place(self._model)
         return self
 
     # ------------------------------------------------------------------------------------------------
@@ -304,6 +391,7 @@ class Harmonizer:
         The options are :meth:`harmonize`'s; no report is returned, so none is measured (``measure=False``)."""
         return self.harmonize(image, mask, **{"measure": False, **options}).image
 
+    @_one_setting
     @own_precision
     def harmonize(
         self,
@@ -419,6 +507,7 @@ class Harmonizer:
         log_corrections(result.corrections, "frames" if clip else "images")
         return result
 
+    @_one_setting
     @own_precision
     def harmonize_tensor(
         self,

@@ -1546,3 +1546,68 @@ def test_a_file_path_for_a_picture_is_refused_naming_the_function_that_reads_it(
         harmonizer(img, m, reference_mask=str(tmp_path / "lit.png"))
     with pytest.raises(TypeError, match="unsupported image type list"):
         harmonizer([[1, 2]], m)
+
+
+@pytest.mark.parametrize("change", ["model", "dtype"])
+def test_a_change_from_another_thread_waits_for_the_call_running(tiny_config, change):
+    """Another thread's .to(dtype=...) or model put in place took effect in the middle of a clip: its later frames
+    ran on the new setting, and the result was neither setting's (27 of 30 such calls)."""
+    import threading
+
+    from phnet import PHNet
+
+    torch.manual_seed(0)
+    first = PHNet(tiny_config).eval()
+    torch.manual_seed(1)
+    second = PHNet(tiny_config).eval()
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (4, 40, 56, 3), dtype=np.uint8)
+    masks = np.pad(np.ones((4, 20, 20), np.float32), ((0, 0), (10, 10), (18, 18)))
+    h = Harmonizer(first, device="cpu", dtype="fp32")
+    expected = h(clip, masks, temporal=True, threshold=0)
+    changed = threading.Event()
+
+    def move():
+        if change == "model":
+            h.model = second
+        else:
+            h.to(dtype="bf16")
+        changed.set()
+
+    mover = threading.Thread(target=move)
+
+    def progress(done, total):
+        if done == 1:  # the first frame estimated: the change is asked for now, and given time to land
+            mover.start()
+            changed.wait(1)
+
+    out = h(clip, masks, temporal=True, threshold=0, progress=progress)
+    mover.join()
+    assert np.array_equal(out, expected)
+    assert h.model is second if change == "model" else h.dtype == torch.bfloat16
+
+
+def test_a_move_from_within_a_call_of_the_same_harmonizer_is_refused(harmonizer):
+    """It would wait for the call it is made in."""
+    image, mask = np.full((40, 56, 3), 120, np.uint8), np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+
+    def progress(done, total):
+        harmonizer.to("cpu")
+
+    with pytest.raises(RuntimeError, match="after the call returns"):
+        harmonizer(image, mask, progress=progress)
+    with harmonizer.interruptible(lambda: None):
+        with pytest.raises(RuntimeError, match="after the call returns"):
+            harmonizer.model = harmonizer.model
+    harmonizer.to("cpu")  # and after it, it goes through
+    assert harmonizer(image, mask).shape == image.shape
+
+
+def test_a_harmonizer_pickles_and_copies_with_a_record_of_calls_of_its_own(harmonizer):
+    import copy
+    import pickle
+
+    image, mask = np.full((40, 56, 3), 120, np.uint8), np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    for twin in (copy.deepcopy(harmonizer), pickle.loads(pickle.dumps(harmonizer))):
+        assert twin._calls is not harmonizer._calls
+        assert np.array_equal(twin.to("cpu")(image, mask), harmonizer(image, mask))
