@@ -463,12 +463,24 @@ def _segment(segmenter, image, box):
     # a box outside the picture, or a picture too narrow for SAM to encode, is refused before SAM moves or encodes
     plan_batch(segmenter.model, (image.height, image.width), box=box)
     device = _device()
+    with _sam_users_lock:
+        _sam_users[id(segmenter)] = _sam_users.get(id(segmenter), 0) + 1
     try:
         if device is not None:
             segmenter.to(device)
         return segmenter.segment(image, box=box)  # one call: another request's picture cannot come between
     finally:
-        segmenter.to("cpu")
+        # the last request out moves it back: the first one's move put a request that was still to segment on the
+        # CPU (a vit_h encode there takes a minute); under the lock, so that none moves it in between
+        with _sam_users_lock:
+            _sam_users[id(segmenter)] -= 1
+            if not _sam_users[id(segmenter)]:
+                del _sam_users[id(segmenter)]
+                segmenter.to("cpu")
+
+
+_sam_users = {}  # id of a segmenter: how many requests are using it now
+_sam_users_lock = threading.Lock()
 
 
 def _share_outside_inpaint_mask(p, mask):

@@ -753,6 +753,43 @@ def test_two_requests_at_once_each_get_the_sam_mask_of_their_own_picture(webui, 
     assert np.array_equal(got, alone[0]) and np.array_equal(other[1], alone[1])
 
 
+def test_sam_stays_on_the_device_until_the_last_request_at_once_is_done(webui, monkeypatch):
+    """Each request moved SAM back to the CPU when it was done: one still to segment then ran there (a vit_h encode
+    on the CPU takes a minute)."""
+    import threading
+
+    import torch
+
+    m = webui.script_module
+    monkeypatch.setattr(importlib.import_module("modules.devices"), "device", torch.device("cuda", 7))
+    seg = m.load_segmenter("tiny_sam.safetensors", m._models_dirs()[1])
+    where, ran_on, second_moved, first_done = ["cpu"], [], threading.Event(), threading.Event()
+
+    def to(device):
+        where[0] = str(device)
+        if threading.current_thread() is not threading.main_thread():
+            second_moved.set()
+        return seg
+
+    def segment(image, box):
+        if threading.current_thread() is threading.main_thread():  # the first request lets the second move SAM in
+            second.start()
+            second_moved.wait(5)
+        else:  # the second segments once the first is done
+            first_done.wait(5)
+        ran_on.append(where[0])
+        return np.zeros((image.height, image.width), np.float32)
+
+    monkeypatch.setattr(seg, "to", to)
+    monkeypatch.setattr(seg, "segment", segment)
+    picture, box = _generated(seed=0), (8, 4, 40, 30)
+    second = threading.Thread(target=lambda: m._segment(seg, picture, box))
+    m._segment(seg, picture, box)
+    first_done.set()
+    second.join(10)
+    assert ran_on == ["cuda:7", "cuda:7"] and where == ["cpu"]
+
+
 def test_a_picture_sam_cannot_encode_is_refused_before_sam_moves(webui, monkeypatch):
     """A picture too narrow for SAM (its short side scaled to 0) moved SAM to the device and failed in its encode."""
     from PIL import Image
