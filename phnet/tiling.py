@@ -22,7 +22,10 @@ def one_thread(device: torch.device):
     waits for them; over hundreds of tile-sized ops that cost 12× the work itself on a busy
     2-core machine (1.45 s against 0.12 s for a 4K image). Threads that share a Harmonizer may overlap
     here, and a thread that starts inside another's call reads its 1: each thread gets back the count the
-    first of them saw."""
+    first of them saw. What this cannot mend: torch gives a thread the process's count at its first torch
+    operation, so a thread whose first one falls inside another thread's block keeps 1 when it comes here
+    after that block has closed (its results are the same, only slower); the README's library section names
+    the remedy, a torch.set_num_threads in each worker before its first call."""
     if device.type != "cpu":
         yield
         return
