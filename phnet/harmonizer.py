@@ -10,7 +10,8 @@ import numbers
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, overload
+from typing import (TYPE_CHECKING, Any, Callable, Concatenate, Iterable, Iterator, NamedTuple, ParamSpec, TypeVar,
+                    overload)
 
 import torch
 
@@ -96,13 +97,20 @@ class _Calls:
                 self._cond.notify_all()
 
 
-def _one_setting(method: Callable[..., Any]) -> Callable[..., Any]:
+_Self = TypeVar("_Self", bound="Harmonizer")
+_Options = ParamSpec("_Options")
+_Result = TypeVar("_Result")
+
+
+def _one_setting(
+    method: Callable[Concatenate[_Self, _Options], _Result],
+) -> Callable[Concatenate[_Self, _Options], _Result]:
     """``method`` runs as one of the Harmonizer's calls (see :class:`_Calls`)."""
 
     @functools.wraps(method)
-    def call(self: "Harmonizer", *args: Any, **kwargs: Any) -> Any:
-        with self._calls.call():
-            return method(self, *args, **kwargs)
+    def call(harmonizer: _Self, *args: _Options.args, **kwargs: _Options.kwargs) -> _Result:
+        with harmonizer._calls.call():
+            return method(harmonizer, *args, **kwargs)
 
     return call
 
