@@ -276,3 +276,49 @@ def test_a_hub_file_named_with_dot_dot_is_refused_naming_the_form_to_use():
     """huggingface_hub refused it too, but asked the repo's owner to rename a file that is not there."""
     with pytest.raises(ValueError, match=r"named by its path inside the repo, without '\.\.'"):
         sources.download("owner/name", filename="../../x.safetensors", local_files_only=True)
+
+
+def test_the_stamp_of_a_file_that_is_no_weights_file_follows_that_file_alone(tmp_path):
+    """Only weights are loaded with the config.json beside them: a host's other file is not reloaded for it."""
+    other = tmp_path / "sam.onnx"
+    other.write_bytes(b"model")
+    before = sources.stamp(other)
+    (tmp_path / "config.json").write_text("{}")
+    assert sources.stamp(other) == before
+
+
+@pytest.mark.parametrize("text, plain", [('""', ""), ("''", ""), ('"', '"'), ("'", "'"), ('"x"', "x")])
+def test_only_a_pair_of_quotes_is_taken_off(text, plain):
+    assert sources.unquoted(text) == plain
+
+
+def test_an_official_checkpoint_s_facts_cannot_be_changed_in_place():
+    """One process shares them: a caller changing one's file name would change every later download's URL."""
+    import dataclasses
+
+    weights = sources.OFFICIAL["official-ffhqh512"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        weights.filename = "other.pth"
+    assert {weights: 1}[sources.OFFICIAL["official-ffhqh512"]] == 1
+
+
+@pytest.mark.parametrize("filename", [None, "w.safetensors"])
+def test_hf_hub_offline_set_after_import_keeps_a_download_to_the_cache(monkeypatch, tmp_path, filename):
+    """huggingface_hub reads HF_HUB_OFFLINE once, as it is imported: the switch set later (a host's offline
+    setting) reaches it only through local_files_only."""
+    import huggingface_hub
+
+    asked = []
+
+    def record(*args, **options):
+        asked.append(options["local_files_only"])
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", record)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", record)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sources.download("owner/name", filename=filename)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    sources.download("owner/name", filename=filename)
+    sources.download("owner/name", filename=filename, local_files_only=True)
+    assert asked == [True, False, True]
