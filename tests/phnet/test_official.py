@@ -253,6 +253,7 @@ def test_a_range_answered_from_another_byte_or_short_of_the_end_is_downloaded_wh
     ({"Content-Range": "bytes 100-999/1000", "Content-Length": "900"}, True),
     ({"Content-Range": "bytes 100-999/*"}, True),  # the size not known to the server
     ({"Content-Range": "Bytes 100-999/1000"}, True),  # a range unit's name is case-insensitive (RFC 9110)
+    ({"Content-Range": "bytes 100-100/101", "Content-Length": "1"}, True),  # one byte left: a range of one
     ({"Content-Range": "bytes 93-999/1000", "Content-Length": "907"}, False),  # from another byte
     ({"Content-Range": "bytes 100-499/1000", "Content-Length": "400"}, False),  # short of the end
     ({"Content-Range": "bytes 100-999/1000", "Content-Length": "400"}, False),  # its length disagrees
@@ -816,3 +817,14 @@ def test_a_conversion_into_a_folder_of_its_name_moves_the_weights_in_last(site, 
     weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
     assert [p.name for p in moved if p.parent == tmp_path / NAME] == ["LICENSE-WEIGHTS.txt", "config.json",
                                                                        "model.safetensors"]
+
+
+def test_a_part_of_one_byte_is_resumed_from_its_second(site, tmp_path):
+    """The smallest part kept is resumed like any other: the range answered from byte 1 is appended to it."""
+    import hashlib
+
+    data = site.files[FILE]
+    (tmp_path / (FILE + ".part")).write_bytes(data[:1])
+    (tmp_path / (FILE + ".part.validator")).write_text(f'"{hashlib.md5(data).hexdigest()}"', encoding="utf-8")
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert site.requests == [(FILE, "bytes=1-")] and not list(tmp_path.glob("*.part*"))
