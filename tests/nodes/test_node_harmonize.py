@@ -181,6 +181,20 @@ def test_masks_that_do_not_pair_up_with_the_images_are_named_by_the_node_and_its
                                          r"frames: give one reference mask, or one per frame$"):
         frames.harmonize(phnet_model, img, subject, reference_mask=1 - subject[:2])
 
+def test_one_image_with_one_or_two_masks_names_the_unit_its_reference_masks_pair_with(nodes, phnet_model, portrait):
+    """One image and one mask is one image; one image and two masks is harmonized once per mask, and its reference
+    masks are counted against the masks (the wording followed the wrong branch under a hand-made mutant)."""
+    img, subject = portrait(b=1)
+    node = nodes["PHNetHarmonize"]
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'reference_mask' holds 3 reference masks for 1 image: "
+                                         r"give one reference mask, or one per image$"):
+        node.harmonize(phnet_model, img, subject[:1], reference_mask=(1 - subject[:1]).repeat(3, 1, 1))
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'reference_mask' holds 3 reference masks for 2 masks "
+                                         r"\(the one image is harmonized once per mask\): give one reference mask, "
+                                         r"or one per mask$"):
+        node.harmonize(phnet_model, img, subject[:1].repeat(2, 1, 1), reference_mask=(1 - subject[:1]).repeat(3, 1, 1))
+
+
 def test_harmonize_rgba_and_4d_mask(nodes, phnet_model, portrait):
     img, subject = portrait(b=1)
     rgba = torch.cat([img, torch.ones_like(img[..., :1])], -1)
