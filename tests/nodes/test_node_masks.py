@@ -324,6 +324,23 @@ def test_an_upscaled_mask_overshooting_0_1_is_clamped_where_it_is_used(nodes, ph
     assert guided.shape == (1, 48, 64)
 
 
+def test_an_overshoot_of_a_quarter_is_still_clamped_and_a_single_value_too(nodes, phnet_model, pack, helpers):
+    """The limit of an upscaler's overshoot, -0.25 and 1.25, is within it; a one-value tensor is clamped as any other
+    (each went to the library unclamped, and was refused, under a hand-made mutant)."""
+    from importlib import import_module
+
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    edge = image.clone()
+    edge[0, 0, 0], edge[0, -1, -1] = -0.25, 1.25  # corners: background
+    out, line = nodes["PHNetHarmonize"].harmonize(phnet_model, edge, subject)["result"]
+    assert "the image held values from -0.25 to 1.25" in line
+    assert torch.equal(out[:, subject[0] == 0], edge.clamp(0, 1)[:, subject[0] == 0])
+    clamped = import_module(pack.__name__ + ".nodes.masks").clamped
+    one, note = clamped(torch.tensor([1.1]), "mask")
+    assert torch.equal(one, torch.tensor([1.0])) and "clamped to 0..1" in note
+    assert clamped(torch.zeros(0), "mask")[1] == ""
+
+
 def test_an_empty_reference_mask_gets_advice_for_a_reference(nodes, phnet_model, cutout):
     image, _ = load(cutout + ".png")
     mask = torch.zeros(1, 48, 64)
@@ -420,6 +437,10 @@ def test_a_picture_without_its_batch_axis_is_refused_by_every_node(nodes, phnet_
         nodes["PHNetPasteSubject"].paste(image[None], image, subject_mask=subject)
     with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'image' is \(48, 64\), a 2-D tensor"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image[0, ..., 0], subject)
+    rgba = torch.cat([image[0], torch.ones(48, 64, 1)], -1)  # an RGBA picture without its batch axis, as RGB
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'image' is \(48, 64, 4\), one picture \(H×W×C\) "
+                                         r"without the batch axis"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, rgba, subject)
 
 def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_lands(nodes, helpers):
     image, subject = helpers.portrait(b=1, h=48, w=64)
