@@ -466,8 +466,9 @@ def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_
 def test_a_subject_transparent_everywhere_is_named_as_such(nodes, helpers):
     """It was told to move x/y, which no place would help."""
     image, _ = helpers.portrait(b=1, h=48, w=64)
-    with pytest.raises(ValueError, match="PHNet Paste Subject: the subject's alpha is transparent everywhere"):
+    with pytest.raises(ValueError, match="PHNet Paste Subject: the subject's alpha is transparent everywhere") as e:
         nodes["PHNetPasteSubject"].paste(image, torch.cat([image, torch.zeros(1, 48, 64, 1)], -1))
+    assert "connect a cut-out whose subject is opaque" in str(e.value)  # the node's words, not the library's "give"
 
 
 

@@ -270,6 +270,17 @@ def test_progress_bar_ticks_per_encoder_block_and_prompt(nodes, sam_model, comfy
 
 
 # ---------------------------------------------------------------- paste
+def test_paste_subject_moves_the_progress_bar_once_per_composite(nodes, comfy_env):
+    """The bar went untouched under a hand-made mutant the suite let pass (its hook also carries Cancel)."""
+    ticks = []
+    comfy_env.utils.set_progress_bar_global_hook(lambda v, t, p, node_id=None: ticks.append((v, t)))
+    try:
+        nodes["PHNetPasteSubject"].paste(torch.zeros(3, 20, 20, 3), torch.ones(1, 6, 6, 3), x=2, y=3)
+    finally:
+        comfy_env.utils.set_progress_bar_global_hook(None)
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
+
+
 def test_paste_subject(nodes):
     bg = torch.zeros(1, 40, 50, 3)
     sub = torch.ones(2, 10, 10, 3)
