@@ -131,7 +131,7 @@ def test_parse_prompts(pack):
     for text in ("[10,20]; [30,40]", "[10,20],[30,40]", '{"x":10,"y":20}; {"x":30,"y":40}', "(10,20), (30,40)",
                  '{"x":10,"y":20};{"x":30,"y":40};', "[10,20], [30,40],", "10,20; 30,40;"):
         assert seg.parse_points(text) == [(10, 20), (30, 40)], text
-    for bad in ("[[null,2]]", "[[1,2,3]]"):
+    for bad in ("[[null,2]]", "[[1,2,3]]", '[{"y": 6}]', '{"x": 5}'):  # a point without its x or y
         with pytest.raises(ValueError, match="each point must be"):
             seg.parse_points(bad)
     assert seg.parse_box("40,30,10,5") == (10, 5, 40, 30)
@@ -139,8 +139,9 @@ def test_parse_prompts(pack):
     for bad in ("1,2,3", "a,b; c", "1,2,3,4,5"):
         with pytest.raises(ValueError):
             (seg.parse_box if bad.count(",") >= 2 and ";" not in bad else seg.parse_points)(bad)
-    with pytest.raises(ValueError, match="no area"):
-        seg.parse_box("5,5,5,9")
+    for flat in ("5,5,5,9", "5,5,9,5", "5,5,9,5.5"):  # no width, no height, half a pixel of height
+        with pytest.raises(ValueError, match="no area"):
+            seg.parse_box(flat)
     # a dash for a comma is a typo, not a minus sign: '10-20,30,40' became a box from y -20, clipped to the top
     with pytest.raises(ValueError, match="is not a box"):
         seg.parse_box("10-20,30,40")
@@ -664,8 +665,9 @@ def test_sam_segment_says_when_feather_spreads_a_small_mask_too_thin(nodes, sam_
             and "of full): lower feather, or raise grow toward 0" in caplog.text)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
-        nodes["PHNetSAMSegment"].segment(sam_model, img, box="28,18,36,26", feather=12.0)
+        (thin,) = nodes["PHNetSAMSegment"].segment(sam_model, img, box="28,18,36,26", feather=12.0)
     assert "feather 12 spread image 0's mask too thin" in caplog.text and "raise grow" not in caplog.text
+    assert f"its strongest value is {100 * float(thin.max()):.2f}% of full" in caplog.text  # 1.00 %, not 1.01
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):
         nodes["PHNetSAMSegment"].segment(sam_model, img, box="28,18,36,26", feather=1.0)
@@ -866,6 +868,10 @@ def test_sam_segment_names_its_own_inputs_and_says_why_a_mask_came_out_empty(nod
     with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):  # one picture's two guides: masks, not images
         node.segment(sam_model, img, guide_mask=torch.stack([subject[0], subject[0]]), grow=-40)
     assert "shrank mask 1's mask to nothing" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="comfyui-phnet"):  # one picture's one guide: an image
+        node.segment(sam_model, img, guide_mask=subject[:1], grow=-40)
+    assert "shrank image 0's mask to nothing" in caplog.text
     guides = torch.stack([subject[0], subject[0], 1 - subject[0]])
     with pytest.raises(ValueError, match=r"'guide_mask' \(mask 2 of the batch\) covers"):
         node.segment(sam_model, img, guide_mask=guides)
