@@ -328,6 +328,38 @@ def _carried(webui, before, after, mask, reach) -> np.ndarray:
                                                           Image.fromarray(reach))).astype(float)
 
 
+def test_the_fit_carried_into_the_band_reads_the_whole_subject_also_where_it_passes_the_reach(webui):
+    """A mask grown past the overlay's reach: its columns beyond the reach are still the subject's, read by the fit
+    (the box around reach and subject lost the subject's last column under a hand-made mutant the suite let pass).
+    Reaching over that column too, where it is all subject and so no band, carries the same change."""
+    rows, cols = np.mgrid[0:40, 0:40]
+    before = np.stack([60 + 3 * cols, 80 + 2 * rows, 100 + cols + rows], -1).astype(float)
+    mask = ((rows >= 10) & (rows < 30) & (cols >= 10) & (cols <= 20)).astype(np.float32)
+    after = before.copy()
+    after[mask > 0] = before[mask > 0] * 1.1 + 3
+    after[(mask > 0) & (cols == 20)] = before[(mask > 0) & (cols == 20)] + 40  # the column past the reach
+    reach = np.where((rows >= 5) & (rows < 35) & (cols >= 5) & (cols < 20), 255, 0).astype(np.uint8)
+    over = np.maximum(reach, (mask * 255).astype(np.uint8))
+    short, whole = _carried(webui, before, after, mask, reach), _carried(webui, before, after, mask, over)
+    assert (short != before).any()
+    np.testing.assert_array_equal(short, whole)
+
+
+def test_a_nearly_flat_subject_carries_its_mean_shift_into_the_band_not_a_gain_read_from_rounding(webui):
+    """A subject of two neighbouring levels (a spread of a quarter level²) says nothing of a gain: its change is
+    carried as the mean shift (a gain read from it fell to the floor and left a bright band as it was, under a
+    hand-made mutant the suite let pass)."""
+    cols = np.arange(40)
+    mask = np.repeat((cols < 20).astype(np.float32)[None, :], 20, 0)
+    before = np.full((20, 40, 3), 200.0)
+    before[:, :20] = np.where(np.arange(20) % 2, 101.0, 100.0)[None, :, None]
+    after = before.copy()
+    after[:, :20] = np.where(before[:, :20] == 100, 112.0, 110.0)  # +12 and +9: a mean shift of 10.5
+    reach = np.repeat(np.where(cols < 30, 255, 0)[None, :], 20, 0).astype(np.uint8)
+    band = _carried(webui, before, after, mask, reach)[:, 20:30] - 200
+    assert band.min() >= 10 and band.max() <= 11
+
+
 @pytest.mark.parametrize("level, shift", [(235, 40), (25, -30)])
 def test_a_subject_that_clips_carries_its_shift_into_the_band_not_its_clipped_colour(webui, level, shift):
     """A white shirt brightened stays 255: read as part of the map, its gain fell to 0 and the band around the
@@ -516,6 +548,17 @@ def test_a_small_scaled_subject_inside_the_picture_is_not_said_to_be_outside(web
     _, _, notes = webui.script_module._paste_subject(_generated(256, 256), settings)
     assert notes == []
 
+
+
+def test_a_subject_is_said_to_be_outside_from_just_past_a_twentieth_of_its_area(webui):
+    """An opaque 400×25 cut-out with 21 of its columns off the picture (5.25 %) is named, with 20 (5 %) it is not;
+    the area is its alpha's cover on 0..255 (under a hand-made mutant reading it on 0..256 the first went unsaid)."""
+    opaque = Image.new("RGBA", (400, 25), (200, 40, 40, 255))
+    notes = {x: webui.script_module._paste_subject(_generated(512, 64), webui.script_module.Settings(
+        True, "tiny-phnet", 1.0, SUBJECT, opaque, x, 0, 1.0, "top-left"))[2] for x in (-21, -20)}
+    assert notes[-21] == ["5% of the pasted subject lies outside the picture (its top-left at x -21, y 0): move it, "
+                          "or scale it down"]
+    assert notes[-20] == []
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
