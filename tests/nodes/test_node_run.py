@@ -783,6 +783,11 @@ def test_harmonize_asks_comfyui_for_room_on_the_gpu_and_gives_it_back(pack, node
         patch.setattr(pipeline, "pictures_per_call", lambda harmonizer, pixels, size: 8)
         one = loaders.phnet_memory(phnet_model, image[:1], None)
         assert loaders.phnet_memory(phnet_model, image, None) == 3 * one
+        # the full-resolution work on the model's device: each picture and its float mask copied there, and a tile
+        patch.setattr(pipeline, "full_resolution_device", lambda harmonizer, picture: torch.device("meta"))
+        picture = 48 * 64 * image.shape[-1] * image.element_size()
+        copies = loaders.phnet_memory(phnet_model, image, None) - 3 * one
+        assert copies == 3 * (picture + 48 * 64 * 4) + picture
     comfy_env.calls.clear()
     nodes["PHNetHarmonize"].harmonize(phnet_model, image, mask)
     assert not [c for c in comfy_env.calls if c[0] in ("free_memory", "soft_empty_cache")]  # a CPU run asks nothing
