@@ -254,6 +254,39 @@ def test_downloads_go_to_comfyuis_first_writable_folder(pack, comfy_env, tmp_pat
         fp.folder_names_and_paths.update(saved)
 
 
+def test_a_configured_folder_not_made_yet_gets_downloads_when_its_parent_is_writable(pack, comfy_env, tmp_path):
+    """Its nearest existing parent is asked (under a hand-made mutant the folder itself was, and it was passed over
+    for models/<folder>)."""
+    from importlib import import_module
+
+    paths_mod = import_module(pack.__name__ + ".nodes.paths")
+    fp = comfy_env.fp
+    saved = {k: (list(v[0]), set(v[1])) for k, v in fp.folder_names_and_paths.items()}
+    try:
+        planned = str(tmp_path / "not-yet" / "phnet")
+        fp.add_model_folder_path("phnet", planned, is_default=True)
+        assert paths_mod.download_dir("phnet") == planned
+    finally:
+        fp.folder_names_and_paths.clear()
+        fp.folder_names_and_paths.update(saved)
+
+
+def test_on_windows_a_folder_is_writable_when_a_probe_file_can_be_made_there(pack, tmp_path, monkeypatch):
+    """os.access says yes for every folder on Windows: a probe file is made and removed, and a folder where none can
+    be made is not chosen (each answer turned under a hand-made mutant the suite let pass)."""
+    import tempfile
+    from importlib import import_module
+
+    paths_mod = import_module(pack.__name__ + ".nodes.paths")
+    with monkeypatch.context() as windows:  # (pathlib, pytest's report among them, cannot run as on Windows)
+        windows.setattr(paths_mod.os, "name", "nt")
+        writable = paths_mod._writable(str(tmp_path))
+        windows.setattr(tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(PermissionError("read-only share")))
+        refused = paths_mod._writable(str(tmp_path))
+    assert writable is True and list(tmp_path.iterdir()) == []
+    assert refused is False
+
+
 def test_the_core_imports_itself_relatively_so_the_pack_uses_its_own_copy():
     """ComfyUI loads the pack's phnet/ as a subpackage: an absolute ``from phnet...`` there (PHNetConfig.save had
     one) fails, or quietly uses another installed phnet."""
