@@ -117,6 +117,26 @@ def test_model_lists(pack, tiny_phnet, tiny_sam):
     assert tiny_sam in sam_list
 
 
+def test_registration_keeps_another_packs_extensions_and_gives_a_new_folder_comfyuis_own(pack, comfy_env, tmp_path):
+    """A 'sams' entry another pack made for its .onnx files keeps them; a folder no one registered lists ComfyUI's
+    weight extensions (.pkl, .pt2) besides ours (under a hand-made mutant each got the other's set)."""
+    from importlib import import_module
+
+    paths_mod = import_module(pack.__name__ + ".nodes.paths")
+    fp = comfy_env.fp
+    saved = {k: (list(v[0]), set(v[1])) for k, v in fp.folder_names_and_paths.items()}
+    try:
+        del fp.folder_names_and_paths["phnet"]
+        fp.folder_names_and_paths["sams"] = ([str(tmp_path / "other_sams")], {".onnx"})
+        paths_mod.register_model_folders()
+        assert {".onnx", ".pth", ".safetensors"} <= fp.folder_names_and_paths["sams"][1]
+        assert ".pkl" not in fp.folder_names_and_paths["sams"][1]
+        assert {".pkl", ".pt2", ".safetensors"} <= fp.folder_names_and_paths["phnet"][1]
+    finally:
+        fp.folder_names_and_paths.clear()
+        fp.folder_names_and_paths.update(saved)
+
+
 def test_registration_is_additive(pack, comfy_env, tmp_path):
     """A user's extra_model_paths.yaml entry (applied before packs load) survives; ours is appended."""
     from importlib import import_module
