@@ -18,3 +18,22 @@ def test_an_integer_past_any_float_is_refused_as_any_bad_option_is(harmonizer):
     with pytest.raises(ValueError, match=r"^working_size must be a multiple of 8 .*too large for a float$"):
         check_options(harmonizer.config, 0.5, "full", 2**2000)
 
+
+
+def test_the_working_size_limits_are_taken_and_just_past_them_refused(tiny_config):
+    from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
+
+    for size in (MIN_WORKING_SIZE, MAX_WORKING_SIZE):
+        assert check_options(tiny_config, 1.0, "full", size) == size
+    for size in (MIN_WORKING_SIZE - 8, MAX_WORKING_SIZE + 8):
+        with pytest.raises(ValueError, match=rf"^working_size must be a multiple of 8 .*, got {size}$"):
+            check_options(tiny_config, 1.0, "full", size)
+
+
+def test_a_bad_working_size_given_as_a_tensor_is_named_by_its_number(tiny_config):
+    """A one-element tensor is read as the number it holds, in the message too."""
+    import torch
+
+    assert check_options(tiny_config, 0.5, "full", torch.tensor(128)) == 128
+    with pytest.raises(ValueError, match=r"^working_size must be a multiple of 8 .*, got 12$"):
+        check_options(tiny_config, 0.5, "full", torch.tensor(12))
