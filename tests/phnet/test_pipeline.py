@@ -7,7 +7,7 @@ import torch
 
 from phnet import Harmonizer
 from phnet.pipeline import (apply_low, apply_to_box, estimate_batch, full_resolution_device, pictures_per_call,
-                            prepare_low)
+                            pixels_of, prepare_low)
 from tests.helpers.pictures import photo, subject_mask
 
 
@@ -76,6 +76,30 @@ def test_a_subject_rounded_away_at_the_working_size_is_placed_where_it_is_not_in
     assert (low.mask[0, 0] > 0).nonzero().tolist() == [[1800 * 64 // 3072, 2000 * 64 // 3072]]
 
 
+def test_a_subject_rounded_away_lands_in_the_working_pixel_under_its_boxs_centre(harmonizer):
+    """The working pixel is read from the centre of the box (end exclusive), row and column alike: a pixel on the
+    last row and column of a working pixel stays in it, and two far specks are placed halfway between them."""
+    pixels = torch.zeros(3072, 3072, 3, dtype=torch.uint8)  # 48 pixels to a working pixel at 64
+    mask = torch.zeros(3072, 3072, dtype=torch.uint8)
+    mask[40 * 48 - 1, 42 * 48 - 1] = 255
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
+    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[39, 41]]
+    mask[:] = 0
+    mask[100, 500] = mask[3000, 2500] = 255  # box rows 100..3001, columns 500..2501
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
+    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[3101 * 64 // 6144, 3001 * 64 // 6144]]
+
+
+def test_a_subject_under_the_bar_everywhere_keeps_its_strongest_pixel_not_its_boxs_centre(harmonizer):
+    """A 16-bit matte's faintest specks: a cluster and one pixel, each under the working mask's least bar (1e-6)
+    at the working size. The subject is the cluster's working pixel, not the middle of the two."""
+    pixels = torch.zeros(3072, 3072, 3, dtype=torch.uint8)  # 48 pixels to a working pixel at 64
+    mask = torch.zeros(3072, 3072)
+    mask[100:110, 100:110] = mask[3000, 3000] = 1 / 65535
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 1.0, 64)
+    assert low.mask[0, 0].nonzero().tolist() == [[100 // 48, 100 // 48]]
+
+
 def test_a_faint_subject_with_one_stronger_speck_is_its_region_not_one_pixel(harmonizer):
     """Half of the full-size mask's strongest value was the bar: one speck at 0.9, averaged away at the working
     size, left a subject at 0.3 one pixel, and the correction collapsed."""
@@ -133,6 +157,43 @@ def test_a_batch_reads_back_from_the_device_once_per_picture_and_once_per_networ
             apply_low(harmonizer, pixels[i], 255.0, masks[i], 1.0, out[i], 1.0, low, outputs[i : i + 1],
                       as_change=True)
     assert reads.count == 0
+
+
+def test_a_picture_held_back_in_a_shared_call_comes_back_as_no_change(harmonizer):
+    """As changes, the pictures under the threshold in a call where another picture changes are 0, not what the
+    network made of them: a clip's frame held back would otherwise carry a change into its neighbours."""
+    pixels = torch.from_numpy(np.stack([photo(60, 90, seed) for seed in range(3)]))
+    masks = torch.from_numpy(np.stack([subject_mask(60, 90)] * 3))
+    lows = [prepare_low(harmonizer, p, 255.0, m, 1.0, 32) for p, m in zip(pixels, masks)]
+    images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
+    _, found = estimate_batch(harmonizer, images, masks_low, threshold=0)
+    sizes = sorted(c.size for c in found)
+    changes, held = estimate_batch(harmonizer, images, masks_low, threshold=(sizes[0] + sizes[1]) / 2,
+                                   as_change=True)
+    assert [c.kept > 0 for c in held].count(False) == 1
+    for change, c in zip(changes, held):
+        assert bool(change.any()) == (c.kept > 0)
+
+
+def test_pictures_converted_already_are_read_and_handed_back_in_the_callers_form():
+    """A picture the caller's own pixels cannot stand for is converted once: its B×H×W×C floats (alpha last),
+    its masks, and ``finish`` back to the caller's kind with the scene's pixels as they were."""
+    from phnet.imageio import image_to_tensor
+
+    rgba, mask = photo(32, 40, channels=4), subject_mask(32, 40)
+    rgb, alpha, _ = converted = image_to_tensor(rgba)
+    pixels, peak, masks, mask_peak, finish = pixels_of(None, mask, converted=converted)
+    assert (peak, mask_peak) == (1.0, 1.0) and masks.shape == (1, 32, 40) and torch.equal(masks[0] > 0,
+                                                                                           torch.from_numpy(mask > 0))
+    assert torch.equal(pixels, torch.cat([rgb, alpha], 1).permute(0, 2, 3, 1))
+    assert np.array_equal(finish(pixels), rgba)
+    assert torch.equal(finish.returned(pixels), pixels[..., :3])
+    out = pixels.clone()
+    out[..., :3] = 0.5
+    back = finish(out)
+    inside = mask > 0
+    assert np.array_equal(back[~inside], rgba[~inside]) and (back[inside][:, :3] == 128).all()
+    assert np.array_equal(back[..., 3], rgba[..., 3])
 
 
 @pytest.mark.parametrize("network_batch", [1, 3])
