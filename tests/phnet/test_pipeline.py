@@ -55,6 +55,20 @@ def test_network_batch_auto_is_one_on_the_cpu_and_bounded_by_memory_on_cuda(tiny
     assert Harmonizer(tiny_model, device="cpu", network_batch=np.int64(4)).network_batch == 4  # as working_size
 
 
+def test_network_batch_auto_counts_a_pictures_own_working_pixels_wide_or_tall(tiny_model):
+    """A 1:3 picture at 512 holds 296×888 working pixels, not 512×512: seven share a call, not eight."""
+    from phnet import pipeline as module
+    from phnet.fullres import working_shape
+
+    h = Harmonizer(tiny_model, device="cpu", full_resolution_on="input")
+    h.device = torch.device("cuda")  # what it would choose with the model on a GPU (not moved: none here)
+    height, width = working_shape(100, 300, 512)
+    expected = module.NETWORK_PIXELS // (height * width)
+    assert expected < module.CUDA_NETWORK_BATCH
+    wide = torch.zeros(8, 100, 300, 3, dtype=torch.uint8)
+    assert pictures_per_call(h, wide, 512) == pictures_per_call(h, wide.transpose(1, 2), 512) == expected
+
+
 def test_a_subject_too_small_for_the_working_size_keeps_its_largest_pixel(harmonizer):
     pixels = torch.from_numpy(photo(256, 256))
     mask = torch.zeros(256, 256)
@@ -88,6 +102,10 @@ def test_a_subject_rounded_away_lands_in_the_working_pixel_under_its_boxs_centre
     mask[100, 500] = mask[3000, 2500] = 255  # box rows 100..3001, columns 500..2501
     low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
     assert (low.mask[0, 0] > 0).nonzero().tolist() == [[3101 * 64 // 6144, 3001 * 64 // 6144]]
+    mask[:] = 0
+    mask[-1, -1] = 255  # the last row and column: the last working pixel
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
+    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[63, 63]]
 
 
 def test_a_subject_under_the_bar_everywhere_keeps_its_strongest_pixel_not_its_boxs_centre(harmonizer):
