@@ -37,3 +37,15 @@ def test_a_bad_working_size_given_as_a_tensor_is_named_by_its_number(tiny_config
     assert check_options(tiny_config, 0.5, "full", torch.tensor(128)) == 128
     with pytest.raises(ValueError, match=r"^working_size must be a multiple of 8 .*, got 12$"):
         check_options(tiny_config, 0.5, "full", torch.tensor(12))
+
+
+def test_a_threshold_of_255_is_taken_and_numpys_flags_are_flags():
+    import numpy as np
+
+    from phnet.options import check_flag, check_threshold
+
+    assert check_threshold(255) == 255.0 and check_threshold(0) == 0.0
+    for flag in (True, False, np.True_, np.False_):
+        check_flag(flag, "mask_is_alpha")
+    with pytest.raises(ValueError, match="^mask_is_alpha must be True or False, got 'no'$"):
+        check_flag("no", "mask_is_alpha")
