@@ -54,3 +54,23 @@ def test_a_resumed_average_goes_on_averaging():
     torchs.update_parameters(model)
     for key, value in fresh.state_dict().items():
         torch.testing.assert_close(value, torchs.state_dict()[key], rtol=0, atol=0, msg=key)
+
+
+def test_a_loaded_average_is_a_copy_and_refuses_another_model_s_state():
+    """Loading copies into the average's own tensors (a checkpoint's, read onto the CPU, do not become the
+    average's), and a state that misses a weight is refused rather than left at the fresh model's value."""
+    ours, _, _ = trained_copies(2)
+    state = {k: v.clone() for k, v in ours.state_dict().items()}
+    fresh = WeightAverage(PHNet(ours.module.config), 0.9)
+    fresh.load_state_dict(state)
+    for value in state.values():
+        value.zero_()
+    for key, value in fresh.state_dict().items():
+        torch.testing.assert_close(value, ours.state_dict()[key], rtol=0, atol=0, msg=key)
+    del state[next(k for k in state if k.startswith("module."))]
+    try:
+        fresh.load_state_dict(state)
+    except RuntimeError as exc:
+        assert "Missing key" in str(exc)
+    else:
+        raise AssertionError("a state missing a weight was loaded")
