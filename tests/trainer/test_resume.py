@@ -436,3 +436,19 @@ def test_a_suggested_path_is_one_word_for_the_shell_it_is_pasted_into():
     assert shell_word("/runs/my run/best", windows=False) == "'/runs/my run/best'"
     assert shell_word(r"C:\R&D\runs\best", windows=True) == r'"C:\R&D\runs\best"'
     assert shell_word(r"C:\runs\best", windows=True) == r"C:\runs\best"
+
+
+def test_a_resume_puts_the_new_config_s_lr_betas_and_weight_decay_into_the_restored_optimizer():
+    """The restored state holds the old hyperparameters; a table without betas means the default ones."""
+    from trainer.optim import build_optimizer, build_scheduler
+    from trainer.resume import apply_hyperparameters
+
+    old = {"optimizer": "lion", "lr": 1e-3, "betas": [0.5, 0.6], "weight_decay": 0.1, "steps": 10,
+           "schedule": "constant"}
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))], old)
+    sch = build_scheduler(opt, old)
+    new = {"optimizer": "lion", "lr": "2e-4", "weight_decay": 0.0, "steps": 10, "schedule": "constant"}
+    apply_hyperparameters(opt, sch, new)
+    assert [(g["lr"], g["initial_lr"], g["betas"], g["weight_decay"]) for g in opt.param_groups] == [
+        (2e-4, 2e-4, (0.9, 0.99), 0.0)]
+    assert sch.base_lrs == [2e-4] and sch.get_last_lr() == [2e-4]

@@ -99,3 +99,15 @@ def test_reinhard_baseline_matches_background_statistics(pair):
     lab, m = rgb_to_lab(out), mask > 0
     assert np.allclose(lab[m].mean(0), lab[~m].mean(0), atol=3.0)
     assert np.array_equal(out[~m], real[~m].astype(np.float32))
+
+
+def test_rounding_just_past_0_or_1_is_taken_and_a_single_strength_is_a_range(pair):
+    """A float picture a resize or a colour conversion left a fraction of a level past 0..1 is not on another
+    scale; a strength range of one value (every pair at the same strength) is a range."""
+    real, mask = pair
+    over = real.copy()
+    over[0, 0] = [1 + 0.5 / 255, -0.5 / 255, 0.5]
+    comp = synthesize(over, mask, np.random.default_rng(0), strength=1.0)
+    assert comp.shape == real.shape and comp.min() >= 0 and comp.max() <= 1
+    options = SynthesisOptions(strength_range=(0.5, 0.5), identity_fraction=0.0, mild_fraction=0.0)
+    assert sample_strength(np.random.default_rng(0), options) == 0.5
