@@ -193,3 +193,20 @@ def test_tiny_training_with_composites_made_on_the_device(folder_data, tmp_path)
     assert len(losses) == 10 and np.mean(losses[-3:]) < 0.9 * losses[0]
     val = [r for r in log if r["type"] == "val"]
     assert val[-1]["fmse"] < 0.5 * val[-1]["composite_fmse"]
+
+
+def test_a_photo_a_fraction_of_a_level_below_0_gets_the_gamma_numpy_gives_it(pool):
+    """synthesize() takes values rounding left just past 0..1 and clips them before its gamma; a negative value
+    to a fractional power on the device is NaN."""
+    from trainer.data.synthesis_torch import draw_params
+
+    opts = SynthesisOptions(transforms=("gamma",), max_transforms=1)
+    real, mask, _ = pool[0]
+    real = real.copy()
+    real[mask > 0] = -0.5 / 255  # the whole subject
+    expected = synthesize(real, mask, np.random.default_rng(3), strength=1.0, options=opts)
+    params = stack_params([draw_params(np.random.default_rng(3), opts, strength=1.0)])
+    comp, _ = synthesize_batch(torch.from_numpy(real).permute(2, 0, 1)[None], torch.from_numpy(mask)[None, None],
+                               params, opts)
+    assert torch.isfinite(comp).all()
+    assert np.abs(comp[0].permute(1, 2, 0).numpy() - expected).max() < 1e-5
