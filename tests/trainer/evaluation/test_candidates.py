@@ -28,6 +28,7 @@ def test_a_label_shown_like_another_column_is_refused(second):
 
 def test_native_resolution_scores_in_fp32_where_auto_would_pick_bf16(tmp_path, monkeypatch):
     """The Harmonizers were built with dtype "auto": bf16 on a CPU with AMX, so native scores differed by CPU."""
+    import phnet.harmonizer  # noqa: F401  (first imported under the patch below, it would keep the stand-in)
     import phnet.weights
     from phnet import PHNet, PHNetConfig, precision
     from trainer.evaluation.candidates import load_candidates
