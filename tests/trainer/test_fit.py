@@ -455,9 +455,16 @@ def test_the_schedule_waits_when_the_grad_scaler_skips_a_step(shift_set, tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the scheduler-before-optimizer warning would fail here
         result = fit.train(tiny_cfg(shift_set, tmp_path / "run", steps=6, val_every=100, ckpt_every=100,
-                                    warmup_steps=2), progress=False)
+                                    warmup_steps=2, log_every=1), progress=False)
     assert made[0].taken == 5 and made[0].steps == 6
     assert result is not None
+    # the schedule stood still at the skipped first step only, then went on at each step taken
+    from trainer.optim import lr_factor
+
+    t = json.loads((tmp_path / "run" / "run_config.json").read_text())["train"]
+    lrs = [r["lr"] for r in read_log(tmp_path / "run") if r["type"] == "train"]
+    assert lrs == pytest.approx([t["lr"] * lr_factor(s, 6, 2, t["schedule"], t["min_lr_ratio"])
+                                 for s in (0, 0, 1, 2, 3, 4)])
 
 
 def test_patience_stops_when_validation_stops_improving(shift_set, tmp_path, monkeypatch, capsys):
