@@ -62,3 +62,59 @@ def test_a_damaged_file_error_survives_pickling_and_copying(tmp_path):
         read_tensors(path)
     for again in (pickle.loads(pickle.dumps(caught.value)), copy.copy(caught.value)):
         assert type(again) is DamagedFile and str(again) == str(caught.value) and again.path == caught.value.path
+
+
+@pytest.mark.parametrize("name", ["WEIGHTS.SAFETENSORS", "weights.Sft", "WEIGHTS.PTH", "weights.Ckpt"])
+def test_a_suffix_in_capitals_is_read_as_its_kind(tmp_path, name):
+    """A download saved as MODEL.SAFETENSORS (a Windows tool's capitals) is the same file as model.safetensors."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / name
+    tensors = {"w": torch.arange(3.0)}
+    if name.lower().endswith((".safetensors", ".sft")):
+        save_file(tensors, str(path), metadata={"kind": "test"})
+    else:
+        torch.save(tensors, path)
+    found, metadata = read_tensors(path)
+    assert torch.equal(found["w"], tensors["w"])
+    assert metadata == ({"kind": "test"} if name.lower().endswith((".safetensors", ".sft")) else {})
+
+
+def test_a_zip_whose_central_directory_is_damaged_is_named_as_damaged(tmp_path):
+    """zipfile's BadZipFile, raised while looking for a TorchScript archive, came through instead of the refusal
+    that says to download the file again."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buffer)
+    data = bytearray(buffer.getvalue())
+    at = data.rfind(b"PK\x01\x02")  # the last entry of the central directory
+    data[at:at + 2] = b"XX"
+    path = tmp_path / "damaged.pth"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"could not read {path} as plain weights .*download it again"):
+        read_tensors(path)
+
+
+def test_torch_s_refusal_is_told_by_what_was_refused_in_plain_words():
+    """Older torch gives its advice and the refused opcode on one line (which the advice filter drops whole), and
+    a refusal may come in colour; what is told is the opcode, or the first sentence without the escape codes."""
+    import pickle
+
+    from phnet.state_dicts import load_failure
+
+    one_line = pickle.UnpicklingError(
+        "Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely succeed, "
+        "but it can result in arbitrary code execution. Do it only if you got the file from a trusted source. "
+        "WeightsUnpickler error: Unsupported operand 149")
+    assert load_failure(one_line) == "Unsupported operand 149"
+    assert load_failure(RuntimeError("\x1b[1mPytorchStreamReader failed reading zip archive.\x1b[0m More.")) == (
+        "PytorchStreamReader failed reading zip archive")
+
+
+def test_an_empty_wrapper_is_passed_over_for_the_one_that_holds_the_tensors(tmp_path):
+    """A trainer's checkpoint with an empty state_dict entry beside its model: the empty one gave no tensors."""
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"state_dict": {}, "model": {"module.w": torch.ones(2)}, "epoch": 3}, path)
+    tensors, _ = read_tensors(path)
+    assert list(tensors) == ["w"] and torch.equal(tensors["w"], torch.ones(2))
