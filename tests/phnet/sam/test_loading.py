@@ -131,6 +131,25 @@ def test_a_model_type_picks_a_file_by_its_folder_s_name_too():
     assert e.value.choosing("set hub_filename").model_type == "vit_b"
 
 
+def test_a_safetensors_twin_is_told_by_its_name_in_any_case_and_in_its_own_folder_only():
+    """The .safetensors copy of a .pth (the same name, whatever the capitals) is the one loaded; the same name in
+    another folder, or a third checkpoint beside the twins, is a choice to make."""
+    from phnet.sam.loading import _pick_checkpoint
+
+    assert _pick_checkpoint(["SAM_TINY.pth", "sam_tiny.SafeTensors"], "here", None) == "sam_tiny.SafeTensors"
+    for names in (["vit_b/sam.safetensors", "vit_h/sam.pth"], ["sam.pth", "sam.safetensors", "other.pth"]):
+        with pytest.raises(SeveralCheckpoints):
+            _pick_checkpoint(names, "here", None)
+
+
+def test_a_model_type_picks_a_file_by_its_own_name_in_a_folder_given_with_backslashes():
+    """A Windows folder's listing names vit_b\\sam_vit_b.pth: the file's own name is what follows the backslash."""
+    from phnet.sam.loading import _pick_checkpoint
+
+    names = ["vit_b\\model.safetensors", "vit_b\\sam_vit_b_01ec64.pth"]
+    assert _pick_checkpoint(names, "here", "vit_b") == "vit_b\\sam_vit_b_01ec64.pth"
+
+
 def test_a_model_type_no_file_names_is_named_as_missing_not_as_several():
     """'Several checkpoints ... name its file' was the advice, and the named file was then refused as no vit_l."""
     from phnet.sam.loading import _pick_checkpoint
@@ -142,6 +161,8 @@ def test_a_model_type_no_file_names_is_named_as_missing_not_as_several():
                             "checkpoint")
     with pytest.raises(SeveralCheckpoints):  # names that say no type: choosing a file is the way
         _pick_checkpoint(["mine.safetensors", "theirs.safetensors"], "here", "vit_l")
+    with pytest.raises(SeveralCheckpoints):  # one name says another type, one none: that one may be the vit_l
+        _pick_checkpoint(["sam_vit_b_01ec64.pth", "mine.safetensors"], "here", "vit_l")
 
 
 def test_a_filename_beside_a_file_is_refused_not_ignored(tmp_path):
@@ -217,6 +238,23 @@ def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found in folder"):
         SamSegmenter.from_pretrained(tmp_path, filename="x.pth")
 
+
+def test_a_missing_name_that_is_no_hub_repo_is_named_as_a_missing_file(monkeypatch):
+    """An owner/name path ending in a weights suffix of any case, or a text no repo id can be, is a file not
+    found, never a Hub download."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for source in ("sams/sam_vit_b.PTH", "sams/my sam"):
+        with pytest.raises(FileNotFoundError, match="SAM checkpoint not found"):
+            SamSegmenter.from_pretrained(source)
+
+
+def test_a_path_in_quotes_or_under_the_home_folder_loads(tmp_path, monkeypatch):
+    """A path pasted with its quotes (Windows' Copy as path), or written from ~, is the file."""
+    save_tiny_sam(tmp_path / "sam.safetensors")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))
+    for source in (f'"{tmp_path / "sam.safetensors"}"', "~/sam.safetensors"):
+        assert has_tiny_sam_weights(SamSegmenter.from_pretrained(source, device="cpu").model)
 
 def test_corrupt_files(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00\x01garbage" * 10)

@@ -233,3 +233,65 @@ def test_meta_repo_from_the_hub_cache(hub_folder, tmp_path, monkeypatch):
     seg = SamSegmenter.from_pretrained("facebook/sam-vit-tiny", cache_dir=tmp_path, device="cpu")
     assert seg.architecture.decoder_norm_eps == 1e-7  # the config.json of the repo was used
     assert seg.architecture.embed_dim == 32
+
+
+@pytest.mark.parametrize("local_files_only,offline_variable", [(True, None), (False, "1")])
+def test_a_hub_file_in_a_subfolder_of_a_revision_takes_the_config_json_of_its_folder_and_revision(
+        hub_folder, tmp_path, monkeypatch, local_files_only, offline_variable):
+    """The config.json fetched is the one in the weights' own folder of the revision asked for, from the cache
+    alone when local_files_only or HF_HUB_OFFLINE is set, whatever the weights file is called: a Hub stand-in
+    holds three that differ by their decoder epsilon."""
+    import huggingface_hub
+
+    folder, _ = hub_folder
+    if offline_variable is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline_variable)
+    pinned = "1" * 40
+    weights = tmp_path / "weights" / "sam-tiny.safetensors"  # the repo's config.json is not beside the download
+    weights.parent.mkdir()
+    shutil.copy(folder / "model.safetensors", weights)
+    served = {(pinned, "tiny/sam-tiny.safetensors"): weights,
+              (pinned, "tiny/config.json"): _with_decoder_eps(folder, tmp_path / "pinned", 1e-7) / "config.json",
+              (pinned, "config.json"): _with_decoder_eps(folder, tmp_path / "top", 1e-6) / "config.json",
+              ("main", "tiny/config.json"): _with_decoder_eps(folder, tmp_path / "main", 1e-6) / "config.json"}
+    asked = []
+
+    def hub(repo_id, filename, *, revision=None, local_files_only=False, **_):
+        asked.append(local_files_only)
+        found = served.get((revision or "main", filename)) if repo_id == "someone/sams" else None
+        if found is None:
+            raise FileNotFoundError(filename)
+        return str(found)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub)
+    seg = SamSegmenter.from_pretrained("someone/sams", filename="tiny/sam-tiny.safetensors", revision=pinned,
+                                       cache_dir=tmp_path, local_files_only=local_files_only, device="cpu")
+    assert seg.architecture.decoder_norm_eps == 1e-7
+    assert asked == [True, True]
+
+
+def test_another_models_config_json_beside_a_repos_model_safetensors_is_passed_over(hub_folder, tmp_path):
+    """A folder's config.json of another kind of model leaves the sizes to the weights, with transformers'
+    epsilons."""
+    from phnet.sam.transformers_layout import TRANSFORMERS_NORM_EPS
+
+    folder, model = hub_folder
+    shutil.copy(folder / "model.safetensors", tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit", "hidden_size": 3}))
+    seg = SamSegmenter.from_pretrained(tmp_path, device="cpu")
+    assert seg.architecture.embed_dim == 32
+    for name, eps in TRANSFORMERS_NORM_EPS.items():
+        assert getattr(seg.architecture, name) == eps
+    assert max(_compare(seg, model).values()) <= TOLERANCE
+
+
+def test_a_config_json_of_another_decoder_depth_is_named_before_a_model_is_built(hub_folder, tmp_path):
+    folder, _ = hub_folder
+    shutil.copy(folder / "model.safetensors", tmp_path / "model.safetensors")
+    config = json.loads((folder / "config.json").read_text())
+    config["mask_decoder_config"]["num_hidden_layers"] += 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"does not describe these weights \(decoder_depth 3 in it, 2 in the"):
+        SamSegmenter.from_pretrained(tmp_path, device="cpu")
