@@ -127,6 +127,8 @@ def test_embedding_is_cached(tiny_path, image):
     seg.predict(points=[(5, 5)])
     assert len(calls) == 2
     assert seg.image_embedding.shape == (1, TINY_SAM["prompt_embed_dim"], 4, 4)
+    seg.set_image((255 - image).reshape(80, 48, 3))  # the same bytes in another shape: another picture
+    assert len(calls) == 3 and seg.image_size == (80, 48)
 
 
 def test_segment_is_set_image_plus_predict(seg, image):
@@ -278,6 +280,8 @@ def test_a_threshold_that_is_not_a_number_is_refused(seg, image):
     seg.set_image(image)
     with pytest.raises(ValueError, match="threshold must be a finite number"):
         seg.predict(box=(10, 10, 40, 30), threshold=float("nan"))  # gave an empty mask without a word
+    with pytest.raises(ValueError, match="threshold must be a finite number"):  # True is no logit
+        seg.predict(box=(10, 10, 40, 30), threshold=True)
 
 
 def test_one_segmenter_serves_several_threads(tiny_path, image):
