@@ -44,6 +44,15 @@ def test_one_prompt_for_every_picture_gives_a_mask_each_with_its_outcome(seg):
     assert calls[0]["point_labels"] == [1, 0]
 
 
+def test_points_alone_prompt_every_picture_without_a_box(seg):
+    """A batch prompted by points only has no box per picture, and is no guided batch: each picture is segmented."""
+    plan = plan_batch(seg.model, (48, 80), 2, positive=[(20, 20)])
+    subject = np.zeros((48, 80), np.float32)
+    subject[10:30, 15:35] = 1
+    got, calls = _run(plan, subject, 2)
+    assert [p.outcome for p in got] == [Outcome.SEGMENTED] * 2 and len(calls) == 2
+    assert calls[0]["box"] is None and calls[0]["points"] == [(20, 20)]
+
 def test_what_came_of_a_picture_is_said_as_data():
     from tests.helpers.tiny_sam import build_tiny_sam
 
