@@ -118,3 +118,14 @@ def test_an_empty_wrapper_is_passed_over_for_the_one_that_holds_the_tensors(tmp_
     torch.save({"state_dict": {}, "model": {"module.w": torch.ones(2)}, "epoch": 3}, path)
     tensors, _ = read_tensors(path)
     assert list(tensors) == ["w"] and torch.equal(tensors["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("saved,names", [
+    ({"model_state_dict": {"w": torch.ones(1)}, "optimizer_state_dict": {}}, ["w"]),  # PyTorch's tutorial layout
+    ({"model.module.w": torch.ones(1)}, ["w"]),  # a training module holding a DDP-wrapped model
+    ({"model.w": torch.ones(1), "head.b": torch.ones(1)}, ["model.w", "head.b"]),  # model. is not every name's
+])
+def test_wrappers_and_their_prefixes_come_off_only_where_they_wrap_every_tensor(tmp_path, saved, names):
+    path = tmp_path / "checkpoint.pth"
+    torch.save(saved, path)
+    assert list(read_tensors(path)[0]) == names
