@@ -86,7 +86,12 @@ class _Calls:
         with self._cond:
             self._cond.wait_for(lambda: not self._changing)
             self._changing = True  # calls arriving now wait, so that a steady stream of them cannot hold it off
-            self._cond.wait_for(lambda: self._running == 0)
+            try:
+                self._cond.wait_for(lambda: self._running == 0)
+            except BaseException:  # (Ctrl-C while a long call ran) the calls held off go on
+                self._changing = False
+                self._cond.notify_all()
+                raise
         self._thread.changing = True
         try:
             yield

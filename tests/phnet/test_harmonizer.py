@@ -1611,3 +1611,35 @@ def test_a_harmonizer_pickles_and_copies_with_a_record_of_calls_of_its_own(harmo
     for twin in (copy.deepcopy(harmonizer), pickle.loads(pickle.dumps(harmonizer))):
         assert twin._calls is not harmonizer._calls
         assert np.array_equal(twin.to("cpu")(image, mask), harmonizer(image, mask))
+
+
+def test_a_move_cut_short_while_it_waits_for_a_call_holds_no_call_off(harmonizer, monkeypatch):
+    """Ctrl-C while .to() waited for another thread's call left the Harmonizer marked as changing: every later
+    call then waited for ever."""
+    import threading
+
+    image, mask = np.full((40, 56, 3), 120, np.uint8), np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
+    inside, release = threading.Event(), threading.Event()
+
+    def progress(done, total):
+        inside.set()
+        release.wait(10)
+
+    worker = threading.Thread(target=lambda: harmonizer(image, mask, progress=progress))
+    worker.start()
+    assert inside.wait(10)
+
+    def interrupted(*_):  # the user's Ctrl-C arrives while it waits
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harmonizer._calls._cond, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        harmonizer.to("cpu")
+    monkeypatch.undo()
+    release.set()
+    worker.join(10)
+    done = []
+    later = threading.Thread(target=lambda: done.append(harmonizer(image, mask)), daemon=True)
+    later.start()
+    later.join(10)
+    assert len(done) == 1 and harmonizer.to("cpu") is harmonizer
