@@ -58,26 +58,35 @@ class _Calls:
         self._running = 0
         self._changing = False
         self._thread = threading.local()
+        # calls open per thread, by the thread that opened them: an interruptible block held in a generator may
+        # be left by another thread, which must not count it off as its own
+        self._depths: dict[int, int] = {}
 
     @contextlib.contextmanager
     def call(self) -> Iterator[None]:
-        depth = getattr(self._thread, "depth", 0)
+        caller = threading.get_ident()
         with self._cond:
+            depth = self._depths.get(caller, 0)
             if depth == 0 and not getattr(self._thread, "changing", False):
                 self._cond.wait_for(lambda: not self._changing)
             self._running += 1
-        self._thread.depth = depth + 1
+            self._depths[caller] = depth + 1
         try:
             yield
         finally:
-            self._thread.depth = depth
             with self._cond:
                 self._running -= 1
+                if depth:
+                    self._depths[caller] = depth
+                else:
+                    del self._depths[caller]
                 self._cond.notify_all()
 
     @contextlib.contextmanager
     def change(self) -> Iterator[None]:
-        if getattr(self._thread, "depth", 0):  # it would wait for the call that waits for it
+        with self._cond:
+            within = threading.get_ident() in self._depths
+        if within:  # it would wait for the call that waits for it
             raise RuntimeError("a Harmonizer cannot be moved or given another model from within one of its own calls "
                                "(a progress or cancel callback): do it after the call returns")
         if getattr(self._thread, "changing", False):

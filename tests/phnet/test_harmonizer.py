@@ -1643,3 +1643,22 @@ def test_a_move_cut_short_while_it_waits_for_a_call_holds_no_call_off(harmonizer
     later.start()
     later.join(10)
     assert len(done) == 1 and harmonizer.to("cpu") is harmonizer
+
+
+def test_an_interruptible_block_left_by_another_thread_is_counted_off_for_the_thread_that_opened_it(harmonizer):
+    """A block held in a generator that a pool of threads resumes is left by another thread: that thread's count
+    went back, and the opening thread's stayed open, so it could never move the Harmonizer again and its calls no
+    longer waited for another thread's change."""
+    import threading
+
+    def held():
+        with harmonizer.interruptible(lambda: None):
+            yield
+
+    block = held()
+    next(block)
+    resumer = threading.Thread(target=lambda: next(block, None))
+    resumer.start()
+    resumer.join(10)
+    assert harmonizer.to("cpu") is harmonizer
+    assert not harmonizer._calls._running
