@@ -175,8 +175,10 @@ class Harmonizer:
 
     Threads may share a Harmonizer and call it at once. :meth:`to` and putting another ``model`` in place wait
     until the calls running have returned, and calls made meanwhile wait for the change, so every call runs on
-    one device, precision and model throughout; from within a call's own callbacks they are refused. Changing
-    the model's weights in place (``harmonizer.model.load_state_dict``) is not waited for: do it between calls.
+    one device, precision and model throughout; from within a call's own callbacks they are refused. A callback,
+    or an :meth:`interruptible` block, must not wait for another thread's call on the same Harmonizer: should a
+    change be asked for meanwhile, the three would wait for each other. Changing the model's weights in place
+    (``harmonizer.model.load_state_dict``) is not waited for: do it between calls.
     """
 
     def __init__(
