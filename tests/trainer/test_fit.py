@@ -634,3 +634,96 @@ def test_ctrl_c_while_torch_loads_ends_the_process_at_once(tmp_path, subprocess_
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 130 and "raised" not in done.stdout, (done.returncode, done.stdout[-500:])
+
+
+class RecordingScaler:
+    """An enabled GradScaler's face (CPU-only machines have none): what ``restore`` loads into it."""
+
+    def __init__(self):
+        self.loaded = []
+
+    def is_enabled(self):
+        return True
+
+    def load_state_dict(self, state):
+        self.loaded.append(state)
+
+
+def saved_training_state(monkeypatch, **fields):
+    """A training state as a run of two processes saved it, with an optimizer, schedule, EMA and scaler that moved
+    away from a fresh one's; ``restore`` reads it from its folder."""
+    import trainer.fit as fit
+    from trainer.ema import WeightAverage
+    from trainer.optim import build_optimizer, build_scheduler
+
+    t = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0, "steps": 20, "warmup_steps": 4,
+         "schedule": "cosine", "min_lr_ratio": 0.0, "seed": 42}
+    net = torch.nn.Linear(3, 2)
+    opt = build_optimizer(list(net.parameters()), t)
+    sch = build_scheduler(opt, t)
+    ema = WeightAverage(net, 0.9)
+    for _ in range(3):
+        net(torch.ones(1, 3)).sum().backward()
+        opt.step(), sch.step(), ema.update_parameters(net)
+    state = {"step": 7, "epoch": 1, "batch_in_epoch": 3, "positions": [[1, 3], [1, 2]],
+             "optimizer": opt.state_dict(), "scheduler": sch.state_dict(), "ema": ema.state_dict(),
+             "scaler": {"scale": 512.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                        "_growth_tracker": 5},
+             "best_val_fmse": 123.5, "world_size": 2, "batch_size": 4, "validation_photos": "val-photos",
+             "rng": fit.ckpt.capture_rng_state(), **fields}
+    monkeypatch.setattr(fit.ckpt, "load_training_state", lambda folder: state)
+    return t, state
+
+
+def fresh_optimisation(t):
+    from trainer.ema import WeightAverage
+    from trainer.loop import Optimisation
+    from trainer.optim import build_optimizer, build_scheduler
+
+    net = torch.nn.Linear(3, 2)
+    opt = build_optimizer(list(net.parameters()), t)
+    return Optimisation(None, opt, build_scheduler(opt, t), RecordingScaler(), WeightAverage(net, 0.9), None)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_restore_takes_back_each_part_of_the_state_a_process_saved(monkeypatch, rank):
+    """The step, this process's place in the epoch, the optimizer, schedule, scaler and EMA, the best score and
+    what it was scored on; process 0 its RNG states, another a seed of its own rank and step."""
+    from types import SimpleNamespace
+
+    from trainer.distributed import seed_everything
+    from trainer.fit import restore
+
+    t, state = saved_training_state(monkeypatch)
+    after_capture = torch.rand(4)  # what process 0's RNG draws next where the state was saved
+    seed_everything(t["seed"] + rank + state["step"])
+    after_seed = torch.rand(4)
+    opt = fresh_optimisation(t)
+    torch.manual_seed(1234)
+    env = SimpleNamespace(world=2, rank=rank, main=rank == 0)
+    pos, best, photos = restore(Path("ckpt"), {"train": t}, env, opt, batch_size=4)
+    assert (pos.step, pos.epoch, pos.batch_in_epoch) == (7, *state["positions"][rank])
+    assert torch.equal(torch.rand(4), after_capture if rank == 0 else after_seed)
+    assert (best, photos) == (123.5, "val-photos")
+    assert opt.scaler.loaded == [state["scaler"]]
+    assert opt.ema.updates == 3 and opt.ema.state_dict().keys() == state["ema"].keys()
+    assert all(torch.equal(opt.ema.state_dict()[k], v) for k, v in state["ema"].items())
+    assert opt.scheduler.last_epoch == 3
+    saved = state["optimizer"]["state"]
+    assert all(torch.equal(opt.optimizer.state_dict()["state"][i]["exp_avg"], saved[i]["exp_avg"]) for i in saved)
+
+
+def test_restore_takes_the_place_in_the_epoch_from_a_checkpoint_older_versions_wrote(monkeypatch, capsys):
+    """Older versions saved no per-process positions, world size, batch size or validation photos: one process
+    goes on from the batch the state names, and says nothing of other batches."""
+    from types import SimpleNamespace
+
+    from trainer.fit import restore
+
+    t, state = saved_training_state(monkeypatch)
+    for key in ("positions", "world_size", "batch_size", "validation_photos"):
+        del state[key]
+    pos, best, photos = restore(Path("ckpt"), {"train": t}, SimpleNamespace(world=1, rank=0, main=True),
+                                fresh_optimisation(t), batch_size=4)
+    assert (pos.step, pos.epoch, pos.batch_in_epoch, best, photos) == (7, 1, 3, 123.5, None)
+    assert "starts again from its first batch" not in capsys.readouterr().err
