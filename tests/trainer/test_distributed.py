@@ -184,3 +184,48 @@ def test_the_process_group_is_left_once_gloo_has_let_go_of_the_last_collective_s
     start = time.monotonic()
     env.close()
     assert released == [True] and time.monotonic() - start < 5
+
+
+def test_each_process_takes_its_rank_and_the_number_of_processes_from_torchrun(monkeypatch):
+    """torchrun's RANK numbers the process among all machines' (LOCAL_RANK: on its own machine); rank 0 alone
+    writes the run's files."""
+    import torch.distributed as dist
+
+    from trainer.distributed import Dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    for rank, local_rank, main in (("0", "0", True), ("1", "1", False), ("2", "0", False), ("3", "1", False)):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        env = Dist("cpu")
+        assert (env.world, env.rank, env.local_rank, env.main) == (4, int(rank), int(local_rank), main)
+
+
+def test_the_processes_values_are_combined_rank_by_rank(monkeypatch):
+    """gather lists every rank's values in rank order, least is the smallest, ranks_where names the ranks whose
+    flag is set and sums adds the ranks' values place by place (the log's losses and counts of every process)."""
+    import torch
+    import torch.distributed as dist
+
+    from trainer.distributed import Dist
+
+    env = Dist("cpu")
+    env.world, env.rank, env.control = 3, 1, object()
+    others = {0: [5, 0], 2: [1, 1]}  # what ranks 0 and 2 bring to the collective
+
+    def all_gather(boxes, mine, group=None):
+        for rank, box in enumerate(boxes):
+            box.copy_(mine if rank == env.rank else torch.tensor(others[rank][: mine.numel()], dtype=mine.dtype))
+
+    def all_reduce(mine, group=None):
+        mine += torch.tensor([[0.5, 2.0], [1.5, 3.0]], dtype=mine.dtype).sum(0)
+
+    monkeypatch.setattr(dist, "all_gather", all_gather)
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    assert env.gather((3, 1)) == [[5, 0], [3, 1], [1, 1]]
+    assert env.least(3) == 1
+    others.update({0: [1], 2: [0]})
+    assert env.ranks_where(False) == [0] and env.ranks_where(True) == [0, 1]
+    assert env.sums([1.0, 10.0]) == [3.0, 15.0]
