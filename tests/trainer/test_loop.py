@@ -399,3 +399,136 @@ def test_a_run_ended_by_an_error_ends_its_data_workers(tmp_path, photos):
     with pytest.raises(BadSampleError, match=f"unreadable image {bad}"):
         train(cfg, progress=False)
     assert set(multiprocessing.active_children()) <= before
+
+
+def test_a_step_backpropagates_its_micro_batches_mean_loss_and_clips_the_unscaled_gradient(shift_set, tmp_path,
+                                                                                           monkeypatch):
+    """grad_accum = 2 under a gradient scaler: the loss backpropagated over a step is the mean of its micro-batches'
+    (the one logged), and the optimizer steps with the gradient clipped to train.grad_clip after unscaling. Adam
+    hides a gradient's overall scale, so the weights alone would not tell a sum, or a clip of the scaled gradient."""
+    import torch
+
+    import trainer.fit as fit
+
+    backpropagated, norms = [], []
+
+    class Scaler(torch.amp.GradScaler):
+        def scale(self, outputs):
+            backpropagated.append(float(outputs.detach()))
+            return super().scale(outputs)
+
+    def norm_at_step(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    build_optimizer = fit.build_optimizer
+
+    def hooked(params, t):
+        opt = build_optimizer(params, t)
+        opt.register_step_pre_hook(norm_at_step)
+        return opt
+
+    monkeypatch.setattr(fit.torch.amp, "GradScaler", lambda *a, **k: Scaler("cpu", init_scale=2.0 ** 10))
+    monkeypatch.setattr(fit, "build_optimizer", hooked)
+    out = tmp_path / "run"
+    fit.train(tiny_cfg(shift_set, out, steps=3, batch_size=2, grad_accum=2, grad_clip=1e-3, log_every=1,
+                       warmup_steps=0, val_every=0, ckpt_every=0), progress=False)
+    logged = [r["loss"] for r in read_log(out) if r["type"] == "train"]
+    assert len(backpropagated) == 6 and len(norms) == 3
+    assert [a + b for a, b in zip(backpropagated[::2], backpropagated[1::2])] == pytest.approx(logged, rel=1e-5)
+    assert norms == pytest.approx([1e-3] * 3, rel=1e-4)  # the tiny model's gradients are far above it
+
+
+def test_the_weight_average_takes_each_step_s_weights_once_after_the_step(shift_set, tmp_path, monkeypatch):
+    """train.ema: the average starts as the first step's weights, then moves by (1 - decay) towards each later
+    step's, one update per optimizer step."""
+    import torch
+
+    import trainer.fit as fit
+
+    averages, weights = [], []
+
+    class Recorded(fit.WeightAverage):
+        def __init__(self, model, decay):
+            super().__init__(model, decay)
+            averages.append(self)
+
+    def hooked(params, t):
+        opt = build_optimizer(params, t)
+        opt.register_step_post_hook(
+            lambda o, a, k: weights.append([p.detach().clone() for g in o.param_groups for p in g["params"]]))
+        return opt
+
+    build_optimizer = fit.build_optimizer
+    monkeypatch.setattr(fit, "WeightAverage", Recorded)
+    monkeypatch.setattr(fit, "build_optimizer", hooked)
+    fit.train(tiny_cfg(shift_set, tmp_path / "run", steps=3, batch_size=4, ema=0.5, val_every=0, ckpt_every=0,
+                       warmup_steps=0),
+              progress=False)
+    assert len(weights) == 3
+    expected = weights[0]
+    for later in weights[1:]:
+        expected = [0.5 * e + 0.5 * w for e, w in zip(expected, later)]
+    trained = [p for p in averages[0].module.parameters() if p.requires_grad]
+    assert len(trained) == len(expected)
+    assert all(torch.allclose(a, e, atol=1e-7) for a, e in zip(trained, expected))
+
+
+def test_a_checkpoint_of_a_step_not_validated_records_no_earlier_step_s_score(tmp_path, shift_set, monkeypatch):
+    """Validated at step 2, saved at step 3 (by its interval, or by a stop after a signal): step 3's checkpoint holds
+    other weights than those scored, so it records no score; the last step's records its own."""
+    import json
+
+    from trainer.fit import train
+    from trainer.loop import TrainingLoop
+
+    stepped = TrainingLoop.train_step
+
+    def step_then_stop(self):
+        stepped(self)
+        if self.pos.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TrainingLoop, "train_step", step_then_stop)
+    out = tmp_path / "run"
+    result = train(tiny_cfg(shift_set, out, steps=8, batch_size=4, val_every=2, ckpt_every=0, warmup_steps=0),
+                   progress=False)
+    assert result["step"] == 3 and [r["step"] for r in read_log(out) if r["type"] == "val"] == [2]
+    assert json.loads((out / "checkpoints" / "step-00000003" / "checkpoint.json").read_text())["val"] is None
+    monkeypatch.setattr(TrainingLoop, "train_step", stepped)
+    out = tmp_path / "intervals"
+    train(tiny_cfg(shift_set, out, steps=4, batch_size=4, val_every=2, ckpt_every=3, warmup_steps=0),
+          progress=False)
+    infos = [json.loads((out / "checkpoints" / f"step-{s:08d}" / "checkpoint.json").read_text()) for s in (3, 4)]
+    scored = [r["fmse"] for r in read_log(out) if r["type"] == "val"]
+    assert infos[0]["val"] is None and infos[1]["val"]["fmse"] == scored[-1]
+
+
+def test_a_run_that_reaches_its_last_step_as_the_time_budget_ends_is_not_said_to_be_cut_short(tmp_path, shift_set,
+                                                                                                monkeypatch, capsys):
+    from trainer.fit import train
+    from trainer.loop import TrainingLoop
+
+    monkeypatch.setattr(TrainingLoop, "out_of_time", lambda self, started: True)
+    out = tmp_path / "run"
+    result = train(tiny_cfg(shift_set, out, steps=1, batch_size=4, val_every=0, ckpt_every=0, warmup_steps=0),
+                   progress=False)
+    assert result["step"] == 1
+    assert not [r for r in read_log(out) if r["type"] == "event" and "time budget" in r["event"]]
+    assert "time budget" not in capsys.readouterr().err
+
+
+def test_a_validation_score_equal_to_the_best_is_no_improvement(tmp_path, shift_set, monkeypatch):
+    """A model that stopped changing (an lr decayed to 0) scores the same at every check: patience stops it, and
+    best/ keeps the first weights that scored it."""
+    import json
+
+    import trainer.loop
+    from trainer.fit import train
+
+    monkeypatch.setattr(trainer.loop, "validate", lambda *a, **k: {"n": 4, "fmse": 500.0, "mse": 1.0})
+    out = tmp_path / "run"
+    result = train(tiny_cfg(shift_set, out, steps=100, batch_size=4, val_every=2, ckpt_every=0, patience=2,
+                            warmup_steps=0), progress=False)
+    assert result["step"] == 6 and result["best_val_fmse"] == 500.0
+    assert json.loads((out / "best" / "checkpoint.json").read_text())["step"] == 2
