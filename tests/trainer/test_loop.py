@@ -428,11 +428,12 @@ def test_a_step_backpropagates_its_micro_batches_mean_loss_and_clips_the_unscale
         opt.register_step_pre_hook(norm_at_step)
         return opt
 
+    # a CPU scaler, and the run on the CPU with it: its unscaling takes gradients of its own device
     monkeypatch.setattr(fit.torch.amp, "GradScaler", lambda *a, **k: Scaler("cpu", init_scale=2.0 ** 10))
     monkeypatch.setattr(fit, "build_optimizer", hooked)
     out = tmp_path / "run"
     fit.train(tiny_cfg(shift_set, out, steps=3, batch_size=2, grad_accum=2, grad_clip=1e-3, log_every=1,
-                       warmup_steps=0, val_every=0, ckpt_every=0), progress=False)
+                       warmup_steps=0, val_every=0, ckpt_every=0, device="cpu"), progress=False)
     logged = [r["loss"] for r in read_log(out) if r["type"] == "train"]
     assert len(backpropagated) == 6 and len(norms) == 3
     assert [a + b for a, b in zip(backpropagated[::2], backpropagated[1::2])] == pytest.approx(logged, rel=1e-5)
