@@ -404,6 +404,20 @@ def test_opaque_alpha_into_jpeg_is_written(tiny_folder, tmp_path):
     assert Image.open(tmp_path / "out.jpg").mode == "RGB"
 
 
+@pytest.mark.parametrize("name", ["out.jpg", "out.bmp"])
+def test_a_transparent_result_is_never_written_without_its_alpha(tmp_path, name):
+    """The plan refuses such a composite first; writing a result that still has transparent pixels into a format
+    without alpha refuses too, rather than dropping them."""
+    result = np.full((4, 5, 4), 255, np.uint8)
+    result[0, 0, 3] = 0
+    with pytest.raises(ValueError, match=f"the result has transparent pixels, which {name} cannot hold"):
+        saving.save_result(result, tmp_path / name, {})
+    assert not (tmp_path / name).exists()
+    result[0, 0, 3] = 255  # opaque: its colour alone is written
+    assert saving.save_result(result, tmp_path / name, {}) == []
+    assert Image.open(tmp_path / name).mode == "RGB"
+
+
 def test_a_single_composite_into_a_folder_is_named_as_in_folder_mode(tiny_folder, tmp_path):
     comp, mask = _pair(tmp_path, "photo.jpg", quality=95)
     assert _harmonize(comp, mask, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder) == 0
@@ -984,6 +998,17 @@ def test_a_comparison_carries_no_print_resolution_from_the_exif(tiny_folder, tmp
     assert compared.getexif().get(0x010F) == "Cam"  # the camera's tags stay
     assert not {0x011A, 0x011B, 0x0128} & set(compared.getexif()) and compared.info.get("dpi", (72, 72)) == (72, 72)
     assert Image.open(tmp_path / "out.jpg").info["dpi"] == pytest.approx((300, 300))
+
+
+def test_a_comparison_is_captioned_with_what_happened_to_the_subject(tiny_folder, tmp_path):
+    """Its right half is the result, and its caption says why the subject stayed as it was (strength 0 here)."""
+    from phnet.visualize import before_after
+
+    comp, mask = _pair(tmp_path)
+    out, cmp = tmp_path / "out.png", tmp_path / "cmp.png"
+    assert _harmonize(comp, mask, "-o", out, "--compare", cmp, "--weights", tiny_folder, "--strength", "0") == 0
+    expected = before_after(_composite(), Image.open(out), _mask(), after_label="unchanged: strength 0")
+    assert np.array_equal(np.asarray(Image.open(cmp)), np.asarray(expected))
 
 
 def test_a_resolution_past_what_a_jpeg_holds_is_left_out_and_said(tiny_folder, tmp_path, capsys):
