@@ -89,6 +89,20 @@ def test_temporal_needs_a_folder(tiny_folder, tmp_path):
                   "--temporal"])
 
 
+@pytest.mark.parametrize("flags", [["--compare", "x.png"], ["--mode", "official"]])
+def test_a_clip_with_a_comparison_or_the_official_mode_is_refused_before_the_weights_load(tmp_path, monkeypatch,
+                                                                                         flags):
+    """A clip writes no comparisons: --compare with --temporal would be dropped without a word."""
+    from phnet import harmonizer
+
+    monkeypatch.setattr(harmonizer.Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    comps, masks = _write_clip(tmp_path, frames=2)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--temporal", *flags])
+    assert str(stop.value) == "error: --temporal needs a folder of frames, --mode full and no --compare"
+    assert not (tmp_path / "out").exists()
+
+
 def test_clip_settings_are_refused_before_the_weights_load(tmp_path, monkeypatch, capsys):
     from phnet import harmonizer
 

@@ -884,6 +884,22 @@ def test_a_picture_out_of_memory_or_a_decoder_s_runtime_error_is_that_file_s_fai
     assert len(list((tmp_path / "out").iterdir())) == 2
 
 
+def test_a_runtime_error_that_is_no_lack_of_memory_stops_a_folder_run_as_the_bug_it_is(tiny_folder, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """Not one bad file among others: reported as a failed picture, the same error would fail every one in turn."""
+    from phnet import Harmonizer
+
+    comps, masks = folders(tmp_path, "a.png", "b.png")
+
+    def harmonize(self, *args, **kwargs):
+        raise RuntimeError("expected scalar type Float but found Half")
+
+    monkeypatch.setattr(Harmonizer, "harmonize", harmonize)
+    with pytest.raises(RuntimeError, match="expected scalar type Float"):
+        _harmonize(comps, masks, "-o", tmp_path / "out", "--weights", tiny_folder)
+    assert "harmonized" not in capsys.readouterr().out and not list((tmp_path / "out").glob("*.png"))
+
+
 def test_an_exif_whose_tags_pillow_cannot_rewrite_still_turns_the_picture_upright(tmp_path):
     """exif_transpose rewrites the EXIF, and a wrongly typed tag (XResolution as text) stopped it with a TypeError."""
     import struct
