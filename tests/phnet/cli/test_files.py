@@ -982,7 +982,8 @@ def test_what_a_comparison_picture_leaves_out_is_noted_too(tiny_folder, tmp_path
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--compare", tmp_path / "cmp.bmp",
                       "--weights", tiny_folder) == 0
-    assert f"note: from {comp}, {tmp_path / 'cmp.bmp'} leaves out" in capsys.readouterr().out
+    assert (f"note: from {comp}, {tmp_path / 'cmp.bmp'} leaves out the RGB colour profile, which BMP cannot hold; and "
+            "the EXIF, which BMP cannot hold\n") in capsys.readouterr().out  # each thing left out, not the first
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])

@@ -61,6 +61,13 @@ def test_names_after_a_double_dash_may_start_with_one(tiny_folder, tmp_path, mon
     assert clip.composite == "5" and clip.temporal == command.TEMPORAL_SIGMA  # a folder named 5, not SIGMA
 
 
+def test_an_error_names_each_option_by_its_flag_once():
+    from phnet.cli.messages import in_flags
+
+    said = in_flags(ValueError("working_size must be a multiple of 8 (as --strength and --cut-threshold are named)"))
+    assert said == "--working-size must be a multiple of 8 (as --strength and --cut-threshold are named)"
+
+
 def test_a_pipe_given_for_a_picture_is_named_as_one(tiny_folder, tmp_path):
     """`cat c.png | phnet harmonize /dev/stdin m.png` said /dev/stdin does not exist."""
     import os
