@@ -61,6 +61,14 @@ def test_names_after_a_double_dash_may_start_with_one(tiny_folder, tmp_path, mon
     assert clip.composite == "5" and clip.temporal == command.TEMPORAL_SIGMA  # a folder named 5, not SIGMA
 
 
+def test_temporal_given_twice_alone_still_leaves_the_folders_to_the_folders():
+    """--temporal before an option is its flag alone, and a later --temporal alone before the folders is too."""
+    parser = command.build_parser().harmonize_parser
+    args = parser.parse_intermixed_args(command._temporal_given_its_value(
+        ["--temporal", "-o", "out/", "--temporal", "frames", "masks"]))
+    assert (args.composite, args.mask, args.temporal) == ("frames", "masks", command.TEMPORAL_SIGMA)
+
+
 def test_an_error_names_each_option_by_its_flag_once():
     from phnet.cli.messages import in_flags
 
