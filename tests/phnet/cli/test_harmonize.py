@@ -76,6 +76,39 @@ def test_an_error_names_each_option_by_its_flag_once():
     assert said == "--working-size must be a multiple of 8 (as --strength and --cut-threshold are named)"
 
 
+@pytest.mark.parametrize("argv, code, out, err", [
+    (["phnet", "--version"], 0, "phnet ", ""),  # argparse's own exit: its code, nothing more said
+    (["phnet", "harmonize", "missing.png", "-o", "out.png"], 2, "", "error: missing.png does not exist\n"),
+])
+def test_the_command_exits_with_argparse_s_code_or_2_with_a_refusal_s_words(tmp_path, monkeypatch, capsys, argv, code,
+                                                                            out, err):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        command.entry()
+    said = capsys.readouterr()
+    assert stop.value.code == code and said.out.startswith(out) and said.err == err
+
+
+def test_a_run_in_a_program_leaves_the_library_s_log_level_as_it_found_it(tiny_folder, tmp_path):
+    import logging
+
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    logger = logging.getLogger("phnet")
+    level = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+        assert logger.level == logging.INFO
+        with pytest.raises(SystemExit, match="has no alpha channel"):  # a refusal ends the run too
+            _harmonize(comp, "-o", tmp_path / "out.png", "--weights", tiny_folder)
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(level)
+
+
 def test_a_pipe_given_for_a_picture_is_named_as_one(tiny_folder, tmp_path):
     """`cat c.png | phnet harmonize /dev/stdin m.png` said /dev/stdin does not exist."""
     import os
