@@ -840,12 +840,13 @@ def test_convert_refuses_an_upload_that_cannot_happen_before_converting(tiny_mod
     assert not (tmp_path / "out").exists()
 
 
-def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path):
+def test_push_converted_official_weights_carries_the_licence(fake_hub, tiny_model, tmp_path, capsys):
     from phnet import cli
 
     ckpt = tmp_path / "ffhqh512.pth"  # an official file's name
     torch.save(tiny_model.state_dict(), ckpt)
     assert cli.main(["convert", str(ckpt), str(tmp_path / "out"), "--push-to-hub", "me/converted"]) == 0
+    assert capsys.readouterr().out.endswith("\nuploaded to https://huggingface.co/me/converted\n")  # where they went
     folder = _uploaded(fake_hub)
     assert {p.name for p in folder.iterdir()} >= {"README.md", "config.json", "model.safetensors"}
     card = (folder / "README.md").read_text()
