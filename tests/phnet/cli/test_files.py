@@ -418,6 +418,22 @@ def test_a_transparent_result_is_never_written_without_its_alpha(tmp_path, name)
     assert Image.open(tmp_path / name).mode == "RGB"
 
 
+def test_an_existing_folder_whose_name_has_a_dot_is_a_folder_output(tiny_folder, tmp_path):
+    comp, mask = _pair(tmp_path, "photo.jpg", quality=95)
+    (tmp_path / "results.v2").mkdir()
+    assert _harmonize(comp, mask, "-o", tmp_path / "results.v2", "--weights", tiny_folder) == 0
+    assert [p.name for p in (tmp_path / "results.v2").iterdir()] == ["photo.png"]
+
+
+def test_a_mask_file_given_with_a_folder_of_composites_is_refused_with_the_fix(tmp_path):
+    comps, masks = folders(tmp_path, "a.png")
+    with pytest.raises(SystemExit) as stop:  # before the (missing) weights are looked for
+        _harmonize(comps, masks / "a.png", "-o", tmp_path / "out", "--weights", tmp_path / "missing")
+    assert str(stop.value) == ("error: with a folder of composites, MASK must be a folder of masks with the same "
+                               "names")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_single_composite_into_a_folder_is_named_as_in_folder_mode(tiny_folder, tmp_path):
     comp, mask = _pair(tmp_path, "photo.jpg", quality=95)
     assert _harmonize(comp, mask, "-o", f"{tmp_path / 'out'}/", "--weights", tiny_folder) == 0
