@@ -28,7 +28,7 @@ def test_single_composite_and_mask(tiny_folder, tmp_path, capsys):
     bg = np.asarray(_mask()) == 0
     assert np.array_equal(np.asarray(result)[bg], np.asarray(_composite())[bg])
     assert Image.open(compare).size[0] >= W
-    assert "wrote" in capsys.readouterr().out
+    assert capsys.readouterr().out.endswith(f"wrote {out} and {compare}\n")
 
 
 def test_strength_zero_changes_nothing(tiny_folder, tmp_path):
@@ -415,6 +415,25 @@ def test_folder_goes_on_past_bad_files_and_names_each(tiny_folder, tmp_path, cap
     assert "Traceback" not in captured.err
     assert "harmonized 2 of 4 images" in captured.out
     assert "2 of 4 images failed (b.png, c.png)" in captured.err
+
+
+def test_a_folder_run_s_summary_names_ten_failed_files_and_says_there_are_more(tiny_folder, tmp_path, capsys):
+    comps, masks = folders(tmp_path, *(f"{k:02}.png" for k in range(12)))
+    for k in range(11):  # a mask of another size: refused as each picture is read, before any work
+        _mask((W + 1, H)).save(masks / f"{k:02}.png")
+    assert _harmonize(comps, masks, "-o", tmp_path / "out", "--weights", tiny_folder) == 1
+    captured = capsys.readouterr()
+    assert captured.out.endswith(f"harmonized 1 of 12 images into {tmp_path / 'out'}\n")
+    names = ", ".join(f"{k:02}.png" for k in range(10))
+    assert captured.err.endswith(f"error: 11 of 12 images failed ({names}, ...); see the messages above\n")
+
+
+def test_a_comparison_named_for_a_folder_run_is_told_how_they_are_named(tmp_path, capsys):
+    comps, masks = folders(tmp_path, "a.png")
+    assert _harmonize(comps, masks, "-o", tmp_path / "out", "--compare", "x.png", "--weights",
+                      tmp_path / "missing.safetensors") == 2  # (said before the weights are looked for)
+    assert capsys.readouterr().err.startswith("note: with a folder of composites each comparison is "
+                                              "NAME_compare.png beside its result, not x.png\n")
 
 
 def test_output_folder_is_created(tiny_folder, tmp_path):
@@ -833,6 +852,27 @@ def test_a_windows_path_whose_backslash_ate_its_closing_quote_is_named():
     with pytest.raises(SystemExit, match=r"backslash before a closing quote"):
         command._check_quotes(swallowed, windows=True)
     command._check_quotes(['odd"name.png'], windows=False)  # a legal file name elsewhere
+
+
+@pytest.mark.parametrize("flag, value, setting", [("--working-size", "16", {"working_size": 16}),
+                                                   ("--dtype", "bf16", {"dtype": "bf16"}),
+                                                   ("--dtype", "fp32", {"dtype": "fp32"})])
+def test_working_size_and_dtype_reach_the_library(tiny_folder, tmp_path, flag, value, setting):
+    """Each picture is harmonized as the library does with that setting, which gives another result here."""
+    comp, mask, out = tmp_path / "comp.png", tmp_path / "mask.png", tmp_path / "out.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder, "--threshold", "0", flag, value) == 0
+    image, subject = np.asarray(_composite()), np.asarray(_mask()) / 255.0
+
+    def library(dtype="auto", working_size=None):
+        harmonizer = Harmonizer.from_pretrained(tiny_folder, device="cpu", dtype=dtype)
+        return harmonizer.harmonize(image, subject, working_size=working_size, threshold=0)[0]
+
+    other = {"working_size": {"working_size": None}, "dtype": {"dtype": "fp32" if value == "bf16" else "bf16"}}
+    expected = library(**setting)
+    assert np.array_equal(np.asarray(Image.open(out)), expected)
+    assert not np.array_equal(library(**other[next(iter(setting))]), expected)
 
 
 def test_a_precision_slower_than_fp32_on_this_device_is_said(tiny_folder, tmp_path, capsys, monkeypatch):
