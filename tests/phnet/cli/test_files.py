@@ -757,6 +757,15 @@ def test_a_result_too_large_for_its_format_is_named_before_the_work(tiny_folder,
         _harmonize(comp, mask, "-o", tmp_path / "o.jpg", "--weights", tiny_folder)
 
 
+def test_a_result_exactly_as_large_as_its_format_stores_is_let_through(tmp_path):
+    comp = tmp_path / "pano.png"
+    Image.new("RGB", (16383, 2), (90, 100, 110)).save(comp)
+    jobs.check_format_limits(jobs.Job(comp, None, tmp_path / "o.webp"))  # WebP's own limit: written
+    Image.new("RGB", (16384, 2), (90, 100, 110)).save(comp)
+    with pytest.raises(SystemExit, match=r"-o o.webp would be 16384x2 pixels, more than .webp can store \(16383 a "):
+        jobs.check_format_limits(jobs.Job(comp, None, tmp_path / "o.webp"))
+
+
 def test_a_composite_beyond_pils_pixel_guard_is_named_when_written_without_alpha(tiny_folder, tmp_path, monkeypatch):
     """Checking its alpha for a .jpg result let PIL's DecompressionBombError through as a traceback."""
     comp, mask = tmp_path / "big.png", tmp_path / "m.png"
