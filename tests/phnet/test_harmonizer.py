@@ -1548,6 +1548,28 @@ def test_a_file_path_for_a_picture_is_refused_naming_the_function_that_reads_it(
         harmonizer([[1, 2]], m)
 
 
+def _in_time(work, seconds=30):
+    """``work()``'s result, run in a thread of its own: a call or move that waits for ever fails the test instead of
+    hanging the run."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed back to the test's thread as it was raised
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still waiting after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 @pytest.mark.parametrize("change", ["model", "dtype"])
 def test_a_change_from_another_thread_waits_for_the_call_running(tiny_config, change):
     """Another thread's .to(dtype=...) or model put in place took effect in the middle of a clip: its later frames
@@ -1574,7 +1596,7 @@ def test_a_change_from_another_thread_waits_for_the_call_running(tiny_config, ch
             h.to(dtype="bf16")
         changed.set()
 
-    mover = threading.Thread(target=move)
+    mover = threading.Thread(target=move, daemon=True)
 
     def progress(done, total):
         if done == 1:  # the first frame estimated: the change is asked for now, and given time to land
@@ -1582,7 +1604,8 @@ def test_a_change_from_another_thread_waits_for_the_call_running(tiny_config, ch
             changed.wait(1)
 
     out = h(clip, masks, temporal=True, threshold=0, progress=progress)
-    mover.join()
+    mover.join(30)
+    assert not mover.is_alive(), "the change still waits after the call returned"
     assert np.array_equal(out, expected)
     assert h.model is second if change == "model" else h.dtype == torch.bfloat16
 
@@ -1595,11 +1618,15 @@ def test_a_move_from_within_a_call_of_the_same_harmonizer_is_refused(harmonizer)
         harmonizer.to("cpu")
 
     with pytest.raises(RuntimeError, match="after the call returns"):
-        harmonizer(image, mask, progress=progress)
-    with harmonizer.interruptible(lambda: None):
-        with pytest.raises(RuntimeError, match="after the call returns"):
+        _in_time(lambda: harmonizer(image, mask, progress=progress))
+
+    def within_a_block():
+        with harmonizer.interruptible(lambda: None):
             harmonizer.model = harmonizer.model
-    harmonizer.to("cpu")  # and after it, it goes through
+
+    with pytest.raises(RuntimeError, match="after the call returns"):
+        _in_time(within_a_block)
+    _in_time(lambda: harmonizer.to("cpu"))  # and after it, it goes through
     assert harmonizer(image, mask).shape == image.shape
 
 
@@ -1642,7 +1669,7 @@ def test_a_move_cut_short_while_it_waits_for_a_call_holds_no_call_off(harmonizer
     later = threading.Thread(target=lambda: done.append(harmonizer(image, mask)), daemon=True)
     later.start()
     later.join(10)
-    assert len(done) == 1 and harmonizer.to("cpu") is harmonizer
+    assert len(done) == 1 and _in_time(lambda: harmonizer.to("cpu")) is harmonizer
 
 
 def test_an_interruptible_block_left_by_another_thread_is_counted_off_for_the_thread_that_opened_it(harmonizer):
@@ -1655,10 +1682,13 @@ def test_an_interruptible_block_left_by_another_thread_is_counted_off_for_the_th
         with harmonizer.interruptible(lambda: None):
             yield
 
-    block = held()
-    next(block)
-    resumer = threading.Thread(target=lambda: next(block, None))
-    resumer.start()
-    resumer.join(10)
-    assert harmonizer.to("cpu") is harmonizer
+    def opened_here_left_there():  # (in a thread of its own: a move that waited for ever would hang the run)
+        block = held()
+        next(block)
+        resumer = threading.Thread(target=lambda: next(block, None))
+        resumer.start()
+        resumer.join(10)
+        return harmonizer.to("cpu")
+
+    assert _in_time(opened_here_left_there) is harmonizer
     assert not harmonizer._calls._running
