@@ -56,8 +56,7 @@ class _Calls:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._running = 0
-        self._changing = False
-        self._thread = threading.local()
+        self._changer: int | None = None  # the thread changing the Harmonizer now
         # calls open per thread, by the thread that opened them: an interruptible block held in a generator may
         # be left by another thread, which must not count it off as its own
         self._depths: dict[int, int] = {}
@@ -67,8 +66,8 @@ class _Calls:
         caller = threading.get_ident()
         with self._cond:
             depth = self._depths.get(caller, 0)
-            if depth == 0 and not getattr(self._thread, "changing", False):
-                self._cond.wait_for(lambda: not self._changing)
+            if depth == 0:  # (the changing thread's own calls, from a logging handler say, go on)
+                self._cond.wait_for(lambda: self._changer in (None, caller))
             self._running += 1
             self._depths[caller] = depth + 1
         try:
@@ -84,31 +83,30 @@ class _Calls:
 
     @contextlib.contextmanager
     def change(self) -> Iterator[None]:
+        changer = threading.get_ident()
         with self._cond:
-            within = threading.get_ident() in self._depths
-        if within:  # it would wait for the call that waits for it
-            raise RuntimeError("a Harmonizer cannot be moved or given another model from within one of its own calls "
-                               "(a progress or cancel callback): do it after the call returns")
-        if getattr(self._thread, "changing", False):
-            yield
-            return
-        with self._cond:
-            self._cond.wait_for(lambda: not self._changing)
-            self._changing = True  # calls arriving now wait, so that a steady stream of them cannot hold it off
-            try:
-                self._cond.wait_for(lambda: self._running == 0)
-            except BaseException:  # (Ctrl-C while a long call ran) the calls held off go on
-                self._changing = False
-                self._cond.notify_all()
-                raise
-        self._thread.changing = True
+            if changer in self._depths:  # it would wait for the call that waits for it
+                raise RuntimeError("a Harmonizer cannot be moved or given another model from within one of its own "
+                                   "calls (a progress or cancel callback): do it after the call returns")
+            if self._changer == changer:  # a change within this thread's own change
+                nested = True
+            else:
+                nested = False
+                self._cond.wait_for(lambda: self._changer is None)
+                self._changer = changer  # calls arriving now wait, so that a steady stream of them cannot hold it off
+                try:
+                    self._cond.wait_for(lambda: self._running == 0)
+                except BaseException:  # (Ctrl-C while a long call ran) the calls held off go on
+                    self._changer = None
+                    self._cond.notify_all()
+                    raise
         try:
             yield
         finally:
-            self._thread.changing = False
-            with self._cond:
-                self._changing = False
-                self._cond.notify_all()
+            if not nested:
+                with self._cond:
+                    self._changer = None
+                    self._cond.notify_all()
 
 
 _Self = TypeVar("_Self", bound="Harmonizer")
