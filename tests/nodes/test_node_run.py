@@ -136,9 +136,11 @@ def test_parse_prompts(pack):
             seg.parse_points(bad)
     assert seg.parse_box("40,30,10,5") == (10, 5, 40, 30)
     assert seg.parse_box(" ") is None
-    for bad in ("1,2,3", "a,b; c", "1,2,3,4,5"):
-        with pytest.raises(ValueError):
-            (seg.parse_box if bad.count(",") >= 2 and ";" not in bad else seg.parse_points)(bad)
+    for parse, bad, told in ((seg.parse_box, "1,2,3", "box: '1,2,3' is not a box; write it as 'x0,y0,x1,y1'"),
+                             (seg.parse_points, "a,b; c", "points: 'a,b' is not a point; write pixel coordinates"),
+                             (seg.parse_box, "1,2,3,4,5", "box: '1,2,3,4,5' is not a box")):
+        with pytest.raises(ValueError, match=re.escape(told)):
+            parse(bad)
     for flat in ("5,5,5,9", "5,5,9,5", "5,5,9,5.5"):  # no width, no height, half a pixel of height
         with pytest.raises(ValueError, match="no area"):
             seg.parse_box(flat)
@@ -630,7 +632,7 @@ def test_cancel_stops_sam_segment_between_encoder_parts_with_progress_at_each(no
         comfy_env.mm.interrupt_current_processing()
 
     monkeypatch.setattr(comfy_env.utils, "PROGRESS_BAR_HOOK", lambda *a, **k: press_cancel_during_the_first_block())
-    with pytest.raises(Exception) as stopped:
+    with pytest.raises(comfy_env.mm.InterruptProcessingException) as stopped:
         nodes["PHNetSAMSegment"].segment(sam_model, image, box="8,8,40,30")
     assert "Interrupt" in type(stopped.value).__name__ and len(calls) == 1  # stopped before the next block
 

@@ -114,7 +114,7 @@ def test_shape_mismatch_is_refused():
     pred, gt, _ = _pair()
     with pytest.raises(ValueError, match="B×3×H×W"):
         metrics.mse(pred, gt[:, :, :1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"B×3×H×W, got \(3, "):
         metrics.mse(pred[0], gt[0])
 
 

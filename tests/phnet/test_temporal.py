@@ -49,9 +49,9 @@ def test_as_temporal():
     assert Temporal(cuts=None).cuts == ()
     assert as_temporal(5).window == 5.0
     assert as_temporal(0).window == 0.0 and as_temporal(np.float32(2.5)).window == 2.5  # a window, not "off"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^temporal window must be 0 \(off\) or a number of frames .*, got -1$"):
         Temporal(window=-1)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^temporal must be None, a bool, a number of frames .*, got 'yes'$"):
         as_temporal("yes")
 
 

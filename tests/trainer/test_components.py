@@ -56,7 +56,7 @@ def test_loss_terms():
     parts = {k: float(v) for k, v in parts.items()}
     assert float(total) == pytest.approx(0.2 * parts["psnr"] + 0.01 * parts["fnmse"] + 0.01 * parts["gradient"],
                                          rel=1e-5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every loss weight is 0: set at least one of loss.psnr"):
         HarmonizationLoss(psnr=0, fnmse=0, gradient=0)
     total, parts = HarmonizationLoss.from_config({"psnr": 0, "fnmse": 0, "gradient": 0, "mse": 1})(pred, real, mask)
     assert float(total) == pytest.approx(0.01, rel=1e-4)

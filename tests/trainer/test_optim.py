@@ -37,8 +37,11 @@ def test_lion_returns_the_closure_s_loss_and_refuses_what_it_cannot_use():
 
     assert float(opt.step(closure)) == 2.0 and float(p.detach()) == pytest.approx(0.9)
     Lion([p], lr=1e-12, betas=(0.0, 0.0))  # the edges that are allowed
-    for kwargs in ({"lr": 0.0}, {"betas": (1.0, 0.99)}, {"betas": (0.9, 1.0)}, {"betas": (-0.1, 0.99)}):
-        with pytest.raises(ValueError):
+    for kwargs, told in (({"lr": 0.0}, r"Lion lr must be > 0, got 0\.0"),
+                         ({"betas": (1.0, 0.99)}, r"Lion betas must be in \[0, 1\), got \(1\.0, 0\.99\)"),
+                         ({"betas": (0.9, 1.0)}, r"Lion betas must be in \[0, 1\), got \(0\.9, 1\.0\)"),
+                         ({"betas": (-0.1, 0.99)}, r"Lion betas must be in \[0, 1\), got \(-0\.1, 0\.99\)")):
+        with pytest.raises(ValueError, match=told):
             Lion([p], **kwargs)
 
 

@@ -28,7 +28,7 @@ def test_a_link_to_the_set_stays_a_link_and_a_failed_swap_puts_the_old_set_back(
         return rename(self, target)
 
     monkeypatch.setattr(Path, "rename", refused)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Invalid cross-device link"):
         with staging.staged(real) as tmp:
             (tmp / "newer.txt").write_text("newer")
     assert sorted(p.name for p in real.iterdir()) == ["new.txt"]
