@@ -8,8 +8,9 @@ or README name), and only when there is none downloads it:
 
 - into ``<name>.pth.part`` beside the target, resumed with an HTTP range request after an interruption
   if the server's file is still the one it began (``If-Range``; else, or when the server ignores ranges or
-  answers with another ``Content-Range`` than the rest of the file from the byte asked, restarted), its size
-  checked against the server's and capped at :data:`MAX_BYTES`;
+  answers with another ``Content-Range`` than the rest of the file from the byte asked, restarted; a part the
+  server says is already whole, HTTP 416 ``bytes */<its size>`` under its ETag, is kept as the download), its
+  size checked against the server's and capped at :data:`MAX_BYTES`;
 - under a lock file, so two processes asking at once download it once (a long wait names the file);
 - then loaded strictly (every key and shape, no extra; no checksum is published) with ``torch.load(weights_only=True)``
   and written as ``<name>/config.json + model.safetensors`` with the authors' licence beside it. The
@@ -344,6 +345,9 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
     response = _request(weights, target, part, validator, have)
     if response is None:  # the part was removed: the whole file is asked for
         return _transfer(weights, checkpoint, target, progress, say)
+    if response is _WHOLE:  # a run stopped after the last byte, before the rename
+        progress(have, have)
+        return _finish(checkpoint, part, validator)
     with response:
         _refuse_a_page(response, weights, target)
         if _drop_a_changed_part(response, part, validator, have):
@@ -353,6 +357,10 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
         resumed, have, total = _expected(response, weights, part, validator, have)
         have, stopped = _copy_body(response, weights, target, part, resumed, have, total, progress)
     _check_body(weights, part, validator, have, total, stopped)
+    _finish(checkpoint, part, validator)
+
+
+def _finish(checkpoint: Path, part: Path, validator: Path) -> None:
     _marker(checkpoint).touch()  # before the .pth appears: one a kill left behind is still known as ours
     os.replace(part, checkpoint)
     validator.unlink(missing_ok=True)
@@ -368,10 +376,14 @@ def _kept_validator(validator: Path) -> str | None:
     return text if text and not any(c in text for c in "\r\n\0") else None
 
 
+_WHOLE = object()  # what _request gives for a part the server says is the whole file already
+
+
 def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path, have: int):
     """The server's answer for ``weights.url``, asked from byte ``have`` of the part where one is kept (if the
-    file is still the one its validator names); None where the part is already whole or longer (HTTP 416): it is
-    removed, for the whole file to be asked for. Any other HTTP error, or a site out of reach, raises."""
+    file is still the one its validator names). A range the file cannot satisfy (HTTP 416) gives :data:`_WHOLE`
+    where the answer shows the part is that whole file (:func:`_already_whole`), else None: the part is removed,
+    for the whole file to be asked for. Any other HTTP error, or a site out of reach, raises."""
     headers = {"Range": f"bytes={have}-", "If-Range": _kept_validator(validator)} if have else {}
     if "://" not in weights.url:
         raise ValueError(f"{BASE_URL_ENV}={os.environ.get(BASE_URL_ENV, '')!r} is neither a URL (https://..., "
@@ -381,6 +393,8 @@ def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path
         return urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:
+            if _already_whole(e.headers, have, _kept_validator(validator)):
+                return _WHOLE
             part.unlink()
             validator.unlink()
             return None
@@ -419,13 +433,24 @@ def _resumes(response, have: int) -> bool:
     return response.status == 206 and have > 0
 
 
+def _already_whole(headers, have: int, kept: str | None) -> bool:
+    """Whether a 416 says the part of ``have`` bytes is the whole file: its Content-Range gives that size
+    (``bytes */<size>``, RFC 9110 14.4) and its ETag or date is the part's. A server honouring If-Range answers a
+    changed file whole, but one that ignores it measured whatever file it now has, so without its validator, or
+    with a size the part is not, the 416 says nothing about the part."""
+    found = re.fullmatch(r"\s*bytes\s+\*/(\d+)\s*", headers.get("Content-Range") or "", re.IGNORECASE)
+    return found is not None and int(found[1]) == have and kept is not None and _validator(headers) == kept
+
+
 def _continues(headers, have: int) -> bool:
-    """Whether a range answer's Content-Range, where it has one, is the rest of the file from byte ``have``: it
-    starts there, runs to the end of the size it gives (where it gives one), and its Content-Length, where given,
-    agrees. A server or proxy answering from another byte, or a piece of the rest, would be spliced in wrong."""
+    """Whether a range answer's Content-Range is the rest of the file from byte ``have``: it starts there, runs to
+    the end of the size it gives (where it gives one: ``*`` is a size the server did not know), and its
+    Content-Length, where given, agrees. A server or proxy answering from another byte, or a piece of the rest,
+    would be spliced in wrong; and a 206 without one (a multipart/byteranges body, or a server breaking RFC 9110's
+    rule that one range is answered with its Content-Range) says nothing of where its bytes go."""
     given = headers.get("Content-Range")
     if given is None:
-        return True
+        return False
     found = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", given, re.IGNORECASE)  # units ignore case
     if found is None:  # a garbled one says nothing to trust
         return False

@@ -10,7 +10,9 @@ under a Content-Length of 1 TiB); and
 If-Range), ``"weak-etag"`` (a W/ ETag), ``"no-etag-on-206"`` (a range answered without its ETag),
 ``"always-206"`` (the whole file answered with 206 and its Content-Range, though no range was asked),
 ``"range-from-earlier"`` (a range answered from 7 bytes before the byte asked, its Content-Range saying so),
-``"range-of-half"`` (a range answered with half the rest, its Content-Range naming the whole file's size).
+``"range-of-half"`` (a range answered with half the rest, its Content-Range naming the whole file's size),
+``"no-content-range"`` (a range answered without its Content-Range), ``"bare-416"`` (a range past the end
+refused with HTTP 416 alone, without the ``bytes */<size>`` and ETag it otherwise carries).
 ``server.requests`` lists (path, Range header) of every request. Every answer carries an ``ETag`` (a hash
 of the file), and a range asked for ``If-Range`` another one is answered with the whole file, as S3 does.
 """
@@ -94,7 +96,10 @@ class FileServer:
             start = int(range_header.split("=")[1].split("-")[0])
             if start >= len(data):
                 handler.send_response(416)
-                handler.send_header("Content-Range", f"bytes */{len(data)}")
+                if "bare-416" not in self.quirks:
+                    handler.send_header("Content-Range", f"bytes */{len(data)}")
+                    handler.send_header("ETag", etag)
+                handler.send_header("Content-Length", "0")
                 handler.end_headers()
                 return
             end = len(data)
@@ -103,7 +108,8 @@ class FileServer:
             if "range-of-half" in self.quirks:
                 end = start + (len(data) - start) // 2
             handler.send_response(206)
-            handler.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+            if "no-content-range" not in self.quirks:
+                handler.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
             data = data[:end]
         elif "always-206" in self.quirks:
             handler.send_response(206)

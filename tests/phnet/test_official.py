@@ -249,9 +249,14 @@ def test_a_range_answered_from_another_byte_or_short_of_the_end_is_downloaded_wh
 
 
 @pytest.mark.parametrize("headers, continues", [
-    ({}, True),  # no Content-Range: nothing to check it by (the validator still is)
+    ({}, False),  # no Content-Range: a multipart/byteranges body, or bytes from nowhere said (RFC 9110 15.3.7)
     ({"Content-Range": "bytes 100-999/1000", "Content-Length": "900"}, True),
     ({"Content-Range": "bytes 100-999/*"}, True),  # the size not known to the server
+    ({"Content-Range": "bytes 100-999/*", "Content-Length": "900"}, True),
+    ({"Content-Range": "bytes 100-999/*", "Content-Length": "400"}, False),  # an unknown size, a length that disagrees
+    ({"Content-Range": "bytes 93-999/*"}, False),  # an unknown size, from another byte
+    ({"Content-Range": "bytes 100-99/1000"}, False),  # ends before it starts: invalid (RFC 9110 14.4)
+    ({"Content-Range": "bytes 100-999/999"}, False),  # a size not past its last byte: invalid
     ({"Content-Range": "Bytes 100-999/1000"}, True),  # a range unit's name is case-insensitive (RFC 9110)
     ({"Content-Range": "bytes 100-100/101", "Content-Length": "1"}, True),  # one byte left: a range of one
     ({"Content-Range": "bytes 93-999/1000", "Content-Length": "907"}, False),  # from another byte
@@ -259,9 +264,70 @@ def test_a_range_answered_from_another_byte_or_short_of_the_end_is_downloaded_wh
     ({"Content-Range": "bytes 100-999/1000", "Content-Length": "400"}, False),  # its length disagrees
     ({"Content-Range": "bytes 100-999/2000"}, False),  # the size of another file
     ({"Content-Range": "bytes */1000"}, False),  # garbled for a 206
+    ({"Content-Range": "items 100-999/1000"}, False),  # a unit not understood: never recombined (RFC 9110 14.4)
 ])
 def test_a_range_answer_continues_the_part_only_from_the_byte_asked_to_the_end(headers, continues):
     assert official._continues(headers, 100) is continues
+
+
+def test_a_range_answered_without_its_content_range_is_downloaded_whole_not_spliced(site, tmp_path):
+    """A 206 without a Content-Range was appended to the part as it came: a multipart/byteranges body, or bytes
+    the server did not say the place of."""
+    site.faults[FILE] = "cut"
+    with pytest.raises(ConnectionError, match="run again to resume"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    site.quirks = {"no-content-range"}
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    assert [r is not None for _, r in site.requests] == [False, True, False]
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def _part(site, tmp_path, data: bytes, etag_of: bytes | None = None) -> None:
+    """A part of ``data`` with the validator of ``etag_of`` (default: the served file's) kept beside it."""
+    import hashlib
+
+    (tmp_path / (FILE + ".part")).write_bytes(data)
+    etag = hashlib.md5(site.files[FILE] if etag_of is None else etag_of).hexdigest()
+    (tmp_path / (FILE + ".part.validator")).write_text(f'"{etag}"', encoding="utf-8")
+
+
+def test_a_part_the_server_says_is_whole_is_kept_not_downloaded_again(site, tmp_path):
+    """A run stopped after the last byte, before the rename, left a whole part: its range past the end is answered
+    416 "bytes */<size>" under the part's ETag, and the part was removed and the whole file downloaded again."""
+    data = site.files[FILE]
+    _part(site, tmp_path, data)
+    seen = []
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: seen.append((d, t)),
+                                  say=lambda s: None) == tmp_path / NAME
+    assert site.requests == [(FILE, f"bytes={len(data)}-")] and seen == [(len(data), len(data))]
+    assert not list(tmp_path.glob("*.part*")) and not list(tmp_path.glob("*.pth"))
+    converted = Harmonizer.from_pretrained(tmp_path / NAME, device="cpu").model.state_dict()
+    assert all(torch.equal(converted[k], v) for k, v in torch.load(io.BytesIO(data), weights_only=True).items())
+
+
+@pytest.mark.parametrize("case", ["longer than the file", "416 without size or ETag", "of another file's ETag",
+                                  "of another file's ETag, If-Range ignored"])
+def test_a_part_a_416_does_not_show_whole_is_downloaded_whole(site, tmp_path, case):
+    """A 416 proves a part whole only with the part's size and ETag: else the part is removed and the file asked
+    for from its start (a server that ignores If-Range refuses a range past the end of whatever file it has)."""
+    data = site.files[FILE]
+    if case == "longer than the file":
+        _part(site, tmp_path, data + b"tail")
+    elif case == "416 without size or ETag":
+        site.quirks = {"bare-416"}
+        _part(site, tmp_path, data)
+    else:
+        site.quirks = {"ignores-if-range"} if "ignored" in case else set()
+        _part(site, tmp_path, data, etag_of=b"the file the part began")
+    assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
+    asked = len(data) + 4 if case == "longer than the file" else len(data)
+    if case == "of another file's ETag":  # the server itself sends the whole file for a changed If-Range
+        assert site.requests == [(FILE, f"bytes={asked}-")]
+    else:
+        assert site.requests == [(FILE, f"bytes={asked}-"), (FILE, None)]
+    assert not list(tmp_path.glob("*.part*"))
+    converted = Harmonizer.from_pretrained(tmp_path / NAME, device="cpu").model.state_dict()
+    assert all(torch.equal(converted[k], v) for k, v in torch.load(io.BytesIO(data), weights_only=True).items())
 
 
 @pytest.mark.parametrize("left", [None, b"stale bytes"])
