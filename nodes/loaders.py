@@ -228,12 +228,13 @@ class PHNetModelLoader:
             except PermissionError as e:  # models/phnet cannot be written: the library names the folder
                 if source not in paths.official_names():
                     raise
+                from ..phnet.errors import clause
                 from ..phnet.official import OFFICIAL
 
                 raise PermissionError(
-                    f"{e}. In ComfyUI: list a writable folder under 'phnet:' in extra_model_paths.yaml (downloads go "
-                    f"into the first writable one), or put {OFFICIAL[source].filename} (from {OFFICIAL[source].url}) "
-                    "into a phnet folder by hand and pick that file") from None
+                    f"{clause(e)}. In ComfyUI: list a writable folder under 'phnet:' in extra_model_paths.yaml "
+                    f"(downloads go into the first writable one), or put {OFFICIAL[source].filename} (from "
+                    f"{OFFICIAL[source].url}) into a phnet folder by hand and pick that file") from None
             log.info("comfyui-phnet: loaded PHNet %s (%s) on %s", source or paths.BUNDLED_DEFAULT, h.config.name,
                      target)
             return h

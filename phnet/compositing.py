@@ -317,7 +317,7 @@ class FaintSubject(ByFields, ValueError):
         self.whom = "every subject" if several else "the subject"
         self.words = faint_subject(strongest, "subject_mask value" if masked else "alpha", "the" if several else "its")
         fix = "a subject_mask that is white on the subject" if masked else "a cut-out whose subject is opaque"
-        super().__init__(f"{self.whom} is {self.words}: give {fix}.")
+        super().__init__(f"{self.whom} is {self.words}: give {fix}")
 
 
 class AlphaLooksInverted(ByFields, ValueError):
@@ -340,7 +340,7 @@ class TransparentSubject(ByFields, ValueError):
 
     def __init__(self):
         super().__init__("the subject's alpha is transparent everywhere, so there is nothing to paste: give a cut-out "
-                         "whose subject is opaque, or a subject_mask that marks it.")
+                         "whose subject is opaque, or a subject_mask that marks it")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

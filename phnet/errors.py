@@ -35,6 +35,13 @@ def error_line(error: BaseException) -> str:
     return (text.splitlines() or [type(error).__name__])[0]
 
 
+def clause(message: object) -> str:
+    """A message (or an error's) without its closing period, for words of ours to follow it: "{e}. Check ..." read
+    "... again.. Check ..." after a message that ends as a sentence does. An ellipsis is kept."""
+    text = str(message).rstrip()
+    return text[:-1] if text.endswith(".") and not text.endswith("...") else text
+
+
 def memory_advice(error: BaseException) -> BaseException:
     """An allocation failure as a ValueError that says what to do; any other error as it is."""
     if not out_of_memory(error):

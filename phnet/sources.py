@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote_from_bytes
 
 from .atomic import missing_target
+from .errors import clause
 
 __all__ = [
     "DEFAULT_LABEL",
@@ -433,8 +434,8 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
                 f"({e.filename}). Make it writable or free space, or give another cache ({setting}, cache_dir=)"
             ) from None
         raise ConnectionError(
-            f"could not download {what} from the {where}: {e}. Check the connection, set HF_HUB_OFFLINE=1 to use "
-            "the local cache only, or give a local file or folder"
+            f"could not download {what} from the {where}: {clause(e)}. Check the connection, set HF_HUB_OFFLINE=1 to "
+            "use the local cache only, or give a local file or folder"
         ) from None
 
 

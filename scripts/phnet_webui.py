@@ -831,6 +831,7 @@ def load_harmonizer(choice, phnet_dir):
     """A Harmonizer for a Weights choice: the bundled default, an official name, a models/PHNet entry, a
     path, or a Hub repo id, told apart by the library's resolver (phnet.sources.resolve)."""
     from phnet import Harmonizer
+    from phnet.errors import clause
     from phnet.sources import Source, is_weights_file, resolve, stamp, unquoted
 
     try:
@@ -858,12 +859,12 @@ def load_harmonizer(choice, phnet_dir):
             return Harmonizer.from_pretrained(source, device=device, **options)
         except FileNotFoundError as exc:
             if found.kind == "hub":
-                raise FileNotFoundError(f"{exc}. In the WebUI you may also put the weights in {phnet_dir} and pick "
-                                        "them under 'Weights'.") from exc
+                raise FileNotFoundError(f"{clause(exc)}. In the WebUI you may also put the weights in {phnet_dir} and "
+                                        "pick them under 'Weights'.") from exc
             if source is not None:
                 raise
             raise FileNotFoundError(
-                f"{exc}. In the WebUI: put weights in {phnet_dir} and pick them under 'Weights', or type a "
+                f"{clause(exc)}. In the WebUI: put weights in {phnet_dir} and pick them under 'Weights', or type a "
                 "Hugging Face repo id there."
             ) from exc
 
@@ -896,7 +897,7 @@ def load_segmenter(choice, sam_dirs):
         try:
             return _cached("sam", (local, stamp(local)), lambda: SamSegmenter.from_pretrained(local, device="cpu"))
         except SeveralCheckpoints as e:
-            raise e.choosing("pick the file itself, or give its full path") from None
+            raise e.choosing("pick the file itself, or give its full path.") from None
     repo, revision, filename = parse_hub_ref(choice)
     if not looks_like_repo_id(repo):  # a file name or a path, not a Hub repo: say where it was looked for
         raise FileNotFoundError(
@@ -912,4 +913,4 @@ def load_segmenter(choice, sam_dirs):
             ),
         )
     except SeveralCheckpoints as e:
-        raise e.choosing(f"type the file after the repo, {repo}:FILE") from None
+        raise e.choosing(f"type the file after the repo, {repo}:FILE.") from None

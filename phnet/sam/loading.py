@@ -133,7 +133,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
 
 class SeveralCheckpoints(ByFields, ValueError):
     """A folder or Hub repo holding more than one SAM checkpoint: ``choose`` says how to pick one, in the words
-    of whoever catches this (a host names its own control)."""
+    of whoever catches this (a host names its own control, and ends the sentence as its other messages do)."""
 
     def __init__(self, where: str, names: Sequence[str], choose: str | None = None,
                  model_type: str | None = None) -> None:
@@ -142,7 +142,7 @@ class SeveralCheckpoints(ByFields, ValueError):
             choose = "name its file (filename=)" + (
                 "" if model_type else ", or a model type (vit_b, vit_l, vit_h) that only one of them names")
         untold = f" (model type {model_type} does not tell them apart)" if model_type else ""
-        super().__init__(f"Several SAM checkpoints in {where}{untold}: {', '.join(names)}. Choose one: {choose}.")
+        super().__init__(f"Several SAM checkpoints in {where}{untold}: {', '.join(names)}; choose one: {choose}")
 
     def choosing(self, choose: str) -> "SeveralCheckpoints":
         """The same refusal, saying how to choose in a host's own words (``model_type``: the one that was set)."""

@@ -158,7 +158,7 @@ def architecture_from_config(config: Mapping[str, Any]) -> SamArchitecture:
     }
     wrong = [f"{name} = {got!r} (expected {want!r})" for name, (got, want) in unsupported.items() if got != want]
     if wrong:
-        raise ValueError("config.json describes a SAM variant this loader cannot build: " + "; ".join(wrong) + ".")
+        raise ValueError("config.json describes a SAM variant this loader cannot build: " + "; ".join(wrong))
     counts = {"vision_config.hidden_size": hidden, "vision_config.num_hidden_layers": vision["num_hidden_layers"],
               "vision_config.num_attention_heads": vision["num_attention_heads"],
               "mask_decoder_config.num_hidden_layers": decoder["num_hidden_layers"],
@@ -166,7 +166,7 @@ def architecture_from_config(config: Mapping[str, Any]) -> SamArchitecture:
               "mask_decoder_config.mlp_dim": decoder["mlp_dim"], "vision_config.output_channels": width}
     below = [f"{name} = {value!r}" for name, value in counts.items() if int(value) < 1]
     if below:
-        raise ValueError("config.json gives sizes below 1: " + "; ".join(below) + ".")
+        raise ValueError("config.json gives sizes below 1: " + "; ".join(below))
     return SamArchitecture(
         embed_dim=hidden,
         depth=int(vision["num_hidden_layers"]),

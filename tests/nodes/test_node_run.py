@@ -34,7 +34,7 @@ def test_a_sam_repo_with_several_checkpoints_is_met_with_the_nodes_way_to_choose
         raise sam.SeveralCheckpoints("Hugging Face repo 'someone/sams'", ["a.pth", "b.pth"])
 
     monkeypatch.setattr(sam.SamSegmenter, "from_pretrained", several)
-    with pytest.raises(ValueError, match=r"Choose one: name its file in hub_filename, or set model_type"):
+    with pytest.raises(ValueError, match=r"; choose one: name its file in hub_filename, or set model_type"):
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", "someone/sams", "", "auto", "cpu")
 
 
@@ -48,7 +48,7 @@ def test_a_sam_folder_of_one_checkpoint_per_model_type_is_picked_from_by_model_t
     with pytest.raises(ValueError, match=r"vit_b[/\\]model\.safetensors holds a custom SAM .*not the requested vit_b"):
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(tmp_path), "", "vit_b", "cpu")
     save_tiny_sam(tmp_path / "vit_b" / "other.safetensors", seed=2)
-    with pytest.raises(ValueError, match=r"does not tell them apart.*Choose one: name its file in hub_filename\.$"):
+    with pytest.raises(ValueError, match=r"does not tell them apart.*; choose one: name its file in hub_filename$"):
         nodes["PHNetSAMLoader"].load("(from hub_repo_id)", str(tmp_path), "", "vit_b", "cpu")
 
 

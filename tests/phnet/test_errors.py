@@ -1,5 +1,9 @@
-"""Allocation failures told apart from other errors, and the one line of an error worth showing."""
+"""Allocation failures told apart from other errors, the one line of an error worth showing, and the form of the
+package's refusals."""
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +59,109 @@ def test_refusals_made_from_their_fields_survive_pickling_and_copying():
     for refusal in refusals:
         for again in (pickle.loads(pickle.dumps(refusal)), copy.copy(refusal), copy.deepcopy(refusal)):
             assert type(again) is type(refusal) and str(again) == str(refusal) and vars(again) == vars(refusal)
+
+
+def _refusals_defined_in_phnet() -> set[type]:
+    """Every public exception class the package defines, found by importing each of its modules."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import phnet
+
+    found = set()
+    for info in pkgutil.walk_packages(phnet.__path__, "phnet."):
+        if info.name.endswith("__main__"):  # runs the command
+            continue
+        module = importlib.import_module(info.name)
+        found |= {v for n, v in vars(module).items() if inspect.isclass(v) and issubclass(v, BaseException)
+                  and v.__module__ == info.name and not n.startswith("_")}
+    return found
+
+
+def test_every_typed_refusal_reads_as_one_sentence_with_no_closing_period():
+    """The package's messages end without a period (a host or the command ends the line in its own way); a few of
+    these ended with one, and a refusal that quotes a host's words or a path must not make "..". A new refusal
+    class fails here until it is given its cases."""
+    from phnet import compositing, imageio, sources, state_dicts
+    from phnet.sam import batch, loading
+
+    made = {
+        compositing.BatchesDiffer: [compositing.BatchesDiffer(2, 3)],
+        compositing.FaintSubject: [compositing.FaintSubject(0.001, masked, several)
+                                   for masked in (False, True) for several in (False, True)],
+        compositing.AlphaLooksInverted: [compositing.AlphaLooksInverted(1, 0.9, 0.95, several, masked=masked)
+                                         for masked in (False, True) for several in (False, True)],
+        compositing.TransparentSubject: [compositing.TransparentSubject()],
+        batch.NoPrompt: [batch.NoPrompt(False), batch.NoPrompt(True)],
+        batch.PromptRefused: [batch.PromptRefused("the box lies outside the picture", points=None)],
+        batch.GuideLooksInverted: [batch.GuideLooksInverted(2)],
+        loading.SeveralCheckpoints: [loading.SeveralCheckpoints("models/sam", ["a.pth", "b.pth"]),
+                                     loading.SeveralCheckpoints("models/sam", ["a.pth", "b.pth"], model_type="vit_b"),
+                                     loading.SeveralCheckpoints("models/sam", ["a.pth"]).choosing("set hub_filename")],
+        sources.NotInCache: [sources.NotInCache("weights", "owner/name", file, revision, "offline: HF_HUB_OFFLINE=1",
+                                                caches)
+                             for file, revision, caches in ((None, None, []), ("model.safetensors", "v1", ["/c"]),
+                                                            (None, "main", ["/c", None]))],
+        state_dicts.DamagedFile: [state_dicts.DamagedFile("x.safetensors is truncated", Path("x.safetensors"))],
+        imageio.decode.ColourMaskError: [imageio.decode.ColourMaskError("m.png is a colour picture")],
+    }
+    assert _refusals_defined_in_phnet() == set(made)
+    for refusal in (r for made_of_one in made.values() for r in made_of_one):
+        text = str(refusal)
+        assert "\n" not in text and ".." not in text.replace("...", "") and "  " not in text, text
+        assert not text.endswith((".", " ")) and text[:1].strip(), text
+
+
+def _message_templates():
+    """(file:line, the message) of every error the package raises with words of its own: the first argument of
+    ``raise X(...)`` and of an exception class's ``super().__init__(...)``."""
+    import phnet
+
+    for path in sorted(Path(phnet.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        caught = {node.name for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler) and node.name}
+        for node in ast.walk(tree):
+            call = node.exc if isinstance(node, ast.Raise) else node
+            if not isinstance(call, ast.Call) or not call.args:
+                continue
+            if not (isinstance(node, ast.Raise) or ast.unparse(call.func) == "super().__init__"):
+                continue
+            yield f"{path.relative_to(path.parents[1])}:{node.lineno}", call.args[0], caught
+
+
+def _last_words(message: ast.expr) -> str | None:
+    """The literal text a message template ends with; None where it ends with a value, or is no template."""
+    if isinstance(message, ast.BinOp) and isinstance(message.op, ast.Add):
+        return _last_words(message.right)
+    if isinstance(message, ast.Constant) and isinstance(message.value, str):
+        return message.value
+    if isinstance(message, ast.JoinedStr) and message.values and isinstance(message.values[-1], ast.Constant):
+        return message.values[-1].value
+    return None
+
+
+def test_no_message_the_package_raises_ends_with_a_period_or_follows_a_quoted_error_with_one():
+    """A few messages ended with a period where nearly all did not, and "{e}. Check the connection" read ".." after an
+    error whose words end as a sentence: a quoted error goes through errors.clause."""
+    ended, doubled = [], []
+    templates = list(_message_templates())
+    assert len(templates) > 150  # the walk finds them
+    for where, message, caught in templates:
+        last = _last_words(message)
+        if last is not None and last.rstrip().endswith(".") and not last.rstrip().endswith("..."):
+            ended.append(where)
+        parts = message.values if isinstance(message, ast.JoinedStr) else []
+        for value, after in zip(parts, parts[1:]):
+            if (isinstance(value, ast.FormattedValue) and ast.unparse(value.value) in caught
+                    and isinstance(after, ast.Constant) and after.value.startswith(".")):
+                doubled.append(where)
+    assert ended == [] and doubled == []
+
+
+@pytest.mark.parametrize("text, kept", [("no connection.", "no connection"), ("no connection", "no connection"),
+                                        ("wait...", "wait..."), ("ends. ", "ends"), (OSError("gone."), "gone")])
+def test_clause_takes_off_one_closing_period(text, kept):
+    from phnet.errors import clause
+
+    assert clause(text) == kept

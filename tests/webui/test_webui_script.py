@@ -1369,9 +1369,9 @@ def test_a_sam_repo_with_several_checkpoints_is_met_with_the_webuis_way_to_choos
         raise SeveralCheckpoints("Hugging Face repo 'someone/sams'", ["a.pth", "b.pth"])
 
     monkeypatch.setattr(SamSegmenter, "from_pretrained", several)
-    with pytest.raises(SeveralCheckpoints, match=r"Choose one: type the file after the repo, someone/sams:FILE\.$"):
+    with pytest.raises(SeveralCheckpoints, match=r"; choose one: type the file after the repo, someone/sams:FILE\.$"):
         webui.script_module.load_segmenter("someone/sams", [str(webui.models_path / "sam")])
-    with pytest.raises(SeveralCheckpoints, match=r"Choose one: pick the file itself, or give its full path\.$"):
+    with pytest.raises(SeveralCheckpoints, match=r"; choose one: pick the file itself, or give its full path\.$"):
         webui.script_module.load_segmenter("tiny_sam.safetensors", [str(webui.models_path / "sam")])
 
 

@@ -89,7 +89,7 @@ def test_a_folder_s_hidden_files_are_not_checkpoints(tmp_path):
 def test_folder_with_several_checkpoints_needs_filename(tmp_path):
     save_tiny_sam(tmp_path / "a.safetensors")
     save_tiny_sam(tmp_path / "b.safetensors", seed=1)
-    with pytest.raises(ValueError, match=r"Several SAM checkpoints.*Choose one: name its file \(filename="):
+    with pytest.raises(ValueError, match=r"Several SAM checkpoints.*; choose one: name its file \(filename="):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
     seg = SamSegmenter.from_pretrained(tmp_path, filename="a.safetensors", device="cpu")
     assert has_tiny_sam_weights(seg.model)
@@ -127,7 +127,7 @@ def test_a_model_type_picks_a_file_by_its_folder_s_name_too():
     with pytest.raises(SeveralCheckpoints) as e:  # a model type already set is not advised again
         _pick_checkpoint(["vit_b/a.pth", "vit_b/b.pth"], "here", "vit_b")
     assert str(e.value) == ("Several SAM checkpoints in here (model type vit_b does not tell them apart): "
-                            "vit_b/a.pth, vit_b/b.pth. Choose one: name its file (filename=).")
+                            "vit_b/a.pth, vit_b/b.pth; choose one: name its file (filename=)")
     assert e.value.choosing("set hub_filename").model_type == "vit_b"
 
 
@@ -178,9 +178,9 @@ def test_a_hub_repo_with_several_checkpoints_names_each_hosts_way_to_choose(tmp_
     cache = tmp_path / "hf"
     _fake_hub_cache(cache, "someone/sams", ["sam_vit_b.pth", "sam_vit_h.pth"])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SeveralCheckpoints, match=r"Choose one: name its file \(filename=\), or a model type") as e:
+    with pytest.raises(SeveralCheckpoints, match=r"; choose one: name its file \(filename=\), or a model type") as e:
         SamSegmenter.from_pretrained("someone/sams", cache_dir=cache, device="cpu")
-    assert str(e.value.choosing("set hub_filename")).endswith("Choose one: set hub_filename.")  # a host's words
+    assert str(e.value.choosing("set hub_filename")).endswith("; choose one: set hub_filename")  # a host's words
 
 
 def _fake_hub_cache(cache_dir, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
