@@ -20,7 +20,7 @@ from .imageio import mask_to_array
 __all__ = ["gaussian_blur", "refine_mask", "mask_bbox", "looks_inverted", "inverted_masks"]
 
 
-def finite_real(value) -> bool:
+def finite_real(value: Any) -> bool:
     """A number, not a bool, that is finite as a float (an integer past any float is not)."""
     try:
         return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -28,7 +28,7 @@ def finite_real(value) -> bool:
         return False
 
 
-def checked_number(value, what: str, low: float | None = None, high: float | None = None) -> float:
+def checked_number(value: Any, what: str, low: float | None = None, high: float | None = None) -> float:
     """``value`` as a float, or one ValueError saying what it must be."""
     ok = finite_real(value)
     if not ok and isinstance(value, Integral) and not isinstance(value, bool):  # past any float: thousands of digits
@@ -142,7 +142,7 @@ def _dilate(t: torch.Tensor, radius: int) -> torch.Tensor:
     return t[..., radius:-radius, radius:-radius]
 
 
-def refine_numbers(grow, feather) -> tuple[int, float]:
+def refine_numbers(grow: Any, feather: Any) -> tuple[int, float]:
     """``grow`` and ``feather`` as :func:`refine_mask` uses them, or its ValueError: for a caller that checks them
     before the work that makes the mask."""
     feather = checked_number(feather, "feather must be a number >= 0 (a blur sigma in pixels)", 0)

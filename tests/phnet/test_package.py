@@ -64,16 +64,45 @@ def _written_doc(obj) -> str:
     return (doc or "").strip()
 
 
+# Modules whose public helpers are not yet all documented and typed in full, left out of the checks below until
+# they are: every other module of the package is walked, so one added later is checked from its first commit.
+NOT_YET_CHECKED = {
+    "phnet.atomic", "phnet.cli", "phnet.cli.clip", "phnet.cli.command", "phnet.cli.convert", "phnet.cli.harmonize",
+    "phnet.cli.jobs", "phnet.cli.messages", "phnet.cli.reading", "phnet.cli.saving", "phnet.compat", "phnet.console",
+    "phnet.frames", "phnet.fullres", "phnet.graphs", "phnet.imageio.decode", "phnet.imageio.images", "phnet.modeling",
+    "phnet.modeling.features", "phnet.modeling.inference", "phnet.modeling.normalization", "phnet.modeling.oracle",
+    "phnet.modeling.patches", "phnet.modeling.phnet", "phnet.official_pipeline", "phnet.pipeline", "phnet.tiling",
+    "phnet.weights",
+}
+
+
+def _modules() -> list[str]:
+    """Every module of the package, from its files (``__main__`` runs the command, so it is not imported)."""
+    import pkgutil
+
+    found = [info.name for info in pkgutil.walk_packages([str(ROOT)], "phnet.")]
+    return ["phnet"] + [name for name in found if not any(part.startswith("_") for part in name.split("."))]
+
+
+def test_the_walk_finds_every_module_and_leaves_out_only_those_named():
+    modules = _modules()
+    files = {p.relative_to(ROOT.parent).with_suffix("").as_posix().replace("/", ".").removesuffix(".__init__")
+             for p in ROOT.rglob("*.py") if not any(part.startswith("_") for part in p.stem.split(".")
+                                                    if part != "__init__")}
+    assert files - {"phnet.__main__"} <= set(modules) and {"phnet.pipeline", "phnet.frames"} <= set(modules)
+    assert NOT_YET_CHECKED <= set(modules)  # a module renamed or removed is taken off the list
+
+
 def _public_api():
-    """(name, object) for every function and class a user meets, and the methods and properties classes define."""
+    """(name, object) for every function and class a user meets, and the methods and properties classes define:
+    a module's ``__all__`` and what it defines under a name without a leading underscore."""
     found = []
-    for module_name in ("phnet", "phnet.sam", "phnet.imageio", "phnet.compositing"):
+    for module_name in [name for name in _modules() if name not in NOT_YET_CHECKED]:
         module = importlib.import_module(module_name)
-        found += [(f"{module_name}.{n}", getattr(module, n)) for n in module.__all__]
-    for module_name in ("phnet.metrics", "phnet.temporal", "phnet.corrections", "phnet.options", "phnet.sources"):
-        module = importlib.import_module(module_name)
-        found += [(f"{module_name}.{n}", v) for n, v in vars(module).items()
-                  if not n.startswith("_") and getattr(v, "__module__", None) == module_name]
+        listed = [(f"{module_name}.{n}", getattr(module, n)) for n in getattr(module, "__all__", ())]
+        found += listed + [(f"{module_name}.{n}", v) for n, v in vars(module).items()
+                           if not n.startswith("_") and getattr(v, "__module__", None) == module_name
+                           and n not in getattr(module, "__all__", ())]
     found = [(name, obj) for name, obj in found if inspect.isroutine(obj) or inspect.isclass(obj)]
     for name, cls in [(name, obj) for name, obj in found if inspect.isclass(obj)]:
         for attr, value in vars(cls).items():
