@@ -6,10 +6,11 @@ from __future__ import annotations
 import errno
 import functools
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 _NO_MEMORY = re.compile(r"out of memory|can't allocate memory")  # CUDA's, NCCL's; torch's CPU allocator's
 _WORKER_NO_MEMORY = re.compile(r"Caught \w*MemoryError in DataLoader worker")  # (numpy's _ArrayMemoryError too)
+_Error = TypeVar("_Error", bound=BaseException)
 
 
 def out_of_memory(error: BaseException) -> bool:
@@ -42,7 +43,7 @@ def clause(message: object) -> str:
     return text[:-1] if text.endswith(".") and not text.endswith("...") else text
 
 
-def memory_advice(error: BaseException) -> BaseException:
+def memory_advice(error: _Error) -> _Error | ValueError:
     """An allocation failure as a ValueError that says what to do; any other error as it is."""
     if not out_of_memory(error):
         return error
@@ -56,11 +57,13 @@ class ByFields:
     default gives the constructor the message alone and fails. Not for an OSError, whose constructor reads its
     arguments itself (``sources.NotInCache`` writes its own ``__reduce__``)."""
 
+    _fields: tuple[tuple[Any, ...], dict[str, Any]]
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         made = super().__new__(cls, *args, **kwargs)  # type: ignore[call-arg]
         made._fields = (args, kwargs)
         return made
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        args, kwargs = self._fields  # type: ignore[attr-defined]
+        args, kwargs = self._fields
         return functools.partial(type(self), **kwargs), args
