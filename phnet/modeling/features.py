@@ -53,6 +53,9 @@ class PatchColorTransfer(nn.Module):
         gmu_f, gsd_f = mean_std(fg)
         gmu_b, gsd_b = mean_std(bg)
         if reference is not None:
+            if region is None:
+                raise ValueError("a reference image needs its region (B×1×H×W, 1 where the reference is): give "
+                                 "both, or neither")
             in_patch = patches.sums(region) > 0
             in_image = region.sum(dim=(2, 3), keepdim=True) > 0
             ref_mu, ref_sd = self.patch_stats(reference, patches)

@@ -57,8 +57,9 @@ def full_precision(forward):
     runs as a whole); under it, in fp32, as autocast's own fp32 operations return."""
 
     @functools.wraps(forward)
-    def wrapper(self, *tensors: torch.Tensor | None) -> torch.Tensor:
-        device, given = tensors[0].device.type, tensors[0].dtype
+    def wrapper(self, first: torch.Tensor, *others: torch.Tensor | None) -> torch.Tensor:
+        tensors = (first, *others)
+        device, given = first.device.type, first.dtype
         work = torch.promote_types(given, torch.float32)
         autocasting = autocast_enabled(device)
         with contextlib.ExitStack() as stack:  # (its parameters meet the tensors in elementwise steps)

@@ -383,3 +383,13 @@ def test_the_inference_network_s_folded_decoder_takes_no_gradient(tiny_config):
     """Its folded weights are constants: a call outside no_grad builds no graph through them."""
     fast = InferencePHNet(PHNet(tiny_config).eval())
     assert not any(p.requires_grad for p in fast.decoder.parameters())
+
+
+def test_a_colour_transfer_given_a_reference_without_its_region_says_what_is_missing():
+    """A reference image without the region it was cut from failed with AttributeError on None."""
+    torch.manual_seed(0)
+    fg, bg = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="region"):
+        PatchColorTransfer(2)(fg, bg, bg)
+    region = torch.ones(1, 1, 8, 8)
+    assert PatchColorTransfer(2)(fg, bg, bg * region, region).shape == fg.shape
