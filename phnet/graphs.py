@@ -76,14 +76,20 @@ class GraphCache:
         with self.lock, torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
             return self._call(tensors, options)  # a graph is captured and replayed on its tensors' GPU
 
-    def _call(self, tensors: tuple, options: dict) -> Any:
-        if self.fn is None:  # a graph would replay on the memory freed with the object
+    def _live_fn(self) -> Callable[..., Any]:
+        fn = self.fn
+        if fn is None:  # a graph would replay on the memory freed with the object
             raise ReferenceError("the object whose method this graph cache runs was freed; make a new GraphCache")
+        return fn
+
+    def _call(self, tensors: tuple, options: dict) -> Any:
+        self._live_fn()
         key = self.key(tensors, options)
         entry = self.graphs.get(key)
         if entry is None:
             inputs = [None if t is None else t.clone() for t in tensors]
-            outputs, replay = self.capture(lambda: self.fn(*inputs, **options))
+            # (looked up at each run: a capture may keep the run, which must not keep the object alive)
+            outputs, replay = self.capture(lambda: self._live_fn()(*inputs, **options))
             self.captures += 1
             entry = self.graphs[key] = (inputs, outputs, replay)
             while len(self.graphs) > self.size:
