@@ -14,12 +14,15 @@ import sys
 import unicodedata
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic import missing_target
 from ..compat import catching_warnings
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
 
@@ -344,7 +347,7 @@ def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
 def open_picture(path: str | Path):
     """A loaded PIL image of one frame (close it, or use it in a ``with``); ``FileNotFoundError`` /
     ``ValueError`` naming the file otherwise, the file closed (an error kept in a notebook held it open)."""
-    opened = []
+    opened: list[PIL.Image.Image] = []
     register_plugins()
     try:
         image = _open_picture(path, opened)

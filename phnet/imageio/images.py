@@ -113,6 +113,9 @@ def tensor_to_image(rgb: torch.Tensor, alpha: torch.Tensor | None, form: ImageFo
     """Inverse of image_to_tensor. Where ``keep`` (B×1×H×W bool) is set, the input's own pixels are returned."""
     rgb = rgb.clamp(0, 1)
     if form.channels == 4:
+        if alpha is None:
+            raise ValueError("a 4-channel image's result needs its alpha channel: pass back the alpha that "
+                             "image_to_tensor returned")
         rgb = torch.cat([rgb, alpha.to(rgb.device)], dim=1)  # alpha stayed where the caller's pixels are
     peak = integer_peak(form.dtype)
     if form.kind == "torch":

@@ -38,7 +38,8 @@ def mask_to_array(
     """One mask → float32 H×W in [0, 1]. ``size`` = (H, W) it must have (the ``against`` picture's).
     ``levels``: an integer mask on its dtype's scale even where its values stop at 1 (a frame of a clip
     whose other masks go higher), not read as a 0/1 mask."""
-    t = _mask_bhw(mask, name, *(size or (None, None)), levels=levels)
+    height, width = size or (None, None)
+    t = _mask_bhw(mask, name, height, width, levels=levels)
     if t.shape[0] != 1:
         raise ValueError(f"{name} is a batch of {t.shape[0]} masks (shape {tuple(t.shape)}); give one mask")
     if size is not None and tuple(t.shape[-2:]) != tuple(size):

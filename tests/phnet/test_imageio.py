@@ -1485,3 +1485,12 @@ def test_the_native_path_leaves_an_empty_picture_or_a_wrong_layout_to_be_named(t
     mask = np.zeros(pixels.shape[:2], np.uint8)
     with pytest.raises(ValueError, match=words):
         Harmonizer(tiny_model, device="cpu")(pixels, mask, layout=layout)
+
+
+def test_a_four_channel_result_without_its_alpha_says_to_pass_it_back():
+    """An RGBA picture's result given back without the alpha image_to_tensor returned failed on None."""
+    rgb, alpha, form = io_.image_to_tensor(np.zeros((4, 4, 4), np.uint8))
+    assert alpha is not None
+    with pytest.raises(ValueError, match="alpha"):
+        io_.tensor_to_image(rgb, None, form, torch.zeros(1, 1, 4, 4, dtype=torch.bool))
+    assert io_.tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 4, 4, dtype=torch.bool)).shape == (4, 4, 4)
