@@ -22,7 +22,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import quote_from_bytes
 
 from .atomic import missing_target
@@ -223,12 +223,27 @@ class Source:
         if self.kind == "default":
             return DEFAULT_LABEL
         if self.kind == "official":
-            return self.name
+            return self.official_name
         if self.kind == "hub":
-            return self.repo_id + (f"@{self.revision}" if self.revision else "") + (
+            return self.hub_repo + (f"@{self.revision}" if self.revision else "") + (
                 f":{self.filename}" if self.filename else ""
             )
         return str(self.path)
+
+    @property
+    def official_name(self) -> str:
+        """``name`` of an "official" source (set for that kind)."""
+        return _given(self.name, "name", self.kind)
+
+    @property
+    def hub_repo(self) -> str:
+        """``repo_id`` of a "hub" source (set for that kind)."""
+        return _given(self.repo_id, "repo_id", self.kind)
+
+    @property
+    def local_path(self) -> Path:
+        """``path`` of a "default", "file" or "folder" source (set for those kinds)."""
+        return _given(self.path, "path", self.kind)
 
     def arguments(self) -> tuple[str | None, dict[str, Any]]:
         """``(source, options)`` that load this source through ``load_model(source, **options)`` (or
@@ -239,10 +254,19 @@ class Source:
         if self.kind == "default":
             return None, {}
         if self.kind == "official":
-            return self.name, {}
+            return self.official_name, {}
         if self.kind == "hub":
-            return self.repo_id + (f":{self.filename}" if self.filename else ""), {"revision": self.revision}
+            return self.hub_repo + (f":{self.filename}" if self.filename else ""), {"revision": self.revision}
         return str(self.path), {}
+
+
+_Field = TypeVar("_Field")
+
+
+def _given(value: _Field | None, field: str, kind: str) -> _Field:
+    if value is None:
+        raise ValueError(f"a {kind!r} source needs its {field}: give it when making the Source")
+    return value
 
 
 def _no_revision(revision: str | None, text: str, what: str) -> None:
@@ -453,11 +477,12 @@ def list_files(
     import huggingface_hub
 
     offline = bool(local_files_only) or hub_offline()
+    unreachable: tuple[type[BaseException], ...] = (OSError, *transport_errors())
     with hub_errors(repo_id, revision, None, cache_dir, local_files_only, what):
         if not offline:
             try:
                 return list(huggingface_hub.list_repo_files(repo_id, revision=revision, token=token))
-            except (OSError, *transport_errors()) as e:  # no connection: the cache, as a download falls back to it
+            except unreachable as e:  # no connection: the cache, as a download falls back to it
                 try:
                     folder = _cached_snapshot(repo_id, revision, cache_dir)
                 except Exception:

@@ -322,3 +322,10 @@ def test_hf_hub_offline_set_after_import_keeps_a_download_to_the_cache(monkeypat
     sources.download("owner/name", filename=filename)
     sources.download("owner/name", filename=filename, local_files_only=True)
     assert asked == [True, False, True]
+
+
+def test_a_source_gives_the_field_its_kind_needs_or_says_it_is_missing():
+    assert sources.Source("official", name="official-ffhqh512").official_name == "official-ffhqh512"
+    assert sources.Source("hub", repo_id="a/b").label == "a/b"
+    with pytest.raises(ValueError, match="'hub' source needs its repo_id"):
+        sources.Source("hub").label
