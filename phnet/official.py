@@ -38,10 +38,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .sources import BASE_URL_ENV, OFFICIAL, OfficialWeights, hub_offline
 from .sources import OFFICIAL_NAMES as NAMES
+
+if TYPE_CHECKING:
+    from .config import PHNetConfig
 
 __all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL_ENV", "TIMEOUT_S", "default_folder", "find", "fetch"]
 
@@ -89,7 +92,7 @@ def find(name: str, folders: Iterable[str | os.PathLike[str] | None] | str | os.
     return None
 
 
-Convert = Callable[[Path, Path, "object"], None]  # (the .pth, the folder to write, its PHNetConfig)
+Convert = Callable[[Path, Path, "PHNetConfig"], object]  # (the .pth, the folder to write, its config); result unused
 
 
 def fetch(
@@ -341,8 +344,9 @@ def _transfer(weights: OfficialWeights, checkpoint: Path, target: Path, progress
     or date); otherwise the server sends the whole file again, and two files are never spliced."""
     part = checkpoint.with_name(checkpoint.name + ".part")
     validator = part.with_name(part.name + ".validator")
-    have = part.stat().st_size if part.is_file() and _kept_validator(validator) is not None else 0
-    response = _request(weights, target, part, validator, have)
+    kept = _kept_validator(validator) if part.is_file() else None  # read once: If-Range carries this one
+    have = part.stat().st_size if kept is not None else 0
+    response = _request(weights, target, part, validator, have, kept)
     if response is None:  # the part was removed: the whole file is asked for
         return _transfer(weights, checkpoint, target, progress, say)
     if response is _WHOLE:  # a run stopped after the last byte, before the rename
@@ -379,12 +383,12 @@ def _kept_validator(validator: Path) -> str | None:
 _WHOLE = object()  # what _request gives for a part the server says is the whole file already
 
 
-def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path, have: int):
+def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path, have: int, kept: str | None):
     """The server's answer for ``weights.url``, asked from byte ``have`` of the part where one is kept (if the
-    file is still the one its validator names). A range the file cannot satisfy (HTTP 416) gives :data:`_WHOLE`
-    where the answer shows the part is that whole file (:func:`_already_whole`), else None: the part is removed,
-    for the whole file to be asked for. Any other HTTP error, or a site out of reach, raises."""
-    headers = {"Range": f"bytes={have}-", "If-Range": _kept_validator(validator)} if have else {}
+    file is still the one its validator ``kept`` names). A range the file cannot satisfy (HTTP 416) gives
+    :data:`_WHOLE` where the answer shows the part is that whole file (:func:`_already_whole`), else None: the part
+    is removed, for the whole file to be asked for. Any other HTTP error, or a site out of reach, raises."""
+    headers = {"Range": f"bytes={have}-", "If-Range": kept} if have and kept is not None else {}
     if "://" not in weights.url:
         raise ValueError(f"{BASE_URL_ENV}={os.environ.get(BASE_URL_ENV, '')!r} is neither a URL (https://..., "
                          "file:///...) nor a folder on this machine: set it to the mirror's folder URL")
@@ -393,7 +397,7 @@ def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path
         return urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:
-            if _already_whole(e.headers, have, _kept_validator(validator)):
+            if _already_whole(e.headers, have, kept):
                 return _WHOLE
             part.unlink()
             validator.unlink()

@@ -16,7 +16,7 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypedDict
 
 import torch
 
@@ -59,7 +59,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None 
     """The architecture a PHNet state_dict was made for, read off its tensor shapes."""
     try:
         convolutions = [state_dict[f"encoder.{i}.0.weight"] for i in range(6)]
-        grids = []
+        grids: list[torch.Tensor] = []
         while f"normalizers.{len(grids)}.grid_weights" in state_dict:
             grids.append(state_dict[f"normalizers.{len(grids)}.grid_weights"])
     except KeyError as e:
@@ -70,8 +70,8 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None 
         raise ValueError(f"this is not a PHNet state_dict ({flat!r} has shape {tuple(state_dict[flat].shape)}, not a "
                          "convolution's or a grid's)")
     widths = [convolutions[0].shape[1], *(t.shape[0] for t in convolutions)]
-    grids = [t.shape[-1] for t in grids]
-    if not grids:
+    counts = [t.shape[-1] for t in grids]
+    if not counts:
         raise ValueError("this is not a PHNet state_dict (no normalizers.*.grid_weights tensors)")
     squeeze = state_dict.get("SE_block.fc.0.weight")  # (bottleneck width / se_reduction) x bottleneck width
     se_reduction = PHNetConfig.se_reduction
@@ -80,10 +80,10 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], image_size: int | None 
         if reduction >= 1 and widths[6] // reduction == squeeze.shape[0]:
             se_reduction = reduction
     for name, preset in PRESETS.items():
-        if (preset.enc_sizes, preset.grid_counts, preset.se_reduction) == (tuple(widths), tuple(grids), se_reduction) \
+        if (preset.enc_sizes, preset.grid_counts, preset.se_reduction) == (tuple(widths), tuple(counts), se_reduction) \
                 and name != "small":
             return PHNetConfig.preset(name, **({"image_size": image_size} if image_size else {}))
-    return PHNetConfig(enc_sizes=tuple(widths), grid_counts=tuple(grids), se_reduction=se_reduction,
+    return PHNetConfig(enc_sizes=tuple(widths), grid_counts=tuple(counts), se_reduction=se_reduction,
                        image_size=image_size or 512)
 
 
@@ -129,23 +129,23 @@ def check_fits(model: PHNet, state_dict: Mapping[str, torch.Tensor], source: Any
         try:
             inferred = infer_config(state_dict)
             found = f" The weights look like: {inferred.to_dict()}."
-            mine = getattr(model, "config", None)
-            same = mine is not None and (inferred.enc_sizes, inferred.grid_counts) == (mine.enc_sizes, mine.grid_counts)
-            if same and not wrong:  # a shape that differs is the config's (its output, say), not a foreign tensor
-                found = f" Their architecture is this config's (enc_sizes {list(mine.enc_sizes)}, grid_counts " \
-                        f"{list(mine.grid_counts)})."
-                fix = ("So the file holds other tensors beside or instead of PHNet's: another model's, or those of "
-                       "another version of the code. Load it with the code that wrote it, or save PHNet's tensors "
-                       "alone")
-            elif same and not missing and not unexpected and all(k.startswith(OUTPUT_LAYER) for k in wrong):
-                channels = state_dict[OUTPUT_LAYER + "bias"].shape[0]
-                trained = "'transform'" if channels == 12 else "'image' or 'residual'"
-                found = (f" Their architecture is this config's, but their output layer gives {channels} channels "
-                         f"(output {trained}), not the {own[OUTPUT_LAYER + 'bias'].shape[0]} of output "
-                         f"{mine.output!r}.")
-                fix = (f"Set its output to {trained} in {config_file}" if config_file is not None else
-                       "Give the config they were trained with (a .pth stores none: keep them in a folder with "
-                       "their config.json)")
+            mine: PHNetConfig | None = getattr(model, "config", None)
+            if mine is not None and (inferred.enc_sizes, inferred.grid_counts) == (mine.enc_sizes, mine.grid_counts):
+                if not wrong:  # a shape that differs is the config's (its output, say), not a foreign tensor
+                    found = f" Their architecture is this config's (enc_sizes {list(mine.enc_sizes)}, grid_counts " \
+                            f"{list(mine.grid_counts)})."
+                    fix = ("So the file holds other tensors beside or instead of PHNet's: another model's, or those "
+                           "of another version of the code. Load it with the code that wrote it, or save PHNet's "
+                           "tensors alone")
+                elif not missing and not unexpected and all(k.startswith(OUTPUT_LAYER) for k in wrong):
+                    channels = state_dict[OUTPUT_LAYER + "bias"].shape[0]
+                    trained = "'transform'" if channels == 12 else "'image' or 'residual'"
+                    found = (f" Their architecture is this config's, but their output layer gives {channels} "
+                             f"channels (output {trained}), not the {own[OUTPUT_LAYER + 'bias'].shape[0]} of output "
+                             f"{mine.output!r}.")
+                    fix = (f"Set its output to {trained} in {config_file}" if config_file is not None else
+                           "Give the config they were trained with (a .pth stores none: keep them in a folder with "
+                           "their config.json)")
         except ValueError as e:
             found = f" ({e})"
         detail = "; ".join(
@@ -382,6 +382,15 @@ def _stored_config(weights: Path) -> PHNetConfig | None:
     return PHNetConfig.from_json(text, source=f"the config in {weights}'s metadata", required=REQUIRED_FIELDS)
 
 
+class _HubPlace(TypedDict):
+    """Where and how a Hub repo's files are looked for: ``sources.download``'s options."""
+
+    revision: str | None
+    cache_dir: str | os.PathLike[str] | None
+    local_files_only: bool
+    token: str | bool | None
+
+
 def download_from_hub(
     repo_id: str,
     *,
@@ -393,7 +402,7 @@ def download_from_hub(
     """Local folder holding the repo's config.json + model.safetensors (from the HF cache when offline); a
     repo without model.safetensors is an official-style one, and its .pth files are fetched instead (not
     beside it: a repo may also keep a training state of gigabytes)."""
-    where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    where = _HubPlace(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
     folder = sources.download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME], **where)
     if not (folder / WEIGHTS_NAME).is_file():
         # only a .pth at the repo's top: "*.pth" also matched a model zoo's or a training run's sub-folders
@@ -436,7 +445,7 @@ def load_model(
                          "config.json beside the weights")
     found = sources.resolve(source, revision=revision)
     if found.kind == "official":
-        folder = fetch_official(found.name, cache_dir, local_files_only=local_files_only, progress=progress)
+        folder = fetch_official(found.official_name, cache_dir, local_files_only=local_files_only, progress=progress)
         try:
             return model_from_folder(folder, config)
         except DamagedFile as e:  # the name finds this copy again: downloading needs it gone
@@ -453,9 +462,9 @@ def load_model(
             )
         return model_from_folder(DEFAULT_DIR, config)
     if found.kind == "file":
-        return _model_from_local_file(Path(found.path), config)
+        return _model_from_local_file(found.local_path, config)
     if found.kind == "folder":
-        return model_from_folder(found.path, config)
+        return model_from_folder(found.local_path, config)
     caches = _hub_caches(cache_dir)
     if len(caches) > 1:  # a list of folders: each one's Hub cache is looked in, in turn, before any download
         for cache in caches:
@@ -485,11 +494,11 @@ def _model_from_hub(found: sources.Source, config: PHNetConfig | None, *, revisi
                     ) -> PHNet:
     """The model of a Hub repo, or of one file in it, from the Hugging Face cache ``cache_dir``."""
     if found.filename is not None:
-        where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-        path = sources.download(found.repo_id, filename=found.filename, **where)
+        where = _HubPlace(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        path = sources.download(found.hub_repo, filename=found.filename, **where)
         if config is None and _takes_folder_config(path):  # the config.json beside it in the repo, as for a folder
             try:
-                beside = sources.download(found.repo_id, filename=posixpath.join(
+                beside = sources.download(found.hub_repo, filename=posixpath.join(
                     posixpath.dirname(found.filename.replace("\\", "/")), CONFIG_NAME), what="its config", **where)
             except FileNotFoundError:  # none there (or, offline, not in the cache): the file's own rules
                 beside = None
@@ -497,7 +506,7 @@ def _model_from_hub(found: sources.Source, config: PHNetConfig | None, *, revisi
                 return model_from_file(path, _folder_config(beside, path), beside)
         return model_from_file(path, config)
     folder = download_from_hub(
-        found.repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        found.hub_repo, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
     )
     return model_from_folder(folder, config)
 
@@ -606,15 +615,16 @@ def convert_official(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already holds files: give a new folder, or replace them with "
                               "overwrite=True (phnet convert --overwrite)")
-    stored = _stored_config(checkpoint) if isinstance(config, str) and checkpoint.is_file() else None
-    if stored is not None:  # a preset names the architecture: the file's own config (size, name, ...) is kept
-        _check_agreement(dataclasses.replace(PHNetConfig.preset(config), output=stored.output), stored,
-                         f"the preset {config!r}", checkpoint, "Leave the preset out: the file stores its config")
-        config = stored
-    elif isinstance(config, str):  # a preset by name; a config given whole is kept as it is, name and size
-        config = PHNetConfig.preset(config)
-        size = _size_from_name(checkpoint.name)
-        config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)
+    if isinstance(config, str):  # a preset by name; a config given whole is kept as it is, name and size
+        stored = _stored_config(checkpoint) if checkpoint.is_file() else None
+        if stored is not None:  # a preset names the architecture: the file's own config (size, name, ...) is kept
+            _check_agreement(dataclasses.replace(PHNetConfig.preset(config), output=stored.output), stored,
+                             f"the preset {config!r}", checkpoint, "Leave the preset out: the file stores its config")
+            config = stored
+        else:
+            config = PHNetConfig.preset(config)
+            size = _size_from_name(checkpoint.name)
+            config = _as_official(dataclasses.replace(config, image_size=size) if size else config, checkpoint.name)
     model = _model_from_local_file(checkpoint, config)  # as load_model reads it (an official one named so there)
     _save_folder(model, out_dir, None, is_official_file_name(checkpoint.name) or carries_official_terms(model.config))
     return model
