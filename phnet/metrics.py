@@ -167,9 +167,13 @@ def fg_bucket(mask: torch.Tensor) -> str | list[str]:
     or B x 1 x H x W), a batch of one too."""
     if mask.ndim not in (2, 3, 4):
         raise ValueError(f"the mask must be H×W, B×H×W or B×1×H×W, got {tuple(mask.shape)}")
-    ratios = fg_ratio(mask if mask.ndim == 4 else mask[:, None] if mask.ndim == 3 else mask[None, None])
-    names = [BUCKETS[0] if r < 0.05 else BUCKETS[1] if r < 0.15 else BUCKETS[2] for r in ratios.tolist()]
+    names = _buckets(mask if mask.ndim == 4 else mask[:, None] if mask.ndim == 3 else mask[None, None])
     return names[0] if mask.ndim == 2 else names
+
+
+def _buckets(masks: torch.Tensor) -> list[str]:
+    """:func:`fg_bucket` of each B×1×H×W mask."""
+    return [BUCKETS[0] if r < 0.05 else BUCKETS[1] if r < 0.15 else BUCKETS[2] for r in fg_ratio(masks).tolist()]
 
 
 def blend(pred: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -206,13 +210,18 @@ def rms_change(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, pe
     (error, w), (outside_error, outside_w), caught = _changes(*grid, mask_peak)
     if _missed(mask, step, caught):
         at = _subject_pixels(mask, max_pixels)
-        (error, w), _, _ = _changes(*(t[at[0].to(t.device), at[1].to(t.device)][None] for t in (before, after, mask)),
-                                    mask_peak)
+        b, a, m = (t[at[0].to(t.device), at[1].to(t.device)][None] for t in (before, after, mask))
+        (error, w), _, _ = _changes(b, a, m, mask_peak)
     scale = 255 / peak
-    return tuple(math.sqrt(e / (3 * n)) * scale if n > 0 else 0.0 for e, n in ((error, w), (outside_error, outside_w)))
+
+    def rms(e: float, n: float) -> float:
+        return math.sqrt(e / (3 * n)) * scale if n > 0 else 0.0
+
+    return rms(error, w), rms(outside_error, outside_w)
 
 
-def _changes(before, after, mask, mask_peak):
+def _changes(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, mask_peak: float
+             ) -> tuple[tuple[float, float], tuple[float, float], float]:
     """((squared error weighed by the mask, the weights' sum), (the same outside the subject), subject pixels),
     read back together."""
     err = (wide(after[..., :3]) - wide(before[..., :3].to(after.device))).square_()
@@ -290,7 +299,7 @@ class MetricTracker:
         _check(pred, gt)
         _check_mask(mask, pred)
         values = all_metrics(pred, gt, mask)
-        buckets = fg_bucket(mask)
+        buckets = _buckets(mask)  # (B×1×H×W, checked)
         self._add("model", values, groups, buckets)
         if composite is not None:
             self._add("composite", all_metrics(composite, gt, mask), groups, buckets)
