@@ -229,9 +229,10 @@ def estimate_batch(
     threshold = threshold_for(harmonizer.config, threshold)
     as_change = as_change and harmonizer.config.output != "transform"
     harmonizer._check_weights()
-    filled = harmonizer._graphs is not None
-    if filled:  # the fill is captured with the network: no read may come between them
-        found = harmonizer._graphs(images_low, masks_low, references_low, untouched, coverage, threshold=threshold,
+    graphs = harmonizer._graphs
+    filled = graphs is not None
+    if graphs is not None:  # the fill is captured with the network: no read may come between them
+        found = graphs(images_low, masks_low, references_low, untouched, coverage, threshold=threshold,
                                    as_change=as_change)
     else:
         found = harmonizer._estimate(images_low, masks_low, references_low, untouched, threshold=threshold)
@@ -301,7 +302,7 @@ def apply_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: t
     ``pixels`` and ``mask`` may be staged copies on another device than ``out`` (see :func:`staged`):
     the subject's box is worked on there (:func:`apply_to_box`) and copied back into ``out``."""
     if out.device != pixels.device:
-        r0, r1, c0, c1 = low.box
+        r0, r1, c0, c1 = _box(low)
         out[r0:r1, c0:c1] = apply_to_box(harmonizer, pixels, peak, mask, mask_peak, strength, low, output,
                                          as_change=as_change).to(out.device)
         return
@@ -312,34 +313,44 @@ def apply_to_box(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask
                  strength: float, low: LowResolution, output: torch.Tensor, *, as_change: bool = False) -> torch.Tensor:
     """:func:`apply_low` on the subject's box only: a new box-sized copy of ``pixels``, rewritten inside the
     mask, on their device (what a staged picture copies back; no full-size copy is made)."""
-    r0, r1, c0, c1 = low.box
+    r0, r1, c0, c1 = _box(low)
     box_out = pixels[r0:r1, c0:c1].clone()
     _apply(harmonizer, pixels, peak, mask, mask_peak, box_out, (r0, c0), strength, low, output, as_change)
     return box_out
+
+
+def _box(low: LowResolution) -> tuple[int, int, int, int]:
+    """The subject's box: only a picture with a subject is applied (an empty mask's result is its input)."""
+    if low.box is None:
+        raise ValueError("this picture's mask is empty: there is no subject to apply a correction to")
+    return low.box
 
 
 def _apply(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
            out: torch.Tensor, origin: tuple[int, int], strength: float, low: LowResolution, output: torch.Tensor,
            as_change: bool) -> None:
     """``out`` holds the rows and columns of ``pixels`` from ``origin`` (its top-left pixel) on."""
-    home = pixels.device
+    home, box = pixels.device, _box(low)
+    height, width = pixels.shape[:2]
+    colour_map: Callable[[torch.Tensor, int, int], torch.Tensor]
     if harmonizer.config.output == "transform":  # the predicted colour map applies to the full-size pixels as is
         gain, offset = gain_and_offset(output[0].to(home, torch.float32), peak)
 
-        def colour_map(x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+        def affine(x: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
             return (x.view(-1, 3) @ gain).add_(offset).view_as(x)  # addmm's broadcast bias is 5× slower
+
+        colour_map = affine
 
     elif as_change:
         with one_thread(home):
-            colour_map = lift_change(output.to(home, torch.float32), pixels.shape[:2], low.box, peak)
+            colour_map = lift_change(output.to(home, torch.float32), (height, width), box, peak)
     else:
         image_low, mask_low = low.image.to(home), low.mask.to(home)
         coverage = None if low.coverage is None else low.coverage.to(home)
         with one_thread(home):
             pred_low = output.to(home) * mask_low + image_low * (1 - mask_low)
-            colour_map = lift(harmonizer.method, image_low, pred_low, mask_low, pixels.shape[:2], low.box, peak,
-                              coverage)
-    apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, low.box,
+            colour_map = lift(harmonizer.method, image_low, pred_low, mask_low, (height, width), box, peak, coverage)
+    apply_in_tiles(pixels[..., :3], out[..., :3], mask, strength / mask_peak, peak, colour_map, box,
                    origin=origin)
 
 
