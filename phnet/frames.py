@@ -19,8 +19,8 @@ from .imageio.masks import FAINT
 from .metrics import blend_weight
 from .modeling.transform import correction_size
 from .options import threshold_for
-from .pipeline import (apply_low, coverage_of, estimate_batch, lifts_change, own_precision, pictures_per_call,
-                       prepare_low, staged)
+from .pipeline import (LowResolution, apply_low, coverage_of, estimate_batch, lifts_change, own_precision,
+                       pictures_per_call, prepare_low, staged)
 from .regions import IGNORED_REFERENCE, reference_at, working_mask
 from .temporal import FrameEstimate, Smoother, Temporal, signature
 from .tiling import one_thread
@@ -29,10 +29,18 @@ if TYPE_CHECKING:  # (phnet.harmonizer imports these steps)
     from .harmonizer import Harmonizer
 
 
+@dataclasses.dataclass
+class EstimatedFrame(FrameEstimate):
+    """A frame as :func:`estimate_frames` estimates it: its report and its working-size picture always there."""
+
+    report: Correction
+    low: LowResolution
+
+
 @own_precision
 def estimate_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
                    size: int, reference: torch.Tensor | None = None, threshold: float | None = None,
-                   strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False) -> FrameEstimate:
+                   strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False) -> EstimatedFrame:
     """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
     low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..reference_peak."""
     return estimate_frames(harmonizer, pixels[None], peak, mask[None], mask_peak, size,
@@ -45,7 +53,7 @@ def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torc
                     masks: torch.Tensor | Sequence[torch.Tensor], mask_peak: float, size: int,
                     references: torch.Tensor | Sequence[torch.Tensor] | None = None, threshold: float | None = None,
                     strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False
-                    ) -> list[FrameEstimate]:
+                    ) -> list[EstimatedFrame]:
     """:func:`estimate_frame` for B×H×W×C frames (B×H×W masks and references; or sequences of H×W×C and H×W
     tensors) in one network call."""
     lows = []
@@ -72,14 +80,14 @@ def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torc
     reports = [dataclasses.replace(r, weight=w) if w != 1.0 else r for r, w in zip(reports, weights)]
     frames = []
     for j, low in enumerate(lows):
-        frames.append(FrameEstimate(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low,
+        frames.append(EstimatedFrame(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low,
                                     tuple(pixels[j].shape[:2])))
     return frames
 
 
 @own_precision
 def apply_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
-                out: torch.Tensor, frame: FrameEstimate, correction: torch.Tensor, strength: float = 1.0) -> None:
+                out: torch.Tensor, frame: EstimatedFrame, correction: torch.Tensor, strength: float = 1.0) -> None:
     """A (smoothed) ``correction`` of :func:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
     frame with too little background is left as it was, whatever its neighbours' correction."""
     if frame.report.background is not None or frame.report.flat is not None:
@@ -95,7 +103,7 @@ def apply_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask:
     apply_low(harmonizer, pixels, peak, mask, mask_peak, out, strength, low, output)
 
 
-def smoothed_report(harmonizer: Harmonizer, frame: FrameEstimate, correction: torch.Tensor) -> Correction:
+def smoothed_report(harmonizer: Harmonizer, frame: EstimatedFrame, correction: torch.Tensor) -> Correction:
     """The frame's report, with the size of the ``correction`` it got after smoothing (``Correction.smoothed``,
     measured at the working size) where that differs from its own by a hundredth of a level or more."""
     low = frame.low
@@ -153,7 +161,7 @@ def harmonize_frames(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, 
         cuts = {bisect.bisect_left(order, cut) for cut in temporal.cuts}
         temporal = dataclasses.replace(temporal, cuts=tuple(sorted(k for k in cuts if k < len(order))))
     smoother = Smoother(temporal)
-    held: dict[int, FrameEstimate] = {}  # estimated, not yet applied: at most a window of them
+    held: dict[int, EstimatedFrame] = {}  # estimated, not yet applied: at most a window of them
     reports: list[Correction | None] = [None] * count
     done = 0
 
