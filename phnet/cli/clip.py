@@ -23,7 +23,7 @@ from .saving import save_result
 
 if TYPE_CHECKING:
     from ..corrections import Correction
-    from ..temporal import FrameEstimate
+    from ..frames import EstimatedFrame
 
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
@@ -56,14 +56,15 @@ def refuse_inverted_clip(jobs: list[Job]) -> set[Path]:
     from ..mask_tools import inverted_masks
 
     jobs = sorted((job for job in jobs if job.mask is not None), key=lambda job: natural_key(job.composite))
+    paths = [job.mask for job in jobs if job.mask is not None]  # (every one of them)
     levels = _clip_levels(jobs)
     read: set[Path] = set()
 
     def masks(bar):
-        for job in jobs:
+        for path in paths:
             try:
-                mask = read_mask(job.mask, levels=levels)
-                read.add(job.mask)
+                mask = read_mask(path, levels=levels)
+                read.add(path)
             except (ValueError, OSError):  # refuse_unreadable_masks names it, once the clip is judged
                 mask = np.zeros((1, 1), np.float32)
             bar.update(1)
@@ -78,10 +79,10 @@ def refuse_inverted_clip(jobs: list[Job]) -> set[Path]:
     i, area, border = inverted[0]
     if len(jobs) > 1:
         raise SystemExit(f"error: {len(inverted)} of the {len(jobs)} frames' masks cover most of the picture and of "
-                         f"its border ({jobs[i].mask}: {area:.0%} and {border:.0%}), so they look inverted: white "
+                         f"its border ({paths[i]}: {area:.0%} and {border:.0%}), so they look inverted: white "
                          "must mark the subject, black the background; invert them, or, if they are right "
                          "(subjects at the picture's sides), add --mask-as-given")
-    raise SystemExit(f"error: {inverted_words(jobs[i].mask, area, border)}")
+    raise SystemExit(f"error: {inverted_words(paths[i], area, border)}")
 
 
 def refuse_unreadable_masks(jobs: list[Job], read: set[Path]) -> None:
@@ -157,7 +158,7 @@ class ClipRun:
         self.levels = _clip_levels(jobs)
         self.smoother = temporal.Smoother(settings)
         self.frames: list[Job] = []  # the frames the smoother holds, by its index
-        self.held: dict[int, tuple[FrameEstimate, int]] = {}  # by that index: its estimate, its place in corrections
+        self.held: dict[int, tuple[EstimatedFrame, int]] = {}  # by that index: its estimate, its place in corrections
         self.tally = ClipTally()
         # counts frames done with (written, or failed): the last window of them is written after the last estimate
         self.bar = tqdm(total=len(jobs), desc="harmonizing", unit="frame", disable=sys.stderr is None)
@@ -177,7 +178,7 @@ class ClipRun:
         self.write(self.smoother.finish())
         self.bar.close()
 
-    def estimate(self, job: Job) -> FrameEstimate | None:
+    def estimate(self, job: Job) -> EstimatedFrame | None:
         """The frame's estimate, for the smoother; None where the frame failed, or was written as it was: no
         subject in it, or too little background (both kept out of the smoothing)."""
         from ..corrections import Correction
@@ -212,7 +213,7 @@ class ClipRun:
             self._fail(job, memory_advice(e))
             return None
 
-    def _estimate_subject(self, job: Job, shape: tuple, pixels, peak, masks, mask_peak) -> FrameEstimate:
+    def _estimate_subject(self, job: Job, shape: tuple, pixels, peak, masks, mask_peak) -> EstimatedFrame:
         """The correction of a frame with a subject, matched to its reference, or else its whole background: of an
         RGBA frame with a mask of its own, what its alpha shows of it."""
         import torch
@@ -223,7 +224,8 @@ class ClipRun:
 
         reference = reference_for(job, shape)
         if reference is not None:
-            reference = mask_to_tensor(reference, 1, *pixels.shape[:2], "reference mask")[0, 0]
+            height, width = pixels.shape[:2]
+            reference = mask_to_tensor(reference, 1, height, width, "reference mask")[0, 0]
         reference_peak, scene = 1.0, None
         if pixels.shape[-1] == 4:  # a frame with its own mask: what lies under its alpha 0 is no scene
             scene = visible_scene(pixels[None, ..., 3], masks[None], None if reference is None else
