@@ -43,7 +43,7 @@ def harmonize_one(harmonizer, job: Job, args: argparse.Namespace, say) -> None:
             "plain 16-bit RGB or RGBA PNG or TIFF to keep them")
     if left:
         say(left_out_note(job.target, job.composite, left))
-    if compare_left:
+    if compare_left and job.compare is not None:  # (only a comparison written leaves something out)
         say(left_out_note(job.compare, job.composite, compare_left))
 
 

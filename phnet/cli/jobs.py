@@ -77,13 +77,16 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
             raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {gaps}")
         if unopened:
             print(f"note: left out {unopened}")
-        masks = find_masks(mask, images) if mask is not None else [None] * len(images)
-        passed = _mask_only_frames(composite, mask, masks) if mask is not None else []
-        if passed and clip:
-            raise SystemExit(f"error: {_mask_only_note(passed, mask)}, would leave a gap in the clip: "
-                             f"{_mask_only_fix(passed)}")
-        if passed:
-            print(f"note: left out {_mask_only_note(passed, mask)}: {_mask_only_fix(passed)}")
+        masks: list[Path | None] = [None] * len(images)
+        if mask is not None:
+            found = find_masks(mask, images)
+            masks = list(found)
+            passed = _mask_only_frames(composite, mask, found)
+            if passed and clip:
+                raise SystemExit(f"error: {_mask_only_note(passed, mask)}, would leave a gap in the clip: "
+                                 f"{_mask_only_fix(passed)}")
+            if passed:
+                print(f"note: left out {_mask_only_note(passed, mask)}: {_mask_only_fix(passed)}")
         names = _result_names(images, fold, bool(compare))
         jobs = [Job(path, paired, out / (names[path][0] + ".png"),
                      out / (names[path][1] + ".png") if compare else None)
@@ -173,9 +176,14 @@ def _mask_only_fix(frames: list[Path]) -> str:
 def find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list[Path]:
     """Each composite's mask in ``folder``: the one of the same name (x.jpg's own), else of the same stem. One
     error names every composite without one."""
-    by_name, by_stem, by_folded_name, by_folded_stem = {}, {}, {}, {}
+    by_name: dict[str, Path] = {}
+    by_stem: dict[str, Path] = {}
+    by_folded_name: dict[str, Path] = {}
+    by_folded_stem: dict[str, Path] = {}
     # where the folder tells names apart by case, another composite's own mask (img_0001.jpg's) is no folded match
-    names, stems = ({c.name for c in composites}, {c.stem for c in composites}) if not folds_names(folder) else ((), ())
+    by_case = not folds_names(folder)
+    names: set[str] = {c.name for c in composites} if by_case else set()
+    stems: set[str] = {c.stem for c in composites} if by_case else set()
     for m in [*_pictures(folder), *_pictures(folder, MASK_ONLY)]:  # a.png before a.gif, a preview beside it
         by_name[m.name] = m
         by_stem.setdefault(m.stem, m)
@@ -187,12 +195,12 @@ def find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list
              or by_folded_stem.get(folded_name(c.stem)) for c in composites]
     missing = [c for c, m in zip(composites, found) if m is None]
     if missing:
-        stems = list(dict.fromkeys(c.stem for c in missing))  # x.png and x.jpg look for the same x.*
-        names = ", ".join(f"{stem}.*" for stem in stems[:10]) + (f" and {len(stems) - 10} more"
-                                                                 if len(stems) > 10 else "")
-        raise SystemExit(f"error: no {what} named {names} in {folder} ({len(missing)} of {len(composites)} "
+        wanted = list(dict.fromkeys(c.stem for c in missing))  # x.png and x.jpg look for the same x.*
+        listed = ", ".join(f"{stem}.*" for stem in wanted[:10]) + (f" and {len(wanted) - 10} more"
+                                                                   if len(wanted) > 10 else "")
+        raise SystemExit(f"error: no {what} named {listed} in {folder} ({len(missing)} of {len(composites)} "
                          "composites); name each mask like its composite")
-    return found
+    return [m for m in found if m is not None]  # (every one, by now)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
