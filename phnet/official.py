@@ -38,13 +38,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+from .config import PHNetConfig
 from .sources import BASE_URL_ENV, OFFICIAL, OfficialWeights, hub_offline
 from .sources import OFFICIAL_NAMES as NAMES
-
-if TYPE_CHECKING:
-    from .config import PHNetConfig
 
 __all__ = ["OfficialWeights", "OFFICIAL", "NAMES", "BASE_URL_ENV", "TIMEOUT_S", "default_folder", "find", "fetch"]
 
@@ -92,7 +90,7 @@ def find(name: str, folders: Iterable[str | os.PathLike[str] | None] | str | os.
     return None
 
 
-Convert = Callable[[Path, Path, "PHNetConfig"], object]  # (the .pth, the folder to write, its config); result unused
+Convert = Callable[[Path, Path, PHNetConfig], object]  # (the .pth, the folder to write, its config); result unused
 
 
 def fetch(
@@ -230,8 +228,6 @@ def _local_checkpoint(weights: OfficialWeights, folders: list[Path]) -> Path | N
 
 def _convert(weights: OfficialWeights, checkpoint: Path, out_dir: Path, convert: Convert) -> Path:
     """The .pth → ``out_dir`` with config, safetensors and the licence, appearing whole."""
-    from .config import PHNetConfig
-
     config = dataclasses.replace(PHNetConfig.preset(weights.preset), image_size=weights.image_size, name=weights.name)
     staging = out_dir.with_name(f".{out_dir.name}.converting")
     try:
