@@ -247,7 +247,7 @@ class PHNetModelLoader:
             from ..phnet.sources import stamp
 
             _FETCHED[after] = stamp(after)
-            _LOADED[(*key, _FETCHED[after])] = model
+            _LOADED[key + (_FETCHED[after],)] = model
         return (model,)
 
 

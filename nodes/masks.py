@@ -213,9 +213,9 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     if frames.is_floating_point() and not bool(torch.isfinite(frames).all()):
         return  # NaN reads as neither subject nor background: the library's check names it
     if not bool((frames > 0).any()):
-        which = f"every {'frame' if clip else 'picture'}'s mask" if len(frames) > 1 else f"'{name}'"
+        whose = f"every {'frame' if clip else 'picture'}'s mask" if len(frames) > 1 else f"'{name}'"
         raise ValueError(
-            f"{node}: {which} is empty (all 0), so nothing marks the subject. The usual causes: Load Image's "
+            f"{node}: {whose} is empty (all 0), so nothing marks the subject. The usual causes: Load Image's "
             "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, its MASK "
             "through InvertMask, or a black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet "
             "SAM Segment that found nothing (check its box or points).")

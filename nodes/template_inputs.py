@@ -54,12 +54,13 @@ def install() -> list[str]:
     key = os.path.normcase(os.path.abspath(target))
     path = record_path()
     record = _read_record(path)
-    listed = record.get(key)
-    listed = set(listed) & set(NAMES) if isinstance(listed, list) else set()
+    entry = record.get(key)
+    listed = set(entry) & set(NAMES) if isinstance(entry, list) else set()
     done = set(listed)  # copied before (a later version may add some: those still come)
-    old = target / OLD_MARKER
+    marker = target / OLD_MARKER
+    old: Path | None = marker
     try:
-        done |= set(old.read_text(encoding="utf-8").split()) & set(NAMES)
+        done |= set(marker.read_text(encoding="utf-8").split()) & set(NAMES)
     except (OSError, UnicodeDecodeError):
         old = None
     copied = []
