@@ -479,7 +479,7 @@ def _segment(segmenter, image, box):
                 segmenter.to("cpu")
 
 
-_sam_users = {}  # id of a segmenter: how many requests are using it now
+_sam_users: dict[int, int] = {}  # id of a segmenter: how many requests are using it now
 _sam_users_lock = threading.Lock()
 
 
@@ -797,9 +797,9 @@ def _local(choice, folders):
 
 # The WebUI calls once per generated image; one model of each kind stays loaded so a batch (or a
 # SAM vit_h, 2.5 GB) is not read from disk again for every image.
-_loaded = {}
+_loaded: dict[str, tuple[object, object]] = {}  # kind: (its key, its model)
 _loaded_lock = threading.Lock()
-_building = {}  # kind: its lock, held over a build (another kind's build goes on beside it)
+_building: dict[str, threading.Lock] = {}  # kind: its lock, held over a build (another kind's build goes on beside it)
 
 
 def _cached(kind, key, build):
