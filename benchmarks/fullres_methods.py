@@ -18,7 +18,6 @@ PSNR against its own peak: they are left out of every row, and counted in the fi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 
 from benchmarks.pairs import read_pair
 from phnet import metrics
+from phnet.console import printable_anywhere
 from phnet.fullres import apply_full_resolution, apply_in_tiles, bounding_box, downscale, lift
 from phnet.fullres import resize, subject_coverage, working_shape
 from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
@@ -80,8 +80,7 @@ def load_pairs(root: Path, limit: int):
 
 
 def main() -> int:
-    with contextlib.suppress(AttributeError, ValueError):  # a table's − and Δ in a cp1252 file (Windows)
-        sys.stdout.reconfigure(errors="backslashreplace")
+    printable_anywhere()  # a table's − and Δ in a cp1252 file (Windows)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path,
                         help="a split folder holding images/ and masks/ (e.g. POOL/val of package_portraits)")
@@ -113,7 +112,8 @@ def main() -> int:
             black += 1
             continue
         m = torch.from_numpy(mask)[None, None]
-        shape = working_shape(*real.shape[:2], args.size)
+        height, width = real.shape[:2]
+        shape = working_shape(height, width, args.size)
         m_low = (resize(m, shape) >= 0.5).float()
         if not m_low.any():
             vanished += 1

@@ -40,13 +40,13 @@ processes at a time: each counts only its own allocations), and a line after the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,7 +56,7 @@ if not __package__:  # run as a script (its children too): this checkout's phnet
 
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
 # name: (mode, dtype, full_resolution_on, cuda_graphs, network_batch)
-PIPELINES = {"official": ("official", "fp32", "auto", False, "auto"),
+PIPELINES: dict[str, tuple[str, str, str, bool, int | str]] = {"official": ("official", "fp32", "auto", False, "auto"),
              "official auto": ("official", "auto", "auto", False, "auto"),
              "ours fp32": ("full", "fp32", "auto", False, "auto"),
              "ours auto": ("full", "auto", "auto", False, "auto"),
@@ -138,7 +138,7 @@ def photo(height: int, width: int, batch: int | None = None):
     return image if batch else image[0]
 
 
-def build(args, pipeline: str):
+def build(args, pipeline: str) -> tuple[Callable, int]:
     import torch
 
     from phnet.config import PHNetConfig
@@ -167,8 +167,7 @@ def build(args, pipeline: str):
     def run(image, mask):  # the whole correction: a weights' do-no-harm rule could leave the subject as it was,
         return harmonizer(image, mask, mode=mode, threshold=0)  # and the full-resolution step untimed
 
-    run.working_size = harmonizer.config.image_size
-    return run
+    return run, harmonizer.config.image_size
 
 
 def synchronize(device: str) -> None:
@@ -211,7 +210,7 @@ def memory_case(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    run = build(args, args.case_pipeline)
+    run, _ = build(args, args.case_pipeline)
     height, width = SIZES[args.case_size]
     image, mask = photo(height, width), portrait_mask(height, width)
     reset_peak_rss()  # what counts: the model, the inputs and the calls, not how the inputs were made
@@ -235,7 +234,8 @@ def timing_run(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    runs = {p: build(args, p) for p in dict.fromkeys([*pipelines(args.device), *frame_pipelines(args.device)])}
+    built = {p: build(args, p) for p in dict.fromkeys([*pipelines(args.device), *frame_pipelines(args.device)])}
+    runs = {p: run for p, (run, _) in built.items()}
     inputs = {s: (photo(*SIZES[s]), portrait_mask(*SIZES[s])) for s in args.sizes}
     frames = photo(*FRAMES[1:], batch=FRAMES[0])
     frame_mask = portrait_mask(*FRAMES[1:])
@@ -264,12 +264,12 @@ def timing_run(args) -> dict:
                 synchronize(args.device)
                 if round_:
                     times.setdefault(f"{pipeline}|frames", []).append(clock() - start)
-    result = {key: statistics.median(values) for key, values in times.items()}
+    result: dict[str, object] = {key: statistics.median(values) for key, values in times.items()}
     if outputs:
         ref = outputs["official"].astype(np.int16)
         result["diff"] = {p: int(np.abs(o.astype(np.int16) - ref).max()) for p, o in outputs.items()}
         result["mean_diff"] = {p: float(np.abs(o.astype(np.int16) - ref).mean()) for p, o in outputs.items()}
-        result["working_size"] = runs["official"].working_size
+        result["working_size"] = built["official"][1]
     return result
 
 
@@ -294,8 +294,9 @@ def child(args, *extra: str) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    with contextlib.suppress(AttributeError, ValueError):  # a table's − and Δ in a cp1252 file (Windows)
-        sys.stdout.reconfigure(errors="backslashreplace")
+    from phnet.console import printable_anywhere
+
+    printable_anywhere()  # a table's − and Δ in a cp1252 file (Windows)
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="iharmony", help="architecture preset for random weights")
     parser.add_argument("--output", choices=("image", "residual", "transform"), help="override the preset's output")
@@ -399,9 +400,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 f"{'':>17}{official / timing[f'ours fp32|{size}']:>5.2f}× {official / auto:>5.2f}×")
         print(line + (f" {timing[f'official auto|{size}'] / auto:>22.2f}×" if same else ""))
     if gpu:
-        rows = "; ".join(f"{p} " + " ".join(f"{reserved[(p, size)]:.0f}" for size in args.sizes) for p in names)
+        pools = "; ".join(f"{p} " + " ".join(f"{reserved[(p, size)]:.0f}" for size in args.sizes) for p in names)
         print(f"peak GPU memory reserved, MB ({', '.join(args.sizes)}; the allocator's pools, a CUDA graph's own "
-              f"included, which 'allocated' leaves out): {rows}")
+              f"included, which 'allocated' leaves out): {pools}")
     if "diff" in timing:
         diffs = ", ".join(f"{p} {timing['diff'][p]}/255 (mean {timing['mean_diff'][p]:.2f})" for p in names[1:])
         size = timing.get("working_size", 512)
@@ -423,8 +424,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.frames:
         n, h, w = FRAMES
         fps = {p: n / timing[f"{p}|frames"] for p in frame_pipelines(args.device)}
-        rows = ", ".join(f"{p} {f:.2f} fps ({f / fps['official']:.2f}×)" for p, f in fps.items() if p != "official")
-        print(f"video: a batch of {n} frames {w}x{h} (uint8): official {fps['official']:.2f} fps, {rows}")
+        others = ", ".join(f"{p} {f:.2f} fps ({f / fps['official']:.2f}×)" for p, f in fps.items() if p != "official")
+        print(f"video: a batch of {n} frames {w}x{h} (uint8): official {fps['official']:.2f} fps, {others}")
         if "official auto" in fps:
             print(f"video, ours auto vs official auto: {fps['ours auto'] / fps['official auto']:.2f}×")
         if "ours fp32 one per call" in fps:

@@ -51,7 +51,10 @@ from trainer.data.common import IMAGE_EXTENSIONS, find_with_any_extension
 from trainer.data.synthesis import exposure, synthesize, white_balance
 
 
-def load(data: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+Pair = tuple[str, np.ndarray, np.ndarray]  # a photo's name, the photo, its subject's mask
+
+
+def load(data: Path, limit: int) -> list[Pair]:
     if not (data / "images").is_dir() or not (data / "masks").is_dir():
         raise SystemExit(f"error: {data} holds no images/ and masks/ folders: give a split of a pool (e.g. POOL/test)")
     pairs = []
@@ -131,7 +134,7 @@ def fmse(images: torch.Tensor, gts: torch.Tensor, masks: torch.Tensor) -> torch.
     return err.sum(dim=(1, 2, 3)) / (3 * masks.sum(dim=(1, 2, 3)))
 
 
-def clip_table(harmonizer: Harmonizer, pairs, frames: int, side: int, clips: int) -> list[str]:
+def clip_table(harmonizer: Harmonizer, pairs: list[Pair], frames: int, side: int, clips: int) -> list[str]:
     half = frames // 2
     after = min(3, frames - half)  # the second shot may have only two
     runs = {
@@ -141,7 +144,7 @@ def clip_table(harmonizer: Harmonizer, pairs, frames: int, side: int, clips: int
         "exponential 3 (causal)": Temporal(window=3.0, causal=True),
         "window 6, cut detection off": Temporal(window=6.0, cut_threshold=1e9),
     }
-    stats = {name: {"jump": [], "flicker": [], "fmse": [], "after": []}
+    stats: dict[str, dict[str, list[float]]] = {name: {"jump": [], "flicker": [], "fmse": [], "after": []}
              for name in ["composite", "ground truth", *runs]}
     found = []
     for c in range(clips):
@@ -203,8 +206,8 @@ def reference_case(image, mask, side_name: str, seed: int, size: int):
     return gt, comp, mask, reference
 
 
-def reference_table(harmonizer: Harmonizer, pairs, size: int) -> list[str]:
-    rows = {"composite": [], "no reference mask": [], "reference = the lit side": [],
+def reference_table(harmonizer: Harmonizer, pairs: list[Pair], size: int) -> list[str]:
+    rows: dict[str, list[float]] = {"composite": [], "no reference mask": [], "reference = the lit side": [],
             "reference = the other side": []}
     for i, (_, image, mask) in enumerate(pairs):
         for k, side_name in enumerate(("left", "right")):
@@ -283,7 +286,7 @@ def main() -> None:
         print(f"## {weights or 'bundled default'} (output={h.config.output!r}, working size {h.config.image_size})\n")
         print("### Cost\n")
         print("\n".join(timing_table(h, a.size)) + "\n")  # (24 frames: the cost table's own clip)
-        if a.timing_only:
+        if pairs is None:  # --timing-only
             continue
         print("### Clips\n")
         print("\n".join(clip_table(h, pairs, a.frames, a.size, a.clips)))

@@ -101,7 +101,7 @@ def test_every_timed_call_applies_the_correction_whatever_the_weights_rule(tmp_p
     config = PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=64,
                          output="image", correction_threshold=255.0)
     save_pretrained(PHNet(config), tmp_path / "strict")
-    run = pipeline_speed.build(argparse.Namespace(weights=str(tmp_path / "strict"), device="cpu"), pipeline)
+    run, _ = pipeline_speed.build(argparse.Namespace(weights=str(tmp_path / "strict"), device="cpu"), pipeline)
     image, mask = pipeline_speed.photo(96, 128), pipeline_speed.portrait_mask(96, 128)
     assert not np.array_equal(run(image, mask), image)
 
