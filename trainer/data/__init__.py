@@ -50,11 +50,16 @@ def check_data_folders(data: dict) -> None:
 
 
 def configured_folder(data: dict, key: str) -> Path | None:
-    """``data[key]`` as an existing folder (None when unset): a mistyped path must not quietly train on other data."""
+    """``data[key]`` as an existing folder (None when unset, except the root, which must be set): a mistyped path
+    must not quietly train on other data."""
+    return required_folder(data, key) if data.get(key) or key == "root" else None
+
+
+def required_folder(data: dict, key: str) -> Path:
+    """``data[key]`` as an existing folder, for a setting the data set cannot do without."""
     if not data.get(key):
-        if key == "root":
-            raise ValueError("data.root is not set: pass --data FOLDER (the data-set folder)")
-        return None
+        fix = "pass --data FOLDER (the data-set folder)" if key == "root" else f"set data.{key}"
+        raise ValueError(f"data.{key} is not set: {fix}")
     path = Path(data[key]).expanduser()
     if path.is_dir():
         return path
@@ -67,14 +72,14 @@ def configured_folder(data: dict, key: str) -> Path | None:
 def data_kind(data: dict) -> str:
     """The kind of data set a ``[data]`` table describes: its ``kind``, or with ``auto`` the one its root holds."""
     kind = data.get("kind", "auto")
-    return detect_kind(configured_folder(data, "root")) if kind == "auto" else kind
+    return detect_kind(required_folder(data, "root")) if kind == "auto" else kind
 
 
 def split_settings(data: dict) -> tuple[str, ...]:
     """The ``[data]`` keys that decide which photos of the data set ``data`` describes are trained on and which are
     held out for validation or testing: a photo folder's fractions and whether it has a ``val_root`` (a pool's and
     a ready set's splits are their own, though a set without a validation list carves it by ``val_fraction``)."""
-    root = configured_folder(data, "root")
+    root = required_folder(data, "root")
     kind = data_kind(data)
     if kind == "iharmony":
         return ("data.val_fraction",) if carves_validation(root, data.get("subsets") or None) else ()
@@ -105,11 +110,11 @@ def _split_photos(data: dict) -> dict[str, set[Path]] | None:
     reads them; None for another kind of set."""
     import warnings
 
-    root = configured_folder(data, "root")
+    root = required_folder(data, "root")
     if data_kind(data) != "folder":
         return None
     plain = {**data, "max_samples": 0, "preload": False, "kind": "folder"}
-    out = {}
+    out: dict[str, set[Path]] = {}
     with warnings.catch_warnings():  # photos without masks: the run itself warns
         warnings.simplefilter("ignore")
         by_splits = is_pool(root) and not data.get("mask_dir")  # a pool read by its split folders
@@ -256,7 +261,7 @@ def build_dataset(data: dict, split: str, *, train: bool | None = None, image_si
     ``test_fraction``) carries the warning to print with its scores in ``not_held_out``. ``progress`` and
     ``report``: the preload's tqdm bar and its memory line (:meth:`FolderDataset.preload`).
     """
-    root = configured_folder(data, "root")
+    root = required_folder(data, "root")
     kind = checked_kind(data, root, split)
     options = dataset_options(data, kind, root, split, train=train, image_size=image_size, resize=resize, seed=seed)
     val_fraction = float(data.get("val_fraction", 0.05))
@@ -357,7 +362,7 @@ def reads_val_root(data: dict, root: Path, split: str) -> bool:
 def val_root_split(data: dict, root: Path, split: str, options: dict) -> FolderDataset:
     """The photos of the validation folder ``data.val_root`` (each ``val_copies`` times), which must be a folder of
     photos or a pool; as the test split, it is the validation split, and says so in ``not_held_out``."""
-    val_root = configured_folder(data, "val_root")
+    val_root = required_folder(data, "val_root")  # read only when set
     if (held := detect_kind(val_root)) != "folder":
         raise ValueError(f"data.val_root {val_root} holds a ready {held} set (composites, masks and real pictures "
                          "in folders of their own): read as photos, its masks and composites would be validation "

@@ -124,4 +124,5 @@ class FFHQHDataset(HarmonizationDataset):
     mask_filter = "bilinear"  # the official FFHQH loader resizes the mask bilinearly and cuts it at half after
 
     def load(self, record: Record, rng: np.random.Generator):
+        assert record.comp is not None and record.mask is not None  # a ready set's records name both
         return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask, binary=False)

@@ -103,7 +103,7 @@ def masks_by_photo(keys: list[str], root: Path, mask_dir: Path, mask_setting: st
         if stem_of(k) not in by_stem:
             wanting[folded_name(stem_of(k))] = wanting.get(folded_name(stem_of(k)), 0) + 1
     by_folded = {name: masks[0] for name, masks in folds.items() if len(masks) == 1 and wanting.get(name) == 1}
-    found = {k: mask for k in keys if (mask := by_stem.get(stem_of(k)) or by_folded.get(folded_name(stem_of(k))))}
+    found = {k: hit for k in keys if (hit := by_stem.get(stem_of(k)) or by_folded.get(folded_name(stem_of(k))))}
     if not found:
         raise FileNotFoundError(
             f"{mask_setting}: no photo under {root} has a mask in {mask_dir}; a mask needs the photo's relative "
@@ -249,15 +249,15 @@ def copies_across(held: FolderDataset, train: FolderDataset) -> list[tuple[Path,
     if held.preloaded is None or train.preloaded is None:
         return []
 
-    def hashes(ds: FolderDataset) -> dict[Path, int]:
-        return {path: dhash64(eight_bit(photo.real)) for path, photo in ds.preloaded.items() if photo.real is not None}
+    def hashes(preloaded: dict[Path, Preloaded]) -> dict[Path, int]:
+        return {path: dhash64(eight_bit(photo.real)) for path, photo in preloaded.items() if photo.real is not None}
 
-    seen = hashes(train)
+    seen = hashes(train.preloaded)
     if not seen:
         return []
     paths, table = list(seen), np.array(list(seen.values()), np.uint64)
     pairs = []
-    for path, h in hashes(held).items():
+    for path, h in hashes(held.preloaded).items():
         close = np.nonzero(hamming(h, table) <= NEAR_DUPLICATE_BITS)[0]
         if len(close):
             pairs.append((path, paths[int(close[0])]))

@@ -162,9 +162,10 @@ def val_photos(folder: Path, subset: str) -> set[str]:
                 f"{val_list} lists {len(both)} composite(s) of {test_list.name} (first: {both[0]}): checkpoints "
                 f"would be chosen on the test set. Make the val list from {subset}_train.txt, or delete it "
                 f"(data.val_fraction of the training photos is then held out)")
-    return {_photo(line) for line in lines} - {None}
+    return {photo for line in lines if (photo := _photo(line)) is not None}
 
 
 class IHarmony4Dataset(HarmonizationDataset):
     def load(self, record: Record, rng: np.random.Generator):
+        assert record.comp is not None and record.mask is not None  # a ready set's records name both
         return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask)
