@@ -228,6 +228,7 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     if not push_to_hub:
         return
     source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
+    assert source is not None  # a run ends on a checkpoint: its last step's, or the one a signal saved
     later = f"python -m trainer.push {shell_word(source)} {push_to_hub}{' --private' if hub_private else ''}"
     if "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
         print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
@@ -250,9 +251,9 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
 def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True) -> Data:
     """Training and validation sets at the working size, and their loaders (the batches resume mid-epoch)."""
     t_cfg, d_cfg = cfg["train"], cfg["data"]
-    shown = dict(image_size=size, progress=env.main and progress, report=env.main)  # one process speaks
-    train_set = build_dataset(d_cfg, "train", **shown)
-    val_set = build_dataset(d_cfg, "val", **shown)
+    shown = env.main and progress  # one process speaks
+    train_set = build_dataset(d_cfg, "train", image_size=size, progress=shown, report=env.main)
+    val_set = build_dataset(d_cfg, "val", image_size=size, progress=shown, report=env.main)
     if env.main and isinstance(val_set, FolderDataset) and isinstance(train_set, FolderDataset):
         small = upscaled_photos(train_set, size)
         if small:
@@ -269,6 +270,7 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
                   f"how it does on others; {where}", file=sys.stderr)
         copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]
         if copies:
+            assert val_set.preloaded is not None  # copies are told apart in preloaded pictures only
             held, seen = copies[0]
             print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate "
                   f"among the training photos (e.g. {held} ~ {seen}): their scores are not held-out scores; keep one "

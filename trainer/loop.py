@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
@@ -173,7 +173,7 @@ class TrainingLoop:
         self.patience, self.since_best = int(t["patience"]), 0
         self.max_bad = int(cfg["data"]["max_bad_in_a_row"])
         self.synthesis = SynthesisOptions(**cfg["data"].get("synthesis", {}))
-        self.iterator = None
+        self.iterator: Iterator[dict] | None = None
         self.window = LossWindow(first_step=self.pos.step + 1)
         self.last_val = None
         self.validated_at = self.saved_at = -1  # the last steps validated and checkpointed
@@ -425,7 +425,7 @@ class TrainingLoop:
             try:
                 res = validate(self.eval_model(), self.val_loader, self.env.device, amp=self.amp)
             except (RuntimeError, MemoryError) as exc:  # memory: train.val_batch_size is the setting, not batch_size
-                exc.while_validating = True
+                setattr(exc, "while_validating", True)  # a mark fit's memory message reads
                 raise
             self.log.write({"type": "val", "step": self.pos.step, **res}, curves=True)
         unreadable = self.env.from_main(res is not None and not res["n"] and res["skipped"])
@@ -434,7 +434,7 @@ class TrainingLoop:
                 f"validation at step {self.pos.step}: none of the {unreadable} samples of the validation split could "
                 f"be read (data.on_bad_sample = \"skip\" dropped them all; the warnings above name the files): "
                 f"replace them, or point data.val_root at readable photos, and run again")
-        if self.env.main and self.progress and res["n"]:
+        if res is not None and self.progress and res["n"]:  # only rank 0 scored
             near_right = ("near-right n/a (none in this split)" if res["near_right_fmse"] is None else
                           f"near-right fMSE {res['near_right_fmse']:.1f} (composite "
                           f"{res['composite_near_right_fmse']:.1f})")
