@@ -94,7 +94,7 @@ def error_curves(batches: list[dict], shares: int = SHARES) -> dict[str, np.ndar
                                              "composite_mse", "composite_fmse")}
     for b in tqdm(batches, desc=f"errors at {shares} shares of each", unit="batch", leave=False, file=sys.stderr):
         comp, real, mask, change, change_real = (b[k] for k in ("comp", "real", "mask", "change", "change_real"))
-        curves = {"mse": [], "fmse": [], "untouched": []}
+        curves: dict[str, list[torch.Tensor]] = {"mse": [], "fmse": [], "untouched": []}
         for k in np.linspace(0.0, 1.0, shares):  # the picture the model makes with a share k of its change
             out = metrics.blend((comp + float(k) * change).clamp(0, 1), comp, mask)
             curves["mse"].append(metrics.mse(out, real))

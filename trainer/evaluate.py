@@ -89,7 +89,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,
                         num_workers=int(data.get("num_workers", 0)))
 
-    rows, untouched, grid, skipped = [], [], [], 0
+    rows, untouched, skipped = [], [], 0
+    grid: list[dict] = []
     bar = None
     if progress:
         from tqdm import tqdm

@@ -28,8 +28,9 @@ MSE_COLOUR = (31, 100, 180)
 
 def point(run: Path) -> dict:
     """The run's training sources and the validation record with the lowest fMSE."""
-    config_path, log_path = run_config_path(run), run / "log.jsonl"  # an older run's config.json too
-    for path in (config_path or run / RUN_CONFIG_NAME, log_path):
+    config_path = run_config_path(run) or run / RUN_CONFIG_NAME  # an older run's config.json too
+    log_path = run / "log.jsonl"
+    for path in (config_path, log_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: give run folders written by python -m trainer.fit")
     config = json.loads(config_path.read_text())

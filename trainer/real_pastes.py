@@ -116,7 +116,7 @@ def _grid(a: argparse.Namespace) -> int:
         row = {"composite": t(comp)}
         inside, outside = m >= 0.5, m < 0.5
         pull = comp[outside].mean(0) - comp[inside].mean(0)  # where the subject's mean colour would have to go
-        line = {"subject": subject.stem, "background": background.stem}
+        line: dict[str, str | float] = {"subject": subject.stem, "background": background.stem}
         for label, harmonizer in models.items():
             out = harmonizer(comp, m)
             row[label] = t(out)

@@ -29,10 +29,10 @@ from phnet.atomic import write_atomic_text
 from trainer import checkpoint as ckpt
 from trainer.config import LEGACY_RUN_CONFIG_NAME, RUN_CONFIG_NAME, run_config_path, to_json
 
-try:
-    import fcntl
-except ImportError:  # Windows: the lock falls back to "is the recorded pid alive"
+if sys.platform == "win32":  # no fcntl: the lock falls back to "is the recorded pid alive"
     fcntl = None
+else:
+    import fcntl
 
 
 def shell_word(path: Path | str, windows: bool = os.name == "nt") -> str:
@@ -55,14 +55,15 @@ def _windows_pid_alive(pid: int) -> bool:
     """Whether the process ``pid`` of this Windows machine still runs (one that cannot be asked is taken as running)."""
     import ctypes
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]  # a Windows-only name
     kernel32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
     kernel32.OpenProcess.restype = ctypes.c_void_p
     kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
     kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
-        return ctypes.get_last_error() != 87  # ERROR_INVALID_PARAMETER: no such process
+        error = ctypes.get_last_error()  # type: ignore[attr-defined]  # a Windows-only name
+        return error != 87  # ERROR_INVALID_PARAMETER: no such process
     try:
         code = ctypes.c_ulong()
         return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == 259  # STILL_ACTIVE

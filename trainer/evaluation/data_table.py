@@ -17,8 +17,9 @@ def data_for_other(run_data: dict, other: str) -> dict:
     data = dict(run_data)
     data.pop("max_samples", None)  # a run's cap on its own photos: these composites are scored whole
     root, own = run_data.get("root"), False
-    with contextlib.suppress(OSError, TypeError):
-        own = bool(root) and Path(root).expanduser().resolve() == Path(other).expanduser().resolve()
+    if root:
+        with contextlib.suppress(OSError, TypeError):
+            own = Path(root).expanduser().resolve() == Path(other).expanduser().resolve()
     if not own:
         for key in RUN_FOLDERS:
             data.pop(key, None)

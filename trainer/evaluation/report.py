@@ -37,7 +37,7 @@ def to_markdown(summary: dict, meta: dict) -> str:
         lines.extend([f"**{meta['not_held_out']}**", ""])
     lines.extend([f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples"
                   f"{sampled(meta)}), resolution {meta['resolution']}"
-                  f"{RESIZE_NOTES.get(meta.get('resize'), '')}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB). "
+                  f"{RESIZE_NOTES.get(meta.get('resize') or '', '')}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB). "
                   f"{PEAKS}", ""])
 
     def table(title: str, groups: dict | None, label: str):
