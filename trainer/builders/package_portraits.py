@@ -74,8 +74,9 @@ import json
 import multiprocessing
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -88,6 +89,9 @@ from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXE
                                               PEOPLE_ONLY, Source, frames_from_file, installed_licence, is_mit,
                                               usable)
 from trainer.builders.subject_masks import acceptable, load_cv2, random_shape_mask, subject_mask
+
+if TYPE_CHECKING:
+    from trainer.builders.package_history import Tally
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 ALWAYS_VAL = ("skimage/astronaut",)
@@ -159,14 +163,19 @@ def iter_sources() -> Iterator[Source]:
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
                 key = f"{short}/{p.relative_to(root).as_posix()}"
-                yield Source(key, lambda k, p=p: frames_from_file(p, k), p.read_bytes)
+                yield Source(key, partial(frames_from_file, p), p.read_bytes)
     try:
         import skimage.data as skd
     except ImportError:
         print("warning: scikit-image not installed, skimage.data skipped", file=sys.stderr)
         return
     for name in SKIMAGE_PHOTOS:
-        yield Source(f"skimage/{name}", lambda k, name=name: [np.ascontiguousarray(getattr(skd, name)()[..., :3])])
+        yield Source(f"skimage/{name}", partial(sample_frames, skd, name))
+
+
+def sample_frames(samples: Any, name: str, max_frames: int) -> list[np.ndarray]:
+    """The sample photo ``name`` of scikit-image's ``samples`` module: one frame, RGB."""
+    return [np.ascontiguousarray(getattr(samples, name)()[..., :3])]
 
 
 def licences() -> dict[str, str]:
@@ -217,7 +226,8 @@ def _resize_short(a: np.ndarray, side: int, resample) -> np.ndarray:
 
 def cropped(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The picture and its mask in the :func:`crop_window` of the mask."""
-    y0, y1, x0, x1 = crop_window(*rgb.shape[:2], mask)
+    h, w = rgb.shape[:2]
+    y0, y1, x0, x1 = crop_window(h, w, mask)
     return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
@@ -316,7 +326,8 @@ def _build_one(i: int) -> tuple[list[dict], list[dict]]:
                         "mask": method, "fg": round(float(m.mean()), 4), "size": hw})
         if split == "train" and j == len(frs) // 2:
             # augmentation: the same picture with a random-shape region
-            rm = random_shape_mask(*crop.shape[:2], np.random.default_rng(seed + 1))
+            ch, cw = crop.shape[:2]
+            rm = random_shape_mask(ch, cw, np.random.default_rng(seed + 1))
             name = f"{base}_f{j}_rand"
             hw = _save_pair(out, split, name, crop, rm, side)
             entries.append({"name": name, "split": split, "source": src.key, "frame": j,
@@ -385,7 +396,8 @@ def _build_into(out: Path, size: int, val_size: int, frames: int, val_percent: i
     for split in ("train", "val", "test") if test_percent > 0 else ("train", "val"):
         for sub in ("images", "masks"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
-    entries, skipped, history, older_keys = [], [], [], set()
+    entries, skipped, older_keys = [], [], set()
+    history: list[Tally] = []
     t0 = time.time()
     sources = list(iter_sources())
     if all_versions:

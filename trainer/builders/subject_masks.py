@@ -166,9 +166,12 @@ def subject_mask(rgb: np.ndarray, seed: int) -> tuple[np.ndarray, str, tuple | N
     if m is None:
         m, method = object_mask(small, seed), "object"
     if m is None:
-        m, method = random_shape_mask(*small.shape[:2], np.random.default_rng(seed)), "random"
+        sh, sw = small.shape[:2]
+        m, method = random_shape_mask(sh, sw, np.random.default_rng(seed)), "random"
     H, W = rgb.shape[:2]
     if s != 1.0:
         m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((W, H), Image.BILINEAR)) >= 128
-        face = None if face is None else tuple(int(round(v / s)) for v in face)
+        if face is not None:
+            x, y, w, h = (int(round(v / s)) for v in face)
+            face = (x, y, w, h)
     return m, method, face

@@ -221,8 +221,8 @@ def _write(ds: FolderDataset, records: list[Record], keys: list[str], out: Path,
     across = copies_across_splits(hashes)
     if across:
         (a, where_a), (b, where_b) = across[0]
-        held = {a for (a, _), _ in across} | {b for _, (b, where) in across if where != "train"}
-        warnings.warn(f"{len(held)} held-out photo(s) have a near-duplicate in another split (first: {a} in "
+        copied = {a for (a, _), _ in across} | {b for _, (b, where) in across if where != "train"}
+        warnings.warn(f"{len(copied)} held-out photo(s) have a near-duplicate in another split (first: {a} in "
                       f"{where_a}, {b} in {where_b}): the held-out scores of such a photo are not held-out ones; "
                       f"remove the copies from {src} and build again")
     for split, names in splits.items():  # no empty list: without val_split.txt, training carves its own val
