@@ -63,3 +63,15 @@ def test_importing_the_command_line_package_loads_no_torch():
     code = ("import sys, phnet.cli; assert 'torch' not in sys.modules, 'torch'; phnet.cli.main; "
             "assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_the_command_and_the_harmonizer_load_no_sam_hub_client_or_trainer_until_used():
+    """Every `phnet` command and every program that makes a Harmonizer pays what their imports load: SAM (seconds),
+    the Hub client, safetensors and the trainer load when a call needs them."""
+    import subprocess
+    from pathlib import Path
+
+    code = ("import sys, phnet.cli.command; from phnet import Harmonizer; "
+            "heavy = {'segment_anything', 'huggingface_hub', 'safetensors', 'transformers', 'trainer'}; "
+            "loaded = heavy & {n.split('.')[0] for n in sys.modules}; assert not loaded, sorted(loaded)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -120,3 +120,35 @@ def test_generation_in_a_fresh_webui_process(tmp_path, tiny_models):
     assert not report["extension_on_path"]
     assert report["infotext"]["PHNet weights"] == "default (bundled)"
     assert report["changed_outside"] == 0 and report["changed_inside"] > 0
+
+
+_START = r'''
+import json, sys
+ROOT, FAKE_SITE, REPO = sys.argv[1:4]
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path[:] = [p for p in sys.path if p not in ("", REPO)]
+sys.path[:0] = [ROOT, FAKE_SITE]
+from modules import errors, scripts
+
+scripts.load_scripts()
+for is_img2img in (False, True):
+    runner = scripts.ScriptRunner()
+    runner.initialize_scripts(is_img2img)
+    runner.setup_ui()
+print(json.dumps({"errors": errors.exception_records, "loaded": sorted({n.split(".")[0] for n in sys.modules})}))
+'''
+
+
+def test_the_webui_starts_without_loading_sam_the_hub_client_or_the_trainer(tmp_path):
+    """The WebUI runs every extension's script at start-up: SAM (seconds to import), the Hub client, safetensors
+    and the trainer load when a generation uses them, never to build the accordion."""
+    root = build_webui_root(tmp_path / "webui")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [sys.executable, "-c", _START, str(root), str(FAKE_SITE), str(REPO)]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == [], result.stderr
+    assert "phnet" in report["loaded"]
+    heavy = {"segment_anything", "huggingface_hub", "safetensors", "transformers", "trainer"}
+    assert heavy.isdisjoint(report["loaded"]), sorted(heavy & set(report["loaded"]))
