@@ -33,6 +33,7 @@ class PatchColorTransfer(nn.Module):
         self.grid_weights = nn.Parameter(torch.tensor(init_weights, dtype=torch.float32))
 
     def patch_stats(self, x: torch.Tensor, patches: Partition) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-patch mean and unbiased std of ``x`` (B×C×G×G each), over every pixel of the patch."""
         count = patches.sums(torch.ones_like(x[:1, :1]))
         mean = patches.sums(x) / count.clamp(min=1)
         centred = x - patches.expand(mean)
@@ -47,6 +48,7 @@ class PatchColorTransfer(nn.Module):
         reference: torch.Tensor | None = None,
         region: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``fg`` (B×C×H×W) moved towards the statistics of ``bg``, or of ``reference`` inside ``region``."""
         patches = partition(fg, self.grid)
         mu_f, sd_f = self.patch_stats(fg, patches)
         mu_b, sd_b = self.patch_stats(bg, patches)
@@ -110,6 +112,7 @@ class SqueezeExcitationGate(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``x`` (B×C×h×w, the bottleneck) gated by its channel attention and the PFE map ``features``."""
         se = self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
         q = torch.sigmoid(features.amax(dim=(2, 3), keepdim=True).mean(dim=1, keepdim=True))
         return x * se + x * q

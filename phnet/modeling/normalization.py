@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .patches import full_precision, partition
+from .patches import Partition, full_precision, partition
 
 
 class PatchNormalization(nn.Module):
@@ -45,6 +45,7 @@ class PatchNormalization(nn.Module):
 
     @full_precision
     def forward(self, x: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (B×C×H×W) with its foreground (``mask``, B×1×H×W in 0..1) re-styled, in fp32 at least."""
         eps = self.eps
         background = 1 - mask
         patches = partition(x, self.grid)
@@ -86,14 +87,14 @@ class PatchNormalization(nn.Module):
         return torch.lerp(torch.addcmul(bg_shift, x, bg_scale), foreground, mask)
 
     def extra_repr(self) -> str:
+        """The sizes shown in the module's repr."""
         return f"channels={self.channels}, grid={self.grid}"
-
 
 
 def restrict_to_reference(
     x: torch.Tensor,
     region: torch.Tensor,
-    patches,
+    patches: Partition,
     background_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     eps: float,
     *,

@@ -7,6 +7,8 @@ model's parameters, so both forms run the same weights.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -23,6 +25,7 @@ def bands(size: int, grid: int) -> list[tuple[int, int]]:
 
 
 def masked_stats(x: torch.Tensor, region: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) per channel of ``x`` over ``region``'s pixels, as the official block computes them."""
     n = region.sum(dim=(2, 3), keepdim=True)
     mean = (x * region).sum(dim=(2, 3), keepdim=True) / (n + eps)
     var = (((x - mean) * region) ** 2).sum(dim=(2, 3), keepdim=True) / (n + eps)
@@ -30,6 +33,7 @@ def masked_stats(x: torch.Tensor, region: torch.Tensor, eps: float) -> tuple[tor
 
 
 def pn_forward(block: PatchNormalization, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``block``'s output (a PN block) computed patch by patch with the official loops."""
     eps, background = block.eps, 1 - mask
     mu_f, sd_f = masked_stats(x, mask, eps)
     mu_b, sd_b = masked_stats(x, background, eps)
@@ -47,6 +51,7 @@ def pn_forward(block: PatchNormalization, x: torch.Tensor, mask: torch.Tensor) -
 
 
 def transfer_forward(block: PatchColorTransfer, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+    """``block``'s colour transfer (the PFE's) computed patch by patch with the official loops."""
     eps = block.eps
 
     def reinhard(f, b, f_stats, b_stats):
@@ -91,9 +96,10 @@ class OraclePHNet(PHNet):
     def __init__(self, model: PHNet) -> None:
         nn.Module.__init__(self)
         self.config = model.config
-        self.feature_extractor = _ReferencePFE(model.feature_extractor)
+        # a PHNet's own parts (torch's containers do not carry their items' types)
+        self.feature_extractor = _ReferencePFE(cast(PatchFeatureExtractor, model.feature_extractor))
         self.encoder = model.encoder
-        self.normalizers = nn.ModuleList(_ReferencePN(b) for b in model.normalizers)
+        self.normalizers = nn.ModuleList(_ReferencePN(cast(PatchNormalization, b)) for b in model.normalizers)
         self.decoder = model.decoder
         self.skip = model.skip
         self.SE_block = model.SE_block

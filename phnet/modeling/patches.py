@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import Callable
 
 import torch
+from torch import nn
 
 from ..compat import autocast_available, autocast_enabled
 
@@ -31,6 +33,8 @@ def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tens
 
 
 class Partition:
+    """The G×G patches of an H×W picture as one-hot band matrices, for sums over patches and back to pixels."""
+
     def __init__(self, height: int, width: int, grid: int, device: torch.device, dtype: torch.dtype) -> None:
         self.grid = grid
         self.row_index = band_index(height, grid, device)
@@ -48,16 +52,17 @@ class Partition:
 
 
 def partition(x: torch.Tensor, grid: int) -> Partition:
+    """The ``grid``×``grid`` partition of ``x``'s last two dimensions, in its device and precision."""
     return Partition(x.shape[-2], x.shape[-1], grid, x.device, x.dtype)
 
 
-def full_precision(forward):
+def full_precision(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """Run a module's statistics in fp32 at least, even under autocast: sums over many pixels need the mantissa.
     Without autocast the result comes back in the input's precision (a model cast with .half() or .double()
     runs as a whole); under it, in fp32, as autocast's own fp32 operations return."""
 
     @functools.wraps(forward)
-    def wrapper(self, first: torch.Tensor, *others: torch.Tensor | None) -> torch.Tensor:
+    def wrapper(self: nn.Module, first: torch.Tensor, *others: torch.Tensor | None) -> torch.Tensor:
         tensors = (first, *others)
         device, given = first.device.type, first.dtype
         work = torch.promote_types(given, torch.float32)

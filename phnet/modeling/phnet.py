@@ -14,6 +14,7 @@ from .transform import COEFFICIENTS, apply_colour_transform, correction_size, ke
 
 
 def encoder_layer(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
+    """Conv → InstanceNorm → ReLU; a 4×4 stride-2 convolution halves the size where ``downsample``."""
     kernel, stride = (4, 2) if downsample else (3, 1)
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=1),
@@ -23,6 +24,8 @@ def encoder_layer(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
 
 
 def decoder_layer(c_in: int, c_out: int, upsample: bool, batch_norm: bool, last: bool) -> nn.Sequential:
+    """Transposed conv → BatchNorm (or none) → LeakyReLU (none on the ``last`` stage); doubles the size where
+    ``upsample``."""
     kernel, stride = (4, 2) if upsample else (3, 1)
     return nn.Sequential(
         nn.ConvTranspose2d(c_in, c_out, kernel, stride=stride, padding=1),
@@ -39,6 +42,7 @@ class SkipFusion(nn.Module):
         self.rconv = nn.Conv2d(2 * channels, channels, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: the decoder's and the skip's features concatenated on channels (B×2C×H×W) → B×C×H×W."""
         return F.relu(self.rconv(x))
 
 
@@ -91,6 +95,8 @@ class PHNet(nn.Module):
     official checkpoints load strictly.
     """
 
+    feature_extractor: nn.Module  # a PatchFeatureExtractor, or the oracle's patch-by-patch form of one
+
     def __init__(self, config: PHNetConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or PHNetConfig()
@@ -113,8 +119,8 @@ class PHNet(nn.Module):
         if config.output in ("residual", "transform"):
             # start at "leave every pixel as it is": sigmoid(0) = 0.5 maps to the composite itself, and
             # zero transform coefficients are the identity
-            nn.init.zeros_(self.decoder[5][0].weight)
-            nn.init.zeros_(self.decoder[5][0].bias)
+            for parameter in self.decoder[5].parameters():  # the last stage's only ones: its convolution's
+                nn.init.zeros_(parameter)
 
     def forward(
         self, composite: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None = None
@@ -194,7 +200,7 @@ class PHNet(nn.Module):
         if composite.shape[-1] == composite.shape[-2] == 8:  # the bottleneck would be one pixel: no statistics
             raise ValueError("PHNet needs more than 8×8 pixels (at least one side 16), got 8×8; resize the input "
                              "(phnet.Harmonizer works at 16 or more)")
-        _check_dtypes(composite, mask, reference, self.encoder[0][0].weight.dtype)
+        _check_dtypes(composite, mask, reference, next(self.encoder.parameters()).dtype)  # the first conv's weight
         mask = mask.to(composite.dtype)
         if reference is not None:
             if reference.shape != mask.shape:
