@@ -27,7 +27,9 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(8, round(height * scale / 8) * 8), max(8, round(width * scale / 8) * 8)
 
 
-def resize(x: torch.Tensor, shape: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+def resize(x: torch.Tensor, shape: tuple[int, int] | torch.Size, mode: str = "bilinear") -> torch.Tensor:
+    """``x`` (…×H×W) resized to ``shape`` (height, width) with torch's ``mode``, antialiased when it shrinks; ``x``
+    itself when it already has that size."""
     if tuple(x.shape[-2:]) == tuple(shape):
         return x
     if mode in ("nearest", "nearest-exact"):
@@ -59,6 +61,7 @@ def fill_outside(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """The mean of each pixel's (2·radius + 1)² neighbourhood, the borders replicated outward."""
     k = 2 * radius + 1
     return F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, stride=1)
 
@@ -308,6 +311,7 @@ class RowUpsampler:
             self.full = full[:, c0:c1]
 
     def rows(self, r0: int, r1: int) -> torch.Tensor:
+        """Output rows r0..r1 of the box's columns: (r1 − r0)×(c1 − c0)×C."""
         if not self.banded:
             return self.full[r0:r1]
         if self.mode == "bicubic":
@@ -392,8 +396,8 @@ def lift(
         return lift_change(subject_change(prediction_low, composite_low, mask_low, coverage), shape, box, peak)
     if method == "guided":
         a, b = guided_fit(composite_low, prediction_low, mask_low, coverage)
-        a, b = RowUpsampler(_hwc(a), shape, columns), RowUpsampler(_hwc(b), shape, columns)
-        return lambda x, r0, r1: torch.addcmul(b.rows(r0, r1) * peak, a.rows(r0, r1), x)
+        gain, offset = RowUpsampler(_hwc(a), shape, columns), RowUpsampler(_hwc(b), shape, columns)
+        return lambda x, r0, r1: torch.addcmul(offset.rows(r0, r1) * peak, gain.rows(r0, r1), x)
     if method == "resize":
         up = RowUpsampler(_hwc(prediction_low), shape, columns, mode="bicubic")
         return lambda x, r0, r1: up.rows(r0, r1) * peak
