@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from typing import TYPE_CHECKING, Callable, Sequence, cast
+from typing import Callable, Sequence, cast
 
 import torch
+
+import phnet  # phnet.Harmonizer, resolved on use: phnet.harmonizer imports these steps
 
 from .corrections import MIN_BACKGROUND, Correction
 from .fullres import remix, working_shape
@@ -25,9 +27,6 @@ from .regions import IGNORED_REFERENCE, reference_at, working_mask
 from .temporal import FrameEstimate, Smoother, Temporal, signature
 from .tiling import one_thread
 
-if TYPE_CHECKING:  # (phnet.harmonizer imports these steps)
-    from .harmonizer import Harmonizer
-
 
 @dataclasses.dataclass
 class EstimatedFrame(FrameEstimate):
@@ -38,8 +37,8 @@ class EstimatedFrame(FrameEstimate):
 
 
 @own_precision
-def estimate_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
-                   size: int, reference: torch.Tensor | None = None, threshold: float | None = None,
+def estimate_frame(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor,
+                   mask_peak: float, size: int, reference: torch.Tensor | None = None, threshold: float | None = None,
                    strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False) -> EstimatedFrame:
     """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
     low-resolution change filled outward from the subject; ``reference``: an H×W mask in 0..reference_peak."""
@@ -49,7 +48,7 @@ def estimate_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, ma
 
 
 @own_precision
-def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torch.Tensor], peak: float,
+def estimate_frames(harmonizer: phnet.Harmonizer, pixels: torch.Tensor | Sequence[torch.Tensor], peak: float,
                     masks: torch.Tensor | Sequence[torch.Tensor], mask_peak: float, size: int,
                     references: torch.Tensor | Sequence[torch.Tensor] | None = None, threshold: float | None = None,
                     strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False
@@ -61,7 +60,7 @@ def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torc
         staged_pixels, staged_mask = staged(harmonizer, pixels[i], masks[i])
         lows.append(prepare_low(harmonizer, staged_pixels, peak, staged_mask, mask_peak, size, mask_is_alpha))
     images, masks_low = torch.cat([low.image for low in lows]), torch.cat([low.mask for low in lows])
-    shape = tuple(images.shape[-2:])
+    shape = (images.shape[-2], images.shape[-1])
     refs = None
     if references is not None:
         refs = torch.cat([reference_at(r, shape, masks[i], mask_peak, reference_peak)
@@ -81,12 +80,12 @@ def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torc
     frames = []
     for j, low in enumerate(lows):
         frames.append(EstimatedFrame(outputs[j : j + 1], signature(low.image, low.mask), shape, reports[j], low,
-                                    tuple(pixels[j].shape[:2])))
+                                    (pixels[j].shape[0], pixels[j].shape[1])))
     return frames
 
 
 @own_precision
-def apply_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+def apply_frame(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
                 out: torch.Tensor, frame: EstimatedFrame, correction: torch.Tensor, strength: float = 1.0) -> None:
     """A (smoothed) ``correction`` of :func:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
     frame with too little background is left as it was, whatever its neighbours' correction."""
@@ -103,7 +102,7 @@ def apply_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask:
     apply_low(harmonizer, pixels, peak, mask, mask_peak, out, strength, low, output)
 
 
-def smoothed_report(harmonizer: Harmonizer, frame: EstimatedFrame, correction: torch.Tensor) -> Correction:
+def smoothed_report(harmonizer: phnet.Harmonizer, frame: EstimatedFrame, correction: torch.Tensor) -> Correction:
     """The frame's report, with the size of the ``correction`` it got after smoothing (``Correction.smoothed``,
     measured at the working size) where that differs from its own by a hundredth of a level or more."""
     low = frame.low
@@ -125,8 +124,8 @@ def smoothed_report(harmonizer: Harmonizer, frame: EstimatedFrame, correction: t
 
 
 @torch.inference_mode()
-def harmonize_frames(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor, mask_peak: float,
-                     out: torch.Tensor, temporal: Temporal | None,
+def harmonize_frames(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor,
+                     mask_peak: float, out: torch.Tensor, temporal: Temporal | None,
                      references: tuple[torch.Tensor, float] | None, strength: float, size: int,
                      progress: Callable[[int, int], None] | None, threshold: float | None,
                      mask_is_alpha: bool = False) -> list[Correction]:
@@ -137,7 +136,7 @@ def harmonize_frames(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, 
     1/64 of full: a matte's specks), stays as it is, and the smoothing goes on across it from the frames
     before to the frames after: a trace would pull its neighbours toward what the network made of it.
     ``references``: None, or (B×H×W reference masks, the value meaning "fully in the region")."""
-    references, reference_peak = references if references is not None else (None, 1.0)
+    reference_masks, reference_peak = references if references is not None else (None, 1.0)
     count = pixels.shape[0]
     strongest = masks.flatten(1).amax(1).float()
     # (a batch guided by a reference mask alone is no clip: a faint mask there is a faint subject, as without)
@@ -192,7 +191,7 @@ def harmonize_frames(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, 
     for start in range(0, len(order), chunk):
         rows = order[start : start + chunk]
         estimated = estimate_frames(harmonizer, [pixels[i] for i in rows], peak, [masks[i] for i in rows], mask_peak,
-                                    size, None if references is None else [references[i] for i in rows],
+                                    size, None if reference_masks is None else [reference_masks[i] for i in rows],
                                     threshold, strength, reference_peak, mask_is_alpha)
         for i, frame in zip(rows, estimated):
             held[i] = frame

@@ -5,18 +5,17 @@ blended square resized back bicubic, never antialiased. :func:`official_pixels` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
+
+import phnet  # phnet.Harmonizer, resolved on use: phnet.harmonizer imports these steps
 
 from .corrections import Correction
 from .fullres import downscale_in_bands, resize, unit_float
 from .options import threshold_for
 from .pipeline import low_precision_failed, run_network
 from .tiling import tile_pixels
-
-if TYPE_CHECKING:  # (phnet.harmonizer imports these steps)
-    from .harmonizer import Harmonizer
 
 
 def as_official_tester_reads(image: Any) -> Any:
@@ -41,12 +40,12 @@ def official_square(picture: torch.Tensor, peak: float, size: int) -> torch.Tens
         from PIL import Image
 
         rgb = np.ascontiguousarray(picture[..., :3].numpy())
-        square = np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+        square = np.array(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
         return torch.from_numpy(square).permute(2, 0, 1)[None].float().div_(255).contiguous()
     return downscale_in_bands(picture[..., :3], peak, (size, size), tile_pixels(picture.device))
 
 
-def official_back(square: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def official_back(square: torch.Tensor, shape: tuple[int, int] | torch.Size) -> torch.Tensor:
     """The whole blended 1×3×s×s square resized back to the picture's ``shape``, as the official tester's tensor
     resize under its torchvision 0.15 does: bicubic, never antialiased (it matters where the picture is smaller
     than the square). Float, not clamped."""
@@ -65,7 +64,7 @@ def official_mask_square(mask: torch.Tensor, size: int) -> torch.Tensor:
     from PIL import Image
 
     bits = ((mask[0, 0].float() >= 0.5).to(torch.uint8) * 255).numpy()
-    square = np.asarray(Image.fromarray(bits).resize((size, size), Image.NEAREST)) >= 128
+    square = np.asarray(Image.fromarray(bits).resize((size, size), Image.Resampling.NEAREST)) >= 128
     return torch.from_numpy(square)[None, None].float()
 
 
@@ -79,8 +78,8 @@ def dithered(mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(bits)[None, None].to(mask.device)
 
 
-def official_float(harmonizer: Harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int, strength: float = 1.0,
-                   threshold: float | None = None) -> tuple[torch.Tensor, Correction]:
+def official_float(harmonizer: phnet.Harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
+                   strength: float = 1.0, threshold: float | None = None) -> tuple[torch.Tensor, Correction]:
     """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
     picture and its mask. A picture left unchanged is not resampled: it comes back as it was."""
     home = image.device
@@ -99,9 +98,9 @@ def official_float(harmonizer: Harmonizer, image: torch.Tensor, mask: torch.Tens
 
 
 @torch.inference_mode()
-def official_pixels(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor, mask_peak: float,
-                    out: torch.Tensor, strength: float, size: int, progress: Callable[[int, int], None] | None,
-                    threshold: float | None) -> list[Correction]:
+def official_pixels(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor,
+                    mask_peak: float, out: torch.Tensor, strength: float, size: int,
+                    progress: Callable[[int, int], None] | None, threshold: float | None) -> list[Correction]:
     """:func:`official_float` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
     into ``out`` in their dtype, one picture at a time, and as in the official tester only the bicubic result
     is float at full size (see :func:`official_square` for the square)."""
@@ -118,8 +117,9 @@ def official_pixels(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, m
     return corrections
 
 
-def official_picture(harmonizer: Harmonizer, picture: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
-                     out: torch.Tensor, strength: float, size: int, threshold: float | None) -> Correction:
+def official_picture(harmonizer: phnet.Harmonizer, picture: torch.Tensor, peak: float, mask: torch.Tensor,
+                     mask_peak: float, out: torch.Tensor, strength: float, size: int,
+                     threshold: float | None) -> Correction:
     """One H×W×C picture of :func:`official_pixels` into ``out`` (a copy of it, left so when unchanged)."""
     image_sq = official_square(picture, peak, size).to(harmonizer.device)  # only the squares move
     if bool(((mask > 0) & (mask < mask_peak)).any()):
@@ -140,7 +140,7 @@ def official_picture(harmonizer: Harmonizer, picture: torch.Tensor, peak: float,
     return correction
 
 
-def official_network(harmonizer: Harmonizer, image_sq: torch.Tensor, mask_sq: torch.Tensor, strength: float,
+def official_network(harmonizer: phnet.Harmonizer, image_sq: torch.Tensor, mask_sq: torch.Tensor, strength: float,
                      threshold: float | None) -> tuple[torch.Tensor, Correction]:
     """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
     threshold = threshold_for(harmonizer.config, threshold)

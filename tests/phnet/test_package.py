@@ -69,8 +69,7 @@ def _written_doc(obj) -> str:
 NOT_YET_CHECKED = {
     "phnet.atomic", "phnet.cli", "phnet.cli.clip", "phnet.cli.command", "phnet.cli.convert", "phnet.cli.harmonize",
     "phnet.cli.jobs", "phnet.cli.messages", "phnet.cli.reading", "phnet.cli.saving", "phnet.compat", "phnet.console",
-    "phnet.frames", "phnet.graphs", "phnet.imageio.decode", "phnet.imageio.images", "phnet.official_pipeline",
-    "phnet.pipeline", "phnet.weights",
+    "phnet.graphs", "phnet.imageio.decode", "phnet.imageio.images", "phnet.weights",
 }
 
 
