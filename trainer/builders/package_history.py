@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import importlib
 import io
 import json
 import os
@@ -54,7 +53,7 @@ from phnet.atomic import write_atomic_text
 from phnet.console import printable_anywhere
 from trainer.builders import held_out
 from trainer.builders.package_pictures import (
-    FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, is_mit, licence_of, usable,
+    IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, installed_folder, is_mit, licence_of, usable,
 )
 from trainer.builders.subject_masks import GRABCUT_SIDE, detect_face, resize_long
 
@@ -182,7 +181,7 @@ def _is_image(name: str) -> bool:
 
 
 def image_ids(listing: dict[str, list[int]]) -> set[tuple[int, int]]:
-    return {tuple(v) for k, v in listing.items() if _is_image(k)}
+    return {(crc, size) for name, (crc, size) in listing.items() if _is_image(name)}
 
 
 def choose_versions(listings: dict[str, dict[str, list[int]]], have: set[tuple[int, int]]) -> list[str]:
@@ -223,9 +222,8 @@ def download(wheel: Wheel, cache: Path) -> Path:
 # ---------------------------------------------------------------------------------------
 def installed_files(import_name: str) -> dict[str, Path]:
     """{path inside the package: file} of an installed bundle's images; empty when not installed."""
-    try:
-        root = Path(importlib.import_module(import_name).__file__).parent
-    except ImportError:
+    root = installed_folder(import_name)
+    if root is None:
         return {}
     return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
@@ -275,9 +273,10 @@ class Tally:
     duplicates: int = 0
     held_out: int = 0
     kept: int = 0
-    faces: int | None = None
+    faces: int = 0
     today: int = 0              # usable pictures in the installed version
-    today_faces: int | None = None
+    today_faces: int = 0
+    faces_counted: bool = False  # whether faces and today_faces were counted
     reserved: list[Picture] = field(default_factory=list)  # every reserved picture read, usable or not
 
 
@@ -329,7 +328,7 @@ def _today(files: dict[str, Path], tally: Tally, seen: _Seen, min_side: int, fac
 def harvest_bundle(import_name: str, dist: str, cache: Path, seen: _Seen, min_side: int = 256,
                    faces: bool = True, log: Callable[[str], None] = print) -> tuple[list[Picture], Tally]:
     short = dist.replace("comfyui-workflow-templates-", "")
-    tally = Tally(short, faces=0 if faces else None, today_faces=0 if faces else None)
+    tally = Tally(short, faces_counted=faces)
     files = installed_files(import_name)
     if not files:
         log(f"warning: {dist} not installed: every version counts as new")
@@ -387,7 +386,7 @@ def harvest(cache: Path | str | None = None, min_side: int = 256, faces: bool = 
     cache = cache_dir(cache)
     seen, pictures, tallies = _Seen(), [], []
     for import_name, dist in MEDIA_PACKAGES:
-        assert import_name not in FORBIDDEN_PACKAGES
+        assert import_name not in held_out.FORBIDDEN_PACKAGES
         kept, tally = harvest_bundle(import_name, dist, cache, seen, min_side, faces, log)
         pictures += kept
         tallies.append(tally)
@@ -404,13 +403,13 @@ def history_sources(cache: Path | str | None = None, min_side: int = 256,
 
 
 def format_table(tallies: list[Tally]) -> str:
-    faces = all(t.faces is not None for t in tallies)
+    faces = all(t.faces_counted for t in tallies)
     head = ["source", "versions read", "licence", "pictures found", "duplicates", "held out", "kept"]
     head += ["with a face"] * faces
-    rows = [[t.source, str(len(t.versions)), t.licence, t.found, t.duplicates, t.held_out, t.kept]
-            + [t.faces] * faces for t in tallies]
-    total = ["total", str(sum(len(t.versions) for t in tallies)), ""]
-    total += [sum(r[i] for r in rows) for i in range(3, len(head))]
+    counts = [[t.found, t.duplicates, t.held_out, t.kept] + [t.faces] * faces for t in tallies]
+    rows: list[list[object]] = [[t.source, str(len(t.versions)), t.licence, *c] for t, c in zip(tallies, counts)]
+    total: list[object] = ["total", str(sum(len(t.versions) for t in tallies)), ""]
+    total += [sum(c[i] for c in counts) for i in range(len(head) - 3)]
     lines = ["| " + " | ".join(head) + " |", "|---|---:|---|" + "---:|" * (len(head) - 3)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows + [total]]
     today = sum(t.today for t in tallies)

@@ -7,6 +7,7 @@ they turn up).
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import re
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from typing import BinaryIO, Callable
 import numpy as np
 from PIL import Image
 
-from trainer.builders.held_out import FORBIDDEN_PACKAGES  # noqa: F401  (held out for evaluation: never read)
 from trainer.builders.subject_masks import resize_long
 
 # (import name, distribution name) of the allowed template bundles.
@@ -49,6 +49,16 @@ def licence_of(meta) -> str:
     classifiers = [c.rsplit("::", 1)[-1].strip() for c in meta.get_all("Classifier") or []
                    if c.startswith("License ::")]
     return meta.get("License") or ", ".join(classifiers) or "unknown"
+
+
+def installed_folder(import_name: str) -> Path | None:
+    """The folder of the installed bundle ``import_name``, or None when it is not installed."""
+    try:
+        module = importlib.import_module(import_name)
+    except ImportError:
+        return None
+    # a folder of that name without __init__.py imports as a namespace package, with no file: no install
+    return Path(module.__file__).parent if module.__file__ else None
 
 
 def installed_licence(dist: str) -> str | None:

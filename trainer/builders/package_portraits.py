@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import importlib.metadata
 import json
 import multiprocessing
@@ -83,11 +82,10 @@ from PIL import Image
 
 from phnet.console import printable_anywhere
 from trainer.builders import staging
-from trainer.builders.held_out import NEAR_DUPLICATE_BITS, as_image, dhash64, hamming, is_held_out
+from trainer.builders.held_out import FORBIDDEN_PACKAGES, NEAR_DUPLICATE_BITS, as_image, dhash64, hamming, is_held_out
 from trainer.builders.names import distinct_bases
-from trainer.builders.package_pictures import (FORBIDDEN_PACKAGES, IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES,
-                                              PEOPLE_ONLY, Source, frames_from_file, installed_licence, is_mit,
-                                              usable)
+from trainer.builders.package_pictures import (IMAGE_SUFFIXES, LICENCES, MEDIA_PACKAGES, PEOPLE_ONLY, Source,
+                                              frames_from_file, installed_folder, installed_licence, is_mit, usable)
 from trainer.builders.subject_masks import acceptable, load_cv2, random_shape_mask, subject_mask
 
 if TYPE_CHECKING:
@@ -149,16 +147,14 @@ def iter_sources() -> Iterator[Source]:
     for mod_name in FORBIDDEN_PACKAGES:
         assert all(mod_name != m for m, _ in MEDIA_PACKAGES)
     for mod_name, dist in MEDIA_PACKAGES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
+        root = installed_folder(mod_name)
+        if root is None:
             print(f"warning: {dist} not installed, skipped", file=sys.stderr)
             continue
         licence = installed_licence(dist) or "unknown"
         if not is_mit(licence):
             print(f"warning: {dist} is licensed {licence!r}, not MIT: its pictures are left out", file=sys.stderr)
             continue
-        root = Path(mod.__file__).parent
         short = dist.replace("comfyui-workflow-templates-", "")
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():

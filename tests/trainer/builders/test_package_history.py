@@ -111,6 +111,26 @@ def test_the_table_has_the_counts_and_the_gain(tmp_path, downloads):
     assert "today (installed versions): 2 usable pictures; with all versions: 4 (+100 %)" in table
 
 
+def test_the_table_counts_faces_only_when_every_bundle_counted_them():
+    counted = [ph.Tally("a", found=4, duplicates=1, held_out=1, kept=2, faces=1, today=2, today_faces=1,
+                        faces_counted=True),
+               ph.Tally("b", found=1, kept=1, faces=0, today=3, today_faces=2, faces_counted=True)]
+    table = ph.format_table(counted)
+    assert "| a | 0 |  | 4 | 1 | 1 | 2 | 1 |" in table and "| total | 0 |  | 5 | 1 | 1 | 3 | 1 |" in table
+    assert table.endswith("5 usable pictures, 3 with a face; with all versions: 8 (+60 %), 4 with a face (+33 %)")
+    assert "with a face" not in ph.format_table(counted + [ph.Tally("c", found=1, kept=1)])
+
+
+def test_a_bundle_folder_without_its_package_file_counts_as_not_installed(tmp_path, monkeypatch, picture, encoded):
+    """A folder of the bundle's name without __init__.py imports as a namespace package, which has no file: the
+    harvest stopped with a TypeError instead of counting every version as new."""
+    (tmp_path / "site" / MODULE / "templates").mkdir(parents=True)
+    (tmp_path / "site" / MODULE / "templates" / "a.png").write_bytes(encoded(picture(16)))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+    assert ph.installed_files(MODULE) == {}
+
+
 def test_cache_folder_can_be_chosen(monkeypatch, tmp_path):
     monkeypatch.setenv("PHNET_PACKAGE_HISTORY", str(tmp_path / "h"))
     assert ph.cache_dir() == tmp_path / "h"

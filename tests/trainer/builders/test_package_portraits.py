@@ -92,6 +92,21 @@ def test_an_installed_bundle_is_read_only_under_the_licence_its_metadata_gives(t
         "comfyui-workflow-templates-media-test-proprietary": "Proprietary (not MIT: left out)"}
 
 
+def test_a_bundle_folder_without_its_package_file_is_skipped_as_not_installed(tmp_path, monkeypatch, picture, capsys):
+    """A folder of the bundle's name without __init__.py imports as a namespace package, which has no file: the
+    builder stopped with a TypeError instead of skipping the bundle."""
+    site = tmp_path / "site"
+    module = "comfyui_workflow_templates_media_test_namespace"
+    _installed_bundle(site, module, picture(95), "License-Expression: MIT\n")
+    (site / module / "__init__.py").unlink()
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(pp, "MEDIA_PACKAGES", ((module, module.replace("_", "-")),))
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    assert list(pp.iter_sources()) == []
+    assert f"warning: {module.replace('_', '-')} not installed, skipped" in capsys.readouterr().err
+
+
 def test_near_duplicate_sources_form_one_group_named_by_its_first_key():
     a, b = 0b1011_0000, 0b1011_0111        # 3 bits apart
     c = b ^ 0b111 << 8                      # 3 from b, 6 from a: joined through b
