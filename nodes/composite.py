@@ -106,14 +106,14 @@ def _refusal(error: ValueError, per_mask: bool = False) -> ValueError:
                           "both")
     if isinstance(error, FaintSubject):
         fix = "a subject_mask that is white on the subject" if error.masked else "a cut-out whose subject is opaque"
-        return ValueError(f"{NODE}: {error.whom} is {error.words}: connect {fix}.")
+        return ValueError(f"{NODE}: {error.whom} is {error.words}: connect {fix}")
     if isinstance(error, AlphaLooksInverted) and error.masked:
         which = f" (subject {error.index} of the batch)" if error.several else ""
         return ValueError(
             f"{NODE}: 'subject_mask'{which} covers {error.area:.0%} of the picture and {error.border:.0%} of its "
             "border, so it looks inverted: 1 (white) must mark the subject, 0 (black) the background. Put an "
             "InvertMask node in front of subject_mask, or, if it is right (subjects at the picture's sides with the "
-            "scene between them), turn on mask_as_given.")
+            "scene between them), turn on mask_as_given")
     if isinstance(error, AlphaLooksInverted):
         which = f" (subject {error.index} of the batch)" if error.several else ""
         return ValueError(
@@ -121,8 +121,8 @@ def _refusal(error: ValueError, per_mask: bool = False) -> ValueError:
             "border, so it looks inverted: the subject must be opaque, its surroundings transparent. The usual cause: "
             "JoinImageWithAlpha stores 1 - its alpha input, so put an InvertMask node in front of its alpha input "
             "(or connect the subject's mask to subject_mask); if it is right (subjects at the picture's sides with "
-            "the scene between them), turn on mask_as_given.")
+            "the scene between them), turn on mask_as_given")
     if isinstance(error, TransparentSubject):
         return ValueError(f"{NODE}: the subject's alpha is transparent everywhere, so there is nothing to paste: "
-                          "connect a cut-out whose subject is opaque, or a subject_mask that marks it.")
+                          "connect a cut-out whose subject is opaque, or a subject_mask that marks it")
     return ValueError(f"{NODE}: {error}")  # the library's own words, naming the node as its other checks do

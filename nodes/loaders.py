@@ -351,7 +351,7 @@ def _download_sam(repo_id: str, filename: str, revision: str | None = None) -> s
     from huggingface_hub import hf_hub_download, hf_hub_url
 
     url = hf_hub_url(repo_id, filename, revision=revision)  # quoted as the Hub needs, on HF_ENDPOINT's mirror
-    by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name."
+    by_hand = f"Download {url} by hand, save it into {folder} as {name}, and pick it in model_name"
     offline = _offline()
     try:
         cached = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, etag_timeout=5,

@@ -124,11 +124,11 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
         raise ValueError(
             f"{node}: '{name}' is {tuple(image.shape)}, one picture (H×W×C) without the batch axis of a ComfyUI "
             "IMAGE (B×H×W×C). The node that made it returns a single picture (such as image[0]): it should return "
-            "image[None] (image.unsqueeze(0)), or connect a node that returns a ComfyUI IMAGE.")
+            "image[None] (image.unsqueeze(0)), or connect a node that returns a ComfyUI IMAGE")
     if image.ndim != 4:
         raise ValueError(
             f"{node}: '{name}' is {tuple(image.shape)}, a {image.ndim}-D tensor; a ComfyUI IMAGE is 4-D, B×H×W×C. "
-            "The node that made it returns no ComfyUI IMAGE: connect a node that returns one.")
+            "The node that made it returns no ComfyUI IMAGE: connect a node that returns one")
     if image.shape[0] == 0:
         raise ValueError(f"{node}: '{name}' is an empty batch (0 images): the node before it produced no picture")
     if image.shape[-1] in (1, 3, 4) and 0 in image.shape[1:3]:
@@ -140,7 +140,7 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
         raise ValueError(
             f"{node}: '{name}' is {tuple(image.shape)}, channels first (B×C×H×W); ComfyUI IMAGEs are B×H×W×C. "
             "The node that made it returns the wrong layout: permute it to B×H×W×C (e.g. image.permute(0, 2, 3, 1)) "
-            "or connect a node that returns a ComfyUI IMAGE."
+            "or connect a node that returns a ComfyUI IMAGE"
         )
 
 
@@ -159,25 +159,25 @@ def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: st
         if bool((m == m.flatten()[0]).all()):
             inverted = " (inverted by InvertMask)" if float(m.flatten()[0]) > 0.5 else ""
             fix = ("it marks no region to match. Connect a mask of the region the subject should match, the "
-                   "image's size, or leave reference_mask unconnected to match the whole background."
+                   "image's size, or leave reference_mask unconnected to match the whole background"
                    if name == "reference_mask" else
                    "it cannot tell the subject apart. Load a PNG whose subject is opaque and whose background is "
                    "transparent and connect its MASK through an InvertMask node (Load Image's MASK is 1 where the "
                    "PNG is transparent), or load a black-and-white subject mask with 'Load Image (as Mask)' and "
-                   "connect that instead.")
+                   "connect that instead")
             raise ValueError(f"{node}: '{name}' is the empty 64x64 mask{inverted} that Load Image gives for a "
                              f"picture with no alpha channel, so {fix}")
     if (mh, mw) != (ih, iw) and 0 < min(mh, mw) < MIN_FITTED_SIDE and _same_shape(mh, mw, ih, iw):
         raise ValueError(
             f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}: the image's shape, but too small to "
             f"be resized to it (under {MIN_FITTED_SIDE} pixels a side, a mask fits almost any picture's shape). "
-            f"Connect the mask made for this image at its size, or at least {MIN_FITTED_SIDE} pixels a side."
+            f"Connect the mask made for this image at its size, or at least {MIN_FITTED_SIDE} pixels a side"
         )
     if (mh, mw) != (ih, iw):
         raise ValueError(
             f"{node}: '{name}' is {mw}x{mh} pixels but the image is {iw}x{ih}, another shape (a mask of the image's "
             "shape at another size is resized to it). Connect the mask that was made for this image, or crop it "
-            "to the image first."
+            "to the image first"
         )
 
 
@@ -218,7 +218,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             f"{node}: {whose} is empty (all 0), so nothing marks the subject. The usual causes: Load Image's "
             "MASK of a PNG with no transparent pixels (load a cut-out whose background is transparent, its MASK "
             "through InvertMask, or a black-and-white mask with 'Load Image (as Mask)'), or a detector or PHNet "
-            "SAM Segment that found nothing (check its box or points).")
+            "SAM Segment that found nothing (check its box or points)")
     whole = [i for i, m in enumerate(frames) if bool((m >= 0.5).all())]
     subjects = sum(bool(m.amax() > 0) for m in frames)
     several = len(frames) > 1
@@ -236,7 +236,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
             f"{'they are' if clip and several else 'it is'} right (subjects at the picture's sides with the scene "
             "between them), turn on mask_as_given. The usual causes: Load Image's MASK is 1 where a PNG is "
             "transparent (an RGBA cut-out), and a mask file painted with a black subject on white, loaded with Load "
-            "Image (as Mask)."
+            "Image (as Mask)"
         )
     if len(whole) == subjects and not whole_ok:  # inverting it would leave nothing
         every = (" in every frame" if clip else " in every picture of the batch") if several else ""
@@ -245,7 +245,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
         raise ValueError(
             f"{node}: '{name}' covers the whole picture{every}, so no background is left to match the subject to: "
             "connect a mask that marks only the subject (1, white) and leaves the background 0 (black), e.g. from "
-            "PHNet SAM Segment.")
+            "PHNet SAM Segment")
 
 
 def clamped(t, name: str):

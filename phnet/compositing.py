@@ -213,7 +213,7 @@ def _subject_and_alpha(subject: Any, subject_mask: Any, allow_empty: bool) -> tu
         alpha = np.ones((sh, sw), np.float32)
     faint = faint_subject(float(alpha.max()), "subject_mask value" if subject_mask is not None else "alpha")
     if faint and not allow_empty:
-        raise ValueError(f"The subject is {faint}: give a cut-out whose subject is opaque (or a subject_mask that is "
+        raise ValueError(f"the subject is {faint}: give a cut-out whose subject is opaque (or a subject_mask that is "
                          "white on the subject)")
     return rgb, alpha
 
@@ -255,7 +255,7 @@ def _overlap(background_hw: tuple[int, int], subject_hw: tuple[int, int], x: flo
     x1, y1 = min(left + new_w, bw), min(top + new_h, bh)
     if x1 <= x0 or y1 <= y0:
         raise ValueError(
-            f"The subject ({new_w}x{new_h} px after scale {scale}) placed with its {anchor} at "
+            f"the subject ({new_w}x{new_h} px after scale {scale}) placed with its {anchor} at "
             f"({x}, {y}) lies entirely outside the {bw}x{bh} background; move x/y inside it"
         )
     return _Overlap((new_h, new_w), top, left, y0, y1, x0, x1)
@@ -280,10 +280,10 @@ def _refuse_a_transparent_part(alpha: np.ndarray, masked: bool, background_hw: t
     bh, bw = background_hw
     if not (alpha > 0).any():  # nowhere opaque: no place would show it
         what = "subject_mask is empty" if masked else "subject's alpha is transparent everywhere"
-        raise ValueError(f"The {what}, so there is nothing to paste: give a cut-out whose subject is opaque "
+        raise ValueError(f"the {what}, so there is nothing to paste: give a cut-out whose subject is opaque "
                          "(or a subject_mask that marks it)")
     raise ValueError(
-        f"No opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
+        f"no opaque part of the subject lands on the {bw}x{bh} background (its {anchor} at ({x}, {y}), after "
         f"scale {scale}): only its transparent margin overlaps it; move x/y so its visible part does")
 
 

@@ -302,7 +302,7 @@ def _image_unit(t: torch.Tensor, dtype, name: str = "image") -> torch.Tensor:
     if peak is not None:
         return t.to(torch.float32) / peak
     if t.dtype == torch.bool or not t.is_floating_point():
-        raise ValueError(f"Unsupported {name} dtype {dtype}: use uint8, uint16 or float in 0..1")
+        raise ValueError(f"unsupported {name} dtype {dtype}: use uint8, uint16 or float in 0..1")
     t = t.to(torch.float32)
     check_unit_range(t, name)
     return t.clamp(0, 1)

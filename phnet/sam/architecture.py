@@ -104,13 +104,13 @@ def _infer_encoder(state_dict: Mapping[str, torch.Tensor]) -> dict:
     pos = state_dict["image_encoder.pos_embed"]
     if pos.ndim != 4 or pos.shape[1] != pos.shape[2]:
         raise ValueError(
-            f"Not a supported SAM state_dict: image_encoder.pos_embed has shape {tuple(pos.shape)}, "
+            f"not a supported SAM state_dict: image_encoder.pos_embed has shape {tuple(pos.shape)}, "
             "expected 1 x G x G x C"
         )
     grid = int(pos.shape[1])
     blocks = _indices(state_dict, r"image_encoder\.blocks\.(\d+)\.")
     if not blocks or blocks != list(range(len(blocks))):
-        raise ValueError("Not a supported SAM state_dict: image encoder blocks are missing or not numbered 0..N-1")
+        raise ValueError("not a supported SAM state_dict: image encoder blocks are missing or not numbered 0..N-1")
     depth = len(blocks)
     use_rel_pos = "image_encoder.blocks.0.attn.rel_pos_h" in state_dict
     mlp_dim = state_dict["image_encoder.blocks.0.mlp.lin1.weight"].shape[0]
@@ -122,7 +122,7 @@ def _infer_encoder(state_dict: Mapping[str, torch.Tensor]) -> dict:
         head_dim = int(state_dict["image_encoder.blocks.0.attn.rel_pos_h"].shape[1])
         if head_dim < 1 or embed_dim % head_dim:
             raise ValueError(
-                f"Not a supported SAM state_dict: image_encoder.blocks.0.attn.rel_pos_h is {head_dim} wide, which does "
+                f"not a supported SAM state_dict: image_encoder.blocks.0.attn.rel_pos_h is {head_dim} wide, which does "
                 f"not split the embed dim {int(embed_dim)} into whole attention heads"
             )
         num_heads = int(embed_dim // head_dim)
@@ -137,7 +137,7 @@ def _infer_encoder(state_dict: Mapping[str, torch.Tensor]) -> dict:
         presets = [p for p in SAM_PRESETS.values() if p.embed_dim == embed_dim]
         if not presets:
             raise ValueError(
-                f"Cannot infer the number of attention heads of a SAM with embed dim {embed_dim} "
+                f"cannot infer the number of attention heads of a SAM with embed dim {embed_dim} "
                 "and no relative position tables"
             )
         num_heads = presets[0].num_heads
@@ -182,7 +182,7 @@ def infer_sam_architecture(state_dict: Mapping[str, torch.Tensor], **overrides: 
     missing = [k for k in _REQUIRED_KEYS if k not in state_dict]
     if missing:
         raise ValueError(
-            "Not a Segment Anything (SAM) state_dict: missing "
+            "not a Segment Anything (SAM) state_dict: missing "
             + ", ".join(repr(k) for k in missing[:3])
             + "."
             + _foreign_format_hint(state_dict.keys())
@@ -225,7 +225,7 @@ def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
 
     if isinstance(arch, str):
         if arch not in SAM_PRESETS:
-            raise ValueError(f"Unknown SAM model_type {arch!r}; choose one of {sorted(SAM_PRESETS)}")
+            raise ValueError(f"unknown SAM model_type {arch!r}; choose one of {sorted(SAM_PRESETS)}")
         arch = SAM_PRESETS[arch]
     grid = arch.img_size // arch.patch_size
     sam = modeling.Sam(

@@ -143,7 +143,7 @@ def plan_batch(
     """
     height, width = (int(v) for v in size)
     if box is not None and guides is not None:
-        raise ValueError("Give either box or guides, not both (each guide is turned into a box)")
+        raise ValueError("give either box or guides, not both (each guide is turned into a box)")
     if guides is not None:
         if len(guides) != count:
             raise ValueError(f"{len(guides)} guides for {count} pictures; give one guide per picture")

@@ -116,7 +116,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
         if typed:
             candidates = typed
         elif len(candidates) > 1 and all(any(t in plain(n) for t in ("vit_b", "vit_l", "vit_h")) for n in candidates):
-            raise FileNotFoundError(f"No SAM checkpoint in {where} is a {model_type} ({', '.join(candidates)}): "
+            raise FileNotFoundError(f"no SAM checkpoint in {where} is a {model_type} ({', '.join(candidates)}): "
                                     f"choose the model type of one of them, or add a {model_type} checkpoint")
     if len(candidates) > 1:
         # A .safetensors twin of a .pth (the same name), or transformers' model.safetensors beside its
@@ -125,7 +125,7 @@ def _pick_checkpoint(names: Sequence[str], where: str, model_type: str | None) -
         if len(safe) == 1 and all(_twins(safe[0], n) for n in candidates if n != safe[0]):
             candidates = safe
     if not candidates:
-        raise FileNotFoundError(f"No SAM checkpoint (.safetensors / .pth) found in {where}")
+        raise FileNotFoundError(f"no SAM checkpoint (.safetensors / .pth) found in {where}")
     if len(candidates) > 1:
         raise SeveralCheckpoints(where, candidates, model_type=model_type)
     return candidates[0]
@@ -142,7 +142,7 @@ class SeveralCheckpoints(ByFields, ValueError):
             choose = "name its file (filename=)" + (
                 "" if model_type else ", or a model type (vit_b, vit_l, vit_h) that only one of them names")
         untold = f" (model type {model_type} does not tell them apart)" if model_type else ""
-        super().__init__(f"Several SAM checkpoints in {where}{untold}: {', '.join(names)}; choose one: {choose}")
+        super().__init__(f"several SAM checkpoints in {where}{untold}: {', '.join(names)}; choose one: {choose}")
 
     def choosing(self, choose: str) -> "SeveralCheckpoints":
         """The same refusal, saying how to choose in a host's own words (``model_type``: the one that was set)."""

@@ -114,7 +114,7 @@ class SamSegmenter:
         against them and used to pick a file in a folder or repo holding several.
         """
         if model_type is not None and model_type not in SAM_PRESETS:
-            raise ValueError(f"Unknown SAM model_type {model_type!r}; choose one of {sorted(SAM_PRESETS)} or None")
+            raise ValueError(f"unknown SAM model_type {model_type!r}; choose one of {sorted(SAM_PRESETS)} or None")
         checkpoint = locate_checkpoint(
             source,
             filename=filename,
@@ -238,7 +238,7 @@ class SamSegmenter:
         """
         with self._lock:
             if not self._predictor.is_image_set or self._size is None:
-                raise RuntimeError("No image set: call SamSegmenter.set_image(image) before predict()")
+                raise RuntimeError("no image set: call SamSegmenter.set_image(image) before predict()")
             prompt = make_prompt(self._size, box, points, point_labels, mask_prompt)
             return self._decode(prompt, multimask, soft, threshold)
 

@@ -100,7 +100,7 @@ def make_prompt(
     height, width = (int(v) for v in size)
     if mask_prompt is not None:
         if box is not None:
-            raise ValueError("Give either box or mask_prompt, not both (mask_prompt is turned into a box)")
+            raise ValueError("give either box or mask_prompt, not both (mask_prompt is turned into a box)")
         box = _box_from_mask(mask_prompt, height, width)
     checked_box = _checked_box(box, height, width) if box is not None else None
     coords = labels = None
@@ -109,9 +109,9 @@ def make_prompt(
     elif point_labels is not None and np.size(point_labels) > 0:
         raise ValueError("point_labels given without points")
     if checked_box is None and coords is None:
-        raise ValueError("Empty prompt: give a box, points or a mask_prompt")
+        raise ValueError("empty prompt: give a box, points or a mask_prompt")
     if checked_box is None and not (labels == 1).any():
-        raise ValueError("Background points alone (label 0) say where the subject is not: add a point on the "
+        raise ValueError("background points alone (label 0) say where the subject is not: add a point on the "
                          "subject (label 1), a box or a mask_prompt")
     return SamPrompt((height, width), checked_box, coords, labels)
 

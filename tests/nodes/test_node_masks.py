@@ -77,7 +77,7 @@ def test_the_library_s_inverted_subject_mask_refusal_is_worded_for_the_node(node
     with pytest.raises(ValueError, match=r"^PHNet Paste Subject: 'subject_mask' covers \d+% of the picture and 100% of "
                                          r"its border, so it looks inverted: 1 \(white\) must mark the subject, 0 "
                                          r"\(black\) the background. Put an InvertMask node in front of subject_mask, "
-                                         r"or, .* turn on mask_as_given.$"):
+                                         r"or, .* turn on mask_as_given$"):
         nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=mask)
     _, pasted = nodes["PHNetPasteSubject"].paste(image, image, x=0, y=0, subject_mask=mask, mask_as_given=True)
     assert pasted.mean() > 0.5
@@ -93,7 +93,7 @@ def test_a_subject_joined_with_its_mask_as_alpha_is_refused_naming_join_image_wi
         with pytest.raises(ValueError, match=r"^PHNet Paste Subject: the subject's alpha( \(subject 0 of the "
                                              r"batch\))? covers .* so it looks inverted: .*JoinImageWithAlpha stores "
                                              r"1 - its alpha input, so put an InvertMask node in front of its alpha "
-                                             r"input .*turn on mask_as_given\.$"):
+                                             r"input .*turn on mask_as_given$"):
             paste(image, cut)
     assert torch.equal(paste(image, joined, mask_as_given=True)[1], 1 - subject)
     assert torch.equal(paste(image, torch.cat([image, invert(1 - subject)[..., None]], -1))[1], subject)
@@ -102,7 +102,7 @@ def test_a_subject_joined_with_its_mask_as_alpha_is_refused_naming_join_image_wi
 def test_a_subject_placed_off_the_background_is_named_by_the_node(nodes):
     """The library's words came without the node's name, as no other message of the node does."""
     subject = torch.cat([torch.rand(1, 16, 12, 3), torch.ones(1, 16, 12, 1)], -1)
-    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: The subject \(12x16 px after scale 1.0\) placed "
+    with pytest.raises(ValueError, match=r"^PHNet Paste Subject: the subject \(12x16 px after scale 1.0\) placed "
                                          r"with its top-left at \(90, 10\) lies entirely outside the 64x48 "
                                          r"background; move x/y inside it$"):
         nodes["PHNetPasteSubject"].paste(torch.rand(1, 48, 64, 3), subject, x=90, y=10, anchor="top-left")

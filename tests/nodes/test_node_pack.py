@@ -317,3 +317,13 @@ def test_the_core_imports_itself_relatively_so_the_pack_uses_its_own_copy():
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if re.match(r"\s*(from phnet[. ]|import phnet\b)", line)]
     assert found == []
+
+
+def test_every_message_a_node_raises_ends_without_a_closing_period_as_the_librarys_do():
+    """The nodes reword the library's refusals, and 12 of their messages ended with a period where the other 17 and
+    the library's did not. (A message that ends with a value is read by hand.)"""
+    from tests.helpers.messages import last_words, message_templates
+
+    templates = list(message_templates(REPO / "nodes", returned=True))
+    ends = [(where, (last_words(message) or "").rstrip()) for where, message, _ in templates]
+    assert len(templates) > 30 and [where for where, end in ends if end.endswith(".")] == []

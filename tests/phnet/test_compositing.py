@@ -75,7 +75,7 @@ def test_fully_outside_raises():
         paste_subject(_bg(), _subject(), x=10, y=0, anchor="bottom-center")
     margin = np.zeros((10, 10, 4), np.float32)  # a cut-out whose visible half lands off the background
     margin[:, 6:] = 1
-    with pytest.raises(ValueError, match="No opaque part of the subject lands on the 60x40 background .*move x/y"):
+    with pytest.raises(ValueError, match="no opaque part of the subject lands on the 60x40 background .*move x/y"):
         paste_subject(_bg(), margin, x=55, y=5)  # came back as the background and an empty mask, without a word
     assert not paste_subject(_bg(), margin, x=55, y=5, allow_empty=True)[1].any()
     with pytest.raises(ValueError, match="subject's alpha is transparent everywhere, so there is nothing to paste"):

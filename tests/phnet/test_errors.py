@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from phnet.errors import error_line, out_of_memory
+from tests.helpers.messages import first_words, last_words, message_templates
 
 WORKER_NO_MEMORY = ("Caught MemoryError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
                     '  File "fetch.py", line 52, in fetch\n    data = [self.dataset[idx] for idx in indices]\n'
@@ -114,31 +115,9 @@ def test_every_typed_refusal_reads_as_one_sentence_with_no_closing_period():
 
 
 def _message_templates():
-    """(file:line, the message) of every error the package raises with words of its own: the first argument of
-    ``raise X(...)`` and of an exception class's ``super().__init__(...)``."""
     import phnet
 
-    for path in sorted(Path(phnet.__file__).parent.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        caught = {node.name for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler) and node.name}
-        for node in ast.walk(tree):
-            call = node.exc if isinstance(node, ast.Raise) else node
-            if not isinstance(call, ast.Call) or not call.args:
-                continue
-            if not (isinstance(node, ast.Raise) or ast.unparse(call.func) == "super().__init__"):
-                continue
-            yield f"{path.relative_to(path.parents[1])}:{node.lineno}", call.args[0], caught
-
-
-def _last_words(message: ast.expr) -> str | None:
-    """The literal text a message template ends with; None where it ends with a value, or is no template."""
-    if isinstance(message, ast.BinOp) and isinstance(message.op, ast.Add):
-        return _last_words(message.right)
-    if isinstance(message, ast.Constant) and isinstance(message.value, str):
-        return message.value
-    if isinstance(message, ast.JoinedStr) and message.values and isinstance(message.values[-1], ast.Constant):
-        return message.values[-1].value
-    return None
+    return message_templates(Path(phnet.__file__).parent)
 
 
 def test_no_message_the_package_raises_ends_with_a_period_or_follows_a_quoted_error_with_one():
@@ -148,7 +127,7 @@ def test_no_message_the_package_raises_ends_with_a_period_or_follows_a_quoted_er
     templates = list(_message_templates())
     assert len(templates) > 150  # the walk finds them
     for where, message, caught in templates:
-        last = _last_words(message)
+        last = last_words(message)
         if last is not None and last.rstrip().endswith(".") and not last.rstrip().endswith("..."):
             ended.append(where)
         parts = message.values if isinstance(message, ast.JoinedStr) else []
@@ -157,6 +136,18 @@ def test_no_message_the_package_raises_ends_with_a_period_or_follows_a_quoted_er
                     and isinstance(after, ast.Constant) and after.value.startswith(".")):
                 doubled.append(where)
     assert ended == [] and doubled == []
+
+
+def test_every_message_the_package_raises_starts_lower_case_unless_with_a_name():
+    """20 messages (mostly the SAM ones and the paste's) started with a capital where the rest did not: a host puts
+    its own words before them ("error: ", "PHNet: "). A name keeps its capitals (PHNet, SAM, SamSegmenter)."""
+    capitals = []
+    for where, message, _ in _message_templates():
+        words = (first_words(message) or "").split()
+        first = words[0] if words else ""
+        if first[:1].isupper() and not any(c.isupper() for c in first[1:]):
+            capitals.append(f"{where}: {first}")
+    assert capitals == []
 
 
 @pytest.mark.parametrize("text, kept", [("no connection.", "no connection"), ("no connection", "no connection"),

@@ -1736,3 +1736,14 @@ def test_a_subject_whose_alpha_looks_inverted_is_refused_in_the_webuis_words(web
                           subject=Image.fromarray(face), x=30, y=20)  # fmt: skip
     _postprocess(webui, runner, p, _generated())
     assert _reported(webui, capsys)[1] == []
+
+
+def test_every_message_the_script_raises_ends_as_a_sentence():
+    """The WebUI shows a message as its own line: each of the script's ends with a period, as nearly all did. (A
+    message that ends with a value is read by hand.)"""
+    from tests.helpers.messages import last_words, message_templates
+    from tests.webui.harness import SCRIPT
+
+    templates = list(message_templates(SCRIPT, returned=True))
+    ends = [(where, last_words(message)) for where, message, _ in templates]
+    assert len(templates) > 20 and [where for where, end in ends if end is not None and not end.endswith(".")] == []

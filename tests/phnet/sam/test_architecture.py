@@ -62,12 +62,12 @@ def test_build_uses_the_norm_epsilons():
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match="Unknown SAM model_type"):
+    with pytest.raises(ValueError, match="unknown SAM model_type"):
         build_sam("vit_x")
 
 
 def test_not_a_sam_state_dict():
-    with pytest.raises(ValueError, match="Not a Segment Anything"):
+    with pytest.raises(ValueError, match="not a Segment Anything"):
         infer_sam_architecture({"conv.weight": torch.zeros(2, 2)})
     with pytest.raises(ValueError, match="SAM 2"):
         infer_sam_architecture({"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(2, 2)})
@@ -80,7 +80,7 @@ def test_a_relative_table_that_does_not_split_the_embedding_into_heads_is_not_a_
     # wider than the embedding read as 0 heads, and segment_anything divided by them
     state = build_tiny_sam().state_dict()
     state["image_encoder.blocks.0.attn.rel_pos_h"] = torch.zeros(7, width)
-    with pytest.raises(ValueError, match=rf"^Not a supported SAM state_dict: .*rel_pos_h is {width} wide, which does "
+    with pytest.raises(ValueError, match=rf"^not a supported SAM state_dict: .*rel_pos_h is {width} wide, which does "
                                          rf"not split the embed dim {TINY_SAM['embed_dim']} into whole attention "
                                          r"heads"):
         infer_sam_architecture(state)

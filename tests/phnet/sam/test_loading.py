@@ -89,7 +89,7 @@ def test_a_folder_s_hidden_files_are_not_checkpoints(tmp_path):
 def test_folder_with_several_checkpoints_needs_filename(tmp_path):
     save_tiny_sam(tmp_path / "a.safetensors")
     save_tiny_sam(tmp_path / "b.safetensors", seed=1)
-    with pytest.raises(ValueError, match=r"Several SAM checkpoints.*; choose one: name its file \(filename="):
+    with pytest.raises(ValueError, match=r"several SAM checkpoints.*; choose one: name its file \(filename="):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
     seg = SamSegmenter.from_pretrained(tmp_path, filename="a.safetensors", device="cpu")
     assert has_tiny_sam_weights(seg.model)
@@ -100,7 +100,7 @@ def test_a_safetensors_beside_another_sams_pth_is_no_twin(tmp_path):
     silence, as if it were the .pth's copy."""
     save_tiny_sam(tmp_path / "sam_vit_h_4b8939.pth")
     save_tiny_sam(tmp_path / "sam-vit-base.safetensors", seed=1)
-    with pytest.raises(ValueError, match="Several SAM checkpoints.*filename="):
+    with pytest.raises(ValueError, match="several SAM checkpoints.*filename="):
         SamSegmenter.from_pretrained(tmp_path, device="cpu")
 
 
@@ -126,7 +126,7 @@ def test_a_model_type_picks_a_file_by_its_folder_s_name_too():
         "vit_b_sams/sam_vit_b.pth")
     with pytest.raises(SeveralCheckpoints) as e:  # a model type already set is not advised again
         _pick_checkpoint(["vit_b/a.pth", "vit_b/b.pth"], "here", "vit_b")
-    assert str(e.value) == ("Several SAM checkpoints in here (model type vit_b does not tell them apart): "
+    assert str(e.value) == ("several SAM checkpoints in here (model type vit_b does not tell them apart): "
                             "vit_b/a.pth, vit_b/b.pth; choose one: name its file (filename=)")
     assert e.value.choosing("set hub_filename").model_type == "vit_b"
 
@@ -156,7 +156,7 @@ def test_a_model_type_no_file_names_is_named_as_missing_not_as_several():
 
     with pytest.raises(FileNotFoundError) as e:
         _pick_checkpoint(["sam_vit_b_01ec64.safetensors", "sam-vit-huge.safetensors"], "here", "vit_l")
-    assert str(e.value) == ("No SAM checkpoint in here is a vit_l (sam-vit-huge.safetensors, "
+    assert str(e.value) == ("no SAM checkpoint in here is a vit_l (sam-vit-huge.safetensors, "
                             "sam_vit_b_01ec64.safetensors): choose the model type of one of them, or add a vit_l "
                             "checkpoint")
     with pytest.raises(SeveralCheckpoints):  # names that say no type: choosing a file is the way
@@ -224,7 +224,7 @@ def test_hub_not_cached_offline_error(tmp_path, monkeypatch):
 def test_model_type_mismatch(tiny_path):
     with pytest.raises(ValueError, match="holds a custom SAM.*not the requested vit_b"):
         SamSegmenter.from_pretrained(tiny_path, model_type="vit_b")
-    with pytest.raises(ValueError, match="Unknown SAM model_type"):
+    with pytest.raises(ValueError, match="unknown SAM model_type"):
         SamSegmenter.from_pretrained(tiny_path, model_type="vit_x")
 
 
@@ -233,7 +233,7 @@ def test_missing_file(tmp_path):
         SamSegmenter.from_pretrained(tmp_path / "nope.safetensors")
     with pytest.raises(FileNotFoundError, match="SAM checkpoint not found"):
         SamSegmenter.from_pretrained("models/sams/sam_vit_b_01ec64.pth")
-    with pytest.raises(FileNotFoundError, match="No SAM checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no SAM checkpoint"):
         SamSegmenter.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="not found in folder"):
         SamSegmenter.from_pretrained(tmp_path, filename="x.pth")
@@ -279,7 +279,7 @@ def test_not_a_sam_state_dict(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"conv.weight": torch.zeros(2, 2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(ValueError, match="Not a Segment Anything"):
+    with pytest.raises(ValueError, match="not a Segment Anything"):
         SamSegmenter.from_pretrained(tmp_path / "other.safetensors")
     state = {k: v.contiguous() for k, v in build_tiny_sam().state_dict().items()}
     state["mask_decoder.hf_token.weight"] = torch.zeros(1, 32)  # SAM-HQ style extra
@@ -314,5 +314,5 @@ def test_a_checkpoint_whose_relative_tables_give_no_whole_heads_is_named(tmp_pat
     state = load_file(path)
     state["image_encoder.blocks.0.attn.rel_pos_h"] = torch.zeros(7, 64)
     save_file(state, path)
-    with pytest.raises(ValueError, match="tiny.safetensors: Not a supported SAM state_dict: .*rel_pos_h is 64 wide"):
+    with pytest.raises(ValueError, match="tiny.safetensors: not a supported SAM state_dict: .*rel_pos_h is 64 wide"):
         SamSegmenter.from_pretrained(path, device="cpu")
