@@ -327,3 +327,34 @@ def test_every_message_a_node_raises_ends_without_a_closing_period_as_the_librar
     templates = list(message_templates(REPO / "nodes", returned=True))
     ends = [(where, (last_words(message) or "").rstrip()) for where, message, _ in templates]
     assert len(templates) > 30 and [where for where, end in ends if end.endswith(".")] == []
+
+
+def test_the_nodes_widget_defaults_are_the_librarys_defaults(pack):
+    """A widget's default and the library's default it stands for are written in two places: they must agree
+    (the README documents the library's)."""
+    import inspect
+
+    from phnet import Harmonizer
+    from phnet.temporal import Temporal
+
+    m = pack.NODE_CLASS_MAPPINGS
+    call = inspect.signature(Harmonizer.harmonize).parameters
+    for node in ("PHNetHarmonize", "PHNetHarmonizeFrames"):
+        optional = m[node].INPUT_TYPES()["optional"]
+        assert optional["strength"][1]["default"] == call["strength"].default == 1.0
+        assert optional["threshold"][1]["default"] == -1.0 and call["threshold"].default is None  # the weights' own
+        assert optional["working_size"][1]["default"] == 0 and call["working_size"].default is None
+        assert optional["mask_is_alpha"][1]["default"] is call["mask_is_alpha"].default is False
+    frames = m["PHNetHarmonizeFrames"].INPUT_TYPES()["required"]
+    assert frames["smoothing"][1]["default"] == Temporal().window == 3.0
+    assert frames["cut_threshold"][1]["default"] == Temporal().cut_threshold == 20.0
+    assert frames["causal"][1]["default"] is Temporal().causal is False
+    loader = m["PHNetModelLoader"].INPUT_TYPES()["required"]
+    assert loader["dtype"][1]["default"] == inspect.signature(Harmonizer.__init__).parameters["dtype"].default == "auto"
+    for node_id, cls in m.items():  # a third place: the node function's own default, for a caller that leaves it out
+        spec = cls.INPUT_TYPES()
+        widgets = {**spec["required"], **spec.get("optional", {})}
+        for name, p in inspect.signature(getattr(cls, cls.FUNCTION)).parameters.items():
+            opts = widgets.get(name, (None, {}))[1] if len(widgets.get(name, ())) > 1 else {}
+            if p.default is not p.empty and "default" in opts:
+                assert p.default == opts["default"], (node_id, name)

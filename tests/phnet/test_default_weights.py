@@ -104,3 +104,17 @@ def test_default_weights_leave_an_untouched_region_nearly_alone(harmonizer, held
     change = float(metrics.fmse(out_t, real_t, mask_t)[0])
     error = float(metrics.fmse(_t(shifted), real_t, mask_t)[0])
     assert change < 0.25 * error, (change, error)
+
+
+def test_the_bundled_do_no_harm_rule_is_the_one_the_docs_give():
+    """The README and docs/default-weights.md quote the bundled weights' rule (threshold 40.5, a fifth below it, whole
+    from 56.5 on): a new calibration must bring its words along."""
+    repo = Path(__file__).resolve().parents[2]
+    cfg = Harmonizer.from_pretrained(device="cpu").config
+    rule = (cfg.correction_threshold, cfg.correction_ramp, cfg.correction_floor)
+    assert rule == (40.5, 16.0, 0.2)
+    docs = " ".join((repo / "docs" / "default-weights.md").read_text(encoding="utf-8").split())
+    assert ("`correction_threshold` 40.5, `correction_ramp` 16, `correction_floor` 0.2" in docs
+            and "smaller than 40.5 is applied at a fifth of its size, one above 56.5 whole" in docs)
+    readme = " ".join((repo / "README.md").read_text(encoding="utf-8").split())
+    assert "their threshold (40.5, RMS on 0–255)" in readme and "(from 56.5 on, after a ramp)" in readme

@@ -935,3 +935,28 @@ def test_version_names_phnet_and_what_it_runs_on_in_one_line(capsys):
     line = capsys.readouterr().out
     assert line.count("\n") == 1 and line.startswith(f"phnet {phnet.__version__} (torch {torch.__version__}, ")
     assert line.rstrip().endswith(f"Python {platform.python_version()})")
+
+
+def test_the_commands_defaults_are_the_librarys_and_its_help_says_them():
+    """The command writes the library's defaults a second time (argparse needs them, and its help shows them): they
+    must agree with the library's, and the help's words with both."""
+    import inspect
+
+    from phnet import Harmonizer
+    from phnet.cli.command import TEMPORAL_SIGMA, build_parser
+    from phnet.temporal import Temporal
+
+    parser = build_parser().harmonize_parser
+    given = parser.parse_args(["c.png", "m.png", "-o", "out.png"])
+    call = inspect.signature(Harmonizer.harmonize).parameters
+    made = inspect.signature(Harmonizer.__init__).parameters
+    assert given.strength == call["strength"].default == 1.0
+    assert given.mode == call["mode"].default == "full"
+    assert given.dtype == made["dtype"].default == "auto"
+    assert given.threshold is None and given.method is None and given.cut_threshold is None  # the library decides
+    assert made["method"].default == "correction" and Temporal().cut_threshold == 20.0
+    assert parser.parse_args(["f/", "m/", "-o", "o/", "--temporal"]).temporal == TEMPORAL_SIGMA == Temporal().window
+    help_text = " ".join(parser.format_help().split())
+    for words in ("(default 3;", "(default 20)", "(mode full; default correction)", "auto (default)",
+                  "full resolution (default)"):
+        assert words in help_text, words
