@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -557,3 +558,11 @@ def test_the_window_s_limits_are_taken_and_just_past_them_refused(window):
     assert Temporal(window=window).window == window
     with pytest.raises(ValueError, match="a number of frames from 0.01 to 10000"):
         Temporal(window=window * 1.5 if window > 1 else window / 2)
+
+
+def test_the_default_window_and_cut_threshold_are_the_ones_the_docs_give():
+    """docs/video-and-reference.md quotes them (cuts found at 20, a window of 3), and the hosts take them from here."""
+    repo = Path(__file__).resolve().parents[2]
+    docs = " ".join((repo / "docs" / "video-and-reference.md").read_text(encoding="utf-8").split())
+    assert (Temporal().window, Temporal().cut_threshold, Temporal().causal) == (3.0, 20.0, False)
+    assert "(0–255 units, default 20)" in docs and "for the default window of 3" in docs
