@@ -101,6 +101,7 @@ def _replace(tmp: Path, target: Path, tries: int = 10) -> None:
 
 
 def write_atomic_text(target: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``target`` as UTF-8, whole or not at all (:func:`write_atomic`)."""
     write_atomic(target, text_writer(text))
 
 

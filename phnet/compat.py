@@ -7,6 +7,7 @@ import contextlib
 import functools
 import threading
 import warnings
+from typing import Iterator
 
 import torch
 
@@ -61,7 +62,7 @@ _WARNINGS = threading.RLock()
 
 
 @contextlib.contextmanager
-def catching_warnings():
+def catching_warnings() -> Iterator[None]:
     """``warnings.catch_warnings()`` one block at a time: it swaps process-wide state, so two blocks interleaving in
     a host's threads left the filters of one in place for good. The library's blocks around one call go through here."""
     with _WARNINGS, warnings.catch_warnings():

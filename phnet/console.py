@@ -7,9 +7,13 @@ import os
 import signal
 import sys
 import threading
+from types import FrameType
+from typing import Any, Callable
 
 
 def entry() -> None:
+    """The ``phnet`` command: the CLI imported under :func:`quiet_interrupt` (exit code 130 on Ctrl-C meanwhile),
+    then run with Ctrl-C as it was."""
     printable_anywhere()
     previous = quiet_interrupt()
     try:
@@ -22,7 +26,7 @@ def entry() -> None:
     run()
 
 
-def quiet_interrupt():
+def quiet_interrupt() -> Callable[[int, FrameType | None], Any] | int | None:
     """Ctrl-C while torch and numpy load ends the process at once, with the shell's code for it: raised inside
     their native import code, the KeyboardInterrupt came out as another error (numpy's "cannot load module more
     than once per process", with a traceback) or aborted the process (pybind11). For a command that has written
@@ -35,7 +39,7 @@ def quiet_interrupt():
     return signal.signal(signal.SIGINT, _end_now)
 
 
-def _end_now(signum, frame) -> None:
+def _end_now(signum: int, frame: FrameType | None) -> None:
     os._exit(128 + signum)
 
 

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 import torch
 
+# what a graph is captured for: each tensor's (shape, dtype, device), None where none was given, and the options
+GraphKey = tuple[tuple[tuple[tuple[int, ...], torch.dtype, torch.device] | None, ...], tuple[tuple[str, Any], ...]]
 WARMUP_CALLS = 2  # on a side stream before capture, as CUDA graphs need (lazy initialisation, autotuning)
 
 
@@ -56,7 +58,7 @@ class GraphCache:
             raise ValueError(f"a graph cache holds at least one graph, got size={size}")
         self._fn = weakref.WeakMethod(fn) if inspect.ismethod(fn) else (lambda: fn)
         self.size, self.capture = size, capture
-        self.graphs: OrderedDict[tuple, tuple[list, Any, Callable[[], None]]] = OrderedDict()
+        self.graphs: OrderedDict[GraphKey, tuple[list[torch.Tensor | None], Any, Callable[[], None]]] = OrderedDict()
         self.captures = 0
         self.lock = threading.Lock()
 
@@ -66,7 +68,9 @@ class GraphCache:
         return self._fn()
 
     @staticmethod
-    def key(tensors: tuple, options: dict) -> tuple:
+    def key(tensors: tuple[torch.Tensor | None, ...], options: dict[str, Any]) -> GraphKey:
+        """What tells one graph from another: each tensor's shape, dtype and device (None for a tensor not given),
+        and the options, sorted by name (their values must be hashable)."""
         shapes = tuple(None if t is None else (tuple(t.shape), t.dtype, t.device) for t in tensors)
         return shapes, tuple(sorted(options.items()))
 
@@ -82,7 +86,7 @@ class GraphCache:
             raise ReferenceError("the object whose method this graph cache runs was freed; make a new GraphCache")
         return fn
 
-    def _call(self, tensors: tuple, options: dict) -> Any:
+    def _call(self, tensors: tuple[torch.Tensor | None, ...], options: dict[str, Any]) -> Any:
         self._live_fn()
         key = self.key(tensors, options)
         entry = self.graphs.get(key)
@@ -97,7 +101,7 @@ class GraphCache:
         else:
             self.graphs.move_to_end(key)
             for buffer, t in zip(entry[0], tensors):
-                if buffer is not None:
+                if buffer is not None and t is not None:  # (the key has both, or neither)
                     buffer.copy_(t)
         inputs, outputs, replay = entry
         replay()
