@@ -296,6 +296,8 @@ def _remove_official_terms(licence: Path) -> None:
 
 
 def model_from_folder(directory: str | Path, config: PHNetConfig | None = None) -> PHNet:
+    """The model in a folder: its config.json + model.safetensors, or the one weights file it holds; ``config``
+    where given instead of the folder's config.json."""
     directory = Path(directory)
     weights = directory / WEIGHTS_NAME
     if weights.is_symlink() and not weights.exists():
@@ -517,6 +519,8 @@ def carries_official_terms(config: PHNetConfig) -> bool:
 
 
 def model_card(config: PHNetConfig, base_model: str | None = None) -> str:
+    """The README.md of a Hub repo holding weights of ``config``: metadata, the config, and the official terms where
+    the weights come from an official checkpoint (``base_model``: the official file they were converted from)."""
     lines = [
         "---",
         "library_name: phnet",
@@ -557,9 +561,10 @@ def push_to_hub(
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-    # None left out: huggingface_hub before 0.27 reads None as False (public)
-    url = api.create_repo(repo_id, exist_ok=True, repo_type="model",
-                          **({"private": bool(private)} if private is not None else {}))
+    if private is None:  # left out: huggingface_hub before 0.27 reads None as False (public)
+        url = api.create_repo(repo_id, exist_ok=True, repo_type="model")
+    else:
+        url = api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
     if private and not api.repo_info(repo_id, repo_type="model").private:
         raise PermissionError(f"the Hub repo {repo_id} exists and is public: nothing was uploaded. Make it private "
                               "on the Hub first, or give another repo name")
@@ -636,6 +641,7 @@ def is_official_file_name(name: str) -> bool:
 
 
 def official_by_file_name(name: str) -> sources.OfficialWeights | None:
+    """The official weights whose file (or the name their authors' README gives it) is ``name``; None for others."""
     return next((w for w in sources.OFFICIAL.values() if name in (w.filename, w.readme_name)), None)
 
 

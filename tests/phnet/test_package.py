@@ -69,7 +69,6 @@ def _written_doc(obj) -> str:
 NOT_YET_CHECKED = {
     "phnet.cli", "phnet.cli.clip", "phnet.cli.command", "phnet.cli.convert", "phnet.cli.harmonize", "phnet.cli.jobs",
     "phnet.cli.messages", "phnet.cli.reading", "phnet.cli.saving", "phnet.imageio.decode", "phnet.imageio.images",
-    "phnet.weights",
 }
 
 
