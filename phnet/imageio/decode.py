@@ -14,7 +14,7 @@ import sys
 import unicodedata
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -22,7 +22,10 @@ from ..atomic import missing_target
 from ..compat import catching_warnings
 
 if TYPE_CHECKING:
-    import PIL.Image
+    from PIL.Image import Image as PILImage
+    from PIL.ImageFile import ImageFile as PILFile  # an opened file: its tiles, before they are loaded
+else:  # PIL loads on first use, not with the package: at run time (typing.get_type_hints) the hints read Any
+    PILImage = PILFile = Any
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # files read_image is meant for
 
@@ -121,7 +124,7 @@ def _check_tiff_layout(image, name: str) -> None:
                          "decodes wrongly; save it with its channels interleaved (contiguous), e.g. as 16-bit PNG")
 
 
-def picture_pixels(path: str | Path, image) -> np.ndarray:
+def picture_pixels(path: str | Path, image: PILImage) -> np.ndarray:
     """An opened picture's pixels as they are read: 16-bit colour at 16 bits, a 16-bit key colour as alpha."""
     if image.info.get(_RAWMODE):
         return _key_as_alpha(_sixteen_bit_colour(path, image), image.info.get("transparency"))
@@ -310,7 +313,7 @@ def _low_byte_mode(rawmode: Any) -> str | None:
     return f"{base};16{'L' if order == 'B' else 'B'}"
 
 
-def sixteen_bit_colour_mode(image) -> str | None:
+def sixteen_bit_colour_mode(image: PILFile) -> str | None:
     """The raw mode of an opened, not yet loaded picture whose colour samples are 16 bits, which PIL shows at 8
     (its high bytes) and this module reads whole; None for others."""
     modes = {_rawmode(tile) for tile in image.tile}
@@ -344,10 +347,10 @@ def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
     return np.ascontiguousarray(wide)
 
 
-def open_picture(path: str | Path):
+def open_picture(path: str | Path) -> PILImage:
     """A loaded PIL image of one frame (close it, or use it in a ``with``); ``FileNotFoundError`` /
     ``ValueError`` naming the file otherwise, the file closed (an error kept in a notebook held it open)."""
-    opened: list[PIL.Image.Image] = []
+    opened: list[PILImage] = []
     register_plugins()
     try:
         image = _open_picture(path, opened)
@@ -361,7 +364,7 @@ def open_picture(path: str | Path):
 
 
 @contextlib.contextmanager
-def quiet():
+def quiet() -> Iterator[None]:
     """Without PIL's "decompression bomb DOS attack?" warning over 89 megapixels, which opening and loading
     (a TIFF's) give: the file is the user's own photo (above twice that, PIL's error still stands, and the
     caller names the fix)."""
@@ -372,7 +375,7 @@ def quiet():
         yield
 
 
-def quiet_open(path: str | Path):
+def quiet_open(path: str | Path) -> PILFile:
     """``PIL.Image.open`` in :func:`quiet`."""
     from PIL import Image
 
@@ -413,8 +416,9 @@ def _open_picture(path: str | Path, opened: list):
     except Image.DecompressionBombError as e:
         pixels = re.search(r"\((\d+) pixels\)", str(e))
         size = f"{int(pixels[1]) / 1e6:.3g} megapixels" if pixels else "too many pixels"
+        limit = Image.MAX_IMAGE_PIXELS or 0  # (set: PIL raises this only where it is)
         raise ValueError(
-            f"{path} holds {size}, more than the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} megapixels PIL opens (its "
+            f"{path} holds {size}, more than the {2 * limit / 1e6:.3g} megapixels PIL opens (its "
             "guard against decompression bombs); resize it below that, e.g. to half its width and height"
         ) from None
     except _DAMAGED as e:
@@ -483,13 +487,14 @@ def _turned(image) -> bool:
         return False
 
 
-def upright_size(image) -> tuple[int, int]:
+def upright_size(image: PILFile) -> tuple[int, int]:
     """(width, height) of an opened, not yet loaded picture as it is read: turned by its orientation. A TIFF
     may report the turned size already (Pillow 13 turns TIFFs itself): its size is then not the one stored."""
     width, height = image.size
     try:
         turn = orientation(image)
-        stored = (image.tag_v2.get(256), image.tag_v2.get(257)) if image.format == "TIFF" else (width, height)
+        tags = getattr(image, "tag_v2", {})  # (a TIFF's)
+        stored = (tags.get(256), tags.get(257)) if image.format == "TIFF" else (width, height)
     except Exception:  # unreadable tags: read as it is, as _upright does
         return width, height
     return (height, width) if turn in (5, 6, 7, 8) and stored == (width, height) else (width, height)
@@ -498,7 +503,7 @@ def upright_size(image) -> tuple[int, int]:
 _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')  # as Pillow finds it
 
 
-def orientation(image) -> int:
+def orientation(image: PILImage) -> int:
     """A picture's orientation (1: upright): its EXIF's, else, in its XMP, tiff:Orientation, which Pillow 13
     reads as the EXIF's and Pillow 9 in a PNG only. A copy's XMP counts where it carries no EXIF: Pillow 9's
     ImageOps.exif_transpose turns a picture by its EXIF and leaves the XMP's orientation as it was. On Pillow 9 a
@@ -514,7 +519,7 @@ def orientation(image) -> int:
     return 1 if turn is None else turn
 
 
-def orientation_source(image) -> str:
+def orientation_source(image: PILImage) -> str:
     """Where an opened picture's orientation is given, for a message: "EXIF", or "XMP" where its EXIF holds none
     (Pillow 13 shows an XMP's tiff:Orientation in the EXIF as well)."""
     from PIL import Image
@@ -567,13 +572,13 @@ PICTURE_IN_FIRST_FRAME = ("MPO", "PSD")  # a camera JPEG's previews, a PSD's lay
 #                                          PSD's flattened one)
 
 
-def is_animation(image) -> bool:
+def is_animation(image: PILImage) -> bool:
     """Whether an opened picture holds frames past its first that are a clip's, not a TIFF's pages or the previews
     and layers of :data:`PICTURE_IN_FIRST_FRAME`; a damaged later frame raises."""
     return image.format not in (*PICTURE_IN_FIRST_FRAME, "TIFF") and frame_count(image) > 1
 
 
-def frame_count(image) -> int:
+def frame_count(image: PILImage) -> int:
     """A picture's frames: its ``n_frames``, but for a TIFF 1 or 2 (one page, more). A TIFF is asked for a second
     page only: counting them walks every page, quadratic in their number (200 000 one-pixel pages, under 30 MB,
     took minutes); a damaged second page raises here."""
@@ -593,6 +598,7 @@ def _tiff_pages(image) -> int:
 
 
 def is_pil(x: Any) -> bool:
+    """Whether ``x`` is a PIL image (False where PIL is not installed)."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover
@@ -663,7 +669,7 @@ def _keyed(image) -> bool:
     return image.mode in ("P", "RGB", "L", "1") and "transparency" in image.info
 
 
-def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
+def pil_image_pixels(image: PILImage, name: str, allow_16bit: bool) -> np.ndarray:
     """An image's pixels: uint8 H×W / H×W×3 / H×W×4, uint16 (16-bit grey) or float32 (mode F)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
@@ -685,12 +691,12 @@ def pil_image_pixels(image, name: str, allow_16bit: bool) -> np.ndarray:
     return np.array(image)
 
 
-def unpremultiplied(image):
+def unpremultiplied(image: PILImage) -> PILImage:
     """A TIFF's premultiplied grey + alpha (mode La), which PIL converts to nothing but LA."""
     return image.convert("LA") if image.mode == "La" else image
 
 
-def pil_mask_pixels(image, name: str = "mask") -> np.ndarray:
+def pil_mask_pixels(image: PILImage, name: str = "mask") -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
@@ -741,7 +747,7 @@ class ColourMaskError(ValueError):
     """A mask file that is a colour picture (a photo given where its mask was expected, perhaps)."""
 
 
-def file_mask_pixels(image, name: str, white: str = "subject") -> np.ndarray:
+def file_mask_pixels(image: PILImage, name: str, white: str = "subject") -> np.ndarray:
     """A mask file's one channel (``white``: what its white marks, for the messages). In-memory PIL masks keep
     :func:`pil_mask_pixels`' rules; a file, more likely a picture made for another purpose, is held to stricter
     ones:

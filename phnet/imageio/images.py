@@ -235,7 +235,9 @@ def image_to_bhwc(image: Any, name: str = "image") -> torch.Tensor:
 # layouts and value ranges
 
 
-def integer_peak(dtype) -> float | None:
+def integer_peak(dtype: np.dtype | torch.dtype) -> float | None:
+    """The value of full for an integer picture's dtype (255.0 for uint8, 65535.0 for uint16, numpy's or torch's);
+    None for others (float pictures hold 0..1)."""
     if isinstance(dtype, np.dtype):
         dtype = dtype.newbyteorder("=")  # a big-endian uint16 (PIL's I;16B read by numpy) is one too
     if dtype in (np.uint8, torch.uint8):
@@ -251,6 +253,8 @@ def is_strided(t: torch.Tensor) -> bool:
 
 
 def check_strided(t: torch.Tensor, name: str) -> torch.Tensor:
+    """``t`` itself where it holds its values in rows; a ``ValueError`` naming ``name`` and the fix for a nested or
+    sparse tensor."""
     if t.is_nested:
         raise ValueError(f"{name}: a nested tensor; pass pictures of one size as one tensor, or one at a time")
     if t.layout != torch.strided:
@@ -345,7 +349,8 @@ def _np_dtype(dtype) -> np.dtype:
     if isinstance(dtype, np.dtype):
         return dtype.newbyteorder("=")
     if isinstance(dtype, torch.dtype):
-        return {torch.uint8: np.dtype(np.uint8), UINT16: np.dtype(np.uint16)}[dtype]
+        numpy_of: dict[torch.dtype | None, np.dtype] = {torch.uint8: np.dtype(np.uint8), UINT16: np.dtype(np.uint16)}
+        return numpy_of[dtype]
     return np.dtype(dtype)
 
 
