@@ -8,29 +8,35 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from ..corrections import Correction
 from ..errors import memory_advice, out_of_memory
-from ..frames import apply_frame, estimate_frame, smoothed_report
+from ..frames import EstimatedFrame, apply_frame, estimate_frame, smoothed_report
 from ..options import check_options, threshold_for
 from ..pipeline import measured, pixels_of
+from ..temporal import Temporal
 from .jobs import Job
 from .messages import in_flags, say, verdict
 from .reading import inverted_words, load_pair, orientation_note, reference_for
 from .saving import save_result
 
 if TYPE_CHECKING:
-    from ..corrections import Correction
-    from ..frames import EstimatedFrame
+    from ..harmonizer import Harmonizer
+else:  # loaded with the weights, not with the command: at run time (typing.get_type_hints) the hint reads Any
+    Harmonizer = Any
 
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)
 _CHECK_DELAY = 2.0  # seconds before the check of a clip's masks shows its progress
 
 
-def natural_key(path: Path) -> list:
+def natural_key(path: Path) -> list[int | str]:
+    """A file's sort key in natural name order: its name's runs of digits as numbers (frame2 before frame10), the
+    rest without case."""
     # isdecimal, as \d reads: '²' is a digit to isdigit(), not a number to int()
     return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
@@ -109,13 +115,11 @@ def refuse_unreadable_masks(jobs: list[Job], read: set[Path]) -> None:
                              f"frames may have no gap)") from None
 
 
-def harmonize_clip(harmonizer, jobs: list[Job], args: argparse.Namespace) -> int:
+def harmonize_clip(harmonizer: Harmonizer, jobs: list[Job], args: argparse.Namespace) -> int:
     """The clip's frames harmonized in natural name order (:class:`ClipRun`), then its summary; the exit code."""
-    from .. import temporal
-
     cut = CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     try:
-        settings = temporal.Temporal(window=args.temporal, cut_threshold=cut)
+        settings = Temporal(window=args.temporal, cut_threshold=cut)
         size = check_options(harmonizer.config, args.strength, "full", args.working_size)  # one set of option rules
     except ValueError as e:
         raise ValueError(in_flags(e)) from None
@@ -149,7 +153,8 @@ class ClipRun:
     smoothed correction (a few frames later). Each frame is read twice, to estimate and to apply: only the window's
     low-resolution corrections are held, whatever the clip's length."""
 
-    def __init__(self, harmonizer, jobs: list[Job], args: argparse.Namespace, settings, size) -> None:
+    def __init__(self, harmonizer: Harmonizer, jobs: list[Job], args: argparse.Namespace, settings: Temporal,
+                 size: int) -> None:
         from tqdm import tqdm
 
         from .. import temporal
@@ -181,7 +186,6 @@ class ClipRun:
     def estimate(self, job: Job) -> EstimatedFrame | None:
         """The frame's estimate, for the smoother; None where the frame failed, or was written as it was: no
         subject in it, or too little background (both kept out of the smoothing)."""
-        from ..corrections import Correction
         from ..imageio.masks import FAINT
 
         name, tally = job.composite.name, self.tally
@@ -213,19 +217,18 @@ class ClipRun:
             self._fail(job, memory_advice(e))
             return None
 
-    def _estimate_subject(self, job: Job, shape: tuple, pixels, peak, masks, mask_peak) -> EstimatedFrame:
+    def _estimate_subject(self, job: Job, shape: tuple[int, ...], pixels: torch.Tensor, peak: float,
+                          masks: torch.Tensor, mask_peak: float) -> EstimatedFrame:
         """The correction of a frame with a subject, matched to its reference, or else its whole background: of an
         RGBA frame with a mask of its own, what its alpha shows of it."""
-        import torch
-
         from ..compositing import visible_scene
         from ..corrections import TRANSPARENT_SCENE
         from ..imageio import mask_to_tensor
 
-        reference = reference_for(job, shape)
-        if reference is not None:
+        drawn, reference = reference_for(job, shape), None
+        if drawn is not None:
             height, width = pixels.shape[:2]
-            reference = mask_to_tensor(reference, 1, height, width, "reference mask")[0, 0]
+            reference = mask_to_tensor(drawn, 1, height, width, "reference mask")[0, 0]
         reference_peak, scene = 1.0, None
         if pixels.shape[-1] == 4:  # a frame with its own mask: what lies under its alpha 0 is no scene
             scene = visible_scene(pixels[None, ..., 3], masks[None], None if reference is None else
@@ -241,10 +244,9 @@ class ClipRun:
             found.report = replace(found.report, notes=(*found.report.notes, TRANSPARENT_SCENE))
         return found
 
-    def write(self, ready) -> None:
-        """Each frame the smoother released, read again, its smoothed correction applied, and written."""
-        import torch
-
+    def write(self, ready: list[tuple[int, torch.Tensor]]) -> None:
+        """Each frame the smoother released (its index, its smoothed correction), read again, that correction
+        applied, and written."""
         harmonizer = self.harmonizer
         for j, correction in ready:
             frame, place = self.held.pop(j)
@@ -274,7 +276,7 @@ class ClipRun:
                                                            allow_empty=True)
         return pixels[0], peak, masks[0], mask_peak, lambda out: finish(out[None])
 
-    def _save(self, result: np.ndarray, job: Job, keep: dict, image: np.ndarray) -> None:
+    def _save(self, result: np.ndarray, job: Job, keep: dict[str, Any], image: np.ndarray) -> None:
         self.tally.left_out.update(save_result(result, job.target, keep))
         if image.dtype != np.uint8:
             self.tally.sixteen_bit.append(job.composite.name)
@@ -288,7 +290,7 @@ class ClipRun:
         self.tally.failed.append(job.composite)
         self.bar.update(1)
 
-    def _reports(self) -> list:
+    def _reports(self) -> list[Correction]:
         return [c for c in self.tally.corrections if c is not None]
 
     def summarize(self) -> None:

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import warnings
+from typing import TextIO
 
 
 from ..fullres import METHODS
@@ -25,12 +26,20 @@ TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
 OFFICIAL_PRESETS = tuple(sorted({w.preset for w in OFFICIAL.values()}))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phnet", description="PHNet portrait harmonization")
+class CommandParser(argparse.ArgumentParser):
+    """The ``phnet`` command's parser, holding its ``harmonize`` sub-parser: :func:`main` parses a harmonize
+    command with that one alone, so that options may come between its file names."""
+
+    harmonize_parser: argparse.ArgumentParser
+
+
+def build_parser() -> CommandParser:
+    """The parser of the ``phnet`` command and its sub-commands (``harmonize``, ``convert``)."""
+    parser = CommandParser(prog="phnet", description="PHNet portrait harmonization")
     parser.add_argument("--version", action=_Versions, nargs=0, default=argparse.SUPPRESS,
                         help="print the versions of phnet, torch (with its build), torchvision, numpy, Pillow and "
                         "Python (for a bug report) and exit")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 
     h = sub.add_parser("harmonize", help="harmonize a composite (or a folder of them) given the subject mask")
     h.add_argument("composite", help="composite image, or a folder of them")
@@ -146,6 +155,9 @@ class _Versions(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``phnet`` command on ``argv`` (default: the process's arguments); its exit code: 1 where files failed
+    (or an upload), 2 for bad weights or input or an unreachable Hub, 128 + the signal's number when stopped. A
+    refusal before the work raises ``SystemExit`` with its message (:func:`entry` exits with 2 for it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     _check_quotes(argv)
     parser = build_parser()
@@ -218,7 +230,7 @@ class _ReaderMayLeave:
 
     def __init__(self, stream) -> None:
         self._stream = stream
-        self._nothing = None  # what the run writes to once the reader left
+        self._nothing: TextIO | None = None  # what the run writes to once the reader left
 
     def write(self, text: str) -> int:
         try:

@@ -11,6 +11,8 @@ from ..sources import hub_command
 
 
 def convert(args: argparse.Namespace) -> int:
+    """``phnet convert``: the checkpoint converted into OUT_DIR, then pushed to the Hub where asked; the exit code
+    (1 where the upload failed: the converted weights stay)."""
     from ..weights import (carries_official_terms, check_upload, convert_official, is_official_file_name, push_to_hub,
                           upload_failed)
 

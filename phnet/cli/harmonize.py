@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -16,12 +17,19 @@ from .messages import depth, in_flags, left_out_note, say, verdict
 from .reading import load_pair, orientation_note, reference_for
 from .saving import save_result, write_comparison
 
+if TYPE_CHECKING:
+    from ..harmonizer import Harmonizer
+else:  # loaded with the weights, not with the command: at run time (typing.get_type_hints) the hint reads Any
+    Harmonizer = Any
+
 
 MASK_IS_ALPHA_UNUSED = ("error: --mask-is-alpha works with --mode full and --method correction or guided, with "
                         "weights whose output is a picture: leave it out, or choose those")
 
 
-def harmonize_one(harmonizer, job: Job, args: argparse.Namespace, say) -> None:
+def harmonize_one(harmonizer: Harmonizer, job: Job, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    """One composite harmonized and its result written (and its comparison, where asked), its verdict and notes
+    given to ``say``; a ``ValueError`` or ``OSError`` naming the file where it cannot be."""
     image, mask, keep = load_pair(job.composite, job.mask, as_given=args.mask_as_given)
     reference = reference_for(job, image.shape)
     result, corrections = harmonizer.harmonize(image, mask, strength=args.strength, mode=args.mode,
@@ -108,7 +116,7 @@ def check_run(args: argparse.Namespace, jobs: list[Job], single: bool) -> None:
         refuse_unreadable_masks(jobs, set() if args.mask_as_given else refuse_inverted_clip(jobs))
 
 
-def load_harmonizer(args: argparse.Namespace):
+def load_harmonizer(args: argparse.Namespace) -> Harmonizer:
     """The weights of ``--weights`` in a Harmonizer on ``--device`` in ``--dtype``, once they are known to fit
     ``--mask-is-alpha``; a precision that runs slow on this device is said."""
     from .. import precision
@@ -125,7 +133,7 @@ def load_harmonizer(args: argparse.Namespace):
     return harmonizer
 
 
-def harmonize_pictures(harmonizer, jobs: list[Job], args: argparse.Namespace, single: bool) -> int:
+def harmonize_pictures(harmonizer: Harmonizer, jobs: list[Job], args: argparse.Namespace, single: bool) -> int:
     """Each composite on its own: a bad file is named and the others go on (a folder run exits 1 at the end); a
     single composite's failure ends the run."""
     from tqdm import tqdm

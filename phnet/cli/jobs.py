@@ -17,6 +17,9 @@ from .saving import FORMATS, NO_ALPHA, eight_bit
 
 
 class Job(NamedTuple):
+    """One composite's files: those it reads (the composite, its mask or None for its alpha, its reference mask)
+    and those it writes (the result, and a comparison where asked)."""
+
     composite: Path
     mask: Path | None
     target: Path
@@ -25,6 +28,7 @@ class Job(NamedTuple):
 
     @property
     def inputs(self) -> list[Path]:
+        """The files this job reads: the composite, and its mask and reference mask where given."""
         return [p for p in (self.composite, self.mask, self.reference) if p is not None]
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 import numpy as np
+
+from ..corrections import Correction
+
+if TYPE_CHECKING:
+    from ..harmonizer import Harmonizer
+else:  # loaded with the weights, not with the command: at run time (typing.get_type_hints) the hint reads Any
+    Harmonizer = Any
 
 
 FLAGS = {"strength": "--strength", "working_size": "--working-size", "cut_threshold": "--cut-threshold"}
@@ -18,7 +26,7 @@ def in_flags(error: Exception) -> str:
     return re.sub(rf"(?<!-)\b({'|'.join(FLAGS)})\b", lambda m: FLAGS[m[1]], str(error))
 
 
-def say(text: str, stream=None) -> None:
+def say(text: str, stream: TextIO | None = None) -> None:
     """A line above the progress bar, on ``stream`` (on stdout where it is None, as ``print`` does), and nowhere
     where stdout is None too (pythonw, a closed descriptor), which tqdm before 4.69 wrote to all the same."""
     from tqdm import tqdm
@@ -34,10 +42,12 @@ def depth(image: np.ndarray) -> str:
 
 
 def left_out_note(target: Path, composite: Path, left: list[str]) -> str:
+    """The note that a result (or comparison) ``target`` leaves out ``left`` of its composite (metadata its format
+    cannot hold)."""
     return f"note: from {composite}, {target} leaves out {'; and '.join(left)}"
 
 
-def verdict(corrections, harmonizer, unit: str = "images") -> str:
+def verdict(corrections: Sequence[Correction], harmonizer: Harmonizer, unit: str = "images") -> str:
     """How much the subject changed, and what to do when the do-no-harm threshold left it as it was."""
     from ..corrections import OFFICIAL_HINT, report, weights_hint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from .jobs import Job
 
 
 def load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: bool = False,
-               as_given: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+               as_given: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(image array as stored, float32 mask, what its results carry: see read_picture) for one job; ValueError
     naming the file when it cannot be used. ``levels``: an integer mask file on its dtype's scale even where
     its values stop at 1 (a frame of a clip whose other masks go higher). ``clip``: a frame of a clip, whose
@@ -61,6 +62,8 @@ def load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: bo
 
 
 def inverted_words(mask: Path, area: float, border: float) -> str:
+    """The refusal of a ``mask`` file that looks inverted: it covers ``area`` of the picture and ``border`` of its
+    border (shares of 1), with both fixes."""
     return (f"mask {mask} covers {area:.0%} of the picture and {border:.0%} of its border, so it looks inverted: "
             "white must mark the subject, black the background; invert it, or, if it is right (subjects at the "
             "picture's sides), add --mask-as-given")
@@ -107,7 +110,7 @@ _TURNS = {2: "mirrored", 3: "turned by 180°", 4: "flipped upside down", 5: "tur
           6: "turned by 90°", 7: "turned by 90° and mirrored", 8: "turned by 90°"}
 
 
-def orientation_note(job: Job, shape: tuple[int, int], keep: dict) -> str | None:
+def orientation_note(job: Job, shape: tuple[int, int], keep: dict[str, Any]) -> str | None:
     """A note when the composite is turned upright by its orientation and its mask, stored as it is, fits
     both the upright and the stored picture: drawn on the stored one, it would mark the wrong pixels. ``keep``:
     what read_picture gave for the composite."""

@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import struct
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..atomic import write_atomic
+from ..corrections import Correction
 from ..imageio.decode import JPEG_XMP
 
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
             ".tiff": "TIFF"}
 # PNG at zlib level 4, as ComfyUI saves: a third of level 6's time (0.24 s against 0.72 s at 1080p), 5 % larger
-_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True, "exact": True},
-            "PNG": {"compress_level": 4}}
+_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 95, "subsampling": 0},
+                                        "WEBP": {"lossless": True, "exact": True}, "PNG": {"compress_level": 4}}
 NO_ALPHA = ("JPEG", "BMP")  # PIL writes BMP's alpha but reads it back (as most viewers do) as RGB
 
 
@@ -33,7 +35,7 @@ def eight_bit(array: np.ndarray) -> np.ndarray:
     return to_uint8(torch.from_numpy(np.ascontiguousarray(array)), peak).numpy()
 
 
-def save_result(result: np.ndarray, target: Path, keep: dict) -> list[str]:
+def save_result(result: np.ndarray, target: Path, keep: dict[str, Any]) -> list[str]:
     """:func:`_write` of an array, at 8 bits per channel."""
     from PIL import Image
 
@@ -85,7 +87,7 @@ def _pillow_writes_jpeg_xmp() -> bool:
     return int(PIL.__version__.split(".")[0]) >= 11
 
 
-def _write(picture, target: Path, keep: dict) -> list[str]:
+def _write(picture, target: Path, keep: dict[str, Any]) -> list[str]:
     """Save a PIL picture to ``target`` whole or not at all, with what of ``keep`` (see ``read_picture``) its
     format holds and what still describes it: an ICC profile only where it describes the picture's colours (not
     a grey or CMYK one on RGB), PNG text in a PNG. Returns what was left out, a phrase each."""
@@ -204,8 +206,10 @@ def _png_text(text: dict, colour: dict | None = None, xmp: str | None = None):
     return info
 
 
-def write_comparison(target: Path, image, result, mask, corrections, keep: dict) -> list[str]:
-    """A before/after picture at ``target``; what of the composite's metadata it leaves out."""
+def write_comparison(target: Path, image: np.ndarray, result: np.ndarray, mask: np.ndarray,
+                     corrections: Sequence[Correction], keep: dict[str, Any]) -> list[str]:
+    """A before/after picture at ``target``, labelled with the first correction; what of the composite's metadata
+    it leaves out."""
     from PIL import Image
 
     from ..visualize import before_after
