@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from typing import Callable, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 import torch
-
-import phnet  # phnet.Harmonizer, resolved on use: phnet.harmonizer imports these steps
 
 from .corrections import MIN_BACKGROUND, Correction
 from .fullres import remix, working_shape
@@ -27,6 +25,11 @@ from .regions import IGNORED_REFERENCE, reference_at, working_mask
 from .temporal import FrameEstimate, Smoother, Temporal, signature
 from .tiling import one_thread
 
+if TYPE_CHECKING:
+    from .harmonizer import Harmonizer
+else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hints) the hint reads Any
+    Harmonizer = Any
+
 
 @dataclasses.dataclass
 class EstimatedFrame(FrameEstimate):
@@ -37,7 +40,7 @@ class EstimatedFrame(FrameEstimate):
 
 
 @own_precision
-def estimate_frame(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor,
+def estimate_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor,
                    mask_peak: float, size: int, reference: torch.Tensor | None = None, threshold: float | None = None,
                    strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False) -> EstimatedFrame:
     """One H×W×C frame's proposed correction as ``phnet.temporal`` smooths it: 12 coefficients, or the
@@ -48,7 +51,7 @@ def estimate_frame(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: flo
 
 
 @own_precision
-def estimate_frames(harmonizer: phnet.Harmonizer, pixels: torch.Tensor | Sequence[torch.Tensor], peak: float,
+def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torch.Tensor], peak: float,
                     masks: torch.Tensor | Sequence[torch.Tensor], mask_peak: float, size: int,
                     references: torch.Tensor | Sequence[torch.Tensor] | None = None, threshold: float | None = None,
                     strength: float = 1.0, reference_peak: float = 1.0, mask_is_alpha: bool = False
@@ -85,7 +88,7 @@ def estimate_frames(harmonizer: phnet.Harmonizer, pixels: torch.Tensor | Sequenc
 
 
 @own_precision
-def apply_frame(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+def apply_frame(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
                 out: torch.Tensor, frame: EstimatedFrame, correction: torch.Tensor, strength: float = 1.0) -> None:
     """A (smoothed) ``correction`` of :func:`estimate_frame` applied to ``out`` (a copy of ``pixels``). A
     frame with too little background is left as it was, whatever its neighbours' correction."""
@@ -102,7 +105,7 @@ def apply_frame(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float,
     apply_low(harmonizer, pixels, peak, mask, mask_peak, out, strength, low, output)
 
 
-def smoothed_report(harmonizer: phnet.Harmonizer, frame: EstimatedFrame, correction: torch.Tensor) -> Correction:
+def smoothed_report(harmonizer: Harmonizer, frame: EstimatedFrame, correction: torch.Tensor) -> Correction:
     """The frame's report, with the size of the ``correction`` it got after smoothing (``Correction.smoothed``,
     measured at the working size) where that differs from its own by a hundredth of a level or more."""
     low = frame.low
@@ -124,7 +127,7 @@ def smoothed_report(harmonizer: phnet.Harmonizer, frame: EstimatedFrame, correct
 
 
 @torch.inference_mode()
-def harmonize_frames(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor,
+def harmonize_frames(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor,
                      mask_peak: float, out: torch.Tensor, temporal: Temporal | None,
                      references: tuple[torch.Tensor, float] | None, strength: float, size: int,
                      progress: Callable[[int, int], None] | None, threshold: float | None,

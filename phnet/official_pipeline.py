@@ -5,17 +5,20 @@ blended square resized back bicubic, never antialiased. :func:`official_pixels` 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
-
-import phnet  # phnet.Harmonizer, resolved on use: phnet.harmonizer imports these steps
 
 from .corrections import Correction
 from .fullres import downscale_in_bands, resize, unit_float
 from .options import threshold_for
 from .pipeline import low_precision_failed, run_network
 from .tiling import tile_pixels
+
+if TYPE_CHECKING:
+    from .harmonizer import Harmonizer
+else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hints) the hint reads Any
+    Harmonizer = Any
 
 
 def as_official_tester_reads(image: Any) -> Any:
@@ -78,7 +81,7 @@ def dithered(mask: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(bits)[None, None].to(mask.device)
 
 
-def official_float(harmonizer: phnet.Harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
+def official_float(harmonizer: Harmonizer, image: torch.Tensor, mask: torch.Tensor, size: int,
                    strength: float = 1.0, threshold: float | None = None) -> tuple[torch.Tensor, Correction]:
     """Square resize (bilinear, antialiased like PIL), binary nearest mask, blend, bicubic back: one B=1 float
     picture and its mask. A picture left unchanged is not resampled: it comes back as it was."""
@@ -98,7 +101,7 @@ def official_float(harmonizer: phnet.Harmonizer, image: torch.Tensor, mask: torc
 
 
 @torch.inference_mode()
-def official_pixels(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor,
+def official_pixels(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, masks: torch.Tensor,
                     mask_peak: float, out: torch.Tensor, strength: float, size: int,
                     progress: Callable[[int, int], None] | None, threshold: float | None) -> list[Correction]:
     """:func:`official_float` on the caller's own B×H×W×C pixels (any dtype, ``peak`` = full intensity), written
@@ -117,7 +120,7 @@ def official_pixels(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: fl
     return corrections
 
 
-def official_picture(harmonizer: phnet.Harmonizer, picture: torch.Tensor, peak: float, mask: torch.Tensor,
+def official_picture(harmonizer: Harmonizer, picture: torch.Tensor, peak: float, mask: torch.Tensor,
                      mask_peak: float, out: torch.Tensor, strength: float, size: int,
                      threshold: float | None) -> Correction:
     """One H×W×C picture of :func:`official_pixels` into ``out`` (a copy of it, left so when unchanged)."""
@@ -140,7 +143,7 @@ def official_picture(harmonizer: phnet.Harmonizer, picture: torch.Tensor, peak: 
     return correction
 
 
-def official_network(harmonizer: phnet.Harmonizer, image_sq: torch.Tensor, mask_sq: torch.Tensor, strength: float,
+def official_network(harmonizer: Harmonizer, image_sq: torch.Tensor, mask_sq: torch.Tensor, strength: float,
                      threshold: float | None) -> tuple[torch.Tensor, Correction]:
     """The network on the 1×3×s×s square and its binary mask, blended there (see :func:`official_back`)."""
     threshold = threshold_for(harmonizer.config, threshold)

@@ -12,11 +12,9 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any, Callable, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
 
 import torch
-
-import phnet  # phnet.Harmonizer, resolved on use: phnet.harmonizer imports these steps
 
 from .compat import autocast_available
 from .corrections import MIN_BACKGROUND, Correction
@@ -31,8 +29,13 @@ from .options import check_picture_size, threshold_for
 from .regions import flat_colours, mixed_from_one_colour, off_canvas, tail_on_one_colour, working_mask
 from .tiling import one_thread
 
+if TYPE_CHECKING:
+    from .harmonizer import Harmonizer
+else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hints) the hint reads Any
+    Harmonizer = Any
 
-_Harmonizer = TypeVar("_Harmonizer", bound="phnet.Harmonizer")
+
+_Harmonizer = TypeVar("_Harmonizer", bound="Harmonizer")
 _Options = ParamSpec("_Options")
 _Result = TypeVar("_Result")
 
@@ -125,7 +128,7 @@ def pixels_of(
     return pixels.permute(0, 2, 3, 1), 1.0, masks[:, 0], 1.0, finish
 
 
-def pictures_per_call(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, size: int,
+def pictures_per_call(harmonizer: Harmonizer, pixels: torch.Tensor, size: int,
                       masks: torch.Tensor | None = None) -> int:
     """How many of the B×H×W×C ``pixels`` share one network call at working size ``size`` (see
     ``network_batch``); copies of them and of their ``masks`` (float ones when not given) wait on the GPU."""
@@ -141,7 +144,7 @@ def pictures_per_call(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, size: 
     return max(1, count)
 
 
-def full_resolution_device(harmonizer: phnet.Harmonizer, pixels: torch.Tensor) -> torch.device:
+def full_resolution_device(harmonizer: Harmonizer, pixels: torch.Tensor) -> torch.device:
     """Where the full-resolution work on these pixels runs (see ``full_resolution_on``)."""
     where = harmonizer.full_resolution_on
     if where == "auto":
@@ -151,13 +154,13 @@ def full_resolution_device(harmonizer: phnet.Harmonizer, pixels: torch.Tensor) -
     return harmonizer.device
 
 
-def staged(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def staged(harmonizer: Harmonizer, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One picture and its mask where their full-resolution work runs: themselves, or copies there."""
     device = full_resolution_device(harmonizer, pixels)
     return pixels.to(device), mask.to(device)
 
 
-def prepare_low(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+def prepare_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
                 size: int, mask_is_alpha: bool = False) -> LowResolution:
     """One H×W×C picture (any dtype, ``peak`` = full intensity) and its H×W mask at the working
     resolution on the model's device, and the mask's bounding box at full resolution. ``mask_is_alpha``: the
@@ -199,7 +202,7 @@ def prepare_low(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float,
     return LowResolution(image_low, mask_low, box, untouched, coverage)
 
 
-def lifts_change(harmonizer: phnet.Harmonizer) -> bool:
+def lifts_change(harmonizer: Harmonizer) -> bool:
     """Whether the network's pictures reach full resolution as their change filled outward from the
     subject (method "correction"), which :func:`estimate_batch` then computes for the whole batch."""
     return harmonizer.config.output != "transform" and harmonizer.method == "correction"
@@ -207,7 +210,7 @@ def lifts_change(harmonizer: phnet.Harmonizer) -> bool:
 
 @torch.inference_mode()
 def estimate_batch(
-    harmonizer: phnet.Harmonizer,
+    harmonizer: Harmonizer,
     images_low: torch.Tensor,
     masks_low: torch.Tensor,
     references_low: torch.Tensor | None = None,
@@ -259,7 +262,7 @@ def estimate_batch(
                     for a, b, c, f in zip(sizes, kepts, backgrounds, flats)]
 
 
-def estimate(harmonizer: phnet.Harmonizer, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
+def estimate(harmonizer: Harmonizer, image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
              untouched: torch.Tensor | None = None, coverage: torch.Tensor | None = None, *, threshold: float,
              as_change: bool = False, fp32: bool = False) -> tuple[torch.Tensor, ...]:
     """The network's (output, size, kept), each picture's share of background, and its background's one
@@ -281,7 +284,7 @@ def estimate(harmonizer: phnet.Harmonizer, image: torch.Tensor, mask: torch.Tens
     return (filled_change(output, image, mask, coverage) if as_change else output), size, kept, background, colour
 
 
-def run_network(harmonizer: phnet.Harmonizer, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor,
+def run_network(harmonizer: Harmonizer, net: Callable[[torch.Tensor, torch.Tensor], Any], image: torch.Tensor,
                 mask: torch.Tensor, exact: bool = False, fp32: bool = False) -> tuple[torch.Tensor, ...]:
     """``net(image, mask)`` in the harmonizer's precision (fp32 where ``fp32``), its results as fp32 tensors."""
     # no cast cache: a captured graph must not depend on weights cast outside it (a caller's own autocast is
@@ -293,7 +296,7 @@ def run_network(harmonizer: phnet.Harmonizer, net: Callable[[torch.Tensor, torch
         return _floats(net(image, mask))
 
 
-def apply_low(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+def apply_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
               out: torch.Tensor, strength: float, low: LowResolution, output: torch.Tensor, *,
               as_change: bool = False) -> None:
     """This picture's ``output`` of :func:`estimate_batch` (12 coefficients, the 1×3×h×w picture at the
@@ -310,7 +313,7 @@ def apply_low(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, m
     _apply(harmonizer, pixels, peak, mask, mask_peak, out, (0, 0), strength, low, output, as_change)
 
 
-def apply_to_box(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+def apply_to_box(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
                  strength: float, low: LowResolution, output: torch.Tensor, *, as_change: bool = False) -> torch.Tensor:
     """:func:`apply_low` on the subject's box only: a new box-sized copy of ``pixels``, rewritten inside the
     mask, on their device (what a staged picture copies back; no full-size copy is made)."""
@@ -327,7 +330,7 @@ def _box(low: LowResolution) -> tuple[int, int, int, int]:
     return low.box
 
 
-def _apply(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
+def _apply(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask: torch.Tensor, mask_peak: float,
            out: torch.Tensor, origin: tuple[int, int], strength: float, low: LowResolution, output: torch.Tensor,
            as_change: bool) -> None:
     """``out`` holds the rows and columns of ``pixels`` from ``origin`` (its top-left pixel) on."""
@@ -357,7 +360,7 @@ def _apply(harmonizer: phnet.Harmonizer, pixels: torch.Tensor, peak: float, mask
 
 @torch.inference_mode()
 def harmonize_pixels(
-    harmonizer: phnet.Harmonizer,
+    harmonizer: Harmonizer,
     pixels: torch.Tensor,
     peak: float,
     masks: torch.Tensor,
@@ -406,7 +409,7 @@ def harmonize_pixels(
     return cast("list[Correction]", corrections)  # every picture's is in place by now
 
 
-def measured(harmonizer: phnet.Harmonizer, corrections: list[Correction], mode: str, before: torch.Tensor,
+def measured(harmonizer: Harmonizer, corrections: list[Correction], mode: str, before: torch.Tensor,
              after: torch.Tensor, masks: torch.Tensor, peak: float, mask_peak: float, weigh: bool = True
              ) -> list[Correction]:
     """Each changed picture's correction with what its mask let through (``Correction.weight``: a faint mask
