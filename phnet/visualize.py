@@ -15,10 +15,10 @@ def before_after(before: Image.Image, after: Image.Image, mask: Image.Image | No
     ``after_label`` says what happened (e.g. that the subject was left unchanged)."""
     scale = min(1.0, height / before.height)
     size = (max(1, round(before.width * scale)), max(1, round(before.height * scale)))
-    left = _eight_bit(before).convert("RGB").resize(size, Image.LANCZOS)
-    right = _eight_bit(after).convert("RGB").resize(size, Image.LANCZOS)
+    left = _eight_bit(before).convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    right = _eight_bit(after).convert("RGB").resize(size, Image.Resampling.LANCZOS)
     if mask is not None:
-        grey = np.asarray(_eight_bit(mask).convert("L").resize(size, Image.BILINEAR))
+        grey = np.asarray(_eight_bit(mask).convert("L").resize(size, Image.Resampling.BILINEAR))
         m = grey >= max(1, (int(grey.max()) + 1) // 2)  # half the mask's own peak: a faint mask is outlined too
         edge = np.zeros_like(m)  # where a pixel differs from the one above or to its left (no wrapping round)
         edge[1:] |= m[1:] ^ m[:-1]

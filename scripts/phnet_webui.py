@@ -556,7 +556,7 @@ def _in_generated_frame(p, mask, size):
     elif mask.size != (p.width, p.height):
         mask = _webui_resize(getattr(p, "resize_mode", 0), mask, p.width, p.height)
     if mask.size != tuple(size):
-        mask = mask.resize(tuple(size), Image.BILINEAR)
+        mask = mask.resize(tuple(size), Image.Resampling.BILINEAR)
     return mask
 
 
