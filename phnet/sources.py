@@ -347,16 +347,17 @@ def download(
         raise ValueError(f"{what} {repo_id}:{filename}: a file in a Hub repo is named by its path inside the repo, "
                          "without '..' (e.g. owner/name:sub/model.safetensors)")
     offline = bool(local_files_only) or hub_offline()
+    hub_cache = os.fspath(cache_dir) if cache_dir is not None else None  # the Hub's functions declare str or Path
     with hub_errors(repo_id, revision, filename, cache_dir, local_files_only, what):
         if filename is not None:
             found = huggingface_hub.hf_hub_download(
-                repo_id, filename, revision=revision, cache_dir=cache_dir, local_files_only=offline, token=token
+                repo_id, filename, revision=revision, cache_dir=hub_cache, local_files_only=offline, token=token
             )
         else:
             found = huggingface_hub.snapshot_download(
                 repo_id,
                 revision=revision,
-                cache_dir=cache_dir,
+                cache_dir=hub_cache,
                 local_files_only=offline,
                 token=token,
                 allow_patterns=list(allow_patterns) if allow_patterns else None,
@@ -444,7 +445,7 @@ def hub_errors(repo_id: str, revision: str | None, filename: str | None, cache_d
         raise FileNotFoundError(f"revision {revision!r} does not exist in the Hub repo {repo_id!r}") from None
     except errors.EntryNotFoundError:
         raise FileNotFoundError(f"{filename!r} is not a file of the {where}") from None
-    except (OSError, errors.HfHubHTTPError, *transport_errors()) as e:
+    except (OSError, errors.HfHubHTTPError) + transport_errors() as e:
         if isinstance(e, FileNotFoundError):
             raise
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
