@@ -13,9 +13,14 @@ import shlex
 import sys
 from functools import partial
 from types import ModuleType
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import torch
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+else:  # segment_anything loads on first use, not with the package: at run time (get_type_hints) the hints read Any
+    Sam = Any
 
 _REQUIRED_KEYS = (
     "image_encoder.patch_embed.proj.weight",
@@ -219,7 +224,7 @@ def import_segment_anything(submodule: str = "") -> ModuleType:
     return importlib.import_module(f"segment_anything.{submodule}" if submodule else "segment_anything")
 
 
-def build_sam(arch: SamArchitecture | str) -> torch.nn.Module:
+def build_sam(arch: SamArchitecture | str) -> Sam:
     """Build an (untrained) SAM in eval mode with segment_anything's modeling classes."""
     modeling = import_segment_anything("modeling")
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import ByFields
 from ..imageio.masks import FAINT
 from ..mask_tools import _check_width, looks_inverted, refine_mask, refine_numbers
 from .predictor import SamSegmenter, _check_threshold, check_encodable
 from .prompts import guide_boxes, make_prompt
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+else:  # segment_anything loads on first use, not with the package: at run time (get_type_hints) the hints read Any
+    Sam = Any
 
 
 class Outcome(str, enum.Enum):
@@ -113,7 +117,7 @@ class BatchPlan:
 
 
 def plan_batch(
-    model: torch.nn.Module,
+    model: Sam,
     size: tuple[int, int],
     count: int = 1,
     *,
@@ -173,5 +177,6 @@ def plan_batch(
     _check_threshold(threshold)
     grow, feather = refine_numbers(grow, feather)
     _check_width(feather, (height, width), "feather", "image")
-    return BatchPlan((height, width), tuple(boxes), tuple(points), tuple(labels), guides is not None,
+    pairs = tuple((float(x), float(y)) for x, y in points)  # each checked above as two finite numbers
+    return BatchPlan((height, width), tuple(boxes), pairs, tuple(labels), guides is not None,
                      bool(multimask), threshold, grow, feather)

@@ -12,24 +12,29 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
 from .architecture import import_segment_anything
 
+if TYPE_CHECKING:
+    from segment_anything.modeling.image_encoder import Attention, Block, ImageEncoderViT
+else:  # segment_anything loads on first use, not with the package: at run time (get_type_hints) the hints read Any
+    Attention = Block = ImageEncoderViT = Any
 
-def _global_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
+
+def _global_blocks(encoder: ImageEncoderViT) -> list[Block]:
     return [block for block in getattr(encoder, "blocks", ()) if getattr(block, "window_size", 0) == 0]
 
 
-def interrupt_points(encoder: torch.nn.Module) -> int:
+def interrupt_points(encoder: ImageEncoderViT) -> int:
     """How many times one encode with :func:`interruptible` calls ``interrupt`` (for a progress bar)."""
     blocks = getattr(encoder, "blocks", ())
     return 2 * len(blocks) + sum(block.attn.num_heads for block in _global_blocks(encoder))
 
 
-def attention_by_head(attn: torch.nn.Module, x: torch.Tensor, interrupt: Callable[[], Any]) -> torch.Tensor:
+def attention_by_head(attn: Attention, x: torch.Tensor, interrupt: Callable[[], Any]) -> torch.Tensor:
     """segment_anything's ``Attention.forward`` computed one head at a time, ``interrupt()`` before each."""
     add_decomposed_rel_pos = import_segment_anything("modeling.image_encoder").add_decomposed_rel_pos
 
@@ -52,7 +57,7 @@ _locks: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.
 _locks_guard = threading.Lock()
 
 
-def _lock_of(encoder: torch.nn.Module) -> threading.RLock:
+def _lock_of(encoder: ImageEncoderViT) -> threading.RLock:
     """One lock per encoder, not per segmenter: two segmenters sharing a model (a host wraps one per run)
     must not patch and unpatch its attention under each other."""
     with _locks_guard:
@@ -60,7 +65,7 @@ def _lock_of(encoder: torch.nn.Module) -> threading.RLock:
 
 
 @contextlib.contextmanager
-def interruptible(encoder: torch.nn.Module, interrupt: Callable[[], Any] | None) -> Iterator[None]:
+def interruptible(encoder: ImageEncoderViT, interrupt: Callable[[], Any] | None) -> Iterator[None]:
     """Within this block, ``encoder`` calls ``interrupt()`` at :func:`interrupt_points` places per encode;
     whatever it raises stops the encode (what it returns is ignored). Nothing changes when ``interrupt`` is
     None. One encode at a time per encoder."""

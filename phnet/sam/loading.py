@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -33,6 +33,11 @@ from .transformers_layout import (
     convert_transformers_state_dict,
     is_transformers_layout,
 )
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+else:  # segment_anything loads on first use, not with the package: at run time (get_type_hints) the hints read Any
+    Sam = Any
 
 # The one list of weights suffixes (phnet.sources), so every picker lists only files this loader reads.
 CHECKPOINT_SUFFIXES = WEIGHT_SUFFIXES
@@ -64,7 +69,7 @@ class CheckpointFile:
                 self.repo_id,
                 posixpath.join(folder, name) if folder else name,
                 revision=self.revision,
-                cache_dir=self.cache_dir,
+                cache_dir=os.fspath(self.cache_dir) if self.cache_dir is not None else None,
                 local_files_only=self.offline,
             )
         except Exception:  # absent, not cached, offline: the caller falls back to what the weights show
@@ -80,7 +85,7 @@ class CheckpointFile:
 def load_sam_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a SAM checkpoint file (:func:`phnet.state_dicts.read_tensors`: safetensors, or a pickle opened
     with ``weights_only=True`` only)."""
-    state, _ = read_tensors(path, "SAM checkpoint")
+    state, _ = read_tensors(Path(path), "SAM checkpoint")
     # Normalisation constants are non-persistent buffers in segment_anything; some
     # conversions still store them. They are fixed numbers, not weights.
     for key in ("pixel_mean", "pixel_std"):
@@ -296,7 +301,7 @@ def _check_config_against_weights(arch: SamArchitecture, state: dict[str, torch.
                          "download the repo's config.json again, or remove it to read the sizes off the weights")
 
 
-def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, arch: SamArchitecture) -> None:
+def _load_weights(sam: Sam, state: dict[str, torch.Tensor], path: Path, arch: SamArchitecture) -> None:
     expected = set(sam.state_dict())
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
@@ -317,7 +322,7 @@ def _load_weights(sam: torch.nn.Module, state: dict[str, torch.Tensor], path: Pa
         raise ValueError(f"{path}: tensor shapes do not fit a SAM {arch.name}: {exc}") from exc
 
 
-def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple[torch.nn.Module, SamArchitecture]:
+def load_sam(checkpoint: CheckpointFile, model_type: str | None = None) -> tuple[Sam, SamArchitecture]:
     """Build the SAM stored in ``checkpoint`` (on the CPU, eval mode) and return it with its size.
 
     ``model_type`` (``"vit_b"``...) is checked against the weights when given.

@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import threading
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,11 @@ from .interruptible import interrupt_points as _interrupt_points
 from .interruptible import interruptible
 from .prompts import SamPrompt, make_prompt
 
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+else:  # segment_anything loads on first use, not with the package: at run time (get_type_hints) the hints read Any
+    Sam = Any
+
 
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -34,12 +39,12 @@ def _never() -> None:
     """An interrupt check that never stops the encode."""
 
 
-def interrupt_points(model: torch.nn.Module) -> int:
+def interrupt_points(model: Sam) -> int:
     """How many times one image encode calls ``interrupt`` (for a host's progress bar)."""
     return _interrupt_points(model.image_encoder)
 
 
-def check_encodable(model: torch.nn.Module, height: int, width: int) -> None:
+def check_encodable(model: Sam, height: int, width: int) -> None:
     """A ``ValueError`` for a picture SAM cannot encode: scaled to its input size, a side of 0 pixels."""
     ResizeLongestSide = import_segment_anything("utils.transforms").ResizeLongestSide
     side = model.image_encoder.img_size  # segment_anything scales the long side to this
@@ -58,7 +63,7 @@ class SamSegmenter:
     >>> face = seg.predict(points=[(120, 60)])    # reuses the cached embedding
     """
 
-    def __init__(self, sam_model: torch.nn.Module, device: str | torch.device | None = None):
+    def __init__(self, sam_model: Sam, device: str | torch.device | None = None):
         from ..devices import device_problem
 
         SamPredictor = import_segment_anything().SamPredictor

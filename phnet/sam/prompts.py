@@ -108,11 +108,12 @@ def make_prompt(
         coords, labels = _checked_points(points, point_labels, height, width)
     elif point_labels is not None and np.size(point_labels) > 0:
         raise ValueError("point_labels given without points")
-    if checked_box is None and coords is None:
-        raise ValueError("empty prompt: give a box, points or a mask_prompt")
-    if checked_box is None and not (labels == 1).any():
-        raise ValueError("background points alone (label 0) say where the subject is not: add a point on the "
-                         "subject (label 1), a box or a mask_prompt")
+    if checked_box is None:
+        if labels is None:  # no points either: they come with their labels
+            raise ValueError("empty prompt: give a box, points or a mask_prompt")
+        if not (labels == 1).any():
+            raise ValueError("background points alone (label 0) say where the subject is not: add a point on the "
+                             "subject (label 1), a box or a mask_prompt")
     return SamPrompt((height, width), checked_box, coords, labels)
 
 
