@@ -69,9 +69,9 @@ def image_pixels(image: Any, layout: str | None = None) -> tuple[torch.Tensor, f
         return None
     peak = integer_peak(t.dtype)
     if peak is None:  # floats, alpha included: finite and in 0..1 (the same tolerance as _to_unit_float)
-        lo, hi = aminmax(t)  # the caller's own tensor: the same values, read in its order (a permuted view of a
+        low, high = aminmax(t)  # the caller's own tensor: the same values, read in its order (a permuted view of a
         # B×C×H×W one took six times as long)
-        lo, hi = lo.item(), hi.item()
+        lo, hi = low.item(), high.item()
         if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also False for NaN
             return None
         peak = 1.0

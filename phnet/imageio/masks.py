@@ -142,6 +142,7 @@ def _size_message(name: str, mw: int, mh: int, w: int, h: int, against: str) -> 
 def _mask_bhw(mask: Any, name: str, height: int | None = None, width: int | None = None,
               one_scale: bool = False, levels: bool = False) -> torch.Tensor:
     """Any mask kind and layout → float32 B×H×W in [0, 1] (the rules in the module docstring)."""
+    dtype: np.dtype | torch.dtype  # the caller's own, for the scale and the messages
     if is_pil(mask):
         array = pil_mask_pixels(mask)
         t, dtype = _tensor_view(array), array.dtype
@@ -189,7 +190,7 @@ def _mask_layout(t: torch.Tensor, name: str, height: int | None, width: int | No
     )
 
 
-def _mask_unit(t: torch.Tensor, dtype: Any, name: str, one_scale: bool = False,
+def _mask_unit(t: torch.Tensor, dtype: np.dtype | torch.dtype, name: str, one_scale: bool = False,
                levels: bool = False) -> torch.Tensor:
     """``one_scale``: a batch's integer masks on one scale (0/1 only where none goes higher); ``levels``: on
     the dtype's scale whatever their values."""
