@@ -369,13 +369,14 @@ class PastePlan:
         opaque part of any subject lands on its background raises a ``ValueError``, as does a placement
         :func:`paste_subject` refuses."""
         n, last_bg, last_subject = self.count, self.backgrounds.shape[0] - 1, self.subjects.shape[0] - 1
-        composites, masks = [], []
+        composites: list[torch.Tensor] = []
+        masks: list[torch.Tensor] = []
         for i in range(n):
             background = self.backgrounds[min(i, last_bg)]
             mask = None if self.masks is None else self.masks[min(i, self.masks.shape[0] - 1)]
-            composite, pasted = paste_subject(background, self.subjects[min(i, last_subject)], mask, x=x, y=y,
-                                              scale=scale, anchor=anchor, allow_empty=True)  # judged for the batch
-            composite, pasted = torch.from_numpy(composite), torch.from_numpy(pasted)
+            made = paste_subject(background, self.subjects[min(i, last_subject)], mask, x=x, y=y, scale=scale,
+                                 anchor=anchor, allow_empty=True)  # judged for the batch
+            composite, pasted = torch.from_numpy(made[0]), torch.from_numpy(made[1])
             if background.shape[-1] == 4:
                 composite = over_background(composite, pasted, background)
             composites.append(composite)

@@ -203,8 +203,8 @@ def looks_inverted(mask_hw: Any) -> tuple[float, float] | None:
     border = torch.cat([on[0], on[-1], on[:, 0], on[:, -1]]).float().mean().item()
     area = on.count_nonzero().item() / on.numel()  # counted: a float copy of a 4K mask cost most of the time
     h, w = on.shape[-2:]
-    middle = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)]
-    middle = middle.count_nonzero().item() / middle.numel()
+    centre = on[h // 3 : max(h // 3 + 1, 2 * h // 3), w // 3 : max(w // 3 + 1, 2 * w // 3)]
+    middle = centre.count_nonzero().item() / centre.numel()
     if INVERTED_AREA <= area < 1.0 and border >= INVERTED_BORDER and middle < 0.5:
         return area, border
     return None

@@ -226,7 +226,8 @@ class Smoother:
         sigma = self.temporal.window
         own = next(x for k, x in self._window if k == index)
         # the neighbours' mean difference from this frame's own correction: equal corrections give it back exactly
-        total, weights = 0.0, 0.0
+        total: torch.Tensor | float = 0.0
+        weights = 0.0
         for k, x in self._window:
             if k != index and abs(k - index) <= self.radius:
                 w = math.exp(-0.5 * ((k - index) / sigma) ** 2)
