@@ -385,7 +385,7 @@ class Harmonizer:
         with self._calls.change():
             return self._move(device, dtype)
 
-    def _move(self, device: str | torch.device | None, dtype: str | torch.dtype | None) -> "Harmonizer":
+    def _move(self, device: str | torch.device | torch.dtype | None, dtype: str | torch.dtype | None) -> "Harmonizer":
         # (a precision in both places reaches pick_device, which refuses it as a device)
         target = self.device if device is None else pick_device(device)  # type: ignore[arg-type]
         requested = self.requested_dtype if dtype is None else dtype
