@@ -80,8 +80,8 @@ def fit(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.
     h, w = mask.shape
     scale = side / min(h, w)
     size = (round(w * scale), round(h * scale))
-    im = np.asarray(Image.fromarray(np.uint8(np.round(image * 255))).resize(size, Image.LANCZOS)) / 255.0
-    m = np.asarray(Image.fromarray(np.uint8(mask * 255)).resize(size, Image.NEAREST)) / 255.0
+    im = np.asarray(Image.fromarray(np.uint8(np.round(image * 255))).resize(size, Image.Resampling.LANCZOS)) / 255.0
+    m = np.asarray(Image.fromarray(np.uint8(mask * 255)).resize(size, Image.Resampling.NEAREST)) / 255.0
     return im.astype(np.float32), (m >= 0.5).astype(np.float32)
 
 

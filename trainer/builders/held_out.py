@@ -59,7 +59,7 @@ def as_image(picture: bytes | np.ndarray | Image.Image) -> Image.Image:
 
 
 def dhash64(picture: bytes | np.ndarray | Image.Image) -> int:
-    grey = np.asarray(as_image(picture).convert("L").resize((9, 8), Image.LANCZOS), np.int16)
+    grey = np.asarray(as_image(picture).convert("L").resize((9, 8), Image.Resampling.LANCZOS), np.int16)
     bits = (grey[:, :-1] < grey[:, 1:]).ravel()
     return int("".join("1" if b else "0" for b in bits), 2)
 
@@ -84,7 +84,8 @@ def is_held_out(picture: bytes | np.ndarray | Image.Image, table: HeldOutTable |
     if isinstance(picture, (bytes, bytearray)) and hashlib.md5(picture).hexdigest() in table.md5s:
         return True
     image = as_image(picture)
-    return near(dhash64(image), table.dhashes) or near(dhash64(image.transpose(Image.FLIP_LEFT_RIGHT)), table.dhashes)
+    return (near(dhash64(image), table.dhashes)
+            or near(dhash64(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)), table.dhashes))
 
 
 def reserved_package(path: str | Path) -> str | None:

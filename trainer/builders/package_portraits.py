@@ -229,8 +229,8 @@ def cropped(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _save_pair(out: Path, split: str, name: str, rgb: np.ndarray, mask: np.ndarray, side: int) -> tuple[int, int]:
     """Save a picture and its mask, already :func:`cropped` (no wider or taller than MAX_ASPECT)."""
-    img = _resize_short(rgb, side, Image.LANCZOS)
-    m = _resize_short(mask.astype(np.uint8) * 255, side, Image.BILINEAR)
+    img = _resize_short(rgb, side, Image.Resampling.LANCZOS)
+    m = _resize_short(mask.astype(np.uint8) * 255, side, Image.Resampling.BILINEAR)
     m = np.where(m >= 128, 255, 0).astype(np.uint8)
     Image.fromarray(img).save(out / split / "images" / f"{name}.png", optimize=False)
     Image.fromarray(m, "L").save(out / split / "masks" / f"{name}.png")

@@ -37,7 +37,7 @@ def resize_long(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     s = side / max(h, w)
     if s >= 1:
         return rgb, 1.0
-    im = Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
+    im = Image.fromarray(rgb).resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
     return np.asarray(im), s
 
 
@@ -170,7 +170,7 @@ def subject_mask(rgb: np.ndarray, seed: int) -> tuple[np.ndarray, str, tuple | N
         m, method = random_shape_mask(sh, sw, np.random.default_rng(seed)), "random"
     H, W = rgb.shape[:2]
     if s != 1.0:
-        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((W, H), Image.BILINEAR)) >= 128
+        m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((W, H), Image.Resampling.BILINEAR)) >= 128
         if face is not None:
             x, y, w, h = (int(round(v / s)) for v in face)
             face = (x, y, w, h)

@@ -298,7 +298,7 @@ def _resize(t: torch.Tensor, h: int, w: int, mask: int | None = None, mask_filte
     out = F.interpolate(t[None], size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
     if mask is not None and mask_filter == "bilinear":
         levels = (t[mask] * 255).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
-        resized = np.asarray(Image.fromarray(levels).resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
+        resized = np.asarray(Image.fromarray(levels).resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255
         out[mask] = torch.from_numpy(resized > 0.5).to(t.dtype)
     elif mask is not None:
         binary = (t[None, mask : mask + 1] >= 0.5).to(t.dtype)
