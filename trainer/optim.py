@@ -16,7 +16,7 @@ class Lion(Optimizer):
     m <- beta2 * m + (1 - beta2) * g. One state tensor per parameter.
     """
 
-    def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0):
+    def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0):
         if lr <= 0:
             raise ValueError(f"Lion lr must be > 0, got {lr}")
         if not all(0.0 <= b < 1.0 for b in betas):
@@ -45,9 +45,15 @@ class Lion(Optimizer):
         return loss
 
 
+def config_betas(train: dict) -> tuple[float, float]:
+    """``train.betas`` as the optimizers take them: two floats (the config's check makes sure there are two)."""
+    first, second = (float(b) for b in train.get("betas", (0.9, 0.99)))
+    return first, second
+
+
 def build_optimizer(params, train: dict) -> Optimizer:
     name = train["optimizer"]
-    betas = tuple(float(b) for b in train.get("betas", (0.9, 0.99)))
+    betas = config_betas(train)
     if name == "lion":
         return Lion(params, lr=float(train["lr"]), betas=betas, weight_decay=float(train["weight_decay"]))
     if name == "adamw":

@@ -131,8 +131,10 @@ def apply_hyperparameters(optimizer, scheduler, train: dict) -> None:
     the scheduler's own count (``last_epoch``), not the optimizer steps done: the schedule waits out the steps
     an fp16 gradient scaler skipped, so it can lag behind them.
     """
+    from trainer.optim import config_betas
+
     lr = float(train["lr"])
-    betas = tuple(float(b) for b in train.get("betas", (0.9, 0.99)))
+    betas = config_betas(train)
     for group in optimizer.param_groups:
         group["initial_lr"] = lr
         group["betas"] = betas
