@@ -49,7 +49,7 @@ class Dist:
             dev = torch.device("cuda", self.local_rank if named is None else named)
             torch.cuda.set_device(dev)
         self.device = dev
-        self.control = None  # the group of the run's own messages and waits; None: the default group
+        self.control: dist.ProcessGroup | None = None  # the run's own messages and waits; None: the default group
         self._lent: collections.deque = collections.deque(maxlen=LENT_KEPT)  # the last collectives' tensors
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
@@ -57,7 +57,9 @@ class Dist:
         if self.world > 1 and dist.get_backend() == "nccl":
             # NCCL's watchdog aborts a process whose collective waits past the timeout, with no Python error to
             # name train.process_timeout_minutes; gloo raises one ("Timed out waiting")
-            self.control = dist.new_group(backend="gloo", timeout=timedelta(minutes=timeout_minutes))
+            control = dist.new_group(backend="gloo", timeout=timedelta(minutes=timeout_minutes))
+            assert isinstance(control, dist.ProcessGroup)  # a group of every rank: this one is a member
+            self.control = control
 
     @property
     def main(self) -> bool:
@@ -155,8 +157,8 @@ class EpochBatches:
     """
 
     def __init__(self, dataset, batch_size: int, num_replicas: int, rank: int, seed: int):
-        self.order = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
-                                        drop_last=False)
+        self.order: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank,
+                                                                 shuffle=True, seed=seed, drop_last=False)
         self.batch_size = batch_size
         self.epoch = self.first = 0
 
