@@ -22,9 +22,13 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # for readers and checkers; the model's package loads when a checkpoint is written
+    from phnet.modeling import PHNet
 
 STATE_FILE = "training_state.pt"
 INFO_FILE = "checkpoint.json"
@@ -49,12 +53,13 @@ class DiskFullError(OSError):
 # only, so the numpy and python RNG states are converted to tensors.
 
 def capture_rng_state() -> dict:
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=False)  # the global generator's, always MT19937
     py_version, py_internal, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {"keys": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "cached_gaussian": float(np_state["gauss"])},
         "python": {"version": int(py_version), "state": torch.tensor(py_internal, dtype=torch.int64),
                    "gauss": py_gauss},
     }
@@ -108,7 +113,7 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict | None, info: dict,
+def save_checkpoint(folder: Path, model: PHNet, state: dict | None, info: dict,
                     train_config: dict | None = None) -> Path:
     """Write a checkpoint folder atomically (replacing an existing one of the same name)."""
     from phnet.weights import save_pretrained

@@ -83,7 +83,7 @@ class LossWindow:
         """The mean loss and parts over the window, in one read from the device."""
         if not self.n:
             return 0.0, {}
-        means = (torch.stack([self.loss, *self.parts.values()]).float() / self.n).tolist()
+        means = (torch.stack([torch.as_tensor(self.loss), *self.parts.values()]).float() / self.n).tolist()
         return means[0], dict(zip(self.parts, means[1:]))
 
 

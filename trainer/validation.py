@@ -59,7 +59,8 @@ def picture_share(batch: dict, like: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch.dtype | None = None) -> dict:
+def validate(model: torch.nn.Module, loader, device: torch.device, *,
+             amp: torch.dtype | None = None) -> dict[str, float | None]:
     """Mean per-image MSE/fMSE/PSNR/fPSNR of the model and of the untouched composite.
 
     Also the two "do no harm" figures: ``near_right_fmse`` (and the composites' own
@@ -104,8 +105,9 @@ def validate(model: torch.nn.Module, loader, device: torch.device, *, amp: torch
         model.train(was_training)
     near_n = sums.pop("near_right_n", 0.0)
     # no near-right composite in the split: no score for them (None, not 0, which would read as a perfect one)
-    out = {k: (v / near_n if near_n else None) if "near_right" in k else v / max(n, 1) for k, v in sums.items()}
-    out["near_right_n"] = int(near_n)
-    out["n"] = n
-    out["skipped"] = skipped
-    return out
+    scores: dict[str, float | None] = {
+        k: (v / near_n if near_n else None) if "near_right" in k else v / max(n, 1) for k, v in sums.items()}
+    scores["near_right_n"] = int(near_n)
+    scores["n"] = n
+    scores["skipped"] = skipped
+    return scores
