@@ -42,7 +42,7 @@ from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from phnet.console import printable_anywhere
 from phnet.errors import error_line, out_of_memory
 from trainer.builders.staging import interrupted
-from trainer.data import build_dataset, collate
+from trainer.data import HarmonizationDataset, build_dataset, collate
 from trainer.data.common import spread_sample
 from trainer.evaluation.candidates import BASELINES, Candidates, load_candidates, parse_weights
 from trainer.evaluation.data_table import DATA_FLAGS, RUN_FOLDERS, check_split_all, data_for_other, in_flags
@@ -82,8 +82,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     models = candidates.models
     methods = ["composite", *BASELINES, *models]
     resize = "none" if native else data.get("resize", "stretch")
-    ds = build_dataset(data, split, train=False, image_size=size or 8, resize=resize, progress=progress)
-    base_ds = ds
+    base_ds = build_dataset(data, split, train=False, image_size=size or 8, resize=resize, progress=progress)
+    ds: HarmonizationDataset | Subset = base_ds
     if max_samples and len(ds) > max_samples:
         ds = Subset(ds, spread_sample([r.name for r in base_ds.records], max_samples))
     loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -37,8 +38,8 @@ from phnet.precision import needs_grad_scaling, training_dtype
 from phnet.weights import check_upload, upload_failed
 from trainer import checkpoint as ckpt
 from trainer.config import library_defaults, load_config, to_json, toml_text
-from trainer.data import (build_dataset, check_data_folders, collate, data_kind, split_settings,
-                          trained_photos_held_out)
+from trainer.data import (HarmonizationDataset, build_dataset, check_data_folders, collate, data_kind,
+                          split_settings, trained_photos_held_out)
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
 from trainer.distributed import Dist, EpochBatches, seed_everything
@@ -275,16 +276,18 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
             print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate "
                   f"among the training photos (e.g. {held} ~ {seen}): their scores are not held-out scores; keep one "
                   f"copy of each picture", file=sys.stderr)
+    scored: HarmonizationDataset | Subset = val_set
     if t_cfg.get("val_max_samples"):  # a fixed spread of the split, the same on every rank and resume
-        val_set = Subset(val_set, spread_sample([r.name for r in val_set.records], int(t_cfg["val_max_samples"])))
+        scored = Subset(val_set, spread_sample([r.name for r in val_set.records], int(t_cfg["val_max_samples"])))
     batch_size = int(t_cfg["batch_size"])
     batches = EpochBatches(train_set, batch_size, env.world, env.rank, seed)
     workers = int(d_cfg.get("num_workers", 0))
-    loader_kw = dict(num_workers=workers, collate_fn=collate, pin_memory=env.device.type == "cuda",
-                     persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals)
-    train_loader = DataLoader(train_set, batch_sampler=batches, **loader_kw)
-    val_loader = DataLoader(val_set, batch_size=int(t_cfg["val_batch_size"]), shuffle=False, **loader_kw)
-    return Data(train_set, val_set, batches, train_loader, val_loader, batch_size, validation_photos(val_set))
+    loader = functools.partial(DataLoader, num_workers=workers, collate_fn=collate,
+                               pin_memory=env.device.type == "cuda", persistent_workers=workers > 0,
+                               worker_init_fn=ignore_stop_signals)
+    train_loader = loader(train_set, batch_sampler=batches)
+    val_loader = loader(scored, batch_size=int(t_cfg["val_batch_size"]), shuffle=False)
+    return Data(train_set, scored, batches, train_loader, val_loader, batch_size, validation_photos(scored))
 
 
 # --------------------------------------------------------------------------- optimisation

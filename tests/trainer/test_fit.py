@@ -590,6 +590,25 @@ def test_photos_smaller_than_the_working_size_are_named(tmp_path, capsys):
     assert "of the training photos are smaller than the working size 32 px" in err and "x24)" in err
 
 
+def test_val_max_samples_validates_the_same_spread_of_the_split_every_time(photos):
+    from types import SimpleNamespace
+
+    from trainer.fit import build_data
+
+    img_dir, mask_dir = photos
+    env = SimpleNamespace(main=False, world=1, rank=0, device=torch.device("cpu"))
+
+    def data(val_max_samples: int):
+        cfg = {"data": {"root": str(img_dir), "mask_dir": str(mask_dir), "val_fraction": 0.5},
+               "train": {"batch_size": 2, "val_batch_size": 2, "val_max_samples": val_max_samples}}
+        return build_data(cfg, env, 32, 0)
+
+    whole, spread, again = data(0), data(3), data(3)
+    assert len(spread.val_set) == len(spread.val_loader.dataset) == 3 < len(whole.val_set)
+    assert sum(len(batch["comp"]) for batch in spread.val_loader) == 3
+    assert spread.val_photos == again.val_photos != whole.val_photos
+
+
 def test_the_notes_of_building_the_model_and_data_come_from_process_0_alone(capsys):
     """Under torchrun every process builds the model and the data sets: their notes and warnings came once per
     process; an error still stops each one."""
