@@ -134,8 +134,8 @@ def photo(height: int, width: int, batch: int | None = None):
     image = F.interpolate(low.contiguous(memory_format=torch.channels_last), size=(height, width), mode="bilinear",
                           align_corners=False).permute(0, 2, 3, 1)
     image.add_(torch.randint(0, 16, image.shape, generator=g, dtype=torch.uint8))
-    image = image.contiguous().numpy()
-    return image if batch else image[0]
+    pixels = image.contiguous().numpy()
+    return pixels if batch else pixels[0]
 
 
 def build(args, pipeline: str) -> tuple[Callable, int]:
@@ -160,7 +160,7 @@ def build(args, pipeline: str) -> tuple[Callable, int]:
         model = PHNet(PHNetConfig.preset(args.config, **overrides)).eval()
         if model.config.output != "image":  # an untrained head is the identity: give it something to do
             with torch.no_grad():
-                model.decoder[5][0].weight.normal_(0, 0.02)
+                model.get_parameter("decoder.5.0.weight").normal_(0, 0.02)
     net = OraclePHNet(model) if mode == "official" else model  # the official steps, at either precision
     harmonizer = Harmonizer(net, device=args.device, dtype=dtype, full_resolution_on=where, cuda_graphs=graphs,
                             network_batch=network_batch)
