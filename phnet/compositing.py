@@ -185,10 +185,11 @@ def paste_subject(
     _check_placement(x, y, scale, anchor)
     bg, _ = image_to_array(background, "background")
     rgb, alpha = _subject_and_alpha(subject, subject_mask, allow_empty)
-    box = _overlap(bg.shape[:2], rgb.shape[:2], x, y, scale, anchor)
-    part, part_alpha, scaled_alpha = _scaled_part(rgb, alpha, box, bg.shape[:2])
+    size = (bg.shape[0], bg.shape[1])  # (a pair, as every numpy's types say; shape[:2] is typed as any length)
+    box = _overlap(size, (rgb.shape[0], rgb.shape[1]), x, y, scale, anchor)
+    part, part_alpha, scaled_alpha = _scaled_part(rgb, alpha, box, size)
     if not allow_empty and not (part_alpha > 0).any():
-        _refuse_a_transparent_part(scaled_alpha, subject_mask is not None, bg.shape[:2], x, y, scale, anchor)
+        _refuse_a_transparent_part(scaled_alpha, subject_mask is not None, size, x, y, scale, anchor)
     return _blend(bg, part, part_alpha, box)
 
 

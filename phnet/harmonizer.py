@@ -400,13 +400,13 @@ class Harmonizer:
     # ------------------------------------------------------------------------------------------------
 
     @overload
-    def __call__(self, image: PIL.Image.Image, mask: Any, **options: Any) -> PIL.Image.Image: ...
-
-    @overload
     def __call__(self, image: numpy.ndarray, mask: Any, **options: Any) -> numpy.ndarray: ...
 
     @overload
     def __call__(self, image: torch.Tensor, mask: Any, **options: Any) -> torch.Tensor: ...
+
+    @overload  # last: a Pillow without type hints (before 10) makes this one match anything
+    def __call__(self, image: PIL.Image.Image, mask: Any, **options: Any) -> PIL.Image.Image: ...
 
     def __call__(self, image: Any, mask: Any, **options: Any) -> Any:
         """Harmonize PIL / numpy / torch images (single or batched); returns the same kind, size and layout.

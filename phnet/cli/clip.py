@@ -191,7 +191,7 @@ class ClipRun:
         name, tally = job.composite.name, self.tally
         try:
             image, mask, keep = load_pair(job.composite, job.mask, self.levels, clip=True)
-            if orientation_note(job, image.shape[:2], keep):
+            if orientation_note(job, (image.shape[0], image.shape[1]), keep):
                 tally.turned.append(name)
             if job.mask is None and mask.size and float(mask.min()) >= 1:
                 tally.opaque.append(name)

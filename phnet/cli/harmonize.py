@@ -40,7 +40,7 @@ def harmonize_one(harmonizer: Harmonizer, job: Job, args: argparse.Namespace, sa
     if job.compare is not None:
         compare_left = write_comparison(job.compare, image, result, mask, corrections, keep)
     say(f"{job.composite.name}: {verdict(corrections, harmonizer)}")
-    turned = orientation_note(job, image.shape[:2], keep)
+    turned = orientation_note(job, (image.shape[0], image.shape[1]), keep)
     if turned:
         say(turned)
     if image.dtype != np.uint8:

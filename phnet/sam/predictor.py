@@ -262,7 +262,7 @@ class SamSegmenter:
         """:meth:`set_image` + :meth:`predict`, with the prompt checked before the image is encoded; one call,
         so it is safe from several threads."""
         rgb = image_to_uint8(image)
-        prompt = make_prompt(rgb.shape[:2], box, points, point_labels, mask_prompt)
+        prompt = make_prompt((rgb.shape[0], rgb.shape[1]), box, points, point_labels, mask_prompt)
         _check_threshold(threshold)
         with self._lock:
             self._encode(rgb, interrupt)

@@ -1,0 +1,18 @@
+"""The code's types, as editors and type checkers read them (phnet ships py.typed): mypy, with pyproject.toml's
+[tool.mypy] settings, finds nothing to say."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed: pip install -e '.[test]'")
+def test_the_code_type_checks(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
