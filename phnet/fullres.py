@@ -14,11 +14,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .choices import METHODS
 from .compat import widened
 from .imageio.masks import trace_bar
 from .tiling import TILE_PIXELS, one_thread, tile_pixels
-
-METHODS = ("correction", "guided", "resize")
 
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:

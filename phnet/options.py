@@ -8,13 +8,13 @@ from typing import Any, Callable
 
 import torch
 
+from .choices import MODES
 from .config import MAX_WORKING_SIZE, MIN_WORKING_SIZE, PHNetConfig
 from .devices import device_problem
 from .imageio import check_mask_coverage, check_unit_range
 from .imageio.images import check_strided, integer_peak
 from .mask_tools import checked_number
 
-MODES = ("full", "official")
 FULL_RESOLUTION_ON = ("auto", "model", "input")
 MIN_SIDE = 8  # pixels: a thinner picture is stretched to the working size row by row; an untouched 94×1 strip
 # came back changed by RMS 117

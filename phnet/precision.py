@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
+from .choices import PRECISIONS as CHOICES
 from .compat import autocast_available, cpu_autocast_takes_fp16
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-CHOICES = ("auto", *DTYPES)
 
 
 def cpu_has_fast_bf16() -> bool:
