@@ -3,27 +3,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def entry() -> None:
-    """The ``phnet`` command: the CLI imported under :func:`quiet_interrupt` (exit code 130 on Ctrl-C meanwhile),
-    then run with Ctrl-C as it was."""
+    """The ``phnet`` command: the CLI imported under :func:`loading_quietly`, then run with Ctrl-C as it was (the
+    CLI loads torch under it too, once the command line parsed)."""
     printable_anywhere()
+    with loading_quietly():
+        from .cli import entry as run
+    run()
+
+
+@contextlib.contextmanager
+def loading_quietly() -> Iterator[None]:
+    """A block that imports torch or numpy under :func:`quiet_interrupt`: Ctrl-C meanwhile ends the process with
+    exit code 130, and Ctrl-C is as it was after the block."""
     previous = quiet_interrupt()
     try:
-        from .cli import entry as run
-    except KeyboardInterrupt:
+        yield
+    except KeyboardInterrupt:  # where Ctrl-C was left as it was, or raised by the import itself
         sys.exit(130)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    run()
 
 
 def quiet_interrupt() -> Callable[[int, FrameType | None], Any] | int | None:
