@@ -12,13 +12,6 @@ Every file is written whole or not at all (:mod:`phnet.atomic`), carrying the co
 EXIF; JPEG at quality 95 without chroma subsampling, WebP lossless, PNG at zlib level 4.
 """
 
+from .command import build_parser, entry, main  # none loads torch: the command loads it once its line parsed
+
 __all__ = ["build_parser", "entry", "main"]
-
-
-def __getattr__(name: str):
-    # loaded on first use, so that `python -m phnet.cli` loads torch under the console's quiet Ctrl-C
-    if name in __all__:
-        from . import command
-
-        return getattr(command, name)
-    raise AttributeError(f"module 'phnet.cli' has no attribute {name!r}")

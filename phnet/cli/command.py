@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
 import warnings
-from typing import TextIO
+from typing import Callable, TextIO
 
-
-from ..fullres import METHODS
-from ..options import MODES
-from ..precision import CHOICES as PRECISIONS
+# nothing here loads torch: `phnet --help` and a mistyped option are answered at once, and the command's work
+# (torch, numpy) is imported once the command line parsed (_work)
+from ..choices import METHODS, MODES, PRECISIONS
+from ..console import loading_quietly
 from ..sources import OFFICIAL, OFFICIAL_NAMES
-from .convert import convert
-from .harmonize import harmonize
-from .messages import say
 
 
 TEMPORAL_SIGMA = 3.0  # --temporal's, given alone
@@ -84,7 +82,6 @@ def build_parser() -> CommandParser:
                    "frames (default 3; it reaches 3 SIGMA each way), never across a detected cut")
     h.add_argument("--cut-threshold", type=float, help="background change (above 0, in 0-255 "
                    "units) that counts as a cut in --temporal mode (default 20)")
-    h.set_defaults(run=harmonize)
 
     c = sub.add_parser("convert", help="official .pth checkpoint to config.json + model.safetensors")
     c.add_argument("checkpoint")
@@ -92,7 +89,6 @@ def build_parser() -> CommandParser:
     c.add_argument("--config", choices=OFFICIAL_PRESETS, help="architecture (default: inferred from shapes)")
     c.add_argument("--overwrite", action="store_true", help="replace the weights already in OUT_DIR")
     c.add_argument("--push-to-hub", metavar="REPO", help="also upload the converted weights to this Hub repo")
-    c.set_defaults(run=convert)
     parser.harmonize_parser = h  # parsed on its own in main(), options anywhere between its files
     return parser
 
@@ -158,15 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``phnet`` command on ``argv`` (default: the process's arguments); its exit code: 1 where files failed
     (or an upload), 2 for bad weights or input or an unreachable Hub, 128 + the signal's number when stopped. A
     refusal before the work raises ``SystemExit`` with its message (:func:`entry` exits with 2 for it)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    _check_quotes(argv)
-    parser = build_parser()
-    if argv[:1] == ["harmonize"]:  # `a.png -o x.png mask.png` too: argparse's sub-parsers take no options there
-        args = parser.harmonize_parser.parse_intermixed_args(_temporal_given_its_value(
-            _after_double_dash(argv[1:])))
-        args.command = "harmonize"
-    else:
-        args = parser.parse_args(argv)
+    return _main(sys.argv[1:] if argv is None else list(argv), quietly=False)
+
+
+def _main(argv: list[str], quietly: bool) -> int:
+    # the `phnet` command's own process: Ctrl-C before its work starts (torch loading) ends it at once and quietly;
+    # a program that calls main keeps its own Ctrl-C
+    with loading_quietly() if quietly else contextlib.nullcontext():
+        args = _parsed(argv)
+        run = _work(args.command)  # torch loads here, not for --help or a mistyped option
+        from .messages import say
     logger = logging.getLogger("phnet")
     level = logger.level
     logger.setLevel(logging.ERROR)  # the CLI says per file what the library would log
@@ -181,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
             # (above a folder run's progress bar, not after it on its line)
             warnings.showwarning = lambda message, *rest, **kw: say(f"warning: {message}", sys.stderr)
-            return args.run(args)
+            return run(args)
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -196,6 +193,30 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(guard, _ReaderMayLeave):
                 guard.close_nothing()
         logger.setLevel(level)
+
+
+def _parsed(argv: list[str]) -> argparse.Namespace:
+    _check_quotes(argv)
+    parser = build_parser()
+    if argv[:1] == ["harmonize"]:  # `a.png -o x.png mask.png` too: argparse's sub-parsers take no options there
+        args = parser.harmonize_parser.parse_intermixed_args(_temporal_given_its_value(
+            _after_double_dash(argv[1:])))
+        args.command = "harmonize"
+    else:
+        args = parser.parse_args(argv)
+    return args
+
+
+def _work(command: str) -> Callable[[argparse.Namespace], int]:
+    """The sub-command's function, its modules imported."""
+    if command == "harmonize":
+        from .harmonize import harmonize
+
+        return harmonize
+    from .convert import convert
+
+    importlib.import_module("..weights", __package__)  # what convert() loads first (torch): before its run
+    return convert
 
 
 class _Stopped(KeyboardInterrupt):
@@ -268,7 +289,7 @@ def entry() -> None:
     """The ``phnet`` command. A refused input (a ``SystemExit`` carrying its message) exits with 2, as
     argparse's own errors and the library's refusals do; 1 stays for a run in which some files failed."""
     try:
-        code = main()
+        code = _main(sys.argv[1:], quietly=True)
     except SystemExit as e:
         if not isinstance(e.code, str):
             raise
