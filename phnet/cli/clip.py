@@ -8,7 +8,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ import torch
 from ..corrections import Correction
 from ..errors import memory_advice, out_of_memory
 from ..frames import EstimatedFrame, apply_frame, estimate_frame, smoothed_report
+from ..harmonizer import Harmonizer
 from ..options import check_options, threshold_for
 from ..pipeline import measured, pixels_of
 from ..temporal import Temporal
@@ -23,11 +24,6 @@ from .jobs import Job
 from .messages import in_flags, say, verdict
 from .reading import inverted_words, load_pair, orientation_note, reference_for
 from .saving import save_result
-
-if TYPE_CHECKING:
-    from ..harmonizer import Harmonizer
-else:  # loaded with the weights, not with the command: at run time (typing.get_type_hints) the hint reads Any
-    Harmonizer = Any
 
 
 CUT_THRESHOLD = 20.0  # --cut-threshold's default (the help text says it)

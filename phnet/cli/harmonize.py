@@ -5,22 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from ..errors import memory_advice, out_of_memory
+from ..harmonizer import Harmonizer
 from ..options import carries_soft_edges, check_options
 from .clip import CUT_THRESHOLD, harmonize_clip, refuse_inverted_clip, refuse_unreadable_masks
 from .jobs import Job, check_format_limits, check_writable, is_folder_target, plan, transparent_into_no_alpha
 from .messages import depth, in_flags, left_out_note, say, verdict
 from .reading import load_pair, orientation_note, reference_for
 from .saving import save_result, write_comparison
-
-if TYPE_CHECKING:
-    from ..harmonizer import Harmonizer
-else:  # loaded with the weights, not with the command: at run time (typing.get_type_hints) the hint reads Any
-    Harmonizer = Any
 
 
 MASK_IS_ALPHA_UNUSED = ("error: --mask-is-alpha works with --mode full and --method correction or guided, with "
@@ -120,7 +116,6 @@ def load_harmonizer(args: argparse.Namespace) -> Harmonizer:
     """The weights of ``--weights`` in a Harmonizer on ``--device`` in ``--dtype``, once they are known to fit
     ``--mask-is-alpha``; a precision that runs slow on this device is said."""
     from .. import precision
-    from ..harmonizer import Harmonizer
 
     harmonizer = Harmonizer.from_pretrained(
         args.weights, revision=args.revision, device=args.device, dtype=args.dtype,

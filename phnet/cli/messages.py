@@ -5,16 +5,12 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from typing import Sequence, TextIO
 
 import numpy as np
 
 from ..corrections import Correction
-
-if TYPE_CHECKING:
-    from ..harmonizer import Harmonizer
-else:  # loaded with the weights, not with the command: at run time (typing.get_type_hints) the hint reads Any
-    Harmonizer = Any
+from ..harmonizer import Harmonizer
 
 
 FLAGS = {"strength": "--strength", "working_size": "--working-size", "cut_threshold": "--cut-threshold"}

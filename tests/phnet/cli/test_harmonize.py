@@ -960,3 +960,15 @@ def test_the_commands_defaults_are_the_librarys_and_its_help_says_them():
     for words in ("(default 3;", "(default 20)", "(mode full; default correction)", "auto (default)",
                   "full resolution (default)"):
         assert words in help_text, words
+
+
+def test_the_command_modules_name_the_harmonizer_they_run():
+    """They load once the command line parsed, when the weights load too: their hints read the Harmonizer itself,
+    and no module of theirs offers a stand-in under its name."""
+    import typing
+
+    from phnet.cli import clip, messages
+
+    assert typing.get_type_hints(harmonize_command.harmonize_one)["harmonizer"] is Harmonizer
+    assert typing.get_type_hints(clip.harmonize_clip)["harmonizer"] is Harmonizer
+    assert typing.get_type_hints(messages.verdict)["harmonizer"] is Harmonizer
