@@ -56,13 +56,15 @@ if not __package__:  # run as a script (its children too): this checkout's phnet
 
 SIZES = {"512²": (512, 512), "1024²": (1024, 1024), "4K": (2160, 3840), "8K": (4320, 7680)}
 # name: (mode, dtype, full_resolution_on, cuda_graphs, network_batch)
-PIPELINES: dict[str, tuple[str, str, str, bool, int | str]] = {"official": ("official", "fp32", "auto", False, "auto"),
-             "official auto": ("official", "auto", "auto", False, "auto"),
-             "ours fp32": ("full", "fp32", "auto", False, "auto"),
-             "ours auto": ("full", "auto", "auto", False, "auto"),
-             "ours fp32 on host": ("full", "fp32", "input", False, "auto"),
-             "ours fp32 graphs": ("full", "fp32", "auto", True, "auto"),
-             "ours fp32 one per call": ("full", "fp32", "auto", False, 1)}
+PIPELINES: dict[str, tuple[str, str, str, bool, int | str]] = {
+    "official": ("official", "fp32", "auto", False, "auto"),
+    "official auto": ("official", "auto", "auto", False, "auto"),
+    "ours fp32": ("full", "fp32", "auto", False, "auto"),
+    "ours auto": ("full", "auto", "auto", False, "auto"),
+    "ours fp32 on host": ("full", "fp32", "input", False, "auto"),
+    "ours fp32 graphs": ("full", "fp32", "auto", True, "auto"),
+    "ours fp32 one per call": ("full", "fp32", "auto", False, 1),
+}
 CUDA_ONLY = ("ours fp32 on host", "ours fp32 graphs", "ours fp32 one per call")
 FRAMES_ONLY = ("ours fp32 one per call",)
 

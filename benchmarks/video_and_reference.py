@@ -145,7 +145,7 @@ def clip_table(harmonizer: Harmonizer, pairs: list[Pair], frames: int, side: int
         "window 6, cut detection off": Temporal(window=6.0, cut_threshold=1e9),
     }
     stats: dict[str, dict[str, list[float]]] = {name: {"jump": [], "flicker": [], "fmse": [], "after": []}
-             for name in ["composite", "ground truth", *runs]}
+                                                for name in ["composite", "ground truth", *runs]}
     found = []
     for c in range(clips):
         a, b = pairs[(2 * c) % len(pairs)], pairs[(2 * c + 1) % len(pairs)]
@@ -208,7 +208,7 @@ def reference_case(image, mask, side_name: str, seed: int, size: int):
 
 def reference_table(harmonizer: Harmonizer, pairs: list[Pair], size: int) -> list[str]:
     rows: dict[str, list[float]] = {"composite": [], "no reference mask": [], "reference = the lit side": [],
-            "reference = the other side": []}
+                                    "reference = the other side": []}
     for i, (_, image, mask) in enumerate(pairs):
         for k, side_name in enumerate(("left", "right")):
             gt, comp, m, reference = reference_case(image, mask, side_name, seed=100 * i + k, size=size)

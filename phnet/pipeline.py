@@ -236,7 +236,7 @@ def estimate_batch(
     filled = graphs is not None
     if graphs is not None:  # the fill is captured with the network: no read may come between them
         found = graphs(images_low, masks_low, references_low, untouched, coverage, threshold=threshold,
-                                   as_change=as_change)
+                       as_change=as_change)
     else:
         found = harmonizer._estimate(images_low, masks_low, references_low, untouched, threshold=threshold)
     read = read_estimates(*found)

@@ -37,8 +37,8 @@ def to_markdown(summary: dict, meta: dict) -> str:
         lines.extend([f"**{meta['not_held_out']}**", ""])
     lines.extend([f"Data `{meta['data']}` ({meta['kind']}, split `{meta['split']}`, {meta['samples']} samples"
                   f"{sampled(meta)}), resolution {meta['resolution']}"
-                  f"{RESIZE_NOTES.get(meta.get('resize') or '', '')}. MSE/fMSE lower is better, PSNR/fPSNR higher (dB). "
-                  f"{PEAKS}", ""])
+                  f"{RESIZE_NOTES.get(meta.get('resize') or '', '')}. MSE/fMSE lower is better, PSNR/fPSNR higher "
+                  f"(dB). {PEAKS}", ""])
 
     def table(title: str, groups: dict | None, label: str):
         lines.extend([f"## {title}", "", f"| {label} | method | n | MSE | fMSE | PSNR | fPSNR | PSNR255 | fPSNR255 |",
