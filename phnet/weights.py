@@ -564,7 +564,7 @@ def push_to_hub(
     if private is None:  # left out: huggingface_hub before 0.27 reads None as False (public)
         url = api.create_repo(repo_id, exist_ok=True, repo_type="model")
     else:
-        url = api.create_repo(repo_id, exist_ok=True, repo_type="model", private=private)
+        url = api.create_repo(repo_id, exist_ok=True, repo_type="model", private=bool(private))
     if private and not api.repo_info(repo_id, repo_type="model").private:
         raise PermissionError(f"the Hub repo {repo_id} exists and is public: nothing was uploaded. Make it private "
                               "on the Hub first, or give another repo name")

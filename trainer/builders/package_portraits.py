@@ -166,10 +166,10 @@ def iter_sources() -> Iterator[Source]:
         print("warning: scikit-image not installed, skimage.data skipped", file=sys.stderr)
         return
     for name in SKIMAGE_PHOTOS:
-        yield Source(f"skimage/{name}", partial(sample_frames, skd, name))
+        yield Source(f"skimage/{name}", partial(_sample_frames, skd, name))
 
 
-def sample_frames(samples: Any, name: str, max_frames: int) -> list[np.ndarray]:
+def _sample_frames(samples: Any, name: str, max_frames: int) -> list[np.ndarray]:
     """The sample photo ``name`` of scikit-image's ``samples`` module: one frame, RGB."""
     return [np.ascontiguousarray(getattr(samples, name)()[..., :3])]
 
