@@ -107,14 +107,21 @@ print(json.dumps({
 '''
 
 
-def test_generation_in_a_fresh_webui_process(tmp_path, tiny_models):
-    root = build_webui_root(tmp_path / "webui", tiny_models)
+def _fresh_process(script: str, root):
+    """Run ``script`` in a new Python started in the WebUI folder ``root``; its last line's JSON, checked to
+    record no script errors."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    command = [sys.executable, "-c", _SESSION, str(root), str(FAKE_SITE), str(REPO)]
+    command = [sys.executable, "-c", script, str(root), str(FAKE_SITE), str(REPO)]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["errors"] == [], result.stderr
+    return report
+
+
+def test_generation_in_a_fresh_webui_process(tmp_path, tiny_models):
+    root = build_webui_root(tmp_path / "webui", tiny_models)
+    report = _fresh_process(_SESSION, root)
     assert report["module_name"] == "phnet_webui.py"
     assert report["phnet_file"].startswith(str(root / "extensions" / EXTENSION))
     assert not report["extension_on_path"]
@@ -142,13 +149,7 @@ print(json.dumps({"errors": errors.exception_records, "loaded": sorted({n.split(
 def test_the_webui_starts_without_loading_sam_the_hub_client_or_the_trainer(tmp_path):
     """The WebUI runs every extension's script at start-up: SAM (seconds to import), the Hub client, safetensors
     and the trainer load when a generation uses them, never to build the accordion."""
-    root = build_webui_root(tmp_path / "webui")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    command = [sys.executable, "-c", _START, str(root), str(FAKE_SITE), str(REPO)]
-    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["errors"] == [], result.stderr
+    report = _fresh_process(_START, build_webui_root(tmp_path / "webui"))
     assert "phnet" in report["loaded"]
     heavy = {"segment_anything", "huggingface_hub", "safetensors", "transformers", "trainer"}
     assert heavy.isdisjoint(report["loaded"]), sorted(heavy & set(report["loaded"]))
