@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hints) the hint reads Any
     Harmonizer = Any
 
+__all__ = ["EstimatedFrame", "estimate_frame", "estimate_frames", "apply_frame", "smoothed_report", "harmonize_frames",
+           "working_background"]
+
 
 @dataclasses.dataclass
 class EstimatedFrame(FrameEstimate):

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hints) the hint reads Any
     Harmonizer = Any
 
+__all__ = ["as_official_tester_reads", "official_square", "official_back", "official_mask_square", "dithered",
+           "official_float", "official_pixels", "official_picture", "official_network"]
+
 
 def as_official_tester_reads(image: Any) -> Any:
     """A PIL picture in a mode other than RGB, RGBA or grey (P, LA, CMYK...) as 8-bit RGB (RGBA where it has

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hints) the hint reads Any
     Harmonizer = Any
 
+__all__ = ["LowResolution", "CUDA_NETWORK_BATCH", "NETWORK_PIXELS", "STAGED_BYTES", "own_precision", "pixels_of",
+           "pictures_per_call", "full_resolution_device", "staged", "prepare_low", "lifts_change", "estimate_batch",
+           "estimate", "run_network", "apply_low", "apply_to_box", "harmonize_pixels", "measured", "read_estimates",
+           "low_precision_failed", "weighed", "coverage_of", "filled_change", "noted"]
+
 
 _Harmonizer = TypeVar("_Harmonizer", bound="Harmonizer")
 _Options = ParamSpec("_Options")
