@@ -32,9 +32,10 @@ def harmonize_one(harmonizer: Harmonizer, job: Job, args: argparse.Namespace, sa
                                                working_size=args.working_size, reference_mask=reference,
                                                threshold=args.threshold, mask_is_alpha=args.mask_is_alpha)
     left = save_result(result, job.target, keep)
-    compare_left = []  # the files first, then the words
+    compare_note = ""  # the files first, then the words
     if job.compare is not None:
         compare_left = write_comparison(job.compare, image, result, mask, corrections, keep)
+        compare_note = left_out_note(job.compare, job.composite, compare_left) if compare_left else ""
     say(f"{job.composite.name}: {verdict(corrections, harmonizer)}")
     turned = orientation_note(job, (image.shape[0], image.shape[1]), keep)
     if turned:
@@ -47,8 +48,8 @@ def harmonize_one(harmonizer: Harmonizer, job: Job, args: argparse.Namespace, sa
             "plain 16-bit RGB or RGBA PNG or TIFF to keep them")
     if left:
         say(left_out_note(job.target, job.composite, left))
-    if compare_left and job.compare is not None:  # (only a comparison written leaves something out)
-        say(left_out_note(job.compare, job.composite, compare_left))
+    if compare_note:
+        say(compare_note)
 
 
 def harmonize(args: argparse.Namespace) -> int:
