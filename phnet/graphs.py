@@ -87,7 +87,7 @@ class GraphCache:
         return fn
 
     def _call(self, tensors: tuple[torch.Tensor | None, ...], options: dict[str, Any]) -> Any:
-        self._live_fn()
+        self._live_fn()  # for its refusal alone: a replay runs no Python, and a capture looks fn up itself (below)
         key = self.key(tensors, options)
         entry = self.graphs.get(key)
         if entry is None:
