@@ -256,6 +256,8 @@ def test_a_range_answered_from_another_byte_or_short_of_the_end_is_downloaded_wh
     ({"Content-Range": "bytes 100-999/*", "Content-Length": "400"}, False),  # an unknown size, a length that disagrees
     ({"Content-Range": "bytes 93-999/*"}, False),  # an unknown size, from another byte
     ({"Content-Range": "bytes 100-99/1000"}, False),  # ends before it starts: invalid (RFC 9110 14.4)
+    ({"Content-Range": "bytes 100-99/*"}, False),  # the same under an unknown size
+    ({"Content-Range": "bytes 150-999/1000", "Content-Length": "850"}, False),  # from a later byte: a gap
     ({"Content-Range": "bytes 100-999/999"}, False),  # a size not past its last byte: invalid
     ({"Content-Range": "Bytes 100-999/1000"}, True),  # a range unit's name is case-insensitive (RFC 9110)
     ({"Content-Range": "bytes 100-100/101", "Content-Length": "1"}, True),  # one byte left: a range of one
@@ -328,6 +330,49 @@ def test_a_part_a_416_does_not_show_whole_is_downloaded_whole(site, tmp_path, ca
     assert not list(tmp_path.glob("*.part*"))
     converted = Harmonizer.from_pretrained(tmp_path / NAME, device="cpu").model.state_dict()
     assert all(torch.equal(converted[k], v) for k, v in torch.load(io.BytesIO(data), weights_only=True).items())
+
+
+@pytest.mark.parametrize("headers, have, kept, whole", [
+    ({"Content-Range": "bytes */1000", "ETag": '"a"'}, 1000, '"a"', True),
+    ({"Content-Range": "Bytes */1000", "ETag": '"a"'}, 1000, '"a"', True),  # a unit's name is case-insensitive
+    ({"Content-Range": "bytes */1000", "Last-Modified": "Mon, 07 Dec 2026"}, 1000, "Mon, 07 Dec 2026", True),
+    ({"Content-Range": "bytes */1000", "ETag": '"a"'}, 500, '"a"', False),  # a size the part is not: short of it
+    ({"Content-Range": "bytes */1000", "ETag": '"a"'}, 1004, '"a"', False),  # or past it
+    ({"Content-Range": "bytes */1000x", "ETag": '"a"'}, 1000, '"a"', False),  # garbled
+    ({"Content-Range": "bytes 0-999/1000", "ETag": '"a"'}, 1000, '"a"', False),  # not a refusal's form
+    ({"Content-Range": "bytes */1000", "ETag": '"b"'}, 1000, '"a"', False),  # another file's
+    ({"Content-Range": "bytes */1000"}, 1000, '"a"', False),  # no validator said
+    ({"Content-Range": "bytes */1000"}, 1000, None, False),  # none said and none kept: nothing ties them
+    ({}, 1000, '"a"', False),
+])
+def test_a_416_shows_a_part_whole_only_by_its_size_and_validator(headers, have, kept, whole):
+    assert official._already_whole(headers, have, kept) is whole
+
+
+def test_an_http_error_while_resuming_keeps_the_part_for_the_next_try(site, tmp_path):
+    """Only a 416 removes a part: a file gone from the site, or a server error, says so and leaves the part."""
+    data = site.files.pop(FILE)
+    _part(site, tmp_path, data[:100], etag_of=data)
+    with pytest.raises(FileNotFoundError, match="HTTP 404"):
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert site.requests == [(FILE, "bytes=100-")]
+    assert (tmp_path / (FILE + ".part")).read_bytes() == data[:100]
+    assert (tmp_path / (FILE + ".part.validator")).is_file()
+
+
+def test_a_416_to_a_request_without_a_range_is_named_as_the_server_s_answer(tmp_path, monkeypatch):
+    """A server that refuses a plain request with 416 is answering wrongly: its answer is named, as any other's."""
+    import urllib.error
+    import urllib.request
+
+    def refuse(request, timeout):
+        raise urllib.error.HTTPError(request.full_url, 416, "Range Not Satisfiable", {}, None)
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    tiny = official.OfficialWeights(NAME, FILE, "ffhqh512.pth", "tiny-official", 64, "FFHQH")
+    monkeypatch.setenv(official.BASE_URL_ENV, "http://127.0.0.1:9/")
+    with pytest.raises(FileNotFoundError, match="HTTP 416"):
+        official._request(tiny, tmp_path, tmp_path / "x.part", tmp_path / "x.part.validator", 0, None)
 
 
 @pytest.mark.parametrize("left", [None, b"stale bytes"])
