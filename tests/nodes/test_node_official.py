@@ -84,6 +84,19 @@ def test_a_models_phnet_that_cannot_be_written_is_told_in_comfyui_s_words(pack, 
     assert f"put {FILE} (from {official.OFFICIAL[NAME].url}) into a phnet folder by hand" in message
 
 
+
+def test_a_refusal_ending_as_a_sentence_is_followed_by_comfyui_s_words_after_one_period(pack, nodes, monkeypatch):
+    """ComfyUI's advice follows the library's words as a clause: a closing period of theirs is not doubled."""
+    harmonizer = _core(pack, "harmonizer").Harmonizer
+
+    def refuse(cls, source, **kw):
+        raise PermissionError("cannot write the download here.")
+
+    monkeypatch.setattr(harmonizer, "from_pretrained", classmethod(refuse))
+    with pytest.raises(PermissionError) as e:
+        nodes["PHNetModelLoader"].load(NAME, "", "cpu", "auto")
+    assert str(e.value).startswith("cannot write the download here. In ComfyUI: list a writable folder")
+
 def test_an_official_name_typed_as_the_hub_repo_is_kept_in_models_phnet_too(pack, comfy_env):
     loaders = importlib.import_module(f"{pack.__name__}.nodes.loaders")
     source, extra = loaders.resolve_phnet_source("default (bundled)", f" {NAME} ")

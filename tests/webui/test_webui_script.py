@@ -1690,6 +1690,23 @@ def test_hub_weights_missing_offline_point_at_the_webui_s_folder(webui, monkeypa
         webui.script_module.load_harmonizer("someone/phnet-portraits", str(tmp_path / "PHNet"))
 
 
+
+@pytest.mark.parametrize("choice, advice", [("someone/phnet-gone", "In the WebUI you may also put the weights"),
+                                            ("", "In the WebUI: put weights in")])
+def test_missing_weights_ending_as_a_sentence_are_followed_by_the_webui_s_words_after_one_period(
+        webui, monkeypatch, tmp_path, choice, advice):
+    """The WebUI's advice follows the library's words as a clause: a closing period of theirs is not doubled."""
+    from phnet import Harmonizer
+
+    def missing(cls, source, **kw):
+        raise FileNotFoundError("the weights are gone.")
+
+    monkeypatch.setattr(Harmonizer, "from_pretrained", classmethod(missing))
+    webui.script_module.clear_loaded_models()
+    with pytest.raises(FileNotFoundError) as e:
+        webui.script_module.load_harmonizer(choice, str(tmp_path / "PHNet"))
+    assert str(e.value).startswith(f"the weights are gone. {advice}")
+
 def test_a_grey_inpaint_mask_is_rounded_as_the_webui_rounds_it(webui, capsys):
     """A sketch's "Mask transparency" (or a grey upload) gives a grey mask, which the WebUI rounds at 128: a 178
     subject was regenerated whole but harmonized at 70 % ("a faint mask"); a 100 one was not regenerated at all,
