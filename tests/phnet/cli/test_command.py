@@ -37,6 +37,8 @@ def _env() -> dict:
     (["harmonize", "a.png", "-o", "x.png", "--bogus"], 2),  # a mistyped option
     (["harmonize", "a.png"], 2),  # -o missing
     (["harmonize", "a.png", "-o", "x.png", "--mode", "square"], 2),  # not one of the choices
+    (["harmonize", "a.png", "-o", "x.png", "--method", "sharp"], 2),
+    (["harmonize", "a.png", "-o", "x.png", "--dtype", "fp8"], 2),
     ([], 2),
 ])
 def test_help_and_a_parse_error_load_no_torch(argv, code):
@@ -113,3 +115,21 @@ def test_version_loads_torch_quietly_under_the_command(monkeypatch, capsys):
         signal.signal(signal.SIGINT, outer)
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("phnet ")
     assert seen[:1] == [console._end_now]
+
+
+@pytest.mark.parametrize("name", ["harmonize", "convert"])
+def test_each_sub_command_s_work_loads_torch_before_it_runs(name):
+    """Torch loads where the command's Ctrl-C is quiet (while the work loads), not later inside the run."""
+    code = f"import sys\nfrom phnet.cli import command\ncommand._work({name!r})\nprint('torch' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=_env())
+    assert done.stdout.split() == ["True"], done.stderr
+
+
+@pytest.mark.parametrize("option, values", [("--mode", ["full", "official"]),
+                                            ("--method", ["correction", "guided", "resize"]),
+                                            ("--dtype", ["auto", "fp32", "fp16", "bf16"])])
+def test_the_parser_takes_every_mode_method_and_precision(option, values):
+    for value in values:
+        args = command._parsed(["harmonize", "a.png", "-o", "x.png", option, value])
+        assert getattr(args, option[2:]) == value
