@@ -1,6 +1,8 @@
 """phnet.sources: one resolver for every kind of weights source (no loading, no network)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from phnet import sources
@@ -329,3 +331,8 @@ def test_a_source_gives_the_field_its_kind_needs_or_says_it_is_missing():
     assert sources.Source("hub", repo_id="a/b").label == "a/b"
     with pytest.raises(ValueError, match="'hub' source needs its repo_id"):
         sources.Source("hub").label
+    assert sources.Source("file", path=Path("w.pth")).local_path == Path("w.pth")
+    for kind, field, read in (("official", "name", "official_name"), ("hub", "repo_id", "hub_repo"),
+                              ("file", "path", "local_path"), ("folder", "path", "local_path")):
+        with pytest.raises(ValueError, match=f"'{kind}' source needs its {field}:"):
+            getattr(sources.Source(kind), read)
