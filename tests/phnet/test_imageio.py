@@ -1494,3 +1494,9 @@ def test_a_four_channel_result_without_its_alpha_says_to_pass_it_back():
     with pytest.raises(ValueError, match="alpha"):
         io_.tensor_to_image(rgb, None, form, torch.zeros(1, 1, 4, 4, dtype=torch.bool))
     assert io_.tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 4, 4, dtype=torch.bool)).shape == (4, 4, 4)
+
+
+def test_a_four_channel_result_gets_its_own_alpha_back_as_its_last_channel():
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 4), dtype=np.uint8)
+    rgb, alpha, form = io_.image_to_tensor(pixels)
+    assert np.array_equal(io_.tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 4, 5, dtype=torch.bool)), pixels)
