@@ -393,3 +393,15 @@ def test_a_colour_transfer_given_a_reference_without_its_region_says_what_is_mis
         PatchColorTransfer(2)(fg, bg, bg)
     region = torch.ones(1, 1, 8, 8)
     assert PatchColorTransfer(2)(fg, bg, bg * region, region).shape == fg.shape
+
+
+def test_a_colour_transfer_takes_the_reference_only_where_its_region_is():
+    """Patches (and a picture) that the region does not reach keep the background's statistics."""
+    torch.manual_seed(0)
+    fg, bg, reference = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8) * 0.5
+    transfer = PatchColorTransfer(2)
+    alone = transfer(fg, bg)
+    assert torch.equal(transfer(fg, bg, reference, torch.zeros(1, 1, 8, 8)), alone)
+    region = torch.zeros(1, 1, 8, 8)
+    region[..., :4, :4] = 1  # the top-left patch of four
+    assert not torch.allclose(transfer(fg, bg, reference, region)[..., :4, :4], alone[..., :4, :4])
