@@ -478,12 +478,12 @@ def list_files(
     import huggingface_hub
 
     offline = bool(local_files_only) or hub_offline()
-    unreachable: tuple[type[BaseException], ...] = (OSError, *transport_errors())
     with hub_errors(repo_id, revision, None, cache_dir, local_files_only, what):
         if not offline:
             try:
                 return list(huggingface_hub.list_repo_files(repo_id, revision=revision, token=token))
-            except unreachable as e:  # no connection: the cache, as a download falls back to it
+            # (the client's errors are looked for now: the call may have loaded it)
+            except (OSError,) + transport_errors() as e:  # no connection: the cache, as a download falls back to it
                 try:
                     folder = _cached_snapshot(repo_id, revision, cache_dir)
                 except Exception:

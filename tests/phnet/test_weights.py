@@ -1189,6 +1189,34 @@ def test_a_hub_out_of_reach_lists_the_repo_from_the_cache_as_a_download_falls_ba
         sources.list_files("owner/elsewhere", cache_dir=offline_hub)
 
 
+def test_a_client_loaded_by_the_listing_itself_still_falls_back_to_the_cache(offline_hub, monkeypatch):
+    """The HTTP client's errors are looked for once the call failed: a client the listing loads on its first use
+    (httpx's errors are no OSErrors) counts as out of reach too."""
+    import sys
+    import types
+
+    import huggingface_hub
+
+    from phnet import sources
+
+    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": b"cached"})
+    monkeypatch.setattr(sources, "hub_offline", lambda: False)
+    client = types.ModuleType("httpx2")
+
+    class TransportError(Exception):
+        pass
+
+    client.TransportError = TransportError  # type: ignore[attr-defined]
+
+    def loads_its_client_then_fails(*args, **kwargs):
+        monkeypatch.setitem(sys.modules, "httpx2", client)
+        raise TransportError("connection reset")
+
+    monkeypatch.delitem(sys.modules, "httpx2", raising=False)
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", loads_its_client_then_fails)
+    assert sources.list_files("owner/offi", cache_dir=offline_hub) == ["ffhqh512.pth"]
+
+
 def test_saving_in_fp16_what_fp16_cannot_hold_is_refused_before_anything_is_written(tiny_model, tmp_path):
     """The file was written with inf in it, and loading it later blamed damage or a diverged run."""
     state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
