@@ -20,7 +20,7 @@ from .metrics import blend_weight
 from .modeling.transform import correction_size
 from .options import threshold_for
 from .pipeline import (LowResolution, apply_low, coverage_of, estimate_batch, lifts_change, own_precision,
-                       pictures_per_call, prepare_low, staged)
+                       pictures_per_call, prepare_low, staged, untouched_of)
 from .regions import IGNORED_REFERENCE, reference_at, working_mask
 from .temporal import FrameEstimate, Smoother, Temporal, signature
 from .tiling import one_thread
@@ -73,7 +73,7 @@ def estimate_frames(harmonizer: Harmonizer, pixels: torch.Tensor | Sequence[torc
                           for i, r in enumerate(references)]).to(harmonizer.device)
     # method "guided" fits to the subject's own change as a frame is applied (see _apply)
     outputs, reports = estimate_batch(harmonizer, images, masks_low, refs, threshold=threshold, strength=strength,
-                                      as_change=True, untouched=torch.cat([low.untouched for low in lows]),
+                                      as_change=True, untouched=untouched_of(lows),
                                       coverage=coverage_of(lows) if lifts_change(harmonizer) else None)
     if refs is not None:  # a reference with no background pixel left was ignored: say so
         found = (refs * (1 - masks_low)).flatten(1).any(1).tolist()

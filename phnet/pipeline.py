@@ -37,7 +37,7 @@ else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hint
 __all__ = ["LowResolution", "CUDA_NETWORK_BATCH", "NETWORK_PIXELS", "STAGED_BYTES", "own_precision", "pixels_of",
            "pictures_per_call", "full_resolution_device", "staged", "prepare_low", "lifts_change", "estimate_batch",
            "estimate", "run_network", "apply_low", "apply_to_box", "harmonize_pixels", "measured", "read_estimates",
-           "low_precision_failed", "weighed", "coverage_of", "filled_change", "noted"]
+           "low_precision_failed", "weighed", "coverage_of", "untouched_of", "filled_change", "noted"]
 
 
 _Harmonizer = TypeVar("_Harmonizer", bound="Harmonizer")
@@ -57,7 +57,7 @@ STAGED_BYTES = 128 * 2**20
 class LowResolution(NamedTuple):
     """One picture prepared for the network: at the working resolution on the model's device, with its
     binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), where no trace
-    of the mask reaches (``untouched``, see :func:`flat_colours`), and how much of each pixel the subject covers
+    of the mask reaches (``untouched``, see :func:`flat_colours`; :func:`prepare_low` always finds it), and how much of each pixel the subject covers
     (``coverage``, 1×1×h×w, where the mask holds more than a trace: see :func:`~phnet.fullres.subject_coverage`
     and :func:`~phnet.fullres.unmix`; the mask's own values where it is the composite's alpha), for the methods that
     carry the network's change up."""
@@ -65,7 +65,7 @@ class LowResolution(NamedTuple):
     image: torch.Tensor
     mask: torch.Tensor
     box: tuple[int, int, int, int] | None
-    untouched: torch.Tensor
+    untouched: torch.Tensor | None = None
     coverage: torch.Tensor | None = None
 
 
@@ -396,7 +396,7 @@ def harmonize_pixels(
         lows = [prepare_low(harmonizer, p, peak, m, mask_peak, size, mask_is_alpha) for p, m in moved]
         outputs, found = estimate_batch(harmonizer, torch.cat([low.image for low in lows]),
                                         torch.cat([low.mask for low in lows]),
-                                        untouched=torch.cat([low.untouched for low in lows]),
+                                        untouched=untouched_of(lows),
                                         threshold=threshold, strength=strength, as_change=lifts_change(harmonizer),
                                         coverage=coverage_of(lows) if lifts_change(harmonizer) else None)
         for j, i in enumerate(rows):
@@ -477,6 +477,15 @@ def coverage_of(lows: list[LowResolution]) -> torch.Tensor:
         raise ValueError("these pictures were prepared without their coverage: only a Harmonizer whose method "
                          "carries the change up to a soft edge prepares it (see Harmonizer.carries_soft_edges)")
     return torch.cat(coverages)
+
+
+def untouched_of(lows: list[LowResolution]) -> torch.Tensor | None:
+    """The B×1×h×w untouched maps of pictures prepared together (:attr:`LowResolution.untouched`), None if none
+    has one. A picture without its map has none of it (all False): its background is read from its mask alone."""
+    if all(low.untouched is None for low in lows):
+        return None
+    return torch.cat([torch.zeros_like(low.mask, dtype=torch.bool) if low.untouched is None else low.untouched
+                      for low in lows])
 
 
 def _floats(out: Any) -> tuple[torch.Tensor, ...]:

@@ -253,3 +253,25 @@ def test_a_staged_picture_is_worked_on_in_its_subjects_box_alone(harmonizer, as_
     assert torch.equal(box, whole[r0:r1, c0:c1])
     assert not torch.equal(box, pixels[r0:r1, c0:c1])
 
+
+
+def test_a_picture_prepared_elsewhere_needs_no_untouched_map_and_reads_its_background_from_its_mask(harmonizer):
+    """``LowResolution.untouched`` is optional, as ``coverage`` is: a picture prepared without it is applied as
+    one with it, and in a batch with pictures that have theirs its background is read from its mask alone."""
+    from phnet.pipeline import LowResolution, untouched_of
+
+    pixels = torch.from_numpy(photo(60, 90))
+    mask = torch.from_numpy(subject_mask(60, 90))
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 1.0, 32)
+    assert LowResolution(low.image, low.mask, low.box).untouched is None
+    bare = LowResolution(low.image, low.mask, low.box, coverage=low.coverage)
+    output, _ = estimate_batch(harmonizer, low.image, low.mask, threshold=0)
+    out, out_bare = pixels.clone(), pixels.clone()
+    apply_low(harmonizer, pixels, 255.0, mask, 1.0, out, 1.0, low, output)
+    apply_low(harmonizer, pixels, 255.0, mask, 1.0, out_bare, 1.0, bare, output)
+    assert torch.equal(out, out_bare) and not torch.equal(out, pixels)
+    assert untouched_of([bare, bare]) is None
+    assert torch.equal(untouched_of([low, low]), torch.cat([low.untouched, low.untouched]))
+    mixed = untouched_of([low, bare])
+    assert mixed.shape == (2, *low.untouched.shape[1:]) and mixed.dtype == torch.bool
+    assert torch.equal(mixed[:1], low.untouched) and not mixed[1].any()
