@@ -58,7 +58,8 @@ class Dist:
             # NCCL's watchdog aborts a process whose collective waits past the timeout, with no Python error to
             # name train.process_timeout_minutes; gloo raises one ("Timed out waiting")
             control = dist.new_group(backend="gloo", timeout=timedelta(minutes=timeout_minutes))
-            assert isinstance(control, dist.ProcessGroup)  # a group of every rank: this one is a member
+            if not isinstance(control, dist.ProcessGroup):  # a group of every rank: this one is a member
+                raise RuntimeError(f"internal error: the gloo group of every rank left rank {self.rank} out")
             self.control = control
 
     @property

@@ -18,7 +18,9 @@ class WeightAverage(AveragedModel):
     """
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        super().__init__(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        average = get_ema_multi_avg_fn(decay)
+        super().__init__(model, multi_avg_fn=average, use_buffers=True)
+        self.average = average  # AveragedModel's own multi_avg_fn is declared optional
         self.updates = 0  # = n_averaged, read without a synchronisation
 
     @torch.no_grad()
@@ -30,14 +32,13 @@ class WeightAverage(AveragedModel):
             for o, t in zip(ours, theirs):
                 o.copy_(t)
         else:
-            assert self.multi_avg_fn is not None  # given in __init__; AveragedModel declares it optional
             groups: dict[tuple, tuple[list, list]] = {}  # the foreach update takes one device and dtype at a time
             for o, t in zip(ours, theirs):
                 group = groups.setdefault((o.device, o.dtype), ([], []))
                 group[0].append(o)
                 group[1].append(t)
             for our_group, their_group in groups.values():
-                self.multi_avg_fn(our_group, their_group, self.n_averaged)
+                self.average(our_group, their_group, self.n_averaged)
         self.n_averaged += 1
         self.updates += 1
 

@@ -229,7 +229,10 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     if not push_to_hub:
         return
     source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
-    assert source is not None  # a run ends on a checkpoint: its last step's, or the one a signal saved
+    if source is None:  # a run ends on a checkpoint (its last step's, or a signal's): this one was removed since
+        print(f"[trainer] no checkpoint of this run is left in {out_dir}: nothing was uploaded to {push_to_hub}; "
+              f"upload a saved checkpoint folder with python -m trainer.push FOLDER {push_to_hub}", file=sys.stderr)
+        return
     later = f"python -m trainer.push {shell_word(source)} {push_to_hub}{' --private' if hub_private else ''}"
     if "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
         print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
@@ -262,18 +265,18 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
             print(f"[data] {len(small)} of the training photos are smaller than the working size {size} px (e.g. "
                   f"{path.name}, {width}x{height}): they are enlarged, and the network learns their blur; use larger "
                   "photos, or leave these out", file=sys.stderr)
-        shared = {r.real for r in val_set.records} & {r.real for r in train_set.records}
+        photos = {r.real for r in val_set.records}  # what preloading holds, one picture each
+        shared = photos & {r.real for r in train_set.records}
         if shared:  # a folder of one photo serves every split; data.val_root may be (or hold) the photos
             where = ("data.val_root holds training photos: give it photos that are not under data.root"
                      if d_cfg.get("val_root") else "add photos, or give held-out ones in data.val_root")
-            print(f"[data] {len(shared)} of the {len({r.real for r in val_set.records})} validation photos are "
+            print(f"[data] {len(shared)} of the {len(photos)} validation photos are "
                   f"training photos (e.g. {min(shared).name}): their scores say how well the run learned them, not "
                   f"how it does on others; {where}", file=sys.stderr)
         copies = [(a, b) for a, b in copies_across(val_set, train_set) if a != b]
         if copies:
-            assert val_set.preloaded is not None  # copies are told apart in preloaded pictures only
             held, seen = copies[0]
-            print(f"[data] {len(copies)} of the {len(val_set.preloaded)} validation photos have a near-duplicate "
+            print(f"[data] {len(copies)} of the {len(photos)} validation photos have a near-duplicate "
                   f"among the training photos (e.g. {held} ~ {seen}): their scores are not held-out scores; keep one "
                   f"copy of each picture", file=sys.stderr)
     scored: HarmonizationDataset | Subset = val_set

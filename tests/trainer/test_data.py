@@ -967,3 +967,18 @@ def test_a_mask_another_photo_s_name_matches_exactly_is_not_a_folded_match_too(t
         found = masks_by_photo(keys, tmp_path / "photos", tmp_path / "masks", "data.mask_dir")
     assert {k: p.name for k, p in found.items()} == {"img_0001.jpg": "img_0001.png", "IMG_0002.jpg": "IMG_0002.png",
                                                     "y.jpg": "y.png"}
+
+
+@pytest.mark.parametrize("kind", ["iharmony", "ffhqh"])
+def test_a_ready_set_given_records_without_composites_names_what_they_lack(tmp_path, kind):
+    """A photo folder's records (no composite: it is made on the fly) handed to a ready set failed on an assert, or
+    under ``python -O`` on a TypeError naming None."""
+    from trainer.data.common import Record
+    from trainer.data.ffhqh import FFHQHDataset
+    from trainer.data.iharmony import IHarmony4Dataset
+
+    _save(tmp_path / "p.png", portrait(np.random.default_rng(0), 40, 40)[0])
+    ds = (IHarmony4Dataset if kind == "iharmony" else FFHQHDataset)([Record("p", tmp_path / "p.png")], image_size=32)
+    with pytest.raises(ValueError, match="record p has no composite and no mask: this set reads both from its files; "
+                                         "give photos without composites to FolderDataset"):
+        ds[0]

@@ -746,3 +746,22 @@ def test_restore_takes_the_place_in_the_epoch_from_a_checkpoint_older_versions_w
                                 fresh_optimisation(t), batch_size=4)
     assert (pos.step, pos.epoch, pos.batch_in_epoch, best, photos) == (7, 1, 3, 123.5, None)
     assert "starts again from its first batch" not in capsys.readouterr().err
+
+
+def test_an_upload_with_no_checkpoint_in_the_run_says_so_and_uploads_nothing(tmp_path, monkeypatch, capsys, hub_login):
+    """A run folder holding no checkpoint (removed while the run went on) failed on an assert, or under
+    ``python -O`` on a TypeError naming None."""
+    import huggingface_hub
+
+    from trainer.fit import finish
+
+    class Log:
+        def write(self, record, curves=False):
+            pass
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: pytest.fail("nothing was there to upload"))
+    result = {"step": 40, "best_val_fmse": None}
+    finish(tmp_path, Log(), result, "me/tiny-phnet", False)
+    err = capsys.readouterr().err
+    assert f"no checkpoint of this run is left in {tmp_path}: nothing was uploaded to me/tiny-phnet" in err
+    assert "python -m trainer.push" in err and "hub_url" not in result

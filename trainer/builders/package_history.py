@@ -386,7 +386,9 @@ def harvest(cache: Path | str | None = None, min_side: int = 256, faces: bool = 
     cache = cache_dir(cache)
     seen, pictures, tallies = _Seen(), [], []
     for import_name, dist in MEDIA_PACKAGES:
-        assert import_name not in held_out.FORBIDDEN_PACKAGES
+        if import_name in held_out.FORBIDDEN_PACKAGES:
+            raise RuntimeError(f"internal error: {import_name} is reserved for evaluation but listed in "
+                               "MEDIA_PACKAGES")
         kept, tally = harvest_bundle(import_name, dist, cache, seen, min_side, faces, log)
         pictures += kept
         tallies.append(tally)

@@ -145,7 +145,8 @@ def split_groups(keys: list[str], hashes: list, bits: int = NEAR_DUPLICATE_BITS)
 
 def iter_sources() -> Iterator[Source]:
     for mod_name in FORBIDDEN_PACKAGES:
-        assert all(mod_name != m for m, _ in MEDIA_PACKAGES)
+        if any(mod_name == m for m, _ in MEDIA_PACKAGES):
+            raise RuntimeError(f"internal error: {mod_name} is reserved for evaluation but listed in MEDIA_PACKAGES")
     for mod_name, dist in MEDIA_PACKAGES:
         root = installed_folder(mod_name)
         if root is None:

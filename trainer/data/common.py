@@ -39,6 +39,16 @@ class Record:
     subset: str = ""
 
 
+def composite_and_mask(record: Record) -> tuple[Path, Path]:
+    """A ready set's record: the composite and mask it reads, refused by name where the record lacks them."""
+    if record.comp is None or record.mask is None:
+        lacks = " and no ".join(what for what, path in (("composite", record.comp), ("mask", record.mask))
+                                if path is None)
+        raise ValueError(f"record {record.name} has no {lacks}: this set reads both from its files; give photos "
+                         "without composites to FolderDataset, which makes them")
+    return record.comp, record.mask
+
+
 # --------------------------------------------------------------------------- reading
 # Pictures are decoded by phnet.imageio, the library's one set of rules (EXIF orientation,
 # 16-bit grey at full precision, palettes, the alpha rule); these functions only turn its

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (Record, apply_missing_policy, find_with_any_extension, holdout_set,
+from trainer.data.common import (Record, apply_missing_policy, composite_and_mask, find_with_any_extension, holdout_set,
                                  load_mask, load_rgb, read_split_file)
 
 
@@ -124,5 +124,5 @@ class FFHQHDataset(HarmonizationDataset):
     mask_filter = "bilinear"  # the official FFHQH loader resizes the mask bilinearly and cuts it at half after
 
     def load(self, record: Record, rng: np.random.Generator):
-        assert record.comp is not None and record.mask is not None  # a ready set's records name both
-        return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask, binary=False)
+        comp, mask = composite_and_mask(record)
+        return load_rgb(comp), load_rgb(record.real), load_mask(mask, binary=False)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data.base import HarmonizationDataset
-from trainer.data.common import (BadSampleError, Record, apply_missing_policy, find_with_any_extension,
-                                 holdout_set, load_mask, load_rgb, read_split_file)
+from trainer.data.common import (BadSampleError, Record, apply_missing_policy, composite_and_mask,
+                                 find_with_any_extension, holdout_set, load_mask, load_rgb, read_split_file)
 
 SUBSETS = ("HCOCO", "HAdobe5k", "HFlickr", "Hday2night")
 
@@ -167,5 +167,5 @@ def val_photos(folder: Path, subset: str) -> set[str]:
 
 class IHarmony4Dataset(HarmonizationDataset):
     def load(self, record: Record, rng: np.random.Generator):
-        assert record.comp is not None and record.mask is not None  # a ready set's records name both
-        return load_rgb(record.comp), load_rgb(record.real), load_mask(record.mask)
+        comp, mask = composite_and_mask(record)
+        return load_rgb(comp), load_rgb(record.real), load_mask(mask)

@@ -392,3 +392,13 @@ def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_whole_wheels(tmp_path, d
     assert capsys.readouterr().err.splitlines()[-1] == (
         "error: interrupted; what was downloaded so far is kept in the cache: run it again to go on")
     assert [p.name for p in (tmp_path / "cache" / "wheels").iterdir()] == [f"{MODULE}-2-py3-none-any.whl"]
+
+
+def test_a_reserved_bundle_listed_as_a_source_is_not_harvested_under_python_O_too(monkeypatch, tmp_path):
+    """The check was an assert: under ``python -O`` the reserved evaluation bundle's old versions were read."""
+    from trainer.builders import held_out
+
+    monkeypatch.setattr(ph, "MEDIA_PACKAGES", ((held_out.FORBIDDEN_PACKAGES[0], "reserved"),))
+    monkeypatch.setattr(ph, "harvest_bundle", lambda *a, **k: pytest.fail("the reserved bundle was harvested"))
+    with pytest.raises(RuntimeError, match="internal error: comfyui_workflow_templates_media_image is reserved"):
+        ph.harvest(tmp_path, faces=False, log=lambda m: None)

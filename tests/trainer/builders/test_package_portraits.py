@@ -211,3 +211,10 @@ def test_ctrl_c_midway_ends_with_one_line_and_keeps_the_earlier_pool(tmp_path, m
         f"error: interrupted; {pool} is as it was before this build: run it again to build the pool")
     assert (pool / "manifest.json").read_text() == '{"builder": "trainer.builders.package_portraits"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pool"]
+
+
+def test_a_reserved_bundle_listed_as_a_source_stops_the_build_under_python_O_too(monkeypatch):
+    """The check was an assert: under ``python -O`` the reserved evaluation pictures were read as sources."""
+    monkeypatch.setattr(pp, "MEDIA_PACKAGES", (*pp.MEDIA_PACKAGES, (pp.FORBIDDEN_PACKAGES[0], "reserved")))
+    with pytest.raises(RuntimeError, match="internal error: comfyui_workflow_templates_media_image is reserved"):
+        next(pp.iter_sources())
