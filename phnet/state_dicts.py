@@ -8,6 +8,7 @@ every message, and every failure says what to do.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -30,7 +31,7 @@ class DamagedFile(ByFields, ValueError):
         self.path = path
 
 
-def read_tensors(path: str | Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_tensors(path: str | os.PathLike[str], what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors by name, the safetensors metadata, ``{}`` for a pickle). A trainer's wrapper dict and
     the wrappers' prefixes (DDP's ``module.``, Lightning's ``model.``, ...) are taken off."""
     path = Path(path)

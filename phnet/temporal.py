@@ -34,7 +34,7 @@ import math
 import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ import torch
 from .corrections import Correction
 from .mask_tools import finite_real
 from .modeling.patches import partition
+from .pipeline import LowResolution
 
 SIGNATURE_GRID = 4
 
@@ -111,7 +112,7 @@ class FrameEstimate:
     signature: torch.Tensor  # 1×3×G×G background cell means, NaN where a cell has no background
     shape: tuple[int, int]  # the working shape the correction belongs to
     report: Correction | None = None  # the network's proposal and the do-no-harm threshold's verdict
-    low: Any = None  # the frame as the network saw it (phnet.pipeline.LowResolution), kept until it is applied
+    low: LowResolution | None = None  # the frame as the network saw it, kept until it is applied
     size: tuple[int, int] | None = None  # the frame's own size: frames of other sizes may share a working shape
 
 

@@ -1,6 +1,8 @@
 """Reading a file of tensors safely: what is not a state_dict of tensors is named as such, in one line."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -129,3 +131,28 @@ def test_wrappers_and_their_prefixes_come_off_only_where_they_wrap_every_tensor(
     path = tmp_path / "checkpoint.pth"
     torch.save(saved, path)
     assert list(read_tensors(path)[0]) == names
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "w.pth"])
+def test_any_path_like_names_the_file(tmp_path, name):
+    """Any os.PathLike of a str is read, as the signature says, not only a pathlib.Path; a missing one is named."""
+    import os
+
+    from safetensors.torch import save_file
+
+    class Where(os.PathLike):
+        def __init__(self, path):
+            self.path = str(path)
+
+        def __fspath__(self):
+            return self.path
+
+    tensors = {"w": torch.arange(3.0)}
+    if name.endswith(".safetensors"):
+        save_file(tensors, str(tmp_path / name))
+    else:
+        torch.save(tensors, tmp_path / name)
+    found, _ = read_tensors(Where(tmp_path / name))
+    assert torch.equal(found["w"], tensors["w"])
+    with pytest.raises(FileNotFoundError, match=re.escape(f"weights not found: {tmp_path / 'gone.pth'}")):
+        read_tensors(Where(tmp_path / "gone.pth"))

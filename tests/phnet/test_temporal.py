@@ -566,3 +566,13 @@ def test_the_default_window_and_cut_threshold_are_the_ones_the_docs_give():
     docs = " ".join((repo / "docs" / "video-and-reference.md").read_text(encoding="utf-8").split())
     assert (Temporal().window, Temporal().cut_threshold, Temporal().causal) == (3.0, 20.0, False)
     assert "(0–255 units, default 20)" in docs and "for the default window of 3" in docs
+
+
+def test_a_frame_estimate_names_the_working_size_picture_it_keeps():
+    """``FrameEstimate.low`` was typed Any: what a frame keeps until it is applied is a prepared picture."""
+    import typing
+
+    from phnet.pipeline import LowResolution
+
+    assert typing.get_type_hints(FrameEstimate)["low"] == typing.Optional[LowResolution]
+    assert _est(1.0, 0.5).low is None
