@@ -203,8 +203,11 @@ class PHNetHarmonizeScript(scripts.Script):
         except Exception as exc:
             # The WebUI reports the error and keeps the image as generated; its infotext and the page say so
             # (and no earlier image of the batch's result is left in this one's)
-            _say(p, f"not run: {str(exc).removeprefix('PHNet: ')}", console=False)
-            raise
+            said = _in_webui_words(exc)
+            _say(p, f"not run: {str(said).removeprefix('PHNet: ')}", console=False)
+            if said is exc:
+                raise
+            raise said from exc
         result = "; ".join((_report(corrections, model_name, p), *notes))
         print(f"PHNet: {result}")  # the WebUI console
         p.extra_generation_params.update(params)
@@ -241,6 +244,18 @@ def _record(p, line):
 def _image_number(p, index):
     """The run's number of image ``index`` of the current batch (``p.iteration``)."""
     return getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + index
+
+
+def _in_webui_words(exc):
+    """A refusal of the library (lower-case, no closing period: words for any caller to follow) as this script's
+    own messages read, "PHNet: ... ."; the script's own, and errors that are no refusal, as they are."""
+    text = str(exc).strip()
+    if not isinstance(exc, (ValueError, FileNotFoundError)) or not text:
+        return exc
+    said = (f"PHNet: {text}" if text[0].islower() else text) + ("" if text.endswith((".", "?", "!")) else ".")
+    if said == text:
+        return exc
+    return (FileNotFoundError if isinstance(exc, FileNotFoundError) else ValueError)(said)
 
 
 def _say(p, line, console=True):

@@ -759,7 +759,10 @@ def test_a_sam_box_outside_the_picture_is_refused_before_sam_moves_or_encodes(we
     p = webui.processing.StableDiffusionProcessingTxt2Img(width=64, height=48)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SAM,
                           sam_weights="tiny_sam.safetensors", box_x0=70, box_y0=4, box_x1=90, box_y1=30)  # fmt: skip
-    _fails(webui, capsys, runner, p, r"has no area inside the 64x48 image")
+    _fails(webui, capsys, runner, p, r"^PHNet: box \(70.0, 4.0, 90.0, 30.0\) has no area inside the 64x48 image .*"
+                                     r"in pixels\.$")  # the library's refusal as the WebUI's own sentence
+    assert p.extra_generation_params["PHNet result"].startswith("not run: box (70.0, 4.0, 90.0, 30.0) has no area")
+    assert p.extra_generation_params["PHNet result"].endswith("in pixels.")
     assert calls == []
 
 def test_two_requests_at_once_each_get_the_sam_mask_of_their_own_picture(webui, monkeypatch):
@@ -911,7 +914,7 @@ def test_a_feather_that_spreads_a_small_subject_too_thin_names_feather(webui, ca
     # through the API Feather has no upper bound: one wider than the picture is refused before it is built
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=SUBJECT,
                           subject=_subject(), x=30, y=20, feather=3000.0)  # fmt: skip
-    _fails(webui, capsys, runner, p, r"feather 3000 is wider than the 64x48 mask.*at most 64 pixels")
+    _fails(webui, capsys, runner, p, r"^PHNet: feather 3000 is wider than the 64x48 mask.*at most 64 pixels\.$")
 
 
 def test_an_la_inpaint_mask_is_read_by_its_luminance_as_the_webui_reads_it(webui):
