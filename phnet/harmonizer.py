@@ -240,14 +240,18 @@ class Harmonizer:
         return twin
 
     def __getstate__(self) -> dict:
-        """Picklable and deep-copyable: without the record of the calls running, which is the process's own."""
+        """Picklable and deep-copyable: without the record of the calls running, which is the process's own, and
+        without the inference network and graph cache, which the copy makes for its own model (a graph cache runs
+        its owner's network, and holds it weakly: it cannot be pickled)."""
         state = self.__dict__.copy()
-        del state["_calls"]
+        for derived in ("_calls", "_net", "_graphs", "_weights_seen"):
+            state.pop(derived, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._calls = _Calls()
+        self._set_network()
 
     def _warn_if_slow(self) -> None:
         reason = slow_on(self.dtype, self.device)

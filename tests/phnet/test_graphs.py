@@ -217,3 +217,24 @@ def test_a_copied_harmonizer_has_its_own_graph_cache_and_outlives_the_original(t
     del harmonizer
     gc.collect()
     assert torch.equal(estimate_batch(twin, images, masks)[0], expected)
+
+
+@pytest.mark.parametrize("twin_of", ["deepcopy", "pickle"])
+def test_a_harmonizer_with_a_graph_cache_deep_copies_and_pickles_without_it(tiny_model, twin_of):
+    """The state kept the graph cache: a copy or a pickle of a Harmonizer with CUDA graphs stopped with "cannot
+    pickle 'WeakMethod' object", and a copy that got one would have replayed the original's graphs."""
+    import gc
+    import pickle
+
+    harmonizer = Harmonizer(copy.deepcopy(tiny_model), device="cpu", dtype="fp32")
+    harmonizer._graphs = GraphCache(harmonizer._estimate, capture=capture_like_a_graph)
+    images, masks = torch.rand(1, 3, 48, 64), torch.zeros(1, 1, 48, 64)
+    masks[:, :, 8:40, 16:48] = 1
+    expected = estimate_batch(harmonizer, images, masks)[0]
+    twin = copy.deepcopy(harmonizer) if twin_of == "deepcopy" else pickle.loads(pickle.dumps(harmonizer))
+    assert twin._graphs is not harmonizer._graphs and twin._net is not harmonizer._net
+    graphs = harmonizer._graphs
+    del harmonizer
+    gc.collect()
+    assert torch.equal(estimate_batch(twin, images, masks)[0], expected)
+    assert graphs.fn is None  # the original's cache went with it: the twin never ran it
