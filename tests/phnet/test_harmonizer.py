@@ -505,6 +505,99 @@ def test_pictures_sharing_a_network_call_come_out_as_one_at_a_time(tiny_model):
         assert [c.size for c in got.corrections] == pytest.approx([c.size for c in expected.corrections], rel=1e-4)
 
 
+def _residual_batch(tiny_model):
+    """A residual tiny model, four pictures of one size and a threshold between their corrections: two are held
+    back to the floor, two changed whole (the mix a batch of real pictures holds)."""
+    import dataclasses
+
+    from phnet import PHNet
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (4, 40, 56, 3), dtype=np.uint8)
+    images[1] = images[1] // 4 + 96  # a flatter picture: another correction
+    images[3] = images[3] // 2 + 64
+    masks = np.stack([subject_mask(40, 56), subject_mask(40, 56, soft=True)] * 2)
+    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual"))
+    residual.load_state_dict(tiny_model.state_dict())
+    sizes = sorted(c.size for c in Harmonizer(residual, device="cpu", dtype="fp32")
+                   .harmonize(images, masks, threshold=0).corrections)
+    config = dataclasses.replace(residual.config, correction_threshold=float(np.mean(sizes[1:3])),
+                                 correction_ramp=0.0, correction_floor=0.2)  # a fifth below it, all above
+    model = PHNet(config)
+    model.load_state_dict(residual.state_dict())
+    return model.eval(), images, masks
+
+
+@pytest.mark.parametrize("network_batch", [1, 8])
+def test_a_picture_comes_out_of_a_batch_as_it_does_alone_in_any_place(tiny_model, network_batch):
+    """Nothing of the other pictures of a call (its neighbours' corrections above or below the threshold, its
+    place in the batch) reaches a picture's result or report: exactly so one picture a network call, to a
+    convolution's rounding (one 8-bit level at most, the same threshold decision) where they share one."""
+    model, images, masks = _residual_batch(tiny_model)
+    alone = [Harmonizer(model, device="cpu", dtype="fp32").harmonize(images[i], masks[i]) for i in range(4)]
+    assert sorted(a.corrections[0].kept for a in alone) == pytest.approx([0.2, 0.2, 1, 1])
+    h = Harmonizer(model, device="cpu", dtype="fp32", network_batch=network_batch)
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 2, 1, 3, 1, 0, 3]):
+        batch = h.harmonize(images[order], masks[order])
+        for place, i in enumerate(order):
+            got, want = batch.corrections[place], alone[i].corrections[0]
+            if network_batch == 1:
+                assert np.array_equal(batch.image[place], alone[i].image) and got == want
+            else:
+                assert np.abs(batch.image[place].astype(int) - alone[i].image.astype(int)).max() <= 1
+                assert got.kept == want.kept and got.size == pytest.approx(want.size, rel=1e-4)
+
+
+def test_a_call_gives_what_a_fresh_harmonizer_gives_whatever_ran_before(tiny_model):
+    """No state is left by calls on other sizes or kinds of picture, by a round trip through another precision,
+    by a call stopped part way through its batch, or by the options' defaults spelled out."""
+    import copy
+
+    model, images, masks = _residual_batch(tiny_model)
+    image, mask = images[0], masks[0]
+    fresh = Harmonizer(copy.deepcopy(model), device="cpu", dtype="fp32").harmonize(image, mask)
+    h = Harmonizer(model, device="cpu", dtype="fp32")
+    h.harmonize(photo(64, 48), subject_mask(64, 48))
+    h.harmonize(photo(30, 90).astype(np.float32) / 255, subject_mask(30, 90))
+    h.harmonize(photo(40, 56).astype(np.uint16) * 257, subject_mask(40, 56))
+    h.to("fp16").harmonize(image, mask)
+    h.to("fp32")
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        h.harmonize(images, masks, progress=stop)
+    for options in ({}, {"strength": 1.0, "threshold": model.config.correction_threshold}):
+        got = h.harmonize(image, mask, **options)
+        assert np.array_equal(got.image, fresh.image) and got.corrections == fresh.corrections
+    frame = h.harmonize(image[None], mask[None], temporal=True)  # a clip of one frame: nothing to smooth
+    assert np.array_equal(frame.image[0], fresh.image)
+    assert frame.corrections[0].applied == pytest.approx(fresh.corrections[0].applied, abs=1e-6)
+
+
+def test_a_picture_gives_the_same_result_in_every_form_it_comes_in(tiny_model):
+    """PIL, numpy and torch, 8-bit, 16-bit (×257) and float, channels last or first: one picture, one result (to
+    the last 8-bit level where its levels are finer) and one correction."""
+    model, images, masks = _residual_batch(tiny_model)
+    h = Harmonizer(model, device="cpu", dtype="fp32")
+    image, mask = images[2], masks[2]
+    want = h.harmonize(image, mask)
+    t, m = torch.from_numpy(image), torch.from_numpy(mask)
+    forms = [
+        (Image.fromarray(image), Image.fromarray((mask * 255).round().astype(np.uint8)), np.asarray, 0),
+        (t[None], m[None], lambda o: o[0].numpy(), 0),
+        (image.astype(np.float32) / 255, mask, lambda o: o * 255, 1),
+        (t.permute(2, 0, 1)[None].float() / 255, m[None, None], lambda o: o[0].permute(1, 2, 0).numpy() * 255, 1),
+        (image.astype(np.uint16) * 257, (mask * 65535).round().astype(np.uint16), lambda o: o / 257, 1),
+    ]
+    for picture, its_mask, as_8_bit, levels in forms:
+        got = h.harmonize(picture, its_mask)
+        assert np.abs(np.round(as_8_bit(got.image)).astype(int) - want.image.astype(int)).max() <= levels
+        assert got.corrections[0].size == pytest.approx(want.corrections[0].size, rel=1e-5)
+        assert got.corrections[0].kept == pytest.approx(want.corrections[0].kept, rel=1e-5)
+
+
 def _oracle(tiny_model, monkeypatch, method, truth):
     """A Harmonizer whose network plays an oracle: it gives back ``truth`` (H×W×3, 0..255) at working size 64."""
     from phnet.fullres import downscale
