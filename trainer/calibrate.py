@@ -12,7 +12,9 @@ harmonizer can only do harm, and a small share of them is all it may apply. The 
 and whose near-right composites (own fMSE < 300) get at most ``--max-near-right`` times their own
 error, take the one with the lowest fMSE; if none qualifies, the one that misses those two limits
 least.
-The validation split of the run's ``[data]`` table is used (never the test split).
+The validation split of the run's ``[data]`` table is used (never the test split). ``--geometry aspect`` reads
+each composite at its own aspect ratio, brought to the working size as the Harmonizer brings it (the sizes
+the rule meets in use), instead of stretched to the network's square as in training.
 
 It also prints the **ceiling** of any such rule: the error if each composite got the share of its
 correction (of the 41 measured) that suits it best and untouched photos were left alone, which is what a
@@ -75,6 +77,26 @@ def collect(model, loader) -> list[dict]:
                     "change_real": change_real, "size_real": size_real,
                     **({"box": batch["box"]} if "box" in batch else {})})
     return out
+
+
+def at_working_size(model, loader):
+    """Each composite of ``loader`` (native size, any number per batch) as one batch of what the Harmonizer's
+    network is given for it: composite, real photo and mask brought to the working size the Harmonizer gives a
+    picture of that shape (about ``image_size``² pixels, its aspect ratio kept, sides multiples of 8), by the
+    Harmonizer's own preparation (``phnet.pipeline.prepare_low``)."""
+    from phnet import Harmonizer
+    from phnet.pipeline import prepare_low
+
+    harmonizer = Harmonizer(model, device=next(model.parameters()).device, dtype=torch.float32)
+    size = model.config.image_size
+    for batch in loader:
+        if "comp" not in batch:
+            continue
+        for i in range(batch["comp"].shape[0]):
+            mask = batch["mask"][i, 0]
+            comp, real = (prepare_low(harmonizer, batch[key][i].permute(1, 2, 0), 1.0, mask, 1.0, size)
+                          for key in ("comp", "real"))
+            yield {"comp": comp.image.cpu(), "real": real.image.cpu(), "mask": comp.mask.cpu()}
 
 
 SHARES = 41  # the errors are measured with 0, 1/40, …, 1 of each proposed change applied
@@ -216,6 +238,8 @@ def parse_ramps(spec: str) -> list[float | None]:
     return ramps
 
 
+GEOMETRIES = ("square", "aspect")
+
 # what a calibration writes (the official weights' terms too, where they were trained on from them)
 CALIBRATED_FILES = {"config.json", "model.safetensors", "calibration.json", "LICENSE-WEIGHTS.txt"}
 
@@ -253,6 +277,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--floors", default="0:0.5:0.05",
                    help="shares of a correction below the threshold still applied, start:stop:step (default "
                         "0:0.5:0.05; 0:0:1 = none)")
+    p.add_argument("--geometry", choices=GEOMETRIES, default="square",
+                   help="how each composite reaches the network: square = stretched to the weights' image_size "
+                        "square, as in training (default); aspect = made at its photo's own size and brought to "
+                        "the working size the Harmonizer gives it (about image_size squared pixels, the aspect "
+                        "ratio kept), where the rule is read in use; the errors are then scored at that size")
     p.add_argument("--data", help="score the composites of this data-set folder instead of the run's val split "
                                   "(a pool's root, with --split; the run's own photo and mask folders are not used)")
     p.add_argument("--kind", choices=["auto", "iharmony", "ffhqh", "folder"],
@@ -346,11 +375,13 @@ def calibrate(a: argparse.Namespace) -> int:
         data["mask_dir"] = a.mask_dir
     if a.ffhq_root:
         data["ffhq_root"] = a.ffhq_root
-    ds = build_dataset(data, a.split, image_size=model.config.image_size)
+    aspect = a.geometry == "aspect"
+    ds = build_dataset(data, a.split, image_size=model.config.image_size, resize="none" if aspect else None)
     if ds.not_held_out:
         print(f"warning: {ds.not_held_out}", file=sys.stderr)
     thresholds, ramps, floors = a.thresholds, a.ramps, a.floors
-    batches = collect(model, DataLoader(ds, batch_size=16, shuffle=False, collate_fn=collate))
+    loader = DataLoader(ds, batch_size=1 if aspect else 16, shuffle=False, collate_fn=collate)
+    batches = collect(model, at_working_size(model, loader) if aspect else loader)
     if not batches:
         raise ValueError(f"no composite of the {a.split} split could be read (see the warnings above): nothing "
                          "to choose a rule on")
@@ -392,7 +423,8 @@ def calibrate(a: argparse.Namespace) -> int:
         with staging.staged(Path(a.out)) as folder:  # whole: nothing of what --overwrite replaces is left beside it
             save_pretrained(calibrated, folder)
             write_atomic_text(folder / "calibration.json",
-                              json.dumps({"chosen": best, "ceiling": top, "table": table}, indent=1) + "\n")
+                              json.dumps({"chosen": best, "ceiling": top, "geometry": a.geometry, "table": table},
+                                         indent=1) + "\n")
     except OSError as e:
         if e.errno is None:  # staged's own message
             raise

@@ -448,3 +448,81 @@ def test_a_rebuild_over_weights_under_an_official_name_takes_their_terms_file_as
         pass
     err = capsys.readouterr().err
     assert "besides the calibrated model" not in err and "none.toml" in err
+
+
+def _wide_composites(n: int = 4) -> list[dict]:
+    """Native-size composites of other shapes than the network's square (one per batch), their subjects cast."""
+    from procedural_portraits import portrait
+
+    rng = np.random.default_rng(3)
+    out = []
+    for i, (h, w) in zip(range(n), [(24, 64), (40, 56), (64, 24), (48, 48)]):
+        img, mask = portrait(rng, h, w)
+        real = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+        m = torch.from_numpy(mask > 0)[None, None].float()
+        comp = (real + torch.tensor([0.2, 0.05, -0.15]).reshape(1, 3, 1, 1) * (i + 1) / n * m).clamp(0, 1)
+        out.append({"comp": comp, "real": real, "mask": m})
+    return out
+
+
+def test_with_the_aspect_geometry_the_rule_reads_the_sizes_the_harmonizer_thresholds():
+    """calibrate read each correction's size on the composite stretched to the network's square; the Harmonizer
+    keeps the aspect ratio, so a rule chosen on those sizes met other sizes in use."""
+    from phnet import Harmonizer, PHNet, PHNetConfig
+    from phnet.fullres import working_shape
+
+    torch.manual_seed(0)
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output="residual")).eval()
+    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)
+    batches = _wide_composites()
+    collected = calibrate.collect(model, calibrate.at_working_size(model, batches))
+    harmonizer = Harmonizer(model, device="cpu", dtype=torch.float32)
+    for batch, low in zip(batches, collected):
+        assert tuple(low["comp"].shape[-2:]) == working_shape(*batch["comp"].shape[-2:], 32)
+        assert low["real"].shape == low["comp"].shape and low["mask"].shape[-2:] == low["comp"].shape[-2:]
+        used = harmonizer.harmonize(batch["comp"], batch["mask"], threshold=0, measure=False).corrections[0].size
+        assert float(low["size"]) == pytest.approx(used, rel=1e-4)
+        on_real = harmonizer.harmonize(batch["real"], batch["mask"], threshold=0, measure=False).corrections[0].size
+        assert float(low["size_real"]) == pytest.approx(on_real, rel=1e-4)
+    curves = calibrate.error_curves(collected)
+    assert curves["fmse"].shape == (len(batches), calibrate.SHARES)
+    stretched = calibrate.collect(model, [{k: torch.nn.functional.interpolate(v, size=(32, 32), mode="bilinear")
+                                           for k, v in b.items()} for b in batches[:3]])
+    assert any(abs(float(s["size"]) - float(low["size"])) > 0.01 * float(low["size"])
+               for s, low in zip(stretched, collected))  # the square reads other sizes for these shapes
+
+
+def test_calibrate_through_the_harmonizer_geometry_reads_pictures_of_several_shapes(tmp_path, capsys):
+    """--geometry aspect takes each val composite at its own size (no batch of one shape), and says so in
+    calibration.json."""
+    from PIL import Image
+
+    from training_runs import tiny_cfg
+
+    root = tmp_path / "set"
+    for d in ("comp", "alpha", "real"):
+        (root / d).mkdir(parents=True)
+    names = []
+    for i, b in enumerate(_wide_composites() * 2):
+        name = f"{i:05d}.png"
+        for d, key in (("comp", "comp"), ("real", "real")):
+            Image.fromarray((b[key][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(root / d / name)
+        Image.fromarray((b["mask"][0, 0].numpy() * 255).astype(np.uint8)).save(root / "alpha" / name)
+        names.append(name)
+    for split, part in (("train", names[:2]), ("val", names[2:]), ("test", names[2:])):
+        (root / f"{split}_split.txt").write_text("\n".join(part) + "\n")
+    from phnet import PHNet, PHNetConfig
+    from phnet.weights import save_pretrained
+
+    torch.manual_seed(0)
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output="residual"))
+    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)
+    save_pretrained(model, tmp_path / "model")
+    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(root, tmp_path / "run")))
+    assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--geometry",
+                           "aspect", "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:8:4",
+                           "--floors", "0:0.2:0.1"]) == 0
+    written = json.loads((tmp_path / "out" / "calibration.json").read_text())
+    assert written["geometry"] == "aspect" and written["chosen"]["n"] == 6
