@@ -162,7 +162,7 @@ class Harmonizer:
     ``method``: how mode "full" carries the network's working-resolution result up to full resolution.
     "correction" (default): its change, upscaled and filled outward from the mask; "guided": a local affine colour
     fit, upscaled; "resize": the network's picture, resized up and blended in
-    (:mod:`phnet.fullres`; README, *Full resolution*, compares them).
+    (:mod:`phnet.fullres`; docs/full-resolution.md compares them).
 
     The weights' do-no-harm rule holds back a correction of a subject smaller than their threshold
     (``config.correction_threshold``): it applies ``config.correction_floor`` of it (0: none, the subject left
