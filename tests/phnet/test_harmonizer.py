@@ -1733,6 +1733,14 @@ def test_a_harmonizer_pickles_and_copies_with_a_record_of_calls_of_its_own(harmo
         assert np.array_equal(twin.to("cpu")(image, mask), harmonizer(image, mask))
 
 
+def test_a_pickled_harmonizer_holds_its_model_s_weights_once(harmonizer):
+    """The inference network folds some of the model's weights into new ones: a pickle that kept it held them
+    twice, though the copy makes its own network from the model."""
+    import pickle
+
+    assert len(pickle.dumps(harmonizer)) < len(pickle.dumps(harmonizer.model)) + 4096
+
+
 def test_a_move_cut_short_while_it_waits_for_a_call_holds_no_call_off(harmonizer, monkeypatch):
     """Ctrl-C while .to() waited for another thread's call left the Harmonizer marked as changing: every later
     call then waited for ever."""
