@@ -1154,6 +1154,39 @@ def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_bef
     assert p.extra_generation_params["PHNet result"] == "not run: CUDA out of memory (simulated)"
 
 
+class _Refusal(ValueError):
+    pass
+
+
+@pytest.mark.parametrize("error, shown", [
+    (FileNotFoundError("no file x.safetensors: put it in models/PHNet"),
+     "PHNet: no file x.safetensors: put it in models/PHNet."),
+    (ValueError("is this a mask?"), "PHNet: is this a mask?"),
+    (ValueError("words end here.\n"), "PHNet: words end here."),
+    (ValueError(""), ""),
+    (_Refusal("PHNet: already in the WebUI's words."), "PHNet: already in the WebUI's words."),
+])
+def test_a_refusal_reaches_the_page_in_the_webui_s_words_and_keeps_its_kind(webui, capsys, monkeypatch, error, shown):
+    """A refusal of the library, lower-case with no closing period, reads as the script's own messages do; one in
+    those words already, and one with no words, are raised as they came."""
+    def refused(*args):
+        raise error
+
+    full = np.zeros((48, 64), np.uint8)
+    full[10:40, 20:44] = 255
+    script, runner = _runner(webui, True)
+    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(full),
+                                                          inpaint_full_res=False)
+    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    monkeypatch.setattr(webui.script_module, "_harmonize", refused)
+    before = _generated()
+    assert _postprocess(webui, runner, p, before) is before
+    err, records = _reported(webui, capsys)
+    assert "*** Error running postprocess_image:" in err
+    assert [(r["type"], r["exception"]) for r in records] == [(type(error).__name__, shown)]
+    assert p.extra_generation_params["PHNet result"] == f"not run: {shown.removeprefix('PHNet: ')}"
+
+
 
 def test_each_image_of_a_batch_and_the_grid_carry_their_own_result(webui, monkeypatch):
     import copy
