@@ -982,3 +982,17 @@ def test_a_ready_set_given_records_without_composites_names_what_they_lack(tmp_p
     with pytest.raises(ValueError, match="record p has no composite and no mask: this set reads both from its files; "
                                          "give photos without composites to FolderDataset"):
         ds[0]
+
+
+@pytest.mark.parametrize("lacks", ["composite", "mask"])
+def test_a_ready_set_s_record_with_one_of_composite_and_mask_names_the_other(tmp_path, lacks):
+    from trainer.data.common import Record
+    from trainer.data.iharmony import IHarmony4Dataset
+
+    img, mask = portrait(np.random.default_rng(0), 40, 40)
+    _save(tmp_path / "p.png", img)
+    _save(tmp_path / "m.png", mask)
+    given = {"comp": tmp_path / "p.png"} if lacks == "mask" else {"mask": tmp_path / "m.png"}
+    ds = IHarmony4Dataset([Record("p", tmp_path / "p.png", **given)], image_size=32)
+    with pytest.raises(ValueError, match=f"^record p has no {lacks}: this set reads both from its files"):
+        ds[0]
