@@ -229,3 +229,18 @@ def test_the_processes_values_are_combined_rank_by_rank(monkeypatch):
     others.update({0: [1], 2: [0]})
     assert env.ranks_where(False) == [0] and env.ranks_where(True) == [0, 1]
     assert env.sums([1.0, 10.0]) == [3.0, 15.0]
+
+
+def test_a_control_group_that_leaves_this_process_out_stops_the_run_under_python_O_too(monkeypatch):
+    """The check was an assert: under ``python -O`` a process outside its own control group ran on without one."""
+    import torch.distributed as dist
+
+    from trainer.distributed import Dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda: "nccl")
+    monkeypatch.setattr(dist, "new_group", lambda **k: dist.GroupMember.NON_GROUP_MEMBER)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(RuntimeError, match="^internal error: the gloo group of every rank left rank 1 out$"):
+        Dist("cpu")
