@@ -765,3 +765,4 @@ def test_an_upload_with_no_checkpoint_in_the_run_says_so_and_uploads_nothing(tmp
     err = capsys.readouterr().err
     assert f"no checkpoint of this run is left in {tmp_path}: nothing was uploaded to me/tiny-phnet" in err
     assert "python -m trainer.push" in err and "hub_url" not in result
+    assert len(err.splitlines()) == 1 and "hub_error" not in result  # and no upload of no folder was tried
