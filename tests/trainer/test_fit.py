@@ -766,3 +766,21 @@ def test_an_upload_with_no_checkpoint_in_the_run_says_so_and_uploads_nothing(tmp
     assert f"no checkpoint of this run is left in {tmp_path}: nothing was uploaded to me/tiny-phnet" in err
     assert "python -m trainer.push" in err and "hub_url" not in result
     assert len(err.splitlines()) == 1 and "hub_error" not in result  # and no upload of no folder was tried
+
+
+def test_the_near_duplicate_line_counts_the_validation_photos(photos, monkeypatch, capsys):
+    """The line says how many of the validation photos have a copy among the training photos, and of how many."""
+    from trainer import fit
+    from trainer.data import build_dataset
+    from trainer.distributed import Dist
+
+    img_dir, mask_dir = photos
+    data = {"root": str(img_dir), "mask_dir": str(mask_dir), "image_size": 32, "val_fraction": 0.25}
+    val = build_dataset(data, "val")
+    monkeypatch.setattr(fit, "copies_across", lambda v, t: [(val.records[0].real, Path("copy.png"))])
+    capsys.readouterr()
+    fit.build_data({"data": data, "train": {"batch_size": 2, "val_batch_size": 2, "val_max_samples": 0}},
+                   Dist("cpu"), 32, 0)
+    assert 1 < len(val.records) and (f"[data] 1 of the {len(val.records)} validation photos have a near-duplicate "
+                                     f"among the training photos (e.g. {val.records[0].real} ~ copy.png)"
+                                     ) in capsys.readouterr().err
