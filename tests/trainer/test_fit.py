@@ -784,3 +784,21 @@ def test_the_near_duplicate_line_counts_the_validation_photos(photos, monkeypatc
     assert 1 < len(val.records) and (f"[data] 1 of the {len(val.records)} validation photos have a near-duplicate "
                                      f"among the training photos (e.g. {val.records[0].real} ~ copy.png)"
                                      ) in capsys.readouterr().err
+
+
+def test_the_shared_photos_line_counts_the_validation_photos(photos, capsys):
+    """The line says how many of the validation photos are training photos too, and of how many."""
+    from trainer.data import build_dataset
+    from trainer.distributed import Dist
+    from trainer.fit import build_data
+
+    img_dir, mask_dir = photos
+    data = {"root": str(img_dir), "mask_dir": str(mask_dir), "val_root": str(img_dir), "val_mask_dir": str(mask_dir),
+            "image_size": 32, "test_fraction": 0.25}
+    val, train = build_dataset(data, "val"), build_dataset(data, "train")
+    shared = {r.real for r in val.records} & {r.real for r in train.records}
+    capsys.readouterr()
+    build_data({"data": data, "train": {"batch_size": 2, "val_batch_size": 2, "val_max_samples": 0}}, Dist("cpu"),
+               32, 0)
+    assert 0 < len(shared) < len(val.records) and (f"[data] {len(shared)} of the {len(val.records)} validation photos "
+                                                   "are training photos") in capsys.readouterr().err
