@@ -498,8 +498,6 @@ def test_calibrate_through_the_harmonizer_geometry_reads_pictures_of_several_sha
     calibration.json."""
     from PIL import Image
 
-    from training_runs import tiny_cfg
-
     root = tmp_path / "set"
     for d in ("comp", "alpha", "real"):
         (root / d).mkdir(parents=True)
@@ -512,15 +510,7 @@ def test_calibrate_through_the_harmonizer_geometry_reads_pictures_of_several_sha
         names.append(name)
     for split, part in (("train", names[:2]), ("val", names[2:]), ("test", names[2:])):
         (root / f"{split}_split.txt").write_text("\n".join(part) + "\n")
-    from phnet import PHNet, PHNetConfig
-    from phnet.weights import save_pretrained
-
-    torch.manual_seed(0)
-    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
-                              output="residual"))
-    torch.nn.init.normal_(model.decoder[5][0].weight, std=0.05)
-    save_pretrained(model, tmp_path / "model")
-    (tmp_path / "run_config.json").write_text(json.dumps(tiny_cfg(root, tmp_path / "run")))
+    _proposing_model(root, tmp_path)
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--geometry",
                            "aspect", "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:8:4",
                            "--floors", "0:0.2:0.1"]) == 0

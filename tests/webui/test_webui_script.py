@@ -1136,13 +1136,19 @@ def test_the_api_null_takes_the_default(webui):
     assert webui.script_module.Settings.from_args([True] + [None] * 16, img2img).mask_source == INPAINT
 
 
-def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_before(webui, capsys, monkeypatch):
+def _inpainting_run(webui):
+    """The script on for an img2img run whose inpaint mask marks a box: its runner and processing."""
     full = np.zeros((48, 64), np.uint8)
     full[10:40, 20:44] = 255
     script, runner = _runner(webui, True)
     p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(full),
                                                           inpaint_full_res=False)
     p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    return runner, p
+
+
+def test_an_image_of_a_batch_that_fails_does_not_carry_the_result_of_the_one_before(webui, capsys, monkeypatch):
+    runner, p = _inpainting_run(webui)
     _postprocess(webui, runner, p, _generated(seed=0))
     assert p.extra_generation_params["PHNet result"].startswith("changed by RMS")
 
@@ -1172,12 +1178,7 @@ def test_a_refusal_reaches_the_page_in_the_webui_s_words_and_keeps_its_kind(webu
     def refused(*args):
         raise error
 
-    full = np.zeros((48, 64), np.uint8)
-    full[10:40, 20:44] = 255
-    script, runner = _runner(webui, True)
-    p = webui.processing.StableDiffusionProcessingImg2Img(width=64, height=48, mask=Image.fromarray(full),
-                                                          inpaint_full_res=False)
-    p.script_args = _args(webui, runner, script, enable=True, weights="tiny-phnet", mask_source=INPAINT)
+    runner, p = _inpainting_run(webui)
     monkeypatch.setattr(webui.script_module, "_harmonize", refused)
     before = _generated()
     assert _postprocess(webui, runner, p, before) is before
