@@ -203,11 +203,8 @@ class PHNetHarmonizeScript(scripts.Script):
         except Exception as exc:
             # The WebUI reports the error and keeps the image as generated; its infotext and the page say so
             # (and no earlier image of the batch's result is left in this one's)
-            said = _in_webui_words(exc)
-            _say(p, f"not run: {str(said).removeprefix('PHNet: ')}", console=False)
-            if said is exc:
-                raise
-            raise said from exc
+            _say(p, f"not run: {str(_in_webui_words(exc)).removeprefix('PHNet: ')}", console=False)
+            raise
         result = "; ".join((_report(corrections, model_name, p), *notes))
         print(f"PHNet: {result}")  # the WebUI console
         p.extra_generation_params.update(params)
@@ -247,15 +244,17 @@ def _image_number(p, index):
 
 
 def _in_webui_words(exc):
-    """A refusal of the library (lower-case, no closing period: words for any caller to follow) as this script's
-    own messages read, "PHNet: ... ."; the script's own, and errors that are no refusal, as they are."""
+    """``exc``, a refusal of the library (no closing period: words for any caller to follow) reworded in place as
+    this script's own messages read, "PHNet: ... ."; the script's own (a capitalised sentence), errors that are no
+    refusal, and an OSError that names its file (its words are its errno's) as they are. In place, so that the
+    WebUI's report still names the refusal's own kind (SeveralCheckpoints, NotInCache) and its fields stay."""
     text = str(exc).strip()
-    if not isinstance(exc, (ValueError, FileNotFoundError)) or not text:
+    if not isinstance(exc, (ValueError, FileNotFoundError)) or not text or exc.args != (str(exc),):
         return exc
-    said = (f"PHNet: {text}" if text[0].islower() else text) + ("" if text.endswith((".", "?", "!")) else ".")
-    if said == text:
-        return exc
-    return (FileNotFoundError if isinstance(exc, FileNotFoundError) else ValueError)(said)
+    ended = text.endswith((".", "?", "!"))
+    if not (text[0].isupper() and ended):
+        exc.args = (("" if text.startswith("PHNet") else "PHNet: ") + text + ("" if ended else "."),)
+    return exc
 
 
 def _say(p, line, console=True):

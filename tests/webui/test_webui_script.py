@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from phnet.sam.loading import SeveralCheckpoints
+from phnet.sources import NotInCache
 from tests.webui.harness import open_tab, script_args
 
 
@@ -1171,6 +1173,16 @@ class _Refusal(ValueError):
     (ValueError("words end here.\n"), "PHNet: words end here."),
     (ValueError(""), ""),
     (_Refusal("PHNet: already in the WebUI's words."), "PHNet: already in the WebUI's words."),
+    # the library's own kinds stay (they were raised as ValueError and FileNotFoundError), as do its capitals
+    (SeveralCheckpoints("d", ["a.pth", "b.pth"], choose="pick one"),
+     "PHNet: several SAM checkpoints in d: a.pth, b.pth; choose one: pick one."),
+    (NotInCache("weights", "o/n", None, None, "offline", [None]), None),
+    (FileNotFoundError("SAM checkpoint 'x.pth' not found in folder d"),
+     "PHNet: SAM checkpoint 'x.pth' not found in folder d."),
+    (ValueError("'x' is not a file of the repo"), "PHNet: 'x' is not a file of the repo."),
+    (ValueError("No SAM checkpoint chosen: pick one."), "No SAM checkpoint chosen: pick one."),
+    # an OSError that names its file is no refusal: its errno, file and words stay
+    (FileNotFoundError(2, "No such file or directory", "x.png"), "[Errno 2] No such file or directory: 'x.png'"),
 ])
 def test_a_refusal_reaches_the_page_in_the_webui_s_words_and_keeps_its_kind(webui, capsys, monkeypatch, error, shown):
     """A refusal of the library, lower-case with no closing period, reads as the script's own messages do; one in
@@ -1180,6 +1192,8 @@ def test_a_refusal_reaches_the_page_in_the_webui_s_words_and_keeps_its_kind(webu
 
     runner, p = _inpainting_run(webui)
     monkeypatch.setattr(webui.script_module, "_harmonize", refused)
+    if shown is None:  # its words are long: the library's, as the WebUI's sentence
+        shown = f"PHNet: {error}."
     before = _generated()
     assert _postprocess(webui, runner, p, before) is before
     err, records = _reported(webui, capsys)
