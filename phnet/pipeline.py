@@ -57,10 +57,11 @@ STAGED_BYTES = 128 * 2**20
 class LowResolution(NamedTuple):
     """One picture prepared for the network: at the working resolution on the model's device, with its
     binary mask, the mask's bounding box at full resolution (r0, r1, c0, c1; None if empty), where no trace
-    of the mask reaches (``untouched``, see :func:`flat_colours`; :func:`prepare_low` always finds it), and how
-    much of each pixel the subject covers (``coverage``, 1×1×h×w, where the mask holds more than a trace: see
-    :func:`~phnet.fullres.subject_coverage` and :func:`~phnet.fullres.unmix`; the mask's own values where it is
-    the composite's alpha), for the methods that carry the network's change up."""
+    of the mask reaches (``untouched``, see :func:`flat_colours`; :func:`prepare_low` always finds it, and one
+    built without it reads its background from its mask alone, see :func:`untouched_of`), and how much of each
+    pixel the subject covers (``coverage``, 1×1×h×w, where the mask holds more than a trace: see
+    :func:`~phnet.fullres.subject_coverage` and :func:`~phnet.fullres.unmix`; the mask's own values where it is the
+    composite's alpha), for the methods that carry the network's change up."""
 
     image: torch.Tensor
     mask: torch.Tensor
