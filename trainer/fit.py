@@ -229,11 +229,13 @@ def finish(out_dir: Path, log: RunLog, result: dict, push_to_hub: str | None, hu
     if not push_to_hub:
         return
     source = out_dir / "best" if (out_dir / "best").exists() else ckpt.latest_checkpoint(out_dir)
+    private = " --private" if hub_private else ""  # a command that drops it would publish what was to stay private
     if source is None:  # a run ends on a checkpoint (its last step's, or a signal's): this one was removed since
         print(f"[trainer] no checkpoint of this run is left in {out_dir}: nothing was uploaded to {push_to_hub}; "
-              f"upload a saved checkpoint folder with python -m trainer.push FOLDER {push_to_hub}", file=sys.stderr)
+              f"upload a saved checkpoint folder with python -m trainer.push FOLDER {push_to_hub}{private}",
+              file=sys.stderr)
         return
-    later = f"python -m trainer.push {shell_word(source)} {push_to_hub}{' --private' if hub_private else ''}"
+    later = f"python -m trainer.push {shell_word(source)} {push_to_hub}{private}"
     if "stopped_by_signal" in result:  # a run cut short is not what was asked to be published
         print(f"[trainer] the run was stopped before its end: nothing was uploaded to {push_to_hub}; continue it "
               f"with --resume --push-to-hub {push_to_hub}{' --hub-private' if hub_private else ''} (it uploads at "

@@ -766,6 +766,9 @@ def test_an_upload_with_no_checkpoint_in_the_run_says_so_and_uploads_nothing(tmp
     assert f"no checkpoint of this run is left in {tmp_path}: nothing was uploaded to me/tiny-phnet" in err
     assert "python -m trainer.push" in err and "hub_url" not in result
     assert len(err.splitlines()) == 1 and "hub_error" not in result  # and no upload of no folder was tried
+    assert "--private" not in err
+    finish(tmp_path, Log(), result, "me/tiny-phnet", True)  # the command it gives keeps the repo private
+    assert "python -m trainer.push FOLDER me/tiny-phnet --private" in capsys.readouterr().err
 
 
 def test_the_near_duplicate_line_counts_the_validation_photos(photos, monkeypatch, capsys):
