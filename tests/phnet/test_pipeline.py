@@ -254,7 +254,6 @@ def test_a_staged_picture_is_worked_on_in_its_subjects_box_alone(harmonizer, as_
     assert not torch.equal(box, pixels[r0:r1, c0:c1])
 
 
-
 def test_a_picture_prepared_elsewhere_needs_no_untouched_map_and_reads_its_background_from_its_mask(harmonizer):
     """``LowResolution.untouched`` is optional, as ``coverage`` is: a picture prepared without it is applied as
     one with it, and in a batch with pictures that have theirs its background is read from its mask alone."""
