@@ -85,7 +85,7 @@ class CheckpointFile:
 def load_sam_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a SAM checkpoint file (:func:`phnet.state_dicts.read_tensors`: safetensors, or a pickle opened
     with ``weights_only=True`` only)."""
-    state, _ = read_tensors(Path(path), "SAM checkpoint")
+    state, _ = read_tensors(path, "SAM checkpoint")
     # Normalisation constants are non-persistent buffers in segment_anything; some
     # conversions still store them. They are fixed numbers, not weights.
     for key in ("pixel_mean", "pixel_std"):
