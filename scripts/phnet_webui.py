@@ -203,7 +203,8 @@ class PHNetHarmonizeScript(scripts.Script):
         except Exception as exc:
             # The WebUI reports the error and keeps the image as generated; its infotext and the page say so
             # (and no earlier image of the batch's result is left in this one's)
-            _say(p, f"not run: {str(_in_webui_words(exc)).removeprefix('PHNet: ')}", console=False)
+            _in_webui_words(exc)
+            _say(p, f"not run: {str(exc).removeprefix('PHNet: ')}", console=False)
             raise
         result = "; ".join((_report(corrections, model_name, p), *notes))
         print(f"PHNet: {result}")  # the WebUI console
@@ -243,18 +244,17 @@ def _image_number(p, index):
     return getattr(p, "iteration", 0) * getattr(p, "batch_size", 1) + index
 
 
-def _in_webui_words(exc):
-    """``exc``, a refusal of the library (no closing period: words for any caller to follow) reworded in place as
+def _in_webui_words(exc) -> None:
+    """``exc``, a refusal of the library (no closing period: words for any caller to follow), reworded in place as
     this script's own messages read, "PHNet: ... ."; the script's own (a capitalised sentence), errors that are no
     refusal, and an OSError that names its file (its words are its errno's) as they are. In place, so that the
     WebUI's report still names the refusal's own kind (SeveralCheckpoints, NotInCache) and its fields stay."""
     text = str(exc).strip()
     if not isinstance(exc, (ValueError, FileNotFoundError)) or not text or exc.args != (str(exc),):
-        return exc
+        return
     ended = text.endswith((".", "?", "!"))
     if not (text[0].isupper() and ended):
         exc.args = (("" if text.startswith("PHNet") else "PHNet: ") + text + ("" if ended else "."),)
-    return exc
 
 
 def _say(p, line, console=True):
