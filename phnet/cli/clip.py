@@ -19,7 +19,7 @@ from ..frames import EstimatedFrame, apply_frame, estimate_frame, smoothed_repor
 from ..harmonizer import Harmonizer
 from ..options import check_options, threshold_for
 from ..pipeline import measured, pixels_of
-from ..temporal import Temporal
+from ..temporal import Smoother, Temporal
 from .jobs import Job
 from .messages import in_flags, say, verdict
 from .reading import inverted_words, load_pair, orientation_note, reference_for
@@ -153,11 +153,9 @@ class ClipRun:
                  size: int) -> None:
         from tqdm import tqdm
 
-        from .. import temporal
-
         self.harmonizer, self.jobs, self.args, self.settings, self.size = harmonizer, jobs, args, settings, size
         self.levels = _clip_levels(jobs)
-        self.smoother = temporal.Smoother(settings)
+        self.smoother = Smoother(settings)
         self.frames: list[Job] = []  # the frames the smoother holds, by its index
         self.held: dict[int, tuple[EstimatedFrame, int]] = {}  # by that index: its estimate, its place in corrections
         self.tally = ClipTally()
