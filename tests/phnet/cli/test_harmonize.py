@@ -541,6 +541,22 @@ def test_bundled_weights_say_how_much_of_the_readme_example_correction_they_appl
     assert 0 < change("kept.png") < change("raw.png")
 
 
+def test_the_readme_quotes_what_the_first_command_prints(tmp_path, capsys):
+    """The README gives the line its first command prints, as a CPU with AMX prints it (bf16), and the proposal
+    fp32 gives elsewhere: the fp32 run prints that line with its own proposal, word for word."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    quoted = next(line for line in readme.splitlines() if line.startswith("composite.png: changed by RMS"))
+    fp32 = re.search(r"in fp32, elsewhere,\s+the network proposes (\d+\.\d)\)", readme)
+    assert fp32, "the README no longer says what the network proposes in fp32"
+    bf16 = re.search(r"of the correction (\d+\.\d),", quoted)
+    assert bf16 and abs(float(bf16[1]) - float(fp32[1])) <= 0.15
+    capsys.readouterr()
+    assert _harmonize(EXAMPLES / "composite.png", EXAMPLES / "mask.png", "-o", tmp_path / "x.png", "--dtype",
+                      "fp32") == 0
+    printed = capsys.readouterr().out.splitlines()[0]
+    assert printed == quoted.replace(f"correction {bf16[1]},", f"correction {fp32[1]},")
+
+
 def test_mask_is_alpha_reads_the_soft_edge_as_the_library_does(tiny_folder, tmp_path):
     comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
     _composite().save(comp)
