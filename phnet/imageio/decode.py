@@ -589,10 +589,14 @@ def _tiff_pages(image) -> int:
     """1 for a TIFF of one page, 2 for one of more (without counting them), the first page left current."""
     if getattr(image, "_n_frames", None) is not None:  # counted already
         return min(image.n_frames, 2)
-    try:
-        image.seek(1)
-    except EOFError:
-        return 1
+    # Pillow warns of a second page cut short as "Corrupt EXIF data" (its tags): the file is refused by name
+    # either way, as damaged or as a multi-page TIFF, and the warning would blame the wrong part
+    with catching_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            image.seek(1)
+        except EOFError:
+            return 1
     image.seek(0)
     return 2
 
