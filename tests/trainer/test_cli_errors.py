@@ -16,7 +16,7 @@ def fit_main(capsys, *args: str) -> tuple[int, str]:
     from trainer.fit import main
 
     rc = main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--set", "train.log_every=1",
-               "--batch-size", "4", *args])
+               "--set", "train.warmup_steps=0", "--batch-size", "4", *args])  # (runs of a few steps: no warm-up)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -121,7 +121,8 @@ def test_a_damaged_training_state_alone_points_at_the_intact_weights(shift_set, 
     from trainer.fit import main  # the advice works
 
     assert main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
-                 "--data", str(shift_set), "--out", str(tmp_path / "new"), "--steps", "1", "--init-from",
+                 "--set", "train.warmup_steps=0", "--data", str(shift_set), "--out", str(tmp_path / "new"), "--steps",
+                 "1", "--init-from",
                  str(only)]) == 0
     (only / "model.safetensors").write_bytes(b"")  # the weights gone too: best/ is what is left
     _, line = fit_main(capsys, "--data", str(shift_set), "--out", str(out), "--steps", "4", "--resume")
@@ -157,7 +158,7 @@ def test_a_damaged_best_record_is_set_aside_by_a_branch_not_a_parser_s_message(s
 
     (out / "best" / "checkpoint.json").write_text("")
     args = ["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
-            "--data", str(shift_set), "--out", str(out)]
+            "--set", "train.warmup_steps=0", "--data", str(shift_set), "--out", str(out)]
     assert main([*args, "--steps", "5", "--resume"]) == 0, capsys.readouterr().err[-2000:]  # from the newest
     assert (out / "best").is_dir() and not (out / "superseded").exists()  # nothing later to go with
     assert main([*args, "--steps", "5", "--resume", str(out / "checkpoints" / "step-00000004")]) == 0
@@ -174,7 +175,8 @@ def test_a_checkpoint_s_damaged_copy_of_its_settings_gives_way_to_the_run_s(shif
     copy = out / "checkpoints" / "step-00000002" / "training_config.json"
     copy.write_text(copy.read_text()[:100])
     assert main(["--config", "tiny_cpu", "--no-progress", "--set", "train.val_every=0", "--batch-size", "4",
-                 "--data", str(shift_set), "--out", str(out), "--steps", "3", "--resume"]) == 0
+                 "--set", "train.warmup_steps=0", "--data", str(shift_set), "--out", str(out), "--steps", "3",
+                 "--resume"]) == 0
     assert f"{copy} is damaged" in capsys.readouterr().err
 
 
@@ -389,7 +391,8 @@ def test_an_earlier_runs_folder_is_a_config_for_a_new_run(shift_set, tmp_path, c
 
     first = tmp_path / "first"
     assert main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(first), "--steps", "1",
-                 "--lr", "0.0005", "--set", "data.num_workers=0", "--no-progress"]) == 0
+                 "--lr", "0.0005", "--set", "data.num_workers=0", "--set", "train.warmup_steps=0",
+                 "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["--config", str(first), "--out", str(tmp_path / "second"), "--print-config"]) == 0
     cfg = json.loads(capsys.readouterr().out)

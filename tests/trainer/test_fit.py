@@ -321,7 +321,8 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "p"), "--steps", "3",
-               "--set", "train.val_every=3", "--set", "data.num_workers=0", "--no-progress",
+               "--set", "train.val_every=3", "--set", "data.num_workers=0", "--set", "train.warmup_steps=0",
+               "--no-progress",
                "--push-to-hub", "me/tiny-phnet"])
     assert rc == 0
     assert uploads and uploads[0][0] == "me/tiny-phnet" and "model.safetensors" in uploads[0][1]
@@ -331,7 +332,8 @@ def test_fit_push_to_hub_and_cli_errors(shift_set, tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(FakeApi, "create_repo", unreachable)  # the run is kept, and says how to upload it later
     rc = main(["--config", "tiny_cpu", "--data", str(shift_set), "--out", str(tmp_path / "q r"), "--steps", "2",
-               "--set", "train.val_every=2", "--set", "data.num_workers=0", "--no-progress",
+               "--set", "train.val_every=2", "--set", "data.num_workers=0", "--set", "train.warmup_steps=0",
+               "--no-progress",
                "--push-to-hub", "me/tiny-phnet"])
     out, err = capsys.readouterr()
     assert rc == 1 and '"hub_error": "ConnectionError' in out  # asked for and failed: not a success

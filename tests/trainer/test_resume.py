@@ -335,7 +335,7 @@ def test_going_back_to_a_checkpoint_without_out_stays_in_its_run(shift_set, tmp_
 
     monkeypatch.chdir(tmp_path)
     common = ["--config", "tiny_cpu", "--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0",
-              "--set", "train.ckpt_every=2", "--set", "train.val_every=0"]
+              "--set", "train.ckpt_every=2", "--set", "train.val_every=0", "--set", "train.warmup_steps=0"]
     assert main([*common, "--out", str(tmp_path / "run"), "--steps", "4"]) == 0
     assert main([*common, "--steps", "3", "--resume", str(tmp_path / "run" / "checkpoints" / "step-00000002")]) == 0
     assert (tmp_path / "run" / "superseded" / "after-step-00000002").is_dir()
@@ -400,7 +400,7 @@ def test_resuming_a_run_folder_named_by_config_continues_that_folder(shift_set, 
 
     monkeypatch.chdir(tmp_path)
     common = ["--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0", "--set",
-              "train.ckpt_every=2", "--set", "train.val_every=0"]
+              "train.ckpt_every=2", "--set", "train.val_every=0", "--set", "train.warmup_steps=0"]
     assert main(["--config", "tiny_cpu", *common, "--out", str(tmp_path / "run"), "--steps", "2"]) == 0
     shutil.copytree(tmp_path / "run", tmp_path / "copy")
     assert main(["--config", str(tmp_path / "copy"), *common, "--resume", "--steps", "4"]) == 0
@@ -420,7 +420,8 @@ def test_a_plain_start_with_a_copied_run_as_config_names_the_copy_as_the_folder_
 
     from trainer.fit import main
 
-    common = ["--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0", "--set", "train.val_every=0"]
+    common = ["--data", str(shift_set), "--no-progress", "--set", "data.num_workers=0", "--set", "train.val_every=0",
+              "--set", "train.warmup_steps=0"]
     assert main(["--config", "tiny_cpu", *common, "--out", str(tmp_path / "run"), "--steps", "2"]) == 0
     shutil.copytree(tmp_path / "run", tmp_path / "copy")
     capsys.readouterr()
