@@ -231,7 +231,9 @@ def test_skipped_samples_are_named_as_skipped_not_blamed_on_max_samples(photos, 
     shutil.copytree(mask_dir, tmp_path / "masks")
     sorted((tmp_path / "masks").iterdir())[0].write_bytes(b"not a png")
     data = {"root": str(img_dir), "mask_dir": str(tmp_path / "masks"), "on_bad_sample": "skip"}
-    res = evaluate(None, data, split="all", resolution=32, untouched_check=False, progress=False)
+    with pytest.warns(UserWarning, match=r"skipping bad sample #0: unreadable image .*masks/p000\.png") as said:
+        res = evaluate(None, data, split="all", resolution=32, untouched_check=False, progress=False)
+    assert len([w for w in said if "skipping bad sample" in str(w.message)]) == 1
     assert "23 samples of 24: 1 skipped as unreadable" in res["markdown"] and "--max-samples" not in res["markdown"]
 
 

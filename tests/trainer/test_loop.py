@@ -85,8 +85,10 @@ def test_a_validation_split_with_no_readable_sample_stops_the_run_with_a_clear_e
     cfg = tiny_cfg(photos[0], tmp_path / "run", steps=4, val_every=2, batch_size=4)
     cfg["data"].update(kind="folder", val_root=str(garbage_photos(tmp_path / "garbage")), on_bad_sample="skip")
     for progress in (True, False):
-        with pytest.raises(ValueError, match="validation at step 2: none of the 6 samples of the validation split"):
-            train(cfg, progress=progress, overwrite=True)
+        with pytest.warns(UserWarning, match="skipping bad sample") as said:
+            with pytest.raises(ValueError, match="validation at step 2: none of the 6 samples of the validation split"):
+                train(cfg, progress=progress, overwrite=True)
+        assert sorted(str(w.message).split(": ")[0] for w in said) == [f"skipping bad sample #{i}" for i in range(6)]
 
 
 def test_a_validation_folder_given_with_composite_data_is_named_as_unused(shift_set, tmp_path, capsys):

@@ -35,7 +35,7 @@ def test_lion_returns_the_closure_s_loss_and_refuses_what_it_cannot_use():
         loss.backward()
         return loss
 
-    assert float(opt.step(closure)) == 2.0 and float(p.detach()) == pytest.approx(0.9)
+    assert float(opt.step(closure).detach()) == 2.0 and float(p.detach()) == pytest.approx(0.9)
     Lion([p], lr=1e-12, betas=(0.0, 0.0))  # the edges that are allowed
     for kwargs, told in (({"lr": 0.0}, r"Lion lr must be > 0, got 0\.0"),
                          ({"betas": (1.0, 0.99)}, r"Lion betas must be in \[0, 1\), got \(1\.0, 0\.99\)"),

@@ -81,7 +81,7 @@ class HarmonizationDataset(Dataset):
                     raise
                 raise BadSampleError(f"{exc}; mend or remove the file, or set data.on_bad_sample = \"skip\" to leave "
                                      "such samples out") from None
-            warnings.warn(f"skipping bad sample #{index}: {exc}", stacklevel=2)
+            warnings.warn(f"skipping bad sample #{index}: {exc}")  # (its caller is the data loader: not the cause)
             return None
 
     def make_sample(self, index: int, rng: np.random.Generator) -> dict:
