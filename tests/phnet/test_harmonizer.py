@@ -998,6 +998,7 @@ def test_read_only_inputs_raise_no_warning(tiny_model):
         h(image, mask, reference_mask=np.asarray(mask)[::-1])  # the slow path's masks, too
 
 
+@pytest.mark.filterwarnings("default:the host's own notice:UserWarning")  # Python's own filter, as in a host
 def test_the_hosts_once_only_warnings_stay_once_only_over_calls_on_read_only_arrays(tiny_model):
     """Every call on a read-only array swapped the warning filters to hide torch's warning, and leaving that block
     reset Python's record of the warnings already shown: a host's once-only warning came back after every call."""
