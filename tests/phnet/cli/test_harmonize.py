@@ -181,6 +181,7 @@ def test_folder_of_composites(tiny_folder, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_compare.png", "b.png", "b_compare.png"]
 
 
+@pytest.mark.filterwarnings("default:a library warning:UserWarning")  # shown by the CLI, as a user gets it
 def test_a_warning_in_a_folder_run_has_a_line_of_its_own_above_the_progress_bar(tiny_folder, tmp_path, capsys,
                                                                                   monkeypatch):
     import warnings
@@ -295,6 +296,7 @@ def test_convert_official_style_pth(tiny_model, tmp_path, capsys):
     assert "wrote" in captured.out and captured.err == ""
 
 
+@pytest.mark.filterwarnings("default:mine.pth is not an official checkpoint:UserWarning")  # shown by the CLI
 def test_convert_of_weights_that_are_not_official_says_what_it_guessed_and_claims_no_licence(tiny_model, tmp_path,
                                                                                             capsys):
     """Any .pth was converted as official, silently: our own residual weights came out as a flat grey
