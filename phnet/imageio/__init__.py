@@ -28,7 +28,8 @@ Masks (white / 1 = the subject)
     - Soft values blend; nothing is thresholded here.
 
 Files (``read_image``, ``read_picture``, ``read_mask``)
-    - EXIF orientation is applied, 16-bit files (grey, and PNG's and TIFF's 48/64-bit colour) decode to
+    - EXIF orientation is applied (EXIF too damaged to give it: read as stored, with a warning saying so and
+      how to fix it), 16-bit files (grey, and PNG's and TIFF's 48/64-bit colour) decode to
       uint16, palettes expand.
       ``read_picture`` also gives the ICC profile, EXIF and PNG text a result saved from the pixels should
       carry.

@@ -157,20 +157,22 @@ def _metadata(image) -> dict[str, Any]:
     # a real EXIF block (a TIFF's tags are its layout, not EXIF to copy), or ImageMagick's copy of one in PNG text
     raw_exif = text.pop(_RAW_EXIF, None)  # carried, if at all, as the EXIF block below
     if image.format == "TIFF" and not image.info.get("exif"):
-        with contextlib.suppress(Exception):  # a broken tag is not worth refusing the picture for
+        with contextlib.suppress(Exception), quiet_exif():  # a broken tag is not worth refusing the picture for
             exif = _tiff_exif(image.getexif(), turned)
             if exif is not None:
                 kept["exif"] = exif
     elif image.info.get("exif") or raw_exif:
         try:
-            exif = image.getexif()
+            with quiet_exif():  # a damaged block: what can be read of it is carried, in a sound one
+                exif = image.getexif()
             if exif.get(0x0112, 1) != 1:
                 exif[0x0112] = 1
             for tag in _LAYOUT_TAGS.intersection(exif):  # the stored photo's layout: a TIFF writer would take it
                 del exif[tag]
             if turned:
                 _swap_resolution(exif)
-            kept["exif"] = exif.tobytes()
+            with quiet_exif():
+                kept["exif"] = exif.tobytes()
         except Exception:  # a broken EXIF block is not worth refusing the picture for
             pass
     colour = {key: image.info[key] for key in ("gamma", "chromaticity", "srgb") if key in image.info}
@@ -222,7 +224,8 @@ def _stated_dpi(image) -> Any:
         return tuple(float(d) * 2.54 for d in image.info["jfif_density"])  # per cm (Pillow 9 gives no dpi for it)
     if image.format in ("JPEG", "MPO") and image.info.get("jfif_unit") not in (1, 2):
         try:
-            exif = image.getexif()
+            with quiet_exif():
+                exif = image.getexif()
             if 0x011A not in exif:
                 return None
             unit = exif.get(0x0128, 2)  # (PIL's own reads XResolution alone, for both)
@@ -341,7 +344,8 @@ def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
             low = stack.enter_context(Image.open(_in_memory(path)))
         low.tile = [_low_byte_tile(tile) for tile in low.tile]
         low.load()
-        wide = (np.asarray(_upright(high), dtype=np.uint16) << 8) | np.asarray(_upright(low), dtype=np.uint16)
+        wide = ((np.asarray(_upright(high, str(path)), dtype=np.uint16) << 8)
+                | np.asarray(_upright(low), dtype=np.uint16))
     if high.mode == "RGBX":  # Pillow 9 opens a TIFF's padding (extra samples unspecified) as a fourth channel
         wide = wide[..., :3]
     return np.ascontiguousarray(wide)
@@ -367,10 +371,11 @@ def open_picture(path: str | Path) -> PILImage:
 def quiet() -> Iterator[None]:
     """Without PIL's "decompression bomb DOS attack?" warning over 89 megapixels, which opening and loading
     (a TIFF's) give: the file is the user's own photo (above twice that, PIL's error still stands, and the
-    caller names the fix)."""
+    caller names the fix); and without Pillow's warnings about a damaged EXIF block (:func:`quiet_exif`), which a
+    JPEG's is read for as it opens."""
     from PIL import Image
 
-    with catching_warnings():
+    with catching_warnings(), quiet_exif():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         yield
 
@@ -509,14 +514,79 @@ def orientation(image: PILImage) -> int:
     ImageOps.exif_transpose turns a picture by its EXIF and leaves the XMP's orientation as it was. On Pillow 9 a
     copy of a picture that has EXIF without an orientation beside an XMP one, or a copy of a JPEG or TIFF (whose
     XMP Pillow 9 keeps with the file, not in ``info``), is read as stored: open the file itself instead.
-    Unreadable EXIF raises."""
-    turn = image.getexif().get(0x0112)
+    Unreadable EXIF raises; damaged EXIF is read as far as it goes, without Pillow's warnings about it (see
+    :func:`exif_damaged`)."""
+    turn = _stated_orientation(image)
+    return 1 if turn is None else turn
+
+
+def _stated_orientation(image) -> int | None:
+    """:func:`orientation`, None where neither the EXIF nor the XMP states one."""
+    with quiet_exif():
+        turn = image.getexif().get(0x0112)
     if turn is None and (image.format or not {"exif", _RAW_EXIF}.intersection(image.info)):
         text = image.info.get(_XMP)
         xmp = text.encode("utf-8") if isinstance(text, str) else _xmp_of(image)
         found = _XMP_ORIENTATION.search(xmp) if xmp else None
         turn = int(found[2]) if found else None
-    return 1 if turn is None else turn
+    return turn
+
+
+_PILLOW_EXIF = r"PIL\.TiffImagePlugin$"  # where Pillow warns of an EXIF block it cannot read whole
+
+
+@contextlib.contextmanager
+def quiet_exif() -> Iterator[None]:
+    """Without Pillow's own warnings about a damaged EXIF block ("Corrupt EXIF data. Expecting to read 12 bytes
+    but only got 6", "Truncated File Read"), which it gives each time the block is read: where the damage costs
+    the orientation, the user is told once, in our words (:func:`_tell_if_read_as_stored`)."""
+    with catching_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=_PILLOW_EXIF)
+        yield
+
+
+def _raw_exif(image) -> bytes | None:
+    """An opened picture's EXIF block as stored (a PNG's from ImageMagick's text too); None for a TIFF, whose
+    tags are read, or refused, with its pixels."""
+    raw = image.info.get("exif")
+    if raw is None and _RAW_EXIF in image.info:
+        try:
+            raw = bytes.fromhex("".join(str(image.info[_RAW_EXIF]).split("\n")[3:]))
+        except ValueError:  # not hex: a block that cannot be read (Pillow's getexif raises on it)
+            return b"\xff"
+    return bytes(raw) if isinstance(raw, (bytes, bytearray)) else None
+
+
+def exif_damaged(image: PILImage) -> bool:
+    """Whether a picture carries an EXIF block that cannot be read whole: cut short (a copy or an upload
+    interrupted), an offset past its end, a header that is no TIFF one. Its orientation, where it had one, may be
+    lost with the rest."""
+    from PIL import Image
+
+    raw = _raw_exif(image)
+    if not raw or raw == b"Exif\x00\x00":
+        return False
+    with catching_warnings():
+        warnings.filterwarnings("error", category=UserWarning, module=_PILLOW_EXIF)  # its directory is cut short
+        try:
+            Image.Exif().load(raw)
+        except Exception:
+            return True
+    return False
+
+
+def _tell_if_read_as_stored(image, name: str) -> None:
+    """A picture whose orientation cannot be read for damaged EXIF is read as stored: its user is told, once a
+    read, in our words (Pillow's own warnings about the block are kept back); where the orientation survives the
+    damage, it is turned by it without a word."""
+    try:
+        stated = _stated_orientation(image)
+    except Exception:  # a block Pillow cannot read at all
+        stated = None
+    if stated is None and exif_damaged(image):
+        warnings.warn(f"the EXIF of {name} is damaged, so its orientation cannot be read and it is read as stored, "
+                      "perhaps sideways; if it shows turned, turn it upright in an image editor and save it again "
+                      "(that writes sound EXIF)", UserWarning, stacklevel=3)
 
 
 def orientation_source(image: PILImage) -> str:
@@ -534,7 +604,8 @@ def orientation_source(image: PILImage) -> str:
             stated = getattr(image, "tag_v2", {}).get(0x0112)  # a TIFF's own tags hold its EXIF's
         else:
             exif = Image.Exif()
-            exif.load(raw)
+            with quiet_exif():
+                exif.load(raw)
             stated = exif.get(0x0112)
         return "XMP" if stated is None else "EXIF"
     except Exception:  # only words a message
@@ -610,8 +681,11 @@ def is_pil(x: Any) -> bool:
     return isinstance(x, Image.Image)
 
 
-def _upright(image):
-    """Apply the orientation (a no-op without one): the EXIF's, else the XMP's."""
+def _upright(image, name: str | None = None):
+    """Apply the orientation (a no-op without one): the EXIF's, else the XMP's. ``name``: the picture's, for
+    telling where damaged EXIF leaves it as stored (given by the one call of a read that turns it)."""
+    if name is not None:
+        _tell_if_read_as_stored(image, name)
     try:
         turn = orientation(image)
         pillow_turns = 0x0112 in image.getexif()  # an XMP's as well, where this Pillow reads it (see orientation)
@@ -635,7 +709,8 @@ def _upright(image):
              8: Image.Transpose.ROTATE_90}
     if pillow_turns:
         try:
-            return ImageOps.exif_transpose(image)
+            with quiet_exif():  # (it writes the EXIF again: damaged past the orientation, Pillow warned of it)
+                return ImageOps.exif_transpose(image)
         except Exception:  # it rewrites the EXIF too, and a wrongly typed tag there stops it: turn the pixels alone
             pass
     return image.transpose(turns[turn]) if turn in turns else image
@@ -677,7 +752,7 @@ def pil_image_pixels(image: PILImage, name: str, allow_16bit: bool) -> np.ndarra
     """An image's pixels: uint8 H×W / H×W×3 / H×W×4, uint16 (16-bit grey) or float32 (mode F)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
-    image = _upright(image)
+    image = _upright(image, name)
     mode = image.mode
     if mode in _GREY_16 or mode == "F":
         if not allow_16bit:
@@ -704,7 +779,7 @@ def pil_mask_pixels(image: PILImage, name: str = "mask") -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
-    image = unpremultiplied(_upright(image))
+    image = unpremultiplied(_upright(image, name))
     mode = image.mode
     if mode in _GREY_16:
         return _grey_16(image, name, white_is_zero)
@@ -769,7 +844,7 @@ def file_mask_pixels(image: PILImage, name: str, white: str = "subject") -> np.n
 
     if image.mode in _GREY_16 or image.mode in ("L", "1", "F"):
         return pil_mask_pixels(image, name)
-    image = unpremultiplied(_upright(image))
+    image = unpremultiplied(_upright(image, name))
     mode = image.mode
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
     rgb = np.array(image.convert("RGBA" if has_alpha else "RGB"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -339,6 +340,131 @@ def test_exif_orientation_is_honoured(tmp_path):
     mask_img.save(tmp_path / "m.png", exif=mask_img.getexif())
     mask = io_.read_mask(tmp_path / "m.png")
     assert mask.shape == (6, 4) and mask[0, -1] == 1.0
+
+
+def _exif_cut_short(data: bytes, keep: int, chunk: bytes = b"\xff\xe1") -> bytes:
+    """A JPEG (or, ``chunk`` b"eXIf", a PNG) whose EXIF block is cut ``keep`` bytes into its TIFF header and
+    directory, the pictures still whole: an upload or a tool that cut the block off."""
+    import struct
+    import zlib
+
+    if chunk == b"eXIf":
+        start = data.index(b"eXIf") - 4
+        body = data[start + 8:start + 8 + struct.unpack(">I", data[start:start + 4])[0]]
+        cut = body[:keep]
+        new = struct.pack(">I", len(cut)) + b"eXIf" + cut + struct.pack(">I", zlib.crc32(b"eXIf" + cut))
+        return data[:start] + new + data[start + 12 + len(body):]
+    start = data.index(chunk + b"\x00")  # (its length's high byte: the block is short)
+    length = struct.unpack(">H", data[start + 2:start + 4])[0]
+    payload = data[start + 4:start + 2 + length]
+    assert payload.startswith(b"Exif\x00\x00")
+    cut = payload[:6 + keep]
+    return data[:start] + chunk + struct.pack(">H", len(cut) + 2) + cut + data[start + 2 + length:]
+
+
+def _phone_photo(turn: int, suffix: str = ".jpg", orientation_first: bool = False) -> bytes:
+    """A photo stored 60 wide and 40 high whose EXIF turns it by ``turn``; the orientation after the camera's
+    make and model, as Pillow writes tags in order, or ``orientation_first``, before a make stored past the
+    directory."""
+    exif = Image.Exif()
+    if not orientation_first:
+        exif[0x010F], exif[0x0110] = "PhoneMaker", "Model X"
+    exif[0x0112] = turn
+    exif[0x0131] = "a camera app of some length"
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(buffer, "PNG" if suffix == ".png" else "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+_PILLOW_EXIF_WORDS = re.compile(r"Corrupt EXIF|Truncated File Read|Expecting to read")
+_READ_AS_STORED = r"EXIF of .*{} is damaged, so its orientation cannot be read and it is read as stored.*image editor"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("turn, keep", [(6, 14), (6, 20), (6, 30), (8, 20), (3, 30), (6, 8)])
+def test_a_photo_whose_exif_is_cut_short_is_read_as_stored_and_the_user_told_once(tmp_path, suffix, turn, keep):
+    """A phone photo whose EXIF block was cut short lost its orientation without a word of ours: it was read
+    sideways, with only Pillow's raw "Corrupt EXIF data. Expecting to read 12 bytes but only got 6" to show for
+    it (twice, where the block was read again to carry it)."""
+    path = tmp_path / f"phone{suffix}"
+    path.write_bytes(_exif_cut_short(_phone_photo(turn, suffix), keep, b"eXIf" if suffix == ".png" else b"\xff\xe1"))
+    told = _READ_AS_STORED.format(re.escape(path.name))
+    sizes = {  # each reading's height and width
+        "read_image": lambda: io_.read_image(path).shape[:2],
+        "read_picture": lambda: io_.read_picture(path)[0].shape[:2],
+        "read_mask": lambda: io_.read_mask(path).shape,
+        "image_to_array": lambda: io_.image_to_array(opened())[0].shape[:2],
+        "image_to_tensor": lambda: io_.image_to_tensor(opened())[0].shape[-2:],
+    }
+
+    def opened():  # a caller's own PIL image: Pillow warns the caller as it opens it
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Corrupt EXIF|Truncated File Read", UserWarning)
+            return Image.open(path)
+
+    for name, size in sizes.items():
+        with pytest.warns(UserWarning, match={"read_mask": "EXIF of mask .*phone.* is damaged", "image_to_array":
+                                              "EXIF of image is damaged", "image_to_tensor": "EXIF of image is damaged"
+                                              }.get(name, told)) as seen:
+            assert tuple(size()) == (40, 60), name  # as stored
+        assert len(seen) == 1, [str(w.message) for w in seen]  # once, and not Pillow's words as well
+        assert not _PILLOW_EXIF_WORDS.search(str(seen[0].message))
+    with pytest.warns(UserWarning, match=told):
+        _, kept = io_.read_picture(path)
+    assert "orientation" not in kept
+    if "exif" in kept:  # what could be read of the block, carried in a sound one
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            carried = Image.Exif()
+            carried.load(kept["exif"])
+            assert carried.get(0x0112, 1) == 1 and carried.tobytes()
+
+
+def test_a_photo_whose_orientation_survives_damage_to_its_exif_is_turned_without_a_word(tmp_path):
+    """The block cut past its orientation (in the camera app's name), or its directory's count of tags wrong:
+    turned upright, and Pillow's warnings about the rest, twice a read, kept back."""
+    import struct
+
+    data = _phone_photo(6, orientation_first=True)
+    directory = data.index(b"Exif\x00\x00") + 6
+    cut = _exif_cut_short(data, 8 + 2 + 2 * 12 + 6)  # the header, the count, orientation and app name's entries
+    wrong_count = bytearray(data)
+    order = "<" if data[directory:directory + 2] == b"II" else ">"
+    first = directory + struct.unpack(order + "I", data[directory + 4:directory + 8])[0]
+    wrong_count[first:first + 2] = struct.pack(order + "H", 0xFFFF)
+    for name, damaged in (("cut.jpg", cut), ("count.jpg", bytes(wrong_count))):
+        (tmp_path / name).write_bytes(damaged)
+        with warnings.catch_warnings():  # a caller's own PIL image: Pillow warns the caller as it opens it
+            warnings.filterwarnings("ignore", "Corrupt EXIF|Truncated File Read", UserWarning)
+            opened = Image.open(tmp_path / name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert io_.read_image(tmp_path / name).shape == (60, 40, 3), name
+            pixels, kept = io_.read_picture(tmp_path / name)
+            assert pixels.shape == (60, 40, 3) and kept["orientation"] == (6, "EXIF"), name
+            assert io_.image_to_array(opened)[0].shape == (60, 40, 3), name
+
+
+def test_a_photo_whose_exif_header_is_no_tiff_one_is_read_as_stored_with_a_word(tmp_path):
+    """Pillow could not read the block at all and said nothing: the photo was read sideways in silence."""
+    data = bytearray(_phone_photo(6))
+    directory = data.index(b"Exif\x00\x00") + 6
+    data[directory:directory + 2] = b"XX"
+    (tmp_path / "phone.jpg").write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=_READ_AS_STORED.format("phone.jpg")):
+        assert io_.read_image(tmp_path / "phone.jpg").shape == (40, 60, 3)
+
+
+def test_a_picture_without_exif_or_with_sound_exif_reads_without_a_word(tmp_path):
+    for name, data in (("plain.jpg", None), ("sound.jpg", _phone_photo(6)), ("sound.png", _phone_photo(8, ".png"))):
+        if data is None:
+            Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            shape = io_.read_image(tmp_path / name).shape
+        assert shape == ((40, 60, 3) if data is None else (60, 40, 3)), name
 
 
 def test_unreadable_file_is_named(tmp_path):

@@ -496,6 +496,34 @@ def test_a_mask_that_fits_the_stored_picture_as_well_gets_a_note(tiny_folder, tm
             "upright, and mask.png is read as stored") in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("default:the EXIF of:UserWarning")  # shown by the CLI, as a user gets it
+def test_a_composite_whose_exif_is_cut_short_is_harmonized_as_stored_with_one_warning(tiny_folder, tmp_path, capsys):
+    """Its orientation lost with the rest of its EXIF: the result came out sideways with Pillow's raw "Corrupt EXIF
+    data" lines (twice) to show for it."""
+    import io
+    import struct
+
+    stored = _composite(3)
+    exif = stored.getexif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "PhoneMaker", "Model X", 6
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", exif=exif, quality=95)
+    data = buffer.getvalue()
+    start = data.index(b"Exif\x00\x00") - 4  # its APP1 segment, cut 14 bytes into the block
+    length = struct.unpack(">H", data[start + 2:start + 4])[0]
+    comp, mask, out = tmp_path / "phone.jpg", tmp_path / "mask.png", tmp_path / "out.png"
+    comp.write_bytes(data[:start + 2] + struct.pack(">H", 2 + 6 + 14) + data[start + 4:start + 4 + 6 + 14]
+                     + data[start + 2 + length:])
+    _mask().save(mask)  # the stored size
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert Image.open(out).size == stored.size
+    captured = capsys.readouterr()
+    said = [line for line in captured.err.splitlines() if "EXIF" in line]
+    assert len(said) == 1 and said[0].startswith("warning: the EXIF of ") and "phone.jpg is damaged" in said[0], said
+    assert "read as stored" in said[0] and "image editor" in said[0]
+    assert not re.search("Corrupt EXIF|Truncated File Read|Expecting to read", captured.out + captured.err)
+
+
 def test_a_note_on_a_turn_given_in_the_xmp_alone_names_the_xmp(tiny_folder, tmp_path, capsys):
     """It said the picture was turned by its EXIF orientation, which it did not have."""
     from phnet.imageio.decode import JPEG_XMP
