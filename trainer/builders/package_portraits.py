@@ -131,7 +131,7 @@ def split_groups(keys: list[str], hashes: list, bits: int = NEAR_DUPLICATE_BITS)
             flat.append(int(one))
     table = np.array(flat, np.uint64)
     for n in range(len(flat) - 1):
-        for m in np.nonzero(hamming(flat[n], table[n + 1:]) <= bits)[0]:
+        for m in np.flatnonzero(hamming(flat[n], table[n + 1:]) <= bits).tolist():
             parent[root(owner[n + 1 + m])] = root(owner[n])
     members: dict[int, list[str]] = {}
     for i, key in enumerate(keys):
