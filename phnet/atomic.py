@@ -110,6 +110,17 @@ def text_writer(text: str) -> Callable[[Path], object]:
     return lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
 
 
+def picture_writer(picture, format: str, **options) -> Callable[[Path], object]:
+    """A ``write`` for :func:`write_atomic` that saves a PIL ``picture`` as ``format`` (with ``options``) into a
+    file closed however the save ends: PIL's ``save(path)`` closes its file on an Exception only, and a Ctrl-C left
+    it open (on Windows an open file can be neither removed nor renamed, so the temporary file stayed)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w+b") as file:  # read and write, as PIL opens it: a TIFF's writer reads back
+            picture.save(file, format=format, **options)
+
+    return write
+
+
 def nearest_existing(folder: Path) -> Path:
     """``folder``, or where it does not exist yet (-o creates it), the nearest folder above it."""
     while not os.path.exists(folder) and folder != folder.parent:

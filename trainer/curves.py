@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from phnet.atomic import write_atomic
+from phnet.atomic import picture_writer, write_atomic
 
 BG, AXIS, GRID, TEXT = (255, 255, 255), (60, 60, 60), (228, 228, 228), (30, 30, 30)
 RAW, SMOOTH, VAL, BASE = (170, 200, 235), (31, 100, 180), (214, 90, 30), (120, 120, 120)
@@ -150,7 +150,7 @@ def draw_curves(records: list[dict], path: Path, size=(760, 300)) -> Path:
     panel(draw, (w // 2, 0, w, h), "validation fMSE (dashed: composite)", "step", "fMSE",
            [base_series, (val, VAL, 2, False)], font)
     path = Path(path)
-    write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))
+    write_atomic(path, picture_writer(img, "PNG"))
     return path
 
 

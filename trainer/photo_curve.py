@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from phnet.atomic import write_atomic
+from phnet.atomic import picture_writer, write_atomic
 from phnet.console import printable_anywhere
 from trainer.builders.staging import interrupted
 from trainer.config import RUN_CONFIG_NAME, run_config_path
@@ -96,7 +96,7 @@ def draw(points: list[dict], path: Path, size=(520, 320)) -> Path:
     names = ", ".join(f"{name} {b} steps" for b, name in zip(budgets, COLOURS))
     panel(ImageDraw.Draw(img), (0, 0, *size), f"best validation fMSE / doing nothing ({names})",
           "training photos (sources)", "ratio", series, font)
-    write_atomic(Path(path), lambda tmp: img.save(tmp, format="PNG"))
+    write_atomic(Path(path), picture_writer(img, "PNG"))
     return Path(path)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..atomic import write_atomic
+from ..atomic import picture_writer, write_atomic
 from ..corrections import Correction
 from ..imageio.decode import JPEG_XMP
 
@@ -149,7 +149,7 @@ def _write(picture, target: Path, keep: dict[str, Any]) -> list[str]:
             options["xmp"] = data
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        write_atomic(target, lambda tmp: picture.save(tmp, format=fmt, **options))
+        write_atomic(target, picture_writer(picture, fmt, **options))
     except (OSError, ValueError) as e:  # an encoder's words ("encoding error 5") name no file
         if str(target) in str(e):
             raise

@@ -21,6 +21,37 @@ def test_an_interrupt_during_the_write_is_raised_even_where_the_half_file_cannot
     assert not (tmp_path / "result.png").exists()
 
 
+def test_a_picture_save_interrupted_midway_closes_and_removes_its_temporary_file(tmp_path, monkeypatch):
+    """PIL's save(path) closes its file on an Exception only: a Ctrl-C while grid.png was encoded left the
+    temporary file open (on Windows, then, neither removable nor renamable)."""
+    from PIL import Image
+
+    files = []
+
+    def cut_short(picture, file, filename):
+        file.write(b"\x89PNG half")
+        files.append(file)
+        raise KeyboardInterrupt
+
+    Image.init()  # (a plugin imported later would register its own save again)
+    monkeypatch.setitem(Image.SAVE, "PNG", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_atomic(tmp_path / "grid.png", atomic.picture_writer(Image.new("RGB", (4, 4)), "PNG"))
+    assert len(files) == 1 and files[0].closed
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_picture_is_written_with_its_options(tmp_path):
+    from PIL import Image
+
+    atomic.write_atomic(tmp_path / "p.tif", atomic.picture_writer(Image.new("RGB", (4, 3), "red"), "TIFF",
+                                                                  compression="tiff_lzw", dpi=(300, 300)))
+    with Image.open(tmp_path / "p.tif") as saved:
+        assert (saved.format, saved.size, saved.getpixel((0, 0))) == ("TIFF", (4, 3), (255, 0, 0))
+        assert saved.info["compression"] == "tiff_lzw" and saved.info["dpi"] == (300, 300)
+    assert os.listdir(tmp_path) == ["p.tif"]
+
+
 def test_a_target_held_open_elsewhere_is_named_not_the_temporary_file(tmp_path, monkeypatch):
     def refused(src, dst):
         raise PermissionError(13, "Access is denied", str(src))

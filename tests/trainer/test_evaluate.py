@@ -132,14 +132,19 @@ def test_ctrl_c_ends_with_one_line_and_leaves_no_half_written_file(landscapes, t
         assert exit_code(lambda: main(args)) == 130
     assert capsys.readouterr().err.splitlines()[-1] == line and not (tmp_path / "ev").exists()
 
+    written = []
+
     def half_a_png(img, fp, filename, *rest, **kw):
         fp.write(b"\x89PNG")
+        written.append(fp)
         raise KeyboardInterrupt
 
+    Image.init()  # (a plugin imported later would register its own save again)
     monkeypatch.setitem(Image.SAVE, "PNG", half_a_png)
     assert exit_code(lambda: main(args)) == 130
     assert capsys.readouterr().err.splitlines()[-1] == line
     assert not any((tmp_path / "ev").iterdir())
+    assert len(written) == 1 and written[0].closed  # (on Windows an open file cannot be removed)
 
 
 def test_an_out_that_links_to_nothing_is_refused_before_any_work(landscapes, tmp_path, capsys, monkeypatch):

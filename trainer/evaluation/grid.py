@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from phnet.atomic import write_atomic
+from phnet.atomic import picture_writer, write_atomic
 
 
 def _cell(t: torch.Tensor, side: int) -> Image.Image:
@@ -37,7 +37,7 @@ def save_grid(samples: list[dict], columns: list[str], path: Path, side: int = 1
     for i, s in enumerate(samples):
         for j, col in enumerate(columns):
             grid.paste(_cell(s[col], side), (pad + j * (side + pad), head + pad + i * (side + pad)))
-    write_atomic(path, lambda tmp: grid.save(tmp, format="PNG"))
+    write_atomic(path, picture_writer(grid, "PNG"))
     return path
 
 
