@@ -996,3 +996,18 @@ def test_a_ready_set_s_record_with_one_of_composite_and_mask_names_the_other(tmp
     ds = IHarmony4Dataset([Record("p", tmp_path / "p.png", **given)], image_size=32)
     with pytest.raises(ValueError, match=f"^record p has no {lacks}: this set reads both from its files"):
         ds[0]
+
+
+def test_a_thumbnail_leaves_no_file_open(tmp_path):
+    """A refused picture's file stayed open (until the garbage collector found it), and a GIF's after it was read."""
+    from tests.helpers.open_files import no_file_left_open
+    from trainer.data.common import load_thumbnail
+
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.gif")
+    with no_file_left_open(tmp_path):
+        with pytest.raises(BadSampleError, match="animated.gif is animated"):
+            load_thumbnail(tmp_path / "animated.gif", 16)
+        thumb = load_thumbnail(tmp_path / "still.gif", 16)
+    assert thumb.shape == (12, 16, 3) and thumb[..., 0].min() > 0.9

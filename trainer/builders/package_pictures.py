@@ -80,17 +80,17 @@ def is_mit(licence: str) -> bool:
 
 
 def frames_from_file(file: Path | BinaryIO, max_frames: int) -> list[np.ndarray]:
-    im = Image.open(file)
-    n = getattr(im, "n_frames", 1)
-    picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
-    frames = []
-    for i in picks[:max_frames]:
-        im.seek(i)
-        fr = im.convert("RGBA")
-        a = np.asarray(fr)[..., 3]
-        if (a < 250).mean() > 0.02:  # a cut-out on transparency is not a photo
-            return []
-        frames.append(np.asarray(fr.convert("RGB")))
+    with Image.open(file) as im:  # (an animation's file stays open after its frames are read)
+        n = getattr(im, "n_frames", 1)
+        picks = sorted({round(i * (n - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}) if n > 1 else [0]
+        frames = []
+        for i in picks[:max_frames]:
+            im.seek(i)
+            fr = im.convert("RGBA")
+            a = np.asarray(fr)[..., 3]
+            if (a < 250).mean() > 0.02:  # a cut-out on transparency is not a photo
+                return []
+            frames.append(np.asarray(fr.convert("RGB")))
     return frames
 
 

@@ -111,9 +111,9 @@ def load_thumbnail(path: Path, side: int) -> np.ndarray:
     """float32 RGB in [0, 1] at most ``side`` pixels across (8 bits suffice for colour statistics)."""
     path = Path(path)
     try:
-        img = Image.open(path)
-        img.draft("RGB", (side, side))  # a JPEG decodes straight at a reduced size
-        small = Image.fromarray(image_to_uint8(img, name=f"image {path}"))
+        with Image.open(path) as img:  # (a GIF or TIFF stays open after its load, a refused one before it)
+            img.draft("RGB", (side, side))  # a JPEG decodes straight at a reduced size
+            small = Image.fromarray(image_to_uint8(img, name=f"image {path}"))
     except FileNotFoundError:
         raise BadSampleError(missing_file_message(path)) from None
     except (ValueError, OSError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -218,3 +218,15 @@ def test_a_reserved_bundle_listed_as_a_source_stops_the_build_under_python_O_too
     monkeypatch.setattr(pp, "MEDIA_PACKAGES", (*pp.MEDIA_PACKAGES, (pp.FORBIDDEN_PACKAGES[0], "reserved")))
     with pytest.raises(RuntimeError, match="internal error: comfyui_workflow_templates_media_image is reserved"):
         next(pp.iter_sources())
+
+
+def test_reading_an_animation_s_frames_leaves_no_file_open(tmp_path):
+    from PIL import Image
+
+    from tests.helpers.open_files import no_file_left_open
+
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    with no_file_left_open(tmp_path):
+        read = pp.frames_from_file(tmp_path / "a.gif", 2)
+    assert [tuple(int(v) for v in frame[0, 0]) for frame in read] == [(255, 0, 0), (0, 128, 0)]
