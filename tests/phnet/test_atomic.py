@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ def test_an_interrupt_during_the_write_is_raised_even_where_the_half_file_cannot
     """On Windows a writer cut short may still hold its file open: removing it failed, and that PermissionError
     replaced the Ctrl-C, so a batch went on to the next picture."""
     def interrupted(tmp):
-        open(tmp, "wb").write(b"half")
+        Path(tmp).write_bytes(b"half")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(atomic.os, "unlink", lambda path: (_ for _ in ()).throw(PermissionError(32, "in use")))
@@ -58,7 +59,7 @@ def test_a_target_held_open_elsewhere_is_named_not_the_temporary_file(tmp_path, 
 
     monkeypatch.setattr(atomic.os, "replace", refused)
     with pytest.raises(PermissionError, match=r"cannot replace .*result.png \(is it open in another program\?\)"):
-        atomic.write_atomic(tmp_path / "result.png", lambda tmp: open(tmp, "wb").write(b"png"))
+        atomic.write_atomic(tmp_path / "result.png", lambda tmp: Path(tmp).write_bytes(b"png"))
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
@@ -88,13 +89,13 @@ def test_an_existing_file_keeps_its_mode_and_one_that_may_not_be_written_is_refu
     private = tmp_path / "private.png"
     private.write_bytes(b"old")
     private.chmod(0o600)
-    atomic.write_atomic(private, lambda tmp: open(tmp, "wb").write(b"new"))
+    atomic.write_atomic(private, lambda tmp: Path(tmp).write_bytes(b"new"))
     assert private.read_bytes() == b"new" and private.stat().st_mode & 0o777 == 0o600
     protected = tmp_path / "protected.png"
     protected.write_bytes(b"keep")
     monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)  # (root may write anything)
     with pytest.raises(PermissionError, match=r"protected.png is read-only \(make it writable, or write elsewhere\)"):
-        atomic.write_atomic(protected, lambda tmp: open(tmp, "wb").write(b"new"))
+        atomic.write_atomic(protected, lambda tmp: Path(tmp).write_bytes(b"new"))
     assert protected.read_bytes() == b"keep" and sorted(p.name for p in tmp_path.iterdir()) == [
         "private.png", "protected.png"]
 
@@ -103,11 +104,11 @@ def test_a_link_is_written_through_and_a_folder_in_the_way_is_named(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "result.png").write_bytes(b"old")
     (tmp_path / "result.png").symlink_to(tmp_path / "data" / "result.png")
-    atomic.write_atomic(tmp_path / "result.png", lambda tmp: open(tmp, "wb").write(b"new"))
+    atomic.write_atomic(tmp_path / "result.png", lambda tmp: Path(tmp).write_bytes(b"new"))
     assert (tmp_path / "result.png").is_symlink() and (tmp_path / "data" / "result.png").read_bytes() == b"new"
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(OSError, match=r"Is a directory: .*folder.png is a folder, not a file"):
-        atomic.write_atomic(tmp_path / "folder.png", lambda tmp: open(tmp, "wb").write(b"new"))
+        atomic.write_atomic(tmp_path / "folder.png", lambda tmp: Path(tmp).write_bytes(b"new"))
     assert not list(tmp_path.glob(".*.tmp"))
 
 

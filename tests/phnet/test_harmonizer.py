@@ -50,7 +50,8 @@ def test_a_pil_result_carries_its_inputs_rgb_colour_profile(harmonizer, tmp_path
     out = harmonizer(img, m)
     assert out.info.get("icc_profile") == (profile if mode != "L" else None)  # a grey one does not describe RGB
     out.save(tmp_path / "out.png")
-    assert Image.open(tmp_path / "out.png").info.get("icc_profile") == out.info.get("icc_profile")
+    with Image.open(tmp_path / "out.png") as saved:
+        assert saved.info.get("icc_profile") == out.info.get("icc_profile")
 
 
 def test_mask_as_pil_mode_1_and_rgba_alpha(harmonizer):
@@ -1189,12 +1190,12 @@ def test_an_animated_picture_or_mask_given_as_pil_is_refused_as_a_file_is(harmon
     frames = [Image.fromarray(photo(40, 48, seed)) for seed in range(2)]
     frames[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:])
     mask = subject_mask(40, 48)
-    with pytest.raises(ValueError, match=r"animated \(2 frames\)"):
-        harmonizer(Image.open(tmp_path / f"anim{suffix}"), mask)
+    with pytest.raises(ValueError, match=r"animated \(2 frames\)"), Image.open(tmp_path / f"anim{suffix}") as anim:
+        harmonizer(anim, mask)
     masks = [Image.fromarray((mask * 255).astype(np.uint8)), Image.fromarray((255 - mask * 255).astype(np.uint8))]
     masks[0].save(tmp_path / f"masks{suffix}", save_all=True, append_images=masks[1:])
-    with pytest.raises(ValueError, match=r"animated \(2 frames\)"):
-        harmonizer(frames[0], Image.open(tmp_path / f"masks{suffix}"))
+    with pytest.raises(ValueError, match=r"animated \(2 frames\)"), Image.open(tmp_path / f"masks{suffix}") as anim:
+        harmonizer(frames[0], anim)
 
 
 def test_a_batch_of_uint8_masks_reads_each_on_its_own_scale(harmonizer):
@@ -1448,7 +1449,8 @@ def test_a_pil_picture_with_a_transparent_key_colour_comes_back_with_its_alpha(h
     picture = Image.fromarray(rgb).convert(mode)
     key = (1, 2, 3) if mode == "RGB" else picture.getpixel((0, 0))
     picture.save(tmp_path / "keyed.png", transparency=key)
-    out = harmonizer(Image.open(tmp_path / "keyed.png"), subject_mask(40, 48))
+    with Image.open(tmp_path / "keyed.png") as keyed:
+        out = harmonizer(keyed, subject_mask(40, 48))
     assert out.mode == "RGBA" and np.asarray(out)[:4, :, 3].max() == 0 and np.asarray(out)[20, 24, 3] == 255
 
 

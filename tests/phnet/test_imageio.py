@@ -290,12 +290,13 @@ def test_16bit_grey_file_decodes_at_16_bits(tmp_path):
     Image.fromarray(grey).save(tmp_path / "g16.png")
     arr = io_.read_image(tmp_path / "g16.png")
     assert arr.dtype == np.uint16 and np.array_equal(arr, grey)
-    rgb, _ = io_.image_to_array(Image.open(tmp_path / "g16.png"))
+    with Image.open(tmp_path / "g16.png") as g16:
+        rgb, _ = io_.image_to_array(g16)
     np.testing.assert_allclose(rgb[..., 0], grey / 65535, atol=1e-6)  # not white
     assert rgb.max() < 0.71
     # a PIL 16-bit grey image cannot come back as PIL RGB: refused, pointing at an array
-    with pytest.raises(ValueError, match="16/32-bit") as e:
-        io_.image_to_tensor(Image.open(tmp_path / "g16.png"))
+    with pytest.raises(ValueError, match="16/32-bit") as e, Image.open(tmp_path / "g16.png") as g16:
+        io_.image_to_tensor(g16)
     assert "read_image" in str(e.value) and "convert('L')" not in str(e.value)
 
 
@@ -541,7 +542,8 @@ def test_camera_jpeg_with_a_preview_is_its_main_picture_and_a_multipage_tiff_is_
     main = np.full((16, 24, 3), (200, 60, 30), np.uint8)
     Image.fromarray(main).save(tmp_path / "phone.jpg", format="MPO", save_all=True, quality=95,
                                append_images=[Image.new("RGB", (6, 4), "white")])  # a preview after the picture
-    assert Image.open(tmp_path / "phone.jpg").format == "MPO"
+    with Image.open(tmp_path / "phone.jpg") as phone:
+        assert phone.format == "MPO"
     decoded = io_.read_image(tmp_path / "phone.jpg")
     assert decoded.shape == (16, 24, 3) and np.abs(decoded.astype(int) - main).max() <= 4
     Image.fromarray(main).save(tmp_path / "pages.tif", save_all=True, append_images=[Image.new("RGB", (6, 4))])
@@ -1032,7 +1034,8 @@ def test_a_tiff_of_premultiplied_grey_and_alpha_is_read_as_picture_and_as_mask(t
     data[extra + 8 : extra + 10] = b"\x01\x00"  # 1: associated (premultiplied)
     (tmp_path / "la.tif").write_bytes(bytes(data))
     try:
-        assert Image.open(tmp_path / "la.tif").mode == "La"
+        with Image.open(tmp_path / "la.tif") as la:
+            assert la.mode == "La"
     except Image.UnidentifiedImageError:  # Pillow before 13 opens no such TIFF: read_image names the file
         with pytest.raises(ValueError, match="cannot read .*la.tif as an image"):
             read_image(tmp_path / "la.tif")
@@ -1195,7 +1198,7 @@ def test_a_16_bit_tiff_pil_cannot_open_is_named_with_the_fix(tmp_path):
 
     write_tiff16(tmp_path / "la16.tif", np.full((4, 6, 2), 40000, np.uint16), extra_sample=2)
     try:
-        Image.open(tmp_path / "la16.tif")
+        Image.open(tmp_path / "la16.tif").close()
     except Image.UnidentifiedImageError:
         with pytest.raises(ValueError, match=r"la16.tif as an image .*16-bit TIFF layout .*save it as a 16-bit PNG"):
             io_.read_image(tmp_path / "la16.tif")
@@ -1224,7 +1227,8 @@ def test_a_jpeg_s_exif_resolution_is_read_across_and_down(tmp_path):
         exif = Image.Exif()
         exif[0x011A], exif[0x011B], exif[0x0128] = 300.0, 150.0, unit
         Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "camera.jpg", exif=exif)
-        assert Image.open(tmp_path / "camera.jpg").info.get("jfif_unit") == 0
+        with Image.open(tmp_path / "camera.jpg") as camera:
+            assert camera.info.get("jfif_unit") == 0
         assert io_.read_picture(tmp_path / "camera.jpg")[1].get("dpi") == (
             pytest.approx(expected) if expected else None), unit
 
@@ -1302,9 +1306,9 @@ def test_an_orientation_given_in_xmp_alone_is_applied_on_every_pillow(tmp_path):
         assert pixels.shape == (60, 40, 3) and np.abs(pixels.astype(int) - upright).mean() < 2, name
         assert b'tiff:Orientation="6"' not in kept["xmp"], name  # (reset to 1, or left out as newer Pillows do)
         assert kept.get("dpi") in (None, (150, 300)), name  # turned with the pixels
-        in_memory = Image.open(tmp_path / name)
-        assert image_pixels(in_memory)[0].shape == (1, 60, 40, 3), name  # the fast path turns it too
-        assert io_.image_to_tensor(in_memory)[0].shape == (1, 3, 60, 40), name
+        with Image.open(tmp_path / name) as in_memory:
+            assert image_pixels(in_memory)[0].shape == (1, 60, 40, 3), name  # the fast path turns it too
+            assert io_.image_to_tensor(in_memory)[0].shape == (1, 3, 60, 40), name
     assert io_.read_picture(tmp_path / "x.tif")[1]["dpi"] == (150, 300)
     exif = Image.Exif()
     exif[0x0112] = 1
@@ -1373,9 +1377,10 @@ def test_a_copy_is_turned_by_its_xmp_once(tmp_path):
     for name in ("xmp.webp", "both.webp", "xmp.png"):
         for copy in (lambda image: image.convert("RGB"), ImageOps.exif_transpose,
                      lambda image: ImageOps.exif_transpose(image).convert("RGB")):
-            pixels = copy(Image.open(tmp_path / name))
-            assert image_pixels(pixels)[0].shape == (1, 60, 40, 3), name  # the fast path turns it too
-            tensor = io_.image_to_tensor(pixels)[0]
+            with Image.open(tmp_path / name) as opened:
+                pixels = copy(opened)
+                assert image_pixels(pixels)[0].shape == (1, 60, 40, 3), name  # the fast path turns it too
+                tensor = io_.image_to_tensor(pixels)[0]
             assert tensor.shape == (1, 3, 60, 40), name
             assert np.abs(tensor[0].permute(1, 2, 0).numpy() * 255 - upright).mean() < 2, name
 

@@ -41,7 +41,8 @@ def test_tiny_training_learns_and_checkpoints_load(trained_run):
     assert [v["step"] for v in val] == [50, 100]
     assert val[-1]["fmse"] < 0.5 * val[-1]["composite_fmse"]
     assert result["best_val_fmse"] == min(v["fmse"] for v in val)
-    assert Image.open(out / "curves.png").size[0] > 100
+    with Image.open(out / "curves.png") as curves:
+        assert curves.size[0] > 100
     from trainer.fit import PRECISIONS  # the start record names the precision trained in
 
     start = [r for r in log if r.get("event") == "start"]
@@ -79,8 +80,8 @@ def test_evaluate_writes_tables_and_grid(trained_run, shift_set, tmp_path, capsy
     md = (tmp_path / "ev" / "results.md").read_text()
     for heading in ("## Overall", "## By foreground ratio", "## By composite error", "## Untouched photos"):
         assert heading in md and heading in printed
-    grid = Image.open(tmp_path / "ev" / "grid.png")
-    assert grid.width > 5 * 128 and grid.height > 6 * 128
+    with Image.open(tmp_path / "ev" / "grid.png") as grid:
+        assert grid.width > 5 * 128 and grid.height > 6 * 128
 
 
 def test_evaluate_compares_labelled_models_side_by_side(trained_run, shift_set, tmp_path):

@@ -37,7 +37,8 @@ def test_each_run_gives_its_sources_and_best_validation(tmp_path, capsys):
     table = capsys.readouterr().out
     assert table.index("| 10 |") < table.index("| 40 | large") < table.index("| 40 | longer")  # by budget, photos
     assert "640.0 (0.80×)" in table
-    assert Image.open(tmp_path / "curve.png").size == (520, 320)
+    with Image.open(tmp_path / "curve.png") as curve:
+        assert curve.size == (520, 320)
 
 
 def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
@@ -86,7 +87,8 @@ def test_every_step_budget_gets_a_line_or_the_curve_is_refused(tmp_path, capsys)
     """Zipped with four colours, a fifth budget and beyond were left off the picture without a word."""
     runs = [_run(tmp_path, f"r{b}", 10, [700.0], steps=100 * b) for b in range(1, 6)]
     assert photo_curve.main([*map(str, runs), "--out", str(tmp_path / "c.png")]) == 0
-    pixels = {tuple(p) for p in np.asarray(Image.open(tmp_path / "c.png").convert("RGB")).reshape(-1, 3).tolist()}
+    with Image.open(tmp_path / "c.png") as curve:
+        pixels = {tuple(p) for p in np.asarray(curve.convert("RGB")).reshape(-1, 3).tolist()}
     assert photo_curve.COLOURS["red"] in pixels  # the fifth budget's line
     many = [_run(tmp_path, f"m{b}", 10, [700.0], steps=100 * b) for b in range(1, 10)]
     assert photo_curve.main([*map(str, many), "--out", str(tmp_path / "m.png")]) == 2
@@ -152,4 +154,5 @@ def test_a_stdout_that_cannot_hold_the_table_still_gets_the_curve(tmp_path, monk
     monkeypatch.setattr(sys, "stdout", stream)
     run = _run(tmp_path, "small", 10, [760.0, 720.0])
     assert photo_curve.main([str(run), "--out", str(tmp_path / "curve.png")]) == 0
-    assert Image.open(tmp_path / "curve.png").size == (520, 320)
+    with Image.open(tmp_path / "curve.png") as curve:
+        assert curve.size == (520, 320)

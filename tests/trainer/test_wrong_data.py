@@ -63,7 +63,8 @@ def test_16_bit_grey_photos_keep_their_values(tmp_path):
     folder.mkdir()
     for name in ("a.png", "b.png"):
         Image.fromarray(ramp).save(folder / name)
-    assert Image.open(folder / "a.png").mode.startswith("I")
+    with Image.open(folder / "a.png") as sixteen:
+        assert sixteen.mode.startswith("I")
     rgb = load_rgb(folder / "a.png")
     assert rgb.shape == (40, 48, 3) and rgb.dtype == np.float32
     assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])  # grey
