@@ -95,9 +95,14 @@ class RunFolder:
         for _ in range(100):
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             with self._guard():  # a stale file is read and removed, and a taken one gets its pid, one at a time
-                if self._lock(fd, previous):
+                locked = False
+                try:
+                    locked = self._lock(fd, previous)
+                finally:  # (closed on a refusal, and on an error or a Ctrl-C while it was taken)
+                    if not locked:
+                        os.close(fd)
+                if locked:
                     break
-                os.close(fd)
                 holder = self.lock_holder()
                 stale = holder is not None and fcntl is not None and not self._alive(holder)
                 if stale:

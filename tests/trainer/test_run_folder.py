@@ -94,6 +94,27 @@ def test_the_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
     second.release_lock()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts this process's open files in /proc")
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
+def test_a_lock_cut_short_while_taken_leaves_no_file_open(tmp_path, monkeypatch, stop):
+    """A Ctrl-C or a failed write of the pid while the lock was taken kept its file open (and, with fcntl, the lock
+    held by a file nobody would close) in a process that went on: a notebook, a test run."""
+    from trainer.run_folder import RunFolder
+
+    def cut(self, fd, previous):
+        raise stop()
+
+    monkeypatch.setattr(RunFolder, "_lock", cut)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(stop):
+        RunFolder(tmp_path).acquire_lock()
+    assert len(os.listdir("/proc/self/fd")) == before
+    monkeypatch.undo()
+    run = RunFolder(tmp_path)
+    run.acquire_lock()  # the lock was let go with its file
+    run.release_lock()
+
+
 def test_a_lock_copied_with_its_folder_is_not_called_a_gone_trainer_s(tmp_path, capsys):
     """A folder copied while its trainer ran: the lock file names a live process, which holds another folder."""
     import socket
