@@ -116,6 +116,7 @@ def test_sigkill_then_resume_continues_from_its_step(shift_set, tmp_path, subpro
     _wait_for(out / "checkpoints" / "step-00000020", proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     from trainer.checkpoint import latest_checkpoint
 

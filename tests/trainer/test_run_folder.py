@@ -288,6 +288,7 @@ def test_two_trainers_cannot_share_a_folder(shift_set, tmp_path, subprocess_env)
     finally:
         proc.kill()
         proc.wait()
+        proc.stderr.close()
     assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start"]
 
 
