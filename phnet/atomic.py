@@ -9,7 +9,12 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+else:  # PIL loads on first use, not with this module: at run time (typing.get_type_hints) the hint reads Any
+    PILImage = Any
 
 
 def write_atomic(target: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
@@ -110,7 +115,7 @@ def text_writer(text: str) -> Callable[[Path], object]:
     return lambda tmp: Path(tmp).write_text(text, encoding="utf-8")
 
 
-def picture_writer(picture, format: str, **options) -> Callable[[Path], object]:
+def picture_writer(picture: PILImage, format: str, **options: Any) -> Callable[[Path], object]:
     """A ``write`` for :func:`write_atomic` that saves a PIL ``picture`` as ``format`` (with ``options``) into a
     file closed however the save ends: PIL's ``save(path)`` closes its file on an Exception only, and a Ctrl-C left
     it open (on Windows an open file can be neither removed nor renamed, so the temporary file stayed)."""
