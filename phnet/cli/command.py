@@ -175,9 +175,18 @@ def _main(argv: list[str], quietly: bool) -> int:
     guards = [sys.stdout, sys.stderr]
     handlers = _stop_on_signals()
     try:
+        told: set[str] = set()
+
+        def show(message, *rest, **kw) -> None:
+            # once a run: a clip reads each frame and mask twice (and its masks before that), each read telling of
+            # a damaged file again
+            if str(message) not in told:
+                told.add(str(message))
+                say(f"warning: {message}", sys.stderr)
+
         with warnings.catch_warnings():  # a library warning reads as one line, like the CLI's own
             # (above a folder run's progress bar, not after it on its line)
-            warnings.showwarning = lambda message, *rest, **kw: say(f"warning: {message}", sys.stderr)
+            warnings.showwarning = show
             return run(args)
     except (ValueError, OSError) as e:  # bad weights or input, an unreachable Hub: the message says what to do
         print(f"error: {e}", file=sys.stderr)

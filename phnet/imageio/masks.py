@@ -244,7 +244,7 @@ def integer_levels_above_one(path: str | Path, alpha: bool = False) -> bool:
                     return False
                 values = pixels[..., 3]
             else:
-                values = file_mask_pixels(picture, str(path))
+                values = file_mask_pixels(picture, f"mask {path}")  # (named as read_mask names it)
     except (ValueError, OSError):
         return False
     return values.dtype.kind in "ui" and values.size > 0 and int(values.max()) > 1

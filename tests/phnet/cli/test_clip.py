@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -784,3 +785,39 @@ def test_a_clip_s_notes_count_one_frame_and_many_in_their_own_words(tiny_folder,
     assert ("note: 4 frames hold 16 bits per channel in a layout read at 8 bits (frame0.ppm, frame55.ppm, "
             "frame60.ppm, ...): they were harmonized at 8 bits; save them as plain 16-bit RGB or RGBA PNG or TIFF to "
             "keep them") in printed
+
+
+def _with_exif_cut_short(path) -> None:
+    """``path``, a PNG, given an EXIF block (turning it by 90°) that is cut short: its orientation lost."""
+    import io
+    import struct
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "PhoneMaker", "Model X", 6
+    buffer = io.BytesIO()
+    with Image.open(path) as picture:
+        picture.save(buffer, "PNG", exif=exif)
+    data = buffer.getvalue()
+    start = data.index(b"eXIf") - 4
+    cut = data[start + 8:start + 8 + 20]
+    length = struct.unpack(">I", data[start:start + 4])[0]
+    path.write_bytes(data[:start] + struct.pack(">I", len(cut)) + b"eXIf" + cut
+                     + struct.pack(">I", zlib.crc32(b"eXIf" + cut)) + data[start + 12 + length:])
+
+
+@pytest.mark.filterwarnings("default:the EXIF of:UserWarning")  # shown by the CLI, as a user gets it
+def test_a_clip_of_files_whose_exif_is_damaged_tells_so_once_a_file(tiny_folder, tmp_path, capsys):
+    """A clip's frames and masks are read more than once (its masks checked first, each frame estimated, then
+    harmonized): a file with damaged EXIF was told of at each read, four times for the first mask."""
+    comps, masks = _write_clip(tmp_path, frames=3)
+    for folder in (comps, masks):
+        for path in folder.iterdir():
+            _with_exif_cut_short(path)
+    assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{tmp_path / 'out'}/", "--weights",
+                     str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 0
+    err = capsys.readouterr().err
+    told = re.findall(r"warning: the EXIF of (.+?) is damaged, so its orientation cannot be read and it is read as "
+                      r"stored, perhaps sideways; if it shows turned, turn it upright in an image editor", err)
+    assert sorted(told) == sorted([*map(str, comps.iterdir()), *(f"mask {path}" for path in masks.iterdir())]), err
+    assert err.count("the EXIF of") == len(told) == 6
