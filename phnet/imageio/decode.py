@@ -566,13 +566,15 @@ def exif_damaged(image: PILImage) -> bool:
     raw = _raw_exif(image)
     if not raw or raw == b"Exif\x00\x00":
         return False
-    with catching_warnings():
-        warnings.filterwarnings("error", category=UserWarning, module=_PILLOW_EXIF)  # its directory is cut short
+    # Pillow's warnings are recorded, not raised: the filters are the process's, and another thread reading a
+    # damaged photo meanwhile would get the error
+    with catching_warnings(), warnings.catch_warnings(record=True) as told:
+        warnings.filterwarnings("always", category=UserWarning, module=_PILLOW_EXIF)  # its directory is cut short
         try:
             Image.Exif().load(raw)
         except Exception:
             return True
-    return False
+    return any(Path(w.filename).stem == "TiffImagePlugin" for w in told)
 
 
 def _tell_if_read_as_stored(image, name: str) -> None:
