@@ -664,8 +664,7 @@ def _tiff_pages(image) -> int:
         return min(image.n_frames, 2)
     # Pillow warns of a second page cut short as "Corrupt EXIF data" (its tags): the file is refused by name
     # either way, as damaged or as a multi-page TIFF, and the warning would blame the wrong part
-    with catching_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    with quiet_exif():
         try:
             image.seek(1)
         except EOFError:
