@@ -577,15 +577,20 @@ def exif_damaged(image: PILImage) -> bool:
     return any(Path(w.filename).stem == "TiffImagePlugin" for w in told)
 
 
-def _tell_if_read_as_stored(image, name: str) -> None:
-    """A picture whose orientation cannot be read for damaged EXIF is read as stored: its user is told, once a
-    read, in our words (Pillow's own warnings about the block are kept back); where the orientation survives the
-    damage, it is turned by it without a word."""
+def orientation_lost(image: PILImage) -> bool:
+    """Whether damaged EXIF cost a picture its orientation: none can be read, and its EXIF block cannot be read
+    whole (where the orientation survives the damage, it is turned by it)."""
     try:
         stated = _stated_orientation(image)
     except Exception:  # a block Pillow cannot read at all
         stated = None
-    if stated is None and exif_damaged(image):
+    return stated is None and exif_damaged(image)
+
+
+def _tell_if_read_as_stored(image, name: str) -> None:
+    """A picture whose orientation was lost to damaged EXIF is read as stored: its user is told, once a read, in
+    our words (Pillow's own warnings about the block are kept back)."""
+    if orientation_lost(image):
         warnings.warn(f"the EXIF of {name} is damaged, so its orientation cannot be read and it is read as stored, "
                       "perhaps sideways; if it shows turned, turn it upright in an image editor and save it again "
                       "(that writes sound EXIF)", UserWarning, stacklevel=3)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..compat import UINT16, aminmax
-from .decode import _GREY_16, exif_damaged, frame_count, is_pil, orientation, pil_image_pixels
+from .decode import _GREY_16, frame_count, is_pil, orientation, orientation_lost, pil_image_pixels
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
                      is_strided, pil_info, pil_result)
 
@@ -133,10 +133,10 @@ def mask_pixels(mask: Any, batch: int, height: int, width: int,
 
 
 def _has_orientation(image) -> bool:
-    """A PIL image whose EXIF (or XMP) asks for a rotation, or whose EXIF is damaged: the slow path turns it
-    upright, or says it cannot."""
+    """A PIL image whose EXIF (or XMP) asks for a rotation, or whose orientation damaged EXIF lost: the slow path
+    turns it upright, or says it cannot."""
     try:
-        return orientation(image) != 1 or exif_damaged(image)
+        return orientation(image) != 1 or orientation_lost(image)
     except Exception:  # unreadable EXIF: let the slow path decide
         return True
 
