@@ -276,7 +276,7 @@ FORMAT_SIDES = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500}  # the longest si
 def check_format_limits(job: Job) -> None:
     """A result or --compare picture too large for its format (WebP: 16383 px a side) is named before the work,
     not with the encoder's words after it. A file PIL cannot read yet is left to the run to name."""
-    from ..imageio.decode import upright_size
+    from ..imageio.orientation import upright_size
     from ..visualize import COMPARE_HEIGHT
 
     if not any(t is not None and t.suffix.lower() in FORMAT_SIDES for t in (job.target, job.compare)):

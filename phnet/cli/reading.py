@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from ..imageio import UNIT_SLACK
-from ..imageio.decode import looks_like_a_mask, orientation, orientation_source, quiet_open
+from ..imageio.decode import quiet_open
+from ..imageio.masks import looks_like_a_mask
+from ..imageio.orientation import orientation, orientation_source
 from .jobs import Job
 
 
@@ -20,7 +22,7 @@ def load_pair(composite: Path, mask: Path | None, levels: bool = False, clip: bo
     alpha may rightly mark no subject or the whole frame, over a flat colour (a fade to black): the clip is
     judged as a whole. ``as_given``: a mask file that looks inverted is used all the same (--mask-as-given)."""
     from ..imageio import mask_to_array, read_mask, read_picture
-    from ..imageio.decode import ColourMaskError
+    from ..imageio.masks import ColourMaskError
     from ..mask_tools import looks_inverted
 
     image, keep = read_picture(composite)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..atomic import picture_writer, write_atomic
 from ..corrections import Correction
-from ..imageio.decode import JPEG_XMP
+from ..imageio.metadata import JPEG_XMP
 
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",

@@ -37,7 +37,7 @@ Files (``read_image``, ``read_picture``, ``read_mask``)
       are refused.
     - A mask file must be grey: a colour picture is refused. With transparent pixels, the alpha is the
       mask of a cut-out and the painted grey that of a black-and-white mask with a transparent border;
-      a file that is neither plainly is refused (``decode.file_mask_pixels``).
+      a file that is neither plainly is refused (``masks.file_mask_pixels``).
 
 Every refusal is a ``ValueError`` (``TypeError`` for an unsupported kind) naming the input and the fix.
 """

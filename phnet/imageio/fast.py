@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from ..compat import UINT16, aminmax
-from .decode import _GREY_16, frame_count, is_pil, orientation, orientation_lost, pil_image_pixels
+from .decode import _GREY_16, frame_count, is_pil, pil_image_pixels
 from .images import (LAYOUTS, ImageForm, _from_bchw, _guess_torch_layout, _tensor_view, _to_bchw, integer_peak,
                      is_strided, pil_info, pil_result)
+from .orientation import orientation, orientation_lost
 
 _NATIVE_DTYPES = tuple(t for t in (torch.uint8, UINT16, torch.float16, torch.bfloat16, torch.float32, torch.float64)
                        if t is not None)

@@ -6,13 +6,18 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .decode import file_mask_pixels, is_pil, open_picture, picture_pixels, pil_mask_pixels
+from .decode import _GREY_16, _upright, is_pil, open_picture, picture_pixels, pil_mask_pixels, unpremultiplied
 from .images import _tensor_view, check_strided, check_unit_range, integer_peak, unsupported_kind
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+else:  # PIL loads on first use, not with the package: at run time (typing.get_type_hints) the hints read Any
+    PILImage = Any
 
 
 def mask_to_tensor(mask: Any, batch: int, height: int, width: int, name: str = "mask",
@@ -222,10 +227,88 @@ def _mask_unit(t: torch.Tensor, dtype: np.dtype | torch.dtype, name: str, one_sc
     return f.clamp(0, 1)
 
 
+_NOISE = 8  # levels a grey pixel's channels may differ by (JPEG)
+
+
+def is_black_and_white(grey: np.ndarray, colour: np.ndarray, share: float = 0.75) -> bool:
+    """Whether 8-bit grey pixels are a black-and-white painting (a mask): grey (``colour``, where a pixel's channels
+    differ by more than a JPEG's noise, on at most 1 % of them), mostly black or white (``share`` of them: three
+    quarters), both present."""
+    dark, light = grey <= 32, grey >= 223
+    return bool(grey.size and colour.mean() <= 0.01 and (dark | light).mean() >= share and dark.any()
+                and light.any())
+
+
+def looks_like_a_mask(image: np.ndarray, share: float = 0.75) -> bool:
+    """Whether a picture (H×W or H×W×C, any dtype) is a mask: two levels only (0/1, 0/255), or a black-and-white
+    painting as a mask file is read (:func:`is_black_and_white`; ``share``: how much of it must be black or
+    white)."""
+    colour = image[..., :3] if image.ndim == 3 else image[..., None]
+    if colour.dtype.kind in "ui":
+        levels = colour // ((np.iinfo(colour.dtype).max + 1) // 256) if colour.dtype.itemsize > 1 else colour
+    else:
+        levels = np.round(np.clip(colour, 0, 1) * 255)
+    levels = levels.astype(np.int16)
+    grey, spread = levels[..., 0], np.ptp(levels, axis=-1)
+    if not (spread > _NOISE).any() and len(np.unique(colour[..., 0])) == 2:
+        return True
+    return is_black_and_white(grey, spread > _NOISE, share)
+
+
+class ColourMaskError(ValueError):
+    """A mask file that is a colour picture (a photo given where its mask was expected, perhaps)."""
+
+
+def file_mask_pixels(image: PILImage, name: str, white: str = "subject") -> np.ndarray:
+    """A mask file's one channel (``white``: what its white marks, for the messages). In-memory PIL masks keep
+    :func:`pil_mask_pixels`' rules; a file, more likely a picture made for another purpose, is held to stricter
+    ones:
+
+    - Opaque (or no alpha): the grey level is the mask; a colour picture (channels more than 8 levels
+      apart on over 1 % of the pixels) is refused.
+    - With transparent pixels, two readings: the alpha (a cut-out: the subject opaque, in any colours, on a
+      transparent background) or the painted grey, transparent pixels counting as 0 (a black-and-white
+      mask with a transparent border, e.g. after cropping). Where they agree (white on transparent) either
+      is taken. The painted grey when the opaque pixels are a black-and-white painting (grey, mostly black
+      or white, both present) and at most 10 % of the picture is transparent; the alpha when they are not
+      (colours, greys, all black) and more than 10 % is transparent; any other file is refused.
+    """
+    from PIL import Image
+
+    if image.mode in _GREY_16 or image.mode in ("L", "1", "F"):
+        return pil_mask_pixels(image, name)
+    image = unpremultiplied(_upright(image, name))
+    mode = image.mode
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info)
+    rgb = np.array(image.convert("RGBA" if has_alpha else "RGB"))
+    alpha = rgb[..., 3] if has_alpha else None
+    rgb = np.ascontiguousarray(rgb[..., :3])
+    grey = np.array(Image.fromarray(rgb).convert("L"))
+    colour = (rgb.max(-1).astype(np.int16) - rgb.min(-1)) > _NOISE
+    if alpha is None or alpha.min() == 255:
+        if colour.mean() > 0.01:
+            raise ColourMaskError(f"{name} is a colour picture; save it as black and white (white = {white})")
+        return grey
+    painted = np.round(grey * (alpha / 255.0)).astype(np.uint8)
+    if (np.abs(painted.astype(np.int16) - alpha) > _NOISE).mean() <= 0.01:
+        return alpha
+    opaque = alpha == 255
+    black_and_white = is_black_and_white(grey[opaque], colour[opaque])
+    few_transparent = 1 - opaque.mean() <= 0.1
+    if black_and_white and few_transparent:
+        return painted
+    if not black_and_white and not few_transparent:
+        return alpha
+    raise ValueError(
+        f"{name} has transparent pixels, and it cannot be told whether its alpha (a cut-out) or its painted "
+        f"grey (a black-and-white mask) is the mask; save it without alpha, white = {white} on black, or as a "
+        f"cut-out: {'the subject' if white == 'subject' else white} opaque on a transparent background"
+    )
+
 
 def read_mask(path: str | Path, kind: str = "mask", white: str = "subject", levels: bool = False) -> np.ndarray:
     """Decode a mask file → float32 H×W in [0, 1], upright by EXIF (the mask rules, and
-    :func:`~phnet.imageio.decode.file_mask_pixels`' for colour and transparency). ``kind`` and ``white`` name
+    :func:`file_mask_pixels`' for colour and transparency). ``kind`` and ``white`` name
     the mask and what its white marks in the messages (a "reference mask" marks "the region to match").
     ``levels``: as for :func:`mask_to_array`."""
     name = f"{kind} {path}"

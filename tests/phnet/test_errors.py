@@ -105,7 +105,7 @@ def test_every_typed_refusal_reads_as_one_sentence_with_no_closing_period():
                              for file, revision, caches in ((None, None, []), ("model.safetensors", "v1", ["/c"]),
                                                             (None, "main", ["/c", None]))],
         state_dicts.DamagedFile: [state_dicts.DamagedFile("x.safetensors is truncated", Path("x.safetensors"))],
-        imageio.decode.ColourMaskError: [imageio.decode.ColourMaskError("m.png is a colour picture")],
+        imageio.masks.ColourMaskError: [imageio.masks.ColourMaskError("m.png is a colour picture")],
     }
     assert _refusals_defined_in_phnet() == set(made)
     for refusal in (r for made_of_one in made.values() for r in made_of_one):

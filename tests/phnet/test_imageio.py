@@ -1245,7 +1245,7 @@ def test_a_turned_picture_s_xmp_resolution_is_turned_with_its_exif(tmp_path):
     assert pixels.shape == (60, 40, 3) and kept["dpi"] == (150, 300)
     assert b'tiff:XResolution="150/1" tiff:YResolution="300/1"' in kept["xmp"]
     assert b'tiff:Orientation="6"' not in kept["xmp"]  # (reset to 1, or left out as newer Pillows do)
-    assert io_.decode._xmp_resolution_swapped(b"<tiff:XResolution>7/1</tiff:XResolution>") == (
+    assert io_.metadata._xmp_resolution_swapped(b"<tiff:XResolution>7/1</tiff:XResolution>") == (
         b"<tiff:XResolution>7/1</tiff:XResolution>")  # one of them alone is left as it was
 
 
@@ -1292,7 +1292,7 @@ def test_an_orientation_given_in_xmp_alone_is_applied_on_every_pillow(tmp_path):
     stored = np.zeros((40, 60, 3), np.uint8)
     stored[:20, :30] = (250, 0, 0)  # a red corner, top left as stored: top right once turned
     picture = Image.fromarray(stored)
-    segment = io_.decode.JPEG_XMP + xmp
+    segment = io_.metadata.JPEG_XMP + xmp
     app1 = b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment  # (Pillow 9 writes no xmp= for a JPEG)
     picture.save(tmp_path / "x.jpg", quality=95, dpi=(300, 150), extra=app1)
     picture.save(tmp_path / "x.webp", lossless=True, xmp=xmp)
@@ -1320,12 +1320,12 @@ def test_an_orientation_s_source_is_its_exif_unless_only_its_xmp_gives_one(tmp_p
     """Pillow 13 shows an XMP's tiff:Orientation in the EXIF too: messages blamed an EXIF tag the file did not have."""
     from PIL import PngImagePlugin
 
-    from phnet.imageio.decode import orientation_source
+    from phnet.imageio.orientation import orientation_source
 
     xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
            b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
            b'</x:xmpmeta>')
-    segment = io_.decode.JPEG_XMP + xmp
+    segment = io_.metadata.JPEG_XMP + xmp
     app1 = b"\xff\xe1" + (2 + len(segment)).to_bytes(2, "big") + segment
     picture = Image.new("RGB", (30, 20))
     exif = Image.Exif()
@@ -1486,7 +1486,7 @@ def test_a_picture_is_turned_by_each_orientation_where_pillow_cannot_rewrite_its
 def test_a_two_level_picture_is_a_mask_whatever_its_levels():
     """0/1 (a binary mask saved as it is), 0/255 and 16-bit 0/65535 pictures are masks; a flat-coloured photo of
     two greys that are neither black nor white is read by its levels too."""
-    from phnet.imageio.decode import looks_like_a_mask
+    from phnet.imageio.masks import looks_like_a_mask
 
     binary = np.zeros((8, 8), np.uint8)
     binary[2:6, 2:6] = 1
@@ -1499,7 +1499,7 @@ def test_a_two_level_picture_is_a_mask_whatever_its_levels():
 
 @pytest.mark.parametrize("black_and_white, looks", [(0.8, True), (0.7, False)])
 def test_a_painted_mask_with_soft_edges_is_a_mask_where_three_quarters_are_black_or_white(black_and_white, looks):
-    from phnet.imageio.decode import looks_like_a_mask
+    from phnet.imageio.masks import looks_like_a_mask
 
     grey = np.full(100, 128, np.uint8)  # the soft edge
     grey[: int(100 * black_and_white) // 2] = 0
@@ -1509,7 +1509,7 @@ def test_a_painted_mask_with_soft_edges_is_a_mask_where_three_quarters_are_black
 
 @pytest.mark.parametrize("dark, black_and_white", [(32, True), (33, False)])
 def test_black_in_a_painted_mask_is_up_to_32(dark, black_and_white):
-    from phnet.imageio.decode import is_black_and_white
+    from phnet.imageio.masks import is_black_and_white
 
     grey = np.array([dark] * 4 + [255] * 4, np.uint8)
     assert is_black_and_white(grey, np.zeros(8, bool)) is black_and_white

@@ -135,7 +135,7 @@ def _all_masks(photos: list[Path]) -> bool:
     """Whether every picture is a black-and-white mask (a mask folder given as the photos); read until one is not,
     so a folder of photos costs one picture's read."""
     from phnet.imageio import read_image
-    from phnet.imageio.decode import looks_like_a_mask
+    from phnet.imageio.masks import looks_like_a_mask
 
     for path in photos:
         try:

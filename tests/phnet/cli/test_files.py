@@ -572,7 +572,7 @@ def test_a_mask_turned_by_its_own_exif_orientation_is_told_so(tiny_folder, tmp_p
 
 def _xmp_turned(turn: int = 6) -> bytes:
     """A JPEG's APP1 segment of XMP whose tiff:Orientation is ``turn``, for ``save(extra=...)``."""
-    from phnet.imageio.decode import JPEG_XMP
+    from phnet.imageio.metadata import JPEG_XMP
 
     segment = JPEG_XMP + (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
                           b'syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="'

@@ -526,7 +526,7 @@ def test_a_composite_whose_exif_is_cut_short_is_harmonized_as_stored_with_one_wa
 
 def test_a_note_on_a_turn_given_in_the_xmp_alone_names_the_xmp(tiny_folder, tmp_path, capsys):
     """It said the picture was turned by its EXIF orientation, which it did not have."""
-    from phnet.imageio.decode import JPEG_XMP
+    from phnet.imageio.metadata import JPEG_XMP
 
     segment = JPEG_XMP + (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
                           b'syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
