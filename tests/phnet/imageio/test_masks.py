@@ -1,0 +1,382 @@
+"""phnet.imageio.masks: masks from PIL, numpy and torch in every one-channel layout, the checks on their content,
+and mask files (grey, or a cut-out's alpha; a colour picture refused). Each rule of the package docstring is tested
+once, through every entry point that applies it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phnet import imageio as io_
+
+
+def _mask_entry_points():
+    """Every function that turns a numpy mask into numbers, as f(mask) -> float array H×W (first of the batch)."""
+    return {
+        "mask_to_tensor": lambda m: io_.mask_to_tensor(m, 1, 4, 6)[0, 0].numpy(),
+        "mask_to_array": lambda m: io_.mask_to_array(m),
+        "mask_to_bhw": lambda m: io_.mask_to_bhw(torch.from_numpy(m))[0].numpy(),
+    }
+
+
+MASK_FNS = list(_mask_entry_points().items())
+
+
+@pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
+def test_uint8_mask_holding_0_and_1_is_binary(name, fn):
+    m = np.zeros((4, 6), np.uint8)
+    m[1:3, 2:4] = 1
+    out = fn(m)
+    assert out.max() == 1.0 and set(np.unique(out)) == {0.0, 1.0}
+    # the same as a 0/255 mask
+    np.testing.assert_array_equal(out, fn(m * 255))
+
+
+def test_pil_mask_holding_0_and_1_is_binary():
+    m = np.zeros((4, 6), np.uint8)
+    m[1:3, 2:4] = 1
+    out = io_.mask_to_array(Image.fromarray(m, "L"))
+    assert out.max() == 1.0
+
+
+@pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
+def test_uint16_half_is_half_everywhere(name, fn):
+    m = np.zeros((4, 6), np.uint16)
+    m[0, 0] = 32768
+    m[0, 1] = 65535
+    out = fn(m)
+    assert out[0, 0] == pytest.approx(0.5, abs=1e-4) and out[0, 1] == 1.0
+
+
+def test_uint16_mask_file_reads_half(tmp_path):
+    m = np.zeros((4, 6), np.uint16)
+    m[0, 0] = 32768
+    Image.fromarray(m).save(tmp_path / "m.png")
+    assert io_.read_mask(tmp_path / "m.png")[0, 0] == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("high, expected", [(1, False), (200, True)])
+def test_a_16bit_alpha_s_levels_are_read_at_16_bits(tmp_path, high, expected):
+    """PIL's alpha band of a 16-bit RGBA PNG holds the high byte: levels up to 255 of 65535 read as 0, so a clip
+    of such frames was read as 0/1 masks."""
+    cv2 = pytest.importorskip("cv2")
+    from phnet.imageio.masks import integer_levels_above_one
+
+    pixels = np.zeros((8, 8, 4), np.uint16)
+    pixels[2:6, 2:6, 3] = high
+    cv2.imwrite(str(tmp_path / "a.png"), pixels)
+    assert integer_levels_above_one(tmp_path / "a.png", alpha=True) is expected
+
+
+@pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
+@pytest.mark.parametrize("value", [1.5, -0.2, 255.0, np.nan])
+def test_float_mask_outside_0_1_is_an_error_everywhere(name, fn, value):
+    m = np.zeros((4, 6), np.float32)
+    m[0, 0] = value
+    with pytest.raises(ValueError, match="0..1|NaN"):
+        fn(m)
+
+
+def test_float_mask_rounding_slack_is_clamped_and_soft_values_kept():
+    m = np.full((4, 6), 0.25, np.float32)
+    m[0, 0] = 1.0004
+    m[0, 1] = -0.0004
+    out = io_.mask_to_array(m)
+    assert out[0, 0] == 1.0 and out[0, 1] == 0.0 and out[1, 1] == 0.25
+
+
+def test_other_integer_masks_must_be_0_1():
+    assert io_.mask_to_array(np.eye(4, dtype=np.int64)).max() == 1.0
+    with pytest.raises(ValueError, match="0/1, uint8 0..255"):
+        io_.mask_to_array(np.full((4, 4), 200, np.int64))
+    assert io_.mask_to_array(np.eye(4, dtype=bool)).sum() == 4
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (1, 4, 6), (4, 6, 1), (1, 1, 4, 6), (1, 4, 6, 1)])
+def test_mask_layouts(shape):
+    assert io_.mask_to_tensor(np.ones(shape, np.float32), 2, 4, 6).shape == (2, 1, 4, 6)
+    assert io_.mask_to_array(np.ones(shape, np.float32)).shape == (4, 6)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_colour_mask_is_named_as_such(channels):
+    m = np.zeros((64, 48, channels), np.uint8)
+    for call in (lambda: io_.mask_to_tensor(m, 1, 64, 48), lambda: io_.mask_to_array(m)):
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert f"H×W×{channels}" in msg and "one channel" in msg and "W×H" not in msg
+
+
+def test_batch_of_masks_is_not_read_as_a_colour_picture():
+    # three masks 4 pixels wide... and the image is 4 wide: B×H×W wins when it matches the image
+    m = np.ones((3, 5, 4), np.float32)
+    assert io_.mask_to_tensor(m, 3, 5, 4).shape == (3, 1, 5, 4)
+
+
+def test_mask_size_and_count_messages():
+    with pytest.raises(ValueError, match=r"mask is 32×16 \(W×H\) but the image is 32×32; resize the mask"):
+        io_.mask_to_tensor(np.ones((16, 32)), 1, 32, 32)
+    with pytest.raises(ValueError, match="3 masks for 2 images"):
+        io_.mask_to_tensor(np.ones((3, 8, 8)), 2, 8, 8)
+    with pytest.raises(ValueError, match="give one mask"):
+        io_.mask_to_array(np.ones((2, 8, 8)))
+
+
+@pytest.mark.parametrize("batch,bad,words", [(2, 1, r"batch index 1 \(of 2"), (1, 0, "the mask is empty")])
+def test_empty_mask_names_its_batch_index(batch, bad, words):
+    masks = torch.zeros(batch, 1, 8, 8)
+    masks[:, :, 2:4, 2:4] = 1
+    masks[bad] = 0
+    with pytest.raises(ValueError, match=words):
+        io_.check_mask_coverage(masks)
+    masks[bad] = 1
+    with pytest.raises(ValueError, match="covers the whole image"):
+        io_.check_mask_coverage(masks)
+
+
+def test_a_whole_mask_in_a_clip_or_batch_is_passed_on_unless_every_mask_is_whole_or_empty():
+    """A subject that fills one frame (walking into the camera) is not a mistake in a clip: the Harmonizer leaves
+    that frame as it was, for too little background; a single picture so masked, or all of them, is refused."""
+    masks = torch.zeros(3, 1, 8, 8)
+    masks[:, :, 2:4, 2:4] = 1
+    masks[1] = 1
+    io_.check_mask_coverage(masks, allow_empty=True, unit="frame")
+    masks[0] = 0
+    masks[2] = 1
+    with pytest.raises(ValueError, match=r"batch index 1, 2 \(of 3, counting from 0\) covers the whole image"):
+        io_.check_mask_coverage(masks, allow_empty=True, unit="frame")
+
+
+@pytest.mark.parametrize("level, peak", [(0.3, 1.0), (77, 255)])
+def test_a_flat_grey_mask_is_refused(level, peak):
+    """One grey level everywhere (a grey picture given as the mask) made every pixel a little subject, silently."""
+    masks = torch.zeros(2, 1, 8, 8)
+    masks[:, :, 2:4, 2:4] = peak
+    masks[1] = level
+    with pytest.raises(ValueError, match=r"batch index 1 \(of 2, counting from 0\) is one flat grey \(30% of full\)"):
+        io_.check_mask_coverage(masks, peak, allow_empty=True)
+    io_.check_mask_coverage(masks[:1], peak)  # a subject and its background
+
+
+def test_pil_alpha_is_the_mask_unless_opaque():
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 3] = 0
+    rgba[1:3, 1:3, 3] = 255
+    assert io_.mask_to_array(Image.fromarray(rgba, "RGBA")).sum() == 4
+    # an opaque alpha carries no mask: the picture's luminance is the mask
+    rgba[..., 3] = 255
+    rgba[..., :3] = 0
+    rgba[0, 0, :3] = 255
+    assert io_.mask_to_array(Image.fromarray(rgba, "RGBA")).sum() == 1
+    la = Image.fromarray(rgba[..., :2].copy(), "LA")
+    assert io_.mask_to_array(la).sum() == 1
+
+
+def test_pil_mask_modes():
+    m = np.zeros((4, 6), np.uint8)
+    m[1, 1] = 255
+    for mode in ("L", "1", "RGB", "P"):
+        assert io_.mask_to_array(Image.fromarray(m).convert(mode)).sum() == 1, mode
+
+
+def test_bhw_host_masks_stay_on_their_tensor_and_refuse_images():
+    m = torch.rand(2, 8, 8)
+    assert torch.equal(io_.mask_to_bhw(m), m)
+    assert io_.mask_to_bhw(m[:, None]).shape == (2, 8, 8)
+    with pytest.raises(ValueError, match="H×W×3|B×H×W×3"):
+        io_.mask_to_bhw(torch.rand(1, 8, 8, 3))
+    with pytest.raises(ValueError, match="mask tensor"):
+        io_.mask_to_bhw(np.zeros((8, 8)))
+
+
+def test_sam_mask_helpers_follow_the_same_rules():
+    """SAM's mask helpers used to read a 0/1 uint8 mask as 1/255 (no box) and clip floats outside 0..1."""
+    from phnet.mask_tools import mask_bbox, refine_mask
+
+    m = np.zeros((8, 8), np.uint8)
+    m[2:5, 3:6] = 1
+    assert mask_bbox(m) == (3, 2, 6, 5)
+    with pytest.raises(ValueError, match="0..1"):
+        refine_mask(np.full((8, 8), 1.5, np.float32))
+    grey16 = Image.fromarray(np.full((8, 8), 16384, np.uint16))  # a quarter: not white, not a mask
+    assert mask_bbox(grey16) is None and mask_bbox(grey16, threshold=0.2) == (0, 0, 8, 8)
+
+
+def _subject(size: int = 100) -> np.ndarray:
+    m = np.zeros((size, size), np.uint8)
+    m[30:70, 35:65] = 255
+    return m
+
+
+def test_a_colour_mask_file_is_refused_but_a_grey_jpeg_one_is_read(tmp_path):
+    m = _subject()
+    red = np.zeros((100, 100, 3), np.uint8)
+    red[m > 0] = (255, 0, 0)
+    Image.fromarray(red).save(tmp_path / "red.png")
+    with pytest.raises(ValueError, match=r"red.png is a colour picture; save it as black and white \(white = subj"):
+        io_.read_mask(tmp_path / "red.png")
+    Image.fromarray(np.dstack([m] * 3)).save(tmp_path / "grey.jpg", quality=90)  # RGB JPEG: noise between channels
+    assert np.abs(io_.read_mask(tmp_path / "grey.jpg") - m / 255).max() < 0.1
+    # the library's in-memory masks keep their rules: a colour PIL mask is read as luminance
+    assert io_.mask_to_array(Image.fromarray(red)).max() == pytest.approx(76 / 255)
+
+
+def test_mask_files_with_transparent_pixels(tmp_path):
+    """A cut-out's alpha is its mask; a black-and-white mask with a transparent border is its painted grey;
+    a black-and-white painting on a large transparent area could be either, and is refused."""
+    m = _subject()
+    cutout = np.dstack([np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8), m])
+    border = np.dstack([m, m, m, np.full_like(m, 255)])
+    border[:2, :, 3] = border[-2:, :, 3] = border[:, :2, 3] = border[:, -2:, 3] = 0
+    silhouette = np.dstack([np.zeros((100, 100, 3), np.uint8), m])  # black, the alpha drawn
+    ambiguous = border.copy()
+    ambiguous[:, :50, 3] = 0
+    for name, rgba in (("cutout", cutout), ("border", border), ("silhouette", silhouette), ("ambiguous", ambiguous)):
+        Image.fromarray(rgba).save(tmp_path / f"{name}.png")
+    for name in ("cutout", "border", "silhouette"):
+        assert np.array_equal(io_.read_mask(tmp_path / f"{name}.png"), m / 255), name
+    with pytest.raises(ValueError, match="save it without alpha.*or as a cut-out"):
+        io_.read_mask(tmp_path / "ambiguous.png")
+    # in memory, the library reads a real alpha as the mask, as before
+    assert io_.mask_to_array(Image.fromarray(border)).mean() > 0.9
+
+
+def test_a_pil_i_picture_of_8bit_values_is_refused_naming_convert_l():
+    """ImageMath returns mode 'I': read as 16 bits, a 0/255 mask was 0.4 % subject, and nothing changed."""
+    from PIL import Image
+
+    from phnet.imageio import mask_to_array
+
+    values = np.zeros((8, 8), np.int32)
+    values[2:6, 2:6] = 255
+    with pytest.raises(ValueError, match=r"\.convert\('L'\)"):
+        mask_to_array(Image.fromarray(values, "I"))
+    sixteen = Image.fromarray(values * 257, "I")  # a real 16-bit mask in the 32-bit mode
+    assert mask_to_array(sixteen).max() == pytest.approx(1.0)
+
+
+def test_a_mask_turned_by_90_degrees_is_named_so():
+    """A photo with an EXIF rotation is read upright; its mask, drawn on the stored pixels, was told to be
+    resized."""
+    from phnet.imageio import mask_to_tensor
+
+    with pytest.raises(ValueError, match="turned by 90°. A photo whose EXIF or XMP orientation .*exif_transpose"):
+        mask_to_tensor(np.zeros((40, 30), np.uint8), 1, 30, 40)
+    with pytest.raises(ValueError, match="resize the mask"):
+        mask_to_tensor(np.zeros((20, 30), np.uint8), 1, 30, 40)
+
+
+def test_a_mask_with_a_white_key_colour_is_read_by_its_grey_not_its_key(tmp_path):
+    """Reading the key colour as transparency turned a white-on-black mask inside out."""
+    from phnet.imageio import read_mask
+
+    mask = np.zeros((20, 20, 3), np.uint8)
+    mask[5:15, 5:15] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png", transparency=(255, 255, 255))
+    read = read_mask(tmp_path / "m.png")
+    assert read[10, 10] == 1.0 and read[0, 0] == 0.0
+
+
+def test_a_grey_and_alpha_mask_is_named_as_such():
+    """np.asarray of a PIL "LA" mask was read as H masks of W×2 pixels: 'resize the mask'."""
+    with pytest.raises(ValueError, match=r"H×W×2 .*grey and alpha, but a mask has one channel"):
+        io_.mask_to_tensor(np.zeros((20, 30, 2), np.uint8), 1, 20, 30)
+
+
+def test_a_0_d_mask_is_named_by_its_own_shape():
+    """np.array(1) as a mask was refused as 'got shape (1,)'."""
+    from phnet.imageio import mask_to_tensor
+
+    with pytest.raises(ValueError, match=r"got shape \(\)$"):
+        mask_to_tensor(np.array(1, np.uint8), 1, 8, 8)
+
+
+def test_a_two_level_picture_is_a_mask_whatever_its_levels():
+    """0/1 (a binary mask saved as it is), 0/255 and 16-bit 0/65535 pictures are masks; a flat-coloured photo of
+    two greys that are neither black nor white is read by its levels too."""
+    from phnet.imageio.masks import looks_like_a_mask
+
+    binary = np.zeros((8, 8), np.uint8)
+    binary[2:6, 2:6] = 1
+    assert looks_like_a_mask(binary)
+    assert looks_like_a_mask(np.repeat(binary[..., None], 3, -1))
+    assert looks_like_a_mask(binary * 255) and looks_like_a_mask(binary.astype(np.uint16) * 65535)
+    assert looks_like_a_mask(binary * 100 + 50)  # two flat greys: two levels
+    assert not looks_like_a_mask(binary * 100 + np.arange(8, dtype=np.uint8)[None])  # many levels, all grey
+
+
+@pytest.mark.parametrize("black_and_white, looks", [(0.8, True), (0.7, False)])
+def test_a_painted_mask_with_soft_edges_is_a_mask_where_three_quarters_are_black_or_white(black_and_white, looks):
+    from phnet.imageio.masks import looks_like_a_mask
+
+    grey = np.full(100, 128, np.uint8)  # the soft edge
+    grey[: int(100 * black_and_white) // 2] = 0
+    grey[50 : 50 + int(100 * black_and_white) // 2] = 255
+    assert looks_like_a_mask(grey.reshape(10, 10)) is looks
+
+
+@pytest.mark.parametrize("dark, black_and_white", [(32, True), (33, False)])
+def test_black_in_a_painted_mask_is_up_to_32(dark, black_and_white):
+    from phnet.imageio.masks import is_black_and_white
+
+    grey = np.array([dark] * 4 + [255] * 4, np.uint8)
+    assert is_black_and_white(grey, np.zeros(8, bool)) is black_and_white
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 255), (0, 255, 0), (255, 0, 0)])
+def test_a_mask_file_coloured_in_any_one_channel_is_refused(tmp_path, colour):
+    """Each of the three channels counts in telling a colour picture from a grey mask (blue as much as red)."""
+    picture = np.zeros((8, 8, 3), np.uint8)
+    picture[2:6, 2:6] = colour
+    Image.fromarray(picture).save(tmp_path / "m.png")
+    with pytest.raises(ValueError, match="is a colour picture; save it as black and white"):
+        io_.read_mask(tmp_path / "m.png")
+
+
+def test_a_32_bit_grey_pil_mask_of_0_and_1_is_binary():
+    """PIL's mode 'I' (ImageMath's result) holding 0 and 1 is a 0/1 mask as an integer array is; one holding
+    8-bit values above 1 is refused by name."""
+    binary = np.zeros((4, 6), np.int32)
+    binary[1:3, 2:5] = 1
+    np.testing.assert_array_equal(io_.mask_to_array(Image.fromarray(binary, "I")), binary.astype(np.float32))
+    with pytest.raises(ValueError, match=r"PIL mode 'I'\) holding only values up to 255"):
+        io_.mask_to_array(Image.fromarray(binary * 255, "I"))
+
+
+def test_a_batch_of_rgba_masks_is_refused_as_colour_pictures():
+    with pytest.raises(ValueError, match=r"B×H×W×4 \(2, 8, 8, 4\): colour pictures, but a mask has one channel"):
+        io_.mask_to_tensor(np.zeros((2, 8, 8, 4), np.uint8), 2, 8, 8)
+
+
+def test_two_empty_masks_of_a_batch_that_may_hold_empty_ones_are_named_as_every_one():
+    from phnet.imageio import check_mask_coverage
+
+    with pytest.raises(ValueError, match="every frame's mask is empty"):
+        check_mask_coverage(torch.zeros(2, 1, 4, 4), allow_empty=True, unit="frame")
+    one_empty = torch.zeros(2, 1, 4, 4)
+    one_empty[1, :, :2] = 1
+    check_mask_coverage(one_empty, allow_empty=True)  # the other has a subject and a background
+
+
+@pytest.mark.parametrize("strongest, refused", [(1 / 64, False), (1 / 64 - 1e-4, True)])
+def test_a_mask_is_on_the_wrong_scale_below_a_64th_of_full(strongest, refused):
+    from phnet.imageio import check_mask_coverage
+
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :2] = strongest
+    if refused:
+        with pytest.raises(ValueError, match="marks no subject"):
+            check_mask_coverage(mask)
+    else:
+        check_mask_coverage(mask)
+
+
+@pytest.mark.parametrize("strongest, bar", [(1.0, 1 / 64), (48 / 255, 1.5 / 255), (255.0, 255 / 64)])
+def test_a_mask_s_trace_is_a_64th_of_its_strongest_value_and_at_least_one_and_a_half_levels(strongest, bar):
+    from phnet.imageio.masks import trace_bar
+
+    peak = 255.0 if strongest > 1 else 1.0
+    assert trace_bar(strongest, peak) == pytest.approx(bar)
+    assert float(trace_bar(torch.tensor(strongest), peak)) == pytest.approx(bar)
