@@ -5,6 +5,7 @@ orientation is lost (the picture is then read as stored, and its user told).
 from __future__ import annotations
 
 import re
+import struct
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,14 +129,36 @@ def exif_damaged(image: PILImage) -> bool:
     return any(Path(w.filename).stem == "TiffImagePlugin" for w in told)
 
 
+def _first_directory_orientation(raw: bytes) -> bool | None:
+    """Whether an EXIF block's first directory (IFD0, where the orientation is kept) holds an orientation entry
+    (tag 0x0112), read from the block's own structure: its TIFF header, the directory's offset, its count of
+    entries and the 12 bytes of each. None where that directory cannot be read whole (a header or offset that is
+    no TIFF one, or entries cut short): the orientation may have been in the part that is lost."""
+    data = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
+    if order is None or len(data) < 8:
+        return None
+    (offset,) = struct.unpack(order + "I", data[4:8])
+    if offset < 8 or offset + 2 > len(data):  # (before 8: inside the header)
+        return None
+    (count,) = struct.unpack(order + "H", data[offset:offset + 2])
+    entries = data[offset + 2:offset + 2 + 12 * count]
+    if len(entries) < 12 * count:
+        return None
+    return any(struct.unpack(order + "H", entries[at:at + 2])[0] == 0x0112 for at in range(0, len(entries), 12))
+
+
 def orientation_lost(image: PILImage) -> bool:
-    """Whether damaged EXIF cost a picture its orientation: none can be read, and its EXIF block cannot be read
-    whole (where the orientation survives the damage, it is turned by it)."""
+    """Whether damaged EXIF cost a picture its orientation: none can be read, its EXIF block cannot be read
+    whole, and the damage may have taken an orientation with it: a block whose first directory is whole and
+    holds no orientation entry never stated one, whatever else is damaged (a tag of the camera's, a
+    sub-directory), and the picture is upright as stored (where the orientation survives the damage, it is
+    turned by it)."""
     try:
         stated = _stated_orientation(image)
     except Exception:  # a block Pillow cannot read at all
         stated = None
-    return stated is None and exif_damaged(image)
+    return stated is None and exif_damaged(image) and _first_directory_orientation(_raw_exif(image) or b"") is not False
 
 
 def _tell_if_read_as_stored(image, name: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 
 import numpy as np
@@ -159,6 +160,95 @@ def test_a_picture_without_exif_or_with_sound_exif_reads_without_a_word(tmp_path
             warnings.simplefilter("error")
             shape = io_.read_image(tmp_path / name).shape
         assert shape == ((40, 60, 3) if data is None else (60, 40, 3)), name
+
+
+def _exif_block(order: str, entries, values: bytes = b"") -> bytes:
+    """An EXIF block of ``order`` ("<" little-endian, ">" big-endian) whose first directory, at offset 8, holds
+    ``entries`` (tag, type, count, the 4 bytes of the value or of its offset) and links to no next one; ``values``
+    after it, at offset 14 + 12 per entry."""
+    header = (b"II*\0" if order == "<" else b"MM\0*") + struct.pack(order + "I", 8)
+    directory = b"".join(struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    return header + struct.pack(order + "H", len(entries)) + directory + struct.pack(order + "I", 0) + values
+
+
+def _camera_exif(order: str, exif_directory: int | None = None, make_at: int | None = None,
+                 orientation: tuple[int, int, bytes] | None = None) -> bytes:
+    """A camera's EXIF block without an orientation: its make, model and software in its first directory, and a
+    pointer to its Exif sub-directory (``exif_directory``: another offset for it; ``make_at``: another for the
+    make's text); ``orientation``: an orientation entry too, (type, count, value)."""
+    texts = [(0x010F, b"PhoneMaker\0"), (0x0110, b"Model X\0"), (0x0131, b"a camera app of some length\0")]
+    count = len(texts) + 1 + (orientation is not None)
+    at = 14 + 12 * count
+    entries, values = [], b""
+    for tag, text in texts:
+        entries.append((tag, 2, len(text), struct.pack(order + "I", make_at if tag == 0x010F and make_at else at)))
+        values, at = values + text, at + len(text)
+    if orientation is not None:
+        entries.append((0x0112, *orientation))
+    sub = struct.pack(order + "H", 1) + struct.pack(order + "HHI", 0x9003, 2, 20) + struct.pack(order + "I", at + 18)
+    sub += struct.pack(order + "I", 0) + b"2024:05:01 12:00:00\0"  # DateTimeOriginal
+    entries.append((0x8769, 4, 1, struct.pack(order + "I", exif_directory or at)))
+    return _exif_block(order, sorted(entries), values + sub)
+
+
+def _saved_with_exif(block: bytes, suffix: str, path) -> np.ndarray:
+    """A picture stored 60 wide and 40 high, its top left red, saved at ``path`` with ``block`` as its EXIF."""
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:20, :30] = (250, 0, 0)
+    Image.fromarray(stored).save(path, "PNG" if suffix == ".png" else "JPEG", quality=95, exif=b"Exif\0\0" + block)
+    return stored
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("damage", ["sub-directory past the end", "cut after the first directory",
+                                    "make past the end"])
+def test_a_photo_whose_exif_is_damaged_past_a_first_directory_without_orientation_reads_as_stored_without_a_word(
+        tmp_path, suffix, order, damage):
+    """EXIF damaged outside its first directory (a sub-directory's offset past the end, the block cut after the
+    first directory, a camera tag's text past the end), whose first directory is whole and holds no orientation,
+    never stated one: the picture is upright as stored, and was said to be read "perhaps sideways"."""
+    from phnet.imageio.fast import image_pixels
+
+    whole = _camera_exif(order)
+    block = {"sub-directory past the end": _camera_exif(order, exif_directory=50_000),
+             "cut after the first directory": whole[:8 + 2 + 12 * 4],
+             "make past the end": _camera_exif(order, make_at=50_000)}[damage]
+    path = tmp_path / f"camera{suffix}"
+    stored = _saved_with_exif(block, suffix, path)
+    with warnings.catch_warnings():  # a caller's own PIL image: Pillow warns the caller as it opens it
+        warnings.filterwarnings("ignore", "Corrupt EXIF|Truncated File Read", UserWarning)
+        opened = Image.open(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for pixels in (io_.read_image(path), io_.read_picture(path)[0], io_.image_to_array(opened)[0] * 255):
+            assert pixels.shape == (40, 60, 3) and np.abs(pixels.astype(float) - stored).mean() < 2, damage
+        assert "orientation" not in io_.read_picture(path)[1]
+        assert image_pixels(opened) is not None  # the fast path takes it as it is
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_photo_whose_first_exif_directory_is_cut_short_is_read_as_stored_with_a_word(tmp_path, suffix, order):
+    """Cut inside its first directory's entries, the block may have lost an orientation there: the warning stands,
+    though the entries left hold none."""
+    path = tmp_path / f"camera{suffix}"
+    _saved_with_exif(_camera_exif(order)[:8 + 2 + 12 + 6], suffix, path)  # one entry and half of the next
+    with pytest.warns(UserWarning, match=_READ_AS_STORED.format(re.escape(path.name))) as seen:
+        assert io_.read_image(path).shape == (40, 60, 3)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_photo_whose_orientation_entry_points_past_the_end_is_read_as_stored_with_a_word(tmp_path, suffix, order):
+    """The first directory is whole and holds an orientation entry Pillow cannot read (its values' offset past the
+    end of the block): the orientation is lost, and the user told."""
+    path = tmp_path / f"camera{suffix}"
+    _saved_with_exif(_camera_exif(order, orientation=(3, 3, struct.pack(order + "I", 50_000))), suffix, path)
+    with pytest.warns(UserWarning, match=_READ_AS_STORED.format(re.escape(path.name))) as seen:
+        assert io_.read_image(path).shape == (40, 60, 3)
+    assert len(seen) == 1
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "L"])
