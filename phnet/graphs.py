@@ -1,9 +1,9 @@
 """The network call replayed as a CUDA graph: one launch instead of one per operation.
 
 At the working size a PHNet call is a few hundred small operations (a CPU profile of the bundled network
-at 256² counts 378, 241 of which compute rather than reshape), each launched on its own: next to the
-arithmetic (on an H200, 6.6 ms per 512² picture in batches of 8), a few hundred launches of some
-microseconds each are a large share of a single picture's call. A CUDA graph records the launches once
+at 256² counts about 400, three quarters of which compute rather than reshape or allocate), each launched
+on its own: next to the arithmetic (on an H200, 6.6 ms per 512² picture in batches of 8), a few hundred
+launches of some microseconds each are a large share of a single picture's call. A CUDA graph records the launches once
 per input shape and replays them with one call. The graph reads its inputs from, and writes its outputs to,
 fixed buffers: :class:`GraphCache` copies each call's tensors into them and hands back copies of
 the outputs, so a result stays valid after the next call.
