@@ -35,9 +35,9 @@ else:  # phnet.harmonizer imports these steps: at run time (typing.get_type_hint
     Harmonizer = Any
 
 __all__ = ["LowResolution", "CUDA_NETWORK_BATCH", "NETWORK_PIXELS", "STAGED_BYTES", "own_precision", "pixels_of",
-           "pictures_per_call", "full_resolution_device", "staged", "prepare_low", "lifts_change", "estimate_batch",
-           "estimate", "run_network", "apply_low", "apply_to_box", "harmonize_pixels", "measured", "read_estimates",
-           "low_precision_failed", "weighed", "coverage_of", "untouched_of", "filled_change", "noted"]
+           "pictures_per_call", "full_resolution_device", "staged", "prepare_low", "subject_at", "lifts_change",
+           "estimate_batch", "estimate", "run_network", "apply_low", "apply_to_box", "harmonize_pixels", "measured",
+           "read_estimates", "low_precision_failed", "weighed", "coverage_of", "untouched_of", "filled_change", "noted"]
 
 
 _Harmonizer = TypeVar("_Harmonizer", bound="Harmonizer")
@@ -177,19 +177,7 @@ def prepare_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask:
     home = pixels.device
     with one_thread(home):
         image_low = downscale(pixels[..., :3], peak, low_shape).to(harmonizer.device)
-        soft, subject = working_mask(mask, mask_peak, low_shape)
-        soft, mask_low = soft.to(harmonizer.device), subject.to(harmonizer.device).float()
-        box = bounding_box(mask)
-        # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device),
-        # or, rounded away altogether (a pixel or two of a big picture), the one under its box's centre
-        largest = soft.argmax()
-        if box is not None:
-            h, w = low_shape
-            centre = (min(h - 1, (box[0] + box[1]) * h // (2 * pixels.shape[0])) * w
-                      + min(w - 1, (box[2] + box[3]) * w // (2 * pixels.shape[1])))
-            largest = torch.where(soft.amax() > 0, largest, torch.full_like(largest, centre))  # no copy
-        largest = torch.zeros_like(mask_low).view(-1).scatter_(0, largest.view(1), 1.0)
-        mask_low = torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low))
+        soft, mask_low, box = subject_at(mask, mask_peak, low_shape, harmonizer.device)
         untouched = torch.nn.functional.max_pool2d((soft > 0).float(), 5, stride=1, padding=2) == 0
         # where no trace of the mask is counts as the scene for a cut-out: its edge mixes the subject with
         # that one colour and no more, or it is most of what the binary mask leaves (a mask feathered or
@@ -206,6 +194,25 @@ def prepare_low(harmonizer: Harmonizer, pixels: torch.Tensor, peak: float, mask:
             coverage = (soft if mask_is_alpha else
                         subject_coverage(mask, mask_peak, low_shape, soft).to(harmonizer.device))
     return LowResolution(image_low, mask_low, box, untouched, coverage)
+
+
+def subject_at(mask: torch.Tensor, mask_peak: float, low_shape: tuple[int, int],
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int] | None]:
+    """An H×W mask at the working ``low_shape`` on ``device``: its coverage (see :func:`~phnet.regions.working_mask`),
+    the network's binary mask (never empty where the mask is not), and the mask's bounding box at full resolution."""
+    soft, subject = working_mask(mask, mask_peak, low_shape)
+    soft, mask_low = soft.to(device), subject.to(device).float()
+    box = bounding_box(mask)
+    # a subject that vanishes at working resolution keeps its largest pixel (no read back from the device),
+    # or, rounded away altogether (a pixel or two of a big picture), the one under its box's centre
+    largest = soft.argmax()
+    if box is not None:
+        h, w = low_shape
+        centre = (min(h - 1, (box[0] + box[1]) * h // (2 * mask.shape[0])) * w
+                  + min(w - 1, (box[2] + box[3]) * w // (2 * mask.shape[1])))
+        largest = torch.where(soft.amax() > 0, largest, torch.full_like(largest, centre))  # no copy
+    largest = torch.zeros_like(mask_low).view(-1).scatter_(0, largest.view(1), 1.0)
+    return soft, torch.where(mask_low.amax() > 0, mask_low, largest.view_as(mask_low)), box
 
 
 def lifts_change(harmonizer: Harmonizer) -> bool:

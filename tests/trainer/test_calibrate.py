@@ -493,9 +493,44 @@ def test_with_the_aspect_geometry_the_rule_reads_the_sizes_the_harmonizer_thresh
                for s, low in zip(stretched, collected))  # the square reads other sizes for these shapes
 
 
-def test_calibrate_through_the_harmonizer_geometry_reads_pictures_of_several_shapes(tmp_path, capsys):
-    """--geometry aspect takes each val composite at its own size (no batch of one shape), and says so in
-    calibration.json."""
+def _harmonizers_preparation(model, loader):
+    """``at_working_size`` as it was: each picture through the Harmonizer's whole preparation."""
+    from phnet import Harmonizer
+    from phnet.pipeline import prepare_low
+
+    harmonizer = Harmonizer(model, device="cpu", dtype=torch.float32)
+    for batch in loader:
+        for i in range(batch["comp"].shape[0]):
+            mask = batch["mask"][i, 0]
+            comp, real = (prepare_low(harmonizer, batch[key][i].permute(1, 2, 0), 1.0, mask, 1.0,
+                                      model.config.image_size) for key in ("comp", "real"))
+            yield {"comp": comp.image, "real": real.image, "mask": comp.mask}
+
+
+def test_the_aspect_geometry_gives_the_network_what_the_harmonizers_preparation_gives_it():
+    """at_working_size prepared each composite and its real photo as the Harmonizer prepares a picture for its
+    full-resolution result (the real photo's own mask, where the background is untouched, the subject's coverage),
+    which the calibration never read: what it reads is the same, a subject a pixel wide in a large picture too."""
+    from phnet import PHNet, PHNetConfig
+
+    model = PHNet(PHNetConfig(enc_sizes=(3, 8, 8, 16, 16, 32, 32), grid_counts=(4, 2, 1), image_size=32,
+                              output="residual")).eval()
+    speck = torch.zeros(1, 1, 300, 200)
+    speck[0, 0, 150, 100] = 0.6
+    batches = [*_wide_composites(), {"comp": torch.rand(1, 3, 300, 200), "real": torch.rand(1, 3, 300, 200),
+                                     "mask": speck}]
+    batches.append({k: torch.cat([batches[1][k], batches[1][k].flip(-1)]) for k in ("comp", "real", "mask")})
+    prepared = list(calibrate.at_working_size(model, batches))
+    assert len(prepared) == 7
+    for new, old in zip(prepared, _harmonizers_preparation(model, batches), strict=True):
+        assert new.keys() == old.keys()
+        for key in new:
+            assert new[key].dtype == old[key].dtype and torch.equal(new[key], old[key]), key
+    assert prepared[4]["mask"].sum() >= 1  # the speck keeps its pixel
+
+
+def _wide_set(tmp_path):
+    """A set of native-size composites of several shapes (FFHQH layout), and a proposing model for it."""
     from PIL import Image
 
     root = tmp_path / "set"
@@ -511,8 +546,29 @@ def test_calibrate_through_the_harmonizer_geometry_reads_pictures_of_several_sha
     for split, part in (("train", names[:2]), ("val", names[2:]), ("test", names[2:])):
         (root / f"{split}_split.txt").write_text("\n".join(part) + "\n")
     _proposing_model(root, tmp_path)
+
+
+def test_calibrate_through_the_harmonizer_geometry_reads_pictures_of_several_shapes(tmp_path, capsys):
+    """--geometry aspect takes each val composite at its own size (no batch of one shape), and says so in
+    calibration.json."""
+    _wide_set(tmp_path)
     assert calibrate.main([str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--geometry",
                            "aspect", "--out", str(tmp_path / "out"), "--thresholds", "0:20:5", "--ramps", "soft,0:8:4",
                            "--floors", "0:0.2:0.1"]) == 0
     written = json.loads((tmp_path / "out" / "calibration.json").read_text())
     assert written["geometry"] == "aspect" and written["chosen"]["n"] == 6
+
+
+def test_the_aspect_report_is_the_one_the_harmonizers_whole_preparation_gave(tmp_path, capsys, monkeypatch):
+    """Leaving out the preparation the calibration never read changes nothing it reports."""
+    _wide_set(tmp_path)
+    args = [str(tmp_path / "model"), "--config", str(tmp_path / "run_config.json"), "--geometry", "aspect",
+            "--report-only", "--thresholds", "0:20:5", "--ramps", "soft,0:8:4", "--floors", "0:0.2:0.1"]
+    reports = []
+    for prepare in (calibrate.at_working_size, _harmonizers_preparation):
+        monkeypatch.setattr(calibrate, "at_working_size", prepare)
+        assert calibrate.main(args) == 0
+        captured = capsys.readouterr()
+        table = [line for line in captured.err.splitlines() if line.startswith(("floor", "chosen", "ceiling"))]
+        reports.append((json.loads(captured.out), table))
+    assert reports[0] == reports[1] and reports[0][0]["chosen"]["n"] == 6 and len(reports[0][1]) == 5
