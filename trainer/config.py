@@ -152,6 +152,7 @@ CHOICES = {
     "data.resize": ("stretch", "crop", "pad"),
     "data.mask_fallback": ("ellipse", "error"),
     "data.on_bad_sample": ("error", "skip"),
+    "data.start_method": ("auto", "fork", "forkserver", "spawn"),
     "train.optimizer": ("lion", "adamw"),
     "train.schedule": ("cosine", "constant"),
     "train.find_unused_parameters": (True, False, "auto"),

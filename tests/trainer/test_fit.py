@@ -162,14 +162,15 @@ def test_resume_reproduces_an_uninterrupted_run(shift_set, tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_torchrun_two_processes_and_resume(shift_set, tmp_path, subprocess_env, workers):
     out = tmp_path / "ddp"
 
     def run(steps: int, *extra: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "trainer.fit", "--config", "tiny_cpu", "--data", str(shift_set), "--out", str(out),
                "--steps", str(steps), "--no-progress", "--set", "train.ckpt_every=4", "--set", "train.val_every=4",
-               "--set", "train.log_every=2", "--set", "data.num_workers=0", "--set", "train.batch_size=4",
+               "--set", "train.log_every=2", "--set", f"data.num_workers={workers}", "--set", "train.batch_size=4",
                "--device", "cpu", *extra]  # gloo: two processes on one machine, which may have one GPU
         res = run_torchrun(cmd, cwd=REPO, env=subprocess_env)
         assert res.returncode == 0, res.stderr[-4000:]

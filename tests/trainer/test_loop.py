@@ -144,6 +144,63 @@ def test_spawned_data_workers_leave_ctrl_c_to_the_trainer_and_end_on_sigterm(tmp
         assert list(handlers) == [signal.SIG_IGN, signal.SIG_DFL]
 
 
+def test_data_workers_start_from_a_server_not_by_forking_the_threaded_trainer(shift_set, tmp_path, recwarn):
+    """The trainer has threads when its workers start (torch's, a pin-memory thread, a process group's), and a
+    worker forked from it inherits any lock one of them held: from Python 3.12 on, each start warned "This process
+    ... is multi-threaded, use of fork() may lead to deadlocks in the child". Where the platform's default is fork,
+    the workers start from a forkserver (Python 3.14's default there); data.start_method names another."""
+    import multiprocessing
+    import sys
+    import warnings
+
+    from trainer.distributed import Dist
+    from trainer.fit import build_data, train
+
+    cfg = tiny_cfg(shift_set, tmp_path / "run", steps=2, batch_size=4, val_every=0, ckpt_every=0)
+    cfg["data"]["num_workers"] = 2
+    assert cfg["data"]["start_method"] == "auto"
+    data = build_data(cfg, Dist("cpu"), 32, 0, progress=False)
+    started = {loader.multiprocessing_context.get_start_method() for loader in (data.train_loader, data.val_loader)}
+    default = multiprocessing.get_all_start_methods()[0]
+    assert started == {"forkserver" if default in ("fork", "forkserver") else default}
+    if sys.platform == "linux":
+        assert started == {"forkserver"}
+    warnings.simplefilter("always", DeprecationWarning)
+    result = train(cfg, progress=False)
+    assert result["step"] == 2
+    assert not [w for w in recwarn if "fork()" in str(w.message)]
+    cfg["data"]["start_method"] = "spawn"
+    data = build_data(cfg, Dist("cpu"), 32, 0, progress=False)
+    assert data.train_loader.multiprocessing_context.get_start_method() == "spawn"
+
+
+def test_photos_held_in_memory_are_shared_with_forked_workers(photos, tmp_path):
+    """Only forked workers share the photos data.preload holds: a forkserver's or spawn's worker gets a copy of its
+    own, so "auto" forks them where it would start them from a forkserver."""
+    import multiprocessing
+
+    from trainer.distributed import Dist
+    from trainer.fit import build_data
+
+    cfg = tiny_cfg(photos[0], tmp_path / "run")
+    cfg["data"].update(num_workers=2, preload=True, mask_dir=str(photos[1]))
+    data = build_data(cfg, Dist("cpu"), 32, 0, progress=False)
+    assert data.train_set.preloaded is not None
+    default = multiprocessing.get_all_start_methods()[0]
+    assert {loader.multiprocessing_context.get_start_method() for loader in (data.train_loader, data.val_loader)} \
+        == {"fork" if default in ("fork", "forkserver") else default}
+    cfg["data"]["start_method"] = "forkserver"
+    assert build_data(cfg, Dist("cpu"), 32, 0, progress=False).train_loader.multiprocessing_context \
+        .get_start_method() == "forkserver"
+
+
+def test_an_unknown_start_method_is_refused_by_its_key():
+    from trainer.config import load_config
+
+    with pytest.raises(ValueError, match='data.start_method must be one of "auto", "fork", "forkserver", "spawn"'):
+        load_config("tiny_cpu", sets=["data.start_method=thread"])
+
+
 def test_the_logged_rate_counts_the_wait_for_the_windows_last_steps(shift_set, tmp_path, monkeypatch):
     """On a GPU the loss read at a log step is where the loop waits for the steps still queued: that wait
     belongs to the window's time, or the rate reads too high."""
