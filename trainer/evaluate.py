@@ -44,6 +44,7 @@ from phnet.errors import error_line, out_of_memory
 from trainer.builders.staging import interrupted
 from trainer.data import HarmonizationDataset, build_dataset, collate
 from trainer.data.common import spread_sample
+from trainer.data.workers import worker_start_method
 from trainer.evaluation.candidates import BASELINES, Candidates, load_candidates, parse_weights
 from trainer.evaluation.data_table import DATA_FLAGS, RUN_FOLDERS, check_split_all, data_for_other, in_flags
 from trainer.evaluation.grid import grid_cells, grid_label, save_grid
@@ -86,8 +87,11 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     ds: HarmonizationDataset | Subset = base_ds
     if max_samples and len(ds) > max_samples:
         ds = Subset(ds, spread_sample([r.name for r in base_ds.records], max_samples))
+    workers = int(data.get("num_workers", 0))
+    preloaded = getattr(base_ds, "preloaded", None) is not None
+    start = worker_start_method(data, preloaded, "trainer.evaluate") if workers else None
     loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,
-                        num_workers=int(data.get("num_workers", 0)))
+                        num_workers=workers, multiprocessing_context=start)
 
     rows, untouched, skipped = [], [], 0
     grid: list[dict] = []

@@ -19,7 +19,6 @@ import contextlib
 import functools
 import json
 import math
-import multiprocessing
 import os
 import signal
 import sys
@@ -43,6 +42,7 @@ from trainer.data import (HarmonizationDataset, build_dataset, check_data_folder
                           split_settings, trained_photos_held_out)
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
+from trainer.data.workers import worker_start_method
 from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
 from trainer.loop import (Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop,
@@ -296,23 +296,6 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
     train_loader = loader(train_set, batch_sampler=batches)
     val_loader = loader(scored, batch_size=int(t_cfg["val_batch_size"]), shuffle=False)
     return Data(train_set, scored, batches, train_loader, val_loader, batch_size, validation_photos(scored))
-
-
-def worker_start_method(d_cfg: dict, preloaded: bool = False) -> str:
-    """How the data workers start (``data.start_method``). "auto": where the platform's default is fork or
-    forkserver (Linux; forkserver from Python 3.14), from a forkserver, unless the photos are ``preloaded``, which
-    only forked workers share (each other worker gets a copy of them); elsewhere the platform's default (spawn). The
-    trainer has threads when its workers start (torch's, a pin-memory thread, a process group's), and a worker forked
-    from it inherits any lock one of them held at that moment."""
-    method = d_cfg.get("start_method", "auto")
-    if method == "auto":
-        default = multiprocessing.get_all_start_methods()[0]
-        method = ("fork" if preloaded else "forkserver") if default in ("fork", "forkserver") else default
-    if method == "forkserver":
-        # the server, one thread, imports what a worker runs once: each worker forks from it instead of importing
-        # torch anew (seconds each, and memory of its own); a server already running keeps what it has
-        multiprocessing.set_forkserver_preload(["trainer.fit"])
-    return method
 
 
 # --------------------------------------------------------------------------- optimisation

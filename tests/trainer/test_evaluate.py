@@ -382,3 +382,30 @@ def test_a_stdout_that_cannot_hold_the_report_still_gets_the_files_and_the_repor
     assert rc == 0 and sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["grid.png", "results.json",
                                                                               "results.md"]
     assert "\\xb2" in stream.buffer.getvalue().decode("ascii")  # the ² as an escape
+
+
+def test_data_workers_start_as_the_trainers_do(landscapes, tmp_path, monkeypatch, recwarn):
+    """The evaluation's workers forked the process torch had started threads in, as the trainer's did: from
+    Python 3.12 on, each start warned "use of fork() may lead to deadlocks in the child"."""
+    import multiprocessing
+    import warnings
+
+    import trainer.evaluate
+    from trainer.evaluate import main
+
+    contexts = []
+    real = trainer.evaluate.DataLoader
+
+    def recording(*args, **kwargs):
+        loader = real(*args, **kwargs)
+        contexts.append(loader.multiprocessing_context)
+        return loader
+
+    monkeypatch.setattr(trainer.evaluate, "DataLoader", recording)
+    warnings.simplefilter("always", DeprecationWarning)
+    assert main(["--data", landscapes["root"], "--mask-dir", landscapes["mask_dir"], "--resolution", "32",
+                 "--max-samples", "2", "--grid-rows", "1", "--no-untouched", "--no-progress", "--num-workers", "2",
+                 "--out", str(tmp_path / "ev")]) == 0
+    default = multiprocessing.get_all_start_methods()[0]
+    assert [c.get_start_method() for c in contexts] == ["forkserver" if default in ("fork", "forkserver") else default]
+    assert not [w for w in recwarn if "fork()" in str(w.message)]
