@@ -36,3 +36,11 @@ def folders(root: Path, *names: str) -> tuple[Path, Path]:
         composite().save(comps / name)
         mask().save(masks / name)
     return comps, masks
+
+
+def read_whole(path: str | Path) -> Image.Image:
+    """The picture at ``path`` read whole, its file closed: an ``Image.open`` whose pixels are never read (a test
+    looking at its size, mode or info) keeps the file open until the garbage collector finds it."""
+    with Image.open(path) as picture:
+        picture.load()
+    return picture

@@ -10,6 +10,7 @@ from PIL import Image
 
 from phnet import Harmonizer, cli
 from phnet.cli import clip, saving
+from tests.helpers.cli_pictures import read_whole
 
 W, H = 40, 32
 
@@ -384,7 +385,7 @@ def test_every_frame_is_written_whole_with_its_profile(tiny_folder, tmp_path, mo
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     comps, masks = _write_clip(tmp_path, frames=3)
     for path in comps.iterdir():
-        Image.open(path).save(path, icc_profile=srgb)
+        read_whole(path).save(path, icc_profile=srgb)
     Image.fromarray(np.zeros((H, W), np.uint8)).save(masks / "frame5.png")
     written = []
     write_atomic = saving.write_atomic
@@ -392,7 +393,7 @@ def test_every_frame_is_written_whole_with_its_profile(tiny_folder, tmp_path, mo
     out = tmp_path / "out"
     assert _run(comps, masks, "-o", f"{out}/", "--weights", tiny_folder, "--temporal", "2") == 0
     assert sorted(written) == sorted(out.iterdir()) and len(written) == 3
-    assert all(Image.open(p).info.get("icc_profile") == srgb for p in written)
+    assert all(read_whole(p).info.get("icc_profile") == srgb for p in written)
 
 
 def test_a_frame_with_too_little_background_is_written_as_it_was(tiny_folder, tmp_path):
@@ -458,7 +459,7 @@ def test_a_grey_clip_comes_out_in_one_kind_whatever_each_frame_met(tiny_folder, 
     out = tmp_path / "out"
     assert cli.main(["harmonize", str(comps), str(masks), "-o", f"{out}/", "--weights", str(tiny_folder),
                      "--device", "cpu", "--temporal", "2", "--threshold", "0"]) == 0
-    pictures = [Image.open(out / f"frame{t * 5}.png") for t in range(4)]
+    pictures = [read_whole(out / f"frame{t * 5}.png") for t in range(4)]
     assert [p.mode for p in pictures] == ["RGB"] * 4
     grey = np.asarray(Image.open(comps / "frame5.png"))
     assert np.array_equal(np.asarray(pictures[1]), np.repeat(grey[..., None], 3, -1))  # as it was, in RGB

@@ -13,7 +13,7 @@ from PIL import Image, ImageCms, JpegImagePlugin
 
 from phnet import cli
 from phnet.cli import harmonize as harmonize_command, jobs, saving
-from tests.helpers.cli_pictures import H, W
+from tests.helpers.cli_pictures import H, W, read_whole
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
 
 
@@ -103,10 +103,10 @@ def test_icc_profile_and_exif_are_carried_with_the_orientation_reset(tiny_folder
     out, compare = tmp_path / f"out{suffix}", tmp_path / f"compare{suffix}"
     assert _harmonize(comp, mask, "-o", out, "--compare", compare, "--weights", tiny_folder) == 0
     for path in (out, compare):
-        written = Image.open(path)
-        assert written.info.get("icc_profile") == SRGB
-        assert written.getexif().get(0x010F) == "PhoneMaker" and written.getexif().get(0x0112) == 1
-    assert Image.open(out).size == (W, H)
+        with Image.open(path) as written:
+            assert written.info.get("icc_profile") == SRGB
+            assert written.getexif().get(0x010F) == "PhoneMaker" and written.getexif().get(0x0112) == 1
+    assert read_whole(out).size == (W, H)
 
 
 def test_a_tif_result_keeps_its_own_layout_whatever_the_composites_exif_says(tiny_folder, tmp_path, capsys):
@@ -121,7 +121,7 @@ def test_a_tif_result_keeps_its_own_layout_whatever_the_composites_exif_says(tin
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
     assert _harmonize(comp, mask, "-o", tmp_path / "out.tif", "--compare", tmp_path / "c.tif",
                       "--weights", tiny_folder) == 0
-    tif, png = Image.open(tmp_path / "out.tif"), Image.open(tmp_path / "out.png")
+    tif, png = read_whole(tmp_path / "out.tif"), read_whole(tmp_path / "out.png")
     assert tif.mode == "RGB" and tif.size == png.size == (W, H)
     assert np.array_equal(np.asarray(tif), np.asarray(png))
 
@@ -139,8 +139,8 @@ def test_a_tif_result_takes_no_bit_order_or_sample_format_from_the_composites_ex
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
     assert _harmonize(comp, mask, "-o", tmp_path / "out.tif", "--weights", tiny_folder) == 0
-    tif, png = Image.open(tmp_path / "out.tif"), Image.open(tmp_path / "out.png")
-    assert np.array_equal(np.asarray(tif), np.asarray(png)) and tif.getexif().get(0x010F) == "Cam"
+    with Image.open(tmp_path / "out.tif") as tif, Image.open(tmp_path / "out.png") as png:
+        assert np.array_equal(np.asarray(tif), np.asarray(png)) and tif.getexif().get(0x010F) == "Cam"
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".tif"])
@@ -153,15 +153,15 @@ def test_a_tif_composite_s_exif_is_carried_without_its_layout(tiny_folder, tmp_p
     carrier = tmp_path / "carrier.jpg"
     _composite().save(carrier, exif=exif.tobytes())
     comp, mask = tmp_path / "cam.tif", tmp_path / "mask.png"
-    _composite().save(comp, exif=Image.open(carrier).getexif())
+    _composite().save(comp, exif=read_whole(carrier).getexif())
     _mask().save(mask)
     out = tmp_path / f"out{suffix}"
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
-    written = Image.open(out)
-    assert written.size == (W, H) and written.mode == "RGB"
-    tags = written.getexif()
-    assert tags.get(0x010F) == "ScanCam" and tags.get_ifd(0x8769) == {0x9003: "2020:01:01 10:00:00"}
-    assert tags.get_ifd(0x8825) == {1: "N"}
+    with Image.open(out) as written:
+        assert written.size == (W, H) and written.mode == "RGB"
+        tags = written.getexif()
+        assert tags.get(0x010F) == "ScanCam" and tags.get_ifd(0x8769) == {0x9003: "2020:01:01 10:00:00"}
+        assert tags.get_ifd(0x8825) == {1: "N"}
 
 
 def test_an_exif_too_large_for_a_jpeg_is_left_out_with_a_note(tiny_folder, tmp_path, capsys):
@@ -172,7 +172,7 @@ def test_an_exif_too_large_for_a_jpeg_is_left_out_with_a_note(tiny_folder, tmp_p
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
     assert "leaves out the EXIF (68 KB), more than a JPEG holds (64 KB)" in capsys.readouterr().out
-    assert Image.open(tmp_path / "out.jpg").size == _composite().size
+    assert read_whole(tmp_path / "out.jpg").size == _composite().size
 
 
 def test_a_profile_of_another_colour_space_is_not_carried_and_that_is_said(tiny_folder, tmp_path, capsys):
@@ -181,8 +181,8 @@ def test_a_profile_of_another_colour_space_is_not_carried_and_that_is_said(tiny_
     _composite().convert("L").save(comp, icc_profile=grey_profile)
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
-    assert Image.open(tmp_path / "out.png").mode == "RGB"
-    assert "icc_profile" not in Image.open(tmp_path / "out.png").info
+    assert read_whole(tmp_path / "out.png").mode == "RGB"
+    assert "icc_profile" not in read_whole(tmp_path / "out.png").info
     assert (f"note: from {comp}, {tmp_path / 'out.png'} leaves out the GRAY colour profile, which does not describe "
             "the RGB result") in capsys.readouterr().out
 
@@ -205,8 +205,8 @@ def test_a_generators_png_text_is_carried_into_a_png_result(tiny_folder, tmp_pat
     comp, mask, text = _generated(tmp_path)
     out = tmp_path / "out.png"
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder, "--compare", tmp_path / "c.png") == 0
-    assert Image.open(out).text == text
-    assert not Image.open(tmp_path / "c.png").text  # the comparison is not the generator's picture
+    assert read_whole(out).text == text
+    assert not read_whole(tmp_path / "c.png").text  # the comparison is not the generator's picture
     assert "note:" not in capsys.readouterr().out
 
 
@@ -232,7 +232,7 @@ def test_an_orientation_in_png_text_is_reset_with_the_pixels(tiny_folder, tmp_pa
     _mask().save(mask)  # drawn on the upright picture
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
     assert read_image(out).shape[:2] == read_image(comp).shape[:2] == (H, W)
-    assert "Raw profile type exif" not in Image.open(out).text  # its EXIF, reset, is the eXIf chunk's
+    assert "Raw profile type exif" not in read_whole(out).text  # its EXIF, reset, is the eXIf chunk's
 
 
 _JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -291,8 +291,8 @@ def test_a_png_s_gamma_and_chromaticity_go_with_a_png_result_and_are_named_other
     _composite().save(comp, pnginfo=info)
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
-    out = Image.open(tmp_path / "out.png").info
-    assert out["gamma"] == 1.0 and out["chromaticity"] == Image.open(comp).info["chromaticity"]
+    out = read_whole(tmp_path / "out.png").info
+    assert out["gamma"] == 1.0 and out["chromaticity"] == read_whole(comp).info["chromaticity"]
     assert "leaves out" not in capsys.readouterr().out
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
     assert "leaves out the PNG colour chunks (gAMA, cHRM), which only a .png holds" in capsys.readouterr().out
@@ -314,7 +314,7 @@ def test_xmp_that_is_not_utf8_keeps_its_bytes_and_a_png_names_what_it_cannot_hol
     utf16 = '<?xpacket begin="\ufeff"?><x:xmpmeta><dc:rights>Jos\xe9</dc:rights></x:xmpmeta>'  # its mark inside
     _composite().save(comp, **_jpeg_xmp(utf16.encode("utf-16-le")))
     assert _harmonize(comp, mask, "-o", tmp_path / "out16.png", "--weights", tiny_folder) == 0
-    assert "Jos\xe9" in Image.open(tmp_path / "out16.png").info["XML:com.adobe.xmp"]
+    assert "Jos\xe9" in read_whole(tmp_path / "out16.png").info["XML:com.adobe.xmp"]
 
 
 def test_a_png_s_srgb_chunks_are_no_loss_in_a_file_read_as_srgb_anyway(tiny_folder, tmp_path, capsys):
@@ -354,7 +354,7 @@ def test_frames_say_once_what_their_files_could_not_carry(tiny_folder, tmp_path,
         _mask().save(masks / f"{i}.png")
     assert cli.main(["harmonize", str(frames), str(masks), "-o", str(tmp_path / "out"), "--weights",
                      str(tiny_folder), "--device", "cpu", "--temporal", "2"]) == 0
-    assert Image.open(tmp_path / "out" / "1.png").text == {"parameters": "Steps: 30"}
+    assert read_whole(tmp_path / "out" / "1.png").text == {"parameters": "Steps: 30"}
     assert capsys.readouterr().out.count("note: from their composites, the frames' files leave out the GRAY colour "
                                          "profile, which does not describe the RGB result") == 1
 
@@ -362,7 +362,7 @@ def test_frames_say_once_what_their_files_could_not_carry(tiny_folder, tmp_path,
 def test_jpeg_is_written_at_quality_95_without_subsampling_and_webp_lossless(tiny_folder, tmp_path):
     comp, mask = _pair(tmp_path)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
-    jpeg = Image.open(tmp_path / "out.jpg")
+    jpeg = read_whole(tmp_path / "out.jpg")
     assert JpegImagePlugin.get_sampling(jpeg) == 0 and max(jpeg.quantization[0]) <= 12  # quality 75: up to 61
     assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
     bg = np.asarray(_mask()) == 0
@@ -405,7 +405,7 @@ def test_opaque_alpha_into_jpeg_is_written(tiny_folder, tmp_path):
     _composite().convert("RGBA").save(comp)
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
-    assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+    assert read_whole(tmp_path / "out.jpg").mode == "RGB"
 
 
 @pytest.mark.parametrize("name", ["out.jpg", "out.bmp"])
@@ -419,7 +419,7 @@ def test_a_transparent_result_is_never_written_without_its_alpha(tmp_path, name)
     assert not (tmp_path / name).exists()
     result[0, 0, 3] = 255  # opaque: its colour alone is written
     assert saving.save_result(result, tmp_path / name, {}) == []
-    assert Image.open(tmp_path / name).mode == "RGB"
+    assert read_whole(tmp_path / name).mode == "RGB"
 
 
 def test_an_existing_folder_whose_name_has_a_dot_is_a_folder_output(tiny_folder, tmp_path):
@@ -623,7 +623,7 @@ def test_a_result_with_a_long_name_is_written(tiny_folder, tmp_path):
     _mask().save(mask)
     out = tmp_path / "out" / f"{name}.png"
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
-    assert Image.open(out).size == _composite().size and [p.name for p in out.parent.iterdir()] == [out.name]
+    assert read_whole(out).size == _composite().size and [p.name for p in out.parent.iterdir()] == [out.name]
 
 
 def test_a_result_name_longer_than_the_file_system_takes_is_refused_before_the_work(tmp_path, monkeypatch):
@@ -735,7 +735,7 @@ def test_transparency_given_as_a_key_colour_is_kept_as_an_alpha_is(tiny_folder, 
     rgb[:6, :6] = (1, 2, 3)
     comp = tmp_path / "keyed.png"
     Image.fromarray(rgb).save(comp, transparency=(1, 2, 3))
-    assert Image.open(comp).mode == "RGB"
+    assert read_whole(comp).mode == "RGB"
     _mask().save(tmp_path / "m.png")
     out = tmp_path / "out.png"
     assert _harmonize(comp, tmp_path / "m.png", "-o", out, "--weights", tiny_folder) == 0
@@ -803,7 +803,7 @@ def test_every_picture_of_a_folder_gets_a_name_of_its_own(tiny_folder, tmp_path)
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "a_jpg.png", "a_jpg_compare.png", "a_jpg_2.png", "a_jpg_2_compare.png", "a_png.png", "a_png_compare.png",
         "x.png", "x_compare.png", "x_compare_2.png", "x_compare_compare.png"])
-    assert Image.open(out / "x_compare.png").size == (W, H)  # x_compare.png's result; x's comparison is numbered
+    assert read_whole(out / "x_compare.png").size == (W, H)  # x_compare.png's result; x's comparison is numbered
 
 
 def test_an_output_named_twice_is_not_blamed_on_case(tiny_folder, tmp_path):
@@ -1023,10 +1023,10 @@ def test_a_composite_s_resolution_is_carried(tiny_folder, tmp_path, capsys, suff
     _mask().save(mask)
     out = tmp_path / f"out{suffix}"
     assert _harmonize(comp, mask, "-o", out, "--compare", tmp_path / "cmp.png", "--weights", tiny_folder) == 0
-    assert tuple(round(d) for d in Image.open(out).info["dpi"]) == (300, 300)
+    assert tuple(round(d) for d in read_whole(out).info["dpi"]) == (300, 300)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
     if suffix == ".tif":  # a TIFF's resolution is among its EXIF tags, which a WebP carries
-        assert Image.open(tmp_path / "out.webp").getexif().get(0x011A) == 300
+        assert read_whole(tmp_path / "out.webp").getexif().get(0x011A) == 300
     else:
         assert "the resolution (300 dpi), which WebP cannot hold" in capsys.readouterr().out
 
@@ -1040,10 +1040,10 @@ def test_a_comparison_carries_no_print_resolution_from_the_exif(tiny_folder, tmp
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--compare", tmp_path / "cmp.jpg", "--weights",
                       tiny_folder) == 0
-    compared = Image.open(tmp_path / "cmp.jpg")
+    compared = read_whole(tmp_path / "cmp.jpg")
     assert compared.getexif().get(0x010F) == "Cam"  # the camera's tags stay
     assert not {0x011A, 0x011B, 0x0128} & set(compared.getexif()) and compared.info.get("dpi", (72, 72)) == (72, 72)
-    assert Image.open(tmp_path / "out.jpg").info["dpi"] == pytest.approx((300, 300))
+    assert read_whole(tmp_path / "out.jpg").info["dpi"] == pytest.approx((300, 300))
 
 
 def test_a_comparison_is_captioned_with_what_happened_to_the_subject(tiny_folder, tmp_path):
@@ -1053,7 +1053,7 @@ def test_a_comparison_is_captioned_with_what_happened_to_the_subject(tiny_folder
     comp, mask = _pair(tmp_path)
     out, cmp = tmp_path / "out.png", tmp_path / "cmp.png"
     assert _harmonize(comp, mask, "-o", out, "--compare", cmp, "--weights", tiny_folder, "--strength", "0") == 0
-    expected = before_after(_composite(), Image.open(out), _mask(), after_label="unchanged: strength 0")
+    expected = before_after(_composite(), read_whole(out), _mask(), after_label="unchanged: strength 0")
     assert np.array_equal(np.asarray(Image.open(cmp)), np.asarray(expected))
 
 
@@ -1064,11 +1064,11 @@ def test_a_resolution_past_what_a_jpeg_holds_is_left_out_and_said(tiny_folder, t
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", tmp_path / "out.jpg", "--weights", tiny_folder) == 0
     assert "the resolution (100000 dpi), more than a JPEG's header holds" in capsys.readouterr().out
-    assert Image.open(tmp_path / "out.jpg").info.get("dpi", (0, 0))[0] in (0, 1)
+    assert read_whole(tmp_path / "out.jpg").info.get("dpi", (0, 0))[0] in (0, 1)
     _composite().save(tmp_path / "scan.tif", dpi=(100000, 100000))  # its EXIF tags carry it into the .jpg
     assert _harmonize(tmp_path / "scan.tif", mask, "-o", tmp_path / "tif.jpg", "--weights", tiny_folder) == 0
     assert "JPEG's header" not in capsys.readouterr().out
-    assert Image.open(tmp_path / "tif.jpg").info["dpi"] == pytest.approx((100000, 100000))
+    assert read_whole(tmp_path / "tif.jpg").info["dpi"] == pytest.approx((100000, 100000))
 
 
 @pytest.mark.skipif(not hasattr(os, "kill") or os.name == "nt", reason="POSIX signals")
@@ -1113,7 +1113,7 @@ def test_a_webp_result_is_not_said_to_lose_a_resolution_its_exif_carries(tiny_fo
     comp, mask = tmp_path / "cam.jpg", tmp_path / "mask.png"
     _composite().save(comp, exif=exif.tobytes(), quality=95)
     _mask().save(mask)
-    assert Image.open(comp).info.get("dpi")
+    assert read_whole(comp).info.get("dpi")
     assert _harmonize(comp, mask, "-o", tmp_path / "out.webp", "--weights", tiny_folder) == 0
     assert "resolution" not in capsys.readouterr().out
 
@@ -1123,10 +1123,10 @@ def test_a_tiff_without_resolution_tags_gives_results_without_a_resolution(tiny_
     comp, mask = tmp_path / "plain.tif", tmp_path / "mask.png"
     _composite().save(comp)
     _mask().save(mask)
-    assert Image.open(comp).info.get("dpi") == (1, 1) and 282 not in Image.open(comp).tag_v2
+    assert read_whole(comp).info.get("dpi") == (1, 1) and 282 not in read_whole(comp).tag_v2
     for suffix in (".png", ".tif"):
         assert _harmonize(comp, mask, "-o", tmp_path / f"out{suffix}", "--weights", tiny_folder) == 0
-        out = Image.open(tmp_path / f"out{suffix}")
+        out = read_whole(tmp_path / f"out{suffix}")
         assert "dpi" not in out.info or (suffix == ".tif" and 282 not in out.tag_v2), suffix
 
 
@@ -1138,7 +1138,7 @@ def test_a_jpeg_that_states_no_resolution_gives_results_without_one(tmp_path):
     exif[0x010F] = "PhoneMaker"
     _composite().save(tmp_path / "phone.jpg", exif=exif.tobytes())
     _composite().save(tmp_path / "print.jpg", dpi=(300, 300))
-    assert Image.open(tmp_path / "phone.jpg").info.get("dpi") == (72, 72)
+    assert read_whole(tmp_path / "phone.jpg").info.get("dpi") == (72, 72)
     assert "dpi" not in read_picture(tmp_path / "phone.jpg")[1]
     assert read_picture(tmp_path / "print.jpg")[1]["dpi"] == (300.0, 300.0)
     exif[0x011A] = exif[0x011B] = 240  # a resolution without its unit: inches, as EXIF says (PIL gives 72)
@@ -1154,7 +1154,7 @@ def test_a_camera_mpo_that_states_no_resolution_gives_results_without_one(tmp_pa
     frames = [_composite(), _composite()]
     frames[0].save(tmp_path / "camera.mpo", format="MPO", save_all=True, append_images=frames[1:],
                    exif=exif.tobytes())
-    assert Image.open(tmp_path / "camera.mpo").format == "MPO"
+    assert read_whole(tmp_path / "camera.mpo").format == "MPO"
     assert "dpi" not in read_picture(tmp_path / "camera.mpo")[1]
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from phnet import Harmonizer, PHNet, PHNetConfig, cli
 from phnet.cli import command, harmonize as harmonize_command, jobs
 from phnet.weights import DEFAULT_DIR, OFFICIAL_TERMS, load_model
-from tests.helpers.cli_pictures import H, W
+from tests.helpers.cli_pictures import H, W, read_whole
 from tests.helpers.cli_pictures import composite as _composite, folders, harmonize as _harmonize, mask as _mask
 
 
@@ -22,12 +22,12 @@ def test_single_composite_and_mask(tiny_folder, tmp_path, capsys):
     _mask().save(mask)
     out, compare = tmp_path / "out" / "result.png", tmp_path / "compare.png"
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder, "--compare", compare) == 0
-    result = Image.open(out)
+    result = read_whole(out)
     assert result.size == (W, H) and result.mode == "RGB"
     # The background (mask == 0) comes back bit-identical.
     bg = np.asarray(_mask()) == 0
     assert np.array_equal(np.asarray(result)[bg], np.asarray(_composite())[bg])
-    assert Image.open(compare).size[0] >= W
+    assert read_whole(compare).size[0] >= W
     assert capsys.readouterr().out.endswith(f"wrote {out} and {compare}\n")
 
 
@@ -175,8 +175,8 @@ def test_folder_of_composites(tiny_folder, tmp_path):
     _mask().save(masks / "a.png")
     _mask((32, 40)).save(masks / "b.png")
     assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder, "--compare", "yes") == 0
-    assert Image.open(out / "a.png").size == (W, H)
-    assert Image.open(out / "b.png").size == (32, 40)
+    assert read_whole(out / "a.png").size == (W, H)
+    assert read_whole(out / "b.png").size == (32, 40)
     assert (out / "a_compare.png").is_file() and (out / "b_compare.png").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_compare.png", "b.png", "b_compare.png"]
 
@@ -396,7 +396,7 @@ def test_same_stem_different_suffix_keeps_both_results(tiny_folder, tmp_path):
     _mask((32, 40)).save(masks / "x.png")
     assert _harmonize(comps, masks, "-o", out, "--weights", tiny_folder) == 0
     assert sorted(p.name for p in out.iterdir()) == ["x_jpg.png", "x_png.png"]
-    assert Image.open(out / "x_jpg.png").size == (W, H) and Image.open(out / "x_png.png").size == (32, 40)
+    assert read_whole(out / "x_jpg.png").size == (W, H) and read_whole(out / "x_png.png").size == (32, 40)
 
 
 def test_folder_goes_on_past_bad_files_and_names_each(tiny_folder, tmp_path, capsys):
@@ -445,7 +445,7 @@ def test_output_folder_is_created(tiny_folder, tmp_path):
     _composite().save(comp)
     _mask().save(mask)
     assert _harmonize(comp, mask, "-o", str(tmp_path / "newdir") + "/", "--weights", tiny_folder) == 0
-    assert Image.open(tmp_path / "newdir" / "comp.png").size == (W, H)
+    assert read_whole(tmp_path / "newdir" / "comp.png").size == (W, H)
     with pytest.raises(SystemExit, match="cannot write an image named out.xyz"):
         _harmonize(comp, mask, "-o", tmp_path / "out.xyz", "--weights", tiny_folder)
 
@@ -476,7 +476,7 @@ def test_exif_rotated_composite_and_mask(tiny_folder, tmp_path, capsys):
     stored.save(comp, exif=exif, quality=95)
     _mask().save(mask)  # W×H: the upright size
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
-    assert Image.open(out).size == (W, H)
+    assert read_whole(out).size == (W, H)
     assert "note:" not in capsys.readouterr().out  # only the upright picture's size fits the mask
 
 
@@ -516,7 +516,7 @@ def test_a_composite_whose_exif_is_cut_short_is_harmonized_as_stored_with_one_wa
                      + data[start + 2 + length:])
     _mask().save(mask)  # the stored size
     assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
-    assert Image.open(out).size == stored.size
+    assert read_whole(out).size == stored.size
     captured = capsys.readouterr()
     said = [line for line in captured.err.splitlines() if "EXIF" in line]
     assert len(said) == 1 and said[0].startswith("warning: the EXIF of ") and "phone.jpg is damaged" in said[0], said
@@ -718,7 +718,7 @@ def test_a_16bit_png_with_a_transparent_key_colour_is_a_cut_out_as_an_8bit_one_i
     assert (decoded[: H // 4, :, 3] == 0).all() and (decoded[H // 4 :, :, 3] == 65535).all()
     _mask().save(tmp_path / "mask.png")
     assert _harmonize(comp, tmp_path / "mask.png", "-o", out, "--weights", tiny_folder) == 0
-    assert Image.open(out).mode == "RGBA"
+    assert read_whole(out).mode == "RGBA"
 
 
 def test_a_16bit_key_colour_is_told_as_the_picture_is_read_before_a_jpg_is_written(tiny_folder, tmp_path):
