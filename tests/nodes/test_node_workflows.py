@@ -208,7 +208,8 @@ def test_template_pictures_ship_and_reach_the_input_folder(comfy_env, pack, buil
                      "phnet_frame_1.jpg", "phnet_frame_2.jpg", "phnet_frame_3.jpg", "phnet_frame_4.jpg",
                      "phnet_frames_mask.png"}
     assert sum((shipped / f).stat().st_size for f in named) < 800_000
-    assert Image.open(shipped / "phnet_composite.png").mode == "RGBA"
+    with Image.open(shipped / "phnet_composite.png") as composite:
+        assert composite.mode == "RGBA"
     _scene(comfy_env, pack)
     d = Path(comfy_env.fp.get_input_directory())
     for f in named:

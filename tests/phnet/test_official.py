@@ -578,6 +578,7 @@ def test_an_empty_lock_file_left_by_a_killed_download_is_no_obstacle(site, tmp_p
     assert holder.stdout.readline().strip() == "held"
     holder.kill()  # as a kill -9 or a closed window leaves it
     holder.wait()
+    holder.stdout.close()
     assert (tmp_path / f".{NAME}.lock").exists()
     assert weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None) == tmp_path / NAME
 

@@ -47,6 +47,7 @@ def test_a_signal_stops_a_run_stuck_on_bad_data(tmp_path, subprocess_env):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
     assert rc == 128 + signal.SIGTERM  # a script must not read a run cut short as done
     assert [r["event"] for r in read_log(out) if r["type"] == "event"] == ["start", "stopped by signal", "end"]
     assert not (out / "trainer.lock").exists()
@@ -123,6 +124,7 @@ def test_ctrl_c_in_a_terminal_is_answered_once_with_data_workers(tmp_path, shift
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
     assert rc == 130, err[-3000:]  # as a shell reports a command Ctrl-C stopped
     assert err.count("saving a checkpoint and stopping") == 1, err[-3000:]
     assert "stopped at step" in err and "continue it with --resume" in err
