@@ -392,6 +392,7 @@ def _request(weights: OfficialWeights, target: Path, part: Path, validator: Path
     try:
         return urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
+        e.close()  # the answer and its connection: the error raised below keeps this one as its context
         if e.code == 416 and have:
             if _already_whole(e.headers, have, kept):
                 return _WHOLE

@@ -450,6 +450,31 @@ def test_bad_answers_name_the_url_and_leave_no_model(site, tmp_path, fault, erro
     assert official.find(NAME, tmp_path) is None and not (tmp_path / FILE).exists()
 
 
+@pytest.mark.parametrize("code", [404, 416])
+def test_an_error_answer_is_closed_when_it_is_refused_or_a_part_dropped(site, tmp_path, monkeypatch, code):
+    """An HTTP error is the server's answer too, with its connection: a refused download kept it open in the
+    raised error's context, and a dropped part (a bare 416) left it to the garbage collector."""
+    import urllib.error
+    import urllib.request
+
+    answers = []
+
+    def answered(request, timeout=None):
+        body = io.BytesIO(b"")
+        answers.append(body)
+        raise urllib.error.HTTPError(request.full_url, code, "no", {}, body)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(urllib.request, "urlopen", answered)
+    if code == 416:  # a part kept whose range the server cannot give: dropped, and the whole file asked for
+        (tmp_path / f"{FILE}.part").write_bytes(b"x")
+        (tmp_path / f"{FILE}.part.validator").write_text('"v1"', encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match=f"HTTP {code}") as caught:
+        weights.fetch_official(NAME, tmp_path, progress=lambda d, t: None, say=lambda s: None)
+    assert len(answers) == (2 if code == 416 else 1)
+    assert all(body.closed for body in answers), "closed while the error is still held, not by the collector"
+    assert caught.value
+
+
 def test_offline_with_no_copy_names_the_url_file_and_folder_at_once(monkeypatch, tiny_official, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
