@@ -130,6 +130,43 @@ def test_ctrl_c_in_a_terminal_is_answered_once_with_data_workers(tmp_path, shift
     assert "stopped at step" in err and "continue it with --resume" in err
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the server among the run's processes in /proc")
+def test_ctrl_c_while_the_workers_server_imports_the_trainer_ends_the_run_without_a_traceback(tmp_path, shift_set,
+                                                                                              subprocess_env):
+    """The forkserver the data workers start from imports the trainer (torch: seconds) before it ignores Ctrl-C: a
+    terminal's Ctrl-C meanwhile ended the server with a KeyboardInterrupt traceback, and the trainer, whose worker
+    could not start, with an EOFError's (exit status 1)."""
+    import time
+    from pathlib import Path
+
+    proc = subprocess.Popen(fit_cmd(shift_set, tmp_path / "run", "--steps", "100000", "--set", "data.num_workers=2",
+                                    "--set", 'data.start_method="forkserver"'), cwd=REPO, env=subprocess_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    def server_started() -> bool:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if b"multiprocessing.forkserver import" in Path(f"/proc/{pid}/cmdline").read_bytes() \
+                        and os.getpgid(int(pid)) == proc.pid:
+                    return True
+            except OSError:  # a process that ended meanwhile
+                continue
+        return False
+
+    try:
+        deadline = time.monotonic() + 180
+        while not server_started():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode(errors="replace")
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)  # while the server imports torch
+        err = proc.communicate(timeout=120)[1].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+
+
 def test_spawned_data_workers_leave_ctrl_c_to_the_trainer_and_end_on_sigterm(tmp_path, shift_set):
     """Spawned workers (macOS, Windows) started with Python's own handlers: a terminal's Ctrl-C ended each, and
     the trainer waiting on a batch failed with "DataLoader worker exited unexpectedly" instead of stopping. SIGTERM
