@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 
 
 def worker_start_method(d_cfg: dict, preloaded: bool = False, server_imports: str = "trainer.fit") -> str:
@@ -11,7 +13,7 @@ def worker_start_method(d_cfg: dict, preloaded: bool = False, server_imports: st
     only forked workers share (each other worker gets a copy of them); elsewhere the platform's default (spawn). The
     trainer has threads when its workers start (torch's, a pin-memory thread, a process group's), and a worker forked
     from it inherits any lock one of them held at that moment. A forkserver imports ``server_imports`` (the calling
-    command's module) before it forks any worker."""
+    command's module) before it forks any worker; it is started here (see :func:`start_forkserver`)."""
     method = d_cfg.get("start_method", "auto")
     if method == "auto":
         default = multiprocessing.get_all_start_methods()[0]
@@ -20,4 +22,22 @@ def worker_start_method(d_cfg: dict, preloaded: bool = False, server_imports: st
         # the server, one thread, imports what a worker runs once: each worker forks from it instead of importing
         # torch anew (seconds each, and memory of its own); a server already running keeps what it has
         multiprocessing.set_forkserver_preload([server_imports])
+        start_forkserver()
     return method
+
+
+def start_forkserver() -> None:
+    """Starts the forkserver (where none runs) with Ctrl-C ignored. A server ignores it only once its imports are
+    done (torch: seconds), and a terminal sends Ctrl-C to the whole process group: pressed meanwhile, it ended the
+    server with a traceback, and the run with another, its workers unable to start. A signal a process ignores stays
+    ignored in the programs it starts; the server's workers ignore it too until their own start sets theirs."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        forkserver.ensure_running()  # (a handler only the main thread may set, or one Python cannot put back)
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, before)
