@@ -167,6 +167,19 @@ def test_ctrl_c_while_the_workers_server_imports_the_trainer_ends_the_run_withou
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
 
 
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(), reason="no forkserver")
+def test_workers_from_a_forkserver_of_a_run_started_as_a_module_say_nothing(tmp_path, shift_set, subprocess_env):
+    """python -m trainer.fit runs trainer.fit as __main__, which each worker runs again (as multiprocessing does):
+    with trainer.fit imported in the server already, every worker warned "'trainer.fit' found in sys.modules after
+    import of package 'trainer' ... this may result in unpredictable behaviour"."""
+    res = subprocess.run(fit_cmd(shift_set, tmp_path / "run", "--steps", "2", "--set", "data.num_workers=2",
+                                 "--set", 'data.start_method="forkserver"', "--set", "train.val_every=2",
+                                 "--set", "train.warmup_steps=0"),
+                         cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Warning" not in res.stderr, res.stderr[-3000:]
+
+
 def test_spawned_data_workers_leave_ctrl_c_to_the_trainer_and_end_on_sigterm(tmp_path, shift_set):
     """Spawned workers (macOS, Windows) started with Python's own handlers: a terminal's Ctrl-C ended each, and
     the trainer waiting on a batch failed with "DataLoader worker exited unexpectedly" instead of stopping. SIGTERM
