@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sys
 import threading
+import types
 
 
 def worker_start_method(d_cfg: dict, preloaded: bool = False, server_imports: str = "trainer.fit") -> str:
@@ -21,9 +23,23 @@ def worker_start_method(d_cfg: dict, preloaded: bool = False, server_imports: st
     if method == "forkserver":
         # the server, one thread, imports what a worker runs once: each worker forks from it instead of importing
         # torch anew (seconds each, and memory of its own); a server already running keeps what it has
-        multiprocessing.set_forkserver_preload([server_imports])
+        multiprocessing.set_forkserver_preload(server_preload(server_imports))
         start_forkserver()
     return method
+
+
+def server_preload(module: str) -> list[str]:
+    """What a forkserver imports for ``module``'s workers: the module, or, where it is the program (python -m), the
+    modules it imports. A worker runs a program started with -m again as its main (multiprocessing does), and where
+    the server had imported that module, runpy warned in every worker that it "may result in unpredictable
+    behaviour"."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) != module:
+        return [module]
+    names = {value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+             for value in vars(main).values()}
+    return sorted(name for name in names if isinstance(name, str) and name in sys.modules
+                  and name not in ("__main__", module))
 
 
 def start_forkserver() -> None:
