@@ -228,6 +228,23 @@ def test_a_photo_whose_exif_is_damaged_past_a_first_directory_without_orientatio
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_written_with_its_header_twice_is_read_as_pillow_reads_it(tmp_path, suffix):
+    """Some programs write the "Exif\\0\\0" header twice, and Pillow reads such a block past both: damaged outside a
+    first directory without orientation, it still warned "perhaps sideways" (the directory was looked for after
+    one header only); cut inside that directory, it warns."""
+    damaged, cut = _camera_exif("<", make_at=50_000), _camera_exif("<")[:8 + 2 + 12 + 6]
+    path = tmp_path / f"twice{suffix}"
+    stored = _saved_with_exif(b"Exif\0\0" + damaged, suffix, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = io_.read_image(path)
+    assert pixels.shape == (40, 60, 3) and np.abs(pixels.astype(float) - stored).mean() < 2
+    _saved_with_exif(b"Exif\0\0" + cut, suffix, path)
+    with pytest.warns(UserWarning, match=_READ_AS_STORED.format(re.escape(path.name))):
+        assert io_.read_image(path).shape == (40, 60, 3)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_a_photo_whose_first_exif_directory_is_cut_short_is_read_as_stored_with_a_word(tmp_path, suffix, order):
     """Cut inside its first directory's entries, the block may have lost an orientation there: the warning stands,
