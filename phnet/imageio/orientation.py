@@ -134,7 +134,7 @@ def _first_directory_orientation(raw: bytes) -> bool | None:
     (tag 0x0112), read from the block's own structure: its TIFF header, the directory's offset, its count of
     entries and the 12 bytes of each. None where that directory cannot be read whole (a header or offset that is
     no TIFF one, or entries cut short): the orientation may have been in the part that is lost."""
-    data = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+    data = re.sub(b"^(Exif\x00\x00){1,2}", b"", raw)  # as Pillow 13 reads it: some programs write the header twice
     order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
     if order is None or len(data) < 8:
         return None
