@@ -46,9 +46,9 @@ def is_fixed(key: str) -> bool:
 # data settings besides the split settings that choose the photos of each split (another folder, masks elsewhere)
 PHOTO_KEYS = ("data.root", "data.kind", "data.mask_dir", "data.val_root", "data.val_mask_dir")
 # data settings that leave the validation composites, and so its scores, as they were (training only)
-SAME_VALIDATION = {"data.num_workers", "data.start_method", "data.preload", "data.hflip", "data.crop_scale", "data.on_bad_sample",
-                   "data.max_bad_in_a_row", "data.synthesis.on_device", "data.synthesis.photo_recolour",
-                   "data.identity_pairs"}
+SAME_VALIDATION = {"data.num_workers", "data.start_method", "data.preload", "data.hflip", "data.crop_scale",
+                   "data.on_bad_sample", "data.max_bad_in_a_row", "data.synthesis.on_device",
+                   "data.synthesis.photo_recolour", "data.identity_pairs"}
 # what makes the validation composites of the same photos (the rest of the data settings choose the photos,
 # and with a checkpoint's fingerprint of them, ``validation_photos``, that says whether they changed)
 COMPOSITE_KEYS = {"data.resize"}
