@@ -227,6 +227,67 @@ def test_a_photo_whose_exif_is_damaged_past_a_first_directory_without_orientatio
         assert image_pixels(opened) is not None  # the fast path takes it as it is
 
 
+def _imagemagick_png(block: bytes, path) -> np.ndarray:
+    """A PNG stored 60 wide and 40 high carrying ``block`` as ImageMagick writes EXIF: hex text in a "Raw profile
+    type exif" chunk, not an eXIf one."""
+    from PIL import PngImagePlugin
+
+    data = b"Exif\0\0" + block
+    lines = [data.hex()[at:at + 72] for at in range(0, 2 * len(data), 72)]
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n%8d\n" % len(data) + "\n".join(lines) + "\n", zip=True)
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:20, :30] = (250, 0, 0)
+    Image.fromarray(stored).save(path, pnginfo=info)
+    return stored
+
+
+@pytest.mark.parametrize("damage", ["make past the end", "cut inside the first directory"])
+def test_a_png_with_imagemagicks_exif_text_is_judged_by_its_first_directory(tmp_path, damage):
+    """ImageMagick keeps a PNG's EXIF as hex text, which Pillow reads as the EXIF: damaged outside a first directory
+    without orientation it says nothing, cut inside that directory it warns."""
+    path = tmp_path / "magick.png"
+    if damage == "make past the end":
+        stored = _imagemagick_png(_camera_exif(">", make_at=50_000), path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pixels = io_.read_image(path)
+        assert pixels.shape == (40, 60, 3) and np.abs(pixels.astype(float) - stored).mean() < 2
+    else:
+        _imagemagick_png(_camera_exif(">")[:8 + 2 + 12 + 6], path)
+        with pytest.warns(UserWarning, match=_READ_AS_STORED.format(re.escape(path.name))):
+            assert io_.read_image(path).shape == (40, 60, 3)
+
+
+def test_a_first_directory_is_read_by_its_entries_not_by_any_two_bytes_in_them(tmp_path):
+    """An entry whose count reads 0x0112 (a camera's text of 274 characters, past the end of the block) is no
+    orientation entry: the first directory holds none, and the photo is read as stored without a word."""
+    texts = [(0x010F, 2, 0x0112, struct.pack("<I", 50_000)), (0x0110, 2, 4, b"X 1\0")]
+    path = tmp_path / "camera.jpg"
+    _saved_with_exif(_exif_block("<", texts), ".jpg", path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert io_.read_image(path).shape == (40, 60, 3)
+
+
+@pytest.mark.parametrize("block, found", [
+    (b"", None), (b"II*\0", None), (b"II*\0\x08\0\0", None),  # no header, or one cut short
+    (b"II*\0\x08\0\0\0\0", None),  # the count of entries cut short
+    (b"II*\0\x08\0\0\0\0\0", False), (b"MM\0*\0\0\0\x08\0\0", False),  # no entries at all
+    (b"II*\0\x04\0\0\0" + bytes(48), None),  # a directory inside the header (its count: the offset's bytes)
+    (b"II*\0\x00\0\0\0" + bytes(48), None),
+    (b"II*\0\xff\xff\xff\xff" + bytes(8), None),  # past the end
+    (b"MM*\0\0\0\0\x08\0\0", None),  # a header Pillow reads, that no TIFF writer writes
+])
+def test_a_first_directory_that_cannot_be_read_whole_may_have_held_an_orientation(block, found):
+    """What is not a whole first directory (a header cut short or not a TIFF one, a directory that starts inside
+    the header or past the end) may have held the orientation: never an error, and never "none there"."""
+    from phnet.imageio.orientation import _first_directory_orientation
+
+    assert _first_directory_orientation(block) is found
+    assert _first_directory_orientation(b"Exif\0\0" + block) is found
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_exif_written_with_its_header_twice_is_read_as_pillow_reads_it(tmp_path, suffix):
     """Some programs write the "Exif\\0\\0" header twice, and Pillow reads such a block past both: damaged outside a
