@@ -143,11 +143,11 @@ def test_ctrl_c_while_the_workers_server_imports_the_trainer_ends_the_run_withou
                                     "--set", 'data.start_method="forkserver"'), cwd=REPO, env=subprocess_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
-    def server_started() -> bool:
+    def server_loading_torch() -> bool:  # (pressed before Python runs, a signal ends any program without a word)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 if b"multiprocessing.forkserver import" in Path(f"/proc/{pid}/cmdline").read_bytes() \
-                        and os.getpgid(int(pid)) == proc.pid:
+                        and os.getpgid(int(pid)) == proc.pid and "libtorch" in Path(f"/proc/{pid}/maps").read_text():
                     return True
             except OSError:  # a process that ended meanwhile
                 continue
@@ -155,10 +155,10 @@ def test_ctrl_c_while_the_workers_server_imports_the_trainer_ends_the_run_withou
 
     try:
         deadline = time.monotonic() + 180
-        while not server_started():
+        while not server_loading_torch():
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode(errors="replace")
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGINT)  # while the server imports torch
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGINT)
         err = proc.communicate(timeout=120)[1].decode(errors="replace")
     finally:
         if proc.poll() is None:
@@ -244,6 +244,25 @@ def test_photos_held_in_memory_are_shared_with_forked_workers(photos, tmp_path):
     cfg["data"]["start_method"] = "forkserver"
     assert build_data(cfg, Dist("cpu"), 32, 0, progress=False).train_loader.multiprocessing_context \
         .get_start_method() == "forkserver"
+
+
+@pytest.mark.parametrize("platform_default, preloaded, started", [
+    ("fork", False, "forkserver"), ("fork", True, "fork"),  # Linux up to Python 3.13
+    ("forkserver", False, "forkserver"), ("forkserver", True, "fork"),  # Linux from Python 3.14
+    ("spawn", False, "spawn"), ("spawn", True, "spawn"),  # macOS, Windows
+])
+def test_auto_starts_workers_by_the_platforms_default_and_the_preload(monkeypatch, platform_default, preloaded,
+                                                                      started):
+    import multiprocessing
+
+    from trainer.data.workers import worker_start_method
+
+    others = [m for m in ("fork", "spawn", "forkserver") if m != platform_default]
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: [platform_default, *others])
+    monkeypatch.setattr("trainer.data.workers.start_forkserver", lambda: None)
+    assert worker_start_method({"start_method": "auto"}, preloaded) == started
+    assert worker_start_method({}, preloaded) == started
+    assert worker_start_method({"start_method": "spawn"}, preloaded) == "spawn"
 
 
 def test_an_unknown_start_method_is_refused_by_its_key():
