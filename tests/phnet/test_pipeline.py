@@ -108,6 +108,18 @@ def test_a_subject_rounded_away_lands_in_the_working_pixel_under_its_boxs_centre
     assert (low.mask[0, 0] > 0).nonzero().tolist() == [[63, 63]]
 
 
+@pytest.mark.parametrize("shape, speck", [((1200, 4800), (100, 3600)), ((4800, 1200), (3600, 100))])
+def test_a_subject_rounded_away_in_a_wide_or_tall_picture_lands_under_its_boxs_centre(harmonizer, shape, speck):
+    """The column is read across the picture's width and the row down its height: on a square picture either
+    would do."""
+    pixels = torch.zeros(*shape, 3, dtype=torch.uint8)
+    mask = torch.zeros(shape, dtype=torch.uint8)
+    mask[speck] = 255
+    low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 32)
+    h, w = low.mask.shape[-2:]
+    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[speck[0] * h // shape[0], speck[1] * w // shape[1]]]
+
+
 def test_a_subject_under_the_bar_everywhere_keeps_its_strongest_pixel_not_its_boxs_centre(harmonizer):
     """A 16-bit matte's faintest specks: a cluster and one pixel, each under the working mask's least bar (1e-6)
     at the working size. The subject is the cluster's working pixel, not the middle of the two."""
