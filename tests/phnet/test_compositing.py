@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 from phnet.compositing import paste_subject
+from phnet.corrections import summary
 from phnet.mask_tools import mask_bbox
+from tests.helpers.pictures import photo, subject_mask
 
 
 def _bg(h=40, w=60):
@@ -525,3 +527,79 @@ def test_a_plan_made_with_its_defaults_refuses_an_inverted_alpha_and_pastes_at_t
         plan_paste(_batch(1, 20, 24, 0), subjects)
     _, masks = plan_paste(_batch(1, 20, 24, 0), _batch(1, 12, 10, 1), _square()[None]).paste()
     assert torch.equal(masks[0, :12, :10], _square()) and not bool(masks[0, 12:].any())
+
+
+def _half_hidden(h=40, w=56, dtype=np.uint8):
+    """An RGBA composite whose right quarter is transparent, black under it (a background with a hole), and its
+    subject's mask."""
+    peak = np.iinfo(dtype).max
+    rgb = photo(h, w, seed=4).astype(np.float64) / 255
+    alpha = np.ones((h, w))
+    alpha[:, 3 * w // 4 :] = 0
+    rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], -1)
+    return np.round(rgba * peak).astype(dtype), subject_mask(h, w)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_transparent_part_of_an_rgba_composite_is_not_matched(harmonizer, caplog, dtype):
+    """What lies under an RGBA composite's alpha 0 (black, mostly) is seen by nobody: the subject is matched to the
+    visible background, as with that as the reference mask, and the report says so (the CLI, the API and the
+    WebUI matched it to the black too; only the ComfyUI node left it out)."""
+    import logging
+
+    rgba, mask = _half_hidden(dtype=dtype)
+    shown = rgba[..., 3] > 0
+    with caplog.at_level(logging.INFO, logger="phnet"):
+        out, (c,) = harmonizer.harmonize(rgba, mask, threshold=0)
+    seen = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0, reference_mask=shown)
+    everything = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0)
+    assert np.array_equal(out[..., :3], seen) and not np.array_equal(seen, everything)
+    assert np.array_equal(out[..., 3], rgba[..., 3]) and out.dtype == dtype
+    assert c.describe().endswith("; the transparent part was left out of the scene to match")
+    assert caplog.records[-1].levelname == "INFO"  # nothing was ignored: no warning
+    # within a reference mask; in a batch, only the pictures with a hidden part outside the subject
+    region = np.zeros(mask.shape, bool)
+    region[:, :10] = region[:, 46:] = True
+    both = harmonizer(rgba, mask, threshold=0, reference_mask=region)
+    own = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0, reference_mask=region & shown)
+    assert np.array_equal(both[..., :3], own)
+    opaque = rgba.copy()
+    opaque[..., 3] = np.iinfo(dtype).max
+    batch, corrections = harmonizer.harmonize(np.stack([rgba, opaque]), mask, threshold=0)
+    assert np.array_equal(batch[0], out) and np.array_equal(batch[1], harmonizer(opaque, mask, threshold=0))
+    assert summary(corrections).endswith("; 1 of 2: the transparent part was left out of the scene to match")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_the_transparent_part_is_not_matched_beside_a_weak_subject_on_a_mattes_floor(harmonizer, dtype):
+    """Beside a subject of 48/255, 1/64 of its strongest value is under one 8-bit level: a matte's floor of 1/255
+    counted as subject everywhere, no background was left to narrow, and the subject was matched to the black
+    under the composite's transparent part."""
+    rgba, mask = _half_hidden()
+    out = []
+    for floor in (0, 1):
+        weak = np.where(mask > 0, 48, floor).astype(np.uint8)
+        weak = weak if dtype == np.uint8 else weak / np.float32(255)
+        result, (c,) = harmonizer.harmonize(rgba, weak, threshold=0)
+        assert c.describe().endswith("; the transparent part was left out of the scene to match"), floor
+        out.append(result)
+    assert np.array_equal(out[1], out[0])
+
+
+def test_a_converted_rgba_composite_leaves_its_transparent_part_out_as_a_native_one(harmonizer):
+    """A picture converted before the work (PIL LA) takes the same rule."""
+    rgba, mask = _half_hidden()
+    grey = Image.fromarray(rgba).convert("LA")
+    out, (c,) = harmonizer.harmonize(grey, mask, threshold=0)
+    assert np.array_equal(np.asarray(out), np.asarray(harmonizer(grey.convert("RGBA"), mask, threshold=0)))
+    assert "transparent part was left out" in c.describe()
+
+
+def test_a_cut_out_whose_alpha_is_its_subject_is_judged_as_before(harmonizer):
+    """An RGBA cut-out (alpha = the subject) shows no scene: it is not narrowed, and is left as it was for its one
+    flat colour."""
+    rgb = photo(40, 56)
+    mask = subject_mask(40, 56)
+    cut = np.concatenate([rgb * (mask[..., None] > 0), (mask[..., None] * 255)], -1).astype(np.uint8)
+    out, (c,) = harmonizer.harmonize(cut, mask)
+    assert np.array_equal(out, cut) and c.flat == (0, 0, 0) and "left out of the scene" not in c.describe()

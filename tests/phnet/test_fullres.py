@@ -453,3 +453,155 @@ def test_to_uint8_converts_every_row_of_a_picture_taller_than_a_tile_and_a_float
     floats = torch.tensor([[[0.0, 127.6, 255.0]]])
     out = to_uint8(floats, 255)
     assert out.dtype == torch.uint8 and out.tolist() == [[[0, 128, 255]]]
+
+
+def test_aspect_ratio_is_kept_at_working_resolution():
+    assert working_shape(512, 512, 512) == (512, 512)
+    h, w = working_shape(2160, 3840, 512)
+    assert h % 8 == 0 and w % 8 == 0 and abs(w / h - 3840 / 2160) < 0.03
+    assert abs(h * w - 512 * 512) / (512 * 512) < 0.05
+
+
+def _oracle(tiny_model, monkeypatch, method, truth):
+    """A Harmonizer whose network plays an oracle: it gives back ``truth`` (H×W×3, 0..255) at working size 64."""
+    from phnet.fullres import downscale
+
+    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
+    low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(*truth.shape[:2], 64))
+    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (low.expand_as(x).clone(),
+                                                                            torch.full((len(x),), 30.0),
+                                                                            torch.ones(len(x))))
+    return harmonizer
+
+
+def _gradient(h, w):
+    """A smooth background for the oracle tests."""
+    yy, xx = np.mgrid[:h, :w]
+    return np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
+
+
+@pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False),
+                                          ("guided", True)])
+def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monkeypatch, method, clip):
+    """The network played by an oracle (the ground truth at the working size). A working pixel the subject covers
+    in part mixes it with the background, and its change is that part of the subject's: carried up as it was, a
+    bar narrower than a working pixel got a quarter of its change and a disc's rim 85 %. A mask weaker
+    everywhere (0.4) keeps its weight: 0.4 of the change, up to the edge."""
+    h, w = 600, 900  # working size 64: 56×80, a working pixel ~11 px wide
+    yy, xx = np.mgrid[:h, :w]
+    truth = _gradient(h, w)
+    bar = np.zeros((h, w), bool)
+    bar[150:450, 400:404] = True
+    disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
+    inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
+    for subject, where in ((bar, bar), (disc, disc & ~inside)):  # the bar, the disc's outer 2 px
+        composite = np.clip(truth + np.where(subject[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
+        need = truth.round() - composite
+        for level in (1.0, 0.4):
+            mask = (subject * level * 255).round().astype(np.uint8)
+            frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
+            out = harmonizer.harmonize(frames, masks, threshold=0.0, working_size=64, temporal=0 if clip else None)
+            change = (out.image[0] if clip else out.image).astype(float) - composite
+            assert np.median(change[where] / need[where]) == pytest.approx(level, rel=0.1)
+
+
+@pytest.mark.parametrize("method", ["correction", "guided"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_a_weak_subject_on_a_mattes_faint_floor_gets_its_rims_change(tiny_model, monkeypatch, method, dtype):
+    """The network played by an oracle. A matte often holds 1/255 everywhere; beside a subject of 48/255, 1/64 of the
+    strongest value is under one 8-bit level, so the floor counted as subject in every working pixel and the rim got
+    0.8 of what it gets without the floor. The floor is a trace: the rim gets the same with it as without."""
+    h, w = 600, 900
+    yy, xx = np.mgrid[:h, :w]
+    truth = _gradient(h, w)
+    disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
+    inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
+    composite = np.clip(truth + np.where(disc[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
+    need = truth.round() - composite
+    rim = disc & ~inside
+    shares = []
+    for floor in (0, 1):
+        mask = np.where(disc, 48, floor).astype(dtype)
+        mask = mask / np.float32(255) if dtype == np.float32 else mask
+        out = harmonizer(composite, mask, threshold=0.0, working_size=64)
+        shares.append(np.median((out.astype(float) - composite)[rim] / need[rim]))
+    assert shares[1] == pytest.approx(shares[0], rel=0.03)
+
+
+@pytest.mark.parametrize("method", ["correction", "guided"])
+def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say(tiny_model, monkeypatch, method):
+    """The subject's coverage of a working pixel was read off the mask's soft values: a feather's inner half got the
+    whole change (mask 0.7: 1.0), and one full pixel in a mask of 0.4 gave the whole subject the whole change
+    (2.5 times what the report said). Each pixel of the subject gets what its mask says."""
+    from phnet.mask_tools import refine_mask
+
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w]
+    truth = _gradient(h, w)
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
+    rect = np.zeros((h, w), np.float32)
+    rect[120:360, 160:480] = 1
+    composite = np.clip(truth + np.where(rect[..., None] > 0, [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
+    need = truth.round() - composite
+
+    def share_of(out):  # what each subject pixel got of the change it needs (outside the subject it needs none)
+        share = np.full((h, w), np.nan)
+        share[rect > 0] = (out.astype(float) - composite)[..., 0][rect > 0] / need[..., 0][rect > 0]
+        return share
+
+    feathered = refine_mask(rect, feather=30)
+    speck = rect * 0.4
+    speck[240, 320] = 1.0
+    trace = rect * 0.01  # all of it under 1/64 of the speck: traces, whose change was multiplied by 4
+    trace[240, 320] = 1.0
+    out = harmonizer(composite, trace, threshold=0.0, working_size=64)
+    away = (rect > 0) & (np.abs(yy - 240) + np.abs(xx - 320) > 40)
+    assert np.median(share_of(out)[away]) < 0.02
+    for mask in (feathered, speck):
+        out = harmonizer(composite, mask, threshold=0.0, working_size=64)
+        share = share_of(out)
+        for level in (0.5, 0.7, 0.9):  # where the feather holds about that
+            where = (np.abs(mask - level) < 0.03) & (rect > 0)
+            if where.any():
+                assert np.median(share[where]) == pytest.approx(level, abs=0.08), level
+        if mask is speck:
+            assert np.median(share[away]) == pytest.approx(0.4, abs=0.05)
+
+
+@pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False)])
+def test_a_subject_pasted_with_its_mask_as_alpha_gets_its_whole_change_in_its_soft_edge(tiny_model, monkeypatch,
+                                                                                        method, clip):
+    """The network played by an oracle (the ground truth at the working size). Pasted with the mask as its alpha,
+    a soft edge's colours are part background, and so is the network's change there: read as a feather, the edge
+    got about 0.8 of its change. With mask_is_alpha it gets all of it; False is the default reading, pixel for pixel."""
+    h, w = 480, 640  # working size 64: a working pixel 10 px wide, the soft edge 24 px
+    yy, xx = np.mgrid[:h, :w]
+    background = _gradient(h, w)
+    subject = np.stack([200 - 60 * yy / h, 140 + 0 * xx, 60 + 60 * xx / w], -1)
+    d = np.sqrt(((xx - w / 2) / 160) ** 2 + ((yy - h / 2) / 170) ** 2)
+    alpha = np.clip((1 - d) * 160 / 24 + 0.5, 0, 1)[..., None]
+    mask = (alpha[..., 0] * 255).round().astype(np.uint8)
+    composite = (alpha * subject + (1 - alpha) * background).round().astype(np.uint8)
+    truth = (alpha * (subject + [-35, 25, 45]) + (1 - alpha) * background).round()
+    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
+    frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
+    options = {"threshold": 0.0, "working_size": 64, "temporal": 0 if clip else None}
+    need = truth - composite
+    edge = (mask > 25) & (mask < 230)
+
+    def share(out):
+        change = out.astype(float) - composite
+        return (change[edge] * need[edge]).sum() / (need[edge] ** 2).sum()
+
+    plain = harmonizer(frames, masks, **options)
+    pasted = harmonizer(frames, masks, **options, mask_is_alpha=True)
+    assert np.array_equal(harmonizer(frames, masks, **options, mask_is_alpha=False), plain)
+    feather, matte = (share(out[0] if clip else out) for out in (plain, pasted))
+    assert feather < 0.85 and matte == pytest.approx(1.0, abs=0.03)
+    if not clip:  # the tensor API reads it too
+        images = torch.from_numpy(composite).permute(2, 0, 1)[None].float() / 255
+        out = harmonizer.harmonize_tensor(images, torch.from_numpy(mask)[None, None] / 255, working_size=64,
+                                          mask_is_alpha=True)
+        assert share(out[0].permute(1, 2, 0).numpy() * 255) == pytest.approx(1.0, abs=0.03)

@@ -146,127 +146,6 @@ def test_soft_mask_blends_and_strength_scales(harmonizer):
     torch.testing.assert_close(half - img, (full - img) / 2, atol=1e-6, rtol=0)
 
 
-def test_aspect_ratio_is_kept_at_working_resolution():
-    assert working_shape(512, 512, 512) == (512, 512)
-    h, w = working_shape(2160, 3840, 512)
-    assert h % 8 == 0 and w % 8 == 0 and abs(w / h - 3840 / 2160) < 0.03
-    assert abs(h * w - 512 * 512) / (512 * 512) < 0.05
-
-
-def test_official_mode_and_ours_coincide_on_a_square_at_working_size(harmonizer):
-    size = harmonizer.config.image_size
-    img = torch.rand(1, 3, size, size)
-    m = torch.from_numpy(subject_mask(size, size))[None, None]
-    ours = harmonizer.harmonize_tensor(img, m)
-    official = harmonizer.harmonize_tensor(img, m, mode="official")
-    torch.testing.assert_close(ours, official, rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("height, width", [(50, 90), (40, 48)])  # partly above, wholly below the working size
-def test_official_mode_resamples_everything_as_the_official_pipeline(harmonizer, tiny_model, height, width):
-    """PIL's antialiased bilinear down to the square; back up with the official tester's torchvision 0.15 tensor
-    resize, bicubic without antialiasing (it was antialiased where the picture is smaller than the square)."""
-    import torch.nn.functional as F
-
-    img = torch.rand(1, 3, height, width)
-    m = torch.from_numpy(subject_mask(height, width))[None, None]
-    out = harmonizer.harmonize_tensor(img, m, mode="official")
-    s = harmonizer.config.image_size
-    shrink = height > s or width > s
-    sq = F.interpolate(img, size=(s, s), mode="bilinear", align_corners=False, antialias=shrink)
-    msq = (F.interpolate(m, size=(s, s), mode="nearest-exact") >= 0.5).float()
-    with torch.no_grad():
-        pred = tiny_model(sq, msq)
-    back = F.interpolate(pred * msq + sq * (1 - msq), size=(height, width), mode="bicubic", align_corners=False)
-    torch.testing.assert_close(out, back.clamp(0, 1), rtol=0, atol=1e-5)
-    assert not torch.equal(out[m.expand_as(out) == 0], img[m.expand_as(img) == 0])  # background resampled
-
-
-def authors_official(model, rgb: np.ndarray, mask: np.ndarray, size: int | None = None) -> np.ndarray:
-    """The official tester's steps on an 8-bit picture: PIL's bilinear resize to the square, the mask read as
-    1 bit and resized nearest, the network, the blend, torch's bicubic resize back, x255."""
-    import torch.nn.functional as F
-
-    s = size or model.config.image_size
-    square = torch.from_numpy(np.array(Image.fromarray(rgb).resize((s, s), Image.BILINEAR))).permute(2, 0, 1)
-    bits = Image.fromarray((mask * 255).astype(np.uint8)).convert("1").resize((s, s), Image.NEAREST)
-    m = torch.from_numpy(np.asarray(bits, dtype=np.float32))[None, None]
-    x = square[None].float() / 255
-    with torch.no_grad():
-        pred = model(x, m)
-    back = F.interpolate(pred * m + x * (1 - m), size=rgb.shape[:2], mode="bicubic", align_corners=False)
-    return (back[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-
-
-@pytest.mark.parametrize("size", [240, 336])
-def test_official_mode_samples_the_mask_as_pil_s_nearest_at_any_working_size(harmonizer, tiny_model, size):
-    """torch's nearest-exact takes a source row that PIL's nearest rounds down where the position lands on a whole
-    number (row 7 of 384 → 240: 12.0, PIL 11): at such a size whole rows of the subject's edge moved by one."""
-    from phnet.official_pipeline import official_mask_square
-
-    y, x = np.mgrid[:384, :384]
-    mask = (((y - 200) / 150) ** 2 + ((x - 190) / 110) ** 2 <= 1).astype(np.float32)  # an edge on every row
-    bits = Image.fromarray((mask * 255).astype(np.uint8)).convert("1").resize((size, size), Image.NEAREST)
-    square = official_mask_square(torch.from_numpy(mask >= 0.5)[None, None].to(torch.uint8), size)
-    assert torch.equal(square[0, 0], torch.from_numpy(np.asarray(bits, dtype=np.float32)))
-    rgb = photo(384, 384)
-    out = harmonizer(rgb, mask, mode="official", working_size=size)
-    assert np.abs(out.astype(int) - authors_official(tiny_model, rgb, mask, size)).max() <= 1
-
-
-@pytest.mark.parametrize("height, width", [(3 * 64, 5 * 64), (41, 300), (700, 90)])
-@pytest.mark.parametrize("channels", [3, 4])
-def test_official_mode_on_8bit_pictures_is_the_official_testers_steps(harmonizer, tiny_model, channels, height,
-                                                                       width):
-    """8-bit pictures go through the official pipeline as the official tester reads them: PIL's resize to the
-    square (torch's own 8-bit kernel differs by a level in a fifth of the values, which real weights turned into
-    3/255), and only the bicubic result float at full size."""
-    rgb = photo(height, width)
-    image = np.dstack([rgb, np.full((height, width), 77, np.uint8)]) if channels == 4 else rgb
-    mask = subject_mask(height, width)
-    out = harmonizer(image, mask, mode="official")
-    assert out.dtype == np.uint8 and out.shape == image.shape
-    assert np.abs(out[..., :3].astype(int) - authors_official(tiny_model, rgb, mask)).max() <= 1
-    if channels == 4:
-        assert (out[..., 3] == 77).all()
-    half = harmonizer(image, mask, mode="official", strength=0.5)
-    midway = (image[..., :3].astype(np.float32) + out[..., :3]) / 2
-    assert np.abs(half[..., :3] - midway).max() <= 1
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint16])
-def test_official_mode_on_other_pictures_is_the_float_pipeline(harmonizer, dtype):
-    """Pictures that are not 8-bit are resized as floats, as harmonize_tensor does: they were rounded to 8 bits
-    first above four times the square's area, 2.4/255 away from it."""
-    from phnet.compat import UINT16
-
-    if dtype == np.uint16 and UINT16 is None:
-        pytest.skip("16-bit pictures need torch 2.4 (refused by name before it: test_compat)")
-    height, width = 3 * 64, 5 * 64
-    unit = photo(height, width).astype(np.float64) / 255
-    image = (unit * 65535).round().astype(np.uint16) if dtype == np.uint16 else unit.astype(dtype)
-    exact = image.astype(np.float64) / (65535 if dtype == np.uint16 else 1)
-    mask = subject_mask(height, width)
-    out = harmonizer(image, mask, mode="official").astype(np.float64) / (65535 if dtype == np.uint16 else 1)
-    as_float = torch.from_numpy(exact).permute(2, 0, 1)[None].float()
-    expected = harmonizer.harmonize_tensor(as_float, torch.from_numpy(mask)[None, None], mode="official")
-    assert np.abs(out - expected[0].permute(1, 2, 0).numpy()).max() * 255 <= 1
-
-
-def test_official_mode_dithers_a_soft_mask_as_the_official_tester_reads_it(harmonizer):
-    """The official tester opens the mask with PIL and calls convert("1"): Floyd-Steinberg dithering, not a
-    threshold at 0.5 (where alpha is 0.39, 37 % of the pixels are subject there, none here before)."""
-    img = torch.rand(1, 3, 48, 60)
-    levels = np.zeros((48, 60), np.uint8)
-    levels[8:40, 10:50] = 100
-    levels[16:32, 20:40] = 200
-    soft = torch.from_numpy(levels / 255.0).float()[None, None]
-    dithered = torch.from_numpy(np.asarray(Image.fromarray(levels).convert("1"), dtype=np.float32))[None, None]
-    assert 0 < dithered[soft == 100 / 255].mean() < 1  # really dithered, not thresholded
-    out = harmonizer.harmonize_tensor(img, soft, mode="official")
-    assert torch.equal(out, harmonizer.harmonize_tensor(img, dithered, mode="official"))
-
-
 def test_large_image_runs_at_working_resolution(harmonizer, monkeypatch):
     seen = []
     estimate = harmonizer._net.estimate
@@ -410,28 +289,6 @@ def test_bad_options(harmonizer):
         Harmonizer(harmonizer.model, dtype="int8")
 
 
-def test_numbers_of_any_kind_are_options(harmonizer):
-    """numpy and one-element torch numbers (a slider's value, np.linspace) work where Python numbers do."""
-    img, m = photo(32, 40), subject_mask(32, 40)
-    want = harmonizer.harmonize(img, m, strength=0.5, threshold=10)
-    for number in (np.float64, np.float32, torch.tensor):
-        got = harmonizer.harmonize(img, m, strength=number(0.5), threshold=number(10))
-        assert np.array_equal(got.image, want.image) and got.corrections == want.corrections
-    assert np.array_equal(harmonizer(img, m, threshold=np.int64(10), strength=0.5), want.image)
-    torch_img = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-    torch_mask = torch.from_numpy(m)[None, None]
-    assert torch.equal(harmonizer.harmonize_tensor(torch_img, torch_mask, strength=np.float32(0.5)),
-                       harmonizer.harmonize_tensor(torch_img, torch_mask, strength=0.5))
-    for bad in (True, "0.5", np.bool_(True), torch.tensor([0.5, 0.5])):
-        with pytest.raises(ValueError, match="strength must be a number"):
-            harmonizer(img, m, strength=bad)
-    for bad in (np.float32(-1), 300):  # (300: past any RMS change, refused in a config too)
-        with pytest.raises(ValueError, match="threshold must be a number from 0 to 255"):
-            harmonizer(img, m, threshold=bad)
-    with pytest.raises(ValueError, match="multiple of 8 from 16"):
-        harmonizer(img, m, working_size=0)  # None is the weights' own size; 0 is no size
-
-
 @pytest.mark.parametrize(
     "mask_shape, words",
     [((2, 32, 40), r"a channel axis \(masks\[:, None\]"), ((1, 1, 32, 40), r"one mask per image \(2"),
@@ -467,13 +324,6 @@ def test_harmonize_reports_each_correction_and_the_threshold_override(tiny_model
     assert len(frames) == 2 and all(c.unchanged for c in frames)
     with pytest.raises(ValueError, match="threshold must be a number from 0 to 255"):
         h.harmonize(image, mask, threshold=-1)
-
-
-def test_official_mode_applies_strength(tiny_model):
-    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
-    image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
-    mask = subject_mask(40, 48)
-    assert np.array_equal(h(image, mask, mode="official", strength=0.0), image)
 
 
 def test_pictures_sharing_a_network_call_come_out_as_one_at_a_time(tiny_model):
@@ -599,151 +449,6 @@ def test_a_picture_gives_the_same_result_in_every_form_it_comes_in(tiny_model):
         assert got.corrections[0].kept == pytest.approx(want.corrections[0].kept, rel=1e-5)
 
 
-def _oracle(tiny_model, monkeypatch, method, truth):
-    """A Harmonizer whose network plays an oracle: it gives back ``truth`` (H×W×3, 0..255) at working size 64."""
-    from phnet.fullres import downscale
-
-    harmonizer = Harmonizer(tiny_model, device="cpu", dtype="fp32", method=method)
-    low = downscale(torch.from_numpy(truth.round().astype(np.uint8)), 255.0, working_shape(*truth.shape[:2], 64))
-    monkeypatch.setattr(harmonizer._net, "estimate", lambda x, m, *a, **k: (low.expand_as(x).clone(),
-                                                                            torch.full((len(x),), 30.0),
-                                                                            torch.ones(len(x))))
-    return harmonizer
-
-
-def _gradient(h, w):
-    """A smooth background for the oracle tests."""
-    yy, xx = np.mgrid[:h, :w]
-    return np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 200 - 80 * xx / w], -1)
-
-
-@pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False),
-                                          ("guided", True)])
-def test_a_thin_subject_and_a_subjects_rim_get_the_whole_change(tiny_model, monkeypatch, method, clip):
-    """The network played by an oracle (the ground truth at the working size). A working pixel the subject covers
-    in part mixes it with the background, and its change is that part of the subject's: carried up as it was, a
-    bar narrower than a working pixel got a quarter of its change and a disc's rim 85 %. A mask weaker
-    everywhere (0.4) keeps its weight: 0.4 of the change, up to the edge."""
-    h, w = 600, 900  # working size 64: 56×80, a working pixel ~11 px wide
-    yy, xx = np.mgrid[:h, :w]
-    truth = _gradient(h, w)
-    bar = np.zeros((h, w), bool)
-    bar[150:450, 400:404] = True
-    disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
-    inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
-    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
-    for subject, where in ((bar, bar), (disc, disc & ~inside)):  # the bar, the disc's outer 2 px
-        composite = np.clip(truth + np.where(subject[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
-        need = truth.round() - composite
-        for level in (1.0, 0.4):
-            mask = (subject * level * 255).round().astype(np.uint8)
-            frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
-            out = harmonizer.harmonize(frames, masks, threshold=0.0, working_size=64, temporal=0 if clip else None)
-            change = (out.image[0] if clip else out.image).astype(float) - composite
-            assert np.median(change[where] / need[where]) == pytest.approx(level, rel=0.1)
-
-
-@pytest.mark.parametrize("method", ["correction", "guided"])
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
-def test_a_weak_subject_on_a_mattes_faint_floor_gets_its_rims_change(tiny_model, monkeypatch, method, dtype):
-    """The network played by an oracle. A matte often holds 1/255 everywhere; beside a subject of 48/255, 1/64 of the
-    strongest value is under one 8-bit level, so the floor counted as subject in every working pixel and the rim got
-    0.8 of what it gets without the floor. The floor is a trace: the rim gets the same with it as without."""
-    h, w = 600, 900
-    yy, xx = np.mgrid[:h, :w]
-    truth = _gradient(h, w)
-    disc = (yy - 300) ** 2 / 200**2 + (xx - 450) ** 2 / 300**2 <= 1
-    inside = torch.nn.functional.max_pool2d(torch.from_numpy(~disc).float()[None], 5, 1, 2)[0].numpy() == 0
-    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
-    composite = np.clip(truth + np.where(disc[..., None], [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
-    need = truth.round() - composite
-    rim = disc & ~inside
-    shares = []
-    for floor in (0, 1):
-        mask = np.where(disc, 48, floor).astype(dtype)
-        mask = mask / np.float32(255) if dtype == np.float32 else mask
-        out = harmonizer(composite, mask, threshold=0.0, working_size=64)
-        shares.append(np.median((out.astype(float) - composite)[rim] / need[rim]))
-    assert shares[1] == pytest.approx(shares[0], rel=0.03)
-
-
-@pytest.mark.parametrize("method", ["correction", "guided"])
-def test_a_feathered_mask_and_a_faint_mask_with_one_full_speck_blend_as_they_say(tiny_model, monkeypatch, method):
-    """The subject's coverage of a working pixel was read off the mask's soft values: a feather's inner half got the
-    whole change (mask 0.7: 1.0), and one full pixel in a mask of 0.4 gave the whole subject the whole change
-    (2.5 times what the report said). Each pixel of the subject gets what its mask says."""
-    from phnet.mask_tools import refine_mask
-
-    h, w = 480, 640
-    yy, xx = np.mgrid[:h, :w]
-    truth = _gradient(h, w)
-    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
-    rect = np.zeros((h, w), np.float32)
-    rect[120:360, 160:480] = 1
-    composite = np.clip(truth + np.where(rect[..., None] > 0, [40, -30, -50], 0), 0, 255).round().astype(np.uint8)
-    need = truth.round() - composite
-
-    def share_of(out):  # what each subject pixel got of the change it needs (outside the subject it needs none)
-        share = np.full((h, w), np.nan)
-        share[rect > 0] = (out.astype(float) - composite)[..., 0][rect > 0] / need[..., 0][rect > 0]
-        return share
-
-    feathered = refine_mask(rect, feather=30)
-    speck = rect * 0.4
-    speck[240, 320] = 1.0
-    trace = rect * 0.01  # all of it under 1/64 of the speck: traces, whose change was multiplied by 4
-    trace[240, 320] = 1.0
-    out = harmonizer(composite, trace, threshold=0.0, working_size=64)
-    away = (rect > 0) & (np.abs(yy - 240) + np.abs(xx - 320) > 40)
-    assert np.median(share_of(out)[away]) < 0.02
-    for mask in (feathered, speck):
-        out = harmonizer(composite, mask, threshold=0.0, working_size=64)
-        share = share_of(out)
-        for level in (0.5, 0.7, 0.9):  # where the feather holds about that
-            where = (np.abs(mask - level) < 0.03) & (rect > 0)
-            if where.any():
-                assert np.median(share[where]) == pytest.approx(level, abs=0.08), level
-        if mask is speck:
-            assert np.median(share[away]) == pytest.approx(0.4, abs=0.05)
-
-
-@pytest.mark.parametrize("method, clip", [("correction", False), ("correction", True), ("guided", False)])
-def test_a_subject_pasted_with_its_mask_as_alpha_gets_its_whole_change_in_its_soft_edge(tiny_model, monkeypatch,
-                                                                                        method, clip):
-    """The network played by an oracle (the ground truth at the working size). Pasted with the mask as its alpha,
-    a soft edge's colours are part background, and so is the network's change there: read as a feather, the edge
-    got about 0.8 of its change. With mask_is_alpha it gets all of it; False is the default reading, pixel for pixel."""
-    h, w = 480, 640  # working size 64: a working pixel 10 px wide, the soft edge 24 px
-    yy, xx = np.mgrid[:h, :w]
-    background = _gradient(h, w)
-    subject = np.stack([200 - 60 * yy / h, 140 + 0 * xx, 60 + 60 * xx / w], -1)
-    d = np.sqrt(((xx - w / 2) / 160) ** 2 + ((yy - h / 2) / 170) ** 2)
-    alpha = np.clip((1 - d) * 160 / 24 + 0.5, 0, 1)[..., None]
-    mask = (alpha[..., 0] * 255).round().astype(np.uint8)
-    composite = (alpha * subject + (1 - alpha) * background).round().astype(np.uint8)
-    truth = (alpha * (subject + [-35, 25, 45]) + (1 - alpha) * background).round()
-    harmonizer = _oracle(tiny_model, monkeypatch, method, truth)
-    frames, masks = (np.stack([composite] * 2), np.stack([mask] * 2)) if clip else (composite, mask)
-    options = {"threshold": 0.0, "working_size": 64, "temporal": 0 if clip else None}
-    need = truth - composite
-    edge = (mask > 25) & (mask < 230)
-
-    def share(out):
-        change = out.astype(float) - composite
-        return (change[edge] * need[edge]).sum() / (need[edge] ** 2).sum()
-
-    plain = harmonizer(frames, masks, **options)
-    pasted = harmonizer(frames, masks, **options, mask_is_alpha=True)
-    assert np.array_equal(harmonizer(frames, masks, **options, mask_is_alpha=False), plain)
-    feather, matte = (share(out[0] if clip else out) for out in (plain, pasted))
-    assert feather < 0.85 and matte == pytest.approx(1.0, abs=0.03)
-    if not clip:  # the tensor API reads it too
-        images = torch.from_numpy(composite).permute(2, 0, 1)[None].float() / 255
-        out = harmonizer.harmonize_tensor(images, torch.from_numpy(mask)[None, None] / 255, working_size=64,
-                                          mask_is_alpha=True)
-        assert share(out[0].permute(1, 2, 0).numpy() * 255) == pytest.approx(1.0, abs=0.03)
-
-
 @pytest.mark.parametrize("kind", ["torch", "numpy"])
 @pytest.mark.parametrize("options", [{}, {"temporal": True}, {"reference_mask": "left"}])
 def test_the_callers_pictures_and_masks_are_never_written(harmonizer, kind, options):
@@ -763,28 +468,6 @@ def test_the_callers_pictures_and_masks_are_never_written(harmonizer, kind, opti
         assert np.array_equal(np.asarray(before), np.asarray(now))
     again = harmonizer(images, masks, strength=0.6, threshold=0, **options)
     assert np.array_equal(np.asarray(first), np.asarray(again))
-
-
-@pytest.mark.parametrize("device, words", [("tpu", "not a device name torch knows; use cpu, cuda (or cuda:N) or mps"),
-                                           ("meta", "the meta device holds no data, so nothing could be computed or "
-                                                    "given back; use cpu or cuda"),
-                                           ("vulkan", "torch cannot place tensors on it here (NotImplementedError); "
-                                                      "use cpu, cuda (or cuda:N) or mps"),
-                                           ("cuda", "no CUDA GPU is visible to torch here; use cpu"),
-                                           ("cuda:2", "torch sees 1 CUDA GPU(s), numbered from 0; use cuda:0"),
-                                           ("mps", "MPS (Apple GPU) is not available to torch here; use cpu")])
-def test_a_device_this_machine_lacks_is_refused_naming_the_fix(tiny_model, monkeypatch, device, words):
-    """The library, the CLI's --device and the trainer's train.device read devices with one rule."""
-    from phnet.devices import device_problem
-
-    gpus = 1 if device == "cuda:2" else 0
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert device_problem(device) == words
-    with pytest.raises(ValueError, match=f"device '{device}': " + re.escape(words)):
-        Harmonizer(tiny_model, device=device)
-    assert device_problem("cpu") is None
 
 
 def test_a_check_stops_a_network_call_between_its_stages(harmonizer):
@@ -1038,73 +721,6 @@ def test_a_model_made_under_inference_mode_runs(tiny_config):
         h(image, np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18))))
 
 
-def test_a_0_1_uint8_or_bool_mask_is_the_0_255_mask_without_a_float_copy(tiny_model):
-    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
-    image = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
-    binary = np.zeros((2, 40, 56), np.uint8)
-    binary[:, 10:30, 18:38] = 1
-    expected = h(image, binary * 255, threshold=0)
-    assert np.array_equal(h(image, binary, threshold=0), expected)
-    assert np.array_equal(h(image, binary.astype(bool), threshold=0), expected)
-    from phnet.imageio.fast import mask_pixels
-
-    assert mask_pixels(binary, 2, 40, 56)[1] == 1.0  # the fast path: the caller's bytes, not a float copy
-
-
-@pytest.mark.parametrize("bad", [float("nan"), 5.0])
-def test_a_float_rgba_pictures_alpha_is_checked_like_its_colours(harmonizer, bad):
-    """The fast path checked R, G and B only: a NaN or 5.0 alpha came back in the result as it went in."""
-    image = torch.rand(32, 40, 4)
-    image[..., 3] = bad
-    with pytest.raises(ValueError, match="NaN or infinite|outside 0..1|0..1"):
-        harmonizer(image, torch.from_numpy(subject_mask(32, 40)))
-
-
-def test_a_mask_on_the_wrong_scale_is_refused_instead_of_changing_nothing(harmonizer):
-    """A uint16 mask holding 0/255 is 0.4 % of full: the result was the composite as it was, 'changed by 0.0'."""
-    mask = (subject_mask(32, 40) * 255).astype(np.uint16)
-    with pytest.raises(ValueError, match=r"strongest value is 0.39% of full.*scaled to 0..65535"):
-        harmonizer.harmonize(photo(32, 40), mask, threshold=0)
-    with pytest.raises(ValueError, match=r"strongest value is 0.39% of full"):
-        harmonizer.harmonize(photo(32, 40), subject_mask(32, 40) / 255)
-
-
-@pytest.mark.parametrize("size, ok", [(32.0, True), (np.int64(32), True), (torch.tensor(32), True), ("32", False),
-                                      (32.5, False), (True, False), (torch.tensor(True), False)])
-def test_working_size_must_be_a_whole_number(harmonizer, size, ok):
-    """'256' ended in a comparison TypeError and 256.0 in PIL's, in mode="official"."""
-    if ok:
-        out, _ = harmonizer.harmonize(photo(32, 40), subject_mask(32, 40), mode="official", working_size=size)
-        assert out.shape == (32, 40, 3)
-    else:
-        with pytest.raises(ValueError, match="working_size must be a multiple of 8"):
-            harmonizer.harmonize(photo(32, 40), subject_mask(32, 40), working_size=size)
-
-
-def _held_back(tiny_model, **options):
-    import dataclasses
-
-    from phnet import PHNet
-
-    residual = PHNet(dataclasses.replace(tiny_model.config, output="residual", correction_threshold=255.0))
-    residual.load_state_dict(tiny_model.state_dict())
-    return Harmonizer(residual, device="cpu", dtype="fp32", **options)
-
-
-@pytest.mark.parametrize("as_tensor", [False, True])
-def test_official_mode_leaves_a_picture_it_does_not_change_as_it_was(tiny_model, as_tensor):
-    """A correction below the threshold was reported "unchanged" while the whole picture was still squashed to
-    the square and back (RMS 4 over the background of a 384×300 crop)."""
-    h = _held_back(tiny_model)
-    image, mask = photo(40, 56), subject_mask(40, 56)
-    if as_tensor:
-        image = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-        mask = torch.from_numpy(mask)[None, None]
-    out, (correction,) = h.harmonize(image, mask, mode="official")
-    assert correction.unchanged and correction.resampled is None
-    assert (torch.equal(out, image) if as_tensor else np.array_equal(out, image))
-
-
 @pytest.mark.parametrize("mode, method", [("official", "correction"), ("full", "resize"), ("full", "guided")])
 def test_a_result_that_went_through_the_working_size_reports_the_change_measured_in_it(tiny_model, mode, method):
     """The official square pipeline and method "resize" lose the subject's fine detail (and the official one the
@@ -1176,161 +792,11 @@ def test_the_report_of_a_faint_mask_is_the_change_it_let_through(harmonizer):
     assert applied[1] / applied[0] == pytest.approx(measured[1] / measured[0], rel=0.05)
 
 
-def test_official_mode_reads_a_soft_mask_as_one_bit_and_reports_no_faint_mask(harmonizer):
-    """The official pipeline dithers a soft mask: each pixel gets all of the change or none of it, and the report
-    scaled the change by the soft weight and called the mask faint."""
-    img, m = photo(64, 64), subject_mask(64, 64)
-    (report,) = harmonizer.harmonize(img, m * 0.6, threshold=0, mode="official", working_size=64).corrections
-    assert report.weight == 1.0 and "faint" not in report.describe()
-
-
-@pytest.mark.parametrize("suffix", [".webp", ".png"])
-def test_an_animated_picture_or_mask_given_as_pil_is_refused_as_a_file_is(harmonizer, tmp_path, suffix):
-    """An animated WebP or APNG went through the fast path: its first frame was harmonized without a word."""
-    frames = [Image.fromarray(photo(40, 48, seed)) for seed in range(2)]
-    frames[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:])
-    mask = subject_mask(40, 48)
-    with pytest.raises(ValueError, match=r"animated \(2 frames\)"), Image.open(tmp_path / f"anim{suffix}") as anim:
-        harmonizer(anim, mask)
-    masks = [Image.fromarray((mask * 255).astype(np.uint8)), Image.fromarray((255 - mask * 255).astype(np.uint8))]
-    masks[0].save(tmp_path / f"masks{suffix}", save_all=True, append_images=masks[1:])
-    with pytest.raises(ValueError, match=r"animated \(2 frames\)"), Image.open(tmp_path / f"masks{suffix}") as anim:
-        harmonizer(frames[0], anim)
-
-
-def test_a_batch_of_uint8_masks_reads_each_on_its_own_scale(harmonizer):
-    """A 0/1 mask beside a 0..255 one was read as 1/255: its picture was left as it was, reported changed."""
-    img, m = photo(48, 64), subject_mask(48, 64)
-    masks = np.stack([(m > 0).astype(np.uint8), (m * 255).astype(np.uint8)])
-    out, reports = harmonizer.harmonize(np.stack([img, img]), masks, threshold=0)
-    alone = harmonizer(img, (m * 255).astype(np.uint8), threshold=0)
-    assert np.array_equal(out[0], alone) and np.array_equal(out[1], alone)
-    assert reports[0].size == pytest.approx(reports[1].size)
-
-
-def test_official_mode_runs_the_network_in_fp32_unless_a_precision_is_named(tiny_model):
-    """On a CPU with AMX, "auto" is bf16, and the official reproduction moved a level on 4 % of the subject."""
-    img, m = photo(60, 84), subject_mask(60, 84)
-    exact = Harmonizer(tiny_model, device="cpu", dtype="fp32")(img, m, mode="official", threshold=0)
-    auto = Harmonizer(tiny_model, device="cpu", dtype="auto")
-    auto.dtype = torch.bfloat16  # what "auto" resolves to where bf16 pays
-    assert np.array_equal(auto(img, m, mode="official", threshold=0), exact)
-    named = Harmonizer(tiny_model, device="cpu", dtype="bf16")
-    assert not np.array_equal(named(img, m, mode="official", threshold=0), exact)
-
-
-@pytest.mark.parametrize("convert", ["P", "LA", "CMYK"])
-def test_official_mode_reads_a_pil_picture_of_another_mode_as_the_official_tester_does(harmonizer, convert):
-    """The tester opens a picture and converts it to RGB; such a picture went through floats here and came back
-    a level or two apart from the same picture given as RGB."""
-    rgb = Image.fromarray(photo(48, 64)).convert(convert).convert("RGB")  # the tester's own picture
-    m = subject_mask(48, 64)
-    other = Image.fromarray(photo(48, 64)).convert(convert)
-    got = np.asarray(harmonizer(other, m, mode="official", threshold=0).convert("RGB"))
-    assert np.array_equal(got, np.asarray(harmonizer(rgb, m, mode="official", threshold=0)))
-
-
-@pytest.mark.parametrize("clip", [False, True])
-def test_a_cut_out_with_a_feathered_edge_is_seen_to_have_no_scene(harmonizer, clip):
-    """A feather mixes the subject into pixels well outside its binary mask: read there, the transparent part's
-    black was not one colour, and the subject was matched to black."""
-    h = w = 256
-    yy, xx = np.mgrid[:h, :w]
-    outside = np.maximum(np.maximum(64 - yy, yy - 192), np.maximum(80 - xx, xx - 176)).clip(0)
-    feather = (1 - outside / 24).clip(0, 1).astype(np.float32)  # 1 on the subject, to 0 over 24 px
-    cut = (photo(h, w) * feather[..., None]).round().astype(np.uint8)
-    mask = (feather * 255).round().astype(np.uint8)
-    frames = np.stack([cut, photo(h, w, seed=1)])
-    result = harmonizer.harmonize(frames, np.stack([mask, mask]), threshold=0.0, working_size=64,
-                                  temporal=0 if clip else None)
-    assert [c.flat for c in result.corrections] == [(0, 0, 0), None]
-    assert np.array_equal(result.image[0], cut) and not np.array_equal(result.image[1], frames[1])
-
-
-def test_a_large_feathered_cut_out_filling_most_of_its_canvas_is_seen_to_have_no_scene(harmonizer):
-    from phnet.mask_tools import refine_mask
-
-    yy, xx = np.mgrid[:256, :256]
-    alpha = refine_mask((((yy - 128) ** 2 + (xx - 128) ** 2) <= 90**2).astype(np.float32), feather=8)
-    cut = np.clip(photo(256, 256).astype(np.float32) * alpha[..., None], 0, 255).astype(np.uint8)
-    result = harmonizer.harmonize(cut, alpha, threshold=0.0, working_size=128)
-    assert result.corrections[0].flat == (0, 0, 0) and np.array_equal(result.image, cut)
-
-
 def test_strength_0_reports_what_strength_1_would_apply_through_a_faint_mask(harmonizer):
     img = photo(64, 96)
     mask = subject_mask(64, 96) * 0.3
     at_0, at_1 = (harmonizer.harmonize(img, mask, strength=s, threshold=0.0).corrections[0] for s in (0.0, 1.0))
     assert at_0.weight == pytest.approx(at_1.weight) and at_1.weight < 0.5  # it was 1 at strength 0
-
-
-@pytest.mark.parametrize("feathered", [False, True])
-def test_a_cut_out_whose_mask_the_host_feathered_or_shrank_is_seen_to_have_no_scene(harmonizer, feathered):
-    """A mask feathered or shrunk past the cut-out's own edge mixes no more like the edge itself: the cut-out was
-    then harmonized toward its white canvas."""
-    from phnet.mask_tools import refine_mask
-
-    yy, xx = np.mgrid[:256, :256]
-    disc = ((((yy - 128) ** 2 + (xx - 128) ** 2) <= 60**2) | ((abs(xx - 40) <= 1) & (yy > 40) & (yy < 220))
-            | ((xx > 40) & (xx < 128) & (abs(yy - 128) <= 1))).astype(np.float32)  # with thin limbs
-    if feathered:  # a feathered cut-out, its mask shrunk by 3 px
-        alpha = refine_mask(disc, feather=8)
-        cut = (photo(256, 256) * alpha[..., None] + 255 * (1 - alpha[..., None])).round().astype(np.uint8)
-        mask = refine_mask(alpha, grow=-3)
-    else:  # a hard cut-out, its mask feathered
-        cut = np.where(disc[..., None] > 0, photo(256, 256), 255).astype(np.uint8)
-        mask = refine_mask(disc, feather=6)
-    result = harmonizer.harmonize(cut, mask, threshold=0.0, working_size=128)
-    assert result.corrections[0].flat == (255, 255, 255) and np.array_equal(result.image, cut)
-
-
-@pytest.mark.parametrize("grow, feather", [(-6, 3), (-8, 4), (0, 4), (-20, 10)])
-def test_a_hard_cut_out_whose_mask_was_shrunk_and_feathered_is_seen_to_have_no_scene(harmonizer, grow, feather):
-    """As a SAM node's grow < 0 and feather leave it: the tail lies half on the subject, half on the canvas."""
-    from phnet.mask_tools import refine_mask
-
-    yy, xx = np.mgrid[:1024, :1024]
-    disc = (((yy - 512) ** 2 + (xx - 420) ** 2) <= 300**2).astype(np.float32)
-    cut = np.where(disc[..., None] > 0, photo(1024, 1024), 255).astype(np.uint8)
-    result = harmonizer.harmonize(cut, refine_mask(disc, grow=grow, feather=feather), threshold=0.0,
-                                  working_size=512)
-    assert result.corrections[0].flat == (255, 255, 255)
-
-
-@pytest.mark.parametrize("feather", [40, 60, 70])
-def test_a_wide_feather_over_a_pillarboxed_scene_is_no_cut_out(harmonizer, feather):
-    """A 9:16 clip in a 16:9 frame: the black bars are most of what a wide feather's tail leaves untouched, and
-    were read alone as 'one flat colour' (0, 0, 0): the subject was left as it was."""
-    from phnet.mask_tools import refine_mask
-
-    h, w = 540, 960
-    left, right = (w - 304) // 2, (w + 304) // 2
-    yy, xx = np.mgrid[0:h, 0:w]
-    rng = np.random.default_rng(0)
-    scene = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 140 + 50 * np.sin(xx / 9)], -1)
-    scene = np.clip(scene + rng.normal(0, 8, (h, w, 3)), 0, 255)
-    scene[:, :left] = scene[:, right:] = 0
-    mask = np.zeros((h, w), np.float32)
-    mask[40:, left + 70 : right - 70] = 1
-    mask = refine_mask(mask, feather=feather)
-    scene[mask >= 0.5] = scene[mask >= 0.5] * 0.4 + np.array([200, 40, 40]) * 0.6
-    result = harmonizer.harmonize(scene.astype(np.uint8), mask, threshold=0.0)
-    assert result.corrections[0].flat is None
-
-
-def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
-    """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
-    and the subject was left as it was."""
-    from phnet.mask_tools import gaussian_blur
-
-    h, w = 180, 320
-    scene = photo(h, w)
-    scene[: int(h * 0.3)] = 255  # a blown-out sky
-    yy, xx = np.mgrid[:h, :w]
-    subject = ((((xx - w / 2) / 200) ** 2 + ((yy - h) / 100) ** 2) < 1).astype(np.float32)  # wall to wall
-    feathered = np.maximum(gaussian_blur(subject, 15), subject)  # reaches 45 px: the top of the sky is untouched
-    result = harmonizer.harmonize(scene, feathered, threshold=0.0, working_size=128)
-    assert result.corrections[0].flat is None and not np.array_equal(result.image, scene)
 
 
 def test_the_report_says_what_the_pixels_show_when_a_correction_pushes_past_255(tiny_config):
@@ -1441,19 +907,6 @@ def test_a_converted_input_reports_the_change_in_the_pixels_it_gets_back(tiny_mo
         assert converted.describe() == plain_report.describe(), options
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L"])
-def test_a_pil_picture_with_a_transparent_key_colour_comes_back_with_its_alpha(harmonizer, tmp_path, mode):
-    """The fast path took an RGB or grey PNG with a tRNS key as it stood, and gave it back without transparency."""
-    rgb = np.random.default_rng(1).integers(5, 256, (40, 48, 3), dtype=np.uint8)
-    rgb[:4] = (1, 2, 3)
-    picture = Image.fromarray(rgb).convert(mode)
-    key = (1, 2, 3) if mode == "RGB" else picture.getpixel((0, 0))
-    picture.save(tmp_path / "keyed.png", transparency=key)
-    with Image.open(tmp_path / "keyed.png") as keyed:
-        out = harmonizer(keyed, subject_mask(40, 48))
-    assert out.mode == "RGBA" and np.asarray(out)[:4, :, 3].max() == 0 and np.asarray(out)[20, 24, 3] == 255
-
-
 def test_a_faint_mask_in_a_batch_guided_by_a_reference_is_a_faint_subject_as_without_one(tiny_model):
     """The reference sent the batch down the clip path, whose trace rule left a 0.01 mask unchanged, 'left out of
     the smoothing' that was never asked for."""
@@ -1481,16 +934,6 @@ def test_harmonize_tensor_says_what_it_left_unchanged(tiny_model, caplog):
     assert any(r.levelno == logging.WARNING and "unchanged" in r.getMessage() for r in caplog.records)
 
 
-def test_the_official_mode_reads_a_premultiplied_grey_picture(tiny_model):
-    from PIL import Image
-
-    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
-    grey = np.random.default_rng(0).integers(0, 256, (40, 56), dtype=np.uint8)
-    la = Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), "LA")
-    mask = np.pad(np.ones((20, 20), np.float32), ((10, 10), (18, 18)))
-    assert h(la.convert("La"), mask, mode="official").size == h(la, mask, mode="official").size
-
-
 @pytest.mark.parametrize("which", ["images", "masks"])
 def test_harmonize_tensor_refuses_a_16_bit_tensor_with_the_fix(tiny_model, which):
     """A uint16 image or mask ended in torch's NotImplementedError ("aminmax_cpu" not implemented for 'UInt16')."""
@@ -1508,82 +951,6 @@ def test_harmonize_tensor_refuses_a_16_bit_tensor_with_the_fix(tiny_model, which
     with pytest.raises(ValueError, match="got torch.int32: convert them to float in 0..1"):
         h.harmonize_tensor(images.to(torch.int32), masks)
     assert h.harmonize_tensor(images, masks.to(torch.int64)).shape == images.shape  # 0/1 integer masks, as before
-
-
-def _half_hidden(h=40, w=56, dtype=np.uint8):
-    """An RGBA composite whose right quarter is transparent, black under it (a background with a hole), and its
-    subject's mask."""
-    peak = np.iinfo(dtype).max
-    rgb = photo(h, w, seed=4).astype(np.float64) / 255
-    alpha = np.ones((h, w))
-    alpha[:, 3 * w // 4 :] = 0
-    rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], -1)
-    return np.round(rgba * peak).astype(dtype), subject_mask(h, w)
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_the_transparent_part_of_an_rgba_composite_is_not_matched(harmonizer, caplog, dtype):
-    """What lies under an RGBA composite's alpha 0 (black, mostly) is seen by nobody: the subject is matched to the
-    visible background, as with that as the reference mask, and the report says so (the CLI, the API and the
-    WebUI matched it to the black too; only the ComfyUI node left it out)."""
-    import logging
-
-    rgba, mask = _half_hidden(dtype=dtype)
-    shown = rgba[..., 3] > 0
-    with caplog.at_level(logging.INFO, logger="phnet"):
-        out, (c,) = harmonizer.harmonize(rgba, mask, threshold=0)
-    seen = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0, reference_mask=shown)
-    everything = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0)
-    assert np.array_equal(out[..., :3], seen) and not np.array_equal(seen, everything)
-    assert np.array_equal(out[..., 3], rgba[..., 3]) and out.dtype == dtype
-    assert c.describe().endswith("; the transparent part was left out of the scene to match")
-    assert caplog.records[-1].levelname == "INFO"  # nothing was ignored: no warning
-    # within a reference mask; in a batch, only the pictures with a hidden part outside the subject
-    region = np.zeros(mask.shape, bool)
-    region[:, :10] = region[:, 46:] = True
-    both = harmonizer(rgba, mask, threshold=0, reference_mask=region)
-    own = harmonizer(np.ascontiguousarray(rgba[..., :3]), mask, threshold=0, reference_mask=region & shown)
-    assert np.array_equal(both[..., :3], own)
-    opaque = rgba.copy()
-    opaque[..., 3] = np.iinfo(dtype).max
-    batch, corrections = harmonizer.harmonize(np.stack([rgba, opaque]), mask, threshold=0)
-    assert np.array_equal(batch[0], out) and np.array_equal(batch[1], harmonizer(opaque, mask, threshold=0))
-    assert summary(corrections).endswith("; 1 of 2: the transparent part was left out of the scene to match")
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
-def test_the_transparent_part_is_not_matched_beside_a_weak_subject_on_a_mattes_floor(harmonizer, dtype):
-    """Beside a subject of 48/255, 1/64 of its strongest value is under one 8-bit level: a matte's floor of 1/255
-    counted as subject everywhere, no background was left to narrow, and the subject was matched to the black
-    under the composite's transparent part."""
-    rgba, mask = _half_hidden()
-    out = []
-    for floor in (0, 1):
-        weak = np.where(mask > 0, 48, floor).astype(np.uint8)
-        weak = weak if dtype == np.uint8 else weak / np.float32(255)
-        result, (c,) = harmonizer.harmonize(rgba, weak, threshold=0)
-        assert c.describe().endswith("; the transparent part was left out of the scene to match"), floor
-        out.append(result)
-    assert np.array_equal(out[1], out[0])
-
-
-def test_a_converted_rgba_composite_leaves_its_transparent_part_out_as_a_native_one(harmonizer):
-    """A picture converted before the work (PIL LA) takes the same rule."""
-    rgba, mask = _half_hidden()
-    grey = Image.fromarray(rgba).convert("LA")
-    out, (c,) = harmonizer.harmonize(grey, mask, threshold=0)
-    assert np.array_equal(np.asarray(out), np.asarray(harmonizer(grey.convert("RGBA"), mask, threshold=0)))
-    assert "transparent part was left out" in c.describe()
-
-
-def test_a_cut_out_whose_alpha_is_its_subject_is_judged_as_before(harmonizer):
-    """An RGBA cut-out (alpha = the subject) shows no scene: it is not narrowed, and is left as it was for its one
-    flat colour."""
-    rgb = photo(40, 56)
-    mask = subject_mask(40, 56)
-    cut = np.concatenate([rgb * (mask[..., None] > 0), (mask[..., None] * 255)], -1).astype(np.uint8)
-    out, (c,) = harmonizer.harmonize(cut, mask)
-    assert np.array_equal(out, cut) and c.flat == (0, 0, 0) and "left out of the scene" not in c.describe()
 
 
 @pytest.mark.parametrize("output, method, mode, unused", [

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from phnet.regions import flat_colours, mixed_from_one_colour, off_canvas, reference_pixels, tail_on_one_colour
+from tests.helpers.pictures import photo
 
 
 def _picture(background, size=24):
@@ -101,3 +103,99 @@ def test_a_reference_region_only_in_the_subject_s_feather_is_kept():
     subject[ring] = 0.3  # a feather, under half: background to the network
     region = reference_at(ring.float(), (16, 16), subject)
     assert torch.equal(region[0, 0].bool(), ring)
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_a_cut_out_with_a_feathered_edge_is_seen_to_have_no_scene(harmonizer, clip):
+    """A feather mixes the subject into pixels well outside its binary mask: read there, the transparent part's
+    black was not one colour, and the subject was matched to black."""
+    h = w = 256
+    yy, xx = np.mgrid[:h, :w]
+    outside = np.maximum(np.maximum(64 - yy, yy - 192), np.maximum(80 - xx, xx - 176)).clip(0)
+    feather = (1 - outside / 24).clip(0, 1).astype(np.float32)  # 1 on the subject, to 0 over 24 px
+    cut = (photo(h, w) * feather[..., None]).round().astype(np.uint8)
+    mask = (feather * 255).round().astype(np.uint8)
+    frames = np.stack([cut, photo(h, w, seed=1)])
+    result = harmonizer.harmonize(frames, np.stack([mask, mask]), threshold=0.0, working_size=64,
+                                  temporal=0 if clip else None)
+    assert [c.flat for c in result.corrections] == [(0, 0, 0), None]
+    assert np.array_equal(result.image[0], cut) and not np.array_equal(result.image[1], frames[1])
+
+
+def test_a_large_feathered_cut_out_filling_most_of_its_canvas_is_seen_to_have_no_scene(harmonizer):
+    from phnet.mask_tools import refine_mask
+
+    yy, xx = np.mgrid[:256, :256]
+    alpha = refine_mask((((yy - 128) ** 2 + (xx - 128) ** 2) <= 90**2).astype(np.float32), feather=8)
+    cut = np.clip(photo(256, 256).astype(np.float32) * alpha[..., None], 0, 255).astype(np.uint8)
+    result = harmonizer.harmonize(cut, alpha, threshold=0.0, working_size=128)
+    assert result.corrections[0].flat == (0, 0, 0) and np.array_equal(result.image, cut)
+
+
+@pytest.mark.parametrize("feathered", [False, True])
+def test_a_cut_out_whose_mask_the_host_feathered_or_shrank_is_seen_to_have_no_scene(harmonizer, feathered):
+    """A mask feathered or shrunk past the cut-out's own edge mixes no more like the edge itself: the cut-out was
+    then harmonized toward its white canvas."""
+    from phnet.mask_tools import refine_mask
+
+    yy, xx = np.mgrid[:256, :256]
+    disc = ((((yy - 128) ** 2 + (xx - 128) ** 2) <= 60**2) | ((abs(xx - 40) <= 1) & (yy > 40) & (yy < 220))
+            | ((xx > 40) & (xx < 128) & (abs(yy - 128) <= 1))).astype(np.float32)  # with thin limbs
+    if feathered:  # a feathered cut-out, its mask shrunk by 3 px
+        alpha = refine_mask(disc, feather=8)
+        cut = (photo(256, 256) * alpha[..., None] + 255 * (1 - alpha[..., None])).round().astype(np.uint8)
+        mask = refine_mask(alpha, grow=-3)
+    else:  # a hard cut-out, its mask feathered
+        cut = np.where(disc[..., None] > 0, photo(256, 256), 255).astype(np.uint8)
+        mask = refine_mask(disc, feather=6)
+    result = harmonizer.harmonize(cut, mask, threshold=0.0, working_size=128)
+    assert result.corrections[0].flat == (255, 255, 255) and np.array_equal(result.image, cut)
+
+
+@pytest.mark.parametrize("grow, feather", [(-6, 3), (-8, 4), (0, 4), (-20, 10)])
+def test_a_hard_cut_out_whose_mask_was_shrunk_and_feathered_is_seen_to_have_no_scene(harmonizer, grow, feather):
+    """As a SAM node's grow < 0 and feather leave it: the tail lies half on the subject, half on the canvas."""
+    from phnet.mask_tools import refine_mask
+
+    yy, xx = np.mgrid[:1024, :1024]
+    disc = (((yy - 512) ** 2 + (xx - 420) ** 2) <= 300**2).astype(np.float32)
+    cut = np.where(disc[..., None] > 0, photo(1024, 1024), 255).astype(np.uint8)
+    result = harmonizer.harmonize(cut, refine_mask(disc, grow=grow, feather=feather), threshold=0.0,
+                                  working_size=512)
+    assert result.corrections[0].flat == (255, 255, 255)
+
+
+@pytest.mark.parametrize("feather", [40, 60, 70])
+def test_a_wide_feather_over_a_pillarboxed_scene_is_no_cut_out(harmonizer, feather):
+    """A 9:16 clip in a 16:9 frame: the black bars are most of what a wide feather's tail leaves untouched, and
+    were read alone as 'one flat colour' (0, 0, 0): the subject was left as it was."""
+    from phnet.mask_tools import refine_mask
+
+    h, w = 540, 960
+    left, right = (w - 304) // 2, (w + 304) // 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    rng = np.random.default_rng(0)
+    scene = np.stack([60 + 120 * xx / w, 80 + 100 * yy / h, 140 + 50 * np.sin(xx / 9)], -1)
+    scene = np.clip(scene + rng.normal(0, 8, (h, w, 3)), 0, 255)
+    scene[:, :left] = scene[:, right:] = 0
+    mask = np.zeros((h, w), np.float32)
+    mask[40:, left + 70 : right - 70] = 1
+    mask = refine_mask(mask, feather=feather)
+    scene[mask >= 0.5] = scene[mask >= 0.5] * 0.4 + np.array([200, 40, 40]) * 0.6
+    result = harmonizer.harmonize(scene.astype(np.uint8), mask, threshold=0.0)
+    assert result.corrections[0].flat is None
+
+
+def test_a_wide_feather_over_a_real_scene_with_a_white_sky_is_no_cut_out(harmonizer):
+    """Its faint tail reaches the whole scene but the sky: read there alone, the background was 'one flat colour'
+    and the subject was left as it was."""
+    from phnet.mask_tools import gaussian_blur
+
+    h, w = 180, 320
+    scene = photo(h, w)
+    scene[: int(h * 0.3)] = 255  # a blown-out sky
+    yy, xx = np.mgrid[:h, :w]
+    subject = ((((xx - w / 2) / 200) ** 2 + ((yy - h) / 100) ** 2) < 1).astype(np.float32)  # wall to wall
+    feathered = np.maximum(gaussian_blur(subject, 15), subject)  # reaches 45 px: the top of the sky is untouched
+    result = harmonizer.harmonize(scene, feathered, threshold=0.0, working_size=128)
+    assert result.corrections[0].flat is None and not np.array_equal(result.image, scene)

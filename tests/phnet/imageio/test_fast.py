@@ -6,7 +6,11 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from phnet import Harmonizer
+from tests.helpers.pictures import photo, subject_mask
 
 
 def _tiff_of_pages(count: int) -> bytes:
@@ -94,3 +98,52 @@ def test_the_native_path_leaves_an_empty_picture_or_a_wrong_layout_to_be_named(t
     mask = np.zeros(pixels.shape[:2], np.uint8)
     with pytest.raises(ValueError, match=words):
         Harmonizer(tiny_model, device="cpu")(pixels, mask, layout=layout)
+
+
+def test_a_0_1_uint8_or_bool_mask_is_the_0_255_mask_without_a_float_copy(tiny_model):
+    h = Harmonizer(tiny_model, device="cpu", dtype="fp32")
+    image = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    binary = np.zeros((2, 40, 56), np.uint8)
+    binary[:, 10:30, 18:38] = 1
+    expected = h(image, binary * 255, threshold=0)
+    assert np.array_equal(h(image, binary, threshold=0), expected)
+    assert np.array_equal(h(image, binary.astype(bool), threshold=0), expected)
+    from phnet.imageio.fast import mask_pixels
+
+    assert mask_pixels(binary, 2, 40, 56)[1] == 1.0  # the fast path: the caller's bytes, not a float copy
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 5.0])
+def test_a_float_rgba_pictures_alpha_is_checked_like_its_colours(harmonizer, bad):
+    """The fast path checked R, G and B only: a NaN or 5.0 alpha came back in the result as it went in."""
+    image = torch.rand(32, 40, 4)
+    image[..., 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinite|outside 0..1|0..1"):
+        harmonizer(image, torch.from_numpy(subject_mask(32, 40)))
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png"])
+def test_an_animated_picture_or_mask_given_as_pil_is_refused_as_a_file_is(harmonizer, tmp_path, suffix):
+    """An animated WebP or APNG went through the fast path: its first frame was harmonized without a word."""
+    frames = [Image.fromarray(photo(40, 48, seed)) for seed in range(2)]
+    frames[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:])
+    mask = subject_mask(40, 48)
+    with pytest.raises(ValueError, match=r"animated \(2 frames\)"), Image.open(tmp_path / f"anim{suffix}") as anim:
+        harmonizer(anim, mask)
+    masks = [Image.fromarray((mask * 255).astype(np.uint8)), Image.fromarray((255 - mask * 255).astype(np.uint8))]
+    masks[0].save(tmp_path / f"masks{suffix}", save_all=True, append_images=masks[1:])
+    with pytest.raises(ValueError, match=r"animated \(2 frames\)"), Image.open(tmp_path / f"masks{suffix}") as anim:
+        harmonizer(frames[0], anim)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_pil_picture_with_a_transparent_key_colour_comes_back_with_its_alpha(harmonizer, tmp_path, mode):
+    """The fast path took an RGB or grey PNG with a tRNS key as it stood, and gave it back without transparency."""
+    rgb = np.random.default_rng(1).integers(5, 256, (40, 48, 3), dtype=np.uint8)
+    rgb[:4] = (1, 2, 3)
+    picture = Image.fromarray(rgb).convert(mode)
+    key = (1, 2, 3) if mode == "RGB" else picture.getpixel((0, 0))
+    picture.save(tmp_path / "keyed.png", transparency=key)
+    with Image.open(tmp_path / "keyed.png") as keyed:
+        out = harmonizer(keyed, subject_mask(40, 48))
+    assert out.mode == "RGBA" and np.asarray(out)[:4, :, 3].max() == 0 and np.asarray(out)[20, 24, 3] == 255

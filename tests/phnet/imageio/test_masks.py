@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from phnet import imageio as io_
+from tests.helpers.pictures import photo, subject_mask
 
 
 def _mask_entry_points():
@@ -380,3 +381,22 @@ def test_a_mask_s_trace_is_a_64th_of_its_strongest_value_and_at_least_one_and_a_
     peak = 255.0 if strongest > 1 else 1.0
     assert trace_bar(strongest, peak) == pytest.approx(bar)
     assert float(trace_bar(torch.tensor(strongest), peak)) == pytest.approx(bar)
+
+
+def test_a_mask_on_the_wrong_scale_is_refused_instead_of_changing_nothing(harmonizer):
+    """A uint16 mask holding 0/255 is 0.4 % of full: the result was the composite as it was, 'changed by 0.0'."""
+    mask = (subject_mask(32, 40) * 255).astype(np.uint16)
+    with pytest.raises(ValueError, match=r"strongest value is 0.39% of full.*scaled to 0..65535"):
+        harmonizer.harmonize(photo(32, 40), mask, threshold=0)
+    with pytest.raises(ValueError, match=r"strongest value is 0.39% of full"):
+        harmonizer.harmonize(photo(32, 40), subject_mask(32, 40) / 255)
+
+
+def test_a_batch_of_uint8_masks_reads_each_on_its_own_scale(harmonizer):
+    """A 0/1 mask beside a 0..255 one was read as 1/255: its picture was left as it was, reported changed."""
+    img, m = photo(48, 64), subject_mask(48, 64)
+    masks = np.stack([(m > 0).astype(np.uint8), (m * 255).astype(np.uint8)])
+    out, reports = harmonizer.harmonize(np.stack([img, img]), masks, threshold=0)
+    alone = harmonizer(img, (m * 255).astype(np.uint8), threshold=0)
+    assert np.array_equal(out[0], alone) and np.array_equal(out[1], alone)
+    assert reports[0].size == pytest.approx(reports[1].size)
