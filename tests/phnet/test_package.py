@@ -153,3 +153,24 @@ def test_every_public_signature_is_typed_in_full():
             bare[name] = found
     assert sorted(untyped) == []
     assert bare == {}
+
+
+def test_the_core_knows_no_host():
+    """phnet/ is shared by ComfyUI, the WebUI and plain Python: no host imports, and the WebUI is
+    named only where a module says it does not import it."""
+    import re
+    from pathlib import Path
+
+    import phnet
+
+    core = Path(phnet.__file__).resolve().parent
+    host_import = re.compile(r"^\s*(from|import)\s+(gradio|modules|launch|comfy|folder_paths)\b", re.M)
+    offenders = []
+    for path in sorted(core.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if host_import.search(text):
+            offenders.append(f"{path.name}: imports a host module")
+        offenders += [f"{path.name}: {line.strip()}" for line in text.splitlines()
+                      if re.search(r"web\s*ui|gradio|a1111", line, re.I) and "import" not in line]  # fmt: skip
+    assert offenders == []
+    assert not (core / "integrations.py").exists()
