@@ -1,6 +1,7 @@
 """Shared fixtures for the core-library tests: a tiny PHNet that builds and runs in milliseconds."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,25 @@ def harmonizer(tiny_model):
     from phnet import Harmonizer
 
     return Harmonizer(tiny_model, device="cpu", dtype="fp32")
+
+
+@pytest.fixture()
+def offline_hub(tmp_path, monkeypatch):
+    """HF offline (env + the constant read at import), no sockets, cwd away from any owner/name folder."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)()  # the function: hub 1.x
+
+    attempts = []
+
+    def no_network(*args, **kwargs):  # recorded, since huggingface_hub would swallow a raised error
+        attempts.append(args)
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path / "hf-cache"
+    assert not attempts, "the offline Hub test tried to reach the network"

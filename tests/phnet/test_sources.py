@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from phnet import sources
+from tests.helpers.hub import _add_files
 
 
 def test_default(monkeypatch):
@@ -336,3 +337,48 @@ def test_a_source_gives_the_field_its_kind_needs_or_says_it_is_missing():
                               ("file", "path", "local_path"), ("folder", "path", "local_path")):
         with pytest.raises(ValueError, match=f"'{kind}' source needs its {field}:"):
             getattr(sources.Source(kind), read)
+
+
+def test_a_hub_out_of_reach_lists_the_repo_from_the_cache_as_a_download_falls_back_to_it(offline_hub, monkeypatch):
+    import huggingface_hub
+
+    from phnet import sources
+
+    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": b"cached"})
+    monkeypatch.setattr(sources, "hub_offline", lambda: False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", unreachable)
+    assert sources.list_files("owner/offi", cache_dir=offline_hub) == ["ffhqh512.pth"]
+    with pytest.raises(ConnectionError, match="connection refused.*HF_HUB_OFFLINE=1"):
+        sources.list_files("owner/elsewhere", cache_dir=offline_hub)
+
+
+def test_a_client_loaded_by_the_listing_itself_still_falls_back_to_the_cache(offline_hub, monkeypatch):
+    """The HTTP client's errors are looked for once the call failed: a client the listing loads on its first use
+    (httpx's errors are no OSErrors) counts as out of reach too."""
+    import sys
+    import types
+
+    import huggingface_hub
+
+    from phnet import sources
+
+    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": b"cached"})
+    monkeypatch.setattr(sources, "hub_offline", lambda: False)
+    client = types.ModuleType("httpx2")
+
+    class TransportError(Exception):
+        pass
+
+    client.TransportError = TransportError  # type: ignore[attr-defined]
+
+    def loads_its_client_then_fails(*args, **kwargs):
+        monkeypatch.setitem(sys.modules, "httpx2", client)
+        raise TransportError("connection reset")
+
+    monkeypatch.delitem(sys.modules, "httpx2", raising=False)
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", loads_its_client_then_fails)
+    assert sources.list_files("owner/offi", cache_dir=offline_hub) == ["ffhqh512.pth"]

@@ -1,12 +1,14 @@
 """Reading a file of tensors safely: what is not a state_dict of tensors is named as such, in one line."""
 from __future__ import annotations
 
+import argparse
 import re
 
 import pytest
 import torch
 
 from phnet.state_dicts import read_tensors
+from phnet.weights import load_model
 
 
 @pytest.mark.parametrize("saved", [{1: torch.ones(1)}, {"state_dict": {1: torch.ones(1)}}])
@@ -156,3 +158,57 @@ def test_any_path_like_names_the_file(tmp_path, name):
     assert torch.equal(found["w"], tensors["w"])
     with pytest.raises(FileNotFoundError, match=re.escape(f"weights not found: {tmp_path / 'gone.pth'}")):
         read_tensors(Where(tmp_path / "gone.pth"))
+
+
+def test_pickled_objects_are_refused(tiny_model, tmp_path):
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"state_dict": tiny_model.state_dict(), "args": argparse.Namespace(lr=1e-4)}, path)
+    with pytest.raises(ValueError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "UnpicklingError" in msg and "weights_only" in msg and "pickled Python objects" in msg
+    assert "argparse.Namespace" in msg and "\x1b[" not in msg
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_pickle_payload_refusal_never_advises_weights_only_false(tmp_path, protocol):
+    import pickle
+
+    path = tmp_path / "payload.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"x": _Payload()}, f, protocol=protocol)
+    with pytest.raises(ValueError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "weights_only=False" not in msg.replace(" ", "") and "will likely succeed" not in msg
+    assert "set to `False`" not in msg and "trusted source" not in msg
+    if protocol == 2:
+        assert "unsupported global posix.system" in msg.lower()
+    assert "pickled Python objects" in msg
+
+
+def test_a_pth_whose_entries_would_unpack_to_gigabytes_is_refused_before_loading(tmp_path):
+    """A deflated 1 GB tensor in a 1 MB .pth took 1.5 GB of memory before it was found not to be PHNet."""
+    import zipfile
+
+    from phnet.state_dicts import safe_torch_load
+
+    plain = tmp_path / "plain.pth"
+    torch.save({"w": torch.zeros(4)}, plain)
+    assert torch.equal(safe_torch_load(plain)["w"], torch.zeros(4))  # a checkpoint as saved passes
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+        out.writestr("bomb/data/9", bytes(200 << 20))  # 200 MB of zeros: a few hundred kB deflated
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"would unpack to 200 MB from a 0.2 MB file"):
+        safe_torch_load(bomb)

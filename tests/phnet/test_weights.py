@@ -1,12 +1,10 @@
 """Weights I/O: our folders and safetensors files, official .pth state_dicts, bad files, the Hub (offline, faked)."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import socket
 import types
 from pathlib import Path
 
@@ -21,6 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*is not an official checkpoint'
 from phnet import Harmonizer, PHNet, PHNetConfig
 from phnet.sources import hub_command
 from phnet.weights import infer_config, load_model, save_pretrained
+from tests.helpers.hub import COMMIT_A, COMMIT_B, _add_files
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -488,16 +487,6 @@ def test_a_model_folders_weights_file_given_by_path_loads_with_the_folders_confi
     assert load_model(other).config == tiny_model.config
 
 
-def test_pickled_objects_are_refused(tiny_model, tmp_path):
-    path = tmp_path / "checkpoint.pth"
-    torch.save({"state_dict": tiny_model.state_dict(), "args": argparse.Namespace(lr=1e-4)}, path)
-    with pytest.raises(ValueError) as e:
-        load_model(path)
-    msg = str(e.value)
-    assert "UnpicklingError" in msg and "weights_only" in msg and "pickled Python objects" in msg
-    assert "argparse.Namespace" in msg and "\x1b[" not in msg
-
-
 def test_wrong_architecture_shapes(tiny_model, tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save(tiny_model.state_dict(), path)
@@ -599,14 +588,6 @@ def test_no_source_loads_the_bundled_folder(tiny_model, tiny_folder, monkeypatch
     assert _same_weights(h.model, tiny_model)
 
 
-# ----------------------------------------------------------------------------------------------------
-# the Hub, offline, from a hand-built cache
-
-
-COMMIT_A = "a" * 40
-COMMIT_B = "0123456789abcdef0123456789abcdef01234567"
-
-
 def _add_snapshot(cache: Path, repo_id: str, commit: str, model: PHNet, refs: tuple[str, ...] = ()) -> None:
     """Put ``model`` into the HF cache layout: blobs/<hash> + snapshots/<commit>/<file> symlinks + refs/<ref>."""
     import hashlib
@@ -624,28 +605,6 @@ def _add_snapshot(cache: Path, repo_id: str, commit: str, model: PHNet, refs: tu
     for ref in refs:
         (repo / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
         (repo / "refs" / ref).write_text(commit)  # the HF cache stores the bare hash, no newline
-
-
-@pytest.fixture()
-def offline_hub(tmp_path, monkeypatch):
-    """HF offline (env + the constant read at import), no sockets, cwd away from any owner/name folder."""
-    import huggingface_hub.constants as constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)()  # the function: hub 1.x
-
-    attempts = []
-
-    def no_network(*args, **kwargs):  # recorded, since huggingface_hub would swallow a raised error
-        attempts.append(args)
-        raise OSError("network disabled by the test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path / "hf-cache"
-    assert not attempts, "the offline Hub test tried to reach the network"
 
 
 @pytest.fixture()
@@ -951,31 +910,6 @@ def test_whole_numbers_stored_for_float_weights_are_refused(tiny_model, tmp_path
         load_model(tmp_path / "int8.pth", config=tiny_model.config)
 
 
-class _Payload:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("echo this must never run",))
-
-
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-@pytest.mark.parametrize("protocol", [2, 4])
-def test_pickle_payload_refusal_never_advises_weights_only_false(tmp_path, protocol):
-    import pickle
-
-    path = tmp_path / "payload.pth"
-    with open(path, "wb") as f:
-        pickle.dump({"x": _Payload()}, f, protocol=protocol)
-    with pytest.raises(ValueError) as e:
-        load_model(path)
-    msg = str(e.value)
-    assert "weights_only=False" not in msg.replace(" ", "") and "will likely succeed" not in msg
-    assert "set to `False`" not in msg and "trusted source" not in msg
-    if protocol == 2:
-        assert "unsupported global posix.system" in msg.lower()
-    assert "pickled Python objects" in msg
-
-
 def test_save_pretrained_files_get_the_umask_mode(tiny_model, tmp_path):
     import os
     import stat
@@ -1090,22 +1024,6 @@ def test_a_hub_repo_gives_its_safetensors_alone_and_pth_files_only_without_them(
         W.download_from_hub("me/other-names")
 
 
-def _add_files(cache: Path, repo_id: str, files: dict[str, bytes], commit: str = COMMIT_B) -> None:
-    """Files at their paths in a repo's HF cache snapshot (links into blobs), its main ref pointing there."""
-    import hashlib
-
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    for name, data in files.items():
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        entry = repo / "snapshots" / commit / name
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        entry.symlink_to(Path(*[".."] * (name.count("/") + 2), "blobs", blob.name))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-
-
 def _bytes_of(save) -> bytes:
     import io
 
@@ -1170,51 +1088,6 @@ def test_an_official_style_hub_repo_loads_offline_from_the_files_fetched_online(
                for name, size in (("ffhqh512.pth", len(weights)), ("README.md", 10), (".gitattributes", 10))}
     tree_cache.write_tree_cache(str(offline_hub / "models--owner--offi"), COMMIT_B, listing)
     assert _same_weights(load_model("owner/offi", cache_dir=offline_hub), tiny_model)
-
-
-def test_a_hub_out_of_reach_lists_the_repo_from_the_cache_as_a_download_falls_back_to_it(offline_hub, monkeypatch):
-    import huggingface_hub
-
-    from phnet import sources
-
-    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": b"cached"})
-    monkeypatch.setattr(sources, "hub_offline", lambda: False)
-
-    def unreachable(*args, **kwargs):
-        raise OSError("connection refused")
-
-    monkeypatch.setattr(huggingface_hub, "list_repo_files", unreachable)
-    assert sources.list_files("owner/offi", cache_dir=offline_hub) == ["ffhqh512.pth"]
-    with pytest.raises(ConnectionError, match="connection refused.*HF_HUB_OFFLINE=1"):
-        sources.list_files("owner/elsewhere", cache_dir=offline_hub)
-
-
-def test_a_client_loaded_by_the_listing_itself_still_falls_back_to_the_cache(offline_hub, monkeypatch):
-    """The HTTP client's errors are looked for once the call failed: a client the listing loads on its first use
-    (httpx's errors are no OSErrors) counts as out of reach too."""
-    import sys
-    import types
-
-    import huggingface_hub
-
-    from phnet import sources
-
-    _add_files(offline_hub, "owner/offi", {"ffhqh512.pth": b"cached"})
-    monkeypatch.setattr(sources, "hub_offline", lambda: False)
-    client = types.ModuleType("httpx2")
-
-    class TransportError(Exception):
-        pass
-
-    client.TransportError = TransportError  # type: ignore[attr-defined]
-
-    def loads_its_client_then_fails(*args, **kwargs):
-        monkeypatch.setitem(sys.modules, "httpx2", client)
-        raise TransportError("connection reset")
-
-    monkeypatch.delitem(sys.modules, "httpx2", raising=False)
-    monkeypatch.setattr(huggingface_hub, "list_repo_files", loads_its_client_then_fails)
-    assert sources.list_files("owner/offi", cache_dir=offline_hub) == ["ffhqh512.pth"]
 
 
 def test_saving_in_fp16_what_fp16_cannot_hold_is_refused_before_anything_is_written(tiny_model, tmp_path):
@@ -1316,25 +1189,6 @@ def test_push_to_hub_asks_for_a_public_repo_when_told_and_offline_advice_fits_th
         W.check_upload("me/up", "hf_x", later="run this again once online")
     with pytest.raises(ValueError, match="upload later with python -m trainer.push FOLDER REPO$"):
         W.check_upload("me/up", "hf_x")
-
-
-def test_a_pth_whose_entries_would_unpack_to_gigabytes_is_refused_before_loading(tmp_path):
-    """A deflated 1 GB tensor in a 1 MB .pth took 1.5 GB of memory before it was found not to be PHNet."""
-    import zipfile
-
-    from phnet.state_dicts import safe_torch_load
-
-    plain = tmp_path / "plain.pth"
-    torch.save({"w": torch.zeros(4)}, plain)
-    assert torch.equal(safe_torch_load(plain)["w"], torch.zeros(4))  # a checkpoint as saved passes
-    bomb = tmp_path / "bomb.pth"
-    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in source.infolist():
-            out.writestr(info.filename, source.read(info.filename))
-        out.writestr("bomb/data/9", bytes(200 << 20))  # 200 MB of zeros: a few hundred kB deflated
-    assert bomb.stat().st_size < 1 << 20
-    with pytest.raises(ValueError, match=r"would unpack to 200 MB from a 0.2 MB file"):
-        safe_torch_load(bomb)
 
 
 def test_a_config_is_checked_against_the_weights_before_a_model_of_it_is_built(tiny_config, tiny_model, tmp_path,
