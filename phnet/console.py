@@ -29,7 +29,7 @@ def loading_quietly() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:  # where Ctrl-C was left as it was, or raised by the import itself
-        sys.exit(130)
+        sys.exit(interrupted_status())
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -46,6 +46,16 @@ def quiet_interrupt() -> Callable[[int, FrameType | None], Any] | int | None:
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         return None
     return signal.signal(signal.SIGINT, _end_now)
+
+
+def interrupted_status(signum: int = signal.SIGINT) -> int:
+    """The exit status of a command that caught the KeyboardInterrupt of ``signum`` and ends on it (Ctrl-C: 130), as
+    a shell reports a command the signal stopped. Where that KeyboardInterrupt came out of code Python ran from a
+    string (the methods a dataclass or a namedtuple makes, while a module imports), CPython notes it, caught or not,
+    and ``python -m`` then ended the process by the signal itself after the command's own line, not with this
+    status."""
+    exec("", {})  # a string run that completes clears that note
+    return 128 + signum
 
 
 def _end_now(signum: int, frame: FrameType | None) -> None:

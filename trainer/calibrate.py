@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from phnet.atomic import cannot_write_into, dangling_link, missing_target, write_atomic_text
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders import staging
 from trainer.data import build_dataset, collate
 from trainer.validation import NEAR_RIGHT_FMSE, picture_share
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(staging.interrupted(None, "report") if a.report_only else staging.interrupted(a.out, "calibrated model"),
               file=sys.stderr)
-        return 130
+        return interrupted_status()
 
 
 def parser() -> argparse.ArgumentParser:

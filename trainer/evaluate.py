@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Subset
 
 from phnet.atomic import cannot_write_into, dangling_link, missing_target
 from phnet.config import MAX_WORKING_SIZE, MIN_WORKING_SIZE
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from phnet.errors import error_line, out_of_memory
 from trainer.builders.staging import interrupted
 from trainer.data import HarmonizationDataset, build_dataset, collate
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace, data: dict, out: str) -> int:
         return 2
     except KeyboardInterrupt:
         print(interrupted(None, "results"), file=sys.stderr)
-        return 130
+        return interrupted_status()
     if res["meta"].get("not_held_out"):
         print(f"warning: {res['meta']['not_held_out']}", file=sys.stderr)
     print(f"wrote {', '.join(res['files'].values())}", file=sys.stderr)

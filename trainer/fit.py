@@ -25,7 +25,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from phnet.console import printable_anywhere, quiet_interrupt
+from phnet.console import interrupted_status, printable_anywhere, quiet_interrupt
 
 # python -m trainer.fit: Ctrl-C while torch loads (seconds) ends the process at once, with 130, as phnet's does
 _LOADING = quiet_interrupt() if __name__ == "__main__" else None
@@ -442,7 +442,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside the loop's own handling (imports, preloading, the end)
         print(f"error: {who}interrupted; the last complete checkpoint, if any, is kept (resume with --resume)",
               file=sys.stderr)
-        return 130
+        return interrupted_status()
     except (RuntimeError, MemoryError, *USER_ERRORS) as exc:
         if out_of_memory(exc) and not isinstance(exc, ValueError):  # a ValueError says what to do itself
             message = memory_message(exc)  # also NCCL's own allocation failing, which is not another process's

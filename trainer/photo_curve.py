@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from phnet.atomic import picture_writer, write_atomic
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders.staging import interrupted
 from trainer.config import RUN_CONFIG_NAME, run_config_path
 from trainer.curves import BASE, BG, VAL, panel, spread
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
         return _curve(runs, a.out, replacing)
     except KeyboardInterrupt:
         print(interrupted(None, "curve"), file=sys.stderr)
-        return 130
+        return interrupted_status()
 
 
 def _curve(runs: list[Path], out: Path, replacing: bool) -> int:

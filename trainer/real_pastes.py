@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders.staging import interrupted
 from trainer.evaluation.candidates import parse_weights
 from trainer.evaluation.grid import save_grid
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print(interrupted(None, "grid"), file=sys.stderr)
-        return 130
+        return interrupted_status()
 
 
 def _grid(a: argparse.Namespace) -> int:

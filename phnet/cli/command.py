@@ -16,7 +16,7 @@ from typing import Callable, TextIO
 # nothing here loads torch: `phnet --help` and a mistyped option are answered at once, and the command's work
 # (torch, numpy) is imported once the command line parsed (_work)
 from ..choices import METHODS, MODES, PRECISIONS
-from ..console import loading_quietly
+from ..console import interrupted_status, loading_quietly
 from ..sources import OFFICIAL, OFFICIAL_NAMES
 
 
@@ -193,7 +193,7 @@ def _main(argv: list[str], quietly: bool) -> int:
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or a kill: every file is written whole or not at all
         print("interrupted; files written so far are complete", file=sys.stderr)
-        return 128 + getattr(e, "signum", signal.SIGINT)
+        return interrupted_status(getattr(e, "signum", signal.SIGINT))
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

@@ -76,3 +76,23 @@ def test_the_command_and_the_harmonizer_load_no_sam_hub_client_or_trainer_until_
             "heavy = {'segment_anything', 'huggingface_hub', 'safetensors', 'transformers', 'trainer'}; "
             "loaded = heavy & {n.split('.')[0] for n in sys.modules}; assert not loaded, sorted(loaded)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_ctrl_c_out_of_code_run_from_a_string_ends_python_m_with_130(tmp_path):
+    """CPython notes a KeyboardInterrupt that came out of code it ran from a string (the methods a dataclass makes
+    while a module imports), caught or not, and python -m then ended the process by SIGINT itself (status -2)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    (tmp_path / "loads.py").write_text("from phnet.console import loading_quietly\n\nwith loading_quietly():\n"
+                                       "    exec('raise KeyboardInterrupt', {})\n")
+    (tmp_path / "runs.py").write_text("from phnet.cli import command\nfrom phnet.console import entry\n\n"
+                                      "command._work = lambda name: lambda args: exec('raise KeyboardInterrupt', {})\n"
+                                      "entry()\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    for module, said in (("loads", ""), ("runs", "interrupted; files written so far are complete\n")):
+        done = subprocess.run([sys.executable, "-m", module, "convert", "a.pth", "out"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stderr) == (130, said), (module, done.returncode, done.stderr)

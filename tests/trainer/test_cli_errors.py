@@ -434,6 +434,23 @@ def test_ctrl_c_before_the_training_loop_ends_with_one_line(monkeypatch, capsys)
     assert "interrupted; the last complete checkpoint, if any, is kept" in capsys.readouterr().err
 
 
+def test_ctrl_c_out_of_code_run_from_a_string_ends_python_m_with_130_too(tmp_path, subprocess_env):
+    """CPython notes a KeyboardInterrupt that came out of code it ran from a string (the methods a dataclass makes, as
+    the modules the trainer imports while its workers' server loads do), caught or not: the run printed its one line,
+    then python -m ended it by SIGINT itself (status -2), not with 130."""
+    import subprocess
+    import sys
+
+    (tmp_path / "interrupted_run.py").write_text(
+        "import sys\nfrom trainer import fit\n\nfit.run_cli = lambda args: exec('raise KeyboardInterrupt', {})\n"
+        "sys.exit(fit.main(['--config', 'tiny_cpu']))\n")
+    done = subprocess.run([sys.executable, "-m", "interrupted_run"], cwd=tmp_path, env=subprocess_env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, (done.returncode, done.stderr[-3000:])
+    assert done.stderr.rstrip().endswith("interrupted; the last complete checkpoint, if any, is kept (resume with "
+                                         "--resume)"), done.stderr[-3000:]
+
+
 def test_ctrl_c_while_the_trainer_loads_ends_quietly(tmp_path):
     """python -m trainer.fit imports torch before main runs: Ctrl-C then printed a KeyboardInterrupt traceback. Pressed
     when torch has begun to load (a fixed 0.3 s fell before the trainer's first line on a busy machine)."""

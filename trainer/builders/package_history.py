@@ -50,7 +50,7 @@ import numpy as np
 from packaging.version import Version
 
 from phnet.atomic import write_atomic_text
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders import held_out
 from trainer.builders.package_pictures import (
     IMAGE_SUFFIXES, MEDIA_PACKAGES, Source, frames_from_file, installed_folder, is_mit, licence_of, usable,
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # the cache holds whole files only
         print("error: interrupted; what was downloaded so far is kept in the cache: run it again to go on",
               file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(interrupted_status()) from None
     print(format_table(tallies))
 
 

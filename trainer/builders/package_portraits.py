@@ -80,7 +80,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders import staging
 from trainer.builders.held_out import FORBIDDEN_PACKAGES, NEAR_DUPLICATE_BITS, as_image, dhash64, hamming, is_held_out
 from trainer.builders.names import distinct_bases
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {e}") from None
     except KeyboardInterrupt:
         print(staging.interrupted(a.out, "pool"), file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(interrupted_status()) from None
 
 
 if __name__ == "__main__":

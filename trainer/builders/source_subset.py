@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders.staging import check_replaceable, interrupted, staged
 from trainer.data import pool_manifest
 from trainer.data.common import find_with_any_extension
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print(interrupted(a.out, "subset"), file=sys.stderr)
-        return 130
+        return interrupted_status()
     print(f"{summary['train_sources']} of {summary['of']} training sources: {summary['pairs']['train']} train, "
           f"{summary['pairs']['val']} val, {summary['pairs']['test']} test pairs -> {a.out}")
     return 0

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from phnet.console import printable_anywhere
+from phnet.console import interrupted_status, printable_anywhere
 from trainer.builders import staging
 from trainer.builders.held_out import NEAR_DUPLICATE_BITS, dhash64, hamming
 from trainer.builders.names import distinct_bases
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print(staging.interrupted(a.out, "set"), file=sys.stderr)
-        return 130
+        return interrupted_status()
     print(json.dumps(summary, indent=2, default=list))
     return 0
 
