@@ -42,11 +42,10 @@ from trainer.data import (HarmonizationDataset, build_dataset, check_data_folder
                           split_settings, trained_photos_held_out)
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
-from trainer.data.workers import worker_start_method
+from trainer.data.workers import ignore_stop_signals, worker_start_method
 from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
-from trainer.loop import (Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop,
-                          ignore_stop_signals)
+from trainer.loop import Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop
 from trainer.losses import HarmonizationLoss
 from trainer.model import build_model, freeze_dead_parameters, unwrap
 from trainer.optim import build_optimizer, build_scheduler

@@ -122,15 +122,6 @@ class StopSignal:
         self._old = {}
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """A data worker's start: the trainer alone answers Ctrl-C, which a terminal sends to the whole process group
-    (a spawned worker, as on macOS and Windows, died of it, and the trainer waiting on its batch with it). SIGTERM
-    ends a worker as it did: the DataLoader's shutdown and Python's exit stop workers with it, and one ignoring it
-    held the process at exit for good."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker's copy of StopSignal's handler ignored it
-
-
 @dataclass
 class Data:
     train_set: object

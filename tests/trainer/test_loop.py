@@ -498,7 +498,7 @@ def test_a_process_whose_persistent_data_workers_are_left_running_still_exits(tm
     script = tmp_path / "left_running.py"
     script.write_text(
         "from torch.utils.data import DataLoader\n"
-        "from trainer.loop import ignore_stop_signals\n"
+        "from trainer.data.workers import ignore_stop_signals\n"
         "loader = DataLoader(list(range(8)), batch_size=2, num_workers=2, persistent_workers=True,\n"
         "                    multiprocessing_context='fork', worker_init_fn=ignore_stop_signals)\n"
         "batches = iter(loader)\n"
