@@ -169,6 +169,65 @@ def test_ctrl_c_while_the_workers_server_imports_the_trainer_ends_the_run_withou
         err[-3000:]
 
 
+CTRL_C_AT_SERVER_START = """
+import os, signal, sys
+from multiprocessing import forkserver
+
+start = forkserver._forkserver.ensure_running
+
+
+def ensure_running():
+    if not getattr(forkserver, "ctrl_c_sent", False):  # the first start, the trainer's own, before any worker's
+        forkserver.ctrl_c_sent = True
+        print("[test] Ctrl-C while the workers' server starts", file=sys.stderr, flush=True)
+        os.killpg(0, signal.SIGINT)
+    return start()
+
+
+forkserver.ensure_running = forkserver._forkserver.ensure_running = ensure_running
+"""
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(), reason="no forkserver")
+def test_ctrl_c_while_the_trainer_starts_the_workers_server_stops_the_run(tmp_path, shift_set, subprocess_env):
+    """The trainer ignored Ctrl-C while it started the server, so that the server would: one pressed then was lost,
+    and the run trained on to its end without a word."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(CTRL_C_AT_SERVER_START)
+    env = dict(subprocess_env, PYTHONPATH=str(site) + os.pathsep + subprocess_env["PYTHONPATH"])
+    res = subprocess.run(fit_cmd(shift_set, tmp_path / "run", "--steps", "20", "--set", "data.num_workers=2",
+                                 "--set", 'data.start_method="forkserver"'), cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300, start_new_session=True)
+    assert "[test] Ctrl-C while the workers' server starts" in res.stderr, res.stderr[-3000:]
+    assert res.returncode == 130 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert res.stderr.count("interrupted") == 1, res.stderr[-3000:]
+    assert res.stderr.rstrip().endswith(
+        "interrupted; the last complete checkpoint, if any, is kept (resume with --resume)"), res.stderr[-3000:]
+    assert not (tmp_path / "run" / "log.jsonl").exists() or '"type": "train"' not in (
+        tmp_path / "run" / "log.jsonl").read_text()
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(), reason="no forkserver")
+def test_the_workers_server_starts_with_ctrl_c_held_and_the_trainer_gets_its_own_back(monkeypatch):
+    """The server, started by the calling thread, inherits its signal mask; the trainer's Ctrl-C is as it was after."""
+    import threading
+
+    from trainer.data.workers import start_forkserver
+
+    held = []
+    monkeypatch.setattr("multiprocessing.forkserver.ensure_running",
+                        lambda: held.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+    handler, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    start_forkserver()
+    assert held == [True]
+    assert signal.getsignal(signal.SIGINT) is handler and signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+    thread = threading.Thread(target=start_forkserver)  # (a handler only the main thread may set: a mask any may)
+    thread.start()
+    thread.join()
+    assert held == [True, True]
+
+
 @pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(), reason="no forkserver")
 def test_workers_from_a_forkserver_of_a_run_started_as_a_module_say_nothing(tmp_path, shift_set, subprocess_env):
     """python -m trainer.fit runs trainer.fit as __main__, which each worker runs again (as multiprocessing does):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import sys
-import threading
 import types
 
 
@@ -43,20 +42,20 @@ def server_preload(module: str) -> list[str]:
 
 
 def start_forkserver() -> None:
-    """Starts the forkserver (where none runs) with Ctrl-C ignored. A server ignores it only once its imports are
+    """Starts the forkserver (where none runs) with Ctrl-C blocked. A server ignores it only once its imports are
     done (torch: seconds), and a terminal sends Ctrl-C to the whole process group: pressed meanwhile, it ended the
-    server with a traceback, and the run with another, its workers unable to start. A signal a process ignores stays
-    ignored in the programs it starts; the server's workers ignore it too until their own start sets theirs."""
-    from multiprocessing import forkserver
+    server with a traceback, and the run with another, its workers unable to start. A signal a thread blocks stays
+    blocked in the programs it starts: the server's Ctrl-C waits until it ignores Ctrl-C, which drops it, and its
+    workers' until their own start does. The trainer's own Ctrl-C meanwhile waits until the mask is put back, then
+    stops the run as anywhere else; ignored instead (as it was), it was lost, and the run trained on to its end."""
+    from multiprocessing import forkserver, resource_tracker
 
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        forkserver.ensure_running()  # (a handler only the main thread may set, or one Python cannot put back)
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    resource_tracker.ensure_running()  # its start unblocks SIGINT (having blocked it for its own child): first
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def ignore_stop_signals(worker_id: int) -> None:
