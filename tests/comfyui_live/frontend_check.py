@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -42,6 +43,12 @@ def overlaps(bounds: dict[str, list[float]]) -> list[str]:
             if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
                 out.append(f"{a}/{b}")
     return out
+
+
+def declared(object_info: dict, class_type: str) -> set[str]:
+    """The inputs /object_info declares for a node class (required and optional)."""
+    spec = object_info.get(class_type, {}).get("input", {})
+    return set(spec.get("required", {})) | set(spec.get("optional", {}))
 
 
 class CDP:
@@ -77,9 +84,79 @@ class CDP:
             raise RuntimeError(json.dumps(r["exceptionDetails"])[:2000])
         return r["result"].get("value")
 
+# a line of the kind a Harmonize node reports, long enough to wrap inside the node
+REPORT_LINE = "PHNet Harmonize: unchanged: the correction (RMS 13.3 of 255) is below the threshold 17"
+EXTENSION_FILE = "/extensions/comfyui-phnet/phnet_report.js"
 
-async def missing_model_offer(cdp: CDP) -> dict:
-    """What the Missing Models dialog offers for the SAM file a template names when it is not on disk:
+
+def _frames(event: dict) -> list[str]:
+    params = event.get("params", {})
+    trace = params.get("stackTrace") or params.get("exceptionDetails", {}).get("stackTrace") or {}
+    urls = [f.get("url", "") for f in trace.get("callFrames", [])]
+    return urls + [params.get("exceptionDetails", {}).get("url", "")]
+
+
+def extension_messages(events: list[dict]) -> list[str]:
+    """Console warnings and errors (deprecation warnings included) and exceptions raised in our extension's
+    file, or naming the pack: the frontend's own ones are not ours to fix."""
+    out = []
+    for e in events:
+        kind = e.get("method")
+        if kind == "Runtime.consoleAPICalled" and e["params"].get("type") not in ("warning", "error"):
+            continue
+        if kind not in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown"):
+            continue
+        text = json.dumps(e["params"])
+        if any(EXTENSION_FILE in url for url in _frames(e)) or "comfyui-phnet" in text:
+            out.append(text[:500])
+    return out
+
+
+async def report_extension(cdp: CDP, out: Path) -> dict:
+    """web/phnet_report.js in this frontend: the message a Harmonize node's run sends ({"text": [line]}) is
+    handed to the frontend's API as its websocket hands it, to the Harmonize node and to the template's
+    Preview Any node. What the extension draws inside the node is recorded (the fillText calls made from
+    the node's onDrawForeground, in the last frame drawn), with the node's height before and after."""
+    name = next(n for n in NAMES if "composite" in n)
+    ui = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
+    found = await cdp.js(
+        "(async () => { const sleep = t => new Promise(r => setTimeout(r, t));"
+        " if (window.LiteGraph && 'alwaysRepeatWarnings' in window.LiteGraph)"
+        " window.LiteGraph.alwaysRepeatWarnings = true;"  # a deprecation already warned of is warned of again
+        " await window.app.loadGraphData(" + json.dumps(ui) + "); await sleep(1000);"
+        " const api = window.comfyAPI.api.api, nodes = window.app.graph._nodes;"
+        " const node = nodes.find(n => n.type === 'PHNetHarmonize');"
+        " const preview = nodes.find(n => n.type === 'PreviewAny');"
+        " const before = node.size[1], drawn = [], proto = CanvasRenderingContext2D.prototype, fill = proto.fillText;"
+        " const own = Object.prototype.hasOwnProperty.call(node, 'onDrawForeground'), draw = node.onDrawForeground;"
+        " let inside = false;"
+        " node.onDrawForeground = function (...a) { inside = true; drawn.length = 0;"
+        " try { return draw?.apply(this, a) } finally { inside = false } };"
+        " proto.fillText = function (t, ...a) { if (inside) drawn.push(String(t)); return fill.call(this, t, ...a) };"
+        " try { for (const n of [node, preview]) api.dispatchCustomEvent('executed', {node: String(n.id),"
+        " display_node: String(n.id), output: {text: [" + json.dumps(REPORT_LINE) + "]}, prompt_id: 'phnet-live'});"
+        " await sleep(500); window.app.canvas.draw(true, true); await sleep(500); window.app.canvas.draw(true, true);"
+        " } finally { proto.fillText = fill; if (own) node.onDrawForeground = draw; else delete node.onDrawForeground }"
+        " return {loaded: (window.app.extensions || []).some(e => e.name === 'comfyui-phnet.report'),"
+        " drawn, height_before: before, height_after: node.size[1],"
+        " preview: (preview.widgets || []).map(w => String(w.value ?? '')).join('\\n')} })()", timeout=120)
+    shot = await cdp.call("Page.captureScreenshot", format="png")
+    png = out / "frontend_report.png"
+    png.write_bytes(base64.b64decode(shot["data"]))
+    return {**found, "line": REPORT_LINE, "screenshot": str(png)}
+
+
+async def close_dialogs(cdp: CDP) -> None:
+    """Close what is open over the graph: PrimeVue's dialogs (frontends up to 1.2x), a later one's notice
+    of missing models, and (Escape) its template browser."""
+    await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close,"
+                 " [data-testid=\"error-overlay-dismiss\"]').forEach(b => b.click()); true")
+    for kind in ("keyDown", "keyUp"):
+        await cdp.call("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape", windowsVirtualKeyCode=27)
+
+
+async def missing_model_offer(cdp: CDP, out: Path) -> dict:
+    """What the Missing Models list offers for the SAM file a template names when it is not on disk:
     the SAM template loaded with its model entry renamed to a file that is absent (the URL unchanged)."""
     name = next(n for n in NAMES if "SAM" in n and "SD" not in n)
     ui = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
@@ -88,19 +165,30 @@ async def missing_model_offer(cdp: CDP) -> dict:
     absent = "phnet-live-absent-" + entry["name"]
     loader["properties"]["models"][0] = {**entry, "name": absent}
     loader["widgets_values"][0] = absent
+    # Frontends up to 1.2x list missing models in a dialog; later ones raise a notice whose "View details"
+    # opens the side panel's list of missing models.
     found = await cdp.js(
         "(async () => { await window.app.loadGraphData(" + json.dumps(ui) + ");"
         " await new Promise(r => setTimeout(r, 2000));"
-        " const dialog = [...document.querySelectorAll('.p-dialog')].find(d => d.innerText.includes("
-        + json.dumps(absent) + "));"
-        " if (!dialog) return {listed: false};"
-        " const row = [...dialog.querySelectorAll('*')].filter(e => e.innerText && e.innerText.includes("
-        + json.dumps(absent) + ") && e.querySelector('button')).pop() || dialog;"
-        " const buttons = [...row.querySelectorAll('button')].map(b => [b.innerText.trim(), b.disabled]);"
-        " return {listed: true, buttons, text: row.innerText.slice(0, 400)}; })()")
-    await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close')"
-                 ".forEach(b => b.click()); true")
-    return {**found, "url": entry["url"]}
+        " const notice = document.querySelector('[data-testid=\"error-overlay-see-errors\"]');"
+        " if (notice) { notice.click(); await new Promise(r => setTimeout(r, 1500)); }"
+        " const holder = [...document.querySelectorAll('.p-dialog')].find(d => d.innerText.includes("
+        + json.dumps(absent) + ")) || (notice && document.body);"
+        " if (!holder) return {listed: false};"
+        " const rows = [...holder.querySelectorAll('*')].filter(e => e.innerText && e.innerText.includes("
+        + json.dumps(absent) + ") && e.querySelector('button'));"
+        " const label = b => b.innerText.trim() || b.getAttribute('aria-label') || '';"
+        " const row = rows.filter(e => [...e.querySelectorAll('button')].some(b => /download/i.test(label(b))))"
+        ".pop() || rows.pop();"
+        " if (!row) return {listed: false, where: notice ? 'side panel' : 'dialog'};"
+        " const buttons = [...row.querySelectorAll('button')].map(b => [label(b), b.disabled]);"
+        " return {listed: true, where: notice ? 'side panel' : 'dialog', buttons,"
+        " text: row.innerText.slice(0, 400)}; })()")
+    shot = await cdp.call("Page.captureScreenshot", format="png")
+    png = out / "frontend_missing_models.png"
+    png.write_bytes(base64.b64decode(shot["data"]))
+    await close_dialogs(cdp)
+    return {**found, "url": entry["url"], "screenshot": str(png)}
 
 
 async def run(url: str, out: Path, cdp_port: int) -> dict:
@@ -124,6 +212,8 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.3)
+            async with http.get(url.rstrip("/") + "/object_info") as r:
+                object_info = await r.json()
             async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 cdp = CDP(ws)
                 await cdp.call("Runtime.enable")
@@ -143,11 +233,17 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                     return report
                 await asyncio.sleep(2.0)
                 report["frontend_version"] = await cdp.js("window.__COMFYUI_FRONTEND_VERSION__ || null")
-                # The first-run template browser is open: is our pack's category in it?
+                # The first-run template browser is open: is our pack's category in it? (A base directory
+                # whose user settings say the first run is over shows none: it is opened by its command.)
                 report["template_browser_lists_pack"] = await cdp.js(
                     "document.body.innerText.toLowerCase().includes('comfyui-phnet')")
-                import base64
-
+                report["template_browser_opened_by"] = "first run"
+                if not report["template_browser_lists_pack"]:
+                    report["template_browser_opened_by"] = "command"
+                    report["template_browser_lists_pack"] = await cdp.js(
+                        "(async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates');"
+                        " await new Promise(r => setTimeout(r, 2000));"
+                        " return document.body.innerText.toLowerCase().includes('comfyui-phnet') })()")
                 # open our category in the template browser: the cards show thumbnail, title, description
                 await cdp.js("(() => { const el = [...document.querySelectorAll('*')].find(e => "
                              "e.children.length === 0 && e.textContent.trim() === 'comfyui-phnet');"
@@ -155,16 +251,27 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                 await asyncio.sleep(2.0)
                 shot = await cdp.call("Page.captureScreenshot", format="png")
                 (out / "frontend_template_browser.png").write_bytes(base64.b64decode(shot["data"]))
-                # a card shows the thumbnail (fetched as a blob), the file name as title and, dashes as
-                # spaces, as its one-line description
+                # a card shows the thumbnail (fetched as a blob) and the file name as title; frontends up
+                # to 1.2x also show it, dashes as spaces, as a one-line description, later ones show the
+                # title on one line, cut short, with the whole name on hover (its title attribute); their
+                # cards are the ones marked data-testid="template-workflow-<name>"
                 report["template_cards"] = await cdp.js(
-                    "(() => { const text = document.body.innerText;"
-                    " return " + json.dumps(NAMES) + ".filter(n => text.includes(n.replace(/[-_]/g, ' '))) })()")
+                    "(() => { const out = {}; for (const n of " + json.dumps(NAMES) + ") {"
+                    " const title = [...document.querySelectorAll('body *')].find(e => e.children.length === 0"
+                    " && e.textContent.trim() === n); if (!title) continue;"
+                    " let card = title; while (card.parentElement && !card.querySelector('img'))"
+                    " card = card.parentElement;"
+                    " const img = card.querySelector('img');"
+                    " out[n] = {description: card.innerText.includes(n.replace(/[-_]/g, ' ')),"
+                    " hover: title.getAttribute('title') === n,"
+                    " title_only_card: !!title.closest('[data-testid^=\"template-workflow-\"]'),"
+                    " thumbnail: !!img && img.src.startsWith('blob:') && img.complete && img.naturalWidth > 0,"
+                    " cut: title.scrollHeight > title.clientHeight + 1 || title.scrollWidth > title.clientWidth + 1}"
+                    " } return out })()")
                 report["thumbnails_shown"] = await cdp.js(
                     "[...document.querySelectorAll('img')].filter(i => i.src.startsWith('blob:') && i.complete"
                     " && i.naturalWidth > 0).length")
-                await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close')"
-                             ".forEach(b => b.click()); true")
+                await close_dialogs(cdp)
                 await asyncio.sleep(1.0)
                 # the link rule the frontend applies to our SAM socket: other packs' SAM_MODEL may feed
                 # PHNet SAM Segment, our PHNET_SAM may not feed their SAM_MODEL inputs
@@ -190,7 +297,12 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         "              n.size[1] + (window.LiteGraph?.NODE_TITLE_HEIGHT ?? 30)]}));"
                         " return JSON.stringify({output: p.output, nodes}); })()", timeout=120)
                     got = json.loads(value)
-                    frontend = {k: {"class_type": v["class_type"], "inputs": v["inputs"]}
+                    # ComfyUI ignores an input its node does not declare; frontend 1.27 sends Preview Any's
+                    # display widget ("preview": "") as one, later frontends do not
+                    extra = {k: sorted(set(v["inputs"]) - declared(object_info, v["class_type"]))
+                             for k, v in got["output"].items()}
+                    frontend = {k: {"class_type": v["class_type"],
+                                    "inputs": {i: x for i, x in v["inputs"].items() if i not in extra[k]}}
                                 for k, v in got["output"].items()}
                     ours = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
                     diffs = []
@@ -206,8 +318,7 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                     offline = [e for e in errors if "Error fetching file size" in json.dumps(e)]
                     errors = [e for e in errors if e not in offline]
                     await asyncio.sleep(1.0)
-                    await cdp.js("document.querySelectorAll('.p-dialog-close-button, .p-dialog-header-close')"
-                                 ".forEach(b => b.click()); true")  # e.g. the Missing Models dialog
+                    await close_dialogs(cdp)  # e.g. the Missing Models dialog or notice
                     await asyncio.sleep(0.5)
                     shot = await cdp.call("Page.captureScreenshot", format="png")
                     png = out / f"frontend_{name}.png"
@@ -215,6 +326,7 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                     report["workflows"][name] = {
                         "same_prompt_as_api_file": not diffs,
                         "diffs": diffs,
+                        "undeclared_inputs_sent": {k: v for k, v in extra.items() if v},
                         "nodes_loaded": len(got["nodes"]),
                         "overlaps": overlaps({str(n["id"]): n["bounding"] for n in got["nodes"]}),
                         "bounds": {str(n["id"]): [round(v) for v in n["bounding"]] for n in got["nodes"]},
@@ -222,7 +334,9 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         "ignored_offline_errors": len(offline),
                         "screenshot": str(png),
                     }
-                report["missing_sam_offer"] = await missing_model_offer(cdp)
+                report["report_extension"] = await report_extension(cdp, out)
+                report["missing_sam_offer"] = await missing_model_offer(cdp, out)
+                report["extension_messages"] = extension_messages(cdp.events)
                 cdp.reader.cancel()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

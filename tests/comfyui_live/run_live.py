@@ -2,6 +2,7 @@
 """Live check of the node pack in a real, headless ComfyUI (CPU). Not run by CI; run it by hand:
 
     python tests/comfyui_live/run_live.py --comfy /tmp/comfy --comfy-python /tmp/comfyvenv/bin/python [--frontend]
+        [--front-end-root DIR]
 
 Getting a real ComfyUI here: a checkout of Comfy-Org/ComfyUI (verified with 0.3.64) and a separate venv
 with its requirements from PyPI (``pip install torch==2.14.1 torchvision==0.29.1``, then its
@@ -30,7 +31,11 @@ ComfyUI checkout):
  7. builds the pip wheel of the repository and checks it holds the library but no ComfyUI pack (a
     top-level 'nodes' would shadow ComfyUI's nodes.py) and that the installed 'phnet' harmonizes;
  8. with --frontend, loads every template into the real web frontend (headless Chromium), compares
-    the prompt it builds with our API file, measures node overlaps and saves screenshots.
+    the prompt it builds with our API file, measures node overlaps, checks the template browser's cards,
+    that web/phnet_report.js draws a Harmonize node's report and what the Missing Models list offers for
+    an absent SAM file, and saves screenshots. --front-end-root serves another frontend build (the
+    ``comfyui_frontend_package/static`` folder of an unpacked comfyui-frontend-package wheel) in place of
+    the one ComfyUI's venv installs; checked with 1.27.10 and 1.58.1.
 With --snapshot it also writes the /object_info entries of the core nodes our workflows use to
 tests/nodes/data/core_object_info.json (used by the unit tests). Exit code 0 = all checks passed.
 Needs torch + segment-anything in the Python running this script (the repo venv has them).
@@ -500,11 +505,16 @@ def main() -> int:
     ap.add_argument("--frontend", action="store_true",
                     help="also load the UI workflows in the real web frontend (headless chromium) and compare "
                          "the prompt it builds with our API files")
+    ap.add_argument("--front-end-root", default=None,
+                    help="serve this web frontend build instead of the one ComfyUI's venv installs (a folder "
+                         "holding index.html, e.g. comfyui_frontend_package/static of an unpacked wheel)")
     args = ap.parse_args()
     if not (Path(args.comfy) / "main.py").is_file():
         ap.error(f"--comfy {args.comfy} is no ComfyUI checkout (no main.py there)")
     if not Path(args.comfy_python).is_file():
         ap.error(f"--comfy-python {args.comfy_python} does not exist: give the Python of ComfyUI's venv")
+    if args.front_end_root and not (Path(args.front_end_root) / "index.html").is_file():
+        ap.error(f"--front-end-root {args.front_end_root} holds no index.html: give a frontend build's static folder")
 
     base = Path(args.base or tempfile.mkdtemp(prefix="phnet-live-"))
     for sub in ("custom_nodes", "models", "input", "output"):
@@ -520,6 +530,8 @@ def main() -> int:
     cmd = [args.comfy_python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(args.port),
            "--disable-auto-launch", "--base-directory", str(base), "--extra-model-paths-config", str(yaml),
            "--database-url", "sqlite:///:memory:"]
+    if args.front_end_root:
+        cmd += ["--front-end-root", str(Path(args.front_end_root).resolve())]
     print("starting:", " ".join(cmd), flush=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     log = open(log_path, "w")
@@ -536,6 +548,8 @@ def main() -> int:
         stats = client.get("/system_stats")
         report["comfyui_version"] = stats.get("system", {}).get("comfyui_version")
         report["python"] = stats.get("system", {}).get("python_version")
+        report["web_root"] = next((l.split("web root:", 1)[1].strip() for l in log_path.read_text().splitlines()
+                                   if "web root:" in l), None)
         print("ComfyUI", report["comfyui_version"], flush=True)
         text = log_path.read_text()
         import_lines = [l.strip() for l in text.splitlines() if "comfyui-phnet" in l]
@@ -639,24 +653,44 @@ def main() -> int:
                 print("frontend check skipped:", fe["skipped"])
             elif check(fe.get("frontend_ready", False), f"web frontend {fe.get('frontend_version')} loaded"):
                 check(fe.get("template_browser_lists_pack", False), "template browser shows a comfyui-phnet category")
-                cards = sorted(fe.get("template_cards") or [])
-                check(cards == WORKFLOWS and fe.get("thumbnails_shown", 0) >= len(WORKFLOWS),
-                      f"template browser: a card with thumbnail and description for {cards} "
+                cards = fe.get("template_cards") or {}
+                check(sorted(cards) == WORKFLOWS and all(c["thumbnail"] for c in cards.values()),
+                      f"template browser: a card with thumbnail and the file name as title for {sorted(cards)} "
                       f"({fe.get('thumbnails_shown')} thumbnails shown)")
+                # frontends up to 1.2x show the name, dashes as spaces, as the card's description too; later
+                # ones show no description on a card, only the title on one line and the whole name on hover
+                described = sorted(n for n, c in cards.items() if c["description"])
+                cut = sorted(n for n, c in cards.items() if c["cut"])
+                check(bool(cards) and all(c["description"] or (c["title_only_card"] and c["hover"])
+                                          for c in cards.values()),
+                      f"template browser: every card shows the whole name, as its description {described} "
+                      f"or, on a card with a title only, on hover (title cut short on the card: {cut})")
                 rules = fe.get("link_rules") or {}
                 check(rules == {"sam_model_into_segment": True, "phnet_sam_into_segment": True,
                                 "phnet_sam_into_impact": False},
                       f"frontend link rules for the SAM socket: {rules}")
                 for name, w in fe.get("workflows", {}).items():
                     check(w["same_prompt_as_api_file"],
-                          f"{name}: frontend graphToPrompt() of the UI file == our API file {w['diffs'] or ''}")
+                          f"{name}: frontend graphToPrompt() of the UI file == our API file {w['diffs'] or ''}"
+                          f"{' (it also sends inputs ComfyUI ignores: ' if w['undeclared_inputs_sent'] else ''}"
+                          f"{w['undeclared_inputs_sent'] or ''}{')' if w['undeclared_inputs_sent'] else ''}")
                     check(not w["console_errors"], f"{name}: no frontend errors while loading {w['console_errors']}")
                     check(not w["overlaps"], f"{name}: no two nodes overlap in the frontend {w['overlaps'] or ''}")
+                shown = fe.get("report_extension", {})
+                lines = shown.get("drawn", [])
+                check(shown.get("loaded") and len(lines) > 1 and " ".join(lines) == shown.get("line")
+                      and shown["height_after"] > shown["height_before"],
+                      f"web/phnet_report.js draws a Harmonize node's report inside it, the node grown from "
+                      f"{shown.get('height_before')} to {shown.get('height_after')} px: {lines[:3]}")
+                check(shown.get("line", "?") in shown.get("preview", ""),
+                      f"the template's Preview Any node shows the report: {shown.get('preview', '')!r}")
+                check(not fe.get("extension_messages"),
+                      f"no console warning or error from the pack's web extension {fe.get('extension_messages') or ''}")
                 offer = fe.get("missing_sam_offer", {})
                 download = [enabled for label, disabled in offer.get("buttons", [])
                             for enabled in [not disabled] if "download" in label.lower()]
                 check(offer.get("listed") and download and all(download) and offer["url"].endswith(".safetensors"),
-                      f"the Missing Models dialog offers the SAM file with Download enabled: {offer}")
+                      f"the Missing Models list offers the SAM file with Download enabled: {offer}")
         for name in WORKFLOWS:
             run_template(client, name, oi, results_dir, args.timeout)
         mask_mistakes(client, args.timeout)
