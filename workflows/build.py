@@ -37,7 +37,7 @@ PACK_VERSION = "0.1.0"
 CORE_VERSION = "0.3.64"
 
 SAM_VIT_B = {
-    # A .safetensors, so the frontend's Missing Models dialog can download it: Meta's SAM ViT-B in the
+    # A .safetensors, so the frontend's Missing Models list offers to download it: Meta's SAM ViT-B in the
     # transformers layout, which the SAM loader reads under any file name.
     "name": "sam-vit-base.safetensors",
     "url": "https://huggingface.co/facebook/sam-vit-base/resolve/main/model.safetensors",
@@ -195,8 +195,8 @@ SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": 
             "device": "auto"}
 SEGMENT = {"box": media.SUBJECT_BOX, "positive_points": "", "negative_points": "", "multimask": False,
            "threshold": 0.0, "grow": 0, "feather": 1.0}
-SAM_WEIGHTS = ("SAM weights: " + SAM_VIT_B["name"] + " in ComfyUI/models/sams (the Missing Models dialog "
-               "downloads it; by hand: " + SAM_VIT_B["url"] + " saved under that name). ")
+SAM_WEIGHTS = ("SAM weights: " + SAM_VIT_B["name"] + " in ComfyUI/models/sams (the frontend's Missing Models "
+               "list offers the download; save " + SAM_VIT_B["url"] + " there under that name). ")
 PICTURES = ("Its pictures ship with the pack (copied into ComfyUI/input); pick your own in Load Image.\n\n"
             "Weights: 'default (bundled)' works offline and applies only part of a correction it is unsure "
             "of (a small one); the Report node says how much. For full corrections pick "
@@ -278,8 +278,8 @@ def workflows() -> list[Workflow]:
                   "Generate and harmonize\n\n1. A text-to-image background is generated (any SD1.5 checkpoint in "
                   "ComfyUI/models/checkpoints).\n2. PHNet SAM Segment cuts the subject out of the subject photo "
                   "('box' around it).\n3. The subject is pasted onto the generated background and harmonized.\n\n"
-                  "Checkpoint: " + SD15["name"] + " in ComfyUI/models/checkpoints (the Missing Models dialog "
-                  "downloads it). " + SAM_WEIGHTS + PICTURES),
+                  "Checkpoint: " + SD15["name"] + " in ComfyUI/models/checkpoints (the Missing Models list "
+                  "offers the download). " + SAM_WEIGHTS + PICTURES),
             # SD on top, the subject below, paste and harmonize to the right; the checkpoint's model and VAE
             # wires run in a free corridor above the prompts and the sampler
             Node(2, "CheckpointLoaderSimple", (40, 360), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),
