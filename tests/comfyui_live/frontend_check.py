@@ -320,6 +320,19 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                     await asyncio.sleep(1.0)
                     await close_dialogs(cdp)  # e.g. the Missing Models dialog or notice
                     await asyncio.sleep(0.5)
+                    # where the graph opens (its saved zoom and offset): a node whose title bar has a corner
+                    # off screen or under the frontend's own menus and toolbars
+                    hidden_titles = await cdp.js(
+                        "(() => { const c = window.app.canvas, r = c.canvas.getBoundingClientRect(), ds = c.ds;"
+                        " const th = window.LiteGraph?.NODE_TITLE_HEIGHT ?? 30, out = {};"
+                        " for (const n of window.app.graph._nodes) {"
+                        " const top = n.pos[1] - th + 4;"
+                        " const corners = [[n.pos[0] + 4, top], [n.pos[0] + n.size[0] - 4, top]];"
+                        " const over = corners.map(([x, y]) => document.elementFromPoint("
+                        " r.left + (x + ds.offset[0]) * ds.scale, r.top + (y + ds.offset[1]) * ds.scale))"
+                        " .filter(e => e !== c.canvas).map(e => e ? e.getAttribute('data-testid')"
+                        " || e.getAttribute('aria-label') || e.classList[0] || e.tagName : 'off screen');"
+                        " if (over.length) out[n.id] = over } return out })()")
                     shot = await cdp.call("Page.captureScreenshot", format="png")
                     png = out / f"frontend_{name}.png"
                     png.write_bytes(base64.b64decode(shot["data"]))
@@ -329,6 +342,7 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         "undeclared_inputs_sent": {k: v for k, v in extra.items() if v},
                         "nodes_loaded": len(got["nodes"]),
                         "overlaps": overlaps({str(n["id"]): n["bounding"] for n in got["nodes"]}),
+                        "titles_hidden_at_open": hidden_titles,
                         "bounds": {str(n["id"]): [round(v) for v in n["bounding"]] for n in got["nodes"]},
                         "console_errors": [json.dumps(e["params"])[:500] for e in errors],
                         "ignored_offline_errors": len(offline),
