@@ -278,6 +278,7 @@ def test_a_first_directory_is_read_by_its_entries_not_by_any_two_bytes_in_them(t
     (b"II*\0\x00\0\0\0" + bytes(48), None),
     (b"II*\0\xff\xff\xff\xff" + bytes(8), None),  # past the end
     (b"MM*\0\0\0\0\x08\0\0", None),  # a header Pillow reads, that no TIFF writer writes
+    (b"II*\0\x07\0\0\0" + bytes(48), None),  # a directory that starts on the header's last byte
 ])
 def test_a_first_directory_that_cannot_be_read_whole_may_have_held_an_orientation(block, found):
     """What is not a whole first directory (a header cut short or not a TIFF one, a directory that starts inside
@@ -286,6 +287,28 @@ def test_a_first_directory_that_cannot_be_read_whole_may_have_held_an_orientatio
 
     assert _first_directory_orientation(block) is found
     assert _first_directory_orientation(b"Exif\0\0" + block) is found
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_first_directory_cut_short_by_one_byte_may_have_held_an_orientation(order):
+    """The last byte of a directory's last entry is part of it: cut there, the entry is lost, and with it perhaps
+    the orientation; whole, the directory holds none."""
+    from phnet.imageio.orientation import _first_directory_orientation
+
+    end = 8 + 2 + 12 * 4  # the header, the count and the camera's four entries
+    assert _first_directory_orientation(_camera_exif(order)[:end]) is False
+    assert _first_directory_orientation(_camera_exif(order)[:end - 1]) is None
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("place", ["alone", "first", "last"])
+def test_an_orientation_entry_is_found_wherever_it_stands_in_the_first_directory(order, place):
+    from phnet.imageio.orientation import _first_directory_orientation
+
+    turn = (0x0112, 3, 1, struct.pack(order + "HH", 6, 0))
+    make, software = (0x010F, 2, 4, b"X 1\0"), (0x0131, 2, 4, b"v 2\0")
+    entries = {"alone": [turn], "first": [turn, software], "last": [make, turn]}[place]
+    assert _first_directory_orientation(_exif_block(order, entries)) is True
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
