@@ -259,6 +259,22 @@ def test_a_png_with_imagemagicks_exif_text_is_judged_by_its_first_directory(tmp_
             assert io_.read_image(path).shape == (40, 60, 3)
 
 
+def test_a_png_whose_imagemagick_exif_text_is_no_hex_is_read_as_stored_with_a_word(tmp_path):
+    """Pillow cannot read such a block at all (it raises): the orientation it may have stated is lost."""
+    from PIL import PngImagePlugin
+
+    from phnet.imageio.orientation import orientation_lost
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      20\nnot hex at all\n", zip=True)
+    path = tmp_path / "magick.png"
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(path, pnginfo=info)
+    with pytest.warns(UserWarning, match=_READ_AS_STORED.format(re.escape(path.name))):
+        assert io_.read_image(path).shape == (40, 60, 3)
+    with Image.open(path) as opened:  # asked first, before anything else reads the block
+        assert orientation_lost(opened)
+
+
 def test_a_first_directory_is_read_by_its_entries_not_by_any_two_bytes_in_them(tmp_path):
     """An entry whose count reads 0x0112 (a camera's text of 274 characters, past the end of the block) is no
     orientation entry: the first directory holds none, and the photo is read as stored without a word."""
@@ -309,6 +325,18 @@ def test_an_orientation_entry_is_found_wherever_it_stands_in_the_first_directory
     make, software = (0x010F, 2, 4, b"X 1\0"), (0x0131, 2, 4, b"v 2\0")
     entries = {"alone": [turn], "first": [turn, software], "last": [make, turn]}[place]
     assert _first_directory_orientation(_exif_block(order, entries)) is True
+
+
+def test_exif_header_bytes_inside_a_block_are_its_data_not_a_header():
+    """Only the "Exif\\0\\0" headers that start a block are skipped: the same bytes further in (a thumbnail's own
+    header, say) are data that the directory's offset counts."""
+    from phnet.imageio.orientation import _first_directory_orientation
+
+    turn = struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    before = b"Exif\0\0" + bytes(2)  # the directory starts after these, at 16
+    block = b"II*\0" + struct.pack("<I", 16) + before + struct.pack("<H", 1) + turn + struct.pack("<I", 0)
+    assert _first_directory_orientation(block) is True
+    assert _first_directory_orientation(b"Exif\0\0" + block) is True
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
