@@ -118,3 +118,19 @@ def test_a_picture_s_resolution_is_turned_with_it_only_by_an_orientation_of_5_to
     Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "t.jpg", dpi=(300, 150), exif=exif)
     pixels, kept = io_.read_picture(tmp_path / "t.jpg")
     assert pixels.shape == ((40, 60, 3) if turn < 5 else (60, 40, 3)) and kept["dpi"] == dpi
+
+
+def test_quiet_exif_holds_back_pillows_damaged_exif_warnings_alone_and_only_inside_it():
+    """Another warning given meanwhile still reaches its caller, and Pillow's own come back once the block is left."""
+    import warnings
+
+    from phnet.imageio.metadata import quiet_exif
+
+    cut = b"II*\0\x08\0\0\0\x02\0" + bytes(6)  # two entries announced, half of one there
+    with warnings.catch_warnings(record=True) as told:
+        warnings.simplefilter("always")
+        with quiet_exif():
+            Image.Exif().load(cut)
+            warnings.warn("a word of our own", UserWarning)
+        Image.Exif().load(cut)
+    assert [str(w.message)[:17] for w in told] == ["a word of our own", "Corrupt EXIF data"]
