@@ -308,6 +308,16 @@ def test_a_two_level_picture_is_a_mask_whatever_its_levels():
     assert not looks_like_a_mask(binary * 100 + np.arange(8, dtype=np.uint8)[None])  # many levels, all grey
 
 
+def test_a_picture_of_two_flat_colours_is_no_mask():
+    """Two levels in each channel, but colours (red on blue): a picture, whatever one channel alone would show."""
+    from phnet.imageio.masks import looks_like_a_mask
+
+    picture = np.zeros((8, 8, 3), np.uint8)
+    picture[..., 2] = 255
+    picture[2:6, 2:6] = (255, 0, 0)
+    assert not looks_like_a_mask(picture)
+
+
 @pytest.mark.parametrize("black_and_white, looks", [(0.8, True), (0.7, False)])
 def test_a_painted_mask_with_soft_edges_is_a_mask_where_three_quarters_are_black_or_white(black_and_white, looks):
     from phnet.imageio.masks import looks_like_a_mask
