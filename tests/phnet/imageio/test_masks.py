@@ -328,6 +328,16 @@ def test_a_painted_mask_with_soft_edges_is_a_mask_where_three_quarters_are_black
     assert looks_like_a_mask(grey.reshape(10, 10)) is looks
 
 
+def test_a_16_bit_painted_mask_is_judged_by_the_8_bit_levels_its_values_fall_in():
+    """Every 16-bit value of 8-bit level 32 (32×256 to 32×256+255) is black, as 32 is in an 8-bit mask."""
+    from phnet.imageio.masks import looks_like_a_mask
+
+    grey = np.full(100, 128 * 256, np.uint16)  # the soft edge
+    grey[:40] = 32 * 256 + 255
+    grey[50:90] = 65535
+    assert looks_like_a_mask(grey.reshape(10, 10))
+
+
 @pytest.mark.parametrize("dark, black_and_white", [(32, True), (33, False)])
 def test_black_in_a_painted_mask_is_up_to_32(dark, black_and_white):
     from phnet.imageio.masks import is_black_and_white
