@@ -338,6 +338,16 @@ def test_a_16_bit_painted_mask_is_judged_by_the_8_bit_levels_its_values_fall_in(
     assert looks_like_a_mask(grey.reshape(10, 10))
 
 
+@pytest.mark.parametrize("white, looks", [(222.6 / 255, True), (222.4 / 255, False)])
+def test_a_float_painted_mask_is_judged_by_its_nearest_8_bit_levels(white, looks):
+    from phnet.imageio.masks import looks_like_a_mask
+
+    grey = np.full(100, 0.5, np.float32)  # the soft edge
+    grey[:40] = 0
+    grey[50:90] = white  # white from 8-bit level 223
+    assert looks_like_a_mask(grey.reshape(10, 10)) is looks
+
+
 @pytest.mark.parametrize("dark, black_and_white", [(32, True), (33, False)])
 def test_black_in_a_painted_mask_is_up_to_32(dark, black_and_white):
     from phnet.imageio.masks import is_black_and_white
