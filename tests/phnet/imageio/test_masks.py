@@ -308,6 +308,14 @@ def test_a_two_level_picture_is_a_mask_whatever_its_levels():
     assert not looks_like_a_mask(binary * 100 + np.arange(8, dtype=np.uint8)[None])  # many levels, all grey
 
 
+@pytest.mark.parametrize("level", [0, 255])
+def test_a_picture_of_one_flat_level_is_no_mask(level):
+    """All black or all white: no subject told from a background."""
+    from phnet.imageio.masks import looks_like_a_mask
+
+    assert not looks_like_a_mask(np.full((8, 8), level, np.uint8))
+
+
 def test_a_picture_of_two_flat_colours_is_no_mask():
     """Two levels in each channel, but colours (red on blue): a picture, whatever one channel alone would show."""
     from phnet.imageio.masks import looks_like_a_mask
