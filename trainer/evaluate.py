@@ -44,7 +44,7 @@ from phnet.errors import error_line, out_of_memory
 from trainer.builders.staging import interrupted
 from trainer.data import HarmonizationDataset, build_dataset, collate
 from trainer.data.common import spread_sample
-from trainer.data.workers import worker_start_method
+from trainer.data.workers import end_with_the_loaders_process, worker_start_method
 from trainer.evaluation.candidates import BASELINES, Candidates, load_candidates, parse_weights
 from trainer.evaluation.data_table import DATA_FLAGS, RUN_FOLDERS, check_split_all, data_for_other, in_flags
 from trainer.evaluation.grid import grid_cells, grid_label, save_grid
@@ -91,7 +91,8 @@ def evaluate(weights: str | list[str] | None, data: dict, *, split: str = "test"
     preloaded = getattr(base_ds, "preloaded", None) is not None
     start = worker_start_method(data, preloaded, "trainer.evaluate") if workers else None
     loader = DataLoader(ds, batch_size=1 if native else batch_size, shuffle=False, collate_fn=collate,
-                        num_workers=workers, multiprocessing_context=start)
+                        num_workers=workers, multiprocessing_context=start,
+                        worker_init_fn=end_with_the_loaders_process)
 
     rows, untouched, skipped = [], [], 0
     grid: list[dict] = []

@@ -42,7 +42,7 @@ from trainer.data import (HarmonizationDataset, build_dataset, check_data_folder
                           split_settings, trained_photos_held_out)
 from trainer.data.common import spread_sample
 from trainer.data.folder import FolderDataset, copies_across, upscaled_photos
-from trainer.data.workers import ignore_stop_signals, worker_start_method
+from trainer.data.workers import start_training_worker, worker_start_method
 from trainer.distributed import Dist, EpochBatches, seed_everything
 from trainer.ema import WeightAverage
 from trainer.loop import Data, Optimisation, Position, StoppedAtOnce, TooManyBadSamples, TrainingLoop
@@ -290,7 +290,7 @@ def build_data(cfg: dict, env: Dist, size: int, seed: int, progress: bool = True
     in_memory = any(getattr(ds, "preloaded", None) is not None for ds in (train_set, val_set))  # data.preload
     loader = functools.partial(DataLoader, num_workers=workers, collate_fn=collate,
                                pin_memory=env.device.type == "cuda", persistent_workers=workers > 0,
-                               worker_init_fn=ignore_stop_signals,
+                               worker_init_fn=start_training_worker,
                                multiprocessing_context=worker_start_method(d_cfg, in_memory) if workers else None)
     train_loader = loader(train_set, batch_sampler=batches)
     val_loader = loader(scored, batch_size=int(t_cfg["val_batch_size"]), shuffle=False)

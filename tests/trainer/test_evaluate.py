@@ -2,7 +2,10 @@
 with trained weights are in test_fit.py)."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -409,3 +412,30 @@ def test_data_workers_start_as_the_trainers_do(landscapes, tmp_path, monkeypatch
     default = multiprocessing.get_all_start_methods()[0]
     assert [c.get_start_method() for c in contexts] == ["forkserver" if default in ("fork", "forkserver") else default]
     assert not [w for w in recwarn if "fork()" in str(w.message)]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self") or "forkserver" not in multiprocessing.get_all_start_methods(),
+                    reason="lists the command's processes in /proc; needs a forkserver")
+def test_an_evaluation_killed_outright_leaves_none_of_its_processes_running(shift_set, tmp_path, subprocess_env):
+    """Killed with SIGKILL, the command left its data workers' forkserver, the workers and the resource tracker
+    running for good (see test_loop's test of a killed trainer)."""
+    import subprocess
+    import sys
+    import time
+
+    from training_runs import REPO, kill_leaving_none, process_group
+
+    cmd = [sys.executable, "-m", "trainer.evaluate", "--data", str(shift_set), "--split", "train", "--resolution",
+           "256", "--batch-size", "1", "--num-workers", "2", "--no-progress", "--out", str(tmp_path / "ev")]
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+    try:
+        while len(process_group(proc.pid)) < 5:  # the command, the tracker, the server, two workers
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+            time.sleep(0.05)
+        assert kill_leaving_none(proc) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from training_runs import REPO, fit_cmd, read_log, run_torchrun, tiny_cfg, wait_for
+from training_runs import REPO, fit_cmd, kill_leaving_none, process_group, read_log, run_torchrun, tiny_cfg, wait_for
 
 from trainer.loop import READY_TO_STOP
 
@@ -239,6 +239,34 @@ def test_workers_from_a_forkserver_of_a_run_started_as_a_module_say_nothing(tmp_
                          cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Warning" not in res.stderr, res.stderr[-3000:]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self") or "forkserver" not in __import__("multiprocessing")
+                    .get_all_start_methods(), reason="lists the run's processes in /proc; needs a forkserver")
+def test_a_trainer_killed_outright_leaves_none_of_its_processes_running(tmp_path, shift_set, subprocess_env):
+    """SIGKILL (kill -9, the out-of-memory killer) of the trainer alone left its workers' forkserver, both workers
+    and the resource tracker running for good: each worker held the server's "alive" pipe open, and the server, their
+    parent, kept torch's check in each worker (is my parent the same?) from ever firing."""
+    import time
+
+    out = tmp_path / "run"
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(fit_cmd(shift_set, out, "--steps", "100000", "--set", "data.num_workers=2",
+                                        "--set", 'data.start_method="forkserver"', "--set", "train.log_every=1"),
+                                cwd=REPO, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+
+    try:
+        wait_for(out / "log.jsonl", proc, timeout=240)
+        while '"type": "train"' not in (out / "log.jsonl").read_text():  # a first step: the workers are running
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+            time.sleep(0.05)
+        assert len(process_group(proc.pid)) >= 4, process_group(proc.pid)  # the trainer, the server, two workers
+        assert kill_leaving_none(proc) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_spawned_data_workers_leave_ctrl_c_to_the_trainer_and_end_on_sigterm(tmp_path, shift_set):

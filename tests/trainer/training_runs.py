@@ -68,7 +68,43 @@ def wait_for(path: Path, proc, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-__all__ = ["REPO", "write_shift_set", "tiny_cfg", "read_log", "fit_cmd", "wait_for"]
+def process_group(pgid: int) -> list[str]:
+    """The command lines (their first 100 characters) of the processes in process group ``pgid``, read from /proc
+    (Linux): a command started with ``start_new_session`` and the processes it starts, which stay in its group."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getpgid(int(pid)) == pgid:
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:100].decode())
+        except OSError:  # a process that ended meanwhile
+            continue
+    return found
+
+
+def kill_leaving_none(proc, timeout: float = 30) -> list[str]:
+    """SIGKILL to ``proc`` alone (started with ``start_new_session``), as the out-of-memory killer sends it; returns
+    what of its process group is still running ``timeout`` s later (torch's data workers check for their parent
+    every 5 s), then kills those."""
+    import os
+    import signal
+
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + timeout
+    while process_group(proc.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    left = process_group(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # none left
+        pass
+    return left
+
+
+__all__ = ["REPO", "write_shift_set", "tiny_cfg", "read_log", "fit_cmd", "wait_for", "process_group",
+           "kill_leaving_none"]
 
 
 def run_torchrun(cmd: list[str], timeout: float = 300, **kw):

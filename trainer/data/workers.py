@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import types
@@ -65,3 +66,25 @@ def ignore_stop_signals(worker_id: int) -> None:
     held the process at exit for good."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker's copy of the trainer's stop handler ignored it
+
+
+def end_with_the_loaders_process(worker_id: int) -> None:
+    """A data worker's start that lets it end when the process that made its loader is killed outright (SIGKILL, the
+    kernel's out-of-memory killer), as a worker forked from it does. A forkserver gives each worker the write end of
+    its "alive" pipe, and ends only once no process holds one: its workers kept it running, and it, their parent,
+    kept them running (torch's worker ends when its parent changes), for good. Without the worker's copy, the server
+    ends when that process does, and its workers with it (torch checks every 5 s)."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if server.get_inherited_fds() is not None and alive is not None:  # a worker of a forkserver
+        os.close(alive)
+        setattr(server, "_forkserver_alive_fd", None)  # (Python's own name; its type stubs leave it out)
+
+
+def start_training_worker(worker_id: int) -> None:
+    """A training data worker's start: Ctrl-C left to the trainer (:func:`ignore_stop_signals`), and an end with
+    the trainer's, however it ends (:func:`end_with_the_loaders_process`)."""
+    end_with_the_loaders_process(worker_id)
+    ignore_stop_signals(worker_id)
