@@ -170,7 +170,6 @@ class Workflow:
     name: str          # file name; the frontend shows it as the card title and, dashes as spaces, as its description
     description: str
     nodes: list[Node]
-    zoom: float = 0.65  # the canvas scale the template opens at: small enough to show every node
 
 
 def accepts(input_type: str, output_type: str) -> bool:
@@ -280,8 +279,9 @@ def workflows() -> list[Workflow]:
                   "('box' around it).\n3. The subject is pasted onto the generated background and harmonized.\n\n"
                   "Checkpoint: " + SD15["name"] + " in ComfyUI/models/checkpoints (the Missing Models list "
                   "offers the download). " + SAM_WEIGHTS + PICTURES),
-            # SD on top, the subject below, paste and harmonize to the right; the checkpoint's model and VAE
-            # wires run in a free corridor above the prompts and the sampler
+            # SD on top, the subject and its SAM cut-out in a row below (short enough to open readable), paste
+            # and harmonize to the right; the checkpoint's model and VAE wires run in a free corridor above the
+            # prompts and the sampler
             Node(2, "CheckpointLoaderSimple", (40, 360), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),
             Node(3, "CLIPTextEncode", (500, 490),
                  {"text": "a sunny beach at golden hour, empty scene, photograph, detailed"},
@@ -295,8 +295,8 @@ def workflows() -> list[Workflow]:
                  size=(360, 300)),
             Node(7, "VAEDecode", (1340, 350), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 70)),
             Node(8, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
-            Node(9, "PHNetSAMLoader", (40, 1240), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
-            Node(10, "PHNetSAMSegment", (500, 1000), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
+            Node(9, "PHNetSAMLoader", (500, 1000), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
+            Node(10, "PHNetSAMSegment", (940, 900), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
                  size=(360, 330)),
             Node(11, "PHNetPasteSubject", (1600, 800), media.PASTE_ON_GENERATED,
                  links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
@@ -310,9 +310,8 @@ def workflows() -> list[Workflow]:
                  title="Before | after"),
             Node(16, "PreviewImage", (2610, 640), links={"images": (15, 0)}, size=(300, 340),
                  title="Preview before/after"),
-            _report(17, (2200, 960), harmonize=13),
+            _report(17, (2370, 770), harmonize=13, size=(220, 200)),  # left of the minimap's corner
         ],
-        zoom=0.58,
     )
 
     reference = Workflow(
@@ -395,6 +394,52 @@ TITLE_HEIGHT = 30  # litegraph draws the title bar above a node's pos
 # Arial's advance widths (per 1000 em) by letter shape; any other capital ~700, any other character 556
 ARIAL_EM = {**dict.fromkeys("ijl|'", 222), **dict.fromkeys(" ftI.,:;!", 278), **dict.fromkeys("r-()/", 333),
             **dict.fromkeys("kscvxyz", 500), "w": 722, "m": 833, "M": 833, "W": 944}
+
+
+# Where a template opens (its extra.ds), measured in a 1920x1080 browser window (a 1920x937 page) in both
+# frontends. 1.27.10's canvas starts right of its 64 px sidebar and below its 78 px top bar; 1.58.1's fills
+# the page under its 56 px sidebar, 40 px of tabs and the floating Graph and Run toolbars (down to y 88).
+# In 1.58's canvas pixels (1.27's are 64 px to the right and 78 px lower on the page) every node lies in
+# VIEW_BOX, 8 px clear of all that, and no title bar reaches into VIEW_CORNER, where the minimap (1.27:
+# from x 1626, y 672 on the page; 1.58: from x 1660, y 676) and the zoom menu sit.
+VIEW_BOX = (64, 96, 1840, 851)     # left, top, right, bottom
+VIEW_CORNER = (1528, 586)          # left, top; it runs to the box's right and bottom
+MAX_ZOOM = 0.65
+# Below 8 px / 14 px (about 0.571) both frontends draw nodes without their text at a device pixel ratio of 1
+# (their default minimum font size for full detail); a template is laid out to open above it.
+READABLE_ZOOM = 0.58
+
+
+def opening_view(wf: Workflow) -> dict:
+    """The extra.ds a template opens with: the largest zoom up to MAX_ZOOM (two decimals) at which every node,
+    title bar included, lies in VIEW_BOX, the graph's top left corner at the box's."""
+    left = min(n.pos[0] for n in wf.nodes)
+    top = min(n.pos[1] - TITLE_HEIGHT for n in wf.nodes)
+    right = max(n.pos[0] + n.size[0] for n in wf.nodes)
+    bottom = max(n.pos[1] + n.size[1] for n in wf.nodes)
+    x0, y0, x1, y1 = VIEW_BOX
+    zoom = int(min(MAX_ZOOM, (x1 - x0) / (right - left), (y1 - y0) / (bottom - top)) * 100) / 100
+    return {"scale": zoom, "offset": [round(x0 / zoom - left, 1), round(y0 / zoom - top, 1)]}
+
+
+def on_screen(wf: Workflow, view: dict) -> list[tuple[float, float, float, float]]:
+    """Each node's box (title bar included) in 1.58's canvas pixels when the template opens with ``view``."""
+    zoom, (ox, oy) = view["scale"], view["offset"]
+    return [((n.pos[0] + ox) * zoom, (n.pos[1] - TITLE_HEIGHT + oy) * zoom,
+             (n.pos[0] + n.size[0] + ox) * zoom, (n.pos[1] + n.size[1] + oy) * zoom) for n in wf.nodes]
+
+
+def hidden_at_open(wf: Workflow) -> list[str]:
+    """Nodes that open partly outside VIEW_BOX, or with their title bar in VIEW_CORNER, or below READABLE_ZOOM."""
+    view = opening_view(wf)
+    out = [] if view["scale"] >= READABLE_ZOOM else [f"{wf.name} opens at zoom {view['scale']}"]
+    x0, y0, x1, y1 = VIEW_BOX
+    for n, (a, b, c, d) in zip(wf.nodes, on_screen(wf, view)):
+        if a < x0 - 0.5 or b < y0 - 0.5 or c > x1 + 0.5 or d > y1 + 0.5:
+            out.append(f"{n.type} #{n.id} opens outside the view")
+        elif c > VIEW_CORNER[0] and b + TITLE_HEIGHT * view["scale"] > VIEW_CORNER[1]:
+            out.append(f"{n.type} #{n.id} opens with its title bar under the minimap's corner")
+    return out
 
 
 def title_width(text: str) -> float:
@@ -642,7 +687,7 @@ def to_ui(wf: Workflow, pack=None) -> dict:
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": wf.zoom, "offset": [20, 20]}, "info": {"description": wf.description}},
+        "extra": {"ds": opening_view(wf), "info": {"description": wf.description}},
         "version": 0.4,
     }
 
@@ -651,7 +696,7 @@ def render() -> dict[Path, str]:
     pack = load_pack()
     files = {}
     for wf in workflows():
-        problems = overlaps(wf, gap=10) + hidden_wires(wf, pack=pack) + clipped_titles(wf, pack)
+        problems = overlaps(wf, gap=10) + hidden_wires(wf, pack=pack) + clipped_titles(wf, pack) + hidden_at_open(wf)
         if problems:
             raise ValueError("; ".join(problems))
         files[UI_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf, pack), indent=2) + "\n"
