@@ -49,6 +49,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,14 @@ WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 TINY_PHNET = "tiny-phnet/model.safetensors"
 
 report: dict = {"checks": [], "failures": []}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for the headless browser's debugging port: two live checks at once
+    would clash on a fixed one."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def check(ok: bool, what: str) -> bool:
@@ -642,7 +651,8 @@ def main() -> int:
         results_dir.mkdir(exist_ok=True)
         if args.frontend:
             r = subprocess.run([args.comfy_python, str(Path(__file__).with_name("frontend_check.py")),
-                                "--url", client.base + "/", "--out", str(results_dir)],
+                                "--url", client.base + "/", "--out", str(results_dir),
+                                "--cdp-port", str(free_port())],
                                capture_output=True, text=True, timeout=args.timeout)
             try:
                 fe = json.loads(r.stdout.strip().splitlines()[-1])
