@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Load the example workflows into the real ComfyUI web frontend (headless Chromium), compare the
 prompt the frontend builds from each UI file (``app.graphToPrompt()``) with our API-format file, and
-measure whether any two nodes overlap with the sizes the frontend gives them (title bars included).
-Screenshots of the template browser (our category opened) and of every graph land in --out.
+measure whether any two nodes overlap with the sizes the frontend gives them (title bars included), and
+open each template from its card in the template browser to record the zoom it opens at and whether the
+nodes' text is drawn there. Screenshots of the template browser (our category opened) and of every graph land
+in --out.
 
 Run by ``run_live.py --frontend`` while its server is up, with ComfyUI's Python (it needs aiohttp):
 
@@ -191,6 +193,78 @@ async def missing_model_offer(cdp: CDP, out: Path) -> dict:
     return {**found, "url": entry["url"], "screenshot": str(png)}
 
 
+# The zoom below which the canvas draws nodes without their text, as the frontend computes it: its setting
+# "minimum font size for detail" over the 14 px node text, corrected for the device pixel ratio (litegraph's
+# LGraphCanvas keeps the result in _lowQualityZoomThreshold; the formula is the fallback for a build without it).
+TEXT_ZOOM_JS = (
+    "(() => { const c = window.app.canvas, lg = window.LiteGraph || {};"
+    " if (typeof c._lowQualityZoomThreshold === 'number') return c._lowQualityZoomThreshold;"
+    " const min = c.min_font_size_for_lod ?? 8;"
+    " return min / ((lg.NODE_TEXT_SIZE || 14) * Math.sqrt(window.devicePixelRatio || 1)) })()")
+
+
+async def click(cdp: CDP, x: float, y: float) -> None:
+    """A left click at page point (x, y), as the mouse makes it."""
+    await cdp.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+    for kind in ("mousePressed", "mouseReleased"):
+        await cdp.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+async def opened_from_template_browser(cdp: CDP, out: Path) -> dict:
+    """Each template opened the way a user opens it: the template browser (its command), our category, a click
+    on the template's card. Records the zoom it opens at, whether it is the file's saved view (extra.ds; 1.27
+    keeps it, 1.58 fits the graph itself) and whether the canvas draws the nodes' text there (the zoom at or
+    above the frontend's own threshold, and its low_quality flag off). A screenshot of each lands in --out."""
+    found = {}
+    for name in NAMES:
+        saved = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
+        await cdp.js("(async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates');"
+                     " await new Promise(r => setTimeout(r, 2000));"
+                     " const el = [...document.querySelectorAll('*')].find(e => e.children.length === 0"
+                     " && e.textContent.trim() === 'comfyui-phnet'); if (el) el.click();"
+                     " await new Promise(r => setTimeout(r, 1500)); return true })()")
+        card = await cdp.js(
+            "(() => { const card = document.querySelector('[data-testid=\"template-workflow-' + "
+            + json.dumps(name) + " + '\"]'); if (!card) return null;"
+            " card.scrollIntoView({block: 'center'});"
+            " const title = [...card.querySelectorAll('*')].find(e => e.children.length === 0"
+            " && e.textContent.trim() === " + json.dumps(name) + ") || card;"
+            " const r = title.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2] })()")
+        if card is None:
+            found[name] = {"card_found": False}
+            await close_dialogs(cdp)
+            continue
+        await asyncio.sleep(0.5)
+        await click(cdp, *card)
+        # loaded when the browser has closed and the graph holds the template's nodes; then the camera is
+        # placed on a later frame
+        loaded = await cdp.js(
+            "(async () => { for (let i = 0; i < 60; i++) { await new Promise(r => setTimeout(r, 250));"
+            " if (!document.querySelector('[data-testid^=\"template-workflow-\"]')"
+            " && window.app.graph._nodes.length === " + str(len(saved["nodes"])) + ") return true } return false })()")
+        await asyncio.sleep(1.5)
+        view = await cdp.js(
+            "(() => { const c = window.app.canvas; c.draw(true, true);"
+            " return {scale: c.ds.scale, offset: [...c.ds.offset], low_quality: !!c.low_quality,"
+            " text_zoom: " + TEXT_ZOOM_JS + ", device_pixel_ratio: window.devicePixelRatio || 1} })()")
+        await close_dialogs(cdp)  # the notice or dialog of a model the template names and the server lacks
+        await asyncio.sleep(1.0)
+        shot = await cdp.call("Page.captureScreenshot", format="png")
+        png = out / f"frontend_browser_{name}.png"
+        png.write_bytes(base64.b64decode(shot["data"]))
+        ds = saved["extra"]["ds"]
+        found[name] = {
+            "card_found": True, "loaded": loaded, "zoom": round(view["scale"], 4), "saved_zoom": ds["scale"],
+            "saved_view_kept": abs(view["scale"] - ds["scale"]) < 0.005
+            and all(abs(a - b) < 1 for a, b in zip(view["offset"], ds["offset"])),
+            "text_zoom": round(view["text_zoom"], 4), "low_quality": view["low_quality"],
+            "device_pixel_ratio": view["device_pixel_ratio"],
+            "text_drawn": view["scale"] >= view["text_zoom"] and not view["low_quality"],
+            "screenshot": str(png),
+        }
+    return found
+
+
 async def run(url: str, out: Path, cdp_port: int) -> dict:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not chromium:
@@ -348,6 +422,7 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         "ignored_offline_errors": len(offline),
                         "screenshot": str(png),
                     }
+                report["from_template_browser"] = await opened_from_template_browser(cdp, out)
                 report["report_extension"] = await report_extension(cdp, out)
                 report["missing_sam_offer"] = await missing_model_offer(cdp, out)
                 report["extension_messages"] = extension_messages(cdp.events)

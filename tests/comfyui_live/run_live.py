@@ -33,7 +33,9 @@ ComfyUI checkout):
  8. with --frontend, loads every template into the real web frontend (headless Chromium), compares
     the prompt it builds with our API file, measures node overlaps, checks the template browser's cards,
     that web/phnet_report.js draws a Harmonize node's report and what the Missing Models list offers for
-    an absent SAM file, and saves screenshots. --front-end-root serves another frontend build (the
+    an absent SAM file, opens each template from its card in the template browser (where 1.58 ignores the
+    saved view and fits the graph itself) and checks that the nodes' text is drawn at the zoom it opens at,
+    and saves screenshots. --front-end-root serves another frontend build (the
     ``comfyui_frontend_package/static`` folder of an unpacked comfyui-frontend-package wheel) in place of
     the one ComfyUI's venv installs; checked with 1.27.10 and 1.58.1.
 With --snapshot it also writes the /object_info entries of the core nodes our workflows use to
@@ -690,6 +692,17 @@ def main() -> int:
                         print(f"NOTE {name}: node title bars off screen or under the frontend's menus where the "
                               f"graph opens: {w['titles_hidden_at_open']}", flush=True)
                         report.setdefault("notes", []).append(f"{name}: titles hidden at open")
+                # Opened from the template browser, as most users open a template: 1.27 keeps the file's saved
+                # view, 1.58 fits the graph into 0.75 of the window itself; either way the nodes' text must show
+                opened = fe.get("from_template_browser") or {}
+                check(sorted(opened) == WORKFLOWS and all(o.get("card_found") and o["loaded"] for o in opened.values()),
+                      f"every template opens from its card in the template browser {sorted(opened)}")
+                for name, o in sorted(opened.items()):
+                    if o.get("loaded"):
+                        check(o["text_drawn"],
+                              f"{name}: opened from the template browser at zoom {o['zoom']} (saved view "
+                              f"{'kept' if o['saved_view_kept'] else 'ignored'}), node text drawn "
+                              f"(from zoom {o['text_zoom']})")
                 shown = fe.get("report_extension", {})
                 lines = shown.get("drawn", [])
                 check(shown.get("loaded") and len(lines) > 1 and " ".join(lines) == shown.get("line")
