@@ -203,7 +203,9 @@ PICTURES = ("Its pictures ship with the pack (copied into ComfyUI/input); pick y
             "PHNet Model Loader (downloaded once into ComfyUI/models/phnet; the authors' CC BY-SA 4.0-variant "
             "licence, FFHQ's non-commercial terms).")
 
-# Layout: columns 440 px apart, every node at least 20 px clear of the next (title bars included);
+# Layout: columns about 440 px apart, every node at least 20 px clear of the next (title bars included); a chain
+# longer than BROWSER_BOX_MAX allows steps down into the column before it, well below its source (a wire may
+# enter a node left of its source's right edge when it drops far enough to pass beside both);
 # tests/comfyui_live/frontend_check.py measures the sizes the real frontend gives them.
 
 
@@ -246,25 +248,27 @@ def workflows() -> list[Workflow]:
                   "the person in the SUBJECT image (pixels); points work too.\n2. PHNet Paste Subject places it "
                   "(x, y, scale, anchor).\n3. PHNet Harmonize matches its colours to the background.\n\n"
                   + SAM_WEIGHTS + PICTURES),
-            Node(2, "LoadImage", (40, 350), {"image": "phnet_background.png"}, size=(360, 380),
+            # the subject, its SAM loader and cut-out on the left, the background above the cut-out, so the
+            # chain to the preview fits BROWSER_BOX_MAX
+            Node(2, "LoadImage", (500, 60), {"image": "phnet_background.png"}, size=(360, 360),
                  title="Load background"),
-            Node(3, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
-            Node(4, "PHNetSAMLoader", (480, 1040), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
-            Node(5, "PHNetSAMSegment", (920, 920), SEGMENT, links={"sam_model": (4, 0), "image": (3, 0)},
+            Node(3, "LoadImage", (40, 470), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
+            Node(4, "PHNetSAMLoader", (40, 910), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
+            Node(5, "PHNetSAMSegment", (500, 620), SEGMENT, links={"sam_model": (4, 0), "image": (3, 0)},
                  size=(360, 330)),
-            Node(6, "PHNetPasteSubject", (1360, 600), media.PASTE_ON_PHOTO,
+            Node(6, "PHNetPasteSubject", (920, 480), media.PASTE_ON_PHOTO,
                  links={"background": (2, 0), "subject": (3, 0), "subject_mask": (5, 0)}, size=(330, 230)),
-            Node(7, "PHNetModelLoader", (1360, 60), PHNET_DEFAULT, size=LOADER_SIZE,
+            Node(7, "PHNetModelLoader", (920, 800), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
-            Node(8, "PHNetHarmonize", (1800, 350), {"strength": 1.0, "working_size": 0, "mask_is_alpha": True},
+            Node(8, "PHNetHarmonize", (1320, 200), {"strength": 1.0, "working_size": 0, "mask_is_alpha": True},
                  links={"phnet_model": (7, 0), "image": (6, 0), "mask": (6, 1)}, size=(330, 230)),
-            Node(9, "SaveImage", (2200, 60), {"filename_prefix": "phnet/paste_harmonized"},
+            Node(9, "SaveImage", (1690, 60), {"filename_prefix": "phnet/paste_harmonized"},
                  links={"images": (8, 0)}, size=(360, 400)),
-            Node(10, "ImageBatch", (2200, 640), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 70),
+            Node(10, "ImageBatch", (1690, 560), links={"image1": (6, 0), "image2": (8, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(11, "PreviewImage", (2480, 640), links={"images": (10, 0)}, size=(360, 400),
+            Node(11, "PreviewImage", (1950, 560), links={"images": (10, 0)}, size=(360, 400),
                  title="Preview before/after"),
-            _report(12, (2080, 800), harmonize=8),
+            _report(12, (1690, 720), harmonize=8, size=(220, 200)),
         ],
     )
 
@@ -281,7 +285,8 @@ def workflows() -> list[Workflow]:
                   "offers the download). " + SAM_WEIGHTS + PICTURES),
             # SD on top, the subject and its SAM cut-out in a row below (short enough to open readable), paste
             # and harmonize to the right; the checkpoint's model and VAE wires run in a free corridor above the
-            # prompts and the sampler
+            # prompts and the sampler. Eight nodes in a chain do not fit BROWSER_BOX_MAX side by side: the paste
+            # steps down under VAE Decode, harmonize up beside it, and the before | after batch down again.
             Node(2, "CheckpointLoaderSimple", (40, 360), {"ckpt_name": SD15["name"]}, size=(360, 110), models=[SD15]),
             Node(3, "CLIPTextEncode", (500, 490),
                  {"text": "a sunny beach at golden hour, empty scene, photograph, detailed"},
@@ -296,21 +301,21 @@ def workflows() -> list[Workflow]:
             Node(7, "VAEDecode", (1340, 350), links={"samples": (6, 0), "vae": (2, 2)}, size=(220, 70)),
             Node(8, "LoadImage", (40, 800), {"image": "phnet_subject.png"}, size=(360, 380), title="Load subject"),
             Node(9, "PHNetSAMLoader", (500, 1000), SAM_FILE, size=(360, 190), models=[SAM_VIT_B]),
-            Node(10, "PHNetSAMSegment", (940, 900), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
+            Node(10, "PHNetSAMSegment", (940, 880), SEGMENT, links={"sam_model": (9, 0), "image": (8, 0)},
                  size=(360, 330)),
-            Node(11, "PHNetPasteSubject", (1600, 800), media.PASTE_ON_GENERATED,
+            Node(11, "PHNetPasteSubject", (1360, 800), media.PASTE_ON_GENERATED,
                  links={"background": (7, 0), "subject": (8, 0), "subject_mask": (10, 0)}, size=(330, 230)),
-            Node(12, "PHNetModelLoader", (1600, 60), PHNET_DEFAULT, size=LOADER_SIZE,
+            Node(12, "PHNetModelLoader", (1280, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
-            Node(13, "PHNetHarmonize", (2000, 350), {"strength": 1.0, "working_size": 0, "mask_is_alpha": True},
+            Node(13, "PHNetHarmonize", (1730, 200), {"strength": 1.0, "working_size": 0, "mask_is_alpha": True},
                  links={"phnet_model": (12, 0), "image": (11, 0), "mask": (11, 1)}, size=(330, 230)),
-            Node(14, "SaveImage", (2370, 60), {"filename_prefix": "phnet/generated_harmonized"},
+            Node(14, "SaveImage", (2100, 60), {"filename_prefix": "phnet/generated_harmonized"},
                  links={"images": (13, 0)}, size=(330, 400)),
-            Node(15, "ImageBatch", (2370, 640), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 70),
+            Node(15, "ImageBatch", (1960, 800), links={"image1": (11, 0), "image2": (13, 0)}, size=(220, 70),
                  title="Before | after"),
-            Node(16, "PreviewImage", (2610, 640), links={"images": (15, 0)}, size=(300, 340),
+            Node(16, "PreviewImage", (2220, 780), links={"images": (15, 0)}, size=(280, 340),
                  title="Preview before/after"),
-            _report(17, (2370, 770), harmonize=13, size=(220, 200)),  # left of the minimap's corner
+            _report(17, (2100, 520), harmonize=13, size=(220, 200)),  # left of the minimap's corner
         ],
     )
 
@@ -408,15 +413,44 @@ MAX_ZOOM = 0.65
 # Below 8 px / 14 px (about 0.571) both frontends draw nodes without their text at a device pixel ratio of 1
 # (their default minimum font size for full detail); a template is laid out to open above it.
 READABLE_ZOOM = 0.58
+# Frontend 1.58 ignores extra.ds when a template is opened from its template browser and fits the graph itself
+# (its app.ts: a load from 'template' calls litegraphService.fitView, i.e. DragAndScale.fitToBounds): the nodes'
+# bounding box, title bars included, padded by 10 px on each side (measure.ts createBounds), is fitted into 0.75
+# of the canvas, which fills the 1920x937 page, on its tighter side. For that zoom to reach READABLE_ZOOM the
+# box may be at most BROWSER_BOX_MAX wide and high (about 2462 x 1191).
+BROWSER_CANVAS = (1920, 937)
+BROWSER_FILL = 0.75
+BROWSER_PADDING = 10
+BROWSER_BOX_MAX = tuple(BROWSER_FILL * side / READABLE_ZOOM - 2 * BROWSER_PADDING for side in BROWSER_CANVAS)
+
+
+def graph_box(wf: Workflow) -> tuple[int, int, int, int]:
+    """left, top, right, bottom of all nodes, title bars included."""
+    return (min(n.pos[0] for n in wf.nodes), min(n.pos[1] - TITLE_HEIGHT for n in wf.nodes),
+            max(n.pos[0] + n.size[0] for n in wf.nodes), max(n.pos[1] + n.size[1] for n in wf.nodes))
+
+
+def browser_zoom(wf: Workflow) -> float:
+    """The zoom frontend 1.58 opens the template at from its template browser (see BROWSER_BOX_MAX)."""
+    left, top, right, bottom = graph_box(wf)
+    return min(BROWSER_FILL * side / max(extent + 2 * BROWSER_PADDING, 300)
+               for side, extent in zip(BROWSER_CANVAS, (right - left, bottom - top)))
+
+
+def unreadable_from_browser(wf: Workflow) -> list[str]:
+    """The template when 1.58's template browser would open it below READABLE_ZOOM (without the nodes' text)."""
+    left, top, right, bottom = graph_box(wf)
+    width, height = BROWSER_BOX_MAX
+    if right - left <= width and bottom - top <= height:
+        return []
+    return [f"{wf.name} is {right - left} x {bottom - top} px, more than {width:.0f} x {height:.0f}: frontend 1.58's "
+            f"template browser would open it at zoom {browser_zoom(wf):.3f}, without the nodes' text"]
 
 
 def opening_view(wf: Workflow) -> dict:
     """The extra.ds a template opens with: the largest zoom up to MAX_ZOOM (two decimals) at which every node,
     title bar included, lies in VIEW_BOX, the graph's top left corner at the box's."""
-    left = min(n.pos[0] for n in wf.nodes)
-    top = min(n.pos[1] - TITLE_HEIGHT for n in wf.nodes)
-    right = max(n.pos[0] + n.size[0] for n in wf.nodes)
-    bottom = max(n.pos[1] + n.size[1] for n in wf.nodes)
+    left, top, right, bottom = graph_box(wf)
     x0, y0, x1, y1 = VIEW_BOX
     zoom = int(min(MAX_ZOOM, (x1 - x0) / (right - left), (y1 - y0) / (bottom - top)) * 100) / 100
     return {"scale": zoom, "offset": [round(x0 / zoom - left, 1), round(y0 / zoom - top, 1)]}
@@ -696,7 +730,8 @@ def render() -> dict[Path, str]:
     pack = load_pack()
     files = {}
     for wf in workflows():
-        problems = overlaps(wf, gap=10) + hidden_wires(wf, pack=pack) + clipped_titles(wf, pack) + hidden_at_open(wf)
+        problems = (overlaps(wf, gap=10) + hidden_wires(wf, pack=pack) + clipped_titles(wf, pack) + hidden_at_open(wf)
+                    + unreadable_from_browser(wf))
         if problems:
             raise ValueError("; ".join(problems))
         files[UI_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf, pack), indent=2) + "\n"

@@ -283,6 +283,13 @@ def test_layout_has_no_overlaps_no_hidden_wires_and_cards_describe_themselves(bu
             title_bottom = top + build.TITLE_HEIGHT * view["scale"]
             assert right <= build.VIEW_CORNER[0] or title_bottom <= build.VIEW_CORNER[1], (wf.name, node)
         assert build.hidden_at_open(wf) == []
+        # frontend 1.58's template browser ignores that view and fits the graph into 0.75 of its 1920x937 page
+        # (title bars and 10 px of padding counted): the graph is small enough for that fit to draw the text too
+        left, top, right, bottom = build.graph_box(wf)
+        assert build.BROWSER_BOX_MAX == pytest.approx((0.75 * 1920 / 0.58 - 20, 0.75 * 937 / 0.58 - 20))
+        assert right - left <= build.BROWSER_BOX_MAX[0] and bottom - top <= build.BROWSER_BOX_MAX[1], wf.name
+        assert build.browser_zoom(wf) >= build.READABLE_ZOOM > 8 / 14, (wf.name, build.browser_zoom(wf))
+        assert build.unreadable_from_browser(wf) == []
         # the template browser builds a card from the file name alone (frontend 1.27 shows it, dashes as
         # spaces, as the card's description; 1.58 as its title, whole on hover)
         assert len(wf.name.split("-")) >= 6 and wf.name.startswith("PHNet-")
@@ -369,6 +376,22 @@ def test_the_builder_sees_a_wire_under_a_node_as_litegraph_draws_it(build):
     ])
     wire = "LoadImage#1 -> ImageBatch#2.image1 passes under node(s) [1]"
     assert any(wire in p for p in build.hidden_wires(backwards))
+
+
+def test_the_builder_sees_a_graph_the_template_browser_would_open_without_text(build):
+    """The SAM template once spanned 2800 x 1220 px (title bars included): frontend 1.58.1's template browser
+    opened it at zoom 0.5106 (measured), below the 8/14 at which nodes get their text."""
+    Node, Workflow = build.Node, build.Workflow
+
+    def spanning(width, height):
+        return Workflow("t", "t", "", [Node(1, "PreviewImage", (0, 30), size=(300, 300)),
+                                       Node(2, "PreviewImage", (width - 300, height - 300), size=(300, 300))])
+
+    wide = spanning(2800, 1220)
+    assert build.browser_zoom(wide) == pytest.approx(0.5106, abs=1e-4)
+    assert "without the nodes' text" in " ".join(build.unreadable_from_browser(wide))
+    assert build.unreadable_from_browser(spanning(2460, 1190)) == []
+    assert build.unreadable_from_browser(spanning(2460, 1200)) != []
 
 
 def test_the_builder_sees_a_title_the_frontend_would_cut(build):
