@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load the example workflows into the real ComfyUI web frontend (headless Chromium), compare the
 prompt the frontend builds from each UI file (``app.graphToPrompt()``) with our API-format file, and
-measure whether any two nodes overlap with the sizes the frontend gives them (title bars included), and
+measure whether any two nodes overlap with the sizes the frontend gives them (title bars included) and
+whether it cuts a node's title short (measured as the frontend measures it, against the room it gives), and
 open each template from its card in the template browser to record the zoom it opens at and whether the
 nodes' text is drawn there. Screenshots of the template browser (our category opened) and of every graph land
 in --out.
@@ -203,6 +204,40 @@ TEXT_ZOOM_JS = (
     " return min / ((lg.NODE_TEXT_SIZE || 14) * Math.sqrt(window.devicePixelRatio || 1)) })()")
 
 
+# Each node's title as the frontend draws it (litegraph's LGraphNode.drawTitleText): measured with the canvas's
+# measureText in the node's titleFontStyle (14 px Arial in 1.27, 14 px Inter, its own web font, in 1.58) against
+# the room it gives, the node's width less a title bar's height on each side (the dot's 30 px on the left, as much
+# kept on the right) and less its title buttons, if any; a longer title is cut with "...". The font is set in
+# canvas units, so neither the width nor the room depends on the zoom. The text the frontend actually drew in a
+# frame is recorded too (null where the frame drew no title text, e.g. below the zoom for text).
+TITLES_JS = (
+    "(async () => { const c = window.app.canvas, lg = window.LiteGraph || {}, th = lg.NODE_TITLE_HEIGHT ?? 30;"
+    " const nodes = window.app.graph._nodes, ctx = c.canvas.getContext('2d'), out = {};"
+    " const fontOf = n => n.titleFontStyle ?? `${lg.NODE_TEXT_SIZE ?? 14}px ${lg.NODE_FONT ?? 'Arial'}`;"
+    " for (const f of new Set(nodes.map(fontOf))) await document.fonts.load(f);"
+    " const drawn = {}, proto = CanvasRenderingContext2D.prototype, fill = proto.fillText; let inside = null;"
+    " const saved = nodes.map(n => [n, Object.prototype.hasOwnProperty.call(n, 'drawTitleText'), n.drawTitleText]);"
+    " for (const [n, , draw] of saved) n.drawTitleText = function (...a) { inside = n.id;"
+    " try { return draw.apply(this, a) } finally { inside = null } };"
+    " proto.fillText = function (t, ...a) { if (inside !== null && !(inside in drawn)) drawn[inside] = String(t);"
+    " return fill.call(this, t, ...a) };"
+    " try { c.draw(true, true) } finally { proto.fillText = fill;"
+    " for (const [n, own, draw] of saved) { if (own) n.drawTitleText = draw; else delete n.drawTitleText } }"
+    " ctx.save(); try { for (const n of nodes) {"
+    " const title = String(n.getTitle?.() ?? n.title ?? '') + (n.pinned ? '\\u{1F4CC}' : '');"
+    " let buttons = 0; for (const b of n.title_buttons || []) if (b.visible) buttons += b.getWidth(ctx) + 2;"
+    " ctx.font = fontOf(n);"
+    " const room = (n.renderingSize ?? n.size)[0] - 2 * th - buttons, width = ctx.measureText(title).width;"
+    " out[n.id] = {title, font: ctx.font, width: Math.round(width * 10) / 10, room, buttons,"
+    " drawn: drawn[n.id] ?? null, cut: width > room || (n.id in drawn && drawn[n.id] !== title)} }"
+    " } finally { ctx.restore() } return out })()")
+
+
+def cut_titles(titles: dict) -> dict:
+    """The nodes (by id) whose title the frontend cuts: wider than its room, or drawn other than it is."""
+    return {k: v for k, v in titles.items() if v["cut"]}
+
+
 async def click(cdp: CDP, x: float, y: float) -> None:
     """A left click at page point (x, y), as the mouse makes it."""
     await cdp.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
@@ -249,6 +284,7 @@ async def opened_from_template_browser(cdp: CDP, out: Path) -> dict:
             " text_zoom: " + TEXT_ZOOM_JS + ", device_pixel_ratio: window.devicePixelRatio || 1} })()")
         await close_dialogs(cdp)  # the notice or dialog of a model the template names and the server lacks
         await asyncio.sleep(1.0)
+        titles = await cdp.js(TITLES_JS)
         shot = await cdp.call("Page.captureScreenshot", format="png")
         png = out / f"frontend_browser_{name}.png"
         png.write_bytes(base64.b64decode(shot["data"]))
@@ -260,6 +296,7 @@ async def opened_from_template_browser(cdp: CDP, out: Path) -> dict:
             "text_zoom": round(view["text_zoom"], 4), "low_quality": view["low_quality"],
             "device_pixel_ratio": view["device_pixel_ratio"],
             "text_drawn": view["scale"] >= view["text_zoom"] and not view["low_quality"],
+            "titles_cut": cut_titles(titles),
             "screenshot": str(png),
         }
     return found
@@ -407,6 +444,7 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         " .filter(e => e !== c.canvas).map(e => e ? e.getAttribute('data-testid')"
                         " || e.getAttribute('aria-label') || e.classList[0] || e.tagName : 'off screen');"
                         " if (over.length) out[n.id] = over } return out })()")
+                    titles = await cdp.js(TITLES_JS)
                     shot = await cdp.call("Page.captureScreenshot", format="png")
                     png = out / f"frontend_{name}.png"
                     png.write_bytes(base64.b64decode(shot["data"]))
@@ -417,6 +455,8 @@ async def run(url: str, out: Path, cdp_port: int) -> dict:
                         "nodes_loaded": len(got["nodes"]),
                         "overlaps": overlaps({str(n["id"]): n["bounding"] for n in got["nodes"]}),
                         "titles_hidden_at_open": hidden_titles,
+                        "titles": titles,
+                        "titles_cut": cut_titles(titles),
                         "bounds": {str(n["id"]): [round(v) for v in n["bounding"]] for n in got["nodes"]},
                         "console_errors": [json.dumps(e["params"])[:500] for e in errors],
                         "ignored_offline_errors": len(offline),

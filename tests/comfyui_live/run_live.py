@@ -688,6 +688,10 @@ def main() -> int:
                           f"{w['undeclared_inputs_sent'] or ''}{')' if w['undeclared_inputs_sent'] else ''}")
                     check(not w["console_errors"], f"{name}: no frontend errors while loading {w['console_errors']}")
                     check(not w["overlaps"], f"{name}: no two nodes overlap in the frontend {w['overlaps'] or ''}")
+                    cut = {k: f"{t['title']!r} {t['width']} px in {t['font']}, room {t['room']} px, "
+                              f"drawn {t['drawn']!r}" for k, t in w.get("titles_cut", {}).items()}
+                    check("titles" in w and not cut, f"{name}: every node's title fits the room the frontend gives it "
+                          f"(its width less 60 px) {cut or ''}")
                     if w.get("titles_hidden_at_open"):  # measured, not held: how far to pan depends on the frontend
                         print(f"NOTE {name}: node title bars off screen or under the frontend's menus where the "
                               f"graph opens: {w['titles_hidden_at_open']}", flush=True)
@@ -703,6 +707,8 @@ def main() -> int:
                               f"{name}: opened from the template browser at zoom {o['zoom']} (saved view "
                               f"{'kept' if o['saved_view_kept'] else 'ignored'}), node text drawn "
                               f"(from zoom {o['text_zoom']})")
+                        check(not o.get("titles_cut", {}), f"{name}: opened from the template browser, no node's "
+                              f"title is cut short {o.get('titles_cut') or ''}")
                 shown = fe.get("report_extension", {})
                 lines = shown.get("drawn", [])
                 check(shown.get("loaded") and len(lines) > 1 and " ".join(lines) == shown.get("line")
