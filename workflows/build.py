@@ -187,8 +187,9 @@ def _report(id_, pos, harmonize, size=(380, 200)):
 
 
 PHNET_DEFAULT = {"model_name": "default (bundled)", "hub_repo_id": "", "device": "auto", "dtype": "auto"}
-LOADER_TITLE = "PHNet weights: pick official-ffhqh512 for full corrections"  # the switch, on the canvas
-# wide enough for that title (about 340 px of 14 px Arial after the title bar's dot): see clipped_titles
+LOADER_TITLE = "Weights: pick official-ffhqh512 for full corrections"  # the switch, on the canvas
+# wide enough for that title (346 px in 1.27's Arial drawn as DejaVu Sans, 329 px in 1.58's Inter; the room is
+# 360 px): see clipped_titles
 LOADER_SIZE = (420, 160)
 SAM_FILE = {"model_name": SAM_VIT_B["name"], "hub_repo_id": "", "hub_filename": "", "model_type": "auto",
             "device": "auto"}
@@ -222,7 +223,7 @@ def workflows() -> list[Workflow]:
                   "pixels outside the mask are unchanged.\n\n" + PICTURES),
             Node(2, "LoadImage", (40, 350), {"image": "phnet_composite.png"}, size=(360, 380),
                  title="Load composite (RGBA)"),
-            Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
+            Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(240, 60),
                  title="Alpha -> subject mask"),
             Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
@@ -332,7 +333,7 @@ def workflows() -> list[Workflow]:
                   "background.\n\n" + PICTURES),
             Node(2, "LoadImage", (40, 350), {"image": "phnet_composite.png"}, size=(360, 380),
                  title="Load composite (RGBA)"),
-            Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(220, 60),
+            Node(3, "InvertMask", (480, 640), links={"mask": (2, 1)}, size=(240, 60),
                  title="Alpha -> subject mask"),
             Node(4, "PHNetModelLoader", (480, 60), PHNET_DEFAULT, size=LOADER_SIZE,
                  title=LOADER_TITLE),
@@ -396,9 +397,17 @@ def workflows() -> list[Workflow]:
 TITLE_HEIGHT = 30  # litegraph draws the title bar above a node's pos
 
 
-# Arial's advance widths (per 1000 em) by letter shape; any other capital ~700, any other character 556
-ARIAL_EM = {**dict.fromkeys("ijl|'", 222), **dict.fromkeys(" ftI.,:;!", 278), **dict.fromkeys("r-()/", 333),
-            **dict.fromkeys("kscvxyz", 500), "w": 722, "m": 833, "M": 833, "W": 944}
+# A title's letter widths (per 1000 em of the 14 px title font), measured with the canvas's measureText in
+# headless Chromium, each the wider of the frontends' two title fonts: Inter (1.58 ships it as a web font) and
+# the Arial of 1.27 as a browser without Arial draws it (DejaVu Sans, wider than Arial); rounded up to 25, which
+# puts a title about 4 % over those measurements. Any other character counts as 1000.
+TITLE_EM = {**dict.fromkeys("'Iijl", 300), **dict.fromkeys(" ,.", 325), **dict.fromkeys(":;|", 350),
+            **dict.fromkeys("/\\f", 375), **dict.fromkeys("()[]t", 400), **dict.fromkeys("!r", 425),
+            **dict.fromkeys('"-', 475), **dict.fromkeys("_`", 500), "*": 525, **dict.fromkeys("?s", 550),
+            **dict.fromkeys("JLcz", 575), **dict.fromkeys("Fkvxy", 600), **dict.fromkeys("aeo", 625),
+            **dict.fromkeys("$0123456789EPSTbdghnpqu{}", 650), "K": 675, **dict.fromkeys("ABRVXYZ", 700),
+            **dict.fromkeys("CU", 750), **dict.fromkeys("DGHN", 775), **dict.fromkeys("&OQ", 800), "w": 825,
+            **dict.fromkeys("#+<=>^~", 850), "M": 925, "m": 975, **dict.fromkeys("%@W", 1000)}
 
 
 # Where a template opens (its extra.ds), measured in a 1920x1080 browser window (a 1920x937 page) in both
@@ -477,20 +486,21 @@ def hidden_at_open(wf: Workflow) -> list[str]:
 
 
 def title_width(text: str) -> float:
-    """Width in px of a node title in the frontend's 14 px Arial; within a few per cent for titles like ours."""
-    return sum(ARIAL_EM.get(ch, 700 if ch.isupper() else 556) for ch in text) * 14 / 1000
+    """Width in px of a node title in the frontends' 14 px title font, at least what either frontend measures."""
+    return sum(TITLE_EM.get(ch, 1000) for ch in text) * 14 / 1000
 
 
 def clipped_titles(wf: Workflow, pack=None) -> list[str]:
     """Nodes whose title does not fit their width: the frontend cuts such a title with an ellipsis, and a title
-    that tells the user what to pick loses its end. The text starts after the title bar's dot (30 px) and keeps
-    10 px clear of the right edge."""
+    that tells the user what to pick loses its end. Both frontends (litegraph's drawTitleText) give the title
+    the node's width less a title bar's height on each side: 30 px for the dot on the left, as much on the right."""
     out = []
     for n in wf.nodes:
         title = n.title or node_title(n.type, pack)
-        if TITLE_HEIGHT + title_width(title) + 10 > n.size[0]:
+        room = n.size[0] - 2 * TITLE_HEIGHT
+        if title_width(title) > room:
             out.append(f"{wf.name}: node {n.id}'s title {title!r} (about {title_width(title):.0f} px) does not fit "
-                       f"its width {n.size[0]}")
+                       f"its width {n.size[0]} (room for {room} px of title)")
     return out
 
 
