@@ -244,6 +244,20 @@ def test_mask_files_with_transparent_pixels(tmp_path):
     assert io_.mask_to_array(Image.fromarray(border)).mean() > 0.9
 
 
+def test_a_cut_out_translucent_everywhere_is_read_by_its_alpha_without_a_word(tmp_path):
+    """No opaque pixel to judge as a painting: the alpha is the mask, and numpy's "mean of empty slice" is not
+    passed on to the user."""
+    import warnings
+
+    alpha = np.full((20, 20), 128, np.uint8)
+    alpha[5:15, 5:15] = 250
+    colours = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(np.dstack([colours, alpha])).save(tmp_path / "ghost.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(io_.read_mask(tmp_path / "ghost.png"), alpha / 255, atol=1e-6)
+
+
 def test_a_pil_i_picture_of_8bit_values_is_refused_naming_convert_l():
     """ImageMath returns mode 'I': read as 16 bits, a 0/255 mask was 0.4 % subject, and nothing changed."""
     from PIL import Image
@@ -362,6 +376,35 @@ def test_black_in_a_painted_mask_is_up_to_32(dark, black_and_white):
 
     grey = np.array([dark] * 4 + [255] * 4, np.uint8)
     assert is_black_and_white(grey, np.zeros(8, bool)) is black_and_white
+
+
+@pytest.mark.parametrize("apart, looks", [(8, True), (9, False)])
+def test_a_painted_mask_whose_channels_differ_by_a_jpegs_noise_is_a_mask(apart, looks):
+    """Channels up to 8 levels apart are grey (a JPEG's noise); 9 apart, on a tenth of the pixels, a picture."""
+    from phnet.imageio.masks import looks_like_a_mask
+
+    picture = np.full((10, 10, 3), 128, np.uint8)  # the soft edge
+    picture[:4], picture[5:9] = 0, 255
+    picture[9, :, 2] += apart
+    assert looks_like_a_mask(picture) is looks
+
+
+@pytest.mark.parametrize("coloured, looks", [(1, True), (2, False)])
+def test_a_painted_mask_may_hold_colour_on_one_pixel_in_a_hundred(coloured, looks):
+    from phnet.imageio.masks import looks_like_a_mask
+
+    picture = np.full((100, 3), 128, np.uint8)  # the soft edge
+    picture[:40], picture[50:90] = 0, 255
+    picture[90 : 90 + coloured] = (128, 0, 0)
+    assert looks_like_a_mask(picture.reshape(10, 10, 3)) is looks
+
+
+@pytest.mark.parametrize("soft, black_and_white", [(2, True), (3, False)])
+def test_a_painted_mask_is_black_and_white_where_three_quarters_of_it_are(soft, black_and_white):
+    from phnet.imageio.masks import is_black_and_white
+
+    grey = np.array([0] * 3 + [255] * 3 + [128] * soft, np.uint8)
+    assert is_black_and_white(grey, np.zeros(grey.size, bool)) is black_and_white
 
 
 @pytest.mark.parametrize("colour", [(0, 0, 255), (0, 255, 0), (255, 0, 0)])
