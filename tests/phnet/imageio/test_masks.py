@@ -70,6 +70,17 @@ def test_a_16bit_alpha_s_levels_are_read_at_16_bits(tmp_path, high, expected):
     assert integer_levels_above_one(tmp_path / "a.png", alpha=True) is expected
 
 
+def test_a_1bit_mask_file_holds_0_and_1_not_levels_above_one(tmp_path):
+    """A 1-bit file is a 0/1 mask: a clip of them beside 0/1 8-bit masks reads these as 0/1 too, not as 1/255."""
+    from phnet.imageio.masks import integer_levels_above_one
+
+    Image.fromarray(_subject() > 0).save(tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as saved:
+        assert saved.mode == "1"
+    assert not integer_levels_above_one(tmp_path / "m.png")
+    assert np.array_equal(io_.read_mask(tmp_path / "m.png"), _subject() / 255)
+
+
 @pytest.mark.parametrize("name,fn", MASK_FNS, ids=[n for n, _ in MASK_FNS])
 @pytest.mark.parametrize("value", [1.5, -0.2, 255.0, np.nan])
 def test_float_mask_outside_0_1_is_an_error_everywhere(name, fn, value):
