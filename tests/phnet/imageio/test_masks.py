@@ -249,10 +249,103 @@ def test_mask_files_with_transparent_pixels(tmp_path):
         Image.fromarray(rgba).save(tmp_path / f"{name}.png")
     for name in ("cutout", "border", "silhouette"):
         assert np.array_equal(io_.read_mask(tmp_path / f"{name}.png"), m / 255), name
-    with pytest.raises(ValueError, match="save it without alpha.*or as a cut-out"):
+    with pytest.raises(ValueError, match="save it without alpha.*or as a cut-out: the subject opaque on a transparent "
+                                         "background$"):
         io_.read_mask(tmp_path / "ambiguous.png")
     # in memory, the library reads a real alpha as the mask, as before
     assert io_.mask_to_array(Image.fromarray(border)).mean() > 0.9
+
+
+@pytest.mark.parametrize("coloured", [1, 2])
+def test_a_mask_file_may_hold_colour_on_one_pixel_in_a_hundred(tmp_path, coloured):
+    picture = np.zeros((10, 10, 3), np.uint8)
+    picture[3:7, 3:7] = 255
+    picture[0, :coloured] = (0, 0, 255)
+    Image.fromarray(picture).save(tmp_path / "m.png")
+    if coloured == 1:
+        assert io_.read_mask(tmp_path / "m.png")[5, 5] == 1.0
+    else:
+        with pytest.raises(ValueError, match="is a colour picture; save it as black and white"):
+            io_.read_mask(tmp_path / "m.png")
+
+
+def test_an_opaque_colour_picture_with_an_alpha_channel_is_refused_as_a_colour_picture(tmp_path):
+    """Its alpha says nothing (255 everywhere): refused as any colour picture is, which the command line reads as
+    a composite and its mask given the other way round, not as one whose reading cannot be told."""
+    from phnet.imageio.masks import ColourMaskError
+
+    Image.fromarray(np.dstack([photo(40, 40), np.full((40, 40), 255, np.uint8)])).save(tmp_path / "m.png")
+    with pytest.raises(ColourMaskError, match="m.png is a colour picture; save it as black and white"):
+        io_.read_mask(tmp_path / "m.png")
+
+
+@pytest.mark.parametrize("subject", ["small", "most"])
+def test_a_painted_mask_with_a_transparent_border_is_read_by_its_painted_grey(tmp_path, subject):
+    """What a transparent pixel stores (any colours) is 0, and is no colour in the painting; a feathered pixel is its
+    grey times its alpha to the nearest level. A subject covering most of the picture is read by its paint too,
+    not by its alpha (255 wherever it is opaque, black or white)."""
+    grey = np.zeros((100, 100), np.uint8)
+    if subject == "small":
+        grey[30:70, 35:65] = 255
+    else:
+        grey[:] = 255
+        grey[40:60, 40:60] = 0  # 4 % of the picture, background
+    grey[:, 34] = 130  # a soft edge
+    alpha = np.full((100, 100), 255, np.uint8)
+    alpha[:2] = alpha[-2:] = alpha[:, :2] = alpha[:, -2:] = 0
+    alpha[2, 2:-2] = 200  # feathered
+    rgba = np.dstack([grey, grey, grey, alpha])
+    rgba[alpha == 0, :3] = np.random.default_rng(0).integers(0, 256, ((alpha == 0).sum(), 3), dtype=np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "m.png")
+    expected = np.where(alpha == 0, 0, grey)
+    expected[2, 2:-2] = np.round(grey[2, 2:-2] * (200 / 255))
+    assert expected[2, 34] == 102  # 130 × 200/255 = 101.96
+    np.testing.assert_allclose(io_.read_mask(tmp_path / "m.png"), expected / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("subject", ["small", "most"])
+def test_a_white_mask_on_transparent_is_read_by_its_alpha(tmp_path, subject):
+    """White painted on transparent reads the same either way: its alpha is the mask, however much of the picture
+    its subject covers, and its subject is whole though its paint is a few levels off white."""
+    alpha = _subject()
+    if subject == "most":
+        alpha[:] = 255
+        alpha[40:60, 40:60] = 0
+    Image.fromarray(np.dstack([np.full((100, 100, 3), 250, np.uint8), alpha])).save(tmp_path / "m.png")
+    assert np.array_equal(io_.read_mask(tmp_path / "m.png"), alpha / 255)
+
+
+@pytest.mark.parametrize("rows, read", [(10, True), (11, False)])
+def test_a_painted_mask_may_be_a_tenth_transparent(tmp_path, rows, read):
+    """Up to a tenth of a black-and-white painting transparent, its painted grey is the mask; more, and it could as
+    well be a cut-out of a black-and-white subject: refused."""
+    rgba = np.dstack([_subject()] * 3 + [np.full((100, 100), 255, np.uint8)])
+    rgba[:rows, :, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "m.png")
+    if read:
+        assert np.array_equal(io_.read_mask(tmp_path / "m.png"), _subject() / 255)
+    else:
+        with pytest.raises(ValueError, match="cannot be told whether its alpha"):
+            io_.read_mask(tmp_path / "m.png")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_palette_cut_out_is_read_by_its_alpha(tmp_path, suffix):
+    """A PNG's palette with a transparent entry opens as P, a TIFF's palette with alpha as PA: both are cut-outs."""
+    m = _subject(40)
+    palette = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).quantize(16)
+    if suffix == ".png":
+        indices = np.array(palette)
+        indices[m == 0] = 16  # an entry of its own, the transparent one
+        keyed = Image.fromarray(indices, "P")
+        keyed.putpalette(palette.getpalette()[:48] + [0, 0, 0])
+        keyed.save(tmp_path / "m.png", transparency=16)
+    else:
+        palette.putalpha(Image.fromarray(m))
+        palette.save(tmp_path / "m.tif")
+    with Image.open(tmp_path / f"m{suffix}") as saved:
+        assert saved.mode == {".png": "P", ".tif": "PA"}[suffix]
+    assert np.array_equal(io_.read_mask(tmp_path / f"m{suffix}"), m / 255)
 
 
 def test_a_cut_out_translucent_everywhere_is_read_by_its_alpha_without_a_word(tmp_path):
