@@ -354,6 +354,60 @@ def test_auto_starts_workers_by_the_platforms_default_and_the_preload(monkeypatc
     assert worker_start_method({"start_method": "spawn"}, preloaded) == "spawn"
 
 
+@pytest.mark.parametrize("method, server", [("fork", False), ("forkserver", True), ("spawn", False)])
+def test_a_start_method_given_is_kept_and_a_forkserver_starts_with_the_commands_imports(monkeypatch, method,
+                                                                                         server):
+    import multiprocessing
+
+    from trainer.data.workers import worker_start_method
+
+    done = []
+    monkeypatch.setattr(multiprocessing, "set_forkserver_preload", lambda names: done.append(names))
+    monkeypatch.setattr("trainer.data.workers.start_forkserver", lambda: done.append("started"))
+    monkeypatch.setattr("trainer.data.workers.server_preload", lambda module: [f"imports of {module}"])
+    assert worker_start_method({"start_method": method}, False, "trainer.evaluate") == method
+    assert done == ([["imports of trainer.evaluate"], "started"] if server else [])
+
+
+def test_a_forkserver_imports_the_command_or_what_the_program_run_as_it_imports(monkeypatch):
+    """Run as the program (python -m), the module is not imported again in the server: the modules its names come
+    from are, where they are loaded, leaving out the program itself."""
+    import json
+    import shlex
+    import sys
+    import types
+
+    from trainer.data.workers import server_preload
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="trainer.fit")
+    main.shlex, main.dumps = shlex, json.dumps  # a module, and a function of another
+    main.fit = types.SimpleNamespace(__module__="trainer.fit")  # the program's own name, by its module's name
+    main.gone = types.SimpleNamespace(__module__="a_module_not_loaded")
+    main.number = 3  # names no module
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setitem(sys.modules, "trainer.fit", main)
+    assert server_preload("trainer.fit") == ["json", "shlex"]
+    assert server_preload("trainer.evaluate") == ["trainer.evaluate"]
+
+
+def test_a_data_worker_ignores_ctrl_c_and_ends_on_sigterm():
+    """A forked worker inherits the trainer's handlers: Ctrl-C is left to the trainer, and SIGTERM, which the
+    trainer's stop handler catches, ends the worker again."""
+    from trainer.data.workers import ignore_stop_signals
+
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for number in previous:
+            signal.signal(number, lambda *_: None)  # the trainer's stop handler
+        ignore_stop_signals(0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def test_an_unknown_start_method_is_refused_by_its_key():
     from trainer.config import load_config
 
