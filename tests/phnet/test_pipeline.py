@@ -97,7 +97,7 @@ def test_a_subject_rounded_away_lands_in_the_working_pixel_under_its_boxs_centre
     mask = torch.zeros(3072, 3072, dtype=torch.uint8)
     mask[40 * 48 - 1, 42 * 48 - 1] = 255
     low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
-    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[39, 41]]
+    assert (low.mask[0, 0] > 0).nonzero().tolist() == [[39, 41]] and low.mask[0, 0, 39, 41] == 1  # binary
     mask[:] = 0
     mask[100, 500] = mask[3000, 2500] = 255  # box rows 100..3001, columns 500..2501
     low = prepare_low(harmonizer, pixels, 255.0, mask, 255.0, 64)
