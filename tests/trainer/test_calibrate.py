@@ -520,8 +520,11 @@ def test_the_aspect_geometry_gives_the_network_what_the_harmonizers_preparation_
     batches = [*_wide_composites(), {"comp": torch.rand(1, 3, 300, 200), "real": torch.rand(1, 3, 300, 200),
                                      "mask": speck}]
     batches.append({k: torch.cat([batches[1][k], batches[1][k].flip(-1)]) for k in ("comp", "real", "mask")})
-    prepared = list(calibrate.at_working_size(model, batches))
-    assert len(prepared) == 7
+    edges = torch.zeros(1, 1, 300, 200)
+    edges[0, 0, 37:211, 23:151] = 1  # edges part-way across working pixels: counted from half of full
+    batches.append({"comp": torch.rand(1, 3, 300, 200), "real": torch.rand(1, 3, 300, 200), "mask": edges})
+    prepared = list(calibrate.at_working_size(model, [*batches[:2], {"skipped": 2}, *batches[2:]]))
+    assert len(prepared) == 8  # a batch whose samples were all unreadable is passed over, not the end
     for new, old in zip(prepared, _harmonizers_preparation(model, batches), strict=True):
         assert new.keys() == old.keys()
         for key in new:
