@@ -369,6 +369,22 @@ def test_a_start_method_given_is_kept_and_a_forkserver_starts_with_the_commands_
     assert done == ([["imports of trainer.evaluate"], "started"] if server else [])
 
 
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_start_method_the_platform_lacks_is_refused_naming_what_it_has(monkeypatch, method):
+    """Windows starts processes by spawn alone: fork or forkserver given there is refused before any worker starts,
+    not left to fail inside multiprocessing."""
+    import multiprocessing
+
+    from trainer.data.workers import worker_start_method
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    monkeypatch.setattr("trainer.data.workers.start_forkserver", lambda: pytest.fail("no server where none exists"))
+    with pytest.raises(ValueError, match=f'data.start_method "{method}" does not exist on this platform, which '
+                                         'starts processes by spawn: set "auto" or one of those'):
+        worker_start_method({"start_method": method})
+    assert worker_start_method({"start_method": "auto"}) == "spawn"
+
+
 def test_a_forkserver_imports_the_command_or_what_the_program_run_as_it_imports(monkeypatch):
     """Run as the program (python -m), the module is not imported again in the server: the modules its names come
     from are, where they are loaded, leaving out the program itself."""

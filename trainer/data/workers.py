@@ -20,6 +20,10 @@ def worker_start_method(d_cfg: dict, preloaded: bool = False, server_imports: st
     if method == "auto":
         default = multiprocessing.get_all_start_methods()[0]
         method = ("fork" if preloaded else "forkserver") if default in ("fork", "forkserver") else default
+    available = multiprocessing.get_all_start_methods()
+    if method not in available:  # Windows has spawn alone
+        raise ValueError(f'data.start_method "{method}" does not exist on this platform, which starts processes by '
+                         f'{" or ".join(available)}: set "auto" or one of those')
     if method == "forkserver":
         # the server, one thread, imports what a worker runs once: each worker forks from it instead of importing
         # torch anew (seconds each, and memory of its own); a server already running keeps what it has
