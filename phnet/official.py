@@ -260,14 +260,15 @@ def licence_text(weights: OfficialWeights) -> str:
 
 
 def _missing(weights: OfficialWeights, target: Path, why: str, folders: list[Path] | None = None) -> str:
-    """Why the weights cannot be had, and the fix: their .pth put into ``target``. ``folders``: where they were
-    looked for, named where there are several."""
+    """Why the weights cannot be had, and the fix: their .pth put into ``target``, on their terms (a download
+    by hand is told them as the download here is). ``folders``: where they were looked for, named where there are
+    several."""
     where = ("not on this machine" if folders is None or len(folders) < 2 else
              f"in none of the folders looked in ({', '.join(str(folder) for folder in folders)})")
     return (
         f"the official PHNet weights {weights.name} are {where} and cannot be downloaded ({why}). "
         f"Download {weights.url} and put {weights.filename} into {target} (it is converted to safetensors on "
-        f"first use), or use the bundled default weights"
+        f"first use), or use the bundled default weights. The file keeps its terms: {weights.licence}"
     )
 
 

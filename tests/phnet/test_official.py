@@ -482,6 +482,7 @@ def test_offline_with_no_copy_names_the_url_file_and_folder_at_once(monkeypatch,
         Harmonizer.from_pretrained(NAME, cache_dir=tmp_path)
     message = str(caught.value)
     assert official.OFFICIAL[NAME].url in message and FILE in message and str(tmp_path) in message
+    assert message.endswith(f"The file keeps its terms: {official.OFFICIAL[NAME].licence}")  # as a download says
     assert time.monotonic() - start < 5
 
 
