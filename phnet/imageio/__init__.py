@@ -10,8 +10,8 @@ Images
     - Channels: 1 (grey, used as RGB), 3 (RGB) or 4 (RGBA: the alpha is kept aside and given back
       untouched). The single-image helpers also take 2 (grey + alpha).
     - Values: uint8 is 0..255 and uint16 is 0..65535; floats must already be in 0..1 (a rounding slack
-      of 0.001 is clamped). A float image holding 0..255 values is refused with "divide by 255";
-      NaN / inf, bool and other integer types are refused.
+      of 0.001 is clamped). A float image holding 0..255 values is refused with "divide 0..255 images by
+      255"; NaN / inf, bool and other integer types are refused.
     - PIL images are turned upright by their EXIF orientation. Palettes, CMYK and other modes become
       RGB (RGBA when they carry transparency). 16-bit grey PIL images are read at 16 bits where the
       result is an array; ``image_to_tensor`` refuses them because PIL has no 16-bit RGB mode to give
