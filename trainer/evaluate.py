@@ -197,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", default="256", help="square evaluation size (default 256) or 'native'")
     p.add_argument("--working-size", type=int, default=None, help="native: the network's working size")
     p.add_argument("--resize", choices=["stretch", "crop", "pad"],
-                   help="how pictures are made square (default stretch)")
+                   help="how pictures are made square (default: --config's data.resize, else stretch)")
     p.add_argument("--seed", type=int, help="photo folders: seed of the synthetic composites")
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--on-bad-sample", choices=["error", "skip"])

@@ -84,8 +84,8 @@ def build_parser() -> CommandParser:
                    "units) that counts as a cut in --temporal mode (default 20)")
 
     c = sub.add_parser("convert", help="official .pth checkpoint to config.json + model.safetensors")
-    c.add_argument("checkpoint")
-    c.add_argument("out_dir")
+    c.add_argument("checkpoint", help="the official PHNet checkpoint file (.pth)")
+    c.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write config.json and model.safetensors into")
     c.add_argument("--config", choices=OFFICIAL_PRESETS, help="architecture (default: inferred from shapes)")
     c.add_argument("--overwrite", action="store_true", help="replace the weights already in OUT_DIR")
     c.add_argument("--push-to-hub", metavar="REPO", help="also upload the converted weights to this Hub repo")
