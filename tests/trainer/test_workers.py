@@ -25,6 +25,7 @@ def test_a_start_method_the_platform_lacks_is_refused_naming_every_method_it_has
         worker_start_method({"start_method": "forkserver"})
 
 
+@needs_a_forkserver
 def test_the_trainers_workers_server_imports_the_trainer_unless_told_another_command(monkeypatch):
     """trainer.fit names no module: its server imports what the trainer runs, not the evaluation's."""
     from trainer.data.workers import worker_start_method
