@@ -73,8 +73,8 @@ def fitted(mask, image: torch.Tensor, name: str):
     mask); a crop of a square picture to a smaller square keeps its shape, so the note of a mask made smaller
     names CropMask. Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
     plain = plain_mask(mask, image)
-    if plain is None or plain.numel() == 0 or not isinstance(image, torch.Tensor) or image.ndim != 4:
-        return mask, ""
+    if plain is None or plain.numel() == 0 or plain.is_meta or not isinstance(image, torch.Tensor) or image.ndim != 4:
+        return mask, ""  # (a meta tensor holds no values to resize: check_mask_size names it)
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
     no_alpha = (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) and bool((plain == plain.flatten()[0]).all())
     if (mh, mw) == (ih, iw) or no_alpha or min(mh, mw) < MIN_FITTED_SIDE or not _same_shape(mh, mw, ih, iw):
@@ -120,6 +120,7 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
     channels-first one, from a custom node says so here, before its sizes are compared with the mask's."""
     if not isinstance(image, torch.Tensor):
         return  # not a tensor: the library's own checks say what is wrong
+    _check_values(image, node, name, "picture")
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         raise ValueError(
             f"{node}: '{name}' is {tuple(image.shape)}, one picture (H×W×C) without the batch axis of a ComfyUI "
@@ -144,12 +145,22 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
         )
 
 
+def _check_values(t: torch.Tensor, node: str, name: str, what: str) -> None:
+    """A tensor on the meta device has a shape and no values: every check of its values would fail with a bare
+    torch error, so it is named here."""
+    if t.is_meta:
+        raise ValueError(f"{node}: '{name}' is a tensor on the meta device, a shape without values, so it holds no "
+                         f"{what}: the node that made it returns a placeholder. Connect a node that returns a real "
+                         f"{what}")
+
+
 def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
     """The size checks alone, for a mask that may rightly cover most of the picture (a reference region)."""
     check_image(image, node)
     mask = plain_mask(mask, image)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
+    _check_values(mask, node, name, "mask")
     if mask.ndim == 3 and mask.shape[0] == 0:
         raise ValueError(f"{node}: '{name}' is an empty batch (0 masks): the node before it produced no mask")
     mh, mw = _hw(mask)

@@ -615,3 +615,28 @@ def test_subjects_and_masks_that_do_not_pair_up_are_named_by_the_paste_node(node
     with pytest.raises(ValueError, match=r"^PHNet Paste Subject: 3 masks for 2 images: give one subject_mask"):
         nodes["PHNetPasteSubject"].paste(torch.rand(1, 40, 56, 3), image, x=0, y=0,
                                          subject_mask=subject[:1].repeat(3, 1, 1))
+
+
+def test_a_tensor_on_the_meta_device_is_named_by_every_node(nodes, phnet_model, sam_model, helpers):
+    """A placeholder tensor (a shape, no values) failed with torch's "Tensor.item() cannot be called on meta
+    tensors" in every node, from the first check that read a value."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    meta = "is a tensor on the meta device, a shape without values, so it holds no "
+    for name, kwargs in (("image", {"image": image.to("meta")}), ("mask", {"mask": subject.to("meta")}),
+                         ("reference_mask", {"reference_mask": subject.to("meta")})):
+        inputs = {"image": image, "mask": subject, **kwargs}
+        what = "picture" if name == "image" else "mask"
+        for node in ("PHNet Harmonize", "PHNet Harmonize Frames"):
+            with pytest.raises(ValueError, match=f"^{node}: '{name}' {meta}{what}: .* Connect a node that returns"):
+                nodes[node.replace(" ", "")].harmonize(phnet_model, **inputs)
+    with pytest.raises(ValueError, match=f"^PHNet Paste Subject: 'background' {meta}picture"):
+        nodes["PHNetPasteSubject"].paste(image.to("meta"), image, subject_mask=subject)
+    with pytest.raises(ValueError, match=f"^PHNet Paste Subject: 'subject' {meta}picture"):
+        nodes["PHNetPasteSubject"].paste(image, image.to("meta"), subject_mask=subject)
+    with pytest.raises(ValueError, match=f"^PHNet Paste Subject: 'subject_mask' {meta}mask"):
+        nodes["PHNetPasteSubject"].paste(image, image, subject_mask=subject.to("meta"))
+    with pytest.raises(ValueError, match=f"^PHNet SAM Segment: 'image' {meta}picture"):
+        nodes["PHNetSAMSegment"].segment(sam_model, image.to("meta"), box="10,5,50,40")
+    for guide in (subject.to("meta"), torch.zeros(1, 64, 64, device="meta")):  # 64x64: no-alpha mask's size
+        with pytest.raises(ValueError, match=f"^PHNet SAM Segment: 'guide_mask' {meta}mask"):
+            nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=guide)
