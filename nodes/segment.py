@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 
 import comfy.model_management as mm
@@ -40,14 +41,14 @@ def parse_points(text: str | None, name: str = "points") -> list[tuple[float, fl
         for p in data:
             try:
                 if isinstance(p, dict) and "x" in p and "y" in p:
-                    out.append((float(p["x"]), float(p["y"])))
+                    out.append((_coordinate(p["x"]), _coordinate(p["y"])))
                     continue
                 if isinstance(p, (list, tuple)) and len(p) == 2:
-                    out.append((float(p[0]), float(p[1])))
+                    out.append((_coordinate(p[0]), _coordinate(p[1])))
                     continue
             except (TypeError, ValueError):
                 pass
-            raise ValueError(f"{name}: each point must be [x, y] or {{'x':..,'y':..}} with numbers, got {p!r}")
+            raise ValueError(f"{name}: each point must be [x, y] or {{'x':..,'y':..}} with finite numbers, got {p!r}")
         return out
     out = []
     for chunk in re.split(r"[;\n]+|(?<=[\])])\s*,\s*(?=[\[(])", text):  # "x,y; x,y", "[x,y],[x,y]"
@@ -57,8 +58,21 @@ def parse_points(text: str | None, name: str = "points") -> list[tuple[float, fl
         nums = re.findall(_NUM, chunk)
         if len(nums) != 2 or re.sub(_NUM, "", chunk).strip(" ,\t") != "":
             raise ValueError(f"{name}: {chunk!r} is not a point; write pixel coordinates as 'x,y; x,y'")
+        if not all(math.isfinite(float(n)) for n in nums):
+            raise ValueError(f"{name}: {chunk!r} holds a number too large to be a pixel coordinate; write pixel "
+                             "coordinates as 'x,y; x,y'")
         out.append((float(nums[0]), float(nums[1])))
     return out
+
+
+def _coordinate(value) -> float:
+    """A JSON point's x or y: a finite number (JSON's true, NaN and Infinity are none), or its text."""
+    if isinstance(value, bool):
+        raise TypeError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
 
 
 def _json_objects(text: str, name: str) -> list:

@@ -134,6 +134,13 @@ def test_parse_prompts(pack):
     for bad in ("[[null,2]]", "[[1,2,3]]", '[{"y": 6}]', '{"x": 5}'):  # a point without its x or y
         with pytest.raises(ValueError, match="each point must be"):
             seg.parse_points(bad)
+    # NaN, an infinity and a boolean reached SAM's check as "a list of (x, y) pairs, got [(nan, 5.0)]", or, true,
+    # as x = 1
+    for bad in ("[[NaN, 5]]", '[{"x": Infinity, "y": 5}]', "[[1e999, 5]]", "[[true, 5]]", '["nan", 5]'):
+        with pytest.raises(ValueError, match=r"each point must be \[x, y\] .* with finite numbers, got "):
+            seg.parse_points(bad)
+    with pytest.raises(ValueError, match="^points: '1e999,5' holds a number too large to be a pixel coordinate"):
+        seg.parse_points("10,20; 1e999,5")
     assert seg.parse_box("40,30,10,5") == (10, 5, 40, 30)
     assert seg.parse_box(" ") is None
     for parse, bad, told in ((seg.parse_box, "1,2,3", "box: '1,2,3' is not a box; write it as 'x0,y0,x1,y1'"),
