@@ -95,6 +95,9 @@ def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
     if x1 - x0 < 1 or y1 - y0 < 1:
+        if 0 <= x0 and 0 <= y0 and x1 <= 1 and y1 <= 1:
+            raise ValueError(f"box: {text!r} has no area in pixels; these look like fractions of the image (0..1): "
+                             "the box is in pixels, so multiply them by the image's width and height")
         raise ValueError(f"box: {text!r} has no area; give two opposite corners 'x0,y0,x1,y1'")
     return (x0, y0, x1, y1)
 

@@ -151,6 +151,10 @@ def test_parse_prompts(pack):
     for flat in ("5,5,5,9", "5,5,9,5", "5,5,9,5.5"):  # no width, no height, half a pixel of height
         with pytest.raises(ValueError, match="no area"):
             seg.parse_box(flat)
+    # a box in fractions of the image, as some detectors give it, was only said to have no area
+    with pytest.raises(ValueError, match=r"^box: '0.1,0.2,0.9,0.8' has no area in pixels; these look like fractions "
+                                         r"of the image \(0..1\): the box is in pixels, so multiply them"):
+        seg.parse_box("0.1,0.2,0.9,0.8")
     # a dash for a comma is a typo, not a minus sign: '10-20,30,40' became a box from y -20, clipped to the top
     with pytest.raises(ValueError, match="is not a box"):
         seg.parse_box("10-20,30,40")
