@@ -119,7 +119,7 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
     """An IMAGE is B×H×W×C with 3 or 4 channels and at least one picture; a tensor of another rank, or a
     channels-first one, from a custom node says so here, before its sizes are compared with the mask's."""
     if not isinstance(image, torch.Tensor):
-        return  # not a tensor: the library's own checks say what is wrong
+        _not_a_tensor(image, node, name, "IMAGE", "B×H×W×C")
     _check_values(image, node, name, "picture")
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         raise ValueError(
@@ -145,6 +145,16 @@ def check_image(image: torch.Tensor, node: str, name: str = "image") -> None:
         )
 
 
+def _not_a_tensor(value, node: str, name: str, kind: str, layout: str) -> None:
+    """A custom node's list of pictures (or a numpy array) in place of a ComfyUI IMAGE or MASK, which is one torch
+    tensor: the checks that follow read its shape."""
+    what = type(value).__name__
+    if isinstance(value, (list, tuple)):
+        what = f"{what} of {len(value)}" + (f" {type(value[0]).__name__}s" if value else "")
+    raise ValueError(f"{node}: '{name}' is a {what}, not a ComfyUI {kind} (one torch tensor, {layout}): the node that "
+                     f"made it returns the wrong type. Connect a node that returns a ComfyUI {kind}")
+
+
 def _check_values(t: torch.Tensor, node: str, name: str, what: str) -> None:
     """A tensor on the meta device has a shape and no values: every check of its values would fail with a bare
     torch error, so it is named here."""
@@ -157,6 +167,8 @@ def _check_values(t: torch.Tensor, node: str, name: str, what: str) -> None:
 def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
     """The size checks alone, for a mask that may rightly cover most of the picture (a reference region)."""
     check_image(image, node)
+    if mask is not None and not isinstance(mask, torch.Tensor):
+        _not_a_tensor(mask, node, name, "MASK", "H×W or B×H×W")
     mask = plain_mask(mask, image)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
@@ -215,10 +227,10 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor, name: str, node: str, *,
     looks inverted is used all the same (the node's mask_as_given)."""
     from ..phnet.mask_tools import inverted_masks
 
+    check_mask_size(mask, image, name, node)
     mask = plain_mask(mask, image)
     if mask is None:
         return  # not a ComfyUI MASK: the library's own checks say what is wrong
-    check_mask_size(mask, image, name, node)
     mh, mw = _hw(mask)
     frames = _unit(mask.reshape(-1, mh, mw), name, node)
     if frames.is_floating_point() and not bool(torch.isfinite(frames).all()):

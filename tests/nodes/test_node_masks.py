@@ -640,3 +640,29 @@ def test_a_tensor_on_the_meta_device_is_named_by_every_node(nodes, phnet_model, 
     for guide in (subject.to("meta"), torch.zeros(1, 64, 64, device="meta")):  # 64x64: no-alpha mask's size
         with pytest.raises(ValueError, match=f"^PHNet SAM Segment: 'guide_mask' {meta}mask"):
             nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=guide)
+
+
+def test_a_list_in_place_of_an_image_or_a_mask_is_named_by_every_node(nodes, phnet_model, sam_model, helpers):
+    """A custom node's list of pictures failed with "AttributeError: 'list' object has no attribute 'shape'", or
+    for a mask with the library's "unsupported mask type list: pass a PIL image, numpy array or tensor"."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    pictures = r"is a list of 1 Tensors, not a ComfyUI IMAGE \(one torch tensor, B×H×W×C\): the node that made it"
+    masks = r"is a list of 1 Tensors, not a ComfyUI MASK \(one torch tensor, H×W or B×H×W\): the node that made it"
+    for node in ("PHNet Harmonize", "PHNet Harmonize Frames"):
+        harmonize = nodes[node.replace(" ", "")].harmonize
+        with pytest.raises(ValueError, match=f"^{node}: 'image' {pictures}"):
+            harmonize(phnet_model, [image[0]], subject)
+        with pytest.raises(ValueError, match=f"^{node}: 'mask' {masks}"):
+            harmonize(phnet_model, image, [subject[0]])
+        with pytest.raises(ValueError, match=f"^{node}: 'reference_mask' {masks}"):
+            harmonize(phnet_model, image, subject, reference_mask=[subject[0]])
+    with pytest.raises(ValueError, match=f"^PHNet Paste Subject: 'background' {pictures}"):
+        nodes["PHNetPasteSubject"].paste([image[0]], image, subject_mask=subject)
+    with pytest.raises(ValueError, match=f"^PHNet Paste Subject: 'subject_mask' {masks}"):
+        nodes["PHNetPasteSubject"].paste(image, image, subject_mask=[subject[0]])
+    with pytest.raises(ValueError, match=f"^PHNet SAM Segment: 'image' {pictures}"):
+        nodes["PHNetSAMSegment"].segment(sam_model, [image[0]], box="10,5,50,40")
+    with pytest.raises(ValueError, match=f"^PHNet SAM Segment: 'guide_mask' {masks}"):
+        nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=[subject[0]])
+    with pytest.raises(ValueError, match=r"^PHNet Harmonize: 'image' is a ndarray, not a ComfyUI IMAGE"):
+        nodes["PHNetHarmonize"].harmonize(phnet_model, image.numpy(), subject)
