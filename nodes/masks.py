@@ -73,8 +73,9 @@ def fitted(mask, image: torch.Tensor, name: str):
     mask); a crop of a square picture to a smaller square keeps its shape, so the note of a mask made smaller
     names CropMask. Its values keep their meaning: a uint8 0..255 mask stays uint8, a float one is not clamped."""
     plain = plain_mask(mask, image)
-    if plain is None or plain.numel() == 0 or plain.is_meta or not isinstance(image, torch.Tensor) or image.ndim != 4:
-        return mask, ""  # (a meta tensor holds no values to resize: check_mask_size names it)
+    if (plain is None or plain.numel() == 0 or _unreadable(plain) or not isinstance(image, torch.Tensor)
+            or image.ndim != 4):
+        return mask, ""  # (check_mask_size names a mask whose values cannot be read)
     (mh, mw), (ih, iw) = _hw(plain), _image_hw(image)
     no_alpha = (mh, mw) == (NO_ALPHA_SIDE, NO_ALPHA_SIDE) and bool((plain == plain.flatten()[0]).all())
     if (mh, mw) == (ih, iw) or no_alpha or min(mh, mw) < MIN_FITTED_SIDE or not _same_shape(mh, mw, ih, iw):
@@ -155,13 +156,25 @@ def _not_a_tensor(value, node: str, name: str, kind: str, layout: str) -> None:
                      f"made it returns the wrong type. Connect a node that returns a ComfyUI {kind}")
 
 
+# the float types torch reads on every device; an fp8 tensor has no min, max or isfinite on the CPU
+_READABLE_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _unreadable(t: torch.Tensor) -> bool:
+    return t.is_meta or (t.is_floating_point() and t.dtype not in _READABLE_FLOATS)
+
+
 def _check_values(t: torch.Tensor, node: str, name: str, what: str) -> None:
-    """A tensor on the meta device has a shape and no values: every check of its values would fail with a bare
-    torch error, so it is named here."""
+    """A tensor on the meta device (a shape without values) or of a float type torch cannot read (fp8): every
+    check of its values would fail with a bare torch error, so it is named here."""
     if t.is_meta:
         raise ValueError(f"{node}: '{name}' is a tensor on the meta device, a shape without values, so it holds no "
                          f"{what}: the node that made it returns a placeholder. Connect a node that returns a real "
                          f"{what}")
+    if t.is_floating_point() and t.dtype not in _READABLE_FLOATS:
+        kind = "IMAGE" if what == "picture" else "MASK"
+        raise ValueError(f"{node}: '{name}' holds {t.dtype} values; a ComfyUI {kind} is float32 in 0..1: the node "
+                         "that made it returns the wrong type")
 
 
 def check_mask_size(mask: torch.Tensor, image: torch.Tensor, name: str, node: str) -> None:
