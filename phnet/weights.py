@@ -198,7 +198,7 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
     stores its config; one without it has lost what the shapes cannot show (``output``, ``image_size``),
     so it is refused rather than guessed."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        config = infer_config(tensors, image_size=_size_from_name(path.name))
+        config = _inferred(path, tensors, image_size=_size_from_name(path.name))
         if is_official_file_name(path.name):
             return _as_official(config, path.name)
         warnings.warn(
@@ -207,11 +207,22 @@ def _config_from_shapes(path: Path, tensors: Mapping[str, torch.Tensor]) -> PHNe
             "'residual' output, another size) come out wrong this way: keep them as a folder with their "
             "config.json (phnet.weights.save_pretrained, or Harmonizer.save_pretrained)", stacklevel=3)
         return config
-    infer_config(tensors)  # a non-PHNet file gets that message first
+    _inferred(path, tensors)  # a non-PHNet file gets that message first
     raise ValueError(
         f"{path} stores no PHNet config (no 'phnet_config' metadata) and none was given, so its output mapping "
         "('image' or 'residual') and working size are unknown: put its config.json beside it"
     )
+
+
+def _inferred(path: Path, tensors: Mapping[str, torch.Tensor], image_size: int | None = None) -> PHNetConfig:
+    """:func:`infer_config`, whose refusal of another network's file names the file, and a Segment Anything
+    checkpoint (the other model file a user of both keeps at hand) as such."""
+    try:
+        return infer_config(tensors, image_size=image_size)
+    except ValueError as e:
+        sam = all(any(k.startswith(part) for k in tensors) for part in ("image_encoder.", "mask_decoder."))
+        what = "; it holds a Segment Anything (SAM) model's weights" if sam else ""
+        raise ValueError(f"{path}: {str(e).removesuffix(')')}{what}): give a file of PHNet weights") from None
 
 
 def _size_from_name(name: str) -> int | None:

@@ -81,6 +81,14 @@ def test_loader_reloads_weights_changed_on_disk_in_a_folder_or_given_as_a_path(p
         config.write_text(text)
 
 
+def test_the_loader_given_a_sam_checkpoint_names_it(nodes, comfy_env, tiny_sam):
+    sam_file = comfy_env.base / "models" / "sams" / tiny_sam
+    with pytest.raises(ValueError) as e:
+        nodes["PHNetModelLoader"].load("default (bundled)", str(sam_file), "cpu", "fp32")
+    assert str(e.value) == (f"{sam_file}: this is not a PHNet state_dict (no 'encoder.0.0.weight' tensor; it holds a "
+                            "Segment Anything (SAM) model's weights): give a file of PHNet weights")
+
+
 def test_loader_offline_hub_error_is_clear(nodes, monkeypatch, own_hub_cache):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache"):

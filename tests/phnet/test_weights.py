@@ -545,6 +545,25 @@ def test_non_phnet_state_dict(tmp_path):
         load_model(path2)
 
 
+def test_another_network_s_file_is_named_and_a_sam_checkpoint_as_such(tmp_path):
+    """'this is not a PHNet state_dict (no 'encoder.0.0.weight' tensor)' named neither the file nor what to give,
+    for a Segment Anything checkpoint put among PHNet's models too."""
+    from safetensors.torch import save_file
+
+    sam = {"image_encoder.patch_embed.proj.weight": torch.zeros(2, 3, 4, 4),
+           "mask_decoder.iou_token.weight": torch.zeros(1, 2)}
+    for name, save in (("sam.pth", torch.save), ("sam.safetensors", lambda t, p: save_file(t, str(p)))):
+        save(sam, tmp_path / name)
+        with pytest.raises(ValueError) as e:
+            load_model(tmp_path / name)
+        assert str(e.value) == (f"{tmp_path / name}: this is not a PHNet state_dict (no 'encoder.0.0.weight' tensor; "
+                                "it holds a Segment Anything (SAM) model's weights): give a file of PHNet weights")
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "resnet.pth")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'resnet.pth'}: this is not a PHNet state_dict (no "
+                                                   "'encoder.0.0.weight' tensor): give a file of PHNet weights")):
+        load_model(tmp_path / "resnet.pth")
+
+
 def test_unsupported_suffix(tiny_folder, tmp_path):
     path = tmp_path / "model.onnx"
     shutil.copy(tiny_folder / "model.safetensors", path)
