@@ -60,6 +60,8 @@ def _run(node: str, phnet_model, image, bar, notes: str, **options) -> dict:
                 image, layout="BHWC", threshold=None if threshold < 0 else float(threshold),
                 progress=lambda done, total: bar.update_absolute(done, total), **options,
             )
+    except ValueError as e:  # the library's refusal (NaN, a 0..255 image, a picture too small) names no node
+        raise ValueError(f"{node}: {e}") from None
     finally:
         if on_gpu:  # the activations' memory back to the diffusion model that comes next
             mm.soft_empty_cache()
@@ -222,7 +224,10 @@ class PHNetHarmonizeFrames:
                                              as_given=bool(mask_as_given))
         _check_counts("PHNet Harmonize Frames", image, "frame", mask=mask, reference_mask=reference_mask)
         bar = comfy.utils.ProgressBar(2 * image.shape[0])  # estimate every frame, then apply
-        temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
+        try:
+            temporal = Temporal(window=smoothing, causal=causal, cut_threshold=cut_threshold)
+        except ValueError as e:  # a value linked in past the widget's limits
+            raise ValueError(f"PHNet Harmonize Frames: {e}") from None
         return _run("PHNet Harmonize Frames", phnet_model, image, bar, notes, mask=mask, strength=strength,
                     working_size=working_size or None, temporal=temporal, reference_mask=reference_mask,
                     threshold=threshold, mask_is_alpha=bool(mask_is_alpha))

@@ -243,12 +243,15 @@ class PHNetSAMSegment:
         except ValueError as e:
             raise _refusal(e, f" ({item} {getattr(e, 'index', 0)} of the batch)" if count > 1 else "") from None
         out = torch.zeros(b, h, w)
-        with sam.on_device() as segmenter:
-            progress = _Progress(segmenter.model, b)
-            for picture in plan.run(segmenter, image, interrupt=progress.step):
-                _say(picture, item, int(grow), float(feather))
-                out[picture.index] = torch.from_numpy(picture.mask)
-                progress.picture_done(picture.index)
+        try:
+            with sam.on_device() as segmenter:
+                progress = _Progress(segmenter.model, b)
+                for picture in plan.run(segmenter, image, interrupt=progress.step):
+                    _say(picture, item, int(grow), float(feather))
+                    out[picture.index] = torch.from_numpy(picture.mask)
+                    progress.picture_done(picture.index)
+        except ValueError as e:  # the library's refusal of the image's values (NaN, 0..255) names no node
+            raise ValueError(f"PHNet SAM Segment: {e}") from None
         return (out.to(image.device),)
 
 

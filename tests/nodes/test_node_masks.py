@@ -691,3 +691,28 @@ def test_an_fp8_image_or_mask_is_named_by_every_node(nodes, phnet_model, sam_mod
     for guide in (subject, torch.zeros(1, 64, 64)):  # 64x64: the size of Load Image's mask of no alpha
         with pytest.raises(ValueError, match="^PHNet SAM Segment: 'guide_mask' " + told.format("MASK")):
             nodes["PHNetSAMSegment"].segment(sam_model, image, guide_mask=guide.to(f8))
+
+
+def test_the_library_s_refusals_of_an_image_name_the_node(nodes, phnet_model, sam_model, helpers):
+    """Paste Subject named itself before the library's words; Harmonize, Harmonize Frames and SAM Segment passed
+    them on bare ("the image contains NaN ..."), unlike their own checks."""
+    image, subject = helpers.portrait(b=1, h=48, w=64)
+    nan = image.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    small, dot = torch.rand(1, 7, 9, 3), torch.zeros(1, 7, 9)
+    dot[:, 2:5, 3:6] = 1
+    for node in ("PHNet Harmonize", "PHNet Harmonize Frames"):
+        harmonize = nodes[node.replace(" ", "")].harmonize
+        with pytest.raises(ValueError, match=f"^{node}: the image contains NaN or infinite values; replace them"):
+            harmonize(phnet_model, nan, subject)
+        with pytest.raises(ValueError, match=f"^{node}: the image must hold float values in 0..1, .* looks like a "
+                                             r"0..255 image\); divide 0..255 images by 255"):
+            harmonize(phnet_model, image * 255, subject)
+        with pytest.raises(ValueError, match=f"^{node}: the picture is 9×7 pixels: PHNet needs at least 8"):
+            harmonize(phnet_model, small, dot)
+    with pytest.raises(ValueError, match="^PHNet Harmonize Frames: cut_threshold must be a number > 0"):
+        nodes["PHNetHarmonizeFrames"].harmonize(phnet_model, image, subject, cut_threshold=0.0)
+    with pytest.raises(ValueError, match="^PHNet SAM Segment: the image contains NaN or infinite values; replace"):
+        nodes["PHNetSAMSegment"].segment(sam_model, nan, box="10,5,50,40")
+    with pytest.raises(ValueError, match="^PHNet SAM Segment: the image must hold float values in 0..1"):
+        nodes["PHNetSAMSegment"].segment(sam_model, image * 255, box="10,5,50,40")
