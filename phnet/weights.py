@@ -221,8 +221,10 @@ def _inferred(path: Path, tensors: Mapping[str, torch.Tensor], image_size: int |
         return infer_config(tensors, image_size=image_size)
     except ValueError as e:
         sam = all(any(k.startswith(part) for k in tensors) for part in ("image_encoder.", "mask_decoder."))
-        what = "; it holds a Segment Anything (SAM) model's weights" if sam else ""
-        raise ValueError(f"{path}: {str(e).removesuffix(')')}{what}): give a file of PHNet weights") from None
+        said, what = str(e), "it holds a Segment Anything (SAM) model's weights" if sam else ""
+        if what:  # inside the refusal's closing bracket where it ends with one
+            said = f"{said[:-1]}; {what})" if said.endswith(")") else f"{said}; {what}"
+        raise ValueError(f"{path}: {said}: give a file of PHNet weights") from None
 
 
 def _size_from_name(name: str) -> int | None:

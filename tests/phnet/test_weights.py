@@ -564,6 +564,21 @@ def test_another_network_s_file_is_named_and_a_sam_checkpoint_as_such(tmp_path):
         load_model(tmp_path / "resnet.pth")
 
 
+def test_a_refusal_without_a_closing_bracket_gets_no_stray_one(monkeypatch, tmp_path):
+    from phnet import weights
+
+    def refuse(tensors, image_size=None):
+        raise ValueError("the widths do not agree")
+
+    monkeypatch.setattr(weights, "infer_config", refuse)
+    sam = {"image_encoder.x": torch.zeros(1), "mask_decoder.y": torch.zeros(1)}
+    for tensors, said in (({}, "the widths do not agree"),
+                          (sam, "the widths do not agree; it holds a Segment Anything (SAM) model's weights")):
+        with pytest.raises(ValueError) as e:
+            weights._inferred(tmp_path / "w.pth", tensors)
+        assert str(e.value) == f"{tmp_path / 'w.pth'}: {said}: give a file of PHNet weights"
+
+
 def test_unsupported_suffix(tiny_folder, tmp_path):
     path = tmp_path / "model.onnx"
     shutil.copy(tiny_folder / "model.safetensors", path)
