@@ -85,7 +85,13 @@ def missing_target(link: str | os.PathLike[str]) -> str:
 
 
 def links_to_nothing(link: str | os.PathLike[str]) -> str:
-    """:func:`missing_target` without the link's own name, for a message that named it already."""
+    """:func:`missing_target` without the link's own name, for a message that named it already; a link that leads
+    back to itself (through others) is named as a loop, for its target exists, as a link."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"links to {os.readlink(link)}, which leads back to it: a loop of links, with no file at its end"
     return f"links to {os.readlink(link)}, which does not exist (an unmounted drive?)"
 
 

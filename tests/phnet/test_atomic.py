@@ -122,3 +122,16 @@ def test_a_folder_among_the_targets_leaves_every_file_as_it_was(tmp_path):
         write_atomic_all([(tmp_path / "a", lambda tmp: tmp.write_text("new")),
                           (tmp_path / "b", lambda tmp: tmp.write_text("new"))])
     assert (tmp_path / "a").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_a_loop_of_links_is_named_as_a_loop_not_as_a_missing_target(tmp_path):
+    """Two links to each other were named as "links to b.png, which does not exist (an unmounted drive?)", though
+    b.png is there, as a link: the user went looking for a drive."""
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    assert atomic.missing_target(tmp_path / "a.png") == (
+        f"{tmp_path / 'a.png'} links to {tmp_path / 'b.png'}, which leads back to it: a loop of links, with no file "
+        "at its end")
+    assert atomic.links_to_nothing(tmp_path / "gone.png") == (
+        f"links to {tmp_path / 'nowhere.png'}, which does not exist (an unmounted drive?)")
