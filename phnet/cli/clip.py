@@ -107,8 +107,7 @@ def refuse_unreadable_masks(jobs: list[Job], read: set[Path]) -> None:
             open_picture(path).close()
         except (ValueError, OSError) as e:
             why = str(e)
-            raise SystemExit(f"error: {why}{': save it again' if why.startswith('cannot read ') else ''} (a clip's "
-                             f"frames may have no gap)") from None
+            raise SystemExit(f"error: {why} (a clip's frames may have no gap)") from None
 
 
 def harmonize_clip(harmonizer: Harmonizer, jobs: list[Job], args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ The rules are in :mod:`phnet.imageio`'s docstring.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -264,7 +265,9 @@ def _open_picture(path: str | Path, opened: list):
             _scale_low_bit_key(image)
             image.load()
             image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
-    except FileNotFoundError:
+    except OSError as e:
+        if not (isinstance(e, FileNotFoundError) or e.errno == errno.ELOOP):
+            raise _unreadable(path, e) from None
         if os.path.islink(path):
             raise FileNotFoundError(f"{missing_target(path)}: connect it, or remove the link") from None
         raise FileNotFoundError(f"no such file: {path}") from None
@@ -277,14 +280,24 @@ def _open_picture(path: str | Path, opened: list):
             "guard against decompression bombs); resize it below that, e.g. to half its width and height"
         ) from None
     except _DAMAGED as e:
-        if _empty_file(path):
-            raise ValueError(f"{path} is empty (0 bytes): an interrupted download or copy? save it again") from None
-        hint = ""
-        if isinstance(e, Image.UnidentifiedImageError) and _sixteen_bit_tiff_file(path):
-            hint = ("; PIL does not open this 16-bit TIFF layout (such as grey with alpha, or big-endian grey whose 0 "
-                    "is white): save it as a 16-bit PNG")
-        raise ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e}){hint}") from None
+        raise _unreadable(path, e) from None
     return image
+
+
+def _unreadable(path: str | Path, e: Exception) -> ValueError:
+    """The refusal of a file PIL could not read, with the fix: a damaged file (cut short, say) is saved again; an
+    error of the system's (permission denied) is its own explanation."""
+    from PIL import Image
+
+    if _empty_file(path):
+        return ValueError(f"{path} is empty (0 bytes): an interrupted download or copy? save it again")
+    fix = ": save it again"
+    if isinstance(e, Image.UnidentifiedImageError) and _sixteen_bit_tiff_file(path):
+        fix = ("; PIL does not open this 16-bit TIFF layout (such as grey with alpha, or big-endian grey whose 0 "
+               "is white): save it as a 16-bit PNG")
+    elif isinstance(e, OSError) and e.errno is not None:
+        fix = ""
+    return ValueError(f"cannot read {path} as an image ({type(e).__name__}: {e}){fix}")
 
 
 def _empty_file(path: str | Path) -> bool:
@@ -342,7 +355,7 @@ def _single_frame(image, name: str) -> None:
     try:
         frames = frame_count(image)
     except _DAMAGED as e:
-        raise ValueError(f"cannot read {name} as an image ({type(e).__name__}: {e})") from None
+        raise ValueError(f"cannot read {name} as an image ({type(e).__name__}: {e}): save it again") from None
     if frames > 1 and image.format in PICTURE_IN_FIRST_FRAME:
         return
     if frames > 1 and image.format == "TIFF":

@@ -364,3 +364,28 @@ def test_a_folder_that_tells_names_apart_by_case_is_told_without_writing_there(t
     (tmp_path / "masks").mkdir(exist_ok=True)  # another folder where case tells names apart: still False
     assert folds_names(tmp_path / "Masks") == os.path.samefile(tmp_path / "Masks", tmp_path / "masks")
     assert sorted(tmp_path.rglob("*")) == sorted({*before, tmp_path / "masks"})
+
+
+def test_a_damaged_file_is_refused_with_the_fix_and_a_loop_of_links_is_named(tmp_path):
+    """A PNG or JPEG cut short, or a text file named .png, said only "cannot read x.png as an image (OSError: image
+    file is truncated)", with no fix (an empty file's refusal had one); a link in a loop said "(OSError: [Errno 40]
+    Too many levels of symbolic links: ...)"."""
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    for suffix in ("png", "jpg"):
+        picture.save(tmp_path / f"whole.{suffix}")
+        data = (tmp_path / f"whole.{suffix}").read_bytes()
+        (tmp_path / f"cut.{suffix}").write_bytes(data[:len(data) // 2])
+        with pytest.raises(ValueError, match=rf"cannot read .*cut.{suffix} as an image \(OSError: image file is "
+                           r"truncated.*\): save it again$"):
+            io_.read_image(tmp_path / f"cut.{suffix}")
+    (tmp_path / "text.png").write_text("not a picture")
+    with pytest.raises(ValueError, match=r"cannot read .*text.png as an image \(UnidentifiedImageError: .*\): save it "
+                       "again$"):
+        io_.read_image(tmp_path / "text.png")
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(FileNotFoundError) as refused:
+        io_.read_image(tmp_path / "a.png")
+    assert str(refused.value) == (f"{tmp_path / 'a.png'} links to {tmp_path / 'b.png'}, which leads back to it: a loop "
+                                  "of links, with no file at its end: connect it, or remove the link")
+
