@@ -264,6 +264,8 @@ def _open_picture(path: str | Path, opened: list):
                 image.info[_EIGHT_OF_SIXTEEN] = True
             _scale_low_bit_key(image)
             image.load()
+            if image.format == "PNG":
+                _check_checksums(path)
             image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
     except OSError as e:
         if not (isinstance(e, FileNotFoundError) or e.errno == errno.ELOOP):
@@ -282,6 +284,16 @@ def _open_picture(path: str | Path, opened: list):
     except _DAMAGED as e:
         raise _unreadable(path, e) from None
     return image
+
+
+def _check_checksums(path: str | Path) -> None:
+    """A PNG's chunks checked against their CRCs (a twentieth of the decoding's time): PIL checks those before the
+    pixel data only, so a byte changed in the pixel data (a bad disk or transfer) that zlib's check let pass came
+    through as wrong pixels, where other readers refuse the file."""
+    from PIL import Image
+
+    with Image.open(path) as again:
+        again.verify()
 
 
 def _unreadable(path: str | Path, e: Exception) -> ValueError:
