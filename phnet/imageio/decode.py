@@ -246,6 +246,9 @@ def _open_picture(path: str | Path, opened: list):
         with quiet():
             image = Image.open(path)
             opened.append(image)
+            if image.format == "EPS":  # (before its load, which would run Ghostscript on the file)
+                raise _Drawing(f"{path} is a PostScript drawing (EPS), which PIL reads by running Ghostscript on it; "
+                               "export the picture as a PNG or JPEG")
             turned = _turned_tiff(image)
             if turned:  # read again from memory; the one opened from the path is let go
                 opened.remove(image)
@@ -267,6 +270,8 @@ def _open_picture(path: str | Path, opened: list):
             if image.format == "PNG":
                 _check_checksums(path)
             image.info[_TURNED] = turned or _turned(image)  # (a TIFF's asked before the load, which drops it)
+    except _Drawing:
+        raise
     except OSError as e:
         if not (isinstance(e, FileNotFoundError) or e.errno == errno.ELOOP):
             raise _unreadable(path, e) from None
@@ -284,6 +289,10 @@ def _open_picture(path: str | Path, opened: list):
     except _DAMAGED as e:
         raise _unreadable(path, e) from None
     return image
+
+
+class _Drawing(ValueError):
+    """A file that holds a drawing program, not pixels."""
 
 
 def _check_checksums(path: str | Path) -> None:

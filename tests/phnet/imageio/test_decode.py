@@ -408,3 +408,21 @@ def test_a_png_whose_pixel_data_fails_its_checksum_is_refused_not_read_as_wrong_
                        "save it again$"):
         io_.read_image(tmp_path / "bad.png")
     assert io_.read_image(tmp_path / "whole.png").shape == (48, 64, 3)
+
+
+def test_a_postscript_drawing_is_refused_before_ghostscript_runs_on_it(tmp_path, monkeypatch):
+    """PIL opens an EPS file (named .png too: it goes by the content) by running Ghostscript on it: where none was
+    installed the refusal said only "(OSError: Unable to locate Ghostscript on paths)", and where one was, a
+    harmonizer ran a PostScript program it was handed as a picture."""
+    from PIL import EpsImagePlugin
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: pytest.fail("Ghostscript ran"))
+    drawing = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\nnewpath 0 0 moveto 64 48 lineto stroke\nshowpage\n"
+    for name in ("drawing.eps", "drawing.png"):
+        (tmp_path / name).write_bytes(drawing)
+        with pytest.raises(ValueError) as refused:
+            io_.read_image(tmp_path / name)
+        assert str(refused.value) == (f"{tmp_path / name} is a PostScript drawing (EPS), which PIL reads by running "
+                                      "Ghostscript on it; export the picture as a PNG or JPEG")
+        with pytest.raises(ValueError, match="PostScript drawing"):
+            io_.read_mask(tmp_path / name)
