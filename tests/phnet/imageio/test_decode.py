@@ -404,8 +404,8 @@ def test_a_png_whose_pixel_data_fails_its_checksum_is_refused_not_read_as_wrong_
     (tmp_path / "bad.png").write_bytes(bytes(data))
     with Image.open(tmp_path / "bad.png") as unchecked:
         unchecked.load()
-    with pytest.raises(ValueError, match=r"cannot read .*bad.png as an image \(SyntaxError: broken PNG file .*IDAT.*\): "
-                       "save it again$"):
+    with pytest.raises(ValueError, match=r"cannot read .*bad.png as an image \(SyntaxError: broken PNG file "
+                       r".*IDAT.*\): save it again$"):
         io_.read_image(tmp_path / "bad.png")
     assert io_.read_image(tmp_path / "whole.png").shape == (48, 64, 3)
 
