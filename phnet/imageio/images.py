@@ -264,7 +264,10 @@ def check_strided(t: torch.Tensor, name: str) -> torch.Tensor:
 
 def unsupported_kind(value: Any, name: str, kinds: str, reader: str = "read_image") -> TypeError:
     """The refusal of a ``value`` that holds no pixels; a file's path is named as one, with the function that reads
-    it (``reader``, in this package)."""
+    it (``reader``, in this package); bytes no path holds (a NUL, or more than a path's 4096) are a file's contents."""
+    if isinstance(value, (bytes, bytearray)) and (b"\0" in value or len(value) > 4096 or isinstance(value, bytearray)):
+        return TypeError(f"the {name} is given as {len(value)} bytes (a file's contents?), not pixels: decode them "
+                         f"with PIL.Image.open(io.BytesIO(data)), or pass {kinds}")
     if isinstance(value, (str, bytes, os.PathLike)):
         return TypeError(f"the {name} is given as a file path ({value!r}), not pixels: read it with "
                          f"phnet.imageio.{reader}(path), or pass {kinds}")

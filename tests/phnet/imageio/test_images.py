@@ -340,3 +340,19 @@ def test_a_four_channel_result_gets_its_own_alpha_back_as_its_last_channel():
     pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 4), dtype=np.uint8)
     rgb, alpha, form = io_.image_to_tensor(pixels)
     assert np.array_equal(io_.tensor_to_image(rgb, alpha, form, torch.zeros(1, 1, 4, 5, dtype=torch.bool)), pixels)
+
+
+def test_a_files_bytes_given_for_a_picture_are_named_as_contents_not_as_a_path(tmp_path):
+    """``open("x.png", "rb").read()`` passed as the image was named "given as a file path (b'\\x89PNG...')" with the
+    whole file in the message (megabytes for a photo), and the fix was to read that "path"."""
+    Image.new("RGB", (64, 48), (20, 90, 200)).save(tmp_path / "x.png")
+    data = (tmp_path / "x.png").read_bytes()
+    for value in (data, bytearray(data), bytes(5000)):
+        with pytest.raises(TypeError) as refused:
+            io_.image_to_tensor(value)
+        assert str(refused.value).startswith(f"the image is given as {len(value)} bytes (a file's contents?), not "
+                                             "pixels: decode them with PIL.Image.open(io.BytesIO(data))")
+        with pytest.raises(TypeError, match=rf"the mask is given as {len(value)} bytes"):
+            io_.mask_to_tensor(value, 1, 48, 64)
+    with pytest.raises(TypeError, match=re.escape("given as a file path (b'x.png'), not pixels: read it with")):
+        io_.image_to_tensor(b"x.png")
