@@ -497,11 +497,26 @@ def _keyed(image) -> bool:
     return image.mode in ("P", "RGB", "L", "1") and "transparency" in image.info
 
 
+def _upright_loaded(image, name: str):
+    """:func:`_upright`, its pixels loaded: a PIL image opened from a damaged file (``Image.open`` reads the header
+    only) is refused as :func:`read_image` refuses the file, with the fix. (PIL's own errors: a closed image's.)"""
+    try:
+        image = _upright(image, name)
+        image.load()
+    except _DAMAGED as e:
+        if isinstance(e, ValueError):
+            raise
+        file = getattr(image, "filename", "")
+        raise ValueError(f"cannot read the {name}{f' {file}' if file else ''} as an image ({type(e).__name__}: {e}): "
+                         "save it again") from None
+    return image
+
+
 def pil_image_pixels(image: PILImage, name: str, allow_16bit: bool) -> np.ndarray:
     """An image's pixels: uint8 H×W / H×W×3 / H×W×4, uint16 (16-bit grey) or float32 (mode F)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
-    image = _upright(image, name)
+    image = _upright_loaded(image, name)
     mode = image.mode
     if mode in _GREY_16 or mode == "F":
         if not allow_16bit:
@@ -528,7 +543,7 @@ def pil_mask_pixels(image: PILImage, name: str = "mask") -> np.ndarray:
     """A mask's one channel: the alpha when it is real, else the luminance (bool / uint8 / uint16 / float32)."""
     _single_frame(image, name)
     white_is_zero = _white_is_zero(image)
-    image = unpremultiplied(_upright(image, name))
+    image = unpremultiplied(_upright_loaded(image, name))
     mode = image.mode
     if mode in _GREY_16:
         return _grey_16(image, name, white_is_zero)

@@ -426,3 +426,21 @@ def test_a_postscript_drawing_is_refused_before_ghostscript_runs_on_it(tmp_path,
                                       "Ghostscript on it; export the picture as a PNG or JPEG")
         with pytest.raises(ValueError, match="PostScript drawing"):
             io_.read_mask(tmp_path / name)
+
+
+def test_a_pil_image_opened_from_a_damaged_file_is_refused_with_the_fix(tmp_path):
+    """``Image.open`` reads the header only: a picture or mask cut short, passed as PIL images, came through as
+    PIL's bare "OSError: image file is truncated" from deep in the conversion, where read_image gives the fix."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])
+    with Image.open(tmp_path / "cut.png") as cut, pytest.raises(ValueError) as refused:
+        io_.image_to_array(cut)
+    assert str(refused.value) == (f"cannot read the image {tmp_path / 'cut.png'} as an image (OSError: image file is "
+                                  "truncated): save it again")
+    with Image.open(tmp_path / "cut.png") as cut, pytest.raises(ValueError, match=r"cannot read the mask .*cut.png "
+                                                                  r"as an image \(OSError: .*\): save it again$"):
+        io_.mask_to_array(cut)
+    with Image.open(tmp_path / "whole.png") as whole:
+        assert io_.image_to_array(whole)[0].shape == (48, 64, 3)
