@@ -55,6 +55,9 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
     ``reference``: one reference mask for every composite, or a folder of them named like the composites.
     ``clip``: the folder is a clip's frames, which may have no gap."""
     out = Path(output)
+    if out.name.lower() in IMAGE_SUFFIXES and not (output.endswith(("/", os.sep)) or out.is_dir()):
+        raise SystemExit(f"error: -o {output} is an extension without a name (an empty variable before it?), which "
+                         f"would be a hidden folder: name the file, e.g. out{out.name}, or end -o with / for a folder")
     fold = folded_name if folds_names(out) else str  # how the output folder compares names
     references = None if reference is None else Path(reference)
     if references is not None and not (references.is_file() or references.is_dir()):

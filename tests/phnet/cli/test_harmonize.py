@@ -450,6 +450,23 @@ def test_output_folder_is_created(tiny_folder, tmp_path):
         _harmonize(comp, mask, "-o", tmp_path / "out.xyz", "--weights", tiny_folder)
 
 
+
+def test_an_output_that_is_an_extension_alone_is_refused_not_made_a_hidden_folder(tiny_folder, tmp_path):
+    """``-o "$NAME.png"`` with NAME unset is ``-o .png``, which has no suffix to pathlib: a name without an
+    extension, so a folder; the result went into the hidden folder .png/ and the run said it succeeded."""
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    for name in (".png", ".JPG"):
+        with pytest.raises(SystemExit) as refused:
+            _harmonize(comp, mask, "-o", tmp_path / name, "--weights", tiny_folder)
+        assert str(refused.value) == (f"error: -o {tmp_path / name} is an extension without a name (an empty "
+                                      "variable before it?), which would be a hidden folder: name the file, e.g. "
+                                      f"out{name}, or end -o with / for a folder")
+        assert not (tmp_path / name).exists()
+    assert _harmonize(comp, mask, "-o", str(tmp_path / ".png") + "/", "--weights", tiny_folder) == 0  # asked for
+    assert read_whole(tmp_path / ".png" / "comp.png").size == (W, H)
+
 def test_16bit_grey_composite_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 65536, (H, W), dtype=np.uint16)
