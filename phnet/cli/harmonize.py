@@ -55,6 +55,7 @@ def harmonize_one(harmonizer: Harmonizer, job: Job, args: argparse.Namespace, sa
 def harmonize(args: argparse.Namespace) -> int:
     """``phnet harmonize``: the jobs planned and every flag checked before the weights load, then one composite,
     a folder of them, or a clip."""
+    check_names(args)
     jobs = plan(Path(args.composite), Path(args.mask) if args.mask else None, args.output, args.compare,
                  args.reference, clip=args.temporal is not None)
     single = Path(args.composite).is_file()
@@ -67,6 +68,19 @@ def harmonize(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {in_flags(e)}") from None
     return harmonize_pictures(harmonizer, jobs, args, single)
+
+
+def check_names(args: argparse.Namespace) -> None:
+    """No file or folder is named "" (a shell variable left unset: as a path it is the current folder, and as the
+    mask, none, so the alpha would be the mask) or "-" (standard input or output, which are not read or written)."""
+    given = (("the composite", args.composite), ("the mask", args.mask), ("-o", args.output),
+             ("--compare", args.compare), ("--reference", args.reference))
+    for what, value in given:
+        if value == "":
+            raise SystemExit(f"error: {what} is an empty name (a variable left unset?): give its file or folder")
+        if value == "-":
+            raise SystemExit(f"error: {what} is -, but phnet reads and writes files, not standard input or output: "
+                             "give a file (./- for one named -)")
 
 
 def check_run(args: argparse.Namespace, jobs: list[Job], single: bool) -> None:

@@ -467,6 +467,30 @@ def test_an_output_that_is_an_extension_alone_is_refused_not_made_a_hidden_folde
     assert _harmonize(comp, mask, "-o", str(tmp_path / ".png") + "/", "--weights", tiny_folder) == 0  # asked for
     assert read_whole(tmp_path / ".png" / "comp.png").size == (W, H)
 
+
+def test_an_empty_name_or_a_dash_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A variable left unset gives "": as a path the current folder (-o "" wrote NAME.png into it; a composite ""
+    was a folder of composites wanting a folder of masks), and as the mask none, so the alpha was taken for the
+    mask. "-" was a file or folder of that name: -o - wrote into a new folder -/, and a composite - "did not
+    exist"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Harmonizer, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded"))
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _composite().save(comp)
+    _mask().save(mask)
+    for given, what in (([""], "the composite"), ([comp, ""], "the mask"), ([comp, mask, "--reference", ""],
+                                                                            "--reference")):
+        with pytest.raises(SystemExit) as refused:
+            _harmonize(*given, "-o", tmp_path / "out.png")
+        assert str(refused.value) == f"error: {what} is an empty name (a variable left unset?): give its file or folder"
+    with pytest.raises(SystemExit, match=r"^error: -o is an empty name \(a variable left unset\?\)"):
+        _harmonize(comp, mask, "-o", "")
+    for given in (["-", mask, "-o", "out.png"], [comp, mask, "-o", "-"], [comp, mask, "-o", "o.png", "--compare", "-"]):
+        with pytest.raises(SystemExit, match=r"is -, but phnet reads and writes files, not standard input or output: "
+                           r"give a file \(./- for one named -\)$"):
+            _harmonize(*given)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.png", "mask.png"]
+
 def test_16bit_grey_composite_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 65536, (H, W), dtype=np.uint16)
