@@ -289,6 +289,9 @@ def file_mask_pixels(image: PILImage, name: str, white: str = "subject") -> np.n
         if colour.mean() > 0.01:
             raise ColourMaskError(f"{name} is a colour picture; save it as black and white (white = {white})")
         return grey
+    if alpha.max() == 0 and grey.max() > _NOISE:
+        raise ValueError(f"{name} is transparent everywhere, so as a cut-out it marks nothing, though a grey is "
+                         f"painted under its alpha; save it without alpha, white = {white} on black")
     painted = np.round(grey * (alpha / 255.0)).astype(np.uint8)
     if (np.abs(painted.astype(np.int16) - alpha) > _NOISE).mean() <= 0.01:
         return alpha

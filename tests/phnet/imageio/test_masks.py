@@ -256,6 +256,19 @@ def test_mask_files_with_transparent_pixels(tmp_path):
     assert io_.mask_to_array(Image.fromarray(border)).mean() > 0.9
 
 
+def test_a_mask_file_transparent_everywhere_over_a_painted_mask_is_refused_by_what_it_is(tmp_path):
+    """A black-and-white mask saved with its layer's opacity at 0 was read as a cut-out whose alpha is 0: "the mask
+    is empty (all zero): ... paint the subject white in the mask", which it was."""
+    m = _subject()
+    Image.fromarray(np.dstack([m, np.zeros_like(m)]), "LA").save(tmp_path / "hidden.png")
+    with pytest.raises(ValueError) as refused:
+        io_.read_mask(tmp_path / "hidden.png")
+    assert str(refused.value) == (f"mask {tmp_path / 'hidden.png'} is transparent everywhere, so as a cut-out it marks "
+                                  "nothing, though a grey is painted under its alpha; save it without alpha, white = "
+                                  "subject on black")
+    Image.fromarray(np.zeros((100, 100, 4), np.uint8)).save(tmp_path / "nothing.png")  # nothing painted: empty
+    assert io_.read_mask(tmp_path / "nothing.png").max() == 0
+
 @pytest.mark.parametrize("coloured", [1, 2])
 def test_a_mask_file_may_hold_colour_on_one_pixel_in_a_hundred(tmp_path, coloured):
     picture = np.zeros((10, 10, 3), np.uint8)
