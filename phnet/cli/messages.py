@@ -13,7 +13,8 @@ from ..corrections import Correction
 from ..harmonizer import Harmonizer
 
 
-FLAGS = {"strength": "--strength", "working_size": "--working-size", "cut_threshold": "--cut-threshold"}
+FLAGS = {"strength": "--strength", "working_size": "--working-size", "cut_threshold": "--cut-threshold",
+         "temporal window": "--temporal"}
 
 
 def in_flags(error: Exception) -> str:

@@ -117,6 +117,10 @@ def test_clip_settings_are_refused_before_the_weights_load(tmp_path, monkeypatch
     assert cli.main(["harmonize", str(frames), str(masks), "-o", str(tmp_path / "o"), "--temporal",
                      "--cut-threshold", "-3"]) == 2
     assert "error: --cut-threshold must be a number > 0 (0–255 units), got -3.0" in capsys.readouterr().err
+    for sigma in ("nan", "-1", "inf"):  # named "temporal window", the library's word, not by its flag
+        assert cli.main(["harmonize", str(frames), str(masks), "-o", str(tmp_path / "o"), f"--temporal={sigma}"]) == 2
+        assert capsys.readouterr().err.startswith("error: --temporal must be 0 (off) or a number of frames from 0.01 "
+                                                  f"to 10000.0, got {float(sigma)}\n")
 
 
 def test_a_clip_s_bad_working_size_or_strength_is_named_by_its_flag(tiny_folder, tmp_path, capsys):
