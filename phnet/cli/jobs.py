@@ -84,6 +84,11 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
             raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {gaps}")
         if unopened:
             print(f"note: left out {unopened}")
+        special = _special_files(composite)
+        if special and clip:
+            raise SystemExit(f"error: a clip's frames may have no gap, and {composite} holds {special}")
+        if special:
+            print(f"note: left out {special}")
         masks: list[Path | None] = [None] * len(images)
         if mask is not None:
             found = find_masks(mask, images)
@@ -139,6 +144,19 @@ def _pictures(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Pat
     suffixes = readable_suffixes() if suffixes is None else suffixes
     return sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink() and not p.exists())
                   and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+
+
+def _special_files(folder: Path) -> str:
+    """The entries of ``folder`` named like pictures that are no files, nor folders (a pipe, a device: opened, one
+    waits for a writer), named with the fix, or ""; passed over, they went unnoticed."""
+    suffixes = readable_suffixes()
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in suffixes
+                   and p.exists() and not (p.is_file() or p.is_dir()))
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return (f"{shown}: {'they are' if len(names) > 1 else 'it is'} not a regular file (a pipe or a device, which "
+            "cannot be read twice): save the picture to a file")
 
 
 def _unopened(folder: Path, besides: list[Path] | None = None) -> str:

@@ -945,6 +945,23 @@ def test_an_exif_whose_tags_pillow_cannot_rewrite_still_turns_the_picture_uprigh
     assert upright.shape == (40, 20, 3) and upright[:3].mean() > 200
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
+def test_a_pipe_named_like_a_picture_is_named_not_passed_over(tiny_folder, tmp_path, capsys):
+    """A pipe (or a device) named b.png among the composites was passed over without a word: a clip went on with
+    a gap. It is not opened: that waits for a writer."""
+    comps, masks = folders(tmp_path, "a.png")
+    os.mkfifo(comps / "b.png")
+    (masks / "b.png").write_bytes((masks / "a.png").read_bytes())
+    assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
+    assert ("note: left out b.png: it is not a regular file (a pipe or a device, which cannot be read twice): save "
+            "the picture to a file\n") in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    with pytest.raises(SystemExit) as refused:
+        _harmonize(comps, masks, "-o", tmp_path / "clip/", "--weights", tiny_folder, "--temporal")
+    assert str(refused.value) == (f"error: a clip's frames may have no gap, and {comps} holds b.png: it is not a "
+                                  "regular file (a pipe or a device, which cannot be read twice): save the picture "
+                                  "to a file")
+
 def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_path, capsys):
     """HEIC and raw files were left out without a word, and a folder of them alone was 'no images'."""
     comps, masks = folders(tmp_path, "a.png")
