@@ -97,7 +97,9 @@ def _write(picture, target: Path, keep: dict[str, Any]) -> list[str]:
     if profile:
         space = b"GRAY" if picture.mode in ("L", "LA") else b"RGB "
         kind = profile[16:20].decode("ascii", "replace").strip()
-        if fmt == "BMP":
+        if len(profile) < 128 or profile[36:40] != b"acsp":  # an ICC profile's header and signature
+            left.append("the colour profile, which is damaged (no ICC profile's header)")
+        elif fmt == "BMP":
             left.append(f"the {kind} colour profile, which BMP cannot hold")
         elif profile[16:20] != space:
             left.append(f"the {kind} colour profile, which does not describe the {picture.mode} result")

@@ -187,6 +187,21 @@ def test_a_profile_of_another_colour_space_is_not_carried_and_that_is_said(tiny_
             "the RGB result") in capsys.readouterr().out
 
 
+def test_a_damaged_profile_is_not_carried_and_is_named_as_damaged(tiny_folder, tmp_path, capsys):
+    """A profile that is no ICC profile was named by its bytes 16-20 as a colour space: "leaves out the rbag colour
+    profile" (of b'garbage...'), "the  colour profile" (of a short one)."""
+    comp, mask = tmp_path / "comp.png", tmp_path / "mask.png"
+    _mask().save(mask)
+    for profile in (b"garbage" * 10, b"ab", SRGB[:36] + b"xxxx" + SRGB[40:]):
+        _composite().save(comp, icc_profile=profile)
+        assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+        assert "icc_profile" not in read_whole(tmp_path / "out.png").info
+        assert (f"note: from {comp}, {tmp_path / 'out.png'} leaves out the colour profile, which is damaged (no ICC "
+                "profile's header)\n") in capsys.readouterr().out
+    _composite().save(comp, icc_profile=SRGB)
+    assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
+    assert read_whole(tmp_path / "out.png").info["icc_profile"] == SRGB
+
 def _generated(tmp_path: Path) -> tuple[Path, Path, dict]:
     """A composite as image generators save it: their settings in PNG text chunks."""
     from PIL.PngImagePlugin import PngInfo
