@@ -36,7 +36,7 @@ def _not_a_file(path: Path) -> str:
     """Why ``path``, given for a picture, is none: missing, a folder, or a pipe or device (read twice, so no)."""
     if path.is_dir():
         return "is a folder, not a file"
-    if path.is_symlink():
+    if path.is_symlink() and not path.exists():
         return f"{links_to_nothing(path)}: connect it, or give another file"
     if path.exists():
         return "is not a regular file (a pipe or standard input cannot be read: save the picture to a file first)"

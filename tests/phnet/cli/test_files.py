@@ -977,6 +977,19 @@ def test_a_pipe_named_like_a_picture_is_named_not_passed_over(tiny_folder, tmp_p
                                   "regular file (a pipe or a device, which cannot be read twice): save the picture "
                                   "to a file")
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
+def test_a_link_to_a_pipe_is_named_as_no_regular_file_not_as_a_link_to_nothing(tmp_path):
+    """A composite or mask linked to a pipe or a device (/dev/zero) was said to link to something "which does not
+    exist (an unmounted drive?)", which was there."""
+    comp, mask = _pair(tmp_path)
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "piped.png").symlink_to(tmp_path / "pipe")
+    for given, what in (([tmp_path / "piped.png", mask], ""), ([comp, tmp_path / "piped.png"], "mask ")):
+        with pytest.raises(SystemExit) as refused:
+            _harmonize(*given, "-o", tmp_path / "out.png")
+        assert str(refused.value) == (f"error: {what}{tmp_path / 'piped.png'} is not a regular file (a pipe or "
+                                      "standard input cannot be read: save the picture to a file first)")
+
 def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_path, capsys):
     """HEIC and raw files were left out without a word, and a folder of them alone was 'no images'."""
     comps, masks = folders(tmp_path, "a.png")
