@@ -81,8 +81,12 @@ def image_to_tensor(
     channels = t.shape[1]
     if channels not in (1, 3, 4):
         first = layout.replace("C", "").replace("HW", "CHW")  # the same pictures, channels first
-        # a grey batch read as one picture (a 3-D array is HWC unless told): its width is taken for channels
-        grey = f"'BHW' if it is a grey batch of {data.shape[0]}" if layout == "HWC" and channels > 4 else ""
+        from ..options import MIN_SIDE
+
+        # a grey batch read as one picture (a 3-D array is HWC unless told): its width is taken for channels (a
+        # width under MIN_SIDE, which would be refused, is no picture's)
+        batch = layout == "HWC" and channels >= MIN_SIDE
+        grey = f"'BHW' if it is a grey batch of {data.shape[0]}" if batch else ""
         if layout.endswith("C") and data.shape[layout.index("H")] in (1, 3, 4):
             hint = f"; it looks channels-first: pass layout={first!r}" + (f" (one picture), or {grey}" if grey else "")
         else:

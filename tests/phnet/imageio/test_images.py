@@ -154,6 +154,12 @@ def test_a_grey_batch_array_read_as_one_picture_is_told_layout_bhw():
             io_.image_to_tensor(np.zeros((n, 40, 50), np.uint8))
     with pytest.raises(ValueError, match=r"got 2 \(layout HWC, shape \(40, 50, 2\)\)$"):  # grey and alpha
         io_.image_to_tensor(np.zeros((40, 50, 2), np.uint8))
+    # five channels (an RGB with two more planes) are not 40 pictures 5 wide, which would be refused as too small
+    with pytest.raises(ValueError, match=r"got 5 \(layout HWC, shape \(40, 50, 5\)\)$"):
+        io_.image_to_tensor(np.zeros((40, 50, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"got 8 \(layout HWC, shape \(40, 50, 8\)\); pass layout='BHW' if it is a "
+                                         r"grey batch of 40$"):
+        io_.image_to_tensor(np.zeros((40, 50, 8), np.uint8))
     assert io_.image_to_tensor(np.zeros((2, 40, 50), np.uint8), layout="BHW")[0].shape == (2, 3, 40, 50)
 
 
