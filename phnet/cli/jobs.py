@@ -59,6 +59,12 @@ def plan(composite: Path, mask: Path | None, output: str, compare: str | None = 
         raise SystemExit(f"error: -o {output} is an extension without a name (an empty variable before it?), which "
                          f"would be a hidden folder: name the file, e.g. out{out.name}, or end -o with / for a folder")
     fold = folded_name if folds_names(out) else str  # how the output folder compares names
+    if mask is not None and mask.exists() and composite.exists() and os.path.samefile(mask, composite):
+        if composite.is_dir():
+            raise SystemExit(f"error: the masks folder {mask} is the composites folder {composite} itself: give the "
+                             "masks' folder (or none, where each composite's alpha is its mask)")
+        raise SystemExit(f"error: the mask {mask} is the composite {composite} itself: give the mask's file (or none, "
+                         "where the composite's alpha is the mask)")
     references = None if reference is None else Path(reference)
     if references is not None and not (references.is_file() or references.is_dir()):
         raise SystemExit(f"error: reference mask {reference} {_not_a_file(references)}")

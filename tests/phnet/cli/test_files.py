@@ -990,6 +990,22 @@ def test_a_link_to_a_pipe_is_named_as_no_regular_file_not_as_a_link_to_nothing(t
         assert str(refused.value) == (f"error: {what}{tmp_path / 'piped.png'} is not a regular file (a pipe or "
                                       "standard input cannot be read: save the picture to a file first)")
 
+def test_a_mask_that_is_the_composite_itself_is_refused_before_any_work(tmp_path, monkeypatch):
+    """The composites folder given again as the masks' each failed on its own as "a colour picture", after the
+    weights had loaded; the composite given as its own mask was "a colour picture" too."""
+    monkeypatch.setattr(harmonize_command, "load_harmonizer", lambda *a: pytest.fail("weights loaded"))
+    comps, _ = folders(tmp_path, "a.png", "b.png")
+    with pytest.raises(SystemExit) as refused:
+        _harmonize(comps, str(comps) + "/", "-o", tmp_path / "out/")
+    assert str(refused.value) == (f"error: the masks folder {comps} is the composites folder {comps} itself: give "
+                                  "the masks' folder (or none, where each composite's alpha is its mask)")
+    os.link(comps / "a.png", tmp_path / "same.png")  # the same file by another name
+    with pytest.raises(SystemExit) as refused:
+        _harmonize(comps / "a.png", tmp_path / "same.png", "-o", tmp_path / "out.png")
+    assert str(refused.value) == (f"error: the mask {tmp_path / 'same.png'} is the composite {comps / 'a.png'} "
+                                  "itself: give the mask's file (or none, where the composite's alpha is the mask)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
+
 def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_path, capsys):
     """HEIC and raw files were left out without a word, and a folder of them alone was 'no images'."""
     comps, masks = folders(tmp_path, "a.png")
