@@ -10,6 +10,7 @@ import errno
 import functools
 import os
 import re
+import stat
 import struct
 import sys
 import unicodedata
@@ -242,6 +243,7 @@ def quiet_open(path: str | Path) -> PILFile:
 def _open_picture(path: str | Path, opened: list):
     from PIL import Image
 
+    _check_regular(path)
     try:
         with quiet():
             image = Image.open(path)
@@ -289,6 +291,18 @@ def _open_picture(path: str | Path, opened: list):
     except _DAMAGED as e:
         raise _unreadable(path, e) from None
     return image
+
+
+def _check_regular(path: str | Path) -> None:
+    """A pipe or a device (/dev/zero) is refused before it is opened: opening a pipe waits for a writer, and reading
+    a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, TypeError, ValueError):  # missing (named by the open), or no path
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"{path} is not a regular file (a pipe or a device, which cannot be read as a picture): save "
+                         "the picture to a file first")
 
 
 class _Drawing(ValueError):

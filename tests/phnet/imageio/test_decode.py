@@ -2,6 +2,8 @@
 and multi-page, damaged or empty files), the file closed, and PIL's warnings kept back."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -444,3 +446,18 @@ def test_a_pil_image_opened_from_a_damaged_file_is_refused_with_the_fix(tmp_path
         io_.mask_to_array(cut)
     with Image.open(tmp_path / "whole.png") as whole:
         assert io_.image_to_array(whole)[0].shape == (48, 64, 3)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
+def test_a_pipe_or_a_device_is_refused_not_waited_on(tmp_path):
+    """read_image of a pipe waited for a writer for ever (opening one blocks), and of /dev/zero read without end;
+    the CLI checked its own paths first, the library did not."""
+    os.mkfifo(tmp_path / "pipe.png")
+    for path in (tmp_path / "pipe.png", "/dev/zero"):
+        if not os.path.exists(path):
+            continue
+        for read in (io_.read_image, io_.read_mask):
+            with pytest.raises(ValueError) as refused:
+                read(path)
+            assert str(refused.value) == (f"{path} is not a regular file (a pipe or a device, which cannot be read as "
+                                          "a picture): save the picture to a file first")
