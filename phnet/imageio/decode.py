@@ -206,6 +206,9 @@ def _sixteen_bit_colour(path: str | Path, high) -> np.ndarray:
 def open_picture(path: str | Path) -> PILImage:
     """A loaded PIL image of one frame (close it, or use it in a ``with``); ``FileNotFoundError`` /
     ``ValueError`` naming the file otherwise, the file closed (an error kept in a notebook held it open)."""
+    if not isinstance(path, (str, os.PathLike)) and not hasattr(path, "read"):  # (PIL said "no attribute 'read'")
+        raise TypeError(f"a picture is read from a file's path (str or pathlib.Path) or an open binary file, not "
+                        f"{type(path).__name__} {path!r}"[:300])
     opened: list[PILImage] = []
     register_plugins()
     try:

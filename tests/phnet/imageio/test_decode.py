@@ -461,3 +461,17 @@ def test_a_pipe_or_a_device_is_refused_not_waited_on(tmp_path):
                 read(path)
             assert str(refused.value) == (f"{path} is not a regular file (a pipe or a device, which cannot be read as "
                                           "a picture): save the picture to a file first")
+
+
+@pytest.mark.parametrize("given", [3, None, 2.5])
+def test_a_value_that_is_no_path_nor_file_is_refused_by_its_type(given):
+    """PIL's "'int' object has no attribute 'read'" came through."""
+    words = f"read from a file's path .* or an open binary file, not {type(given).__name__}"
+    with pytest.raises(TypeError, match=words):
+        io_.read_image(given)
+
+
+def test_an_open_binary_file_is_read_as_its_path_is(tmp_path):
+    Image.new("RGB", (9, 8), (10, 20, 30)).save(tmp_path / "x.png")
+    with open(tmp_path / "x.png", "rb") as f:
+        assert (io_.read_image(f) == io_.read_image(tmp_path / "x.png")).all()
