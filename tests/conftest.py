@@ -1,7 +1,8 @@
 """Markers that hold for the whole suite: ``cuda`` tests run where a CUDA GPU is present, and are
 skipped (with the reason shown) everywhere else, CI included. The suite runs offline, as CI runs it: the
 Hugging Face client reads ``HF_HUB_OFFLINE`` once, when it is first imported, so it is set here, before any test
-module imports it (a test that sets it later changes only this project's own checks)."""
+module imports it, and the client imported here (a test that sets it later changes only this project's own
+checks)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,9 @@ import os
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# read here, so that no test that unsets it (an upload's checks) is the first to import the client: run first, the
+# trainer's tests left the client online for every test after them
+import huggingface_hub.constants  # noqa: E402,F401
 
 
 def pytest_collection_modifyitems(config, items):
