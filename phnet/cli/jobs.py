@@ -229,8 +229,10 @@ def find_masks(folder: Path, composites: list[Path], what: str = "mask") -> list
         wanted = list(dict.fromkeys(c.stem for c in missing))  # x.png and x.jpg look for the same x.*
         listed = ", ".join(f"{stem}.*" for stem in wanted[:10]) + (f" and {len(wanted) - 10} more"
                                                                    if len(wanted) > 10 else "")
+        special = _special_files(folder)  # a mask there that is a pipe or a device is not missing: it is named
         raise SystemExit(f"error: no {what} named {listed} in {folder} ({len(missing)} of {len(composites)} "
-                         "composites); name each mask like its composite")
+                         "composites); name each mask like its composite" + (f"; {folder} holds {special}" if special
+                                                                              else ""))
     return [m for m in found if m is not None]  # (every one, by now)
 
 

@@ -202,6 +202,7 @@ def test_a_damaged_profile_is_not_carried_and_is_named_as_damaged(tiny_folder, t
     assert _harmonize(comp, mask, "-o", tmp_path / "out.png", "--weights", tiny_folder) == 0
     assert read_whole(tmp_path / "out.png").info["icc_profile"] == SRGB
 
+
 def _generated(tmp_path: Path) -> tuple[Path, Path, dict]:
     """A composite as image generators save it: their settings in PNG text chunks."""
     from PIL.PngImagePlugin import PngInfo
@@ -977,6 +978,20 @@ def test_a_pipe_named_like_a_picture_is_named_not_passed_over(tiny_folder, tmp_p
                                   "regular file (a pipe or a device, which cannot be read twice): save the picture "
                                   "to a file")
 
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
+def test_a_mask_that_is_a_pipe_is_named_as_such_not_as_missing(tmp_path):
+    """"no mask named b.*" was all it said of a pipe named b.png among the masks."""
+    comps, masks = folders(tmp_path, "a.png", "b.png")
+    (masks / "b.png").unlink()
+    os.mkfifo(masks / "b.png")
+    with pytest.raises(SystemExit) as refused:
+        _harmonize(comps, masks, "-o", tmp_path / "out/")
+    assert str(refused.value) == (f"error: no mask named b.* in {masks} (1 of 2 composites); name each mask like its "
+                                  f"composite; {masks} holds b.png: it is not a regular file (a pipe or a device, "
+                                  "which cannot be read twice): save the picture to a file")
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
 def test_a_link_to_a_pipe_is_named_as_no_regular_file_not_as_a_link_to_nothing(tmp_path):
     """A composite or mask linked to a pipe or a device (/dev/zero) was said to link to something "which does not
@@ -989,6 +1004,7 @@ def test_a_link_to_a_pipe_is_named_as_no_regular_file_not_as_a_link_to_nothing(t
             _harmonize(*given, "-o", tmp_path / "out.png")
         assert str(refused.value) == (f"error: {what}{tmp_path / 'piped.png'} is not a regular file (a pipe or "
                                       "standard input cannot be read: save the picture to a file first)")
+
 
 def test_a_mask_that_is_the_composite_itself_is_refused_before_any_work(tmp_path, monkeypatch):
     """The composites folder given again as the masks' each failed on its own as "a colour picture", after the
@@ -1005,6 +1021,7 @@ def test_a_mask_that_is_the_composite_itself_is_refused_before_any_work(tmp_path
     assert str(refused.value) == (f"error: the mask {tmp_path / 'same.png'} is the composite {comps / 'a.png'} "
                                   "itself: give the mask's file (or none, where the composite's alpha is the mask)")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
+
 
 def test_photos_pillow_cannot_open_are_named_not_passed_over(tiny_folder, tmp_path, capsys):
     """HEIC and raw files were left out without a word, and a folder of them alone was 'no images'."""
