@@ -54,6 +54,7 @@ MAX_BYTES = 1 << 30  # far above the largest official checkpoint (about 160 MB):
 LOCK_NOTICE_S = 20.0  # a lock waited for this long is named, with the file to delete if no download holds it
 SOFT_LOCK_SUFFIX = ".marker"  # the marker file beside the lock file, where the disk has no file locks
 
+
 def default_folder() -> Path:
     """Where the library keeps official weights (see the module docstring for the variables it reads)."""
     if os.environ.get("PHNET_HOME"):

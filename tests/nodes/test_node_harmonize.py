@@ -189,6 +189,7 @@ def test_masks_that_do_not_pair_up_with_the_images_are_named_by_the_node_and_its
                                          r"frames: give one reference mask, or one per frame$"):
         frames.harmonize(phnet_model, img, subject, reference_mask=1 - subject[:2])
 
+
 def test_one_image_with_one_or_two_masks_names_the_unit_its_reference_masks_pair_with(nodes, phnet_model, portrait):
     """One image and one mask is one image; one image and two masks is harmonized once per mask, and its reference
     masks are counted against the masks (the wording followed the wrong branch under a hand-made mutant)."""

@@ -143,6 +143,7 @@ def test_a_tiny_mask_of_the_images_shape_is_named_too_small_not_another_shape(no
     with pytest.raises(ValueError, match=r"'mask' is 15x10 pixels but the image is 120x96, another shape"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, image, torch.ones(1, 10, 15))
 
+
 def test_only_likely_inverted_masks_are_refused(pack):
     """A big subject that reaches the bottom and the sides is fine; the background of a cut-out is not."""
     from importlib import import_module
@@ -442,6 +443,7 @@ def test_a_picture_without_its_batch_axis_is_refused_by_every_node(nodes, phnet_
                                          r"without the batch axis"):
         nodes["PHNetHarmonize"].harmonize(phnet_model, rgba, subject)
 
+
 def test_paste_subject_keeps_an_rgba_backgrounds_alpha_and_says_when_no_subject_lands(nodes, helpers):
     image, subject = helpers.portrait(b=1, h=48, w=64)
     alpha = torch.zeros(1, 48, 64)
@@ -517,6 +519,7 @@ def test_a_16_bit_cut_out_is_pasted_and_judged_on_its_scale(nodes, helpers):
     faint[..., 3] = 0
     with pytest.raises(ValueError, match="the subject's alpha is transparent everywhere"):
         paste(image, faint, x=10, y=8)
+
 
 def test_a_soft_subject_is_laid_over_an_rgba_background(nodes):
     """A feathered subject on a transparent canvas got the canvas's colour in its edge and too little alpha."""

@@ -97,6 +97,7 @@ def test_a_refusal_ending_as_a_sentence_is_followed_by_comfyui_s_words_after_one
         nodes["PHNetModelLoader"].load(NAME, "", "cpu", "auto")
     assert str(e.value).startswith("cannot write the download here. In ComfyUI: list a writable folder")
 
+
 def test_an_official_name_typed_as_the_hub_repo_is_kept_in_models_phnet_too(pack, comfy_env):
     loaders = importlib.import_module(f"{pack.__name__}.nodes.loaders")
     source, extra = loaders.resolve_phnet_source("default (bundled)", f" {NAME} ")

@@ -295,6 +295,7 @@ def test_a_missing_split_list_names_the_fix(tmp_path, split):
         build_dataset({"root": str(tmp_path / "FFHQH"), "ffhq_root": str(tmp_path / "ffhq"), "image_size": 32},
                       split)
 
+
 @pytest.mark.parametrize("policy", ["error", "skip"])
 def test_ffhqh_real_folder_without_the_real_images_names_ffhq_root(tmp_path, policy):
     """An ffhq_root that holds none of the split's real images (another folder of pictures, the FFHQ download's

@@ -491,6 +491,7 @@ def test_an_empty_name_or_a_dash_is_refused_before_any_work(tmp_path, monkeypatc
             _harmonize(*given)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.png", "mask.png"]
 
+
 def test_16bit_grey_composite_is_read_at_16_bits(tiny_folder, tmp_path, capsys):
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 65536, (H, W), dtype=np.uint16)

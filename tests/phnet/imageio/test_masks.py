@@ -269,6 +269,7 @@ def test_a_mask_file_transparent_everywhere_over_a_painted_mask_is_refused_by_wh
     Image.fromarray(np.zeros((100, 100, 4), np.uint8)).save(tmp_path / "nothing.png")  # nothing painted: empty
     assert io_.read_mask(tmp_path / "nothing.png").max() == 0
 
+
 @pytest.mark.parametrize("coloured", [1, 2])
 def test_a_mask_file_may_hold_colour_on_one_pixel_in_a_hundred(tmp_path, coloured):
     picture = np.zeros((10, 10, 3), np.uint8)

@@ -53,6 +53,7 @@ def test_points_alone_prompt_every_picture_without_a_box(seg):
     assert [p.outcome for p in got] == [Outcome.SEGMENTED] * 2 and len(calls) == 2
     assert calls[0]["box"] is None and calls[0]["points"] == [(20, 20)]
 
+
 def test_what_came_of_a_picture_is_said_as_data():
     from tests.helpers.tiny_sam import build_tiny_sam
 

@@ -256,6 +256,7 @@ def test_a_path_in_quotes_or_under_the_home_folder_loads(tmp_path, monkeypatch):
     for source in (f'"{tmp_path / "sam.safetensors"}"', "~/sam.safetensors"):
         assert has_tiny_sam_weights(SamSegmenter.from_pretrained(source, device="cpu").model)
 
+
 def test_corrupt_files(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00\x01garbage" * 10)
     with pytest.raises(ValueError, match="corrupt: download it again"):
