@@ -167,17 +167,11 @@ def test_a_process_no_forkserver_started_keeps_the_alive_pipe_of_the_server_it_s
 
 @needs_a_forkserver
 def test_a_training_worker_ends_with_the_trainer_and_leaves_it_ctrl_c(monkeypatch, alive_pipe):
-    from trainer.data.workers import start_training_worker
+    """Both starts: the pipe let go (above), and Ctrl-C left to the trainer (test_loop.py tests that start itself)."""
+    from trainer.data import workers
 
+    started = []
     monkeypatch.setattr("multiprocessing.forkserver._forkserver", ServerState([], alive_pipe[1]))
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for number in previous:
-            signal.signal(number, lambda *_: None)  # the trainer's stop handler, a forked worker's copy
-        start_training_worker(1)
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    assert ended(alive_pipe[0])
+    monkeypatch.setattr(workers, "ignore_stop_signals", started.append)
+    workers.start_training_worker(1)
+    assert started == [1] and ended(alive_pipe[0])
