@@ -40,6 +40,9 @@ def harmonize_one(harmonizer: Harmonizer, job: Job, args: argparse.Namespace, sa
     turned = orientation_note(job, (image.shape[0], image.shape[1]), keep)
     if turned:
         say(turned)
+    if image.ndim == 3 and image.shape[2] == 4 and not image[..., 3].any() and job.mask is not None:
+        say(f"note: {job.composite} is transparent everywhere (alpha 0), and {job.target} keeps its alpha, so it shows "
+            "nothing: save the composite without alpha to see the result")
     if image.dtype != np.uint8:
         say(f"note: {job.composite} is {depth(image)}; {job.target} is written with 8 bits per channel")
     if keep.get("read_at_8_bits"):

@@ -31,6 +31,23 @@ def test_single_composite_and_mask(tiny_folder, tmp_path, capsys):
     assert capsys.readouterr().out.endswith(f"wrote {out} and {compare}\n")
 
 
+def test_a_composite_transparent_everywhere_given_a_mask_says_its_result_shows_nothing(tiny_folder, tmp_path, capsys):
+    """Harmonized from its hidden colours, the result kept the composite's alpha 0 and was written without a word."""
+    comp, mask, out = tmp_path / "comp.png", tmp_path / "mask.png", tmp_path / "out.png"
+    hidden = _composite().convert("RGBA")
+    hidden.putalpha(0)
+    hidden.save(comp)
+    _mask().save(mask)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert (f"note: {comp} is transparent everywhere (alpha 0), and {out} keeps its alpha, so it shows nothing: save "
+            "the composite without alpha to see the result") in capsys.readouterr().out
+    assert np.asarray(read_whole(out))[..., 3].max() == 0
+    shown = _composite().convert("RGBA")
+    shown.save(comp)
+    assert _harmonize(comp, mask, "-o", out, "--weights", tiny_folder) == 0
+    assert "transparent everywhere" not in capsys.readouterr().out
+
+
 def test_strength_zero_changes_nothing(tiny_folder, tmp_path):
     comp, mask, out = tmp_path / "comp.png", tmp_path / "mask.png", tmp_path / "out.png"
     _composite().save(comp)
