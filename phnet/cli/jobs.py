@@ -12,7 +12,8 @@ from typing import Callable, NamedTuple
 
 from ..atomic import cannot_write_into, dangling_link, links_to_nothing, missing_target, nearest_existing
 from ..imageio import IMAGE_SUFFIXES
-from ..imageio.decode import MASK_ONLY, UNOPENED_PHOTOS, folded_name, folds_names, quiet_open, readable_suffixes
+from ..imageio.decode import (MASK_ONLY, NOT_A_FILE, UNOPENED_PHOTOS, folded_name, folds_names, quiet_open,
+                              readable_suffixes)
 from .saving import FORMATS, NO_ALPHA, eight_bit
 
 
@@ -39,7 +40,7 @@ def _not_a_file(path: Path) -> str:
     if path.is_symlink() and not path.exists():
         return f"{links_to_nothing(path)}: connect it, or give another file"
     if path.exists():
-        return "is not a regular file (a pipe or standard input cannot be read: save the picture to a file first)"
+        return f"is {NOT_A_FILE}"
     return "does not exist"
 
 
@@ -161,8 +162,7 @@ def _special_files(folder: Path) -> str:
     if not names:
         return ""
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    return (f"{shown}: {'they are' if len(names) > 1 else 'it is'} not a regular file (a pipe or a device, which "
-            "cannot be read twice): save the picture to a file")
+    return f"{shown}: {'they are' if len(names) > 1 else 'it is'} {NOT_A_FILE}"
 
 
 def _unopened(folder: Path, besides: list[Path] | None = None) -> str:

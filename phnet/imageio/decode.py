@@ -296,6 +296,10 @@ def _open_picture(path: str | Path, opened: list):
     return image
 
 
+NOT_A_FILE = ("not a regular file (a pipe or a device, which cannot be read as a picture): save the picture to a file "
+              "first")
+
+
 def _check_regular(path: str | Path) -> None:
     """A pipe or a device (/dev/zero) is refused before it is opened: opening a pipe waits for a writer, and reading
     a device never ends."""
@@ -304,8 +308,7 @@ def _check_regular(path: str | Path) -> None:
     except (OSError, TypeError, ValueError):  # missing (named by the open), or no path
         return
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise ValueError(f"{path} is not a regular file (a pipe or a device, which cannot be read as a picture): save "
-                         "the picture to a file first")
+        raise ValueError(f"{path} is {NOT_A_FILE}")
 
 
 class _Drawing(ValueError):

@@ -969,14 +969,14 @@ def test_a_pipe_named_like_a_picture_is_named_not_passed_over(tiny_folder, tmp_p
     os.mkfifo(comps / "b.png")
     (masks / "b.png").write_bytes((masks / "a.png").read_bytes())
     assert _harmonize(comps, masks, "-o", tmp_path / "out/", "--weights", tiny_folder) == 0
-    assert ("note: left out b.png: it is not a regular file (a pipe or a device, which cannot be read twice): save "
-            "the picture to a file\n") in capsys.readouterr().out
+    assert ("note: left out b.png: it is not a regular file (a pipe or a device, which cannot be read as a picture): "
+            "save the picture to a file first\n") in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
     with pytest.raises(SystemExit) as refused:
         _harmonize(comps, masks, "-o", tmp_path / "clip/", "--weights", tiny_folder, "--temporal")
     assert str(refused.value) == (f"error: a clip's frames may have no gap, and {comps} holds b.png: it is not a "
-                                  "regular file (a pipe or a device, which cannot be read twice): save the picture "
-                                  "to a file")
+                                  "regular file (a pipe or a device, which cannot be read as a picture): save the "
+                                  "picture to a file first")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
@@ -989,7 +989,7 @@ def test_a_mask_that_is_a_pipe_is_named_as_such_not_as_missing(tmp_path):
         _harmonize(comps, masks, "-o", tmp_path / "out/")
     assert str(refused.value) == (f"error: no mask named b.* in {masks} (1 of 2 composites); name each mask like its "
                                   f"composite; {masks} holds b.png: it is not a regular file (a pipe or a device, "
-                                  "which cannot be read twice): save the picture to a file")
+                                  "which cannot be read as a picture): save the picture to a file first")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are made so on POSIX only")
@@ -1003,7 +1003,7 @@ def test_a_link_to_a_pipe_is_named_as_no_regular_file_not_as_a_link_to_nothing(t
         with pytest.raises(SystemExit) as refused:
             _harmonize(*given, "-o", tmp_path / "out.png")
         assert str(refused.value) == (f"error: {what}{tmp_path / 'piped.png'} is not a regular file (a pipe or "
-                                      "standard input cannot be read: save the picture to a file first)")
+                                      "a device, which cannot be read as a picture): save the picture to a file first")
 
 
 def test_a_mask_that_is_the_composite_itself_is_refused_before_any_work(tmp_path, monkeypatch):

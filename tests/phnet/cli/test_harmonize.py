@@ -136,7 +136,8 @@ def test_a_pipe_given_for_a_picture_is_named_as_one(tiny_folder, tmp_path):
     _mask().save(tmp_path / "mask.png")
     for args in ([pipe, tmp_path / "comp.png"], [tmp_path / "comp.png", pipe],
                  [tmp_path / "comp.png", tmp_path / "mask.png", "--reference", pipe]):  # (it waited for a writer)
-        with pytest.raises(SystemExit, match="is not a regular file \\(a pipe or standard input cannot be read"):
+        with pytest.raises(SystemExit, match=r"is not a regular file \(a pipe or a device, which cannot be read as a "
+                                             r"picture\): save the picture to a file first"):
             _harmonize(*args, "-o", tmp_path / "out.png", "--weights", tiny_folder)
 
 
